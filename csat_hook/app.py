@@ -1,0 +1,32 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from csat_hook.config import Config
+from csat_hook.config import load_config
+from csat_hook.services import Services
+from csat_hook.services import build_services
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
+    """Build the web app. With no arguments, load the configuration from the environment.
+
+    Gunicorn entry point: ``gunicorn 'csat_hook.app:create_app()'``.
+    """
+    if services is None:
+        services = build_services(config if config is not None else load_config())
+    config = services.config
+    app = Flask("csat_hook")
+    app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["csat_hook"] = services
+    if config.server.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    from csat_hook import webhooks
+
+    app.register_blueprint(webhooks.bp)
+    return app

@@ -1,0 +1,404 @@
+"""Configuration: one YAML file, secrets from the environment, validated once at start-up.
+
+Flow: built-in defaults → the YAML file (``--config`` or ``$CSAT_HOOK_CONFIG``) → ``${VAR}``
+references inside it resolved from the environment → ``$DATABASE_URL`` overriding
+``database.url``. Nothing reads ``os.environ`` after :func:`load_config` returns.
+
+Every error names the key (``helpdesks.chatwoot.base_url: ...``) and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import ValidationError
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.errors import ConfigError
+
+ENV_CONFIG_PATH = "CSAT_HOOK_CONFIG"
+# Values that ship as defaults so a fresh checkout runs; `check-config` flags them.
+INSECURE_MARKER = "insecure"
+
+LINK_ROLES = ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "team", "token")
+REPLY_PLACEHOLDERS = frozenset(
+    {"agent_name", "agent_first_name", "customer_name", "ticket", "link", "helpdesk", "team"}
+)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in the YAML must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    threads: int = Field(default=8, ge=1, le=256)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    trust_proxy: bool = False
+
+
+class DatabaseConfig(StrictModel):
+    url: str = "sqlite:///var/csat-hook.sqlite3"
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", value):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class TokenConfig(StrictModel):
+    secret: SecretStr = SecretStr("dev-insecure-token-secret")
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a long random string)")
+        return value
+
+    def all_secrets(self) -> list[str]:
+        """The current secret first, then retired ones still accepted when verifying."""
+        return [self.secret.get_secret_value(),
+                *(s.get_secret_value() for s in self.previous_secrets)]
+
+
+class FormConfig(StrictModel):
+    kind: Literal["google_forms", "template"] = "google_forms"
+    url: str = "https://docs.google.com/forms/d/e/YOUR_FORM_ID/viewform"
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "agent_name": "entry.1000001",
+            "agent_id": "entry.1000002",
+            "ticket": "entry.1000003",
+            "token": "entry.1000004",
+        }
+    )
+    extra_params: dict[str, str] = Field(default_factory=dict)
+    url_template: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, entry in value.items():
+            if role not in LINK_ROLES:
+                raise ValueError(f"unknown field {role!r}; known: {', '.join(LINK_ROLES)}")
+            if not re.fullmatch(r"entry\.\d+", entry):
+                raise ValueError(f"{role}: {entry!r} is not a Google Forms entry id (entry.<N>)")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> FormConfig:
+        if self.kind == "template":
+            if not self.url_template:
+                raise ValueError("url_template is required when kind is template")
+            check_template(self.url_template, frozenset(LINK_ROLES), where="url_template")
+            if "{token}" not in self.url_template:
+                raise ValueError("url_template must contain {token}: answers are credited by it")
+        elif "token" not in self.fields:
+            raise ValueError("fields.token is required: answers are credited by the signed token")
+        return self
+
+
+class ReplyConfig(StrictModel):
+    default_language: str = "en"
+    templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "en": "Thanks for contacting us! How did {agent_name} do? "
+            "Rate this conversation (it takes 10 seconds): {link}",
+            "ru": "Спасибо за обращение! Оцените, пожалуйста, как с вами поработал(а) "
+            "{agent_name}: {link}",
+        }
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one template is required")
+        for lang, text in value.items():
+            check_template(text, REPLY_PLACEHOLDERS, where=lang)
+            if "{link}" not in text:
+                raise ValueError(f"{lang}: the template must contain {{link}}")
+        return value
+
+
+class SurveyConfig(StrictModel):
+    form: FormConfig = Field(default_factory=FormConfig)
+    reply: ReplyConfig = Field(default_factory=ReplyConfig)
+
+
+class PolicyConfig(StrictModel):
+    per_dialog: Literal["once", "every_close"] = "once"
+    send_delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
+    cancel_on_reopen: bool = True
+    customer_cooldown_days: float = Field(default=0, ge=0, le=3650)
+    skip_without_agent: bool = False
+    exclude_channels: list[str] = Field(default_factory=list)
+    exclude_teams: list[str] = Field(default_factory=list)
+
+
+class DeliveryConfig(StrictModel):
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base_seconds: float = Field(default=5, gt=0, le=3600)
+    backoff_cap_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
+    max_retry_after_seconds: float = Field(default=86400, gt=0)
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
+    read_timeout_seconds: float = Field(default=15, gt=0, le=600)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    poll_seconds: float = Field(default=5, gt=0, le=3600)
+    lease_seconds: float = Field(default=120, ge=5, le=86400)
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(StrictModel):
+    """The whole configuration. ``helpdesks`` maps an instance name to its adapter options."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    token: TokenConfig = Field(default_factory=TokenConfig)
+    survey: SurveyConfig = Field(default_factory=SurveyConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    helpdesks: dict[str, Any] = Field(default_factory=lambda: {"dryrun": {"type": "dryrun"}})
+
+    source: str = Field(default="<built-in defaults>", exclude=True)
+
+
+def check_template(text: str, allowed: frozenset[str] | set[str], *, where: str) -> None:
+    """Raise ValueError unless ``text`` only uses ``{name}`` placeholders from ``allowed``."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc} (write {{{{ and }}}} for literal braces)") from exc
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in allowed or spec or conversion:
+            known = ", ".join("{" + n + "}" for n in sorted(allowed))
+            raise ValueError(f"{where}: unknown placeholder {{{name}}}; known: {known}")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    return _expand(value, env, path, errors)
+
+
+def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces) and ``$$``."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if not text.startswith("${", i):
+            out.append(text[i])
+            i += 1
+            continue
+        depth, j = 1, i + 2
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        inner = text[i + 2 : j - 1]
+        name, sep, default = inner.partition(":-")
+        if depth or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            errors.append(f"{path}: malformed reference ${{{inner}}} (write ${{NAME}} or "
+                          "${NAME:-default}; $$ for a literal $)")
+            return text
+        if env.get(name):
+            out.append(env[name])
+        elif sep:
+            out.append(default)
+        else:
+            errors.append(f"{path}: environment variable {name} is not set")
+        i = j
+    return "".join(out)
+
+
+def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(top level)")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see config.example.yaml)"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def normalize_database_url(url: str) -> str:
+    """Map Heroku-style ``postgres://`` URLs onto SQLAlchemy's psycopg 3 dialect."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, interpolate and validate the configuration; raise ConfigError naming each bad key.
+
+    ``path`` None means ``$CSAT_HOOK_CONFIG`` if set, else the built-in defaults.
+    ``overrides`` is merged over the file (tests use it).
+    """
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get(ENV_CONFIG_PATH) or None
+    raw: dict[str, Any] = {}
+    source = "<built-in defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of sections")
+        raw = loaded
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+
+    errors: list[str] = []
+    raw = _interpolate(raw, env, "", errors)
+    if env.get("DATABASE_URL"):
+        raw.setdefault("database", {})
+        if isinstance(raw["database"], dict):
+            raw["database"]["url"] = env["DATABASE_URL"]
+    helpdesks = raw.pop("helpdesks", None)
+    if helpdesks is None:
+        helpdesks = Config.model_fields["helpdesks"].get_default(call_default_factory=True)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(_format_validation_error(exc))
+        config = None
+    if isinstance(helpdesks, dict):
+        validated = _validate_helpdesks(helpdesks, errors)
+    else:
+        errors.append("helpdesks: must be a mapping of instance name to options")
+    if errors or config is None:
+        raise ConfigError(_error_text(source, errors))
+    config.helpdesks = validated
+    config.source = source
+    config.database.url = normalize_database_url(config.database.url)
+    return config
+
+
+def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    from csat_hook.helpdesks import REGISTRY  # the registry imports adapters, which import us
+
+    validated: dict[str, Any] = {}
+    for name, options in raw.items():
+        where = f"helpdesks.{name}"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", str(name)):
+            errors.append(f"{where}: the name must be lower-case letters, digits, - or _ "
+                          "(it is the URL segment /webhooks/<name>)")
+            continue
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            errors.append(f"{where}: must be a mapping of options")
+            continue
+        kind = options.get("type", name)
+        adapter = REGISTRY.get(kind)
+        if adapter is None:
+            errors.append(f"{where}.type: unknown helpdesk type {kind!r}; "
+                          f"known: {', '.join(sorted(REGISTRY))}")
+            continue
+        try:
+            validated[name] = adapter.Options.model_validate({**options, "type": kind})
+        except ValidationError as exc:
+            errors.extend(_format_validation_error(exc, where))
+    if not validated and not errors:
+        errors.append("helpdesks: configure at least one helpdesk")
+    return validated
+
+
+def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _error_text(source: str, errors: list[str]) -> str:
+    return f"invalid configuration ({source}):\n" + "\n".join(f"  {line}" for line in errors)
+
+
+def masked_dump(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by a mask."""
+    data = config.model_dump(mode="json")
+    data["helpdesks"] = {
+        name: options.model_dump(mode="json") for name, options in config.helpdesks.items()
+    }
+    return data
+
+
+def insecure_settings(config: Config) -> list[str]:
+    """Dotted keys still holding a shipped development secret (fine locally, not in production)."""
+    found = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, SecretStr):
+            if INSECURE_MARKER in value.get_secret_value():
+                found.append(path)
+        elif isinstance(value, BaseModel):
+            for key in type(value).model_fields:
+                walk(getattr(value, key), f"{path}.{key}" if path else key)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(config, "")
+    return found

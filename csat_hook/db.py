@@ -1,0 +1,163 @@
+"""Schema and engine. SQLite by default, PostgreSQL (psycopg 3) through ``DATABASE_URL``.
+
+Table definitions live here; every statement that reads or writes them lives in
+:mod:`csat_hook.store`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no time zones; values are stored as naive UTC and handed back aware, so
+    comparisons in SQL and in Python agree on both backends.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row per survey decision: queued, sent, failed, skipped (by the send policy) or
+# cancelled (reopened before it went out). The unique key is what makes a vendor's retry of
+# the same close land on the same row.
+surveys = sa.Table(
+    "surveys",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("occurrence", sa.String(191), nullable=False, server_default=""),
+    sa.Column("agent_id", sa.String(191)),
+    sa.Column("agent_name", sa.String(255)),
+    sa.Column("agent_email", sa.String(255)),
+    sa.Column("customer_id", sa.String(191)),
+    sa.Column("customer_email", sa.String(255)),
+    sa.Column("customer_name", sa.String(255)),
+    sa.Column("team", sa.String(255)),
+    sa.Column("channel", sa.String(191)),
+    sa.Column("language", sa.String(16)),
+    sa.Column("token", sa.String(1024)),
+    sa.Column("link", sa.Text()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("skip_reason", sa.String(64)),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence"),
+    sa.UniqueConstraint("token"),
+    sa.Index(None, "helpdesk", "customer_id", "created_at"),
+    sa.Index(None, "status", "sent_at"),
+)
+
+# The delivery queue. A row is claimed by setting status=sending with a lease; a worker that
+# dies mid-delivery leaves a lease that expires, and the row is claimed again.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("context", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("claimed_by", sa.String(128)),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("last_http_status", sa.Integer()),
+    sa.Column("external_id", sa.String(191)),
+    sa.Column("body", sa.Text()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.UniqueConstraint("survey_id"),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Create the engine; for SQLite, create the file's folder and set durable pragmas."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a restarted database must not break the service for good
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_pre_ping=True,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Autocommit at the driver level; transactions are begun explicitly below so that a
+        # writer takes the lock up front (BEGIN IMMEDIATE) and waits on busy_timeout instead
+        # of failing when it upgrades a read lock.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_postgres(engine_or_conn: Engine | sa.Connection) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent)."""
+    metadata.create_all(engine)

@@ -1,0 +1,147 @@
+"""A fake helpdesk API on loopback, for demos, end-to-end tests and benchmarks.
+
+Every request to any path is recorded and answered ``200 {"id": <n>}`` unless a failure was
+scripted. Control endpoints (JSON):
+
+* ``GET /_fake/requests``: the recorded requests (method, path, query, headers, body);
+* ``DELETE /_fake/requests``: forget them;
+* ``POST /_fake/fail`` with ``{"count": 3, "status": 503}``: fail the next N API calls
+  (``"retry_after": 1`` adds that header).
+
+Not a product path: it exists so the real service can be exercised without a helpdesk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
+
+
+class FakeHelpdesk:
+    """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None,
+                 echo: bool = False, latency: float = 0.0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.failures: deque[tuple[int, float | None]] = deque()
+        self.lock = threading.Lock()
+        self.log_file = log_file
+        self.echo = echo
+        self.latency = latency
+        self._counter = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                return
+
+            def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None
+                       ) -> None:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                if parts.path.startswith("/_fake/"):
+                    self._control(parts.path, raw)
+                    return
+                if fake.latency:
+                    time.sleep(fake.latency)
+                status, body, headers = fake.record(self.command, parts.path, parts.query,
+                                                    dict(self.headers.items()), raw)
+                self._reply(status, body, headers)
+
+            def _control(self, path: str, raw: bytes) -> None:
+                if path == "/_fake/requests" and self.command == "GET":
+                    with fake.lock:
+                        self._reply(200, fake.requests)
+                elif path == "/_fake/requests" and self.command == "DELETE":
+                    with fake.lock:
+                        fake.requests.clear()
+                    self._reply(200, {"cleared": True})
+                elif path == "/_fake/fail" and self.command == "POST":
+                    spec = json.loads(raw or b"{}")
+                    fake.fail_next(int(spec.get("count", 1)), int(spec.get("status", 503)),
+                                   spec.get("retry_after"))
+                    self._reply(200, {"scripted": True})
+                else:
+                    self._reply(404, {"error": "unknown control endpoint"})
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.host = host
+        self.port = self.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
+        with self.lock:
+            self.failures.extend([(status, retry_after)] * count)
+
+    def record(self, method: str, path: str, query: str, headers: dict[str, str],
+               raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        with self.lock:
+            self._counter += 1
+            entry = {"n": self._counter, "at": time.time(), "method": method, "path": path,
+                     "query": dict(parse_qsl(query)), "headers": headers, "body": body}
+            failure = self.failures.popleft() if self.failures else None
+            entry["answered"] = failure[0] if failure else 200
+            self.requests.append(entry)
+            number = self._counter
+        if self.log_file:
+            with self.log_file.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        if self.echo:
+            print(f"{method} {path} -> {entry['answered']}: "
+                  f"{json.dumps(body, ensure_ascii=False)[:300]}", file=sys.stderr, flush=True)
+        if failure:
+            status, retry_after = failure
+            extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            return status, {"error": f"scripted failure {status}"}, extra
+        return 200, {"id": number, "status": "sent"}, {}
+
+    def api_requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.requests)
+
+    def start(self) -> FakeHelpdesk:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            self.server.serve_forever()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

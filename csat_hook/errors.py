@@ -1,0 +1,106 @@
+"""The error tree.
+
+Every error the service raises on purpose derives from :class:`CsatHookError`. Errors that
+reach an HTTP client carry the status they map to (``status``) and a stable machine-readable
+``code``; the one error handler in :mod:`csat_hook.webhooks` turns them into JSON. Messages
+never contain secrets or customer text: they name keys, paths and statuses, not values.
+"""
+
+from __future__ import annotations
+
+
+class CsatHookError(Exception):
+    """Base class. ``status`` is the HTTP status this error maps to."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body answered to an HTTP client."""
+        return {"error": self.code, "reason": self.message}
+
+
+class ConfigError(CsatHookError):
+    """The configuration is invalid; the message names the key and what is wrong."""
+
+    code = "config_error"
+
+
+class WebhookError(CsatHookError):
+    """A webhook request we refuse; subclasses set the status."""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadPayloadError(WebhookError):
+    """The body is not what the adapter expects (not JSON, a required field missing...)."""
+
+    status = 400
+    code = "bad_payload"
+
+
+class InvalidSignatureError(WebhookError):
+    """The sender could not be verified: bad, missing or stale signature or token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class UnknownHelpdeskError(WebhookError):
+    """No helpdesk with that name is configured."""
+
+    status = 404
+    code = "unknown_helpdesk"
+
+
+class PayloadTooLargeError(WebhookError):
+    """The body is over ``server.max_body_bytes``."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class ServiceUnavailableError(CsatHookError):
+    """A dependency (the database) is down; the sender should retry later."""
+
+    status = 503
+    code = "unavailable"
+
+
+class DeliveryError(CsatHookError):
+    """An outbound call failed.
+
+    ``retryable`` says whether trying again later can help (429, 5xx, timeouts, connection
+    errors) or not (other 4xx). ``retry_after`` is the delay in seconds the vendor asked for,
+    when it said so. ``http_status`` is the vendor's status, when there was a response.
+    """
+
+    status = 502
+    code = "delivery_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class TokenError(CsatHookError):
+    """A survey reference token is malformed, forged or signed with an unknown key."""
+
+    status = 400
+    code = "invalid_token"

@@ -1,0 +1,30 @@
+"""Helpdesk adapters, by type. Adding a vendor: one module, one line here, fixtures, tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
+from csat_hook.helpdesks.dryrun import DryRunHelpdesk
+from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.http import HttpClient
+
+REGISTRY: dict[str, type[Helpdesk]] = {
+    "dryrun": DryRunHelpdesk,
+    "generic": GenericHelpdesk,
+    "chatwoot": ChatwootHelpdesk,
+}
+
+
+def build_helpdesks(
+    options_by_name: Mapping[str, Any], *, http: HttpClient, clock: Callable[[], datetime]
+) -> dict[str, Helpdesk]:
+    """Instantiate every configured helpdesk from its validated options."""
+    return {
+        name: REGISTRY[options.type](name, options, http=http, clock=clock)
+        for name, options in options_by_name.items()
+    }

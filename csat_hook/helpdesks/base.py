@@ -1,0 +1,260 @@
+"""The helpdesk adapter interface and what adapters share.
+
+An adapter does four things, each for one vendor:
+
+* :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
+* :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.records.Event`;
+* :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
+* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email.
+
+Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
+delivery worker decides. They build from plain options validated by their ``Options`` model.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic import SecretStr
+
+from csat_hook.config import StrictModel
+from csat_hook.errors import BadPayloadError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.http import HttpClient
+from csat_hook.records import Event
+from csat_hook.records import Person
+from csat_hook.records import Reply
+from csat_hook.records import SendResult
+from csat_hook.records import WebhookRequest
+
+Clock = Callable[[], datetime]
+
+
+class AgentInfo(StrictModel):
+    name: str | None = None
+    email: str | None = None
+
+
+class HelpdeskOptions(StrictModel):
+    """Options every adapter accepts, on top of its own."""
+
+    type: str
+    # Static agent directory, id → name/email: wins over the vendor API, needs no API access.
+    agents: dict[str, AgentInfo] = Field(default_factory=dict)
+    agent_cache_seconds: float = Field(default=3600, ge=0)
+    # Link to a ticket for reports, e.g. https://desk.example.com/tickets/{ticket}
+    ticket_url_template: str | None = None
+
+
+class Helpdesk(abc.ABC):
+    """Base class of every adapter. ``name`` is the configured instance (URL segment)."""
+
+    type: ClassVar[str]
+    Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
+
+    def __init__(self, name: str, options: HelpdeskOptions, *, http: HttpClient,
+                 clock: Clock) -> None:
+        self.name = name
+        self.options = options
+        self.http = http
+        self.clock = clock
+        self._agent_cache: dict[str, tuple[float, Person]] = {}
+        self._agent_lock = threading.Lock()
+
+    # --- the vendor-specific part ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise InvalidSignatureError unless the vendor sent exactly this body."""
+
+    @abc.abstractmethod
+    def parse(self, request: WebhookRequest) -> Event:
+        """Return DialogClosed, DialogReopened or Ignored; raise BadPayloadError if malformed."""
+
+    @abc.abstractmethod
+    def send_reply(self, reply: Reply) -> SendResult:
+        """Post ``reply.text`` into the dialog; raise DeliveryError on failure."""
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        """Look an agent up through the vendor API (override where the vendor has one)."""
+        return None
+
+    # --- shared behaviour ------------------------------------------------------------------
+
+    def resolve_agent(self, agent: Person, context: Mapping[str, Any]) -> Person:
+        """Fill in name and email: static map, then cache, then the vendor API.
+
+        Raises DeliveryError when the vendor lookup fails; the caller decides whether to
+        retry or to send with what is known.
+        """
+        if agent.name and agent.email:
+            return agent
+        if agent.id and agent.id in self.options.agents:
+            info = self.options.agents[agent.id]
+            return agent.merged(Person(id=agent.id, name=info.name, email=info.email))
+        if not agent.id:
+            return agent
+        cached = self._cached_agent(agent.id)
+        if cached is not None:
+            return agent.merged(cached)
+        found = self.fetch_agent(agent, context)
+        if found is None:
+            return agent
+        with self._agent_lock:
+            self._agent_cache[agent.id] = (time.monotonic(), found)
+        return agent.merged(found)
+
+    def _cached_agent(self, agent_id: str) -> Person | None:
+        with self._agent_lock:
+            entry = self._agent_cache.get(agent_id)
+        if entry and time.monotonic() - entry[0] < self.options.agent_cache_seconds:
+            return entry[1]
+        return None
+
+    def ticket_url(self, dialog_id: str) -> str | None:
+        template = self.options.ticket_url_template
+        return template.replace("{ticket}", dialog_id) if template else None
+
+    def explain(self, request: WebhookRequest) -> dict[str, Any]:
+        """What :meth:`parse` makes of a payload, for ``csat-hook inspect-payload``."""
+        event = self.parse(request)
+        return {"result": type(event).__name__, **asdict(event)}
+
+
+# --- helpers for verify() -------------------------------------------------------------------
+
+
+def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha256") -> bytes:
+    key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()
+
+
+def signature_matches(expected: bytes, given: str | None, *, encoding: str,
+                      prefix: str = "") -> bool:
+    """Constant-time comparison of a received signature header with the expected digest."""
+    if not given:
+        return False
+    given = given.strip()
+    if prefix:
+        if not given.lower().startswith(prefix.lower()):
+            return False
+        given = given[len(prefix):]
+    if encoding == "hex":
+        expected_text = expected.hex()
+        given = given.lower()
+    else:
+        expected_text = base64.b64encode(expected).decode("ascii")
+    return hmac.compare_digest(expected_text.encode("ascii"), given.encode("utf-8", "replace"))
+
+
+def require_fresh(timestamp: datetime | None, now: datetime, tolerance_seconds: float) -> None:
+    """Reject a signed timestamp that is missing or outside the tolerance window."""
+    if timestamp is None:
+        raise InvalidSignatureError("missing or unreadable signature timestamp")
+    if abs((now - timestamp).total_seconds()) > tolerance_seconds:
+        raise InvalidSignatureError(
+            f"signature timestamp outside the {tolerance_seconds:g} s tolerance window "
+            "(replayed or clock skew)"
+        )
+
+
+def shared_token_matches(request: WebhookRequest, token: SecretStr, *,
+                         header: str | None, query: str | None) -> bool:
+    """True when the shared token arrives in the header or the query parameter."""
+    expected = token.get_secret_value().encode("utf-8")
+    candidates = []
+    if header:
+        value = request.header(header)
+        if value and header.lower() == "authorization" and " " in value:
+            value = value.split(" ", 1)[1]  # "Bearer <token>" / "Token <token>"
+        candidates.append(value)
+    if query:
+        candidates.append(request.query.get(query))
+    return any(
+        value is not None and hmac.compare_digest(expected, value.encode("utf-8", "replace"))
+        for value in candidates
+    )
+
+
+# --- helpers for parse() --------------------------------------------------------------------
+
+
+def dig(data: Any, path: str) -> Any:
+    """``data["a"]["b"][0]`` for ``"a.b.0"``; None when any step is missing."""
+    current = data
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            current = current[index] if -len(current) <= index < len(current) else None
+        else:
+            return None
+        if current is None:
+            return None
+    return current
+
+
+def as_text(value: Any, *, limit: int = 191) -> str | None:
+    """A scalar as a trimmed string (ints stay exact); None for missing, empty or non-scalar."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text[:limit] if text else None
+
+
+def require_object(payload: Any) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise BadPayloadError("the JSON body must be an object", code="not_an_object")
+    return payload
+
+
+def require_text(payload: Any, path: str, what: str) -> str:
+    value = as_text(dig(payload, path))
+    if value is None:
+        raise BadPayloadError(f"{what} is missing ({path})", code="missing_field")
+    return value
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not isinstance(value, int | float):
+        return None
+    number = float(value)
+    if number > 1e11:  # milliseconds
+        number /= 1000
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,192 @@
+"""Chatwoot (cloud and self-hosted).
+
+* Close: the ``conversation_status_changed`` event with ``status == "resolved"`` (also the
+  older ``conversation_resolved``). Reopen: status back to ``open`` (or ``conversation_opened``).
+  See https://www.chatwoot.com/docs/product/others/webhook-events
+* Signing (v4.11.2+): ``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(secret,
+  "{X-Chatwoot-Timestamp}.{raw body}")>``, the secret being the webhook's own. Older installs
+  sign nothing: configure ``webhook_token`` and put ``?token=...`` in the webhook URL.
+* Reply: ``POST {base}/api/v1/accounts/{account}/conversations/{id}/messages`` with header
+  ``api_access_token``. See
+  https://developers.chatwoot.com/api-reference/messages/create-new-message
+* Agent email: not in webhooks; ``GET /api/v1/accounts/{account}/agents`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic import model_validator
+
+from csat_hook.errors import DeliveryError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import require_fresh
+from csat_hook.helpdesks.base import require_object
+from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import shared_token_matches
+from csat_hook.helpdesks.base import signature_matches
+from csat_hook.records import DialogClosed
+from csat_hook.records import DialogReopened
+from csat_hook.records import Event
+from csat_hook.records import Ignored
+from csat_hook.records import Person
+from csat_hook.records import Reply
+from csat_hook.records import SendResult
+from csat_hook.records import WebhookRequest
+
+# https://developers.chatwoot.com/api-reference/messages/create-new-message
+MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"
+# https://developers.chatwoot.com/api-reference/agents/list-agents-in-account
+AGENTS_PATH = "/api/v1/accounts/{account}/agents"
+
+CLOSE_EVENTS = frozenset({"conversation_status_changed", "conversation_resolved"})
+REOPEN_EVENTS = frozenset({"conversation_opened"})
+
+
+class ChatwootOptions(HelpdeskOptions):
+    type: str = "chatwoot"
+    base_url: str = "https://app.chatwoot.com"
+    api_access_token: SecretStr
+    account_id: int | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+    tolerance_seconds: float = 300
+
+    @model_validator(mode="after")
+    def _some_auth(self) -> ChatwootOptions:
+        if self.webhook_secret is None and self.webhook_token is None:
+            raise ValueError("set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
+                             "(older installs: add ?token=... to the webhook URL)")
+        self.base_url = self.base_url.rstrip("/")
+        return self
+
+
+class ChatwootHelpdesk(Helpdesk):
+    type = "chatwoot"
+    Options = ChatwootOptions
+    options: ChatwootOptions
+
+    def verify(self, request: WebhookRequest) -> None:
+        signature = request.header("X-Chatwoot-Signature")
+        secret = self.options.webhook_secret
+        if secret is not None and signature:
+            timestamp = request.header("X-Chatwoot-Timestamp") or ""
+            require_fresh(parse_timestamp(timestamp), self.clock(), self.options.tolerance_seconds)
+            expected = hmac_digest(secret, timestamp.encode("ascii", "replace") + b"."
+                                   + request.body)
+            if not signature_matches(expected, signature, encoding="hex", prefix="sha256="):
+                raise InvalidSignatureError("X-Chatwoot-Signature does not match the body")
+            return
+        token = self.options.webhook_token
+        if token is not None and shared_token_matches(request, token, header="X-Webhook-Token",
+                                                      query="token"):
+            return
+        if secret is not None:
+            raise InvalidSignatureError("missing X-Chatwoot-Signature")
+        raise InvalidSignatureError("missing or wrong webhook token")
+
+    def parse(self, request: WebhookRequest) -> Event:
+        payload = require_object(request.json())
+        event = as_text(payload.get("event")) or ""
+        status = (as_text(payload.get("status")) or "").lower()
+        if event in CLOSE_EVENTS and (status == "resolved" or event == "conversation_resolved"):
+            return self._closed(payload, request)
+        if event in REOPEN_EVENTS or (
+            event == "conversation_status_changed" and status == "open"
+            and _previous_status(payload) == "resolved"
+        ):
+            return DialogReopened(self.name, require_text(payload, "id", "conversation id"))
+        return Ignored(f"{event or 'unnamed event'} ({status or 'no status'}) is not a close")
+
+    def _closed(self, payload: Mapping[str, Any], request: WebhookRequest) -> DialogClosed:
+        assignee = dig(payload, "meta.assignee") or {}
+        is_bot = (as_text(dig(payload, "meta.assignee_type")) or "").lower() == "agentbot"
+        agent = Person() if is_bot or not isinstance(assignee, Mapping) else Person(
+            id=as_text(assignee.get("id")),
+            name=as_text(assignee.get("available_name")) or as_text(assignee.get("name")),
+            email=as_text(assignee.get("email")),
+        )
+        sender = dig(payload, "meta.sender") or {}
+        account = as_text(payload.get("account_id")) or as_text(dig(payload, "account.id")) \
+            or as_text(dig(payload, "messages.0.account_id"))
+        updated = payload.get("updated_at")
+        return DialogClosed(
+            helpdesk=self.name,
+            dialog_id=require_text(payload, "id", "conversation id"),
+            agent=agent,
+            customer=Person(
+                id=as_text(sender.get("id")) if isinstance(sender, Mapping) else None,
+                name=as_text(sender.get("name")) if isinstance(sender, Mapping) else None,
+                email=as_text(sender.get("email")) if isinstance(sender, Mapping) else None,
+            ),
+            team=as_text(dig(payload, "meta.team.name")),
+            channel=as_text(payload.get("channel")),
+            language=as_text(dig(payload, "additional_attributes.browser_language"), limit=16),
+            closed_at=parse_timestamp(updated) or parse_timestamp(payload.get("timestamp")),
+            occurrence=as_text(updated) or request.header("X-Chatwoot-Delivery")
+            or as_text(payload.get("timestamp")),
+            reply_context={"account_id": account} if account else {},
+        )
+
+    def _account(self, context: Mapping[str, Any]) -> str:
+        account = context.get("account_id") or self.options.account_id
+        if not account:
+            raise DeliveryError(
+                f"the Chatwoot account id is unknown: set helpdesks.{self.name}.account_id",
+                retryable=False,
+            )
+        return str(account)
+
+    def send_reply(self, reply: Reply) -> SendResult:
+        url = self.options.base_url + MESSAGES_PATH.format(
+            account=self._account(reply.context), conversation=reply.dialog_id)
+        response = self.http.request(
+            "POST",
+            url,
+            headers={"api_access_token": self.options.api_access_token.get_secret_value()},
+            json={
+                "content": reply.text,
+                "message_type": "outgoing",
+                "private": False,
+                "content_type": "text",
+            },
+        )
+        body = _json(response)
+        return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        url = self.options.base_url + AGENTS_PATH.format(account=self._account(context))
+        response = self.http.request(
+            "GET", url, retries=2,
+            headers={"api_access_token": self.options.api_access_token.get_secret_value()},
+        )
+        for row in _json(response) or []:
+            if isinstance(row, Mapping) and as_text(row.get("id")) == agent.id:
+                return Person(id=agent.id,
+                              name=as_text(row.get("available_name")) or as_text(row.get("name")),
+                              email=as_text(row.get("email")))
+        return None
+
+
+def _previous_status(payload: Mapping[str, Any]) -> str | None:
+    changes = payload.get("changed_attributes")
+    if isinstance(changes, list):
+        for change in changes:
+            if isinstance(change, Mapping) and isinstance(change.get("status"), Mapping):
+                return as_text(change["status"].get("previous_value"))
+    return None
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,58 @@
+"""The dry-run helpdesk: the embedded default, for trying csat-hook without a helpdesk account.
+
+It accepts webhooks in the generic adapter's default format (configurable the same way) and,
+instead of calling an API, appends each reply to a JSON-lines file and logs that it did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from pydantic import Field
+from pydantic import SecretStr
+
+from csat_hook.helpdesks.generic import AuthOptions
+from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.helpdesks.generic import GenericOptions
+from csat_hook.records import Reply
+from csat_hook.records import SendResult
+
+logger = logging.getLogger(__name__)
+_write_lock = threading.Lock()
+
+
+class DryRunOptions(GenericOptions):
+    type: str = "dryrun"
+    auth: AuthOptions = Field(
+        default_factory=lambda: AuthOptions(token=SecretStr("dev-insecure-dryrun-token"))
+    )
+    output: str = "var/dry-run-replies.jsonl"
+
+
+class DryRunHelpdesk(GenericHelpdesk):
+    """Stores and logs replies instead of sending them."""
+
+    type = "dryrun"
+    Options = DryRunOptions
+    options: DryRunOptions
+
+    def send_reply(self, reply: Reply) -> SendResult:
+        record = {
+            "helpdesk": reply.helpdesk,
+            "dialog_id": reply.dialog_id,
+            "text": reply.text,
+            "link": reply.link,
+            "agent": {"id": reply.agent.id, "name": reply.agent.name, "email": reply.agent.email},
+            "idempotency_key": reply.idempotency_key,
+            "at": self.clock().isoformat(),
+        }
+        path = Path(self.options.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _write_lock, path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        logger.info("dryrun.reply-stored", extra={"helpdesk": self.name,
+                                                  "dialog_id": reply.dialog_id})
+        return SendResult(external_id=f"dryrun-{reply.idempotency_key}")

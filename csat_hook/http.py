@@ -1,0 +1,147 @@
+"""The one outbound HTTP boundary.
+
+Every call to a helpdesk goes through :class:`HttpClient`, which always sets a timeout and
+turns ``requests`` failures into :class:`~csat_hook.errors.DeliveryError` exactly once:
+429, 408, 409, 425 and 5xx, timeouts and connection errors are retryable; other 4xx are
+permanent. Retries of a reply are the outbox's job (bounded by ``delivery.max_attempts``);
+``retries=`` here is only for idempotent reads such as agent look-ups.
+
+Error messages name the method, host and status, never the URL's query (it can hold a token)
+nor the response body (it can echo customer text).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from csat_hook import __version__
+from csat_hook.errors import DeliveryError
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now())
+
+
+class HttpClient:
+    """Timeouts, connection reuse and error translation for outbound calls."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 15.0,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.timeout = (connect_timeout, read_timeout)
+        self._session_factory = session_factory
+        self._local = threading.local()
+        self._sleep = sleep
+
+    @property
+    def session(self) -> requests.Session:
+        # One session per thread: requests does not promise Session is thread-safe.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._session_factory()
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+        return session
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        retries: int = 0,
+        retry_after_headers: Iterable[str] = ("Retry-After",),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request; return the 2xx response or raise DeliveryError.
+
+        ``retries`` > 0 retries retryable failures in place with capped, jittered backoff
+        (for idempotent reads only; never set it for a reply).
+        """
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("allow_redirects", False)
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(method, url, tuple(retry_after_headers), kwargs)
+            except DeliveryError as exc:
+                if not exc.retryable or attempt >= retries:
+                    raise
+                attempt += 1
+                delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+                if exc.retry_after is not None:
+                    delay = min(max(delay, exc.retry_after), 30.0)
+                self._sleep(delay)
+
+    def _send_once(
+        self, method: str, url: str, retry_after_headers: tuple[str, ...], kwargs: dict[str, Any]
+    ) -> requests.Response:
+        where = f"{method} {_host(url)}"
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.Timeout as exc:
+            raise DeliveryError(f"{where}: timed out", retryable=True) from exc
+        except requests.ConnectionError as exc:
+            raise DeliveryError(f"{where}: connection failed", retryable=True) from exc
+        except requests.RequestException as exc:
+            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=False) from exc
+        if 200 <= response.status_code < 300:
+            return response
+        status = response.status_code
+        retry_after = None
+        for header in retry_after_headers:
+            retry_after = parse_retry_after(response.headers.get(header))
+            if retry_after is not None:
+                break
+        response.close()
+        raise DeliveryError(
+            f"{where}: HTTP {status} {response.reason or ''}".rstrip(),
+            retryable=is_retryable_status(status),
+            http_status=status,
+            retry_after=retry_after,
+        )
+
+
+def _host(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1] or "?"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,69 @@
+"""``csat-hook inspect-payload``: what a received payload contains and what we take from it.
+
+Built for helpdesks whose webhook format is not documented (Eadesk/Yeahdesk): save one real
+payload (``capture_dir`` on a generic helpdesk does it), then read it here while writing the
+mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.records import WebhookRequest
+
+MAX_VALUE = 60
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every leaf of a JSON document with its JMESPath (``a.b[0].c``)."""
+    if isinstance(value, dict):
+        if not value:
+            return [(prefix or "@", {})]
+        items: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            name = key if _plain(key) else json.dumps(key, ensure_ascii=False)
+            items.extend(flatten(item, f"{prefix}.{name}" if prefix else name))
+        return items
+    if isinstance(value, list):
+        if not value:
+            return [(prefix or "@", [])]
+        return [pair for i, item in enumerate(value) for pair in flatten(item, f"{prefix}[{i}]")]
+    return [(prefix or "@", value)]
+
+
+def _plain(key: str) -> bool:
+    return key.replace("_", "a").isalnum() and key.isascii() and not key[:1].isdigit()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
+def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool) -> str:
+    """A report: every path in the payload, then the adapter's reading of it."""
+    lines = [f"helpdesk: {adapter.name} (type {adapter.type})"]
+    if verify:
+        adapter.verify(request)
+        lines.append("sender: verified")
+    payload = request.json()
+    lines.append("")
+    lines.append("paths in the payload:")
+    for path, value in flatten(payload):
+        lines.append(f"  {path} = {_short(value)}")
+    explained = adapter.explain(request)
+    lines.append("")
+    if "expressions" in explained:
+        lines.append("mapping (JMESPath → value):")
+        for key, expr in explained["expressions"].items():
+            found = explained["extracted"].get(key)
+            mark = "" if found not in (None, "", [], {}) else "   <-- nothing here"
+            lines.append(f"  {key}: {expr} → {_short(found)}{mark}")
+        lines.append("")
+    result = {k: v for k, v in explained.items() if k not in ("expressions", "extracted")}
+    lines.append(f"result: {result.pop('result')}")
+    for key, value in result.items():
+        lines.append(f"  {key}: {_short(value) if not isinstance(value, str) else value}")
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""Plain values that cross module boundaries.
+
+Vendor shapes stop at the adapters: everything downstream of a helpdesk adapter sees these
+records, never a vendor's JSON or headers.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+from csat_hook.errors import BadPayloadError
+
+_UNPARSED = object()
+
+
+@dataclass
+class WebhookRequest:
+    """An inbound webhook, detached from Flask.
+
+    ``headers`` keys are lower-case. ``body`` is the raw bytes the sender signed.
+    """
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    received_at: datetime
+    content_type: str = ""
+    _parsed: Any = field(default=_UNPARSED, repr=False)
+
+    def header(self, name: str) -> str | None:
+        """A header value by case-insensitive name, or None."""
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body parsed as JSON (or as a form, when it was posted as one).
+
+        Raises :class:`BadPayloadError` when the body is neither. The result is cached.
+        """
+        if self._parsed is _UNPARSED:
+            self._parsed = _parse_body(self.body, self.content_type)
+        return self._parsed
+
+
+def _parse_body(body: bytes, content_type: str) -> Any:
+    if not body.strip():
+        raise BadPayloadError("the request body is empty", code="empty_body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayloadError("the request body is not valid UTF-8", code="bad_encoding") from exc
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        # Some senders post JSON inside a form field; unwrap the conventional ones.
+        for key in ("payload", "data", "json"):
+            if key in form and len(form) == 1:
+                text = form[key]
+                break
+        else:
+            return form
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadPayloadError("the request body is not valid JSON", code="invalid_json") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser accepts them unless told otherwise.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+@dataclass(frozen=True)
+class Person:
+    """An agent or a customer as a helpdesk describes them. Any field may be unknown."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.id or self.name or self.email)
+
+    @property
+    def key(self) -> str | None:
+        """The most stable identifier we have: id, else email, else name."""
+        return self.id or (self.email.lower() if self.email else None) or self.name
+
+    @property
+    def display(self) -> str:
+        """What to show a customer or a manager: name, else email, else id."""
+        return self.name or self.email or self.id or ""
+
+    def merged(self, other: Person) -> Person:
+        """Fill the fields this one lacks from ``other``."""
+        return Person(
+            id=self.id or other.id,
+            name=self.name or other.name,
+            email=self.email or other.email,
+        )
+
+
+@dataclass(frozen=True)
+class DialogClosed:
+    """A dialog was closed: the event that leads to a survey.
+
+    ``occurrence`` identifies this particular close (a vendor event id, a close time), so a
+    vendor retry of the same close is recognised even when re-surveying on every close is on.
+    ``reply_context`` holds the vendor values the adapter needs later to post the reply
+    (an account id, a customer id...); it must be JSON-serialisable.
+    """
+
+    helpdesk: str
+    dialog_id: str
+    agent: Person = field(default_factory=Person)
+    customer: Person = field(default_factory=Person)
+    team: str | None = None
+    channel: str | None = None
+    language: str | None = None
+    closed_at: datetime | None = None
+    occurrence: str | None = None
+    reply_context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DialogReopened:
+    """A dialog was reopened; a survey still waiting to be sent may be cancelled."""
+
+    helpdesk: str
+    dialog_id: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event we deliberately do nothing with, and why (answered 200 so vendors stop)."""
+
+    reason: str
+
+
+Event = DialogClosed | DialogReopened | Ignored
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply to post into a dialog, as the delivery worker hands it to an adapter."""
+
+    helpdesk: str
+    dialog_id: str
+    text: str
+    link: str
+    agent: Person
+    customer: Person
+    context: Mapping[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the vendor answered to a posted reply. ``external_id`` is its message id."""
+
+    external_id: str | None = None

@@ -1,0 +1,352 @@
+"""Every SQL statement the service runs against surveys and the outbox.
+
+Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
+transaction (``with engine.begin() as conn``): the caller owns the unit of work. Idempotency
+comes from unique constraints and conditional updates, never from read-then-write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from csat_hook.db import outbox
+from csat_hook.db import surveys
+
+NOTIFY_CHANNEL = "csat_hook_outbox"
+
+# Survey statuses.
+QUEUED, SENT, FAILED, SKIPPED, CANCELLED = "queued", "sent", "failed", "skipped", "cancelled"
+# Outbox statuses.
+PENDING, SENDING = "pending", "sending"
+OUTBOX_STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def insert_survey(conn: sa.Connection, values: Mapping[str, Any]) -> int | None:
+    """Insert a survey; return its id, or None when the same close is already recorded.
+
+    A survey that was cancelled (the dialog was reopened before it went out) is revived by a
+    later close instead: the customer never received it.
+    """
+    stmt = (
+        _insert(conn, surveys)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["helpdesk", "dialog_id", "occurrence"])
+        .returning(surveys.c.id)
+    )
+    survey_id = conn.execute(stmt).scalar()
+    if survey_id is not None:
+        return int(survey_id)
+    revived = conn.execute(
+        sa.update(surveys)
+        .where(
+            surveys.c.helpdesk == values["helpdesk"],
+            surveys.c.dialog_id == values["dialog_id"],
+            surveys.c.occurrence == values.get("occurrence", ""),
+            surveys.c.status == CANCELLED,
+        )
+        .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
+        .returning(surveys.c.id)
+    ).scalar()
+    return int(revived) if revived is not None else None
+
+
+def enqueue_reply(conn: sa.Connection, values: Mapping[str, Any]) -> int:
+    """Queue the reply for a survey (or re-arm the queue row of a revived survey)."""
+    stmt = _insert(conn, outbox).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["survey_id"],
+        set_={
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": values["next_attempt_at"],
+            "context": values["context"],
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": None,
+            "last_http_status": None,
+            "updated_at": values["updated_at"],
+        },
+    ).returning(outbox.c.id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def notify_workers(conn: sa.Connection) -> None:
+    """Wake delivery workers in other processes (PostgreSQL LISTEN/NOTIFY, sent on commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
+
+
+def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
+    """Cancel replies for a dialog that have not started to go out; return how many."""
+    cancelled = conn.execute(
+        sa.update(outbox)
+        .where(
+            outbox.c.helpdesk == helpdesk,
+            outbox.c.dialog_id == dialog_id,
+            outbox.c.status == PENDING,
+        )
+        .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
+        .returning(outbox.c.survey_id)
+    ).scalars().all()
+    if cancelled:
+        conn.execute(
+            sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED)
+        )
+    return len(cancelled)
+
+
+def customer_surveyed_since(
+    conn: sa.Connection,
+    helpdesk: str,
+    customer_id: str | None,
+    customer_email: str | None,
+    since: datetime,
+) -> bool:
+    """True when this customer got (or is about to get) a survey after ``since``."""
+    who = []
+    if customer_id:
+        who.append(surveys.c.customer_id == customer_id)
+    if customer_email:
+        who.append(sa.func.lower(surveys.c.customer_email) == customer_email.lower())
+    if not who:
+        return False
+    found = conn.execute(
+        sa.select(surveys.c.id)
+        .where(
+            surveys.c.helpdesk == helpdesk,
+            sa.or_(*who),
+            surveys.c.status.in_((QUEUED, SENT)),
+            surveys.c.created_at >= since,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def claim_due(
+    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
+) -> list[sa.Row[Any]]:
+    """Claim up to ``limit`` due replies for this worker and count the attempt.
+
+    Due means pending with ``next_attempt_at <= now``, or being sent by a worker whose lease
+    has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
+    skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
+    """
+    due = sa.or_(
+        sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
+        sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
+    )
+    candidates = (
+        sa.select(outbox.c.id)
+        .where(due)
+        .order_by(outbox.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id.in_(candidates.scalar_subquery()), due)
+        .values(
+            status=SENDING,
+            claimed_by=worker_id,
+            lease_until=lease_until,
+            attempts=outbox.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*outbox.c)
+    ).all()
+    return list(rows)
+
+
+def next_due_at(conn: sa.Connection) -> datetime | None:
+    """When the next reply becomes due (pending, or a lease that will expire), if any."""
+    pending = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
+    leased = sa.select(sa.func.min(outbox.c.lease_until)).where(outbox.c.status == SENDING)
+    times = [conn.execute(pending).scalar(), conn.execute(leased).scalar()]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def get_survey(conn: sa.Connection, survey_id: int) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(surveys).where(surveys.c.id == survey_id)).first()
+
+
+def get_survey_by_token(conn: sa.Connection, token: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(surveys).where(surveys.c.token == token)).first()
+
+
+def update_survey_agent(
+    conn: sa.Connection, survey_id: int, *, name: str | None, email: str | None, link: str
+) -> None:
+    """Record what the agent lookup found and the link that goes out."""
+    conn.execute(
+        sa.update(surveys)
+        .where(surveys.c.id == survey_id)
+        .values(agent_name=name, agent_email=email, link=link)
+    )
+
+
+def _owned(outbox_id: int, worker_id: str) -> Any:
+    # A worker only finishes its own claim: if its lease expired and another worker took the
+    # row over, the late answer must not overwrite the new owner's state.
+    return sa.and_(
+        outbox.c.id == outbox_id, outbox.c.status == SENDING, outbox.c.claimed_by == worker_id
+    )
+
+
+def mark_sent(
+    conn: sa.Connection,
+    outbox_id: int,
+    worker_id: str,
+    now: datetime,
+    *,
+    external_id: str | None,
+    body: str,
+) -> bool:
+    survey_id = conn.execute(
+        sa.update(outbox)
+        .where(_owned(outbox_id, worker_id))
+        .values(
+            status=SENT,
+            sent_at=now,
+            updated_at=now,
+            lease_until=None,
+            external_id=external_id,
+            body=body,
+            last_error=None,
+        )
+        .returning(outbox.c.survey_id)
+    ).scalar()
+    if survey_id is None:
+        return False
+    conn.execute(
+        sa.update(surveys).where(surveys.c.id == survey_id).values(status=SENT, sent_at=now)
+    )
+    return True
+
+
+def reschedule(
+    conn: sa.Connection,
+    outbox_id: int,
+    worker_id: str,
+    now: datetime,
+    *,
+    next_attempt_at: datetime,
+    error: str,
+    http_status: int | None,
+) -> bool:
+    result = conn.execute(
+        sa.update(outbox)
+        .where(_owned(outbox_id, worker_id))
+        .values(
+            status=PENDING,
+            next_attempt_at=next_attempt_at,
+            lease_until=None,
+            claimed_by=None,
+            last_error=error[:500],
+            last_http_status=http_status,
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+def mark_failed(
+    conn: sa.Connection,
+    outbox_id: int,
+    worker_id: str | None,
+    now: datetime,
+    *,
+    error: str,
+    http_status: int | None,
+) -> bool:
+    where = _owned(outbox_id, worker_id) if worker_id else outbox.c.id == outbox_id
+    survey_id = conn.execute(
+        sa.update(outbox)
+        .where(where)
+        .values(
+            status=FAILED,
+            lease_until=None,
+            last_error=error[:500],
+            last_http_status=http_status,
+            updated_at=now,
+        )
+        .returning(outbox.c.survey_id)
+    ).scalar()
+    if survey_id is None:
+        return False
+    conn.execute(sa.update(surveys).where(surveys.c.id == survey_id).values(status=FAILED))
+    return True
+
+
+def list_outbox(
+    conn: sa.Connection, *, statuses: Sequence[str] | None = None, limit: int = 50
+) -> list[sa.Row[Any]]:
+    """Newest first, joined with the survey's agent and customer snapshot."""
+    stmt = (
+        sa.select(
+            outbox.c.id,
+            outbox.c.helpdesk,
+            outbox.c.dialog_id,
+            outbox.c.status,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.last_error,
+            outbox.c.last_http_status,
+            outbox.c.created_at,
+            outbox.c.sent_at,
+            surveys.c.agent_id,
+            surveys.c.agent_name,
+        )
+        .join(surveys, surveys.c.id == outbox.c.survey_id)
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
+    if statuses:
+        stmt = stmt.where(outbox.c.status.in_(statuses))
+    return list(conn.execute(stmt).all())
+
+
+def requeue(
+    conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None
+) -> int:
+    """Put failed replies back in the queue with a fresh attempt budget."""
+    where = [outbox.c.status == FAILED]
+    if ids:
+        where.append(outbox.c.id.in_(ids))
+    survey_ids = conn.execute(
+        sa.update(outbox)
+        .where(*where)
+        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+        .returning(outbox.c.survey_id)
+    ).scalars().all()
+    if survey_ids:
+        conn.execute(
+            sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED)
+        )
+    return len(survey_ids)
+
+
+def outbox_counts(conn: sa.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+    ).all()
+    counts = dict.fromkeys(OUTBOX_STATUSES, 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def ping(conn: sa.Connection) -> None:
+    conn.execute(sa.text("SELECT 1"))

@@ -1,0 +1,107 @@
+"""Signed survey references.
+
+A reference binds helpdesk, dialog and agent as they were when the survey was sent, and can be
+checked later without the database: it carries those values itself, plus an HMAC-SHA256 tag
+(truncated to 96 bits) under the server's ``token.secret``. Respondents can edit every
+pre-filled field of a Google Form; the sync trusts this token, not the fields.
+
+Format: ``<payload>.<tag>``, both base64url without padding, where the payload is
+``1|helpdesk|dialog|agent|issued|nonce`` (``|`` and ``%`` escaped in fields, issued in
+base-36 Unix seconds). Typical length: 40-60 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+
+from csat_hook.errors import TokenError
+
+VERSION = "1"
+TAG_BYTES = 12
+MAX_TOKEN_LENGTH = 1024
+_DOMAIN = b"csat-hook/survey-ref/v1\x00"
+
+
+@dataclass(frozen=True)
+class SurveyRef:
+    """What a token proves: which helpdesk's dialog, which agent, issued when."""
+
+    helpdesk: str
+    dialog_id: str
+    agent: str
+    issued_at: datetime
+    nonce: str = ""
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
+def _unescape(value: str) -> str:
+    return value.replace("%7C", "|").replace("%25", "%")
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if number == 0:
+            return out
+
+
+def _tag(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def sign(secret: str, ref: SurveyRef) -> str:
+    """Return the token for ``ref`` (a fresh nonce is drawn when ``ref.nonce`` is empty)."""
+    nonce = ref.nonce or _base36(secrets.randbelow(36**4)).rjust(4, "0")
+    issued = _base36(int(ref.issued_at.timestamp()))
+    fields = (VERSION, ref.helpdesk, ref.dialog_id, ref.agent, issued, nonce)
+    payload = "|".join(_escape(f) for f in fields).encode("utf-8")
+    return f"{_b64encode(payload)}.{_b64encode(_tag(secret.encode('utf-8'), payload))}"
+
+
+def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
+    """Check ``token`` against the current and previous secrets and return what it binds.
+
+    Raises :class:`TokenError` for anything malformed, forged or signed with an unknown key.
+    """
+    token = token.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise TokenError("malformed survey reference", code="token_malformed")
+    encoded_payload, encoded_tag = token.split(".")
+    try:
+        payload = _b64decode(encoded_payload)
+        tag = _b64decode(encoded_tag)
+    except ValueError as exc:
+        raise TokenError("malformed survey reference", code="token_malformed") from exc
+    if not any(hmac.compare_digest(tag, _tag(s.encode("utf-8"), payload)) for s in secrets_):
+        raise TokenError("survey reference signature does not match", code="token_forged")
+    try:
+        fields = [_unescape(f) for f in payload.decode("utf-8").split("|")]
+        version, helpdesk, dialog_id, agent, issued, nonce = fields
+        issued_at = datetime.fromtimestamp(int(issued, 36), tz=UTC)
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+        # A valid tag over an unreadable payload means a bug or a future format, not a forgery.
+        raise TokenError("unreadable survey reference", code="token_malformed") from exc
+    if version != VERSION:
+        raise TokenError(f"unsupported survey reference version {version}", code="token_version")
+    return SurveyRef(helpdesk, dialog_id, agent, issued_at, nonce)

@@ -1,0 +1,96 @@
+"""HTTP endpoints: ``POST /webhooks/<helpdesk>`` and ``GET /healthz``.
+
+The view only translates between Flask and :mod:`csat_hook.intake`; one error handler turns
+every refusal into ``{"error": <code>, "reason": <text>}`` with the error's status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from csat_hook import intake
+from csat_hook import store
+from csat_hook.errors import CsatHookError
+from csat_hook.errors import PayloadTooLargeError
+from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.records import WebhookRequest
+from csat_hook.services import Services
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["csat_hook"]
+    return services
+
+
+@bp.post("/webhooks/<helpdesk>")
+def receive(helpdesk: str) -> tuple[Response, int]:
+    services = _services()
+    if helpdesk not in services.helpdesks:  # before reading a body we would refuse anyway
+        raise UnknownHelpdeskError(f"no helpdesk named {helpdesk!r} is configured")
+    limit = services.config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLargeError(f"the body is over the {limit}-byte limit")
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        raise PayloadTooLargeError(f"the body is over the {limit}-byte limit") from exc
+    webhook = WebhookRequest(
+        body=body,
+        headers={key.lower(): value for key, value in request.headers.items()},
+        query=request.args.to_dict(),
+        received_at=services.clock(),
+        content_type=(request.mimetype or "").lower(),
+    )
+    outcome = intake.receive(services, helpdesk, webhook)
+    return jsonify(outcome.body), outcome.status
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    services = _services()
+    try:
+        with services.engine.connect() as conn:
+            store.ping(conn)
+    except DBAPIError as exc:
+        logger.error("health.database-down", extra={"error": type(exc.orig).__name__})
+        return jsonify({"status": "unavailable", "database": "down"}), 503
+    return jsonify({"status": "ok", "database": "ok"}), 200
+
+
+@bp.app_errorhandler(CsatHookError)
+def _our_error(error: CsatHookError) -> tuple[Response, int]:
+    if error.status >= 500:
+        logger.error("http.error", extra={"status": error.status, "reason": error.code})
+    else:
+        logger.info("webhook.refused", extra={"status": error.status, "reason": error.code,
+                                              "path": request.path})
+    return jsonify(error.to_dict()), error.status
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 500
+    if isinstance(error, RequestEntityTooLarge):
+        return _our_error(PayloadTooLargeError("the body is over the size limit"))
+    body: dict[str, Any] = {"error": (error.name or "error").lower().replace(" ", "_"),
+                            "reason": error.description or error.name}
+    return jsonify(body), status
+
+
+@bp.app_errorhandler(Exception)
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    logger.exception("http.unexpected-error", extra={"path": request.path})
+    return jsonify({"error": "internal_error", "reason": "unexpected server error"}), 500

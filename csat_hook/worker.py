@@ -1,0 +1,233 @@
+"""The delivery worker: drains the outbox into the helpdesks' reply APIs.
+
+Each thread loops: claim one due reply (a lease in the database), render its link and text,
+post it, record the outcome. Retryable failures come back after capped exponential backoff
+with jitter (or the vendor's ``Retry-After``); permanent ones, or running out of
+``delivery.max_attempts``, mark the reply failed with its reason. Threads sleep until woken
+by a newly queued reply, the next due time, or ``delivery.poll_seconds`` at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook import store
+from csat_hook.config import DeliveryConfig
+from csat_hook.errors import DeliveryError
+from csat_hook.links import LinkValues
+from csat_hook.links import build_link
+from csat_hook.links import reply_text
+from csat_hook.records import Person
+from csat_hook.records import Reply
+from csat_hook.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def backoff_delay(attempts: int, delivery: DeliveryConfig,
+                  retry_after: float | None = None) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones.
+
+    Exponential from ``backoff_base_seconds``, capped at ``backoff_cap_seconds``, with equal
+    jitter (half fixed, half random) so retries from many replies spread out. A vendor's
+    ``Retry-After`` wins when given (up to ``max_retry_after_seconds``).
+    """
+    ceiling = min(delivery.backoff_cap_seconds,
+                  delivery.backoff_base_seconds * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = min(retry_after, delivery.max_retry_after_seconds) * random.uniform(1.0, 1.1)
+    return delay
+
+
+def survey_link(services: Services, survey: Any, agent: Person) -> str:
+    """The link for a stored survey, with the agent as resolved at send time."""
+    values = LinkValues(
+        agent_name=agent.display,
+        agent_id=agent.id or "",
+        agent_email=agent.email or "",
+        ticket=survey.dialog_id,
+        helpdesk=survey.helpdesk,
+        team=survey.team or "",
+        token=survey.token or "",
+    )
+    return build_link(services.config.survey.form, values)
+
+
+class DeliveryWorker:
+    """Claims and delivers replies. ``run_once`` for tests and cron; ``start`` for threads."""
+
+    def __init__(self, services: Services, *, worker_id: str | None = None) -> None:
+        self.services = services
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run_once(self, limit: int = 100) -> int:
+        """Deliver what is due now, one claim at a time; return how many were processed."""
+        done = 0
+        while done < limit and self._claim_and_deliver():
+            done += 1
+        return done
+
+    def start(self, threads: int | None = None) -> None:
+        count = threads or self.services.config.delivery.concurrency
+        for i in range(count):
+            thread = threading.Thread(target=self._loop, name=f"delivery-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        logger.info("worker.started", extra={"worker": self.worker_id, "count": count})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.services.waker.notify()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        waker = self.services.waker
+        poll = self.services.config.delivery.poll_seconds
+        failures = 0
+        while not self._stop.is_set():
+            seen = waker.generation
+            try:
+                if self._claim_and_deliver():
+                    failures = 0
+                    continue
+                timeout = self._seconds_until_due(poll)
+                failures = 0
+            except DBAPIError as exc:
+                failures += 1
+                timeout = min(30.0, 0.5 * 2**failures)
+                logger.warning("worker.database-unavailable",
+                               extra={"error": type(exc.orig).__name__, "delay": timeout})
+            waker.wait(seen, timeout)
+
+    def _seconds_until_due(self, poll: float) -> float:
+        with self.services.engine.connect() as conn:
+            due = store.next_due_at(conn)
+        if due is None:
+            return poll
+        return max(0.01, min(poll, (due - self.services.clock()).total_seconds()))
+
+    # --- one reply -------------------------------------------------------------------------
+
+    def _claim_and_deliver(self) -> bool:
+        now = self.services.clock()
+        lease = now + timedelta(seconds=self.services.config.delivery.lease_seconds)
+        with self.services.engine.begin() as conn:
+            rows = store.claim_due(conn, self.worker_id, now, lease, limit=1)
+        if not rows:
+            return False
+        self.deliver(rows[0])
+        return True
+
+    def deliver(self, item: sa.Row[Any]) -> None:
+        """Post one claimed reply and record the outcome. Never raises for vendor failures."""
+        services = self.services
+        delivery = services.config.delivery
+        extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+        adapter = services.helpdesks.get(item.helpdesk)
+        if adapter is None:
+            self._fail(item, f"helpdesk {item.helpdesk!r} is not configured any more", None)
+            return
+        if item.attempts > delivery.max_attempts:
+            # Claimed more often than allowed: earlier claims died with their worker.
+            self._fail(item, f"gave up after {item.attempts - 1} attempts", None)
+            return
+        with services.engine.connect() as conn:
+            survey = store.get_survey(conn, item.survey_id)
+        if survey is None:  # deleted by an operator while queued
+            self._fail(item, "survey row is missing", None)
+            return
+        agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
+        try:
+            agent = adapter.resolve_agent(agent, item.context)
+        except DeliveryError as exc:
+            if exc.retryable and item.attempts < delivery.max_attempts:
+                self._retry(item, exc, prefix="agent lookup: ")
+                return
+            # Out of retries for the lookup: the survey still goes out, with what we know.
+            logger.warning("delivery.agent-lookup-failed", extra={**extra, "error": exc.message})
+        link = survey_link(services, survey, agent)
+        text = reply_text(
+            services.config.survey.reply, survey.language, link=link,
+            agent_name=agent.display, customer_name=survey.customer_name or "",
+            ticket=survey.dialog_id, helpdesk=survey.helpdesk, team=survey.team or "",
+        )
+        reply = Reply(
+            helpdesk=item.helpdesk, dialog_id=item.dialog_id, text=text, link=link, agent=agent,
+            customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
+            context=item.context, idempotency_key=f"csat-hook-{item.id}",
+        )
+        try:
+            result = adapter.send_reply(reply)
+        except DeliveryError as exc:
+            if exc.retryable and item.attempts < delivery.max_attempts:
+                self._retry(item, exc)
+            else:
+                self._fail(item, exc.message, exc.http_status)
+            return
+        except Exception as exc:
+            # A bug, not a vendor answer: keep the reply, retry later, surface the type only.
+            logger.exception("delivery.unexpected-error", extra=extra)
+            self._retry(item, DeliveryError(f"internal error: {type(exc).__name__}",
+                                            retryable=True))
+            return
+        def record(conn: sa.Connection) -> bool:
+            store.update_survey_agent(conn, survey.id, name=agent.name, email=agent.email,
+                                      link=link)
+            return store.mark_sent(conn, item.id, self.worker_id, services.clock(),
+                                   external_id=result.external_id, body=text)
+
+        owned = self._write_outcome(record)
+        if not owned:
+            logger.warning("delivery.lease-lost", extra=extra)
+        logger.info("delivery.sent", extra=extra)
+
+    def _write_outcome(self, write: Any) -> Any:
+        # The reply is out: losing the record of it would send it again after the lease, so
+        # ride out a short database outage (a restart, a failover) before giving up.
+        for attempt in range(6):
+            try:
+                with self.services.engine.begin() as conn:
+                    return write(conn)
+            except DBAPIError as exc:
+                if attempt == 5:
+                    raise
+                logger.warning("worker.record-retry", extra={"error": type(exc.orig).__name__,
+                                                             "attempt": attempt + 1})
+                self._stop.wait(0.5 * 2**attempt)
+        return None
+
+    def _retry(self, item: sa.Row[Any], exc: DeliveryError, prefix: str = "") -> None:
+        delivery = self.services.config.delivery
+        delay = backoff_delay(item.attempts, delivery, exc.retry_after)
+        now = self.services.clock()
+        with self.services.engine.begin() as conn:
+            store.reschedule(conn, item.id, self.worker_id, now,
+                             next_attempt_at=now + timedelta(seconds=delay),
+                             error=prefix + exc.message, http_status=exc.http_status)
+        logger.warning("delivery.retry", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
+                                                "attempt": item.attempts, "error": exc.message,
+                                                "delay": round(delay, 3)})
+
+    def _fail(self, item: sa.Row[Any], reason: str, http_status: int | None) -> None:
+        with self.services.engine.begin() as conn:
+            store.mark_failed(conn, item.id, self.worker_id, self.services.clock(),
+                              error=reason, http_status=http_status)
+        logger.error("delivery.failed", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
+                                               "attempt": item.attempts, "error": reason,
+                                               "http_status": http_status})

@@ -110,9 +110,8 @@ class Helpdesk(abc.ABC):
         cached = self._cached_agent(agent.id)
         if cached is not None:
             return agent.merged(cached)
-        found = self.fetch_agent(agent, context)
-        if found is None:
-            return agent
+        # A miss is remembered too, so an unknown id does not cost a call per reply.
+        found = self.fetch_agent(agent, context) or Person(id=agent.id)
         with self._agent_lock:
             self._agent_cache[agent.id] = (time.monotonic(), found)
         return agent.merged(found)

@@ -1,0 +1,161 @@
+"""Shared fixtures: a controllable clock, a database per test (SQLite, and PostgreSQL when
+``CSAT_TEST_DATABASE_URL`` is set), the app and its client, and a loopback fake helpdesk.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.config import Config
+from csat_hook.config import load_config
+from csat_hook.db import make_engine
+from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
+from csat_hook.http import HttpClient
+from csat_hook.services import Services
+from csat_hook.services import build_services
+
+PG_ENV = "CSAT_TEST_DATABASE_URL"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class FakeClock:
+    """A settable UTC clock; ``advance`` moves it forward."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a private schema on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'csat.sqlite3'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def fake_helpdesk() -> Iterator[FakeHelpdesk]:
+    fake = FakeHelpdesk().start()
+    yield fake
+    fake.stop()
+
+
+def base_overrides(database_url: str, tmp_path: Path, fake_url: str) -> dict[str, Any]:
+    """A complete test configuration: generic and chatwoot pointed at the fake helpdesk."""
+    return {
+        "database": {"url": database_url},
+        "token": {"secret": "test-token-secret-0123456789"},
+        "survey": {"form": {
+            "url": "https://docs.google.com/forms/d/e/1FAIpQLSfTEST/viewform",
+            "fields": {"agent_name": "entry.111", "agent_id": "entry.222",
+                       "ticket": "entry.333", "token": "entry.444"},
+        }},
+        "delivery": {"backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.05,
+                     "max_attempts": 5, "connect_timeout_seconds": 1,
+                     "read_timeout_seconds": 2, "poll_seconds": 0.2, "lease_seconds": 30},
+        "helpdesks": {
+            "dryrun": {"type": "dryrun", "output": str(tmp_path / "dry.jsonl"),
+                       "auth": {"mode": "token", "token": "dry-token-123"}},
+            "generic": {
+                "type": "generic",
+                "auth": {"mode": "token", "token": "generic-token-123"},
+                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages",
+                          "headers": {"Authorization": "Bearer generic-api-key"}},
+            },
+            "chatwoot": {
+                "type": "chatwoot",
+                "base_url": fake_url,
+                "api_access_token": "cw-api-token",
+                "webhook_secret": "cw-webhook-secret",
+            },
+        },
+    }
+
+
+@pytest.fixture
+def make_config(database_url: str, tmp_path: Path, fake_helpdesk: FakeHelpdesk
+                ) -> Callable[..., Config]:
+    def build(**sections: Any) -> Config:
+        overrides = base_overrides(database_url, tmp_path, fake_helpdesk.url)
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(overrides.get(key), dict):
+                overrides[key] = {**overrides[key], **value}
+            else:
+                overrides[key] = value
+        return load_config(None, env={}, overrides=overrides)
+
+    return build
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def make_services(clock: FakeClock) -> Iterator[Callable[[Config], Services]]:
+    built: list[Services] = []
+
+    def build(config: Config) -> Services:
+        http = HttpClient(connect_timeout=1, read_timeout=2, sleep=lambda _s: None)
+        services = build_services(config, clock=clock, http=http)
+        built.append(services)
+        return services
+
+    yield build
+    for services in built:
+        services.engine.dispose()
+
+
+@pytest.fixture
+def services(config: Config, make_services: Callable[[Config], Services]) -> Services:
+    return make_services(config)
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    flask_app = create_app(services=services)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()

@@ -1,0 +1,44 @@
+"""One kit per registered helpdesk type: options, a signed close, a signed other event, and
+what the reply request must look like. ``tests/test_contract.py`` runs the same checks over
+all of them. Adding a vendor means adding ``tests/kits/<type>.py`` defining ``KIT``; the
+contract test fails until every registered type has one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+# A signed request: body bytes, headers, query parameters.
+SignedRequest = tuple[bytes, dict[str, str], dict[str, str]]
+
+
+@dataclass
+class Kit:
+    type: str
+    options: Callable[[str, Path], dict[str, Any]]          # (fake url, tmp dir) → options
+    closed: Callable[[datetime], SignedRequest]             # a signed close event
+    other: Callable[[datetime], SignedRequest]              # a signed event that is not one
+    dialog_id: str                                          # the close event's dialog id
+    agent_name: str                                         # the agent name the link carries
+    # (requests the fake vendor API received, except agent look-ups (GET), tmp dir)
+    check_reply: Callable[[list[dict[str, Any]], Path], None]
+    # How an attacker alters a request: the body (signed vendors), or the token (token auth).
+    tamper: Callable[[SignedRequest], SignedRequest] = lambda r: (r[0] + b" ", r[1], r[2])
+
+
+def json_headers(extra: dict[str, str]) -> dict[str, str]:
+    return {"Content-Type": "application/json", **extra}
+
+
+def load_kits() -> dict[str, Kit]:
+    kits: dict[str, Kit] = {}
+    for module in pkgutil.iter_modules(__path__):
+        kit = importlib.import_module(f"{__name__}.{module.name}").KIT
+        kits[kit.type] = kit
+    return kits

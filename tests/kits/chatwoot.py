@@ -1,0 +1,42 @@
+"""Kit for Chatwoot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import body_of
+from tests.helpers import chatwoot_headers
+from tests.helpers import fixture
+from tests.kits import Kit
+from tests.kits import SignedRequest
+
+
+def _chatwoot_check(requests: list[dict[str, Any]], tmp: Path) -> None:
+    [request] = requests
+    assert request["method"] == "POST"
+    assert request["path"] == "/api/v1/accounts/1/conversations/10/messages"
+    assert request["headers"]["api_access_token"] == "kit-cw-token"
+    body = request["body"]
+    assert body["message_type"] == "outgoing" and body["private"] is False
+    assert body["content_type"] == "text" and "entry.444=" in body["content"]
+
+
+KIT = Kit(
+    type="chatwoot",
+    options=lambda url, tmp: {"base_url": url, "api_access_token": "kit-cw-token",
+                              "webhook_secret": "kit-cw-secret"},
+    closed=lambda now: _chatwoot_signed("conversation_status_changed_resolved.json", now),
+    other=lambda now: _chatwoot_signed("conversation_updated.json", now),
+    dialog_id="10",
+    agent_name="John",
+    check_reply=_chatwoot_check,
+)
+
+
+def _chatwoot_signed(name: str, now: datetime) -> SignedRequest:
+    body = body_of(fixture("chatwoot", name))
+    return body, chatwoot_headers(body, "kit-cw-secret", now), {}
+
+

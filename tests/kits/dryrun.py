@@ -1,0 +1,36 @@
+"""Kit for the dry-run helpdesk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import body_of
+from tests.helpers import generic_close
+from tests.kits import Kit
+from tests.kits import json_headers
+
+
+def _dryrun_check(requests: list[dict[str, Any]], tmp: Path) -> None:
+    assert requests == []  # nothing leaves the machine
+    [line] = (tmp / "dry.jsonl").read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    assert record["dialog_id"] == "D-1" and "docs.google.com/forms" in record["link"]
+
+
+KIT = Kit(
+    type="dryrun",
+    options=lambda url, tmp: {"output": str(tmp / "dry.jsonl"),
+                              "auth": {"mode": "token", "token": "kit-dry-token"}},
+    closed=lambda now: (body_of(generic_close("D-1")),
+                        json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
+    other=lambda now: (body_of({"event": "dialog.assigned", "dialog": {"id": "D-1"}}),
+                       json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
+    dialog_id="D-1",
+    agent_name="Anna Petrova",
+    check_reply=_dryrun_check,
+    tamper=lambda r: (r[0], {**r[1], "X-Webhook-Token": "kit-dry-tokeN"}, r[2]),
+)
+
+

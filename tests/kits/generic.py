@@ -1,0 +1,47 @@
+"""Kit for the generic adapter (HMAC mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import body_of
+from tests.helpers import generic_close
+from tests.kits import Kit
+from tests.kits import SignedRequest
+from tests.kits import json_headers
+
+
+def _generic_check(requests: list[dict[str, Any]], tmp: Path) -> None:
+    [request] = requests
+    assert request["method"] == "POST" and request["path"] == "/api/dialogs/D-2/messages"
+    assert request["headers"]["Authorization"] == "Bearer kit-api"
+    assert request["headers"]["Idempotency-Key"].startswith("csat-hook-")
+    assert request["body"]["dialog_id"] == "D-2" and "entry.444=" in request["body"]["text"]
+
+
+KIT = Kit(
+    type="generic",
+    options=lambda url, tmp: {
+        "auth": {"mode": "hmac", "secret": "kit-generic-secret", "signature_header": "X-Sig",
+                 "signature_prefix": "sha256="},
+        "reply": {"url": url + "/api/dialogs/{dialog_id}/messages",
+                  "headers": {"Authorization": "Bearer kit-api"}},
+    },
+    closed=lambda now: _generic_signed(generic_close("D-2")),
+    other=lambda now: _generic_signed({"event": "dialog.note_added", "dialog": {"id": "D-2"}}),
+    dialog_id="D-2",
+    agent_name="Anna Petrova",
+    check_reply=_generic_check,
+)
+
+
+def _generic_signed(payload: dict[str, Any]) -> SignedRequest:
+    import hashlib
+    import hmac
+
+    body = body_of(payload)
+    digest = hmac.new(b"kit-generic-secret", body, hashlib.sha256).hexdigest()
+    return body, json_headers({"X-Sig": "sha256=" + digest}), {}
+
+

@@ -1,0 +1,107 @@
+"""The adapter contract, checked over every registered helpdesk type.
+
+For each: a signed close is accepted and queued once; a tampered or unsigned one is refused
+with 401 and stores nothing; another event is answered 200 "ignored"; the queued reply reaches
+the (fake) vendor API in the vendor's shape, with a link that decodes to the right agent,
+ticket and a valid token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook import tokens
+from csat_hook.app import create_app
+from csat_hook.db import surveys
+from csat_hook.helpdesks import REGISTRY
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.worker import DeliveryWorker
+from tests.helpers import link_fields
+from tests.kits import Kit
+from tests.kits import load_kits
+
+KITS = load_kits()
+
+
+def test_every_registered_type_has_a_kit():
+    assert set(REGISTRY) == set(KITS), "add tests/kits/<type>.py for each adapter"
+
+
+def test_every_adapter_subclasses_the_base_and_has_options():
+    for kind, adapter in REGISTRY.items():
+        assert issubclass(adapter, Helpdesk)
+        assert adapter.type == kind
+        assert adapter.Options.model_fields["type"].default == kind
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return KITS[request.param]
+
+
+@pytest.fixture
+def kit_services(kit, make_config, make_services, fake_helpdesk, tmp_path):
+    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
+    return make_services(make_config(helpdesks={kit.type: options}))
+
+
+def _post(client: Any, kit: Kit, request: tuple[bytes, dict[str, str], dict[str, str]]) -> Any:
+    body, headers, query = request
+    return client.post(f"/webhooks/{kit.type}", data=body, headers=headers, query_string=query)
+
+
+def _surveys(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(surveys)).all())
+
+
+def test_signed_close_is_queued_once_and_delivered_in_vendor_shape(
+        kit, kit_services, clock, fake_helpdesk, tmp_path):
+    client = create_app(services=kit_services).test_client()
+
+    first = _post(client, kit, kit.closed(clock()))
+    again = _post(client, kit, kit.closed(clock()))
+
+    assert first.status_code == 200 and first.json["status"] == "queued", first.json
+    assert again.status_code == 200 and again.json["status"] == "duplicate"
+    [survey] = _surveys(kit_services)
+    assert survey.dialog_id == kit.dialog_id
+    assert DeliveryWorker(kit_services).run_once() == 1
+    kit.check_reply([r for r in fake_helpdesk.api_requests() if r["method"] != "GET"], tmp_path)
+    with kit_services.engine.connect() as conn:
+        link = conn.execute(sa.select(surveys.c.link)).scalar_one()
+    fields = link_fields(link)
+    assert fields["entry.333"] == kit.dialog_id
+    assert fields["entry.111"] == kit.agent_name
+    ref = tokens.verify(fields["entry.444"], kit_services.config.token.all_secrets())
+    assert (ref.helpdesk, ref.dialog_id) == (kit.type, kit.dialog_id)
+
+
+def test_tampered_close_is_refused(kit, kit_services, clock):
+    client = create_app(services=kit_services).test_client()
+    response = _post(client, kit, kit.tamper(kit.closed(clock())))
+
+    assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert _surveys(kit_services) == []
+
+
+def test_unauthenticated_close_is_refused(kit, kit_services, clock):
+    client = create_app(services=kit_services).test_client()
+    body, _, _ = kit.closed(clock())
+
+    response = _post(client, kit, (body, {"Content-Type": "application/json"}, {}))
+
+    assert response.status_code == 401
+    assert _surveys(kit_services) == []
+
+
+def test_other_events_are_acknowledged_and_ignored(kit, kit_services, clock):
+    client = create_app(services=kit_services).test_client()
+
+    response = _post(client, kit, kit.other(clock()))
+
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+    assert _surveys(kit_services) == []

@@ -1,0 +1,302 @@
+"""POST /webhooks/<helpdesk>: what is accepted, refused, deduplicated and stored."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.db import outbox
+from csat_hook.db import surveys
+from tests.helpers import body_of
+from tests.helpers import chatwoot_headers
+from tests.helpers import fixture
+from tests.helpers import generic_close
+
+GENERIC_AUTH = {"X-Webhook-Token": "generic-token-123"}
+
+
+def rows(services: Any, table: sa.Table) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(table).order_by(table.c.id)).all())
+
+
+def post_chatwoot(client: Any, clock: Any, payload: dict[str, Any], **kw: Any) -> Any:
+    body = body_of(payload)
+    headers = chatwoot_headers(body, kw.pop("secret", "cw-webhook-secret"),
+                               kw.pop("when", clock()))
+    return client.post("/webhooks/chatwoot", data=body, headers=headers, **kw)
+
+
+def test_generic_close_is_stored_and_queued_in_one_go(client, services):
+    response = client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+
+    assert response.status_code == 200
+    assert response.json["status"] == "queued"
+    [survey] = rows(services, surveys)
+    assert (survey.helpdesk, survey.dialog_id, survey.agent_id, survey.agent_name) == (
+        "generic", "D-1001", "7", "Anna Petrova")
+    assert survey.team == "Support L1" and survey.status == "queued" and survey.token
+    [item] = rows(services, outbox)
+    assert item.survey_id == survey.id and item.status == "pending"
+
+
+def test_chatwoot_resolved_conversation_is_queued(client, services, clock):
+    response = post_chatwoot(client, clock,
+                             fixture("chatwoot", "conversation_status_changed_resolved.json"))
+
+    assert response.status_code == 200, response.json
+    [survey] = rows(services, surveys)
+    assert survey.dialog_id == "10"
+    assert (survey.agent_id, survey.agent_name) == ("1", "John")
+    assert (survey.customer_id, survey.customer_email) == ("12", "jane@acme.inc")
+    assert survey.team == "billing" and survey.language == "ru"
+    [item] = rows(services, outbox)
+    assert item.context == {"account_id": "1"}
+
+
+def test_same_close_twice_gives_one_survey(client, services):
+    first = client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+    second = client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+
+    assert first.json["status"] == "queued"
+    assert second.status_code == 200 and second.json["status"] == "duplicate"
+    assert len(rows(services, surveys)) == 1
+    assert len(rows(services, outbox)) == 1
+
+
+def test_concurrent_duplicate_deliveries_give_one_survey(services):
+    app = create_app(services=services)
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/webhooks/generic", json=generic_close(dialog_id="RACE"),
+                               headers=GENERIC_AUTH)
+        results.append(response.json["status"])
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == ["duplicate"] * 7 + ["queued"]
+    assert len(rows(services, outbox)) == 1
+
+
+def test_reclosing_a_dialog_by_default_gives_no_second_survey(client, services):
+    client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+    client.post("/webhooks/generic", json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
+                headers=GENERIC_AUTH)
+    again = client.post("/webhooks/generic", json=generic_close(closed_at="later"),
+                        headers=GENERIC_AUTH)
+    # The first survey was still waiting when the dialog reopened, so it was cancelled and
+    # the second close revives it: the customer still gets exactly one.
+    assert again.json["status"] == "queued"
+    assert [s.status for s in rows(services, surveys)] == ["queued"]
+    assert len(rows(services, outbox)) == 1
+
+
+def test_every_close_policy_surveys_each_distinct_close(make_config, make_services):
+    services = make_services(make_config(
+        policy={"per_dialog": "every_close"},
+        helpdesks={"generic": {
+            "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+            "mapping": {"occurrence": "closed_at"},
+            "reply": {"url": "http://127.0.0.1:9/x"}}}))
+    client = create_app(services=services).test_client()
+    statuses = [
+        client.post("/webhooks/generic", json=generic_close(closed_at=at),
+                    headers=GENERIC_AUTH).json["status"]
+        for at in ("2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z", "2026-11-02T09:00:00Z")
+    ]
+    assert statuses == ["queued", "duplicate", "queued"]
+    assert len(rows(services, surveys)) == 2
+
+
+def test_reopen_cancels_a_delayed_survey(make_config, make_services):
+    services = make_services(make_config(policy={"send_delay_seconds": 3600}))
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+
+    response = client.post("/webhooks/generic",
+                           json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
+                           headers=GENERIC_AUTH)
+
+    assert response.json == {"status": "reopened", "cancelled": 1}
+    assert [i.status for i in rows(services, outbox)] == ["cancelled"]
+    assert [s.status for s in rows(services, surveys)] == ["cancelled"]
+
+
+def test_chatwoot_reopen_event_is_recognised(client, services, clock):
+    post_chatwoot(client, clock, fixture("chatwoot", "conversation_status_changed_reopened.json"))
+    assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize("name", [
+    "conversation_status_changed_pending.json",
+    "conversation_updated.json",
+    "message_created.json",
+])
+def test_chatwoot_other_events_are_ignored_quickly(client, services, clock, name):
+    response = post_chatwoot(client, clock, fixture("chatwoot", name))
+
+    assert response.status_code == 200
+    assert response.json["status"] == "ignored"
+    assert rows(services, surveys) == []
+
+
+def test_generic_non_close_event_is_ignored(client, services):
+    response = client.post("/webhooks/generic", json={"event": "dialog.assigned", "dialog": {}},
+                           headers=GENERIC_AUTH)
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+    assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"{not json", "invalid_json"),
+    (b"", "empty_body"),
+    (b"\xff\xfe\x00garbage", "bad_encoding"),
+    (b'{"event": "dialog.closed", "dialog": {}}', "missing_field"),
+    (b'{"event": "dialog.closed", "n": NaN}', "invalid_json"),
+])
+def test_malformed_bodies_get_400_with_a_reason_and_store_nothing(client, services, body, code):
+    response = client.post("/webhooks/generic", data=body, headers=GENERIC_AUTH,
+                           content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json["error"] == code and response.json["reason"]
+    assert rows(services, surveys) == []
+
+
+def test_chatwoot_non_object_body_is_400(client, clock):
+    response = post_chatwoot(client, clock, [1, 2, 3])  # type: ignore[arg-type]
+    assert response.status_code == 400 and response.json["error"] == "not_an_object"
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Webhook-Token": "wrong"}])
+def test_missing_or_wrong_token_gets_401_and_stores_nothing(client, services, headers):
+    response = client.post("/webhooks/generic", json=generic_close(), headers=headers)
+
+    assert response.status_code == 401
+    assert response.json == {"error": "unauthorized", "reason": "missing or wrong webhook token"}
+    assert rows(services, surveys) == []
+
+
+def test_token_may_come_in_the_query(client):
+    response = client.post("/webhooks/generic?token=generic-token-123", json=generic_close())
+    assert response.status_code == 200
+
+
+def test_unsigned_chatwoot_request_gets_401(client, services):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
+    response = client.post("/webhooks/chatwoot", json=payload)
+    assert response.status_code == 401
+    assert "X-Chatwoot-Signature" in response.json["reason"]
+    assert rows(services, surveys) == []
+
+
+def test_chatwoot_signature_with_wrong_secret_gets_401(client, clock):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
+    assert post_chatwoot(client, clock, payload, secret="other").status_code == 401
+
+
+def test_chatwoot_tampered_body_gets_401(client, clock):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
+    body = body_of(payload)
+    headers = chatwoot_headers(body, "cw-webhook-secret", clock())
+    tampered = body.replace(b'"John"', b'"Mallory"')
+    assert client.post("/webhooks/chatwoot", data=tampered, headers=headers).status_code == 401
+
+
+def test_chatwoot_replay_outside_tolerance_gets_401(client, clock):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
+    from datetime import timedelta
+
+    response = post_chatwoot(client, clock, payload, when=clock() - timedelta(minutes=6))
+    assert response.status_code == 401
+    assert "tolerance" in response.json["reason"]
+
+
+def test_oversized_body_gets_413_and_stores_nothing(make_config, make_services):
+    services = make_services(make_config(server={"max_body_bytes": 2048}))
+    client = create_app(services=services).test_client()
+    payload = generic_close(note="x" * 5000)
+
+    response = client.post("/webhooks/generic", json=payload, headers=GENERIC_AUTH)
+
+    assert response.status_code == 413
+    assert response.json["error"] == "payload_too_large"
+    assert rows(services, surveys) == []
+
+
+def test_unknown_helpdesk_is_404(client):
+    response = client.post("/webhooks/nosuchdesk", json={}, headers=GENERIC_AUTH)
+    assert response.status_code == 404
+    assert response.json["error"] == "unknown_helpdesk"
+
+
+def test_wrong_method_is_json_405(client):
+    response = client.get("/webhooks/generic")
+    assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
+
+
+def test_healthz_checks_the_database(client, services):
+    assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
+    services.engine.dispose()
+    services.engine = sa.create_engine("sqlite:////nonexistent-dir/x/y.db")
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json["database"] == "down"
+
+
+def test_database_down_during_a_close_gets_503(client, services):
+    services.engine.dispose()
+    services.engine = sa.create_engine("sqlite:////nonexistent-dir/x/y.db")
+    response = client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
+    assert response.status_code == 503 and response.json["error"] == "unavailable"
+
+
+@pytest.mark.parametrize(("policy", "payload", "reason"), [
+    ({"skip_without_agent": True}, generic_close(agent={}), "no_agent"),
+    ({"exclude_channels": ["Chat"]}, generic_close(), "excluded_channel"),
+    ({"exclude_teams": ["support l1"]}, generic_close(), "excluded_team"),
+])
+def test_send_policy_skips_are_recorded_without_a_reply(make_config, make_services, policy,
+                                                        payload, reason):
+    services = make_services(make_config(policy=policy))
+    client = create_app(services=services).test_client()
+
+    response = client.post("/webhooks/generic", json=payload, headers=GENERIC_AUTH)
+
+    assert response.json["status"] == "skipped" and response.json["reason"] == reason
+    assert [s.skip_reason for s in rows(services, surveys)] == [reason]
+    assert rows(services, outbox) == []
+
+
+def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(make_config, make_services,
+                                                                      clock):
+    services = make_services(make_config(policy={"customer_cooldown_days": 30}))
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/generic", json=generic_close(dialog_id="A"), headers=GENERIC_AUTH)
+    clock.advance(86400)
+    second = client.post("/webhooks/generic", json=generic_close(dialog_id="B"),
+                         headers=GENERIC_AUTH)
+    clock.advance(31 * 86400)
+    third = client.post("/webhooks/generic", json=generic_close(dialog_id="C"),
+                        headers=GENERIC_AUTH)
+
+    assert second.json["reason"] == "customer_cooldown"
+    assert third.json["status"] == "queued"
+
+
+def test_form_encoded_bodies_are_read(client, services):
+    response = client.post("/webhooks/generic", headers=GENERIC_AUTH, data={
+        "payload": body_of(generic_close(dialog_id="FORM-1")).decode()})
+    assert response.status_code == 200 and response.json["status"] == "queued"
+    assert rows(services, surveys)[0].dialog_id == "FORM-1"

@@ -144,20 +144,26 @@ def claim_due(
     has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
     skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
     """
-    due = sa.or_(
-        sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
-        sa.and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
-    )
-    candidates = (
-        sa.select(outbox.c.id)
-        .where(due)
-        .order_by(outbox.c.next_attempt_at)
+    def due(table: Any) -> Any:
+        return sa.or_(
+            sa.and_(table.c.status == PENDING, table.c.next_attempt_at <= now),
+            sa.and_(table.c.status == SENDING, table.c.lease_until < now),
+        )
+
+    # A CTE is evaluated once; PostgreSQL may re-run an `IN (... LIMIT ... FOR UPDATE SKIP
+    # LOCKED)` subquery for every row, which claims far more than `limit` rows.
+    candidate = outbox.alias("candidate")
+    picked = (
+        sa.select(candidate.c.id)
+        .where(due(candidate))
+        .order_by(candidate.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("picked")
     )
     rows = conn.execute(
         sa.update(outbox)
-        .where(outbox.c.id.in_(candidates.scalar_subquery()), due)
+        .where(outbox.c.id == picked.c.id, due(outbox))
         .values(
             status=SENDING,
             claimed_by=worker_id,

@@ -30,6 +30,12 @@ PG_ENV = "CSAT_TEST_DATABASE_URL"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    if os.environ.get(PG_ENV):
+        return f"PostgreSQL tests: on ({PG_ENV} is set)"
+    return f"PostgreSQL tests: SKIPPED, {PG_ENV} is not set (e.g. postgresql://postgres@127.0.0.1/test)"
+
+
 class FakeClock:
     """A settable UTC clock; ``advance`` moves it forward."""
 

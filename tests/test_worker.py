@@ -1,0 +1,318 @@
+"""The delivery worker: replies reach the helpdesk exactly once, through failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import responses
+import sqlalchemy as sa
+
+from csat_hook import store
+from csat_hook import tokens
+from csat_hook.app import create_app
+from csat_hook.db import outbox
+from csat_hook.db import surveys
+from csat_hook.worker import DeliveryWorker
+from csat_hook.worker import backoff_delay
+from tests.helpers import body_of
+from tests.helpers import chatwoot_headers
+from tests.helpers import fixture
+from tests.helpers import generic_close
+from tests.helpers import link_fields
+
+GENERIC_AUTH = {"X-Webhook-Token": "generic-token-123"}
+
+
+def queue_generic(services: Any, dialog_id: str = "D-1001", **extra: Any) -> None:
+    client = create_app(services=services).test_client()
+    response = client.post("/webhooks/generic", json=generic_close(dialog_id, **extra),
+                           headers=GENERIC_AUTH)
+    assert response.json["status"] == "queued"
+
+
+def outbox_rows(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(outbox).order_by(outbox.c.id)).all())
+
+
+def drain(worker: DeliveryWorker, clock: Any, rounds: int = 20) -> None:
+    """Run the worker, moving the clock past each backoff, until nothing is due."""
+    for _ in range(rounds):
+        worker.run_once()
+        with worker.services.engine.connect() as conn:
+            due = store.next_due_at(conn)
+        if due is None:
+            return
+        clock.now = max(clock.now, due) + timedelta(milliseconds=1)
+
+
+def test_generic_reply_reaches_the_helpdesk_with_a_decodable_link(services, fake_helpdesk):
+    queue_generic(services)
+
+    assert DeliveryWorker(services).run_once() == 1
+
+    [request] = fake_helpdesk.api_requests()
+    assert request["path"] == "/api/dialogs/D-1001/messages"
+    assert request["headers"]["Authorization"] == "Bearer generic-api-key"
+    text = request["body"]["text"]
+    assert text.startswith("Thanks for contacting us! How did Anna Petrova do?")
+    link = text.split()[-1]
+    fields = link_fields(link)
+    assert link.startswith("https://docs.google.com/forms/d/e/1FAIpQLSfTEST/viewform?usp=pp_url&")
+    assert fields["entry.111"] == "Anna Petrova"
+    assert fields["entry.222"] == "7"
+    assert fields["entry.333"] == "D-1001"
+    ref = tokens.verify(fields["entry.444"], services.config.token.all_secrets())
+    assert (ref.helpdesk, ref.dialog_id, ref.agent) == ("generic", "D-1001", "7")
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.external_id == "1" and item.body == text
+
+
+def test_chatwoot_reply_is_posted_to_the_messages_api(services, fake_helpdesk, clock):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
+    body = body_of(payload)
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/chatwoot", data=body,
+                headers=chatwoot_headers(body, "cw-webhook-secret", clock()))
+
+    DeliveryWorker(services).run_once()
+
+    posts = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
+    [request] = posts
+    assert request["path"] == "/api/v1/accounts/1/conversations/10/messages"
+    assert request["headers"]["api_access_token"] == "cw-api-token"
+    assert request["body"]["message_type"] == "outgoing"
+    assert request["body"]["private"] is False
+    # The customer's browser language is ru: the Russian template goes out.
+    assert request["body"]["content"].startswith("Спасибо за обращение!")
+    fields = link_fields(request["body"]["content"].split()[-1])
+    assert (fields["entry.111"], fields["entry.333"]) == ("John", "10")
+
+
+def test_three_503s_then_success_sends_once_after_backoff(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(3, 503)
+    worker = DeliveryWorker(services)
+
+    drain(worker, clock)
+
+    answered = [r["answered"] for r in fake_helpdesk.api_requests()]
+    assert answered == [503, 503, 503, 200]
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 4
+
+
+def test_retries_wait_for_the_backoff(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 503)
+    worker = DeliveryWorker(services)
+
+    worker.run_once()
+    worker.run_once()  # nothing due yet: the clock has not moved
+
+    assert len(fake_helpdesk.api_requests()) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "pending" and item.next_attempt_at > clock()
+    assert item.last_error.endswith("HTTP 503 Service Unavailable")
+    assert item.last_http_status == 503
+
+
+def test_a_400_marks_the_reply_failed_without_retrying(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 400)
+
+    drain(DeliveryWorker(services), clock)
+
+    assert len(fake_helpdesk.api_requests()) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and item.last_http_status == 400
+    assert "HTTP 400" in item.last_error
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(surveys.c.status)).scalar_one() == "failed"
+
+
+def test_retry_after_is_honoured(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 429, retry_after=120)
+    start = clock()
+
+    DeliveryWorker(services).run_once()
+
+    [item] = outbox_rows(services)
+    waited = (item.next_attempt_at - start).total_seconds()
+    assert 120 <= waited <= 132
+
+
+def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
+    services = make_services(make_config(delivery={
+        "max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02}))
+    queue_generic(services)
+    fake_helpdesk.fail_next(10, 502)
+
+    drain(DeliveryWorker(services), clock)
+
+    assert len(fake_helpdesk.api_requests()) == 3
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and item.attempts == 3
+
+
+def test_connection_refused_is_retried(make_config, make_services, clock, fake_helpdesk):
+    services = make_services(make_config(helpdesks={"generic": {
+        "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+        "reply": {"url": "http://127.0.0.1:9/unreachable/{dialog_id}"}}}))
+    queue_generic(services)
+
+    DeliveryWorker(services).run_once()
+
+    [item] = outbox_rows(services)
+    assert item.status == "pending" and "connection failed" in item.last_error
+
+
+@responses.activate
+def test_timeouts_are_retried(services, clock):
+    import requests
+
+    services.config.helpdesks["generic"].reply.url = "https://desk.example.com/{dialog_id}"
+    responses.post("https://desk.example.com/D-1001", body=requests.ReadTimeout("slow"))
+    queue_generic(services)
+
+    DeliveryWorker(services).run_once()
+
+    [item] = outbox_rows(services)
+    assert item.status == "pending" and item.last_error.endswith("timed out")
+
+
+def test_expired_lease_is_taken_over_and_delivered_once(services, fake_helpdesk, clock):
+    queue_generic(services)
+    # A worker claims the reply and dies before posting it.
+    with services.engine.begin() as conn:
+        [_claimed] = store.claim_due(conn, "dead-worker", clock(),
+                                    clock() + timedelta(seconds=30), limit=1)
+    survivor = DeliveryWorker(services, worker_id="survivor")
+    assert survivor.run_once() == 0  # still leased
+
+    clock.advance(31)
+    assert survivor.run_once() == 1
+
+    assert len(fake_helpdesk.api_requests()) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.claimed_by == "survivor" and item.attempts == 2
+
+
+def test_a_late_worker_does_not_overwrite_the_new_owner(services, clock):
+    queue_generic(services)
+    with services.engine.begin() as conn:
+        [row] = store.claim_due(conn, "old", clock(), clock() + timedelta(seconds=1), limit=1)
+    clock.advance(2)
+    with services.engine.begin() as conn:
+        store.claim_due(conn, "new", clock(), clock() + timedelta(seconds=30), limit=1)
+        assert not store.mark_sent(conn, row.id, "old", clock(), external_id="x", body="b")
+        assert store.mark_sent(conn, row.id, "new", clock(), external_id="y", body="b")
+
+
+def test_concurrent_workers_never_send_a_reply_twice(services, fake_helpdesk):
+    for i in range(30):
+        queue_generic(services, dialog_id=f"C-{i}")
+    workers = [DeliveryWorker(services, worker_id=f"w{i}") for i in range(4)]
+    threads = [threading.Thread(target=w.run_once) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    paths = [r["path"] for r in fake_helpdesk.api_requests()]
+    assert len(paths) == 30 and len(set(paths)) == 30
+    assert {r.status for r in outbox_rows(services)} == {"sent"}
+
+
+def test_idempotency_key_is_stable_per_reply(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 503)
+
+    drain(DeliveryWorker(services), clock)
+
+    keys = {r["headers"]["Idempotency-Key"] for r in fake_helpdesk.api_requests()}
+    assert len(keys) == 1
+
+
+def test_delayed_send_waits_for_its_time(make_config, make_services, fake_helpdesk, clock):
+    services = make_services(make_config(policy={"send_delay_seconds": 600}))
+    queue_generic(services)
+    worker = DeliveryWorker(services)
+
+    assert worker.run_once() == 0
+    clock.advance(601)
+    assert worker.run_once() == 1
+    assert len(fake_helpdesk.api_requests()) == 1
+
+
+def test_threads_wake_when_a_reply_is_queued(make_config, make_services, fake_helpdesk):
+    # poll_seconds is long: only the wake-up can make this fast.
+    services = make_services(make_config(delivery={"poll_seconds": 30}))
+    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
+    worker = DeliveryWorker(services)
+    worker.start(threads=2)
+    try:
+        time.sleep(0.2)  # threads are now waiting
+        started = time.monotonic()
+        queue_generic(services)
+        while not fake_helpdesk.api_requests() and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.stop()
+    assert fake_helpdesk.api_requests(), "the queued reply was not delivered"
+    assert elapsed < 5
+
+
+def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpdesk, clock):
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 400)
+    worker = DeliveryWorker(services)
+    worker.run_once()
+    with services.engine.begin() as conn:
+        assert store.requeue(conn, clock()) == 1
+
+    worker.run_once()
+
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 1
+
+
+@pytest.mark.parametrize(("attempts", "low", "high"), [(1, 2.5, 5), (2, 5, 10), (12, 1800, 3600)])
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(config, attempts, low, high):
+    delivery = config.delivery.model_copy(update={"backoff_base_seconds": 5,
+                                                  "backoff_cap_seconds": 3600})
+    delays = [backoff_delay(attempts, delivery) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    assert len({round(d, 6) for d in delays}) > 100  # jittered
+
+
+def test_dry_run_helpdesk_stores_the_reply(services, tmp_path):
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/dryrun", json=generic_close("DRY-1"),
+                headers={"X-Webhook-Token": "dry-token-123"})
+
+    DeliveryWorker(services).run_once()
+
+    [line] = (tmp_path / "dry.jsonl").read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    assert record["dialog_id"] == "DRY-1"
+    assert link_fields(record["link"])["entry.333"] == "DRY-1"
+
+
+def test_a_claim_takes_at_most_its_limit(services, clock):
+    for i in range(5):
+        queue_generic(services, dialog_id=f"L-{i}")
+    with services.engine.begin() as conn:
+        first = store.claim_due(conn, "w1", clock(), clock() + timedelta(seconds=30), limit=2)
+    with services.engine.begin() as conn:
+        second = store.claim_due(conn, "w2", clock(), clock() + timedelta(seconds=30), limit=2)
+    assert len(first) == 2 and len(second) == 2
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert [r.status for r in outbox_rows(services)].count("pending") == 1

@@ -1,0 +1,149 @@
+"""Chatwoot specifics: signing details, older installs, account id, agent look-up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import responses
+from responses import matchers
+
+from csat_hook.config import load_config
+from csat_hook.errors import DeliveryError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
+from csat_hook.http import HttpClient
+from csat_hook.records import DialogClosed
+from csat_hook.records import Person
+from csat_hook.records import WebhookRequest
+from tests.conftest import FakeClock
+from tests.helpers import body_of
+from tests.helpers import chatwoot_headers
+from tests.helpers import fixture
+
+BASE = "https://chat.example.com"
+
+
+def desk(clock: FakeClock, **options) -> ChatwootHelpdesk:
+    options = {"type": "chatwoot", "base_url": BASE + "/", "api_access_token": "tok",
+               "webhook_secret": "sec", **options}
+    config = load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
+    return ChatwootHelpdesk("chatwoot", config.helpdesks["chatwoot"],
+                            http=HttpClient(sleep=lambda s: None), clock=clock)
+
+
+def req(body: bytes, clock: FakeClock, headers=None, query=None) -> WebhookRequest:
+    return WebhookRequest(body=body, headers={k.lower(): v for k, v in (headers or {}).items()},
+                          query=query or {}, received_at=clock(),
+                          content_type="application/json")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+RESOLVED = "conversation_status_changed_resolved.json"
+
+
+def test_signature_covers_timestamp_dot_body(clock):
+    body = body_of(fixture("chatwoot", RESOLVED))
+    desk(clock).verify(req(body, clock, chatwoot_headers(body, "sec", clock())))
+
+
+def test_a_timestamp_from_the_future_is_refused_too(clock):
+    body = body_of(fixture("chatwoot", RESOLVED))
+    headers = chatwoot_headers(body, "sec", clock() + timedelta(minutes=10))
+    with pytest.raises(InvalidSignatureError, match="tolerance"):
+        desk(clock).verify(req(body, clock, headers))
+
+
+def test_signature_without_prefix_is_refused(clock):
+    body = body_of(fixture("chatwoot", RESOLVED))
+    headers = chatwoot_headers(body, "sec", clock())
+    headers["X-Chatwoot-Signature"] = headers["X-Chatwoot-Signature"].removeprefix("sha256=")
+    with pytest.raises(InvalidSignatureError):
+        desk(clock).verify(req(body, clock, headers))
+
+
+def test_older_installs_authenticate_with_a_url_token(clock):
+    adapter = desk(clock, webhook_secret=None, webhook_token="url-token")
+    body = body_of(fixture("chatwoot", RESOLVED))
+    adapter.verify(req(body, clock, query={"token": "url-token"}))
+    with pytest.raises(InvalidSignatureError):
+        adapter.verify(req(body, clock, query={"token": "nope"}))
+
+
+def test_closed_event_fields(clock):
+    event = desk(clock).parse(req(body_of(fixture("chatwoot", RESOLVED)), clock))
+    assert isinstance(event, DialogClosed)
+    assert event.channel == "Channel::WebWidget"
+    assert event.occurrence == "1627063525.7771"
+    assert event.closed_at is not None and event.closed_at.year == 2021
+
+
+def test_legacy_conversation_resolved_event_counts_as_a_close(clock):
+    payload = fixture("chatwoot", RESOLVED)
+    payload["event"] = "conversation_resolved"
+    del payload["changed_attributes"]
+    assert isinstance(desk(clock).parse(req(body_of(payload), clock)), DialogClosed)
+
+
+def test_a_bot_assignee_is_not_credited_as_an_agent(clock):
+    payload = fixture("chatwoot", "conversation_status_changed_resolved_by_bot.json")
+    event = desk(clock).parse(req(body_of(payload), clock))
+    assert event.agent == Person()
+
+
+def test_account_id_falls_back_to_the_config(clock):
+    payload = fixture("chatwoot", RESOLVED)
+    payload["messages"] = []
+    event = desk(clock, account_id=42).parse(req(body_of(payload), clock))
+    assert event.reply_context == {}
+    with responses.RequestsMock() as rsps:
+        rsps.post(BASE + "/api/v1/accounts/42/conversations/10/messages", json={"id": 5})
+        from csat_hook.records import Reply
+
+        result = desk(clock, account_id=42).send_reply(Reply(
+            helpdesk="chatwoot", dialog_id="10", text="t", link="l", agent=Person(),
+            customer=Person(), context={}, idempotency_key="k"))
+    assert result.external_id == "5"
+
+
+def test_unknown_account_fails_permanently_with_the_key_to_set(clock):
+    from csat_hook.records import Reply
+
+    with pytest.raises(DeliveryError, match=r"set helpdesks\.chatwoot\.account_id") as info:
+        desk(clock).send_reply(Reply(helpdesk="chatwoot", dialog_id="10", text="t", link="l",
+                                     agent=Person(), customer=Person(), context={},
+                                     idempotency_key="k"))
+    assert not info.value.retryable
+
+
+@responses.activate
+def test_agent_email_is_looked_up_once_and_cached(clock):
+    responses.get(BASE + "/api/v1/accounts/1/agents",
+                  match=[matchers.header_matcher({"api_access_token": "tok"})],
+                  json=[{"id": 1, "name": "John Smith", "available_name": "John",
+                         "email": "john@acme.inc", "role": "agent"},
+                        {"id": 2, "name": "Eve", "email": "eve@acme.inc"}])
+    adapter = desk(clock)
+    first = adapter.resolve_agent(Person("1", "John", None), {"account_id": "1"})
+    second = adapter.resolve_agent(Person("1", "John", None), {"account_id": "1"})
+    assert first == second == Person("1", "John", "john@acme.inc")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_static_agent_map_wins_over_the_api(clock):
+    adapter = desk(clock, agents={"1": {"name": "Johnny", "email": "j@x"}})
+    assert adapter.resolve_agent(Person("1"), {"account_id": "1"}) == Person("1", "Johnny", "j@x")
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_agent_lookup_retries_then_reports_a_retryable_error(clock):
+    responses.get(BASE + "/api/v1/accounts/1/agents", status=502)
+    with pytest.raises(DeliveryError) as info:
+        desk(clock).resolve_agent(Person("1"), {"account_id": "1"})
+    assert info.value.retryable and len(responses.calls) == 3  # bounded: 1 + 2 retries

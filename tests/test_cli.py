@@ -1,0 +1,80 @@
+"""The command line: outbox inspection and retry, worker --once, verify-token, init-db."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from csat_hook.app import create_app
+from csat_hook.cli import main
+from tests.helpers import generic_close
+
+
+def invoke(tmp_path, *args, **env):
+    db = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    return CliRunner().invoke(main, list(args), env={"CSAT_HOOK_CONFIG": "",
+                                                     "DATABASE_URL": db, **env})
+
+
+def queue_one(tmp_path, dialog_id="42"):
+    from csat_hook.config import load_config
+    from csat_hook.services import build_services
+
+    config = load_config(None, env={"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
+                         overrides={"helpdesks": {"dryrun": {"output": str(tmp_path / "d.jsonl")}}})
+    services = build_services(config)
+    client = create_app(services=services).test_client()
+    response = client.post("/webhooks/dryrun", json=generic_close(dialog_id),
+                           headers={"X-Webhook-Token": "dev-insecure-dryrun-token"})
+    services.engine.dispose()
+    assert response.json["status"] == "queued"
+
+
+def test_init_db_creates_the_schema(tmp_path):
+    result = invoke(tmp_path, "init-db")
+    assert result.exit_code == 0 and "up to date" in result.output
+    assert (tmp_path / "cli.sqlite3").exists()
+
+
+def test_outbox_lists_and_worker_once_delivers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    queue_one(tmp_path)
+    listed = invoke(tmp_path, "outbox")
+    assert listed.exit_code == 0 and "pending=1" in listed.output
+    assert "dryrun/42 agent=Anna Petrova" in listed.output
+
+    ran = invoke(tmp_path, "worker", "--once")
+    assert ran.exit_code == 0 and "processed 1 replies" in ran.output
+
+    data = json.loads(invoke(tmp_path, "outbox", "--json").output)
+    assert data["counts"]["sent"] == 1 and data["replies"][0]["status"] == "sent"
+
+
+def test_outbox_retry_requires_ids_or_all(tmp_path):
+    result = invoke(tmp_path, "outbox", "retry")
+    assert result.exit_code == 2 and "--all-failed" in result.output
+
+
+def test_outbox_retry_requeues_failed_replies(tmp_path):
+    queue_one(tmp_path)
+    import sqlalchemy as sa
+
+    from csat_hook.db import outbox
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(sa.update(outbox).values(status="failed", last_error="HTTP 400"))
+    engine.dispose()
+    result = invoke(tmp_path, "outbox", "retry", "--all-failed")
+    assert result.exit_code == 0 and "requeued 1 replies" in result.output
+    assert "pending=1" in invoke(tmp_path, "outbox").output
+
+
+def test_verify_token_reports_valid_and_forged(tmp_path):
+    link = invoke(tmp_path, "link", "--agent", "Anna", "--agent-id", "7", "--ticket", "9").output
+    token = link.strip().rsplit("entry.1000004=", 1)[1]
+    good = invoke(tmp_path, "verify-token", token)
+    assert good.exit_code == 0 and json.loads(good.output)["dialog_id"] == "9"
+    forged = invoke(tmp_path, "verify-token", token[:-2] + "AA")
+    assert forged.exit_code == 1 and "invalid" in forged.output

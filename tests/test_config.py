@@ -1,0 +1,126 @@
+"""Configuration: defaults run, the example loads, every error names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from csat_hook.cli import main
+from csat_hook.config import load_config
+from csat_hook.config import masked_dump
+from csat_hook.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_built_in_defaults_need_nothing():
+    config = load_config(None, env={})
+    assert config.database.url.startswith("sqlite:///")
+    assert list(config.helpdesks) == ["dryrun"]
+    assert config.policy.per_dialog == "once"
+
+
+def test_the_example_config_loads_with_no_environment():
+    config = load_config(ROOT / "config.example.yaml", env={})
+    assert {"dryrun", "generic", "chatwoot"} <= set(config.helpdesks)
+
+
+def test_environment_references_are_resolved(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '${SECRET}'}\n"
+                    "helpdesks:\n  generic:\n    type: generic\n"
+                    "    auth: {mode: token, token: '${TOKEN:-fallback-token}'}\n"
+                    "    reply: {url: 'https://x.example/{dialog_id}?price=$$5'}\n")
+    config = load_config(path, env={"SECRET": "s" * 20})
+    assert config.token.secret.get_secret_value() == "s" * 20
+    generic = config.helpdesks["generic"]
+    assert generic.auth.token.get_secret_value() == "fallback-token"
+    assert generic.reply.url == "https://x.example/{dialog_id}?price=$5"
+
+
+def test_a_missing_environment_variable_names_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '${NOPE}'}\n")
+    with pytest.raises(ConfigError, match=r"token\.secret: environment variable NOPE is not set"):
+        load_config(path, env={})
+
+
+def test_database_url_from_the_environment_wins_and_is_normalised():
+    config = load_config(None, env={"DATABASE_URL": "postgres://u:p@db.example/prod"})
+    assert config.database.url == "postgresql+psycopg://u:p@db.example/prod"
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("server: {port: 70000}", r"server\.port: Input should be less than or equal to 65535"),
+    ("server: {prot: 1}", r"server\.prot: unknown key"),
+    ("token: {secret: short}", r"token\.secret: must be at least 16 characters"),
+    ("policy: {per_dialog: sometimes}", r"policy\.per_dialog: Input should be 'once'"),
+    ("survey: {reply: {templates: {en: 'no link here'}}}", r"templates: en: the template must"),
+    ("survey: {reply: {templates: {en: '{link} {secret}'}}}", r"unknown placeholder \{secret\}"),
+    ("survey: {form: {fields: {agent_name: entry.1}}}", r"fields\.token is required"),
+    ("survey: {form: {fields: {token: 'entry.x'}}}", r"not a Google Forms entry id"),
+    ("survey: {form: {kind: template, url_template: 'https://t.example/?a={agent_name}'}}",
+     r"must contain \{token\}"),
+    ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
+    ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.type: unknown helpdesk type 'nope'"),
+    ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),
+    ("helpdesks: {chatwoot: {api_access_token: t}}", r"helpdesks\.chatwoot: set webhook_secret"),
+    ("helpdesks: {g: {type: generic, auth: {mode: token, token: t}}}",
+     r"helpdesks\.g: reply is required"),
+    ("helpdesks: {g: {type: generic, auth: {mode: hmac}, reply: {url: 'https://x'}}}",
+     r"helpdesks\.g\.auth: secret is required"),
+    ("helpdesks: {g: {type: generic, auth: {mode: none}, mapping: {dialog_id: 'a..b'},"
+     " reply: {url: 'https://x'}}}", r"dialog_id: 'a\.\.b' is not a valid JMESPath"),
+    ("helpdesks: {g: {type: generic, auth: {mode: none},"
+     " reply: {url: 'https://x/{oops}'}}}", r"unknown placeholder \{oops\}"),
+    ("helpdesks: []", r"helpdesks: must be a mapping"),
+    ("- just\n- a list", r"the top level must be a mapping"),
+    ("a: [unclosed", r"is not valid YAML"),
+])
+def test_errors_name_the_key(tmp_path, yaml_text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+
+
+def test_all_errors_are_reported_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server: {port: 0}\nhelpdesks: {x: {type: nope}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "server.port" in info.value.message and "helpdesks.x.type" in info.value.message
+
+
+def test_masked_dump_hides_every_secret():
+    config = load_config(ROOT / "config.example.yaml", env={
+        "CHATWOOT_API_TOKEN": "cw-REAL-api", "CSAT_TOKEN_SECRET": "REAL-token-secret-xyz",
+        "GENERIC_API_TOKEN": "REAL-generic-api"})
+    text = repr(masked_dump(config))
+    for secret in ("cw-REAL-api", "REAL-token-secret-xyz", "REAL-generic-api",
+                   "dev-insecure-chatwoot-secret"):
+        assert secret not in text
+
+
+def test_check_config_prints_masked_config_and_exits_0():
+    result = CliRunner().invoke(main, ["-c", str(ROOT / "config.example.yaml"), "check-config"],
+                                env={"CHATWOOT_API_TOKEN": "cw-REAL-api"})
+    assert result.exit_code == 0
+    assert "cw-REAL-api" not in result.output
+    assert "api_access_token: '**********'" in result.output
+    assert "configuration OK" in result.output
+
+
+def test_check_config_exits_2_naming_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("delivery: {max_attempts: 0}\n")
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+    assert result.exit_code == 2
+    assert "delivery.max_attempts: Input should be greater than or equal to 1" in result.output
+
+
+def test_check_config_reports_an_unreadable_file(tmp_path):
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "missing.yaml"), "check-config"])
+    assert result.exit_code == 2 and "cannot read config file" in result.output

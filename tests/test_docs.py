@@ -1,0 +1,23 @@
+"""The README's promises: the commands it shows are the ones CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    marker = "# --- the README's test command, verbatim"
+    command = ci.split(marker, 1)[1].splitlines()[1].strip()
+    assert command.startswith("python3 -m venv .venv")
+    assert f"```sh\n{command}\n```" in readme
+
+
+def test_readme_run_command_uses_the_example_config():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.+?)\n```", readme).group(1)
+    assert "pip install" in first and "config.example.yaml serve" in first

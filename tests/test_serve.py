@@ -1,0 +1,153 @@
+"""The real service, as a user runs it: `csat-hook serve` (gunicorn + delivery threads) in a
+subprocess, a fake helpdesk on loopback, and a SIGKILL in the middle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.helpers import generic_close
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
+    config = {
+        "database": {"url": database_url},
+        "token": {"secret": "e2e-token-secret-0123456789"},
+        "delivery": {"backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.2,
+                     "max_attempts": 100, "poll_seconds": 0.5, "lease_seconds": 5},
+        "logging": {"level": "INFO"},
+        "helpdesks": {"generic": {
+            "type": "generic", "auth": {"mode": "token", "token": "e2e-token"},
+            "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"}}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Service:
+    """`csat-hook serve` in a subprocess."""
+
+    def __init__(self, config: Path, cwd: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (cwd / f"serve-{self.port}.log").open("w")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "csat_hook", "-c", str(config), "serve",
+             "--port", str(self.port)],
+            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.kill()
+        raise AssertionError("csat-hook serve did not come up:\n"
+                             + (cwd / f"serve-{self.port}.log").read_text())
+
+    def post(self, payload: dict[str, Any]) -> requests.Response:
+        return requests.post(self.url + "/webhooks/generic", json=payload,
+                             headers={"X-Webhook-Token": "e2e-token"}, timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: master, gunicorn worker and delivery threads."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
+    started: list[Service] = []
+
+    def start(database_url: str | None = None) -> Service:
+        url = database_url or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
+        service = Service(write_config(tmp_path, fake_helpdesk.url, url), tmp_path)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def delivered(fake: Any) -> list[str]:
+    return [r["path"] for r in fake.api_requests() if r["answered"] == 200]
+
+
+def test_close_webhook_to_reply_through_the_real_server(service_factory, fake_helpdesk):
+    service = service_factory()
+
+    first = service.post(generic_close("E2E-1"))
+    duplicate = service.post(generic_close("E2E-1"))
+
+    assert first.status_code == 200 and first.json()["status"] == "queued"
+    assert duplicate.json()["status"] == "duplicate"
+    assert wait_for(lambda: delivered(fake_helpdesk) == ["/api/dialogs/E2E-1/messages"], 10)
+    time.sleep(0.5)
+    assert delivered(fake_helpdesk) == ["/api/dialogs/E2E-1/messages"]
+
+
+def test_sigkill_and_restart_loses_no_queued_reply(service_factory, fake_helpdesk):
+    fake_helpdesk.fail_next(100_000, 503)  # the helpdesk is down: replies stay queued
+    service = service_factory()
+    dialogs = [f"K-{i}" for i in range(10)]
+    for dialog in dialogs:
+        assert service.post(generic_close(dialog)).json()["status"] == "queued"
+    assert wait_for(lambda: len(fake_helpdesk.api_requests()) >= 10)
+
+    service.kill()
+    with fake_helpdesk.lock:
+        fake_helpdesk.failures.clear()  # the helpdesk recovers
+    service_factory()
+
+    expected = sorted(f"/api/dialogs/{d}/messages" for d in dialogs)
+    assert wait_for(lambda: sorted(delivered(fake_helpdesk)) == expected, 30), \
+        delivered(fake_helpdesk)
+    time.sleep(1)
+    assert sorted(delivered(fake_helpdesk)) == expected  # each exactly once

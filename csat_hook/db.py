@@ -6,6 +6,7 @@ Table definitions live here; every statement that reads or writes them lives in
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -129,27 +130,39 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        url,
-        connect_args={"timeout": 30, "check_same_thread": False},
-        pool_pre_ping=True,
+        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10
     )
+    # One writer at a time inside this process. SQLite allows one writer anyway; without this
+    # lock, waiting threads sit in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+    # Taken at BEGIN, released when the connection goes back to the pool (after COMMIT).
+    writer = threading.Lock()
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Autocommit at the driver level; transactions are begun explicitly below so that a
-        # writer takes the lock up front (BEGIN IMMEDIATE) and waits on busy_timeout instead
-        # of failing when it upgrades a read lock.
+        # writer takes the lock up front (BEGIN IMMEDIATE) instead of failing when it
+        # upgrades a read lock.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
+        info = conn.connection.info
+        if not info.get("csat_writer"):
+            if not writer.acquire(timeout=30):
+                raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
+            info["csat_writer"] = True
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record.info.pop("csat_writer", False):
+            writer.release()
 
     return engine
 

@@ -46,10 +46,10 @@ def receive(services: Services, helpdesk_name: str, request: WebhookRequest) -> 
     if isinstance(event, Ignored):
         logger.debug("webhook.ignored", extra={"helpdesk": helpdesk_name, "reason": event.reason})
         return Outcome({"status": "ignored", "reason": event.reason})
-    try:
-        if isinstance(event, DialogReopened):
-            return _reopened(services, event)
+    if isinstance(event, DialogClosed):
         return record_close(services, event)
+    try:
+        return _reopened(services, event)
     except DBAPIError as exc:
         logger.error("webhook.database-unavailable", extra={"helpdesk": helpdesk_name,
                                                             "error": type(exc.orig).__name__})
@@ -69,7 +69,11 @@ def _reopened(services: Services, event: DialogReopened) -> Outcome:
 
 
 def record_close(services: Services, event: DialogClosed) -> Outcome:
-    """Store the survey for a close and queue its reply, unless it is a duplicate or skipped."""
+    """Store the survey for a close and queue its reply, unless it is a duplicate or skipped.
+
+    Returns once the close is committed (concurrent closes share one transaction: see
+    :mod:`csat_hook.recorder`).
+    """
     config = services.config
     now = services.clock()
     occurrence = (event.occurrence or "") if config.policy.per_dialog == "every_close" else ""
@@ -77,39 +81,18 @@ def record_close(services: Services, event: DialogClosed) -> Outcome:
         config.token.secret.get_secret_value(),
         tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now),
     )
-    with services.engine.begin() as conn:
-        skip = skip_reason(services, conn, event, now)
-        survey_id = store.insert_survey(conn, _survey_row(event, occurrence, token, now, skip))
-        if survey_id is None:
-            outcome = Outcome({"status": "duplicate"})
-        elif skip:
-            outcome = Outcome({"status": "skipped", "reason": skip, "survey_id": survey_id})
-        else:
-            send_at = now + timedelta(seconds=config.policy.send_delay_seconds)
-            store.enqueue_reply(conn, {
-                "survey_id": survey_id,
-                "helpdesk": event.helpdesk,
-                "dialog_id": event.dialog_id,
-                "context": dict(event.reply_context),
-                "status": store.PENDING,
-                "attempts": 0,
-                "next_attempt_at": send_at,
-                "created_at": now,
-                "updated_at": now,
-            })
-            store.notify_workers(conn)
-            outcome = Outcome({"status": "queued", "survey_id": survey_id,
-                               "send_at": send_at.isoformat()})
-    if outcome.body["status"] == "queued":
-        services.waker.notify()
+    body = services.recorder.record(event, token=token, now=now, occurrence=occurrence)
     logger.info("webhook.close", extra={"helpdesk": event.helpdesk, "dialog_id": event.dialog_id,
-                                        "status": outcome.body["status"]})
-    return outcome
+                                        "status": body["status"]})
+    return Outcome(body)
 
 
-def skip_reason(services: Services, conn: sa.Connection, event: DialogClosed,
-                now: datetime) -> str | None:
-    """The send policy: why this close gets no survey, or None to send one."""
+def skip_reason(services: Services, conn: sa.Connection, event: DialogClosed, now: datetime,
+                seen: set[str]) -> str | None:
+    """The send policy: why this close gets no survey, or None to send one.
+
+    ``seen`` holds the customers surveyed earlier in the same transaction.
+    """
     policy = services.config.policy
     if policy.skip_without_agent and not event.agent.known:
         return "no_agent"
@@ -117,33 +100,12 @@ def skip_reason(services: Services, conn: sa.Connection, event: DialogClosed,
         return "excluded_channel"
     if event.team and event.team.lower() in {t.lower() for t in policy.exclude_teams}:
         return "excluded_team"
-    if policy.customer_cooldown_days > 0 and store.customer_surveyed_since(
-        conn, event.helpdesk, event.customer.id, event.customer.email,
-        now - timedelta(days=policy.customer_cooldown_days),
-    ):
-        return "customer_cooldown"
+    if policy.customer_cooldown_days > 0:
+        who = {k for k in (event.customer.id, (event.customer.email or "").lower()) if k}
+        if who & seen or store.customer_surveyed_since(
+            conn, event.helpdesk, event.customer.id, event.customer.email,
+            now - timedelta(days=policy.customer_cooldown_days),
+        ):
+            return "customer_cooldown"
+        seen.update(who)
     return None
-
-
-def _survey_row(event: DialogClosed, occurrence: str, token: str, now: datetime,
-                skip: str | None) -> dict[str, Any]:
-    return {
-        "helpdesk": event.helpdesk,
-        "dialog_id": event.dialog_id,
-        "occurrence": occurrence,
-        "agent_id": event.agent.id,
-        "agent_name": event.agent.name,
-        "agent_email": event.agent.email,
-        "customer_id": event.customer.id,
-        "customer_email": event.customer.email,
-        "customer_name": event.customer.name,
-        "team": event.team,
-        "channel": event.channel,
-        "language": event.language,
-        "token": token,
-        "status": store.SKIPPED if skip else store.QUEUED,
-        "skip_reason": skip,
-        "closed_at": event.closed_at,
-        "created_at": now,
-        "sent_at": None,
-    }

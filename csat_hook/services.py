@@ -16,6 +16,7 @@ from csat_hook.helpdesks import build_helpdesks
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.http import HttpClient
 from csat_hook.http import utcnow
+from csat_hook.recorder import CloseRecorder
 from csat_hook.wake import Waker
 
 
@@ -27,6 +28,17 @@ class Services:
     http: HttpClient
     clock: Callable[[], datetime] = utcnow
     waker: Waker = field(default_factory=Waker)
+    recorder: CloseRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        from csat_hook.intake import skip_reason
+
+        self.recorder = CloseRecorder(
+            lambda: self.engine,
+            send_delay=self.config.policy.send_delay_seconds,
+            skip_reason=lambda conn, event, now, seen: skip_reason(self, conn, event, now, seen),
+            after_commit=self.waker.notify,
+        )
 
 
 def build_services(

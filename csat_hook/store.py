@@ -7,6 +7,7 @@ comes from unique constraints and conditional updates, never from read-then-writ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,32 +29,72 @@ PENDING, SENDING = "pending", "sending"
 OUTBOX_STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
-def insert_survey(conn: sa.Connection, values: Mapping[str, Any]) -> int | None:
-    """Insert a survey; return its id, or None when the same close is already recorded.
-
-    A survey that was cancelled (the dialog was reopened before it went out) is revived by a
-    later close instead: the customer never received it.
-    """
-    stmt = (
-        _insert(conn, surveys)
-        .values(**values)
+# The webhook's hot path runs these two statements on every close. They are built once per
+# dialect and executed with parameters, so SQLAlchemy compiles them once (building a statement
+# with .values() per call costs more than the database work itself).
+@functools.cache
+def _insert_surveys_stmt(dialect_name: str) -> Any:
+    # Built once per dialect and executed with parameters: compiled once, and sent as one
+    # multi-row INSERT for a whole batch ("insertmanyvalues").
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return (
+        dialect.insert(surveys)
         .on_conflict_do_nothing(index_elements=["helpdesk", "dialog_id", "occurrence"])
-        .returning(surveys.c.id)
+        .returning(surveys.c.id, surveys.c.helpdesk, surveys.c.dialog_id, surveys.c.occurrence)
     )
-    survey_id = conn.execute(stmt).scalar()
-    if survey_id is not None:
-        return int(survey_id)
+
+
+@functools.cache
+def _enqueue_stmt(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(outbox)
+    return stmt.on_conflict_do_update(
+        index_elements=["survey_id"],
+        set_={
+            "status": stmt.excluded.status,
+            "attempts": 0,
+            "next_attempt_at": stmt.excluded.next_attempt_at,
+            "context": stmt.excluded.context,
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": None,
+            "last_http_status": None,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+SURVEY_COLUMNS = tuple(c.name for c in surveys.c if c.name != "id")
+OUTBOX_COLUMNS = ("survey_id", "helpdesk", "dialog_id", "context", "status", "attempts",
+                  "next_attempt_at", "created_at", "updated_at")
+
+
+def insert_surveys(
+    conn: sa.Connection, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str, str], int]:
+    """Insert surveys (each row: every column but ``id``); skip closes already recorded.
+
+    Returns (helpdesk, dialog_id, occurrence) → id for the rows actually inserted. Keys must
+    be distinct within ``rows``.
+    """
+    if not rows:
+        return {}
+    params = [{name: row.get(name) for name in SURVEY_COLUMNS} for row in rows]
+    result = conn.execute(_insert_surveys_stmt(conn.dialect.name), params)
+    return {(r.helpdesk, r.dialog_id, r.occurrence): int(r.id) for r in result}
+
+
+def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
+    """Re-arm a survey that was cancelled (the dialog reopened before it went out) for a new
+    close of the same dialog; None when the existing survey was not cancelled (a duplicate).
+    """
+    values = {name: row.get(name) for name in SURVEY_COLUMNS}
     revived = conn.execute(
         sa.update(surveys)
         .where(
             surveys.c.helpdesk == values["helpdesk"],
             surveys.c.dialog_id == values["dialog_id"],
-            surveys.c.occurrence == values.get("occurrence", ""),
+            surveys.c.occurrence == values["occurrence"],
             surveys.c.status == CANCELLED,
         )
         .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
@@ -62,24 +103,11 @@ def insert_survey(conn: sa.Connection, values: Mapping[str, Any]) -> int | None:
     return int(revived) if revived is not None else None
 
 
-def enqueue_reply(conn: sa.Connection, values: Mapping[str, Any]) -> int:
-    """Queue the reply for a survey (or re-arm the queue row of a revived survey)."""
-    stmt = _insert(conn, outbox).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["survey_id"],
-        set_={
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": values["next_attempt_at"],
-            "context": values["context"],
-            "lease_until": None,
-            "claimed_by": None,
-            "last_error": None,
-            "last_http_status": None,
-            "updated_at": values["updated_at"],
-        },
-    ).returning(outbox.c.id)
-    return int(conn.execute(stmt).scalar_one())
+def enqueue_replies(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue replies for surveys (or re-arm the queue rows of revived surveys)."""
+    if rows:
+        conn.execute(_enqueue_stmt(conn.dialect.name),
+                     [{name: row[name] for name in OUTBOX_COLUMNS} for row in rows])
 
 
 def notify_workers(conn: sa.Connection) -> None:

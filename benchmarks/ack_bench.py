@@ -1,0 +1,169 @@
+"""Webhook acknowledgements: csat-hook vs a bare Flask endpoint on the same gunicorn.
+
+Both servers run with identical gunicorn settings; both receive the same signed Chatwoot
+"conversation resolved" webhook (a new conversation id each time, so csat-hook verifies the
+HMAC, parses, stores a survey and queues a reply for every request). Delivery is not running:
+this measures the acknowledgement path only.
+
+    python benchmarks/ack_bench.py [--duration 10] [--rate 200] [--database-url URL]
+
+Prints acknowledgements per second (closed loop), latency percentiles at a fixed rate (open
+loop), and the ratios. Targets: ratio ≥ 0.9, p99 ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _load import Result
+from _load import closed_loop
+from _load import open_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-webhook-secret"
+FIXTURE = ROOT / "tests" / "fixtures" / "chatwoot" / "conversation_status_changed_resolved.json"
+
+
+class SignedClose:
+    """Request n: a resolved Chatwoot conversation with id n, signed like Chatwoot signs."""
+
+    def __init__(self, run: int) -> None:
+        self.template = json.loads(FIXTURE.read_text(encoding="utf-8"))
+        self.run = run
+
+    def __call__(self, n: int) -> tuple[str, bytes, dict[str, str]]:
+        payload = dict(self.template)
+        payload["id"] = self.run * 10_000_000 + n
+        body = json.dumps(payload).encode()
+        ts = str(int(time.time()))
+        sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        return "/webhooks/chatwoot", body, {
+            "Content-Type": "application/json", "X-Chatwoot-Timestamp": ts,
+            "X-Chatwoot-Signature": "sha256=" + sig}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(app: str, args: argparse.Namespace, env: dict[str, str], cwd: Path
+                   ) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gthread", "--workers", str(args.workers),
+         "--threads", str(args.threads), "--log-level", "warning", app],
+        cwd=cwd, env=env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            requests.post(base + "/webhooks/probe", timeout=5)
+            return proc, base
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{app} did not start")
+
+
+def measure(base: str, args: argparse.Namespace, run: int) -> tuple[Result, Result]:
+    closed_loop(base, SignedClose(run * 3), duration=2, threads=args.clients)  # warm-up
+    peak = closed_loop(base, SignedClose(run * 3 + 1), duration=args.duration,
+                       threads=args.clients)
+    steady = open_loop(base, SignedClose(run * 3 + 2), rate=args.rate, duration=args.duration)
+    return peak, steady
+
+
+def row(name: str, peak: Result, steady: Result) -> str:
+    ok = sum(c for s, c in peak.statuses.items() if 200 <= s < 300)
+    return (f"{name:<22} {peak.rate:>9.0f}/s  p50 {peak.percentile(50) * 1000:6.1f} ms  "
+            f"p99 {peak.percentile(99) * 1000:6.1f} ms | at {args_rate:.0f}/s: "
+            f"p50 {steady.percentile(50) * 1000:6.1f} ms  p99 {steady.percentile(99) * 1000:6.1f}"
+            f" ms  (2xx {ok}/{len(peak.latencies)}, errors {peak.errors + steady.errors})")
+
+
+args_rate = 0.0
+
+
+def main() -> None:
+    global args_rate
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--clients", type=int, default=8, help="client connections per process")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    args_rate = args.rate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        db = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
+        config = {
+            "database": {"url": db},
+            "token": {"secret": "bench-token-secret-0123456789"},
+            "logging": {"level": "WARNING"},
+            "helpdesks": {"chatwoot": {"type": "chatwoot", "base_url": "http://127.0.0.1:9",
+                                       "api_access_token": "x", "webhook_secret": SECRET}},
+        }
+        (work / "config.yaml").write_text(yaml.safe_dump(config))
+        env = {**os.environ, "CSAT_HOOK_CONFIG": str(work / "config.yaml")}
+        env.pop("DATABASE_URL", None)
+        if db.startswith("postgres"):
+            _reset_postgres(db)
+
+        ours, ours_url = start_gunicorn("csat_hook.wsgi:app", args, env, ROOT)
+        try:
+            our_peak, our_steady = measure(ours_url, args, 1)
+        finally:
+            ours.terminate()
+            ours.wait()
+        bare, bare_url = start_gunicorn("bare_app:app", args, env, ROOT / "benchmarks")
+        try:
+            bare_peak, bare_steady = measure(bare_url, args, 2)
+        finally:
+            bare.terminate()
+            bare.wait()
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; gunicorn gthread {args.workers}×{args.threads}; "
+          f"database {db.split(':')[0]}; {args.duration:g} s per phase")
+    print(row("bare Flask endpoint", bare_peak, bare_steady))
+    print(row("csat-hook webhook", our_peak, our_steady))
+    ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
+    p99 = our_steady.percentile(99) * 1000
+    print(f"ratio csat-hook / bare: {ratio:.2f} (target ≥ 0.90); csat-hook p99 at "
+          f"{args.rate:.0f}/s: {p99:.1f} ms (target ≤ 50 ms)")
+
+
+def _reset_postgres(url: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from csat_hook.config import normalize_database_url
+    from csat_hook.db import make_engine
+    from csat_hook.db import metadata
+
+    engine = make_engine(normalize_database_url(url))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

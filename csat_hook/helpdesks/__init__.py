@@ -10,6 +10,7 @@ from typing import Any
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
+from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.http import HttpClient
@@ -19,6 +20,7 @@ REGISTRY: dict[str, type[Helpdesk]] = {
     "generic": GenericHelpdesk,
     "chatwoot": ChatwootHelpdesk,
     "zendesk": ZendeskHelpdesk,
+    "freshdesk": FreshdeskHelpdesk,
 }
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from responses import matchers
 
 from csat_hook.app import create_app
+from csat_hook.config import load_config
 from csat_hook.db import outbox
 from csat_hook.db import surveys
 from csat_hook.errors import BadPayloadError
@@ -414,3 +415,10 @@ def test_domain_gives_the_base_url():
     options = FreshdeskOptions.model_validate({"domain": "acme", "api_key": "k",
                                                "webhook_token": TOKEN})
     assert options.base_url == "https://acme.freshdesk.com"
+
+
+def test_the_example_config_block_loads_without_environment():
+    config = load_config(str(EXAMPLES.parent / "config.example.yaml"), env={})
+    options = config.helpdesks["freshdesk"]
+    assert options.base_url == "http://127.0.0.1:8099"  # the local fake helpdesk
+    assert options.webhook_token is not None and options.webhook_password is None

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from responses import matchers
 
 from csat_hook.app import create_app
+from csat_hook.config import load_config
 from csat_hook.db import outbox
 from csat_hook.db import surveys
 from csat_hook.errors import BadPayloadError
@@ -556,3 +557,10 @@ def test_subdomain_gives_the_base_url():
     options = ZendeskOptions.model_validate({"subdomain": "acme", "oauth_token": "t",
                                              "webhook_secret": SECRET})
     assert options.base_url == "https://acme.zendesk.com"
+
+
+def test_the_example_config_block_loads_without_environment():
+    config = load_config(str(EXAMPLES.parent / "config.example.yaml"), env={})
+    options = config.helpdesks["zendesk"]
+    assert options.base_url == "http://127.0.0.1:8099"  # the local fake helpdesk
+    assert options.email and options.api_token and options.oauth_token is None

@@ -262,6 +262,12 @@ def test_non_object_body_is_refused(clock):
         parse(clock, ["ticket"])
 
 
+def test_an_event_that_is_not_a_close_needs_no_ticket_id(clock):
+    payload = fixture("freshdesk", "automation_note_added.json")
+    del payload["ticket"]["id"]
+    assert isinstance(parse(clock, payload), Ignored)
+
+
 def test_a_retried_delivery_gives_one_survey_even_when_every_close_is_surveyed(fd_services):
     services = fd_services(_sections={"policy": {"per_dialog": "every_close"}})
     client = create_app(services=services).test_client()

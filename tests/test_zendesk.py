@@ -287,6 +287,12 @@ def test_event_reopen_cancels_a_delayed_survey(zd_services, clock):
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
 
 
+def test_an_event_that_is_not_a_close_needs_no_ticket_id(clock):
+    payload = fixture("zendesk", "ticket_status_changed_pending.json")
+    del payload["detail"]["id"]
+    assert isinstance(adapter(clock).parse(signed(payload, clock)), Ignored)
+
+
 # --- triggers -------------------------------------------------------------------------------
 
 
@@ -512,13 +518,16 @@ def test_an_unknown_user_is_sent_at_once_and_remembered(zd_services, clock, fake
     first = fixture("zendesk", "ticket_status_changed_solved.json")
     second = fixture("zendesk", "ticket_status_changed_solved.json")
     second["id"], second["detail"]["id"] = "1b2c3d4e-5f60-4718-92a3-b4c5d6e7f809", "5159"
-    post(client, first, clock)
-    post(client, second, clock)
+    worker = DeliveryWorker(services)
 
-    assert DeliveryWorker(services).run_once() == 2
+    post(client, first, clock)
+    assert worker.run_once() == 1
+    post(client, second, clock)
+    assert worker.run_once() == 1
 
     methods = [r["method"] for r in fake_helpdesk.api_requests()]
     assert methods == ["GET", "PUT", "PUT"]  # the miss is cached for the second reply
+    assert [s.status for s in rows(services, surveys)] == ["sent", "sent"]
 
 
 def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdesk):

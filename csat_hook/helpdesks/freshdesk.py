@@ -142,7 +142,6 @@ class FreshdeskHelpdesk(Helpdesk):
             return Ignored("not the csat-hook automation body (no ticket object)")
         if unrendered(ticket.get("id")):
             return Ignored("the automation body's placeholders were not rendered")
-        ticket_id = require_text(ticket, "id", "ticket id")
         event = rendered(payload.get("triggered_event"), limit=500)
         status = rendered(ticket.get("status"))
         change = STATUS_CHANGE.search(event) if event else None
@@ -151,15 +150,15 @@ class FreshdeskHelpdesk(Helpdesk):
             if self._closed(after) and self._closed(before):
                 return Ignored(f"status {before} → {after}: the ticket was already resolved")
             if self._closed(after):
-                return self._close(ticket, ticket_id, occurrence=_compact(event or ""))
+                return self._close(ticket, occurrence=_compact(event or ""))
             if self._closed(before):
-                return DialogReopened(self.name, ticket_id)
+                return DialogReopened(self.name, require_text(ticket, "id", "ticket id"))
             return Ignored(f"status {before} → {after} is not a close")
         if event:
             return Ignored(f"{_compact(event)[:60]} is not a status change")
         if self._closed(status):
             # No {{triggered_event}} in the body: the status name is all there is.
-            return self._close(ticket, ticket_id, occurrence=f"status:{(status or '').lower()}")
+            return self._close(ticket, occurrence=f"status:{(status or '').lower()}")
         return Ignored(f"status {status or '(none)'!r} is not a close")
 
     def _closed(self, status: str | None) -> bool:
@@ -168,13 +167,12 @@ class FreshdeskHelpdesk(Helpdesk):
         names = {name.lower() for name in self.options.closed_statuses}
         return status in CLOSED_CODES or status.lower() in names
 
-    def _close(self, ticket: Mapping[str, Any], ticket_id: str, *,
-               occurrence: str) -> DialogClosed:
+    def _close(self, ticket: Mapping[str, Any], *, occurrence: str) -> DialogClosed:
         agent = ticket.get("agent")
         requester = ticket.get("requester")
         return DialogClosed(
             helpdesk=self.name,
-            dialog_id=ticket_id,
+            dialog_id=require_text(ticket, "id", "ticket id"),
             agent=_person(agent),
             customer=_person(requester),
             team=rendered(ticket.get("group")),

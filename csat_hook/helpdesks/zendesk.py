@@ -165,14 +165,13 @@ class ZendeskHelpdesk(Helpdesk):
             return Ignored(f"{kind} is not a status change")
         current = _status(dig(payload, "event.current")) or _status(dig(payload, "detail.status"))
         previous = _status(dig(payload, "event.previous"))
-        ticket_id = require_text(payload, "detail.id", "ticket id")
         if current in CLOSED_STATUSES and previous in CLOSED_STATUSES:
             # Solved → closed is the same close, archived days later: surveyed already.
             return Ignored(f"status {previous} → {current}: the ticket was already solved")
         if current in CLOSED_STATUSES:
-            return self._event_close(payload, ticket_id)
+            return self._event_close(payload, require_text(payload, "detail.id", "ticket id"))
         if previous in CLOSED_STATUSES:
-            return DialogReopened(self.name, ticket_id)
+            return DialogReopened(self.name, require_text(payload, "detail.id", "ticket id"))
         return Ignored(f"status {previous or '?'} → {current or '?'} is not a close")
 
     def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
@@ -192,12 +191,12 @@ class ZendeskHelpdesk(Helpdesk):
     def _from_trigger(self, ticket: Mapping[str, Any], request: WebhookRequest) -> Event:
         if unrendered(ticket.get("id")):
             return Ignored("the trigger body's placeholders were not rendered")
-        ticket_id = require_text(ticket, "id", "ticket id")
         status = (rendered(ticket.get("status")) or "").lower()
         if status in OPEN_STATUSES:
-            return DialogReopened(self.name, ticket_id)
+            return DialogReopened(self.name, require_text(ticket, "id", "ticket id"))
         if status not in CLOSED_STATUSES:
             return Ignored(f"status {status or '(none)'!r} is not a close")
+        ticket_id = require_text(ticket, "id", "ticket id")
         assignee = ticket.get("assignee")
         requester = ticket.get("requester")
         updated = rendered(ticket.get("updated_at"))

@@ -175,12 +175,12 @@ class ZendeskHelpdesk(Helpdesk):
         return Ignored(f"status {previous or '?'} → {current or '?'} is not a close")
 
     def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
-        group = _user_id(dig(payload, "detail.group_id"))
+        group = _zendesk_id(dig(payload, "detail.group_id"))
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=ticket_id,
-            agent=Person(id=_user_id(dig(payload, "detail.assignee_id"))),
-            customer=Person(id=_user_id(dig(payload, "detail.requester_id"))),
+            agent=Person(id=_zendesk_id(dig(payload, "detail.assignee_id"))),
+            customer=Person(id=_zendesk_id(dig(payload, "detail.requester_id"))),
             team=self.options.groups.get(group) if group else None,
             channel=as_text(dig(payload, "detail.via.channel")),
             closed_at=parse_timestamp(payload.get("time"))
@@ -294,7 +294,7 @@ def _status(value: Any) -> str | None:
     return text.lower() if text else None
 
 
-def _user_id(value: Any) -> str | None:
+def _zendesk_id(value: Any) -> str | None:
     """An id from an event; Zendesk writes "0" (or null) where there is none."""
     text = as_text(value)
     return None if text in (None, "0") else text
@@ -303,7 +303,7 @@ def _user_id(value: Any) -> str | None:
 def _person(value: Any) -> Person:
     if not isinstance(value, Mapping):
         return Person()
-    return Person(id=_user_id(rendered(value.get("id"))), name=rendered(value.get("name")),
+    return Person(id=_zendesk_id(rendered(value.get("id"))), name=rendered(value.get("name")),
                   email=rendered(value.get("email")))
 
 

@@ -10,13 +10,17 @@ from typing import Any
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
+from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.http import HttpClient
 
 REGISTRY: dict[str, type[Helpdesk]] = {
     "dryrun": DryRunHelpdesk,
     "generic": GenericHelpdesk,
     "chatwoot": ChatwootHelpdesk,
+    "zendesk": ZendeskHelpdesk,
+    "freshdesk": FreshdeskHelpdesk,
 }
 
 

@@ -1,0 +1,430 @@
+"""Freshdesk: header and Basic authentication, automation-body parsing, dedup, the reply
+request, agent look-ups.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import sqlalchemy as sa
+from pydantic import ValidationError
+from responses import matchers
+
+from csat_hook.app import create_app
+from csat_hook.config import load_config
+from csat_hook.db import outbox
+from csat_hook.db import surveys
+from csat_hook.errors import BadPayloadError
+from csat_hook.errors import DeliveryError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
+from csat_hook.helpdesks.freshdesk import FreshdeskOptions
+from csat_hook.helpdesks.freshdesk import reply_html
+from csat_hook.http import HttpClient
+from csat_hook.records import DialogClosed
+from csat_hook.records import DialogReopened
+from csat_hook.records import Ignored
+from csat_hook.records import Person
+from csat_hook.records import Reply
+from csat_hook.records import WebhookRequest
+from csat_hook.worker import DeliveryWorker
+from tests.helpers import body_of
+from tests.helpers import fixture
+from tests.helpers import link_fields
+from tests.scripted import Answer
+from tests.scripted import script_answers
+
+BASE = "https://acme.freshdesk.com"
+TOKEN = "fd-webhook-token"
+AUTH = {"X-Csat-Hook-Token": TOKEN}
+API_BASIC = "Basic " + base64.b64encode(b"fd-api-key:X").decode()
+AGENT_ID = "43001234567"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# --- building blocks ------------------------------------------------------------------------
+
+
+def adapter(clock: Any, **options: Any) -> FreshdeskHelpdesk:
+    values = {"base_url": BASE, "api_key": "fd-api-key", "webhook_token": TOKEN, **options}
+    values = {k: v for k, v in values.items() if v is not None}
+    return FreshdeskHelpdesk("freshdesk", FreshdeskOptions.model_validate(values),
+                             http=HttpClient(sleep=lambda _s: None), clock=clock)
+
+
+def webhook(payload: Any, headers: dict[str, str], clock: Any) -> WebhookRequest:
+    return WebhookRequest(body=body_of(payload), query={}, received_at=clock(),
+                          headers={k.lower(): v for k, v in headers.items()},
+                          content_type="application/json")
+
+
+def parse(clock: Any, payload: Any, **options: Any) -> Any:
+    return adapter(clock, **options).parse(webhook(payload, AUTH, clock))
+
+
+def reply(text: str = "How did we do? https://x.test/f?a=1&b=2",
+          link: str = "https://x.test/f?a=1&b=2") -> Reply:
+    return Reply(helpdesk="freshdesk", dialog_id="1042", text=text, link=link,
+                 agent=Person(id=AGENT_ID), customer=Person(), context={},
+                 idempotency_key="csat-hook-1")
+
+
+@pytest.fixture
+def fd_services(make_config, make_services, fake_helpdesk):
+    def build(_sections: dict[str, Any] | None = None, **options: Any) -> Any:
+        values = {"type": "freshdesk", "base_url": fake_helpdesk.url, "api_key": "fd-api-key",
+                  "webhook_token": TOKEN, **options}
+        return make_services(make_config(helpdesks={"freshdesk": values}, **(_sections or {})))
+    return build
+
+
+def post(client: Any, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    return client.post("/webhooks/freshdesk", data=body_of(payload),
+                       headers={"Content-Type": "application/json",
+                                **(AUTH if headers is None else headers)})
+
+
+def rows(services: Any, table: sa.Table) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(table).order_by(table.c.id)).all())
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def test_a_close_with_the_shared_secret_header_is_queued(fd_services):
+    services = fd_services()
+    client = create_app(services=services).test_client()
+
+    response = post(client, fixture("freshdesk", "automation_resolved.json"))
+
+    assert response.status_code == 200 and response.json["status"] == "queued"
+    [survey] = rows(services, surveys)
+    assert (survey.dialog_id, survey.agent_name, survey.team) == ("1042", "Anna Petrova",
+                                                                 "Billing")
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Csat-Hook-Token": "fd-webhook-tokeN"},
+    {"X-Csat-Hook-Token": ""},
+    {"X-Other-Token": TOKEN},
+    basic("fd", TOKEN),
+])
+def test_missing_or_wrong_credentials_get_401_and_store_nothing(fd_services, headers):
+    services = fd_services()
+    client = create_app(services=services).test_client()
+
+    response = post(client, fixture("freshdesk", "automation_resolved.json"), headers)
+
+    assert response.status_code == 401
+    assert response.json == {"error": "unauthorized",
+                             "reason": "missing or wrong webhook credentials"}
+    assert rows(services, surveys) == []
+
+
+def test_the_token_header_name_is_configurable(clock):
+    freshdesk = adapter(clock, webhook_token_header="X-Freshdesk-Secret")
+    freshdesk.verify(webhook({}, {"X-Freshdesk-Secret": TOKEN}, clock))
+    with pytest.raises(InvalidSignatureError):
+        freshdesk.verify(webhook({}, AUTH, clock))
+
+
+@pytest.mark.parametrize(("headers", "accepted"), [
+    (basic("freshdesk", "fd-pass"), True),
+    (basic("freshdesk", "fd-pasS"), False),
+    (basic("Freshdesk", "fd-pass"), False),
+    (basic("freshdesk", "fd-pass:"), False),
+    ({"Authorization": "Basic !!not-base64!!"}, False),
+    ({"Authorization": "Bearer " + base64.b64encode(b"freshdesk:fd-pass").decode()}, False),
+    (AUTH, False),
+])
+def test_basic_auth_is_checked_exactly(clock, headers, accepted):
+    freshdesk = adapter(clock, webhook_token=None, webhook_username="freshdesk",
+                        webhook_password="fd-pass")
+    request = webhook({}, headers, clock)
+    if accepted:
+        freshdesk.verify(request)
+    else:
+        with pytest.raises(InvalidSignatureError, match="missing or wrong webhook credentials"):
+            freshdesk.verify(request)
+
+
+def test_either_method_works_when_both_are_configured(clock):
+    freshdesk = adapter(clock, webhook_username="freshdesk", webhook_password="fd-pass")
+    freshdesk.verify(webhook({}, AUTH, clock))
+    freshdesk.verify(webhook({}, basic("freshdesk", "fd-pass"), clock))
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def test_resolved_ticket_is_a_close(clock):
+    assert parse(clock, fixture("freshdesk", "automation_resolved.json")) == DialogClosed(
+        helpdesk="freshdesk", dialog_id="1042",
+        agent=Person(AGENT_ID, "Anna Petrova", "anna@example.com"),
+        customer=Person("43009876543", "Ivan Sidorov", "ivan@example.org"),
+        team="Billing", channel="Email", occurrence="{status:{from:2,to:4}}",
+    )
+
+
+@pytest.mark.parametrize("event", ["{status:{from:2,to:5}}", "{status:{from:3,to:4}}",
+                                   "{ status : { from : 6 , to : 4 } }",
+                                   "{status:{from:Open,to:Resolved}}"])
+def test_changes_to_resolved_or_closed_are_closes(clock, event):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    payload["triggered_event"] = event
+    assert isinstance(parse(clock, payload), DialogClosed)
+
+
+def test_reopen_is_recognised(clock):
+    assert parse(clock, fixture("freshdesk", "automation_reopened.json")) == DialogReopened(
+        "freshdesk", "1042")
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("automation_closed_after_resolved.json",
+     "status 4 → 5: the ticket was already resolved"),
+    ("automation_note_added.json", "{note_type:public} is not a status change"),
+    ("automation_status_custom.json", "status 2 → 6 is not a close"),
+])
+def test_other_events_are_ignored_with_a_reason(clock, name, reason):
+    assert parse(clock, fixture("freshdesk", name)) == Ignored(reason)
+
+
+def test_without_triggered_event_the_status_name_decides(clock):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    del payload["triggered_event"]
+    event = parse(clock, payload)
+    assert isinstance(event, DialogClosed) and event.occurrence == "status:resolved"
+    payload["ticket"]["status"] = "Open"
+    assert parse(clock, payload) == Ignored("status 'Open' is not a close")
+
+
+def test_localised_status_names_can_be_configured(clock):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    del payload["triggered_event"]
+    payload["ticket"]["status"] = "Gelöst"
+    assert isinstance(parse(clock, payload), Ignored)
+    assert isinstance(parse(clock, payload, closed_statuses=["Gelöst", "Geschlossen"]),
+                      DialogClosed)
+
+
+def test_the_template_sent_unrendered_is_ignored(fd_services):
+    # What arrives when the rule posts the body without Freshdesk filling it in (a test).
+    template = json.loads((EXAMPLES / "freshdesk-automation-body.json").read_text())
+    client = create_app(services=fd_services()).test_client()
+
+    response = post(client, template)
+
+    assert response.status_code == 200
+    assert response.json == {"status": "ignored",
+                             "reason": "the automation body's placeholders were not rendered"}
+
+
+def test_placeholders_freshdesk_does_not_know_read_as_unknown(clock):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    payload["ticket"]["agent"]["id"] = "{{ticket.agent.id}}"
+    payload["ticket"]["group"] = ""
+    event = parse(clock, payload)
+    assert isinstance(event, DialogClosed)
+    assert event.agent == Person(None, "Anna Petrova", "anna@example.com") and event.team is None
+
+
+def test_other_bodies_are_ignored(clock):
+    legacy = {"freshdesk_webhook": {"triggered_event": "{status:{from:2,to:4}}",
+                                    "ticket_id": "11"}}
+    assert parse(clock, legacy) == Ignored("not the csat-hook automation body (no ticket object)")
+
+
+def test_missing_ticket_id_is_400(fd_services):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    del payload["ticket"]["id"]
+    client = create_app(services=fd_services()).test_client()
+
+    response = post(client, payload)
+
+    assert response.status_code == 400
+    assert response.json == {"error": "missing_field", "reason": "ticket id is missing (id)"}
+
+
+def test_non_object_body_is_refused(clock):
+    with pytest.raises(BadPayloadError, match="must be an object"):
+        parse(clock, ["ticket"])
+
+
+def test_an_event_that_is_not_a_close_needs_no_ticket_id(clock):
+    payload = fixture("freshdesk", "automation_note_added.json")
+    del payload["ticket"]["id"]
+    assert isinstance(parse(clock, payload), Ignored)
+
+
+def test_a_retried_delivery_gives_one_survey_even_when_every_close_is_surveyed(fd_services):
+    services = fd_services(_sections={"policy": {"per_dialog": "every_close"}})
+    client = create_app(services=services).test_client()
+    resolved = fixture("freshdesk", "automation_resolved.json")
+    closed_later = fixture("freshdesk", "automation_resolved.json")
+    closed_later["triggered_event"] = "{status:{from:3,to:5}}"
+
+    statuses = [post(client, payload).json["status"]
+                for payload in (resolved, resolved, closed_later)]
+
+    assert statuses == ["queued", "duplicate", "queued"]
+
+
+def test_reopen_cancels_a_delayed_survey(fd_services):
+    services = fd_services(_sections={"policy": {"send_delay_seconds": 3600}})
+    client = create_app(services=services).test_client()
+    post(client, fixture("freshdesk", "automation_resolved.json"))
+
+    response = post(client, fixture("freshdesk", "automation_reopened.json"))
+
+    assert response.json == {"status": "reopened", "cancelled": 1}
+
+
+# --- the reply ------------------------------------------------------------------------------
+
+
+def test_reply_html_escapes_text_and_links_the_survey():
+    link = "https://docs.google.com/forms/d/e/X/viewform?usp=pp_url&entry.1=A+%3Cb%3E"
+    text = f"Thanks <Ann & co>!\nRate us: {link}"
+    assert reply_html(text, link) == (
+        "<p>Thanks &lt;Ann &amp; co&gt;!<br>Rate us: "
+        '<a href="https://docs.google.com/forms/d/e/X/viewform?usp=pp_url&amp;entry.1=A+%3Cb%3E">'
+        "https://docs.google.com/forms/d/e/X/viewform?usp=pp_url&amp;entry.1=A+%3Cb%3E</a></p>"
+    )
+
+
+@responses.activate
+def test_reply_request_shape(clock):
+    responses.post(
+        f"{BASE}/api/v2/tickets/1042/reply",
+        match=[matchers.header_matcher({"Authorization": API_BASIC}),
+               matchers.json_params_matcher({"body": (
+                   '<p>How did we do? <a href="https://x.test/f?a=1&amp;b=2">'
+                   "https://x.test/f?a=1&amp;b=2</a></p>")})],
+        status=201, json={"id": 35131397084, "body": "<p>…</p>", "ticket_id": 1042},
+    )
+    assert adapter(clock).send_reply(reply()).external_id == "35131397084"
+
+
+@responses.activate
+def test_429_is_retryable_and_carries_retry_after(clock):
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=429,
+                   headers={"Retry-After": "60"})
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert raised.value.retryable and raised.value.retry_after == 60
+
+
+@pytest.mark.parametrize(("status", "words"), [(404, "no such ticket"),
+                                               (400, "HTTP 400"), (401, "API key")])
+@responses.activate
+def test_refusals_are_permanent(clock, status, words):
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=status,
+                   json={"description": "Validation failed", "errors": []})
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert not raised.value.retryable and raised.value.http_status == status
+    assert words in raised.value.message and "Validation" not in raised.value.message
+
+
+def test_a_deleted_ticket_marks_the_reply_failed(fd_services, fake_helpdesk, monkeypatch):
+    services = fd_services()
+    script_answers(fake_helpdesk, monkeypatch,
+                   Answer("POST", r"/api/v2/tickets/1042/reply", 404, {"code": "not_found"}))
+    post(create_app(services=services).test_client(),
+         fixture("freshdesk", "automation_resolved.json"))
+
+    DeliveryWorker(services).run_once()
+
+    [item] = rows(services, outbox)
+    assert (item.status, item.last_http_status) == ("failed", 404)
+    assert "no such ticket" in item.last_error
+
+
+# --- agent look-ups -------------------------------------------------------------------------
+
+
+AGENT_PATH = rf"/api/v2/agents/{AGENT_ID}"
+AGENT = {"id": int(AGENT_ID), "available": True, "occasional": False, "ticket_scope": 1,
+         "contact": {"active": True, "email": "anna@example.com", "name": "Anna Petrova",
+                     "language": "en", "time_zone": "Moscow"}}
+
+
+def _reply_link(fake: Any) -> str:
+    [reply_request] = [r for r in fake.api_requests() if r["method"] == "POST"]
+    html = reply_request["body"]["body"]
+    return html.split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+
+
+def test_id_only_close_gets_the_agent_name_into_the_link(fd_services, fake_helpdesk,
+                                                         monkeypatch):
+    services = fd_services()
+    script_answers(fake_helpdesk, monkeypatch, Answer("GET", AGENT_PATH, 200, AGENT))
+    post(create_app(services=services).test_client(),
+         fixture("freshdesk", "automation_agent_id_only.json"))
+
+    assert DeliveryWorker(services).run_once() == 1
+
+    lookup = fake_helpdesk.api_requests()[0]
+    assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/agents/{AGENT_ID}")
+    assert lookup["headers"]["Authorization"] == API_BASIC
+    assert link_fields(_reply_link(fake_helpdesk))["entry.111"] == "Anna Petrova"
+    assert rows(services, surveys)[0].agent_email == "anna@example.com"
+
+
+def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdesk, monkeypatch):
+    services = fd_services()
+    script_answers(fake_helpdesk, monkeypatch, Answer("GET", AGENT_PATH, 502, {}))
+    post(create_app(services=services).test_client(),
+         fixture("freshdesk", "automation_agent_id_only.json"))
+    worker = DeliveryWorker(services)
+
+    for _ in range(services.config.delivery.max_attempts):
+        worker.run_once()
+        clock.advance(3600)
+
+    [item] = rows(services, outbox)
+    assert item.status == "sent"
+    assert link_fields(_reply_link(fake_helpdesk))["entry.222"] == AGENT_ID
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"base_url": None}, "set domain"),
+    ({"base_url": None, "domain": "acme.freshdesk.com"}, "domain must be the name before"),
+    ({"base_url": "ftp://acme"}, "base_url must start with http"),
+    ({"webhook_token": None}, "set webhook_token .* or webhook_username \\+ webhook_password"),
+    ({"webhook_username": "fd"}, "webhook_username and webhook_password go together"),
+    ({"webhook_token_header": " "}, "webhook_token_header must name a header"),
+    ({"api_key": None}, "api_key"),
+])
+def test_incomplete_options_are_refused_naming_the_keys(values, message):
+    options = {"base_url": BASE, "api_key": "k", "webhook_token": TOKEN, **values}
+    with pytest.raises(ValidationError, match=message):
+        FreshdeskOptions.model_validate({k: v for k, v in options.items() if v is not None})
+
+
+def test_domain_gives_the_base_url():
+    options = FreshdeskOptions.model_validate({"domain": "acme", "api_key": "k",
+                                               "webhook_token": TOKEN})
+    assert options.base_url == "https://acme.freshdesk.com"
+
+
+def test_the_example_config_block_loads_without_environment():
+    config = load_config(str(EXAMPLES.parent / "config.example.yaml"), env={})
+    options = config.helpdesks["freshdesk"]
+    assert options.base_url == "http://127.0.0.1:8099"  # the local fake helpdesk
+    assert options.webhook_token is not None and options.webhook_password is None

@@ -11,12 +11,14 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.helpdesks.intercom import IntercomHelpdesk
 from csat_hook.http import HttpClient
 
 REGISTRY: dict[str, type[Helpdesk]] = {
     "dryrun": DryRunHelpdesk,
     "generic": GenericHelpdesk,
     "chatwoot": ChatwootHelpdesk,
+    "intercom": IntercomHelpdesk,
 }
 
 

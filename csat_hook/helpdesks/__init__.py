@@ -11,6 +11,7 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.intercom import IntercomHelpdesk
 from csat_hook.http import HttpClient
 
@@ -19,6 +20,7 @@ REGISTRY: dict[str, type[Helpdesk]] = {
     "generic": GenericHelpdesk,
     "chatwoot": ChatwootHelpdesk,
     "intercom": IntercomHelpdesk,
+    "helpscout": HelpScoutHelpdesk,
 }
 
 

@@ -504,3 +504,11 @@ def test_bad_options_name_the_key(make_config, extra, message):
         make_config(helpdesks={"intercom": raw})
     assert message in str(caught.value)
     assert SECRET not in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_webhook_url_answers_the_head_request_intercom_validates_it_with(client):
+    # "it must be able to receive a HEAD request, which we use to validate the URL"
+    # (https://developers.intercom.com/docs/webhooks/setting-up-webhooks)
+    assert client.head("/webhooks/intercom").status_code == 200
+    assert client.head("/webhooks/nosuchdesk").status_code == 404
+    assert client.get("/webhooks/intercom").status_code == 405

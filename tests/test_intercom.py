@@ -221,6 +221,44 @@ def test_unassigned_v2_close_credits_the_closing_admin(clock):
     assert isinstance(event, DialogClosed) and event.agent.id == "991267720"
 
 
+def test_close_without_parts_falls_back_to_the_statistics_closer(clock):
+    payload = fixture("intercom", V2_CLOSE)
+    payload["data"]["item"]["admin_assignee_id"] = None
+    payload["data"]["item"]["conversation_parts"]["conversation_parts"] = []
+
+    event = adapter(clock).parse(signed(payload, clock))
+
+    assert isinstance(event, DialogClosed)
+    assert event.agent == Person(id="991267720")
+    assert event.reply_context == {"admin_id": "991267720"}
+
+
+def test_a_bots_close_credits_no_one_but_the_assignee(clock):
+    payload = fixture("intercom", V2_CLOSE)
+    [part] = payload["data"]["item"]["conversation_parts"]["conversation_parts"]
+    part["author"] = {"id": "991267800", "type": "bot", "name": "Fin"}
+
+    assigned = adapter(clock).parse(signed(payload, clock))
+    payload["data"]["item"]["admin_assignee_id"] = None
+    unassigned = adapter(clock).parse(signed(payload, clock))
+
+    assert isinstance(assigned, DialogClosed) and isinstance(unassigned, DialogClosed)
+    assert assigned.agent == Person(id="991267715")
+    assert assigned.reply_context == {"admin_id": "991267715"}
+    assert not unassigned.agent.known and unassigned.reply_context == {}
+
+
+def test_v1_conversation_assigned_to_a_team_records_the_team(clock):
+    payload = fixture("intercom", V1_CLOSE)
+    payload["data"]["item"]["assignee"] = {"type": "team", "id": "814860", "name": "Billing"}
+
+    event = adapter(clock).parse(signed(payload, clock))
+
+    assert isinstance(event, DialogClosed)
+    assert event.team == "Billing"
+    assert event.agent == Person("3330619", "Andrea Ruiz")  # credited: the closing admin
+
+
 def test_closes_by_listed_admins_are_ignored(clock):
     event = adapter(clock, ignore_closes_by=[991267720]).parse(
         signed(fixture("intercom", V2_CLOSE), clock))
@@ -512,3 +550,4 @@ def test_webhook_url_answers_the_head_request_intercom_validates_it_with(client)
     assert client.head("/webhooks/intercom").status_code == 200
     assert client.head("/webhooks/nosuchdesk").status_code == 404
     assert client.get("/webhooks/intercom").status_code == 405
+

@@ -144,8 +144,10 @@ class IntercomHelpdesk(Helpdesk):
             raise BadPayloadError("the conversation is missing (data.item)", code="missing_field")
         dialog_id = require_text(item, "id", "conversation id (data.item.id)")
         close_part = _close_part(item)
-        closer = _admin(close_part.get("author")) or Person(
-            id=_nonzero_id(dig(item, "statistics.last_closed_by_id")))
+        if close_part:  # a bot's close part names no admin, and nobody is credited for it
+            closer = _admin(close_part.get("author")) or Person()
+        else:
+            closer = Person(id=_nonzero_id(dig(item, "statistics.last_closed_by_id")))
         if closer.id and closer.id in self.options.ignore_closes_by:
             return Ignored(f"closed by admin {closer.id}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
@@ -172,17 +174,18 @@ class IntercomHelpdesk(Helpdesk):
         )
 
     def _assignee(self, item: Mapping[str, Any]) -> tuple[Person, str | None]:
-        team_id = _nonzero_id(item.get("team_assignee_id"))
-        team = self.options.teams.get(team_id, team_id) if team_id else None
+        """The assigned admin and the team's name (or id, when ``teams`` does not name it)."""
+        team = self._team(item.get("team_assignee_id"))
         if "admin_assignee_id" in item:  # 2.x: ids only
             return Person(id=_nonzero_id(item.get("admin_assignee_id"))), team
         assignee = item.get("assignee")  # 1.x: an admin, a team or "nobody_admin"
         if isinstance(assignee, Mapping) and assignee.get("type") == "team":
-            team_id = _nonzero_id(assignee.get("id"))
-            name = as_text(assignee.get("name"))
-            return Person(), name or (self.options.teams.get(team_id, team_id) if team_id
-                                      else None)
+            return Person(), as_text(assignee.get("name")) or self._team(assignee.get("id"))
         return _admin(assignee) or Person(), team
+
+    def _team(self, team_id: Any) -> str | None:
+        text = _nonzero_id(team_id)
+        return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
         admin_id = self.options.admin_id or as_text(reply.context.get("admin_id")) \

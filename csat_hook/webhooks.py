@@ -1,4 +1,4 @@
-"""HTTP endpoints: ``POST /webhooks/<helpdesk>`` and ``GET /healthz``.
+"""HTTP endpoints: ``POST /webhooks/<helpdesk>`` (and ``HEAD``, a URL check), ``GET /healthz``.
 
 The view only translates between Flask and :mod:`csat_hook.intake`; one error handler turns
 every refusal into ``{"error": <code>, "reason": <text>}`` with the error's status.
@@ -56,6 +56,14 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     )
     outcome = intake.receive(services, helpdesk, webhook)
     return jsonify(outcome.body), outcome.status
+
+
+@bp.route("/webhooks/<helpdesk>", methods=["HEAD"])
+def probe(helpdesk: str) -> tuple[str, int]:
+    """Answer the HEAD request some vendors send to validate a webhook URL (Intercom does)."""
+    if helpdesk not in _services().helpdesks:
+        raise UnknownHelpdeskError(f"no helpdesk named {helpdesk!r} is configured")
+    return "", 200
 
 
 @bp.get("/healthz")

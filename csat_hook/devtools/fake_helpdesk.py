@@ -8,6 +8,9 @@ scripted. Control endpoints (JSON):
 * ``POST /_fake/fail`` with ``{"count": 3, "status": 503}``: fail the next N API calls
   (``"retry_after": 1`` adds that header).
 
+``POST …/oauth2/token`` (an OAuth2 client-credentials grant, as Help Scout's) is recorded and
+answered with a bearer token, so adapters that authenticate that way work against the fake.
+
 Not a product path: it exists so the real service can be exercised without a helpdesk.
 """
 
@@ -127,6 +130,9 @@ class FakeHelpdesk:
             status, retry_after = failure
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return status, {"error": f"scripted failure {status}"}, extra
+        if method == "POST" and path.endswith("/oauth2/token"):
+            return 200, {"token_type": "bearer", "access_token": f"fake-token-{number}",
+                         "expires_in": 7200}, {}
         return 200, {"id": number, "status": "sent"}, {}
 
     def api_requests(self) -> list[dict[str, Any]]:

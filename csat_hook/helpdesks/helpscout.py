@@ -1,0 +1,292 @@
+"""Help Scout (Mailbox API 2.0).
+
+* Close: the ``X-HelpScout-Event: convo.status`` header with the body's ``status == "closed"``
+  (the body is the v2 Conversation object; the event name travels only in the header). The
+  same event with ``active``/``pending`` is a reopen. Every other event, including the
+  ``helpscout.test`` sent from the webhook settings, is acknowledged and ignored.
+  See https://developer.helpscout.com/webhooks/
+* Signing: ``X-HelpScout-Signature = base64(HMAC-SHA1(secret, raw body))``, the secret being
+  the one typed into the webhook (at most 40 characters). There is no timestamp, so a replay
+  is caught by deduplication on ``closedAt`` (the occurrence), not by the signature. See
+  https://developer.helpscout.com/webhooks/ and the SDK's verifier
+  https://github.com/helpscout/helpscout-api-php/blob/master/src/Webhooks/IncomingWebhook.php
+* Reply: ``POST {base}/v2/conversations/{id}/reply`` with ``{"customer": {"id"}, "text",
+  "status": "closed"}``: without ``status`` "a reply thread will reactivate the conversation".
+  Answer: 201 with the thread id in ``Resource-ID``. See
+  https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
+* Auth: OAuth2 client credentials, ``POST {base}/v2/oauth2/token``; the token is cached until
+  shortly before it expires and renewed once on a 401. See
+  https://developer.helpscout.com/mailbox-api/overview/authentication/
+* Agent lookup: ``assignee{id,first,last,email}`` is usually in the payload; otherwise
+  ``GET {base}/v2/users/{id}`` (``firstName``, ``lastName``, ``email``). See
+  https://developer.helpscout.com/mailbox-api/endpoints/users/get/
+* Rate limit: 429 with ``X-RateLimit-Retry-After`` (seconds). See
+  https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
+* Help Scout has no teams: the mailbox (``mailboxId``, named through ``mailboxes``) stands in.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import requests
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.errors import DeliveryError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.base import Clock
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import require_object
+from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.http import HttpClient
+from csat_hook.records import DialogClosed
+from csat_hook.records import DialogReopened
+from csat_hook.records import Event
+from csat_hook.records import Ignored
+from csat_hook.records import Person
+from csat_hook.records import Reply
+from csat_hook.records import SendResult
+from csat_hook.records import WebhookRequest
+
+STATUS_EVENT = "convo.status"
+TEST_EVENT = "helpscout.test"
+REOPEN_STATUSES = frozenset({"active", "pending", "open"})
+# https://developer.helpscout.com/mailbox-api/overview/authentication/
+TOKEN_PATH = "/v2/oauth2/token"  # noqa: S105 (a path, not a secret)
+# https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
+REPLY_PATH = "/v2/conversations/{conversation}/reply"
+# https://developer.helpscout.com/mailbox-api/endpoints/users/get/
+USER_PATH = "/v2/users/{user}"
+# https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
+RETRY_AFTER_HEADERS = ("X-RateLimit-Retry-After", "Retry-After")
+MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets
+
+
+class HelpScoutOptions(HelpdeskOptions):
+    type: str = "helpscout"
+    base_url: str = "https://api.helpscout.net"
+    # Your Profile → My Apps → Create My App: "App ID" and "App Secret".
+    client_id: str
+    client_secret: SecretStr
+    webhook_secret: SecretStr
+    # Post the reply as this user id; default: the user who owns the app. Or as the agent.
+    user_id: str | None = None
+    reply_as_agent: bool = False
+    mailboxes: dict[str, str] = Field(default_factory=dict)  # mailbox id → name (the "team")
+
+    @field_validator("user_id", "mailboxes", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        return ids_as_text(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> HelpScoutOptions:
+        if not self.base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must start with https://")
+        if not self.client_id.strip() or not self.client_secret.get_secret_value().strip():
+            raise ValueError("client_id and client_secret are required (the app's ID and "
+                             "secret from Your Profile → My Apps)")
+        secret = self.webhook_secret.get_secret_value()
+        if not secret.strip() or len(secret) > MAX_SECRET_LENGTH:
+            raise ValueError(f"webhook_secret must be 1 to {MAX_SECRET_LENGTH} characters "
+                             "(Help Scout's limit), the same as in the webhook settings")
+        if self.user_id is not None and self.reply_as_agent:
+            raise ValueError("set user_id or reply_as_agent, not both")
+        if self.user_id is not None and not self.user_id.isdigit():
+            raise ValueError("user_id must be a Help Scout user id (a number)")
+        self.base_url = self.base_url.rstrip("/")
+        return self
+
+
+class HelpScoutHelpdesk(Helpdesk):
+    type = "helpscout"
+    Options = HelpScoutOptions
+    options: HelpScoutOptions
+
+    def __init__(self, name: str, options: HelpdeskOptions, *, http: HttpClient,
+                 clock: Clock) -> None:
+        super().__init__(name, options, http=http, clock=clock)
+        self._token: tuple[str, datetime] | None = None  # (access token, renew after)
+        self._token_lock = threading.Lock()
+
+    def verify(self, request: WebhookRequest) -> None:
+        signature = request.header("X-HelpScout-Signature")
+        if not signature:
+            raise InvalidSignatureError("missing X-HelpScout-Signature")
+        expected = hmac_digest(self.options.webhook_secret, request.body, "sha1")
+        if not signature_matches(expected, signature, encoding="base64"):
+            raise InvalidSignatureError("X-HelpScout-Signature does not match the body")
+
+    def parse(self, request: WebhookRequest) -> Event:
+        event = (request.header("X-HelpScout-Event") or "").strip()
+        if event == TEST_EVENT:
+            return Ignored("helpscout.test: Help Scout's test event")
+        if event != STATUS_EVENT:
+            return Ignored(f"event {event or '(no X-HelpScout-Event)'} is not a status change")
+        payload = require_object(request.json())
+        dialog_id = require_text(payload, "id", "conversation id")
+        status = (as_text(payload.get("status")) or "").lower()
+        if status == "closed":
+            return self._closed(payload, dialog_id)
+        if status in REOPEN_STATUSES:
+            return DialogReopened(self.name, dialog_id)
+        return Ignored(f"status {status or '(none)'} is not a close")
+
+    def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
+        closed_by = payload.get("closedByUser")
+        closer = _user(closed_by) if isinstance(closed_by, Mapping) else Person(
+            id=_nonzero_id(payload.get("closedBy")))
+        assignee = _user(payload.get("assignee"))
+        customer = _user(payload.get("primaryCustomer"))
+        created_by = payload.get("createdBy")
+        if isinstance(created_by, Mapping) and created_by.get("type") == "customer":
+            creator = _user(created_by)  # often carries the email primaryCustomer lacks
+            if customer.id in (None, creator.id):
+                customer = customer.merged(creator)
+        mailbox = _nonzero_id(payload.get("mailboxId"))
+        closed_at = as_text(payload.get("closedAt"))
+        return DialogClosed(
+            helpdesk=self.name,
+            dialog_id=dialog_id,
+            agent=assignee if assignee.known else closer,
+            customer=customer,
+            team=self.options.mailboxes.get(mailbox, mailbox) if mailbox else None,
+            channel=as_text(payload.get("type")),
+            closed_at=parse_timestamp(closed_at),
+            # closedAt is the same on every delivery of this close and new on the next one.
+            occurrence=closed_at or as_text(payload.get("userUpdatedAt")),
+            reply_context={"customer_id": customer.id} if customer.id else {},
+        )
+
+    def send_reply(self, reply: Reply) -> SendResult:
+        customer_id = as_text(reply.context.get("customer_id")) or reply.customer.id
+        if not customer_id:
+            raise DeliveryError("the conversation has no customer id (primaryCustomer.id) to "
+                                "reply to", retryable=False)
+        body: dict[str, Any] = {
+            "customer": {"id": _number(customer_id)},
+            "text": text_to_html(reply.text, reply.link),
+            # Without a status, Help Scout reactivates the conversation the customer closed.
+            "status": "closed",
+        }
+        user = self.options.user_id or (reply.agent.id if self.options.reply_as_agent else None)
+        if user:
+            body["user"] = _number(user)
+        response = self._api("POST", REPLY_PATH.format(conversation=_quote(reply.dialog_id)),
+                             json=body)
+        return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        """Name and email of a Help Scout user by id; None when the id is unknown."""
+        if not agent.id:
+            return None
+        try:
+            response = self._api("GET", USER_PATH.format(user=_quote(agent.id)), retries=2)
+        except DeliveryError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        user = _json(response)
+        return _user({**user, "id": agent.id}) if isinstance(user, Mapping) else None
+
+    # --- OAuth2 -----------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """An authenticated call; a 401 renews the token and tries once more."""
+        token = self._access_token()
+        try:
+            return self._send(method, path, token, **kwargs)
+        except DeliveryError as exc:
+            if exc.http_status != 401:
+                raise
+        # A 401 means the request was not processed (token expired early or was revoked),
+        # so sending it again cannot duplicate the reply.
+        return self._send(method, path, self._access_token(stale=token), **kwargs)
+
+    def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.options.base_url + path,
+                                 headers={"Authorization": f"Bearer {token}"},
+                                 retry_after_headers=RETRY_AFTER_HEADERS, **kwargs)
+
+    def _access_token(self, stale: str | None = None) -> str:
+        """The cached token, or a new one when there is none, it expired or it is ``stale``."""
+        with self._token_lock:  # one request renews; the others wait and reuse its token
+            now = self.clock()
+            if self._token and self._token[0] != stale and now < self._token[1]:
+                return self._token[0]
+            token, lifetime = self._request_token()
+            # Renew a little early so a token never expires between the check and the call.
+            self._token = (token, now + timedelta(seconds=lifetime - min(300, lifetime / 10)))
+            return token
+
+    def _request_token(self) -> tuple[str, float]:
+        try:
+            response = self.http.request(
+                "POST", self.options.base_url + TOKEN_PATH,
+                json={"grant_type": "client_credentials", "client_id": self.options.client_id,
+                      "client_secret": self.options.client_secret.get_secret_value()},
+                retry_after_headers=RETRY_AFTER_HEADERS)
+        except DeliveryError as exc:
+            if exc.retryable:
+                raise
+            raise DeliveryError(
+                f"the Help Scout token request was refused (HTTP {exc.http_status}): check "
+                f"helpdesks.{self.name}.client_id and client_secret",
+                retryable=False, http_status=exc.http_status) from exc
+        answer = _json(response)
+        token = as_text(answer.get("access_token"), limit=4096) if isinstance(
+            answer, Mapping) else None
+        if not token:
+            raise DeliveryError("the Help Scout token answer has no access_token",
+                                retryable=False, http_status=response.status_code)
+        try:
+            lifetime = float(answer.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            lifetime = 0.0
+        return token, max(0.0, lifetime)
+
+
+def _user(value: Any) -> Person:
+    """A Help Scout user or customer: ``first``/``last`` in payloads, ``firstName`` in the API."""
+    if not isinstance(value, Mapping):
+        return Person()
+    first = as_text(value.get("first")) or as_text(value.get("firstName")) or ""
+    last = as_text(value.get("last")) or as_text(value.get("lastName")) or ""
+    return Person(id=_nonzero_id(value.get("id")), name=f"{first} {last}".strip() or None,
+                  email=as_text(value.get("email")))
+
+
+def _nonzero_id(value: Any) -> str | None:
+    text = as_text(value)
+    return text if text and text != "0" else None
+
+
+def _number(value: str) -> int | str:
+    # Help Scout ids are numbers in its JSON; anything else is sent as given and refused there.
+    return int(value) if value.isdigit() else value
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -12,9 +12,9 @@ from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
-from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.intercom import IntercomHelpdesk
+from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.http import HttpClient
 
 REGISTRY: dict[str, type[Helpdesk]] = {

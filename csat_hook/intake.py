@@ -91,7 +91,7 @@ def skip_reason(services: Services, conn: sa.Connection, event: DialogClosed, no
                 seen: set[str]) -> str | None:
     """The send policy: why this close gets no survey, or None to send one.
 
-    ``seen`` holds the customers surveyed earlier in the same transaction.
+    ``seen`` holds the customers and dialogs surveyed earlier in the same transaction.
     """
     policy = services.config.policy
     if policy.skip_without_agent and not event.agent.known:
@@ -100,6 +100,14 @@ def skip_reason(services: Services, conn: sa.Connection, event: DialogClosed, no
         return "excluded_channel"
     if event.team and event.team.lower() in {t.lower() for t in policy.exclude_teams}:
         return "excluded_team"
+    if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
+        dialog = f"dialog:{event.helpdesk}:{event.dialog_id}"
+        if dialog in seen or store.dialog_surveyed_since(
+            conn, event.helpdesk, event.dialog_id,
+            now - timedelta(seconds=policy.reclose_grace_seconds),
+        ):
+            return "recently_surveyed"
+        seen.add(dialog)
     if policy.customer_cooldown_days > 0:
         who = {k for k in (event.customer.id, (event.customer.email or "").lower()) if k}
         if who & seen or store.customer_surveyed_since(

@@ -163,6 +163,22 @@ def customer_surveyed_since(
     return found is not None
 
 
+def dialog_surveyed_since(conn: sa.Connection, helpdesk: str, dialog_id: str,
+                          since: datetime) -> bool:
+    """True when this dialog got (or is about to get) a survey after ``since``."""
+    found = conn.execute(
+        sa.select(surveys.c.id)
+        .where(
+            surveys.c.helpdesk == helpdesk,
+            surveys.c.dialog_id == dialog_id,
+            surveys.c.status.in_((QUEUED, SENT)),
+            surveys.c.created_at >= since,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def claim_due(
     conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[sa.Row[Any]]:

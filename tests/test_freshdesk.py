@@ -39,6 +39,9 @@ from tests.helpers import link_fields
 from tests.scripted import Answer
 from tests.scripted import script_answers
 
+# Every distinct close is surveyed, with no grace window: these tests are about dedup keys.
+EVERY_CLOSE = {"per_dialog": "every_close", "reclose_grace_seconds": 0}
+
 BASE = "https://acme.freshdesk.com"
 TOKEN = "fd-webhook-token"
 AUTH = {"X-Csat-Hook-Token": TOKEN}
@@ -269,7 +272,7 @@ def test_an_event_that_is_not_a_close_needs_no_ticket_id(clock):
 
 
 def test_a_retried_delivery_gives_one_survey_even_when_every_close_is_surveyed(fd_services):
-    services = fd_services(_sections={"policy": {"per_dialog": "every_close"}})
+    services = fd_services(_sections={"policy": EVERY_CLOSE})
     client = create_app(services=services).test_client()
     resolved = fixture("freshdesk", "automation_resolved.json")
     closed_later = fixture("freshdesk", "automation_resolved.json")

@@ -40,6 +40,9 @@ from tests.helpers import fixture
 from tests.helpers import link_fields
 from tests.kits.helpscout import helpscout_headers
 
+# Every distinct close is surveyed, with no grace window: these tests are about dedup keys.
+EVERY_CLOSE = {"per_dialog": "every_close", "reclose_grace_seconds": 0}
+
 API = "https://api.helpscout.test"
 WEBHOOK_SECRET = "hs-webhook-secret"
 APP_ID = "hs-app-id"
@@ -304,7 +307,7 @@ def test_status_event_without_an_id_is_400(client, services):
 
 
 def test_redelivery_is_a_duplicate_and_a_later_close_is_new(make_config, make_services):
-    services = make_services(make_config(policy={"per_dialog": "every_close"},
+    services = make_services(make_config(policy=EVERY_CLOSE,
                                          helpdesks={"helpscout": options()}))
     client = create_app(services=services).test_client()
     later = fixture("helpscout", CLOSED)

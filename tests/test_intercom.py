@@ -41,6 +41,9 @@ from tests.helpers import fixture
 from tests.helpers import link_fields
 from tests.kits.intercom import intercom_headers
 
+# Every distinct close is surveyed, with no grace window: these tests are about dedup keys.
+EVERY_CLOSE = {"per_dialog": "every_close", "reclose_grace_seconds": 0}
+
 API = "https://api.intercom.test"
 SECRET = "ic-client-secret"
 TOKEN = "ic-access-token"
@@ -306,7 +309,7 @@ def test_close_without_a_conversation_is_400(client, services):
 
 
 def test_a_redelivered_notification_gives_no_second_survey(make_config, make_services):
-    services = make_services(make_config(policy={"per_dialog": "every_close"},
+    services = make_services(make_config(policy=EVERY_CLOSE,
                                          helpdesks={"intercom": options()}))
     client = create_app(services=services).test_client()
     first = fixture("intercom", V1_CLOSE)

@@ -105,7 +105,7 @@ def test_reclosing_a_dialog_by_default_gives_no_second_survey(client, services):
 
 def test_every_close_policy_surveys_each_distinct_close(make_config, make_services):
     services = make_services(make_config(
-        policy={"per_dialog": "every_close"},
+        policy={"per_dialog": "every_close", "reclose_grace_seconds": 0},
         helpdesks={"generic": {
             "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
             "mapping": {"occurrence": "closed_at"},
@@ -118,6 +118,32 @@ def test_every_close_policy_surveys_each_distinct_close(make_config, make_servic
     ]
     assert statuses == ["queued", "duplicate", "queued"]
     assert len(rows(services, surveys)) == 2
+
+
+def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, make_services,
+                                                                 clock):
+    services = make_services(make_config(
+        policy={"per_dialog": "every_close", "reclose_grace_seconds": 600},
+        helpdesks={"generic": {
+            "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+            "mapping": {"occurrence": "closed_at"},
+            "reply": {"url": "http://127.0.0.1:9/x"}}}))
+    client = create_app(services=services).test_client()
+
+    def close(at: str) -> Any:
+        return client.post("/webhooks/generic", json=generic_close(closed_at=at),
+                           headers=GENERIC_AUTH).json
+
+    first = close("t1")
+    clock.advance(60)
+    soon = close("t2")  # e.g. the vendor re-closing the dialog after our reply
+    clock.advance(600)
+    later = close("t3")
+
+    assert first["status"] == "queued"
+    assert soon == {"status": "skipped", "reason": "recently_surveyed",
+                    "survey_id": soon["survey_id"]}
+    assert later["status"] == "queued"
 
 
 def test_reopen_cancels_a_delayed_survey(make_config, make_services):

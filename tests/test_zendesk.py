@@ -44,6 +44,9 @@ from tests.kits.zendesk import zendesk_signed
 from tests.scripted import Answer
 from tests.scripted import script_answers
 
+# Every distinct close is surveyed, with no grace window: these tests are about dedup keys.
+EVERY_CLOSE = {"per_dialog": "every_close", "reclose_grace_seconds": 0}
+
 SECRET = "zd-webhook-secret"
 BASE = "https://acme.zendesk.com"
 AGENT_ID = "8447388090494"
@@ -344,7 +347,7 @@ def test_trigger_with_an_unknown_status_is_ignored(clock):
 
 
 def test_a_retried_event_gives_one_survey_even_when_every_close_is_surveyed(zd_services, clock):
-    services = zd_services(_sections={"policy": {"per_dialog": "every_close"}})
+    services = zd_services(_sections={"policy": EVERY_CLOSE})
     client = create_app(services=services).test_client()
     solved = fixture("zendesk", "ticket_status_changed_solved.json")
     again = fixture("zendesk", "ticket_status_changed_solved.json")
@@ -360,7 +363,7 @@ def test_a_retried_event_gives_one_survey_even_when_every_close_is_surveyed(zd_s
 
 
 def test_a_retried_trigger_gives_one_survey(zd_services, clock):
-    services = zd_services(_sections={"policy": {"per_dialog": "every_close"}})
+    services = zd_services(_sections={"policy": EVERY_CLOSE})
     client = create_app(services=services).test_client()
     solved = fixture("zendesk", "trigger_solved.json")
     resolved_later = fixture("zendesk", "trigger_solved.json")
@@ -512,7 +515,7 @@ def test_a_lookup_that_recovers_sends_the_name(zd_services, clock, fake_helpdesk
 
 def test_an_unknown_user_is_sent_at_once_and_remembered(zd_services, clock, fake_helpdesk,
                                                         monkeypatch):
-    services = zd_services(_sections={"policy": {"per_dialog": "every_close"}})
+    services = zd_services(_sections={"policy": EVERY_CLOSE})
     script_answers(fake_helpdesk, monkeypatch, _user_answer(404))
     client = create_app(services=services).test_client()
     first = fixture("zendesk", "ticket_status_changed_solved.json")

@@ -29,10 +29,12 @@ from typing import ClassVar
 
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import field_validator
 
 from csat_hook.config import StrictModel
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.http import HttpClient
 from csat_hook.records import Event
 from csat_hook.records import Person
@@ -57,6 +59,12 @@ class HelpdeskOptions(StrictModel):
     agent_cache_seconds: float = Field(default=3600, ge=0)
     # Link to a ticket for reports, e.g. https://desk.example.com/tickets/{ticket}
     ticket_url_template: str | None = None
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agent_ids_as_text(cls, value: Any) -> Any:
+        # YAML reads `agents: {14: {...}}` with an integer key; payload ids compare as text.
+        return ids_as_text(value)
 
 
 class Helpdesk(abc.ABC):

@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
@@ -53,6 +54,7 @@ from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
 from csat_hook.records import DialogClosed
@@ -97,6 +99,11 @@ class ZendeskOptions(HelpdeskOptions):
     keep_solved: bool = True
     # Group id → name: events carry only detail.group_id; triggers send the name itself.
     groups: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _group_ids_as_text(cls, value: Any) -> Any:
+        return ids_as_text(value)
 
     @model_validator(mode="after")
     def _complete(self) -> ZendeskOptions:

@@ -11,6 +11,7 @@ import logging
 import sys
 from datetime import UTC
 from datetime import datetime
+from typing import TextIO
 
 SAFE_FIELDS = (
     "helpdesk", "dialog_id", "survey_id", "outbox_id", "status", "attempt", "reason",
@@ -46,13 +47,13 @@ def _quote(value: object) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Route the root logger to stderr through :class:`SafeFormatter` (idempotent)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_csat_hook", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(SafeFormatter(fmt))
     handler._csat_hook = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -7,6 +7,7 @@ records, never a vendor's JSON or headers.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,9 +65,28 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         else:
             return form
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        parsed = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise BadPayloadError("the request body is not valid JSON", code="invalid_json") from exc
+    # JSON may escape a lone surrogate ("\ud800"); such a string cannot be encoded as UTF-8
+    # (nor stored). Replace them, but only walk the document when the escape is there at all.
+    if "\\ud" in text or "\\uD" in text:
+        parsed = _without_lone_surrogates(parsed)
+    return parsed
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
 
 
 def _reject_constant(name: str) -> Any:

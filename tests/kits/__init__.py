@@ -28,6 +28,8 @@ class Kit:
     agent_name: str                                         # the agent name the link carries
     # (requests the fake vendor API received, except agent look-ups (GET), tmp dir)
     check_reply: Callable[[list[dict[str, Any]], Path], None]
+    # Authenticates any body the way the vendor would (for fuzzing past verification).
+    sign: Callable[[bytes, datetime], SignedRequest]
     # How an attacker alters a request: the body (signed vendors), or the token (token auth).
     tamper: Callable[[SignedRequest], SignedRequest] = lambda r: (r[0] + b" ", r[1], r[2])
 

@@ -32,6 +32,7 @@ KIT = Kit(
     dialog_id="10",
     agent_name="John",
     check_reply=_chatwoot_check,
+    sign=lambda body, now: (body, chatwoot_headers(body, "kit-cw-secret", now), {}),
 )
 
 

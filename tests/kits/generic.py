@@ -33,14 +33,18 @@ KIT = Kit(
     dialog_id="D-2",
     agent_name="Anna Petrova",
     check_reply=_generic_check,
+    sign=lambda body, now: _generic_signed_body(body),
 )
 
 
 def _generic_signed(payload: dict[str, Any]) -> SignedRequest:
+    return _generic_signed_body(body_of(payload))
+
+
+def _generic_signed_body(body: bytes) -> SignedRequest:
     import hashlib
     import hmac
 
-    body = body_of(payload)
     digest = hmac.new(b"kit-generic-secret", body, hashlib.sha256).hexdigest()
     return body, json_headers({"X-Sig": "sha256=" + digest}), {}
 

@@ -43,6 +43,7 @@ KIT = Kit(
     dialog_id="2391938111",
     agent_name="Mira Novak",
     check_reply=_helpscout_check,
+    sign=lambda body, now: (body, helpscout_headers(body, "kit-hs-webhook-secret"), {}),
 )
 
 

@@ -43,6 +43,7 @@ KIT = Kit(
     dialog_id="137324500000000",
     agent_name="Andrea Ruiz",
     check_reply=_intercom_check,
+    sign=lambda body, now: (body, intercom_headers(body, "kit-ic-secret"), {}),
 )
 
 

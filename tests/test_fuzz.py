@@ -1,0 +1,163 @@
+"""Property-based fuzzing of POST /webhooks/<helpdesk>: whatever arrives, no 5xx.
+
+For every registered adapter: random bodies, mutated real close payloads (signed the vendor's
+way, so they get past verification and exercise the parser and the store), wrong content
+types, invalid UTF-8, deep nesting and huge numbers. The answer is always a 2xx or a 4xx with
+a JSON reason.
+
+``HYPOTHESIS_PROFILE=explore`` runs many more (random) examples than CI's fixed-seed profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from csat_hook.app import create_app
+from tests.kits import Kit
+from tests.kits import load_kits
+
+settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+settings.register_profile("explore", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+KITS = load_kits()
+
+scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=300))
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return KITS[request.param]
+
+
+@pytest.fixture
+def fuzz_client(kit, make_config, make_services, fake_helpdesk, tmp_path):
+    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
+    services = make_services(make_config(helpdesks={kit.type: options},
+                                         server={"max_body_bytes": 65536}))
+    return create_app(services=services).test_client(), services
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(_paths(item, (*prefix, key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.extend(_paths(item, (*prefix, i)))
+    return found
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return copy
+
+
+def _assert_not_5xx(response: Any) -> None:
+    assert response.status_code < 500, (response.status_code, response.get_data()[:300])
+    if response.status_code >= 400:
+        body = response.get_json(silent=True)
+        assert body is not None and body.get("error") and body.get("reason")
+
+
+@given(data=st.data())
+def test_mutated_close_payloads_never_cause_a_5xx(fuzz_client, kit, clock, data):
+    client, _ = fuzz_client
+    body, _headers, _query = kit.closed(clock())
+    payload = json.loads(body)
+    mutations = data.draw(st.integers(min_value=1, max_value=4))
+    for _ in range(mutations):
+        path = data.draw(st.sampled_from(_paths(payload)))
+        payload = _replace(payload, path, data.draw(json_values))
+    signed_body, signed_headers, signed_query = kit.sign(
+        json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode(), clock())
+    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=signed_headers,
+                           query_string=signed_query)
+    _assert_not_5xx(response)
+
+
+@given(body=st.binary(max_size=2000),
+       content_type=st.sampled_from(["application/json", "text/plain", "",
+                                     "application/x-www-form-urlencoded",
+                                     "multipart/form-data; boundary=x", "application/xml"]))
+def test_random_signed_bodies_never_cause_a_5xx(fuzz_client, kit, clock, body, content_type):
+    client, _ = fuzz_client
+    signed_body, headers, query = kit.sign(body, clock())
+    headers = {**headers, "Content-Type": content_type}
+    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+                           query_string=query)
+    _assert_not_5xx(response)
+
+
+@given(headers=st.dictionaries(
+    st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,30}\Z"),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+    max_size=6),
+    body=json_values)
+def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, headers, body):
+    client, _services = fuzz_client
+    response = client.post(f"/webhooks/{kit.type}", data=json.dumps(body), headers=headers)
+    _assert_not_5xx(response)
+    assert response.status_code in (200, 400, 401)
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,                      # deep nesting
+    b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    b'{"event": "dialog.closed", "dialog": {"id": ' + b"9" * 20_000 + b"}}",  # huge number
+    b'{"event": "dialog.closed", "dialog": {"id": 1e999}}',
+    b'{"event": "dialog.closed", "dialog": {"id": "\xff\xfe"}}',  # invalid UTF-8
+    b'{"event": "dialog.closed", "dialog": {"id": "\\ud800"}}',    # lone surrogate
+    b'{"event": "dialog.closed", "dialog": {"id": "' + b"x" * 60_000 + b'"}}',
+    b"\x00" * 1000,
+])
+def test_hostile_bodies_get_a_4xx_or_are_ignored(fuzz_client, kit, clock, body):
+    client, _ = fuzz_client
+    signed_body, headers, query = kit.sign(body, clock())
+    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+                           query_string=query)
+    _assert_not_5xx(response)
+
+
+def test_long_values_fit_the_store(fuzz_client, kit, clock):
+    """Every field at an absurd length: stored (truncated) or refused, never a database error."""
+    client, _ = fuzz_client
+    body, _, _ = kit.closed(clock())
+    payload = json.loads(body)
+    for path in _paths(payload):
+        if path:
+            current = payload
+            for step in path:
+                current = current[step]
+            if isinstance(current, str | int) and not isinstance(current, bool):
+                payload = _replace(payload, path, str(current) + "ж" * 3000)
+    signed_body, headers, query = kit.sign(json.dumps(payload).encode(), clock())
+    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+                           query_string=query)
+    _assert_not_5xx(response)

@@ -1,0 +1,86 @@
+"""Secrets, survey tokens, reply texts and customer text never reach the logs.
+
+Every adapter handles a close (with customer names and e-mails in the payload), a refused
+request, a delivery that fails and one that succeeds, all at DEBUG level with the service's
+own log handler; then the captured output is searched for every sensitive value.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.db import outbox
+from csat_hook.db import surveys
+from csat_hook.logs import setup_logging
+from csat_hook.worker import DeliveryWorker
+from tests.kits import load_kits
+
+KITS = load_kits()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@pytest.fixture
+def captured() -> Any:
+    stream = io.StringIO()
+    setup_logging("DEBUG", "text", stream=stream)
+    yield stream
+    setup_logging("WARNING", "text", stream=io.StringIO())
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+@pytest.mark.parametrize("kind", sorted(KITS))
+def test_nothing_sensitive_is_logged(kind, captured, make_config, make_services, fake_helpdesk,
+                                     tmp_path, clock):
+    kit = KITS[kind]
+    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
+    services = make_services(make_config(helpdesks={kit.type: options}))
+    client = create_app(services=services).test_client()
+    body, headers, query = kit.closed(clock())
+
+    client.post(f"/webhooks/{kit.type}", data=body, headers=headers, query_string=query)
+    client.post(f"/webhooks/{kit.type}", data=body + b"x", headers=headers, query_string=query)
+    client.post(f"/webhooks/{kit.type}", data=b"{broken", headers=headers, query_string=query)
+    fake_helpdesk.fail_next(4, 503)  # look-ups (retried in place) and the reply fail first
+    worker = DeliveryWorker(services)
+    for _ in range(8):
+        worker.run_once()
+        clock.advance(3600)
+
+    with services.engine.connect() as conn:
+        survey = conn.execute(sa.select(surveys)).one()
+        sent = conn.execute(sa.select(outbox)).one()
+    output = captured.getvalue()
+    expected = ["webhook.close", "webhook.refused", "delivery.sent"]
+    if kind != "dryrun":  # the dry run calls nothing, so nothing fails
+        expected.append("delivery.retry")
+    for event in expected:
+        assert event in output  # the logs are really there
+    assert sent.status == "sent"
+
+    secrets = [s for k, v in options.items() if k != "type" for s in _strings(v)
+               if len(s) >= 8 and not s.startswith(("http", "/"))]
+    customer = [survey.customer_email, survey.customer_name]
+    # Free text from the payload (names, e-mails, subjects, messages); ids may be logged.
+    payload_text = [s for s in _strings(json.loads(body))
+                    if len(s) >= 12 and not s.isdigit() and s != survey.dialog_id]
+    sensitive = [*secrets, survey.token, survey.link, sent.body or "",
+                 *[c for c in customer if c], *payload_text,
+                 services.config.token.secret.get_secret_value()]
+    leaked = [value for value in sensitive if value and value in output]
+    assert leaked == [], f"found in the logs: {leaked}"

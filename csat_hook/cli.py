@@ -322,14 +322,18 @@ def dev() -> None:
 @click.option("--fail-first", default=0, show_default=True,
               help="Answer the first N API calls with --fail-status.")
 @click.option("--fail-status", default=503, show_default=True)
+@click.option("--fail-ratio", default=0.0, show_default=True,
+              help="Fail this share of API calls at random with --fail-status.")
+@click.option("--idempotent", is_flag=True, help="Honour Idempotency-Key like a vendor that does.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append requests as JSON lines.")
-def fake_helpdesk(host: str, port: int, fail_first: int, fail_status: int,
-                  log_file: str | None) -> None:
+def fake_helpdesk(host: str, port: int, fail_first: int, fail_status: int, fail_ratio: float,
+                  idempotent: bool, log_file: str | None) -> None:
     """A local fake helpdesk API that prints every reply it receives."""
     from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 
     fake = FakeHelpdesk(host=host, port=port, log_file=Path(log_file) if log_file else None,
-                        echo=True)
+                        echo=True, fail_ratio=fail_ratio, fail_status=fail_status,
+                        idempotent=idempotent)
     if fail_first:
         fake.fail_next(fail_first, fail_status)
     click.echo(f"fake helpdesk on http://{host}:{fake.port}  (GET /_fake/requests lists calls)",

@@ -171,6 +171,13 @@ def is_postgres(engine_or_conn: Engine | sa.Connection) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
+# pg_advisory_xact_lock key serialising schema changes between processes starting together.
+SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
+
+
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    metadata.create_all(engine)
+    """Create missing tables (idempotent, and safe when several processes start at once)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)

@@ -8,6 +8,10 @@ scripted. Control endpoints (JSON):
 * ``POST /_fake/fail`` with ``{"count": 3, "status": 503}``: fail the next N API calls
   (``"retry_after": 1`` adds that header).
 
+Options for load tests: ``fail_ratio`` fails that share of calls at random, and
+``idempotent`` answers a repeated ``Idempotency-Key`` with the first answer, changing nothing
+(as vendors that honour such a key do); such requests are recorded with ``"replayed": true``.
+
 ``POST …/oauth2/token`` (an OAuth2 client-credentials grant, as Help Scout's) is recorded and
 answered with a bearer token, so adapters that authenticate that way work against the fake.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import sys
 import threading
 import time
@@ -34,8 +39,16 @@ class FakeHelpdesk:
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None,
-                 echo: bool = False, latency: float = 0.0) -> None:
+                 echo: bool = False, latency: float = 0.0, fail_ratio: float = 0.0,
+                 fail_status: int = 503, idempotent: bool = False, seed: int = 7) -> None:
         self.requests: list[dict[str, Any]] = []
+        # Random failures (load tests) and Idempotency-Key support (as vendors that honour one:
+        # a repeated key gets the first answer again and changes nothing).
+        self.fail_ratio = fail_ratio
+        self.fail_status = fail_status
+        self.idempotent = idempotent
+        self._random = random.Random(seed)
+        self._answers_by_key: dict[str, tuple[int, Any, dict[str, str]]] = {}
         self.failures: deque[tuple[int, float | None]] = deque()
         self.lock = threading.Lock()
         self.log_file = log_file
@@ -112,14 +125,23 @@ class FakeHelpdesk:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
+        key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
         with self.lock:
             self._counter += 1
             entry = {"n": self._counter, "at": time.time(), "method": method, "path": path,
                      "query": dict(parse_qsl(query)), "headers": headers, "body": body}
+            if self.idempotent and key in self._answers_by_key:
+                entry["answered"], entry["replayed"] = self._answers_by_key[key][0], True
+                self.requests.append(entry)
+                return self._answers_by_key[key]
             failure = self.failures.popleft() if self.failures else None
+            if failure is None and self.fail_ratio and self._random.random() < self.fail_ratio:
+                failure = (self.fail_status, None)
             entry["answered"] = failure[0] if failure else 200
             self.requests.append(entry)
             number = self._counter
+            if self.idempotent and key and not failure:
+                self._answers_by_key[key] = (200, {"id": number, "status": "sent"}, {})
         if self.log_file:
             with self.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry, ensure_ascii=False) + "\n")

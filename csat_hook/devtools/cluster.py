@@ -1,0 +1,87 @@
+"""Run csat-hook the Procfile way on one machine: gunicorn web processes plus separate
+delivery workers, all on one database. Used by the multi-process tests and the load benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalCluster:
+    """``web:`` (gunicorn, gthread) and N ``worker:`` processes for one config file."""
+
+    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2,
+                 web_threads: int = 8, database_url: str | None = None) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.web_workers = web_workers
+        self.web_threads = web_threads
+        self.env = {**os.environ, "CSAT_HOOK_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
+        else:
+            self.env.pop("DATABASE_URL", None)
+        self.web: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.url = ""
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        with (self.workdir / f"{name}.log").open("ab") as log:  # the child keeps its copy
+            return subprocess.Popen(args, cwd=self.workdir, env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_web(self, timeout: float = 30) -> str:
+        port = free_port()
+        self.web = self._spawn(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+             "--worker-class", "gthread", "--workers", str(self.web_workers),
+             "--threads", str(self.web_threads), "--log-level", "warning",
+             "csat_hook.wsgi:app"], "web")
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self.url
+            if self.web.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the web process did not start: see " + str(self.workdir / "web.log"))
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = self._spawn([sys.executable, "-m", "csat_hook", "worker"],
+                             f"worker-{len(self.workers)}")
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        procs = [p for p in [self.web, *self.workers] if p is not None and p.poll() is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill(proc)

@@ -1,0 +1,59 @@
+"""The database goes away mid-run and comes back: the service recovers without a restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.http import utcnow
+from csat_hook.worker import DeliveryWorker
+from tests.helpers import generic_close
+from tests.tcp_proxy import TcpProxy
+
+AUTH = {"X-Webhook-Token": "generic-token-123"}
+
+
+def wait_for(predicate, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_service_recovers_when_the_database_comes_back(database_url, make_config,
+                                                       make_services, fake_helpdesk):
+    url = sa.make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    services = make_services(make_config(database={"url": proxied},
+                                         delivery={"poll_seconds": 0.2}))
+    services.clock = utcnow
+    client = create_app(services=services).test_client()
+    worker = DeliveryWorker(services)
+    worker.start(threads=2)
+    try:
+        assert client.post("/webhooks/generic", json=generic_close("UP-1"),
+                           headers=AUTH).json["status"] == "queued"
+        assert wait_for(lambda: len(fake_helpdesk.api_requests()) == 1)
+
+        proxy.cut()  # the database goes away: pooled connections die, new ones are refused
+        down = client.post("/webhooks/generic", json=generic_close("DOWN-1"), headers=AUTH)
+        assert down.status_code == 503 and down.json["error"] == "unavailable"
+        assert client.get("/healthz").status_code == 503
+
+        proxy.start()  # back on the same address
+        assert wait_for(lambda: client.get("/healthz").status_code == 200)
+        back = client.post("/webhooks/generic", json=generic_close("BACK-1"), headers=AUTH)
+        assert back.status_code == 200 and back.json["status"] == "queued"
+        assert wait_for(lambda: len(fake_helpdesk.api_requests()) == 2)
+        assert [r["path"] for r in fake_helpdesk.api_requests()] == [
+            "/api/dialogs/UP-1/messages", "/api/dialogs/BACK-1/messages"]
+    finally:
+        worker.stop()
+        proxy.cut()

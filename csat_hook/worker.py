@@ -1,10 +1,12 @@
 """The delivery worker: drains the outbox into the helpdesks' reply APIs.
 
-Each thread loops: claim one due reply (a lease in the database), render its link and text,
-post it, record the outcome. Retryable failures come back after capped exponential backoff
+A dispatcher thread claims due replies (a lease in the database), as many as there are idle
+delivery threads; each delivery thread renders a reply's link and text, posts it and records
+the outcome. Retryable failures come back after capped exponential backoff
 with jitter (or the vendor's ``Retry-After``); permanent ones, or running out of
-``delivery.max_attempts``, mark the reply failed with its reason. Threads sleep until woken
-by a newly queued reply, the next due time, or ``delivery.poll_seconds`` at most.
+``delivery.max_attempts``, mark the reply failed with its reason. The dispatcher sleeps until
+woken by a newly queued reply, a free thread, the next due time, or ``delivery.poll_seconds``
+at most.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import random
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -83,30 +86,43 @@ class DeliveryWorker:
         return done
 
     def start(self, threads: int | None = None) -> None:
+        """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``)."""
         count = threads or self.services.config.delivery.concurrency
-        for i in range(count):
-            thread = threading.Thread(target=self._loop, name=f"delivery-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
+        self._slots = count
+        self._free = count
+        self._free_lock = threading.Lock()
+        thread = threading.Thread(target=self._dispatch, name="delivery-dispatch", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         logger.info("worker.started", extra={"worker": self.worker_id, "count": count})
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; wait up to ``timeout`` for replies in flight."""
         self._stop.set()
         self.services.waker.notify()
         for thread in self._threads:
             thread.join(timeout)
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _loop(self) -> None:
+    def _dispatch(self) -> None:
+        # One thread claims for the whole process, as many replies as there are idle delivery
+        # threads, in one statement. Waking every delivery thread on each NOTIFY instead would
+        # cost one claim query per thread per queued reply.
         waker = self.services.waker
         poll = self.services.config.delivery.poll_seconds
         failures = 0
         while not self._stop.is_set():
             seen = waker.generation
             try:
-                if self._claim_and_deliver():
+                with self._free_lock:
+                    free = self._free
+                if free and self._claim_batch(free):
                     failures = 0
                     continue
-                timeout = self._seconds_until_due(poll)
+                timeout = poll if not free else self._seconds_until_due(poll)
                 failures = 0
             except DBAPIError as exc:
                 failures += 1
@@ -114,6 +130,30 @@ class DeliveryWorker:
                 logger.warning("worker.database-unavailable",
                                extra={"error": type(exc.orig).__name__, "delay": timeout})
             waker.wait(seen, timeout)
+
+    def _claim_batch(self, limit: int) -> int:
+        now = self.services.clock()
+        lease = now + timedelta(seconds=self.services.config.delivery.lease_seconds)
+        with self.services.engine.begin() as conn:
+            rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
+        for row in rows:
+            with self._free_lock:
+                self._free -= 1
+            self._pool.submit(self._deliver_then_free, row)
+        return len(rows)
+
+    def _deliver_then_free(self, row: sa.Row[Any]) -> None:
+        try:
+            self.deliver(row)
+        except DBAPIError as exc:
+            # Recording the outcome failed; the lease expires and the reply is retried.
+            logger.warning("worker.database-unavailable", extra={"error": type(exc.orig).__name__})
+        except Exception:
+            logger.exception("worker.unexpected-error", extra={"outbox_id": row.id})
+        finally:
+            with self._free_lock:
+                self._free += 1
+            self.services.waker.notify()  # a thread is free: the dispatcher may claim again
 
     def _seconds_until_due(self, poll: float) -> float:
         with self.services.engine.connect() as conn:

@@ -1,4 +1,5 @@
-"""HTTP endpoints: ``POST /webhooks/<helpdesk>`` (and ``HEAD``, a URL check), ``GET /healthz``.
+"""HTTP endpoints: ``POST /webhooks/<helpdesk>`` (and ``HEAD``, a URL check), ``GET /healthz``,
+and the token-protected operator API ``GET /api/outbox``.
 
 The view only translates between Flask and :mod:`csat_hook.intake`; one error handler turns
 every refusal into ``{"error": <code>, "reason": <text>}`` with the error's status.
@@ -6,6 +7,7 @@ every refusal into ``{"error": <code>, "reason": <text>}`` with the error's stat
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
@@ -21,13 +23,25 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from csat_hook import intake
 from csat_hook import store
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import PayloadTooLargeError
 from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.errors import WebhookError
 from csat_hook.records import WebhookRequest
 from csat_hook.services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+
+
+class BadRequestError(WebhookError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFoundError(WebhookError):
+    status = 404
+    code = "not_found"
 
 
 def _services() -> Services:
@@ -76,6 +90,35 @@ def healthz() -> tuple[Response, int]:
         logger.error("health.database-down", extra={"error": type(exc.orig).__name__})
         return jsonify({"status": "unavailable", "database": "down"}), 503
     return jsonify({"status": "ok", "database": "ok"}), 200
+
+
+@bp.get("/api/outbox")
+def api_outbox() -> tuple[Response, int]:
+    """Replies with their status and last error, for operators. Needs the API bearer token."""
+    services = _services()
+    _require_api_token(services)
+    statuses = [s for s in request.args.getlist("status") if s in store.OUTBOX_STATUSES]
+    try:
+        limit = max(1, min(500, int(request.args.get("limit", "50"))))
+    except ValueError as exc:
+        raise BadRequestError("limit must be a number") from exc
+    with services.engine.connect() as conn:
+        rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
+        counts = store.outbox_counts(conn)
+    replies = [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in row._mapping.items()} for row in rows]
+    return jsonify({"counts": counts, "replies": replies}), 200
+
+
+def _require_api_token(services: Services) -> None:
+    token = services.config.server.api_token
+    if token is None:
+        raise NotFoundError("the operator API is off (set server.api_token)")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.encode("utf-8", "replace"), token.get_secret_value().encode("utf-8")):
+        raise InvalidSignatureError("missing or wrong bearer token")
 
 
 @bp.app_errorhandler(CsatHookError)

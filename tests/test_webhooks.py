@@ -326,3 +326,24 @@ def test_form_encoded_bodies_are_read(client, services):
         "payload": body_of(generic_close(dialog_id="FORM-1")).decode()})
     assert response.status_code == 200 and response.json["status"] == "queued"
     assert rows(services, surveys)[0].dialog_id == "FORM-1"
+
+
+def test_operator_api_is_off_without_a_token(client):
+    response = client.get("/api/outbox")
+    assert response.status_code == 404 and "server.api_token" in response.json["reason"]
+
+
+def test_operator_api_needs_the_bearer_token(make_config, make_services):
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/generic", json=generic_close("API-1"), headers=GENERIC_AUTH)
+
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": "Basic operator-token-0123456789"}):
+        denied = client.get("/api/outbox", headers=headers)
+        assert denied.status_code == 401 and "API-1" not in denied.get_data(as_text=True)
+    allowed = client.get("/api/outbox?status=pending",
+                         headers={"Authorization": "Bearer operator-token-0123456789"})
+    assert allowed.status_code == 200
+    assert allowed.json["counts"]["pending"] == 1
+    assert [r["dialog_id"] for r in allowed.json["replies"]] == ["API-1"]

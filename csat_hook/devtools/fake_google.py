@@ -82,12 +82,13 @@ class FakeGoogle:
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 require_auth: bool = True) -> None:
+                 require_auth: bool = True, latency: float = 0.0) -> None:
         self.spreadsheets: dict[str, model.Spreadsheet] = {}
         self.forms: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[tuple[int, str | None]] = deque()
         self.require_auth = require_auth
+        self.latency = latency  # seconds added to every API answer (overlap and timeout tests)
         self.lock = threading.RLock()
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._tokens: set[str] = set()
@@ -189,10 +190,11 @@ class FakeGoogle:
 
     # --- credentials ---------------------------------------------------------------------
 
-    def service_account_info(self, email: str = "csat-sync@fake-project.iam.gserviceaccount.com"
-                             ) -> dict[str, Any]:
-        """A service-account JSON with a fresh RSA key whose token_uri is this server."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def service_account_info(self, email: str = "csat-sync@fake-project.iam.gserviceaccount.com",
+                             *, key: rsa.RSAPrivateKey | None = None) -> dict[str, Any]:
+        """A service-account JSON whose token_uri is this server (a fresh RSA key unless
+        ``key`` is given: generating one takes a moment, tests share one)."""
+        key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_id = secrets.token_hex(8)
         with self.lock:
             self._keys[key_id] = key.public_key()
@@ -246,6 +248,8 @@ class FakeGoogle:
             entry["n"] = len(self.requests) + 1
             self.requests.append(entry)
             fault = self._take_fault(kind)
+        if self.latency and kind != "token":
+            time.sleep(self.latency)
         if fault is not None:
             entry["status"] = fault
             return fault, (quota_body(kind) if fault == 429 else {"error": {
@@ -326,7 +330,8 @@ class FakeGoogle:
     # --- running -----------------------------------------------------------------------------
 
     def start(self) -> FakeGoogle:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -164,10 +164,13 @@ def local_time(moment: datetime, tz: ZoneInfo) -> str:
 
 
 def build_report(results: Sequence[PeriodResult], data: Dataset, settings: Settings, *,
-                 tz: ZoneInfo, now: datetime, templates: Mapping[str, str | None],
+                 tz: ZoneInfo, templates: Mapping[str, str | None],
                  max_rows_per_agent: int, unverified: Sequence[Any],
                  unverified_name: str | None, summary_name: str) -> Report:
-    generated = f"generated {now.astimezone(tz):%Y-%m-%d %H:%M} ({tz.key})"
+    # Not the run time: a run that finds nothing new must leave the sheet exactly as it was.
+    latest = max((a.submitted_at for a in data.answers), default=None)
+    generated = (f"latest answer {local_time(latest, tz)} ({tz.key})" if latest
+                 else "no answers yet")
     summary = build_summary(results, data, settings, generated=generated)
     summary.name = summary_name
     unverified_table = (build_unverified_table(unverified_name, unverified, tz=tz)

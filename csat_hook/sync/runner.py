@@ -215,7 +215,7 @@ class SyncRunner:
         sheets = config.output.gsheets
         templates = {name: options.ticket_url_template
                      for name, options in config.helpdesks.items()}
-        return build_report(results, data, settings, tz=tz, now=now, templates=templates,
+        return build_report(results, data, settings, tz=tz, templates=templates,
                             max_rows_per_agent=sheets.max_rows_per_agent, unverified=unverified,
                             unverified_name=sheets.unverified_tab,
                             summary_name=sheets.summary_tab)

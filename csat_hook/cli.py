@@ -344,10 +344,21 @@ def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
     except CsatHookError as exc:
         raise ConfigProblem(exc.message) from None
     runner = SyncRunner(config, engine)
+    try:
+        code = _sync_loop(runner, config, dry_run=dry_run, full=full, as_json=as_json,
+                          periodic=periodic, interval=interval)
+    finally:
+        engine.dispose()
+    sys.exit(code)
+
+
+def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_json: bool,
+               periodic: bool, interval: float | None) -> int:
+    """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
     if not periodic:
         summary = runner.run(dry_run=dry_run, full=full)
         _print_sync(summary, as_json)
-        sys.exit(SYNC_EXIT_CODES.get(summary.status, 1))
+        return SYNC_EXIT_CODES.get(summary.status, 1)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -357,9 +368,14 @@ def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
         summary = runner.run(dry_run=dry_run, full=full)
         _print_sync(summary, as_json)
         if summary.status == "config_error":
-            sys.exit(2)
+            return 2  # retrying cannot fix the configuration
         elapsed = (datetime.now(UTC) - started).total_seconds()
         stop.wait(max(1.0, every - elapsed))
+    return 0
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
 
 
 def _print_sync(summary: Any, as_json: bool) -> None:
@@ -370,14 +386,12 @@ def _print_sync(summary: Any, as_json: bool) -> None:
     if summary.status != "ok":
         click.echo(f"sync {summary.status}: {summary.error}", err=True)
         return
-    def reasons(counts: dict[str, int]) -> str:
-        return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     click.echo(f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
                f"source {summary.source}, {summary.rows_read} rows read "
                f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
                f"{summary.new} new, {summary.updated} updated, "
-               f"{data['unverified_total']} unverified ({reasons(summary.unverified) or '-'}), "
-               f"{data['skipped_total']} skipped ({reasons(summary.skipped) or '-'})")
+               f"{data['unverified_total']} unverified ({_reasons(summary.unverified)}), "
+               f"{data['skipped_total']} skipped ({_reasons(summary.skipped)})")
     for row in summary.skipped_rows:
         click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
     for row in summary.unverified_rows:

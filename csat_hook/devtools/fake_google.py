@@ -25,6 +25,7 @@ import contextlib
 import csv
 import json
 import secrets
+import sys
 import threading
 import time
 import urllib.parse
@@ -92,7 +93,7 @@ class FakeGoogle:
         self.lock = threading.RLock()
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._tokens: set[str] = set()
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server = _QuietServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.host = host
         self.port = self.server.server_address[1]
@@ -270,12 +271,11 @@ class FakeGoogle:
         return status, answer
 
     def _take_fault(self, kind: str) -> int | None:
-        if not self.failures:
-            return None
-        status, wanted = self.failures[0]
-        if (wanted is None and kind != "token") or wanted == kind:
-            self.failures.popleft()
-            return status
+        """The first scripted fault for this kind of request (each is used once)."""
+        for i, (status, wanted) in enumerate(self.failures):
+            if (wanted is None and kind != "token") or wanted == kind:
+                del self.failures[i]
+                return status
         return None
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
@@ -342,6 +342,16 @@ class FakeGoogle:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is expected in timeout tests; not an error.
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _trim(line: list[Any]) -> list[Any]:

@@ -52,7 +52,8 @@ def check_reference(submission: Submission, secrets: Sequence[str]) -> Credited 
 
 def agent_aliases(ref: tokens.SurveyRef, survey: Any | None,
                   static: Mapping[str, Any] | None) -> set[str]:
-    """Every way the credited agent may legitimately appear in the agent field."""
+    """Every way the credited agent may legitimately appear in the agent field (the key
+    alone when neither a survey row nor the static map knows more)."""
     names = {ref.agent}
     if survey is not None:
         names.update(v for v in (survey.agent_id, survey.agent_name, survey.agent_email) if v)
@@ -68,8 +69,15 @@ def fields_edited(credited: Credited, survey: Any | None,
     sub = credited.submission
     if sub.field_ticket and normalize(sub.field_ticket) != normalize(credited.ref.dialog_id):
         return True
-    return bool(sub.field_agent) and normalize(sub.field_agent) not in agent_aliases(
-        credited.ref, survey, static)
+    aliases = agent_aliases(credited.ref, survey, static)
+    if len(aliases) == 1 and not _looks_like_key(sub.field_agent):
+        # Only the key is known (e.g. "7") and the field shows a name: nothing to compare.
+        return False
+    return bool(sub.field_agent) and normalize(sub.field_agent) not in aliases
+
+
+def _looks_like_key(value: str) -> bool:
+    return value.strip().isdigit() or "@" in value
 
 
 def latest_per_token(credited: Iterable[Credited]) -> dict[str, Credited]:

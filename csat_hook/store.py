@@ -378,6 +378,11 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
 def answer_times(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, datetime]:
     """token → submitted_at of the current answer, for the tokens that have one."""
     found: dict[str, datetime] = {}
+    if len(tokens) > 20 * _IN_CHUNK:
+        # A bulk import: one scan beats hundreds of IN queries.
+        wanted = set(tokens)
+        rows = conn.execute(sa.select(answers.c.token, answers.c.submitted_at))
+        return {token: when for token, when in rows if token in wanted}
     for start in range(0, len(tokens), _IN_CHUNK):
         chunk = tokens[start:start + _IN_CHUNK]
         rows = conn.execute(
@@ -509,18 +514,12 @@ def survey_facts(conn: sa.Connection) -> list[sa.Row[Any]]:
     ).all())
 
 
-def surveys_for_tokens(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, sa.Row[Any]]:
-    """token → its survey row (agent and team as recorded at send time)."""
-    found: dict[str, sa.Row[Any]] = {}
-    for start in range(0, len(tokens), _IN_CHUNK):
-        chunk = tokens[start:start + _IN_CHUNK]
-        rows = conn.execute(
-            sa.select(surveys.c.token, surveys.c.agent_id, surveys.c.agent_name,
-                      surveys.c.agent_email, surveys.c.team)
-            .where(surveys.c.token.in_(chunk))
-        )
-        found.update({row.token: row for row in rows})
-    return found
+def insert_surveys(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk-insert survey rows (imports, benchmarks); duplicates of a close are skipped."""
+    if rows:
+        stmt = _insert(conn, surveys).on_conflict_do_nothing(
+            index_elements=["helpdesk", "dialog_id", "occurrence"])
+        conn.execute(stmt, list(rows))
 
 
 def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

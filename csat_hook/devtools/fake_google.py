@@ -440,6 +440,7 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _handle(self) -> None:
+            started = time.perf_counter()
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             parts = urllib.parse.urlsplit(self.path)
@@ -454,6 +455,10 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 status, body = 400, {"error": {"code": 400, "message": "Invalid JSON payload.",
                                                "status": "INVALID_ARGUMENT"}}
             self._reply(status, body)
+            with fake.lock:  # how long the fake itself took (benchmarks subtract it)
+                if fake.requests:
+                    fake.requests[-1].setdefault("server_ms", round(
+                        (time.perf_counter() - started) * 1000, 1))
 
         def _control(self, path: str, raw: bytes) -> None:
             if path == "/_fake/requests" and self.command == "GET":

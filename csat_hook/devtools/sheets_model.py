@@ -311,18 +311,26 @@ def apply_write(sheet: Spreadsheet, plan: dict[str, Any]) -> dict[str, Any]:
     box: Box = plan["box"]
     raw = plan["input"] == "RAW"
     cells = 0
+    grid = box.tab.cells
     for r, row in enumerate(plan["values"]):
+        target = box.row0 + r
+        while len(grid) <= target:
+            grid.append([])
+        line = grid[target]
+        end = box.col0 + len(row)
+        if len(line) < end:
+            line.extend([None] * (end - len(line)))
         for c, value in enumerate(row):
             if value is None:  # null leaves the cell as it is
                 continue
             stored = value if raw else parse_user_entered(value)
-            box.tab.put(box.row0 + r, box.col0 + c, None if stored == "" else stored)
+            line[box.col0 + c] = None if stored == "" else stored
             cells += 1
     last_col = column_letters(box.col0 + max(plan["width"], 1) - 1)
-    end = f"{last_col}{box.row0 + max(plan['height'], 1)}"
+    end_a1 = f"{last_col}{box.row0 + max(plan['height'], 1)}"
     return {"spreadsheetId": sheet.spreadsheet_id,
             "updatedRange": f"{quote_title(box.tab.title)}!{column_letters(box.col0)}"
-                            f"{box.row0 + 1}:{end}",
+                            f"{box.row0 + 1}:{end_a1}",
             "updatedRows": plan["height"], "updatedColumns": plan["width"],
             "updatedCells": cells}
 
@@ -341,8 +349,13 @@ def clear(sheet: Spreadsheet, range_text: str) -> str:
 
 
 def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Apply structure requests atomically: on any error nothing changes."""
-    work = copy.deepcopy(sheet)
+    """Apply structure requests atomically: on any error nothing changes.
+
+    The requests run on shallow copies of the tabs (cells shared, never mutated in place:
+    a shrink builds new lists), so a large responses tab is not copied for nothing.
+    """
+    work = copy.copy(sheet)
+    work.tabs = [copy.copy(tab) for tab in sheet.tabs]
     replies = []
     for i, request in enumerate(requests):
         if len(request) != 1:
@@ -407,11 +420,12 @@ def _update_properties(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> 
             tab.title = props["title"]
         elif path == "gridProperties.rowCount":
             tab.rows = int(grid["rowCount"])
-            del tab.cells[tab.rows:]
+            if len(tab.cells) > tab.rows:
+                tab.cells = tab.cells[:tab.rows]
         elif path == "gridProperties.columnCount":
             tab.cols = int(grid["columnCount"])
-            for line in tab.cells:
-                del line[tab.cols:]
+            if any(len(line) > tab.cols for line in tab.cells):
+                tab.cells = [line[:tab.cols] for line in tab.cells]
         elif path == "gridProperties.frozenRowCount":
             tab.frozen_rows = int(grid.get("frozenRowCount", 0))
         elif path != "index":

@@ -67,8 +67,12 @@ def fields_edited(credited: Credited, survey: Any | None,
                   static: Mapping[str, Any] | None) -> bool:
     """True when the pre-filled agent or ticket field disagrees with the signed reference."""
     sub = credited.submission
-    if sub.field_ticket and normalize(sub.field_ticket) != normalize(credited.ref.dialog_id):
+    ticket = sub.field_ticket
+    if ticket and ticket != credited.ref.dialog_id and normalize(ticket) != normalize(
+            credited.ref.dialog_id):
         return True
+    if not sub.field_agent or (survey is not None and sub.field_agent == survey.agent_name):
+        return False  # the common case, without normalizing anything
     aliases = agent_aliases(credited.ref, survey, static)
     if len(aliases) == 1 and not _looks_like_key(sub.field_agent):
         # Only the key is known (e.g. "7") and the field shows a name: nothing to compare.

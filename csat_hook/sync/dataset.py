@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from typing import Any
+from typing import NamedTuple
 
 from csat_hook import tokens
 from csat_hook.errors import TokenError
 from csat_hook.records import Person
-from csat_hook.sync.metrics import DayIndexer
 
 SENT = "sent"
 
@@ -32,8 +32,7 @@ class Agent:
     email: str
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerRecord:
+class AnswerRecord(NamedTuple):
     agent: int
     team: int
     helpdesk: str
@@ -41,7 +40,7 @@ class AnswerRecord:
     rating: int
     comment: str
     submitted_at: datetime
-    day: int
+    cohort: float  # Unix seconds of the survey's creation (else the token's issue time)
     answered_sent: bool
 
 
@@ -50,10 +49,10 @@ class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
-    sent: list[tuple[int, int, int]] = field(default_factory=list)
+    sent: list[tuple[int, int, float]] = field(default_factory=list)
 
-    def answer_facts(self) -> Iterator[tuple[int, int, int, int, bool]]:
-        return ((a.agent, a.team, a.day, a.rating, a.answered_sent) for a in self.answers)
+    def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool]]:
+        return ((a.agent, a.team, a.cohort, a.rating, a.answered_sent) for a in self.answers)
 
 
 class _Index:
@@ -67,47 +66,51 @@ class _Index:
         return found
 
 
-def survey_agent_key(row: Any, secrets: Sequence[str]) -> str:
+def survey_agent_key(agent_id: str | None, agent_name: str | None, agent_email: str | None,
+                     token: str, secrets: Sequence[str]) -> str:
     """The agent key a survey's token binds (the id when recorded, else read from the token)."""
-    if row.agent_id:
-        return str(row.agent_id)
+    if agent_id:
+        return str(agent_id)
     try:
-        return tokens.verify(row.token, secrets).agent
+        return tokens.verify(token, secrets).agent
     except TokenError:
         # Signed with a retired secret: the key intake used is computed the same way.
-        return Person(row.agent_id, row.agent_name, row.agent_email).key or ""
+        return Person(agent_id, agent_name, agent_email).key or ""
 
 
 def build_dataset(answer_rows: Sequence[Any], survey_rows: Sequence[Any], *,
-                  secrets: Sequence[str], helpdesks: Mapping[str, Any],
-                  day_of: DayIndexer) -> Dataset:
-    """Join answers to their surveys (by token) and index agents and teams."""
+                  secrets: Sequence[str], helpdesks: Mapping[str, Any]) -> Dataset:
+    """Join answers to their surveys (by token) and index agents and teams.
+
+    Rows are unpacked positionally (the column order of ``store.survey_facts`` and
+    ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
+    times in a first sync.
+    """
     agent_index, team_index = _Index(), _Index()
     names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
-    surveys: dict[str, tuple[int, int, datetime, str]] = {}
+    surveys: dict[str, tuple[int, datetime, bool]] = {}
     data = Dataset()
-    for row in survey_rows:
-        who = (row.helpdesk, survey_agent_key(row, secrets))
+    for token, helpdesk, _, agent_id, agent_name, agent_email, team_name, status, created \
+            in survey_rows:
+        who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
         agent = agent_index(who)
-        team = team_index(row.team or "")
-        surveys[row.token] = (agent, team, row.created_at, row.status)
-        if row.agent_name or row.agent_email:
+        team = team_index(team_name or "")
+        sent = status == SENT
+        surveys[token] = (team, created, sent)
+        if agent_name or agent_email:
             seen = names.get(who)
-            if seen is None or row.created_at >= seen[0]:
-                names[who] = (row.created_at, row.agent_name or "", row.agent_email or "")
-        if row.status == SENT:
-            data.sent.append((agent, team, day_of(row.created_at)))
-    for row in answer_rows:
-        agent = agent_index((row.helpdesk, row.agent_key))
-        survey = surveys.get(row.token)
-        if survey is None:
-            team, cohort, matched = team_index(""), row.issued_at, False
-        else:
-            _, team, cohort, status = survey
-            matched = status == SENT
-        data.answers.append(AnswerRecord(agent, team, row.helpdesk, row.dialog_id, row.rating,
-                                         row.comment or "", row.submitted_at, day_of(cohort),
-                                         matched))
+            if seen is None or created >= seen[0]:
+                names[who] = (created, agent_name or "", agent_email or "")
+        if sent:
+            data.sent.append((agent, team, created.timestamp()))
+    no_team = team_index("")
+    append = data.answers.append
+    for token, helpdesk, dialog_id, agent_key, issued_at, rating, comment, submitted_at \
+            in answer_rows:
+        survey = surveys.get(token)
+        team, cohort, matched = survey if survey is not None else (no_team, issued_at, False)
+        append(AnswerRecord(agent_index((helpdesk, agent_key)), team, helpdesk, dialog_id,
+                            rating, comment or "", submitted_at, cohort.timestamp(), matched))
     data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]
     data.agents = [_agent(who, names.get(who), helpdesks)
                    for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])]

@@ -42,15 +42,19 @@ class IngestResult:
 
 def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
            secrets: Sequence[str], agents: Mapping[str, Mapping[str, Any]],
-           now: datetime) -> IngestResult:
-    """Verify, classify and store ``batch``; ``agents`` is helpdesk → static agents map."""
+           surveys: Mapping[str, Any], now: datetime) -> IngestResult:
+    """Verify, classify and store ``batch``.
+
+    ``agents`` is helpdesk → its static agents map; ``surveys`` is token → survey row (the
+    agent as recorded at send time), both used only to tell whether fields were edited.
+    """
     result = IngestResult()
     credited: list[Credited] = []
     unverified: list[Unverified] = []
     for submission in batch.submissions:
         checked = check_reference(submission, secrets)
         (credited if isinstance(checked, Credited) else unverified).append(checked)
-    _store_credited(conn, credited, batch.source, agents, now, result)
+    _store_credited(conn, credited, batch.source, agents, surveys, now, result)
     _store_unverified(conn, unverified, batch.source, now, result)
     _store_skipped(conn, batch, now, result)
     if batch.watermark is not None:
@@ -59,12 +63,11 @@ def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
 
 
 def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
-                    agents: Mapping[str, Mapping[str, Any]], now: datetime,
-                    result: IngestResult) -> None:
+                    agents: Mapping[str, Mapping[str, Any]], surveys: Mapping[str, Any],
+                    now: datetime, result: IngestResult) -> None:
     if not credited:
         return
     tokens_ = sorted({c.token for c in credited})
-    surveys = store.surveys_for_tokens(conn, tokens_)
     edited = {id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk))
               for c in credited}
     result.edited_fields = sum(edited.values())

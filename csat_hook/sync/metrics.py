@@ -16,12 +16,14 @@ Definitions (docs/sync.md repeats them for managers):
   answers are shown but not ranked. Ranking is by the Wilson lower bound (so 10 of 12 beats
   2 of 2), then CSAT, then volume.
 
-The hot path counts ``(agent, team, day, rating, matched)`` tuples with ``collections.Counter``
-(C speed) and only then walks periods over the much smaller set of distinct cells.
+The hot path maps each cohort instant to a *segment* of the timeline (between two period
+edges; ``bisect``, C speed), counts ``(agent, team, segment, rating, matched)`` tuples with
+``collections.Counter`` (C speed), and only then walks periods over the few distinct cells.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
 from datetime import datetime
+from datetime import time
 from zoneinfo import ZoneInfo
 
 from csat_hook.config import PeriodsConfig
@@ -70,31 +73,43 @@ class Period:
         return None if self.end_day is None else date.fromordinal(self.end_day - 1 + EPOCH_ORDINAL)
 
 
-class DayIndexer:
-    """Local day number (days since 1970-01-01 in ``tz``) of aware datetimes, fast.
+def local_day(moment: datetime, tz: ZoneInfo) -> int:
+    """The local date of ``moment`` in ``tz`` as days since 1970-01-01."""
+    return moment.astimezone(tz).date().toordinal() - EPOCH_ORDINAL
 
-    The UTC offset is looked up once per UTC hour and cached: zone rules change at most
-    every hour, and converting a million datetimes one by one is the slow part otherwise.
+
+class Timeline:
+    """Period edges as UTC instants, and which periods cover each segment between them.
+
+    Every period edge is a local midnight, so membership is the same everywhere inside a
+    segment; finding an instant's segment is one ``bisect``.
     """
 
-    def __init__(self, tz: ZoneInfo) -> None:
-        self.tz = tz
-        self._offsets: dict[int, float] = {}
+    def __init__(self, periods: Sequence[Period], tz: ZoneInfo) -> None:
+        def midnight(day: int) -> float:
+            when = date.fromordinal(day + EPOCH_ORDINAL)
+            return datetime.combine(when, time(0), tzinfo=tz).timestamp()
 
-    def __call__(self, moment: datetime) -> int:
-        stamp = moment.timestamp()
-        hour = int(stamp // 3600)
-        offset = self._offsets.get(hour)
-        if offset is None:
-            delta = moment.astimezone(self.tz).utcoffset()
-            offset = delta.total_seconds() if delta is not None else 0.0
-            self._offsets[hour] = offset
-        return int((stamp + offset) // 86400)
+        edges: dict[int, float] = {}
+        for period in periods:
+            for day in (period.first_day, period.end_day):
+                if day is not None:
+                    edges[day] = midnight(day)
+        self.bounds = sorted(edges.values())
+        starts = [-math.inf, *self.bounds]
+        spans = [(None if p.first_day is None else edges[p.first_day],
+                  None if p.end_day is None else edges[p.end_day]) for p in periods]
+        self.members = [tuple(i for i, (lo, hi) in enumerate(spans)
+                              if (lo is None or start >= lo) and (hi is None or start < hi))
+                        for start in starts]
+
+    def segment(self, stamp: float) -> int:
+        return bisect.bisect_right(self.bounds, stamp)
 
 
 def build_periods(now: datetime, tz: ZoneInfo, config: PeriodsConfig) -> list[Period]:
     """The configured periods, ending today in ``tz``."""
-    today = DayIndexer(tz)(now)
+    today = local_day(now, tz)
     periods = [Period(f"last_{n}_days", f"Last {n} days", today - n + 1, today + 1)
                for n in config.rolling_days]
     local = now.astimezone(tz)
@@ -179,23 +194,17 @@ class PeriodResult:
     agents: dict[int, Stats]
 
 
-def compute(answers: Iterable[tuple[int, int, int, int, bool]],
-            sent: Iterable[tuple[int, int, int]], periods: Sequence[Period],
-            settings: Settings) -> list[PeriodResult]:
-    """Aggregate ``(agent, team, day, rating, answered_sent)`` answers and
-    ``(agent, team, day)`` sent surveys into each period. Ratings off the scale are ignored.
+def compute(answers: Iterable[tuple[int, int, float, int, bool]],
+            sent: Iterable[tuple[int, int, float]], periods: Sequence[Period],
+            settings: Settings, tz: ZoneInfo) -> list[PeriodResult]:
+    """Aggregate answers ``(agent, team, cohort instant, rating, answered_sent)`` and sent
+    surveys ``(agent, team, cohort instant)`` (instants in Unix seconds) into every period.
+    Ratings off the scale are ignored.
     """
-    answer_cells = Counter(answers)
-    sent_cells = Counter(sent)
-    day_periods: dict[int, tuple[int, ...]] = {}
-
-    def periods_of(day: int) -> tuple[int, ...]:
-        found = day_periods.get(day)
-        if found is None:
-            found = tuple(i for i, p in enumerate(periods) if p.contains(day))
-            day_periods[day] = found
-        return found
-
+    timeline = Timeline(periods, tz)
+    bounds, place = timeline.bounds, bisect.bisect_right
+    answer_cells = Counter((a, t, place(bounds, when), r, m) for a, t, when, r, m in answers)
+    sent_cells = Counter((a, t, place(bounds, when)) for a, t, when in sent)
     blank = [0] * settings.points
     groups: dict[tuple[int, int, int], Stats] = {}
 
@@ -205,17 +214,17 @@ def compute(answers: Iterable[tuple[int, int, int, int, bool]],
             stats = groups[(p, agent, team)] = Stats(list(blank), settings=settings)
         return stats
 
-    for (agent, team, day, rating, matched), count in answer_cells.items():
+    for (agent, team, segment, rating, matched), count in answer_cells.items():
         index = rating - settings.scale_min
         if not 0 <= index < settings.points:
             continue
-        for p in periods_of(day):
+        for p in timeline.members[segment]:
             stats = group(p, agent, team)
             stats.distribution[index] += count
             if matched:
                 stats.answered_sent += count
-    for (agent, team, day), count in sent_cells.items():
-        for p in periods_of(day):
+    for (agent, team, segment), count in sent_cells.items():
+        for p in timeline.members[segment]:
             group(p, agent, team).sent += count
     return _roll_up(groups, periods, settings)
 

@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from typing import Any
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(NamedTuple):
     """One form submission as read, before its reference is checked.
 
     ``field_agent`` and ``field_ticket`` are the pre-filled values as the respondent left them
     (editable: reported when they disagree with the token, never used to credit).
-    ``ref`` says where it came from ("row 17", a Forms responseId).
+    ``ref`` says where it came from ("row 17", a Forms responseId). A NamedTuple: a first
+    sync builds one per answer, and tuples are the cheapest immutable record to build.
     """
 
     fingerprint: str

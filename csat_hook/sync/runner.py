@@ -46,7 +46,6 @@ from csat_hook.sync import google
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
-from csat_hook.sync.metrics import DayIndexer
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute
@@ -88,6 +87,7 @@ class SyncSummary:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duration_ms: int = 0
+    phases_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +104,19 @@ class SyncSummary:
         self.history_only, self.edited_fields = result.history_only, result.edited_fields
         self.unverified, self.skipped = dict(result.unverified), dict(result.skipped)
         self.unverified_rows, self.skipped_rows = result.unverified_rows, result.skipped_rows
+
+
+class _PhaseClock:
+    """Milliseconds spent per phase, for the summary (where does a slow sync spend time)."""
+
+    def __init__(self, into: dict[str, int]) -> None:
+        self.into = into
+        self.last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = int((now - self.last) * 1000)
+        self.last = now
 
 
 def holder_id() -> str:
@@ -161,31 +174,34 @@ class SyncRunner:
 
     def _run(self, summary: SyncSummary, log: google.RequestLog, holder: str | None, *,
              dry_run: bool, full: bool) -> None:
+        clock = _PhaseClock(summary.phases_ms)
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
         with self.engine.connect() as conn:
             known = store.known_fingerprints(conn)
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
+        clock.lap("read")
         self._renew(holder)
-        report = self._ingest_and_report(summary, source, batch, dry_run=dry_run)
+        report = self._ingest_and_report(summary, source, batch, dry_run=dry_run, clock=clock)
         self._renew(holder)
         summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
+        clock.lap("write")
 
     def _ingest_and_report(self, summary: SyncSummary, source: ResultsSource,
-                           batch: SourceBatch, *, dry_run: bool) -> Report:
+                           batch: SourceBatch, *, dry_run: bool, clock: _PhaseClock) -> Report:
         config = self.config
         now = self.clock()
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
+                surveys = store.survey_facts(conn)
                 result = ingest(conn, batch, source_key=source.key,
                                 secrets=config.token.all_secrets(),
                                 agents={name: options.agents
                                         for name, options in config.helpdesks.items()},
-                                now=now)
+                                surveys={row.token: row for row in surveys}, now=now)
                 answers = store.all_answers(conn)
-                surveys = store.survey_facts(conn)
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {"answers": len(answers),
                                   "unverified": store.count_by(conn, "unverified_answers"),
@@ -198,7 +214,10 @@ class SyncRunner:
             else:
                 transaction.commit()
         summary.absorb(batch, result)
-        return self._report(summary, answers, surveys, unverified, now)
+        clock.lap("ingest")
+        report = self._report(summary, answers, surveys, unverified, now)
+        clock.lap("report")
+        return report
 
     def _report(self, summary: SyncSummary, answers: list[Any], surveys: list[Any],
                 unverified: list[Any], now: datetime) -> Report:
@@ -206,11 +225,11 @@ class SyncRunner:
         metrics = config.metrics
         tz = ZoneInfo(metrics.timezone)
         data = build_dataset(answers, surveys, secrets=config.token.all_secrets(),
-                             helpdesks=config.helpdesks, day_of=DayIndexer(tz))
+                             helpdesks=config.helpdesks)
         settings = Settings(metrics.scale_min, metrics.scale_max, metrics.top_box,
                             metrics.min_n)
-        results = compute(data.answer_facts(), data.sent, build_periods(now, tz, metrics.periods),
-                          settings)
+        results = compute(data.answer_facts(), data.sent,
+                          build_periods(now, tz, metrics.periods), settings, tz)
         summary.agents = len({a.agent for a in data.answers})
         sheets = config.output.gsheets
         templates = {name: options.ticket_url_template
@@ -218,7 +237,8 @@ class SyncRunner:
         return build_report(results, data, settings, tz=tz, templates=templates,
                             max_rows_per_agent=sheets.max_rows_per_agent, unverified=unverified,
                             unverified_name=sheets.unverified_tab,
-                            summary_name=sheets.summary_tab)
+                            summary_name=sheets.summary_tab,
+                            with_answers=config.output.local.enabled and config.output.local.csv)
 
     # --- outputs ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"status", "dry_run", "source", "rows_read", "blank_rows", "unchanged", "new",
                 "updated", "history_only", "edited_fields", "unverified", "unverified_total",
                 "skipped", "skipped_total", "skipped_rows", "unverified_rows", "agents",
-                "totals", "requests", "outputs", "warnings", "duration_ms", "error"}
+                "totals", "requests", "outputs", "warnings", "duration_ms", "phases_ms", "error"}
 
 
 def write_config(tmp_path: Path, database_url: str, **sections) -> Path:

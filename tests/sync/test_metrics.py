@@ -13,19 +13,31 @@ import pytest
 
 from csat_hook.config import PeriodsConfig
 from csat_hook.sync.metrics import EPOCH_ORDINAL
-from csat_hook.sync.metrics import DayIndexer
 from csat_hook.sync.metrics import Period
 from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import Timeline
 from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute
+from csat_hook.sync.metrics import local_day
 from csat_hook.sync.metrics import wilson
 
 Z = 1.959963984540054
 ALL = Period("all_time", "All time", None, None)
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def day(y: int, m: int, d: int) -> int:
+    """A period edge: days since 1970-01-01."""
     return date(y, m, d).toordinal() - EPOCH_ORDINAL
+
+
+def at(y: int, m: int, d: int, hour: int = 12) -> float:
+    """A cohort instant (Unix seconds)."""
+    return datetime(y, m, d, hour, tzinfo=UTC).timestamp()
+
+
+def run(answers, sent, periods, settings=None, tz=UTC_ZONE):
+    return compute(answers, sent, periods, settings or Settings(), tz)
 
 
 def test_wilson_closed_forms():
@@ -63,7 +75,7 @@ def test_wilson_matches_the_score_test_inversion(k, n):
 
 def test_figures_equal_a_hand_computation():
     settings = Settings(1, 5, 4, min_n=3)
-    d = day(2026, 11, 10)
+    d = at(2026, 11, 10)
     # agent 0 (team 0): ratings 5, 4, 2, 1 → CSAT 2/4, mean 3.0
     # agent 1 (team 0): ratings 5, 5, 5 → CSAT 3/3, mean 5.0
     # agent 2 (team 1): rating 3 → CSAT 0/1 (below min n)
@@ -71,7 +83,7 @@ def test_figures_equal_a_hand_computation():
                (1, 0, d, 5, True), (1, 0, d, 5, True), (1, 0, d, 5, True),
                (2, 1, d, 3, True)]
     sent = [(0, 0, d)] * 6 + [(1, 0, d)] * 3 + [(2, 1, d)] * 4
-    [result] = compute(answers, sent, [ALL], settings)
+    [result] = run(answers, sent, [ALL], settings)
     a0, a1, a2 = result.agents[0], result.agents[1], result.agents[2]
     assert (a0.answers, a0.satisfied, a0.csat, a0.mean) == (4, 2, 0.5, 3.0)
     assert a0.distribution == [1, 1, 0, 1, 1]
@@ -92,10 +104,10 @@ def test_figures_equal_a_hand_computation():
 
 def test_denominator_is_filtered_like_the_numerator():
     """The Chatwoot defect: an agent filter that shrinks answers but not surveys sent."""
-    d = day(2026, 11, 10)
+    d = at(2026, 11, 10)
     answers = [(0, 0, d, 5, True)] * 2 + [(1, 0, d, 5, True)] * 5
     sent = [(0, 0, d)] * 10 + [(1, 0, d)] * 5
-    [result] = compute(answers, sent, [ALL], Settings())
+    [result] = run(answers, sent, [ALL])
     assert result.agents[0].response_rate == pytest.approx(0.2)
     assert result.agents[1].response_rate == pytest.approx(1.0)
     assert result.overall.response_rate == pytest.approx(7 / 15)
@@ -103,33 +115,33 @@ def test_denominator_is_filtered_like_the_numerator():
 
 def test_periods_count_the_cohort_of_surveys_sent_in_them():
     settings = Settings(min_n=1)
-    october, november = day(2026, 10, 30), day(2026, 11, 2)
+    october, november = at(2026, 10, 30), at(2026, 11, 2)
     # Sent in October, answered in November: an October figure, not a November one.
     answers = [(0, 0, october, 5, True), (0, 0, november, 1, True)]
     sent = [(0, 0, october), (0, 0, october), (0, 0, november)]
     oct_p = Period("m10", "2026-10", day(2026, 10, 1), day(2026, 11, 1))
     nov_p = Period("m11", "2026-11", day(2026, 11, 1), day(2026, 12, 1))
-    oct_r, nov_r, all_r = compute(answers, sent, [oct_p, nov_p, ALL], settings)
+    oct_r, nov_r, all_r = run(answers, sent, [oct_p, nov_p, ALL], settings)
     assert (oct_r.overall.answers, oct_r.overall.sent, oct_r.overall.csat) == (1, 2, 1.0)
     assert (nov_r.overall.answers, nov_r.overall.sent, nov_r.overall.csat) == (1, 1, 0.0)
     assert (all_r.overall.answers, all_r.overall.sent) == (2, 3)
 
 
 def test_min_n_shows_but_does_not_rank():
-    d = day(2026, 11, 10)
+    d = at(2026, 11, 10)
     answers = [(0, 0, d, 5, True)] * 10 + [(0, 0, d, 1, True)] * 2 + [(1, 0, d, 5, True)] * 2
-    [result] = compute(answers, [], [ALL], Settings(min_n=3))
+    [result] = run(answers, [], [ALL], Settings(min_n=3))
     big, small = result.agents[0], result.agents[1]
     assert big.rank == 1 and small.rank is None and small.below_min_n
     assert small.csat == 1.0  # shown with its figures all the same
-    [lenient] = compute(answers, [], [ALL], Settings(min_n=1))
+    [lenient] = run(answers, [], [ALL], Settings(min_n=1))
     # Wilson lower bound: 10 of 12 (0.55) ranks above 2 of 2 (0.34).
     assert (lenient.agents[0].rank, lenient.agents[1].rank) == (1, 2)
 
 
 def test_ratings_off_the_scale_and_empty_groups_give_no_nan():
-    d = day(2026, 11, 10)
-    [result] = compute([(0, 0, d, 9, True)], [(1, 0, d)], [ALL], Settings())
+    d = at(2026, 11, 10)
+    [result] = run([(0, 0, d, 9, True)], [(1, 0, d)], [ALL])
     assert result.overall.answers == 0
     assert result.overall.csat is None and result.overall.mean is None
     assert result.overall.interval is None and result.agents[1].response_rate == 0.0
@@ -150,27 +162,39 @@ def test_build_periods_in_the_metrics_time_zone():
     assert [p.label for p in january] == ["2026-01 (to date)", "2025-12"]
 
 
-def test_day_indexer_matches_calendar_dates():
+def test_periods_follow_local_midnights_across_dst():
+    """A period edge is local midnight in the metrics zone, also on DST days."""
     tz = ZoneInfo("America/New_York")
-    index = DayIndexer(tz)
     rng = random.Random(5)
-    for _ in range(2000):
-        moment = datetime.fromtimestamp(rng.uniform(1.7e9, 1.9e9), tz=UTC)
-        expected = moment.astimezone(tz).date().toordinal() - EPOCH_ORDINAL
-        assert index(moment) == expected
+    periods = [Period(f"d{k}", "", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3)
+               for k in range(0, 260, 3)]
+    timeline = Timeline(periods, tz)
+    for _ in range(3000):
+        moment = datetime.fromtimestamp(rng.uniform(at(2026, 2, 25), at(2026, 11, 25)), tz=UTC)
+        local = local_day(moment, tz)
+        expected = tuple(i for i, p in enumerate(periods) if p.contains(local))
+        assert timeline.members[timeline.segment(moment.timestamp())] == expected
 
 
 def test_random_data_against_a_naive_computation():
     rng = random.Random(11)
     settings = Settings(1, 5, 4, min_n=5)
+    tz = ZoneInfo("Europe/Moscow")
     periods = [Period("a", "a", 100, 130), Period("b", "b", 120, 200), ALL]
-    answers = [(rng.randrange(7), rng.randrange(3), rng.randrange(90, 210), rng.randint(1, 5),
+
+    def instant() -> float:
+        return rng.uniform(90, 210) * 86400
+
+    def local(stamp: float) -> int:
+        return local_day(datetime.fromtimestamp(stamp, tz=UTC), tz)
+
+    answers = [(rng.randrange(7), rng.randrange(3), instant(), rng.randint(1, 5),
                 rng.random() < 0.8) for _ in range(5000)]
-    sent = [(rng.randrange(7), rng.randrange(3), rng.randrange(90, 210)) for _ in range(9000)]
-    results = compute(answers, sent, periods, settings)
+    sent = [(rng.randrange(7), rng.randrange(3), instant()) for _ in range(9000)]
+    results = compute(answers, sent, periods, settings, tz)
     for period, result in zip(periods, results, strict=True):
         for agent in range(7):
-            mine = [a for a in answers if a[0] == agent and period.contains(a[2])]
+            mine = [a for a in answers if a[0] == agent and period.contains(local(a[2]))]
             stats = result.agents.get(agent)
             n = len(mine)
             assert (stats.answers if stats else 0) == n
@@ -179,4 +203,4 @@ def test_random_data_against_a_naive_computation():
                 assert stats.mean == pytest.approx(sum(a[3] for a in mine) / n)
                 assert stats.answered_sent == sum(1 for a in mine if a[4])
                 assert stats.sent == sum(1 for s in sent
-                                         if s[0] == agent and period.contains(s[2]))
+                                         if s[0] == agent and period.contains(local(s[2])))

@@ -95,8 +95,9 @@ def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool
         written.append(str(path))
     if csv_files:
         # The summary's first rows are a title and a note: a CSV is one plain table.
-        parts = [("summary.csv", report.summary, report.summary.frozen - 1),
-                 ("answers.csv", report.answers, 0)]
+        parts = [("summary.csv", report.summary, report.summary.frozen - 1)]
+        if report.answers is not None:
+            parts.append(("answers.csv", report.answers, 0))
         if report.unverified is not None:
             parts.append(("unverified.csv", report.unverified, 0))
         for name, table, skip in parts:

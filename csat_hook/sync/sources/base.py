@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Mapping
@@ -25,9 +24,6 @@ from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
-
-# Roles in the order they enter a fingerprint (changing it re-reads every row once).
-FINGERPRINT_ROLES = ("timestamp", "token", "rating", "comment", "agent", "ticket")
 
 
 class ResultsSource(abc.ABC):
@@ -49,11 +45,15 @@ def fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
     """A digest of a submission's mapped values: the same submission read again matches.
 
     Only mapped roles count, so a manager's notes in an extra column, a re-sorted sheet or a
-    row pushed down by a new submission do not make a row look new.
+    row pushed down by a new submission do not make a row look new. The role order is part
+    of the digest: changing it makes every row look new once (harmless, but a full re-read).
     """
-    payload = json.dumps([kind, extra, *(values.get(role) for role in FINGERPRINT_ROLES)],
-                         ensure_ascii=False, default=str, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    # repr keeps types apart (5 vs "5") and is unambiguous with the separator between.
+    get = values.get
+    payload = "\x1f".join((kind, extra, repr(get("timestamp")), repr(get("token")),
+                            repr(get("rating")), repr(get("comment")), repr(get("agent")),
+                            repr(get("ticket"))))
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
 class RowParser:

@@ -56,13 +56,14 @@ def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
     mapping, warnings = map_columns(header, columns, where)
     batch.warnings.extend(warnings)
     headers = tuple("" if is_blank(h) else str(h) for h in header)
+    pickers = [(role, tuple(indexes)) for role, indexes in mapping.items()]
     seen: set[str] = set()  # a double-click submits the same values twice in one second
     for offset, row in enumerate(rows):
         batch.rows_read += 1
-        if all(is_blank(cell) for cell in row):
+        values = {role: _pick(row, indexes) for role, indexes in pickers}
+        if not any(v is not None for v in values.values()) and all(map(is_blank, row)):
             batch.blank_rows += 1
             continue
-        values = {role: _pick(row, indexes) for role, indexes in mapping.items()}
         digest = fingerprint(kind, values)
         if digest in known or digest in seen:
             batch.unchanged += 1
@@ -72,8 +73,12 @@ def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
                                        headers=headers, cells=tuple(row)))
 
 
-def _pick(row: Sequence[Any], indexes: list[int]) -> Any:
+def _pick(row: Sequence[Any], indexes: tuple[int, ...]) -> Any:
+    """The first non-blank cell among ``indexes`` (hot: once per role and row)."""
+    size = len(row)
     for index in indexes:
-        if index < len(row) and not is_blank(row[index]):
-            return row[index]
+        if index < size:
+            cell = row[index]
+            if cell is not None and cell != "" and (cell.__class__ is not str or cell.strip()):
+                return cell
     return None

@@ -99,9 +99,13 @@ def main() -> None:
                         help="Wall time without tracemalloc's overhead (peak RSS only).")
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         serve(args.agents, args.answers, args.unanswered)
+        return
+    if args.seed_only:
+        seed_database(args.seed_only, args).dispose()
         return
     child = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--agents",
                               str(args.agents), "--answers", str(args.answers),
@@ -112,7 +116,12 @@ def main() -> None:
         started = time.monotonic()
         fake = json.loads(child.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
-            engine = seed_database(Path(tmp), args)
+            # Seeding runs in its own process so this one's peak RSS is the sync's alone.
+            url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            subprocess.run([sys.executable, __file__, "--seed-only", url, "--agents",
+                            str(args.agents), "--answers", str(args.answers),
+                            "--unanswered", str(args.unanswered)], check=True)
+            engine = make_engine(normalize_database_url(url))
             print(f"seeded {args.answers:,} answers by {args.agents} agents and "
                   f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s")
             config = load_config(None, env={}, overrides={
@@ -143,8 +152,7 @@ def main() -> None:
         child.wait(timeout=30)
 
 
-def seed_database(tmp: Path, args: argparse.Namespace):
-    url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+def seed_database(url: str, args: argparse.Namespace):
     engine = make_engine(normalize_database_url(url))
     create_schema(engine)
     rows = [{"helpdesk": "dryrun", "dialog_id": f"D-{n}", "occurrence": "", "agent_id": agent,
@@ -174,7 +182,7 @@ def measure(label: str, runner: SyncRunner, url: str, *, trace: bool) -> None:
     print(f"  wall time {wall:.2f} s, of which the fake API spent {fake_seconds:.2f} s "
           f"answering (sync's own time {wall - fake_seconds:.2f} s)")
     print(f"  tracemalloc peak {peak / 1e6:.0f} MB; "
-          f"process peak RSS {rss_mb:.0f} MB (includes seeding)")
+          f"process peak RSS so far {rss_mb:.0f} MB")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests seen by the fake: {seen}; counted by the sync: {summary.requests}")
 

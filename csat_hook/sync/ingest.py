@@ -8,6 +8,7 @@ submission), so applying the same batch twice changes nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,13 +72,14 @@ def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
     edited = {id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk))
               for c in credited}
     result.edited_fields = sum(edited.values())
-    store.insert_answer_history(conn, [{
-        "fingerprint": c.submission.fingerprint, "token": c.token,
-        "rating": c.submission.rating, "comment": c.submission.comment,
-        "submitted_at": c.submission.submitted_at, "field_agent": c.submission.field_agent,
-        "field_ticket": c.submission.field_ticket, "fields_edited": edited[id(c)],
-        "source": source, "source_ref": c.submission.ref[:191], "recorded_at": now,
-    } for c in credited])
+    for chunk in _chunks(credited):
+        store.insert_answer_history(conn, [{
+            "fingerprint": c.submission.fingerprint, "token": c.token,
+            "rating": c.submission.rating, "comment": c.submission.comment,
+            "submitted_at": c.submission.submitted_at, "field_agent": c.submission.field_agent,
+            "field_ticket": c.submission.field_ticket, "fields_edited": edited[id(c)],
+            "source": source, "source_ref": c.submission.ref[:191], "recorded_at": now,
+        } for c in chunk])
     existing = store.answer_times(conn, tokens_)
     rows = []
     for token, item in latest_per_token(credited).items():
@@ -90,7 +92,14 @@ def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
             continue
         rows.append(_answer_row(item, edited[id(item)], source, now))
     result.history_only = len(credited) - result.new - result.updated
-    store.upsert_answers(conn, rows)
+    for chunk in _chunks(rows):
+        store.upsert_answers(conn, chunk)
+
+
+def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
+    """Bounded statements: a first sync of 100,000 answers must not build them all at once."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:

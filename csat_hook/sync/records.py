@@ -6,6 +6,7 @@ downstream of a source sees a header, a serial number or a questionId.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -30,8 +31,8 @@ class Submission(NamedTuple):
     token: str
     field_agent: str
     field_ticket: str
-    headers: tuple[str, ...] = ()
-    cells: tuple[Any, ...] = ()
+    headers: Sequence[str] = ()
+    cells: Sequence[Any] = ()  # the row as read (not copied: a first sync holds 100,000)
 
     def source_row(self) -> dict[str, Any]:
         """The row as read (header → value), kept with answers that cannot be credited."""

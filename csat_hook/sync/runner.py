@@ -184,6 +184,7 @@ class SyncRunner:
         clock.lap("read")
         self._renew(holder)
         report = self._ingest_and_report(summary, source, batch, dry_run=dry_run, clock=clock)
+        del batch  # every submission read; not needed while the report is written
         self._renew(holder)
         summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
         clock.lap("write")

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from typing import ClassVar
@@ -65,7 +66,7 @@ class RowParser:
         self.to_datetime = to_datetime
 
     def parse(self, values: Mapping[str, Any], *, fingerprint: str, ref: str,
-              headers: tuple[str, ...] = (), cells: tuple[Any, ...] = ()
+              headers: Sequence[str] = (), cells: Sequence[Any] = ()
               ) -> Submission | SkippedRow:
         stamp = values.get("timestamp")
         if is_blank(stamp):

@@ -70,7 +70,7 @@ def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
             continue
         seen.add(digest)
         add_parsed(batch, parser.parse(values, fingerprint=digest, ref=f"row {first_row + offset}",
-                                       headers=headers, cells=tuple(row)))
+                                       headers=headers, cells=row))
 
 
 def _pick(row: Sequence[Any], indexes: tuple[int, ...]) -> Any:

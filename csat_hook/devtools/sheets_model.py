@@ -136,7 +136,8 @@ def column_letters(index: int) -> str:
 
 def quote_title(title: str) -> str:
     """How the API echoes a tab title in a range: quoted unless a plain identifier."""
-    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title) and not _CELL.match(title)
+    plain = (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title)
+             and not re.fullmatch(r"[A-Za-z]{1,3}\d+", title))
     return title if plain else "'" + title.replace("'", "''") + "'"
 
 
@@ -434,9 +435,9 @@ def _update_properties(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> 
 
 
 def _field_paths(mask: str) -> list[str]:
-    """``title,gridProperties(rowCount,columnCount)`` → dotted paths."""
+    """``title,gridProperties(rowCount,columnCount)``, ``gridProperties/rowCount`` → dotted."""
     paths: list[str] = []
-    for part in re.findall(r"[\w.]+\([^)]*\)|[\w.]+", mask):
+    for part in re.findall(r"[\w.]+\([^)]*\)|[\w.]+", mask.replace("/", ".")):
         if "(" in part:
             head, inner = part[:-1].split("(", 1)
             paths.extend(f"{head}.{name.strip()}" for name in inner.split(","))

@@ -43,6 +43,7 @@ from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
 from csat_hook.http import utcnow
 from csat_hook.sync import google
+from csat_hook.sync import google_api
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
@@ -243,7 +244,7 @@ class SyncRunner:
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def _write_outputs(self, report: Report, sheets: google.SheetsApi | None,
+    def _write_outputs(self, report: Report, sheets: google_api.SheetsApi | None,
                        source: ResultsSource, *, dry_run: bool) -> list[dict[str, Any]]:
         config = self.config
         done: list[dict[str, Any]] = []
@@ -265,7 +266,7 @@ class SyncRunner:
                 done.append(output.write(report.sheets()))
         return done
 
-    def _sheets_output(self, sheets: google.SheetsApi, source: ResultsSource) -> SheetsOutput:
+    def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:
         config = self.config
         results_id = config.results.gsheets.spreadsheet_id
         spreadsheet_id = config.output.gsheets.spreadsheet_id or results_id
@@ -280,7 +281,7 @@ class SyncRunner:
                             max_request_bytes=config.output.gsheets.max_request_bytes)
 
     def _google_clients(self, log: google.RequestLog
-                        ) -> tuple[google.SheetsApi | None, google.FormsApi | None]:
+                        ) -> tuple[google_api.SheetsApi | None, google_api.FormsApi | None]:
         config = self.config
         scopes = []
         if config.output.gsheets.enabled:
@@ -293,8 +294,8 @@ class SyncRunner:
             return None, None
         session = google.build_session(config.google, scopes, log=log, sleep=self.google_sleep)
         needs_sheets = config.output.gsheets.enabled or config.results.source == "gsheets"
-        sheets = google.SheetsApi(session) if needs_sheets else None
-        forms = google.FormsApi(session) if config.results.source == "forms_api" else None
+        sheets = google_api.SheetsApi(session) if needs_sheets else None
+        forms = google_api.FormsApi(session) if config.results.source == "forms_api" else None
         return sheets, forms
 
     # --- the lock --------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from csat_hook.errors import GoogleApiError
 from csat_hook.sync.google import SHEETS_SCOPE
 from csat_hook.sync.google import GoogleSession
 from csat_hook.sync.google import RequestLog
-from csat_hook.sync.google import SheetsApi
 from csat_hook.sync.google import build_session
 from csat_hook.sync.google import load_credentials
+from csat_hook.sync.google_api import SheetsApi
 from tests.sync.conftest import SHEET_ID
 
 

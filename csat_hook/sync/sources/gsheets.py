@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfoNotFoundError
 from csat_hook.config import ColumnsConfig
 from csat_hook.config import Config
 from csat_hook.errors import SourceError
-from csat_hook.sync.google import SheetsApi
+from csat_hook.sync.google_api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser

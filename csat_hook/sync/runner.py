@@ -165,12 +165,14 @@ class SyncRunner:
                 self._release(holder)
             summary.requests = log.as_dict()
             summary.duration_ms = int((time.monotonic() - started) * 1000)
-        level = logging.INFO if summary.status == "ok" else logging.ERROR
-        logger.log(level, "sync.done", extra={"status": summary.status, "rows": summary.rows_read,
-                                              "count": summary.new + summary.updated,
-                                              "requests": sum(summary.requests.values()),
-                                              "duration_ms": summary.duration_ms,
-                                              "error": summary.error})
+        extra: dict[str, Any] = {"status": summary.status, "rows": summary.rows_read,
+                                 "count": summary.new + summary.updated,
+                                 "requests": sum(summary.requests.values()),
+                                 "duration_ms": summary.duration_ms}
+        if summary.error:
+            extra["error"] = summary.error
+        logger.log(logging.INFO if summary.status == "ok" else logging.ERROR, "sync.done",
+                   extra=extra)
         return summary
 
     def _run(self, summary: SyncSummary, log: google.RequestLog, holder: str | None, *,

@@ -183,3 +183,34 @@ def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
     assert summary.status == "failed"
     assert "output.gsheets.max_rows_per_agent" in summary.error
     assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_separate_report_spreadsheet_costs_one_more_read(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
+    kit.fake.add_spreadsheet("report-sheet")
+    kit.fake.add_tab("report-sheet", "Sheet1", [], sheet_id=0)
+    summary = kit.run(kit.config(output={"gsheets": {"spreadsheet_id": "report-sheet"}}))
+
+    assert summary.status == "ok", summary.error
+    assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (3, 2)
+    assert kit.fake.titles("report-sheet") == ["Summary", "Sheet1", "Anna Petrova (7)",
+                                               "Unverified"]
+    assert kit.fake.titles(SHEET_ID) == ["Form Responses 1"]
+
+
+def test_agents_with_surveys_but_no_answers_yet(kit):
+    for n in range(4):
+        kit.survey(f"T-{n}", "8", "Boris Ivanov", team="L2")
+    kit.responses([EN_HEADER])
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    rows = kit.sheet("Summary")
+    assert rows[0][:2] == ["CSAT report", "no answers yet"]
+    boris = next(r for r in rows[3:] if r[3] == "Agent" and r[0] == "All time")
+    header = rows[2]
+    record = dict(zip(header, boris + [None] * (len(header) - len(boris)), strict=True))
+    assert (record["Surveys sent"], record["Answers"], record["Response rate %"]) == (4, 0, 0.0)
+    assert record["CSAT %"] is None and record["Below min n"] == "yes"
+    assert "Boris Ivanov (8)" not in kit.fake.titles(SHEET_ID)  # no answers, no tab

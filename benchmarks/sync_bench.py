@@ -5,8 +5,10 @@
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
 SQLite database. Prints wall time, peak memory (tracemalloc during the sync, and the process's
-peak RSS) and the API requests by kind, for a first (cold) sync and a second one (nothing
-new). Targets: ≤ 3 Sheets reads and ≤ 3 writes per sync, ≤ 10 s, ≤ 500 MB.
+peak RSS) and the API requests by kind, for a first (cold) sync, a second one (nothing new)
+and a third after 1,000 more answers arrived (the usual periodic run). Targets: ≤ 3 Sheets
+reads and ≤ 3 writes per sync, ≤ 10 s, ≤ 500 MB. ``--no-tracemalloc`` for wall times (the
+tracer slows Python several-fold and inflates RSS); ``--database-url`` for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -43,15 +45,22 @@ COMMENTS = ["Great, thanks!", "ok", "", "Took too long", "Спасибо, всё
             "=SUM(1;2)", "Solved on first contact", "meh", ""]
 
 
+LATE = 1000  # answers that arrive between the second and the third sync
+
+
 def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
-    """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment)."""
+    """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment).
+
+    The first ``answers`` are in the sheet from the start, the next LATE arrive later, the
+    rest are never answered.
+    """
     rng = random.Random(42)
-    for n in range(answers + unanswered):
+    for n in range(answers + LATE + unanswered):
         agent = str(1000 + rng.randrange(agents))
         created = NOW - timedelta(seconds=rng.randrange(120 * 86400))
         ref = tokens.SurveyRef("dryrun", f"D-{n}", agent, created, nonce=f"{n % 1679616:04x}")
         token = tokens.sign(SECRET, ref)
-        if n < answers:
+        if n < answers + LATE:
             submitted = created + timedelta(minutes=rng.randrange(5, 3000))
             rating = rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])[0]
             yield n, agent, token, created, submitted, rating, rng.choice(COMMENTS)
@@ -60,19 +69,25 @@ def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
 
 
 def serve(agents: int, answers: int, unanswered: int) -> None:
-    """Child process: the fake, seeded with the responses sheet, until stdin closes."""
+    """Child process: the fake, seeded with the responses sheet; "append" on stdin adds the
+    late answers (as form submissions would); EOF stops it."""
     from csat_hook.devtools.fake_google import FakeGoogle
 
     fake = FakeGoogle().start()
     fake.add_spreadsheet(SHEET, locale="en_US", time_zone="Europe/Moscow")
     rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
+    late: list[list] = []
     for n, agent, token, _, submitted, rating, comment in generate(agents, answers, unanswered):
         if submitted is not None:
-            rows.append([submitted, rating, comment, f"Agent {agent}", f"D-{n}", token])
+            (rows if n < answers else late).append(
+                [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token])
     fake.add_tab(SHEET, "Form Responses 1", rows, sheet_id=0)
     print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}),
           flush=True)
-    sys.stdin.read()
+    for line in sys.stdin:
+        if line.strip() == "append":
+            fake.append_rows(SHEET, "Form Responses 1", late)
+            print("ok", flush=True)
     fake.stop()
 
 
@@ -135,7 +150,13 @@ def main() -> None:
                            "local": {"enabled": False}},
             })
             runner = SyncRunner(config, engine, clock=lambda: NOW)
-            for label in ("first sync (all new)", "second sync (nothing new)"):
+            for label in ("first sync (all new)", "second sync (nothing new)",
+                          f"third sync ({LATE:,} new answers)"):
+                if label.startswith("third"):
+                    assert child.stdin is not None
+                    child.stdin.write("append\n")
+                    child.stdin.flush()
+                    child.stdout.readline()
                 reset_requests(fake["url"])
                 if args.profile:
                     import cProfile

@@ -1,7 +1,8 @@
 """The ``csat-hook`` command.
 
 Exit codes: 0 success; 1 the command ran and failed (a sync error, failed replies found by
-``outbox --check``...); 2 bad usage or an invalid configuration (the message names the key).
+``outbox --check``...); 2 bad usage or an invalid configuration (the message names the key);
+3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under cron).
 """
 
 from __future__ import annotations
@@ -311,6 +312,97 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
     click.echo(f"requeued {count} replies")
 
 
+# --- the sync --------------------------------------------------------------------------------
+
+SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3}
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True,
+              help="Read and compute, but store nothing and write no output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--full", is_flag=True,
+              help="Forms API: ignore the watermark and read every response again.")
+@click.option("--periodic", is_flag=True,
+              help="Run every sync.interval_seconds until stopped (Procfile clock: process).")
+@click.option("--interval", type=float, help="Seconds between periodic runs "
+              "[default: sync.interval_seconds].")
+@pass_state
+def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
+         interval: float | None) -> None:
+    """Ingest form answers, compute per-agent CSAT and write the reports.
+
+    Exit codes: 0 ok; 1 failed (source, Google or database error); 2 invalid configuration
+    (or the results file is missing); 3 another sync holds the lock.
+    """
+    from csat_hook.sync.runner import SyncRunner
+    from csat_hook.sync.runner import make_sync_engine
+
+    config = state.config
+    try:
+        engine = make_sync_engine(config)
+    except CsatHookError as exc:
+        raise ConfigProblem(exc.message) from None
+    runner = SyncRunner(config, engine)
+    try:
+        code = _sync_loop(runner, config, dry_run=dry_run, full=full, as_json=as_json,
+                          periodic=periodic, interval=interval)
+    finally:
+        engine.dispose()
+    sys.exit(code)
+
+
+def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_json: bool,
+               periodic: bool, interval: float | None) -> int:
+    """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
+    if not periodic:
+        summary = runner.run(dry_run=dry_run, full=full)
+        _print_sync(summary, as_json)
+        return SYNC_EXIT_CODES.get(summary.status, 1)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    every = interval or config.sync.interval_seconds
+    while not stop.is_set():
+        started = datetime.now(UTC)
+        summary = runner.run(dry_run=dry_run, full=full)
+        _print_sync(summary, as_json)
+        if summary.status == "config_error":
+            return 2  # retrying cannot fix the configuration
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        stop.wait(max(1.0, every - elapsed))
+    return 0
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _print_sync(summary: Any, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, sort_keys=False))
+        return
+    if summary.status != "ok":
+        click.echo(f"sync {summary.status}: {summary.error}", err=True)
+        return
+    click.echo(f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
+               f"source {summary.source}, {summary.rows_read} rows read "
+               f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
+               f"{summary.new} new, {summary.updated} updated, "
+               f"{data['unverified_total']} unverified ({_reasons(summary.unverified)}), "
+               f"{data['skipped_total']} skipped ({_reasons(summary.skipped)})")
+    for row in summary.skipped_rows:
+        click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
+    for row in summary.unverified_rows:
+        click.echo(f"  unverified {row['row']}: {row['reason']} reference")
+    for warning in summary.warnings:
+        click.echo(f"  warning: {warning}")
+    click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
+    for output in summary.outputs:
+        click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
+
+
 @main.group()
 def dev() -> None:
     """Tools for trying csat-hook locally."""
@@ -338,4 +430,37 @@ def fake_helpdesk(host: str, port: int, fail_first: int, fail_status: int, fail_
         fake.fail_next(fail_first, fail_status)
     click.echo(f"fake helpdesk on http://{host}:{fake.port}  (GET /_fake/requests lists calls)",
                err=True)
+    fake.serve_forever()
+
+
+@dev.command("fake-google")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--service-account-out", type=click.Path(dir_okay=False), required=True,
+              help="Write a service-account JSON (fresh key, token_uri = this fake) here.")
+@click.option("--responses-csv", type=click.Path(exists=True, dir_okay=False),
+              help="Seed a responses tab from a Forms CSV export.")
+@click.option("--spreadsheet-id", default="fake-responses", show_default=True)
+@click.option("--tab", "tab_title", default="Form Responses 1", show_default=True)
+@click.option("--gid", default=0, show_default=True)
+@click.option("--locale", default="en_US", show_default=True)
+@click.option("--time-zone", default="Europe/Moscow", show_default=True)
+def fake_google(host: str, port: int, service_account_out: str, responses_csv: str | None,
+                spreadsheet_id: str, tab_title: str, gid: int, locale: str,
+                time_zone: str) -> None:
+    """A local fake of the Sheets, Forms and OAuth token APIs, to try the sync."""
+    from csat_hook.devtools.fake_google import FakeGoogle
+    from csat_hook.devtools.fake_google import seed_from_csv
+
+    fake = FakeGoogle(host=host, port=port)
+    Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(service_account_out).write_text(json.dumps(fake.service_account_info(), indent=2),
+                                         encoding="utf-8")
+    fake.add_spreadsheet(spreadsheet_id, locale=locale, time_zone=time_zone)
+    if responses_csv:
+        rows = seed_from_csv(fake, spreadsheet_id, tab_title, gid, Path(responses_csv))
+        click.echo(f"seeded {rows} responses into {tab_title!r} (gid {gid})", err=True)
+    click.echo(f"fake Google on {fake.url}: set google.sheets_base_url and forms_base_url to it, "
+               f"google.service_account_file to {service_account_out}; spreadsheet "
+               f"{spreadsheet_id!r}. GET {fake.url}/_fake/requests lists calls.", err=True)
     fake.serve_forever()

@@ -111,6 +111,108 @@ outbox = sa.Table(
 )
 
 
+# --- the sync ---------------------------------------------------------------------------------
+# One row per survey that got an answer: the latest submission, credited from the signed
+# reference (helpdesk, dialog, agent as they were at send time), never from editable fields.
+answers = sa.Table(
+    "answers",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("token", sa.String(1024), nullable=False),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("agent_key", sa.String(255), nullable=False),
+    sa.Column("issued_at", UTCDateTime(), nullable=False),
+    sa.Column("rating", sa.Integer(), nullable=False),
+    sa.Column("comment", sa.Text()),
+    sa.Column("submitted_at", UTCDateTime(), nullable=False),
+    sa.Column("field_agent", sa.String(255)),
+    sa.Column("field_ticket", sa.String(255)),
+    sa.Column("fields_edited", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_ref", sa.String(191)),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("token"),
+    sa.Index(None, "helpdesk", "agent_key"),
+)
+
+# Every credited submission ever read (edits and duplicates included). ``fingerprint`` is a
+# digest of the submission's mapped source values: reading the same row again is a no-op.
+answer_history = sa.Table(
+    "answer_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("token", sa.String(1024), nullable=False),
+    sa.Column("rating", sa.Integer(), nullable=False),
+    sa.Column("comment", sa.Text()),
+    sa.Column("submitted_at", UTCDateTime(), nullable=False),
+    sa.Column("field_agent", sa.String(255)),
+    sa.Column("field_ticket", sa.String(255)),
+    sa.Column("fields_edited", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_ref", sa.String(191)),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("fingerprint"),
+    sa.Index(None, "token"),
+)
+
+# Answers whose reference is missing, malformed or forged: kept apart, never credited.
+unverified_answers = sa.Table(
+    "unverified_answers",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_ref", sa.String(191)),
+    sa.Column("submitted_at", UTCDateTime()),
+    sa.Column("rating", sa.Integer()),
+    sa.Column("comment", sa.Text()),
+    sa.Column("field_agent", sa.String(255)),
+    sa.Column("field_ticket", sa.String(255)),
+    sa.Column("source_row", sa.JSON(), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("fingerprint"),
+)
+
+# Source rows that could not be read as an answer (bad rating, no timestamp...), remembered
+# so each is reported once, with its row number, instead of on every run.
+sync_skipped_rows = sa.Table(
+    "sync_skipped_rows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_ref", sa.String(191)),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("detail", sa.String(255)),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("fingerprint"),
+)
+
+# Per-source incremental state: the Forms API watermark (the latest submission time seen).
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("source", sa.String(255), primary_key=True),
+    sa.Column("watermark", UTCDateTime()),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock
+# processes) are serialised on SQLite and PostgreSQL alike. A holder that died leaves a lease
+# that expires.
+sync_locks = sa.Table(
+    "sync_locks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(191)),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("acquired_at", UTCDateTime()),
+)
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Create the engine; for SQLite, create the file's folder and set durable pragmas."""
     parsed = make_url(url)

@@ -104,3 +104,42 @@ class TokenError(CsatHookError):
 
     status = 400
     code = "invalid_token"
+
+
+class SyncError(CsatHookError):
+    """The sync could not finish: a source, an output or the database refused.
+
+    Messages name the config key, the tab, the row number or the HTTP status, never cell
+    values (they are customer text) nor credentials.
+    """
+
+    code = "sync_failed"
+
+
+class SourceError(SyncError):
+    """The results source cannot be read as configured (tab, header or file missing)."""
+
+    code = "source_error"
+
+
+class GoogleApiError(SyncError):
+    """A Google API call failed after the bounded retries.
+
+    ``http_status`` is the HTTP status (None for timeouts and connection errors);
+    ``reason`` is Google's status word (``RESOURCE_EXHAUSTED``, ``PERMISSION_DENIED``...).
+    """
+
+    code = "google_api_error"
+
+    def __init__(self, message: str, *, http_status: int | None = None,
+                 reason: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.reason = reason
+        self.retryable = retryable
+
+
+class SyncLockedError(SyncError):
+    """Another sync holds the lock (overlapping runs are serialised, never run together)."""
+
+    code = "sync_locked"

@@ -17,8 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
+from csat_hook.db import answer_history
+from csat_hook.db import answers
 from csat_hook.db import outbox
 from csat_hook.db import surveys
+from csat_hook.db import sync_locks
+from csat_hook.db import sync_skipped_rows
+from csat_hook.db import sync_state
+from csat_hook.db import unverified_answers
 
 NOTIFY_CHANNEL = "csat_hook_outbox"
 
@@ -27,6 +33,11 @@ QUEUED, SENT, FAILED, SKIPPED, CANCELLED = "queued", "sent", "failed", "skipped"
 # Outbox statuses.
 PENDING, SENDING = "pending", "sending"
 OUTBOX_STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 # The webhook's hot path runs these two statements on every close. They are built once per
@@ -400,3 +411,181 @@ def outbox_counts(conn: sa.Connection) -> dict[str, int]:
 
 def ping(conn: sa.Connection) -> None:
     conn.execute(sa.text("SELECT 1"))
+
+
+# --- the sync ---------------------------------------------------------------------------------
+# Bulk statements take lists of plain dicts and run as one executemany each. Re-reading a
+# source row is a no-op because every ledger table is unique on the row's fingerprint.
+
+_IN_CHUNK = 500
+
+
+def known_fingerprints(conn: sa.Connection) -> set[str]:
+    """Fingerprints of every source row already processed: credited, unverified or skipped."""
+    union = sa.union_all(
+        sa.select(answer_history.c.fingerprint),
+        sa.select(unverified_answers.c.fingerprint),
+        sa.select(sync_skipped_rows.c.fingerprint),
+    )
+    return set(conn.execute(union).scalars())
+
+
+def answer_times(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, datetime]:
+    """token → submitted_at of the current answer, for the tokens that have one."""
+    found: dict[str, datetime] = {}
+    if len(tokens) > 20 * _IN_CHUNK:
+        # A bulk import: one scan beats hundreds of IN queries.
+        wanted = set(tokens)
+        rows = conn.execute(sa.select(answers.c.token, answers.c.submitted_at))
+        return {token: when for token, when in rows if token in wanted}
+    for start in range(0, len(tokens), _IN_CHUNK):
+        chunk = tokens[start:start + _IN_CHUNK]
+        rows = conn.execute(
+            sa.select(answers.c.token, answers.c.submitted_at).where(answers.c.token.in_(chunk))
+        )
+        found.update({token: when for token, when in rows})
+    return found
+
+
+def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert answers; an existing one is replaced only by a strictly later submission.
+
+    The condition lives in the statement, so a replayed or out-of-order batch can never put
+    an older rating back.
+    """
+    if not rows:
+        return
+    stmt = _insert(conn, answers)
+    updatable = [c.name for c in answers.c if c.name not in ("id", "token")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["token"],
+        set_={name: stmt.excluded[name] for name in updatable},
+        where=answers.c.submitted_at < stmt.excluded.submitted_at,
+    )
+    conn.execute(stmt, list(rows))
+
+
+def _insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["fingerprint"])
+        conn.execute(stmt, list(rows))
+
+
+def insert_answer_history(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record credited submissions (each fingerprint once)."""
+    _insert_new(conn, answer_history, rows)
+
+
+def insert_unverified(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record answers that cannot be credited (each fingerprint once)."""
+    _insert_new(conn, unverified_answers, rows)
+
+
+def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record unreadable source rows (each fingerprint once)."""
+    _insert_new(conn, sync_skipped_rows, rows)
+
+
+def get_watermark(conn: sa.Connection, source: str) -> datetime | None:
+    return conn.execute(
+        sa.select(sync_state.c.watermark).where(sync_state.c.source == source)
+    ).scalar()
+
+
+def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: datetime) -> None:
+    """Move a source's watermark forward (never back)."""
+    stmt = _insert(conn, sync_state).values(source=source, watermark=watermark, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source"],
+        set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
+        where=sa.or_(sync_state.c.watermark.is_(None),
+                     sync_state.c.watermark < stmt.excluded.watermark),
+    )
+    conn.execute(stmt)
+
+
+def acquire_lock(
+    conn: sa.Connection, name: str, holder: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Take the named lease if it is free, expired or already ours (compare-and-set).
+
+    On PostgreSQL a concurrent UPDATE of the same row waits for the other transaction and
+    then re-checks the condition, so exactly one of two racing callers wins.
+    """
+    conn.execute(
+        _insert(conn, sync_locks).values(name=name).on_conflict_do_nothing(
+            index_elements=["name"])
+    )
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(
+            sync_locks.c.name == name,
+            sa.or_(sync_locks.c.holder.is_(None), sync_locks.c.lease_until < now,
+                   sync_locks.c.holder == holder),
+        )
+        .values(holder=holder, lease_until=lease_until, acquired_at=now)
+    )
+    return result.rowcount == 1
+
+
+def renew_lock(conn: sa.Connection, name: str, holder: str, lease_until: datetime) -> bool:
+    """Extend our lease; False when it was lost (expired and taken by another run)."""
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+def release_lock(conn: sa.Connection, name: str, holder: str) -> None:
+    conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(holder=None, lease_until=None)
+    )
+
+
+def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(sync_locks).where(sync_locks.c.name == name)).first()
+
+
+def all_answers(conn: sa.Connection) -> list[sa.Row[Any]]:
+    """Every credited answer (the current submission of each survey)."""
+    return list(conn.execute(
+        sa.select(answers.c.token, answers.c.helpdesk, answers.c.dialog_id,
+                  answers.c.agent_key, answers.c.issued_at, answers.c.rating,
+                  answers.c.comment, answers.c.submitted_at)
+    ).all())
+
+
+def survey_facts(conn: sa.Connection) -> list[sa.Row[Any]]:
+    """What the metrics need of every survey with a token: agent, team, status, cohort time."""
+    return list(conn.execute(
+        sa.select(surveys.c.token, surveys.c.helpdesk, surveys.c.dialog_id,
+                  surveys.c.agent_id, surveys.c.agent_name, surveys.c.agent_email,
+                  surveys.c.team, surveys.c.status, surveys.c.created_at)
+        .where(surveys.c.token.is_not(None))
+    ).all())
+
+
+def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
+    """Unverified answers, newest first."""
+    return list(conn.execute(
+        sa.select(unverified_answers)
+        .order_by(unverified_answers.c.submitted_at.desc().nulls_last(),
+                  unverified_answers.c.id.desc())
+        .limit(limit)
+    ).all())
+
+
+def count_by(conn: sa.Connection, table_name: str) -> dict[str, int]:
+    """Rows per reason in ``unverified_answers`` or ``sync_skipped_rows``."""
+    table = {"unverified_answers": unverified_answers,
+             "sync_skipped_rows": sync_skipped_rows}[table_name]
+    rows = conn.execute(sa.select(table.c.reason, sa.func.count()).group_by(table.c.reason))
+    return {reason: int(n) for reason, n in rows}
+
+
+def count_answers(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one())

@@ -1,0 +1,212 @@
+"""Benchmark: one sync of 100 agents and 100,000 answers against the fake Google API.
+
+    python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
+
+The fake runs in a child process (so its CPU and memory are not counted), holding a
+responses sheet it generates from the same seed as the surveys this process puts in a fresh
+SQLite database. Prints wall time, peak memory (tracemalloc during the sync, and the process's
+peak RSS) and the API requests by kind, for a first (cold) sync, a second one (nothing new)
+and a third after 1,000 more answers arrived (the usual periodic run). Targets: ≤ 3 Sheets
+reads and ≤ 3 writes per sync, ≤ 10 s, ≤ 500 MB. ``--no-tracemalloc`` for wall times (the
+tracer slows Python several-fold and inflates RSS); ``--database-url`` for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+from csat_hook import store
+from csat_hook import tokens
+from csat_hook.config import load_config
+from csat_hook.config import normalize_database_url
+from csat_hook.db import create_schema
+from csat_hook.db import make_engine
+from csat_hook.sync.runner import SyncRunner
+
+SECRET = "benchmark-token-secret-0123456789"
+SHEET = "bench-responses"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+COMMENTS = ["Great, thanks!", "ok", "", "Took too long", "Спасибо, всё быстро", "",
+            "=SUM(1;2)", "Solved on first contact", "meh", ""]
+
+
+LATE = 1000  # answers that arrive between the second and the third sync
+
+
+def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
+    """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment).
+
+    The first ``answers`` are in the sheet from the start, the next LATE arrive later, the
+    rest are never answered.
+    """
+    rng = random.Random(42)
+    for n in range(answers + LATE + unanswered):
+        agent = str(1000 + rng.randrange(agents))
+        created = NOW - timedelta(seconds=rng.randrange(120 * 86400))
+        ref = tokens.SurveyRef("dryrun", f"D-{n}", agent, created, nonce=f"{n % 1679616:04x}")
+        token = tokens.sign(SECRET, ref)
+        if n < answers + LATE:
+            submitted = created + timedelta(minutes=rng.randrange(5, 3000))
+            rating = rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])[0]
+            yield n, agent, token, created, submitted, rating, rng.choice(COMMENTS)
+        else:
+            yield n, agent, token, created, None, None, None
+
+
+def serve(agents: int, answers: int, unanswered: int) -> None:
+    """Child process: the fake, seeded with the responses sheet; "append" on stdin adds the
+    late answers (as form submissions would); EOF stops it."""
+    from csat_hook.devtools.fake_google import FakeGoogle
+
+    fake = FakeGoogle().start()
+    fake.add_spreadsheet(SHEET, locale="en_US", time_zone="Europe/Moscow")
+    rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
+    late: list[list] = []
+    for n, agent, token, _, submitted, rating, comment in generate(agents, answers, unanswered):
+        if submitted is not None:
+            (rows if n < answers else late).append(
+                [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token])
+    fake.add_tab(SHEET, "Form Responses 1", rows, sheet_id=0)
+    print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}),
+          flush=True)
+    for line in sys.stdin:
+        if line.strip() == "append":
+            fake.append_rows(SHEET, "Form Responses 1", late)
+            print("ok", flush=True)
+    fake.stop()
+
+
+def requests_by_kind(url: str) -> tuple[dict[str, int], float]:
+    """Requests the fake saw, by kind, and the seconds it spent answering them."""
+    with urllib.request.urlopen(f"{url}/_fake/requests") as response:
+        seen = json.load(response)
+    return (dict(Counter(r["kind"] for r in seen)),
+            sum(r.get("server_ms", 0) for r in seen) / 1000)
+
+
+def reset_requests(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_fake/requests", method="DELETE"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--answers", type=int, default=100_000)
+    parser.add_argument("--unanswered", type=int, default=50_000)
+    parser.add_argument("--database-url", help="Use this (empty) database instead of a fresh "
+                        "SQLite file, e.g. postgresql://postgres@127.0.0.1/bench")
+    parser.add_argument("--no-tracemalloc", action="store_true",
+                        help="Wall time without tracemalloc's overhead (peak RSS only).")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed-only", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve(args.agents, args.answers, args.unanswered)
+        return
+    if args.seed_only:
+        seed_database(args.seed_only, args).dispose()
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--agents",
+                              str(args.agents), "--answers", str(args.answers),
+                              "--unanswered", str(args.unanswered)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        started = time.monotonic()
+        fake = json.loads(child.stdout.readline())
+        with tempfile.TemporaryDirectory() as tmp:
+            # Seeding runs in its own process so this one's peak RSS is the sync's alone.
+            url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            subprocess.run([sys.executable, __file__, "--seed-only", url, "--agents",
+                            str(args.agents), "--answers", str(args.answers),
+                            "--unanswered", str(args.unanswered)], check=True)
+            engine = make_engine(normalize_database_url(url))
+            print(f"seeded {args.answers:,} answers by {args.agents} agents and "
+                  f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s")
+            config = load_config(None, env={}, overrides={
+                "database": {"url": engine.url.render_as_string(hide_password=False)},
+                "token": {"secret": SECRET},
+                "google": {"service_account_json": json.dumps(fake["service_account"]),
+                           "sheets_base_url": fake["url"], "forms_base_url": fake["url"]},
+                "results": {"source": "gsheets",
+                            "gsheets": {"spreadsheet_id": SHEET, "sheet_gid": 0}},
+                "output": {"gsheets": {"enabled": True, "max_request_bytes": 20_000_000},
+                           "local": {"enabled": False}},
+            })
+            runner = SyncRunner(config, engine, clock=lambda: NOW)
+            for label in ("first sync (all new)", "second sync (nothing new)",
+                          f"third sync ({LATE:,} new answers)"):
+                if label.startswith("third"):
+                    assert child.stdin is not None
+                    child.stdin.write("append\n")
+                    child.stdin.flush()
+                    child.stdout.readline()
+                reset_requests(fake["url"])
+                if args.profile:
+                    import cProfile
+                    import pstats
+                    profiler = cProfile.Profile()
+                    profiler.runcall(runner.run)
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+                    continue
+                measure(label, runner, fake["url"], trace=not args.no_tracemalloc)
+            engine.dispose()
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        child.wait(timeout=30)
+
+
+def seed_database(url: str, args: argparse.Namespace):
+    engine = make_engine(normalize_database_url(url))
+    create_schema(engine)
+    rows = [{"helpdesk": "dryrun", "dialog_id": f"D-{n}", "occurrence": "", "agent_id": agent,
+             "agent_name": f"Agent {agent}", "team": f"Team {int(agent) % 7}", "token": token,
+             "status": "sent", "created_at": created, "sent_at": created}
+            for n, agent, token, created, *_ in generate(args.agents, args.answers,
+                                                          args.unanswered)]
+    with engine.begin() as conn:
+        store.insert_surveys(conn, rows)
+    return engine
+
+
+def measure(label: str, runner: SyncRunner, url: str, *, trace: bool) -> None:
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    summary = runner.run()
+    wall = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] if trace else 0
+    tracemalloc.stop()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seen, fake_seconds = requests_by_kind(url)
+    print(f"\n{label}: status {summary.status} {summary.error or ''}")
+    print(f"  rows read {summary.rows_read:,}, new {summary.new:,}, unchanged "
+          f"{summary.unchanged:,}, agents {summary.agents}, outputs "
+          f"{[o.get('tabs') for o in summary.outputs]} tabs")
+    print(f"  wall time {wall:.2f} s, of which the fake API spent {fake_seconds:.2f} s "
+          f"answering (sync's own time {wall - fake_seconds:.2f} s)")
+    print(f"  tracemalloc peak {peak / 1e6:.0f} MB; "
+          f"process peak RSS so far {rss_mb:.0f} MB")
+    print(f"  phases (ms): {summary.phases_ms}")
+    print(f"  requests seen by the fake: {seen}; counted by the sync: {summary.requests}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""A stateful fake of the Google APIs the sync uses, on loopback.
+
+For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It serves:
+
+* ``POST /token``: the OAuth 2.0 JWT-bearer grant a service account uses; the assertion is
+  checked (RS256 signature against the keys this fake issued, audience, expiry, scope);
+* Sheets v4 under ``/v4/spreadsheets``: ``get``, ``values.get``, ``values:batchGet``,
+  ``values.update``, ``values:batchUpdate``, ``values:batchClear``, ``values/<range>:clear``
+  and ``:batchUpdate`` (addSheet, deleteSheet, updateSheetProperties);
+* Forms v1 ``GET /v1/forms/<id>/responses`` with ``timestamp >=``/``>`` filters and paging.
+
+Every request is recorded with its quota kind (``sheets_read``, ``sheets_write``,
+``forms_read``, ``token``). Faults can be scripted: ``fail(count, status, kind)`` answers the
+next matching requests with Google's real 429 body (no ``Retry-After``) or a 503.
+
+Point the sync at it with ``google.sheets_base_url`` / ``google.forms_base_url`` and a
+service-account JSON from :meth:`FakeGoogle.service_account_info` (its ``token_uri`` is this
+server). Control endpoints: ``GET/DELETE /_fake/requests``, ``POST /_fake/fail``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import json
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from collections import deque
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from csat_hook.config import CsvResultsConfig
+from csat_hook.devtools import sheets_model as model
+from csat_hook.devtools.sheets_model import SheetsApiError
+from csat_hook.sync.values import parse_text_time
+
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# google-auth always signs this audience, whatever the token_uri (service_account.py).
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+
+
+def quota_body(kind: str) -> dict[str, Any]:
+    """Google's 429 body for the read or write bucket (as recorded from the real API)."""
+    bucket, metric = ("Write", "write") if kind == "sheets_write" else ("Read", "read")
+    return {"error": {
+        "code": 429,
+        "message": f"Quota exceeded for quota metric '{bucket} requests' and limit '{bucket} "
+                   f"requests per minute per user' of service 'sheets.googleapis.com' for "
+                   "consumer 'project_number:603366585132'.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "sheets.googleapis.com",
+                         "consumer": "projects/603366585132",
+                         "quota_metric": f"sheets.googleapis.com/{metric}_requests",
+                         "quota_limit": f"{bucket}RequestsPerMinutePerUser",
+                         "quota_limit_value": "60", "quota_location": "global"}}]}}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class FakeGoogle:
+    """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 require_auth: bool = True, latency: float = 0.0) -> None:
+        self.spreadsheets: dict[str, model.Spreadsheet] = {}
+        self.forms: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.failures: deque[tuple[int, str | None]] = deque()
+        self.require_auth = require_auth
+        self.latency = latency  # seconds added to every API answer (overlap and timeout tests)
+        self.lock = threading.RLock()
+        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self._tokens: set[str] = set()
+        self.server = _QuietServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self.host = host
+        self.port = self.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- seeding and inspecting ----------------------------------------------------------
+
+    def add_spreadsheet(self, spreadsheet_id: str, *, title: str = "CSAT (Responses)",
+                        locale: str = "en_US", time_zone: str = "Etc/GMT"
+                        ) -> model.Spreadsheet:
+        with self.lock:
+            sheet = model.Spreadsheet(spreadsheet_id, title, locale, time_zone)
+            self.spreadsheets[spreadsheet_id] = sheet
+            return sheet
+
+    def add_tab(self, spreadsheet_id: str, title: str, rows: list[list[Any]] | None = None, *,
+                sheet_id: int | None = None, row_count: int = 1000, col_count: int = 26
+                ) -> model.Tab:
+        """Add a tab holding ``rows`` (datetimes become date-time serials, "" blank)."""
+        with self.lock:
+            sheet = self.spreadsheets[spreadsheet_id]
+            if sheet_id is None:
+                sheet_id = 0 if not sheet.tabs else sheet.next_sheet_id
+                sheet.next_sheet_id += 7919
+            rows = rows or []
+            tab = model.Tab(sheet_id=sheet_id, title=title, index=len(sheet.tabs),
+                            rows=max(row_count, len(rows)),
+                            cols=max([col_count, *(len(r) for r in rows)]))
+            tab.cells = [[sheet.cell_value(v) for v in row] for row in rows]
+            sheet.tabs.append(tab)
+            return tab
+
+    def append_rows(self, spreadsheet_id: str, title: str, rows: list[list[Any]]) -> None:
+        """What a form submission does: rows added under the last non-empty one."""
+        with self.lock:
+            sheet = self.spreadsheets[spreadsheet_id]
+            tab = sheet.tab_by_title(title)
+            assert tab is not None
+            while tab.cells and not any(v is not None for v in tab.cells[-1]):
+                tab.cells.pop()
+            for row in rows:
+                tab.cells.append([sheet.cell_value(v) for v in row])
+            tab.rows = max(tab.rows, len(tab.cells))
+
+    def set_cell(self, spreadsheet_id: str, title: str, row: int, col: int, value: Any) -> None:
+        with self.lock:
+            sheet = self.spreadsheets[spreadsheet_id]
+            tab = sheet.tab_by_title(title)
+            assert tab is not None
+            tab.put(row, col, sheet.cell_value(value))
+
+    def cells(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
+        """A tab's stored cells (typed: str, numbers, Formula, DateTimeCell; None = blank)."""
+        with self.lock:
+            tab = self.spreadsheets[spreadsheet_id].tab_by_title(title)
+            if tab is None:
+                raise KeyError(title)
+            rows = [list(line) for line in tab.cells]
+        while rows and not any(v is not None for v in rows[-1]):
+            rows.pop()
+        return [_trim(line) for line in rows]
+
+    def titles(self, spreadsheet_id: str) -> list[str]:
+        with self.lock:
+            tabs = sorted(self.spreadsheets[spreadsheet_id].tabs, key=lambda t: t.index)
+            return [t.title for t in tabs]
+
+    def add_form(self, form_id: str, responses: list[dict[str, Any]] | None = None) -> None:
+        with self.lock:
+            self.forms[form_id] = list(responses or [])
+
+    def api_requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if kind is None or r["kind"] == kind]
+
+    def count(self, kind: str) -> int:
+        return len(self.api_requests(kind))
+
+    def reset_requests(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    def fail(self, count: int, status: int = 429, kind: str | None = None) -> None:
+        """Answer the next ``count`` requests of ``kind`` (any API kind if None) with a fault."""
+        with self.lock:
+            self.failures.extend([(status, kind)] * count)
+
+    def clear_failures(self) -> None:
+        with self.lock:
+            self.failures.clear()
+
+    # --- credentials ---------------------------------------------------------------------
+
+    def service_account_info(self, email: str = "csat-sync@fake-project.iam.gserviceaccount.com",
+                             *, key: rsa.RSAPrivateKey | None = None) -> dict[str, Any]:
+        """A service-account JSON whose token_uri is this server (a fresh RSA key unless
+        ``key`` is given: generating one takes a moment, tests share one)."""
+        key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_id = secrets.token_hex(8)
+        with self.lock:
+            self._keys[key_id] = key.public_key()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode("ascii")
+        return {"type": "service_account", "project_id": "fake-project",
+                "private_key_id": key_id, "private_key": pem, "client_email": email,
+                "client_id": "1000000000000", "token_uri": f"{self.url}/token",
+                "universe_domain": "googleapis.com"}
+
+    def issue_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if form.get("grant_type") != JWT_GRANT or not form.get("assertion"):
+            return 400, {"error": "unsupported_grant_type"}
+        try:
+            header_b64, claims_b64, signature_b64 = form["assertion"].split(".")
+            header = json.loads(_unb64url(header_b64))
+            claims = json.loads(_unb64url(claims_b64))
+            key = self._keys.get(header.get("kid", ""))
+            if key is None or header.get("alg") != "RS256":
+                raise ValueError("unknown key")
+            key.verify(_unb64url(signature_b64), f"{header_b64}.{claims_b64}".encode(),
+                       padding.PKCS1v15(), hashes.SHA256())
+        except Exception:  # any defect in the assertion is the same answer, as at Google
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        audiences = (GOOGLE_TOKEN_AUDIENCE, f"{self.url}/token")
+        if claims.get("aud") not in audiences or claims.get("exp", 0) < time.time():
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT: aud/exp"}
+        if not claims.get("scope"):
+            return 400, {"error": "invalid_scope", "error_description": "Empty scope"}
+        token = "ya29.fake-" + secrets.token_urlsafe(16)
+        with self.lock:
+            self._tokens.add(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+
+    def authorized(self, header: str | None) -> bool:
+        if not self.require_auth:
+            return True
+        if not header or not header.startswith("Bearer "):
+            return False
+        with self.lock:
+            return header[7:] in self._tokens
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+               authorization: str | None) -> tuple[int, Any]:
+        kind = _kind(method, path)
+        entry: dict[str, Any] = {"method": method, "path": path, "query": query, "kind": kind,
+                                 "bytes": len(body)}
+        with self.lock:
+            entry["n"] = len(self.requests) + 1
+            self.requests.append(entry)
+            fault = self._take_fault(kind)
+        if self.latency and kind != "token":
+            time.sleep(self.latency)
+        if fault is not None:
+            entry["status"] = fault
+            return fault, (quota_body(kind) if fault == 429 else {"error": {
+                "code": fault, "message": "The service is currently unavailable.",
+                "status": "UNAVAILABLE"}})
+        if kind == "token":
+            status, answer = self.issue_token(dict(urllib.parse.parse_qsl(body.decode())))
+        elif not self.authorized(authorization):
+            status, answer = 401, {"error": {
+                "code": 401, "message": "Request had invalid authentication credentials.",
+                "status": "UNAUTHENTICATED"}}
+        else:
+            try:
+                status, answer = 200, self._route(method, path, query, body)
+            except SheetsApiError as exc:
+                status, answer = exc.status, exc.body
+        entry["status"] = status
+        return status, answer
+
+    def _take_fault(self, kind: str) -> int | None:
+        """The first scripted fault for this kind of request (each is used once)."""
+        for i, (status, wanted) in enumerate(self.failures):
+            if (wanted is None and kind != "token") or wanted == kind:
+                del self.failures[i]
+                return status
+        return None
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
+        data = json.loads(body) if body else {}
+        if path.startswith("/v1/forms/"):
+            form_id, _, rest = path[len("/v1/forms/"):].partition("/")
+            if rest != "responses" or method != "GET":
+                raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+            return self._list_responses(urllib.parse.unquote(form_id), query)
+        if not path.startswith("/v4/spreadsheets/"):
+            raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        tail = path[len("/v4/spreadsheets/"):]
+        key, sep, rest = tail.partition("/")
+        if not sep and ":" in key:
+            key, rest = key.split(":", 1)
+            rest = ":" + rest
+        with self.lock:
+            sheet = self.spreadsheets.get(urllib.parse.unquote(key))
+            if sheet is None:
+                raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+            return _sheets_call(sheet, method, rest, query, data)
+
+    def _list_responses(self, form_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        with self.lock:
+            if form_id not in self.forms:
+                raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+            responses = list(self.forms[form_id])
+        token = query.get("pageToken", [""])[0]
+        text = query.get("filter", [""])[0]
+        offset = 0
+        if token:
+            state = json.loads(_unb64url(token))
+            if state["filter"] != text:
+                raise SheetsApiError(400, "Page token does not match the request.")
+            offset = state["offset"]
+        if text:
+            op, stamp = _parse_filter(text)
+            responses = [r for r in responses
+                         if (r["lastSubmittedTime"] >= stamp if op == ">="
+                             else r["lastSubmittedTime"] > stamp)]
+        # Google does not document the order; ours is oldest first, callers must not care.
+        responses.sort(key=lambda r: r["lastSubmittedTime"])
+        size = int(query.get("pageSize", ["0"])[0] or 0) or 5000
+        size = min(size, 5000)
+        page = responses[offset:offset + size]
+        answer: dict[str, Any] = {"responses": page} if page else {}
+        if offset + size < len(responses):
+            answer["nextPageToken"] = _b64url(json.dumps(
+                {"offset": offset + size, "filter": text}).encode())
+        return answer
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> FakeGoogle:
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            self.server.serve_forever()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is expected in timeout tests; not an error.
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return
+        super().handle_error(request, client_address)
+
+
+def _trim(line: list[Any]) -> list[Any]:
+    while line and line[-1] is None:
+        line.pop()
+    return line
+
+
+def _kind(method: str, path: str) -> str:
+    if path == "/token":
+        return "token"
+    if path.startswith("/_fake/"):
+        return "control"
+    if path.startswith("/v1/forms/"):
+        return "forms_read"
+    return "sheets_read" if method == "GET" else "sheets_write"
+
+
+def _parse_filter(text: str) -> tuple[str, str]:
+    parts = text.split()
+    if len(parts) != 3 or parts[0] != "timestamp" or parts[1] not in (">", ">="):
+        raise SheetsApiError(400, f"Invalid filter: {text}")
+    try:
+        stamp = datetime.fromisoformat(parts[2].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SheetsApiError(400, f"Invalid timestamp in filter: {parts[2]}") from exc
+    if not parts[2].endswith("Z"):
+        raise SheetsApiError(400, "Timestamps must be RFC3339 UTC (Z)")
+    return parts[1], stamp.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _sheets_call(sheet: model.Spreadsheet, method: str, rest: str,
+                 query: dict[str, list[str]], data: dict[str, Any]) -> Any:
+    value_option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
+    date_option = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
+    if rest == "" and method == "GET":
+        return sheet.metadata()
+    if rest == ":batchUpdate" and method == "POST":
+        replies = model.batch_update(sheet, list(data.get("requests", [])))
+        return {"spreadsheetId": sheet.spreadsheet_id, "replies": replies}
+    if rest == "values:batchGet" and method == "GET":
+        return {"spreadsheetId": sheet.spreadsheet_id,
+                "valueRanges": [model.read(sheet, r, value_option, date_option)
+                                for r in query.get("ranges", [])]}
+    if rest == "values:batchUpdate" and method == "POST":
+        option = data.get("valueInputOption") or ""
+        plans = [model.write(sheet, item["range"], item.get("values", []), option)
+                 for item in data.get("data", [])]  # all validated before any is applied
+        done = [model.apply_write(sheet, plan) for plan in plans]
+        return {"spreadsheetId": sheet.spreadsheet_id,
+                "totalUpdatedRows": sum(d["updatedRows"] for d in done),
+                "totalUpdatedColumns": max((d["updatedColumns"] for d in done), default=0),
+                "totalUpdatedCells": sum(d["updatedCells"] for d in done),
+                "totalUpdatedSheets": len({p["box"].tab.sheet_id for p in plans}),
+                "responses": done}
+    if rest == "values:batchClear" and method == "POST":
+        cleared = [model.clear(sheet, r) for r in data.get("ranges", [])]
+        return {"spreadsheetId": sheet.spreadsheet_id, "clearedRanges": cleared}
+    if rest.startswith("values/"):
+        target = urllib.parse.unquote(rest[len("values/"):])
+        if method == "POST" and target.endswith(":clear"):
+            return {"spreadsheetId": sheet.spreadsheet_id,
+                    "clearedRange": model.clear(sheet, target[:-len(":clear")])}
+        if method == "GET":
+            return model.read(sheet, target, value_option, date_option)
+        if method == "PUT":
+            option = query.get("valueInputOption", [""])[0]
+            plan = model.write(sheet, target, data.get("values", []), option)
+            return model.apply_write(sheet, plan)
+    raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+
+
+def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            return
+
+        def _reply(self, status: int, body: Any) -> None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            started = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            parts = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+            if parts.path.startswith("/_fake/"):
+                self._control(parts.path, raw)
+                return
+            try:
+                status, body = fake.handle(self.command, parts.path, query, raw,
+                                           self.headers.get("Authorization"))
+            except ValueError:
+                status, body = 400, {"error": {"code": 400, "message": "Invalid JSON payload.",
+                                               "status": "INVALID_ARGUMENT"}}
+            self._reply(status, body)
+            with fake.lock:  # how long the fake itself took (benchmarks subtract it)
+                if fake.requests:
+                    fake.requests[-1].setdefault("server_ms", round(
+                        (time.perf_counter() - started) * 1000, 1))
+
+        def _control(self, path: str, raw: bytes) -> None:
+            if path == "/_fake/requests" and self.command == "GET":
+                self._reply(200, fake.api_requests())
+            elif path == "/_fake/requests" and self.command == "DELETE":
+                fake.reset_requests()
+                self._reply(200, {"cleared": True})
+            elif path == "/_fake/fail" and self.command == "POST":
+                spec = json.loads(raw or b"{}")
+                fake.fail(int(spec.get("count", 1)), int(spec.get("status", 429)),
+                          spec.get("kind"))
+                self._reply(200, {"scripted": True})
+            else:
+                self._reply(404, {"error": "unknown control endpoint"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
+
+    return Handler
+
+
+def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int,
+                  path: Path) -> int:
+    """Put a Forms CSV export into a tab as Forms would have: timestamps as date-time serials,
+    whole numbers as numbers, the rest as text. Returns the number of data rows."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        records = list(csv.reader(handle))
+    if not records:
+        fake.add_tab(spreadsheet_id, title, [], sheet_id=gid)
+        return 0
+    formats = CsvResultsConfig().timestamp_formats
+    rows: list[list[Any]] = [list(records[0])]
+    for record in records[1:]:
+        row: list[Any] = []
+        for i, text in enumerate(record):
+            when = parse_text_time(text, ZoneInfo("UTC"), formats) if i == 0 else None
+            row.append(when if when is not None else
+                       int(text) if text.strip().isdigit() else text)
+        rows.append(row)
+    fake.add_tab(spreadsheet_id, title, rows, sheet_id=gid)
+    return len(rows) - 1

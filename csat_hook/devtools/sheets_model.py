@@ -1,0 +1,459 @@
+"""In-memory spreadsheets that behave like the Sheets API v4 where the sync relies on it.
+
+The state behind :mod:`csat_hook.devtools.fake_google`: A1 ranges, typed cells, render options
+(UNFORMATTED_VALUE / FORMATTED_VALUE / FORMULA, SERIAL_NUMBER / FORMATTED_STRING), RAW versus
+USER_ENTERED input, grid limits, and ``spreadsheets.batchUpdate`` requests, with the real
+error texts (see docs/sync.md and the shapes recorded in gspread's cassettes). Not a product
+path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+SERIAL_EPOCH = datetime(1899, 12, 30)
+_CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
+
+
+class SheetsApiError(Exception):
+    """An error answer: HTTP status plus Google's ``{"error": {...}}`` body."""
+
+    def __init__(self, status: int, message: str, reason: str = "INVALID_ARGUMENT") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"code": status, "message": message, "status": reason}}
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A cell entered as ``=...`` with USER_ENTERED (never evaluated here)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DateTimeCell:
+    """A date-time cell: a serial number (days since 1899-12-30) in the sheet's time zone."""
+
+    serial: float
+
+
+@dataclass
+class Tab:
+    sheet_id: int
+    title: str
+    index: int
+    rows: int = 1000
+    cols: int = 26
+    frozen_rows: int = 0
+    cells: list[list[Any]] = field(default_factory=list)
+
+    def properties(self) -> dict[str, Any]:
+        grid: dict[str, Any] = {"rowCount": self.rows, "columnCount": self.cols}
+        if self.frozen_rows:
+            grid["frozenRowCount"] = self.frozen_rows
+        return {"sheetId": self.sheet_id, "title": self.title, "index": self.index,
+                "sheetType": "GRID", "gridProperties": grid}
+
+    def get(self, row: int, col: int) -> Any:
+        if row < len(self.cells) and col < len(self.cells[row]):
+            return self.cells[row][col]
+        return None
+
+    def put(self, row: int, col: int, value: Any) -> None:
+        while len(self.cells) <= row:
+            self.cells.append([])
+        line = self.cells[row]
+        if len(line) <= col:
+            line.extend([None] * (col + 1 - len(line)))
+        line[col] = value
+
+
+@dataclass
+class Spreadsheet:
+    spreadsheet_id: str
+    title: str = "Untitled spreadsheet"
+    locale: str = "en_US"
+    time_zone: str = "Etc/GMT"
+    tabs: list[Tab] = field(default_factory=list)
+    next_sheet_id: int = 1_000_000
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "spreadsheetId": self.spreadsheet_id,
+            "properties": {"title": self.title, "locale": self.locale,
+                           "autoRecalc": "ON_CHANGE", "timeZone": self.time_zone},
+            "sheets": [{"properties": tab.properties()} for tab in
+                       sorted(self.tabs, key=lambda t: t.index)],
+            "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit",
+        }
+
+    def tab_by_title(self, title: str) -> Tab | None:
+        return next((t for t in self.tabs if t.title.casefold() == title.casefold()), None)
+
+    def tab_by_id(self, sheet_id: int) -> Tab | None:
+        return next((t for t in self.tabs if t.sheet_id == sheet_id), None)
+
+    # --- date-times ---------------------------------------------------------------------
+
+    def serial(self, when: datetime) -> float:
+        """The serial a Forms timestamp gets in this spreadsheet's time zone."""
+        local = when.astimezone(ZoneInfo(self.time_zone)).replace(tzinfo=None)
+        return (local - SERIAL_EPOCH) / timedelta(days=1)
+
+    def cell_value(self, value: Any) -> Any:
+        """A Python value as a stored cell (datetimes become date-time serials)."""
+        if isinstance(value, datetime):
+            return DateTimeCell(self.serial(value))
+        return None if value == "" else value
+
+
+# --- A1 notation -------------------------------------------------------------------------------
+
+
+def column_index(letters: str) -> int:
+    number = 0
+    for char in letters.upper():
+        number = number * 26 + (ord(char) - 64)
+    return number - 1
+
+
+def column_letters(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def quote_title(title: str) -> str:
+    """How the API echoes a tab title in a range: quoted unless a plain identifier."""
+    plain = (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title)
+             and not re.fullmatch(r"[A-Za-z]{1,3}\d+", title))
+    return title if plain else "'" + title.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A resolved range on one tab; ends are exclusive, None means open-ended."""
+
+    tab: Tab
+    row0: int
+    col0: int
+    row1: int | None
+    col1: int | None
+    single: bool = False
+
+    def bounded(self) -> tuple[int, int]:
+        return (self.tab.rows if self.row1 is None else min(self.row1, self.tab.rows),
+                self.tab.cols if self.col1 is None else min(self.col1, self.tab.cols))
+
+    def a1(self) -> str:
+        rows, cols = self.bounded()
+        start = f"{column_letters(self.col0)}{self.row0 + 1}"
+        end = f"{column_letters(max(cols - 1, self.col0))}{max(rows, self.row0 + 1)}"
+        return f"{quote_title(self.tab.title)}!{start}" + ("" if self.single else f":{end}")
+
+
+def _split_title(text: str) -> tuple[str | None, str]:
+    if text.startswith("'"):
+        i, title = 1, ""
+        while i < len(text):
+            if text[i] == "'" and text[i + 1:i + 2] == "'":
+                title, i = title + "'", i + 2
+            elif text[i] == "'":
+                rest = text[i + 1:]
+                return title, rest[1:] if rest.startswith("!") else rest
+            else:
+                title, i = title + text[i], i + 1
+        raise SheetsApiError(400, f"Unable to parse range: {text}")
+    if "!" in text:
+        title, _, rest = text.rpartition("!")
+        return title, rest
+    return None, text
+
+
+def parse_range(sheet: Spreadsheet, text: str) -> Box:
+    """Resolve ``'Title'!A1:C``, ``Title``, ``A1:B2`` (first tab) and friends."""
+    title, cells = _split_title(text.strip())
+    if title is None and sheet.tab_by_title(cells):
+        title, cells = cells, ""
+    tab = sheet.tab_by_title(title) if title is not None else (
+        min(sheet.tabs, key=lambda t: t.index) if sheet.tabs else None)
+    if tab is None:
+        raise SheetsApiError(400, f"Unable to parse range: {text}")
+    if not cells:
+        return Box(tab, 0, 0, None, None)
+    start, _, end = cells.partition(":")
+    c0, r0 = _corner(start, text)
+    if not end:
+        if c0 is None or r0 is None:
+            raise SheetsApiError(400, f"Unable to parse range: {text}")
+        return Box(tab, r0, c0, r0 + 1, c0 + 1, single=True)
+    c1, r1 = _corner(end, text)
+    return Box(tab, r0 or 0, c0 or 0, None if r1 is None else r1 + 1,
+               None if c1 is None else c1 + 1)
+
+
+def _corner(text: str, whole: str) -> tuple[int | None, int | None]:
+    match = _CELL.match(text)
+    if not match or not (match.group(1) or match.group(2)):
+        raise SheetsApiError(400, f"Unable to parse range: {whole}")
+    letters, digits = match.groups()
+    return (column_index(letters) if letters else None,
+            int(digits) - 1 if digits else None)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def render(sheet: Spreadsheet, value: Any, value_option: str, date_option: str) -> Any:
+    """One cell as the API returns it for these render options."""
+    if value is None:
+        return ""
+    if isinstance(value, Formula):
+        return value.text if value_option == "FORMULA" else "#NAME?"
+    if isinstance(value, DateTimeCell):
+        if value_option == "FORMATTED_VALUE" or date_option == "FORMATTED_STRING":
+            return _format_datetime(sheet, value.serial)
+        return value.serial
+    if value_option != "FORMATTED_VALUE":
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        return text.replace(".", ",") if sheet.locale.startswith("ru") else text
+    return str(value)
+
+
+def _format_datetime(sheet: Spreadsheet, serial: float) -> str:
+    moment = SERIAL_EPOCH + timedelta(days=serial)
+    moment = moment.replace(microsecond=0) + timedelta(seconds=round(moment.microsecond / 1e6))
+    if sheet.locale.startswith("ru"):
+        return moment.strftime("%d.%m.%Y %H:%M:%S")
+    return f"{moment.month}/{moment.day}/{moment.year} {moment.hour}:{moment:%M:%S}"
+
+
+def read(sheet: Spreadsheet, range_text: str, value_option: str = "FORMATTED_VALUE",
+         date_option: str = "SERIAL_NUMBER") -> dict[str, Any]:
+    """A ValueRange: full-grid ``range`` echo, trailing blanks trimmed, no ``values`` if empty."""
+    box = parse_range(sheet, range_text)
+    rows, cols = box.bounded()
+    values: list[list[Any]] = []
+    for r in range(box.row0, min(rows, len(box.tab.cells))):
+        line = [render(sheet, box.tab.get(r, c), value_option, date_option)
+                for c in range(box.col0, min(cols, len(box.tab.cells[r])))]
+        while line and line[-1] == "":
+            line.pop()
+        values.append(line)
+    while values and not values[-1]:
+        values.pop()
+    result: dict[str, Any] = {"range": box.a1(), "majorDimension": "ROWS"}
+    if values:
+        result["values"] = values
+    return result
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def parse_user_entered(value: Any) -> Any:
+    """What typing ``value`` into a cell gives (USER_ENTERED): formulas, numbers, booleans."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("'"):
+        return value[1:]
+    if value.startswith("=") and len(value) > 1:
+        return Formula(value)
+    if value.upper() in ("TRUE", "FALSE"):
+        return value.upper() == "TRUE"
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value else number
+
+
+def write(sheet: Spreadsheet, range_text: str, values: list[list[Any]], input_option: str
+          ) -> dict[str, Any]:
+    """Write rows at a range; validates everything before changing anything."""
+    if input_option not in ("RAW", "USER_ENTERED"):
+        raise SheetsApiError(400, "Invalid valueInputOption: " + repr(input_option))
+    box = parse_range(sheet, range_text)
+    height = len(values)
+    width = max((len(row) for row in values), default=0)
+    if not box.single and box.row1 is not None and box.row0 + height > box.row1:
+        raise SheetsApiError(400, f"Requested writing within range [{range_text}], but tried "
+                                  f"writing to row [{box.row0 + height}]")
+    if not box.single and box.col1 is not None and box.col0 + width > box.col1:
+        raise SheetsApiError(400, f"Requested writing within range [{range_text}], but tried "
+                                  f"writing to column [{column_letters(box.col0 + width - 1)}]")
+    if box.row0 + height > box.tab.rows or box.col0 + width > box.tab.cols:
+        bad = f"{column_letters(box.col0 + width - 1)}{box.row0 + height}"
+        raise SheetsApiError(400, f"Range ({quote_title(box.tab.title)}!{bad}) exceeds grid "
+                                  f"limits. Max rows: {box.tab.rows}, max columns: {box.tab.cols}")
+    for value in (v for row in values for v in row):
+        if isinstance(value, dict | list) or (isinstance(value, float) and value != value):
+            raise SheetsApiError(400, "Invalid values: cells must be strings, numbers or bools")
+    return {"box": box, "values": values, "input": input_option, "height": height,
+            "width": width}
+
+
+def apply_write(sheet: Spreadsheet, plan: dict[str, Any]) -> dict[str, Any]:
+    box: Box = plan["box"]
+    raw = plan["input"] == "RAW"
+    cells = 0
+    grid = box.tab.cells
+    for r, row in enumerate(plan["values"]):
+        target = box.row0 + r
+        while len(grid) <= target:
+            grid.append([])
+        line = grid[target]
+        end = box.col0 + len(row)
+        if len(line) < end:
+            line.extend([None] * (end - len(line)))
+        for c, value in enumerate(row):
+            if value is None:  # null leaves the cell as it is
+                continue
+            stored = value if raw else parse_user_entered(value)
+            line[box.col0 + c] = None if stored == "" else stored
+            cells += 1
+    last_col = column_letters(box.col0 + max(plan["width"], 1) - 1)
+    end_a1 = f"{last_col}{box.row0 + max(plan['height'], 1)}"
+    return {"spreadsheetId": sheet.spreadsheet_id,
+            "updatedRange": f"{quote_title(box.tab.title)}!{column_letters(box.col0)}"
+                            f"{box.row0 + 1}:{end_a1}",
+            "updatedRows": plan["height"], "updatedColumns": plan["width"],
+            "updatedCells": cells}
+
+
+def clear(sheet: Spreadsheet, range_text: str) -> str:
+    box = parse_range(sheet, range_text)
+    rows, cols = box.bounded()
+    for r in range(box.row0, min(rows, len(box.tab.cells))):
+        line = box.tab.cells[r]
+        for c in range(box.col0, min(cols, len(line))):
+            line[c] = None
+    return box.a1()
+
+
+# --- spreadsheets.batchUpdate ------------------------------------------------------------------
+
+
+def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Apply structure requests atomically: on any error nothing changes.
+
+    The requests run on shallow copies of the tabs (cells shared, never mutated in place:
+    a shrink builds new lists), so a large responses tab is not copied for nothing.
+    """
+    work = copy.copy(sheet)
+    work.tabs = [copy.copy(tab) for tab in sheet.tabs]
+    replies = []
+    for i, request in enumerate(requests):
+        if len(request) != 1:
+            raise SheetsApiError(400, f"Invalid requests[{i}]: exactly one kind per request")
+        kind, spec = next(iter(request.items()))
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise SheetsApiError(400, f"Invalid requests[{i}]: unsupported kind {kind}")
+        replies.append(handler(work, spec, f"requests[{i}].{kind}"))
+    sheet.tabs, sheet.next_sheet_id = work.tabs, work.next_sheet_id
+    return replies
+
+
+def _add_sheet(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    props = spec.get("properties", {})
+    title = props.get("title") or f"Sheet{len(sheet.tabs) + 1}"
+    _check_title(sheet, title, where, None)
+    sheet_id = props.get("sheetId")
+    if sheet_id is None:
+        sheet_id = sheet.next_sheet_id
+        sheet.next_sheet_id += 7919
+    elif sheet.tab_by_id(sheet_id):
+        raise SheetsApiError(400, f"Invalid {where}: A sheet with the id {sheet_id} already "
+                                  "exists.")
+    grid = props.get("gridProperties", {})
+    index = props.get("index", len(sheet.tabs))
+    for tab in sheet.tabs:
+        if tab.index >= index:
+            tab.index += 1
+    tab = Tab(sheet_id=sheet_id, title=title, index=index, rows=grid.get("rowCount", 1000),
+              cols=grid.get("columnCount", 26), frozen_rows=grid.get("frozenRowCount", 0))
+    sheet.tabs.append(tab)
+    return {"addSheet": {"properties": tab.properties()}}
+
+
+def _delete_sheet(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    tab = sheet.tab_by_id(spec.get("sheetId", -1))
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No sheet with id: {spec.get('sheetId')}")
+    if len(sheet.tabs) == 1:
+        raise SheetsApiError(400, f"Invalid {where}: You can't remove all the sheets in a "
+                                  "document.")
+    sheet.tabs.remove(tab)
+    for other in sheet.tabs:
+        if other.index > tab.index:
+            other.index -= 1
+    return {}
+
+
+def _update_properties(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    props = spec.get("properties", {})
+    tab = sheet.tab_by_id(props.get("sheetId", -1))
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No grid with id: {props.get('sheetId')}")
+    fields = _field_paths(spec.get("fields", ""))
+    if not fields:
+        raise SheetsApiError(400, f"Invalid {where}: fields is required")
+    grid = props.get("gridProperties", {})
+    for path in fields:
+        if path == "title":
+            _check_title(sheet, props.get("title", ""), where, tab)
+            tab.title = props["title"]
+        elif path == "gridProperties.rowCount":
+            tab.rows = int(grid["rowCount"])
+            if len(tab.cells) > tab.rows:
+                tab.cells = tab.cells[:tab.rows]
+        elif path == "gridProperties.columnCount":
+            tab.cols = int(grid["columnCount"])
+            if any(len(line) > tab.cols for line in tab.cells):
+                tab.cells = [line[:tab.cols] for line in tab.cells]
+        elif path == "gridProperties.frozenRowCount":
+            tab.frozen_rows = int(grid.get("frozenRowCount", 0))
+        elif path != "index":
+            raise SheetsApiError(400, f"Invalid {where}: unsupported field {path}")
+    return {}
+
+
+def _field_paths(mask: str) -> list[str]:
+    """``title,gridProperties(rowCount,columnCount)``, ``gridProperties/rowCount`` → dotted."""
+    paths: list[str] = []
+    for part in re.findall(r"[\w.]+\([^)]*\)|[\w.]+", mask.replace("/", ".")):
+        if "(" in part:
+            head, inner = part[:-1].split("(", 1)
+            paths.extend(f"{head}.{name.strip()}" for name in inner.split(","))
+        else:
+            paths.append(part)
+    return paths
+
+
+def _check_title(sheet: Spreadsheet, title: str, where: str, own: Tab | None) -> None:
+    if not title or len(title) > 100:
+        raise SheetsApiError(400, f"Invalid {where}: invalid sheet name")
+    clash = sheet.tab_by_title(title)
+    if clash is not None and clash is not own:
+        raise SheetsApiError(400, f'Invalid {where}: A sheet with the name "{title}" already '
+                                  "exists. Please enter another name.")
+
+
+_HANDLERS = {"addSheet": _add_sheet, "deleteSheet": _delete_sheet,
+             "updateSheetProperties": _update_properties}

@@ -1,0 +1,94 @@
+"""Who an answer is credited to: the signed reference, never the editable fields.
+
+Each submission's token is verified against the current and previous secrets. A valid one
+binds helpdesk, dialog and agent as they were when the survey was sent; the pre-filled agent
+and ticket fields (which the respondent can edit) are only compared with it, to report
+edits. Missing, malformed and forged tokens make the answer *unverified*: kept apart with the
+reason, never credited. Pure functions; :mod:`csat_hook.sync.ingest` stores the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from csat_hook import tokens
+from csat_hook.errors import TokenError
+from csat_hook.sync.records import Submission
+from csat_hook.sync.values import normalize
+
+# TokenError.code → the reason an answer is unverified.
+UNVERIFIED_REASONS = {"token_malformed": "malformed", "token_forged": "forged",
+                      "token_version": "unsupported"}
+
+
+@dataclass(frozen=True)
+class Credited:
+    submission: Submission
+    ref: tokens.SurveyRef
+    token: str
+
+
+@dataclass(frozen=True)
+class Unverified:
+    submission: Submission
+    reason: str
+
+
+def check_reference(submission: Submission, secrets: Sequence[str]) -> Credited | Unverified:
+    """Verify the submission's token; the reason is missing, malformed, forged or unsupported."""
+    token = submission.token.strip()
+    if not token:
+        return Unverified(submission, "missing")
+    try:
+        ref = tokens.verify(token, secrets)
+    except TokenError as exc:
+        return Unverified(submission, UNVERIFIED_REASONS.get(exc.code, "malformed"))
+    return Credited(submission, ref, token)
+
+
+def agent_aliases(ref: tokens.SurveyRef, survey: Any | None,
+                  static: Mapping[str, Any] | None) -> set[str]:
+    """Every way the credited agent may legitimately appear in the agent field (the key
+    alone when neither a survey row nor the static map knows more)."""
+    names = {ref.agent}
+    if survey is not None:
+        names.update(v for v in (survey.agent_id, survey.agent_name, survey.agent_email) if v)
+    info = (static or {}).get(ref.agent)
+    if info is not None:
+        names.update(v for v in (getattr(info, "name", None), getattr(info, "email", None)) if v)
+    return {normalize(n) for n in names}
+
+
+def fields_edited(credited: Credited, survey: Any | None,
+                  static: Mapping[str, Any] | None) -> bool:
+    """True when the pre-filled agent or ticket field disagrees with the signed reference."""
+    sub = credited.submission
+    ticket = sub.field_ticket
+    if ticket and ticket != credited.ref.dialog_id and normalize(ticket) != normalize(
+            credited.ref.dialog_id):
+        return True
+    if not sub.field_agent or (survey is not None and sub.field_agent == survey.agent_name):
+        return False  # the common case, without normalizing anything
+    aliases = agent_aliases(credited.ref, survey, static)
+    if len(aliases) == 1 and not _looks_like_key(sub.field_agent):
+        # Only the key is known (e.g. "7") and the field shows a name: nothing to compare.
+        return False
+    return bool(sub.field_agent) and normalize(sub.field_agent) not in aliases
+
+
+def _looks_like_key(value: str) -> bool:
+    return value.strip().isdigit() or "@" in value
+
+
+def latest_per_token(credited: Iterable[Credited]) -> dict[str, Credited]:
+    """One submission per survey: the latest wins (ties: the one read last)."""
+    latest: dict[str, Credited] = {}
+    for item in credited:
+        current = latest.get(item.token)
+        if current is None or item.submission.submitted_at >= current.submission.submitted_at:
+            latest[item.token] = item
+    return latest

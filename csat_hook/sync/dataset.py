@@ -1,0 +1,129 @@
+"""Database rows → the facts the metrics and the report need.
+
+Agents are identified by (helpdesk, agent key), the key being what the signed reference
+carries. Display names come from the survey rows (as recorded at send time; the latest one
+wins), else from the helpdesk's static ``agents:`` map, else the key itself. Never from the
+form's editable agent field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+from typing import NamedTuple
+
+from csat_hook import tokens
+from csat_hook.errors import TokenError
+from csat_hook.records import Person
+
+SENT = "sent"
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    helpdesk: str
+    key: str
+    name: str
+    email: str
+
+
+class AnswerRecord(NamedTuple):
+    agent: int
+    team: int
+    helpdesk: str
+    dialog_id: str
+    rating: int
+    comment: str
+    submitted_at: datetime
+    cohort: float  # Unix seconds of the survey's creation (else the token's issue time)
+    answered_sent: bool
+
+
+@dataclass
+class Dataset:
+    agents: list[Agent] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
+    answers: list[AnswerRecord] = field(default_factory=list)
+    sent: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool]]:
+        return ((a.agent, a.team, a.cohort, a.rating, a.answered_sent) for a in self.answers)
+
+
+class _Index:
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+
+    def __call__(self, key: Any) -> int:
+        found = self.ids.get(key)
+        if found is None:
+            found = self.ids[key] = len(self.ids)
+        return found
+
+
+def survey_agent_key(agent_id: str | None, agent_name: str | None, agent_email: str | None,
+                     token: str, secrets: Sequence[str]) -> str:
+    """The agent key a survey's token binds (the id when recorded, else read from the token)."""
+    if agent_id:
+        return str(agent_id)
+    try:
+        return tokens.verify(token, secrets).agent
+    except TokenError:
+        # Signed with a retired secret: the key intake used is computed the same way.
+        return Person(agent_id, agent_name, agent_email).key or ""
+
+
+def build_dataset(answer_rows: Sequence[Any], survey_rows: Sequence[Any], *,
+                  secrets: Sequence[str], helpdesks: Mapping[str, Any]) -> Dataset:
+    """Join answers to their surveys (by token) and index agents and teams.
+
+    Rows are unpacked positionally (the column order of ``store.survey_facts`` and
+    ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
+    times in a first sync.
+    """
+    agent_index, team_index = _Index(), _Index()
+    names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
+    surveys: dict[str, tuple[int, datetime, bool]] = {}
+    data = Dataset()
+    for token, helpdesk, _, agent_id, agent_name, agent_email, team_name, status, created \
+            in survey_rows:
+        who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
+        agent = agent_index(who)
+        team = team_index(team_name or "")
+        sent = status == SENT
+        surveys[token] = (team, created, sent)
+        if agent_name or agent_email:
+            seen = names.get(who)
+            if seen is None or created >= seen[0]:
+                names[who] = (created, agent_name or "", agent_email or "")
+        if sent:
+            data.sent.append((agent, team, created.timestamp()))
+    no_team = team_index("")
+    append = data.answers.append
+    for token, helpdesk, dialog_id, agent_key, issued_at, rating, comment, submitted_at \
+            in answer_rows:
+        survey = surveys.get(token)
+        team, cohort, matched = survey if survey is not None else (no_team, issued_at, False)
+        append(AnswerRecord(agent_index((helpdesk, agent_key)), team, helpdesk, dialog_id,
+                            rating, comment or "", submitted_at, cohort.timestamp(), matched))
+    data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]
+    data.agents = [_agent(who, names.get(who), helpdesks)
+                   for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])]
+    return data
+
+
+def _agent(who: tuple[str, str], recorded: tuple[datetime, str, str] | None,
+           helpdesks: Mapping[str, Any]) -> Agent:
+    helpdesk, key = who
+    name, email = (recorded[1], recorded[2]) if recorded else ("", "")
+    options = helpdesks.get(helpdesk)
+    static = getattr(options, "agents", {}).get(key) if options is not None else None
+    if static is not None:
+        name = name or (static.name or "")
+        email = email or (static.email or "")
+    return Agent(helpdesk, key, name or email or key, email)

@@ -1,0 +1,273 @@
+"""The one boundary for Google calls: credentials, endpoints, timeouts, retries, counting.
+
+Every Sheets and Forms request goes through :class:`GoogleSession`, a ``requests.Session``
+handed to gspread (``gspread.Client(auth=None, session=...)``, the documented way to bring
+your own session) and used directly for the Forms API. It:
+
+* rewrites ``https://sheets.googleapis.com`` and ``https://forms.googleapis.com`` (hard-coded in
+  gspread's ``urls.py``) to the configured bases, so an emulator or a proxy can stand in;
+* always sets a timeout (gspread's default is none);
+* retries 408/429/5xx, timeouts and connection errors a bounded number of times with
+  jittered exponential backoff (gspread's ``BackOffHTTPClient`` retries forever; unused);
+* counts every request by kind, for the sync summary and the quota budget.
+
+Authorisation: the session asks the service-account credentials for a token with
+``credentials.refresh()`` (which posts the signed JWT to the ``token_uri`` of the
+service-account JSON) and adds it with ``credentials.apply()``. It deliberately does not use
+google-auth's ``AuthorizedSession`` / ``before_request()``: since google-auth 2.55,
+``before_request`` starts a background "Regional Access Boundary" look-up to
+``iamcredentials.googleapis.com`` (``_after_refresh`` → ``_maybe_start_regional_access_boundary
+_refresh``) whose URL cannot be configured nor switched off. ``refresh()`` + ``apply()`` are
+public API, do exactly the token work, and so every URL the sync touches is configurable.
+
+Transport failures leave as :class:`~csat_hook.errors.GoogleApiError`; the API calls
+themselves are in :mod:`csat_hook.sync.google_api`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import requests
+from google.auth.transport.requests import Request as GoogleAuthRequest
+from google.oauth2 import service_account
+
+from csat_hook.config import GOOGLE_FORMS_BASE_URL
+from csat_hook.config import GOOGLE_SHEETS_BASE_URL
+from csat_hook.config import GoogleConfig
+from csat_hook.errors import ConfigError
+from csat_hook.errors import GoogleApiError
+
+logger = logging.getLogger(__name__)
+
+# https://developers.google.com/workspace/sheets/api/scopes
+SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
+SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
+# https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
+FORMS_RESPONSES_SCOPE = "https://www.googleapis.com/auth/forms.responses.readonly"
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class RequestLog:
+    """HTTP requests sent, by kind: sheets_read, sheets_write, forms_read, token; and retries."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str) -> None:
+        self.counts[kind] += 1
+
+    def as_dict(self) -> dict[str, int]:
+        keys = ("sheets_read", "sheets_write", "forms_read", "token", "retries")
+        return {key: self.counts.get(key, 0) for key in keys}
+
+
+def request_kind(method: str, url: str) -> str:
+    """Which quota bucket a request counts against."""
+    path = urllib.parse.urlsplit(url).path
+    if "/v1/forms/" in path:
+        return "forms_read"
+    return "sheets_read" if method.upper() == "GET" else "sheets_write"
+
+
+def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account.Credentials:
+    """Service-account credentials from ``google.service_account_json`` or ``_file``.
+
+    Raises ConfigError naming the key; never echoes the JSON (it holds the private key).
+    """
+    if google.service_account_json is not None:
+        key = "google.service_account_json"
+        try:
+            info = json.loads(google.service_account_json.get_secret_value())
+        except ValueError as exc:
+            raise ConfigError(f"{key}: not valid JSON ({type(exc).__name__} at char "
+                              f"{getattr(exc, 'pos', '?')})") from None
+    elif google.service_account_file:
+        key = "google.service_account_file"
+        try:
+            info = json.loads(Path(google.service_account_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {google.service_account_file}: "
+                              f"{exc.strerror}") from None
+        except ValueError:
+            raise ConfigError(f"{key}: {google.service_account_file} is not valid JSON") from None
+    else:
+        raise ConfigError("google.service_account_file or google.service_account_json "
+                          "(env GOOGLE_SERVICE_ACCOUNT_JSON) is required to call Google")
+    if not isinstance(info, dict) or info.get("type", "service_account") != "service_account":
+        raise ConfigError(f"{key}: expected a service-account key (\"type\": "
+                          "\"service_account\")")
+    missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
+    if missing:
+        raise ConfigError(f"{key}: the service-account JSON lacks {', '.join(missing)}")
+    try:
+        return service_account.Credentials.from_service_account_info(info, scopes=scopes)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{key}: unusable private key ({type(exc).__name__})") from None
+
+
+class _TokenRequest(GoogleAuthRequest):
+    """google-auth's transport for the token endpoint, with our timeout and counting."""
+
+    def __init__(self, timeout: tuple[float, float], log: RequestLog) -> None:
+        super().__init__(session=requests.Session())
+        self._timeout = timeout
+        self._log = log
+
+    def __call__(self, url: str, method: str = "GET", body: Any = None,
+                 headers: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        self._log.add("token")
+        return super().__call__(url, method=method, body=body, headers=headers,
+                                timeout=self._timeout, **kwargs)
+
+
+class GoogleSession(requests.Session):
+    """Rewrites Google origins, authorises, times out, retries (bounded) and counts."""
+
+    def __init__(
+        self,
+        *,
+        credentials: service_account.Credentials | None,
+        bases: Mapping[str, str],
+        timeout: tuple[float, float],
+        max_retries: int,
+        backoff_base: float,
+        backoff_cap: float,
+        log: RequestLog | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.credentials = credentials
+        self.bases = {origin.rstrip("/"): base.rstrip("/") for origin, base in bases.items()}
+        self.default_timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.log = log if log is not None else RequestLog()
+        self.sleep = sleep
+        self.attempts = 0
+        self._token_request = _TokenRequest(timeout, self.log)
+
+    def rewrite(self, url: str) -> str:
+        """The configured base in place of a canonical Google origin."""
+        for origin, base in self.bases.items():
+            if url.startswith(origin + "/") or url == origin:
+                return base + url[len(origin):]
+        return url
+
+    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+                *args: Any, **kwargs: Any) -> requests.Response:
+        method = method.decode() if isinstance(method, bytes) else method
+        url = self.rewrite(url.decode() if isinstance(url, bytes) else url)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        kind = request_kind(method, url)
+        headers = dict(kwargs.pop("headers", None) or {})
+        attempt, refreshed = 0, False
+        while True:
+            self._authorize(headers, force=False)
+            self.log.add(kind)
+            try:
+                response = super().request(method, url, *args, headers=headers, **kwargs)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if attempt >= self.max_retries:
+                    self.attempts = attempt + 1
+                    what = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                    raise GoogleApiError(f"{method} {_where(url)}: {what} after "
+                                         f"{attempt + 1} attempts", retryable=True) from exc
+                self._backoff(attempt, None)
+                attempt += 1
+                continue
+            if response.status_code == 401 and self.credentials is not None and not refreshed:
+                # The token was revoked or expired early: fetch a new one, once.
+                response.close()
+                refreshed = True
+                self._authorize(headers, force=True)
+                continue
+            if response.status_code in RETRYABLE_STATUS and attempt < self.max_retries:
+                retry_after = _retry_after(response)
+                response.close()
+                logger.warning("google.retry", extra={"http_status": response.status_code,
+                                                      "attempt": attempt + 1,
+                                                      "path": _where(url)})
+                self._backoff(attempt, retry_after)
+                attempt += 1
+                continue
+            self.attempts = attempt + 1
+            return response
+
+    def _authorize(self, headers: dict[str, str], *, force: bool) -> None:
+        credentials = self.credentials
+        if credentials is None:
+            return
+        if force or not credentials.valid:
+            try:
+                credentials.refresh(self._token_request)
+            except google.auth.exceptions.GoogleAuthError as exc:
+                raise GoogleApiError(
+                    "could not get an access token from the token_uri of the service-account "
+                    f"JSON: {_auth_reason(exc)}"
+                ) from exc
+        credentials.apply(headers)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        self.log.add("retries")
+        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        delay = random.uniform(ceiling / 2, ceiling)  # equal jitter: spread, never zero
+        if retry_after is not None:
+            delay = min(max(delay, retry_after), max(self.backoff_cap, 1.0))
+        self.sleep(delay)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    # Sheets sends no Retry-After on 429 (measured); honour it when a proxy adds one.
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _where(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    # The path only: queries can carry ranges (tab names) and filters; no need to log them.
+    return parts.netloc + parts.path.split("/values")[0]
+
+
+def _auth_reason(exc: Exception) -> str:
+    first = exc.args[0] if exc.args else type(exc).__name__
+    return str(first).splitlines()[0][:200]
+
+
+def build_session(google: GoogleConfig, scopes: list[str], *, log: RequestLog | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> GoogleSession:
+    """A session authorised with the configured service account."""
+    return GoogleSession(
+        credentials=load_credentials(google, scopes),
+        bases={GOOGLE_SHEETS_BASE_URL: google.sheets_base_url,
+               GOOGLE_FORMS_BASE_URL: google.forms_base_url},
+        timeout=(google.connect_timeout_seconds, google.read_timeout_seconds),
+        max_retries=google.max_retries,
+        backoff_base=google.backoff_base_seconds,
+        backoff_cap=google.backoff_cap_seconds,
+        log=log,
+        sleep=sleep,
+    )
+
+
+def service_account_email(session: GoogleSession) -> str | None:
+    credentials = session.credentials
+    return getattr(credentials, "service_account_email", None) if credentials else None

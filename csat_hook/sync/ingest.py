@@ -1,0 +1,143 @@
+"""Store one source batch: credited answers, their history, unverified answers, skips.
+
+Runs inside the caller's transaction. Every table is unique on the row fingerprint (history,
+unverified, skipped) or on the survey token (answers, replaced only by a strictly later
+submission), so applying the same batch twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook import store
+from csat_hook.sync.attribution import Credited
+from csat_hook.sync.attribution import Unverified
+from csat_hook.sync.attribution import check_reference
+from csat_hook.sync.attribution import fields_edited
+from csat_hook.sync.attribution import latest_per_token
+from csat_hook.sync.records import SourceBatch
+
+MAX_LISTED = 50
+
+
+@dataclass
+class IngestResult:
+    new: int = 0
+    updated: int = 0
+    history_only: int = 0
+    edited_fields: int = 0
+    unverified: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_rows: list[dict[str, str]] = field(default_factory=list)
+    unverified_rows: list[dict[str, str]] = field(default_factory=list)
+
+
+def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
+           secrets: Sequence[str], agents: Mapping[str, Mapping[str, Any]],
+           surveys: Mapping[str, Any], now: datetime) -> IngestResult:
+    """Verify, classify and store ``batch``.
+
+    ``agents`` is helpdesk → its static agents map; ``surveys`` is token → survey row (the
+    agent as recorded at send time), both used only to tell whether fields were edited.
+    """
+    result = IngestResult()
+    credited: list[Credited] = []
+    unverified: list[Unverified] = []
+    for submission in batch.submissions:
+        checked = check_reference(submission, secrets)
+        (credited if isinstance(checked, Credited) else unverified).append(checked)
+    _store_credited(conn, credited, batch.source, agents, surveys, now, result)
+    _store_unverified(conn, unverified, batch.source, now, result)
+    _store_skipped(conn, batch, now, result)
+    if batch.watermark is not None:
+        store.set_watermark(conn, source_key, batch.watermark, now)
+    return result
+
+
+def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
+                    agents: Mapping[str, Mapping[str, Any]], surveys: Mapping[str, Any],
+                    now: datetime, result: IngestResult) -> None:
+    if not credited:
+        return
+    tokens_ = sorted({c.token for c in credited})
+    edited = {id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk))
+              for c in credited}
+    result.edited_fields = sum(edited.values())
+    for chunk in _chunks(credited):
+        store.insert_answer_history(conn, [{
+            "fingerprint": c.submission.fingerprint, "token": c.token,
+            "rating": c.submission.rating, "comment": c.submission.comment,
+            "submitted_at": c.submission.submitted_at, "field_agent": c.submission.field_agent,
+            "field_ticket": c.submission.field_ticket, "fields_edited": edited[id(c)],
+            "source": source, "source_ref": c.submission.ref[:191], "recorded_at": now,
+        } for c in chunk])
+    existing = store.answer_times(conn, tokens_)
+    rows = []
+    for token, item in latest_per_token(credited).items():
+        before = existing.get(token)
+        if before is None:
+            result.new += 1
+        elif item.submission.submitted_at > before:
+            result.updated += 1
+        else:
+            continue
+        rows.append(_answer_row(item, edited[id(item)], source, now))
+    result.history_only = len(credited) - result.new - result.updated
+    for chunk in _chunks(rows):
+        store.upsert_answers(conn, chunk)
+
+
+def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
+    """Bounded statements: a first sync of 100,000 answers must not build them all at once."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
+    sub, ref = item.submission, item.ref
+    return {
+        "token": item.token, "helpdesk": ref.helpdesk, "dialog_id": ref.dialog_id[:191],
+        "agent_key": ref.agent[:255], "issued_at": ref.issued_at, "rating": sub.rating,
+        "comment": sub.comment, "submitted_at": sub.submitted_at,
+        "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
+        "fields_edited": edited, "source": source, "source_ref": sub.ref[:191], "updated_at": now,
+    }
+
+
+def _store_unverified(conn: sa.Connection, unverified: list[Unverified], source: str,
+                      now: datetime, result: IngestResult) -> None:
+    rows = []
+    for item in unverified:
+        sub = item.submission
+        result.unverified[item.reason] += 1
+        if len(result.unverified_rows) < MAX_LISTED:
+            result.unverified_rows.append({"row": sub.ref, "reason": item.reason})
+        rows.append({"fingerprint": sub.fingerprint, "reason": item.reason, "source": source,
+                     "source_ref": sub.ref[:191], "submitted_at": sub.submitted_at,
+                     "rating": sub.rating, "comment": sub.comment,
+                     "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
+                     "source_row": sub.source_row(), "recorded_at": now})
+    store.insert_unverified(conn, rows)
+
+
+def _store_skipped(conn: sa.Connection, batch: SourceBatch, now: datetime,
+                   result: IngestResult) -> None:
+    rows = []
+    for skip in batch.skipped:
+        result.skipped[skip.reason] += 1
+        if len(result.skipped_rows) < MAX_LISTED:
+            result.skipped_rows.append({"row": skip.ref, "reason": skip.reason,
+                                        "detail": skip.detail})
+        rows.append({"fingerprint": skip.fingerprint, "source": batch.source,
+                     "source_ref": skip.ref[:191], "reason": skip.reason,
+                     "detail": skip.detail[:255], "recorded_at": now})
+    store.insert_skipped_rows(conn, rows)

@@ -1,0 +1,1 @@
+"""Report outputs: Google Sheets (``sheets``) and local xlsx/CSV files (``local``)."""

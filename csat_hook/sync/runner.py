@@ -1,0 +1,346 @@
+"""One sync: lock, read the source, credit answers, compute metrics, write the outputs.
+
+Phases and what a failure in each leaves behind:
+
+1. **Lock** (a lease row, compare-and-set): a second run waits up to
+   ``sync.lock_wait_seconds`` and then reports ``locked``; it never runs alongside.
+2. **Read** the source (no transaction open: Google may be slow, webhooks must not wait).
+3. **Ingest** in one transaction: answers, history, unverified and skipped rows, watermark.
+   All or nothing. ``--dry-run`` rolls it back.
+4. **Report**: metrics and tables from the database as a whole (not just this batch), so an
+   output that failed last time is complete again on the next run.
+5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
+
+:meth:`SyncRunner.run` never raises for an expected failure: the summary carries
+``status`` (ok, failed, config_error, locked) and the error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook import store
+from csat_hook.config import Config
+from csat_hook.errors import ConfigError
+from csat_hook.errors import CsatHookError
+from csat_hook.errors import SyncError
+from csat_hook.errors import SyncLockedError
+from csat_hook.http import utcnow
+from csat_hook.sync import google
+from csat_hook.sync import google_api
+from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.ingest import IngestResult
+from csat_hook.sync.ingest import ingest
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import build_periods
+from csat_hook.sync.metrics import compute
+from csat_hook.sync.outputs.local import write_local
+from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.report import Report
+from csat_hook.sync.report import build_report
+from csat_hook.sync.sources import build_source
+from csat_hook.sync.sources.base import ResultsSource
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "sync"
+MAX_UNVERIFIED_LISTED = 5000
+
+
+@dataclass
+class SyncSummary:
+    """What a run did; ``--json`` prints it as is."""
+
+    status: str = "ok"
+    dry_run: bool = False
+    source: str = ""
+    rows_read: int = 0
+    blank_rows: int = 0
+    unchanged: int = 0
+    new: int = 0
+    updated: int = 0
+    history_only: int = 0
+    edited_fields: int = 0
+    unverified: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    unverified_rows: list[dict[str, str]] = field(default_factory=list)
+    skipped_rows: list[dict[str, str]] = field(default_factory=list)
+    agents: int = 0
+    totals: dict[str, Any] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    phases_ms: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["unverified_total"] = sum(self.unverified.values())
+        data["skipped_total"] = sum(self.skipped.values())
+        return data
+
+    def absorb(self, batch: SourceBatch, result: IngestResult) -> None:
+        self.rows_read, self.blank_rows = batch.rows_read, batch.blank_rows
+        self.unchanged = batch.unchanged
+        self.warnings.extend(batch.warnings)
+        self.new, self.updated = result.new, result.updated
+        self.history_only, self.edited_fields = result.history_only, result.edited_fields
+        self.unverified, self.skipped = dict(result.unverified), dict(result.skipped)
+        self.unverified_rows, self.skipped_rows = result.unverified_rows, result.skipped_rows
+
+
+class _PhaseClock:
+    """Milliseconds spent per phase, for the summary (where does a slow sync spend time)."""
+
+    def __init__(self, into: dict[str, int]) -> None:
+        self.into = into
+        self.last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = int((now - self.last) * 1000)
+        self.last = now
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SyncRunner:
+    """Runs syncs for one configuration and database. ``google_sleep`` is for tests."""
+
+    def __init__(self, config: Config, engine: Engine, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], None] = time.sleep,
+                 google_sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.sleep = sleep
+        self.google_sleep = google_sleep
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self, *, dry_run: bool = False, full: bool = False) -> SyncSummary:
+        """One sync; the summary says how it went (it is also logged)."""
+        started = time.monotonic()
+        summary = SyncSummary(dry_run=dry_run, source=self.config.results.source)
+        log = google.RequestLog()
+        holder = holder_id()
+        locked = False
+        try:
+            if not dry_run:
+                self._acquire(holder)
+                locked = True
+            self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
+        except SyncLockedError as exc:
+            summary.status, summary.error = "locked", exc.message
+        except ConfigError as exc:
+            summary.status, summary.error = "config_error", exc.message
+        except CsatHookError as exc:
+            summary.status, summary.error = "failed", exc.message
+        except DBAPIError as exc:
+            summary.status = "failed"
+            summary.error = f"database error ({type(exc.orig).__name__})"
+        finally:
+            if locked:
+                self._release(holder)
+            summary.requests = log.as_dict()
+            summary.duration_ms = int((time.monotonic() - started) * 1000)
+        extra: dict[str, Any] = {"status": summary.status, "rows": summary.rows_read,
+                                 "count": summary.new + summary.updated,
+                                 "requests": sum(summary.requests.values()),
+                                 "duration_ms": summary.duration_ms}
+        if summary.error:
+            extra["error"] = summary.error
+        logger.log(logging.INFO if summary.status == "ok" else logging.ERROR, "sync.done",
+                   extra=extra)
+        return summary
+
+    def _run(self, summary: SyncSummary, log: google.RequestLog, holder: str | None, *,
+             dry_run: bool, full: bool) -> None:
+        clock = _PhaseClock(summary.phases_ms)
+        sheets, forms = self._google_clients(log)
+        source = build_source(self.config, sheets=sheets, forms=forms)
+        with self.engine.connect() as conn:
+            known = store.known_fingerprints(conn)
+            watermark = None if full else store.get_watermark(conn, source.key)
+        batch = source.fetch(known, watermark)
+        clock.lap("read")
+        self._renew(holder)
+        report = self._ingest_and_report(summary, source, batch, dry_run=dry_run, clock=clock)
+        del batch  # every submission read; not needed while the report is written
+        self._renew(holder)
+        summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
+        clock.lap("write")
+
+    def _ingest_and_report(self, summary: SyncSummary, source: ResultsSource,
+                           batch: SourceBatch, *, dry_run: bool, clock: _PhaseClock) -> Report:
+        config = self.config
+        now = self.clock()
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                surveys = store.survey_facts(conn)
+                result = ingest(conn, batch, source_key=source.key,
+                                secrets=config.token.all_secrets(),
+                                agents={name: options.agents
+                                        for name, options in config.helpdesks.items()},
+                                surveys={row.token: row for row in surveys}, now=now)
+                answers = store.all_answers(conn)
+                unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
+                summary.totals = {"answers": len(answers),
+                                  "unverified": store.count_by(conn, "unverified_answers"),
+                                  "skipped": store.count_by(conn, "sync_skipped_rows")}
+            except BaseException:
+                transaction.rollback()
+                raise
+            if dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+        summary.absorb(batch, result)
+        clock.lap("ingest")
+        report = self._report(summary, answers, surveys, unverified, now)
+        clock.lap("report")
+        return report
+
+    def _report(self, summary: SyncSummary, answers: list[Any], surveys: list[Any],
+                unverified: list[Any], now: datetime) -> Report:
+        config = self.config
+        metrics = config.metrics
+        tz = ZoneInfo(metrics.timezone)
+        data = build_dataset(answers, surveys, secrets=config.token.all_secrets(),
+                             helpdesks=config.helpdesks)
+        settings = Settings(metrics.scale_min, metrics.scale_max, metrics.top_box,
+                            metrics.min_n)
+        results = compute(data.answer_facts(), data.sent,
+                          build_periods(now, tz, metrics.periods), settings, tz)
+        summary.agents = len({a.agent for a in data.answers})
+        sheets = config.output.gsheets
+        templates = {name: options.ticket_url_template
+                     for name, options in config.helpdesks.items()}
+        return build_report(results, data, settings, tz=tz, templates=templates,
+                            max_rows_per_agent=sheets.max_rows_per_agent, unverified=unverified,
+                            unverified_name=sheets.unverified_tab,
+                            summary_name=sheets.summary_tab,
+                            with_answers=config.output.local.enabled and config.output.local.csv)
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def _write_outputs(self, report: Report, sheets: google_api.SheetsApi | None,
+                       source: ResultsSource, *, dry_run: bool) -> list[dict[str, Any]]:
+        config = self.config
+        done: list[dict[str, Any]] = []
+        if config.output.local.enabled:
+            local = config.output.local
+            if dry_run:
+                done.append({"kind": "local", "dir": local.dir, "written": False})
+            else:
+                done.append(write_local(report, Path(local.dir), xlsx=local.xlsx,
+                                        csv_files=local.csv))
+        if config.output.gsheets.enabled and sheets is not None:
+            output = self._sheets_output(sheets, source)
+            if dry_run:
+                plans, requests = output.plan(report.sheets())
+                done.append({"kind": "gsheets", "spreadsheet_id": output.spreadsheet_id,
+                             "tabs": len(plans), "tabs_created": sum(not p.exists for p in plans),
+                             "structure_requests": len(requests), "written": False})
+            else:
+                done.append(output.write(report.sheets()))
+        return done
+
+    def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:
+        config = self.config
+        results_id = config.results.gsheets.spreadsheet_id
+        spreadsheet_id = config.output.gsheets.spreadsheet_id or results_id
+        assert spreadsheet_id is not None  # checked by the config model
+        protected: set[int] = set()
+        if spreadsheet_id == results_id:
+            tab_id = getattr(source, "tab_id", None)
+            for candidate in (tab_id, config.results.gsheets.sheet_gid):
+                if candidate is not None:
+                    protected.add(int(candidate))
+        return SheetsOutput(sheets, spreadsheet_id, protected=protected,
+                            max_request_bytes=config.output.gsheets.max_request_bytes)
+
+    def _google_clients(self, log: google.RequestLog
+                        ) -> tuple[google_api.SheetsApi | None, google_api.FormsApi | None]:
+        config = self.config
+        scopes = []
+        if config.output.gsheets.enabled:
+            scopes.append(google.SHEETS_SCOPE)
+        elif config.results.source == "gsheets":
+            scopes.append(google.SHEETS_READONLY_SCOPE)
+        if config.results.source == "forms_api":
+            scopes.append(google.FORMS_RESPONSES_SCOPE)
+        if not scopes:
+            return None, None
+        session = google.build_session(config.google, scopes, log=log, sleep=self.google_sleep)
+        needs_sheets = config.output.gsheets.enabled or config.results.source == "gsheets"
+        sheets = google_api.SheetsApi(session) if needs_sheets else None
+        forms = google_api.FormsApi(session) if config.results.source == "forms_api" else None
+        return sheets, forms
+
+    # --- the lock --------------------------------------------------------------------------
+
+    def _lease(self) -> datetime:
+        return self.clock() + timedelta(seconds=self.config.sync.lock_lease_seconds)
+
+    def _acquire(self, holder: str) -> None:
+        deadline = time.monotonic() + self.config.sync.lock_wait_seconds
+        while True:
+            with self.engine.begin() as conn:
+                if store.acquire_lock(conn, LOCK_NAME, holder, self.clock(), self._lease()):
+                    return
+                state = store.lock_state(conn, LOCK_NAME)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                since = state.acquired_at.isoformat() if state and state.acquired_at else "?"
+                raise SyncLockedError(f"another sync is running (lock held since {since}; "
+                                      "it expires after sync.lock_lease_seconds)")
+            self.sleep(min(1.0, remaining))
+
+    def _renew(self, holder: str | None) -> None:
+        if holder is None:
+            return
+        with self.engine.begin() as conn:
+            if not store.renew_lock(conn, LOCK_NAME, holder, self._lease()):
+                raise SyncError("lost the sync lock (this run took longer than "
+                                "sync.lock_lease_seconds and another run took over)")
+
+    def _release(self, holder: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                store.release_lock(conn, LOCK_NAME, holder)
+        except DBAPIError as exc:  # the lease expires by itself
+            logger.warning("sync.unlock-failed", extra={"error": type(exc.orig).__name__})
+
+
+def make_sync_engine(config: Config) -> Engine:
+    """The database engine with the schema created (sync tables included)."""
+    from csat_hook.db import create_schema
+    from csat_hook.db import make_engine
+
+    engine = make_engine(config.database.url, pool_size=config.database.pool_size)
+    create_schema(engine)
+    return engine
+

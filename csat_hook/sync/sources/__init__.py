@@ -1,0 +1,33 @@
+"""Results sources, by ``results.source`` value."""
+
+from __future__ import annotations
+
+from csat_hook.config import Config
+from csat_hook.sync.google_api import FormsApi
+from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.sources.csv import CsvResults
+from csat_hook.sync.sources.forms_api import FormsApiResults
+from csat_hook.sync.sources.gsheets import GSheetsResults
+
+REGISTRY: dict[str, type[ResultsSource]] = {
+    CsvResults.kind: CsvResults,
+    GSheetsResults.kind: GSheetsResults,
+    FormsApiResults.kind: FormsApiResults,
+}
+
+
+def build_source(config: Config, *, sheets: SheetsApi | None, forms: FormsApi | None
+                 ) -> ResultsSource:
+    """The configured source; Google sources need the matching API client."""
+    kind = config.results.source
+    if kind == GSheetsResults.kind:
+        assert sheets is not None
+        return GSheetsResults.from_config(config, sheets)
+    if kind == FormsApiResults.kind:
+        assert forms is not None
+        return FormsApiResults.from_config(config, forms)
+    return CsvResults.from_config(config)
+
+
+__all__ = ["REGISTRY", "ResultsSource", "build_source"]

@@ -1,0 +1,104 @@
+"""``gsheets``: the responses sheet linked to the form, read in one request.
+
+Two Sheets reads per run whatever the size: the spreadsheet's metadata (tab list and time
+zone; shared with the Sheets output when it is the same spreadsheet) and one
+``values:batchGet`` of the whole tab with UNFORMATTED_VALUE + SERIAL_NUMBER, so ratings stay
+numbers and timestamps come as serials, which are wall-clock time in the spreadsheet's time
+zone. The tab is found by gid (stable when Google localizes or renumbers its name) or by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
+
+from csat_hook.config import ColumnsConfig
+from csat_hook.config import Config
+from csat_hook.errors import SourceError
+from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.table import read_table
+from csat_hook.sync.values import RatingScale
+from csat_hook.sync.values import from_serial
+from csat_hook.sync.values import normalize
+from csat_hook.sync.values import parse_text_time
+
+# Rows typed by hand may hold text dates; these are the Sheets en_US and ru_RU renderings.
+TEXT_FORMATS = ("%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
+
+
+def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dict[str, Any]:
+    """The tab's properties by gid (preferred) or by name; SourceError naming the key."""
+    tabs = [s.get("properties", {}) for s in metadata.get("sheets", [])]
+    if gid is not None:
+        match = [t for t in tabs if t.get("sheetId") == gid]
+        key = "results.gsheets.sheet_gid"
+    else:
+        wanted = name or ""
+        match = ([t for t in tabs if t.get("title") == wanted]
+                 or [t for t in tabs if normalize(t.get("title", "")) == normalize(wanted)])
+        key = "results.gsheets.sheet_name"
+    if not match:
+        listing = ", ".join(f"{t.get('title')!r} (gid {t.get('sheetId')})" for t in tabs)
+        raise SourceError(f"{key}: no such tab in the spreadsheet; tabs: {listing or 'none'}")
+    return match[0]
+
+
+class GSheetsResults(ResultsSource):
+    kind = "gsheets"
+
+    def __init__(self, api: SheetsApi, spreadsheet_id: str, *, sheet_gid: int | None,
+                 sheet_name: str | None, columns: ColumnsConfig, ratings: RatingScale) -> None:
+        self.api = api
+        self.spreadsheet_id = spreadsheet_id
+        self.sheet_gid = sheet_gid
+        self.sheet_name = sheet_name
+        self.columns = columns
+        self.ratings = ratings
+        self.tab_id: int | None = None  # the responses tab, which outputs must never touch
+
+    @classmethod
+    def from_config(cls, config: Config, api: SheetsApi) -> GSheetsResults:
+        options = config.results.gsheets
+        metrics = config.metrics
+        assert options.spreadsheet_id is not None  # checked by the config model
+        return cls(api, options.spreadsheet_id, sheet_gid=options.sheet_gid,
+                   sheet_name=options.sheet_name, columns=config.results.columns,
+                   ratings=RatingScale(metrics.scale_min, metrics.scale_max,
+                                       config.results.rating_labels))
+
+    @property
+    def key(self) -> str:
+        tab = self.sheet_gid if self.sheet_gid is not None else self.sheet_name
+        return f"gsheets:{self.spreadsheet_id}:{tab}"
+
+    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+        metadata = self.api.metadata(self.spreadsheet_id)
+        tab = find_tab(metadata, self.sheet_gid, self.sheet_name)
+        self.tab_id = tab.get("sheetId")
+        zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
+        try:
+            tz = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SourceError(f"the spreadsheet's time zone {zone_name!r} is unknown here "
+                              "(File → Settings → Time zone)") from exc
+
+        def to_datetime(value: Any) -> datetime | None:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return from_serial(float(value), tz)
+            return parse_text_time(str(value), tz, TEXT_FORMATS)
+
+        rows = self.api.read_tab(self.spreadsheet_id, str(tab.get("title", "")))
+        batch = SourceBatch(source=self.kind)
+        if not rows:
+            batch.warnings.append("the responses tab is empty (no header row yet)")
+            return batch
+        read_table(batch, self.kind, rows[0], rows[1:], self.columns,
+                   RowParser(self.ratings, to_datetime), known,
+                   where=f"tab {tab.get('title')!r}")
+        return batch

@@ -1,0 +1,84 @@
+"""Header-mapped tables (the responses sheet, a CSV export): columns found by title.
+
+Forms sheets are messy: headers are localized ("Отметка времени"), a renamed or re-added
+question gives a second column with the same or a new title, managers add their own columns,
+and blank rows appear between answers. Every configured title of a role is looked up after
+normalization; when several columns hold a role, each row takes the rightmost non-empty one
+(Forms appends new questions on the right, so that is the newest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from collections.abc import Sequence
+from typing import Any
+
+from csat_hook.config import RESULT_ROLES
+from csat_hook.config import ColumnsConfig
+from csat_hook.errors import SourceError
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.base import add_parsed
+from csat_hook.sync.sources.base import fingerprint
+from csat_hook.sync.values import is_blank
+from csat_hook.sync.values import normalize
+
+REQUIRED_ROLES = ("timestamp", "rating", "token")
+
+
+def map_columns(header: Sequence[Any], columns: ColumnsConfig, where: str
+                ) -> tuple[dict[str, list[int]], list[str]]:
+    """role → column indexes (rightmost first), plus warnings; SourceError if one is missing."""
+    titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
+    found: dict[str, list[int]] = {}
+    warnings: list[str] = []
+    for role in RESULT_ROLES:
+        wanted = {normalize(t) for t in getattr(columns, role) if t.strip()}
+        indexes = [i for i, title in enumerate(titles) if title and title in wanted]
+        if indexes:
+            found[role] = indexes[::-1]
+        if len(indexes) > 1:
+            warnings.append(f"{len(indexes)} columns match results.columns.{role}; each row "
+                            "uses the rightmost non-empty one")
+    missing = [role for role in REQUIRED_ROLES if role not in found]
+    if missing:
+        shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
+        keys = ", ".join(f"results.columns.{role}" for role in missing)
+        raise SourceError(f"{where}: no column for {keys} (headers found: {shown}); add the "
+                          "question's title to that list")
+    return found, warnings
+
+
+def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
+               rows: Sequence[Sequence[Any]], columns: ColumnsConfig, parser: RowParser,
+               known: Container[str], *, where: str, first_row: int = 2) -> None:
+    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them."""
+    mapping, warnings = map_columns(header, columns, where)
+    batch.warnings.extend(warnings)
+    headers = tuple("" if is_blank(h) else str(h) for h in header)
+    pickers = [(role, tuple(indexes)) for role, indexes in mapping.items()]
+    seen: set[str] = set()  # a double-click submits the same values twice in one second
+    for offset, row in enumerate(rows):
+        batch.rows_read += 1
+        values = {role: _pick(row, indexes) for role, indexes in pickers}
+        if not any(v is not None for v in values.values()) and all(map(is_blank, row)):
+            batch.blank_rows += 1
+            continue
+        digest = fingerprint(kind, values)
+        if digest in known or digest in seen:
+            batch.unchanged += 1
+            continue
+        seen.add(digest)
+        add_parsed(batch, parser.parse(values, fingerprint=digest, ref=f"row {first_row + offset}",
+                                       headers=headers, cells=row))
+
+
+def _pick(row: Sequence[Any], indexes: tuple[int, ...]) -> Any:
+    """The first non-blank cell among ``indexes`` (hot: once per role and row)."""
+    size = len(row)
+    for index in indexes:
+        if index < size:
+            cell = row[index]
+            if cell is not None and cell != "" and (cell.__class__ is not str or cell.strip()):
+                return cell
+    return None

@@ -1,0 +1,57 @@
+"""Tab and worksheet titles: stable, unique, short enough, no forbidden characters.
+
+An agent's tab is ``<name> (<key>)`` (just the key when there is no other name), so it
+stays the same across runs and two agents with one name never share a tab. Sheets allows
+100 characters, Excel 31; neither likes ``[]:*?/\\`` nor a leading or trailing apostrophe.
+Titles are compared case-insensitively, as Sheets does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from collections.abc import Sequence
+
+SHEETS_MAX = 100
+XLSX_MAX = 31
+_FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
+
+
+def clean(text: str, max_len: int) -> str:
+    """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
+    text = " ".join(_FORBIDDEN.sub(" ", text).split()).strip("'").strip()
+    return (text[:max_len].rstrip().strip("'") or "-")
+
+
+def agent_title(name: str, key: str, max_len: int) -> str:
+    """``Name (key)``; the name is shortened first so the key (the identity) survives."""
+    name, key = clean(name, max_len), clean(key, max_len)
+    if name.casefold() == key.casefold():
+        return key
+    suffix = f" ({key})"
+    if len(suffix) >= max_len - 3:
+        return clean(f"{name} ({key})", max_len)
+    return clean(name[:max_len - len(suffix)] + suffix, max_len)
+
+
+def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()) -> list[str]:
+    """Make each title unique (case-insensitively, also against ``taken``) with " 2", " 3"."""
+    used = {t.casefold() for t in taken}
+    result = []
+    for title in wanted:
+        candidate, n = title, 1
+        while candidate.casefold() in used:
+            n += 1
+            tail = f" {n}"
+            candidate = title[:max_len - len(tail)].rstrip() + tail
+        used.add(candidate.casefold())
+        result.append(candidate)
+    return result
+
+
+def table_titles(names: Sequence[tuple[str, str | None]], max_len: int,
+                 taken: Iterable[str] = ()) -> list[str]:
+    """Titles for ``(name, agent key or None)`` pairs, unique and within ``max_len``."""
+    wanted = [agent_title(name, key, max_len) if key is not None else clean(name, max_len)
+              for name, key in names]
+    return unique_titles(wanted, max_len, taken)

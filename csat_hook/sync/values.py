@@ -1,0 +1,129 @@
+"""Reading cell values: header titles, ratings, date-times. Pure functions.
+
+Why this is not ``get_all_records()``: gspread's numericise turns "1,5" into 15 and rejects
+duplicate headers; form sheets have both.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+SERIAL_EPOCH = datetime(1899, 12, 30)
+# "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
+_LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
+_PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
+_GMT_SUFFIX = re.compile(r"\s*(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?\s*$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def normalize(text: Any) -> str:
+    """Comparable form of a header or a label: NFKC, case-folded, single spaces."""
+    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def as_text(value: Any) -> str:
+    """A cell as text: whole floats without ".0", everything stripped."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+class RatingError(ValueError):
+    """Not a rating; ``reason`` is ``missing_rating`` or ``bad_rating``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class RatingScale:
+    """Turns a rating cell (number or label) into a score on ``low..high``."""
+
+    def __init__(self, low: int, high: int, labels: Mapping[str, int]) -> None:
+        self.low = low
+        self.high = high
+        self.labels = {normalize(label): score for label, score in labels.items()}
+
+    def parse(self, value: Any) -> int:
+        """The score, or RatingError (never quoting the value: it may be free text)."""
+        if is_blank(value):
+            raise RatingError("missing_rating", "the rating cell is empty")
+        if isinstance(value, bool):
+            raise RatingError("bad_rating", "a TRUE/FALSE cell is not a rating")
+        if isinstance(value, int | float):
+            if isinstance(value, float) and not value.is_integer():
+                raise RatingError("bad_rating", "a fractional number is not a rating")
+            return self._in_scale(int(value))
+        text = str(value)
+        score = self.labels.get(normalize(text))
+        if score is not None:
+            return score
+        match = _PLAIN_NUMBER.match(text) or _LEADING_NUMBER.match(text)
+        if match:
+            return self._in_scale(int(match.group(1)))
+        raise RatingError("bad_rating", "text that is neither a number nor a configured label "
+                                        "(results.rating_labels)")
+
+    def _in_scale(self, score: int) -> int:
+        if not self.low <= score <= self.high:
+            raise RatingError("bad_rating", f"outside the scale {self.low}..{self.high}")
+        return score
+
+
+def from_serial(serial: float, tz: ZoneInfo) -> datetime:
+    """A Sheets date-time serial (wall-clock time in the sheet's zone) as aware UTC."""
+    local = SERIAL_EPOCH + timedelta(days=serial)
+    # Serials carry float noise; Forms stamps whole seconds.
+    local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
+    return local.replace(tzinfo=tz).astimezone(UTC)
+
+
+def parse_text_time(text: str, tz: ZoneInfo, formats: Sequence[str]) -> datetime | None:
+    """A timestamp typed or exported as text: ISO 8601, or one of ``formats``.
+
+    A trailing ``GMT+3`` / ``UTC-05:30`` (the Forms CSV export adds one) sets the offset;
+    without one the text is wall-clock time in ``tz``.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    zone: timezone | ZoneInfo = tz
+    match = _GMT_SUFFIX.search(text)
+    if match and match.start() > 0:
+        sign, hours, minutes = match.groups()
+        offset = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
+        zone = timezone(-offset if sign == "-" else offset)
+        text = text[:match.start()]
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
+    except ValueError:
+        parsed = None
+    for fmt in formats if parsed is None else ():
+        try:
+            parsed = datetime.strptime(text, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,79 @@
+"""The sync's configuration: the example file documents and loads it; errors name keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from csat_hook.config import Config
+from csat_hook.config import load_config
+from csat_hook.config import masked_dump
+from csat_hook.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
+SECTIONS = ("google", "results", "metrics", "output", "sync")
+
+
+def test_the_example_loads_without_any_environment():
+    config = load_config(EXAMPLE, env={})
+    assert config.results.source == "csv" and config.google.service_account_json is None
+
+
+def keys(value, prefix=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{prefix}{key}"
+            if key != "rating_labels":  # free-form: label → score
+                yield from keys(item, f"{prefix}{key}.")
+
+
+def test_the_example_shows_every_sync_key():
+    written = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    dumped = Config().model_dump(mode="json")
+    for section in SECTIONS:
+        assert set(keys(written[section], f"{section}.")) == set(
+            keys(dumped[section], f"{section}.")), section
+
+
+def test_every_sync_key_in_the_example_has_a_comment():
+    """A key line carries a comment, follows one, or opens a block (rating labels excepted)."""
+    part = EXAMPLE.read_text(encoding="utf-8").split("# --- The sync")[1].split("\n", 1)[1]
+    lines = part.splitlines()
+    in_labels = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("rating_labels:"):
+            in_labels = True
+        elif line and not line.startswith(" "):
+            in_labels = False
+        if not stripped or stripped.startswith(("#", "- ")) or in_labels:
+            continue
+        documented = "#" in line or lines[i - 1].strip().startswith("#")
+        assert documented or stripped.endswith(":"), f"undocumented: {line}"
+
+
+def test_the_service_account_json_is_a_masked_secret():
+    config = load_config(EXAMPLE, env={"GOOGLE_SERVICE_ACCOUNT_JSON": '{"private_key": "x"}'})
+    assert "private_key" not in str(masked_dump(config))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"results": {"source": "gsheets", "gsheets": {"spreadsheet_id": "x"}}},
+     "results: gsheets.sheet_gid or gsheets.sheet_name is required"),
+    ({"results": {"source": "forms_api", "forms_api": {"form_id": "f"}}},
+     "results: forms_api.question_ids needs rating, token"),
+    ({"results": {"forms_api": {"question_ids": {"rating": "not hex!"}}}},
+     "results.forms_api.question_ids: rating: 'not hex!' is not a Forms questionId"),
+    ({"metrics": {"top_box": 7}}, "metrics: top_box must lie within scale_min..scale_max"),
+    ({"metrics": {"timezone": "Moscow"}}, "metrics.timezone: unknown time zone 'Moscow'"),
+    ({"results": {"columns": {"rating": []}}}, "results.columns.rating: give at least one"),
+    ({"google": {"sheets_base_url": "sheets.local"}}, "google.sheets_base_url: must be an http"),
+    ({"output": {"gsheets": {"enabled": True}}}, "output.gsheets.spreadsheet_id is required"),
+    ({"results": {"rating_labels": {"Супер": 10}}}, "results.rating_labels.Супер: 10 is outside"),
+])
+def test_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={}, overrides=overrides)
+    assert message in caught.value.message

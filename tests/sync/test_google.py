@@ -1,0 +1,128 @@
+"""The Google boundary: configurable URLs, token handling, timeouts, bounded retries."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+
+from csat_hook.config import GoogleConfig
+from csat_hook.errors import ConfigError
+from csat_hook.errors import GoogleApiError
+from csat_hook.sync.google import SHEETS_SCOPE
+from csat_hook.sync.google import GoogleSession
+from csat_hook.sync.google import RequestLog
+from csat_hook.sync.google import build_session
+from csat_hook.sync.google import load_credentials
+from csat_hook.sync.google_api import SheetsApi
+from tests.sync.conftest import SHEET_ID
+
+
+def test_every_call_goes_to_the_configured_bases_and_the_json_token_uri(fake_google,
+                                                                       google_session):
+    fake_google.add_spreadsheet(SHEET_ID)
+    calls: list[str] = []
+    original = requests.Session.request
+
+    def record(self, method, url, *args, **kwargs):
+        calls.append(url)
+        return original(self, method, url, *args, **kwargs)
+
+    requests.Session.request = record
+    try:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    finally:
+        requests.Session.request = original
+    assert all(url.startswith(fake_google.url) for url in calls), calls
+    assert [r["kind"] for r in fake_google.api_requests()] == ["token", "sheets_read"]
+    # google-auth's Regional Access Boundary look-up runs in a thread after before_request();
+    # the session never calls before_request, so no such thread and no such request exist.
+    assert not any("allowedLocations" in url or "iamcredentials" in url for url in calls)
+    assert not [t for t in threading.enumerate() if "regional" in t.name.lower()]
+
+
+def test_a_base_url_with_a_path_prefix(fake_google):
+    session = GoogleSession(credentials=None, bases={
+        "https://sheets.googleapis.com": "http://proxy.internal/google/sheets/"},
+        timeout=(1, 1), max_retries=0, backoff_base=0, backoff_cap=0)
+    assert session.rewrite("https://sheets.googleapis.com/v4/spreadsheets/x") == (
+        "http://proxy.internal/google/sheets/v4/spreadsheets/x")
+    assert session.rewrite("https://sheets.googleapis.com.evil.example/x") == (
+        "https://sheets.googleapis.com.evil.example/x")
+
+
+def test_the_token_is_fetched_once_and_refreshed_after_a_401(fake_google, google_session):
+    fake_google.add_spreadsheet(SHEET_ID)
+    api = SheetsApi(google_session)
+    api.metadata(SHEET_ID)
+    api.forget_metadata(SHEET_ID)
+    api.metadata(SHEET_ID)
+    assert fake_google.count("token") == 1
+    fake_google._tokens.clear()  # Google revoked the token
+    api.forget_metadata(SHEET_ID)
+    api.metadata(SHEET_ID)
+    assert fake_google.count("token") == 2
+    assert [r["status"] for r in fake_google.api_requests("sheets_read")] == [200, 200, 401, 200]
+
+
+def test_connection_failures_are_retried_then_reported(google_session):
+    google_session.bases = {"https://sheets.googleapis.com": "http://127.0.0.1:9"}
+    google_session.credentials = None
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert "connection failed after 4 attempts" in caught.value.message
+    assert caught.value.http_status is None and caught.value.retryable
+    assert len(google_session.slept) == 3
+
+
+def test_a_slow_answer_times_out(fake_google, google_session):
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.latency = 0.5
+    google_session.default_timeout = (1, 0.1)
+    google_session.max_retries = 1
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert "timed out after 2 attempts" in caught.value.message
+
+
+def test_retry_counts_and_kinds_are_logged(fake_google, google_session):
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.fail(1, 429, "sheets_read")
+    SheetsApi(google_session).metadata(SHEET_ID)
+    log: RequestLog = google_session.log
+    assert log.as_dict() == {"sheets_read": 2, "sheets_write": 0, "forms_read": 0, "token": 1,
+                             "retries": 1}
+
+
+def test_bad_service_account_settings_name_the_key_and_never_echo_the_key(fake_google,
+                                                                        rsa_key):
+    with pytest.raises(ConfigError) as none:
+        load_credentials(GoogleConfig(), [SHEETS_SCOPE])
+    assert "google.service_account_file or google.service_account_json" in none.value.message
+    broken = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRET'
+    with pytest.raises(ConfigError) as bad_json:
+        load_credentials(GoogleConfig(service_account_json=broken), [SHEETS_SCOPE])
+    assert bad_json.value.message.startswith("google.service_account_json: not valid JSON")
+    assert "SECRET" not in bad_json.value.message
+    info = fake_google.service_account_info(key=rsa_key)
+    del info["token_uri"]
+    with pytest.raises(ConfigError) as missing:
+        load_credentials(GoogleConfig(service_account_json=json.dumps(info)), [SHEETS_SCOPE])
+    assert "lacks token_uri" in missing.value.message
+    with pytest.raises(ConfigError) as no_file:
+        build_session(GoogleConfig(service_account_file="/nonexistent/sa.json"), [SHEETS_SCOPE])
+    assert no_file.value.message.startswith("google.service_account_file: cannot read")
+
+
+def test_a_refused_token_is_a_clean_error(fake_google, rsa_key):
+    info = fake_google.service_account_info(key=rsa_key)
+    info["private_key_id"] = "unknown-key"
+    session = build_session(GoogleConfig(service_account_json=json.dumps(info),
+                                         sheets_base_url=fake_google.url), [SHEETS_SCOPE])
+    fake_google.add_spreadsheet(SHEET_ID)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(session).metadata(SHEET_ID)
+    assert "could not get an access token" in caught.value.message
+    assert "invalid_grant" in caught.value.message

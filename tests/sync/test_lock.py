@@ -1,0 +1,99 @@
+"""Overlapping syncs are serialised by a lease row (compare-and-set), never run together."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+from csat_hook import store
+from csat_hook.db import answers
+from tests.sync.conftest import EN_HEADER
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+
+
+def seed(kit) -> None:
+    kit.responses([EN_HEADER] + [[T0 + timedelta(hours=i), 5, "", "", "",
+                                  kit.survey(f"T-{i}", "7", "Anna")] for i in range(5)])
+
+
+def run_in_thread(kit, config):
+    result = {}
+
+    def target() -> None:
+        result["summary"] = kit.runner(config).run()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, result
+
+
+def wait_until_reading(kit) -> None:
+    deadline = time.monotonic() + 10
+    while not kit.fake.api_requests("sheets_read") and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_second_run_during_the_first_reports_locked(kit):
+    seed(kit)
+    kit.fake.latency = 0.5  # the first run is slow at Google
+    thread, first = run_in_thread(kit, kit.config())
+    wait_until_reading(kit)
+    second = kit.runner().run()
+    thread.join()
+
+    assert second.status == "locked" and "another sync is running" in second.error
+    assert second.requests == {"sheets_read": 0, "sheets_write": 0, "forms_read": 0,
+                               "token": 0, "retries": 0}
+    assert first["summary"].status == "ok" and first["summary"].new == 5
+    assert len(kit.rows(answers)) == 5
+
+
+def test_a_second_run_that_may_wait_runs_after_the_first(kit):
+    seed(kit)
+    kit.fake.latency = 0.3
+    thread, first = run_in_thread(kit, kit.config())
+    wait_until_reading(kit)
+    waiting = kit.config(sync={"lock_wait_seconds": 30})
+    second = kit.runner(waiting)
+    second.sleep = time.sleep  # really wait for the first run to let go
+    summary = second.run()
+    thread.join()
+
+    assert first["summary"].status == "ok" and first["summary"].new == 5
+    assert summary.status == "ok" and (summary.new, summary.unchanged) == (0, 5)
+
+
+def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(kit):
+    now = datetime.now(UTC)
+    with kit.engine.begin() as conn:
+        assert store.acquire_lock(conn, "sync", "a", now, now + timedelta(seconds=60))
+        assert not store.acquire_lock(conn, "sync", "b", now, now + timedelta(seconds=60))
+        assert store.acquire_lock(conn, "sync", "a", now, now + timedelta(seconds=90))  # re-entrant
+        later = now + timedelta(seconds=120)
+        assert store.acquire_lock(conn, "sync", "b", later, later + timedelta(seconds=60))
+        assert not store.renew_lock(conn, "sync", "a", later + timedelta(seconds=60))
+        store.release_lock(conn, "sync", "b")
+        assert store.acquire_lock(conn, "sync", "c", later, later + timedelta(seconds=60))
+
+
+def test_racing_acquirers_get_exactly_one_lease(kit):
+    barrier = threading.Barrier(6)
+    wins = []
+    now = datetime.now(UTC)
+
+    def contender(name: str) -> None:
+        barrier.wait()
+        with kit.engine.begin() as conn:
+            if store.acquire_lock(conn, "sync", name, now, now + timedelta(seconds=60)):
+                wins.append(name)
+
+    threads = [threading.Thread(target=contender, args=(f"h{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1

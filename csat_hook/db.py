@@ -132,6 +132,8 @@ answers = sa.Table(
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("source_ref", sa.String(191)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The source row of this current submission; earlier ones are in answer_history.
+    sa.Column("fingerprint", sa.String(64)),
     sa.UniqueConstraint("token"),
     sa.Index(None, "helpdesk", "agent_key"),
 )
@@ -224,6 +226,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,  # a restarted database must not break the service for good
         pool_recycle=1800,
+        hide_parameters=True,  # error messages must not carry customer text
     )
 
 
@@ -232,7 +235,8 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10
+        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
+        hide_parameters=True,  # error messages must not carry customer text
     )
     # One writer at a time inside this process. SQLite allows one writer anyway; without this
     # lock, waiting threads sit in SQLite's busy handler, which sleeps in steps of up to 100 ms.
@@ -250,6 +254,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many pages
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

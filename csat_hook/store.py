@@ -7,16 +7,21 @@ comes from unique constraints and conditional updates, never from read-then-writ
 
 from __future__ import annotations
 
+import collections
 import functools
+import operator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
+from csat_hook.db import UTCDateTime
 from csat_hook.db import answer_history
 from csat_hook.db import answers
 from csat_hook.db import outbox
@@ -423,6 +428,7 @@ _IN_CHUNK = 500
 def known_fingerprints(conn: sa.Connection) -> set[str]:
     """Fingerprints of every source row already processed: credited, unverified or skipped."""
     union = sa.union_all(
+        sa.select(answers.c.fingerprint).where(answers.c.fingerprint.is_not(None)),
         sa.select(answer_history.c.fingerprint),
         sa.select(unverified_answers.c.fingerprint),
         sa.select(sync_skipped_rows.c.fingerprint),
@@ -430,21 +436,16 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     return set(conn.execute(union).scalars())
 
 
-def answer_times(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, datetime]:
-    """token → submitted_at of the current answer, for the tokens that have one."""
-    found: dict[str, datetime] = {}
-    if len(tokens) > 20 * _IN_CHUNK:
-        # A bulk import: one scan beats hundreds of IN queries.
-        wanted = set(tokens)
-        rows = conn.execute(sa.select(answers.c.token, answers.c.submitted_at))
-        return {token: when for token, when in rows if token in wanted}
+def archive_answers(conn: sa.Connection, tokens: Sequence[str]) -> None:
+    """Copy the current answers of ``tokens`` into the history (before they are replaced)."""
+    columns = ["fingerprint", "token", "rating", "comment", "submitted_at", "field_agent",
+               "field_ticket", "fields_edited", "source", "source_ref"]
     for start in range(0, len(tokens), _IN_CHUNK):
-        chunk = tokens[start:start + _IN_CHUNK]
-        rows = conn.execute(
-            sa.select(answers.c.token, answers.c.submitted_at).where(answers.c.token.in_(chunk))
-        )
-        found.update({token: when for token, when in rows})
-    return found
+        chunk = list(tokens[start:start + _IN_CHUNK])
+        select = sa.select(*[answers.c[name] for name in columns], answers.c.updated_at).where(
+            answers.c.token.in_(chunk), answers.c.fingerprint.is_not(None))
+        stmt = _insert(conn, answer_history).from_select([*columns, "recorded_at"], select)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
 
 
 def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -462,17 +463,77 @@ def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> No
         set_={name: stmt.excluded[name] for name in updatable},
         where=answers.c.submitted_at < stmt.excluded.submitted_at,
     )
-    conn.execute(stmt, list(rows))
+    _bulk_execute(conn, stmt, answers, rows)
 
 
 def _insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["fingerprint"])
-        conn.execute(stmt, list(rows))
+        _bulk_execute(conn, stmt, table, rows)
+
+
+def _bulk_execute(conn: sa.Connection, stmt: Any, table: sa.Table,
+                  rows: Sequence[Mapping[str, Any]]) -> None:
+    """Execute ``stmt`` for many rows with one conversion pass per column.
+
+    The same as ``conn.execute(stmt, rows)``, without SQLAlchemy's per-value type processing,
+    which dominates a bulk import (a first sync writes 200,000 rows). Datetimes are stored as
+    :class:`~csat_hook.db.UTCDateTime` stores them; other types go through their own bind
+    processor when they have one (JSON), and pass through when they don't.
+    """
+    keys = list(rows[0])
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys, for_executemany=True)
+    to_db = {}
+    for key in keys:
+        column_type = table.c[key].type
+        if isinstance(column_type, UTCDateTime):
+            to_db[key] = _datetime_to_db(conn.dialect.name)
+        elif (processor := column_type.dialect_impl(conn.dialect).bind_processor(
+                conn.dialect)) is not None:
+            to_db[key] = processor  # e.g. JSON serialisation
+    order = list(compiled.positiontup or keys)
+    pick = operator.itemgetter(*order)
+    convert = [(i, to_db[k]) for i, k in enumerate(order) if k in to_db]
+    params: list[Any] = []
+    for row in rows:
+        values = list(pick(row)) if len(order) > 1 else [pick(row)]
+        for i, fn in convert:
+            if values[i] is not None:
+                values[i] = fn(values[i])
+        params.append(tuple(values))
+    if compiled.positiontup is None:  # named parameters (psycopg)
+        params = [dict(zip(order, values, strict=True)) for values in params]
+    conn.exec_driver_sql(compiled.string, params)
+
+
+def _datetime_to_db(dialect_name: str) -> Any:
+    sqlite_format = dialect_name == "sqlite"
+    last: list[Any] = [None, None]  # the previous value and its conversion
+
+    def convert(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        if value is last[0]:  # "recorded_at" is the same object for a whole batch
+            return last[1]
+        last[0], last[1] = value, _convert(value)
+        return last[1]
+
+    def _convert(value: datetime) -> Any:
+        if value.tzinfo is not UTC:  # aware UTC is what the code produces: the fast path
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+            value = value.astimezone(UTC)
+        if sqlite_format:
+            # SQLAlchemy's SQLite DATETIME text (microseconds always present), without the
+            # "+00:00" that isoformat() appends to an aware value.
+            return value.isoformat(" ", "microseconds")[:26]
+        return value.replace(tzinfo=None)
+
+    return convert
 
 
 def insert_answer_history(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Record credited submissions (each fingerprint once)."""
+    """Record credited submissions that are not the current answer (each fingerprint once)."""
     _insert_new(conn, answer_history, rows)
 
 
@@ -550,23 +611,76 @@ def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
     return conn.execute(sa.select(sync_locks).where(sync_locks.c.name == name)).first()
 
 
-def all_answers(conn: sa.Connection) -> list[sa.Row[Any]]:
+class AnswerRow(NamedTuple):
+    """A credited answer as the report reads it (the column order of :func:`all_answers`)."""
+
+    token: str
+    helpdesk: str
+    dialog_id: str
+    agent_key: str
+    issued_at: datetime
+    rating: int
+    comment: str | None
+    submitted_at: datetime
+
+
+def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     """Every credited answer (the current submission of each survey)."""
-    return list(conn.execute(
-        sa.select(answers.c.token, answers.c.helpdesk, answers.c.dialog_id,
-                  answers.c.agent_key, answers.c.issued_at, answers.c.rating,
-                  answers.c.comment, answers.c.submitted_at)
-    ).all())
+    return _bulk_select(conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]),
+                        row_type=AnswerRow)
 
 
-def survey_facts(conn: sa.Connection) -> list[sa.Row[Any]]:
+def survey_facts(conn: sa.Connection) -> list[Any]:
     """What the metrics need of every survey with a token: agent, team, status, cohort time."""
-    return list(conn.execute(
-        sa.select(surveys.c.token, surveys.c.helpdesk, surveys.c.dialog_id,
-                  surveys.c.agent_id, surveys.c.agent_name, surveys.c.agent_email,
-                  surveys.c.team, surveys.c.status, surveys.c.created_at)
-        .where(surveys.c.token.is_not(None))
-    ).all())
+    return _bulk_select(conn, sa.select(
+        surveys.c.token, surveys.c.helpdesk, surveys.c.dialog_id, surveys.c.agent_id,
+        surveys.c.agent_name, surveys.c.agent_email, surveys.c.team, surveys.c.status,
+        surveys.c.created_at).where(surveys.c.token.is_not(None)))
+
+
+@functools.cache
+def _row_type(names: tuple[str, ...]) -> Any:
+    return collections.namedtuple("Row", names)
+
+
+def _bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None) -> list[Any]:
+    """Rows of ``stmt`` as named tuples, read without SQLAlchemy's per-value processing.
+
+    The counterpart of :func:`_bulk_execute` for the sync's large reads (every survey, every
+    answer): datetimes come back aware UTC as :class:`~csat_hook.db.UTCDateTime` returns them,
+    other columns as the driver returns them (only plain types are allowed here).
+    """
+    compiled = stmt.compile(dialect=conn.dialect)
+    names = tuple(column.key for column in stmt.selected_columns)
+    converters = []
+    for column in stmt.selected_columns:
+        if isinstance(column.type, UTCDateTime):
+            converters.append(_datetime_from_db(conn.dialect.name))
+        elif column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None):
+            raise TypeError(f"{column.key}: needs type processing; use conn.execute")
+        else:
+            converters.append(None)
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    result = conn.exec_driver_sql(compiled.string, params)
+    row_type = row_type or _row_type(names)
+    if not any(converters):
+        return [row_type._make(row) for row in result]
+    return [row_type._make([value if convert is None or value is None else convert(value)
+                            for convert, value in zip(converters, row, strict=True)])
+            for row in result]
+
+
+def _datetime_from_db(dialect_name: str) -> Any:
+    if dialect_name == "sqlite":
+        def from_text(value: str) -> datetime:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return from_text
+
+    def from_naive(value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC)
+    return from_naive
 
 
 def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

@@ -13,7 +13,8 @@ base-36 Unix seconds). Typical length: 40-60 characters.
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
+import functools
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -44,8 +45,14 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # binascii directly: base64.urlsafe_b64decode's argument checks cost more than the
+    # decoding, and a sync decodes 200,000 of these at a time.
+    data = text.encode("ascii").translate(_FROM_URLSAFE)
+    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
 
 
 def _escape(value: str) -> str:
@@ -53,7 +60,7 @@ def _escape(value: str) -> str:
 
 
 def _unescape(value: str) -> str:
-    return value.replace("%7C", "|").replace("%25", "%")
+    return value.replace("%7C", "|").replace("%25", "%") if "%" in value else value
 
 
 def _base36(number: int) -> str:
@@ -66,8 +73,14 @@ def _base36(number: int) -> str:
             return out
 
 
+@functools.lru_cache(maxsize=16)
+def _key(secret: str) -> bytes:
+    return secret.encode("utf-8")
+
+
 def _tag(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:TAG_BYTES]
+    # hmac.digest is the one-shot C implementation: a sync verifies 100,000 tokens at a time.
+    return hmac.digest(secret, _DOMAIN + payload, "sha256")[:TAG_BYTES]
 
 
 def sign(secret: str, ref: SurveyRef) -> str:
@@ -91,9 +104,9 @@ def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
     try:
         payload = _b64decode(encoded_payload)
         tag = _b64decode(encoded_tag)
-    except ValueError as exc:
+    except (ValueError, UnicodeEncodeError) as exc:
         raise TokenError("malformed survey reference", code="token_malformed") from exc
-    if not any(hmac.compare_digest(tag, _tag(s.encode("utf-8"), payload)) for s in secrets_):
+    if not any(hmac.compare_digest(tag, _tag(_key(s), payload)) for s in secrets_):
         raise TokenError("survey reference signature does not match", code="token_forged")
     try:
         fields = [_unescape(f) for f in payload.decode("utf-8").split("|")]

@@ -39,15 +39,19 @@ class IngestResult:
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
     unverified_rows: list[dict[str, str]] = field(default_factory=list)
+    answers: list[Any] = field(default_factory=list)  # new or replaced, as store.AnswerRow
 
 
 def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
            secrets: Sequence[str], agents: Mapping[str, Mapping[str, Any]],
-           surveys: Mapping[str, Any], now: datetime) -> IngestResult:
+           surveys: Mapping[str, Any], answers: Mapping[str, Any],
+           now: datetime) -> IngestResult:
     """Verify, classify and store ``batch``.
 
     ``agents`` is helpdesk → its static agents map; ``surveys`` is token → survey row (the
     agent as recorded at send time), both used only to tell whether fields were edited.
+    ``answers`` is token → the current answer (``store.AnswerRow``); the answers this batch
+    adds or replaces are returned in ``result.answers`` in the same shape.
     """
     result = IngestResult()
     credited: list[Credited] = []
@@ -55,7 +59,7 @@ def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
     for submission in batch.submissions:
         checked = check_reference(submission, secrets)
         (credited if isinstance(checked, Credited) else unverified).append(checked)
-    _store_credited(conn, credited, batch.source, agents, surveys, now, result)
+    _store_credited(conn, credited, batch.source, agents, surveys, answers, now, result)
     _store_unverified(conn, unverified, batch.source, now, result)
     _store_skipped(conn, batch, now, result)
     if batch.watermark is not None:
@@ -65,35 +69,49 @@ def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
 
 def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
                     agents: Mapping[str, Mapping[str, Any]], surveys: Mapping[str, Any],
-                    now: datetime, result: IngestResult) -> None:
+                    answers: Mapping[str, Any], now: datetime, result: IngestResult) -> None:
+    """The latest submission of a survey becomes (or replaces) its answer; every other one,
+    and an answer it replaces, goes to the history."""
     if not credited:
         return
-    tokens_ = sorted({c.token for c in credited})
     edited = {id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk))
               for c in credited}
     result.edited_fields = sum(edited.values())
-    for chunk in _chunks(credited):
-        store.insert_answer_history(conn, [{
-            "fingerprint": c.submission.fingerprint, "token": c.token,
-            "rating": c.submission.rating, "comment": c.submission.comment,
-            "submitted_at": c.submission.submitted_at, "field_agent": c.submission.field_agent,
-            "field_ticket": c.submission.field_ticket, "fields_edited": edited[id(c)],
-            "source": source, "source_ref": c.submission.ref[:191], "recorded_at": now,
-        } for c in chunk])
-    existing = store.answer_times(conn, tokens_)
-    rows = []
-    for token, item in latest_per_token(credited).items():
-        before = existing.get(token)
-        if before is None:
-            result.new += 1
-        elif item.submission.submitted_at > before:
-            result.updated += 1
+    winners = latest_per_token(credited)
+    current_rows, replaced, history = [], [], []
+    for item in credited:
+        before = answers.get(item.token)
+        if winners[item.token] is item and (
+                before is None or item.submission.submitted_at > before.submitted_at):
+            current_rows.append(_answer_row(item, edited[id(item)], source, now))
+            if before is None:
+                result.new += 1
+            else:
+                result.updated += 1
+                replaced.append(item.token)
         else:
-            continue
-        rows.append(_answer_row(item, edited[id(item)], source, now))
-    result.history_only = len(credited) - result.new - result.updated
-    for chunk in _chunks(rows):
+            history.append(_history_row(item, edited[id(item)], source, now))
+    result.history_only = len(history)
+    store.archive_answers(conn, replaced)  # before the rows that replace them are written
+    for chunk in _chunks(current_rows):
         store.upsert_answers(conn, chunk)
+    for chunk in _chunks(history):
+        store.insert_answer_history(conn, chunk)
+    result.answers = [store.AnswerRow(row["token"], row["helpdesk"], row["dialog_id"],
+                                      row["agent_key"], row["issued_at"], row["rating"],
+                                      row["comment"], row["submitted_at"])
+                      for row in current_rows]
+
+
+def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
+    sub = item.submission
+    return {
+        "fingerprint": sub.fingerprint, "token": item.token, "rating": sub.rating,
+        "comment": sub.comment, "submitted_at": sub.submitted_at,
+        "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
+        "fields_edited": edited, "source": source, "source_ref": sub.ref[:191],
+        "recorded_at": now,
+    }
 
 
 def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
@@ -110,6 +128,7 @@ def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dic
         "comment": sub.comment, "submitted_at": sub.submitted_at,
         "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
         "fields_edited": edited, "source": source, "source_ref": sub.ref[:191], "updated_at": now,
+        "fingerprint": sub.fingerprint,
     }
 
 

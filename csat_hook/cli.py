@@ -137,12 +137,51 @@ def check_config(state: State) -> None:
     click.echo("configuration OK", err=True)
 
 
-@main.command("init-db")
+@main.group()
+def db() -> None:
+    """Database schema (migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
 @pass_state
-def init_db(state: State) -> None:
-    """Create the database tables (also done automatically on start)."""
-    state.services()
-    click.echo("database schema is up to date")
+def db_upgrade(state: State, revision: str) -> None:
+    """Create or migrate the schema (Procfile ``release:``; also done on every start)."""
+    from csat_hook.db import make_engine
+    from csat_hook.migrate import upgrade
+
+    config = state.config
+    engine = make_engine(config.database.url, pool_size=1)
+    try:
+        before, after = upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    click.echo(f"database schema: {before or 'empty'} → {after}")
+
+
+@db.command("current")
+@pass_state
+def db_current(state: State) -> None:
+    """Print the schema revision of the database and the latest one."""
+    from csat_hook.db import make_engine
+    from csat_hook.migrate import current_revision
+    from csat_hook.migrate import head_revision
+
+    engine = make_engine(state.config.database.url, pool_size=1)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    click.echo(f"current: {current or 'none'}  latest: {head}"
+               + ("" if current == head else "  (run `csat-hook db upgrade`)"))
+
+
+@main.command("init-db", hidden=True)
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Same as ``db upgrade``."""
+    ctx.invoke(db_upgrade)
 
 
 def _warn_insecure(config: Config) -> None:

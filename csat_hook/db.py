@@ -6,7 +6,9 @@ Table definitions live here; every statement that reads or writes them lives in
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -138,7 +140,8 @@ answers = sa.Table(
     sa.Index(None, "helpdesk", "agent_key"),
 )
 
-# Every credited submission ever read (edits and duplicates included). ``fingerprint`` is a
+# Credited submissions that are not the current answer: earlier ones, and answers replaced by a
+# later submission. ``fingerprint`` (here and on answers) is a
 # digest of the submission's mapped source values: reading the same row again is a no-op.
 answer_history = sa.Table(
     "answer_history",
@@ -250,10 +253,10 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         # upgrades a read lock.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many pages
         cursor.close()
 
@@ -274,6 +277,20 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (it stays so). The switch ignores busy_timeout: when processes
+    open a new file together, the others get "database is locked" and must retry."""
+    for attempt in range(100):
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def is_postgres(engine_or_conn: Engine | sa.Connection) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
@@ -283,8 +300,7 @@ SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent, and safe when several processes start at once)."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        metadata.create_all(conn)
+    """Create or upgrade the schema to the latest migration (idempotent, concurrency-safe)."""
+    from csat_hook.migrate import upgrade  # migrations import the table definitions above
+
+    upgrade(engine)

@@ -59,5 +59,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None 
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries that log URLs (with query tokens) at DEBUG/INFO stay at WARNING.
-    for noisy in ("urllib3", "requests", "gunicorn.access", "google", "gspread"):
+    for noisy in ("urllib3", "requests", "gunicorn.access", "google", "gspread", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -33,7 +33,7 @@ def queue_one(tmp_path, dialog_id="42"):
 
 def test_init_db_creates_the_schema(tmp_path):
     result = invoke(tmp_path, "init-db")
-    assert result.exit_code == 0 and "up to date" in result.output
+    assert result.exit_code == 0 and "database schema: empty →" in result.output
     assert (tmp_path / "cli.sqlite3").exists()
 
 

@@ -1,0 +1,1 @@
+"""Alembic migrations (``csat-hook db upgrade``)."""

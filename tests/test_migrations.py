@@ -1,0 +1,148 @@
+"""Schema migrations: a fresh database, one made before migrations existed (with data in it),
+concurrent upgrades, and the models matching what the migrations build."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
+
+from csat_hook import migrate
+from csat_hook.app import create_app
+from csat_hook.cli import main
+from csat_hook.db import make_engine
+from csat_hook.db import metadata
+from csat_hook.worker import DeliveryWorker
+
+# The schema the first release created with metadata.create_all (before migrations),
+# frozen here as it was shipped.
+LEGACY = sa.MetaData()
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+sa.Table(
+    "surveys", LEGACY,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("occurrence", sa.String(191), nullable=False, server_default=""),
+    sa.Column("agent_id", sa.String(191)), sa.Column("agent_name", sa.String(255)),
+    sa.Column("agent_email", sa.String(255)), sa.Column("customer_id", sa.String(191)),
+    sa.Column("customer_email", sa.String(255)), sa.Column("customer_name", sa.String(255)),
+    sa.Column("team", sa.String(255)), sa.Column("channel", sa.String(191)),
+    sa.Column("language", sa.String(16)), sa.Column("token", sa.String(1024)),
+    sa.Column("link", sa.Text()), sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("skip_reason", sa.String(64)), sa.Column("closed_at", sa.DateTime()),
+    sa.Column("created_at", sa.DateTime(), nullable=False), sa.Column("sent_at", sa.DateTime()),
+    sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence"), sa.UniqueConstraint("token"),
+)
+sa.Table(
+    "outbox", LEGACY,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("context", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+    sa.Column("lease_until", sa.DateTime()), sa.Column("claimed_by", sa.String(128)),
+    sa.Column("last_error", sa.String(500)), sa.Column("last_http_status", sa.Integer()),
+    sa.Column("external_id", sa.String(191)), sa.Column("body", sa.Text()),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False), sa.Column("sent_at", sa.DateTime()),
+    sa.UniqueConstraint("survey_id"),
+)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_fresh_database_is_built_to_match_the_models(engine):
+    before, after = migrate.upgrade(engine)
+    assert (before, after) == (None, migrate.head_revision())
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+
+
+def test_upgrading_twice_changes_nothing(engine):
+    migrate.upgrade(engine)
+    assert migrate.upgrade(engine) == (migrate.head_revision(), migrate.head_revision())
+
+
+def test_a_database_from_before_migrations_keeps_its_data_and_works(engine, make_config,
+                                                                   make_services, fake_helpdesk,
+                                                                   database_url):
+    LEGACY.create_all(engine)
+    created = datetime(2026, 11, 1, 9, 30)
+    with engine.begin() as conn:
+        survey_id = conn.execute(LEGACY.tables["surveys"].insert().values(
+            helpdesk="generic", dialog_id="OLD-1", occurrence="", agent_id="7",
+            agent_name="Anna", token="tok-old-1", status="queued", created_at=created
+        ).returning(LEGACY.tables["surveys"].c.id)).scalar_one()
+        conn.execute(LEGACY.tables["outbox"].insert().values(
+            survey_id=survey_id, helpdesk="generic", dialog_id="OLD-1", context={},
+            status="pending", attempts=0, next_attempt_at=created, created_at=created,
+            updated_at=created))
+
+    assert migrate.upgrade(engine) == ("0001", migrate.head_revision())
+
+    services = make_services(make_config())  # the same database: upgrades on start as well
+    with services.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT dialog_id, agent_name, status FROM surveys")).one()
+    assert tuple(row) == ("OLD-1", "Anna", "queued")
+    # The reply queued before the upgrade is still delivered, and new closes work.
+    assert DeliveryWorker(services).run_once() == 1
+    assert [r["path"] for r in fake_helpdesk.api_requests()] == ["/api/dialogs/OLD-1/messages"]
+    client = create_app(services=services).test_client()
+    response = client.post("/webhooks/generic", json={"event": "dialog.closed",
+                                                      "dialog": {"id": "NEW-1"}},
+                           headers={"X-Webhook-Token": "generic-token-123"})
+    assert response.json["status"] == "queued"
+
+
+def test_concurrent_upgrades_do_not_race(database_url):
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        engine = make_engine(database_url)
+        try:
+            barrier.wait()
+            migrate.upgrade(engine)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_downgrade_and_upgrade_again(engine):
+    migrate.upgrade(engine)
+    assert migrate.downgrade(engine, "0001") == "0001"
+    assert "answers" not in sa.inspect(engine).get_table_names()
+    assert migrate.upgrade(engine)[1] == migrate.head_revision()
+
+
+def test_db_commands(database_url, tmp_path):
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    assert "current: none" in CliRunner().invoke(main, ["db", "current"], env=env).output
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0 and f"empty → {migrate.head_revision()}" in result.output
+    current = CliRunner().invoke(main, ["db", "current"], env=env).output
+    assert f"current: {migrate.head_revision()}" in current and "run `csat-hook" not in current
+

@@ -89,7 +89,16 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     state.services()  # fail fast on a bad database URL, create the schema once
     _warn_insecure(config)
     run_server(config, host=host or config.server.host, port=port or config.server.port,
-               workers=workers or config.server.workers, with_delivery=True)
+               workers=workers or config.server.workers, with_delivery=True,
+               sync_command=_sync_child_command(state) if config.sync.run_in_serve else None)
+
+
+def _sync_child_command(state: State) -> list[str]:
+    """The periodic sync that ``serve`` runs beside the web processes."""
+    command = [sys.executable, "-m", "csat_hook"]
+    if state.path:
+        command += ["--config", str(Path(state.path).resolve())]
+    return [*command, "sync", "--periodic", "--keep-waiting"]
 
 
 @main.command()
@@ -366,9 +375,11 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3}
               help="Run every sync.interval_seconds until stopped (Procfile clock: process).")
 @click.option("--interval", type=float, help="Seconds between periodic runs "
               "[default: sync.interval_seconds].")
+@click.option("--keep-waiting", is_flag=True, hidden=True,
+              help="Periodic: keep running when the results source is not there yet (serve).")
 @pass_state
 def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
-         interval: float | None) -> None:
+         interval: float | None, keep_waiting: bool) -> None:
     """Ingest form answers, compute per-agent CSAT and write the reports.
 
     Exit codes: 0 ok; 1 failed (source, Google or database error); 2 invalid configuration
@@ -385,14 +396,14 @@ def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
     runner = SyncRunner(config, engine)
     try:
         code = _sync_loop(runner, config, dry_run=dry_run, full=full, as_json=as_json,
-                          periodic=periodic, interval=interval)
+                          periodic=periodic, interval=interval, keep_waiting=keep_waiting)
     finally:
         engine.dispose()
     sys.exit(code)
 
 
 def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_json: bool,
-               periodic: bool, interval: float | None) -> int:
+               periodic: bool, interval: float | None, keep_waiting: bool = False) -> int:
     """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
     if not periodic:
         summary = runner.run(dry_run=dry_run, full=full)
@@ -406,7 +417,7 @@ def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_jso
         started = datetime.now(UTC)
         summary = runner.run(dry_run=dry_run, full=full)
         _print_sync(summary, as_json)
-        if summary.status == "config_error":
+        if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
         elapsed = (datetime.now(UTC) - started).total_seconds()
         stop.wait(max(1.0, every - elapsed))

@@ -7,6 +7,11 @@ listens for NOTIFY, so replies queued by another process wake it too.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import signal
+import subprocess
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -53,8 +58,12 @@ def _stop_delivery(_server: Any, worker: Any) -> None:
 
 
 def run_server(config: Config, *, host: str, port: int, workers: int,
-               with_delivery: bool) -> None:
-    """Run gunicorn in the foreground until SIGTERM/SIGINT."""
+               with_delivery: bool, sync_command: list[str] | None = None) -> None:
+    """Run gunicorn in the foreground until SIGTERM/SIGINT.
+
+    ``sync_command`` is started as a child process (the periodic sync) and stopped with the
+    server. It is a separate process so a large sync never competes with webhooks for the GIL.
+    """
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -71,4 +80,27 @@ def run_server(config: Config, *, host: str, port: int, workers: int,
     if with_delivery:
         options["post_worker_init"] = _start_delivery
         options["worker_exit"] = _stop_delivery
+    child: subprocess.Popen[bytes] | None = None
+    if sync_command:
+        # Started when the server is ready (after gunicorn's own start-up checks) and stopped
+        # on exit; PR_SET_PDEATHSIG also stops it if the server is killed outright.
+        def when_ready(_server: Any) -> None:
+            nonlocal child
+            child = subprocess.Popen(sync_command, preexec_fn=_die_with_parent)  # noqa: S603
+
+        def on_exit(_server: Any) -> None:
+            if child is not None and child.poll() is None:
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=20)
+
+        options["when_ready"] = when_ready
+        options["on_exit"] = on_exit
     _Application(config, options).run()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

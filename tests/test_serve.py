@@ -5,6 +5,7 @@ subprocess, a fake helpdesk on loopback, and a SIGKILL in the middle.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import socket
@@ -30,10 +31,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
     config = {
+        "results": {"csv": {"path": str(ROOT / "examples" / "sample_responses.csv")}},
+        "output": {"local": {"dir": str(tmp_path / "report")}},
         "database": {"url": database_url},
-        "token": {"secret": "e2e-token-secret-0123456789"},
+        "token": {"secret": "dev-insecure-token-secret"},  # the sample CSV's signing secret
         "delivery": {"backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.2,
                      "max_attempts": 100, "poll_seconds": 0.5, "lease_seconds": 5},
         "logging": {"level": "INFO"},
@@ -151,3 +157,13 @@ def test_sigkill_and_restart_loses_no_queued_reply(service_factory, fake_helpdes
         delivered(fake_helpdesk)
     time.sleep(1)
     assert sorted(delivered(fake_helpdesk)) == expected  # each exactly once
+
+
+def test_serve_also_runs_the_periodic_sync(service_factory, tmp_path):
+    service_factory()
+    report = tmp_path / "report" / "summary.csv"
+    assert wait_for(report.exists, 30), "the sync child did not write its report"
+    time.sleep(0.5)  # the file may still be being written
+    rows = list(csv.DictReader(report.read_text(encoding="utf-8-sig").splitlines()))
+    overall = [r for r in rows if r["Level"] == "Overall" and r["Name"] == "All agents"]
+    assert max(int(r["Answers"]) for r in overall) == 36  # the sample's verified answers

@@ -20,14 +20,7 @@ REGISTRY: dict[str, type[ResultsSource]] = {
 def build_source(config: Config, *, sheets: SheetsApi | None, forms: FormsApi | None
                  ) -> ResultsSource:
     """The configured source; Google sources need the matching API client."""
-    kind = config.results.source
-    if kind == GSheetsResults.kind:
-        assert sheets is not None
-        return GSheetsResults.from_config(config, sheets)
-    if kind == FormsApiResults.kind:
-        assert forms is not None
-        return FormsApiResults.from_config(config, forms)
-    return CsvResults.from_config(config)
+    return REGISTRY[config.results.source].from_config(config, sheets=sheets, forms=forms)
 
 
 __all__ = ["REGISTRY", "ResultsSource", "build_source"]

@@ -32,6 +32,12 @@ class ResultsSource(abc.ABC):
 
     kind: ClassVar[str]
 
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: Any, *, sheets: Any = None, forms: Any = None
+                    ) -> ResultsSource:
+        """Build from the configuration (``results.<kind>``) and the API clients it needs."""
+
     @property
     @abc.abstractmethod
     def key(self) -> str:

@@ -20,6 +20,8 @@ from csat_hook.config import ColumnsConfig
 from csat_hook.config import Config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import SourceError
+from csat_hook.sync.google_api import FormsApi
+from csat_hook.sync.google_api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
@@ -45,7 +47,8 @@ class CsvResults(ResultsSource):
         self.parser = RowParser(ratings, self._to_datetime)
 
     @classmethod
-    def from_config(cls, config: Config) -> CsvResults:
+    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+                    forms: FormsApi | None = None) -> CsvResults:
         options = config.results.csv
         metrics = config.metrics
         return cls(Path(options.path), timezone=options.timezone, encoding=options.encoding,

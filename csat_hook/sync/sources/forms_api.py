@@ -20,6 +20,7 @@ from typing import Any
 from csat_hook.config import Config
 from csat_hook.errors import SourceError
 from csat_hook.sync.google_api import FormsApi
+from csat_hook.sync.google_api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
@@ -62,7 +63,11 @@ class FormsApiResults(ResultsSource):
         self.parser = RowParser(ratings, lambda value: value)
 
     @classmethod
-    def from_config(cls, config: Config, api: FormsApi) -> FormsApiResults:
+    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+                    forms: FormsApi | None = None) -> FormsApiResults:
+        if forms is None:
+            raise ValueError("the forms_api source needs a Forms API client")
+        api = forms
         options = config.results.forms_api
         metrics = config.metrics
         assert options.form_id is not None  # checked by the config model

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfoNotFoundError
 from csat_hook.config import ColumnsConfig
 from csat_hook.config import Config
 from csat_hook.errors import SourceError
+from csat_hook.sync.google_api import FormsApi
 from csat_hook.sync.google_api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
@@ -63,7 +64,11 @@ class GSheetsResults(ResultsSource):
         self.tab_id: int | None = None  # the responses tab, which outputs must never touch
 
     @classmethod
-    def from_config(cls, config: Config, api: SheetsApi) -> GSheetsResults:
+    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+                    forms: FormsApi | None = None) -> GSheetsResults:
+        if sheets is None:
+            raise ValueError("the gsheets source needs a Sheets API client")
+        api = sheets
         options = config.results.gsheets
         metrics = config.metrics
         assert options.spreadsheet_id is not None  # checked by the config model

@@ -126,8 +126,11 @@ def main() -> None:
         (work / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "CSAT_HOOK_CONFIG": str(work / "config.yaml")}
         env.pop("DATABASE_URL", None)
+        schema = None
         if db.startswith("postgres"):
-            _reset_postgres(db)
+            db, schema = _private_schema(db)
+            config["database"]["url"] = db
+            (work / "config.yaml").write_text(yaml.safe_dump(config))
 
         ours, ours_url = start_gunicorn("csat_hook.wsgi:app", args, env, ROOT)
         try:
@@ -141,10 +144,12 @@ def main() -> None:
         finally:
             bare.terminate()
             bare.wait()
+        if schema:
+            _drop_schema(args.database_url, schema)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; gunicorn gthread {args.workers}×{args.threads}; "
-          f"database {db.split(':')[0]}; {args.duration:g} s per phase")
+          f"database {db.split(':')[0].split('+')[0]}; {args.duration:g} s per phase")
     print(row("bare Flask endpoint", bare_peak, bare_steady))
     print(row("csat-hook webhook", our_peak, our_steady))
     ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
@@ -153,15 +158,34 @@ def main() -> None:
           f"{args.rate:.0f}/s: {p99:.1f} ms (target ≤ 50 ms)")
 
 
-def _reset_postgres(url: str) -> None:
-    sys.path.insert(0, str(ROOT))
+def _private_schema(url: str) -> tuple[str, str]:
+    """A fresh schema for this run (dropped at the end): the URL that uses it, and its name."""
+    import uuid
+
+    import sqlalchemy as sa
+
     from csat_hook.config import normalize_database_url
     from csat_hook.db import make_engine
-    from csat_hook.db import metadata
+
+    schema = f"ack_{uuid.uuid4().hex[:8]}"
+    base = sa.make_url(normalize_database_url(url))
+    engine = make_engine(base.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False), schema
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    from csat_hook.config import normalize_database_url
+    from csat_hook.db import make_engine
 
     engine = make_engine(normalize_database_url(url))
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from csat_hook import store
 from csat_hook import tokens
+from csat_hook.db import run_transaction
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.records import DialogClosed
@@ -59,9 +60,8 @@ def receive(services: Services, helpdesk_name: str, request: WebhookRequest) -> 
 def _reopened(services: Services, event: DialogReopened) -> Outcome:
     cancelled = 0
     if services.config.policy.cancel_on_reopen:
-        with services.engine.begin() as conn:
-            cancelled = store.cancel_waiting(conn, event.helpdesk, event.dialog_id,
-                                             services.clock())
+        cancelled = run_transaction(services.engine, lambda conn: store.cancel_waiting(
+            conn, event.helpdesk, event.dialog_id, services.clock()))
     if cancelled:
         logger.info("survey.cancelled-on-reopen", extra={"helpdesk": event.helpdesk,
                                                          "dialog_id": event.dialog_id})

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook import store
+from csat_hook.db import run_transaction
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.records import DialogClosed
 
@@ -125,38 +126,40 @@ class CloseRecorder:
 
     def _write(self, batch: list[_Pending]) -> bool:
         """One transaction for the batch; fills each item's result. True if replies queued."""
+        return run_transaction(self.engine(), lambda conn: self._write_in(conn, batch))
+
+    def _write_in(self, conn: sa.Connection, batch: list[_Pending]) -> bool:
         results: dict[int, dict[str, Any]] = {}
-        with self.engine().begin() as conn:
-            seen: set[str] = set()
-            first_of_key: dict[tuple[str, str, str], _Pending] = {}
-            rows, skipped = [], {}
-            for item in batch:
-                if item.key in first_of_key:  # the same close twice in one batch
-                    results[id(item)] = {"status": "duplicate"}
-                    continue
-                first_of_key[item.key] = item
-                reason = self.skip_reason(conn, item.event, item.now, seen)
-                skipped[id(item)] = reason
-                rows.append(_survey_row(item, reason))
-            inserted = store.insert_surveys(conn, rows)
-            replies = []
-            for item in first_of_key.values():
-                survey_id = inserted.get(item.key)
-                if survey_id is None:  # already recorded, or cancelled and now revived
-                    survey_id = store.revive_survey(conn, _survey_row(item, skipped[id(item)]))
-                if survey_id is None:
-                    results[id(item)] = {"status": "duplicate"}
-                elif skipped[id(item)]:
-                    results[id(item)] = {"status": "skipped", "reason": skipped[id(item)],
-                                         "survey_id": survey_id}
-                else:
-                    send_at = item.now + self.send_delay
-                    replies.append(_outbox_row(item, survey_id, send_at))
-                    results[id(item)] = {"status": "queued", "survey_id": survey_id,
-                                         "send_at": send_at.isoformat()}
-            if replies:
-                store.enqueue_replies(conn, replies)
-                store.notify_workers(conn)
+        seen: set[str] = set()
+        first_of_key: dict[tuple[str, str, str], _Pending] = {}
+        rows, skipped = [], {}
+        for item in batch:
+            if item.key in first_of_key:  # the same close twice in one batch
+                results[id(item)] = {"status": "duplicate"}
+                continue
+            first_of_key[item.key] = item
+            reason = self.skip_reason(conn, item.event, item.now, seen)
+            skipped[id(item)] = reason
+            rows.append(_survey_row(item, reason))
+        inserted = store.insert_surveys(conn, rows)
+        replies = []
+        for item in first_of_key.values():
+            survey_id = inserted.get(item.key)
+            if survey_id is None:  # already recorded, or cancelled and now revived
+                survey_id = store.revive_survey(conn, _survey_row(item, skipped[id(item)]))
+            if survey_id is None:
+                results[id(item)] = {"status": "duplicate"}
+            elif skipped[id(item)]:
+                results[id(item)] = {"status": "skipped", "reason": skipped[id(item)],
+                                     "survey_id": survey_id}
+            else:
+                send_at = item.now + self.send_delay
+                replies.append(_outbox_row(item, survey_id, send_at))
+                results[id(item)] = {"status": "queued", "survey_id": survey_id,
+                                     "send_at": send_at.isoformat()}
+        if replies:
+            store.enqueue_replies(conn, replies)
+            store.notify_workers(conn)
         for item in batch:
             item.result = results[id(item)]
         return bool(replies)

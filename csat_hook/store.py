@@ -195,15 +195,12 @@ def dialog_surveyed_since(conn: sa.Connection, helpdesk: str, dialog_id: str,
     return found is not None
 
 
-def claim_due(
-    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
-) -> list[sa.Row[Any]]:
-    """Claim up to ``limit`` due replies for this worker and count the attempt.
+@functools.cache
+def _claim_stmt() -> Any:
+    # Built once: the worker claims on every wake-up, and building this statement costs more
+    # than running it.
+    now, lease_until = sa.bindparam("now"), sa.bindparam("lease_until")
 
-    Due means pending with ``next_attempt_at <= now``, or being sent by a worker whose lease
-    has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
-    skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
-    """
     def due(table: Any) -> Any:
         return sa.or_(
             sa.and_(table.c.status == PENDING, table.c.next_attempt_at <= now),
@@ -217,23 +214,43 @@ def claim_due(
         sa.select(candidate.c.id)
         .where(due(candidate))
         .order_by(candidate.c.next_attempt_at)
-        .limit(limit)
+        .limit(sa.bindparam("limit"))
         .with_for_update(skip_locked=True)
         .cte("picked")
     )
-    rows = conn.execute(
+    return (
         sa.update(outbox)
         .where(outbox.c.id == picked.c.id, due(outbox))
         .values(
             status=SENDING,
-            claimed_by=worker_id,
+            claimed_by=sa.bindparam("worker_id"),
             lease_until=lease_until,
             attempts=outbox.c.attempts + 1,
             updated_at=now,
         )
         .returning(*outbox.c)
-    ).all()
-    return list(rows)
+    )
+
+
+def claim_due(
+    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
+) -> list[sa.Row[Any]]:
+    """Claim up to ``limit`` due replies for this worker and count the attempt.
+
+    Due means pending with ``next_attempt_at <= now``, or being sent by a worker whose lease
+    has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
+    skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
+    """
+    return list(conn.execute(_claim_stmt(), {"now": now, "lease_until": lease_until,
+                                            "limit": limit, "worker_id": worker_id}).all())
+
+
+def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
+    """The survey rows of claimed replies, in one query."""
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(surveys).where(surveys.c.id.in_(list(ids))))
+    return {row.id: row for row in rows}
 
 
 def next_due_at(conn: sa.Connection) -> datetime | None:
@@ -243,25 +260,6 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
     times = [conn.execute(pending).scalar(), conn.execute(leased).scalar()]
     present = [t for t in times if t is not None]
     return min(present) if present else None
-
-
-def get_survey(conn: sa.Connection, survey_id: int) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(surveys).where(surveys.c.id == survey_id)).first()
-
-
-def get_survey_by_token(conn: sa.Connection, token: str) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(surveys).where(surveys.c.token == token)).first()
-
-
-def update_survey_agent(
-    conn: sa.Connection, survey_id: int, *, name: str | None, email: str | None, link: str
-) -> None:
-    """Record what the agent lookup found and the link that goes out."""
-    conn.execute(
-        sa.update(surveys)
-        .where(surveys.c.id == survey_id)
-        .values(agent_name=name, agent_email=email, link=link)
-    )
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -280,7 +278,12 @@ def mark_sent(
     *,
     external_id: str | None,
     body: str,
+    agent_name: str | None = None,
+    agent_email: str | None = None,
+    link: str | None = None,
 ) -> bool:
+    """Record a delivered reply (and the agent and link it went out with); False when this
+    worker's claim was taken over meanwhile."""
     survey_id = conn.execute(
         sa.update(outbox)
         .where(_owned(outbox_id, worker_id))
@@ -297,9 +300,10 @@ def mark_sent(
     ).scalar()
     if survey_id is None:
         return False
-    conn.execute(
-        sa.update(surveys).where(surveys.c.id == survey_id).values(status=SENT, sent_at=now)
-    )
+    values: dict[str, Any] = {"status": SENT, "sent_at": now}
+    if link is not None:
+        values.update(agent_name=agent_name, agent_email=agent_email, link=link)
+    conn.execute(sa.update(surveys).where(surveys.c.id == survey_id).values(**values))
     return True
 
 

@@ -22,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from csat_hook import intake
 from csat_hook import store
+from csat_hook.db import run_transaction
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import PayloadTooLargeError
@@ -84,8 +85,7 @@ def probe(helpdesk: str) -> tuple[str, int]:
 def healthz() -> tuple[Response, int]:
     services = _services()
     try:
-        with services.engine.connect() as conn:
-            store.ping(conn)
+        run_transaction(services.engine, store.ping, read_only=True)
     except DBAPIError as exc:
         logger.error("health.database-down", extra={"error": type(exc.orig).__name__})
         return jsonify({"status": "unavailable", "database": "down"}), 503

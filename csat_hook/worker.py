@@ -131,20 +131,26 @@ class DeliveryWorker:
                                extra={"error": type(exc.orig).__name__, "delay": timeout})
             waker.wait(seen, timeout)
 
-    def _claim_batch(self, limit: int) -> int:
+    def _claim(self, limit: int) -> list[tuple[sa.Row[Any], sa.Row[Any] | None]]:
+        """Claim up to ``limit`` due replies with their surveys, in one transaction."""
         now = self.services.clock()
         lease = now + timedelta(seconds=self.services.config.delivery.lease_seconds)
         with self.services.engine.begin() as conn:
             rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
-        for row in rows:
+            found = store.surveys_by_id(conn, [row.survey_id for row in rows])
+        return [(row, found.get(row.survey_id)) for row in rows]
+
+    def _claim_batch(self, limit: int) -> int:
+        claimed = self._claim(limit)
+        for row, survey in claimed:
             with self._free_lock:
                 self._free -= 1
-            self._pool.submit(self._deliver_then_free, row)
-        return len(rows)
+            self._pool.submit(self._deliver_then_free, row, survey)
+        return len(claimed)
 
-    def _deliver_then_free(self, row: sa.Row[Any]) -> None:
+    def _deliver_then_free(self, row: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
         try:
-            self.deliver(row)
+            self._deliver(row, survey)
         except DBAPIError as exc:
             # Recording the outcome failed; the lease expires and the reply is retried.
             logger.warning("worker.database-unavailable", extra={"error": type(exc.orig).__name__})
@@ -165,16 +171,13 @@ class DeliveryWorker:
     # --- one reply -------------------------------------------------------------------------
 
     def _claim_and_deliver(self) -> bool:
-        now = self.services.clock()
-        lease = now + timedelta(seconds=self.services.config.delivery.lease_seconds)
-        with self.services.engine.begin() as conn:
-            rows = store.claim_due(conn, self.worker_id, now, lease, limit=1)
-        if not rows:
+        claimed = self._claim(1)
+        if not claimed:
             return False
-        self.deliver(rows[0])
+        self._deliver(*claimed[0])
         return True
 
-    def deliver(self, item: sa.Row[Any]) -> None:
+    def _deliver(self, item: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
         """Post one claimed reply and record the outcome. Never raises for vendor failures."""
         services = self.services
         delivery = services.config.delivery
@@ -187,8 +190,6 @@ class DeliveryWorker:
             # Claimed more often than allowed: earlier claims died with their worker.
             self._fail(item, f"gave up after {item.attempts - 1} attempts", None)
             return
-        with services.engine.connect() as conn:
-            survey = store.get_survey(conn, item.survey_id)
         if survey is None:  # deleted by an operator while queued
             self._fail(item, "survey row is missing", None)
             return
@@ -227,10 +228,9 @@ class DeliveryWorker:
                                             retryable=True))
             return
         def record(conn: sa.Connection) -> bool:
-            store.update_survey_agent(conn, survey.id, name=agent.name, email=agent.email,
-                                      link=link)
             return store.mark_sent(conn, item.id, self.worker_id, services.clock(),
-                                   external_id=result.external_id, body=text)
+                                   external_id=result.external_id, body=text,
+                                   agent_name=agent.name, agent_email=agent.email, link=link)
 
         owned = self._write_outcome(record)
         if not owned:

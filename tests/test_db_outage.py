@@ -57,3 +57,29 @@ def test_service_recovers_when_the_database_comes_back(database_url, make_config
     finally:
         worker.stop()
         proxy.cut()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_connections_killed_by_a_database_restart_are_replaced_transparently(
+        database_url, make_config, make_services, fake_helpdesk):
+    name = f"csat-restart-{time.monotonic_ns()}"
+    url = sa.make_url(database_url).update_query_dict({"application_name": name})
+    services = make_services(make_config(database={
+        "url": url.render_as_string(hide_password=False)}))
+    client = create_app(services=services).test_client()
+    assert client.post("/webhooks/generic", json=generic_close("R-1"),
+                       headers=AUTH).json["status"] == "queued"
+    assert client.get("/healthz").status_code == 200  # the pool now holds live connections
+
+    admin = sa.create_engine(database_url)
+    with admin.begin() as conn:  # what a restart does to every pooled connection
+        killed = conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = :name"), {"name": name}).scalar_one()
+    admin.dispose()
+    assert killed >= 1
+
+    assert client.get("/healthz").status_code == 200
+    after = client.post("/webhooks/generic", json=generic_close("R-2"), headers=AUTH)
+    assert after.status_code == 200 and after.json["status"] == "queued"
+    assert DeliveryWorker(services).run_once() == 2

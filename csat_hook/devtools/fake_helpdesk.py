@@ -59,6 +59,9 @@ class FakeHelpdesk:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are separate writes: with Nagle's algorithm on a keep-alive
+            # connection the body waits for the client's delayed ACK (~20-40 ms per request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # quiet
                 return

@@ -270,6 +270,29 @@ def _owned(outbox_id: int, worker_id: str) -> Any:
     )
 
 
+@functools.cache
+def _mark_sent_stmts() -> tuple[Any, Any, Any]:
+    # Built once: every delivered reply runs them.
+    owned = sa.and_(outbox.c.id == sa.bindparam("outbox_id"), outbox.c.status == SENDING,
+                    outbox.c.claimed_by == sa.bindparam("worker_id"))
+    done = (
+        sa.update(outbox)
+        .where(owned)
+        .values(status=SENT, sent_at=sa.bindparam("sent_now"),
+                updated_at=sa.bindparam("updated_now"), lease_until=None,
+                external_id=sa.bindparam("external_id"), body=sa.bindparam("body"),
+                last_error=None)
+        .returning(outbox.c.survey_id)
+    )
+    survey = surveys.c.id == sa.bindparam("survey_id")
+    plain = sa.update(surveys).where(survey).values(status=SENT,
+                                                     sent_at=sa.bindparam("sent_now"))
+    with_agent = sa.update(surveys).where(survey).values(
+        status=SENT, sent_at=sa.bindparam("sent_now"), agent_name=sa.bindparam("agent_name"),
+        agent_email=sa.bindparam("agent_email"), link=sa.bindparam("link"))
+    return done, plain, with_agent
+
+
 def mark_sent(
     conn: sa.Connection,
     outbox_id: int,
@@ -284,26 +307,18 @@ def mark_sent(
 ) -> bool:
     """Record a delivered reply (and the agent and link it went out with); False when this
     worker's claim was taken over meanwhile."""
-    survey_id = conn.execute(
-        sa.update(outbox)
-        .where(_owned(outbox_id, worker_id))
-        .values(
-            status=SENT,
-            sent_at=now,
-            updated_at=now,
-            lease_until=None,
-            external_id=external_id,
-            body=body,
-            last_error=None,
-        )
-        .returning(outbox.c.survey_id)
-    ).scalar()
+    done, plain, with_agent = _mark_sent_stmts()
+    survey_id = conn.execute(done, {"outbox_id": outbox_id, "worker_id": worker_id,
+                                    "sent_now": now, "updated_now": now,
+                                    "external_id": external_id, "body": body}).scalar()
     if survey_id is None:
         return False
-    values: dict[str, Any] = {"status": SENT, "sent_at": now}
-    if link is not None:
-        values.update(agent_name=agent_name, agent_email=agent_email, link=link)
-    conn.execute(sa.update(surveys).where(surveys.c.id == survey_id).values(**values))
+    if link is None:
+        conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
+    else:
+        conn.execute(with_agent, {"survey_id": survey_id, "sent_now": now,
+                                  "agent_name": agent_name, "agent_email": agent_email,
+                                  "link": link})
     return True
 
 

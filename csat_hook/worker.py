@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook import store
+from csat_hook.batching import TransactionBatcher
 from csat_hook.config import DeliveryConfig
 from csat_hook.errors import DeliveryError
 from csat_hook.links import LinkValues
@@ -75,6 +76,8 @@ class DeliveryWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Outcomes of concurrent deliveries are committed together (group commit).
+        self._outcomes = TransactionBatcher(lambda: services.engine, name="delivery-outcomes")
 
     # --- running ---------------------------------------------------------------------------
 
@@ -242,8 +245,7 @@ class DeliveryWorker:
         # ride out a short database outage (a restart, a failover) before giving up.
         for attempt in range(6):
             try:
-                with self.services.engine.begin() as conn:
-                    return write(conn)
+                return self._outcomes.run(write)
             except DBAPIError as exc:
                 if attempt == 5:
                     raise
@@ -256,18 +258,17 @@ class DeliveryWorker:
         delivery = self.services.config.delivery
         delay = backoff_delay(item.attempts, delivery, exc.retry_after)
         now = self.services.clock()
-        with self.services.engine.begin() as conn:
-            store.reschedule(conn, item.id, self.worker_id, now,
-                             next_attempt_at=now + timedelta(seconds=delay),
-                             error=prefix + exc.message, http_status=exc.http_status)
+        self._write_outcome(lambda conn: store.reschedule(
+            conn, item.id, self.worker_id, now, next_attempt_at=now + timedelta(seconds=delay),
+            error=prefix + exc.message, http_status=exc.http_status))
         logger.warning("delivery.retry", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
                                                 "attempt": item.attempts, "error": exc.message,
                                                 "delay": round(delay, 3)})
 
     def _fail(self, item: sa.Row[Any], reason: str, http_status: int | None) -> None:
-        with self.services.engine.begin() as conn:
-            store.mark_failed(conn, item.id, self.worker_id, self.services.clock(),
-                              error=reason, http_status=http_status)
+        self._write_outcome(lambda conn: store.mark_failed(
+            conn, item.id, self.worker_id, self.services.clock(), error=reason,
+            http_status=http_status))
         logger.error("delivery.failed", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
                                                "attempt": item.attempts, "error": reason,
                                                "http_status": http_status})

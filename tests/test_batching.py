@@ -1,0 +1,77 @@
+"""Group commit: concurrent writes share transactions, and one bad write fails alone."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.batching import TransactionBatcher
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'batch.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (k INTEGER PRIMARY KEY)"))
+    yield engine
+    engine.dispose()
+
+
+def _insert(k: int):
+    def work(conn: sa.Connection) -> int:
+        conn.execute(sa.text("INSERT INTO t (k) VALUES (:k)"), {"k": k})
+        return k * 10
+    return work
+
+
+def _keys(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.text("SELECT k FROM t")).scalars())
+
+
+def test_each_caller_gets_its_own_result_and_every_write_is_committed(engine):
+    batcher = TransactionBatcher(lambda: engine, name="test")
+    results: dict[int, int] = {}
+
+    def call(k: int) -> None:
+        results[k] = batcher.run(_insert(k))
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results == {k: k * 10 for k in range(50)}
+    assert _keys(engine) == list(range(50))
+
+
+def test_a_failing_write_raises_to_its_caller_only_and_its_neighbours_are_kept(engine):
+    batcher = TransactionBatcher(lambda: engine, name="test")
+    batcher.run(_insert(7))
+    gate = threading.Event()
+    outcomes: dict[int, object] = {}
+
+    def blocker(conn: sa.Connection) -> None:
+        gate.wait(5)  # holds the writer so the next writes queue up into one batch
+
+    def call(k: int) -> None:
+        try:
+            outcomes[k] = batcher.run(_insert(k))
+        except sa.exc.IntegrityError as exc:
+            outcomes[k] = exc
+
+    first = threading.Thread(target=batcher.run, args=(blocker,))
+    first.start()
+    threads = [threading.Thread(target=call, args=(k,)) for k in (1, 7, 2)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in [first, *threads]:
+        thread.join()
+
+    assert outcomes[1] == 10 and outcomes[2] == 20
+    assert isinstance(outcomes[7], sa.exc.IntegrityError)  # 7 was already there
+    assert _keys(engine) == [1, 2, 7]

@@ -255,10 +255,13 @@ def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[A
 
 def next_due_at(conn: sa.Connection) -> datetime | None:
     """When the next reply becomes due (pending, or a lease that will expire), if any."""
-    pending = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
-    leased = sa.select(sa.func.min(outbox.c.lease_until)).where(outbox.c.status == SENDING)
-    times = [conn.execute(pending).scalar(), conn.execute(leased).scalar()]
-    present = [t for t in times if t is not None]
+    # One round trip; each minimum is read from its own index.
+    pending = (sa.select(sa.func.min(outbox.c.next_attempt_at))
+               .where(outbox.c.status == PENDING).scalar_subquery())
+    leased = (sa.select(sa.func.min(outbox.c.lease_until))
+              .where(outbox.c.status == SENDING).scalar_subquery())
+    row = conn.execute(sa.select(pending.label("pending"), leased.label("leased"))).one()
+    present = [t for t in (row.pending, row.leased) if t is not None]
     return min(present) if present else None
 
 

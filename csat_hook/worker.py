@@ -18,6 +18,7 @@ import socket
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
@@ -94,6 +95,7 @@ class DeliveryWorker:
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
         self._slots = count
         self._free = count
+        self._wake_at = max(1, count // 4)
         self._free_lock = threading.Lock()
         thread = threading.Thread(target=self._dispatch, name="delivery-dispatch", daemon=True)
         thread.start()
@@ -122,10 +124,15 @@ class DeliveryWorker:
             try:
                 with self._free_lock:
                     free = self._free
-                if free and self._claim_batch(free):
+                timeout = poll  # no free thread: threads that free up wake us
+                if free:
+                    claimed, due = self._claim_batch(free)
                     failures = 0
-                    continue
-                timeout = poll if not free else self._seconds_until_due(poll)
+                    if claimed == free:
+                        continue  # more may be due
+                    if due is not None:
+                        seconds = (due - self.services.clock()).total_seconds()
+                        timeout = max(0.01, min(poll, seconds))
                 failures = 0
             except DBAPIError as exc:
                 failures += 1
@@ -134,22 +141,30 @@ class DeliveryWorker:
                                extra={"error": type(exc.orig).__name__, "delay": timeout})
             waker.wait(seen, timeout)
 
-    def _claim(self, limit: int) -> list[tuple[sa.Row[Any], sa.Row[Any] | None]]:
-        """Claim up to ``limit`` due replies with their surveys, in one transaction."""
+    def _claim(self, limit: int) -> tuple[list[tuple[sa.Row[Any], sa.Row[Any] | None]],
+                                          datetime | None]:
+        """Claim up to ``limit`` due replies with their surveys, in one transaction.
+
+        When fewer than ``limit`` were due, also return when the next one will be (None:
+        nothing else waiting), so the caller knows how long it may sleep.
+        """
         now = self.services.clock()
         lease = now + timedelta(seconds=self.services.config.delivery.lease_seconds)
+        due = None
         with self.services.engine.begin() as conn:
             rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
-            found = store.surveys_by_id(conn, [row.survey_id for row in rows])
-        return [(row, found.get(row.survey_id)) for row in rows]
+            if len(rows) < limit:
+                due = store.next_due_at(conn)
+            found = store.surveys_by_id(conn, [row.survey_id for row in rows]) if rows else {}
+        return [(row, found.get(row.survey_id)) for row in rows], due
 
-    def _claim_batch(self, limit: int) -> int:
-        claimed = self._claim(limit)
+    def _claim_batch(self, limit: int) -> tuple[int, datetime | None]:
+        claimed, due = self._claim(limit)
         for row, survey in claimed:
             with self._free_lock:
                 self._free -= 1
             self._pool.submit(self._deliver_then_free, row, survey)
-        return len(claimed)
+        return len(claimed), due
 
     def _deliver_then_free(self, row: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
         try:
@@ -162,19 +177,17 @@ class DeliveryWorker:
         finally:
             with self._free_lock:
                 self._free += 1
-            self.services.waker.notify()  # a thread is free: the dispatcher may claim again
-
-    def _seconds_until_due(self, poll: float) -> float:
-        with self.services.engine.connect() as conn:
-            due = store.next_due_at(conn)
-        if due is None:
-            return poll
-        return max(0.01, min(poll, (due - self.services.clock()).total_seconds()))
+                wake = self._free == self._wake_at
+            if wake:
+                # The dispatcher stops claiming when no thread is free; it goes on once a few
+                # are, so a backlog is claimed several replies per statement. While threads are
+                # free it is waiting for work, not for a thread: no need to wake it.
+                self.services.waker.notify()
 
     # --- one reply -------------------------------------------------------------------------
 
     def _claim_and_deliver(self) -> bool:
-        claimed = self._claim(1)
+        claimed, _ = self._claim(1)
         if not claimed:
             return False
         self._deliver(*claimed[0])

@@ -270,6 +270,26 @@ def test_threads_wake_when_a_reply_is_queued(make_config, make_services, fake_he
     assert elapsed < 5
 
 
+def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_poll(
+        make_config, make_services, fake_helpdesk):
+    # poll_seconds is long: only threads that free up can make the dispatcher claim again.
+    services = make_services(make_config(delivery={"poll_seconds": 60}))
+    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
+    for n in range(30):
+        queue_generic(services, f"D-{n}")
+    worker = DeliveryWorker(services)
+    worker.start(threads=4)
+    try:
+        deadline = time.monotonic() + 20
+        while len(fake_helpdesk.api_requests()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    sent_to = [r["path"] for r in fake_helpdesk.api_requests()]
+    assert len(sent_to) == 30 and len(set(sent_to)) == 30
+    assert {row.status for row in outbox_rows(services)} == {"sent"}
+
+
 def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 400)

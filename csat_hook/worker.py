@@ -274,6 +274,8 @@ class DeliveryWorker:
         self._write_outcome(lambda conn: store.reschedule(
             conn, item.id, self.worker_id, now, next_attempt_at=now + timedelta(seconds=delay),
             error=prefix + exc.message, http_status=exc.http_status))
+        # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.
+        self.services.waker.notify()
         logger.warning("delivery.retry", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
                                                 "attempt": item.attempts, "error": exc.message,
                                                 "delay": round(delay, 3)})

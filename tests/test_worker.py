@@ -290,6 +290,24 @@ def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_po
     assert {row.status for row in outbox_rows(services)} == {"sent"}
 
 
+def test_a_retry_is_sent_at_its_backoff_time_not_at_the_next_poll(
+        make_config, make_services, fake_helpdesk):
+    services = make_services(make_config(delivery={"poll_seconds": 60,
+                                                   "backoff_base_seconds": 0.2}))
+    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
+    fake_helpdesk.fail_next(2, status=503)
+    worker = DeliveryWorker(services)
+    worker.start(threads=4)
+    try:
+        queue_generic(services)
+        deadline = time.monotonic() + 20
+        while len(fake_helpdesk.api_requests()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert [r["answered"] for r in fake_helpdesk.api_requests()] == [503, 503, 200]
+
+
 def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 400)

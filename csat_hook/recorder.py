@@ -13,7 +13,6 @@ fails, its closes are retried one by one so one bad row cannot fail its neighbou
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook import store
+from csat_hook.batching import BatchThread
 from csat_hook.db import run_transaction
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.records import DialogClosed
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 128
 WAIT_SECONDS = 30.0
 
 
@@ -68,42 +67,20 @@ class CloseRecorder:
         self.send_delay = timedelta(seconds=send_delay)
         self.skip_reason = skip_reason
         self.after_commit = after_commit
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._writer: BatchThread[_Pending] = BatchThread(self._write_batch,
+                                                          name="close-recorder")
 
     def record(self, event: DialogClosed, *, token: str, now: datetime,
                occurrence: str) -> dict[str, Any]:
         """Store one close; block until its batch committed; return the outcome body."""
-        self._ensure_thread()
         pending = _Pending(event, token, now, occurrence)
-        self._queue.put(pending)
+        self._writer.put(pending)
         if not pending.done.wait(WAIT_SECONDS):
             raise ServiceUnavailableError("the database did not answer in time; retry later")
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
-
-    def _ensure_thread(self) -> None:
-        # Started on first use, so it is created in the process that serves (after a fork).
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="close-recorder",
-                                                daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:

@@ -696,12 +696,21 @@ def _bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None
 
 def _datetime_from_db(dialect_name: str) -> Any:
     if dialect_name == "sqlite":
+        parse = datetime.fromisoformat
+
         def from_text(value: str) -> datetime:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            # Stored naive UTC. Parsing with the offset appended is several times faster than
+            # parsing and then replacing tzinfo (a sync converts ~350,000 of these).
+            try:
+                return parse(value + "+00:00")
+            except ValueError:  # written with an offset by something else
+                return parse(value).astimezone(UTC)
         return from_text
 
     def from_naive(value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC)
+        # The constructor is about four times faster than value.replace(tzinfo=UTC).
+        return datetime(value.year, value.month, value.day, value.hour, value.minute,
+                        value.second, value.microsecond, UTC)
     return from_naive
 
 

@@ -1,0 +1,180 @@
+"""Configuration of the ``generic`` adapter: authentication, the JSON-path mapping and the
+reply request template (validated when the configuration is loaded)."""
+
+from __future__ import annotations
+
+import string
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+from typing import Literal
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.config import StrictModel
+from csat_hook.helpdesks.base import HelpdeskOptions
+
+REPLY_FIELDS = (
+    "text", "link", "dialog_id", "agent_id", "agent_name", "agent_email", "customer_id",
+    "customer_email", "idempotency_key",
+)
+
+
+class AuthOptions(StrictModel):
+    """How the sender proves itself: ``token`` (shared secret), ``hmac`` or ``none``."""
+
+    mode: Literal["token", "hmac", "none"] = "token"
+    token: SecretStr | None = None
+    token_header: str | None = "X-Webhook-Token"  # noqa: S105 (a header name)
+    token_query: str | None = "token"  # noqa: S105 (a parameter name)
+    secret: SecretStr | None = None
+    signature_header: str = "X-Signature"
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    signature_prefix: str = ""
+    timestamp_header: str | None = None
+    signed_payload: Literal["{body}", "{timestamp}{body}", "{timestamp}.{body}"] = "{body}"
+    tolerance_seconds: float = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthOptions:
+        if self.mode == "token":
+            if self.token is None:
+                raise ValueError("token is required when mode is token")
+            if not (self.token_header or self.token_query):
+                raise ValueError("set token_header and/or token_query")
+        if self.mode == "hmac" and self.secret is None:
+            raise ValueError("secret is required when mode is hmac")
+        if "{timestamp}" in self.signed_payload and not self.timestamp_header:
+            raise ValueError("timestamp_header is required when signed_payload has {timestamp}")
+        return self
+
+
+class MappingOptions(StrictModel):
+    """JMESPath expressions into the webhook body. Unset (null) means "not in this payload"."""
+
+    event: str | None = "event"
+    close_events: list[str] = Field(default_factory=lambda: ["dialog.closed"])
+    reopen_events: list[str] = Field(default_factory=lambda: ["dialog.reopened"])
+    status: str | None = None
+    closed_values: list[str] = Field(default_factory=lambda: ["closed", "resolved", "solved"])
+    reopened_values: list[str] = Field(default_factory=lambda: ["open", "reopened"])
+    dialog_id: str = "dialog.id"
+    agent_id: str | None = "agent.id"
+    agent_name: str | None = "agent.name"
+    agent_email: str | None = "agent.email"
+    customer_id: str | None = "customer.id"
+    customer_name: str | None = "customer.name"
+    customer_email: str | None = "customer.email"
+    team: str | None = "team"
+    channel: str | None = "channel"
+    language: str | None = "language"
+    occurrence: str | None = None
+    context: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _compile(self) -> MappingOptions:
+        if self.event is None and self.status is None:
+            raise ValueError("set event and/or status: one of them must say a dialog closed")
+        for key, expression in self.expressions().items():
+            try:
+                jmespath.compile(expression)
+            except JMESPathError as exc:
+                raise ValueError(f"{key}: {expression!r} is not a valid JMESPath: "
+                                 f"{str(exc).splitlines()[0]}") from None
+        clash = set(self.context) & set(REPLY_FIELDS)
+        if clash:
+            raise ValueError(f"context: names {sorted(clash)} are reserved")
+        return self
+
+    def expressions(self) -> dict[str, str]:
+        """Every configured expression by its key (context values as ``context.<name>``)."""
+        found = {
+            key: getattr(self, key)
+            for key in ("event", "status", "dialog_id", "agent_id", "agent_name", "agent_email",
+                        "customer_id", "customer_name", "customer_email", "team", "channel",
+                        "language", "occurrence")
+            if getattr(self, key)
+        }
+        found.update({f"context.{k}": v for k, v in self.context.items()})
+        return found
+
+
+class ReplyRequestOptions(StrictModel):
+    """The HTTP request that posts the reply. Placeholders: ``{text}``, ``{dialog_id}``...
+
+    ``headers`` and ``query`` values are treated as secrets (masked by check-config).
+    """
+
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    url: str
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    query: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Any = Field(default_factory=lambda: {"dialog_id": "{dialog_id}", "text": "{text}"})
+    encoding: Literal["json", "form"] = "json"
+    idempotency_header: str | None = "Idempotency-Key"
+    message_id: str | None = "id"
+    error_path: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class GenericOptions(HelpdeskOptions):
+    type: str = "generic"
+    auth: AuthOptions
+    mapping: MappingOptions = Field(default_factory=MappingOptions)
+    reply: ReplyRequestOptions | None = None
+    # When set, every verified payload is saved here for `inspect-payload` (holds customer data).
+    capture_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _reply_needed(self) -> GenericOptions:
+        if self.type == "generic" and self.reply is None:
+            raise ValueError("reply is required: describe the request that posts the reply")
+        if self.reply is not None:
+            allowed = set(REPLY_FIELDS) | set(self.mapping.context)
+            _check_placeholders(self.reply, allowed)
+        return self
+
+
+def _check_placeholders(reply: ReplyRequestOptions, allowed: set[str]) -> None:
+    texts = [reply.url, *[v.get_secret_value() for v in reply.headers.values()],
+             *[v.get_secret_value() for v in reply.query.values()], *_strings(reply.body)]
+    for text in texts:
+        for _, name, _, _ in string.Formatter().parse(text):
+            if name is not None and name not in allowed:
+                raise ValueError(f"reply: unknown placeholder {{{name}}}; "
+                                 f"known: {', '.join(sorted(allowed))}")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> Any:
+    """Fill ``{name}`` placeholders in every string of a JSON-like template."""
+    if isinstance(template, str):
+        source = {k: urllib.parse.quote(v, safe="") for k, v in values.items()} if quote \
+            else values
+        return string.Formatter().vformat(template, (), dict(source))
+    if isinstance(template, dict):
+        return {k: render(v, values, quote=quote) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, values, quote=quote) for v in template]
+    return template

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -33,6 +34,7 @@ from pydantic import field_validator
 
 from csat_hook.config import StrictModel
 from csat_hook.errors import BadPayloadError
+from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.http import HttpClient
@@ -194,6 +196,32 @@ def shared_token_matches(request: WebhookRequest, token: SecretStr, *,
         value is not None and hmac.compare_digest(expected, value.encode("utf-8", "replace"))
         for value in candidates
     )
+
+
+# --- helpers for vendor API calls ------------------------------------------------------------
+
+
+def quote_id(value: str) -> str:
+    """An id as one URL path segment (``/`` and every other reserved character escaped)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def response_json(response: Any) -> Any:
+    """The response's JSON body; None when it has none or it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def unless_not_found(call: Callable[[], Any]) -> Any:
+    """``call()``'s response, or None when the vendor answered 404 (no such record)."""
+    try:
+        return call()
+    except DeliveryError as exc:
+        if exc.http_status == 404:
+            return None
+        raise
 
 
 # --- helpers for parse() --------------------------------------------------------------------

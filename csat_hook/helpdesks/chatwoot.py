@@ -31,6 +31,7 @@ from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.records import DialogClosed
@@ -159,7 +160,7 @@ class ChatwootHelpdesk(Helpdesk):
                 "content_type": "text",
             },
         )
-        body = _json(response)
+        body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
@@ -168,7 +169,7 @@ class ChatwootHelpdesk(Helpdesk):
             "GET", url, retries=2,
             headers={"api_access_token": self.options.api_access_token.get_secret_value()},
         )
-        for row in _json(response) or []:
+        for row in response_json(response) or []:
             if isinstance(row, Mapping) and as_text(row.get("id")) == agent.id:
                 return Person(id=agent.id,
                               name=as_text(row.get("available_name")) or as_text(row.get("name")),
@@ -184,9 +185,3 @@ def _previous_status(payload: Mapping[str, Any]) -> str | None:
                 return as_text(change["status"].get("previous_value"))
     return None
 
-
-def _json(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -27,7 +27,6 @@ import binascii
 import hmac
 import html
 import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,9 +40,12 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
+from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
 from csat_hook.records import DialogClosed
@@ -191,28 +193,25 @@ class FreshdeskHelpdesk(Helpdesk):
             )
         except DeliveryError as exc:
             raise _explained(exc) from exc
-        body = _json(response)
+        body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Freshdesk agent by id; None when there is no such agent."""
         if not agent.id:
             return None
-        try:
-            response = self.http.request("GET", self._url(AGENT_PATH, agent=agent.id),
-                                         headers=self._auth_headers(), retries=2)
-        except DeliveryError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        contact = dig(_json(response), "contact")
+        response = unless_not_found(lambda: self.http.request(
+            "GET", self._url(AGENT_PATH, agent=agent.id), headers=self._auth_headers(), retries=2))
+        if response is None:
+            return None
+        contact = dig(response_json(response), "contact")
         if not isinstance(contact, Mapping):
             return None
         return Person(id=agent.id, name=as_text(contact.get("name")),
                       email=as_text(contact.get("email")))
 
     def _url(self, path: str, **ids: str) -> str:
-        quoted = {key: urllib.parse.quote(value, safe="") for key, value in ids.items()}
+        quoted = {key: quote_id(value) for key, value in ids.items()}
         return f"{self.options.base_url}{path.format(**quoted)}"
 
     def _auth_headers(self) -> dict[str, str]:
@@ -252,9 +251,3 @@ def _person(value: Any) -> Person:
 def _compact(event: str) -> str:
     return re.sub(r"\s+", "", event)
 
-
-def _json(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
@@ -48,9 +47,12 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.http import HttpClient
@@ -187,7 +189,7 @@ class HelpScoutHelpdesk(Helpdesk):
         user = self.options.user_id or (reply.agent.id if self.options.reply_as_agent else None)
         if user:
             body["user"] = _number(user)
-        response = self._api("POST", REPLY_PATH.format(conversation=_quote(reply.dialog_id)),
+        response = self._api("POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
                              json=body)
         return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
 
@@ -195,13 +197,11 @@ class HelpScoutHelpdesk(Helpdesk):
         """Name and email of a Help Scout user by id; None when the id is unknown."""
         if not agent.id:
             return None
-        try:
-            response = self._api("GET", USER_PATH.format(user=_quote(agent.id)), retries=2)
-        except DeliveryError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        user = _json(response)
+        response = unless_not_found(
+            lambda: self._api("GET", USER_PATH.format(user=quote_id(agent.id)), retries=2))
+        if response is None:
+            return None
+        user = response_json(response)
         return _user({**user, "id": agent.id}) if isinstance(user, Mapping) else None
 
     # --- OAuth2 -----------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class HelpScoutHelpdesk(Helpdesk):
                 f"the Help Scout token request was refused (HTTP {exc.http_status}): check "
                 f"helpdesks.{self.name}.client_id and client_secret",
                 retryable=False, http_status=exc.http_status) from exc
-        answer = _json(response)
+        answer = response_json(response)
         token = as_text(answer.get("access_token"), limit=4096) if isinstance(
             answer, Mapping) else None
         if not token:
@@ -281,12 +281,3 @@ def _number(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,9 +49,12 @@ from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.records import DialogClosed
@@ -193,11 +195,11 @@ class IntercomHelpdesk(Helpdesk):
         if not admin_id:
             raise DeliveryError(f"no Intercom admin to reply as: set helpdesks.{self.name}."
                                 "admin_id", retryable=False)
-        response = self._call("POST", REPLY_PATH.format(conversation=_quote(reply.dialog_id)),
+        response = self._call("POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
                               json={"message_type": "comment", "type": "admin",
                                     "admin_id": admin_id,
                                     "body": text_to_html(reply.text, reply.link)})
-        conversation = _json(response)
+        conversation = response_json(response)
         if self.options.keep_closed and _state(conversation) != "closed":
             self._close_again(reply.dialog_id, admin_id)
         return SendResult(external_id=_last_part_id(conversation))
@@ -205,7 +207,7 @@ class IntercomHelpdesk(Helpdesk):
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""
         try:
-            self._call("POST", PARTS_PATH.format(conversation=_quote(dialog_id)),
+            self._call("POST", PARTS_PATH.format(conversation=quote_id(dialog_id)),
                        json={"message_type": "close", "type": "admin", "admin_id": admin_id})
         except DeliveryError as exc:
             # The survey is out; raising would queue it again. The conversation just stays
@@ -217,13 +219,11 @@ class IntercomHelpdesk(Helpdesk):
         """Name and email of an admin by id; None when Intercom does not know the id."""
         if not agent.id:
             return None
-        try:
-            response = self._call("GET", ADMIN_PATH.format(admin=_quote(agent.id)), retries=2)
-        except DeliveryError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        admin = _json(response)
+        response = unless_not_found(
+            lambda: self._call("GET", ADMIN_PATH.format(admin=quote_id(agent.id)), retries=2))
+        if response is None:
+            return None
+        admin = response_json(response)
         if not isinstance(admin, Mapping):
             return None
         return Person(id=agent.id, name=as_text(admin.get("name")),
@@ -307,12 +307,3 @@ def _last_part_id(conversation: Any) -> str | None:
     return None
 
 
-def _quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

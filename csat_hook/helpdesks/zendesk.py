@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,10 +49,13 @@ from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
+from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
@@ -244,20 +246,17 @@ class ZendeskHelpdesk(Helpdesk):
                                          json={"ticket": ticket})
         except DeliveryError as exc:
             raise _explained(exc) from exc
-        return SendResult(external_id=_comment_id(_json(response)))
+        return SendResult(external_id=_comment_id(response_json(response)))
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Zendesk user by id; None when there is no such user."""
         if not agent.id:
             return None
-        try:
-            response = self.http.request("GET", self._url(USER_PATH, user=agent.id),
-                                         headers=self._auth_headers(), retries=2)
-        except DeliveryError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        user = dig(_json(response), "user")
+        response = unless_not_found(lambda: self.http.request(
+            "GET", self._url(USER_PATH, user=agent.id), headers=self._auth_headers(), retries=2))
+        if response is None:
+            return None
+        user = dig(response_json(response), "user")
         if not isinstance(user, Mapping):
             return None
         return Person(id=agent.id, name=as_text(user.get("name")),
@@ -265,7 +264,7 @@ class ZendeskHelpdesk(Helpdesk):
 
     def _url(self, path: str, **ids: str) -> str:
         # Ids come from verified payloads, but a path segment is still no place for a slash.
-        quoted = {key: urllib.parse.quote(value, safe="") for key, value in ids.items()}
+        quoted = {key: quote_id(value) for key, value in ids.items()}
         return f"{self.options.base_url}{path.format(**quoted)}"
 
     def _auth_headers(self) -> dict[str, str]:
@@ -323,9 +322,3 @@ def _comment_id(body: Any) -> str | None:
                 return as_text(event.get("id"))
     return as_text(dig(body, "audit.id"))
 
-
-def _json(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -21,7 +21,6 @@ server). Control endpoints: ``GET/DELETE /_fake/requests``, ``POST /_fake/fail``
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import json
 import secrets
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from csat_hook.config import CsvResultsConfig
 from csat_hook.devtools import sheets_model as model
+from csat_hook.devtools.loopback import LoopbackServer
 from csat_hook.devtools.sheets_model import SheetsApiError
 from csat_hook.sync.values import parse_text_time
 
@@ -79,8 +79,10 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class FakeGoogle:
+class FakeGoogle(LoopbackServer):
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
+
+    poll_interval = 0.05  # stop() returns at once in tests
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  require_auth: bool = True, latency: float = 0.0) -> None:
@@ -329,19 +331,6 @@ class FakeGoogle:
 
     # --- running -----------------------------------------------------------------------------
 
-    def start(self) -> FakeGoogle:
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        with contextlib.suppress(KeyboardInterrupt):
-            self.server.serve_forever()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class _QuietServer(ThreadingHTTPServer):

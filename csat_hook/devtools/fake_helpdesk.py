@@ -20,7 +20,6 @@ Not a product path: it exists so the real service can be exercised without a hel
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sys
@@ -34,8 +33,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
+from csat_hook.devtools.loopback import LoopbackServer
 
-class FakeHelpdesk:
+
+class FakeHelpdesk(LoopbackServer):
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None,
@@ -164,15 +165,3 @@ class FakeHelpdesk:
         with self.lock:
             return list(self.requests)
 
-    def start(self) -> FakeHelpdesk:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        with contextlib.suppress(KeyboardInterrupt):
-            self.server.serve_forever()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -14,8 +14,12 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from typing import TYPE_CHECKING
 from typing import Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from csat_hook.config import Config
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
@@ -61,6 +65,12 @@ class RatingScale:
         self.low = low
         self.high = high
         self.labels = {normalize(label): score for label, score in labels.items()}
+
+    @classmethod
+    def from_config(cls, config: Config) -> RatingScale:
+        """``metrics.scale_min..scale_max`` with ``results.rating_labels``."""
+        return cls(config.metrics.scale_min, config.metrics.scale_max,
+                   config.results.rating_labels)
 
     def parse(self, value: Any) -> int:
         """The score, or RatingError (never quoting the value: it may be free text)."""

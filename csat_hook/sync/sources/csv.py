@@ -50,12 +50,10 @@ class CsvResults(ResultsSource):
     def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
                     forms: FormsApi | None = None) -> CsvResults:
         options = config.results.csv
-        metrics = config.metrics
         return cls(Path(options.path), timezone=options.timezone, encoding=options.encoding,
                    delimiter=options.delimiter, timestamp_formats=options.timestamp_formats,
                    columns=config.results.columns,
-                   ratings=RatingScale(metrics.scale_min, metrics.scale_max,
-                                       config.results.rating_labels))
+                   ratings=RatingScale.from_config(config))
 
     @property
     def key(self) -> str:

@@ -69,12 +69,10 @@ class FormsApiResults(ResultsSource):
             raise ValueError("the forms_api source needs a Forms API client")
         api = forms
         options = config.results.forms_api
-        metrics = config.metrics
         assert options.form_id is not None  # checked by the config model
         return cls(api, options.form_id, question_ids=options.question_ids,
                    page_size=options.page_size, overlap_seconds=options.overlap_seconds,
-                   ratings=RatingScale(metrics.scale_min, metrics.scale_max,
-                                       config.results.rating_labels))
+                   ratings=RatingScale.from_config(config))
 
     @property
     def key(self) -> str:

@@ -70,12 +70,10 @@ class GSheetsResults(ResultsSource):
             raise ValueError("the gsheets source needs a Sheets API client")
         api = sheets
         options = config.results.gsheets
-        metrics = config.metrics
         assert options.spreadsheet_id is not None  # checked by the config model
         return cls(api, options.spreadsheet_id, sheet_gid=options.sheet_gid,
                    sheet_name=options.sheet_name, columns=config.results.columns,
-                   ratings=RatingScale(metrics.scale_min, metrics.scale_max,
-                                       config.results.rating_labels))
+                   ratings=RatingScale.from_config(config))
 
     @property
     def key(self) -> str:

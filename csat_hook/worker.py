@@ -133,7 +133,6 @@ class DeliveryWorker:
                     if due is not None:
                         seconds = (due - self.services.clock()).total_seconds()
                         timeout = max(0.01, min(poll, seconds))
-                failures = 0
             except DBAPIError as exc:
                 failures += 1
                 timeout = min(30.0, 0.5 * 2**failures)

@@ -120,7 +120,7 @@ def main() -> None:
             "database": {"url": db},
             "token": {"secret": "bench-token-secret-0123456789"},
             "logging": {"level": "WARNING"},
-            "helpdesks": {"chatwoot": {"type": "chatwoot", "base_url": "http://127.0.0.1:9",
+            "helpdesks": {"chatwoot": {"kind": "chatwoot", "base_url": "http://127.0.0.1:9",
                                        "api_access_token": "x", "webhook_secret": SECRET}},
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config))
@@ -164,8 +164,8 @@ def _private_schema(url: str) -> tuple[str, str]:
 
     import sqlalchemy as sa
 
-    from csat_hook.config import normalize_database_url
-    from csat_hook.db import make_engine
+    from csat_hook.db.config import normalize_database_url
+    from csat_hook.db.engine import make_engine
 
     schema = f"ack_{uuid.uuid4().hex[:8]}"
     base = sa.make_url(normalize_database_url(url))
@@ -180,8 +180,8 @@ def _private_schema(url: str) -> tuple[str, str]:
 def _drop_schema(url: str, schema: str) -> None:
     import sqlalchemy as sa
 
-    from csat_hook.config import normalize_database_url
-    from csat_hook.db import make_engine
+    from csat_hook.db.config import normalize_database_url
+    from csat_hook.db.engine import make_engine
 
     engine = make_engine(normalize_database_url(url))
     with engine.begin() as conn:

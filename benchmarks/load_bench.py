@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load import open_loop  # noqa: E402
 
-from csat_hook.config import normalize_database_url  # noqa: E402
-from csat_hook.db import make_engine  # noqa: E402
-from csat_hook.db import outbox  # noqa: E402
-from csat_hook.db import surveys  # noqa: E402
-from csat_hook.devtools.cluster import LocalCluster  # noqa: E402
+from csat_hook.db.config import normalize_database_url  # noqa: E402
+from csat_hook.db.engine import make_engine  # noqa: E402
+from csat_hook.db.schema import outbox  # noqa: E402
+from csat_hook.db.schema import surveys  # noqa: E402
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk  # noqa: E402
+from tests.cluster import LocalCluster  # noqa: E402
 
 
 class Close:
@@ -101,7 +101,7 @@ def main() -> None:
                          "max_attempts": 30, "concurrency": 8, "poll_seconds": 5},
             "logging": {"level": "WARNING"},
             "helpdesks": {"generic": {
-                "type": "generic", "auth": {"mode": "token", "token": "load-token"},
+                "kind": "generic", "auth": {"mode": "token", "token": "load-token"},
                 "reply": {"url": fake.url + "/api/dialogs/{dialog_id}/messages"}}},
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config))

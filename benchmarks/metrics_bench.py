@@ -18,7 +18,7 @@ from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from csat_hook.config import PeriodsConfig
+from csat_hook.sync.config import PeriodsConfig
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute

@@ -31,12 +31,12 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
-from csat_hook import store
 from csat_hook import tokens
 from csat_hook.config import load_config
-from csat_hook.config import normalize_database_url
-from csat_hook.db import create_schema
-from csat_hook.db import make_engine
+from csat_hook.db.config import normalize_database_url
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
+from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
 
 SECRET = "benchmark-token-secret-0123456789"

@@ -7,8 +7,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from csat_hook.config import Config
 from csat_hook.config import load_config
+from csat_hook.intake import web
+from csat_hook.outbox import api
 from csat_hook.services import Services
 from csat_hook.services import build_services
+
+SERVICES = "csat_hook"
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
@@ -22,11 +26,13 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app = Flask("csat_hook")
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["csat_hook"] = services
+    app.extensions[SERVICES] = services
+    app.extensions[web.EXTENSION] = services.intake
+    token = config.server.api_token
+    app.extensions[api.EXTENSION] = api.OutboxApi(
+        services.engine, token.get_secret_value() if token is not None else None)
     if config.server.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-
-    from csat_hook import webhooks
-
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(api.bp)
     return app

@@ -11,10 +11,87 @@ import re
 import string
 import urllib.parse
 from dataclasses import dataclass
+from typing import Literal
 
-from csat_hook.config import FormConfig
-from csat_hook.config import ReplyConfig
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+
 from csat_hook.errors import ConfigError
+from csat_hook.settings import StrictModel
+from csat_hook.settings import check_template
+
+LINK_ROLES = ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "team", "token")
+REPLY_PLACEHOLDERS = frozenset(
+    {"agent_name", "agent_first_name", "customer_name", "ticket", "link", "helpdesk", "team"}
+)
+
+
+class FormConfig(StrictModel):
+    kind: Literal["google_forms", "template"] = "google_forms"
+    url: str = "https://docs.google.com/forms/d/e/YOUR_FORM_ID/viewform"
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "agent_name": "entry.1000001",
+            "agent_id": "entry.1000002",
+            "ticket": "entry.1000003",
+            "token": "entry.1000004",
+        }
+    )
+    extra_params: dict[str, str] = Field(default_factory=dict)
+    url_template: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, entry in value.items():
+            if role not in LINK_ROLES:
+                raise ValueError(f"unknown field {role!r}; known: {', '.join(LINK_ROLES)}")
+            if not re.fullmatch(r"entry\.\d+", entry):
+                raise ValueError(f"{role}: {entry!r} is not a Google Forms entry id (entry.<N>)")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> FormConfig:
+        if self.kind == "template":
+            if not self.url_template:
+                raise ValueError("url_template is required when kind is template")
+            check_template(self.url_template, frozenset(LINK_ROLES), where="url_template")
+            if "{token}" not in self.url_template:
+                raise ValueError("url_template must contain {token}: answers are credited by it")
+        elif "token" not in self.fields:
+            raise ValueError("fields.token is required: answers are credited by the signed token")
+        return self
+
+
+class ReplyConfig(StrictModel):
+    default_language: str = "en"
+    templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "en": "Thanks for contacting us! How did {agent_name} do? "
+            "Rate this conversation (it takes 10 seconds): {link}",
+            "ru": "Спасибо за обращение! Оцените, пожалуйста, как с вами поработал(а) "
+            "{agent_name}: {link}",
+        }
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one template is required")
+        for lang, text in value.items():
+            check_template(text, REPLY_PLACEHOLDERS, where=lang)
+            if "{link}" not in text:
+                raise ValueError(f"{lang}: the template must contain {{link}}")
+        return value
+
+
+class SurveyConfig(StrictModel):
+    form: FormConfig = Field(default_factory=FormConfig)
+    reply: ReplyConfig = Field(default_factory=ReplyConfig)
+
+
 
 
 @dataclass(frozen=True)

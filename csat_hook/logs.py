@@ -11,13 +11,22 @@ import logging
 import sys
 from datetime import UTC
 from datetime import datetime
+from typing import Literal
 from typing import TextIO
+
+from csat_hook.settings import StrictModel
 
 SAFE_FIELDS = (
     "helpdesk", "dialog_id", "survey_id", "outbox_id", "status", "attempt", "reason",
     "error", "http_status", "delay", "worker", "count", "source", "path", "duration_ms",
     "rows", "requests", "sheet", "key",
 )
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
 
 
 class SafeFormatter(logging.Formatter):

@@ -1,23 +1,30 @@
-"""The objects a running process shares, built once from the configuration."""
+"""The composition root: the objects a running process shares, built once from the config.
+
+Flows never import this module: it imports them and wires each one with what it needs
+(intake gets the adapters, the engine and the send policy; delivery gets the adapters, the
+survey settings and the retry budget), so data flows one way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from csat_hook.clock import Clock
+from csat_hook.clock import utcnow
 from csat_hook.config import Config
-from csat_hook.db import create_schema
-from csat_hook.db import make_engine
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
 from csat_hook.helpdesks import build_helpdesks
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.http import HttpClient
-from csat_hook.http import utcnow
-from csat_hook.recorder import CloseRecorder
-from csat_hook.wake import Waker
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.intake.receive import Intake
+from csat_hook.intake.recorder import CloseRecorder
+from csat_hook.outbox.delivery import Delivery
+from csat_hook.outbox.wake import Waker
+from csat_hook.outbox.worker import DeliveryWorker
 
 
 @dataclass
@@ -26,25 +33,29 @@ class Services:
     engine: Engine
     helpdesks: dict[str, Helpdesk]
     http: HttpClient
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = utcnow
     waker: Waker = field(default_factory=Waker)
-    recorder: CloseRecorder = field(init=False)
+    intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
-        from csat_hook.intake import skip_reason
+        recorder = CloseRecorder(lambda: self.engine, policy=self.config.policy,
+                                 replies_queued=self.waker.notify)
+        self.intake = Intake(helpdesks=self.helpdesks, engine=self.engine,
+                             policy=self.config.policy,
+                             token_secret=self.config.token.secret.get_secret_value(),
+                             recorder=recorder, clock=lambda: self.clock())
 
-        self.recorder = CloseRecorder(
-            lambda: self.engine,
-            send_delay=self.config.policy.send_delay_seconds,
-            skip_reason=lambda conn, event, now, seen: skip_reason(self, conn, event, now, seen),
-            after_commit=self.waker.notify,
-        )
+    def delivery_worker(self, *, worker_id: str | None = None) -> DeliveryWorker:
+        """A delivery worker for this process (not started)."""
+        delivery = Delivery(self.helpdesks, self.config.survey, self.config.delivery.max_attempts)
+        return DeliveryWorker(self.engine, delivery, self.config.delivery, waker=self.waker,
+                              clock=lambda: self.clock(), worker_id=worker_id)
 
 
 def build_services(
     config: Config,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utcnow,
     http: HttpClient | None = None,
     engine: Engine | None = None,
     create_tables: bool = True,

@@ -22,12 +22,35 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+
 from csat_hook.errors import TokenError
+from csat_hook.settings import StrictModel
 
 VERSION = "1"
 TAG_BYTES = 12
 MAX_TOKEN_LENGTH = 1024
 _DOMAIN = b"csat-hook/survey-ref/v1\x00"
+
+
+class TokenConfig(StrictModel):
+    secret: SecretStr = SecretStr("dev-insecure-token-secret")
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a long random string)")
+        return value
+
+    def all_secrets(self) -> list[str]:
+        """The current secret first, then retired ones still accepted when verifying."""
+        return [self.secret.get_secret_value(),
+                *(s.get_secret_value() for s in self.previous_secrets)]
+
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.config import Config
 from csat_hook.config import load_config
-from csat_hook.db import make_engine
+from csat_hook.db.engine import make_engine
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
-from csat_hook.http import HttpClient
+from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.services import Services
 from csat_hook.services import build_services
 
@@ -97,16 +97,16 @@ def base_overrides(database_url: str, tmp_path: Path, fake_url: str) -> dict[str
                      "max_attempts": 5, "connect_timeout_seconds": 1,
                      "read_timeout_seconds": 2, "poll_seconds": 0.2, "lease_seconds": 30},
         "helpdesks": {
-            "dryrun": {"type": "dryrun", "output": str(tmp_path / "dry.jsonl"),
+            "dryrun": {"kind": "dryrun", "output": str(tmp_path / "dry.jsonl"),
                        "auth": {"mode": "token", "token": "dry-token-123"}},
             "generic": {
-                "type": "generic",
+                "kind": "generic",
                 "auth": {"mode": "token", "token": "generic-token-123"},
                 "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages",
                           "headers": {"Authorization": "Bearer generic-api-key"}},
             },
             "chatwoot": {
-                "type": "chatwoot",
+                "kind": "chatwoot",
                 "base_url": fake_url,
                 "api_access_token": "cw-api-token",
                 "webhook_secret": "cw-webhook-secret",

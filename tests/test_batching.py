@@ -7,7 +7,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from csat_hook.batching import TransactionBatcher
+from csat_hook.db.group_commit import GroupCommit
+from csat_hook.db.group_commit import run_each
 
 
 @pytest.fixture
@@ -32,11 +33,11 @@ def _keys(engine: sa.Engine) -> list[int]:
 
 
 def test_each_caller_gets_its_own_result_and_every_write_is_committed(engine):
-    batcher = TransactionBatcher(lambda: engine, name="test")
+    batcher = GroupCommit(lambda: engine, run_each, name="test")
     results: dict[int, int] = {}
 
     def call(k: int) -> None:
-        results[k] = batcher.run(_insert(k))
+        results[k] = batcher.submit(_insert(k))
 
     threads = [threading.Thread(target=call, args=(k,)) for k in range(50)]
     for thread in threads:
@@ -49,8 +50,8 @@ def test_each_caller_gets_its_own_result_and_every_write_is_committed(engine):
 
 
 def test_a_failing_write_raises_to_its_caller_only_and_its_neighbours_are_kept(engine):
-    batcher = TransactionBatcher(lambda: engine, name="test")
-    batcher.run(_insert(7))
+    batcher = GroupCommit(lambda: engine, run_each, name="test")
+    batcher.submit(_insert(7))
     gate = threading.Event()
     outcomes: dict[int, object] = {}
 
@@ -59,11 +60,11 @@ def test_a_failing_write_raises_to_its_caller_only_and_its_neighbours_are_kept(e
 
     def call(k: int) -> None:
         try:
-            outcomes[k] = batcher.run(_insert(k))
+            outcomes[k] = batcher.submit(_insert(k))
         except sa.exc.IntegrityError as exc:
             outcomes[k] = exc
 
-    first = threading.Thread(target=batcher.run, args=(blocker,))
+    first = threading.Thread(target=batcher.submit, args=(blocker,))
     first.start()
     threads = [threading.Thread(target=call, args=(k,)) for k in (1, 7, 2)]
     for thread in threads:

@@ -12,10 +12,10 @@ from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import Person
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
@@ -25,7 +25,7 @@ BASE = "https://chat.example.com"
 
 
 def desk(clock: FakeClock, **options) -> ChatwootHelpdesk:
-    options = {"type": "chatwoot", "base_url": BASE + "/", "api_access_token": "tok",
+    options = {"kind": "chatwoot", "base_url": BASE + "/", "api_access_token": "tok",
                "webhook_secret": "sec", **options}
     config = load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
     return ChatwootHelpdesk("chatwoot", config.helpdesks["chatwoot"],
@@ -102,7 +102,7 @@ def test_account_id_falls_back_to_the_config(clock):
     assert event.reply_context == {}
     with responses.RequestsMock() as rsps:
         rsps.post(BASE + "/api/v1/accounts/42/conversations/10/messages", json={"id": 5})
-        from csat_hook.records import Reply
+        from csat_hook.helpdesks.records import Reply
 
         result = desk(clock, account_id=42).send_reply(Reply(
             helpdesk="chatwoot", dialog_id="10", text="t", link="l", agent=Person(),
@@ -111,7 +111,7 @@ def test_account_id_falls_back_to_the_config(clock):
 
 
 def test_unknown_account_fails_permanently_with_the_key_to_set(clock):
-    from csat_hook.records import Reply
+    from csat_hook.helpdesks.records import Reply
 
     with pytest.raises(DeliveryError, match=r"set helpdesks\.chatwoot\.account_id") as info:
         desk(clock).send_reply(Reply(helpdesk="chatwoot", dialog_id="10", text="t", link="l",

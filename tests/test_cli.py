@@ -60,7 +60,7 @@ def test_outbox_retry_requeues_failed_replies(tmp_path):
     queue_one(tmp_path)
     import sqlalchemy as sa
 
-    from csat_hook.db import outbox
+    from csat_hook.db.schema import outbox
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     with engine.begin() as conn:

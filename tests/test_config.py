@@ -64,7 +64,7 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
     ("survey: {form: {kind: template, url_template: 'https://t.example/?a={agent_name}'}}",
      r"must contain \{token\}"),
     ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
-    ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.type: unknown helpdesk type 'nope'"),
+    ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.kind: unknown helpdesk kind 'nope'"),
     ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),
     ("helpdesks: {chatwoot: {api_access_token: t}}", r"helpdesks\.chatwoot: set webhook_secret"),
     ("helpdesks: {g: {type: generic, auth: {mode: token, token: t}}}",
@@ -91,7 +91,7 @@ def test_all_errors_are_reported_at_once(tmp_path):
     path.write_text("server: {port: 0}\nhelpdesks: {x: {type: nope}}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert "server.port" in info.value.message and "helpdesks.x.type" in info.value.message
+    assert "server.port" in info.value.message and "helpdesks.x.kind" in info.value.message
 
 
 def test_masked_dump_hides_every_secret():

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from csat_hook import tokens
 from csat_hook.app import create_app
-from csat_hook.db import surveys
+from csat_hook.db.schema import surveys
 from csat_hook.helpdesks import REGISTRY
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.worker import DeliveryWorker
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import link_fields
 from tests.kits import Kit
 from tests.kits import load_kits
@@ -33,8 +33,8 @@ def test_every_registered_type_has_a_kit():
 def test_every_adapter_subclasses_the_base_and_has_options():
     for kind, adapter in REGISTRY.items():
         assert issubclass(adapter, Helpdesk)
-        assert adapter.type == kind
-        assert adapter.Options.model_fields["type"].default == kind
+        assert adapter.kind == kind
+        assert adapter.Options.model_fields["kind"].default == kind
 
 
 @pytest.fixture(params=sorted(KITS))
@@ -44,13 +44,13 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 @pytest.fixture
 def kit_services(kit, make_config, make_services, fake_helpdesk, tmp_path):
-    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
-    return make_services(make_config(helpdesks={kit.type: options}))
+    options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+    return make_services(make_config(helpdesks={kit.kind: options}))
 
 
 def _post(client: Any, kit: Kit, request: tuple[bytes, dict[str, str], dict[str, str]]) -> Any:
     body, headers, query = request
-    return client.post(f"/webhooks/{kit.type}", data=body, headers=headers, query_string=query)
+    return client.post(f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query)
 
 
 def _surveys(services: Any) -> list[Any]:
@@ -69,7 +69,7 @@ def test_signed_close_is_queued_once_and_delivered_in_vendor_shape(
     assert again.status_code == 200 and again.json["status"] == "duplicate"
     [survey] = _surveys(kit_services)
     assert survey.dialog_id == kit.dialog_id
-    assert DeliveryWorker(kit_services).run_once() == 1
+    assert kit_services.delivery_worker().run_once() == 1
     kit.check_reply([r for r in fake_helpdesk.api_requests() if r["method"] != "GET"], tmp_path)
     with kit_services.engine.connect() as conn:
         link = conn.execute(sa.select(surveys.c.link)).scalar_one()
@@ -77,7 +77,7 @@ def test_signed_close_is_queued_once_and_delivered_in_vendor_shape(
     assert fields["entry.333"] == kit.dialog_id
     assert fields["entry.111"] == kit.agent_name
     ref = tokens.verify(fields["entry.444"], kit_services.config.token.all_secrets())
-    assert (ref.helpdesk, ref.dialog_id) == (kit.type, kit.dialog_id)
+    assert (ref.helpdesk, ref.dialog_id) == (kit.kind, kit.dialog_id)
 
 
 def test_tampered_close_is_refused(kit, kit_services, clock):

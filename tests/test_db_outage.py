@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.app import create_app
-from csat_hook.http import utcnow
-from csat_hook.worker import DeliveryWorker
+from csat_hook.clock import utcnow
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import generic_close
 from tests.tcp_proxy import TcpProxy
 
@@ -35,7 +35,7 @@ def test_service_recovers_when_the_database_comes_back(database_url, make_config
                                          delivery={"poll_seconds": 0.2}))
     services.clock = utcnow
     client = create_app(services=services).test_client()
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     worker.start(threads=2)
     try:
         assert client.post("/webhooks/generic", json=generic_close("UP-1"),
@@ -82,4 +82,4 @@ def test_connections_killed_by_a_database_restart_are_replaced_transparently(
     assert client.get("/healthz").status_code == 200
     after = client.post("/webhooks/generic", json=generic_close("R-2"), headers=AUTH)
     assert after.status_code == 200 and after.json["status"] == "queued"
-    assert DeliveryWorker(services).run_once() == 2
+    assert services.delivery_worker().run_once() == 2

@@ -17,22 +17,22 @@ from responses import matchers
 
 from csat_hook.app import create_app
 from csat_hook.config import load_config
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.freshdesk import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk import reply_html
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import WebhookRequest
-from csat_hook.worker import DeliveryWorker
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
@@ -84,7 +84,7 @@ def reply(text: str = "How did we do? https://x.test/f?a=1&b=2",
 @pytest.fixture
 def fd_services(make_config, make_services, fake_helpdesk):
     def build(_sections: dict[str, Any] | None = None, **options: Any) -> Any:
-        values = {"type": "freshdesk", "base_url": fake_helpdesk.url, "api_key": "fd-api-key",
+        values = {"kind": "freshdesk", "base_url": fake_helpdesk.url, "api_key": "fd-api-key",
                   "webhook_token": TOKEN, **options}
         return make_services(make_config(helpdesks={"freshdesk": values}, **(_sections or {})))
     return build
@@ -348,7 +348,7 @@ def test_a_deleted_ticket_marks_the_reply_failed(fd_services, fake_helpdesk, mon
     post(create_app(services=services).test_client(),
          fixture("freshdesk", "automation_resolved.json"))
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     [item] = rows(services, outbox)
     assert (item.status, item.last_http_status) == ("failed", 404)
@@ -377,7 +377,7 @@ def test_id_only_close_gets_the_agent_name_into_the_link(fd_services, fake_helpd
     post(create_app(services=services).test_client(),
          fixture("freshdesk", "automation_agent_id_only.json"))
 
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     lookup = fake_helpdesk.api_requests()[0]
     assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/agents/{AGENT_ID}")
@@ -391,7 +391,7 @@ def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdes
     script_answers(fake_helpdesk, monkeypatch, Answer("GET", AGENT_PATH, 502, {}))
     post(create_app(services=services).test_client(),
          fixture("freshdesk", "automation_agent_id_only.json"))
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     for _ in range(services.config.delivery.max_attempts):
         worker.run_once()

@@ -51,8 +51,8 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 @pytest.fixture
 def fuzz_client(kit, make_config, make_services, fake_helpdesk, tmp_path):
-    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
-    services = make_services(make_config(helpdesks={kit.type: options},
+    options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+    services = make_services(make_config(helpdesks={kit.kind: options},
                                          server={"max_body_bytes": 65536}))
     return create_app(services=services).test_client(), services
 
@@ -97,7 +97,7 @@ def test_mutated_close_payloads_never_cause_a_5xx(fuzz_client, kit, clock, data)
         payload = _replace(payload, path, data.draw(json_values))
     signed_body, signed_headers, signed_query = kit.sign(
         json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode(), clock())
-    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=signed_headers,
+    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=signed_headers,
                            query_string=signed_query)
     _assert_not_5xx(response)
 
@@ -110,7 +110,7 @@ def test_random_signed_bodies_never_cause_a_5xx(fuzz_client, kit, clock, body, c
     client, _ = fuzz_client
     signed_body, headers, query = kit.sign(body, clock())
     headers = {**headers, "Content-Type": content_type}
-    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
                            query_string=query)
     _assert_not_5xx(response)
 
@@ -122,7 +122,7 @@ def test_random_signed_bodies_never_cause_a_5xx(fuzz_client, kit, clock, body, c
     body=json_values)
 def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, headers, body):
     client, _services = fuzz_client
-    response = client.post(f"/webhooks/{kit.type}", data=json.dumps(body), headers=headers)
+    response = client.post(f"/webhooks/{kit.kind}", data=json.dumps(body), headers=headers)
     _assert_not_5xx(response)
     assert response.status_code in (200, 400, 401)
 
@@ -140,7 +140,7 @@ def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, he
 def test_hostile_bodies_get_a_4xx_or_are_ignored(fuzz_client, kit, clock, body):
     client, _ = fuzz_client
     signed_body, headers, query = kit.sign(body, clock())
-    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
                            query_string=query)
     _assert_not_5xx(response)
 
@@ -158,6 +158,6 @@ def test_long_values_fit_the_store(fuzz_client, kit, clock):
             if isinstance(current, str | int) and not isinstance(current, bool):
                 payload = _replace(payload, path, str(current) + "ж" * 3000)
     signed_body, headers, query = kit.sign(json.dumps(payload).encode(), clock())
-    response = client.post(f"/webhooks/{kit.type}", data=signed_body, headers=headers,
+    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
                            query_string=query)
     _assert_not_5xx(response)

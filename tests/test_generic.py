@@ -20,13 +20,13 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic import GenericHelpdesk
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpers import FIXTURES
 from tests.helpers import body_of
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def adapter(clock: FakeClock, **options) -> GenericHelpdesk:
     options.setdefault("auth", {"mode": "none"})
     options.setdefault("reply", {"url": "https://desk.example.com/d/{dialog_id}"})
-    config = load_config(None, env={}, overrides={"helpdesks": {"g": {"type": "generic",
+    config = load_config(None, env={}, overrides={"helpdesks": {"g": {"kind": "generic",
                                                                       **options}}})
     return GenericHelpdesk("g", config.helpdesks["g"], http=HttpClient(), clock=clock)
 

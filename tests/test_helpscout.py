@@ -20,21 +20,21 @@ import sqlalchemy as sa
 from responses import matchers
 
 from csat_hook.app import create_app
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutOptions
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import WebhookRequest
-from csat_hook.worker import DeliveryWorker
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
@@ -54,7 +54,7 @@ REPLY_URL = f"{API}/v2/conversations/2391938111/reply"
 
 
 def options(**extra: Any) -> dict[str, Any]:
-    return {"type": "helpscout", "base_url": API, "client_id": APP_ID,
+    return {"kind": "helpscout", "base_url": API, "client_id": APP_ID,
             "client_secret": APP_SECRET, "webhook_secret": WEBHOOK_SECRET, **extra}
 
 
@@ -481,7 +481,7 @@ def test_id_only_assignee_gets_a_link_with_the_users_name(client, services):
     sent = expect_reply()
 
     assert post(client, id_only_close()).json["status"] == "queued"
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     fields = link_fields(href(json.loads(sent.calls[0].request.body)["text"]))
     assert (fields["entry.111"], fields["entry.222"]) == ("Mira Novak", "256")
@@ -496,7 +496,7 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
     lookup = responses.get(f"{API}/v2/users/256", status=500)
     sent = expect_reply()
     post(client, id_only_close())
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     for _ in range(services.config.delivery.max_attempts):
         worker.run_once()

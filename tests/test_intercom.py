@@ -21,21 +21,21 @@ import sqlalchemy as sa
 from responses import matchers
 
 from csat_hook.app import create_app
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.intercom import IntercomHelpdesk
 from csat_hook.helpdesks.intercom import IntercomOptions
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import WebhookRequest
-from csat_hook.worker import DeliveryWorker
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
@@ -52,7 +52,7 @@ V2_CLOSE = "conversation.admin.closed.v2.json"
 
 
 def options(**extra: Any) -> dict[str, Any]:
-    return {"type": "intercom", "base_url": API, "access_token": TOKEN,
+    return {"kind": "intercom", "base_url": API, "access_token": TOKEN,
             "client_secret": SECRET, **extra}
 
 
@@ -501,7 +501,7 @@ def test_id_only_close_gets_a_link_with_the_agents_name(client, services):
                           json=conversation_answer("closed"))
 
     assert post(client, fixture("intercom", V2_CLOSE)).json["status"] == "queued"
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     fields = link_fields(href(json.loads(sent.calls[0].request.body)["body"]))
     assert fields["entry.111"] == "Ciaran Lee"
@@ -517,7 +517,7 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
     sent = responses.post(f"{API}/conversations/215470063290017/reply",
                           json=conversation_answer("closed"))
     post(client, fixture("intercom", V2_CLOSE))
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     for _ in range(services.config.delivery.max_attempts):
         worker.run_once()

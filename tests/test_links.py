@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from csat_hook.cli import main
-from csat_hook.config import FormConfig
-from csat_hook.config import ReplyConfig
 from csat_hook.errors import ConfigError
+from csat_hook.links import FormConfig
 from csat_hook.links import LinkValues
+from csat_hook.links import ReplyConfig
 from csat_hook.links import build_link
 from csat_hook.links import decode_link
 from csat_hook.links import parse_prefilled_link

@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.app import create_app
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from csat_hook.logs import setup_logging
-from csat_hook.worker import DeliveryWorker
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.kits import load_kits
 
 KITS = load_kits()
@@ -48,16 +48,16 @@ def captured() -> Any:
 def test_nothing_sensitive_is_logged(kind, captured, make_config, make_services, fake_helpdesk,
                                      tmp_path, clock):
     kit = KITS[kind]
-    options = {"type": kit.type, **kit.options(fake_helpdesk.url, tmp_path)}
-    services = make_services(make_config(helpdesks={kit.type: options}))
+    options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+    services = make_services(make_config(helpdesks={kit.kind: options}))
     client = create_app(services=services).test_client()
     body, headers, query = kit.closed(clock())
 
-    client.post(f"/webhooks/{kit.type}", data=body, headers=headers, query_string=query)
-    client.post(f"/webhooks/{kit.type}", data=body + b"x", headers=headers, query_string=query)
-    client.post(f"/webhooks/{kit.type}", data=b"{broken", headers=headers, query_string=query)
+    client.post(f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query)
+    client.post(f"/webhooks/{kit.kind}", data=body + b"x", headers=headers, query_string=query)
+    client.post(f"/webhooks/{kit.kind}", data=b"{broken", headers=headers, query_string=query)
     fake_helpdesk.fail_next(4, 503)  # look-ups (retried in place) and the reply fail first
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     for _ in range(8):
         worker.run_once()
         clock.advance(3600)
@@ -73,7 +73,7 @@ def test_nothing_sensitive_is_logged(kind, captured, make_config, make_services,
         assert event in output  # the logs are really there
     assert sent.status == "sent"
 
-    secrets = [s for k, v in options.items() if k != "type" for s in _strings(v)
+    secrets = [s for k, v in options.items() if k not in ("kind", "type") for s in _strings(v)
                if len(s) >= 8 and not s.startswith(("http", "/"))]
     customer = [survey.customer_email, survey.customer_name]
     # Free text from the payload (names, e-mails, subjects, messages); ids may be logged.

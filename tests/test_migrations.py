@@ -12,12 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from csat_hook import migrate
+from csat_hook.db import migrate
 from csat_hook.app import create_app
 from csat_hook.cli import main
-from csat_hook.db import make_engine
-from csat_hook.db import metadata
-from csat_hook.worker import DeliveryWorker
+from csat_hook.db.engine import make_engine
+from csat_hook.db.schema import metadata
+from csat_hook.outbox.worker import DeliveryWorker
 
 # The schema the first release created with metadata.create_all (before migrations),
 # frozen here as it was shipped.
@@ -100,7 +100,7 @@ def test_a_database_from_before_migrations_keeps_its_data_and_works(engine, make
         row = conn.execute(sa.text("SELECT dialog_id, agent_name, status FROM surveys")).one()
     assert tuple(row) == ("OLD-1", "Anna", "queued")
     # The reply queued before the upgrade is still delivered, and new closes work.
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
     assert [r["path"] for r in fake_helpdesk.api_requests()] == ["/api/dialogs/OLD-1/messages"]
     client = create_app(services=services).test_client()
     response = client.post("/webhooks/generic", json={"event": "dialog.closed",

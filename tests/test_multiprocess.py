@@ -15,10 +15,10 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from csat_hook.db import make_engine
-from csat_hook.db import outbox
-from csat_hook.devtools.cluster import LocalCluster
+from csat_hook.db.engine import make_engine
+from csat_hook.db.schema import outbox
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
+from tests.cluster import LocalCluster
 from tests.helpers import generic_close
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, fake_url: str, url: str) -> Path:
                      "concurrency": 4},
         "logging": {"level": "INFO"},
         "helpdesks": {"generic": {
-            "type": "generic", "auth": {"mode": "token", "token": "cluster-token"},
+            "kind": "generic", "auth": {"mode": "token", "token": "cluster-token"},
             "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"}}},
     }
     path = tmp_path / "config.yaml"

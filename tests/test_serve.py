@@ -44,7 +44,7 @@ def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
                      "max_attempts": 100, "poll_seconds": 0.5, "lease_seconds": 5},
         "logging": {"level": "INFO"},
         "helpdesks": {"generic": {
-            "type": "generic", "auth": {"mode": "token", "token": "e2e-token"},
+            "kind": "generic", "auth": {"mode": "token", "token": "e2e-token"},
             "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"}}},
     }
     path = tmp_path / "config.yaml"

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.app import create_app
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -107,7 +107,7 @@ def test_every_close_policy_surveys_each_distinct_close(make_config, make_servic
     services = make_services(make_config(
         policy={"per_dialog": "every_close", "reclose_grace_seconds": 0},
         helpdesks={"generic": {
-            "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+            "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
             "mapping": {"occurrence": "closed_at"},
             "reply": {"url": "http://127.0.0.1:9/x"}}}))
     client = create_app(services=services).test_client()
@@ -125,7 +125,7 @@ def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, ma
     services = make_services(make_config(
         policy={"per_dialog": "every_close", "reclose_grace_seconds": 600},
         helpdesks={"generic": {
-            "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+            "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
             "mapping": {"occurrence": "closed_at"},
             "reply": {"url": "http://127.0.0.1:9/x"}}}))
     client = create_app(services=services).test_client()
@@ -277,6 +277,7 @@ def test_healthz_checks_the_database(client, services):
     assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
     services.engine.dispose()
     services.engine = sa.create_engine("sqlite:////nonexistent-dir/x/y.db")
+    services.intake.engine = services.engine
     response = client.get("/healthz")
     assert response.status_code == 503 and response.json["database"] == "down"
 

@@ -12,13 +12,12 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from csat_hook import store
 from csat_hook import tokens
 from csat_hook.app import create_app
-from csat_hook.db import outbox
-from csat_hook.db import surveys
-from csat_hook.worker import DeliveryWorker
-from csat_hook.worker import backoff_delay
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.outbox import store
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -44,7 +43,7 @@ def drain(worker: DeliveryWorker, clock: Any, rounds: int = 20) -> None:
     """Run the worker, moving the clock past each backoff, until nothing is due."""
     for _ in range(rounds):
         worker.run_once()
-        with worker.services.engine.connect() as conn:
+        with worker.engine.connect() as conn:
             due = store.next_due_at(conn)
         if due is None:
             return
@@ -54,7 +53,7 @@ def drain(worker: DeliveryWorker, clock: Any, rounds: int = 20) -> None:
 def test_generic_reply_reaches_the_helpdesk_with_a_decodable_link(services, fake_helpdesk):
     queue_generic(services)
 
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     [request] = fake_helpdesk.api_requests()
     assert request["path"] == "/api/dialogs/D-1001/messages"
@@ -80,7 +79,7 @@ def test_chatwoot_reply_is_posted_to_the_messages_api(services, fake_helpdesk, c
     client.post("/webhooks/chatwoot", data=body,
                 headers=chatwoot_headers(body, "cw-webhook-secret", clock()))
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     posts = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
     [request] = posts
@@ -97,7 +96,7 @@ def test_chatwoot_reply_is_posted_to_the_messages_api(services, fake_helpdesk, c
 def test_three_503s_then_success_sends_once_after_backoff(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(3, 503)
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     drain(worker, clock)
 
@@ -110,7 +109,7 @@ def test_three_503s_then_success_sends_once_after_backoff(services, fake_helpdes
 def test_retries_wait_for_the_backoff(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 503)
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     worker.run_once()
     worker.run_once()  # nothing due yet: the clock has not moved
@@ -126,7 +125,7 @@ def test_a_400_marks_the_reply_failed_without_retrying(services, fake_helpdesk, 
     queue_generic(services)
     fake_helpdesk.fail_next(1, 400)
 
-    drain(DeliveryWorker(services), clock)
+    drain(services.delivery_worker(), clock)
 
     assert len(fake_helpdesk.api_requests()) == 1
     [item] = outbox_rows(services)
@@ -141,7 +140,7 @@ def test_retry_after_is_honoured(services, fake_helpdesk, clock):
     fake_helpdesk.fail_next(1, 429, retry_after=120)
     start = clock()
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     [item] = outbox_rows(services)
     waited = (item.next_attempt_at - start).total_seconds()
@@ -154,7 +153,7 @@ def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(10, 502)
 
-    drain(DeliveryWorker(services), clock)
+    drain(services.delivery_worker(), clock)
 
     assert len(fake_helpdesk.api_requests()) == 3
     [item] = outbox_rows(services)
@@ -163,11 +162,11 @@ def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
 
 def test_connection_refused_is_retried(make_config, make_services, clock, fake_helpdesk):
     services = make_services(make_config(helpdesks={"generic": {
-        "type": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
+        "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
         "reply": {"url": "http://127.0.0.1:9/unreachable/{dialog_id}"}}}))
     queue_generic(services)
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     [item] = outbox_rows(services)
     assert item.status == "pending" and "connection failed" in item.last_error
@@ -181,7 +180,7 @@ def test_timeouts_are_retried(services, clock):
     responses.post("https://desk.example.com/D-1001", body=requests.ReadTimeout("slow"))
     queue_generic(services)
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     [item] = outbox_rows(services)
     assert item.status == "pending" and item.last_error.endswith("timed out")
@@ -193,7 +192,7 @@ def test_expired_lease_is_taken_over_and_delivered_once(services, fake_helpdesk,
     with services.engine.begin() as conn:
         [_claimed] = store.claim_due(conn, "dead-worker", clock(),
                                     clock() + timedelta(seconds=30), limit=1)
-    survivor = DeliveryWorker(services, worker_id="survivor")
+    survivor = services.delivery_worker(worker_id="survivor")
     assert survivor.run_once() == 0  # still leased
 
     clock.advance(31)
@@ -218,7 +217,7 @@ def test_a_late_worker_does_not_overwrite_the_new_owner(services, clock):
 def test_concurrent_workers_never_send_a_reply_twice(services, fake_helpdesk):
     for i in range(30):
         queue_generic(services, dialog_id=f"C-{i}")
-    workers = [DeliveryWorker(services, worker_id=f"w{i}") for i in range(4)]
+    workers = [services.delivery_worker(worker_id=f"w{i}") for i in range(4)]
     threads = [threading.Thread(target=w.run_once) for w in workers]
     for thread in threads:
         thread.start()
@@ -234,7 +233,7 @@ def test_idempotency_key_is_stable_per_reply(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 503)
 
-    drain(DeliveryWorker(services), clock)
+    drain(services.delivery_worker(), clock)
 
     keys = {r["headers"]["Idempotency-Key"] for r in fake_helpdesk.api_requests()}
     assert len(keys) == 1
@@ -243,7 +242,7 @@ def test_idempotency_key_is_stable_per_reply(services, fake_helpdesk, clock):
 def test_delayed_send_waits_for_its_time(make_config, make_services, fake_helpdesk, clock):
     services = make_services(make_config(policy={"send_delay_seconds": 600}))
     queue_generic(services)
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     assert worker.run_once() == 0
     clock.advance(601)
@@ -254,8 +253,8 @@ def test_delayed_send_waits_for_its_time(make_config, make_services, fake_helpde
 def test_threads_wake_when_a_reply_is_queued(make_config, make_services, fake_helpdesk):
     # poll_seconds is long: only the wake-up can make this fast.
     services = make_services(make_config(delivery={"poll_seconds": 30}))
-    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
-    worker = DeliveryWorker(services)
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    worker = services.delivery_worker()
     worker.start(threads=2)
     try:
         time.sleep(0.2)  # threads are now waiting
@@ -274,10 +273,10 @@ def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_po
         make_config, make_services, fake_helpdesk):
     # poll_seconds is long: only threads that free up can make the dispatcher claim again.
     services = make_services(make_config(delivery={"poll_seconds": 60}))
-    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
     for n in range(30):
         queue_generic(services, f"D-{n}")
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     worker.start(threads=4)
     try:
         deadline = time.monotonic() + 20
@@ -294,9 +293,9 @@ def test_a_retry_is_sent_at_its_backoff_time_not_at_the_next_poll(
         make_config, make_services, fake_helpdesk):
     services = make_services(make_config(delivery={"poll_seconds": 60,
                                                    "backoff_base_seconds": 0.2}))
-    services.clock = __import__("csat_hook.http", fromlist=["utcnow"]).utcnow
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
     fake_helpdesk.fail_next(2, status=503)
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     worker.start(threads=4)
     try:
         queue_generic(services)
@@ -311,7 +310,7 @@ def test_a_retry_is_sent_at_its_backoff_time_not_at_the_next_poll(
 def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 400)
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     worker.run_once()
     with services.engine.begin() as conn:
         assert store.requeue(conn, clock()) == 1
@@ -326,7 +325,7 @@ def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpd
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(config, attempts, low, high):
     delivery = config.delivery.model_copy(update={"backoff_base_seconds": 5,
                                                   "backoff_cap_seconds": 3600})
-    delays = [backoff_delay(attempts, delivery) for _ in range(200)]
+    delays = [delivery.backoff.delay(attempts) for _ in range(200)]
     assert all(low <= d <= high for d in delays)
     assert len({round(d, 6) for d in delays}) > 100  # jittered
 
@@ -336,7 +335,7 @@ def test_dry_run_helpdesk_stores_the_reply(services, tmp_path):
     client.post("/webhooks/dryrun", json=generic_close("DRY-1"),
                 headers={"X-Webhook-Token": "dry-token-123"})
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     [line] = (tmp_path / "dry.jsonl").read_text(encoding="utf-8").splitlines()
     record = json.loads(line)

@@ -18,23 +18,23 @@ from responses import matchers
 
 from csat_hook.app import create_app
 from csat_hook.config import load_config
-from csat_hook.db import outbox
-from csat_hook.db import surveys
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.zendesk import TEST_SIGNING_SECRET
 from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.helpdesks.zendesk import ZendeskOptions
 from csat_hook.helpdesks.zendesk import zendesk_signature
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import WebhookRequest
-from csat_hook.worker import DeliveryWorker
+from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import FIXTURES
 from tests.helpers import body_of
 from tests.helpers import fixture
@@ -85,7 +85,7 @@ def reply(dialog_id: str = "5158") -> Reply:
 @pytest.fixture
 def zd_services(make_config, make_services, fake_helpdesk):
     def build(_sections: dict[str, Any] | None = None, **options: Any) -> Any:
-        values = {"type": "zendesk", "base_url": fake_helpdesk.url, "email": "bot@example.com",
+        values = {"kind": "zendesk", "base_url": fake_helpdesk.url, "email": "bot@example.com",
                   "api_token": "zd-api-token", "webhook_secret": SECRET, **options}
         return make_services(make_config(helpdesks={"zendesk": values}, **(_sections or {})))
     return build
@@ -103,7 +103,7 @@ def rows(services: Any, table: sa.Table) -> list[Any]:
 
 def deliver_all(services: Any, clock: Any, rounds: int = 10) -> None:
     """Run the worker until nothing is due, moving the clock past every backoff."""
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
     for _ in range(rounds):
         worker.run_once()
         clock.advance(3600)
@@ -442,7 +442,7 @@ def test_a_closed_ticket_marks_the_reply_failed(zd_services, clock, fake_helpdes
     client = create_app(services=services).test_client()
     post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
 
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     [item] = rows(services, outbox)
     assert (item.status, item.last_http_status, item.attempts) == ("failed", 422, 1)
@@ -470,7 +470,7 @@ def test_id_only_close_gets_the_agent_name_into_the_link(zd_services, clock, fak
     client = create_app(services=services).test_client()
     post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
 
-    assert DeliveryWorker(services).run_once() == 1
+    assert services.delivery_worker().run_once() == 1
 
     lookup, put = fake_helpdesk.api_requests()
     assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/users/{AGENT_ID}.json")
@@ -521,7 +521,7 @@ def test_an_unknown_user_is_sent_at_once_and_remembered(zd_services, clock, fake
     first = fixture("zendesk", "ticket_status_changed_solved.json")
     second = fixture("zendesk", "ticket_status_changed_solved.json")
     second["id"], second["detail"]["id"] = "1b2c3d4e-5f60-4718-92a3-b4c5d6e7f809", "5159"
-    worker = DeliveryWorker(services)
+    worker = services.delivery_worker()
 
     post(client, first, clock)
     assert worker.run_once() == 1
@@ -538,7 +538,7 @@ def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdes
     client = create_app(services=services).test_client()
     post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
 
-    DeliveryWorker(services).run_once()
+    services.delivery_worker().run_once()
 
     assert [r["method"] for r in fake_helpdesk.api_requests()] == ["PUT"]
     assert rows(services, surveys)[0].agent_name == "Anna P."

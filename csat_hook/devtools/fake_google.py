@@ -41,10 +41,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from csat_hook.config import CsvResultsConfig
 from csat_hook.devtools import sheets_model as model
 from csat_hook.devtools.loopback import LoopbackServer
 from csat_hook.devtools.sheets_model import SheetsApiError
+from csat_hook.sync.config import CsvResultsConfig
 from csat_hook.sync.values import parse_text_time
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -14,8 +14,8 @@ from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.intercom import IntercomHelpdesk
+from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
-from csat_hook.http import HttpClient
 
 REGISTRY: dict[str, type[Helpdesk]] = {
     "dryrun": DryRunHelpdesk,
@@ -33,6 +33,6 @@ def build_helpdesks(
 ) -> dict[str, Helpdesk]:
     """Instantiate every configured helpdesk from its validated options."""
     return {
-        name: REGISTRY[options.type](name, options, http=http, clock=clock)
+        name: REGISTRY[options.kind](name, options, http=http, clock=clock)
         for name, options in options_by_name.items()
     }

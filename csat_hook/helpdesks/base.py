@@ -3,7 +3,7 @@
 An adapter does four things, each for one vendor:
 
 * :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
-* :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.records.Event`;
+* :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
 * :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email.
 
@@ -32,19 +32,18 @@ from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
 
-from csat_hook.config import StrictModel
+from csat_hook.clock import Clock
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.ids import ids_as_text
-from csat_hook.http import HttpClient
-from csat_hook.records import Event
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
-
-Clock = Callable[[], datetime]
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.settings import StrictModel
 
 
 class AgentInfo(StrictModel):
@@ -55,7 +54,7 @@ class AgentInfo(StrictModel):
 class HelpdeskOptions(StrictModel):
     """Options every adapter accepts, on top of its own."""
 
-    type: str
+    kind: str
     # Static agent directory, id → name/email: wins over the vendor API, needs no API access.
     agents: dict[str, AgentInfo] = Field(default_factory=dict)
     agent_cache_seconds: float = Field(default=3600, ge=0)
@@ -72,7 +71,7 @@ class HelpdeskOptions(StrictModel):
 class Helpdesk(abc.ABC):
     """Base class of every adapter. ``name`` is the configured instance (URL segment)."""
 
-    type: ClassVar[str]
+    kind: ClassVar[str]
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
 
     def __init__(self, name: str, options: HelpdeskOptions, *, http: HttpClient,
@@ -132,10 +131,6 @@ class Helpdesk(abc.ABC):
         if entry and time.monotonic() - entry[0] < self.options.agent_cache_seconds:
             return entry[1]
         return None
-
-    def ticket_url(self, dialog_id: str) -> str | None:
-        template = self.options.ticket_url_template
-        return template.replace("{ticket}", dialog_id) if template else None
 
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         """What :meth:`parse` makes of a payload, for ``csat-hook inspect-payload``."""

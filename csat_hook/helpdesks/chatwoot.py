@@ -34,14 +34,14 @@ from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
 
 # https://developers.chatwoot.com/api-reference/messages/create-new-message
 MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"
@@ -53,7 +53,7 @@ REOPEN_EVENTS = frozenset({"conversation_opened"})
 
 
 class ChatwootOptions(HelpdeskOptions):
-    type: str = "chatwoot"
+    kind: str = "chatwoot"
     base_url: str = "https://app.chatwoot.com"
     api_access_token: SecretStr
     account_id: int | None = None
@@ -71,7 +71,7 @@ class ChatwootOptions(HelpdeskOptions):
 
 
 class ChatwootHelpdesk(Helpdesk):
-    type = "chatwoot"
+    kind = "chatwoot"
     Options = ChatwootOptions
     options: ChatwootOptions
 

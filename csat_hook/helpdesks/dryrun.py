@@ -17,15 +17,15 @@ from pydantic import SecretStr
 from csat_hook.helpdesks.generic import AuthOptions
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.generic import GenericOptions
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
 
 logger = logging.getLogger(__name__)
 _write_lock = threading.Lock()
 
 
 class DryRunOptions(GenericOptions):
-    type: str = "dryrun"
+    kind: str = "dryrun"
     auth: AuthOptions = Field(
         default_factory=lambda: AuthOptions(token=SecretStr("dev-insecure-dryrun-token"))
     )
@@ -35,7 +35,7 @@ class DryRunOptions(GenericOptions):
 class DryRunHelpdesk(GenericHelpdesk):
     """Stores and logs replies instead of sending them."""
 
-    type = "dryrun"
+    kind = "dryrun"
     Options = DryRunOptions
     options: DryRunOptions
 

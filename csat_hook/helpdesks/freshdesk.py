@@ -48,14 +48,14 @@ from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
 
 # https://developers.freshdesk.com/api/#reply_ticket
 REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
@@ -69,7 +69,7 @@ STATUS_CHANGE = re.compile(r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"
 
 
 class FreshdeskOptions(HelpdeskOptions):
-    type: str = "freshdesk"
+    kind: str = "freshdesk"
     # https://{domain}.freshdesk.com; base_url wins when both are set (tests, custom domains).
     domain: str | None = None
     base_url: str | None = None
@@ -107,7 +107,7 @@ class FreshdeskOptions(HelpdeskOptions):
 
 
 class FreshdeskHelpdesk(Helpdesk):
-    type = "freshdesk"
+    kind = "freshdesk"
     Options = FreshdeskOptions
     options: FreshdeskOptions
 

@@ -39,9 +39,9 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.clock import Clock
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
-from csat_hook.helpdesks.base import Clock
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
@@ -55,15 +55,15 @@ from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.markup import text_to_html
-from csat_hook.http import HttpClient
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.transport import HttpClient
 
 STATUS_EVENT = "convo.status"
 TEST_EVENT = "helpscout.test"
@@ -80,7 +80,7 @@ MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets
 
 
 class HelpScoutOptions(HelpdeskOptions):
-    type: str = "helpscout"
+    kind: str = "helpscout"
     base_url: str = "https://api.helpscout.net"
     # Your Profile → My Apps → Create My App: "App ID" and "App Secret".
     client_id: str
@@ -116,7 +116,7 @@ class HelpScoutOptions(HelpdeskOptions):
 
 
 class HelpScoutHelpdesk(Helpdesk):
-    type = "helpscout"
+    kind = "helpscout"
     Options = HelpScoutOptions
     options: HelpScoutOptions
 

@@ -57,14 +57,14 @@ from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.markup import text_to_html
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
 
 
 class IntercomOptions(HelpdeskOptions):
-    type: str = "intercom"
+    kind: str = "intercom"
     base_url: str = "https://api.intercom.io"
     access_token: SecretStr
     client_secret: SecretStr
@@ -116,7 +116,7 @@ class IntercomOptions(HelpdeskOptions):
 
 
 class IntercomHelpdesk(Helpdesk):
-    type = "intercom"
+    kind = "intercom"
     Options = IntercomOptions
     options: IntercomOptions
 

@@ -59,14 +59,14 @@ from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -86,7 +86,7 @@ USER_PATH = "/api/v2/users/{user}.json"
 
 
 class ZendeskOptions(HelpdeskOptions):
-    type: str = "zendesk"
+    kind: str = "zendesk"
     # https://{subdomain}.zendesk.com; base_url wins when both are set (tests, proxies).
     subdomain: str | None = None
     base_url: str | None = None
@@ -136,7 +136,7 @@ def zendesk_signature(secret: SecretStr | str, timestamp: str, body: bytes) -> b
 
 
 class ZendeskHelpdesk(Helpdesk):
-    type = "zendesk"
+    kind = "zendesk"
     Options = ZendeskOptions
     options: ZendeskOptions
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from csat_hook import tokens
 from csat_hook.errors import TokenError
-from csat_hook.records import Person
+from csat_hook.helpdesks.records import Person
 
 SENT = "sent"
 

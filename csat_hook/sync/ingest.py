@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from csat_hook import store
+from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import Unverified
 from csat_hook.sync.attribution import check_reference

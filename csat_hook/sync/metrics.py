@@ -35,7 +35,7 @@ from datetime import datetime
 from datetime import time
 from zoneinfo import ZoneInfo
 
-from csat_hook.config import PeriodsConfig
+from csat_hook.sync.config import PeriodsConfig
 
 Z_95 = 1.959963984540054
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

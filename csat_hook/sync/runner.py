@@ -38,16 +38,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from csat_hook import store
+from csat_hook.clock import utcnow
 from csat_hook.config import Config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
-from csat_hook.http import utcnow
-from csat_hook.sync import google
-from csat_hook.sync import google_api
+from csat_hook.sync import store
 from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.google import api as google_api
+from csat_hook.sync.google import session as google
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
 from csat_hook.sync.metrics import Settings
@@ -368,8 +368,8 @@ class SyncRunner:
 
 def make_sync_engine(config: Config) -> Engine:
     """The database engine with the schema created (sync tables included)."""
-    from csat_hook.db import create_schema
-    from csat_hook.db import make_engine
+    from csat_hook.db.engine import make_engine
+    from csat_hook.db.migrate import create_schema
 
     engine = make_engine(config.database.url, pool_size=config.database.pool_size)
     create_schema(engine)

@@ -20,7 +20,7 @@ SignedRequest = tuple[bytes, dict[str, str], dict[str, str]]
 
 @dataclass
 class Kit:
-    type: str
+    kind: str
     options: Callable[[str, Path], dict[str, Any]]          # (fake url, tmp dir) → options
     closed: Callable[[datetime], SignedRequest]             # a signed close event
     other: Callable[[datetime], SignedRequest]              # a signed event that is not one
@@ -42,5 +42,5 @@ def load_kits() -> dict[str, Kit]:
     kits: dict[str, Kit] = {}
     for module in pkgutil.iter_modules(__path__):
         kit = importlib.import_module(f"{__name__}.{module.name}").KIT
-        kits[kit.type] = kit
+        kits[kit.kind] = kit
     return kits

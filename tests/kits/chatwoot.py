@@ -24,7 +24,7 @@ def _chatwoot_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="chatwoot",
+    kind="chatwoot",
     options=lambda url, tmp: {"base_url": url, "api_access_token": "kit-cw-token",
                               "webhook_secret": "kit-cw-secret"},
     closed=lambda now: _chatwoot_signed("conversation_status_changed_resolved.json", now),

@@ -20,7 +20,7 @@ def _dryrun_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="dryrun",
+    kind="dryrun",
     options=lambda url, tmp: {"output": str(tmp / "dry.jsonl"),
                               "auth": {"mode": "token", "token": "kit-dry-token"}},
     closed=lambda now: (body_of(generic_close("D-1")),

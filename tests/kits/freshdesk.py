@@ -23,7 +23,7 @@ def _freshdesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="freshdesk",
+    kind="freshdesk",
     options=lambda url, tmp: {"base_url": url, "api_key": "kit-fd-key",
                               "webhook_token": "kit-fd-token"},
     closed=lambda now: (body_of(fixture("freshdesk", "automation_resolved.json")),

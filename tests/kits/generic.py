@@ -21,7 +21,7 @@ def _generic_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="generic",
+    kind="generic",
     options=lambda url, tmp: {
         "auth": {"mode": "hmac", "secret": "kit-generic-secret", "signature_header": "X-Sig",
                  "signature_prefix": "sha256="},

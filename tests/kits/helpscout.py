@@ -34,7 +34,7 @@ def _helpscout_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="helpscout",
+    kind="helpscout",
     options=lambda url, tmp: {"base_url": url, "client_id": "kit-hs-app",
                               "client_secret": "kit-hs-app-secret",
                               "webhook_secret": "kit-hs-webhook-secret"},

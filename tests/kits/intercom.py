@@ -35,7 +35,7 @@ def _intercom_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="intercom",
+    kind="intercom",
     options=lambda url, tmp: {"base_url": url, "access_token": "kit-ic-token",
                               "client_secret": "kit-ic-secret"},
     closed=lambda now: _intercom_signed("conversation.admin.closed.v1.json"),

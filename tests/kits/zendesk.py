@@ -51,7 +51,7 @@ def _zendesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 
 KIT = Kit(
-    type="zendesk",
+    kind="zendesk",
     options=lambda url, tmp: {
         "base_url": url, "email": "kit@example.com", "api_token": "kit-zd-token",
         "webhook_secret": KIT_SECRET,

@@ -17,13 +17,13 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from csat_hook import store
 from csat_hook import tokens
 from csat_hook.config import Config
 from csat_hook.config import load_config
-from csat_hook.db import create_schema
-from csat_hook.db import make_engine
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
 from csat_hook.devtools.fake_google import FakeGoogle
+from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import SyncSummary
 
@@ -75,7 +75,7 @@ class SyncKit:
             "metrics": {"min_n": 3, "timezone": "UTC"},
             "output": {"gsheets": {"enabled": True},
                        "local": {"enabled": False, "dir": str(self.tmp_path / "report")}},
-            "helpdesks": {HELPDESK: {"type": "dryrun",
+            "helpdesks": {HELPDESK: {"kind": "dryrun",
                                      "output": str(self.tmp_path / "dry.jsonl"),
                                      "ticket_url_template": "https://desk.example.com/t/{ticket}",
                                      "agents": {"42": {"name": "Static Sam"}}}},
@@ -157,9 +157,9 @@ RU_HEADER = ["Отметка времени", "Оценка", "Коммента�
 @pytest.fixture
 def google_session(fake_google: FakeGoogle, rsa_key: rsa.RSAPrivateKey) -> Any:
     """A GoogleSession on the fake (no database involved); sleeps are recorded."""
-    from csat_hook.config import GoogleConfig
-    from csat_hook.sync.google import SHEETS_SCOPE
-    from csat_hook.sync.google import build_session
+    from csat_hook.sync.config import GoogleConfig
+    from csat_hook.sync.google.session import SHEETS_SCOPE
+    from csat_hook.sync.google.session import build_session
 
     google = GoogleConfig(service_account_json=json.dumps(
         fake_google.service_account_info(key=rsa_key)),

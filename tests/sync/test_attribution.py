@@ -6,10 +6,10 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-from csat_hook.db import answer_history
-from csat_hook.db import answers
-from csat_hook.db import sync_skipped_rows
-from csat_hook.db import unverified_answers
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.db.schema import unverified_answers
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from csat_hook import store
 from csat_hook.cli import main
-from csat_hook.db import answers
-from csat_hook.db import create_schema
-from csat_hook.db import make_engine
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
+from csat_hook.db.schema import answers
+from csat_hook.sync import store
 from tests.sync.conftest import EN_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, database_url: str, **sections) -> Path:
     config = {"database": {"url": database_url},
               "results": {"source": "csv", "csv": {"path": str(tmp_path / "responses.csv")}},
               "output": {"local": {"dir": str(tmp_path / "out")}},
-              "helpdesks": {"dryrun": {"type": "dryrun", "output": str(tmp_path / "d.jsonl"),
+              "helpdesks": {"dryrun": {"kind": "dryrun", "output": str(tmp_path / "d.jsonl"),
                                        "agents": {"7": {"name": "Anna Petrova"},
                                                   "8": {"name": "Boris Ivanov"},
                                                   "9": {"name": "Chen Wei"},

@@ -152,7 +152,7 @@ def sync(kit, *args: str):
                                 "ticket": ["Ticket", "Обращение"]}},
         "metrics": {"min_n": 5},
         "output": {"gsheets": {"enabled": True}, "local": {"enabled": False}},
-        "helpdesks": {"dryrun": {"type": "dryrun", "output": str(kit.tmp_path / "d.jsonl")}},
+        "helpdesks": {"dryrun": {"kind": "dryrun", "output": str(kit.tmp_path / "d.jsonl")}},
     }, allow_unicode=True), encoding="utf-8")
     result = CliRunner().invoke(main, ["-c", str(config), "sync", "--json", *args], env={})
     assert result.exit_code == 0, result.output

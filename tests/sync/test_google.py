@@ -8,15 +8,15 @@ import threading
 import pytest
 import requests
 
-from csat_hook.config import GoogleConfig
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
-from csat_hook.sync.google import SHEETS_SCOPE
-from csat_hook.sync.google import GoogleSession
-from csat_hook.sync.google import RequestLog
-from csat_hook.sync.google import build_session
-from csat_hook.sync.google import load_credentials
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.config import GoogleConfig
+from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.google.session import SHEETS_SCOPE
+from csat_hook.sync.google.session import GoogleSession
+from csat_hook.sync.google.session import RequestLog
+from csat_hook.sync.google.session import build_session
+from csat_hook.sync.google.session import load_credentials
 from tests.sync.conftest import SHEET_ID
 
 

@@ -8,8 +8,8 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-from csat_hook import store
-from csat_hook.db import answers
+from csat_hook.db.schema import answers
+from csat_hook.sync import store
 from tests.sync.conftest import EN_HEADER
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)

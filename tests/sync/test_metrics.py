@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csat_hook.config import PeriodsConfig
+from csat_hook.sync.config import PeriodsConfig
 from csat_hook.sync.metrics import EPOCH_ORDINAL
 from csat_hook.sync.metrics import Period
 from csat_hook.sync.metrics import Settings

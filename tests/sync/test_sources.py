@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from csat_hook.config import ColumnsConfig
 from csat_hook.errors import ConfigError
 from csat_hook.errors import SourceError
-from csat_hook.sync.google_api import FormsApi
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.google.api import FormsApi
+from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.sources.csv import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.sources.gsheets import GSheetsResults

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csat_hook.config import CsvResultsConfig
+from csat_hook.sync.config import CsvResultsConfig
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial

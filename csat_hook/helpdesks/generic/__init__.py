@@ -35,14 +35,14 @@ from csat_hook.helpdesks.generic.options import GenericOptions
 from csat_hook.helpdesks.generic.options import MappingOptions
 from csat_hook.helpdesks.generic.options import ReplyRequestOptions
 from csat_hook.helpdesks.generic.options import render
-from csat_hook.records import DialogClosed
-from csat_hook.records import DialogReopened
-from csat_hook.records import Event
-from csat_hook.records import Ignored
-from csat_hook.records import Person
-from csat_hook.records import Reply
-from csat_hook.records import SendResult
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.records import WebhookRequest
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ __all__ = ["REPLY_FIELDS", "AuthOptions", "GenericHelpdesk", "GenericOptions", "
 class GenericHelpdesk(Helpdesk):
     """A helpdesk described entirely by configuration."""
 
-    type = "generic"
+    kind = "generic"
     Options = GenericOptions
     options: GenericOptions
 

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
-from csat_hook.config import StrictModel
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.settings import StrictModel
 
 REPLY_FIELDS = (
     "text", "link", "dialog_id", "agent_id", "agent_name", "agent_email", "customer_id",
@@ -130,7 +130,7 @@ class ReplyRequestOptions(StrictModel):
 
 
 class GenericOptions(HelpdeskOptions):
-    type: str = "generic"
+    kind: str = "generic"
     auth: AuthOptions
     mapping: MappingOptions = Field(default_factory=MappingOptions)
     reply: ReplyRequestOptions | None = None
@@ -139,7 +139,7 @@ class GenericOptions(HelpdeskOptions):
 
     @model_validator(mode="after")
     def _reply_needed(self) -> GenericOptions:
-        if self.type == "generic" and self.reply is None:
+        if self.kind == "generic" and self.reply is None:
             raise ValueError("reply is required: describe the request that posts the reply")
         if self.reply is not None:
             allowed = set(REPLY_FIELDS) | set(self.mapping.context)

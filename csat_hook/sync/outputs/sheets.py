@@ -24,7 +24,7 @@ from typing import Any
 from gspread.utils import absolute_range_name
 
 from csat_hook.errors import SyncError
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.report import Table
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import table_titles

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from csat_hook.config import Config
-from csat_hook.sync.google_api import FormsApi
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.google.api import FormsApi
+from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.csv import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from csat_hook.config import ColumnsConfig
 from csat_hook.config import Config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import SourceError
-from csat_hook.sync.google_api import FormsApi
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.google.api import FormsApi
+from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser

@@ -19,8 +19,8 @@ from typing import Any
 
 from csat_hook.config import Config
 from csat_hook.errors import SourceError
-from csat_hook.sync.google_api import FormsApi
-from csat_hook.sync.google_api import SheetsApi
+from csat_hook.sync.google.api import FormsApi
+from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser

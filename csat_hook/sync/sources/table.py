@@ -13,9 +13,9 @@ from collections.abc import Container
 from collections.abc import Sequence
 from typing import Any
 
-from csat_hook.config import RESULT_ROLES
-from csat_hook.config import ColumnsConfig
 from csat_hook.errors import SourceError
+from csat_hook.sync.config import RESULT_ROLES
+from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import add_parsed

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+import psycopg
 from sqlalchemy.engine import make_url
 
-from csat_hook.store import NOTIFY_CHANNEL
+from csat_hook.outbox.store import NOTIFY_CHANNEL
+from csat_hook.retry import Backoff
 
 logger = logging.getLogger(__name__)
+
+RECONNECT_BACKOFF = Backoff(base=1.0, cap=30.0)
 
 
 class Waker:
@@ -58,21 +61,20 @@ class PostgresListener:
         self._stop.set()
 
     def _run(self) -> None:
-        import psycopg
-
-        delay = 1.0
+        failures = 0
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    delay = 1.0
+                    failures = 0
                     # A notify may have been missed while (re)connecting: wake once to re-check.
                     self._waker.notify()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0):
                             self._waker.notify()
             except Exception as exc:  # any connection trouble: reconnect with backoff
+                failures += 1
+                delay = RECONNECT_BACKOFF.delay(failures)
                 logger.warning("wake.listen-failed", extra={"error": type(exc).__name__,
-                                                            "delay": delay})
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                                                            "delay": round(delay, 3)})
+                self._stop.wait(delay)

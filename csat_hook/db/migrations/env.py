@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection csat-hook hands it (see csat_hook.migrate)."""
+"""Alembic environment: runs on the connection csat-hook hands it (see csat_hook.db.migrate)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from csat_hook.db import metadata
+from csat_hook.db.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

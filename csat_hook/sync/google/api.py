@@ -1,4 +1,4 @@
-"""The Sheets and Forms calls the sync makes, over a :class:`~csat_hook.sync.google.GoogleSession`.
+"""The Sheets and Forms calls the sync makes, over a :class:`~csat_hook.sync.google.session.GoogleSession`.
 
 Errors leave this module as :class:`~csat_hook.errors.GoogleApiError` with the HTTP status and
 Google's status word; the API's message is kept only for calls whose body holds no customer
@@ -19,11 +19,11 @@ import gspread
 import requests
 from gspread.utils import absolute_range_name
 
-from csat_hook.config import GOOGLE_FORMS_BASE_URL
 from csat_hook.errors import GoogleApiError
-from csat_hook.sync.google import RETRYABLE_STATUS
-from csat_hook.sync.google import GoogleSession
-from csat_hook.sync.google import service_account_email
+from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
+from csat_hook.sync.google.session import RETRYABLE_STATUS
+from csat_hook.sync.google.session import GoogleSession
+from csat_hook.sync.google.session import service_account_email
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"

@@ -21,14 +21,13 @@ _refresh``) whose URL cannot be configured nor switched off. ``refresh()`` + ``a
 public API, do exactly the token work, and so every URL the sync touches is configurable.
 
 Transport failures leave as :class:`~csat_hook.errors.GoogleApiError`; the API calls
-themselves are in :mod:`csat_hook.sync.google_api`.
+themselves are in :mod:`csat_hook.sync.google.api`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import urllib.parse
 from collections import Counter
@@ -44,11 +43,12 @@ import requests
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
-from csat_hook.config import GOOGLE_FORMS_BASE_URL
-from csat_hook.config import GOOGLE_SHEETS_BASE_URL
-from csat_hook.config import GoogleConfig
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
+from csat_hook.retry import Backoff
+from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
+from csat_hook.sync.config import GOOGLE_SHEETS_BASE_URL
+from csat_hook.sync.config import GoogleConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,17 @@ SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_SCOPE = "https://www.googleapis.com/auth/forms.responses.readonly"
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Statuses worth trying again at Google, and why (https://cloud.google.com/apis/design/errors
+# and the Sheets "Usage limits" page). Anything else (400 INVALID_ARGUMENT, 403, 404, 409
+# ALREADY_EXISTS...) is an answer that the same request will get again.
+RETRYABLE_STATUS: dict[int, str] = {
+    408: "Request Timeout",
+    429: "RESOURCE_EXHAUSTED: a per-minute quota; Google says retry with exponential backoff",
+    500: "INTERNAL: a transient fault",
+    502: "Bad Gateway: the front end could not reach the API",
+    503: "UNAVAILABLE: Google's own advice is to retry",
+    504: "DEADLINE_EXCEEDED at the front end",
+}
 
 
 @dataclass
@@ -154,8 +164,7 @@ class GoogleSession(requests.Session):
         self.bases = {origin.rstrip("/"): base.rstrip("/") for origin, base in bases.items()}
         self.default_timeout = timeout
         self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.backoff = Backoff(backoff_base, backoff_cap, max_retry_after=max(backoff_cap, 1.0))
         self.log = log if log is not None else RequestLog()
         self.sleep = sleep
         self.attempts = 0
@@ -225,11 +234,7 @@ class GoogleSession(requests.Session):
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         self.log.add("retries")
-        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
-        delay = random.uniform(ceiling / 2, ceiling)  # equal jitter: spread, never zero
-        if retry_after is not None:
-            delay = min(max(delay, retry_after), max(self.backoff_cap, 1.0))
-        self.sleep(delay)
+        self.sleep(self.backoff.delay(attempt + 1, retry_after))
 
 
 def _retry_after(response: requests.Response) -> float | None:

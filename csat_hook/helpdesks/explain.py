@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.records import WebhookRequest
+from csat_hook.helpdesks.records import WebhookRequest
 
 MAX_VALUE = 60
 
@@ -44,7 +44,7 @@ def _short(value: Any) -> str:
 
 def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool) -> str:
     """A report: every path in the payload, then the adapter's reading of it."""
-    lines = [f"helpdesk: {adapter.name} (type {adapter.type})"]
+    lines = [f"helpdesk: {adapter.name} (kind {adapter.kind})"]
     if verify:
         adapter.verify(request)
         lines.append("sender: verified")

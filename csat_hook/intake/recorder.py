@@ -7,16 +7,16 @@ commit, one NOTIFY) and wakes the waiters. Under load this turns N transactions 
 nothing waits longer than its own transaction.
 
 A close is answered only after its batch committed, so a 2xx still means "stored". If a batch
-fails, its closes are retried one by one so one bad row cannot fail its neighbours.
+fails, its closes are retried one by one so one bad row cannot fail its neighbours (both are
+:class:`~csat_hook.db.group_commit.GroupCommit`'s work; this module says what a batch writes).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -24,26 +24,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from csat_hook import store
-from csat_hook.batching import BatchThread
-from csat_hook.db import run_transaction
+from csat_hook.db.group_commit import GroupCommit
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import QUEUED
+from csat_hook.db.schema import SKIPPED
 from csat_hook.errors import ServiceUnavailableError
-from csat_hook.records import DialogClosed
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.intake import store
+from csat_hook.intake.policy import PolicyConfig
+from csat_hook.intake.policy import skip_reason
+from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
 
 WAIT_SECONDS = 30.0
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class _Close:
     event: DialogClosed
     token: str
     now: datetime
     occurrence: str
-    done: threading.Event = field(default_factory=threading.Event)
-    result: dict[str, Any] | None = None
-    error: BaseException | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -53,69 +55,50 @@ class _Pending:
 class CloseRecorder:
     """Stores closes for request threads, batching concurrent ones into one transaction.
 
-    ``engine()`` gives the engine to use. ``skip_reason(conn, event, now, seen)`` is the send
-    policy; ``seen`` holds the customers
-    already surveyed earlier in the same batch. ``after_commit`` runs when a batch queued
-    replies (it wakes the delivery threads).
+    ``engine()`` gives the engine to use; ``policy`` decides which closes get a survey;
+    ``replies_queued`` runs after a batch that queued replies committed (it wakes the
+    delivery threads of this process).
     """
 
-    def __init__(self, engine: Callable[[], sa.Engine], *, send_delay: float,
-                 skip_reason: Callable[[sa.Connection, DialogClosed, datetime, set[str]],
-                                       str | None],
-                 after_commit: Callable[[], None]) -> None:
-        self.engine = engine
-        self.send_delay = timedelta(seconds=send_delay)
-        self.skip_reason = skip_reason
-        self.after_commit = after_commit
-        self._writer: BatchThread[_Pending] = BatchThread(self._write_batch,
-                                                          name="close-recorder")
+    def __init__(self, engine: Callable[[], sa.Engine], *, policy: PolicyConfig,
+                 replies_queued: Callable[[], None]) -> None:
+        self.policy = policy
+        self.send_delay = timedelta(seconds=policy.send_delay_seconds)
+        self._replies_queued = replies_queued
+        self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
+            engine, self._write_in, name="close-recorder", after_commit=self._after_commit)
 
     def record(self, event: DialogClosed, *, token: str, now: datetime,
                occurrence: str) -> dict[str, Any]:
         """Store one close; block until its batch committed; return the outcome body."""
-        pending = _Pending(event, token, now, occurrence)
-        self._writer.put(pending)
-        if not pending.done.wait(WAIT_SECONDS):
-            raise ServiceUnavailableError("the database did not answer in time; retry later")
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
-
-    def _write_batch(self, batch: list[_Pending]) -> None:
         try:
-            queued = self._write(batch)
+            return self._writer.submit(_Close(event, token, now, occurrence),
+                                       timeout=WAIT_SECONDS)
+        except TimeoutError:
+            raise ServiceUnavailableError("the database did not answer in time; "
+                                          "retry later") from None
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = _as_http_error(exc)
-                batch[0].done.set()
-                return
-            queued = False
-            for item in batch:  # isolate the failing close; the others still get stored
-                try:
-                    queued |= self._write([item])
-                except Exception as single:
-                    item.error = _as_http_error(single)
-        if queued:
-            self.after_commit()
-        for item in batch:
-            item.done.set()
+            error = _as_http_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
-    def _write(self, batch: list[_Pending]) -> bool:
-        """One transaction for the batch; fills each item's result. True if replies queued."""
-        return run_transaction(self.engine(), lambda conn: self._write_in(conn, batch))
+    def _after_commit(self, results: Sequence[dict[str, Any]]) -> None:
+        if any(result["status"] == "queued" for result in results):
+            self._replies_queued()
 
-    def _write_in(self, conn: sa.Connection, batch: list[_Pending]) -> bool:
+    def _write_in(self, conn: sa.Connection, batch: list[_Close]) -> list[dict[str, Any]]:
+        """One transaction for the batch: one outcome body per close, in order."""
         results: dict[int, dict[str, Any]] = {}
         seen: set[str] = set()
-        first_of_key: dict[tuple[str, str, str], _Pending] = {}
+        first_of_key: dict[tuple[str, str, str], _Close] = {}
         rows, skipped = [], {}
         for item in batch:
             if item.key in first_of_key:  # the same close twice in one batch
                 results[id(item)] = {"status": "duplicate"}
                 continue
             first_of_key[item.key] = item
-            reason = self.skip_reason(conn, item.event, item.now, seen)
+            reason = skip_reason(self.policy, conn, item.event, item.now, seen)
             skipped[id(item)] = reason
             rows.append(_survey_row(item, reason))
         inserted = store.insert_surveys(conn, rows)
@@ -135,24 +118,20 @@ class CloseRecorder:
                 results[id(item)] = {"status": "queued", "survey_id": survey_id,
                                      "send_at": send_at.isoformat()}
         if replies:
-            store.enqueue_replies(conn, replies)
-            store.notify_workers(conn)
-        for item in batch:
-            item.result = results[id(item)]
-        return bool(replies)
+            outbox_store.enqueue_replies(conn, replies)
+            outbox_store.notify_workers(conn)
+        return [results[id(item)] for item in batch]
 
 
-def _as_http_error(exc: BaseException) -> BaseException:
+def _as_http_error(exc: Exception) -> Exception:
     if isinstance(exc, DBAPIError):
         logger.error("webhook.database-unavailable", extra={"error": type(exc.orig).__name__})
-        error = ServiceUnavailableError("the database is unavailable; retry later")
-        error.__cause__ = exc
-        return error
+        return ServiceUnavailableError("the database is unavailable; retry later")
     logger.error("webhook.record-failed", extra={"error": type(exc).__name__})
     return exc
 
 
-def _survey_row(item: _Pending, skip: str | None) -> dict[str, Any]:
+def _survey_row(item: _Close, skip: str | None) -> dict[str, Any]:
     event = item.event
     return {
         "helpdesk": event.helpdesk,
@@ -169,7 +148,7 @@ def _survey_row(item: _Pending, skip: str | None) -> dict[str, Any]:
         "language": event.language,
         "token": item.token,
         "link": None,
-        "status": store.SKIPPED if skip else store.QUEUED,
+        "status": SKIPPED if skip else QUEUED,
         "skip_reason": skip,
         "closed_at": event.closed_at,
         "created_at": item.now,
@@ -177,13 +156,13 @@ def _survey_row(item: _Pending, skip: str | None) -> dict[str, Any]:
     }
 
 
-def _outbox_row(item: _Pending, survey_id: int, send_at: datetime) -> dict[str, Any]:
+def _outbox_row(item: _Close, survey_id: int, send_at: datetime) -> dict[str, Any]:
     return {
         "survey_id": survey_id,
         "helpdesk": item.event.helpdesk,
         "dialog_id": item.event.dialog_id,
         "context": dict(item.event.reply_context),
-        "status": store.PENDING,
+        "status": PENDING,
         "attempts": 0,
         "next_attempt_at": send_at,
         "created_at": item.now,

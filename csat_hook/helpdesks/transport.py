@@ -2,8 +2,8 @@
 
 Every call to a helpdesk goes through :class:`HttpClient`, which always sets a timeout and
 turns ``requests`` failures into :class:`~csat_hook.errors.DeliveryError` exactly once:
-429, 408, 409, 425 and 5xx, timeouts and connection errors are retryable; other 4xx are
-permanent. Retries of a reply are the outbox's job (bounded by ``delivery.max_attempts``);
+the statuses in :data:`RETRYABLE_STATUS` (and other 5xx but 501/505), timeouts and
+connection errors are retryable; other 4xx are permanent. Retries of a reply are the outbox's job (bounded by ``delivery.max_attempts``);
 ``retries=`` here is only for idempotent reads such as agent look-ups.
 
 Error messages name the method, host and status, never the URL's query (it can hold a token)
@@ -13,27 +13,43 @@ nor the response body (it can echo customer text).
 from __future__ import annotations
 
 import email.utils
-import random
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import UTC
-from datetime import datetime
 from typing import Any
 
 import requests
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
+from csat_hook.retry import Backoff
 
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+# Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
+# request itself is wrong and will be refused again.
+RETRYABLE_STATUS: dict[int, str] = {
+    408: "Request Timeout: the server gave up waiting for the request",
+    409: "Conflict: Zendesk answers it when two updates of one ticket race; a retry succeeds",
+    425: "Too Early: the server refuses a request that might be replayed; later it accepts",
+    429: "Too Many Requests: rate limited; Retry-After (or X-RateLimit-Reset) says when",
+    500: "Internal Server Error: a transient fault on the vendor's side",
+    502: "Bad Gateway: a proxy in front of the API could not reach it",
+    503: "Service Unavailable: overloaded or in maintenance; often with Retry-After",
+    504: "Gateway Timeout: a proxy timed out waiting for the API",
+}
+# In-place retries of idempotent reads (agent look-ups): short, as a reply waits on them.
+READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
 
 
 def is_retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUS or status >= 500
+    """True for the statuses in :data:`RETRYABLE_STATUS` and any other 5xx but 501.
+
+    501 Not Implemented and 505 HTTP Version Not Supported say the request can never work.
+    """
+    return status in RETRYABLE_STATUS or (status >= 500 and status not in (501, 505))
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -128,10 +144,7 @@ class HttpClient:
                 if not exc.retryable or attempt >= retries:
                     raise
                 attempt += 1
-                delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-                if exc.retry_after is not None:
-                    delay = min(max(delay, exc.retry_after), 30.0)
-                self._sleep(delay)
+                self._sleep(READ_BACKOFF.delay(attempt, exc.retry_after))
 
     def _send_once(
         self, method: str, url: str, retry_after_headers: tuple[str, ...], kwargs: dict[str, Any]
@@ -166,6 +179,3 @@ def _host(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return parts.netloc.rsplit("@", 1)[-1] or "?"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -17,11 +17,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from csat_hook.db import SCHEMA_LOCK_KEY
-
 logger = logging.getLogger(__name__)
 
-SCRIPT_LOCATION = "csat_hook:migrations"
+SCRIPT_LOCATION = "csat_hook.db:migrations"
+# pg_advisory_xact_lock key serialising schema changes between processes starting together.
+SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
 
 
 def _config(connection: sa.Connection | None = None) -> Config:
@@ -81,3 +81,8 @@ def downgrade(engine: sa.Engine, revision: str) -> str | None:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         command.downgrade(_config(conn), revision)
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create or upgrade the schema to the latest migration (idempotent, concurrency-safe)."""
+    upgrade(engine)

@@ -1,27 +1,24 @@
-"""Schema and engine. SQLite by default, PostgreSQL (psycopg 3) through ``DATABASE_URL``.
+"""The tables, on SQLite and PostgreSQL alike, and the survey statuses they hold.
 
-Table definitions live here; every statement that reads or writes them lives in
-:mod:`csat_hook.store`.
+Every statement that reads or writes them lives with its flow: ``intake/store.py``,
+``outbox/store.py`` and ``sync/store.py``. The tables are defined together because Alembic
+compares one metadata with the database (``csat-hook db upgrade``); each migration in
+``db/migrations/versions`` freezes the schema as it was, on purpose.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
-T = TypeVar("T")
+# Survey statuses (surveys.status) and the reply queue's (outbox.status).
+QUEUED, SENT, FAILED, SKIPPED, CANCELLED = "queued", "sent", "failed", "skipped", "cancelled"
+PENDING, SENDING = "pending", "sending"
+OUTBOX_STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -222,109 +219,3 @@ sync_locks = sa.Table(
 )
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """Create the engine; for SQLite, create the file's folder and set durable pragmas."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    return sa.create_engine(
-        parsed,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # No ping before each use: it costs a round trip per transaction (a third of the
-        # webhook's). A connection that died with a database restart fails once; the pool is
-        # then invalidated and run_transaction() retries on a fresh connection.
-        pool_pre_ping=False,
-        pool_recycle=1800,
-        hide_parameters=True,  # error messages must not carry customer text
-    )
-
-
-def _sqlite_engine(url: sa.URL) -> Engine:
-    database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
-        hide_parameters=True,  # error messages must not carry customer text
-    )
-    # One writer at a time inside this process. SQLite allows one writer anyway; without this
-    # lock, waiting threads sit in SQLite's busy handler, which sleeps in steps of up to 100 ms.
-    # Taken at BEGIN, released when the connection goes back to the pool (after COMMIT).
-    writer = threading.Lock()
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Autocommit at the driver level; transactions are begun explicitly below so that a
-        # writer takes the lock up front (BEGIN IMMEDIATE) instead of failing when it
-        # upgrades a read lock.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
-        _use_wal(cursor)
-        cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many pages
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        info = conn.connection.info
-        if not info.get("csat_writer"):
-            if not writer.acquire(timeout=30):
-                raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
-            info["csat_writer"] = True
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    @sa.event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        if record.info.pop("csat_writer", False):
-            writer.release()
-
-    return engine
-
-
-def _use_wal(cursor: Any) -> None:
-    """Switch the file to WAL (it stays so). The switch ignores busy_timeout: when processes
-    open a new file together, the others get "database is locked" and must retry."""
-    for attempt in range(100):
-        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-            return
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:
-            if attempt == 99:
-                raise
-            time.sleep(0.05)
-
-
-def run_transaction(engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
-                    ) -> T:
-    """``work(conn)`` in a transaction, once more on a fresh connection if the first one was
-    dead (the database restarted since it was pooled). Other errors propagate."""
-    for attempt in (1, 2):
-        try:
-            if read_only:
-                with engine.connect() as conn:
-                    return work(conn)
-            with engine.begin() as conn:
-                return work(conn)
-        except sa.exc.DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
-
-
-def is_postgres(engine_or_conn: Engine | sa.Connection) -> bool:
-    return engine_or_conn.dialect.name == "postgresql"
-
-
-# pg_advisory_xact_lock key serialising schema changes between processes starting together.
-SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
-
-
-def create_schema(engine: Engine) -> None:
-    """Create or upgrade the schema to the latest migration (idempotent, concurrency-safe)."""
-    from csat_hook.migrate import upgrade  # migrations import the table definitions above
-
-    upgrade(engine)

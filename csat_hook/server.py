@@ -1,5 +1,8 @@
 """``csat-hook serve``: gunicorn (gthread) with delivery threads inside each web process.
 
+The delivery start-up is the one the ``worker`` command uses too
+(:func:`csat_hook.outbox.runtime.start_delivery`).
+
 The delivery worker lives in the same process as the webhook handler, so a queued reply wakes
 it through memory, with no database polling on the hot path. On PostgreSQL each process also
 listens for NOTIFY, so replies queued by another process wake it too.
@@ -16,7 +19,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from csat_hook.app import SERVICES
+from csat_hook.app import create_app
 from csat_hook.config import Config
+from csat_hook.outbox.runtime import start_delivery
+from csat_hook.services import Services
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -30,31 +37,19 @@ class _Application(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from csat_hook.app import create_app
-
         return create_app(self._csat_config)
 
 
 def _start_delivery(worker: Any) -> None:
-    from csat_hook.wake import PostgresListener
-    from csat_hook.worker import DeliveryWorker
-
-    services = worker.wsgi.extensions["csat_hook"]
-    delivery = DeliveryWorker(services)
-    delivery.start()
-    listener = None
-    if services.engine.dialect.name == "postgresql":
-        listener = PostgresListener(services.config.database.url, services.waker)
-        listener.start()
-    worker._csat_delivery = (delivery, listener)
+    services: Services = worker.wsgi.extensions[SERVICES]
+    worker._csat_delivery = start_delivery(services.delivery_worker(),
+                                           database_url=services.config.database.url)
 
 
 def _stop_delivery(_server: Any, worker: Any) -> None:
-    delivery, listener = getattr(worker, "_csat_delivery", (None, None))
-    if delivery is not None:
-        delivery.stop(timeout=5)
-    if listener is not None:
-        listener.stop()
+    running = getattr(worker, "_csat_delivery", None)
+    if running is not None:
+        running.stop(timeout=5)
 
 
 def run_server(config: Config, *, host: str, port: int, workers: int,

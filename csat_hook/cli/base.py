@@ -1,0 +1,53 @@
+"""What every command shares: the lazily loaded configuration and the exit-code-2 error."""
+
+from __future__ import annotations
+
+import click
+
+from csat_hook.config import Config
+from csat_hook.config import insecure_settings
+from csat_hook.config import load_config
+from csat_hook.errors import ConfigError
+from csat_hook.errors import CsatHookError
+from csat_hook.logs import setup_logging
+from csat_hook.services import Services
+from csat_hook.services import build_services
+
+
+class ConfigProblem(click.ClickException):
+    exit_code = 2
+
+
+class State:
+    """Lazily loaded configuration shared by the subcommands."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.path)
+            except ConfigError as exc:
+                raise ConfigProblem(exc.message) from None
+            setup_logging(self._config.logging.level, self._config.logging.format)
+        return self._config
+
+    def services(self) -> Services:
+        try:
+            return build_services(self.config)
+        except CsatHookError as exc:
+            raise ConfigProblem(exc.message) from None
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def warn_insecure(config: Config) -> None:
+    """Say which shipped development secrets are still in use (stderr)."""
+    keys = insecure_settings(config)
+    if keys:
+        click.echo("warning: development secrets in use (fine locally, never in production): "
+                   + ", ".join(keys), err=True)

@@ -1,0 +1,110 @@
+"""``csat-hook sync``: one run, or periodic runs for a Procfile ``clock:`` process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+import click
+
+from csat_hook.cli.base import ConfigProblem
+from csat_hook.cli.base import State
+from csat_hook.cli.base import pass_state
+from csat_hook.config import Config
+from csat_hook.errors import CsatHookError
+from csat_hook.sync.runner import SyncRunner
+from csat_hook.sync.runner import make_sync_engine
+
+SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3}
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True,
+              help="Read and compute, but store nothing and write no output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--full", is_flag=True,
+              help="Forms API: ignore the watermark and read every response again.")
+@click.option("--periodic", is_flag=True,
+              help="Run every sync.interval_seconds until stopped (Procfile clock: process).")
+@click.option("--interval", type=float, help="Seconds between periodic runs "
+              "[default: sync.interval_seconds].")
+@click.option("--keep-waiting", is_flag=True, hidden=True,
+              help="Periodic: keep running when the results source is not there yet (serve).")
+@pass_state
+def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
+         interval: float | None, keep_waiting: bool) -> None:
+    """Ingest form answers, compute per-agent CSAT and write the reports.
+
+    Exit codes: 0 ok; 1 failed (source, Google or database error); 2 invalid configuration
+    (or the results file is missing); 3 another sync holds the lock.
+    """
+    config = state.config
+    try:
+        engine = make_sync_engine(config)
+    except CsatHookError as exc:
+        raise ConfigProblem(exc.message) from None
+    runner = SyncRunner(config, engine)
+    try:
+        code = _sync_loop(runner, config, dry_run=dry_run, full=full, as_json=as_json,
+                          periodic=periodic, interval=interval, keep_waiting=keep_waiting)
+    finally:
+        engine.dispose()
+    sys.exit(code)
+
+
+def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_json: bool,
+               periodic: bool, interval: float | None, keep_waiting: bool = False) -> int:
+    """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
+    if not periodic:
+        summary = runner.run(dry_run=dry_run, full=full)
+        _print_sync(summary, as_json)
+        return SYNC_EXIT_CODES.get(summary.status, 1)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    every = interval or config.sync.interval_seconds
+    while not stop.is_set():
+        started = datetime.now(UTC)
+        summary = runner.run(dry_run=dry_run, full=full)
+        _print_sync(summary, as_json)
+        if summary.status == "config_error" and not keep_waiting:
+            return 2  # retrying cannot fix the configuration
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        stop.wait(max(1.0, every - elapsed))
+    return 0
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _print_sync(summary: Any, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, sort_keys=False))
+        return
+    if summary.status != "ok":
+        click.echo(f"sync {summary.status}: {summary.error}", err=True)
+        return
+    click.echo(f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
+               f"source {summary.source}, {summary.rows_read} rows read "
+               f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
+               f"{summary.new} new, {summary.updated} updated, "
+               f"{data['unverified_total']} unverified ({_reasons(summary.unverified)}), "
+               f"{data['skipped_total']} skipped ({_reasons(summary.skipped)})")
+    for row in summary.skipped_rows:
+        click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
+    for row in summary.unverified_rows:
+        click.echo(f"  unverified {row['row']}: {row['reason']} reference")
+    for warning in summary.warnings:
+        click.echo(f"  warning: {warning}")
+    click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
+    for output in summary.outputs:
+        click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
+
+

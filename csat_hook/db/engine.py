@@ -1,0 +1,129 @@
+"""Engines and transactions. SQLite by default, PostgreSQL (psycopg 3) through ``DATABASE_URL``."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Create the engine; for SQLite, create the file's folder and set durable pragmas."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # No ping before each use: it costs a round trip per transaction (a third of the
+        # webhook's). A connection that died with a database restart fails once; the pool is
+        # then invalidated and run_transaction() retries on a fresh connection.
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        hide_parameters=True,  # error messages must not carry customer text
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
+        hide_parameters=True,  # error messages must not carry customer text
+    )
+    # One writer at a time inside this process. SQLite allows one writer anyway; without this
+    # lock, waiting threads sit in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+    # Taken at BEGIN, released when the connection goes back to the pool (after COMMIT).
+    writer = threading.Lock()
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Autocommit at the driver level; transactions are begun explicitly below so that a
+        # writer takes the lock up front (BEGIN IMMEDIATE) instead of failing when it
+        # upgrades a read lock.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
+        _use_wal(cursor)
+        cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many pages
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        info = conn.connection.info
+        if not info.get("csat_writer"):
+            if not writer.acquire(timeout=30):
+                raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
+            info["csat_writer"] = True
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record.info.pop("csat_writer", False):
+            writer.release()
+
+    return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (it stays so). The switch ignores busy_timeout: when processes
+    open a new file together, the others get "database is locked" and must retry."""
+    for attempt in range(100):
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
+def run_transaction(engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
+                    ) -> T:
+    """``work(conn)`` in a transaction, once more on a fresh connection if the first one was
+    dead (the database restarted since it was pooled). Other errors propagate."""
+    for attempt in (1, 2):
+        try:
+            if read_only:
+                with engine.connect() as conn:
+                    return work(conn)
+            with engine.begin() as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+
+def ping(conn: sa.Connection) -> None:
+    """A round trip to the database (the health check)."""
+    conn.execute(sa.text("SELECT 1"))
+
+
+def dialect_insert(dialect_name: str, table: sa.Table) -> Any:
+    """An INSERT with ``ON CONFLICT`` support for the dialect (PostgreSQL or SQLite)."""
+    return _dialect(dialect_name).insert(table)
+
+
+@functools.cache
+def _dialect(name: str) -> Any:
+    return postgresql if name == "postgresql" else sqlite

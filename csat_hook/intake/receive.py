@@ -1,0 +1,104 @@
+"""From a verified webhook to a stored survey and a queued reply, in one transaction.
+
+Nothing here calls out: the helpdesk gets its answer as soon as the row is committed, and the
+delivery worker (woken right after the commit) posts the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook import tokens
+from csat_hook.clock import Clock
+from csat_hook.db.engine import run_transaction
+from csat_hook.errors import ServiceUnavailableError
+from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.intake.policy import PolicyConfig
+from csat_hook.intake.recorder import CloseRecorder
+from csat_hook.outbox import store as outbox_store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the webhook endpoint answers. Always 200 on success: Eadesk wants exactly 200."""
+
+    body: dict[str, Any]
+    status: int = 200
+
+
+class Intake:
+    """Receives webhooks for the configured helpdesks: verify, parse, record.
+
+    ``token_secret`` signs the survey references; the ``recorder`` commits closes (group
+    commit) and queues their replies.
+    """
+
+    def __init__(self, *, helpdesks: Mapping[str, Helpdesk], engine: sa.Engine,
+                 policy: PolicyConfig, token_secret: str, recorder: CloseRecorder,
+                 clock: Clock) -> None:
+        self.helpdesks = helpdesks
+        self.engine = engine
+        self.policy = policy
+        self.token_secret = token_secret
+        self.recorder = recorder
+        self.clock = clock
+
+    def receive(self, helpdesk_name: str, request: WebhookRequest) -> Outcome:
+        """Verify, parse and record one webhook; raise a WebhookError subclass to refuse it."""
+        adapter = self.helpdesks.get(helpdesk_name)
+        if adapter is None:
+            raise UnknownHelpdeskError(f"no helpdesk named {helpdesk_name!r} is configured")
+        adapter.verify(request)
+        event = adapter.parse(request)
+        if isinstance(event, Ignored):
+            logger.debug("webhook.ignored", extra={"helpdesk": helpdesk_name,
+                                                   "reason": event.reason})
+            return Outcome({"status": "ignored", "reason": event.reason})
+        if isinstance(event, DialogClosed):
+            return self.record_close(event)
+        try:
+            return self._reopened(event)
+        except DBAPIError as exc:
+            logger.error("webhook.database-unavailable", extra={"helpdesk": helpdesk_name,
+                                                                "error": type(exc.orig).__name__})
+            raise ServiceUnavailableError("the database is unavailable; retry later") from exc
+
+    def _reopened(self, event: DialogReopened) -> Outcome:
+        cancelled = 0
+        if self.policy.cancel_on_reopen:
+            cancelled = run_transaction(self.engine, lambda conn: outbox_store.cancel_waiting(
+                conn, event.helpdesk, event.dialog_id, self.clock()))
+        if cancelled:
+            logger.info("survey.cancelled-on-reopen", extra={"helpdesk": event.helpdesk,
+                                                             "dialog_id": event.dialog_id})
+        return Outcome({"status": "reopened", "cancelled": cancelled})
+
+    def record_close(self, event: DialogClosed) -> Outcome:
+        """Store the survey for a close and queue its reply, unless it is a duplicate or
+        skipped.
+
+        Returns once the close is committed (concurrent closes share one transaction: see
+        :mod:`csat_hook.intake.recorder`).
+        """
+        now = self.clock()
+        occurrence = (event.occurrence or "") if self.policy.per_dialog == "every_close" else ""
+        token = tokens.sign(self.token_secret, tokens.SurveyRef(
+            event.helpdesk, event.dialog_id, event.agent.key or "", now))
+        body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
+        logger.info("webhook.close", extra={"helpdesk": event.helpdesk,
+                                            "dialog_id": event.dialog_id,
+                                            "status": body["status"]})
+        return Outcome(body)

@@ -1,0 +1,73 @@
+"""The read-only operator API: ``GET /api/outbox`` (``?status=failed&limit=50``).
+
+It lists replies with their status and last error, for operators. It needs
+``Authorization: Bearer <server.api_token>`` and answers 404 while no token is configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from csat_hook.db.schema import OUTBOX_STATUSES
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.errors import WebhookError
+from csat_hook.outbox import store
+
+EXTENSION = "csat_hook.outbox_api"
+bp = Blueprint("outbox_api", __name__)
+
+
+@dataclass(frozen=True)
+class OutboxApi:
+    """What the endpoint needs: the database and the bearer token (None: the API is off)."""
+
+    engine: sa.Engine
+    token: str | None
+
+
+class BadRequestError(WebhookError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFoundError(WebhookError):
+    status = 404
+    code = "not_found"
+
+
+@bp.get("/api/outbox")
+def api_outbox() -> tuple[Response, int]:
+    """Replies with their status and last error, for operators. Needs the API bearer token."""
+    api: OutboxApi = current_app.extensions[EXTENSION]
+    _require_api_token(api.token)
+    statuses = [s for s in request.args.getlist("status") if s in OUTBOX_STATUSES]
+    try:
+        limit = max(1, min(500, int(request.args.get("limit", "50"))))
+    except ValueError as exc:
+        raise BadRequestError("limit must be a number") from exc
+    with api.engine.connect() as conn:
+        rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
+        counts = store.outbox_counts(conn)
+    replies = [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in row._mapping.items()} for row in rows]
+    return jsonify({"counts": counts, "replies": replies}), 200
+
+
+def _require_api_token(token: str | None) -> None:
+    if token is None:
+        raise NotFoundError("the operator API is off (set server.api_token)")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.encode("utf-8", "replace"), token.encode("utf-8")):
+        raise InvalidSignatureError("missing or wrong bearer token")
+
+

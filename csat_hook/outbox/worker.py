@@ -1,0 +1,237 @@
+"""The delivery worker: a queue loop that claims due replies and runs :func:`deliver_one`.
+
+A dispatcher thread claims due replies (a lease in the database), as many as there are idle
+delivery threads; each delivery thread runs :func:`~csat_hook.outbox.delivery.deliver_one`
+and records its outcome. Retryable failures come back after the retry policy's delay (or the
+vendor's ``Retry-After``); permanent ones, or running out of ``delivery.max_attempts``, mark
+the reply failed with its reason. The dispatcher sleeps until woken by a newly queued reply,
+enough free threads, the next due time, or ``delivery.poll_seconds`` at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook.clock import Clock
+from csat_hook.db.group_commit import GroupCommit
+from csat_hook.db.group_commit import run_each
+from csat_hook.outbox import store
+from csat_hook.outbox.config import DeliveryConfig
+from csat_hook.outbox.delivery import Delivery
+from csat_hook.outbox.delivery import Failed
+from csat_hook.outbox.delivery import Outcome
+from csat_hook.outbox.delivery import Retry
+from csat_hook.outbox.delivery import Sent
+from csat_hook.outbox.delivery import deliver_one
+from csat_hook.outbox.wake import Waker
+from csat_hook.retry import Backoff
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Riding out a database outage: the dispatcher's claims, and writing an outcome (a reply that
+# is out must be recorded, or it would be sent again after its lease).
+DATABASE_BACKOFF = Backoff(base=0.5, cap=30.0)
+OUTCOME_WRITE_ATTEMPTS = 6
+
+Claimed = tuple[sa.Row[Any], sa.Row[Any] | None]
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique per process start, readable in ``claimed_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class DeliveryWorker:
+    """Claims and delivers replies. ``run_once`` for tests and cron; ``start`` for threads."""
+
+    def __init__(self, engine: sa.Engine, delivery: Delivery, config: DeliveryConfig, *,
+                 waker: Waker, clock: Clock, worker_id: str | None = None) -> None:
+        self.engine = engine
+        self.delivery = delivery
+        self.config = config
+        self.waker = waker
+        self.clock = clock
+        self.worker_id = worker_id or new_worker_id()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._free = 0
+        self._wake_at = 1
+        self._free_lock = threading.Lock()
+        # Outcomes of concurrent deliveries are committed together (group commit).
+        self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
+            lambda: self.engine, run_each, name="delivery-outcomes")
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run_once(self, limit: int = 100) -> int:
+        """Deliver what is due now, one claim at a time; return how many were processed."""
+        done = 0
+        while done < limit:
+            claimed, _ = self._claim(1)
+            if not claimed:
+                break
+            self._handle(*claimed[0])
+            done += 1
+        return done
+
+    def start(self, threads: int | None = None) -> None:
+        """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``)."""
+        count = threads or self.config.concurrency
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
+        self._free = count
+        self._wake_at = max(1, count // 4)
+        thread = threading.Thread(target=self._dispatch, name="delivery-dispatch", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        logger.info("worker.started", extra={"worker": self.worker_id, "count": count})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; wait up to ``timeout`` for replies in flight."""
+        self._stop.set()
+        self.waker.notify()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _dispatch(self) -> None:
+        # One thread claims for the whole process, as many replies as there are idle delivery
+        # threads, in one statement. Waking every delivery thread on each NOTIFY instead would
+        # cost one claim query per thread per queued reply.
+        poll = self.config.poll_seconds
+        failures = 0
+        while not self._stop.is_set():
+            seen = self.waker.generation
+            try:
+                with self._free_lock:
+                    free = self._free
+                timeout = poll  # no free thread: threads that free up wake us
+                if free:
+                    claimed, due = self._claim(free)
+                    failures = 0
+                    self._submit(claimed)
+                    if len(claimed) == free:
+                        continue  # more may be due
+                    if due is not None:
+                        seconds = (due - self.clock()).total_seconds()
+                        timeout = max(0.01, min(poll, seconds))
+            except DBAPIError as exc:
+                failures += 1
+                timeout = DATABASE_BACKOFF.ceiling(failures)
+                logger.warning("worker.database-unavailable",
+                               extra={"error": type(exc.orig).__name__, "delay": timeout})
+            self.waker.wait(seen, timeout)
+
+    def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
+        """Claim up to ``limit`` due replies with their surveys, in one transaction.
+
+        When fewer than ``limit`` were due, also return when the next one will be (None:
+        nothing else waiting), so the caller knows how long it may sleep.
+        """
+        now = self.clock()
+        lease = now + timedelta(seconds=self.config.lease_seconds)
+        due = None
+        with self.engine.begin() as conn:
+            rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
+            if len(rows) < limit:
+                due = store.next_due_at(conn)
+            found = store.surveys_by_id(conn, [row.survey_id for row in rows]) if rows else {}
+        return [(row, found.get(row.survey_id)) for row in rows], due
+
+    def _submit(self, claimed: list[Claimed]) -> None:
+        assert self._pool is not None
+        for row, survey in claimed:
+            with self._free_lock:
+                self._free -= 1
+            self._pool.submit(self._handle_then_free, row, survey)
+
+    def _handle_then_free(self, row: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
+        try:
+            self._handle(row, survey)
+        except DBAPIError as exc:
+            # Recording the outcome failed; the lease expires and the reply is retried.
+            logger.warning("worker.database-unavailable", extra={"error": type(exc.orig).__name__})
+        except Exception:
+            logger.exception("worker.unexpected-error", extra={"outbox_id": row.id})
+        finally:
+            with self._free_lock:
+                self._free += 1
+                wake = self._free == self._wake_at
+            if wake:
+                # The dispatcher stops claiming when no thread is free; it goes on once a few
+                # are, so a backlog is claimed several replies per statement. While threads are
+                # free it is waiting for work, not for a thread: no need to wake it.
+                self.waker.notify()
+
+    # --- one reply -------------------------------------------------------------------------
+
+    def _handle(self, item: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
+        """Deliver one claimed reply and record its outcome."""
+        self._record(item, deliver_one(self.delivery, item, survey))
+
+    def _record(self, item: sa.Row[Any], outcome: Outcome) -> None:
+        extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+        if isinstance(outcome, Sent):
+            def sent(conn: sa.Connection) -> bool:
+                return store.mark_sent(conn, item.id, self.worker_id, self.clock(),
+                                       external_id=outcome.external_id, body=outcome.body,
+                                       agent_name=outcome.agent.name,
+                                       agent_email=outcome.agent.email, link=outcome.link)
+
+            if not self._write_outcome(sent):
+                logger.warning("delivery.lease-lost", extra=extra)
+            logger.info("delivery.sent", extra=extra)
+        elif isinstance(outcome, Retry):
+            self._reschedule(item, outcome)
+        else:
+            self._fail(item, outcome)
+
+    def _write_outcome(self, write: Callable[[sa.Connection], T]) -> T:
+        # Ride out a short database outage (a restart, a failover) before giving up.
+        for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
+            try:
+                result: T = self._outcomes.submit(write)
+                return result
+            except DBAPIError as exc:
+                if attempt == OUTCOME_WRITE_ATTEMPTS:
+                    raise
+                logger.warning("worker.record-retry", extra={"error": type(exc.orig).__name__,
+                                                             "attempt": attempt})
+                self._stop.wait(DATABASE_BACKOFF.ceiling(attempt))
+        raise AssertionError("unreachable")
+
+    def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:
+        delay = self.config.backoff.delay(item.attempts, retry.error.retry_after)
+        now = self.clock()
+        self._write_outcome(lambda conn: store.reschedule(
+            conn, item.id, self.worker_id, now, next_attempt_at=now + timedelta(seconds=delay),
+            error=retry.message, http_status=retry.error.http_status))
+        # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.
+        self.waker.notify()
+        logger.warning("delivery.retry", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
+                                                "attempt": item.attempts, "error": retry.message,
+                                                "delay": round(delay, 3)})
+
+    def _fail(self, item: sa.Row[Any], failed: Failed) -> None:
+        self._write_outcome(lambda conn: store.mark_failed(
+            conn, item.id, self.worker_id, self.clock(), error=failed.reason,
+            http_status=failed.http_status))
+        logger.error("delivery.failed", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
+                                               "attempt": item.attempts, "error": failed.reason,
+                                               "http_status": failed.http_status})

@@ -1,0 +1,43 @@
+"""The one retry policy: how long to wait before trying again.
+
+Every caller that retries uses :class:`Backoff`: a reply's next attempt, an agent look-up, a
+Google API call, the delivery loop riding out a database outage, a delivered reply's outcome
+being written, the NOTIFY listener reconnecting. Waits grow exponentially from ``base``
+seconds, capped at ``cap``, with *equal jitter* (half fixed, half random) so that clients that
+failed together do not come back together, yet never retry at once. A server's own
+``Retry-After`` wins, up to ``max_retry_after``, plus up to 10% so a crowd of clients told the
+same instant spreads out.
+
+Which failures are worth retrying is a property of each boundary, not of the policy: see
+``RETRYABLE_STATUS`` in :mod:`csat_hook.helpdesks.transport` and in
+:mod:`csat_hook.sync.google.session`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with equal jitter. Times in seconds."""
+
+    base: float
+    cap: float
+    max_retry_after: float | None = None  # None: a Retry-After is capped at ``cap``
+
+    def ceiling(self, failures: int) -> float:
+        """The longest wait after ``failures`` failed attempts in a row."""
+        return min(self.cap, self.base * 2 ** max(0, failures - 1))
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after ``failures`` failed attempts in a row (1 after the first).
+
+        ``retry_after`` is what the server asked for, when it said so.
+        """
+        if retry_after is not None:
+            limit = self.cap if self.max_retry_after is None else self.max_retry_after
+            return min(max(0.0, retry_after), limit) * random.uniform(1.0, 1.1)
+        ceiling = self.ceiling(failures)
+        return random.uniform(ceiling / 2, ceiling)

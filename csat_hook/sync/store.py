@@ -1,0 +1,213 @@
+"""Every statement the sync runs: the answers ledger, history, unverified and skipped rows,
+the watermark, the sync lock, and the large reads the report is built from.
+
+Bulk statements take lists of plain dicts and run as one executemany each (see
+:mod:`csat_hook.sync.bulk`). Re-reading a source row is a no-op because every ledger table is
+unique on the row's fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import surveys
+from csat_hook.db.schema import sync_locks
+from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.db.schema import sync_state
+from csat_hook.db.schema import unverified_answers
+from csat_hook.sync.bulk import bulk_execute
+from csat_hook.sync.bulk import bulk_select
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return dialect_insert(conn.dialect.name, table)
+
+
+_IN_CHUNK = 500
+
+
+def known_fingerprints(conn: sa.Connection) -> set[str]:
+    """Fingerprints of every source row already processed: credited, unverified or skipped."""
+    union = sa.union_all(
+        sa.select(answers.c.fingerprint).where(answers.c.fingerprint.is_not(None)),
+        sa.select(answer_history.c.fingerprint),
+        sa.select(unverified_answers.c.fingerprint),
+        sa.select(sync_skipped_rows.c.fingerprint),
+    )
+    return set(conn.execute(union).scalars())
+
+
+def archive_answers(conn: sa.Connection, tokens: Sequence[str]) -> None:
+    """Copy the current answers of ``tokens`` into the history (before they are replaced)."""
+    columns = ["fingerprint", "token", "rating", "comment", "submitted_at", "field_agent",
+               "field_ticket", "fields_edited", "source", "source_ref"]
+    for start in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[start:start + _IN_CHUNK])
+        select = sa.select(*[answers.c[name] for name in columns], answers.c.updated_at).where(
+            answers.c.token.in_(chunk), answers.c.fingerprint.is_not(None))
+        stmt = _insert(conn, answer_history).from_select([*columns, "recorded_at"], select)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
+
+
+def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert answers; an existing one is replaced only by a strictly later submission.
+
+    The condition lives in the statement, so a replayed or out-of-order batch can never put
+    an older rating back.
+    """
+    if not rows:
+        return
+    stmt = _insert(conn, answers)
+    updatable = [c.name for c in answers.c if c.name not in ("id", "token")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["token"],
+        set_={name: stmt.excluded[name] for name in updatable},
+        where=answers.c.submitted_at < stmt.excluded.submitted_at,
+    )
+    bulk_execute(conn, stmt, answers, rows)
+
+
+def _insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["fingerprint"])
+        bulk_execute(conn, stmt, table, rows)
+
+
+
+def insert_answer_history(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record credited submissions that are not the current answer (each fingerprint once)."""
+    _insert_new(conn, answer_history, rows)
+
+
+def insert_unverified(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record answers that cannot be credited (each fingerprint once)."""
+    _insert_new(conn, unverified_answers, rows)
+
+
+def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record unreadable source rows (each fingerprint once)."""
+    _insert_new(conn, sync_skipped_rows, rows)
+
+
+def get_watermark(conn: sa.Connection, source: str) -> datetime | None:
+    return conn.execute(
+        sa.select(sync_state.c.watermark).where(sync_state.c.source == source)
+    ).scalar()
+
+
+def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: datetime) -> None:
+    """Move a source's watermark forward (never back)."""
+    stmt = _insert(conn, sync_state).values(source=source, watermark=watermark, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source"],
+        set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
+        where=sa.or_(sync_state.c.watermark.is_(None),
+                     sync_state.c.watermark < stmt.excluded.watermark),
+    )
+    conn.execute(stmt)
+
+
+def acquire_lock(
+    conn: sa.Connection, name: str, holder: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Take the named lease if it is free, expired or already ours (compare-and-set).
+
+    On PostgreSQL a concurrent UPDATE of the same row waits for the other transaction and
+    then re-checks the condition, so exactly one of two racing callers wins.
+    """
+    conn.execute(
+        _insert(conn, sync_locks).values(name=name).on_conflict_do_nothing(
+            index_elements=["name"])
+    )
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(
+            sync_locks.c.name == name,
+            sa.or_(sync_locks.c.holder.is_(None), sync_locks.c.lease_until < now,
+                   sync_locks.c.holder == holder),
+        )
+        .values(holder=holder, lease_until=lease_until, acquired_at=now)
+    )
+    return result.rowcount == 1
+
+
+def renew_lock(conn: sa.Connection, name: str, holder: str, lease_until: datetime) -> bool:
+    """Extend our lease; False when it was lost (expired and taken by another run)."""
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+def release_lock(conn: sa.Connection, name: str, holder: str) -> None:
+    conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(holder=None, lease_until=None)
+    )
+
+
+def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(sync_locks).where(sync_locks.c.name == name)).first()
+
+
+class AnswerRow(NamedTuple):
+    """A credited answer as the report reads it (the column order of :func:`all_answers`)."""
+
+    token: str
+    helpdesk: str
+    dialog_id: str
+    agent_key: str
+    issued_at: datetime
+    rating: int
+    comment: str | None
+    submitted_at: datetime
+
+
+def all_answers(conn: sa.Connection) -> list[AnswerRow]:
+    """Every credited answer (the current submission of each survey)."""
+    return bulk_select(conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]),
+                        row_type=AnswerRow)
+
+
+def survey_facts(conn: sa.Connection) -> list[Any]:
+    """What the metrics need of every survey with a token: agent, team, status, cohort time."""
+    return bulk_select(conn, sa.select(
+        surveys.c.token, surveys.c.helpdesk, surveys.c.dialog_id, surveys.c.agent_id,
+        surveys.c.agent_name, surveys.c.agent_email, surveys.c.team, surveys.c.status,
+        surveys.c.created_at).where(surveys.c.token.is_not(None)))
+
+
+
+def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
+    """Unverified answers, newest first."""
+    return list(conn.execute(
+        sa.select(unverified_answers)
+        .order_by(unverified_answers.c.submitted_at.desc().nulls_last(),
+                  unverified_answers.c.id.desc())
+        .limit(limit)
+    ).all())
+
+
+def count_by(conn: sa.Connection, table_name: str) -> dict[str, int]:
+    """Rows per reason in ``unverified_answers`` or ``sync_skipped_rows``."""
+    table = {"unverified_answers": unverified_answers,
+             "sync_skipped_rows": sync_skipped_rows}[table_name]
+    rows = conn.execute(sa.select(table.c.reason, sa.func.count()).group_by(table.c.reason))
+    return {reason: int(n) for reason, n in rows}
+
+
+def count_answers(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one())
+

@@ -28,8 +28,8 @@ from csat_hook.db.config import DatabaseConfig
 from csat_hook.db.config import normalize_database_url
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
+from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.config import ServerConfig
-from csat_hook.intake.policy import PolicyConfig
 from csat_hook.links import SurveyConfig
 from csat_hook.logs import LoggingConfig
 from csat_hook.outbox.config import DeliveryConfig

@@ -29,7 +29,7 @@ class Backoff:
 
     def ceiling(self, failures: int) -> float:
         """The longest wait after ``failures`` failed attempts in a row."""
-        return min(self.cap, self.base * 2 ** max(0, failures - 1))
+        return float(min(self.cap, self.base * 2.0 ** max(0, failures - 1)))
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after ``failures`` failed attempts in a row (1 after the first).

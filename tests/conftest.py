@@ -27,7 +27,6 @@ from csat_hook.services import Services
 from csat_hook.services import build_services
 
 PG_ENV = "CSAT_TEST_DATABASE_URL"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -11,12 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures"
+HELPDESKS = Path(__file__).parent / "helpdesks"
+
+
+def fixture_path(vendor: str, name: str) -> Path:
+    """A saved vendor payload: ``tests/helpdesks/<vendor>/fixtures/<name>``."""
+    return HELPDESKS / vendor / "fixtures" / name
 
 
 def fixture(vendor: str, name: str) -> dict[str, Any]:
     """A fresh copy of a saved vendor payload."""
-    data = json.loads((FIXTURES / vendor / name).read_text(encoding="utf-8"))
+    data = json.loads(fixture_path(vendor, name).read_text(encoding="utf-8"))
     return copy.deepcopy(data)
 
 

@@ -19,8 +19,7 @@ from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.logs import setup_logging
-from csat_hook.outbox.worker import DeliveryWorker
-from tests.kits import load_kits
+from tests.helpdesks.kits import load_kits
 
 KITS = load_kits()
 

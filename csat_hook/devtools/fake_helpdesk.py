@@ -113,7 +113,7 @@ class FakeHelpdesk(LoopbackServer):
         self.server.daemon_threads = True
         self.host = host
         self.port = self.server.server_address[1]
-        self._thread: threading.Thread | None = None
+        self._thread = None
 
     @property
     def url(self) -> str:

@@ -14,6 +14,7 @@ class LoopbackServer:
 
     server: ThreadingHTTPServer
     poll_interval = 0.5  # how soon stop() is noticed
+    _thread: threading.Thread | None = None
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self.server.serve_forever,

@@ -198,10 +198,11 @@ class FreshdeskHelpdesk(Helpdesk):
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Freshdesk agent by id; None when there is no such agent."""
-        if not agent.id:
+        agent_id = agent.id
+        if not agent_id:
             return None
         response = unless_not_found(lambda: self.http.request(
-            "GET", self._url(AGENT_PATH, agent=agent.id), headers=self._auth_headers(), retries=2))
+            "GET", self._url(AGENT_PATH, agent=agent_id), headers=self._auth_headers(), retries=2))
         if response is None:
             return None
         contact = dig(response_json(response), "contact")

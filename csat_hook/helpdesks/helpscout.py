@@ -195,10 +195,11 @@ class HelpScoutHelpdesk(Helpdesk):
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Help Scout user by id; None when the id is unknown."""
-        if not agent.id:
+        agent_id = agent.id
+        if not agent_id:
             return None
         response = unless_not_found(
-            lambda: self._api("GET", USER_PATH.format(user=quote_id(agent.id)), retries=2))
+            lambda: self._api("GET", USER_PATH.format(user=quote_id(agent_id)), retries=2))
         if response is None:
             return None
         user = response_json(response)

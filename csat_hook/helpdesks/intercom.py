@@ -217,10 +217,11 @@ class IntercomHelpdesk(Helpdesk):
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of an admin by id; None when Intercom does not know the id."""
-        if not agent.id:
+        admin_id = agent.id
+        if not admin_id:
             return None
         response = unless_not_found(
-            lambda: self._call("GET", ADMIN_PATH.format(admin=quote_id(agent.id)), retries=2))
+            lambda: self._call("GET", ADMIN_PATH.format(admin=quote_id(admin_id)), retries=2))
         if response is None:
             return None
         admin = response_json(response)

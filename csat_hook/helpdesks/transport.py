@@ -3,8 +3,9 @@
 Every call to a helpdesk goes through :class:`HttpClient`, which always sets a timeout and
 turns ``requests`` failures into :class:`~csat_hook.errors.DeliveryError` exactly once:
 the statuses in :data:`RETRYABLE_STATUS` (and other 5xx but 501/505), timeouts and
-connection errors are retryable; other 4xx are permanent. Retries of a reply are the outbox's job (bounded by ``delivery.max_attempts``);
-``retries=`` here is only for idempotent reads such as agent look-ups.
+connection errors are retryable; other 4xx are permanent. Retries of a reply are the
+outbox's job (bounded by ``delivery.max_attempts``); ``retries=`` here is only for idempotent
+reads such as agent look-ups.
 
 Error messages name the method, host and status, never the URL's query (it can hold a token)
 nor the response body (it can echo customer text).
@@ -89,7 +90,7 @@ class _Session(requests.Session):
         key = f"{parts.scheme}://{parts.netloc}"
         cached = self._env_settings.get(key)
         if cached is None:
-            cached = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            cached = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
             self._env_settings[key] = cached
         return dict(cached)
 

@@ -250,10 +250,11 @@ class ZendeskHelpdesk(Helpdesk):
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Zendesk user by id; None when there is no such user."""
-        if not agent.id:
+        agent_id = agent.id
+        if not agent_id:
             return None
         response = unless_not_found(lambda: self.http.request(
-            "GET", self._url(USER_PATH, user=agent.id), headers=self._auth_headers(), retries=2))
+            "GET", self._url(USER_PATH, user=agent_id), headers=self._auth_headers(), retries=2))
         if response is None:
             return None
         user = dig(response_json(response), "user")

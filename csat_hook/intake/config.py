@@ -1,7 +1,9 @@
-"""The ``server`` section: the web endpoints' bind address, processes, body limit, proxy and
-operator-API settings."""
+"""Intake's configuration sections: ``server`` (the web endpoints' bind address, processes,
+body limit, proxy and operator-API settings) and ``policy`` (which closes get a survey)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -28,3 +30,14 @@ class ServerConfig(StrictModel):
         return value
 
 
+class PolicyConfig(StrictModel):
+    per_dialog: Literal["once", "every_close"] = "once"
+    # With every_close: a close within this many seconds of the dialog's last survey gets none
+    # (a status that flaps, or a vendor re-closing the dialog after our own reply).
+    reclose_grace_seconds: float = Field(default=600, ge=0, le=30 * 86400)
+    send_delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
+    cancel_on_reopen: bool = True
+    customer_cooldown_days: float = Field(default=0, ge=0, le=3650)
+    skip_without_agent: bool = False
+    exclude_channels: list[str] = Field(default_factory=list)
+    exclude_teams: list[str] = Field(default_factory=list)

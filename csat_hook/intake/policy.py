@@ -1,31 +1,15 @@
-"""The send policy: whether a close gets a survey, and its ``policy`` configuration section."""
+"""The send policy: whether a close gets a survey (configured by the ``policy`` section)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from datetime import timedelta
-from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import Field
 
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
-from csat_hook.settings import StrictModel
-
-
-class PolicyConfig(StrictModel):
-    per_dialog: Literal["once", "every_close"] = "once"
-    # With every_close: a close within this many seconds of the dialog's last survey gets none
-    # (a status that flaps, or a vendor re-closing the dialog after our own reply).
-    reclose_grace_seconds: float = Field(default=600, ge=0, le=30 * 86400)
-    send_delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
-    cancel_on_reopen: bool = True
-    customer_cooldown_days: float = Field(default=0, ge=0, le=3650)
-    skip_without_agent: bool = False
-    exclude_channels: list[str] = Field(default_factory=list)
-    exclude_teams: list[str] = Field(default_factory=list)
-
+from csat_hook.intake.config import PolicyConfig
 
 
 def skip_reason(policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, now: datetime,

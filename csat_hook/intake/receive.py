@@ -24,7 +24,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
-from csat_hook.intake.policy import PolicyConfig
+from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
 from csat_hook.outbox import store as outbox_store
 

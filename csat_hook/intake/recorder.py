@@ -31,7 +31,7 @@ from csat_hook.db.schema import SKIPPED
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
-from csat_hook.intake.policy import PolicyConfig
+from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.policy import skip_reason
 from csat_hook.outbox import store as outbox_store
 

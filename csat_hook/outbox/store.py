@@ -89,7 +89,8 @@ def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: date
 def _claim_stmt() -> Any:
     # Built once: the worker claims on every wake-up, and building this statement costs more
     # than running it.
-    now, lease_until = sa.bindparam("now"), sa.bindparam("lease_until")
+    now: Any = sa.bindparam("now")
+    lease_until: Any = sa.bindparam("lease_until")
 
     def due(table: Any) -> Any:
         return sa.or_(
@@ -271,7 +272,7 @@ def mark_failed(
 
 def list_outbox(
     conn: sa.Connection, *, statuses: Sequence[str] | None = None, limit: int = 50
-) -> list[sa.Row[Any]]:
+) -> list[Any]:
     """Newest first, joined with the survey's agent and customer snapshot."""
     stmt = (
         sa.select(

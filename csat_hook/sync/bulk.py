@@ -105,9 +105,10 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
             raise TypeError(f"{column.key}: needs type processing; use conn.execute")
         else:
             converters.append(None)
-    params = compiled.construct_params()
+    named = compiled.construct_params()
+    params: Any = named
     if compiled.positiontup is not None:
-        params = tuple(params[name] for name in compiled.positiontup)
+        params = tuple(named[name] for name in compiled.positiontup)
     result = conn.exec_driver_sql(compiled.string, params)
     row_type = row_type or _row_type(names)
     if not any(converters):

@@ -7,17 +7,22 @@ the key it is about); :mod:`csat_hook.config` runs it on the whole configuration
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from typing import Literal
+from typing import Protocol
 
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.db.config import DatabaseConfig
+from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.settings import check_timezone
+from csat_hook.tokens import TokenConfig
 
 GOOGLE_SHEETS_BASE_URL = "https://sheets.googleapis.com"
 GOOGLE_FORMS_BASE_URL = "https://forms.googleapis.com"
@@ -250,3 +255,26 @@ def check_sync_sections(results: ResultsConfig, metrics: MetricsConfig,
         raise ValueError("output.gsheets.unverified_tab must differ from summary_tab")
 
 
+
+
+class SyncSettings(Protocol):
+    """What the sync reads of the whole configuration (:class:`csat_hook.config.Config` is
+    one): its own sections, plus the database, the token secrets and the helpdesks' static
+    agent maps and ticket URL templates."""
+
+    @property
+    def google(self) -> GoogleConfig: ...
+    @property
+    def results(self) -> ResultsConfig: ...
+    @property
+    def metrics(self) -> MetricsConfig: ...
+    @property
+    def output(self) -> OutputConfig: ...
+    @property
+    def sync(self) -> SyncConfig: ...
+    @property
+    def database(self) -> DatabaseConfig: ...
+    @property
+    def token(self) -> TokenConfig: ...
+    @property
+    def helpdesks(self) -> Mapping[str, HelpdeskOptions]: ...

@@ -58,7 +58,10 @@ def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
     unverified: list[Unverified] = []
     for submission in batch.submissions:
         checked = check_reference(submission, secrets)
-        (credited if isinstance(checked, Credited) else unverified).append(checked)
+        if isinstance(checked, Credited):
+            credited.append(checked)
+        else:
+            unverified.append(checked)
     _store_credited(conn, credited, batch.source, agents, surveys, answers, now, result)
     _store_unverified(conn, unverified, batch.source, now, result)
     _store_skipped(conn, batch, now, result)

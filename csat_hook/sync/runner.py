@@ -39,12 +39,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import utcnow
-from csat_hook.config import Config
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import store
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
@@ -149,7 +151,7 @@ def holder_id() -> str:
 class SyncRunner:
     """Runs syncs for one configuration and database. ``google_sleep`` is for tests."""
 
-    def __init__(self, config: Config, engine: Engine, *,
+    def __init__(self, config: SyncSettings, engine: Engine, *,
                  clock: Callable[[], datetime] = utcnow,
                  sleep: Callable[[float], None] = time.sleep,
                  google_sleep: Callable[[float], None] = time.sleep) -> None:
@@ -366,11 +368,8 @@ class SyncRunner:
             logger.warning("sync.unlock-failed", extra={"error": type(exc.orig).__name__})
 
 
-def make_sync_engine(config: Config) -> Engine:
+def make_sync_engine(config: SyncSettings) -> Engine:
     """The database engine with the schema created (sync tables included)."""
-    from csat_hook.db.engine import make_engine
-    from csat_hook.db.migrate import create_schema
-
     engine = make_engine(config.database.url, pool_size=config.database.pool_size)
     create_schema(engine)
     return engine

@@ -14,12 +14,11 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
-from typing import TYPE_CHECKING
 from typing import Any
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:
-    from csat_hook.config import Config
+from csat_hook.sync.config import MetricsConfig
+from csat_hook.sync.config import ResultsConfig
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
@@ -67,10 +66,9 @@ class RatingScale:
         self.labels = {normalize(label): score for label, score in labels.items()}
 
     @classmethod
-    def from_config(cls, config: Config) -> RatingScale:
+    def from_config(cls, results: ResultsConfig, metrics: MetricsConfig) -> RatingScale:
         """``metrics.scale_min..scale_max`` with ``results.rating_labels``."""
-        return cls(config.metrics.scale_min, config.metrics.scale_max,
-                   config.results.rating_labels)
+        return cls(metrics.scale_min, metrics.scale_max, results.rating_labels)
 
     def parse(self, value: Any) -> int:
         """The score, or RatingError (never quoting the value: it may be free text)."""

@@ -1,4 +1,5 @@
-"""The Sheets and Forms calls the sync makes, over a :class:`~csat_hook.sync.google.session.GoogleSession`.
+"""The Sheets and Forms calls the sync makes, over a
+:class:`~csat_hook.sync.google.session.GoogleSession`.
 
 Errors leave this module as :class:`~csat_hook.errors.GoogleApiError` with the HTTP status and
 Google's status word; the API's message is kept only for calls whose body holds no customer
@@ -80,7 +81,8 @@ class SheetsApi:
     def metadata(self, spreadsheet_id: str) -> dict[str, Any]:
         """Spreadsheet properties (time zone, locale) and tabs (id, title, grid size)."""
         if spreadsheet_id not in self._metadata:
-            params = {"includeGridData": "false", "fields": METADATA_FIELDS}
+            params: dict[str, str | int | bool | float | list[str] | None] = {
+                "includeGridData": "false", "fields": METADATA_FIELDS}
             self._metadata[spreadsheet_id] = self._call(
                 "spreadsheets.get",
                 lambda: dict(self.http.fetch_sheet_metadata(spreadsheet_id, params=params)))
@@ -91,7 +93,8 @@ class SheetsApi:
 
     def read_tab(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
         """A whole tab in one request: numbers stay numbers, date-times come as serials."""
-        params = {"valueRenderOption": "UNFORMATTED_VALUE",
+        params: dict[str, str | int | bool | float | list[str] | None] = {
+                  "valueRenderOption": "UNFORMATTED_VALUE",
                   "dateTimeRenderOption": "SERIAL_NUMBER", "majorDimension": "ROWS"}
         body = self._call(
             "values.batchGet",

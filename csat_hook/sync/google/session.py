@@ -124,7 +124,10 @@ def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account
     if missing:
         raise ConfigError(f"{key}: the service-account JSON lacks {', '.join(missing)}")
     try:
-        return service_account.Credentials.from_service_account_info(info, scopes=scopes)
+        credentials: service_account.Credentials = (
+            service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=scopes))
+        return credentials
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{key}: unusable private key ({type(exc).__name__})") from None
 
@@ -140,8 +143,8 @@ class _TokenRequest(GoogleAuthRequest):
     def __call__(self, url: str, method: str = "GET", body: Any = None,
                  headers: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
         self._log.add("token")
-        return super().__call__(url, method=method, body=body, headers=headers,
-                                timeout=self._timeout, **kwargs)
+        return super().__call__(url, method=method, body=body,  # type: ignore[no-untyped-call]
+                                headers=headers, timeout=self._timeout, **kwargs)
 
 
 class GoogleSession(requests.Session):
@@ -177,8 +180,9 @@ class GoogleSession(requests.Session):
                 return base + url[len(origin):]
         return url
 
-    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
+        # The signature is Session.request's, loosely typed: gspread calls it positionally.
         method = method.decode() if isinstance(method, bytes) else method
         url = self.rewrite(url.decode() if isinstance(url, bytes) else url)
         if kwargs.get("timeout") is None:
@@ -190,7 +194,8 @@ class GoogleSession(requests.Session):
             self._authorize(headers, force=False)
             self.log.add(kind)
             try:
-                response = super().request(method, url, *args, headers=headers, **kwargs)
+                response = super().request(method, url, *args, headers=headers,  # type: ignore[misc]
+                                           **kwargs)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 if attempt >= self.max_retries:
                     self.attempts = attempt + 1
@@ -224,13 +229,13 @@ class GoogleSession(requests.Session):
             return
         if force or not credentials.valid:
             try:
-                credentials.refresh(self._token_request)
+                credentials.refresh(self._token_request)  # type: ignore[no-untyped-call]
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise GoogleApiError(
                     "could not get an access token from the token_uri of the service-account "
                     f"JSON: {_auth_reason(exc)}"
                 ) from exc
-        credentials.apply(headers)
+        credentials.apply(headers)  # type: ignore[no-untyped-call]
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         self.log.add("retries")

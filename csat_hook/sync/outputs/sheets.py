@@ -73,7 +73,8 @@ class SheetsOutput:
                     (s.get("properties", {}) for s in metadata.get("sheets", []))}
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
         titles = table_titles([(t.name, t.key) for t in tables], SHEETS_MAX, taken)
-        plans, requests = [], []
+        plans: list[TabPlan] = []
+        requests: list[dict[str, Any]] = []
         for title, table in zip(titles, tables, strict=True):
             need_rows = max(len(table.rows), 1)
             need_cols = max((len(r) for r in table.rows), default=1) or 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csat_hook.config import Config
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.sources.base import ResultsSource
@@ -17,7 +17,7 @@ REGISTRY: dict[str, type[ResultsSource]] = {
 }
 
 
-def build_source(config: Config, *, sheets: SheetsApi | None, forms: FormsApi | None
+def build_source(config: SyncSettings, *, sheets: SheetsApi | None, forms: FormsApi | None
                  ) -> ResultsSource:
     """The configured source; Google sources need the matching API client."""
     return REGISTRY[config.results.source].from_config(config, sheets=sheets, forms=forms)

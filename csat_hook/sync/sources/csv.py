@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from csat_hook.config import Config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
@@ -47,13 +47,13 @@ class CsvResults(ResultsSource):
         self.parser = RowParser(ratings, self._to_datetime)
 
     @classmethod
-    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
                     forms: FormsApi | None = None) -> CsvResults:
         options = config.results.csv
         return cls(Path(options.path), timezone=options.timezone, encoding=options.encoding,
                    delimiter=options.delimiter, timestamp_formats=options.timestamp_formats,
                    columns=config.results.columns,
-                   ratings=RatingScale.from_config(config))
+                   ratings=RatingScale.from_config(config.results, config.metrics))
 
     @property
     def key(self) -> str:

@@ -17,8 +17,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from csat_hook.config import Config
 from csat_hook.errors import SourceError
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
@@ -63,7 +63,7 @@ class FormsApiResults(ResultsSource):
         self.parser = RowParser(ratings, lambda value: value)
 
     @classmethod
-    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
                     forms: FormsApi | None = None) -> FormsApiResults:
         if forms is None:
             raise ValueError("the forms_api source needs a Forms API client")
@@ -72,7 +72,7 @@ class FormsApiResults(ResultsSource):
         assert options.form_id is not None  # checked by the config model
         return cls(api, options.form_id, question_ids=options.question_ids,
                    page_size=options.page_size, overlap_seconds=options.overlap_seconds,
-                   ratings=RatingScale.from_config(config))
+                   ratings=RatingScale.from_config(config.results, config.metrics))
 
     @property
     def key(self) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
-from csat_hook.config import Config
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
@@ -47,7 +47,8 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
     if not match:
         listing = ", ".join(f"{t.get('title')!r} (gid {t.get('sheetId')})" for t in tabs)
         raise SourceError(f"{key}: no such tab in the spreadsheet; tabs: {listing or 'none'}")
-    return match[0]
+    found: dict[str, Any] = match[0]
+    return found
 
 
 class GSheetsResults(ResultsSource):
@@ -64,7 +65,7 @@ class GSheetsResults(ResultsSource):
         self.tab_id: int | None = None  # the responses tab, which outputs must never touch
 
     @classmethod
-    def from_config(cls, config: Config, *, sheets: SheetsApi | None = None,
+    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
                     forms: FormsApi | None = None) -> GSheetsResults:
         if sheets is None:
             raise ValueError("the gsheets source needs a Sheets API client")
@@ -73,7 +74,7 @@ class GSheetsResults(ResultsSource):
         assert options.spreadsheet_id is not None  # checked by the config model
         return cls(api, options.spreadsheet_id, sheet_gid=options.sheet_gid,
                    sheet_name=options.sheet_name, columns=config.results.columns,
-                   ratings=RatingScale.from_config(config))
+                   ratings=RatingScale.from_config(config.results, config.metrics))
 
     @property
     def key(self) -> str:

@@ -1,7 +1,7 @@
-"""One kit per registered helpdesk type: options, a signed close, a signed other event, and
-what the reply request must look like. ``tests/test_contract.py`` runs the same checks over
-all of them. Adding a vendor means adding ``tests/kits/<type>.py`` defining ``KIT``; the
-contract test fails until every registered type has one.
+"""One kit per registered helpdesk kind: options, a signed close, a signed other event, and
+what the reply request must look like. ``tests/helpdesks/test_contract.py`` runs the same
+checks over all of them. Adding a vendor means adding ``tests/helpdesks/<kind>/kit.py``
+defining ``KIT``; the contract test fails until every registered kind has one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+HERE = Path(__file__).parent
 
 # A signed request: body bytes, headers, query parameters.
 SignedRequest = tuple[bytes, dict[str, str], dict[str, str]]
@@ -39,8 +41,10 @@ def json_headers(extra: dict[str, str]) -> dict[str, str]:
 
 
 def load_kits() -> dict[str, Kit]:
+    """Every ``tests/helpdesks/<kind>/kit.py``'s ``KIT``, by kind."""
     kits: dict[str, Kit] = {}
-    for module in pkgutil.iter_modules(__path__):
-        kit = importlib.import_module(f"{__name__}.{module.name}").KIT
-        kits[kit.kind] = kit
+    for module in pkgutil.iter_modules([str(HERE)]):
+        if module.ispkg and (HERE / module.name / "kit.py").is_file():
+            kit = importlib.import_module(f"tests.helpdesks.{module.name}.kit").KIT
+            kits[kit.kind] = kit
     return kits

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import SignedRequest
+from tests.helpdesks.kits import json_headers
 from tests.helpers import body_of
 from tests.helpers import generic_close
-from tests.kits import Kit
-from tests.kits import SignedRequest
-from tests.kits import json_headers
 
 
 def _generic_check(requests: list[dict[str, Any]], tmp: Path) -> None:

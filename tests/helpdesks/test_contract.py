@@ -18,16 +18,15 @@ from csat_hook.app import create_app
 from csat_hook.db.schema import surveys
 from csat_hook.helpdesks import REGISTRY
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.outbox.worker import DeliveryWorker
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import load_kits
 from tests.helpers import link_fields
-from tests.kits import Kit
-from tests.kits import load_kits
 
 KITS = load_kits()
 
 
 def test_every_registered_type_has_a_kit():
-    assert set(REGISTRY) == set(KITS), "add tests/kits/<type>.py for each adapter"
+    assert set(REGISTRY) == set(KITS), "add tests/helpdesks/<kind>/kit.py for each adapter"
 
 
 def test_every_adapter_subclasses_the_base_and_has_options():

@@ -6,10 +6,10 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import json_headers
 from tests.helpers import body_of
 from tests.helpers import fixture
-from tests.kits import Kit
-from tests.kits import json_headers
 
 
 def _freshdesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:

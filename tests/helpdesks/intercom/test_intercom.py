@@ -35,11 +35,10 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
-from csat_hook.outbox.worker import DeliveryWorker
+from tests.helpdesks.intercom.kit import intercom_headers
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
-from tests.kits.intercom import intercom_headers
 
 # Every distinct close is surveyed, with no grace window: these tests are about dedup keys.
 EVERY_CLOSE = {"per_dialog": "every_close", "reclose_grace_seconds": 0}

@@ -32,7 +32,6 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
-from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
@@ -47,7 +46,7 @@ TOKEN = "fd-webhook-token"
 AUTH = {"X-Csat-Hook-Token": TOKEN}
 API_BASIC = "Basic " + base64.b64encode(b"fd-api-key:X").decode()
 AGENT_ID = "43001234567"
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def basic(user: str, password: str) -> dict[str, str]:

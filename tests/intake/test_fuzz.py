@@ -21,8 +21,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from csat_hook.app import create_app
-from tests.kits import Kit
-from tests.kits import load_kits
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import load_kits
 
 settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,

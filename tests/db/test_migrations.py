@@ -12,12 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from csat_hook.db import migrate
 from csat_hook.app import create_app
 from csat_hook.cli import main
+from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import metadata
-from csat_hook.outbox.worker import DeliveryWorker
 
 # The schema the first release created with metadata.create_all (before migrations),
 # frozen here as it was shipped.

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from csat_hook.app import create_app
 from csat_hook.clock import utcnow
-from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import generic_close
 from tests.tcp_proxy import TcpProxy
 

@@ -28,11 +28,11 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
-from tests.helpers import FIXTURES
 from tests.helpers import body_of
+from tests.helpers import fixture_path
 from tests.helpers import generic_close
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def adapter(clock: FakeClock, **options) -> GenericHelpdesk:
@@ -207,7 +207,7 @@ def test_eadesk_example_maps_a_dialog_update(tmp_path):
     desk = GenericHelpdesk("eadesk", config.helpdesks["eadesk"], http=HttpClient(),
                            clock=FakeClock())
     desk.options.capture_dir = str(tmp_path / "cap")
-    body = (FIXTURES / "generic" / "synthetic_eadesk_style_close.json").read_bytes()
+    body = fixture_path("generic", "synthetic_eadesk_style_close.json").read_bytes()
     event = desk.parse(request(body, FakeClock(), query={"token": "t"}))
     assert isinstance(event, DialogClosed)
     assert (event.dialog_id, event.agent.name) == ("58213", "Мария Иванова")

@@ -6,11 +6,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import SignedRequest
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
-from tests.kits import Kit
-from tests.kits import SignedRequest
 
 
 def _chatwoot_check(requests: list[dict[str, Any]], tmp: Path) -> None:

@@ -34,13 +34,12 @@ from csat_hook.helpdesks.zendesk import TEST_SIGNING_SECRET
 from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.helpdesks.zendesk import ZendeskOptions
 from csat_hook.helpdesks.zendesk import zendesk_signature
-from csat_hook.outbox.worker import DeliveryWorker
-from tests.helpers import FIXTURES
+from tests.helpdesks.zendesk.kit import zendesk_headers
+from tests.helpdesks.zendesk.kit import zendesk_signed
 from tests.helpers import body_of
 from tests.helpers import fixture
+from tests.helpers import fixture_path
 from tests.helpers import link_fields
-from tests.kits.zendesk import zendesk_headers
-from tests.kits.zendesk import zendesk_signed
 from tests.scripted import Answer
 from tests.scripted import script_answers
 
@@ -52,7 +51,7 @@ BASE = "https://acme.zendesk.com"
 AGENT_ID = "8447388090494"
 BASIC = "Basic " + base64.b64encode(b"bot@example.com/token:zd-api-token").decode()
 USER_PATH = rf"/api/v2/users/{AGENT_ID}\.json"
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 # --- building blocks ------------------------------------------------------------------------
@@ -167,13 +166,13 @@ def test_the_tolerance_window_is_configurable(clock):
 def test_published_third_party_vector_matches():
     # aaronellington/zendesk-go, zendesk/webhook_test.go: Zendesk's test-delivery secret used
     # as UTF-8 text (not base64-decoded), timestamp "1234", the body file byte for byte.
-    body = (FIXTURES / "zendesk" / "vector_group_membership_created.json").read_bytes()
+    body = fixture_path("zendesk", "vector_group_membership_created.json").read_bytes()
     digest = zendesk_signature(TEST_SIGNING_SECRET, "1234", body)
     assert base64.b64encode(digest).decode() == "10IqYzYTLHRftNsNE+im0DeOM6/JactIRuy0XCHJ9B8="
 
 
 def _vector_request() -> tuple[WebhookRequest, datetime]:
-    body = (FIXTURES / "zendesk" / "vector_group_membership_created.json").read_bytes()
+    body = fixture_path("zendesk", "vector_group_membership_created.json").read_bytes()
     when = datetime(1970, 1, 1, 0, 20, 34, tzinfo=UTC)  # the vector's timestamp "1234"
     headers = {"X-Zendesk-Webhook-Signature": "10IqYzYTLHRftNsNE+im0DeOM6/JactIRuy0XCHJ9B8=",
                "X-Zendesk-Webhook-Signature-Timestamp": "1234"}

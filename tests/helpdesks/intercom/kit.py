@@ -7,10 +7,10 @@ import hmac
 from pathlib import Path
 from typing import Any
 
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import SignedRequest
 from tests.helpers import body_of
 from tests.helpers import fixture
-from tests.kits import Kit
-from tests.kits import SignedRequest
 
 
 def intercom_headers(body: bytes, secret: str) -> dict[str, str]:

@@ -54,8 +54,9 @@ def _connection(base: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
 
 
-def _send(conn: http.client.HTTPConnection, req: tuple[str, bytes, dict[str, str]]
-          ) -> tuple[http.client.HTTPConnection, int]:
+def _send(
+    conn: http.client.HTTPConnection, req: tuple[str, bytes, dict[str, str]]
+) -> tuple[http.client.HTTPConnection, int]:
     path, body, headers = req
     for attempt in range(2):
         try:
@@ -74,8 +75,15 @@ def _send(conn: http.client.HTTPConnection, req: tuple[str, bytes, dict[str, str
     raise AssertionError("unreachable")
 
 
-def _closed_worker(base: str, make: MakeRequest, start_n: int, step: int, deadline: float,
-                   out: Result, lock: threading.Lock) -> None:
+def _closed_worker(
+    base: str,
+    make: MakeRequest,
+    start_n: int,
+    step: int,
+    deadline: float,
+    out: Result,
+    lock: threading.Lock,
+) -> None:
     conn = _connection(base)
     local = Result()
     n = start_n
@@ -99,9 +107,13 @@ def _closed_process(args: tuple) -> Result:
     lock = threading.Lock()
     deadline = time.perf_counter() + duration
     step = processes * threads
-    workers = [threading.Thread(target=_closed_worker,
-                                args=(base, make, proc_index * threads + t, step, deadline,
-                                      result, lock)) for t in range(threads)]
+    workers = [
+        threading.Thread(
+            target=_closed_worker,
+            args=(base, make, proc_index * threads + t, step, deadline, result, lock),
+        )
+        for t in range(threads)
+    ]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -111,12 +123,15 @@ def _closed_process(args: tuple) -> Result:
     return result
 
 
-def closed_loop(base: str, make: MakeRequest, *, processes: int = 2, threads: int = 8,
-                duration: float = 10.0) -> Result:
+def closed_loop(
+    base: str, make: MakeRequest, *, processes: int = 2, threads: int = 8, duration: float = 10.0
+) -> Result:
     """Maximum throughput with processes × threads concurrent connections."""
     with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.map(_closed_process, [(base, make, i, processes, threads, duration)
-                                           for i in range(processes)])
+        parts = pool.map(
+            _closed_process,
+            [(base, make, i, processes, threads, duration) for i in range(processes)],
+        )
     total = Result()
     for part in parts:
         total.merge(part)
@@ -177,12 +192,21 @@ def _open_process(args: tuple) -> Result:
     return result
 
 
-def open_loop(base: str, make: MakeRequest, *, rate: float, duration: float = 10.0,
-              processes: int = 2, threads: int = 16) -> Result:
+def open_loop(
+    base: str,
+    make: MakeRequest,
+    *,
+    rate: float,
+    duration: float = 10.0,
+    processes: int = 2,
+    threads: int = 16,
+) -> Result:
     """Send ``rate`` requests per second for ``duration`` seconds; latency from schedule."""
     with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.map(_open_process, [(base, make, i, processes, rate, duration, threads)
-                                         for i in range(processes)])
+        parts = pool.map(
+            _open_process,
+            [(base, make, i, processes, rate, duration, threads) for i in range(processes)],
+        )
     total = Result()
     for part in parts:
         total.merge(part)

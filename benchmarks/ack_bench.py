@@ -52,9 +52,15 @@ class SignedClose:
         body = json.dumps(payload).encode()
         ts = str(int(time.time()))
         sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-        return "/webhooks/chatwoot", body, {
-            "Content-Type": "application/json", "X-Chatwoot-Timestamp": ts,
-            "X-Chatwoot-Signature": "sha256=" + sig}
+        return (
+            "/webhooks/chatwoot",
+            body,
+            {
+                "Content-Type": "application/json",
+                "X-Chatwoot-Timestamp": ts,
+                "X-Chatwoot-Signature": "sha256=" + sig,
+            },
+        )
 
 
 def free_port() -> int:
@@ -63,14 +69,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_gunicorn(app: str, args: argparse.Namespace, env: dict[str, str], cwd: Path
-                   ) -> tuple[subprocess.Popen[bytes], str]:
+def start_gunicorn(
+    app: str, args: argparse.Namespace, env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", str(args.workers),
-         "--threads", str(args.threads), "--log-level", "warning", app],
-        cwd=cwd, env=env)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+            app,
+        ],
+        cwd=cwd,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -84,18 +106,19 @@ def start_gunicorn(app: str, args: argparse.Namespace, env: dict[str, str], cwd:
 
 def measure(base: str, args: argparse.Namespace, run: int) -> tuple[Result, Result]:
     closed_loop(base, SignedClose(run * 3), duration=2, threads=args.clients)  # warm-up
-    peak = closed_loop(base, SignedClose(run * 3 + 1), duration=args.duration,
-                       threads=args.clients)
+    peak = closed_loop(base, SignedClose(run * 3 + 1), duration=args.duration, threads=args.clients)
     steady = open_loop(base, SignedClose(run * 3 + 2), rate=args.rate, duration=args.duration)
     return peak, steady
 
 
 def row(name: str, peak: Result, steady: Result) -> str:
     ok = sum(c for s, c in peak.statuses.items() if 200 <= s < 300)
-    return (f"{name:<22} {peak.rate:>9.0f}/s  p50 {peak.percentile(50) * 1000:6.1f} ms  "
-            f"p99 {peak.percentile(99) * 1000:6.1f} ms | at {args_rate:.0f}/s: "
-            f"p50 {steady.percentile(50) * 1000:6.1f} ms  p99 {steady.percentile(99) * 1000:6.1f}"
-            f" ms  (2xx {ok}/{len(peak.latencies)}, errors {peak.errors + steady.errors})")
+    return (
+        f"{name:<22} {peak.rate:>9.0f}/s  p50 {peak.percentile(50) * 1000:6.1f} ms  "
+        f"p99 {peak.percentile(99) * 1000:6.1f} ms | at {args_rate:.0f}/s: "
+        f"p50 {steady.percentile(50) * 1000:6.1f} ms  p99 {steady.percentile(99) * 1000:6.1f}"
+        f" ms  (2xx {ok}/{len(peak.latencies)}, errors {peak.errors + steady.errors})"
+    )
 
 
 args_rate = 0.0
@@ -120,8 +143,14 @@ def main() -> None:
             "database": {"url": db},
             "token": {"secret": "bench-token-secret-0123456789"},
             "logging": {"level": "WARNING"},
-            "helpdesks": {"chatwoot": {"kind": "chatwoot", "base_url": "http://127.0.0.1:9",
-                                       "api_access_token": "x", "webhook_secret": SECRET}},
+            "helpdesks": {
+                "chatwoot": {
+                    "kind": "chatwoot",
+                    "base_url": "http://127.0.0.1:9",
+                    "api_access_token": "x",
+                    "webhook_secret": SECRET,
+                }
+            },
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "CSAT_HOOK_CONFIG": str(work / "config.yaml")}
@@ -147,15 +176,19 @@ def main() -> None:
         if schema:
             _drop_schema(args.database_url, schema)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; gunicorn gthread {args.workers}×{args.threads}; "
-          f"database {db.split(':')[0].split('+')[0]}; {args.duration:g} s per phase")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; gunicorn gthread {args.workers}×{args.threads}; "
+        f"database {db.split(':')[0].split('+')[0]}; {args.duration:g} s per phase"
+    )
     print(row("bare Flask endpoint", bare_peak, bare_steady))
     print(row("csat-hook webhook", our_peak, our_steady))
     ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
     p99 = our_steady.percentile(99) * 1000
-    print(f"ratio csat-hook / bare: {ratio:.2f} (target ≥ 0.90); csat-hook p99 at "
-          f"{args.rate:.0f}/s: {p99:.1f} ms (target ≤ 50 ms)")
+    print(
+        f"ratio csat-hook / bare: {ratio:.2f} (target ≥ 0.90); csat-hook p99 at "
+        f"{args.rate:.0f}/s: {p99:.1f} ms (target ≤ 50 ms)"
+    )
 
 
 def _private_schema(url: str) -> tuple[str, str]:

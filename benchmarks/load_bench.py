@@ -58,11 +58,18 @@ class Close:
         return f"{self.run}-{n}"
 
     def __call__(self, n: int) -> tuple[str, bytes, dict[str, str]]:
-        body = {"event": "dialog.closed", "dialog": {"id": self.dialog(n)},
-                "agent": {"id": str(n % 100), "name": f"Agent {n % 100}"},
-                "customer": {"id": f"c{n}"}, "language": "en"}
-        return "/webhooks/generic", json.dumps(body).encode(), {
-            "Content-Type": "application/json", "X-Webhook-Token": "load-token"}
+        body = {
+            "event": "dialog.closed",
+            "dialog": {"id": self.dialog(n)},
+            "agent": {"id": str(n % 100), "name": f"Agent {n % 100}"},
+            "customer": {"id": f"c{n}"},
+            "language": "en",
+        }
+        return (
+            "/webhooks/generic",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "X-Webhook-Token": "load-token"},
+        )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -80,8 +87,12 @@ def main() -> None:
     parser.add_argument("--failures", type=float, default=0.2)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--delivery-workers", type=int, default=2)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "CSAT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "CSAT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
     args = parser.parse_args()
 
     schema = f"load_{uuid.uuid4().hex[:8]}"
@@ -90,19 +101,29 @@ def main() -> None:
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
     fake = FakeHelpdesk(fail_ratio=args.failures).start()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config = {
             "database": {"url": url},
             "token": {"secret": "load-token-secret-0123456789"},
-            "delivery": {"backoff_base_seconds": 0.2, "backoff_cap_seconds": 2,
-                         "max_attempts": 30, "concurrency": 8, "poll_seconds": 5},
+            "delivery": {
+                "backoff_base_seconds": 0.2,
+                "backoff_cap_seconds": 2,
+                "max_attempts": 30,
+                "concurrency": 8,
+                "poll_seconds": 5,
+            },
             "logging": {"level": "WARNING"},
-            "helpdesks": {"generic": {
-                "kind": "generic", "auth": {"mode": "token", "token": "load-token"},
-                "reply": {"url": fake.url + "/api/dialogs/{dialog_id}/messages"}}},
+            "helpdesks": {
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "load-token"},
+                    "reply": {"url": fake.url + "/api/dialogs/{dialog_id}/messages"},
+                }
+            },
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config))
         cluster = LocalCluster(work / "config.yaml", work, web_workers=args.web_workers)
@@ -112,23 +133,26 @@ def main() -> None:
                 cluster.start_worker()
             time.sleep(1)
             make = Close(schema, args.duplicates)
-            acks = open_loop(cluster.url, make, rate=args.rate,
-                             duration=args.closes / args.rate)
+            acks = open_loop(cluster.url, make, rate=args.rate, duration=args.closes / args.rate)
             expected = {make.dialog(n) for n in range(int(args.rate * (args.closes / args.rate)))}
             engine = make_engine(url)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 with engine.connect() as conn:
-                    waiting = conn.execute(sa.select(sa.func.count()).select_from(outbox)
-                                           .where(outbox.c.status.in_(("pending", "sending"))
-                                                  )).scalar_one()
+                    waiting = conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(outbox)
+                        .where(outbox.c.status.in_(("pending", "sending")))
+                    ).scalar_one()
                 if not waiting:
                     break
                 time.sleep(0.5)
             time.sleep(1)
             with engine.connect() as conn:
-                created = {r.dialog_id: r.created_at.timestamp() for r in conn.execute(
-                    sa.select(surveys.c.dialog_id, surveys.c.created_at))}
+                created = {
+                    r.dialog_id: r.created_at.timestamp()
+                    for r in conn.execute(sa.select(surveys.c.dialog_id, surveys.c.created_at))
+                }
                 statuses = Counter(s for (s,) in conn.execute(sa.select(outbox.c.status)))
             engine.dispose()
         finally:
@@ -153,25 +177,39 @@ def main() -> None:
     latency_clean = [first_ok[d] - created[d] for d in first_try if d in created]
     accepted = sum(c for s, c in acks.statuses.items() if 200 <= s < 300)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; PostgreSQL; web gunicorn gthread {args.web_workers}×8, "
-          f"{args.delivery_workers} delivery workers × 8 threads")
-    print(f"sent {len(acks.latencies) + acks.errors} webhooks at {args.rate:.0f}/s for "
-          f"{len(expected)} dialogs ({args.duplicates:.0%} repeated); helpdesk 503 share "
-          f"{args.failures:.0%}")
-    print(f"accepted (2xx):        {accepted}   errors: {acks.errors}   other statuses: "
-          f"{ {s: c for s, c in acks.statuses.items() if not 200 <= s < 300} }")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; PostgreSQL; web gunicorn gthread {args.web_workers}×8, "
+        f"{args.delivery_workers} delivery workers × 8 threads"
+    )
+    print(
+        f"sent {len(acks.latencies) + acks.errors} webhooks at {args.rate:.0f}/s for "
+        f"{len(expected)} dialogs ({args.duplicates:.0%} repeated); helpdesk 503 share "
+        f"{args.failures:.0%}"
+    )
+    print(
+        f"accepted (2xx):        {accepted}   errors: {acks.errors}   other statuses: "
+        f"{ {s: c for s, c in acks.statuses.items() if not 200 <= s < 300} }"
+    )
     print(f"surveys stored:        {len(created)}   outbox: {dict(statuses)}")
-    print(f"replies sent:          {len(per_dialog)}   helpdesk calls: {len(calls)} "
-          f"({len(calls) - len(ok)} answered 503)")
+    print(
+        f"replies sent:          {len(per_dialog)}   helpdesk calls: {len(calls)} "
+        f"({len(calls) - len(ok)} answered 503)"
+    )
     print(f"duplicates:            {sum(1 for c in per_dialog.values() if c > 1)}")
     print(f"lost:                  {len(set(created) - set(per_dialog))}")
-    print(f"ack latency:           p50 {pct(acks.latencies, 50) * 1000:.1f} ms   "
-          f"p99 {pct(acks.latencies, 99) * 1000:.1f} ms")
-    print(f"close → reply:         p50 {pct(latency, 50) * 1000:.1f} ms   "
-          f"p99 {pct(latency, 99) * 1000:.1f} ms   (all replies, retries included)")
-    print(f"close → reply (1st try): p50 {pct(latency_clean, 50) * 1000:.1f} ms   "
-          f"p99 {pct(latency_clean, 99) * 1000:.1f} ms   ({len(latency_clean)} replies)")
+    print(
+        f"ack latency:           p50 {pct(acks.latencies, 50) * 1000:.1f} ms   "
+        f"p99 {pct(acks.latencies, 99) * 1000:.1f} ms"
+    )
+    print(
+        f"close → reply:         p50 {pct(latency, 50) * 1000:.1f} ms   "
+        f"p99 {pct(latency, 99) * 1000:.1f} ms   (all replies, retries included)"
+    )
+    print(
+        f"close → reply (1st try): p50 {pct(latency_clean, 50) * 1000:.1f} ms   "
+        f"p99 {pct(latency_clean, 99) * 1000:.1f} ms   ({len(latency_clean)} replies)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,24 @@ def main() -> None:
     tz = ZoneInfo("Europe/Moscow")
     # Answers over two years (all periods have data), 1.3 surveys sent per answer; an agent
     # works in one team of eight.
-    answers = [(agent := rng.randrange(args.agents), agent % 8,
-                now - timedelta(seconds=rng.randrange(730 * 86400)),
-                rng.choices((1, 2, 3, 4, 5), (8, 10, 12, 25, 45))[0], rng.random() < 0.97)
-               for _ in range(args.answers)]
-    sent = [(agent := rng.randrange(args.agents), agent % 8,
-             now - timedelta(seconds=rng.randrange(730 * 86400)))
-            for _ in range(int(args.answers * 1.3))]
+    answers = [
+        (
+            agent := rng.randrange(args.agents),
+            agent % 8,
+            now - timedelta(seconds=rng.randrange(730 * 86400)),
+            rng.choices((1, 2, 3, 4, 5), (8, 10, 12, 25, 45))[0],
+            rng.random() < 0.97,
+        )
+        for _ in range(args.answers)
+    ]
+    sent = [
+        (
+            agent := rng.randrange(args.agents),
+            agent % 8,
+            now - timedelta(seconds=rng.randrange(730 * 86400)),
+        )
+        for _ in range(int(args.answers * 1.3))
+    ]
     periods = build_periods(now, tz, PeriodsConfig(rolling_days=[7, 30], calendar_months=12))
     tracemalloc.start()
     started = time.perf_counter()
@@ -52,21 +63,29 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     overall = next(r for r in results if r.period.key == "all_time").overall
-    print(f"{args.answers:,} answers, {len(sent):,} surveys sent, {args.agents} agents, "
-          f"{len(periods)} periods")
-    print(f"  datetimes to instants {indexed - started:.2f} s; aggregation "
-          f"{done - indexed:.2f} s; "
-          f"total {done - started:.2f} s (tracemalloc on; peak {peak / 1e6:.0f} MB)")
-    print(f"  all time: CSAT {100 * (overall.csat or 0):.1f}% of {overall.answers:,}, "
-          f"response rate {100 * (overall.response_rate or 0):.1f}%")
+    print(
+        f"{args.answers:,} answers, {len(sent):,} surveys sent, {args.agents} agents, "
+        f"{len(periods)} periods"
+    )
+    print(
+        f"  datetimes to instants {indexed - started:.2f} s; aggregation "
+        f"{done - indexed:.2f} s; "
+        f"total {done - started:.2f} s (tracemalloc on; peak {peak / 1e6:.0f} MB)"
+    )
+    print(
+        f"  all time: CSAT {100 * (overall.csat or 0):.1f}% of {overall.answers:,}, "
+        f"response rate {100 * (overall.response_rate or 0):.1f}%"
+    )
     started = time.perf_counter()
     facts = [(a, t, when.timestamp(), r, m) for a, t, when, r, m in answers]
     sent_facts = [(a, t, when.timestamp()) for a, t, when in sent]
     middle = time.perf_counter()
     compute(facts, sent_facts, periods, Settings(min_n=10), tz)
     done = time.perf_counter()
-    print(f"  again without tracemalloc: {done - started:.2f} s "
-          f"(instants {middle - started:.2f} s, aggregation {done - middle:.2f} s)")
+    print(
+        f"  again without tracemalloc: {done - started:.2f} s "
+        f"(instants {middle - started:.2f} s, aggregation {done - middle:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

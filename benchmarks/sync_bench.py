@@ -42,8 +42,18 @@ from csat_hook.sync.runner import SyncRunner
 SECRET = "benchmark-token-secret-0123456789"
 SHEET = "bench-responses"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-COMMENTS = ["Great, thanks!", "ok", "", "Took too long", "Спасибо, всё быстро", "",
-            "=SUM(1;2)", "Solved on first contact", "meh", ""]
+COMMENTS = [
+    "Great, thanks!",
+    "ok",
+    "",
+    "Took too long",
+    "Спасибо, всё быстро",
+    "",
+    "=SUM(1;2)",
+    "Solved on first contact",
+    "meh",
+    "",
+]
 
 
 LATE = 1000  # answers that arrive between the second and the third sync
@@ -81,10 +91,10 @@ def serve(agents: int, answers: int, unanswered: int) -> None:
     for n, agent, token, _, submitted, rating, comment in generate(agents, answers, unanswered):
         if submitted is not None:
             (rows if n < answers else late).append(
-                [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token])
+                [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token]
+            )
     fake.add_tab(SHEET, "Form Responses 1", rows, sheet_id=0)
-    print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}),
-          flush=True)
+    print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}), flush=True)
     for line in sys.stdin:
         if line.strip() == "append":
             fake.append_rows(SHEET, "Form Responses 1", late)
@@ -96,8 +106,7 @@ def requests_by_kind(url: str) -> tuple[dict[str, int], float]:
     """Requests the fake saw, by kind, and the seconds it spent answering them."""
     with urllib.request.urlopen(f"{url}/_fake/requests") as response:
         seen = json.load(response)
-    return (dict(Counter(r["kind"] for r in seen)),
-            sum(r.get("server_ms", 0) for r in seen) / 1000)
+    return (dict(Counter(r["kind"] for r in seen)), sum(r.get("server_ms", 0) for r in seen) / 1000)
 
 
 def reset_requests(url: str) -> None:
@@ -109,10 +118,16 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--answers", type=int, default=100_000)
     parser.add_argument("--unanswered", type=int, default=50_000)
-    parser.add_argument("--database-url", help="Use this (empty) database instead of a fresh "
-                        "SQLite file, e.g. postgresql://postgres@127.0.0.1/bench")
-    parser.add_argument("--no-tracemalloc", action="store_true",
-                        help="Wall time without tracemalloc's overhead (peak RSS only).")
+    parser.add_argument(
+        "--database-url",
+        help="Use this (empty) database instead of a fresh "
+        "SQLite file, e.g. postgresql://postgres@127.0.0.1/bench",
+    )
+    parser.add_argument(
+        "--no-tracemalloc",
+        action="store_true",
+        help="Wall time without tracemalloc's overhead (peak RSS only).",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
@@ -123,10 +138,22 @@ def main() -> None:
     if args.seed_only:
         seed_database(args.seed_only, args).dispose()
         return
-    child = subprocess.Popen([sys.executable, __file__, "--serve-fake", "--agents",
-                              str(args.agents), "--answers", str(args.answers),
-                              "--unanswered", str(args.unanswered)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve-fake",
+            "--agents",
+            str(args.agents),
+            "--answers",
+            str(args.answers),
+            "--unanswered",
+            str(args.unanswered),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         started = time.monotonic()
@@ -134,25 +161,53 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # Seeding runs in its own process so this one's peak RSS is the sync's alone.
             url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-            subprocess.run([sys.executable, __file__, "--seed-only", url, "--agents",
-                            str(args.agents), "--answers", str(args.answers),
-                            "--unanswered", str(args.unanswered)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--seed-only",
+                    url,
+                    "--agents",
+                    str(args.agents),
+                    "--answers",
+                    str(args.answers),
+                    "--unanswered",
+                    str(args.unanswered),
+                ],
+                check=True,
+            )
             engine = make_engine(normalize_database_url(url))
-            print(f"seeded {args.answers:,} answers by {args.agents} agents and "
-                  f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s")
-            config = load_config(None, env={}, overrides={
-                "database": {"url": engine.url.render_as_string(hide_password=False)},
-                "token": {"secret": SECRET},
-                "google": {"service_account_json": json.dumps(fake["service_account"]),
-                           "sheets_base_url": fake["url"], "forms_base_url": fake["url"]},
-                "results": {"source": "gsheets",
-                            "gsheets": {"spreadsheet_id": SHEET, "sheet_gid": 0}},
-                "output": {"gsheets": {"enabled": True, "max_request_bytes": 20_000_000},
-                           "local": {"enabled": False}},
-            })
+            print(
+                f"seeded {args.answers:,} answers by {args.agents} agents and "
+                f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s"
+            )
+            config = load_config(
+                None,
+                env={},
+                overrides={
+                    "database": {"url": engine.url.render_as_string(hide_password=False)},
+                    "token": {"secret": SECRET},
+                    "google": {
+                        "service_account_json": json.dumps(fake["service_account"]),
+                        "sheets_base_url": fake["url"],
+                        "forms_base_url": fake["url"],
+                    },
+                    "results": {
+                        "source": "gsheets",
+                        "gsheets": {"spreadsheet_id": SHEET, "sheet_gid": 0},
+                    },
+                    "output": {
+                        "gsheets": {"enabled": True, "max_request_bytes": 20_000_000},
+                        "local": {"enabled": False},
+                    },
+                },
+            )
             runner = SyncRunner(config, engine, clock=lambda: NOW)
-            for label in ("first sync (all new)", "second sync (nothing new)",
-                          f"third sync ({LATE:,} new answers)"):
+            for label in (
+                "first sync (all new)",
+                "second sync (nothing new)",
+                f"third sync ({LATE:,} new answers)",
+            ):
                 if label.startswith("third"):
                     assert child.stdin is not None
                     child.stdin.write("append\n")
@@ -162,6 +217,7 @@ def main() -> None:
                 if args.profile:
                     import cProfile
                     import pstats
+
                     profiler = cProfile.Profile()
                     profiler.runcall(runner.run)
                     # SORT=cumulative / TOP=80 in the environment change the listing.
@@ -179,11 +235,21 @@ def main() -> None:
 def seed_database(url: str, args: argparse.Namespace):
     engine = make_engine(normalize_database_url(url))
     create_schema(engine)
-    rows = [{"helpdesk": "dryrun", "dialog_id": f"D-{n}", "occurrence": "", "agent_id": agent,
-             "agent_name": f"Agent {agent}", "team": f"Team {int(agent) % 7}", "token": token,
-             "status": "sent", "created_at": created, "sent_at": created}
-            for n, agent, token, created, *_ in generate(args.agents, args.answers,
-                                                          args.unanswered)]
+    rows = [
+        {
+            "helpdesk": "dryrun",
+            "dialog_id": f"D-{n}",
+            "occurrence": "",
+            "agent_id": agent,
+            "agent_name": f"Agent {agent}",
+            "team": f"Team {int(agent) % 7}",
+            "token": token,
+            "status": "sent",
+            "created_at": created,
+            "sent_at": created,
+        }
+        for n, agent, token, created, *_ in generate(args.agents, args.answers, args.unanswered)
+    ]
     with engine.begin() as conn:
         store.insert_surveys(conn, rows)
     return engine
@@ -200,13 +266,16 @@ def measure(label: str, runner: SyncRunner, url: str, *, trace: bool) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seen, fake_seconds = requests_by_kind(url)
     print(f"\n{label}: status {summary.status} {summary.error or ''}")
-    print(f"  rows read {summary.rows_read:,}, new {summary.new:,}, unchanged "
-          f"{summary.unchanged:,}, agents {summary.agents}, outputs "
-          f"{[o.get('tabs') for o in summary.outputs]} tabs")
-    print(f"  wall time {wall:.2f} s, of which the fake API spent {fake_seconds:.2f} s "
-          f"answering (sync's own time {wall - fake_seconds:.2f} s)")
-    print(f"  tracemalloc peak {peak / 1e6:.0f} MB; "
-          f"process peak RSS so far {rss_mb:.0f} MB")
+    print(
+        f"  rows read {summary.rows_read:,}, new {summary.new:,}, unchanged "
+        f"{summary.unchanged:,}, agents {summary.agents}, outputs "
+        f"{[o.get('tabs') for o in summary.outputs]} tabs"
+    )
+    print(
+        f"  wall time {wall:.2f} s, of which the fake API spent {fake_seconds:.2f} s "
+        f"answering (sync's own time {wall - fake_seconds:.2f} s)"
+    )
+    print(f"  tracemalloc peak {peak / 1e6:.0f} MB; process peak RSS so far {rss_mb:.0f} MB")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests seen by the fake: {seen}; counted by the sync: {summary.requests}")
 

@@ -30,7 +30,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.extensions[web.EXTENSION] = services.intake
     token = config.server.api_token
     app.extensions[api.EXTENSION] = api.OutboxApi(
-        services.engine, token.get_secret_value() if token is not None else None)
+        services.engine, token.get_secret_value() if token is not None else None
+    )
     if config.server.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     app.register_blueprint(web.bp)

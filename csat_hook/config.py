@@ -72,13 +72,15 @@ class Config(StrictModel):
         return self
 
 
-
 # --- loading -------------------------------------------------------------------------------
+
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors)
-                for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, env, f"{path}[{i}]", errors) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
@@ -106,8 +108,10 @@ def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> 
         inner = text[i + 2 : j - 1]
         name, sep, default = inner.partition(":-")
         if depth or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            errors.append(f"{path}: malformed reference ${{{inner}}} (write ${{NAME}} or "
-                          "${NAME:-default}; $$ for a literal $)")
+            errors.append(
+                f"{path}: malformed reference ${{{inner}}} (write ${{NAME}} or "
+                "${NAME:-default}; $$ for a literal $)"
+            )
             return text
         if env.get(name):
             out.append(env[name])
@@ -129,7 +133,6 @@ def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str
             message = "unknown key (check the spelling; see config.example.yaml)"
         lines.append(f"{where}: {message}")
     return lines
-
 
 
 def load_config(
@@ -192,14 +195,15 @@ def load_config(
     return config
 
 
-
 def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
     validated: dict[str, Any] = {}
     for name, options in raw.items():
         where = f"helpdesks.{name}"
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", str(name)):
-            errors.append(f"{where}: the name must be lower-case letters, digits, - or _ "
-                          "(it is the URL segment /webhooks/<name>)")
+            errors.append(
+                f"{where}: the name must be lower-case letters, digits, - or _ "
+                "(it is the URL segment /webhooks/<name>)"
+            )
             continue
         if options is None:
             options = {}
@@ -214,8 +218,10 @@ def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any
         kind = next(iter(given.values()), name)
         adapter = REGISTRY.get(kind) if isinstance(kind, str) else None
         if adapter is None:
-            errors.append(f"{where}.kind: unknown helpdesk kind {kind!r}; "
-                          f"known: {', '.join(sorted(REGISTRY))}")
+            errors.append(
+                f"{where}.kind: unknown helpdesk kind {kind!r}; "
+                f"known: {', '.join(sorted(REGISTRY))}"
+            )
             continue
         rest = {key: value for key, value in options.items() if key not in ("kind", "type")}
         try:

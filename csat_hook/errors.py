@@ -131,8 +131,14 @@ class GoogleApiError(SyncError):
 
     code = "google_api_error"
 
-    def __init__(self, message: str, *, http_status: int | None = None,
-                 reason: str | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        reason: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.reason = reason

@@ -92,8 +92,6 @@ class SurveyConfig(StrictModel):
     reply: ReplyConfig = Field(default_factory=ReplyConfig)
 
 
-
-
 @dataclass(frozen=True)
 class LinkValues:
     """The values a survey link may carry. ``ticket`` is the dialog id."""
@@ -165,9 +163,7 @@ def reply_text(
 def pick_template(reply: ReplyConfig, language: str | None) -> str:
     """Exact language (``pt-BR``), then its base (``pt``), then the default, then any."""
     templates = {k.lower(): v for k, v in reply.templates.items()}
-    for candidate in _language_candidates(language) + _language_candidates(
-        reply.default_language
-    ):
+    for candidate in _language_candidates(language) + _language_candidates(reply.default_language):
         if candidate in templates:
             return templates[candidate]
     return next(iter(reply.templates.values()))

@@ -17,16 +17,31 @@ from typing import TextIO
 from csat_hook.settings import StrictModel
 
 SAFE_FIELDS = (
-    "helpdesk", "dialog_id", "survey_id", "outbox_id", "status", "attempt", "reason",
-    "error", "http_status", "delay", "worker", "count", "source", "path", "duration_ms",
-    "rows", "requests", "sheet", "key",
+    "helpdesk",
+    "dialog_id",
+    "survey_id",
+    "outbox_id",
+    "status",
+    "attempt",
+    "reason",
+    "error",
+    "http_status",
+    "delay",
+    "worker",
+    "count",
+    "source",
+    "path",
+    "duration_ms",
+    "rows",
+    "requests",
+    "sheet",
+    "key",
 )
 
 
 class LoggingConfig(StrictModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
-
 
 
 class SafeFormatter(logging.Formatter):
@@ -44,11 +59,21 @@ class SafeFormatter(logging.Formatter):
             # The exception type only: messages of foreign exceptions can embed request data.
             fields["exception"] = record.exc_info[0].__name__
         if self.json:
-            return json.dumps({"time": when, "level": record.levelname, "logger": record.name,
-                               "event": message, **fields}, default=str, ensure_ascii=False)
+            return json.dumps(
+                {
+                    "time": when,
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "event": message,
+                    **fields,
+                },
+                default=str,
+                ensure_ascii=False,
+            )
         extras = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
-        return f"{when} {record.levelname} {record.name} {message}" + (f" {extras}" if extras
-                                                                       else "")
+        return f"{when} {record.levelname} {record.name} {message}" + (
+            f" {extras}" if extras else ""
+        )
 
 
 def _quote(value: object) -> str:

@@ -42,8 +42,9 @@ class _Application(BaseApplication):  # type: ignore[misc]
 
 def _start_delivery(worker: Any) -> None:
     services: Services = worker.wsgi.extensions[SERVICES]
-    worker._csat_delivery = start_delivery(services.delivery_worker(),
-                                           database_url=services.config.database.url)
+    worker._csat_delivery = start_delivery(
+        services.delivery_worker(), database_url=services.config.database.url
+    )
 
 
 def _stop_delivery(_server: Any, worker: Any) -> None:
@@ -52,8 +53,15 @@ def _stop_delivery(_server: Any, worker: Any) -> None:
         running.stop(timeout=5)
 
 
-def run_server(config: Config, *, host: str, port: int, workers: int,
-               with_delivery: bool, sync_command: list[str] | None = None) -> None:
+def run_server(
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    with_delivery: bool,
+    sync_command: list[str] | None = None,
+) -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT.
 
     ``sync_command`` is started as a child process (the periodic sync) and stopped with the

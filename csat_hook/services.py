@@ -38,18 +38,29 @@ class Services:
     intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
-        recorder = CloseRecorder(lambda: self.engine, policy=self.config.policy,
-                                 replies_queued=self.waker.notify)
-        self.intake = Intake(helpdesks=self.helpdesks, engine=self.engine,
-                             policy=self.config.policy,
-                             token_secret=self.config.token.secret.get_secret_value(),
-                             recorder=recorder, clock=lambda: self.clock())
+        recorder = CloseRecorder(
+            lambda: self.engine, policy=self.config.policy, replies_queued=self.waker.notify
+        )
+        self.intake = Intake(
+            helpdesks=self.helpdesks,
+            engine=self.engine,
+            policy=self.config.policy,
+            token_secret=self.config.token.secret.get_secret_value(),
+            recorder=recorder,
+            clock=lambda: self.clock(),
+        )
 
     def delivery_worker(self, *, worker_id: str | None = None) -> DeliveryWorker:
         """A delivery worker for this process (not started)."""
         delivery = Delivery(self.helpdesks, self.config.survey, self.config.delivery.max_attempts)
-        return DeliveryWorker(self.engine, delivery, self.config.delivery, waker=self.waker,
-                              clock=lambda: self.clock(), worker_id=worker_id)
+        return DeliveryWorker(
+            self.engine,
+            delivery,
+            self.config.delivery,
+            waker=self.waker,
+            clock=lambda: self.clock(),
+            worker_id=worker_id,
+        )
 
 
 def build_services(
@@ -62,8 +73,10 @@ def build_services(
 ) -> Services:
     """Engine, HTTP client and adapters for ``config``; creates missing tables by default."""
     if http is None:
-        http = HttpClient(connect_timeout=config.delivery.connect_timeout_seconds,
-                          read_timeout=config.delivery.read_timeout_seconds)
+        http = HttpClient(
+            connect_timeout=config.delivery.connect_timeout_seconds,
+            read_timeout=config.delivery.read_timeout_seconds,
+        )
     if engine is None:
         engine = make_engine(config.database.url, pool_size=config.database.pool_size)
     if create_tables:

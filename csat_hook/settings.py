@@ -27,8 +27,9 @@ def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
-                         "Europe/Moscow or UTC)") from exc
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow or UTC)"
+        ) from exc
     return value
 
 
@@ -49,5 +50,3 @@ def check_template(text: str, allowed: frozenset[str] | set[str], *, where: str)
         if name not in allowed or spec or conversion:
             known = ", ".join("{" + n + "}" for n in sorted(allowed))
             raise ValueError(f"{where}: unknown placeholder {{{name}}}; known: {known}")
-
-

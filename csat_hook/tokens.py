@@ -48,9 +48,10 @@ class TokenConfig(StrictModel):
 
     def all_secrets(self) -> list[str]:
         """The current secret first, then retired ones still accepted when verifying."""
-        return [self.secret.get_secret_value(),
-                *(s.get_secret_value() for s in self.previous_secrets)]
-
+        return [
+            self.secret.get_secret_value(),
+            *(s.get_secret_value() for s in self.previous_secrets),
+        ]
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,17 @@ from csat_hook import tokens
 DEV_SECRET = "dev-insecure-token-secret"  # noqa: S105 (the documented development default)
 HEADER = ["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]
 AGENTS = {"7": "Anna Petrova", "8": "Boris Ivanov", "9": "Chen Wei", "11": "Dana Scott"}
-COMMENTS = ["Quick and friendly, thanks!", "Solved my problem.", "", "Took a while.",
-            "Very helpful", "Спасибо, всё отлично", "", "Could be faster", "Great support"]
+COMMENTS = [
+    "Quick and friendly, thanks!",
+    "Solved my problem.",
+    "",
+    "Took a while.",
+    "Very helpful",
+    "Спасибо, всё отлично",
+    "",
+    "Could be faster",
+    "Great support",
+]
 MSK = timezone(timedelta(hours=3))
 
 
@@ -51,34 +60,69 @@ def build_rows(secret: str) -> list[list[str]]:
         token = tokens.sign(secret, ref)
         rating = rng.choices([5, 4, 3, 2, 1], weights=[50, 25, 10, 8, 7])[0]
         submitted = issued + timedelta(minutes=rng.randint(5, 600))
-        rows.append([forms_time(submitted), str(rating), rng.choice(COMMENTS),
-                     AGENTS[agent], ticket, token])
+        rows.append(
+            [forms_time(submitted), str(rating), rng.choice(COMMENTS), AGENTS[agent], ticket, token]
+        )
     # The same customer changes their mind: the later submission wins, both are history.
     first = rows[3]
-    rows.append([forms_time(start + timedelta(days=3)), "5", "Changed my mind, all good",
-                 first[3], first[4], first[5]])
+    rows.append(
+        [
+            forms_time(start + timedelta(days=3)),
+            "5",
+            "Changed my mind, all good",
+            first[3],
+            first[4],
+            first[5],
+        ]
+    )
     # Edited pre-filled agent field: still credited to the agent in the reference.
     rows[5][3] = "Somebody Else"
     # A comment that would run as a formula if written carelessly.
     rows[6][2] = '=HYPERLINK("https://example.com","click me")'
     # A label instead of a number.
     rows[7][1] = "5 - Very satisfied"
-    forged = tokens.sign("not-our-secret-0123456789",
-                         tokens.SurveyRef("dryrun", "T-9999", "7", start, nonce="ffff"))
-    rows.append([forms_time(start + timedelta(days=4)), "1", "Forged reference",
-                 "Anna Petrova", "T-9999", forged])
-    rows.append([forms_time(start + timedelta(days=4, hours=1)), "2", "No reference at all",
-                 "Boris Ivanov", "T-9998", ""])
-    rows.append([forms_time(start + timedelta(days=5)), "excellent!!", "Not a rating",
-                 "Chen Wei", "T-1010", rows[10][5]])
+    forged = tokens.sign(
+        "not-our-secret-0123456789", tokens.SurveyRef("dryrun", "T-9999", "7", start, nonce="ffff")
+    )
+    rows.append(
+        [
+            forms_time(start + timedelta(days=4)),
+            "1",
+            "Forged reference",
+            "Anna Petrova",
+            "T-9999",
+            forged,
+        ]
+    )
+    rows.append(
+        [
+            forms_time(start + timedelta(days=4, hours=1)),
+            "2",
+            "No reference at all",
+            "Boris Ivanov",
+            "T-9998",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            forms_time(start + timedelta(days=5)),
+            "excellent!!",
+            "Not a rating",
+            "Chen Wei",
+            "T-1010",
+            rows[10][5],
+        ]
+    )
     rows.append(["", "", "", "", "", ""])
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).with_name("sample_responses.csv"))
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).with_name("sample_responses.csv")
+    )
     parser.add_argument("--secret", default=DEV_SECRET)
     args = parser.parse_args()
     with args.out.open("w", encoding="utf-8", newline="") as handle:

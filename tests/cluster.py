@@ -25,8 +25,15 @@ def free_port() -> int:
 class LocalCluster:
     """``web:`` (gunicorn, gthread) and N ``worker:`` processes for one config file."""
 
-    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2,
-                 web_threads: int = 8, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        workdir: Path,
+        *,
+        web_workers: int = 2,
+        web_threads: int = 8,
+        database_url: str | None = None,
+    ) -> None:
         self.config = config
         self.workdir = workdir
         self.web_workers = web_workers
@@ -42,16 +49,36 @@ class LocalCluster:
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         with (self.workdir / f"{name}.log").open("ab") as log:  # the child keeps its copy
-            return subprocess.Popen(args, cwd=self.workdir, env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                args,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start_web(self, timeout: float = 30) -> str:
         port = free_port()
         self.web = self._spawn(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--worker-class", "gthread", "--workers", str(self.web_workers),
-             "--threads", str(self.web_threads), "--log-level", "warning",
-             "csat_hook.wsgi:app"], "web")
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(self.web_workers),
+                "--threads",
+                str(self.web_threads),
+                "--log-level",
+                "warning",
+                "csat_hook.wsgi:app",
+            ],
+            "web",
+        )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -65,8 +92,9 @@ class LocalCluster:
         raise RuntimeError("the web process did not start: see " + str(self.workdir / "web.log"))
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        worker = self._spawn([sys.executable, "-m", "csat_hook", "worker"],
-                             f"worker-{len(self.workers)}")
+        worker = self._spawn(
+            [sys.executable, "-m", "csat_hook", "worker"], f"worker-{len(self.workers)}"
+        )
         self.workers.append(worker)
         return worker
 

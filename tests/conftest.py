@@ -87,22 +87,39 @@ def base_overrides(database_url: str, tmp_path: Path, fake_url: str) -> dict[str
     return {
         "database": {"url": database_url},
         "token": {"secret": "test-token-secret-0123456789"},
-        "survey": {"form": {
-            "url": "https://docs.google.com/forms/d/e/1FAIpQLSfTEST/viewform",
-            "fields": {"agent_name": "entry.111", "agent_id": "entry.222",
-                       "ticket": "entry.333", "token": "entry.444"},
-        }},
-        "delivery": {"backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.05,
-                     "max_attempts": 5, "connect_timeout_seconds": 1,
-                     "read_timeout_seconds": 2, "poll_seconds": 0.2, "lease_seconds": 30},
+        "survey": {
+            "form": {
+                "url": "https://docs.google.com/forms/d/e/1FAIpQLSfTEST/viewform",
+                "fields": {
+                    "agent_name": "entry.111",
+                    "agent_id": "entry.222",
+                    "ticket": "entry.333",
+                    "token": "entry.444",
+                },
+            }
+        },
+        "delivery": {
+            "backoff_base_seconds": 0.01,
+            "backoff_cap_seconds": 0.05,
+            "max_attempts": 5,
+            "connect_timeout_seconds": 1,
+            "read_timeout_seconds": 2,
+            "poll_seconds": 0.2,
+            "lease_seconds": 30,
+        },
         "helpdesks": {
-            "dryrun": {"kind": "dryrun", "output": str(tmp_path / "dry.jsonl"),
-                       "auth": {"mode": "token", "token": "dry-token-123"}},
+            "dryrun": {
+                "kind": "dryrun",
+                "output": str(tmp_path / "dry.jsonl"),
+                "auth": {"mode": "token", "token": "dry-token-123"},
+            },
             "generic": {
                 "kind": "generic",
                 "auth": {"mode": "token", "token": "generic-token-123"},
-                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages",
-                          "headers": {"Authorization": "Bearer generic-api-key"}},
+                "reply": {
+                    "url": fake_url + "/api/dialogs/{dialog_id}/messages",
+                    "headers": {"Authorization": "Bearer generic-api-key"},
+                },
             },
             "chatwoot": {
                 "kind": "chatwoot",
@@ -115,8 +132,9 @@ def base_overrides(database_url: str, tmp_path: Path, fake_url: str) -> dict[str
 
 
 @pytest.fixture
-def make_config(database_url: str, tmp_path: Path, fake_helpdesk: FakeHelpdesk
-                ) -> Callable[..., Config]:
+def make_config(
+    database_url: str, tmp_path: Path, fake_helpdesk: FakeHelpdesk
+) -> Callable[..., Config]:
     def build(**sections: Any) -> Config:
         overrides = base_overrides(database_url, tmp_path, fake_helpdesk.url)
         for key, value in sections.items():

@@ -29,8 +29,9 @@ def body_of(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
-def chatwoot_headers(body: bytes, secret: str, when: datetime,
-                     delivery: str = "5d8c2e9a-8a0e-4a47-b9d1-2a3c4d5e6f70") -> dict[str, str]:
+def chatwoot_headers(
+    body: bytes, secret: str, when: datetime, delivery: str = "5d8c2e9a-8a0e-4a47-b9d1-2a3c4d5e6f70"
+) -> dict[str, str]:
     """Headers Chatwoot 4.11.2+ sends: sha256=hex(HMAC(secret, f"{ts}.{body}"))."""
     timestamp = str(int(when.timestamp()))
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
@@ -42,8 +43,9 @@ def chatwoot_headers(body: bytes, secret: str, when: datetime,
     }
 
 
-def generic_close(dialog_id: str = "D-1001", agent_id: str = "7",
-                  agent_name: str = "Anna Petrova", **extra: Any) -> dict[str, Any]:
+def generic_close(
+    dialog_id: str = "D-1001", agent_id: str = "7", agent_name: str = "Anna Petrova", **extra: Any
+) -> dict[str, Any]:
     """A close event in the generic adapter's default format."""
     payload: dict[str, Any] = {
         "event": "dialog.closed",

@@ -30,14 +30,14 @@ class Answer:
     times: int | None = None
 
 
-def script_answers(fake: FakeHelpdesk, monkeypatch: pytest.MonkeyPatch,
-                   *answers: Answer) -> None:
+def script_answers(fake: FakeHelpdesk, monkeypatch: pytest.MonkeyPatch, *answers: Answer) -> None:
     """Answer matching requests as scripted (the first matching answer with uses left)."""
     original = fake.record
     remaining = [answer.times for answer in answers]
 
-    def record(method: str, path: str, query: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, Any, dict[str, str]]:
+    def record(
+        method: str, path: str, query: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         answered = original(method, path, query, headers, raw)
         for i, answer in enumerate(answers):
             if answer.method != method or not re.fullmatch(answer.path, path):

@@ -29,10 +29,12 @@ def test_the_example_config_loads_with_no_environment():
 
 def test_environment_references_are_resolved(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("token: {secret: '${SECRET}'}\n"
-                    "helpdesks:\n  generic:\n    type: generic\n"
-                    "    auth: {mode: token, token: '${TOKEN:-fallback-token}'}\n"
-                    "    reply: {url: 'https://x.example/{dialog_id}?price=$$5'}\n")
+    path.write_text(
+        "token: {secret: '${SECRET}'}\n"
+        "helpdesks:\n  generic:\n    type: generic\n"
+        "    auth: {mode: token, token: '${TOKEN:-fallback-token}'}\n"
+        "    reply: {url: 'https://x.example/{dialog_id}?price=$$5'}\n"
+    )
     config = load_config(path, env={"SECRET": "s" * 20})
     assert config.token.secret.get_secret_value() == "s" * 20
     generic = config.helpdesks["generic"]
@@ -52,33 +54,53 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
     assert config.database.url == "postgresql+psycopg://u:p@db.example/prod"
 
 
-@pytest.mark.parametrize(("yaml_text", "message"), [
-    ("server: {port: 70000}", r"server\.port: Input should be less than or equal to 65535"),
-    ("server: {prot: 1}", r"server\.prot: unknown key"),
-    ("token: {secret: short}", r"token\.secret: must be at least 16 characters"),
-    ("policy: {per_dialog: sometimes}", r"policy\.per_dialog: Input should be 'once'"),
-    ("survey: {reply: {templates: {en: 'no link here'}}}", r"templates: en: the template must"),
-    ("survey: {reply: {templates: {en: '{link} {secret}'}}}", r"unknown placeholder \{secret\}"),
-    ("survey: {form: {fields: {agent_name: entry.1}}}", r"fields\.token is required"),
-    ("survey: {form: {fields: {token: 'entry.x'}}}", r"not a Google Forms entry id"),
-    ("survey: {form: {kind: template, url_template: 'https://t.example/?a={agent_name}'}}",
-     r"must contain \{token\}"),
-    ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
-    ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.kind: unknown helpdesk kind 'nope'"),
-    ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),
-    ("helpdesks: {chatwoot: {api_access_token: t}}", r"helpdesks\.chatwoot: set webhook_secret"),
-    ("helpdesks: {g: {type: generic, auth: {mode: token, token: t}}}",
-     r"helpdesks\.g: reply is required"),
-    ("helpdesks: {g: {type: generic, auth: {mode: hmac}, reply: {url: 'https://x'}}}",
-     r"helpdesks\.g\.auth: secret is required"),
-    ("helpdesks: {g: {type: generic, auth: {mode: none}, mapping: {dialog_id: 'a..b'},"
-     " reply: {url: 'https://x'}}}", r"dialog_id: 'a\.\.b' is not a valid JMESPath"),
-    ("helpdesks: {g: {type: generic, auth: {mode: none},"
-     " reply: {url: 'https://x/{oops}'}}}", r"unknown placeholder \{oops\}"),
-    ("helpdesks: []", r"helpdesks: must be a mapping"),
-    ("- just\n- a list", r"the top level must be a mapping"),
-    ("a: [unclosed", r"is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("server: {port: 70000}", r"server\.port: Input should be less than or equal to 65535"),
+        ("server: {prot: 1}", r"server\.prot: unknown key"),
+        ("token: {secret: short}", r"token\.secret: must be at least 16 characters"),
+        ("policy: {per_dialog: sometimes}", r"policy\.per_dialog: Input should be 'once'"),
+        ("survey: {reply: {templates: {en: 'no link here'}}}", r"templates: en: the template must"),
+        (
+            "survey: {reply: {templates: {en: '{link} {secret}'}}}",
+            r"unknown placeholder \{secret\}",
+        ),
+        ("survey: {form: {fields: {agent_name: entry.1}}}", r"fields\.token is required"),
+        ("survey: {form: {fields: {token: 'entry.x'}}}", r"not a Google Forms entry id"),
+        (
+            "survey: {form: {kind: template, url_template: 'https://t.example/?a={agent_name}'}}",
+            r"must contain \{token\}",
+        ),
+        ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
+        ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.kind: unknown helpdesk kind 'nope'"),
+        ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),
+        (
+            "helpdesks: {chatwoot: {api_access_token: t}}",
+            r"helpdesks\.chatwoot: set webhook_secret",
+        ),
+        (
+            "helpdesks: {g: {type: generic, auth: {mode: token, token: t}}}",
+            r"helpdesks\.g: reply is required",
+        ),
+        (
+            "helpdesks: {g: {type: generic, auth: {mode: hmac}, reply: {url: 'https://x'}}}",
+            r"helpdesks\.g\.auth: secret is required",
+        ),
+        (
+            "helpdesks: {g: {type: generic, auth: {mode: none}, mapping: {dialog_id: 'a..b'},"
+            " reply: {url: 'https://x'}}}",
+            r"dialog_id: 'a\.\.b' is not a valid JMESPath",
+        ),
+        (
+            "helpdesks: {g: {type: generic, auth: {mode: none}, reply: {url: 'https://x/{oops}'}}}",
+            r"unknown placeholder \{oops\}",
+        ),
+        ("helpdesks: []", r"helpdesks: must be a mapping"),
+        ("- just\n- a list", r"the top level must be a mapping"),
+        ("a: [unclosed", r"is not valid YAML"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, yaml_text, message):
     path = tmp_path / "c.yaml"
     path.write_text(yaml_text)
@@ -95,18 +117,30 @@ def test_all_errors_are_reported_at_once(tmp_path):
 
 
 def test_masked_dump_hides_every_secret():
-    config = load_config(ROOT / "config.example.yaml", env={
-        "CHATWOOT_API_TOKEN": "cw-REAL-api", "CSAT_TOKEN_SECRET": "REAL-token-secret-xyz",
-        "GENERIC_API_TOKEN": "REAL-generic-api"})
+    config = load_config(
+        ROOT / "config.example.yaml",
+        env={
+            "CHATWOOT_API_TOKEN": "cw-REAL-api",
+            "CSAT_TOKEN_SECRET": "REAL-token-secret-xyz",
+            "GENERIC_API_TOKEN": "REAL-generic-api",
+        },
+    )
     text = repr(masked_dump(config))
-    for secret in ("cw-REAL-api", "REAL-token-secret-xyz", "REAL-generic-api",
-                   "dev-insecure-chatwoot-secret"):
+    for secret in (
+        "cw-REAL-api",
+        "REAL-token-secret-xyz",
+        "REAL-generic-api",
+        "dev-insecure-chatwoot-secret",
+    ):
         assert secret not in text
 
 
 def test_check_config_prints_masked_config_and_exits_0():
-    result = CliRunner().invoke(main, ["-c", str(ROOT / "config.example.yaml"), "check-config"],
-                                env={"CHATWOOT_API_TOKEN": "cw-REAL-api"})
+    result = CliRunner().invoke(
+        main,
+        ["-c", str(ROOT / "config.example.yaml"), "check-config"],
+        env={"CHATWOOT_API_TOKEN": "cw-REAL-api"},
+    )
     assert result.exit_code == 0
     assert "cw-REAL-api" not in result.output
     assert "api_access_token: '**********'" in result.output

@@ -15,11 +15,19 @@ from csat_hook.links import decode_link
 from csat_hook.links import parse_prefilled_link
 from csat_hook.links import reply_text
 
-FORM = FormConfig(url="https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=sf_link",
-                  fields={"agent_name": "entry.1", "ticket": "entry.2", "token": "entry.3",
-                          "team": "entry.4"})
-VALUES = LinkValues(agent_name="Анна (L2)", agent_id="7", agent_email="", ticket="T 1&2",
-                    helpdesk="zendesk", team="", token="abc.def")
+FORM = FormConfig(
+    url="https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=sf_link",
+    fields={"agent_name": "entry.1", "ticket": "entry.2", "token": "entry.3", "team": "entry.4"},
+)
+VALUES = LinkValues(
+    agent_name="Анна (L2)",
+    agent_id="7",
+    agent_email="",
+    ticket="T 1&2",
+    helpdesk="zendesk",
+    team="",
+    token="abc.def",
+)
 
 
 def test_google_forms_prefill_link_encodes_like_google():
@@ -28,55 +36,90 @@ def test_google_forms_prefill_link_encodes_like_google():
     assert "entry.1=%D0%90%D0%BD%D0%BD%D0%B0+%28L2%29" in link  # space → +, ( → %28
     assert "entry.2=T+1%262" in link
     assert "entry.4" not in link  # empty values are left out
-    assert decode_link(link, FORM) == {"agent_name": "Анна (L2)", "ticket": "T 1&2",
-                                       "token": "abc.def"}
+    assert decode_link(link, FORM) == {
+        "agent_name": "Анна (L2)",
+        "ticket": "T 1&2",
+        "token": "abc.def",
+    }
 
 
 def test_template_links_quote_values():
-    form = FormConfig(kind="template",
-                      url_template="https://x.typeform.com/to/A#agent={agent_name}&ref={token}")
+    form = FormConfig(
+        kind="template", url_template="https://x.typeform.com/to/A#agent={agent_name}&ref={token}"
+    )
     assert build_link(form, VALUES) == (
-        "https://x.typeform.com/to/A#agent=%D0%90%D0%BD%D0%BD%D0%B0%20%28L2%29&ref=abc.def")
+        "https://x.typeform.com/to/A#agent=%D0%90%D0%BD%D0%BD%D0%B0%20%28L2%29&ref=abc.def"
+    )
 
 
-@pytest.mark.parametrize(("language", "expected"), [
-    ("ru", "ru"), ("ru-RU", "ru"), ("pt_BR", "pt-br"), ("PT-br", "pt-br"), ("de", "en"),
-    (None, "en"),
-])
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("ru", "ru"),
+        ("ru-RU", "ru"),
+        ("pt_BR", "pt-br"),
+        ("PT-br", "pt-br"),
+        ("de", "en"),
+        (None, "en"),
+    ],
+)
 def test_reply_language_falls_back_sensibly(language, expected):
     reply = ReplyConfig(templates={"en": "en {link}", "ru": "ru {link}", "pt-BR": "pt-br {link}"})
-    text = reply_text(reply, language, link="L", agent_name="A", customer_name="",
-                      ticket="1", helpdesk="h", team="")
+    text = reply_text(
+        reply,
+        language,
+        link="L",
+        agent_name="A",
+        customer_name="",
+        ticket="1",
+        helpdesk="h",
+        team="",
+    )
     assert text == f"{expected} L"
 
 
 def test_reply_placeholders():
     reply = ReplyConfig(templates={"en": "{agent_first_name}|{agent_name}|{ticket}|{link}"})
-    text = reply_text(reply, "en", link="L", agent_name="Anna Petrova", customer_name="C",
-                      ticket="9", helpdesk="h", team="t")
+    text = reply_text(
+        reply,
+        "en",
+        link="L",
+        agent_name="Anna Petrova",
+        customer_name="C",
+        ticket="9",
+        helpdesk="h",
+        team="t",
+    )
     assert text == "Anna|Anna Petrova|9|L"
 
 
 def test_prefilled_link_maps_roles_from_sample_values():
     parsed = parse_prefilled_link(
         "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=pp_url"
-        "&entry.11=agent_name&entry.22=TICKET&entry.33=token&entry.44=something+else")
+        "&entry.11=agent_name&entry.22=TICKET&entry.33=token&entry.44=something+else"
+    )
     assert parsed.url == "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform"
     assert parsed.roles == {"agent_name": "entry.11", "ticket": "entry.22", "token": "entry.33"}
     assert parsed.unmatched == {"entry.44": "something else"}
 
 
-@pytest.mark.parametrize("bad", ["https://example.com/?entry.1=a",
-                                 "https://docs.google.com/forms/d/e/x/viewform"])
+@pytest.mark.parametrize(
+    "bad", ["https://example.com/?entry.1=a", "https://docs.google.com/forms/d/e/x/viewform"]
+)
 def test_prefilled_link_errors_are_clear(bad):
     with pytest.raises(ConfigError):
         parse_prefilled_link(bad)
 
 
 def test_form_fields_command_prints_config():
-    result = CliRunner().invoke(main, ["form-fields",
-        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=pp_url"
-        "&entry.11=agent&entry.22=ticket&entry.33=ref"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "form-fields",
+            "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=pp_url"
+            "&entry.11=agent&entry.22=ticket&entry.33=ref",
+        ],
+    )
     assert result.exit_code == 0
     assert "url: https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform" in result.output
     assert "agent_name: entry.11" in result.output and "token: entry.33" in result.output
@@ -87,8 +130,11 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     from csat_hook.config import load_config
     from tests.helpers import link_fields
 
-    result = CliRunner().invoke(main, ["link", "--agent", "Anna", "--agent-id", "7",
-                                       "--ticket", "42"], env={"CSAT_HOOK_CONFIG": ""})
+    result = CliRunner().invoke(
+        main,
+        ["link", "--agent", "Anna", "--agent-id", "7", "--ticket", "42"],
+        env={"CSAT_HOOK_CONFIG": ""},
+    )
     assert result.exit_code == 0, result.output
     fields = link_fields(result.output.strip())
     config = load_config(None, env={})

@@ -44,8 +44,9 @@ def captured() -> Any:
 
 
 @pytest.mark.parametrize("kind", sorted(KITS))
-def test_nothing_sensitive_is_logged(kind, captured, make_config, make_services, fake_helpdesk,
-                                     tmp_path, clock):
+def test_nothing_sensitive_is_logged(
+    kind, captured, make_config, make_services, fake_helpdesk, tmp_path, clock
+):
     kit = KITS[kind]
     options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
     services = make_services(make_config(helpdesks={kit.kind: options}))
@@ -72,14 +73,28 @@ def test_nothing_sensitive_is_logged(kind, captured, make_config, make_services,
         assert event in output  # the logs are really there
     assert sent.status == "sent"
 
-    secrets = [s for k, v in options.items() if k not in ("kind", "type") for s in _strings(v)
-               if len(s) >= 8 and not s.startswith(("http", "/"))]
+    secrets = [
+        s
+        for k, v in options.items()
+        if k not in ("kind", "type")
+        for s in _strings(v)
+        if len(s) >= 8 and not s.startswith(("http", "/"))
+    ]
     customer = [survey.customer_email, survey.customer_name]
     # Free text from the payload (names, e-mails, subjects, messages); ids may be logged.
-    payload_text = [s for s in _strings(json.loads(body))
-                    if len(s) >= 12 and not s.isdigit() and s != survey.dialog_id]
-    sensitive = [*secrets, survey.token, survey.link, sent.body or "",
-                 *[c for c in customer if c], *payload_text,
-                 services.config.token.secret.get_secret_value()]
+    payload_text = [
+        s
+        for s in _strings(json.loads(body))
+        if len(s) >= 12 and not s.isdigit() and s != survey.dialog_id
+    ]
+    sensitive = [
+        *secrets,
+        survey.token,
+        survey.link,
+        sent.body or "",
+        *[c for c in customer if c],
+        *payload_text,
+        services.config.token.secret.get_secret_value(),
+    ]
     leaked = [value for value in sensitive if value and value in output]
     assert leaked == [], f"found in the logs: {leaked}"

@@ -40,12 +40,21 @@ def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
         "output": {"local": {"dir": str(tmp_path / "report")}},
         "database": {"url": database_url},
         "token": {"secret": "dev-insecure-token-secret"},  # the sample CSV's signing secret
-        "delivery": {"backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.2,
-                     "max_attempts": 100, "poll_seconds": 0.5, "lease_seconds": 5},
+        "delivery": {
+            "backoff_base_seconds": 0.05,
+            "backoff_cap_seconds": 0.2,
+            "max_attempts": 100,
+            "poll_seconds": 0.5,
+            "lease_seconds": 5,
+        },
         "logging": {"level": "INFO"},
-        "helpdesks": {"generic": {
-            "kind": "generic", "auth": {"mode": "token", "token": "e2e-token"},
-            "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"}}},
+        "helpdesks": {
+            "generic": {
+                "kind": "generic",
+                "auth": {"mode": "token", "token": "e2e-token"},
+                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"},
+            }
+        },
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -62,10 +71,22 @@ class Service:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "csat_hook", "-c", str(config), "serve",
-             "--port", str(self.port)],
-            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "csat_hook",
+                "-c",
+                str(config),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -74,12 +95,17 @@ class Service:
             except requests.ConnectionError:
                 time.sleep(0.1)
         self.kill()
-        raise AssertionError("csat-hook serve did not come up:\n"
-                             + (cwd / f"serve-{self.port}.log").read_text())
+        raise AssertionError(
+            "csat-hook serve did not come up:\n" + (cwd / f"serve-{self.port}.log").read_text()
+        )
 
     def post(self, payload: dict[str, Any]) -> requests.Response:
-        return requests.post(self.url + "/webhooks/generic", json=payload,
-                             headers={"X-Webhook-Token": "e2e-token"}, timeout=5)
+        return requests.post(
+            self.url + "/webhooks/generic",
+            json=payload,
+            headers={"X-Webhook-Token": "e2e-token"},
+            timeout=5,
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole process group: master, gunicorn worker and delivery threads."""
@@ -153,8 +179,9 @@ def test_sigkill_and_restart_loses_no_queued_reply(service_factory, fake_helpdes
     service_factory()
 
     expected = sorted(f"/api/dialogs/{d}/messages" for d in dialogs)
-    assert wait_for(lambda: sorted(delivered(fake_helpdesk)) == expected, 30), \
-        delivered(fake_helpdesk)
+    assert wait_for(lambda: sorted(delivered(fake_helpdesk)) == expected, 30), delivered(
+        fake_helpdesk
+    )
     time.sleep(1)
     assert sorted(delivered(fake_helpdesk)) == expected  # each exactly once
 

@@ -24,7 +24,11 @@ def test_round_trip_binds_helpdesk_dialog_agent_and_time():
     token = tokens.sign(SECRET, ref())
     back = tokens.verify(token, [SECRET])
     assert (back.helpdesk, back.dialog_id, back.agent, back.issued_at) == (
-        "chatwoot", "12345", "7", WHEN)
+        "chatwoot",
+        "12345",
+        "7",
+        WHEN,
+    )
 
 
 def test_tokens_are_short_enough_for_a_chat_message():

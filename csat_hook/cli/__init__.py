@@ -23,9 +23,15 @@ pass_state = click.make_pass_decorator(State)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", envvar="CSAT_HOOK_CONFIG",
-              type=click.Path(dir_okay=False), help="YAML config file [env: CSAT_HOOK_CONFIG]; "
-              "without it the built-in defaults run (SQLite, dry-run helpdesk).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="CSAT_HOOK_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="YAML config file [env: CSAT_HOOK_CONFIG]; "
+    "without it the built-in defaults run (SQLite, dry-run helpdesk).",
+)
 @click.version_option(__version__, prog_name="csat-hook")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
@@ -33,8 +39,18 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = State(config_path)
 
 
-
-for command in (run.serve, run.worker, admin.check_config, admin.db, admin.init_db,
-                admin.link, admin.form_fields, admin.verify_token, admin.inspect_payload,
-                admin.outbox, sync.sync, dev.dev):
+for command in (
+    run.serve,
+    run.worker,
+    admin.check_config,
+    admin.db,
+    admin.init_db,
+    admin.link,
+    admin.form_fields,
+    admin.verify_token,
+    admin.inspect_payload,
+    admin.outbox,
+    sync.sync,
+    dev.dev,
+):
     main.add_command(command)

@@ -75,8 +75,10 @@ def db_current(state: State) -> None:
     finally:
         engine.dispose()
     head = head_revision()
-    click.echo(f"current: {current or 'none'}  latest: {head}"
-               + ("" if current == head else "  (run `csat-hook db upgrade`)"))
+    click.echo(
+        f"current: {current or 'none'}  latest: {head}"
+        + ("" if current == head else "  (run `csat-hook db upgrade`)")
+    )
 
 
 @click.command("init-db", hidden=True)
@@ -94,20 +96,41 @@ def init_db(ctx: click.Context) -> None:
 @click.option("--helpdesk", default=None, help="Helpdesk instance [default: the first one].")
 @click.option("--team", default="")
 @pass_state
-def link(state: State, agent_name: str, agent_id: str, agent_email: str, ticket: str,
-         helpdesk: str | None, team: str) -> None:
+def link(
+    state: State,
+    agent_name: str,
+    agent_id: str,
+    agent_email: str,
+    ticket: str,
+    helpdesk: str | None,
+    team: str,
+) -> None:
     """Print a survey link, to try a form before going live."""
     config = state.config
     name = helpdesk or next(iter(config.helpdesks))
     if name not in config.helpdesks:
-        raise click.BadParameter(f"no helpdesk named {name!r} in the configuration",
-                                 param_hint="--helpdesk")
+        raise click.BadParameter(
+            f"no helpdesk named {name!r} in the configuration", param_hint="--helpdesk"
+        )
     agent_key = agent_id or agent_email.lower() or agent_name
-    token = tokens.sign(config.token.secret.get_secret_value(),
-                        tokens.SurveyRef(name, ticket, agent_key, datetime.now(UTC)))
-    click.echo(build_link(config.survey.form, LinkValues(
-        agent_name=agent_name, agent_id=agent_id, agent_email=agent_email, ticket=ticket,
-        helpdesk=name, team=team, token=token)))
+    token = tokens.sign(
+        config.token.secret.get_secret_value(),
+        tokens.SurveyRef(name, ticket, agent_key, datetime.now(UTC)),
+    )
+    click.echo(
+        build_link(
+            config.survey.form,
+            LinkValues(
+                agent_name=agent_name,
+                agent_id=agent_id,
+                agent_email=agent_email,
+                ticket=ticket,
+                helpdesk=name,
+                team=team,
+                token=token,
+            ),
+        )
+    )
 
 
 @click.command("form-fields")
@@ -122,15 +145,19 @@ def form_fields(prefilled_link: str) -> None:
         parsed = parse_prefilled_link(prefilled_link)
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint="PREFILLED_LINK") from None
-    snippet = {"survey": {"form": {"kind": "google_forms", "url": parsed.url,
-                                   "fields": parsed.roles}}}
+    snippet = {
+        "survey": {"form": {"kind": "google_forms", "url": parsed.url, "fields": parsed.roles}}
+    }
     click.echo(yaml.safe_dump(snippet, sort_keys=False, allow_unicode=True), nl=False)
     for entry, value in parsed.unmatched.items():
-        click.echo(f"# {entry}: sample value {value!r} matched no role "
-                   "(agent_name, agent_id, agent_email, ticket, team, token)")
+        click.echo(
+            f"# {entry}: sample value {value!r} matched no role "
+            "(agent_name, agent_id, agent_email, ticket, team, token)"
+        )
     if "token" not in parsed.roles:
-        click.echo("# warning: no token field found; answers cannot be credited without it",
-                   err=True)
+        click.echo(
+            "# warning: no token field found; answers cannot be credited without it", err=True
+        )
 
 
 @click.command("verify-token")
@@ -143,9 +170,17 @@ def verify_token(state: State, token: str) -> None:
     except TokenError as exc:
         click.echo(f"invalid: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"helpdesk": ref.helpdesk, "dialog_id": ref.dialog_id,
-                           "agent": ref.agent, "issued_at": ref.issued_at.isoformat()},
-                          ensure_ascii=False))
+    click.echo(
+        json.dumps(
+            {
+                "helpdesk": ref.helpdesk,
+                "dialog_id": ref.dialog_id,
+                "agent": ref.agent,
+                "issued_at": ref.issued_at.isoformat(),
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 # --- operator tools --------------------------------------------------------------------------
@@ -157,21 +192,28 @@ def verify_token(state: State, token: str) -> None:
 @click.option("--verify", is_flag=True, help="Also check the signature/token with the headers.")
 @click.argument("payload", type=click.File("rb"))
 @pass_state
-def inspect_payload(state: State, name: str, headers: tuple[str, ...], verify: bool,
-                    payload: Any) -> None:
+def inspect_payload(
+    state: State, name: str, headers: tuple[str, ...], verify: bool, payload: Any
+) -> None:
     """Show what a saved webhook payload contains and what the mapping takes from it."""
     config = state.config
     adapters = build_helpdesks(config.helpdesks, http=HttpClient(), clock=utcnow)
     if name not in adapters:
-        raise click.BadParameter(f"no helpdesk named {name!r}; configured: "
-                                 f"{', '.join(adapters)}", param_hint="--helpdesk")
+        raise click.BadParameter(
+            f"no helpdesk named {name!r}; configured: {', '.join(adapters)}",
+            param_hint="--helpdesk",
+        )
     header_map = {}
     for item in headers:
         key, _, value = item.partition(":")
         header_map[key.strip().lower()] = value.strip()
-    request = WebhookRequest(body=payload.read(), headers=header_map, query={},
-                             received_at=utcnow(),
-                             content_type=header_map.get("content-type", "application/json"))
+    request = WebhookRequest(
+        body=payload.read(),
+        headers=header_map,
+        query={},
+        received_at=utcnow(),
+        content_type=header_map.get("content-type", "application/json"),
+    )
     try:
         click.echo(describe_payload(adapters[name], request, verify=verify))
     except CsatHookError as exc:
@@ -180,9 +222,13 @@ def inspect_payload(state: State, name: str, headers: tuple[str, ...], verify: b
 
 
 @click.group(invoke_without_command=True)
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["pending", "sending", "sent", "failed", "cancelled"]),
-              help="Only these statuses (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["pending", "sending", "sent", "failed", "cancelled"]),
+    help="Only these statuses (repeatable).",
+)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -197,17 +243,31 @@ def outbox(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: b
         rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
         counts = store.outbox_counts(conn)
     if as_json:
-        click.echo(json.dumps({"counts": counts, "replies": [
-            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
-            for r in rows]}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "counts": counts,
+                    "replies": [
+                        {
+                            k: (v.isoformat() if isinstance(v, datetime) else v)
+                            for k, v in r._mapping.items()
+                        }
+                        for r in rows
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     click.echo("  ".join(f"{k}={v}" for k, v in counts.items()))
     for row in rows:
         when = (row.sent_at or row.next_attempt_at).strftime("%Y-%m-%d %H:%M:%S")
         error = f"  last error: {row.last_error}" if row.last_error else ""
-        click.echo(f"#{row.id} {row.status:<9} {row.helpdesk}/{row.dialog_id} "
-                   f"agent={row.agent_name or row.agent_id or '-'} attempts={row.attempts} "
-                   f"{when}{error}")
+        click.echo(
+            f"#{row.id} {row.status:<9} {row.helpdesk}/{row.dialog_id} "
+            f"agent={row.agent_name or row.agent_id or '-'} attempts={row.attempts} "
+            f"{when}{error}"
+        )
 
 
 @outbox.command("retry")
@@ -223,4 +283,3 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
         count = store.requeue(conn, services.clock(), ids=list(ids) or None)
         store.notify_workers(conn)
     click.echo(f"requeued {count} replies")
-

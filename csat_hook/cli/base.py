@@ -49,5 +49,8 @@ def warn_insecure(config: Config) -> None:
     """Say which shipped development secrets are still in use (stderr)."""
     keys = insecure_settings(config)
     if keys:
-        click.echo("warning: development secrets in use (fine locally, never in production): "
-                   + ", ".join(keys), err=True)
+        click.echo(
+            "warning: development secrets in use (fine locally, never in production): "
+            + ", ".join(keys),
+            err=True,
+        )

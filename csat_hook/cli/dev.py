@@ -20,53 +20,92 @@ def dev() -> None:
 @dev.command("fake-helpdesk")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8099, show_default=True)
-@click.option("--fail-first", default=0, show_default=True,
-              help="Answer the first N API calls with --fail-status.")
+@click.option(
+    "--fail-first",
+    default=0,
+    show_default=True,
+    help="Answer the first N API calls with --fail-status.",
+)
 @click.option("--fail-status", default=503, show_default=True)
-@click.option("--fail-ratio", default=0.0, show_default=True,
-              help="Fail this share of API calls at random with --fail-status.")
+@click.option(
+    "--fail-ratio",
+    default=0.0,
+    show_default=True,
+    help="Fail this share of API calls at random with --fail-status.",
+)
 @click.option("--idempotent", is_flag=True, help="Honour Idempotency-Key like a vendor that does.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append requests as JSON lines.")
-def fake_helpdesk(host: str, port: int, fail_first: int, fail_status: int, fail_ratio: float,
-                  idempotent: bool, log_file: str | None) -> None:
+def fake_helpdesk(
+    host: str,
+    port: int,
+    fail_first: int,
+    fail_status: int,
+    fail_ratio: float,
+    idempotent: bool,
+    log_file: str | None,
+) -> None:
     """A local fake helpdesk API that prints every reply it receives."""
-    fake = FakeHelpdesk(host=host, port=port, log_file=Path(log_file) if log_file else None,
-                        echo=True, fail_ratio=fail_ratio, fail_status=fail_status,
-                        idempotent=idempotent)
+    fake = FakeHelpdesk(
+        host=host,
+        port=port,
+        log_file=Path(log_file) if log_file else None,
+        echo=True,
+        fail_ratio=fail_ratio,
+        fail_status=fail_status,
+        idempotent=idempotent,
+    )
     if fail_first:
         fake.fail_next(fail_first, fail_status)
-    click.echo(f"fake helpdesk on http://{host}:{fake.port}  (GET /_fake/requests lists calls)",
-               err=True)
+    click.echo(
+        f"fake helpdesk on http://{host}:{fake.port}  (GET /_fake/requests lists calls)", err=True
+    )
     fake.serve_forever()
 
 
 @dev.command("fake-google")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
-@click.option("--service-account-out", type=click.Path(dir_okay=False), required=True,
-              help="Write a service-account JSON (fresh key, token_uri = this fake) here.")
-@click.option("--responses-csv", type=click.Path(exists=True, dir_okay=False),
-              help="Seed a responses tab from a Forms CSV export.")
+@click.option(
+    "--service-account-out",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Write a service-account JSON (fresh key, token_uri = this fake) here.",
+)
+@click.option(
+    "--responses-csv",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Seed a responses tab from a Forms CSV export.",
+)
 @click.option("--spreadsheet-id", default="fake-responses", show_default=True)
 @click.option("--tab", "tab_title", default="Form Responses 1", show_default=True)
 @click.option("--gid", default=0, show_default=True)
 @click.option("--locale", default="en_US", show_default=True)
 @click.option("--time-zone", default="Europe/Moscow", show_default=True)
-def fake_google(host: str, port: int, service_account_out: str, responses_csv: str | None,
-                spreadsheet_id: str, tab_title: str, gid: int, locale: str,
-                time_zone: str) -> None:
+def fake_google(
+    host: str,
+    port: int,
+    service_account_out: str,
+    responses_csv: str | None,
+    spreadsheet_id: str,
+    tab_title: str,
+    gid: int,
+    locale: str,
+    time_zone: str,
+) -> None:
     """A local fake of the Sheets, Forms and OAuth token APIs, to try the sync."""
     fake = FakeGoogle(host=host, port=port)
     Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(service_account_out).write_text(json.dumps(fake.service_account_info(), indent=2),
-                                         encoding="utf-8")
+    Path(service_account_out).write_text(
+        json.dumps(fake.service_account_info(), indent=2), encoding="utf-8"
+    )
     fake.add_spreadsheet(spreadsheet_id, locale=locale, time_zone=time_zone)
     if responses_csv:
         rows = seed_from_csv(fake, spreadsheet_id, tab_title, gid, Path(responses_csv))
         click.echo(f"seeded {rows} responses into {tab_title!r} (gid {gid})", err=True)
-    click.echo(f"fake Google on {fake.url}: set google.sheets_base_url and forms_base_url to it, "
-               f"google.service_account_file to {service_account_out}; spreadsheet "
-               f"{spreadsheet_id!r}. GET {fake.url}/_fake/requests lists calls.", err=True)
+    click.echo(
+        f"fake Google on {fake.url}: set google.sheets_base_url and forms_base_url to it, "
+        f"google.service_account_file to {service_account_out}; spreadsheet "
+        f"{spreadsheet_id!r}. GET {fake.url}/_fake/requests lists calls.",
+        err=True,
+    )
     fake.serve_forever()
-
-

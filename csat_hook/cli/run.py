@@ -26,9 +26,14 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     config = state.config
     state.services()  # fail fast on a bad database URL, create the schema once
     warn_insecure(config)
-    run_server(config, host=host or config.server.host, port=port or config.server.port,
-               workers=workers or config.server.workers, with_delivery=True,
-               sync_command=_sync_child_command(state) if config.sync.run_in_serve else None)
+    run_server(
+        config,
+        host=host or config.server.host,
+        port=port or config.server.port,
+        workers=workers or config.server.workers,
+        with_delivery=True,
+        sync_command=_sync_child_command(state) if config.sync.run_in_serve else None,
+    )
 
 
 def _sync_child_command(state: State) -> list[str]:
@@ -54,8 +59,7 @@ def worker(state: State, once: bool, threads: int | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    running = start_delivery(delivery, database_url=services.config.database.url,
-                             threads=threads)
+    running = start_delivery(delivery, database_url=services.config.database.url, threads=threads)
     stop.wait()
     click.echo("stopping: finishing replies in flight", err=True)
     running.stop()

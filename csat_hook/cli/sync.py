@@ -24,20 +24,37 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3}
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True,
-              help="Read and compute, but store nothing and write no output.")
+@click.option(
+    "--dry-run", is_flag=True, help="Read and compute, but store nothing and write no output."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--full", is_flag=True,
-              help="Forms API: ignore the watermark and read every response again.")
-@click.option("--periodic", is_flag=True,
-              help="Run every sync.interval_seconds until stopped (Procfile clock: process).")
-@click.option("--interval", type=float, help="Seconds between periodic runs "
-              "[default: sync.interval_seconds].")
-@click.option("--keep-waiting", is_flag=True, hidden=True,
-              help="Periodic: keep running when the results source is not there yet (serve).")
+@click.option(
+    "--full", is_flag=True, help="Forms API: ignore the watermark and read every response again."
+)
+@click.option(
+    "--periodic",
+    is_flag=True,
+    help="Run every sync.interval_seconds until stopped (Procfile clock: process).",
+)
+@click.option(
+    "--interval", type=float, help="Seconds between periodic runs [default: sync.interval_seconds]."
+)
+@click.option(
+    "--keep-waiting",
+    is_flag=True,
+    hidden=True,
+    help="Periodic: keep running when the results source is not there yet (serve).",
+)
 @pass_state
-def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
-         interval: float | None, keep_waiting: bool) -> None:
+def sync(
+    state: State,
+    dry_run: bool,
+    as_json: bool,
+    full: bool,
+    periodic: bool,
+    interval: float | None,
+    keep_waiting: bool,
+) -> None:
     """Ingest form answers, compute per-agent CSAT and write the reports.
 
     Exit codes: 0 ok; 1 failed (source, Google or database error); 2 invalid configuration
@@ -50,15 +67,32 @@ def sync(state: State, dry_run: bool, as_json: bool, full: bool, periodic: bool,
         raise ConfigProblem(exc.message) from None
     runner = SyncRunner(config, engine)
     try:
-        code = _sync_loop(runner, config, dry_run=dry_run, full=full, as_json=as_json,
-                          periodic=periodic, interval=interval, keep_waiting=keep_waiting)
+        code = _sync_loop(
+            runner,
+            config,
+            dry_run=dry_run,
+            full=full,
+            as_json=as_json,
+            periodic=periodic,
+            interval=interval,
+            keep_waiting=keep_waiting,
+        )
     finally:
         engine.dispose()
     sys.exit(code)
 
 
-def _sync_loop(runner: Any, config: Config, *, dry_run: bool, full: bool, as_json: bool,
-               periodic: bool, interval: float | None, keep_waiting: bool = False) -> int:
+def _sync_loop(
+    runner: Any,
+    config: Config,
+    *,
+    dry_run: bool,
+    full: bool,
+    as_json: bool,
+    periodic: bool,
+    interval: float | None,
+    keep_waiting: bool = False,
+) -> int:
     """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
     if not periodic:
         summary = runner.run(dry_run=dry_run, full=full)
@@ -91,12 +125,14 @@ def _print_sync(summary: Any, as_json: bool) -> None:
     if summary.status != "ok":
         click.echo(f"sync {summary.status}: {summary.error}", err=True)
         return
-    click.echo(f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
-               f"source {summary.source}, {summary.rows_read} rows read "
-               f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
-               f"{summary.new} new, {summary.updated} updated, "
-               f"{data['unverified_total']} unverified ({_reasons(summary.unverified)}), "
-               f"{data['skipped_total']} skipped ({_reasons(summary.skipped)})")
+    click.echo(
+        f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
+        f"source {summary.source}, {summary.rows_read} rows read "
+        f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
+        f"{summary.new} new, {summary.updated} updated, "
+        f"{data['unverified_total']} unverified ({_reasons(summary.unverified)}), "
+        f"{data['skipped_total']} skipped ({_reasons(summary.skipped)})"
+    )
     for row in summary.skipped_rows:
         click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
     for row in summary.unverified_rows:
@@ -106,5 +142,3 @@ def _print_sync(summary: Any, as_json: bool) -> None:
     click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
     for output in summary.outputs:
         click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
-
-

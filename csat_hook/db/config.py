@@ -22,10 +22,9 @@ class DatabaseConfig(StrictModel):
         return value
 
 
-
 def normalize_database_url(url: str) -> str:
     """Map Heroku-style ``postgres://`` URLs onto SQLAlchemy's psycopg 3 dialect."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url

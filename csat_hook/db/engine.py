@@ -43,7 +43,9 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=10,
         hide_parameters=True,  # error messages must not carry customer text
     )
     # One writer at a time inside this process. SQLite allows one writer anyway; without this
@@ -96,8 +98,9 @@ def _use_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
-def run_transaction(engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
-                    ) -> T:
+def run_transaction(
+    engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
+) -> T:
     """``work(conn)`` in a transaction, once more on a fresh connection if the first one was
     dead (the database restarted since it was pooled). Other errors propagate."""
     for attempt in (1, 2):
@@ -111,7 +114,6 @@ def run_transaction(engine: Engine, work: Callable[[sa.Connection], T], *, read_
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
-
 
 
 def ping(conn: sa.Connection) -> None:

@@ -51,9 +51,14 @@ class GroupCommit(Generic[T, R]):
     serves (after a fork).
     """
 
-    def __init__(self, engine: Callable[[], sa.Engine],
-                 write: Callable[[sa.Connection, list[T]], Sequence[R]], *, name: str,
-                 after_commit: Callable[[Sequence[R]], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Callable[[], sa.Engine],
+        write: Callable[[sa.Connection, list[T]], Sequence[R]],
+        *,
+        name: str,
+        after_commit: Callable[[Sequence[R]], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._write = write
         self._after_commit = after_commit

@@ -217,5 +217,3 @@ sync_locks = sa.Table(
     sa.Column("lease_until", UTCDateTime()),
     sa.Column("acquired_at", UTCDateTime()),
 )
-
-

@@ -55,20 +55,30 @@ GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 (a U
 def quota_body(kind: str) -> dict[str, Any]:
     """Google's 429 body for the read or write bucket (as recorded from the real API)."""
     bucket, metric = ("Write", "write") if kind == "sheets_write" else ("Read", "read")
-    return {"error": {
-        "code": 429,
-        "message": f"Quota exceeded for quota metric '{bucket} requests' and limit '{bucket} "
-                   f"requests per minute per user' of service 'sheets.googleapis.com' for "
-                   "consumer 'project_number:603366585132'.",
-        "status": "RESOURCE_EXHAUSTED",
-        "details": [{
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
-            "domain": "googleapis.com",
-            "metadata": {"service": "sheets.googleapis.com",
-                         "consumer": "projects/603366585132",
-                         "quota_metric": f"sheets.googleapis.com/{metric}_requests",
-                         "quota_limit": f"{bucket}RequestsPerMinutePerUser",
-                         "quota_limit_value": "60", "quota_location": "global"}}]}}
+    return {
+        "error": {
+            "code": 429,
+            "message": f"Quota exceeded for quota metric '{bucket} requests' and limit '{bucket} "
+            f"requests per minute per user' of service 'sheets.googleapis.com' for "
+            "consumer 'project_number:603366585132'.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "RATE_LIMIT_EXCEEDED",
+                    "domain": "googleapis.com",
+                    "metadata": {
+                        "service": "sheets.googleapis.com",
+                        "consumer": "projects/603366585132",
+                        "quota_metric": f"sheets.googleapis.com/{metric}_requests",
+                        "quota_limit": f"{bucket}RequestsPerMinutePerUser",
+                        "quota_limit_value": "60",
+                        "quota_location": "global",
+                    },
+                }
+            ],
+        }
+    }
 
 
 def _b64url(data: bytes) -> str:
@@ -84,8 +94,14 @@ class FakeGoogle(LoopbackServer):
 
     poll_interval = 0.05  # stop() returns at once in tests
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 require_auth: bool = True, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        require_auth: bool = True,
+        latency: float = 0.0,
+    ) -> None:
         self.spreadsheets: dict[str, model.Spreadsheet] = {}
         self.forms: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
@@ -107,17 +123,29 @@ class FakeGoogle(LoopbackServer):
 
     # --- seeding and inspecting ----------------------------------------------------------
 
-    def add_spreadsheet(self, spreadsheet_id: str, *, title: str = "CSAT (Responses)",
-                        locale: str = "en_US", time_zone: str = "Etc/GMT"
-                        ) -> model.Spreadsheet:
+    def add_spreadsheet(
+        self,
+        spreadsheet_id: str,
+        *,
+        title: str = "CSAT (Responses)",
+        locale: str = "en_US",
+        time_zone: str = "Etc/GMT",
+    ) -> model.Spreadsheet:
         with self.lock:
             sheet = model.Spreadsheet(spreadsheet_id, title, locale, time_zone)
             self.spreadsheets[spreadsheet_id] = sheet
             return sheet
 
-    def add_tab(self, spreadsheet_id: str, title: str, rows: list[list[Any]] | None = None, *,
-                sheet_id: int | None = None, row_count: int = 1000, col_count: int = 26
-                ) -> model.Tab:
+    def add_tab(
+        self,
+        spreadsheet_id: str,
+        title: str,
+        rows: list[list[Any]] | None = None,
+        *,
+        sheet_id: int | None = None,
+        row_count: int = 1000,
+        col_count: int = 26,
+    ) -> model.Tab:
         """Add a tab holding ``rows`` (datetimes become date-time serials, "" blank)."""
         with self.lock:
             sheet = self.spreadsheets[spreadsheet_id]
@@ -125,9 +153,13 @@ class FakeGoogle(LoopbackServer):
                 sheet_id = 0 if not sheet.tabs else sheet.next_sheet_id
                 sheet.next_sheet_id += 7919
             rows = rows or []
-            tab = model.Tab(sheet_id=sheet_id, title=title, index=len(sheet.tabs),
-                            rows=max(row_count, len(rows)),
-                            cols=max([col_count, *(len(r) for r in rows)]))
+            tab = model.Tab(
+                sheet_id=sheet_id,
+                title=title,
+                index=len(sheet.tabs),
+                rows=max(row_count, len(rows)),
+                cols=max([col_count, *(len(r) for r in rows)]),
+            )
             tab.cells = [[sheet.cell_value(v) for v in row] for row in rows]
             sheet.tabs.append(tab)
             return tab
@@ -193,20 +225,33 @@ class FakeGoogle(LoopbackServer):
 
     # --- credentials ---------------------------------------------------------------------
 
-    def service_account_info(self, email: str = "csat-sync@fake-project.iam.gserviceaccount.com",
-                             *, key: rsa.RSAPrivateKey | None = None) -> dict[str, Any]:
+    def service_account_info(
+        self,
+        email: str = "csat-sync@fake-project.iam.gserviceaccount.com",
+        *,
+        key: rsa.RSAPrivateKey | None = None,
+    ) -> dict[str, Any]:
         """A service-account JSON whose token_uri is this server (a fresh RSA key unless
         ``key`` is given: generating one takes a moment, tests share one)."""
         key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_id = secrets.token_hex(8)
         with self.lock:
             self._keys[key_id] = key.public_key()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode("ascii")
-        return {"type": "service_account", "project_id": "fake-project",
-                "private_key_id": key_id, "private_key": pem, "client_email": email,
-                "client_id": "1000000000000", "token_uri": f"{self.url}/token",
-                "universe_domain": "googleapis.com"}
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        return {
+            "type": "service_account",
+            "project_id": "fake-project",
+            "private_key_id": key_id,
+            "private_key": pem,
+            "client_email": email,
+            "client_id": "1000000000000",
+            "token_uri": f"{self.url}/token",
+            "universe_domain": "googleapis.com",
+        }
 
     def issue_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if form.get("grant_type") != JWT_GRANT or not form.get("assertion"):
@@ -218,8 +263,12 @@ class FakeGoogle(LoopbackServer):
             key = self._keys.get(header.get("kid", ""))
             if key is None or header.get("alg") != "RS256":
                 raise ValueError("unknown key")
-            key.verify(_unb64url(signature_b64), f"{header_b64}.{claims_b64}".encode(),
-                       padding.PKCS1v15(), hashes.SHA256())
+            key.verify(
+                _unb64url(signature_b64),
+                f"{header_b64}.{claims_b64}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
         except Exception:  # any defect in the assertion is the same answer, as at Google
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
         audiences = (GOOGLE_TOKEN_AUDIENCE, f"{self.url}/token")
@@ -242,11 +291,22 @@ class FakeGoogle(LoopbackServer):
 
     # --- dispatch --------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
-               authorization: str | None) -> tuple[int, Any]:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        authorization: str | None,
+    ) -> tuple[int, Any]:
         kind = _kind(method, path)
-        entry: dict[str, Any] = {"method": method, "path": path, "query": query, "kind": kind,
-                                 "bytes": len(body)}
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "kind": kind,
+            "bytes": len(body),
+        }
         with self.lock:
             entry["n"] = len(self.requests) + 1
             self.requests.append(entry)
@@ -255,15 +315,30 @@ class FakeGoogle(LoopbackServer):
             time.sleep(self.latency)
         if fault is not None:
             entry["status"] = fault
-            return fault, (quota_body(kind) if fault == 429 else {"error": {
-                "code": fault, "message": "The service is currently unavailable.",
-                "status": "UNAVAILABLE"}})
+            return fault, (
+                quota_body(kind)
+                if fault == 429
+                else {
+                    "error": {
+                        "code": fault,
+                        "message": "The service is currently unavailable.",
+                        "status": "UNAVAILABLE",
+                    }
+                }
+            )
         if kind == "token":
             status, answer = self.issue_token(dict(urllib.parse.parse_qsl(body.decode())))
         elif not self.authorized(authorization):
-            status, answer = 401, {"error": {
-                "code": 401, "message": "Request had invalid authentication credentials.",
-                "status": "UNAUTHENTICATED"}}
+            status, answer = (
+                401,
+                {
+                    "error": {
+                        "code": 401,
+                        "message": "Request had invalid authentication credentials.",
+                        "status": "UNAUTHENTICATED",
+                    }
+                },
+            )
         else:
             try:
                 status, answer = 200, self._route(method, path, query, body)
@@ -283,13 +358,13 @@ class FakeGoogle(LoopbackServer):
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
         data = json.loads(body) if body else {}
         if path.startswith("/v1/forms/"):
-            form_id, _, rest = path[len("/v1/forms/"):].partition("/")
+            form_id, _, rest = path[len("/v1/forms/") :].partition("/")
             if rest != "responses" or method != "GET":
                 raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
             return self._list_responses(urllib.parse.unquote(form_id), query)
         if not path.startswith("/v4/spreadsheets/"):
             raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
-        tail = path[len("/v4/spreadsheets/"):]
+        tail = path[len("/v4/spreadsheets/") :]
         key, sep, rest = tail.partition("/")
         if not sep and ":" in key:
             key, rest = key.split(":", 1)
@@ -315,22 +390,28 @@ class FakeGoogle(LoopbackServer):
             offset = state["offset"]
         if text:
             op, stamp = _parse_filter(text)
-            responses = [r for r in responses
-                         if (r["lastSubmittedTime"] >= stamp if op == ">="
-                             else r["lastSubmittedTime"] > stamp)]
+            responses = [
+                r
+                for r in responses
+                if (
+                    r["lastSubmittedTime"] >= stamp
+                    if op == ">="
+                    else r["lastSubmittedTime"] > stamp
+                )
+            ]
         # Google does not document the order; ours is oldest first, callers must not care.
         responses.sort(key=lambda r: r["lastSubmittedTime"])
         size = int(query.get("pageSize", ["0"])[0] or 0) or 5000
         size = min(size, 5000)
-        page = responses[offset:offset + size]
+        page = responses[offset : offset + size]
         answer: dict[str, Any] = {"responses": page} if page else {}
         if offset + size < len(responses):
-            answer["nextPageToken"] = _b64url(json.dumps(
-                {"offset": offset + size, "filter": text}).encode())
+            answer["nextPageToken"] = _b64url(
+                json.dumps({"offset": offset + size, "filter": text}).encode()
+            )
         return answer
 
     # --- running -----------------------------------------------------------------------------
-
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -372,8 +453,13 @@ def _parse_filter(text: str) -> tuple[str, str]:
     return parts[1], stamp.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _sheets_call(sheet: model.Spreadsheet, method: str, rest: str,
-                 query: dict[str, list[str]], data: dict[str, Any]) -> Any:
+def _sheets_call(
+    sheet: model.Spreadsheet,
+    method: str,
+    rest: str,
+    query: dict[str, list[str]],
+    data: dict[str, Any],
+) -> Any:
     value_option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
     date_option = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
     if rest == "" and method == "GET":
@@ -382,28 +468,37 @@ def _sheets_call(sheet: model.Spreadsheet, method: str, rest: str,
         replies = model.batch_update(sheet, list(data.get("requests", [])))
         return {"spreadsheetId": sheet.spreadsheet_id, "replies": replies}
     if rest == "values:batchGet" and method == "GET":
-        return {"spreadsheetId": sheet.spreadsheet_id,
-                "valueRanges": [model.read(sheet, r, value_option, date_option)
-                                for r in query.get("ranges", [])]}
+        return {
+            "spreadsheetId": sheet.spreadsheet_id,
+            "valueRanges": [
+                model.read(sheet, r, value_option, date_option) for r in query.get("ranges", [])
+            ],
+        }
     if rest == "values:batchUpdate" and method == "POST":
         option = data.get("valueInputOption") or ""
-        plans = [model.write(sheet, item["range"], item.get("values", []), option)
-                 for item in data.get("data", [])]  # all validated before any is applied
+        plans = [
+            model.write(sheet, item["range"], item.get("values", []), option)
+            for item in data.get("data", [])
+        ]  # all validated before any is applied
         done = [model.apply_write(sheet, plan) for plan in plans]
-        return {"spreadsheetId": sheet.spreadsheet_id,
-                "totalUpdatedRows": sum(d["updatedRows"] for d in done),
-                "totalUpdatedColumns": max((d["updatedColumns"] for d in done), default=0),
-                "totalUpdatedCells": sum(d["updatedCells"] for d in done),
-                "totalUpdatedSheets": len({p["box"].tab.sheet_id for p in plans}),
-                "responses": done}
+        return {
+            "spreadsheetId": sheet.spreadsheet_id,
+            "totalUpdatedRows": sum(d["updatedRows"] for d in done),
+            "totalUpdatedColumns": max((d["updatedColumns"] for d in done), default=0),
+            "totalUpdatedCells": sum(d["updatedCells"] for d in done),
+            "totalUpdatedSheets": len({p["box"].tab.sheet_id for p in plans}),
+            "responses": done,
+        }
     if rest == "values:batchClear" and method == "POST":
         cleared = [model.clear(sheet, r) for r in data.get("ranges", [])]
         return {"spreadsheetId": sheet.spreadsheet_id, "clearedRanges": cleared}
     if rest.startswith("values/"):
-        target = urllib.parse.unquote(rest[len("values/"):])
+        target = urllib.parse.unquote(rest[len("values/") :])
         if method == "POST" and target.endswith(":clear"):
-            return {"spreadsheetId": sheet.spreadsheet_id,
-                    "clearedRange": model.clear(sheet, target[:-len(":clear")])}
+            return {
+                "spreadsheetId": sheet.spreadsheet_id,
+                "clearedRange": model.clear(sheet, target[: -len(":clear")]),
+            }
         if method == "GET":
             return model.read(sheet, target, value_option, date_option)
         if method == "PUT":
@@ -438,16 +533,26 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 self._control(parts.path, raw)
                 return
             try:
-                status, body = fake.handle(self.command, parts.path, query, raw,
-                                           self.headers.get("Authorization"))
+                status, body = fake.handle(
+                    self.command, parts.path, query, raw, self.headers.get("Authorization")
+                )
             except ValueError:
-                status, body = 400, {"error": {"code": 400, "message": "Invalid JSON payload.",
-                                               "status": "INVALID_ARGUMENT"}}
+                status, body = (
+                    400,
+                    {
+                        "error": {
+                            "code": 400,
+                            "message": "Invalid JSON payload.",
+                            "status": "INVALID_ARGUMENT",
+                        }
+                    },
+                )
             self._reply(status, body)
             with fake.lock:  # how long the fake itself took (benchmarks subtract it)
                 if fake.requests:
-                    fake.requests[-1].setdefault("server_ms", round(
-                        (time.perf_counter() - started) * 1000, 1))
+                    fake.requests[-1].setdefault(
+                        "server_ms", round((time.perf_counter() - started) * 1000, 1)
+                    )
 
         def _control(self, path: str, raw: bytes) -> None:
             if path == "/_fake/requests" and self.command == "GET":
@@ -457,8 +562,7 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, {"cleared": True})
             elif path == "/_fake/fail" and self.command == "POST":
                 spec = json.loads(raw or b"{}")
-                fake.fail(int(spec.get("count", 1)), int(spec.get("status", 429)),
-                          spec.get("kind"))
+                fake.fail(int(spec.get("count", 1)), int(spec.get("status", 429)), spec.get("kind"))
                 self._reply(200, {"scripted": True})
             else:
                 self._reply(404, {"error": "unknown control endpoint"})
@@ -468,8 +572,7 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int,
-                  path: Path) -> int:
+def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int, path: Path) -> int:
     """Put a Forms CSV export into a tab as Forms would have: timestamps as date-time serials,
     whole numbers as numbers, the rest as text. Returns the number of data rows."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -483,8 +586,7 @@ def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int,
         row: list[Any] = []
         for i, text in enumerate(record):
             when = parse_text_time(text, ZoneInfo("UTC"), formats) if i == 0 else None
-            row.append(when if when is not None else
-                       int(text) if text.strip().isdigit() else text)
+            row.append(when if when is not None else int(text) if text.strip().isdigit() else text)
         rows.append(row)
     fake.add_tab(spreadsheet_id, title, rows, sheet_id=gid)
     return len(rows) - 1

@@ -39,9 +39,19 @@ from csat_hook.devtools.loopback import LoopbackServer
 class FakeHelpdesk(LoopbackServer):
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_file: Path | None = None,
-                 echo: bool = False, latency: float = 0.0, fail_ratio: float = 0.0,
-                 fail_status: int = 503, idempotent: bool = False, seed: int = 7) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_file: Path | None = None,
+        echo: bool = False,
+        latency: float = 0.0,
+        fail_ratio: float = 0.0,
+        fail_status: int = 503,
+        idempotent: bool = False,
+        seed: int = 7,
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         # Random failures (load tests) and Idempotency-Key support (as vendors that honour one:
         # a repeated key gets the first answer again and changes nothing).
@@ -67,8 +77,7 @@ class FakeHelpdesk(LoopbackServer):
             def log_message(self, *args: Any) -> None:  # quiet
                 return
 
-            def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None
-                       ) -> None:
+            def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -87,8 +96,9 @@ class FakeHelpdesk(LoopbackServer):
                     return
                 if fake.latency:
                     time.sleep(fake.latency)
-                status, body, headers = fake.record(self.command, parts.path, parts.query,
-                                                    dict(self.headers.items()), raw)
+                status, body, headers = fake.record(
+                    self.command, parts.path, parts.query, dict(self.headers.items()), raw
+                )
                 self._reply(status, body, headers)
 
             def _control(self, path: str, raw: bytes) -> None:
@@ -101,8 +111,11 @@ class FakeHelpdesk(LoopbackServer):
                     self._reply(200, {"cleared": True})
                 elif path == "/_fake/fail" and self.command == "POST":
                     spec = json.loads(raw or b"{}")
-                    fake.fail_next(int(spec.get("count", 1)), int(spec.get("status", 503)),
-                                   spec.get("retry_after"))
+                    fake.fail_next(
+                        int(spec.get("count", 1)),
+                        int(spec.get("status", 503)),
+                        spec.get("retry_after"),
+                    )
                     self._reply(200, {"scripted": True})
                 else:
                     self._reply(404, {"error": "unknown control endpoint"})
@@ -123,8 +136,9 @@ class FakeHelpdesk(LoopbackServer):
         with self.lock:
             self.failures.extend([(status, retry_after)] * count)
 
-    def record(self, method: str, path: str, query: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, Any, dict[str, str]]:
+    def record(
+        self, method: str, path: str, query: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -132,8 +146,15 @@ class FakeHelpdesk(LoopbackServer):
         key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
         with self.lock:
             self._counter += 1
-            entry = {"n": self._counter, "at": time.time(), "method": method, "path": path,
-                     "query": dict(parse_qsl(query)), "headers": headers, "body": body}
+            entry = {
+                "n": self._counter,
+                "at": time.time(),
+                "method": method,
+                "path": path,
+                "query": dict(parse_qsl(query)),
+                "headers": headers,
+                "body": body,
+            }
             if self.idempotent and key in self._answers_by_key:
                 entry["answered"], entry["replayed"] = self._answers_by_key[key][0], True
                 self.requests.append(entry)
@@ -150,18 +171,28 @@ class FakeHelpdesk(LoopbackServer):
             with self.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         if self.echo:
-            print(f"{method} {path} -> {entry['answered']}: "
-                  f"{json.dumps(body, ensure_ascii=False)[:300]}", file=sys.stderr, flush=True)
+            print(
+                f"{method} {path} -> {entry['answered']}: "
+                f"{json.dumps(body, ensure_ascii=False)[:300]}",
+                file=sys.stderr,
+                flush=True,
+            )
         if failure:
             status, retry_after = failure
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return status, {"error": f"scripted failure {status}"}, extra
         if method == "POST" and path.endswith("/oauth2/token"):
-            return 200, {"token_type": "bearer", "access_token": f"fake-token-{number}",
-                         "expires_in": 7200}, {}
+            return (
+                200,
+                {
+                    "token_type": "bearer",
+                    "access_token": f"fake-token-{number}",
+                    "expires_in": 7200,
+                },
+                {},
+            )
         return 200, {"id": number, "status": "sent"}, {}
 
     def api_requests(self) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.requests)
-

@@ -17,8 +17,9 @@ class LoopbackServer:
     _thread: threading.Thread | None = None
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        args=(self.poll_interval,), daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(self.poll_interval,), daemon=True
+        )
         self._thread.start()
         return self
 

@@ -59,8 +59,13 @@ class Tab:
         grid: dict[str, Any] = {"rowCount": self.rows, "columnCount": self.cols}
         if self.frozen_rows:
             grid["frozenRowCount"] = self.frozen_rows
-        return {"sheetId": self.sheet_id, "title": self.title, "index": self.index,
-                "sheetType": "GRID", "gridProperties": grid}
+        return {
+            "sheetId": self.sheet_id,
+            "title": self.title,
+            "index": self.index,
+            "sheetType": "GRID",
+            "gridProperties": grid,
+        }
 
     def get(self, row: int, col: int) -> Any:
         if row < len(self.cells) and col < len(self.cells[row]):
@@ -88,10 +93,15 @@ class Spreadsheet:
     def metadata(self) -> dict[str, Any]:
         return {
             "spreadsheetId": self.spreadsheet_id,
-            "properties": {"title": self.title, "locale": self.locale,
-                           "autoRecalc": "ON_CHANGE", "timeZone": self.time_zone},
-            "sheets": [{"properties": tab.properties()} for tab in
-                       sorted(self.tabs, key=lambda t: t.index)],
+            "properties": {
+                "title": self.title,
+                "locale": self.locale,
+                "autoRecalc": "ON_CHANGE",
+                "timeZone": self.time_zone,
+            },
+            "sheets": [
+                {"properties": tab.properties()} for tab in sorted(self.tabs, key=lambda t: t.index)
+            ],
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit",
         }
 
@@ -136,8 +146,9 @@ def column_letters(index: int) -> str:
 
 def quote_title(title: str) -> str:
     """How the API echoes a tab title in a range: quoted unless a plain identifier."""
-    plain = (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title)
-             and not re.fullmatch(r"[A-Za-z]{1,3}\d+", title))
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title) and not re.fullmatch(
+        r"[A-Za-z]{1,3}\d+", title
+    )
     return title if plain else "'" + title.replace("'", "''") + "'"
 
 
@@ -153,8 +164,10 @@ class Box:
     single: bool = False
 
     def bounded(self) -> tuple[int, int]:
-        return (self.tab.rows if self.row1 is None else min(self.row1, self.tab.rows),
-                self.tab.cols if self.col1 is None else min(self.col1, self.tab.cols))
+        return (
+            self.tab.rows if self.row1 is None else min(self.row1, self.tab.rows),
+            self.tab.cols if self.col1 is None else min(self.col1, self.tab.cols),
+        )
 
     def a1(self) -> str:
         rows, cols = self.bounded()
@@ -167,10 +180,10 @@ def _split_title(text: str) -> tuple[str | None, str]:
     if text.startswith("'"):
         i, title = 1, ""
         while i < len(text):
-            if text[i] == "'" and text[i + 1:i + 2] == "'":
+            if text[i] == "'" and text[i + 1 : i + 2] == "'":
                 title, i = title + "'", i + 2
             elif text[i] == "'":
-                rest = text[i + 1:]
+                rest = text[i + 1 :]
                 return title, rest[1:] if rest.startswith("!") else rest
             else:
                 title, i = title + text[i], i + 1
@@ -186,8 +199,11 @@ def parse_range(sheet: Spreadsheet, text: str) -> Box:
     title, cells = _split_title(text.strip())
     if title is None and sheet.tab_by_title(cells):
         title, cells = cells, ""
-    tab = sheet.tab_by_title(title) if title is not None else (
-        min(sheet.tabs, key=lambda t: t.index) if sheet.tabs else None)
+    tab = (
+        sheet.tab_by_title(title)
+        if title is not None
+        else (min(sheet.tabs, key=lambda t: t.index) if sheet.tabs else None)
+    )
     if tab is None:
         raise SheetsApiError(400, f"Unable to parse range: {text}")
     if not cells:
@@ -199,8 +215,9 @@ def parse_range(sheet: Spreadsheet, text: str) -> Box:
             raise SheetsApiError(400, f"Unable to parse range: {text}")
         return Box(tab, r0, c0, r0 + 1, c0 + 1, single=True)
     c1, r1 = _corner(end, text)
-    return Box(tab, r0 or 0, c0 or 0, None if r1 is None else r1 + 1,
-               None if c1 is None else c1 + 1)
+    return Box(
+        tab, r0 or 0, c0 or 0, None if r1 is None else r1 + 1, None if c1 is None else c1 + 1
+    )
 
 
 def _corner(text: str, whole: str) -> tuple[int | None, int | None]:
@@ -208,8 +225,7 @@ def _corner(text: str, whole: str) -> tuple[int | None, int | None]:
     if not match or not (match.group(1) or match.group(2)):
         raise SheetsApiError(400, f"Unable to parse range: {whole}")
     letters, digits = match.groups()
-    return (column_index(letters) if letters else None,
-            int(digits) - 1 if digits else None)
+    return (column_index(letters) if letters else None, int(digits) - 1 if digits else None)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -243,15 +259,21 @@ def _format_datetime(sheet: Spreadsheet, serial: float) -> str:
     return f"{moment.month}/{moment.day}/{moment.year} {moment.hour}:{moment:%M:%S}"
 
 
-def read(sheet: Spreadsheet, range_text: str, value_option: str = "FORMATTED_VALUE",
-         date_option: str = "SERIAL_NUMBER") -> dict[str, Any]:
+def read(
+    sheet: Spreadsheet,
+    range_text: str,
+    value_option: str = "FORMATTED_VALUE",
+    date_option: str = "SERIAL_NUMBER",
+) -> dict[str, Any]:
     """A ValueRange: full-grid ``range`` echo, trailing blanks trimmed, no ``values`` if empty."""
     box = parse_range(sheet, range_text)
     rows, cols = box.bounded()
     values: list[list[Any]] = []
     for r in range(box.row0, min(rows, len(box.tab.cells))):
-        line = [render(sheet, box.tab.get(r, c), value_option, date_option)
-                for c in range(box.col0, min(cols, len(box.tab.cells[r])))]
+        line = [
+            render(sheet, box.tab.get(r, c), value_option, date_option)
+            for c in range(box.col0, min(cols, len(box.tab.cells[r])))
+        ]
         while line and line[-1] == "":
             line.pop()
         values.append(line)
@@ -283,8 +305,9 @@ def parse_user_entered(value: Any) -> Any:
     return int(number) if number.is_integer() and "." not in value else number
 
 
-def write(sheet: Spreadsheet, range_text: str, values: list[list[Any]], input_option: str
-          ) -> dict[str, Any]:
+def write(
+    sheet: Spreadsheet, range_text: str, values: list[list[Any]], input_option: str
+) -> dict[str, Any]:
     """Write rows at a range; validates everything before changing anything."""
     if input_option not in ("RAW", "USER_ENTERED"):
         raise SheetsApiError(400, "Invalid valueInputOption: " + repr(input_option))
@@ -292,20 +315,28 @@ def write(sheet: Spreadsheet, range_text: str, values: list[list[Any]], input_op
     height = len(values)
     width = max((len(row) for row in values), default=0)
     if not box.single and box.row1 is not None and box.row0 + height > box.row1:
-        raise SheetsApiError(400, f"Requested writing within range [{range_text}], but tried "
-                                  f"writing to row [{box.row0 + height}]")
+        raise SheetsApiError(
+            400,
+            f"Requested writing within range [{range_text}], but tried "
+            f"writing to row [{box.row0 + height}]",
+        )
     if not box.single and box.col1 is not None and box.col0 + width > box.col1:
-        raise SheetsApiError(400, f"Requested writing within range [{range_text}], but tried "
-                                  f"writing to column [{column_letters(box.col0 + width - 1)}]")
+        raise SheetsApiError(
+            400,
+            f"Requested writing within range [{range_text}], but tried "
+            f"writing to column [{column_letters(box.col0 + width - 1)}]",
+        )
     if box.row0 + height > box.tab.rows or box.col0 + width > box.tab.cols:
         bad = f"{column_letters(box.col0 + width - 1)}{box.row0 + height}"
-        raise SheetsApiError(400, f"Range ({quote_title(box.tab.title)}!{bad}) exceeds grid "
-                                  f"limits. Max rows: {box.tab.rows}, max columns: {box.tab.cols}")
+        raise SheetsApiError(
+            400,
+            f"Range ({quote_title(box.tab.title)}!{bad}) exceeds grid "
+            f"limits. Max rows: {box.tab.rows}, max columns: {box.tab.cols}",
+        )
     for value in (v for row in values for v in row):
         if isinstance(value, dict | list) or (isinstance(value, float) and value != value):
             raise SheetsApiError(400, "Invalid values: cells must be strings, numbers or bools")
-    return {"box": box, "values": values, "input": input_option, "height": height,
-            "width": width}
+    return {"box": box, "values": values, "input": input_option, "height": height, "width": width}
 
 
 def apply_write(sheet: Spreadsheet, plan: dict[str, Any]) -> dict[str, Any]:
@@ -329,11 +360,14 @@ def apply_write(sheet: Spreadsheet, plan: dict[str, Any]) -> dict[str, Any]:
             cells += 1
     last_col = column_letters(box.col0 + max(plan["width"], 1) - 1)
     end_a1 = f"{last_col}{box.row0 + max(plan['height'], 1)}"
-    return {"spreadsheetId": sheet.spreadsheet_id,
-            "updatedRange": f"{quote_title(box.tab.title)}!{column_letters(box.col0)}"
-                            f"{box.row0 + 1}:{end_a1}",
-            "updatedRows": plan["height"], "updatedColumns": plan["width"],
-            "updatedCells": cells}
+    return {
+        "spreadsheetId": sheet.spreadsheet_id,
+        "updatedRange": f"{quote_title(box.tab.title)}!{column_letters(box.col0)}"
+        f"{box.row0 + 1}:{end_a1}",
+        "updatedRows": plan["height"],
+        "updatedColumns": plan["width"],
+        "updatedCells": cells,
+    }
 
 
 def clear(sheet: Spreadsheet, range_text: str) -> str:
@@ -379,15 +413,22 @@ def _add_sheet(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str
         sheet_id = sheet.next_sheet_id
         sheet.next_sheet_id += 7919
     elif sheet.tab_by_id(sheet_id):
-        raise SheetsApiError(400, f"Invalid {where}: A sheet with the id {sheet_id} already "
-                                  "exists.")
+        raise SheetsApiError(
+            400, f"Invalid {where}: A sheet with the id {sheet_id} already exists."
+        )
     grid = props.get("gridProperties", {})
     index = props.get("index", len(sheet.tabs))
     for tab in sheet.tabs:
         if tab.index >= index:
             tab.index += 1
-    tab = Tab(sheet_id=sheet_id, title=title, index=index, rows=grid.get("rowCount", 1000),
-              cols=grid.get("columnCount", 26), frozen_rows=grid.get("frozenRowCount", 0))
+    tab = Tab(
+        sheet_id=sheet_id,
+        title=title,
+        index=index,
+        rows=grid.get("rowCount", 1000),
+        cols=grid.get("columnCount", 26),
+        frozen_rows=grid.get("frozenRowCount", 0),
+    )
     sheet.tabs.append(tab)
     return {"addSheet": {"properties": tab.properties()}}
 
@@ -397,8 +438,9 @@ def _delete_sheet(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[
     if tab is None:
         raise SheetsApiError(400, f"Invalid {where}: No sheet with id: {spec.get('sheetId')}")
     if len(sheet.tabs) == 1:
-        raise SheetsApiError(400, f"Invalid {where}: You can't remove all the sheets in a "
-                                  "document.")
+        raise SheetsApiError(
+            400, f"Invalid {where}: You can't remove all the sheets in a document."
+        )
     sheet.tabs.remove(tab)
     for other in sheet.tabs:
         if other.index > tab.index:
@@ -422,11 +464,11 @@ def _update_properties(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> 
         elif path == "gridProperties.rowCount":
             tab.rows = int(grid["rowCount"])
             if len(tab.cells) > tab.rows:
-                tab.cells = tab.cells[:tab.rows]
+                tab.cells = tab.cells[: tab.rows]
         elif path == "gridProperties.columnCount":
             tab.cols = int(grid["columnCount"])
             if any(len(line) > tab.cols for line in tab.cells):
-                tab.cells = [line[:tab.cols] for line in tab.cells]
+                tab.cells = [line[: tab.cols] for line in tab.cells]
         elif path == "gridProperties.frozenRowCount":
             tab.frozen_rows = int(grid.get("frozenRowCount", 0))
         elif path != "index":
@@ -451,9 +493,15 @@ def _check_title(sheet: Spreadsheet, title: str, where: str, own: Tab | None) ->
         raise SheetsApiError(400, f"Invalid {where}: invalid sheet name")
     clash = sheet.tab_by_title(title)
     if clash is not None and clash is not own:
-        raise SheetsApiError(400, f'Invalid {where}: A sheet with the name "{title}" already '
-                                  "exists. Please enter another name.")
+        raise SheetsApiError(
+            400,
+            f'Invalid {where}: A sheet with the name "{title}" already '
+            "exists. Please enter another name.",
+        )
 
 
-_HANDLERS = {"addSheet": _add_sheet, "deleteSheet": _delete_sheet,
-             "updateSheetProperties": _update_properties}
+_HANDLERS = {
+    "addSheet": _add_sheet,
+    "deleteSheet": _delete_sheet,
+    "updateSheetProperties": _update_properties,
+}

@@ -74,8 +74,9 @@ class Helpdesk(abc.ABC):
     kind: ClassVar[str]
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
 
-    def __init__(self, name: str, options: HelpdeskOptions, *, http: HttpClient,
-                 clock: Clock) -> None:
+    def __init__(
+        self, name: str, options: HelpdeskOptions, *, http: HttpClient, clock: Clock
+    ) -> None:
         self.name = name
         self.options = options
         self.http = http
@@ -146,8 +147,9 @@ def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha25
     return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()
 
 
-def signature_matches(expected: bytes, given: str | None, *, encoding: str,
-                      prefix: str = "") -> bool:
+def signature_matches(
+    expected: bytes, given: str | None, *, encoding: str, prefix: str = ""
+) -> bool:
     """Constant-time comparison of a received signature header with the expected digest."""
     if not given:
         return False
@@ -155,7 +157,7 @@ def signature_matches(expected: bytes, given: str | None, *, encoding: str,
     if prefix:
         if not given.lower().startswith(prefix.lower()):
             return False
-        given = given[len(prefix):]
+        given = given[len(prefix) :]
     if encoding == "hex":
         expected_text = expected.hex()
         given = given.lower()
@@ -175,8 +177,9 @@ def require_fresh(timestamp: datetime | None, now: datetime, tolerance_seconds: 
         )
 
 
-def shared_token_matches(request: WebhookRequest, token: SecretStr, *,
-                         header: str | None, query: str | None) -> bool:
+def shared_token_matches(
+    request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
+) -> bool:
     """True when the shared token arrives in the header or the query parameter."""
     expected = token.get_secret_value().encode("utf-8")
     candidates = []

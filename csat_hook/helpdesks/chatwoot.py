@@ -64,8 +64,10 @@ class ChatwootOptions(HelpdeskOptions):
     @model_validator(mode="after")
     def _some_auth(self) -> ChatwootOptions:
         if self.webhook_secret is None and self.webhook_token is None:
-            raise ValueError("set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
-                             "(older installs: add ?token=... to the webhook URL)")
+            raise ValueError(
+                "set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
+                "(older installs: add ?token=... to the webhook URL)"
+            )
         self.base_url = self.base_url.rstrip("/")
         return self
 
@@ -81,14 +83,16 @@ class ChatwootHelpdesk(Helpdesk):
         if secret is not None and signature:
             timestamp = request.header("X-Chatwoot-Timestamp") or ""
             require_fresh(parse_timestamp(timestamp), self.clock(), self.options.tolerance_seconds)
-            expected = hmac_digest(secret, timestamp.encode("ascii", "replace") + b"."
-                                   + request.body)
+            expected = hmac_digest(
+                secret, timestamp.encode("ascii", "replace") + b"." + request.body
+            )
             if not signature_matches(expected, signature, encoding="hex", prefix="sha256="):
                 raise InvalidSignatureError("X-Chatwoot-Signature does not match the body")
             return
         token = self.options.webhook_token
-        if token is not None and shared_token_matches(request, token, header="X-Webhook-Token",
-                                                      query="token"):
+        if token is not None and shared_token_matches(
+            request, token, header="X-Webhook-Token", query="token"
+        ):
             return
         if secret is not None:
             raise InvalidSignatureError("missing X-Chatwoot-Signature")
@@ -101,7 +105,8 @@ class ChatwootHelpdesk(Helpdesk):
         if event in CLOSE_EVENTS and (status == "resolved" or event == "conversation_resolved"):
             return self._closed(payload, request)
         if event in REOPEN_EVENTS or (
-            event == "conversation_status_changed" and status == "open"
+            event == "conversation_status_changed"
+            and status == "open"
             and _previous_status(payload) == "resolved"
         ):
             return DialogReopened(self.name, require_text(payload, "id", "conversation id"))
@@ -110,14 +115,21 @@ class ChatwootHelpdesk(Helpdesk):
     def _closed(self, payload: Mapping[str, Any], request: WebhookRequest) -> DialogClosed:
         assignee = dig(payload, "meta.assignee") or {}
         is_bot = (as_text(dig(payload, "meta.assignee_type")) or "").lower() == "agentbot"
-        agent = Person() if is_bot or not isinstance(assignee, Mapping) else Person(
-            id=as_text(assignee.get("id")),
-            name=as_text(assignee.get("available_name")) or as_text(assignee.get("name")),
-            email=as_text(assignee.get("email")),
+        agent = (
+            Person()
+            if is_bot or not isinstance(assignee, Mapping)
+            else Person(
+                id=as_text(assignee.get("id")),
+                name=as_text(assignee.get("available_name")) or as_text(assignee.get("name")),
+                email=as_text(assignee.get("email")),
+            )
         )
         sender = dig(payload, "meta.sender") or {}
-        account = as_text(payload.get("account_id")) or as_text(dig(payload, "account.id")) \
+        account = (
+            as_text(payload.get("account_id"))
+            or as_text(dig(payload, "account.id"))
             or as_text(dig(payload, "messages.0.account_id"))
+        )
         updated = payload.get("updated_at")
         return DialogClosed(
             helpdesk=self.name,
@@ -132,7 +144,8 @@ class ChatwootHelpdesk(Helpdesk):
             channel=as_text(payload.get("channel")),
             language=as_text(dig(payload, "additional_attributes.browser_language"), limit=16),
             closed_at=parse_timestamp(updated) or parse_timestamp(payload.get("timestamp")),
-            occurrence=as_text(updated) or request.header("X-Chatwoot-Delivery")
+            occurrence=as_text(updated)
+            or request.header("X-Chatwoot-Delivery")
             or as_text(payload.get("timestamp")),
             reply_context={"account_id": account} if account else {},
         )
@@ -148,7 +161,8 @@ class ChatwootHelpdesk(Helpdesk):
 
     def send_reply(self, reply: Reply) -> SendResult:
         url = self.options.base_url + MESSAGES_PATH.format(
-            account=self._account(reply.context), conversation=reply.dialog_id)
+            account=self._account(reply.context), conversation=reply.dialog_id
+        )
         response = self.http.request(
             "POST",
             url,
@@ -166,14 +180,18 @@ class ChatwootHelpdesk(Helpdesk):
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         url = self.options.base_url + AGENTS_PATH.format(account=self._account(context))
         response = self.http.request(
-            "GET", url, retries=2,
+            "GET",
+            url,
+            retries=2,
             headers={"api_access_token": self.options.api_access_token.get_secret_value()},
         )
         for row in response_json(response) or []:
             if isinstance(row, Mapping) and as_text(row.get("id")) == agent.id:
-                return Person(id=agent.id,
-                              name=as_text(row.get("available_name")) or as_text(row.get("name")),
-                              email=as_text(row.get("email")))
+                return Person(
+                    id=agent.id,
+                    name=as_text(row.get("available_name")) or as_text(row.get("name")),
+                    email=as_text(row.get("email")),
+                )
         return None
 
 
@@ -184,4 +202,3 @@ def _previous_status(payload: Mapping[str, Any]) -> str | None:
             if isinstance(change, Mapping) and isinstance(change.get("status"), Mapping):
                 return as_text(change["status"].get("previous_value"))
     return None
-

@@ -53,6 +53,7 @@ class DryRunHelpdesk(GenericHelpdesk):
         path.parent.mkdir(parents=True, exist_ok=True)
         with _write_lock, path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        logger.info("dryrun.reply-stored", extra={"helpdesk": self.name,
-                                                  "dialog_id": reply.dialog_id})
+        logger.info(
+            "dryrun.reply-stored", extra={"helpdesk": self.name, "dialog_id": reply.dialog_id}
+        )
         return SendResult(external_id=f"dryrun-{reply.idempotency_key}")

@@ -64,8 +64,11 @@ AGENT_PATH = "/api/v2/agents/{agent}"
 
 CLOSED_CODES = frozenset({"4", "5"})  # Resolved, Closed
 # {status:{from:2,to:4}}: the one property change Freshdesk reports for the rule.
-STATUS_CHANGE = re.compile(r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"
-                           r"\s*to\s*:\s*([^,{}]*?)\s*\}\s*\}", re.IGNORECASE)
+STATUS_CHANGE = re.compile(
+    r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"
+    r"\s*to\s*:\s*([^,{}]*?)\s*\}\s*\}",
+    re.IGNORECASE,
+)
 
 
 class FreshdeskOptions(HelpdeskOptions):
@@ -99,8 +102,10 @@ class FreshdeskOptions(HelpdeskOptions):
         if any(basic) and not all(basic):
             raise ValueError("webhook_username and webhook_password go together (Basic auth)")
         if self.webhook_token is None and not all(basic):
-            raise ValueError("set webhook_token (a custom header) or webhook_username + "
-                             "webhook_password (Basic auth): Freshdesk signs nothing")
+            raise ValueError(
+                "set webhook_token (a custom header) or webhook_username + "
+                "webhook_password (Basic auth): Freshdesk signs nothing"
+            )
         if not self.webhook_token_header.strip():
             raise ValueError("webhook_token_header must name a header")
         return self
@@ -116,7 +121,8 @@ class FreshdeskHelpdesk(Helpdesk):
     def verify(self, request: WebhookRequest) -> None:
         options = self.options
         if options.webhook_token is not None and shared_token_matches(
-                request, options.webhook_token, header=options.webhook_token_header, query=None):
+            request, options.webhook_token, header=options.webhook_token_header, query=None
+        ):
             return
         if options.webhook_password is not None and self._basic_matches(request):
             return
@@ -133,8 +139,9 @@ class FreshdeskHelpdesk(Helpdesk):
             given = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
             return False
-        expected = (f"{self.options.webhook_username}:"
-                    f"{self.options.webhook_password.get_secret_value()}").encode()
+        expected = (
+            f"{self.options.webhook_username}:{self.options.webhook_password.get_secret_value()}"
+        ).encode()
         return hmac.compare_digest(expected, given)
 
     def parse(self, request: WebhookRequest) -> Event:
@@ -188,8 +195,10 @@ class FreshdeskHelpdesk(Helpdesk):
         """Post ``reply.text`` as a public reply, HTML-escaped with the survey link clickable."""
         try:
             response = self.http.request(
-                "POST", self._url(REPLY_PATH, ticket=reply.dialog_id),
-                headers=self._auth_headers(), json={"body": reply_html(reply.text, reply.link)},
+                "POST",
+                self._url(REPLY_PATH, ticket=reply.dialog_id),
+                headers=self._auth_headers(),
+                json={"body": reply_html(reply.text, reply.link)},
             )
         except DeliveryError as exc:
             raise _explained(exc) from exc
@@ -201,15 +210,22 @@ class FreshdeskHelpdesk(Helpdesk):
         agent_id = agent.id
         if not agent_id:
             return None
-        response = unless_not_found(lambda: self.http.request(
-            "GET", self._url(AGENT_PATH, agent=agent_id), headers=self._auth_headers(), retries=2))
+        response = unless_not_found(
+            lambda: self.http.request(
+                "GET",
+                self._url(AGENT_PATH, agent=agent_id),
+                headers=self._auth_headers(),
+                retries=2,
+            )
+        )
         if response is None:
             return None
         contact = dig(response_json(response), "contact")
         if not isinstance(contact, Mapping):
             return None
-        return Person(id=agent.id, name=as_text(contact.get("name")),
-                      email=as_text(contact.get("email")))
+        return Person(
+            id=agent.id, name=as_text(contact.get("name")), email=as_text(contact.get("email"))
+        )
 
     def _url(self, path: str, **ids: str) -> str:
         quoted = {key: quote_id(value) for key, value in ids.items()}
@@ -237,18 +253,19 @@ def _explained(exc: DeliveryError) -> DeliveryError:
         403: "Freshdesk refused the API key's access to this ticket (HTTP 403)",
     }
     if exc.http_status in reasons:
-        return DeliveryError(reasons[exc.http_status], retryable=False,
-                             http_status=exc.http_status)
+        return DeliveryError(reasons[exc.http_status], retryable=False, http_status=exc.http_status)
     return exc
 
 
 def _person(value: Any) -> Person:
     if not isinstance(value, Mapping):
         return Person()
-    return Person(id=rendered(value.get("id")), name=rendered(value.get("name")),
-                  email=rendered(value.get("email")))
+    return Person(
+        id=rendered(value.get("id")),
+        name=rendered(value.get("name")),
+        email=rendered(value.get("email")),
+    )
 
 
 def _compact(event: str) -> str:
     return re.sub(r"\s+", "", event)
-

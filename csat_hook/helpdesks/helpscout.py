@@ -101,12 +101,16 @@ class HelpScoutOptions(HelpdeskOptions):
         if not self.base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must start with https://")
         if not self.client_id.strip() or not self.client_secret.get_secret_value().strip():
-            raise ValueError("client_id and client_secret are required (the app's ID and "
-                             "secret from Your Profile → My Apps)")
+            raise ValueError(
+                "client_id and client_secret are required (the app's ID and "
+                "secret from Your Profile → My Apps)"
+            )
         secret = self.webhook_secret.get_secret_value()
         if not secret.strip() or len(secret) > MAX_SECRET_LENGTH:
-            raise ValueError(f"webhook_secret must be 1 to {MAX_SECRET_LENGTH} characters "
-                             "(Help Scout's limit), the same as in the webhook settings")
+            raise ValueError(
+                f"webhook_secret must be 1 to {MAX_SECRET_LENGTH} characters "
+                "(Help Scout's limit), the same as in the webhook settings"
+            )
         if self.user_id is not None and self.reply_as_agent:
             raise ValueError("set user_id or reply_as_agent, not both")
         if self.user_id is not None and not self.user_id.isdigit():
@@ -120,8 +124,9 @@ class HelpScoutHelpdesk(Helpdesk):
     Options = HelpScoutOptions
     options: HelpScoutOptions
 
-    def __init__(self, name: str, options: HelpdeskOptions, *, http: HttpClient,
-                 clock: Clock) -> None:
+    def __init__(
+        self, name: str, options: HelpdeskOptions, *, http: HttpClient, clock: Clock
+    ) -> None:
         super().__init__(name, options, http=http, clock=clock)
         self._token: tuple[str, datetime] | None = None  # (access token, renew after)
         self._token_lock = threading.Lock()
@@ -151,8 +156,11 @@ class HelpScoutHelpdesk(Helpdesk):
 
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
         closed_by = payload.get("closedByUser")
-        closer = _user(closed_by) if isinstance(closed_by, Mapping) else Person(
-            id=_nonzero_id(payload.get("closedBy")))
+        closer = (
+            _user(closed_by)
+            if isinstance(closed_by, Mapping)
+            else Person(id=_nonzero_id(payload.get("closedBy")))
+        )
         assignee = _user(payload.get("assignee"))
         customer = _user(payload.get("primaryCustomer"))
         created_by = payload.get("createdBy")
@@ -178,8 +186,10 @@ class HelpScoutHelpdesk(Helpdesk):
     def send_reply(self, reply: Reply) -> SendResult:
         customer_id = as_text(reply.context.get("customer_id")) or reply.customer.id
         if not customer_id:
-            raise DeliveryError("the conversation has no customer id (primaryCustomer.id) to "
-                                "reply to", retryable=False)
+            raise DeliveryError(
+                "the conversation has no customer id (primaryCustomer.id) to reply to",
+                retryable=False,
+            )
         body: dict[str, Any] = {
             "customer": {"id": _number(customer_id)},
             "text": text_to_html(reply.text, reply.link),
@@ -189,8 +199,9 @@ class HelpScoutHelpdesk(Helpdesk):
         user = self.options.user_id or (reply.agent.id if self.options.reply_as_agent else None)
         if user:
             body["user"] = _number(user)
-        response = self._api("POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
-                             json=body)
+        response = self._api(
+            "POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)), json=body
+        )
         return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
@@ -199,7 +210,8 @@ class HelpScoutHelpdesk(Helpdesk):
         if not agent_id:
             return None
         response = unless_not_found(
-            lambda: self._api("GET", USER_PATH.format(user=quote_id(agent_id)), retries=2))
+            lambda: self._api("GET", USER_PATH.format(user=quote_id(agent_id)), retries=2)
+        )
         if response is None:
             return None
         user = response_json(response)
@@ -220,9 +232,13 @@ class HelpScoutHelpdesk(Helpdesk):
         return self._send(method, path, self._access_token(stale=token), **kwargs)
 
     def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        return self.http.request(method, self.options.base_url + path,
-                                 headers={"Authorization": f"Bearer {token}"},
-                                 retry_after_headers=RETRY_AFTER_HEADERS, **kwargs)
+        return self.http.request(
+            method,
+            self.options.base_url + path,
+            headers={"Authorization": f"Bearer {token}"},
+            retry_after_headers=RETRY_AFTER_HEADERS,
+            **kwargs,
+        )
 
     def _access_token(self, stale: str | None = None) -> str:
         """The cached token, or a new one when there is none, it expired or it is ``stale``."""
@@ -238,23 +254,34 @@ class HelpScoutHelpdesk(Helpdesk):
     def _request_token(self) -> tuple[str, float]:
         try:
             response = self.http.request(
-                "POST", self.options.base_url + TOKEN_PATH,
-                json={"grant_type": "client_credentials", "client_id": self.options.client_id,
-                      "client_secret": self.options.client_secret.get_secret_value()},
-                retry_after_headers=RETRY_AFTER_HEADERS)
+                "POST",
+                self.options.base_url + TOKEN_PATH,
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": self.options.client_id,
+                    "client_secret": self.options.client_secret.get_secret_value(),
+                },
+                retry_after_headers=RETRY_AFTER_HEADERS,
+            )
         except DeliveryError as exc:
             if exc.retryable:
                 raise
             raise DeliveryError(
                 f"the Help Scout token request was refused (HTTP {exc.http_status}): check "
                 f"helpdesks.{self.name}.client_id and client_secret",
-                retryable=False, http_status=exc.http_status) from exc
+                retryable=False,
+                http_status=exc.http_status,
+            ) from exc
         answer = response_json(response)
-        token = as_text(answer.get("access_token"), limit=4096) if isinstance(
-            answer, Mapping) else None
+        token = (
+            as_text(answer.get("access_token"), limit=4096) if isinstance(answer, Mapping) else None
+        )
         if not token:
-            raise DeliveryError("the Help Scout token answer has no access_token",
-                                retryable=False, http_status=response.status_code)
+            raise DeliveryError(
+                "the Help Scout token answer has no access_token",
+                retryable=False,
+                http_status=response.status_code,
+            )
         try:
             lifetime = float(answer.get("expires_in") or 0)
         except (TypeError, ValueError):
@@ -268,8 +295,11 @@ def _user(value: Any) -> Person:
         return Person()
     first = as_text(value.get("first")) or as_text(value.get("firstName")) or ""
     last = as_text(value.get("last")) or as_text(value.get("lastName")) or ""
-    return Person(id=_nonzero_id(value.get("id")), name=f"{first} {last}".strip() or None,
-                  email=as_text(value.get("email")))
+    return Person(
+        id=_nonzero_id(value.get("id")),
+        name=f"{first} {last}".strip() or None,
+        email=as_text(value.get("email")),
+    )
 
 
 def _nonzero_id(value: Any) -> str | None:
@@ -280,5 +310,3 @@ def _nonzero_id(value: Any) -> str | None:
 def _number(value: str) -> int | str:
     # Help Scout ids are numbers in its JSON; anything else is sent as given and refused there.
     return int(value) if value.isdigit() else value
-
-

@@ -134,8 +134,9 @@ class IntercomHelpdesk(Helpdesk):
         if topic == CLOSE_TOPIC:
             return self._closed(payload)
         if topic == REOPEN_TOPIC:
-            return DialogReopened(self.name, require_text(payload, "data.item.id",
-                                                          "conversation id"))
+            return DialogReopened(
+                self.name, require_text(payload, "data.item.id", "conversation id")
+            )
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")
         return Ignored(f"topic {topic or '(none)'} is not a close")
@@ -170,7 +171,8 @@ class IntercomHelpdesk(Helpdesk):
             or parse_timestamp(item.get("updated_at"))
             or parse_timestamp(payload.get("created_at")),
             # The notification id is the same on every delivery attempt of this close.
-            occurrence=as_text(payload.get("id")) or as_text(close_part.get("id"))
+            occurrence=as_text(payload.get("id"))
+            or as_text(close_part.get("id"))
             or as_text(dig(item, "statistics.last_close_at")),
             reply_context={"admin_id": sender} if sender else {},
         )
@@ -190,15 +192,22 @@ class IntercomHelpdesk(Helpdesk):
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
-        admin_id = self.options.admin_id or as_text(reply.context.get("admin_id")) \
-            or reply.agent.id
+        admin_id = self.options.admin_id or as_text(reply.context.get("admin_id")) or reply.agent.id
         if not admin_id:
-            raise DeliveryError(f"no Intercom admin to reply as: set helpdesks.{self.name}."
-                                "admin_id", retryable=False)
-        response = self._call("POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
-                              json={"message_type": "comment", "type": "admin",
-                                    "admin_id": admin_id,
-                                    "body": text_to_html(reply.text, reply.link)})
+            raise DeliveryError(
+                f"no Intercom admin to reply as: set helpdesks.{self.name}.admin_id",
+                retryable=False,
+            )
+        response = self._call(
+            "POST",
+            REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
+            json={
+                "message_type": "comment",
+                "type": "admin",
+                "admin_id": admin_id,
+                "body": text_to_html(reply.text, reply.link),
+            },
+        )
         conversation = response_json(response)
         if self.options.keep_closed and _state(conversation) != "closed":
             self._close_again(reply.dialog_id, admin_id)
@@ -207,13 +216,18 @@ class IntercomHelpdesk(Helpdesk):
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""
         try:
-            self._call("POST", PARTS_PATH.format(conversation=quote_id(dialog_id)),
-                       json={"message_type": "close", "type": "admin", "admin_id": admin_id})
+            self._call(
+                "POST",
+                PARTS_PATH.format(conversation=quote_id(dialog_id)),
+                json={"message_type": "close", "type": "admin", "admin_id": admin_id},
+            )
         except DeliveryError as exc:
             # The survey is out; raising would queue it again. The conversation just stays
             # open in the inbox, which an agent can close by hand.
-            logger.warning("intercom.reclose-failed", extra={
-                "helpdesk": self.name, "dialog_id": dialog_id, "error": exc.message})
+            logger.warning(
+                "intercom.reclose-failed",
+                extra={"helpdesk": self.name, "dialog_id": dialog_id, "error": exc.message},
+            )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of an admin by id; None when Intercom does not know the id."""
@@ -221,27 +235,35 @@ class IntercomHelpdesk(Helpdesk):
         if not admin_id:
             return None
         response = unless_not_found(
-            lambda: self._call("GET", ADMIN_PATH.format(admin=quote_id(admin_id)), retries=2))
+            lambda: self._call("GET", ADMIN_PATH.format(admin=quote_id(admin_id)), retries=2)
+        )
         if response is None:
             return None
         admin = response_json(response)
         if not isinstance(admin, Mapping):
             return None
-        return Person(id=agent.id, name=as_text(admin.get("name")),
-                      email=as_text(admin.get("email")))
+        return Person(
+            id=agent.id, name=as_text(admin.get("name")), email=as_text(admin.get("email"))
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": "Bearer " + self.options.access_token.get_secret_value(),
-                   "Accept": "application/json"}
+        headers = {
+            "Authorization": "Bearer " + self.options.access_token.get_secret_value(),
+            "Accept": "application/json",
+        }
         if self.options.api_version:
             headers["Intercom-Version"] = self.options.api_version
-        return self.http.request(method, self.options.base_url + path, headers=headers,
-                                 retry_after_headers=RETRY_AFTER_HEADERS,
-                                 hooks={"response": [_reset_as_delay]}, **kwargs)
+        return self.http.request(
+            method,
+            self.options.base_url + path,
+            headers=headers,
+            retry_after_headers=RETRY_AFTER_HEADERS,
+            hooks={"response": [_reset_as_delay]},
+            **kwargs,
+        )
 
 
-def _reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any
-                    ) -> requests.Response:
+def _reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
     """On a 429, expose ``X-RateLimit-Reset`` (Unix seconds) as seconds to wait."""
     reset = response.headers.get("X-RateLimit-Reset")
     if response.status_code == 429 and reset:
@@ -275,13 +297,19 @@ def _admin(value: Any) -> Person | None:
 def _customer(item: Mapping[str, Any]) -> Person:
     user = item.get("user")  # 1.x
     if isinstance(user, Mapping):
-        return Person(id=as_text(user.get("id")), name=as_text(user.get("name")),
-                      email=as_text(user.get("email")))
+        return Person(
+            id=as_text(user.get("id")),
+            name=as_text(user.get("name")),
+            email=as_text(user.get("email")),
+        )
     contact_id = as_text(dig(item, "contacts.contacts.0.id"))
     author = dig(item, "source.author")
     if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
-        return Person(id=contact_id or as_text(author.get("id")),
-                      name=as_text(author.get("name")), email=as_text(author.get("email")))
+        return Person(
+            id=contact_id or as_text(author.get("id")),
+            name=as_text(author.get("name")),
+            email=as_text(author.get("email")),
+        )
     return Person(id=contact_id)
 
 
@@ -306,5 +334,3 @@ def _last_part_id(conversation: Any) -> str | None:
     if isinstance(parts, list) and parts and isinstance(parts[-1], Mapping):
         return as_text(parts[-1].get("id"))
     return None
-
-

@@ -82,8 +82,7 @@ def _without_lone_surrogates(value: Any) -> Any:
     if isinstance(value, str):
         return _LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
-                for k, v in value.items()}
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_without_lone_surrogates(v) for v in value]
     return value

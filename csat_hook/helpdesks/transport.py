@@ -82,8 +82,9 @@ class _Session(requests.Session):
         super().__init__()
         self._env_settings: dict[str, dict[str, Any]] = {}
 
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> Any:
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
         if proxies or stream is not None or verify is not None or cert is not None:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urllib.parse.urlsplit(url)
@@ -179,4 +180,3 @@ class HttpClient:
 def _host(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return parts.netloc.rsplit("@", 1)[-1] or "?"
-

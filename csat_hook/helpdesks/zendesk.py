@@ -125,8 +125,10 @@ class ZendeskOptions(HelpdeskOptions):
         if basic == (self.oauth_token is not None):
             raise ValueError("set either email + api_token, or oauth_token, for the Zendesk API")
         if self.webhook_secret.get_secret_value() == TEST_SIGNING_SECRET:
-            raise ValueError("webhook_secret is Zendesk's public test secret; use the "
-                             "webhook's own signing secret (Admin Center → Webhooks)")
+            raise ValueError(
+                "webhook_secret is Zendesk's public test secret; use the "
+                "webhook's own signing secret (Admin Center → Webhooks)"
+            )
         return self
 
 
@@ -230,8 +232,9 @@ class ZendeskHelpdesk(Helpdesk):
         """Signed with the public test secret and not with ours (see TEST_SIGNING_SECRET)."""
         if not request.header(SIGNATURE_HEADER) or not request.header(TIMESTAMP_HEADER):
             return False
-        return (self._signed_with(TEST_SIGNING_SECRET, request)
-                and not self._signed_with(self.options.webhook_secret, request))
+        return self._signed_with(TEST_SIGNING_SECRET, request) and not self._signed_with(
+            self.options.webhook_secret, request
+        )
 
     # --- the API ----------------------------------------------------------------------------
 
@@ -242,8 +245,9 @@ class ZendeskHelpdesk(Helpdesk):
             ticket["status"] = "solved"
         url = self._url(TICKET_PATH, ticket=reply.dialog_id)
         try:
-            response = self.http.request("PUT", url, headers=self._auth_headers(),
-                                         json={"ticket": ticket})
+            response = self.http.request(
+                "PUT", url, headers=self._auth_headers(), json={"ticket": ticket}
+            )
         except DeliveryError as exc:
             raise _explained(exc) from exc
         return SendResult(external_id=_comment_id(response_json(response)))
@@ -253,15 +257,17 @@ class ZendeskHelpdesk(Helpdesk):
         agent_id = agent.id
         if not agent_id:
             return None
-        response = unless_not_found(lambda: self.http.request(
-            "GET", self._url(USER_PATH, user=agent_id), headers=self._auth_headers(), retries=2))
+        response = unless_not_found(
+            lambda: self.http.request(
+                "GET", self._url(USER_PATH, user=agent_id), headers=self._auth_headers(), retries=2
+            )
+        )
         if response is None:
             return None
         user = dig(response_json(response), "user")
         if not isinstance(user, Mapping):
             return None
-        return Person(id=agent.id, name=as_text(user.get("name")),
-                      email=as_text(user.get("email")))
+        return Person(id=agent.id, name=as_text(user.get("name")), email=as_text(user.get("email")))
 
     def _url(self, path: str, **ids: str) -> str:
         # Ids come from verified payloads, but a path segment is still no place for a slash.
@@ -281,15 +287,14 @@ def _explained(exc: DeliveryError) -> DeliveryError:
     """The HTTP client's error, with what a Zendesk 4xx means for this reply."""
     reasons = {
         422: "Zendesk refused the update (HTTP 422): the ticket is most likely closed, and "
-             "closed tickets cannot be updated",
+        "closed tickets cannot be updated",
         404: "Zendesk has no such ticket (HTTP 404): deleted, merged or a wrong id",
         403: "Zendesk refused the credentials' access to this ticket (HTTP 403)",
         401: "Zendesk rejected the API credentials (HTTP 401): check email/api_token or "
-             "oauth_token",
+        "oauth_token",
     }
     if exc.http_status in reasons:
-        return DeliveryError(reasons[exc.http_status], retryable=False,
-                             http_status=exc.http_status)
+        return DeliveryError(reasons[exc.http_status], retryable=False, http_status=exc.http_status)
     return exc
 
 
@@ -310,8 +315,11 @@ def _zendesk_id(value: Any) -> str | None:
 def _person(value: Any) -> Person:
     if not isinstance(value, Mapping):
         return Person()
-    return Person(id=_zendesk_id(rendered(value.get("id"))), name=rendered(value.get("name")),
-                  email=rendered(value.get("email")))
+    return Person(
+        id=_zendesk_id(rendered(value.get("id"))),
+        name=rendered(value.get("name")),
+        email=rendered(value.get("email")),
+    )
 
 
 def _comment_id(body: Any) -> str | None:
@@ -322,4 +330,3 @@ def _comment_id(body: Any) -> str | None:
             if isinstance(event, Mapping) and event.get("type") == "Comment":
                 return as_text(event.get("id"))
     return as_text(dig(body, "audit.id"))
-

@@ -12,8 +12,9 @@ from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 
 
-def skip_reason(policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, now: datetime,
-                seen: set[str]) -> str | None:
+def skip_reason(
+    policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, now: datetime, seen: set[str]
+) -> str | None:
     """Why this close gets no survey, or None to send one.
 
     ``seen`` holds the customers and dialogs surveyed earlier in the same transaction.
@@ -27,7 +28,9 @@ def skip_reason(policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, 
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         dialog = f"dialog:{event.helpdesk}:{event.dialog_id}"
         if dialog in seen or store.dialog_surveyed_since(
-            conn, event.helpdesk, event.dialog_id,
+            conn,
+            event.helpdesk,
+            event.dialog_id,
             now - timedelta(seconds=policy.reclose_grace_seconds),
         ):
             return "recently_surveyed"
@@ -35,7 +38,10 @@ def skip_reason(policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, 
     if policy.customer_cooldown_days > 0:
         who = {k for k in (event.customer.id, (event.customer.email or "").lower()) if k}
         if who & seen or store.customer_surveyed_since(
-            conn, event.helpdesk, event.customer.id, event.customer.email,
+            conn,
+            event.helpdesk,
+            event.customer.id,
+            event.customer.email,
             now - timedelta(days=policy.customer_cooldown_days),
         ):
             return "customer_cooldown"

@@ -46,9 +46,16 @@ class Intake:
     commit) and queues their replies.
     """
 
-    def __init__(self, *, helpdesks: Mapping[str, Helpdesk], engine: sa.Engine,
-                 policy: PolicyConfig, token_secret: str, recorder: CloseRecorder,
-                 clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        helpdesks: Mapping[str, Helpdesk],
+        engine: sa.Engine,
+        policy: PolicyConfig,
+        token_secret: str,
+        recorder: CloseRecorder,
+        clock: Clock,
+    ) -> None:
         self.helpdesks = helpdesks
         self.engine = engine
         self.policy = policy
@@ -64,26 +71,35 @@ class Intake:
         adapter.verify(request)
         event = adapter.parse(request)
         if isinstance(event, Ignored):
-            logger.debug("webhook.ignored", extra={"helpdesk": helpdesk_name,
-                                                   "reason": event.reason})
+            logger.debug(
+                "webhook.ignored", extra={"helpdesk": helpdesk_name, "reason": event.reason}
+            )
             return Outcome({"status": "ignored", "reason": event.reason})
         if isinstance(event, DialogClosed):
             return self.record_close(event)
         try:
             return self._reopened(event)
         except DBAPIError as exc:
-            logger.error("webhook.database-unavailable", extra={"helpdesk": helpdesk_name,
-                                                                "error": type(exc.orig).__name__})
+            logger.error(
+                "webhook.database-unavailable",
+                extra={"helpdesk": helpdesk_name, "error": type(exc.orig).__name__},
+            )
             raise ServiceUnavailableError("the database is unavailable; retry later") from exc
 
     def _reopened(self, event: DialogReopened) -> Outcome:
         cancelled = 0
         if self.policy.cancel_on_reopen:
-            cancelled = run_transaction(self.engine, lambda conn: outbox_store.cancel_waiting(
-                conn, event.helpdesk, event.dialog_id, self.clock()))
+            cancelled = run_transaction(
+                self.engine,
+                lambda conn: outbox_store.cancel_waiting(
+                    conn, event.helpdesk, event.dialog_id, self.clock()
+                ),
+            )
         if cancelled:
-            logger.info("survey.cancelled-on-reopen", extra={"helpdesk": event.helpdesk,
-                                                             "dialog_id": event.dialog_id})
+            logger.info(
+                "survey.cancelled-on-reopen",
+                extra={"helpdesk": event.helpdesk, "dialog_id": event.dialog_id},
+            )
         return Outcome({"status": "reopened", "cancelled": cancelled})
 
     def record_close(self, event: DialogClosed) -> Outcome:
@@ -95,10 +111,17 @@ class Intake:
         """
         now = self.clock()
         occurrence = (event.occurrence or "") if self.policy.per_dialog == "every_close" else ""
-        token = tokens.sign(self.token_secret, tokens.SurveyRef(
-            event.helpdesk, event.dialog_id, event.agent.key or "", now))
+        token = tokens.sign(
+            self.token_secret,
+            tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now),
+        )
         body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
-        logger.info("webhook.close", extra={"helpdesk": event.helpdesk,
-                                            "dialog_id": event.dialog_id,
-                                            "status": body["status"]})
+        logger.info(
+            "webhook.close",
+            extra={
+                "helpdesk": event.helpdesk,
+                "dialog_id": event.dialog_id,
+                "status": body["status"],
+            },
+        )
         return Outcome(body)

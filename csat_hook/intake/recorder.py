@@ -60,23 +60,30 @@ class CloseRecorder:
     delivery threads of this process).
     """
 
-    def __init__(self, engine: Callable[[], sa.Engine], *, policy: PolicyConfig,
-                 replies_queued: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: Callable[[], sa.Engine],
+        *,
+        policy: PolicyConfig,
+        replies_queued: Callable[[], None],
+    ) -> None:
         self.policy = policy
         self.send_delay = timedelta(seconds=policy.send_delay_seconds)
         self._replies_queued = replies_queued
         self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
-            engine, self._write_in, name="close-recorder", after_commit=self._after_commit)
+            engine, self._write_in, name="close-recorder", after_commit=self._after_commit
+        )
 
-    def record(self, event: DialogClosed, *, token: str, now: datetime,
-               occurrence: str) -> dict[str, Any]:
+    def record(
+        self, event: DialogClosed, *, token: str, now: datetime, occurrence: str
+    ) -> dict[str, Any]:
         """Store one close; block until its batch committed; return the outcome body."""
         try:
-            return self._writer.submit(_Close(event, token, now, occurrence),
-                                       timeout=WAIT_SECONDS)
+            return self._writer.submit(_Close(event, token, now, occurrence), timeout=WAIT_SECONDS)
         except TimeoutError:
-            raise ServiceUnavailableError("the database did not answer in time; "
-                                          "retry later") from None
+            raise ServiceUnavailableError(
+                "the database did not answer in time; retry later"
+            ) from None
         except Exception as exc:
             error = _as_http_error(exc)
             if error is exc:
@@ -110,13 +117,19 @@ class CloseRecorder:
             if survey_id is None:
                 results[id(item)] = {"status": "duplicate"}
             elif skipped[id(item)]:
-                results[id(item)] = {"status": "skipped", "reason": skipped[id(item)],
-                                     "survey_id": survey_id}
+                results[id(item)] = {
+                    "status": "skipped",
+                    "reason": skipped[id(item)],
+                    "survey_id": survey_id,
+                }
             else:
                 send_at = item.now + self.send_delay
                 replies.append(_outbox_row(item, survey_id, send_at))
-                results[id(item)] = {"status": "queued", "survey_id": survey_id,
-                                     "send_at": send_at.isoformat()}
+                results[id(item)] = {
+                    "status": "queued",
+                    "survey_id": survey_id,
+                    "send_at": send_at.isoformat(),
+                }
         if replies:
             outbox_store.enqueue_replies(conn, replies)
             outbox_store.notify_workers(conn)

@@ -71,7 +71,6 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     return int(revived) if revived is not None else None
 
 
-
 def customer_surveyed_since(
     conn: sa.Connection,
     helpdesk: str,
@@ -100,8 +99,9 @@ def customer_surveyed_since(
     return found is not None
 
 
-def dialog_surveyed_since(conn: sa.Connection, helpdesk: str, dialog_id: str,
-                          since: datetime) -> bool:
+def dialog_surveyed_since(
+    conn: sa.Connection, helpdesk: str, dialog_id: str, since: datetime
+) -> bool:
     """True when this dialog got (or is about to get) a survey after ``since``."""
     found = conn.execute(
         sa.select(surveys.c.id)
@@ -114,6 +114,3 @@ def dialog_surveyed_since(conn: sa.Connection, helpdesk: str, dialog_id: str,
         .limit(1)
     ).first()
     return found is not None
-
-
-

@@ -90,8 +90,10 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
     if error.status >= 500:
         logger.error("http.error", extra={"status": error.status, "reason": error.code})
     else:
-        logger.info("webhook.refused", extra={"status": error.status, "reason": error.code,
-                                              "path": request.path})
+        logger.info(
+            "webhook.refused",
+            extra={"status": error.status, "reason": error.code, "path": request.path},
+        )
     return jsonify(error.to_dict()), error.status
 
 
@@ -100,8 +102,10 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     status = error.code or 500
     if isinstance(error, RequestEntityTooLarge):
         return _our_error(PayloadTooLargeError("the body is over the size limit"))
-    body: dict[str, Any] = {"error": (error.name or "error").lower().replace(" ", "_"),
-                            "reason": error.description or error.name}
+    body: dict[str, Any] = {
+        "error": (error.name or "error").lower().replace(" ", "_"),
+        "reason": error.description or error.name,
+    }
     return jsonify(body), status
 
 

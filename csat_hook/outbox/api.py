@@ -56,8 +56,10 @@ def api_outbox() -> tuple[Response, int]:
     with api.engine.connect() as conn:
         rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
         counts = store.outbox_counts(conn)
-    replies = [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                for k, v in row._mapping.items()} for row in rows]
+    replies = [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
+        for row in rows
+    ]
     return jsonify({"counts": counts, "replies": replies}), 200
 
 
@@ -67,7 +69,6 @@ def _require_api_token(token: str | None) -> None:
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.encode("utf-8", "replace"), token.encode("utf-8")):
+        value.encode("utf-8", "replace"), token.encode("utf-8")
+    ):
         raise InvalidSignatureError("missing or wrong bearer token")
-
-

@@ -19,9 +19,11 @@ class DeliveryConfig(StrictModel):
     poll_seconds: float = Field(default=5, gt=0, le=3600)
     lease_seconds: float = Field(default=120, ge=5, le=86400)
 
-
     @property
     def backoff(self) -> Backoff:
         """The retry policy for a reply's next attempt."""
-        return Backoff(self.backoff_base_seconds, self.backoff_cap_seconds,
-                       max_retry_after=self.max_retry_after_seconds)
+        return Backoff(
+            self.backoff_base_seconds,
+            self.backoff_cap_seconds,
+            max_retry_after=self.max_retry_after_seconds,
+        )

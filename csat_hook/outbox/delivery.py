@@ -102,14 +102,24 @@ def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
         logger.warning("delivery.agent-lookup-failed", extra={**extra, "error": exc.message})
     link = survey_link(delivery.survey, survey, agent)
     text = reply_text(
-        delivery.survey.reply, survey.language, link=link,
-        agent_name=agent.display, customer_name=survey.customer_name or "",
-        ticket=survey.dialog_id, helpdesk=survey.helpdesk, team=survey.team or "",
+        delivery.survey.reply,
+        survey.language,
+        link=link,
+        agent_name=agent.display,
+        customer_name=survey.customer_name or "",
+        ticket=survey.dialog_id,
+        helpdesk=survey.helpdesk,
+        team=survey.team or "",
     )
     reply = Reply(
-        helpdesk=item.helpdesk, dialog_id=item.dialog_id, text=text, link=link, agent=agent,
+        helpdesk=item.helpdesk,
+        dialog_id=item.dialog_id,
+        text=text,
+        link=link,
+        agent=agent,
         customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
-        context=item.context, idempotency_key=f"csat-hook-{item.id}",
+        context=item.context,
+        idempotency_key=f"csat-hook-{item.id}",
     )
     try:
         result = adapter.send_reply(reply)

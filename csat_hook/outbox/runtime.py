@@ -27,8 +27,9 @@ class RunningDelivery:
             self.listener.stop()
 
 
-def start_delivery(worker: DeliveryWorker, *, database_url: str,
-                   threads: int | None = None) -> RunningDelivery:
+def start_delivery(
+    worker: DeliveryWorker, *, database_url: str, threads: int | None = None
+) -> RunningDelivery:
     """Start ``worker``'s threads and, on PostgreSQL, the NOTIFY listener that wakes them."""
     listener = None
     if worker.engine.dialect.name == "postgresql":

@@ -48,15 +48,27 @@ def _enqueue_stmt(dialect_name: str) -> Any:
         },
     )
 
-OUTBOX_COLUMNS = ("survey_id", "helpdesk", "dialog_id", "context", "status", "attempts",
-                  "next_attempt_at", "created_at", "updated_at")
+
+OUTBOX_COLUMNS = (
+    "survey_id",
+    "helpdesk",
+    "dialog_id",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
 
 
 def enqueue_replies(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queue replies for surveys (or re-arm the queue rows of revived surveys)."""
     if rows:
-        conn.execute(_enqueue_stmt(conn.dialect.name),
-                     [{name: row[name] for name in OUTBOX_COLUMNS} for row in rows])
+        conn.execute(
+            _enqueue_stmt(conn.dialect.name),
+            [{name: row[name] for name in OUTBOX_COLUMNS} for row in rows],
+        )
 
 
 def notify_workers(conn: sa.Connection) -> None:
@@ -67,22 +79,23 @@ def notify_workers(conn: sa.Connection) -> None:
 
 def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
     """Cancel replies for a dialog that have not started to go out; return how many."""
-    cancelled = conn.execute(
-        sa.update(outbox)
-        .where(
-            outbox.c.helpdesk == helpdesk,
-            outbox.c.dialog_id == dialog_id,
-            outbox.c.status == PENDING,
-        )
-        .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
-        .returning(outbox.c.survey_id)
-    ).scalars().all()
-    if cancelled:
+    cancelled = (
         conn.execute(
-            sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED)
+            sa.update(outbox)
+            .where(
+                outbox.c.helpdesk == helpdesk,
+                outbox.c.dialog_id == dialog_id,
+                outbox.c.status == PENDING,
+            )
+            .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
+            .returning(outbox.c.survey_id)
         )
+        .scalars()
+        .all()
+    )
+    if cancelled:
+        conn.execute(sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED))
     return len(cancelled)
-
 
 
 @functools.cache
@@ -132,8 +145,12 @@ def claim_due(
     has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
     skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
     """
-    return list(conn.execute(_claim_stmt(), {"now": now, "lease_until": lease_until,
-                                            "limit": limit, "worker_id": worker_id}).all())
+    return list(
+        conn.execute(
+            _claim_stmt(),
+            {"now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id},
+        ).all()
+    )
 
 
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
@@ -147,10 +164,16 @@ def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[A
 def next_due_at(conn: sa.Connection) -> datetime | None:
     """When the next reply becomes due (pending, or a lease that will expire), if any."""
     # One round trip; each minimum is read from its own index.
-    pending = (sa.select(sa.func.min(outbox.c.next_attempt_at))
-               .where(outbox.c.status == PENDING).scalar_subquery())
-    leased = (sa.select(sa.func.min(outbox.c.lease_until))
-              .where(outbox.c.status == SENDING).scalar_subquery())
+    pending = (
+        sa.select(sa.func.min(outbox.c.next_attempt_at))
+        .where(outbox.c.status == PENDING)
+        .scalar_subquery()
+    )
+    leased = (
+        sa.select(sa.func.min(outbox.c.lease_until))
+        .where(outbox.c.status == SENDING)
+        .scalar_subquery()
+    )
     row = conn.execute(sa.select(pending.label("pending"), leased.label("leased"))).one()
     present = [t for t in (row.pending, row.leased) if t is not None]
     return min(present) if present else None
@@ -167,23 +190,38 @@ def _owned(outbox_id: int, worker_id: str) -> Any:
 @functools.cache
 def _mark_sent_stmts() -> tuple[Any, Any, Any]:
     # Built once: every delivered reply runs them.
-    owned = sa.and_(outbox.c.id == sa.bindparam("outbox_id"), outbox.c.status == SENDING,
-                    outbox.c.claimed_by == sa.bindparam("worker_id"))
+    owned = sa.and_(
+        outbox.c.id == sa.bindparam("outbox_id"),
+        outbox.c.status == SENDING,
+        outbox.c.claimed_by == sa.bindparam("worker_id"),
+    )
     done = (
         sa.update(outbox)
         .where(owned)
-        .values(status=SENT, sent_at=sa.bindparam("sent_now"),
-                updated_at=sa.bindparam("updated_now"), lease_until=None,
-                external_id=sa.bindparam("external_id"), body=sa.bindparam("body"),
-                last_error=None)
+        .values(
+            status=SENT,
+            sent_at=sa.bindparam("sent_now"),
+            updated_at=sa.bindparam("updated_now"),
+            lease_until=None,
+            external_id=sa.bindparam("external_id"),
+            body=sa.bindparam("body"),
+            last_error=None,
+        )
         .returning(outbox.c.survey_id)
     )
     survey = surveys.c.id == sa.bindparam("survey_id")
-    plain = sa.update(surveys).where(survey).values(status=SENT,
-                                                     sent_at=sa.bindparam("sent_now"))
-    with_agent = sa.update(surveys).where(survey).values(
-        status=SENT, sent_at=sa.bindparam("sent_now"), agent_name=sa.bindparam("agent_name"),
-        agent_email=sa.bindparam("agent_email"), link=sa.bindparam("link"))
+    plain = sa.update(surveys).where(survey).values(status=SENT, sent_at=sa.bindparam("sent_now"))
+    with_agent = (
+        sa.update(surveys)
+        .where(survey)
+        .values(
+            status=SENT,
+            sent_at=sa.bindparam("sent_now"),
+            agent_name=sa.bindparam("agent_name"),
+            agent_email=sa.bindparam("agent_email"),
+            link=sa.bindparam("link"),
+        )
+    )
     return done, plain, with_agent
 
 
@@ -202,17 +240,32 @@ def mark_sent(
     """Record a delivered reply (and the agent and link it went out with); False when this
     worker's claim was taken over meanwhile."""
     done, plain, with_agent = _mark_sent_stmts()
-    survey_id = conn.execute(done, {"outbox_id": outbox_id, "worker_id": worker_id,
-                                    "sent_now": now, "updated_now": now,
-                                    "external_id": external_id, "body": body}).scalar()
+    survey_id = conn.execute(
+        done,
+        {
+            "outbox_id": outbox_id,
+            "worker_id": worker_id,
+            "sent_now": now,
+            "updated_now": now,
+            "external_id": external_id,
+            "body": body,
+        },
+    ).scalar()
     if survey_id is None:
         return False
     if link is None:
         conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
     else:
-        conn.execute(with_agent, {"survey_id": survey_id, "sent_now": now,
-                                  "agent_name": agent_name, "agent_email": agent_email,
-                                  "link": link})
+        conn.execute(
+            with_agent,
+            {
+                "survey_id": survey_id,
+                "sent_now": now,
+                "agent_name": agent_name,
+                "agent_email": agent_email,
+                "link": link,
+            },
+        )
     return True
 
 
@@ -298,33 +351,28 @@ def list_outbox(
     return list(conn.execute(stmt).all())
 
 
-def requeue(
-    conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None
-) -> int:
+def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> int:
     """Put failed replies back in the queue with a fresh attempt budget."""
     where = [outbox.c.status == FAILED]
     if ids:
         where.append(outbox.c.id.in_(ids))
-    survey_ids = conn.execute(
-        sa.update(outbox)
-        .where(*where)
-        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-        .returning(outbox.c.survey_id)
-    ).scalars().all()
-    if survey_ids:
+    survey_ids = (
         conn.execute(
-            sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED)
+            sa.update(outbox)
+            .where(*where)
+            .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+            .returning(outbox.c.survey_id)
         )
+        .scalars()
+        .all()
+    )
+    if survey_ids:
+        conn.execute(sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED))
     return len(survey_ids)
 
 
 def outbox_counts(conn: sa.Connection) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
-    ).all()
+    rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
     counts = dict.fromkeys(OUTBOX_STATUSES, 0)
     counts.update({status: int(n) for status, n in rows})
     return counts
-
-
-

@@ -75,6 +75,8 @@ class PostgresListener:
             except Exception as exc:  # any connection trouble: reconnect with backoff
                 failures += 1
                 delay = RECONNECT_BACKOFF.delay(failures)
-                logger.warning("wake.listen-failed", extra={"error": type(exc).__name__,
-                                                            "delay": round(delay, 3)})
+                logger.warning(
+                    "wake.listen-failed",
+                    extra={"error": type(exc).__name__, "delay": round(delay, 3)},
+                )
                 self._stop.wait(delay)

@@ -59,8 +59,16 @@ def new_worker_id() -> str:
 class DeliveryWorker:
     """Claims and delivers replies. ``run_once`` for tests and cron; ``start`` for threads."""
 
-    def __init__(self, engine: sa.Engine, delivery: Delivery, config: DeliveryConfig, *,
-                 waker: Waker, clock: Clock, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        delivery: Delivery,
+        config: DeliveryConfig,
+        *,
+        waker: Waker,
+        clock: Clock,
+        worker_id: str | None = None,
+    ) -> None:
         self.engine = engine
         self.delivery = delivery
         self.config = config
@@ -75,7 +83,8 @@ class DeliveryWorker:
         self._free_lock = threading.Lock()
         # Outcomes of concurrent deliveries are committed together (group commit).
         self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
-            lambda: self.engine, run_each, name="delivery-outcomes")
+            lambda: self.engine, run_each, name="delivery-outcomes"
+        )
 
     # --- running ---------------------------------------------------------------------------
 
@@ -134,8 +143,10 @@ class DeliveryWorker:
             except DBAPIError as exc:
                 failures += 1
                 timeout = DATABASE_BACKOFF.ceiling(failures)
-                logger.warning("worker.database-unavailable",
-                               extra={"error": type(exc.orig).__name__, "delay": timeout})
+                logger.warning(
+                    "worker.database-unavailable",
+                    extra={"error": type(exc.orig).__name__, "delay": timeout},
+                )
             self.waker.wait(seen, timeout)
 
     def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
@@ -188,11 +199,19 @@ class DeliveryWorker:
     def _record(self, item: sa.Row[Any], outcome: Outcome) -> None:
         extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
         if isinstance(outcome, Sent):
+
             def sent(conn: sa.Connection) -> bool:
-                return store.mark_sent(conn, item.id, self.worker_id, self.clock(),
-                                       external_id=outcome.external_id, body=outcome.body,
-                                       agent_name=outcome.agent.name,
-                                       agent_email=outcome.agent.email, link=outcome.link)
+                return store.mark_sent(
+                    conn,
+                    item.id,
+                    self.worker_id,
+                    self.clock(),
+                    external_id=outcome.external_id,
+                    body=outcome.body,
+                    agent_name=outcome.agent.name,
+                    agent_email=outcome.agent.email,
+                    link=outcome.link,
+                )
 
             if not self._write_outcome(sent):
                 logger.warning("delivery.lease-lost", extra=extra)
@@ -211,27 +230,58 @@ class DeliveryWorker:
             except DBAPIError as exc:
                 if attempt == OUTCOME_WRITE_ATTEMPTS:
                     raise
-                logger.warning("worker.record-retry", extra={"error": type(exc.orig).__name__,
-                                                             "attempt": attempt})
+                logger.warning(
+                    "worker.record-retry",
+                    extra={"error": type(exc.orig).__name__, "attempt": attempt},
+                )
                 self._stop.wait(DATABASE_BACKOFF.ceiling(attempt))
         raise AssertionError("unreachable")
 
     def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:
         delay = self.config.backoff.delay(item.attempts, retry.error.retry_after)
         now = self.clock()
-        self._write_outcome(lambda conn: store.reschedule(
-            conn, item.id, self.worker_id, now, next_attempt_at=now + timedelta(seconds=delay),
-            error=retry.message, http_status=retry.error.http_status))
+        self._write_outcome(
+            lambda conn: store.reschedule(
+                conn,
+                item.id,
+                self.worker_id,
+                now,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error=retry.message,
+                http_status=retry.error.http_status,
+            )
+        )
         # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.
         self.waker.notify()
-        logger.warning("delivery.retry", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
-                                                "attempt": item.attempts, "error": retry.message,
-                                                "delay": round(delay, 3)})
+        logger.warning(
+            "delivery.retry",
+            extra={
+                "outbox_id": item.id,
+                "helpdesk": item.helpdesk,
+                "attempt": item.attempts,
+                "error": retry.message,
+                "delay": round(delay, 3),
+            },
+        )
 
     def _fail(self, item: sa.Row[Any], failed: Failed) -> None:
-        self._write_outcome(lambda conn: store.mark_failed(
-            conn, item.id, self.worker_id, self.clock(), error=failed.reason,
-            http_status=failed.http_status))
-        logger.error("delivery.failed", extra={"outbox_id": item.id, "helpdesk": item.helpdesk,
-                                               "attempt": item.attempts, "error": failed.reason,
-                                               "http_status": failed.http_status})
+        self._write_outcome(
+            lambda conn: store.mark_failed(
+                conn,
+                item.id,
+                self.worker_id,
+                self.clock(),
+                error=failed.reason,
+                http_status=failed.http_status,
+            )
+        )
+        logger.error(
+            "delivery.failed",
+            extra={
+                "outbox_id": item.id,
+                "helpdesk": item.helpdesk,
+                "attempt": item.attempts,
+                "error": failed.reason,
+                "http_status": failed.http_status,
+            },
+        )

@@ -21,8 +21,11 @@ from csat_hook.sync.records import Submission
 from csat_hook.sync.values import normalize
 
 # TokenError.code → the reason an answer is unverified.
-UNVERIFIED_REASONS = {"token_malformed": "malformed", "token_forged": "forged",
-                      "token_version": "unsupported"}
+UNVERIFIED_REASONS = {
+    "token_malformed": "malformed",
+    "token_forged": "forged",
+    "token_version": "unsupported",
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,9 @@ def check_reference(submission: Submission, secrets: Sequence[str]) -> Credited 
     return Credited(submission, ref, token)
 
 
-def agent_aliases(ref: tokens.SurveyRef, survey: Any | None,
-                  static: Mapping[str, Any] | None) -> set[str]:
+def agent_aliases(
+    ref: tokens.SurveyRef, survey: Any | None, static: Mapping[str, Any] | None
+) -> set[str]:
     """Every way the credited agent may legitimately appear in the agent field (the key
     alone when neither a survey row nor the static map knows more)."""
     names = {ref.agent}
@@ -63,13 +67,15 @@ def agent_aliases(ref: tokens.SurveyRef, survey: Any | None,
     return {normalize(n) for n in names}
 
 
-def fields_edited(credited: Credited, survey: Any | None,
-                  static: Mapping[str, Any] | None) -> bool:
+def fields_edited(credited: Credited, survey: Any | None, static: Mapping[str, Any] | None) -> bool:
     """True when the pre-filled agent or ticket field disagrees with the signed reference."""
     sub = credited.submission
     ticket = sub.field_ticket
-    if ticket and ticket != credited.ref.dialog_id and normalize(ticket) != normalize(
-            credited.ref.dialog_id):
+    if (
+        ticket
+        and ticket != credited.ref.dialog_id
+        and normalize(ticket) != normalize(credited.ref.dialog_id)
+    ):
         return True
     if not sub.field_agent or (survey is not None and sub.field_agent == survey.agent_name):
         return False  # the common case, without normalizing anything

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from csat_hook.db.schema import UTCDateTime
 
 
-def bulk_execute(conn: sa.Connection, stmt: Any, table: sa.Table,
-                  rows: Sequence[Mapping[str, Any]]) -> None:
+def bulk_execute(
+    conn: sa.Connection, stmt: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
     """Execute ``stmt`` for many rows with one conversion pass per column.
 
     The same as ``conn.execute(stmt, rows)``, without SQLAlchemy's per-value type processing,
@@ -38,8 +39,9 @@ def bulk_execute(conn: sa.Connection, stmt: Any, table: sa.Table,
         column_type = table.c[key].type
         if isinstance(column_type, UTCDateTime):
             to_db[key] = _datetime_to_db(conn.dialect.name)
-        elif (processor := column_type.dialect_impl(conn.dialect).bind_processor(
-                conn.dialect)) is not None:
+        elif (
+            processor := column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        ) is not None:
             to_db[key] = processor  # e.g. JSON serialisation
     order = list(compiled.positiontup or keys)
     pick = operator.itemgetter(*order)
@@ -82,7 +84,6 @@ def _datetime_to_db(dialect_name: str) -> Any:
     return convert
 
 
-
 @functools.cache
 def _row_type(names: tuple[str, ...]) -> Any:
     return collections.namedtuple("Row", names)
@@ -92,8 +93,8 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     """Rows of ``stmt`` as named tuples, read without SQLAlchemy's per-value processing.
 
     The counterpart of :func:`bulk_execute` for the sync's large reads (every survey, every
-    answer): datetimes come back aware UTC as :class:`~csat_hook.db.schema.UTCDateTime` returns them,
-    other columns as the driver returns them (only plain types are allowed here).
+    answer): datetimes come back aware UTC as :class:`~csat_hook.db.schema.UTCDateTime`
+    returns them, other columns as the driver returns them (only plain types are allowed).
     """
     compiled = stmt.compile(dialect=conn.dialect)
     names = tuple(column.key for column in stmt.selected_columns)
@@ -113,9 +114,15 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     row_type = row_type or _row_type(names)
     if not any(converters):
         return [row_type._make(row) for row in result]
-    return [row_type._make([value if convert is None or value is None else convert(value)
-                            for convert, value in zip(converters, row, strict=True)])
-            for row in result]
+    return [
+        row_type._make(
+            [
+                value if convert is None or value is None else convert(value)
+                for convert, value in zip(converters, row, strict=True)
+            ]
+        )
+        for row in result
+    ]
 
 
 def _datetime_from_db(dialect_name: str) -> Any:
@@ -129,13 +136,20 @@ def _datetime_from_db(dialect_name: str) -> Any:
                 return parse(value + "+00:00")
             except ValueError:  # written with an offset by something else
                 return parse(value).astimezone(UTC)
+
         return from_text
 
     def from_naive(value: datetime) -> datetime:
         # The constructor is about four times faster than value.replace(tzinfo=UTC).
-        return datetime(value.year, value.month, value.day, value.hour, value.minute,
-                        value.second, value.microsecond, UTC)
+        return datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            UTC,
+        )
+
     return from_naive
-
-
-

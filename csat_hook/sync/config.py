@@ -92,10 +92,10 @@ class CsvResultsConfig(StrictModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     timestamp_formats: list[str] = Field(
         default_factory=lambda: [
-            "%Y/%m/%d %I:%M:%S %p",   # Forms "Download responses (.csv)", offset cut off first
+            "%Y/%m/%d %I:%M:%S %p",  # Forms "Download responses (.csv)", offset cut off first
             "%Y/%m/%d %H:%M:%S",
-            "%m/%d/%Y %H:%M:%S",      # Sheets en_US
-            "%d.%m.%Y %H:%M:%S",      # Sheets ru_RU
+            "%m/%d/%Y %H:%M:%S",  # Sheets en_US
+            "%d.%m.%Y %H:%M:%S",  # Sheets ru_RU
             "%Y-%m-%d %H:%M:%S",
         ]
     )
@@ -128,8 +128,9 @@ class FormsApiResultsConfig(StrictModel):
     def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
         for role, question in value.items():
             if role not in RESULT_ROLES or role == "timestamp":
-                raise ValueError(f"unknown role {role!r}; known: rating, comment, token, "
-                                 "agent, ticket")
+                raise ValueError(
+                    f"unknown role {role!r}; known: rating, comment, token, agent, ticket"
+                )
             if not re.fullmatch(r"[0-9a-fA-F]{1,32}", question):
                 raise ValueError(f"{role}: {question!r} is not a Forms questionId (hex)")
         return value
@@ -137,9 +138,16 @@ class FormsApiResultsConfig(StrictModel):
 
 def _default_rating_labels() -> dict[str, int]:
     return {
-        "Very dissatisfied": 1, "Dissatisfied": 2, "Neutral": 3, "Satisfied": 4,
+        "Very dissatisfied": 1,
+        "Dissatisfied": 2,
+        "Neutral": 3,
+        "Satisfied": 4,
         "Very satisfied": 5,
-        "Ужасно": 1, "Плохо": 2, "Нормально": 3, "Хорошо": 4, "Отлично": 5,
+        "Ужасно": 1,
+        "Плохо": 2,
+        "Нормально": 3,
+        "Хорошо": 4,
+        "Отлично": 5,
     }
 
 
@@ -157,9 +165,11 @@ class ResultsConfig(StrictModel):
             if not self.gsheets.spreadsheet_id:
                 raise ValueError("gsheets.spreadsheet_id is required when source is gsheets")
             if self.gsheets.sheet_gid is None and not self.gsheets.sheet_name:
-                raise ValueError("gsheets.sheet_gid or gsheets.sheet_name is required when "
-                                 "source is gsheets (the gid is the number after #gid= in "
-                                 "the sheet's URL)")
+                raise ValueError(
+                    "gsheets.sheet_gid or gsheets.sheet_name is required when "
+                    "source is gsheets (the gid is the number after #gid= in "
+                    "the sheet's URL)"
+                )
         if self.source == "forms_api":
             if not self.forms_api.form_id:
                 raise ValueError("forms_api.form_id is required when source is forms_api")
@@ -238,23 +248,24 @@ class SyncConfig(StrictModel):
     lock_wait_seconds: float = Field(default=0, ge=0, le=3600)
 
 
-
-
-def check_sync_sections(results: ResultsConfig, metrics: MetricsConfig,
-                        output: OutputConfig) -> None:
+def check_sync_sections(
+    results: ResultsConfig, metrics: MetricsConfig, output: OutputConfig
+) -> None:
     """Checks that span the sync's sections; ValueError names the key."""
     for label, score in results.rating_labels.items():
         if not metrics.scale_min <= score <= metrics.scale_max:
-            raise ValueError(f"results.rating_labels.{label}: {score} is outside the scale "
-                             f"{metrics.scale_min}..{metrics.scale_max} (metrics.scale_*)")
+            raise ValueError(
+                f"results.rating_labels.{label}: {score} is outside the scale "
+                f"{metrics.scale_min}..{metrics.scale_max} (metrics.scale_*)"
+            )
     sheets = output.gsheets
     if sheets.enabled and not (sheets.spreadsheet_id or results.gsheets.spreadsheet_id):
-        raise ValueError("output.gsheets.spreadsheet_id is required when output.gsheets is "
-                         "enabled and results.gsheets.spreadsheet_id is not set")
+        raise ValueError(
+            "output.gsheets.spreadsheet_id is required when output.gsheets is "
+            "enabled and results.gsheets.spreadsheet_id is not set"
+        )
     if sheets.unverified_tab and sheets.unverified_tab.casefold() == sheets.summary_tab.casefold():
         raise ValueError("output.gsheets.unverified_tab must differ from summary_tab")
-
-
 
 
 class SyncSettings(Protocol):

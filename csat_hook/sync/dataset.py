@@ -66,8 +66,13 @@ class _Index:
         return found
 
 
-def survey_agent_key(agent_id: str | None, agent_name: str | None, agent_email: str | None,
-                     token: str, secrets: Sequence[str]) -> str:
+def survey_agent_key(
+    agent_id: str | None,
+    agent_name: str | None,
+    agent_email: str | None,
+    token: str,
+    secrets: Sequence[str],
+) -> str:
     """The agent key a survey's token binds (the id when recorded, else read from the token)."""
     if agent_id:
         return str(agent_id)
@@ -78,8 +83,13 @@ def survey_agent_key(agent_id: str | None, agent_name: str | None, agent_email: 
         return Person(agent_id, agent_name, agent_email).key or ""
 
 
-def build_dataset(answer_rows: Sequence[Any], survey_rows: Sequence[Any], *,
-                  secrets: Sequence[str], helpdesks: Mapping[str, Any]) -> Dataset:
+def build_dataset(
+    answer_rows: Sequence[Any],
+    survey_rows: Sequence[Any],
+    *,
+    secrets: Sequence[str],
+    helpdesks: Mapping[str, Any],
+) -> Dataset:
     """Join answers to their surveys (by token) and index agents and teams.
 
     Rows are unpacked positionally (the column order of ``store.survey_facts`` and
@@ -90,8 +100,17 @@ def build_dataset(answer_rows: Sequence[Any], survey_rows: Sequence[Any], *,
     names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
     surveys: dict[str, tuple[int, datetime, bool]] = {}
     data = Dataset()
-    for token, helpdesk, _, agent_id, agent_name, agent_email, team_name, status, created \
-            in survey_rows:
+    for (
+        token,
+        helpdesk,
+        _,
+        agent_id,
+        agent_name,
+        agent_email,
+        team_name,
+        status,
+        created,
+    ) in survey_rows:
         who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
         agent = agent_index(who)
         team = team_index(team_name or "")
@@ -105,20 +124,42 @@ def build_dataset(answer_rows: Sequence[Any], survey_rows: Sequence[Any], *,
             data.sent.append((agent, team, created.timestamp()))
     no_team = team_index("")
     append = data.answers.append
-    for token, helpdesk, dialog_id, agent_key, issued_at, rating, comment, submitted_at \
-            in answer_rows:
+    for (
+        token,
+        helpdesk,
+        dialog_id,
+        agent_key,
+        issued_at,
+        rating,
+        comment,
+        submitted_at,
+    ) in answer_rows:
         survey = surveys.get(token)
         team, cohort, matched = survey if survey is not None else (no_team, issued_at, False)
-        append(AnswerRecord(agent_index((helpdesk, agent_key)), team, helpdesk, dialog_id,
-                            rating, comment or "", submitted_at, cohort.timestamp(), matched))
+        append(
+            AnswerRecord(
+                agent_index((helpdesk, agent_key)),
+                team,
+                helpdesk,
+                dialog_id,
+                rating,
+                comment or "",
+                submitted_at,
+                cohort.timestamp(),
+                matched,
+            )
+        )
     data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]
-    data.agents = [_agent(who, names.get(who), helpdesks)
-                   for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])]
+    data.agents = [
+        _agent(who, names.get(who), helpdesks)
+        for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])
+    ]
     return data
 
 
-def _agent(who: tuple[str, str], recorded: tuple[datetime, str, str] | None,
-           helpdesks: Mapping[str, Any]) -> Agent:
+def _agent(
+    who: tuple[str, str], recorded: tuple[datetime, str, str] | None, helpdesks: Mapping[str, Any]
+) -> Agent:
     helpdesk, key = who
     name, email = (recorded[1], recorded[2]) if recorded else ("", "")
     options = helpdesks.get(helpdesk)

@@ -42,10 +42,17 @@ class IngestResult:
     answers: list[Any] = field(default_factory=list)  # new or replaced, as store.AnswerRow
 
 
-def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
-           secrets: Sequence[str], agents: Mapping[str, Mapping[str, Any]],
-           surveys: Mapping[str, Any], answers: Mapping[str, Any],
-           now: datetime) -> IngestResult:
+def ingest(
+    conn: sa.Connection,
+    batch: SourceBatch,
+    *,
+    source_key: str,
+    secrets: Sequence[str],
+    agents: Mapping[str, Mapping[str, Any]],
+    surveys: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    now: datetime,
+) -> IngestResult:
     """Verify, classify and store ``batch``.
 
     ``agents`` is helpdesk → its static agents map; ``surveys`` is token → survey row (the
@@ -70,22 +77,31 @@ def ingest(conn: sa.Connection, batch: SourceBatch, *, source_key: str,
     return result
 
 
-def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
-                    agents: Mapping[str, Mapping[str, Any]], surveys: Mapping[str, Any],
-                    answers: Mapping[str, Any], now: datetime, result: IngestResult) -> None:
+def _store_credited(
+    conn: sa.Connection,
+    credited: list[Credited],
+    source: str,
+    agents: Mapping[str, Mapping[str, Any]],
+    surveys: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    now: datetime,
+    result: IngestResult,
+) -> None:
     """The latest submission of a survey becomes (or replaces) its answer; every other one,
     and an answer it replaces, goes to the history."""
     if not credited:
         return
-    edited = {id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk))
-              for c in credited}
+    edited = {
+        id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk)) for c in credited
+    }
     result.edited_fields = sum(edited.values())
     winners = latest_per_token(credited)
     current_rows, replaced, history = [], [], []
     for item in credited:
         before = answers.get(item.token)
         if winners[item.token] is item and (
-                before is None or item.submission.submitted_at > before.submitted_at):
+            before is None or item.submission.submitted_at > before.submitted_at
+        ):
             current_rows.append(_answer_row(item, edited[id(item)], source, now))
             if before is None:
                 result.new += 1
@@ -100,19 +116,34 @@ def _store_credited(conn: sa.Connection, credited: list[Credited], source: str,
         store.upsert_answers(conn, chunk)
     for chunk in _chunks(history):
         store.insert_answer_history(conn, chunk)
-    result.answers = [store.AnswerRow(row["token"], row["helpdesk"], row["dialog_id"],
-                                      row["agent_key"], row["issued_at"], row["rating"],
-                                      row["comment"], row["submitted_at"])
-                      for row in current_rows]
+    result.answers = [
+        store.AnswerRow(
+            row["token"],
+            row["helpdesk"],
+            row["dialog_id"],
+            row["agent_key"],
+            row["issued_at"],
+            row["rating"],
+            row["comment"],
+            row["submitted_at"],
+        )
+        for row in current_rows
+    ]
 
 
 def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
     sub = item.submission
     return {
-        "fingerprint": sub.fingerprint, "token": item.token, "rating": sub.rating,
-        "comment": sub.comment, "submitted_at": sub.submitted_at,
-        "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
-        "fields_edited": edited, "source": source, "source_ref": sub.ref[:191],
+        "fingerprint": sub.fingerprint,
+        "token": item.token,
+        "rating": sub.rating,
+        "comment": sub.comment,
+        "submitted_at": sub.submitted_at,
+        "field_agent": sub.field_agent,
+        "field_ticket": sub.field_ticket,
+        "fields_edited": edited,
+        "source": source,
+        "source_ref": sub.ref[:191],
         "recorded_at": now,
     }
 
@@ -120,46 +151,79 @@ def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> di
 def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
     """Bounded statements: a first sync of 100,000 answers must not build them all at once."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
     sub, ref = item.submission, item.ref
     return {
-        "token": item.token, "helpdesk": ref.helpdesk, "dialog_id": ref.dialog_id[:191],
-        "agent_key": ref.agent[:255], "issued_at": ref.issued_at, "rating": sub.rating,
-        "comment": sub.comment, "submitted_at": sub.submitted_at,
-        "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
-        "fields_edited": edited, "source": source, "source_ref": sub.ref[:191], "updated_at": now,
+        "token": item.token,
+        "helpdesk": ref.helpdesk,
+        "dialog_id": ref.dialog_id[:191],
+        "agent_key": ref.agent[:255],
+        "issued_at": ref.issued_at,
+        "rating": sub.rating,
+        "comment": sub.comment,
+        "submitted_at": sub.submitted_at,
+        "field_agent": sub.field_agent,
+        "field_ticket": sub.field_ticket,
+        "fields_edited": edited,
+        "source": source,
+        "source_ref": sub.ref[:191],
+        "updated_at": now,
         "fingerprint": sub.fingerprint,
     }
 
 
-def _store_unverified(conn: sa.Connection, unverified: list[Unverified], source: str,
-                      now: datetime, result: IngestResult) -> None:
+def _store_unverified(
+    conn: sa.Connection,
+    unverified: list[Unverified],
+    source: str,
+    now: datetime,
+    result: IngestResult,
+) -> None:
     rows = []
     for item in unverified:
         sub = item.submission
         result.unverified[item.reason] += 1
         if len(result.unverified_rows) < MAX_LISTED:
             result.unverified_rows.append({"row": sub.ref, "reason": item.reason})
-        rows.append({"fingerprint": sub.fingerprint, "reason": item.reason, "source": source,
-                     "source_ref": sub.ref[:191], "submitted_at": sub.submitted_at,
-                     "rating": sub.rating, "comment": sub.comment,
-                     "field_agent": sub.field_agent, "field_ticket": sub.field_ticket,
-                     "source_row": sub.source_row(), "recorded_at": now})
+        rows.append(
+            {
+                "fingerprint": sub.fingerprint,
+                "reason": item.reason,
+                "source": source,
+                "source_ref": sub.ref[:191],
+                "submitted_at": sub.submitted_at,
+                "rating": sub.rating,
+                "comment": sub.comment,
+                "field_agent": sub.field_agent,
+                "field_ticket": sub.field_ticket,
+                "source_row": sub.source_row(),
+                "recorded_at": now,
+            }
+        )
     store.insert_unverified(conn, rows)
 
 
-def _store_skipped(conn: sa.Connection, batch: SourceBatch, now: datetime,
-                   result: IngestResult) -> None:
+def _store_skipped(
+    conn: sa.Connection, batch: SourceBatch, now: datetime, result: IngestResult
+) -> None:
     rows = []
     for skip in batch.skipped:
         result.skipped[skip.reason] += 1
         if len(result.skipped_rows) < MAX_LISTED:
-            result.skipped_rows.append({"row": skip.ref, "reason": skip.reason,
-                                        "detail": skip.detail})
-        rows.append({"fingerprint": skip.fingerprint, "source": batch.source,
-                     "source_ref": skip.ref[:191], "reason": skip.reason,
-                     "detail": skip.detail[:255], "recorded_at": now})
+            result.skipped_rows.append(
+                {"row": skip.ref, "reason": skip.reason, "detail": skip.detail}
+            )
+        rows.append(
+            {
+                "fingerprint": skip.fingerprint,
+                "source": batch.source,
+                "source_ref": skip.ref[:191],
+                "reason": skip.reason,
+                "detail": skip.detail[:255],
+                "recorded_at": now,
+            }
+        )
     store.insert_skipped_rows(conn, rows)

@@ -63,8 +63,9 @@ class Period:
     end_day: int | None
 
     def contains(self, day: int) -> bool:
-        return ((self.first_day is None or day >= self.first_day)
-                and (self.end_day is None or day < self.end_day))
+        return (self.first_day is None or day >= self.first_day) and (
+            self.end_day is None or day < self.end_day
+        )
 
     def first_date(self) -> date | None:
         return None if self.first_day is None else date.fromordinal(self.first_day + EPOCH_ORDINAL)
@@ -97,11 +98,21 @@ class Timeline:
                     edges[day] = midnight(day)
         self.bounds = sorted(edges.values())
         starts = [-math.inf, *self.bounds]
-        spans = [(None if p.first_day is None else edges[p.first_day],
-                  None if p.end_day is None else edges[p.end_day]) for p in periods]
-        self.members = [tuple(i for i, (lo, hi) in enumerate(spans)
-                              if (lo is None or start >= lo) and (hi is None or start < hi))
-                        for start in starts]
+        spans = [
+            (
+                None if p.first_day is None else edges[p.first_day],
+                None if p.end_day is None else edges[p.end_day],
+            )
+            for p in periods
+        ]
+        self.members = [
+            tuple(
+                i
+                for i, (lo, hi) in enumerate(spans)
+                if (lo is None or start >= lo) and (hi is None or start < hi)
+            )
+            for start in starts
+        ]
 
     def segment(self, stamp: float) -> int:
         return bisect.bisect_right(self.bounds, stamp)
@@ -110,16 +121,24 @@ class Timeline:
 def build_periods(now: datetime, tz: ZoneInfo, config: PeriodsConfig) -> list[Period]:
     """The configured periods, ending today in ``tz``."""
     today = local_day(now, tz)
-    periods = [Period(f"last_{n}_days", f"Last {n} days", today - n + 1, today + 1)
-               for n in config.rolling_days]
+    periods = [
+        Period(f"last_{n}_days", f"Last {n} days", today - n + 1, today + 1)
+        for n in config.rolling_days
+    ]
     local = now.astimezone(tz)
     year, month = local.year, local.month
     for i in range(config.calendar_months):
         start = date(year, month, 1)
         end = date(year + month // 12, month % 12 + 1, 1)
         label = f"{year:04d}-{month:02d}" + (" (to date)" if i == 0 else "")
-        periods.append(Period(f"month_{year:04d}_{month:02d}", label,
-                              start.toordinal() - EPOCH_ORDINAL, end.toordinal() - EPOCH_ORDINAL))
+        periods.append(
+            Period(
+                f"month_{year:04d}_{month:02d}",
+                label,
+                start.toordinal() - EPOCH_ORDINAL,
+                end.toordinal() - EPOCH_ORDINAL,
+            )
+        )
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
     if config.all_time:
         periods.append(Period("all_time", "All time", None, None))
@@ -154,7 +173,7 @@ class Stats:
 
     @property
     def satisfied(self) -> int:
-        return sum(self.distribution[self.settings.top_box - self.settings.scale_min:])
+        return sum(self.distribution[self.settings.top_box - self.settings.scale_min :])
 
     @property
     def csat(self) -> float | None:
@@ -194,9 +213,13 @@ class PeriodResult:
     agents: dict[int, Stats]
 
 
-def compute(answers: Iterable[tuple[int, int, float, int, bool]],
-            sent: Iterable[tuple[int, int, float]], periods: Sequence[Period],
-            settings: Settings, tz: ZoneInfo) -> list[PeriodResult]:
+def compute(
+    answers: Iterable[tuple[int, int, float, int, bool]],
+    sent: Iterable[tuple[int, int, float]],
+    periods: Sequence[Period],
+    settings: Settings,
+    tz: ZoneInfo,
+) -> list[PeriodResult]:
     """Aggregate answers ``(agent, team, cohort instant, rating, answered_sent)`` and sent
     surveys ``(agent, team, cohort instant)`` (instants in Unix seconds) into every period.
     Ratings off the scale are ignored.
@@ -229,10 +252,12 @@ def compute(answers: Iterable[tuple[int, int, float, int, bool]],
     return _roll_up(groups, periods, settings)
 
 
-def _roll_up(groups: dict[tuple[int, int, int], Stats], periods: Sequence[Period],
-             settings: Settings) -> list[PeriodResult]:
-    results = [PeriodResult(p, Stats([0] * settings.points, settings=settings), {}, {})
-               for p in periods]
+def _roll_up(
+    groups: dict[tuple[int, int, int], Stats], periods: Sequence[Period], settings: Settings
+) -> list[PeriodResult]:
+    results = [
+        PeriodResult(p, Stats([0] * settings.points, settings=settings), {}, {}) for p in periods
+    ]
     for (p, agent, team), stats in groups.items():
         result = results[p]
         result.overall.add(stats)

@@ -36,10 +36,11 @@ class Submission(NamedTuple):
 
     def source_row(self) -> dict[str, Any]:
         """The row as read (header → value), kept with answers that cannot be credited."""
-        return {h or f"column {i + 1}": v for i, (h, v) in enumerate(zip(self.headers,
-                                                                         self.cells,
-                                                                         strict=False))
-                if v not in ("", None)}
+        return {
+            h or f"column {i + 1}": v
+            for i, (h, v) in enumerate(zip(self.headers, self.cells, strict=False))
+            if v not in ("", None)
+        }
 
 
 @dataclass(frozen=True)

@@ -66,30 +66,60 @@ def _num(value: float | None, digits: int) -> Cell:
 
 def summary_header(settings: Settings) -> list[Cell]:
     scores: list[Cell] = [str(s) for s in range(settings.scale_min, settings.scale_max + 1)]
-    return ["Period", "From", "To", "Level", "Name", "Agent key", "Helpdesk", "Surveys sent",
-            "Answers", "Response rate %", "CSAT %", "CSAT 95% low %", "CSAT 95% high %",
-            "Mean", "Rank", "Below min n", *scores]
+    return [
+        "Period",
+        "From",
+        "To",
+        "Level",
+        "Name",
+        "Agent key",
+        "Helpdesk",
+        "Surveys sent",
+        "Answers",
+        "Response rate %",
+        "CSAT %",
+        "CSAT 95% low %",
+        "CSAT 95% high %",
+        "Mean",
+        "Rank",
+        "Below min n",
+        *scores,
+    ]
 
 
 def _stats_cells(stats: Stats) -> list[Cell]:
     interval = stats.interval
-    return [stats.sent, stats.answers, _pct(stats.response_rate), _pct(stats.csat),
-            _pct(interval[0] if interval else None), _pct(interval[1] if interval else None),
-            _num(stats.mean, 2), stats.rank, "yes" if stats.below_min_n else "",
-            *stats.distribution]
+    return [
+        stats.sent,
+        stats.answers,
+        _pct(stats.response_rate),
+        _pct(stats.csat),
+        _pct(interval[0] if interval else None),
+        _pct(interval[1] if interval else None),
+        _num(stats.mean, 2),
+        stats.rank,
+        "yes" if stats.below_min_n else "",
+        *stats.distribution,
+    ]
 
 
-def build_summary(results: Sequence[PeriodResult], data: Dataset, settings: Settings,
-                  *, generated: str) -> Table:
-    note = (f"Scale {settings.scale_min}–{settings.scale_max}; CSAT % = share of "
-            f"{settings.top_box}–{settings.scale_max}; agents with fewer than {settings.min_n} "
-            "answers are not ranked; each period is the cohort of surveys sent in it.")
+def build_summary(
+    results: Sequence[PeriodResult], data: Dataset, settings: Settings, *, generated: str
+) -> Table:
+    note = (
+        f"Scale {settings.scale_min}–{settings.scale_max}; CSAT % = share of "
+        f"{settings.top_box}–{settings.scale_max}; agents with fewer than {settings.min_n} "
+        "answers are not ranked; each period is the cohort of surveys sent in it."
+    )
     rows: list[list[Cell]] = [["CSAT report", generated, note], [], summary_header(settings)]
     for result in results:
         period = result.period
         first, last = period.first_date(), period.last_date()
-        lead: list[Cell] = [period.label, first.isoformat() if first else None,
-                            last.isoformat() if last else None]
+        lead: list[Cell] = [
+            period.label,
+            first.isoformat() if first else None,
+            last.isoformat() if last else None,
+        ]
         rows.append([*lead, "Overall", "All agents", None, None, *_stats_cells(result.overall)])
         for team, stats in sorted(result.teams.items(), key=lambda kv: data.teams[kv[0]]):
             name = data.teams[team] or NO_TEAM
@@ -112,8 +142,9 @@ def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: s
     return template.replace("{ticket}", dialog_id) if template else None
 
 
-def build_agent_tables(data: Dataset, *, tz: ZoneInfo, templates: Mapping[str, str | None],
-                       max_rows: int) -> list[Table]:
+def build_agent_tables(
+    data: Dataset, *, tz: ZoneInfo, templates: Mapping[str, str | None], max_rows: int
+) -> list[Table]:
     """One table per agent with answers, newest first, at most ``max_rows`` answers."""
     by_agent: dict[int, list[AnswerRecord]] = defaultdict(list)
     for answer in data.answers:
@@ -138,27 +169,66 @@ def build_agent_tables(data: Dataset, *, tz: ZoneInfo, templates: Mapping[str, s
     return tables
 
 
-def build_answers_table(data: Dataset, *, tz: ZoneInfo, templates: Mapping[str, str | None]
-                        ) -> Table:
+def build_answers_table(
+    data: Dataset, *, tz: ZoneInfo, templates: Mapping[str, str | None]
+) -> Table:
     """Every credited answer in one table (the CSV export), newest first."""
-    rows: list[list[Cell]] = [["Submitted", "Agent", "Agent key", "Helpdesk", "Team", "Ticket",
-                               "Rating", "Comment", "Ticket link"]]
+    rows: list[list[Cell]] = [
+        [
+            "Submitted",
+            "Agent",
+            "Agent key",
+            "Helpdesk",
+            "Team",
+            "Ticket",
+            "Rating",
+            "Comment",
+            "Ticket link",
+        ]
+    ]
     when = LocalTime(tz)
     for a in sorted(data.answers, key=lambda a: a.submitted_at, reverse=True):
         who = data.agents[a.agent]
-        rows.append([when(a.submitted_at), who.name, who.key, a.helpdesk,
-                     data.teams[a.team] or None, a.dialog_id, a.rating, a.comment,
-                     ticket_link(templates, a.helpdesk, a.dialog_id)])
+        rows.append(
+            [
+                when(a.submitted_at),
+                who.name,
+                who.key,
+                a.helpdesk,
+                data.teams[a.team] or None,
+                a.dialog_id,
+                a.rating,
+                a.comment,
+                ticket_link(templates, a.helpdesk, a.dialog_id),
+            ]
+        )
     return Table("Answers", "answers", rows)
 
 
 def build_unverified_table(name: str, rows_in: Sequence[Any], *, tz: ZoneInfo) -> Table:
-    rows: list[list[Cell]] = [["Submitted", "Reason", "Rating", "Comment", "Agent (as typed)",
-                               "Ticket (as typed)", "Source row"]]
+    rows: list[list[Cell]] = [
+        [
+            "Submitted",
+            "Reason",
+            "Rating",
+            "Comment",
+            "Agent (as typed)",
+            "Ticket (as typed)",
+            "Source row",
+        ]
+    ]
     for r in rows_in:
-        rows.append([local_time(r.submitted_at, tz) if r.submitted_at else None, r.reason,
-                     r.rating, r.comment or None, r.field_agent or None, r.field_ticket or None,
-                     r.source_ref])
+        rows.append(
+            [
+                local_time(r.submitted_at, tz) if r.submitted_at else None,
+                r.reason,
+                r.rating,
+                r.comment or None,
+                r.field_agent or None,
+                r.field_ticket or None,
+                r.source_ref,
+            ]
+        )
     return Table(name, "unverified", rows)
 
 
@@ -184,22 +254,30 @@ def local_time(moment: datetime, tz: ZoneInfo) -> str:
     return LocalTime(tz)(moment)
 
 
-def build_report(results: Sequence[PeriodResult], data: Dataset, settings: Settings, *,
-                 tz: ZoneInfo, templates: Mapping[str, str | None],
-                 max_rows_per_agent: int, unverified: Sequence[Any],
-                 unverified_name: str | None, summary_name: str,
-                 with_answers: bool = True) -> Report:
+def build_report(
+    results: Sequence[PeriodResult],
+    data: Dataset,
+    settings: Settings,
+    *,
+    tz: ZoneInfo,
+    templates: Mapping[str, str | None],
+    max_rows_per_agent: int,
+    unverified: Sequence[Any],
+    unverified_name: str | None,
+    summary_name: str,
+    with_answers: bool = True,
+) -> Report:
     # Not the run time: a run that finds nothing new must leave the sheet exactly as it was.
     latest = max((a.submitted_at for a in data.answers), default=None)
-    generated = (f"latest answer {local_time(latest, tz)} ({tz.key})" if latest
-                 else "no answers yet")
+    generated = f"latest answer {local_time(latest, tz)} ({tz.key})" if latest else "no answers yet"
     summary = build_summary(results, data, settings, generated=generated)
     summary.name = summary_name
-    unverified_table = (build_unverified_table(unverified_name, unverified, tz=tz)
-                        if unverified_name else None)
-    return Report(summary=summary,
-                  agents=build_agent_tables(data, tz=tz, templates=templates,
-                                            max_rows=max_rows_per_agent),
-                  unverified=unverified_table,
-                  answers=build_answers_table(data, tz=tz, templates=templates)
-                  if with_answers else None)
+    unverified_table = (
+        build_unverified_table(unverified_name, unverified, tz=tz) if unverified_name else None
+    )
+    return Report(
+        summary=summary,
+        agents=build_agent_tables(data, tz=tz, templates=templates, max_rows=max_rows_per_agent),
+        unverified=unverified_table,
+        answers=build_answers_table(data, tz=tz, templates=templates) if with_answers else None,
+    )

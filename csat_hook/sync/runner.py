@@ -151,10 +151,15 @@ def holder_id() -> str:
 class SyncRunner:
     """Runs syncs for one configuration and database. ``google_sleep`` is for tests."""
 
-    def __init__(self, config: SyncSettings, engine: Engine, *,
-                 clock: Callable[[], datetime] = utcnow,
-                 sleep: Callable[[float], None] = time.sleep,
-                 google_sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: SyncSettings,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        google_sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.clock = clock
@@ -193,18 +198,29 @@ class SyncRunner:
                 self._release(holder)
             summary.requests = log.as_dict()
             summary.duration_ms = int((time.monotonic() - started) * 1000)
-        extra: dict[str, Any] = {"status": summary.status, "rows": summary.rows_read,
-                                 "count": summary.new + summary.updated,
-                                 "requests": sum(summary.requests.values()),
-                                 "duration_ms": summary.duration_ms}
+        extra: dict[str, Any] = {
+            "status": summary.status,
+            "rows": summary.rows_read,
+            "count": summary.new + summary.updated,
+            "requests": sum(summary.requests.values()),
+            "duration_ms": summary.duration_ms,
+        }
         if summary.error:
             extra["error"] = summary.error
-        logger.log(logging.INFO if summary.status == "ok" else logging.ERROR, "sync.done",
-                   extra=extra)
+        logger.log(
+            logging.INFO if summary.status == "ok" else logging.ERROR, "sync.done", extra=extra
+        )
         return summary
 
-    def _run(self, summary: SyncSummary, log: google.RequestLog, holder: str | None, *,
-             dry_run: bool, full: bool) -> None:
+    def _run(
+        self,
+        summary: SyncSummary,
+        log: google.RequestLog,
+        holder: str | None,
+        *,
+        dry_run: bool,
+        full: bool,
+    ) -> None:
         clock = _PhaseClock(summary.phases_ms)
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
@@ -220,8 +236,15 @@ class SyncRunner:
         summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
         clock.lap("write")
 
-    def _ingest_and_report(self, summary: SyncSummary, source: ResultsSource,
-                           batch: SourceBatch, *, dry_run: bool, clock: _PhaseClock) -> Report:
+    def _ingest_and_report(
+        self,
+        summary: SyncSummary,
+        source: ResultsSource,
+        batch: SourceBatch,
+        *,
+        dry_run: bool,
+        clock: _PhaseClock,
+    ) -> Report:
         config = self.config
         now = self.clock()
         with self.engine.connect() as conn:
@@ -229,20 +252,26 @@ class SyncRunner:
             try:
                 surveys = store.survey_facts(conn)
                 current = {row.token: row for row in store.all_answers(conn)}
-                result = ingest(conn, batch, source_key=source.key,
-                                secrets=config.token.all_secrets(),
-                                agents={name: options.agents
-                                        for name, options in config.helpdesks.items()},
-                                surveys={row.token: row for row in surveys}, answers=current,
-                                now=now)
+                result = ingest(
+                    conn,
+                    batch,
+                    source_key=source.key,
+                    secrets=config.token.all_secrets(),
+                    agents={name: options.agents for name, options in config.helpdesks.items()},
+                    surveys={row.token: row for row in surveys},
+                    answers=current,
+                    now=now,
+                )
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.token, row) for row in result.answers)
                 answers = list(current.values())
                 del current
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
-                summary.totals = {"answers": len(answers),
-                                  "unverified": store.count_by(conn, "unverified_answers"),
-                                  "skipped": store.count_by(conn, "sync_skipped_rows")}
+                summary.totals = {
+                    "answers": len(answers),
+                    "unverified": store.count_by(conn, "unverified_answers"),
+                    "skipped": store.count_by(conn, "sync_skipped_rows"),
+                }
             except BaseException:
                 transaction.rollback()
                 raise
@@ -256,31 +285,52 @@ class SyncRunner:
         clock.lap("report")
         return report
 
-    def _report(self, summary: SyncSummary, answers: list[Any], surveys: list[Any],
-                unverified: list[Any], now: datetime) -> Report:
+    def _report(
+        self,
+        summary: SyncSummary,
+        answers: list[Any],
+        surveys: list[Any],
+        unverified: list[Any],
+        now: datetime,
+    ) -> Report:
         config = self.config
         metrics = config.metrics
         tz = ZoneInfo(metrics.timezone)
-        data = build_dataset(answers, surveys, secrets=config.token.all_secrets(),
-                             helpdesks=config.helpdesks)
-        settings = Settings(metrics.scale_min, metrics.scale_max, metrics.top_box,
-                            metrics.min_n)
-        results = compute(data.answer_facts(), data.sent,
-                          build_periods(now, tz, metrics.periods), settings, tz)
+        data = build_dataset(
+            answers, surveys, secrets=config.token.all_secrets(), helpdesks=config.helpdesks
+        )
+        settings = Settings(metrics.scale_min, metrics.scale_max, metrics.top_box, metrics.min_n)
+        results = compute(
+            data.answer_facts(), data.sent, build_periods(now, tz, metrics.periods), settings, tz
+        )
         summary.agents = len({a.agent for a in data.answers})
         sheets = config.output.gsheets
-        templates = {name: options.ticket_url_template
-                     for name, options in config.helpdesks.items()}
-        return build_report(results, data, settings, tz=tz, templates=templates,
-                            max_rows_per_agent=sheets.max_rows_per_agent, unverified=unverified,
-                            unverified_name=sheets.unverified_tab,
-                            summary_name=sheets.summary_tab,
-                            with_answers=config.output.local.enabled and config.output.local.csv)
+        templates = {
+            name: options.ticket_url_template for name, options in config.helpdesks.items()
+        }
+        return build_report(
+            results,
+            data,
+            settings,
+            tz=tz,
+            templates=templates,
+            max_rows_per_agent=sheets.max_rows_per_agent,
+            unverified=unverified,
+            unverified_name=sheets.unverified_tab,
+            summary_name=sheets.summary_tab,
+            with_answers=config.output.local.enabled and config.output.local.csv,
+        )
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def _write_outputs(self, report: Report, sheets: google_api.SheetsApi | None,
-                       source: ResultsSource, *, dry_run: bool) -> list[dict[str, Any]]:
+    def _write_outputs(
+        self,
+        report: Report,
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+        *,
+        dry_run: bool,
+    ) -> list[dict[str, Any]]:
         config = self.config
         done: list[dict[str, Any]] = []
         if config.output.local.enabled:
@@ -288,15 +338,23 @@ class SyncRunner:
             if dry_run:
                 done.append({"kind": "local", "dir": local.dir, "written": False})
             else:
-                done.append(write_local(report, Path(local.dir), xlsx=local.xlsx,
-                                        csv_files=local.csv))
+                done.append(
+                    write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
+                )
         if config.output.gsheets.enabled and sheets is not None:
             output = self._sheets_output(sheets, source)
             if dry_run:
                 plans, requests = output.plan(report.sheets())
-                done.append({"kind": "gsheets", "spreadsheet_id": output.spreadsheet_id,
-                             "tabs": len(plans), "tabs_created": sum(not p.exists for p in plans),
-                             "structure_requests": len(requests), "written": False})
+                done.append(
+                    {
+                        "kind": "gsheets",
+                        "spreadsheet_id": output.spreadsheet_id,
+                        "tabs": len(plans),
+                        "tabs_created": sum(not p.exists for p in plans),
+                        "structure_requests": len(requests),
+                        "written": False,
+                    }
+                )
             else:
                 done.append(output.write(report.sheets()))
         return done
@@ -312,11 +370,16 @@ class SyncRunner:
             for candidate in (tab_id, config.results.gsheets.sheet_gid):
                 if candidate is not None:
                     protected.add(int(candidate))
-        return SheetsOutput(sheets, spreadsheet_id, protected=protected,
-                            max_request_bytes=config.output.gsheets.max_request_bytes)
+        return SheetsOutput(
+            sheets,
+            spreadsheet_id,
+            protected=protected,
+            max_request_bytes=config.output.gsheets.max_request_bytes,
+        )
 
-    def _google_clients(self, log: google.RequestLog
-                        ) -> tuple[google_api.SheetsApi | None, google_api.FormsApi | None]:
+    def _google_clients(
+        self, log: google.RequestLog
+    ) -> tuple[google_api.SheetsApi | None, google_api.FormsApi | None]:
         config = self.config
         scopes = []
         if config.output.gsheets.enabled:
@@ -348,8 +411,10 @@ class SyncRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 since = state.acquired_at.isoformat() if state and state.acquired_at else "?"
-                raise SyncLockedError(f"another sync is running (lock held since {since}; "
-                                      "it expires after sync.lock_lease_seconds)")
+                raise SyncLockedError(
+                    f"another sync is running (lock held since {since}; "
+                    "it expires after sync.lock_lease_seconds)"
+                )
             self.sleep(min(1.0, remaining))
 
     def _renew(self, holder: str | None) -> None:
@@ -357,8 +422,10 @@ class SyncRunner:
             return
         with self.engine.begin() as conn:
             if not store.renew_lock(conn, LOCK_NAME, holder, self._lease()):
-                raise SyncError("lost the sync lock (this run took longer than "
-                                "sync.lock_lease_seconds and another run took over)")
+                raise SyncError(
+                    "lost the sync lock (this run took longer than "
+                    "sync.lock_lease_seconds and another run took over)"
+                )
 
     def _release(self, holder: str) -> None:
         try:
@@ -373,4 +440,3 @@ def make_sync_engine(config: SyncSettings) -> Engine:
     engine = make_engine(config.database.url, pool_size=config.database.pool_size)
     create_schema(engine)
     return engine
-

@@ -48,12 +48,23 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
 
 def archive_answers(conn: sa.Connection, tokens: Sequence[str]) -> None:
     """Copy the current answers of ``tokens`` into the history (before they are replaced)."""
-    columns = ["fingerprint", "token", "rating", "comment", "submitted_at", "field_agent",
-               "field_ticket", "fields_edited", "source", "source_ref"]
+    columns = [
+        "fingerprint",
+        "token",
+        "rating",
+        "comment",
+        "submitted_at",
+        "field_agent",
+        "field_ticket",
+        "fields_edited",
+        "source",
+        "source_ref",
+    ]
     for start in range(0, len(tokens), _IN_CHUNK):
-        chunk = list(tokens[start:start + _IN_CHUNK])
+        chunk = list(tokens[start : start + _IN_CHUNK])
         select = sa.select(*[answers.c[name] for name in columns], answers.c.updated_at).where(
-            answers.c.token.in_(chunk), answers.c.fingerprint.is_not(None))
+            answers.c.token.in_(chunk), answers.c.fingerprint.is_not(None)
+        )
         stmt = _insert(conn, answer_history).from_select([*columns, "recorded_at"], select)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
 
@@ -80,7 +91,6 @@ def _insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if rows:
         stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["fingerprint"])
         bulk_execute(conn, stmt, table, rows)
-
 
 
 def insert_answer_history(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -110,8 +120,9 @@ def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: da
     stmt = stmt.on_conflict_do_update(
         index_elements=["source"],
         set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
-        where=sa.or_(sync_state.c.watermark.is_(None),
-                     sync_state.c.watermark < stmt.excluded.watermark),
+        where=sa.or_(
+            sync_state.c.watermark.is_(None), sync_state.c.watermark < stmt.excluded.watermark
+        ),
     )
     conn.execute(stmt)
 
@@ -125,15 +136,17 @@ def acquire_lock(
     then re-checks the condition, so exactly one of two racing callers wins.
     """
     conn.execute(
-        _insert(conn, sync_locks).values(name=name).on_conflict_do_nothing(
-            index_elements=["name"])
+        _insert(conn, sync_locks).values(name=name).on_conflict_do_nothing(index_elements=["name"])
     )
     result = conn.execute(
         sa.update(sync_locks)
         .where(
             sync_locks.c.name == name,
-            sa.or_(sync_locks.c.holder.is_(None), sync_locks.c.lease_until < now,
-                   sync_locks.c.holder == holder),
+            sa.or_(
+                sync_locks.c.holder.is_(None),
+                sync_locks.c.lease_until < now,
+                sync_locks.c.holder == holder,
+            ),
         )
         .values(holder=holder, lease_until=lease_until, acquired_at=now)
     )
@@ -177,37 +190,51 @@ class AnswerRow(NamedTuple):
 
 def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     """Every credited answer (the current submission of each survey)."""
-    return bulk_select(conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]),
-                        row_type=AnswerRow)
+    return bulk_select(
+        conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]), row_type=AnswerRow
+    )
 
 
 def survey_facts(conn: sa.Connection) -> list[Any]:
     """What the metrics need of every survey with a token: agent, team, status, cohort time."""
-    return bulk_select(conn, sa.select(
-        surveys.c.token, surveys.c.helpdesk, surveys.c.dialog_id, surveys.c.agent_id,
-        surveys.c.agent_name, surveys.c.agent_email, surveys.c.team, surveys.c.status,
-        surveys.c.created_at).where(surveys.c.token.is_not(None)))
-
+    return bulk_select(
+        conn,
+        sa.select(
+            surveys.c.token,
+            surveys.c.helpdesk,
+            surveys.c.dialog_id,
+            surveys.c.agent_id,
+            surveys.c.agent_name,
+            surveys.c.agent_email,
+            surveys.c.team,
+            surveys.c.status,
+            surveys.c.created_at,
+        ).where(surveys.c.token.is_not(None)),
+    )
 
 
 def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
     """Unverified answers, newest first."""
-    return list(conn.execute(
-        sa.select(unverified_answers)
-        .order_by(unverified_answers.c.submitted_at.desc().nulls_last(),
-                  unverified_answers.c.id.desc())
-        .limit(limit)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(unverified_answers)
+            .order_by(
+                unverified_answers.c.submitted_at.desc().nulls_last(),
+                unverified_answers.c.id.desc(),
+            )
+            .limit(limit)
+        ).all()
+    )
 
 
 def count_by(conn: sa.Connection, table_name: str) -> dict[str, int]:
     """Rows per reason in ``unverified_answers`` or ``sync_skipped_rows``."""
-    table = {"unverified_answers": unverified_answers,
-             "sync_skipped_rows": sync_skipped_rows}[table_name]
+    table = {"unverified_answers": unverified_answers, "sync_skipped_rows": sync_skipped_rows}[
+        table_name
+    ]
     rows = conn.execute(sa.select(table.c.reason, sa.func.count()).group_by(table.c.reason))
     return {reason: int(n) for reason, n in rows}
 
 
 def count_answers(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one())
-

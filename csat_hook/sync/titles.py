@@ -20,7 +20,7 @@ _FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
 def clean(text: str, max_len: int) -> str:
     """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
     text = " ".join(_FORBIDDEN.sub(" ", text).split()).strip("'").strip()
-    return (text[:max_len].rstrip().strip("'") or "-")
+    return text[:max_len].rstrip().strip("'") or "-"
 
 
 def agent_title(name: str, key: str, max_len: int) -> str:
@@ -31,7 +31,7 @@ def agent_title(name: str, key: str, max_len: int) -> str:
     suffix = f" ({key})"
     if len(suffix) >= max_len - 3:
         return clean(f"{name} ({key})", max_len)
-    return clean(name[:max_len - len(suffix)] + suffix, max_len)
+    return clean(name[: max_len - len(suffix)] + suffix, max_len)
 
 
 def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()) -> list[str]:
@@ -43,15 +43,18 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
         while candidate.casefold() in used:
             n += 1
             tail = f" {n}"
-            candidate = title[:max_len - len(tail)].rstrip() + tail
+            candidate = title[: max_len - len(tail)].rstrip() + tail
         used.add(candidate.casefold())
         result.append(candidate)
     return result
 
 
-def table_titles(names: Sequence[tuple[str, str | None]], max_len: int,
-                 taken: Iterable[str] = ()) -> list[str]:
+def table_titles(
+    names: Sequence[tuple[str, str | None]], max_len: int, taken: Iterable[str] = ()
+) -> list[str]:
     """Titles for ``(name, agent key or None)`` pairs, unique and within ``max_len``."""
-    wanted = [agent_title(name, key, max_len) if key is not None else clean(name, max_len)
-              for name, key in names]
+    wanted = [
+        agent_title(name, key, max_len) if key is not None else clean(name, max_len)
+        for name, key in names
+    ]
     return unique_titles(wanted, max_len, taken)

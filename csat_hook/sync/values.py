@@ -87,8 +87,10 @@ class RatingScale:
         match = _PLAIN_NUMBER.match(text) or _LEADING_NUMBER.match(text)
         if match:
             return self._in_scale(int(match.group(1)))
-        raise RatingError("bad_rating", "text that is neither a number nor a configured label "
-                                        "(results.rating_labels)")
+        raise RatingError(
+            "bad_rating",
+            "text that is neither a number nor a configured label (results.rating_labels)",
+        )
 
     def _in_scale(self, score: int) -> int:
         if not self.low <= score <= self.high:
@@ -119,7 +121,7 @@ def parse_text_time(text: str, tz: ZoneInfo, formats: Sequence[str]) -> datetime
         sign, hours, minutes = match.groups()
         offset = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
         zone = timezone(-offset if sign == "-" else offset)
-        text = text[:match.start()]
+        text = text[: match.start()]
     try:
         parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
     except ValueError:

@@ -13,20 +13,27 @@ from tests.helpers import generic_close
 
 def invoke(tmp_path, *args, **env):
     db = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    return CliRunner().invoke(main, list(args), env={"CSAT_HOOK_CONFIG": "",
-                                                     "DATABASE_URL": db, **env})
+    return CliRunner().invoke(
+        main, list(args), env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": db, **env}
+    )
 
 
 def queue_one(tmp_path, dialog_id="42"):
     from csat_hook.config import load_config
     from csat_hook.services import build_services
 
-    config = load_config(None, env={"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
-                         overrides={"helpdesks": {"dryrun": {"output": str(tmp_path / "d.jsonl")}}})
+    config = load_config(
+        None,
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
+        overrides={"helpdesks": {"dryrun": {"output": str(tmp_path / "d.jsonl")}}},
+    )
     services = build_services(config)
     client = create_app(services=services).test_client()
-    response = client.post("/webhooks/dryrun", json=generic_close(dialog_id),
-                           headers={"X-Webhook-Token": "dev-insecure-dryrun-token"})
+    response = client.post(
+        "/webhooks/dryrun",
+        json=generic_close(dialog_id),
+        headers={"X-Webhook-Token": "dev-insecure-dryrun-token"},
+    )
     services.engine.dispose()
     assert response.json["status"] == "queued"
 

@@ -24,6 +24,7 @@ def _insert(k: int):
     def work(conn: sa.Connection) -> int:
         conn.execute(sa.text("INSERT INTO t (k) VALUES (:k)"), {"k": k})
         return k * 10
+
     return work
 
 

@@ -23,23 +23,34 @@ from csat_hook.db.schema import metadata
 LEGACY = sa.MetaData()
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 sa.Table(
-    "surveys", LEGACY,
+    "surveys",
+    LEGACY,
     sa.Column("id", ID, primary_key=True),
     sa.Column("helpdesk", sa.String(64), nullable=False),
     sa.Column("dialog_id", sa.String(191), nullable=False),
     sa.Column("occurrence", sa.String(191), nullable=False, server_default=""),
-    sa.Column("agent_id", sa.String(191)), sa.Column("agent_name", sa.String(255)),
-    sa.Column("agent_email", sa.String(255)), sa.Column("customer_id", sa.String(191)),
-    sa.Column("customer_email", sa.String(255)), sa.Column("customer_name", sa.String(255)),
-    sa.Column("team", sa.String(255)), sa.Column("channel", sa.String(191)),
-    sa.Column("language", sa.String(16)), sa.Column("token", sa.String(1024)),
-    sa.Column("link", sa.Text()), sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("skip_reason", sa.String(64)), sa.Column("closed_at", sa.DateTime()),
-    sa.Column("created_at", sa.DateTime(), nullable=False), sa.Column("sent_at", sa.DateTime()),
-    sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence"), sa.UniqueConstraint("token"),
+    sa.Column("agent_id", sa.String(191)),
+    sa.Column("agent_name", sa.String(255)),
+    sa.Column("agent_email", sa.String(255)),
+    sa.Column("customer_id", sa.String(191)),
+    sa.Column("customer_email", sa.String(255)),
+    sa.Column("customer_name", sa.String(255)),
+    sa.Column("team", sa.String(255)),
+    sa.Column("channel", sa.String(191)),
+    sa.Column("language", sa.String(16)),
+    sa.Column("token", sa.String(1024)),
+    sa.Column("link", sa.Text()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("skip_reason", sa.String(64)),
+    sa.Column("closed_at", sa.DateTime()),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("sent_at", sa.DateTime()),
+    sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence"),
+    sa.UniqueConstraint("token"),
 )
 sa.Table(
-    "outbox", LEGACY,
+    "outbox",
+    LEGACY,
     sa.Column("id", ID, primary_key=True),
     sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
     sa.Column("helpdesk", sa.String(64), nullable=False),
@@ -48,11 +59,15 @@ sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
-    sa.Column("lease_until", sa.DateTime()), sa.Column("claimed_by", sa.String(128)),
-    sa.Column("last_error", sa.String(500)), sa.Column("last_http_status", sa.Integer()),
-    sa.Column("external_id", sa.String(191)), sa.Column("body", sa.Text()),
+    sa.Column("lease_until", sa.DateTime()),
+    sa.Column("claimed_by", sa.String(128)),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("last_http_status", sa.Integer()),
+    sa.Column("external_id", sa.String(191)),
+    sa.Column("body", sa.Text()),
     sa.Column("created_at", sa.DateTime(), nullable=False),
-    sa.Column("updated_at", sa.DateTime(), nullable=False), sa.Column("sent_at", sa.DateTime()),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("sent_at", sa.DateTime()),
     sa.UniqueConstraint("survey_id"),
 )
 
@@ -77,20 +92,42 @@ def test_upgrading_twice_changes_nothing(engine):
     assert migrate.upgrade(engine) == (migrate.head_revision(), migrate.head_revision())
 
 
-def test_a_database_from_before_migrations_keeps_its_data_and_works(engine, make_config,
-                                                                   make_services, fake_helpdesk,
-                                                                   database_url):
+def test_a_database_from_before_migrations_keeps_its_data_and_works(
+    engine, make_config, make_services, fake_helpdesk, database_url
+):
     LEGACY.create_all(engine)
     created = datetime(2026, 11, 1, 9, 30)
     with engine.begin() as conn:
-        survey_id = conn.execute(LEGACY.tables["surveys"].insert().values(
-            helpdesk="generic", dialog_id="OLD-1", occurrence="", agent_id="7",
-            agent_name="Anna", token="tok-old-1", status="queued", created_at=created
-        ).returning(LEGACY.tables["surveys"].c.id)).scalar_one()
-        conn.execute(LEGACY.tables["outbox"].insert().values(
-            survey_id=survey_id, helpdesk="generic", dialog_id="OLD-1", context={},
-            status="pending", attempts=0, next_attempt_at=created, created_at=created,
-            updated_at=created))
+        survey_id = conn.execute(
+            LEGACY.tables["surveys"]
+            .insert()
+            .values(
+                helpdesk="generic",
+                dialog_id="OLD-1",
+                occurrence="",
+                agent_id="7",
+                agent_name="Anna",
+                token="tok-old-1",
+                status="queued",
+                created_at=created,
+            )
+            .returning(LEGACY.tables["surveys"].c.id)
+        ).scalar_one()
+        conn.execute(
+            LEGACY.tables["outbox"]
+            .insert()
+            .values(
+                survey_id=survey_id,
+                helpdesk="generic",
+                dialog_id="OLD-1",
+                context={},
+                status="pending",
+                attempts=0,
+                next_attempt_at=created,
+                created_at=created,
+                updated_at=created,
+            )
+        )
 
     assert migrate.upgrade(engine) == ("0001", migrate.head_revision())
 
@@ -102,9 +139,11 @@ def test_a_database_from_before_migrations_keeps_its_data_and_works(engine, make
     assert services.delivery_worker().run_once() == 1
     assert [r["path"] for r in fake_helpdesk.api_requests()] == ["/api/dialogs/OLD-1/messages"]
     client = create_app(services=services).test_client()
-    response = client.post("/webhooks/generic", json={"event": "dialog.closed",
-                                                      "dialog": {"id": "NEW-1"}},
-                           headers={"X-Webhook-Token": "generic-token-123"})
+    response = client.post(
+        "/webhooks/generic",
+        json={"event": "dialog.closed", "dialog": {"id": "NEW-1"}},
+        headers={"X-Webhook-Token": "generic-token-123"},
+    )
     assert response.json["status"] == "queued"
 
 
@@ -144,4 +183,3 @@ def test_db_commands(database_url, tmp_path):
     assert result.exit_code == 0 and f"empty → {migrate.head_revision()}" in result.output
     current = CliRunner().invoke(main, ["db", "current"], env=env).output
     assert f"current: {migrate.head_revision()}" in current and "run `csat-hook" not in current
-

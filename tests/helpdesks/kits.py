@@ -23,11 +23,11 @@ SignedRequest = tuple[bytes, dict[str, str], dict[str, str]]
 @dataclass
 class Kit:
     kind: str
-    options: Callable[[str, Path], dict[str, Any]]          # (fake url, tmp dir) → options
-    closed: Callable[[datetime], SignedRequest]             # a signed close event
-    other: Callable[[datetime], SignedRequest]              # a signed event that is not one
-    dialog_id: str                                          # the close event's dialog id
-    agent_name: str                                         # the agent name the link carries
+    options: Callable[[str, Path], dict[str, Any]]  # (fake url, tmp dir) → options
+    closed: Callable[[datetime], SignedRequest]  # a signed close event
+    other: Callable[[datetime], SignedRequest]  # a signed event that is not one
+    dialog_id: str  # the close event's dialog id
+    agent_name: str  # the agent name the link carries
     # (requests the fake vendor API received, except agent look-ups (GET), tmp dir)
     check_reply: Callable[[list[dict[str, Any]], Path], None]
     # Authenticates any body the way the vendor would (for fuzzing past verification).

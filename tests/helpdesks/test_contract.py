@@ -58,7 +58,8 @@ def _surveys(services: Any) -> list[Any]:
 
 
 def test_signed_close_is_queued_once_and_delivered_in_vendor_shape(
-        kit, kit_services, clock, fake_helpdesk, tmp_path):
+    kit, kit_services, clock, fake_helpdesk, tmp_path
+):
     client = create_app(services=kit_services).test_client()
 
     first = _post(client, kit, kit.closed(clock()))

@@ -30,7 +30,6 @@ def test_text_without_the_link_is_left_without_anchors():
 
 def test_ids_from_yaml_become_text():
     assert ids_as_text(42) == "42"
-    assert ids_as_text({5017691: "Billing", "7": "Sales"}) == {"5017691": "Billing",
-                                                              "7": "Sales"}
+    assert ids_as_text({5017691: "Billing", "7": "Sales"}) == {"5017691": "Billing", "7": "Sales"}
     assert ids_as_text([1, "2"]) == ["1", "2"]
     assert ids_as_text(True) is True and ids_as_text(None) is None

@@ -24,22 +24,35 @@ from csat_hook.app import create_app
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 
-settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                 HealthCheck.too_slow])
-settings.register_profile("explore", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                 HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 KITS = load_kits()
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=300))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=300)
+)
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -52,8 +65,9 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 @pytest.fixture
 def fuzz_client(kit, make_config, make_services, fake_helpdesk, tmp_path):
     options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
-    services = make_services(make_config(helpdesks={kit.kind: options},
-                                         server={"max_body_bytes": 65536}))
+    services = make_services(
+        make_config(helpdesks={kit.kind: options}, server={"max_body_bytes": 65536})
+    )
     return create_app(services=services).test_client(), services
 
 
@@ -96,30 +110,45 @@ def test_mutated_close_payloads_never_cause_a_5xx(fuzz_client, kit, clock, data)
         path = data.draw(st.sampled_from(_paths(payload)))
         payload = _replace(payload, path, data.draw(json_values))
     signed_body, signed_headers, signed_query = kit.sign(
-        json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode(), clock())
-    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=signed_headers,
-                           query_string=signed_query)
+        json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode(), clock()
+    )
+    response = client.post(
+        f"/webhooks/{kit.kind}", data=signed_body, headers=signed_headers, query_string=signed_query
+    )
     _assert_not_5xx(response)
 
 
-@given(body=st.binary(max_size=2000),
-       content_type=st.sampled_from(["application/json", "text/plain", "",
-                                     "application/x-www-form-urlencoded",
-                                     "multipart/form-data; boundary=x", "application/xml"]))
+@given(
+    body=st.binary(max_size=2000),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "text/plain",
+            "",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+        ]
+    ),
+)
 def test_random_signed_bodies_never_cause_a_5xx(fuzz_client, kit, clock, body, content_type):
     client, _ = fuzz_client
     signed_body, headers, query = kit.sign(body, clock())
     headers = {**headers, "Content-Type": content_type}
-    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
-                           query_string=query)
+    response = client.post(
+        f"/webhooks/{kit.kind}", data=signed_body, headers=headers, query_string=query
+    )
     _assert_not_5xx(response)
 
 
-@given(headers=st.dictionaries(
-    st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,30}\Z"),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
-    max_size=6),
-    body=json_values)
+@given(
+    headers=st.dictionaries(
+        st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,30}\Z"),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+        max_size=6,
+    ),
+    body=json_values,
+)
 def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, headers, body):
     client, _services = fuzz_client
     response = client.post(f"/webhooks/{kit.kind}", data=json.dumps(body), headers=headers)
@@ -127,21 +156,25 @@ def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, he
     assert response.status_code in (200, 400, 401)
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100_000 + b"]" * 100_000,                      # deep nesting
-    b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
-    b'{"event": "dialog.closed", "dialog": {"id": ' + b"9" * 20_000 + b"}}",  # huge number
-    b'{"event": "dialog.closed", "dialog": {"id": 1e999}}',
-    b'{"event": "dialog.closed", "dialog": {"id": "\xff\xfe"}}',  # invalid UTF-8
-    b'{"event": "dialog.closed", "dialog": {"id": "\\ud800"}}',    # lone surrogate
-    b'{"event": "dialog.closed", "dialog": {"id": "' + b"x" * 60_000 + b'"}}',
-    b"\x00" * 1000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deep nesting
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"event": "dialog.closed", "dialog": {"id": ' + b"9" * 20_000 + b"}}",  # huge number
+        b'{"event": "dialog.closed", "dialog": {"id": 1e999}}',
+        b'{"event": "dialog.closed", "dialog": {"id": "\xff\xfe"}}',  # invalid UTF-8
+        b'{"event": "dialog.closed", "dialog": {"id": "\\ud800"}}',  # lone surrogate
+        b'{"event": "dialog.closed", "dialog": {"id": "' + b"x" * 60_000 + b'"}}',
+        b"\x00" * 1000,
+    ],
+)
 def test_hostile_bodies_get_a_4xx_or_are_ignored(fuzz_client, kit, clock, body):
     client, _ = fuzz_client
     signed_body, headers, query = kit.sign(body, clock())
-    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
-                           query_string=query)
+    response = client.post(
+        f"/webhooks/{kit.kind}", data=signed_body, headers=headers, query_string=query
+    )
     _assert_not_5xx(response)
 
 
@@ -158,6 +191,7 @@ def test_long_values_fit_the_store(fuzz_client, kit, clock):
             if isinstance(current, str | int) and not isinstance(current, bool):
                 payload = _replace(payload, path, str(current) + "ж" * 3000)
     signed_body, headers, query = kit.sign(json.dumps(payload).encode(), clock())
-    response = client.post(f"/webhooks/{kit.kind}", data=signed_body, headers=headers,
-                           query_string=query)
+    response = client.post(
+        f"/webhooks/{kit.kind}", data=signed_body, headers=headers, query_string=query
+    )
     _assert_not_5xx(response)

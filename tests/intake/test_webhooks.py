@@ -26,8 +26,7 @@ def rows(services: Any, table: sa.Table) -> list[Any]:
 
 def post_chatwoot(client: Any, clock: Any, payload: dict[str, Any], **kw: Any) -> Any:
     body = body_of(payload)
-    headers = chatwoot_headers(body, kw.pop("secret", "cw-webhook-secret"),
-                               kw.pop("when", clock()))
+    headers = chatwoot_headers(body, kw.pop("secret", "cw-webhook-secret"), kw.pop("when", clock()))
     return client.post("/webhooks/chatwoot", data=body, headers=headers, **kw)
 
 
@@ -38,15 +37,20 @@ def test_generic_close_is_stored_and_queued_in_one_go(client, services):
     assert response.json["status"] == "queued"
     [survey] = rows(services, surveys)
     assert (survey.helpdesk, survey.dialog_id, survey.agent_id, survey.agent_name) == (
-        "generic", "D-1001", "7", "Anna Petrova")
+        "generic",
+        "D-1001",
+        "7",
+        "Anna Petrova",
+    )
     assert survey.team == "Support L1" and survey.status == "queued" and survey.token
     [item] = rows(services, outbox)
     assert item.survey_id == survey.id and item.status == "pending"
 
 
 def test_chatwoot_resolved_conversation_is_queued(client, services, clock):
-    response = post_chatwoot(client, clock,
-                             fixture("chatwoot", "conversation_status_changed_resolved.json"))
+    response = post_chatwoot(
+        client, clock, fixture("chatwoot", "conversation_status_changed_resolved.json")
+    )
 
     assert response.status_code == 200, response.json
     [survey] = rows(services, surveys)
@@ -76,8 +80,9 @@ def test_concurrent_duplicate_deliveries_give_one_survey(services):
     def deliver() -> None:
         client = app.test_client()
         barrier.wait()
-        response = client.post("/webhooks/generic", json=generic_close(dialog_id="RACE"),
-                               headers=GENERIC_AUTH)
+        response = client.post(
+            "/webhooks/generic", json=generic_close(dialog_id="RACE"), headers=GENERIC_AUTH
+        )
         results.append(response.json["status"])
 
     threads = [threading.Thread(target=deliver) for _ in range(8)]
@@ -92,10 +97,14 @@ def test_concurrent_duplicate_deliveries_give_one_survey(services):
 
 def test_reclosing_a_dialog_by_default_gives_no_second_survey(client, services):
     client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
-    client.post("/webhooks/generic", json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
-                headers=GENERIC_AUTH)
-    again = client.post("/webhooks/generic", json=generic_close(closed_at="later"),
-                        headers=GENERIC_AUTH)
+    client.post(
+        "/webhooks/generic",
+        json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
+        headers=GENERIC_AUTH,
+    )
+    again = client.post(
+        "/webhooks/generic", json=generic_close(closed_at="later"), headers=GENERIC_AUTH
+    )
     # The first survey was still waiting when the dialog reopened, so it was cancelled and
     # the second close revives it: the customer still gets exactly one.
     assert again.json["status"] == "queued"
@@ -104,35 +113,50 @@ def test_reclosing_a_dialog_by_default_gives_no_second_survey(client, services):
 
 
 def test_every_close_policy_surveys_each_distinct_close(make_config, make_services):
-    services = make_services(make_config(
-        policy={"per_dialog": "every_close", "reclose_grace_seconds": 0},
-        helpdesks={"generic": {
-            "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
-            "mapping": {"occurrence": "closed_at"},
-            "reply": {"url": "http://127.0.0.1:9/x"}}}))
+    services = make_services(
+        make_config(
+            policy={"per_dialog": "every_close", "reclose_grace_seconds": 0},
+            helpdesks={
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "generic-token-123"},
+                    "mapping": {"occurrence": "closed_at"},
+                    "reply": {"url": "http://127.0.0.1:9/x"},
+                }
+            },
+        )
+    )
     client = create_app(services=services).test_client()
     statuses = [
-        client.post("/webhooks/generic", json=generic_close(closed_at=at),
-                    headers=GENERIC_AUTH).json["status"]
+        client.post(
+            "/webhooks/generic", json=generic_close(closed_at=at), headers=GENERIC_AUTH
+        ).json["status"]
         for at in ("2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z", "2026-11-02T09:00:00Z")
     ]
     assert statuses == ["queued", "duplicate", "queued"]
     assert len(rows(services, surveys)) == 2
 
 
-def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, make_services,
-                                                                 clock):
-    services = make_services(make_config(
-        policy={"per_dialog": "every_close", "reclose_grace_seconds": 600},
-        helpdesks={"generic": {
-            "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
-            "mapping": {"occurrence": "closed_at"},
-            "reply": {"url": "http://127.0.0.1:9/x"}}}))
+def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, make_services, clock):
+    services = make_services(
+        make_config(
+            policy={"per_dialog": "every_close", "reclose_grace_seconds": 600},
+            helpdesks={
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "generic-token-123"},
+                    "mapping": {"occurrence": "closed_at"},
+                    "reply": {"url": "http://127.0.0.1:9/x"},
+                }
+            },
+        )
+    )
     client = create_app(services=services).test_client()
 
     def close(at: str) -> Any:
-        return client.post("/webhooks/generic", json=generic_close(closed_at=at),
-                           headers=GENERIC_AUTH).json
+        return client.post(
+            "/webhooks/generic", json=generic_close(closed_at=at), headers=GENERIC_AUTH
+        ).json
 
     first = close("t1")
     clock.advance(60)
@@ -141,8 +165,11 @@ def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, ma
     later = close("t3")
 
     assert first["status"] == "queued"
-    assert soon == {"status": "skipped", "reason": "recently_surveyed",
-                    "survey_id": soon["survey_id"]}
+    assert soon == {
+        "status": "skipped",
+        "reason": "recently_surveyed",
+        "survey_id": soon["survey_id"],
+    }
     assert later["status"] == "queued"
 
 
@@ -151,9 +178,11 @@ def test_reopen_cancels_a_delayed_survey(make_config, make_services):
     client = create_app(services=services).test_client()
     client.post("/webhooks/generic", json=generic_close(), headers=GENERIC_AUTH)
 
-    response = client.post("/webhooks/generic",
-                           json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
-                           headers=GENERIC_AUTH)
+    response = client.post(
+        "/webhooks/generic",
+        json={"event": "dialog.reopened", "dialog": {"id": "D-1001"}},
+        headers=GENERIC_AUTH,
+    )
 
     assert response.json == {"status": "reopened", "cancelled": 1}
     assert [i.status for i in rows(services, outbox)] == ["cancelled"]
@@ -165,11 +194,14 @@ def test_chatwoot_reopen_event_is_recognised(client, services, clock):
     assert rows(services, surveys) == []
 
 
-@pytest.mark.parametrize("name", [
-    "conversation_status_changed_pending.json",
-    "conversation_updated.json",
-    "message_created.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conversation_status_changed_pending.json",
+        "conversation_updated.json",
+        "message_created.json",
+    ],
+)
 def test_chatwoot_other_events_are_ignored_quickly(client, services, clock, name):
     response = post_chatwoot(client, clock, fixture("chatwoot", name))
 
@@ -179,22 +211,27 @@ def test_chatwoot_other_events_are_ignored_quickly(client, services, clock, name
 
 
 def test_generic_non_close_event_is_ignored(client, services):
-    response = client.post("/webhooks/generic", json={"event": "dialog.assigned", "dialog": {}},
-                           headers=GENERIC_AUTH)
+    response = client.post(
+        "/webhooks/generic", json={"event": "dialog.assigned", "dialog": {}}, headers=GENERIC_AUTH
+    )
     assert response.status_code == 200 and response.json["status"] == "ignored"
     assert rows(services, surveys) == []
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b"{not json", "invalid_json"),
-    (b"", "empty_body"),
-    (b"\xff\xfe\x00garbage", "bad_encoding"),
-    (b'{"event": "dialog.closed", "dialog": {}}', "missing_field"),
-    (b'{"event": "dialog.closed", "n": NaN}', "invalid_json"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"", "empty_body"),
+        (b"\xff\xfe\x00garbage", "bad_encoding"),
+        (b'{"event": "dialog.closed", "dialog": {}}', "missing_field"),
+        (b'{"event": "dialog.closed", "n": NaN}', "invalid_json"),
+    ],
+)
 def test_malformed_bodies_get_400_with_a_reason_and_store_nothing(client, services, body, code):
-    response = client.post("/webhooks/generic", data=body, headers=GENERIC_AUTH,
-                           content_type="application/json")
+    response = client.post(
+        "/webhooks/generic", data=body, headers=GENERIC_AUTH, content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json["error"] == code and response.json["reason"]
@@ -289,13 +326,17 @@ def test_database_down_during_a_close_gets_503(client, services):
     assert response.status_code == 503 and response.json["error"] == "unavailable"
 
 
-@pytest.mark.parametrize(("policy", "payload", "reason"), [
-    ({"skip_without_agent": True}, generic_close(agent={}), "no_agent"),
-    ({"exclude_channels": ["Chat"]}, generic_close(), "excluded_channel"),
-    ({"exclude_teams": ["support l1"]}, generic_close(), "excluded_team"),
-])
-def test_send_policy_skips_are_recorded_without_a_reply(make_config, make_services, policy,
-                                                        payload, reason):
+@pytest.mark.parametrize(
+    ("policy", "payload", "reason"),
+    [
+        ({"skip_without_agent": True}, generic_close(agent={}), "no_agent"),
+        ({"exclude_channels": ["Chat"]}, generic_close(), "excluded_channel"),
+        ({"exclude_teams": ["support l1"]}, generic_close(), "excluded_team"),
+    ],
+)
+def test_send_policy_skips_are_recorded_without_a_reply(
+    make_config, make_services, policy, payload, reason
+):
     services = make_services(make_config(policy=policy))
     client = create_app(services=services).test_client()
 
@@ -306,25 +347,31 @@ def test_send_policy_skips_are_recorded_without_a_reply(make_config, make_servic
     assert rows(services, outbox) == []
 
 
-def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(make_config, make_services,
-                                                                      clock):
+def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(
+    make_config, make_services, clock
+):
     services = make_services(make_config(policy={"customer_cooldown_days": 30}))
     client = create_app(services=services).test_client()
     client.post("/webhooks/generic", json=generic_close(dialog_id="A"), headers=GENERIC_AUTH)
     clock.advance(86400)
-    second = client.post("/webhooks/generic", json=generic_close(dialog_id="B"),
-                         headers=GENERIC_AUTH)
+    second = client.post(
+        "/webhooks/generic", json=generic_close(dialog_id="B"), headers=GENERIC_AUTH
+    )
     clock.advance(31 * 86400)
-    third = client.post("/webhooks/generic", json=generic_close(dialog_id="C"),
-                        headers=GENERIC_AUTH)
+    third = client.post(
+        "/webhooks/generic", json=generic_close(dialog_id="C"), headers=GENERIC_AUTH
+    )
 
     assert second.json["reason"] == "customer_cooldown"
     assert third.json["status"] == "queued"
 
 
 def test_form_encoded_bodies_are_read(client, services):
-    response = client.post("/webhooks/generic", headers=GENERIC_AUTH, data={
-        "payload": body_of(generic_close(dialog_id="FORM-1")).decode()})
+    response = client.post(
+        "/webhooks/generic",
+        headers=GENERIC_AUTH,
+        data={"payload": body_of(generic_close(dialog_id="FORM-1")).decode()},
+    )
     assert response.status_code == 200 and response.json["status"] == "queued"
     assert rows(services, surveys)[0].dialog_id == "FORM-1"
 
@@ -339,12 +386,16 @@ def test_operator_api_needs_the_bearer_token(make_config, make_services):
     client = create_app(services=services).test_client()
     client.post("/webhooks/generic", json=generic_close("API-1"), headers=GENERIC_AUTH)
 
-    for headers in ({}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": "Basic operator-token-0123456789"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic operator-token-0123456789"},
+    ):
         denied = client.get("/api/outbox", headers=headers)
         assert denied.status_code == 401 and "API-1" not in denied.get_data(as_text=True)
-    allowed = client.get("/api/outbox?status=pending",
-                         headers={"Authorization": "Bearer operator-token-0123456789"})
+    allowed = client.get(
+        "/api/outbox?status=pending", headers={"Authorization": "Bearer operator-token-0123456789"}
+    )
     assert allowed.status_code == 200
     assert allowed.json["counts"]["pending"] == 1
     assert [r["dialog_id"] for r in allowed.json["replies"]] == ["API-1"]

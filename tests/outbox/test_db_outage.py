@@ -25,20 +25,24 @@ def wait_for(predicate, timeout: float = 15) -> bool:
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_service_recovers_when_the_database_comes_back(database_url, make_config,
-                                                       make_services, fake_helpdesk):
+def test_service_recovers_when_the_database_comes_back(
+    database_url, make_config, make_services, fake_helpdesk
+):
     url = sa.make_url(database_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    services = make_services(make_config(database={"url": proxied},
-                                         delivery={"poll_seconds": 0.2}))
+    services = make_services(make_config(database={"url": proxied}, delivery={"poll_seconds": 0.2}))
     services.clock = utcnow
     client = create_app(services=services).test_client()
     worker = services.delivery_worker()
     worker.start(threads=2)
     try:
-        assert client.post("/webhooks/generic", json=generic_close("UP-1"),
-                           headers=AUTH).json["status"] == "queued"
+        assert (
+            client.post("/webhooks/generic", json=generic_close("UP-1"), headers=AUTH).json[
+                "status"
+            ]
+            == "queued"
+        )
         assert wait_for(lambda: len(fake_helpdesk.api_requests()) == 1)
 
         proxy.cut()  # the database goes away: pooled connections die, new ones are refused
@@ -52,7 +56,9 @@ def test_service_recovers_when_the_database_comes_back(database_url, make_config
         assert back.status_code == 200 and back.json["status"] == "queued"
         assert wait_for(lambda: len(fake_helpdesk.api_requests()) == 2)
         assert [r["path"] for r in fake_helpdesk.api_requests()] == [
-            "/api/dialogs/UP-1/messages", "/api/dialogs/BACK-1/messages"]
+            "/api/dialogs/UP-1/messages",
+            "/api/dialogs/BACK-1/messages",
+        ]
     finally:
         worker.stop()
         proxy.cut()
@@ -60,21 +66,29 @@ def test_service_recovers_when_the_database_comes_back(database_url, make_config
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_connections_killed_by_a_database_restart_are_replaced_transparently(
-        database_url, make_config, make_services, fake_helpdesk):
+    database_url, make_config, make_services, fake_helpdesk
+):
     name = f"csat-restart-{time.monotonic_ns()}"
     url = sa.make_url(database_url).update_query_dict({"application_name": name})
-    services = make_services(make_config(database={
-        "url": url.render_as_string(hide_password=False)}))
+    services = make_services(
+        make_config(database={"url": url.render_as_string(hide_password=False)})
+    )
     client = create_app(services=services).test_client()
-    assert client.post("/webhooks/generic", json=generic_close("R-1"),
-                       headers=AUTH).json["status"] == "queued"
+    assert (
+        client.post("/webhooks/generic", json=generic_close("R-1"), headers=AUTH).json["status"]
+        == "queued"
+    )
     assert client.get("/healthz").status_code == 200  # the pool now holds live connections
 
     admin = sa.create_engine(database_url)
     with admin.begin() as conn:  # what a restart does to every pooled connection
-        killed = conn.execute(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = :name"), {"name": name}).scalar_one()
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": name},
+        ).scalar_one()
     admin.dispose()
     assert killed >= 1
 

@@ -30,13 +30,22 @@ def write_config(tmp_path: Path, fake_url: str, url: str) -> Path:
     config = {
         "database": {"url": url},
         "token": {"secret": "cluster-token-secret-0123456789"},
-        "delivery": {"backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.5,
-                     "max_attempts": 50, "poll_seconds": 1, "lease_seconds": 5,
-                     "concurrency": 4},
+        "delivery": {
+            "backoff_base_seconds": 0.05,
+            "backoff_cap_seconds": 0.5,
+            "max_attempts": 50,
+            "poll_seconds": 1,
+            "lease_seconds": 5,
+            "concurrency": 4,
+        },
         "logging": {"level": "INFO"},
-        "helpdesks": {"generic": {
-            "kind": "generic", "auth": {"mode": "token", "token": "cluster-token"},
-            "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"}}},
+        "helpdesks": {
+            "generic": {
+                "kind": "generic",
+                "auth": {"mode": "token", "token": "cluster-token"},
+                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"},
+            }
+        },
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -44,15 +53,18 @@ def write_config(tmp_path: Path, fake_url: str, url: str) -> Path:
 
 
 def post(url: str, dialog: str) -> str:
-    response = requests.post(url + "/webhooks/generic", json=generic_close(dialog),
-                             headers={"X-Webhook-Token": "cluster-token"}, timeout=10)
+    response = requests.post(
+        url + "/webhooks/generic",
+        json=generic_close(dialog),
+        headers={"X-Webhook-Token": "cluster-token"},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["status"])
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_four_workers_deliver_every_reply_exactly_once_through_a_sigkill(database_url,
-                                                                          tmp_path):
+def test_four_workers_deliver_every_reply_exactly_once_through_a_sigkill(database_url, tmp_path):
     pg_url = database_url
     fake = FakeHelpdesk(fail_ratio=0.3, idempotent=True, latency=0.02).start()
     cluster = LocalCluster(write_config(tmp_path, fake.url, pg_url), tmp_path, web_workers=2)
@@ -76,13 +88,16 @@ def test_four_workers_deliver_every_reply_exactly_once_through_a_sigkill(databas
             # Kill a worker while replies are in flight, then bring a new one up.
             cluster.kill(cluster.workers[0])
             cluster.start_worker()
-            list(pool.map(deliver_twice, dialogs[DIALOGS // 2:]))
+            list(pool.map(deliver_twice, dialogs[DIALOGS // 2 :]))
 
         assert statuses == {"queued": DIALOGS, "duplicate": DIALOGS}
 
         def effective() -> Counter[str]:
-            return Counter(r["path"].split("/")[3] for r in fake.api_requests()
-                           if r["answered"] == 200 and not r.get("replayed"))
+            return Counter(
+                r["path"].split("/")[3]
+                for r in fake.api_requests()
+                if r["answered"] == 200 and not r.get("replayed")
+            )
 
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(effective()) < DIALOGS:
@@ -97,8 +112,11 @@ def test_four_workers_deliver_every_reply_exactly_once_through_a_sigkill(databas
         assert len(replayed) <= 4
         engine = make_engine(pg_url)
         with engine.connect() as conn:
-            counts = dict(conn.execute(sa.select(outbox.c.status, sa.func.count())
-                                       .group_by(outbox.c.status)).all())
+            counts = dict(
+                conn.execute(
+                    sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+                ).all()
+            )
         engine.dispose()
         assert counts == {"sent": DIALOGS}
     finally:

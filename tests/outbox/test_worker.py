@@ -29,8 +29,9 @@ GENERIC_AUTH = {"X-Webhook-Token": "generic-token-123"}
 
 def queue_generic(services: Any, dialog_id: str = "D-1001", **extra: Any) -> None:
     client = create_app(services=services).test_client()
-    response = client.post("/webhooks/generic", json=generic_close(dialog_id, **extra),
-                           headers=GENERIC_AUTH)
+    response = client.post(
+        "/webhooks/generic", json=generic_close(dialog_id, **extra), headers=GENERIC_AUTH
+    )
     assert response.json["status"] == "queued"
 
 
@@ -76,8 +77,11 @@ def test_chatwoot_reply_is_posted_to_the_messages_api(services, fake_helpdesk, c
     payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
     body = body_of(payload)
     client = create_app(services=services).test_client()
-    client.post("/webhooks/chatwoot", data=body,
-                headers=chatwoot_headers(body, "cw-webhook-secret", clock()))
+    client.post(
+        "/webhooks/chatwoot",
+        data=body,
+        headers=chatwoot_headers(body, "cw-webhook-secret", clock()),
+    )
 
     services.delivery_worker().run_once()
 
@@ -148,8 +152,11 @@ def test_retry_after_is_honoured(services, fake_helpdesk, clock):
 
 
 def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
-    services = make_services(make_config(delivery={
-        "max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02}))
+    services = make_services(
+        make_config(
+            delivery={"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02}
+        )
+    )
     queue_generic(services)
     fake_helpdesk.fail_next(10, 502)
 
@@ -161,9 +168,17 @@ def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
 
 
 def test_connection_refused_is_retried(make_config, make_services, clock, fake_helpdesk):
-    services = make_services(make_config(helpdesks={"generic": {
-        "kind": "generic", "auth": {"mode": "token", "token": "generic-token-123"},
-        "reply": {"url": "http://127.0.0.1:9/unreachable/{dialog_id}"}}}))
+    services = make_services(
+        make_config(
+            helpdesks={
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "generic-token-123"},
+                    "reply": {"url": "http://127.0.0.1:9/unreachable/{dialog_id}"},
+                }
+            }
+        )
+    )
     queue_generic(services)
 
     services.delivery_worker().run_once()
@@ -190,8 +205,9 @@ def test_expired_lease_is_taken_over_and_delivered_once(services, fake_helpdesk,
     queue_generic(services)
     # A worker claims the reply and dies before posting it.
     with services.engine.begin() as conn:
-        [_claimed] = store.claim_due(conn, "dead-worker", clock(),
-                                    clock() + timedelta(seconds=30), limit=1)
+        [_claimed] = store.claim_due(
+            conn, "dead-worker", clock(), clock() + timedelta(seconds=30), limit=1
+        )
     survivor = services.delivery_worker(worker_id="survivor")
     assert survivor.run_once() == 0  # still leased
 
@@ -270,7 +286,8 @@ def test_threads_wake_when_a_reply_is_queued(make_config, make_services, fake_he
 
 
 def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_poll(
-        make_config, make_services, fake_helpdesk):
+    make_config, make_services, fake_helpdesk
+):
     # poll_seconds is long: only threads that free up can make the dispatcher claim again.
     services = make_services(make_config(delivery={"poll_seconds": 60}))
     services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
@@ -290,9 +307,11 @@ def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_po
 
 
 def test_a_retry_is_sent_at_its_backoff_time_not_at_the_next_poll(
-        make_config, make_services, fake_helpdesk):
-    services = make_services(make_config(delivery={"poll_seconds": 60,
-                                                   "backoff_base_seconds": 0.2}))
+    make_config, make_services, fake_helpdesk
+):
+    services = make_services(
+        make_config(delivery={"poll_seconds": 60, "backoff_base_seconds": 0.2})
+    )
     services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
     fake_helpdesk.fail_next(2, status=503)
     worker = services.delivery_worker()
@@ -323,8 +342,9 @@ def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpd
 
 @pytest.mark.parametrize(("attempts", "low", "high"), [(1, 2.5, 5), (2, 5, 10), (12, 1800, 3600)])
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(config, attempts, low, high):
-    delivery = config.delivery.model_copy(update={"backoff_base_seconds": 5,
-                                                  "backoff_cap_seconds": 3600})
+    delivery = config.delivery.model_copy(
+        update={"backoff_base_seconds": 5, "backoff_cap_seconds": 3600}
+    )
     delays = [delivery.backoff.delay(attempts) for _ in range(200)]
     assert all(low <= d <= high for d in delays)
     assert len({round(d, 6) for d in delays}) > 100  # jittered
@@ -332,8 +352,11 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(config, attempts, low
 
 def test_dry_run_helpdesk_stores_the_reply(services, tmp_path):
     client = create_app(services=services).test_client()
-    client.post("/webhooks/dryrun", json=generic_close("DRY-1"),
-                headers={"X-Webhook-Token": "dry-token-123"})
+    client.post(
+        "/webhooks/dryrun",
+        json=generic_close("DRY-1"),
+        headers={"X-Webhook-Token": "dry-token-123"},
+    )
 
     services.delivery_worker().run_once()
 

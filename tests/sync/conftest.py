@@ -48,8 +48,9 @@ def fake_google() -> Iterator[FakeGoogle]:
 class SyncKit:
     """Builds configurations, surveys and runs against one database and one fake Google."""
 
-    def __init__(self, fake: FakeGoogle, database_url: str, tmp_path: Path,
-                 key: rsa.RSAPrivateKey) -> None:
+    def __init__(
+        self, fake: FakeGoogle, database_url: str, tmp_path: Path, key: rsa.RSAPrivateKey
+    ) -> None:
         self.fake = fake
         self.database_url = database_url
         self.tmp_path = tmp_path
@@ -65,20 +66,32 @@ class SyncKit:
         base: dict[str, Any] = {
             "database": {"url": self.database_url},
             "token": {"secret": SECRET},
-            "google": {"service_account_json": json.dumps(self.service_account),
-                       "sheets_base_url": self.fake.url, "forms_base_url": self.fake.url,
-                       "max_retries": 3, "backoff_base_seconds": 1, "backoff_cap_seconds": 8},
-            "results": {"source": "gsheets",
-                        "gsheets": {"spreadsheet_id": SHEET_ID, "sheet_gid": 0},
-                        "columns": {"agent": ["Agent", "Оператор"],
-                                    "ticket": ["Ticket", "Обращение"]}},
+            "google": {
+                "service_account_json": json.dumps(self.service_account),
+                "sheets_base_url": self.fake.url,
+                "forms_base_url": self.fake.url,
+                "max_retries": 3,
+                "backoff_base_seconds": 1,
+                "backoff_cap_seconds": 8,
+            },
+            "results": {
+                "source": "gsheets",
+                "gsheets": {"spreadsheet_id": SHEET_ID, "sheet_gid": 0},
+                "columns": {"agent": ["Agent", "Оператор"], "ticket": ["Ticket", "Обращение"]},
+            },
             "metrics": {"min_n": 3, "timezone": "UTC"},
-            "output": {"gsheets": {"enabled": True},
-                       "local": {"enabled": False, "dir": str(self.tmp_path / "report")}},
-            "helpdesks": {HELPDESK: {"kind": "dryrun",
-                                     "output": str(self.tmp_path / "dry.jsonl"),
-                                     "ticket_url_template": "https://desk.example.com/t/{ticket}",
-                                     "agents": {"42": {"name": "Static Sam"}}}},
+            "output": {
+                "gsheets": {"enabled": True},
+                "local": {"enabled": False, "dir": str(self.tmp_path / "report")},
+            },
+            "helpdesks": {
+                HELPDESK: {
+                    "kind": "dryrun",
+                    "output": str(self.tmp_path / "dry.jsonl"),
+                    "ticket_url_template": "https://desk.example.com/t/{ticket}",
+                    "agents": {"42": {"name": "Static Sam"}},
+                }
+            },
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -87,31 +100,68 @@ class SyncKit:
                 base[key] = value
         return load_config(None, env={}, overrides=base)
 
-    def token(self, dialog_id: str, agent: str, issued: datetime | None = None,
-              secret: str = SECRET, helpdesk: str = HELPDESK) -> str:
+    def token(
+        self,
+        dialog_id: str,
+        agent: str,
+        issued: datetime | None = None,
+        secret: str = SECRET,
+        helpdesk: str = HELPDESK,
+    ) -> str:
         self._nonce += 1
-        ref = tokens.SurveyRef(helpdesk, dialog_id, agent, issued or self.now - timedelta(days=1),
-                               nonce=f"{self._nonce:04x}")
+        ref = tokens.SurveyRef(
+            helpdesk,
+            dialog_id,
+            agent,
+            issued or self.now - timedelta(days=1),
+            nonce=f"{self._nonce:04x}",
+        )
         return tokens.sign(secret, ref)
 
-    def survey(self, dialog_id: str, agent_id: str | None, agent_name: str | None = None, *,
-               team: str | None = None, created: datetime | None = None, status: str = "sent",
-               agent_email: str | None = None) -> str:
+    def survey(
+        self,
+        dialog_id: str,
+        agent_id: str | None,
+        agent_name: str | None = None,
+        *,
+        team: str | None = None,
+        created: datetime | None = None,
+        status: str = "sent",
+        agent_email: str | None = None,
+    ) -> str:
         """Record a sent survey the way intake does; returns its token."""
         created = created or self.now - timedelta(days=1)
         key = agent_id or (agent_email.lower() if agent_email else None) or agent_name or ""
         token = self.token(dialog_id, key, created)
         with self.engine.begin() as conn:
-            store.insert_surveys(conn, [{
-                "helpdesk": HELPDESK, "dialog_id": dialog_id, "occurrence": "",
-                "agent_id": agent_id, "agent_name": agent_name, "agent_email": agent_email,
-                "team": team, "token": token, "status": status, "created_at": created,
-                "sent_at": created if status == "sent" else None}])
+            store.insert_surveys(
+                conn,
+                [
+                    {
+                        "helpdesk": HELPDESK,
+                        "dialog_id": dialog_id,
+                        "occurrence": "",
+                        "agent_id": agent_id,
+                        "agent_name": agent_name,
+                        "agent_email": agent_email,
+                        "team": team,
+                        "token": token,
+                        "status": status,
+                        "created_at": created,
+                        "sent_at": created if status == "sent" else None,
+                    }
+                ],
+            )
         return token
 
     def runner(self, config: Config | None = None) -> SyncRunner:
-        return SyncRunner(config or self.config(), self.engine, clock=lambda: self.now,
-                          sleep=lambda _s: None, google_sleep=self.sleeps.append)
+        return SyncRunner(
+            config or self.config(),
+            self.engine,
+            clock=lambda: self.now,
+            sleep=lambda _s: None,
+            google_sleep=self.sleeps.append,
+        )
 
     def run(self, config: Config | None = None, **kwargs: Any) -> SyncSummary:
         return self.runner(config).run(**kwargs)
@@ -124,9 +174,15 @@ class SyncKit:
     def sheet(self, title: str) -> list[list[Any]]:
         return self.fake.cells(SHEET_ID, title)
 
-    def responses(self, rows: list[list[Any]], *, title: str = "Form Responses 1",
-                  locale: str = "en_US", time_zone: str = "Europe/Moscow",
-                  gid: int = 0) -> None:
+    def responses(
+        self,
+        rows: list[list[Any]],
+        *,
+        title: str = "Form Responses 1",
+        locale: str = "en_US",
+        time_zone: str = "Europe/Moscow",
+        gid: int = 0,
+    ) -> None:
         """A fresh spreadsheet holding one responses tab."""
         self.fake.add_spreadsheet(SHEET_ID, locale=locale, time_zone=time_zone)
         self.fake.add_tab(SHEET_ID, title, rows, sheet_id=gid)
@@ -143,8 +199,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def kit(fake_google: FakeGoogle, database_url: str, tmp_path: Path,
-        rsa_key: rsa.RSAPrivateKey) -> Iterator[SyncKit]:
+def kit(
+    fake_google: FakeGoogle, database_url: str, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> Iterator[SyncKit]:
     built = SyncKit(fake_google, database_url, tmp_path, rsa_key)
     yield built
     built.engine.dispose()
@@ -161,9 +218,12 @@ def google_session(fake_google: FakeGoogle, rsa_key: rsa.RSAPrivateKey) -> Any:
     from csat_hook.sync.google.session import SHEETS_SCOPE
     from csat_hook.sync.google.session import build_session
 
-    google = GoogleConfig(service_account_json=json.dumps(
-        fake_google.service_account_info(key=rsa_key)),
-        sheets_base_url=fake_google.url, forms_base_url=fake_google.url, max_retries=3)
+    google = GoogleConfig(
+        service_account_json=json.dumps(fake_google.service_account_info(key=rsa_key)),
+        sheets_base_url=fake_google.url,
+        forms_base_url=fake_google.url,
+        max_retries=3,
+    )
     slept: list[float] = []
     session = build_session(google, [SHEETS_SCOPE], sleep=slept.append)
     session.slept = slept  # type: ignore[attr-defined]

@@ -25,16 +25,18 @@ def test_edited_fields_are_ignored_and_bad_references_are_never_credited(kit):
     boris = kit.survey("T-2", "8", "Boris Ivanov", team="L2")
     forged = kit.token("T-3", "7", secret="somebody-elses-secret-123")
     tampered = anna[:-2] + ("AA" if not anna.endswith("AA") else "BB")
-    kit.responses([
-        EN_HEADER,
-        # The respondent overwrote the agent and ticket fields: credited to Anna, T-1 anyway.
-        [at(1), 2, "meh", "Boris Ivanov", "T-2", anna],
-        [at(2), 5, "great", "Boris Ivanov", "T-2", boris],
-        [at(3), 5, "forged", "Anna Petrova", "T-3", forged],
-        [at(4), 5, "tampered", "Anna Petrova", "T-1", tampered],
-        [at(5), 5, "no reference", "Anna Petrova", "T-9", ""],
-        [at(6), 5, "junk reference", "Anna Petrova", "T-9", "hello"],
-    ])
+    kit.responses(
+        [
+            EN_HEADER,
+            # The respondent overwrote the agent and ticket fields: credited to Anna, T-1 anyway.
+            [at(1), 2, "meh", "Boris Ivanov", "T-2", anna],
+            [at(2), 5, "great", "Boris Ivanov", "T-2", boris],
+            [at(3), 5, "forged", "Anna Petrova", "T-3", forged],
+            [at(4), 5, "tampered", "Anna Petrova", "T-1", tampered],
+            [at(5), 5, "no reference", "Anna Petrova", "T-9", ""],
+            [at(6), 5, "junk reference", "Anna Petrova", "T-9", "hello"],
+        ]
+    )
     summary = kit.run()
 
     assert summary.status == "ok", summary.error
@@ -43,19 +45,26 @@ def test_edited_fields_are_ignored_and_bad_references_are_never_credited(kit):
     credited = {row.token: row for row in kit.rows(answers)}
     assert set(credited) == {anna, boris}
     assert (credited[anna].agent_key, credited[anna].dialog_id, credited[anna].rating) == (
-        "7", "T-1", 2)
+        "7",
+        "T-1",
+        2,
+    )
     assert credited[anna].field_agent == "Boris Ivanov" and credited[anna].fields_edited
     assert not credited[boris].fields_edited
     kept_apart = sorted((r.reason, r.comment, r.source_ref) for r in kit.rows(unverified_answers))
-    assert kept_apart == [("forged", "forged", "row 4"), ("forged", "tampered", "row 5"),
-                          ("malformed", "junk reference", "row 7"),
-                          ("missing", "no reference", "row 6")]
+    assert kept_apart == [
+        ("forged", "forged", "row 4"),
+        ("forged", "tampered", "row 5"),
+        ("malformed", "junk reference", "row 7"),
+        ("missing", "no reference", "row 6"),
+    ]
     assert kit.rows(unverified_answers)[0].source_row["Reference"]  # the row as read
     # In the report: Anna's tab has the edited answer; nothing forged reached an agent.
     anna_tab = kit.sheet("Anna Petrova (7)")
     assert [r[:4] for r in anna_tab[1:]] == [["2026-11-18 10:00", "T-1", 2, "meh"]]
-    every_agent_cell = [c for t in kit.fake.titles(SHEET_ID) if t.endswith(")")
-                        for row in kit.sheet(t) for c in row]
+    every_agent_cell = [
+        c for t in kit.fake.titles(SHEET_ID) if t.endswith(")") for row in kit.sheet(t) for c in row
+    ]
     assert "forged" not in every_agent_cell and "tampered" not in every_agent_cell
     unverified_tab = kit.sheet("Unverified")
     assert {row[1] for row in unverified_tab[1:]} == {"forged", "missing", "malformed"}
@@ -63,12 +72,14 @@ def test_edited_fields_are_ignored_and_bad_references_are_never_credited(kit):
 
 def test_latest_submission_wins_and_earlier_ones_are_history(kit):
     token = kit.survey("T-1", "7", "Anna Petrova")
-    kit.responses([
-        EN_HEADER,
-        [at(5), 4, "second thoughts", "", "", token],
-        [at(1), 1, "first go", "", "", token],
-        [at(5), 4, "second thoughts", "", "", token],  # a double-click: the same submission
-    ])
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(5), 4, "second thoughts", "", "", token],
+            [at(1), 1, "first go", "", "", token],
+            [at(5), 4, "second thoughts", "", "", token],  # a double-click: the same submission
+        ]
+    )
     first = kit.run()
     assert (first.new, first.updated, first.history_only, first.unchanged) == (1, 0, 1, 1)
     [answer] = kit.rows(answers)
@@ -76,8 +87,11 @@ def test_latest_submission_wins_and_earlier_ones_are_history(kit):
     assert [r.rating for r in kit.rows(answer_history)] == [1]  # the earlier submission
 
     # A later submission replaces it; an older one that shows up late only adds history.
-    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [
-        [at(9), 5, "all good now", "", "", token], [at(0), 3, "very first", "", "", token]])
+    kit.fake.append_rows(
+        SHEET_ID,
+        "Form Responses 1",
+        [[at(9), 5, "all good now", "", "", token], [at(0), 3, "very first", "", "", token]],
+    )
     second = kit.run()
     assert (second.new, second.updated, second.history_only) == (0, 1, 1)
     [answer] = kit.rows(answers)
@@ -100,9 +114,10 @@ def test_an_answer_edited_in_place_updates_the_rating(kit):
 
 
 def snapshot(kit) -> tuple:
-    tables = tuple(tuple(tuple(v for k, v in r._mapping.items() if k not in ("id",))
-                         for r in kit.rows(t))
-                   for t in (answers, answer_history, unverified_answers, sync_skipped_rows))
+    tables = tuple(
+        tuple(tuple(v for k, v in r._mapping.items() if k not in ("id",)) for r in kit.rows(t))
+        for t in (answers, answer_history, unverified_answers, sync_skipped_rows)
+    )
     sheets = {t: kit.sheet(t) for t in kit.fake.titles(SHEET_ID)}
     return tables, sheets
 
@@ -110,9 +125,15 @@ def snapshot(kit) -> tuple:
 def test_a_second_run_changes_nothing(kit):
     anna = kit.survey("T-1", "7", "Anna Petrova", team="L1")
     boris = kit.survey("T-2", "8", "Boris Ivanov", team="L2")
-    kit.responses([
-        EN_HEADER, [at(1), 5, "good", "", "", anna], [at(2), "nope", "", "", "", boris],
-        [at(3), 4, "=1+1", "", "", boris], [at(4), 3, "", "", "", "forged.x"]])
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(1), 5, "good", "", "", anna],
+            [at(2), "nope", "", "", "", boris],
+            [at(3), 4, "=1+1", "", "", boris],
+            [at(4), 3, "", "", "", "forged.x"],
+        ]
+    )
     first = kit.run()
     before = snapshot(kit)
     kit.fake.reset_requests()
@@ -131,13 +152,19 @@ def test_a_second_run_changes_nothing(kit):
 def test_agent_names_come_from_surveys_then_the_static_map_then_the_key(kit):
     recorded = kit.survey("T-1", "7", "Anna Petrova")
     by_email = kit.survey("T-2", None, "Eve Adams", agent_email="Eve@Example.com")
-    static = kit.token("T-3", "42")   # no survey row; the helpdesk's agents: map knows 42
+    static = kit.token("T-3", "42")  # no survey row; the helpdesk's agents: map knows 42
     unknown = kit.token("T-4", "99")  # known nowhere: the key is all there is
-    kit.responses([EN_HEADER] + [[at(i), 5, "", "Fake Name", "", t]
-                                 for i, t in enumerate([recorded, by_email, static, unknown])])
+    kit.responses(
+        [EN_HEADER]
+        + [
+            [at(i), 5, "", "Fake Name", "", t]
+            for i, t in enumerate([recorded, by_email, static, unknown])
+        ]
+    )
     summary = kit.run()
     assert summary.status == "ok", summary.error
     titles = kit.fake.titles(SHEET_ID)
     assert {"Anna Petrova (7)", "Eve Adams (eve@example.com)", "Static Sam (42)", "99"} <= set(
-        titles)
+        titles
+    )
     assert not any("Fake Name" in t for t in titles)

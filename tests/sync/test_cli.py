@@ -20,21 +20,52 @@ from csat_hook.sync import store
 from tests.sync.conftest import EN_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
-SUMMARY_KEYS = {"status", "dry_run", "source", "rows_read", "blank_rows", "unchanged", "new",
-                "updated", "history_only", "edited_fields", "unverified", "unverified_total",
-                "skipped", "skipped_total", "skipped_rows", "unverified_rows", "agents",
-                "totals", "requests", "outputs", "warnings", "duration_ms", "phases_ms", "error"}
+SUMMARY_KEYS = {
+    "status",
+    "dry_run",
+    "source",
+    "rows_read",
+    "blank_rows",
+    "unchanged",
+    "new",
+    "updated",
+    "history_only",
+    "edited_fields",
+    "unverified",
+    "unverified_total",
+    "skipped",
+    "skipped_total",
+    "skipped_rows",
+    "unverified_rows",
+    "agents",
+    "totals",
+    "requests",
+    "outputs",
+    "warnings",
+    "duration_ms",
+    "phases_ms",
+    "error",
+}
 
 
 def write_config(tmp_path: Path, database_url: str, **sections) -> Path:
-    config = {"database": {"url": database_url},
-              "results": {"source": "csv", "csv": {"path": str(tmp_path / "responses.csv")}},
-              "output": {"local": {"dir": str(tmp_path / "out")}},
-              "helpdesks": {"dryrun": {"kind": "dryrun", "output": str(tmp_path / "d.jsonl"),
-                                       "agents": {"7": {"name": "Anna Petrova"},
-                                                  "8": {"name": "Boris Ivanov"},
-                                                  "9": {"name": "Chen Wei"},
-                                                  "11": {"name": "Dana Scott"}}}}}
+    config = {
+        "database": {"url": database_url},
+        "results": {"source": "csv", "csv": {"path": str(tmp_path / "responses.csv")}},
+        "output": {"local": {"dir": str(tmp_path / "out")}},
+        "helpdesks": {
+            "dryrun": {
+                "kind": "dryrun",
+                "output": str(tmp_path / "d.jsonl"),
+                "agents": {
+                    "7": {"name": "Anna Petrova"},
+                    "8": {"name": "Boris Ivanov"},
+                    "9": {"name": "Chen Wei"},
+                    "11": {"name": "Dana Scott"},
+                },
+            }
+        },
+    }
     config.update(sections)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -57,13 +88,29 @@ def test_the_shipped_sample_syncs_with_the_built_in_secret(tmp_path, database_ur
     assert (summary["new"], summary["history_only"], summary["edited_fields"]) == (36, 1, 1)
     assert summary["unverified"] == {"forged": 1, "missing": 1}
     assert summary["skipped"] == {"bad_rating": 1}
-    assert summary["skipped_rows"] == [{"row": "row 41", "reason": "bad_rating", "detail": (
-        "text that is neither a number nor a configured label (results.rating_labels)")}]
-    assert summary["requests"] == {"sheets_read": 0, "sheets_write": 0, "forms_read": 0,
-                                   "token": 0, "retries": 0}
+    assert summary["skipped_rows"] == [
+        {
+            "row": "row 41",
+            "reason": "bad_rating",
+            "detail": (
+                "text that is neither a number nor a configured label (results.rating_labels)"
+            ),
+        }
+    ]
+    assert summary["requests"] == {
+        "sheets_read": 0,
+        "sheets_write": 0,
+        "forms_read": 0,
+        "token": 0,
+        "retries": 0,
+    }
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir()} == {"csat-report.xlsx", "summary.csv",
-                                              "answers.csv", "unverified.csv"}
+    assert {p.name for p in out.iterdir()} == {
+        "csat-report.xlsx",
+        "summary.csv",
+        "answers.csv",
+        "unverified.csv",
+    }
     again = json.loads(invoke(config, "--json").stdout)
     assert (again["new"], again["unchanged"], again["totals"]) == (0, 40, summary["totals"])
 
@@ -101,14 +148,24 @@ def test_an_invalid_config_exits_2(tmp_path, database_url):
 def test_a_google_failure_exits_1_with_the_status(kit, tmp_path):
     kit.fake.add_spreadsheet("other-sheet")
     config = kit.tmp_path / "google.yaml"
-    config.write_text(yaml.safe_dump({
-        "database": {"url": kit.database_url},
-        "google": {"service_account_json": json.dumps(kit.service_account),
-                   "sheets_base_url": kit.fake.url, "max_retries": 0},
-        "results": {"source": "gsheets",
-                    "gsheets": {"spreadsheet_id": "no-such-sheet", "sheet_gid": 0}},
-        "output": {"local": {"enabled": False}},
-    }), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": kit.database_url},
+                "google": {
+                    "service_account_json": json.dumps(kit.service_account),
+                    "sheets_base_url": kit.fake.url,
+                    "max_retries": 0,
+                },
+                "results": {
+                    "source": "gsheets",
+                    "gsheets": {"spreadsheet_id": "no-such-sheet", "sheet_gid": 0},
+                },
+                "output": {"local": {"enabled": False}},
+            }
+        ),
+        encoding="utf-8",
+    )
     result = invoke(config, "--json")
     assert result.exit_code == 1
     summary = json.loads(result.stdout)

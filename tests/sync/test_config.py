@@ -34,7 +34,8 @@ def test_the_example_shows_every_sync_key():
     dumped = Config().model_dump(mode="json")
     for section in SECTIONS:
         assert set(keys(written[section], f"{section}.")) == set(
-            keys(dumped[section], f"{section}.")), section
+            keys(dumped[section], f"{section}.")
+        ), section
 
 
 def test_every_sync_key_in_the_example_has_a_comment():
@@ -59,20 +60,35 @@ def test_the_service_account_json_is_a_masked_secret():
     assert "private_key" not in str(masked_dump(config))
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"results": {"source": "gsheets", "gsheets": {"spreadsheet_id": "x"}}},
-     "results: gsheets.sheet_gid or gsheets.sheet_name is required"),
-    ({"results": {"source": "forms_api", "forms_api": {"form_id": "f"}}},
-     "results: forms_api.question_ids needs rating, token"),
-    ({"results": {"forms_api": {"question_ids": {"rating": "not hex!"}}}},
-     "results.forms_api.question_ids: rating: 'not hex!' is not a Forms questionId"),
-    ({"metrics": {"top_box": 7}}, "metrics: top_box must lie within scale_min..scale_max"),
-    ({"metrics": {"timezone": "Moscow"}}, "metrics.timezone: unknown time zone 'Moscow'"),
-    ({"results": {"columns": {"rating": []}}}, "results.columns.rating: give at least one"),
-    ({"google": {"sheets_base_url": "sheets.local"}}, "google.sheets_base_url: must be an http"),
-    ({"output": {"gsheets": {"enabled": True}}}, "output.gsheets.spreadsheet_id is required"),
-    ({"results": {"rating_labels": {"Супер": 10}}}, "results.rating_labels.Супер: 10 is outside"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"results": {"source": "gsheets", "gsheets": {"spreadsheet_id": "x"}}},
+            "results: gsheets.sheet_gid or gsheets.sheet_name is required",
+        ),
+        (
+            {"results": {"source": "forms_api", "forms_api": {"form_id": "f"}}},
+            "results: forms_api.question_ids needs rating, token",
+        ),
+        (
+            {"results": {"forms_api": {"question_ids": {"rating": "not hex!"}}}},
+            "results.forms_api.question_ids: rating: 'not hex!' is not a Forms questionId",
+        ),
+        ({"metrics": {"top_box": 7}}, "metrics: top_box must lie within scale_min..scale_max"),
+        ({"metrics": {"timezone": "Moscow"}}, "metrics.timezone: unknown time zone 'Moscow'"),
+        ({"results": {"columns": {"rating": []}}}, "results.columns.rating: give at least one"),
+        (
+            {"google": {"sheets_base_url": "sheets.local"}},
+            "google.sheets_base_url: must be an http",
+        ),
+        ({"output": {"gsheets": {"enabled": True}}}, "output.gsheets.spreadsheet_id is required"),
+        (
+            {"results": {"rating_labels": {"Супер": 10}}},
+            "results.rating_labels.Супер: 10 is outside",
+        ),
+    ],
+)
 def test_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, env={}, overrides=overrides)

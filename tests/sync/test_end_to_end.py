@@ -28,10 +28,18 @@ from tests.sync.conftest import RU_HEADER
 from tests.sync.conftest import SHEET_ID
 
 LOCALES = {
-    "en_US": {"tab": "Form Responses 1", "header": EN_HEADER, "tz": "America/New_York",
-              "labels": {5: "Very satisfied", 4: "Satisfied", 2: "Dissatisfied"}},
-    "ru_RU": {"tab": "Ответы на форму (1)", "header": RU_HEADER, "tz": "Europe/Moscow",
-              "labels": {5: "Отлично", 4: "Хорошо", 2: "Плохо"}},
+    "en_US": {
+        "tab": "Form Responses 1",
+        "header": EN_HEADER,
+        "tz": "America/New_York",
+        "labels": {5: "Very satisfied", 4: "Satisfied", 2: "Dissatisfied"},
+    },
+    "ru_RU": {
+        "tab": "Ответы на форму (1)",
+        "header": RU_HEADER,
+        "tz": "Europe/Moscow",
+        "labels": {5: "Отлично", 4: "Хорошо", 2: "Плохо"},
+    },
 }
 AGENTS = {str(i): f"Agent {chr(64 + i)}" for i in range(1, 13)}
 
@@ -54,18 +62,39 @@ def generate(kit, locale: str, now: datetime):
         agent = rng.choice(list(AGENTS))
         created = now - timedelta(days=rng.uniform(0, 45))
         sent = rng.random() > 0.08  # a few failed to go out
-        token = kit.survey(f"D-{n}", agent, AGENTS[agent], team=f"Team {int(agent) % 3}",
-                           created=created, status="sent" if sent else "failed")
+        token = kit.survey(
+            f"D-{n}",
+            agent,
+            AGENTS[agent],
+            team=f"Team {int(agent) % 3}",
+            created=created,
+            status="sent" if sent else "failed",
+        )
         surveys.append(Survey(token, agent, f"Team {int(agent) % 3}", created, sent))
     rows: list[list] = [spec["header"]]
     latest: dict[str, tuple[datetime, int]] = {}
     forged_comments = []
 
-    def submit(survey: Survey, when: datetime, rating, comment: str, valid: bool,
-               agent_field: str | None = None, ticket: str | None = None) -> None:
+    def submit(
+        survey: Survey,
+        when: datetime,
+        rating,
+        comment: str,
+        valid: bool,
+        agent_field: str | None = None,
+        ticket: str | None = None,
+    ) -> None:
         cell = spec["labels"].get(rating, rating) if rng.random() < 0.3 else rating
-        rows.append([when, cell, comment, agent_field or AGENTS[survey.agent],
-                     ticket or survey.token[:6], survey.token])
+        rows.append(
+            [
+                when,
+                cell,
+                comment,
+                agent_field or AGENTS[survey.agent],
+                ticket or survey.token[:6],
+                survey.token,
+            ]
+        )
         if valid and (survey.token not in latest or when >= latest[survey.token][0]):
             latest[survey.token] = (when, rating)
 
@@ -81,20 +110,23 @@ def generate(kit, locale: str, now: datetime):
         if rng.random() < 0.12:  # the customer submits again later: that one wins
             submit(survey, when + timedelta(minutes=30), rng.randint(1, 5), "again", True)
         if rng.random() < 0.04:  # a later submission with a rating that is not a rating
-            rows.append([when + timedelta(hours=2), "??", "oops", AGENTS[survey.agent], "",
-                         survey.token])
+            rows.append(
+                [when + timedelta(hours=2), "??", "oops", AGENTS[survey.agent], "", survey.token]
+            )
         if rng.random() < 0.05:
             rows.append([""] * 6)
     for k in range(6):  # forged references, claiming a real agent
         victim = rng.choice(surveys)
         forged = kit.token(f"F-{k}", victim.agent, victim.created, secret="a-forger-secret-99")
         forged_comments.append(f"FORGED {k}")
-        rows.append([now - timedelta(hours=k + 1), 1, f"FORGED {k}", AGENTS[victim.agent],
-                     "", forged])
+        rows.append(
+            [now - timedelta(hours=k + 1), 1, f"FORGED {k}", AGENTS[victim.agent], "", forged]
+        )
     header, body = rows[0], rows[1:]  # rows out of order in the sheet still read right
     rng.shuffle(body)
-    kit.responses([header, *body], title=spec["tab"], locale=locale, time_zone=spec["tz"],
-                  gid=1877059582)
+    kit.responses(
+        [header, *body], title=spec["tab"], locale=locale, time_zone=spec["tz"], gid=1877059582
+    )
     return surveys, latest, forged_comments
 
 
@@ -116,9 +148,11 @@ def expected_figures(surveys, latest, first_day):
     for agent in set(sent) | set(ratings):
         r = ratings[agent]
         figures[agent] = {
-            "Surveys sent": sent[agent], "Answers": len(r),
+            "Surveys sent": sent[agent],
+            "Answers": len(r),
             "Response rate %": round(100 * answered_sent[agent] / sent[agent], 1)
-            if sent[agent] else None,
+            if sent[agent]
+            else None,
             "CSAT %": round(100 * sum(1 for x in r if x >= 4) / len(r), 1) if r else None,
             "Mean": round(sum(r) / len(r), 2) if r else None,
             "dist": [r.count(score) for score in range(1, 6)],
@@ -141,19 +175,31 @@ def sync(kit, *args: str):
     config = kit.tmp_path / "config.yaml"
     sa_file = kit.tmp_path / "service-account.json"
     sa_file.write_text(json.dumps(kit.service_account), encoding="utf-8")
-    config.write_text(yaml.safe_dump({
-        "database": {"url": kit.database_url},
-        "token": {"secret": "test-token-secret-0123456789"},
-        "google": {"service_account_file": str(sa_file), "sheets_base_url": kit.fake.url,
-                   "forms_base_url": kit.fake.url},
-        "results": {"source": "gsheets",
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": kit.database_url},
+                "token": {"secret": "test-token-secret-0123456789"},
+                "google": {
+                    "service_account_file": str(sa_file),
+                    "sheets_base_url": kit.fake.url,
+                    "forms_base_url": kit.fake.url,
+                },
+                "results": {
+                    "source": "gsheets",
                     "gsheets": {"spreadsheet_id": SHEET_ID, "sheet_gid": 1877059582},
-                    "columns": {"agent": ["Agent", "Оператор"],
-                                "ticket": ["Ticket", "Обращение"]}},
-        "metrics": {"min_n": 5},
-        "output": {"gsheets": {"enabled": True}, "local": {"enabled": False}},
-        "helpdesks": {"dryrun": {"kind": "dryrun", "output": str(kit.tmp_path / "d.jsonl")}},
-    }, allow_unicode=True), encoding="utf-8")
+                    "columns": {"agent": ["Agent", "Оператор"], "ticket": ["Ticket", "Обращение"]},
+                },
+                "metrics": {"min_n": 5},
+                "output": {"gsheets": {"enabled": True}, "local": {"enabled": False}},
+                "helpdesks": {
+                    "dryrun": {"kind": "dryrun", "output": str(kit.tmp_path / "d.jsonl")}
+                },
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(main, ["-c", str(config), "sync", "--json", *args], env={})
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -172,8 +218,10 @@ def test_sync_against_an_unseen_sheet_matches_an_independent_count(kit, locale):
     assert first["skipped"].get("bad_rating", 0) >= 1 and first["blank_rows"] >= 1
     assert first["new"] == len(latest)
 
-    for label, first_day in (("All time", datetime(2000, 1, 1).date()),
-                             ("Last 7 days", (now - timedelta(days=6)).date())):
+    for label, first_day in (
+        ("All time", datetime(2000, 1, 1).date()),
+        ("Last 7 days", (now - timedelta(days=6)).date()),
+    ):
         expected = expected_figures(surveys, latest, first_day)
         written = summary_rows(kit, label)
         assert set(written) == set(expected), label

@@ -22,21 +22,31 @@ def gc(fake_google, google_session) -> gspread.Client:
 
 def test_gspread_reads_what_the_fake_serves(fake_google, gc):
     fake_google.add_spreadsheet(SHEET_ID, locale="ru_RU", time_zone="Europe/Moscow")
-    fake_google.add_tab(SHEET_ID, "Ответы на форму (1)", [
-        ["Отметка времени", "Оценка", "Сумма"],
-        [datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC), 5, 4.5],
-        [],
-        ["", "Отлично"],
-    ], sheet_id=7)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Ответы на форму (1)",
+        [
+            ["Отметка времени", "Оценка", "Сумма"],
+            [datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC), 5, 4.5],
+            [],
+            ["", "Отлично"],
+        ],
+        sheet_id=7,
+    )
     sheet = gc.open_by_key(SHEET_ID)
     assert (sheet.timezone, sheet.locale) == ("Europe/Moscow", "ru_RU")
     ws = sheet.get_worksheet_by_id(7)
     # FORMATTED_VALUE (gspread's default): locale formatting, trailing blanks trimmed.
-    assert ws.get_all_values() == [["Отметка времени", "Оценка", "Сумма"],
-                                    ["22.11.2026 20:17:11", "5", "4,5"], ["", "", ""],
-                                    ["", "Отлично", ""]]
-    raw = sheet.values_get("'Ответы на форму (1)'", params={
-        "valueRenderOption": "UNFORMATTED_VALUE", "dateTimeRenderOption": "SERIAL_NUMBER"})
+    assert ws.get_all_values() == [
+        ["Отметка времени", "Оценка", "Сумма"],
+        ["22.11.2026 20:17:11", "5", "4,5"],
+        ["", "", ""],
+        ["", "Отлично", ""],
+    ]
+    raw = sheet.values_get(
+        "'Ответы на форму (1)'",
+        params={"valueRenderOption": "UNFORMATTED_VALUE", "dateTimeRenderOption": "SERIAL_NUMBER"},
+    )
     assert raw["range"] == "'Ответы на форму (1)'!A1:Z1000"  # the full grid is echoed
     assert raw["values"][1] == [46348.8452662037, 5, 4.5] and raw["values"][2] == []
 
@@ -69,18 +79,23 @@ def test_grid_limits_and_structure_errors_have_googles_bodies(fake_google, gc):
     sheet = gc.open_by_key(SHEET_ID)
     with pytest.raises(gspread.exceptions.APIError) as too_far:
         sheet.sheet1.update([[1]], "A1001")
-    assert too_far.value.error == {"code": 400, "status": "INVALID_ARGUMENT", "message": (
-        "Range (Sheet1!A1001) exceeds grid limits. Max rows: 1000, max columns: 26")}
+    assert too_far.value.error == {
+        "code": 400,
+        "status": "INVALID_ARGUMENT",
+        "message": ("Range (Sheet1!A1001) exceeds grid limits. Max rows: 1000, max columns: 26"),
+    }
     with pytest.raises(gspread.exceptions.APIError) as narrow:
-        sheet.values_update("Sheet1!A1:B2", params={"valueInputOption": "RAW"},
-                            body={"values": [[1], [2], [3]]})
+        sheet.values_update(
+            "Sheet1!A1:B2", params={"valueInputOption": "RAW"}, body={"values": [[1], [2], [3]]}
+        )
     assert "tried writing to row [3]" in narrow.value.error["message"]
     sheet.add_worksheet("Summary", rows=5, cols=3)
     with pytest.raises(gspread.exceptions.APIError) as duplicate:
         sheet.add_worksheet("summary", rows=5, cols=3)
     assert duplicate.value.error["message"] == (
         'Invalid requests[0].addSheet: A sheet with the name "summary" already exists. '
-        "Please enter another name.")
+        "Please enter another name."
+    )
     summary = sheet.worksheet("Summary")
     summary.resize(rows=2)
     summary.update_title("Итоги")
@@ -97,8 +112,14 @@ def test_structure_requests_are_atomic(fake_google, gc):
     fake_google.add_tab(SHEET_ID, "Sheet1", [], sheet_id=0)
     sheet = gc.open_by_key(SHEET_ID)
     with pytest.raises(gspread.exceptions.APIError):
-        sheet.batch_update({"requests": [{"addSheet": {"properties": {"title": "New"}}},
-                                         {"deleteSheet": {"sheetId": 999}}]})
+        sheet.batch_update(
+            {
+                "requests": [
+                    {"addSheet": {"properties": {"title": "New"}}},
+                    {"deleteSheet": {"sheetId": 999}},
+                ]
+            }
+        )
     assert fake_google.titles(SHEET_ID) == ["Sheet1"]
 
 
@@ -107,16 +128,26 @@ def test_unauthenticated_and_unknown_requests(fake_google):
     anonymous = requests.get(f"{fake_google.url}/v4/spreadsheets/{SHEET_ID}", timeout=5)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["status"] == "UNAUTHENTICATED"
-    token = requests.post(f"{fake_google.url}/token", data={
-        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "assertion": "e30.e30.c2ln"}, timeout=5)
+    token = requests.post(
+        f"{fake_google.url}/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": "e30.e30.c2ln",
+        },
+        timeout=5,
+    )
     assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
     open_fake = FakeGoogle(require_auth=False).start()
     try:
         missing = requests.get(f"{open_fake.url}/v4/spreadsheets/nope", timeout=5)
         assert missing.status_code == 404
-        assert missing.json() == {"error": {"code": 404, "message": "Requested entity was not "
-                                            "found.", "status": "NOT_FOUND"}}
+        assert missing.json() == {
+            "error": {
+                "code": 404,
+                "message": "Requested entity was not found.",
+                "status": "NOT_FOUND",
+            }
+        }
     finally:
         open_fake.stop()
 
@@ -131,11 +162,16 @@ def test_scripted_faults_and_the_request_log(fake_google, google_session):
     assert body["status"] == "RESOURCE_EXHAUSTED"
     assert body["details"][0]["metadata"]["quota_limit"] == "ReadRequestsPerMinutePerUser"
     fake_google.fail(1, 503)
-    assert google_session.get(
-        f"https://sheets.googleapis.com/v4/spreadsheets/{SHEET_ID}").status_code == 503
+    assert (
+        google_session.get(f"https://sheets.googleapis.com/v4/spreadsheets/{SHEET_ID}").status_code
+        == 503
+    )
     log = json.loads(requests.get(f"{fake_google.url}/_fake/requests", timeout=5).text)
     assert [(r["kind"], r["status"]) for r in log] == [
-        ("token", 200), ("sheets_read", 429), ("sheets_read", 503)]
+        ("token", 200),
+        ("sheets_read", 429),
+        ("sheets_read", 503),
+    ]
 
 
 def test_forms_filter_must_be_rfc3339_utc(fake_google, google_session):

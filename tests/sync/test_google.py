@@ -20,8 +20,9 @@ from csat_hook.sync.google.session import load_credentials
 from tests.sync.conftest import SHEET_ID
 
 
-def test_every_call_goes_to_the_configured_bases_and_the_json_token_uri(fake_google,
-                                                                       google_session):
+def test_every_call_goes_to_the_configured_bases_and_the_json_token_uri(
+    fake_google, google_session
+):
     fake_google.add_spreadsheet(SHEET_ID)
     calls: list[str] = []
     original = requests.Session.request
@@ -44,13 +45,20 @@ def test_every_call_goes_to_the_configured_bases_and_the_json_token_uri(fake_goo
 
 
 def test_a_base_url_with_a_path_prefix(fake_google):
-    session = GoogleSession(credentials=None, bases={
-        "https://sheets.googleapis.com": "http://proxy.internal/google/sheets/"},
-        timeout=(1, 1), max_retries=0, backoff_base=0, backoff_cap=0)
+    session = GoogleSession(
+        credentials=None,
+        bases={"https://sheets.googleapis.com": "http://proxy.internal/google/sheets/"},
+        timeout=(1, 1),
+        max_retries=0,
+        backoff_base=0,
+        backoff_cap=0,
+    )
     assert session.rewrite("https://sheets.googleapis.com/v4/spreadsheets/x") == (
-        "http://proxy.internal/google/sheets/v4/spreadsheets/x")
+        "http://proxy.internal/google/sheets/v4/spreadsheets/x"
+    )
     assert session.rewrite("https://sheets.googleapis.com.evil.example/x") == (
-        "https://sheets.googleapis.com.evil.example/x")
+        "https://sheets.googleapis.com.evil.example/x"
+    )
 
 
 def test_the_token_is_fetched_once_and_refreshed_after_a_401(fake_google, google_session):
@@ -92,12 +100,16 @@ def test_retry_counts_and_kinds_are_logged(fake_google, google_session):
     fake_google.fail(1, 429, "sheets_read")
     SheetsApi(google_session).metadata(SHEET_ID)
     log: RequestLog = google_session.log
-    assert log.as_dict() == {"sheets_read": 2, "sheets_write": 0, "forms_read": 0, "token": 1,
-                             "retries": 1}
+    assert log.as_dict() == {
+        "sheets_read": 2,
+        "sheets_write": 0,
+        "forms_read": 0,
+        "token": 1,
+        "retries": 1,
+    }
 
 
-def test_bad_service_account_settings_name_the_key_and_never_echo_the_key(fake_google,
-                                                                        rsa_key):
+def test_bad_service_account_settings_name_the_key_and_never_echo_the_key(fake_google, rsa_key):
     with pytest.raises(ConfigError) as none:
         load_credentials(GoogleConfig(), [SHEETS_SCOPE])
     assert "google.service_account_file or google.service_account_json" in none.value.message
@@ -119,8 +131,10 @@ def test_bad_service_account_settings_name_the_key_and_never_echo_the_key(fake_g
 def test_a_refused_token_is_a_clean_error(fake_google, rsa_key):
     info = fake_google.service_account_info(key=rsa_key)
     info["private_key_id"] = "unknown-key"
-    session = build_session(GoogleConfig(service_account_json=json.dumps(info),
-                                         sheets_base_url=fake_google.url), [SHEETS_SCOPE])
+    session = build_session(
+        GoogleConfig(service_account_json=json.dumps(info), sheets_base_url=fake_google.url),
+        [SHEETS_SCOPE],
+    )
     fake_google.add_spreadsheet(SHEET_ID)
     with pytest.raises(GoogleApiError) as caught:
         SheetsApi(session).metadata(SHEET_ID)

@@ -16,8 +16,13 @@ T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
 
 def seed(kit) -> None:
-    kit.responses([EN_HEADER] + [[T0 + timedelta(hours=i), 5, "", "", "",
-                                  kit.survey(f"T-{i}", "7", "Anna")] for i in range(5)])
+    kit.responses(
+        [EN_HEADER]
+        + [
+            [T0 + timedelta(hours=i), 5, "", "", "", kit.survey(f"T-{i}", "7", "Anna")]
+            for i in range(5)
+        ]
+    )
 
 
 def run_in_thread(kit, config):
@@ -46,8 +51,13 @@ def test_a_second_run_during_the_first_reports_locked(kit):
     thread.join()
 
     assert second.status == "locked" and "another sync is running" in second.error
-    assert second.requests == {"sheets_read": 0, "sheets_write": 0, "forms_read": 0,
-                               "token": 0, "retries": 0}
+    assert second.requests == {
+        "sheets_read": 0,
+        "sheets_write": 0,
+        "forms_read": 0,
+        "token": 0,
+        "retries": 0,
+    }
     assert first["summary"].status == "ok" and first["summary"].new == 5
     assert len(kit.rows(answers)) == 5
 

@@ -60,6 +60,7 @@ def test_wilson_matches_the_score_test_inversion(k, n):
     def root(lo: float, hi: float) -> float:
         def f(p: float) -> float:
             return abs(p_hat - p) - Z * math.sqrt(p * (1 - p) / n)
+
         for _ in range(200):
             mid = (lo + hi) / 2
             if (f(lo) > 0) == (f(mid) > 0):
@@ -79,9 +80,16 @@ def test_figures_equal_a_hand_computation():
     # agent 0 (team 0): ratings 5, 4, 2, 1 → CSAT 2/4, mean 3.0
     # agent 1 (team 0): ratings 5, 5, 5 → CSAT 3/3, mean 5.0
     # agent 2 (team 1): rating 3 → CSAT 0/1 (below min n)
-    answers = [(0, 0, d, 5, True), (0, 0, d, 4, True), (0, 0, d, 2, True), (0, 0, d, 1, False),
-               (1, 0, d, 5, True), (1, 0, d, 5, True), (1, 0, d, 5, True),
-               (2, 1, d, 3, True)]
+    answers = [
+        (0, 0, d, 5, True),
+        (0, 0, d, 4, True),
+        (0, 0, d, 2, True),
+        (0, 0, d, 1, False),
+        (1, 0, d, 5, True),
+        (1, 0, d, 5, True),
+        (1, 0, d, 5, True),
+        (2, 1, d, 3, True),
+    ]
     sent = [(0, 0, d)] * 6 + [(1, 0, d)] * 3 + [(2, 1, d)] * 4
     [result] = run(answers, sent, [ALL], settings)
     a0, a1, a2 = result.agents[0], result.agents[1], result.agents[2]
@@ -154,11 +162,17 @@ def test_build_periods_in_the_metrics_time_zone():
     week, this_month, last_month, everything = periods
     assert (week.first_date(), week.last_date()) == (date(2026, 10, 27), date(2026, 11, 2))
     assert (this_month.label, this_month.first_date(), this_month.last_date()) == (
-        "2026-11 (to date)", date(2026, 11, 1), date(2026, 11, 30))
+        "2026-11 (to date)",
+        date(2026, 11, 1),
+        date(2026, 11, 30),
+    )
     assert (last_month.label, last_month.first_date()) == ("2026-10", date(2026, 10, 1))
     assert everything.first_day is None
-    january = build_periods(datetime(2026, 1, 5, tzinfo=UTC), tz,
-                            PeriodsConfig(rolling_days=[], calendar_months=2, all_time=False))
+    january = build_periods(
+        datetime(2026, 1, 5, tzinfo=UTC),
+        tz,
+        PeriodsConfig(rolling_days=[], calendar_months=2, all_time=False),
+    )
     assert [p.label for p in january] == ["2026-01 (to date)", "2025-12"]
 
 
@@ -166,8 +180,9 @@ def test_periods_follow_local_midnights_across_dst():
     """A period edge is local midnight in the metrics zone, also on DST days."""
     tz = ZoneInfo("America/New_York")
     rng = random.Random(5)
-    periods = [Period(f"d{k}", "", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3)
-               for k in range(0, 260, 3)]
+    periods = [
+        Period(f"d{k}", "", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3) for k in range(0, 260, 3)
+    ]
     timeline = Timeline(periods, tz)
     for _ in range(3000):
         moment = datetime.fromtimestamp(rng.uniform(at(2026, 2, 25), at(2026, 11, 25)), tz=UTC)
@@ -188,8 +203,10 @@ def test_random_data_against_a_naive_computation():
     def local(stamp: float) -> int:
         return local_day(datetime.fromtimestamp(stamp, tz=UTC), tz)
 
-    answers = [(rng.randrange(7), rng.randrange(3), instant(), rng.randint(1, 5),
-                rng.random() < 0.8) for _ in range(5000)]
+    answers = [
+        (rng.randrange(7), rng.randrange(3), instant(), rng.randint(1, 5), rng.random() < 0.8)
+        for _ in range(5000)
+    ]
     sent = [(rng.randrange(7), rng.randrange(3), instant()) for _ in range(9000)]
     results = compute(answers, sent, periods, settings, tz)
     for period, result in zip(periods, results, strict=True):
@@ -202,5 +219,6 @@ def test_random_data_against_a_naive_computation():
                 assert stats.satisfied == sum(1 for a in mine if a[3] >= 4)
                 assert stats.mean == pytest.approx(sum(a[3] for a in mine) / n)
                 assert stats.answered_sent == sum(1 for a in mine if a[4])
-                assert stats.sent == sum(1 for s in sent
-                                         if s[0] == agent and period.contains(local(s[2])))
+                assert stats.sent == sum(
+                    1 for s in sent if s[0] == agent and period.contains(local(s[2]))
+                )

@@ -20,11 +20,17 @@ def seed(kit, agents: int = 30, per_agent: int = 7) -> list[str]:
     tokens_ = []
     for a in range(agents):
         for i in range(per_agent):
-            token = kit.survey(f"T-{a}-{i}", str(100 + a), f"Agent {a:02d}",
-                               team=f"Team {a % 3}", created=T0 - timedelta(days=i))
+            token = kit.survey(
+                f"T-{a}-{i}",
+                str(100 + a),
+                f"Agent {a:02d}",
+                team=f"Team {a % 3}",
+                created=T0 - timedelta(days=i),
+            )
             tokens_.append(token)
-            rows.append([T0 + timedelta(hours=i), 1 + (a + i) % 5, f"comment {a}/{i}", "", "",
-                         token])
+            rows.append(
+                [T0 + timedelta(hours=i), 1 + (a + i) % 5, f"comment {a}/{i}", "", "", token]
+            )
     kit.responses(rows)
     return tokens_
 
@@ -43,15 +49,27 @@ def test_a_whole_sync_stays_within_three_reads_and_three_writes(kit):
 
 def test_values_are_written_raw_as_json_numbers(kit):
     token = kit.survey("T-1", "7", "Anna Petrova")
-    kit.responses([EN_HEADER, [T0, 4, FORMULA_COMMENT, "", "", token],
-                   [T0 + timedelta(hours=1), 5, "+1 and -1 and @here", "", "", kit.survey(
-                       "T-2", "7", "Anna Petrova")]])
+    kit.responses(
+        [
+            EN_HEADER,
+            [T0, 4, FORMULA_COMMENT, "", "", token],
+            [
+                T0 + timedelta(hours=1),
+                5,
+                "+1 and -1 and @here",
+                "",
+                "",
+                kit.survey("T-2", "7", "Anna Petrova"),
+            ],
+        ]
+    )
     captured: list[dict] = []
     original = kit.fake.handle
 
     def spy(method, path, query, body, authorization):
         if path.endswith("values:batchUpdate"):
             import json
+
             captured.append(json.loads(body))
         return original(method, path, query, body, authorization)
 
@@ -98,9 +116,14 @@ def test_429s_are_retried_a_bounded_number_of_times_then_succeed(kit):
 def test_a_429_storm_fails_cleanly_and_leaves_every_tab_as_it_was(kit):
     seed(kit, agents=3, per_agent=2)
     assert kit.run().status == "ok"
-    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [
-        [T0 + timedelta(days=1), 1, "new one", "", "", kit.survey("T-new", "100", "Agent 00")],
-        [T0 + timedelta(days=1), 5, "newcomer", "", "", kit.survey("T-9", "999", "New Agent")]])
+    kit.fake.append_rows(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            [T0 + timedelta(days=1), 1, "new one", "", "", kit.survey("T-new", "100", "Agent 00")],
+            [T0 + timedelta(days=1), 5, "newcomer", "", "", kit.survey("T-9", "999", "New Agent")],
+        ],
+    )
     before = {t: kit.sheet(t) for t in kit.fake.titles(SHEET_ID)}
     kit.fake.fail(100, 429, "sheets_write")
     kit.fake.reset_requests()
@@ -121,9 +144,14 @@ def test_a_failed_value_write_leaves_existing_tabs_untouched(kit):
     seed(kit, agents=2, per_agent=2)
     assert kit.run().status == "ok"
     before = kit.sheet("Agent 00 (100)")
-    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [
-        [T0 + timedelta(days=2), 1, "later", "", "", kit.survey("T-n", "100", "Agent 00")],
-        [T0 + timedelta(days=2), 5, "x", "", "", kit.survey("T-m", "555", "Someone New")]])
+    kit.fake.append_rows(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            [T0 + timedelta(days=2), 1, "later", "", "", kit.survey("T-n", "100", "Agent 00")],
+            [T0 + timedelta(days=2), 5, "x", "", "", kit.survey("T-m", "555", "Someone New")],
+        ],
+    )
     # The structure write (new tab) goes through; every value write then fails.
     original = kit.fake.handle
 
@@ -143,8 +171,9 @@ def test_old_extents_are_overwritten_with_blanks_not_cleared_separately(kit):
     token = kit.survey("T-1", "7", "Anna Petrova")
     kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
     # A hand-made Summary tab full of stale cells, with a small grid.
-    kit.fake.add_tab(SHEET_ID, "Summary", [["stale"] * 30 for _ in range(8)], row_count=8,
-                     col_count=30)
+    kit.fake.add_tab(
+        SHEET_ID, "Summary", [["stale"] * 30 for _ in range(8)], row_count=8, col_count=30
+    )
     summary = kit.run()
 
     assert summary.status == "ok", summary.error
@@ -171,8 +200,9 @@ def test_a_large_report_is_split_between_whole_tabs(kit):
     config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}})
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
-    value_writes = [r for r in kit.fake.api_requests("sheets_write")
-                    if r["path"].endswith("values:batchUpdate")]
+    value_writes = [
+        r for r in kit.fake.api_requests("sheets_write") if r["path"].endswith("values:batchUpdate")
+    ]
     assert len(value_writes) == 2 and all(r["bytes"] <= 100_000 for r in value_writes)
     assert kit.fake.count("sheets_write") <= 3
 
@@ -194,8 +224,12 @@ def test_a_separate_report_spreadsheet_costs_one_more_read(kit):
 
     assert summary.status == "ok", summary.error
     assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (3, 2)
-    assert kit.fake.titles("report-sheet") == ["Summary", "Sheet1", "Anna Petrova (7)",
-                                               "Unverified"]
+    assert kit.fake.titles("report-sheet") == [
+        "Summary",
+        "Sheet1",
+        "Anna Petrova (7)",
+        "Unverified",
+    ]
     assert kit.fake.titles(SHEET_ID) == ["Form Responses 1"]
 
 

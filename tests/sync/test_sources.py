@@ -32,36 +32,52 @@ def msk(*args: int) -> datetime:
 
 
 def gsheets(session, gid=0, name=None, columns=COLUMNS) -> GSheetsResults:
-    return GSheetsResults(SheetsApi(session), SHEET_ID, sheet_gid=gid, sheet_name=name,
-                          columns=columns, ratings=SCALE)
+    return GSheetsResults(
+        SheetsApi(session), SHEET_ID, sheet_gid=gid, sheet_name=name, columns=columns, ratings=SCALE
+    )
 
 
 def test_en_us_sheet_with_blank_rows_labels_and_a_bad_rating(fake_google, google_session):
     fake_google.add_spreadsheet(SHEET_ID, locale="en_US", time_zone="Europe/Moscow")
-    fake_google.add_tab(SHEET_ID, "Form Responses 1", [
-        EN_HEADER,
-        [msk(2026, 11, 2, 15, 4, 5), 5, "Great", "Anna", "T-1", "tok-1"],
-        [],
-        [msk(2026, 11, 3, 9, 0, 0), "Satisfied", "", "Anna", "T-2", "tok-2"],
-        [msk(2026, 11, 4, 9, 0, 0), "ten out of ten", "=SUM(1)", "Boris", "T-3", "tok-3"],
-        ["", "", "", "", "", ""],
-        [msk(2026, 11, 5, 9, 0, 0), 7, "", "Boris", "T-4", "tok-4"],
-        ["", 4, "typed by hand, no timestamp"],
-    ], sheet_id=0)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            EN_HEADER,
+            [msk(2026, 11, 2, 15, 4, 5), 5, "Great", "Anna", "T-1", "tok-1"],
+            [],
+            [msk(2026, 11, 3, 9, 0, 0), "Satisfied", "", "Anna", "T-2", "tok-2"],
+            [msk(2026, 11, 4, 9, 0, 0), "ten out of ten", "=SUM(1)", "Boris", "T-3", "tok-3"],
+            ["", "", "", "", "", ""],
+            [msk(2026, 11, 5, 9, 0, 0), 7, "", "Boris", "T-4", "tok-4"],
+            ["", 4, "typed by hand, no timestamp"],
+        ],
+        sheet_id=0,
+    )
     batch = gsheets(google_session).fetch(set(), None)
 
     assert batch.rows_read == 7 and batch.blank_rows == 2
     first, second = batch.submissions
     assert first.submitted_at == datetime(2026, 11, 2, 12, 4, 5, tzinfo=UTC)
     assert (first.rating, first.comment, first.token, first.field_agent, first.field_ticket) == (
-        5, "Great", "tok-1", "Anna", "T-1")
+        5,
+        "Great",
+        "tok-1",
+        "Anna",
+        "T-1",
+    )
     assert (second.ref, second.rating) == ("row 4", 4)
     assert [(s.ref, s.reason) for s in batch.skipped] == [
-        ("row 5", "bad_rating"), ("row 7", "bad_rating"), ("row 8", "missing_timestamp")]
+        ("row 5", "bad_rating"),
+        ("row 7", "bad_rating"),
+        ("row 8", "missing_timestamp"),
+    ]
     # One metadata read, one batchGet with unformatted values and serial date-times.
     reads = fake_google.api_requests("sheets_read")
-    assert [r["path"] for r in reads] == [f"/v4/spreadsheets/{SHEET_ID}",
-                                          f"/v4/spreadsheets/{SHEET_ID}/values:batchGet"]
+    assert [r["path"] for r in reads] == [
+        f"/v4/spreadsheets/{SHEET_ID}",
+        f"/v4/spreadsheets/{SHEET_ID}/values:batchGet",
+    ]
     assert reads[1]["query"]["valueRenderOption"] == ["UNFORMATTED_VALUE"]
     assert reads[1]["query"]["dateTimeRenderOption"] == ["SERIAL_NUMBER"]
     assert reads[1]["query"]["ranges"] == ["'Form Responses 1'"]
@@ -70,12 +86,17 @@ def test_en_us_sheet_with_blank_rows_labels_and_a_bad_rating(fake_google, google
 def test_ru_ru_sheet_found_by_gid_with_localized_headers(fake_google, google_session):
     fake_google.add_spreadsheet(SHEET_ID, locale="ru_RU", time_zone="Asia/Yekaterinburg")
     fake_google.add_tab(SHEET_ID, "Лист1", [["x"]], sheet_id=0)
-    fake_google.add_tab(SHEET_ID, "Ответы на форму (1)", [
-        RU_HEADER,
-        [datetime(2026, 11, 2, 10, 0, tzinfo=UTC), "Отлично", "Спасибо!", "Анна", "T-1", "t1"],
-        [datetime(2026, 11, 2, 11, 0, tzinfo=UTC), "хорошо", "", "Анна", "T-2", "t2"],
-        [datetime(2026, 11, 2, 12, 0, tzinfo=UTC), "Плохо", "", "Борис", "T-3", "t3"],
-    ], sheet_id=1234567)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Ответы на форму (1)",
+        [
+            RU_HEADER,
+            [datetime(2026, 11, 2, 10, 0, tzinfo=UTC), "Отлично", "Спасибо!", "Анна", "T-1", "t1"],
+            [datetime(2026, 11, 2, 11, 0, tzinfo=UTC), "хорошо", "", "Анна", "T-2", "t2"],
+            [datetime(2026, 11, 2, 12, 0, tzinfo=UTC), "Плохо", "", "Борис", "T-3", "t3"],
+        ],
+        sheet_id=1234567,
+    )
     batch = gsheets(google_session, gid=1234567).fetch(set(), None)
 
     assert [(s.rating, s.token) for s in batch.submissions] == [(5, "t1"), (4, "t2"), (2, "t3")]
@@ -102,19 +123,27 @@ def test_tab_by_name_and_a_missing_tab_names_the_key(fake_google, google_session
 def test_duplicate_renamed_extra_and_missing_headers(fake_google, google_session):
     fake_google.add_spreadsheet(SHEET_ID, time_zone="UTC")
     stamp = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-    fake_google.add_tab(SHEET_ID, "Form Responses 1", [
-        # A deleted-and-re-added rating question gives two "Rating" columns; the comment
-        # question was renamed; a manager added "Follow-up"; there is no ticket column.
-        ["Timestamp", "Rating", "Reference", "Rating", "Your comment", "Follow-up"],
-        [stamp, 2, "old-row", "", "before", "called back"],
-        [stamp, "", "new-row", 5, "after", ""],
-        [stamp, 1, "both", 4, "", ""],
-    ], sheet_id=0)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            # A deleted-and-re-added rating question gives two "Rating" columns; the comment
+            # question was renamed; a manager added "Follow-up"; there is no ticket column.
+            ["Timestamp", "Rating", "Reference", "Rating", "Your comment", "Follow-up"],
+            [stamp, 2, "old-row", "", "before", "called back"],
+            [stamp, "", "new-row", 5, "after", ""],
+            [stamp, 1, "both", 4, "", ""],
+        ],
+        sheet_id=0,
+    )
     columns = ColumnsConfig(comment=["Comment", "Your comment"])
     batch = gsheets(google_session, columns=columns).fetch(set(), None)
 
     assert [(s.token, s.rating, s.comment) for s in batch.submissions] == [
-        ("old-row", 2, "before"), ("new-row", 5, "after"), ("both", 4, "")]
+        ("old-row", 2, "before"),
+        ("new-row", 5, "after"),
+        ("both", 4, ""),
+    ]
     assert all(s.field_ticket == "" for s in batch.submissions)
     assert any("results.columns.rating" in w for w in batch.warnings)
 
@@ -127,13 +156,21 @@ def test_duplicate_renamed_extra_and_missing_headers(fake_google, google_session
     assert "'Score'" in missing.value.message
 
 
-def test_known_rows_are_not_parsed_again_and_notes_do_not_make_rows_new(fake_google,
-                                                                       google_session):
+def test_known_rows_are_not_parsed_again_and_notes_do_not_make_rows_new(
+    fake_google, google_session
+):
     fake_google.add_spreadsheet(SHEET_ID, time_zone="UTC")
     stamp = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-    fake_google.add_tab(SHEET_ID, "Form Responses 1", [
-        [*EN_HEADER, "Notes"], [stamp, 5, "a", "", "", "t1"], [stamp, 4, "b", "", "", "t2"],
-    ], sheet_id=0)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            [*EN_HEADER, "Notes"],
+            [stamp, 5, "a", "", "", "t1"],
+            [stamp, 4, "b", "", "", "t2"],
+        ],
+        sheet_id=0,
+    )
     source = gsheets(google_session)
     first = source.fetch(set(), None)
     known = {s.fingerprint for s in first.submissions}
@@ -152,10 +189,17 @@ def test_csv_export_with_offsets_quotes_and_newlines(tmp_path: Path):
         "2026/09/27 11:59:59 PM GMT-5,Very satisfied,,t2\n"
         ",,,\n"
         "27.09.2026 10:00:00,4,=cmd|' /C calc'!A0,t3\n",
-        encoding="utf-8")
-    source = CsvResults(path, timezone="Europe/Moscow", encoding="utf-8-sig", delimiter=",",
-                        timestamp_formats=["%Y/%m/%d %I:%M:%S %p", "%d.%m.%Y %H:%M:%S"],
-                        columns=COLUMNS, ratings=SCALE)
+        encoding="utf-8",
+    )
+    source = CsvResults(
+        path,
+        timezone="Europe/Moscow",
+        encoding="utf-8-sig",
+        delimiter=",",
+        timestamp_formats=["%Y/%m/%d %I:%M:%S %p", "%d.%m.%Y %H:%M:%S"],
+        columns=COLUMNS,
+        ratings=SCALE,
+    )
     batch = source.fetch(set(), None)
     one, two, three = batch.submissions
     assert one.submitted_at == datetime(2026, 9, 27, 12, 0, tzinfo=UTC)
@@ -166,8 +210,15 @@ def test_csv_export_with_offsets_quotes_and_newlines(tmp_path: Path):
 
 
 def test_missing_csv_is_a_config_error_naming_the_key(tmp_path: Path):
-    source = CsvResults(tmp_path / "nope.csv", timezone="UTC", encoding="utf-8", delimiter=",",
-                        timestamp_formats=[], columns=COLUMNS, ratings=SCALE)
+    source = CsvResults(
+        tmp_path / "nope.csv",
+        timezone="UTC",
+        encoding="utf-8",
+        delimiter=",",
+        timestamp_formats=[],
+        columns=COLUMNS,
+        ratings=SCALE,
+    )
     with pytest.raises(ConfigError) as caught:
         source.fetch(set(), None)
     assert caught.value.message.startswith("results.csv.path:")
@@ -179,17 +230,29 @@ def text_answer(question: str, value: str) -> dict:
 
 def response(n: int, when: str, rating: str = "5", token: str | None = None) -> dict:
     """A FormResponse as forms.responses.list returns it (answers keyed by questionId)."""
-    return {"responseId": f"ACYDBN{n}", "createTime": when, "lastSubmittedTime": when,
-            "answers": {"aa11": text_answer("aa11", rating),
-                        "bb22": text_answer("bb22", token or f"tok-{n}")}}
+    return {
+        "responseId": f"ACYDBN{n}",
+        "createTime": when,
+        "lastSubmittedTime": when,
+        "answers": {
+            "aa11": text_answer("aa11", rating),
+            "bb22": text_answer("bb22", token or f"tok-{n}"),
+        },
+    }
 
 
 def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
-    fake_google.add_form("form-1", [response(i, f"2026-11-0{i + 1}T10:00:00.123456789Z")
-                                    for i in range(5)])
-    source = FormsApiResults(FormsApi(google_session), "form-1",
-                             question_ids={"rating": "aa11", "token": "bb22"},
-                             page_size=2, overlap_seconds=3600, ratings=SCALE)
+    fake_google.add_form(
+        "form-1", [response(i, f"2026-11-0{i + 1}T10:00:00.123456789Z") for i in range(5)]
+    )
+    source = FormsApiResults(
+        FormsApi(google_session),
+        "form-1",
+        question_ids={"rating": "aa11", "token": "bb22"},
+        page_size=2,
+        overlap_seconds=3600,
+        ratings=SCALE,
+    )
     first = source.fetch(set(), None)
     assert sorted(s.token for s in first.submissions) == [f"tok-{i}" for i in range(5)]
     assert first.watermark == datetime(2026, 11, 5, 10, 0, 0, 123456, tzinfo=UTC)
@@ -197,9 +260,11 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
     assert "filter" not in fake_google.api_requests("forms_read")[0]["query"]
 
     # Response 4 is edited (same id, later submission); a new one arrives.
-    fake_google.add_form("form-1", [response(i, f"2026-11-0{i + 1}T10:00:00Z") for i in range(4)]
-                         + [response(4, "2026-11-06T08:00:00Z", rating="2"),
-                            response(5, "2026-11-06T09:00:00Z")])
+    fake_google.add_form(
+        "form-1",
+        [response(i, f"2026-11-0{i + 1}T10:00:00Z") for i in range(4)]
+        + [response(4, "2026-11-06T08:00:00Z", rating="2"), response(5, "2026-11-06T09:00:00Z")],
+    )
     fake_google.reset_requests()
     known = {s.fingerprint for s in first.submissions}
     second = source.fetch(known, first.watermark)

@@ -18,22 +18,47 @@ from csat_hook.sync.values import parse_text_time
 SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо": 2})
 
 
-@pytest.mark.parametrize(("cell", "score"), [
-    (5, 5), (1, 1), (4.0, 4), ("3", 3), (" 4 ", 4), ("5.0", 5), ("4,0", 4),
-    ("Very satisfied", 5), ("  very   SATISFIED ", 5), ("Отлично", 5), ("отлично", 5),
-    ("Плохо", 2), ("5 - Very satisfied", 5), ("4 — хорошо", 4), ("5 (Excellent)", 5),
-    ("2: not great", 2),
-])
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        (5, 5),
+        (1, 1),
+        (4.0, 4),
+        ("3", 3),
+        (" 4 ", 4),
+        ("5.0", 5),
+        ("4,0", 4),
+        ("Very satisfied", 5),
+        ("  very   SATISFIED ", 5),
+        ("Отлично", 5),
+        ("отлично", 5),
+        ("Плохо", 2),
+        ("5 - Very satisfied", 5),
+        ("4 — хорошо", 4),
+        ("5 (Excellent)", 5),
+        ("2: not great", 2),
+    ],
+)
 def test_ratings_read_as_scores(cell, score):
     assert SCALE.parse(cell) == score
 
 
-@pytest.mark.parametrize(("cell", "reason"), [
-    (None, "missing_rating"), ("", "missing_rating"), ("  ", "missing_rating"),
-    (6, "bad_rating"), (0, "bad_rating"), (4.5, "bad_rating"), ("4.5", "bad_rating"),
-    ("excellent!!", "bad_rating"), ("10 - best", "bad_rating"), (True, "bad_rating"),
-    ("-3", "bad_rating"),
-])
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        (None, "missing_rating"),
+        ("", "missing_rating"),
+        ("  ", "missing_rating"),
+        (6, "bad_rating"),
+        (0, "bad_rating"),
+        (4.5, "bad_rating"),
+        ("4.5", "bad_rating"),
+        ("excellent!!", "bad_rating"),
+        ("10 - best", "bad_rating"),
+        (True, "bad_rating"),
+        ("-3", "bad_rating"),
+    ],
+)
 def test_non_ratings_are_refused_with_a_reason(cell, reason):
     with pytest.raises(RatingError) as caught:
         SCALE.parse(cell)
@@ -48,7 +73,8 @@ def test_serial_is_wall_clock_time_in_the_sheet_zone():
     moment = from_serial(46348.8452662037, ZoneInfo("Europe/Moscow"))
     assert moment == datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC)
     assert from_serial(46348.8452662037, ZoneInfo("UTC")) == datetime(
-        2026, 11, 22, 20, 17, 11, tzinfo=UTC)
+        2026, 11, 22, 20, 17, 11, tzinfo=UTC
+    )
     # 1900-01-01 12:00 is 2.5 (the documented example).
     assert from_serial(2.5, ZoneInfo("UTC")) == datetime(1900, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -64,15 +90,18 @@ def test_serial_across_a_dst_change_uses_that_day_offset():
 FORMATS = CsvResultsConfig().timestamp_formats
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026/09/27 3:00:00 PM GMT+3", datetime(2026, 9, 27, 12, 0, tzinfo=UTC)),
-    ("2026/09/27 12:05:00 AM GMT-5", datetime(2026, 9, 27, 5, 5, tzinfo=UTC)),
-    ("2026/09/27 3:00:00 PM GMT+5:30", datetime(2026, 9, 27, 9, 30, tzinfo=UTC)),
-    ("2026/09/27 3:00:00 PM GMT", datetime(2026, 9, 27, 15, 0, tzinfo=UTC)),
-    ("11/22/2026 20:17:11", datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC)),
-    ("22.11.2026 20:17:11", datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC)),
-    ("2026-11-22T17:17:11.123456789Z", datetime(2026, 11, 22, 17, 17, 11, 123456, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026/09/27 3:00:00 PM GMT+3", datetime(2026, 9, 27, 12, 0, tzinfo=UTC)),
+        ("2026/09/27 12:05:00 AM GMT-5", datetime(2026, 9, 27, 5, 5, tzinfo=UTC)),
+        ("2026/09/27 3:00:00 PM GMT+5:30", datetime(2026, 9, 27, 9, 30, tzinfo=UTC)),
+        ("2026/09/27 3:00:00 PM GMT", datetime(2026, 9, 27, 15, 0, tzinfo=UTC)),
+        ("11/22/2026 20:17:11", datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC)),
+        ("22.11.2026 20:17:11", datetime(2026, 11, 22, 17, 17, 11, tzinfo=UTC)),
+        ("2026-11-22T17:17:11.123456789Z", datetime(2026, 11, 22, 17, 17, 11, 123456, tzinfo=UTC)),
+    ],
+)
 def test_text_timestamps(text, expected):
     assert parse_text_time(text, ZoneInfo("Europe/Moscow"), FORMATS) == expected
 

@@ -46,8 +46,16 @@ from csat_hook.helpdesks.records import WebhookRequest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPLY_FIELDS", "AuthOptions", "GenericHelpdesk", "GenericOptions", "MappingOptions",
-           "ReplyRequestOptions", "render", "reply_values"]
+__all__ = [
+    "REPLY_FIELDS",
+    "AuthOptions",
+    "GenericHelpdesk",
+    "GenericOptions",
+    "MappingOptions",
+    "ReplyRequestOptions",
+    "render",
+    "reply_values",
+]
 
 
 class GenericHelpdesk(Helpdesk):
@@ -63,8 +71,9 @@ class GenericHelpdesk(Helpdesk):
             return
         if auth.mode == "token":
             assert auth.token is not None
-            if not shared_token_matches(request, auth.token, header=auth.token_header,
-                                        query=auth.token_query):
+            if not shared_token_matches(
+                request, auth.token, header=auth.token_header, query=auth.token_query
+            ):
                 raise InvalidSignatureError("missing or wrong webhook token")
             return
         assert auth.secret is not None
@@ -74,14 +83,20 @@ class GenericHelpdesk(Helpdesk):
         message = auth.signed_payload.replace("{timestamp}", timestamp or "").encode("utf-8")
         message = message.replace(b"{body}", request.body)
         expected = hmac_digest(auth.secret, message, auth.algorithm)
-        if not signature_matches(expected, request.header(auth.signature_header),
-                                 encoding=auth.encoding, prefix=auth.signature_prefix):
+        if not signature_matches(
+            expected,
+            request.header(auth.signature_header),
+            encoding=auth.encoding,
+            prefix=auth.signature_prefix,
+        ):
             raise InvalidSignatureError("missing or invalid webhook signature")
 
     def extract(self, payload: Any) -> dict[str, Any]:
         """Evaluate every configured expression against ``payload`` (raw values)."""
-        return {key: jmespath.search(expr, payload)
-                for key, expr in self.options.mapping.expressions().items()}
+        return {
+            key: jmespath.search(expr, payload)
+            for key, expr in self.options.mapping.expressions().items()
+        }
 
     def parse(self, request: WebhookRequest) -> Event:
         payload = request.json()
@@ -94,20 +109,30 @@ class GenericHelpdesk(Helpdesk):
             return verdict
         dialog_id = as_text(values.get("dialog_id"))
         if dialog_id is None:
-            raise BadPayloadError(f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
-                                  code="missing_field")
+            raise BadPayloadError(
+                f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
+                code="missing_field",
+            )
         if verdict == "reopened":
             return DialogReopened(self.name, dialog_id)
-        context = {k.removeprefix("context."): as_text(v, limit=1000)
-                   for k, v in values.items() if k.startswith("context.")}
+        context = {
+            k.removeprefix("context."): as_text(v, limit=1000)
+            for k, v in values.items()
+            if k.startswith("context.")
+        }
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=dialog_id,
-            agent=Person(as_text(values.get("agent_id")), as_text(values.get("agent_name")),
-                         as_text(values.get("agent_email"))),
-            customer=Person(as_text(values.get("customer_id")),
-                            as_text(values.get("customer_name")),
-                            as_text(values.get("customer_email"))),
+            agent=Person(
+                as_text(values.get("agent_id")),
+                as_text(values.get("agent_name")),
+                as_text(values.get("agent_email")),
+            ),
+            customer=Person(
+                as_text(values.get("customer_id")),
+                as_text(values.get("customer_name")),
+                as_text(values.get("customer_email")),
+            ),
             team=as_text(values.get("team")),
             channel=as_text(values.get("channel")),
             language=as_text(values.get("language"), limit=16),
@@ -147,9 +172,11 @@ class GenericHelpdesk(Helpdesk):
         response = self.http.request(spec.method, url, headers=headers, params=params, **kwargs)
         answer = _json_or_none(response.content)
         if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
-            raise DeliveryError(f"{self.name}: the API answered 2xx with an error "
-                                f"({spec.error_path})", retryable=False,
-                                http_status=response.status_code)
+            raise DeliveryError(
+                f"{self.name}: the API answered 2xx with an error ({spec.error_path})",
+                retryable=False,
+                http_status=response.status_code,
+            )
         message_id = jmespath.search(spec.message_id, answer) if spec.message_id else None
         return SendResult(external_id=as_text(message_id))
 
@@ -167,7 +194,8 @@ class GenericHelpdesk(Helpdesk):
         folder.mkdir(parents=True, exist_ok=True)
         stamp = request.received_at.strftime("%Y%m%dT%H%M%S%f")
         (folder / f"{self.name}-{stamp}-{_body_digest(request.body)[:8]}.json").write_bytes(
-            request.body)
+            request.body
+        )
 
 
 def reply_values(reply: Reply) -> dict[str, str]:

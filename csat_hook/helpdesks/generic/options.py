@@ -20,8 +20,15 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.settings import StrictModel
 
 REPLY_FIELDS = (
-    "text", "link", "dialog_id", "agent_id", "agent_name", "agent_email", "customer_id",
-    "customer_email", "idempotency_key",
+    "text",
+    "link",
+    "dialog_id",
+    "agent_id",
+    "agent_name",
+    "agent_email",
+    "customer_id",
+    "customer_email",
+    "idempotency_key",
 )
 
 
@@ -85,8 +92,9 @@ class MappingOptions(StrictModel):
             try:
                 jmespath.compile(expression)
             except JMESPathError as exc:
-                raise ValueError(f"{key}: {expression!r} is not a valid JMESPath: "
-                                 f"{str(exc).splitlines()[0]}") from None
+                raise ValueError(
+                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
         clash = set(self.context) & set(REPLY_FIELDS)
         if clash:
             raise ValueError(f"context: names {sorted(clash)} are reserved")
@@ -96,9 +104,21 @@ class MappingOptions(StrictModel):
         """Every configured expression by its key (context values as ``context.<name>``)."""
         found = {
             key: getattr(self, key)
-            for key in ("event", "status", "dialog_id", "agent_id", "agent_name", "agent_email",
-                        "customer_id", "customer_name", "customer_email", "team", "channel",
-                        "language", "occurrence")
+            for key in (
+                "event",
+                "status",
+                "dialog_id",
+                "agent_id",
+                "agent_name",
+                "agent_email",
+                "customer_id",
+                "customer_name",
+                "customer_email",
+                "team",
+                "channel",
+                "language",
+                "occurrence",
+            )
             if getattr(self, key)
         }
         found.update({f"context.{k}": v for k, v in self.context.items()})
@@ -148,13 +168,18 @@ class GenericOptions(HelpdeskOptions):
 
 
 def _check_placeholders(reply: ReplyRequestOptions, allowed: set[str]) -> None:
-    texts = [reply.url, *[v.get_secret_value() for v in reply.headers.values()],
-             *[v.get_secret_value() for v in reply.query.values()], *_strings(reply.body)]
+    texts = [
+        reply.url,
+        *[v.get_secret_value() for v in reply.headers.values()],
+        *[v.get_secret_value() for v in reply.query.values()],
+        *_strings(reply.body),
+    ]
     for text in texts:
         for _, name, _, _ in string.Formatter().parse(text):
             if name is not None and name not in allowed:
-                raise ValueError(f"reply: unknown placeholder {{{name}}}; "
-                                 f"known: {', '.join(sorted(allowed))}")
+                raise ValueError(
+                    f"reply: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
+                )
 
 
 def _strings(value: Any) -> list[str]:
@@ -170,8 +195,7 @@ def _strings(value: Any) -> list[str]:
 def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> Any:
     """Fill ``{name}`` placeholders in every string of a JSON-like template."""
     if isinstance(template, str):
-        source = {k: urllib.parse.quote(v, safe="") for k, v in values.items()} if quote \
-            else values
+        source = {k: urllib.parse.quote(v, safe="") for k, v in values.items()} if quote else values
         return string.Formatter().vformat(template, (), dict(source))
     if isinstance(template, dict):
         return {k: render(v, values, quote=quote) for k, v in template.items()}

@@ -29,14 +29,22 @@ from csat_hook.sync.google.session import service_account_email
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
 # The metadata the sync needs: tab ids, titles, grid sizes, and the time zone of serials.
-METADATA_FIELDS = ("spreadsheetId,properties(title,locale,timeZone),"
-                   "sheets(properties(sheetId,title,index,gridProperties(rowCount,columnCount)))")
+METADATA_FIELDS = (
+    "spreadsheetId,properties(title,locale,timeZone),"
+    "sheets(properties(sheetId,title,index,gridProperties(rowCount,columnCount)))"
+)
 
 T = TypeVar("T")
 
 
-def _error_from(what: str, response: requests.Response, *, keep_message: bool,
-                attempts: int, share_with: str | None) -> GoogleApiError:
+def _error_from(
+    what: str,
+    response: requests.Response,
+    *,
+    keep_message: bool,
+    attempts: int,
+    share_with: str | None,
+) -> GoogleApiError:
     status = response.status_code
     try:
         error = response.json().get("error", {})
@@ -50,10 +58,13 @@ def _error_from(what: str, response: requests.Response, *, keep_message: bool,
     if attempts > 1:
         text += f" after {attempts} attempts"
     if status in (403, 404) and share_with:
-        text += (f"; share the spreadsheet with {share_with} (Editor to write, Viewer to read)"
-                 " and check its id")
-    return GoogleApiError(text, http_status=status, reason=reason,
-                          retryable=status in RETRYABLE_STATUS)
+        text += (
+            f"; share the spreadsheet with {share_with} (Editor to write, Viewer to read)"
+            " and check its id"
+        )
+    return GoogleApiError(
+        text, http_status=status, reason=reason, retryable=status in RETRYABLE_STATUS
+    )
 
 
 class SheetsApi:
@@ -72,9 +83,13 @@ class SheetsApi:
         try:
             return call()
         except gspread.exceptions.APIError as exc:
-            raise _error_from(what, exc.response, keep_message=keep_message,
-                              attempts=self.session.attempts,
-                              share_with=service_account_email(self.session)) from exc
+            raise _error_from(
+                what,
+                exc.response,
+                keep_message=keep_message,
+                attempts=self.session.attempts,
+                share_with=service_account_email(self.session),
+            ) from exc
         except requests.RequestException as exc:
             raise GoogleApiError(f"{what}: {type(exc).__name__}") from exc
 
@@ -82,10 +97,13 @@ class SheetsApi:
         """Spreadsheet properties (time zone, locale) and tabs (id, title, grid size)."""
         if spreadsheet_id not in self._metadata:
             params: dict[str, str | int | bool | float | list[str] | None] = {
-                "includeGridData": "false", "fields": METADATA_FIELDS}
+                "includeGridData": "false",
+                "fields": METADATA_FIELDS,
+            }
             self._metadata[spreadsheet_id] = self._call(
                 "spreadsheets.get",
-                lambda: dict(self.http.fetch_sheet_metadata(spreadsheet_id, params=params)))
+                lambda: dict(self.http.fetch_sheet_metadata(spreadsheet_id, params=params)),
+            )
         return self._metadata[spreadsheet_id]
 
     def forget_metadata(self, spreadsheet_id: str) -> None:
@@ -94,31 +112,41 @@ class SheetsApi:
     def read_tab(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
         """A whole tab in one request: numbers stay numbers, date-times come as serials."""
         params: dict[str, str | int | bool | float | list[str] | None] = {
-                  "valueRenderOption": "UNFORMATTED_VALUE",
-                  "dateTimeRenderOption": "SERIAL_NUMBER", "majorDimension": "ROWS"}
+            "valueRenderOption": "UNFORMATTED_VALUE",
+            "dateTimeRenderOption": "SERIAL_NUMBER",
+            "majorDimension": "ROWS",
+        }
         body = self._call(
             "values.batchGet",
-            lambda: self.http.values_batch_get(spreadsheet_id, [absolute_range_name(title)],
-                                               params=params),
-            keep_message=False)
+            lambda: self.http.values_batch_get(
+                spreadsheet_id, [absolute_range_name(title)], params=params
+            ),
+            keep_message=False,
+        )
         ranges = body.get("valueRanges") or [{}]
         return list(ranges[0].get("values", []))
 
-    def update_structure(self, spreadsheet_id: str, requests_: list[dict[str, Any]]
-                         ) -> list[dict[str, Any]]:
+    def update_structure(
+        self, spreadsheet_id: str, requests_: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """One ``spreadsheets.batchUpdate`` (atomic: all sub-requests or none)."""
-        body = self._call("spreadsheets.batchUpdate",
-                          lambda: self.http.batch_update(spreadsheet_id,
-                                                         {"requests": requests_}))
+        body = self._call(
+            "spreadsheets.batchUpdate",
+            lambda: self.http.batch_update(spreadsheet_id, {"requests": requests_}),
+        )
         self.forget_metadata(spreadsheet_id)
         return list(body.get("replies", []))
 
     def write_values(self, spreadsheet_id: str, data: list[dict[str, Any]]) -> dict[str, Any]:
         """One ``values.batchUpdate`` with RAW input: text is never parsed as a formula."""
         body = {"valueInputOption": "RAW", "data": data}
-        return dict(self._call("values.batchUpdate",
-                               lambda: self.http.values_batch_update(spreadsheet_id, body),
-                               keep_message=False))
+        return dict(
+            self._call(
+                "values.batchUpdate",
+                lambda: self.http.values_batch_update(spreadsheet_id, body),
+                keep_message=False,
+            )
+        )
 
 
 class FormsApi:
@@ -127,8 +155,9 @@ class FormsApi:
     def __init__(self, session: GoogleSession) -> None:
         self.session = session
 
-    def list_responses(self, form_id: str, *, since: datetime | None, page_size: int
-                       ) -> Iterator[dict[str, Any]]:
+    def list_responses(
+        self, form_id: str, *, since: datetime | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
         """Every response submitted at or after ``since`` (all of them when None)."""
         url = FORMS_RESPONSES_URL.format(form_id=urllib.parse.quote(form_id, safe=""))
         params: dict[str, Any] = {"pageSize": page_size}
@@ -141,8 +170,13 @@ class FormsApi:
             except requests.RequestException as exc:
                 raise GoogleApiError(f"forms.responses.list: {type(exc).__name__}") from exc
             if not response.ok:
-                raise _error_from("forms.responses.list", response, keep_message=False,
-                                  attempts=self.session.attempts, share_with=None)
+                raise _error_from(
+                    "forms.responses.list",
+                    response,
+                    keep_message=False,
+                    attempts=self.session.attempts,
+                    share_with=None,
+                )
             body = response.json()
             yield from body.get("responses", [])
             token = body.get("nextPageToken")

@@ -103,30 +103,35 @@ def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account
         try:
             info = json.loads(google.service_account_json.get_secret_value())
         except ValueError as exc:
-            raise ConfigError(f"{key}: not valid JSON ({type(exc).__name__} at char "
-                              f"{getattr(exc, 'pos', '?')})") from None
+            raise ConfigError(
+                f"{key}: not valid JSON ({type(exc).__name__} at char {getattr(exc, 'pos', '?')})"
+            ) from None
     elif google.service_account_file:
         key = "google.service_account_file"
         try:
             info = json.loads(Path(google.service_account_file).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"{key}: cannot read {google.service_account_file}: "
-                              f"{exc.strerror}") from None
+            raise ConfigError(
+                f"{key}: cannot read {google.service_account_file}: {exc.strerror}"
+            ) from None
         except ValueError:
             raise ConfigError(f"{key}: {google.service_account_file} is not valid JSON") from None
     else:
-        raise ConfigError("google.service_account_file or google.service_account_json "
-                          "(env GOOGLE_SERVICE_ACCOUNT_JSON) is required to call Google")
+        raise ConfigError(
+            "google.service_account_file or google.service_account_json "
+            "(env GOOGLE_SERVICE_ACCOUNT_JSON) is required to call Google"
+        )
     if not isinstance(info, dict) or info.get("type", "service_account") != "service_account":
-        raise ConfigError(f"{key}: expected a service-account key (\"type\": "
-                          "\"service_account\")")
+        raise ConfigError(f'{key}: expected a service-account key ("type": "service_account")')
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
     if missing:
         raise ConfigError(f"{key}: the service-account JSON lacks {', '.join(missing)}")
     try:
         credentials: service_account.Credentials = (
             service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                info, scopes=scopes))
+                info, scopes=scopes
+            )
+        )
         return credentials
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{key}: unusable private key ({type(exc).__name__})") from None
@@ -140,11 +145,24 @@ class _TokenRequest(GoogleAuthRequest):
         self._timeout = timeout
         self._log = log
 
-    def __call__(self, url: str, method: str = "GET", body: Any = None,
-                 headers: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         self._log.add("token")
-        return super().__call__(url, method=method, body=body,  # type: ignore[no-untyped-call]
-                                headers=headers, timeout=self._timeout, **kwargs)
+        return super().__call__(
+            url,
+            method=method,
+            body=body,  # type: ignore[no-untyped-call]
+            headers=headers,
+            timeout=self._timeout,
+            **kwargs,
+        )
 
 
 class GoogleSession(requests.Session):
@@ -177,11 +195,12 @@ class GoogleSession(requests.Session):
         """The configured base in place of a canonical Google origin."""
         for origin, base in self.bases.items():
             if url.startswith(origin + "/") or url == origin:
-                return base + url[len(origin):]
+                return base + url[len(origin) :]
         return url
 
-    def request(self, method: str | bytes, url: str | bytes,
-                *args: Any, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         # The signature is Session.request's, loosely typed: gspread calls it positionally.
         method = method.decode() if isinstance(method, bytes) else method
         url = self.rewrite(url.decode() if isinstance(url, bytes) else url)
@@ -194,14 +213,21 @@ class GoogleSession(requests.Session):
             self._authorize(headers, force=False)
             self.log.add(kind)
             try:
-                response = super().request(method, url, *args, headers=headers,  # type: ignore[misc]
-                                           **kwargs)
+                response = super().request(
+                    method,
+                    url,
+                    *args,
+                    headers=headers,  # type: ignore[misc]
+                    **kwargs,
+                )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 if attempt >= self.max_retries:
                     self.attempts = attempt + 1
                     what = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                    raise GoogleApiError(f"{method} {_where(url)}: {what} after "
-                                         f"{attempt + 1} attempts", retryable=True) from exc
+                    raise GoogleApiError(
+                        f"{method} {_where(url)}: {what} after {attempt + 1} attempts",
+                        retryable=True,
+                    ) from exc
                 self._backoff(attempt, None)
                 attempt += 1
                 continue
@@ -214,9 +240,14 @@ class GoogleSession(requests.Session):
             if response.status_code in RETRYABLE_STATUS and attempt < self.max_retries:
                 retry_after = _retry_after(response)
                 response.close()
-                logger.warning("google.retry", extra={"http_status": response.status_code,
-                                                      "attempt": attempt + 1,
-                                                      "path": _where(url)})
+                logger.warning(
+                    "google.retry",
+                    extra={
+                        "http_status": response.status_code,
+                        "attempt": attempt + 1,
+                        "path": _where(url),
+                    },
+                )
                 self._backoff(attempt, retry_after)
                 attempt += 1
                 continue
@@ -262,13 +293,20 @@ def _auth_reason(exc: Exception) -> str:
     return str(first).splitlines()[0][:200]
 
 
-def build_session(google: GoogleConfig, scopes: list[str], *, log: RequestLog | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> GoogleSession:
+def build_session(
+    google: GoogleConfig,
+    scopes: list[str],
+    *,
+    log: RequestLog | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GoogleSession:
     """A session authorised with the configured service account."""
     return GoogleSession(
         credentials=load_credentials(google, scopes),
-        bases={GOOGLE_SHEETS_BASE_URL: google.sheets_base_url,
-               GOOGLE_FORMS_BASE_URL: google.forms_base_url},
+        bases={
+            GOOGLE_SHEETS_BASE_URL: google.sheets_base_url,
+            GOOGLE_FORMS_BASE_URL: google.forms_base_url,
+        },
         timeout=(google.connect_timeout_seconds, google.read_timeout_seconds),
         max_retries=google.max_retries,
         backoff_base=google.backoff_base_seconds,

@@ -85,8 +85,7 @@ def write_csv(path: Path, table: Table, *, skip_preamble: int = 0) -> None:
     _atomic(path, write)
 
 
-def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool
-                ) -> dict[str, Any]:
+def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool) -> dict[str, Any]:
     """Write ``csat-report.xlsx`` and/or ``summary.csv``, ``answers.csv``, ``unverified.csv``."""
     written: list[str] = []
     if xlsx:

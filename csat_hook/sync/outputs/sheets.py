@@ -59,8 +59,14 @@ class TabPlan:
 class SheetsOutput:
     """Writes report tables into one spreadsheet."""
 
-    def __init__(self, api: SheetsApi, spreadsheet_id: str, *, protected: Iterable[int] = (),
-                 max_request_bytes: int = 8_000_000) -> None:
+    def __init__(
+        self,
+        api: SheetsApi,
+        spreadsheet_id: str,
+        *,
+        protected: Iterable[int] = (),
+        max_request_bytes: int = 8_000_000,
+    ) -> None:
         self.api = api
         self.spreadsheet_id = spreadsheet_id
         self.protected = set(protected)
@@ -69,8 +75,10 @@ class SheetsOutput:
     def plan(self, tables: Sequence[Table]) -> tuple[list[TabPlan], list[dict[str, Any]]]:
         """Titles and grid sizes per table, and the structure requests they need."""
         metadata = self.api.metadata(self.spreadsheet_id)
-        existing = {p["title"].casefold(): p for p in
-                    (s.get("properties", {}) for s in metadata.get("sheets", []))}
+        existing = {
+            p["title"].casefold(): p
+            for p in (s.get("properties", {}) for s in metadata.get("sheets", []))
+        }
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
         titles = table_titles([(t.name, t.key) for t in tables], SHEETS_MAX, taken)
         plans: list[TabPlan] = []
@@ -81,10 +89,21 @@ class SheetsOutput:
             props = existing.get(title.casefold())
             if props is None:
                 rows = grown(need_rows)
-                requests.append({"addSheet": {"properties": {
-                    "title": title, **({"index": 0} if table.kind == "summary" else {}),
-                    "gridProperties": {"rowCount": rows, "columnCount": need_cols,
-                                       "frozenRowCount": table.frozen}}}})
+                requests.append(
+                    {
+                        "addSheet": {
+                            "properties": {
+                                "title": title,
+                                **({"index": 0} if table.kind == "summary" else {}),
+                                "gridProperties": {
+                                    "rowCount": rows,
+                                    "columnCount": need_cols,
+                                    "frozenRowCount": table.frozen,
+                                },
+                            }
+                        }
+                    }
+                )
                 plans.append(TabPlan(title, table, rows, need_cols, exists=False))
                 continue
             if props.get("sheetId") in self.protected:
@@ -93,10 +112,17 @@ class SheetsOutput:
             rows, cols = int(grid.get("rowCount", 0)), int(grid.get("columnCount", 0))
             if rows < need_rows or cols < need_cols:
                 rows, cols = max(rows, grown(need_rows)), max(cols, need_cols)
-                requests.append({"updateSheetProperties": {
-                    "properties": {"sheetId": props["sheetId"],
-                                   "gridProperties": {"rowCount": rows, "columnCount": cols}},
-                    "fields": "gridProperties.rowCount,gridProperties.columnCount"}})
+                requests.append(
+                    {
+                        "updateSheetProperties": {
+                            "properties": {
+                                "sheetId": props["sheetId"],
+                                "gridProperties": {"rowCount": rows, "columnCount": cols},
+                            },
+                            "fields": "gridProperties.rowCount,gridProperties.columnCount",
+                        }
+                    }
+                )
             plans.append(TabPlan(title, table, rows, cols, exists=True))
         return plans, requests
 
@@ -110,20 +136,29 @@ class SheetsOutput:
             self.api.update_structure(self.spreadsheet_id, requests)
         for chunk in chunks:
             self.api.write_values(self.spreadsheet_id, chunk)
-        return {"kind": "gsheets", "spreadsheet_id": self.spreadsheet_id, "tabs": len(plans),
-                "tabs_created": sum(not p.exists for p in plans),
-                "cells": sum(p.rows * p.cols for p in plans),
-                "write_requests": len(chunks) + (1 if requests else 0)}
+        return {
+            "kind": "gsheets",
+            "spreadsheet_id": self.spreadsheet_id,
+            "tabs": len(plans),
+            "tabs_created": sum(not p.exists for p in plans),
+            "cells": sum(p.rows * p.cols for p in plans),
+            "write_requests": len(chunks) + (1 if requests else 0),
+        }
 
     @staticmethod
     def _value_range(plan: TabPlan) -> dict[str, Any]:
         blank_row = [""] * plan.cols
-        values = [[("" if v is None else v) for v in row] + [""] * (plan.cols - len(row))
-                  for row in plan.table.rows]
+        values = [
+            [("" if v is None else v) for v in row] + [""] * (plan.cols - len(row))
+            for row in plan.table.rows
+        ]
         values.extend(list(blank_row) for _ in range(plan.rows - len(values)))
         end = f"{column_letters(plan.cols - 1)}{plan.rows}"
-        return {"range": f"{absolute_range_name(plan.title)}!A1:{end}",
-                "majorDimension": "ROWS", "values": values}
+        return {
+            "range": f"{absolute_range_name(plan.title)}!A1:{end}",
+            "majorDimension": "ROWS",
+            "values": values,
+        }
 
     def _chunks(self, data: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Split between whole tabs so each request stays under max_request_bytes."""
@@ -132,16 +167,20 @@ class SheetsOutput:
         for item in data:
             item_size = len(json.dumps(item, ensure_ascii=False).encode("utf-8"))
             if item_size > self.max_request_bytes:
-                raise SyncError(f"tab {item['range'].split('!')[0]} needs {item_size} bytes, "
-                                "more than output.gsheets.max_request_bytes; lower "
-                                "output.gsheets.max_rows_per_agent")
+                raise SyncError(
+                    f"tab {item['range'].split('!')[0]} needs {item_size} bytes, "
+                    "more than output.gsheets.max_request_bytes; lower "
+                    "output.gsheets.max_rows_per_agent"
+                )
             if chunks[-1] and size + item_size > self.max_request_bytes:
                 chunks.append([])
                 size = 0
             chunks[-1].append(item)
             size += item_size
         if len(chunks) > MAX_VALUE_REQUESTS:
-            raise SyncError("the report needs more than two requests of "
-                            "output.gsheets.max_request_bytes; lower "
-                            "output.gsheets.max_rows_per_agent")
+            raise SyncError(
+                "the report needs more than two requests of "
+                "output.gsheets.max_request_bytes; lower "
+                "output.gsheets.max_rows_per_agent"
+            )
         return [c for c in chunks if c]

@@ -17,8 +17,9 @@ REGISTRY: dict[str, type[ResultsSource]] = {
 }
 
 
-def build_source(config: SyncSettings, *, sheets: SheetsApi | None, forms: FormsApi | None
-                 ) -> ResultsSource:
+def build_source(
+    config: SyncSettings, *, sheets: SheetsApi | None, forms: FormsApi | None
+) -> ResultsSource:
     """The configured source; Google sources need the matching API client."""
     return REGISTRY[config.results.source].from_config(config, sheets=sheets, forms=forms)
 

@@ -34,8 +34,7 @@ class ResultsSource(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_config(cls, config: Any, *, sheets: Any = None, forms: Any = None
-                    ) -> ResultsSource:
+    def from_config(cls, config: Any, *, sheets: Any = None, forms: Any = None) -> ResultsSource:
         """Build from the configuration (``results.<kind>``) and the API clients it needs."""
 
     @property
@@ -57,40 +56,60 @@ def fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
     """
     # repr keeps types apart (5 vs "5") and is unambiguous with the separator between.
     get = values.get
-    payload = "\x1f".join((kind, extra, repr(get("timestamp")), repr(get("token")),
-                            repr(get("rating")), repr(get("comment")), repr(get("agent")),
-                            repr(get("ticket"))))
+    payload = "\x1f".join(
+        (
+            kind,
+            extra,
+            repr(get("timestamp")),
+            repr(get("token")),
+            repr(get("rating")),
+            repr(get("comment")),
+            repr(get("agent")),
+            repr(get("ticket")),
+        )
+    )
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
 class RowParser:
     """Turns one row's role → raw value mapping into a Submission or a SkippedRow."""
 
-    def __init__(self, ratings: RatingScale,
-                 to_datetime: Callable[[Any], datetime | None]) -> None:
+    def __init__(self, ratings: RatingScale, to_datetime: Callable[[Any], datetime | None]) -> None:
         self.ratings = ratings
         self.to_datetime = to_datetime
 
-    def parse(self, values: Mapping[str, Any], *, fingerprint: str, ref: str,
-              headers: Sequence[str] = (), cells: Sequence[Any] = ()
-              ) -> Submission | SkippedRow:
+    def parse(
+        self,
+        values: Mapping[str, Any],
+        *,
+        fingerprint: str,
+        ref: str,
+        headers: Sequence[str] = (),
+        cells: Sequence[Any] = (),
+    ) -> Submission | SkippedRow:
         stamp = values.get("timestamp")
         if is_blank(stamp):
             return SkippedRow(fingerprint, ref, "missing_timestamp", "no submission time")
         submitted_at = self.to_datetime(stamp)
         if submitted_at is None:
-            return SkippedRow(fingerprint, ref, "bad_timestamp",
-                              "the timestamp cell is not a date-time")
+            return SkippedRow(
+                fingerprint, ref, "bad_timestamp", "the timestamp cell is not a date-time"
+            )
         try:
             rating = self.ratings.parse(values.get("rating"))
         except RatingError as exc:
             return SkippedRow(fingerprint, ref, exc.reason, exc.detail)
         return Submission(
-            fingerprint=fingerprint, ref=ref, submitted_at=submitted_at, rating=rating,
-            comment=as_text(values.get("comment")), token=as_text(values.get("token")),
+            fingerprint=fingerprint,
+            ref=ref,
+            submitted_at=submitted_at,
+            rating=rating,
+            comment=as_text(values.get("comment")),
+            token=as_text(values.get("token")),
             field_agent=as_text(values.get("agent"))[:255],
             field_ticket=as_text(values.get("ticket"))[:255],
-            headers=headers, cells=cells,
+            headers=headers,
+            cells=cells,
         )
 
 

@@ -35,9 +35,17 @@ class CsvResults(ResultsSource):
 
     kind = "csv"
 
-    def __init__(self, path: Path, *, timezone: str, encoding: str, delimiter: str,
-                 timestamp_formats: Sequence[str], columns: ColumnsConfig,
-                 ratings: RatingScale) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timezone: str,
+        encoding: str,
+        delimiter: str,
+        timestamp_formats: Sequence[str],
+        columns: ColumnsConfig,
+        ratings: RatingScale,
+    ) -> None:
         self.path = path
         self.tz = ZoneInfo(timezone)
         self.encoding = encoding
@@ -47,13 +55,19 @@ class CsvResults(ResultsSource):
         self.parser = RowParser(ratings, self._to_datetime)
 
     @classmethod
-    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
-                    forms: FormsApi | None = None) -> CsvResults:
+    def from_config(
+        cls, config: SyncSettings, *, sheets: SheetsApi | None = None, forms: FormsApi | None = None
+    ) -> CsvResults:
         options = config.results.csv
-        return cls(Path(options.path), timezone=options.timezone, encoding=options.encoding,
-                   delimiter=options.delimiter, timestamp_formats=options.timestamp_formats,
-                   columns=config.results.columns,
-                   ratings=RatingScale.from_config(config.results, config.metrics))
+        return cls(
+            Path(options.path),
+            timezone=options.timezone,
+            encoding=options.encoding,
+            delimiter=options.delimiter,
+            timestamp_formats=options.timestamp_formats,
+            columns=config.results.columns,
+            ratings=RatingScale.from_config(config.results, config.metrics),
+        )
 
     @property
     def key(self) -> str:
@@ -64,19 +78,31 @@ class CsvResults(ResultsSource):
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         if not self.path.is_file():
-            raise ConfigError(f"results.csv.path: {self.path} does not exist (in the form: "
-                              "Responses → ⋮ → Download responses (.csv), then point "
-                              "results.csv.path at the file)")
+            raise ConfigError(
+                f"results.csv.path: {self.path} does not exist (in the form: "
+                "Responses → ⋮ → Download responses (.csv), then point "
+                "results.csv.path at the file)"
+            )
         try:
             with self.path.open(encoding=self.encoding, newline="") as handle:
                 records = list(csv.reader(handle, delimiter=self.delimiter))
         except (OSError, UnicodeError, csv.Error) as exc:
-            raise SourceError(f"results.csv.path: cannot read {self.path} "
-                              f"({type(exc).__name__}; check results.csv.encoding)") from exc
+            raise SourceError(
+                f"results.csv.path: cannot read {self.path} "
+                f"({type(exc).__name__}; check results.csv.encoding)"
+            ) from exc
         batch = SourceBatch(source=self.kind)
         if not records:
             batch.warnings.append(f"{self.path} is empty")
             return batch
-        read_table(batch, self.kind, records[0], records[1:], self.columns, self.parser, known,
-                   where=f"results.csv.path ({self.path.name})")
+        read_table(
+            batch,
+            self.kind,
+            records[0],
+            records[1:],
+            self.columns,
+            self.parser,
+            known,
+            where=f"results.csv.path ({self.path.name})",
+        )
         return batch

@@ -53,8 +53,16 @@ def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
 class FormsApiResults(ResultsSource):
     kind = "forms_api"
 
-    def __init__(self, api: FormsApi, form_id: str, *, question_ids: Mapping[str, str],
-                 page_size: int, overlap_seconds: float, ratings: RatingScale) -> None:
+    def __init__(
+        self,
+        api: FormsApi,
+        form_id: str,
+        *,
+        question_ids: Mapping[str, str],
+        page_size: int,
+        overlap_seconds: float,
+        ratings: RatingScale,
+    ) -> None:
         self.api = api
         self.form_id = form_id
         self.question_ids = dict(question_ids)
@@ -63,16 +71,22 @@ class FormsApiResults(ResultsSource):
         self.parser = RowParser(ratings, lambda value: value)
 
     @classmethod
-    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
-                    forms: FormsApi | None = None) -> FormsApiResults:
+    def from_config(
+        cls, config: SyncSettings, *, sheets: SheetsApi | None = None, forms: FormsApi | None = None
+    ) -> FormsApiResults:
         if forms is None:
             raise ValueError("the forms_api source needs a Forms API client")
         api = forms
         options = config.results.forms_api
         assert options.form_id is not None  # checked by the config model
-        return cls(api, options.form_id, question_ids=options.question_ids,
-                   page_size=options.page_size, overlap_seconds=options.overlap_seconds,
-                   ratings=RatingScale.from_config(config.results, config.metrics))
+        return cls(
+            api,
+            options.form_id,
+            question_ids=options.question_ids,
+            page_size=options.page_size,
+            overlap_seconds=options.overlap_seconds,
+            ratings=RatingScale.from_config(config.results, config.metrics),
+        )
 
     @property
     def key(self) -> str:
@@ -81,23 +95,25 @@ class FormsApiResults(ResultsSource):
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         since = watermark - self.overlap if watermark is not None else None
         batch = SourceBatch(source=self.kind, watermark=watermark)
-        for response in self.api.list_responses(self.form_id, since=since,
-                                                 page_size=self.page_size):
+        for response in self.api.list_responses(
+            self.form_id, since=since, page_size=self.page_size
+        ):
             batch.rows_read += 1
             self._one(batch, response, known)
         return batch
 
-    def _one(self, batch: SourceBatch, response: Mapping[str, Any],
-             known: Container[str]) -> None:
+    def _one(self, batch: SourceBatch, response: Mapping[str, Any], known: Container[str]) -> None:
         response_id = str(response.get("responseId", ""))
         stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")
         submitted = parse_rfc3339(stamp)
         if not response_id or submitted is None:
-            raise SourceError("forms.responses.list returned a response without responseId "
-                              "or lastSubmittedTime")
+            raise SourceError(
+                "forms.responses.list returned a response without responseId or lastSubmittedTime"
+            )
         answers = response.get("answers") or {}
-        values: dict[str, Any] = {role: answer_text(answers, qid)
-                                  for role, qid in self.question_ids.items()}
+        values: dict[str, Any] = {
+            role: answer_text(answers, qid) for role, qid in self.question_ids.items()
+        }
         values["timestamp"] = submitted
         digest = fingerprint(self.kind, values, extra=response_id)
         if batch.watermark is None or submitted > batch.watermark:
@@ -107,6 +123,13 @@ class FormsApiResults(ResultsSource):
             return
         headers = tuple(["responseId", "lastSubmittedTime", *self.question_ids])
         cells = tuple([response_id, stamp, *(values.get(r) for r in self.question_ids)])
-        add_parsed(batch, self.parser.parse(values, fingerprint=digest,
-                                            ref=f"response {response_id}",
-                                            headers=headers, cells=cells))
+        add_parsed(
+            batch,
+            self.parser.parse(
+                values,
+                fingerprint=digest,
+                ref=f"response {response_id}",
+                headers=headers,
+                cells=cells,
+            ),
+        )

@@ -41,8 +41,9 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
         key = "results.gsheets.sheet_gid"
     else:
         wanted = name or ""
-        match = ([t for t in tabs if t.get("title") == wanted]
-                 or [t for t in tabs if normalize(t.get("title", "")) == normalize(wanted)])
+        match = [t for t in tabs if t.get("title") == wanted] or [
+            t for t in tabs if normalize(t.get("title", "")) == normalize(wanted)
+        ]
         key = "results.gsheets.sheet_name"
     if not match:
         listing = ", ".join(f"{t.get('title')!r} (gid {t.get('sheetId')})" for t in tabs)
@@ -54,8 +55,16 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
 class GSheetsResults(ResultsSource):
     kind = "gsheets"
 
-    def __init__(self, api: SheetsApi, spreadsheet_id: str, *, sheet_gid: int | None,
-                 sheet_name: str | None, columns: ColumnsConfig, ratings: RatingScale) -> None:
+    def __init__(
+        self,
+        api: SheetsApi,
+        spreadsheet_id: str,
+        *,
+        sheet_gid: int | None,
+        sheet_name: str | None,
+        columns: ColumnsConfig,
+        ratings: RatingScale,
+    ) -> None:
         self.api = api
         self.spreadsheet_id = spreadsheet_id
         self.sheet_gid = sheet_gid
@@ -65,16 +74,22 @@ class GSheetsResults(ResultsSource):
         self.tab_id: int | None = None  # the responses tab, which outputs must never touch
 
     @classmethod
-    def from_config(cls, config: SyncSettings, *, sheets: SheetsApi | None = None,
-                    forms: FormsApi | None = None) -> GSheetsResults:
+    def from_config(
+        cls, config: SyncSettings, *, sheets: SheetsApi | None = None, forms: FormsApi | None = None
+    ) -> GSheetsResults:
         if sheets is None:
             raise ValueError("the gsheets source needs a Sheets API client")
         api = sheets
         options = config.results.gsheets
         assert options.spreadsheet_id is not None  # checked by the config model
-        return cls(api, options.spreadsheet_id, sheet_gid=options.sheet_gid,
-                   sheet_name=options.sheet_name, columns=config.results.columns,
-                   ratings=RatingScale.from_config(config.results, config.metrics))
+        return cls(
+            api,
+            options.spreadsheet_id,
+            sheet_gid=options.sheet_gid,
+            sheet_name=options.sheet_name,
+            columns=config.results.columns,
+            ratings=RatingScale.from_config(config.results, config.metrics),
+        )
 
     @property
     def key(self) -> str:
@@ -89,8 +104,10 @@ class GSheetsResults(ResultsSource):
         try:
             tz = ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise SourceError(f"the spreadsheet's time zone {zone_name!r} is unknown here "
-                              "(File → Settings → Time zone)") from exc
+            raise SourceError(
+                f"the spreadsheet's time zone {zone_name!r} is unknown here "
+                "(File → Settings → Time zone)"
+            ) from exc
 
         def to_datetime(value: Any) -> datetime | None:
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -102,7 +119,14 @@ class GSheetsResults(ResultsSource):
         if not rows:
             batch.warnings.append("the responses tab is empty (no header row yet)")
             return batch
-        read_table(batch, self.kind, rows[0], rows[1:], self.columns,
-                   RowParser(self.ratings, to_datetime), known,
-                   where=f"tab {tab.get('title')!r}")
+        read_table(
+            batch,
+            self.kind,
+            rows[0],
+            rows[1:],
+            self.columns,
+            RowParser(self.ratings, to_datetime),
+            known,
+            where=f"tab {tab.get('title')!r}",
+        )
         return batch

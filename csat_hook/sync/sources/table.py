@@ -26,8 +26,9 @@ from csat_hook.sync.values import normalize
 REQUIRED_ROLES = ("timestamp", "rating", "token")
 
 
-def map_columns(header: Sequence[Any], columns: ColumnsConfig, where: str
-                ) -> tuple[dict[str, list[int]], list[str]]:
+def map_columns(
+    header: Sequence[Any], columns: ColumnsConfig, where: str
+) -> tuple[dict[str, list[int]], list[str]]:
     """role → column indexes (rightmost first), plus warnings; SourceError if one is missing."""
     titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
     found: dict[str, list[int]] = {}
@@ -38,20 +39,33 @@ def map_columns(header: Sequence[Any], columns: ColumnsConfig, where: str
         if indexes:
             found[role] = indexes[::-1]
         if len(indexes) > 1:
-            warnings.append(f"{len(indexes)} columns match results.columns.{role}; each row "
-                            "uses the rightmost non-empty one")
+            warnings.append(
+                f"{len(indexes)} columns match results.columns.{role}; each row "
+                "uses the rightmost non-empty one"
+            )
     missing = [role for role in REQUIRED_ROLES if role not in found]
     if missing:
         shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
         keys = ", ".join(f"results.columns.{role}" for role in missing)
-        raise SourceError(f"{where}: no column for {keys} (headers found: {shown}); add the "
-                          "question's title to that list")
+        raise SourceError(
+            f"{where}: no column for {keys} (headers found: {shown}); add the "
+            "question's title to that list"
+        )
     return found, warnings
 
 
-def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
-               rows: Sequence[Sequence[Any]], columns: ColumnsConfig, parser: RowParser,
-               known: Container[str], *, where: str, first_row: int = 2) -> None:
+def read_table(
+    batch: SourceBatch,
+    kind: str,
+    header: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    columns: ColumnsConfig,
+    parser: RowParser,
+    known: Container[str],
+    *,
+    where: str,
+    first_row: int = 2,
+) -> None:
     """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them."""
     mapping, warnings = map_columns(header, columns, where)
     batch.warnings.extend(warnings)
@@ -69,8 +83,16 @@ def read_table(batch: SourceBatch, kind: str, header: Sequence[Any],
             batch.unchanged += 1
             continue
         seen.add(digest)
-        add_parsed(batch, parser.parse(values, fingerprint=digest, ref=f"row {first_row + offset}",
-                                       headers=headers, cells=row))
+        add_parsed(
+            batch,
+            parser.parse(
+                values,
+                fingerprint=digest,
+                ref=f"row {first_row + offset}",
+                headers=headers,
+                cells=row,
+            ),
+        )
 
 
 def _pick(row: Sequence[Any], indexes: tuple[int, ...]) -> Any:

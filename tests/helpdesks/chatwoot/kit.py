@@ -25,8 +25,11 @@ def _chatwoot_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 KIT = Kit(
     kind="chatwoot",
-    options=lambda url, tmp: {"base_url": url, "api_access_token": "kit-cw-token",
-                              "webhook_secret": "kit-cw-secret"},
+    options=lambda url, tmp: {
+        "base_url": url,
+        "api_access_token": "kit-cw-token",
+        "webhook_secret": "kit-cw-secret",
+    },
     closed=lambda now: _chatwoot_signed("conversation_status_changed_resolved.json", now),
     other=lambda now: _chatwoot_signed("conversation_updated.json", now),
     dialog_id="10",
@@ -39,5 +42,3 @@ KIT = Kit(
 def _chatwoot_signed(name: str, now: datetime) -> SignedRequest:
     body = body_of(fixture("chatwoot", name))
     return body, chatwoot_headers(body, "kit-cw-secret", now), {}
-
-

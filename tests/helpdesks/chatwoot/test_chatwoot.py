@@ -25,17 +25,27 @@ BASE = "https://chat.example.com"
 
 
 def desk(clock: FakeClock, **options) -> ChatwootHelpdesk:
-    options = {"kind": "chatwoot", "base_url": BASE + "/", "api_access_token": "tok",
-               "webhook_secret": "sec", **options}
+    options = {
+        "kind": "chatwoot",
+        "base_url": BASE + "/",
+        "api_access_token": "tok",
+        "webhook_secret": "sec",
+        **options,
+    }
     config = load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
-    return ChatwootHelpdesk("chatwoot", config.helpdesks["chatwoot"],
-                            http=HttpClient(sleep=lambda s: None), clock=clock)
+    return ChatwootHelpdesk(
+        "chatwoot", config.helpdesks["chatwoot"], http=HttpClient(sleep=lambda s: None), clock=clock
+    )
 
 
 def req(body: bytes, clock: FakeClock, headers=None, query=None) -> WebhookRequest:
-    return WebhookRequest(body=body, headers={k.lower(): v for k, v in (headers or {}).items()},
-                          query=query or {}, received_at=clock(),
-                          content_type="application/json")
+    return WebhookRequest(
+        body=body,
+        headers={k.lower(): v for k, v in (headers or {}).items()},
+        query=query or {},
+        received_at=clock(),
+        content_type="application/json",
+    )
 
 
 @pytest.fixture
@@ -104,9 +114,18 @@ def test_account_id_falls_back_to_the_config(clock):
         rsps.post(BASE + "/api/v1/accounts/42/conversations/10/messages", json={"id": 5})
         from csat_hook.helpdesks.records import Reply
 
-        result = desk(clock, account_id=42).send_reply(Reply(
-            helpdesk="chatwoot", dialog_id="10", text="t", link="l", agent=Person(),
-            customer=Person(), context={}, idempotency_key="k"))
+        result = desk(clock, account_id=42).send_reply(
+            Reply(
+                helpdesk="chatwoot",
+                dialog_id="10",
+                text="t",
+                link="l",
+                agent=Person(),
+                customer=Person(),
+                context={},
+                idempotency_key="k",
+            )
+        )
     assert result.external_id == "5"
 
 
@@ -114,19 +133,37 @@ def test_unknown_account_fails_permanently_with_the_key_to_set(clock):
     from csat_hook.helpdesks.records import Reply
 
     with pytest.raises(DeliveryError, match=r"set helpdesks\.chatwoot\.account_id") as info:
-        desk(clock).send_reply(Reply(helpdesk="chatwoot", dialog_id="10", text="t", link="l",
-                                     agent=Person(), customer=Person(), context={},
-                                     idempotency_key="k"))
+        desk(clock).send_reply(
+            Reply(
+                helpdesk="chatwoot",
+                dialog_id="10",
+                text="t",
+                link="l",
+                agent=Person(),
+                customer=Person(),
+                context={},
+                idempotency_key="k",
+            )
+        )
     assert not info.value.retryable
 
 
 @responses.activate
 def test_agent_email_is_looked_up_once_and_cached(clock):
-    responses.get(BASE + "/api/v1/accounts/1/agents",
-                  match=[matchers.header_matcher({"api_access_token": "tok"})],
-                  json=[{"id": 1, "name": "John Smith", "available_name": "John",
-                         "email": "john@acme.inc", "role": "agent"},
-                        {"id": 2, "name": "Eve", "email": "eve@acme.inc"}])
+    responses.get(
+        BASE + "/api/v1/accounts/1/agents",
+        match=[matchers.header_matcher({"api_access_token": "tok"})],
+        json=[
+            {
+                "id": 1,
+                "name": "John Smith",
+                "available_name": "John",
+                "email": "john@acme.inc",
+                "role": "agent",
+            },
+            {"id": 2, "name": "Eve", "email": "eve@acme.inc"},
+        ],
+    )
     adapter = desk(clock)
     first = adapter.resolve_agent(Person("1", "John", None), {"account_id": "1"})
     second = adapter.resolve_agent(Person("1", "John", None), {"account_id": "1"})

@@ -21,17 +21,23 @@ def _dryrun_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 KIT = Kit(
     kind="dryrun",
-    options=lambda url, tmp: {"output": str(tmp / "dry.jsonl"),
-                              "auth": {"mode": "token", "token": "kit-dry-token"}},
-    closed=lambda now: (body_of(generic_close("D-1")),
-                        json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
-    other=lambda now: (body_of({"event": "dialog.assigned", "dialog": {"id": "D-1"}}),
-                       json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
+    options=lambda url, tmp: {
+        "output": str(tmp / "dry.jsonl"),
+        "auth": {"mode": "token", "token": "kit-dry-token"},
+    },
+    closed=lambda now: (
+        body_of(generic_close("D-1")),
+        json_headers({"X-Webhook-Token": "kit-dry-token"}),
+        {},
+    ),
+    other=lambda now: (
+        body_of({"event": "dialog.assigned", "dialog": {"id": "D-1"}}),
+        json_headers({"X-Webhook-Token": "kit-dry-token"}),
+        {},
+    ),
     dialog_id="D-1",
     agent_name="Anna Petrova",
     check_reply=_dryrun_check,
     sign=lambda body, now: (body, json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
     tamper=lambda r: (r[0], {**r[1], "X-Webhook-Token": "kit-dry-tokeN"}, r[2]),
 )
-
-

@@ -24,12 +24,21 @@ def _freshdesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 KIT = Kit(
     kind="freshdesk",
-    options=lambda url, tmp: {"base_url": url, "api_key": "kit-fd-key",
-                              "webhook_token": "kit-fd-token"},
-    closed=lambda now: (body_of(fixture("freshdesk", "automation_resolved.json")),
-                        json_headers({"X-Csat-Hook-Token": "kit-fd-token"}), {}),
-    other=lambda now: (body_of(fixture("freshdesk", "automation_note_added.json")),
-                       json_headers({"X-Csat-Hook-Token": "kit-fd-token"}), {}),
+    options=lambda url, tmp: {
+        "base_url": url,
+        "api_key": "kit-fd-key",
+        "webhook_token": "kit-fd-token",
+    },
+    closed=lambda now: (
+        body_of(fixture("freshdesk", "automation_resolved.json")),
+        json_headers({"X-Csat-Hook-Token": "kit-fd-token"}),
+        {},
+    ),
+    other=lambda now: (
+        body_of(fixture("freshdesk", "automation_note_added.json")),
+        json_headers({"X-Csat-Hook-Token": "kit-fd-token"}),
+        {},
+    ),
     dialog_id="1042",
     agent_name="Anna Petrova",
     check_reply=_freshdesk_check,

@@ -59,40 +59,64 @@ def basic(user: str, password: str) -> dict[str, str]:
 def adapter(clock: Any, **options: Any) -> FreshdeskHelpdesk:
     values = {"base_url": BASE, "api_key": "fd-api-key", "webhook_token": TOKEN, **options}
     values = {k: v for k, v in values.items() if v is not None}
-    return FreshdeskHelpdesk("freshdesk", FreshdeskOptions.model_validate(values),
-                             http=HttpClient(sleep=lambda _s: None), clock=clock)
+    return FreshdeskHelpdesk(
+        "freshdesk",
+        FreshdeskOptions.model_validate(values),
+        http=HttpClient(sleep=lambda _s: None),
+        clock=clock,
+    )
 
 
 def webhook(payload: Any, headers: dict[str, str], clock: Any) -> WebhookRequest:
-    return WebhookRequest(body=body_of(payload), query={}, received_at=clock(),
-                          headers={k.lower(): v for k, v in headers.items()},
-                          content_type="application/json")
+    return WebhookRequest(
+        body=body_of(payload),
+        query={},
+        received_at=clock(),
+        headers={k.lower(): v for k, v in headers.items()},
+        content_type="application/json",
+    )
 
 
 def parse(clock: Any, payload: Any, **options: Any) -> Any:
     return adapter(clock, **options).parse(webhook(payload, AUTH, clock))
 
 
-def reply(text: str = "How did we do? https://x.test/f?a=1&b=2",
-          link: str = "https://x.test/f?a=1&b=2") -> Reply:
-    return Reply(helpdesk="freshdesk", dialog_id="1042", text=text, link=link,
-                 agent=Person(id=AGENT_ID), customer=Person(), context={},
-                 idempotency_key="csat-hook-1")
+def reply(
+    text: str = "How did we do? https://x.test/f?a=1&b=2", link: str = "https://x.test/f?a=1&b=2"
+) -> Reply:
+    return Reply(
+        helpdesk="freshdesk",
+        dialog_id="1042",
+        text=text,
+        link=link,
+        agent=Person(id=AGENT_ID),
+        customer=Person(),
+        context={},
+        idempotency_key="csat-hook-1",
+    )
 
 
 @pytest.fixture
 def fd_services(make_config, make_services, fake_helpdesk):
     def build(_sections: dict[str, Any] | None = None, **options: Any) -> Any:
-        values = {"kind": "freshdesk", "base_url": fake_helpdesk.url, "api_key": "fd-api-key",
-                  "webhook_token": TOKEN, **options}
+        values = {
+            "kind": "freshdesk",
+            "base_url": fake_helpdesk.url,
+            "api_key": "fd-api-key",
+            "webhook_token": TOKEN,
+            **options,
+        }
         return make_services(make_config(helpdesks={"freshdesk": values}, **(_sections or {})))
+
     return build
 
 
 def post(client: Any, payload: Any, headers: dict[str, str] | None = None) -> Any:
-    return client.post("/webhooks/freshdesk", data=body_of(payload),
-                       headers={"Content-Type": "application/json",
-                                **(AUTH if headers is None else headers)})
+    return client.post(
+        "/webhooks/freshdesk",
+        data=body_of(payload),
+        headers={"Content-Type": "application/json", **(AUTH if headers is None else headers)},
+    )
 
 
 def rows(services: Any, table: sa.Table) -> list[Any]:
@@ -111,17 +135,19 @@ def test_a_close_with_the_shared_secret_header_is_queued(fd_services):
 
     assert response.status_code == 200 and response.json["status"] == "queued"
     [survey] = rows(services, surveys)
-    assert (survey.dialog_id, survey.agent_name, survey.team) == ("1042", "Anna Petrova",
-                                                                 "Billing")
+    assert (survey.dialog_id, survey.agent_name, survey.team) == ("1042", "Anna Petrova", "Billing")
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"X-Csat-Hook-Token": "fd-webhook-tokeN"},
-    {"X-Csat-Hook-Token": ""},
-    {"X-Other-Token": TOKEN},
-    basic("fd", TOKEN),
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Csat-Hook-Token": "fd-webhook-tokeN"},
+        {"X-Csat-Hook-Token": ""},
+        {"X-Other-Token": TOKEN},
+        basic("fd", TOKEN),
+    ],
+)
 def test_missing_or_wrong_credentials_get_401_and_store_nothing(fd_services, headers):
     services = fd_services()
     client = create_app(services=services).test_client()
@@ -129,8 +155,10 @@ def test_missing_or_wrong_credentials_get_401_and_store_nothing(fd_services, hea
     response = post(client, fixture("freshdesk", "automation_resolved.json"), headers)
 
     assert response.status_code == 401
-    assert response.json == {"error": "unauthorized",
-                             "reason": "missing or wrong webhook credentials"}
+    assert response.json == {
+        "error": "unauthorized",
+        "reason": "missing or wrong webhook credentials",
+    }
     assert rows(services, surveys) == []
 
 
@@ -141,18 +169,22 @@ def test_the_token_header_name_is_configurable(clock):
         freshdesk.verify(webhook({}, AUTH, clock))
 
 
-@pytest.mark.parametrize(("headers", "accepted"), [
-    (basic("freshdesk", "fd-pass"), True),
-    (basic("freshdesk", "fd-pasS"), False),
-    (basic("Freshdesk", "fd-pass"), False),
-    (basic("freshdesk", "fd-pass:"), False),
-    ({"Authorization": "Basic !!not-base64!!"}, False),
-    ({"Authorization": "Bearer " + base64.b64encode(b"freshdesk:fd-pass").decode()}, False),
-    (AUTH, False),
-])
+@pytest.mark.parametrize(
+    ("headers", "accepted"),
+    [
+        (basic("freshdesk", "fd-pass"), True),
+        (basic("freshdesk", "fd-pasS"), False),
+        (basic("Freshdesk", "fd-pass"), False),
+        (basic("freshdesk", "fd-pass:"), False),
+        ({"Authorization": "Basic !!not-base64!!"}, False),
+        ({"Authorization": "Bearer " + base64.b64encode(b"freshdesk:fd-pass").decode()}, False),
+        (AUTH, False),
+    ],
+)
 def test_basic_auth_is_checked_exactly(clock, headers, accepted):
-    freshdesk = adapter(clock, webhook_token=None, webhook_username="freshdesk",
-                        webhook_password="fd-pass")
+    freshdesk = adapter(
+        clock, webhook_token=None, webhook_username="freshdesk", webhook_password="fd-pass"
+    )
     request = webhook({}, headers, clock)
     if accepted:
         freshdesk.verify(request)
@@ -172,16 +204,25 @@ def test_either_method_works_when_both_are_configured(clock):
 
 def test_resolved_ticket_is_a_close(clock):
     assert parse(clock, fixture("freshdesk", "automation_resolved.json")) == DialogClosed(
-        helpdesk="freshdesk", dialog_id="1042",
+        helpdesk="freshdesk",
+        dialog_id="1042",
         agent=Person(AGENT_ID, "Anna Petrova", "anna@example.com"),
         customer=Person("43009876543", "Ivan Sidorov", "ivan@example.org"),
-        team="Billing", channel="Email", occurrence="{status:{from:2,to:4}}",
+        team="Billing",
+        channel="Email",
+        occurrence="{status:{from:2,to:4}}",
     )
 
 
-@pytest.mark.parametrize("event", ["{status:{from:2,to:5}}", "{status:{from:3,to:4}}",
-                                   "{ status : { from : 6 , to : 4 } }",
-                                   "{status:{from:Open,to:Resolved}}"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        "{status:{from:2,to:5}}",
+        "{status:{from:3,to:4}}",
+        "{ status : { from : 6 , to : 4 } }",
+        "{status:{from:Open,to:Resolved}}",
+    ],
+)
 def test_changes_to_resolved_or_closed_are_closes(clock, event):
     payload = fixture("freshdesk", "automation_resolved.json")
     payload["triggered_event"] = event
@@ -190,15 +231,18 @@ def test_changes_to_resolved_or_closed_are_closes(clock, event):
 
 def test_reopen_is_recognised(clock):
     assert parse(clock, fixture("freshdesk", "automation_reopened.json")) == DialogReopened(
-        "freshdesk", "1042")
+        "freshdesk", "1042"
+    )
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("automation_closed_after_resolved.json",
-     "status 4 → 5: the ticket was already resolved"),
-    ("automation_note_added.json", "{note_type:public} is not a status change"),
-    ("automation_status_custom.json", "status 2 → 6 is not a close"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("automation_closed_after_resolved.json", "status 4 → 5: the ticket was already resolved"),
+        ("automation_note_added.json", "{note_type:public} is not a status change"),
+        ("automation_status_custom.json", "status 2 → 6 is not a close"),
+    ],
+)
 def test_other_events_are_ignored_with_a_reason(clock, name, reason):
     assert parse(clock, fixture("freshdesk", name)) == Ignored(reason)
 
@@ -217,8 +261,9 @@ def test_localised_status_names_can_be_configured(clock):
     del payload["triggered_event"]
     payload["ticket"]["status"] = "Gelöst"
     assert isinstance(parse(clock, payload), Ignored)
-    assert isinstance(parse(clock, payload, closed_statuses=["Gelöst", "Geschlossen"]),
-                      DialogClosed)
+    assert isinstance(
+        parse(clock, payload, closed_statuses=["Gelöst", "Geschlossen"]), DialogClosed
+    )
 
 
 def test_the_template_sent_unrendered_is_ignored(fd_services):
@@ -229,8 +274,10 @@ def test_the_template_sent_unrendered_is_ignored(fd_services):
     response = post(client, template)
 
     assert response.status_code == 200
-    assert response.json == {"status": "ignored",
-                             "reason": "the automation body's placeholders were not rendered"}
+    assert response.json == {
+        "status": "ignored",
+        "reason": "the automation body's placeholders were not rendered",
+    }
 
 
 def test_placeholders_freshdesk_does_not_know_read_as_unknown(clock):
@@ -243,8 +290,7 @@ def test_placeholders_freshdesk_does_not_know_read_as_unknown(clock):
 
 
 def test_other_bodies_are_ignored(clock):
-    legacy = {"freshdesk_webhook": {"triggered_event": "{status:{from:2,to:4}}",
-                                    "ticket_id": "11"}}
+    legacy = {"freshdesk_webhook": {"triggered_event": "{status:{from:2,to:4}}", "ticket_id": "11"}}
     assert parse(clock, legacy) == Ignored("not the csat-hook automation body (no ticket object)")
 
 
@@ -277,8 +323,9 @@ def test_a_retried_delivery_gives_one_survey_even_when_every_close_is_surveyed(f
     closed_later = fixture("freshdesk", "automation_resolved.json")
     closed_later["triggered_event"] = "{status:{from:3,to:5}}"
 
-    statuses = [post(client, payload).json["status"]
-                for payload in (resolved, resolved, closed_later)]
+    statuses = [
+        post(client, payload).json["status"] for payload in (resolved, resolved, closed_later)
+    ]
 
     assert statuses == ["queued", "duplicate", "queued"]
 
@@ -310,30 +357,41 @@ def test_reply_html_escapes_text_and_links_the_survey():
 def test_reply_request_shape(clock):
     responses.post(
         f"{BASE}/api/v2/tickets/1042/reply",
-        match=[matchers.header_matcher({"Authorization": API_BASIC}),
-               matchers.json_params_matcher({"body": (
-                   '<p>How did we do? <a href="https://x.test/f?a=1&amp;b=2">'
-                   "https://x.test/f?a=1&amp;b=2</a></p>")})],
-        status=201, json={"id": 35131397084, "body": "<p>…</p>", "ticket_id": 1042},
+        match=[
+            matchers.header_matcher({"Authorization": API_BASIC}),
+            matchers.json_params_matcher(
+                {
+                    "body": (
+                        '<p>How did we do? <a href="https://x.test/f?a=1&amp;b=2">'
+                        "https://x.test/f?a=1&amp;b=2</a></p>"
+                    )
+                }
+            ),
+        ],
+        status=201,
+        json={"id": 35131397084, "body": "<p>…</p>", "ticket_id": 1042},
     )
     assert adapter(clock).send_reply(reply()).external_id == "35131397084"
 
 
 @responses.activate
 def test_429_is_retryable_and_carries_retry_after(clock):
-    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=429,
-                   headers={"Retry-After": "60"})
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=429, headers={"Retry-After": "60"})
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
     assert raised.value.retryable and raised.value.retry_after == 60
 
 
-@pytest.mark.parametrize(("status", "words"), [(404, "no such ticket"),
-                                               (400, "HTTP 400"), (401, "API key")])
+@pytest.mark.parametrize(
+    ("status", "words"), [(404, "no such ticket"), (400, "HTTP 400"), (401, "API key")]
+)
 @responses.activate
 def test_refusals_are_permanent(clock, status, words):
-    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=status,
-                   json={"description": "Validation failed", "errors": []})
+    responses.post(
+        f"{BASE}/api/v2/tickets/1042/reply",
+        status=status,
+        json={"description": "Validation failed", "errors": []},
+    )
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
     assert not raised.value.retryable and raised.value.http_status == status
@@ -342,10 +400,15 @@ def test_refusals_are_permanent(clock, status, words):
 
 def test_a_deleted_ticket_marks_the_reply_failed(fd_services, fake_helpdesk, monkeypatch):
     services = fd_services()
-    script_answers(fake_helpdesk, monkeypatch,
-                   Answer("POST", r"/api/v2/tickets/1042/reply", 404, {"code": "not_found"}))
-    post(create_app(services=services).test_client(),
-         fixture("freshdesk", "automation_resolved.json"))
+    script_answers(
+        fake_helpdesk,
+        monkeypatch,
+        Answer("POST", r"/api/v2/tickets/1042/reply", 404, {"code": "not_found"}),
+    )
+    post(
+        create_app(services=services).test_client(),
+        fixture("freshdesk", "automation_resolved.json"),
+    )
 
     services.delivery_worker().run_once()
 
@@ -358,9 +421,19 @@ def test_a_deleted_ticket_marks_the_reply_failed(fd_services, fake_helpdesk, mon
 
 
 AGENT_PATH = rf"/api/v2/agents/{AGENT_ID}"
-AGENT = {"id": int(AGENT_ID), "available": True, "occasional": False, "ticket_scope": 1,
-         "contact": {"active": True, "email": "anna@example.com", "name": "Anna Petrova",
-                     "language": "en", "time_zone": "Moscow"}}
+AGENT = {
+    "id": int(AGENT_ID),
+    "available": True,
+    "occasional": False,
+    "ticket_scope": 1,
+    "contact": {
+        "active": True,
+        "email": "anna@example.com",
+        "name": "Anna Petrova",
+        "language": "en",
+        "time_zone": "Moscow",
+    },
+}
 
 
 def _reply_link(fake: Any) -> str:
@@ -369,12 +442,13 @@ def _reply_link(fake: Any) -> str:
     return html.split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
 
 
-def test_id_only_close_gets_the_agent_name_into_the_link(fd_services, fake_helpdesk,
-                                                         monkeypatch):
+def test_id_only_close_gets_the_agent_name_into_the_link(fd_services, fake_helpdesk, monkeypatch):
     services = fd_services()
     script_answers(fake_helpdesk, monkeypatch, Answer("GET", AGENT_PATH, 200, AGENT))
-    post(create_app(services=services).test_client(),
-         fixture("freshdesk", "automation_agent_id_only.json"))
+    post(
+        create_app(services=services).test_client(),
+        fixture("freshdesk", "automation_agent_id_only.json"),
+    )
 
     assert services.delivery_worker().run_once() == 1
 
@@ -388,8 +462,10 @@ def test_id_only_close_gets_the_agent_name_into_the_link(fd_services, fake_helpd
 def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdesk, monkeypatch):
     services = fd_services()
     script_answers(fake_helpdesk, monkeypatch, Answer("GET", AGENT_PATH, 502, {}))
-    post(create_app(services=services).test_client(),
-         fixture("freshdesk", "automation_agent_id_only.json"))
+    post(
+        create_app(services=services).test_client(),
+        fixture("freshdesk", "automation_agent_id_only.json"),
+    )
     worker = services.delivery_worker()
 
     for _ in range(services.config.delivery.max_attempts):
@@ -404,15 +480,18 @@ def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdes
 # --- configuration --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"base_url": None}, "set domain"),
-    ({"base_url": None, "domain": "acme.freshdesk.com"}, "domain must be the name before"),
-    ({"base_url": "ftp://acme"}, "base_url must start with http"),
-    ({"webhook_token": None}, "set webhook_token .* or webhook_username \\+ webhook_password"),
-    ({"webhook_username": "fd"}, "webhook_username and webhook_password go together"),
-    ({"webhook_token_header": " "}, "webhook_token_header must name a header"),
-    ({"api_key": None}, "api_key"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"base_url": None}, "set domain"),
+        ({"base_url": None, "domain": "acme.freshdesk.com"}, "domain must be the name before"),
+        ({"base_url": "ftp://acme"}, "base_url must start with http"),
+        ({"webhook_token": None}, "set webhook_token .* or webhook_username \\+ webhook_password"),
+        ({"webhook_username": "fd"}, "webhook_username and webhook_password go together"),
+        ({"webhook_token_header": " "}, "webhook_token_header must name a header"),
+        ({"api_key": None}, "api_key"),
+    ],
+)
 def test_incomplete_options_are_refused_naming_the_keys(values, message):
     options = {"base_url": BASE, "api_key": "k", "webhook_token": TOKEN, **values}
     with pytest.raises(ValidationError, match=message):
@@ -420,8 +499,9 @@ def test_incomplete_options_are_refused_naming_the_keys(values, message):
 
 
 def test_domain_gives_the_base_url():
-    options = FreshdeskOptions.model_validate({"domain": "acme", "api_key": "k",
-                                               "webhook_token": TOKEN})
+    options = FreshdeskOptions.model_validate(
+        {"domain": "acme", "api_key": "k", "webhook_token": TOKEN}
+    )
     assert options.base_url == "https://acme.freshdesk.com"
 
 

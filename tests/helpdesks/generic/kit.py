@@ -23,10 +23,16 @@ def _generic_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 KIT = Kit(
     kind="generic",
     options=lambda url, tmp: {
-        "auth": {"mode": "hmac", "secret": "kit-generic-secret", "signature_header": "X-Sig",
-                 "signature_prefix": "sha256="},
-        "reply": {"url": url + "/api/dialogs/{dialog_id}/messages",
-                  "headers": {"Authorization": "Bearer kit-api"}},
+        "auth": {
+            "mode": "hmac",
+            "secret": "kit-generic-secret",
+            "signature_header": "X-Sig",
+            "signature_prefix": "sha256=",
+        },
+        "reply": {
+            "url": url + "/api/dialogs/{dialog_id}/messages",
+            "headers": {"Authorization": "Bearer kit-api"},
+        },
     },
     closed=lambda now: _generic_signed(generic_close("D-2")),
     other=lambda now: _generic_signed({"event": "dialog.note_added", "dialog": {"id": "D-2"}}),
@@ -47,5 +53,3 @@ def _generic_signed_body(body: bytes) -> SignedRequest:
 
     digest = hmac.new(b"kit-generic-secret", body, hashlib.sha256).hexdigest()
     return body, json_headers({"X-Sig": "sha256=" + digest}), {}
-
-

@@ -38,15 +38,20 @@ ROOT = Path(__file__).resolve().parents[3]
 def adapter(clock: FakeClock, **options) -> GenericHelpdesk:
     options.setdefault("auth", {"mode": "none"})
     options.setdefault("reply", {"url": "https://desk.example.com/d/{dialog_id}"})
-    config = load_config(None, env={}, overrides={"helpdesks": {"g": {"kind": "generic",
-                                                                      **options}}})
+    config = load_config(
+        None, env={}, overrides={"helpdesks": {"g": {"kind": "generic", **options}}}
+    )
     return GenericHelpdesk("g", config.helpdesks["g"], http=HttpClient(), clock=clock)
 
 
 def request(body: bytes, clock: FakeClock, headers=None, query=None) -> WebhookRequest:
-    return WebhookRequest(body=body, headers={k.lower(): v for k, v in (headers or {}).items()},
-                          query=query or {}, received_at=clock(),
-                          content_type="application/json")
+    return WebhookRequest(
+        body=body,
+        headers={k.lower(): v for k, v in (headers or {}).items()},
+        query=query or {},
+        received_at=clock(),
+        content_type="application/json",
+    )
 
 
 @pytest.fixture
@@ -56,10 +61,18 @@ def clock() -> FakeClock:
 
 # --- authentication ---------------------------------------------------------------------------
 
+
 def test_hmac_hex_with_timestamp(clock):
-    desk = adapter(clock, auth={"mode": "hmac", "secret": "k", "signature_header": "X-Sig",
-                                "timestamp_header": "X-Ts",
-                                "signed_payload": "{timestamp}.{body}"})
+    desk = adapter(
+        clock,
+        auth={
+            "mode": "hmac",
+            "secret": "k",
+            "signature_header": "X-Sig",
+            "timestamp_header": "X-Ts",
+            "signed_payload": "{timestamp}.{body}",
+        },
+    )
     body = body_of(generic_close())
     ts = str(int(clock().timestamp()))
     sig = hmac.new(b"k", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -73,8 +86,16 @@ def test_hmac_hex_with_timestamp(clock):
 
 
 def test_hmac_base64_sha1_with_prefix(clock):
-    desk = adapter(clock, auth={"mode": "hmac", "secret": "k", "algorithm": "sha1",
-                                "encoding": "base64", "signature_prefix": "sha1="})
+    desk = adapter(
+        clock,
+        auth={
+            "mode": "hmac",
+            "secret": "k",
+            "algorithm": "sha1",
+            "encoding": "base64",
+            "signature_prefix": "sha1=",
+        },
+    )
     body = b'{"a": 1}'
     good = "sha1=" + base64.b64encode(hmac.new(b"k", body, hashlib.sha1).digest()).decode()
     desk.verify(request(body, clock, {"X-Signature": good}))
@@ -83,8 +104,15 @@ def test_hmac_base64_sha1_with_prefix(clock):
 
 
 def test_token_in_authorization_bearer(clock):
-    desk = adapter(clock, auth={"mode": "token", "token": "tok", "token_header": "Authorization",
-                                "token_query": None})
+    desk = adapter(
+        clock,
+        auth={
+            "mode": "token",
+            "token": "tok",
+            "token_header": "Authorization",
+            "token_query": None,
+        },
+    )
     desk.verify(request(b"{}", clock, {"Authorization": "Bearer tok"}))
     with pytest.raises(InvalidSignatureError):
         desk.verify(request(b"{}", clock, {}, {"token": "tok"}))  # query not enabled
@@ -92,17 +120,36 @@ def test_token_in_authorization_bearer(clock):
 
 # --- mapping --------------------------------------------------------------------------------
 
+
 def test_status_based_mapping_with_nested_paths(clock):
-    desk = adapter(clock, mapping={
-        "event": None, "status": "data.state", "closed_values": ["Done"],
-        "reopened_values": ["Active"], "dialog_id": "data.ticket.number",
-        "agent_id": "data.owner.uid", "agent_name": "data.owner.full_name",
-        "agent_email": None, "customer_email": "data.contacts[0].email",
-        "team": "data.queue", "occurrence": "data.changed_at",
-        "context": {"account": "account.slug"}})
-    payload = {"account": {"slug": "acme"}, "data": {
-        "state": "done", "ticket": {"number": 77}, "owner": {"uid": 5, "full_name": "Kim"},
-        "contacts": [{"email": "c@example.org"}], "queue": "VIP", "changed_at": 1732100000}}
+    desk = adapter(
+        clock,
+        mapping={
+            "event": None,
+            "status": "data.state",
+            "closed_values": ["Done"],
+            "reopened_values": ["Active"],
+            "dialog_id": "data.ticket.number",
+            "agent_id": "data.owner.uid",
+            "agent_name": "data.owner.full_name",
+            "agent_email": None,
+            "customer_email": "data.contacts[0].email",
+            "team": "data.queue",
+            "occurrence": "data.changed_at",
+            "context": {"account": "account.slug"},
+        },
+    )
+    payload = {
+        "account": {"slug": "acme"},
+        "data": {
+            "state": "done",
+            "ticket": {"number": 77},
+            "owner": {"uid": 5, "full_name": "Kim"},
+            "contacts": [{"email": "c@example.org"}],
+            "queue": "VIP",
+            "changed_at": 1732100000,
+        },
+    }
     event = desk.parse(request(body_of(payload), clock))
     assert isinstance(event, DialogClosed)
     assert (event.dialog_id, event.agent, event.team) == ("77", Person("5", "Kim", None), "VIP")
@@ -132,38 +179,69 @@ def test_without_an_occurrence_path_the_body_digest_dedups_retries(clock):
 
 # --- reply request --------------------------------------------------------------------------
 
+
 def reply(**kw) -> Reply:
-    values = dict(helpdesk="g", dialog_id="D 9", text="Rate us: https://f/?a=1", link="https://f/",
-                  agent=Person("7", "Anna", "a@x"), customer=Person("c1", None, "c@x"),
-                  context={"account": "acme"}, idempotency_key="csat-hook-5")
+    values = dict(
+        helpdesk="g",
+        dialog_id="D 9",
+        text="Rate us: https://f/?a=1",
+        link="https://f/",
+        agent=Person("7", "Anna", "a@x"),
+        customer=Person("c1", None, "c@x"),
+        context={"account": "acme"},
+        idempotency_key="csat-hook-5",
+    )
     values.update(kw)
     return Reply(**values)
 
 
 @responses.activate
 def test_reply_request_is_rendered_from_the_template(clock):
-    desk = adapter(clock, mapping={"context": {"account": "account"}}, reply={
-        "method": "PUT", "url": "https://desk.example.com/{account}/d/{dialog_id}",
-        "headers": {"Authorization": "Token secret-1"}, "query": {"key": "q-{account}"},
-        "body": {"message": {"text": "{text}", "to": "{customer_email}"}, "n": 1}})
-    responses.put("https://desk.example.com/acme/d/D%209",
-                  json={"message": {"id": 991}},
-                  match=[matchers.query_param_matcher({"key": "q-acme"}),
-                         matchers.header_matcher({"Authorization": "Token secret-1",
-                                                  "Idempotency-Key": "csat-hook-5"}),
-                         matchers.json_params_matcher({"message": {
-                             "text": "Rate us: https://f/?a=1", "to": "c@x"}, "n": 1})])
+    desk = adapter(
+        clock,
+        mapping={"context": {"account": "account"}},
+        reply={
+            "method": "PUT",
+            "url": "https://desk.example.com/{account}/d/{dialog_id}",
+            "headers": {"Authorization": "Token secret-1"},
+            "query": {"key": "q-{account}"},
+            "body": {"message": {"text": "{text}", "to": "{customer_email}"}, "n": 1},
+        },
+    )
+    responses.put(
+        "https://desk.example.com/acme/d/D%209",
+        json={"message": {"id": 991}},
+        match=[
+            matchers.query_param_matcher({"key": "q-acme"}),
+            matchers.header_matcher(
+                {"Authorization": "Token secret-1", "Idempotency-Key": "csat-hook-5"}
+            ),
+            matchers.json_params_matcher(
+                {"message": {"text": "Rate us: https://f/?a=1", "to": "c@x"}, "n": 1}
+            ),
+        ],
+    )
     desk.options.reply.message_id = "message.id"
     assert desk.send_reply(reply()).external_id == "991"
 
 
 @responses.activate
 def test_form_encoded_reply(clock):
-    desk = adapter(clock, reply={"url": "https://d.example/r", "encoding": "form",
-                                 "body": {"dialog": "{dialog_id}", "text": "{text}"}})
-    responses.post("https://d.example/r", json={},
-                   match=[matchers.urlencoded_params_matcher({"dialog": "D 9",
-                                                              "text": "Rate us: https://f/?a=1"})])
+    desk = adapter(
+        clock,
+        reply={
+            "url": "https://d.example/r",
+            "encoding": "form",
+            "body": {"dialog": "{dialog_id}", "text": "{text}"},
+        },
+    )
+    responses.post(
+        "https://d.example/r",
+        json={},
+        match=[
+            matchers.urlencoded_params_matcher({"dialog": "D 9", "text": "Rate us: https://f/?a=1"})
+        ],
+    )
     desk.send_reply(reply())
 
 
@@ -177,13 +255,27 @@ def test_a_2xx_carrying_an_error_is_a_permanent_failure(clock):
 
 
 @responses.activate
-@pytest.mark.parametrize(("status", "retryable"), [(429, True), (500, True), (503, True),
-                                                   (408, True), (400, False), (401, False),
-                                                   (404, False), (422, False)])
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (429, True),
+        (500, True),
+        (503, True),
+        (408, True),
+        (400, False),
+        (401, False),
+        (404, False),
+        (422, False),
+    ],
+)
 def test_status_classification(clock, status, retryable):
     desk = adapter(clock, reply={"url": "https://d.example/r"})
-    responses.post("https://d.example/r", status=status, json={"detail": "customer wrote x"},
-                   headers={"Retry-After": "7"})
+    responses.post(
+        "https://d.example/r",
+        status=status,
+        json={"detail": "customer wrote x"},
+        headers={"Retry-After": "7"},
+    )
     with pytest.raises(DeliveryError) as info:
         desk.send_reply(reply())
     assert info.value.retryable is retryable
@@ -192,6 +284,7 @@ def test_status_classification(clock, status, retryable):
 
 
 # --- the Eadesk example and inspect-payload ---------------------------------------------------
+
 
 def test_eadesk_example_maps_a_dialog_update(tmp_path):
     """The example's placeholder paths, on a synthetic payload shaped like them.
@@ -202,10 +295,14 @@ def test_eadesk_example_maps_a_dialog_update(tmp_path):
     import yaml
 
     block = yaml.safe_load((ROOT / "examples" / "eadesk.yaml").read_text(encoding="utf-8"))
-    config = load_config(None, env={"EADESK_WEBHOOK_TOKEN": "t", "EADESK_API_TOKEN": "a"},
-                         overrides={"helpdesks": block["helpdesks"]})
-    desk = GenericHelpdesk("eadesk", config.helpdesks["eadesk"], http=HttpClient(),
-                           clock=FakeClock())
+    config = load_config(
+        None,
+        env={"EADESK_WEBHOOK_TOKEN": "t", "EADESK_API_TOKEN": "a"},
+        overrides={"helpdesks": block["helpdesks"]},
+    )
+    desk = GenericHelpdesk(
+        "eadesk", config.helpdesks["eadesk"], http=HttpClient(), clock=FakeClock()
+    )
     desk.options.capture_dir = str(tmp_path / "cap")
     body = fixture_path("generic", "synthetic_eadesk_style_close.json").read_bytes()
     event = desk.parse(request(body, FakeClock(), query={"token": "t"}))
@@ -216,12 +313,16 @@ def test_eadesk_example_maps_a_dialog_update(tmp_path):
 
 def test_inspect_payload_shows_paths_and_what_the_mapping_extracts(tmp_path):
     payload = tmp_path / "p.json"
-    payload.write_text(json.dumps({"event": "dialog.closed", "dialog": {"id": 5},
-                                   "who": {"name": "Kim"}}))
-    result = CliRunner().invoke(main, ["inspect-payload", "--helpdesk", "dryrun", str(payload)],
-                                env={"CSAT_HOOK_CONFIG": ""})
+    payload.write_text(
+        json.dumps({"event": "dialog.closed", "dialog": {"id": 5}, "who": {"name": "Kim"}})
+    )
+    result = CliRunner().invoke(
+        main,
+        ["inspect-payload", "--helpdesk", "dryrun", str(payload)],
+        env={"CSAT_HOOK_CONFIG": ""},
+    )
     assert result.exit_code == 0, result.output
-    assert "  who.name = \"Kim\"" in result.output
+    assert '  who.name = "Kim"' in result.output
     assert "agent_name: agent.name → null   <-- nothing here" in result.output
     assert "result: DialogClosed" in result.output
 
@@ -231,8 +332,11 @@ def test_inspect_payload_can_verify_the_sender(tmp_path):
     payload.write_text(json.dumps(generic_close()))
     args = ["inspect-payload", "--helpdesk", "dryrun", "--verify", str(payload)]
     bad = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": ""})
-    good = CliRunner().invoke(main, [*args[:-1], "-H", "X-Webhook-Token: dev-insecure-dryrun-token",
-                                     str(payload)], env={"CSAT_HOOK_CONFIG": ""})
+    good = CliRunner().invoke(
+        main,
+        [*args[:-1], "-H", "X-Webhook-Token: dev-insecure-dryrun-token", str(payload)],
+        env={"CSAT_HOOK_CONFIG": ""},
+    )
     assert bad.exit_code == 1 and "unauthorized" in bad.output
     assert good.exit_code == 0 and "sender: verified" in good.output
 

@@ -17,15 +17,21 @@ from tests.helpers import fixture
 def helpscout_headers(body: bytes, secret: str, event: str = "convo.status") -> dict[str, str]:
     """What Help Scout sends: X-HelpScout-Signature: base64(HMAC-SHA1(secret, body))."""
     digest = hmac.new(secret.encode(), body, hashlib.sha1).digest()
-    return {"Content-Type": "application/json", "X-HelpScout-Event": event,
-            "X-HelpScout-Signature": base64.b64encode(digest).decode("ascii")}
+    return {
+        "Content-Type": "application/json",
+        "X-HelpScout-Event": event,
+        "X-HelpScout-Signature": base64.b64encode(digest).decode("ascii"),
+    }
 
 
 def _helpscout_check(requests: list[dict[str, Any]], tmp: Path) -> None:
     token, reply = requests
     assert token["method"] == "POST" and token["path"] == "/v2/oauth2/token"
-    assert token["body"] == {"grant_type": "client_credentials", "client_id": "kit-hs-app",
-                             "client_secret": "kit-hs-app-secret"}
+    assert token["body"] == {
+        "grant_type": "client_credentials",
+        "client_id": "kit-hs-app",
+        "client_secret": "kit-hs-app-secret",
+    }
     assert reply["method"] == "POST" and reply["path"] == "/v2/conversations/2391938111/reply"
     assert reply["headers"]["Authorization"] == f"Bearer fake-token-{token['n']}"
     body = reply["body"]
@@ -35,9 +41,12 @@ def _helpscout_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 KIT = Kit(
     kind="helpscout",
-    options=lambda url, tmp: {"base_url": url, "client_id": "kit-hs-app",
-                              "client_secret": "kit-hs-app-secret",
-                              "webhook_secret": "kit-hs-webhook-secret"},
+    options=lambda url, tmp: {
+        "base_url": url,
+        "client_id": "kit-hs-app",
+        "client_secret": "kit-hs-app-secret",
+        "webhook_secret": "kit-hs-webhook-secret",
+    },
     closed=lambda now: _helpscout_signed("convo.status.closed.json", "convo.status"),
     other=lambda now: _helpscout_signed("convo.assigned.json", "convo.assigned"),
     dialog_id="2391938111",

@@ -47,24 +47,38 @@ WEBHOOK_SECRET = "hs-webhook-secret"
 APP_ID = "hs-app-id"
 APP_SECRET = "hs-app-secret"
 CLOSED = "convo.status.closed.json"
-TOKEN_BODY = {"grant_type": "client_credentials", "client_id": APP_ID,
-              "client_secret": APP_SECRET}
+TOKEN_BODY = {"grant_type": "client_credentials", "client_id": APP_ID, "client_secret": APP_SECRET}
 REPLY_URL = f"{API}/v2/conversations/2391938111/reply"
 
 
 def options(**extra: Any) -> dict[str, Any]:
-    return {"kind": "helpscout", "base_url": API, "client_id": APP_ID,
-            "client_secret": APP_SECRET, "webhook_secret": WEBHOOK_SECRET, **extra}
+    return {
+        "kind": "helpscout",
+        "base_url": API,
+        "client_id": APP_ID,
+        "client_secret": APP_SECRET,
+        "webhook_secret": WEBHOOK_SECRET,
+        **extra,
+    }
 
 
 def adapter(clock: Any, **extra: Any) -> HelpScoutHelpdesk:
-    return HelpScoutHelpdesk("helpscout", HelpScoutOptions(**options(**extra)),
-                             http=HttpClient(sleep=lambda _s: None), clock=clock)
+    return HelpScoutHelpdesk(
+        "helpscout",
+        HelpScoutOptions(**options(**extra)),
+        http=HttpClient(sleep=lambda _s: None),
+        clock=clock,
+    )
 
 
 def request(body: bytes, headers: dict[str, str], clock: Any) -> WebhookRequest:
-    return WebhookRequest(body=body, headers={k.lower(): v for k, v in headers.items()},
-                          query={}, received_at=clock(), content_type="application/json")
+    return WebhookRequest(
+        body=body,
+        headers={k.lower(): v for k, v in headers.items()},
+        query={},
+        received_at=clock(),
+        content_type="application/json",
+    )
 
 
 def signed(payload: Any, clock: Any, event: str = "convo.status") -> WebhookRequest:
@@ -74,10 +88,16 @@ def signed(payload: Any, clock: Any, event: str = "convo.status") -> WebhookRequ
 
 def reply_for(**context: Any) -> Reply:
     link = "https://docs.google.com/forms/d/e/F/viewform?usp=pp_url&entry.111=Mira&entry.444=t"
-    return Reply(helpdesk="helpscout", dialog_id="2391938111",
-                 text=f"How did Mira do? {link}", link=link,
-                 agent=Person("256", "Mira Novak"), customer=Person("238604"),
-                 context=context or {"customer_id": "238604"}, idempotency_key="csat-hook-1")
+    return Reply(
+        helpdesk="helpscout",
+        dialog_id="2391938111",
+        text=f"How did Mira do? {link}",
+        link=link,
+        agent=Person("256", "Mira Novak"),
+        customer=Person("238604"),
+        context=context or {"customer_id": "238604"},
+        idempotency_key="csat-hook-1",
+    )
 
 
 def reply_text(reply: Reply) -> str:
@@ -93,17 +113,27 @@ def href(text: str) -> str:
 
 def expect_token(bearer: str = "tok-1", expires_in: int = 172800, status: int = 200) -> Any:
     answer = {"token_type": "bearer", "access_token": bearer, "expires_in": expires_in}
-    return responses.post(f"{API}/v2/oauth2/token", json=answer, status=status,
-                          match=[matchers.json_params_matcher(TOKEN_BODY)])
+    return responses.post(
+        f"{API}/v2/oauth2/token",
+        json=answer,
+        status=status,
+        match=[matchers.json_params_matcher(TOKEN_BODY)],
+    )
 
 
-def expect_reply(bearer: str = "tok-1", body: dict[str, Any] | None = None,
-                 status: int = 201) -> Any:
+def expect_reply(
+    bearer: str = "tok-1", body: dict[str, Any] | None = None, status: int = 201
+) -> Any:
     match = [matchers.header_matcher({"Authorization": f"Bearer {bearer}"})]
     if body is not None:
         match.append(matchers.json_params_matcher(body))
-    return responses.post(REPLY_URL, status=status, body=b"", match=match,
-                          headers={"Resource-ID": "10001"} if status == 201 else {})
+    return responses.post(
+        REPLY_URL,
+        status=status,
+        body=b"",
+        match=match,
+        headers={"Resource-ID": "10001"} if status == 201 else {},
+    )
 
 
 @pytest.fixture
@@ -116,11 +146,13 @@ def client(services):
     return create_app(services=services).test_client()
 
 
-def post(client: Any, payload: Any, event: str = "convo.status",
-         secret: str = WEBHOOK_SECRET) -> Any:
+def post(
+    client: Any, payload: Any, event: str = "convo.status", secret: str = WEBHOOK_SECRET
+) -> Any:
     body = body_of(payload)
-    return client.post("/webhooks/helpscout", data=body,
-                       headers=helpscout_headers(body, secret, event))
+    return client.post(
+        "/webhooks/helpscout", data=body, headers=helpscout_headers(body, secret, event)
+    )
 
 
 def rows(services: Any, table: sa.Table) -> list[Any]:
@@ -141,8 +173,11 @@ SDK_TEST_SIGNATURE = "YhXKie6t+YQPJLRzdKWwTPsJN2w="
 
 def test_sdk_test_vector_verifies_and_is_the_test_event(clock):
     helpdesk = adapter(clock, webhook_secret=SDK_SECRET)
-    incoming = request(SDK_TEST_BODY, {"X-HelpScout-Signature": SDK_TEST_SIGNATURE,
-                                       "X-HelpScout-Event": "helpscout.test"}, clock)
+    incoming = request(
+        SDK_TEST_BODY,
+        {"X-HelpScout-Signature": SDK_TEST_SIGNATURE, "X-HelpScout-Event": "helpscout.test"},
+        clock,
+    )
 
     helpdesk.verify(incoming)  # does not raise
 
@@ -150,37 +185,58 @@ def test_sdk_test_vector_verifies_and_is_the_test_event(clock):
 
 
 def test_sdk_invalid_signature_is_refused(clock):
-    incoming = request(SDK_TEST_BODY, {"X-HelpScout-Signature": "asdfasdfasdfasdf",
-                                       "X-HelpScout-Event": "helpscout.test"}, clock)
+    incoming = request(
+        SDK_TEST_BODY,
+        {"X-HelpScout-Signature": "asdfasdfasdfasdf", "X-HelpScout-Event": "helpscout.test"},
+        clock,
+    )
     with pytest.raises(InvalidSignatureError):
         adapter(clock, webhook_secret=SDK_SECRET).verify(incoming)
 
 
 def test_sdk_test_event_through_the_app_is_acknowledged(make_config, make_services):
-    services = make_services(make_config(
-        helpdesks={"helpscout": options(webhook_secret=SDK_SECRET)}))
+    services = make_services(
+        make_config(helpdesks={"helpscout": options(webhook_secret=SDK_SECRET)})
+    )
     client = create_app(services=services).test_client()
 
-    response = client.post("/webhooks/helpscout", data=SDK_TEST_BODY, headers={
-        "Content-Type": "application/json", "X-HelpScout-Event": "helpscout.test",
-        "X-HelpScout-Signature": SDK_TEST_SIGNATURE})
+    response = client.post(
+        "/webhooks/helpscout",
+        data=SDK_TEST_BODY,
+        headers={
+            "Content-Type": "application/json",
+            "X-HelpScout-Event": "helpscout.test",
+            "X-HelpScout-Signature": SDK_TEST_SIGNATURE,
+        },
+    )
 
     assert response.status_code == 200
-    assert response.json == {"status": "ignored",
-                             "reason": "helpscout.test: Help Scout's test event"}
+    assert response.json == {
+        "status": "ignored",
+        "reason": "helpscout.test: Help Scout's test event",
+    }
 
 
 def test_sdk_conversation_payload_as_php_encodes_it_is_a_close(clock):
     # The SDK's ConversationPayloads::conversation(123), byte for byte as PHP's json_encode
     # writes it (compact, "/" escaped): the signature must cover these raw bytes.
     conversation = {
-        "id": 123, "number": 15473, "threads": 2, "type": "email", "folderId": 493,
-        "status": "closed", "state": "published", "subject": "Need Help",
-        "preview": "I'm having a hard time resolving this", "mailboxId": 85,
+        "id": 123,
+        "number": 15473,
+        "threads": 2,
+        "type": "email",
+        "folderId": 493,
+        "status": "closed",
+        "state": "published",
+        "subject": "Need Help",
+        "preview": "I'm having a hard time resolving this",
+        "mailboxId": 85,
         "assignee": {"id": 256, "first": "Mr", "last": "Robot", "email": "none@nowhere.com"},
         "createdBy": {"id": 12, "type": "customer", "email": "bear@acme.com"},
-        "createdAt": "2017-04-21T14:39:56Z", "closedBy": 17,
-        "closedAt": "2017-04-21T14:43:24Z", "userUpdatedAt": "2017-04-21T14:43:24Z",
+        "createdAt": "2017-04-21T14:39:56Z",
+        "closedBy": 17,
+        "closedAt": "2017-04-21T14:43:24Z",
+        "userUpdatedAt": "2017-04-21T14:43:24Z",
         "source": {"type": "email", "via": "customer"},
         "primaryCustomer": {"id": 238604},
         "_links": {"self": {"href": "https://api.helpscout.net/v2/conversations/123"}},
@@ -193,8 +249,7 @@ def test_sdk_conversation_payload_as_php_encodes_it_is_a_close(clock):
     event = helpdesk.parse(incoming)
 
     assert isinstance(event, DialogClosed)
-    assert (event.dialog_id, event.agent) == ("123", Person("256", "Mr Robot",
-                                                            "none@nowhere.com"))
+    assert (event.dialog_id, event.agent) == ("123", Person("256", "Mr Robot", "none@nowhere.com"))
     assert event.customer == Person("238604") and event.occurrence == "2017-04-21T14:43:24Z"
 
 
@@ -204,22 +259,37 @@ def test_signed_close_is_queued(client, services):
     assert response.status_code == 200 and response.json["status"] == "queued"
     [survey] = rows(services, surveys)
     assert (survey.dialog_id, survey.agent_id, survey.agent_name, survey.agent_email) == (
-        "2391938111", "256", "Mira Novak", "mira.novak@example.com")
+        "2391938111",
+        "256",
+        "Mira Novak",
+        "mira.novak@example.com",
+    )
     assert (survey.customer_id, survey.customer_name) == ("238604", "Vernon Bear")
     assert survey.team == "85" and survey.channel == "email"
     [item] = rows(services, outbox)
     assert item.context == {"customer_id": "238604"}
 
 
-@pytest.mark.parametrize(("headers", "reason"), [
-    ({}, "missing X-HelpScout-Signature"),
-    ({"X-HelpScout-Signature": "bm90IHRoZSBzaWduYXR1cmU="},
-     "X-HelpScout-Signature does not match the body"),
-])
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing X-HelpScout-Signature"),
+        (
+            {"X-HelpScout-Signature": "bm90IHRoZSBzaWduYXR1cmU="},
+            "X-HelpScout-Signature does not match the body",
+        ),
+    ],
+)
 def test_missing_or_wrong_signature_is_401_with_a_reason(client, services, headers, reason):
-    response = client.post("/webhooks/helpscout", data=body_of(fixture("helpscout", CLOSED)),
-                           headers={"Content-Type": "application/json",
-                                    "X-HelpScout-Event": "convo.status", **headers})
+    response = client.post(
+        "/webhooks/helpscout",
+        data=body_of(fixture("helpscout", CLOSED)),
+        headers={
+            "Content-Type": "application/json",
+            "X-HelpScout-Event": "convo.status",
+            **headers,
+        },
+    )
 
     assert response.status_code == 401
     assert response.json == {"error": "unauthorized", "reason": reason}
@@ -235,8 +305,9 @@ def test_tampered_body_is_401(client, services):
     body = body_of(fixture("helpscout", CLOSED))
     headers = helpscout_headers(body, WEBHOOK_SECRET)
 
-    response = client.post("/webhooks/helpscout", data=body.replace(b"Mira", b"Eve"),
-                           headers=headers)
+    response = client.post(
+        "/webhooks/helpscout", data=body.replace(b"Mira", b"Eve"), headers=headers
+    )
 
     assert response.status_code == 401 and rows(services, surveys) == []
 
@@ -246,7 +317,8 @@ def test_tampered_body_is_401(client, services):
 
 def test_close_names_agent_customer_mailbox_time_and_occurrence(clock):
     event = adapter(clock, mailboxes={85: "Billing inbox"}).parse(
-        signed(fixture("helpscout", CLOSED), clock))
+        signed(fixture("helpscout", CLOSED), clock)
+    )
 
     assert isinstance(event, DialogClosed)
     assert event.dialog_id == "2391938111"
@@ -261,8 +333,13 @@ def test_close_names_agent_customer_mailbox_time_and_occurrence(clock):
 def test_unassigned_close_credits_the_user_who_closed_it(clock):
     payload = fixture("helpscout", CLOSED)
     del payload["assignee"]
-    payload["closedByUser"] = {"id": 17, "type": "user", "first": "Sam", "last": "Ortiz",
-                               "email": "sam.ortiz@example.com"}
+    payload["closedByUser"] = {
+        "id": 17,
+        "type": "user",
+        "first": "Sam",
+        "last": "Ortiz",
+        "email": "sam.ortiz@example.com",
+    }
 
     event = adapter(clock).parse(signed(payload, clock))
 
@@ -274,16 +351,21 @@ def test_unassigned_close_credits_the_user_who_closed_it(clock):
 def test_status_back_to_active_or_pending_is_a_reopen(clock, status):
     payload = fixture("helpscout", "convo.status.active.json")
     payload["status"] = status
-    assert adapter(clock).parse(signed(payload, clock)) == DialogReopened("helpscout",
-                                                                          "2391938111")
+    assert adapter(clock).parse(signed(payload, clock)) == DialogReopened("helpscout", "2391938111")
 
 
-@pytest.mark.parametrize(("name", "event", "reason"), [
-    ("convo.assigned.json", "convo.assigned", "event convo.assigned is not a status change"),
-    (CLOSED, "convo.agent.reply.created",
-     "event convo.agent.reply.created is not a status change"),
-    ("helpscout.test.json", "helpscout.test", "helpscout.test: Help Scout's test event"),
-])
+@pytest.mark.parametrize(
+    ("name", "event", "reason"),
+    [
+        ("convo.assigned.json", "convo.assigned", "event convo.assigned is not a status change"),
+        (
+            CLOSED,
+            "convo.agent.reply.created",
+            "event convo.agent.reply.created is not a status change",
+        ),
+        ("helpscout.test.json", "helpscout.test", "helpscout.test: Help Scout's test event"),
+    ],
+)
 def test_other_events_are_acknowledged_and_ignored(client, services, name, event, reason):
     response = post(client, fixture("helpscout", name), event=event)
 
@@ -306,14 +388,15 @@ def test_status_event_without_an_id_is_400(client, services):
 
 
 def test_redelivery_is_a_duplicate_and_a_later_close_is_new(make_config, make_services):
-    services = make_services(make_config(policy=EVERY_CLOSE,
-                                         helpdesks={"helpscout": options()}))
+    services = make_services(make_config(policy=EVERY_CLOSE, helpdesks={"helpscout": options()}))
     client = create_app(services=services).test_client()
     later = fixture("helpscout", CLOSED)
     later["closedAt"] = "2026-11-21T08:00:00Z"
 
-    statuses = [post(client, p).json["status"]
-                for p in (fixture("helpscout", CLOSED), fixture("helpscout", CLOSED), later)]
+    statuses = [
+        post(client, p).json["status"]
+        for p in (fixture("helpscout", CLOSED), fixture("helpscout", CLOSED), later)
+    ]
 
     assert statuses == ["queued", "duplicate", "queued"]
 
@@ -325,8 +408,9 @@ def test_redelivery_is_a_duplicate_and_a_later_close_is_new(make_config, make_se
 def test_reply_request_has_the_exact_shape(clock):
     reply = reply_for()
     token = expect_token()
-    sent = expect_reply(body={"customer": {"id": 238604}, "text": reply_text(reply),
-                              "status": "closed"})
+    sent = expect_reply(
+        body={"customer": {"id": 238604}, "text": reply_text(reply), "status": "closed"}
+    )
 
     result = adapter(clock).send_reply(reply)
 
@@ -334,14 +418,21 @@ def test_reply_request_has_the_exact_shape(clock):
     assert result.external_id == "10001"
 
 
-@pytest.mark.parametrize(("extra", "user"), [({"user_id": 42}, 42),
-                                             ({"reply_as_agent": True}, 256)])
+@pytest.mark.parametrize(
+    ("extra", "user"), [({"user_id": 42}, 42), ({"reply_as_agent": True}, 256)]
+)
 @responses.activate
 def test_reply_can_be_posted_as_a_user(clock, extra, user):
     reply = reply_for()
     expect_token()
-    sent = expect_reply(body={"customer": {"id": 238604}, "text": reply_text(reply),
-                              "status": "closed", "user": user})
+    sent = expect_reply(
+        body={
+            "customer": {"id": 238604},
+            "text": reply_text(reply),
+            "status": "closed",
+            "user": user,
+        }
+    )
     adapter(clock, **extra).send_reply(reply)
     assert sent.call_count == 1
 
@@ -357,8 +448,9 @@ def test_token_is_cached_until_it_is_about_to_expire(clock):
     assert first.call_count == 1
 
     clock.advance(1000)  # within the renewal margin before the 2 h expire
-    responses.replace(responses.POST, f"{API}/v2/oauth2/token",
-                      json={"access_token": "tok-2", "expires_in": 7200})
+    responses.replace(
+        responses.POST, f"{API}/v2/oauth2/token", json={"access_token": "tok-2", "expires_in": 7200}
+    )
     renewed = expect_reply("tok-2")
     helpdesk.send_reply(reply_for())
 
@@ -367,12 +459,19 @@ def test_token_is_cached_until_it_is_about_to_expire(clock):
 
 @responses.activate
 def test_401_renews_the_token_once_and_sends_again(clock):
-    responses.add(responses.POST, f"{API}/v2/oauth2/token",
-                  json={"access_token": "tok-1", "expires_in": 172800})
-    responses.add(responses.POST, f"{API}/v2/oauth2/token",
-                  json={"access_token": "tok-2", "expires_in": 172800})
-    revoked = responses.post(REPLY_URL, status=401,
-                             match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})])
+    responses.add(
+        responses.POST,
+        f"{API}/v2/oauth2/token",
+        json={"access_token": "tok-1", "expires_in": 172800},
+    )
+    responses.add(
+        responses.POST,
+        f"{API}/v2/oauth2/token",
+        json={"access_token": "tok-2", "expires_in": 172800},
+    )
+    revoked = responses.post(
+        REPLY_URL, status=401, match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})]
+    )
     fresh = expect_reply("tok-2")
 
     result = adapter(clock).send_reply(reply_for())
@@ -413,9 +512,15 @@ def test_token_endpoint_outage_is_retryable(clock):
 @responses.activate
 def test_429_honours_x_ratelimit_retry_after(clock):
     expect_token()
-    responses.post(REPLY_URL, status=429, headers={"X-RateLimit-Limit-Minute": "200",
-                                                   "X-RateLimit-Remaining-Minute": "0",
-                                                   "X-RateLimit-Retry-After": "12"})
+    responses.post(
+        REPLY_URL,
+        status=429,
+        headers={
+            "X-RateLimit-Limit-Minute": "200",
+            "X-RateLimit-Remaining-Minute": "0",
+            "X-RateLimit-Retry-After": "12",
+        },
+    )
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for())
     assert caught.value.retryable and caught.value.retry_after == 12
@@ -445,10 +550,19 @@ def test_reply_without_a_customer_id_is_permanent(clock):
 @responses.activate
 def test_fetch_agent_reads_the_user(clock):
     expect_token()
-    responses.get(f"{API}/v2/users/256", json={
-        "id": 256, "firstName": "Mira", "lastName": "Novak", "email": "mira.novak@example.com",
-        "role": "user", "timezone": "Europe/Prague", "type": "user"},
-        match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})])
+    responses.get(
+        f"{API}/v2/users/256",
+        json={
+            "id": 256,
+            "firstName": "Mira",
+            "lastName": "Novak",
+            "email": "mira.novak@example.com",
+            "role": "user",
+            "timezone": "Europe/Prague",
+            "type": "user",
+        },
+        match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})],
+    )
 
     found = adapter(clock).fetch_agent(Person(id="256"), {})
 
@@ -474,9 +588,15 @@ def id_only_close() -> dict[str, Any]:
 @responses.activate
 def test_id_only_assignee_gets_a_link_with_the_users_name(client, services):
     expect_token()
-    responses.get(f"{API}/v2/users/256", json={"id": 256, "firstName": "Mira",
-                                               "lastName": "Novak",
-                                               "email": "mira.novak@example.com"})
+    responses.get(
+        f"{API}/v2/users/256",
+        json={
+            "id": 256,
+            "firstName": "Mira",
+            "lastName": "Novak",
+            "email": "mira.novak@example.com",
+        },
+    )
     sent = expect_reply()
 
     assert post(client, id_only_close()).json["status"] == "queued"
@@ -510,13 +630,16 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
 # --- configuration ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"webhook_secret": "x" * 41}, "webhook_secret must be 1 to 40 characters"),
-    ({"client_id": ""}, "client_id and client_secret are required"),
-    ({"user_id": 42, "reply_as_agent": True}, "set user_id or reply_as_agent, not both"),
-    ({"user_id": "mira"}, "user_id must be a Help Scout user id"),
-    ({"base_url": "api.helpscout.net"}, "base_url must start with https://"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"webhook_secret": "x" * 41}, "webhook_secret must be 1 to 40 characters"),
+        ({"client_id": ""}, "client_id and client_secret are required"),
+        ({"user_id": 42, "reply_as_agent": True}, "set user_id or reply_as_agent, not both"),
+        ({"user_id": "mira"}, "user_id must be a Help Scout user id"),
+        ({"base_url": "api.helpscout.net"}, "base_url must start with https://"),
+    ],
+)
 def test_bad_options_name_the_key(make_config, extra, message):
     with pytest.raises(ConfigError) as caught:
         make_config(helpdesks={"helpscout": options(**extra)})

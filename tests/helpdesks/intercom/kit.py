@@ -26,8 +26,7 @@ def _intercom_check(requests: list[dict[str, Any]], tmp: Path) -> None:
     assert reply["headers"]["Authorization"] == "Bearer kit-ic-token"
     assert reply["headers"]["Intercom-Version"] == "2.14"
     body = reply["body"]
-    assert (body["message_type"], body["type"], body["admin_id"]) == ("comment", "admin",
-                                                                      "3330619")
+    assert (body["message_type"], body["type"], body["admin_id"]) == ("comment", "admin", "3330619")
     assert body["body"].startswith("<p>") and "entry.444=" in body["body"]
     # The fake's answer does not say "closed", so the reopened conversation is closed again.
     assert close["path"] == "/conversations/137324500000000/parts"
@@ -36,8 +35,11 @@ def _intercom_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 
 KIT = Kit(
     kind="intercom",
-    options=lambda url, tmp: {"base_url": url, "access_token": "kit-ic-token",
-                              "client_secret": "kit-ic-secret"},
+    options=lambda url, tmp: {
+        "base_url": url,
+        "access_token": "kit-ic-token",
+        "client_secret": "kit-ic-secret",
+    },
     closed=lambda now: _intercom_signed("conversation.admin.closed.v1.json"),
     other=lambda now: _intercom_signed("conversation.admin.replied.json"),
     dialog_id="137324500000000",

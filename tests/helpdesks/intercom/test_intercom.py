@@ -51,28 +51,44 @@ V2_CLOSE = "conversation.admin.closed.v2.json"
 
 
 def options(**extra: Any) -> dict[str, Any]:
-    return {"kind": "intercom", "base_url": API, "access_token": TOKEN,
-            "client_secret": SECRET, **extra}
+    return {
+        "kind": "intercom",
+        "base_url": API,
+        "access_token": TOKEN,
+        "client_secret": SECRET,
+        **extra,
+    }
 
 
 def adapter(clock: Any, **extra: Any) -> IntercomHelpdesk:
-    return IntercomHelpdesk("intercom", IntercomOptions(**options(**extra)),
-                            http=HttpClient(sleep=lambda _s: None), clock=clock)
+    return IntercomHelpdesk(
+        "intercom",
+        IntercomOptions(**options(**extra)),
+        http=HttpClient(sleep=lambda _s: None),
+        clock=clock,
+    )
 
 
 def signed(payload: Any, clock: Any, secret: str = SECRET) -> WebhookRequest:
     body = body_of(payload)
     headers = {k.lower(): v for k, v in intercom_headers(body, secret).items()}
-    return WebhookRequest(body=body, headers=headers, query={}, received_at=clock(),
-                          content_type="application/json")
+    return WebhookRequest(
+        body=body, headers=headers, query={}, received_at=clock(), content_type="application/json"
+    )
 
 
 def reply_for(dialog_id: str = "215470063290017", **context: Any) -> Reply:
     link = "https://docs.google.com/forms/d/e/F/viewform?usp=pp_url&entry.111=Mira&entry.444=t"
-    return Reply(helpdesk="intercom", dialog_id=dialog_id,
-                 text=f"How did Mira <Support> do?\n\nRate us: {link}", link=link,
-                 agent=Person("991267715", "Mira"), customer=Person("c-1"),
-                 context=context, idempotency_key="csat-hook-1")
+    return Reply(
+        helpdesk="intercom",
+        dialog_id=dialog_id,
+        text=f"How did Mira <Support> do?\n\nRate us: {link}",
+        link=link,
+        agent=Person("991267715", "Mira"),
+        customer=Person("c-1"),
+        context=context,
+        idempotency_key="csat-hook-1",
+    )
 
 
 def href(body: str) -> str:
@@ -110,20 +126,32 @@ def test_signed_close_is_queued_with_the_assignee(client, services):
     assert response.status_code == 200 and response.json["status"] == "queued"
     [survey] = rows(services, surveys)
     assert (survey.dialog_id, survey.agent_id, survey.agent_name, survey.agent_email) == (
-        "137324500000000", "3330619", "Andrea Ruiz", "andrea.ruiz@example.com")
-    assert (survey.customer_id, survey.customer_email) == ("5ee3d479d1cf3dedbee23d68",
-                                                           "bob.tester@example.org")
+        "137324500000000",
+        "3330619",
+        "Andrea Ruiz",
+        "andrea.ruiz@example.com",
+    )
+    assert (survey.customer_id, survey.customer_email) == (
+        "5ee3d479d1cf3dedbee23d68",
+        "bob.tester@example.org",
+    )
     [item] = rows(services, outbox)
     assert item.context == {"admin_id": "3330619"}
 
 
-@pytest.mark.parametrize(("headers", "reason"), [
-    ({}, "missing X-Hub-Signature"),
-    ({"X-Hub-Signature": "sha1=" + "0" * 40}, "X-Hub-Signature does not match the body"),
-])
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing X-Hub-Signature"),
+        ({"X-Hub-Signature": "sha1=" + "0" * 40}, "X-Hub-Signature does not match the body"),
+    ],
+)
 def test_missing_or_wrong_signature_is_401_with_a_reason(client, services, headers, reason):
-    response = client.post("/webhooks/intercom", data=body_of(fixture("intercom", V1_CLOSE)),
-                           headers={"Content-Type": "application/json", **headers})
+    response = client.post(
+        "/webhooks/intercom",
+        data=body_of(fixture("intercom", V1_CLOSE)),
+        headers={"Content-Type": "application/json", **headers},
+    )
 
     assert response.status_code == 401
     assert response.json == {"error": "unauthorized", "reason": reason}
@@ -149,8 +177,7 @@ def test_a_bare_hex_signature_without_the_sha1_prefix_is_refused(clock):
     request = signed(fixture("intercom", V1_CLOSE), clock)
     bare = request.headers["x-hub-signature"].removeprefix("sha1=")
     with pytest.raises(InvalidSignatureError):
-        adapter(clock).verify(WebhookRequest(request.body, {"x-hub-signature": bare}, {},
-                                             clock()))
+        adapter(clock).verify(WebhookRequest(request.body, {"x-hub-signature": bare}, {}, clock()))
 
 
 def test_published_hmac_sha1_vector_verifies(clock):
@@ -160,7 +187,9 @@ def test_published_hmac_sha1_vector_verifies(clock):
     request = WebhookRequest(
         body=b"what do ya want for nothing?",
         headers={"x-hub-signature": "sha1=effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"},
-        query={}, received_at=clock())
+        query={},
+        received_at=clock(),
+    )
 
     adapter(clock, client_secret="Jefe").verify(request)  # does not raise
     with pytest.raises(InvalidSignatureError):
@@ -176,8 +205,9 @@ def test_v1_close_names_agent_customer_time_and_occurrence(clock):
     assert isinstance(event, DialogClosed)
     assert event.dialog_id == "137324500000000"
     assert event.agent == Person("3330619", "Andrea Ruiz", "andrea.ruiz@example.com")
-    assert event.customer == Person("5ee3d479d1cf3dedbee23d68", "Bob Tester",
-                                    "bob.tester@example.org")
+    assert event.customer == Person(
+        "5ee3d479d1cf3dedbee23d68", "Bob Tester", "bob.tester@example.org"
+    )
     assert event.closed_at == datetime.fromtimestamp(1596635368, tz=UTC)
     assert event.occurrence == "notif_2a8995f8-92cb-4edd-a38c-041f4cdbf659"
     assert event.reply_context == {"admin_id": "3330619"}
@@ -190,8 +220,9 @@ def test_v2_close_carries_the_assignee_id_only_and_replies_as_the_closer(clock):
     assert event.dialog_id == "215470063290017"
     assert event.agent == Person(id="991267715")  # name comes from GET /admins/{id}
     assert event.team == "5017691"
-    assert event.customer == Person("6762f1571bb69f9f2193bbbb", "Joe Bloggs",
-                                    "joe.bloggs@example.org")
+    assert event.customer == Person(
+        "6762f1571bb69f9f2193bbbb", "Joe Bloggs", "joe.bloggs@example.org"
+    )
     assert event.channel == "conversation"
     assert event.closed_at == datetime.fromtimestamp(1763636100, tz=UTC)
     assert event.occurrence == "notif_5d3f0a6e-8c3b-4f1a-9a77-2b1f0c9d7e41"
@@ -200,7 +231,8 @@ def test_v2_close_carries_the_assignee_id_only_and_replies_as_the_closer(clock):
 
 def test_v2_team_ids_are_named_by_the_teams_option(clock):
     event = adapter(clock, teams={5017691: "Billing"}).parse(
-        signed(fixture("intercom", V2_CLOSE), clock))
+        signed(fixture("intercom", V2_CLOSE), clock)
+    )
     assert isinstance(event, DialogClosed) and event.team == "Billing"
 
 
@@ -263,19 +295,22 @@ def test_v1_conversation_assigned_to_a_team_records_the_team(clock):
 
 def test_closes_by_listed_admins_are_ignored(clock):
     event = adapter(clock, ignore_closes_by=[991267720]).parse(
-        signed(fixture("intercom", V2_CLOSE), clock))
+        signed(fixture("intercom", V2_CLOSE), clock)
+    )
     assert isinstance(event, Ignored) and "991267720" in event.reason
 
 
 def test_opened_topic_is_a_reopen(clock):
-    event = adapter(clock).parse(signed(fixture("intercom", "conversation.admin.opened.json"),
-                                        clock))
+    event = adapter(clock).parse(
+        signed(fixture("intercom", "conversation.admin.opened.json"), clock)
+    )
     assert event == DialogReopened("intercom", "137324500000000")
 
 
 def test_reopen_cancels_a_survey_still_waiting(make_config, make_services):
-    services = make_services(make_config(policy={"send_delay_seconds": 3600},
-                                         helpdesks={"intercom": options()}))
+    services = make_services(
+        make_config(policy={"send_delay_seconds": 3600}, helpdesks={"intercom": options()})
+    )
     client = create_app(services=services).test_client()
     post(client, fixture("intercom", V1_CLOSE))
 
@@ -285,10 +320,13 @@ def test_reopen_cancels_a_survey_still_waiting(make_config, make_services):
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("conversation.admin.replied.json", "topic conversation.admin.replied is not a close"),
-    ("ping.json", "ping: Intercom's test notification"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("conversation.admin.replied.json", "topic conversation.admin.replied is not a close"),
+        ("ping.json", "ping: Intercom's test notification"),
+    ],
+)
 def test_other_topics_and_the_ping_are_acknowledged_and_ignored(client, services, name, reason):
     response = post(client, fixture("intercom", name))
 
@@ -308,8 +346,7 @@ def test_close_without_a_conversation_is_400(client, services):
 
 
 def test_a_redelivered_notification_gives_no_second_survey(make_config, make_services):
-    services = make_services(make_config(policy=EVERY_CLOSE,
-                                         helpdesks={"intercom": options()}))
+    services = make_services(make_config(policy=EVERY_CLOSE, helpdesks={"intercom": options()}))
     client = create_app(services=services).test_client()
     first = fixture("intercom", V1_CLOSE)
     retry = fixture("intercom", V1_CLOSE)
@@ -321,37 +358,60 @@ def test_a_redelivered_notification_gives_no_second_survey(make_config, make_ser
 
     assert statuses == ["queued", "duplicate", "queued"]
     assert [s.occurrence for s in rows(services, surveys)] == [
-        "notif_2a8995f8-92cb-4edd-a38c-041f4cdbf659", "notif_11111111-2222-4333-8444-555555555555"]
+        "notif_2a8995f8-92cb-4edd-a38c-041f4cdbf659",
+        "notif_11111111-2222-4333-8444-555555555555",
+    ]
 
 
 # --- the reply --------------------------------------------------------------------------------
 
 
 def conversation_answer(state: str, part_id: str = "500") -> dict[str, Any]:
-    return {"type": "conversation", "id": "215470063290017", "state": state,
-            "open": state == "open",
-            "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [
-                {"type": "conversation_part", "id": part_id, "part_type": "comment"}]}}
+    return {
+        "type": "conversation",
+        "id": "215470063290017",
+        "state": state,
+        "open": state == "open",
+        "conversation_parts": {
+            "type": "conversation_part.list",
+            "conversation_parts": [
+                {"type": "conversation_part", "id": part_id, "part_type": "comment"}
+            ],
+        },
+    }
 
 
 def expect_reply(admin_id: str, answer: dict[str, Any], base: str = API) -> Any:
     reply = reply_for()
-    body = ("<p>How did Mira &lt;Support&gt; do?</p><p>Rate us: "
-            f'<a href="{html.escape(reply.link)}">{html.escape(reply.link)}</a></p>')
+    body = (
+        "<p>How did Mira &lt;Support&gt; do?</p><p>Rate us: "
+        f'<a href="{html.escape(reply.link)}">{html.escape(reply.link)}</a></p>'
+    )
     return responses.post(
-        f"{base}/conversations/215470063290017/reply", json=answer,
-        match=[matchers.json_params_matcher({"message_type": "comment", "type": "admin",
-                                             "admin_id": admin_id, "body": body}),
-               matchers.header_matcher({"Authorization": f"Bearer {TOKEN}",
-                                        "Intercom-Version": "2.14"})])
+        f"{base}/conversations/215470063290017/reply",
+        json=answer,
+        match=[
+            matchers.json_params_matcher(
+                {"message_type": "comment", "type": "admin", "admin_id": admin_id, "body": body}
+            ),
+            matchers.header_matcher(
+                {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14"}
+            ),
+        ],
+    )
 
 
 def expect_close(admin_id: str, status: int = 200) -> Any:
     return responses.post(
-        f"{API}/conversations/215470063290017/parts", json=conversation_answer("closed"),
+        f"{API}/conversations/215470063290017/parts",
+        json=conversation_answer("closed"),
         status=status,
-        match=[matchers.json_params_matcher({"message_type": "close", "type": "admin",
-                                             "admin_id": admin_id})])
+        match=[
+            matchers.json_params_matcher(
+                {"message_type": "close", "type": "admin", "admin_id": admin_id}
+            )
+        ],
+    )
 
 
 @responses.activate
@@ -405,10 +465,12 @@ def test_configured_admin_id_wins_over_the_closing_admin(clock):
 
 @responses.activate
 def test_regional_base_url_is_used(clock):
-    sent = expect_reply("991267720", conversation_answer("closed"),
-                        base="https://api.eu.intercom.io")
+    sent = expect_reply(
+        "991267720", conversation_answer("closed"), base="https://api.eu.intercom.io"
+    )
     adapter(clock, base_url="https://api.eu.intercom.io/").send_reply(
-        reply_for(admin_id="991267720"))
+        reply_for(admin_id="991267720")
+    )
     assert sent.call_count == 1
 
 
@@ -422,10 +484,16 @@ def test_no_admin_to_reply_as_is_a_permanent_error_naming_the_key(clock):
 
 @responses.activate
 def test_429_with_rate_limit_reset_is_retryable_with_the_wait(clock):
-    responses.post(f"{API}/conversations/215470063290017/reply", status=429,
-                   json={"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
-                   headers={"X-RateLimit-Limit": "167", "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": str(int(time.time()) + 8)})
+    responses.post(
+        f"{API}/conversations/215470063290017/reply",
+        status=429,
+        json={"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
+        headers={
+            "X-RateLimit-Limit": "167",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(time.time()) + 8),
+        },
+    )
 
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for(admin_id="1"))
@@ -436,8 +504,9 @@ def test_429_with_rate_limit_reset_is_retryable_with_the_wait(clock):
 
 @responses.activate
 def test_429_with_retry_after_is_retryable_with_that_wait(clock):
-    responses.post(f"{API}/conversations/215470063290017/reply", status=429,
-                   headers={"Retry-After": "30"})
+    responses.post(
+        f"{API}/conversations/215470063290017/reply", status=429, headers={"Retry-After": "30"}
+    )
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for(admin_id="1"))
     assert caught.value.retryable and caught.value.retry_after == 30
@@ -446,8 +515,11 @@ def test_429_with_retry_after_is_retryable_with_that_wait(clock):
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 @responses.activate
 def test_client_errors_are_permanent(clock, status):
-    responses.post(f"{API}/conversations/215470063290017/reply", status=status,
-                   json={"type": "error.list", "errors": [{"code": "parameter_invalid"}]})
+    responses.post(
+        f"{API}/conversations/215470063290017/reply",
+        status=status,
+        json={"type": "error.list", "errors": [{"code": "parameter_invalid"}]},
+    )
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for(admin_id="1"))
     assert caught.value.retryable is False and caught.value.http_status == status
@@ -459,10 +531,19 @@ def test_client_errors_are_permanent(clock, status):
 
 @responses.activate
 def test_fetch_agent_reads_the_admin(clock):
-    responses.get(f"{API}/admins/991267715", json={
-        "type": "admin", "id": "991267715", "name": "Ciaran Lee", "email": "ciaran@example.com",
-        "away_mode_enabled": False, "has_inbox_seat": True, "team_ids": []},
-        match=[matchers.header_matcher({"Authorization": f"Bearer {TOKEN}"})])
+    responses.get(
+        f"{API}/admins/991267715",
+        json={
+            "type": "admin",
+            "id": "991267715",
+            "name": "Ciaran Lee",
+            "email": "ciaran@example.com",
+            "away_mode_enabled": False,
+            "has_inbox_seat": True,
+            "team_ids": [],
+        },
+        match=[matchers.header_matcher({"Authorization": f"Bearer {TOKEN}"})],
+    )
 
     found = adapter(clock).fetch_agent(Person(id="991267715"), {})
 
@@ -471,8 +552,11 @@ def test_fetch_agent_reads_the_admin(clock):
 
 @responses.activate
 def test_unknown_admin_is_none_and_remembered(clock):
-    lookup = responses.get(f"{API}/admins/5", status=404,
-                           json={"type": "error.list", "errors": [{"code": "admin_not_found"}]})
+    lookup = responses.get(
+        f"{API}/admins/5",
+        status=404,
+        json={"type": "error.list", "errors": [{"code": "admin_not_found"}]},
+    )
     helpdesk = adapter(clock)
 
     assert helpdesk.resolve_agent(Person(id="5"), {}) == Person(id="5")
@@ -493,11 +577,18 @@ def test_failing_lookup_raises_retryable_after_its_own_retries(clock):
 
 @responses.activate
 def test_id_only_close_gets_a_link_with_the_agents_name(client, services):
-    responses.get(f"{API}/admins/991267715",
-                  json={"type": "admin", "id": "991267715", "name": "Ciaran Lee",
-                        "email": "ciaran.lee@example.com"})
-    sent = responses.post(f"{API}/conversations/215470063290017/reply",
-                          json=conversation_answer("closed"))
+    responses.get(
+        f"{API}/admins/991267715",
+        json={
+            "type": "admin",
+            "id": "991267715",
+            "name": "Ciaran Lee",
+            "email": "ciaran.lee@example.com",
+        },
+    )
+    sent = responses.post(
+        f"{API}/conversations/215470063290017/reply", json=conversation_answer("closed")
+    )
 
     assert post(client, fixture("intercom", V2_CLOSE)).json["status"] == "queued"
     assert services.delivery_worker().run_once() == 1
@@ -507,14 +598,18 @@ def test_id_only_close_gets_a_link_with_the_agents_name(client, services):
     assert fields["entry.222"] == "991267715" and fields["entry.333"] == "215470063290017"
     [survey] = rows(services, surveys)
     assert (survey.agent_name, survey.agent_email, survey.status) == (
-        "Ciaran Lee", "ciaran.lee@example.com", "sent")
+        "Ciaran Lee",
+        "ciaran.lee@example.com",
+        "sent",
+    )
 
 
 @responses.activate
 def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clock):
     lookup = responses.get(f"{API}/admins/991267715", status=502)
-    sent = responses.post(f"{API}/conversations/215470063290017/reply",
-                          json=conversation_answer("closed"))
+    sent = responses.post(
+        f"{API}/conversations/215470063290017/reply", json=conversation_answer("closed")
+    )
     post(client, fixture("intercom", V2_CLOSE))
     worker = services.delivery_worker()
 
@@ -531,13 +626,16 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
 # --- configuration ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"access_token": None}, "helpdesks.intercom.access_token"),
-    ({"client_secret": ""}, "client_secret must not be empty"),
-    ({"base_url": "api.intercom.io"}, "base_url must start with https://"),
-    ({"admin_id": " "}, "admin_id must be an admin id"),
-    ({"keep_closd": True}, "helpdesks.intercom.keep_closd: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"access_token": None}, "helpdesks.intercom.access_token"),
+        ({"client_secret": ""}, "client_secret must not be empty"),
+        ({"base_url": "api.intercom.io"}, "base_url must start with https://"),
+        ({"admin_id": " "}, "admin_id must be an admin id"),
+        ({"keep_closd": True}, "helpdesks.intercom.keep_closd: unknown key"),
+    ],
+)
 def test_bad_options_name_the_key(make_config, extra, message):
     raw = {k: v for k, v in options(**extra).items() if v is not None}
     with pytest.raises(ConfigError) as caught:
@@ -552,4 +650,3 @@ def test_webhook_url_answers_the_head_request_intercom_validates_it_with(client)
     assert client.head("/webhooks/intercom").status_code == 200
     assert client.head("/webhooks/nosuchdesk").status_code == 404
     assert client.get("/webhooks/intercom").status_code == 405
-

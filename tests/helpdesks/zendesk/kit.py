@@ -53,12 +53,13 @@ def _zendesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:
 KIT = Kit(
     kind="zendesk",
     options=lambda url, tmp: {
-        "base_url": url, "email": "kit@example.com", "api_token": "kit-zd-token",
+        "base_url": url,
+        "email": "kit@example.com",
+        "api_token": "kit-zd-token",
         "webhook_secret": KIT_SECRET,
         "agents": {"8447388090494": {"name": "Anna Petrova"}},
     },
-    closed=lambda now: zendesk_signed(fixture("zendesk", "ticket_status_changed_solved.json"),
-                                      now),
+    closed=lambda now: zendesk_signed(fixture("zendesk", "ticket_status_changed_solved.json"), now),
     other=lambda now: zendesk_signed(fixture("zendesk", "ticket_priority_changed.json"), now),
     dialog_id="5158",
     agent_name="Anna Petrova",

@@ -58,35 +58,64 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def adapter(clock: Any, **options: Any) -> ZendeskHelpdesk:
-    values = {"base_url": BASE, "email": "bot@example.com", "api_token": "zd-api-token",
-              "webhook_secret": SECRET, **options}
-    return ZendeskHelpdesk("zendesk", ZendeskOptions.model_validate(values),
-                           http=HttpClient(sleep=lambda _s: None), clock=clock)
+    values = {
+        "base_url": BASE,
+        "email": "bot@example.com",
+        "api_token": "zd-api-token",
+        "webhook_secret": SECRET,
+        **options,
+    }
+    return ZendeskHelpdesk(
+        "zendesk",
+        ZendeskOptions.model_validate(values),
+        http=HttpClient(sleep=lambda _s: None),
+        clock=clock,
+    )
 
 
 def webhook(body: bytes, headers: dict[str, str], when: datetime) -> WebhookRequest:
-    return WebhookRequest(body=body, headers={k.lower(): v for k, v in headers.items()},
-                          query={}, received_at=when, content_type="application/json")
+    return WebhookRequest(
+        body=body,
+        headers={k.lower(): v for k, v in headers.items()},
+        query={},
+        received_at=when,
+        content_type="application/json",
+    )
 
 
-def signed(payload: Any, clock: Any, secret: str = SECRET,
-           when: datetime | None = None) -> WebhookRequest:
+def signed(
+    payload: Any, clock: Any, secret: str = SECRET, when: datetime | None = None
+) -> WebhookRequest:
     body = body_of(payload)
     return webhook(body, zendesk_headers(body, secret, when or clock()), clock())
 
 
 def reply(dialog_id: str = "5158") -> Reply:
-    return Reply(helpdesk="zendesk", dialog_id=dialog_id, text="How did we do? https://x.test/f",
-                 link="https://x.test/f", agent=Person(id=AGENT_ID), customer=Person(),
-                 context={}, idempotency_key="csat-hook-1")
+    return Reply(
+        helpdesk="zendesk",
+        dialog_id=dialog_id,
+        text="How did we do? https://x.test/f",
+        link="https://x.test/f",
+        agent=Person(id=AGENT_ID),
+        customer=Person(),
+        context={},
+        idempotency_key="csat-hook-1",
+    )
 
 
 @pytest.fixture
 def zd_services(make_config, make_services, fake_helpdesk):
     def build(_sections: dict[str, Any] | None = None, **options: Any) -> Any:
-        values = {"kind": "zendesk", "base_url": fake_helpdesk.url, "email": "bot@example.com",
-                  "api_token": "zd-api-token", "webhook_secret": SECRET, **options}
+        values = {
+            "kind": "zendesk",
+            "base_url": fake_helpdesk.url,
+            "email": "bot@example.com",
+            "api_token": "zd-api-token",
+            "webhook_secret": SECRET,
+            **options,
+        }
         return make_services(make_config(helpdesks={"zendesk": values}, **(_sections or {})))
+
     return build
 
 
@@ -117,20 +146,30 @@ def test_a_signed_close_is_accepted(zd_services, clock):
     assert response.status_code == 200 and response.json["status"] == "queued"
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"secret": "another-secret"}, "X-Zendesk-Webhook-Signature does not match the body"),
-    ({"drop": "X-Zendesk-Webhook-Signature"}, "missing X-Zendesk-Webhook-Signature"),
-    ({"drop": "X-Zendesk-Webhook-Signature-Timestamp"},
-     "missing X-Zendesk-Webhook-Signature-Timestamp"),
-    ({"tamper": True}, "X-Zendesk-Webhook-Signature does not match the body"),
-    ({"timestamp": "yesterday-ish"}, "missing or unreadable signature timestamp"),
-    ({"age": 301}, "signature timestamp outside the 300 s tolerance window "
-                   "(replayed or clock skew)"),
-    ({"age": -301}, "signature timestamp outside the 300 s tolerance window "
-                    "(replayed or clock skew)"),
-])
-def test_refused_signatures_get_401_with_a_reason_and_store_nothing(zd_services, clock, change,
-                                                                    reason):
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"secret": "another-secret"}, "X-Zendesk-Webhook-Signature does not match the body"),
+        ({"drop": "X-Zendesk-Webhook-Signature"}, "missing X-Zendesk-Webhook-Signature"),
+        (
+            {"drop": "X-Zendesk-Webhook-Signature-Timestamp"},
+            "missing X-Zendesk-Webhook-Signature-Timestamp",
+        ),
+        ({"tamper": True}, "X-Zendesk-Webhook-Signature does not match the body"),
+        ({"timestamp": "yesterday-ish"}, "missing or unreadable signature timestamp"),
+        (
+            {"age": 301},
+            "signature timestamp outside the 300 s tolerance window (replayed or clock skew)",
+        ),
+        (
+            {"age": -301},
+            "signature timestamp outside the 300 s tolerance window (replayed or clock skew)",
+        ),
+    ],
+)
+def test_refused_signatures_get_401_with_a_reason_and_store_nothing(
+    zd_services, clock, change, reason
+):
     services = zd_services()
     client = create_app(services=services).test_client()
     payload = fixture("zendesk", "ticket_status_changed_solved.json")
@@ -174,8 +213,10 @@ def test_published_third_party_vector_matches():
 def _vector_request() -> tuple[WebhookRequest, datetime]:
     body = fixture_path("zendesk", "vector_group_membership_created.json").read_bytes()
     when = datetime(1970, 1, 1, 0, 20, 34, tzinfo=UTC)  # the vector's timestamp "1234"
-    headers = {"X-Zendesk-Webhook-Signature": "10IqYzYTLHRftNsNE+im0DeOM6/JactIRuy0XCHJ9B8=",
-               "X-Zendesk-Webhook-Signature-Timestamp": "1234"}
+    headers = {
+        "X-Zendesk-Webhook-Signature": "10IqYzYTLHRftNsNE+im0DeOM6/JactIRuy0XCHJ9B8=",
+        "X-Zendesk-Webhook-Signature-Timestamp": "1234",
+    }
     return webhook(body, headers, when), when
 
 
@@ -186,7 +227,8 @@ def test_the_published_vector_is_a_test_delivery_answered_and_ignored():
     zendesk.verify(request)
 
     assert zendesk.parse(request) == Ignored(
-        "Zendesk test delivery (signed with the public test secret)")
+        "Zendesk test delivery (signed with the public test secret)"
+    )
 
 
 def test_test_deliveries_are_refused_when_not_accepted():
@@ -199,8 +241,12 @@ def test_a_close_signed_with_the_public_test_secret_never_becomes_a_survey(zd_se
     services = zd_services()
     client = create_app(services=services).test_client()
 
-    response = post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock,
-                    secret=TEST_SIGNING_SECRET)
+    response = post(
+        client,
+        fixture("zendesk", "ticket_status_changed_solved.json"),
+        clock,
+        secret=TEST_SIGNING_SECRET,
+    )
 
     assert response.status_code == 200 and response.json["status"] == "ignored"
     assert rows(services, surveys) == []
@@ -214,8 +260,12 @@ def test_event_close_is_parsed(clock):
     event = zendesk.parse(signed(fixture("zendesk", "ticket_status_changed_solved.json"), clock))
 
     assert event == DialogClosed(
-        helpdesk="zendesk", dialog_id="5158", agent=Person(id=AGENT_ID),
-        customer=Person(id="8447388090110"), team="Billing", channel="web_form",
+        helpdesk="zendesk",
+        dialog_id="5158",
+        agent=Person(id=AGENT_ID),
+        customer=Person(id="8447388090110"),
+        team="Billing",
+        channel="web_form",
         closed_at=datetime(2026, 11, 20, 11, 58, 20, 987654, tzinfo=UTC),
         occurrence="a8b9c1d2-3e4f-4a6b-8c8d-9e0f1a2b3c4d",
     )
@@ -245,18 +295,26 @@ def test_unassigned_ticket_has_no_agent(clock):
 
 def test_event_reopen_is_recognised(clock):
     event = adapter(clock).parse(
-        signed(fixture("zendesk", "ticket_status_changed_reopened.json"), clock))
+        signed(fixture("zendesk", "ticket_status_changed_reopened.json"), clock)
+    )
     assert event == DialogReopened("zendesk", "5158")
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("ticket_status_changed_closed_after_solved.json",
-     "status solved → closed: the ticket was already solved"),
-    ("ticket_status_changed_pending.json", "status open → pending is not a close"),
-    ("ticket_priority_changed.json", "zen:event-type:ticket.priority_changed is not a status "
-                                     "change"),
-    ("test_delivery.json", "neither a Zendesk event nor the csat-hook trigger body"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        (
+            "ticket_status_changed_closed_after_solved.json",
+            "status solved → closed: the ticket was already solved",
+        ),
+        ("ticket_status_changed_pending.json", "status open → pending is not a close"),
+        (
+            "ticket_priority_changed.json",
+            "zen:event-type:ticket.priority_changed is not a status change",
+        ),
+        ("test_delivery.json", "neither a Zendesk event nor the csat-hook trigger body"),
+    ],
+)
 def test_other_events_are_ignored_with_a_reason(clock, name, reason):
     assert adapter(clock).parse(signed(fixture("zendesk", name), clock)) == Ignored(reason)
 
@@ -269,8 +327,7 @@ def test_event_without_ticket_id_is_400(zd_services, clock):
     response = post(client, payload, clock)
 
     assert response.status_code == 400
-    assert response.json == {"error": "missing_field",
-                             "reason": "ticket id is missing (detail.id)"}
+    assert response.json == {"error": "missing_field", "reason": "ticket id is missing (detail.id)"}
 
 
 def test_non_object_body_is_refused(clock):
@@ -301,10 +358,12 @@ def test_an_event_that_is_not_a_close_needs_no_ticket_id(clock):
 def test_trigger_close_is_parsed(clock):
     event = adapter(clock).parse(signed(fixture("zendesk", "trigger_solved.json"), clock))
     assert event == DialogClosed(
-        helpdesk="zendesk", dialog_id="5158",
+        helpdesk="zendesk",
+        dialog_id="5158",
         agent=Person(AGENT_ID, "Anna Petrova", "anna@example.com"),
         customer=Person("8447388090110", "Ivan Sidorov", "ivan@example.org"),
-        team="Billing", channel="Web Form",
+        team="Billing",
+        channel="Web Form",
         closed_at=datetime(2026, 11, 20, 11, 58, 20, tzinfo=UTC),
         occurrence="2026-11-20T11:58:20Z",
     )
@@ -324,7 +383,8 @@ def test_trigger_reopen_is_recognised(clock):
 
 def test_trigger_for_an_unassigned_ticket_has_no_agent(clock):
     event = adapter(clock).parse(
-        signed(fixture("zendesk", "trigger_solved_unassigned.json"), clock))
+        signed(fixture("zendesk", "trigger_solved_unassigned.json"), clock)
+    )
     assert isinstance(event, DialogClosed)
     assert event.agent == Person() and event.team is None
 
@@ -332,14 +392,14 @@ def test_trigger_for_an_unassigned_ticket_has_no_agent(clock):
 def test_trigger_body_sent_unrendered_is_ignored(clock):
     template = json.loads((EXAMPLES / "zendesk-trigger-body.json").read_text())
     assert adapter(clock).parse(signed(template, clock)) == Ignored(
-        "the trigger body's placeholders were not rendered")
+        "the trigger body's placeholders were not rendered"
+    )
 
 
 def test_trigger_with_an_unknown_status_is_ignored(clock):
     payload = fixture("zendesk", "trigger_solved.json")
     payload["ticket"]["status"] = "Gelöst"
-    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
-        "status 'gelöst' is not a close")
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored("status 'gelöst' is not a close")
 
 
 # --- deduplication --------------------------------------------------------------------------
@@ -353,12 +413,13 @@ def test_a_retried_event_gives_one_survey_even_when_every_close_is_surveyed(zd_s
     again["id"] = "0d9c8b7a-6f5e-4d3c-9b2a-190817263544"  # a second solve, after a reopen
     again["time"] = "2026-11-20T11:59:30Z"
 
-    statuses = [post(client, payload, clock).json["status"]
-                for payload in (solved, solved, again)]
+    statuses = [post(client, payload, clock).json["status"] for payload in (solved, solved, again)]
 
     assert statuses == ["queued", "duplicate", "queued"]
     assert [s.occurrence for s in rows(services, surveys)] == [
-        "a8b9c1d2-3e4f-4a6b-8c8d-9e0f1a2b3c4d", "0d9c8b7a-6f5e-4d3c-9b2a-190817263544"]
+        "a8b9c1d2-3e4f-4a6b-8c8d-9e0f1a2b3c4d",
+        "0d9c8b7a-6f5e-4d3c-9b2a-190817263544",
+    ]
 
 
 def test_a_retried_trigger_gives_one_survey(zd_services, clock):
@@ -368,8 +429,9 @@ def test_a_retried_trigger_gives_one_survey(zd_services, clock):
     resolved_later = fixture("zendesk", "trigger_solved.json")
     resolved_later["ticket"]["updated_at"] = "2026-11-20T11:59:40Z"
 
-    statuses = [post(client, payload, clock).json["status"]
-                for payload in (solved, solved, resolved_later)]
+    statuses = [
+        post(client, payload, clock).json["status"] for payload in (solved, solved, resolved_later)
+    ]
 
     assert statuses == ["queued", "duplicate", "queued"]
 
@@ -381,12 +443,21 @@ def test_a_retried_trigger_gives_one_survey(zd_services, clock):
 def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
     responses.put(
         f"{BASE}/api/v2/tickets/5158.json",
-        match=[matchers.header_matcher({"Authorization": BASIC}),
-               matchers.json_params_matcher({"ticket": {
-                   "comment": {"body": "How did we do? https://x.test/f", "public": True},
-                   "status": "solved"}})],
-        json={"ticket": {"id": 5158, "status": "solved"},
-              "audit": {"id": 91, "events": [{"id": 92, "type": "Comment", "public": True}]}},
+        match=[
+            matchers.header_matcher({"Authorization": BASIC}),
+            matchers.json_params_matcher(
+                {
+                    "ticket": {
+                        "comment": {"body": "How did we do? https://x.test/f", "public": True},
+                        "status": "solved",
+                    }
+                }
+            ),
+        ],
+        json={
+            "ticket": {"id": 5158, "status": "solved"},
+            "audit": {"id": 91, "events": [{"id": 92, "type": "Comment", "public": True}]},
+        },
     )
     assert adapter(clock).send_reply(reply()).external_id == "92"
 
@@ -395,32 +466,37 @@ def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
 def test_reply_with_oauth_and_without_status(clock):
     responses.put(
         f"{BASE}/api/v2/tickets/5158.json",
-        match=[matchers.header_matcher({"Authorization": "Bearer zd-oauth"}),
-               matchers.json_params_matcher({"ticket": {
-                   "comment": {"body": "How did we do? https://x.test/f", "public": True}}})],
+        match=[
+            matchers.header_matcher({"Authorization": "Bearer zd-oauth"}),
+            matchers.json_params_matcher(
+                {"ticket": {"comment": {"body": "How did we do? https://x.test/f", "public": True}}}
+            ),
+        ],
         json={},
     )
-    zendesk = adapter(clock, email=None, api_token=None, oauth_token="zd-oauth",
-                      keep_solved=False)
+    zendesk = adapter(clock, email=None, api_token=None, oauth_token="zd-oauth", keep_solved=False)
     assert zendesk.send_reply(reply()).external_id is None
 
 
 @responses.activate
 def test_429_is_retryable_and_carries_retry_after(clock):
-    responses.put(f"{BASE}/api/v2/tickets/5158.json", status=429,
-                  headers={"Retry-After": "42"})
+    responses.put(f"{BASE}/api/v2/tickets/5158.json", status=429, headers={"Retry-After": "42"})
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
     assert raised.value.retryable and raised.value.retry_after == 42
     assert raised.value.http_status == 429
 
 
-@pytest.mark.parametrize(("status", "words"), [(422, "closed tickets cannot be updated"),
-                                               (404, "no such ticket")])
+@pytest.mark.parametrize(
+    ("status", "words"), [(422, "closed tickets cannot be updated"), (404, "no such ticket")]
+)
 @responses.activate
 def test_refusals_are_permanent_with_a_clear_reason(clock, status, words):
-    responses.put(f"{BASE}/api/v2/tickets/5158.json", status=status,
-                  json={"error": "RecordInvalid", "description": "Record validation errors"})
+    responses.put(
+        f"{BASE}/api/v2/tickets/5158.json",
+        status=status,
+        json={"error": "RecordInvalid", "description": "Record validation errors"},
+    )
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
     assert not raised.value.retryable and raised.value.http_status == status
@@ -436,8 +512,11 @@ def test_a_ticket_id_cannot_escape_its_path_segment(clock):
 
 def test_a_closed_ticket_marks_the_reply_failed(zd_services, clock, fake_helpdesk, monkeypatch):
     services = zd_services(agents={AGENT_ID: {"name": "Anna Petrova"}})
-    script_answers(fake_helpdesk, monkeypatch,
-                   Answer("PUT", r"/api/v2/tickets/5158\.json", 422, {"error": "RecordInvalid"}))
+    script_answers(
+        fake_helpdesk,
+        monkeypatch,
+        Answer("PUT", r"/api/v2/tickets/5158\.json", 422, {"error": "RecordInvalid"}),
+    )
     client = create_app(services=services).test_client()
     post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
 
@@ -452,18 +531,24 @@ def test_a_closed_ticket_marks_the_reply_failed(zd_services, clock, fake_helpdes
 
 
 def _user_answer(status: int = 200, times: int | None = None) -> Answer:
-    user = {"user": {"id": int(AGENT_ID), "name": "Anna Petrova", "email": "anna@example.com",
-                     "role": "agent"}}
-    return Answer("GET", USER_PATH, status, user if status == 200 else {"error": "x"},
-                  times=times)
+    user = {
+        "user": {
+            "id": int(AGENT_ID),
+            "name": "Anna Petrova",
+            "email": "anna@example.com",
+            "role": "agent",
+        }
+    }
+    return Answer("GET", USER_PATH, status, user if status == 200 else {"error": "x"}, times=times)
 
 
 def _puts(fake: Any) -> list[dict[str, Any]]:
     return [r for r in fake.api_requests() if r["method"] == "PUT" and r["answered"] == 200]
 
 
-def test_id_only_close_gets_the_agent_name_into_the_link(zd_services, clock, fake_helpdesk,
-                                                         monkeypatch):
+def test_id_only_close_gets_the_agent_name_into_the_link(
+    zd_services, clock, fake_helpdesk, monkeypatch
+):
     services = zd_services()
     script_answers(fake_helpdesk, monkeypatch, _user_answer())
     client = create_app(services=services).test_client()
@@ -475,14 +560,15 @@ def test_id_only_close_gets_the_agent_name_into_the_link(zd_services, clock, fak
     assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/users/{AGENT_ID}.json")
     assert lookup["headers"]["Authorization"] == BASIC
     comment = put["body"]["ticket"]["comment"]["body"]
-    link = comment[comment.index("https://docs.google.com"):].split()[0]
+    link = comment[comment.index("https://docs.google.com") :].split()[0]
     assert link_fields(link)["entry.111"] == "Anna Petrova"
     [survey] = rows(services, surveys)
     assert (survey.agent_name, survey.agent_email) == ("Anna Petrova", "anna@example.com")
 
 
-def test_a_lookup_that_keeps_failing_still_sends_the_reply(zd_services, clock, fake_helpdesk,
-                                                           monkeypatch):
+def test_a_lookup_that_keeps_failing_still_sends_the_reply(
+    zd_services, clock, fake_helpdesk, monkeypatch
+):
     services = zd_services()
     script_answers(fake_helpdesk, monkeypatch, _user_answer(503))
     client = create_app(services=services).test_client()
@@ -494,7 +580,7 @@ def test_a_lookup_that_keeps_failing_still_sends_the_reply(zd_services, clock, f
     [item] = rows(services, outbox)
     assert item.status == "sent" and item.attempts == services.config.delivery.max_attempts
     comment = put["body"]["ticket"]["comment"]["body"]
-    link = comment[comment.index("https://docs.google.com"):].split()[0]
+    link = comment[comment.index("https://docs.google.com") :].split()[0]
     assert link_fields(link)["entry.222"] == AGENT_ID  # the id still identifies the agent
 
 
@@ -512,8 +598,9 @@ def test_a_lookup_that_recovers_sends_the_name(zd_services, clock, fake_helpdesk
     assert len(_puts(fake_helpdesk)) == 1
 
 
-def test_an_unknown_user_is_sent_at_once_and_remembered(zd_services, clock, fake_helpdesk,
-                                                        monkeypatch):
+def test_an_unknown_user_is_sent_at_once_and_remembered(
+    zd_services, clock, fake_helpdesk, monkeypatch
+):
     services = zd_services(_sections={"policy": EVERY_CLOSE})
     script_answers(fake_helpdesk, monkeypatch, _user_answer(404))
     client = create_app(services=services).test_client()
@@ -546,27 +633,36 @@ def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdes
 # --- configuration --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"base_url": None}, "set subdomain"),
-    ({"base_url": None, "subdomain": "acme.zendesk.com"}, "subdomain must be the name before"),
-    ({"base_url": "acme.zendesk.com"}, "base_url must start with http"),
-    ({"api_token": None}, "email and api_token go together"),
-    ({"oauth_token": "t"}, "either email \\+ api_token, or oauth_token"),
-    ({"email": None, "api_token": None}, "either email \\+ api_token, or oauth_token"),
-    ({"webhook_secret": TEST_SIGNING_SECRET}, "public test secret"),
-    ({"webhook_secret": None}, "webhook_secret"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"base_url": None}, "set subdomain"),
+        ({"base_url": None, "subdomain": "acme.zendesk.com"}, "subdomain must be the name before"),
+        ({"base_url": "acme.zendesk.com"}, "base_url must start with http"),
+        ({"api_token": None}, "email and api_token go together"),
+        ({"oauth_token": "t"}, "either email \\+ api_token, or oauth_token"),
+        ({"email": None, "api_token": None}, "either email \\+ api_token, or oauth_token"),
+        ({"webhook_secret": TEST_SIGNING_SECRET}, "public test secret"),
+        ({"webhook_secret": None}, "webhook_secret"),
+    ],
+)
 def test_incomplete_options_are_refused_naming_the_keys(values, message):
-    options = {"base_url": BASE, "email": "bot@example.com", "api_token": "zd-api-token",
-               "webhook_secret": SECRET, **values}
+    options = {
+        "base_url": BASE,
+        "email": "bot@example.com",
+        "api_token": "zd-api-token",
+        "webhook_secret": SECRET,
+        **values,
+    }
     options = {k: v for k, v in options.items() if v is not None}
     with pytest.raises(ValidationError, match=message):
         ZendeskOptions.model_validate(options)
 
 
 def test_subdomain_gives_the_base_url():
-    options = ZendeskOptions.model_validate({"subdomain": "acme", "oauth_token": "t",
-                                             "webhook_secret": SECRET})
+    options = ZendeskOptions.model_validate(
+        {"subdomain": "acme", "oauth_token": "t", "webhook_secret": SECRET}
+    )
     assert options.base_url == "https://acme.zendesk.com"
 
 

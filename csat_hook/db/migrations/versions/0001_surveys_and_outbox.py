@@ -42,12 +42,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("id", name="pk_surveys"),
-        sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence",
-                            name="uq_surveys_helpdesk_dialog_id_occurrence"),
+        sa.UniqueConstraint(
+            "helpdesk", "dialog_id", "occurrence", name="uq_surveys_helpdesk_dialog_id_occurrence"
+        ),
         sa.UniqueConstraint("token", name="uq_surveys_token"),
     )
-    op.create_index("ix_surveys_helpdesk_customer_id_created_at", "surveys",
-                    ["helpdesk", "customer_id", "created_at"])
+    op.create_index(
+        "ix_surveys_helpdesk_customer_id_created_at",
+        "surveys",
+        ["helpdesk", "customer_id", "created_at"],
+    )
     op.create_index("ix_surveys_status_sent_at", "surveys", ["status", "sent_at"])
     op.create_table(
         "outbox",
@@ -69,12 +73,12 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        sa.ForeignKeyConstraint(["survey_id"], ["surveys.id"], ondelete="CASCADE",
-                                name="fk_outbox_survey_id_surveys"),
+        sa.ForeignKeyConstraint(
+            ["survey_id"], ["surveys.id"], ondelete="CASCADE", name="fk_outbox_survey_id_surveys"
+        ),
         sa.UniqueConstraint("survey_id", name="uq_outbox_survey_id"),
     )
-    op.create_index("ix_outbox_status_next_attempt_at", "outbox",
-                    ["status", "next_attempt_at"])
+    op.create_index("ix_outbox_status_next_attempt_at", "outbox", ["status", "next_attempt_at"])
 
 
 def downgrade() -> None:

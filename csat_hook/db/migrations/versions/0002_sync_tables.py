@@ -106,6 +106,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("sync_locks", "sync_state", "sync_skipped_rows", "unverified_answers",
-                  "answer_history", "answers"):
+    for table in (
+        "sync_locks",
+        "sync_state",
+        "sync_skipped_rows",
+        "unverified_answers",
+        "answer_history",
+        "answers",
+    ):
         op.drop_table(table)

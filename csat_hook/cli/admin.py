@@ -31,6 +31,7 @@ from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
+from csat_hook.outbox import listing
 from csat_hook.outbox import store
 
 
@@ -240,8 +241,8 @@ def outbox(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: b
     assert state is not None
     services = state.services()
     with services.engine.connect() as conn:
-        rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
-        counts = store.outbox_counts(conn)
+        rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
+        counts = listing.outbox_counts(conn)
     if as_json:
         click.echo(
             json.dumps(
@@ -280,6 +281,6 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
         raise click.UsageError("give reply ids, or --all-failed")
     services = state.services()
     with services.engine.begin() as conn:
-        count = store.requeue(conn, services.clock(), ids=list(ids) or None)
+        count = listing.requeue(conn, services.clock(), ids=list(ids) or None)
         store.notify_workers(conn)
     click.echo(f"requeued {count} replies")

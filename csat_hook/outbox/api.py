@@ -19,7 +19,7 @@ from flask import request
 from csat_hook.db.schema import OUTBOX_STATUSES
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import WebhookError
-from csat_hook.outbox import store
+from csat_hook.outbox import listing
 
 EXTENSION = "csat_hook.outbox_api"
 bp = Blueprint("outbox_api", __name__)
@@ -54,8 +54,8 @@ def api_outbox() -> tuple[Response, int]:
     except ValueError as exc:
         raise BadRequestError("limit must be a number") from exc
     with api.engine.connect() as conn:
-        rows = store.list_outbox(conn, statuses=statuses or None, limit=limit)
-        counts = store.outbox_counts(conn)
+        rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
+        counts = listing.outbox_counts(conn)
     replies = [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
         for row in rows

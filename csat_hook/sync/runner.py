@@ -17,20 +17,10 @@ Phases and what a failure in each leaves behind:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
-from dataclasses import asdict
-from dataclasses import dataclass
-from dataclasses import field
 from datetime import datetime
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,15 +33,15 @@ from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
-from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
-from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
+from csat_hook.sync.lock import SyncLock
+from csat_hook.sync.lock import holder_id
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute
@@ -62,90 +52,13 @@ from csat_hook.sync.report import Report
 from csat_hook.sync.report import build_report
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.summary import PhaseClock
+from csat_hook.sync.summary import SyncSummary
+from csat_hook.sync.summary import cyclic_gc_paused
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAME = "sync"
 MAX_UNVERIFIED_LISTED = 5000
-
-
-@dataclass
-class SyncSummary:
-    """What a run did; ``--json`` prints it as is."""
-
-    status: str = "ok"
-    dry_run: bool = False
-    source: str = ""
-    rows_read: int = 0
-    blank_rows: int = 0
-    unchanged: int = 0
-    new: int = 0
-    updated: int = 0
-    history_only: int = 0
-    edited_fields: int = 0
-    unverified: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
-    unverified_rows: list[dict[str, str]] = field(default_factory=list)
-    skipped_rows: list[dict[str, str]] = field(default_factory=list)
-    agents: int = 0
-    totals: dict[str, Any] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    duration_ms: int = 0
-    phases_ms: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["unverified_total"] = sum(self.unverified.values())
-        data["skipped_total"] = sum(self.skipped.values())
-        return data
-
-    def absorb(self, batch: SourceBatch, result: IngestResult) -> None:
-        self.rows_read, self.blank_rows = batch.rows_read, batch.blank_rows
-        self.unchanged = batch.unchanged
-        self.warnings.extend(batch.warnings)
-        self.new, self.updated = result.new, result.updated
-        self.history_only, self.edited_fields = result.history_only, result.edited_fields
-        self.unverified, self.skipped = dict(result.unverified), dict(result.skipped)
-        self.unverified_rows, self.skipped_rows = result.unverified_rows, result.skipped_rows
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector for the length of a sync.
-
-    A sync of 100,000 answers holds several hundred thousand small objects until it ends; the
-    collector would walk all of them again every few thousand allocations (seconds, in total,
-    on a first sync). They form no garbage cycles worth collecting early: collect once after.
-    Reference counting still frees everything as usual.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-        gc.collect()
-
-
-class _PhaseClock:
-    """Milliseconds spent per phase, for the summary (where does a slow sync spend time)."""
-
-    def __init__(self, into: dict[str, int]) -> None:
-        self.into = into
-        self.last = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        now = time.monotonic()
-        self.into[name] = int((now - self.last) * 1000)
-        self.last = now
-
-
-def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class SyncRunner:
@@ -165,12 +78,19 @@ class SyncRunner:
         self.clock = clock
         self.sleep = sleep
         self.google_sleep = google_sleep
+        self.lock = SyncLock(
+            engine,
+            clock=lambda: self.clock(),
+            sleep=lambda s: self.sleep(s),
+            lease_seconds=config.sync.lock_lease_seconds,
+            wait_seconds=config.sync.lock_wait_seconds,
+        )
 
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, *, dry_run: bool = False, full: bool = False) -> SyncSummary:
         """One sync; the summary says how it went (it is also logged)."""
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             return self._run_logged(dry_run=dry_run, full=full)
 
     def _run_logged(self, *, dry_run: bool, full: bool) -> SyncSummary:
@@ -181,7 +101,7 @@ class SyncRunner:
         locked = False
         try:
             if not dry_run:
-                self._acquire(holder)
+                self.lock.acquire(holder)
                 locked = True
             self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
         except SyncLockedError as exc:
@@ -195,7 +115,7 @@ class SyncRunner:
             summary.error = f"database error ({type(exc.orig).__name__})"
         finally:
             if locked:
-                self._release(holder)
+                self.lock.release(holder)
             summary.requests = log.as_dict()
             summary.duration_ms = int((time.monotonic() - started) * 1000)
         extra: dict[str, Any] = {
@@ -221,7 +141,7 @@ class SyncRunner:
         dry_run: bool,
         full: bool,
     ) -> None:
-        clock = _PhaseClock(summary.phases_ms)
+        clock = PhaseClock(summary.phases_ms)
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
         with self.engine.connect() as conn:
@@ -229,10 +149,10 @@ class SyncRunner:
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")
-        self._renew(holder)
+        self.lock.renew(holder)
         report = self._ingest_and_report(summary, source, batch, dry_run=dry_run, clock=clock)
         del batch  # every submission read; not needed while the report is written
-        self._renew(holder)
+        self.lock.renew(holder)
         summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
         clock.lap("write")
 
@@ -243,7 +163,7 @@ class SyncRunner:
         batch: SourceBatch,
         *,
         dry_run: bool,
-        clock: _PhaseClock,
+        clock: PhaseClock,
     ) -> Report:
         config = self.config
         now = self.clock()
@@ -395,44 +315,6 @@ class SyncRunner:
         sheets = google_api.SheetsApi(session) if needs_sheets else None
         forms = google_api.FormsApi(session) if config.results.source == "forms_api" else None
         return sheets, forms
-
-    # --- the lock --------------------------------------------------------------------------
-
-    def _lease(self) -> datetime:
-        return self.clock() + timedelta(seconds=self.config.sync.lock_lease_seconds)
-
-    def _acquire(self, holder: str) -> None:
-        deadline = time.monotonic() + self.config.sync.lock_wait_seconds
-        while True:
-            with self.engine.begin() as conn:
-                if store.acquire_lock(conn, LOCK_NAME, holder, self.clock(), self._lease()):
-                    return
-                state = store.lock_state(conn, LOCK_NAME)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                since = state.acquired_at.isoformat() if state and state.acquired_at else "?"
-                raise SyncLockedError(
-                    f"another sync is running (lock held since {since}; "
-                    "it expires after sync.lock_lease_seconds)"
-                )
-            self.sleep(min(1.0, remaining))
-
-    def _renew(self, holder: str | None) -> None:
-        if holder is None:
-            return
-        with self.engine.begin() as conn:
-            if not store.renew_lock(conn, LOCK_NAME, holder, self._lease()):
-                raise SyncError(
-                    "lost the sync lock (this run took longer than "
-                    "sync.lock_lease_seconds and another run took over)"
-                )
-
-    def _release(self, holder: str) -> None:
-        try:
-            with self.engine.begin() as conn:
-                store.release_lock(conn, LOCK_NAME, holder)
-        except DBAPIError as exc:  # the lease expires by itself
-            logger.warning("sync.unlock-failed", extra={"error": type(exc.orig).__name__})
 
 
 def make_sync_engine(config: SyncSettings) -> Engine:

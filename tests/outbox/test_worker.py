@@ -16,6 +16,7 @@ from csat_hook import tokens
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpers import body_of
@@ -332,7 +333,7 @@ def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpd
     worker = services.delivery_worker()
     worker.run_once()
     with services.engine.begin() as conn:
-        assert store.requeue(conn, clock()) == 1
+        assert listing.requeue(conn, clock()) == 1
 
     worker.run_once()
 

@@ -25,7 +25,7 @@ from csat_hook.db.migrate import create_schema
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
-from csat_hook.sync.runner import SyncSummary
+from csat_hook.sync.summary import SyncSummary
 
 SECRET = "test-token-secret-0123456789"
 SHEET_ID = "1RespOnsesSheet"

@@ -1,0 +1,72 @@
+"""What operators see and do with the queue: list replies with their last error, count them
+by status, requeue failed ones (``csat-hook outbox``, ``GET /api/outbox``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.db.schema import FAILED
+from csat_hook.db.schema import OUTBOX_STATUSES
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import QUEUED
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+
+
+def list_outbox(
+    conn: sa.Connection, *, statuses: Sequence[str] | None = None, limit: int = 50
+) -> list[Any]:
+    """Newest first, joined with the survey's agent and customer snapshot."""
+    stmt = (
+        sa.select(
+            outbox.c.id,
+            outbox.c.helpdesk,
+            outbox.c.dialog_id,
+            outbox.c.status,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.last_error,
+            outbox.c.last_http_status,
+            outbox.c.created_at,
+            outbox.c.sent_at,
+            surveys.c.agent_id,
+            surveys.c.agent_name,
+        )
+        .join(surveys, surveys.c.id == outbox.c.survey_id)
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
+    if statuses:
+        stmt = stmt.where(outbox.c.status.in_(statuses))
+    return list(conn.execute(stmt).all())
+
+
+def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> int:
+    """Put failed replies back in the queue with a fresh attempt budget."""
+    where = [outbox.c.status == FAILED]
+    if ids:
+        where.append(outbox.c.id.in_(ids))
+    survey_ids = (
+        conn.execute(
+            sa.update(outbox)
+            .where(*where)
+            .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+            .returning(outbox.c.survey_id)
+        )
+        .scalars()
+        .all()
+    )
+    if survey_ids:
+        conn.execute(sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED))
+    return len(survey_ids)
+
+
+def outbox_counts(conn: sa.Connection) -> dict[str, int]:
+    rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
+    counts = dict.fromkeys(OUTBOX_STATUSES, 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts

@@ -1,0 +1,89 @@
+"""The sync lock: a lease row taken with compare-and-set, so overlapping runs (cron and a
+manual run, two clock processes) are serialised on SQLite and PostgreSQL alike. A holder that
+died leaves a lease that expires after ``sync.lock_lease_seconds``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook.clock import Clock
+from csat_hook.errors import SyncError
+from csat_hook.errors import SyncLockedError
+from csat_hook.sync import store
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "sync"
+
+
+def holder_id() -> str:
+    """``host:pid:random``: who holds the lock, readable in the table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SyncLock:
+    """Acquire, renew and release the one sync lease."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock,
+        sleep: Callable[[float], None],
+        lease_seconds: float,
+        wait_seconds: float,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.sleep = sleep
+        self.lease_seconds = lease_seconds
+        self.wait_seconds = wait_seconds
+
+    def _lease(self) -> datetime:
+        return self.clock() + timedelta(seconds=self.lease_seconds)
+
+    def acquire(self, holder: str) -> None:
+        """Take the lock, waiting up to ``wait_seconds``; SyncLockedError if another run has it."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            with self.engine.begin() as conn:
+                if store.acquire_lock(conn, LOCK_NAME, holder, self.clock(), self._lease()):
+                    return
+                state = store.lock_state(conn, LOCK_NAME)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                since = state.acquired_at.isoformat() if state and state.acquired_at else "?"
+                raise SyncLockedError(
+                    f"another sync is running (lock held since {since}; "
+                    "it expires after sync.lock_lease_seconds)"
+                )
+            self.sleep(min(1.0, remaining))
+
+    def renew(self, holder: str | None) -> None:
+        """Extend our lease (no-op for None: a dry run holds no lock); SyncError when lost."""
+        if holder is None:
+            return
+        with self.engine.begin() as conn:
+            if not store.renew_lock(conn, LOCK_NAME, holder, self._lease()):
+                raise SyncError(
+                    "lost the sync lock (this run took longer than "
+                    "sync.lock_lease_seconds and another run took over)"
+                )
+
+    def release(self, holder: str) -> None:
+        """Give the lock back (if the database is down, the lease expires by itself)."""
+        try:
+            with self.engine.begin() as conn:
+                store.release_lock(conn, LOCK_NAME, holder)
+        except DBAPIError as exc:  # the lease expires by itself
+            logger.warning("sync.unlock-failed", extra={"error": type(exc.orig).__name__})

@@ -13,7 +13,7 @@ from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
-from csat_hook.sync.sources.csv import CsvResults
+from csat_hook.sync.sources.csv_export import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.sources.gsheets import GSheetsResults
 from csat_hook.sync.values import RatingScale

@@ -6,7 +6,7 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.sources.base import ResultsSource
-from csat_hook.sync.sources.csv import CsvResults
+from csat_hook.sync.sources.csv_export import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.sources.gsheets import GSheetsResults
 

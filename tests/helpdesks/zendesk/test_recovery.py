@@ -154,7 +154,12 @@ def test_paging_is_capped():
     ("status", "body", "retryable", "words"),
     [
         (401, {"error": "Couldn't authenticate you"}, False, "email/api_token"),
-        (403, {"error": {"title": "Forbidden", "message": "You do not have access"}}, False, "agent"),
+        (
+            403,
+            {"error": {"title": "Forbidden", "message": "You do not have access"}},
+            False,
+            "agent",
+        ),
         (404, {"error": "RecordNotFound", "description": "Not found"}, False, "no such ticket"),
         (429, None, True, "HTTP 429"),
         (500, None, True, "HTTP 500"),

@@ -100,6 +100,7 @@ class ChatwootOptions(HelpdeskOptions):
 
 class ChatwootHelpdesk(Helpdesk):
     kind = "chatwoot"
+    supports_lookup = True
     Options = ChatwootOptions
     options: ChatwootOptions
 

@@ -83,6 +83,7 @@ __all__ = ["FreshdeskHelpdesk", "FreshdeskOptions", "reply_html"]
 
 class FreshdeskHelpdesk(Helpdesk):
     kind = "freshdesk"
+    supports_lookup = True
     Options = FreshdeskOptions
     options: FreshdeskOptions
 

@@ -96,6 +96,7 @@ logger = logging.getLogger(__name__)
 
 class IntercomHelpdesk(Helpdesk):
     kind = "intercom"
+    supports_lookup = True
     Options = IntercomOptions
     options: IntercomOptions
 

@@ -102,6 +102,7 @@ __all__ = ["TEST_SIGNING_SECRET", "ZendeskHelpdesk", "ZendeskOptions", "zendesk_
 
 class ZendeskHelpdesk(Helpdesk):
     kind = "zendesk"
+    supports_lookup = True
     Options = ZendeskOptions
     options: ZendeskOptions
 

@@ -149,8 +149,8 @@ class _Guard:
         if not isinstance(value, str | int) or isinstance(value, bool):
             return None
         text = _CONTROL.sub(" ", str(value))[:2000]
-        text = _URL.sub("…", text)
         text = _QUOTED.sub("…", text)
+        text = _URL.sub("…", text)
         text = _EMAIL.sub("…", text)
         text = _LONG_NUMBER.sub("…", text)
         text = re.sub(r"\s+", " ", text).strip(" :;,.")

@@ -20,7 +20,7 @@ from csat_hook.links import ReplyConfig
 from csat_hook.links import build_link
 from csat_hook.links import reply_text
 
-TOKEN_SECRET = "lookup-tests-token-secret"  # noqa: S105 (a test key)
+TOKEN_SECRET = "lookup-tests-token-secret"
 ISSUED = datetime(2025, 3, 14, 10, 5, tzinfo=UTC)
 # The fixtures' reply is posted at 10:05:12; the outbox started the attempt at 10:05:00.
 SINCE = datetime(2025, 3, 14, 10, 5, tzinfo=UTC)

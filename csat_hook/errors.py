@@ -80,6 +80,9 @@ class DeliveryError(CsatHookError):
     ``retryable`` says whether trying again later can help (429, 5xx, timeouts, connection
     errors) or not (other 4xx). ``retry_after`` is the delay in seconds the vendor asked for,
     when it said so. ``http_status`` is the vendor's status, when there was a response.
+    ``vendor_reason`` is what the vendor said was wrong (its error codes, field names and short
+    messages), already stripped of anything that could be customer text
+    (:mod:`csat_hook.helpdesks.reasons`); the message ends with it too.
     """
 
     status = 502
@@ -92,11 +95,25 @@ class DeliveryError(CsatHookError):
         retryable: bool,
         http_status: int | None = None,
         retry_after: float | None = None,
+        vendor_reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.http_status = http_status
         self.retry_after = retry_after
+        self.vendor_reason = vendor_reason
+
+    def reworded(self, message: str, *, retryable: bool | None = None) -> DeliveryError:
+        """The same failure under an adapter's clearer ``message``, the vendor's reason kept."""
+        if self.vendor_reason:
+            message = f"{message}: {self.vendor_reason}"
+        return DeliveryError(
+            message,
+            retryable=self.retryable if retryable is None else retryable,
+            http_status=self.http_status,
+            retry_after=self.retry_after,
+            vendor_reason=self.vendor_reason,
+        )
 
 
 class TokenError(CsatHookError):

@@ -25,6 +25,10 @@ LINK_ROLES = ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "te
 REPLY_PLACEHOLDERS = frozenset(
     {"agent_name", "agent_first_name", "customer_name", "ticket", "link", "helpdesk", "team"}
 )
+AGENT_PLACEHOLDERS = frozenset({"agent_name", "agent_first_name"})
+# A template for a reply whose agent has no known name cannot name the agent.
+NAMELESS_PLACEHOLDERS = REPLY_PLACEHOLDERS - AGENT_PLACEHOLDERS
+MAX_AGENT_LABEL = 100
 
 
 class FormConfig(StrictModel):
@@ -65,6 +69,16 @@ class FormConfig(StrictModel):
 
 
 class ReplyConfig(StrictModel):
+    """The reply text per language.
+
+    ``templates`` name the agent; when the agent's name is unknown (the close named nobody,
+    only an id or an e-mail is known, the look-up failed), the same language's
+    ``templates_without_agent`` is used instead: a whole sentence, since a name slotted into
+    a sentence does not agree with a stand-in like "our team" in every language (Russian
+    "поработал(а) наша команда" is ungrammatical). An id or an e-mail is never shown as a name.
+    ``agent_label_without_name`` is what the pre-filled form's agent field shows then.
+    """
+
     default_language: str = "en"
     templates: dict[str, str] = Field(
         default_factory=lambda: {
@@ -73,6 +87,16 @@ class ReplyConfig(StrictModel):
             "ru": "Спасибо за обращение! Оцените, пожалуйста, как с вами поработал(а) "
             "{agent_name}: {link}",
         }
+    )
+    templates_without_agent: dict[str, str] = Field(
+        default_factory=lambda: {
+            "en": "Thanks for contacting us! How did we do? "
+            "Rate this conversation (it takes 10 seconds): {link}",
+            "ru": "Спасибо за обращение! Оцените, пожалуйста, как мы с вами поработали: {link}",
+        }
+    )
+    agent_label_without_name: dict[str, str] = Field(
+        default_factory=lambda: {"en": "Support team", "ru": "Служба поддержки"}
     )
 
     @field_validator("templates")
@@ -85,6 +109,42 @@ class ReplyConfig(StrictModel):
             if "{link}" not in text:
                 raise ValueError(f"{lang}: the template must contain {{link}}")
         return value
+
+    @field_validator("templates_without_agent")
+    @classmethod
+    def _valid_nameless(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, text in value.items():
+            check_template(text, NAMELESS_PLACEHOLDERS, where=lang)
+            if "{link}" not in text:
+                raise ValueError(f"{lang}: the template must contain {{link}}")
+        return value
+
+    @field_validator("agent_label_without_name")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, text in value.items():
+            if not text.strip() or len(text) > MAX_AGENT_LABEL or "{" in text or "@" in text:
+                raise ValueError(
+                    f"{lang}: a label of 1 to {MAX_AGENT_LABEL} characters, without braces "
+                    "or an e-mail address (e.g. Support team)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _nameless_for_every_language(self) -> ReplyConfig:
+        nameless = {k.lower() for k in self.templates_without_agent}
+        missing = [
+            lang
+            for lang, text in self.templates.items()
+            if _names_agent(text) and lang.lower() not in nameless
+        ]
+        if missing:
+            raise ValueError(
+                f"templates_without_agent needs {', '.join(missing)}: templates.{missing[0]} "
+                "names the agent, and a reply whose agent has no known name uses "
+                "templates_without_agent of the same language instead"
+            )
+        return self
 
 
 class SurveyConfig(StrictModel):
@@ -133,6 +193,34 @@ def build_link(form: FormConfig, values: LinkValues) -> str:
     return f"{base}?{urllib.parse.urlencode(params)}"
 
 
+def readable_agent_name(
+    name: str | None, *, agent_id: str | None = None, email: str | None = None
+) -> str | None:
+    """``name`` when it reads as a person's name; None for nothing, the agent's id or e-mail,
+    an e-mail address, or text without a letter (helpdesks fill a missing name with these)."""
+    text = (name or "").strip()
+    if not text or text in (agent_id, email) or _EMAIL_LIKE.search(text):
+        return None
+    if not any(c.isalpha() for c in text):
+        return None
+    return text
+
+
+_EMAIL_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
+
+
+def agent_label(reply: ReplyConfig, language: str | None, name: str | None) -> str:
+    """What the pre-filled form's agent field shows: the readable name, else the language's
+    ``agent_label_without_name`` (the default language's, else empty: the field is left out)."""
+    if name:
+        return name
+    labels = {k.lower(): v for k, v in reply.agent_label_without_name.items()}
+    for candidate in _language_candidates(language) + _language_candidates(reply.default_language):
+        if candidate in labels:
+            return labels[candidate]
+    return ""
+
+
 def reply_text(
     reply: ReplyConfig,
     language: str | None,
@@ -144,8 +232,16 @@ def reply_text(
     helpdesk: str,
     team: str,
 ) -> str:
-    """Render the reply in the customer's language, falling back to the default one."""
+    """Render the reply in the customer's language, falling back to the default one.
+
+    ``agent_name`` is the agent's readable name (:func:`readable_agent_name`) or empty; empty
+    picks the language's template without an agent (see :class:`ReplyConfig`).
+    """
+    agent_name = agent_name.strip()
     template = pick_template(reply, language)
+    if not agent_name and _names_agent(template):
+        nameless = {k.lower(): v for k, v in reply.templates_without_agent.items()}
+        template = nameless[pick_language(reply, language).lower()]  # the validator ensures it
     first_name = agent_name.split()[0] if agent_name.split() else agent_name
     return template.format_map(
         {
@@ -162,11 +258,22 @@ def reply_text(
 
 def pick_template(reply: ReplyConfig, language: str | None) -> str:
     """Exact language (``pt-BR``), then its base (``pt``), then the default, then any."""
-    templates = {k.lower(): v for k, v in reply.templates.items()}
+    return reply.templates[pick_language(reply, language)]
+
+
+def pick_language(reply: ReplyConfig, language: str | None) -> str:
+    """The key of ``reply.templates`` a reply in ``language`` uses (see :func:`pick_template`)."""
+    keys = {k.lower(): k for k in reply.templates}
     for candidate in _language_candidates(language) + _language_candidates(reply.default_language):
-        if candidate in templates:
-            return templates[candidate]
-    return next(iter(reply.templates.values()))
+        if candidate in keys:
+            return keys[candidate]
+    return next(iter(reply.templates))
+
+
+def _names_agent(template: str) -> bool:
+    return any(
+        name in AGENT_PLACEHOLDERS for _, name, _, _ in string.Formatter().parse(template) if name
+    )
 
 
 def _language_candidates(language: str | None) -> list[str]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from csat_hook.cli import main
 from csat_hook.errors import ConfigError
 from csat_hook.links import FormConfig
 from csat_hook.links import LinkValues
 from csat_hook.links import ReplyConfig
+from csat_hook.links import agent_label
 from csat_hook.links import build_link
 from csat_hook.links import decode_link
 from csat_hook.links import parse_prefilled_link
+from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
 
 FORM = FormConfig(
@@ -140,3 +145,87 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     config = load_config(None, env={})
     ref = tokens.verify(fields[config.survey.form.fields["token"]], config.token.all_secrets())
     assert (ref.helpdesk, ref.dialog_id, ref.agent) == ("dryrun", "42", "7")
+
+
+# --- a reply whose agent has no known name (issue #10) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "agent_id", "email", "readable"),
+    [
+        ("Anna Petrova", "7", "anna@x.org", "Anna Petrova"),
+        ("  Анна ", None, None, "Анна"),
+        (None, "7", "anna@x.org", None),
+        ("", "7", None, None),
+        ("7", "7", None, None),  # helpdesks fill a missing name with the id…
+        ("anna@x.org", "7", "anna@x.org", None),  # …or the e-mail
+        ("Anna <anna@x.org>", None, None, None),
+        ("222", None, None, None),  # no letter: an id, whatever it says
+    ],
+)
+def test_readable_agent_name(name, agent_id, email, readable):
+    assert readable_agent_name(name, agent_id=agent_id, email=email) == readable
+
+
+@pytest.mark.parametrize(
+    ("language", "start"),
+    [
+        ("en", "Thanks for contacting us! How did we do?"),
+        ("en-GB", "Thanks for contacting us! How did we do?"),
+        ("ru", "Спасибо за обращение! Оцените, пожалуйста, как мы с вами поработали:"),
+        ("de", "Thanks for contacting us! How did we do?"),  # the default language's
+    ],
+)
+def test_an_empty_agent_name_picks_the_template_without_an_agent(language, start):
+    text = reply_text(
+        ReplyConfig(),
+        language,
+        link="L",
+        agent_name=" ",
+        customer_name="C",
+        ticket="9",
+        helpdesk="h",
+        team="",
+    )
+    assert text.startswith(start) and text.endswith("L") and "  " not in text
+
+
+def test_a_template_that_does_not_name_the_agent_is_kept_without_a_name():
+    reply = ReplyConfig(templates={"en": "Rate us: {link}"}, templates_without_agent={})
+    text = reply_text(
+        reply, "en", link="L", agent_name="", customer_name="", ticket="", helpdesk="", team=""
+    )
+    assert text == "Rate us: L"
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            {"templates": {"de": "Wie war {agent_name}? {link}"}},
+            "templates_without_agent needs de",
+        ),
+        ({"templates_without_agent": {"en": "How did {agent_name} do? {link}"}}, "{agent_name}"),
+        ({"templates_without_agent": {"ru": "Оцените нас"}}, "must contain {link}"),
+        ({"agent_label_without_name": {"en": "team@example.com"}}, "e-mail"),
+        ({"agent_label_without_name": {"en": " "}}, "1 to 100 characters"),
+    ],
+)
+def test_templates_without_an_agent_are_checked_at_load(reply, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ReplyConfig.model_validate(reply)
+
+
+def test_a_language_with_both_templates_loads():
+    reply = ReplyConfig.model_validate(
+        {
+            "templates": {"de": "Wie war {agent_name}? {link}"},
+            "templates_without_agent": {"de": "Wie waren wir? {link}"},
+            "agent_label_without_name": {"de": "Support-Team"},
+            "default_language": "de",
+        }
+    )
+    assert agent_label(reply, "de-AT", None) == "Support-Team"
+    assert agent_label(reply, "de", "Anna") == "Anna"
+    # No label for the language nor the default one: the agent field is left empty.
+    assert agent_label(ReplyConfig(default_language="de"), "fr", None) == ""

@@ -5,7 +5,9 @@ An adapter does four things, each for one vendor:
 * :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
 * :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
-* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email.
+* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email;
+* :meth:`Helpdesk.find_reply` (where ``supports_lookup``) finds a reply whose POST timed out
+  after it was sent, so the outbox does not post it twice.
 
 Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
 delivery worker decides. They build from plain options validated by their ``Options`` model.
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import ClassVar
 
@@ -73,6 +76,7 @@ class Helpdesk(abc.ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
+    supports_lookup: ClassVar[bool] = False
 
     def __init__(
         self, name: str, options: HelpdeskOptions, *, http: HttpClient, clock: Clock
@@ -101,6 +105,14 @@ class Helpdesk(abc.ABC):
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Look an agent up through the vendor API (override where the vendor has one)."""
         return None
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """After an unknown outcome: the message carrying ``reply.marker`` that this helpdesk's
+        API shows in the dialog, posted at or after ``since`` (give a few minutes of clock
+        skew), as a SendResult (its message id), or None when there is none. Raises
+        DeliveryError: retryable when the vendor cannot be asked now, permanent when it never
+        can (no permission to list): the caller then falls back to sending again."""
+        raise NotImplementedError
 
     # --- shared behaviour ------------------------------------------------------------------
 
@@ -220,6 +232,64 @@ def unless_not_found(call: Callable[[], Any]) -> Any:
         if exc.http_status == 404:
             return None
         raise
+
+
+# --- helpers for find_reply() ----------------------------------------------------------------
+
+# Vendor clocks and ours disagree by a little; a message stamped this much before ``since``
+# still counts, and paging stops only past it.
+LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
+# A marker shorter than this could occur by chance in a customer's text.
+MIN_MARKER_LENGTH = 16
+
+
+def lookup_marker(reply: Reply) -> str:
+    """``reply.marker``, checked: a permanent DeliveryError when it cannot identify a reply."""
+    marker = reply.marker.strip()
+    if len(marker) < MIN_MARKER_LENGTH or any(c.isspace() or c in "<>&\"'" for c in marker):
+        raise DeliveryError(
+            "the reply has no usable marker to look for (the survey's signed reference)",
+            retryable=False,
+        )
+    return marker
+
+
+def lookup_floor(since: datetime) -> datetime:
+    """The oldest creation time a looked-for message may have: ``since`` less the skew."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return since - LOOKUP_CLOCK_SKEW
+
+
+def carries_marker(marker: str, *texts: Any) -> bool:
+    """True when any of ``texts`` (a vendor's text fields: plain, HTML...) holds ``marker``.
+
+    The marker's alphabet (base64url and ``.``) survives HTML escaping, and a link around it
+    changes only its ``&`` separators, so the bare marker is searched as it is.
+    """
+    return any(isinstance(text, str) and marker in text for text in texts)
+
+
+def lookup_refused(
+    exc: DeliveryError, vendor: str, *, credentials: str, what: str = "conversation"
+) -> DeliveryError:
+    """A look-up failure as the caller must act on it.
+
+    401/403: permanent, naming the ``credentials`` option that lacks the right to list;
+    404: permanent (the dialog is gone); anything else unchanged (429/5xx/timeouts retryable).
+    """
+    if exc.http_status in (401, 403):
+        return exc.reworded(
+            f"{vendor} refused to list the {what}'s messages (HTTP {exc.http_status}): "
+            f"{credentials}",
+            retryable=False,
+        )
+    if exc.http_status == 404:
+        return exc.reworded(
+            f"{vendor} has no such {what} (HTTP 404): deleted, merged or a wrong id",
+            retryable=False,
+        )
+    return exc
 
 
 # --- helpers for parse() --------------------------------------------------------------------

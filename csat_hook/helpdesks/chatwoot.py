@@ -10,11 +10,21 @@
   ``api_access_token``. See
   https://developers.chatwoot.com/api-reference/messages/create-new-message
 * Agent email: not in webhooks; ``GET /api/v1/accounts/{account}/agents`` lists them.
+* Look-up after a timed-out reply: ``GET …/messages`` answers the latest 20 messages (oldest
+  first within the page), ``?before=<id>`` the 20 before that id (``MessageFinder``; see
+  https://github.com/chatwoot/chatwoot/issues/9488). Pages are read newest first until one
+  reaches ``since`` (less the skew), at most :data:`LOOKUP_PAGES`. Agent-bot tokens may only
+  post messages (``AccessTokenAuthHelper::BOT_ACCESSIBLE_ENDPOINTS``): listing answers 401, so
+  the look-up needs a user's token (``lookup_access_token``, else ``api_access_token``).
+  https://developers.chatwoot.com/api-reference/messages/get-messages
+* Errors: ``{"error": "…"}``, ``{"message": "…", "attributes": [...]}`` (a record invalid) or
+  Devise's ``{"errors": ["…"]}`` (``RequestExceptionHandler``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,8 +35,12 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import carries_marker
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import lookup_floor
+from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import require_object
@@ -34,6 +48,9 @@ from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import as_items
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -48,6 +65,12 @@ MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/message
 # https://developers.chatwoot.com/api-reference/agents/list-agents-in-account
 AGENTS_PATH = "/api/v1/accounts/{account}/agents"
 
+# MessageFinder's page: the latest 20, or the 20 before a message id.
+PAGE_SIZE = 20
+# Pages read back from the newest: 100 messages posted since a reply is far beyond any dialog.
+LOOKUP_PAGES = 5
+OUTGOING = (1, "1", "outgoing")  # message_type: an integer in answers, a word in requests
+
 CLOSE_EVENTS = frozenset({"conversation_status_changed", "conversation_resolved"})
 REOPEN_EVENTS = frozenset({"conversation_opened"})
 
@@ -60,6 +83,9 @@ class ChatwootOptions(HelpdeskOptions):
     webhook_secret: SecretStr | None = None
     webhook_token: SecretStr | None = None
     tolerance_seconds: float = 300
+    # A user's (agent's or admin's) token for finding a reply after a timeout; agent-bot
+    # tokens cannot list messages. Default: api_access_token.
+    lookup_access_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _some_auth(self) -> ChatwootOptions:
@@ -74,6 +100,7 @@ class ChatwootOptions(HelpdeskOptions):
 
 class ChatwootHelpdesk(Helpdesk):
     kind = "chatwoot"
+    supports_lookup = True
     Options = ChatwootOptions
     options: ChatwootOptions
 
@@ -173,9 +200,50 @@ class ChatwootHelpdesk(Helpdesk):
                 "private": False,
                 "content_type": "text",
             },
+            explain=explainer(error_items, reply),
         )
         body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """Our outgoing public message carrying the marker, newest pages first (see module)."""
+        marker = lookup_marker(reply)
+        floor = lookup_floor(since).timestamp()
+        url = self.options.base_url + MESSAGES_PATH.format(
+            account=self._account(reply.context), conversation=reply.dialog_id
+        )
+        token = self.options.lookup_access_token or self.options.api_access_token
+        before: int | None = None
+        for _ in range(LOOKUP_PAGES):
+            try:
+                response = self.http.request(
+                    "GET",
+                    url,
+                    retries=2,
+                    headers={"api_access_token": token.get_secret_value()},
+                    params={"before": before} if before is not None else None,
+                    explain=explainer(error_items),
+                )
+            except DeliveryError as exc:
+                raise lookup_refused(
+                    exc,
+                    "Chatwoot",
+                    credentials="listing needs a user's access token (agent-bot tokens may "
+                    f"only post): set helpdesks.{self.name}.lookup_access_token",
+                ) from exc
+            page = [m for m in dig(response_json(response), "payload") or [] if _is_message(m)]
+            for message in sorted(page, key=_message_id, reverse=True):
+                if _our_reply(message, marker, floor):
+                    return SendResult(external_id=as_text(message.get("id")))
+            oldest = min((_created(m) for m in page), default=None)
+            if len(page) < PAGE_SIZE or oldest is None or oldest < floor:
+                return None
+            before = min(_message_id(m) for m in page)
+        raise DeliveryError(
+            f"Chatwoot: {LOOKUP_PAGES * PAGE_SIZE} messages posted since the reply was sent; "
+            "not searched further",
+            retryable=False,
+        )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         url = self.options.base_url + AGENTS_PATH.format(account=self._account(context))
@@ -193,6 +261,50 @@ class ChatwootHelpdesk(Helpdesk):
                     email=as_text(row.get("email")),
                 )
         return None
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and _message_id(value) > 0
+
+
+def _message_id(message: Mapping[str, Any]) -> int:
+    value = message.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _created(message: Mapping[str, Any]) -> float:
+    when = parse_timestamp(message.get("created_at"))
+    return when.timestamp() if when else 0.0
+
+
+def _our_reply(message: Mapping[str, Any], marker: str, floor: float) -> bool:
+    """Outgoing, public, from an agent or a bot (a contact's email reply quotes our survey,
+    a private note may carry the marker), posted since ``floor``, carrying the marker."""
+    sender_type = dig(message, "sender.type")
+    return (
+        message.get("message_type") in OUTGOING
+        and message.get("private") is False
+        and sender_type in (None, "user", "agent_bot")
+        and _created(message) >= floor
+        and carries_marker(marker, message.get("content"))
+    )
+
+
+def error_items(body: Any) -> list[ErrorItem]:
+    """Chatwoot's error shapes (see the module docstring) as items."""
+    if not isinstance(body, Mapping):
+        return []
+    items = as_items(body.get("error"), lambda v: ErrorItem(message=v))
+    items += as_items(body.get("message"), lambda v: ErrorItem(message=v))
+    items += as_items(body.get("attributes"), lambda v: ErrorItem(field=v))
+    errors = body.get("errors")
+    if isinstance(errors, Mapping):
+        for field, messages in list(errors.items())[:5]:
+            values = messages if isinstance(messages, list) else [messages]
+            items += [ErrorItem(field=field, message=v) for v in values[:5]]
+    else:
+        items += as_items(errors, lambda v: ErrorItem(message=v))
+    return items
 
 
 def _previous_status(payload: Mapping[str, Any]) -> str | None:

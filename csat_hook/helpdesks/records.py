@@ -176,6 +176,8 @@ class Reply:
     customer: Person
     context: Mapping[str, Any]
     idempotency_key: str
+    marker: str = ""  # a string unique to this survey that the reply text carries (the survey's
+    # signed reference); find_reply looks for it.
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ outbox's job (bounded by ``delivery.max_attempts``); ``retries=`` here is only f
 reads such as agent look-ups.
 
 Error messages name the method, host and status, never the URL's query (it can hold a token)
-nor the response body (it can echo customer text).
+nor the response body (it can echo customer text). A caller that knows the vendor's error shape
+passes ``explain``: what it returns (codes, field names, short messages, cleaned of customer
+text by :mod:`csat_hook.helpdesks.reasons`) ends the message and is kept as ``vendor_reason``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ RETRYABLE_STATUS: dict[int, str] = {
 # In-place retries of idempotent reads (agent look-ups): short, as a reply waits on them.
 READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
+# Reads a refused response into the vendor's reason, without customer text (see the module).
+Explain = Callable[[requests.Response], str | None]
 
 
 def is_retryable_status(status: int) -> bool:
@@ -129,19 +133,22 @@ class HttpClient:
         *,
         retries: int = 0,
         retry_after_headers: Iterable[str] = ("Retry-After",),
+        explain: Explain | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; return the 2xx response or raise DeliveryError.
 
         ``retries`` > 0 retries retryable failures in place with capped, jittered backoff
-        (for idempotent reads only; never set it for a reply).
+        (for idempotent reads only; never set it for a reply). ``explain`` reads a refusal's
+        body into the vendor's reason (see the module docstring); it must not raise, and a
+        failure in it only loses the reason.
         """
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", False)
         attempt = 0
         while True:
             try:
-                return self._send_once(method, url, tuple(retry_after_headers), kwargs)
+                return self._send_once(method, url, tuple(retry_after_headers), explain, kwargs)
             except DeliveryError as exc:
                 if not exc.retryable or attempt >= retries:
                     raise
@@ -149,7 +156,12 @@ class HttpClient:
                 self._sleep(READ_BACKOFF.delay(attempt, exc.retry_after))
 
     def _send_once(
-        self, method: str, url: str, retry_after_headers: tuple[str, ...], kwargs: dict[str, Any]
+        self,
+        method: str,
+        url: str,
+        retry_after_headers: tuple[str, ...],
+        explain: Explain | None,
+        kwargs: dict[str, Any],
     ) -> requests.Response:
         where = f"{method} {_host(url)}"
         try:
@@ -168,13 +180,25 @@ class HttpClient:
             retry_after = parse_retry_after(response.headers.get(header))
             if retry_after is not None:
                 break
+        reason = _vendor_reason(explain, response)
         response.close()
+        message = f"{where}: HTTP {status} {response.reason or ''}".rstrip()
         raise DeliveryError(
-            f"{where}: HTTP {status} {response.reason or ''}".rstrip(),
+            f"{message}: {reason}" if reason else message,
             retryable=is_retryable_status(status),
             http_status=status,
             retry_after=retry_after,
+            vendor_reason=reason,
         )
+
+
+def _vendor_reason(explain: Explain | None, response: requests.Response) -> str | None:
+    if explain is None:
+        return None
+    try:
+        return explain(response) or None
+    except Exception:  # a reason is a courtesy; the HTTP error must still surface
+        return None
 
 
 def _host(url: str) -> str:

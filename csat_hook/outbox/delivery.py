@@ -18,7 +18,9 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.links import LinkValues
 from csat_hook.links import SurveyConfig
+from csat_hook.links import agent_label
 from csat_hook.links import build_link
+from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
 
 logger = logging.getLogger(__name__)
@@ -67,9 +69,10 @@ class Delivery:
 
 
 def survey_link(survey_config: SurveyConfig, survey: Any, agent: Person) -> str:
-    """The link for a stored survey, with the agent as resolved at send time."""
+    """The link for a stored survey, with the agent as resolved at send time (the agent field
+    shows a readable name, else the language's ``agent_label_without_name``)."""
     values = LinkValues(
-        agent_name=agent.display,
+        agent_name=agent_label(survey_config.reply, survey.language, _readable_name(agent)),
         agent_id=agent.id or "",
         agent_email=agent.email or "",
         ticket=survey.dialog_id,
@@ -78,6 +81,11 @@ def survey_link(survey_config: SurveyConfig, survey: Any, agent: Person) -> str:
         token=survey.token or "",
     )
     return build_link(survey_config.form, values)
+
+
+def _readable_name(agent: Person) -> str | None:
+    # Never an id or an e-mail where the customer reads a name.
+    return readable_agent_name(agent.name, agent_id=agent.id, email=agent.email)
 
 
 def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
@@ -105,7 +113,7 @@ def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
         delivery.survey.reply,
         survey.language,
         link=link,
-        agent_name=agent.display,
+        agent_name=_readable_name(agent) or "",  # none: the template without an agent
         customer_name=survey.customer_name or "",
         ticket=survey.dialog_id,
         helpdesk=survey.helpdesk,

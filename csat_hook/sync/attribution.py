@@ -80,10 +80,18 @@ def fields_edited(credited: Credited, survey: Any | None, static: Mapping[str, A
     if not sub.field_agent or (survey is not None and sub.field_agent == survey.agent_name):
         return False  # the common case, without normalizing anything
     aliases = agent_aliases(credited.ref, survey, static)
-    if len(aliases) == 1 and not _looks_like_key(sub.field_agent):
-        # Only the key is known (e.g. "7") and the field shows a name: nothing to compare.
+    if not _name_known(credited.ref, survey, static) and not _looks_like_key(sub.field_agent):
+        # No name is known (only "7" or an e-mail): the field showed a stand-in such as
+        # "Support team" (survey.reply.agent_label_without_name), or a name nothing to compare.
         return False
     return bool(sub.field_agent) and normalize(sub.field_agent) not in aliases
+
+
+def _name_known(
+    ref: tokens.SurveyRef, survey: Any | None, static: Mapping[str, Any] | None
+) -> bool:
+    info = (static or {}).get(ref.agent)
+    return bool((survey is not None and survey.agent_name) or getattr(info, "name", None))
 
 
 def _looks_like_key(value: str) -> bool:

@@ -36,6 +36,14 @@ def test_every_adapter_subclasses_the_base_and_has_options():
         assert adapter.Options.model_fields["kind"].default == kind
 
 
+def test_adapters_that_support_lookup_implement_it():
+    """The outbox asks find_reply only where supports_lookup; those must answer it (#10)."""
+    looking = {kind for kind, adapter in REGISTRY.items() if adapter.supports_lookup}
+    assert looking == {"chatwoot", "zendesk", "intercom", "freshdesk", "helpscout"}
+    for kind in looking:
+        assert REGISTRY[kind].find_reply is not Helpdesk.find_reply, kind
+
+
 @pytest.fixture(params=sorted(KITS))
 def kit(request: pytest.FixtureRequest) -> Kit:
     return KITS[request.param]

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+
+from csat_hook import tokens
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import unverified_answers
+from csat_hook.sync.attribution import Credited
+from csat_hook.sync.attribution import fields_edited
+from csat_hook.sync.records import Submission
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
@@ -168,3 +176,28 @@ def test_agent_names_come_from_surveys_then_the_static_map_then_the_key(kit):
         titles
     )
     assert not any("Fake Name" in t for t in titles)
+
+
+# --- the agent field when the agent's name was unknown at send time (issue #10) --------------
+
+
+def _credited(field_agent: str) -> Any:
+    ref = tokens.SurveyRef("desk", "T-1", "7", T0, "n1")
+    submission = Submission("fp", "row 2", T0, 5, "", "tok", field_agent, "T-1")
+    return Credited(submission, ref, "tok")
+
+
+@pytest.mark.parametrize(
+    ("field", "survey_name", "edited"),
+    [
+        ("Support team", None, False),  # survey.reply.agent_label_without_name, as pre-filled
+        ("Служба поддержки", None, False),
+        ("boris@example.com", None, True),  # a key that is not the agent's
+        ("anna@example.com", None, False),
+        ("Support team", "Anna Petrova", True),  # a name was known, and this is not it
+        ("Anna Petrova", "Anna Petrova", False),
+    ],
+)
+def test_the_stand_in_for_an_unknown_name_is_not_an_edit(field, survey_name, edited):
+    survey = SimpleNamespace(agent_id="7", agent_name=survey_name, agent_email="anna@example.com")
+    assert fields_edited(_credited(field), survey, {}) is edited

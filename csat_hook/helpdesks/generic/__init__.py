@@ -35,6 +35,9 @@ from csat_hook.helpdesks.generic.options import GenericOptions
 from csat_hook.helpdesks.generic.options import MappingOptions
 from csat_hook.helpdesks.generic.options import ReplyRequestOptions
 from csat_hook.helpdesks.generic.options import render
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import as_items
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -169,13 +172,21 @@ class GenericHelpdesk(Helpdesk):
         params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
         body = render(spec.body, values)
         kwargs: dict[str, Any] = {"json": body} if spec.encoding == "json" else {"data": body}
-        response = self.http.request(spec.method, url, headers=headers, params=params, **kwargs)
+        explain = None
+        if spec.error_reason:
+            explain = explainer(lambda body: _reason_items(spec.error_reason, body), reply)
+        response = self.http.request(
+            spec.method, url, headers=headers, params=params, explain=explain, **kwargs
+        )
         answer = _json_or_none(response.content)
         if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
+            reason = explain(response) if explain else None
+            message = f"{self.name}: the API answered 2xx with an error ({spec.error_path})"
             raise DeliveryError(
-                f"{self.name}: the API answered 2xx with an error ({spec.error_path})",
+                f"{message}: {reason}" if reason else message,
                 retryable=False,
                 http_status=response.status_code,
+                vendor_reason=reason,
             )
         message_id = jmespath.search(spec.message_id, answer) if spec.message_id else None
         return SendResult(external_id=as_text(message_id))
@@ -213,6 +224,22 @@ def reply_values(reply: Reply) -> dict[str, str]:
     }
     values.update({k: "" if v is None else str(v) for k, v in reply.context.items()})
     return values
+
+
+def _reason_items(expression: str | None, body: Any) -> list[ErrorItem]:
+    """What ``reply.error_reason`` selects in an error answer, as items."""
+    found = jmespath.search(expression, body) if expression else None
+    return as_items(found, _reason_item)
+
+
+def _reason_item(value: Any) -> ErrorItem | None:
+    if isinstance(value, Mapping):
+        return ErrorItem(
+            code=value.get("code"), field=value.get("field"), message=value.get("message")
+        )
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return ErrorItem(message=value)
+    return None
 
 
 def _lower(items: list[str]) -> set[str]:

@@ -140,6 +140,22 @@ class ReplyRequestOptions(StrictModel):
     idempotency_header: str | None = "Idempotency-Key"
     message_id: str | None = "id"
     error_path: str | None = None
+    # JMESPath into an error answer for the vendor's reason, e.g. "errors[].message" or
+    # "error.code"; strings, numbers, or objects with code/field/message. Cleaned of customer
+    # text (csat_hook.helpdesks.reasons) before it reaches last_error.
+    error_reason: str | None = None
+
+    @field_validator("message_id", "error_path", "error_reason")
+    @classmethod
+    def _jmespath(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                jmespath.compile(value)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{value!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        return value
 
     @field_validator("url")
     @classmethod

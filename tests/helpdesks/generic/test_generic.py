@@ -255,6 +255,55 @@ def test_a_2xx_carrying_an_error_is_a_permanent_failure(clock):
 
 
 @responses.activate
+def test_error_reason_keeps_the_vendors_words_without_customer_text(clock):
+    desk = adapter(
+        clock,
+        reply={"url": "https://d.example/r", "error_reason": "errors", "error_path": "err"},
+    )
+    responses.post(
+        "https://d.example/r",
+        status=422,
+        json={
+            "errors": [
+                {"code": "dialog_closed", "message": "Dialog D 9 is closed"},
+                "Text 'Rate us: https://f/?a=1' is too long",
+                {"code": "bad value", "field": "customer", "message": "ivan@example.org blocked"},
+            ]
+        },
+    )
+    with pytest.raises(DeliveryError) as info:
+        desk.send_reply(reply())
+    assert info.value.vendor_reason == (
+        "dialog_closed: Dialog D 9 is closed; Text … is too long; customer: … blocked"
+    )
+    assert "https://f/" not in info.value.message and "ivan@" not in info.value.message
+    # A 2xx that carries an error is explained the same way.
+    responses.replace(
+        responses.POST, "https://d.example/r", json={"err": 1, "errors": ["quota exceeded"]}
+    )
+    with pytest.raises(DeliveryError) as info:
+        desk.send_reply(reply())
+    assert info.value.vendor_reason == "quota exceeded"
+
+
+def test_error_reason_must_be_a_valid_jmespath():
+    with pytest.raises(Exception, match="error_reason"):
+        load_config(
+            None,
+            env={},
+            overrides={
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {"mode": "none"},
+                        "reply": {"url": "https://d.example/r", "error_reason": "errors[?"},
+                    }
+                }
+            },
+        )
+
+
+@responses.activate
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [

@@ -618,8 +618,11 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
         clock.advance(3600)
 
     assert sent.call_count == 1 and lookup.call_count > 1
-    fields = link_fields(href(json.loads(sent.calls[0].request.body)["body"]))
-    assert fields["entry.222"] == "991267715" and fields["entry.111"] == "991267715"
+    body = json.loads(sent.calls[0].request.body)["body"]
+    fields = link_fields(href(body))
+    # The id goes to the agent-id field; the name field and the text never show it (#10).
+    assert fields["entry.222"] == "991267715" and fields["entry.111"] == "Support team"
+    assert "How did we do?" in body and "How did 991267715" not in body
     assert [i.status for i in rows(services, outbox)] == ["sent"]
 
 

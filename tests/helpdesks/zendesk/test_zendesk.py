@@ -500,7 +500,10 @@ def test_refusals_are_permanent_with_a_clear_reason(clock, status, words):
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
     assert not raised.value.retryable and raised.value.http_status == status
-    assert words in raised.value.message and "RecordInvalid" not in raised.value.message
+    assert words in raised.value.message
+    # Zendesk's own reason follows ours (issue #10): operators see what the vendor said.
+    assert raised.value.message.endswith(": RecordInvalid: Record validation errors")
+    assert raised.value.vendor_reason == "RecordInvalid: Record validation errors"
 
 
 @responses.activate

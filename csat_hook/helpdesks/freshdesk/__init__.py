@@ -16,6 +16,15 @@
 * Reply: ``POST {base}/api/v2/tickets/{id}/reply`` with ``{"body": "<p>…</p>"}`` (HTML), Basic
   auth ``API_KEY:X``; 429 carries ``Retry-After`` (seconds).
   https://developers.freshdesk.com/api/#reply_ticket, https://developers.freshdesk.com/api/#ratelimit
+* Look-up after a timed-out reply: ``GET {base}/api/v2/tickets/{id}/conversations`` lists a
+  ticket's replies and notes oldest first (no sort parameter), ``per_page`` at most 100; the
+  ``link`` header names the next page. The newest page cannot be addressed, so pages are
+  walked from the first, at most :data:`~csat_hook.helpdesks.freshdesk.api.LOOKUP_PAGES`
+  (1000 conversations); our reply is an outgoing, public agent reply (``incoming`` false,
+  ``private`` false, ``source`` 0) whose ``body`` or ``body_text`` carries the marker.
+  https://developers.freshdesk.com/api/#list_all_ticket_notes, https://developers.freshdesk.com/api/#pagination
+* Errors: ``{"description": "Validation failed", "errors": [{"field", "message", "code"}]}``,
+  or ``{"code", "message"}`` (authentication, access). https://developers.freshdesk.com/api/#error
 * Agent: ``GET {base}/api/v2/agents/{id}`` (``contact.name``, ``contact.email``) when the body
   has only an id. https://developers.freshdesk.com/api/#view_agent
 """
@@ -25,29 +34,41 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import html
-import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
-
-from pydantic import Field
-from pydantic import SecretStr
-from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import lookup_floor
+from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import unless_not_found
+from csat_hook.helpdesks.freshdesk.api import LOOKUP_PAGES
+from csat_hook.helpdesks.freshdesk.api import PAGE_SIZE
+from csat_hook.helpdesks.freshdesk.api import error_items
+from csat_hook.helpdesks.freshdesk.api import explained
+from csat_hook.helpdesks.freshdesk.api import find_conversation
+from csat_hook.helpdesks.freshdesk.api import reply_html
+from csat_hook.helpdesks.freshdesk.options import AGENT_PATH
+from csat_hook.helpdesks.freshdesk.options import CLOSED_CODES
+from csat_hook.helpdesks.freshdesk.options import CONVERSATIONS_PATH
+from csat_hook.helpdesks.freshdesk.options import REPLY_PATH
+from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
+from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
+from csat_hook.helpdesks.freshdesk.webhook import compact
+from csat_hook.helpdesks.freshdesk.webhook import person_of
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -57,62 +78,12 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 
-# https://developers.freshdesk.com/api/#reply_ticket
-REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
-# https://developers.freshdesk.com/api/#view_agent
-AGENT_PATH = "/api/v2/agents/{agent}"
-
-CLOSED_CODES = frozenset({"4", "5"})  # Resolved, Closed
-# {status:{from:2,to:4}}: the one property change Freshdesk reports for the rule.
-STATUS_CHANGE = re.compile(
-    r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"
-    r"\s*to\s*:\s*([^,{}]*?)\s*\}\s*\}",
-    re.IGNORECASE,
-)
-
-
-class FreshdeskOptions(HelpdeskOptions):
-    kind: str = "freshdesk"
-    # https://{domain}.freshdesk.com; base_url wins when both are set (tests, custom domains).
-    domain: str | None = None
-    base_url: str | None = None
-    api_key: SecretStr
-    # How the automation rule proves itself: a shared secret in a custom header…
-    webhook_token: SecretStr | None = None
-    webhook_token_header: str = "X-Csat-Hook-Token"  # noqa: S105 (a header name)
-    # …and/or Basic auth ("Requires authentication" in the rule).
-    webhook_username: str | None = None
-    webhook_password: SecretStr | None = None
-    # Status names meaning closed, for bodies without {{triggered_event}} (case-insensitive).
-    closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
-
-    @model_validator(mode="after")
-    def _complete(self) -> FreshdeskOptions:
-        if self.base_url:
-            if not self.base_url.startswith(("http://", "https://")):
-                raise ValueError("base_url must start with http:// or https://")
-            self.base_url = self.base_url.rstrip("/")
-        elif self.domain:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.domain):
-                raise ValueError("domain must be the name before .freshdesk.com, e.g. acme")
-            self.base_url = f"https://{self.domain}.freshdesk.com"
-        else:
-            raise ValueError("set domain (https://<domain>.freshdesk.com) or base_url")
-        basic = (self.webhook_username is not None, self.webhook_password is not None)
-        if any(basic) and not all(basic):
-            raise ValueError("webhook_username and webhook_password go together (Basic auth)")
-        if self.webhook_token is None and not all(basic):
-            raise ValueError(
-                "set webhook_token (a custom header) or webhook_username + "
-                "webhook_password (Basic auth): Freshdesk signs nothing"
-            )
-        if not self.webhook_token_header.strip():
-            raise ValueError("webhook_token_header must name a header")
-        return self
+__all__ = ["FreshdeskHelpdesk", "FreshdeskOptions", "reply_html"]
 
 
 class FreshdeskHelpdesk(Helpdesk):
     kind = "freshdesk"
+    supports_lookup = True
     Options = FreshdeskOptions
     options: FreshdeskOptions
 
@@ -159,12 +130,12 @@ class FreshdeskHelpdesk(Helpdesk):
             if self._closed(after) and self._closed(before):
                 return Ignored(f"status {before} → {after}: the ticket was already resolved")
             if self._closed(after):
-                return self._close(ticket, occurrence=_compact(event or ""))
+                return self._close(ticket, occurrence=compact(event or ""))
             if self._closed(before):
                 return DialogReopened(self.name, require_text(ticket, "id", "ticket id"))
             return Ignored(f"status {before} → {after} is not a close")
         if event:
-            return Ignored(f"{_compact(event)[:60]} is not a status change")
+            return Ignored(f"{compact(event)[:60]} is not a status change")
         if self._closed(status):
             # No {{triggered_event}} in the body: the status name is all there is.
             return self._close(ticket, occurrence=f"status:{(status or '').lower()}")
@@ -182,8 +153,8 @@ class FreshdeskHelpdesk(Helpdesk):
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=require_text(ticket, "id", "ticket id"),
-            agent=_person(agent),
-            customer=_person(requester),
+            agent=person_of(agent),
+            customer=person_of(requester),
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("source")),
             occurrence=occurrence,
@@ -199,11 +170,48 @@ class FreshdeskHelpdesk(Helpdesk):
                 self._url(REPLY_PATH, ticket=reply.dialog_id),
                 headers=self._auth_headers(),
                 json={"body": reply_html(reply.text, reply.link)},
+                explain=explainer(error_items, reply),
             )
         except DeliveryError as exc:
-            raise _explained(exc) from exc
+            raise explained(exc) from exc
         body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """Our public reply carrying the marker, walking the pages (see the module docstring)."""
+        marker = lookup_marker(reply)
+        floor = lookup_floor(since)
+        url = self._url(CONVERSATIONS_PATH, ticket=reply.dialog_id)
+        for number in range(1, LOOKUP_PAGES + 1):
+            try:
+                response = self.http.request(
+                    "GET",
+                    url,
+                    retries=2,
+                    headers=self._auth_headers(),
+                    params={"page": number, "per_page": PAGE_SIZE},
+                    explain=explainer(error_items),
+                )
+            except DeliveryError as exc:
+                raise lookup_refused(
+                    exc,
+                    "Freshdesk",
+                    what="ticket",
+                    credentials=f"helpdesks.{self.name}.api_key must belong to an agent who "
+                    "can see the ticket",
+                ) from exc
+            page = response_json(response)
+            conversations = page if isinstance(page, list) else []
+            found = find_conversation(conversations, marker, floor)
+            if found is not None:
+                return found
+            if "next" not in response.links and len(conversations) < PAGE_SIZE:
+                return None
+        raise DeliveryError(
+            f"Freshdesk: the ticket has more than {LOOKUP_PAGES * PAGE_SIZE} conversations; "
+            "not searched further",
+            retryable=False,
+        )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Freshdesk agent by id; None when there is no such agent."""
@@ -235,37 +243,3 @@ class FreshdeskHelpdesk(Helpdesk):
         # Freshdesk API keys go as the Basic username with any password; "X" by convention.
         raw = f"{self.options.api_key.get_secret_value()}:X".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
-
-
-def reply_html(text: str, link: str) -> str:
-    """``text`` as one HTML paragraph: escaped, line breaks kept, ``link`` made clickable."""
-    anchor = f'<a href="{html.escape(link, quote=True)}">{html.escape(link)}</a>'
-    pieces = text.split(link) if link else [text]
-    escaped = anchor.join(html.escape(piece, quote=False) for piece in pieces)
-    return "<p>" + escaped.replace("\r\n", "\n").replace("\n", "<br>") + "</p>"
-
-
-def _explained(exc: DeliveryError) -> DeliveryError:
-    """The HTTP client's error, with what a Freshdesk 4xx means for this reply."""
-    reasons = {
-        404: "Freshdesk has no such ticket (HTTP 404): deleted or a wrong id",
-        401: "Freshdesk rejected the API key (HTTP 401)",
-        403: "Freshdesk refused the API key's access to this ticket (HTTP 403)",
-    }
-    if exc.http_status in reasons:
-        return DeliveryError(reasons[exc.http_status], retryable=False, http_status=exc.http_status)
-    return exc
-
-
-def _person(value: Any) -> Person:
-    if not isinstance(value, Mapping):
-        return Person()
-    return Person(
-        id=rendered(value.get("id")),
-        name=rendered(value.get("name")),
-        email=rendered(value.get("email")),
-    )
-
-
-def _compact(event: str) -> str:
-    return re.sub(r"\s+", "", event)

@@ -20,6 +20,14 @@
 * Agent lookup: ``assignee{id,first,last,email}`` is usually in the payload; otherwise
   ``GET {base}/v2/users/{id}`` (``firstName``, ``lastName``, ``email``). See
   https://developer.helpscout.com/mailbox-api/endpoints/users/get/
+* Look-up after a timed-out reply: ``GET {base}/v2/conversations/{id}/threads`` lists threads
+  newest first, 50 a page, and a conversation holds at most 100 threads, so at most two
+  pages; the second only when the first has a ``next`` link and still reaches past ``since``.
+  Our thread is a user's (not a customer's) published reply, not a note, carrying the marker.
+  https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/list/
+* Errors: ``{"logRef", "message", "_embedded": {"errors": [{"path", "message",
+  "rejectedValue"}]}}``; ``rejectedValue`` is never read (it echoes what we sent).
+  https://developer.helpscout.com/mailbox-api/overview/errors/
 * Rate limit: 429 with ``X-RateLimit-Retry-After`` (seconds). See
   https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
 * Help Scout has no teams: the mailbox (``mailboxId``, named through ``mailboxes``) stands in.
@@ -34,10 +42,6 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from pydantic import Field
-from pydantic import SecretStr
-from pydantic import field_validator
-from pydantic import model_validator
 
 from csat_hook.clock import Clock
 from csat_hook.errors import DeliveryError
@@ -46,6 +50,9 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import lookup_floor
+from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
@@ -53,8 +60,23 @@ from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
-from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
+from csat_hook.helpdesks.helpscout.api import ThreadPage
+from csat_hook.helpdesks.helpscout.api import error_items
+from csat_hook.helpdesks.helpscout.options import REOPEN_STATUSES
+from csat_hook.helpdesks.helpscout.options import REPLY_PATH
+from csat_hook.helpdesks.helpscout.options import RETRY_AFTER_HEADERS
+from csat_hook.helpdesks.helpscout.options import STATUS_EVENT
+from csat_hook.helpdesks.helpscout.options import TEST_EVENT
+from csat_hook.helpdesks.helpscout.options import THREADS_PATH
+from csat_hook.helpdesks.helpscout.options import TOKEN_PATH
+from csat_hook.helpdesks.helpscout.options import USER_PATH
+from csat_hook.helpdesks.helpscout.options import HelpScoutOptions
+from csat_hook.helpdesks.helpscout.webhook import as_number
+from csat_hook.helpdesks.helpscout.webhook import nonzero_id
+from csat_hook.helpdesks.helpscout.webhook import user_of
 from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -65,62 +87,12 @@ from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 
-STATUS_EVENT = "convo.status"
-TEST_EVENT = "helpscout.test"
-REOPEN_STATUSES = frozenset({"active", "pending", "open"})
-# https://developer.helpscout.com/mailbox-api/overview/authentication/
-TOKEN_PATH = "/v2/oauth2/token"  # noqa: S105 (a path, not a secret)
-# https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
-REPLY_PATH = "/v2/conversations/{conversation}/reply"
-# https://developer.helpscout.com/mailbox-api/endpoints/users/get/
-USER_PATH = "/v2/users/{user}"
-# https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
-RETRY_AFTER_HEADERS = ("X-RateLimit-Retry-After", "Retry-After")
-MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets
-
-
-class HelpScoutOptions(HelpdeskOptions):
-    kind: str = "helpscout"
-    base_url: str = "https://api.helpscout.net"
-    # Your Profile → My Apps → Create My App: "App ID" and "App Secret".
-    client_id: str
-    client_secret: SecretStr
-    webhook_secret: SecretStr
-    # Post the reply as this user id; default: the user who owns the app. Or as the agent.
-    user_id: str | None = None
-    reply_as_agent: bool = False
-    mailboxes: dict[str, str] = Field(default_factory=dict)  # mailbox id → name (the "team")
-
-    @field_validator("user_id", "mailboxes", mode="before")
-    @classmethod
-    def _ids_as_text(cls, value: Any) -> Any:
-        return ids_as_text(value)
-
-    @model_validator(mode="after")
-    def _complete(self) -> HelpScoutOptions:
-        if not self.base_url.startswith(("https://", "http://")):
-            raise ValueError("base_url must start with https://")
-        if not self.client_id.strip() or not self.client_secret.get_secret_value().strip():
-            raise ValueError(
-                "client_id and client_secret are required (the app's ID and "
-                "secret from Your Profile → My Apps)"
-            )
-        secret = self.webhook_secret.get_secret_value()
-        if not secret.strip() or len(secret) > MAX_SECRET_LENGTH:
-            raise ValueError(
-                f"webhook_secret must be 1 to {MAX_SECRET_LENGTH} characters "
-                "(Help Scout's limit), the same as in the webhook settings"
-            )
-        if self.user_id is not None and self.reply_as_agent:
-            raise ValueError("set user_id or reply_as_agent, not both")
-        if self.user_id is not None and not self.user_id.isdigit():
-            raise ValueError("user_id must be a Help Scout user id (a number)")
-        self.base_url = self.base_url.rstrip("/")
-        return self
+__all__ = ["HelpScoutHelpdesk", "HelpScoutOptions"]
 
 
 class HelpScoutHelpdesk(Helpdesk):
     kind = "helpscout"
+    supports_lookup = True
     Options = HelpScoutOptions
     options: HelpScoutOptions
 
@@ -157,18 +129,18 @@ class HelpScoutHelpdesk(Helpdesk):
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
         closed_by = payload.get("closedByUser")
         closer = (
-            _user(closed_by)
+            user_of(closed_by)
             if isinstance(closed_by, Mapping)
-            else Person(id=_nonzero_id(payload.get("closedBy")))
+            else Person(id=nonzero_id(payload.get("closedBy")))
         )
-        assignee = _user(payload.get("assignee"))
-        customer = _user(payload.get("primaryCustomer"))
+        assignee = user_of(payload.get("assignee"))
+        customer = user_of(payload.get("primaryCustomer"))
         created_by = payload.get("createdBy")
         if isinstance(created_by, Mapping) and created_by.get("type") == "customer":
-            creator = _user(created_by)  # often carries the email primaryCustomer lacks
+            creator = user_of(created_by)  # often carries the email primaryCustomer lacks
             if customer.id in (None, creator.id):
                 customer = customer.merged(creator)
-        mailbox = _nonzero_id(payload.get("mailboxId"))
+        mailbox = nonzero_id(payload.get("mailboxId"))
         closed_at = as_text(payload.get("closedAt"))
         return DialogClosed(
             helpdesk=self.name,
@@ -191,18 +163,46 @@ class HelpScoutHelpdesk(Helpdesk):
                 retryable=False,
             )
         body: dict[str, Any] = {
-            "customer": {"id": _number(customer_id)},
+            "customer": {"id": as_number(customer_id)},
             "text": text_to_html(reply.text, reply.link),
             # Without a status, Help Scout reactivates the conversation the customer closed.
             "status": "closed",
         }
         user = self.options.user_id or (reply.agent.id if self.options.reply_as_agent else None)
         if user:
-            body["user"] = _number(user)
+            body["user"] = as_number(user)
         response = self._api(
-            "POST", REPLY_PATH.format(conversation=quote_id(reply.dialog_id)), json=body
+            "POST",
+            REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
+            json=body,
+            explain=explainer(error_items, reply),
         )
         return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """Our reply thread carrying the marker, newest first (see the module docstring)."""
+        marker = lookup_marker(reply)
+        floor = lookup_floor(since)
+        path = THREADS_PATH.format(conversation=quote_id(reply.dialog_id))
+        for number in range(1, LOOKUP_PAGES + 1):
+            try:
+                response = self._api(
+                    "GET", path, retries=2, params={"page": number}, explain=explainer(error_items)
+                )
+            except DeliveryError as exc:
+                raise lookup_refused(
+                    exc,
+                    "Help Scout",
+                    credentials=f"the app of helpdesks.{self.name}.client_id acts as its "
+                    "owner, who needs access to the conversation's mailbox",
+                ) from exc
+            page = ThreadPage.read(response_json(response))
+            found = page.find(marker, floor)
+            if found is not None:
+                return found
+            if not page.has_next or page.reaches_before(floor):
+                return None
+        return None  # a conversation holds at most 100 threads: both pages were read
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Help Scout user by id; None when the id is unknown."""
@@ -215,7 +215,7 @@ class HelpScoutHelpdesk(Helpdesk):
         if response is None:
             return None
         user = response_json(response)
-        return _user({**user, "id": agent.id}) if isinstance(user, Mapping) else None
+        return user_of({**user, "id": agent.id}) if isinstance(user, Mapping) else None
 
     # --- OAuth2 -----------------------------------------------------------------------------
 
@@ -287,26 +287,3 @@ class HelpScoutHelpdesk(Helpdesk):
         except (TypeError, ValueError):
             lifetime = 0.0
         return token, max(0.0, lifetime)
-
-
-def _user(value: Any) -> Person:
-    """A Help Scout user or customer: ``first``/``last`` in payloads, ``firstName`` in the API."""
-    if not isinstance(value, Mapping):
-        return Person()
-    first = as_text(value.get("first")) or as_text(value.get("firstName")) or ""
-    last = as_text(value.get("last")) or as_text(value.get("lastName")) or ""
-    return Person(
-        id=_nonzero_id(value.get("id")),
-        name=f"{first} {last}".strip() or None,
-        email=as_text(value.get("email")),
-    )
-
-
-def _nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
-    return text if text and text != "0" else None
-
-
-def _number(value: str) -> int | str:
-    # Help Scout ids are numbers in its JSON; anything else is sent as given and refused there.
-    return int(value) if value.isdigit() else value

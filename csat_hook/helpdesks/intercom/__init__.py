@@ -23,6 +23,13 @@
   answer does not already say ``closed``. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
 * Agent lookup: ``GET {base}/admins/{id}`` (2.x items carry only ``admin_assignee_id``).
+* Look-up after a timed-out reply: ``GET {base}/conversations/{id}`` answers the conversation
+  with its newest 500 parts (no pagination exists), so one request; our part is an admin's
+  (or bot's) ``comment`` whose HTML body carries the marker. Notes (``part_type: note``) and
+  customers' parts never count. See
+  https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/retrieveconversation
+* Errors: ``{"type": "error.list", "request_id", "errors": [{"code", "message", "field"}]}``.
+  See https://developers.intercom.com/docs/references/rest-api/errors/error-objects
 * Rate limit: 429 with ``X-RateLimit-Reset`` (a Unix time, 10-second windows), turned into a
   delay. See https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting
 """
@@ -30,24 +37,22 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import requests
-from pydantic import Field
-from pydantic import SecretStr
-from pydantic import field_validator
-from pydantic import model_validator
 
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import lookup_floor
+from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_object
@@ -55,8 +60,26 @@ from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
-from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.intercom.api import error_items
+from csat_hook.helpdesks.intercom.api import find_part
+from csat_hook.helpdesks.intercom.api import last_part_id
+from csat_hook.helpdesks.intercom.api import reset_as_delay
+from csat_hook.helpdesks.intercom.api import state_of
+from csat_hook.helpdesks.intercom.options import ADMIN_PATH
+from csat_hook.helpdesks.intercom.options import CLOSE_TOPIC
+from csat_hook.helpdesks.intercom.options import CONVERSATION_PATH
+from csat_hook.helpdesks.intercom.options import PARTS_PATH
+from csat_hook.helpdesks.intercom.options import PING_TOPIC
+from csat_hook.helpdesks.intercom.options import REOPEN_TOPIC
+from csat_hook.helpdesks.intercom.options import REPLY_PATH
+from csat_hook.helpdesks.intercom.options import RETRY_AFTER_HEADERS
+from csat_hook.helpdesks.intercom.options import IntercomOptions
+from csat_hook.helpdesks.intercom.webhook import admin_of
+from csat_hook.helpdesks.intercom.webhook import close_part_of
+from csat_hook.helpdesks.intercom.webhook import customer_of
+from csat_hook.helpdesks.intercom.webhook import nonzero_id
 from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -66,57 +89,14 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 
+__all__ = ["IntercomHelpdesk", "IntercomOptions"]
+
 logger = logging.getLogger(__name__)
-
-CLOSE_TOPIC = "conversation.admin.closed"
-REOPEN_TOPIC = "conversation.admin.opened"
-PING_TOPIC = "ping"
-# https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/replyconversation
-REPLY_PATH = "/conversations/{conversation}/reply"
-# https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
-PARTS_PATH = "/conversations/{conversation}/parts"
-# https://developers.intercom.com/docs/references/rest-api/api.intercom.io/admins/retrieveadmin
-ADMIN_PATH = "/admins/{admin}"
-# Intercom answers 429 with X-RateLimit-Reset (Unix time), not Retry-After; a response hook
-# turns it into a delay under this name, which the HTTP client then reads like Retry-After.
-RESET_DELAY_HEADER = "X-Csat-Hook-Reset-Delay"
-RETRY_AFTER_HEADERS = ("Retry-After", RESET_DELAY_HEADER)
-CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
-
-
-class IntercomOptions(HelpdeskOptions):
-    kind: str = "intercom"
-    base_url: str = "https://api.intercom.io"
-    access_token: SecretStr
-    client_secret: SecretStr
-    api_version: str | None = "2.14"
-    admin_id: str | None = None
-    keep_closed: bool = True
-    # Team id → name: 2.x items carry team_assignee_id only (no call is made while intake runs).
-    teams: dict[str, str] = Field(default_factory=dict)
-    # Admins whose closes never start a survey (bots, automation, a dedicated survey sender).
-    ignore_closes_by: list[str] = Field(default_factory=list)
-
-    @field_validator("admin_id", "teams", "ignore_closes_by", mode="before")
-    @classmethod
-    def _ids_as_text(cls, value: Any) -> Any:
-        return ids_as_text(value)
-
-    @model_validator(mode="after")
-    def _complete(self) -> IntercomOptions:
-        if not self.base_url.startswith(("https://", "http://")):
-            raise ValueError("base_url must start with https:// (e.g. https://api.eu.intercom.io)")
-        for key in ("access_token", "client_secret"):
-            if not getattr(self, key).get_secret_value().strip():
-                raise ValueError(f"{key} must not be empty")
-        if self.admin_id is not None and not self.admin_id.strip():
-            raise ValueError("admin_id must be an admin id or null (reply as the closing admin)")
-        self.base_url = self.base_url.rstrip("/")
-        return self
 
 
 class IntercomHelpdesk(Helpdesk):
     kind = "intercom"
+    supports_lookup = True
     Options = IntercomOptions
     options: IntercomOptions
 
@@ -146,11 +126,11 @@ class IntercomHelpdesk(Helpdesk):
         if not isinstance(item, Mapping):
             raise BadPayloadError("the conversation is missing (data.item)", code="missing_field")
         dialog_id = require_text(item, "id", "conversation id (data.item.id)")
-        close_part = _close_part(item)
+        close_part = close_part_of(item)
         if close_part:  # a bot's close part names no admin, and nobody is credited for it
-            closer = _admin(close_part.get("author")) or Person()
+            closer = admin_of(close_part.get("author")) or Person()
         else:
-            closer = Person(id=_nonzero_id(dig(item, "statistics.last_closed_by_id")))
+            closer = Person(id=nonzero_id(dig(item, "statistics.last_closed_by_id")))
         if closer.id and closer.id in self.options.ignore_closes_by:
             return Ignored(f"closed by admin {closer.id}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
@@ -163,7 +143,7 @@ class IntercomHelpdesk(Helpdesk):
             helpdesk=self.name,
             dialog_id=dialog_id,
             agent=agent,
-            customer=_customer(item),
+            customer=customer_of(item),
             team=team,
             channel=as_text(dig(item, "source.type")),
             closed_at=parse_timestamp(dig(item, "statistics.last_close_at"))
@@ -181,14 +161,14 @@ class IntercomHelpdesk(Helpdesk):
         """The assigned admin and the team's name (or id, when ``teams`` does not name it)."""
         team = self._team(item.get("team_assignee_id"))
         if "admin_assignee_id" in item:  # 2.x: ids only
-            return Person(id=_nonzero_id(item.get("admin_assignee_id"))), team
+            return Person(id=nonzero_id(item.get("admin_assignee_id"))), team
         assignee = item.get("assignee")  # 1.x: an admin, a team or "nobody_admin"
         if isinstance(assignee, Mapping) and assignee.get("type") == "team":
             return Person(), as_text(assignee.get("name")) or self._team(assignee.get("id"))
-        return _admin(assignee) or Person(), team
+        return admin_of(assignee) or Person(), team
 
     def _team(self, team_id: Any) -> str | None:
-        text = _nonzero_id(team_id)
+        text = nonzero_id(team_id)
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
@@ -207,11 +187,31 @@ class IntercomHelpdesk(Helpdesk):
                 "admin_id": admin_id,
                 "body": text_to_html(reply.text, reply.link),
             },
+            explain=explainer(error_items, reply),
         )
         conversation = response_json(response)
-        if self.options.keep_closed and _state(conversation) != "closed":
+        if self.options.keep_closed and state_of(conversation) != "closed":
             self._close_again(reply.dialog_id, admin_id)
-        return SendResult(external_id=_last_part_id(conversation))
+        return SendResult(external_id=last_part_id(conversation))
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """Our comment carrying the marker among the conversation's parts (one request)."""
+        marker = lookup_marker(reply)
+        try:
+            response = self._call(
+                "GET",
+                CONVERSATION_PATH.format(conversation=quote_id(reply.dialog_id)),
+                retries=2,
+                explain=explainer(error_items),
+            )
+        except DeliveryError as exc:
+            raise lookup_refused(
+                exc,
+                "Intercom",
+                credentials=f"helpdesks.{self.name}.access_token needs the permission to "
+                "read conversations",
+            ) from exc
+        return find_part(response_json(response), marker, lookup_floor(since))
 
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""
@@ -258,79 +258,6 @@ class IntercomHelpdesk(Helpdesk):
             self.options.base_url + path,
             headers=headers,
             retry_after_headers=RETRY_AFTER_HEADERS,
-            hooks={"response": [_reset_as_delay]},
+            hooks={"response": [reset_as_delay]},
             **kwargs,
         )
-
-
-def _reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """On a 429, expose ``X-RateLimit-Reset`` (Unix seconds) as seconds to wait."""
-    reset = response.headers.get("X-RateLimit-Reset")
-    if response.status_code == 429 and reset:
-        try:
-            delay = max(0.0, float(reset) - time.time())
-        except ValueError:
-            return response
-        response.headers[RESET_DELAY_HEADER] = f"{delay:.3f}"
-    return response
-
-
-def _close_part(item: Mapping[str, Any]) -> Mapping[str, Any]:
-    parts = dig(item, "conversation_parts.conversation_parts")
-    if isinstance(parts, list):
-        for part in reversed(parts):
-            if isinstance(part, Mapping) and part.get("part_type") == "close":
-                return part
-    return {}
-
-
-def _admin(value: Any) -> Person | None:
-    """An admin reference as a Person; None for bots, teams, contacts and "nobody_admin"."""
-    if not isinstance(value, Mapping) or value.get("type") not in ("admin", None):
-        return None
-    admin_id = _nonzero_id(value.get("id"))
-    if not admin_id:
-        return None
-    return Person(id=admin_id, name=as_text(value.get("name")), email=as_text(value.get("email")))
-
-
-def _customer(item: Mapping[str, Any]) -> Person:
-    user = item.get("user")  # 1.x
-    if isinstance(user, Mapping):
-        return Person(
-            id=as_text(user.get("id")),
-            name=as_text(user.get("name")),
-            email=as_text(user.get("email")),
-        )
-    contact_id = as_text(dig(item, "contacts.contacts.0.id"))
-    author = dig(item, "source.author")
-    if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
-        return Person(
-            id=contact_id or as_text(author.get("id")),
-            name=as_text(author.get("name")),
-            email=as_text(author.get("email")),
-        )
-    return Person(id=contact_id)
-
-
-def _nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
-    return text if text and text != "0" else None
-
-
-def _state(conversation: Any) -> str | None:
-    if not isinstance(conversation, Mapping):
-        return None
-    state = as_text(conversation.get("state"))
-    if state:
-        return state.lower()
-    if isinstance(conversation.get("open"), bool):
-        return "open" if conversation["open"] else "closed"
-    return None
-
-
-def _last_part_id(conversation: Any) -> str | None:
-    parts = dig(conversation, "conversation_parts.conversation_parts")
-    if isinstance(parts, list) and parts and isinstance(parts[-1], Mapping):
-        return as_text(parts[-1].get("id"))
-    return None

@@ -24,6 +24,17 @@
   https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
 * Agent: ``GET {base}/api/v2/users/{id}.json`` (``user.name``, ``user.email``).
   https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
+* Look-up after a timed-out reply: ``GET {base}/api/v2/tickets/{id}/comments.json`` with
+  ``sort=-created_at`` (newest first, cursor pagination), ``page[size]=100`` and
+  ``include=users`` (the authors' roles, to count only agents' public comments); the next
+  page is asked with the answer's ``meta.after_cursor`` (never by following ``links.next``
+  to wherever it points) while ``meta.has_more`` and the page reaches back past ``since``,
+  at most :data:`~csat_hook.helpdesks.zendesk.api.LOOKUP_PAGES` pages.
+  https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments
+  https://developer.zendesk.com/api-reference/introduction/pagination/
+* Errors: ``{"error": "RecordInvalid", "description", "details": {field: [{"description",
+  "error"}]}}``, ``{"error": "<text>"}`` or ``{"error": {"title", "message"}}``.
+  https://developer.zendesk.com/api-reference/introduction/requests/
 * Rate limits: 429 with ``Retry-After`` (seconds), honoured by the HTTP client.
   https://developer.zendesk.com/api-reference/introduction/rate-limits/
 """
@@ -32,22 +43,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from pydantic import Field
 from pydantic import SecretStr
-from pydantic import field_validator
-from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import lookup_floor
+from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_fresh
@@ -56,9 +65,9 @@ from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
-from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
+from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -67,78 +76,33 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.zendesk.api import LOOKUP_PAGES
+from csat_hook.helpdesks.zendesk.api import LOOKUP_PARAMS
+from csat_hook.helpdesks.zendesk.api import CommentPage
+from csat_hook.helpdesks.zendesk.api import comment_id
+from csat_hook.helpdesks.zendesk.api import error_items
+from csat_hook.helpdesks.zendesk.api import explained
+from csat_hook.helpdesks.zendesk.options import CLOSED_STATUSES
+from csat_hook.helpdesks.zendesk.options import COMMENTS_PATH
+from csat_hook.helpdesks.zendesk.options import OPEN_STATUSES
+from csat_hook.helpdesks.zendesk.options import SIGNATURE_HEADER
+from csat_hook.helpdesks.zendesk.options import STATUS_CHANGED
+from csat_hook.helpdesks.zendesk.options import TEST_SIGNING_SECRET
+from csat_hook.helpdesks.zendesk.options import TICKET_PATH
+from csat_hook.helpdesks.zendesk.options import TIMESTAMP_HEADER
+from csat_hook.helpdesks.zendesk.options import USER_PATH
+from csat_hook.helpdesks.zendesk.options import ZendeskOptions
+from csat_hook.helpdesks.zendesk.options import zendesk_signature
+from csat_hook.helpdesks.zendesk.webhook import person_of
+from csat_hook.helpdesks.zendesk.webhook import status_of
+from csat_hook.helpdesks.zendesk.webhook import zendesk_id
 
-SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
-TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
-# The fixed secret Zendesk signs test deliveries with before a webhook (and so its own secret)
-# exists. Public: a request it signs proves nothing, so it is acknowledged and ignored.
-TEST_SIGNING_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="  # noqa: S105
-
-STATUS_CHANGED = "zen:event-type:ticket.status_changed"
-CLOSED_STATUSES = frozenset({"solved", "closed"})
-# {{ticket.status}} display texts that mean "not solved any more" (a reopen trigger).
-OPEN_STATUSES = frozenset({"new", "open", "pending", "on-hold", "hold"})
-
-# https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
-TICKET_PATH = "/api/v2/tickets/{ticket}.json"
-# https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
-USER_PATH = "/api/v2/users/{user}.json"
-
-
-class ZendeskOptions(HelpdeskOptions):
-    kind: str = "zendesk"
-    # https://{subdomain}.zendesk.com; base_url wins when both are set (tests, proxies).
-    subdomain: str | None = None
-    base_url: str | None = None
-    webhook_secret: SecretStr
-    tolerance_seconds: float = Field(default=300, gt=0)
-    accept_test_deliveries: bool = True
-    # API access: email + api_token (Basic "{email}/token:{api_token}"), or an OAuth token.
-    email: str | None = None
-    api_token: SecretStr | None = None
-    oauth_token: SecretStr | None = None
-    # Send "status": "solved" with the reply so posting it leaves the ticket solved.
-    keep_solved: bool = True
-    # Group id → name: events carry only detail.group_id; triggers send the name itself.
-    groups: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("groups", mode="before")
-    @classmethod
-    def _group_ids_as_text(cls, value: Any) -> Any:
-        return ids_as_text(value)
-
-    @model_validator(mode="after")
-    def _complete(self) -> ZendeskOptions:
-        if self.base_url:
-            if not self.base_url.startswith(("http://", "https://")):
-                raise ValueError("base_url must start with http:// or https://")
-            self.base_url = self.base_url.rstrip("/")
-        elif self.subdomain:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.subdomain):
-                raise ValueError("subdomain must be the name before .zendesk.com, e.g. acme")
-            self.base_url = f"https://{self.subdomain}.zendesk.com"
-        else:
-            raise ValueError("set subdomain (https://<subdomain>.zendesk.com) or base_url")
-        basic = self.email is not None or self.api_token is not None
-        if basic and (self.email is None or self.api_token is None):
-            raise ValueError("email and api_token go together (API token authentication)")
-        if basic == (self.oauth_token is not None):
-            raise ValueError("set either email + api_token, or oauth_token, for the Zendesk API")
-        if self.webhook_secret.get_secret_value() == TEST_SIGNING_SECRET:
-            raise ValueError(
-                "webhook_secret is Zendesk's public test secret; use the "
-                "webhook's own signing secret (Admin Center → Webhooks)"
-            )
-        return self
-
-
-def zendesk_signature(secret: SecretStr | str, timestamp: str, body: bytes) -> bytes:
-    """The raw HMAC-SHA256 digest Zendesk base64-encodes into the signature header."""
-    return hmac_digest(secret, timestamp.encode("utf-8") + body)
+__all__ = ["TEST_SIGNING_SECRET", "ZendeskHelpdesk", "ZendeskOptions", "zendesk_signature"]
 
 
 class ZendeskHelpdesk(Helpdesk):
     kind = "zendesk"
+    supports_lookup = True
     Options = ZendeskOptions
     options: ZendeskOptions
 
@@ -174,8 +138,10 @@ class ZendeskHelpdesk(Helpdesk):
     def _from_event(self, kind: str, payload: Mapping[str, Any]) -> Event:
         if kind != STATUS_CHANGED:
             return Ignored(f"{kind} is not a status change")
-        current = _status(dig(payload, "event.current")) or _status(dig(payload, "detail.status"))
-        previous = _status(dig(payload, "event.previous"))
+        current = status_of(dig(payload, "event.current")) or status_of(
+            dig(payload, "detail.status")
+        )
+        previous = status_of(dig(payload, "event.previous"))
         if current in CLOSED_STATUSES and previous in CLOSED_STATUSES:
             # Solved → closed is the same close, archived days later: surveyed already.
             return Ignored(f"status {previous} → {current}: the ticket was already solved")
@@ -186,12 +152,12 @@ class ZendeskHelpdesk(Helpdesk):
         return Ignored(f"status {previous or '?'} → {current or '?'} is not a close")
 
     def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
-        group = _zendesk_id(dig(payload, "detail.group_id"))
+        group = zendesk_id(dig(payload, "detail.group_id"))
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=ticket_id,
-            agent=Person(id=_zendesk_id(dig(payload, "detail.assignee_id"))),
-            customer=Person(id=_zendesk_id(dig(payload, "detail.requester_id"))),
+            agent=Person(id=zendesk_id(dig(payload, "detail.assignee_id"))),
+            customer=Person(id=zendesk_id(dig(payload, "detail.requester_id"))),
             team=self.options.groups.get(group) if group else None,
             channel=as_text(dig(payload, "detail.via.channel")),
             closed_at=parse_timestamp(payload.get("time"))
@@ -214,8 +180,8 @@ class ZendeskHelpdesk(Helpdesk):
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=ticket_id,
-            agent=_person(assignee),
-            customer=_person(requester),
+            agent=person_of(assignee),
+            customer=person_of(requester),
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("via")),
             closed_at=parse_timestamp(updated),
@@ -246,11 +212,52 @@ class ZendeskHelpdesk(Helpdesk):
         url = self._url(TICKET_PATH, ticket=reply.dialog_id)
         try:
             response = self.http.request(
-                "PUT", url, headers=self._auth_headers(), json={"ticket": ticket}
+                "PUT",
+                url,
+                headers=self._auth_headers(),
+                json={"ticket": ticket},
+                explain=explainer(error_items, reply),
             )
         except DeliveryError as exc:
-            raise _explained(exc) from exc
-        return SendResult(external_id=_comment_id(response_json(response)))
+            raise explained(exc) from exc
+        return SendResult(external_id=comment_id(response_json(response)))
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """Our public comment carrying the marker, newest first (see the module docstring)."""
+        marker = lookup_marker(reply)
+        floor = lookup_floor(since)
+        url = self._url(COMMENTS_PATH, ticket=reply.dialog_id)
+        params = dict(LOOKUP_PARAMS)
+        for _ in range(LOOKUP_PAGES):
+            try:
+                response = self.http.request(
+                    "GET",
+                    url,
+                    retries=2,
+                    headers=self._auth_headers(),
+                    params=params,
+                    explain=explainer(error_items),
+                )
+            except DeliveryError as exc:
+                raise lookup_refused(
+                    exc,
+                    "Zendesk",
+                    what="ticket",
+                    credentials=f"helpdesks.{self.name}.email/api_token (or oauth_token) "
+                    "must belong to an agent who can see the ticket",
+                ) from exc
+            page = CommentPage.read(response_json(response))
+            found = page.find(marker, floor)
+            if found is not None:
+                return SendResult(external_id=found)
+            if not page.has_more or page.reaches_before(floor) or not page.after_cursor:
+                return None
+            params = {**LOOKUP_PARAMS, "page[after]": page.after_cursor}
+        raise DeliveryError(
+            f"Zendesk: more than {LOOKUP_PAGES} pages of comments since the reply was sent; "
+            "not searched further",
+            retryable=False,
+        )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Zendesk user by id; None when there is no such user."""
@@ -281,52 +288,3 @@ class ZendeskHelpdesk(Helpdesk):
         assert options.email is not None and options.api_token is not None  # the validator
         raw = f"{options.email}/token:{options.api_token.get_secret_value()}"
         return {"Authorization": "Basic " + base64.b64encode(raw.encode("utf-8")).decode()}
-
-
-def _explained(exc: DeliveryError) -> DeliveryError:
-    """The HTTP client's error, with what a Zendesk 4xx means for this reply."""
-    reasons = {
-        422: "Zendesk refused the update (HTTP 422): the ticket is most likely closed, and "
-        "closed tickets cannot be updated",
-        404: "Zendesk has no such ticket (HTTP 404): deleted, merged or a wrong id",
-        403: "Zendesk refused the credentials' access to this ticket (HTTP 403)",
-        401: "Zendesk rejected the API credentials (HTTP 401): check email/api_token or "
-        "oauth_token",
-    }
-    if exc.http_status in reasons:
-        return DeliveryError(reasons[exc.http_status], retryable=False, http_status=exc.http_status)
-    return exc
-
-
-def _status(value: Any) -> str | None:
-    """A status from an event (``"SOLVED"``, or ``{"status": "Solved"}``), lower-case."""
-    if isinstance(value, Mapping):
-        value = value.get("status")
-    text = as_text(value)
-    return text.lower() if text else None
-
-
-def _zendesk_id(value: Any) -> str | None:
-    """An id from an event; Zendesk writes "0" (or null) where there is none."""
-    text = as_text(value)
-    return None if text in (None, "0") else text
-
-
-def _person(value: Any) -> Person:
-    if not isinstance(value, Mapping):
-        return Person()
-    return Person(
-        id=_zendesk_id(rendered(value.get("id"))),
-        name=rendered(value.get("name")),
-        email=rendered(value.get("email")),
-    )
-
-
-def _comment_id(body: Any) -> str | None:
-    """The new comment's id from an update's audit, else the audit id."""
-    events = dig(body, "audit.events")
-    if isinstance(events, list):
-        for event in events:
-            if isinstance(event, Mapping) and event.get("type") == "Comment":
-                return as_text(event.get("id"))
-    return as_text(dig(body, "audit.id"))

@@ -1,0 +1,66 @@
+"""Freshdesk: configuration, status codes and API paths."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import model_validator
+
+from csat_hook.helpdesks.base import HelpdeskOptions
+
+# https://developers.freshdesk.com/api/#reply_ticket
+REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
+# https://developers.freshdesk.com/api/#view_agent
+AGENT_PATH = "/api/v2/agents/{agent}"
+# https://developers.freshdesk.com/api/#list_all_ticket_notes
+CONVERSATIONS_PATH = "/api/v2/tickets/{ticket}/conversations"
+
+CLOSED_CODES = frozenset({"4", "5"})  # Resolved, Closed
+# {status:{from:2,to:4}}: the one property change Freshdesk reports for the rule.
+STATUS_CHANGE = re.compile(
+    r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"
+    r"\s*to\s*:\s*([^,{}]*?)\s*\}\s*\}",
+    re.IGNORECASE,
+)
+
+
+class FreshdeskOptions(HelpdeskOptions):
+    kind: str = "freshdesk"
+    # https://{domain}.freshdesk.com; base_url wins when both are set (tests, custom domains).
+    domain: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr
+    # How the automation rule proves itself: a shared secret in a custom header…
+    webhook_token: SecretStr | None = None
+    webhook_token_header: str = "X-Csat-Hook-Token"  # noqa: S105 (a header name)
+    # …and/or Basic auth ("Requires authentication" in the rule).
+    webhook_username: str | None = None
+    webhook_password: SecretStr | None = None
+    # Status names meaning closed, for bodies without {{triggered_event}} (case-insensitive).
+    closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
+
+    @model_validator(mode="after")
+    def _complete(self) -> FreshdeskOptions:
+        if self.base_url:
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError("base_url must start with http:// or https://")
+            self.base_url = self.base_url.rstrip("/")
+        elif self.domain:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.domain):
+                raise ValueError("domain must be the name before .freshdesk.com, e.g. acme")
+            self.base_url = f"https://{self.domain}.freshdesk.com"
+        else:
+            raise ValueError("set domain (https://<domain>.freshdesk.com) or base_url")
+        basic = (self.webhook_username is not None, self.webhook_password is not None)
+        if any(basic) and not all(basic):
+            raise ValueError("webhook_username and webhook_password go together (Basic auth)")
+        if self.webhook_token is None and not all(basic):
+            raise ValueError(
+                "set webhook_token (a custom header) or webhook_username + "
+                "webhook_password (Basic auth): Freshdesk signs nothing"
+            )
+        if not self.webhook_token_header.strip():
+            raise ValueError("webhook_token_header must name a header")
+        return self

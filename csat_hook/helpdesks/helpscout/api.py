@@ -1,0 +1,76 @@
+"""Help Scout: what the API answers, read (a conversation's threads, errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import carries_marker
+from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import as_items
+from csat_hook.helpdesks.records import SendResult
+
+# "A single conversation can contain up to 100 threads", 50 a page: two pages read it all.
+LOOKUP_PAGES = 2
+# Threads that are never our reply, whoever wrote them; the agent-reply type itself is
+# "reply" in the v2 SDK and "message" in older docs, so it is not required.
+NOT_REPLIES = frozenset({"note", "lineitem", "customer", "forwardparent", "forwardchild"})
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    """One page of List Threads (newest first), as the look-up needs it."""
+
+    threads: list[Mapping[str, Any]]
+    has_next: bool
+
+    @classmethod
+    def read(cls, body: Any) -> ThreadPage:
+        threads = dig(body, "_embedded.threads")  # absent when there are none
+        return cls(
+            threads=[t for t in threads if isinstance(t, Mapping)]
+            if isinstance(threads, list)
+            else [],
+            has_next=isinstance(dig(body, "_links.next"), Mapping),
+        )
+
+    def find(self, marker: str, floor: datetime) -> SendResult | None:
+        """Our thread: a user's published reply (not a customer's e-mail quoting the survey,
+        not a note carrying the marker), created since ``floor``, carrying the marker."""
+        for thread in self.threads:
+            created = parse_timestamp(thread.get("createdAt"))
+            if (
+                thread.get("type") not in NOT_REPLIES
+                and dig(thread, "createdBy.type") == "user"
+                and thread.get("state") in ("published", None)
+                and (created is None or created >= floor)
+                and carries_marker(marker, thread.get("body"))
+            ):
+                return SendResult(external_id=as_text(thread.get("id")))
+        return None
+
+    def reaches_before(self, floor: datetime) -> bool:
+        times = [parse_timestamp(t.get("createdAt")) for t in self.threads]
+        known = [t for t in times if t is not None]
+        return not known or min(known) < floor
+
+
+def error_items(body: Any) -> list[ErrorItem]:
+    """Help Scout's error document as items (``rejectedValue`` is left out: it is our data)."""
+    if not isinstance(body, Mapping):
+        return []
+    items = as_items(body.get("message"), lambda v: ErrorItem(message=v))
+    items += as_items(
+        dig(body, "_embedded.errors"),
+        lambda e: (
+            ErrorItem(field=e.get("path"), message=e.get("message"))
+            if isinstance(e, Mapping)
+            else None
+        ),
+    )
+    return items

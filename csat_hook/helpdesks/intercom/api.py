@@ -1,0 +1,87 @@
+"""Intercom: what the API answers, read (state, part ids, errors, the conversation's parts),
+and the rate-limit hook."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import carries_marker
+from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.intercom.options import RESET_DELAY_HEADER
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import as_items
+from csat_hook.helpdesks.records import SendResult
+
+
+def reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """On a 429, expose ``X-RateLimit-Reset`` (Unix seconds) as seconds to wait."""
+    reset = response.headers.get("X-RateLimit-Reset")
+    if response.status_code == 429 and reset:
+        try:
+            delay = max(0.0, float(reset) - time.time())
+        except ValueError:
+            return response
+        response.headers[RESET_DELAY_HEADER] = f"{delay:.3f}"
+    return response
+
+
+def state_of(conversation: Any) -> str | None:
+    if not isinstance(conversation, Mapping):
+        return None
+    state = as_text(conversation.get("state"))
+    if state:
+        return state.lower()
+    if isinstance(conversation.get("open"), bool):
+        return "open" if conversation["open"] else "closed"
+    return None
+
+
+def last_part_id(conversation: Any) -> str | None:
+    parts = dig(conversation, "conversation_parts.conversation_parts")
+    if isinstance(parts, list) and parts and isinstance(parts[-1], Mapping):
+        return as_text(parts[-1].get("id"))
+    return None
+
+
+# Who may author our reply: the admin it is sent as (bots send on behalf of admins or teams).
+AGENT_AUTHORS = frozenset({"admin", "bot"})
+
+
+def find_part(conversation: Any, marker: str, floor: datetime) -> SendResult | None:
+    """Our survey among a conversation's parts: an admin's or bot's ``comment`` (not a note,
+    not a customer's part, not ``source``) posted since ``floor``, carrying the marker."""
+    parts = dig(conversation, "conversation_parts.conversation_parts")
+    if not isinstance(parts, list):
+        return None
+    for part in reversed(parts):  # newest last in Intercom's answers
+        if not isinstance(part, Mapping) or part.get("part_type") != "comment":
+            continue
+        created = parse_timestamp(part.get("created_at"))
+        if (
+            dig(part, "author.type") in AGENT_AUTHORS
+            and (created is None or created >= floor)
+            and carries_marker(marker, part.get("body"))
+        ):
+            return SendResult(external_id=as_text(part.get("id")))
+    return None
+
+
+def error_items(body: Any) -> list[ErrorItem]:
+    """Intercom's error list as items."""
+    if not isinstance(body, Mapping):
+        return []
+    return as_items(
+        body.get("errors"),
+        lambda e: (
+            ErrorItem(code=e.get("code"), field=e.get("field"), message=e.get("message"))
+            if isinstance(e, Mapping)
+            else None
+        ),
+    )

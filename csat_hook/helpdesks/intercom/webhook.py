@@ -1,0 +1,54 @@
+"""Intercom: reading a notification's conversation item (the close part, admins, customers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.intercom.options import CUSTOMER_TYPES
+from csat_hook.helpdesks.records import Person
+
+
+def close_part_of(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    parts = dig(item, "conversation_parts.conversation_parts")
+    if isinstance(parts, list):
+        for part in reversed(parts):
+            if isinstance(part, Mapping) and part.get("part_type") == "close":
+                return part
+    return {}
+
+
+def admin_of(value: Any) -> Person | None:
+    """An admin reference as a Person; None for bots, teams, contacts and "nobody_admin"."""
+    if not isinstance(value, Mapping) or value.get("type") not in ("admin", None):
+        return None
+    admin_id = nonzero_id(value.get("id"))
+    if not admin_id:
+        return None
+    return Person(id=admin_id, name=as_text(value.get("name")), email=as_text(value.get("email")))
+
+
+def customer_of(item: Mapping[str, Any]) -> Person:
+    user = item.get("user")  # 1.x
+    if isinstance(user, Mapping):
+        return Person(
+            id=as_text(user.get("id")),
+            name=as_text(user.get("name")),
+            email=as_text(user.get("email")),
+        )
+    contact_id = as_text(dig(item, "contacts.contacts.0.id"))
+    author = dig(item, "source.author")
+    if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
+        return Person(
+            id=contact_id or as_text(author.get("id")),
+            name=as_text(author.get("name")),
+            email=as_text(author.get("email")),
+        )
+    return Person(id=contact_id)
+
+
+def nonzero_id(value: Any) -> str | None:
+    text = as_text(value)
+    return text if text and text != "0" else None

@@ -1,0 +1,196 @@
+"""Help Scout: finding a reply after a timeout (find_reply), and the vendor's reason on a
+refusal."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import responses
+from responses import matchers
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
+from csat_hook.helpdesks.helpscout import HelpScoutOptions
+from csat_hook.helpdesks.transport import HttpClient
+from tests.conftest import FakeClock
+from tests.helpdesks.lookup import SINCE
+from tests.helpdesks.lookup import assert_real_token
+from tests.helpdesks.lookup import lookup_reply
+from tests.helpers import fixture
+
+API = "https://api.helpscout.net"
+URL = f"{API}/v2/conversations/2391938111/threads"
+REPLY = lookup_reply("helpscout", "2391938111", "1234", context={"customer_id": "29418"})
+OURS, NOTE, CUSTOMER_QUOTE = 2198262400, 2198262399, 2198262401
+
+
+@pytest.fixture
+def adapter() -> HelpScoutHelpdesk:
+    responses.post(f"{API}/v2/oauth2/token", json={"access_token": "tok", "expires_in": 7200})
+    options = HelpScoutOptions(
+        client_id="app-id", client_secret="app-secret", webhook_secret="hook-secret"
+    )
+    return HelpScoutHelpdesk(
+        "helpscout", options, http=HttpClient(sleep=lambda _s: None), clock=FakeClock()
+    )
+
+
+def threads(*, drop: tuple[int, ...] = ()) -> dict[str, Any]:
+    data = copy.deepcopy(fixture("helpscout", "list_messages.json"))
+    embedded = data["_embedded"]
+    embedded["threads"] = [t for t in embedded["threads"] if t["id"] not in drop]
+    return data
+
+
+def page(number: int) -> list[Any]:
+    return [
+        matchers.query_param_matcher({"page": str(number)}),
+        matchers.header_matcher({"Authorization": "Bearer tok"}),
+    ]
+
+
+def lookups() -> list[Any]:
+    return [c for c in responses.calls if c.request.method == "GET"]
+
+
+def test_the_fixture_reply_carries_a_real_token():
+    assert_real_token(REPLY.marker, "helpscout", "2391938111")
+    first = next(t for t in threads()["_embedded"]["threads"] if t["id"] == OURS)
+    assert REPLY.marker in first["body"]
+
+
+@responses.activate
+def test_finds_our_reply_on_the_first_page(adapter):
+    responses.get(URL, json=threads(), match=page(1))
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+    assert len(lookups()) == 1
+
+
+@pytest.mark.parametrize(
+    ("drop", "why"),
+    [((OURS, NOTE), "a customer's e-mail quoting the survey"), ((OURS, CUSTOMER_QUOTE), "a note")],
+)
+@responses.activate
+def test_a_thread_that_is_not_our_reply_is_no_match(adapter, drop, why):
+    responses.get(URL, json=threads(drop=drop))
+    assert adapter.find_reply(REPLY, since=SINCE) is None, why
+
+
+@responses.activate
+def test_a_draft_carrying_the_marker_is_no_match(adapter):
+    data = threads()
+    next(t for t in data["_embedded"]["threads"] if t["id"] == OURS)["state"] = "draft"
+    responses.get(URL, json=data)
+    assert adapter.find_reply(REPLY, since=SINCE) is None
+
+
+@responses.activate
+def test_a_thread_older_than_since_less_the_skew_is_no_match(adapter):
+    responses.get(URL, json=threads())
+    assert adapter.find_reply(REPLY, since=SINCE + timedelta(minutes=6)) is None
+
+
+def _newer_page() -> dict[str, Any]:
+    """A full first page of customer threads, all newer than our reply, with a next page."""
+    data = threads()
+    template = data["_embedded"]["threads"][0]
+    data["_embedded"]["threads"] = [
+        {**template, "id": 2198300000 + i, "body": "hi", "createdAt": "2025-03-14T11:00:00Z"}
+        for i in range(50)
+    ]
+    data["_links"]["next"] = {"href": f"{URL}?page=2"}
+    return data
+
+
+@responses.activate
+def test_reads_the_second_page_when_the_first_is_all_newer(adapter):
+    responses.get(URL, json=_newer_page(), match=page(1))
+    responses.get(URL, json=threads(), match=page(2))
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+    assert len(lookups()) == 2
+
+
+@responses.activate
+def test_paging_stops_when_the_page_reaches_before_since(adapter):
+    data = threads(drop=(OURS,))
+    data["_links"]["next"] = {"href": f"{URL}?page=2"}
+    responses.get(URL, json=data, match=page(1))
+    assert adapter.find_reply(REPLY, since=SINCE) is None
+    assert len(lookups()) == 1
+
+
+@responses.activate
+def test_at_most_two_pages_are_read(adapter):
+    responses.get(URL, json=_newer_page())
+    assert adapter.find_reply(REPLY, since=SINCE) is None
+    assert len(lookups()) == 2
+
+
+@responses.activate
+def test_an_empty_conversation_has_no_embedded_threads(adapter):
+    responses.get(URL, json={"_links": {}, "page": {"size": 50, "totalElements": 0}})
+    assert adapter.find_reply(REPLY, since=SINCE) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable", "words"),
+    [
+        (401, False, "client_id"),
+        (403, False, "access to the conversation's mailbox"),
+        (404, False, "no such conversation"),
+        (429, True, "HTTP 429"),
+        (503, True, "HTTP 503"),
+    ],
+)
+@responses.activate
+def test_lookup_errors_map_to_what_the_caller_does(adapter, status, retryable, words):
+    body = {"logRef": "64bb72b4", "message": "Request refused", "_links": {}}
+    responses.get(URL, status=status, json=body)
+    with pytest.raises(DeliveryError) as caught:
+        adapter.find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable is retryable and caught.value.http_status == status
+    assert words in caught.value.message and "Request refused" in caught.value.message
+
+
+# --- the vendor's reason when a reply is refused -------------------------------------------
+
+
+@responses.activate
+def test_a_refused_reply_keeps_help_scouts_errors_without_rejected_values(adapter):
+    responses.post(
+        f"{API}/v2/conversations/2391938111/reply",
+        status=400,
+        json={
+            "logRef": "64bb72b4-0a92-11e8-ba89-0ed5f89f718b",
+            "message": "Bad request",
+            "_embedded": {
+                "errors": [
+                    {
+                        "path": "text",
+                        "message": "may not be empty",
+                        "rejectedValue": REPLY.text,
+                        "source": "JSON",
+                    },
+                    {
+                        "path": "customer.id",
+                        "message": "Customer jane@acme.inc not found",
+                        "rejectedValue": "29418",
+                        "source": "JSON",
+                    },
+                ]
+            },
+            "_links": {"about": {"href": "http://developer.helpscout.net/mailbox-api/"}},
+        },
+    )
+    with pytest.raises(DeliveryError) as caught:
+        adapter.send_reply(REPLY)
+    assert caught.value.vendor_reason == (
+        "Bad request; text: may not be empty; customer.id: Customer … not found"
+    )
+    assert "jane@acme.inc" not in caught.value.message
+    assert REPLY.text not in caught.value.message

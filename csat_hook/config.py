@@ -256,6 +256,19 @@ def masked_dump(config: Config) -> dict[str, Any]:
     return data
 
 
+def config_warnings(config: Config) -> list[str]:
+    """Settings that work but deserve the operator's attention (``check-config``, ``serve``)."""
+    warnings = [
+        f"{key} still holds the shipped development secret" for key in insecure_settings(config)
+    ]
+    for lang in config.survey.reply.languages_without_nameless_template():
+        warnings.append(
+            f"survey.reply.templates_without_agent has no {lang!r} template: a {lang} reply "
+            "whose agent has no known name reads agent_label_without_name in its place"
+        )
+    return warnings
+
+
 def insecure_settings(config: Config) -> list[str]:
     """Dotted keys still holding a shipped development secret (fine locally, not in production)."""
     found = []

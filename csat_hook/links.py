@@ -130,21 +130,19 @@ class ReplyConfig(StrictModel):
                 )
         return value
 
-    @model_validator(mode="after")
-    def _nameless_for_every_language(self) -> ReplyConfig:
+    def languages_without_nameless_template(self) -> list[str]:
+        """Languages whose template names the agent but that have no template without one.
+
+        Not an error (configurations written before ``templates_without_agent`` existed keep
+        starting): such a reply names the agent by ``agent_label_without_name`` instead, and
+        ``check-config`` and ``serve`` warn.
+        """
         nameless = {k.lower() for k in self.templates_without_agent}
-        missing = [
+        return [
             lang
             for lang, text in self.templates.items()
             if _names_agent(text) and lang.lower() not in nameless
         ]
-        if missing:
-            raise ValueError(
-                f"templates_without_agent needs {', '.join(missing)}: templates.{missing[0]} "
-                "names the agent, and a reply whose agent has no known name uses "
-                "templates_without_agent of the same language instead"
-            )
-        return self
 
 
 class SurveyConfig(StrictModel):
@@ -241,7 +239,11 @@ def reply_text(
     template = pick_template(reply, language)
     if not agent_name and _names_agent(template):
         nameless = {k.lower(): v for k, v in reply.templates_without_agent.items()}
-        template = nameless[pick_language(reply, language).lower()]  # the validator ensures it
+        chosen = pick_language(reply, language).lower()
+        if chosen in nameless:
+            template = nameless[chosen]
+        else:  # an older configuration: the stand-in label reads as the name
+            agent_name = agent_label(reply, chosen, None)
     first_name = agent_name.split()[0] if agent_name.split() else agent_name
     return template.format_map(
         {

@@ -15,7 +15,7 @@ from csat_hook import tokens
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.clock import utcnow
-from csat_hook.config import insecure_settings
+from csat_hook.config import config_warnings
 from csat_hook.config import masked_dump
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import current_revision
@@ -42,8 +42,8 @@ def check_config(state: State) -> None:
     config = state.config
     click.echo(f"# effective configuration from {config.source}")
     click.echo(yaml.safe_dump(masked_dump(config), sort_keys=False, allow_unicode=True))
-    for key in insecure_settings(config):
-        click.echo(f"warning: {key} still holds the shipped development secret", err=True)
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     click.echo("configuration OK", err=True)
 
 

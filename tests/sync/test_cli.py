@@ -42,6 +42,8 @@ SUMMARY_KEYS = {
     "requests",
     "outputs",
     "warnings",
+    "problems",
+    "waiting_for",
     "duration_ms",
     "phases_ms",
     "error",

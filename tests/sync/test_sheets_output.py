@@ -105,9 +105,9 @@ def test_429s_are_retried_a_bounded_number_of_times_then_succeed(kit):
     assert summary.status == "ok", summary.error
     assert summary.requests["retries"] == 3
     assert len(kit.sleeps) == 3
-    # Exponential with equal jitter: attempt n waits between base·2ⁿ/2 and base·2ⁿ (base 1 s).
+    # Exponential with equal jitter: retry n waits between base·2ⁿ⁻¹/2 and base·2ⁿ⁻¹ (24 s).
     for wait in kit.sleeps:
-        assert 0.5 <= wait <= 4
+        assert 12 <= wait <= 96
     statuses = [r["status"] for r in kit.fake.api_requests("sheets_write")]
     assert statuses == [429, 429, 200, 200]
     assert "Agent 00 (100)" in kit.fake.titles(SHEET_ID)

@@ -362,9 +362,7 @@ class FakeGoogle(LoopbackServer):
         """The first scripted loss for this request (each is used once)."""
         with self.lock:
             for i, (status, wanted, pattern) in enumerate(self.losses):
-                if (wanted is None or wanted == kind) and (
-                    pattern is None or pattern.search(path)
-                ):
+                if (wanted is None or wanted == kind) and (pattern is None or pattern.search(path)):
                     del self.losses[i]
                     return status
         return None

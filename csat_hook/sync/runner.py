@@ -176,8 +176,8 @@ class SyncRunner:
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
         with self.engine.connect() as conn:
-            skipped = skips.skipped_fingerprints(conn)
-            known = store.known_fingerprints(conn) - skipped  # skipped rows are read again
+            skipped = skips.skipped_reasons(conn)
+            known = store.known_fingerprints(conn) - skipped.keys()  # skipped: read again
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")
@@ -195,7 +195,7 @@ class SyncRunner:
         summary: SyncSummary,
         source: ResultsSource,
         batch: SourceBatch,
-        skipped: set[str],
+        skipped: dict[str, str],
         *,
         dry_run: bool,
         clock: PhaseClock,
@@ -217,9 +217,7 @@ class SyncRunner:
                     answers=current,
                     now=now,
                 )
-                skips.forget_skipped(
-                    conn, [s.fingerprint for s in batch.submissions if s.fingerprint in skipped]
-                )
+                skips.record_rereads(conn, batch, skipped)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.token, row) for row in result.answers)
                 answers = list(current.values())
@@ -244,7 +242,9 @@ class SyncRunner:
         clock.lap("report")
         return report
 
-    def _judge_skips(self, summary: SyncSummary, batch: SourceBatch, skipped: set[str]) -> None:
+    def _judge_skips(
+        self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
+    ) -> None:
         results = self.config.results
         problems = skips.judge(
             batch,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import dataclass
 from typing import Any
@@ -152,9 +153,29 @@ def _problem(
     )
 
 
-def skipped_fingerprints(conn: sa.Connection) -> set[str]:
-    """Fingerprints of every row recorded as skipped (read again on every run)."""
-    return set(conn.execute(sa.select(sync_skipped_rows.c.fingerprint)).scalars())
+def skipped_reasons(conn: sa.Connection) -> dict[str, str]:
+    """Fingerprint → reason of every row recorded as skipped (read again on every run)."""
+    rows = conn.execute(sa.select(sync_skipped_rows.c.fingerprint, sync_skipped_rows.c.reason))
+    return {fingerprint: reason for fingerprint, reason in rows}
+
+
+def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str, str]) -> None:
+    """After a batch is stored: rows skipped before and read now leave the table; rows still
+    skipped for another reason (a fixed zone revealed a bad rating) get the new reason."""
+    forget_skipped(conn, [s.fingerprint for s in batch.submissions if s.fingerprint in before])
+    changed = [
+        {"fp": s.fingerprint, "reason": s.reason, "detail": s.detail[:255]}
+        for s in batch.skipped
+        if before.get(s.fingerprint, s.reason) != s.reason
+    ]
+    if changed:
+        table = sync_skipped_rows
+        conn.execute(
+            sa.update(table)
+            .where(table.c.fingerprint == sa.bindparam("fp"))
+            .values(reason=sa.bindparam("reason"), detail=sa.bindparam("detail")),
+            changed,
+        )
 
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:

@@ -146,9 +146,13 @@ AMBIGUOUS_ABBREVIATIONS: dict[str, int | None] = {
 
 # CLDR abbreviated day periods of the languages Forms and Sheets write (REPORT §1.2), compared
 # case-insensitively after normalization (NBSP and U+202F are spaces by then).
-_AM = "am|a.m.|a. m.|午前|上午|오전|vorm.|dop.|fm|ap.|π.μ.|öö|дп|sa|ص".split("|")
-_PM = "pm|p.m.|p. m.|午後|下午|오후|nachm.|odp.|em|ip.|μ.μ.|ös|пп|ch|م".split("|")
-_MARKERS: dict[str, bool] = {m: False for m in _AM} | {m: True for m in _PM}
+_AM = ("am", "a.m.", "a. m.", "午前", "上午", "오전", "vorm.", "dop.", "fm", "ap.", "π.μ.")
+_AM_MORE = ("öö", "дп", "sa", "ص")
+_PM = ("pm", "p.m.", "p. m.", "午後", "下午", "오후", "nachm.", "odp.", "em", "ip.", "μ.μ.")
+_PM_MORE = ("ös", "пп", "ch", "م")
+_MARKERS: dict[str, bool] = {m: False for m in (*_AM, *_AM_MORE)} | {
+    m: True for m in (*_PM, *_PM_MORE)
+}
 # A marker is a whole token: not preceded or followed by a letter.
 _MARKER_RE = re.compile(
     r"(?<![^\W\d_])("
@@ -239,11 +243,16 @@ def abbreviation_zone(value: str) -> tzinfo:
 
 # Locales whose numeric dates are month-first; every other locale Sheets offers that writes
 # day and month before the year is day-first (CLDR short date patterns). Year-first locales
-# (ja, zh, ko, hu, lt, sv, en_CA...) never need this.
-_MONTH_FIRST_LOCALES = frozenset({"en_US", "en", "en_PH", "fil_PH", "fil", "es_US", "en_PR"})
+# (ja, zh, ko, hu, lt, sv, en_CA...) never need this. Locales we are unsure of give None.
+_MONTH_FIRST_LOCALES = frozenset({"en_US", "en", "fil_PH", "fil"})
+_UNSURE_LOCALES = frozenset({"en_PH", "es_US", "en_PR"})
 _DAY_FIRST_LANGUAGES = frozenset(
-    "ar bg ca cs da de el es et fi fr ga he hi hr id is it ka kk lv mk ms nb nl nn no pl pt ro "
-    "ru sk sl sq sr th tr uk ur uz vi cy eu gl be az ky tk bs fa bn ta te ml mr gu kn pa".split()
+    re.findall(
+        r"\w+",
+        "ar bg ca cs da de el es et fi fr ga he hi hr id is it ka kk lv mk ms nb nl nn no pl "
+        "pt ro ru sk sl sq sr th tr uk ur uz vi cy eu gl be az ky tk bs fa bn ta te ml mr gu "
+        "kn pa",
+    )
 )
 _DAY_FIRST_ENGLISH = frozenset(
     {"en_GB", "en_AU", "en_IN", "en_IE", "en_NZ", "en_SG", "en_MY", "en_PK", "en_NG", "en_KE"}
@@ -256,6 +265,8 @@ def locale_date_order(locale: str | None) -> DateOrder | None:
     if not locale:
         return None
     name = locale.replace("-", "_")
+    if name in _UNSURE_LOCALES:
+        return None
     if name in _MONTH_FIRST_LOCALES:
         return "MDY"
     if name in _DAY_FIRST_ENGLISH or name.split("_")[0] in _DAY_FIRST_LANGUAGES:
@@ -334,12 +345,13 @@ class TimestampReader:
         if match is None:
             return None
         f1, sep, f2, f3, hh, mi, ss, marker, sign, oh, om, abbreviation = match.groups()
-        if abbreviation is not None and abbreviation not in FIXED_ABBREVIATIONS:
-            if (
-                abbreviation not in AMBIGUOUS_ABBREVIATIONS
-                and abbreviation not in self.abbreviations
-            ):
-                return None  # a word the general route may know (a marker, a local name)
+        if (
+            abbreviation is not None
+            and abbreviation not in FIXED_ABBREVIATIONS
+            and abbreviation not in AMBIGUOUS_ABBREVIATIONS
+            and abbreviation not in self.abbreviations
+        ):
+            return None  # a word the general route may know (a marker, a local name)
         pm = None if marker is None else marker in "Pp"
         wall = self._wall(f1, sep, f2, f3, hh, mi, ss, None, pm)
         if oh is not None or (abbreviation is None and text.endswith(("GMT", "UTC"))):
@@ -398,8 +410,8 @@ class TimestampReader:
         minutes: int | None = None
         abbreviation: str | None = None
         found = None
-        for found in _OFFSET.finditer(text):  # the last offset-looking token
-            pass
+        for candidate in _OFFSET.finditer(text):  # the last offset-looking token
+            found = candidate
         if found is not None and found.start() > 0:
             s1, h1, m1, s2, h2, m2 = found.groups()
             minutes = _offset_minutes(s1, h1, m1) if s2 is None else _offset_minutes(s2, h2, m2)

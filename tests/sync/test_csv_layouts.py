@@ -74,7 +74,8 @@ LAYOUTS: dict[str, tuple[str, Callable[[datetime], str]]] = {
     "sheets_zh_tw": (
         "Asia/Taipei",
         lambda t: (
-            f"{t.year}/{t.month}/{t.day} {'上午' if t.hour < 12 else '下午'} {t.hour % 12 or 12}:{t:%M:%S}"
+            f"{t.year}/{t.month}/{t.day} {twelve(t, '上午', '下午').split()[1]} "
+            + twelve(t).split()[0]
         ),
     ),
     "excel_resave_no_seconds": (

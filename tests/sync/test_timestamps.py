@@ -72,13 +72,17 @@ def test_invalid_samples_are_refused_with_their_reason(row):
 
 def test_a_whole_forms_export_in_each_layout_gives_the_same_instants():
     """One set of instants written as each producer writes it: all read back identically."""
-    instants = [datetime(2025, 1, 1, 0, 30, tzinfo=UTC), datetime(2025, 7, 13, 22, 5, 9, tzinfo=UTC)]
+    instants = [
+        datetime(2025, 1, 1, 0, 30, tzinfo=UTC),
+        datetime(2025, 7, 13, 22, 5, 9, tzinfo=UTC),
+    ]
     instants += [datetime(2025, 3, d, 12, 0, 1, tzinfo=UTC) for d in range(1, 13)]
     chicago = ZoneInfo("America/Chicago")
 
     def forms_abbreviation(i: datetime) -> str:
         t = i.astimezone(chicago)
-        return f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {t.tzname()}"
+        marker = "AM" if t.hour < 12 else "PM"
+        return f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {marker} {t.tzname()}"
 
     def forms_gmt_es(i: datetime) -> str:
         t = i.astimezone(chicago)
@@ -172,11 +176,17 @@ def test_abbreviations_configured_zone_first_then_configuration_then_table():
         chicago,
         abbreviations={"IST": abbreviation_zone("+05:30"), "XYZT": abbreviation_zone("Asia/Dubai")},
     )
-    assert configured.parse("2025/07/15 4:00:00 PM IST") == datetime(2025, 7, 15, 10, 30, tzinfo=UTC)
-    assert configured.parse("2025/07/15 4:00:00 PM XYZT") == datetime(2025, 7, 15, 12, 0, tzinfo=UTC)
+    assert configured.parse("2025/07/15 4:00:00 PM IST") == datetime(
+        2025, 7, 15, 10, 30, tzinfo=UTC
+    )
+    assert configured.parse("2025/07/15 4:00:00 PM XYZT") == datetime(
+        2025, 7, 15, 12, 0, tzinfo=UTC
+    )
     # EST is always −5, also where the configured zone says EDT on that date: a warning.
     new_york = TimestampReader(ZoneInfo("America/New_York"))
-    assert new_york.parse("2025/09/08 3:47:14 AM EST") == datetime(2025, 9, 8, 8, 47, 14, tzinfo=UTC)
+    assert new_york.parse("2025/09/08 3:47:14 AM EST") == datetime(
+        2025, 9, 8, 8, 47, 14, tzinfo=UTC
+    )
     assert any("EST is not what America/New_York is called" in w for w in new_york.warnings)
     cancun = TimestampReader(ZoneInfo("America/Cancun"))
     cancun.parse("2025/09/08 3:47:14 AM EST")
@@ -185,7 +195,7 @@ def test_abbreviations_configured_zone_first_then_configuration_then_table():
     utc = TimestampReader(ZoneInfo("UTC"))
     assert utc.parse("2025/09/08 3:47:14 AM AST") == datetime(2025, 9, 8, 7, 47, 14, tzinfo=UTC)
     assert any("AST has several meanings" in w for w in utc.warnings)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="neither an offset"):
         abbreviation_zone("Mars/Olympus")
 
 
@@ -211,8 +221,16 @@ def test_more_variants(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["13:47", "2025/09/08", "2025/09/08 25:00:00", "2025/09/08 0:30:00 PM", "1/2/345 10:00",
-     "2025/09/08 1:58:00 PM GMT+15", "Mon Foo 08 2025 13:58:23 GMT-0500", "x" * 200],
+    [
+        "13:47",
+        "2025/09/08",
+        "2025/09/08 25:00:00",
+        "2025/09/08 0:30:00 PM",
+        "1/2/345 10:00",
+        "2025/09/08 1:58:00 PM GMT+15",
+        "Mon Foo 08 2025 13:58:23 GMT-0500",
+        "x" * 200,
+    ],
 )
 def test_garbage_is_bad_timestamp(text):
     with pytest.raises(TimestampError) as caught:

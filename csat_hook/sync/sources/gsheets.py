@@ -27,8 +27,8 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.table import read_table
-from csat_hook.sync.values import RatingScale
 from csat_hook.sync.timestamps import TimestampColumn
+from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial
 from csat_hook.sync.values import normalize
 

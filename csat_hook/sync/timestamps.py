@@ -217,6 +217,8 @@ class TimestampError(ValueError):
 def normalize_text(text: str) -> str:
     """NFKC (full-width digits), every space kind as one space, minus signs as ``-``, no
     bidi marks."""
+    if text.isascii():
+        return " ".join(text.split())
     text = unicodedata.normalize("NFKC", text.translate(_TRANSLATE)).translate(_TRANSLATE)
     return " ".join(text.split())
 
@@ -407,6 +409,10 @@ class TimestampReader:
     def _general(self, raw: str) -> datetime | None:
         """Localized markers on either side, zones anywhere, odd spacing, fractions."""
         text = normalize_text(raw)
+        if text != raw:  # NBSP / U+202F inside "p. m.", full-width digits, U+2212...
+            instant = self._fast(text)
+            if instant is not None:
+                return instant
         minutes: int | None = None
         abbreviation: str | None = None
         found = None
@@ -510,21 +516,20 @@ class TimestampReader:
     def _localize(self, wall: datetime) -> datetime:
         """Wall-clock time in the configured zone: gaps refused, overlaps read as the first."""
         zone = self.zone
-        first = wall.replace(tzinfo=zone)
-        instant = first.astimezone(UTC)
-        offset = first.utcoffset()
-        second_offset = wall.replace(tzinfo=zone, fold=1).utcoffset()
-        if offset != second_offset:
-            if instant.astimezone(zone).replace(tzinfo=None) != wall:
-                raise TimestampError(
-                    "nonexistent_local_time",
-                    f"that wall-clock time does not exist in {zone} (the clocks went "
-                    "forward): check results.csv.timezone",
-                )
-            self.warnings[
-                f"a wall-clock time repeated when the clocks went back in {zone}: "
-                "read as the first occurrence"
-            ] += 1
+        offset = zone.utcoffset(wall)
+        if offset is not None and offset == zone.utcoffset(wall.replace(fold=1)):  # usual case
+            return (wall - offset).replace(tzinfo=UTC)
+        instant = wall.replace(tzinfo=zone).astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) != wall:
+            raise TimestampError(
+                "nonexistent_local_time",
+                f"that wall-clock time does not exist in {zone} (the clocks went "
+                "forward): check results.csv.timezone",
+            )
+        self.warnings[
+            f"a wall-clock time repeated when the clocks went back in {zone}: "
+            "read as the first occurrence"
+        ] += 1
         return instant
 
     def _by_abbreviation(self, wall: datetime, abbreviation: str) -> datetime:
@@ -583,6 +588,8 @@ def _date_fields(value: Any) -> tuple[int, int] | None:
     if value is None or isinstance(value, datetime | int | float):
         return None
     text = str(value).strip()
+    if text[:4].isdigit() or text[:1].isalpha():
+        return None  # year first (Forms, ISO, ja/zh/ko) or Apps Script's weekday first
     match = _FAST.fullmatch(text)
     if match is not None:
         first, separator, second = match.group(1, 2, 3)

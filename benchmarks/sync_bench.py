@@ -221,7 +221,11 @@ def main() -> None:
                     },
                     "results": results,
                     "output": {
-                        "gsheets": {"enabled": True, "max_request_bytes": 20_000_000},
+                        "gsheets": {
+                            "enabled": True,
+                            "spreadsheet_id": SHEET,
+                            "max_request_bytes": 20_000_000,
+                        },
                         "local": {"enabled": False},
                     },
                 },

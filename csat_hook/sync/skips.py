@@ -44,7 +44,7 @@ _REMEDIES: dict[str, str] = {
     "ambiguous_date_order": "set results.csv.date_order to DMY or MDY",
     "mixed_date_order": "set results.csv.date_order to DMY or MDY",
     "unknown_tz_abbreviation": (
-        "add the abbreviation to results.csv.timezone_abbreviations (e.g. XYZT: '+03:00')"
+        "add the abbreviation to results.csv.timezone_abbreviations (e.g. HKT: '+08:00')"
     ),
     "ambiguous_tz_abbreviation": (
         "set results.csv.timezone to the form's time zone, or add the abbreviation to "

@@ -1,6 +1,7 @@
 """Benchmark: one sync of 100 agents and 100,000 answers against the fake Google API.
 
     python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
+                                    [--source gsheets|csv]
 
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
@@ -9,11 +10,15 @@ peak RSS) and the API requests by kind, for a first (cold) sync, a second one (n
 and a third after 1,000 more answers arrived (the usual periodic run). Targets: ≤ 3 Sheets
 reads and ≤ 3 writes per sync, ≤ 10 s, ≤ 500 MB. ``--no-tracemalloc`` for wall times (the
 tracer slows Python several-fold and inflates RSS); ``--database-url`` for PostgreSQL.
+``--source csv`` reads the answers from a Forms "Download responses (.csv)" export instead
+(timestamps as text, ``2026/11/02 3:47:14 PM EST``: every one goes through the text reader);
+the report still goes to the fake Sheets.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -30,6 +35,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from csat_hook import tokens
 from csat_hook.config import load_config
@@ -129,6 +135,18 @@ def main() -> None:
         help="Wall time without tracemalloc's overhead (peak RSS only).",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
+    parser.add_argument(
+        "--source",
+        choices=("gsheets", "csv"),
+        default="gsheets",
+        help="Read the answers from the fake sheet (serials) or a Forms CSV export (text).",
+    )
+    parser.add_argument(
+        "--csv-zones",
+        choices=("abbreviation", "gmt"),
+        default="abbreviation",
+        help="--source csv: zones as en-US writes them (EST/EDT) or as GMT-5/GMT-4.",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,6 +199,15 @@ def main() -> None:
                 f"seeded {args.answers:,} answers by {args.agents} agents and "
                 f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s"
             )
+            export = Path(tmp) / "form-responses.csv"
+            if args.source == "csv":
+                write_export(export, args, late=False)
+                results = {"source": "csv", "csv": {"path": str(export)}}
+            else:
+                results = {
+                    "source": "gsheets",
+                    "gsheets": {"spreadsheet_id": SHEET, "sheet_gid": 0},
+                }
             config = load_config(
                 None,
                 env={},
@@ -192,12 +219,13 @@ def main() -> None:
                         "sheets_base_url": fake["url"],
                         "forms_base_url": fake["url"],
                     },
-                    "results": {
-                        "source": "gsheets",
-                        "gsheets": {"spreadsheet_id": SHEET, "sheet_gid": 0},
-                    },
+                    "results": results,
                     "output": {
-                        "gsheets": {"enabled": True, "max_request_bytes": 20_000_000},
+                        "gsheets": {
+                            "enabled": True,
+                            "spreadsheet_id": SHEET,
+                            "max_request_bytes": 20_000_000,
+                        },
                         "local": {"enabled": False},
                     },
                 },
@@ -208,7 +236,9 @@ def main() -> None:
                 "second sync (nothing new)",
                 f"third sync ({LATE:,} new answers)",
             ):
-                if label.startswith("third"):
+                if label.startswith("third") and args.source == "csv":
+                    write_export(export, args, late=True)
+                elif label.startswith("third"):
                     assert child.stdin is not None
                     child.stdin.write("append\n")
                     child.stdin.flush()
@@ -230,6 +260,26 @@ def main() -> None:
         if child.stdin:
             child.stdin.close()
         child.wait(timeout=30)
+
+
+def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
+    """The answers as Forms' CSV export writes them (New York: EST/EDT or GMT-5/GMT-4)."""
+    zone = ZoneInfo("America/New_York")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"])
+        for n, agent, token, _, submitted, rating, comment in generate(
+            args.agents, args.answers, args.unanswered
+        ):
+            if submitted is None or (n >= args.answers and not late):
+                continue
+            t = submitted.astimezone(zone)
+            offset = int(t.utcoffset().total_seconds() // 3600)  # type: ignore[union-attr]
+            name = t.tzname() if args.csv_zones == "abbreviation" else f"GMT{offset:+d}"
+            stamp = (
+                f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {name}"
+            )
+            out.writerow([stamp, rating, comment, f"Agent {agent}", f"D-{n}", token])
 
 
 def seed_database(url: str, args: argparse.Namespace):

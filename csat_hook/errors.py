@@ -32,6 +32,17 @@ class ConfigError(CsatHookError):
     code = "config_error"
 
 
+class ResultsMissingError(ConfigError):
+    """The results export the sync reads is not there yet (a normal state before the first
+    download). ``path`` is where it is expected."""
+
+    code = "results_missing"
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class WebhookError(CsatHookError):
     """A webhook request we refuse; subclasses set the status."""
 

@@ -31,6 +31,11 @@ class Backoff:
         """The longest wait after ``failures`` failed attempts in a row."""
         return float(min(self.cap, self.base * 2.0 ** max(0, failures - 1)))
 
+    def least_total(self, retries: int) -> float:
+        """The shortest time ``retries`` waits in a row can add up to (every wait at the low
+        end of its jitter, no Retry-After): what a retry budget guarantees at worst."""
+        return sum(self.ceiling(failures) / 2 for failures in range(1, retries + 1))
+
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after ``failures`` failed attempts in a row (1 after the first).
 

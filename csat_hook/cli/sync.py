@@ -20,7 +20,7 @@ from csat_hook.errors import CsatHookError
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
-SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3}
+SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_error": 4}
 
 
 @click.command()
@@ -57,8 +57,16 @@ def sync(
 ) -> None:
     """Ingest form answers, compute per-agent CSAT and write the reports.
 
-    Exit codes: 0 ok; 1 failed (source, Google or database error); 2 invalid configuration
-    (or the results file is missing); 3 another sync holds the lock.
+    \b
+    Exit codes:
+      0 ok;
+      1 failed (source, Google or database error);
+      2 invalid configuration (a missing column title, or the results file is missing);
+      3 another sync holds the lock;
+      4 data_error: one reason skipped more than results.max_skipped_share of the rows
+        read (and at least results.min_skipped_rows); everything readable was stored and
+        written, the message names the column, an example value and what to change, and
+        the skipped rows are read again by the next run.
     """
     config = state.config
     try:
@@ -105,7 +113,8 @@ def _sync_loop(
     while not stop.is_set():
         started = datetime.now(UTC)
         summary = runner.run(dry_run=dry_run, full=full)
-        _print_sync(summary, as_json)
+        if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
+            _print_sync(summary, as_json)
         if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -122,11 +131,12 @@ def _print_sync(summary: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, sort_keys=False))
         return
-    if summary.status != "ok":
+    if summary.status not in ("ok", "data_error"):
         click.echo(f"sync {summary.status}: {summary.error}", err=True)
         return
     click.echo(
-        f"sync ok{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
+        f"sync {summary.status}"
+        f"{' (dry run: nothing stored or written)' if summary.dry_run else ''}: "
         f"source {summary.source}, {summary.rows_read} rows read "
         f"({summary.blank_rows} blank, {summary.unchanged} unchanged), "
         f"{summary.new} new, {summary.updated} updated, "
@@ -142,3 +152,18 @@ def _print_sync(summary: Any, as_json: bool) -> None:
     click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
     for output in summary.outputs:
         click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
+    for problem in summary.problems:
+        _print_problem(problem)
+
+
+def _print_problem(problem: dict[str, Any]) -> None:
+    """A data_error, for the operator: the column, one example cell, why, what to change."""
+    among = "new rows" if problem["new_only"] else "rows read"
+    example = f" e.g. {problem['example']!r}" if problem["example"] else ""
+    click.echo(
+        f"sync data_error: {problem['count']} of {problem['rows']} {among} skipped as "
+        f"{problem['reason']} in column {problem['column']!r} ({problem['setting']}),"
+        f"{example}: {problem['detail']}.\n  To fix: {problem['fix']}. Nothing is lost: "
+        "skipped rows are read again on the next run.",
+        err=True,
+    )

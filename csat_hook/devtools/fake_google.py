@@ -11,11 +11,15 @@ For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It se
 
 Every request is recorded with its quota kind (``sheets_read``, ``sheets_write``,
 ``forms_read``, ``token``). Faults can be scripted: ``fail(count, status, kind)`` answers the
-next matching requests with Google's real 429 body (no ``Retry-After``) or a 503.
+next matching requests with Google's real 429 body (no ``Retry-After``) or a 503, without
+applying them; ``lose(count, kind, path=..., status=...)`` *applies* the next matching
+requests and then loses the answer (the connection is dropped, or a 5xx comes back), as a
+timeout or a reset after Google has done the work does.
 
 Point the sync at it with ``google.sheets_base_url`` / ``google.forms_base_url`` and a
 service-account JSON from :meth:`FakeGoogle.service_account_info` (its ``token_uri`` is this
-server). Control endpoints: ``GET/DELETE /_fake/requests``, ``POST /_fake/fail``.
+server). Control endpoints: ``GET/DELETE /_fake/requests``, ``POST /_fake/fail``,
+``POST /_fake/lose``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import re
 import secrets
 import sys
 import threading
@@ -44,8 +49,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from csat_hook.devtools import sheets_model as model
 from csat_hook.devtools.loopback import LoopbackServer
 from csat_hook.devtools.sheets_model import SheetsApiError
-from csat_hook.sync.config import CsvResultsConfig
-from csat_hook.sync.values import parse_text_time
+from csat_hook.sync.timestamps import TimestampColumn
+from csat_hook.sync.timestamps import TimestampError
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth always signs this audience, whatever the token_uri (service_account.py).
@@ -106,6 +111,7 @@ class FakeGoogle(LoopbackServer):
         self.forms: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[tuple[int, str | None]] = deque()
+        self.losses: deque[tuple[int, str | None, re.Pattern[str] | None]] = deque()
         self.require_auth = require_auth
         self.latency = latency  # seconds added to every API answer (overlap and timeout tests)
         self.lock = threading.RLock()
@@ -219,9 +225,20 @@ class FakeGoogle(LoopbackServer):
         with self.lock:
             self.failures.extend([(status, kind)] * count)
 
+    def lose(
+        self, count: int = 1, kind: str | None = None, *, path: str | None = None, status: int = 0
+    ) -> None:
+        """Apply the next ``count`` requests of ``kind`` whose path matches the regex ``path``,
+        then lose the answer: ``status`` 0 drops the connection with no answer at all,
+        otherwise Google's error body with that status (500, 503, 504) is sent instead."""
+        with self.lock:
+            pattern = re.compile(path) if path is not None else None
+            self.losses.extend([(status, kind, pattern)] * count)
+
     def clear_failures(self) -> None:
         with self.lock:
             self.failures.clear()
+            self.losses.clear()
 
     # --- credentials ---------------------------------------------------------------------
 
@@ -315,17 +332,7 @@ class FakeGoogle(LoopbackServer):
             time.sleep(self.latency)
         if fault is not None:
             entry["status"] = fault
-            return fault, (
-                quota_body(kind)
-                if fault == 429
-                else {
-                    "error": {
-                        "code": fault,
-                        "message": "The service is currently unavailable.",
-                        "status": "UNAVAILABLE",
-                    }
-                }
-            )
+            return fault, quota_body(kind) if fault == 429 else _unavailable(fault)
         if kind == "token":
             status, answer = self.issue_token(dict(urllib.parse.parse_qsl(body.decode())))
         elif not self.authorized(authorization):
@@ -344,8 +351,21 @@ class FakeGoogle(LoopbackServer):
                 status, answer = 200, self._route(method, path, query, body)
             except SheetsApiError as exc:
                 status, answer = exc.status, exc.body
+        lost = self._take_loss(kind, path) if status == 200 and kind != "token" else None
+        if lost is not None:
+            entry["status"], entry["lost"] = lost or "dropped", True
+            return lost, _unavailable(lost) if lost else None
         entry["status"] = status
         return status, answer
+
+    def _take_loss(self, kind: str, path: str) -> int | None:
+        """The first scripted loss for this request (each is used once)."""
+        with self.lock:
+            for i, (status, wanted, pattern) in enumerate(self.losses):
+                if (wanted is None or wanted == kind) and (pattern is None or pattern.search(path)):
+                    del self.losses[i]
+                    return status
+        return None
 
     def _take_fault(self, kind: str) -> int | None:
         """The first scripted fault for this kind of request (each is used once)."""
@@ -422,6 +442,16 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
             return
         super().handle_error(request, client_address)
+
+
+def _unavailable(status: int) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": status,
+            "message": "The service is currently unavailable.",
+            "status": "UNAVAILABLE",
+        }
+    }
 
 
 def _trim(line: list[Any]) -> list[Any]:
@@ -547,6 +577,9 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                         }
                     },
                 )
+            if status == 0:  # a scripted loss: the work is done, the answer never arrives
+                self.close_connection = True
+                return
             self._reply(status, body)
             with fake.lock:  # how long the fake itself took (benchmarks subtract it)
                 if fake.requests:
@@ -564,6 +597,15 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 spec = json.loads(raw or b"{}")
                 fake.fail(int(spec.get("count", 1)), int(spec.get("status", 429)), spec.get("kind"))
                 self._reply(200, {"scripted": True})
+            elif path == "/_fake/lose" and self.command == "POST":
+                spec = json.loads(raw or b"{}")
+                fake.lose(
+                    int(spec.get("count", 1)),
+                    spec.get("kind"),
+                    path=spec.get("path"),
+                    status=int(spec.get("status", 0)),
+                )
+                self._reply(200, {"scripted": True})
             else:
                 self._reply(404, {"error": "unknown control endpoint"})
 
@@ -580,13 +622,21 @@ def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int, p
     if not records:
         fake.add_tab(spreadsheet_id, title, [], sheet_id=gid)
         return 0
-    formats = CsvResultsConfig().timestamp_formats
+    stamps = TimestampColumn(ZoneInfo("UTC"))
+    stamps.scan(record[0] for record in records[1:] if record)
     rows: list[list[Any]] = [list(records[0])]
     for record in records[1:]:
         row: list[Any] = []
         for i, text in enumerate(record):
-            when = parse_text_time(text, ZoneInfo("UTC"), formats) if i == 0 else None
+            when = _instant(stamps, text) if i == 0 else None
             row.append(when if when is not None else int(text) if text.strip().isdigit() else text)
         rows.append(row)
     fake.add_tab(spreadsheet_id, title, rows, sheet_id=gid)
     return len(rows) - 1
+
+
+def _instant(stamps: TimestampColumn, text: str) -> datetime | None:
+    try:
+        return stamps.parse(text)
+    except TimestampError:
+        return None  # kept as text, as a hand-typed cell would be

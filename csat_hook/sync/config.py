@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 from typing import Literal
 from typing import Protocol
@@ -19,13 +20,18 @@ from pydantic import model_validator
 
 from csat_hook.db.config import DatabaseConfig
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.retry import Backoff
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.settings import check_timezone
+from csat_hook.sync.timestamps import DateOrder
+from csat_hook.sync.timestamps import abbreviation_zone
 from csat_hook.tokens import TokenConfig
 
 GOOGLE_SHEETS_BASE_URL = "https://sheets.googleapis.com"
 GOOGLE_FORMS_BASE_URL = "https://forms.googleapis.com"
+# Sheets and Forms quotas are counted per minute (Sheets API "Usage limits").
+QUOTA_WINDOW_SECONDS = 60
 RESULT_ROLES = ("timestamp", "rating", "comment", "token", "agent", "ticket")
 
 
@@ -38,7 +44,8 @@ class GoogleConfig(StrictModel):
     forms_base_url: str = GOOGLE_FORMS_BASE_URL
     connect_timeout_seconds: float = Field(default=10, gt=0, le=120)
     read_timeout_seconds: float = Field(default=120, gt=0, le=600)
-    max_retries: int = Field(default=5, ge=0, le=10)
+    # Retries must outlast Google's per-minute quota window: see _retries_outlast_a_minute.
+    max_retries: int = Field(default=7, ge=0, le=12)
     backoff_base_seconds: float = Field(default=2, ge=0, le=60)
     backoff_cap_seconds: float = Field(default=32, ge=0, le=600)
 
@@ -58,6 +65,34 @@ class GoogleConfig(StrictModel):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _retries_outlast_a_minute(self) -> GoogleConfig:
+        """Sheets quotas are per minute: a run that meets 429s must keep trying for more than
+        60 s, even when every jittered wait comes out at its shortest. 0 retries is allowed
+        (fail at once, on purpose)."""
+        if self.max_retries == 0:
+            return self
+        least = self.backoff.least_total(self.max_retries)
+        if least <= QUOTA_WINDOW_SECONDS:
+            raise ValueError(
+                f"max_retries {self.max_retries} with backoff_base_seconds "
+                f"{self.backoff_base_seconds:g} and backoff_cap_seconds "
+                f"{self.backoff_cap_seconds:g} may give up after {least:g} s of waiting; "
+                f"Google's quota window is {QUOTA_WINDOW_SECONDS} s: raise max_retries or "
+                "backoff_cap_seconds (the defaults 7, 2 and 32 wait at least 63 s), or set "
+                "max_retries to 0 to fail at once"
+            )
+        return self
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy of the Google session (Retry-After honoured up to the cap)."""
+        return Backoff(
+            self.backoff_base_seconds,
+            self.backoff_cap_seconds,
+            max_retry_after=max(self.backoff_cap_seconds, 1.0),
+        )
 
     @property
     def has_credentials(self) -> bool:
@@ -86,24 +121,50 @@ class ColumnsConfig(StrictModel):
 
 
 class CsvResultsConfig(StrictModel):
+    """A Forms export or a sheet saved as CSV. Timestamps in every layout Forms, Sheets and
+    Apps Script write are read without configuration (:mod:`csat_hook.sync.timestamps`)."""
+
     path: str = "var/form-responses.csv"
+    # The zone of timestamps written without one (a sheet saved as CSV); also tells what a
+    # zone abbreviation means when the name has several meanings (IST, CST).
     timezone: str = "UTC"
     encoding: str = "utf-8-sig"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
-    timestamp_formats: list[str] = Field(
-        default_factory=lambda: [
-            "%Y/%m/%d %I:%M:%S %p",  # Forms "Download responses (.csv)", offset cut off first
-            "%Y/%m/%d %H:%M:%S",
-            "%m/%d/%Y %H:%M:%S",  # Sheets en_US
-            "%d.%m.%Y %H:%M:%S",  # Sheets ru_RU
-            "%Y-%m-%d %H:%M:%S",
-        ]
-    )
+    # Day/month order of dates such as 03/04/2025 when no value in the column settles it.
+    date_order: Literal["auto", "DMY", "MDY"] = "auto"
+    # Zone abbreviation → "+05:30" or an IANA zone, for names the built-in table lacks.
+    timezone_abbreviations: dict[str, str] = Field(default_factory=dict)
+    # Extra strptime layouts, tried when no built-in layout matches a value.
+    timestamp_formats: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("timezone_abbreviations")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, zone in value.items():
+            if not re.fullmatch(r"[^\W\d_]{2,5}", name):
+                raise ValueError(f"{name!r}: an abbreviation is 2 to 5 letters")
+            abbreviation_zone(zone)  # ValueError says what is allowed
+        return value
+
+    @field_validator("timestamp_formats")
+    @classmethod
+    def _layouts(cls, value: list[str]) -> list[str]:
+        for layout in value:
+            if "%" not in layout:
+                raise ValueError(f"{layout!r} is not a strptime layout (no % directive)")
+        return value
+
+    @property
+    def configured_order(self) -> DateOrder | None:
+        return None if self.date_order == "auto" else self.date_order
+
+    def abbreviation_zones(self) -> dict[str, tzinfo]:
+        return {k: abbreviation_zone(v) for k, v in self.timezone_abbreviations.items()}
 
 
 class GSheetsResultsConfig(StrictModel):
@@ -158,6 +219,10 @@ class ResultsConfig(StrictModel):
     forms_api: FormsApiResultsConfig = Field(default_factory=FormsApiResultsConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     rating_labels: dict[str, int] = Field(default_factory=_default_rating_labels)
+    # A run that skips more than this share of the rows it read for one reason (and at
+    # least min_skipped_rows of them) ends with status data_error (exit 4).
+    max_skipped_share: float = Field(default=0.2, ge=0, le=1)
+    min_skipped_rows: int = Field(default=3, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _source_needs(self) -> ResultsConfig:

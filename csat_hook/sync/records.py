@@ -45,12 +45,19 @@ class Submission(NamedTuple):
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text)."""
+    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text).
+
+    ``role`` is the column at fault (``timestamp``, ``rating``) and ``example`` its cell as
+    read, kept only for those two roles (a date or a rating choice, never free text): shown
+    to the operator in the run's output, never stored nor logged.
+    """
 
     fingerprint: str
     ref: str
     reason: str
     detail: str = ""
+    role: str = ""
+    example: str = ""
 
 
 @dataclass
@@ -65,3 +72,4 @@ class SourceBatch:
     unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
     watermark: datetime | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # role → where it was read from

@@ -11,8 +11,14 @@ Phases and what a failure in each leaves behind:
    output that failed last time is complete again on the next run.
 5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
 
+Rows the sync cannot read are recorded and read again on every run (:mod:`.skips`); when one
+reason skips a large share of the rows, the run still stores and writes everything it could,
+then ends with ``data_error``.
+
 :meth:`SyncRunner.run` never raises for an expected failure: the summary carries
-``status`` (ok, failed, config_error, locked) and the error message.
+``status`` (ok, data_error, failed, config_error, locked) and the error message. A results
+export that is not there yet is a normal state: said once at INFO (``sync.waiting``), not
+again while it lasts, and the run is a ``config_error`` (exit 2 for a run by hand).
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
+from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import build_dataset
@@ -85,6 +93,7 @@ class SyncRunner:
             lease_seconds=config.sync.lock_lease_seconds,
             wait_seconds=config.sync.lock_wait_seconds,
         )
+        self._waiting_said: str | None = None  # the missing export already reported
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -106,6 +115,9 @@ class SyncRunner:
             self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
         except SyncLockedError as exc:
             summary.status, summary.error = "locked", exc.message
+        except ResultsMissingError as exc:
+            summary.status, summary.error = "config_error", exc.message
+            summary.waiting_for = exc.path
         except ConfigError as exc:
             summary.status, summary.error = "config_error", exc.message
         except CsatHookError as exc:
@@ -127,10 +139,29 @@ class SyncRunner:
         }
         if summary.error:
             extra["error"] = summary.error
-        logger.log(
-            logging.INFO if summary.status == "ok" else logging.ERROR, "sync.done", extra=extra
+        if summary.waiting_for is not None:
+            self._say_waiting(summary.waiting_for)
+            return summary
+        self._waiting_said = None
+        level = {"ok": logging.INFO, "data_error": logging.WARNING}.get(
+            summary.status, logging.ERROR
         )
+        logger.log(level, "sync.done", extra=extra)
         return summary
+
+    def _say_waiting(self, path: str) -> None:
+        """Once per wait: before the first download there is simply nothing to read."""
+        said_before = self._waiting_said == path
+        self._waiting_said = path
+        logger.log(
+            logging.DEBUG if said_before else logging.INFO,
+            "sync.waiting",
+            extra={
+                "path": path,
+                "reason": f"no results export yet at {path}; waiting for it (copy a Forms "
+                "'Download responses (.csv)' there)",
+            },
+        )
 
     def _run(
         self,
@@ -145,12 +176,15 @@ class SyncRunner:
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
         with self.engine.connect() as conn:
-            known = store.known_fingerprints(conn)
+            skipped = skips.skipped_reasons(conn)
+            known = store.known_fingerprints(conn) - skipped.keys()  # skipped: read again
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")
         self.lock.renew(holder)
-        report = self._ingest_and_report(summary, source, batch, dry_run=dry_run, clock=clock)
+        report = self._ingest_and_report(
+            summary, source, batch, skipped, dry_run=dry_run, clock=clock
+        )
         del batch  # every submission read; not needed while the report is written
         self.lock.renew(holder)
         summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
@@ -161,6 +195,7 @@ class SyncRunner:
         summary: SyncSummary,
         source: ResultsSource,
         batch: SourceBatch,
+        skipped: dict[str, str],
         *,
         dry_run: bool,
         clock: PhaseClock,
@@ -182,6 +217,7 @@ class SyncRunner:
                     answers=current,
                     now=now,
                 )
+                skips.record_rereads(conn, batch, skipped)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.token, row) for row in result.answers)
                 answers = list(current.values())
@@ -200,10 +236,26 @@ class SyncRunner:
             else:
                 transaction.commit()
         summary.absorb(batch, result)
+        self._judge_skips(summary, batch, skipped)
         clock.lap("ingest")
         report = self._report(summary, answers, surveys, unverified, now)
         clock.lap("report")
         return report
+
+    def _judge_skips(
+        self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
+    ) -> None:
+        results = self.config.results
+        problems = skips.judge(
+            batch,
+            skipped,
+            max_share=results.max_skipped_share,
+            min_rows=results.min_skipped_rows,
+        )
+        if problems:
+            summary.status = "data_error"
+            summary.error = "; ".join(p.message() for p in problems)
+            summary.problems = [p.as_dict() for p in problems]
 
     def _report(
         self,

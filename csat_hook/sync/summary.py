@@ -38,6 +38,9 @@ class SyncSummary:
     requests: dict[str, int] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # data_error: the reasons that skipped a large share of the rows (sync.skips.SkipProblem)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: str | None = None  # the results export that is not there yet
     duration_ms: int = 0
     phases_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None

@@ -1,4 +1,6 @@
-"""Reading cell values: header titles, ratings, date-times. Pure functions.
+"""Reading cell values: header titles, ratings, serial date-times. Pure functions.
+
+Text timestamps are read by :mod:`csat_hook.sync.timestamps`.
 
 Why this is not ``get_all_records()``: gspread's numericise turns "1,5" into 15 and rejects
 duplicate headers; form sheets have both.
@@ -9,11 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +24,6 @@ SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
 _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
-_GMT_SUFFIX = re.compile(r"\s*(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?\s*$")
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def normalize(text: Any) -> str:
@@ -104,36 +102,3 @@ def from_serial(serial: float, tz: ZoneInfo) -> datetime:
     # Serials carry float noise; Forms stamps whole seconds.
     local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
     return local.replace(tzinfo=tz).astimezone(UTC)
-
-
-def parse_text_time(text: str, tz: ZoneInfo, formats: Sequence[str]) -> datetime | None:
-    """A timestamp typed or exported as text: ISO 8601, or one of ``formats``.
-
-    A trailing ``GMT+3`` / ``UTC-05:30`` (the Forms CSV export adds one) sets the offset;
-    without one the text is wall-clock time in ``tz``.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    zone: timezone | ZoneInfo = tz
-    match = _GMT_SUFFIX.search(text)
-    if match and match.start() > 0:
-        sign, hours, minutes = match.groups()
-        offset = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
-        zone = timezone(-offset if sign == "-" else offset)
-        text = text[: match.start()]
-    try:
-        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
-    except ValueError:
-        parsed = None
-    for fmt in formats if parsed is None else ():
-        try:
-            parsed = datetime.strptime(text, fmt)
-            break
-        except ValueError:
-            continue
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)

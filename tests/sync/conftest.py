@@ -70,9 +70,10 @@ class SyncKit:
                 "service_account_json": json.dumps(self.service_account),
                 "sheets_base_url": self.fake.url,
                 "forms_base_url": self.fake.url,
+                # Three retries that still outlast Google's 60 s quota window (sleeps recorded).
                 "max_retries": 3,
-                "backoff_base_seconds": 1,
-                "backoff_cap_seconds": 8,
+                "backoff_base_seconds": 24,
+                "backoff_cap_seconds": 96,
             },
             "results": {
                 "source": "gsheets",
@@ -223,6 +224,8 @@ def google_session(fake_google: FakeGoogle, rsa_key: rsa.RSAPrivateKey) -> Any:
         sheets_base_url=fake_google.url,
         forms_base_url=fake_google.url,
         max_retries=3,
+        backoff_base_seconds=24,
+        backoff_cap_seconds=96,
     )
     slept: list[float] = []
     session = build_session(google, [SHEETS_SCOPE], sleep=slept.append)

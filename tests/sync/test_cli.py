@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 import shutil
+import signal
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -13,10 +18,14 @@ import yaml
 from click.testing import CliRunner
 
 from csat_hook.cli import main
+from csat_hook.cli.sync import _sync_loop
+from csat_hook.config import load_config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.db.schema import answers
 from csat_hook.sync import store
+from csat_hook.sync.runner import SyncRunner
+from csat_hook.sync.runner import make_sync_engine
 from tests.sync.conftest import EN_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +51,8 @@ SUMMARY_KEYS = {
     "requests",
     "outputs",
     "warnings",
+    "problems",
+    "waiting_for",
     "duration_ms",
     "phases_ms",
     "error",
@@ -112,7 +123,9 @@ def test_the_shipped_sample_syncs_with_the_built_in_secret(tmp_path, database_ur
         "unverified.csv",
     }
     again = json.loads(invoke(config, "--json").stdout)
-    assert (again["new"], again["unchanged"], again["totals"]) == (0, 40, summary["totals"])
+    # The row with an unreadable rating is read again (once a label is added it counts).
+    assert (again["new"], again["unchanged"], again["totals"]) == (0, 39, summary["totals"])
+    assert again["skipped"] == {"bad_rating": 1}
 
 
 def test_human_output_and_dry_run_store_nothing(tmp_path, database_url):
@@ -200,3 +213,149 @@ def test_periodic_mode_is_documented_for_a_clock_process():
 def test_the_example_header_titles_match_the_default_columns():
     header = (ROOT / "examples" / "sample_responses.csv").read_text().splitlines()[0]
     assert header.split(",") == EN_HEADER
+
+
+def _sample_with_zone(tmp_path: Path, zone: str) -> None:
+    """The shipped sample with its ``GMT+3`` suffixes replaced by a zone abbreviation."""
+    text = (ROOT / "examples" / "sample_responses.csv").read_text(encoding="utf-8")
+    (tmp_path / "responses.csv").write_text(text.replace(" GMT+3", f" {zone}"), encoding="utf-8")
+
+
+def test_a_large_share_skipped_exits_4_and_the_rows_are_read_once_the_config_is_fixed(
+    tmp_path, database_url, caplog
+):
+    _sample_with_zone(tmp_path, "XYZT")
+    config = write_config(tmp_path, database_url)
+    result = invoke(config)
+
+    assert result.exit_code == 4, result.output
+    assert "sync data_error: 40 of 40 rows read skipped as unknown_tz_abbreviation" in result.stderr
+    assert "column 'Timestamp' (results.columns.timestamp)" in result.stderr
+    assert "e.g. '2026/11/02 12:42:00 PM XYZT'" in result.stderr  # for the operator's eyes
+    assert "add the abbreviation to results.csv.timezone_abbreviations" in result.stderr
+    # The log line says what and where, never a cell value.
+    (done,) = [r for r in caplog.records if r.getMessage() == "sync.done"]
+    assert done.levelname == "WARNING" and done.status == "data_error"
+    assert "2026/11/02" not in done.error and "results.csv.timezone_abbreviations" in done.error
+    summary = json.loads(invoke(config, "--json").stdout)
+    assert summary["status"] == "data_error" and summary["new"] == 0
+    assert summary["skipped"] == {"unknown_tz_abbreviation": 40}  # read again, still skipped
+    assert summary["problems"][0]["example"] == "2026/11/02 12:42:00 PM XYZT"
+
+    # The operator names the zone: every skipped row is read and credited, none is lost.
+    fixed = write_config(
+        tmp_path,
+        database_url,
+        results={
+            "source": "csv",
+            "csv": {
+                "path": str(tmp_path / "responses.csv"),
+                "timezone_abbreviations": {"XYZT": "+03:00"},
+            },
+        },
+    )
+    after = json.loads(invoke(fixed, "--json").stdout)
+    assert after["status"] == "ok", after["error"]
+    assert (after["new"], after["history_only"]) == (36, 1)
+    assert after["skipped"] == {"bad_rating": 1}
+    assert after["totals"]["skipped"] == {"bad_rating": 1}  # the 39 read now left the table
+    # The same figures as the original GMT+3 export gives.
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(ROOT / "examples" / "sample_responses.csv", reference / "responses.csv")
+    original = json.loads(
+        invoke(write_config(reference, f"sqlite:///{reference / 'db.sqlite3'}"), "--json").stdout
+    )
+    assert after["totals"]["answers"] == original["totals"]["answers"]
+    assert (tmp_path / "out" / "summary.csv").read_bytes() == (
+        reference / "out" / "summary.csv"
+    ).read_bytes()
+
+
+def test_one_bad_row_among_few_is_a_warning_not_a_failure(tmp_path, database_url):
+    shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
+    lines = (tmp_path / "responses.csv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "responses.csv").write_text(
+        "\n".join([lines[0], lines[1], lines[2].replace("GMT+3", "XYZT")]) + "\n",
+        encoding="utf-8",
+    )
+    result = invoke(write_config(tmp_path, database_url), "--json")
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 0 and summary["status"] == "ok"  # 1 of 2: below min_skipped_rows
+    assert summary["skipped"] == {"unknown_tz_abbreviation": 1}
+
+
+def test_a_missing_column_title_is_a_config_error_exit_2(tmp_path, database_url):
+    (tmp_path / "responses.csv").write_text(
+        "Timestamp,Score,Reference\n2026/11/02 12:42:00 PM GMT+3,5,x\n", encoding="utf-8"
+    )
+    result = invoke(write_config(tmp_path, database_url))
+    assert result.exit_code == 2
+    assert "sync config_error: results.columns.rating: no column" in result.stderr
+    assert "(headers found: 'Timestamp', 'Score', 'Reference')" in result.stderr
+
+
+def test_the_exit_codes_are_documented():
+    result = CliRunner().invoke(main, ["sync", "--help"])
+    assert "4 data_error" in result.output and "results.max_skipped_share" in result.output
+
+
+def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, database_url, caplog):
+    """``serve`` runs ``sync --periodic --keep-waiting``: before the first download there is
+    nothing to read; that is said once at INFO, not every interval, and nothing is printed."""
+    caplog.set_level(logging.DEBUG, logger="csat_hook.sync.runner")
+    config = load_config(str(write_config(tmp_path, database_url)), env={})
+    engine = make_sync_engine(config)
+    runner = SyncRunner(config, engine)
+    runs: list[str] = []
+
+    class Stops:
+        def run(self, **kwargs):
+            summary = runner.run(**kwargs)
+            runs.append(summary.status)
+            if len(runs) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # what serve sends on shutdown
+            return summary
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as printed:
+            code = _sync_loop(
+                Stops(),
+                config,
+                dry_run=False,
+                full=False,
+                as_json=False,
+                periodic=True,
+                interval=0.01,
+                keep_waiting=True,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    engine.dispose()
+
+    assert code == 0 and runs == ["config_error"] * 3
+    assert printed.getvalue() == ""
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("runner")]
+    assert said == [("INFO", "sync.waiting"), ("DEBUG", "sync.waiting"), ("DEBUG", "sync.waiting")]
+    first = next(r for r in caplog.records if r.getMessage() == "sync.waiting")
+    assert first.reason.startswith("no results export yet at ")
+    assert "copy a Forms 'Download responses (.csv)' there" in first.reason
+    # Once the export is there the run goes on; if it goes away again, that is said again.
+    shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
+    engine = make_sync_engine(config)
+    runner = SyncRunner(config, engine)
+    caplog.clear()
+    runner.run()
+    (tmp_path / "responses.csv").unlink()
+    runner.run()
+    runner.run()
+    engine.dispose()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("runner")]
+    assert said == [("INFO", "sync.done"), ("INFO", "sync.waiting"), ("DEBUG", "sync.waiting")]
+
+
+def test_by_hand_a_missing_export_still_exits_2_with_the_message(tmp_path, database_url):
+    result = invoke(write_config(tmp_path, database_url))
+    assert result.exit_code == 2
+    assert "results.csv.path: " in result.stderr and "does not exist" in result.stderr

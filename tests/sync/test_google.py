@@ -7,7 +7,9 @@ import threading
 
 import pytest
 import requests
+from pydantic import ValidationError
 
+from csat_hook import retry
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GoogleConfig
@@ -140,3 +142,50 @@ def test_a_refused_token_is_a_clean_error(fake_google, rsa_key):
         SheetsApi(session).metadata(SHEET_ID)
     assert "could not get an access token" in caught.value.message
     assert "invalid_grant" in caught.value.message
+
+
+def test_the_default_retries_outlast_googles_quota_minute(fake_google, rsa_key, monkeypatch):
+    """Sheets quotas refill per minute: with the defaults, 429s for a whole minute are
+    ridden out even when every jittered wait comes out at its shortest (no real sleeping)."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)  # the worst case
+    google = GoogleConfig(
+        service_account_json=json.dumps(fake_google.service_account_info(key=rsa_key)),
+        sheets_base_url=fake_google.url,
+    )
+    slept: list[float] = []
+    session = build_session(google, [SHEETS_SCOPE], sleep=slept.append)
+    fake_google.add_spreadsheet(SHEET_ID)
+    api = SheetsApi(session)
+
+    fake_google.fail(google.max_retries, 429, "sheets_read")
+    api.metadata(SHEET_ID)
+    assert len(slept) == google.max_retries == 7
+    assert sum(slept) > 60
+    assert slept == [1, 2, 4, 8, 16, 16, 16]  # half of 2·2ⁿ⁻¹ capped at 32: 63 s in all
+
+    slept.clear()
+    api.forget_metadata(SHEET_ID)
+    fake_google.fail(google.max_retries + 1, 429, "sheets_read")
+    with pytest.raises(GoogleApiError) as caught:
+        api.metadata(SHEET_ID)
+    assert "HTTP 429 RESOURCE_EXHAUSTED" in caught.value.message
+    assert "after 8 attempts" in caught.value.message
+    assert sum(slept) > 60
+
+
+def test_a_retry_budget_shorter_than_the_quota_minute_is_refused():
+    with pytest.raises(ValidationError) as caught:
+        GoogleConfig(max_retries=5)  # the old default: 31 s at worst
+    assert "may give up after 31 s of waiting" in str(caught.value)
+    assert "quota window is 60 s" in str(caught.value)
+    GoogleConfig(max_retries=0)  # fail at once, on purpose
+    GoogleConfig(max_retries=3, backoff_base_seconds=24, backoff_cap_seconds=96)
+    assert GoogleConfig().backoff.least_total(7) == 63
+
+
+def test_backoff_least_total_is_the_sum_of_the_shortest_waits():
+    backoff = retry.Backoff(2, 32)
+    assert backoff.least_total(0) == 0
+    assert backoff.least_total(5) == 1 + 2 + 4 + 8 + 16
+    for _ in range(200):
+        assert sum(backoff.delay(n) for n in range(1, 8)) >= backoff.least_total(7)

@@ -8,6 +8,9 @@ from datetime import timedelta
 
 from csat_hook.devtools import sheets_model
 from csat_hook.devtools.sheets_model import Formula
+from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.report import Table
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
@@ -105,9 +108,9 @@ def test_429s_are_retried_a_bounded_number_of_times_then_succeed(kit):
     assert summary.status == "ok", summary.error
     assert summary.requests["retries"] == 3
     assert len(kit.sleeps) == 3
-    # Exponential with equal jitter: attempt n waits between base·2ⁿ/2 and base·2ⁿ (base 1 s).
+    # Exponential with equal jitter: retry n waits between base·2ⁿ⁻¹/2 and base·2ⁿ⁻¹ (24 s).
     for wait in kit.sleeps:
-        assert 0.5 <= wait <= 4
+        assert 12 <= wait <= 96
     statuses = [r["status"] for r in kit.fake.api_requests("sheets_write")]
     assert statuses == [429, 429, 200, 200]
     assert "Agent 00 (100)" in kit.fake.titles(SHEET_ID)
@@ -248,3 +251,67 @@ def test_agents_with_surveys_but_no_answers_yet(kit):
     assert (record["Surveys sent"], record["Answers"], record["Response rate %"]) == (4, 0, 0.0)
     assert record["CSAT %"] is None and record["Below min n"] == "yes"
     assert "Boris Ivanov (8)" not in kit.fake.titles(SHEET_ID)  # no answers, no tab
+
+
+STRUCTURE = r"^/v4/spreadsheets/[^/]+:batchUpdate$"
+
+
+def test_tabs_created_but_the_answer_lost_the_run_goes_on(kit):
+    """Google applies the addSheet batch, the connection drops before the answer; the session
+    retries, Google says the tabs exist; the output re-reads the tabs and writes the values."""
+    seed(kit, agents=3, per_agent=2)
+    kit.fake.lose(1, "sheets_write", path=STRUCTURE)  # dropped connection, work done
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert len(titles) == len(set(titles)) == 1 + 3 + 2
+    assert kit.sheet("Agent 00 (100)")[1][3] == "comment 0/1"
+    writes = kit.fake.api_requests("sheets_write")
+    assert [(w["path"].rsplit("/", 1)[-1], w["status"]) for w in writes] == [
+        (f"{SHEET_ID}:batchUpdate", "dropped"),
+        (f"{SHEET_ID}:batchUpdate", 400),  # the retry: "A sheet with the name ... exists"
+        ("values:batchUpdate", 200),
+    ]
+    # Within the budget: one more metadata read, no extra write beyond the retried one.
+    assert kit.fake.count("sheets_read") == 3
+    assert summary.requests["sheets_write"] == 3 and summary.requests["retries"] == 1
+
+
+def test_tabs_created_but_answered_with_a_503_the_run_goes_on(kit):
+    seed(kit, agents=2, per_agent=2)
+    kit.fake.lose(1, "sheets_write", path=STRUCTURE, status=503)
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert len(kit.fake.titles(SHEET_ID)) == 1 + 2 + 2
+    assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [503, 400, 200]
+
+
+def test_a_tab_taken_meanwhile_is_planned_around(fake_google, google_session):
+    """The refusal can also mean someone added one of our tabs between our read and our
+    write: nothing of the atomic batch was applied, so the re-plan adds the others."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", [EN_HEADER])
+    api = SheetsApi(google_session)
+    api.metadata(SHEET_ID)  # read before the manager adds "Summary"
+    fake_google.add_tab(SHEET_ID, "Summary", [["a manager's notes"]])
+    tables = [
+        Table("Summary", "summary", [["Agent", "CSAT %"], ["Anna", 100]]),
+        Table("Anna", "agent", [["Date", "Rating"], ["2026-11-18", 5]], key="7"),
+    ]
+    done = SheetsOutput(api, SHEET_ID).write(tables)
+
+    assert fake_google.titles(SHEET_ID) == ["Form Responses 1", "Summary", "Anna (7)"]
+    assert fake_google.cells(SHEET_ID, "Summary")[:2] == [["Agent", "CSAT %"], ["Anna", 100]]
+    assert [w["status"] for w in fake_google.api_requests("sheets_write")] == [400, 200, 200]
+    assert done["write_requests"] == 3
+
+
+def test_a_lost_answer_to_a_value_write_is_simply_retried(kit):
+    """values.batchUpdate rewrites whole tabs: applying it twice gives the same sheet."""
+    seed(kit, agents=2, per_agent=2)
+    kit.fake.lose(1, "sheets_write", path=r"values:batchUpdate$")
+    summary = kit.run()
+    assert summary.status == "ok", summary.error
+    assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [200, "dropped", 200]

@@ -150,10 +150,11 @@ def test_duplicate_renamed_extra_and_missing_headers(fake_google, google_session
     fake_google.spreadsheets.clear()
     fake_google.add_spreadsheet(SHEET_ID)
     fake_google.add_tab(SHEET_ID, "Form Responses 1", [["Timestamp", "Score", "Reference"]])
-    with pytest.raises(SourceError) as missing:
+    # The titles are configuration: a missing one is a configuration error (exit 2).
+    with pytest.raises(ConfigError) as missing:
         gsheets(google_session).fetch(set(), None)
-    assert "results.columns.rating" in missing.value.message
-    assert "'Score'" in missing.value.message
+    assert missing.value.message.startswith("results.columns.rating: ")
+    assert "'Timestamp', 'Score', 'Reference'" in missing.value.message
 
 
 def test_known_rows_are_not_parsed_again_and_notes_do_not_make_rows_new(

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csat_hook.sync.config import CsvResultsConfig
+from csat_hook.sync.timestamps import TimestampColumn
+from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial
 from csat_hook.sync.values import normalize
-from csat_hook.sync.values import parse_text_time
 
 SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо": 2})
 
@@ -87,9 +87,6 @@ def test_serial_across_a_dst_change_uses_that_day_offset():
     assert winter == datetime(2026, 1, 1, 11, 0, tzinfo=UTC)
 
 
-FORMATS = CsvResultsConfig().timestamp_formats
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -103,12 +100,17 @@ FORMATS = CsvResultsConfig().timestamp_formats
     ],
 )
 def test_text_timestamps(text, expected):
-    assert parse_text_time(text, ZoneInfo("Europe/Moscow"), FORMATS) == expected
+    column = TimestampColumn(ZoneInfo("Europe/Moscow"))
+    column.scan([text])
+    assert column.parse(text) == expected
 
 
-def test_unreadable_text_timestamp_is_none():
-    assert parse_text_time("yesterday", ZoneInfo("UTC"), FORMATS) is None
-    assert parse_text_time("", ZoneInfo("UTC"), FORMATS) is None
+def test_unreadable_text_timestamp_is_refused_with_a_reason():
+    reader = TimestampColumn(ZoneInfo("UTC"))
+    for text, reason in (("yesterday", "bad_timestamp"), ("", "missing_timestamp")):
+        with pytest.raises(TimestampError) as caught:
+            reader.parse(text)
+        assert caught.value.reason == reason
 
 
 def test_header_normalization():

@@ -8,6 +8,7 @@ text (metadata, structure changes), never for value writes or reads.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -35,6 +36,15 @@ METADATA_FIELDS = (
 )
 
 T = TypeVar("T")
+# spreadsheets.batchUpdate's answer to an addSheet whose title is taken: HTTP 400
+# INVALID_ARGUMENT, 'Invalid requests[0].addSheet: A sheet with the name "Summary" already
+# exists. Please enter another name.'
+_TAB_EXISTS = re.compile(r'A sheet with the name "[^"]*" already exists')
+
+
+class TabExistsError(GoogleApiError):
+    """An addSheet was refused because the tab is there: typically our own earlier attempt,
+    applied by Google but whose answer was lost (the session then retried it)."""
 
 
 def _error_from(
@@ -129,11 +139,23 @@ class SheetsApi:
     def update_structure(
         self, spreadsheet_id: str, requests_: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """One ``spreadsheets.batchUpdate`` (atomic: all sub-requests or none)."""
-        body = self._call(
-            "spreadsheets.batchUpdate",
-            lambda: self.http.batch_update(spreadsheet_id, {"requests": requests_}),
-        )
+        """One ``spreadsheets.batchUpdate`` (atomic: all sub-requests or none).
+
+        TabExistsError when an addSheet's title is taken (the metadata is forgotten either
+        way: the caller re-reads it and plans again).
+        """
+        try:
+            body = self._call(
+                "spreadsheets.batchUpdate",
+                lambda: self.http.batch_update(spreadsheet_id, {"requests": requests_}),
+            )
+        except GoogleApiError as exc:
+            self.forget_metadata(spreadsheet_id)
+            if exc.http_status == 400 and _TAB_EXISTS.search(exc.message):
+                raise TabExistsError(
+                    exc.message, http_status=400, reason=exc.reason, retryable=False
+                ) from exc
+            raise
         self.forget_metadata(spreadsheet_id)
         return list(body.get("replies", []))
 

@@ -11,6 +11,11 @@
 
 The responses tab of the form (when the output is the same spreadsheet) is protected: no
 title of ours may take it, and a plan that would touch it is refused.
+
+A structure write whose answer was lost (a timeout, a reset or a 5xx after Google applied it)
+is retried by the session, and Google then refuses the addSheet: "A sheet with the name ...
+already exists". The output reads the metadata again and plans from what is there (the tabs
+now exist): one more read, no more writes; a second refusal is an error.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from gspread.utils import absolute_range_name
 
 from csat_hook.errors import SyncError
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.report import Table
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import table_titles
@@ -129,21 +135,36 @@ class SheetsOutput:
     def write(self, tables: Sequence[Table]) -> dict[str, Any]:
         """Create or resize tabs, then rewrite every tab in place; returns what was done."""
         plans, requests = self.plan(tables)
-        # Summary last: if a second value request fails, the tabs of the first are complete.
-        ordered = sorted(plans, key=lambda p: p.table.kind == "summary")
-        chunks = self._chunks([self._value_range(p) for p in ordered])
+        chunks = self._ordered_chunks(plans)  # checks sizes before anything is written
+        created = sum(not p.exists for p in plans)
+        structure_writes = 0
         if requests:
-            self.api.update_structure(self.spreadsheet_id, requests)
+            structure_writes = 1
+            try:
+                self.api.update_structure(self.spreadsheet_id, requests)
+            except TabExistsError:
+                # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
+                # plan again from the tabs as they are now.
+                plans, requests = self.plan(tables)
+                chunks = self._ordered_chunks(plans)
+                if requests:
+                    structure_writes += 1
+                    self.api.update_structure(self.spreadsheet_id, requests)
         for chunk in chunks:
             self.api.write_values(self.spreadsheet_id, chunk)
         return {
             "kind": "gsheets",
             "spreadsheet_id": self.spreadsheet_id,
             "tabs": len(plans),
-            "tabs_created": sum(not p.exists for p in plans),
+            "tabs_created": created,
             "cells": sum(p.rows * p.cols for p in plans),
-            "write_requests": len(chunks) + (1 if requests else 0),
+            "write_requests": len(chunks) + structure_writes,
         }
+
+    def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[dict[str, Any]]]:
+        # Summary last: if a second value request fails, the tabs of the first are complete.
+        ordered = sorted(plans, key=lambda p: p.table.kind == "summary")
+        return self._chunks([self._value_range(p) for p in ordered])
 
     @staticmethod
     def _value_range(plan: TabPlan) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import ClassVar
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
+from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
@@ -89,21 +90,32 @@ class RowParser:
     ) -> Submission | SkippedRow:
         stamp = values.get("timestamp")
         if is_blank(stamp):
-            return SkippedRow(fingerprint, ref, "missing_timestamp", "no submission time")
-        submitted_at = self.to_datetime(stamp)
-        if submitted_at is None:
             return SkippedRow(
-                fingerprint, ref, "bad_timestamp", "the timestamp cell is not a date-time"
+                fingerprint, ref, "missing_timestamp", "no submission time", "timestamp"
             )
         try:
-            rating = self.ratings.parse(values.get("rating"))
+            submitted_at = self.to_datetime(stamp)
+        except TimestampError as exc:
+            return SkippedRow(fingerprint, ref, exc.reason, exc.detail, "timestamp", example(stamp))
+        if submitted_at is None:
+            return SkippedRow(
+                fingerprint,
+                ref,
+                "bad_timestamp",
+                "the timestamp cell is not a date-time",
+                "timestamp",
+                example(stamp),
+            )
+        rating = values.get("rating")
+        try:
+            score = self.ratings.parse(rating)
         except RatingError as exc:
-            return SkippedRow(fingerprint, ref, exc.reason, exc.detail)
+            return SkippedRow(fingerprint, ref, exc.reason, exc.detail, "rating", example(rating))
         return Submission(
             fingerprint=fingerprint,
             ref=ref,
             submitted_at=submitted_at,
-            rating=rating,
+            rating=score,
             comment=as_text(values.get("comment")),
             token=as_text(values.get("token")),
             field_agent=as_text(values.get("agent"))[:255],
@@ -111,6 +123,13 @@ class RowParser:
             headers=headers,
             cells=cells,
         )
+
+
+def example(value: Any) -> str:
+    """A timestamp or rating cell as the operator may be shown it: one line, at most 60
+    characters (a rating choice or a date, never a comment)."""
+    text = " ".join(as_text(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def add_parsed(batch: SourceBatch, item: Submission | SkippedRow) -> None:

@@ -1,22 +1,25 @@
 """``csv``: a Forms "Download responses (.csv)" export (or a sheet saved as CSV).
 
-The embedded default. The export's timestamps look like ``2026/09/27 3:00:00 PM GMT+3``
-(the offset is honoured); a sheet saved as CSV gives locale text such as
-``11/22/2026 20:17:11`` (en_US) or ``22.11.2026 20:17:11`` (ru_RU), read as wall-clock time in
-``results.csv.timezone`` with ``results.csv.timestamp_formats``.
+The embedded default. The export's timestamps look like ``2026/09/27 3:00:00 PM GMT+3`` or
+``2025/09/08 3:47:14 AM EST`` (the offset or zone is honoured); a sheet saved as CSV gives
+locale text such as ``11/22/2026 20:17:11`` (en_US) or ``22.11.2026 20:17:11`` (ru_RU), read
+as wall-clock time in ``results.csv.timezone``. Every layout is read by
+:mod:`csat_hook.sync.timestamps`; the day/month order is settled per file
+(``results.csv.date_order`` when the dates do not settle it).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Container
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
+from datetime import tzinfo
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from csat_hook.errors import ConfigError
+from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
@@ -26,8 +29,9 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.table import read_table
+from csat_hook.sync.timestamps import DateOrder
+from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
-from csat_hook.sync.values import parse_text_time
 
 
 class CsvResults(ResultsSource):
@@ -42,7 +46,9 @@ class CsvResults(ResultsSource):
         timezone: str,
         encoding: str,
         delimiter: str,
-        timestamp_formats: Sequence[str],
+        timestamp_formats: Sequence[str] = (),
+        date_order: DateOrder | None = None,
+        abbreviations: Mapping[str, tzinfo] | None = None,
         columns: ColumnsConfig,
         ratings: RatingScale,
     ) -> None:
@@ -50,9 +56,11 @@ class CsvResults(ResultsSource):
         self.tz = ZoneInfo(timezone)
         self.encoding = encoding
         self.delimiter = delimiter
-        self.formats = list(timestamp_formats)
+        self.formats = tuple(timestamp_formats)
+        self.date_order = date_order
+        self.abbreviations = dict(abbreviations or {})
         self.columns = columns
-        self.parser = RowParser(ratings, self._to_datetime)
+        self.ratings = ratings
 
     @classmethod
     def from_config(
@@ -65,6 +73,8 @@ class CsvResults(ResultsSource):
             encoding=options.encoding,
             delimiter=options.delimiter,
             timestamp_formats=options.timestamp_formats,
+            date_order=options.configured_order,
+            abbreviations=options.abbreviation_zones(),
             columns=config.results.columns,
             ratings=RatingScale.from_config(config.results, config.metrics),
         )
@@ -73,15 +83,13 @@ class CsvResults(ResultsSource):
     def key(self) -> str:
         return f"csv:{self.path.name}"
 
-    def _to_datetime(self, value: Any) -> datetime | None:
-        return parse_text_time(str(value), self.tz, self.formats)
-
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         if not self.path.is_file():
-            raise ConfigError(
+            raise ResultsMissingError(
                 f"results.csv.path: {self.path} does not exist (in the form: "
-                "Responses → ⋮ → Download responses (.csv), then point "
-                "results.csv.path at the file)"
+                "Responses → ⋮ → Download responses (.csv), then save it there or point "
+                "results.csv.path at the file)",
+                path=str(self.path),
             )
         try:
             with self.path.open(encoding=self.encoding, newline="") as handle:
@@ -95,14 +103,24 @@ class CsvResults(ResultsSource):
         if not records:
             batch.warnings.append(f"{self.path} is empty")
             return batch
+        stamps = TimestampColumn(
+            self.tz,
+            configured=self.date_order,
+            abbreviations=self.abbreviations,
+            extra_formats=self.formats,
+        )
         read_table(
             batch,
             self.kind,
             records[0],
             records[1:],
             self.columns,
-            self.parser,
+            RowParser(self.ratings, stamps.parse),
             known,
             where=f"results.csv.path ({self.path.name})",
+            scan_timestamps=stamps.scan,
+        )
+        batch.warnings.extend(
+            f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())
         )
         return batch

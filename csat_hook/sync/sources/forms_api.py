@@ -95,6 +95,10 @@ class FormsApiResults(ResultsSource):
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         since = watermark - self.overlap if watermark is not None else None
         batch = SourceBatch(source=self.kind, watermark=watermark)
+        batch.columns.update(
+            {role: f"question {qid}" for role, qid in self.question_ids.items()},
+            timestamp="lastSubmittedTime",
+        )
         for response in self.api.list_responses(
             self.form_id, since=since, page_size=self.page_size
         ):

@@ -5,6 +5,9 @@ zone; shared with the Sheets output when it is the same spreadsheet) and one
 ``values:batchGet`` of the whole tab with UNFORMATTED_VALUE + SERIAL_NUMBER, so ratings stay
 numbers and timestamps come as serials, which are wall-clock time in the spreadsheet's time
 zone. The tab is found by gid (stable when Google localizes or renumbers its name) or by name.
+Timestamps typed as text (by hand, or pasted) are read by
+:mod:`csat_hook.sync.timestamps` in the spreadsheet's zone, the day/month order settled by
+the column or else by the spreadsheet's locale.
 """
 
 from __future__ import annotations
@@ -24,13 +27,10 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.table import read_table
+from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial
 from csat_hook.sync.values import normalize
-from csat_hook.sync.values import parse_text_time
-
-# Rows typed by hand may hold text dates; these are the Sheets en_US and ru_RU renderings.
-TEXT_FORMATS = ("%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
 def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dict[str, Any]:
@@ -109,10 +109,12 @@ class GSheetsResults(ResultsSource):
                 "(File → Settings → Time zone)"
             ) from exc
 
+        text_stamps = TimestampColumn(tz, locale=metadata.get("properties", {}).get("locale"))
+
         def to_datetime(value: Any) -> datetime | None:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return from_serial(float(value), tz)
-            return parse_text_time(str(value), tz, TEXT_FORMATS)
+            return text_stamps.parse(value)
 
         rows = self.api.read_tab(self.spreadsheet_id, str(tab.get("title", "")))
         batch = SourceBatch(source=self.kind)
@@ -128,5 +130,10 @@ class GSheetsResults(ResultsSource):
             RowParser(self.ratings, to_datetime),
             known,
             where=f"tab {tab.get('title')!r}",
+            scan_timestamps=text_stamps.scan,
+        )
+        batch.warnings.extend(
+            f"{count} text timestamps: {text}"
+            for text, count in sorted(text_stamps.warnings.items())
         )
         return batch

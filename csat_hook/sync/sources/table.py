@@ -9,11 +9,13 @@ normalization; when several columns hold a role, each row takes the rightmost no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Container
+from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
-from csat_hook.errors import SourceError
+from csat_hook.errors import ConfigError
 from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.records import SourceBatch
@@ -29,7 +31,11 @@ REQUIRED_ROLES = ("timestamp", "rating", "token")
 def map_columns(
     header: Sequence[Any], columns: ColumnsConfig, where: str
 ) -> tuple[dict[str, list[int]], list[str]]:
-    """role → column indexes (rightmost first), plus warnings; SourceError if one is missing."""
+    """role → column indexes (rightmost first), plus warnings.
+
+    A required role without a column is a configuration error (the titles are in the
+    configuration): ConfigError naming ``results.columns.<role>`` and listing the headers.
+    """
     titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
     found: dict[str, list[int]] = {}
     warnings: list[str] = []
@@ -47,9 +53,9 @@ def map_columns(
     if missing:
         shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
         keys = ", ".join(f"results.columns.{role}" for role in missing)
-        raise SourceError(
-            f"{where}: no column for {keys} (headers found: {shown}); add the "
-            "question's title to that list"
+        raise ConfigError(
+            f"{keys}: no column with one of these titles in {where} (headers found: "
+            f"{shown}); add the question's title to that list"
         )
     return found, warnings
 
@@ -65,12 +71,24 @@ def read_table(
     *,
     where: str,
     first_row: int = 2,
+    scan_timestamps: Callable[[Iterable[Any]], None] | None = None,
 ) -> None:
-    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them."""
+    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them.
+
+    ``scan_timestamps`` is given the timestamp column's values once before any row is
+    parsed (the day/month order is a property of the whole column).
+    """
     mapping, warnings = map_columns(header, columns, where)
     batch.warnings.extend(warnings)
     headers = tuple("" if is_blank(h) else str(h) for h in header)
+    batch.columns.update(
+        (role, headers[indexes[0]] or f"column {indexes[0] + 1}")
+        for role, indexes in mapping.items()
+    )
     pickers = [(role, tuple(indexes)) for role, indexes in mapping.items()]
+    if scan_timestamps is not None:
+        stamps = tuple(mapping["timestamp"])
+        scan_timestamps(_pick(row, stamps) for row in rows)
     seen: set[str] = set()  # a double-click submits the same values twice in one second
     for offset, row in enumerate(rows):
         batch.rows_read += 1

@@ -1,0 +1,189 @@
+"""Skipped rows: read again on every run, and a large share of them is a failed run.
+
+A row the sync cannot read (no timestamp, a layout or zone it cannot place, a rating that is
+not on the scale) is recorded in ``sync_skipped_rows``. It is *not* treated as processed: each
+run reads it again, so once the operator fixes the configuration (a time zone, a date order,
+a rating label) the row is credited and leaves the table. ``csv`` and ``gsheets`` read the
+whole source every run; ``forms_api`` reads from its watermark, so its older skipped rows
+come back with ``csat-hook sync --full``.
+
+:func:`judge` turns a run's skips into problems: for one reason, more than
+``results.max_skipped_share`` of the rows the run read, and at least
+``results.min_skipped_rows`` of them. Two views are judged: every non-blank row the run read
+(a problem that persists keeps failing every run until it is fixed) and the rows new to this
+run (a problem that starts today is not diluted by a long history). A problem names the
+column, the reason, what to change and one example cell (a timestamp or a rating choice,
+shown to the operator in the run's output, never logged).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.sync.records import SkippedRow
+from csat_hook.sync.records import SourceBatch
+
+_IN_CHUNK = 500
+
+# What to change, per reason; the sources' own wording where it differs.
+_REMEDIES: dict[str, str] = {
+    "missing_timestamp": "check that results.columns.timestamp names the form's timestamp column",
+    "bad_timestamp": (
+        "add the layout to results.csv.timestamp_formats (a strptime layout), or check that "
+        "results.columns.timestamp names the form's timestamp column"
+    ),
+    "ambiguous_date_order": "set results.csv.date_order to DMY or MDY",
+    "mixed_date_order": "set results.csv.date_order to DMY or MDY",
+    "unknown_tz_abbreviation": (
+        "add the abbreviation to results.csv.timezone_abbreviations (e.g. HKT: '+08:00')"
+    ),
+    "ambiguous_tz_abbreviation": (
+        "set results.csv.timezone to the form's time zone, or add the abbreviation to "
+        "results.csv.timezone_abbreviations"
+    ),
+    "nonexistent_local_time": (
+        "set results.csv.timezone to the time zone the timestamps were written in"
+    ),
+    "missing_rating": (
+        "check that results.columns.rating names the rating question, or make the question "
+        "required in the form"
+    ),
+    "bad_rating": (
+        "add the label to results.rating_labels (label: score), or check "
+        "metrics.scale_min and metrics.scale_max"
+    ),
+}
+_GSHEETS_TIMESTAMPS = (
+    "format the timestamp column as Date time in the sheet (Format → Number), and check the "
+    "spreadsheet's locale and time zone (File → Settings)"
+)
+
+
+def remedy(reason: str, source: str) -> str:
+    """What the operator can change to make rows skipped for ``reason`` readable."""
+    if source == "gsheets" and reason not in ("missing_rating", "bad_rating"):
+        return _GSHEETS_TIMESTAMPS
+    return _REMEDIES.get(reason, "check results.columns and the source")
+
+
+@dataclass(frozen=True)
+class SkipProblem:
+    """One reason that skipped a large share of a run's rows."""
+
+    reason: str
+    count: int  # rows skipped for this reason
+    rows: int  # of the rows judged (all read, or new to this run)
+    new_only: bool  # judged among the rows new to this run
+    column: str  # where: the header title (or the Forms question)
+    setting: str  # results.columns.<role>
+    example: str  # one cell as read: a timestamp or a rating
+    detail: str  # why the example cannot be read
+    fix: str
+
+    def message(self) -> str:
+        """For the logs and ``error``: no cell value."""
+        among = "new rows" if self.new_only else "rows read"
+        return (
+            f"{self.count} of {self.rows} {among} skipped as {self.reason} in column "
+            f"{self.column!r} ({self.setting}): {self.fix}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(
+    batch: SourceBatch,
+    previously_skipped: Collection[str],
+    *,
+    max_share: float,
+    min_rows: int,
+) -> list[SkipProblem]:
+    """The reasons that skipped too large a share of the rows this run read (module doc)."""
+    if not batch.skipped:
+        return []
+    read = batch.rows_read - batch.blank_rows
+    fresh_skips = [s for s in batch.skipped if s.fingerprint not in previously_skipped]
+    fresh = len(fresh_skips) + sum(
+        1 for s in batch.submissions if s.fingerprint not in previously_skipped
+    )
+    problems: dict[str, SkipProblem] = {}
+    for skips, total, new_only in ((batch.skipped, read, False), (fresh_skips, fresh, True)):
+        by_reason = Counter(s.reason for s in skips)
+        for reason, count in by_reason.items():
+            if reason in problems or count < min_rows or count <= max_share * total:
+                continue
+            problems[reason] = _problem(batch, skips, reason, count, total, new_only)
+    return sorted(problems.values(), key=lambda p: -p.count)
+
+
+def _problem(
+    batch: SourceBatch,
+    skips: Iterable[SkippedRow],
+    reason: str,
+    count: int,
+    total: int,
+    new_only: bool,
+) -> SkipProblem:
+    first = next(s for s in skips if s.reason == reason)
+    role = first.role or "timestamp"
+    return SkipProblem(
+        reason=reason,
+        count=count,
+        rows=total,
+        new_only=new_only,
+        column=batch.columns.get(role, role),
+        setting=(
+            f"results.forms_api.question_ids.{role}"
+            if batch.source == "forms_api"
+            else f"results.columns.{role}"
+        ),
+        example=first.example,
+        detail=first.detail,
+        fix=remedy(reason, batch.source),
+    )
+
+
+def skipped_reasons(conn: sa.Connection) -> dict[str, str]:
+    """Fingerprint → reason of every row recorded as skipped (read again on every run)."""
+    rows = conn.execute(sa.select(sync_skipped_rows.c.fingerprint, sync_skipped_rows.c.reason))
+    return {fingerprint: reason for fingerprint, reason in rows}
+
+
+def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str, str]) -> None:
+    """After a batch is stored: rows skipped before and read now leave the table; rows still
+    skipped for another reason (a fixed zone revealed a bad rating) get the new reason."""
+    forget_skipped(conn, [s.fingerprint for s in batch.submissions if s.fingerprint in before])
+    changed = [
+        {"fp": s.fingerprint, "reason": s.reason, "detail": s.detail[:255]}
+        for s in batch.skipped
+        if before.get(s.fingerprint, s.reason) != s.reason
+    ]
+    if changed:
+        table = sync_skipped_rows
+        conn.execute(
+            sa.update(table)
+            .where(table.c.fingerprint == sa.bindparam("fp"))
+            .values(reason=sa.bindparam("reason"), detail=sa.bindparam("detail")),
+            changed,
+        )
+
+
+def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:
+    """Rows that were skipped and are read now: they leave the skipped table."""
+    items = list(fingerprints)
+    for start in range(0, len(items), _IN_CHUNK):
+        conn.execute(
+            sa.delete(sync_skipped_rows).where(
+                sync_skipped_rows.c.fingerprint.in_(items[start : start + _IN_CHUNK])
+            )
+        )

@@ -13,14 +13,26 @@ from datetime import datetime
 from typing import Any
 from typing import NamedTuple
 
+# A row identity (``Submission.fingerprint``, ``SkippedRow.fingerprint``, the ``fingerprint``
+# columns) starts with this; digests written before it (raw cell text and source kind, which
+# a re-export changes) do not, and are recognised once and replaced (sources/base.py).
+IDENTITY_PREFIX = "r2-"
+# In the set of known fingerprints a source is given: present when legacy digests remain, and
+# the prefix of a legacy digest of a skipped row (so a row that was skipped and now reads as an
+# answer, e.g. after a rating label was added, is read again rather than recognised).
+LEGACY_PRESENT = "legacy digests present"
+LEGACY_SKIPPED = "skipped:"
+
 
 class Submission(NamedTuple):
     """One form submission as read, before its reference is checked.
 
     ``field_agent`` and ``field_ticket`` are the pre-filled values as the respondent left them
     (editable: reported when they disagree with the token, never used to credit).
-    ``ref`` says where it came from ("row 17", a Forms responseId). A NamedTuple: a first
-    sync builds one per answer, and tuples are the cheapest immutable record to build.
+    ``ref`` says where it came from ("row 17", a Forms responseId). ``fingerprint`` is the
+    row's identity, made of parsed values only (see ``sources.base.submission_identity``). A
+    NamedTuple: a first sync builds one per answer, and tuples are the cheapest immutable
+    record to build.
     """
 
     fingerprint: str
@@ -65,3 +77,15 @@ class SourceBatch:
     unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
     watermark: datetime | None = None
+    # Rows recognised by a legacy digest: (the digest as in ``known``, the row's identity),
+    # for the ingest to store the identity in its place.
+    rekeyed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def position(ref: str) -> tuple[int, str]:
+    """Where a row sits, for ordering submissions made in the same second: "row 17" by its
+    number; anything else (a Forms responseId) before any row, by its text."""
+    kind, _, number = ref.partition(" ")
+    if kind == "row" and number.isdigit():
+        return int(number), ""
+    return -1, ref

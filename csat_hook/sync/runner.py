@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from csat_hook import tokens
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -171,19 +172,19 @@ class SyncRunner:
             transaction = conn.begin()
             try:
                 surveys = store.survey_facts(conn)
-                current = {row.token: row for row in store.all_answers(conn)}
+                current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
                     conn,
                     batch,
                     source_key=source.key,
                     secrets=config.token.all_secrets(),
                     agents={name: options.agents for name, options in config.helpdesks.items()},
-                    surveys={row.token: row for row in surveys},
+                    surveys={tokens.survey_key(row.token): row for row in surveys},
                     answers=current,
                     now=now,
                 )
                 # One read of the answers: the batch's new and replaced ones merged in memory.
-                current.update((row.token, row) for row in result.answers)
+                current.update((row.survey_key, row) for row in result.answers)
                 answers = list(current.values())
                 del current
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)

@@ -147,35 +147,35 @@ def main() -> None:
         + f"; lengths {min(map(len, references))}-{max(map(len, references))} characters"
     )
     assert all(new_verify(t, [SECRET]) and old_verify(t, [SECRET]) for t in references)
-    for label, check in (
-        ("canonical verify (now)", new_verify),
-        ("old decoder (peer)", old_verify),
-    ):
+    checks = (("canonical verify (now)", new_verify), ("old decoder (peer)", old_verify))
+    for label, check in checks:
         started = time.perf_counter()
         rows = list(drill(references, check))
         seconds = time.perf_counter() - started
         tried = sum(r[1] for r in rows)
         verified = sum(r[2] for r in rows)
-        worst = max(rows, key=lambda r: r[2])
-        worst_class = len(worst[0].split(".")[0]) % 4
         print(
-            f"{label}: {len(rows)} tokens × edits = {tried:,} tried, {verified:,} verified; "
-            f"worst token: {worst[2]} edits verify (payload length {worst_class} mod 4); "
-            f"{tried / seconds:,.0f} verifications/s"
+            f"{label}: {len(rows)} tokens × their one-character edits = {tried:,} tried, "
+            f"{verified:,} verified ({tried / seconds:,.0f} verifications/s)"
         )
-    # The sync verifies every new answer's reference: the cost of a valid one, both ways.
-    valid = references * max(1, 200_000 // len(references))
-    for label, check in (
-        ("canonical verify (now)", new_verify),
-        ("old decoder (peer)", old_verify),
-    ):
-        started = time.perf_counter()
-        assert all(check(token, [SECRET]) for token in valid)
-        seconds = time.perf_counter() - started
-        print(
-            f"{label}: {len(valid):,} valid references in {seconds:.2f} s "
-            f"({seconds / len(valid) * 1e6:.2f} µs each)"
-        )
+        for remainder in sorted(by_class):
+            of_class = [r for r in rows if len(r[0].split(".")[0]) % 4 == remainder]
+            print(
+                f"  payload length {remainder} mod 4: {sum(r[2] for r in of_class):,} verified; "
+                f"up to {1 + max(r[2] for r in of_class)} spellings of one survey one edit "
+                "apart verify"
+            )
+    # The sync verifies every new answer's reference: the cost of a valid one, both ways,
+    # alternated and the best of five (the machine may be shared).
+    valid = (references * (1 + 20_000 // len(references)))[:20_000]
+    best = {label: float("inf") for label, _ in checks}
+    for _ in range(5):
+        for label, check in checks:
+            started = time.perf_counter()
+            assert all(check(token, [SECRET]) for token in valid)
+            best[label] = min(best[label], time.perf_counter() - started)
+    for label, seconds in best.items():
+        print(f"{label}: a valid reference in {seconds / len(valid) * 1e6:.2f} µs (best of 5)")
 
 
 if __name__ == "__main__":

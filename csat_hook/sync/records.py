@@ -57,7 +57,8 @@ class Submission(NamedTuple):
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text)."""
+    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text);
+    ``fingerprint`` is the row's identity (``sources.base.skipped_identity``)."""
 
     fingerprint: str
     ref: str

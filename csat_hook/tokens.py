@@ -8,6 +8,12 @@ pre-filled field of a Google Form; the sync trusts this token, not the fields.
 Format: ``<payload>.<tag>``, both base64url without padding, where the payload is
 ``1|helpdesk|dialog|agent|issued|nonce`` (``|`` and ``%`` escaped in fields, issued in
 base-36 Unix seconds). Typical length: 40-60 characters.
+
+Exactly one spelling of a reference verifies: the canonical one :func:`sign` writes. Base64
+leaves slack a lenient decoder ignores (the unused low bits of the last character when the
+length is 2 or 3 mod 4, ``=`` padding, the ``+/`` alphabet, whitespace), which would give one
+survey up to 16 spellings that all verify; :func:`verify` rejects all but one. The survey a
+reference identifies is its payload (:func:`survey_key`), whichever secret signed it.
 """
 
 from __future__ import annotations
@@ -72,11 +78,23 @@ def _b64encode(data: bytes) -> str:
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64decode(text: str) -> bytes:
+    """Decode canonical unpadded base64url, or raise ValueError for any other spelling.
+
+    The decoder alone accepts several spellings of the same bytes (see the module docstring),
+    so the result is encoded again and must give back the input exactly.
+    """
     # binascii directly: base64.urlsafe_b64decode's argument checks cost more than the
     # decoding, and a sync decodes 200,000 of these at a time.
-    data = text.encode("ascii").translate(_FROM_URLSAFE)
-    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+    encoded = text.encode("ascii")  # UnicodeEncodeError (a ValueError) for look-alikes
+    data = encoded.translate(_FROM_URLSAFE)
+    decoded = binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+    if binascii.b2a_base64(decoded, newline=False).translate(_TO_URLSAFE).rstrip(b"=") != encoded:
+        raise ValueError("not the canonical base64url spelling")
+    return decoded
 
 
 def _escape(value: str) -> str:
@@ -108,7 +126,7 @@ def _tag(secret: bytes, payload: bytes) -> bytes:
 
 
 def sign(secret: str, ref: SurveyRef) -> str:
-    """Return the token for ``ref`` (a fresh nonce is drawn when ``ref.nonce`` is empty)."""
+    """Return the canonical token for ``ref`` (a fresh nonce when ``ref.nonce`` is empty)."""
     # The nonce only keeps two otherwise identical references apart (the tag is what makes a
     # token unforgeable), so the fast PRNG is enough: SystemRandom costs a syscall per token.
     nonce = ref.nonce or _base36(random.randrange(36**4)).rjust(4, "0")
@@ -118,12 +136,23 @@ def sign(secret: str, ref: SurveyRef) -> str:
     return f"{_b64encode(payload)}.{_b64encode(_tag(secret.encode('utf-8'), payload))}"
 
 
+def survey_key(token: str) -> str:
+    """The survey ``token`` identifies: its payload, as written (canonical base64url).
+
+    Meaningful for a token :func:`verify` accepted or :func:`sign` wrote, whose spelling is
+    the one canonical spelling; two tokens of one survey signed under different secrets share
+    it. Answers are stored one per survey key, and surveys and answers meet on it.
+    """
+    return token.partition(".")[0]
+
+
 def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
     """Check ``token`` against the current and previous secrets and return what it binds.
 
-    Raises :class:`TokenError` for anything malformed, forged or signed with an unknown key.
+    Only the canonical spelling verifies: no surrounding or inner whitespace, no padding, no
+    other alphabet, no stray bits (callers strip what a person pasted around it). Raises
+    :class:`TokenError` for anything malformed, forged or signed with an unknown key.
     """
-    token = token.strip()
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         raise TokenError("malformed survey reference", code="token_malformed")
     encoded_payload, encoded_tag = token.split(".")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import string
 from datetime import UTC
 from datetime import datetime
 
@@ -69,5 +71,121 @@ def test_previous_secrets_still_verify_after_rotation():
     assert tokens.verify(old, [SECRET, "old-secret-0123456789abc"]).dialog_id == "12345"
 
 
-def test_whitespace_around_a_pasted_token_is_ignored():
-    assert tokens.verify("  " + tokens.sign(SECRET, ref()) + "\n", [SECRET])
+def test_only_the_exact_spelling_verifies_callers_strip_what_was_pasted_around_it():
+    token = tokens.sign(SECRET, ref())
+    for pasted in (" " + token, token + "\n", "\t" + token + " "):
+        with pytest.raises(TokenError):
+            tokens.verify(pasted, [SECRET])
+        assert tokens.verify(pasted.strip(), [SECRET]).dialog_id == "12345"
+
+
+# --- one survey, one spelling ------------------------------------------------------------------
+
+ALPHABET = string.ascii_letters + string.digits + "-_"
+OUTSIDE = "+/=. \t\n%\u0410\u043e\uff10\u039f\u200b\u00a0"
+
+
+def payload_of_length_mod_4(remainder: int) -> str:
+    """A real token whose base64 payload length is ``remainder`` mod 4."""
+    for size in range(1, 12):
+        token = tokens.sign(SECRET, ref(dialog_id="D" * size, nonce="n0n3"))
+        if len(token.split(".")[0]) % 4 == remainder:
+            return token
+    raise AssertionError(remainder)
+
+
+@pytest.mark.parametrize("remainder", [2, 3])
+def test_a_reference_with_its_last_payload_character_changed_does_not_verify(remainder):
+    # The unused low bits of the last character: 16 spellings (2 mod 4) or 4 (3 mod 4) of the
+    # same bytes, which the decoder alone accepts.
+    token = payload_of_length_mod_4(remainder)
+    payload, tag = token.split(".")
+    same_bytes = [
+        f"{payload[:-1]}{c}.{tag}"
+        for c in ALPHABET
+        if c != payload[-1]
+        and base64.urlsafe_b64decode(payload[:-1] + c + "=" * (-len(payload) % 4))
+        == base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    ]
+    assert len(same_bytes) == {2: 15, 3: 3}[remainder]
+    for spelling in same_bytes:
+        with pytest.raises(TokenError) as info:
+            tokens.verify(spelling, [SECRET])
+        assert info.value.code == "token_malformed"
+    assert tokens.verify(token, [SECRET]).dialog_id.startswith("D")
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        lambda p, t: f"{p}=.{t}",
+        lambda p, t: f"{p}==.{t}",
+        lambda p, t: f"{p}.{t}=",
+        lambda p, t: f"{p.replace('-', '+').replace('_', '/')}.{t.replace('-', '+')}",
+        lambda p, t: f"{p[:8]} {p[8:]}.{t}",
+        lambda p, t: f"{p}.{t[:5]}\n{t[5:]}",
+        lambda p, t: p + "." + t.replace("A", "\u0410").replace("a", "\u0430"),
+    ],
+    ids=["pad1", "pad2", "tag-pad", "std-alphabet", "inner-space", "inner-newline", "lookalike"],
+)
+def test_other_spellings_of_the_same_bytes_do_not_verify(respell):
+    references = [tokens.sign(SECRET, ref(dialog_id="?>" * n, nonce="n0n3")) for n in range(40)]
+    spellings = {respell(*token.split(".")) for token in references} - set(references)
+    assert len(spellings) >= 10
+    for spelling in spellings:
+        with pytest.raises(TokenError):
+            tokens.verify(spelling, [SECRET])
+
+
+def one_character_edits(token: str) -> set[str]:
+    edits = set()
+    for i, original in enumerate(token):
+        edits.add(token[:i] + token[i + 1 :])
+        edits.add(token[:i] + original + token[i:])
+        edits.update(token[:i] + c + token[i + 1 :] for c in ALPHABET + OUTSIDE)
+    for i in range(len(token) + 1):
+        edits.update(token[:i] + c + token[i:] for c in ALPHABET + OUTSIDE)
+    edits.discard(token)
+    return edits
+
+
+def test_no_one_character_edit_of_a_real_reference_verifies():
+    # Every payload length class and many field lengths; every substitution, deletion,
+    # insertion and doubling, with characters inside and outside the alphabet.
+    references = [
+        tokens.sign(
+            secret,
+            ref(helpdesk=h, dialog_id="7" * d, agent="a@b" * a, nonce=f"{d}{a}x"),
+        )
+        for secret in (SECRET, "previous-secret-0123456789")
+        for h in ("x", "zen", "chatwoot")
+        for d in range(1, 5)
+        for a in range(1, 4)
+    ]
+    assert {len(t.split(".")[0]) % 4 for t in references} == {0, 2, 3}
+    tried = verified = 0
+    for token in references:
+        assert tokens.verify(token, [SECRET, "previous-secret-0123456789"])
+        for edit in one_character_edits(token):
+            tried += 1
+            try:
+                tokens.verify(edit, [SECRET, "previous-secret-0123456789"])
+            except TokenError:
+                continue
+            verified += 1
+    assert tried > 500_000 and verified == 0
+
+
+def test_sign_writes_the_canonical_spelling_and_the_survey_key_is_its_payload():
+    for size in range(0, 40):
+        token = tokens.sign(SECRET, ref(dialog_id="Ж" * size, agent="|%" * (size % 5)))
+        payload, _ = token.split(".")
+        for part in token.split("."):
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+            assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == part
+        assert tokens.verify(token, [SECRET]).dialog_id == "Ж" * size
+        assert tokens.survey_key(token) == payload
+    # The same survey signed under two secrets (a rotation) is one survey.
+    fixed = ref(nonce="abcd")
+    old, new = tokens.sign("old-secret-0123456789abc", fixed), tokens.sign(SECRET, fixed)
+    assert old != new and tokens.survey_key(old) == tokens.survey_key(new)

@@ -167,7 +167,7 @@ def form_fields(prefilled_link: str) -> None:
 def verify_token(state: State, token: str) -> None:
     """Check a survey reference and print what it binds (exit 1 when invalid)."""
     try:
-        ref = tokens.verify(token, state.config.token.all_secrets())
+        ref = tokens.verify(token.strip(), state.config.token.all_secrets())
     except TokenError as exc:
         click.echo(f"invalid: {exc.message}", err=True)
         sys.exit(1)

@@ -117,10 +117,14 @@ outbox = sa.Table(
 # --- the sync ---------------------------------------------------------------------------------
 # One row per survey that got an answer: the latest submission, credited from the signed
 # reference (helpdesk, dialog, agent as they were at send time), never from editable fields.
+# ``survey_key`` is the survey the reference identifies (its payload, tokens.survey_key), so
+# one survey has one answer however its reference was spelled; ``token`` is the reference as
+# read.
 answers = sa.Table(
     "answers",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("survey_key", sa.String(1024), nullable=False),
     sa.Column("token", sa.String(1024), nullable=False),
     sa.Column("helpdesk", sa.String(64), nullable=False),
     sa.Column("dialog_id", sa.String(191), nullable=False),
@@ -137,18 +141,20 @@ answers = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # The source row of this current submission; earlier ones are in answer_history.
     sa.Column("fingerprint", sa.String(64)),
-    sa.UniqueConstraint("token"),
+    sa.UniqueConstraint("survey_key"),
     sa.Index(None, "helpdesk", "agent_key"),
 )
 
 # Credited submissions that are not the current answer: earlier ones, and answers replaced by a
-# later submission. ``fingerprint`` (here and on answers) is a
-# digest of the submission's mapped source values: reading the same row again is a no-op.
+# later submission or edited in place. ``fingerprint`` (here and on every sync table) is the
+# row's identity, a digest of its parsed values (sync/sources/base.py): reading the same row
+# again, or the same answers from another export, is a no-op.
 answer_history = sa.Table(
     "answer_history",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("survey_key", sa.String(1024), nullable=False),
     sa.Column("token", sa.String(1024), nullable=False),
     sa.Column("rating", sa.Integer(), nullable=False),
     sa.Column("comment", sa.Text()),
@@ -160,7 +166,7 @@ answer_history = sa.Table(
     sa.Column("source_ref", sa.String(191)),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("fingerprint"),
-    sa.Index(None, "token"),
+    sa.Index(None, "survey_key"),
 )
 
 # Answers whose reference is missing, malformed or forged: kept apart, never credited.

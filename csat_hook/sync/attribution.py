@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from csat_hook import tokens
 from csat_hook.errors import TokenError
 from csat_hook.sync.records import Submission
+from csat_hook.sync.records import position
 from csat_hook.sync.values import normalize
 
 # TokenError.code → the reason an answer is unverified.
@@ -30,9 +32,13 @@ UNVERIFIED_REASONS = {
 
 @dataclass(frozen=True)
 class Credited:
+    """A submission whose reference verified. ``key`` is the survey it identifies
+    (:func:`csat_hook.tokens.survey_key`): one credited answer per key."""
+
     submission: Submission
     ref: tokens.SurveyRef
     token: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,11 @@ class Unverified:
 
 
 def check_reference(submission: Submission, secrets: Sequence[str]) -> Credited | Unverified:
-    """Verify the submission's token; the reason is missing, malformed, forged or unsupported."""
+    """Verify the submission's token; the reason is missing, malformed, forged or unsupported.
+
+    Whitespace around the reference (a pasted link, a cell) is not part of it; anything else
+    that is not the exact spelling the service wrote is malformed.
+    """
     token = submission.token.strip()
     if not token:
         return Unverified(submission, "missing")
@@ -50,7 +60,7 @@ def check_reference(submission: Submission, secrets: Sequence[str]) -> Credited 
         ref = tokens.verify(token, secrets)
     except TokenError as exc:
         return Unverified(submission, UNVERIFIED_REASONS.get(exc.code, "malformed"))
-    return Credited(submission, ref, token)
+    return Credited(submission, ref, token, tokens.survey_key(token))
 
 
 def agent_aliases(
@@ -98,11 +108,20 @@ def _looks_like_key(value: str) -> bool:
     return value.strip().isdigit() or "@" in value
 
 
-def latest_per_token(credited: Iterable[Credited]) -> dict[str, Credited]:
-    """One submission per survey: the latest wins (ties: the one read last)."""
+def precedence(submitted_at: datetime, ref: str) -> tuple[datetime, tuple[int, str]]:
+    """Which of two submissions of one survey is credited: the greater. The later submission;
+    in the same instant, the one further down the sheet (``records.position``): the order a
+    fresh read of the whole source would give, whatever order the rows arrived in."""
+    return submitted_at, position(ref)
+
+
+def latest_per_survey(credited: Iterable[Credited]) -> dict[str, Credited]:
+    """One submission per survey (by key): the one of highest :func:`precedence`."""
     latest: dict[str, Credited] = {}
     for item in credited:
-        current = latest.get(item.token)
-        if current is None or item.submission.submitted_at >= current.submission.submitted_at:
-            latest[item.token] = item
+        current = latest.get(item.key)
+        if current is None or precedence(
+            item.submission.submitted_at, item.submission.ref
+        ) >= precedence(current.submission.submitted_at, current.submission.ref):
+            latest[item.key] = item
     return latest

@@ -90,7 +90,8 @@ def build_dataset(
     secrets: Sequence[str],
     helpdesks: Mapping[str, Any],
 ) -> Dataset:
-    """Join answers to their surveys (by token) and index agents and teams.
+    """Join answers to their surveys (by survey key, whatever spelling of the reference an
+    answer was stored under) and index agents and teams.
 
     Rows are unpacked positionally (the column order of ``store.survey_facts`` and
     ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
@@ -115,7 +116,7 @@ def build_dataset(
         agent = agent_index(who)
         team = team_index(team_name or "")
         sent = status == SENT
-        surveys[token] = (team, created, sent)
+        surveys[tokens.survey_key(token)] = (team, created, sent)
         if agent_name or agent_email:
             seen = names.get(who)
             if seen is None or created >= seen[0]:
@@ -125,7 +126,7 @@ def build_dataset(
     no_team = team_index("")
     append = data.answers.append
     for (
-        token,
+        survey_key,
         helpdesk,
         dialog_id,
         agent_key,
@@ -134,7 +135,7 @@ def build_dataset(
         comment,
         submitted_at,
     ) in answer_rows:
-        survey = surveys.get(token)
+        survey = surveys.get(survey_key)
         team, cohort, matched = survey if survey is not None else (no_team, issued_at, False)
         append(
             AnswerRecord(

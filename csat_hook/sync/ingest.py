@@ -1,8 +1,16 @@
 """Store one source batch: credited answers, their history, unverified answers, skips.
 
-Runs inside the caller's transaction. Every table is unique on the row fingerprint (history,
-unverified, skipped) or on the survey token (answers, replaced only by a strictly later
-submission), so applying the same batch twice changes nothing.
+Runs inside the caller's transaction. Every table is unique on the row identity (history,
+unverified, skipped) or on the survey (answers), so applying the same batch twice changes
+nothing.
+
+Which submission of a survey is credited (:func:`~csat_hook.sync.attribution.precedence`):
+the latest; in the same instant, the one further down the sheet. A stored answer is replaced
+by a later submission, or by one made in the same instant further down, or by its own row
+edited in place (same row, same time, other rating, comment or fields: reported as a
+warning); what it is replaced by never depends on the order rows arrived in, so an
+incremental run credits what a first run over the same sheet would. The replaced answer and
+every other submission go to the history.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import Unverified
 from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
-from csat_hook.sync.attribution import latest_per_token
+from csat_hook.sync.attribution import latest_per_survey
+from csat_hook.sync.attribution import precedence
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import Submission
 
 MAX_LISTED = 50
 
@@ -33,8 +43,10 @@ MAX_LISTED = 50
 class IngestResult:
     new: int = 0
     updated: int = 0
+    edited_in_place: int = 0  # of the updated: the same row edited (same submission time)
     history_only: int = 0
     edited_fields: int = 0
+    warnings: list[str] = field(default_factory=list)
     unverified: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
@@ -55,10 +67,10 @@ def ingest(
 ) -> IngestResult:
     """Verify, classify and store ``batch``.
 
-    ``agents`` is helpdesk → its static agents map; ``surveys`` is token → survey row (the
-    agent as recorded at send time), both used only to tell whether fields were edited.
-    ``answers`` is token → the current answer (``store.AnswerRow``); the answers this batch
-    adds or replaces are returned in ``result.answers`` in the same shape.
+    ``agents`` is helpdesk → its static agents map; ``surveys`` is survey key → survey row
+    (the agent as recorded at send time), both used only to tell whether fields were edited.
+    ``answers`` is survey key → the current answer (``store.AnswerRow``); the answers this
+    batch adds or replaces are returned in ``result.answers`` in the same shape.
     """
     result = IngestResult()
     credited: list[Credited] = []
@@ -72,6 +84,7 @@ def ingest(
     _store_credited(conn, credited, batch.source, agents, surveys, answers, now, result)
     _store_unverified(conn, unverified, batch.source, now, result)
     _store_skipped(conn, batch, now, result)
+    store.replace_legacy_fingerprints(conn, batch.rekeyed)
     if batch.watermark is not None:
         store.set_watermark(conn, source_key, batch.watermark, now)
     return result
@@ -87,29 +100,47 @@ def _store_credited(
     now: datetime,
     result: IngestResult,
 ) -> None:
-    """The latest submission of a survey becomes (or replaces) its answer; every other one,
-    and an answer it replaces, goes to the history."""
+    """The submission of highest precedence of each survey becomes (or replaces) its answer;
+    every other one, and an answer it replaces, goes to the history."""
     if not credited:
         return
     edited = {
-        id(c): fields_edited(c, surveys.get(c.token), agents.get(c.ref.helpdesk)) for c in credited
+        id(c): fields_edited(c, surveys.get(c.key), agents.get(c.ref.helpdesk)) for c in credited
     }
     result.edited_fields = sum(edited.values())
-    winners = latest_per_token(credited)
+    winners = latest_per_survey(credited)
+    # A winner made in the same instant as the stored answer: that answer's row and content
+    # decide (rare: looked up for these surveys only).
+    ties = [
+        key
+        for key, item in winners.items()
+        if (before := answers.get(key)) is not None
+        and before.submitted_at == item.submission.submitted_at
+    ]
+    stored = store.stored_answers(conn, ties) if ties else {}
     current_rows, replaced, history = [], [], []
     for item in credited:
-        before = answers.get(item.token)
-        if winners[item.token] is item and (
-            before is None or item.submission.submitted_at > before.submitted_at
-        ):
-            current_rows.append(_answer_row(item, edited[id(item)], source, now))
-            if before is None:
-                result.new += 1
-            else:
-                result.updated += 1
-                replaced.append(item.token)
-        else:
+        sub = item.submission
+        before = answers.get(item.key)
+        if winners[item.key] is not item:
             history.append(_history_row(item, edited[id(item)], source, now))
+        elif before is None:
+            current_rows.append(_answer_row(item, edited[id(item)], source, now))
+            result.new += 1
+        elif sub.submitted_at > before.submitted_at:
+            current_rows.append(_answer_row(item, edited[id(item)], source, now))
+            result.updated += 1
+            replaced.append(item.key)
+        elif sub.submitted_at < before.submitted_at:
+            history.append(_history_row(item, edited[id(item)], source, now))
+        else:
+            verdict = _same_instant(item, stored[item.key], result)
+            if verdict == "history":
+                history.append(_history_row(item, edited[id(item)], source, now))
+            else:
+                current_rows.append(_answer_row(item, edited[id(item)], source, now))
+                if verdict == "replace":
+                    replaced.append(item.key)
     result.history_only = len(history)
     store.archive_answers(conn, replaced)  # before the rows that replace them are written
     for chunk in _chunks(current_rows):
@@ -118,7 +149,7 @@ def _store_credited(
         store.insert_answer_history(conn, chunk)
     result.answers = [
         store.AnswerRow(
-            row["token"],
+            row["survey_key"],
             row["helpdesk"],
             row["dialog_id"],
             row["agent_key"],
@@ -131,10 +162,43 @@ def _store_credited(
     ]
 
 
+_COMPARED = (
+    ("rating", "rating"),
+    ("comment", "comment"),
+    ("agent field", "field_agent"),
+    ("ticket field", "field_ticket"),
+)
+
+
+def _same_instant(item: Credited, before: store.StoredAnswer, result: IngestResult) -> str:
+    """A survey's submission made in the same instant as its stored answer: ``replace`` it
+    (further down the sheet, or its own row edited in place), go to the ``history`` (further
+    up), or ``refresh`` it (the stored answer itself, read under another identity, e.g. one
+    an older version stored: it takes this row's identity and nothing else changes)."""
+    sub: Submission = item.submission
+    changed = [label for label, name in _COMPARED if getattr(sub, name) != getattr(before, name)]
+    if not changed:
+        return "refresh"
+    mine = precedence(sub.submitted_at, sub.ref)
+    theirs = precedence(sub.submitted_at, before.source_ref)
+    if mine < theirs:
+        return "history"
+    result.updated += 1
+    if mine == theirs:
+        result.edited_in_place += 1
+        if len(result.warnings) < MAX_LISTED:
+            result.warnings.append(
+                f"{sub.ref}: {' and '.join(changed)} changed in place (same submission "
+                "time); the edited answer is credited, the previous one kept in history"
+            )
+    return "replace"
+
+
 def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
     sub = item.submission
     return {
         "fingerprint": sub.fingerprint,
+        "survey_key": item.key,
         "token": item.token,
         "rating": sub.rating,
         "comment": sub.comment,
@@ -157,6 +221,7 @@ def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
 def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:
     sub, ref = item.submission, item.ref
     return {
+        "survey_key": item.key,
         "token": item.token,
         "helpdesk": ref.helpdesk,
         "dialog_id": ref.dialog_id[:191],

@@ -6,6 +6,9 @@ downstream of a source sees a header, a serial number or a questionId.
 
 from __future__ import annotations
 
+from collections.abc import Container
+from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -13,14 +16,41 @@ from datetime import datetime
 from typing import Any
 from typing import NamedTuple
 
+# A row identity (``Submission.fingerprint``, ``SkippedRow.fingerprint``, the ``fingerprint``
+# columns) starts with this; digests written before it (raw cell text and source kind, which
+# a re-export changes) do not, and are recognised once and replaced (sources/base.py).
+IDENTITY_PREFIX = "r2-"
+# In the set of known fingerprints a source is given: present when legacy digests remain.
+LEGACY_PRESENT = "legacy digests present"
+
+
+class KnownRows(set[str]):
+    """The identities of the rows already processed (credited or kept unverified), which a
+    source does not return again, and in ``skipped`` those of the rows recorded as skipped
+    (identity → reason), which it reads again on every run (a fixed setting may make them
+    readable)."""
+
+    def __init__(
+        self, processed: Iterable[str] = (), skipped: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(processed)
+        self.skipped: Mapping[str, str] = dict(skipped or {})
+
+
+def skipped_of(known: Container[str]) -> Mapping[str, str]:
+    """The skipped rows a source was given, identity → reason (none for a plain set)."""
+    return known.skipped if isinstance(known, KnownRows) else {}
+
 
 class Submission(NamedTuple):
     """One form submission as read, before its reference is checked.
 
     ``field_agent`` and ``field_ticket`` are the pre-filled values as the respondent left them
     (editable: reported when they disagree with the token, never used to credit).
-    ``ref`` says where it came from ("row 17", a Forms responseId). A NamedTuple: a first
-    sync builds one per answer, and tuples are the cheapest immutable record to build.
+    ``ref`` says where it came from ("row 17", a Forms responseId). ``fingerprint`` is the
+    row's identity, made of parsed values only (see ``sources.base.submission_identity``). A
+    NamedTuple: a first sync builds one per answer, and tuples are the cheapest immutable
+    record to build.
     """
 
     fingerprint: str
@@ -45,7 +75,8 @@ class Submission(NamedTuple):
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text).
+    """A row that is not a readable answer. ``detail`` never quotes the cell (customer text);
+    ``fingerprint`` is the row's identity (``sources.base.skipped_identity``).
 
     ``role`` is the column at fault (``timestamp``, ``rating``) and ``example`` its cell as
     read, kept only for those two roles (a date or a rating choice, never free text): shown
@@ -73,3 +104,21 @@ class SourceBatch:
     warnings: list[str] = field(default_factory=list)
     watermark: datetime | None = None
     columns: dict[str, str] = field(default_factory=dict)  # role → where it was read from
+    # True when the batch holds every row of the source (a CSV file, a responses sheet, the
+    # Forms API read in full): the rows recorded as skipped are then exactly this batch's.
+    complete: bool = True
+    # Rows recorded as skipped by an earlier run that read differently now (an incremental read
+    # only): their old records go.
+    resolved_skips: list[str] = field(default_factory=list)
+    # Rows recognised by a legacy digest: (the digest as in ``known``, the row's identity),
+    # for the ingest to store the identity in its place.
+    rekeyed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def position(ref: str) -> tuple[int, str]:
+    """Where a row sits, for ordering submissions made in the same second: "row 17" by its
+    number; anything else (a Forms responseId) before any row, by its text."""
+    kind, _, number = ref.partition(" ")
+    if kind == "row" and number.isdigit():
+        return int(number), ""
+    return -1, ref

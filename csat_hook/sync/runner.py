@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from csat_hook import tokens
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -55,6 +56,7 @@ from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
 from csat_hook.sync.report import build_report
@@ -177,7 +179,8 @@ class SyncRunner:
         source = build_source(self.config, sheets=sheets, forms=forms)
         with self.engine.connect() as conn:
             skipped = skips.skipped_reasons(conn)
-            known = store.known_fingerprints(conn) - skipped.keys()  # skipped: read again
+            # Skipped rows are read again: they are not among the processed ones.
+            known = KnownRows(store.known_fingerprints(conn), skipped)
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")
@@ -206,20 +209,20 @@ class SyncRunner:
             transaction = conn.begin()
             try:
                 surveys = store.survey_facts(conn)
-                current = {row.token: row for row in store.all_answers(conn)}
+                current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
                     conn,
                     batch,
                     source_key=source.key,
                     secrets=config.token.all_secrets(),
                     agents={name: options.agents for name, options in config.helpdesks.items()},
-                    surveys={row.token: row for row in surveys},
+                    surveys={tokens.survey_key(row.token): row for row in surveys},
                     answers=current,
                     now=now,
                 )
                 skips.record_rereads(conn, batch, skipped)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
-                current.update((row.token, row) for row in result.answers)
+                current.update((row.survey_key, row) for row in result.answers)
                 answers = list(current.values())
                 del current
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)

@@ -160,9 +160,21 @@ def skipped_reasons(conn: sa.Connection) -> dict[str, str]:
 
 
 def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str, str]) -> None:
-    """After a batch is stored: rows skipped before and read now leave the table; rows still
-    skipped for another reason (a fixed zone revealed a bad rating) get the new reason."""
-    forget_skipped(conn, [s.fingerprint for s in batch.submissions if s.fingerprint in before])
+    """After a batch is stored, the skipped table says what is still unreadable.
+
+    A complete batch (every row of the source) replaces this source's records: a row read
+    now, or skipped under another identity (a fixed zone revealed a bad rating; a re-export
+    in another layout), leaves no stale record. An incremental batch removes the records of
+    the rows it found readable now (``batch.resolved_skips``). Rows still skipped for another
+    reason get the new reason.
+    """
+    if batch.complete:
+        current = {s.fingerprint for s in batch.skipped}
+        forget_skipped(
+            conn, [f for f in _skipped_of_source(conn, batch.source) if f not in current]
+        )
+    else:
+        forget_skipped(conn, batch.resolved_skips)
     changed = [
         {"fp": s.fingerprint, "reason": s.reason, "detail": s.detail[:255]}
         for s in batch.skipped
@@ -176,6 +188,13 @@ def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str,
             .values(reason=sa.bindparam("reason"), detail=sa.bindparam("detail")),
             changed,
         )
+
+
+def _skipped_of_source(conn: sa.Connection, source: str) -> list[str]:
+    table = sync_skipped_rows
+    return list(
+        conn.execute(sa.select(table.c.fingerprint).where(table.c.source == source)).scalars()
+    )
 
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:

@@ -3,7 +3,7 @@ the watermark, the sync lock, and the large reads the report is built from.
 
 Bulk statements take lists of plain dicts and run as one executemany each (see
 :mod:`csat_hook.sync.bulk`). Re-reading a source row is a no-op because every ledger table is
-unique on the row's fingerprint.
+unique on the row's fingerprint (its identity), and answers on the survey.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_select
+from csat_hook.sync.records import IDENTITY_PREFIX
+from csat_hook.sync.records import LEGACY_PRESENT
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
@@ -36,41 +38,103 @@ _IN_CHUNK = 500
 
 
 def known_fingerprints(conn: sa.Connection) -> set[str]:
-    """Fingerprints of every source row already processed: credited, unverified or skipped."""
+    """Identities of every source row already processed: credited or kept unverified.
+
+    Skipped rows are not among them: they are read again on every run (:mod:`.skips`).
+    Digests stored before identities existed (still on unverified rows until their row is
+    read again) are included as stored, with :data:`LEGACY_PRESENT` when there is any.
+    """
     union = sa.union_all(
         sa.select(answers.c.fingerprint).where(answers.c.fingerprint.is_not(None)),
         sa.select(answer_history.c.fingerprint),
         sa.select(unverified_answers.c.fingerprint),
-        sa.select(sync_skipped_rows.c.fingerprint),
     )
-    return set(conn.execute(union).scalars())
+    known = set(conn.execute(union).scalars())
+    if any(not f.startswith(IDENTITY_PREFIX) for f in known):
+        known.add(LEGACY_PRESENT)
+    return known
 
 
-def archive_answers(conn: sa.Connection, tokens: Sequence[str]) -> None:
-    """Copy the current answers of ``tokens`` into the history (before they are replaced)."""
-    columns = [
-        "fingerprint",
-        "token",
-        "rating",
-        "comment",
-        "submitted_at",
-        "field_agent",
-        "field_ticket",
-        "fields_edited",
-        "source",
-        "source_ref",
-    ]
-    for start in range(0, len(tokens), _IN_CHUNK):
-        chunk = list(tokens[start : start + _IN_CHUNK])
-        select = sa.select(*[answers.c[name] for name in columns], answers.c.updated_at).where(
-            answers.c.token.in_(chunk), answers.c.fingerprint.is_not(None)
+def replace_legacy_fingerprints(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    """Store each row's identity in place of the legacy digest it was recognised by (pairs as
+    ``SourceBatch.rekeyed`` holds them). Answers and their history carry identities since
+    migration 0003; unverified rows are replaced here, the first time their row is read again
+    (skipped rows are read again anyway, and their stale records replaced: see :mod:`.skips`)."""
+    read = [{"old": old, "new": new} for old, new in pairs]
+    for table, rows in ((unverified_answers, read), (answer_history, read)):
+        if rows:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.fingerprint == sa.bindparam("old"))
+                .values(fingerprint=sa.bindparam("new")),
+                rows,
+            )
+
+
+_ARCHIVED = [
+    "fingerprint",
+    "survey_key",
+    "token",
+    "rating",
+    "comment",
+    "submitted_at",
+    "field_agent",
+    "field_ticket",
+    "fields_edited",
+    "source",
+    "source_ref",
+]
+
+
+def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
+    """Copy the current answers of the surveys ``keys`` into the history (before they are
+    replaced)."""
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        select = sa.select(*[answers.c[name] for name in _ARCHIVED], answers.c.updated_at).where(
+            answers.c.survey_key.in_(chunk), answers.c.fingerprint.is_not(None)
         )
-        stmt = _insert(conn, answer_history).from_select([*columns, "recorded_at"], select)
+        stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
 
 
+class StoredAnswer(NamedTuple):
+    """What decides between a stored answer and a submission made in the same instant."""
+
+    source_ref: str
+    fingerprint: str | None
+    rating: int
+    comment: str
+    field_agent: str
+    field_ticket: str
+
+
+def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, StoredAnswer]:
+    """The current answers of the surveys ``keys`` (few: only ties are looked up)."""
+    found: dict[str, StoredAnswer] = {}
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        rows = conn.execute(
+            sa.select(
+                answers.c.survey_key,
+                answers.c.source_ref,
+                answers.c.fingerprint,
+                answers.c.rating,
+                answers.c.comment,
+                answers.c.field_agent,
+                answers.c.field_ticket,
+            ).where(answers.c.survey_key.in_(chunk))
+        )
+        for key, ref, fingerprint, rating, comment, agent, ticket in rows:
+            found[key] = StoredAnswer(
+                ref or "", fingerprint, rating, comment or "", agent or "", ticket or ""
+            )
+    return found
+
+
 def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert answers; an existing one is replaced only by a strictly later submission.
+    """Insert answers, one per survey; an existing one is replaced only by a submission made
+    at the same time or later (the ingest decides between same-time ones).
 
     The condition lives in the statement, so a replayed or out-of-order batch can never put
     an older rating back.
@@ -78,11 +142,11 @@ def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> No
     if not rows:
         return
     stmt = _insert(conn, answers)
-    updatable = [c.name for c in answers.c if c.name not in ("id", "token")]
+    updatable = [c.name for c in answers.c if c.name not in ("id", "survey_key")]
     stmt = stmt.on_conflict_do_update(
-        index_elements=["token"],
+        index_elements=["survey_key"],
         set_={name: stmt.excluded[name] for name in updatable},
-        where=answers.c.submitted_at < stmt.excluded.submitted_at,
+        where=answers.c.submitted_at <= stmt.excluded.submitted_at,
     )
     bulk_execute(conn, stmt, answers, rows)
 
@@ -178,7 +242,7 @@ def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
 class AnswerRow(NamedTuple):
     """A credited answer as the report reads it (the column order of :func:`all_answers`)."""
 
-    token: str
+    survey_key: str
     helpdesk: str
     dialog_id: str
     agent_key: str

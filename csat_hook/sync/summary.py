@@ -27,6 +27,7 @@ class SyncSummary:
     unchanged: int = 0
     new: int = 0
     updated: int = 0
+    edited_in_place: int = 0
     history_only: int = 0
     edited_fields: int = 0
     unverified: dict[str, int] = field(default_factory=dict)
@@ -55,7 +56,9 @@ class SyncSummary:
         self.rows_read, self.blank_rows = batch.rows_read, batch.blank_rows
         self.unchanged = batch.unchanged
         self.warnings.extend(batch.warnings)
+        self.warnings.extend(result.warnings)
         self.new, self.updated = result.new, result.updated
+        self.edited_in_place = result.edited_in_place
         self.history_only, self.edited_fields = result.history_only, result.edited_fields
         self.unverified, self.skipped = dict(result.unverified), dict(result.skipped)
         self.unverified_rows, self.skipped_rows = result.unverified_rows, result.skipped_rows

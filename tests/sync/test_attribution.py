@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -185,7 +186,7 @@ def test_agent_names_come_from_surveys_then_the_static_map_then_the_key(kit):
 def _credited(field_agent: str) -> Any:
     ref = tokens.SurveyRef("desk", "T-1", "7", T0, "n1")
     submission = Submission("fp", "row 2", T0, 5, "", "tok", field_agent, "T-1")
-    return Credited(submission, ref, "tok")
+    return Credited(submission, ref, "tok", "survey-key")
 
 
 @pytest.mark.parametrize(
@@ -202,3 +203,129 @@ def _credited(field_agent: str) -> Any:
 def test_the_stand_in_for_an_unknown_name_is_not_an_edit(field, survey_name, edited):
     survey = SimpleNamespace(agent_id="7", agent_name=survey_name, agent_email="anna@example.com")
     assert fields_edited(_credited(field), survey, {}) is edited
+
+
+# --- one survey, one rating, whatever the customer types ----------------------------------------
+
+B64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def survey_with_slack(kit, dialog_prefix: str, remainder: int = 2) -> str:
+    """A sent survey whose reference payload is ``remainder`` mod 4 long (2: 16 spellings of
+    the same bytes for a lenient decoder, 3: 4)."""
+    for size in range(12):
+        token = kit.token(dialog_prefix + "x" * size, "7")
+        if len(token.split(".")[0]) % 4 == remainder:
+            return kit.survey(dialog_prefix + "x" * size, "7", "Anna Petrova", team="L1")
+    raise AssertionError("no such length")
+
+
+def other_spellings(token: str) -> list[str]:
+    """The same payload bytes with the unused low bits of the last character set."""
+    payload, tag = token.split(".")
+    slack = {2: 16, 3: 4}[len(payload) % 4]
+    first = B64URL.index(payload[-1])
+    return [f"{payload[:-1]}{B64URL[i]}.{tag}" for i in range(first + 1, first + slack)]
+
+
+def agent_summary(kit, key: str) -> dict:
+    cells = kit.sheet("Summary")
+    header = cells[2]
+    for row in cells[3:]:
+        record = dict(zip(header, row + [None] * (len(header) - len(row)), strict=True))
+        if (record["Period"], record["Level"], str(record["Agent key"])) == (
+            "All time",
+            "Agent",
+            key,
+        ):
+            return record
+    raise AssertionError(key)
+
+
+def test_one_survey_answered_under_several_spellings_is_one_answer(kit):
+    token = survey_with_slack(kit, "S-")
+    spellings = other_spellings(token)[:3]
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(1), 5, "canonical", "", "", token],
+            *([at(2 + i), 1, f"respelled {i}", "", "", s] for i, s in enumerate(spellings)),
+            [at(6), 4, "pasted with spaces", "", "", f"  {token} "],
+        ]
+    )
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    # Before: four answers for one survey (CSAT 25 %). Now: one, the latest readable spelling.
+    assert summary.unverified == {"malformed": 3}
+    [answer] = kit.rows(answers)
+    assert (answer.survey_key, answer.rating, answer.comment) == (
+        token.split(".")[0],
+        4,
+        "pasted with spaces",
+    )
+    assert [r.rating for r in kit.rows(answer_history)] == [5]
+    figures = agent_summary(kit, "7")
+    assert (figures["Answers"], figures["CSAT %"], figures["Surveys sent"]) == (1, 100.0, 1)
+    assert figures["Response rate %"] == 100.0
+
+
+def test_an_answer_edited_in_place_becomes_the_credited_one(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    other = kit.survey("T-2", "8", "Boris Ivanov")
+    kit.responses([EN_HEADER, [at(1), 2, "bad", "", "", token], [at(2), 4, "", "", "", other]])
+    kit.run()
+    # Someone fixes the rating in the sheet: the same row, the same timestamp.
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 1, 1, 5)
+    summary = kit.run()
+
+    assert (summary.new, summary.updated, summary.edited_in_place) == (0, 1, 1)
+    assert summary.warnings == [
+        "row 2: rating changed in place (same submission time); the edited answer is "
+        "credited, the previous one kept in history"
+    ]
+    credited = {row.token: row for row in kit.rows(answers)}
+    assert (credited[token].rating, credited[token].comment) == (5, "bad")
+    assert credited[other].rating == 4
+    assert [(r.rating, r.comment) for r in kit.rows(answer_history)] == [(2, "bad")]
+
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 1, 2, "bad, then fixed")
+    summary = kit.run()
+    assert (summary.updated, summary.edited_in_place) == (1, 1)
+    assert summary.warnings[0].startswith("row 2: comment changed in place")
+    assert {row.token: row.comment for row in kit.rows(answers)}[token] == "bad, then fixed"
+    assert [(r.rating, r.comment) for r in kit.rows(answer_history)] == [(2, "bad"), (5, "bad")]
+
+    before = snapshot(kit)
+    again = kit.run()
+    assert (again.new, again.updated, again.edited_in_place, again.warnings) == (0, 0, 0, [])
+    assert snapshot(kit) == before
+
+
+def test_submissions_in_the_same_instant_the_one_further_down_wins_whatever_the_order(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [at(1), 1, "first row", "", "", token]])
+    kit.run()
+    # A second submission stamped the same second, further down: it wins, as in a fresh run.
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[at(1), 4, "second row", "", "", token]])
+    appended = kit.run()
+    assert (appended.updated, appended.edited_in_place, appended.warnings) == (1, 0, [])
+    assert [a.comment for a in kit.rows(answers)] == ["second row"]
+    # The row above is edited in place: it stays history, the row further down stays credited.
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 1, 1, 2)
+    edited_above = kit.run()
+    assert (edited_above.updated, edited_above.history_only) == (0, 1)
+    assert [(a.rating, a.comment) for a in kit.rows(answers)] == [(4, "second row")]
+    assert sorted(r.rating for r in kit.rows(answer_history)) == [1, 2]
+
+    incremental = kit.rows(answers)[0]
+    with kit.engine.begin() as conn:
+        for table in (answers, answer_history, unverified_answers, sync_skipped_rows):
+            conn.execute(table.delete())
+    kit.run()  # a fresh run over the same sheet credits the same answer
+    fresh = kit.rows(answers)[0]
+    assert (fresh.rating, fresh.comment, fresh.source_ref) == (
+        incremental.rating,
+        incremental.comment,
+        incremental.source_ref,
+    )

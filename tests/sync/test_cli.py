@@ -38,6 +38,7 @@ SUMMARY_KEYS = {
     "unchanged",
     "new",
     "updated",
+    "edited_in_place",
     "history_only",
     "edited_fields",
     "unverified",

@@ -75,3 +75,26 @@ def test_sheet_text_timestamps_take_the_day_month_order_of_the_spreadsheet_local
         source = GSheetsResults.from_config(config, sheets=SheetsApi(session))
         (submission,) = source.fetch(set(), None).submissions
         assert submission.submitted_at == expected, locale
+
+
+def test_a_row_skipped_at_a_later_step_once_fixed_leaves_one_record_and_then_none(kit):
+    """A text timestamp the sheet cannot place is skipped; once the date order is known the
+    same row fails on its rating (another identity): the first record goes, not doubled;
+    once the label is added the row is credited and no record is left."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses(
+        [EN_HEADER, ["03/04/2026 10:00:00", "Superb", "", "", "", token]],
+        locale="en_PH",  # a locale whose day/month order is not settled
+        time_zone="Europe/London",
+    )
+    first = kit.run()
+    assert first.totals["skipped"] == {"ambiguous_date_order": 1}
+    kit.responses(
+        [EN_HEADER, ["03/04/2026 10:00:00", "Superb", "", "", "", token]],
+        locale="en_GB",
+        time_zone="Europe/London",
+    )
+    second = kit.run()
+    assert second.totals["skipped"] == {"bad_rating": 1}
+    third = kit.run(kit.config(results={"rating_labels": {"Superb": 5}}))
+    assert (third.new, third.totals["skipped"], third.totals["answers"]) == (1, {}, 1)

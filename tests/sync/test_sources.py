@@ -157,7 +157,7 @@ def test_duplicate_renamed_extra_and_missing_headers(fake_google, google_session
     assert "'Timestamp', 'Score', 'Reference'" in missing.value.message
 
 
-def test_known_rows_are_not_parsed_again_and_notes_do_not_make_rows_new(
+def test_known_rows_are_not_returned_again_and_notes_do_not_make_rows_new(
     fake_google, google_session
 ):
     fake_google.add_spreadsheet(SHEET_ID, time_zone="UTC")

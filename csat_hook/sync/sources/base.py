@@ -4,20 +4,31 @@ A source reads answers where they live (a CSV export, the responses sheet, the F
 returns a :class:`~csat_hook.sync.records.SourceBatch`: submissions it has not returned
 before (``known`` holds the fingerprints already processed), rows it could not read, counts.
 It does not check references nor touch the database.
+
+A row's identity is a digest of what it *means*, not of how it was written: the submission
+time as a UTC instant to the second, the reference, the rating as a number, the comment and
+the pre-filled fields as text. The same answers exported again with another timestamp layout,
+with the columns in another order, or read through another source kind have the same
+identities, so nothing is processed twice. Digests stored before identities existed
+(:func:`legacy_fingerprint`) are recognised once and replaced by the identity.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import ClassVar
 
+from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
@@ -48,12 +59,75 @@ class ResultsSource(abc.ABC):
         """New submissions and unreadable rows, skipping fingerprints in ``known``."""
 
 
-def fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
-    """A digest of a submission's mapped values: the same submission read again matches.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
-    Only mapped roles count, so a manager's notes in an extra column, a re-sorted sheet or a
-    row pushed down by a new submission do not make a row look new. The role order is part
-    of the digest: changing it makes every row look new once (harmless, but a full re-read).
+
+def identity_text(text: str) -> str:
+    """Text as a row identity compares it: line breaks as ``\n``, Unicode NFC (an export may
+    write CRLF inside a quoted cell, or decomposed accents where the sheet has composed ones).
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def instant(when: datetime) -> str:
+    """A submission time as identity text: whole UTC seconds since the epoch (exports show
+    seconds; the Forms API has nanoseconds)."""
+    return str((when - _EPOCH) // _SECOND)
+
+
+def row_identity(*parts: str) -> str:
+    """The identity of a row made of ``parts``: a fixed-size digest, :data:`IDENTITY_PREFIX`
+    first. Frozen: a stored identity must keep matching (migration 0003 has a copy)."""
+    payload = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return IDENTITY_PREFIX + hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def submission_identity(
+    submitted_at: datetime,
+    token: str,
+    rating: int,
+    comment: str,
+    field_agent: str,
+    field_ticket: str,
+) -> str:
+    """A readable answer's identity, from its parsed values (as a Submission holds them)."""
+    return row_identity(
+        "answer",
+        instant(submitted_at),
+        token,
+        str(rating),
+        identity_text(comment),
+        identity_text(field_agent),
+        identity_text(field_ticket),
+    )
+
+
+def skipped_identity(values: Mapping[str, Any], submitted_at: datetime | None) -> str:
+    """An unreadable row's identity: the time when it could be read, else the raw cells as
+    text (``5.0`` and ``"5"`` alike), by role (so column order does not matter)."""
+    stamp = (
+        instant(submitted_at)
+        if submitted_at is not None
+        else "?" + as_text(values.get("timestamp"))
+    )
+    return row_identity(
+        "skipped",
+        stamp,
+        as_text(values.get("token")),
+        "?" + as_text(values.get("rating")),
+        identity_text(as_text(values.get("comment"))),
+        identity_text(as_text(values.get("agent"))[:255]),
+        identity_text(as_text(values.get("ticket"))[:255]),
+    )
+
+
+def legacy_fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
+    """The digest stored before row identities (0002): raw mapped values and source kind.
+
+    Only used to recognise rows processed by that version (see :func:`admit`).
     """
     # repr keeps types apart (5 vs "5") and is unambiguous with the separator between.
     get = values.get
@@ -72,6 +146,36 @@ def fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def admit(
+    batch: SourceBatch,
+    item: Submission | SkippedRow,
+    known: Container[str],
+    seen: set[str],
+    *,
+    legacy: Callable[[], str] | None,
+) -> None:
+    """Add ``item`` to ``batch`` unless its identity was processed before (``known``) or
+    earlier in this read (``seen``: a double-click submits the same values twice).
+
+    ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
+    some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
+    the pair goes to ``batch.rekeyed`` so its stored digest is replaced by the identity. A
+    skipped row is never recognised: skipped rows are read again on every run.
+    """
+    identity = item.fingerprint
+    if identity in known or identity in seen:
+        batch.unchanged += 1
+        return
+    seen.add(identity)
+    if legacy is not None and isinstance(item, Submission):
+        digest = legacy()
+        if digest in known:
+            batch.unchanged += 1
+            batch.rekeyed.append((digest, identity))
+            return
+    add_parsed(batch, item)
+
+
 class RowParser:
     """Turns one row's role → raw value mapping into a Submission or a SkippedRow."""
 
@@ -83,43 +187,71 @@ class RowParser:
         self,
         values: Mapping[str, Any],
         *,
-        fingerprint: str,
         ref: str,
         headers: Sequence[str] = (),
         cells: Sequence[Any] = (),
     ) -> Submission | SkippedRow:
+        """The row's submission, or why it is skipped; either carries the row's identity.
+
+        A skipped row names the column at fault (``role``) and, for a timestamp or a rating,
+        its cell as read (``example``: shown to the operator, never stored nor logged).
+        """
         stamp = values.get("timestamp")
         if is_blank(stamp):
             return SkippedRow(
-                fingerprint, ref, "missing_timestamp", "no submission time", "timestamp"
+                skipped_identity(values, None),
+                ref,
+                "missing_timestamp",
+                "no submission time",
+                "timestamp",
             )
         try:
             submitted_at = self.to_datetime(stamp)
         except TimestampError as exc:
-            return SkippedRow(fingerprint, ref, exc.reason, exc.detail, "timestamp", example(stamp))
+            return SkippedRow(
+                skipped_identity(values, None),
+                ref,
+                exc.reason,
+                exc.detail,
+                "timestamp",
+                example(stamp),
+            )
         if submitted_at is None:
             return SkippedRow(
-                fingerprint,
+                skipped_identity(values, None),
                 ref,
                 "bad_timestamp",
                 "the timestamp cell is not a date-time",
                 "timestamp",
                 example(stamp),
             )
-        rating = values.get("rating")
+        raw_rating = values.get("rating")
         try:
-            score = self.ratings.parse(rating)
+            rating = self.ratings.parse(raw_rating)
         except RatingError as exc:
-            return SkippedRow(fingerprint, ref, exc.reason, exc.detail, "rating", example(rating))
+            return SkippedRow(
+                skipped_identity(values, submitted_at),
+                ref,
+                exc.reason,
+                exc.detail,
+                "rating",
+                example(raw_rating),
+            )
+        comment = as_text(values.get("comment"))
+        token = as_text(values.get("token"))
+        field_agent = as_text(values.get("agent"))[:255]
+        field_ticket = as_text(values.get("ticket"))[:255]
         return Submission(
-            fingerprint=fingerprint,
+            fingerprint=submission_identity(
+                submitted_at, token, rating, comment, field_agent, field_ticket
+            ),
             ref=ref,
             submitted_at=submitted_at,
-            rating=score,
-            comment=as_text(values.get("comment")),
-            token=as_text(values.get("token")),
-            field_agent=as_text(values.get("agent"))[:255],
-            field_ticket=as_text(values.get("ticket"))[:255],
+            rating=rating,
+            comment=comment,
+            token=token,
+            field_agent=field_agent,
+            field_ticket=field_ticket,
             headers=headers,
             cells=cells,
         )

@@ -9,6 +9,7 @@ overlap, and fingerprints make re-reading harmless). ``csat-hook sync --full`` r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container
 from collections.abc import Mapping
@@ -21,11 +22,15 @@ from csat_hook.errors import SourceError
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.records import LEGACY_PRESENT
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import Submission
+from csat_hook.sync.records import skipped_of
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
-from csat_hook.sync.sources.base import add_parsed
-from csat_hook.sync.sources.base import fingerprint
+from csat_hook.sync.sources.base import admit
+from csat_hook.sync.sources.base import legacy_fingerprint
+from csat_hook.sync.sources.base import skipped_identity
 from csat_hook.sync.values import RatingScale
 
 _NANOS = re.compile(r"(\.\d{6})\d+")
@@ -94,19 +99,26 @@ class FormsApiResults(ResultsSource):
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         since = watermark - self.overlap if watermark is not None else None
-        batch = SourceBatch(source=self.kind, watermark=watermark)
+        batch = SourceBatch(source=self.kind, watermark=watermark, complete=since is None)
         batch.columns.update(
             {role: f"question {qid}" for role, qid in self.question_ids.items()},
             timestamp="lastSubmittedTime",
         )
+        seen: set[str] = set()
         for response in self.api.list_responses(
             self.form_id, since=since, page_size=self.page_size
         ):
             batch.rows_read += 1
-            self._one(batch, response, known)
+            self._one(batch, response, known, seen)
         return batch
 
-    def _one(self, batch: SourceBatch, response: Mapping[str, Any], known: Container[str]) -> None:
+    def _one(
+        self,
+        batch: SourceBatch,
+        response: Mapping[str, Any],
+        known: Container[str],
+        seen: set[str],
+    ) -> None:
         response_id = str(response.get("responseId", ""))
         stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")
         submitted = parse_rfc3339(stamp)
@@ -119,21 +131,27 @@ class FormsApiResults(ResultsSource):
             role: answer_text(answers, qid) for role, qid in self.question_ids.items()
         }
         values["timestamp"] = submitted
-        digest = fingerprint(self.kind, values, extra=response_id)
         if batch.watermark is None or submitted > batch.watermark:
             batch.watermark = submitted
-        if digest in known:
-            batch.unchanged += 1
-            return
         headers = tuple(["responseId", "lastSubmittedTime", *self.question_ids])
         cells = tuple([response_id, stamp, *(values.get(r) for r in self.question_ids)])
-        add_parsed(
+        item = self.parser.parse(
+            values, ref=f"response {response_id}", headers=headers, cells=cells
+        )
+        # The identity leaves the responseId out: the same answer read from the responses
+        # sheet or an export is the same row.
+        legacy = LEGACY_PRESENT in known
+        if isinstance(item, Submission) and not batch.complete:
+            # Skipped by an earlier run (a rating label was missing) and readable now.
+            earlier = skipped_identity(values, item.submitted_at)
+            if earlier in skipped_of(known):
+                batch.resolved_skips.append(earlier)
+        admit(
             batch,
-            self.parser.parse(
-                values,
-                fingerprint=digest,
-                ref=f"response {response_id}",
-                headers=headers,
-                cells=cells,
-            ),
+            item,
+            known,
+            seen,
+            legacy=functools.partial(legacy_fingerprint, self.kind, values, response_id)
+            if legacy
+            else None,
         )

@@ -9,6 +9,7 @@ normalization; when several columns hold a role, each row takes the rightmost no
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Iterable
@@ -18,10 +19,11 @@ from typing import Any
 from csat_hook.errors import ConfigError
 from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.records import LEGACY_PRESENT
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import RowParser
-from csat_hook.sync.sources.base import add_parsed
-from csat_hook.sync.sources.base import fingerprint
+from csat_hook.sync.sources.base import admit
+from csat_hook.sync.sources.base import legacy_fingerprint
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
 
@@ -89,6 +91,7 @@ def read_table(
     if scan_timestamps is not None:
         stamps = tuple(mapping["timestamp"])
         scan_timestamps(_pick(row, stamps) for row in rows)
+    legacy = LEGACY_PRESENT in known
     seen: set[str] = set()  # a double-click submits the same values twice in one second
     for offset, row in enumerate(rows):
         batch.rows_read += 1
@@ -96,20 +99,14 @@ def read_table(
         if not any(v is not None for v in values.values()) and all(map(is_blank, row)):
             batch.blank_rows += 1
             continue
-        digest = fingerprint(kind, values)
-        if digest in known or digest in seen:
-            batch.unchanged += 1
-            continue
-        seen.add(digest)
-        add_parsed(
+        # Parsed before the known check: the identity is made of parsed values.
+        item = parser.parse(values, ref=f"row {first_row + offset}", headers=headers, cells=row)
+        admit(
             batch,
-            parser.parse(
-                values,
-                fingerprint=digest,
-                ref=f"row {first_row + offset}",
-                headers=headers,
-                cells=row,
-            ),
+            item,
+            known,
+            seen,
+            legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
 
 

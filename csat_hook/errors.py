@@ -80,6 +80,11 @@ class DeliveryError(CsatHookError):
     ``retryable`` says whether trying again later can help (429, 5xx, timeouts, connection
     errors) or not (other 4xx). ``retry_after`` is the delay in seconds the vendor asked for,
     when it said so. ``http_status`` is the vendor's status, when there was a response.
+
+    ``outcome_unknown`` is True when the request was (or may have been) sent and no answer
+    came back: a read timeout, a connection dropped after the request was written. The vendor
+    may have acted on it, so it is not a failure: before sending again, find out whether it
+    landed. Such an error is always retryable.
     """
 
     status = 502
@@ -92,11 +97,13 @@ class DeliveryError(CsatHookError):
         retryable: bool,
         http_status: int | None = None,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or outcome_unknown
         self.http_status = http_status
         self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
 
 
 class TokenError(CsatHookError):

@@ -5,7 +5,9 @@ An adapter does four things, each for one vendor:
 * :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
 * :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
-* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email.
+* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email;
+* :meth:`Helpdesk.find_reply` (where :attr:`Helpdesk.supports_lookup`) finds, after an attempt
+  whose outcome is unknown (a timeout, a dropped connection), whether the reply was posted.
 
 Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
 delivery worker decides. They build from plain options validated by their ``Options`` model.
@@ -73,6 +75,8 @@ class Helpdesk(abc.ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
+    # True where find_reply is implemented (and, for configurable adapters, configured).
+    supports_lookup: ClassVar[bool] = False
 
     def __init__(
         self, name: str, options: HelpdeskOptions, *, http: HttpClient, clock: Clock
@@ -101,6 +105,14 @@ class Helpdesk(abc.ABC):
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Look an agent up through the vendor API (override where the vendor has one)."""
         return None
+
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        """After an unknown outcome: the message carrying ``reply.marker`` that this helpdesk's
+        API shows in the dialog, posted at or after ``since`` (give a few minutes of clock
+        skew), as a SendResult (its message id), or None when there is none. Raises
+        DeliveryError: retryable when the vendor cannot be asked now, permanent when it never
+        can (no permission to list): the caller then falls back to sending again."""
+        raise NotImplementedError
 
     # --- shared behaviour ------------------------------------------------------------------
 

@@ -10,10 +10,11 @@ How the timings fit together (checked at start-up, errors name the keys):
   (``connect_timeout_seconds`` + ``read_timeout_seconds``).
 * A worker that has not beaten for ``worker_dead_after_seconds`` is gone: a live worker takes
   its replies over. At least three heartbeats fit in that time, so one slow beat is not death.
-* A worker sends only while its last heartbeat is younger than :attr:`fence_seconds` (half of
-  ``worker_dead_after_seconds``); a reply taken over is looked up no sooner than
-  :attr:`takeover_wait_seconds` later, when any request the old owner may have started has
-  ended and settled.
+* A worker sends a reply only while it confirmed its claim (claimed it, or a heartbeat renewed
+  its lease) less than :attr:`fence_seconds` ago (half of ``worker_dead_after_seconds``); a
+  reply is taken over only when neither happened for ``worker_dead_after_seconds``, and looked
+  up no sooner than :attr:`takeover_wait_seconds` later, when any request the old owner may
+  have started has ended and settled.
 * After an unknown outcome (a read timeout, a dropped connection) the reply is looked up
   ``settle_seconds`` later, at least ``read_timeout_seconds``: a vendor may still save a
   request for a while after the client stopped waiting.
@@ -94,17 +95,17 @@ class DeliveryConfig(StrictModel):
 
     @property
     def fence_seconds(self) -> float:
-        """A worker whose last successful heartbeat is older than this sends nothing."""
+        """A reply whose claim its worker has not confirmed for this long is not sent by it."""
         return self.worker_dead_after_seconds / 2
 
     @property
     def takeover_wait_seconds(self) -> float:
         """How long after taking a reply over from a gone worker it is first looked up.
 
-        The old owner last beat at ``b``; others take over after ``b + dead_after``. It sent
-        nothing after ``b + fence``, so its last request ended by ``b + fence + request`` and
-        is settled ``settle_seconds`` later. Waiting ``settle + max(0, fence + request -
-        dead_after)`` from the takeover covers that.
+        The old owner last confirmed the claim at ``b``; others take over after
+        ``b + dead_after``. It sent nothing after ``b + fence``, so its last request ended by
+        ``b + fence + request`` and is settled ``settle_seconds`` later. Waiting
+        ``settle + max(0, fence + request - dead_after)`` from the takeover covers that.
         """
         late = self.fence_seconds + self.request_seconds - self.worker_dead_after_seconds
         return self.settle_seconds + max(0.0, late)

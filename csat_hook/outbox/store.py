@@ -179,6 +179,7 @@ def _renew_stmt() -> Any:
         sa.update(outbox)
         .where(outbox.c.status == SENDING, outbox.c.claimed_by == sa.bindparam("worker_id"))
         .values(lease_until=sa.bindparam("lease_until"))
+        .returning(outbox.c.id)
     )
 
 
@@ -188,15 +189,16 @@ def heartbeat(
     now: datetime,
     *,
     lease_until: datetime | None = None,
-) -> int:
+) -> set[int]:
     """Record that ``worker_id`` is alive (registering it on its first beat) and, when
     ``lease_until`` is given, extend the leases of the replies it is sending to it. Returns
-    how many leases were extended."""
+    the ids whose leases were extended: a reply missing from them is no longer this
+    worker's (it was taken over)."""
     conn.execute(_beat_stmt(conn.dialect.name), {"worker_id": worker_id, "now": now})
     if lease_until is None:
-        return 0
+        return set()
     result = conn.execute(_renew_stmt(), {"worker_id": worker_id, "lease_until": lease_until})
-    return int(result.rowcount)
+    return set(result.scalars())
 
 
 def unregister(conn: sa.Connection, worker_id: str) -> None:
@@ -210,10 +212,14 @@ def _release_stmt() -> Any:
     dead = sa.select(workers.c.id).where(workers.c.beat_at < sa.bindparam("dead_before"))
 
     def stale(table: Any) -> Any:
-        return sa.and_(
-            table.c.status == SENDING,
-            sa.or_(table.c.lease_until < now, table.c.claimed_by.in_(dead)),
+        # A gone worker's row: its worker stopped beating AND the row's lease was neither
+        # claimed nor renewed since (lease_until < quiet_before). The second test is on the
+        # row itself, so a renewal committed while this statement runs (re-checked by
+        # PostgreSQL on the new row version) keeps the row with its owner.
+        gone = sa.and_(
+            table.c.lease_until < sa.bindparam("quiet_before"), table.c.claimed_by.in_(dead)
         )
+        return sa.and_(table.c.status == SENDING, sa.or_(table.c.lease_until < now, gone))
 
     # Rows another worker is releasing (or its owner renewing) right now are skipped, not
     # waited for: two heartbeats releasing the same rows in different orders cannot deadlock.
@@ -245,17 +251,26 @@ def _release_stmt() -> Any:
 
 
 def release_stale(
-    conn: sa.Connection, now: datetime, *, dead_before: datetime, check_at: datetime
+    conn: sa.Connection,
+    now: datetime,
+    *,
+    dead_before: datetime,
+    quiet_before: datetime,
+    check_at: datetime,
 ) -> list[int]:
     """Take over replies whose worker is gone: ``sending`` rows whose worker has not beaten
-    since ``dead_before``, or whose lease expired (a worker without a heartbeat row, one that
-    could not renew). They go back to ``pending``, due at ``check_at``, with their outcome
-    unknown; the gone workers' rows are deleted. Returns the ids released."""
-    released = list(
-        conn.execute(
-            _release_stmt(), {"now": now, "dead_before": dead_before, "check_at": check_at}
-        ).scalars()
-    )
+    since ``dead_before`` and whose lease was last set before ``quiet_before`` (claimed or
+    renewed as long ago: ``now + lease_seconds - worker_dead_after_seconds``), or whose lease
+    expired (a worker without a heartbeat row, one that could not renew). They go back to
+    ``pending``, due at ``check_at``, with their outcome unknown; the gone workers' rows are
+    deleted. Returns the ids released."""
+    params = {
+        "now": now,
+        "dead_before": dead_before,
+        "quiet_before": quiet_before,
+        "check_at": check_at,
+    }
+    released = list(conn.execute(_release_stmt(), params).scalars())
     conn.execute(sa.delete(workers).where(workers.c.beat_at < dead_before))
     return released
 

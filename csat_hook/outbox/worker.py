@@ -12,8 +12,8 @@ the worker's row in ``workers``, extends the leases of the replies it is sending
 never expires under a running request), and takes over the replies of workers that stopped
 beating for ``delivery.worker_dead_after_seconds`` (or whose lease expired): back to pending,
 due once whatever the old owner may have sent has settled, and looked up before being sent
-again. Its fence: a worker whose own last beat is older than ``fence_seconds`` (it may
-already be taken for dead) sends nothing (:meth:`HttpClient.guarded`).
+again. Its fence: a reply whose claim this worker has not confirmed (claimed or renewed) for
+``fence_seconds`` may already be taken over, and is not sent (:meth:`HttpClient.guarded`).
 """
 
 from __future__ import annotations
@@ -89,10 +89,12 @@ class DeliveryWorker:
         self._free = 0
         self._wake_at = 1
         self._free_lock = threading.Lock()
-        self._count = 0
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
-        self._beat_ok_at: datetime | None = None
+        # Replies in flight → when this worker last knew the claim was its own (claimed, or
+        # its lease renewed by a heartbeat): what the fence judges.
+        self._owned: dict[int, datetime] = {}
+        self._owned_lock = threading.Lock()
         # Outcomes of concurrent deliveries are committed together (group commit).
         self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
             lambda: self.engine, run_each, name="delivery-outcomes"
@@ -120,7 +122,7 @@ class DeliveryWorker:
         """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``)."""
         count = threads or self.config.concurrency
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
-        self._count = self._free = count
+        self._free = count
         self._wake_at = max(1, count // 4)
         self._safe_beat()  # registered before the first claim
         self._beat_thread = threading.Thread(
@@ -158,23 +160,28 @@ class DeliveryWorker:
     def beat(self) -> None:
         """One heartbeat: this worker is alive, and its replies in flight stay leased."""
         now = self.clock()
-        with self._free_lock:
-            in_flight = self._count - self._free
+        with self._owned_lock:
+            in_flight = bool(self._owned)
         lease = now + timedelta(seconds=self.config.lease_seconds) if in_flight else None
         with self.engine.begin() as conn:
-            store.heartbeat(conn, self.worker_id, now, lease_until=lease)
-        self._beat_ok_at = now
+            renewed = store.heartbeat(conn, self.worker_id, now, lease_until=lease)
+        with self._owned_lock:
+            # A reply not renewed was taken over meanwhile: its time stays, its fence closes.
+            for outbox_id in renewed & self._owned.keys():
+                self._owned[outbox_id] = now
 
     def release_stale(self) -> int:
         """Take over the replies of workers that stopped beating or whose lease expired:
         pending again, due after ``delivery.takeover_wait_seconds``, outcome unknown."""
         now = self.clock()
         config = self.config
+        dead_after = timedelta(seconds=config.worker_dead_after_seconds)
         with self.engine.begin() as conn:
             released = store.release_stale(
                 conn,
                 now,
-                dead_before=now - timedelta(seconds=config.worker_dead_after_seconds),
+                dead_before=now - dead_after,
+                quiet_before=now + timedelta(seconds=config.lease_seconds) - dead_after,
                 check_at=now + timedelta(seconds=config.takeover_wait_seconds),
             )
         if released:
@@ -190,8 +197,8 @@ class DeliveryWorker:
             self.beat()
             self.release_stale()
         except DBAPIError as exc:
-            # Until a beat succeeds again this worker's fence refuses to send; others take
-            # its replies over if it stays silent.
+            # Until a beat succeeds again the fence closes on this worker's replies in
+            # flight; others take them over if it stays silent.
             logger.warning("worker.heartbeat-failed", extra={"error": type(exc.orig).__name__})
         except Exception:
             logger.exception("worker.heartbeat-failed")
@@ -203,17 +210,20 @@ class DeliveryWorker:
     def _fence(self, item: sa.Row[Any]) -> Callable[[], bool]:
         """Whether this worker may still send ``item`` (checked before each write request).
 
-        With a heartbeat: while its last successful beat is younger than ``fence_seconds``.
-        Without (``run_once``): while the claim's lease outlasts one more request.
+        With a heartbeat: while the claim was confirmed (claimed, or renewed by a beat that
+        found it still ours) less than ``fence_seconds`` ago; others take it over only once
+        it has not been for ``worker_dead_after_seconds``. Without one (``run_once``, whose
+        claims only expire): while the claim's lease outlasts one more request.
         """
         if self._beat_thread is not None:
             fence = timedelta(seconds=self.config.fence_seconds)
 
-            def beating() -> bool:
-                last = self._beat_ok_at
-                return last is not None and self.clock() - last <= fence
+            def confirmed() -> bool:
+                with self._owned_lock:
+                    since = self._owned.get(item.id)
+                return since is not None and self.clock() - since <= fence
 
-            return beating
+            return confirmed
         margin = timedelta(seconds=self.config.request_seconds)
         lease_until: datetime = item.lease_until
 
@@ -266,6 +276,9 @@ class DeliveryWorker:
             if len(rows) < limit:
                 due = store.next_due_at(conn)
             found = store.surveys_by_id(conn, [row.survey_id for row in rows]) if rows else {}
+        with self._owned_lock:
+            # Ours since the claim's time (taken before its transaction): the fence's start.
+            self._owned.update((row.id, now) for row in rows)
         return [(row, found.get(row.survey_id)) for row in rows], due
 
     def _submit(self, claimed: list[Claimed]) -> None:
@@ -297,8 +310,12 @@ class DeliveryWorker:
 
     def _handle(self, item: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
         """Deliver one claimed reply and record its outcome."""
-        outcome = deliver_one(self.delivery, item, survey, may_write=self._fence(item))
-        self._record(item, outcome)
+        try:
+            outcome = deliver_one(self.delivery, item, survey, may_write=self._fence(item))
+            self._record(item, outcome)
+        finally:
+            with self._owned_lock:
+                self._owned.pop(item.id, None)
 
     def _record(self, item: sa.Row[Any], outcome: Outcome) -> None:
         extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}

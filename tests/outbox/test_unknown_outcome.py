@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook.db.schema import outbox as outbox_table
 from csat_hook.db.schema import workers
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks.transport import HttpClient
@@ -404,6 +405,9 @@ def test_a_worker_taken_for_dead_does_not_send_what_it_no_longer_owns(
         assert survivor.release_stale() == 1
         clock.advance(delivery.takeover_wait_seconds)
         assert survivor.run_once() == 1
+        # Its heartbeat gets through again: it is alive, but the reply is not its own any
+        # more (the renewal does not find it), so its fence stays closed for that reply.
+        stalled.beat()
         blocking.release()  # the stalled worker wakes up and tries to post its copy
         deadline = time.monotonic() + 10
         while len(fake_helpdesk.api_requests()) < 1 and time.monotonic() < deadline:
@@ -416,6 +420,26 @@ def test_a_worker_taken_for_dead_does_not_send_what_it_no_longer_owns(
     assert len(posts(fake_helpdesk)) == 1  # the fence kept the stalled worker's copy back
     [item] = outbox_rows(services)
     assert item.status == "sent" and item.claimed_by == "survivor"
+
+
+def test_a_row_renewed_after_its_workers_last_beat_is_not_taken_over(services, clock):
+    # PostgreSQL re-checks a row a concurrent renewal just updated against the statement's
+    # older view of `workers`: the row's own lease must keep it with its owner.
+    delivery = services.config.delivery
+    queue_generic(services)
+    owner = services.delivery_worker(worker_id="owner")
+    owner.beat()
+    claim_as(services, "owner", clock)
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    with services.engine.begin() as conn:  # renewed, but the beat looks old
+        conn.execute(
+            sa.update(outbox_table).values(
+                lease_until=clock() + timedelta(seconds=delivery.lease_seconds)
+            )
+        )
+
+    assert services.delivery_worker(worker_id="other").release_stale() == 0
+    assert outbox_rows(services)[0].claimed_by == "owner"
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -240,7 +240,9 @@ def test_a_late_worker_does_not_overwrite_the_new_owner(services, clock):
         [row] = store.claim_due(conn, "old", clock(), clock() + timedelta(seconds=1), limit=1)
     clock.advance(2)
     with services.engine.begin() as conn:
-        assert store.release_stale(conn, clock(), dead_before=clock(), check_at=clock()) == [row.id]
+        now = clock()
+        released = store.release_stale(conn, now, dead_before=now, quiet_before=now, check_at=now)
+        assert released == [row.id]
         store.claim_due(conn, "new", clock(), clock() + timedelta(seconds=30), limit=1)
         assert not store.mark_sent(conn, row.id, "old", clock(), external_id="x", body="b")
         assert store.mark_sent(conn, row.id, "new", clock(), external_id="y", body="b")

@@ -175,9 +175,19 @@ def _beat_stmt(dialect_name: str) -> Any:
 
 @functools.cache
 def _renew_stmt() -> Any:
+    def own(table: Any) -> Any:
+        return sa.and_(table.c.status == SENDING, table.c.claimed_by == sa.bindparam("worker_id"))
+
+    # A row locked right now is being finished by this worker's outcome writer (or looked at
+    # by a releaser): skipped, not waited for, so the two never deadlock. A skipped row is not
+    # in the returned ids; its fence simply is not extended.
+    candidate = outbox.alias("mine")
+    picked = (
+        sa.select(candidate.c.id).where(own(candidate)).with_for_update(skip_locked=True)
+    ).cte("mine_locked")
     return (
         sa.update(outbox)
-        .where(outbox.c.status == SENDING, outbox.c.claimed_by == sa.bindparam("worker_id"))
+        .where(outbox.c.id == picked.c.id, own(outbox))
         .values(lease_until=sa.bindparam("lease_until"))
         .returning(outbox.c.id)
     )
@@ -271,8 +281,22 @@ def release_stale(
         "check_at": check_at,
     }
     released = list(conn.execute(_release_stmt(), params).scalars())
-    conn.execute(sa.delete(workers).where(workers.c.beat_at < dead_before))
+    conn.execute(_forget_gone_stmt(), {"dead_before": dead_before})
     return released
+
+
+@functools.cache
+def _forget_gone_stmt() -> Any:
+    # Only once none of its replies is left: a reply it claimed after its last beat is not
+    # quiet yet, and without the worker's row it would wait for its lease to expire.
+    holds = sa.exists().where(outbox.c.status == SENDING, outbox.c.claimed_by == workers.c.id)
+    gone = (
+        sa.select(workers.c.id)
+        .where(workers.c.beat_at < sa.bindparam("dead_before"), ~holds)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return sa.delete(workers).where(workers.c.id.in_(gone))
 
 
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:

@@ -305,6 +305,27 @@ def test_a_worker_that_stopped_beating_is_taken_over_within_dead_after(
     assert item.status == "sent" and item.claimed_by == "survivor"
 
 
+def test_a_reply_claimed_after_the_last_beat_is_taken_over_without_waiting_for_its_lease(
+    looked_up, clock
+):
+    delivery = looked_up.config.delivery
+    queue_generic(looked_up)
+    gone = looked_up.delivery_worker(worker_id="gone")
+    gone.beat()
+    clock.advance(1)
+    claim_as(looked_up, "gone", clock)  # claimed between two beats, then SIGKILLed
+    survivor = looked_up.delivery_worker(worker_id="survivor")
+
+    clock.advance(delivery.worker_dead_after_seconds - 0.5)
+    # The worker looks gone, but this claim is younger than dead_after: not yet, and the
+    # gone worker's row must stay so that the claim can be recognised as its own later.
+    assert survivor.release_stale() == 0
+    clock.advance(1)
+    assert survivor.release_stale() == 1  # well before lease_seconds
+    with looked_up.engine.connect() as conn:
+        assert conn.execute(sa.select(workers.c.id)).scalars().all() == []
+
+
 def test_a_gone_workers_reply_that_landed_is_found_not_doubled(looked_up, fake_helpdesk, clock):
     queue_generic(looked_up)
     gone = looked_up.delivery_worker(worker_id="gone")

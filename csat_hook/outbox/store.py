@@ -17,6 +17,7 @@ that stopped beating, or whose lease expired, are put back to ``pending`` by
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -176,7 +177,11 @@ def _beat_stmt(dialect_name: str) -> Any:
 @functools.cache
 def _renew_stmt() -> Any:
     def own(table: Any) -> Any:
-        return sa.and_(table.c.status == SENDING, table.c.claimed_by == sa.bindparam("worker_id"))
+        return sa.and_(
+            table.c.id.in_(sa.bindparam("ids", expanding=True)),
+            table.c.status == SENDING,
+            table.c.claimed_by == sa.bindparam("worker_id"),
+        )
 
     # A row locked right now is being finished by this worker's outcome writer (or looked at
     # by a releaser): skipped, not waited for, so the two never deadlock. A skipped row is not
@@ -199,16 +204,18 @@ def heartbeat(
     now: datetime,
     *,
     lease_until: datetime | None = None,
+    in_flight: Collection[int] = (),
 ) -> set[int]:
-    """Record that ``worker_id`` is alive (registering it on its first beat) and, when
-    ``lease_until`` is given, extend the leases of the replies it is sending to it. Returns
-    the ids whose leases were extended: a reply missing from them is no longer this
-    worker's (it was taken over)."""
+    """Record that ``worker_id`` is alive (registering it on its first beat) and extend to
+    ``lease_until`` the leases of the replies it is sending (``in_flight``). Returns the ids
+    whose leases were extended: a reply missing from them is no longer this worker's (it was
+    taken over). Only replies in flight are renewed: one whose outcome could not be recorded
+    (the database was down) keeps its lease, which expires, and is taken over."""
     conn.execute(_beat_stmt(conn.dialect.name), {"worker_id": worker_id, "now": now})
-    if lease_until is None:
+    if lease_until is None or not in_flight:
         return set()
-    result = conn.execute(_renew_stmt(), {"worker_id": worker_id, "lease_until": lease_until})
-    return set(result.scalars())
+    params = {"worker_id": worker_id, "lease_until": lease_until, "ids": list(in_flight)}
+    return set(conn.execute(_renew_stmt(), params).scalars())
 
 
 def unregister(conn: sa.Connection, worker_id: str) -> None:

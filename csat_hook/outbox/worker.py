@@ -161,10 +161,12 @@ class DeliveryWorker:
         """One heartbeat: this worker is alive, and its replies in flight stay leased."""
         now = self.clock()
         with self._owned_lock:
-            in_flight = bool(self._owned)
-        lease = now + timedelta(seconds=self.config.lease_seconds) if in_flight else None
+            in_flight = list(self._owned)
+        lease = now + timedelta(seconds=self.config.lease_seconds)
         with self.engine.begin() as conn:
-            renewed = store.heartbeat(conn, self.worker_id, now, lease_until=lease)
+            renewed = store.heartbeat(
+                conn, self.worker_id, now, lease_until=lease, in_flight=in_flight
+            )
         with self._owned_lock:
             # A reply not renewed was taken over meanwhile: its time stays, its fence closes.
             for outbox_id in renewed & self._owned.keys():

@@ -409,6 +409,30 @@ def test_the_heartbeat_renews_the_lease_of_a_request_running_past_it(
         assert conn.execute(sa.select(workers.c.id)).scalars().all() == []
 
 
+def test_only_replies_in_flight_are_renewed(services, clock):
+    # A reply whose outcome could not be recorded (the database was down) is no longer in
+    # flight: its lease must expire so that it is taken over, not be renewed while the worker
+    # lives.
+    delivery = services.config.delivery
+    for dialog in ("R-1", "R-2"):
+        queue_generic(services, dialog)
+    owner = services.delivery_worker(worker_id="owner")
+    owner.beat()
+    claimed, _ = owner._claim(2)
+    stranded, running = (row for row, _survey in claimed)
+    owner._owned.pop(stranded.id)  # its delivery finished; recording it failed
+    clock.advance(delivery.lease_seconds - 1)
+
+    owner.beat()
+    clock.advance(2)
+
+    other = services.delivery_worker(worker_id="other")
+    assert other.release_stale() == 1  # the stranded one, by its expired lease
+    rows = {row.id: row for row in outbox_rows(services)}
+    assert rows[stranded.id].status == "pending" and rows[stranded.id].uncertain_since
+    assert rows[running.id].status == "sending" and rows[running.id].claimed_by == "owner"
+
+
 def test_a_worker_taken_for_dead_does_not_send_what_it_no_longer_owns(
     services, fake_helpdesk, clock, monkeypatch
 ):

@@ -162,7 +162,7 @@ def main() -> None:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 
-    calls = fake.api_requests()
+    calls = [r for r in fake.api_requests() if r["method"] == "POST"]  # replies, not look-ups
     ok = [r for r in calls if r["answered"] == 200]
     per_dialog = Counter(r["path"].split("/")[3] for r in ok)
     first_ok = {}

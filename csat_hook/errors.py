@@ -94,6 +94,11 @@ class DeliveryError(CsatHookError):
     ``vendor_reason`` is what the vendor said was wrong (its error codes, field names and short
     messages), already stripped of anything that could be customer text
     (:mod:`csat_hook.helpdesks.reasons`); the message ends with it too.
+
+    ``outcome_unknown`` is True when the request was (or may have been) sent and no answer
+    came back: a read timeout, a connection dropped after the request was written. The vendor
+    may have acted on it, so it is not a failure: before sending again, find out whether it
+    landed. Such an error is always retryable.
     """
 
     status = 502
@@ -107,12 +112,14 @@ class DeliveryError(CsatHookError):
         http_status: int | None = None,
         retry_after: float | None = None,
         vendor_reason: str | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or outcome_unknown
         self.http_status = http_status
         self.retry_after = retry_after
         self.vendor_reason = vendor_reason
+        self.outcome_unknown = outcome_unknown
 
     def reworded(self, message: str, *, retryable: bool | None = None) -> DeliveryError:
         """The same failure under an adapter's clearer ``message``, the vendor's reason kept."""
@@ -124,6 +131,7 @@ class DeliveryError(CsatHookError):
             http_status=self.http_status,
             retry_after=self.retry_after,
             vendor_reason=self.vendor_reason,
+            outcome_unknown=self.outcome_unknown,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from csat_hook.devtools.fake_helpdesk import Answer as FakeAnswer
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 
 
@@ -37,7 +38,7 @@ def script_answers(fake: FakeHelpdesk, monkeypatch: pytest.MonkeyPatch, *answers
 
     def record(
         method: str, path: str, query: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, Any, dict[str, str]]:
+    ) -> FakeAnswer:
         answered = original(method, path, query, headers, raw)
         for i, answer in enumerate(answers):
             if answer.method != method or not re.fullmatch(answer.path, path):
@@ -48,7 +49,7 @@ def script_answers(fake: FakeHelpdesk, monkeypatch: pytest.MonkeyPatch, *answers
                 remaining[i] -= 1
             with fake.lock:
                 fake.requests[-1]["answered"] = answer.status
-            return answer.status, answer.body, dict(answer.headers)
+            return FakeAnswer(answer.status, answer.body, dict(answer.headers))
         return answered
 
     # The fake's request handler calls fake.record(...): an instance attribute wins.

@@ -158,3 +158,20 @@ def test_check_config_exits_2_naming_the_key(tmp_path):
 def test_check_config_reports_an_unreadable_file(tmp_path):
     result = CliRunner().invoke(main, ["-c", str(tmp_path / "missing.yaml"), "check-config"])
     assert result.exit_code == 2 and "cannot read config file" in result.output
+
+
+def test_the_commented_generic_lookup_example_is_valid(tmp_path):
+    # config.example.yaml shows a `lookup` block in comments: uncommented, it must load.
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("    # lookup:")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("    #"))
+    block = [line.replace("    # ", "    ", 1) for line in lines[start:end]]
+    lines = lines[:start] + block + lines[end:]
+    lines.remove("    lookup: null")
+    path = tmp_path / "example.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    generic = load_config(path, env={}).helpdesks["generic"]
+
+    assert generic.lookup is not None and generic.lookup.messages == "messages"
+    assert generic.lookup.ours == "direction == 'outgoing' && !private"

@@ -45,7 +45,13 @@ def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
             "backoff_cap_seconds": 0.2,
             "max_attempts": 100,
             "poll_seconds": 0.5,
-            "lease_seconds": 5,
+            # Short timings so a killed process's replies are taken over within the test.
+            "connect_timeout_seconds": 0.5,
+            "read_timeout_seconds": 1,
+            "lease_seconds": 7,
+            "heartbeat_seconds": 0.2,
+            "worker_dead_after_seconds": 1,
+            "settle_seconds": 1,
         },
         "logging": {"level": "INFO"},
         "helpdesks": {

@@ -264,9 +264,11 @@ def outbox(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: b
     for row in rows:
         when = (row.sent_at or row.next_attempt_at).strftime("%Y-%m-%d %H:%M:%S")
         error = f"  last error: {row.last_error}" if row.last_error else ""
+        # An earlier attempt may have landed: the next one looks it up before sending.
+        unknown = " outcome-unknown" if row.uncertain_since and row.status != "sent" else ""
         click.echo(
             f"#{row.id} {row.status:<9} {row.helpdesk}/{row.dialog_id} "
-            f"agent={row.agent_name or row.agent_id or '-'} attempts={row.attempts} "
+            f"agent={row.agent_name or row.agent_id or '-'} attempts={row.attempts}{unknown} "
             f"{when}{error}"
         )
 

@@ -34,6 +34,24 @@ def dev() -> None:
     help="Fail this share of API calls at random with --fail-status.",
 )
 @click.option("--idempotent", is_flag=True, help="Honour Idempotency-Key like a vendor that does.")
+@click.option(
+    "--slow-ratio",
+    default=0.0,
+    show_default=True,
+    help="Answer this share of replies only after --slow-seconds (the reply is still stored).",
+)
+@click.option("--slow-seconds", default=20.0, show_default=True)
+@click.option(
+    "--store-late",
+    is_flag=True,
+    help="Store a slow reply at the end of its delay rather than on arrival.",
+)
+@click.option(
+    "--drop-ratio",
+    default=0.0,
+    show_default=True,
+    help="Store this share of replies, then close the connection without answering.",
+)
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append requests as JSON lines.")
 def fake_helpdesk(
     host: str,
@@ -42,9 +60,17 @@ def fake_helpdesk(
     fail_status: int,
     fail_ratio: float,
     idempotent: bool,
+    slow_ratio: float,
+    slow_seconds: float,
+    store_late: bool,
+    drop_ratio: float,
     log_file: str | None,
 ) -> None:
-    """A local fake helpdesk API that prints every reply it receives."""
+    """A local fake helpdesk API that prints every reply it receives.
+
+    GET on a path ending in /messages lists the replies stored there (the generic adapter's
+    `lookup` can read it: messages, text, id, created_at).
+    """
     fake = FakeHelpdesk(
         host=host,
         port=port,
@@ -53,6 +79,10 @@ def fake_helpdesk(
         fail_ratio=fail_ratio,
         fail_status=fail_status,
         idempotent=idempotent,
+        slow_ratio=slow_ratio,
+        slow_seconds=slow_seconds,
+        store_late=store_late,
+        drop_ratio=drop_ratio,
     )
     if fail_first:
         fake.fail_next(fail_first, fail_status)

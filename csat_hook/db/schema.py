@@ -87,8 +87,11 @@ surveys = sa.Table(
     sa.Index(None, "status", "sent_at"),
 )
 
-# The delivery queue. A row is claimed by setting status=sending with a lease; a worker that
-# dies mid-delivery leaves a lease that expires, and the row is claimed again.
+# The delivery queue. A row is claimed by setting status=sending with a lease, renewed by its
+# worker's heartbeat. A worker that dies mid-delivery stops beating (or its lease expires): a
+# live worker puts the row back to pending with ``uncertain_since`` set, since the dead one may
+# have posted it. ``uncertain_since`` (the start of the earliest attempt whose outcome is
+# unknown) means "look whether it landed before sending again".
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -109,8 +112,22 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
+    sa.Column("uncertain_since", UTCDateTime()),
     sa.UniqueConstraint("survey_id"),
     sa.Index(None, "status", "next_attempt_at"),
+)
+
+# One row per running delivery worker (``csat-hook worker``, or the delivery threads of a
+# ``serve`` web process): its heartbeat. A worker whose ``beat_at`` is older than
+# ``delivery.worker_dead_after_seconds`` is gone; its replies are taken over without waiting
+# for their leases. A graceful stop deletes the row; a killed worker's row is deleted by the
+# live worker that takes its replies over.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("beat_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -6,8 +6,8 @@ An adapter does four things, each for one vendor:
 * :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
 * :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email;
-* :meth:`Helpdesk.find_reply` (where ``supports_lookup``) finds a reply whose POST timed out
-  after it was sent, so the outbox does not post it twice.
+* :meth:`Helpdesk.find_reply` (where :attr:`Helpdesk.supports_lookup`) finds, after an attempt
+  whose outcome is unknown (a timeout, a dropped connection), whether the reply was posted.
 
 Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
 delivery worker decides. They build from plain options validated by their ``Options`` model.
@@ -76,6 +76,7 @@ class Helpdesk(abc.ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
+    # True where find_reply is implemented (and, for configurable adapters, configured).
     supports_lookup: ClassVar[bool] = False
 
     def __init__(

@@ -39,6 +39,11 @@ class DryRunHelpdesk(GenericHelpdesk):
     Options = DryRunOptions
     options: DryRunOptions
 
+    @property
+    def supports_lookup(self) -> bool:  # type: ignore[override]
+        """Never: a local file write has no unknown outcome to check."""
+        return False
+
     def send_reply(self, reply: Reply) -> SendResult:
         record = {
             "helpdesk": reply.helpdesk,

@@ -166,7 +166,12 @@ Event = DialogClosed | DialogReopened | Ignored
 
 @dataclass(frozen=True)
 class Reply:
-    """A reply to post into a dialog, as the delivery worker hands it to an adapter."""
+    """A reply to post into a dialog, as the delivery worker hands it to an adapter.
+
+    ``marker`` is a string unique to this survey that ``text`` carries (the survey's signed
+    reference, in the link): :meth:`~csat_hook.helpdesks.base.Helpdesk.find_reply` looks for
+    it among the dialog's messages. Empty when unknown (then no look-up is possible).
+    """
 
     helpdesk: str
     dialog_id: str

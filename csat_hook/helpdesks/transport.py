@@ -7,6 +7,17 @@ connection errors are retryable; other 4xx are permanent. Retries of a reply are
 outbox's job (bounded by ``delivery.max_attempts``); ``retries=`` here is only for idempotent
 reads such as agent look-ups.
 
+A failure without an answer is classified by whether the request can have reached the
+vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, the proxy, a
+certificate): the request was not sent, a plain retryable error. Anything after that (a read
+timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
+pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
+so the error says ``outcome_unknown`` and the caller looks before sending again. An HTTP
+answer, 5xx included, is the vendor's word and never unknown.
+
+:meth:`HttpClient.guarded` lets a caller refuse, on its thread, every request that may change
+something once it can no longer be sure it owns the work (the delivery worker's fence).
+
 Error messages name the method, host and status, never the URL's query (it can hold a token)
 nor the response body (it can echo customer text). A caller that knows the vendor's error shape
 passes ``explain``: what it returns (codes, field names, short messages, cleaned of customer
@@ -15,16 +26,20 @@ text by :mod:`csat_hook.helpdesks.reasons`) ends the message and is kept as ``ve
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
@@ -47,6 +62,49 @@ READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
 # Reads a refused response into the vendor's reason, without customer text (see the module).
 Explain = Callable[[requests.Response], str | None]
+# Methods that change nothing at the vendor: never refused by a guard.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Failures that happen before a byte of the request can have left: the connection (or the
+# proxy's, or the TLS handshake's certificate check) failed, or the request could not even be
+# prepared. urllib3's NewConnectionError and NameResolutionError derive from
+# ConnectTimeoutError.
+_NOT_SENT: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.ProxyError,
+    urllib3.exceptions.ClosedPoolError,
+    urllib3.exceptions.EmptyPoolError,
+    urllib3.exceptions.LocationValueError,
+    ssl.SSLCertVerificationError,
+    requests.ConnectTimeout,
+    requests.exceptions.ProxyError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidJSONError,
+)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` (a requests/urllib3 failure) proves the request was not sent.
+
+    Walks the chain requests builds (``ConnectionError(MaxRetryError(reason=...))``, causes
+    and contexts). Anything it cannot prove, it reports as possibly sent.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _NOT_SENT):
+            return True
+        reason = getattr(current, "reason", None)
+        linked = [reason, current.__cause__, current.__context__, *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return False
 
 
 def is_retryable_status(status: int) -> bool:
@@ -116,6 +174,18 @@ class HttpClient:
         self._local = threading.local()
         self._sleep = sleep
 
+    @contextlib.contextmanager
+    def guarded(self, may_write: Callable[[], bool]) -> Iterator[None]:
+        """Within the block, on this thread, send a request that may change something (any
+        method but GET, HEAD, OPTIONS) only while ``may_write()`` is True; otherwise raise a
+        retryable DeliveryError without sending. Checked right before each such request."""
+        previous = getattr(self._local, "guard", None)
+        self._local.guard = may_write
+        try:
+            yield
+        finally:
+            self._local.guard = previous
+
     @property
     def session(self) -> requests.Session:
         # One session per thread: requests does not promise Session is thread-safe.
@@ -164,14 +234,16 @@ class HttpClient:
         kwargs: dict[str, Any],
     ) -> requests.Response:
         where = f"{method} {_host(url)}"
+        guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
+        if guard is not None and method.upper() not in SAFE_METHODS and not guard():
+            raise DeliveryError(
+                f"{where}: not sent: this worker can no longer be sure it owns the reply",
+                retryable=True,
+            )
         try:
             response = self.session.request(method, url, **kwargs)
-        except requests.Timeout as exc:
-            raise DeliveryError(f"{where}: timed out", retryable=True) from exc
-        except requests.ConnectionError as exc:
-            raise DeliveryError(f"{where}: connection failed", retryable=True) from exc
         except requests.RequestException as exc:
-            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=False) from exc
+            raise _classify(where, exc) from exc
         if 200 <= response.status_code < 300:
             return response
         status = response.status_code
@@ -199,6 +271,39 @@ def _vendor_reason(explain: Explain | None, response: requests.Response) -> str 
         return explain(response) or None
     except Exception:  # a reason is a courtesy; the HTTP error must still surface
         return None
+
+
+def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
+    """The DeliveryError for a request that got no HTTP answer (see the module docstring)."""
+    sent = not never_sent(exc)
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        if not sent:
+            what = (
+                "connect timed out"
+                if isinstance(exc, requests.ConnectTimeout)
+                else "connection failed"
+            )
+            return DeliveryError(f"{where}: {what} (not sent)", retryable=True)
+        timed_out = isinstance(exc, requests.Timeout) or _caused_by_read_timeout(exc)
+        what = "timed out waiting for the answer" if timed_out else "connection dropped"
+        return DeliveryError(
+            f"{where}: {what} (outcome unknown)", retryable=True, outcome_unknown=True
+        )
+    if sent and isinstance(
+        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+    ):
+        # The answer started and broke off: its status may have said it worked.
+        return DeliveryError(
+            f"{where}: answer cut off ({type(exc).__name__}, outcome unknown)",
+            retryable=True,
+            outcome_unknown=True,
+        )
+    return DeliveryError(f"{where}: {type(exc).__name__}", retryable=False)
+
+
+def _caused_by_read_timeout(exc: BaseException) -> bool:
+    # requests raises ConnectionError(ReadTimeoutError) when the body stalls after the status.
+    return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
 
 
 def _host(url: str) -> str:

@@ -3,19 +3,37 @@
 :func:`deliver_one` is the unit of work of the worker loop (:mod:`csat_hook.outbox.worker`),
 as a task is in procrastinate. It never touches the database and never raises for a vendor's
 answer: it returns an :data:`Outcome` (sent, retry later, failed) that the loop records.
+
+Exactly one reply, even when an outcome is unknown. When an earlier attempt may have landed
+(it timed out, its connection dropped, or its worker died mid-delivery: the row's
+``uncertain_since``), the reply is first looked up in the dialog (:meth:`Helpdesk.find_reply`,
+looking for the survey's signed reference):
+
+* found: recorded as sent with the vendor's message id, nothing is posted;
+* not found: posted;
+* the vendor cannot be asked now (a retryable error): nothing is posted, the look-up is tried
+  again later;
+* the helpdesk cannot be asked at all (no look-up: the generic adapter without ``lookup``,
+  the dry run; or a permanent refusal such as no permission to list): posted again, as before
+  look-ups existed, with a warning and a note in ``last_error`` (the dialog may show it twice).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
 from csat_hook.links import LinkValues
 from csat_hook.links import SurveyConfig
 from csat_hook.links import agent_label
@@ -25,15 +43,24 @@ from csat_hook.links import reply_text
 
 logger = logging.getLogger(__name__)
 
+# Look-ups start this long before the first uncertain attempt: clocks of our hosts and the
+# vendor's differ by a little.
+LOOKUP_SKEW = timedelta(minutes=2)
+FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, not posted again"
+
 
 @dataclass(frozen=True)
 class Sent:
-    """The vendor took the reply; ``agent`` and ``link`` are what it went out with."""
+    """The vendor took the reply; ``agent`` and ``link`` are what it went out with.
+
+    ``note`` is kept for operators: the reply was found by a look-up, or sent again without one.
+    """
 
     external_id: str | None
     body: str
     agent: Person
     link: str
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,17 +115,45 @@ def _readable_name(agent: Person) -> str | None:
     return readable_agent_name(agent.name, agent_id=agent.id, email=agent.email)
 
 
-def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
-    """Post one claimed reply (``item``: its outbox row; ``survey``: its survey row)."""
-    extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+@dataclass(frozen=True)
+class _Unchecked:
+    """The helpdesk cannot be asked whether the reply landed, and why."""
+
+    reason: str
+
+
+def deliver_one(
+    delivery: Delivery,
+    item: Any,
+    survey: Any | None,
+    *,
+    may_write: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Post one claimed reply (``item``: its outbox row; ``survey``: its survey row).
+
+    ``may_write`` is the worker's fence: checked before each request that may change
+    something, it says whether this worker still owns the claim (see
+    :meth:`~csat_hook.helpdesks.transport.HttpClient.guarded`).
+    """
     adapter = delivery.helpdesks.get(item.helpdesk)
     if adapter is None:
         return Failed(f"helpdesk {item.helpdesk!r} is not configured any more")
-    if item.attempts > delivery.max_attempts:
-        # Claimed more often than allowed: earlier claims died with their worker.
-        return Failed(f"gave up after {item.attempts - 1} attempts")
     if survey is None:  # deleted by an operator while queued
         return Failed("survey row is missing")
+    fence = adapter.http.guarded(may_write) if may_write else contextlib.nullcontext()
+    with fence:
+        return _deliver(delivery, adapter, item, survey)
+
+
+def _deliver(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> Outcome:
+    extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+    uncertain: datetime | None = item.uncertain_since
+    # Claimed more often than allowed (earlier claims died with their worker, or the last
+    # attempt's outcome is unknown): only a look-up is left.
+    over_budget = item.attempts > delivery.max_attempts
+    gave_up = f"gave up after {item.attempts - 1} attempts"
+    if over_budget and uncertain is None:
+        return Failed(gave_up)
     last_attempt = item.attempts >= delivery.max_attempts
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
@@ -128,10 +183,38 @@ def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
         customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
         context=item.context,
         idempotency_key=f"csat-hook-{item.id}",
+        marker=survey.token or "",
     )
+    note = None
+    if uncertain is not None:
+        checked = _look_up(adapter, reply, uncertain)
+        if isinstance(checked, SendResult):
+            logger.info("delivery.found", extra=extra)
+            return Sent(checked.external_id, text, agent, link, note=FOUND_NOTE)
+        if isinstance(checked, DeliveryError):
+            if over_budget:
+                return Failed(
+                    f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
+                    f"{checked.message}",
+                    checked.http_status,
+                )
+            return Retry(checked, prefix="look-up before sending again: ")
+        if isinstance(checked, _Unchecked):
+            if over_budget:
+                return Failed(f"{gave_up}; the last one's outcome is unknown ({checked.reason})")
+            logger.warning("delivery.resend-unchecked", extra={**extra, "reason": checked.reason})
+            note = (
+                f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
+                "was unknown, the dialog may show the survey twice"
+            )
+        elif over_budget:
+            return Failed(f"{gave_up}; looked up: the last one did not land")
     try:
         result = adapter.send_reply(reply)
     except DeliveryError as exc:
+        if exc.outcome_unknown:
+            # Even on the last attempt: the next claim looks whether it landed.
+            return Retry(exc)
         if exc.retryable and not last_attempt:
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
@@ -139,4 +222,28 @@ def deliver_one(delivery: Delivery, item: Any, survey: Any | None) -> Outcome:
         # A bug, not a vendor answer: keep the reply, retry later, surface the type only.
         logger.exception("delivery.unexpected-error", extra=extra)
         return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
-    return Sent(result.external_id, text, agent, link)
+    return Sent(result.external_id, text, agent, link, note=note)
+
+
+def _look_up(
+    adapter: Helpdesk, reply: Reply, uncertain_since: datetime
+) -> SendResult | DeliveryError | _Unchecked | None:
+    """Whether an earlier attempt landed: the message found, None (not there), a retryable
+    error (ask again later), or why the helpdesk cannot be asked."""
+    if not adapter.supports_lookup:
+        return _Unchecked(f"helpdesk {adapter.name!r} has no look-up")
+    if not reply.marker:
+        return _Unchecked("the survey has no reference to look for")
+    try:
+        return adapter.find_reply(reply, since=uncertain_since - LOOKUP_SKEW)
+    except DeliveryError as exc:
+        if exc.retryable:
+            return exc
+        return _Unchecked(f"look-up refused: {exc.message}")
+    except Exception as exc:
+        # A bug in the look-up: neither send (it may double) nor give up; retry, and the
+        # attempt budget ends it as failed, visibly.
+        logger.exception(
+            "delivery.unexpected-error", extra={"helpdesk": adapter.name, "reason": "look-up"}
+        )
+        return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)

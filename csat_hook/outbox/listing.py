@@ -33,6 +33,7 @@ def list_outbox(
             outbox.c.last_http_status,
             outbox.c.created_at,
             outbox.c.sent_at,
+            outbox.c.uncertain_since,
             surveys.c.agent_id,
             surveys.c.agent_name,
         )

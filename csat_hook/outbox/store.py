@@ -1,14 +1,23 @@
-"""Every statement the outbox runs: queueing replies, claiming them with a lease, recording
-outcomes, and what operators list and requeue.
+"""Every statement the outbox runs: queueing replies, claiming them with a lease, worker
+heartbeats and takeovers, recording outcomes.
 
 Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
 transaction. A worker only finishes its own claim (``claimed_by``), so a late answer after a
 takeover can never overwrite the new owner's state.
+
+The life of a reply: ``pending`` (due at ``next_attempt_at``) → claimed: ``sending`` with a
+lease, renewed by the owner's heartbeat → ``sent`` / ``failed`` / back to ``pending`` for a
+retry. An attempt whose outcome is unknown (a timeout, a dropped connection, or a worker that
+died mid-delivery) sets ``uncertain_since``; the next attempt first looks whether the reply
+landed. A claim only takes ``pending`` rows (one index range); ``sending`` rows of a worker
+that stopped beating, or whose lease expired, are put back to ``pending`` by
+:func:`release_stale`, due once whatever the old owner sent has settled.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,8 +31,10 @@ from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import SENT
+from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.schema import workers
 
 NOTIFY_CHANNEL = "csat_hook_outbox"
 
@@ -104,10 +115,9 @@ def _claim_stmt() -> Any:
     lease_until: Any = sa.bindparam("lease_until")
 
     def due(table: Any) -> Any:
-        return sa.or_(
-            sa.and_(table.c.status == PENDING, table.c.next_attempt_at <= now),
-            sa.and_(table.c.status == SENDING, table.c.lease_until < now),
-        )
+        # One range of the (status, next_attempt_at) index. Replies of gone workers come back
+        # through release_stale, as pending rows.
+        return sa.and_(table.c.status == PENDING, table.c.next_attempt_at <= now)
 
     # A CTE is evaluated once; PostgreSQL may re-run an `IN (... LIMIT ... FOR UPDATE SKIP
     # LOCKED)` subquery for every row, which claims far more than `limit` rows.
@@ -137,11 +147,11 @@ def _claim_stmt() -> Any:
 def claim_due(
     conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[sa.Row[Any]]:
-    """Claim up to ``limit`` due replies for this worker and count the attempt.
+    """Claim up to ``limit`` due pending replies for this worker and count the attempt.
 
-    Due means pending with ``next_attempt_at <= now``, or being sent by a worker whose lease
-    has expired (it crashed or hung). On PostgreSQL, rows locked by a concurrent claim are
-    skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
+    The returned rows' ``updated_at`` is the claim time (the start of this attempt). On
+    PostgreSQL, rows locked by a concurrent claim are skipped, so claims never overlap; SQLite
+    serialises writers, which gives the same result.
     """
     return list(
         conn.execute(
@@ -149,6 +159,151 @@ def claim_due(
             {"now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id},
         ).all()
     )
+
+
+# --- heartbeats and takeovers ----------------------------------------------------------------
+
+
+@functools.cache
+def _beat_stmt(dialect_name: str) -> Any:
+    stmt = dialect_insert(dialect_name, workers).values(
+        id=sa.bindparam("worker_id"), started_at=sa.bindparam("now"), beat_at=sa.bindparam("now")
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["id"], set_={"beat_at": stmt.excluded.beat_at}
+    )
+
+
+@functools.cache
+def _renew_stmt() -> Any:
+    def own(table: Any) -> Any:
+        return sa.and_(
+            table.c.id.in_(sa.bindparam("ids", expanding=True)),
+            table.c.status == SENDING,
+            table.c.claimed_by == sa.bindparam("worker_id"),
+        )
+
+    # A row locked right now is being finished by this worker's outcome writer (or looked at
+    # by a releaser): skipped, not waited for, so the two never deadlock. A skipped row is not
+    # in the returned ids; its fence simply is not extended.
+    candidate = outbox.alias("mine")
+    picked = (
+        sa.select(candidate.c.id).where(own(candidate)).with_for_update(skip_locked=True)
+    ).cte("mine_locked")
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id == picked.c.id, own(outbox))
+        .values(lease_until=sa.bindparam("lease_until"))
+        .returning(outbox.c.id)
+    )
+
+
+def heartbeat(
+    conn: sa.Connection,
+    worker_id: str,
+    now: datetime,
+    *,
+    lease_until: datetime | None = None,
+    in_flight: Collection[int] = (),
+) -> set[int]:
+    """Record that ``worker_id`` is alive (registering it on its first beat) and extend to
+    ``lease_until`` the leases of the replies it is sending (``in_flight``). Returns the ids
+    whose leases were extended: a reply missing from them is no longer this worker's (it was
+    taken over). Only replies in flight are renewed: one whose outcome could not be recorded
+    (the database was down) keeps its lease, which expires, and is taken over."""
+    conn.execute(_beat_stmt(conn.dialect.name), {"worker_id": worker_id, "now": now})
+    if lease_until is None or not in_flight:
+        return set()
+    params = {"worker_id": worker_id, "lease_until": lease_until, "ids": list(in_flight)}
+    return set(conn.execute(_renew_stmt(), params).scalars())
+
+
+def unregister(conn: sa.Connection, worker_id: str) -> None:
+    """Forget a worker that stopped gracefully (its replies in flight are finished)."""
+    conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
+
+
+@functools.cache
+def _release_stmt() -> Any:
+    now: Any = sa.bindparam("now")
+    dead = sa.select(workers.c.id).where(workers.c.beat_at < sa.bindparam("dead_before"))
+
+    def stale(table: Any) -> Any:
+        # A gone worker's row: its worker stopped beating AND the row's lease was neither
+        # claimed nor renewed since (lease_until < quiet_before). The second test is on the
+        # row itself, so a renewal committed while this statement runs (re-checked by
+        # PostgreSQL on the new row version) keeps the row with its owner.
+        gone = sa.and_(
+            table.c.lease_until < sa.bindparam("quiet_before"), table.c.claimed_by.in_(dead)
+        )
+        return sa.and_(table.c.status == SENDING, sa.or_(table.c.lease_until < now, gone))
+
+    # Rows another worker is releasing (or its owner renewing) right now are skipped, not
+    # waited for: two heartbeats releasing the same rows in different orders cannot deadlock.
+    candidate = outbox.alias("candidate")
+    picked = (
+        sa.select(candidate.c.id).where(stale(candidate)).with_for_update(skip_locked=True)
+    ).cte("stale")
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id == picked.c.id, stale(outbox))
+        .values(
+            status=PENDING,
+            # The old owner's attempt started at its claim (updated_at) and may have landed.
+            uncertain_since=sa.func.coalesce(outbox.c.uncertain_since, outbox.c.updated_at),
+            next_attempt_at=sa.bindparam("check_at"),
+            lease_until=None,
+            claimed_by=None,
+            last_error=sa.func.substr(
+                sa.literal("taken over from worker ")
+                + sa.func.coalesce(outbox.c.claimed_by, "?")
+                + sa.literal(" (stopped beating or lease expired): outcome unknown, checking"),
+                1,
+                500,
+            ),
+            updated_at=now,
+        )
+        .returning(outbox.c.id)
+    )
+
+
+def release_stale(
+    conn: sa.Connection,
+    now: datetime,
+    *,
+    dead_before: datetime,
+    quiet_before: datetime,
+    check_at: datetime,
+) -> list[int]:
+    """Take over replies whose worker is gone: ``sending`` rows whose worker has not beaten
+    since ``dead_before`` and whose lease was last set before ``quiet_before`` (claimed or
+    renewed as long ago: ``now + lease_seconds - worker_dead_after_seconds``), or whose lease
+    expired (a worker without a heartbeat row, one that could not renew). They go back to
+    ``pending``, due at ``check_at``, with their outcome unknown; the gone workers' rows are
+    deleted. Returns the ids released."""
+    params = {
+        "now": now,
+        "dead_before": dead_before,
+        "quiet_before": quiet_before,
+        "check_at": check_at,
+    }
+    released = list(conn.execute(_release_stmt(), params).scalars())
+    conn.execute(_forget_gone_stmt(), {"dead_before": dead_before})
+    return released
+
+
+@functools.cache
+def _forget_gone_stmt() -> Any:
+    # Only once none of its replies is left: a reply it claimed after its last beat is not
+    # quiet yet, and without the worker's row it would wait for its lease to expire.
+    holds = sa.exists().where(outbox.c.status == SENDING, outbox.c.claimed_by == workers.c.id)
+    gone = (
+        sa.select(workers.c.id)
+        .where(workers.c.beat_at < sa.bindparam("dead_before"), ~holds)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return sa.delete(workers).where(workers.c.id.in_(gone))
 
 
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
@@ -160,21 +315,14 @@ def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[A
 
 
 def next_due_at(conn: sa.Connection) -> datetime | None:
-    """When the next reply becomes due (pending, or a lease that will expire), if any."""
-    # One round trip; each minimum is read from its own index.
-    pending = (
-        sa.select(sa.func.min(outbox.c.next_attempt_at))
-        .where(outbox.c.status == PENDING)
-        .scalar_subquery()
-    )
-    leased = (
-        sa.select(sa.func.min(outbox.c.lease_until))
-        .where(outbox.c.status == SENDING)
-        .scalar_subquery()
-    )
-    row = conn.execute(sa.select(pending.label("pending"), leased.label("leased"))).one()
-    present = [t for t in (row.pending, row.leased) if t is not None]
-    return min(present) if present else None
+    """When the next pending reply becomes due, if any (read from the index).
+
+    Replies being sent are not counted: a gone worker's replies come back as pending rows
+    through :func:`release_stale` (run by every worker's heartbeat).
+    """
+    return conn.execute(
+        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
+    ).scalar()
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -203,7 +351,7 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
             lease_until=None,
             external_id=sa.bindparam("external_id"),
             body=sa.bindparam("body"),
-            last_error=None,
+            last_error=sa.bindparam("note"),
         )
         .returning(outbox.c.survey_id)
     )
@@ -234,9 +382,11 @@ def mark_sent(
     agent_name: str | None = None,
     agent_email: str | None = None,
     link: str | None = None,
+    note: str | None = None,
 ) -> bool:
     """Record a delivered reply (and the agent and link it went out with); False when this
-    worker's claim was taken over meanwhile."""
+    worker's claim was taken over meanwhile. ``note`` is kept in ``last_error`` for operators
+    (found by a look-up, sent again without one)."""
     done, plain, with_agent = _mark_sent_stmts()
     survey_id = conn.execute(
         done,
@@ -247,6 +397,7 @@ def mark_sent(
             "updated_now": now,
             "external_id": external_id,
             "body": body,
+            "note": note[:500] if note else None,
         },
     ).scalar()
     if survey_id is None:
@@ -276,20 +427,28 @@ def reschedule(
     next_attempt_at: datetime,
     error: str,
     http_status: int | None,
+    uncertain_since: datetime | None = None,
 ) -> bool:
-    result = conn.execute(
-        sa.update(outbox)
-        .where(_owned(outbox_id, worker_id))
-        .values(
-            status=PENDING,
-            next_attempt_at=next_attempt_at,
-            lease_until=None,
-            claimed_by=None,
-            last_error=error[:500],
-            last_http_status=http_status,
-            updated_at=now,
+    """Put a claimed reply back to pending for another attempt at ``next_attempt_at``.
+
+    ``uncertain_since`` (the start of this attempt) marks an attempt whose outcome is unknown;
+    the earliest such time is kept, so the look-up covers every attempt that may have landed.
+    """
+    values: dict[str, Any] = {
+        "status": PENDING,
+        "next_attempt_at": next_attempt_at,
+        "lease_until": None,
+        "claimed_by": None,
+        "last_error": error[:500],
+        "last_http_status": http_status,
+        "updated_at": now,
+    }
+    if uncertain_since is not None:
+        values["uncertain_since"] = sa.func.coalesce(
+            outbox.c.uncertain_since,
+            sa.bindparam("attempt_started", uncertain_since, type_=UTCDateTime()),
         )
-    )
+    result = conn.execute(sa.update(outbox).where(_owned(outbox_id, worker_id)).values(**values))
     return result.rowcount == 1
 
 

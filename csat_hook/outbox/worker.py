@@ -6,6 +6,14 @@ and records its outcome. Retryable failures come back after the retry policy's d
 vendor's ``Retry-After``); permanent ones, or running out of ``delivery.max_attempts``, mark
 the reply failed with its reason. The dispatcher sleeps until woken by a newly queued reply,
 enough free threads, the next due time, or ``delivery.poll_seconds`` at most.
+
+A heartbeat thread proves the process alive: every ``delivery.heartbeat_seconds`` it updates
+the worker's row in ``workers``, extends the leases of the replies it is sending (so a lease
+never expires under a running request), and takes over the replies of workers that stopped
+beating for ``delivery.worker_dead_after_seconds`` (or whose lease expired): back to pending,
+due once whatever the old owner may have sent has settled, and looked up before being sent
+again. Its fence: a reply whose claim this worker has not confirmed (claimed or renewed) for
+``fence_seconds`` may already be taken over, and is not sent (:meth:`HttpClient.guarded`).
 """
 
 from __future__ import annotations
@@ -81,6 +89,12 @@ class DeliveryWorker:
         self._free = 0
         self._wake_at = 1
         self._free_lock = threading.Lock()
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        # Replies in flight → when this worker last knew the claim was its own (claimed, or
+        # its lease renewed by a heartbeat): what the fence judges.
+        self._owned: dict[int, datetime] = {}
+        self._owned_lock = threading.Lock()
         # Outcomes of concurrent deliveries are committed together (group commit).
         self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
             lambda: self.engine, run_each, name="delivery-outcomes"
@@ -89,7 +103,12 @@ class DeliveryWorker:
     # --- running ---------------------------------------------------------------------------
 
     def run_once(self, limit: int = 100) -> int:
-        """Deliver what is due now, one claim at a time; return how many were processed."""
+        """Deliver what is due now, one claim at a time; return how many were processed.
+
+        Takes over gone workers' replies first, as a heartbeat would (this mode has none: its
+        claims are protected by their leases alone).
+        """
+        self.release_stale()
         done = 0
         while done < limit:
             claimed, _ = self._claim(1)
@@ -105,19 +124,115 @@ class DeliveryWorker:
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
         self._free = count
         self._wake_at = max(1, count // 4)
+        self._safe_beat()  # registered before the first claim
+        self._beat_thread = threading.Thread(
+            target=self._heartbeat_loop, name="delivery-heartbeat", daemon=True
+        )
+        self._beat_thread.start()
         thread = threading.Thread(target=self._dispatch, name="delivery-dispatch", daemon=True)
         thread.start()
         self._threads.append(thread)
         logger.info("worker.started", extra={"worker": self.worker_id, "count": count})
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; wait up to ``timeout`` for replies in flight."""
+        """Stop claiming; wait up to ``timeout`` for the dispatcher and for the replies in
+        flight to finish (the heartbeat keeps their leases meanwhile), then unregister."""
         self._stop.set()
         self.waker.notify()
         for thread in self._threads:
             thread.join(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._beat_thread is not None:
+            self._beat_stop.set()
+            self._beat_thread.join(timeout)
+            try:
+                with self.engine.begin() as conn:
+                    store.unregister(conn, self.worker_id)
+            except DBAPIError as exc:
+                # The row stays and looks dead soon: harmless, nothing of ours is in flight.
+                logger.warning(
+                    "worker.database-unavailable", extra={"error": type(exc.orig).__name__}
+                )
+
+    # --- heartbeat -------------------------------------------------------------------------
+
+    def beat(self) -> None:
+        """One heartbeat: this worker is alive, and its replies in flight stay leased."""
+        now = self.clock()
+        with self._owned_lock:
+            in_flight = list(self._owned)
+        lease = now + timedelta(seconds=self.config.lease_seconds)
+        with self.engine.begin() as conn:
+            renewed = store.heartbeat(
+                conn, self.worker_id, now, lease_until=lease, in_flight=in_flight
+            )
+        with self._owned_lock:
+            # A reply not renewed was taken over meanwhile: its time stays, its fence closes.
+            for outbox_id in renewed & self._owned.keys():
+                self._owned[outbox_id] = now
+
+    def release_stale(self) -> int:
+        """Take over the replies of workers that stopped beating or whose lease expired:
+        pending again, due after ``delivery.takeover_wait_seconds``, outcome unknown."""
+        now = self.clock()
+        config = self.config
+        dead_after = timedelta(seconds=config.worker_dead_after_seconds)
+        with self.engine.begin() as conn:
+            released = store.release_stale(
+                conn,
+                now,
+                dead_before=now - dead_after,
+                quiet_before=now + timedelta(seconds=config.lease_seconds) - dead_after,
+                check_at=now + timedelta(seconds=config.takeover_wait_seconds),
+            )
+        if released:
+            logger.warning(
+                "worker.takeover",
+                extra={"worker": self.worker_id, "count": len(released)},
+            )
+            self.waker.notify()  # the dispatcher's next due time may be sooner now
+        return len(released)
+
+    def _safe_beat(self) -> None:
+        try:
+            self.beat()
+            self.release_stale()
+        except DBAPIError as exc:
+            # Until a beat succeeds again the fence closes on this worker's replies in
+            # flight; others take them over if it stays silent.
+            logger.warning("worker.heartbeat-failed", extra={"error": type(exc.orig).__name__})
+        except Exception:
+            logger.exception("worker.heartbeat-failed")
+
+    def _heartbeat_loop(self) -> None:
+        while not self._beat_stop.wait(self.config.heartbeat_seconds):
+            self._safe_beat()
+
+    def _fence(self, item: sa.Row[Any]) -> Callable[[], bool]:
+        """Whether this worker may still send ``item`` (checked before each write request).
+
+        With a heartbeat: while the claim was confirmed (claimed, or renewed by a beat that
+        found it still ours) less than ``fence_seconds`` ago; others take it over only once
+        it has not been for ``worker_dead_after_seconds``. Without one (``run_once``, whose
+        claims only expire): while the claim's lease outlasts one more request.
+        """
+        if self._beat_thread is not None:
+            fence = timedelta(seconds=self.config.fence_seconds)
+
+            def confirmed() -> bool:
+                with self._owned_lock:
+                    since = self._owned.get(item.id)
+                return since is not None and self.clock() - since <= fence
+
+            return confirmed
+        margin = timedelta(seconds=self.config.request_seconds)
+        lease_until: datetime = item.lease_until
+
+        def leased() -> bool:
+            return self.clock() + margin < lease_until
+
+        return leased
 
     def _dispatch(self) -> None:
         # One thread claims for the whole process, as many replies as there are idle delivery
@@ -163,6 +278,9 @@ class DeliveryWorker:
             if len(rows) < limit:
                 due = store.next_due_at(conn)
             found = store.surveys_by_id(conn, [row.survey_id for row in rows]) if rows else {}
+        with self._owned_lock:
+            # Ours since the claim's time (taken before its transaction): the fence's start.
+            self._owned.update((row.id, now) for row in rows)
         return [(row, found.get(row.survey_id)) for row in rows], due
 
     def _submit(self, claimed: list[Claimed]) -> None:
@@ -194,7 +312,12 @@ class DeliveryWorker:
 
     def _handle(self, item: sa.Row[Any], survey: sa.Row[Any] | None) -> None:
         """Deliver one claimed reply and record its outcome."""
-        self._record(item, deliver_one(self.delivery, item, survey))
+        try:
+            outcome = deliver_one(self.delivery, item, survey, may_write=self._fence(item))
+            self._record(item, outcome)
+        finally:
+            with self._owned_lock:
+                self._owned.pop(item.id, None)
 
     def _record(self, item: sa.Row[Any], outcome: Outcome) -> None:
         extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
@@ -211,6 +334,7 @@ class DeliveryWorker:
                     agent_name=outcome.agent.name,
                     agent_email=outcome.agent.email,
                     link=outcome.link,
+                    note=outcome.note,
                 )
 
             if not self._write_outcome(sent):
@@ -239,6 +363,10 @@ class DeliveryWorker:
 
     def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:
         delay = self.config.backoff.delay(item.attempts, retry.error.retry_after)
+        unknown = retry.error.outcome_unknown
+        if unknown:
+            # Look no sooner than a vendor may still be saving the request we gave up on.
+            delay = max(delay, self.config.settle_seconds)
         now = self.clock()
         self._write_outcome(
             lambda conn: store.reschedule(
@@ -249,12 +377,14 @@ class DeliveryWorker:
                 next_attempt_at=now + timedelta(seconds=delay),
                 error=retry.message,
                 http_status=retry.error.http_status,
+                # This attempt started at its claim (the row's updated_at).
+                uncertain_since=item.updated_at if unknown else None,
             )
         )
         # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.
         self.waker.notify()
         logger.warning(
-            "delivery.retry",
+            "delivery.outcome-unknown" if unknown else "delivery.retry",
             extra={
                 "outbox_id": item.id,
                 "helpdesk": item.helpdesk,

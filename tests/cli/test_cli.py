@@ -85,3 +85,26 @@ def test_verify_token_reports_valid_and_forged(tmp_path):
     assert good.exit_code == 0 and json.loads(good.output)["dialog_id"] == "9"
     forged = invoke(tmp_path, "verify-token", token[:-2] + "AA")
     assert forged.exit_code == 1 and "invalid" in forged.output
+
+
+def test_outbox_shows_an_unknown_outcome_and_an_unchecked_resend(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+
+    monkeypatch.chdir(tmp_path)
+    queue_one(tmp_path)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    with engine.begin() as conn:  # an earlier attempt timed out after sending
+        conn.execute(sa.update(outbox).values(uncertain_since=sa.func.current_timestamp()))
+    engine.dispose()
+    assert "attempts=0 outcome-unknown" in invoke(tmp_path, "outbox").output
+
+    assert "processed 1 replies" in invoke(tmp_path, "worker", "--once").output
+
+    listed = invoke(tmp_path, "outbox").output
+    assert "sent=1" in listed and "outcome-unknown" not in listed
+    # The dry run cannot look a reply up: it was sent again, and the operator can see that.
+    assert "last error: sent again without a check (helpdesk 'dryrun' has no look-up)" in listed
+    data = json.loads(invoke(tmp_path, "outbox", "--json").output)
+    assert data["replies"][0]["uncertain_since"] is not None

@@ -59,7 +59,9 @@ class Recording(Helpdesk):
 
 def deliver(agent: Person, language: str, lookup: Person | DeliveryError | None = None) -> Sent:
     adapter = Recording(lookup)
-    item = SimpleNamespace(id=7, helpdesk="desk", dialog_id="D-1", attempts=5, context={})
+    item = SimpleNamespace(
+        id=7, helpdesk="desk", dialog_id="D-1", attempts=5, context={}, uncertain_since=None
+    )
     survey = SimpleNamespace(
         agent_id=agent.id,
         agent_name=agent.name,

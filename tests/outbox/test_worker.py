@@ -189,22 +189,28 @@ def test_connection_refused_is_retried(make_config, make_services, clock, fake_h
 
 
 @responses.activate
-def test_timeouts_are_retried(services, clock):
+def test_a_read_timeout_is_an_unknown_outcome_checked_after_the_settle_delay(services, clock):
     import requests
 
     services.config.helpdesks["generic"].reply.url = "https://desk.example.com/{dialog_id}"
     responses.post("https://desk.example.com/D-1001", body=requests.ReadTimeout("slow"))
     queue_generic(services)
+    claimed_at = clock()
 
     services.delivery_worker().run_once()
 
     [item] = outbox_rows(services)
-    assert item.status == "pending" and item.last_error.endswith("timed out")
+    assert item.status == "pending"
+    assert item.last_error.endswith("timed out waiting for the answer (outcome unknown)")
+    # The attempt may have landed: it is looked for first, no sooner than the settle delay.
+    assert item.uncertain_since == claimed_at
+    settle = services.config.delivery.settle_seconds
+    assert item.next_attempt_at >= claimed_at + timedelta(seconds=settle)
 
 
 def test_expired_lease_is_taken_over_and_delivered_once(services, fake_helpdesk, clock):
     queue_generic(services)
-    # A worker claims the reply and dies before posting it.
+    # A worker without a heartbeat claims the reply and dies before posting it.
     with services.engine.begin() as conn:
         [_claimed] = store.claim_due(
             conn, "dead-worker", clock(), clock() + timedelta(seconds=30), limit=1
@@ -213,11 +219,19 @@ def test_expired_lease_is_taken_over_and_delivered_once(services, fake_helpdesk,
     assert survivor.run_once() == 0  # still leased
 
     clock.advance(31)
+    assert survivor.run_once() == 0  # taken over, but the dead worker's post may be settling
+    [item] = outbox_rows(services)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert "taken over from worker dead-worker" in item.last_error
+
+    clock.advance(services.config.delivery.takeover_wait_seconds)
     assert survivor.run_once() == 1
 
     assert len(fake_helpdesk.api_requests()) == 1
     [item] = outbox_rows(services)
     assert item.status == "sent" and item.claimed_by == "survivor" and item.attempts == 2
+    # This helpdesk has no look-up: sent again unchecked, and operators can see it.
+    assert item.last_error.startswith("sent again without a check")
 
 
 def test_a_late_worker_does_not_overwrite_the_new_owner(services, clock):
@@ -226,6 +240,9 @@ def test_a_late_worker_does_not_overwrite_the_new_owner(services, clock):
         [row] = store.claim_due(conn, "old", clock(), clock() + timedelta(seconds=1), limit=1)
     clock.advance(2)
     with services.engine.begin() as conn:
+        now = clock()
+        released = store.release_stale(conn, now, dead_before=now, quiet_before=now, check_at=now)
+        assert released == [row.id]
         store.claim_due(conn, "new", clock(), clock() + timedelta(seconds=30), limit=1)
         assert not store.mark_sent(conn, row.id, "old", clock(), external_id="x", body="b")
         assert store.mark_sent(conn, row.id, "new", clock(), external_id="y", body="b")

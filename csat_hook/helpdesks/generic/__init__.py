@@ -5,7 +5,9 @@ expressions (https://jmespath.org: ``dialog.id``, ``data.item.assignee.name``,
 ``contacts[0].email``), chooses how the sender is authenticated (shared token in a header or
 the query, or an HMAC signature), and describes the reply request as a template.
 ``csat-hook inspect-payload`` shows what a saved payload contains and what the mapping takes
-from it.
+from it. An optional ``lookup`` request lists a dialog's messages, so a reply whose outcome was
+unknown (a timeout, a dropped connection) is looked for before it is sent again; without one,
+it is sent again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.generic.options import REPLY_FIELDS
 from csat_hook.helpdesks.generic.options import AuthOptions
 from csat_hook.helpdesks.generic.options import GenericOptions
+from csat_hook.helpdesks.generic.options import LookupRequestOptions
 from csat_hook.helpdesks.generic.options import MappingOptions
 from csat_hook.helpdesks.generic.options import ReplyRequestOptions
 from csat_hook.helpdesks.generic.options import render
@@ -54,11 +59,18 @@ __all__ = [
     "AuthOptions",
     "GenericHelpdesk",
     "GenericOptions",
+    "LookupRequestOptions",
     "MappingOptions",
     "ReplyRequestOptions",
     "render",
     "reply_values",
 ]
+
+
+# Messages read from one look-up answer, at most (the newest page is what is asked for).
+LOOKUP_MAX_MESSAGES = 1000
+# Vendor clocks differ from ours: messages this much older than `since` still count.
+LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class GenericHelpdesk(Helpdesk):
@@ -67,6 +79,11 @@ class GenericHelpdesk(Helpdesk):
     kind = "generic"
     Options = GenericOptions
     options: GenericOptions
+
+    @property
+    def supports_lookup(self) -> bool:  # type: ignore[override]
+        """True when a ``lookup`` request is configured."""
+        return self.options.lookup is not None
 
     def verify(self, request: WebhookRequest) -> None:
         auth = self.options.auth
@@ -191,6 +208,26 @@ class GenericHelpdesk(Helpdesk):
         message_id = jmespath.search(spec.message_id, answer) if spec.message_id else None
         return SendResult(external_id=as_text(message_id))
 
+    def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
+        spec = self.options.lookup
+        if spec is None:
+            raise DeliveryError(f"helpdesks.{self.name}.lookup is not configured", retryable=False)
+        if not reply.marker:
+            raise DeliveryError("nothing to look for: the reply has no marker", retryable=False)
+        values = reply_values(reply)
+        url = render(spec.url, values, quote=True)
+        headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
+        params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
+        kwargs: dict[str, Any] = {}
+        if spec.body is not None:
+            kwargs["json"] = render(spec.body, values)
+        response = self.http.request(spec.method, url, headers=headers, params=params, **kwargs)
+        answer = _json_or_none(response.content)
+        if answer is None:
+            # A proxy's page, a half-deployed API: worth asking again later.
+            raise DeliveryError(f"{self.name}: the look-up answer is not JSON", retryable=True)
+        return _find_marked(spec, answer, reply.marker, since - LOOKUP_CLOCK_SKEW, self.name)
+
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         payload = request.json()
         values = self.extract(payload)
@@ -239,6 +276,32 @@ def _reason_item(value: Any) -> ErrorItem | None:
         )
     if isinstance(value, str | int) and not isinstance(value, bool):
         return ErrorItem(message=value)
+    return None
+
+
+def _find_marked(
+    spec: LookupRequestOptions, answer: Any, marker: str, not_before: datetime, name: str
+) -> SendResult | None:
+    """The first message of ours in ``answer`` whose text carries ``marker``."""
+    messages = jmespath.search(spec.messages, answer)
+    if not isinstance(messages, list):
+        # A wrong path, not a transient fault: asking again will not help.
+        raise DeliveryError(
+            f"helpdesks.{name}.lookup.messages ({spec.messages}) is not a list in the answer",
+            retryable=False,
+        )
+    for message in messages[:LOOKUP_MAX_MESSAGES]:
+        text = jmespath.search(spec.text, message)
+        if not isinstance(text, str) or marker not in text:
+            continue
+        if spec.ours is not None and not jmespath.search(spec.ours, message):
+            continue  # a customer quoting our survey, an internal note
+        if spec.created_at is not None:
+            created = parse_timestamp(jmespath.search(spec.created_at, message))
+            # An unreadable date does not hide a match: the marker is unique to this survey.
+            if created is not None and created < not_before:
+                continue
+        return SendResult(external_id=as_text(jmespath.search(spec.id, message)))
     return None
 
 

@@ -1,5 +1,6 @@
-"""Configuration of the ``generic`` adapter: authentication, the JSON-path mapping and the
-reply request template (validated when the configuration is loaded)."""
+"""Configuration of the ``generic`` adapter: authentication, the JSON-path mapping, the
+reply request template and the optional look-up request (validated when the configuration is
+loaded)."""
 
 from __future__ import annotations
 
@@ -165,11 +166,62 @@ class ReplyRequestOptions(StrictModel):
         return value
 
 
+class LookupRequestOptions(StrictModel):
+    """The HTTP request that lists a dialog's messages, to find out whether a reply whose
+    outcome was unknown (a timeout, a dropped connection) landed before sending it again.
+
+    ``url``, ``headers``, ``query`` and ``body`` take the reply request's placeholders
+    (``{dialog_id}``, context values...); ``headers`` and ``query`` values are secrets.
+    ``messages`` is a JMESPath to the list of messages in the answer; ``text``, ``id``,
+    ``ours`` and ``created_at`` are JMESPaths evaluated on each message: its text (where the
+    survey's reference is looked for), its id, whether we posted it (e.g.
+    ``direction == 'outgoing' && !private``: customers quote our survey in their replies), and
+    when it was created (unix seconds or ISO 8601; older messages are skipped). The request
+    should return the newest messages (one page is read).
+    """
+
+    method: Literal["GET", "POST"] = "GET"
+    url: str
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    query: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Any = None
+    messages: str = "messages"
+    text: str = "text"
+    id: str = "id"
+    ours: str | None = None
+    created_at: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> LookupRequestOptions:
+        if self.body is not None and self.method == "GET":
+            raise ValueError("body is only sent with method POST")
+        for key in ("messages", "text", "id", "ours", "created_at"):
+            expression = getattr(self, key)
+            if expression is None:
+                continue
+            try:
+                jmespath.compile(expression)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        return self
+
+
 class GenericOptions(HelpdeskOptions):
     kind: str = "generic"
     auth: AuthOptions
     mapping: MappingOptions = Field(default_factory=MappingOptions)
     reply: ReplyRequestOptions | None = None
+    # Without it, a reply whose outcome is unknown (timeout, dropped connection) is sent again.
+    lookup: LookupRequestOptions | None = None
     # When set, every verified payload is saved here for `inspect-payload` (holds customer data).
     capture_dir: str | None = None
 
@@ -177,24 +229,32 @@ class GenericOptions(HelpdeskOptions):
     def _reply_needed(self) -> GenericOptions:
         if self.kind == "generic" and self.reply is None:
             raise ValueError("reply is required: describe the request that posts the reply")
+        allowed = set(REPLY_FIELDS) | set(self.mapping.context)
         if self.reply is not None:
-            allowed = set(REPLY_FIELDS) | set(self.mapping.context)
-            _check_placeholders(self.reply, allowed)
+            _check_placeholders("reply", self.reply, allowed)
+        if self.lookup is not None:
+            _check_placeholders("lookup", self.lookup, allowed)
         return self
 
 
-def _check_placeholders(reply: ReplyRequestOptions, allowed: set[str]) -> None:
+def _check_placeholders(
+    key: str, request: ReplyRequestOptions | LookupRequestOptions, allowed: set[str]
+) -> None:
     texts = [
-        reply.url,
-        *[v.get_secret_value() for v in reply.headers.values()],
-        *[v.get_secret_value() for v in reply.query.values()],
-        *_strings(reply.body),
+        request.url,
+        *[v.get_secret_value() for v in request.headers.values()],
+        *[v.get_secret_value() for v in request.query.values()],
+        *_strings(request.body),
     ]
     for text in texts:
-        for _, name, _, _ in string.Formatter().parse(text):
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(text)]
+        except ValueError as exc:  # an unmatched brace
+            raise ValueError(f"{key}: {exc}") from None
+        for name in names:
             if name is not None and name not in allowed:
                 raise ValueError(
-                    f"reply: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
+                    f"{key}: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
                 )
 
 

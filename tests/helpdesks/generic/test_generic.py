@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from responses import matchers
 from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.errors import BadPayloadError
+from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic import GenericHelpdesk
@@ -398,3 +401,156 @@ def test_timestamps_in_milliseconds_and_iso_are_understood(clock):
     assert parse_timestamp(now.isoformat().replace("+00:00", "Z")) == now
     assert parse_timestamp("garbage") is None
     assert parse_timestamp(now.timestamp() + 0.5) == now + timedelta(seconds=0.5)
+
+
+# --- look-up after an unknown outcome ---------------------------------------------------------
+
+REF = "MXxnfEQgOXw3fGFiY2R8eHl6.q1w2e3r4t5y6u7i8o9p0"
+SINCE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LOOKUP = {
+    "url": "https://desk.example.com/{account}/d/{dialog_id}/messages",
+    "headers": {"Authorization": "Token secret-1"},
+    "query": {"order": "desc", "key": "q-{account}"},
+    "messages": "data.items",
+    "text": "body.plain",
+    "id": "uid",
+    "ours": "direction == 'out' && !internal",
+    "created_at": "created",
+}
+
+
+def listing(*items: dict) -> dict:
+    return {"data": {"items": list(items)}}
+
+
+def message(
+    uid: int, text: str, *, direction="out", internal=False, created="2026-11-20T12:00:05Z"
+):
+    return {
+        "uid": uid,
+        "body": {"plain": text},
+        "direction": direction,
+        "internal": internal,
+        "created": created,
+    }
+
+
+def test_the_look_up_is_configured_only_when_asked_for(clock):
+    assert not adapter(clock).supports_lookup
+    assert adapter(
+        clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP
+    ).supports_lookup
+
+
+@responses.activate
+def test_the_look_up_finds_our_outgoing_message_carrying_the_reference(clock):
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    responses.get(
+        "https://desk.example.com/acme/d/D%209/messages",
+        json=listing(
+            message(1, f"Customer: > Rate us {REF}", direction="in"),  # a quote of our survey
+            message(2, f"note {REF}", internal=True),  # an internal note
+            message(3, f"Rate us {REF}", created="2026-11-19T08:00:00Z"),  # long before
+            message(4, "Rate us: https://f/?ref=someone-else"),
+            message(5, f"Rate us: https://f/?a=1&amp;ref={REF}"),
+        ),
+        match=[
+            matchers.query_param_matcher({"order": "desc", "key": "q-acme"}),
+            matchers.header_matcher({"Authorization": "Token secret-1"}),
+        ],
+    )
+
+    found = desk.find_reply(reply(marker=REF), since=SINCE)
+
+    assert found is not None and found.external_id == "5"
+
+
+@responses.activate
+def test_the_look_up_returns_none_when_the_reply_is_not_there(clock):
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    responses.get(
+        "https://desk.example.com/acme/d/D%209/messages",
+        json=listing(message(1, f"> {REF}", direction="in")),
+    )
+    assert desk.find_reply(reply(marker=REF), since=SINCE) is None
+
+
+@responses.activate
+def test_a_message_with_an_unreadable_date_still_matches(clock):
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    responses.get(
+        "https://desk.example.com/acme/d/D%209/messages",
+        json=listing(message(8, f"Rate us {REF}", created="yesterday-ish")),
+    )
+    assert desk.find_reply(reply(marker=REF), since=SINCE).external_id == "8"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("answer", "retryable"),
+    [
+        ({"status": 503, "json": {}}, True),  # ask again later
+        ({"status": 403, "json": {}}, False),  # no permission to list: never
+        ({"status": 200, "body": "<html>maintenance</html>"}, True),
+        ({"status": 200, "json": {"data": {"items": "nope"}}}, False),  # a wrong path
+    ],
+)
+def test_look_up_failures_say_whether_asking_again_can_help(clock, answer, retryable):
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    responses.get("https://desk.example.com/acme/d/D%209/messages", **answer)
+    with pytest.raises(DeliveryError) as info:
+        desk.find_reply(reply(marker=REF), since=SINCE)
+    assert info.value.retryable is retryable and not info.value.outcome_unknown
+
+
+@pytest.mark.parametrize(
+    ("lookup", "message"),
+    [
+        ({"url": "ftp://x/{dialog_id}"}, "helpdesks.g.lookup.url: must start with http://"),
+        ({"url": "https://x/{nope}"}, "lookup: unknown placeholder {nope}"),
+        ({"url": "https://x/", "text": "body.["}, "text: 'body.[' is not a valid JMESPath"),
+        ({"url": "https://x/", "body": {"q": "{dialog_id}"}}, "body is only sent with method POST"),
+    ],
+)
+def test_a_bad_look_up_is_refused_naming_the_key(lookup, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None,
+            env={},
+            overrides={
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {"mode": "none"},
+                        "reply": {"url": "https://x/{dialog_id}"},
+                        "lookup": lookup,
+                    }
+                }
+            },
+        )
+    assert message in str(info.value)
+
+
+def test_look_up_secrets_are_masked_by_check_config(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {"mode": "none"},
+                        "reply": {"url": "https://x/{dialog_id}"},
+                        "lookup": {
+                            "url": "https://x/{dialog_id}/messages",
+                            "headers": {"Authorization": "Token lookup-secret-1"},
+                            "query": {"api_key": "lookup-secret-2"},
+                        },
+                    }
+                }
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 0, result.output
+    assert "lookup-secret" not in result.output and "messages" in result.output

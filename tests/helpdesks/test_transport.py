@@ -1,0 +1,261 @@
+"""The HTTP boundary classifies a failure by whether the request can have reached the vendor:
+not sent (retry freely), or outcome unknown (look before sending again), or an answer."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+
+import pytest
+import requests
+import urllib3.exceptions
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.helpdesks.transport import never_sent
+
+ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"id": 1}'
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request (headers and a Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@contextlib.contextmanager
+def loopback(serve: Callable[[socket.socket, list[bytes]], None]) -> Iterator[tuple[str, list]]:
+    """A one-thread TCP server running ``serve(conn, seen)`` for each connection."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                serve(conn, seen)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        server.close()
+        thread.join(2)
+
+
+def post(client: HttpClient, url: str) -> DeliveryError:
+    with pytest.raises(DeliveryError) as caught:
+        client.request("POST", url + "/api/messages", json={"text": "survey"})
+    return caught.value
+
+
+def test_an_answer_slower_than_the_read_timeout_is_an_unknown_outcome():
+    def slow(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        time.sleep(1.0)  # the vendor is still working when the client gives up
+        conn.sendall(ANSWER)
+
+    with loopback(slow) as (url, seen):
+        error = post(HttpClient(connect_timeout=1, read_timeout=0.2), url)
+
+    assert seen and seen[0].startswith(b"POST /api/messages")
+    assert error.outcome_unknown and error.retryable and error.http_status is None
+    host = url.removeprefix("http://")
+    assert error.message == f"POST {host}: timed out waiting for the answer (outcome unknown)"
+
+
+def test_a_connection_closed_after_the_request_was_read_is_an_unknown_outcome():
+    def hang_up(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))  # taken (and, for all we know, acted on)
+
+    with loopback(hang_up) as (url, seen):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert len(seen) == 1
+    assert error.outcome_unknown and error.retryable
+    assert error.message.endswith("connection dropped (outcome unknown)")
+
+
+def test_a_reset_after_the_request_was_read_is_an_unknown_outcome():
+    def reset(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    with loopback(reset) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.outcome_unknown and error.retryable
+
+
+def test_a_pooled_keep_alive_connection_closed_under_the_next_request_is_unknown():
+    # The first request is answered on a keep-alive connection; the server then takes the
+    # second request on that same connection and closes it without answering. From the
+    # client this is indistinguishable from a stale pooled connection: possibly sent.
+    def once_then_hang_up(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(ANSWER)
+        seen.append(read_request(conn))
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(once_then_hang_up) as (url, seen):
+        assert client.request("POST", url + "/api/messages", json={}).json() == {"id": 1}
+        error = post(client, url)
+
+    assert len(seen) == 2 and seen[1].startswith(b"POST")
+    assert error.outcome_unknown
+
+
+def test_an_answer_cut_off_mid_body_is_an_unknown_outcome():
+    def truncated(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"id"\r\n'
+        )
+
+    with loopback(truncated) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.outcome_unknown and error.retryable
+
+
+def test_a_refused_connection_was_never_sent():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens once it is closed
+
+    error = post(HttpClient(connect_timeout=1, read_timeout=1), f"http://127.0.0.1:{port}")
+
+    assert error.retryable and not error.outcome_unknown
+    assert error.message.endswith("connection failed (not sent)")
+
+
+def test_a_5xx_is_an_answer_not_an_unknown_outcome():
+    def unavailable(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+    with loopback(unavailable) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.retryable and not error.outcome_unknown and error.http_status == 503
+
+
+class RaisingSession(requests.Session):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__()
+        self.exc = exc
+
+    def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        raise self.exc
+
+
+def connect_failure(reason: Exception) -> requests.RequestException:
+    """What requests raises when urllib3 could not connect (its exact wrapping)."""
+    pool = urllib3.HTTPConnectionPool("desk.example.com")
+    wrapped = urllib3.exceptions.MaxRetryError(pool, "/api", reason=reason)
+    if type(reason) is urllib3.exceptions.ConnectTimeoutError:
+        return requests.ConnectTimeout(wrapped)
+    return requests.ConnectionError(wrapped)
+
+
+@pytest.mark.parametrize(
+    ("exc", "unknown"),
+    [
+        # Never sent: the connection did not open (timeout, refused, DNS).
+        (connect_failure(urllib3.exceptions.ConnectTimeoutError(None, "connect timed out")), False),
+        (connect_failure(urllib3.exceptions.NewConnectionError(None, "refused")), False),
+        (connect_failure(urllib3.exceptions.NameResolutionError("desk", None, OSError())), False),
+        # Possibly sent: a read timeout, a drop or reset while waiting, a stalled body.
+        (requests.ReadTimeout("read timed out"), True),
+        (
+            requests.ConnectionError(
+                urllib3.exceptions.ProtocolError(
+                    "Connection aborted.", ConnectionResetError(104, "reset")
+                )
+            ),
+            True,
+        ),
+        (
+            requests.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "/", "stalled")),
+            True,
+        ),
+        (requests.exceptions.ChunkedEncodingError("broken"), True),
+    ],
+)
+def test_requests_failures_are_classified_by_whether_they_can_have_been_sent(exc, unknown):
+    client = HttpClient(session_factory=lambda: RaisingSession(exc))
+
+    error = post(client, "https://desk.example.com")
+
+    assert error.retryable
+    assert error.outcome_unknown is unknown
+    assert never_sent(exc) is not unknown
+
+
+def test_a_connect_timeout_is_both_timeout_and_connection_error_but_never_sent():
+    exc = connect_failure(urllib3.exceptions.ConnectTimeoutError(None, "connect timed out"))
+    assert isinstance(exc, requests.Timeout) and isinstance(exc, requests.ConnectionError)
+
+    error = post(HttpClient(session_factory=lambda: RaisingSession(exc)), "https://x.example")
+
+    assert not error.outcome_unknown and error.message.endswith("connect timed out (not sent)")
+
+
+def test_a_request_that_cannot_be_prepared_is_permanent():
+    exc = requests.exceptions.InvalidURL("bad")
+    error = post(HttpClient(session_factory=lambda: RaisingSession(exc)), "https://x.example")
+    assert not error.retryable and not error.outcome_unknown
+
+
+def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
+    def answer(conn: socket.socket, seen: list[bytes]) -> None:
+        while True:
+            request = read_request(conn)
+            if not request:
+                return
+            seen.append(request)
+            conn.sendall(ANSWER)
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(answer) as (url, seen):
+        with client.guarded(lambda: False):
+            error = post(client, url)
+            assert client.request("GET", url + "/api/messages").json() == {"id": 1}
+        assert client.request("POST", url + "/api/messages", json={}).status_code == 200
+
+    assert [line.split(b" ")[0] for line in seen] == [b"GET", b"POST"]
+    assert error.retryable and not error.outcome_unknown
+    assert "not sent" in error.message

@@ -1,0 +1,527 @@
+"""Exactly one reply when an attempt's outcome is unknown: a timeout or a dropped connection
+after the request was sent, or a worker that died mid-delivery. The reply is looked up in the
+dialog before it is sent again; workers beat, renew their leases, and take over the replies of
+workers that stopped beating."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import outbox as outbox_table
+from csat_hook.db.schema import workers
+from csat_hook.errors import ConfigError
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.outbox import store
+from csat_hook.outbox.config import DeliveryConfig
+from csat_hook.services import build_services
+from tests.outbox.test_worker import drain
+from tests.outbox.test_worker import outbox_rows
+from tests.outbox.test_worker import queue_generic
+
+MESSAGES = "/api/dialogs/{dialog}/messages"
+
+
+def generic_with_lookup(fake_url: str, **lookup: Any) -> dict[str, Any]:
+    """The test generic helpdesk, with a look-up reading the fake helpdesk's listing."""
+    return {
+        "generic": {
+            "kind": "generic",
+            "auth": {"mode": "token", "token": "generic-token-123"},
+            "reply": {
+                "url": fake_url + "/api/dialogs/{dialog_id}/messages",
+                "headers": {"Authorization": "Bearer generic-api-key"},
+            },
+            "lookup": {
+                "url": fake_url + "/api/dialogs/{dialog_id}/messages",
+                "headers": {"Authorization": "Bearer generic-api-key"},
+                "messages": "messages",
+                "text": "text",
+                "id": "id",
+                "ours": "direction == 'outgoing' && !private",
+                "created_at": "created_at",
+                **lookup,
+            },
+        }
+    }
+
+
+@pytest.fixture
+def looked_up(make_config, make_services, fake_helpdesk):
+    return make_services(make_config(helpdesks=generic_with_lookup(fake_helpdesk.url)))
+
+
+def posts(fake: Any) -> list[dict[str, Any]]:
+    return [r for r in fake.api_requests() if r["method"] == "POST"]
+
+
+def gets(fake: Any) -> list[dict[str, Any]]:
+    return [r for r in fake.api_requests() if r["method"] == "GET"]
+
+
+def stored(fake: Any, dialog: str = "D-1001") -> list[dict[str, Any]]:
+    return fake.messages_at(MESSAGES.format(dialog=dialog))
+
+
+def settle(services: Any, clock: Any) -> None:
+    clock.advance(services.config.delivery.settle_seconds + 0.001)
+
+
+# --- look-up before sending again -------------------------------------------------------------
+
+
+def test_a_dropped_reply_that_landed_is_found_and_not_posted_again(looked_up, fake_helpdesk, clock):
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1)  # stored, then the connection closes without an answer
+    worker = looked_up.delivery_worker()
+
+    worker.run_once()
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert worker.run_once() == 0  # not before the settle delay
+
+    settle(looked_up, clock)
+    assert worker.run_once() == 1
+
+    assert len(posts(fake_helpdesk)) == 1 and len(gets(fake_helpdesk)) == 1
+    [message] = stored(fake_helpdesk)
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.attempts == 2
+    assert item.external_id == str(message["id"])
+    assert item.last_error.startswith("found in the dialog after an unknown outcome")
+
+
+def test_a_timed_out_reply_that_landed_is_found_and_not_posted_again(
+    make_config, fake_helpdesk, clock
+):
+    config = make_config(helpdesks=generic_with_lookup(fake_helpdesk.url))
+    # A short read timeout: the vendor saves the reply but answers after the client gave up.
+    services = build_services(
+        config, clock=clock, http=HttpClient(connect_timeout=1, read_timeout=0.3)
+    )
+    try:
+        queue_generic(services)
+        fake_helpdesk.delay_next(1, seconds=1.0)
+        worker = services.delivery_worker()
+
+        worker.run_once()
+        [item] = outbox_rows(services)
+        assert "timed out waiting for the answer (outcome unknown)" in item.last_error
+        settle(services, clock)
+        time.sleep(1.0)  # the slow answer finishes (it changes nothing)
+        worker.run_once()
+
+        assert len(posts(fake_helpdesk)) == 1
+        assert len(stored(fake_helpdesk)) == 1
+        [item] = outbox_rows(services)
+        assert item.status == "sent" and item.external_id == str(stored(fake_helpdesk)[0]["id"])
+    finally:
+        services.engine.dispose()
+
+
+def test_a_vendor_that_saves_late_is_found_after_the_settle_delay(looked_up, fake_helpdesk, clock):
+    # The vendor keeps working after the client stopped waiting: the message appears only
+    # later. The look-up waits the settle delay, by which time it is there.
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1, store=False)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    fake_helpdesk.store(MESSAGES.format(dialog="D-1001"), posts(fake_helpdesk)[0]["body"])
+
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1
+    assert [r.status for r in outbox_rows(looked_up)] == ["sent"]
+
+
+def test_a_look_up_that_finds_nothing_sends_once(looked_up, fake_helpdesk, clock):
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1, store=False)  # dropped before the vendor kept anything
+    worker = looked_up.delivery_worker()
+
+    worker.run_once()
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert [r["answered"] for r in posts(fake_helpdesk)] == ["dropped", 200]
+    assert len(stored(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.last_error is None
+
+
+def test_a_look_up_failing_retryably_sends_nothing_and_looks_again(looked_up, fake_helpdesk, clock):
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    settle(looked_up, clock)
+    fake_helpdesk.fail_next(1, 503)  # the listing is unavailable
+
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1  # nothing sent while we cannot tell
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert item.last_error.startswith("look-up before sending again: GET")
+    assert item.last_http_status == 503
+
+    drain(worker, clock)
+
+    assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
+    assert [r.status for r in outbox_rows(looked_up)] == ["sent"]
+
+
+def test_our_survey_quoted_by_the_customer_is_not_taken_for_our_reply(
+    looked_up, fake_helpdesk, clock
+):
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1, store=False)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    posted = posts(fake_helpdesk)[0]["body"]["text"]
+    path = MESSAGES.format(dialog="D-1001")
+    # The customer's email reply quotes our survey (the reference with it), and an old
+    # outgoing message carries it too but predates the attempt by far.
+    quote = fake_helpdesk.store(path, {"text": "> " + posted + "\nThanks!"})
+    quote["direction"] = "incoming"
+    old = fake_helpdesk.store(path, {"text": posted})
+    old["created_at"] = "2020-01-01T00:00:00Z"
+
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 2  # neither counted: sent once more
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.external_id not in {str(quote["id"]), str(old["id"])}
+
+
+def test_without_a_look_up_an_unknown_outcome_is_sent_again_visibly(
+    services, fake_helpdesk, clock, caplog
+):
+    queue_generic(services)  # the plain generic helpdesk: no `lookup` configured
+    fake_helpdesk.drop_next(1)
+    worker = services.delivery_worker()
+    worker.run_once()
+    settle(services, clock)
+
+    with caplog.at_level(logging.WARNING):
+        worker.run_once()
+
+    assert len(stored(fake_helpdesk)) == 2  # today's behaviour, as documented
+    assert "delivery.resend-unchecked" in caplog.messages
+    [item] = outbox_rows(services)
+    assert item.status == "sent"
+    assert item.last_error.startswith("sent again without a check (helpdesk 'generic' has no")
+
+
+def test_a_look_up_the_vendor_refuses_for_good_falls_back_to_sending(
+    looked_up, fake_helpdesk, clock
+):
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1, store=False)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    settle(looked_up, clock)
+    fake_helpdesk.fail_next(1, 403)  # no permission to list messages
+
+    worker.run_once()
+
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and "look-up refused: GET" in item.last_error
+    assert len(stored(fake_helpdesk)) == 1
+
+
+def test_an_unknown_outcome_on_the_last_attempt_is_still_checked(
+    make_config, make_services, fake_helpdesk, clock
+):
+    services = make_services(
+        make_config(helpdesks=generic_with_lookup(fake_helpdesk.url), delivery={"max_attempts": 1})
+    )
+    queue_generic(services, "LAST-1")
+    queue_generic(services, "LAST-2")
+    fake_helpdesk.drop_next(1)  # LAST-1 landed
+    fake_helpdesk.drop_next(1, store=False)  # LAST-2 did not
+    worker = services.delivery_worker()
+    worker.run_once()
+    assert [r.status for r in outbox_rows(services)] == ["pending", "pending"]
+
+    settle(services, clock)
+    worker.run_once()
+
+    first, second = outbox_rows(services)
+    assert first.status == "sent" and first.attempts == 2
+    assert second.status == "failed"
+    assert second.last_error == "gave up after 1 attempts; looked up: the last one did not land"
+    assert len(posts(fake_helpdesk)) == 2  # a look-up only, no send beyond the budget
+
+
+# --- heartbeats, leases and takeovers ---------------------------------------------------------
+
+
+def claim_as(services: Any, worker_id: str, clock: Any) -> Any:
+    lease = clock() + timedelta(seconds=services.config.delivery.lease_seconds)
+    with services.engine.begin() as conn:
+        [row] = store.claim_due(conn, worker_id, clock(), lease, limit=1)
+    return row
+
+
+def test_a_worker_that_stopped_beating_is_taken_over_within_dead_after(
+    looked_up, fake_helpdesk, clock
+):
+    delivery = looked_up.config.delivery
+    queue_generic(looked_up)
+    gone = looked_up.delivery_worker(worker_id="gone")
+    gone.beat()
+    claimed = claim_as(looked_up, "gone", clock)  # and then it is SIGKILLed
+    survivor = looked_up.delivery_worker(worker_id="survivor")
+
+    clock.advance(delivery.worker_dead_after_seconds - 1)
+    assert survivor.release_stale() == 0  # still beating as far as anyone knows
+    clock.advance(2)
+    # Taken over long before its lease (lease_seconds) would have expired.
+    assert delivery.worker_dead_after_seconds + 1 < delivery.lease_seconds
+    assert survivor.release_stale() == 1
+
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.claimed_by is None
+    assert item.uncertain_since == claimed.updated_at  # the gone worker's attempt began here
+    assert item.next_attempt_at == clock() + timedelta(seconds=delivery.takeover_wait_seconds)
+    with looked_up.engine.connect() as conn:
+        assert conn.execute(sa.select(workers.c.id)).scalars().all() == []
+
+    assert survivor.run_once() == 0  # whatever the gone worker sent is still settling
+    clock.advance(delivery.takeover_wait_seconds)
+    assert survivor.run_once() == 1
+
+    assert len(gets(fake_helpdesk)) == 1 and len(posts(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.claimed_by == "survivor"
+
+
+def test_a_reply_claimed_after_the_last_beat_is_taken_over_without_waiting_for_its_lease(
+    looked_up, clock
+):
+    delivery = looked_up.config.delivery
+    queue_generic(looked_up)
+    gone = looked_up.delivery_worker(worker_id="gone")
+    gone.beat()
+    clock.advance(1)
+    claim_as(looked_up, "gone", clock)  # claimed between two beats, then SIGKILLed
+    survivor = looked_up.delivery_worker(worker_id="survivor")
+
+    clock.advance(delivery.worker_dead_after_seconds - 0.5)
+    # The worker looks gone, but this claim is younger than dead_after: not yet, and the
+    # gone worker's row must stay so that the claim can be recognised as its own later.
+    assert survivor.release_stale() == 0
+    clock.advance(1)
+    assert survivor.release_stale() == 1  # well before lease_seconds
+    with looked_up.engine.connect() as conn:
+        assert conn.execute(sa.select(workers.c.id)).scalars().all() == []
+
+
+def test_a_gone_workers_reply_that_landed_is_found_not_doubled(looked_up, fake_helpdesk, clock):
+    queue_generic(looked_up)
+    gone = looked_up.delivery_worker(worker_id="gone")
+    gone.beat()
+    claim_as(looked_up, "gone", clock)
+    # It posted the reply, then died before recording it.
+    fake_helpdesk.store(
+        MESSAGES.format(dialog="D-1001"), {"text": "survey " + survey_token(looked_up)}
+    )
+    survivor = looked_up.delivery_worker(worker_id="survivor")
+
+    clock.advance(looked_up.config.delivery.worker_dead_after_seconds + 1)
+    survivor.release_stale()
+    clock.advance(looked_up.config.delivery.takeover_wait_seconds)
+    survivor.run_once()
+
+    assert posts(fake_helpdesk) == [] and len(stored(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.last_error.startswith("found in the dialog")
+
+
+def survey_token(services: Any) -> str:
+    with services.engine.connect() as conn:
+        return str(conn.execute(sa.text("SELECT token FROM surveys")).scalar_one())
+
+
+class Blocking:
+    """Makes the adapter's first send_reply wait for :meth:`release` (a request that runs
+    long); later calls go straight through."""
+
+    def __init__(self, services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self.go = threading.Event()
+        adapter = services.helpdesks["generic"]
+        original = adapter.send_reply
+
+        def send_reply(reply: Any) -> Any:
+            if not self.entered.is_set():
+                self.entered.set()
+                assert self.go.wait(20)
+            return original(reply)
+
+        monkeypatch.setattr(adapter, "send_reply", send_reply)
+
+    def release(self) -> None:
+        self.go.set()
+
+
+def test_the_heartbeat_renews_the_lease_of_a_request_running_past_it(
+    services, fake_helpdesk, clock, monkeypatch
+):
+    delivery = services.config.delivery
+    queue_generic(services)
+    blocking = Blocking(services, monkeypatch)
+    owner = services.delivery_worker(worker_id="owner")
+    owner.start(threads=1)
+    try:
+        assert blocking.entered.wait(10)
+        # The request is still running well past the lease it was claimed with.
+        clock.advance(delivery.lease_seconds + 5)
+        owner.beat()  # what the heartbeat thread does every heartbeat_seconds
+        other = services.delivery_worker(worker_id="other")
+        assert other.release_stale() == 0  # alive, lease renewed: not taken over
+
+        [item] = outbox_rows(services)
+        assert item.status == "sending" and item.claimed_by == "owner"
+        assert item.lease_until == clock() + timedelta(seconds=delivery.lease_seconds)
+
+        blocking.release()
+        deadline = time.monotonic() + 10
+        while outbox_rows(services)[0].status == "sending" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        blocking.release()
+        owner.stop()
+
+    assert len(posts(fake_helpdesk)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.claimed_by == "owner"
+    with services.engine.connect() as conn:  # a graceful stop unregisters
+        assert conn.execute(sa.select(workers.c.id)).scalars().all() == []
+
+
+def test_only_replies_in_flight_are_renewed(services, clock):
+    # A reply whose outcome could not be recorded (the database was down) is no longer in
+    # flight: its lease must expire so that it is taken over, not be renewed while the worker
+    # lives.
+    delivery = services.config.delivery
+    for dialog in ("R-1", "R-2"):
+        queue_generic(services, dialog)
+    owner = services.delivery_worker(worker_id="owner")
+    owner.beat()
+    claimed, _ = owner._claim(2)
+    stranded, running = (row for row, _survey in claimed)
+    owner._owned.pop(stranded.id)  # its delivery finished; recording it failed
+    clock.advance(delivery.lease_seconds - 1)
+
+    owner.beat()
+    clock.advance(2)
+
+    other = services.delivery_worker(worker_id="other")
+    assert other.release_stale() == 1  # the stranded one, by its expired lease
+    rows = {row.id: row for row in outbox_rows(services)}
+    assert rows[stranded.id].status == "pending" and rows[stranded.id].uncertain_since
+    assert rows[running.id].status == "sending" and rows[running.id].claimed_by == "owner"
+
+
+def test_a_worker_taken_for_dead_does_not_send_what_it_no_longer_owns(
+    services, fake_helpdesk, clock, monkeypatch
+):
+    delivery = services.config.delivery
+    queue_generic(services)
+    blocking = Blocking(services, monkeypatch)
+    stalled = services.delivery_worker(worker_id="stalled")
+    stalled.start(threads=1)
+    try:
+        assert blocking.entered.wait(10)
+        # Its heartbeat cannot reach the database (a partition, a long pause): others take
+        # the reply over and, after the takeover wait, send it themselves.
+        clock.advance(delivery.worker_dead_after_seconds + 1)
+        survivor = services.delivery_worker(worker_id="survivor")
+        assert survivor.release_stale() == 1
+        clock.advance(delivery.takeover_wait_seconds)
+        assert survivor.run_once() == 1
+        # Its heartbeat gets through again: it is alive, but the reply is not its own any
+        # more (the renewal does not find it), so its fence stays closed for that reply.
+        stalled.beat()
+        blocking.release()  # the stalled worker wakes up and tries to post its copy
+        deadline = time.monotonic() + 10
+        while len(fake_helpdesk.api_requests()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        blocking.release()
+        stalled.stop()
+
+    assert len(posts(fake_helpdesk)) == 1  # the fence kept the stalled worker's copy back
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.claimed_by == "survivor"
+
+
+def test_a_row_renewed_after_its_workers_last_beat_is_not_taken_over(services, clock):
+    # PostgreSQL re-checks a row a concurrent renewal just updated against the statement's
+    # older view of `workers`: the row's own lease must keep it with its owner.
+    delivery = services.config.delivery
+    queue_generic(services)
+    owner = services.delivery_worker(worker_id="owner")
+    owner.beat()
+    claim_as(services, "owner", clock)
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    with services.engine.begin() as conn:  # renewed, but the beat looks old
+        conn.execute(
+            sa.update(outbox_table).values(
+                lease_until=clock() + timedelta(seconds=delivery.lease_seconds)
+            )
+        )
+
+    assert services.delivery_worker(worker_id="other").release_stale() == 0
+    assert outbox_rows(services)[0].claimed_by == "owner"
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delivery", "message"),
+    [
+        (
+            {"lease_seconds": 60},
+            "delivery: lease_seconds (60) must exceed 4 × (connect_timeout_seconds + "
+            "read_timeout_seconds) = 80",
+        ),
+        (
+            {"heartbeat_seconds": 5, "worker_dead_after_seconds": 10},
+            "delivery: worker_dead_after_seconds (10) must be at least 3 × heartbeat_seconds (15)",
+        ),
+        (
+            {"read_timeout_seconds": 20, "settle_seconds": 10, "lease_seconds": 200},
+            "delivery: settle_seconds (10) must be at least read_timeout_seconds (20)",
+        ),
+        (
+            {"worker_dead_after_seconds": 150, "heartbeat_seconds": 10},
+            "delivery: lease_seconds (120) must exceed worker_dead_after_seconds (150)",
+        ),
+    ],
+)
+def test_timings_that_do_not_fit_are_refused_naming_the_keys(tmp_path, delivery, message):
+    from csat_hook.config import load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={}, overrides={"delivery": delivery})
+    assert message in str(caught.value)
+
+
+def test_the_default_timings_fit_and_take_over_well_before_a_lease():
+    defaults = DeliveryConfig()
+    assert defaults.lease_seconds > 4 * defaults.request_seconds
+    # Kill → taken over (dead_after) → first look-up (takeover wait): under the 120 s lease.
+    assert defaults.worker_dead_after_seconds + defaults.takeover_wait_seconds < 60

@@ -116,6 +116,13 @@ def run_transaction(
     raise AssertionError("unreachable")
 
 
+def is_data_error(exc: sa.exc.DBAPIError) -> bool:
+    """True when the database refused the values themselves (a string too long, a NUL byte,
+    a broken constraint): the same statement will fail again, whenever it is retried. False
+    for what may pass later (connection lost, database locked, timeouts)."""
+    return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError)
+
+
 def ping(conn: sa.Connection) -> None:
     """A round trip to the database (the health check)."""
     conn.execute(sa.text("SELECT 1"))

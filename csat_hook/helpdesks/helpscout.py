@@ -44,12 +44,13 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -146,7 +147,7 @@ class HelpScoutHelpdesk(Helpdesk):
         if event != STATUS_EVENT:
             return Ignored(f"event {event or '(no X-HelpScout-Event)'} is not a status change")
         payload = require_object(request.json())
-        dialog_id = require_text(payload, "id", "conversation id")
+        dialog_id = require_id(payload, "id", "conversation id")
         status = (as_text(payload.get("status")) or "").lower()
         if status == "closed":
             return self._closed(payload, dialog_id)
@@ -157,18 +158,18 @@ class HelpScoutHelpdesk(Helpdesk):
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
         closed_by = payload.get("closedByUser")
         closer = (
-            _user(closed_by)
+            _user(closed_by, "closedByUser")
             if isinstance(closed_by, Mapping)
-            else Person(id=_nonzero_id(payload.get("closedBy")))
+            else Person(id=_nonzero_id(payload.get("closedBy"), "closedBy"))
         )
-        assignee = _user(payload.get("assignee"))
-        customer = _user(payload.get("primaryCustomer"))
+        assignee = _user(payload.get("assignee"), "assignee")
+        customer = _user(payload.get("primaryCustomer"), "primaryCustomer")
         created_by = payload.get("createdBy")
         if isinstance(created_by, Mapping) and created_by.get("type") == "customer":
-            creator = _user(created_by)  # often carries the email primaryCustomer lacks
+            creator = _user(created_by, "createdBy")  # often has the email primaryCustomer lacks
             if customer.id in (None, creator.id):
                 customer = customer.merged(creator)
-        mailbox = _nonzero_id(payload.get("mailboxId"))
+        mailbox = _nonzero_id(payload.get("mailboxId"), "mailboxId")
         closed_at = as_text(payload.get("closedAt"))
         return DialogClosed(
             helpdesk=self.name,
@@ -215,7 +216,7 @@ class HelpScoutHelpdesk(Helpdesk):
         if response is None:
             return None
         user = response_json(response)
-        return _user({**user, "id": agent.id}) if isinstance(user, Mapping) else None
+        return _user({**user, "id": agent.id}, "user") if isinstance(user, Mapping) else None
 
     # --- OAuth2 -----------------------------------------------------------------------------
 
@@ -289,21 +290,22 @@ class HelpScoutHelpdesk(Helpdesk):
         return token, max(0.0, lifetime)
 
 
-def _user(value: Any) -> Person:
-    """A Help Scout user or customer: ``first``/``last`` in payloads, ``firstName`` in the API."""
+def _user(value: Any, field: str) -> Person:
+    """A Help Scout user or customer (at ``field`` in the payload): ``first``/``last`` in
+    payloads, ``firstName`` in the API."""
     if not isinstance(value, Mapping):
         return Person()
     first = as_text(value.get("first")) or as_text(value.get("firstName")) or ""
     last = as_text(value.get("last")) or as_text(value.get("lastName")) or ""
     return Person(
-        id=_nonzero_id(value.get("id")),
+        id=_nonzero_id(value.get("id"), f"{field}.id"),
         name=f"{first} {last}".strip() or None,
         email=as_text(value.get("email")),
     )
 
 
-def _nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
+def _nonzero_id(value: Any, field: str) -> str | None:
+    text = as_id(value, field)
     return text if text and text != "0" else None
 
 

@@ -45,13 +45,14 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -134,9 +135,7 @@ class IntercomHelpdesk(Helpdesk):
         if topic == CLOSE_TOPIC:
             return self._closed(payload)
         if topic == REOPEN_TOPIC:
-            return DialogReopened(
-                self.name, require_text(payload, "data.item.id", "conversation id")
-            )
+            return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")
         return Ignored(f"topic {topic or '(none)'} is not a close")
@@ -145,12 +144,17 @@ class IntercomHelpdesk(Helpdesk):
         item = dig(payload, "data.item")
         if not isinstance(item, Mapping):
             raise BadPayloadError("the conversation is missing (data.item)", code="missing_field")
-        dialog_id = require_text(item, "id", "conversation id (data.item.id)")
-        close_part = _close_part(item)
+        dialog_id = require_id(payload, "data.item.id", "conversation id")
+        close_part, part_path = _close_part(item)
         if close_part:  # a bot's close part names no admin, and nobody is credited for it
-            closer = _admin(close_part.get("author")) or Person()
+            closer = _admin(close_part.get("author"), f"{part_path}.author") or Person()
         else:
-            closer = Person(id=_nonzero_id(dig(item, "statistics.last_closed_by_id")))
+            closer = Person(
+                id=_nonzero_id(
+                    dig(item, "statistics.last_closed_by_id"),
+                    "data.item.statistics.last_closed_by_id",
+                )
+            )
         if closer.id and closer.id in self.options.ignore_closes_by:
             return Ignored(f"closed by admin {closer.id}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
@@ -171,24 +175,26 @@ class IntercomHelpdesk(Helpdesk):
             or parse_timestamp(item.get("updated_at"))
             or parse_timestamp(payload.get("created_at")),
             # The notification id is the same on every delivery attempt of this close.
-            occurrence=as_text(payload.get("id"))
-            or as_text(close_part.get("id"))
+            occurrence=as_id(payload.get("id"), "id")
+            or as_id(close_part.get("id"), f"{part_path}.id")
             or as_text(dig(item, "statistics.last_close_at")),
             reply_context={"admin_id": sender} if sender else {},
         )
 
     def _assignee(self, item: Mapping[str, Any]) -> tuple[Person, str | None]:
         """The assigned admin and the team's name (or id, when ``teams`` does not name it)."""
-        team = self._team(item.get("team_assignee_id"))
+        team = self._team(item.get("team_assignee_id"), "data.item.team_assignee_id")
         if "admin_assignee_id" in item:  # 2.x: ids only
-            return Person(id=_nonzero_id(item.get("admin_assignee_id"))), team
+            admin = _nonzero_id(item.get("admin_assignee_id"), "data.item.admin_assignee_id")
+            return Person(id=admin), team
         assignee = item.get("assignee")  # 1.x: an admin, a team or "nobody_admin"
         if isinstance(assignee, Mapping) and assignee.get("type") == "team":
-            return Person(), as_text(assignee.get("name")) or self._team(assignee.get("id"))
-        return _admin(assignee) or Person(), team
+            name = as_text(assignee.get("name"))
+            return Person(), name or self._team(assignee.get("id"), "data.item.assignee.id")
+        return _admin(assignee, "data.item.assignee") or Person(), team
 
-    def _team(self, team_id: Any) -> str | None:
-        text = _nonzero_id(team_id)
+    def _team(self, team_id: Any, field: str) -> str | None:
+        text = _nonzero_id(team_id, field)
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
@@ -275,20 +281,23 @@ def _reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any) -> r
     return response
 
 
-def _close_part(item: Mapping[str, Any]) -> Mapping[str, Any]:
+def _close_part(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The last close part of the conversation and its path in the payload ({} if none)."""
     parts = dig(item, "conversation_parts.conversation_parts")
     if isinstance(parts, list):
-        for part in reversed(parts):
+        for index in range(len(parts) - 1, -1, -1):
+            part = parts[index]
             if isinstance(part, Mapping) and part.get("part_type") == "close":
-                return part
-    return {}
+                return part, f"data.item.conversation_parts.conversation_parts.{index}"
+    return {}, ""
 
 
-def _admin(value: Any) -> Person | None:
-    """An admin reference as a Person; None for bots, teams, contacts and "nobody_admin"."""
+def _admin(value: Any, field: str) -> Person | None:
+    """An admin reference (at ``field``) as a Person; None for bots, teams, contacts and
+    "nobody_admin"."""
     if not isinstance(value, Mapping) or value.get("type") not in ("admin", None):
         return None
-    admin_id = _nonzero_id(value.get("id"))
+    admin_id = _nonzero_id(value.get("id"), f"{field}.id")
     if not admin_id:
         return None
     return Person(id=admin_id, name=as_text(value.get("name")), email=as_text(value.get("email")))
@@ -298,23 +307,23 @@ def _customer(item: Mapping[str, Any]) -> Person:
     user = item.get("user")  # 1.x
     if isinstance(user, Mapping):
         return Person(
-            id=as_text(user.get("id")),
+            id=as_id(user.get("id"), "data.item.user.id"),
             name=as_text(user.get("name")),
             email=as_text(user.get("email")),
         )
-    contact_id = as_text(dig(item, "contacts.contacts.0.id"))
+    contact_id = as_id(dig(item, "contacts.contacts.0.id"), "data.item.contacts.contacts.0.id")
     author = dig(item, "source.author")
     if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
         return Person(
-            id=contact_id or as_text(author.get("id")),
+            id=contact_id or as_id(author.get("id"), "data.item.source.author.id"),
             name=as_text(author.get("name")),
             email=as_text(author.get("email")),
         )
     return Person(id=contact_id)
 
 
-def _nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
+def _nonzero_id(value: Any, field: str) -> str | None:
+    text = as_id(value, field)
     return text if text and text != "0" else None
 
 

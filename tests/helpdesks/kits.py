@@ -34,6 +34,9 @@ class Kit:
     sign: Callable[[bytes, datetime], SignedRequest]
     # How an attacker alters a request: the body (signed vendors), or the token (token auth).
     tamper: Callable[[SignedRequest], SignedRequest] = lambda r: (r[0] + b" ", r[1], r[2])
+    # Where the close body holds ids the adapter reads (dotted paths, as errors name them):
+    # an id of the wrong type there must be refused with a 400 naming the path.
+    id_paths: tuple[str, ...] = ()
 
 
 def json_headers(extra: dict[str, str]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
@@ -107,7 +108,7 @@ class GenericHelpdesk(Helpdesk):
         verdict = self._classify(values, mapping)
         if isinstance(verdict, Ignored):
             return verdict
-        dialog_id = as_text(values.get("dialog_id"))
+        dialog_id = as_id(values.get("dialog_id"), _field(mapping, "dialog_id"))
         if dialog_id is None:
             raise BadPayloadError(
                 f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
@@ -124,18 +125,18 @@ class GenericHelpdesk(Helpdesk):
             helpdesk=self.name,
             dialog_id=dialog_id,
             agent=Person(
-                as_text(values.get("agent_id")),
+                as_id(values.get("agent_id"), _field(mapping, "agent_id")),
                 as_text(values.get("agent_name")),
                 as_text(values.get("agent_email")),
             ),
             customer=Person(
-                as_text(values.get("customer_id")),
+                as_id(values.get("customer_id"), _field(mapping, "customer_id")),
                 as_text(values.get("customer_name")),
                 as_text(values.get("customer_email")),
             ),
             team=as_text(values.get("team")),
             channel=as_text(values.get("channel")),
-            language=as_text(values.get("language"), limit=16),
+            language=as_text(values.get("language")),
             occurrence=as_text(values.get("occurrence")) or _body_digest(request.body),
             reply_context=context,
         )
@@ -213,6 +214,11 @@ def reply_values(reply: Reply) -> dict[str, str]:
     }
     values.update({k: "" if v is None else str(v) for k, v in reply.context.items()})
     return values
+
+
+def _field(mapping: MappingOptions, key: str) -> str:
+    """How an error names a mapped field: the payload path the mapping reads it from."""
+    return f"{mapping.expressions().get(key, key)} (mapping.{key})"
 
 
 def _lower(items: list[str]) -> set[str]:

@@ -10,11 +10,11 @@ from it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jmespath
@@ -22,6 +22,9 @@ import jmespath
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
+from csat_hook.files import private_dir
+from csat_hook.files import prune
+from csat_hook.files import write_private
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
@@ -191,11 +194,19 @@ class GenericHelpdesk(Helpdesk):
         }
 
     def _capture(self, request: WebhookRequest) -> None:
-        folder = Path(self.options.capture_dir or ".")
-        folder.mkdir(parents=True, exist_ok=True)
+        """Save the payload (owner-only) and prune this helpdesk's old captures."""
+        options = self.options
+        folder = private_dir(options.capture_dir or ".")
         stamp = request.received_at.strftime("%Y%m%dT%H%M%S%f")
-        (folder / f"{self.name}-{stamp}-{_body_digest(request.body)[:8]}.json").write_bytes(
-            request.body
+        name = f"{self.name}-{stamp}-{_body_digest(request.body)[:8]}.json"
+        with contextlib.suppress(FileExistsError):  # the same body in the same microsecond
+            write_private(folder / name, request.body)
+        prune(
+            folder,
+            f"{self.name}-",
+            max_age_seconds=options.capture_retention_days * 86400,
+            max_files=options.capture_max_files,
+            max_bytes=options.capture_max_bytes,
         )
 
 

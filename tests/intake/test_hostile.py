@@ -110,14 +110,6 @@ def at(document: Any, dotted: str) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def with_dialog_id(kit: Kit, payload: Any, dialog_id: str) -> Any:
-    """The payload with every value equal to the kit's dialog id replaced by ``dialog_id``."""
-    for path, value in leaves(payload):
-        if path and str(value) == kit.dialog_id and not isinstance(value, bool):
-            payload = replaced(payload, path, dialog_id)
-    return payload
-
-
 def stored_text(sender: Sender) -> list[str]:
     """Every text value of every stored survey and queued reply (context included)."""
     found = []
@@ -312,20 +304,20 @@ def test_a_dialog_id_longer_than_its_column_is_refused_not_cut(sender, kit):
     longest = "9" * 191
     over = "9" * 192
 
-    refused = sender.post(with_dialog_id(kit, sender.close(), over))
+    refused = sender.post(kit.with_dialog_id(sender.close(), over))
     assert refused.status_code == 400, refused.get_data()[:300]
     assert refused.json == {
         "error": "id_too_long",
         "reason": "the dialog id is longer than 191 characters",
     }
-    accepted = sender.post(with_dialog_id(kit, sender.close(), longest))
+    accepted = sender.post(kit.with_dialog_id(sender.close(), longest))
     assert accepted.status_code == 200, accepted.get_data()[:300]
     assert accepted.json["status"] == "queued"
     assert [row.dialog_id for row in sender.rows()] == [longest]
 
 
 def test_a_dialog_id_with_a_nul_is_refused(sender, kit):
-    response = sender.post(with_dialog_id(kit, sender.close(), "5158\x00"))
+    response = sender.post(kit.with_dialog_id(sender.close(), "5158\x00"))
 
     assert response.status_code == 400
     assert response.json["error"] == "bad_id" and "dialog id" in response.json["reason"]

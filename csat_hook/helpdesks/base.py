@@ -46,6 +46,10 @@ from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.settings import StrictModel
 
 
+# Agents remembered per adapter (name and email looked up through the vendor API).
+AGENT_CACHE_LIMIT = 10_000
+
+
 class AgentInfo(StrictModel):
     name: str | None = None
     email: str | None = None
@@ -123,7 +127,12 @@ class Helpdesk(abc.ABC):
         # A miss is remembered too, so an unknown id does not cost a call per reply.
         found = self.fetch_agent(agent, context) or Person(id=agent.id)
         with self._agent_lock:
+            self._agent_cache.pop(agent.id, None)  # re-inserted last: the newest
             self._agent_cache[agent.id] = (time.monotonic(), found)
+            # Agent ids come from webhooks: the cache must not grow with every id a sender
+            # makes up. The oldest entries go first (dicts keep insertion order).
+            while len(self._agent_cache) > AGENT_CACHE_LIMIT:
+                del self._agent_cache[next(iter(self._agent_cache))]
         return agent.merged(found)
 
     def _cached_agent(self, agent_id: str) -> Person | None:

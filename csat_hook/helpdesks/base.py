@@ -45,7 +45,6 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.settings import StrictModel
 
-
 # Agents remembered per adapter (name and email looked up through the vendor API).
 AGENT_CACHE_LIMIT = 10_000
 

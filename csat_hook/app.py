@@ -25,6 +25,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     config = services.config
     app = Flask("csat_hook")
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
+    app.config[web.BODY_TIMEOUT] = config.server.body_timeout_seconds
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICES] = services
     app.extensions[web.EXTENSION] = services.intake

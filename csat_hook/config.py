@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -247,13 +248,79 @@ def _error_text(source: str, errors: list[str]) -> str:
     return f"invalid configuration ({source}):\n" + "\n".join(f"  {line}" for line in errors)
 
 
+MASK = "**********"  # what pydantic prints for a SecretStr
+# Query parameters whose value is a credential (compared lower-case, "-" read as "_").
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "api_token",
+        "auth_token",
+        "refresh_token",
+        "key",
+        "api_key",
+        "apikey",
+        "signature",
+        "sig",
+        "sslpassword",
+    }
+)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
 def masked_dump(config: Config) -> dict[str, Any]:
-    """The effective configuration as plain data, every secret replaced by a mask."""
+    """The effective configuration as plain data, every secret replaced by a mask.
+
+    Secrets are the ``SecretStr`` fields, and credentials inside any URL: the password of
+    ``user:password@host`` (``database.url``, also when it came from ``$DATABASE_URL``) and
+    query parameters such as ``?token=`` or ``?password=``.
+    """
     data = config.model_dump(mode="json")
     data["helpdesks"] = {
         name: options.model_dump(mode="json") for name, options in config.helpdesks.items()
     }
-    return data
+    masked: dict[str, Any] = _mask_urls(data)
+    return masked
+
+
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, str):
+        return _URL.sub(lambda m: mask_url(m.group()), value) if "://" in value else value
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    return value
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info and the values of credential-like query
+    parameters (:data:`SECRET_PARAMETERS`) replaced by the mask."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if colon else netloc
+    query = "&".join(_mask_parameter(item) for item in parts.query.split("&"))
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    masked = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    return masked + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _mask_parameter(item: str) -> str:
+    name, equals, _value = item.partition("=")
+    normalised = urllib.parse.unquote_plus(name).lower().replace("-", "_")
+    if equals and normalised in SECRET_PARAMETERS:
+        return f"{name}={MASK}"
+    return item
 
 
 def config_warnings(config: Config) -> list[str]:

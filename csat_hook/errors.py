@@ -78,6 +78,13 @@ class PayloadTooLargeError(WebhookError):
     code = "payload_too_large"
 
 
+class RequestTimeoutError(WebhookError):
+    """The sender did not send the whole body within ``server.body_timeout_seconds``."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class ServiceUnavailableError(CsatHookError):
     """A dependency (the database) is down; the sender should retry later."""
 

@@ -77,8 +77,12 @@ class SafeFormatter(logging.Formatter):
 
 
 def _quote(value: object) -> str:
+    # Quoted (JSON escapes) when it holds a space or anything unprintable: a value from a
+    # request (a dialog id, a path) can never break the line or forge another field.
     text = str(value)
-    return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
+    if not text or " " in text or "=" in text or '"' in text or not text.isprintable():
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import signal
 import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -24,6 +25,7 @@ from csat_hook.app import create_app
 from csat_hook.config import Config
 from csat_hook.outbox.runtime import start_delivery
 from csat_hook.services import Services
+from csat_hook.webserver.conf import SETTINGS
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -68,38 +70,51 @@ def run_server(
     server. It is a separate process so a large sync never competes with webhooks for the GIL.
     """
     options: dict[str, Any] = {
+        **SETTINGS,  # the worker and logger classes, limits: the same as the Procfile's
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
         "threads": config.server.threads,
         "timeout": 60,
         "graceful_timeout": 20,
-        "accesslog": None,  # URLs can carry ?token=...: no access log
-        "errorlog": "-",
         "loglevel": "warning",
-        "limit_request_line": 8190,
-        "limit_request_fields": 100,
     }
     if with_delivery:
         options["post_worker_init"] = _start_delivery
         options["worker_exit"] = _stop_delivery
+    sync_every = config.sync.interval_seconds if sync_command else None
     child: subprocess.Popen[bytes] | None = None
-    if sync_command:
-        # Started when the server is ready (after gunicorn's own start-up checks) and stopped
-        # on exit; PR_SET_PDEATHSIG also stops it if the server is killed outright.
-        def when_ready(_server: Any) -> None:
-            nonlocal child
+
+    # The listening sockets are bound: say where (the port may have been 0), then start the
+    # periodic sync child, stopped on exit; PR_SET_PDEATHSIG also stops it if the server is
+    # killed outright.
+    def when_ready(server: Any) -> None:
+        nonlocal child
+        print(listening_line(server.LISTENERS, workers, with_delivery, sync_every), file=sys.stderr)
+        sys.stderr.flush()
+        if sync_command:
             child = subprocess.Popen(sync_command, preexec_fn=_die_with_parent)  # noqa: S603
 
-        def on_exit(_server: Any) -> None:
-            if child is not None and child.poll() is None:
-                child.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(timeout=20)
+    def on_exit(_server: Any) -> None:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=20)
 
-        options["when_ready"] = when_ready
-        options["on_exit"] = on_exit
+    options["when_ready"] = when_ready
+    options["on_exit"] = on_exit
     _Application(config, options).run()
+
+
+def listening_line(
+    listeners: list[Any], workers: int, with_delivery: bool, sync_every: float | None
+) -> str:
+    """What ``serve`` prints once it listens, e.g. ``csat-hook listening on
+    http://127.0.0.1:8000 (2 web processes, delivery in each, sync every 300 s)``."""
+    where = ", ".join(str(listener) for listener in listeners)
+    parts = [f"{workers} web process" + ("es" if workers != 1 else "")]
+    parts.append("delivery in each" if with_delivery else "no delivery")
+    parts.append(f"sync every {sync_every:g} s" if sync_every else "no periodic sync")
+    return f"csat-hook listening on {where} ({', '.join(parts)})"
 
 
 def _die_with_parent() -> None:

@@ -1,19 +1,47 @@
 """Run csat-hook the Procfile way on one machine: gunicorn web processes plus separate
-delivery workers, all on one database. Used by the multi-process tests and the load benchmark.
+delivery workers, all on one database. Used by the multi-process tests and the benchmarks.
+
+The web processes run the Procfile's own ``web:`` line (:func:`procfile_command`), so what is
+tested is what a platform starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def procfile_command(
+    name: str, env: Mapping[str, str], overrides: Mapping[str, str] | None = None
+) -> list[str]:
+    """The Procfile's ``name:`` line as argv: ``${VAR:-default}`` expanded from ``env`` as
+    the platform's shell would, ``gunicorn`` run with this interpreter, and each flag of
+    ``overrides`` given that value instead (or added)."""
+    lines = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+    command = next(line for line in lines if line.startswith(f"{name}:")).split(":", 1)[1]
+    expanded = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], command.strip())
+    argv = shlex.split(expanded)
+    if argv[0] == "gunicorn":
+        argv = [sys.executable, "-m", "gunicorn", *argv[1:]]
+    for flag, value in (overrides or {}).items():
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv[-1:-1] = [flag, value]  # before the app
+    return argv
 
 
 def free_port() -> int:
@@ -60,25 +88,12 @@ class LocalCluster:
 
     def start_web(self, timeout: float = 30) -> str:
         port = free_port()
-        self.web = self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--worker-class",
-                "gthread",
-                "--workers",
-                str(self.web_workers),
-                "--threads",
-                str(self.web_threads),
-                "--log-level",
-                "warning",
-                "csat_hook.wsgi:app",
-            ],
+        command = procfile_command(
             "web",
+            {"PORT": str(port), "WEB_CONCURRENCY": str(self.web_workers)},
+            {"--bind": f"127.0.0.1:{port}", "--threads": str(self.web_threads)},
         )
+        self.web = self._spawn([*command[:-1], "--log-level", "warning", command[-1]], "web")
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -175,3 +175,51 @@ def test_the_commented_generic_lookup_example_is_valid(tmp_path):
 
     assert generic.lookup is not None and generic.lookup.messages == "messages"
     assert generic.lookup.ours == "direction == 'outgoing' && !private"
+
+
+@pytest.mark.parametrize("where", ["yaml", "environment"])
+def test_check_config_masks_the_database_password(tmp_path, where):
+    url = "postgresql://csat:S3cr%40tPass@db.example.com:5432/csat?sslmode=require"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"database: {{url: '{url}'}}\n" if where == "yaml" else "{}\n")
+    env = {"DATABASE_URL": url} if where == "environment" else {}
+
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "S3cr" not in result.output
+    assert "postgresql+psycopg://csat:**********@db.example.com:5432/csat?sslmode=require" in (
+        result.output
+    )
+
+
+def test_masked_dump_masks_credentials_in_every_url():
+    config = load_config(
+        None,
+        env={"DATABASE_URL": "postgresql://db.example.com/csat?user=app&password=PG-PASS"},
+        overrides={
+            "helpdesks": {
+                "chatwoot": {
+                    "kind": "chatwoot",
+                    "base_url": "https://bot:CW-PASS@chat.example.com",
+                    "api_access_token": "x",
+                    "webhook_token": "y",
+                },
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "none"},
+                    "reply": {"url": "https://api.example.com/{dialog_id}?api_key=API-KEY&v=2"},
+                },
+            }
+        },
+    )
+
+    data = masked_dump(config)
+
+    text = repr(data)
+    for secret in ("PG-PASS", "CW-PASS", "API-KEY"):
+        assert secret not in text
+    assert data["helpdesks"]["generic"]["reply"]["url"] == (
+        "https://api.example.com/{dialog_id}?api_key=**********&v=2"
+    )
+    assert data["helpdesks"]["chatwoot"]["base_url"] == "https://bot:**********@chat.example.com"

@@ -29,7 +29,7 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     run_server(
         config,
         host=host or config.server.host,
-        port=port or config.server.port,
+        port=config.server.port if port is None else port,  # 0: any free port
         workers=workers or config.server.workers,
         with_delivery=True,
         sync_command=_sync_child_command(state) if config.sync.run_in_serve else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +17,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
+
+from csat_hook.files import private_dir
+from csat_hook.files import touch_private
 
 T = TypeVar("T")
 
@@ -41,7 +45,13 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 def _sqlite_engine(url: sa.URL) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # The file holds customer data: owner-only, and so are the -wal and -shm files,
+        # which SQLite creates with the database file's permissions.
+        private_dir(Path(database).parent)
+        touch_private(database)
+        for companion in (f"{database}-wal", f"{database}-shm"):
+            if os.path.exists(companion):
+                touch_private(companion)
     engine = sa.create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},
@@ -114,6 +124,13 @@ def run_transaction(
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+def is_data_error(exc: sa.exc.DBAPIError) -> bool:
+    """True when the database refused the values themselves (a string too long, a NUL byte,
+    a broken constraint): the same statement will fail again, whenever it is retried. False
+    for what may pass later (connection lost, database locked, timeouts)."""
+    return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError)
 
 
 def ping(conn: sa.Connection) -> None:

@@ -48,6 +48,9 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.settings import StrictModel
 
+# Agents remembered per adapter (name and email looked up through the vendor API).
+AGENT_CACHE_LIMIT = 10_000
+
 
 class AgentInfo(StrictModel):
     name: str | None = None
@@ -136,7 +139,12 @@ class Helpdesk(abc.ABC):
         # A miss is remembered too, so an unknown id does not cost a call per reply.
         found = self.fetch_agent(agent, context) or Person(id=agent.id)
         with self._agent_lock:
+            self._agent_cache.pop(agent.id, None)  # re-inserted last: the newest
             self._agent_cache[agent.id] = (time.monotonic(), found)
+            # Agent ids come from webhooks: the cache must not grow with every id a sender
+            # makes up. The oldest entries go first (dicts keep insertion order).
+            while len(self._agent_cache) > AGENT_CACHE_LIMIT:
+                del self._agent_cache[next(iter(self._agent_cache))]
         return agent.merged(found)
 
     def _cached_agent(self, agent_id: str) -> Person | None:
@@ -312,8 +320,13 @@ def dig(data: Any, path: str) -> Any:
     return current
 
 
-def as_text(value: Any, *, limit: int = 191) -> str | None:
-    """A scalar as a trimmed string (ints stay exact); None for missing, empty or non-scalar."""
+def as_text(value: Any, *, limit: int | None = None) -> str | None:
+    """A scalar as a trimmed string (ints stay exact); None for missing, empty or non-scalar.
+
+    For labels (names, statuses, channels): lenient about types, never clipped unless
+    ``limit`` says so (the database's column sizes are applied in one place, at intake). Ids go
+    through :func:`as_id`, which refuses the wrong types.
+    """
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):
@@ -321,7 +334,38 @@ def as_text(value: Any, *, limit: int = 191) -> str | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
-    return text[:limit] if text else None
+    if limit is not None:
+        text = text[:limit]
+    return text or None
+
+
+def as_id(value: Any, field: str) -> str | None:
+    """An id as text: a string (trimmed) or an integer; None when missing or empty.
+
+    Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
+    an object, a list): an id of the wrong type is a malformed webhook, not an unknown id.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise BadPayloadError(
+        f"{field} must be a string or an integer, not {_json_type(value)}", code="bad_id"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a fraction"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def require_object(payload: Any) -> Mapping[str, Any]:
@@ -330,15 +374,20 @@ def require_object(payload: Any) -> Mapping[str, Any]:
     return payload
 
 
-def require_text(payload: Any, path: str, what: str) -> str:
-    value = as_text(dig(payload, path))
+def require_id(payload: Any, path: str, what: str) -> str:
+    """The id at ``path`` (see :func:`dig` and :func:`as_id`); BadPayloadError when missing."""
+    value = as_id(dig(payload, path), path)
     if value is None:
         raise BadPayloadError(f"{what} is missing ({path})", code="missing_field")
     return value
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable."""
+    """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable.
+
+    Never raises: integers too large for a float, infinities, NaN and dates outside the
+    years 1-9999 are unreadable, like any other nonsense.
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -355,10 +404,10 @@ def parse_timestamp(value: Any) -> datetime | None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if not isinstance(value, int | float):
         return None
-    number = float(value)
-    if number > 1e11:  # milliseconds
-        number /= 1000
     try:
+        number = float(value)  # OverflowError for integers beyond a float's range
+        if number > 1e11:  # milliseconds
+            number /= 1000
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None

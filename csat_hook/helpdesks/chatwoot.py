@@ -34,6 +34,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import carries_marker
 from csat_hook.helpdesks.base import dig
@@ -43,8 +44,8 @@ from csat_hook.helpdesks.base import lookup_marker
 from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import require_fresh
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
@@ -136,7 +137,7 @@ class ChatwootHelpdesk(Helpdesk):
             and status == "open"
             and _previous_status(payload) == "resolved"
         ):
-            return DialogReopened(self.name, require_text(payload, "id", "conversation id"))
+            return DialogReopened(self.name, require_id(payload, "id", "conversation id"))
         return Ignored(f"{event or 'unnamed event'} ({status or 'no status'}) is not a close")
 
     def _closed(self, payload: Mapping[str, Any], request: WebhookRequest) -> DialogClosed:
@@ -146,30 +147,32 @@ class ChatwootHelpdesk(Helpdesk):
             Person()
             if is_bot or not isinstance(assignee, Mapping)
             else Person(
-                id=as_text(assignee.get("id")),
+                id=as_id(assignee.get("id"), "meta.assignee.id"),
                 name=as_text(assignee.get("available_name")) or as_text(assignee.get("name")),
                 email=as_text(assignee.get("email")),
             )
         )
         sender = dig(payload, "meta.sender") or {}
         account = (
-            as_text(payload.get("account_id"))
-            or as_text(dig(payload, "account.id"))
-            or as_text(dig(payload, "messages.0.account_id"))
+            as_id(payload.get("account_id"), "account_id")
+            or as_id(dig(payload, "account.id"), "account.id")
+            or as_id(dig(payload, "messages.0.account_id"), "messages.0.account_id")
         )
         updated = payload.get("updated_at")
         return DialogClosed(
             helpdesk=self.name,
-            dialog_id=require_text(payload, "id", "conversation id"),
+            dialog_id=require_id(payload, "id", "conversation id"),
             agent=agent,
             customer=Person(
-                id=as_text(sender.get("id")) if isinstance(sender, Mapping) else None,
+                id=as_id(sender.get("id"), "meta.sender.id")
+                if isinstance(sender, Mapping)
+                else None,
                 name=as_text(sender.get("name")) if isinstance(sender, Mapping) else None,
                 email=as_text(sender.get("email")) if isinstance(sender, Mapping) else None,
             ),
             team=as_text(dig(payload, "meta.team.name")),
             channel=as_text(payload.get("channel")),
-            language=as_text(dig(payload, "additional_attributes.browser_language"), limit=16),
+            language=as_text(dig(payload, "additional_attributes.browser_language")),
             closed_at=parse_timestamp(updated) or parse_timestamp(payload.get("timestamp")),
             occurrence=as_text(updated)
             or request.header("X-Chatwoot-Delivery")

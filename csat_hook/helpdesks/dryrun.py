@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic import SecretStr
 
+from csat_hook.files import append_private
+from csat_hook.files import private_dir
 from csat_hook.helpdesks.generic import AuthOptions
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.generic import GenericOptions
@@ -55,8 +57,8 @@ class DryRunHelpdesk(GenericHelpdesk):
             "at": self.clock().isoformat(),
         }
         path = Path(self.options.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _write_lock, path.open("a", encoding="utf-8") as handle:
+        private_dir(path.parent)
+        with _write_lock, append_private(path) as handle:  # replies hold customer data
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         logger.info(
             "dryrun.reply-stored", extra={"helpdesk": self.name, "dialog_id": reply.dialog_id}

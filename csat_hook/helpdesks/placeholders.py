@@ -11,17 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 
 PLACEHOLDER_MARK = "{{"
 
 
-def rendered(value: Any, *, limit: int = 191) -> str | None:
+def rendered(value: Any, *, limit: int | None = None) -> str | None:
     """``value`` as text when the helpdesk filled it in; None when empty or unrendered."""
-    text = as_text(value, limit=10_000)
+    text = as_text(value)
     if text is None or PLACEHOLDER_MARK in text:
         return None
-    return text[:limit]
+    return text[:limit] if limit is not None else text
+
+
+def rendered_id(value: Any, field: str) -> str | None:
+    """An id (see :func:`~csat_hook.helpdesks.base.as_id`) the helpdesk filled in; None when
+    empty or unrendered."""
+    if unrendered(value):
+        return None
+    return as_id(value, field)
 
 
 def unrendered(value: Any) -> bool:

@@ -7,6 +7,7 @@ records, never a vendor's JSON or headers.
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -48,6 +49,11 @@ class WebhookRequest:
         return self._parsed
 
 
+# How deeply a webhook body may nest. Vendor payloads use fewer than 10 levels; the bound
+# keeps every later walk over the document shallow and cheap.
+MAX_DEPTH = 64
+
+
 def _parse_body(body: bytes, content_type: str) -> Any:
     if not body.strip():
         raise BadPayloadError("the request body is empty", code="empty_body")
@@ -65,26 +71,69 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         else:
             return form
     try:
-        parsed = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        # The C parser recurses once per level and raises RecursionError near the
+        # interpreter's limit (~1000): never a crash, but deeper than we accept anyway.
+        parsed = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _OutOfRangeError as exc:
+        raise BadPayloadError(
+            "a number in the body is out of range", code="number_out_of_range"
+        ) from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    except ValueError as exc:  # also integers over 4300 digits (sys.get_int_max_str_digits)
         raise BadPayloadError("the request body is not valid JSON", code="invalid_json") from exc
     # JSON may escape a lone surrogate ("\ud800"); such a string cannot be encoded as UTF-8
-    # (nor stored). Replace them, but only walk the document when the escape is there at all.
-    if "\\ud" in text or "\\uD" in text:
-        parsed = _without_lone_surrogates(parsed)
+    # (nor stored): replace them. Only walk the document when there may be something to do:
+    # an escape that could be one, or more containers than MAX_DEPTH (so it may be too deep).
+    fix = "\\ud" in text or "\\uD" in text
+    if fix or text.count("[") + text.count("{") > MAX_DEPTH:
+        parsed = _bounded(parsed, fix_surrogates=fix)
     return parsed
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _without_lone_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_lone_surrogates(v) for v in value]
+def _too_deep() -> BadPayloadError:
+    return BadPayloadError(f"the body nests deeper than {MAX_DEPTH} levels", code="too_deep")
+
+
+def _bounded(document: Any, *, fix_surrogates: bool) -> Any:
+    """``document`` checked to nest at most MAX_DEPTH levels, lone surrogates replaced by
+    U+FFFD when ``fix_surrogates`` (in place; keys too). Iterative: no recursion, whatever the
+    depth."""
+    holder = [document]
+    stack: list[tuple[list[Any] | dict[Any, Any], int]] = [(holder, 0)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(container, dict):
+            if fix_surrogates and any(_LONE_SURROGATE.search(key) for key in container):
+                items = [(_LONE_SURROGATE.sub("\ufffd", k), v) for k, v in container.items()]
+                container.clear()
+                container.update(items)
+            entries: Any = container.items()
+        else:
+            entries = enumerate(container)
+        for key, value in list(entries):
+            if isinstance(value, str):
+                if fix_surrogates and _LONE_SURROGATE.search(value):
+                    container[key] = _LONE_SURROGATE.sub("\ufffd", value)
+            elif isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+    return holder[0]
+
+
+class _OutOfRangeError(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 parses as infinity: not a number any field can mean.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRangeError(text)
     return value
 
 
@@ -156,9 +205,19 @@ class DialogReopened:
 
 @dataclass(frozen=True)
 class Ignored:
-    """An event we deliberately do nothing with, and why (answered 200 so vendors stop)."""
+    """An event we deliberately do nothing with, and why (answered 200 so vendors stop).
+
+    ``reason`` may quote the payload (an event name): it is cut to REASON_LIMIT characters.
+    """
 
     reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > REASON_LIMIT:
+            object.__setattr__(self, "reason", self.reason[: REASON_LIMIT - 1] + "…")
+
+
+REASON_LIMIT = 200
 
 
 Event = DialogClosed | DialogReopened | Ignored

@@ -18,6 +18,9 @@ class ServerConfig(StrictModel):
     workers: int = Field(default=1, ge=1, le=64)
     threads: int = Field(default=8, ge=1, le=256)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # A request's head and body must arrive within this many seconds (else 408): a sender
+    # that declares a body and never finishes it cannot hold a web thread.
+    body_timeout_seconds: float = Field(default=10, gt=0, le=300)
     trust_proxy: bool = False
     # Bearer token for the read-only operator API (GET /api/...); unset: the API is off (404).
     api_token: SecretStr | None = None

@@ -17,7 +17,6 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook import tokens
 from csat_hook.clock import Clock
 from csat_hook.db.engine import run_transaction
-from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import DialogClosed
@@ -26,6 +25,9 @@ from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
+from csat_hook.intake.recorder import database_error
+from csat_hook.intake.storable import check_token
+from csat_hook.intake.storable import storable_event
 from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
@@ -75,16 +77,13 @@ class Intake:
                 "webhook.ignored", extra={"helpdesk": helpdesk_name, "reason": event.reason}
             )
             return Outcome({"status": "ignored", "reason": event.reason})
+        event = storable_event(event)
         if isinstance(event, DialogClosed):
             return self.record_close(event)
         try:
             return self._reopened(event)
         except DBAPIError as exc:
-            logger.error(
-                "webhook.database-unavailable",
-                extra={"helpdesk": helpdesk_name, "error": type(exc.orig).__name__},
-            )
-            raise ServiceUnavailableError("the database is unavailable; retry later") from exc
+            raise database_error(exc, helpdesk=helpdesk_name) from exc
 
     def _reopened(self, event: DialogReopened) -> Outcome:
         cancelled = 0
@@ -111,9 +110,11 @@ class Intake:
         """
         now = self.clock()
         occurrence = (event.occurrence or "") if self.policy.per_dialog == "every_close" else ""
-        token = tokens.sign(
-            self.token_secret,
-            tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now),
+        token = check_token(
+            tokens.sign(
+                self.token_secret,
+                tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now),
+            )
         )
         body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
         logger.info(

@@ -24,10 +24,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from csat_hook.db.engine import is_data_error
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SKIPPED
+from csat_hook.errors import BadPayloadError
+from csat_hook.errors import CsatHookError
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
@@ -138,10 +141,28 @@ class CloseRecorder:
 
 def _as_http_error(exc: Exception) -> Exception:
     if isinstance(exc, DBAPIError):
-        logger.error("webhook.database-unavailable", extra={"error": type(exc.orig).__name__})
-        return ServiceUnavailableError("the database is unavailable; retry later")
+        return database_error(exc)
     logger.error("webhook.record-failed", extra={"error": type(exc).__name__})
     return exc
+
+
+def database_error(exc: DBAPIError, **log: Any) -> CsatHookError:
+    """What the sender hears when the database raised ``exc``.
+
+    Values the database refused (too long, a NUL, a broken constraint: ``DataError``,
+    ``IntegrityError``) will be refused again on every retry: a 400 naming the error class,
+    so the vendor stops. Everything else (connection lost, locked, timeout) is 503, retry.
+    """
+    error = type(exc.orig).__name__
+    if is_data_error(exc):
+        logger.error("webhook.unstorable", extra={"error": error, **log})
+        # The generic class (DataError, IntegrityError): the same answer on both databases.
+        return BadPayloadError(
+            f"the database refused a value of this webhook ({type(exc).__name__})",
+            code="unstorable",
+        )
+    logger.error("webhook.database-unavailable", extra={"error": error, **log})
+    return ServiceUnavailableError("the database is unavailable; retry later")
 
 
 def _survey_row(item: _Close, skip: str | None) -> dict[str, Any]:

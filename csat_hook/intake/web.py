@@ -26,9 +26,12 @@ from csat_hook.errors import CsatHookError
 from csat_hook.errors import PayloadTooLargeError
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
 
 EXTENSION = "csat_hook.intake"
+# app.config key: seconds a request body may take to arrive (server.body_timeout_seconds).
+BODY_TIMEOUT = "CSAT_BODY_TIMEOUT_SECONDS"
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -49,13 +52,11 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     intake = _intake()
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
         raise UnknownHelpdeskError(f"no helpdesk named {helpdesk!r} is configured")
-    limit = _max_body_bytes()
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLargeError(f"the body is over the {limit}-byte limit")
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge as exc:
-        raise PayloadTooLargeError(f"the body is over the {limit}-byte limit") from exc
+    body = read_body(
+        request.environ,
+        max_bytes=_max_body_bytes(),
+        deadline_seconds=current_app.config[BODY_TIMEOUT],
+    )
     webhook = WebhookRequest(
         body=body,
         headers={key.lower(): value for key, value in request.headers.items()},

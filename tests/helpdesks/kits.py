@@ -34,6 +34,20 @@ class Kit:
     sign: Callable[[bytes, datetime], SignedRequest]
     # How an attacker alters a request: the body (signed vendors), or the token (token auth).
     tamper: Callable[[SignedRequest], SignedRequest] = lambda r: (r[0] + b" ", r[1], r[2])
+    # Where the close body holds ids the adapter reads (dotted paths, as errors name them):
+    # an id of the wrong type there must be refused with a 400 naming the path.
+    id_paths: tuple[str, ...] = ()
+
+    def with_dialog_id(self, payload: Any, dialog_id: Any) -> Any:
+        """A copy of ``payload`` (the close's JSON) where every value equal to the close's
+        dialog id is ``dialog_id`` instead: another close, of another dialog."""
+        if isinstance(payload, dict):
+            return {k: self.with_dialog_id(v, dialog_id) for k, v in payload.items()}
+        if isinstance(payload, list):
+            return [self.with_dialog_id(v, dialog_id) for v in payload]
+        if not isinstance(payload, bool) and str(payload) == self.dialog_id:
+            return dialog_id
+        return payload
 
 
 def json_headers(extra: dict[str, str]) -> dict[str, str]:

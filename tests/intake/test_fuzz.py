@@ -1,26 +1,32 @@
 """Property-based fuzzing of POST /webhooks/<helpdesk>: whatever arrives, no 5xx.
 
 For every registered adapter: random bodies, mutated real close payloads (signed the vendor's
-way, so they get past verification and exercise the parser and the store), wrong content
-types, invalid UTF-8, deep nesting and huge numbers. The answer is always a 2xx or a 4xx with
-a JSON reason.
+way, so they get past verification and exercise the parser and the store) with hostile values
+(NUL characters, lone surrogates, values longer than their columns, integers no float holds,
+ids of the wrong type, deep nesting), wrong content types, invalid UTF-8. The answer is always
+a 2xx or a 4xx with a JSON reason, and whatever was stored fits its column on both databases.
 
 ``HYPOTHESIS_PROFILE=explore`` runs many more (random) examples than CI's fixed-seed profile.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from csat_hook.app import create_app
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 
@@ -55,6 +61,36 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+# Text the database cannot hold as it is, or that does not fit its column.
+hostile_text = (
+    st.text(
+        alphabet=st.sampled_from(["\x00", "\ud800", "\udfff", "ж", "😀", "|", "%", " ", "a", "7"]),
+        max_size=60,
+    )
+    | st.integers(min_value=150, max_value=1200).map(lambda n: "ж|" * n)
+    | st.text(max_size=40)
+)
+hostile_scalars = (
+    scalars
+    | hostile_text
+    | st.sampled_from([10**400, -(10**400), 2**1023, 10**30, 5.0, -0.0, 1.5e300, "1e999", "NaN"])
+)
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "\ud800"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+hostile_values = st.recursive(
+    hostile_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(hostile_text, children, max_size=4)
+    ),
+    max_leaves=20,
+) | st.integers(min_value=1, max_value=120).map(_nested)
 
 
 @pytest.fixture(params=sorted(KITS))
@@ -82,6 +118,12 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def _leaf(value: Any, path: tuple[Any, ...]) -> bool:
+    for step in path:
+        value = value[step]
+    return not isinstance(value, dict | list)
+
+
 def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     if not path:
         return new
@@ -102,20 +144,43 @@ def _assert_not_5xx(response: Any) -> None:
 
 @given(data=st.data())
 def test_mutated_close_payloads_never_cause_a_5xx(fuzz_client, kit, clock, data):
-    client, _ = fuzz_client
+    client, services = fuzz_client
     body, _headers, _query = kit.closed(clock())
-    payload = json.loads(body)
+    # A dialog of its own for every example: each close is stored, not a duplicate.
+    payload = kit.with_dialog_id(json.loads(body), f"F{next(_dialogs)}")
+    # Values the adapters read are leaves: mutate those (the whole body is fuzzed below).
+    leaves = [path for path in _paths(payload) if path and _leaf(payload, path)]
     mutations = data.draw(st.integers(min_value=1, max_value=4))
     for _ in range(mutations):
-        path = data.draw(st.sampled_from(_paths(payload)))
-        payload = _replace(payload, path, data.draw(json_values))
-    signed_body, signed_headers, signed_query = kit.sign(
-        json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode(), clock()
-    )
+        path = data.draw(st.sampled_from(leaves))
+        payload = _replace(payload, path, data.draw(hostile_text | hostile_values))
+    try:  # raw UTF-8 or \u escapes; a lone surrogate can only be sent escaped
+        raw = json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode()
+    except UnicodeEncodeError:
+        raw = json.dumps(payload).encode()
+    signed_body, signed_headers, signed_query = kit.sign(raw, clock())
     response = client.post(
         f"/webhooks/{kit.kind}", data=signed_body, headers=signed_headers, query_string=signed_query
     )
     _assert_not_5xx(response)
+    _assert_stored_values_fit(services)
+
+
+def _assert_stored_values_fit(services: Any) -> None:
+    """Every stored text: no NUL, no lone surrogate, within its column's size."""
+    with services.engine.connect() as conn:
+        for table in (surveys, outbox):
+            for row in conn.execute(sa.select(table)):
+                for column in table.c:
+                    value = row._mapping[column.name]
+                    if isinstance(value, str):
+                        assert "\x00" not in value and not _SURROGATE.search(value)
+                        limit = getattr(column.type, "length", None)
+                        assert limit is None or len(value) <= limit, (column.name, len(value))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_dialogs = itertools.count()
 
 
 @given(
@@ -165,6 +230,10 @@ def test_unauthenticated_requests_are_refused_without_a_5xx(fuzz_client, kit, he
         b'{"event": "dialog.closed", "dialog": {"id": 1e999}}',
         b'{"event": "dialog.closed", "dialog": {"id": "\xff\xfe"}}',  # invalid UTF-8
         b'{"event": "dialog.closed", "dialog": {"id": "\\ud800"}}',  # lone surrogate
+        b'{"a":' * 600 + b'"\\ud800"' + b"}" * 600,  # deep, and a lone surrogate to replace
+        b'{"event": "dialog.closed", "dialog": {"id": true}}',
+        b'{"event": "dialog.closed", "dialog": {"id": 5.0}, "updated_at": 1' + b"0" * 400 + b"}",
+        b'{"event": "dialog.closed", "dialog": {"id": "a\\u0000b"}, "time": 1e400}',
         b'{"event": "dialog.closed", "dialog": {"id": "' + b"x" * 60_000 + b'"}}',
         b"\x00" * 1000,
     ],

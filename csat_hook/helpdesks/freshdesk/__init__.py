@@ -47,8 +47,8 @@ from csat_hook.helpdesks.base import lookup_floor
 from csat_hook.helpdesks.base import lookup_marker
 from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import quote_id
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -130,15 +130,15 @@ class FreshdeskHelpdesk(Helpdesk):
             if self._closed(after) and self._closed(before):
                 return Ignored(f"status {before} → {after}: the ticket was already resolved")
             if self._closed(after):
-                return self._close(ticket, occurrence=compact(event or ""))
+                return self._close(payload, ticket, occurrence=compact(event or ""))
             if self._closed(before):
-                return DialogReopened(self.name, require_text(ticket, "id", "ticket id"))
+                return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
             return Ignored(f"status {before} → {after} is not a close")
         if event:
             return Ignored(f"{compact(event)[:60]} is not a status change")
         if self._closed(status):
             # No {{triggered_event}} in the body: the status name is all there is.
-            return self._close(ticket, occurrence=f"status:{(status or '').lower()}")
+            return self._close(payload, ticket, occurrence=f"status:{(status or '').lower()}")
         return Ignored(f"status {status or '(none)'!r} is not a close")
 
     def _closed(self, status: str | None) -> bool:
@@ -147,14 +147,14 @@ class FreshdeskHelpdesk(Helpdesk):
         names = {name.lower() for name in self.options.closed_statuses}
         return status in CLOSED_CODES or status.lower() in names
 
-    def _close(self, ticket: Mapping[str, Any], *, occurrence: str) -> DialogClosed:
-        agent = ticket.get("agent")
-        requester = ticket.get("requester")
+    def _close(
+        self, payload: Mapping[str, Any], ticket: Mapping[str, Any], *, occurrence: str
+    ) -> DialogClosed:
         return DialogClosed(
             helpdesk=self.name,
-            dialog_id=require_text(ticket, "id", "ticket id"),
-            agent=person_of(agent),
-            customer=person_of(requester),
+            dialog_id=require_id(payload, "ticket.id", "ticket id"),
+            agent=person_of(ticket.get("agent"), "ticket.agent"),
+            customer=person_of(ticket.get("requester"), "ticket.requester"),
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("source")),
             occurrence=occurrence,

@@ -12,13 +12,13 @@ it is sent again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jmespath
@@ -26,7 +26,11 @@ import jmespath
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
+from csat_hook.files import private_dir
+from csat_hook.files import prune
+from csat_hook.files import write_private
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import parse_timestamp
@@ -127,7 +131,7 @@ class GenericHelpdesk(Helpdesk):
         verdict = self._classify(values, mapping)
         if isinstance(verdict, Ignored):
             return verdict
-        dialog_id = as_text(values.get("dialog_id"))
+        dialog_id = as_id(values.get("dialog_id"), _field(mapping, "dialog_id"))
         if dialog_id is None:
             raise BadPayloadError(
                 f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
@@ -144,18 +148,18 @@ class GenericHelpdesk(Helpdesk):
             helpdesk=self.name,
             dialog_id=dialog_id,
             agent=Person(
-                as_text(values.get("agent_id")),
+                as_id(values.get("agent_id"), _field(mapping, "agent_id")),
                 as_text(values.get("agent_name")),
                 as_text(values.get("agent_email")),
             ),
             customer=Person(
-                as_text(values.get("customer_id")),
+                as_id(values.get("customer_id"), _field(mapping, "customer_id")),
                 as_text(values.get("customer_name")),
                 as_text(values.get("customer_email")),
             ),
             team=as_text(values.get("team")),
             channel=as_text(values.get("channel")),
-            language=as_text(values.get("language"), limit=16),
+            language=as_text(values.get("language")),
             occurrence=as_text(values.get("occurrence")) or _body_digest(request.body),
             reply_context=context,
         )
@@ -238,11 +242,19 @@ class GenericHelpdesk(Helpdesk):
         }
 
     def _capture(self, request: WebhookRequest) -> None:
-        folder = Path(self.options.capture_dir or ".")
-        folder.mkdir(parents=True, exist_ok=True)
+        """Save the payload (owner-only) and prune this helpdesk's old captures."""
+        options = self.options
+        folder = private_dir(options.capture_dir or ".")
         stamp = request.received_at.strftime("%Y%m%dT%H%M%S%f")
-        (folder / f"{self.name}-{stamp}-{_body_digest(request.body)[:8]}.json").write_bytes(
-            request.body
+        name = f"{self.name}-{stamp}-{_body_digest(request.body)[:8]}.json"
+        with contextlib.suppress(FileExistsError):  # the same body in the same microsecond
+            write_private(folder / name, request.body)
+        prune(
+            folder,
+            f"{self.name}-",
+            max_age_seconds=options.capture_retention_days * 86400,
+            max_files=options.capture_max_files,
+            max_bytes=options.capture_max_bytes,
         )
 
 
@@ -303,6 +315,11 @@ def _find_marked(
                 continue
         return SendResult(external_id=as_text(jmespath.search(spec.id, message)))
     return None
+
+
+def _field(mapping: MappingOptions, key: str) -> str:
+    """How an error names a mapped field: the payload path the mapping reads it from."""
+    return f"{mapping.expressions().get(key, key)} (mapping.{key})"
 
 
 def _lower(items: list[str]) -> set[str]:

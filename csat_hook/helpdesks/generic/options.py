@@ -222,8 +222,13 @@ class GenericOptions(HelpdeskOptions):
     reply: ReplyRequestOptions | None = None
     # Without it, a reply whose outcome is unknown (timeout, dropped connection) is sent again.
     lookup: LookupRequestOptions | None = None
-    # When set, every verified payload is saved here for `inspect-payload` (holds customer data).
+    # When set, every verified payload is saved here for `inspect-payload` (holds customer data:
+    # files are owner-only, and pruned as new ones arrive: older than capture_retention_days,
+    # then the oldest beyond capture_max_files or capture_max_bytes).
     capture_dir: str | None = None
+    capture_retention_days: float = Field(default=7, gt=0, le=3650)
+    capture_max_files: int = Field(default=1000, ge=1, le=1_000_000)
+    capture_max_bytes: int = Field(default=100 * 1_048_576, ge=1024)
 
     @model_validator(mode="after")
     def _reply_needed(self) -> GenericOptions:

@@ -55,8 +55,8 @@ from csat_hook.helpdesks.base import lookup_marker
 from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -118,7 +118,7 @@ class HelpScoutHelpdesk(Helpdesk):
         if event != STATUS_EVENT:
             return Ignored(f"event {event or '(no X-HelpScout-Event)'} is not a status change")
         payload = require_object(request.json())
-        dialog_id = require_text(payload, "id", "conversation id")
+        dialog_id = require_id(payload, "id", "conversation id")
         status = (as_text(payload.get("status")) or "").lower()
         if status == "closed":
             return self._closed(payload, dialog_id)
@@ -129,18 +129,18 @@ class HelpScoutHelpdesk(Helpdesk):
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
         closed_by = payload.get("closedByUser")
         closer = (
-            user_of(closed_by)
+            user_of(closed_by, "closedByUser")
             if isinstance(closed_by, Mapping)
-            else Person(id=nonzero_id(payload.get("closedBy")))
+            else Person(id=nonzero_id(payload.get("closedBy"), "closedBy"))
         )
-        assignee = user_of(payload.get("assignee"))
-        customer = user_of(payload.get("primaryCustomer"))
+        assignee = user_of(payload.get("assignee"), "assignee")
+        customer = user_of(payload.get("primaryCustomer"), "primaryCustomer")
         created_by = payload.get("createdBy")
         if isinstance(created_by, Mapping) and created_by.get("type") == "customer":
-            creator = user_of(created_by)  # often carries the email primaryCustomer lacks
+            creator = user_of(created_by, "createdBy")  # often has the email primaryCustomer lacks
             if customer.id in (None, creator.id):
                 customer = customer.merged(creator)
-        mailbox = nonzero_id(payload.get("mailboxId"))
+        mailbox = nonzero_id(payload.get("mailboxId"), "mailboxId")
         closed_at = as_text(payload.get("closedAt"))
         return DialogClosed(
             helpdesk=self.name,
@@ -215,7 +215,7 @@ class HelpScoutHelpdesk(Helpdesk):
         if response is None:
             return None
         user = response_json(response)
-        return user_of({**user, "id": agent.id}) if isinstance(user, Mapping) else None
+        return user_of({**user, "id": agent.id}, "user") if isinstance(user, Mapping) else None
 
     # --- OAuth2 -----------------------------------------------------------------------------
 

@@ -5,25 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.records import Person
 
 
-def user_of(value: Any) -> Person:
-    """A Help Scout user or customer: ``first``/``last`` in payloads, ``firstName`` in the API."""
+def user_of(value: Any, field: str) -> Person:
+    """A Help Scout user or customer (at ``field`` in the payload): ``first``/``last`` in
+    payloads, ``firstName`` in the API."""
     if not isinstance(value, Mapping):
         return Person()
     first = as_text(value.get("first")) or as_text(value.get("firstName")) or ""
     last = as_text(value.get("last")) or as_text(value.get("lastName")) or ""
     return Person(
-        id=nonzero_id(value.get("id")),
+        id=nonzero_id(value.get("id"), f"{field}.id"),
         name=f"{first} {last}".strip() or None,
         email=as_text(value.get("email")),
     )
 
 
-def nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
+def nonzero_id(value: Any, field: str) -> str | None:
+    """An id (at ``field``, named when it is refused); "0" means none."""
+    text = as_id(value, field)
     return text if text and text != "0" else None
 
 

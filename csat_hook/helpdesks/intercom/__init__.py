@@ -47,6 +47,7 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
@@ -55,8 +56,8 @@ from csat_hook.helpdesks.base import lookup_marker
 from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -114,9 +115,7 @@ class IntercomHelpdesk(Helpdesk):
         if topic == CLOSE_TOPIC:
             return self._closed(payload)
         if topic == REOPEN_TOPIC:
-            return DialogReopened(
-                self.name, require_text(payload, "data.item.id", "conversation id")
-            )
+            return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")
         return Ignored(f"topic {topic or '(none)'} is not a close")
@@ -125,12 +124,17 @@ class IntercomHelpdesk(Helpdesk):
         item = dig(payload, "data.item")
         if not isinstance(item, Mapping):
             raise BadPayloadError("the conversation is missing (data.item)", code="missing_field")
-        dialog_id = require_text(item, "id", "conversation id (data.item.id)")
-        close_part = close_part_of(item)
+        dialog_id = require_id(payload, "data.item.id", "conversation id")
+        close_part, part_path = close_part_of(item)
         if close_part:  # a bot's close part names no admin, and nobody is credited for it
-            closer = admin_of(close_part.get("author")) or Person()
+            closer = admin_of(close_part.get("author"), f"{part_path}.author") or Person()
         else:
-            closer = Person(id=nonzero_id(dig(item, "statistics.last_closed_by_id")))
+            closer = Person(
+                id=nonzero_id(
+                    dig(item, "statistics.last_closed_by_id"),
+                    "data.item.statistics.last_closed_by_id",
+                )
+            )
         if closer.id and closer.id in self.options.ignore_closes_by:
             return Ignored(f"closed by admin {closer.id}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
@@ -151,24 +155,26 @@ class IntercomHelpdesk(Helpdesk):
             or parse_timestamp(item.get("updated_at"))
             or parse_timestamp(payload.get("created_at")),
             # The notification id is the same on every delivery attempt of this close.
-            occurrence=as_text(payload.get("id"))
-            or as_text(close_part.get("id"))
+            occurrence=as_id(payload.get("id"), "id")
+            or as_id(close_part.get("id"), f"{part_path}.id")
             or as_text(dig(item, "statistics.last_close_at")),
             reply_context={"admin_id": sender} if sender else {},
         )
 
     def _assignee(self, item: Mapping[str, Any]) -> tuple[Person, str | None]:
         """The assigned admin and the team's name (or id, when ``teams`` does not name it)."""
-        team = self._team(item.get("team_assignee_id"))
+        team = self._team(item.get("team_assignee_id"), "data.item.team_assignee_id")
         if "admin_assignee_id" in item:  # 2.x: ids only
-            return Person(id=nonzero_id(item.get("admin_assignee_id"))), team
+            admin = nonzero_id(item.get("admin_assignee_id"), "data.item.admin_assignee_id")
+            return Person(id=admin), team
         assignee = item.get("assignee")  # 1.x: an admin, a team or "nobody_admin"
         if isinstance(assignee, Mapping) and assignee.get("type") == "team":
-            return Person(), as_text(assignee.get("name")) or self._team(assignee.get("id"))
-        return admin_of(assignee) or Person(), team
+            name = as_text(assignee.get("name"))
+            return Person(), name or self._team(assignee.get("id"), "data.item.assignee.id")
+        return admin_of(assignee, "data.item.assignee") or Person(), team
 
-    def _team(self, team_id: Any) -> str | None:
-        text = nonzero_id(team_id)
+    def _team(self, team_id: Any, field: str) -> str | None:
+        text = nonzero_id(team_id, field)
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:

@@ -5,26 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.intercom.options import CUSTOMER_TYPES
 from csat_hook.helpdesks.records import Person
 
 
-def close_part_of(item: Mapping[str, Any]) -> Mapping[str, Any]:
+def close_part_of(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The last close part of the conversation and its path in the payload ({} if none)."""
     parts = dig(item, "conversation_parts.conversation_parts")
     if isinstance(parts, list):
-        for part in reversed(parts):
+        for index in range(len(parts) - 1, -1, -1):
+            part = parts[index]
             if isinstance(part, Mapping) and part.get("part_type") == "close":
-                return part
-    return {}
+                return part, f"data.item.conversation_parts.conversation_parts.{index}"
+    return {}, ""
 
 
-def admin_of(value: Any) -> Person | None:
-    """An admin reference as a Person; None for bots, teams, contacts and "nobody_admin"."""
+def admin_of(value: Any, field: str) -> Person | None:
+    """An admin reference (at ``field``) as a Person; None for bots, teams, contacts and
+    "nobody_admin"."""
     if not isinstance(value, Mapping) or value.get("type") not in ("admin", None):
         return None
-    admin_id = nonzero_id(value.get("id"))
+    admin_id = nonzero_id(value.get("id"), f"{field}.id")
     if not admin_id:
         return None
     return Person(id=admin_id, name=as_text(value.get("name")), email=as_text(value.get("email")))
@@ -34,21 +38,22 @@ def customer_of(item: Mapping[str, Any]) -> Person:
     user = item.get("user")  # 1.x
     if isinstance(user, Mapping):
         return Person(
-            id=as_text(user.get("id")),
+            id=as_id(user.get("id"), "data.item.user.id"),
             name=as_text(user.get("name")),
             email=as_text(user.get("email")),
         )
-    contact_id = as_text(dig(item, "contacts.contacts.0.id"))
+    contact_id = as_id(dig(item, "contacts.contacts.0.id"), "data.item.contacts.contacts.0.id")
     author = dig(item, "source.author")
     if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
         return Person(
-            id=contact_id or as_text(author.get("id")),
+            id=contact_id or as_id(author.get("id"), "data.item.source.author.id"),
             name=as_text(author.get("name")),
             email=as_text(author.get("email")),
         )
     return Person(id=contact_id)
 
 
-def nonzero_id(value: Any) -> str | None:
-    text = as_text(value)
+def nonzero_id(value: Any, field: str) -> str | None:
+    """An id (at ``field``, named when it is refused); "0" means none."""
+    text = as_id(value, field)
     return text if text and text != "0" else None

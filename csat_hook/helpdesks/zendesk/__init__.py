@@ -52,6 +52,7 @@ from pydantic import SecretStr
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import lookup_floor
@@ -60,8 +61,8 @@ from csat_hook.helpdesks.base import lookup_refused
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import quote_id
 from csat_hook.helpdesks.base import require_fresh
+from csat_hook.helpdesks.base import require_id
 from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import require_text
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.base import unless_not_found
@@ -132,7 +133,7 @@ class ZendeskHelpdesk(Helpdesk):
             return self._from_event(kind, payload)
         ticket = payload.get("ticket")
         if isinstance(ticket, Mapping):
-            return self._from_trigger(ticket, request)
+            return self._from_trigger(payload, ticket, request)
         return Ignored("neither a Zendesk event nor the csat-hook trigger body")
 
     def _from_event(self, kind: str, payload: Mapping[str, Any]) -> Event:
@@ -146,42 +147,46 @@ class ZendeskHelpdesk(Helpdesk):
             # Solved → closed is the same close, archived days later: surveyed already.
             return Ignored(f"status {previous} → {current}: the ticket was already solved")
         if current in CLOSED_STATUSES:
-            return self._event_close(payload, require_text(payload, "detail.id", "ticket id"))
+            return self._event_close(payload, require_id(payload, "detail.id", "ticket id"))
         if previous in CLOSED_STATUSES:
-            return DialogReopened(self.name, require_text(payload, "detail.id", "ticket id"))
+            return DialogReopened(self.name, require_id(payload, "detail.id", "ticket id"))
         return Ignored(f"status {previous or '?'} → {current or '?'} is not a close")
 
     def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
-        group = zendesk_id(dig(payload, "detail.group_id"))
+        group = zendesk_id(dig(payload, "detail.group_id"), "detail.group_id")
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=ticket_id,
-            agent=Person(id=zendesk_id(dig(payload, "detail.assignee_id"))),
-            customer=Person(id=zendesk_id(dig(payload, "detail.requester_id"))),
+            agent=Person(id=zendesk_id(dig(payload, "detail.assignee_id"), "detail.assignee_id")),
+            customer=Person(
+                id=zendesk_id(dig(payload, "detail.requester_id"), "detail.requester_id")
+            ),
             team=self.options.groups.get(group) if group else None,
             channel=as_text(dig(payload, "detail.via.channel")),
             closed_at=parse_timestamp(payload.get("time"))
             or parse_timestamp(dig(payload, "detail.updated_at")),
-            occurrence=as_text(payload.get("id")) or as_text(payload.get("time")),
+            occurrence=as_id(payload.get("id"), "id") or as_text(payload.get("time")),
         )
 
-    def _from_trigger(self, ticket: Mapping[str, Any], request: WebhookRequest) -> Event:
+    def _from_trigger(
+        self, payload: Mapping[str, Any], ticket: Mapping[str, Any], request: WebhookRequest
+    ) -> Event:
         if unrendered(ticket.get("id")):
             return Ignored("the trigger body's placeholders were not rendered")
         status = (rendered(ticket.get("status")) or "").lower()
         if status in OPEN_STATUSES:
-            return DialogReopened(self.name, require_text(ticket, "id", "ticket id"))
+            return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
         if status not in CLOSED_STATUSES:
             return Ignored(f"status {status or '(none)'!r} is not a close")
-        ticket_id = require_text(ticket, "id", "ticket id")
+        ticket_id = require_id(payload, "ticket.id", "ticket id")
         assignee = ticket.get("assignee")
         requester = ticket.get("requester")
         updated = rendered(ticket.get("updated_at"))
         return DialogClosed(
             helpdesk=self.name,
             dialog_id=ticket_id,
-            agent=person_of(assignee),
-            customer=person_of(requester),
+            agent=person_of(assignee, "ticket.assignee"),
+            customer=person_of(requester, "ticket.requester"),
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("via")),
             closed_at=parse_timestamp(updated),

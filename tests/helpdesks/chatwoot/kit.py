@@ -34,6 +34,7 @@ KIT = Kit(
     other=lambda now: _chatwoot_signed("conversation_updated.json", now),
     dialog_id="10",
     agent_name="John",
+    id_paths=("id", "meta.assignee.id", "meta.sender.id", "messages.0.account_id"),
     check_reply=_chatwoot_check,
     sign=lambda body, now: (body, chatwoot_headers(body, "kit-cw-secret", now), {}),
 )

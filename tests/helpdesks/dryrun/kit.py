@@ -37,6 +37,7 @@ KIT = Kit(
     ),
     dialog_id="D-1",
     agent_name="Anna Petrova",
+    id_paths=("dialog.id", "agent.id", "customer.id"),
     check_reply=_dryrun_check,
     sign=lambda body, now: (body, json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
     tamper=lambda r: (r[0], {**r[1], "X-Webhook-Token": "kit-dry-tokeN"}, r[2]),

@@ -41,6 +41,7 @@ KIT = Kit(
     ),
     dialog_id="1042",
     agent_name="Anna Petrova",
+    id_paths=("ticket.id", "ticket.agent.id", "ticket.requester.id"),
     check_reply=_freshdesk_check,
     sign=lambda body, now: (body, json_headers({"X-Csat-Hook-Token": "kit-fd-token"}), {}),
     tamper=lambda r: (r[0], {**r[1], "X-Csat-Hook-Token": "kit-fd-tokeN"}, r[2]),

@@ -302,7 +302,7 @@ def test_missing_ticket_id_is_400(fd_services):
     response = post(client, payload)
 
     assert response.status_code == 400
-    assert response.json == {"error": "missing_field", "reason": "ticket id is missing (id)"}
+    assert response.json == {"error": "missing_field", "reason": "ticket id is missing (ticket.id)"}
 
 
 def test_non_object_body_is_refused(clock):

@@ -38,6 +38,7 @@ KIT = Kit(
     other=lambda now: _generic_signed({"event": "dialog.note_added", "dialog": {"id": "D-2"}}),
     dialog_id="D-2",
     agent_name="Anna Petrova",
+    id_paths=("dialog.id", "agent.id", "customer.id"),
     check_reply=_generic_check,
     sign=lambda body, now: _generic_signed_body(body),
 )

@@ -51,6 +51,14 @@ KIT = Kit(
     other=lambda now: _helpscout_signed("convo.assigned.json", "convo.assigned"),
     dialog_id="2391938111",
     agent_name="Mira Novak",
+    id_paths=(
+        "id",
+        "assignee.id",
+        "primaryCustomer.id",
+        "createdBy.id",
+        "closedByUser.id",
+        "mailboxId",
+    ),
     check_reply=_helpscout_check,
     sign=lambda body, now: (body, helpscout_headers(body, "kit-hs-webhook-secret"), {}),
 )

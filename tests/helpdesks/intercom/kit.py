@@ -44,6 +44,13 @@ KIT = Kit(
     other=lambda now: _intercom_signed("conversation.admin.replied.json"),
     dialog_id="137324500000000",
     agent_name="Andrea Ruiz",
+    id_paths=(
+        "id",
+        "data.item.id",
+        "data.item.user.id",
+        "data.item.assignee.id",
+        "data.item.conversation_parts.conversation_parts.0.author.id",
+    ),
     check_reply=_intercom_check,
     sign=lambda body, now: (body, intercom_headers(body, "kit-ic-secret"), {}),
 )

@@ -63,6 +63,7 @@ KIT = Kit(
     other=lambda now: zendesk_signed(fixture("zendesk", "ticket_priority_changed.json"), now),
     dialog_id="5158",
     agent_name="Anna Petrova",
+    id_paths=("id", "detail.id", "detail.assignee_id", "detail.requester_id", "detail.group_id"),
     check_reply=_zendesk_check,
     sign=lambda body, now: (body, zendesk_headers(body, KIT_SECRET, now), {}),
 )

@@ -1,0 +1,100 @@
+"""Files that hold customer data, readable by their owner only, whatever the umask.
+
+Captured webhook payloads, the dry-run reply file and the SQLite database (with its ``-wal``
+and ``-shm`` files) hold customer names, emails and texts: they are created ``0600`` and the
+folders csat-hook creates for them ``0700``. A file or folder that already exists keeps its
+place; a file csat-hook opens again is brought back to ``0600``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` and its missing parents as ``0700`` folders; existing ones are left
+    as they are. Returns the path."""
+    folder = Path(path)
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for item in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            item.mkdir(mode=DIR_MODE)
+            os.chmod(item, DIR_MODE)  # mkdir's mode is filtered by the umask
+    return folder
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a new file (never an existing one) readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def append_private(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """Open a text file for appending, created (or brought back to) owner-only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
+        yield handle
+
+
+def touch_private(path: str | os.PathLike[str]) -> None:
+    """Create an empty owner-only file at ``path``, or bring an existing one back to
+    owner-only (for files another library writes: SQLite's database)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, FILE_MODE)
+    try:
+        with contextlib.suppress(PermissionError):  # another user's file: theirs to set
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def prune(
+    folder: str | os.PathLike[str],
+    prefix: str,
+    *,
+    max_age_seconds: float,
+    max_files: int,
+    max_bytes: int,
+    now: float | None = None,
+) -> int:
+    """Delete the files of ``folder`` whose name starts with ``prefix`` that are older than
+    ``max_age_seconds``, then the oldest ones until at most ``max_files`` files and
+    ``max_bytes`` bytes are left. Returns how many were deleted."""
+    now = time.time() if now is None else now
+    files = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    stat = entry.stat(follow_symlinks=False)
+                    files.append((stat.st_mtime, entry.name, stat.st_size, entry.path))
+    files.sort()  # oldest first
+    total = sum(size for _mtime, _name, size, _path in files)
+    kept = len(files)
+    deleted = 0
+    for mtime, _name, size, path in files:
+        if now - mtime <= max_age_seconds and kept <= max_files and total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):  # another thread got there first
+            os.unlink(path)
+            deleted += 1
+        kept -= 1
+        total -= size
+    return deleted

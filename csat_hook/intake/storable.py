@@ -1,0 +1,107 @@
+"""The one place where a parsed event's text is made fit for the database.
+
+Adapters hand over what the vendor sent; before anything is stored or looked up, the event
+goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
+
+* ``dialog_id`` is a key: a NUL character, or more characters than its column holds, is
+  refused (400 naming it), never cut into another dialog's id;
+* ``occurrence`` is a key too, but an opaque one: a value too long or unstorable is replaced
+  by its digest, the same on every retry, so a repeated close is still recognised;
+* every other text (agent and customer ids, names, emails, team, channel, language) loses
+  its NUL characters and lone surrogates and is clipped to its column;
+* ``reply_context`` strings lose the same characters and are cut to
+  :data:`CONTEXT_VALUE_LIMIT` characters.
+
+SQLite would store all of it as it is and PostgreSQL would refuse it: here both store the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from csat_hook.db.schema import surveys
+from csat_hook.db.text import digest
+from csat_hook.db.text import fitted
+from csat_hook.db.text import is_storable
+from csat_hook.db.text import length_of
+from csat_hook.db.text import storable
+from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Person
+
+# Values the adapter keeps for the reply (an account id...), stored as JSON with the queued
+# reply: no column size, but no reason for one to be long either.
+CONTEXT_VALUE_LIMIT = 1000
+
+DIALOG_ID_LIMIT = length_of(surveys.c.dialog_id) or 0
+OCCURRENCE_LIMIT = length_of(surveys.c.occurrence) or 0
+TOKEN_LIMIT = length_of(surveys.c.token) or 0
+
+
+def storable_event(event: DialogClosed | DialogReopened) -> DialogClosed | DialogReopened:
+    """``event`` with every text value storable; BadPayloadError for an unusable dialog id."""
+    dialog_id = storable_dialog_id(event.dialog_id)
+    if isinstance(event, DialogReopened):
+        return event if dialog_id == event.dialog_id else replace(event, dialog_id=dialog_id)
+    return replace(
+        event,
+        dialog_id=dialog_id,
+        agent=_person(event.agent, "agent"),
+        customer=_person(event.customer, "customer"),
+        team=fitted(surveys.c.team, event.team),
+        channel=fitted(surveys.c.channel, event.channel),
+        language=fitted(surveys.c.language, event.language),
+        occurrence=storable_occurrence(event.occurrence),
+        reply_context=_context(event.reply_context),
+    )
+
+
+def storable_dialog_id(dialog_id: str) -> str:
+    """The dialog id as given, or BadPayloadError when it cannot be stored as it is."""
+    if not is_storable(dialog_id):
+        raise BadPayloadError("the dialog id contains a NUL character", code="bad_id")
+    if len(dialog_id) > DIALOG_ID_LIMIT:
+        raise BadPayloadError(
+            f"the dialog id is longer than {DIALOG_ID_LIMIT} characters", code="id_too_long"
+        )
+    return dialog_id
+
+
+def storable_occurrence(occurrence: str | None) -> str | None:
+    """The occurrence as given, or its digest when it is too long or unstorable."""
+    if occurrence is None:
+        return None
+    if len(occurrence) > OCCURRENCE_LIMIT or not is_storable(occurrence):
+        return digest(occurrence)
+    return occurrence
+
+
+def check_token(token: str) -> str:
+    """The survey reference, or BadPayloadError when the dialog id and the agent's key make
+    it longer than its column (only ids of hundreds of multi-byte characters do)."""
+    if len(token) > TOKEN_LIMIT:
+        raise BadPayloadError(
+            "the dialog id and the agent's id are too long together for a survey reference "
+            f"({len(token)} characters, at most {TOKEN_LIMIT})",
+            code="id_too_long",
+        )
+    return token
+
+
+def _person(person: Person, role: str) -> Person:
+    columns = surveys.c
+    return Person(
+        id=fitted(columns[f"{role}_id"], person.id),
+        name=fitted(columns[f"{role}_name"], person.name),
+        email=fitted(columns[f"{role}_email"], person.email),
+    )
+
+
+def _context(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        storable(key): storable(value)[:CONTEXT_VALUE_LIMIT] if isinstance(value, str) else value
+        for key, value in context.items()
+    }

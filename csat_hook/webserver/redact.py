@@ -1,0 +1,118 @@
+"""gunicorn's own log lines, without the request data they would carry.
+
+csat-hook's logs print whitelisted fields only (:mod:`csat_hook.logs`), but gunicorn logs on
+its own loggers (``gunicorn.error``, ``gunicorn.access``), which do not propagate, and for
+requests it could not parse it prints what the client sent. gunicorn 27.0:
+
+* ``Invalid request from ip=...: <error>`` (WARNING) where ``<error>`` is the ``repr`` of the
+  whole request line (a ``?token=...`` in it), of a header line or name, of a
+  Transfer-Encoding or Expect value, or of body bytes (a bad chunk size or trailer);
+* ``Error handling request <method> <uri>`` (ERROR) with the raw URI, query included, and a
+  traceback whose last line is the exception's message;
+* ``Ignored premature client disconnection. <error>`` (DEBUG), the bytes read so far;
+* the access log's request line, query string, Referer, header and environ atoms (csat-hook
+  turns the access log off; were it on, those atoms are blanked too).
+
+:class:`RedactingLogger` (gunicorn's ``logger_class``) puts :class:`RedactRequestData` on
+both loggers, before any handler: it keeps the event, the kind of error and the path, and
+drops every byte that came from the client. Tracebacks keep their frames (file, line,
+code), not the exceptions' messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+_INVALID_REQUEST = re.compile(r"^(Invalid request from ip=\S*?): (.*)$", re.DOTALL)
+# gunicorn.http.errors texts that hold no client bytes: sizes and fixed words only.
+_SAFE_ERRORS = re.compile(
+    r"^(limit request headers fields( size)?|limit request trailer section size|"
+    r"max buffer headers|Request Line is too large \(\d+ > \d+\)|\d+|"
+    r"Contradictory scheme headers|Invalid chunk extension: [a-zA-Z ]+)$"
+)
+_QUERY = re.compile(r"\?[^\s'\"]*")
+REDACTED = "[request data redacted]"
+
+
+def _error_kind(error: str) -> str:
+    """ "Invalid HTTP request line: 'GET /x?token=...'" → "Invalid HTTP request line"."""
+    if _SAFE_ERRORS.match(error):
+        return error
+    head = re.split(r"[:'\"]|, got ", error, maxsplit=1)[0].strip()[:60]
+    return f"{head} {REDACTED}" if head else REDACTED
+
+
+def _path_only(uri: object) -> str:
+    return re.split(r"[?#]", str(uri), maxsplit=1)[0][:200]
+
+
+def redact_message(record: logging.LogRecord) -> str:
+    """The record's message with the request data taken out."""
+    args = record.args
+    if record.msg == "Error handling request %s %s" and isinstance(args, tuple) and len(args) == 2:
+        return f"Error handling request {str(args[0])[:20]} {_path_only(args[1])}"
+    if record.msg == "Error handling request %s" and isinstance(args, tuple) and args:
+        return f"Error handling request {_path_only(args[0])}"
+    if isinstance(args, tuple):  # an exception's text can be request bytes: its type only
+        args = tuple(type(a).__name__ if isinstance(a, BaseException) else a for a in args)
+    try:
+        message = str(record.msg) % args if args else str(record.msg)
+    except (TypeError, ValueError):
+        message = str(record.msg)
+    match = _INVALID_REQUEST.match(message)
+    if match:
+        message = f"{match.group(1)}: {_error_kind(match.group(2))}"
+    return _QUERY.sub("?[redacted]", message)
+
+
+def redact_traceback(exc_info: Any) -> str:
+    """The frames of each exception in the chain, without the exceptions' messages."""
+    exc = exc_info[1]
+    parts = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        parts.append(f"Traceback (most recent call last):\n{frames}{kind}: [message redacted]")
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    separator = "\n\nDuring handling of the above exception, another exception occurred:\n\n"
+    return separator.join(reversed(parts))
+
+
+class RedactRequestData(logging.Filter):
+    """Rewrites each record of a gunicorn logger before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_message(record)
+        record.args = ()
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact_traceback(record.exc_info)  # Formatter reuses exc_text
+        return True
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's ``logger_class`` for csat-hook: request data never reaches its logs."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)  # runs again on reload (SIGHUP): one filter per logger
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, RedactRequestData) for f in log.filters):
+                log.addFilter(RedactRequestData())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        """Access-log atoms without the query string, Referer, request headers or environ."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        method = environ.get("REQUEST_METHOD")
+        atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''))} "
+        atoms["r"] += str(environ.get("SERVER_PROTOCOL"))
+        atoms["q"] = "-"
+        atoms["f"] = "-"
+        for key in [k for k in atoms if k.startswith("{") and not k.endswith("}o")]:
+            del atoms[key]  # gunicorn's SafeAtoms renders a missing atom as "-"
+        return atoms

@@ -1,0 +1,87 @@
+"""What adapters share: ids read strictly, timestamps read leniently but never crashing, and
+an agent cache that a sender cannot grow without bound."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks import base
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import as_id
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.transport import HttpClient
+from tests.conftest import FakeClock
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("  42 ", "42"), (42, "42"), (-7, "-7"), ("", None), (None, None)]
+)
+def test_ids_are_strings_or_integers(value, expected):
+    assert as_id(value, "ticket.id") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(True, "a boolean"), (5.0, "a fraction"), ({"id": 5}, "an object"), ([5], "a list")],
+)
+def test_ids_of_another_type_are_refused_naming_the_field(value, kind):
+    with pytest.raises(BadPayloadError) as refused:
+        as_id(value, "ticket.agent.id")
+    assert refused.value.message == f"ticket.agent.id must be a string or an integer, not {kind}"
+
+
+@pytest.mark.parametrize(
+    "value", [10**400, -(10**400), float("inf"), float("nan"), "1e999", "nan", 2**1023, "-1e400"]
+)
+def test_timestamps_no_float_can_hold_are_unreadable_not_an_error(value):
+    assert parse_timestamp(value) is None
+
+
+def test_timestamps_in_seconds_milliseconds_and_iso_are_read():
+    when = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert parse_timestamp(when.timestamp()) == when
+    assert parse_timestamp(int(when.timestamp() * 1000)) == when
+    assert parse_timestamp("2026-11-20T12:00:00Z") == when
+
+
+class Counting(Helpdesk):
+    kind = "counting"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "counting", HelpdeskOptions(kind="counting"), http=HttpClient(), clock=FakeClock()
+        )
+        self.looked_up: list[str] = []
+
+    def verify(self, request: Any) -> None:
+        raise NotImplementedError
+
+    def parse(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    def send_reply(self, reply: Any) -> Any:
+        raise NotImplementedError
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        self.looked_up.append(agent.id or "")
+        return Person(id=agent.id, name=f"Agent {agent.id}")
+
+
+def test_the_agent_cache_keeps_the_newest_agents_only(monkeypatch):
+    monkeypatch.setattr(base, "AGENT_CACHE_LIMIT", 3)
+    desk = Counting()
+    for agent_id in ("1", "2", "3", "4", "5"):  # ids a sender made up
+        desk.resolve_agent(Person(id=agent_id), {})
+    desk.resolve_agent(Person(id="5"), {})  # cached
+    desk.resolve_agent(Person(id="1"), {})  # evicted: looked up again
+
+    assert desk.looked_up == ["1", "2", "3", "4", "5", "1"]
+    assert len(desk._agent_cache) == 3

@@ -1,0 +1,385 @@
+"""Signed but hostile webhooks: every adapter (its kit signs any body), SQLite and PostgreSQL.
+
+What a sender that passes verification can still send: nesting deeper than any payload needs,
+numbers no float holds, ids of the wrong type, NUL characters, lone surrogates and values
+longer than their columns. The answer is a 2xx (the close stored, cleaned) or a 4xx naming
+what is wrong; never a 5xx, and never a 503 that makes the vendor retry a close forever. Both
+databases store the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.db.engine import make_engine
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import Person
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import load_kits
+from tests.helpers import body_of
+from tests.helpers import generic_close
+
+KITS = load_kits()
+
+
+class Sender:
+    """Posts bodies signed with a kit's scheme to an app configured for that kit alone."""
+
+    def __init__(self, kit: Kit, client: Any, services: Any, clock: Any) -> None:
+        self.kit, self.client, self.services, self.clock = kit, client, services, clock
+
+    def post(self, payload: Any, *, ensure_ascii: bool = False) -> Any:
+        body = payload if isinstance(payload, bytes) else _dumps(payload, ensure_ascii)
+        signed, headers, query = self.kit.sign(body, self.clock())
+        return self.client.post(
+            f"/webhooks/{self.kit.kind}", data=signed, headers=headers, query_string=query
+        )
+
+    def close(self) -> dict[str, Any]:
+        """A fresh copy of the kit's close payload."""
+        payload: dict[str, Any] = json.loads(self.kit.closed(self.clock())[0])
+        return payload
+
+    def rows(self, table: sa.Table = surveys) -> list[Any]:
+        with self.services.engine.connect() as conn:
+            return list(conn.execute(sa.select(table).order_by(table.c.id)).all())
+
+
+def _dumps(payload: Any, ensure_ascii: bool) -> bytes:
+    return json.dumps(payload, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return KITS[request.param]
+
+
+@pytest.fixture
+def make_sender(
+    make_config, make_services, fake_helpdesk, tmp_path, clock
+) -> Callable[..., Sender]:
+    def build(kit: Kit, **sections: Any) -> Sender:
+        options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+        options.update(sections.pop("adapter", {}))
+        services = make_services(make_config(helpdesks={kit.kind: options}, **sections))
+        return Sender(kit, create_app(services=services).test_client(), services, clock)
+
+    return build
+
+
+@pytest.fixture
+def sender(kit: Kit, make_sender: Callable[..., Sender]) -> Sender:
+    return make_sender(kit)
+
+
+def leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """(path, value) of every scalar in a JSON document."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in leaves(v, (*path, i))]
+    return [(path, value)]
+
+
+def replaced(document: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return copy
+
+
+def at(document: Any, dotted: str) -> tuple[Any, ...]:
+    """A dotted path (``a.0.b``) as a path for :func:`replaced`, checking it exists."""
+    path: list[Any] = []
+    target = document
+    for part in dotted.split("."):
+        step: Any = int(part) if isinstance(target, list) else part
+        target = target[step]
+        path.append(step)
+    return tuple(path)
+
+
+def stored_text(sender: Sender) -> list[str]:
+    """Every text value of every stored survey and queued reply (context included)."""
+    found = []
+    for table in (surveys, outbox):
+        for row in sender.rows(table):
+            for value in row._mapping.values():
+                if isinstance(value, str):
+                    found.append(value)
+                elif isinstance(value, dict):
+                    found.extend(str(v) for v in value.values())
+    return found
+
+
+def assert_refused_or_accepted(response: Any) -> None:
+    assert response.status_code in (200, 400), (response.status_code, response.get_data()[:300])
+    if response.status_code == 400:
+        body = response.get_json()
+        assert body["error"] and body["reason"]
+
+
+# --- depth and surrogates ------------------------------------------------------------------
+
+
+def nested(levels: int, leaf: Any) -> Any:
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def deep_body(sender: Sender, levels: int) -> bytes:
+    """The kit's close with an extra field nested ``levels`` deep, a lone surrogate at the
+    bottom (written by hand: json.dumps itself recurses)."""
+    close = body_of(sender.close())
+    deep = b'{"a":' * levels + b'"\\ud800"' + b"}" * levels
+    return close[:-1] + b', "extra": ' + deep + b"}"
+
+
+@pytest.mark.parametrize("levels", [65, 600, 5000])
+def test_bodies_nested_deeper_than_64_levels_are_refused(sender, levels):
+    response = sender.post(deep_body(sender, levels))
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json == {
+        "error": "too_deep",
+        "reason": "the body nests deeper than 64 levels",
+    }
+    assert sender.rows() == []
+
+
+def test_a_body_within_the_depth_bound_is_accepted(sender):
+    response = sender.post(deep_body(sender, 50))
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+
+
+def test_lone_surrogates_are_stored_as_replacement_characters(make_sender):
+    sender = make_sender(KITS["generic"])
+    close = generic_close("D-5", agent_name="Anna \ud800Petrova")
+    close["customer"]["name"] = "\udc00"
+
+    response = sender.post(close, ensure_ascii=True)  # as the escapes \ud800 and \udc00
+
+    assert response.status_code == 200, response.get_data()[:300]
+    [survey] = sender.rows()
+    assert (survey.agent_name, survey.customer_name) == ("Anna \ufffdPetrova", "\ufffd")
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["NUL", "lone-surrogate"])
+def test_unstorable_characters_in_any_field_never_reach_the_database(sender, bad):
+    """Each string of the close, in turn, with a NUL or a lone surrogate inside: PostgreSQL's
+    text cannot hold a NUL (it answered 503 forever) while SQLite stored it; no driver can
+    encode a lone surrogate. Now neither is stored, on both databases alike."""
+    payload = sender.close()
+    strings = [(path, value) for path, value in leaves(payload) if isinstance(value, str)]
+    assert strings
+    for path, value in strings:
+        changed = replaced(payload, path, value[:1] + bad + value[1:])
+        assert_refused_or_accepted(sender.post(changed, ensure_ascii=True))
+    assert sender.rows(), "no close was stored at all"
+    texts = stored_text(sender)
+    assert not any(c == "\x00" or "\ud800" <= c <= "\udfff" for text in texts for c in text)
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def test_integers_too_large_for_a_float_never_crash_the_endpoint(sender):
+    """Each scalar of the close, in turn, replaced by a 400-digit integer (a timestamp that
+    float() cannot take, an id nobody has)."""
+    payload = sender.close()
+    for path, _value in leaves(payload):
+        if path:
+            assert_refused_or_accepted(sender.post(replaced(payload, path, 10**400)))
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1.5e400"])
+def test_numbers_beyond_a_float_are_refused(sender, number):
+    body = body_of(sender.close())[:-1] + b', "extra": ' + number + b"}"
+
+    response = sender.post(body)
+
+    assert response.status_code == 400
+    assert response.json["error"] == "number_out_of_range"
+
+
+def test_a_timestamp_too_large_for_a_float_leaves_the_close_time_unknown(make_sender):
+    sender = make_sender(KITS["chatwoot"], policy={"per_dialog": "every_close"})
+    payload = sender.close()
+    payload["updated_at"] = 10**400  # Chatwoot's close time; float() overflows
+    payload["timestamp"] = 10**30
+
+    response = sender.post(payload)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    [survey] = sender.rows()
+    assert survey.closed_at is None
+    assert survey.occurrence.startswith("sha256:")  # 401 digits: a key too long, digested
+
+
+# --- ids -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [True, False, 5.0, 5.5, {"id": 5}, [5]], ids=["true", "false", "5.0", "5.5", "{}", "[]"]
+)
+def test_ids_of_the_wrong_type_are_refused_naming_the_field(sender, kit, bad):
+    assert kit.id_paths, f"the {kit.kind} kit names no id paths"
+    payload = sender.close()
+    for dotted in kit.id_paths:
+        response = sender.post(replaced(payload, at(payload, dotted), bad))
+
+        assert response.status_code == 400, (dotted, response.get_data()[:300])
+        assert response.json["error"] == "bad_id", (dotted, response.json)
+        assert dotted in response.json["reason"], (dotted, response.json)
+    assert sender.rows() == []
+
+
+def test_ids_as_strings_or_integers_are_accepted(sender, kit):
+    payload = sender.close()
+    for dotted in kit.id_paths:
+        path = at(payload, dotted)
+        value: Any = payload
+        for step in path:
+            value = value[step]
+        flipped = str(value) if isinstance(value, int) else value
+        if isinstance(value, str) and value.isdigit():
+            flipped = int(value)
+        payload = replaced(payload, path, flipped)
+
+    response = sender.post(payload)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+
+
+# --- values the database cannot hold -------------------------------------------------------
+
+
+def test_text_values_are_stored_cleaned_and_clipped_to_their_columns(make_sender):
+    sender = make_sender(KITS["generic"])
+    close = generic_close(
+        "D-77",
+        agent_id="7\x00" + "7" * 300,
+        agent_name="Anna\x00 Petrova" + " x" * 200,
+        team="Support\x00 L1",
+        channel="c" * 500,
+        language="en-\x00US-" + "x" * 30,
+    )
+    close["customer"] = {"id": "cust\x00-1", "name": "Iv\x00an", "email": "i\x00@e.org"}
+
+    response = sender.post(close)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    [survey] = sender.rows()
+    assert survey.agent_id == ("7" * 301)[:191]
+    assert survey.agent_name == ("Anna Petrova" + " x" * 200)[:255]
+    assert (survey.team, survey.channel, survey.language) == (
+        "Support L1",
+        "c" * 191,
+        "en-US-xxxxxxxxxx",
+    )
+    assert (survey.customer_id, survey.customer_name, survey.customer_email) == (
+        "cust-1",
+        "Ivan",
+        "i@e.org",
+    )
+
+
+def test_a_dialog_id_longer_than_its_column_is_refused_not_cut(sender, kit):
+    longest = "9" * 191
+    over = "9" * 192
+
+    refused = sender.post(kit.with_dialog_id(sender.close(), over))
+    assert refused.status_code == 400, refused.get_data()[:300]
+    assert refused.json == {
+        "error": "id_too_long",
+        "reason": "the dialog id is longer than 191 characters",
+    }
+    accepted = sender.post(kit.with_dialog_id(sender.close(), longest))
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+    assert accepted.json["status"] == "queued"
+    assert [row.dialog_id for row in sender.rows()] == [longest]
+
+
+def test_a_dialog_id_with_a_nul_is_refused(sender, kit):
+    response = sender.post(kit.with_dialog_id(sender.close(), "5158\x00"))
+
+    assert response.status_code == 400
+    assert response.json["error"] == "bad_id" and "dialog id" in response.json["reason"]
+
+
+def test_a_long_occurrence_is_kept_as_its_digest_and_still_deduplicates(make_sender):
+    sender = make_sender(
+        KITS["generic"],
+        adapter={"mapping": {"occurrence": "closed_event"}},
+        policy={"per_dialog": "every_close", "reclose_grace_seconds": 0},
+    )
+    first = "close-" + "x" * 300 + "-1"
+    second = "close-" + "x" * 300 + "-2"  # the same first 191 characters
+
+    answers = [
+        sender.post(generic_close("D-9", closed_event=occurrence)).json["status"]
+        for occurrence in (first, second, first, "short\x00")
+    ]
+
+    assert answers == ["queued", "queued", "duplicate", "queued"]
+    occurrences = [row.occurrence for row in sender.rows()]
+    assert len(set(occurrences)) == 3
+    assert all(len(o) <= 191 and "\x00" not in o for o in occurrences)
+
+
+def test_a_survey_reference_longer_than_its_column_is_refused(make_sender):
+    sender = make_sender(KITS["generic"])
+    close = generic_close("|" * 191, agent_id="|" * 191)  # each | escapes to three bytes
+
+    response = sender.post(close)
+
+    assert response.status_code == 400
+    assert response.json["error"] == "id_too_long" and "survey reference" in response.json["reason"]
+    assert sender.rows() == []
+
+
+# --- database errors: refused data is the sender's, only a lost database is 503 -------------
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_503(sender, clock):
+    recorder = sender.services.intake.recorder
+
+    def close(dialog_id: str) -> DialogClosed:
+        return DialogClosed(helpdesk=sender.kit.kind, dialog_id=dialog_id, agent=Person(id="1"))
+
+    recorder.record(close("A"), token="same-token", now=clock(), occurrence="")
+    with pytest.raises(BadPayloadError) as refused:  # surveys.token is unique
+        recorder.record(close("B"), token="same-token", now=clock(), occurrence="")
+
+    assert refused.value.code == "unstorable"
+    assert refused.value.message == "the database refused a value of this webhook (IntegrityError)"
+
+
+def test_an_unreachable_database_is_503(sender):
+    payload = sender.close()
+    working = sender.services.engine
+    sender.services.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    try:
+        response = sender.post(payload)
+    finally:
+        sender.services.engine.dispose()
+        sender.services.engine = working
+
+    assert response.status_code == 503
+    assert response.json["error"] == "unavailable"

@@ -1,0 +1,337 @@
+"""The web front end over real sockets, both ways it runs: the Procfile's ``web:`` line and
+``csat-hook serve``. What a well-behaved client library never sends: senders that stall,
+malformed framing, bodies over the limit, malformed request lines carrying a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.cluster import LocalCluster
+from tests.helpers import generic_close
+from tests.rawhttp import DEAF
+from tests.rawhttp import STALLS
+from tests.rawhttp import Stalled
+from tests.rawhttp import chunked
+from tests.rawhttp import exchange
+from tests.rawhttp import request
+from tests.rawhttp import status_of
+
+pytestmark = pytest.mark.slow
+
+SECRET = "SECRETTOKEN4242"
+HMAC_SECRET = "webserver-hmac-secret"
+MAX_BODY = 4096
+HOOK = f"/webhooks/generic?token={SECRET}"
+
+
+def write_config(tmp_path: Path, fake_url: str, **server: Any) -> Path:
+    config = {
+        "database": {"url": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
+        "token": {"secret": "test-token-secret-0123456789"},
+        "server": {"max_body_bytes": MAX_BODY, "threads": 2, **server},
+        "logging": {"level": "DEBUG"},
+        "sync": {"run_in_serve": False},
+        "helpdesks": {
+            "generic": {
+                "kind": "generic",
+                "auth": {"mode": "token", "token": SECRET},
+                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"},
+            },
+            "signed": {
+                "kind": "generic",
+                "auth": {
+                    "mode": "hmac",
+                    "secret": HMAC_SECRET,
+                    "signature_header": "X-Sig",
+                    "signature_prefix": "sha256=",
+                },
+                "reply": {"url": fake_url + "/api/dialogs/{dialog_id}/messages"},
+            },
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Serve:
+    """``csat-hook serve --port 0`` in a subprocess: the port is read from the line it prints."""
+
+    def __init__(self, config: Path, cwd: Path) -> None:
+        self.log_path = cwd / "serve.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DATABASE_URL", None)
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "csat_hook", "-c", str(config), "serve", "--port", "0"],
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self.line = self._listening_line(timeout=30)
+        self.port = int(re.search(r"http://127\.0\.0\.1:(\d+)", self.line)[1])  # type: ignore[index]
+        self.url = f"http://127.0.0.1:{self.port}"
+        _wait_healthy(self.url)
+
+    def _listening_line(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith("csat-hook listening on "):
+                    return line
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError("serve printed no address:\n" + self.log_path.read_text())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+class Procfile:
+    """The Procfile's ``web:`` line (gunicorn, one process), its log captured."""
+
+    def __init__(self, config: Path, cwd: Path, *, log_level: str = "info") -> None:
+        self.cluster = LocalCluster(config, cwd, web_workers=1)
+        # The platform's way to add flags without touching the Procfile.
+        self.cluster.env["GUNICORN_CMD_ARGS"] = f"--log-level {log_level}"
+        self.url = self.cluster.start_web()
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.log_path = cwd / "web.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not become healthy")
+
+
+@pytest.fixture
+def start(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
+    started: list[Any] = []
+
+    def run(kind: str, *, log_level: str = "info", **server: Any) -> Any:
+        config = write_config(tmp_path, fake_helpdesk.url, **server)
+        if kind == "serve":
+            front: Any = Serve(config, tmp_path)
+        else:
+            front = Procfile(config, tmp_path, log_level=log_level)
+        started.append(front)
+        return front
+
+    yield run
+    for front in started:
+        front.stop()
+
+
+def close_request(dialog_id: str) -> bytes:
+    return request(
+        "POST", HOOK, json.dumps(generic_close(dialog_id)).encode(), {"Connection": "close"}
+    )
+
+
+def signed_request(body: bytes, *, framed: bool) -> bytes:
+    signature = "sha256=" + hmac.new(HMAC_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Sig": signature, "Content-Type": "application/json", "Connection": "close"}
+    if framed:
+        return request("POST", "/webhooks/signed", headers=headers, chunked_body=chunked(body))
+    return request("POST", "/webhooks/signed", body, headers)
+
+
+# --- senders that never finish ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_valid_closes_are_answered_while_50_senders_stall(start, kind):
+    """50 connections that declared a body (or a head) and stopped: far more than the web
+    threads (2 for serve, 8 for the Procfile). Every valid close is still acknowledged, and
+    the stalled connections are still open, unanswered, when the last one is."""
+    front = start(kind, body_timeout_seconds=120)
+    kinds = list(STALLS.values())
+    stalled = [Stalled(front.port, *kinds[i % len(kinds)]) for i in range(50)]
+    deaf = [Stalled(front.port, DEAF) for _ in range(20)]  # answered, never closing
+    try:
+        time.sleep(0.5)  # the stalled connections are accepted before the closes arrive
+        answers = []
+        for n in range(10):
+            for sender in stalled:
+                sender.tick()
+            answer = exchange(front.port, close_request(f"S-{n}"), timeout=30)
+            answers.append((status_of(answer), json.loads(answer.partition(b"\r\n\r\n")[2])))
+
+        assert all(status == 200 and body["status"] == "queued" for status, body in answers)
+        assert sum(sender.still_waiting() for sender in stalled) == 50
+    finally:
+        for sender in stalled + deaf:
+            sender.close()
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_a_body_that_never_arrives_is_answered_408(start, kind):
+    front = start(kind, body_timeout_seconds=1)
+    stalled = [Stalled(front.port, data, trickle=trickle) for data, trickle in STALLS.values()]
+    try:
+        answers = [sender.answer(timeout=15) for sender in stalled[:3]]  # those that sent bytes
+        assert [status_of(answer) for answer in answers] == [408, 408, 408]
+        idle = stalled[-1]
+        deadline = time.monotonic() + 15
+        while idle.still_waiting() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert idle.answer(timeout=1) == b""  # closed, unanswered: it never sent a byte
+    finally:
+        for sender in stalled:
+            sender.close()
+
+
+# --- framing and size ------------------------------------------------------------------------
+
+MALFORMED_CHUNKED = {
+    "bad size": b"zz\r\n{}\r\n0\r\n\r\n",
+    "no CRLF after the data": b"2\r\n{}XX0\r\n\r\n",
+    "bad extension": b'2;a="\x01\r\n{}\r\n0\r\n\r\n',
+    "bad trailer": b"2\r\n{}\r\n0\r\nX-Trailer " + SECRET.encode() + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_CHUNKED))
+@pytest.mark.parametrize("target", ["/webhooks/generic", "/webhooks/unknown"])
+def test_malformed_chunked_framing_is_one_400(start, case, target):
+    """A known helpdesk reads the body and answers 400; an unknown one answers 404 without
+    reading it. Either way exactly one response, never a 500, nor a second response that
+    gunicorn's drain of the unread body would add."""
+    front = start("procfile")
+    data = request("POST", f"{target}?token={SECRET}", chunked_body=MALFORMED_CHUNKED[case])
+
+    answer = exchange(front.port, data)
+
+    expected = 400 if target == "/webhooks/generic" else 404
+    assert status_of(answer) == expected, answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    if expected == 400:
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "bad_framing"
+
+
+def test_a_chunked_body_over_the_limit_is_413_before_verification(start):
+    front = start("procfile")
+    padded = json.dumps(generic_close("BIG-1")).encode()
+    exactly = padded + b" " * (MAX_BODY - len(padded))
+    over = exactly + b" "
+
+    assert status_of(exchange(front.port, signed_request(exactly, framed=True))) == 200
+    answer = exchange(front.port, signed_request(over, framed=True))
+    assert status_of(answer) == 413, answer[:300]  # not 401: the signature covers all of it
+    assert status_of(exchange(front.port, signed_request(over, framed=False))) == 413
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(start):
+    front = start("procfile")
+    body = json.dumps(generic_close("SHORT-1")).encode()
+    head = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 5}\r\n\r\n"
+
+    answer = exchange(front.port, head.encode() + body, half_close=True)  # 5 bytes missing
+
+    assert status_of(answer) == 400, answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "incomplete_body"
+
+
+# --- no request data in the server's own log -------------------------------------------------
+
+S = SECRET.encode()
+T = HOOK.encode()  # a target with the secret in its query
+H = b"Host: x\r\n"
+POST = b"POST /webhooks/generic HTTP/1.1\r\n" + H
+UNKNOWN = f"/webhooks/unknown?token={SECRET}"
+LEAKY_REQUESTS = {
+    "NUL after the version": b"GET " + T + b" HTTP/1.1\x00\r\n" + H + b"\r\n",
+    "NUL in the target": b"GET " + T + b"\x00 HTTP/1.1\r\n" + H + b"\r\n",
+    "DEL in the target": b"GET " + T + b"\x7f HTTP/1.1\r\n" + H + b"\r\n",
+    "non-ASCII target": b"GET " + T + b"\xe9 HTTP/1.1\r\n" + H + b"\r\n",
+    "bad method": b"G@T?token=" + S + b" /webhooks/generic HTTP/1.1\r\n" + H + b"\r\n",
+    "no method": T + b" HTTP/1.1\r\n" + H + b"\r\n",
+    "space in the query": b"POST /webhooks/generic?a=b c&token=" + S + b" HTTP/1.1\r\n\r\n",
+    "bad version": b"GET " + T + b" HTTP/1.x\r\n" + H + b"\r\n",
+    "relative target": b"GET " + T[1:] + b" HTTP/1.1\r\n" + H + b"\r\n",
+    "line too long": b"GET " + T + b"&pad=" + b"A" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n",
+    "bare LF": b"GET " + T + b" HTTP/1.1\n" + H + b"\r\n",
+    "header without colon": POST + b"X-Webhook-Token " + S + b"\r\n\r\n",
+    "bad header name": POST + b"X-Webhook-Token=" + S + b": 1\r\n\r\n",
+    "control in header value": POST + b"X-Webhook-Token: " + S + b"\x01\r\n\r\n",
+    "folded header": POST + b"X-Webhook-Token: a\r\n " + S + b"\r\n\r\n",
+    "too many headers": POST + b"".join(b"X-%d: %s\r\n" % (i, S) for i in range(120)) + b"\r\n",
+    "header too long": POST + b"X-Big: " + S + b"B" * 9000 + b"\r\n\r\n",
+    "unknown transfer coding": POST + b"Transfer-Encoding: " + S + b"\r\n\r\n",
+    "bad expectation": POST + b"Expect: " + S + b"\r\nContent-Length: 0\r\n\r\n",
+    "non-numeric length": POST + b"Content-Length: " + S + b"\r\n\r\n",
+    "two Host headers": b"POST " + T + b" HTTP/1.1\r\n" + H + H + b"Content-Length: 0\r\n\r\n",
+    "drained: bad size": request("POST", UNKNOWN, chunked_body=b'{"t":"' + S + b'"}\r\n'),
+    "drained: bad trailer": request("POST", UNKNOWN, chunked_body=b"0\r\nX-T " + S + b"\r\n\r\n"),
+    "read: bad size": request("POST", HOOK, chunked_body=b'{"token":"' + S + b'"}\r\n'),
+}
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_no_request_data_reaches_the_servers_log(start, kind):
+    front = start(kind, log_level="debug")
+    for data in LEAKY_REQUESTS.values():
+        exchange(front.port, data, timeout=5)
+    # A sender that hangs up in the middle of its head (logged at DEBUG).
+    exchange(
+        front.port, b"POST " + HOOK.encode() + b" HTTP/1.1\r\n" + H + b"X-T: " + S, half_close=True
+    )
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert log.count("Invalid request from ip=") >= 15, log  # the cases were logged...
+    assert SECRET not in log  # ...without what the client sent
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+def test_serve_prints_the_address_it_listens_on(start):
+    front = start("serve")
+
+    assert re.fullmatch(
+        r"csat-hook listening on http://127\.0\.0\.1:\d+ \(1 web process, delivery in each, "
+        r"no periodic sync\)",
+        front.line,
+    )
+    assert requests.get(front.url + "/healthz", timeout=5).status_code == 200

@@ -1,0 +1,116 @@
+"""gunicorn's log records, as gunicorn 27.0 writes them, through the redacting filter: the
+event and the kind of error stay, nothing the client sent does."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from datetime import timedelta
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.errors import InvalidChunkSize
+from gunicorn.http.errors import InvalidHeader
+from gunicorn.http.errors import InvalidRequestLine
+from gunicorn.http.errors import LimitRequestLine
+from gunicorn.http.errors import NoMoreData
+
+from csat_hook.webserver.redact import RedactingLogger
+from csat_hook.webserver.redact import RedactRequestData
+
+SECRET = "SECRETTOKEN4242"
+
+
+def formatted(msg: str, args: tuple[object, ...] = (), exc: BaseException | None = None) -> str:
+    exc_info = None
+    if exc is not None:
+        try:
+            raise exc
+        except BaseException:
+            exc_info = sys.exc_info()
+    record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, msg, args, exc_info)
+    assert RedactRequestData().filter(record)
+    return logging.Formatter("%(message)s").format(record)
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (
+            InvalidRequestLine(f"GET /webhooks/x?token={SECRET}\x00 HTTP/1.1"),
+            "Invalid HTTP request line",
+        ),
+        (InvalidHeader(f"X-Webhook-Token {SECRET}"), "Invalid HTTP Header"),
+        (InvalidChunkSize(f'{{"token":"{SECRET}"}}'.encode()), "Invalid chunk size"),
+        (LimitRequestLine(9000, 8190), "Request Line is too large (9000 > 8190)"),
+    ],
+)
+def test_invalid_requests_keep_the_kind_of_error_only(error, kept):
+    # gunicorn formats this one itself before logging: no args to scrub.
+    line = formatted(f"Invalid request from ip=127.0.0.1: {error}")
+
+    assert line.startswith(f"Invalid request from ip=127.0.0.1: {kept}")
+    assert SECRET not in line
+
+
+def test_an_error_escaping_the_app_logs_the_path_and_the_frames_only():
+    line = formatted(
+        "Error handling request %s %s",
+        ("POST", f"/webhooks/generic?token={SECRET}"),
+        exc=ValueError(f"bad input: token={SECRET}"),
+    )
+
+    assert line.startswith("Error handling request POST /webhooks/generic\n")
+    assert "Traceback (most recent call last):" in line and "builtins.ValueError" in line
+    assert SECRET not in line
+
+
+def test_a_premature_disconnection_logs_the_error_type_only():
+    line = formatted(
+        "Ignored premature client disconnection. %s",
+        (NoMoreData(f"POST /x HTTP/1.1\r\nX-Webhook-Token: {SECRET}".encode()),),
+    )
+
+    assert line == "Ignored premature client disconnection. NoMoreData"
+
+
+def test_a_query_string_anywhere_else_is_cut():
+    assert formatted(f"something about /webhooks/x?token={SECRET} happened") == (
+        "something about /webhooks/x?[redacted] happened"
+    )
+
+
+def test_the_access_log_has_no_query_header_or_environ_atoms():
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set(
+        "access_log_format",
+        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s",
+    )
+    logger = RedactingLogger(cfg)
+    stream = io.StringIO()
+    logger.access_log.handlers[0].stream = stream
+
+    class Response:
+        status = "200 OK"
+        sent = 10
+        headers: list[tuple[str, str]] = []  # noqa: RUF012
+
+    class Request:
+        headers = [("X-WEBHOOK-TOKEN", SECRET), ("REFERER", f"https://x/?token={SECRET}")]  # noqa: RUF012
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": f"/webhooks/generic?token={SECRET}",
+        "PATH_INFO": "/webhooks/generic",
+        "QUERY_STRING": f"token={SECRET}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_REFERER": f"https://x/?token={SECRET}",
+    }
+    logger.access(Response(), Request(), environ, timedelta(seconds=0.01))
+
+    line = stream.getvalue()
+    assert line.startswith("POST /webhooks/generic HTTP/1.1 - - /webhooks/generic")
+    assert SECRET not in line

@@ -1,0 +1,96 @@
+"""When the buffering worker hands a request to a thread: once it is complete, or at once
+when its framing is anything gunicorn must judge. Fed all at once or a byte at a time, the
+verdict is the same (the scan is incremental)."""
+
+from __future__ import annotations
+
+import pytest
+
+from csat_hook.webserver.worker import HEAD_TOO_LARGE
+from csat_hook.webserver.worker import MAX_HEAD_BYTES
+from csat_hook.webserver.worker import NEED_MORE
+from csat_hook.webserver.worker import READY
+from csat_hook.webserver.worker import PendingRequest
+
+HEAD = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\n"
+
+
+def verdicts(data: bytes, *, max_body: int = 1000, step: int = 1) -> list[str]:
+    """The state after each ``step`` bytes arrive."""
+    pending = PendingRequest(b"", deadline=0, max_body=max_body)
+    found = []
+    for i in range(0, len(data), step):
+        pending.data += data[i : i + step]
+        found.append(pending.state())
+    return found
+
+
+def first_ready(data: bytes, **kw: int) -> int | None:
+    """How many bytes had arrived when the request was judged ready (None: never)."""
+    for n, verdict in enumerate(verdicts(data, **kw), start=1):
+        if verdict != NEED_MORE:
+            return n
+    return None
+
+
+def test_a_content_length_body_is_ready_with_its_last_byte():
+    data = HEAD + b"Content-Length: 5\r\n\r\nhello"
+    assert first_ready(data) == len(data)
+    assert verdicts(data, step=len(data)) == [READY]
+
+
+def test_a_chunked_body_is_ready_at_its_end_trailers_included():
+    body = b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    data = HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + body
+    assert first_ready(data) == len(data)
+    plain = HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    assert first_ready(plain) == len(plain)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HEAD + b"\r\n",  # no body
+        HEAD + b"Content-Length: 2000\r\n\r\n",  # over max_body: the view answers 413
+        HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        HEAD + b"Content-Length: x\r\n\r\n",
+        HEAD + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        HEAD + b"Transfer-Encoding: gzip\r\n\r\n",
+        HEAD + b"X-No-Colon\r\n\r\n",
+    ],
+)
+def test_heads_gunicorn_or_the_view_must_judge_go_at_once(data):
+    assert first_ready(data) == len(data)
+
+
+def test_a_bare_lf_goes_at_once():
+    data = b"POST / HTTP/1.1\nHost: x\r\n"
+    assert first_ready(data) == data.index(b"\n") + 1
+
+
+def test_a_bad_chunk_size_goes_as_soon_as_its_line_ends():
+    data = HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+    assert first_ready(data) == len(data)
+
+
+def test_a_chunked_body_over_the_limit_goes_once_the_limit_is_passed():
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    data = head + b"800\r\n" + b"x" * 0x800 + b"\r\n0\r\n\r\n"  # 2048 bytes, limit 1000
+    assert first_ready(data) == len(head) + len(b"800\r\n") + 1001
+
+
+def test_an_endless_head_is_refused():
+    data = HEAD + b"X-Big: " + b"x" * MAX_HEAD_BYTES
+    assert verdicts(data, step=4096)[-1] == HEAD_TOO_LARGE
+
+
+def test_only_the_first_request_counts_when_two_arrive_together():
+    first = HEAD + b"Content-Length: 2\r\n\r\n{}"
+    assert verdicts(first + HEAD + b"Content-Length: 900\r\n\r\n", step=10_000) == [READY]
+
+
+def test_expect_100_continue_is_noticed_for_http_1_1():
+    pending = PendingRequest(
+        HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n", deadline=0, max_body=1000
+    )
+    assert pending.state() == NEED_MORE and pending.expect_continue

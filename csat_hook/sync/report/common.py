@@ -58,12 +58,12 @@ def fraction(value: float | None) -> float | None:
 
 def points(value: float | None) -> float | None:
     """A difference of fractions in percentage points (5.2 for +0.052)."""
-    return None if value is None else round(100 * value, DIGITS - 2)
+    return None if value is None else round(100 * value, DIGITS)
 
 
 def score(value: float | None) -> float | None:
     """An NPS fraction on the usual −100..100 scale."""
-    return None if value is None else round(100 * value, DIGITS - 2)
+    return None if value is None else round(100 * value, DIGITS)
 
 
 def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: str) -> str | None:

@@ -135,7 +135,7 @@ class Grid:
     looks: list[tuple[Area, Look]] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    tall_rows: list[int] = field(default_factory=list)  # wrapped headers (two lines high)
+    tall_rows: list[int] = field(default_factory=list)  # wrapped headers (three lines high)
 
     @property
     def width(self) -> int:
@@ -196,7 +196,9 @@ class Canvas:
             c = col0 + i
             while len(widths) <= c:
                 widths.append(8)
-            widths[c] = max(widths[c], column.width)
+            # A wrapped header never breaks inside a word.
+            longest = max((len(word) for word in column.header.split()), default=0)
+            widths[c] = max(widths[c], column.width, longest + 2)
             if column.fmt is not None:
                 self.fmt(Area(first, c, end, c + 1), column.fmt)
         return Placed(header, first, end)

@@ -41,7 +41,7 @@ DARK_GREEN = {"red": 0.153, "green": 0.306, "blue": 0.075}
 MUTED = {"red": 0.467, "green": 0.467, "blue": 0.467}
 NOTE = {"red": 0.333, "green": 0.333, "blue": 0.333}
 BLUE = {"red": 0.435, "green": 0.659, "blue": 0.863}
-TALL_ROW_PIXELS = 42
+TALL_ROW_PIXELS = 54  # three lines of a wrapped header
 CHART_SIZE = {BARS: (760, 360), "trend": (760, 360)}
 
 # Each look: (the CellFormat it sets, the field mask naming exactly that).

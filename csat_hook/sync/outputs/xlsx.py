@@ -91,7 +91,7 @@ def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
     for i, width in enumerate(grid.widths):
         sheet.column_dimensions[get_column_letter(i + 1)].width = width + 1
     for tall in grid.tall_rows:
-        sheet.row_dimensions[tall + 1].height = 30
+        sheet.row_dimensions[tall + 1].height = 40  # points: three lines of a wrapped header
     if grid.kind == "summary":
         sheet.page_setup.orientation = "landscape"
         sheet.sheet_properties.pageSetUpPr.fitToPage = True

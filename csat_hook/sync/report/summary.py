@@ -39,6 +39,7 @@ from csat_hook.sync.report.common import score
 
 LEADERBOARD_HEADER = 3  # the row of the leaderboard's header
 RANK, AGENT, CSAT, ADJUSTED, CHANGE, MARK = 0, 1, 3, 6, 8, 9
+PERIODS_COLUMN = 1  # the "By period" table starts under the (wide) agent column
 
 
 def lower_first(text: str) -> str:
@@ -49,7 +50,7 @@ def leaderboard_columns(ctx: Context, previous: Period) -> list[Column]:
     t = ctx.texts
     unit = "п.п." if t.language == "ru" else "pp"
     columns = [
-        Column(t["rank"], Fmt.COUNT, 9),
+        Column(t["rank"], Fmt.COUNT, len(t["not_enough"]) + 1),
         Column(t["agent"], None, 24),
         Column(t["answers"], Fmt.COUNT, 8),
         *percent_columns(t, "csat", "low", "high"),
@@ -281,9 +282,12 @@ def build_summary(
         canvas.line([note], Look.NOTE)
     canvas.blank()
     by_period, periods_csv = periods_tables(ctx, listed)
-    canvas.line([t["by_period"]], Look.BOLD)
-    periods = canvas.table(by_period)
-    grid.rules.append(Rule(RuleKind.TARGET, Area(periods.first, 7, periods.end, 8), ctx.target))
+    canvas.line([None, t["by_period"]], Look.BOLD)
+    periods = canvas.table(by_period, col0=PERIODS_COLUMN)
+    csat = PERIODS_COLUMN + [c.header for c in by_period.columns].index(t["csat"])
+    grid.rules.append(
+        Rule(RuleKind.TARGET, Area(periods.first, csat, periods.end, csat + 1), ctx.target)
+    )
     canvas.blank()
     if any(row.stats.answers for _, row in board.agents):
         grid.charts.append(

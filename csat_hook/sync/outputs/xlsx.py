@@ -114,7 +114,8 @@ def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
     for rule in grid.rules:
         _add_rule(sheet, rule)
     for slot, chart in enumerate(grid.charts):
-        sheet.add_chart(_chart(chart, title, grid.width + 2 * slot), _a1(*chart.anchor))
+        chart_object = _chart(chart, title, grid.width + 2 * slot, texts)
+        sheet.add_chart(chart_object, _a1(*chart.anchor))
 
 
 def _error_amounts(grid: Grid) -> dict[int, dict[int, Any]]:
@@ -212,7 +213,7 @@ def _fill(color: str) -> PatternFill:
     return PatternFill(start_color=color, end_color=color, fill_type="solid")
 
 
-def _chart(chart: Chart, title: str, helpers: int) -> Any:
+def _chart(chart: Chart, title: str, helpers: int, texts: Texts) -> Any:
     sheet = quote_sheetname(title)
     first, last = chart.header + 2, chart.end  # 1-based data rows
     categories = AxDataSource(
@@ -255,7 +256,7 @@ def _chart(chart: Chart, title: str, helpers: int) -> Any:
         if i:
             series.graphicalProperties.line.dashStyle = "dash"
     _percent_axis(line, chart.axis_title)
-    line.x_axis.number_format = "dd.mm"
+    line.x_axis.number_format = "dd.mm" if texts.language == "ru" else "mm-dd"
     if chart.counts is not None:
         counts = BarChart()
         counts.add_data(_ref(sheet, chart.counts, chart.header + 1, last), titles_from_data=True)

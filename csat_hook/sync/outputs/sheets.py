@@ -2,11 +2,12 @@
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
    plus headroom, grows grids that are too small, and sets how the tabs look: number formats,
-   frozen rows, widths, conditional rules and charts (:mod:`.sheets_format`). Grids are never
-   shrunk and tabs never deleted: a failed run must not have destroyed anything. The looks
-   are sent only when they differ from what the last run set: a digest of them is kept in the
-   spreadsheet's developer metadata (``csat-hook.report-format``), and a run whose digest,
-   charts and rule counts match sends none. The batch is atomic: all of it or nothing.
+   frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
+   (:mod:`.sheets_charts`). Grids are never shrunk and tabs never deleted: a failed run must
+   not have destroyed anything. The looks are sent only when they differ from what the last
+   run set: a digest of them is kept in the spreadsheet's developer metadata
+   (``csat-hook.report-format``), and a run whose digest, charts and rule counts match sends
+   none. The batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -42,6 +43,7 @@ from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.sheets_charts import chart_requests
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.texts import Texts
@@ -192,17 +194,15 @@ class SheetsOutput:
             looks = formatter.tab_requests(
                 plan.sheet_id, plan.grid, open_end=plan.grid.kind in GROWING
             )
-            chart_requests, chart_desired = formatter.charts(plan.sheet_id, plan.grid, charts)
+            drawn, chart_desired = chart_requests(plan.sheet_id, plan.grid, charts)
             wanted_rules = sum(1 for r in looks if "addConditionalFormatRule" in r)
             in_place = (
-                in_place
-                and rules == wanted_rules
-                and not any("addChart" in r for r in chart_requests)
+                in_place and rules == wanted_rules and not any("addChart" in r for r in drawn)
             )
             deletes = [
                 {"deleteConditionalFormatRule": {"sheetId": plan.sheet_id, "index": 0}}
             ] * rules
-            requests += deletes + looks + chart_requests
+            requests += deletes + looks + drawn
             desired += [plan.title, looks, chart_desired]
         digest = (
             "sha256:"

@@ -1,18 +1,17 @@
-"""A report grid's looks as ``spreadsheets.batchUpdate`` requests (Sheets API v4).
+"""A report grid's looks as ``spreadsheets.batchUpdate`` requests (Sheets API v4); its charts
+are :mod:`.sheets_charts`.
 
 Per tab, in this order: every cell's format reset (our tabs are ours; a layout that moved
 leaves nothing behind), frozen rows and columns, column widths and tall header rows, looks
 (``repeatCell`` with a field mask naming only what is set), number formats, the conditional
-rules, the charts. Every request is idempotent given the grid, except adding rules and
-charts: :func:`tab_requests` deletes the tab's existing rules first (their count comes from
-the metadata; each delete shifts the next to index 0), and updates a chart that already has
-its id (ids are chosen per tab and slot, so a re-run finds its own charts).
+rules. Every request is idempotent given the grid, except adding rules: the output deletes the
+tab's existing rules first, in the same atomic batch (their count comes from the metadata;
+each delete shifts the next to index 0).
 
 Locale: number-format patterns are en_US syntax (Sheets renders them in the spreadsheet's
 locale); a conditional rule's formula is parsed as if typed in the spreadsheet, so it holds no
 decimal point and no argument separator (``=ISNUMBER(D5)*(D5<17/20)``, not ``0.85`` nor
-``AND(a, b)``), which reads the same in every locale. Charts: the API has no error bars, so
-the interval is drawn as point markers above and below each column (a COMBO chart).
+``AND(a, b)``), which reads the same in every locale.
 """
 
 from __future__ import annotations
@@ -21,11 +20,9 @@ import hashlib
 from fractions import Fraction
 from typing import Any
 
-from csat_hook.sync.layout import BARS
 from csat_hook.sync.layout import MARK_DOWN
 from csat_hook.sync.layout import MARK_UP
 from csat_hook.sync.layout import Area
-from csat_hook.sync.layout import Chart
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
@@ -42,7 +39,6 @@ MUTED = {"red": 0.467, "green": 0.467, "blue": 0.467}
 NOTE = {"red": 0.333, "green": 0.333, "blue": 0.333}
 BLUE = {"red": 0.435, "green": 0.659, "blue": 0.863}
 TALL_ROW_PIXELS = 54  # three lines of a wrapped header
-CHART_SIZE = {BARS: (760, 360), "trend": (760, 360)}
 
 # Each look: (the CellFormat it sets, the field mask naming exactly that).
 LOOKS: dict[Look, tuple[dict[str, Any], str]] = {
@@ -87,10 +83,6 @@ def object_id(*parts: object) -> int:
     """A stable positive int32 id (for a new tab, or one of a tab's charts)."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return 1 + int.from_bytes(digest[:4], "big") % 2_000_000_000
-
-
-def chart_id(sheet_id: int, slot: int) -> int:
-    return object_id("csat-hook chart", sheet_id, slot)
 
 
 class Formatter:
@@ -167,45 +159,6 @@ class Formatter:
                 )
                 index += 1
         return requests
-
-    def charts(
-        self, sheet_id: int, grid: Grid, existing: set[int]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(the requests, their desired form for the fingerprint): addChart for a chart not
-        there yet, updateChartSpec and updateEmbeddedObjectPosition for one that is."""
-        requests: list[dict[str, Any]] = []
-        desired: list[dict[str, Any]] = []
-        for slot, chart in enumerate(grid.charts):
-            spec = _chart_spec(sheet_id, chart)
-            width, height = CHART_SIZE.get(chart.kind, (760, 360))
-            position = {
-                "overlayPosition": {
-                    "anchorCell": {
-                        "sheetId": sheet_id,
-                        "rowIndex": chart.anchor[0],
-                        "columnIndex": chart.anchor[1],
-                    },
-                    "widthPixels": width,
-                    "heightPixels": height,
-                }
-            }
-            number = chart_id(sheet_id, slot)
-            add = {"addChart": {"chart": {"chartId": number, "spec": spec, "position": position}}}
-            desired.append(add)
-            if number not in existing:
-                requests.append(add)
-                continue
-            requests.append({"updateChartSpec": {"chartId": number, "spec": spec}})
-            requests.append(
-                {
-                    "updateEmbeddedObjectPosition": {
-                        "objectId": number,
-                        "newPosition": position,
-                        "fields": "overlayPosition",
-                    }
-                }
-            )
-        return requests, desired
 
 
 def _repeat(target: dict[str, Any], cell: dict[str, Any], fields: str) -> dict[str, Any]:
@@ -303,90 +256,3 @@ def _conditions(rule: Rule) -> list[tuple[str, dict[str, Any]]]:
     rows, cols = rule.offset
     other = _a1(area.row0 + rows, area.col0 + cols)
     return [(f"=ISNUMBER({other})*({other}<{int(rule.value)})", _text_look(MUTED, italic=True))]
-
-
-def _source(sheet_id: int, chart: Chart, column: int) -> dict[str, Any]:
-    return {
-        "sourceRange": {
-            "sources": [
-                {
-                    "sheetId": sheet_id,
-                    "startRowIndex": chart.header,
-                    "endRowIndex": chart.end,
-                    "startColumnIndex": column,
-                    "endColumnIndex": column + 1,
-                }
-            ]
-        }
-    }
-
-
-def _chart_spec(sheet_id: int, chart: Chart) -> dict[str, Any]:
-    percent_axis = {
-        "position": "LEFT_AXIS",
-        "title": chart.axis_title,
-        "viewWindowOptions": {"viewWindowMode": "EXPLICIT", "viewWindowMin": 0, "viewWindowMax": 1},
-    }
-    if chart.kind == BARS:
-        marker = {"shape": "DIAMOND", "size": 7}
-        series = [
-            {
-                "series": _source(sheet_id, chart, chart.value),
-                "type": "COLUMN",
-                "targetAxis": "LEFT_AXIS",
-                "colorStyle": {"rgbColor": BLUE},
-            },
-            *(
-                {
-                    "series": _source(sheet_id, chart, column),
-                    "type": "LINE",
-                    "targetAxis": "LEFT_AXIS",
-                    "lineStyle": {"type": "INVISIBLE"},
-                    "pointStyle": marker,
-                    "colorStyle": {"rgbColor": color},
-                }
-                for column, color in ((chart.low, DARK_RED), (chart.high, DARK_GREEN))
-            ),
-        ]
-        axes = [{"position": "BOTTOM_AXIS"}, percent_axis]
-    else:
-        series = [
-            {
-                "series": _source(sheet_id, chart, chart.value),
-                "type": "LINE",
-                "targetAxis": "LEFT_AXIS",
-                "lineStyle": {"type": "SOLID", "width": 3},
-            },
-            *(
-                {
-                    "series": _source(sheet_id, chart, column),
-                    "type": "LINE",
-                    "targetAxis": "LEFT_AXIS",
-                    "lineStyle": {"type": "MEDIUM_DASHED", "width": 1},
-                }
-                for column in (chart.low, chart.high)
-            ),
-        ]
-        axes = [{"position": "BOTTOM_AXIS"}, percent_axis]
-        if chart.counts is not None:
-            series.insert(
-                0,
-                {
-                    "series": _source(sheet_id, chart, chart.counts),
-                    "type": "COLUMN",
-                    "targetAxis": "RIGHT_AXIS",
-                    "colorStyle": {"rgbColor": GREY},
-                },
-            )
-            axes.append({"position": "RIGHT_AXIS"})
-    return {
-        "title": chart.title,
-        "basicChart": {
-            "chartType": "COMBO",
-            "legendPosition": "BOTTOM_LEGEND",
-            "headerCount": 1,
-            "axis": axes,
-            "domains": [{"domain": _source(sheet_id, chart, chart.category)}],
-            "series": series,
-        },
-    }

@@ -763,6 +763,10 @@ def _add_chart(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str
         raise SheetsApiError(
             400, f"Invalid {where}: the chart needs an overlay position on a sheet"
         )
+    if not (
+        0 <= anchor.get("rowIndex", 0) < tab.rows and 0 <= anchor.get("columnIndex", 0) < tab.cols
+    ):
+        raise SheetsApiError(400, f"Invalid {where}: the anchor cell is outside the grid")
     _check_chart(sheet, chart.get("spec", {}), where)
     chart_id = chart.get("chartId")
     if chart_id is None:

@@ -200,3 +200,14 @@ def test_the_emulator_refuses_what_googles_schema_refuses():
         sheet.metadata("sheets(properties(sheetId,nonsense))")
     masked = sheet.metadata("sheets(properties(title))")
     assert masked == {"sheets": [{"properties": {"title": "T"}}]}
+
+
+def test_a_chart_anchored_right_of_a_narrow_tab_gets_its_columns(kit):
+    """One week and one month: the Trends tab is five columns wide, its chart is anchored in
+    the seventh (Google refuses an anchor outside the grid)."""
+    seed(kit, agents=2, per_agent=3)
+    summary = kit.run(kit.config(metrics={"trend_weeks": 1, "trend_months": 1}))
+    assert summary.status == "ok", summary.error
+    trends = kit.fake.tab(SHEET_ID, "Trends")
+    [chart] = trends.charts.values()
+    assert chart["position"]["overlayPosition"]["anchorCell"]["columnIndex"] == 6 < trends.cols

@@ -148,8 +148,9 @@ class SheetsOutput:
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
         for title, grid in zip(titles, grids, strict=True):
-            need_rows = max(len(grid.rows), 1)
-            need_cols = max(grid.width, 1)
+            # A chart is anchored in a cell of the grid (Google refuses one outside it).
+            need_rows = max(len(grid.rows), *(c.anchor[0] + 1 for c in grid.charts), 1)
+            need_cols = max(grid.width, *(c.anchor[1] + 1 for c in grid.charts), 1)
             props = existing.get(title.casefold())
             if props is None:
                 rows = grown(need_rows)

@@ -194,7 +194,7 @@ def test_sigkill_and_restart_loses_no_queued_reply(service_factory, fake_helpdes
 
 def test_serve_also_runs_the_periodic_sync(service_factory, tmp_path):
     service_factory()
-    report = tmp_path / "report" / "summary.csv"
+    report = tmp_path / "report" / "periods.csv"
     assert wait_for(report.exists, 30), "the sync child did not write its report"
     time.sleep(0.5)  # the file may still be being written
     rows = list(csv.DictReader(report.read_text(encoding="utf-8-sig").splitlines()))

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
+from csat_hook.cli.base import ConfigProblem
+from csat_hook.cli.base import State
+from csat_hook.cli.base import pass_state
+from csat_hook.cli.sync import SYNC_EXIT_CODES
+from csat_hook.cli.sync import print_sync
+from csat_hook.devtools import demo as demo_data
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.devtools.fake_google import seed_from_csv
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
+from csat_hook.errors import CsatHookError
+from csat_hook.sync.runner import SyncRunner
+from csat_hook.sync.runner import make_sync_engine
 
 
 @click.group()
@@ -139,3 +152,55 @@ def fake_google(
         err=True,
     )
     fake.serve_forever()
+
+
+@dev.command("demo")
+@click.option(
+    "--helpdesk", help="The configured helpdesk the surveys belong to [default: the first]."
+)
+@click.option("--seed", default=12, show_default=True, help="Another seed, other agents' luck.")
+@pass_state
+def demo(state: State, helpdesk: str | None, seed: int) -> None:
+    """Seed the configured database with 60 days of surveys by eight named agents, write the
+    matching Forms export at results.csv.path, then run the sync: a realistic report in one
+    minute (e.g. csat-hook -c examples/sync-demo.yaml dev demo)."""
+    config = state.config
+    if config.results.source != "csv":
+        raise ConfigProblem("results.source: the demo writes a CSV export; set it to csv")
+    name = helpdesk or next(iter(config.helpdesks), None)
+    if name is None or name not in config.helpdesks:
+        raise ConfigProblem("helpdesks: the demo needs a configured helpdesk (e.g. dryrun)")
+    try:
+        engine = make_sync_engine(config)
+    except CsatHookError as exc:
+        raise ConfigProblem(exc.message) from None
+    try:
+        with engine.begin() as conn:
+            if demo_data.seeded(conn, name):
+                raise ConfigProblem(
+                    "database.url already holds the demo's surveys; run `csat-hook sync` to "
+                    "write the report again, or remove the database to start over"
+                )
+            nps_titles = [t for t in config.results.columns.nps if t.strip()]
+            made = demo_data.build(
+                now=datetime.now(UTC),
+                helpdesk=name,
+                secret=config.token.all_secrets()[0],
+                tz=ZoneInfo(config.metrics.timezone),
+                with_nps=bool(nps_titles),
+                seed=seed,
+            )
+            stored = demo_data.store_surveys(conn, made)
+        export = Path(config.results.csv.path)
+        demo_data.write_export(export, made, nps_titles[0] if nps_titles else None)
+        click.echo(
+            f"demo: {stored} surveys by {len(demo_data.AGENTS)} agents in {config.database.url}; "
+            f"{made.answered} answers in {export} (and what real exports hold: a customer who "
+            "changed their mind, a forged and a missing reference)",
+            err=True,
+        )
+        summary = SyncRunner(config, engine).run()
+        print_sync(summary, as_json=False)
+    finally:
+        engine.dispose()
+    sys.exit(SYNC_EXIT_CODES.get(summary.status, 1))

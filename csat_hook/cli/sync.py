@@ -104,7 +104,7 @@ def _sync_loop(
     """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
     if not periodic:
         summary = runner.run(dry_run=dry_run, full=full)
-        _print_sync(summary, as_json)
+        print_sync(summary, as_json)
         return SYNC_EXIT_CODES.get(summary.status, 1)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,7 +114,7 @@ def _sync_loop(
         started = datetime.now(UTC)
         summary = runner.run(dry_run=dry_run, full=full)
         if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
-            _print_sync(summary, as_json)
+            print_sync(summary, as_json)
         if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -126,7 +126,7 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
 
 
-def _print_sync(summary: Any, as_json: bool) -> None:
+def print_sync(summary: Any, as_json: bool) -> None:
     data = summary.as_dict()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, sort_keys=False))

@@ -158,6 +158,8 @@ answers = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # The source row of this current submission; earlier ones are in answer_history.
     sa.Column("fingerprint", sa.String(64)),
+    # The 0–10 "would you recommend us" answer when the form asks it (migration 0005).
+    sa.Column("nps", sa.SmallInteger()),
     sa.UniqueConstraint("survey_key"),
     sa.Index(None, "helpdesk", "agent_key"),
 )
@@ -182,6 +184,7 @@ answer_history = sa.Table(
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("source_ref", sa.String(191)),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("nps", sa.SmallInteger()),
     sa.UniqueConstraint("fingerprint"),
     sa.Index(None, "survey_key"),
 )

@@ -4,9 +4,11 @@ For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It se
 
 * ``POST /token``: the OAuth 2.0 JWT-bearer grant a service account uses; the assertion is
   checked (RS256 signature against the keys this fake issued, audience, expiry, scope);
-* Sheets v4 under ``/v4/spreadsheets``: ``get``, ``values.get``, ``values:batchGet``,
-  ``values.update``, ``values:batchUpdate``, ``values:batchClear``, ``values/<range>:clear``
-  and ``:batchUpdate`` (addSheet, deleteSheet, updateSheetProperties);
+* Sheets v4 under ``/v4/spreadsheets``: ``get`` (with a ``fields`` mask), ``values.get``,
+  ``values:batchGet``, ``values.update``, ``values:batchUpdate``, ``values:batchClear``,
+  ``values/<range>:clear`` and ``:batchUpdate`` (tabs, cell formats, sizes, conditional
+  rules, charts, developer metadata: see :mod:`.sheets_model`); request bodies are checked
+  against Google's discovery document (:mod:`.discovery`);
 * Forms v1 ``GET /v1/forms/<id>/responses`` with ``timestamp >=``/``>`` filters and paging.
 
 Every request is recorded with its quota kind (``sheets_read``, ``sheets_write``,
@@ -46,6 +48,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from csat_hook.devtools import discovery
 from csat_hook.devtools import sheets_model as model
 from csat_hook.devtools.loopback import LoopbackServer
 from csat_hook.devtools.sheets_model import SheetsApiError
@@ -107,6 +110,7 @@ class FakeGoogle(LoopbackServer):
         require_auth: bool = True,
         latency: float = 0.0,
     ) -> None:
+        discovery.schemas()  # fails at once, and says why, without google-api-python-client
         self.spreadsheets: dict[str, model.Spreadsheet] = {}
         self.forms: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
@@ -199,6 +203,19 @@ class FakeGoogle(LoopbackServer):
         while rows and not any(v is not None for v in rows[-1]):
             rows.pop()
         return [_trim(line) for line in rows]
+
+    def tab(self, spreadsheet_id: str, title: str) -> model.Tab:
+        """A tab as the model holds it (formats, widths, rules, charts): for inspection."""
+        with self.lock:
+            tab = self.spreadsheets[spreadsheet_id].tab_by_title(title)
+            if tab is None:
+                raise KeyError(title)
+            return tab
+
+    def state(self, spreadsheet_id: str) -> dict[str, Any]:
+        """Everything a spreadsheet holds, comparable between runs."""
+        with self.lock:
+            return self.spreadsheets[spreadsheet_id].state()
 
     def titles(self, spreadsheet_id: str) -> list[str]:
         with self.lock:
@@ -493,7 +510,8 @@ def _sheets_call(
     value_option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
     date_option = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
     if rest == "" and method == "GET":
-        return sheet.metadata()
+        fields = query.get("fields", [None])[0]
+        return sheet.metadata(fields or None)
     if rest == ":batchUpdate" and method == "POST":
         replies = model.batch_update(sheet, list(data.get("requests", [])))
         return {"spreadsheetId": sheet.spreadsheet_id, "replies": replies}
@@ -505,6 +523,9 @@ def _sheets_call(
             ],
         }
     if rest == "values:batchUpdate" and method == "POST":
+        problems = discovery.validate(data, "BatchUpdateValuesRequest")
+        if problems:
+            raise SheetsApiError(400, "Invalid JSON payload received. " + "; ".join(problems[:5]))
         option = data.get("valueInputOption") or ""
         plans = [
             model.write(sheet, item["range"], item.get("values", []), option)

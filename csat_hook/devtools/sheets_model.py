@@ -5,11 +5,20 @@ The state behind :mod:`csat_hook.devtools.fake_google`: A1 ranges, typed cells, 
 USER_ENTERED input, grid limits, and ``spreadsheets.batchUpdate`` requests, with the real
 error texts (see docs/sync.md and the shapes recorded in gspread's cassettes). Not a product
 path.
+
+Every ``batchUpdate`` body is first checked against Google's discovery document
+(:mod:`.discovery`), then applied atomically: tabs (add, delete, properties with frozen rows
+and columns), cell formats (``repeatCell``: kept as the list of format operations in order,
+a whole-tab reset clears it; :meth:`Tab.format_at` resolves one cell), column widths and row
+heights, conditional format rules (add at an index, delete by index), charts (add with an id,
+update the spec, move, delete) and developer metadata (create, update by key). The metadata
+honours a ``fields`` mask (checked against the ``Spreadsheet`` schema) as Google does.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass
 from dataclasses import field
@@ -17,6 +26,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from csat_hook.devtools import discovery
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 _CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
@@ -45,6 +56,26 @@ class DateTimeCell:
     serial: float
 
 
+@dataclass(frozen=True)
+class FormatOp:
+    """One ``repeatCell``: the cells (ends exclusive, None open), the format, the mask paths."""
+
+    row0: int
+    row1: int | None
+    col0: int
+    col1: int | None
+    cell_format: dict[str, Any]
+    paths: tuple[str, ...]
+
+    def covers(self, row: int, col: int) -> bool:
+        return (
+            self.row0 <= row
+            and (self.row1 is None or row < self.row1)
+            and self.col0 <= col
+            and (self.col1 is None or col < self.col1)
+        )
+
+
 @dataclass
 class Tab:
     sheet_id: int
@@ -53,12 +84,20 @@ class Tab:
     rows: int = 1000
     cols: int = 26
     frozen_rows: int = 0
+    frozen_cols: int = 0
     cells: list[list[Any]] = field(default_factory=list)
+    formats: list[FormatOp] = field(default_factory=list)
+    widths: dict[int, int] = field(default_factory=dict)  # column → pixels
+    heights: dict[int, int] = field(default_factory=dict)  # row → pixels
+    rules: list[dict[str, Any]] = field(default_factory=list)  # conditional, in priority order
+    charts: dict[int, dict[str, Any]] = field(default_factory=dict)  # chartId → chart
 
     def properties(self) -> dict[str, Any]:
         grid: dict[str, Any] = {"rowCount": self.rows, "columnCount": self.cols}
         if self.frozen_rows:
             grid["frozenRowCount"] = self.frozen_rows
+        if self.frozen_cols:
+            grid["frozenColumnCount"] = self.frozen_cols
         return {
             "sheetId": self.sheet_id,
             "title": self.title,
@@ -66,6 +105,15 @@ class Tab:
             "sheetType": "GRID",
             "gridProperties": grid,
         }
+
+    def sheet(self) -> dict[str, Any]:
+        """The tab as ``spreadsheets.get`` returns it (without grid data)."""
+        found: dict[str, Any] = {"properties": self.properties()}
+        if self.charts:
+            found["charts"] = [copy.deepcopy(c) for c in self.charts.values()]
+        if self.rules:
+            found["conditionalFormats"] = copy.deepcopy(self.rules)
+        return found
 
     def get(self, row: int, col: int) -> Any:
         if row < len(self.cells) and col < len(self.cells[row]):
@@ -80,6 +128,42 @@ class Tab:
             line.extend([None] * (col + 1 - len(line)))
         line[col] = value
 
+    def format_at(self, row: int, col: int) -> dict[str, Any]:
+        """The cell's ``userEnteredFormat`` after every format operation (later ones win)."""
+        result: dict[str, Any] = {}
+        for op in self.formats:
+            if op.covers(row, col):
+                for path in op.paths:
+                    _copy_path(op.cell_format, result, path.split("."))
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """Everything the tab holds, comparable between runs."""
+        return {
+            **self.sheet(),
+            "cells": copy.deepcopy(self.cells),
+            "formats": [
+                (op.row0, op.row1, op.col0, op.col1, json.dumps(op.cell_format), op.paths)
+                for op in self.formats
+            ],
+            "widths": dict(self.widths),
+            "heights": dict(self.heights),
+        }
+
+
+def _copy_path(source: dict[str, Any], target: dict[str, Any], path: list[str]) -> None:
+    """Set ``path`` in ``target`` as it is in ``source`` (absent there: cleared)."""
+    name = path[0]
+    if len(path) == 1:
+        if name in source:
+            target[name] = copy.deepcopy(source[name])
+        else:
+            target.pop(name, None)
+        return
+    inner = source.get(name)
+    holder = target.setdefault(name, {})
+    _copy_path(inner if isinstance(inner, dict) else {}, holder, path[1:])
+
 
 @dataclass
 class Spreadsheet:
@@ -89,9 +173,13 @@ class Spreadsheet:
     time_zone: str = "Etc/GMT"
     tabs: list[Tab] = field(default_factory=list)
     next_sheet_id: int = 1_000_000
+    developer_metadata: list[dict[str, Any]] = field(default_factory=list)
+    next_metadata_id: int = 1
 
-    def metadata(self) -> dict[str, Any]:
-        return {
+    def metadata(self, fields: str | None = None) -> dict[str, Any]:
+        """``spreadsheets.get``; ``fields`` reduces it as a partial response (a mask naming a
+        field the schema does not have is refused, as Google does)."""
+        found: dict[str, Any] = {
             "spreadsheetId": self.spreadsheet_id,
             "properties": {
                 "title": self.title,
@@ -99,10 +187,23 @@ class Spreadsheet:
                 "autoRecalc": "ON_CHANGE",
                 "timeZone": self.time_zone,
             },
-            "sheets": [
-                {"properties": tab.properties()} for tab in sorted(self.tabs, key=lambda t: t.index)
-            ],
+            "sheets": [tab.sheet() for tab in sorted(self.tabs, key=lambda t: t.index)],
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit",
+        }
+        if self.developer_metadata:
+            found["developerMetadata"] = copy.deepcopy(self.developer_metadata)
+        if fields is None:
+            return found
+        problems = discovery.check_mask(fields, "Spreadsheet", "fields")
+        if problems:
+            raise SheetsApiError(400, "Invalid field selection: " + problems[0])
+        return dict(discovery.select(found, fields))
+
+    def state(self) -> dict[str, Any]:
+        """Everything the spreadsheet holds (tabs, cells, looks, metadata), comparable."""
+        return {
+            "tabs": [tab.state() for tab in sorted(self.tabs, key=lambda t: t.index)],
+            "developerMetadata": copy.deepcopy(self.developer_metadata),
         }
 
     def tab_by_title(self, title: str) -> Tab | None:
@@ -384,23 +485,40 @@ def clear(sheet: Spreadsheet, range_text: str) -> str:
 
 
 def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Apply structure requests atomically: on any error nothing changes.
+    """Check the body against the discovery document, then apply the requests atomically:
+    on any error nothing changes.
 
     The requests run on shallow copies of the tabs (cells shared, never mutated in place:
-    a shrink builds new lists), so a large responses tab is not copied for nothing.
+    a shrink builds new lists; formats, rules, charts and sizes copied), so a large responses
+    tab is not copied for nothing.
     """
+    problems = discovery.validate({"requests": requests}, "BatchUpdateSpreadsheetRequest")
+    if problems:
+        raise SheetsApiError(400, "Invalid JSON payload received. " + "; ".join(problems[:5]))
     work = copy.copy(sheet)
-    work.tabs = [copy.copy(tab) for tab in sheet.tabs]
+    work.tabs = []
+    for tab in sheet.tabs:
+        twin = copy.copy(tab)
+        twin.formats, twin.rules = list(tab.formats), list(tab.rules)
+        twin.charts, twin.widths, twin.heights = (
+            dict(tab.charts),
+            dict(tab.widths),
+            dict(tab.heights),
+        )
+        work.tabs.append(twin)
+    work.developer_metadata = copy.deepcopy(sheet.developer_metadata)
     replies = []
     for i, request in enumerate(requests):
-        if len(request) != 1:
-            raise SheetsApiError(400, f"Invalid requests[{i}]: exactly one kind per request")
         kind, spec = next(iter(request.items()))
         handler = _HANDLERS.get(kind)
         if handler is None:
             raise SheetsApiError(400, f"Invalid requests[{i}]: unsupported kind {kind}")
         replies.append(handler(work, spec, f"requests[{i}].{kind}"))
     sheet.tabs, sheet.next_sheet_id = work.tabs, work.next_sheet_id
+    sheet.developer_metadata, sheet.next_metadata_id = (
+        work.developer_metadata,
+        work.next_metadata_id,
+    )
     return replies
 
 
@@ -428,6 +546,7 @@ def _add_sheet(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str
         rows=grid.get("rowCount", 1000),
         cols=grid.get("columnCount", 26),
         frozen_rows=grid.get("frozenRowCount", 0),
+        frozen_cols=grid.get("frozenColumnCount", 0),
     )
     sheet.tabs.append(tab)
     return {"addSheet": {"properties": tab.properties()}}
@@ -471,20 +590,32 @@ def _update_properties(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> 
                 tab.cells = [line[: tab.cols] for line in tab.cells]
         elif path == "gridProperties.frozenRowCount":
             tab.frozen_rows = int(grid.get("frozenRowCount", 0))
+        elif path == "gridProperties.frozenColumnCount":
+            tab.frozen_cols = int(grid.get("frozenColumnCount", 0))
         elif path != "index":
             raise SheetsApiError(400, f"Invalid {where}: unsupported field {path}")
+    if tab.frozen_rows >= tab.rows:
+        raise SheetsApiError(
+            400, f"Invalid {where}: You can't freeze all visible rows on the sheet."
+        )
+    if tab.frozen_cols >= tab.cols:
+        raise SheetsApiError(
+            400, f"Invalid {where}: You can't freeze all visible columns on the sheet."
+        )
     return {}
 
 
 def _field_paths(mask: str) -> list[str]:
-    """``title,gridProperties(rowCount,columnCount)``, ``gridProperties/rowCount`` → dotted."""
+    """``title,gridProperties(rowCount,columnCount)``, ``gridProperties/rowCount`` → dotted
+    paths (sub-selections nest)."""
     paths: list[str] = []
-    for part in re.findall(r"[\w.]+\([^)]*\)|[\w.]+", mask.replace("/", ".")):
-        if "(" in part:
-            head, inner = part[:-1].split("(", 1)
-            paths.extend(f"{head}.{name.strip()}" for name in inner.split(","))
+    for item in discovery.split_top(mask):
+        head, sub = discovery.parse_item(item)
+        prefix = ".".join(head)
+        if sub:
+            paths.extend(f"{prefix}.{inner}" for inner in _field_paths(sub))
         else:
-            paths.append(part)
+            paths.append(prefix)
     return paths
 
 
@@ -500,8 +631,233 @@ def _check_title(sheet: Spreadsheet, title: str, where: str, own: Tab | None) ->
         )
 
 
+def _grid_range(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> tuple[Tab, FormatOp]:
+    """A GridRange as a tab and its (open-ended where unset) bounds, checked against the
+    grid (an empty op: only the bounds are used)."""
+    tab = sheet.tab_by_id(spec.get("sheetId", 0))
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No grid with id: {spec.get('sheetId', 0)}")
+    row0, col0 = spec.get("startRowIndex", 0), spec.get("startColumnIndex", 0)
+    row1, col1 = spec.get("endRowIndex"), spec.get("endColumnIndex")
+    if (row1 is not None and (row1 > tab.rows or row1 < row0)) or (
+        col1 is not None and (col1 > tab.cols or col1 < col0)
+    ):
+        raise SheetsApiError(
+            400,
+            f"Invalid {where}: Range ({quote_title(tab.title)}!R{row0 + 1}C{col0 + 1}:"
+            f"R{row1}C{col1}) exceeds grid limits. Max rows: {tab.rows}, max columns: {tab.cols}",
+        )
+    return tab, FormatOp(row0, row1, col0, col1, {}, ())
+
+
+def _repeat_cell(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    tab, bounds = _grid_range(sheet, spec.get("range", {}), where)
+    paths = _field_paths(spec["fields"])
+    if any(p != "userEnteredFormat" and not p.startswith("userEnteredFormat.") for p in paths):
+        raise SheetsApiError(400, f"Invalid {where}: the emulator only repeats formats")
+    cell_format = spec.get("cell", {}).get("userEnteredFormat", {})
+    whole = bounds.row0 == bounds.col0 == 0 and bounds.row1 is None and bounds.col1 is None
+    if whole and paths == ["userEnteredFormat"] and not cell_format:
+        tab.formats = []  # a reset of the whole tab: nothing before it shows any more
+        return {}
+    inner = tuple(p.removeprefix("userEnteredFormat").lstrip(".") for p in paths)
+    if "" in inner:  # the whole format: every field it has, the others cleared
+        inner = tuple(sorted({*cell_format, *_FORMAT_FIELDS}))
+    op = FormatOp(bounds.row0, bounds.row1, bounds.col0, bounds.col1, cell_format, inner)
+    tab.formats = [*tab.formats, op]
+    return {}
+
+
+_FORMAT_FIELDS = (
+    "numberFormat",
+    "backgroundColor",
+    "backgroundColorStyle",
+    "borders",
+    "padding",
+    "horizontalAlignment",
+    "verticalAlignment",
+    "wrapStrategy",
+    "textDirection",
+    "textFormat",
+    "hyperlinkDisplayType",
+    "textRotation",
+)
+
+
+def _update_dimension(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    target = spec.get("range", {})
+    tab = sheet.tab_by_id(target.get("sheetId", 0))
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No grid with id: {target.get('sheetId', 0)}")
+    columns = target.get("dimension") == "COLUMNS"
+    limit = tab.cols if columns else tab.rows
+    start, end = target.get("startIndex", 0), target.get("endIndex", limit)
+    if not 0 <= start < end <= limit:
+        raise SheetsApiError(400, f"Invalid {where}: the range is outside the grid")
+    if _field_paths(spec["fields"]) != ["pixelSize"]:
+        raise SheetsApiError(400, f"Invalid {where}: the emulator only sets pixelSize")
+    sizes = tab.widths if columns else tab.heights
+    for index in range(start, end):
+        sizes[index] = int(spec.get("properties", {}).get("pixelSize", 0))
+    return {}
+
+
+def _add_rule(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    rule = spec.get("rule", {})
+    ranges = rule.get("ranges", [])
+    if not ranges or ("booleanRule" in rule) == ("gradientRule" in rule):
+        raise SheetsApiError(400, f"Invalid {where}: a rule needs ranges and one kind of rule")
+    tabs = {_grid_range(sheet, r, where)[0].sheet_id for r in ranges}
+    if len(tabs) != 1:
+        raise SheetsApiError(400, f"Invalid {where}: all ranges must be on the same sheet")
+    tab = sheet.tab_by_id(tabs.pop())
+    assert tab is not None
+    index = spec.get("index", 0)
+    if not 0 <= index <= len(tab.rules):
+        raise SheetsApiError(400, f"Invalid {where}: index {index} is out of range")
+    tab.rules = [*tab.rules[:index], copy.deepcopy(rule), *tab.rules[index:]]
+    return {}
+
+
+def _delete_rule(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    tab = sheet.tab_by_id(spec.get("sheetId", 0))
+    index = spec.get("index", 0)
+    if tab is None or not 0 <= index < len(tab.rules):
+        raise SheetsApiError(
+            400,
+            f"Invalid {where}: No conditional format on sheet: {spec.get('sheetId', 0)} at "
+            f"index: {index}",
+        )
+    rule = tab.rules[index]
+    tab.rules = tab.rules[:index] + tab.rules[index + 1 :]
+    return {"deleteConditionalFormatRule": {"rule": rule}}
+
+
+def _chart_owner(sheet: Spreadsheet, chart_id: int) -> Tab | None:
+    return next((t for t in sheet.tabs if chart_id in t.charts), None)
+
+
+def _check_chart(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> None:
+    """Every source range on an existing tab, one column or one row wide."""
+    basic = spec.get("basicChart", {})
+    sources = [d.get("domain", {}) for d in basic.get("domains", [])]
+    sources += [s.get("series", {}) for s in basic.get("series", [])]
+    for source in sources:
+        for grid_range in source.get("sourceRange", {}).get("sources", []):
+            _grid_range(sheet, grid_range, where)
+            rows = grid_range.get("endRowIndex", 0) - grid_range.get("startRowIndex", 0)
+            cols = grid_range.get("endColumnIndex", 0) - grid_range.get("startColumnIndex", 0)
+            if 1 not in (rows, cols) or "endRowIndex" not in grid_range:
+                raise SheetsApiError(
+                    400,
+                    f"Invalid {where}: a chart source range must be bounded, with exactly one "
+                    "dimension of length 1",
+                )
+
+
+def _add_chart(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    chart = copy.deepcopy(spec.get("chart", {}))
+    anchor = chart.get("position", {}).get("overlayPosition", {}).get("anchorCell", {})
+    tab = sheet.tab_by_id(anchor.get("sheetId", -1))
+    if tab is None:
+        raise SheetsApiError(
+            400, f"Invalid {where}: the chart needs an overlay position on a sheet"
+        )
+    if not (
+        0 <= anchor.get("rowIndex", 0) < tab.rows and 0 <= anchor.get("columnIndex", 0) < tab.cols
+    ):
+        raise SheetsApiError(400, f"Invalid {where}: the anchor cell is outside the grid")
+    _check_chart(sheet, chart.get("spec", {}), where)
+    chart_id = chart.get("chartId")
+    if chart_id is None:
+        chart_id = chart["chartId"] = sheet.next_sheet_id
+        sheet.next_sheet_id += 7919
+    if _chart_owner(sheet, chart_id) is not None or sheet.tab_by_id(chart_id) is not None:
+        raise SheetsApiError(400, f"Invalid {where}: An object with id {chart_id} already exists.")
+    tab.charts = {**tab.charts, chart_id: chart}
+    return {"addChart": {"chart": copy.deepcopy(chart)}}
+
+
+def _update_chart(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    chart_id = spec.get("chartId", -1)
+    tab = _chart_owner(sheet, chart_id)
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No chart with id: {chart_id}")
+    _check_chart(sheet, spec.get("spec", {}), where)
+    tab.charts = {
+        **tab.charts,
+        chart_id: {**tab.charts[chart_id], "spec": copy.deepcopy(spec["spec"])},
+    }
+    return {}
+
+
+def _move_object(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    chart_id = spec.get("objectId", -1)
+    tab = _chart_owner(sheet, chart_id)
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No object with id: {chart_id}")
+    if _field_paths(spec["fields"]) != ["overlayPosition"]:
+        raise SheetsApiError(400, f"Invalid {where}: the emulator only moves overlays")
+    position = copy.deepcopy(spec.get("newPosition", {}))
+    anchor = position.get("overlayPosition", {}).get("anchorCell", {})
+    if anchor.get("sheetId") != tab.sheet_id:
+        raise SheetsApiError(
+            400, f"Invalid {where}: the emulator does not move charts between sheets"
+        )
+    tab.charts = {**tab.charts, chart_id: {**tab.charts[chart_id], "position": position}}
+    return {"updateEmbeddedObjectPosition": {"position": position}}
+
+
+def _delete_object(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    chart_id = spec.get("objectId", -1)
+    tab = _chart_owner(sheet, chart_id)
+    if tab is None:
+        raise SheetsApiError(400, f"Invalid {where}: No object with id: {chart_id}")
+    tab.charts = {k: v for k, v in tab.charts.items() if k != chart_id}
+    return {}
+
+
+def _create_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    metadata = copy.deepcopy(spec.get("developerMetadata", {}))
+    if not metadata.get("location", {}).get("spreadsheet"):
+        raise SheetsApiError(400, f"Invalid {where}: the emulator keeps spreadsheet metadata only")
+    if not metadata.get("metadataKey") or "visibility" not in metadata:
+        raise SheetsApiError(400, f"Invalid {where}: metadataKey and visibility are required")
+    metadata.setdefault("metadataId", sheet.next_metadata_id)
+    sheet.next_metadata_id = max(sheet.next_metadata_id, metadata["metadataId"]) + 1
+    metadata["location"] = {"locationType": "SPREADSHEET", "spreadsheet": True}
+    sheet.developer_metadata.append(metadata)
+    return {"createDeveloperMetadata": {"developerMetadata": copy.deepcopy(metadata)}}
+
+
+def _update_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    keys = {
+        f.get("developerMetadataLookup", {}).get("metadataKey") for f in spec.get("dataFilters", [])
+    }
+    matched = [m for m in sheet.developer_metadata if m.get("metadataKey") in keys]
+    if not matched:
+        raise SheetsApiError(400, f"Invalid {where}: No developer metadata matches the filters")
+    changes = spec.get("developerMetadata", {})
+    for path in _field_paths(spec["fields"]):
+        if path not in ("metadataValue", "metadataKey", "visibility"):
+            raise SheetsApiError(400, f"Invalid {where}: the emulator does not update {path}")
+        for metadata in matched:
+            metadata[path] = changes.get(path)
+    return {"updateDeveloperMetadata": {"developerMetadata": copy.deepcopy(matched)}}
+
+
 _HANDLERS = {
     "addSheet": _add_sheet,
     "deleteSheet": _delete_sheet,
     "updateSheetProperties": _update_properties,
+    "repeatCell": _repeat_cell,
+    "updateDimensionProperties": _update_dimension,
+    "addConditionalFormatRule": _add_rule,
+    "deleteConditionalFormatRule": _delete_rule,
+    "addChart": _add_chart,
+    "updateChartSpec": _update_chart,
+    "updateEmbeddedObjectPosition": _move_object,
+    "deleteEmbeddedObject": _delete_object,
+    "createDeveloperMetadata": _create_metadata,
+    "updateDeveloperMetadata": _update_metadata,
 }

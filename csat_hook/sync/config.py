@@ -32,7 +32,9 @@ GOOGLE_SHEETS_BASE_URL = "https://sheets.googleapis.com"
 GOOGLE_FORMS_BASE_URL = "https://forms.googleapis.com"
 # Sheets and Forms quotas are counted per minute (Sheets API "Usage limits").
 QUOTA_WINDOW_SECONDS = 60
-RESULT_ROLES = ("timestamp", "rating", "comment", "token", "agent", "ticket")
+RESULT_ROLES = ("timestamp", "rating", "comment", "token", "agent", "ticket", "nps")
+# The 0–10 "how likely are you to recommend us" question (optional; NPS next to CSAT).
+NPS_MIN, NPS_MAX = 0, 10
 
 
 class GoogleConfig(StrictModel):
@@ -111,6 +113,8 @@ class ColumnsConfig(StrictModel):
     token: list[str] = Field(default_factory=lambda: ["Reference", "Token", "Код ссылки"])
     agent: list[str] = Field(default_factory=lambda: ["Agent", "Оператор"])
     ticket: list[str] = Field(default_factory=lambda: ["Ticket", "Обращение"])
+    # Empty: no NPS question. Give its title(s) to report NPS next to CSAT.
+    nps: list[str] = Field(default_factory=list)
 
     @field_validator("timestamp", "rating", "token")
     @classmethod
@@ -190,7 +194,7 @@ class FormsApiResultsConfig(StrictModel):
         for role, question in value.items():
             if role not in RESULT_ROLES or role == "timestamp":
                 raise ValueError(
-                    f"unknown role {role!r}; known: rating, comment, token, agent, ticket"
+                    f"unknown role {role!r}; known: rating, comment, token, agent, ticket, nps"
                 )
             if not re.fullmatch(r"[0-9a-fA-F]{1,32}", question):
                 raise ValueError(f"{role}: {question!r} is not a Forms questionId (hex)")
@@ -243,6 +247,13 @@ class ResultsConfig(StrictModel):
                 raise ValueError(f"forms_api.question_ids needs {', '.join(sorted(missing))}")
         return self
 
+    @property
+    def nps_configured(self) -> bool:
+        """Whether the form has a 0–10 question the report shows NPS for."""
+        if self.source == "forms_api":
+            return "nps" in self.forms_api.question_ids
+        return any(title.strip() for title in self.columns.nps)
+
 
 class PeriodsConfig(StrictModel):
     rolling_days: list[int] = Field(default_factory=lambda: [7, 30])
@@ -264,6 +275,16 @@ class MetricsConfig(StrictModel):
     min_n: int = Field(default=10, ge=1, le=100_000)
     timezone: str = "UTC"
     periods: PeriodsConfig = Field(default_factory=PeriodsConfig)
+    # The leaderboard's period: the last N days (today included), compared with the N days
+    # before them.
+    headline_days: int = Field(default=30, ge=1, le=366)
+    # CSAT at or above it is shown green, below it red (a fraction: 0.85 is 85%).
+    target_csat: float = Field(default=0.85, ge=0, le=1)
+    # Ratings at or below it are highlighted in the agent tabs (default: top_box - 2).
+    low_rating: int | None = Field(default=None, ge=0, le=100)
+    # The Trends tab: this many weeks (Monday to Sunday) and calendar months, newest last.
+    trend_weeks: int = Field(default=12, ge=1, le=104)
+    trend_months: int = Field(default=12, ge=1, le=60)
 
     @field_validator("timezone")
     @classmethod
@@ -276,18 +297,34 @@ class MetricsConfig(StrictModel):
             raise ValueError("scale_min must be below scale_max (at most 21 points)")
         if not self.scale_min <= self.top_box <= self.scale_max:
             raise ValueError("top_box must lie within scale_min..scale_max")
+        if self.low_rating is not None and not (
+            self.scale_min <= self.low_rating <= self.scale_max
+        ):
+            raise ValueError("low_rating must lie within scale_min..scale_max")
         return self
+
+    @property
+    def low_rating_limit(self) -> int:
+        """Ratings at or below this are highlighted as low."""
+        if self.low_rating is not None:
+            return self.low_rating
+        return max(self.scale_min, self.top_box - 2)
 
 
 class SheetsOutputConfig(StrictModel):
     enabled: bool = False
     spreadsheet_id: str | None = None
-    summary_tab: str = Field(default="Summary", min_length=1, max_length=100)
-    unverified_tab: str | None = Field(default="Unverified", max_length=100)
+    # Tab titles; null: in the report's language ("Summary" / "Сводка", "Unverified" /
+    # "Непроверенные").
+    summary_tab: str | None = Field(default=None, min_length=1, max_length=100)
+    unverified_tab: str | None = Field(default=None, max_length=100)
+    unverified: bool = True  # false: no tab for answers that could not be credited
     max_rows_per_agent: int = Field(default=5000, ge=1, le=1_000_000)
+    # The Responses tab (one row per credited answer): the newest this many.
+    max_response_rows: int = Field(default=50_000, ge=1, le=1_000_000)
     max_request_bytes: int = Field(default=8_000_000, ge=100_000, le=100_000_000)
 
-    @field_validator("spreadsheet_id", "unverified_tab", mode="before")
+    @field_validator("spreadsheet_id", "summary_tab", "unverified_tab", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return blank_to_none(value)
@@ -303,6 +340,9 @@ class LocalOutputConfig(StrictModel):
 class OutputConfig(StrictModel):
     gsheets: SheetsOutputConfig = Field(default_factory=SheetsOutputConfig)
     local: LocalOutputConfig = Field(default_factory=LocalOutputConfig)
+    # The report's language (headers, period names, notes, tab titles). auto: the Google
+    # Sheets output's locale (ru* → Russian) when that output is on, else English.
+    language: Literal["auto", "en", "ru"] = "auto"
 
 
 class SyncConfig(StrictModel):
@@ -329,7 +369,11 @@ def check_sync_sections(
             "output.gsheets.spreadsheet_id is required when output.gsheets is "
             "enabled and results.gsheets.spreadsheet_id is not set"
         )
-    if sheets.unverified_tab and sheets.unverified_tab.casefold() == sheets.summary_tab.casefold():
+    if (
+        sheets.unverified_tab
+        and sheets.summary_tab
+        and sheets.unverified_tab.casefold() == sheets.summary_tab.casefold()
+    ):
         raise ValueError("output.gsheets.unverified_tab must differ from summary_tab")
 
 

@@ -42,6 +42,8 @@ class AnswerRecord(NamedTuple):
     submitted_at: datetime
     cohort: float  # Unix seconds of the survey's creation (else the token's issue time)
     answered_sent: bool
+    nps: int | None  # the 0–10 answer, when the form asks it
+    channel: str  # as recorded with the survey ("" when unknown)
 
 
 @dataclass
@@ -51,8 +53,10 @@ class Dataset:
     answers: list[AnswerRecord] = field(default_factory=list)
     sent: list[tuple[int, int, float]] = field(default_factory=list)
 
-    def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool]]:
-        return ((a.agent, a.team, a.cohort, a.rating, a.answered_sent) for a in self.answers)
+    def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool, int | None]]:
+        """``(agent, team, cohort instant, rating, answered_sent, nps)`` per answer, as
+        :func:`~csat_hook.sync.metrics.compute` takes them."""
+        return ((a.agent, a.team, a.cohort, a.rating, a.answered_sent, a.nps) for a in self.answers)
 
 
 class _Index:
@@ -99,7 +103,7 @@ def build_dataset(
     """
     agent_index, team_index = _Index(), _Index()
     names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
-    surveys: dict[str, tuple[int, datetime, bool]] = {}
+    surveys: dict[str, tuple[int, datetime, bool, str]] = {}
     data = Dataset()
     for (
         token,
@@ -111,12 +115,13 @@ def build_dataset(
         team_name,
         status,
         created,
+        channel,
     ) in survey_rows:
         who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
         agent = agent_index(who)
         team = team_index(team_name or "")
         sent = status == SENT
-        surveys[tokens.survey_key(token)] = (team, created, sent)
+        surveys[tokens.survey_key(token)] = (team, created, sent, channel or "")
         if agent_name or agent_email:
             seen = names.get(who)
             if seen is None or created >= seen[0]:
@@ -134,9 +139,12 @@ def build_dataset(
         rating,
         comment,
         submitted_at,
+        nps,
     ) in answer_rows:
         survey = surveys.get(survey_key)
-        team, cohort, matched = survey if survey is not None else (no_team, issued_at, False)
+        team, cohort, matched, channel = (
+            survey if survey is not None else (no_team, issued_at, False, "")
+        )
         append(
             AnswerRecord(
                 agent_index((helpdesk, agent_key)),
@@ -148,6 +156,8 @@ def build_dataset(
                 submitted_at,
                 cohort.timestamp(),
                 matched,
+                nps,
+                channel,
             )
         )
     data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]

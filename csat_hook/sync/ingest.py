@@ -157,6 +157,7 @@ def _store_credited(
             row["rating"],
             row["comment"],
             row["submitted_at"],
+            row["nps"],
         )
         for row in current_rows
     ]
@@ -167,6 +168,7 @@ _COMPARED = (
     ("comment", "comment"),
     ("agent field", "field_agent"),
     ("ticket field", "field_ticket"),
+    ("NPS answer", "nps"),
 )
 
 
@@ -177,7 +179,9 @@ def _same_instant(item: Credited, before: store.StoredAnswer, result: IngestResu
     an older version stored: it takes this row's identity and nothing else changes)."""
     sub: Submission = item.submission
     changed = [label for label, name in _COMPARED if getattr(sub, name) != getattr(before, name)]
-    if not changed:
+    if not changed or (changed == ["NPS answer"] and before.nps is None):
+        # The stored answer itself, or the same row read again once results.columns.nps
+        # names the question: it takes this row's identity (and its NPS answer).
         return "refresh"
     mine = precedence(sub.submitted_at, sub.ref)
     theirs = precedence(sub.submitted_at, before.source_ref)
@@ -209,6 +213,7 @@ def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> di
         "source": source,
         "source_ref": sub.ref[:191],
         "recorded_at": now,
+        "nps": sub.nps,
     }
 
 
@@ -237,6 +242,7 @@ def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dic
         "source_ref": sub.ref[:191],
         "updated_at": now,
         "fingerprint": sub.fingerprint,
+        "nps": sub.nps,
     }
 
 

@@ -63,6 +63,7 @@ class Submission(NamedTuple):
     field_ticket: str
     headers: Sequence[str] = ()
     cells: Sequence[Any] = ()  # the row as read (not copied: a first sync holds 100,000)
+    nps: int | None = None  # the 0–10 "would you recommend us" answer, when asked
 
     def source_row(self) -> dict[str, Any]:
         """The row as read (header → value), kept with answers that cannot be credited."""

@@ -52,13 +52,13 @@ from csat_hook.sync.ingest import ingest
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.metrics import Settings
-from csat_hook.sync.metrics import build_periods
-from csat_hook.sync.metrics import compute
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.periods import build_periods
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
+from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
@@ -186,7 +186,7 @@ class SyncRunner:
         clock.lap("read")
         self.lock.renew(holder)
         report = self._ingest_and_report(
-            summary, source, batch, skipped, dry_run=dry_run, clock=clock
+            summary, source, batch, skipped, sheets, dry_run=dry_run, clock=clock
         )
         del batch  # every submission read; not needed while the report is written
         self.lock.renew(holder)
@@ -199,6 +199,7 @@ class SyncRunner:
         source: ResultsSource,
         batch: SourceBatch,
         skipped: dict[str, str],
+        sheets: google_api.SheetsApi | None,
         *,
         dry_run: bool,
         clock: PhaseClock,
@@ -241,7 +242,8 @@ class SyncRunner:
         summary.absorb(batch, result)
         self._judge_skips(summary, batch, skipped)
         clock.lap("ingest")
-        report = self._report(summary, answers, surveys, unverified, now)
+        language = self._language(sheets, source)
+        report = self._report(summary, answers, surveys, unverified, now, language)
         clock.lap("report")
         return report
 
@@ -267,6 +269,7 @@ class SyncRunner:
         surveys: list[Any],
         unverified: list[Any],
         now: datetime,
+        language: str,
     ) -> Report:
         config = self.config
         metrics = config.metrics
@@ -274,27 +277,39 @@ class SyncRunner:
         data = build_dataset(
             answers, surveys, secrets=config.token.all_secrets(), helpdesks=config.helpdesks
         )
-        settings = Settings(metrics.scale_min, metrics.scale_max, metrics.top_box, metrics.min_n)
-        results = compute(
-            data.answer_facts(), data.sent, build_periods(now, tz, metrics.periods), settings, tz
-        )
         summary.agents = len({a.agent for a in data.answers})
         sheets = config.output.gsheets
-        templates = {
-            name: options.ticket_url_template for name, options in config.helpdesks.items()
-        }
-        return build_report(
-            results,
-            data,
-            settings,
+        spec = ReportSpec(
+            language=language,
+            settings=Settings(metrics.scale_min, metrics.scale_max, metrics.top_box, metrics.min_n),
             tz=tz,
-            templates=templates,
+            listed=build_periods(now, tz, metrics.periods),
+            headline_days=metrics.headline_days,
+            trend_weeks=metrics.trend_weeks,
+            trend_months=metrics.trend_months,
+            target=metrics.target_csat,
+            low_rating=metrics.low_rating_limit,
+            nps=config.results.nps_configured,
+            templates={
+                name: options.ticket_url_template for name, options in config.helpdesks.items()
+            },
             max_rows_per_agent=sheets.max_rows_per_agent,
-            unverified=unverified,
-            unverified_name=sheets.unverified_tab,
+            max_response_rows=sheets.max_response_rows,
             summary_name=sheets.summary_tab,
-            with_answers=config.output.local.enabled and config.output.local.csv,
+            unverified_name=sheets.unverified_tab,
+            unverified=sheets.unverified,
         )
+        return build_report(data, spec, now=now, unverified=unverified)
+
+    def _language(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> str:
+        """``output.language``; for auto, the Sheets output's locale (ru* → Russian) when that
+        output is on (its metadata is read anyway: one request, cached), else English."""
+        output = self.config.output
+        if output.language != "auto":
+            return output.language
+        if output.gsheets.enabled and sheets is not None:
+            return self._sheets_output(sheets, source).language()
+        return "en"
 
     # --- outputs ---------------------------------------------------------------------------
 
@@ -319,19 +334,19 @@ class SyncRunner:
         if config.output.gsheets.enabled and sheets is not None:
             output = self._sheets_output(sheets, source)
             if dry_run:
-                plans, requests = output.plan(report.sheets())
+                plan = output.plan(report.sheets(), report.language)
                 done.append(
                     {
                         "kind": "gsheets",
                         "spreadsheet_id": output.spreadsheet_id,
-                        "tabs": len(plans),
-                        "tabs_created": sum(not p.exists for p in plans),
-                        "structure_requests": len(requests),
+                        "tabs": len(plan.tabs),
+                        "tabs_created": sum(not p.exists for p in plan.tabs),
+                        "structure_requests": len(plan.requests),
                         "written": False,
                     }
                 )
             else:
-                done.append(output.write(report.sheets()))
+                done.append(output.write(report.sheets(), report.language))
         return done
 
     def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:

@@ -61,6 +61,10 @@ _REMEDIES: dict[str, str] = {
         "add the label to results.rating_labels (label: score), or check "
         "metrics.scale_min and metrics.scale_max"
     ),
+    "bad_nps": (
+        "check that results.columns.nps names the 0–10 'how likely are you to recommend "
+        "us' question (answers must be whole numbers from 0 to 10)"
+    ),
 }
 _GSHEETS_TIMESTAMPS = (
     "format the timestamp column as Date time in the sheet (Format → Number), and check the "
@@ -70,7 +74,7 @@ _GSHEETS_TIMESTAMPS = (
 
 def remedy(reason: str, source: str) -> str:
     """What the operator can change to make rows skipped for ``reason`` readable."""
-    if source == "gsheets" and reason not in ("missing_rating", "bad_rating"):
+    if source == "gsheets" and reason not in ("missing_rating", "bad_rating", "bad_nps"):
         return _GSHEETS_TIMESTAMPS
     return _REMEDIES.get(reason, "check results.columns and the source")
 

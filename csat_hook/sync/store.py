@@ -83,6 +83,7 @@ _ARCHIVED = [
     "fields_edited",
     "source",
     "source_ref",
+    "nps",
 ]
 
 
@@ -107,6 +108,7 @@ class StoredAnswer(NamedTuple):
     comment: str
     field_agent: str
     field_ticket: str
+    nps: int | None
 
 
 def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, StoredAnswer]:
@@ -123,11 +125,12 @@ def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, Stored
                 answers.c.comment,
                 answers.c.field_agent,
                 answers.c.field_ticket,
+                answers.c.nps,
             ).where(answers.c.survey_key.in_(chunk))
         )
-        for key, ref, fingerprint, rating, comment, agent, ticket in rows:
+        for key, ref, fingerprint, rating, comment, agent, ticket, nps in rows:
             found[key] = StoredAnswer(
-                ref or "", fingerprint, rating, comment or "", agent or "", ticket or ""
+                ref or "", fingerprint, rating, comment or "", agent or "", ticket or "", nps
             )
     return found
 
@@ -250,6 +253,7 @@ class AnswerRow(NamedTuple):
     rating: int
     comment: str | None
     submitted_at: datetime
+    nps: int | None
 
 
 def all_answers(conn: sa.Connection) -> list[AnswerRow]:
@@ -273,6 +277,7 @@ def survey_facts(conn: sa.Connection) -> list[Any]:
             surveys.c.team,
             surveys.c.status,
             surveys.c.created_at,
+            surveys.c.channel,
         ).where(surveys.c.token.is_not(None)),
     )
 

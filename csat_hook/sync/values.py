@@ -17,6 +17,8 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csat_hook.sync.config import NPS_MAX
+from csat_hook.sync.config import NPS_MIN
 from csat_hook.sync.config import MetricsConfig
 from csat_hook.sync.config import ResultsConfig
 
@@ -94,6 +96,21 @@ class RatingScale:
         if not self.low <= score <= self.high:
             raise RatingError("bad_rating", f"outside the scale {self.low}..{self.high}")
         return score
+
+
+_NPS_SCALE = RatingScale(NPS_MIN, NPS_MAX, {})
+
+
+def parse_nps(value: Any) -> int | None:
+    """A 0–10 "would you recommend us" answer (a number, or a label starting with one such as
+    ``10 - Extremely likely``); None when blank (the question is optional). RatingError with
+    reason ``bad_nps`` otherwise."""
+    if is_blank(value):
+        return None
+    try:
+        return _NPS_SCALE.parse(value)
+    except RatingError as exc:
+        raise RatingError("bad_nps", exc.detail.replace("results.rating_labels", "0–10")) from exc
 
 
 def from_serial(serial: float, tz: ZoneInfo) -> datetime:

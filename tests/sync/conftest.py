@@ -189,6 +189,25 @@ class SyncKit:
         self.fake.add_tab(SHEET_ID, title, rows, sheet_id=gid)
 
 
+def local(serial: float) -> str:
+    """A date-time serial as the sheet shows it with our format: ``2026-11-18 10:00``."""
+    moment = datetime(1899, 12, 30) + timedelta(days=serial)
+    return (moment + timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M")
+
+
+def leaderboard(cells: list[list[Any]]) -> dict[str, dict[str, Any]]:
+    """The Summary's leaderboard as written (row 4 holds its header): agent (or team / "All
+    agents") name → header → cell."""
+    header = cells[3]
+    rows: dict[str, dict[str, Any]] = {}
+    for row in cells[4:]:
+        if not any(v not in (None, "") for v in row):
+            break
+        padded = list(row) + [None] * (len(header) - len(row))
+        rows[str(padded[1])] = dict(zip(header, padded, strict=True))
+    return rows
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():

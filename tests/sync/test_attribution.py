@@ -21,6 +21,8 @@ from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.records import Submission
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
+from tests.sync.conftest import leaderboard
+from tests.sync.conftest import local
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
@@ -70,13 +72,15 @@ def test_edited_fields_are_ignored_and_bad_references_are_never_credited(kit):
     assert kit.rows(unverified_answers)[0].source_row["Reference"]  # the row as read
     # In the report: Anna's tab has the edited answer; nothing forged reached an agent.
     anna_tab = kit.sheet("Anna Petrova (7)")
-    assert [r[:4] for r in anna_tab[1:]] == [["2026-11-18 10:00", "T-1", 2, "meh"]]
+    assert [[local(r[0]), *r[1:4]] for r in anna_tab[1:]] == [["2026-11-18 10:00", "T-1", 2, "meh"]]
     every_agent_cell = [
         c for t in kit.fake.titles(SHEET_ID) if t.endswith(")") for row in kit.sheet(t) for c in row
     ]
     assert "forged" not in every_agent_cell and "tampered" not in every_agent_cell
     unverified_tab = kit.sheet("Unverified")
-    assert {row[1] for row in unverified_tab[1:]} == {"forged", "missing", "malformed"}
+    assert unverified_tab[0][0].startswith("Not counted for anyone")
+    assert unverified_tab[1][4] == "Agent field (not verified)"
+    assert {row[1] for row in unverified_tab[2:]} == {"forged", "missing", "malformed"}
 
 
 def test_latest_submission_wins_and_earlier_ones_are_history(kit):
@@ -228,18 +232,9 @@ def other_spellings(token: str) -> list[str]:
     return [f"{payload[:-1]}{B64URL[i]}.{tag}" for i in range(first + 1, first + slack)]
 
 
-def agent_summary(kit, key: str) -> dict:
-    cells = kit.sheet("Summary")
-    header = cells[2]
-    for row in cells[3:]:
-        record = dict(zip(header, row + [None] * (len(header) - len(row)), strict=True))
-        if (record["Period"], record["Level"], str(record["Agent key"])) == (
-            "All time",
-            "Agent",
-            key,
-        ):
-            return record
-    raise AssertionError(key)
+def agent_summary(kit, name: str) -> dict:
+    """The agent's leaderboard row (the last 30 days)."""
+    return leaderboard(kit.sheet("Summary"))[name]
 
 
 def test_one_survey_answered_under_several_spellings_is_one_answer(kit):
@@ -265,9 +260,9 @@ def test_one_survey_answered_under_several_spellings_is_one_answer(kit):
         "pasted with spaces",
     )
     assert [r.rating for r in kit.rows(answer_history)] == [5]
-    figures = agent_summary(kit, "7")
-    assert (figures["Answers"], figures["CSAT %"], figures["Surveys sent"]) == (1, 100.0, 1)
-    assert figures["Response rate %"] == 100.0
+    figures = agent_summary(kit, "Anna Petrova")
+    assert (figures["Answers"], figures["CSAT"], figures["Surveys sent"]) == (1, 1.0, 1)
+    assert figures["Response rate"] == 1.0
 
 
 def test_an_answer_edited_in_place_becomes_the_credited_one(kit):

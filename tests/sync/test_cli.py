@@ -120,6 +120,8 @@ def test_the_shipped_sample_syncs_with_the_built_in_secret(tmp_path, database_ur
     assert {p.name for p in out.iterdir()} == {
         "csat-report.xlsx",
         "summary.csv",
+        "periods.csv",
+        "trends.csv",
         "answers.csv",
         "unverified.csv",
     }

@@ -1,16 +1,28 @@
-"""Local outputs: xlsx with forced text cells, CSV neutralised against formula injection."""
+"""Local outputs: xlsx with forced text cells, number formats, conditional formats and charts;
+CSV neutralised against formula injection, with readable numbers."""
 
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
+from csat_hook.sync.layout import BARS
+from csat_hook.sync.layout import Area
+from csat_hook.sync.layout import Chart
+from csat_hook.sync.layout import Column
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Rule
+from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.layout import Table
 from csat_hook.sync.outputs.local import neutralize
 from csat_hook.sync.outputs.local import write_csv
 from csat_hook.sync.outputs.local import write_xlsx
-from csat_hook.sync.report import Table
+from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import table_titles
 
@@ -27,14 +39,14 @@ EVIL = [
 
 
 def test_xlsx_keeps_formula_like_text_as_text(tmp_path: Path):
-    table = Table(
+    grid = Grid(
         "Anna Petrova",
         "agent",
         [["Comment", "Rating"], *[[v, 5] for v in EVIL], ["bell\x07 and nul\x00 dropped", 1]],
         key="7",
     )
     path = tmp_path / "r.xlsx"
-    write_xlsx(path, [table])
+    write_xlsx(path, [grid], Texts("en"))
 
     sheet = load_workbook(path)["Anna Petrova (7)"]
     values = [(c.value, c.data_type) for c in sheet["A"][1:]]
@@ -45,7 +57,7 @@ def test_xlsx_keeps_formula_like_text_as_text(tmp_path: Path):
 
 
 def test_csv_neutralises_injection_per_owasp(tmp_path: Path):
-    table = Table("Answers", "answers", [["Comment", "Rating"], *[[v, -1] for v in EVIL]])
+    table = Table([Column("Comment"), Column("Rating", Fmt.COUNT)], [[v, -1] for v in EVIL])
     path = tmp_path / "answers.csv"
     write_csv(path, table)
 
@@ -70,3 +82,61 @@ def test_titles_are_unique_short_and_clean():
     assert titles == ["Summary 2", "Anna (1)", "ANNA (1) 2", "anna (1) 3"]
     assert len({t.casefold() for t in titles}) == 4
     assert table_titles([("'quoted'", None)], 100) == ["quoted"]
+
+
+def test_csv_holds_readable_numbers(tmp_path: Path):
+    table = Table(
+        [
+            Column("When", Fmt.DATETIME),
+            Column("CSAT", Fmt.PERCENT, csv_header="CSAT (%)"),
+            Column("Change", Fmt.POINTS, csv_header="Change (pp)"),
+            Column("Rank", Fmt.COUNT),
+        ],
+        [[datetime(2026, 11, 18, 9, 5), 0.85294, 5.24, "2="], [None, None, None, "-x"]],
+    )
+    write_csv(tmp_path / "s.csv", table)
+    rows = list(csv.reader((tmp_path / "s.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert rows == [
+        ["When", "CSAT (%)", "Change (pp)", "Rank"],
+        ["2026-11-18 09:05", "85.3", "5.2", "2="],
+        ["", "", "", "'-x"],
+    ]
+
+
+def test_xlsx_numbers_with_formats_rules_and_a_chart(tmp_path: Path):
+    """Fractions stay fractions under a percent format, date-times are date-times, panes are
+    frozen, rules and the chart with its interval are there (read back with openpyxl)."""
+    rows = [
+        ["Agent", "CSAT", "95% low", "95% high", "When"],
+        ["Anna", 0.9, 0.8, 0.95, datetime(2026, 11, 18, 9, 5)],
+        ["Boris", 0.6, 0.4, 0.75, datetime(2026, 11, 17, 9, 5)],
+    ]
+    grid = Grid("Summary", "summary", rows, frozen_rows=1, frozen_cols=1, widths=[20, 9, 9, 9, 17])
+    grid.formats += [(Area(1, 1, 3, 4), Fmt.PERCENT), (Area(1, 4, 3, 5), Fmt.DATETIME)]
+    grid.rules.append(Rule(RuleKind.TARGET, Area(1, 1, 3, 2), 0.85))
+    grid.charts.append(Chart(BARS, "CSAT by agent", (4, 0), 0, 3, 0, 1, 2, 3, axis_title="CSAT"))
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [grid], Texts("ru"))
+
+    sheet = load_workbook(path)["Summary"]
+    assert sheet.freeze_panes == "B2"
+    assert (sheet["B2"].value, sheet["B2"].number_format) == (0.9, "0.0%")
+    assert sheet["E2"].value == datetime(2026, 11, 18, 9, 5)
+    assert sheet["E2"].number_format == "dd.mm.yyyy hh:mm"  # the Russian pattern
+    assert sheet.column_dimensions["A"].width == 21
+    [(cells, rules)] = [(str(cf.sqref), cf.rules) for cf in sheet.conditional_formatting]
+    assert cells == "B2:B3"
+    assert [r.formula for r in rules] == [
+        ["AND(ISNUMBER(B2),B2<0.85)"],
+        ["AND(ISNUMBER(B2),B2>=0.85)"],
+    ]
+    [chart] = sheet._charts
+    bars = chart.series[0].errBars
+    assert (bars.errValType, bars.minus.numRef.f, bars.plus.numRef.f) == (
+        "cust",
+        "'Summary'!$F$2:$F$3",
+        "'Summary'!$G$2:$G$3",
+    )
+    # The amounts below and above each bar, in hidden columns right of the grid.
+    assert [sheet["F2"].value, sheet["G2"].value] == [pytest.approx(0.1), pytest.approx(0.05)]
+    assert sheet.column_dimensions["F"].hidden and sheet.column_dimensions["G"].hidden

@@ -1,4 +1,4 @@
-"""Metrics against independent hand computations: CSAT, Wilson, response rate, cohorts."""
+"""Metrics against independent hand computations: CSAT, Wilson, NPS, response rate, cohorts."""
 
 from __future__ import annotations
 
@@ -12,17 +12,22 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from csat_hook.sync.config import PeriodsConfig
-from csat_hook.sync.metrics import EPOCH_ORDINAL
-from csat_hook.sync.metrics import Period
+from csat_hook.sync.intervals import wilson
 from csat_hook.sync.metrics import Settings
-from csat_hook.sync.metrics import Timeline
-from csat_hook.sync.metrics import build_periods
 from csat_hook.sync.metrics import compute
-from csat_hook.sync.metrics import local_day
-from csat_hook.sync.metrics import wilson
+from csat_hook.sync.periods import EPOCH_ORDINAL
+from csat_hook.sync.periods import Period
+from csat_hook.sync.periods import Timeline
+from csat_hook.sync.periods import build_periods
+from csat_hook.sync.periods import local_day
+from csat_hook.sync.periods import months
+from csat_hook.sync.periods import previous
+from csat_hook.sync.periods import rolling
+from csat_hook.sync.periods import weeks
+from csat_hook.sync.texts import Texts
 
 Z = 1.959963984540054
-ALL = Period("all_time", "All time", None, None)
+ALL = Period("all_time", "all_time", None, None)
 UTC_ZONE = ZoneInfo("UTC")
 
 
@@ -81,14 +86,14 @@ def test_figures_equal_a_hand_computation():
     # agent 1 (team 0): ratings 5, 5, 5 → CSAT 3/3, mean 5.0
     # agent 2 (team 1): rating 3 → CSAT 0/1 (below min n)
     answers = [
-        (0, 0, d, 5, True),
-        (0, 0, d, 4, True),
-        (0, 0, d, 2, True),
-        (0, 0, d, 1, False),
-        (1, 0, d, 5, True),
-        (1, 0, d, 5, True),
-        (1, 0, d, 5, True),
-        (2, 1, d, 3, True),
+        (0, 0, d, 5, True, None),
+        (0, 0, d, 4, True, None),
+        (0, 0, d, 2, True, None),
+        (0, 0, d, 1, False, None),
+        (1, 0, d, 5, True, None),
+        (1, 0, d, 5, True, None),
+        (1, 0, d, 5, True, None),
+        (2, 1, d, 3, True, None),
     ]
     sent = [(0, 0, d)] * 6 + [(1, 0, d)] * 3 + [(2, 1, d)] * 4
     [result] = run(answers, sent, [ALL], settings)
@@ -98,7 +103,7 @@ def test_figures_equal_a_hand_computation():
     # Response rate: answers to *sent* surveys of the cohort ÷ sent, same agent filter.
     assert (a0.sent, a0.answered_sent, a0.response_rate) == (6, 3, 0.5)
     assert (a1.csat, a1.mean, a1.response_rate) == (1.0, 5.0, 1.0)
-    assert (a2.csat, a2.response_rate, a2.below_min_n, a2.rank) == (0.0, 0.25, True, None)
+    assert (a2.csat, a2.response_rate, a2.below_min_n) == (0.0, 0.25, True)
     team0 = result.teams[0]
     assert (team0.answers, team0.satisfied, team0.sent, team0.answered_sent) == (7, 5, 9, 6)
     overall = result.overall
@@ -106,14 +111,31 @@ def test_figures_equal_a_hand_computation():
     assert overall.csat == pytest.approx(5 / 8)
     assert overall.mean == pytest.approx((5 + 4 + 2 + 1 + 15 + 3) / 8)
     assert overall.interval == wilson(5, 8)
-    # Ranked by Wilson lower bound: 3/3 beats 2/4.
-    assert (a1.rank, a0.rank) == (1, 2)
+    assert overall.nps is None and overall.nps_interval is None and overall.nps_answers == 0
+
+
+def test_nps_counts_promoters_passives_and_detractors():
+    """NPS = % 9–10 − % 0–6, over the answers that have one (independent count)."""
+    d = at(2026, 11, 10)
+    scores = [10, 9, 9, 8, 7, 6, 0, None, 3, 10]
+    answers = [(i % 2, 0, d, 4, True, s) for i, s in enumerate(scores)]
+    [result] = run(answers, [], [ALL])
+    given = [s for s in scores if s is not None]
+    promoters = sum(1 for s in given if s >= 9)
+    detractors = sum(1 for s in given if s <= 6)
+    overall = result.overall
+    assert overall.nps_answers == len(given) == 9
+    assert overall.nps == pytest.approx((promoters - detractors) / len(given))
+    assert overall.nps_counts == [detractors, len(given) - promoters - detractors, promoters]
+    assert overall.answers == 10  # an answer without NPS still counts in CSAT
+    agent0 = [s for i, s in enumerate(scores) if i % 2 == 0 and s is not None]
+    assert result.agents[0].nps_answers == len(agent0)
 
 
 def test_denominator_is_filtered_like_the_numerator():
     """The Chatwoot defect: an agent filter that shrinks answers but not surveys sent."""
     d = at(2026, 11, 10)
-    answers = [(0, 0, d, 5, True)] * 2 + [(1, 0, d, 5, True)] * 5
+    answers = [(0, 0, d, 5, True, None)] * 2 + [(1, 0, d, 5, True, None)] * 5
     sent = [(0, 0, d)] * 10 + [(1, 0, d)] * 5
     [result] = run(answers, sent, [ALL])
     assert result.agents[0].response_rate == pytest.approx(0.2)
@@ -125,34 +147,23 @@ def test_periods_count_the_cohort_of_surveys_sent_in_them():
     settings = Settings(min_n=1)
     october, november = at(2026, 10, 30), at(2026, 11, 2)
     # Sent in October, answered in November: an October figure, not a November one.
-    answers = [(0, 0, october, 5, True), (0, 0, november, 1, True)]
+    answers = [(0, 0, october, 5, True, None), (0, 0, november, 1, True, None)]
     sent = [(0, 0, october), (0, 0, october), (0, 0, november)]
-    oct_p = Period("m10", "2026-10", day(2026, 10, 1), day(2026, 11, 1))
-    nov_p = Period("m11", "2026-11", day(2026, 11, 1), day(2026, 12, 1))
+    oct_p = Period("m10", "month", day(2026, 10, 1), day(2026, 11, 1))
+    nov_p = Period("m11", "month", day(2026, 11, 1), day(2026, 12, 1))
     oct_r, nov_r, all_r = run(answers, sent, [oct_p, nov_p, ALL], settings)
     assert (oct_r.overall.answers, oct_r.overall.sent, oct_r.overall.csat) == (1, 2, 1.0)
     assert (nov_r.overall.answers, nov_r.overall.sent, nov_r.overall.csat) == (1, 1, 0.0)
     assert (all_r.overall.answers, all_r.overall.sent) == (2, 3)
 
 
-def test_min_n_shows_but_does_not_rank():
-    d = at(2026, 11, 10)
-    answers = [(0, 0, d, 5, True)] * 10 + [(0, 0, d, 1, True)] * 2 + [(1, 0, d, 5, True)] * 2
-    [result] = run(answers, [], [ALL], Settings(min_n=3))
-    big, small = result.agents[0], result.agents[1]
-    assert big.rank == 1 and small.rank is None and small.below_min_n
-    assert small.csat == 1.0  # shown with its figures all the same
-    [lenient] = run(answers, [], [ALL], Settings(min_n=1))
-    # Wilson lower bound: 10 of 12 (0.55) ranks above 2 of 2 (0.34).
-    assert (lenient.agents[0].rank, lenient.agents[1].rank) == (1, 2)
-
-
 def test_ratings_off_the_scale_and_empty_groups_give_no_nan():
     d = at(2026, 11, 10)
-    [result] = run([(0, 0, d, 9, True)], [(1, 0, d)], [ALL])
+    [result] = run([(0, 0, d, 9, True, 10)], [(1, 0, d)], [ALL])
     assert result.overall.answers == 0
     assert result.overall.csat is None and result.overall.mean is None
     assert result.overall.interval is None and result.agents[1].response_rate == 0.0
+    assert result.overall.nps_answers == 0  # ignored with its rating
 
 
 def test_build_periods_in_the_metrics_time_zone():
@@ -161,19 +172,81 @@ def test_build_periods_in_the_metrics_time_zone():
     periods = build_periods(now, tz, PeriodsConfig(rolling_days=[7], calendar_months=2))
     week, this_month, last_month, everything = periods
     assert (week.first_date(), week.last_date()) == (date(2026, 10, 27), date(2026, 11, 2))
-    assert (this_month.label, this_month.first_date(), this_month.last_date()) == (
-        "2026-11 (to date)",
+    # The current month runs to today (no survey is sent in the future).
+    assert (this_month.first_date(), this_month.last_date(), this_month.to_date) == (
         date(2026, 11, 1),
-        date(2026, 11, 30),
+        date(2026, 11, 2),
+        True,
     )
-    assert (last_month.label, last_month.first_date()) == ("2026-10", date(2026, 10, 1))
+    assert (last_month.first_date(), last_month.last_date()) == (
+        date(2026, 10, 1),
+        date(2026, 10, 31),
+    )
     assert everything.first_day is None
     january = build_periods(
         datetime(2026, 1, 5, tzinfo=UTC),
         tz,
         PeriodsConfig(rolling_days=[], calendar_months=2, all_time=False),
     )
-    assert [p.label for p in january] == ["2026-01 (to date)", "2025-12"]
+    assert [(p.first_date(), p.to_date) for p in january] == [
+        (date(2026, 1, 1), True),
+        (date(2025, 12, 1), False),
+    ]
+
+
+def test_headline_previous_weeks_and_months():
+    today = day(2026, 11, 19)  # a Thursday
+    headline, before = rolling(today, 30), previous(today, 30)
+    assert (headline.first_date(), headline.last_date()) == (date(2026, 10, 21), date(2026, 11, 19))
+    # The previous period has the same length and ends the day before the headline one.
+    assert (before.first_date(), before.last_date()) == (date(2026, 9, 21), date(2026, 10, 20))
+    this_week, last_week, *_ = weeks(today, 3)
+    assert (this_week.first_date(), this_week.last_date()) == (
+        date(2026, 11, 16),
+        date(2026, 11, 19),
+    )
+    assert (last_week.first_date(), last_week.last_date()) == (
+        date(2026, 11, 9),
+        date(2026, 11, 15),
+    )
+    assert [p.first_date() for p in months(today, 3)] == [
+        date(2026, 11, 1),
+        date(2026, 10, 1),
+        date(2026, 9, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "days", "last", "before"),
+    [
+        ("en", 30, "Last 30 days", "previous 30 days"),
+        ("en", 1, "Today", "previous day"),
+        ("ru", 30, "Последние 30 дней", "предыдущие 30 дней"),
+        ("ru", 21, "Последний 21 день", "предыдущий 21 день"),
+        ("ru", 2, "Последние 2 дня", "предыдущие 2 дня"),
+        ("ru", 11, "Последние 11 дней", "предыдущие 11 дней"),
+        ("ru", 1, "Сегодня", "предыдущий день"),
+    ],
+)
+def test_period_names_in_english_and_russian(language, days, last, before):
+    today = day(2026, 11, 19)
+    texts = Texts(language)
+    assert texts.period(rolling(today, days)) == last
+    assert texts.period(previous(today, days)) == before
+
+
+def test_month_and_week_names():
+    today = day(2026, 11, 19)
+    current, october = months(today, 2)
+    assert Texts("en").period(current) == "November 2026 (to 19 Nov)"
+    assert Texts("ru").period(current) == "Ноябрь 2026 (по 19 ноября)"
+    assert (Texts("en").period(october), Texts("ru").period(october)) == (
+        "October 2026",
+        "Октябрь 2026",
+    )
+    assert Texts("ru").period(weeks(today, 1)[0]) == "Неделя с 16.11.2026"
+    assert Texts("ru").answers_word(21) == "оценка" and Texts("ru").answers_word(3) == "оценки"
+    assert Texts("ru").percent(0.8525) == "85,2%" and Texts("en").percent(0.8525) == "85.2%"
 
 
 def test_periods_follow_local_midnights_across_dst():
@@ -181,7 +254,8 @@ def test_periods_follow_local_midnights_across_dst():
     tz = ZoneInfo("America/New_York")
     rng = random.Random(5)
     periods = [
-        Period(f"d{k}", "", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3) for k in range(0, 260, 3)
+        Period(f"d{k}", "last_days", day(2026, 3, 1) + k, day(2026, 3, 1) + k + 3)
+        for k in range(0, 260, 3)
     ]
     timeline = Timeline(periods, tz)
     for _ in range(3000):
@@ -195,7 +269,7 @@ def test_random_data_against_a_naive_computation():
     rng = random.Random(11)
     settings = Settings(1, 5, 4, min_n=5)
     tz = ZoneInfo("Europe/Moscow")
-    periods = [Period("a", "a", 100, 130), Period("b", "b", 120, 200), ALL]
+    periods = [Period("a", "last_days", 100, 130), Period("b", "last_days", 120, 200), ALL]
 
     def instant() -> float:
         return rng.uniform(90, 210) * 86400
@@ -204,7 +278,14 @@ def test_random_data_against_a_naive_computation():
         return local_day(datetime.fromtimestamp(stamp, tz=UTC), tz)
 
     answers = [
-        (rng.randrange(7), rng.randrange(3), instant(), rng.randint(1, 5), rng.random() < 0.8)
+        (
+            rng.randrange(7),
+            rng.randrange(3),
+            instant(),
+            rng.randint(1, 5),
+            rng.random() < 0.8,
+            rng.choice([None, *range(11)]),
+        )
         for _ in range(5000)
     ]
     sent = [(rng.randrange(7), rng.randrange(3), instant()) for _ in range(9000)]
@@ -219,6 +300,12 @@ def test_random_data_against_a_naive_computation():
                 assert stats.satisfied == sum(1 for a in mine if a[3] >= 4)
                 assert stats.mean == pytest.approx(sum(a[3] for a in mine) / n)
                 assert stats.answered_sent == sum(1 for a in mine if a[4])
+                scored = [a[5] for a in mine if a[5] is not None]
+                assert stats.nps_counts == [
+                    sum(1 for x in scored if x <= 6),
+                    sum(1 for x in scored if 7 <= x <= 8),
+                    sum(1 for x in scored if x >= 9),
+                ]
                 assert stats.sent == sum(
                     1 for s in sent if s[0] == agent and period.contains(local(s[2]))
                 )

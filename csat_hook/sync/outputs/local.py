@@ -7,7 +7,8 @@ Text that a spreadsheet program would run as a formula stays text:
 * CSV: per the OWASP "CSV Injection" guidance, a text cell starting with ``=``, ``+``, ``-``,
   ``@``, a tab or a carriage return gets a leading apostrophe (``'=1+1``), which Excel and
   LibreOffice show as text; numbers are written as numbers. The files are UTF-8 with a BOM
-  so Excel reads Cyrillic correctly.
+  so Excel reads Cyrillic correctly. A CSV has no number formats, so it holds readable
+  numbers: percentages ×100 with "(%)" in the header, date-times as local ISO text.
 
 Each file is written to a temporary name and renamed, so a crash never leaves half a file.
 """
@@ -18,19 +19,24 @@ import csv
 import os
 import tempfile
 from collections.abc import Sequence
+from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs.xlsx import write_grid
 from csat_hook.sync.report import Report
-from csat_hook.sync.report import Table
+from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import table_titles
 
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 
 
 def neutralize(value: Any) -> Any:
@@ -52,54 +58,60 @@ def _atomic(path: Path, write: Any) -> None:
         raise
 
 
-def write_xlsx(path: Path, tables: Sequence[Table]) -> None:
-    titles = table_titles([(t.name, t.key) for t in tables], XLSX_MAX)
+def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
+    titles = table_titles([(g.name, g.key) for g in grids], XLSX_MAX)
 
     def write(target: Path) -> None:
         workbook = Workbook(write_only=True)
-        for title, table in zip(titles, tables, strict=True):
-            sheet = workbook.create_sheet(title)
-            sheet.freeze_panes = f"A{table.frozen + 1}"
-            for row in table.rows:
-                sheet.append([_xlsx_cell(sheet, v) for v in row])
+        for title, grid in zip(titles, grids, strict=True):
+            write_grid(workbook, title, grid, texts)
         workbook.save(target)
 
     _atomic(path, write)
 
 
-def _xlsx_cell(sheet: Any, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
-    cell.data_type = "s"  # never a formula, whatever the text starts with
-    return cell
+def csv_value(value: Any, fmt: Fmt | None) -> Any:
+    """A cell as a CSV file shows it: percentages ×100 (the header says "(%)"), dates and
+    times as ISO text (local), other numbers as they are."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return neutralize(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if fmt in _PERCENT:
+        return round(100 * value, 1)
+    if fmt in (Fmt.POINTS, Fmt.SCORE):
+        return round(value, 1)
+    if fmt == Fmt.MEAN:
+        return round(value, 2)
+    return value
 
 
-def write_csv(path: Path, table: Table, *, skip_preamble: int = 0) -> None:
+def write_csv(path: Path, table: Table) -> None:
+    formats = [c.fmt for c in table.columns]
+
     def write(target: Path) -> None:
         with target.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
-            for row in table.rows[skip_preamble:]:
-                writer.writerow([neutralize(v) for v in row])
+            writer.writerow([neutralize(c.csv_header or c.header) for c in table.columns])
+            for row in table.rows:
+                writer.writerow([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
 
     _atomic(path, write)
 
 
 def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool) -> dict[str, Any]:
-    """Write ``csat-report.xlsx`` and/or ``summary.csv``, ``answers.csv``, ``unverified.csv``."""
+    """Write ``csat-report.xlsx`` and/or the CSV files (``summary.csv``: the leaderboard,
+    ``periods.csv``, ``trends.csv``, ``answers.csv``, ``unverified.csv``)."""
     written: list[str] = []
     if xlsx:
         path = directory / "csat-report.xlsx"
-        write_xlsx(path, report.sheets())
+        write_xlsx(path, report.sheets(), Texts(report.language))
         written.append(str(path))
     if csv_files:
-        # The summary's first rows are a title and a note: a CSV is one plain table.
-        parts = [("summary.csv", report.summary, report.summary.frozen - 1)]
-        if report.answers is not None:
-            parts.append(("answers.csv", report.answers, 0))
-        if report.unverified is not None:
-            parts.append(("unverified.csv", report.unverified, 0))
-        for name, table, skip in parts:
-            write_csv(directory / name, table, skip_preamble=skip)
-            written.append(str(directory / name))
+        for table in report.csv:
+            assert table.csv_name is not None
+            write_csv(directory / table.csv_name, table)
+            written.append(str(directory / table.csv_name))
     return {"kind": "local", "files": written}

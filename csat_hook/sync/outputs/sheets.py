@@ -1,13 +1,19 @@
 """The report in Google Sheets: at most one structure write and two value writes.
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
-   plus headroom, and grows grids that are too small. Grids are never shrunk and tabs never
-   deleted: a failed run must not have destroyed anything.
+   plus headroom, grows grids that are too small, and sets how the tabs look: number formats,
+   frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
+   (:mod:`.sheets_charts`). Grids are never shrunk and tabs never deleted: a failed run must
+   not have destroyed anything. The looks are sent only when they differ from what the last
+   run set: a digest of them is kept in the spreadsheet's developer metadata
+   (``csat-hook.report-format``), and a run whose digest, charts and rule counts match sends
+   none. The batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
    request is atomic, a failed write leaves every tab as it was. ``valueInputOption=RAW``:
-   a comment starting with ``=`` stays text.
+   a comment starting with ``=`` stays text; numbers are numbers (fractions under a percent
+   format) and date-times are serial numbers under a date-time format.
 
 The responses tab of the form (when the output is the same spreadsheet) is protected: no
 title of ours may take it, and a plan that would touch it is refused.
@@ -20,10 +26,14 @@ now exist): one more read, no more writes; a second refusal is an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from gspread.utils import absolute_range_name
@@ -31,11 +41,22 @@ from gspread.utils import absolute_range_name
 from csat_hook.errors import SyncError
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
-from csat_hook.sync.report import Table
+from csat_hook.sync.layout import Cell
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.sheets_charts import chart_requests
+from csat_hook.sync.outputs.sheets_format import Formatter
+from csat_hook.sync.outputs.sheets_format import object_id
+from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import table_titles
 
 MAX_VALUE_REQUESTS = 2
+FORMAT_KEY = "csat-hook.report-format"  # developer metadata: the digest of the looks set
+SERIAL_EPOCH = datetime(1899, 12, 30)
+# New tabs go after the Summary in this order; tabs whose tables only grow take open-ended
+# formats (no new format write when rows are added).
+TAB_INDEX = {"summary": 0, "trends": 1, "responses": 2}
+GROWING = ("responses", "agent", "unverified")
 
 
 def column_letters(index: int) -> str:
@@ -53,17 +74,50 @@ def grown(rows: int) -> int:
     return rows + max(20, rows // 5)
 
 
+def serial(value: datetime | date) -> float | int:
+    """A naive local date-time or a date as a Sheets serial number (days since 1899-12-30;
+    the spreadsheet's time zone plays no part in it)."""
+    if isinstance(value, datetime):
+        return round((value - SERIAL_EPOCH) / timedelta(days=1), 8)
+    return (value - SERIAL_EPOCH.date()).days
+
+
+def sheet_value(value: Cell) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return serial(value)
+    return value
+
+
+def locale_language(locale: str) -> str:
+    """The report's language for a spreadsheet locale: ``ru``/``ru_RU`` → ru, else en."""
+    return "ru" if locale.casefold().split("_")[0] == "ru" else "en"
+
+
 @dataclass
 class TabPlan:
     title: str
-    table: Table
+    grid: Grid
     rows: int
     cols: int
     exists: bool
+    sheet_id: int
+
+
+@dataclass
+class Plan:
+    tabs: list[TabPlan]
+    structure: list[dict[str, Any]]  # tabs to add, grids to grow
+    looks: list[dict[str, Any]]  # formats, rules, charts (empty: already as wanted)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.structure + self.looks
 
 
 class SheetsOutput:
-    """Writes report tables into one spreadsheet."""
+    """Writes report grids into one spreadsheet."""
 
     def __init__(
         self,
@@ -78,44 +132,37 @@ class SheetsOutput:
         self.protected = set(protected)
         self.max_request_bytes = max_request_bytes
 
-    def plan(self, tables: Sequence[Table]) -> tuple[list[TabPlan], list[dict[str, Any]]]:
-        """Titles and grid sizes per table, and the structure requests they need."""
+    def language(self) -> str:
+        """The language of the spreadsheet's locale (its metadata, read once)."""
         metadata = self.api.metadata(self.spreadsheet_id)
-        existing = {
-            p["title"].casefold(): p
-            for p in (s.get("properties", {}) for s in metadata.get("sheets", []))
-        }
+        return locale_language(str(metadata.get("properties", {}).get("locale", "")))
+
+    def plan(self, grids: Sequence[Grid], language: str) -> Plan:
+        """Titles, ids and grid sizes per grid, and the structure and format requests."""
+        metadata = self.api.metadata(self.spreadsheet_id)
+        sheets = metadata.get("sheets", [])
+        existing = {p["title"].casefold(): p for p in (s.get("properties", {}) for s in sheets)}
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
-        titles = table_titles([(t.name, t.key) for t in tables], SHEETS_MAX, taken)
+        titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, taken)
+        used_ids = {p.get("sheetId") for p in existing.values()}
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
-        for title, table in zip(titles, tables, strict=True):
-            need_rows = max(len(table.rows), 1)
-            need_cols = max((len(r) for r in table.rows), default=1) or 1
+        for title, grid in zip(titles, grids, strict=True):
+            # A chart is anchored in a cell of the grid (Google refuses one outside it).
+            need_rows = max(len(grid.rows), *(c.anchor[0] + 1 for c in grid.charts), 1)
+            need_cols = max(grid.width, *(c.anchor[1] + 1 for c in grid.charts), 1)
             props = existing.get(title.casefold())
             if props is None:
                 rows = grown(need_rows)
-                requests.append(
-                    {
-                        "addSheet": {
-                            "properties": {
-                                "title": title,
-                                **({"index": 0} if table.kind == "summary" else {}),
-                                "gridProperties": {
-                                    "rowCount": rows,
-                                    "columnCount": need_cols,
-                                    "frozenRowCount": table.frozen,
-                                },
-                            }
-                        }
-                    }
-                )
-                plans.append(TabPlan(title, table, rows, need_cols, exists=False))
+                sheet_id = _new_id(title, used_ids)
+                used_ids.add(sheet_id)
+                requests.append(_add_sheet(sheet_id, title, grid, rows, need_cols))
+                plans.append(TabPlan(title, grid, rows, need_cols, False, sheet_id))
                 continue
             if props.get("sheetId") in self.protected:
                 raise SyncError(f"refusing to write tab {title!r}: it holds the form responses")
-            grid = props.get("gridProperties", {})
-            rows, cols = int(grid.get("rowCount", 0)), int(grid.get("columnCount", 0))
+            grid_props = props.get("gridProperties", {})
+            rows, cols = int(grid_props.get("rowCount", 0)), int(grid_props.get("columnCount", 0))
             if rows < need_rows or cols < need_cols:
                 rows, cols = max(rows, grown(need_rows)), max(cols, need_cols)
                 requests.append(
@@ -129,49 +176,114 @@ class SheetsOutput:
                         }
                     }
                 )
-            plans.append(TabPlan(title, table, rows, cols, exists=True))
-        return plans, requests
+            plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
+        return Plan(plans, requests, self._looks(plans, metadata, Texts(language)))
 
-    def write(self, tables: Sequence[Table]) -> dict[str, Any]:
-        """Create or resize tabs, then rewrite every tab in place; returns what was done."""
-        plans, requests = self.plan(tables)
-        chunks = self._ordered_chunks(plans)  # checks sizes before anything is written
-        created = sum(not p.exists for p in plans)
+    def _looks(
+        self, plans: list[TabPlan], metadata: dict[str, Any], texts: Texts
+    ) -> list[dict[str, Any]]:
+        """The format requests, or none when the spreadsheet already looks like this."""
+        formatter = Formatter(texts)
+        by_id = {s.get("properties", {}).get("sheetId"): s for s in metadata.get("sheets", [])}
+        requests: list[dict[str, Any]] = []
+        desired: list[Any] = []
+        in_place = True
+        for plan in plans:
+            tab = by_id.get(plan.sheet_id, {})
+            rules = len(tab.get("conditionalFormats", []))
+            charts = {c.get("chartId") for c in tab.get("charts", [])}
+            looks = formatter.tab_requests(
+                plan.sheet_id, plan.grid, open_end=plan.grid.kind in GROWING
+            )
+            drawn, chart_desired = chart_requests(plan.sheet_id, plan.grid, charts)
+            wanted_rules = sum(1 for r in looks if "addConditionalFormatRule" in r)
+            in_place = (
+                in_place and rules == wanted_rules and not any("addChart" in r for r in drawn)
+            )
+            deletes = [
+                {"deleteConditionalFormatRule": {"sheetId": plan.sheet_id, "index": 0}}
+            ] * rules
+            requests += deletes + looks + drawn
+            desired += [plan.title, looks, chart_desired]
+        digest = (
+            "sha256:"
+            + hashlib.sha256(
+                json.dumps(desired, sort_keys=True, ensure_ascii=False).encode()
+            ).hexdigest()
+        )
+        stored = [
+            m for m in metadata.get("developerMetadata", []) if m.get("metadataKey") == FORMAT_KEY
+        ]
+        if in_place and stored and stored[0].get("metadataValue") == digest:
+            return []
+        if stored:
+            requests.append(
+                {
+                    "updateDeveloperMetadata": {
+                        "dataFilters": [{"developerMetadataLookup": {"metadataKey": FORMAT_KEY}}],
+                        "developerMetadata": {"metadataValue": digest},
+                        "fields": "metadataValue",
+                    }
+                }
+            )
+        else:
+            requests.append(
+                {
+                    "createDeveloperMetadata": {
+                        "developerMetadata": {
+                            "metadataKey": FORMAT_KEY,
+                            "metadataValue": digest,
+                            "location": {"spreadsheet": True},
+                            "visibility": "DOCUMENT",
+                        }
+                    }
+                }
+            )
+        return requests
+
+    def write(self, grids: Sequence[Grid], language: str) -> dict[str, Any]:
+        """Create, resize and format tabs, then rewrite every tab in place; returns what was
+        done."""
+        plan = self.plan(grids, language)
+        chunks = self._ordered_chunks(plan.tabs)  # checks sizes before anything is written
+        created = sum(not p.exists for p in plan.tabs)
+        formatted = bool(plan.looks)
         structure_writes = 0
-        if requests:
+        if plan.requests:
             structure_writes = 1
             try:
-                self.api.update_structure(self.spreadsheet_id, requests)
+                self.api.update_structure(self.spreadsheet_id, plan.requests)
             except TabExistsError:
                 # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
                 # plan again from the tabs as they are now.
-                plans, requests = self.plan(tables)
-                chunks = self._ordered_chunks(plans)
-                if requests:
+                plan = self.plan(grids, language)
+                chunks = self._ordered_chunks(plan.tabs)
+                formatted = formatted or bool(plan.looks)
+                if plan.requests:
                     structure_writes += 1
-                    self.api.update_structure(self.spreadsheet_id, requests)
+                    self.api.update_structure(self.spreadsheet_id, plan.requests)
         for chunk in chunks:
             self.api.write_values(self.spreadsheet_id, chunk)
         return {
             "kind": "gsheets",
             "spreadsheet_id": self.spreadsheet_id,
-            "tabs": len(plans),
+            "tabs": len(plan.tabs),
             "tabs_created": created,
-            "cells": sum(p.rows * p.cols for p in plans),
+            "formatted": formatted,
+            "cells": sum(p.rows * p.cols for p in plan.tabs),
             "write_requests": len(chunks) + structure_writes,
         }
 
     def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[dict[str, Any]]]:
         # Summary last: if a second value request fails, the tabs of the first are complete.
-        ordered = sorted(plans, key=lambda p: p.table.kind == "summary")
+        ordered = sorted(plans, key=lambda p: p.grid.kind == "summary")
         return self._chunks([self._value_range(p) for p in ordered])
 
     @staticmethod
     def _value_range(plan: TabPlan) -> dict[str, Any]:
         blank_row = [""] * plan.cols
         values = [
-            [("" if v is None else v) for v in row] + [""] * (plan.cols - len(row))
-            for row in plan.table.rows
+            [sheet_value(v) for v in row] + [""] * (plan.cols - len(row)) for row in plan.grid.rows
         ]
         values.extend(list(blank_row) for _ in range(plan.rows - len(values)))
         end = f"{column_letters(plan.cols - 1)}{plan.rows}"
@@ -191,7 +303,8 @@ class SheetsOutput:
                 raise SyncError(
                     f"tab {item['range'].split('!')[0]} needs {item_size} bytes, "
                     "more than output.gsheets.max_request_bytes; lower "
-                    "output.gsheets.max_rows_per_agent"
+                    "output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows "
+                    "(the Responses tab)"
                 )
             if chunks[-1] and size + item_size > self.max_request_bytes:
                 chunks.append([])
@@ -202,6 +315,27 @@ class SheetsOutput:
             raise SyncError(
                 "the report needs more than two requests of "
                 "output.gsheets.max_request_bytes; lower "
-                "output.gsheets.max_rows_per_agent"
+                "output.gsheets.max_rows_per_agent or max_response_rows"
             )
         return [c for c in chunks if c]
+
+
+def _new_id(title: str, used: set[Any]) -> int:
+    """A sheetId for a new tab: stable for its title, not taken."""
+    attempt = 0
+    while True:
+        sheet_id = object_id("csat-hook tab", title.casefold(), attempt)
+        if sheet_id not in used:
+            return sheet_id
+        attempt += 1
+
+
+def _add_sheet(sheet_id: int, title: str, grid: Grid, rows: int, cols: int) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "sheetId": sheet_id,
+        "title": title,
+        "gridProperties": {"rowCount": rows, "columnCount": cols},
+    }
+    if grid.kind in TAB_INDEX:
+        properties["index"] = TAB_INDEX[grid.kind]
+    return {"addSheet": {"properties": properties}}

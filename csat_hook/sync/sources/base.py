@@ -37,6 +37,7 @@ from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
+from csat_hook.sync.values import parse_nps
 
 
 class ResultsSource(abc.ABC):
@@ -92,9 +93,12 @@ def submission_identity(
     comment: str,
     field_agent: str,
     field_ticket: str,
+    nps: int | None = None,
 ) -> str:
-    """A readable answer's identity, from its parsed values (as a Submission holds them)."""
-    return row_identity(
+    """A readable answer's identity, from its parsed values (as a Submission holds them).
+    The NPS answer is a part only when there is one, so rows without it keep the identity
+    they had before NPS was read."""
+    parts = [
         "answer",
         instant(submitted_at),
         token,
@@ -102,7 +106,10 @@ def submission_identity(
         identity_text(comment),
         identity_text(field_agent),
         identity_text(field_ticket),
-    )
+    ]
+    if nps is not None:
+        parts.append(f"nps {nps}")
+    return row_identity(*parts)
 
 
 def skipped_identity(values: Mapping[str, Any], submitted_at: datetime | None) -> str:
@@ -113,7 +120,7 @@ def skipped_identity(values: Mapping[str, Any], submitted_at: datetime | None) -
         if submitted_at is not None
         else "?" + as_text(values.get("timestamp"))
     )
-    return row_identity(
+    parts = [
         "skipped",
         stamp,
         as_text(values.get("token")),
@@ -121,7 +128,11 @@ def skipped_identity(values: Mapping[str, Any], submitted_at: datetime | None) -
         identity_text(as_text(values.get("comment"))),
         identity_text(as_text(values.get("agent"))[:255]),
         identity_text(as_text(values.get("ticket"))[:255]),
-    )
+    ]
+    nps = as_text(values.get("nps"))
+    if nps:
+        parts.append("?nps " + nps)
+    return row_identity(*parts)
 
 
 def legacy_fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") -> str:
@@ -237,13 +248,25 @@ class RowParser:
                 "rating",
                 example(raw_rating),
             )
+        raw_nps = values.get("nps")
+        try:
+            nps = parse_nps(raw_nps)
+        except RatingError as exc:
+            return SkippedRow(
+                skipped_identity(values, submitted_at),
+                ref,
+                exc.reason,
+                exc.detail,
+                "nps",
+                example(raw_nps),
+            )
         comment = as_text(values.get("comment"))
         token = as_text(values.get("token"))
         field_agent = as_text(values.get("agent"))[:255]
         field_ticket = as_text(values.get("ticket"))[:255]
         return Submission(
             fingerprint=submission_identity(
-                submitted_at, token, rating, comment, field_agent, field_ticket
+                submitted_at, token, rating, comment, field_agent, field_ticket, nps
             ),
             ref=ref,
             submitted_at=submitted_at,
@@ -254,6 +277,7 @@ class RowParser:
             field_ticket=field_ticket,
             headers=headers,
             cells=cells,
+            nps=nps,
         )
 
 

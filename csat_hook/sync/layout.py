@@ -1,0 +1,204 @@
+"""The report's sheets as grids: cells, and how they look, for any spreadsheet output.
+
+A :class:`Grid` is what Google Sheets and the .xlsx both render: typed cells (numbers stay
+numbers, fractions are fractions, date-times are naive local ``datetime``), number formats
+by area (:class:`Fmt`), looks (title, header, bold, muted, note), column widths in
+characters, frozen rows and columns, conditional rules (:class:`Rule`) and charts
+(:class:`Chart`). Each output turns these into its own terms (``outputs/sheets_format.py``,
+``outputs/xlsx.py``); nothing here knows either. :class:`Canvas` builds a grid top to bottom.
+
+A :class:`Table` is a plain header-and-rows table with a format per column: placed on a
+canvas, or written as a CSV file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import datetime
+from enum import StrEnum
+
+Cell = str | int | float | datetime | date | None
+
+
+class Fmt(StrEnum):
+    PERCENT = "percent"  # a fraction shown as 85.3%
+    WHOLE_PERCENT = "whole_percent"  # 85%
+    POINTS = "points"  # percentage points: +5.2 pp
+    SCORE = "score"  # an NPS on −100..100: +45
+    COUNT = "count"  # a whole number
+    TIED = "tied"  # a shared place: 2=
+    MEAN = "mean"  # 4.25
+    DATETIME = "datetime"
+    DATE = "date"
+
+
+class Look(StrEnum):
+    TITLE = "title"  # larger, bold
+    HEADER = "header"  # bold on grey, wrapped
+    BOLD = "bold"
+    MUTED = "muted"  # grey italic: a figure to read with care
+    NOTE = "note"  # small grey text
+    CENTER = "center"
+
+
+class RuleKind(StrEnum):
+    TARGET = "target"  # numbers below ``value`` red, at or above green (blanks left alone)
+    LOW_RATING = "low_rating"  # whole rows red where the ``column`` cell is ≤ ``value``
+    MARKS = "marks"  # bold green where the ``column`` cell is ▲, bold red where ▼
+    SMALL_N = "small_n"  # grey italic where the cell ``offset`` (rows, columns) away is < value
+
+
+MARK_UP, MARK_DOWN = "▲", "▼"
+
+
+@dataclass(frozen=True)
+class Area:
+    """Rows ``row0 ≤ r < row1`` and columns ``col0 ≤ c < col1`` (0-based)."""
+
+    row0: int
+    col0: int
+    row1: int
+    col1: int
+
+    @property
+    def empty(self) -> bool:
+        return self.row1 <= self.row0 or self.col1 <= self.col0
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: RuleKind
+    area: Area
+    value: float = 0.0
+    column: int = 0  # LOW_RATING and MARKS: the column (0-based) whose cell decides
+    offset: tuple[int, int] = (0, 0)  # SMALL_N: (rows, columns) from a cell to its count
+
+
+@dataclass(frozen=True)
+class Chart:
+    """``BARS``: one bar per category with its interval; ``TREND``: a line over time with its
+    interval (and the answer counts as columns on a second axis when ``counts`` is set).
+    Columns are 0-based; ``header`` is the row of series names, data rows follow to ``end``.
+    """
+
+    kind: str
+    title: str
+    anchor: tuple[int, int]  # (row, column) of the top-left corner
+    header: int
+    end: int
+    category: int
+    value: int
+    low: int
+    high: int
+    counts: int | None = None
+    axis_title: str = ""
+
+
+BARS, TREND = "bars", "trend"
+
+
+@dataclass(frozen=True)
+class Column:
+    """``csv_header`` replaces ``header`` in a CSV file, which has no number formats (its
+    percentages are written ×100, so the header says "(%)")."""
+
+    header: str
+    fmt: Fmt | None = None
+    width: int = 10  # characters
+    csv_header: str | None = None
+
+
+@dataclass
+class Table:
+    """A header and rows; ``csv_name`` names its CSV file when it has one."""
+
+    columns: list[Column]
+    rows: list[list[Cell]]
+    csv_name: str | None = None
+
+
+@dataclass
+class Grid:
+    """One sheet. ``name`` is the wanted title before an output cleans it (for an agent's
+    tab, their name; ``key`` is the agent key); ``kind`` says what the tab holds."""
+
+    name: str
+    kind: str
+    rows: list[list[Cell]] = field(default_factory=list)
+    key: str | None = None
+    frozen_rows: int = 1
+    frozen_cols: int = 0
+    widths: list[int] = field(default_factory=list)
+    formats: list[tuple[Area, Fmt]] = field(default_factory=list)
+    looks: list[tuple[Area, Look]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    tall_rows: list[int] = field(default_factory=list)  # wrapped headers (three lines high)
+
+    @property
+    def width(self) -> int:
+        return max((len(r) for r in self.rows), default=0)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a table landed: its header row and its data rows ``first ≤ r < end``."""
+
+    header: int
+    first: int
+    end: int
+
+
+class Canvas:
+    """Builds a :class:`Grid` row by row."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+
+    @property
+    def row(self) -> int:
+        """The index the next line gets."""
+        return len(self.grid.rows)
+
+    def line(self, cells: list[Cell], look: Look | None = None, *, span: int = 1) -> int:
+        index = self.row
+        self.grid.rows.append(list(cells))
+        if look is not None:
+            self.look(Area(index, 0, index + 1, max(len(cells), span)), look)
+        return index
+
+    def blank(self) -> None:
+        self.grid.rows.append([])
+
+    def look(self, area: Area, look: Look) -> None:
+        if not area.empty:
+            self.grid.looks.append((area, look))
+
+    def fmt(self, area: Area, fmt: Fmt) -> None:
+        if not area.empty:
+            self.grid.formats.append((area, fmt))
+
+    def table(self, table: Table, col0: int = 0, *, header_look: Look = Look.HEADER) -> Placed:
+        """The header, then the rows; each column's format over its data rows."""
+        cells: list[Cell] = [None] * col0
+        header = self.line([*cells, *(c.header for c in table.columns)])
+        self.look(Area(header, col0, header + 1, col0 + len(table.columns)), header_look)
+        if header_look == Look.HEADER:
+            self.grid.tall_rows.append(header)
+        first = self.row
+        for row in table.rows:
+            self.grid.rows.append([None] * col0 + list(row))
+        end = self.row
+        widths = self.grid.widths
+        for i, column in enumerate(table.columns):
+            c = col0 + i
+            while len(widths) <= c:
+                widths.append(8)
+            # A wrapped header never breaks inside a word.
+            longest = max((len(word) for word in column.header.split()), default=0)
+            widths[c] = max(widths[c], column.width, longest + 2)
+            if column.fmt is not None:
+                self.fmt(Area(first, c, end, c + 1), column.fmt)
+        return Placed(header, first, end)

@@ -1,0 +1,285 @@
+"""A report grid as an .xlsx worksheet (openpyxl, write-only mode).
+
+Number formats, fonts and fills go on each cell as it is appended; column widths, row
+heights and frozen panes are set before the first row (write-only mode writes them ahead of
+the data); conditional formats and charts are added after the rows. Formulas in conditional
+formats are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is
+stored with the string type, so nothing that looks like a formula runs.
+
+Charts: CSAT by agent as columns with the 95% interval as custom error bars (Excel takes
+the amounts below and above each bar from cells: two hidden columns right of the grid, which
+the chart plots all the same; LibreOffice ignores amounts given as literals); the team's
+weekly CSAT as a line with its interval dashed and the answers as grey columns on a second
+axis.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.chart import BarChart
+from openpyxl.chart import LineChart
+from openpyxl.chart import Reference
+from openpyxl.chart.data_source import AxDataSource
+from openpyxl.chart.data_source import NumDataSource
+from openpyxl.chart.data_source import NumRef
+from openpyxl.chart.data_source import StrRef
+from openpyxl.chart.error_bar import ErrorBars
+from openpyxl.chart.shapes import GraphicalProperties
+from openpyxl.drawing.line import LineProperties
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Alignment
+from openpyxl.styles import Font
+from openpyxl.styles import PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.utils import quote_sheetname
+
+from csat_hook.sync.layout import BARS
+from csat_hook.sync.layout import MARK_DOWN
+from csat_hook.sync.layout import MARK_UP
+from csat_hook.sync.layout import Area
+from csat_hook.sync.layout import Chart
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Look
+from csat_hook.sync.layout import Rule
+from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.texts import Texts
+
+FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
+RED, GREEN, GREY = "F4CCCC", "D9EAD3", "EFEFEF"
+DARK_RED, DARK_GREEN, MUTED = "990000", "274E13", "777777"
+LOOKS: dict[Look, dict[str, Any]] = {
+    Look.TITLE: {"font": Font(name=FONT, bold=True, size=14)},
+    Look.HEADER: {
+        "font": Font(name=FONT, bold=True),
+        "fill": PatternFill("solid", fgColor=GREY),
+        "alignment": Alignment(wrap_text=True, vertical="center"),
+    },
+    Look.BOLD: {"font": Font(name=FONT, bold=True)},
+    Look.MUTED: {"font": Font(name=FONT, italic=True, color=MUTED)},
+    Look.NOTE: {"font": Font(name=FONT, size=9, color="555555")},
+    Look.CENTER: {"alignment": Alignment(horizontal="center")},
+}
+
+
+def number_formats(texts: Texts) -> dict[Fmt, str]:
+    """Format patterns (en-US syntax; the reader's locale renders them)."""
+    return {
+        Fmt.PERCENT: "0.0%",
+        Fmt.WHOLE_PERCENT: "0%",
+        Fmt.POINTS: texts["pp_format"],
+        Fmt.SCORE: "+0;-0;0",
+        Fmt.COUNT: "0",
+        Fmt.TIED: '0"="',
+        Fmt.MEAN: "0.00",
+        Fmt.DATETIME: texts["datetime_format"],
+        Fmt.DATE: texts["date_format"],
+    }
+
+
+def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
+    """Append ``grid`` to a write-only ``workbook`` as the sheet ``title``."""
+    sheet = workbook.create_sheet(title)
+    if grid.frozen_rows or grid.frozen_cols:
+        sheet.freeze_panes = f"{get_column_letter(grid.frozen_cols + 1)}{grid.frozen_rows + 1}"
+    for i, width in enumerate(grid.widths):
+        sheet.column_dimensions[get_column_letter(i + 1)].width = width + 1
+    for tall in grid.tall_rows:
+        sheet.row_dimensions[tall + 1].height = 40  # points: three lines of a wrapped header
+    if grid.kind == "summary":
+        sheet.page_setup.orientation = "landscape"
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+    helpers = _error_amounts(grid)
+    for column in {c for by_row in helpers.values() for c in by_row}:
+        sheet.column_dimensions[get_column_letter(column + 1)].hidden = True
+    formats = number_formats(texts)
+    styles = _styles_by_cell(grid, formats)
+    for r, row in enumerate(grid.rows):
+        styled = styles.get(r, {})
+        cells = [_cell(sheet, value, styled.get(c)) for c, value in enumerate(row)]
+        extra = helpers.get(r)
+        if extra:
+            cells += [None] * (max(extra) + 1 - len(cells))
+            for column, value in extra.items():
+                cells[column] = value
+        sheet.append(cells)
+    for rule in grid.rules:
+        _add_rule(sheet, rule)
+    for slot, chart in enumerate(grid.charts):
+        chart_object = _chart(chart, title, grid.width + 2 * slot, texts)
+        sheet.add_chart(chart_object, _a1(*chart.anchor))
+
+
+def _error_amounts(grid: Grid) -> dict[int, dict[int, Any]]:
+    """row → hidden helper column → value: for each bar chart, the amounts below and above
+    each bar (CSAT − low, high − CSAT), two columns right of the grid per chart."""
+    found: dict[int, dict[int, Any]] = defaultdict(dict)
+    for slot, chart in enumerate(grid.charts):
+        if chart.kind != BARS:
+            continue
+        below, above = grid.width + 2 * slot, grid.width + 2 * slot + 1
+        found[chart.header].update({below: "−", above: "+"})
+        for r in range(chart.header + 1, chart.end):
+            row = grid.rows[r]
+            value, low, high = (
+                row[i] if i < len(row) else None for i in (chart.value, chart.low, chart.high)
+            )
+            if (
+                isinstance(value, float | int)
+                and isinstance(low, float | int)
+                and isinstance(high, float | int)
+            ):
+                found[r].update({below: round(value - low, 6), above: round(high - value, 6)})
+    return found
+
+
+def _a1(row: int, col: int) -> str:
+    return f"{get_column_letter(col + 1)}{row + 1}"
+
+
+def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, dict[str, Any]]]:
+    """row → column → the cell's style attributes (later areas win)."""
+    styles: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+    rows = len(grid.rows)
+
+    def each(area: Area) -> Any:
+        for r in range(area.row0, min(area.row1, rows)):
+            for c in range(area.col0, area.col1):
+                yield styles[r].setdefault(c, {})
+
+    for area, look in grid.looks:
+        for style in each(area):
+            style.update(LOOKS[look])
+    for area, fmt in grid.formats:
+        for style in each(area):
+            style["number_format"] = formats[fmt]
+    return styles
+
+
+def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
+    if isinstance(value, str):
+        cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+    elif style or isinstance(value, datetime | date):
+        cell = WriteOnlyCell(sheet, value=value)
+    else:
+        return value
+    for name, attribute in (style or {}).items():
+        setattr(cell, name, attribute)
+    return cell
+
+
+def _add_rule(sheet: Any, rule: Rule) -> None:
+    area = rule.area
+    if area.empty:
+        return
+    where = f"{_a1(area.row0, area.col0)}:{_a1(area.row1 - 1, area.col1 - 1)}"
+    top = _a1(area.row0, area.col0)
+    add = sheet.conditional_formatting.add
+    if rule.kind == RuleKind.TARGET:
+        target = repr(rule.value)
+        add(where, _formula_rule(f"AND(ISNUMBER({top}),{top}<{target})", fill=_fill(RED)))
+        add(where, _formula_rule(f"AND(ISNUMBER({top}),{top}>={target})", fill=_fill(GREEN)))
+    elif rule.kind == RuleKind.LOW_RATING:
+        cell = f"${get_column_letter(rule.column + 1)}{area.row0 + 1}"
+        limit = int(rule.value)
+        add(where, _formula_rule(f"AND(ISNUMBER({cell}),{cell}<={limit})", fill=_fill(RED)))
+    elif rule.kind == RuleKind.MARKS:
+        cell = f"${get_column_letter(rule.column + 1)}{area.row0 + 1}"
+        for mark, color in ((MARK_UP, DARK_GREEN), (MARK_DOWN, DARK_RED)):
+            font = Font(name=FONT, bold=True, color=color)
+            add(where, _formula_rule(f'{cell}="{mark}"', font=font))
+    elif rule.kind == RuleKind.SMALL_N:
+        rows, cols = rule.offset
+        other = _a1(area.row0 + rows, area.col0 + cols)
+        font = Font(name=FONT, italic=True, color="999999")
+        formula = f"AND(ISNUMBER({other}),{other}<{int(rule.value)})"
+        add(where, _formula_rule(formula, font=font, stopIfTrue=True))
+
+
+def _formula_rule(formula: str, **looks: Any) -> Any:
+    return FormulaRule(formula=[formula], **looks)  # type: ignore[no-untyped-call]
+
+
+def _fill(color: str) -> PatternFill:
+    return PatternFill(start_color=color, end_color=color, fill_type="solid")
+
+
+def _chart(chart: Chart, title: str, helpers: int, texts: Texts) -> Any:
+    sheet = quote_sheetname(title)
+    first, last = chart.header + 2, chart.end  # 1-based data rows
+    categories = AxDataSource(
+        strRef=StrRef(
+            f"{sheet}!${get_column_letter(chart.category + 1)}${first}"
+            f":${get_column_letter(chart.category + 1)}${last}"
+        )
+    )
+
+    if chart.kind == BARS:
+        bars = BarChart()
+        bars.type = "col"
+        bars.add_data(_ref(sheet, chart.value, chart.header + 1, last), titles_from_data=True)
+        series = bars.series[0]
+        series.cat = categories
+        series.graphicalProperties.solidFill = "6FA8DC"
+        series.errBars = ErrorBars(
+            errDir="y",
+            errBarType="both",
+            errValType="cust",
+            noEndCap=False,
+            minus=NumDataSource(numRef=NumRef(f=str(_ref(sheet, helpers, first, last)))),
+            plus=NumDataSource(numRef=NumRef(f=str(_ref(sheet, helpers + 1, first, last)))),
+            spPr=GraphicalProperties(ln=LineProperties(solidFill="000000", w=15875)),
+        )
+        bars.title = chart.title
+        bars.legend = None
+        bars.visible_cells_only = False  # the amounts are in hidden columns
+        _percent_axis(bars, chart.axis_title)
+        bars.width, bars.height = 24, 10
+        return bars
+    line = LineChart()
+    line.title = chart.title
+    for column in (chart.value, chart.low, chart.high):
+        line.add_data(_ref(sheet, column, chart.header + 1, last), titles_from_data=True)
+    for i, series in enumerate(line.series):
+        series.cat = categories
+        series.smooth = False  # openpyxl smooths lines by default; a trend must not be
+        series.graphicalProperties.line.width = 28575 if i == 0 else 9525
+        if i:
+            series.graphicalProperties.line.dashStyle = "dash"
+    _percent_axis(line, chart.axis_title)
+    line.x_axis.number_format = "dd.mm" if texts.language == "ru" else "mm-dd"
+    if chart.counts is not None:
+        counts = BarChart()
+        counts.add_data(_ref(sheet, chart.counts, chart.header + 1, last), titles_from_data=True)
+        counts.series[0].graphicalProperties.solidFill = "D9D9D9"
+        counts.y_axis.axId = 200
+        counts.y_axis.crosses = "max"
+        counts.y_axis.majorGridlines = None
+        counts.y_axis.delete = False
+        line += counts
+    line.width, line.height = 22, 9
+    return line
+
+
+def _ref(sheet: str, column: int, header: int, last: int) -> Reference:
+    """One column from ``header`` (the series name, 1-based) to ``last``."""
+    letter = get_column_letter(column + 1)
+    return Reference(range_string=f"{sheet}!${letter}${header}:${letter}${last}")
+
+
+def _percent_axis(chart: Any, title: str) -> None:
+    chart.y_axis.title = title
+    chart.y_axis.scaling.min = 0
+    chart.y_axis.scaling.max = 1
+    chart.y_axis.number_format = "0%"
+    chart.y_axis.delete = False
+    chart.x_axis.delete = False

@@ -1,0 +1,149 @@
+"""The report as grids and tables, the same for Google Sheets, the .xlsx and the CSV files.
+
+Tabs, in order: Summary (the leaderboard of the headline period: :mod:`.summary`), Trends
+(weeks and months: :mod:`.trends`), Responses (every credited answer, flat), one tab per agent
+with answers, Unverified (:mod:`.answers`). Every header, period name and note is in the
+report's language (:mod:`csat_hook.sync.texts`). Cells are str, int, float, a naive local
+``datetime``/``date`` or None (blank): numbers stay numbers (fractions for percentages), never
+NaN. Nothing depends on the time of the run beyond its day: a run that finds nothing new
+writes the same cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Table
+from csat_hook.sync.leaderboard import build_leaderboard
+from csat_hook.sync.metrics import PeriodResult
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import compute
+from csat_hook.sync.periods import Period
+from csat_hook.sync.periods import local_day
+from csat_hook.sync.periods import months
+from csat_hook.sync.periods import previous
+from csat_hook.sync.periods import rolling
+from csat_hook.sync.periods import weeks
+from csat_hook.sync.report.answers import build_agent_tabs
+from csat_hook.sync.report.answers import build_responses
+from csat_hook.sync.report.answers import build_unverified
+from csat_hook.sync.report.common import Context
+from csat_hook.sync.report.common import LocalTime
+from csat_hook.sync.report.common import display_names
+from csat_hook.sync.report.summary import build_summary
+from csat_hook.sync.report.trends import build_trends
+from csat_hook.sync.texts import Texts
+
+
+@dataclass
+class Report:
+    language: str
+    summary: Grid
+    trends: Grid
+    responses: Grid
+    agents: list[Grid]
+    unverified: Grid | None
+    csv: list[Table]  # each with its csv_name
+
+    def sheets(self) -> list[Grid]:
+        """Grids in tab order: Summary, Trends, Responses, the agents, Unverified."""
+        tail = [self.unverified] if self.unverified is not None else []
+        return [self.summary, self.trends, self.responses, *self.agents, *tail]
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """What the report is asked for (from ``metrics`` and ``output``)."""
+
+    language: str
+    settings: Settings
+    tz: ZoneInfo
+    listed: Sequence[Period]  # metrics.periods
+    headline_days: int
+    trend_weeks: int
+    trend_months: int
+    target: float
+    low_rating: int
+    nps: bool
+    templates: Mapping[str, str | None]
+    max_rows_per_agent: int
+    max_response_rows: int
+    summary_name: str | None = None
+    unverified_name: str | None = None  # None: the language's name
+    unverified: bool = True
+
+
+def build_report(
+    data: Dataset, spec: ReportSpec, *, now: datetime, unverified: Sequence[Any]
+) -> Report:
+    """Every figure from one pass over the answers (:func:`~csat_hook.sync.metrics.compute`
+    over the listed, headline, previous, weekly and monthly periods together)."""
+    texts = Texts(spec.language)
+    today = local_day(now, spec.tz)
+    headline, before = rolling(today, spec.headline_days), previous(today, spec.headline_days)
+    week_periods = weeks(today, spec.trend_weeks)[::-1]
+    month_periods = months(today, spec.trend_months)[::-1]
+    wanted = [*spec.listed, headline, before, *week_periods, *month_periods]
+    unique = list({p.key: p for p in wanted}.values())
+    results = compute(data.answer_facts(), data.sent, unique, spec.settings, spec.tz)
+    by_key: dict[str, PeriodResult] = {r.period.key: r for r in results}
+    ctx = Context(
+        texts=texts,
+        data=data,
+        settings=spec.settings,
+        tz=spec.tz,
+        names=display_names(data),
+        target=spec.target,
+        low_rating=spec.low_rating,
+        nps=spec.nps,
+        templates=spec.templates,
+    )
+    board = build_leaderboard(
+        by_key[headline.key],
+        by_key[before.key],
+        name=ctx.names.__getitem__,
+        team_name=ctx.team,
+        min_n=spec.settings.min_n,
+    )
+    # The latest answer, not the run time: a run that finds nothing new writes the same cells.
+    latest = max((a.submitted_at for a in data.answers), default=None)
+    summary, summary_csv = build_summary(
+        ctx,
+        board,
+        headline,
+        before,
+        [by_key[p.key] for p in spec.listed],
+        LocalTime(spec.tz)(latest) if latest else None,
+        name=spec.summary_name or texts["summary"],
+    )
+    trends, trends_csv = build_trends(
+        ctx,
+        [by_key[p.key] for p in week_periods],
+        [by_key[p.key] for p in month_periods],
+        name=texts["trends"],
+    )
+    responses, answers_csv = build_responses(
+        ctx, name=texts["responses"], max_rows=spec.max_response_rows
+    )
+    unverified_grid, unverified_csv = build_unverified(
+        ctx, unverified, name=spec.unverified_name or texts["unverified"]
+    )
+    csv = [*summary_csv, trends_csv, answers_csv]
+    if spec.unverified:
+        csv.append(unverified_csv)
+    return Report(
+        language=spec.language,
+        summary=summary,
+        trends=trends,
+        responses=responses,
+        agents=build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent),
+        unverified=unverified_grid if spec.unverified else None,
+        csv=csv,
+    )

@@ -1,0 +1,151 @@
+"""Tabs of single answers: Responses (every credited answer, flat, for pivot tables and Looker
+Studio), one tab per agent, and Unverified (answers credited to no one).
+
+Newest first; the submission time is a real date-time, local to ``metrics.timezone``, whose
+name is in the header; low ratings (``metrics.low_rating``) are highlighted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from csat_hook.sync.dataset import AnswerRecord
+from csat_hook.sync.layout import Area
+from csat_hook.sync.layout import Canvas
+from csat_hook.sync.layout import Cell
+from csat_hook.sync.layout import Column
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Look
+from csat_hook.sync.layout import Rule
+from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.layout import Table
+from csat_hook.sync.report.common import Context
+from csat_hook.sync.report.common import LocalTime
+from csat_hook.sync.report.common import ticket_link
+
+
+def _newest(answers: Sequence[AnswerRecord], limit: int) -> list[AnswerRecord]:
+    return sorted(answers, key=lambda a: (a.submitted_at, a.dialog_id), reverse=True)[:limit]
+
+
+def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:
+    if end > first:
+        area = Area(first, 0, end, grid.width)
+        grid.rules.append(Rule(RuleKind.LOW_RATING, area, ctx.low_rating, column=column))
+
+
+def build_responses(ctx: Context, *, name: str, max_rows: int) -> tuple[Grid, Table]:
+    """The Responses tab and ``answers.csv`` (the same table, every answer)."""
+    t = ctx.texts
+    columns = [
+        Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
+        Column(t["agent"], None, 22),
+        Column(t["team"], None, 14),
+        Column(t["helpdesk"], None, 11),
+        Column(t["channel"], None, 10),
+        Column(t["ticket"], None, 12),
+        Column(t["rating"], Fmt.COUNT, 7),
+    ]
+    if ctx.nps:
+        columns.append(Column(t["nps_score"], Fmt.COUNT, 8))
+    columns += [Column(t["comment"], None, 50), Column(t["ticket_link"], None, 36)]
+    when = LocalTime(ctx.tz)
+    data = ctx.data
+    rows: list[list[Cell]] = []
+    for a in _newest(data.answers, len(data.answers)):
+        row: list[Cell] = [
+            when(a.submitted_at),
+            ctx.names[a.agent],
+            data.teams[a.team] or None,
+            a.helpdesk,
+            a.channel or None,
+            a.dialog_id,
+            a.rating,
+        ]
+        if ctx.nps:
+            row.append(a.nps)
+        row += [a.comment or None, ticket_link(ctx.templates, a.helpdesk, a.dialog_id)]
+        rows.append(row)
+    table = Table(columns, rows, csv_name="answers.csv")
+    grid = Grid(name, "responses")
+    placed = Canvas(grid).table(Table(columns, rows[:max_rows]))
+    _low_ratings(ctx, grid, placed.first, placed.end, 6)
+    return grid, table
+
+
+def build_agent_tabs(ctx: Context, *, max_rows: int) -> list[Grid]:
+    """One tab per agent with answers, newest first, at most ``max_rows`` answers."""
+    t = ctx.texts
+    by_agent: dict[int, list[AnswerRecord]] = defaultdict(list)
+    for answer in ctx.data.answers:
+        by_agent[answer.agent].append(answer)
+    with_links = any(ctx.templates.get(a.helpdesk) for a in ctx.data.agents)
+    columns = [
+        Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
+        Column(t["ticket"], None, 12),
+        Column(t["rating"], Fmt.COUNT, 7),
+    ]
+    if ctx.nps:
+        columns.append(Column(t["nps_score"], Fmt.COUNT, 8))
+    columns.append(Column(t["comment"], None, 60))
+    if with_links:
+        columns.append(Column(t["ticket_link"], None, 36))
+    when = LocalTime(ctx.tz)
+    grids = []
+    agents = ctx.data.agents
+    for agent in sorted(by_agent, key=lambda i: (agents[i].name.casefold(), agents[i].key)):
+        rows: list[list[Cell]] = []
+        for a in _newest(by_agent[agent], max_rows):
+            row: list[Cell] = [when(a.submitted_at), a.dialog_id, a.rating]
+            if ctx.nps:
+                row.append(a.nps)
+            row.append(a.comment or None)
+            if with_links:
+                row.append(ticket_link(ctx.templates, a.helpdesk, a.dialog_id))
+            rows.append(row)
+        who = agents[agent]
+        grid = Grid(who.name, "agent", key=who.key)
+        placed = Canvas(grid).table(Table(columns, rows))
+        _low_ratings(ctx, grid, placed.first, placed.end, 2)
+        grids.append(grid)
+    return grids
+
+
+def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tuple[Grid, Table]:
+    """Answers that could not be credited, under a line that says so, and ``unverified.csv``.
+
+    The form's agent and ticket fields are labelled as unverified: beside a forged answer
+    they name whom the forger claimed, not whom it counts for (nobody).
+    """
+    t = ctx.texts
+    columns = [
+        Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
+        Column(t["reason"], None, 10),
+        Column(t["rating"], Fmt.COUNT, 7),
+        Column(t["comment"], None, 40),
+        Column(t["field_agent"], None, 20),
+        Column(t["field_ticket"], None, 20),
+        Column(t["source_row"], None, 14),
+    ]
+    when = LocalTime(ctx.tz)
+    rows: list[list[Cell]] = [
+        [
+            when(r.submitted_at) if r.submitted_at else None,
+            r.reason,
+            r.rating,
+            r.comment or None,
+            r.field_agent or None,
+            r.field_ticket or None,
+            r.source_ref,
+        ]
+        for r in rows_in
+    ]
+    table = Table(columns, rows, csv_name="unverified.csv")
+    grid = Grid(name, "unverified", frozen_rows=2)
+    canvas = Canvas(grid)
+    canvas.line([t["unverified_note"]], Look.NOTE)
+    canvas.table(table)
+    return grid, table

@@ -1,0 +1,94 @@
+"""What every part of the report shares: the context, names, local times, stored figures."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.layout import Column
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.texts import Texts
+
+DIGITS = 6  # fractions are written rounded to this: a re-run writes the same cells
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the report's builders read besides the figures."""
+
+    texts: Texts
+    data: Dataset
+    settings: Settings
+    tz: ZoneInfo
+    names: list[str]  # display name per agent index (unique)
+    target: float
+    low_rating: int
+    nps: bool  # the form asks the 0–10 question: NPS columns are shown
+    templates: Mapping[str, str | None]
+
+    def team(self, index: int) -> str:
+        return self.data.teams[index] or self.texts["no_team"]
+
+    def zone(self, key: str) -> str:
+        """A header with the time zone: "Submitted (Europe/Moscow)"."""
+        return self.texts[key].format(tz=self.tz.key)
+
+
+def display_names(data: Dataset) -> list[str]:
+    """Each agent's name, with the agent key added where two agents share a name."""
+    counts = Counter(a.name.casefold() for a in data.agents)
+    names = []
+    for agent in data.agents:
+        if counts[agent.name.casefold()] > 1 and agent.name != agent.key:
+            names.append(f"{agent.name} ({agent.key})")
+        else:
+            names.append(agent.name)
+    return names
+
+
+def fraction(value: float | None) -> float | None:
+    return None if value is None else round(value, DIGITS)
+
+
+def points(value: float | None) -> float | None:
+    """A difference of fractions in percentage points (5.2 for +0.052)."""
+    return None if value is None else round(100 * value, DIGITS)
+
+
+def score(value: float | None) -> float | None:
+    """An NPS fraction on the usual −100..100 scale."""
+    return None if value is None else round(100 * value, DIGITS)
+
+
+def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: str) -> str | None:
+    """The ticket URL from the helpdesk's ``ticket_url_template`` (as the adapters build it)."""
+    template = templates.get(helpdesk)
+    return template.replace("{ticket}", dialog_id) if template else None
+
+
+class LocalTime:
+    """A UTC instant as a naive local ``datetime`` in ``tz`` (to the minute); the UTC offset
+    is cached per UTC hour (a report converts every answer's time, and zone conversion is the
+    slow part)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._offsets: dict[int, timedelta] = {}
+
+    def __call__(self, moment: datetime) -> datetime:
+        hour = int(moment.timestamp() // 3600)
+        offset = self._offsets.get(hour)
+        if offset is None:
+            offset = moment.astimezone(self.tz).utcoffset() or timedelta(0)
+            self._offsets[hour] = offset
+        return (moment + offset).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def percent_columns(texts: Texts, *keys: str, width: int = 9) -> list[Column]:
+    return [Column(texts[key], Fmt.PERCENT, width, csv_header=f"{texts[key]} (%)") for key in keys]

@@ -157,7 +157,7 @@ def _deliver(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> O
     last_attempt = item.attempts >= delivery.max_attempts
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
-        agent = adapter.resolve_agent(agent, item.context)
+        agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
         if exc.retryable and not last_attempt:
             return Retry(exc, prefix="agent lookup: ")

@@ -55,6 +55,22 @@ class AgentInfo(StrictModel):
     email: str | None = None
 
 
+class AgentLookupError(DeliveryError):
+    """A failed agent look-up, carrying what was known when it failed (``known``: the close's
+    agent, or an id :meth:`Helpdesk.find_agent` found), to send with if the caller gives up."""
+
+    def __init__(self, cause: DeliveryError, known: Person) -> None:
+        super().__init__(
+            cause.message,
+            retryable=cause.retryable,
+            http_status=cause.http_status,
+            retry_after=cause.retry_after,
+            vendor_reason=cause.vendor_reason,
+            outcome_unknown=cause.outcome_unknown,
+        )
+        self.known = known
+
+
 class HelpdeskOptions(StrictModel):
     """Options every adapter accepts, on top of its own."""
 
@@ -130,13 +146,16 @@ class Helpdesk(abc.ABC):
         """Fill in name and email: static map, then cache, then the vendor API. An agent not
         known at all is first asked for by ``dialog_id`` (:meth:`find_agent`).
 
-        Raises DeliveryError when the vendor lookup fails; the caller decides whether to
-        retry or to send with what is known.
+        Raises :class:`AgentLookupError` when the vendor lookup fails; the caller decides
+        whether to retry or to send with what is known (its ``known``).
         """
         if agent.name and agent.email:
             return agent
         if not agent.known and dialog_id:
-            agent = self.find_agent(dialog_id, context) or agent
+            try:
+                agent = self.find_agent(dialog_id, context) or agent
+            except DeliveryError as exc:
+                raise AgentLookupError(exc, agent) from exc
             if agent.name and agent.email:
                 return agent
         if agent.id and agent.id in self.options.agents:
@@ -148,7 +167,10 @@ class Helpdesk(abc.ABC):
         if cached is not None:
             return agent.merged(cached)
         # A miss is remembered too, so an unknown id does not cost a call per reply.
-        found = self.fetch_agent(agent, context) or Person(id=agent.id)
+        try:
+            found = self.fetch_agent(agent, context) or Person(id=agent.id)
+        except DeliveryError as exc:
+            raise AgentLookupError(exc, agent) from exc
         with self._agent_lock:
             self._agent_cache[agent.id] = (time.monotonic(), found)
         return agent.merged(found)

@@ -21,6 +21,7 @@ import logging
 import re
 import string
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -145,6 +146,9 @@ class GenericHelpdesk(Helpdesk):
         payload = request.json()
         if self.options.capture_dir:
             self._capture(request)
+        return self._event(request, payload)
+
+    def _event(self, request: WebhookRequest, payload: Any) -> Event:
         values = self.extract(payload)
         mapping = self.options.mapping
         verdict = self._classify(values, mapping)
@@ -296,11 +300,13 @@ class GenericHelpdesk(Helpdesk):
 
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         payload = request.json()
-        values = self.extract(payload)
+        # Not self.parse: reading a captured payload must not capture it again.
+        event = self._event(request, payload)
         return {
             "expressions": self.options.mapping.expressions(),
-            "extracted": values,
-            **super().explain(request),
+            "extracted": self.extract(payload),
+            "result": type(event).__name__,
+            **asdict(event),
         }
 
     def _capture(self, request: WebhookRequest) -> None:

@@ -8,6 +8,7 @@ library maps them (``{"error", "reason", "data"}``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import json
@@ -20,6 +21,9 @@ from responses import matchers
 
 from csat_hook import tokens
 from csat_hook.app import create_app
+from csat_hook.sync import store as sync_store
+from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.runner import SyncRunner
 from tests.helpdesks.generic.examples import CRISP_API
 from tests.helpdesks.generic.examples import CRISP_CONVERSATION
 from tests.helpdesks.generic.examples import CRISP_OPERATOR
@@ -257,3 +261,49 @@ def test_a_reply_that_timed_out_is_found_and_not_posted_again(crisp, clock):
     assert len(posted_messages()) == 1  # found: not posted again
     [item] = outbox_rows(crisp)
     assert item.status == "sent" and item.external_id == "163408415188827"
+
+
+@responses.activate
+def test_the_answer_is_credited_to_the_operator_the_look_up_found(
+    database_url, tmp_path, make_services, clock
+):
+    """The close named no operator, so the survey's reference names none either; the operator
+    found when the reply went out is recorded on the survey, and the sync credits the answer
+    to them (not to a nameless bucket shared by every Crisp survey)."""
+    export = tmp_path / "responses.csv"
+    config = example_config(
+        "crisp",
+        CRISP_SECRETS,
+        database_url,
+        tmp_path,
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"local": {"enabled": False}},
+    )
+    services = make_services(config)
+    crisp_api_answers()
+    body = crisp_body("session_set_state_resolved")
+    post(services, body, crisp_headers(body, clock()))
+    services.delivery_worker().run_once()
+    [survey] = survey_rows(services)
+    assert tokens.verify(survey.token, config.token.all_secrets()).agent == ""
+    assert survey.agent_id == CRISP_OPERATOR  # recorded at send time
+    when = (clock() + timedelta(hours=1)).strftime("%Y/%m/%d %I:%M:%S %p GMT+0")
+    with export.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"])
+        writer.writerow([when, 5, "", "Valerian Saliou", CRISP_SESSION, survey.token])
+
+    summary = SyncRunner(config, services.engine, clock=clock).run()
+
+    assert summary.status == "ok", summary.error
+    with services.engine.connect() as conn:
+        data = build_dataset(
+            sync_store.all_answers(conn),
+            sync_store.survey_facts(conn),
+            secrets=config.token.all_secrets(),
+            helpdesks=config.helpdesks,
+        )
+    [answer] = data.answers
+    agent = data.agents[answer.agent]
+    assert (agent.key, agent.name, answer.rating) == (CRISP_OPERATOR, "Valerian Saliou", 5)
+    assert answer.answered_sent

@@ -2,9 +2,10 @@
 
 Agents are identified by (helpdesk, agent key), the key being what the signed reference
 carries; a reference that names no agent (its close named none) counts for the agent id the
-service recorded on the survey when the reply went out (an agent look-up). Display names come from the survey rows (as recorded at send time; the latest one
-wins), else from the helpdesk's static ``agents:`` map, else the key itself. Never from the
-form's editable agent field.
+service recorded on the survey when the reply went out (an agent look-up). Display names
+come from the survey rows (as recorded at send time; the latest one wins), else from the
+helpdesk's static ``agents:`` map, else the key itself. Never from the form's editable agent
+field.
 """
 
 from __future__ import annotations

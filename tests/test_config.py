@@ -160,6 +160,24 @@ def test_check_config_reports_an_unreadable_file(tmp_path):
     assert result.exit_code == 2 and "cannot read config file" in result.output
 
 
+def test_the_commented_generic_agent_lookup_example_is_valid(tmp_path):
+    # The same for the commented `agent_lookup` block.
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("    # agent_lookup:")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("    #"))
+    block = [line.replace("    # ", "    ", 1) for line in lines[start:end]]
+    lines = lines[:start] + block + lines[end:]
+    lines.remove("    agent_lookup: null")
+    path = tmp_path / "example.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    generic = load_config(path, env={"GENERIC_API_TOKEN": "t"}).helpdesks["generic"]
+
+    assert generic.agent_lookup is not None
+    assert generic.agent_lookup.by_dialog.agent == "assignee"
+    assert generic.agent_lookup.by_id.name == "full_name"
+
+
 def test_the_commented_generic_lookup_example_is_valid(tmp_path):
     # config.example.yaml shows a `lookup` block in comments: uncommented, it must load.
     lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()

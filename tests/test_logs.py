@@ -13,12 +13,25 @@ import logging
 from typing import Any
 
 import pytest
+import responses
 import sqlalchemy as sa
 
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.logs import setup_logging
+from tests.helpdesks.generic.examples import CRISP_API
+from tests.helpdesks.generic.examples import CRISP_CONVERSATION
+from tests.helpdesks.generic.examples import CRISP_OPERATOR
+from tests.helpdesks.generic.examples import CRISP_SECRETS
+from tests.helpdesks.generic.examples import LIVECHAT_ACTION
+from tests.helpdesks.generic.examples import LIVECHAT_SECRETS
+from tests.helpdesks.generic.examples import crisp_answer
+from tests.helpdesks.generic.examples import crisp_body
+from tests.helpdesks.generic.examples import crisp_headers
+from tests.helpdesks.generic.examples import example_config
+from tests.helpdesks.generic.examples import livechat_answer
+from tests.helpdesks.generic.examples import livechat_body
 from tests.helpdesks.kits import load_kits
 
 KITS = load_kits()
@@ -97,4 +110,59 @@ def test_nothing_sensitive_is_logged(
         services.config.token.secret.get_secret_value(),
     ]
     leaked = [value for value in sensitive if value and value in output]
+    assert leaked == [], f"found in the logs: {leaked}"
+
+
+@responses.activate
+@pytest.mark.parametrize("example", ["crisp", "livechat"])
+def test_nothing_sensitive_is_logged_by_the_example_configurations(
+    example, captured, database_url, tmp_path, make_services, clock
+):
+    """The shipped Crisp and LiveChat configurations: the hook secret (LiveChat's sits in the
+    body), the API credentials and the agent's e-mail stay out of the logs, through refusals,
+    failing look-ups and a delivery."""
+    if example == "crisp":
+        secrets = CRISP_SECRETS
+        body = crisp_body("session_set_state_resolved")
+        headers = crisp_headers(body, clock())
+        forged = crisp_headers(body, clock(), secret="x" * 20)
+        responses.get(CRISP_CONVERSATION, json=crisp_answer("get_conversation"))
+        responses.get(f"{CRISP_API}/operator/{CRISP_OPERATOR}", json=crisp_answer("get_operator"))
+        responses.post(f"{CRISP_CONVERSATION}/message", json=crisp_answer("send_message"))
+        email = crisp_answer("get_operator")["data"]["email"]
+    else:
+        secrets = LIVECHAT_SECRETS
+        body = livechat_body("chat_deactivated")
+        headers = forged = {"Content-Type": "application/json"}
+        responses.post(LIVECHAT_ACTION + "get_chat", json=livechat_answer("get_chat"))
+        responses.post(LIVECHAT_ACTION + "resume_chat", json=livechat_answer("resume_chat"))
+        email = "smith@example.com"
+    services = make_services(example_config(example, secrets, database_url, tmp_path))
+    client = create_app(services=services).test_client()
+    wrong = body.replace(secrets.get("LIVECHAT_WEBHOOK_SECRET", "-").encode(), b"guessed")
+
+    client.post(
+        f"/webhooks/{example}", data=wrong if example == "livechat" else body, headers=forged
+    )
+    client.post(f"/webhooks/{example}", data=b"{broken", headers=headers)
+    client.post(f"/webhooks/{example}", data=body, headers=headers)
+    # Every API call fails at first: the look-ups are retried, then it goes out.
+    for call in responses.registered():
+        call.status = 503
+    worker = services.delivery_worker()
+    worker.run_once()
+    for call in responses.registered():
+        call.status = 200
+    clock.advance(3600)
+    worker.run_once()
+
+    with services.engine.connect() as conn:
+        survey = conn.execute(sa.select(surveys)).one()
+        sent = conn.execute(sa.select(outbox)).one()
+    assert sent.status == "sent" and survey.agent_email == email
+    output = captured.getvalue()
+    for event in ("webhook.refused", "webhook.close", "delivery.retry", "delivery.sent"):
+        assert event in output
+    sensitive = [*secrets.values(), email, survey.token, survey.link, sent.body]
+    leaked = [value for value in sensitive if value in output]
     assert leaked == [], f"found in the logs: {leaked}"

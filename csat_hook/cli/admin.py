@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.parse
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -190,11 +191,33 @@ def verify_token(state: State, token: str) -> None:
 @click.command("inspect-payload")
 @click.option("--helpdesk", "name", required=True, help="Configured helpdesk instance.")
 @click.option("-H", "--header", "headers", multiple=True, help="'Name: value' (repeatable).")
-@click.option("--verify", is_flag=True, help="Also check the signature/token with the headers.")
+@click.option(
+    "-q",
+    "--query",
+    "queries",
+    multiple=True,
+    help="The webhook URL's query string, e.g. 'token=...' (repeatable).",
+)
+@click.option(
+    "--url",
+    help="The webhook URL the sender called: its path and query string are used "
+    "(default path: /webhooks/<helpdesk>).",
+)
+@click.option(
+    "-X", "--method", default="POST", show_default=True, help="The request method (signed by some)."
+)
+@click.option("--verify", is_flag=True, help="Also check the signature/token (headers, query).")
 @click.argument("payload", type=click.File("rb"))
 @pass_state
 def inspect_payload(
-    state: State, name: str, headers: tuple[str, ...], verify: bool, payload: Any
+    state: State,
+    name: str,
+    headers: tuple[str, ...],
+    queries: tuple[str, ...],
+    url: str | None,
+    method: str,
+    verify: bool,
+    payload: Any,
 ) -> None:
     """Show what a saved webhook payload contains and what the mapping takes from it."""
     config = state.config
@@ -208,12 +231,19 @@ def inspect_payload(
     for item in headers:
         key, _, value = item.partition(":")
         header_map[key.strip().lower()] = value.strip()
+    parts = urllib.parse.urlsplit(url or "")
+    query: dict[str, str] = {}
+    for text in (parts.query, *queries):
+        for key, value in urllib.parse.parse_qsl(text.lstrip("?"), keep_blank_values=True):
+            query.setdefault(key, value)  # the first value, as the web app reads it
     request = WebhookRequest(
         body=payload.read(),
         headers=header_map,
-        query={},
+        query=query,
         received_at=utcnow(),
         content_type=header_map.get("content-type", "application/json"),
+        method=method.upper(),
+        path=parts.path or f"/webhooks/{name}",
     )
     try:
         click.echo(describe_payload(adapters[name], request, verify=verify))

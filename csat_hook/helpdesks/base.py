@@ -5,7 +5,8 @@ An adapter does four things, each for one vendor:
 * :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
 * :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
-* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email;
+* :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email, and
+  :meth:`Helpdesk.find_agent` (optional) finds who handled a dialog whose close named no agent;
 * :meth:`Helpdesk.find_reply` (where :attr:`Helpdesk.supports_lookup`) finds, after an attempt
   whose outcome is unknown (a timeout, a dropped connection), whether the reply was posted.
 
@@ -55,6 +56,22 @@ AGENT_CACHE_LIMIT = 10_000
 class AgentInfo(StrictModel):
     name: str | None = None
     email: str | None = None
+
+
+class AgentLookupError(DeliveryError):
+    """A failed agent look-up, carrying what was known when it failed (``known``: the close's
+    agent, or an id :meth:`Helpdesk.find_agent` found), to send with if the caller gives up."""
+
+    def __init__(self, cause: DeliveryError, known: Person) -> None:
+        super().__init__(
+            cause.message,
+            retryable=cause.retryable,
+            http_status=cause.http_status,
+            retry_after=cause.retry_after,
+            vendor_reason=cause.vendor_reason,
+            outcome_unknown=cause.outcome_unknown,
+        )
+        self.known = known
 
 
 class HelpdeskOptions(StrictModel):
@@ -110,6 +127,12 @@ class Helpdesk(abc.ABC):
         """Look an agent up through the vendor API (override where the vendor has one)."""
         return None
 
+    def find_agent(self, dialog_id: str, context: Mapping[str, Any]) -> Person | None:
+        """Who handled ``dialog_id``, asked of the vendor API, for a close that named no agent
+        (override where the vendor's close events carry none). Raises DeliveryError like
+        :meth:`fetch_agent`."""
+        return None
+
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """After an unknown outcome: the message carrying ``reply.marker`` that this helpdesk's
         API shows in the dialog, posted at or after ``since`` (give a few minutes of clock
@@ -120,14 +143,24 @@ class Helpdesk(abc.ABC):
 
     # --- shared behaviour ------------------------------------------------------------------
 
-    def resolve_agent(self, agent: Person, context: Mapping[str, Any]) -> Person:
-        """Fill in name and email: static map, then cache, then the vendor API.
+    def resolve_agent(
+        self, agent: Person, context: Mapping[str, Any], *, dialog_id: str | None = None
+    ) -> Person:
+        """Fill in name and email: static map, then cache, then the vendor API. An agent not
+        known at all is first asked for by ``dialog_id`` (:meth:`find_agent`).
 
-        Raises DeliveryError when the vendor lookup fails; the caller decides whether to
-        retry or to send with what is known.
+        Raises :class:`AgentLookupError` when the vendor lookup fails; the caller decides
+        whether to retry or to send with what is known (its ``known``).
         """
         if agent.name and agent.email:
             return agent
+        if not agent.known and dialog_id:
+            try:
+                agent = self.find_agent(dialog_id, context) or agent
+            except DeliveryError as exc:
+                raise AgentLookupError(exc, agent) from exc
+            if agent.name and agent.email:
+                return agent
         if agent.id and agent.id in self.options.agents:
             info = self.options.agents[agent.id]
             return agent.merged(Person(id=agent.id, name=info.name, email=info.email))
@@ -137,7 +170,10 @@ class Helpdesk(abc.ABC):
         if cached is not None:
             return agent.merged(cached)
         # A miss is remembered too, so an unknown id does not cost a call per reply.
-        found = self.fetch_agent(agent, context) or Person(id=agent.id)
+        try:
+            found = self.fetch_agent(agent, context) or Person(id=agent.id)
+        except DeliveryError as exc:
+            raise AgentLookupError(exc, agent) from exc
         with self._agent_lock:
             self._agent_cache.pop(agent.id, None)  # re-inserted last: the newest
             self._agent_cache[agent.id] = (time.monotonic(), found)
@@ -153,6 +189,11 @@ class Helpdesk(abc.ABC):
         if entry and time.monotonic() - entry[0] < self.options.agent_cache_seconds:
             return entry[1]
         return None
+
+    def payload_secrets(self) -> list[str]:
+        """Secrets a verified payload itself carries (a token in a body field), which
+        ``csat-hook inspect-payload`` must not print."""
+        return []
 
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         """What :meth:`parse` makes of a payload, for ``csat-hook inspect-payload``."""

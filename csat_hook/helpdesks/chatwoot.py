@@ -9,7 +9,9 @@
 * Reply: ``POST {base}/api/v1/accounts/{account}/conversations/{id}/messages`` with header
   ``api_access_token``. See
   https://developers.chatwoot.com/api-reference/messages/create-new-message
-* Agent email: not in webhooks; ``GET /api/v1/accounts/{account}/agents`` lists them.
+* Agent email: not in webhooks; ``GET /api/v1/accounts/{account}/agents`` lists them, for any
+  user's token (``UserPolicy#index?``) but not an agent bot's: like the message list below,
+  it asks with ``lookup_access_token`` when one is set.
 * Look-up after a timed-out reply: ``GET …/messages`` answers the latest 20 messages (oldest
   first within the page), ``?before=<id>`` the 20 before that id (``MessageFinder``; see
   https://github.com/chatwoot/chatwoot/issues/9488). Pages are read newest first until one
@@ -84,8 +86,9 @@ class ChatwootOptions(HelpdeskOptions):
     webhook_secret: SecretStr | None = None
     webhook_token: SecretStr | None = None
     tolerance_seconds: float = 300
-    # A user's (agent's or admin's) token for finding a reply after a timeout; agent-bot
-    # tokens cannot list messages. Default: api_access_token.
+    # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
+    # conversation's messages (finding a reply after a timeout) and the agents (their
+    # e-mails). Default: api_access_token.
     lookup_access_token: SecretStr | None = None
 
     @model_validator(mode="after")
@@ -250,12 +253,20 @@ class ChatwootHelpdesk(Helpdesk):
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         url = self.options.base_url + AGENTS_PATH.format(account=self._account(context))
-        response = self.http.request(
-            "GET",
-            url,
-            retries=2,
-            headers={"api_access_token": self.options.api_access_token.get_secret_value()},
-        )
+        token = self.options.lookup_access_token or self.options.api_access_token
+        try:
+            response = self.http.request(
+                "GET", url, retries=2, headers={"api_access_token": token.get_secret_value()}
+            )
+        except DeliveryError as exc:
+            if exc.http_status in (401, 403):
+                raise exc.reworded(
+                    f"Chatwoot refused to list the agents (HTTP {exc.http_status}): an agent "
+                    f"bot's token may not; set helpdesks.{self.name}.lookup_access_token to a "
+                    "user's token, or give e-mails in agents:",
+                    retryable=False,
+                ) from exc
+            raise
         for row in response_json(response) or []:
             if isinstance(row, Mapping) and as_text(row.get("id")) == agent.id:
                 return Person(

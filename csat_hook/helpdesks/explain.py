@@ -14,6 +14,7 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import WebhookRequest
 
 MAX_VALUE = 60
+MASK = "***"
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -42,18 +43,36 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
+def masked(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every occurrence of ``secrets`` in its strings replaced by ``***``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {masked(k, secrets): masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, secrets) for v in value]
+    return value
+
+
 def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool) -> str:
-    """A report: every path in the payload, then the adapter's reading of it."""
+    """A report: every path in the payload, then the adapter's reading of it. A secret the
+    payload carries (a token in a body field) is shown as ``***``."""
     lines = [f"helpdesk: {adapter.name} (kind {adapter.kind})"]
     if verify:
         adapter.verify(request)
         lines.append("sender: verified")
-    payload = request.json()
+    secrets = adapter.payload_secrets()
+    payload = masked(request.json(), secrets)
     lines.append("")
     lines.append("paths in the payload:")
     for path, value in flatten(payload):
         lines.append(f"  {path} = {_short(value)}")
-    explained = adapter.explain(request)
+    explained = masked(adapter.explain(request), secrets)
     lines.append("")
     if "expressions" in explained:
         lines.append("mapping (JMESPath → value):")

@@ -25,7 +25,9 @@ _UNPARSED = object()
 class WebhookRequest:
     """An inbound webhook, detached from Flask.
 
-    ``headers`` keys are lower-case. ``body`` is the raw bytes the sender signed.
+    ``headers`` keys are lower-case. ``body`` is the raw bytes the sender signed. ``method``
+    and ``path`` (the URL path this service received, without the query string) exist for
+    senders that sign them.
     """
 
     body: bytes
@@ -33,6 +35,8 @@ class WebhookRequest:
     query: Mapping[str, str]
     received_at: datetime
     content_type: str = ""
+    method: str = "POST"
+    path: str = ""
     _parsed: Any = field(default=_UNPARSED, repr=False)
 
     def header(self, name: str) -> str | None:

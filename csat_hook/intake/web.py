@@ -63,6 +63,8 @@ def receive(helpdesk: str) -> tuple[Response, int]:
         query=request.args.to_dict(),
         received_at=intake.clock(),
         content_type=(request.mimetype or "").lower(),
+        method=request.method,
+        path=request.script_root + request.path,
     )
     outcome = intake.receive(helpdesk, webhook)
     return jsonify(outcome.body), outcome.status

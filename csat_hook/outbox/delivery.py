@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import AgentLookupError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
@@ -157,11 +158,13 @@ def _deliver(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> O
     last_attempt = item.attempts >= delivery.max_attempts
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
-        agent = adapter.resolve_agent(agent, item.context)
+        agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
         if exc.retryable and not last_attempt:
             return Retry(exc, prefix="agent lookup: ")
         # Out of retries for the lookup: the survey still goes out, with what we know.
+        if isinstance(exc, AgentLookupError):
+            agent = exc.known
         logger.warning("delivery.agent-lookup-failed", extra={**extra, "error": exc.message})
     link = survey_link(delivery.survey, survey, agent)
     text = reply_text(

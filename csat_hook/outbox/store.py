@@ -363,6 +363,10 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
         .values(
             status=SENT,
             sent_at=sa.bindparam("sent_now"),
+            # An id the look-up found for a close that named no agent; never one the close gave.
+            agent_id=sa.func.coalesce(
+                surveys.c.agent_id, sa.bindparam("agent_id", type_=surveys.c.agent_id.type)
+            ),
             agent_name=sa.bindparam("agent_name"),
             agent_email=sa.bindparam("agent_email"),
             link=sa.bindparam("link"),
@@ -379,13 +383,15 @@ def mark_sent(
     *,
     external_id: str | None,
     body: str,
+    agent_id: str | None = None,
     agent_name: str | None = None,
     agent_email: str | None = None,
     link: str | None = None,
     note: str | None = None,
 ) -> bool:
     """Record a delivered reply (and the agent and link it went out with); False when this
-    worker's claim was taken over meanwhile. ``note`` is kept in ``last_error`` for operators
+    worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey had
+    none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
     (found by a look-up, sent again without one)."""
     done, plain, with_agent = _mark_sent_stmts()
     survey_id = conn.execute(
@@ -410,6 +416,7 @@ def mark_sent(
             {
                 "survey_id": survey_id,
                 "sent_now": now,
+                "agent_id": agent_id,
                 "agent_name": agent_name,
                 "agent_email": agent_email,
                 "link": link,

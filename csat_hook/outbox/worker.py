@@ -331,6 +331,7 @@ class DeliveryWorker:
                     self.clock(),
                     external_id=outcome.external_id,
                     body=outcome.body,
+                    agent_id=outcome.agent.id,
                     agent_name=outcome.agent.name,
                     agent_email=outcome.agent.email,
                     link=outcome.link,

@@ -1,9 +1,11 @@
 """Database rows → the facts the metrics and the report need.
 
 Agents are identified by (helpdesk, agent key), the key being what the signed reference
-carries. Display names come from the survey rows (as recorded at send time; the latest one
-wins), else from the helpdesk's static ``agents:`` map, else the key itself. Never from the
-form's editable agent field.
+carries; a reference that names no agent (its close named none) counts for the agent id the
+service recorded on the survey when the reply went out (an agent look-up). Display names
+come from the survey rows (as recorded at send time; the latest one wins), else from the
+helpdesk's static ``agents:`` map, else the key itself. Never from the form's editable agent
+field.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def build_dataset(
     """
     agent_index, team_index = _Index(), _Index()
     names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
-    surveys: dict[str, tuple[int, datetime, bool, str]] = {}
+    surveys: dict[str, tuple[int, datetime, bool, str, int]] = {}
     data = Dataset()
     for (
         token,
@@ -121,8 +123,8 @@ def build_dataset(
         agent = agent_index(who)
         team = team_index(team_name or "")
         sent = status == SENT
-        surveys[tokens.survey_key(token)] = (team, created, sent, channel or "")
-        if agent_name or agent_email:
+        surveys[tokens.survey_key(token)] = (team, created, sent, channel or "", agent)
+        if (agent_name or agent_email) and who[1]:  # the no-agent key is never named
             seen = names.get(who)
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
@@ -142,12 +144,15 @@ def build_dataset(
         nps,
     ) in answer_rows:
         survey = surveys.get(survey_key)
-        team, cohort, matched, channel = (
-            survey if survey is not None else (no_team, issued_at, False, "")
-        )
+        if survey is not None:
+            team, cohort, matched, channel, surveyed = survey
+        else:
+            team, cohort, matched, channel, surveyed = no_team, issued_at, False, "", None
         append(
             AnswerRecord(
-                agent_index((helpdesk, agent_key)),
+                # A reference naming no agent (the close named none) goes to the agent the
+                # reply was sent for, as the service recorded it on the survey.
+                agent_index((helpdesk, agent_key)) if agent_key or surveyed is None else surveyed,
                 team,
                 helpdesk,
                 dialog_id,

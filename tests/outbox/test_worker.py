@@ -394,3 +394,25 @@ def test_a_claim_takes_at_most_its_limit(services, clock):
     assert len(first) == 2 and len(second) == 2
     assert not {r.id for r in first} & {r.id for r in second}
     assert [r.status for r in outbox_rows(services)].count("pending") == 1
+
+
+def test_marking_sent_records_a_found_agent_id_but_never_replaces_the_closes(services, clock):
+    queue_generic(services, dialog_id="with-id")  # the close names agent 7
+    queue_generic(services, dialog_id="without", agent={"name": None})
+    with services.engine.begin() as conn:
+        rows = store.claim_due(conn, "w", clock(), clock() + timedelta(seconds=30), limit=2)
+        for row in rows:
+            assert store.mark_sent(
+                conn,
+                row.id,
+                "w",
+                clock(),
+                external_id="m",
+                body="b",
+                agent_id="found-9",
+                agent_name="Kim",
+                link="https://f/",
+            )
+    with services.engine.connect() as conn:
+        found = dict(conn.execute(sa.select(surveys.c.dialog_id, surveys.c.agent_id)).all())
+    assert found == {"with-id": "7", "without": "found-9"}

@@ -2,26 +2,34 @@
 
 Where a helpdesk has no adapter of its own, an operator maps its webhook with JMESPath
 expressions (https://jmespath.org: ``dialog.id``, ``data.item.assignee.name``,
-``contacts[0].email``), chooses how the sender is authenticated (shared token in a header or
-the query, or an HMAC signature), and describes the reply request as a template.
-``csat-hook inspect-payload`` shows what a saved payload contains and what the mapping takes
-from it. An optional ``lookup`` request lists a dialog's messages, so a reply whose outcome was
-unknown (a timeout, a dropped connection) is looked for before it is sent again; without one,
-it is sent again.
+``contacts[0].email``), chooses how the sender is authenticated (a shared token in a header,
+the query or a body field, or an HMAC signature over a template of the request), and
+describes the reply request as a template. ``csat-hook inspect-payload`` shows what a saved
+payload contains and what the mapping takes from it. An optional ``lookup`` request lists a
+dialog's messages, so a reply whose outcome was unknown (a timeout, a dropped connection) is
+looked for before it is sent again; without one, it is sent again. An optional
+``agent_lookup`` asks the helpdesk who handled a dialog and what the agent is called, for
+closes that do not say (``examples/crisp.yaml``, ``examples/livechat.yaml``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
+import re
+import string
 from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
 import jmespath
+from pydantic import SecretStr
 
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
@@ -38,6 +46,8 @@ from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.generic.options import REPLY_FIELDS
+from csat_hook.helpdesks.generic.options import AgentLookupOptions
+from csat_hook.helpdesks.generic.options import AgentRequestOptions
 from csat_hook.helpdesks.generic.options import AuthOptions
 from csat_hook.helpdesks.generic.options import GenericOptions
 from csat_hook.helpdesks.generic.options import LookupRequestOptions
@@ -60,14 +70,18 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "REPLY_FIELDS",
+    "AgentLookupOptions",
+    "AgentRequestOptions",
     "AuthOptions",
     "GenericHelpdesk",
     "GenericOptions",
     "LookupRequestOptions",
     "MappingOptions",
     "ReplyRequestOptions",
+    "read_timestamp",
     "render",
     "reply_values",
+    "signed_message",
 ]
 
 
@@ -95,17 +109,20 @@ class GenericHelpdesk(Helpdesk):
             return
         if auth.mode == "token":
             assert auth.token is not None
-            if not shared_token_matches(
+            if shared_token_matches(
                 request, auth.token, header=auth.token_header, query=auth.token_query
-            ):
-                raise InvalidSignatureError("missing or wrong webhook token")
-            return
+            ) or (auth.token_field and _field_token_matches(request, auth.token, auth.token_field)):
+                return
+            raise InvalidSignatureError("missing or wrong webhook token")
         assert auth.secret is not None
         timestamp = request.header(auth.timestamp_header) if auth.timestamp_header else None
         if auth.timestamp_header:
-            require_fresh(parse_timestamp(timestamp), self.clock(), auth.tolerance_seconds)
-        message = auth.signed_payload.replace("{timestamp}", timestamp or "").encode("utf-8")
-        message = message.replace(b"{body}", request.body)
+            require_fresh(
+                read_timestamp(timestamp, auth.timestamp_format),
+                self.clock(),
+                auth.tolerance_seconds,
+            )
+        message = signed_message(auth.signed_payload, request, timestamp=timestamp or "")
         expected = hmac_digest(auth.secret, message, auth.algorithm)
         if not signature_matches(
             expected,
@@ -114,6 +131,13 @@ class GenericHelpdesk(Helpdesk):
             prefix=auth.signature_prefix,
         ):
             raise InvalidSignatureError("missing or invalid webhook signature")
+
+    def payload_secrets(self) -> list[str]:
+        """The token when the sender puts it in the body (masked by ``inspect-payload``)."""
+        auth = self.options.auth
+        if auth.mode == "token" and auth.token_field and auth.token is not None:
+            return [auth.token.get_secret_value()]
+        return []
 
     def extract(self, payload: Any) -> dict[str, Any]:
         """Evaluate every configured expression against ``payload`` (raw values)."""
@@ -126,12 +150,19 @@ class GenericHelpdesk(Helpdesk):
         payload = request.json()
         if self.options.capture_dir:
             self._capture(request)
+        return self._event(request, payload)
+
+    def _event(self, request: WebhookRequest, payload: Any) -> Event:
         values = self.extract(payload)
         mapping = self.options.mapping
         verdict = self._classify(values, mapping)
         if isinstance(verdict, Ignored):
             return verdict
         dialog_id = as_id(values.get("dialog_id"), _field(mapping, "dialog_id"))
+        if dialog_id is None and verdict == "reopened":
+            # A reopen names no dialog we could have surveyed (LiveChat's first thread of a
+            # chat has no previous one): nothing to cancel.
+            return Ignored(f"reopen without a dialog id (mapping.dialog_id = {mapping.dialog_id})")
         if dialog_id is None:
             raise BadPayloadError(
                 f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
@@ -232,13 +263,54 @@ class GenericHelpdesk(Helpdesk):
             raise DeliveryError(f"{self.name}: the look-up answer is not JSON", retryable=True)
         return _find_marked(spec, answer, reply.marker, since - LOOKUP_CLOCK_SKEW, self.name)
 
+    def find_agent(self, dialog_id: str, context: Mapping[str, Any]) -> Person | None:
+        """``agent_lookup.by_dialog``: who handled the dialog (None when not configured)."""
+        spec = self.options.agent_lookup.by_dialog if self.options.agent_lookup else None
+        if spec is None:
+            return None
+        return self._ask_agent(spec, {"dialog_id": dialog_id, **_text_values(context)})
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        """``agent_lookup.by_id``: the agent's profile (None when not configured)."""
+        spec = self.options.agent_lookup.by_id if self.options.agent_lookup else None
+        if spec is None or not agent.id:
+            return None
+        found = self._ask_agent(spec, {**_text_values(context), "agent_id": agent.id})
+        # The profile names the agent asked for, whatever id (or none) it shows.
+        return Person(agent.id, found.name, found.email) if found else None
+
+    def _ask_agent(self, spec: AgentRequestOptions, values: Mapping[str, str]) -> Person | None:
+        url = render(spec.url, values, quote=True)
+        headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
+        params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
+        kwargs: dict[str, Any] = {}
+        if spec.body is not None:
+            kwargs["json"] = render(spec.body, values)
+        try:
+            response = self.http.request(
+                spec.method, url, headers=headers, params=params, retries=2, **kwargs
+            )
+        except DeliveryError as exc:
+            if exc.http_status == 404:
+                return None  # no such dialog or agent: sent without a name, like a miss
+            raise
+        answer = _json_or_none(response.content)
+        if answer is None:
+            # A proxy's page, a half-deployed API: worth asking again later.
+            raise DeliveryError(
+                f"{self.name}: the agent look-up answer is not JSON", retryable=True
+            )
+        return _agent_in(spec, answer)
+
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         payload = request.json()
-        values = self.extract(payload)
+        # Not self.parse: reading a captured payload must not capture it again.
+        event = self._event(request, payload)
         return {
             "expressions": self.options.mapping.expressions(),
-            "extracted": values,
-            **super().explain(request),
+            "extracted": self.extract(payload),
+            "result": type(event).__name__,
+            **asdict(event),
         }
 
     def _capture(self, request: WebhookRequest) -> None:
@@ -320,6 +392,87 @@ def _find_marked(
 def _field(mapping: MappingOptions, key: str) -> str:
     """How an error names a mapped field: the payload path the mapping reads it from."""
     return f"{mapping.expressions().get(key, key)} (mapping.{key})"
+
+
+def signed_message(template: str, request: WebhookRequest, *, timestamp: str) -> bytes:
+    """The bytes an HMAC sender signs: ``template`` (``auth.signed_payload``) with the raw
+    body, the timestamp header's value as received, the method and the path in place."""
+    values = {
+        "body": request.body,
+        "timestamp": timestamp.encode("utf-8"),
+        "method": request.method.encode("utf-8"),
+        "path": request.path.encode("utf-8"),
+    }
+    parts: list[bytes] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(literal.encode("utf-8"))
+        if name is not None:
+            parts.append(values[name])
+    return b"".join(parts)
+
+
+_UNIX = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,9})?")
+
+
+def read_timestamp(value: str | None, unit: str) -> datetime | None:
+    """A signature timestamp in ``unit`` (``s``, ``ms``, ``iso`` or ``auto``: any of them);
+    None when missing or not written that way."""
+    if value is None:
+        return None
+    text = value.strip()
+    if unit == "auto":
+        return parse_timestamp(text)
+    if unit in ("s", "ms"):
+        if not _UNIX.fullmatch(text):
+            return None
+        seconds = float(text) / (1000 if unit == "ms" else 1)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not text[:4].isdigit():  # fromisoformat also reads "T12:00" and friends
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _field_token_matches(request: WebhookRequest, token: SecretStr, path: str) -> bool:
+    """True when the JSON body's field ``path`` (keys joined by dots) is the token: a string,
+    compared in constant time. A body that is not JSON carries no token."""
+    try:
+        value: Any = request.json()
+    except BadPayloadError:
+        return False
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return False
+        value = value.get(key)
+    if not isinstance(value, str):
+        return False
+    expected = token.get_secret_value().encode("utf-8")
+    return hmac.compare_digest(expected, value.encode("utf-8", "replace"))
+
+
+def _text_values(context: Mapping[str, Any]) -> dict[str, str]:
+    return {k: "" if v is None else str(v) for k, v in context.items()}
+
+
+def _agent_in(spec: AgentRequestOptions, answer: Any) -> Person | None:
+    """The agent ``spec`` reads from a look-up answer; None when the answer names none."""
+    found = jmespath.search(spec.agent, answer)
+    if isinstance(found, list):
+        found = next((item for item in found if isinstance(item, Mapping)), None)
+    if not isinstance(found, Mapping):
+        return None
+
+    def read(expression: str | None) -> str | None:
+        return as_text(jmespath.search(expression, found)) if expression else None
+
+    person = Person(read(spec.id), read(spec.name), read(spec.email))
+    return person if person.known else None
 
 
 def _lower(items: list[str]) -> set[str]:

@@ -4,6 +4,7 @@ loaded)."""
 
 from __future__ import annotations
 
+import re
 import string
 import urllib.parse
 from collections.abc import Mapping
@@ -33,34 +34,90 @@ REPLY_FIELDS = (
 )
 
 
+# What a signed-payload template may hold besides literal text.
+SIGNED_PAYLOAD_FIELDS = ("timestamp", "body", "method", "path")
+# A body field holding a token: a key, or keys joined by dots for a nested one.
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
+
+
 class AuthOptions(StrictModel):
-    """How the sender proves itself: ``token`` (shared secret), ``hmac`` or ``none``."""
+    """How the sender proves itself: ``token`` (a shared secret in a header, the query string
+    or a field of the JSON body), ``hmac`` (a signature over the request) or ``none``.
+
+    ``signed_payload`` is the text the sender signs: a template of ``{body}`` (the raw body,
+    required), ``{timestamp}`` (the ``timestamp_header`` value as received), ``{method}``,
+    ``{path}`` (the URL path csat-hook received, without the query string) and literal text
+    (``{{`` and ``}}`` for braces): ``{timestamp}.{body}``, Crisp's ``[{timestamp};{body}]``.
+    ``timestamp_format`` says how the timestamp reads for the replay check: ``s`` or ``ms``
+    (Unix seconds or milliseconds), ``iso`` (ISO 8601) or ``auto`` (any of them).
+    """
 
     mode: Literal["token", "hmac", "none"] = "token"
     token: SecretStr | None = None
     token_header: str | None = "X-Webhook-Token"  # noqa: S105 (a header name)
     token_query: str | None = "token"  # noqa: S105 (a parameter name)
+    # A field of the JSON body carrying the token, e.g. LiveChat's "secret_key".
+    token_field: str | None = None
     secret: SecretStr | None = None
     signature_header: str = "X-Signature"
     algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
     encoding: Literal["hex", "base64"] = "hex"
     signature_prefix: str = ""
     timestamp_header: str | None = None
-    signed_payload: Literal["{body}", "{timestamp}{body}", "{timestamp}.{body}"] = "{body}"
+    timestamp_format: Literal["auto", "s", "ms", "iso"] = "auto"
+    signed_payload: str = "{body}"
     tolerance_seconds: float = Field(default=300, gt=0)
+
+    @field_validator("token_field")
+    @classmethod
+    def _field_path(cls, value: str | None) -> str | None:
+        if value is not None and not _FIELD_PATH.fullmatch(value):
+            raise ValueError(
+                "must name a body field: a key, or keys joined by dots "
+                "(e.g. secret_key, auth.token)"
+            )
+        return value
+
+    @field_validator("signed_payload")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        names = template_fields(value)
+        unknown = sorted(set(names) - set(SIGNED_PAYLOAD_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; known: "
+                + ", ".join(f"{{{name}}}" for name in SIGNED_PAYLOAD_FIELDS)
+                + " (write {{ and }} for literal braces)"
+            )
+        if "body" not in names:
+            raise ValueError("must contain {body}: the signature has to cover the body")
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> AuthOptions:
         if self.mode == "token":
             if self.token is None:
                 raise ValueError("token is required when mode is token")
-            if not (self.token_header or self.token_query):
-                raise ValueError("set token_header and/or token_query")
+            if not (self.token_header or self.token_query or self.token_field):
+                raise ValueError("set token_header, token_query and/or token_field")
         if self.mode == "hmac" and self.secret is None:
             raise ValueError("secret is required when mode is hmac")
-        if "{timestamp}" in self.signed_payload and not self.timestamp_header:
+        if "timestamp" in template_fields(self.signed_payload) and not self.timestamp_header:
             raise ValueError("timestamp_header is required when signed_payload has {timestamp}")
         return self
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template; ValueError for a malformed one
+    (an unmatched brace), a format spec or a conversion (``{body:x}``, ``{body!r}``)."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"{{{name}}}: no format spec or conversion is allowed")
+        names.append(name)
+    return names
 
 
 class MappingOptions(StrictModel):
@@ -215,6 +272,75 @@ class LookupRequestOptions(StrictModel):
         return self
 
 
+class AgentRequestOptions(StrictModel):
+    """One request of the agent look-up, and what it reads from the answer.
+
+    ``url``, ``headers``, ``query`` and ``body`` are templates like the reply request's
+    (``headers`` and ``query`` values are secrets). ``agent`` is a JMESPath to the agent in
+    the answer: an object, or a list whose first object is taken (``users[?type=='agent']``);
+    ``id``, ``name`` and ``email`` are JMESPaths evaluated on that object (null: not read).
+    """
+
+    method: Literal["GET", "POST"] = "GET"
+    url: str
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    query: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Any = None
+    agent: str = "@"
+    id: str | None = "id"
+    name: str | None = "name"
+    email: str | None = "email"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> AgentRequestOptions:
+        if self.body is not None and self.method == "GET":
+            raise ValueError("body is only sent with method POST")
+        for key in ("agent", "id", "name", "email"):
+            expression = getattr(self, key)
+            if expression is None:
+                continue
+            try:
+                jmespath.compile(expression)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        return self
+
+
+class AgentLookupOptions(StrictModel):
+    """Finding the agent's name and e-mail through the helpdesk's API when a close does not
+    carry them (looked up when the reply is sent; a failure is retried, and the last attempt
+    sends with what is known).
+
+    ``by_dialog`` asks who handled the dialog (placeholders ``{dialog_id}`` and the context
+    values), for a close that names no agent (Crisp, LiveChat). ``by_id`` reads an agent's
+    profile and must use ``{agent_id}``, for a close (or a ``by_dialog`` answer) that names the
+    agent by id only. A static ``agents:`` entry wins over ``by_id``, whose answers (a miss
+    too) are remembered for ``agent_cache_seconds``.
+    """
+
+    by_dialog: AgentRequestOptions | None = None
+    by_id: AgentRequestOptions | None = None
+
+    @model_validator(mode="after")
+    def _useful(self) -> AgentLookupOptions:
+        if self.by_dialog is None and self.by_id is None:
+            raise ValueError("set by_dialog and/or by_id")
+        if self.by_dialog is not None and not (self.by_dialog.id or self.by_dialog.name):
+            raise ValueError("by_dialog: read the agent's id and/or name")
+        if self.by_id is not None and not (self.by_id.name or self.by_id.email):
+            raise ValueError("by_id: read the agent's name and/or email")
+        return self
+
+
 class GenericOptions(HelpdeskOptions):
     kind: str = "generic"
     auth: AuthOptions
@@ -222,6 +348,8 @@ class GenericOptions(HelpdeskOptions):
     reply: ReplyRequestOptions | None = None
     # Without it, a reply whose outcome is unknown (timeout, dropped connection) is sent again.
     lookup: LookupRequestOptions | None = None
+    # Without it, a close that names its agent by id only goes out with the id (or `agents:`).
+    agent_lookup: AgentLookupOptions | None = None
     # When set, every verified payload is saved here for `inspect-payload` (holds customer data:
     # files are owner-only, and pruned as new ones arrive: older than capture_retention_days,
     # then the oldest beyond capture_max_files or capture_max_bytes).
@@ -239,18 +367,34 @@ class GenericOptions(HelpdeskOptions):
             _check_placeholders("reply", self.reply, allowed)
         if self.lookup is not None:
             _check_placeholders("lookup", self.lookup, allowed)
+        if self.agent_lookup is not None:
+            context = set(self.mapping.context)
+            if self.agent_lookup.by_dialog is not None:
+                _check_placeholders(
+                    "agent_lookup.by_dialog", self.agent_lookup.by_dialog, {"dialog_id"} | context
+                )
+            if self.agent_lookup.by_id is not None:
+                used = _check_placeholders(
+                    "agent_lookup.by_id", self.agent_lookup.by_id, {"agent_id"} | context
+                )
+                if "agent_id" not in used:
+                    raise ValueError("agent_lookup.by_id: the request must use {agent_id}")
         return self
 
 
 def _check_placeholders(
-    key: str, request: ReplyRequestOptions | LookupRequestOptions, allowed: set[str]
-) -> None:
+    key: str,
+    request: ReplyRequestOptions | LookupRequestOptions | AgentRequestOptions,
+    allowed: set[str],
+) -> set[str]:
+    """Refuse a placeholder outside ``allowed``; return the ones used."""
     texts = [
         request.url,
         *[v.get_secret_value() for v in request.headers.values()],
         *[v.get_secret_value() for v in request.query.values()],
         *_strings(request.body),
     ]
+    used: set[str] = set()
     for text in texts:
         try:
             names = [name for _, name, _, _ in string.Formatter().parse(text)]
@@ -261,6 +405,8 @@ def _check_placeholders(
                 raise ValueError(
                     f"{key}: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
                 )
+        used.update(name for name in names if name is not None)
+    return used
 
 
 def _strings(value: Any) -> list[str]:

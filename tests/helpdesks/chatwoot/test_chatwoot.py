@@ -172,6 +172,30 @@ def test_agent_email_is_looked_up_once_and_cached(clock):
 
 
 @responses.activate
+def test_agents_are_listed_with_the_users_token_when_the_reply_is_a_bots(clock):
+    refusal = {"error": "Access to this endpoint is not authorized for bots"}
+    responses.get(
+        BASE + "/api/v1/accounts/1/agents",
+        match=[matchers.header_matcher({"api_access_token": "bot-token"})],
+        status=401,
+        json=refusal,
+    )
+    responses.get(
+        BASE + "/api/v1/accounts/1/agents",
+        match=[matchers.header_matcher({"api_access_token": "user-token"})],
+        json=[{"id": 1, "name": "John Smith", "email": "john@acme.inc"}],
+    )
+    bot_only = desk(clock, api_access_token="bot-token")
+    with pytest.raises(DeliveryError) as info:
+        bot_only.resolve_agent(Person("1", "John"), {"account_id": "1"})
+    assert not info.value.retryable and "lookup_access_token" in info.value.message
+    with_user = desk(clock, api_access_token="bot-token", lookup_access_token="user-token")
+    assert with_user.resolve_agent(Person("1", "John"), {"account_id": "1"}) == Person(
+        "1", "John", "john@acme.inc"
+    )
+
+
+@responses.activate
 def test_static_agent_map_wins_over_the_api(clock):
     adapter = desk(clock, agents={"1": {"name": "Johnny", "email": "j@x"}})
     assert adapter.resolve_agent(Person("1"), {"account_id": "1"}) == Person("1", "Johnny", "j@x")

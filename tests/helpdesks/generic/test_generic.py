@@ -16,6 +16,7 @@ import responses
 from click.testing import CliRunner
 from responses import matchers
 
+from csat_hook.app import create_app
 from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.errors import BadPayloadError
@@ -554,3 +555,389 @@ def test_look_up_secrets_are_masked_by_check_config(tmp_path):
     result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
     assert result.exit_code == 0, result.output
     assert "lookup-secret" not in result.output and "messages" in result.output
+
+
+# --- signed-payload templates, timestamp formats, a token in the body -------------------------
+
+
+def hmac_adapter(clock, **auth) -> GenericHelpdesk:
+    return adapter(clock, auth={"mode": "hmac", "secret": "k", "signature_header": "X-Sig", **auth})
+
+
+def sign(message: bytes) -> str:
+    return hmac.new(b"k", message, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("template", "layout"),
+    [
+        ("{body}", lambda ts, body: body),
+        ("{timestamp}{body}", lambda ts, body: ts + body),
+        ("{timestamp}.{body}", lambda ts, body: ts + b"." + body),
+        ("[{timestamp};{body}]", lambda ts, body: b"[" + ts + b";" + body + b"]"),
+        ("v0:{timestamp}:{body}", lambda ts, body: b"v0:" + ts + b":" + body),
+        ("{{{timestamp}}}{body}", lambda ts, body: b"{" + ts + b"}" + body),
+    ],
+)
+def test_a_signed_payload_template_places_the_timestamp_and_body_as_received(
+    clock, template, layout
+):
+    desk = hmac_adapter(clock, timestamp_header="X-Ts", signed_payload=template)
+    body = body_of(generic_close())
+    ts = str(int(clock().timestamp()))
+
+    desk.verify(request(body, clock, {"X-Sig": sign(layout(ts.encode(), body)), "X-Ts": ts}))
+    with pytest.raises(InvalidSignatureError):  # the body alone is not what was signed
+        desk.verify(request(body, clock, {"X-Sig": sign(body + b"x"), "X-Ts": ts}))
+
+
+def test_method_and_path_are_signed_as_the_web_app_received_them(make_config, make_services, clock):
+    services = make_services(
+        make_config(
+            helpdesks={
+                "signed": {
+                    "kind": "generic",
+                    "auth": {
+                        "mode": "hmac",
+                        "secret": "path-secret-123",
+                        "signature_header": "X-Sig",
+                        "timestamp_header": "X-Ts",
+                        "timestamp_format": "iso",
+                        "signed_payload": "{method} {path}\n{timestamp}\n{body}",
+                    },
+                    "reply": {"url": "https://desk.example.com/{dialog_id}"},
+                }
+            }
+        )
+    )
+    client = create_app(services=services).test_client()
+    body = body_of(generic_close())
+    ts = clock().isoformat()
+
+    def post(path_signed: str, method: str = "POST"):
+        message = f"{method} {path_signed}\n{ts}\n".encode() + body
+        digest = hmac.new(b"path-secret-123", message, hashlib.sha256).hexdigest()
+        return client.post(
+            "/webhooks/signed",
+            data=body,
+            headers={"X-Sig": digest, "X-Ts": ts},
+            content_type="application/json",
+        )
+
+    assert post("/webhooks/other").status_code == 401
+    assert post("/webhooks/signed", method="PUT").status_code == 401
+    assert post("/webhooks/signed").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"signed_payload": "{ts}.{body}"}, "unknown placeholder {ts}"),
+        ({"signed_payload": "{timestamp}"}, "must contain {body}"),
+        ({"signed_payload": "{body:x}"}, "no format spec or conversion"),
+        ({"signed_payload": "{body!r}"}, "no format spec or conversion"),
+        ({"signed_payload": "{body"}, "signed_payload"),
+        ({"signed_payload": "[{timestamp};{body}]"}, "timestamp_header is required"),
+        ({"timestamp_format": "minutes"}, "timestamp_format"),
+        ({"mode": "token", "token": "t", "token_field": "a..b"}, "must name a body field"),
+        ({"mode": "token", "token": "t", "token_field": "items[0]"}, "must name a body field"),
+        (
+            {"mode": "token", "token": "t", "token_header": None, "token_query": None},
+            "set token_header, token_query and/or token_field",
+        ),
+    ],
+)
+def test_a_bad_auth_setting_is_refused_when_the_config_loads(auth, message):
+    options = {"mode": "hmac", "secret": "k", **auth}
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None,
+            env={},
+            overrides={
+                "helpdesks": {
+                    "g": {"kind": "generic", "auth": options, "reply": {"url": "https://x/"}}
+                }
+            },
+        )
+    assert message in str(info.value) and "helpdesks.g.auth" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("unit", "spelled", "accepted"),
+    [
+        ("s", lambda now: str(int(now.timestamp())), True),
+        ("s", lambda now: f"{now.timestamp():.3f}", True),
+        ("s", lambda now: str(int(now.timestamp() * 1000)), False),  # ms read as seconds
+        ("s", lambda now: now.isoformat(), False),
+        ("ms", lambda now: str(int(now.timestamp() * 1000)), True),
+        ("ms", lambda now: str(int(now.timestamp())), False),  # seconds read as ms: 1970
+        ("ms", lambda now: " 1e12", False),
+        ("iso", lambda now: now.isoformat(), True),
+        ("iso", lambda now: now.strftime("%Y-%m-%dT%H:%M:%SZ"), True),
+        ("iso", lambda now: now.replace(tzinfo=None).isoformat(), True),  # naive: UTC
+        ("iso", lambda now: str(int(now.timestamp())), False),
+        ("auto", lambda now: str(int(now.timestamp() * 1000)), True),
+        ("auto", lambda now: now.isoformat(), True),
+    ],
+)
+def test_timestamps_are_read_in_the_configured_unit(clock, unit, spelled, accepted):
+    desk = hmac_adapter(
+        clock, timestamp_header="X-Ts", timestamp_format=unit, signed_payload="{timestamp}.{body}"
+    )
+    body = b'{"event": "dialog.closed"}'
+    ts = spelled(clock())
+    headers = {"X-Sig": sign(ts.encode() + b"." + body), "X-Ts": ts}
+    if accepted:
+        desk.verify(request(body, clock, headers))
+    else:
+        with pytest.raises(InvalidSignatureError, match="timestamp"):
+            desk.verify(request(body, clock, headers))
+
+
+def test_read_timestamp_never_guesses_outside_its_unit():
+    from csat_hook.helpdesks.generic import read_timestamp
+
+    assert read_timestamp("1732104000", "s") == datetime(2024, 11, 20, 12, 0, tzinfo=UTC)
+    assert read_timestamp("1732104000000", "ms") == datetime(2024, 11, 20, 12, 0, tzinfo=UTC)
+    assert read_timestamp("T12:00", "iso") is None
+    assert read_timestamp("-5", "s") is None and read_timestamp("", "ms") is None
+    assert read_timestamp("9" * 16, "s") is None  # beyond the calendar: unreadable, not a crash
+    assert read_timestamp(None, "iso") is None
+
+
+def body_token_adapter(clock, field="secret_key") -> GenericHelpdesk:
+    return adapter(
+        clock,
+        auth={
+            "mode": "token",
+            "token": "lc-secret-1",
+            "token_header": None,
+            "token_query": None,
+            "token_field": field,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "accepted"),
+    [
+        ({"secret_key": "lc-secret-1", "event": "x"}, True),
+        ({"secret_key": "lc-secret-2"}, False),
+        ({"secret_key": "lc-secret-1 "}, False),
+        ({"secret_key": ["lc-secret-1"]}, False),
+        ({"secret_key": None}, False),
+        ({"payload": {"secret_key": "lc-secret-1"}}, False),  # only where configured
+        ({}, False),
+        (["lc-secret-1"], False),
+    ],
+)
+def test_a_token_in_a_body_field_must_be_that_exact_string(clock, payload, accepted):
+    desk = body_token_adapter(clock)
+    webhook = request(body_of(payload), clock)
+    if accepted:
+        desk.verify(webhook)
+    else:
+        with pytest.raises(InvalidSignatureError, match="webhook token"):
+            desk.verify(webhook)
+
+
+def test_a_nested_body_field_and_a_form_body_carry_the_token(clock):
+    desk = body_token_adapter(clock, field="auth.token")
+    desk.verify(request(b'{"auth": {"token": "lc-secret-1"}}', clock))
+    form = WebhookRequest(
+        body=b"token=lc-secret-1&event=x",
+        headers={},
+        query={},
+        received_at=clock(),
+        content_type="application/x-www-form-urlencoded",
+    )
+    with pytest.raises(InvalidSignatureError):  # a flat form has no "auth" object
+        desk.verify(form)
+    body_token_adapter(clock, field="token").verify(form)
+
+
+def test_a_reopen_naming_no_dialog_is_ignored_but_a_close_naming_none_is_a_400(clock):
+    desk = adapter(clock)
+    reopen = desk.parse(request(b'{"event": "dialog.reopened"}', clock))
+    assert isinstance(reopen, Ignored) and "reopen without a dialog id" in reopen.reason
+    with pytest.raises(BadPayloadError):
+        desk.parse(request(b'{"event": "dialog.closed"}', clock))
+
+
+# --- the agent look-up ------------------------------------------------------------------------
+
+BY_ID = {
+    "url": "https://desk.example.com/{account}/agents/{agent_id}",
+    "headers": {"Authorization": "Token agents-secret"},
+    "agent": "data",
+    "id": None,
+    "name": "display_name",
+    "email": "contact.email",
+}
+BY_DIALOG = {
+    "method": "POST",
+    "url": "https://desk.example.com/{account}/who",
+    "body": {"dialog": "{dialog_id}"},
+    "agent": "participants[?role=='agent']",
+    "id": "uid",
+    "name": "name",
+    "email": None,
+}
+
+
+def lookup_adapter(clock, **lookup) -> GenericHelpdesk:
+    return adapter(clock, mapping={"context": {"account": "account"}}, agent_lookup=lookup)
+
+
+@responses.activate
+def test_by_id_reads_the_profile_once_and_remembers_it(clock):
+    desk = lookup_adapter(clock, by_id=BY_ID)
+    responses.get(
+        "https://desk.example.com/acme/agents/7%2F8",
+        json={"data": {"display_name": "Anna Petrova", "contact": {"email": "anna@x"}}},
+        match=[matchers.header_matcher({"Authorization": "Token agents-secret"})],
+    )
+    context = {"account": "acme"}
+
+    first = desk.resolve_agent(Person(id="7/8"), context, dialog_id="D-1")
+    second = desk.resolve_agent(Person(id="7/8"), context, dialog_id="D-2")
+
+    assert first == second == Person("7/8", "Anna Petrova", "anna@x")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_by_dialog_finds_the_agent_of_a_close_that_names_none(clock):
+    desk = lookup_adapter(clock, by_dialog=BY_DIALOG, by_id=BY_ID)
+    responses.post(
+        "https://desk.example.com/acme/who",
+        json={
+            "participants": [
+                {"role": "customer", "uid": "c"},
+                {"role": "agent", "uid": "5", "name": "Kim"},
+            ]
+        },
+        match=[matchers.json_params_matcher({"dialog": "D 1"})],
+    )
+    responses.get(
+        "https://desk.example.com/acme/agents/5",
+        json={"data": {"display_name": "Kim Lee", "contact": {"email": "kim@x"}}},
+    )
+
+    found = desk.resolve_agent(Person(), {"account": "acme"}, dialog_id="D 1")
+
+    # The dialog's answer gives the id (and a name); the profile adds the e-mail.
+    assert found == Person("5", "Kim", "kim@x")
+
+
+@responses.activate
+def test_a_close_naming_its_agent_is_never_asked_for_by_dialog(clock):
+    desk = lookup_adapter(clock, by_dialog=BY_DIALOG)
+    assert desk.resolve_agent(Person(id="5"), {"account": "acme"}, dialog_id="D") == Person("5")
+    assert desk.resolve_agent(Person(name="Kim"), {"account": "acme"}, dialog_id="D") == Person(
+        name="Kim"
+    )
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("answer", "found"),
+    [
+        ({"status": 404, "json": {"error": "no such dialog"}}, None),
+        ({"json": {"participants": []}}, None),
+        ({"json": {"participants": [{"role": "agent", "uid": None, "name": None}]}}, None),
+        ({"json": {"participants": [{"role": "agent", "uid": 5}]}}, Person("5")),
+        ({"json": ["not", "an", "object"]}, None),
+    ],
+)
+def test_a_dialog_the_answer_names_no_agent_for_is_sent_without_one(clock, answer, found):
+    desk = lookup_adapter(clock, by_dialog=BY_DIALOG)
+    responses.post("https://desk.example.com/acme/who", **answer)
+    assert desk.find_agent("D", {"account": "acme"}) == found
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("answer", "retryable"),
+    [
+        ({"status": 503, "json": {}}, True),
+        ({"status": 200, "body": "<html>proxy</html>"}, True),
+        ({"status": 403, "json": {}}, False),
+    ],
+)
+def test_a_failing_look_up_says_whether_asking_again_can_help(clock, answer, retryable):
+    from csat_hook.helpdesks.base import AgentLookupError
+
+    desk = lookup_adapter(clock, by_dialog=BY_DIALOG)
+    responses.post("https://desk.example.com/acme/who", **answer)
+    with pytest.raises(AgentLookupError) as info:
+        desk.resolve_agent(Person(), {"account": "acme"}, dialog_id="D")
+    assert info.value.retryable is retryable and info.value.known == Person()
+
+
+@pytest.mark.parametrize(
+    ("lookup", "message"),
+    [
+        ({}, "set by_dialog and/or by_id"),
+        ({"by_id": {**BY_ID, "url": "https://x/agents"}}, "by_id: the request must use {agent_id}"),
+        (
+            {"by_dialog": {**BY_DIALOG, "url": "https://x/{agent_id}"}},
+            "unknown placeholder {agent_id}",
+        ),
+        ({"by_dialog": {**BY_DIALOG, "id": None, "name": None}}, "read the agent's id and/or name"),
+        ({"by_id": {**BY_ID, "name": None, "email": None}}, "read the agent's name and/or email"),
+        ({"by_id": {**BY_ID, "name": "join(' ',"}}, "name: \"join(' ',\" is not a valid JMESPath"),
+        ({"by_dialog": {**BY_DIALOG, "method": "GET"}}, "body is only sent with method POST"),
+    ],
+)
+def test_a_bad_agent_look_up_is_refused_naming_the_key(lookup, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None,
+            env={},
+            overrides={
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {"mode": "none"},
+                        "mapping": {"context": {"account": "account"}},
+                        "reply": {"url": "https://x/{dialog_id}"},
+                        "agent_lookup": lookup,
+                    }
+                }
+            },
+        )
+    assert message in str(info.value)
+
+
+# --- inspect-payload with a query string --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "verified"),
+    [
+        (["--query", "token=eadesk-hook-token"], True),
+        (["-q", "a=1&token=eadesk-hook-token"], True),
+        (["--url", "https://csat.example.com/webhooks/eadesk?token=eadesk-hook-token"], True),
+        (["--query", "token=guess"], False),
+        ([], False),
+    ],
+)
+def test_inspect_payload_verifies_a_token_in_the_query(extra, verified, tmp_path, monkeypatch):
+    fixture_file = fixture_path("generic", "synthetic_eadesk_style_close.json")
+    config = ROOT / "examples" / "eadesk.yaml"
+    args = ["--config", str(config), "inspect-payload", "--helpdesk", "eadesk", "--verify"]
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        [*args, *extra, str(fixture_file)],
+        env={"EADESK_WEBHOOK_TOKEN": "eadesk-hook-token", "EADESK_API_TOKEN": "api"},
+    )
+    # The example captures payloads (capture_dir); reading one must not capture it again.
+    assert list(tmp_path.iterdir()) == []
+    if verified:
+        assert result.exit_code == 0, result.output
+        assert "sender: verified" in result.output and "result: DialogClosed" in result.output
+    else:
+        assert result.exit_code == 1 and "unauthorized" in result.output

@@ -567,7 +567,10 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             return
 
         def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            try:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate in a cell: JSON escapes it (\ud800)
+                data = json.dumps(body).encode("ascii")
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))

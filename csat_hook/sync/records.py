@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 from typing import NamedTuple
 
+from csat_hook.db.text import storable
+
 # A row identity (``Submission.fingerprint``, ``SkippedRow.fingerprint``, the ``fingerprint``
 # columns) starts with this; digests written before it (raw cell text and source kind, which
 # a re-export changes) do not, and are recognised once and replaced (sources/base.py).
@@ -66,9 +68,10 @@ class Submission(NamedTuple):
     nps: int | None = None  # the 0–10 "would you recommend us" answer, when asked
 
     def source_row(self) -> dict[str, Any]:
-        """The row as read (header → value), kept with answers that cannot be credited."""
+        """The row as read (header → value), kept with answers that cannot be credited; text
+        made storable (a cell may hold NUL or a lone surrogate, which no database keeps)."""
         return {
-            h or f"column {i + 1}": v
+            storable(str(h)) if h else f"column {i + 1}": storable(v) if isinstance(v, str) else v
             for i, (h, v) in enumerate(zip(self.headers, self.cells, strict=False))
             if v not in ("", None)
         }

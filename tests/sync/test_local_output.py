@@ -140,3 +140,18 @@ def test_xlsx_numbers_with_formats_rules_and_a_chart(tmp_path: Path):
     # The amounts below and above each bar, in hidden columns right of the grid.
     assert [sheet["F2"].value, sheet["G2"].value] == [pytest.approx(0.1), pytest.approx(0.05)]
     assert sheet.column_dimensions["F"].hidden and sheet.column_dimensions["G"].hidden
+
+
+def test_report_files_and_their_folder_are_owner_only_whatever_the_umask(tmp_path):
+    import os
+    import stat
+
+    table = Table([Column("Submitted"), Column("Comment")], [["2026-11-20", "a comment"]])
+    old = os.umask(0o022)
+    try:
+        write_csv(tmp_path / "report" / "answers.csv", table)
+    finally:
+        os.umask(old)
+    folder, file = tmp_path / "report", tmp_path / "report" / "answers.csv"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600

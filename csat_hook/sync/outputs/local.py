@@ -26,6 +26,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from csat_hook.files import private_dir
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
@@ -47,7 +48,9 @@ def neutralize(value: Any) -> Any:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The report holds customer comments: owner-only, like every file csat-hook writes
+    # (mkstemp creates the file 0600 and the rename keeps it).
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 from typing import ClassVar
 
+from csat_hook.db.text import storable
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
@@ -260,10 +261,12 @@ class RowParser:
                 "nps",
                 example(raw_nps),
             )
-        comment = as_text(values.get("comment"))
-        token = as_text(values.get("token"))
-        field_agent = as_text(values.get("agent"))[:255]
-        field_ticket = as_text(values.get("ticket"))[:255]
+        # Text the database can hold (no NUL, no lone surrogate: a cell may carry either),
+        # so an answer never turns into a database error the next run meets again.
+        comment = storable(as_text(values.get("comment")))
+        token = storable(as_text(values.get("token")))
+        field_agent = storable(as_text(values.get("agent")))[:255]
+        field_ticket = storable(as_text(values.get("ticket")))[:255]
         return Submission(
             fingerprint=submission_identity(
                 submitted_at, token, rating, comment, field_agent, field_ticket, nps

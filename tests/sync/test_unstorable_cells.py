@@ -1,0 +1,36 @@
+"""Cells PostgreSQL cannot store (NUL, lone surrogates) never stop a sync (issue #10): the
+answer is credited with its text cleaned, the same on SQLite and PostgreSQL, and an unverified
+row keeps its cells as read, cleaned."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import unverified_answers
+from tests.sync.conftest import EN_HEADER
+from tests.sync.test_attribution import at
+
+
+def test_nul_and_lone_surrogates_in_cells_are_stored_cleaned(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(1), 2, "slow\x00 reply \ud800here", "An\x00na", "T-1", token],
+            [at(2), 1, "forged\x00 one", "Bo\udfffris", "T-2", "bad\x00token"],
+        ]
+    )
+    first = kit.run()
+    assert first.status == "ok", first.error
+    assert (first.new, first.unverified) == (1, {"malformed": 1})
+    with kit.engine.connect() as conn:
+        credited = conn.execute(sa.select(answers.c.comment, answers.c.field_agent)).one()
+        kept = conn.execute(
+            sa.select(unverified_answers.c.comment, unverified_answers.c.source_row)
+        ).one()
+    assert credited == ("slow reply \ufffdhere", "Anna")
+    assert kept.comment == "forged one"
+    assert "\x00" not in str(kept.source_row) and "\ud800" not in str(kept.source_row)
+    again = kit.run()
+    assert (again.status, again.new, again.unchanged) == ("ok", 0, 2)

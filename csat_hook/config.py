@@ -25,10 +25,13 @@ from pydantic import SecretStr
 from pydantic import ValidationError
 from pydantic import model_validator
 
+from csat_hook.alerts.config import AlertsConfig
+from csat_hook.alerts.config import check_alerts_section
 from csat_hook.db.config import DatabaseConfig
 from csat_hook.db.config import normalize_database_url
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
+from csat_hook.helpdesks import takes_notes
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.config import ServerConfig
 from csat_hook.links import SurveyConfig
@@ -64,6 +67,7 @@ class Config(StrictModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     source: str = Field(default="<built-in defaults>", exclude=True)
 
@@ -186,6 +190,16 @@ def load_config(
         config = None
     if isinstance(helpdesks, dict):
         validated = _validate_helpdesks(helpdesks, errors)
+        if config is not None and not errors:
+            try:
+                check_alerts_section(
+                    config.alerts,
+                    scale_min=config.metrics.scale_min,
+                    scale_max=config.metrics.scale_max,
+                    helpdesks=validated,
+                )
+            except ValueError as exc:
+                errors.append(str(exc))
     else:
         errors.append("helpdesks: must be a mapping of instance name to options")
     if errors or config is None:
@@ -328,6 +342,19 @@ def config_warnings(config: Config) -> list[str]:
     warnings = [
         f"{key} still holds the shipped development secret" for key in insecure_settings(config)
     ]
+    for name, options in config.alerts.destinations.items():
+        if options.kind == "helpdesk_note" and not any(
+            takes_notes(h) for h in config.helpdesks.values()
+        ):
+            warnings.append(
+                f"alerts.destinations.{name}: no configured helpdesk can take internal notes "
+                "(the generic adapter needs its note request): nothing will be noted"
+            )
+    if config.alerts.active and config.results.source == "csv" and not config.sync.run_in_serve:
+        warnings.append(
+            "alerts: answers are read only when a sync runs; with results.source csv they "
+            "reach the team when the export is refreshed"
+        )
     for lang in config.survey.reply.languages_without_nameless_template():
         warnings.append(
             f"survey.reply.templates_without_agent has no {lang!r} template: a {lang} reply "

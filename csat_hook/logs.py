@@ -36,6 +36,9 @@ SAFE_FIELDS = (
     "requests",
     "sheet",
     "key",
+    "destination",
+    "kind",
+    "alert_id",
 )
 
 

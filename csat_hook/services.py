@@ -2,7 +2,7 @@
 
 Flows never import this module: it imports them and wires each one with what it needs
 (intake gets the adapters, the engine and the send policy; delivery gets the adapters, the
-survey settings and the retry budget), so data flows one way.
+survey settings, the retry budget and the alert destinations), so data flows one way.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.intake.receive import Intake
 from csat_hook.intake.recorder import CloseRecorder
+from csat_hook.notify import build_destinations
+from csat_hook.notify.base import Destination
 from csat_hook.outbox.delivery import Delivery
 from csat_hook.outbox.wake import Waker
 from csat_hook.outbox.worker import DeliveryWorker
@@ -35,6 +37,7 @@ class Services:
     http: HttpClient
     clock: Clock = utcnow
     waker: Waker = field(default_factory=Waker)
+    destinations: dict[str, Destination] = field(default_factory=dict)
     intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
@@ -52,7 +55,12 @@ class Services:
 
     def delivery_worker(self, *, worker_id: str | None = None) -> DeliveryWorker:
         """A delivery worker for this process (not started)."""
-        delivery = Delivery(self.helpdesks, self.config.survey, self.config.delivery.max_attempts)
+        delivery = Delivery(
+            self.helpdesks,
+            self.config.survey,
+            self.config.delivery.max_attempts,
+            destinations=self.destinations,
+        )
         return DeliveryWorker(
             self.engine,
             delivery,
@@ -82,4 +90,14 @@ def build_services(
     if create_tables:
         create_schema(engine)
     helpdesks = build_helpdesks(config.helpdesks, http=http, clock=clock)
-    return Services(config=config, engine=engine, helpdesks=helpdesks, http=http, clock=clock)
+    destinations = build_destinations(
+        config.alerts.destinations, http=http, helpdesks=helpdesks, clock=clock
+    )
+    return Services(
+        config=config,
+        engine=engine,
+        helpdesks=helpdesks,
+        http=http,
+        clock=clock,
+        destinations=destinations,
+    )

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from csat_hook.cli import main
+from csat_hook.config import config_warnings
 from csat_hook.config import load_config
 from csat_hook.config import masked_dump
 from csat_hook.errors import ConfigError
@@ -241,3 +242,55 @@ def test_masked_dump_masks_credentials_in_every_url():
         "https://api.example.com/{dialog_id}?api_key=**********&v=2"
     )
     assert data["helpdesks"]["chatwoot"]["base_url"] == "https://bot:**********@chat.example.com"
+
+
+def test_the_commented_alerts_example_is_valid(tmp_path):
+    # config.example.yaml shows destinations, rules and digests in comments: uncommented, they
+    # load, with the secrets from the environment.
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("  # destinations:")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("  #"))
+    block = [line.replace("  # ", "  ", 1) for line in lines[start:end]]
+    lines = lines[:start] + block + lines[end:]
+    for empty in ("  destinations: {}", "  rules: []", "  digests: []"):
+        lines = [line for line in lines if not line.startswith(empty + " ")]
+    path = tmp_path / "example.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    env = {
+        "SLACK_ALERTS_URL": "https://hooks.slack.com/services/T0/B0/X0",
+        "TELEGRAM_BOT_TOKEN": "123456789:AAH0exampleTokenForTests_abcdefgh",
+        "SMTP_PASSWORD": "pw",
+        "ALERTS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }
+
+    alerts = load_config(path, env=env).alerts
+
+    assert sorted(alerts.destinations) == [
+        "conversation",
+        "crm",
+        "managers",
+        "team-slack",
+        "team-telegram",
+    ]
+    assert [r.name for r in alerts.rules] == ["low_rating", "comments", "agent_drop"]
+    assert alerts.digests[0].at.hour == 9
+
+
+def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about():
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "helpdesks": {
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "none"},
+                    "reply": {"url": "https://d.example/{dialog_id}"},
+                }
+            },
+            "alerts": {"destinations": {"note": {"kind": "helpdesk_note"}}},
+        },
+    )
+    assert any(
+        "alerts.destinations.note: no configured helpdesk" in w for w in config_warnings(config)
+    )

@@ -5,7 +5,7 @@ Exit codes: 0 success; 1 the command ran and failed (a sync error, failed replie
 3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under cron).
 
 One module per command group: ``run`` (serve, worker), ``admin`` (configuration, schema,
-links, payloads, the outbox), ``sync``, ``dev`` (local fakes).
+links, payloads, the outbox), ``alerts``, ``sync``, ``dev`` (local fakes).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import click
 
 from csat_hook import __version__
 from csat_hook.cli import admin
+from csat_hook.cli import alerts
 from csat_hook.cli import dev
 from csat_hook.cli import run
 from csat_hook.cli import sync
@@ -50,6 +51,7 @@ for command in (
     admin.verify_token,
     admin.inspect_payload,
     admin.outbox,
+    alerts.alerts,
     sync.sync,
     dev.dev,
 ):

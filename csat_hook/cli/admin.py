@@ -261,17 +261,29 @@ def inspect_payload(
     help="Only these statuses (repeatable).",
 )
 @click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["reply", "alert"]),
+    help="Only replies or only alert deliveries.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def outbox(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """List queued, sent and failed replies (newest first) with their last error."""
+def outbox(
+    ctx: click.Context, statuses: tuple[str, ...], limit: int, kinds: tuple[str, ...], as_json: bool
+) -> None:
+    """List queued, sent and failed replies and alert deliveries (newest first) with their
+    last error."""
     if ctx.invoked_subcommand is not None:
         return
     state = ctx.find_object(State)
     assert state is not None
     services = state.services()
     with services.engine.connect() as conn:
-        rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
+        rows = listing.list_outbox(
+            conn, statuses=statuses or None, limit=limit, kinds=kinds or None
+        )
         counts = listing.outbox_counts(conn)
     if as_json:
         click.echo(
@@ -296,19 +308,22 @@ def outbox(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: b
         error = f"  last error: {row.last_error}" if row.last_error else ""
         # An earlier attempt may have landed: the next one looks it up before sending.
         unknown = " outcome-unknown" if row.uncertain_since and row.status != "sent" else ""
+        if row.kind == "alert":
+            what = f"alert #{row.alert_id} -> {row.destination}"
+        else:
+            what = f"{row.helpdesk}/{row.dialog_id} agent={row.agent_name or row.agent_id or '-'}"
         click.echo(
-            f"#{row.id} {row.status:<9} {row.helpdesk}/{row.dialog_id} "
-            f"agent={row.agent_name or row.agent_id or '-'} attempts={row.attempts}{unknown} "
-            f"{when}{error}"
+            f"#{row.id} {row.status:<9} {what} attempts={row.attempts}{unknown} {when}{error}"
         )
 
 
 @outbox.command("retry")
 @click.argument("ids", nargs=-1, type=int)
-@click.option("--all-failed", is_flag=True, help="Requeue every failed reply.")
+@click.option("--all-failed", is_flag=True, help="Requeue every failed reply and alert.")
 @pass_state
 def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
-    """Requeue failed replies (by id, or all of them) with a fresh attempt budget."""
+    """Requeue failed replies and alert deliveries (by id, or all of them) with a fresh
+    attempt budget."""
     if not ids and not all_failed:
         raise click.UsageError("give reply ids, or --all-failed")
     services = state.services()

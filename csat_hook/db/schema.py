@@ -15,10 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-# Survey statuses (surveys.status) and the reply queue's (outbox.status).
+# Survey statuses (surveys.status) and the delivery queue's (outbox.status).
 QUEUED, SENT, FAILED, SKIPPED, CANCELLED = "queued", "sent", "failed", "skipped", "cancelled"
 PENDING, SENDING = "pending", "sending"
 OUTBOX_STATUSES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
+# What an outbox row delivers (outbox.kind): a survey reply, or an alert to one destination.
+REPLY, ALERT = "reply", "alert"
+OUTBOX_KINDS = (REPLY, ALERT)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -87,16 +90,19 @@ surveys = sa.Table(
     sa.Index(None, "status", "sent_at"),
 )
 
-# The delivery queue. A row is claimed by setting status=sending with a lease, renewed by its
-# worker's heartbeat. A worker that dies mid-delivery stops beating (or its lease expires): a
-# live worker puts the row back to pending with ``uncertain_since`` set, since the dead one may
-# have posted it. ``uncertain_since`` (the start of the earliest attempt whose outcome is
-# unknown) means "look whether it landed before sending again".
+# The delivery queue: survey replies (kind ``reply``, one per survey) and alerts (kind
+# ``alert``, one per alert and destination, ``delivery_key`` = ``<alert id>:<destination>``).
+# A row is claimed by setting status=sending with a lease, renewed by its worker's heartbeat.
+# A worker that dies mid-delivery stops beating (or its lease expires): a live worker puts the
+# row back to pending with ``uncertain_since`` set, since the dead one may have posted it.
+# ``uncertain_since`` (the start of the earliest attempt whose outcome is unknown) means "look
+# whether it landed before sending again". ``helpdesk``/``dialog_id`` of an alert row are the
+# rated conversation's (empty for an alert about an agent, a digest).
 outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE")),
     sa.Column("helpdesk", sa.String(64), nullable=False),
     sa.Column("dialog_id", sa.String(191), nullable=False),
     sa.Column("context", sa.JSON(), nullable=False),
@@ -113,8 +119,14 @@ outbox = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
     sa.Column("uncertain_since", UTCDateTime()),
+    sa.Column("kind", sa.String(16), nullable=False, server_default=REPLY),
+    sa.Column("alert_id", sa.ForeignKey("alerts.id", ondelete="CASCADE")),
+    sa.Column("destination", sa.String(64)),
+    sa.Column("delivery_key", sa.String(191)),
     sa.UniqueConstraint("survey_id"),
+    sa.UniqueConstraint("kind", "delivery_key"),
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "destination", "created_at"),
 )
 
 # One row per running delivery worker (``csat-hook worker``, or the delivery threads of a
@@ -242,4 +254,53 @@ sync_locks = sa.Table(
     sa.Column("holder", sa.String(191)),
     sa.Column("lease_until", UTCDateTime()),
     sa.Column("acquired_at", UTCDateTime()),
+)
+
+
+# --- alerts -----------------------------------------------------------------------------------
+# One row per alert: a rule matched an answer (``kind`` answer: ``key`` is the digest of rule,
+# survey and rating, so a re-run, ``--full`` or an edit that keeps the rating adds nothing, and
+# a changed rating adds one), an agent's CSAT went significantly below target (``agent``: rule,
+# agent and episode), a digest is due (``digest``: digest and period), or a destination's cap
+# was reached (``overflow``). Written by the sync in the transaction that stores the answers;
+# each alert's deliveries are outbox rows. ``payload`` is the message as it is sent (it holds
+# the customer's comment). ``handled`` is what the team marked (the Alerts tab's column, or
+# ``csat-hook alerts handle``); ``handled_sheet`` is the value last written to that column, so
+# an edit made in the sheet is told from one made on the command line.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("survey_key", sa.String(1024)),
+    sa.Column("helpdesk", sa.String(64)),
+    sa.Column("dialog_id", sa.String(191)),
+    sa.Column("agent_key", sa.String(255)),
+    sa.Column("rating", sa.Integer()),
+    sa.Column("previous_rating", sa.Integer()),
+    sa.Column("submitted_at", UTCDateTime()),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("handled", sa.String(100)),
+    sa.Column("handled_at", UTCDateTime()),
+    sa.Column("handled_sheet", sa.String(100)),
+    sa.UniqueConstraint("key"),
+    sa.UniqueConstraint("ref"),
+    sa.Index(None, "kind", "created_at"),
+)
+
+# What the alert rules remember between syncs: when each rule was first seen (answers
+# submitted before that, less ``alerts.backfill_minutes``, never alert), and each agent's
+# state under an agent rule (``ok``/``below``, the episode number of the current "below").
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("episode", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("since", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

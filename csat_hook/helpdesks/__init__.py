@@ -36,3 +36,9 @@ def build_helpdesks(
         name: REGISTRY[options.kind](name, options, http=http, clock=clock)
         for name, options in options_by_name.items()
     }
+
+
+def takes_notes(options: Any) -> bool:
+    """Whether the helpdesk configured by ``options`` can take internal notes (alerts)."""
+    adapter = REGISTRY.get(getattr(options, "kind", ""))
+    return adapter is not None and adapter.takes_notes(options)

@@ -8,7 +8,10 @@ An adapter does four things, each for one vendor:
 * :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email, and
   :meth:`Helpdesk.find_agent` (optional) finds who handled a dialog whose close named no agent;
 * :meth:`Helpdesk.find_reply` (where :attr:`Helpdesk.supports_lookup`) finds, after an attempt
-  whose outcome is unknown (a timeout, a dropped connection), whether the reply was posted.
+  whose outcome is unknown (a timeout, a dropped connection), whether the reply was posted;
+* :meth:`Helpdesk.post_note` (where :attr:`Helpdesk.supports_notes`) posts an internal note
+  (an alert about the customer's rating) into the dialog, and :meth:`Helpdesk.find_note`
+  finds one whose outcome is unknown, as ``find_reply`` does for replies.
 
 Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
 delivery worker decides. They build from plain options validated by their ``Options`` model.
@@ -42,6 +45,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -98,6 +102,9 @@ class Helpdesk(abc.ABC):
     Options: ClassVar[type[HelpdeskOptions]] = HelpdeskOptions
     # True where find_reply is implemented (and, for configurable adapters, configured).
     supports_lookup: ClassVar[bool] = False
+    # True where post_note is implemented (and configured); find_note where both are True.
+    supports_notes: ClassVar[bool] = False
+    supports_note_lookup: ClassVar[bool] = False
 
     def __init__(
         self, name: str, options: HelpdeskOptions, *, http: HttpClient, clock: Clock
@@ -139,6 +146,24 @@ class Helpdesk(abc.ABC):
         skew), as a SendResult (its message id), or None when there is none. Raises
         DeliveryError: retryable when the vendor cannot be asked now, permanent when it never
         can (no permission to list): the caller then falls back to sending again."""
+        raise NotImplementedError
+
+    @classmethod
+    def takes_notes(cls, options: HelpdeskOptions) -> bool:
+        """Whether an adapter built from ``options`` can post notes (for checks made before
+        adapters exist: the configuration, the sync deciding where alerts go)."""
+        return cls.supports_notes
+
+    def post_note(self, note: Note) -> SendResult:
+        """Post ``note.text`` as an internal note (private: the customer never sees it) into
+        the dialog, without changing its status; raise DeliveryError on failure."""
+        raise DeliveryError(
+            f"helpdesk {self.name!r} ({self.kind}) cannot post internal notes", retryable=False
+        )
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """After an unknown outcome: our internal note carrying ``note.marker``, posted at or
+        after ``since``, or None. Raises DeliveryError as :meth:`find_reply` does."""
         raise NotImplementedError
 
     # --- shared behaviour ------------------------------------------------------------------
@@ -293,12 +318,14 @@ LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
 MIN_MARKER_LENGTH = 16
 
 
-def lookup_marker(reply: Reply) -> str:
-    """``reply.marker``, checked: a permanent DeliveryError when it cannot identify a reply."""
+def lookup_marker(reply: Reply | Note) -> str:
+    """``reply.marker``, checked: a permanent DeliveryError when it cannot identify a reply
+    (the survey's signed reference) or a note (the alert's reference)."""
     marker = reply.marker.strip()
     if len(marker) < MIN_MARKER_LENGTH or any(c.isspace() or c in "<>&\"'" for c in marker):
+        what = "note" if isinstance(reply, Note) else "reply"
         raise DeliveryError(
-            "the reply has no usable marker to look for (the survey's signed reference)",
+            f"the {what} has no usable marker to look for (its signed or alert reference)",
             retryable=False,
         )
     return marker

@@ -19,6 +19,10 @@
   post messages (``AccessTokenAuthHelper::BOT_ACCESSIBLE_ENDPOINTS``): listing answers 401, so
   the look-up needs a user's token (``lookup_access_token``, else ``api_access_token``).
   https://developers.chatwoot.com/api-reference/messages/get-messages
+* Internal note (an alert): the same ``POST …/messages`` with ``"private": true``; a note never
+  reopens a resolved conversation (``Message#reopen_conversation`` acts on incoming messages
+  only) and bot tokens may post it. Found after an unknown outcome like a reply, among the
+  private outgoing messages.
 * Errors: ``{"error": "…"}``, ``{"message": "…", "attributes": [...]}`` (a record invalid) or
   Devise's ``{"errors": ["…"]}`` (``RequestExceptionHandler``).
 """
@@ -58,6 +62,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -105,6 +110,8 @@ class ChatwootOptions(HelpdeskOptions):
 class ChatwootHelpdesk(Helpdesk):
     kind = "chatwoot"
     supports_lookup = True
+    supports_notes = True
+    supports_note_lookup = True
     Options = ChatwootOptions
     options: ChatwootOptions
 
@@ -193,30 +200,58 @@ class ChatwootHelpdesk(Helpdesk):
         return str(account)
 
     def send_reply(self, reply: Reply) -> SendResult:
+        return self._post(reply.context, reply.dialog_id, reply.text, private=False, sent=reply)
+
+    def post_note(self, note: Note) -> SendResult:
+        """A private message: seen by agents only, and it does not reopen the conversation."""
+        return self._post(note.context, note.dialog_id, note.text, private=True, sent=note)
+
+    def _post(
+        self,
+        context: Mapping[str, Any],
+        conversation: str,
+        text: str,
+        *,
+        private: bool,
+        sent: Reply | Note,
+    ) -> SendResult:
         url = self.options.base_url + MESSAGES_PATH.format(
-            account=self._account(reply.context), conversation=reply.dialog_id
+            account=self._account(context), conversation=conversation
         )
         response = self.http.request(
             "POST",
             url,
             headers={"api_access_token": self.options.api_access_token.get_secret_value()},
             json={
-                "content": reply.text,
+                "content": text,
                 "message_type": "outgoing",
-                "private": False,
+                "private": private,
                 "content_type": "text",
             },
-            explain=explainer(error_items, reply),
+            explain=explainer(error_items, sent),
         )
         body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our outgoing public message carrying the marker, newest pages first (see module)."""
-        marker = lookup_marker(reply)
+        return self._find(reply.context, reply.dialog_id, lookup_marker(reply), since, False)
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """Our private message (note) carrying the alert's reference, newest pages first."""
+        return self._find(note.context, note.dialog_id, lookup_marker(note), since, True)
+
+    def _find(
+        self,
+        context: Mapping[str, Any],
+        conversation: str,
+        marker: str,
+        since: datetime,
+        private: bool,
+    ) -> SendResult | None:
         floor = lookup_floor(since).timestamp()
         url = self.options.base_url + MESSAGES_PATH.format(
-            account=self._account(reply.context), conversation=reply.dialog_id
+            account=self._account(context), conversation=conversation
         )
         token = self.options.lookup_access_token or self.options.api_access_token
         before: int | None = None
@@ -239,14 +274,14 @@ class ChatwootHelpdesk(Helpdesk):
                 ) from exc
             page = [m for m in dig(response_json(response), "payload") or [] if _is_message(m)]
             for message in sorted(page, key=_message_id, reverse=True):
-                if _our_reply(message, marker, floor):
+                if _ours(message, marker, floor, private=private):
                     return SendResult(external_id=as_text(message.get("id")))
             oldest = min((_created(m) for m in page), default=None)
             if len(page) < PAGE_SIZE or oldest is None or oldest < floor:
                 return None
             before = min(_message_id(m) for m in page)
         raise DeliveryError(
-            f"Chatwoot: {LOOKUP_PAGES * PAGE_SIZE} messages posted since the reply was sent; "
+            f"Chatwoot: {LOOKUP_PAGES * PAGE_SIZE} messages posted since it was sent; "
             "not searched further",
             retryable=False,
         )
@@ -291,13 +326,14 @@ def _created(message: Mapping[str, Any]) -> float:
     return when.timestamp() if when else 0.0
 
 
-def _our_reply(message: Mapping[str, Any], marker: str, floor: float) -> bool:
-    """Outgoing, public, from an agent or a bot (a contact's email reply quotes our survey,
-    a private note may carry the marker), posted since ``floor``, carrying the marker."""
+def _ours(message: Mapping[str, Any], marker: str, floor: float, *, private: bool) -> bool:
+    """Outgoing, public for a reply and private for a note (a reply and a note may carry each
+    other's marker), from an agent or a bot (a contact's email reply quotes our survey), posted
+    since ``floor``, carrying the marker."""
     sender_type = dig(message, "sender.type")
     return (
         message.get("message_type") in OUTGOING
-        and message.get("private") is False
+        and message.get("private") is private
         and sender_type in (None, "user", "agent_bot")
         and _created(message) >= floor
         and carries_marker(marker, message.get("content"))

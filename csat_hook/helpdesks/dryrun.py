@@ -1,7 +1,8 @@
 """The dry-run helpdesk: the embedded default, for trying csat-hook without a helpdesk account.
 
 It accepts webhooks in the generic adapter's default format (configurable the same way) and,
-instead of calling an API, appends each reply to a JSON-lines file and logs that it did.
+instead of calling an API, appends each reply (and each internal note: an alert) to a JSON-lines
+file and logs that it did.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field
@@ -16,9 +18,11 @@ from pydantic import SecretStr
 
 from csat_hook.files import append_private
 from csat_hook.files import private_dir
+from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.generic import AuthOptions
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.generic import GenericOptions
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 
@@ -46,6 +50,35 @@ class DryRunHelpdesk(GenericHelpdesk):
         """Never: a local file write has no unknown outcome to check."""
         return False
 
+    @property
+    def supports_notes(self) -> bool:  # type: ignore[override]
+        return True
+
+    @property
+    def supports_note_lookup(self) -> bool:  # type: ignore[override]
+        return False
+
+    @classmethod
+    def takes_notes(cls, options: HelpdeskOptions) -> bool:
+        return True
+
+    def post_note(self, note: Note) -> SendResult:
+        self._append(
+            {
+                "type": "note",
+                "helpdesk": note.helpdesk,
+                "dialog_id": note.dialog_id,
+                "text": note.text,
+                "marker": note.marker,
+                "idempotency_key": note.idempotency_key,
+                "at": self.clock().isoformat(),
+            }
+        )
+        logger.info(
+            "dryrun.note-stored", extra={"helpdesk": self.name, "dialog_id": note.dialog_id}
+        )
+        return SendResult(external_id=f"dryrun-{note.idempotency_key}")
+
     def send_reply(self, reply: Reply) -> SendResult:
         record = {
             "helpdesk": reply.helpdesk,
@@ -56,11 +89,14 @@ class DryRunHelpdesk(GenericHelpdesk):
             "idempotency_key": reply.idempotency_key,
             "at": self.clock().isoformat(),
         }
-        path = Path(self.options.output)
-        private_dir(path.parent)
-        with _write_lock, append_private(path) as handle:  # replies hold customer data
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._append(record)
         logger.info(
             "dryrun.reply-stored", extra={"helpdesk": self.name, "dialog_id": reply.dialog_id}
         )
         return SendResult(external_id=f"dryrun-{reply.idempotency_key}")
+
+    def _append(self, record: Mapping[str, object]) -> None:
+        path = Path(self.options.output)
+        private_dir(path.parent)
+        with _write_lock, append_private(path) as handle:  # replies and notes hold customer data
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

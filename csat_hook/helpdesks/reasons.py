@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 
 MAX_REASON = 200
@@ -61,10 +62,12 @@ class ErrorItem:
     message: Any = None
 
 
-def private_values(reply: Reply | None) -> tuple[str, ...]:
+def private_values(reply: Reply | Note | None) -> tuple[str, ...]:
     """The values of a request that must never reach an error message."""
     if reply is None:
         return ()
+    if isinstance(reply, Note):  # an alert: the customer's rating, comment and agent
+        return tuple(value for value in (reply.text, reply.marker) if value)
     people = (reply.agent, reply.customer)
     return tuple(
         value
@@ -96,7 +99,7 @@ def compose_reason(items: Iterable[ErrorItem], private: Sequence[str] = ()) -> s
 
 
 def explainer(
-    extract: Callable[[Any], Iterable[ErrorItem]], reply: Reply | None = None
+    extract: Callable[[Any], Iterable[ErrorItem]], reply: Reply | Note | None = None
 ) -> Callable[[requests.Response], str | None]:
     """A callback for :meth:`HttpClient.request`'s ``explain``: the response's JSON body read
     by ``extract`` (the adapter's knowledge of its vendor's error shape), then composed."""

@@ -249,6 +249,25 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Note:
+    """An internal note to post into a dialog (an alert about the customer's answer): for the
+    team, never shown to the customer, and never changing the dialog's status.
+
+    ``text`` is plain text (adapters whose bodies are HTML escape it); ``marker`` is the alert's
+    reference, which ``text`` carries: :meth:`~csat_hook.helpdesks.base.Helpdesk.find_note`
+    looks for it among the dialog's notes. ``context`` is the survey's reply context (an
+    account id, an admin id...), as the reply to the same dialog had it.
+    """
+
+    helpdesk: str
+    dialog_id: str
+    text: str
+    marker: str
+    context: Mapping[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
 class SendResult:
     """What the vendor answered to a posted reply. ``external_id`` is its message id."""
 

@@ -1,8 +1,11 @@
-"""Delivering one claimed reply: render its link and text, post it, say what happened.
+"""Delivering one claimed row: a reply (render its link and text, post it) or an alert (hand
+it to its destination), and say what happened.
 
 :func:`deliver_one` is the unit of work of the worker loop (:mod:`csat_hook.outbox.worker`),
 as a task is in procrastinate. It never touches the database and never raises for a vendor's
-answer: it returns an :data:`Outcome` (sent, retry later, failed) that the loop records.
+answer: it returns an :data:`Outcome` (sent, retry later, failed) that the loop records. It
+dispatches on the row's ``kind``; both kinds share the attempt budget, the retry policy and
+the fence.
 
 Exactly one reply, even when an outcome is unknown. When an earlier attempt may have landed
 (it timed out, its connection dropped, or its worker died mid-delivery: the row's
@@ -16,6 +19,14 @@ looking for the survey's signed reference):
 * the helpdesk cannot be asked at all (no look-up: the generic adapter without ``lookup``,
   the dry run; or a permanent refusal such as no permission to list): posted again, as before
   look-ups existed, with a warning and a note in ``last_error`` (the dialog may show it twice).
+
+An alert whose earlier attempt may have landed is settled as its destination says
+(:meth:`~csat_hook.notify.base.Destination.settle`): a helpdesk note is looked up by its
+"Alert ref:" line, as a reply is; an e-mail or a webhook is sent again with the same
+Message-ID or ``webhook-id`` (the receiver can drop the copy); a Slack or Telegram message,
+which can neither be looked up nor deduplicated, is by default recorded as sent, unconfirmed,
+and not sent again (``on_unknown_outcome: skip``): such an answer nearly always means the
+message arrived, and a second copy would be the likelier error.
 """
 
 from __future__ import annotations
@@ -25,10 +36,13 @@ import logging
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from csat_hook.db.schema import ALERT
+from csat_hook.db.schema import REPLY
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.base import AgentLookupError
 from csat_hook.helpdesks.base import Helpdesk
@@ -41,6 +55,8 @@ from csat_hook.links import agent_label
 from csat_hook.links import build_link
 from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
+from csat_hook.notify.base import Destination
+from csat_hook.notify.records import AlertMessage
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +64,24 @@ logger = logging.getLogger(__name__)
 # vendor's differ by a little.
 LOOKUP_SKEW = timedelta(minutes=2)
 FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, not posted again"
+UNCONFIRMED_NOTE = (
+    "outcome unknown, not sent again ({kind} can neither be asked whether it arrived nor drop "
+    "a copy; on_unknown_outcome: skip): recorded as sent, unconfirmed"
+)
 
 
 @dataclass(frozen=True)
 class Sent:
-    """The vendor took the reply; ``agent`` and ``link`` are what it went out with.
+    """The vendor took the reply (or the destination the alert); for a reply ``agent`` and
+    ``link`` are what it went out with.
 
-    ``note`` is kept for operators: the reply was found by a look-up, or sent again without one.
+    ``note`` is kept for operators: found by a look-up, sent again without one, not sent again.
     """
 
     external_id: str | None
-    body: str
-    agent: Person
-    link: str
+    body: str | None
+    agent: Person | None = None
+    link: str | None = None
     note: str | None = None
 
 
@@ -89,11 +110,13 @@ Outcome = Sent | Retry | Failed
 
 @dataclass(frozen=True)
 class Delivery:
-    """What delivering needs: the adapters, the survey's link and text settings, the budget."""
+    """What delivering needs: the adapters, the survey's link and text settings, the budget,
+    and the alert destinations."""
 
     helpdesks: Mapping[str, Helpdesk]
     survey: SurveyConfig
     max_attempts: int
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
 
 
 def survey_link(survey_config: SurveyConfig, survey: Any, agent: Person) -> str:
@@ -126,16 +149,20 @@ class _Unchecked:
 def deliver_one(
     delivery: Delivery,
     item: Any,
-    survey: Any | None,
+    record: Any | None,
     *,
     may_write: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Post one claimed reply (``item``: its outbox row; ``survey``: its survey row).
+    """Deliver one claimed row (``item``: its outbox row; ``record``: its survey row for a
+    reply, its alert row for an alert).
 
     ``may_write`` is the worker's fence: checked before each request that may change
     something, it says whether this worker still owns the claim (see
     :meth:`~csat_hook.helpdesks.transport.HttpClient.guarded`).
     """
+    if getattr(item, "kind", REPLY) == ALERT:  # rows before alerts existed are replies
+        return _deliver_alert(delivery, item, record, may_write)
+    survey = record
     adapter = delivery.helpdesks.get(item.helpdesk)
     if adapter is None:
         return Failed(f"helpdesk {item.helpdesk!r} is not configured any more")
@@ -249,4 +276,103 @@ def _look_up(
         logger.exception(
             "delivery.unexpected-error", extra={"helpdesk": adapter.name, "reason": "look-up"}
         )
+        return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+def _deliver_alert(
+    delivery: Delivery, item: Any, alert: Any | None, may_write: Callable[[], bool] | None
+) -> Outcome:
+    destination = delivery.destinations.get(item.destination or "")
+    if destination is None:
+        return Failed(f"alert destination {item.destination!r} is not configured any more")
+    if alert is None:  # deleted by an operator while queued
+        return Failed("alert row is missing")
+    try:
+        message = AlertMessage.from_payload(alert.payload)
+    except (TypeError, ValueError) as exc:
+        return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
+    fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
+    with fence:
+        return _send_alert(delivery, destination, item, message, may_write)
+
+
+def _send_alert(
+    delivery: Delivery,
+    destination: Destination,
+    item: Any,
+    message: AlertMessage,
+    may_write: Callable[[], bool] | None,
+) -> Outcome:
+    extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
+    uncertain: datetime | None = item.uncertain_since
+    over_budget = item.attempts > delivery.max_attempts
+    gave_up = f"gave up after {item.attempts - 1} attempts"
+    if over_budget and uncertain is None:
+        return Failed(gave_up)
+    last_attempt = item.attempts >= delivery.max_attempts
+    note = None
+    if uncertain is not None:
+        how = destination.settle(message)
+        if how == "skip":
+            logger.warning("delivery.unconfirmed", extra=extra)
+            return Sent(None, None, note=UNCONFIRMED_NOTE.format(kind=destination.kind))
+        if how == "lookup":
+            checked = _find_alert(destination, message, uncertain)
+            if isinstance(checked, SendResult):
+                logger.info("delivery.found", extra=extra)
+                return Sent(checked.external_id, None, note=FOUND_NOTE)
+            if isinstance(checked, DeliveryError):
+                if over_budget:
+                    return Failed(
+                        f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
+                        f"{checked.message}",
+                        checked.http_status,
+                    )
+                return Retry(checked, prefix="look-up before sending again: ")
+            if isinstance(checked, _Unchecked):
+                if over_budget:
+                    return Failed(
+                        f"{gave_up}; the last one's outcome is unknown ({checked.reason})"
+                    )
+                note = f"sent again without a check ({checked.reason}): it may show twice"
+            elif over_budget:
+                return Failed(f"{gave_up}; looked up: the last one did not land")
+        else:
+            if over_budget:
+                return Failed(f"{gave_up}; the last one's outcome is unknown")
+            note = (
+                "sent again after an unknown outcome, with the same id (Message-ID, "
+                "webhook-id): the receiver can drop the copy"
+            )
+    if may_write is not None and not may_write():
+        # Destinations that are not HTTP (SMTP) are not guarded by the HTTP client.
+        return Retry(
+            DeliveryError("not sent: this worker can no longer be sure it owns it", retryable=True)
+        )
+    try:
+        result = destination.send(message)
+    except DeliveryError as exc:
+        if exc.outcome_unknown or (exc.retryable and not last_attempt):
+            return Retry(exc)
+        return Failed(exc.message, exc.http_status)
+    except Exception as exc:
+        logger.exception("delivery.unexpected-error", extra=extra)
+        return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
+    return Sent(result.external_id, None, note=note)
+
+
+def _find_alert(
+    destination: Destination, message: AlertMessage, uncertain_since: datetime
+) -> SendResult | DeliveryError | _Unchecked | None:
+    try:
+        return destination.find(message, since=uncertain_since - LOOKUP_SKEW)
+    except DeliveryError as exc:
+        if exc.retryable:
+            return exc
+        return _Unchecked(f"look-up refused: {exc.message}")
+    except Exception as exc:
+        logger.exception("delivery.unexpected-error", extra={"reason": "look-up"})
         return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)

@@ -1,5 +1,5 @@
-"""What operators see and do with the queue: list replies with their last error, count them
-by status, requeue failed ones (``csat-hook outbox``, ``GET /api/outbox``)."""
+"""What operators see and do with the queue: list replies and alert deliveries with their last
+error, count them by status, requeue failed ones (``csat-hook outbox``, ``GET /api/outbox``)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,26 @@ from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import OUTBOX_STATUSES
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
+from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 
 
 def list_outbox(
-    conn: sa.Connection, *, statuses: Sequence[str] | None = None, limit: int = 50
+    conn: sa.Connection,
+    *,
+    statuses: Sequence[str] | None = None,
+    limit: int = 50,
+    kinds: Sequence[str] | None = None,
 ) -> list[Any]:
-    """Newest first, joined with the survey's agent and customer snapshot."""
+    """Newest first, a reply joined with its survey's agent snapshot; an alert delivery names
+    its destination and alert."""
     stmt = (
         sa.select(
             outbox.c.id,
+            outbox.c.kind,
+            outbox.c.destination,
+            outbox.c.alert_id,
             outbox.c.helpdesk,
             outbox.c.dialog_id,
             outbox.c.status,
@@ -37,33 +46,32 @@ def list_outbox(
             surveys.c.agent_id,
             surveys.c.agent_name,
         )
-        .join(surveys, surveys.c.id == outbox.c.survey_id)
+        .outerjoin(surveys, surveys.c.id == outbox.c.survey_id)
         .order_by(outbox.c.id.desc())
         .limit(limit)
     )
     if statuses:
         stmt = stmt.where(outbox.c.status.in_(statuses))
+    if kinds:
+        stmt = stmt.where(outbox.c.kind.in_(kinds))
     return list(conn.execute(stmt).all())
 
 
 def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> int:
-    """Put failed replies back in the queue with a fresh attempt budget."""
+    """Put failed replies and alert deliveries back in the queue with a fresh attempt budget."""
     where = [outbox.c.status == FAILED]
     if ids:
         where.append(outbox.c.id.in_(ids))
-    survey_ids = (
-        conn.execute(
-            sa.update(outbox)
-            .where(*where)
-            .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-            .returning(outbox.c.survey_id)
-        )
-        .scalars()
-        .all()
-    )
+    rows = conn.execute(
+        sa.update(outbox)
+        .where(*where)
+        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+        .returning(outbox.c.kind, outbox.c.survey_id)
+    ).all()
+    survey_ids = [row.survey_id for row in rows if row.kind == REPLY and row.survey_id is not None]
     if survey_ids:
         conn.execute(sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED))
-    return len(survey_ids)
+    return len(rows)
 
 
 def outbox_counts(conn: sa.Connection) -> dict[str, int]:

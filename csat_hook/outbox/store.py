@@ -1,5 +1,9 @@
-"""Every statement the outbox runs: queueing replies, claiming them with a lease, worker
-heartbeats and takeovers, recording outcomes.
+"""Every statement the outbox runs: queueing replies and alert deliveries, claiming them with
+a lease, worker heartbeats and takeovers, recording outcomes.
+
+A row is a reply (``kind`` reply, one per survey) or the delivery of an alert to one
+destination (``kind`` alert, one per ``delivery_key``); both go through the same claim, lease,
+heartbeat, retry and failed view. Only replies touch the ``surveys`` rows.
 
 Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
 transaction. A worker only finishes its own claim (``claimed_by``), so a late answer after a
@@ -26,12 +30,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import ALERT
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import workers
@@ -80,6 +87,56 @@ def enqueue_replies(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> N
         )
 
 
+ALERT_COLUMNS = (
+    "kind",
+    "alert_id",
+    "destination",
+    "delivery_key",
+    "helpdesk",
+    "dialog_id",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _enqueue_alert_stmt(dialect_name: str) -> Any:
+    stmt = dialect_insert(dialect_name, outbox)
+    return stmt.on_conflict_do_nothing(index_elements=["kind", "delivery_key"])
+
+
+def enqueue_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue alert deliveries (``kind`` alert); one with a ``delivery_key`` already queued is
+    left as it is, so enqueueing the same alert twice sends it once. A row may be queued
+    ``cancelled`` (held by a destination's cap), with the reason in ``last_error``."""
+    if rows:
+        conn.execute(
+            _enqueue_alert_stmt(conn.dialect.name),
+            [{name: row.get(name) for name in ALERT_COLUMNS} | {"kind": ALERT} for row in rows],
+        )
+
+
+def count_alert_deliveries(conn: sa.Connection, destination: str, since: datetime) -> int:
+    """Alert deliveries queued for ``destination`` since ``since``, held ones not counted."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.destination == destination,
+                outbox.c.created_at >= since,
+                outbox.c.kind == ALERT,
+                outbox.c.status != CANCELLED,
+            )
+        ).scalar_one()
+    )
+
+
 def notify_workers(conn: sa.Connection) -> None:
     """Wake delivery workers in other processes (PostgreSQL LISTEN/NOTIFY, sent on commit)."""
     if conn.dialect.name == "postgresql":
@@ -87,11 +144,13 @@ def notify_workers(conn: sa.Connection) -> None:
 
 
 def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
-    """Cancel replies for a dialog that have not started to go out; return how many."""
+    """Cancel replies for a dialog that have not started to go out; return how many (alerts
+    about the dialog are not replies and stay queued)."""
     cancelled = (
         conn.execute(
             sa.update(outbox)
             .where(
+                outbox.c.kind == REPLY,
                 outbox.c.helpdesk == helpdesk,
                 outbox.c.dialog_id == dialog_id,
                 outbox.c.status == PENDING,
@@ -314,6 +373,14 @@ def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[A
     return {row.id: row for row in rows}
 
 
+def alerts_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
+    """The alert rows of claimed alert deliveries, in one query."""
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(alerts).where(alerts.c.id.in_(list(ids))))
+    return {row.id: row for row in rows}
+
+
 def next_due_at(conn: sa.Connection) -> datetime | None:
     """When the next pending reply becomes due, if any (read from the index).
 
@@ -353,7 +420,7 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
             body=sa.bindparam("body"),
             last_error=sa.bindparam("note"),
         )
-        .returning(outbox.c.survey_id)
+        .returning(outbox.c.id, outbox.c.survey_id)
     )
     survey = surveys.c.id == sa.bindparam("survey_id")
     plain = sa.update(surveys).where(survey).values(status=SENT, sent_at=sa.bindparam("sent_now"))
@@ -382,19 +449,19 @@ def mark_sent(
     now: datetime,
     *,
     external_id: str | None,
-    body: str,
+    body: str | None,
     agent_id: str | None = None,
     agent_name: str | None = None,
     agent_email: str | None = None,
     link: str | None = None,
     note: str | None = None,
 ) -> bool:
-    """Record a delivered reply (and the agent and link it went out with); False when this
-    worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey had
-    none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
-    (found by a look-up, sent again without one)."""
+    """Record a delivered reply (and the agent and link it went out with) or alert; False when
+    this worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey
+    had none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
+    (found by a look-up, sent again without one, not sent again)."""
     done, plain, with_agent = _mark_sent_stmts()
-    survey_id = conn.execute(
+    row = conn.execute(
         done,
         {
             "outbox_id": outbox_id,
@@ -405,9 +472,12 @@ def mark_sent(
             "body": body,
             "note": note[:500] if note else None,
         },
-    ).scalar()
-    if survey_id is None:
+    ).first()
+    if row is None:
         return False
+    survey_id = row.survey_id
+    if survey_id is None:  # an alert: no survey to update
+        return True
     if link is None:
         conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
     else:
@@ -469,7 +539,7 @@ def mark_failed(
     http_status: int | None,
 ) -> bool:
     where = _owned(outbox_id, worker_id) if worker_id else outbox.c.id == outbox_id
-    survey_id = conn.execute(
+    row = conn.execute(
         sa.update(outbox)
         .where(where)
         .values(
@@ -479,9 +549,10 @@ def mark_failed(
             last_http_status=http_status,
             updated_at=now,
         )
-        .returning(outbox.c.survey_id)
-    ).scalar()
-    if survey_id is None:
+        .returning(outbox.c.id, outbox.c.survey_id)
+    ).first()
+    if row is None:
         return False
-    conn.execute(sa.update(surveys).where(surveys.c.id == survey_id).values(status=FAILED))
+    if row.survey_id is not None:
+        conn.execute(sa.update(surveys).where(surveys.c.id == row.survey_id).values(status=FAILED))
     return True

@@ -1,4 +1,5 @@
-"""The delivery worker: a queue loop that claims due replies and runs :func:`deliver_one`.
+"""The delivery worker: a queue loop that claims due replies and alert deliveries and runs
+:func:`deliver_one`.
 
 A dispatcher thread claims due replies (a lease in the database), as many as there are idle
 delivery threads; each delivery thread runs :func:`~csat_hook.outbox.delivery.deliver_one`
@@ -36,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook.clock import Clock
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.group_commit import run_each
+from csat_hook.db.schema import ALERT
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
 from csat_hook.outbox.delivery import Delivery
@@ -277,11 +279,16 @@ class DeliveryWorker:
             rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
             if len(rows) < limit:
                 due = store.next_due_at(conn)
-            found = store.surveys_by_id(conn, [row.survey_id for row in rows]) if rows else {}
+            surveys = store.surveys_by_id(
+                conn, [row.survey_id for row in rows if row.survey_id is not None]
+            )
+            alerts = store.alerts_by_id(
+                conn, [row.alert_id for row in rows if row.alert_id is not None]
+            )
         with self._owned_lock:
             # Ours since the claim's time (taken before its transaction): the fence's start.
             self._owned.update((row.id, now) for row in rows)
-        return [(row, found.get(row.survey_id)) for row in rows], due
+        return [(row, _record_of(row, surveys, alerts)) for row in rows], due
 
     def _submit(self, claimed: list[Claimed]) -> None:
         assert self._pool is not None
@@ -320,8 +327,9 @@ class DeliveryWorker:
                 self._owned.pop(item.id, None)
 
     def _record(self, item: sa.Row[Any], outcome: Outcome) -> None:
-        extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+        extra = _log_fields(item)
         if isinstance(outcome, Sent):
+            agent = outcome.agent
 
             def sent(conn: sa.Connection) -> bool:
                 return store.mark_sent(
@@ -331,9 +339,9 @@ class DeliveryWorker:
                     self.clock(),
                     external_id=outcome.external_id,
                     body=outcome.body,
-                    agent_id=outcome.agent.id,
-                    agent_name=outcome.agent.name,
-                    agent_email=outcome.agent.email,
+                    agent_id=agent.id if agent else None,
+                    agent_name=agent.name if agent else None,
+                    agent_email=agent.email if agent else None,
                     link=outcome.link,
                     note=outcome.note,
                 )
@@ -386,13 +394,7 @@ class DeliveryWorker:
         self.waker.notify()
         logger.warning(
             "delivery.outcome-unknown" if unknown else "delivery.retry",
-            extra={
-                "outbox_id": item.id,
-                "helpdesk": item.helpdesk,
-                "attempt": item.attempts,
-                "error": retry.message,
-                "delay": round(delay, 3),
-            },
+            extra={**_log_fields(item), "error": retry.message, "delay": round(delay, 3)},
         )
 
     def _fail(self, item: sa.Row[Any], failed: Failed) -> None:
@@ -408,11 +410,24 @@ class DeliveryWorker:
         )
         logger.error(
             "delivery.failed",
-            extra={
-                "outbox_id": item.id,
-                "helpdesk": item.helpdesk,
-                "attempt": item.attempts,
-                "error": failed.reason,
-                "http_status": failed.http_status,
-            },
+            extra={**_log_fields(item), "error": failed.reason, "http_status": failed.http_status},
         )
+
+
+def _log_fields(item: sa.Row[Any]) -> dict[str, Any]:
+    """What a delivery's log lines name: the row, its helpdesk or destination, the attempt."""
+    fields: dict[str, Any] = {"outbox_id": item.id, "attempt": item.attempts}
+    if item.kind == ALERT:
+        fields["destination"] = item.destination
+    else:
+        fields["helpdesk"] = item.helpdesk
+    return fields
+
+
+def _record_of(
+    row: sa.Row[Any], surveys: dict[int, sa.Row[Any]], alerts: dict[int, sa.Row[Any]]
+) -> sa.Row[Any] | None:
+    """A claimed row's survey (a reply) or alert (an alert delivery), None when gone."""
+    if row.kind == ALERT:
+        return alerts.get(row.alert_id) if row.alert_id is not None else None
+    return surveys.get(row.survey_id) if row.survey_id is not None else None

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.alerts.config import AlertsConfig
 from csat_hook.db.config import DatabaseConfig
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.retry import Backoff
@@ -379,8 +380,8 @@ def check_sync_sections(
 
 class SyncSettings(Protocol):
     """What the sync reads of the whole configuration (:class:`csat_hook.config.Config` is
-    one): its own sections, plus the database, the token secrets and the helpdesks' static
-    agent maps and ticket URL templates."""
+    one): its own sections, plus the database, the token secrets, the helpdesks' static
+    agent maps and ticket URL templates, and the alert rules it runs after the ingest."""
 
     @property
     def google(self) -> GoogleConfig: ...
@@ -398,3 +399,5 @@ class SyncSettings(Protocol):
     def token(self) -> TokenConfig: ...
     @property
     def helpdesks(self) -> Mapping[str, HelpdeskOptions]: ...
+    @property
+    def alerts(self) -> AlertsConfig: ...

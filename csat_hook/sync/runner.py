@@ -5,8 +5,11 @@ Phases and what a failure in each leaves behind:
 1. **Lock** (a lease row, compare-and-set): a second run waits up to
    ``sync.lock_wait_seconds`` and then reports ``locked``; it never runs alongside.
 2. **Read** the source (no transaction open: Google may be slow, webhooks must not wait).
-3. **Ingest** in one transaction: answers, history, unverified and skipped rows, watermark.
-   All or nothing. ``--dry-run`` rolls it back.
+3. **Ingest** in one transaction: answers, history, unverified and skipped rows, watermark,
+   and the alerts the new or changed answers raise (with their queued deliveries: stored
+   with the answers or not at all, so a re-run never alerts twice and a failed run alerts
+   on its next try). All or nothing. ``--dry-run`` rolls it back (and says what it would
+   have alerted).
 4. **Report**: metrics and tables from the database as a whole (not just this batch), so an
    output that failed last time is complete again on the next run.
 5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
@@ -35,6 +38,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook import tokens
+from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.engine import Changed
+from csat_hook.alerts.engine import Inputs
+from csat_hook.alerts.engine import Scale
+from csat_hook.alerts.engine import needs_dataset
+from csat_hook.alerts.engine import raise_alerts
+from csat_hook.alerts.report import alerts_table
+from csat_hook.alerts.report import handled_cells
+from csat_hook.alerts.report import written_handled
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -45,10 +57,14 @@ from csat_hook.errors import SyncLockedError
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
+from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
+from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Table
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.metrics import Settings
@@ -60,6 +76,8 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
 from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
+from csat_hook.sync.report.alerts import ALERTS_CSV
+from csat_hook.sync.report.alerts import alerts_grid
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.summary import PhaseClock
@@ -206,10 +224,12 @@ class SyncRunner:
     ) -> Report:
         config = self.config
         now = self.clock()
+        data: Dataset | None = None
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
                 surveys = store.survey_facts(conn)
+                by_key = {tokens.survey_key(row.token): row for row in surveys}
                 current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
                     conn,
@@ -217,15 +237,22 @@ class SyncRunner:
                     source_key=source.key,
                     secrets=config.token.all_secrets(),
                     agents={name: options.agents for name, options in config.helpdesks.items()},
-                    surveys={tokens.survey_key(row.token): row for row in surveys},
+                    surveys=by_key,
                     answers=current,
                     now=now,
                 )
                 skips.record_rereads(conn, batch, skipped)
+                changed = self._changed(result, current, by_key)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.survey_key, row) for row in result.answers)
                 answers = list(current.values())
                 del current
+                if config.alerts.active:
+                    if needs_dataset(config.alerts):
+                        data = self._dataset(answers, surveys)
+                    summary.alerts = raise_alerts(
+                        conn, config.alerts, self._alert_inputs(changed, data, now)
+                    ).as_dict()
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
                     "answers": len(answers),
@@ -243,9 +270,92 @@ class SyncRunner:
         self._judge_skips(summary, batch, skipped)
         clock.lap("ingest")
         language = self._language(sheets, source)
-        report = self._report(summary, answers, surveys, unverified, now, language)
+        report = self._report(summary, answers, surveys, unverified, now, language, data)
         clock.lap("report")
         return report
+
+    # --- alerts ----------------------------------------------------------------------------
+
+    def _changed(
+        self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]
+    ) -> list[Changed]:
+        """The answers this run added or replaced, as the alert rules read them (with the
+        rating they replaced, the survey's team and the agent's recorded name)."""
+        if not self.config.alerts.rules:
+            return []
+        found = []
+        for row in result.answers:
+            before = current.get(row.survey_key)
+            survey = by_key.get(row.survey_key)
+            static = getattr(self.config.helpdesks.get(row.helpdesk), "agents", {})
+            found.append(
+                Changed(
+                    survey_key=row.survey_key,
+                    # No survey row (sent by another installation): no reply context either.
+                    token=survey.token if survey is not None else "",
+                    helpdesk=row.helpdesk,
+                    dialog_id=row.dialog_id,
+                    agent_key=row.agent_key,
+                    rating=row.rating,
+                    comment=row.comment,
+                    submitted_at=row.submitted_at,
+                    previous_rating=before.rating if before is not None else None,
+                    nps=getattr(row, "nps", None),
+                    team=survey.team if survey is not None else None,
+                    agent_name=(survey.agent_name if survey is not None else None)
+                    or getattr(static.get(row.agent_key), "name", None),
+                )
+            )
+        return found
+
+    def _alert_inputs(self, changed: list[Changed], data: Dataset | None, now: datetime) -> Inputs:
+        metrics = self.config.metrics
+        return Inputs(
+            changed=changed,
+            data=data,
+            scale=Scale(metrics.scale_min, metrics.scale_max, metrics.top_box),
+            tz=ZoneInfo(metrics.timezone),
+            helpdesks=self.config.helpdesks,
+            now=now,
+        )
+
+    def _dataset(self, answers: list[Any], surveys: list[Any]) -> Dataset:
+        config = self.config
+        return build_dataset(
+            answers, surveys, secrets=config.token.all_secrets(), helpdesks=config.helpdesks
+        )
+
+    def _alerts_table(self) -> tuple[Grid, Table] | None:
+        """The Alerts tab as the database holds it (None when the tab is off), and its CSV."""
+        alerts = self.config.alerts
+        if alerts.tab is None or not alerts.active:
+            return None
+        with self.engine.connect() as conn:
+            rows = alerts_table(
+                conn, limit=alerts.tab_rows, tz=ZoneInfo(self.config.metrics.timezone)
+            )
+        return alerts_grid(alerts.tab, rows)
+
+    def _merge_handled(self, output: SheetsOutput) -> int:
+        """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
+        and keep the team's edits in the database before the tab is rewritten."""
+        title = self.config.alerts.tab
+        if title is None:
+            return 0
+        tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
+        existing = [
+            s.get("properties", {}).get("title")
+            for s in tabs
+            if str(s.get("properties", {}).get("title", "")).casefold() == title.casefold()
+        ]
+        if not existing:
+            return 0
+        values = output.api.read_tab(output.spreadsheet_id, existing[0])
+        cells = handled_cells(values)
+        if not cells:
+            return 0
+        with self.engine.begin() as conn:
+            return alerts_store.merge_sheet_handled(conn, cells, self.clock())
 
     def _judge_skips(
         self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
@@ -270,13 +380,13 @@ class SyncRunner:
         unverified: list[Any],
         now: datetime,
         language: str,
+        data: Dataset | None = None,
     ) -> Report:
         config = self.config
         metrics = config.metrics
         tz = ZoneInfo(metrics.timezone)
-        data = build_dataset(
-            answers, surveys, secrets=config.token.all_secrets(), helpdesks=config.helpdesks
-        )
+        if data is None:
+            data = self._dataset(answers, surveys)
         summary.agents = len({a.agent for a in data.answers})
         sheets = config.output.gsheets
         spec = ReportSpec(
@@ -299,7 +409,20 @@ class SyncRunner:
             unverified_name=sheets.unverified_tab,
             unverified=sheets.unverified,
         )
-        return build_report(data, spec, now=now, unverified=unverified)
+        report = build_report(data, spec, now=now, unverified=unverified)
+        self._attach_alerts(report)
+        return report
+
+    def _attach_alerts(self, report: Report) -> None:
+        """Put the Alerts tab (and ``alerts.csv``) in the report, as the database holds it."""
+        alerts = self._alerts_table()
+        report.csv = [t for t in report.csv if t.csv_name != ALERTS_CSV]
+        if alerts is None:
+            report.alerts = None
+            return
+        grid, table = alerts
+        report.alerts = grid
+        report.csv.append(table)
 
     def _language(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> str:
         """``output.language``; for auto, the Sheets output's locale (ru* → Russian) when that
@@ -323,6 +446,12 @@ class SyncRunner:
     ) -> list[dict[str, Any]]:
         config = self.config
         done: list[dict[str, Any]] = []
+        output = None
+        if config.output.gsheets.enabled and sheets is not None:
+            output = self._sheets_output(sheets, source)
+            # The team's edits first, so every output shows them.
+            if not dry_run and report.alerts is not None and self._merge_handled(output):
+                self._attach_alerts(report)
         if config.output.local.enabled:
             local = config.output.local
             if dry_run:
@@ -331,8 +460,7 @@ class SyncRunner:
                 done.append(
                     write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
                 )
-        if config.output.gsheets.enabled and sheets is not None:
-            output = self._sheets_output(sheets, source)
+        if output is not None:
             if dry_run:
                 plan = output.plan(report.sheets(), report.language)
                 done.append(
@@ -347,6 +475,9 @@ class SyncRunner:
                 )
             else:
                 done.append(output.write(report.sheets(), report.language))
+                if report.alerts is not None:
+                    with self.engine.begin() as conn:
+                        alerts_store.mark_written(conn, written_handled(report.alerts.rows))
         return done
 
     def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:

@@ -42,6 +42,8 @@ class SyncSummary:
     # data_error: the reasons that skipped a large share of the rows (sync.skips.SkipProblem)
     problems: list[dict[str, Any]] = field(default_factory=list)
     waiting_for: str | None = None  # the results export that is not there yet
+    # Alerts raised by this run (by rule), deliveries queued and held by a cap (empty: off).
+    alerts: dict[str, Any] = field(default_factory=dict)
     duration_ms: int = 0
     phases_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None

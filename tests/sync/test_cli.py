@@ -54,6 +54,7 @@ SUMMARY_KEYS = {
     "warnings",
     "problems",
     "waiting_for",
+    "alerts",
     "duration_ms",
     "phases_ms",
     "error",

@@ -23,6 +23,10 @@
   (1000 conversations); our reply is an outgoing, public agent reply (``incoming`` false,
   ``private`` false, ``source`` 0) whose ``body`` or ``body_text`` carries the marker.
   https://developers.freshdesk.com/api/#list_all_ticket_notes, https://developers.freshdesk.com/api/#pagination
+* Internal note (an alert): ``POST {base}/api/v2/tickets/{id}/notes`` with ``{"body": "<p>…</p>",
+  "private": true}`` (no ``notify_emails``: nobody is e-mailed); 201 with the note. Found after
+  an unknown outcome like a reply, among the private notes (``source`` 2).
+  https://developers.freshdesk.com/api/#add_note_to_a_ticket
 * Errors: ``{"description": "Validation failed", "errors": [{"field", "message", "code"}]}``,
   or ``{"code", "message"}`` (authentication, access). https://developers.freshdesk.com/api/#error
 * Agent: ``GET {base}/api/v2/agents/{id}`` (``contact.name``, ``contact.email``) when the body
@@ -61,6 +65,7 @@ from csat_hook.helpdesks.freshdesk.api import reply_html
 from csat_hook.helpdesks.freshdesk.options import AGENT_PATH
 from csat_hook.helpdesks.freshdesk.options import CLOSED_CODES
 from csat_hook.helpdesks.freshdesk.options import CONVERSATIONS_PATH
+from csat_hook.helpdesks.freshdesk.options import NOTES_PATH
 from csat_hook.helpdesks.freshdesk.options import REPLY_PATH
 from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
@@ -73,6 +78,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -84,6 +90,8 @@ __all__ = ["FreshdeskHelpdesk", "FreshdeskOptions", "reply_html"]
 class FreshdeskHelpdesk(Helpdesk):
     kind = "freshdesk"
     supports_lookup = True
+    supports_notes = True
+    supports_note_lookup = True
     Options = FreshdeskOptions
     options: FreshdeskOptions
 
@@ -177,11 +185,32 @@ class FreshdeskHelpdesk(Helpdesk):
         body = response_json(response)
         return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
 
+    def post_note(self, note: Note) -> SendResult:
+        """A private note (HTML-escaped), e-mailing nobody."""
+        try:
+            response = self.http.request(
+                "POST",
+                self._url(NOTES_PATH, ticket=note.dialog_id),
+                headers=self._auth_headers(),
+                json={"body": reply_html(note.text, ""), "private": True},
+                explain=explainer(error_items, note),
+            )
+        except DeliveryError as exc:
+            raise explained(exc) from exc
+        body = response_json(response)
+        return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our public reply carrying the marker, walking the pages (see the module docstring)."""
-        marker = lookup_marker(reply)
+        return self._find(reply.dialog_id, lookup_marker(reply), since, note=False)
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """Our private note carrying the alert's reference, walking the pages."""
+        return self._find(note.dialog_id, lookup_marker(note), since, note=True)
+
+    def _find(self, ticket: str, marker: str, since: datetime, *, note: bool) -> SendResult | None:
         floor = lookup_floor(since)
-        url = self._url(CONVERSATIONS_PATH, ticket=reply.dialog_id)
+        url = self._url(CONVERSATIONS_PATH, ticket=ticket)
         for number in range(1, LOOKUP_PAGES + 1):
             try:
                 response = self.http.request(
@@ -202,7 +231,7 @@ class FreshdeskHelpdesk(Helpdesk):
                 ) from exc
             page = response_json(response)
             conversations = page if isinstance(page, list) else []
-            found = find_conversation(conversations, marker, floor)
+            found = find_conversation(conversations, marker, floor, note=note)
             if found is not None:
                 return found
             if "next" not in response.links and len(conversations) < PAGE_SIZE:

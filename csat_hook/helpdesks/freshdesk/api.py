@@ -20,6 +20,7 @@ PAGE_SIZE = 100
 # Pages walked from the oldest: 1000 conversations on one ticket is far beyond any dialog.
 LOOKUP_PAGES = 10
 REPLY_SOURCE = 0  # source 0 is a reply (2 a note, 5 a tweet, 7 Facebook...)
+NOTE_SOURCE = 2
 
 
 def reply_html(text: str, link: str) -> str:
@@ -42,17 +43,21 @@ def explained(exc: DeliveryError) -> DeliveryError:
     return exc
 
 
-def find_conversation(conversations: list[Any], marker: str, floor: datetime) -> SendResult | None:
+def find_conversation(
+    conversations: list[Any], marker: str, floor: datetime, *, note: bool = False
+) -> SendResult | None:
     """Our reply in one page: outgoing (a customer's e-mail answer quotes the survey), public
-    (a note may carry the marker), a reply, posted since ``floor``, carrying the marker."""
+    (a note may carry the marker), a reply, posted since ``floor``, carrying the marker. With
+    ``note``: our private note (an alert) instead."""
+    source = NOTE_SOURCE if note else REPLY_SOURCE
     for item in reversed(conversations):  # oldest first: the newest end is the likelier
         if not isinstance(item, Mapping):
             continue
         created = parse_timestamp(item.get("created_at"))
         if (
             item.get("incoming") is False
-            and item.get("private") is False
-            and item.get("source") in (REPLY_SOURCE, None)
+            and item.get("private") is note
+            and item.get("source") in (source, None)
             and (created is None or created >= floor)
             and carries_marker(marker, item.get("body"), item.get("body_text"))
         ):

@@ -12,6 +12,8 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 
 # https://developers.freshdesk.com/api/#reply_ticket
 REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
+# https://developers.freshdesk.com/api/#add_note_to_a_ticket
+NOTES_PATH = "/api/v2/tickets/{ticket}/notes"
 # https://developers.freshdesk.com/api/#view_agent
 AGENT_PATH = "/api/v2/agents/{agent}"
 # https://developers.freshdesk.com/api/#list_all_ticket_notes

@@ -10,6 +10,8 @@ dialog's messages, so a reply whose outcome was unknown (a timeout, a dropped co
 looked for before it is sent again; without one, it is sent again. An optional
 ``agent_lookup`` asks the helpdesk who handled a dialog and what the agent is called, for
 closes that do not say (``examples/crisp.yaml``, ``examples/livechat.yaml``).
+Optional ``note`` and ``note_lookup`` requests post internal notes (alerts about a
+customer's rating, for the team) and find them again.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ from csat_hook.files import private_dir
 from csat_hook.files import prune
 from csat_hook.files import write_private
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_id
 from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import lookup_marker
 from csat_hook.helpdesks.base import parse_timestamp
 from csat_hook.helpdesks.base import require_fresh
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.generic.options import NOTE_FIELDS
 from csat_hook.helpdesks.generic.options import REPLY_FIELDS
 from csat_hook.helpdesks.generic.options import AgentLookupOptions
 from csat_hook.helpdesks.generic.options import AgentRequestOptions
@@ -54,6 +59,7 @@ from csat_hook.helpdesks.generic.options import LookupRequestOptions
 from csat_hook.helpdesks.generic.options import MappingOptions
 from csat_hook.helpdesks.generic.options import ReplyRequestOptions
 from csat_hook.helpdesks.generic.options import render
+from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.reasons import explainer
@@ -61,6 +67,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -69,6 +76,7 @@ from csat_hook.helpdesks.records import WebhookRequest
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NOTE_FIELDS",
     "REPLY_FIELDS",
     "AgentLookupOptions",
     "AgentRequestOptions",
@@ -78,6 +86,7 @@ __all__ = [
     "LookupRequestOptions",
     "MappingOptions",
     "ReplyRequestOptions",
+    "note_values",
     "read_timestamp",
     "render",
     "reply_values",
@@ -102,6 +111,20 @@ class GenericHelpdesk(Helpdesk):
     def supports_lookup(self) -> bool:  # type: ignore[override]
         """True when a ``lookup`` request is configured."""
         return self.options.lookup is not None
+
+    @property
+    def supports_notes(self) -> bool:  # type: ignore[override]
+        """True when a ``note`` request is configured."""
+        return self.options.note is not None
+
+    @property
+    def supports_note_lookup(self) -> bool:  # type: ignore[override]
+        """True when a ``note_lookup`` request is configured."""
+        return self.options.note_lookup is not None
+
+    @classmethod
+    def takes_notes(cls, options: HelpdeskOptions) -> bool:
+        return getattr(options, "note", None) is not None
 
     def verify(self, request: WebhookRequest) -> None:
         auth = self.options.auth
@@ -216,17 +239,35 @@ class GenericHelpdesk(Helpdesk):
         spec = self.options.reply
         if spec is None:  # only dryrun, which overrides send_reply, has no reply request
             raise DeliveryError(f"helpdesks.{self.name}.reply is not configured", retryable=False)
-        values = reply_values(reply)
+        return self._send(spec, reply_values(reply), reply.idempotency_key, reply)
+
+    def post_note(self, note: Note) -> SendResult:
+        spec = self.options.note
+        if spec is None:
+            raise DeliveryError(
+                f"helpdesks.{self.name}.note is not configured: this helpdesk cannot take "
+                "internal notes",
+                retryable=False,
+            )
+        return self._send(spec, note_values(note), note.idempotency_key, note)
+
+    def _send(
+        self,
+        spec: ReplyRequestOptions,
+        values: Mapping[str, str],
+        idempotency_key: str,
+        sent: Reply | Note,
+    ) -> SendResult:
         url = render(spec.url, values, quote=True)
         headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
         if spec.idempotency_header:
-            headers.setdefault(spec.idempotency_header, reply.idempotency_key)
+            headers.setdefault(spec.idempotency_header, idempotency_key)
         params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
         body = render(spec.body, values)
         kwargs: dict[str, Any] = {"json": body} if spec.encoding == "json" else {"data": body}
         explain = None
         if spec.error_reason:
-            explain = explainer(lambda body: _reason_items(spec.error_reason, body), reply)
+            explain = explainer(lambda body: _reason_items(spec.error_reason, body), sent)
         response = self.http.request(
             spec.method, url, headers=headers, params=params, explain=explain, **kwargs
         )
@@ -249,7 +290,23 @@ class GenericHelpdesk(Helpdesk):
             raise DeliveryError(f"helpdesks.{self.name}.lookup is not configured", retryable=False)
         if not reply.marker:
             raise DeliveryError("nothing to look for: the reply has no marker", retryable=False)
-        values = reply_values(reply)
+        return self._look(spec, reply_values(reply), reply.marker, since)
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        spec = self.options.note_lookup
+        if spec is None:
+            raise DeliveryError(
+                f"helpdesks.{self.name}.note_lookup is not configured", retryable=False
+            )
+        return self._look(spec, note_values(note), lookup_marker(note), since)
+
+    def _look(
+        self,
+        spec: LookupRequestOptions,
+        values: Mapping[str, str],
+        marker: str,
+        since: datetime,
+    ) -> SendResult | None:
         url = render(spec.url, values, quote=True)
         headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
         params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
@@ -261,7 +318,7 @@ class GenericHelpdesk(Helpdesk):
         if answer is None:
             # A proxy's page, a half-deployed API: worth asking again later.
             raise DeliveryError(f"{self.name}: the look-up answer is not JSON", retryable=True)
-        return _find_marked(spec, answer, reply.marker, since - LOOKUP_CLOCK_SKEW, self.name)
+        return _find_marked(spec, answer, marker, since - LOOKUP_CLOCK_SKEW, self.name)
 
     def find_agent(self, dialog_id: str, context: Mapping[str, Any]) -> Person | None:
         """``agent_lookup.by_dialog``: who handled the dialog (None when not configured)."""
@@ -344,6 +401,19 @@ def reply_values(reply: Reply) -> dict[str, str]:
         "idempotency_key": reply.idempotency_key,
     }
     values.update({k: "" if v is None else str(v) for k, v in reply.context.items()})
+    return values
+
+
+def note_values(note: Note) -> dict[str, str]:
+    """The placeholder values a note template may use (:data:`NOTE_FIELDS` and the context)."""
+    values = {
+        "text": note.text,
+        "html": text_to_html(note.text),
+        "dialog_id": note.dialog_id,
+        "marker": note.marker,
+        "idempotency_key": note.idempotency_key,
+    }
+    values.update({k: "" if v is None else str(v) for k, v in note.context.items()})
     return values
 
 

@@ -33,6 +33,10 @@ REPLY_FIELDS = (
     "idempotency_key",
 )
 
+# The placeholders of an internal note request (an alert): the note as plain text and as HTML
+# (escaped, paragraphs), the alert's reference it carries, and the dialog.
+NOTE_FIELDS = ("text", "html", "dialog_id", "marker", "idempotency_key")
+
 
 # What a signed-payload template may hold besides literal text.
 SIGNED_PAYLOAD_FIELDS = ("timestamp", "body", "method", "path")
@@ -153,7 +157,7 @@ class MappingOptions(StrictModel):
                 raise ValueError(
                     f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
                 ) from None
-        clash = set(self.context) & set(REPLY_FIELDS)
+        clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
         if clash:
             raise ValueError(f"context: names {sorted(clash)} are reserved")
         return self
@@ -350,6 +354,13 @@ class GenericOptions(HelpdeskOptions):
     lookup: LookupRequestOptions | None = None
     # Without it, a close that names its agent by id only goes out with the id (or `agents:`).
     agent_lookup: AgentLookupOptions | None = None
+    # The request that posts an internal note (an alert, for the team only) into the dialog;
+    # without it, alert rules cannot note this helpdesk's dialogs. Placeholders: NOTE_FIELDS
+    # and the mapping's context names.
+    note: ReplyRequestOptions | None = None
+    # Lists a dialog's notes, to find one whose outcome was unknown (as ``lookup`` for replies);
+    # ``ours`` should select internal notes. Without it, such a note is posted again.
+    note_lookup: LookupRequestOptions | None = None
     # When set, every verified payload is saved here for `inspect-payload` (holds customer data:
     # files are owner-only, and pruned as new ones arrive: older than capture_retention_days,
     # then the oldest beyond capture_max_files or capture_max_bytes).
@@ -379,6 +390,13 @@ class GenericOptions(HelpdeskOptions):
                 )
                 if "agent_id" not in used:
                     raise ValueError("agent_lookup.by_id: the request must use {agent_id}")
+        noted = set(NOTE_FIELDS) | set(self.mapping.context)
+        if self.note is not None:
+            _check_placeholders("note", self.note, noted)
+        if self.note_lookup is not None:
+            if self.note is None:
+                raise ValueError("note_lookup needs note (the request that posts the note)")
+            _check_placeholders("note_lookup", self.note_lookup, noted)
         return self
 
 

@@ -14,6 +14,14 @@
   "status": "closed"}``: without ``status`` "a reply thread will reactivate the conversation".
   Answer: 201 with the thread id in ``Resource-ID``. See
   https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
+* Internal note (an alert): ``POST {base}/v2/conversations/{id}/notes`` with ``{"text",
+  "status"}``; 201 with the thread id in ``Resource-ID``. Whether a note without ``status``
+  reactivates a closed conversation is not documented (the v1 API defaulted every thread to
+  active), so the conversation is read first (``GET {base}/v2/conversations/{id}``) and its
+  current status sent back: closed stays closed. A customer reopening it between the read and
+  the write would see it closed again; the window is one request. Found after an unknown
+  outcome among the ``note`` threads.
+  https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/note/
 * Auth: OAuth2 client credentials, ``POST {base}/v2/oauth2/token``; the token is cached until
   shortly before it expires and renewed once on a 401. See
   https://developer.helpscout.com/mailbox-api/overview/authentication/
@@ -49,6 +57,7 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.base import lookup_floor
 from csat_hook.helpdesks.base import lookup_marker
@@ -63,6 +72,9 @@ from csat_hook.helpdesks.base import unless_not_found
 from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
 from csat_hook.helpdesks.helpscout.api import ThreadPage
 from csat_hook.helpdesks.helpscout.api import error_items
+from csat_hook.helpdesks.helpscout.options import CONVERSATION_PATH
+from csat_hook.helpdesks.helpscout.options import CONVERSATION_STATUSES
+from csat_hook.helpdesks.helpscout.options import NOTES_PATH
 from csat_hook.helpdesks.helpscout.options import REOPEN_STATUSES
 from csat_hook.helpdesks.helpscout.options import REPLY_PATH
 from csat_hook.helpdesks.helpscout.options import RETRY_AFTER_HEADERS
@@ -81,6 +93,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -93,6 +106,8 @@ __all__ = ["HelpScoutHelpdesk", "HelpScoutOptions"]
 class HelpScoutHelpdesk(Helpdesk):
     kind = "helpscout"
     supports_lookup = True
+    supports_notes = True
+    supports_note_lookup = True
     Options = HelpScoutOptions
     options: HelpScoutOptions
 
@@ -179,11 +194,49 @@ class HelpScoutHelpdesk(Helpdesk):
         )
         return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
 
+    def post_note(self, note: Note) -> SendResult:
+        """A note thread (HTML-escaped), sent with the conversation's current status so that
+        posting it changes no status (see the module docstring)."""
+        conversation = quote_id(note.dialog_id)
+        try:
+            current = self._api(
+                "GET", CONVERSATION_PATH.format(conversation=conversation), retries=2
+            )
+        except DeliveryError as exc:
+            raise lookup_refused(
+                exc,
+                "Help Scout",
+                credentials=f"the app of helpdesks.{self.name}.client_id acts as its owner, "
+                "who needs access to the conversation's mailbox",
+            ) from exc
+        status = as_text(dig(response_json(current), "status"))
+        if status not in CONVERSATION_STATUSES:
+            # Posting without a status may reactivate a closed conversation: do not guess.
+            raise DeliveryError(
+                "Help Scout: the conversation's status is unreadable; the note was not posted",
+                retryable=True,
+            )
+        response = self._api(
+            "POST",
+            NOTES_PATH.format(conversation=conversation),
+            json={"text": text_to_html(note.text), "status": status},
+            explain=explainer(error_items, note),
+        )
+        return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
+
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our reply thread carrying the marker, newest first (see the module docstring)."""
-        marker = lookup_marker(reply)
+        return self._find(reply.dialog_id, lookup_marker(reply), since, note=False)
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """Our note thread carrying the alert's reference, newest first."""
+        return self._find(note.dialog_id, lookup_marker(note), since, note=True)
+
+    def _find(
+        self, dialog_id: str, marker: str, since: datetime, *, note: bool
+    ) -> SendResult | None:
         floor = lookup_floor(since)
-        path = THREADS_PATH.format(conversation=quote_id(reply.dialog_id))
+        path = THREADS_PATH.format(conversation=quote_id(dialog_id))
         for number in range(1, LOOKUP_PAGES + 1):
             try:
                 response = self._api(
@@ -197,7 +250,7 @@ class HelpScoutHelpdesk(Helpdesk):
                     "owner, who needs access to the conversation's mailbox",
                 ) from exc
             page = ThreadPage.read(response_json(response))
-            found = page.find(marker, floor)
+            found = page.find_note(marker, floor) if note else page.find(marker, floor)
             if found is not None:
                 return found
             if not page.has_next or page.reaches_before(floor):

@@ -54,6 +54,20 @@ class ThreadPage:
                 return SendResult(external_id=as_text(thread.get("id")))
         return None
 
+    def find_note(self, marker: str, floor: datetime) -> SendResult | None:
+        """Our note (an alert): a user's ``note`` thread created since ``floor``, carrying
+        the alert's reference."""
+        for thread in self.threads:
+            created = parse_timestamp(thread.get("createdAt"))
+            if (
+                thread.get("type") == "note"
+                and dig(thread, "createdBy.type") == "user"
+                and (created is None or created >= floor)
+                and carries_marker(marker, thread.get("body"))
+            ):
+                return SendResult(external_id=as_text(thread.get("id")))
+        return None
+
     def reaches_before(self, floor: datetime) -> bool:
         times = [parse_timestamp(t.get("createdAt")) for t in self.threads]
         known = [t for t in times if t is not None]

@@ -23,6 +23,12 @@ REPLY_PATH = "/v2/conversations/{conversation}/reply"
 USER_PATH = "/v2/users/{user}"
 # https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/list/
 THREADS_PATH = "/v2/conversations/{conversation}/threads"
+# https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/note/
+NOTES_PATH = "/v2/conversations/{conversation}/notes"
+# https://developer.helpscout.com/mailbox-api/endpoints/conversations/get/
+CONVERSATION_PATH = "/v2/conversations/{conversation}"
+# The statuses a conversation can have; a note is posted with the current one.
+CONVERSATION_STATUSES = frozenset({"active", "pending", "closed", "spam"})
 # https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
 RETRY_AFTER_HEADERS = ("X-RateLimit-Retry-After", "Retry-After")
 MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets

@@ -22,6 +22,9 @@
   adapter closes it again through ``POST {base}/conversations/{id}/parts`` — only when the
   answer does not already say ``closed``. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
+* Internal note (an alert): the same ``POST …/reply`` with ``message_type: note`` (HTML body);
+  a note leaves a closed conversation closed (the API's "Admin Reply with a Note" example),
+  so it is never closed again. Found after an unknown outcome among the ``note`` parts.
 * Agent lookup: ``GET {base}/admins/{id}`` (2.x items carry only ``admin_assignee_id``).
 * Look-up after a timed-out reply: ``GET {base}/conversations/{id}`` answers the conversation
   with its newest 500 parts (no pagination exists), so one request; our part is an admin's
@@ -85,6 +88,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -98,6 +102,8 @@ logger = logging.getLogger(__name__)
 class IntercomHelpdesk(Helpdesk):
     kind = "intercom"
     supports_lookup = True
+    supports_notes = True
+    supports_note_lookup = True
     Options = IntercomOptions
     options: IntercomOptions
 
@@ -178,12 +184,7 @@ class IntercomHelpdesk(Helpdesk):
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
-        admin_id = self.options.admin_id or as_text(reply.context.get("admin_id")) or reply.agent.id
-        if not admin_id:
-            raise DeliveryError(
-                f"no Intercom admin to reply as: set helpdesks.{self.name}.admin_id",
-                retryable=False,
-            )
+        admin_id = self._admin(reply.context, reply.agent.id)
         response = self._call(
             "POST",
             REPLY_PATH.format(conversation=quote_id(reply.dialog_id)),
@@ -200,13 +201,45 @@ class IntercomHelpdesk(Helpdesk):
             self._close_again(reply.dialog_id, admin_id)
         return SendResult(external_id=last_part_id(conversation))
 
+    def post_note(self, note: Note) -> SendResult:
+        """An admin's note (HTML-escaped); it does not reopen the conversation."""
+        response = self._call(
+            "POST",
+            REPLY_PATH.format(conversation=quote_id(note.dialog_id)),
+            json={
+                "message_type": "note",
+                "type": "admin",
+                "admin_id": self._admin(note.context, None),
+                "body": text_to_html(note.text),
+            },
+            explain=explainer(error_items, note),
+        )
+        return SendResult(external_id=last_part_id(response_json(response)))
+
+    def _admin(self, context: Mapping[str, Any], agent_id: str | None) -> str:
+        admin_id = self.options.admin_id or as_text(context.get("admin_id")) or agent_id
+        if not admin_id:
+            raise DeliveryError(
+                f"no Intercom admin to post as: set helpdesks.{self.name}.admin_id",
+                retryable=False,
+            )
+        return admin_id
+
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our comment carrying the marker among the conversation's parts (one request)."""
-        marker = lookup_marker(reply)
+        return self._find(reply.dialog_id, lookup_marker(reply), since, "comment")
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """Our note carrying the alert's reference among the conversation's parts."""
+        return self._find(note.dialog_id, lookup_marker(note), since, "note")
+
+    def _find(
+        self, dialog_id: str, marker: str, since: datetime, part_type: str
+    ) -> SendResult | None:
         try:
             response = self._call(
                 "GET",
-                CONVERSATION_PATH.format(conversation=quote_id(reply.dialog_id)),
+                CONVERSATION_PATH.format(conversation=quote_id(dialog_id)),
                 retries=2,
                 explain=explainer(error_items),
             )
@@ -217,7 +250,7 @@ class IntercomHelpdesk(Helpdesk):
                 credentials=f"helpdesks.{self.name}.access_token needs the permission to "
                 "read conversations",
             ) from exc
-        return find_part(response_json(response), marker, lookup_floor(since))
+        return find_part(response_json(response), marker, lookup_floor(since), part_type)
 
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""

@@ -54,14 +54,17 @@ def last_part_id(conversation: Any) -> str | None:
 AGENT_AUTHORS = frozenset({"admin", "bot"})
 
 
-def find_part(conversation: Any, marker: str, floor: datetime) -> SendResult | None:
+def find_part(
+    conversation: Any, marker: str, floor: datetime, part_type: str = "comment"
+) -> SendResult | None:
     """Our survey among a conversation's parts: an admin's or bot's ``comment`` (not a note,
-    not a customer's part, not ``source``) posted since ``floor``, carrying the marker."""
+    not a customer's part, not ``source``) posted since ``floor``, carrying the marker; with
+    ``part_type="note"``, our note (an alert) instead."""
     parts = dig(conversation, "conversation_parts.conversation_parts")
     if not isinstance(parts, list):
         return None
     for part in reversed(parts):  # newest last in Intercom's answers
-        if not isinstance(part, Mapping) or part.get("part_type") != "comment":
+        if not isinstance(part, Mapping) or part.get("part_type") != part_type:
             continue
         created = parse_timestamp(part.get("created_at"))
         if (

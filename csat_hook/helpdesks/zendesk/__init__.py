@@ -22,6 +22,9 @@
 * Reply: ``PUT {base}/api/v2/tickets/{id}.json`` with a public comment and ``status: solved``
   so the ticket stays solved. A closed ticket cannot be updated: Zendesk answers 422.
   https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
+* Internal note (an alert): the same ``PUT`` with ``"public": false`` and no status at all (a
+  status would re-solve a ticket the customer reopened); Zendesk's standard notifications skip
+  private comments, so the requester is not told. A closed ticket answers 422 (final).
 * Agent: ``GET {base}/api/v2/users/{id}.json`` (``user.name``, ``user.email``).
   https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
 * Look-up after a timed-out reply: ``GET {base}/api/v2/tickets/{id}/comments.json`` with
@@ -73,6 +76,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
@@ -104,6 +108,8 @@ __all__ = ["TEST_SIGNING_SECRET", "ZendeskHelpdesk", "ZendeskOptions", "zendesk_
 class ZendeskHelpdesk(Helpdesk):
     kind = "zendesk"
     supports_lookup = True
+    supports_notes = True
+    supports_note_lookup = True
     Options = ZendeskOptions
     options: ZendeskOptions
 
@@ -227,11 +233,34 @@ class ZendeskHelpdesk(Helpdesk):
             raise explained(exc) from exc
         return SendResult(external_id=comment_id(response_json(response)))
 
+    def post_note(self, note: Note) -> SendResult:
+        """Add ``note.text`` as a private comment; the status is left as it is."""
+        url = self._url(TICKET_PATH, ticket=note.dialog_id)
+        try:
+            response = self.http.request(
+                "PUT",
+                url,
+                headers=self._auth_headers(),
+                json={"ticket": {"comment": {"body": note.text, "public": False}}},
+                explain=explainer(error_items, note),
+            )
+        except DeliveryError as exc:
+            raise explained(exc) from exc
+        return SendResult(external_id=comment_id(response_json(response)))
+
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our public comment carrying the marker, newest first (see the module docstring)."""
-        marker = lookup_marker(reply)
+        return self._find(reply.dialog_id, lookup_marker(reply), since, public=True)
+
+    def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
+        """Our private comment carrying the alert's reference, newest first."""
+        return self._find(note.dialog_id, lookup_marker(note), since, public=False)
+
+    def _find(
+        self, ticket: str, marker: str, since: datetime, *, public: bool
+    ) -> SendResult | None:
         floor = lookup_floor(since)
-        url = self._url(COMMENTS_PATH, ticket=reply.dialog_id)
+        url = self._url(COMMENTS_PATH, ticket=ticket)
         params = dict(LOOKUP_PARAMS)
         for _ in range(LOOKUP_PAGES):
             try:
@@ -252,14 +281,14 @@ class ZendeskHelpdesk(Helpdesk):
                     "must belong to an agent who can see the ticket",
                 ) from exc
             page = CommentPage.read(response_json(response))
-            found = page.find(marker, floor)
+            found = page.find(marker, floor, public=public)
             if found is not None:
                 return SendResult(external_id=found)
             if not page.has_more or page.reaches_before(floor) or not page.after_cursor:
                 return None
             params = {**LOOKUP_PARAMS, "page[after]": page.after_cursor}
         raise DeliveryError(
-            f"Zendesk: more than {LOOKUP_PAGES} pages of comments since the reply was sent; "
+            f"Zendesk: more than {LOOKUP_PAGES} pages of comments since it was sent; "
             "not searched further",
             retryable=False,
         )

@@ -54,12 +54,13 @@ class CommentPage:
             after_cursor=as_text(dig(body, "meta.after_cursor"), limit=2048),
         )
 
-    def find(self, marker: str, floor: datetime) -> str | None:
-        """The id of our public comment carrying the marker, posted since ``floor``."""
+    def find(self, marker: str, floor: datetime, *, public: bool = True) -> str | None:
+        """The id of our public comment (a reply; ``public=False``: our private comment, a
+        note) carrying the marker, posted since ``floor``."""
         for comment in self.comments:
             created = parse_timestamp(comment.get("created_at"))
             if (
-                comment.get("public") is True
+                comment.get("public") is public
                 and self._by_agent(comment)
                 and (created is None or created >= floor)
                 and carries_marker(marker, *(comment.get(f) for f in TEXT_FIELDS))

@@ -106,7 +106,8 @@ def write_csv(path: Path, table: Table) -> None:
 
 def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool) -> dict[str, Any]:
     """Write ``csat-report.xlsx`` and/or the CSV files (``summary.csv``: the leaderboard,
-    ``periods.csv``, ``trends.csv``, ``answers.csv``, ``unverified.csv``)."""
+    ``periods.csv``, ``trends.csv``, ``answers.csv``, ``unverified.csv``, and ``alerts.csv``
+    when alert rules are on)."""
     written: list[str] = []
     if xlsx:
         path = directory / "csat-report.xlsx"

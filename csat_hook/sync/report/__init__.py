@@ -2,7 +2,8 @@
 
 Tabs, in order: Summary (the leaderboard of the headline period: :mod:`.summary`), Trends
 (weeks and months: :mod:`.trends`), Responses (every credited answer, flat), one tab per agent
-with answers, Unverified (:mod:`.answers`). Every header, period name and note is in the
+with answers, Unverified (:mod:`.answers`), and Alerts when alert rules are on
+(:mod:`.alerts`). Every header, period name and note is in the
 report's language (:mod:`csat_hook.sync.texts`). Cells are str, int, float, a naive local
 ``datetime``/``date`` or None (blank): numbers stay numbers (fractions for percentages), never
 NaN. Nothing depends on the time of the run beyond its day: a run that finds nothing new
@@ -51,10 +52,11 @@ class Report:
     agents: list[Grid]
     unverified: Grid | None
     csv: list[Table]  # each with its csv_name
+    alerts: Grid | None = None  # the Alerts tab (report/alerts.py), set by the sync runner
 
     def sheets(self) -> list[Grid]:
-        """Grids in tab order: Summary, Trends, Responses, the agents, Unverified."""
-        tail = [self.unverified] if self.unverified is not None else []
+        """Grids in tab order: Summary, Trends, Responses, the agents, Unverified, Alerts."""
+        tail = [g for g in (self.unverified, self.alerts) if g is not None]
         return [self.summary, self.trends, self.responses, *self.agents, *tail]
 
 

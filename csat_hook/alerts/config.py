@@ -1,0 +1,220 @@
+"""The ``alerts`` section: destinations, rules, digests and the guards against alert storms.
+
+Checks that need other sections (a rule's rating within ``metrics``' scale, a note
+destination's helpdesks) are in :func:`check_alerts_section`, run by :mod:`csat_hook.config`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import time
+from typing import Annotated
+from typing import Any
+from typing import Literal
+
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.helpdesks import takes_notes
+from csat_hook.notify.options import AnyDestination
+from csat_hook.settings import StrictModel
+
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class RuleBase(StrictModel):
+    """What every rule has: a unique ``name`` (it is part of each alert's identity: renaming a
+    rule makes its next matches new alerts) and the destinations it alerts."""
+
+    name: str
+    destinations: list[str] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.fullmatch(value):
+            raise ValueError("lower-case letters, digits, - and _ (at most 64)")
+        return value
+
+
+class LowRatingRule(RuleBase):
+    """A rating at or below ``max_rating`` (default: ``metrics.top_box`` − 2, 2 on 1–5)."""
+
+    kind: Literal["low_rating"]
+    max_rating: int | None = None
+
+
+class CommentRule(RuleBase):
+    """Any comment; with ``max_rating``, a comment on a rating at or below it."""
+
+    kind: Literal["comment"]
+    max_rating: int | None = None
+
+
+class NpsDetractorRule(RuleBase):
+    """An NPS answer (0–10) at or below ``max_score`` (6: a detractor by the NPS definition)."""
+
+    kind: Literal["nps_detractor"]
+    max_score: int = Field(default=6, ge=0, le=9)
+
+
+class AgentBelowTargetRule(RuleBase):
+    """An agent's CSAT over the last ``window_days`` significantly below ``target``.
+
+    Tested when the agent has a new or changed answer: a one-sided exact binomial test of
+    "CSAT ≥ target" (satisfied = a rating of ``metrics.top_box`` or more), with at least
+    ``min_answers``; alerts once when p < ``alpha``, and again only after the agent recovered
+    (p ≥ ``exit_alpha``) or ``window_days`` after the alert (hysteresis: no flapping).
+    """
+
+    kind: Literal["agent_below_target"]
+    target: float = Field(default=0.85, gt=0, lt=1)
+    window_days: int = Field(default=30, ge=1, le=366)
+    min_answers: int = Field(default=20, ge=5, le=100_000)
+    alpha: float = Field(default=0.01, gt=0, le=0.2)
+    exit_alpha: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AgentBelowTargetRule:
+        if self.exit_alpha <= self.alpha:
+            raise ValueError(
+                "exit_alpha must be above alpha (the band between them is the hysteresis)"
+            )
+        return self
+
+
+AnyRule = Annotated[
+    LowRatingRule | CommentRule | NpsDetractorRule | AgentBelowTargetRule,
+    Field(discriminator="kind"),
+]
+
+
+class DigestConfig(StrictModel):
+    """One message per day (or week) per destination: the figures of the day (week) before
+    and its lowest-rated answers, sent at the first sync after ``at`` (local time,
+    ``metrics.timezone``; weekly on ``weekday``)."""
+
+    name: str
+    every: Literal["day", "week"] = "day"
+    at: time = time(9, 0)
+    weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    lowest: int = Field(default=5, ge=0, le=20)
+    agents: int = Field(default=10, ge=0, le=50)
+    # An empty digest says "nothing came in"; silence would look like a broken sync.
+    send_empty: bool = True
+    destinations: list[str] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.fullmatch(value):
+            raise ValueError("lower-case letters, digits, - and _ (at most 64)")
+        return value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 09:00 as a number of minutes (sexagesimal).
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return time(value // 60, value % 60)
+        return value
+
+
+class AlertsConfig(StrictModel):
+    """Alert rules and where they go.
+
+    Storm guards: only verified answers are alerted (the ``answers`` table, never unverified
+    ones); a rule alerts on answers submitted after it was first seen (less
+    ``backfill_minutes``) and less than ``max_age_hours`` ago, so turning alerts on, or
+    ``sync --full``, does not replay old ratings; at most ``cap_per_hour`` alerts go to one
+    destination in an hour: the next ones are held (listed in the Alerts tab) and the
+    destination gets one notice that it happened.
+    """
+
+    destinations: dict[str, AnyDestination] = Field(default_factory=dict)
+    rules: list[AnyRule] = Field(default_factory=list)
+    digests: list[DigestConfig] = Field(default_factory=list)
+    backfill_minutes: float = Field(default=60, ge=0, le=7 * 24 * 60)
+    max_age_hours: float = Field(default=48, gt=0, le=24 * 366)
+    cap_per_hour: int = Field(default=30, ge=1, le=10_000)
+    # The Alerts tab (Sheets) and sheet (.xlsx): the latest alerts with a "Handled" column the
+    # team fills in (kept across syncs). Empty: no tab.
+    tab: str | None = Field(default="Alerts", max_length=100)
+    tab_rows: int = Field(default=1000, ge=10, le=50_000)
+
+    @field_validator("destinations")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r}: a destination name is lower-case letters, digits, - and _"
+                )
+        return value
+
+    @field_validator("tab", mode="before")
+    @classmethod
+    def _tab(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _references(self) -> AlertsConfig:
+        names = [r.name for r in self.rules] + [d.name for d in self.digests]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"rule and digest names must be unique: {', '.join(doubled)}")
+        for where, item in [("rules", r) for r in self.rules] + [
+            ("digests", d) for d in self.digests
+        ]:
+            for destination in item.destinations:
+                if destination not in self.destinations:
+                    raise ValueError(
+                        f"{where}.{item.name}: unknown destination {destination!r}; "
+                        f"configured: {', '.join(sorted(self.destinations)) or 'none'}"
+                    )
+                options = self.destinations[destination]
+                if options.kind == "helpdesk_note" and not isinstance(
+                    item, LowRatingRule | CommentRule | NpsDetractorRule
+                ):
+                    raise ValueError(
+                        f"{where}.{item.name}: {destination} is a helpdesk note, which only "
+                        "alerts about one answer can go to"
+                    )
+        return self
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rules or self.digests)
+
+
+def check_alerts_section(
+    alerts: AlertsConfig, *, scale_min: int, scale_max: int, helpdesks: Mapping[str, Any]
+) -> None:
+    """Checks spanning sections (the metrics' scale, the configured helpdesks); ValueError
+    names the key."""
+    for rule in alerts.rules:
+        limit = getattr(rule, "max_rating", None)
+        if limit is not None and not scale_min <= limit <= scale_max:
+            raise ValueError(
+                f"alerts.rules.{rule.name}.max_rating: {limit} is outside the scale "
+                f"{scale_min}..{scale_max} (metrics.scale_*)"
+            )
+    for name, options in alerts.destinations.items():
+        if options.kind != "helpdesk_note":
+            continue
+        for helpdesk in options.helpdesks:
+            if helpdesk not in helpdesks:
+                raise ValueError(
+                    f"alerts.destinations.{name}.helpdesks: {helpdesk!r} is not a configured "
+                    "helpdesk"
+                )
+            if not takes_notes(helpdesks[helpdesk]):
+                raise ValueError(
+                    f"alerts.destinations.{name}.helpdesks: {helpdesk!r} cannot take internal "
+                    "notes (for the generic adapter, configure its note request)"
+                )

@@ -1,0 +1,155 @@
+"""The Alerts tab: the latest alerts, what they were about, where they went, and the team's
+"Handled" column.
+
+Rows are keyed by the alert's number in column A. The team writes in "Handled" (a name, "yes",
+what was done); the sync reads that column back before it rewrites the tab
+(:func:`handled_cells`, :func:`csat_hook.alerts.store.merge_sheet_handled`), so an edit is
+kept across syncs, and ``csat-hook alerts handle`` sets the same value from the command line
+(the .xlsx gets it from the database). Cells are str, int, float or None, as in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from csat_hook.alerts import store
+from csat_hook.alerts.engine import AGENT
+from csat_hook.alerts.engine import ANSWER
+from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import SENT
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import pct
+
+Cell = str | int | float | None
+KEY_COLUMN = "Alert"
+HANDLED_COLUMN = "Handled"
+HEADER: list[Cell] = [
+    KEY_COLUMN,
+    "Raised",
+    "Rule",
+    "Rating",
+    "Was",
+    "Comment",
+    "Agent",
+    "Team",
+    "Ticket",
+    "Ticket link",
+    "Submitted",
+    "Alerted after (min)",
+    "Deliveries",
+    HANDLED_COLUMN,
+]
+MAX_CELL = 5000  # a comment is clipped in the tab (Sheets allows 50,000 characters a cell)
+
+
+def local(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else None
+
+
+def delivery_text(row: Any) -> str:
+    """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held``..."""
+    status = row.status
+    if (
+        status == SENT
+        and row.uncertain_since is not None
+        and (row.last_error or "").startswith("outcome unknown")
+    ):
+        status = "sent, unconfirmed"
+    elif status == CANCELLED:
+        status = "held (cap)"
+    elif status != SENT and row.attempts:
+        reason = (row.last_error or "")[:80]
+        status += f" (attempt {row.attempts}{': ' + reason if reason else ''})"
+    return f"{row.destination}: {status}"
+
+
+def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[Cell]]:
+    """The tab's rows: the header, then the latest ``limit`` alerts about answers and agents,
+    newest first (digests and cap notices are messages, not things to follow up)."""
+    alerts = store.listed_alerts(conn, [ANSWER, AGENT], limit)
+    deliveries = store.deliveries_of(conn, [a.id for a in alerts])
+    rows: list[list[Cell]] = [list(HEADER)]
+    for alert in alerts:
+        message = AlertMessage.from_payload(alert.payload)
+        sent = [d.sent_at for d in deliveries.get(alert.id, []) if d.sent_at is not None]
+        after = None
+        if sent and alert.submitted_at is not None:
+            after = round((min(sent) - alert.submitted_at).total_seconds() / 60, 1)
+        if alert.kind == AGENT and message.figures is not None:
+            figures = message.figures
+            about: Cell = (
+                f"CSAT {pct(figures.csat)} ({figures.satisfied} of {figures.answers}) over "
+                f"{message.window_days} days, target {pct(message.target)}, "
+                f"p = {figures.p_value:.2g}"
+                if figures.p_value is not None
+                else None
+            )
+        else:
+            about = (message.comment or "")[:MAX_CELL] or None
+        rows.append(
+            [
+                alert.id,
+                local(alert.created_at, tz),
+                alert.rule,
+                message.rating,
+                message.previous_rating,
+                about,
+                message.agent_name or message.agent_key,
+                message.team,
+                message.dialog_id,
+                message.ticket_url,
+                local(alert.submitted_at, tz),
+                after,
+                "; ".join(delivery_text(d) for d in deliveries.get(alert.id, [])) or None,
+                alert.handled,
+            ]
+        )
+    return rows
+
+
+def written_handled(rows: Sequence[Sequence[Any]]) -> dict[int, str | None]:
+    """What the tab's "Handled" cells hold once ``rows`` are written, by alert number."""
+    key, handled = HEADER.index(KEY_COLUMN), HEADER.index(HANDLED_COLUMN)
+    found: dict[int, str | None] = {}
+    for row in rows[1:]:
+        number = row[key]
+        if isinstance(number, int):
+            found[number] = str(row[handled]) if row[handled] is not None else None
+    return found
+
+
+def handled_cells(values: Sequence[Sequence[Any]]) -> dict[int, str | None]:
+    """The "Handled" column read back from the tab (as Sheets returns it: rows of cells, the
+    header first), by alert number. Columns are found by their header, so a team that moved
+    them is read right; rows without a number are ignored."""
+    if not values:
+        return {}
+    header = [str(cell).strip() for cell in values[0]]
+    if KEY_COLUMN not in header or HANDLED_COLUMN not in header:
+        return {}
+    key, handled = header.index(KEY_COLUMN), header.index(HANDLED_COLUMN)
+    found: dict[int, str | None] = {}
+    for row in values[1:]:
+        number = _number(row[key] if key < len(row) else None)
+        if number is None:
+            continue
+        cell = row[handled] if handled < len(row) else None
+        found[number] = store.clean_handled(cell if cell != "" else None)
+    return found
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None

@@ -1,0 +1,214 @@
+"""Every statement the alerts flow runs: alerts, the rules' remembered state, the reply context
+of a survey, the Alerts tab's rows and its "handled" column.
+
+Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
+transaction (the sync's, for raising alerts: they are stored with the answers that raised
+them, or not at all). Alert deliveries are queued through :mod:`csat_hook.outbox.store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import ALERT
+from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import alert_state
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+
+_IN_CHUNK = 500
+MAX_HANDLED = 100
+
+
+def insert_alert(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
+    """Store an alert; its id, or None when one with the same ``key`` exists (raised before)."""
+    stmt = (
+        dialect_insert(conn.dialect.name, alerts)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(alerts.c.id)
+    )
+    return conn.execute(stmt).scalar()
+
+
+def existing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are alerts already."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        found.update(conn.execute(sa.select(alerts.c.key).where(alerts.c.key.in_(chunk))).scalars())
+    return found
+
+
+class State(NamedTuple):
+    state: str
+    episode: int
+    since: datetime
+
+
+def states(conn: sa.Connection, names: Sequence[str]) -> dict[str, State]:
+    """The remembered states of ``names`` (rules first seen, agents under a rule)."""
+    found: dict[str, State] = {}
+    for start in range(0, len(names), _IN_CHUNK):
+        chunk = list(names[start : start + _IN_CHUNK])
+        rows = conn.execute(
+            sa.select(
+                alert_state.c.name, alert_state.c.state, alert_state.c.episode, alert_state.c.since
+            ).where(alert_state.c.name.in_(chunk))
+        )
+        found.update({name: State(state, episode, since) for name, state, episode, since in rows})
+    return found
+
+
+def save_state(
+    conn: sa.Connection, name: str, state: str, episode: int, since: datetime, now: datetime
+) -> None:
+    stmt = dialect_insert(conn.dialect.name, alert_state).values(
+        name=name, state=state, episode=episode, since=since, updated_at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "state": stmt.excluded.state,
+                "episode": stmt.excluded.episode,
+                "since": stmt.excluded.since,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+def first_seen(conn: sa.Connection, names: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """When each of ``names`` (``rule:<name>``, ``digest:<name>``) was first seen; those seen
+    for the first time now are recorded as seen ``now``."""
+    known = states(conn, names)
+    for name in names:
+        if name not in known:
+            save_state(conn, name, "seen", 0, now, now)
+            known[name] = State("seen", 0, now)
+    return {name: known[name].since for name in names}
+
+
+def reply_contexts(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The reply context (a Chatwoot account, an Intercom admin...) each survey's reply was
+    queued with, by the survey's token: a note goes to the same conversation the same way."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[start : start + _IN_CHUNK])
+        rows = conn.execute(
+            sa.select(surveys.c.token, outbox.c.context)
+            .join(outbox, outbox.c.survey_id == surveys.c.id)
+            .where(surveys.c.token.in_(chunk), outbox.c.kind == REPLY)
+        )
+        found.update({token: dict(context or {}) for token, context in rows})
+    return found
+
+
+# --- the Alerts tab ---------------------------------------------------------------------------
+
+
+def listed_alerts(conn: sa.Connection, kinds: Sequence[str], limit: int) -> list[sa.Row[Any]]:
+    """The latest alerts of ``kinds``, newest first."""
+    return list(
+        conn.execute(
+            sa.select(alerts)
+            .where(alerts.c.kind.in_(list(kinds)))
+            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def deliveries_of(conn: sa.Connection, alert_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """The outbox rows of these alerts (one per destination), by alert id."""
+    found: dict[int, list[Any]] = {}
+    for start in range(0, len(alert_ids), _IN_CHUNK):
+        chunk = list(alert_ids[start : start + _IN_CHUNK])
+        rows = conn.execute(
+            sa.select(
+                outbox.c.id,
+                outbox.c.alert_id,
+                outbox.c.destination,
+                outbox.c.status,
+                outbox.c.attempts,
+                outbox.c.last_error,
+                outbox.c.sent_at,
+                outbox.c.uncertain_since,
+            )
+            .where(outbox.c.kind == ALERT, outbox.c.alert_id.in_(chunk))
+            .order_by(outbox.c.id)
+        )
+        for row in rows:
+            found.setdefault(row.alert_id, []).append(row)
+    return found
+
+
+def clean_handled(value: Any) -> str | None:
+    """A "handled" cell as stored: text cut to one line of 100 characters; None when blank."""
+    if value is None or value is False:
+        return None
+    text = "yes" if value is True else " ".join(str(value).split())
+    return text[:MAX_HANDLED] or None
+
+
+def set_handled(conn: sa.Connection, ids: Sequence[int], value: str | None, now: datetime) -> int:
+    """Mark alerts handled (``value``: who or how) or not (None); how many exist."""
+    result = conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id.in_(list(ids)))
+        .values(handled=clean_handled(value), handled_at=now if value else None)
+    )
+    return int(result.rowcount)
+
+
+def merge_sheet_handled(conn: sa.Connection, cells: Mapping[int, str | None], now: datetime) -> int:
+    """Take the team's edits of the Alerts tab's "Handled" column: a cell that differs from
+    what the sync last wrote there was changed in the sheet, and wins; a cell equal to it
+    leaves the database as it is (``csat-hook alerts handle`` may have changed it since).
+    Returns how many alerts changed."""
+    ids = list(cells)
+    changed = 0
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = conn.execute(
+            sa.select(alerts.c.id, alerts.c.handled, alerts.c.handled_sheet).where(
+                alerts.c.id.in_(chunk)
+            )
+        )
+        for alert_id, handled, written in rows:
+            cell = clean_handled(cells[alert_id])
+            if cell != written and cell != handled:
+                conn.execute(
+                    sa.update(alerts)
+                    .where(alerts.c.id == alert_id)
+                    .values(handled=cell, handled_at=now if cell else None)
+                )
+                changed += 1
+    return changed
+
+
+def mark_written(conn: sa.Connection, written: Mapping[int, str | None]) -> None:
+    """Remember what the Alerts tab's "Handled" cells now hold (after a successful write)."""
+    rows = [{"alert_id": k, "value": v} for k, v in written.items()]
+    if rows:
+        conn.execute(
+            sa.update(alerts)
+            .where(alerts.c.id == sa.bindparam("alert_id"))
+            .values(handled_sheet=sa.bindparam("value")),
+            rows,
+        )
+
+
+def alert_by_ref_or_id(conn: sa.Connection, ident: str) -> sa.Row[Any] | None:
+    """An alert by its id (digits) or its reference."""
+    where = alerts.c.id == int(ident) if ident.isdigit() else alerts.c.ref == ident
+    return conn.execute(sa.select(alerts).where(where)).first()

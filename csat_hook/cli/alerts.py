@@ -1,0 +1,150 @@
+"""``csat-hook alerts``: the latest alerts and where they went, marking them handled, and a
+test message to one destination."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from csat_hook.alerts import store
+from csat_hook.alerts.engine import AGENT
+from csat_hook.alerts.engine import ANSWER
+from csat_hook.alerts.engine import DIGEST_KIND
+from csat_hook.alerts.engine import OVERFLOW_KIND
+from csat_hook.alerts.report import delivery_text
+from csat_hook.cli.base import State
+from csat_hook.cli.base import pass_state
+from csat_hook.errors import DeliveryError
+from csat_hook.notify.records import LOW_RATING
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import headline
+
+KINDS = (ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--limit", default=30, show_default=True)
+@click.option(
+    "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only these (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool) -> None:
+    """List the latest alerts (newest first), each with its deliveries and "handled" mark.
+
+    Alerts are raised by the sync; their deliveries are outbox rows (`csat-hook outbox`
+    shows them too, and `outbox retry` requeues failed ones)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = ctx.find_object(State)
+    assert state is not None
+    services = state.services()
+    with services.engine.connect() as conn:
+        rows = store.listed_alerts(conn, kinds or KINDS, limit)
+        deliveries = store.deliveries_of(conn, [r.id for r in rows])
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": row.id,
+                        "ref": row.ref,
+                        "kind": row.kind,
+                        "rule": row.rule,
+                        "summary": headline(AlertMessage.from_payload(row.payload)),
+                        "created_at": row.created_at.isoformat(),
+                        "handled": row.handled,
+                        "deliveries": [
+                            {
+                                "outbox_id": d.id,
+                                "destination": d.destination,
+                                "status": d.status,
+                                "attempts": d.attempts,
+                                "last_error": d.last_error,
+                                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                            }
+                            for d in deliveries.get(row.id, [])
+                        ],
+                    }
+                    for row in rows
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for row in rows:
+        summary = headline(AlertMessage.from_payload(row.payload))
+        handled = f"  handled: {row.handled}" if row.handled else ""
+        click.echo(f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} {row.rule}: {summary}{handled}")
+        for delivery in deliveries.get(row.id, []):
+            click.echo(f"    #{delivery.id} {delivery_text(delivery)}")
+
+
+@alerts.command("handle")
+@click.argument("idents", nargs=-1, required=True)
+@click.option("--by", "by", default="yes", show_default=True, help="Who handled it, or how.")
+@click.option("--undo", is_flag=True, help="Mark them not handled.")
+@pass_state
+def handle(state: State, idents: tuple[str, ...], by: str, undo: bool) -> None:
+    """Mark alerts (by number or reference) handled; the Alerts tab shows it at the next sync.
+
+    The same "Handled" column can be filled in the Alerts tab of the spreadsheet."""
+    services = state.services()
+    with services.engine.begin() as conn:
+        ids = []
+        for ident in idents:
+            row = store.alert_by_ref_or_id(conn, ident)
+            if row is None:
+                raise click.UsageError(f"no alert {ident!r}")
+            ids.append(row.id)
+        count = store.set_handled(conn, ids, None if undo else by, services.clock())
+    click.echo(f"{'unmarked' if undo else 'marked'} {count} alerts")
+
+
+@alerts.command("test")
+@click.argument("destination")
+@click.option("--helpdesk", help="For a helpdesk note: the configured helpdesk.")
+@click.option("--ticket", help="For a helpdesk note: the conversation to note.")
+@pass_state
+def test(state: State, destination: str, helpdesk: str | None, ticket: str | None) -> None:
+    """Send a sample alert to one destination now (not through the queue) and say what it
+    answered: a way to check a webhook URL, a bot token or SMTP settings."""
+    services = state.services()
+    target = services.destinations.get(destination)
+    if target is None:
+        known = ", ".join(sorted(services.destinations)) or "none configured"
+        raise click.UsageError(f"no destination {destination!r} (alerts.destinations: {known})")
+    if target.kind == "helpdesk_note" and not (helpdesk and ticket):
+        raise click.UsageError("a note goes into a conversation: give --helpdesk and --ticket")
+    now = services.clock()
+    message = sample_message(now, helpdesk=helpdesk, ticket=ticket)
+    try:
+        result = target.send(message)
+    except DeliveryError as exc:
+        click.echo(f"{destination}: not sent: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"{destination}: sent" + (f" ({result.external_id})" if result.external_id else ""))
+
+
+def sample_message(now: datetime, *, helpdesk: str | None, ticket: str | None) -> AlertMessage:
+    """A recognisable test alert (a low rating with a comment)."""
+    details: dict[str, Any] = {}
+    if helpdesk and ticket:
+        details = {"helpdesk": helpdesk, "dialog_id": ticket}
+    return AlertMessage(
+        ref=f"csat-alert-test-{secrets.token_hex(6)}",
+        event=LOW_RATING,
+        rule="test",
+        created_at=now.isoformat(),
+        agent_name="Test Agent",
+        rating=1,
+        comment="This is a test alert sent by `csat-hook alerts test`.",
+        submitted_at=now.isoformat(),
+        dialog_id=details.get("dialog_id", "TEST-1"),
+        helpdesk=details.get("helpdesk"),
+    )

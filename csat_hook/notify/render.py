@@ -1,0 +1,203 @@
+"""What an alert says, in words every destination shares (each escapes for its own format).
+
+Everything here is plain text: a headline, fact lines, the quoted comment, a digest's items
+and the footer with the alert's reference. Slack and Telegram take the pieces and escape them;
+the e-mail and the helpdesk note use :func:`plain_text` (and the e-mail :func:`html_text`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import datetime
+
+from csat_hook.notify.records import AGENT_BELOW_TARGET
+from csat_hook.notify.records import COMMENT
+from csat_hook.notify.records import DIGEST
+from csat_hook.notify.records import LOW_RATING
+from csat_hook.notify.records import NPS_DETRACTOR
+from csat_hook.notify.records import OVERFLOW
+from csat_hook.notify.records import AgentFigures
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.records import DigestItem
+
+# Customer text is clipped: a chat message has limits (Slack ~3000 characters a block,
+# Telegram 4096), and an alert is a pointer to the conversation, not its copy.
+MAX_COMMENT = 1500
+MAX_ITEM_COMMENT = 200
+REF_LABEL = "Alert ref:"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def one_line(text: str) -> str:
+    """Line breaks and tabs as spaces (for headers, list items)."""
+    return " ".join(text.split())
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def agent_of(message: AlertMessage) -> str:
+    return one_line(message.agent_name or message.agent_key or "an unknown agent")
+
+
+def score(message: AlertMessage, rating: int | None) -> str:
+    return f"{rating}/{message.scale_max}" if rating is not None else "?"
+
+
+def headline(message: AlertMessage, *, include_rating: bool = True) -> str:
+    """One line saying what happened (no customer text)."""
+    event = message.event
+    ticket = f" on ticket {one_line(message.dialog_id)}" if message.dialog_id else ""
+    agent = agent_of(message)
+    if event in (LOW_RATING, COMMENT, NPS_DETRACTOR) and not include_rating:
+        return f"Customer feedback for {agent}{ticket} (rule {message.rule})"
+    if event == LOW_RATING:
+        was = (
+            f" (was {score(message, message.previous_rating)})"
+            if message.previous_rating is not None
+            else ""
+        )
+        return f"Low rating {score(message, message.rating)}{was} for {agent}{ticket}"
+    if event == COMMENT:
+        return f"New comment with rating {score(message, message.rating)} for {agent}{ticket}"
+    if event == NPS_DETRACTOR:
+        return f"NPS detractor: {message.nps}/10 for {agent}{ticket}"
+    if event == AGENT_BELOW_TARGET:
+        figures = message.figures
+        csat = pct(figures.csat) if figures else "–"
+        return (
+            f"{agent}: CSAT {csat} over the last {message.window_days} days is significantly "
+            f"below the {pct(message.target)} target"
+        )
+    if event == DIGEST:
+        overall = message.figures
+        answers = overall.answers if overall else 0
+        csat = pct(overall.csat) if overall else "–"
+        return f"CSAT digest ({message.rule}) for {message.period}: {answers} answers, CSAT {csat}"
+    if event == OVERFLOW:
+        return (
+            f"Alert cap reached for {message.destination}: further alerts to it are held "
+            f"until {message.held_until}; they are listed in the Alerts tab"
+        )
+    return f"Alert {message.rule}"
+
+
+def fact_lines(message: AlertMessage, *, include_rating: bool = True) -> list[str]:
+    """The facts below the headline (no customer text)."""
+    lines: list[str] = []
+    if message.about_answer:
+        if include_rating:
+            rating = f"Rating: {score(message, message.rating)}"
+            if message.previous_rating is not None:
+                rating += f" (was {score(message, message.previous_rating)})"
+            lines.append(rating)
+            if message.nps is not None:
+                lines.append(f"NPS: {message.nps}/10")
+        lines.append(f"Agent: {agent_of(message)}")
+        if message.team:
+            lines.append(f"Team: {one_line(message.team)}")
+        if message.submitted_at:
+            lines.append(f"Submitted: {when(message.submitted_at)}")
+    elif message.event == AGENT_BELOW_TARGET and message.figures is not None:
+        lines.append(figures_line(message.figures))
+        if message.figures.p_value is not None:
+            lines.append(
+                f"Target {pct(message.target)}; one-sided exact binomial test: "
+                f"p = {message.figures.p_value:.2g}"
+            )
+    elif message.event == DIGEST:
+        if message.figures is not None:
+            lines.append("All agents: " + figures_line(message.figures))
+        lines.extend(f"{one_line(a.agent_name)}: {figures_line(a)}" for a in message.agents)
+    return lines
+
+
+def figures_line(figures: AgentFigures) -> str:
+    text = f"{figures.answers} answers, {figures.satisfied} satisfied (CSAT {pct(figures.csat)}"
+    if figures.interval is not None:
+        low, high = figures.interval
+        text += f", 95% interval {pct(low)}–{pct(high)}"
+    return text + ")"
+
+
+def when(iso: str) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM UTC``."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def comment_of(message: AlertMessage, *, include_comment: bool) -> str | None:
+    """The customer's comment, clipped; None when there is none or it is left out."""
+    if not include_comment or not message.comment or not message.comment.strip():
+        return None
+    return clip(message.comment.strip(), MAX_COMMENT)
+
+
+def item_line(item: DigestItem, message: AlertMessage, *, include_comment: bool) -> str:
+    """A digest item as one line (its comment clipped, when included)."""
+    text = f"{item.rating}/{message.scale_max} {one_line(item.agent_name)}, ticket {item.dialog_id}"
+    if include_comment and item.comment and item.comment.strip():
+        text += f": {clip(one_line(item.comment), MAX_ITEM_COMMENT)}"
+    return text
+
+
+def footer(message: AlertMessage) -> str:
+    return f"csat-hook · rule {message.rule} · {REF_LABEL} {message.ref}"
+
+
+def plain_text(message: AlertMessage, *, include_comment: bool, include_rating: bool = True) -> str:
+    """The whole alert as plain text, ending with the "Alert ref:" line."""
+    lines = [headline(message, include_rating=include_rating), ""]
+    lines += fact_lines(message, include_rating=include_rating)
+    comment = comment_of(message, include_comment=include_comment)
+    if comment:
+        lines += ["", "Comment:", *(f"> {line}" for line in comment.splitlines())]
+    if message.items:
+        lines += ["", "Lowest-rated answers:"]
+        lines += [
+            "- " + item_line(item, message, include_comment=include_comment)
+            for item in message.items
+        ]
+    if message.ticket_url:
+        lines += ["", f"Ticket: {message.ticket_url}"]
+    lines += ["", footer(message)]
+    return "\n".join(lines)
+
+
+def html_text(message: AlertMessage, *, include_comment: bool) -> str:
+    """The alert as a small HTML document (every value escaped)."""
+    e = html.escape
+    parts = [f"<p><b>{e(headline(message))}</b></p>"]
+    facts = fact_lines(message)
+    if facts:
+        parts.append("<p>" + "<br>".join(e(line) for line in facts) + "</p>")
+    comment = comment_of(message, include_comment=include_comment)
+    if comment:
+        parts.append("<blockquote>" + e(comment).replace("\n", "<br>") + "</blockquote>")
+    if message.items:
+        parts.append(
+            "<p>Lowest-rated answers:</p><ul>"
+            + "".join(
+                f"<li>{e(item_line(item, message, include_comment=include_comment))}</li>"
+                for item in message.items
+            )
+            + "</ul>"
+        )
+    if message.ticket_url:
+        url = e(message.ticket_url, quote=True)
+        parts.append(f'<p><a href="{url}">Open ticket {e(message.dialog_id or "")}</a></p>')
+    parts.append(f"<p><small>{e(footer(message))}</small></p>")
+    return "".join(parts)
+
+
+def lines_block(lines: Sequence[str]) -> str:
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""E-mail: SMTP submission with STARTTLS (or implicit TLS), authenticated, certificate verified.
+
+* Connection: ``security: starttls`` connects in clear, says EHLO, and always asks for
+  STARTTLS: a server that does not offer it is refused (no silent downgrade); EHLO again, then
+  AUTH when ``username`` is set. ``security: tls`` (port 465, RFC 8314) starts TLS at once.
+  The certificate and host name are verified against the system's CAs (``ca_file`` adds one).
+* The message: ``multipart/alternative`` with a text and an HTML part, quoted-printable (7-bit
+  on the wire, so no relay needs 8BITMIME), ``Auto-Submitted: auto-generated`` (RFC 3834: no
+  vacation replies), and ``Message-ID: <alert-ref.destination@domain>``: the same on every
+  attempt. The comment is never in the Subject (headers are one line; a comment is not).
+* Classification (RFC 5321): 5xx replies, authentication and certificate failures, a server
+  without STARTTLS: permanent (the configuration is wrong). 4xx replies, refused or dropped
+  connections before DATA, timeouts before DATA: retryable, not sent. A connection lost or a
+  timeout during or after DATA (before the server's 250): the outcome is unknown. The server
+  may have queued the message: it is sent again with the same Message-ID, which the
+  recipient's mailbox or automation can use to drop the copy (a plain SMTP server delivers
+  both).
+* Recipients: some refused and some accepted is delivered (the refused ones are named in the
+  note); all refused is an error.
+
+Errors carry the SMTP code and the exception's class, never the server's text (it can echo an
+address) nor the password.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from email.utils import parseaddr
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.notify.base import Destination
+from csat_hook.notify.base import Settle
+from csat_hook.notify.options import EmailOptions
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import headline
+from csat_hook.notify.render import html_text
+from csat_hook.notify.render import one_line
+from csat_hook.notify.render import plain_text
+
+MAX_SUBJECT = 200
+
+
+class EmailDestination(Destination):
+    kind = "email"
+    options: EmailOptions
+
+    def message_id(self, message: AlertMessage) -> str:
+        return f"<{message.ref}.{self.name}@{self.options.domain}>"
+
+    def build(self, message: AlertMessage) -> EmailMessage:
+        """The e-mail for ``message`` (deterministic but for the Date header)."""
+        options = self.options
+        mail = EmailMessage(policy=policy.SMTP)
+        mail["Subject"] = one_line(headline(message))[:MAX_SUBJECT]
+        local, domain = options.sender.rsplit("@", 1)
+        mail["From"] = Address(options.sender_name, local, domain)
+        mail["To"] = ", ".join(options.to)
+        mail["Date"] = format_datetime(self.clock())
+        mail["Message-ID"] = self.message_id(message)
+        mail["Auto-Submitted"] = "auto-generated"
+        mail["X-Csat-Hook-Alert"] = message.ref
+        mail.set_content(
+            plain_text(message, include_comment=self.include_comment) + "\n",
+            cte="quoted-printable",
+        )
+        mail.add_alternative(
+            html_text(message, include_comment=self.include_comment),
+            subtype="html",
+            cte="quoted-printable",
+        )
+        return mail
+
+    def send(self, message: AlertMessage) -> SendResult:
+        mail = self.build(message)
+        refused = self._submit(mail)
+        if refused:
+            # Delivered to the others; say who was refused (addresses from our own config).
+            return SendResult(external_id=f"{mail['Message-ID']} (refused: {', '.join(refused)})")
+        return SendResult(external_id=str(mail["Message-ID"]))
+
+    def settle(self, message: AlertMessage) -> Settle:
+        return self.options.on_unknown_outcome
+
+    # --- SMTP ------------------------------------------------------------------------------
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.options.ca_file:
+            context.load_verify_locations(cafile=self.options.ca_file)
+        return context
+
+    def _submit(self, mail: EmailMessage) -> list[str]:
+        """Send ``mail``; the recipients refused (when some were accepted)."""
+        options = self.options
+        where = f"SMTP {options.host}:{options.port}"
+        stage = "connect"
+        try:
+            context = self._context()
+            client: smtplib.SMTP
+            if options.security == "tls":
+                client = smtplib.SMTP_SSL(
+                    options.host, options.port, timeout=options.timeout_seconds, context=context
+                )
+            else:
+                client = smtplib.SMTP(options.host, options.port, timeout=options.timeout_seconds)
+            try:
+                client.ehlo()
+                if options.security == "starttls":
+                    client.starttls(context=context)
+                    client.ehlo()
+                if options.username is not None and options.password is not None:
+                    stage = "auth"
+                    client.login(options.username, options.password.get_secret_value())
+                stage = "envelope"
+                return self._transfer(client, mail, where)
+            finally:
+                _quit(client)
+        except DeliveryError:
+            raise
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(
+                f"{where}: the server does not offer {'STARTTLS' if stage == 'connect' else 'AUTH'}"
+                f" (refused to go on in clear): check alerts.destinations.{self.name}",
+                retryable=False,
+            ) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"{where}: authentication refused ({exc.smtp_code}): check "
+                f"alerts.destinations.{self.name}.username and password",
+                retryable=False,
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"{where}: the server's certificate is not trusted ({exc.verify_message}): "
+                f"set alerts.destinations.{self.name}.ca_file for a private CA",
+                retryable=False,
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(where, exc.smtp_code, stage) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # Refused, reset, timed out or TLS failed before the message was handed over.
+            raise DeliveryError(
+                f"{where}: {type(exc).__name__} during {stage} (not sent)", retryable=True
+            ) from exc
+
+    def _transfer(self, client: smtplib.SMTP, mail: EmailMessage, where: str) -> list[str]:
+        sender = parseaddr(str(mail["From"]))[1]
+        code, _ = client.mail(sender)
+        if code != 250:
+            raise _by_code(where, code, "MAIL FROM")
+        accepted, refused, codes = [], [], []
+        for address in self.options.to:
+            code, _ = client.rcpt(address)
+            if code in (250, 251):
+                accepted.append(address)
+            else:
+                refused.append(address)
+                codes.append(code)
+        if not accepted:
+            client.rset()
+            raise _by_code(where, max(codes), "RCPT TO (every recipient refused)")
+        try:
+            code, _ = client.data(mail.as_bytes(policy=policy.SMTP))
+        except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
+            raise DeliveryError(
+                f"{where}: {type(exc).__name__} after the message was sent (outcome unknown)",
+                retryable=True,
+                outcome_unknown=True,
+            ) from exc
+        if code != 250:
+            raise _by_code(where, code, "DATA")
+        return refused
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """Say QUIT and close; a failure here changes nothing (the message is out, or not)."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+
+
+def _by_code(where: str, code: int, stage: str) -> DeliveryError:
+    """An SMTP reply code as a DeliveryError: 4xx retryable, 5xx permanent (RFC 5321)."""
+    return DeliveryError(
+        f"{where}: {stage} answered {code}",
+        retryable=400 <= code < 500,
+        http_status=None,
+    )

@@ -1,0 +1,181 @@
+"""Telegram: a bot's ``sendMessage`` to a group, channel or chat.
+
+* Request: ``POST {base}/bot<token>/sendMessage`` with ``{"chat_id", "text", "parse_mode":
+  "HTML", "link_preview_options": {"is_disabled": true}}`` (and ``message_thread_id`` for a
+  forum topic, ``disable_notification``). https://core.telegram.org/bots/api#sendmessage
+* HTML mode: every ``<``, ``>``, ``&`` (and ``"`` in attributes) that is not markup is an
+  entity; ``html.escape`` does exactly that (its ``&#x27;`` is a numeric entity, which
+  Telegram accepts). Only ``b``, ``a href`` and ``blockquote`` are used.
+  https://core.telegram.org/bots/api#html-style
+* The text is at most 4096 characters after entity parsing (counted here in UTF-16 units,
+  as Telegram counts entity offsets): the comment is clipped before that.
+* Answer: ``{"ok": true, "result": {"message_id", …}}``; errors ``{"ok": false,
+  "error_code", "description", "parameters": {"retry_after" | "migrate_to_chat_id"}}``. A 429
+  says how long to wait only in ``parameters.retry_after`` (no header): it is honoured. A
+  group upgraded to a supergroup answers 400 with ``migrate_to_chat_id``: the error names the
+  new id to configure (the alert is not sent somewhere the configuration does not say).
+  https://core.telegram.org/bots/api#making-requests
+* The URL carries the bot token: errors name the host only. Nothing can be looked up, so an
+  attempt whose outcome is unknown is recorded as sent unconfirmed, or sent again
+  (``on_unknown_outcome``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import requests
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import dig
+from csat_hook.helpdesks.base import response_json
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import compose_reason
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.notify.base import Destination
+from csat_hook.notify.base import Settle
+from csat_hook.notify.options import TelegramOptions
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import comment_of
+from csat_hook.notify.render import fact_lines
+from csat_hook.notify.render import footer
+from csat_hook.notify.render import headline
+from csat_hook.notify.render import item_line
+
+MAX_TEXT = 4096
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _visible(lines: list[str]) -> int:
+    """What Telegram counts of ``lines`` joined: the text after entity parsing, in UTF-16."""
+    text = re.sub(r"<[^>]+>", "", "\n".join(lines))
+    return utf16_length(html.unescape(text))
+
+
+def _clip_utf16(text: str, units: int) -> str:
+    """The longest start of ``text`` within ``units`` UTF-16 code units."""
+    out, used = [], 0
+    for char in text:
+        size = 2 if ord(char) > 0xFFFF else 1
+        if used + size > units:
+            break
+        out.append(char)
+        used += size
+    return "".join(out).rstrip()
+
+
+class TelegramDestination(Destination):
+    kind = "telegram"
+    options: TelegramOptions
+
+    def text(self, message: AlertMessage) -> str:
+        """The message in Telegram's HTML, within 4096 visible characters: a digest's items,
+        then its per-agent lines, are left out from the end (and counted), then the comment
+        is clipped."""
+        head = [f"<b>{escape(headline(message))}</b>"]
+        facts = [escape(line) for line in fact_lines(message)]
+        link = []
+        if message.ticket_url:
+            label = escape(f"Open ticket {message.dialog_id or ''}".strip())
+            link.append(f'<a href="{escape(message.ticket_url)}">{label}</a>')
+        items = [
+            "• " + escape(item_line(item, message, include_comment=self.include_comment))
+            for item in message.items
+        ]
+        title = ["", "<b>Lowest-rated answers</b>"] if items else []
+        footer_line = f"<i>{escape(footer(message))}</i>"
+        left_out = 0
+
+        def lines() -> list[str]:
+            more = [f"… {left_out} more not shown"] if left_out else []
+            return head + facts + link + title + items + more + [footer_line]
+
+        for trimmed in (items, facts):
+            while trimmed and _visible(lines()) > MAX_TEXT:
+                trimmed.pop()
+                left_out += 1
+        comment = comment_of(message, include_comment=self.include_comment)
+        room = MAX_TEXT - _visible(lines()) - 1  # the line break before it
+        body = lines()
+        if comment and room > 1:
+            if utf16_length(comment) > room:
+                comment = _clip_utf16(comment, room - 1) + "…"
+            body.insert(len(head + facts + link), f"<blockquote>{escape(comment)}</blockquote>")
+        return "\n".join(body)
+
+    def send(self, message: AlertMessage) -> SendResult:
+        options = self.options
+        payload: dict[str, Any] = {
+            "chat_id": options.chat_id,
+            "text": self.text(message),
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if options.message_thread_id is not None:
+            payload["message_thread_id"] = options.message_thread_id
+        if options.disable_notification:
+            payload["disable_notification"] = True
+        said: dict[str, Any] = {}
+
+        def explain(response: requests.Response) -> str | None:
+            body = response_json(response)
+            said["retry_after"] = dig(body, "parameters.retry_after")
+            said["migrate_to"] = dig(body, "parameters.migrate_to_chat_id")
+            if not isinstance(body, dict):
+                return None
+            return compose_reason([ErrorItem(message=body.get("description"))], (payload["text"],))
+
+        url = f"{options.base_url}/bot{options.bot_token.get_secret_value()}/sendMessage"
+        try:
+            response = self.http.request("POST", url, json=payload, explain=explain)
+        except DeliveryError as exc:
+            raise self._explained(exc, said) from exc
+        body = response_json(response)
+        if not isinstance(body, dict) or body.get("ok") is not True:
+            raise DeliveryError(
+                f"{self.name}: Telegram answered 2xx without ok=true", retryable=True
+            )
+        return SendResult(external_id=as_text(dig(body, "result.message_id")))
+
+    def _explained(self, exc: DeliveryError, said: dict[str, Any]) -> DeliveryError:
+        where = f"alerts.destinations.{self.name}"
+        migrate = said.get("migrate_to")
+        if isinstance(migrate, int) and not isinstance(migrate, bool):
+            return exc.reworded(
+                f"Telegram: the group became the supergroup {migrate}: set {where}.chat_id "
+                f"to {migrate}",
+                retryable=False,
+            )
+        wait = said.get("retry_after")
+        if (
+            exc.http_status == 429
+            and exc.retry_after is None
+            and isinstance(wait, int | float)
+            and not isinstance(wait, bool)
+        ):
+            return DeliveryError(
+                exc.message,
+                retryable=True,
+                http_status=429,
+                retry_after=float(wait),
+                vendor_reason=exc.vendor_reason,
+            )
+        if exc.http_status in (401, 404):
+            return exc.reworded(
+                f"Telegram refused the bot token (HTTP {exc.http_status}): check {where}.bot_token",
+                retryable=False,
+            )
+        return exc
+
+    def settle(self, message: AlertMessage) -> Settle:
+        return self.options.on_unknown_outcome

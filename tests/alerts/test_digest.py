@@ -1,0 +1,144 @@
+"""Digests: one per period and destination, at the first sync after the local send time, with
+the period's figures and lowest-rated answers."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.alerts.config import DigestConfig
+from csat_hook.alerts.engine import digest_due
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import outbox
+from csat_hook.notify.records import AlertMessage
+from tests.alerts.conftest import alerts_section
+from tests.alerts.conftest import generic_notes
+from tests.alerts.conftest import raise_now
+from tests.alerts.test_agent_drop import Agent
+from tests.alerts.test_agent_drop import Answer
+from tests.alerts.test_agent_drop import Data
+
+MSK = ZoneInfo("Europe/Moscow")
+
+
+def digest(**options) -> DigestConfig:
+    return DigestConfig(name="daily", destinations=["slack"], **options)
+
+
+@pytest.mark.parametrize(
+    ("now", "send", "first", "after"),
+    [
+        # 15:00 in Moscow: today's 09:00 digest, about yesterday.
+        (
+            datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+            datetime(2026, 11, 20, 9, 0),
+            "2026-11-19",
+            "2026-11-20",
+        ),
+        # 08:00 in Moscow: not yet; the last one was yesterday's.
+        (
+            datetime(2026, 11, 20, 5, 0, tzinfo=UTC),
+            datetime(2026, 11, 19, 9, 0),
+            "2026-11-18",
+            "2026-11-19",
+        ),
+    ],
+)
+def test_a_daily_digest_is_due_after_its_local_time(now, send, first, after):
+    due, start, end = digest_due(digest(), now, MSK)
+    assert due == send.replace(tzinfo=MSK)
+    assert (start.isoformat(), end.isoformat()) == (first, after)
+
+
+def test_a_weekly_digest_reports_the_seven_days_before_its_weekday():
+    friday = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    due, start, end = digest_due(digest(every="week", weekday="monday"), friday, MSK)
+    assert due == datetime(2026, 11, 16, 9, 0, tzinfo=MSK)
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-09", "2026-11-16")
+
+
+def test_an_unquoted_yaml_time_is_read_as_a_time():
+    assert digest(at=540).at == time(9, 0)  # YAML 1.1 reads 09:00 as 540 minutes
+
+
+@pytest.fixture
+def digesting(make_config, make_services, fake_notify, fake_helpdesk, alerting):
+    def build(**options):
+        section = alerts_section(
+            fake_notify,
+            rules=[],
+            digests=[{"name": "daily", "at": "09:00", "destinations": ["slack", "crm"], **options}],
+        )
+        config = make_config(
+            alerts=section,
+            helpdesks={"generic": generic_notes(fake_helpdesk.url)},
+            metrics={"timezone": "Europe/Moscow"},
+        )
+        return make_services(config)
+
+    return build
+
+
+def yesterday_data(now: datetime) -> Data:
+    data = Data(agents=[Agent("generic", "7", "Anna Petrova"), Agent("generic", "8", "Boris")])
+    day = (now.astimezone(MSK) - timedelta(days=1)).replace(hour=12, minute=0)
+    for i, (agent, rating, comment) in enumerate(
+        [(0, 5, ""), (0, 1, "Ужасно"), (1, 2, "slow"), (1, 4, ""), (0, 3, "meh")]
+    ):
+        data.answers.append(
+            Answer(agent, "generic", f"T-{i}", rating, comment, day + timedelta(minutes=i))
+        )
+    # The day before yesterday and today: not in the period.
+    data.answers.append(Answer(1, "generic", "T-old", 1, "old", day - timedelta(days=1)))
+    data.answers.append(Answer(1, "generic", "T-new", 1, "new", now))
+    return data
+
+
+def digests(services):
+    with services.engine.connect() as conn:
+        return [
+            AlertMessage.from_payload(p)
+            for p in conn.execute(
+                sa.select(alerts.c.payload).where(alerts.c.kind == "digest")
+            ).scalars()
+        ]
+
+
+def test_one_digest_per_period_from_the_first_one_due_after_it_was_configured(digesting, clock):
+    services = digesting()
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 15:00 MSK: today's is past
+    data = yesterday_data(clock())
+    assert raise_now(services, [], data=data).raised == {}  # configured after today's 09:00
+
+    clock.now = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)  # 09:30 MSK the next day
+    data = yesterday_data(clock())
+    outcome = raise_now(services, [], data=data)
+    assert outcome.raised == {"daily": 1} and outcome.queued == 2  # Slack and the webhook
+    clock.advance(3600)
+    assert raise_now(services, [], data=data).raised == {}
+
+    [message] = digests(services)
+    assert message.period == "2026-11-20"
+    overall = message.figures
+    assert (overall.answers, overall.satisfied) == (5, 2)  # only the day's answers
+    assert [(i.rating, i.dialog_id) for i in message.items] == [(1, "T-1"), (2, "T-2"), (3, "T-4")]
+    assert [a.agent_name for a in message.agents] == ["Anna Petrova", "Boris"]  # CSAT 33% < 50%
+
+
+def test_an_empty_day_is_said_or_skipped(digesting, clock):
+    for send_empty, expected in ((True, {"daily": 1}), (False, {})):
+        services = digesting(send_empty=send_empty)
+        clock.now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+        raise_now(services, [], data=Data())
+        clock.now = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+        assert raise_now(services, [], data=Data()).raised == expected
+        with services.engine.begin() as conn:
+            conn.execute(sa.delete(outbox))
+            conn.execute(sa.delete(alerts))
+            conn.execute(sa.text("DELETE FROM alert_state"))

@@ -1,0 +1,202 @@
+"""The answer rules: what alerts, exactly once per rule, survey and rating; a changed rating
+alerts once for the change; the storm guards (age, rules enabled later, the hourly cap)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.alerts.engine import ANSWER
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import outbox
+from csat_hook.errors import ConfigError
+from csat_hook.notify.records import AlertMessage
+from tests.alerts.conftest import alerts_section
+from tests.alerts.conftest import changed
+from tests.alerts.conftest import generic_notes
+from tests.alerts.conftest import raise_now
+
+
+def stored(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(alerts).order_by(alerts.c.id)))
+
+
+def deliveries(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(
+            conn.execute(sa.select(outbox).where(outbox.c.kind == "alert").order_by(outbox.c.id))
+        )
+
+
+def rule(kind: str, **options: Any) -> dict[str, Any]:
+    return {"name": options.pop("name", kind), "kind": kind, "destinations": ["slack"], **options}
+
+
+@pytest.fixture
+def with_rules(make_config, make_services, fake_notify, fake_helpdesk, alerting):
+    """Services whose alerts section has the given rules (Slack only), the clock as alerting's."""
+
+    def build(*rules: dict[str, Any], **section: Any) -> Any:
+        config = make_config(
+            alerts=alerts_section(fake_notify, rules=list(rules), **section),
+            helpdesks={"generic": generic_notes(fake_helpdesk.url)},
+        )
+        return make_services(config)
+
+    return build
+
+
+def test_a_low_rating_alerts_once_however_often_it_is_read(alerting):
+    assert raise_now(alerting, [changed()]).raised == {"low": 1}
+    assert raise_now(alerting, [changed()]).raised == {}
+    assert raise_now(alerting, [changed(comment="the comment edited")]).raised == {}
+    [alert] = stored(alerting)
+    assert (alert.kind, alert.rule, alert.rating, alert.previous_rating) == (ANSWER, "low", 1, None)
+    assert alert.ref.startswith("csat-alert-") and len(alert.ref) == 35
+    assert len(deliveries(alerting)) == 4
+
+
+def test_a_changed_rating_alerts_once_for_the_change(alerting):
+    raise_now(alerting, [changed(rating=2)])
+    assert raise_now(alerting, [changed(rating=1, previous_rating=2)]).raised == {"low": 1}
+    assert raise_now(alerting, [changed(rating=1, previous_rating=2)]).raised == {}
+    assert raise_now(alerting, [changed(rating=4, previous_rating=1)]).raised == {}
+    # Back to a rating alerted already: nothing new (once per rating).
+    assert raise_now(alerting, [changed(rating=2, previous_rating=4)]).raised == {}
+    first, second = stored(alerting)
+    assert (first.rating, second.rating, second.previous_rating) == (2, 1, 2)
+    assert AlertMessage.from_payload(second.payload).previous_rating == 2
+
+
+def test_ratings_above_the_threshold_do_not_alert(alerting):
+    assert raise_now(alerting, [changed(rating=3)]).raised == {}
+    assert stored(alerting) == [] and deliveries(alerting) == []
+
+
+def test_the_default_threshold_is_two_below_the_top_box(with_rules):
+    services = with_rules(rule("low_rating"))  # top_box 4 on 1..5: 2 or less
+    assert raise_now(services, [changed(rating=3, survey_key="a")]).raised == {}
+    assert raise_now(services, [changed(rating=2, survey_key="b")]).raised == {"low_rating": 1}
+
+
+def test_the_comment_rule(with_rules):
+    services = with_rules(rule("comment"), rule("comment", name="low-comment", max_rating=2))
+    outcome = raise_now(
+        services,
+        [
+            changed(survey_key="a", rating=5, comment="Great, thanks"),
+            changed(survey_key="b", rating=1, comment="Slow"),
+            changed(survey_key="c", rating=1, comment="   "),
+            changed(survey_key="d", rating=1, comment=None),
+        ],
+    )
+    assert outcome.raised == {"comment": 2, "low-comment": 1}
+
+
+def test_the_nps_detractor_rule(with_rules):
+    services = with_rules(rule("nps_detractor", name="detractors"))
+    outcome = raise_now(
+        services,
+        [
+            changed(survey_key="a", rating=5, nps=6),
+            changed(survey_key="b", rating=5, nps=7),
+            changed(survey_key="c", rating=1, nps=None),
+        ],
+    )
+    assert outcome.raised == {"detractors": 1}
+    assert raise_now(services, [changed(survey_key="a", rating=4, nps=6)]).raised == {}
+    assert raise_now(services, [changed(survey_key="a", rating=5, nps=3)]).raised == {
+        "detractors": 1
+    }
+    [_, second] = stored(services)
+    assert AlertMessage.from_payload(second.payload).nps == 3
+
+
+def test_old_answers_never_alert(alerting, clock):
+    too_old = clock() - timedelta(hours=alerting.config.alerts.max_age_hours, minutes=1)
+    assert raise_now(alerting, [changed(submitted_at=too_old)]).raised == {}
+
+
+def test_a_rule_added_later_does_not_replay_history(alerting, clock):
+    enabled = clock()
+    raise_now(alerting, [])  # the rule is first seen now
+    clock.advance(3600 * 5)
+    before = enabled - timedelta(hours=2)  # before the rule existed, beyond the backfill
+    recent = enabled - timedelta(minutes=30)  # before it too, but within the backfill
+    outcome = raise_now(
+        alerting,
+        [
+            changed(survey_key="old", submitted_at=before),
+            changed(survey_key="new", submitted_at=recent),
+        ],
+    )
+    assert outcome.raised == {"low": 1}
+    assert [a.survey_key for a in stored(alerting)] == ["new"]
+    assert alerting.config.alerts.backfill_minutes == 60
+
+
+def test_the_hourly_cap_holds_the_rest_and_tells_the_destination_once(with_rules, clock):
+    services = with_rules(rule("low_rating", name="low", max_rating=2), cap_per_hour=2)
+    answers = [changed(survey_key=f"s{i}") for i in range(5)]
+    outcome = raise_now(services, answers)
+    assert outcome.raised == {"low": 5, "cap_per_hour": 1}
+    assert (outcome.queued, outcome.held) == (3, 3)  # 2 alerts and the notice; 3 held
+    statuses = [(d.destination, d.status) for d in deliveries(services)]
+    assert statuses.count(("slack", "cancelled")) == 3
+    assert statuses.count(("slack", "pending")) == 3
+    held = [d for d in deliveries(services) if d.status == "cancelled"]
+    assert all(d.last_error.startswith("held: more than alerts.cap_per_hour (2)") for d in held)
+    # Still this hour: held, no second notice. Next hour: room again.
+    again = raise_now(services, [changed(survey_key="s5")])
+    assert (again.queued, again.held) == (0, 1)
+    clock.advance(3600)
+    later = raise_now(services, [changed(survey_key="s6", submitted_at=clock())])
+    assert (later.queued, later.held) == (1, 0)
+
+
+def test_a_note_goes_only_where_the_helpdesk_takes_notes(
+    make_config, make_services, fake_notify, fake_helpdesk, alerting
+):
+    generic = generic_notes(fake_helpdesk.url)
+    generic.pop("note")
+    generic.pop("note_lookup")
+    config = make_config(alerts=alerts_section(fake_notify), helpdesks={"generic": generic})
+    services = make_services(config)
+    raise_now(services, [changed()])
+    assert sorted(d.destination for d in deliveries(services)) == ["crm", "slack", "telegram"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"rules": [rule("low_rating", destinations=["nowhere"])]},
+            "unknown destination 'nowhere'",
+        ),
+        ({"rules": [rule("low_rating", max_rating=9)]}, "outside the scale 1..5"),
+        ({"rules": [rule("low_rating"), rule("low_rating")]}, "must be unique"),
+        (
+            {"rules": [rule("agent_below_target", name="agents", destinations=["note"])]},
+            "only alerts about one answer",
+        ),
+        (
+            {"destinations": {"note": {"kind": "helpdesk_note", "helpdesks": ["dryrun-x"]}}},
+            "is not a configured helpdesk",
+        ),
+        ({"rules": [rule("agent_below_target", alpha=0.2, exit_alpha=0.1)]}, "exit_alpha"),
+        ({"digests": [{"name": "daily", "destinations": ["slack"], "at": "25:00"}]}, "digests"),
+    ],
+)
+def test_configuration_errors_name_the_key(make_config, fake_notify, change, message):
+    section = alerts_section(fake_notify)
+    change = dict(change)  # shared by the parametrized runs
+    if "destinations" in change:
+        section["destinations"] = {**section["destinations"], **change.pop("destinations")}
+    section.update(change)
+    with pytest.raises(ConfigError) as caught:
+        make_config(alerts=section)
+    assert message in caught.value.message and "alerts" in caught.value.message

@@ -1,0 +1,197 @@
+"""``csat-hook alerts`` (list, handle, test), the outbox listing of alert deliveries, secrets
+masked by check-config, and secrets and customer text kept out of the logs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from csat_hook.cli import main
+from csat_hook.config import load_config
+from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.devtools.fake_notify import Script
+from csat_hook.logs import setup_logging
+from csat_hook.services import build_services
+from tests.alerts.conftest import changed
+from tests.alerts.conftest import raise_now
+from tests.outbox.test_worker import drain
+
+SLACK_PATH = "/services/T0CSAT/B0ALERTS/Xk3y5ecretPathPart"
+BOT_TOKEN = "123456789:AAH0secretBotTokenForTests_abcdefgh"
+SMTP_PASSWORD = "smtp-password-never-shown"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-secret-never-shown-32by").decode()
+COMMENT = "Customer secret comment: my card is 4111 1111 1111 1111"
+
+
+@pytest.fixture
+def fake() -> Any:
+    server = FakeNotify().start()
+    yield server
+    server.stop()
+
+
+def write_config(tmp_path: Path, fake: FakeNotify) -> Path:
+    fake.slack_hook(SLACK_PATH)
+    fake.telegram_bot(BOT_TOKEN, "-1001234567890")
+    config = {
+        "database": {"url": f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
+        "helpdesks": {"dryrun": {"output": str(tmp_path / "d.jsonl")}},
+        "alerts": {
+            "destinations": {
+                "slack": {"kind": "slack", "webhook_url": "${SLACK_ALERTS_URL}"},
+                "telegram": {
+                    "kind": "telegram",
+                    "bot_token": "${TELEGRAM_BOT_TOKEN}",
+                    "chat_id": "-1001234567890",
+                    "base_url": fake.url,
+                },
+                "managers": {
+                    "kind": "email",
+                    "host": "smtp.example.org",
+                    "username": "alerts@example.org",
+                    "password": "${SMTP_PASSWORD}",
+                    "sender": "alerts@example.org",
+                    "to": ["lead@example.org"],
+                },
+                "crm": {
+                    "kind": "webhook",
+                    "url": "https://crm.example/hooks",
+                    "secret": "${ALERTS_WEBHOOK_SECRET}",
+                },
+                "note": {"kind": "helpdesk_note"},
+            },
+            "rules": [
+                {"name": "low", "kind": "low_rating", "destinations": ["slack", "telegram", "note"]}
+            ],
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def environment(fake: FakeNotify) -> dict[str, str]:
+    return {
+        "SLACK_ALERTS_URL": fake.url + SLACK_PATH,
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "SMTP_PASSWORD": SMTP_PASSWORD,
+        "ALERTS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DATABASE_URL": "",
+    }
+
+
+def invoke(path: Path, fake: FakeNotify, *args: str) -> Any:
+    env = {"CSAT_HOOK_CONFIG": str(path), **environment(fake)}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+SECRETS = ("Xk3y5ecretPathPart", BOT_TOKEN, "AAH0secret", SMTP_PASSWORD, WEBHOOK_SECRET)
+
+
+def test_check_config_masks_every_alert_secret(tmp_path, fake):
+    result = invoke(write_config(tmp_path, fake), fake, "check-config")
+    assert result.exit_code == 0, result.output
+    assert "alerts:" in result.output and "managers:" in result.output
+    assert not [s for s in SECRETS if s in result.output]
+
+
+def test_alerts_test_sends_a_sample_and_says_what_was_answered(tmp_path, fake):
+    path = write_config(tmp_path, fake)
+    result = invoke(path, fake, "alerts", "test", "slack")
+    assert result.exit_code == 0 and "slack: sent" in result.output
+    assert "test alert" in json.dumps(fake.delivered("slack")[0].json())
+
+    fake.script("slack", Script(status=404, body=b"no_service"))
+    failed = invoke(path, fake, "alerts", "test", "slack")
+    assert failed.exit_code == 1 and "no_service" in failed.output
+    assert not [s for s in SECRETS if s in failed.output]
+
+    unknown = invoke(path, fake, "alerts", "test", "pager")
+    assert unknown.exit_code == 2 and "crm, managers, note, slack, telegram" in unknown.output
+
+    noteless = invoke(path, fake, "alerts", "test", "note")
+    assert noteless.exit_code == 2 and "--helpdesk and --ticket" in noteless.output
+    noted = invoke(path, fake, "alerts", "test", "note", "--helpdesk", "dryrun", "--ticket", "T-9")
+    assert noted.exit_code == 0 and "note: sent" in noted.output
+    assert '"type": "note"' in (tmp_path / "d.jsonl").read_text(encoding="utf-8")
+
+
+def services_for(path: Path, fake: FakeNotify, clock: Any) -> Any:
+    config = load_config(path, env=environment(fake))
+    return build_services(config, clock=clock)
+
+
+def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
+    path = write_config(tmp_path, fake)
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    services = services_for(path, fake, clock)
+    try:
+        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
+        drain(services.delivery_worker(), clock)
+    finally:
+        services.engine.dispose()
+
+    listed = invoke(path, fake, "alerts")
+    assert listed.exit_code == 0
+    assert (
+        "#1 " in listed.output
+        and "low: Low rating 1/5 for Anna Petrova on ticket D-1001" in listed.output
+    )
+    assert "slack: sent" in listed.output and "note: sent" in listed.output
+    as_json = json.loads(invoke(path, fake, "alerts", "--json").output)
+    assert [d["destination"] for d in as_json[0]["deliveries"]] == ["slack", "telegram", "note"]
+
+    assert (
+        invoke(path, fake, "alerts", "handle", "1", "--by", "Anna").output.strip()
+        == "marked 1 alerts"
+    )
+    assert "handled: Anna" in invoke(path, fake, "alerts").output
+    ref = as_json[0]["ref"]
+    assert (
+        invoke(path, fake, "alerts", "handle", ref, "--undo").output.strip() == "unmarked 1 alerts"
+    )
+    assert "handled:" not in invoke(path, fake, "alerts").output
+    assert invoke(path, fake, "alerts", "handle", "99").exit_code == 2
+
+    outbox = invoke(path, fake, "outbox", "--kind", "alert")
+    assert "alert #1 -> slack" in outbox.output and "alert #1 -> note" in outbox.output
+
+
+def test_no_secret_and_no_customer_text_in_the_logs(tmp_path, fake, clock):
+    stream = io.StringIO()
+    setup_logging("DEBUG", "text", stream=stream)
+    path = write_config(tmp_path, fake)
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    services = services_for(path, fake, clock)
+    try:
+        fake.script(
+            "slack",
+            Script(status=500, body=b"rollup_error"),
+            Script(status=404, body=b"no_service"),
+        )
+        fake.script(
+            "telegram",
+            Script(
+                status=400,
+                body={"ok": False, "error_code": 400, "description": f"Bad Request: {COMMENT}"},
+            ),
+        )
+        raise_now(
+            services, [changed(helpdesk="dryrun", comment=COMMENT, agent_name="Anna Secretname")]
+        )
+        drain(services.delivery_worker(), clock)
+    finally:
+        services.engine.dispose()
+        setup_logging("INFO", "text")
+    logs = stream.getvalue()
+    assert "delivery.failed" in logs and "destination=slack" in logs
+    assert not [s for s in (*SECRETS, COMMENT, "4111", "Secretname") if s in logs]

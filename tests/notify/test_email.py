@@ -1,0 +1,179 @@
+"""E-mail: STARTTLS, AUTH and a verified certificate against a real SMTP server (aiosmtpd on
+loopback), the message as it arrives, and every SMTP failure classified."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from csat_hook.errors import DeliveryError
+from tests.notify.conftest import NASTY_COMMENT
+from tests.notify.conftest import build
+from tests.notify.conftest import sample
+from tests.notify.smtp_server import PASSWORD
+from tests.notify.smtp_server import USER
+from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import make_certificates
+from tests.notify.smtp_server import start_server
+
+TO = ["lead@example.org", "team@example.org"]
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, mailbox: Mailbox) -> Iterator[tuple[int, Path]]:
+    controller, ca_file = start_server(tmp_path / "tls", mailbox)
+    yield controller.port, ca_file
+    controller.stop()
+
+
+def email(port: int, ca_file: Path, **options: Any):
+    values = {
+        "kind": "email",
+        "host": "localhost",
+        "port": port,
+        "username": USER,
+        "password": PASSWORD,
+        "sender": "alerts@example.org",
+        "to": TO,
+        "ca_file": str(ca_file),
+        "timeout_seconds": 5,
+        **options,
+    }
+    return build("managers", values)
+
+
+def test_the_alert_arrives_over_starttls_with_a_deterministic_message_id(smtp, mailbox):
+    port, ca_file = smtp
+    result = email(port, ca_file).send(sample())
+
+    [(sender, recipients, raw)] = mailbox.messages
+    [message] = mailbox.parsed()
+    assert sender == "alerts@example.org" and recipients == TO
+    assert message["Message-ID"] == "<csat-alert-0123456789abcdef01234567.managers@example.org>"
+    assert result.external_id == message["Message-ID"]
+    assert message["Subject"] == "Low rating 2/5 for Anna <admin> & Co on ticket 4512"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["From"] == "csat-hook <alerts@example.org>"
+    assert all(byte < 128 for byte in raw)  # quoted-printable: 7-bit on the wire
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert NASTY_COMMENT in text and "Alert ref: csat-alert-0123456789abcdef01234567" in text
+    assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_a_resend_carries_the_same_message_id(smtp, mailbox):
+    port, ca_file = smtp
+    destination = email(port, ca_file)
+    destination.send(sample())
+    destination.send(sample())
+    first, second = mailbox.parsed()
+    assert first["Message-ID"] == second["Message-ID"]
+
+
+def test_a_comment_with_line_breaks_never_reaches_a_header(smtp, mailbox):
+    port, ca_file = smtp
+    email(port, ca_file).send(sample(agent_name="Anna\r\nBcc: victim@example.org"))
+    [message] = mailbox.parsed()
+    assert message["Bcc"] is None and mailbox.messages[0][1] == TO
+
+
+def test_a_wrong_password_is_permanent_and_not_shown(smtp, mailbox):
+    port, ca_file = smtp
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file, password="wrong-password").send(sample())
+    assert not caught.value.retryable and "535" in caught.value.message
+    assert "wrong-password" not in caught.value.message and mailbox.messages == []
+
+
+def test_a_certificate_from_another_ca_is_refused(smtp, mailbox, tmp_path):
+    port, _ = smtp
+    other_ca, _, _ = make_certificates(tmp_path / "other", name="other-ca")
+    with pytest.raises(DeliveryError) as caught:
+        email(port, other_ca).send(sample())
+    assert not caught.value.retryable and "certificate" in caught.value.message
+    assert mailbox.messages == []
+
+
+def test_a_server_without_starttls_is_refused_not_used_in_clear(tmp_path):
+    plain_box = Mailbox()
+    controller, ca_file = start_server(tmp_path / "plain", plain_box, starttls=False)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            email(controller.port, ca_file).send(sample())
+    finally:
+        controller.stop()
+    assert not caught.value.retryable and "STARTTLS" in caught.value.message
+    assert plain_box.messages == []
+
+
+def test_one_refused_recipient_does_not_stop_the_others(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.refuse.add("team@example.org")
+    result = email(port, ca_file).send(sample())
+    assert mailbox.messages[0][1] == ["lead@example.org"]
+    assert "refused: team@example.org" in (result.external_id or "")
+
+
+def test_every_recipient_refused_is_permanent(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.refuse.update(TO)
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert not caught.value.retryable and "550" in caught.value.message
+
+
+def test_a_temporary_refusal_is_retried(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.data_replies.append("451 4.3.0 Try again later")
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert mailbox.messages == []
+
+
+def test_a_connection_lost_after_the_message_is_an_unknown_outcome(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.drop_after_data = 1
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.outcome_unknown  # the server has it: a resend keeps its Message-ID
+    assert len(mailbox.messages) == 1
+
+
+def test_a_refused_connection_is_retryable_and_not_sent(tmp_path):
+    ca_file, _, _ = make_certificates(tmp_path)
+    with pytest.raises(DeliveryError) as caught:
+        email(1, ca_file).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "not sent" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"to": ["not an address"]},
+        {"to": ["ян@пример.рф"]},
+        {"sender": "alerts@example.org\r\nBcc: x@example.org"},
+        {"username": "only-user", "password": None},
+        {"to": []},
+    ],
+)
+def test_addresses_and_logins_are_checked(changes):
+    options = {
+        "kind": "email",
+        "host": "smtp.example.org",
+        "sender": "alerts@example.org",
+        "to": ["lead@example.org"],
+        **changes,
+    }
+    with pytest.raises(ValidationError):
+        build("m", options)

@@ -1,0 +1,159 @@
+"""Telegram: an HTML message the fake Bot API (Telegram's parsing rules) accepts, within 4096
+visible characters, and the Bot API's answers classified (retry_after in the body)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from csat_hook.devtools.fake_notify import Script
+from csat_hook.errors import DeliveryError
+from csat_hook.notify.records import AgentFigures
+from csat_hook.notify.records import DigestItem
+from tests.notify.conftest import NASTY_COMMENT
+from tests.notify.conftest import build
+from tests.notify.conftest import sample
+
+TOKEN = "123456789:AAH0fakeBotTokenForTests_abcdefghijkl"
+CHAT = "-1001234567890"
+
+
+def telegram(fake, chat=CHAT, token=TOKEN, **options):
+    base = fake.telegram_bot(TOKEN, CHAT)
+    return build(
+        "team-telegram",
+        {"kind": "telegram", "bot_token": token, "chat_id": chat, "base_url": base, **options},
+    )
+
+
+def test_the_alert_is_accepted_and_reads_as_sent(fake_notify):
+    result = telegram(fake_notify).send(sample())
+
+    [message] = fake_notify.delivered("telegram")
+    body = message.json()
+    assert body["chat_id"] == CHAT and body["parse_mode"] == "HTML"
+    assert body["link_preview_options"] == {"is_disabled": True}
+    assert result.external_id == "101"  # result.message_id
+    assert message.path == f"/bot{TOKEN}/sendMessage"
+    # What the chat shows (the fake answers the visible text, entities decoded).
+    visible = message.reply["result"]["text"]
+    assert visible.startswith("Low rating 2/5 for Anna <admin> & Co on ticket 4512")
+    assert NASTY_COMMENT in visible and "Alert ref: csat-alert-0123456789abcdef" in visible
+    assert (
+        '<a href="https://acme.example/app/conversations/4512?a=1&amp;b=x|y&gt;z">' in body["text"]
+    )
+    assert "<blockquote>" + NASTY_COMMENT.replace("&", "&amp;")[:10] in body["text"]
+
+
+def test_markup_in_names_and_comments_is_text(fake_notify):
+    telegram(fake_notify).send(sample())
+    text = fake_notify.delivered("telegram")[0].json()["text"]
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "Anna &lt;admin&gt; &amp; Co" in text
+
+
+def test_without_escaping_telegram_would_refuse_it(fake_notify, monkeypatch):
+    monkeypatch.setattr("csat_hook.notify.telegram.escape", lambda text: text)
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.http_status == 400 and not caught.value.retryable
+    assert "can't parse entities" in (caught.value.vendor_reason or "")
+
+
+@pytest.mark.parametrize("unit", ["я", "👍"])
+def test_a_long_comment_is_clipped_to_4096_visible_characters(fake_notify, unit):
+    telegram(fake_notify).send(sample(comment=unit * 5000))
+    [message] = fake_notify.delivered("telegram")
+    assert message.answered == 200  # the fake counts UTF-16 units, as Telegram does
+    assert "…" in message.json()["text"]
+
+
+def test_a_rate_limit_is_read_from_the_body(fake_notify):
+    fake_notify.script(
+        "telegram",
+        Script(
+            status=429,
+            body={
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 41",
+                "parameters": {"retry_after": 41},
+            },
+        ),
+    )
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.retry_after == 41
+
+
+def test_an_unknown_chat_is_permanent(fake_notify):
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify, chat="-1009999999999").send(sample())
+    assert not caught.value.retryable and "chat not found" in caught.value.message
+
+
+def test_a_revoked_token_is_permanent_and_never_shown(fake_notify):
+    other = "987654321:AAH0revokedTokenForTests_abcdefghijkl"
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify, token=other).send(sample())
+    assert not caught.value.retryable and "bot_token" in caught.value.message
+    assert other not in caught.value.message and "AAH0" not in caught.value.message
+
+
+def test_a_migrated_group_names_the_new_chat_id(fake_notify):
+    fake_notify.script(
+        "telegram",
+        Script(
+            status=400,
+            body={
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": -1001987654321},
+            },
+        ),
+    )
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert not caught.value.retryable
+    assert "set alerts.destinations.team-telegram.chat_id to -1001987654321" in caught.value.message
+
+
+def test_a_proxy_error_page_is_retried(fake_notify):
+    fake_notify.script("telegram", Script(status=502, body=b"<html>Bad Gateway</html>"))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.http_status == 502
+
+
+@pytest.mark.parametrize("chat", ["", "12ab", "@abc", "-1001234567890123456789"])
+def test_chat_ids_are_checked(chat):
+    with pytest.raises(ValidationError):
+        build("t", {"kind": "telegram", "bot_token": TOKEN, "chat_id": chat})
+
+
+def test_tokens_are_checked():
+    with pytest.raises(ValidationError):
+        build("t", {"kind": "telegram", "bot_token": "not-a-token", "chat_id": CHAT})
+
+
+def test_a_digest_too_long_for_one_message_leaves_items_out_and_says_so(fake_notify):
+    items = tuple(DigestItem(1, "Анна " * 10, f"T-{i}", "очень долго " * 30) for i in range(20))
+    agents = tuple(AgentFigures(str(i), "Агент " * 8, 10, 5, 0.5, (0.2, 0.8)) for i in range(50))
+    telegram(fake_notify).send(
+        sample(
+            event="digest",
+            rule="daily",
+            period="2026-11-19",
+            figures=AgentFigures("*", "All agents", 500, 250, 0.5, (0.45, 0.55)),
+            agents=agents,
+            items=items,
+            comment=None,
+            dialog_id=None,
+            ticket_url=None,
+        )
+    )
+    [message] = fake_notify.delivered("telegram")
+    visible = message.reply["result"]["text"]
+    assert len(visible.encode("utf-16-le")) // 2 <= 4096
+    assert "more" in visible and visible.endswith("Alert ref: csat-alert-0123456789abcdef01234567")

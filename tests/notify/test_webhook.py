@@ -1,0 +1,190 @@
+"""The generic webhook: Standard Webhooks v1 signing (the specification's test vector), a
+receiver that verifies it and drops a repeated id, the documented body, and answers
+classified."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from pydantic import ValidationError
+
+from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.devtools.fake_notify import Script
+from csat_hook.errors import DeliveryError
+from csat_hook.notify.options import signing_key
+from csat_hook.notify.webhook import signature
+from tests.conftest import FakeClock
+from tests.notify.conftest import NASTY_COMMENT
+from tests.notify.conftest import build
+from tests.notify.conftest import sample
+
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+OLD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def receiver(clock):
+    fake = FakeNotify(now=lambda: clock().timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+def hook(fake, clock, secret=SECRET, **options):
+    url = fake.webhook("crm", secret)
+    options.setdefault("secret", SECRET)
+    return build("crm", {"kind": "webhook", "url": url, **options}, clock=clock)
+
+
+def test_the_specifications_test_vector():
+    key = signing_key(SecretStr(OLD_SECRET))
+    assert len(key) == 24
+    got = signature(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert got == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_signed_alert_is_accepted_with_the_documented_body(receiver, clock):
+    result = hook(receiver, clock).send(sample(previous_rating=4))
+
+    [message] = receiver.delivered("webhook")
+    assert message.headers["webhook-id"] == "csat-alert-0123456789abcdef01234567_crm"
+    assert result.external_id == message.headers["webhook-id"]
+    assert message.headers["content-type"] == "application/json"
+    body = message.json()
+    assert body["type"] == "csat.alert.low_rating"
+    assert body["timestamp"] == "2026-11-20T12:00:00+00:00"
+    data = body["data"]
+    assert data["alert_id"] == "csat-alert-0123456789abcdef01234567"
+    assert (data["rating"], data["previous_rating"]) == (2, 4)
+    assert data["scale"] == {"min": 1, "max": 5}
+    assert data["comment"] == NASTY_COMMENT
+    assert data["agent"] == {"key": "14", "name": "Anna <admin> & Co"}
+    assert data["ticket"] == {
+        "id": "4512",
+        "url": "https://acme.example/app/conversations/4512?a=1&b=x|y>z",
+    }
+    assert data["helpdesk"] == "chatwoot" and data["team"] == "Support L1"
+
+
+def test_a_wrong_secret_is_refused_by_the_receiver(receiver, clock):
+    other = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    with pytest.raises(DeliveryError) as caught:
+        hook(receiver, clock, secret=other).send(sample())  # the receiver knows another one
+    assert caught.value.http_status == 401 and not caught.value.retryable
+
+
+def test_a_stale_timestamp_is_refused_by_the_receiver(clock):
+    receiver = FakeNotify(now=lambda: clock().timestamp() + 600).start()  # ten minutes ahead
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            hook(receiver, clock).send(sample())
+    finally:
+        receiver.stop()
+    assert caught.value.http_status == 401
+
+
+def test_during_a_rotation_both_secrets_sign(receiver, clock):
+    # The receiver still has the old secret; we sign with the new one and the old one.
+    url = receiver.webhook("crm", OLD_SECRET)
+    options = {"kind": "webhook", "url": url, "secret": SECRET, "previous_secret": OLD_SECRET}
+    build("crm", options, clock=clock).send(sample())
+    [message] = receiver.delivered("webhook")
+    assert message.headers["webhook-signature"].count("v1,") == 2
+
+
+def test_a_resend_has_the_same_id_and_the_receiver_drops_the_copy(receiver, clock):
+    destination = hook(receiver, clock)
+    destination.send(sample())
+    clock.advance(30)
+    destination.send(sample())
+    first, second = receiver.requests("webhook")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
+    assert len(receiver.delivered("webhook")) == 1 and second.duplicate
+
+
+def test_include_comment_false_sends_no_comment(receiver, clock):
+    hook(receiver, clock, include_comment=False).send(sample())
+    data = receiver.delivered("webhook")[0].json()["data"]
+    assert data["comment"] is None
+    assert "Ждал" not in json.dumps(data, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(410, False), (400, False), (302, False), (429, True), (503, True)]
+)
+def test_answers_are_classified(receiver, clock, status, retryable):
+    receiver.script("webhook", Script(status=status, body={"error": "x"}))
+    with pytest.raises(DeliveryError) as caught:
+        hook(receiver, clock).send(sample())
+    assert caught.value.retryable is retryable
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # no prefix
+        "whsec_" + base64.b64encode(b"short").decode(),  # 5 bytes
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  # not canonical base64
+    ],
+)
+def test_secrets_are_checked(secret):
+    with pytest.raises(ValidationError):
+        build("w", {"kind": "webhook", "url": "https://crm.example/hooks", "secret": secret})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://crm.example/hooks",  # not https
+        "https://169.254.169.254/latest/meta-data",  # cloud metadata
+        "https://user:pass@crm.example/hooks",
+        "ftp://crm.example/hooks",
+    ],
+)
+def test_urls_are_checked(url):
+    with pytest.raises(ValidationError):
+        build("w", {"kind": "webhook", "url": url, "secret": SECRET})
+
+
+def test_reserved_headers_cannot_be_overridden():
+    options = {
+        "kind": "webhook",
+        "url": "https://crm.example/hooks",
+        "secret": SECRET,
+        "headers": {"webhook-id": "x"},
+    }
+    with pytest.raises(ValidationError):
+        build("w", options)
+
+
+def test_the_verification_snippet_in_the_docs_accepts_our_requests(clock):
+    """docs/alerts.md shows receivers how to verify; it must accept what we send and refuse
+    a tampered body."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text(encoding="utf-8")
+    snippet = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "docs/alerts.md", "exec"), namespace)  # noqa: S102 (our own docs)
+    verify = namespace["verify"]
+    destination = build(
+        "crm",
+        {"kind": "webhook", "url": "https://crm.example/hooks", "secret": SECRET},
+        clock=clock,
+    )
+    body, headers = destination.request(sample())
+    wire = {k.lower(): v for k, v in headers.items()}
+    assert verify(SECRET, wire, body) is True
+    assert verify(SECRET, wire, body + b" ") is False
+    assert verify(OLD_SECRET, wire, body) is False

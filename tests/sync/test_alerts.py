@@ -1,0 +1,445 @@
+"""Closing the loop, tried as a new user would: a close in a helpdesk, the survey reply, a bad
+rating submitted in the form (the Forms API fake), one sync, the worker: exactly one internal
+note in the conversation and one message in Slack, Telegram, a webhook and a real SMTP
+server. A second sync sends nothing; the Alerts tab lists it and keeps the team's "Handled"."""
+
+from __future__ import annotations
+
+import base64
+import csv
+from collections.abc import Iterator
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.report import handled_cells
+from csat_hook.app import create_app
+from csat_hook.config import Config
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import outbox
+from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
+from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.devtools.fake_notify import Script
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.services import Services
+from csat_hook.services import build_services
+from tests.helpers import body_of
+from tests.helpers import chatwoot_headers
+from tests.helpers import fixture
+from tests.helpers import link_fields
+from tests.notify.smtp_server import PASSWORD
+from tests.notify.smtp_server import USER
+from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import start_server
+from tests.outbox.test_worker import drain
+from tests.sync.conftest import EN_HEADER
+
+TOKEN = "123456789:AAH0fakeBotTokenForTests_abcdefghijkl"
+CHAT = "-1001234567890"
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+CONVERSATION = "/api/v1/accounts/1/conversations/10/messages"
+QUESTIONS = {"rating": "aa11", "token": "bb22", "comment": "cc33"}
+
+
+class Clock:
+    def __init__(self, kit: Any) -> None:
+        self.kit = kit
+
+    def __call__(self) -> datetime:
+        return self.kit.now
+
+    def advance(self, seconds: float) -> None:
+        self.kit.now += timedelta(seconds=seconds)
+
+    @property
+    def now(self) -> datetime:
+        return self.kit.now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self.kit.now = value
+
+
+@pytest.fixture
+def receivers(kit: Any) -> Iterator[FakeNotify]:
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[tuple[Mailbox, int, Path]]:
+    box = Mailbox()
+    controller, ca_file = start_server(tmp_path / "smtp", box)
+    yield box, controller.port, ca_file
+    controller.stop()
+
+
+def forms_response(n: int, when: datetime, rating: str, token: str, comment: str) -> dict[str, Any]:
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+
+    def answer(qid: str, value: str) -> dict[str, Any]:
+        return {"questionId": qid, "textAnswers": {"answers": [{"value": value}]}}
+
+    return {
+        "responseId": f"ACYDBN{n}",
+        "createTime": stamp,
+        "lastSubmittedTime": stamp,
+        "answers": {
+            "aa11": answer("aa11", rating),
+            "bb22": answer("bb22", token),
+            "cc33": answer("cc33", comment),
+        },
+    }
+
+
+class Loop:
+    """The service and the sync of one installation, on the kit's database and clock."""
+
+    def __init__(self, kit: Any, config: Config) -> None:
+        self.kit = kit
+        self.config = config
+        self.clock = Clock(kit)
+        self.services: Services = build_services(
+            config,
+            clock=self.clock,
+            http=HttpClient(connect_timeout=1, read_timeout=2, sleep=lambda _s: None),
+        )
+
+    def close_conversation(self) -> None:
+        body = body_of(fixture("chatwoot", "conversation_status_changed_resolved.json"))
+        response = (
+            create_app(services=self.services)
+            .test_client()
+            .post(
+                "/webhooks/chatwoot",
+                data=body,
+                headers=chatwoot_headers(body, "cw-webhook-secret", self.clock()),
+            )
+        )
+        assert response.json["status"] == "queued"
+
+    def deliver(self) -> None:
+        drain(self.services.delivery_worker(), self.clock)
+
+    def sync(self, **kwargs: Any) -> Any:
+        return self.kit.run(self.config, **kwargs)
+
+    def rows(self, table: sa.Table, *where: Any) -> list[Any]:
+        with self.services.engine.connect() as conn:
+            return list(conn.execute(sa.select(table).where(*where)).all())
+
+
+@pytest.fixture
+def loop(
+    kit, fake_helpdesk: FakeHelpdesk, receivers: FakeNotify, mailbox, tmp_path
+) -> Iterator[Loop]:
+    _, port, ca_file = mailbox
+    config = kit.config(
+        results={
+            "source": "forms_api",
+            "forms_api": {"form_id": "form-1", "question_ids": QUESTIONS},
+        },
+        output={
+            "gsheets": {"enabled": False},
+            "local": {"enabled": True, "dir": str(tmp_path / "report"), "xlsx": True, "csv": True},
+        },
+        helpdesks={
+            "chatwoot": {
+                "kind": "chatwoot",
+                "base_url": fake_helpdesk.url,
+                "api_access_token": "cw-api-token",
+                "webhook_secret": "cw-webhook-secret",
+                "ticket_url_template": "https://chat.example.com/app/accounts/1/conversations/{ticket}",
+            }
+        },
+        delivery={"backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.05, "max_attempts": 10},
+        alerts={
+            "destinations": {
+                "slack": {"kind": "slack", "webhook_url": receivers.slack_hook()},
+                "telegram": {
+                    "kind": "telegram",
+                    "bot_token": TOKEN,
+                    "chat_id": CHAT,
+                    "base_url": receivers.telegram_bot(TOKEN, CHAT),
+                },
+                "crm": {
+                    "kind": "webhook",
+                    "url": receivers.webhook("crm", SECRET),
+                    "secret": SECRET,
+                },
+                "managers": {
+                    "kind": "email",
+                    "host": "localhost",
+                    "port": port,
+                    "username": USER,
+                    "password": PASSWORD,
+                    "sender": "alerts@example.org",
+                    "to": ["lead@example.org"],
+                    "ca_file": str(ca_file),
+                },
+                "note": {"kind": "helpdesk_note"},
+            },
+            "rules": [
+                {
+                    "name": "low",
+                    "kind": "low_rating",
+                    "max_rating": 2,
+                    "destinations": ["slack", "telegram", "crm", "managers", "note"],
+                }
+            ],
+        },
+    )
+    built = Loop(kit, config)
+    yield built
+    built.services.engine.dispose()
+
+
+def survey_token(fake_helpdesk: FakeHelpdesk) -> str:
+    [reply] = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
+    return link_fields(reply["body"]["content"].split()[-1])["entry.1000004"]
+
+
+def notes(fake_helpdesk: FakeHelpdesk) -> list[dict[str, Any]]:
+    return [
+        r["body"]
+        for r in fake_helpdesk.api_requests()
+        if r["method"] == "POST" and r["path"] == CONVERSATION and r["body"]["private"] is True
+    ]
+
+
+def one_each(receivers: FakeNotify, box: Mailbox, fake_helpdesk: FakeHelpdesk) -> None:
+    assert len(receivers.delivered("slack")) == 1
+    assert len(receivers.delivered("telegram")) == 1
+    assert len(receivers.delivered("webhook")) == 1
+    assert len(box.messages) == 1
+    assert len(notes(fake_helpdesk)) == 1
+
+
+def test_a_bad_rating_reaches_every_destination_once_after_one_sync(
+    loop, kit, fake_helpdesk, receivers, mailbox
+):
+    box, _, _ = mailbox
+    loop.close_conversation()
+    loop.deliver()  # the survey reply
+    token = survey_token(fake_helpdesk)
+    kit.fake.add_form(
+        "form-1",
+        [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "Ждал ответа три дня")],
+    )
+
+    summary = loop.sync()
+    assert summary.status == "ok" and summary.new == 1
+    assert summary.alerts == {"raised": {"low": 1}, "queued": 5, "held": 0}
+    loop.deliver()
+
+    one_each(receivers, box, fake_helpdesk)
+    [note] = notes(fake_helpdesk)
+    assert note["content"].startswith("Low rating 1/5 for John on ticket 10")
+    assert "> Ждал ответа три дня" in note["content"]
+    slack = receivers.delivered("slack")[0].json()
+    assert (
+        "<https://chat.example.com/app/accounts/1/conversations/10|Open ticket 10>"
+        in slack["blocks"][0]["text"]["text"]
+    )
+    [mail] = box.parsed()
+    assert mail["Subject"] == "Low rating 1/5 for John on ticket 10"
+    webhook = receivers.delivered("webhook")[0].json()["data"]
+    assert (webhook["rating"], webhook["helpdesk"], webhook["ticket"]["id"]) == (
+        1,
+        "chatwoot",
+        "10",
+    )
+
+    # The next syncs (and a full re-read) send nothing more.
+    kit.now += timedelta(minutes=5)
+    assert loop.sync().alerts == {"raised": {}, "queued": 0, "held": 0}
+    assert loop.sync(full=True).alerts["raised"] == {}
+    loop.deliver()
+    one_each(receivers, box, fake_helpdesk)
+
+
+def test_an_edited_rating_alerts_once_for_the_change(loop, kit, fake_helpdesk, receivers, mailbox):
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    first = forms_response(1, kit.now - timedelta(minutes=3), "2", token, "slow")
+    kit.fake.add_form("form-1", [first])
+    loop.sync()
+    # The customer edits the answer: same response, a later submission, rating 1.
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "slow")]
+    )
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    # Editing only the comment: nothing.
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "very slow")]
+    )
+    assert loop.sync().alerts["raised"] == {}
+    loop.deliver()
+    texts = [m.json()["text"] for m in receivers.delivered("slack")]
+    assert texts == [
+        "Low rating 2/5 for John on ticket 10",
+        "Low rating 1/5 (was 2/5) for John on ticket 10",
+    ]
+
+
+def test_a_destination_answering_5xx_gets_the_alert_later_once(
+    loop, kit, fake_helpdesk, receivers, mailbox
+):
+    loop.close_conversation()
+    loop.deliver()
+    kit.fake.add_form(
+        "form-1",
+        [forms_response(1, kit.now - timedelta(minutes=1), "1", survey_token(fake_helpdesk), "")],
+    )
+    receivers.script("slack", *[Script(status=503, body=b"") for _ in range(4)])
+    loop.sync()
+    loop.deliver()
+    assert len(receivers.requests("slack")) == 5 and len(receivers.delivered("slack")) == 1
+    [slack] = loop.rows(outbox, outbox.c.destination == "slack")
+    assert (slack.status, slack.attempts) == ("sent", 5)
+
+
+def test_a_dry_run_raises_nothing_and_a_failed_run_raises_on_its_next_try(
+    loop, kit, fake_helpdesk, receivers, mailbox
+):
+    loop.close_conversation()
+    loop.deliver()
+    kit.fake.add_form(
+        "form-1",
+        [forms_response(1, kit.now - timedelta(minutes=1), "1", survey_token(fake_helpdesk), "")],
+    )
+
+    dry = loop.sync(dry_run=True)
+    assert dry.alerts["raised"] == {"low": 1}  # what it would raise
+    assert loop.rows(alerts) == [] and loop.rows(outbox, outbox.c.kind == "alert") == []
+
+    kit.fake.fail(10, status=500, kind="forms_read")
+    assert loop.sync().status == "failed"
+    assert loop.rows(alerts) == []
+    kit.fake.clear_failures()
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    loop.deliver()
+    assert len(receivers.delivered("slack")) == 1
+
+
+def test_the_alerts_tab_lists_it_with_its_deliveries(
+    loop, kit, fake_helpdesk, receivers, mailbox, tmp_path
+):
+    loop.close_conversation()
+    loop.deliver()
+    kit.fake.add_form(
+        "form-1",
+        [
+            forms_response(
+                1, kit.now - timedelta(minutes=1), "1", survey_token(fake_helpdesk), "Ждал"
+            )
+        ],
+    )
+    loop.sync()
+    kit.now += timedelta(seconds=30)
+    loop.deliver()
+    loop.sync()  # the report now shows the deliveries as sent
+
+    with (tmp_path / "report" / "alerts.csv").open(encoding="utf-8-sig") as handle:
+        header, row = list(csv.reader(handle))
+    values = dict(zip(header, row, strict=True))
+    assert values["Rule"] == "low" and values["Rating"] == "1" and values["Comment"] == "Ждал"
+    assert values["Agent"] == "John" and values["Ticket"] == "10"
+    assert values["Ticket link"] == "https://chat.example.com/app/accounts/1/conversations/10"
+    assert (
+        values["Deliveries"] == "slack: sent; telegram: sent; crm: sent; managers: sent; note: sent"
+    )
+    assert values["Alerted after (min)"] == "1.5"
+    assert values["Handled"] == ""
+
+    workbook = load_workbook(tmp_path / "report" / "csat-report.xlsx", read_only=True)
+    assert "Alerts" in workbook.sheetnames
+
+
+# --- the Alerts tab in Google Sheets ----------------------------------------------------------
+
+
+def sheet_config(kit: Any, receivers: FakeNotify) -> Config:
+    return kit.config(
+        alerts={
+            "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        }
+    )
+
+
+def tab_rows(kit: Any) -> list[dict[str, Any]]:
+    header, *rows = kit.sheet("Alerts")
+    return [
+        dict(zip(header, row + [None] * (len(header) - len(row)), strict=True))
+        for row in rows
+        if row
+    ]
+
+
+def test_the_handled_column_is_read_back_and_kept_within_three_reads(kit, receivers):
+    config = sheet_config(kit, receivers)
+    first = kit.survey("T-1", "7", "Anna Petrova")
+    second = kit.survey("T-2", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses(
+        [EN_HEADER, [answered, 1, "rude", "", "", first], [answered, 2, "slow", "", "", second]],
+        time_zone="UTC",
+    )
+
+    summary = kit.run(config)
+    assert summary.alerts["raised"] == {"low": 2}
+    rows = tab_rows(kit)
+    assert [r["Rating"] for r in rows] == [2, 1]  # newest first
+    assert all(r["Handled"] in (None, "") for r in rows)
+    assert summary.requests["sheets_read"] == 2  # metadata, responses (no Alerts tab yet)
+
+    # The team marks the first alert handled in the sheet.
+    header = kit.sheet("Alerts")[0]
+    target = rows[0]["Alert"]
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), "Anna: called back")
+    kit.now += timedelta(minutes=5)
+    summary = kit.run(config)
+    assert summary.requests["sheets_read"] == 3  # metadata, responses, the Alerts tab
+    assert summary.requests["sheets_write"] == 1
+    handled = {r["Alert"]: r["Handled"] for r in tab_rows(kit)}
+    assert handled[target] == "Anna: called back"
+    with kit.engine.connect() as conn:
+        row = alerts_store.alert_by_ref_or_id(conn, str(target))
+    assert row.handled == "Anna: called back" and row.handled_at == kit.now
+
+    # Kept across syncs; the command line sets the other one; clearing a cell clears it.
+    with kit.engine.begin() as conn:
+        other = next(a for a in handled if a != target)
+        alerts_store.set_handled(conn, [other], "Boris", kit.now)
+    kit.run(config)
+    handled = {r["Alert"]: r["Handled"] for r in tab_rows(kit)}
+    assert handled == {target: "Anna: called back", other: "Boris"}
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), "")
+    kit.run(config)
+    handled = {r["Alert"]: r["Handled"] for r in tab_rows(kit)}
+    assert handled[target] in (None, "") and handled[other] == "Boris"
+
+
+def test_a_moved_handled_column_is_still_read():
+    values = [
+        ["Handled", "x", "Alert"],
+        ["done", 1, 7],
+        ["", 2, "8"],
+        ["  ", 3, None],
+        [True, 4, 9.0],
+    ]
+    assert handled_cells(values) == {7: "done", 8: None, 9: "yes"}
+    assert handled_cells([["Alert", "Comment"], [1, "x"]]) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from csat_hook.devtools import demo as demo_data
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.devtools.fake_google import seed_from_csv
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
+from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.errors import CsatHookError
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
@@ -204,3 +206,59 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
     finally:
         engine.dispose()
     sys.exit(SYNC_EXIT_CODES.get(summary.status, 1))
+
+
+@dev.command("fake-notify")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8098, show_default=True)
+@click.option("--slack-path", default="/services/T0CSAT/B0ALERTS/Xk3y5ecret", show_default=True)
+@click.option("--telegram-token", default="123456789:AAH0fakeBotTokenForTrying_abcdefgh", show_default=True)
+@click.option("--telegram-chat", default="-1001234567890", show_default=True)
+@click.option("--webhook-name", default="team", show_default=True)
+@click.option(
+    "--webhook-secret",
+    default="whsec_" + "ZmFrZS13ZWJob29rLXNlY3JldC0zMmJ5dGVzISE=",
+    show_default=True,
+)
+def fake_notify(
+    host: str,
+    port: int,
+    slack_path: str,
+    telegram_token: str,
+    telegram_chat: str,
+    webhook_name: str,
+    webhook_secret: str,
+) -> None:
+    """Local fakes of a Slack incoming webhook, the Telegram Bot API and a signed-webhook
+    receiver, printing every message they take: point an `alerts.destinations` block at
+    the URLs printed on start to try alerts without accounts.
+    """
+    fake = FakeNotify(host=host, port=port)
+    slack = fake.slack_hook(slack_path)
+    telegram = fake.telegram_bot(telegram_token, telegram_chat)
+    hook = fake.webhook(webhook_name, webhook_secret)
+    click.echo(
+        f"fake Slack webhook:    {slack}\n"
+        f"fake Telegram API:     {telegram}  (bot token {telegram_token}, chat {telegram_chat})\n"
+        f"fake webhook receiver: {hook}  (secret {webhook_secret})",
+        err=True,
+    )
+    fake.start()
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            received = fake.requests()
+            for record in received[seen:]:
+                if record.answered == 0:
+                    break  # still being answered: printed on the next round
+                seen += 1
+                outcome = "taken" if record.accepted else f"refused ({record.answered})"
+                if record.duplicate:
+                    outcome = "duplicate webhook-id, ignored"
+                click.echo(f"--- {record.service} {record.path}: {outcome}")
+                click.echo(record.body.decode("utf-8", "replace"))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()

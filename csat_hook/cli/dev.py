@@ -212,7 +212,9 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8098, show_default=True)
 @click.option("--slack-path", default="/services/T0CSAT/B0ALERTS/Xk3y5ecret", show_default=True)
-@click.option("--telegram-token", default="123456789:AAH0fakeBotTokenForTrying_abcdefgh", show_default=True)
+@click.option(
+    "--telegram-token", default="123456789:AAH0fakeBotTokenForTrying_abcdefgh", show_default=True
+)
 @click.option("--telegram-chat", default="-1001234567890", show_default=True)
 @click.option("--webhook-name", default="team", show_default=True)
 @click.option(

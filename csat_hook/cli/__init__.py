@@ -1,8 +1,9 @@
 """The ``csat-hook`` command.
 
 Exit codes: 0 success; 1 the command ran and failed (a sync error, an invalid reference to
-``verify-token``, a payload ``inspect-payload`` refuses, a failed ``alerts test``...); 2 bad usage or an invalid configuration (the message names the key);
-3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under cron).
+``verify-token``, a payload ``inspect-payload`` refuses, a failed ``alerts test``...); 2 bad
+usage or an invalid configuration (the message names the key); 3 ``sync`` only: another sync
+holds the lock, nothing was done (safe to ignore under cron).
 
 One module per command group: ``run`` (serve, worker), ``configure`` (configuration, schema,
 survey links and references), ``operate`` (payloads, the outbox), ``alerts``, ``sync``,

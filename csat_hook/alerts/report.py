@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from csat_hook.alerts import store
-from csat_hook.alerts.engine import AGENT
-from csat_hook.alerts.engine import ANSWER
+from csat_hook.alerts.records import AGENT
+from csat_hook.alerts.records import ANSWER
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import SENT
 from csat_hook.notify.records import AlertMessage

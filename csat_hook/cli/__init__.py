@@ -1,11 +1,13 @@
 """The ``csat-hook`` command.
 
-Exit codes: 0 success; 1 the command ran and failed (a sync error, failed replies found by
-``outbox --check``...); 2 bad usage or an invalid configuration (the message names the key);
-3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under cron).
+Exit codes: 0 success; 1 the command ran and failed (a sync error, an invalid reference to
+``verify-token``, a payload ``inspect-payload`` refuses, a failed ``alerts test``...); 2 bad
+usage or an invalid configuration (the message names the key); 3 ``sync`` only: another sync
+holds the lock, nothing was done (safe to ignore under cron).
 
-One module per command group: ``run`` (serve, worker), ``admin`` (configuration, schema,
-links, payloads, the outbox), ``alerts``, ``sync``, ``dev`` (local fakes).
+One module per command group: ``run`` (serve, worker), ``configure`` (configuration, schema,
+survey links and references), ``operate`` (payloads, the outbox), ``alerts``, ``sync``,
+``dev`` (local fakes); ``base`` holds what they share.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import click
 
 from csat_hook import __version__
-from csat_hook.cli import admin
 from csat_hook.cli import alerts
+from csat_hook.cli import configure
 from csat_hook.cli import dev
+from csat_hook.cli import operate
 from csat_hook.cli import run
 from csat_hook.cli import sync
 from csat_hook.cli.base import State
@@ -43,14 +46,14 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 for command in (
     run.serve,
     run.worker,
-    admin.check_config,
-    admin.db,
-    admin.init_db,
-    admin.link,
-    admin.form_fields,
-    admin.verify_token,
-    admin.inspect_payload,
-    admin.outbox,
+    configure.check_config,
+    configure.db,
+    configure.init_db,
+    configure.link,
+    configure.form_fields,
+    configure.verify_token,
+    operate.inspect_payload,
+    operate.outbox,
     alerts.alerts,
     sync.sync,
     dev.dev,

@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from csat_hook.alerts import store
-from csat_hook.alerts.engine import AGENT
-from csat_hook.alerts.engine import ANSWER
-from csat_hook.alerts.engine import DIGEST_KIND
-from csat_hook.alerts.engine import OVERFLOW_KIND
+from csat_hook.alerts.records import AGENT
+from csat_hook.alerts.records import ANSWER
+from csat_hook.alerts.records import DIGEST_KIND
+from csat_hook.alerts.records import OVERFLOW_KIND
 from csat_hook.alerts.report import delivery_text
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state

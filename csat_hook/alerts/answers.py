@@ -1,0 +1,135 @@
+"""Answer rules (``low_rating``, ``comment``, ``nps_detractor``): one answer, one alert.
+
+An answer rule's alert is identified by the rule, the survey, the event and the rating (the
+NPS score for ``nps_detractor``): reading the answer again raises nothing, a changed rating
+raises one alert for the change, coming back to a rating already alerted raises nothing.
+Answers older than ``alerts.max_age_hours``, or submitted before the rule existed (less
+``backfill_minutes``), are not alerted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.alerts import store
+from csat_hook.alerts.config import AgentBelowTargetRule
+from csat_hook.alerts.config import AlertsConfig
+from csat_hook.alerts.config import CommentRule
+from csat_hook.alerts.config import LowRatingRule
+from csat_hook.alerts.config import NpsDetractorRule
+from csat_hook.alerts.records import ANSWER
+from csat_hook.alerts.records import Changed
+from csat_hook.alerts.records import Inputs
+from csat_hook.alerts.records import NewAlert
+from csat_hook.alerts.records import Scale
+from csat_hook.alerts.records import alert_key
+from csat_hook.alerts.records import alert_ref
+from csat_hook.alerts.records import ticket_url
+from csat_hook.notify.records import COMMENT
+from csat_hook.notify.records import LOW_RATING
+from csat_hook.notify.records import NPS_DETRACTOR
+from csat_hook.notify.records import AlertMessage
+
+
+def answer_alerts(
+    conn: sa.Connection,
+    config: AlertsConfig,
+    rules: Sequence[LowRatingRule | CommentRule | NpsDetractorRule | AgentBelowTargetRule],
+    inputs: Inputs,
+    seen: Mapping[str, datetime],
+) -> list[NewAlert]:
+    """The alerts ``rules`` raise over the answers this run changed (``seen``: when each
+    rule was first seen, by ``rule:<name>``), with the reply's context of each answer."""
+    now = inputs.now
+    too_old = now - timedelta(hours=config.max_age_hours)
+    backfill = timedelta(minutes=config.backfill_minutes)
+    matched: list[tuple[Any, Changed, str, str]] = []
+    for answer in inputs.changed:
+        if answer.submitted_at < too_old:
+            continue
+        for rule in rules:
+            if answer.submitted_at < seen[f"rule:{rule.name}"] - backfill:
+                continue  # submitted before the rule existed: not replayed
+            event = _match(rule, answer, inputs.scale)
+            if event is None:
+                continue
+            score = answer.nps if event == NPS_DETRACTOR else answer.rating
+            matched.append(
+                (
+                    rule,
+                    answer,
+                    event,
+                    alert_key("answer", rule.name, answer.survey_key, event, score),
+                )
+            )
+    if not matched:
+        return []
+    contexts = store.reply_contexts(conn, sorted({a.token for _, a, _, _ in matched}))
+    new = []
+    for rule, answer, event, key in matched:
+        message = AlertMessage(
+            ref=alert_ref(key),
+            event=event,
+            rule=rule.name,
+            created_at=now.isoformat(),
+            scale_min=inputs.scale.scale_min,
+            scale_max=inputs.scale.scale_max,
+            helpdesk=answer.helpdesk,
+            dialog_id=answer.dialog_id,
+            ticket_url=ticket_url(inputs.helpdesks, answer.helpdesk, answer.dialog_id),
+            agent_key=answer.agent_key,
+            agent_name=answer.agent_name or answer.agent_key,
+            team=answer.team,
+            rating=answer.rating,
+            previous_rating=answer.previous_rating
+            if answer.previous_rating != answer.rating
+            else None,
+            nps=answer.nps,
+            comment=answer.comment,
+            submitted_at=answer.submitted_at.isoformat(),
+            context=contexts.get(answer.token, {}),
+            threshold=_limit(rule, inputs.scale),
+        )
+        new.append(
+            NewAlert(
+                key=key,
+                kind=ANSWER,
+                message=message,
+                destinations=rule.destinations,
+                survey_key=answer.survey_key,
+                agent_key=answer.agent_key,
+                submitted_at=answer.submitted_at,
+            )
+        )
+    return new
+
+
+def _limit(rule: Any, scale: Scale) -> int | None:
+    """The highest rating (NPS score) ``rule`` alerts on; None when any rating counts."""
+    if isinstance(rule, LowRatingRule):
+        return rule.max_rating if rule.max_rating is not None else scale.default_low
+    if isinstance(rule, CommentRule):
+        return rule.max_rating
+    if isinstance(rule, NpsDetractorRule):
+        return rule.max_score
+    return None
+
+
+def _match(rule: Any, answer: Changed, scale: Scale) -> str | None:
+    """The event ``answer`` raises under ``rule``, or None."""
+    if isinstance(rule, LowRatingRule):
+        return LOW_RATING if answer.rating <= (_limit(rule, scale) or 0) else None
+    if isinstance(rule, CommentRule):
+        if not answer.comment or not answer.comment.strip():
+            return None
+        limit = rule.max_rating
+        return COMMENT if limit is None or answer.rating <= limit else None
+    if isinstance(rule, NpsDetractorRule):
+        return NPS_DETRACTOR if answer.nps is not None and answer.nps <= rule.max_score else None
+    return None

@@ -1,0 +1,180 @@
+"""Setting up: the configuration, the schema, survey links and references.
+
+``check-config``, ``db upgrade`` / ``db current`` (``init-db``, hidden, is ``db upgrade``),
+``link`` (a survey link to try the form), ``form-fields`` (config from a pre-filled link),
+``verify-token`` (what a survey reference binds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC
+from datetime import datetime
+
+import click
+import yaml
+
+from csat_hook import tokens
+from csat_hook.cli.base import State
+from csat_hook.cli.base import pass_state
+from csat_hook.config import config_warnings
+from csat_hook.config import masked_dump
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import current_revision
+from csat_hook.db.migrate import head_revision
+from csat_hook.db.migrate import upgrade
+from csat_hook.errors import ConfigError
+from csat_hook.errors import TokenError
+from csat_hook.links import LinkValues
+from csat_hook.links import build_link
+from csat_hook.links import parse_prefilled_link
+
+
+@click.command("check-config")
+@pass_state
+def check_config(state: State) -> None:
+    """Validate the configuration and print it with secrets masked."""
+    config = state.config
+    click.echo(f"# effective configuration from {config.source}")
+    click.echo(yaml.safe_dump(masked_dump(config), sort_keys=False, allow_unicode=True))
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo("configuration OK", err=True)
+
+
+@click.group()
+def db() -> None:
+    """Database schema (migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_state
+def db_upgrade(state: State, revision: str) -> None:
+    """Create or migrate the schema (Procfile ``release:``; also done on every start)."""
+    config = state.config
+    engine = make_engine(config.database.url, pool_size=1)
+    try:
+        before, after = upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    click.echo(f"database schema: {before or 'empty'} → {after}")
+
+
+@db.command("current")
+@pass_state
+def db_current(state: State) -> None:
+    """Print the schema revision of the database and the latest one."""
+    engine = make_engine(state.config.database.url, pool_size=1)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    click.echo(
+        f"current: {current or 'none'}  latest: {head}"
+        + ("" if current == head else "  (run `csat-hook db upgrade`)")
+    )
+
+
+@click.command("init-db", hidden=True)
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Same as ``db upgrade``."""
+    ctx.invoke(db_upgrade)
+
+
+@click.command()
+@click.option("--agent", "agent_name", required=True, help="Agent name shown in the form.")
+@click.option("--agent-id", default="", help="Agent id (bound into the token).")
+@click.option("--agent-email", default="")
+@click.option("--ticket", required=True, help="Ticket / dialog id.")
+@click.option("--helpdesk", default=None, help="Helpdesk instance [default: the first one].")
+@click.option("--team", default="")
+@pass_state
+def link(
+    state: State,
+    agent_name: str,
+    agent_id: str,
+    agent_email: str,
+    ticket: str,
+    helpdesk: str | None,
+    team: str,
+) -> None:
+    """Print a survey link, to try a form before going live."""
+    config = state.config
+    name = helpdesk or next(iter(config.helpdesks))
+    if name not in config.helpdesks:
+        raise click.BadParameter(
+            f"no helpdesk named {name!r} in the configuration", param_hint="--helpdesk"
+        )
+    agent_key = agent_id or agent_email.lower() or agent_name
+    token = tokens.sign(
+        config.token.secret.get_secret_value(),
+        tokens.SurveyRef(name, ticket, agent_key, datetime.now(UTC)),
+    )
+    click.echo(
+        build_link(
+            config.survey.form,
+            LinkValues(
+                agent_name=agent_name,
+                agent_id=agent_id,
+                agent_email=agent_email,
+                ticket=ticket,
+                helpdesk=name,
+                team=team,
+                token=token,
+            ),
+        )
+    )
+
+
+@click.command("form-fields")
+@click.argument("prefilled_link")
+def form_fields(prefilled_link: str) -> None:
+    """Turn a link from the form's "Get pre-filled link" into config (survey.form).
+
+    Type each field's role as its value before getting the link: agent_name, agent_id,
+    agent_email, ticket, team, token.
+    """
+    try:
+        parsed = parse_prefilled_link(prefilled_link)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint="PREFILLED_LINK") from None
+    snippet = {
+        "survey": {"form": {"kind": "google_forms", "url": parsed.url, "fields": parsed.roles}}
+    }
+    click.echo(yaml.safe_dump(snippet, sort_keys=False, allow_unicode=True), nl=False)
+    for entry, value in parsed.unmatched.items():
+        click.echo(
+            f"# {entry}: sample value {value!r} matched no role "
+            "(agent_name, agent_id, agent_email, ticket, team, token)"
+        )
+    if "token" not in parsed.roles:
+        click.echo(
+            "# warning: no token field found; answers cannot be credited without it", err=True
+        )
+
+
+@click.command("verify-token")
+@click.argument("token")
+@pass_state
+def verify_token(state: State, token: str) -> None:
+    """Check a survey reference and print what it binds (exit 1 when invalid)."""
+    try:
+        ref = tokens.verify(token.strip(), state.config.token.all_secrets())
+    except TokenError as exc:
+        click.echo(f"invalid: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(
+        json.dumps(
+            {
+                "helpdesk": ref.helpdesk,
+                "dialog_id": ref.dialog_id,
+                "agent": ref.agent,
+                "issued_at": ref.issued_at.isoformat(),
+            },
+            ensure_ascii=False,
+        )
+    )

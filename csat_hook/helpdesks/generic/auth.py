@@ -1,0 +1,198 @@
+"""How a ``generic`` sender proves itself: a shared token or an HMAC signature.
+
+``auth.mode`` ``token``: the shared secret in a header, the query string or a field of the
+JSON body, compared in constant time. ``hmac``: a signature over a template of the request
+(``auth.signed_payload``: the raw body, the timestamp header as received, the method, the
+path), with a replay check when a timestamp header is named. ``none``: nothing checked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import string
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Literal
+
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.clock import Clock
+from csat_hook.errors import BadPayloadError
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.base import hmac_digest
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.base import require_fresh
+from csat_hook.helpdesks.base import shared_token_matches
+from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.generic.templates import template_fields
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.settings import StrictModel
+
+# What a signed-payload template may hold besides literal text.
+SIGNED_PAYLOAD_FIELDS = ("timestamp", "body", "method", "path")
+# A body field holding a token: a key, or keys joined by dots for a nested one.
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
+_UNIX = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,9})?")
+
+
+class AuthOptions(StrictModel):
+    """How the sender proves itself: ``token`` (a shared secret in a header, the query string
+    or a field of the JSON body), ``hmac`` (a signature over the request) or ``none``.
+
+    ``signed_payload`` is the text the sender signs: a template of ``{body}`` (the raw body,
+    required), ``{timestamp}`` (the ``timestamp_header`` value as received), ``{method}``,
+    ``{path}`` (the URL path csat-hook received, without the query string) and literal text
+    (``{{`` and ``}}`` for braces): ``{timestamp}.{body}``, Crisp's ``[{timestamp};{body}]``.
+    ``timestamp_format`` says how the timestamp reads for the replay check: ``s`` or ``ms``
+    (Unix seconds or milliseconds), ``iso`` (ISO 8601) or ``auto`` (any of them).
+    """
+
+    mode: Literal["token", "hmac", "none"] = "token"
+    token: SecretStr | None = None
+    token_header: str | None = "X-Webhook-Token"  # noqa: S105 (a header name)
+    token_query: str | None = "token"  # noqa: S105 (a parameter name)
+    # A field of the JSON body carrying the token, e.g. LiveChat's "secret_key".
+    token_field: str | None = None
+    secret: SecretStr | None = None
+    signature_header: str = "X-Signature"
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    signature_prefix: str = ""
+    timestamp_header: str | None = None
+    timestamp_format: Literal["auto", "s", "ms", "iso"] = "auto"
+    signed_payload: str = "{body}"
+    tolerance_seconds: float = Field(default=300, gt=0)
+
+    @field_validator("token_field")
+    @classmethod
+    def _field_path(cls, value: str | None) -> str | None:
+        if value is not None and not _FIELD_PATH.fullmatch(value):
+            raise ValueError(
+                "must name a body field: a key, or keys joined by dots "
+                "(e.g. secret_key, auth.token)"
+            )
+        return value
+
+    @field_validator("signed_payload")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        names = template_fields(value)
+        unknown = sorted(set(names) - set(SIGNED_PAYLOAD_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; known: "
+                + ", ".join(f"{{{name}}}" for name in SIGNED_PAYLOAD_FIELDS)
+                + " (write {{ and }} for literal braces)"
+            )
+        if "body" not in names:
+            raise ValueError("must contain {body}: the signature has to cover the body")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthOptions:
+        if self.mode == "token":
+            if self.token is None:
+                raise ValueError("token is required when mode is token")
+            if not (self.token_header or self.token_query or self.token_field):
+                raise ValueError("set token_header, token_query and/or token_field")
+        if self.mode == "hmac" and self.secret is None:
+            raise ValueError("secret is required when mode is hmac")
+        if "timestamp" in template_fields(self.signed_payload) and not self.timestamp_header:
+            raise ValueError("timestamp_header is required when signed_payload has {timestamp}")
+        return self
+
+
+def verify(auth: AuthOptions, request: WebhookRequest, clock: Clock) -> None:
+    """Raise InvalidSignatureError unless ``request`` carries what ``auth`` asks for (and,
+    with a timestamp header, was signed within ``tolerance_seconds`` of ``clock()``)."""
+    if auth.mode == "none":
+        return
+    if auth.mode == "token":
+        assert auth.token is not None
+        if shared_token_matches(
+            request, auth.token, header=auth.token_header, query=auth.token_query
+        ) or (auth.token_field and _field_token_matches(request, auth.token, auth.token_field)):
+            return
+        raise InvalidSignatureError("missing or wrong webhook token")
+    assert auth.secret is not None
+    timestamp = request.header(auth.timestamp_header) if auth.timestamp_header else None
+    if auth.timestamp_header:
+        require_fresh(
+            read_timestamp(timestamp, auth.timestamp_format),
+            clock(),
+            auth.tolerance_seconds,
+        )
+    message = signed_message(auth.signed_payload, request, timestamp=timestamp or "")
+    expected = hmac_digest(auth.secret, message, auth.algorithm)
+    if not signature_matches(
+        expected,
+        request.header(auth.signature_header),
+        encoding=auth.encoding,
+        prefix=auth.signature_prefix,
+    ):
+        raise InvalidSignatureError("missing or invalid webhook signature")
+
+
+def signed_message(template: str, request: WebhookRequest, *, timestamp: str) -> bytes:
+    """The bytes an HMAC sender signs: ``template`` (``auth.signed_payload``) with the raw
+    body, the timestamp header's value as received, the method and the path in place."""
+    values = {
+        "body": request.body,
+        "timestamp": timestamp.encode("utf-8"),
+        "method": request.method.encode("utf-8"),
+        "path": request.path.encode("utf-8"),
+    }
+    parts: list[bytes] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(literal.encode("utf-8"))
+        if name is not None:
+            parts.append(values[name])
+    return b"".join(parts)
+
+
+def read_timestamp(value: str | None, unit: str) -> datetime | None:
+    """A signature timestamp in ``unit`` (``s``, ``ms``, ``iso`` or ``auto``: any of them);
+    None when missing or not written that way."""
+    if value is None:
+        return None
+    text = value.strip()
+    if unit == "auto":
+        return parse_timestamp(text)
+    if unit in ("s", "ms"):
+        if not _UNIX.fullmatch(text):
+            return None
+        seconds = float(text) / (1000 if unit == "ms" else 1)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not text[:4].isdigit():  # fromisoformat also reads "T12:00" and friends
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _field_token_matches(request: WebhookRequest, token: SecretStr, path: str) -> bool:
+    """True when the JSON body's field ``path`` (keys joined by dots) is the token: a string,
+    compared in constant time. A body that is not JSON carries no token."""
+    try:
+        value: Any = request.json()
+    except BadPayloadError:
+        return False
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return False
+        value = value.get(key)
+    if not isinstance(value, str):
+        return False
+    expected = token.get_secret_value().encode("utf-8")
+    return hmac.compare_digest(expected, value.encode("utf-8", "replace"))

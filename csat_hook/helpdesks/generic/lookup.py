@@ -1,0 +1,135 @@
+"""Finding a ``generic`` reply or note whose outcome was unknown (a timeout, a dropped
+connection) before it is sent again: the ``lookup`` and ``note_lookup`` requests.
+
+The request lists a dialog's newest messages (one page is read); the first message of ours
+whose text carries the marker (the survey's signed reference, the alert's reference), created
+since the first attempt (less :data:`LOOKUP_CLOCK_SKEW`), is the one that landed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Literal
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.generic.templates import json_or_none
+from csat_hook.helpdesks.generic.templates import render
+from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.settings import StrictModel
+
+# Messages read from one look-up answer, at most (the newest page is what is asked for).
+LOOKUP_MAX_MESSAGES = 1000
+# Vendor clocks differ from ours: messages this much older than `since` still count.
+LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class LookupRequestOptions(StrictModel):
+    """The HTTP request that lists a dialog's messages, to find out whether a reply whose
+    outcome was unknown (a timeout, a dropped connection) landed before sending it again.
+
+    ``url``, ``headers``, ``query`` and ``body`` take the reply request's placeholders
+    (``{dialog_id}``, context values...); ``headers`` and ``query`` values are secrets.
+    ``messages`` is a JMESPath to the list of messages in the answer; ``text``, ``id``,
+    ``ours`` and ``created_at`` are JMESPaths evaluated on each message: its text (where the
+    survey's reference is looked for), its id, whether we posted it (e.g.
+    ``direction == 'outgoing' && !private``: customers quote our survey in their replies), and
+    when it was created (unix seconds or ISO 8601; older messages are skipped). The request
+    should return the newest messages (one page is read).
+    """
+
+    method: Literal["GET", "POST"] = "GET"
+    url: str
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    query: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Any = None
+    messages: str = "messages"
+    text: str = "text"
+    id: str = "id"
+    ours: str | None = None
+    created_at: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> LookupRequestOptions:
+        if self.body is not None and self.method == "GET":
+            raise ValueError("body is only sent with method POST")
+        for key in ("messages", "text", "id", "ours", "created_at"):
+            expression = getattr(self, key)
+            if expression is None:
+                continue
+            try:
+                jmespath.compile(expression)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        return self
+
+
+def look(
+    http: HttpClient,
+    name: str,
+    spec: LookupRequestOptions,
+    values: Mapping[str, str],
+    marker: str,
+    since: datetime,
+) -> SendResult | None:
+    """The message carrying ``marker`` posted since ``since``; None when the dialog has none.
+    DeliveryError (retryable) for an answer that is not JSON, permanent for a ``messages``
+    path that finds no list."""
+    url, headers, params = rendered_parts(spec, values)
+    kwargs: dict[str, Any] = {}
+    if spec.body is not None:
+        kwargs["json"] = render(spec.body, values)
+    response = http.request(spec.method, url, headers=headers, params=params, **kwargs)
+    answer = json_or_none(response.content)
+    if answer is None:
+        # A proxy's page, a half-deployed API: worth asking again later.
+        raise DeliveryError(f"{name}: the look-up answer is not JSON", retryable=True)
+    return _find_marked(spec, answer, marker, since - LOOKUP_CLOCK_SKEW, name)
+
+
+def _find_marked(
+    spec: LookupRequestOptions, answer: Any, marker: str, not_before: datetime, name: str
+) -> SendResult | None:
+    """The first message of ours in ``answer`` whose text carries ``marker``."""
+    messages = jmespath.search(spec.messages, answer)
+    if not isinstance(messages, list):
+        # A wrong path, not a transient fault: asking again will not help.
+        raise DeliveryError(
+            f"helpdesks.{name}.lookup.messages ({spec.messages}) is not a list in the answer",
+            retryable=False,
+        )
+    for message in messages[:LOOKUP_MAX_MESSAGES]:
+        text = jmespath.search(spec.text, message)
+        if not isinstance(text, str) or marker not in text:
+            continue
+        if spec.ours is not None and not jmespath.search(spec.ours, message):
+            continue  # a customer quoting our survey, an internal note
+        if spec.created_at is not None:
+            created = parse_timestamp(jmespath.search(spec.created_at, message))
+            # An unreadable date does not hide a match: the marker is unique to this survey.
+            if created is not None and created < not_before:
+                continue
+        return SendResult(external_id=as_text(jmespath.search(spec.id, message)))
+    return None

@@ -1,0 +1,177 @@
+"""Reading a ``generic`` webhook: JMESPath expressions into its body, and the event they make.
+
+``mapping`` names where each value is (https://jmespath.org: ``dialog.id``,
+``data.item.assignee.name``, ``contacts[0].email``) and which ``event`` names or ``status``
+values mean a close or a reopen; anything else is ignored. ``context`` values are kept with
+the close, for the reply's templates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import Field
+from pydantic import model_validator
+
+from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks.base import as_id
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
+from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Event
+from csat_hook.helpdesks.records import Ignored
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.settings import StrictModel
+
+
+class MappingOptions(StrictModel):
+    """JMESPath expressions into the webhook body. Unset (null) means "not in this payload"."""
+
+    event: str | None = "event"
+    close_events: list[str] = Field(default_factory=lambda: ["dialog.closed"])
+    reopen_events: list[str] = Field(default_factory=lambda: ["dialog.reopened"])
+    status: str | None = None
+    closed_values: list[str] = Field(default_factory=lambda: ["closed", "resolved", "solved"])
+    reopened_values: list[str] = Field(default_factory=lambda: ["open", "reopened"])
+    dialog_id: str = "dialog.id"
+    agent_id: str | None = "agent.id"
+    agent_name: str | None = "agent.name"
+    agent_email: str | None = "agent.email"
+    customer_id: str | None = "customer.id"
+    customer_name: str | None = "customer.name"
+    customer_email: str | None = "customer.email"
+    team: str | None = "team"
+    channel: str | None = "channel"
+    language: str | None = "language"
+    occurrence: str | None = None
+    context: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _compile(self) -> MappingOptions:
+        if self.event is None and self.status is None:
+            raise ValueError("set event and/or status: one of them must say a dialog closed")
+        for key, expression in self.expressions().items():
+            try:
+                jmespath.compile(expression)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
+        if clash:
+            raise ValueError(f"context: names {sorted(clash)} are reserved")
+        return self
+
+    def expressions(self) -> dict[str, str]:
+        """Every configured expression by its key (context values as ``context.<name>``)."""
+        found = {
+            key: getattr(self, key)
+            for key in (
+                "event",
+                "status",
+                "dialog_id",
+                "agent_id",
+                "agent_name",
+                "agent_email",
+                "customer_id",
+                "customer_name",
+                "customer_email",
+                "team",
+                "channel",
+                "language",
+                "occurrence",
+            )
+            if getattr(self, key)
+        }
+        found.update({f"context.{k}": v for k, v in self.context.items()})
+        return found
+
+
+def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
+    """Evaluate every configured expression against ``payload`` (raw values)."""
+    return {key: jmespath.search(expr, payload) for key, expr in mapping.expressions().items()}
+
+
+def event_of(
+    helpdesk: str, mapping: MappingOptions, request: WebhookRequest, payload: Any
+) -> Event:
+    """What the webhook says happened to a dialog of ``helpdesk`` (BadPayloadError when a
+    close names no dialog)."""
+    values = extract(mapping, payload)
+    verdict = _classify(values, mapping)
+    if isinstance(verdict, Ignored):
+        return verdict
+    dialog_id = as_id(values.get("dialog_id"), _field(mapping, "dialog_id"))
+    if dialog_id is None and verdict == "reopened":
+        # A reopen names no dialog we could have surveyed (LiveChat's first thread of a
+        # chat has no previous one): nothing to cancel.
+        return Ignored(f"reopen without a dialog id (mapping.dialog_id = {mapping.dialog_id})")
+    if dialog_id is None:
+        raise BadPayloadError(
+            f"dialog id is missing (mapping.dialog_id = {mapping.dialog_id})",
+            code="missing_field",
+        )
+    if verdict == "reopened":
+        return DialogReopened(helpdesk, dialog_id)
+    context = {
+        k.removeprefix("context."): as_text(v, limit=1000)
+        for k, v in values.items()
+        if k.startswith("context.")
+    }
+    return DialogClosed(
+        helpdesk=helpdesk,
+        dialog_id=dialog_id,
+        agent=Person(
+            as_id(values.get("agent_id"), _field(mapping, "agent_id")),
+            as_text(values.get("agent_name")),
+            as_text(values.get("agent_email")),
+        ),
+        customer=Person(
+            as_id(values.get("customer_id"), _field(mapping, "customer_id")),
+            as_text(values.get("customer_name")),
+            as_text(values.get("customer_email")),
+        ),
+        team=as_text(values.get("team")),
+        channel=as_text(values.get("channel")),
+        language=as_text(values.get("language")),
+        occurrence=as_text(values.get("occurrence")) or body_digest(request.body),
+        reply_context=context,
+    )
+
+
+def _classify(values: Mapping[str, Any], mapping: MappingOptions) -> str | Ignored:
+    event = (as_text(values.get("event")) or "").lower()
+    status = (as_text(values.get("status")) or "").lower()
+    if mapping.event is not None:
+        if event in _lower(mapping.reopen_events) and mapping.status is None:
+            return "reopened"
+        if event not in _lower(mapping.close_events) | _lower(mapping.reopen_events):
+            return Ignored(f"event {event or '(none)'!r} is not a close event")
+    if mapping.status is not None:
+        if status in _lower(mapping.closed_values):
+            return "closed"
+        if status in _lower(mapping.reopened_values):
+            return "reopened"
+        return Ignored(f"status {status or '(none)'!r} does not mean closed")
+    return "reopened" if event in _lower(mapping.reopen_events) else "closed"
+
+
+def _field(mapping: MappingOptions, key: str) -> str:
+    """How an error names a mapped field: the payload path the mapping reads it from."""
+    return f"{mapping.expressions().get(key, key)} (mapping.{key})"
+
+
+def _lower(items: list[str]) -> set[str]:
+    return {item.lower() for item in items}
+
+
+def body_digest(body: bytes) -> str:
+    """A body's digest: a close's occurrence when the mapping names none, a capture's name."""
+    return hashlib.sha256(body).hexdigest()[:32]

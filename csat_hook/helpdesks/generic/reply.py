@@ -1,0 +1,126 @@
+"""Posting through a ``generic`` helpdesk: the reply request, and the note request (an alert,
+for the team), which has the same shape.
+
+The request is a template (:mod:`~csat_hook.helpdesks.generic.templates`) filled with the
+reply's or the note's values. A 2xx answer may still be an error (``error_path``);
+``error_reason`` reads the vendor's reason from an error answer, cleaned of customer text
+before it reaches ``last_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from typing import Literal
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.generic.templates import json_or_none
+from csat_hook.helpdesks.generic.templates import render
+from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.reasons import ErrorItem
+from csat_hook.helpdesks.reasons import as_items
+from csat_hook.helpdesks.reasons import explainer
+from csat_hook.helpdesks.records import Note
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.settings import StrictModel
+
+
+class ReplyRequestOptions(StrictModel):
+    """The HTTP request that posts the reply. Placeholders: ``{text}``, ``{dialog_id}``...
+
+    ``headers`` and ``query`` values are treated as secrets (masked by check-config).
+    """
+
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    url: str
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    query: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Any = Field(default_factory=lambda: {"dialog_id": "{dialog_id}", "text": "{text}"})
+    encoding: Literal["json", "form"] = "json"
+    idempotency_header: str | None = "Idempotency-Key"
+    message_id: str | None = "id"
+    error_path: str | None = None
+    # JMESPath into an error answer for the vendor's reason, e.g. "errors[].message" or
+    # "error.code"; strings, numbers, or objects with code/field/message. Cleaned of customer
+    # text (csat_hook.helpdesks.reasons) before it reaches last_error.
+    error_reason: str | None = None
+
+    @field_validator("message_id", "error_path", "error_reason")
+    @classmethod
+    def _jmespath(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                jmespath.compile(value)
+            except JMESPathError as exc:
+                raise ValueError(
+                    f"{value!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+                ) from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+def send(
+    http: HttpClient,
+    name: str,
+    spec: ReplyRequestOptions,
+    values: Mapping[str, str],
+    idempotency_key: str,
+    sent: Reply | Note,
+) -> SendResult:
+    """Post ``sent`` (a reply or a note) with ``spec`` filled with ``values``; the posted
+    message's id when ``message_id`` finds one. DeliveryError as the HTTP client classifies
+    it, or permanent for a 2xx answer that ``error_path`` calls an error."""
+    url, headers, params = rendered_parts(spec, values)
+    if spec.idempotency_header:
+        headers.setdefault(spec.idempotency_header, idempotency_key)
+    body = render(spec.body, values)
+    kwargs: dict[str, Any] = {"json": body} if spec.encoding == "json" else {"data": body}
+    explain = None
+    if spec.error_reason:
+        explain = explainer(lambda body: _reason_items(spec.error_reason, body), sent)
+    response = http.request(
+        spec.method, url, headers=headers, params=params, explain=explain, **kwargs
+    )
+    answer = json_or_none(response.content)
+    if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
+        reason = explain(response) if explain else None
+        message = f"{name}: the API answered 2xx with an error ({spec.error_path})"
+        raise DeliveryError(
+            f"{message}: {reason}" if reason else message,
+            retryable=False,
+            http_status=response.status_code,
+            vendor_reason=reason,
+        )
+    message_id = jmespath.search(spec.message_id, answer) if spec.message_id else None
+    return SendResult(external_id=as_text(message_id))
+
+
+def _reason_items(expression: str | None, body: Any) -> list[ErrorItem]:
+    """What ``reply.error_reason`` selects in an error answer, as items."""
+    found = jmespath.search(expression, body) if expression else None
+    return as_items(found, _reason_item)
+
+
+def _reason_item(value: Any) -> ErrorItem | None:
+    if isinstance(value, Mapping):
+        return ErrorItem(
+            code=value.get("code"), field=value.get("field"), message=value.get("message")
+        )
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return ErrorItem(message=value)
+    return None

@@ -1,0 +1,163 @@
+"""What the ``generic`` adapter's requests share: placeholders and JSON answers.
+
+Every request (reply, note, look-ups, agent look-up) is a template: ``{name}`` placeholders
+in its URL (filled URL-quoted), header and query values and every string of its JSON body.
+:data:`REPLY_FIELDS` and :data:`NOTE_FIELDS` name what a reply's and a note's templates may
+use besides the mapping's context names; :func:`check_placeholders` refuses any other name
+when the configuration is loaded, so :func:`render` never meets an unknown one.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.helpdesks.records import Note
+from csat_hook.helpdesks.records import Reply
+
+REPLY_FIELDS = (
+    "text",
+    "link",
+    "dialog_id",
+    "agent_id",
+    "agent_name",
+    "agent_email",
+    "customer_id",
+    "customer_email",
+    "idempotency_key",
+)
+
+# The placeholders of an internal note request (an alert): the note as plain text and as HTML
+# (escaped, paragraphs), the alert's reference it carries, and the dialog.
+NOTE_FIELDS = ("text", "html", "dialog_id", "marker", "idempotency_key")
+
+
+class RequestTemplate(Protocol):
+    """The templated parts of a request's options (reply, look-up, agent look-up)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, SecretStr]: ...
+    @property
+    def query(self) -> dict[str, SecretStr]: ...
+    @property
+    def body(self) -> Any: ...
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template; ValueError for a malformed one
+    (an unmatched brace), a format spec or a conversion (``{body:x}``, ``{body!r}``)."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"{{{name}}}: no format spec or conversion is allowed")
+        names.append(name)
+    return names
+
+
+def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) -> set[str]:
+    """Refuse a placeholder outside ``allowed``; return the ones used."""
+    texts = [
+        request.url,
+        *[v.get_secret_value() for v in request.headers.values()],
+        *[v.get_secret_value() for v in request.query.values()],
+        *_strings(request.body),
+    ]
+    used: set[str] = set()
+    for text in texts:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(text)]
+        except ValueError as exc:  # an unmatched brace
+            raise ValueError(f"{key}: {exc}") from None
+        for name in names:
+            if name is not None and name not in allowed:
+                raise ValueError(
+                    f"{key}: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
+                )
+        used.update(name for name in names if name is not None)
+    return used
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> Any:
+    """Fill ``{name}`` placeholders in every string of a JSON-like template."""
+    if isinstance(template, str):
+        source = {k: urllib.parse.quote(v, safe="") for k, v in values.items()} if quote else values
+        return string.Formatter().vformat(template, (), dict(source))
+    if isinstance(template, dict):
+        return {k: render(v, values, quote=quote) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, values, quote=quote) for v in template]
+    return template
+
+
+def rendered_parts(
+    spec: RequestTemplate, values: Mapping[str, str]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The request's URL (values URL-quoted), headers and query parameters, filled."""
+    url = render(spec.url, values, quote=True)
+    headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
+    params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
+    return url, headers, params
+
+
+def reply_values(reply: Reply) -> dict[str, str]:
+    """The placeholder values a reply template may use."""
+    values = {
+        "text": reply.text,
+        "link": reply.link,
+        "dialog_id": reply.dialog_id,
+        "agent_id": reply.agent.id or "",
+        "agent_name": reply.agent.name or "",
+        "agent_email": reply.agent.email or "",
+        "customer_id": reply.customer.id or "",
+        "customer_email": reply.customer.email or "",
+        "idempotency_key": reply.idempotency_key,
+    }
+    values.update({k: "" if v is None else str(v) for k, v in reply.context.items()})
+    return values
+
+
+def note_values(note: Note) -> dict[str, str]:
+    """The placeholder values a note template may use (:data:`NOTE_FIELDS` and the context)."""
+    values = {
+        "text": note.text,
+        "html": text_to_html(note.text),
+        "dialog_id": note.dialog_id,
+        "marker": note.marker,
+        "idempotency_key": note.idempotency_key,
+    }
+    values.update({k: "" if v is None else str(v) for k, v in note.context.items()})
+    return values
+
+
+def text_values(context: Mapping[str, Any]) -> dict[str, str]:
+    """A dialog's reply context as placeholder values (None as empty)."""
+    return {k: "" if v is None else str(v) for k, v in context.items()}
+
+
+def json_or_none(content: bytes) -> Any:
+    """An answer's body as JSON; None when empty or not JSON."""
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None

@@ -15,34 +15,28 @@ An adapter does four things, each for one vendor:
 
 Adapters never sleep or retry: they raise :class:`~csat_hook.errors.DeliveryError` and the
 delivery worker decides. They build from plain options validated by their ``Options`` model.
+
+What adapters share beside the interface: :mod:`~csat_hook.helpdesks.signing` (checking a
+sender), :mod:`~csat_hook.helpdesks.payload` (reading a payload) and
+:mod:`~csat_hook.helpdesks.calls` (vendor API calls and look-ups).
 """
 
 from __future__ import annotations
 
 import abc
-import base64
-import hashlib
-import hmac
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import UTC
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 from typing import ClassVar
 
 from pydantic import Field
-from pydantic import SecretStr
 from pydantic import field_validator
 
 from csat_hook.clock import Clock
-from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
-from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Note
@@ -224,258 +218,3 @@ class Helpdesk(abc.ABC):
         """What :meth:`parse` makes of a payload, for ``csat-hook inspect-payload``."""
         event = self.parse(request)
         return {"result": type(event).__name__, **asdict(event)}
-
-
-# --- helpers for verify() -------------------------------------------------------------------
-
-
-def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha256") -> bytes:
-    key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()
-
-
-def signature_matches(
-    expected: bytes, given: str | None, *, encoding: str, prefix: str = ""
-) -> bool:
-    """Constant-time comparison of a received signature header with the expected digest."""
-    if not given:
-        return False
-    given = given.strip()
-    if prefix:
-        if not given.lower().startswith(prefix.lower()):
-            return False
-        given = given[len(prefix) :]
-    if encoding == "hex":
-        expected_text = expected.hex()
-        given = given.lower()
-    else:
-        expected_text = base64.b64encode(expected).decode("ascii")
-    return hmac.compare_digest(expected_text.encode("ascii"), given.encode("utf-8", "replace"))
-
-
-def require_fresh(timestamp: datetime | None, now: datetime, tolerance_seconds: float) -> None:
-    """Reject a signed timestamp that is missing or outside the tolerance window."""
-    if timestamp is None:
-        raise InvalidSignatureError("missing or unreadable signature timestamp")
-    if abs((now - timestamp).total_seconds()) > tolerance_seconds:
-        raise InvalidSignatureError(
-            f"signature timestamp outside the {tolerance_seconds:g} s tolerance window "
-            "(replayed or clock skew)"
-        )
-
-
-def shared_token_matches(
-    request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
-) -> bool:
-    """True when the shared token arrives in the header or the query parameter."""
-    expected = token.get_secret_value().encode("utf-8")
-    candidates = []
-    if header:
-        value = request.header(header)
-        if value and header.lower() == "authorization" and " " in value:
-            value = value.split(" ", 1)[1]  # "Bearer <token>" / "Token <token>"
-        candidates.append(value)
-    if query:
-        candidates.append(request.query.get(query))
-    return any(
-        value is not None and hmac.compare_digest(expected, value.encode("utf-8", "replace"))
-        for value in candidates
-    )
-
-
-# --- helpers for vendor API calls ------------------------------------------------------------
-
-
-def quote_id(value: str) -> str:
-    """An id as one URL path segment (``/`` and every other reserved character escaped)."""
-    return urllib.parse.quote(value, safe="")
-
-
-def response_json(response: Any) -> Any:
-    """The response's JSON body; None when it has none or it is not JSON."""
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def unless_not_found(call: Callable[[], Any]) -> Any:
-    """``call()``'s response, or None when the vendor answered 404 (no such record)."""
-    try:
-        return call()
-    except DeliveryError as exc:
-        if exc.http_status == 404:
-            return None
-        raise
-
-
-# --- helpers for find_reply() ----------------------------------------------------------------
-
-# Vendor clocks and ours disagree by a little; a message stamped this much before ``since``
-# still counts, and paging stops only past it.
-LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
-# A marker shorter than this could occur by chance in a customer's text.
-MIN_MARKER_LENGTH = 16
-
-
-def lookup_marker(reply: Reply | Note) -> str:
-    """``reply.marker``, checked: a permanent DeliveryError when it cannot identify a reply
-    (the survey's signed reference) or a note (the alert's reference)."""
-    marker = reply.marker.strip()
-    if len(marker) < MIN_MARKER_LENGTH or any(c.isspace() or c in "<>&\"'" for c in marker):
-        what = "note" if isinstance(reply, Note) else "reply"
-        raise DeliveryError(
-            f"the {what} has no usable marker to look for (its signed or alert reference)",
-            retryable=False,
-        )
-    return marker
-
-
-def lookup_floor(since: datetime) -> datetime:
-    """The oldest creation time a looked-for message may have: ``since`` less the skew."""
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return since - LOOKUP_CLOCK_SKEW
-
-
-def carries_marker(marker: str, *texts: Any) -> bool:
-    """True when any of ``texts`` (a vendor's text fields: plain, HTML...) holds ``marker``.
-
-    The marker's alphabet (base64url and ``.``) survives HTML escaping, and a link around it
-    changes only its ``&`` separators, so the bare marker is searched as it is.
-    """
-    return any(isinstance(text, str) and marker in text for text in texts)
-
-
-def lookup_refused(
-    exc: DeliveryError, vendor: str, *, credentials: str, what: str = "conversation"
-) -> DeliveryError:
-    """A look-up failure as the caller must act on it.
-
-    401/403: permanent, naming the ``credentials`` option that lacks the right to list;
-    404: permanent (the dialog is gone); anything else unchanged (429/5xx/timeouts retryable).
-    """
-    if exc.http_status in (401, 403):
-        return exc.reworded(
-            f"{vendor} refused to list the {what}'s messages (HTTP {exc.http_status}): "
-            f"{credentials}",
-            retryable=False,
-        )
-    if exc.http_status == 404:
-        return exc.reworded(
-            f"{vendor} has no such {what} (HTTP 404): deleted, merged or a wrong id",
-            retryable=False,
-        )
-    return exc
-
-
-# --- helpers for parse() --------------------------------------------------------------------
-
-
-def dig(data: Any, path: str) -> Any:
-    """``data["a"]["b"][0]`` for ``"a.b.0"``; None when any step is missing."""
-    current = data
-    for part in path.split("."):
-        if isinstance(current, Mapping):
-            current = current.get(part)
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            index = int(part)
-            current = current[index] if -len(current) <= index < len(current) else None
-        else:
-            return None
-        if current is None:
-            return None
-    return current
-
-
-def as_text(value: Any, *, limit: int | None = None) -> str | None:
-    """A scalar as a trimmed string (ints stay exact); None for missing, empty or non-scalar.
-
-    For labels (names, statuses, channels): lenient about types, never clipped unless
-    ``limit`` says so (the database's column sizes are applied in one place, at intake). Ids go
-    through :func:`as_id`, which refuses the wrong types.
-    """
-    if value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    if limit is not None:
-        text = text[:limit]
-    return text or None
-
-
-def as_id(value: Any, field: str) -> str | None:
-    """An id as text: a string (trimmed) or an integer; None when missing or empty.
-
-    Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
-    an object, a list): an id of the wrong type is a malformed webhook, not an unknown id.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise BadPayloadError(
-        f"{field} must be a string or an integer, not {_json_type(value)}", code="bad_id"
-    )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, float):
-        return "a fraction"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def require_object(payload: Any) -> Mapping[str, Any]:
-    if not isinstance(payload, Mapping):
-        raise BadPayloadError("the JSON body must be an object", code="not_an_object")
-    return payload
-
-
-def require_id(payload: Any, path: str, what: str) -> str:
-    """The id at ``path`` (see :func:`dig` and :func:`as_id`); BadPayloadError when missing."""
-    value = as_id(dig(payload, path), path)
-    if value is None:
-        raise BadPayloadError(f"{what} is missing ({path})", code="missing_field")
-    return value
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable.
-
-    Never raises: integers too large for a float, infinities, NaN and dates outside the
-    years 1-9999 are unreadable, like any other nonsense.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-        try:
-            value = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)  # OverflowError for integers beyond a float's range
-        if number > 1e11:  # milliseconds
-            number /= 1000
-        return datetime.fromtimestamp(number, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None

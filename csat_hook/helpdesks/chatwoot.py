@@ -40,21 +40,17 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import carries_marker
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import hmac_digest
-from csat_hook.helpdesks.base import lookup_floor
-from csat_hook.helpdesks.base import lookup_marker
-from csat_hook.helpdesks.base import lookup_refused
-from csat_hook.helpdesks.base import parse_timestamp
-from csat_hook.helpdesks.base import require_fresh
-from csat_hook.helpdesks.base import require_id
-from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import response_json
-from csat_hook.helpdesks.base import shared_token_matches
-from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.calls import carries_marker
+from csat_hook.helpdesks.calls import lookup_floor
+from csat_hook.helpdesks.calls import lookup_marker
+from csat_hook.helpdesks.calls import lookup_refused
+from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import require_id
+from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.reasons import explainer
@@ -67,6 +63,10 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import require_fresh
+from csat_hook.helpdesks.signing import shared_token_matches
+from csat_hook.helpdesks.signing import signature_matches
 
 # https://developers.chatwoot.com/api-reference/messages/create-new-message
 MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"

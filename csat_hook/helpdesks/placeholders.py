@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
 
 PLACEHOLDER_MARK = "{{"
 
@@ -26,7 +26,7 @@ def rendered(value: Any, *, limit: int | None = None) -> str | None:
 
 
 def rendered_id(value: Any, field: str) -> str | None:
-    """An id (see :func:`~csat_hook.helpdesks.base.as_id`) the helpdesk filled in; None when
+    """An id (see :func:`~csat_hook.helpdesks.payload.as_id`) the helpdesk filled in; None when
     empty or unrendered."""
     if unrendered(value):
         return None

@@ -29,9 +29,9 @@ from typing import Any
 import requests
 
 from csat_hook.errors import DeliveryError
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import response_json
+from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import compose_reason
 from csat_hook.helpdesks.records import SendResult

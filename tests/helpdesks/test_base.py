@@ -14,8 +14,8 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks import base
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock

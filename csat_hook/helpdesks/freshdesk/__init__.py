@@ -45,17 +45,12 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import lookup_floor
-from csat_hook.helpdesks.base import lookup_marker
-from csat_hook.helpdesks.base import lookup_refused
-from csat_hook.helpdesks.base import quote_id
-from csat_hook.helpdesks.base import require_id
-from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import response_json
-from csat_hook.helpdesks.base import shared_token_matches
-from csat_hook.helpdesks.base import unless_not_found
+from csat_hook.helpdesks.calls import lookup_floor
+from csat_hook.helpdesks.calls import lookup_marker
+from csat_hook.helpdesks.calls import lookup_refused
+from csat_hook.helpdesks.calls import quote_id
+from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.freshdesk.api import LOOKUP_PAGES
 from csat_hook.helpdesks.freshdesk.api import PAGE_SIZE
 from csat_hook.helpdesks.freshdesk.api import error_items
@@ -71,6 +66,10 @@ from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk.webhook import compact
 from csat_hook.helpdesks.freshdesk.webhook import person_of
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import require_id
+from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import unrendered
 from csat_hook.helpdesks.reasons import explainer
@@ -83,6 +82,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import shared_token_matches
 
 __all__ = ["FreshdeskHelpdesk", "FreshdeskOptions", "reply_html"]
 

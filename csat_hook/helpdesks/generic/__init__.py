@@ -35,7 +35,7 @@ from csat_hook.files import prune
 from csat_hook.files import write_private
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
-from csat_hook.helpdesks.base import lookup_marker
+from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.generic import auth
 from csat_hook.helpdesks.generic.agents import AgentLookupOptions
 from csat_hook.helpdesks.generic.agents import AgentRequestOptions

@@ -20,10 +20,10 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
-from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.settings import StrictModel

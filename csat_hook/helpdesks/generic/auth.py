@@ -25,13 +25,13 @@ from pydantic import model_validator
 from csat_hook.clock import Clock
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import InvalidSignatureError
-from csat_hook.helpdesks.base import hmac_digest
-from csat_hook.helpdesks.base import parse_timestamp
-from csat_hook.helpdesks.base import require_fresh
-from csat_hook.helpdesks.base import shared_token_matches
-from csat_hook.helpdesks.base import signature_matches
 from csat_hook.helpdesks.generic.templates import template_fields
+from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import require_fresh
+from csat_hook.helpdesks.signing import shared_token_matches
+from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.settings import StrictModel
 
 # What a signed-payload template may hold besides literal text.

@@ -18,10 +18,10 @@ from pydantic import Field
 from pydantic import model_validator
 
 from csat_hook.errors import BadPayloadError
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
 from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
 from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event

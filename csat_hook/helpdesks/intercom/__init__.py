@@ -50,20 +50,12 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import hmac_digest
-from csat_hook.helpdesks.base import lookup_floor
-from csat_hook.helpdesks.base import lookup_marker
-from csat_hook.helpdesks.base import lookup_refused
-from csat_hook.helpdesks.base import parse_timestamp
-from csat_hook.helpdesks.base import quote_id
-from csat_hook.helpdesks.base import require_id
-from csat_hook.helpdesks.base import require_object
-from csat_hook.helpdesks.base import response_json
-from csat_hook.helpdesks.base import signature_matches
-from csat_hook.helpdesks.base import unless_not_found
+from csat_hook.helpdesks.calls import lookup_floor
+from csat_hook.helpdesks.calls import lookup_marker
+from csat_hook.helpdesks.calls import lookup_refused
+from csat_hook.helpdesks.calls import quote_id
+from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.intercom.api import error_items
 from csat_hook.helpdesks.intercom.api import find_part
 from csat_hook.helpdesks.intercom.api import last_part_id
@@ -83,6 +75,12 @@ from csat_hook.helpdesks.intercom.webhook import close_part_of
 from csat_hook.helpdesks.intercom.webhook import customer_of
 from csat_hook.helpdesks.intercom.webhook import nonzero_id
 from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import require_id
+from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
@@ -93,6 +91,8 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import signature_matches
 
 __all__ = ["IntercomHelpdesk", "IntercomOptions"]
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import requests
 
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import carries_marker
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.calls import carries_marker
 from csat_hook.helpdesks.intercom.options import RESET_DELAY_HEADER
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.records import SendResult

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import dig
 from csat_hook.helpdesks.intercom.options import CUSTOMER_TYPES
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.records import Person
 
 

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from csat_hook.errors import DeliveryError
-from csat_hook.helpdesks.base import as_text
-from csat_hook.helpdesks.base import carries_marker
-from csat_hook.helpdesks.base import dig
-from csat_hook.helpdesks.base import parse_timestamp
+from csat_hook.helpdesks.calls import carries_marker
+from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 

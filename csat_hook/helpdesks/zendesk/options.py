@@ -11,8 +11,8 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
-from csat_hook.helpdesks.base import hmac_digest
 from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.signing import hmac_digest
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from csat_hook.helpdesks.base import as_id
-from csat_hook.helpdesks.base import as_text
+from csat_hook.helpdesks.payload import as_id
+from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.placeholders import rendered
 from csat_hook.helpdesks.placeholders import rendered_id
 from csat_hook.helpdesks.records import Person

@@ -395,7 +395,7 @@ def test_inspect_payload_can_verify_the_sender(tmp_path):
 
 
 def test_timestamps_in_milliseconds_and_iso_are_understood(clock):
-    from csat_hook.helpdesks.base import parse_timestamp
+    from csat_hook.helpdesks.payload import parse_timestamp
 
     now = clock()
     assert parse_timestamp(str(int(now.timestamp() * 1000))) == now

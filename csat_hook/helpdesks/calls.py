@@ -1,0 +1,99 @@
+"""What adapters share for vendor API calls: ids in URL paths, reading a JSON answer, 404 as
+"no such record", and the look-up of a message whose outcome is unknown (its marker, the time
+floor, matching, and a refusal worded for the operator)."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.records import Note
+from csat_hook.helpdesks.records import Reply
+
+
+def quote_id(value: str) -> str:
+    """An id as one URL path segment (``/`` and every other reserved character escaped)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def response_json(response: Any) -> Any:
+    """The response's JSON body; None when it has none or it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def unless_not_found(call: Callable[[], Any]) -> Any:
+    """``call()``'s response, or None when the vendor answered 404 (no such record)."""
+    try:
+        return call()
+    except DeliveryError as exc:
+        if exc.http_status == 404:
+            return None
+        raise
+
+
+# --- helpers for find_reply() ----------------------------------------------------------------
+
+# Vendor clocks and ours disagree by a little; a message stamped this much before ``since``
+# still counts, and paging stops only past it.
+LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
+# A marker shorter than this could occur by chance in a customer's text.
+MIN_MARKER_LENGTH = 16
+
+
+def lookup_marker(reply: Reply | Note) -> str:
+    """``reply.marker``, checked: a permanent DeliveryError when it cannot identify a reply
+    (the survey's signed reference) or a note (the alert's reference)."""
+    marker = reply.marker.strip()
+    if len(marker) < MIN_MARKER_LENGTH or any(c.isspace() or c in "<>&\"'" for c in marker):
+        what = "note" if isinstance(reply, Note) else "reply"
+        raise DeliveryError(
+            f"the {what} has no usable marker to look for (its signed or alert reference)",
+            retryable=False,
+        )
+    return marker
+
+
+def lookup_floor(since: datetime) -> datetime:
+    """The oldest creation time a looked-for message may have: ``since`` less the skew."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return since - LOOKUP_CLOCK_SKEW
+
+
+def carries_marker(marker: str, *texts: Any) -> bool:
+    """True when any of ``texts`` (a vendor's text fields: plain, HTML...) holds ``marker``.
+
+    The marker's alphabet (base64url and ``.``) survives HTML escaping, and a link around it
+    changes only its ``&`` separators, so the bare marker is searched as it is.
+    """
+    return any(isinstance(text, str) and marker in text for text in texts)
+
+
+def lookup_refused(
+    exc: DeliveryError, vendor: str, *, credentials: str, what: str = "conversation"
+) -> DeliveryError:
+    """A look-up failure as the caller must act on it.
+
+    401/403: permanent, naming the ``credentials`` option that lacks the right to list;
+    404: permanent (the dialog is gone); anything else unchanged (429/5xx/timeouts retryable).
+    """
+    if exc.http_status in (401, 403):
+        return exc.reworded(
+            f"{vendor} refused to list the {what}'s messages (HTTP {exc.http_status}): "
+            f"{credentials}",
+            retryable=False,
+        )
+    if exc.http_status == 404:
+        return exc.reworded(
+            f"{vendor} has no such {what} (HTTP 404): deleted, merged or a wrong id",
+            retryable=False,
+        )
+    return exc

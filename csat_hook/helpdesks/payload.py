@@ -1,0 +1,120 @@
+"""What adapters share to read a vendor payload: paths into JSON, labels and ids as text (ids
+type-checked), required objects and ids, and timestamps in any of the usual spellings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from csat_hook.errors import BadPayloadError
+
+
+def dig(data: Any, path: str) -> Any:
+    """``data["a"]["b"][0]`` for ``"a.b.0"``; None when any step is missing."""
+    current = data
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            current = current[index] if -len(current) <= index < len(current) else None
+        else:
+            return None
+        if current is None:
+            return None
+    return current
+
+
+def as_text(value: Any, *, limit: int | None = None) -> str | None:
+    """A scalar as a trimmed string (ints stay exact); None for missing, empty or non-scalar.
+
+    For labels (names, statuses, channels): lenient about types, never clipped unless
+    ``limit`` says so (the database's column sizes are applied in one place, at intake). Ids go
+    through :func:`as_id`, which refuses the wrong types.
+    """
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if limit is not None:
+        text = text[:limit]
+    return text or None
+
+
+def as_id(value: Any, field: str) -> str | None:
+    """An id as text: a string (trimmed) or an integer; None when missing or empty.
+
+    Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
+    an object, a list): an id of the wrong type is a malformed webhook, not an unknown id.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise BadPayloadError(
+        f"{field} must be a string or an integer, not {_json_type(value)}", code="bad_id"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a fraction"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def require_object(payload: Any) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise BadPayloadError("the JSON body must be an object", code="not_an_object")
+    return payload
+
+
+def require_id(payload: Any, path: str, what: str) -> str:
+    """The id at ``path`` (see :func:`dig` and :func:`as_id`); BadPayloadError when missing."""
+    value = as_id(dig(payload, path), path)
+    if value is None:
+        raise BadPayloadError(f"{what} is missing ({path})", code="missing_field")
+    return value
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable.
+
+    Never raises: integers too large for a float, infinities, NaN and dates outside the
+    years 1-9999 are unreadable, like any other nonsense.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)  # OverflowError for integers beyond a float's range
+        if number > 1e11:  # milliseconds
+            number /= 1000
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,68 @@
+"""What adapters share to check a sender: HMAC digests, constant-time signature and token
+comparison, and the freshness window of a signed timestamp."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime
+
+from pydantic import SecretStr
+
+from csat_hook.errors import InvalidSignatureError
+from csat_hook.helpdesks.records import WebhookRequest
+
+
+def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha256") -> bytes:
+    key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()
+
+
+def signature_matches(
+    expected: bytes, given: str | None, *, encoding: str, prefix: str = ""
+) -> bool:
+    """Constant-time comparison of a received signature header with the expected digest."""
+    if not given:
+        return False
+    given = given.strip()
+    if prefix:
+        if not given.lower().startswith(prefix.lower()):
+            return False
+        given = given[len(prefix) :]
+    if encoding == "hex":
+        expected_text = expected.hex()
+        given = given.lower()
+    else:
+        expected_text = base64.b64encode(expected).decode("ascii")
+    return hmac.compare_digest(expected_text.encode("ascii"), given.encode("utf-8", "replace"))
+
+
+def require_fresh(timestamp: datetime | None, now: datetime, tolerance_seconds: float) -> None:
+    """Reject a signed timestamp that is missing or outside the tolerance window."""
+    if timestamp is None:
+        raise InvalidSignatureError("missing or unreadable signature timestamp")
+    if abs((now - timestamp).total_seconds()) > tolerance_seconds:
+        raise InvalidSignatureError(
+            f"signature timestamp outside the {tolerance_seconds:g} s tolerance window "
+            "(replayed or clock skew)"
+        )
+
+
+def shared_token_matches(
+    request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
+) -> bool:
+    """True when the shared token arrives in the header or the query parameter."""
+    expected = token.get_secret_value().encode("utf-8")
+    candidates = []
+    if header:
+        value = request.header(header)
+        if value and header.lower() == "authorization" and " " in value:
+            value = value.split(" ", 1)[1]  # "Bearer <token>" / "Token <token>"
+        candidates.append(value)
+    if query:
+        candidates.append(request.query.get(query))
+    return any(
+        value is not None and hmac.compare_digest(expected, value.encode("utf-8", "replace"))
+        for value in candidates
+    )

@@ -129,6 +129,8 @@ def build_link(form: FormConfig, values: LinkValues, *, rating: int | None = Non
     params.extend(form.extra_params.items())
     for role, entry in form.fields.items():
         if role == "rating":
+            if rating is not None:
+                params.append((entry, form.rating_value(rating)))
             continue
         if data.get(role):
             params.append((entry, data[role]))

@@ -55,6 +55,7 @@ from csat_hook.helpdesks.base import require_object
 from csat_hook.helpdesks.base import response_json
 from csat_hook.helpdesks.base import shared_token_matches
 from csat_hook.helpdesks.base import signature_matches
+from csat_hook.helpdesks.markup import reply_for_channel
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.reasons import explainer
@@ -200,7 +201,9 @@ class ChatwootHelpdesk(Helpdesk):
         return str(account)
 
     def send_reply(self, reply: Reply) -> SendResult:
-        return self._post(reply.context, reply.dialog_id, reply.text, private=False, sent=reply)
+        # Markdown where the channel renders it (web widget, e-mail), else plain text.
+        text = reply_for_channel(reply)
+        return self._post(reply.context, reply.dialog_id, text, private=False, sent=reply)
 
     def post_note(self, note: Note) -> SendResult:
         """A private message: seen by agents only, and it does not reopen the conversation."""

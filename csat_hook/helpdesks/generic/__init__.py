@@ -59,6 +59,8 @@ from csat_hook.helpdesks.generic.options import LookupRequestOptions
 from csat_hook.helpdesks.generic.options import MappingOptions
 from csat_hook.helpdesks.generic.options import ReplyRequestOptions
 from csat_hook.helpdesks.generic.options import render
+from csat_hook.helpdesks.markup import reply_html
+from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
@@ -391,6 +393,10 @@ def reply_values(reply: Reply) -> dict[str, str]:
     """The placeholder values a reply template may use."""
     values = {
         "text": reply.text,
+        # The same reply for APIs whose messages are HTML or Markdown (the scale of score
+        # links as anchors / [label](url); otherwise the text with its link).
+        "html": reply_html(reply),
+        "markdown": reply_markdown(reply),
         "link": reply.link,
         "dialog_id": reply.dialog_id,
         "agent_id": reply.agent.id or "",

@@ -23,6 +23,8 @@ from csat_hook.settings import StrictModel
 
 REPLY_FIELDS = (
     "text",
+    "html",
+    "markdown",
     "link",
     "dialog_id",
     "agent_id",

@@ -120,6 +120,13 @@ def open_with_score(reference: str, score: str) -> BaseResponse:
     return _answer(reference, int(score))
 
 
+@bp.get("/s/")
+@bp.get("/s/<path:rest>")
+def not_a_short_link(rest: str = "") -> BaseResponse:
+    """Anything else under ``/s/`` (a trailing slash, extra segments): the same 404 page."""
+    return _page(pages.NOT_FOUND)
+
+
 def _answer(reference: str, score: int | None) -> BaseResponse:
     service = _service()
     if len(reference) > tokens.MAX_TOKEN_LENGTH:
@@ -181,7 +188,11 @@ def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) 
     else:
         logger.info(
             "short-link.click",
-            extra={"automated": verdict.automated, "reason": verdict.reason or "human"},
+            extra={
+                "survey_id": survey.id,
+                "kind": "automated" if verdict.automated else "human",
+                "reason": verdict.reason or "",
+            },
         )
 
 

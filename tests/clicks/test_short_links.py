@@ -221,3 +221,20 @@ def test_database_down_still_opens_the_form_for_a_valid_reference(served, clock,
         survey.token,
         "2",
     )
+
+
+@pytest.mark.parametrize("tail", ["/", "/5/", "/5/extra", "/%00", "%00", "/..%2F..%2Fhealthz"])
+def test_anything_else_under_s_is_the_404_page(served, clock, tail):
+    survey = served.send_survey("D-11")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}{tail}", headers=HUMAN)
+
+    assert response.status_code == 404, tail
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert served.clicks() == []
+
+
+def test_bare_prefix_is_the_404_page(served):
+    response = served.get("/s/", headers=HUMAN)
+    assert response.status_code == 404 and "does not work" in response.text

@@ -179,6 +179,9 @@ def reply_body(
     segments: list[Segment] = []
     for i, piece in enumerate(rendered.split(_LINK_MARK)):
         if i:
+            if link.choices and segments and not segments[-1].href:
+                # The scale starts on its own line: no space left dangling before it.
+                segments[-1] = Segment(segments[-1].text.rstrip(" \t"))
             segments.append(link)
         if piece:
             segments.append(Segment(piece))

@@ -75,6 +75,26 @@ def seed(url: str, count: int) -> list[str]:
     return refs
 
 
+class ScoreLinks:
+    """Request n: score link ``1 + n % 5`` of survey ``n`` (each a different sent survey)."""
+
+    def __init__(self, refs: list[str]) -> None:
+        self.refs = refs
+
+    def __call__(self, n: int) -> tuple[str, None, dict[str, str]]:
+        return f"/s/{self.refs[n % len(self.refs)]}/{1 + n % 5}", None, BROWSER
+
+
+class Fixed:
+    """The same GET every time."""
+
+    def __init__(self, path: str, headers: dict[str, str]) -> None:
+        self.path, self.headers = path, headers
+
+    def __call__(self, n: int) -> tuple[str, None, dict[str, str]]:
+        return self.path, None, self.headers
+
+
 def clicks(url: str) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -140,24 +160,14 @@ def main() -> None:
         env = {**os.environ, "CSAT_HOOK_CONFIG": str(work / "config.yaml")}
         env.pop("DATABASE_URL", None)
 
-        def score(n: int) -> tuple[str, None, dict[str, str]]:
-            return f"/s/{refs[n % len(refs)]}/{1 + n % 5}", None, BROWSER
-
         forged = refs[0][:-1] + ("A" if refs[0][-1] != "A" else "B")
-
-        def page(n: int) -> tuple[str, None, dict[str, str]]:
-            return f"/s/{forged}/4", None, BROWSER
-
-        def health(n: int) -> tuple[str, None, dict[str, str]]:
-            return "/healthz", None, {}
-
         proc, base = start_gunicorn("csat_hook.wsgi:app", args, env, ROOT)
         results = {}
         try:
             for name, make in (
-                ("404 page (forged, no DB)", page),
-                ("/healthz (one DB read)", health),
-                ("score link (302 + click)", score),
+                ("404 page (forged, no DB)", Fixed(f"/s/{forged}/4", BROWSER)),
+                ("/healthz (one DB read)", Fixed("/healthz", {})),
+                ("score link (302 + click)", ScoreLinks(refs)),
             ):
                 closed_loop(base, make, duration=2, threads=args.clients)  # warm-up
                 peak = closed_loop(base, make, duration=args.duration, threads=args.clients)

@@ -19,9 +19,9 @@ A request is answered, in this order:
   be read at all, a valid reference still redirects, to the form link rebuilt from what the
   reference signs (ticket, agent id, the reference itself).
 
-Nothing is stored for a page. Pages are in the survey's language when known, else the best
-of ``Accept-Language``, else English (``pages.py``). Responses are never cached, send no
-Referer and are not indexed.
+Nothing is stored for a page. Pages are in the survey's language when known (the 410 page of
+an expired survey), else the best of ``Accept-Language``, else English (``pages.py``).
+Responses are never cached, send no Referer and are not indexed.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _answer(reference: str, score: int | None) -> BaseResponse:
     now = service.clock()
     if now - ref.issued_at > timedelta(days=service.survey.links.expire_days):
         logger.info("short-link.refused", extra={"status": 410, "reason": "expired"})
-        return _page(pages.GONE)
+        return _page(pages.GONE, known=_language_of(service, reference))
     try:
         survey = run_transaction(
             service.engine, lambda conn: find_survey(conn, reference), read_only=True
@@ -159,6 +159,17 @@ def _answer(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.NOT_FOUND)
     _record(service, survey, score, now)
     return redirect(_target(service.survey, survey, score), code=302)
+
+
+def _language_of(service: ShortLinks, reference: str) -> str | None:
+    """The survey's language, for its page (None when unknown or unreadable)."""
+    try:
+        survey = run_transaction(
+            service.engine, lambda conn: find_survey(conn, reference), read_only=True
+        )
+    except sa.exc.DBAPIError:
+        return None
+    return survey.language if survey is not None else None
 
 
 def _target(survey_config: SurveyConfig, survey: Any, score: int | None) -> str:

@@ -45,11 +45,15 @@ class Served:
     services: Services
     session: requests.Session
 
-    def send_survey(self, dialog_id: str, agent_id: str = "7", agent_name: str = "Anna") -> Any:
+    def send_survey(
+        self, dialog_id: str, agent_id: str = "7", agent_name: str = "Anna", language: str = "en"
+    ) -> Any:
         """A close of ``dialog_id`` through the webhook, its reply delivered: the survey row."""
         response = self.session.post(
             f"{self.url}/webhooks/generic",
-            json=generic_close(dialog_id, agent_id=agent_id, agent_name=agent_name),
+            json=generic_close(
+                dialog_id, agent_id=agent_id, agent_name=agent_name, language=language
+            ),
             headers={"X-Webhook-Token": "generic-token-123"},
             timeout=10,
         )

@@ -139,6 +139,11 @@ def test_expired_reference_is_410_and_stores_nothing(served, clock):
 
     assert response.status_code == 410
     assert "This survey has closed" in response.text
+    # The survey's own language wins over the browser's.
+    russian = served.send_survey("D-5ru", language="ru")
+    clock.advance(91 * 86400)
+    response = served.get(f"/s/{russian.token}", headers={**HUMAN, "Accept-Language": "en"})
+    assert response.status_code == 410 and "Опрос завершён" in response.text
     assert served.clicks() == []
 
 

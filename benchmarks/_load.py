@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
-# (path, body, headers) for request number n
-MakeRequest = Callable[[int], tuple[str, bytes, dict[str, str]]]
+# (path, body, headers) for request number n; a body of None makes it a GET
+MakeRequest = Callable[[int], tuple[str, bytes | None, dict[str, str]]]
 
 
 @dataclass
@@ -55,12 +55,12 @@ def _connection(base: str) -> http.client.HTTPConnection:
 
 
 def _send(
-    conn: http.client.HTTPConnection, req: tuple[str, bytes, dict[str, str]]
+    conn: http.client.HTTPConnection, req: tuple[str, bytes | None, dict[str, str]]
 ) -> tuple[http.client.HTTPConnection, int]:
     path, body, headers = req
     for attempt in range(2):
         try:
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("GET" if body is None else "POST", path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.getheader("Connection", "").lower() == "close":

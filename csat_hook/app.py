@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from csat_hook.clicks import web as short_links
 from csat_hook.config import Config
 from csat_hook.config import load_config
 from csat_hook.intake import web
@@ -29,6 +30,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICES] = services
     app.extensions[web.EXTENSION] = services.intake
+    app.extensions[short_links.EXTENSION] = services.short_links
     token = config.server.api_token
     app.extensions[api.EXTENSION] = api.OutboxApi(
         services.engine, token.get_secret_value() if token is not None else None
@@ -37,4 +39,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(short_links.bp)
     return app

@@ -74,6 +74,12 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _sync_sections(self) -> Config:
         check_sync_sections(self.results, self.metrics, self.output)
+        links, metrics = self.survey.links, self.metrics
+        if links.scale_min < metrics.scale_min or links.scale_max > metrics.scale_max:
+            raise ValueError(
+                f"survey.links: the scale {links.scale_min}–{links.scale_max} must lie within "
+                f"metrics.scale_min–scale_max ({metrics.scale_min}–{metrics.scale_max})"
+            )
         return self
 
 

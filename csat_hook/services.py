@@ -7,11 +7,13 @@ survey settings, the retry budget and the alert destinations), so data flows one
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from dataclasses import field
 
 from sqlalchemy.engine import Engine
 
+from csat_hook.clicks.web import ShortLinks
 from csat_hook.clock import Clock
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
@@ -39,6 +41,7 @@ class Services:
     waker: Waker = field(default_factory=Waker)
     destinations: dict[str, Destination] = field(default_factory=dict)
     intake: Intake = field(init=False)
+    short_links: ShortLinks = field(init=False)
 
     def __post_init__(self) -> None:
         recorder = CloseRecorder(
@@ -51,6 +54,13 @@ class Services:
             token_secret=self.config.token.secret.get_secret_value(),
             recorder=recorder,
             clock=lambda: self.clock(),
+        )
+        self.short_links = ShortLinks(
+            survey=self.config.survey,
+            secrets=self.config.token.all_secrets(),
+            engine=self.engine,
+            clock=lambda: self.clock(),
+            monotonic=time.monotonic,
         )
 
     def delivery_worker(self, *, worker_id: str | None = None) -> DeliveryWorker:

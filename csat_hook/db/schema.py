@@ -304,3 +304,26 @@ alert_state = sa.Table(
     sa.Column("since", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+
+# --- short links ------------------------------------------------------------------------------
+# One row per answered request to a short link (``GET /s/<reference>[/<score>]``, or HEAD):
+# intent, never a rating. ``automated`` marks a click that looks like a link scanner or a
+# preview fetcher, with ``reason`` (``head``, ``scanner_agent``, ``too_soon``, ``burst``) and
+# ``detail`` (the scanner's name when its User-Agent said it; never the User-Agent itself, nor
+# the client's address). The funnel counts a survey as opened when it has a human click
+# (clicks/funnel.py). Deleted after ``survey.links.retention_days`` (migration 0007).
+link_clicks = sa.Table(
+    "link_clicks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("survey_id", sa.ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("score", sa.SmallInteger()),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("clicked_at", UTCDateTime(), nullable=False),
+    sa.Column("automated", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("detail", sa.String(64)),
+    sa.Index(None, "survey_id", "clicked_at"),
+    sa.Index(None, "clicked_at"),
+)

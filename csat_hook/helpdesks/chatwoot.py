@@ -45,6 +45,7 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.markup import reply_for_channel
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -200,7 +201,9 @@ class ChatwootHelpdesk(Helpdesk):
         return str(account)
 
     def send_reply(self, reply: Reply) -> SendResult:
-        return self._post(reply.context, reply.dialog_id, reply.text, private=False, sent=reply)
+        # Markdown where the channel renders it (web widget, e-mail), else plain text.
+        text = reply_for_channel(reply)
+        return self._post(reply.context, reply.dialog_id, text, private=False, sent=reply)
 
     def post_note(self, note: Note) -> SendResult:
         """A private message: seen by agents only, and it does not reopen the conversation."""

@@ -22,9 +22,12 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.generic import AuthOptions
 from csat_hook.helpdesks.generic import GenericHelpdesk
 from csat_hook.helpdesks.generic import GenericOptions
+from csat_hook.helpdesks.markup import body_to_html
+from csat_hook.helpdesks.markup import body_to_markdown
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
+from csat_hook.links.body import has_scale
 
 logger = logging.getLogger(__name__)
 _write_lock = threading.Lock()
@@ -80,7 +83,7 @@ class DryRunHelpdesk(GenericHelpdesk):
         return SendResult(external_id=f"dryrun-{note.idempotency_key}")
 
     def send_reply(self, reply: Reply) -> SendResult:
-        record = {
+        record: dict[str, object] = {
             "helpdesk": reply.helpdesk,
             "dialog_id": reply.dialog_id,
             "text": reply.text,
@@ -89,6 +92,9 @@ class DryRunHelpdesk(GenericHelpdesk):
             "idempotency_key": reply.idempotency_key,
             "at": self.clock().isoformat(),
         }
+        if has_scale(reply.body):  # what an HTML and a Markdown helpdesk would show
+            record["html"] = body_to_html(reply.body)
+            record["markdown"] = body_to_markdown(reply.body)
         self._append(record)
         logger.info(
             "dryrun.reply-stored", extra={"helpdesk": self.name, "dialog_id": reply.dialog_id}

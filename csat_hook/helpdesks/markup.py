@@ -1,13 +1,32 @@
-"""Reply text as HTML, for helpdesks whose message bodies are HTML (Intercom, Help Scout).
+"""A reply in each vendor's markup: HTML (Intercom, Help Scout, Freshdesk, Zendesk with score
+links), Markdown (Chatwoot's web widget and e-mail channels) or plain text (chat channels that
+show text as it is: WhatsApp, Telegram, SMS...).
 
-The rendered reply is plain text that carries names (an agent's, a customer's) and a URL with
-``&`` in its query. Sent as-is into an HTML body, a name could inject markup and the URL could
-be mangled by entity parsing, so the text is escaped and the survey link made a real anchor.
+The rendered reply carries names (an agent's, a customer's) and URLs with ``&`` in their
+query. Sent as-is into an HTML body, a name could inject markup and a URL could be mangled by
+entity parsing, so text is escaped and links made real anchors; in Markdown, a name's ``*``
+or ``[`` is escaped so it cannot make a link or emphasis.
 """
 
 from __future__ import annotations
 
 import html
+import re
+
+from csat_hook.helpdesks.records import Reply
+from csat_hook.links import Body
+from csat_hook.links import plain_text
+from csat_hook.links.body import has_scale
+
+# A score link styled as a button where the mail client keeps inline styles (most do).
+_BUTTON = (
+    "display:inline-block;min-width:1.6em;padding:6px 10px;margin:2px;border:1px solid #c6cbd1;"
+    "border-radius:6px;text-align:center;text-decoration:none"
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
+# Chatwoot channels whose messages render Markdown (the web widget; e-mail turns it into
+# HTML). Others (WhatsApp, Telegram, SMS, Line, API...) get plain text.
+MARKDOWN_CHANNELS = frozenset({"channel::webwidget", "channel::email"})
 
 
 def text_to_html(text: str, link: str | None = None) -> str:
@@ -25,3 +44,71 @@ def text_to_html(text: str, link: str | None = None) -> str:
             escaped = escaped.replace(safe_link, f'<a href="{safe_link}">{safe_link}</a>')
         rendered.append("<p>" + escaped.replace("\n", "<br>") + "</p>")
     return "".join(rendered)
+
+
+def body_to_html(body: Body) -> str:
+    """``body`` as HTML: text escaped (paragraphs, line breaks), the link an anchor, the scale
+    a row of button-like anchors."""
+    out: list[str] = []
+    for segment in body:
+        if segment.choices:
+            buttons = "".join(
+                f'<a href="{html.escape(c.href, quote=True)}" style="{_BUTTON}">'
+                f"{html.escape(c.label)}</a>"
+                for c in segment.choices
+            )
+            out.append(f"</p><p>{buttons}</p><p>")
+        elif segment.href is not None:
+            safe = html.escape(segment.href, quote=True)
+            out.append(f'<a href="{safe}">{html.escape(segment.text)}</a>')
+        else:
+            text = html.escape(segment.text.replace("\r\n", "\n"), quote=True)
+            out.append(text.replace("\n\n", "</p><p>").replace("\n", "<br>"))
+    rendered = "<p>" + "".join(out) + "</p>"
+    return re.sub(r"<p>(?:\s|<br>)*</p>", "", rendered)
+
+
+def body_to_markdown(body: Body) -> str:
+    """``body`` as Markdown: text escaped, the link bare (auto-linked), the scale
+    ``[label](url)`` links, one line."""
+    out: list[str] = []
+    for segment in body:
+        if segment.choices:
+            links = " · ".join(f"[{_md(c.label)}]({_md_url(c.href)})" for c in segment.choices)
+            lead = "\n\n" if out and not out[-1].endswith("\n") else ""
+            out.append(lead + links)
+        elif segment.href is not None:
+            out.append(segment.href)
+        else:
+            out.append(_md(segment.text))
+    return "".join(out)
+
+
+def _md(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_url(url: str) -> str:
+    # Our URLs are base + base64url reference + digits; parentheses and spaces cannot occur,
+    # but a configured base could hold them: percent-encode what would end the link.
+    return url.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+
+
+def reply_html(reply: Reply) -> str:
+    """The reply as HTML: with the scale when it has one, else the text with its link."""
+    if has_scale(reply.body):
+        return body_to_html(reply.body)
+    return text_to_html(reply.text, reply.link)
+
+
+def reply_markdown(reply: Reply) -> str:
+    """The reply as Markdown when it shows the scale; else its plain text (as before)."""
+    return body_to_markdown(reply.body) if has_scale(reply.body) else reply.text
+
+
+def reply_for_channel(reply: Reply) -> str:
+    """Markdown for a chat channel that renders it (Chatwoot's web widget and e-mail), else
+    plain text (what WhatsApp, Telegram or SMS show as it is)."""
+    if reply.channel.strip().casefold() in MARKDOWN_CHANNELS:
+        return reply_markdown(reply)
+    return plain_text(reply.body) if reply.body else reply.text

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from csat_hook.errors import BadPayloadError
+from csat_hook.links.body import Body
 
 _UNPARSED = object()
 
@@ -246,6 +247,10 @@ class Reply:
     idempotency_key: str
     marker: str = ""  # a string unique to this survey that the reply text carries (the survey's
     # signed reference); find_reply looks for it.
+    # The reply as pieces (text, the link, the scale of score links), for adapters that write
+    # it in their markup (helpdesks/markup.py); ``text`` is its plain-text rendering.
+    body: Body = ()
+    channel: str = ""  # as the close said (Chatwoot: Channel::WebWidget...); "" when unknown
 
 
 @dataclass(frozen=True)

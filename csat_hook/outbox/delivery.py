@@ -50,11 +50,14 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.links import LinkValues
+from csat_hook.links import Segment
 from csat_hook.links import SurveyConfig
 from csat_hook.links import agent_label
 from csat_hook.links import build_link
+from csat_hook.links import plain_text
 from csat_hook.links import readable_agent_name
-from csat_hook.links import reply_text
+from csat_hook.links import reply_body
+from csat_hook.links import survey_segment
 from csat_hook.notify.base import Destination
 from csat_hook.notify.records import AlertMessage
 
@@ -134,6 +137,15 @@ def survey_link(survey_config: SurveyConfig, survey: Any, agent: Person) -> str:
     return build_link(survey_config.form, values)
 
 
+def _survey_segment(survey_config: SurveyConfig, survey: Any, link: str) -> Segment:
+    """Where the template says ``{link}``: the short link or the scale of score links when
+    ``survey.links.public_base_url`` is set (the survey's reference is all they carry), else
+    the form link itself. ``link`` (the form link) is what the short links redirect to."""
+    if survey_config.links.enabled and survey.token:
+        return survey_segment(survey_config.links, survey.token, survey.language)
+    return Segment(link, href=link)
+
+
 def _readable_name(agent: Person) -> str | None:
     # Never an id or an e-mail where the customer reads a name.
     return readable_agent_name(agent.name, agent_id=agent.id, email=agent.email)
@@ -194,26 +206,30 @@ def _deliver(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> O
             agent = exc.known
         logger.warning("delivery.agent-lookup-failed", extra={**extra, "error": exc.message})
     link = survey_link(delivery.survey, survey, agent)
-    text = reply_text(
+    body = reply_body(
         delivery.survey.reply,
         survey.language,
-        link=link,
+        link=_survey_segment(delivery.survey, survey, link),
         agent_name=_readable_name(agent) or "",  # none: the template without an agent
         customer_name=survey.customer_name or "",
         ticket=survey.dialog_id,
         helpdesk=survey.helpdesk,
         team=survey.team or "",
     )
+    text = plain_text(body)
+    shown = next((segment.href for segment in body if segment.href), link)
     reply = Reply(
         helpdesk=item.helpdesk,
         dialog_id=item.dialog_id,
         text=text,
-        link=link,
+        link=shown,
         agent=agent,
         customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
         context=item.context,
         idempotency_key=f"csat-hook-{item.id}",
         marker=survey.token or "",
+        body=body,
+        channel=getattr(survey, "channel", None) or "",
     )
     note = None
     if uncertain is not None:

@@ -21,6 +21,7 @@ from pydantic import model_validator
 from csat_hook.alerts.config import AlertsConfig
 from csat_hook.db.config import DatabaseConfig
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.links import SurveyConfig
 from csat_hook.retry import Backoff
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
@@ -381,7 +382,8 @@ def check_sync_sections(
 class SyncSettings(Protocol):
     """What the sync reads of the whole configuration (:class:`csat_hook.config.Config` is
     one): its own sections, plus the database, the token secrets, the helpdesks' static
-    agent maps and ticket URL templates, and the alert rules it runs after the ingest."""
+    agent maps and ticket URL templates, the alert rules it runs after the ingest, and the
+    short links' settings (the funnel: ``survey.links``)."""
 
     @property
     def google(self) -> GoogleConfig: ...
@@ -401,3 +403,5 @@ class SyncSettings(Protocol):
     def helpdesks(self) -> Mapping[str, HelpdeskOptions]: ...
     @property
     def alerts(self) -> AlertsConfig: ...
+    @property
+    def survey(self) -> SurveyConfig: ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -53,7 +54,8 @@ class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
-    sent: list[tuple[int, int, float]] = field(default_factory=list)
+    # (agent, team, cohort instant, opened by a person through a short link) per sent survey
+    sent: list[tuple[int, int, float, bool]] = field(default_factory=list)
 
     def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool, int | None]]:
         """``(agent, team, cohort instant, rating, answered_sent, nps)`` per answer, as
@@ -95,9 +97,11 @@ def build_dataset(
     *,
     secrets: Sequence[str],
     helpdesks: Mapping[str, Any],
+    opened: Set[str] = frozenset(),
 ) -> Dataset:
     """Join answers to their surveys (by survey key, whatever spelling of the reference an
-    answer was stored under) and index agents and teams.
+    answer was stored under) and index agents and teams. ``opened`` holds the keys of the
+    surveys a person opened (:func:`csat_hook.clicks.funnel.opened_survey_keys`).
 
     Rows are unpacked positionally (the column order of ``store.survey_facts`` and
     ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
@@ -123,13 +127,14 @@ def build_dataset(
         agent = agent_index(who)
         team = team_index(team_name or "")
         sent = status == SENT
-        surveys[tokens.survey_key(token)] = (team, created, sent, channel or "", agent)
+        key = tokens.survey_key(token)
+        surveys[key] = (team, created, sent, channel or "", agent)
         if (agent_name or agent_email) and who[1]:  # the no-agent key is never named
             seen = names.get(who)
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
         if sent:
-            data.sent.append((agent, team, created.timestamp()))
+            data.sent.append((agent, team, created.timestamp(), key in opened))
     no_team = team_index("")
     append = data.answers.append
     for (

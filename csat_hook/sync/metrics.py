@@ -11,6 +11,9 @@ Definitions (docs/sync.md repeats them for managers):
   token's issue time as cohort, and not in the response rate.
 * *CSAT* = share of answers rated at or above ``metrics.top_box``; *mean*; the distribution
   per score; a 95% Wilson score interval (:mod:`.intervals`).
+* The **funnel** on the same cohort: *surveys sent* → *opened* (sent surveys a person opened
+  through a short link: a human click, never a scanner's, :mod:`csat_hook.clicks.funnel`) →
+  *answered* (``answered_sent``). *Open rate* = opened ÷ sent.
 * *NPS* (when the form asks the 0–10 question) = share of promoters (9–10) − share of
   detractors (0–6) among the answers that have it, with its adjusted Wald interval.
 
@@ -63,6 +66,7 @@ class Stats:
     distribution: list[int]
     answered_sent: int = 0
     sent: int = 0
+    opened: int = 0  # sent surveys a person opened (the funnel's middle step)
     settings: Settings = field(default_factory=Settings)
     nps_counts: list[int] = field(default_factory=lambda: [0, 0, 0])
 
@@ -88,6 +92,10 @@ class Stats:
     @property
     def response_rate(self) -> float | None:
         return self.answered_sent / self.sent if self.sent else None
+
+    @property
+    def open_rate(self) -> float | None:
+        return self.opened / self.sent if self.sent else None
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -118,6 +126,7 @@ class Stats:
             self.nps_counts[i] += count
         self.answered_sent += other.answered_sent
         self.sent += other.sent
+        self.opened += other.opened
 
 
 def blank(settings: Settings) -> Stats:
@@ -134,20 +143,20 @@ class PeriodResult:
 
 def compute(
     answers: Iterable[tuple[int, int, float, int, bool, int | None]],
-    sent: Iterable[tuple[int, int, float]],
+    sent: Iterable[tuple[int, int, float] | tuple[int, int, float, bool]],
     periods: Sequence[Period],
     settings: Settings,
     tz: ZoneInfo,
 ) -> list[PeriodResult]:
     """Aggregate answers ``(agent, team, cohort instant, rating, answered_sent, nps)`` and
-    sent surveys ``(agent, team, cohort instant)`` (instants in Unix seconds) into every
+    sent surveys ``(agent, team, cohort instant[, opened])`` (instants in Unix seconds) into every
     period. Ratings off the scale are ignored (with their NPS answer); nps is None when the
     answer has none.
     """
     timeline = Timeline(periods, tz)
     bounds, place = timeline.bounds, bisect.bisect_right
     answer_cells = Counter((a, t, place(bounds, when), r, m, s) for a, t, when, r, m, s in answers)
-    sent_cells = Counter((a, t, place(bounds, when)) for a, t, when in sent)
+    sent_cells = Counter((s[0], s[1], place(bounds, s[2]), len(s) > 3 and bool(s[3])) for s in sent)
     groups: dict[tuple[int, int, int], Stats] = {}
 
     def group(p: int, agent: int, team: int) -> Stats:
@@ -168,9 +177,12 @@ def compute(
                 stats.answered_sent += count
             if klass is not None:
                 stats.nps_counts[klass] += count
-    for (agent, team, segment), count in sent_cells.items():
+    for (agent, team, segment, opened), count in sent_cells.items():
         for p in timeline.members[segment]:
-            group(p, agent, team).sent += count
+            stats = group(p, agent, team)
+            stats.sent += count
+            if opened:
+                stats.opened += count
     return _roll_up(groups, periods, settings)
 
 

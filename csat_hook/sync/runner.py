@@ -47,6 +47,8 @@ from csat_hook.alerts.engine import raise_alerts
 from csat_hook.alerts.report import alerts_table
 from csat_hook.alerts.report import handled_cells
 from csat_hook.alerts.report import written_handled
+from csat_hook.clicks.funnel import opened_survey_keys
+from csat_hook.clicks.store import click_facts
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -229,6 +231,10 @@ class SyncRunner:
             transaction = conn.begin()
             try:
                 surveys = store.survey_facts(conn)
+                # The funnel's middle step: surveys a person opened through a short link.
+                self._opened = opened_survey_keys(
+                    click_facts(conn), config.survey.links.burst_seconds
+                )
                 by_key = {tokens.survey_key(row.token): row for row in surveys}
                 current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
@@ -322,7 +328,11 @@ class SyncRunner:
     def _dataset(self, answers: list[Any], surveys: list[Any]) -> Dataset:
         config = self.config
         return build_dataset(
-            answers, surveys, secrets=config.token.all_secrets(), helpdesks=config.helpdesks
+            answers,
+            surveys,
+            secrets=config.token.all_secrets(),
+            helpdesks=config.helpdesks,
+            opened=getattr(self, "_opened", frozenset()),
         )
 
     def _alerts_table(self) -> tuple[Grid, Table] | None:
@@ -400,6 +410,7 @@ class SyncRunner:
             target=metrics.target_csat,
             low_rating=metrics.low_rating_limit,
             nps=config.results.nps_configured,
+            funnel=config.survey.links.enabled or bool(getattr(self, "_opened", None)),
             templates={
                 name: options.ticket_url_template for name, options in config.helpdesks.items()
             },

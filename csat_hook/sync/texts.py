@@ -44,6 +44,9 @@ _EN = {
     "mark": "Sig.",
     "response_rate": "Response rate",
     "sent": "Surveys sent",
+    "opened": "Opened",
+    "open_rate": "Open rate",
+    "answered_sent": "Answered",
     "mean": "Mean rating",
     "nps": "NPS",
     "nps_answers": "NPS answers",
@@ -115,6 +118,10 @@ _EN = {
         "NPS = % promoters (9–10) − % detractors (0–6) of the 0–10 question; 95% interval: "
         "adjusted Wald (Rocks 2016)."
     ),
+    "note_funnel": (
+        "Funnel, on the surveys sent in the period: sent → opened (a person opened the survey "
+        "link; link scanners and previews are not counted) → answered."
+    ),
     "note_cohort": (
         "Each period counts the surveys sent in it. Scale {low}–{high}; CSAT = share of "
         "{top}–{high}."
@@ -157,6 +164,9 @@ _RU = {
     "mark": "Знач.",
     "response_rate": "Доля ответивших",
     "sent": "Отправлено опросов",
+    "opened": "Открыли",
+    "open_rate": "Доля открывших",
+    "answered_sent": "Ответили",
     "mean": "Средняя оценка",
     "nps": "NPS",
     "nps_answers": "Оценок NPS",
@@ -227,6 +237,10 @@ _RU = {
     "note_nps": (
         "NPS = % промоутеров (9–10) − % критиков (0–6) по вопросу 0–10; 95% интервал — "
         "скорректированный Вальда (Rocks 2016)."
+    ),
+    "note_funnel": (
+        "Воронка по опросам, отправленным в периоде: отправлено → открыли (человек открыл "
+        "ссылку на опрос; проверки ссылок и превью не считаются) → ответили."
     ),
     "note_cohort": (
         "Каждый период считает опросы, отправленные в нём. Шкала {low}–{high}; CSAT — доля "

@@ -66,6 +66,7 @@ from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk.webhook import compact
 from csat_hook.helpdesks.freshdesk.webhook import person_of
+from csat_hook.helpdesks.markup import body_to_html
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import require_id
@@ -83,6 +84,7 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.signing import shared_token_matches
+from csat_hook.links.body import has_scale
 
 __all__ = ["FreshdeskHelpdesk", "FreshdeskOptions", "reply_html"]
 
@@ -171,13 +173,15 @@ class FreshdeskHelpdesk(Helpdesk):
     # --- the API ----------------------------------------------------------------------------
 
     def send_reply(self, reply: Reply) -> SendResult:
-        """Post ``reply.text`` as a public reply, HTML-escaped with the survey link clickable."""
+        """Post ``reply.text`` as a public reply, HTML-escaped with the survey link clickable
+        (or the scale of score links as anchors)."""
+        body = body_to_html(reply.body) if has_scale(reply.body) else None
         try:
             response = self.http.request(
                 "POST",
                 self._url(REPLY_PATH, ticket=reply.dialog_id),
                 headers=self._auth_headers(),
-                json={"body": reply_html(reply.text, reply.link)},
+                json={"body": body or reply_html(reply.text, reply.link)},
                 explain=explainer(error_items, reply),
             )
         except DeliveryError as exc:

@@ -18,12 +18,16 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
+from csat_hook.helpdesks.markup import reply_html
+from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 
 REPLY_FIELDS = (
     "text",
+    "html",
+    "markdown",
     "link",
     "dialog_id",
     "agent_id",
@@ -124,6 +128,10 @@ def reply_values(reply: Reply) -> dict[str, str]:
     """The placeholder values a reply template may use."""
     values = {
         "text": reply.text,
+        # The same reply for APIs whose messages are HTML or Markdown (the scale of score
+        # links as anchors / [label](url); otherwise the text with its link).
+        "html": reply_html(reply),
+        "markdown": reply_markdown(reply),
         "link": reply.link,
         "dialog_id": reply.dialog_id,
         "agent_id": reply.agent.id or "",

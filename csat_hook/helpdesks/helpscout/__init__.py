@@ -80,6 +80,7 @@ from csat_hook.helpdesks.helpscout.options import HelpScoutOptions
 from csat_hook.helpdesks.helpscout.webhook import as_number
 from csat_hook.helpdesks.helpscout.webhook import nonzero_id
 from csat_hook.helpdesks.helpscout.webhook import user_of
+from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -179,7 +180,7 @@ class HelpScoutHelpdesk(Helpdesk):
             )
         body: dict[str, Any] = {
             "customer": {"id": as_number(customer_id)},
-            "text": text_to_html(reply.text, reply.link),
+            "text": reply_html(reply),
             # Without a status, Help Scout reactivates the conversation the customer closed.
             "status": "closed",
         }

@@ -74,6 +74,7 @@ from csat_hook.helpdesks.intercom.webhook import admin_of
 from csat_hook.helpdesks.intercom.webhook import close_part_of
 from csat_hook.helpdesks.intercom.webhook import customer_of
 from csat_hook.helpdesks.intercom.webhook import nonzero_id
+from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
@@ -192,7 +193,7 @@ class IntercomHelpdesk(Helpdesk):
                 "message_type": "comment",
                 "type": "admin",
                 "admin_id": admin_id,
-                "body": text_to_html(reply.text, reply.link),
+                "body": reply_html(reply),
             },
             explain=explainer(error_items, reply),
         )

@@ -61,6 +61,7 @@ from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
+from csat_hook.helpdesks.markup import body_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -101,6 +102,7 @@ from csat_hook.helpdesks.zendesk.options import zendesk_signature
 from csat_hook.helpdesks.zendesk.webhook import person_of
 from csat_hook.helpdesks.zendesk.webhook import status_of
 from csat_hook.helpdesks.zendesk.webhook import zendesk_id
+from csat_hook.links.body import has_scale
 
 __all__ = ["TEST_SIGNING_SECRET", "ZendeskHelpdesk", "ZendeskOptions", "zendesk_signature"]
 
@@ -217,7 +219,14 @@ class ZendeskHelpdesk(Helpdesk):
 
     def send_reply(self, reply: Reply) -> SendResult:
         """Add ``reply.text`` as a public comment; keep the ticket solved (``keep_solved``)."""
-        ticket: dict[str, Any] = {"comment": {"body": reply.text, "public": True}}
+        # Zendesk tickets are e-mail-like: the scale of score links goes as HTML (html_body);
+        # a plain reply stays plain text (Zendesk links its URL).
+        comment: dict[str, Any] = (
+            {"html_body": body_to_html(reply.body)}
+            if has_scale(reply.body)
+            else {"body": reply.text}
+        )
+        ticket: dict[str, Any] = {"comment": {**comment, "public": True}}
         if self.options.keep_solved:
             ticket["status"] = "solved"
         url = self._url(TICKET_PATH, ticket=reply.dialog_id)

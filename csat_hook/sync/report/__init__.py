@@ -80,6 +80,7 @@ class ReportSpec:
     summary_name: str | None = None
     unverified_name: str | None = None  # None: the language's name
     unverified: bool = True
+    funnel: bool = False  # short links are on (or clicks exist): opened columns are shown
 
 
 def build_report(
@@ -106,6 +107,7 @@ def build_report(
         low_rating=spec.low_rating,
         nps=spec.nps,
         templates=spec.templates,
+        funnel=spec.funnel,
     )
     board = build_leaderboard(
         by_key[headline.key],

@@ -13,6 +13,7 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.layout import Column
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import Stats
 from csat_hook.sync.texts import Texts
 
 DIGITS = 6  # fractions are written rounded to this: a re-run writes the same cells
@@ -31,6 +32,7 @@ class Context:
     low_rating: int
     nps: bool  # the form asks the 0–10 question: NPS columns are shown
     templates: Mapping[str, str | None]
+    funnel: bool = False  # show the funnel's opened step (short links are on)
 
     def team(self, index: int) -> str:
         return self.data.teams[index] or self.texts["no_team"]
@@ -92,3 +94,17 @@ class LocalTime:
 
 def percent_columns(texts: Texts, *keys: str, width: int = 9) -> list[Column]:
     return [Column(texts[key], Fmt.PERCENT, width, csv_header=f"{texts[key]} (%)") for key in keys]
+
+
+def funnel_columns(ctx: Context) -> list[Column]:
+    """After "Surveys sent": the funnel's next steps on the same cohort."""
+    t = ctx.texts
+    return [
+        Column(t["opened"], Fmt.COUNT, 9),
+        Column(t["open_rate"], Fmt.PERCENT, 10, csv_header=f"{t['open_rate']} (%)"),
+        Column(t["answered_sent"], Fmt.COUNT, 9),
+    ]
+
+
+def funnel_cells(stats: Stats) -> list[float | int | None]:
+    return [stats.opened, fraction(stats.open_rate), stats.answered_sent]

@@ -33,6 +33,8 @@ from csat_hook.sync.metrics import Stats
 from csat_hook.sync.periods import Period
 from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import fraction
+from csat_hook.sync.report.common import funnel_cells
+from csat_hook.sync.report.common import funnel_columns
 from csat_hook.sync.report.common import percent_columns
 from csat_hook.sync.report.common import points
 from csat_hook.sync.report.common import score
@@ -64,6 +66,8 @@ def leaderboard_columns(ctx: Context, previous: Period) -> list[Column]:
         Column(t["response_rate"], Fmt.PERCENT, 10, csv_header=f"{t['response_rate']} (%)"),
         Column(t["sent"], Fmt.COUNT, 10),
     ]
+    if ctx.funnel:
+        columns += funnel_columns(ctx)
     if ctx.nps:
         columns += [
             Column(t["nps"], Fmt.SCORE, 7),
@@ -91,6 +95,8 @@ def _figures(ctx: Context, row: Row) -> list[Cell]:
         fraction(stats.response_rate),
         stats.sent,
     ]
+    if ctx.funnel:
+        cells += funnel_cells(stats)
     if ctx.nps:
         nps_low, nps_high = stats.nps_interval or (None, None)
         cells += [score(stats.nps), stats.nps_answers, score(nps_low), score(nps_high)]
@@ -139,6 +145,8 @@ def _notes(ctx: Context, board: Leaderboard, previous: Period) -> list[str]:
     notes.append(
         t["note_change"].format(previous=lower_first(t.period(previous)), min_n=board.min_n)
     )
+    if ctx.funnel:
+        notes.append(t["note_funnel"])
     if ctx.nps:
         notes.append(t["note_nps"])
     notes.append(
@@ -166,6 +174,8 @@ def _period_cells(ctx: Context, period: Period, stats: Stats) -> list[Cell]:
         fraction(high),
         fraction(stats.mean),
     ]
+    if ctx.funnel:
+        figures += funnel_cells(stats)
     if ctx.nps:
         figures += [score(stats.nps), stats.nps_answers]
     return [*cells, *figures]
@@ -195,6 +205,8 @@ def _period_columns(ctx: Context, *, full: bool) -> list[Column]:
         *percent_columns(t, "csat", "low", "high"),
         Column(t["mean"], Fmt.MEAN, 8),
     ]
+    if ctx.funnel:
+        columns += funnel_columns(ctx)
     if ctx.nps:
         columns += [Column(t["nps"], Fmt.SCORE, 7), Column(t["nps_answers"], Fmt.COUNT, 8)]
     if full:

@@ -1,0 +1,48 @@
+"""Requests per minute per reference and per client, in this process.
+
+A fixed one-minute window per key, kept in a bounded table (the oldest keys are dropped once
+it holds :data:`MAX_KEYS`, so a flood of distinct keys cannot grow memory). The counts live in
+each web process: with ``server.workers`` processes a client can get up to that many times the
+limit through, which is enough to stop a scanner or a script hammering one survey (what the
+limits are for) without a shared store. Refused requests are answered 429 and store nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+WINDOW_SECONDS = 60.0
+MAX_KEYS = 100_000
+
+
+class RateLimiter:
+    """``allow(key)`` is False once ``key`` made ``per_minute`` requests in this window."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float], max_keys: int = MAX_KEYS):
+        self.per_minute = per_minute
+        self._clock = clock
+        self._max_keys = max_keys
+        self._counts: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            start, count = self._counts.get(key, (now, 0))
+            if now - start >= WINDOW_SECONDS:
+                start, count = now, 0
+            if count >= self.per_minute:
+                return False
+            self._counts[key] = (start, count + 1)
+            self._counts.move_to_end(key)
+            while len(self._counts) > self._max_keys:
+                self._counts.popitem(last=False)
+            return True
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until ``key``'s window ends (at least 1)."""
+        with self._lock:
+            start, _ = self._counts.get(key, (self._clock(), 0))
+        return max(1, int(WINDOW_SECONDS - (self._clock() - start)) + 1)

@@ -1,0 +1,148 @@
+"""The clicks' SQL: finding the survey a short link names, storing clicks (through the group
+commit, so a burst of clicks costs one transaction), pruning old ones, reading them back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.clicks.scanners import BURST
+from csat_hook.clicks.scanners import StoredClick
+from csat_hook.clicks.scanners import burst_ids
+from csat_hook.db.group_commit import GroupCommit
+from csat_hook.db.schema import link_clicks
+from csat_hook.db.schema import surveys
+
+PRUNE_EVERY = timedelta(minutes=10)
+
+
+def find_survey(conn: sa.Connection, token: str) -> Any | None:
+    """The survey that went out with this reference (its exact, canonical spelling)."""
+    return conn.execute(
+        sa.select(
+            surveys.c.id,
+            surveys.c.helpdesk,
+            surveys.c.dialog_id,
+            surveys.c.agent_name,
+            surveys.c.agent_id,
+            surveys.c.agent_email,
+            surveys.c.team,
+            surveys.c.language,
+            surveys.c.token,
+            surveys.c.link,
+            surveys.c.status,
+            surveys.c.sent_at,
+        ).where(surveys.c.token == token)
+    ).first()
+
+
+@dataclass(frozen=True)
+class Click:
+    survey_id: int
+    score: int | None
+    method: str
+    clicked_at: datetime
+    automated: bool
+    reason: str | None
+    detail: str | None
+
+
+class ClickRecorder:
+    """Stores clicks in shared transactions; marks bursts among each batch's surveys' clicks;
+    deletes clicks older than ``retention`` at most every :data:`PRUNE_EVERY`."""
+
+    def __init__(
+        self,
+        engine: Callable[[], sa.Engine],
+        *,
+        burst_seconds: float,
+        retention: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.burst_seconds = burst_seconds
+        self.retention = retention
+        self._clock = clock
+        self._pruned: datetime | None = None
+        self._lock = threading.Lock()
+        self._writer: GroupCommit[Click, int] = GroupCommit(engine, self._write, name="clicks")
+
+    def record(self, click: Click, *, timeout: float) -> int:
+        """Store ``click`` (committed when this returns); its row id."""
+        return self._writer.submit(click, timeout=timeout)
+
+    def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:
+        ids = [
+            conn.execute(
+                sa.insert(link_clicks)
+                .values(
+                    survey_id=c.survey_id,
+                    score=c.score,
+                    method=c.method,
+                    clicked_at=c.clicked_at,
+                    automated=c.automated,
+                    reason=c.reason,
+                    detail=c.detail,
+                )
+                .returning(link_clicks.c.id)
+            ).scalar_one()
+            for c in batch
+        ]
+        mark_bursts(conn, {c.survey_id for c in batch}, self.burst_seconds)
+        self._maybe_prune(conn)
+        return ids
+
+    def _maybe_prune(self, conn: sa.Connection) -> None:
+        now = self._clock()
+        with self._lock:
+            if self._pruned is not None and now - self._pruned < PRUNE_EVERY:
+                return
+            self._pruned = now
+        prune(conn, now - self.retention)
+
+
+def mark_bursts(conn: sa.Connection, survey_ids: set[int], burst_seconds: float) -> int:
+    """Mark the clicks of these surveys that form a burst (:func:`burst_ids`) as automated."""
+    if not survey_ids:
+        return 0
+    rows = conn.execute(
+        sa.select(
+            link_clicks.c.id, link_clicks.c.survey_id, link_clicks.c.score, link_clicks.c.clicked_at
+        ).where(link_clicks.c.survey_id.in_(sorted(survey_ids)))
+    ).all()
+    found = burst_ids((StoredClick(*row) for row in rows), burst_seconds)
+    if not found:
+        return 0
+    result = conn.execute(
+        sa.update(link_clicks)
+        .where(link_clicks.c.id.in_(sorted(found)), link_clicks.c.automated.is_(False))
+        .values(automated=True, reason=BURST)
+    )
+    return int(result.rowcount or 0)
+
+
+def prune(conn: sa.Connection, before: datetime) -> int:
+    """Delete clicks older than ``before``; how many."""
+    result = conn.execute(sa.delete(link_clicks).where(link_clicks.c.clicked_at < before))
+    return int(result.rowcount or 0)
+
+
+def click_facts(conn: sa.Connection) -> Sequence[Any]:
+    """Every stored click with its survey's reference: ``(id, token, score, clicked_at,
+    automated)``, for the funnel."""
+    return conn.execute(
+        sa.select(
+            link_clicks.c.id,
+            surveys.c.token,
+            link_clicks.c.score,
+            link_clicks.c.clicked_at,
+            link_clicks.c.automated,
+        ).join(surveys, surveys.c.id == link_clicks.c.survey_id)
+    ).all()

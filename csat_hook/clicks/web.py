@@ -1,0 +1,246 @@
+"""``GET /s/<reference>`` and ``GET /s/<reference>/<score>``: the short links of a reply.
+
+A request is answered, in this order:
+
+* 404 page: a score that is not canonical decimal digits (``05``, ``+5``, ``٥``) or is off
+  the scale, a reference longer than any we sign;
+* 429 page (``Retry-After``): over ``survey.links.rate_per_client`` requests a minute from one
+  client address (checked before any work), or over ``rate_per_reference`` for one survey;
+* 404 page: a reference that does not verify (edited, forged, malformed: exactly one
+  spelling verifies, :func:`csat_hook.tokens.verify`);
+* 410 page: a reference issued more than ``survey.links.expire_days`` ago;
+* 404 page: a valid reference no survey went out with (another installation's, a deleted
+  survey);
+* otherwise 302 to the form: the link the survey went out with, with the score pre-selected
+  for a score link. The click is stored as intent (human or automated, ``scanners.py``)
+  before the redirect, in a shared transaction (``store.ClickRecorder``); if the database
+  does not answer within :data:`RECORD_TIMEOUT` the customer is still sent to the form (the
+  form matters more than our count) and the click is lost, logged. When the database cannot
+  be read at all, a valid reference still redirects, to the form link rebuilt from what the
+  reference signs (ticket, agent id, the reference itself).
+
+Nothing is stored for a page. Pages are in the survey's language when known (the 410 page of
+an expired survey), else the best of ``Accept-Language``, else English (``pages.py``).
+Responses are never cached, send no Referer and are not indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import redirect
+from flask import request
+from werkzeug.wrappers import Response as BaseResponse
+
+from csat_hook import tokens
+from csat_hook.clicks import pages
+from csat_hook.clicks.limits import RateLimiter
+from csat_hook.clicks.scanners import classify
+from csat_hook.clicks.store import Click
+from csat_hook.clicks.store import ClickRecorder
+from csat_hook.clicks.store import find_survey
+from csat_hook.db.engine import run_transaction
+from csat_hook.errors import TokenError
+from csat_hook.links import LinkValues
+from csat_hook.links import SurveyConfig
+from csat_hook.links import agent_label
+from csat_hook.links import build_link
+from csat_hook.links import readable_agent_name
+from csat_hook.links import with_rating
+
+EXTENSION = "csat_hook.clicks"
+RECORD_TIMEOUT = 2.0
+_SCORE = re.compile(r"[0-9]{1,2}")
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("short_links", __name__)
+
+
+@dataclass
+class ShortLinks:
+    """What the endpoint needs: settings, secrets, the database, the limits, the clock."""
+
+    survey: SurveyConfig
+    secrets: list[str]
+    engine: sa.Engine
+    clock: Callable[[], datetime]
+    monotonic: Callable[[], float]
+    recorder: ClickRecorder = field(init=False)
+    per_client: RateLimiter = field(init=False)
+    per_reference: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        links = self.survey.links
+        self.recorder = ClickRecorder(
+            lambda: self.engine,
+            burst_seconds=links.burst_seconds,
+            retention=timedelta(days=links.retention_days),
+            clock=self.clock,
+        )
+        self.per_client = RateLimiter(links.rate_per_client, clock=self.monotonic)
+        self.per_reference = RateLimiter(links.rate_per_reference, clock=self.monotonic)
+
+
+def _service() -> ShortLinks:
+    service: ShortLinks = current_app.extensions[EXTENSION]
+    return service
+
+
+@bp.after_request
+def _private(response: BaseResponse) -> BaseResponse:
+    if request.blueprint == bp.name:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/s/<reference>")
+def open_survey(reference: str) -> BaseResponse:
+    return _answer(reference, None)
+
+
+@bp.get("/s/<reference>/<score>")
+def open_with_score(reference: str, score: str) -> BaseResponse:
+    links = _service().survey.links
+    if not _SCORE.fullmatch(score) or int(score) not in links.scores() or score != str(int(score)):
+        return _page(pages.NOT_FOUND)
+    return _answer(reference, int(score))
+
+
+@bp.get("/s/")
+@bp.get("/s/<path:rest>")
+def not_a_short_link(rest: str = "") -> BaseResponse:
+    """Anything else under ``/s/`` (a trailing slash, extra segments): the same 404 page."""
+    return _page(pages.NOT_FOUND)
+
+
+def _answer(reference: str, score: int | None) -> BaseResponse:
+    service = _service()
+    if len(reference) > tokens.MAX_TOKEN_LENGTH:
+        return _page(pages.NOT_FOUND)
+    client = request.remote_addr or "-"
+    if not service.per_client.allow(client):
+        return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
+    try:
+        ref = tokens.verify(reference, service.secrets)
+    except TokenError as exc:
+        logger.info("short-link.refused", extra={"status": 404, "reason": exc.code})
+        return _page(pages.NOT_FOUND)
+    key = tokens.survey_key(reference)
+    if not service.per_reference.allow(key):
+        return _page(pages.TOO_MANY, retry_after=service.per_reference.retry_after(key))
+    now = service.clock()
+    if now - ref.issued_at > timedelta(days=service.survey.links.expire_days):
+        logger.info("short-link.refused", extra={"status": 410, "reason": "expired"})
+        return _page(pages.GONE, known=_language_of(service, reference))
+    try:
+        survey = run_transaction(
+            service.engine, lambda conn: find_survey(conn, reference), read_only=True
+        )
+    except sa.exc.DBAPIError as exc:
+        # Signed by us, so issued by us: the form still opens, rebuilt from the reference.
+        logger.error("short-link.database-down", extra={"error": type(exc.orig).__name__})
+        return redirect(_fallback_link(service.survey, ref, reference, score), code=302)
+    if survey is None:
+        logger.info("short-link.refused", extra={"status": 404, "reason": "unknown_survey"})
+        return _page(pages.NOT_FOUND)
+    _record(service, survey, score, now)
+    return redirect(_target(service.survey, survey, score), code=302)
+
+
+def _language_of(service: ShortLinks, reference: str) -> str | None:
+    """The survey's language, for its page (None when unknown or unreadable)."""
+    try:
+        survey = run_transaction(
+            service.engine, lambda conn: find_survey(conn, reference), read_only=True
+        )
+    except sa.exc.DBAPIError:
+        return None
+    return survey.language if survey is not None else None
+
+
+def _target(survey_config: SurveyConfig, survey: Any, score: int | None) -> str:
+    """The link the survey went out with (the score pre-selected); a URL template's link is
+    built again with ``{rating}`` filled."""
+    if survey_config.form.kind == "template" or not survey.link:
+        return build_link(survey_config.form, _row_values(survey_config, survey), rating=score)
+    link: str = survey.link
+    return with_rating(survey_config.form, link, score) if score is not None else link
+
+
+def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) -> None:
+    links = service.survey.links
+    sent_at: datetime | None = survey.sent_at
+    verdict = classify(
+        method=request.method,
+        user_agent=request.headers.get("User-Agent", ""),
+        seconds_since_send=(now - sent_at).total_seconds() if sent_at else None,
+        min_seconds_after_send=links.min_seconds_after_send,
+        extra_agents=links.scanner_user_agents,
+    )
+    click = Click(survey.id, score, request.method.upper()[:8], now, *verdict)
+    try:
+        service.recorder.record(click, timeout=RECORD_TIMEOUT)
+    except (TimeoutError, sa.exc.SQLAlchemyError) as exc:
+        logger.error("short-link.click-not-stored", extra={"error": type(exc).__name__})
+    else:
+        logger.info(
+            "short-link.click",
+            extra={
+                "survey_id": survey.id,
+                "kind": "automated" if verdict.automated else "human",
+                "reason": verdict.reason or "",
+            },
+        )
+
+
+def _row_values(survey_config: SurveyConfig, survey: Any) -> LinkValues:
+    name = readable_agent_name(
+        survey.agent_name, agent_id=survey.agent_id, email=survey.agent_email
+    )
+    return LinkValues(
+        agent_name=agent_label(survey_config.reply, survey.language, name),
+        agent_id=survey.agent_id or "",
+        agent_email=survey.agent_email or "",
+        ticket=survey.dialog_id,
+        helpdesk=survey.helpdesk,
+        team=survey.team or "",
+        token=survey.token,
+    )
+
+
+def _fallback_link(
+    survey_config: SurveyConfig, ref: tokens.SurveyRef, token: str, score: int | None
+) -> str:
+    values = LinkValues(
+        agent_name=agent_label(survey_config.reply, None, None),
+        agent_id=ref.agent,
+        agent_email="",
+        ticket=ref.dialog_id,
+        helpdesk=ref.helpdesk,
+        team="",
+        token=token,
+    )
+    return build_link(survey_config.form, values, rating=score)
+
+
+def _page(status: int, *, retry_after: int | None = None, known: str | None = None) -> BaseResponse:
+    language = pages.language_for(known, request.headers.get("Accept-Language", ""))
+    response = Response(pages.page(status, language), status=status, mimetype="text/html")
+    response.headers["Content-Language"] = language
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response

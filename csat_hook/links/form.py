@@ -1,0 +1,156 @@
+"""The form a survey link opens, and the link itself.
+
+Two link kinds: a Google Forms pre-filled link (``viewform?usp=pp_url&entry.<N>=<value>``)
+and a URL template for any other form tool (Typeform hidden fields, Tally, SurveyMonkey...).
+Both are pure functions of the survey values, an optional score and the configuration.
+
+A score link (:mod:`csat_hook.links.short`) opens the same form with the rating question
+already answered: Google Forms pre-fills a linear-scale or multiple-choice question through
+its ``entry.<N>`` (``fields.rating``) with the option's value, the number itself for a linear
+scale, the option's text for a multiple choice (``rating_values``). Only the form's Submit
+records a rating.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import urllib.parse
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.errors import ConfigError
+from csat_hook.settings import StrictModel
+from csat_hook.settings import check_template
+
+LINK_ROLES = ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "team", "token")
+# ``rating`` is a field of the form (the question a score link pre-selects), not a survey value.
+FIELD_ROLES = (*LINK_ROLES, "rating")
+MAX_RATING_VALUE = 200
+
+
+class FormConfig(StrictModel):
+    kind: Literal["google_forms", "template"] = "google_forms"
+    url: str = "https://docs.google.com/forms/d/e/YOUR_FORM_ID/viewform"
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "agent_name": "entry.1000001",
+            "agent_id": "entry.1000002",
+            "ticket": "entry.1000003",
+            "token": "entry.1000004",
+        }
+    )
+    extra_params: dict[str, str] = Field(default_factory=dict)
+    url_template: str | None = None
+    # What a score link puts in the rating question, per score: the option's text of a
+    # multiple-choice question ("5 - Very satisfied"); a linear scale takes the number itself,
+    # the default for every score not listed.
+    rating_values: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, entry in value.items():
+            if role not in FIELD_ROLES:
+                raise ValueError(f"unknown field {role!r}; known: {', '.join(FIELD_ROLES)}")
+            if not re.fullmatch(r"entry\.\d+", entry):
+                raise ValueError(f"{role}: {entry!r} is not a Google Forms entry id (entry.<N>)")
+        return value
+
+    @field_validator("rating_values")
+    @classmethod
+    def _short_values(cls, value: dict[int, str]) -> dict[int, str]:
+        for score, text in value.items():
+            if not text.strip() or len(text) > MAX_RATING_VALUE:
+                raise ValueError(f"{score}: the option's text, 1 to {MAX_RATING_VALUE} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> FormConfig:
+        if self.kind == "template":
+            if not self.url_template:
+                raise ValueError("url_template is required when kind is template")
+            check_template(self.url_template, frozenset(FIELD_ROLES), where="url_template")
+            if "{token}" not in self.url_template:
+                raise ValueError("url_template must contain {token}: answers are credited by it")
+        elif "token" not in self.fields:
+            raise ValueError("fields.token is required: answers are credited by the signed token")
+        return self
+
+    @property
+    def prefills_rating(self) -> bool:
+        """Whether a score link can pre-select the score (a rating field or ``{rating}``)."""
+        if self.kind == "template":
+            return "{rating}" in (self.url_template or "")
+        return "rating" in self.fields
+
+    def rating_value(self, score: int) -> str:
+        return self.rating_values.get(score, str(score))
+
+
+@dataclass(frozen=True)
+class LinkValues:
+    """The values a survey link may carry. ``ticket`` is the dialog id."""
+
+    agent_name: str
+    agent_id: str
+    agent_email: str
+    ticket: str
+    helpdesk: str
+    team: str
+    token: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "agent_name": self.agent_name,
+            "agent_id": self.agent_id,
+            "agent_email": self.agent_email,
+            "ticket": self.ticket,
+            "helpdesk": self.helpdesk,
+            "team": self.team,
+            "token": self.token,
+        }
+
+
+def build_link(form: FormConfig, values: LinkValues, *, rating: int | None = None) -> str:
+    """The survey link for these values; with ``rating``, the rating question pre-selected."""
+    data = values.as_dict()
+    if form.kind == "template":
+        if not form.url_template:
+            raise ConfigError("survey.form.url_template is required when kind is template")
+        data["rating"] = form.rating_value(rating) if rating is not None else ""
+        quoted = {k: urllib.parse.quote(v, safe="") for k, v in data.items()}
+        return string.Formatter().vformat(form.url_template, (), quoted)
+    params: list[tuple[str, str]] = [("usp", "pp_url")]
+    params.extend(form.extra_params.items())
+    for role, entry in form.fields.items():
+        if role == "rating":
+            if rating is not None:
+                params.append((entry, form.rating_value(rating)))
+            continue
+        if data.get(role):
+            params.append((entry, data[role]))
+    base = form.url.split("?", 1)[0]
+    return f"{base}?{urllib.parse.urlencode(params)}"
+
+
+def with_rating(form: FormConfig, link: str, rating: int) -> str:
+    """A Google Forms ``link`` (as :func:`build_link` wrote it) with the rating pre-selected.
+
+    The link is what the survey went out with (stored on the survey), so the score link
+    opens exactly that form with exactly those hidden fields, plus the score. Any earlier
+    value of the rating entry is replaced.
+    """
+    entry = form.fields.get("rating")
+    if form.kind != "google_forms" or entry is None:
+        return link
+    parts = urllib.parse.urlsplit(link)
+    params = [
+        (k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != entry
+    ]
+    params.append((entry, form.rating_value(rating)))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params)))

@@ -1,0 +1,132 @@
+"""A score link followed by a real headless Chromium (issue 14): csat-hook's 302 leads to the
+form with that score selected and the agent, ticket and reference filled.
+
+Needs the Debian ``chromium`` and ``chromium-driver`` packages (``scripts/install-browser.sh``,
+which ``.ci/run`` calls before the tests) and selenium (the ``test`` extra); without them the
+test skips and says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.clicks.conftest import BASE
+from tests.clicks.fake_form import AGENT
+from tests.clicks.fake_form import RATING
+from tests.clicks.fake_form import TICKET
+from tests.clicks.fake_form import TOKEN
+from tests.clicks.fake_form import FakeForm
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+
+
+def _missing() -> str | None:
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not shutil.which(path):
+            return f"{path} not found: run scripts/install-browser.sh (Debian package {package})"
+    return None
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # CI containers run as root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-agent={PHONE}",  # a person's phone: the click is counted as human
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def fake_form() -> Iterator[FakeForm]:
+    form = FakeForm().start()
+    yield form
+    form.stop()
+
+
+@pytest.mark.parametrize("score", [4, 1])
+def test_score_link_lands_on_the_form_with_the_score_selected(
+    browser, fake_form, make_served, clock, fake_helpdesk, score
+):
+    served = make_served(form_url=fake_form.url)
+    survey = served.send_survey("D-42", agent_name="Anna Petrova")
+    clock.advance(120)
+    # The score link as the customer got it, on the loopback address instead of the public one.
+    [reply] = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
+    text = reply["body"]["text"]
+    link = next(w for w in text.split() if w.endswith(f"/s/{survey.token}/{score}"))
+    assert link.startswith(BASE)
+
+    browser.get(served.url + link[len(BASE) :])
+
+    from selenium.webdriver.common.by import By
+
+    landed = urllib.parse.urlsplit(browser.current_url)
+    assert landed._replace(query="").geturl() == fake_form.url
+    query = dict(urllib.parse.parse_qsl(landed.query))
+    assert query[RATING] == str(score)
+    checked = browser.find_elements(By.CSS_SELECTOR, '[role="radio"][aria-checked="true"]')
+    assert [e.get_attribute("data-value") for e in checked] == [str(score)]
+
+    def hidden(entry: str) -> str | None:
+        element = browser.find_element(By.CSS_SELECTOR, f'input[type="hidden"][name="{entry}"]')
+        return element.get_attribute("value")
+
+    assert hidden(RATING) == str(score)
+    assert (hidden(AGENT), hidden(TICKET), hidden(TOKEN)) == ("Anna Petrova", "D-42", survey.token)
+    visible = browser.find_element(By.CSS_SELECTOR, f'input.whsOnd[data-entry="{TOKEN}"]')
+    assert visible.get_attribute("value") == survey.token
+    # The browser went through csat-hook (one human click stored) and reached the form once.
+    [click] = served.clicks()
+    assert (click.score, click.automated) == (score, False)
+    assert [path for path, _ in fake_form.requests if path.endswith("/viewform")] == [
+        urllib.parse.urlsplit(fake_form.url).path
+    ]
+
+
+def test_forged_score_link_never_reaches_the_form(browser, fake_form, make_served, clock):
+    served = make_served(form_url=fake_form.url)
+    survey = served.send_survey("D-43")
+    clock.advance(120)
+    payload, tag = survey.token.split(".")
+    edited = f"{payload}.{tag[:-1]}{'B' if tag[-1] != 'B' else 'C'}"
+
+    browser.get(f"{served.url}/s/{edited}/5")
+
+    from selenium.webdriver.common.by import By
+
+    assert browser.current_url.startswith(served.url)
+    assert "does not work" in browser.find_element(By.TAG_NAME, "h1").text
+    assert fake_form.requests == [] and served.clicks() == []

@@ -1,0 +1,245 @@
+"""``GET /s/<reference>[/<score>]`` over real HTTP (issue 14): redirects to the pre-filled form
+with the score selected; a forged, edited, unknown or expired reference gets a small page with
+404/410 and stores nothing; scanners are kept apart from people; limits answer 429.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook import tokens
+from csat_hook.clicks import web
+from csat_hook.clicks.limits import RateLimiter
+from tests.clicks.conftest import FORM_URL
+from tests.helpers import link_fields
+
+BROWSER = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+HUMAN = {"User-Agent": BROWSER}
+
+
+def test_short_link_redirects_to_the_form_the_survey_went_out_with(served, clock):
+    survey = served.send_survey("D-1")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}", headers=HUMAN)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == survey.link
+    fields = link_fields(response.headers["Location"])
+    assert (fields["entry.111"], fields["entry.333"], fields["entry.444"]) == (
+        "Anna",
+        "D-1",
+        survey.token,
+    )
+    assert "entry.555" not in fields  # no score chosen
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    [click] = served.clicks()
+    assert (click.survey_id, click.score, click.automated, click.reason) == (
+        survey.id,
+        None,
+        False,
+        None,
+    )
+
+
+@pytest.mark.parametrize("score", [1, 3, 5])
+def test_score_link_preselects_the_score(served, clock, score):
+    survey = served.send_survey("D-2")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}/{score}", headers=HUMAN)
+
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(FORM_URL + "?")
+    fields = link_fields(location)
+    assert fields["entry.555"] == str(score)
+    assert (fields["entry.333"], fields["entry.444"]) == ("D-2", survey.token)
+    [click] = served.clicks()
+    assert (click.score, click.automated) == (score, False)
+
+
+def _edits(token: str) -> list[str]:
+    payload, tag = token.split(".")
+    flip = {"A": "B", "B": "A"}
+    last = tag[-1]
+    return [
+        token[:-1] + ("A" if last != "A" else "B"),  # the tag edited
+        ("B" if payload[0] != "B" else "C") + token[1:],  # the payload edited
+        token + "A",  # extended
+        token[:-1],  # cut (chat apps cut long links)
+        token.replace(".", ".."),
+        token + "=",
+        token.replace("-", "+").replace("_", "/") if "-" in token or "_" in token else token + "%",
+        tag + "." + payload,
+        "".join(flip.get(c, c) for c in token),
+        "x" * 2000,
+        "ёжик.ёжик",
+    ]
+
+
+def test_forged_or_edited_reference_never_redirects(served, clock):
+    survey = served.send_survey("D-3")
+    clock.advance(120)
+    forged = tokens.sign(
+        "not-our-secret-0123456789",
+        tokens.SurveyRef("generic", "D-3", "7", clock(), nonce="ab12"),
+    )
+    for bad in [*_edits(survey.token), forged]:
+        if bad == survey.token:
+            continue
+        quoted = urllib.parse.quote(bad, safe="")
+        for path in (f"/s/{quoted}", f"/s/{quoted}/5"):
+            response = served.get(path, headers=HUMAN)
+            assert response.status_code == 404, (bad, response.status_code)
+            assert "Location" not in response.headers
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert "This survey link does not work" in response.text
+            assert bad not in response.text  # nothing echoed back
+    assert served.clicks() == []
+
+
+@pytest.mark.parametrize("score", ["0", "6", "05", "+5", "-1", "٥", "5.0", "99", "1e0", "5 "])
+def test_score_out_of_range_or_not_canonical_is_404(served, clock, score):
+    survey = served.send_survey("D-4")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}/{urllib.parse.quote(score)}", headers=HUMAN)
+
+    assert response.status_code == 404
+    assert served.clicks() == []
+
+
+def test_unknown_reference_is_404_in_the_customers_language(served, clock):
+    unknown = tokens.sign(
+        served.services.config.token.secret.get_secret_value(),
+        tokens.SurveyRef("generic", "never-sent", "7", clock()),
+    )
+
+    response = served.get(f"/s/{unknown}/4", headers={**HUMAN, "Accept-Language": "ru-RU,en;q=0.5"})
+
+    assert response.status_code == 404
+    assert "Ссылка на опрос не работает" in response.text
+    assert response.headers["Content-Language"] == "ru"
+    assert served.clicks() == []
+
+
+def test_expired_reference_is_410_and_stores_nothing(served, clock):
+    survey = served.send_survey("D-5")
+    clock.advance(91 * 86400)  # survey.links.expire_days is 90
+
+    response = served.get(f"/s/{survey.token}/5", headers={**HUMAN, "Accept-Language": "en-GB"})
+
+    assert response.status_code == 410
+    assert "This survey has closed" in response.text
+    # The survey's own language wins over the browser's.
+    russian = served.send_survey("D-5ru", language="ru")
+    clock.advance(91 * 86400)
+    response = served.get(f"/s/{russian.token}", headers={**HUMAN, "Accept-Language": "en"})
+    assert response.status_code == 410 and "Опрос завершён" in response.text
+    assert served.clicks() == []
+
+
+def test_scanners_are_kept_apart_from_people(served, clock):
+    survey = served.send_survey("D-6")
+    # Within seconds of sending: a mail gateway opening the link as the message arrives.
+    clock.advance(2)
+    assert served.get(f"/s/{survey.token}", headers=HUMAN).status_code == 302
+    clock.advance(60)
+    head = served.session.head(
+        f"{served.url}/s/{survey.token}/4", headers=HUMAN, allow_redirects=False, timeout=10
+    )
+    assert head.status_code == 302
+    for agent in (
+        "Mozilla/5.0 (compatible; Proofpoint URL Defense)",
+        "Mimecast-URL-Protect/1.0",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "TelegramBot (like TwitterBot)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "WhatsApp/2.23.20.0",
+        "",
+    ):
+        clock.advance(5)
+        response = served.get(f"/s/{survey.token}", headers={"User-Agent": agent})
+        assert response.status_code == 302  # a scanner still gets the redirect
+    reasons = [(c.automated, c.reason) for c in served.clicks()]
+    assert reasons == [
+        (True, "too_soon"),
+        (True, "head"),
+        *[(True, "scanner_agent")] * 6,
+        (True, "no_agent"),
+    ]
+
+
+def test_a_burst_of_scores_is_automated(served, clock):
+    survey = served.send_survey("D-7")
+    clock.advance(300)
+    for score in (1, 2, 3, 4, 5):  # every score link of the message, in the same second
+        assert served.get(f"/s/{survey.token}/{score}", headers=HUMAN).status_code == 302
+    clicks = served.clicks()
+    assert len(clicks) == 5
+    assert all(c.automated and c.reason == "burst" for c in clicks)
+    # A person choosing a score later is a human click.
+    clock.advance(600)
+    served.get(f"/s/{survey.token}/4", headers=HUMAN)
+    assert [c.automated for c in served.clicks()][-1] is False
+
+
+def test_rate_limits_answer_429_and_store_nothing(served, clock):
+    survey = served.send_survey("D-8")
+    clock.advance(300)
+    links = served.services.short_links
+    links.per_reference = RateLimiter(3, clock=lambda: 1000.0)
+    for _ in range(3):
+        assert served.get(f"/s/{survey.token}", headers=HUMAN).status_code == 302
+    refused = served.get(f"/s/{survey.token}/5", headers=HUMAN)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert len(served.clicks()) == 3
+    # Per client: checked before the reference is even read.
+    links.per_client = RateLimiter(2, clock=lambda: 1000.0)
+    other = served.send_survey("D-9")
+    codes = [served.get(f"/s/{other.token}", headers=HUMAN).status_code for _ in range(3)]
+    assert codes == [302, 302, 429]
+    assert served.get("/s/forged.forged", headers=HUMAN).status_code == 429
+
+
+def test_database_down_still_opens_the_form_for_a_valid_reference(served, clock, monkeypatch):
+    survey = served.send_survey("D-10")
+    clock.advance(300)
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("select", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(web, "run_transaction", down)
+    response = served.get(f"/s/{survey.token}/2", headers=HUMAN)
+    assert response.status_code == 302
+    fields = link_fields(response.headers["Location"])
+    assert (fields["entry.333"], fields["entry.444"], fields["entry.555"]) == (
+        "D-10",
+        survey.token,
+        "2",
+    )
+
+
+@pytest.mark.parametrize("tail", ["/", "/5/", "/5/extra", "/%00", "%00", "/..%2F..%2Fhealthz"])
+def test_anything_else_under_s_is_the_404_page(served, clock, tail):
+    survey = served.send_survey("D-11")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}{tail}", headers=HUMAN)
+
+    assert response.status_code == 404, tail
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert served.clicks() == []
+
+
+def test_bare_prefix_is_the_404_page(served):
+    response = served.get("/s/", headers=HUMAN)
+    assert response.status_code == 404 and "does not work" in response.text

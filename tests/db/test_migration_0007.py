@@ -1,0 +1,68 @@
+"""Migration 0007 (short links' clicks): surveys sent before it keep working (their short link
+finds them, clicks are stored); clicks go with their survey; going back drops only the clicks."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.clicks.store import Click
+from csat_hook.clicks.store import ClickRecorder
+from csat_hook.clicks.store import find_survey
+from csat_hook.clicks.store import prune
+from csat_hook.db import migrate
+from csat_hook.db.engine import make_engine
+from csat_hook.db.schema import link_clicks
+
+NOW = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+SURVEY = sa.text(
+    "INSERT INTO surveys (helpdesk, dialog_id, occurrence, agent_id, token, status, created_at)"
+    " VALUES ('generic', :dialog, '', '7', :token, 'sent', :at) RETURNING id"
+)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_surveys_from_before_get_clicks_and_clicks_go_with_their_survey(engine):
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as conn:
+        old = conn.execute(SURVEY, {"dialog": "OLD-1", "token": "tok-1", "at": NOW}).scalar_one()
+    assert migrate.upgrade(engine) == ("0006", migrate.head_revision())
+    recorder = ClickRecorder(
+        lambda: engine, burst_seconds=1, retention=timedelta(days=400), clock=lambda: NOW
+    )
+    with engine.connect() as conn:
+        assert find_survey(conn, "tok-1").id == old
+    recorder.record(Click(old, 4, "GET", NOW, False, None, None), timeout=10)
+    recorder.record(
+        Click(old, 5, "GET", NOW + timedelta(seconds=0.5), False, None, None), timeout=10
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(link_clicks.c.automated, link_clicks.c.reason)).all()
+    assert sorted(rows) == [(True, "burst"), (True, "burst")]  # two scores within a second
+    with engine.begin() as conn:
+        assert prune(conn, NOW + timedelta(seconds=0.1)) == 1
+        conn.execute(sa.text("DELETE FROM surveys WHERE id = :id"), {"id": old})
+    with engine.connect() as conn:  # ON DELETE CASCADE (SQLite: foreign keys are on)
+        assert conn.execute(sa.select(sa.func.count()).select_from(link_clicks)).scalar() == 0
+
+
+def test_down_drops_the_clicks_and_keeps_the_surveys(engine):
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        survey = conn.execute(SURVEY, {"dialog": "D-1", "token": "tok-2", "at": NOW}).scalar_one()
+        conn.execute(sa.insert(link_clicks).values(survey_id=survey, method="GET", clicked_at=NOW))
+    assert migrate.downgrade(engine, "0006") == "0006"
+    assert "link_clicks" not in sa.inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM surveys")).scalar_one() == 1
+    assert migrate.upgrade(engine)[1] == migrate.head_revision()

@@ -13,7 +13,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     marker = "# --- the README's test command, verbatim"
     command = ci.split(marker, 1)[1].splitlines()[1].strip()
-    assert command.startswith("python3 -m venv .venv")
+    assert "python3 -m venv .venv" in command and command.endswith(".venv/bin/pytest -q")
     assert f"```sh\n{command}\n```" in readme
 
 

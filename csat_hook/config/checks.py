@@ -1,0 +1,138 @@
+"""What ``check-config`` shows: the effective configuration with every secret masked (inside
+URLs too), and warnings about settings that are unsafe or inconsistent."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import SecretStr
+
+from csat_hook.config.model import INSECURE_MARKER
+from csat_hook.config.model import Config
+from csat_hook.helpdesks import takes_notes
+
+MASK = "**********"  # what pydantic prints for a SecretStr
+# Query parameters whose value is a credential (compared lower-case, "-" read as "_").
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "api_token",
+        "auth_token",
+        "refresh_token",
+        "key",
+        "api_key",
+        "apikey",
+        "signature",
+        "sig",
+        "sslpassword",
+    }
+)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def masked_dump(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by a mask.
+
+    Secrets are the ``SecretStr`` fields, and credentials inside any URL: the password of
+    ``user:password@host`` (``database.url``, also when it came from ``$DATABASE_URL``) and
+    query parameters such as ``?token=`` or ``?password=``.
+    """
+    data = config.model_dump(mode="json")
+    data["helpdesks"] = {
+        name: options.model_dump(mode="json") for name, options in config.helpdesks.items()
+    }
+    masked: dict[str, Any] = _mask_urls(data)
+    return masked
+
+
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, str):
+        return _URL.sub(lambda m: mask_url(m.group()), value) if "://" in value else value
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    return value
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info and the values of credential-like query
+    parameters (:data:`SECRET_PARAMETERS`) replaced by the mask."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if colon else netloc
+    query = "&".join(_mask_parameter(item) for item in parts.query.split("&"))
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    masked = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    return masked + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _mask_parameter(item: str) -> str:
+    name, equals, _value = item.partition("=")
+    normalised = urllib.parse.unquote_plus(name).lower().replace("-", "_")
+    if equals and normalised in SECRET_PARAMETERS:
+        return f"{name}={MASK}"
+    return item
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that work but deserve the operator's attention (``check-config``, ``serve``)."""
+    warnings = [
+        f"{key} still holds the shipped development secret" for key in insecure_settings(config)
+    ]
+    for name, options in config.alerts.destinations.items():
+        if options.kind == "helpdesk_note" and not any(
+            takes_notes(h) for h in config.helpdesks.values()
+        ):
+            warnings.append(
+                f"alerts.destinations.{name}: no configured helpdesk can take internal notes "
+                "(the generic adapter needs its note request): nothing will be noted"
+            )
+    if config.alerts.active and config.results.source == "csv" and not config.sync.run_in_serve:
+        warnings.append(
+            "alerts: answers are read only when a sync runs; with results.source csv they "
+            "reach the team when the export is refreshed"
+        )
+    for lang in config.survey.reply.languages_without_nameless_template():
+        warnings.append(
+            f"survey.reply.templates_without_agent has no {lang!r} template: a {lang} reply "
+            "whose agent has no known name reads agent_label_without_name in its place"
+        )
+    return warnings
+
+
+def insecure_settings(config: Config) -> list[str]:
+    """Dotted keys still holding a shipped development secret (fine locally, not in production)."""
+    found = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, SecretStr):
+            if INSECURE_MARKER in value.get_secret_value():
+                found.append(path)
+        elif isinstance(value, BaseModel):
+            for key in type(value).model_fields:
+                walk(getattr(value, key), f"{path}.{key}" if path else key)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(config, "")
+
+    return found

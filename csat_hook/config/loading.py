@@ -1,0 +1,202 @@
+"""Loading the configuration: defaults, the YAML file, ``${VAR}`` references from the environment,
+``$DATABASE_URL``; every error names its key."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from csat_hook.alerts.config import check_alerts_section
+from csat_hook.config.model import ENV_CONFIG_PATH
+from csat_hook.config.model import Config
+from csat_hook.db.config import normalize_database_url
+from csat_hook.errors import ConfigError
+from csat_hook.helpdesks import REGISTRY
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    return _expand(value, env, path, errors)
+
+
+def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces) and ``$$``."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if not text.startswith("${", i):
+            out.append(text[i])
+            i += 1
+            continue
+        depth, j = 1, i + 2
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        inner = text[i + 2 : j - 1]
+        name, sep, default = inner.partition(":-")
+        if depth or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            errors.append(
+                f"{path}: malformed reference ${{{inner}}} (write ${{NAME}} or "
+                "${NAME:-default}; $$ for a literal $)"
+            )
+            return text
+        if env.get(name):
+            out.append(env[name])
+        elif sep:
+            out.append(default)
+        else:
+            errors.append(f"{path}: environment variable {name} is not set")
+        i = j
+    return "".join(out)
+
+
+def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(top level)")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see config.example.yaml)"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, interpolate and validate the configuration; raise ConfigError naming each bad key.
+
+    ``path`` None means ``$CSAT_HOOK_CONFIG`` if set, else the built-in defaults.
+    ``overrides`` is merged over the file (tests use it).
+    """
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get(ENV_CONFIG_PATH) or None
+    raw: dict[str, Any] = {}
+    source = "<built-in defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of sections")
+        raw = loaded
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+
+    errors: list[str] = []
+    raw = _interpolate(raw, env, "", errors)
+    if env.get("DATABASE_URL"):
+        raw.setdefault("database", {})
+        if isinstance(raw["database"], dict):
+            raw["database"]["url"] = env["DATABASE_URL"]
+    helpdesks = raw.pop("helpdesks", None)
+    if helpdesks is None:
+        helpdesks = Config.model_fields["helpdesks"].get_default(call_default_factory=True)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(_format_validation_error(exc))
+        config = None
+    if isinstance(helpdesks, dict):
+        validated = _validate_helpdesks(helpdesks, errors)
+        if config is not None and not errors:
+            try:
+                check_alerts_section(
+                    config.alerts,
+                    scale_min=config.metrics.scale_min,
+                    scale_max=config.metrics.scale_max,
+                    helpdesks=validated,
+                )
+            except ValueError as exc:
+                errors.append(str(exc))
+    else:
+        errors.append("helpdesks: must be a mapping of instance name to options")
+    if errors or config is None:
+        raise ConfigError(_error_text(source, errors))
+    config.helpdesks = validated
+    config.source = source
+    config.database.url = normalize_database_url(config.database.url)
+    return config
+
+
+def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    validated: dict[str, Any] = {}
+    for name, options in raw.items():
+        where = f"helpdesks.{name}"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", str(name)):
+            errors.append(
+                f"{where}: the name must be lower-case letters, digits, - or _ "
+                "(it is the URL segment /webhooks/<name>)"
+            )
+            continue
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            errors.append(f"{where}: must be a mapping of options")
+            continue
+        given = {key: options[key] for key in ("kind", "type") if key in options}
+        if len(given) == 2 and given["kind"] != given["type"]:
+            errors.append(f"{where}: kind and type disagree; keep kind")
+            continue
+        # `type:` is the key's older name, still accepted.
+        kind = next(iter(given.values()), name)
+        adapter = REGISTRY.get(kind) if isinstance(kind, str) else None
+        if adapter is None:
+            errors.append(
+                f"{where}.kind: unknown helpdesk kind {kind!r}; "
+                f"known: {', '.join(sorted(REGISTRY))}"
+            )
+            continue
+        rest = {key: value for key, value in options.items() if key not in ("kind", "type")}
+        try:
+            validated[name] = adapter.Options.model_validate({**rest, "kind": kind})
+        except ValidationError as exc:
+            errors.extend(_format_validation_error(exc, where))
+    if not validated and not errors:
+        errors.append("helpdesks: configure at least one helpdesk")
+    return validated
+
+
+def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _error_text(source: str, errors: list[str]) -> str:
+    return f"invalid configuration ({source}):\n" + "\n".join(f"  {line}" for line in errors)

@@ -1,0 +1,64 @@
+"""The whole configuration (:class:`Config`): the sections the flows own, composed.
+
+Each section's model lives with the code that uses it (the table in the README says where);
+this model only puts them together and checks what spans sections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic import model_validator
+
+from csat_hook.alerts.config import AlertsConfig
+from csat_hook.db.config import DatabaseConfig
+from csat_hook.intake.config import PolicyConfig
+from csat_hook.intake.config import ServerConfig
+from csat_hook.links import SurveyConfig
+from csat_hook.logs import LoggingConfig
+from csat_hook.outbox.config import DeliveryConfig
+from csat_hook.settings import StrictModel
+from csat_hook.sync.config import GoogleConfig
+from csat_hook.sync.config import MetricsConfig
+from csat_hook.sync.config import OutputConfig
+from csat_hook.sync.config import ResultsConfig
+from csat_hook.sync.config import SyncConfig
+from csat_hook.sync.config import check_sync_sections
+from csat_hook.tokens import TokenConfig
+
+ENV_CONFIG_PATH = "CSAT_HOOK_CONFIG"
+# Values that ship as defaults so a fresh checkout runs; `check-config` flags them.
+INSECURE_MARKER = "insecure"
+
+
+class Config(StrictModel):
+    """The whole configuration. ``helpdesks`` maps an instance name to its adapter options."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    token: TokenConfig = Field(default_factory=TokenConfig)
+    survey: SurveyConfig = Field(default_factory=SurveyConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    helpdesks: dict[str, Any] = Field(default_factory=lambda: {"dryrun": {"kind": "dryrun"}})
+    google: GoogleConfig = Field(default_factory=GoogleConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    source: str = Field(default="<built-in defaults>", exclude=True)
+
+    @model_validator(mode="after")
+    def _sync_sections(self) -> Config:
+        check_sync_sections(self.results, self.metrics, self.output)
+        links, metrics = self.survey.links, self.metrics
+        if links.scale_min < metrics.scale_min or links.scale_max > metrics.scale_max:
+            raise ValueError(
+                f"survey.links: the scale {links.scale_min}–{links.scale_max} must lie within "
+                f"metrics.scale_min–scale_max ({metrics.scale_min}–{metrics.scale_max})"
+            )
+        return self

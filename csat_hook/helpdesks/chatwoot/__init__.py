@@ -33,18 +33,26 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import SecretStr
-from pydantic import model_validator
-
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
-from csat_hook.helpdesks.base import HelpdeskOptions
-from csat_hook.helpdesks.calls import carries_marker
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.chatwoot.api import created
+from csat_hook.helpdesks.chatwoot.api import error_items
+from csat_hook.helpdesks.chatwoot.api import is_message
+from csat_hook.helpdesks.chatwoot.api import is_ours
+from csat_hook.helpdesks.chatwoot.api import message_id
+from csat_hook.helpdesks.chatwoot.api import previous_status
+from csat_hook.helpdesks.chatwoot.options import AGENTS_PATH
+from csat_hook.helpdesks.chatwoot.options import CLOSE_EVENTS
+from csat_hook.helpdesks.chatwoot.options import LOOKUP_PAGES
+from csat_hook.helpdesks.chatwoot.options import MESSAGES_PATH
+from csat_hook.helpdesks.chatwoot.options import PAGE_SIZE
+from csat_hook.helpdesks.chatwoot.options import REOPEN_EVENTS
+from csat_hook.helpdesks.chatwoot.options import ChatwootOptions
 from csat_hook.helpdesks.markup import reply_for_channel
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
@@ -52,8 +60,6 @@ from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
-from csat_hook.helpdesks.reasons import ErrorItem
-from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
@@ -69,43 +75,7 @@ from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.helpdesks.signing import signature_matches
 
-# https://developers.chatwoot.com/api-reference/messages/create-new-message
-MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"
-# https://developers.chatwoot.com/api-reference/agents/list-agents-in-account
-AGENTS_PATH = "/api/v1/accounts/{account}/agents"
-
-# MessageFinder's page: the latest 20, or the 20 before a message id.
-PAGE_SIZE = 20
-# Pages read back from the newest: 100 messages posted since a reply is far beyond any dialog.
-LOOKUP_PAGES = 5
-OUTGOING = (1, "1", "outgoing")  # message_type: an integer in answers, a word in requests
-
-CLOSE_EVENTS = frozenset({"conversation_status_changed", "conversation_resolved"})
-REOPEN_EVENTS = frozenset({"conversation_opened"})
-
-
-class ChatwootOptions(HelpdeskOptions):
-    kind: str = "chatwoot"
-    base_url: str = "https://app.chatwoot.com"
-    api_access_token: SecretStr
-    account_id: int | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_token: SecretStr | None = None
-    tolerance_seconds: float = 300
-    # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
-    # conversation's messages (finding a reply after a timeout) and the agents (their
-    # e-mails). Default: api_access_token.
-    lookup_access_token: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _some_auth(self) -> ChatwootOptions:
-        if self.webhook_secret is None and self.webhook_token is None:
-            raise ValueError(
-                "set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
-                "(older installs: add ?token=... to the webhook URL)"
-            )
-        self.base_url = self.base_url.rstrip("/")
-        return self
+__all__ = ["ChatwootHelpdesk", "ChatwootOptions", "error_items"]
 
 
 class ChatwootHelpdesk(Helpdesk):
@@ -146,7 +116,7 @@ class ChatwootHelpdesk(Helpdesk):
         if event in REOPEN_EVENTS or (
             event == "conversation_status_changed"
             and status == "open"
-            and _previous_status(payload) == "resolved"
+            and previous_status(payload) == "resolved"
         ):
             return DialogReopened(self.name, require_id(payload, "id", "conversation id"))
         return Ignored(f"{event or 'unnamed event'} ({status or 'no status'}) is not a close")
@@ -275,14 +245,14 @@ class ChatwootHelpdesk(Helpdesk):
                     credentials="listing needs a user's access token (agent-bot tokens may "
                     f"only post): set helpdesks.{self.name}.lookup_access_token",
                 ) from exc
-            page = [m for m in dig(response_json(response), "payload") or [] if _is_message(m)]
-            for message in sorted(page, key=_message_id, reverse=True):
-                if _ours(message, marker, floor, private=private):
+            page = [m for m in dig(response_json(response), "payload") or [] if is_message(m)]
+            for message in sorted(page, key=message_id, reverse=True):
+                if is_ours(message, marker, floor, private=private):
                     return SendResult(external_id=as_text(message.get("id")))
-            oldest = min((_created(m) for m in page), default=None)
+            oldest = min((created(m) for m in page), default=None)
             if len(page) < PAGE_SIZE or oldest is None or oldest < floor:
                 return None
-            before = min(_message_id(m) for m in page)
+            before = min(message_id(m) for m in page)
         raise DeliveryError(
             f"Chatwoot: {LOOKUP_PAGES * PAGE_SIZE} messages posted since it was sent; "
             "not searched further",
@@ -313,57 +283,3 @@ class ChatwootHelpdesk(Helpdesk):
                     email=as_text(row.get("email")),
                 )
         return None
-
-
-def _is_message(value: Any) -> bool:
-    return isinstance(value, Mapping) and _message_id(value) > 0
-
-
-def _message_id(message: Mapping[str, Any]) -> int:
-    value = message.get("id")
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _created(message: Mapping[str, Any]) -> float:
-    when = parse_timestamp(message.get("created_at"))
-    return when.timestamp() if when else 0.0
-
-
-def _ours(message: Mapping[str, Any], marker: str, floor: float, *, private: bool) -> bool:
-    """Outgoing, public for a reply and private for a note (a reply and a note may carry each
-    other's marker), from an agent or a bot (a contact's email reply quotes our survey), posted
-    since ``floor``, carrying the marker."""
-    sender_type = dig(message, "sender.type")
-    return (
-        message.get("message_type") in OUTGOING
-        and message.get("private") is private
-        and sender_type in (None, "user", "agent_bot")
-        and _created(message) >= floor
-        and carries_marker(marker, message.get("content"))
-    )
-
-
-def error_items(body: Any) -> list[ErrorItem]:
-    """Chatwoot's error shapes (see the module docstring) as items."""
-    if not isinstance(body, Mapping):
-        return []
-    items = as_items(body.get("error"), lambda v: ErrorItem(message=v))
-    items += as_items(body.get("message"), lambda v: ErrorItem(message=v))
-    items += as_items(body.get("attributes"), lambda v: ErrorItem(field=v))
-    errors = body.get("errors")
-    if isinstance(errors, Mapping):
-        for field, messages in list(errors.items())[:5]:
-            values = messages if isinstance(messages, list) else [messages]
-            items += [ErrorItem(field=field, message=v) for v in values[:5]]
-    else:
-        items += as_items(errors, lambda v: ErrorItem(message=v))
-    return items
-
-
-def _previous_status(payload: Mapping[str, Any]) -> str | None:
-    changes = payload.get("changed_attributes")
-    if isinstance(changes, list):
-        for change in changes:
-            if isinstance(change, Mapping) and isinstance(change.get("status"), Mapping):
-                return as_text(change["status"].get("previous_value"))
-    return None

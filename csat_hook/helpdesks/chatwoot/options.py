@@ -1,0 +1,46 @@
+"""Chatwoot's options and the API paths and event names the adapter uses."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic import model_validator
+
+from csat_hook.helpdesks.base import HelpdeskOptions
+
+# https://developers.chatwoot.com/api-reference/messages/create-new-message
+MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"
+# https://developers.chatwoot.com/api-reference/agents/list-agents-in-account
+AGENTS_PATH = "/api/v1/accounts/{account}/agents"
+
+# MessageFinder's page: the latest 20, or the 20 before a message id.
+PAGE_SIZE = 20
+# Pages read back from the newest: 100 messages posted since a reply is far beyond any dialog.
+LOOKUP_PAGES = 5
+OUTGOING = (1, "1", "outgoing")  # message_type: an integer in answers, a word in requests
+
+CLOSE_EVENTS = frozenset({"conversation_status_changed", "conversation_resolved"})
+REOPEN_EVENTS = frozenset({"conversation_opened"})
+
+
+class ChatwootOptions(HelpdeskOptions):
+    kind: str = "chatwoot"
+    base_url: str = "https://app.chatwoot.com"
+    api_access_token: SecretStr
+    account_id: int | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+    tolerance_seconds: float = 300
+    # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
+    # conversation's messages (finding a reply after a timeout) and the agents (their
+    # e-mails). Default: api_access_token.
+    lookup_access_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _some_auth(self) -> ChatwootOptions:
+        if self.webhook_secret is None and self.webhook_token is None:
+            raise ValueError(
+                "set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
+                "(older installs: add ?token=... to the webhook URL)"
+            )
+        self.base_url = self.base_url.rstrip("/")
+        return self

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from csat_hook.webserver.worker import HEAD_TOO_LARGE
-from csat_hook.webserver.worker import MAX_HEAD_BYTES
-from csat_hook.webserver.worker import NEED_MORE
-from csat_hook.webserver.worker import READY
-from csat_hook.webserver.worker import PendingRequest
+from csat_hook.webserver.pending import HEAD_TOO_LARGE
+from csat_hook.webserver.pending import MAX_HEAD_BYTES
+from csat_hook.webserver.pending import NEED_MORE
+from csat_hook.webserver.pending import READY
+from csat_hook.webserver.pending import PendingRequest
 
 HEAD = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\n"
 

@@ -1,0 +1,156 @@
+"""Reading one HTTP/1.x request's bytes as they arrive and telling when it is complete (head,
+Content-Length or chunked body), for :mod:`csat_hook.webserver.worker`; the limits it applies;
+the plain answers the worker gives without gunicorn (408, 431)."""
+
+from __future__ import annotations
+
+import re
+
+# Defaults until the app says otherwise (server.max_body_bytes, server.body_timeout_seconds).
+MAX_BODY_BYTES = 1_048_576
+REQUEST_TIMEOUT_SECONDS = 10.0
+# Every socket operation left to a thread (a body dispatched incomplete, a response to a
+# client that does not read) is bounded by this.
+THREAD_SOCKET_TIMEOUT = 5.0
+# A head without its blank line after this many bytes is refused (431).
+MAX_HEAD_BYTES = 64 * 1024
+# All requests being buffered in one worker together; past it a request goes to a thread
+# as it is (its reads there are bounded by THREAD_SOCKET_TIMEOUT and the view's deadline).
+MAX_BUFFERED_TOTAL = 64 * 1_048_576
+# A chunk-size line or trailer section longer than this is dispatched for gunicorn to refuse.
+MAX_LINE_BYTES = 8192
+# A connection closed after its response lingers this long (and reads at most LINGER_BYTES)
+# for the client to close first, so the end of the response is not lost to a reset.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 65536
+
+NEED_MORE, READY, HEAD_TOO_LARGE = "more", "ready", "head too large"
+
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _plain_response(status: str, text: str) -> bytes:
+    body = text.encode() + b"\n"
+    return (
+        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+TIMED_OUT_ANSWER = _plain_response("408 Request Timeout", "request timeout")
+HEAD_TOO_LARGE_ANSWER = _plain_response(
+    "431 Request Header Fields Too Large", "request head too large"
+)
+
+
+class PendingRequest:
+    """The bytes of one request read so far, and whether they are a complete request.
+
+    :meth:`state` scans only what arrived since its last call, so a sender trickling one
+    byte at a time costs O(size) in all, not O(size²).
+    """
+
+    def __init__(self, data: bytes, deadline: float, max_body: int) -> None:
+        self.data = bytearray(data)
+        self.deadline = deadline
+        self.max_body = max_body
+        self.expect_continue = False
+        self.sent_continue = False
+        self._scanned = 0  # head: bytes already searched for the blank line
+        self._head_end: int | None = None
+        self._length: int | None = None  # Content-Length framing
+        # chunked framing
+        self._pos = 0  # where the next chunk-size line starts
+        self._decoded = 0  # data bytes of the chunks before the current one
+        self._chunk_start = 0  # where the current chunk's data starts
+        self._chunk_size = 0  # the current chunk's size, until it is complete
+        self._resume = 0  # where to resume looking for CRLF (or CRLFCRLF)
+        self._last = False  # the zero-size chunk was seen
+
+    def state(self) -> str:
+        """NEED_MORE, READY (complete, or anything gunicorn must judge) or HEAD_TOO_LARGE."""
+        data = self.data
+        if self._head_end is None:
+            start = 2 if data[:2] == b"\r\n" else 0  # one empty line may precede a request
+            end = data.find(b"\r\n\r\n", max(start, self._scanned - 3))
+            if end < 0:
+                lf = data.find(b"\n", self._scanned)
+                self._scanned = len(data)
+                if len(data) > MAX_HEAD_BYTES:
+                    return HEAD_TOO_LARGE
+                while lf >= 0:
+                    if lf == 0 or data[lf - 1] != 0x0D:
+                        return READY  # a bare LF: gunicorn refuses it at once
+                    lf = data.find(b"\n", lf + 1)
+                return NEED_MORE
+            verdict = self._read_head(bytes(data[start:end]))
+            self._head_end = self._pos = self._resume = end + 4
+            if verdict is not None:
+                return verdict
+        if self._length is not None:
+            return READY if len(data) - self._head_end >= self._length else NEED_MORE
+        return self._chunked_state()
+
+    def _read_head(self, head: bytes) -> str | None:
+        """None when a body must be waited for; READY otherwise."""
+        lines = head.split(b"\r\n")
+        lengths: list[bytes] = []
+        codings: list[bytes] = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon:
+                return READY  # malformed: gunicorn answers 400
+            name = name.strip().lower()
+            value = value.strip()
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                codings.append(value.lower())
+            elif name == b"expect" and value.lower() == b"100-continue":
+                self.expect_continue = lines[0].endswith(b"HTTP/1.1")
+        if codings:
+            if lengths or len(codings) > 1 or not codings[0].endswith(b"chunked"):
+                return READY  # framings gunicorn refuses
+            return None
+        if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+            return READY
+        if not lengths:
+            return READY  # no body
+        self._length = int(lengths[0])
+        if self._length > self.max_body:
+            return READY  # the view answers 413 without reading it
+        return None
+
+    def _chunked_state(self) -> str:
+        data = self.data
+        while True:
+            if self._last:  # after the zero-size chunk: trailers, then an empty line
+                if data.find(b"\r\n\r\n", max(self._pos - 2, self._resume - 3)) >= 0:
+                    return READY
+                self._resume = len(data)
+                return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
+            if len(data) < self._pos:  # inside a chunk's data (and its CRLF)
+                in_chunk = min(len(data) - self._chunk_start, self._chunk_size)
+                # Over the limit once decoded: the view reads max_body + 1 bytes from the
+                # buffer and answers 413 without waiting for the rest.
+                return READY if self._decoded + in_chunk > self.max_body else NEED_MORE
+            self._decoded += self._chunk_size
+            self._chunk_size = 0
+            eol = data.find(b"\r\n", max(self._pos, self._resume - 1))
+            if eol < 0:
+                self._resume = len(data)
+                return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
+            size_text = bytes(data[self._pos : eol]).split(b";", 1)[0].rstrip(b" \t")
+            if not _HEX.fullmatch(size_text):
+                return READY  # gunicorn raises InvalidChunkSize, the view answers 400
+            size = int(size_text, 16)
+            if size == 0:
+                self._last = True
+                self._pos = self._resume = eol + 2
+                continue
+            if self._decoded > self.max_body:
+                return READY
+            self._chunk_start = eol + 2
+            self._chunk_size = size
+            self._pos = self._resume = eol + 2 + size + 2

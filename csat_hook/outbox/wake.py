@@ -1,8 +1,11 @@
 """Waking delivery workers when a reply is queued; polling is only the fallback.
 
 Inside one process (``csat-hook serve``) the webhook handler calls :meth:`Waker.notify`
-after its commit. Across processes on PostgreSQL, the webhook transaction issues
-``NOTIFY csat_hook_outbox`` and :class:`PostgresListener` turns it into a local notify.
+after its commit. Across processes on PostgreSQL, the webhook transaction NOTIFYs one live
+worker on its own channel (:func:`~csat_hook.outbox.store.notify_workers`: one worker woken
+per batch of closes, not all of them), and that worker's :class:`PostgresListener` turns it
+into a local notify. Each listener also LISTENs on the shared ``csat_hook_outbox`` channel,
+for broadcasts (operator requeues, alerts, no live worker known).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from csat_hook.outbox.store import NOTIFY_CHANNEL
+from csat_hook.outbox.store import worker_channel
 from csat_hook.retry import Backoff
 
 logger = logging.getLogger(__name__)
@@ -45,12 +49,22 @@ class Waker:
 
 
 class PostgresListener:
-    """LISTEN on the outbox channel in a daemon thread and forward to a :class:`Waker`."""
+    """LISTEN in a daemon thread and forward to a :class:`Waker`: on the shared outbox
+    channel, and on ``worker_id``'s own channel when given.
 
-    def __init__(self, database_url: str, waker: Waker) -> None:
+    ``received`` counts the NOTIFYs that arrived (what "one worker woken per reply" is
+    measured by).
+    """
+
+    def __init__(self, database_url: str, waker: Waker, *, worker_id: str | None = None) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._waker = waker
+        self.channels = [NOTIFY_CHANNEL]
+        if worker_id is not None:
+            self.channels.append(worker_channel(worker_id))
+        self.received = 0
+        self.listening = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
 
@@ -65,12 +79,15 @@ class PostgresListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    for channel in self.channels:  # plain identifiers (see worker_channel)
+                        conn.execute(f"LISTEN {channel}")
                     failures = 0
+                    self.listening.set()
                     # A notify may have been missed while (re)connecting: wake once to re-check.
                     self._waker.notify()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0):
+                            self.received += 1
                             self._waker.notify()
             except Exception as exc:  # any connection trouble: reconnect with backoff
                 failures += 1

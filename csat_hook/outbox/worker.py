@@ -253,7 +253,10 @@ class DeliveryWorker:
                     failures = 0
                     self._submit(claimed)
                     if len(claimed) == free:
-                        continue  # more may be due
+                        # More may be due and this worker is full: a producer woke only us,
+                        # so pass the wake-up on to one other worker.
+                        self._pass_wake_on()
+                        continue
                     if due is not None:
                         seconds = (due - self.clock()).total_seconds()
                         timeout = max(0.01, min(poll, seconds))
@@ -265,6 +268,17 @@ class DeliveryWorker:
                     extra={"error": type(exc.orig).__name__, "delay": timeout},
                 )
             self.waker.wait(seen, timeout)
+
+    def _pass_wake_on(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return  # one process: its dispatcher is the only one
+        with self.engine.begin() as conn:
+            store.pass_wake_on(
+                conn,
+                self.worker_id,
+                self.clock(),
+                live_seconds=self.config.worker_dead_after_seconds,
+            )
 
     def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
         """Claim up to ``limit`` due replies with their surveys, in one transaction.

@@ -36,7 +36,7 @@ from _load import open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-webhook-secret"
-FIXTURE = ROOT / "tests" / "helpdesks" / "chatwoot" / "fixtures" / "conversation_status_changed_resolved.json"
+FIXTURE = ROOT / "tests/helpdesks/chatwoot/fixtures/conversation_status_changed_resolved.json"
 
 
 class SignedClose:

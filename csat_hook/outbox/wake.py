@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -52,8 +53,8 @@ class PostgresListener:
     """LISTEN in a daemon thread and forward to a :class:`Waker`: on the shared outbox
     channel, and on ``worker_id``'s own channel when given.
 
-    ``received`` counts the NOTIFYs that arrived (what "one worker woken per reply" is
-    measured by).
+    ``received`` counts the NOTIFYs that arrived, per channel (what "one worker woken per
+    reply" is measured by).
     """
 
     def __init__(self, database_url: str, waker: Waker, *, worker_id: str | None = None) -> None:
@@ -63,7 +64,7 @@ class PostgresListener:
         self.channels = [NOTIFY_CHANNEL]
         if worker_id is not None:
             self.channels.append(worker_channel(worker_id))
-        self.received = 0
+        self.received: Counter[str] = Counter()
         self.listening = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
@@ -86,8 +87,8 @@ class PostgresListener:
                     # A notify may have been missed while (re)connecting: wake once to re-check.
                     self._waker.notify()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
-                            self.received += 1
+                        for notify in conn.notifies(timeout=1.0):
+                            self.received[notify.channel] += 1
                             self._waker.notify()
             except Exception as exc:  # any connection trouble: reconnect with backoff
                 failures += 1

@@ -484,6 +484,21 @@ def _owned(outbox_id: int, worker_id: str) -> Any:
     )
 
 
+def _survey_sent_values(with_link: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": SENT, "sent_at": sa.bindparam("sent_now")}
+    if with_link:
+        values |= {
+            # An id the look-up found for a close that named no agent; never one the close gave.
+            "agent_id": sa.func.coalesce(
+                surveys.c.agent_id, sa.bindparam("agent_id", type_=surveys.c.agent_id.type)
+            ),
+            "agent_name": sa.bindparam("agent_name"),
+            "agent_email": sa.bindparam("agent_email"),
+            "link": sa.bindparam("link"),
+        }
+    return values
+
+
 @functools.cache
 def _mark_sent_stmts() -> tuple[Any, Any, Any]:
     # Built once: every delivered reply runs them.
@@ -507,23 +522,25 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
         .returning(outbox.c.id, outbox.c.survey_id)
     )
     survey = surveys.c.id == sa.bindparam("survey_id")
-    plain = sa.update(surveys).where(survey).values(status=SENT, sent_at=sa.bindparam("sent_now"))
-    with_agent = (
-        sa.update(surveys)
-        .where(survey)
-        .values(
-            status=SENT,
-            sent_at=sa.bindparam("sent_now"),
-            # An id the look-up found for a close that named no agent; never one the close gave.
-            agent_id=sa.func.coalesce(
-                surveys.c.agent_id, sa.bindparam("agent_id", type_=surveys.c.agent_id.type)
-            ),
-            agent_name=sa.bindparam("agent_name"),
-            agent_email=sa.bindparam("agent_email"),
-            link=sa.bindparam("link"),
-        )
-    )
+    plain = sa.update(surveys).where(survey).values(_survey_sent_values(False))
+    with_agent = sa.update(surveys).where(survey).values(_survey_sent_values(True))
     return done, plain, with_agent
+
+
+@functools.cache
+def _mark_sent_pg_stmt(with_link: bool) -> Any:
+    # PostgreSQL: the outbox row and its survey in one statement (one round trip instead of
+    # two); the survey's UPDATE runs in a data-modifying CTE, and the statement returns the
+    # outbox id when the claim was still this worker's.
+    done = _mark_sent_stmts()[0].cte("done")
+    touched = (
+        sa.update(surveys)
+        .where(surveys.c.id == done.c.survey_id)
+        .values(_survey_sent_values(with_link))
+        .returning(surveys.c.id)
+        .cte("touched")
+    )
+    return sa.select(done.c.id).add_cte(touched)
 
 
 def mark_sent(
@@ -544,19 +561,27 @@ def mark_sent(
     this worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey
     had none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
     (found by a look-up, sent again without one, not sent again)."""
+    params = {
+        "outbox_id": outbox_id,
+        "worker_id": worker_id,
+        "sent_now": now,
+        "updated_now": now,
+        "external_id": external_id,
+        "body": body,
+        "note": note[:500] if note else None,
+    }
+    agent = {
+        "agent_id": agent_id,
+        "agent_name": agent_name,
+        "agent_email": agent_email,
+        "link": link,
+    }
+    if conn.dialect.name == "postgresql":
+        if link is not None:
+            params |= agent
+        return conn.execute(_mark_sent_pg_stmt(link is not None), params).first() is not None
     done, plain, with_agent = _mark_sent_stmts()
-    row = conn.execute(
-        done,
-        {
-            "outbox_id": outbox_id,
-            "worker_id": worker_id,
-            "sent_now": now,
-            "updated_now": now,
-            "external_id": external_id,
-            "body": body,
-            "note": note[:500] if note else None,
-        },
-    ).first()
+    row = conn.execute(done, params).first()
     if row is None:
         return False
     survey_id = row.survey_id
@@ -565,17 +590,7 @@ def mark_sent(
     if link is None:
         conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
     else:
-        conn.execute(
-            with_agent,
-            {
-                "survey_id": survey_id,
-                "sent_now": now,
-                "agent_id": agent_id,
-                "agent_name": agent_name,
-                "agent_email": agent_email,
-                "link": link,
-            },
-        )
+        conn.execute(with_agent, {"survey_id": survey_id, "sent_now": now, **agent})
     return True
 
 

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import statements
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.group_commit import run_each
 from csat_hook.db.schema import ALERT
@@ -272,7 +273,7 @@ class DeliveryWorker:
     def _pass_wake_on(self) -> None:
         if self.engine.dialect.name != "postgresql":
             return  # one process: its dispatcher is the only one
-        with self.engine.begin() as conn:
+        with statements(self.engine) as conn:
             store.pass_wake_on(
                 conn,
                 self.worker_id,
@@ -281,7 +282,7 @@ class DeliveryWorker:
             )
 
     def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
-        """Claim up to ``limit`` due replies with their surveys, in one transaction.
+        """Claim up to ``limit`` due replies with their surveys (one claim statement).
 
         When fewer than ``limit`` were due, also return when the next one will be (None:
         nothing else waiting), so the caller knows how long it may sleep.
@@ -289,7 +290,9 @@ class DeliveryWorker:
         now = self.clock()
         lease = now + timedelta(seconds=self.config.lease_seconds)
         due = None
-        with self.engine.begin() as conn:
+        # Each statement is atomic on its own (the claim is one UPDATE): no transaction
+        # around them, so no BEGIN/COMMIT round trips on PostgreSQL.
+        with statements(self.engine) as conn:
             rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
             if len(rows) < limit:
                 due = store.next_due_at(conn)

@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="repeat; print each and the range")
     parser.add_argument("--no-peer", action="store_true", help="skip the bare Flask peer")
     parser.add_argument(
+        "--timeline", action="store_true", help="per second of closes: count, p50, max latency"
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get(
             "CSAT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -299,6 +302,19 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
         f"close → reply (1st try): p50 {pct(latency_clean, 50) * 1000:.1f} ms   "
         f"p99 {pct(latency_clean, 99) * 1000:.1f} ms   ({len(latency_clean)} replies)"
     )
+    if args.timeline and created:
+        # Whether slow replies are spread out or come in bursts (a stall of the whole box).
+        start = min(created.values())
+        seconds: dict[int, list[float]] = {}
+        for dialog, at in first_ok.items():
+            if dialog in created:
+                seconds.setdefault(int(created[dialog] - start), []).append(at - created[dialog])
+        for second in sorted(seconds):
+            values = seconds[second]
+            print(
+                f"  t={second:3d}s  {len(values):4d} closes  p50 {pct(values, 50) * 1000:7.1f} ms"
+                f"  max {max(values) * 1000:7.1f} ms"
+            )
     closes = len(created)
     web_ms, workers_ms, pg_ms = (
         (after - before) / max(1, closes) * 1000

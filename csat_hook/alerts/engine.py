@@ -55,6 +55,7 @@ from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.records import DigestItem
 from csat_hook.outbox import store as outbox_store
+from csat_hook.outbox import wake
 
 # alerts.kind
 ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND = "answer", "agent", "digest", "overflow"
@@ -218,7 +219,7 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
         outcome.raised[item.message.rule] += 1
         _fan_out(conn, config, alert_id, item, inputs, outcome)
     if outcome.queued:
-        outbox_store.notify_workers(conn)
+        wake.notify_workers(conn)
     return outcome
 
 

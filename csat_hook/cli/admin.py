@@ -33,7 +33,7 @@ from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
 from csat_hook.outbox import listing
-from csat_hook.outbox import store
+from csat_hook.outbox import wake
 
 
 @click.command("check-config")
@@ -329,5 +329,5 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
     services = state.services()
     with services.engine.begin() as conn:
         count = listing.requeue(conn, services.clock(), ids=list(ids) or None)
-        store.notify_workers(conn)
+        wake.notify_workers(conn)
     click.echo(f"requeued {count} replies")

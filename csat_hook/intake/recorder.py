@@ -37,6 +37,7 @@ from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.policy import skip_reason
 from csat_hook.outbox import store as outbox_store
+from csat_hook.outbox import wake
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class CloseRecorder:
         *,
         policy: PolicyConfig,
         replies_queued: Callable[[], None],
-        live_seconds: float = outbox_store.LIVE_SECONDS,
+        live_seconds: float = wake.LIVE_SECONDS,
     ) -> None:
         self.policy = policy
         self.live_seconds = live_seconds
@@ -139,7 +140,7 @@ class CloseRecorder:
         if replies:
             outbox_store.enqueue_replies(conn, replies)
             # One worker woken for the batch (it passes the wake-up on when it is full).
-            outbox_store.notify_workers(
+            wake.notify_workers(
                 conn, max(item.now for item in batch), live_seconds=self.live_seconds
             )
         return [results[id(item)] for item in batch]

@@ -48,6 +48,7 @@ from csat_hook.outbox.delivery import Retry
 from csat_hook.outbox.delivery import Sent
 from csat_hook.outbox.delivery import deliver_one
 from csat_hook.outbox.wake import Waker
+from csat_hook.outbox.wake import pass_wake_on
 from csat_hook.retry import Backoff
 
 logger = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ class DeliveryWorker:
         if self.engine.dialect.name != "postgresql":
             return  # one process: its dispatcher is the only one
         with statements(self.engine) as conn:
-            store.pass_wake_on(
+            pass_wake_on(
                 conn,
                 self.worker_id,
                 self.clock(),

@@ -17,8 +17,12 @@ from typing import Any
 import pytest
 
 from csat_hook.outbox import store
+from csat_hook.outbox.wake import NOTIFY_CHANNEL
+from csat_hook.outbox.wake import WORKER_CHANNEL_PREFIX
 from csat_hook.outbox.wake import PostgresListener
 from csat_hook.outbox.wake import Waker
+from csat_hook.outbox.wake import pass_wake_on
+from csat_hook.outbox.wake import worker_channel
 from csat_hook.services import Services
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -41,7 +45,7 @@ def listen(database_url: str) -> Iterator[Callable[[str], PostgresListener]]:
 
 
 def own(listener: PostgresListener) -> int:
-    return sum(n for channel, n in listener.received.items() if channel != store.NOTIFY_CHANNEL)
+    return sum(n for channel, n in listener.received.items() if channel != NOTIFY_CHANNEL)
 
 
 def settle(listeners: list[PostgresListener], expected: int) -> int:
@@ -100,12 +104,10 @@ def test_without_a_live_worker_every_worker_is_woken(
         close(client, f"nobody-{n}")
 
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        x.received[store.NOTIFY_CHANNEL] < 5 for x in listeners
-    ):
+    while time.monotonic() < deadline and any(x.received[NOTIFY_CHANNEL] < 5 for x in listeners):
         time.sleep(0.02)
     # The shared channel: each of them heard every close (others' tests may add more).
-    assert all(x.received[store.NOTIFY_CHANNEL] >= 5 for x in listeners)
+    assert all(x.received[NOTIFY_CHANNEL] >= 5 for x in listeners)
     assert settle(listeners, 0) == 0
 
 
@@ -120,7 +122,7 @@ def test_a_full_worker_passes_the_wake_up_to_one_other_worker(
 
     for _ in range(10):
         with services.engine.begin() as conn:
-            store.pass_wake_on(conn, me, services.clock())
+            pass_wake_on(conn, me, services.clock())
 
     assert settle([mine, theirs, gone], 10) == 10
     assert (own(mine), own(theirs), own(gone)) == (0, 10, 0)
@@ -134,7 +136,7 @@ def test_passing_on_wakes_nobody_when_no_other_worker_is_alive(
     mine = listen(me)
 
     with services.engine.begin() as conn:
-        store.pass_wake_on(conn, me, services.clock())
+        pass_wake_on(conn, me, services.clock())
 
     assert settle([mine], 0) == 0
 
@@ -144,6 +146,6 @@ def test_the_worker_channel_is_the_one_postgresql_computes(services: Services) -
     with services.engine.begin() as conn:
         computed = conn.exec_driver_sql(
             "SELECT %(prefix)s || substr(md5(%(id)s), 1, 16)",
-            {"prefix": store.WORKER_CHANNEL_PREFIX, "id": worker_id},
+            {"prefix": WORKER_CHANNEL_PREFIX, "id": worker_id},
         ).scalar()
-    assert computed == store.worker_channel(worker_id)
+    assert computed == worker_channel(worker_id)

@@ -51,6 +51,7 @@ from csat_hook.db.config import normalize_database_url  # noqa: E402
 from csat_hook.db.engine import make_engine  # noqa: E402
 from csat_hook.db.schema import outbox  # noqa: E402
 from csat_hook.db.schema import surveys  # noqa: E402
+from csat_hook.db.schema import workers  # noqa: E402
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk  # noqa: E402
 from tests.cluster import LocalCluster  # noqa: E402
 from tests.cluster import free_port  # noqa: E402
@@ -183,6 +184,23 @@ def bare_cpu_per_request(args: argparse.Namespace, count: int) -> float:
         proc.wait()
 
 
+def _wait_for_workers(url: str, count: int, timeout: float = 120) -> None:
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if (
+                    conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar_one()
+                    >= count
+                ):
+                    return
+            time.sleep(0.1)
+        raise SystemExit(f"the {count} delivery workers did not register in {timeout:g} s")
+    finally:
+        engine.dispose()
+
+
 def run_once(args: argparse.Namespace) -> dict[str, float]:
     schema = f"load_{uuid.uuid4().hex[:8]}"
     base = sa.make_url(normalize_database_url(args.database_url))
@@ -220,6 +238,11 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
             cluster.start_web()
             for _ in range(args.delivery_workers):
                 cluster.start_worker()
+            # Steady state, not start-up: wait until every worker has registered (its first
+            # heartbeat comes after its imports and before its threads claim), then a second
+            # for the listeners to connect. Without this the first seconds of closes wait for
+            # Python to start the workers, which is most of the p99.
+            _wait_for_workers(url, args.delivery_workers)
             time.sleep(1)
             make = Close(schema, args.duplicates)
             assert cluster.web is not None

@@ -8,7 +8,7 @@ this measures the acknowledgement path only.
     python benchmarks/ack_bench.py [--duration 10] [--rate 200] [--database-url URL]
 
 Prints acknowledgements per second (closed loop), latency percentiles at a fixed rate (open
-loop), and the ratios. Targets: ratio ≥ 0.9, p99 ≤ 50 ms.
+loop), and the ratios. Targets: ratio ≥ 0.6 (issue 16), p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from _load import open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-webhook-secret"
-FIXTURE = ROOT / "tests" / "fixtures" / "chatwoot" / "conversation_status_changed_resolved.json"
+FIXTURE = ROOT / "tests/helpdesks/chatwoot/fixtures/conversation_status_changed_resolved.json"
 
 
 class SignedClose:
@@ -186,7 +186,7 @@ def main() -> None:
     ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
     p99 = our_steady.percentile(99) * 1000
     print(
-        f"ratio csat-hook / bare: {ratio:.2f} (target ≥ 0.90); csat-hook p99 at "
+        f"ratio csat-hook / bare: {ratio:.2f} (target ≥ 0.60); csat-hook p99 at "
         f"{args.rate:.0f}/s: {p99:.1f} ms (target ≤ 50 ms)"
     )
 

@@ -45,7 +45,10 @@ class Services:
 
     def __post_init__(self) -> None:
         recorder = CloseRecorder(
-            lambda: self.engine, policy=self.config.policy, replies_queued=self.waker.notify
+            lambda: self.engine,
+            policy=self.config.policy,
+            replies_queued=self.waker.notify,
+            live_seconds=self.config.delivery.worker_dead_after_seconds,
         )
         self.intake = Intake(
             helpdesks=self.helpdesks,

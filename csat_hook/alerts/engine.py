@@ -53,6 +53,7 @@ from csat_hook.helpdesks import takes_notes
 from csat_hook.notify.records import OVERFLOW
 from csat_hook.notify.records import AlertMessage
 from csat_hook.outbox import store as outbox_store
+from csat_hook.outbox import wake
 
 __all__ = [
     "AGENT",
@@ -118,7 +119,7 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
         outcome.raised[item.message.rule] += 1
         _fan_out(conn, config, alert_id, item, inputs, outcome)
     if outcome.queued:
-        outbox_store.notify_workers(conn)
+        wake.notify_workers(conn)
     return outcome
 
 

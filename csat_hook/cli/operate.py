@@ -24,7 +24,7 @@ from csat_hook.helpdesks.explain import describe_payload
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.outbox import listing
-from csat_hook.outbox import store
+from csat_hook.outbox import wake
 
 
 @click.command("inspect-payload")
@@ -168,5 +168,5 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
     services = state.services()
     with services.engine.begin() as conn:
         count = listing.requeue(conn, services.clock(), ids=list(ids) or None)
-        store.notify_workers(conn)
+        wake.notify_workers(conn)
     click.echo(f"requeued {count} replies")

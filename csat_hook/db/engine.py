@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
@@ -124,6 +126,19 @@ def run_transaction(
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def statements(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection for statements that are each atomic on their own (no shared transaction
+    needed): on PostgreSQL in autocommit, which saves the BEGIN and COMMIT round trips; on
+    SQLite a transaction as :meth:`Engine.begin` (its writer lock is taken at BEGIN)."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def is_data_error(exc: sa.exc.DBAPIError) -> bool:

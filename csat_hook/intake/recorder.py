@@ -37,6 +37,7 @@ from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.policy import skip_reason
 from csat_hook.outbox import store as outbox_store
+from csat_hook.outbox import wake
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class CloseRecorder:
 
     ``engine()`` gives the engine to use; ``policy`` decides which closes get a survey;
     ``replies_queued`` runs after a batch that queued replies committed (it wakes the
-    delivery threads of this process).
+    delivery threads of this process); ``live_seconds`` is how recent a worker's heartbeat
+    must be for it to be woken (``delivery.worker_dead_after_seconds``).
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class CloseRecorder:
         *,
         policy: PolicyConfig,
         replies_queued: Callable[[], None],
+        live_seconds: float = wake.LIVE_SECONDS,
     ) -> None:
         self.policy = policy
+        self.live_seconds = live_seconds
         self.send_delay = timedelta(seconds=policy.send_delay_seconds)
         self._replies_queued = replies_queued
         self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
@@ -135,7 +139,10 @@ class CloseRecorder:
                 }
         if replies:
             outbox_store.enqueue_replies(conn, replies)
-            outbox_store.notify_workers(conn)
+            # One worker woken for the batch (it passes the wake-up on when it is full).
+            wake.notify_workers(
+                conn, max(item.now for item in batch), live_seconds=self.live_seconds
+            )
         return [results[id(item)] for item in batch]
 
 

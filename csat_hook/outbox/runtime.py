@@ -2,7 +2,8 @@
 
 ``csat-hook serve`` runs it inside each gunicorn web process (a queued reply wakes it through
 memory); ``csat-hook worker`` runs it alone. On PostgreSQL a listener also turns NOTIFYs from
-other processes into wake-ups.
+other processes into wake-ups: on the worker's own channel (a producer wakes one worker) and on
+the shared one (broadcasts).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def start_delivery(
     """Start ``worker``'s threads and, on PostgreSQL, the NOTIFY listener that wakes them."""
     listener = None
     if worker.engine.dialect.name == "postgresql":
-        listener = PostgresListener(database_url, worker.waker)
+        listener = PostgresListener(database_url, worker.waker, worker_id=worker.worker_id)
         listener.start()
     worker.start(threads)
     return RunningDelivery(worker, listener)

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import ALERT
@@ -42,8 +43,6 @@ from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import workers
-
-NOTIFY_CHANNEL = "csat_hook_outbox"
 
 
 @functools.cache
@@ -135,12 +134,6 @@ def count_alert_deliveries(conn: sa.Connection, destination: str, since: datetim
             )
         ).scalar_one()
     )
-
-
-def notify_workers(conn: sa.Connection) -> None:
-    """Wake delivery workers in other processes (PostgreSQL LISTEN/NOTIFY, sent on commit)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
 
 
 def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
@@ -365,11 +358,22 @@ def _forget_gone_stmt() -> Any:
     return sa.delete(workers).where(workers.c.id.in_(gone))
 
 
+@functools.cache
+def _by_ids_stmt(table: sa.Table, dialect_name: str) -> Any:
+    # Built once per table: run on every claim. On PostgreSQL one array parameter
+    # (``= ANY``), so the compiled statement is reused as is; an expanding IN would be
+    # re-rendered for every list length.
+    if dialect_name == "postgresql":
+        ids: Any = sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))
+        return sa.select(table).where(table.c.id == sa.any_(ids))
+    return sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
     """The survey rows of claimed replies, in one query."""
     if not ids:
         return {}
-    rows = conn.execute(sa.select(surveys).where(surveys.c.id.in_(list(ids))))
+    rows = conn.execute(_by_ids_stmt(surveys, conn.dialect.name), {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 
@@ -377,8 +381,13 @@ def alerts_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[An
     """The alert rows of claimed alert deliveries, in one query."""
     if not ids:
         return {}
-    rows = conn.execute(sa.select(alerts).where(alerts.c.id.in_(list(ids))))
+    rows = conn.execute(_by_ids_stmt(alerts, conn.dialect.name), {"ids": list(ids)})
     return {row.id: row for row in rows}
+
+
+@functools.cache
+def _next_due_stmt() -> Any:
+    return sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
 
 
 def next_due_at(conn: sa.Connection) -> datetime | None:
@@ -387,9 +396,8 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
     Replies being sent are not counted: a gone worker's replies come back as pending rows
     through :func:`release_stale` (run by every worker's heartbeat).
     """
-    return conn.execute(
-        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
-    ).scalar()
+    due: datetime | None = conn.execute(_next_due_stmt()).scalar()
+    return due
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -398,6 +406,21 @@ def _owned(outbox_id: int, worker_id: str) -> Any:
     return sa.and_(
         outbox.c.id == outbox_id, outbox.c.status == SENDING, outbox.c.claimed_by == worker_id
     )
+
+
+def _survey_sent_values(with_link: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": SENT, "sent_at": sa.bindparam("sent_now")}
+    if with_link:
+        values |= {
+            # An id the look-up found for a close that named no agent; never one the close gave.
+            "agent_id": sa.func.coalesce(
+                surveys.c.agent_id, sa.bindparam("agent_id", type_=surveys.c.agent_id.type)
+            ),
+            "agent_name": sa.bindparam("agent_name"),
+            "agent_email": sa.bindparam("agent_email"),
+            "link": sa.bindparam("link"),
+        }
+    return values
 
 
 @functools.cache
@@ -423,23 +446,25 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
         .returning(outbox.c.id, outbox.c.survey_id)
     )
     survey = surveys.c.id == sa.bindparam("survey_id")
-    plain = sa.update(surveys).where(survey).values(status=SENT, sent_at=sa.bindparam("sent_now"))
-    with_agent = (
-        sa.update(surveys)
-        .where(survey)
-        .values(
-            status=SENT,
-            sent_at=sa.bindparam("sent_now"),
-            # An id the look-up found for a close that named no agent; never one the close gave.
-            agent_id=sa.func.coalesce(
-                surveys.c.agent_id, sa.bindparam("agent_id", type_=surveys.c.agent_id.type)
-            ),
-            agent_name=sa.bindparam("agent_name"),
-            agent_email=sa.bindparam("agent_email"),
-            link=sa.bindparam("link"),
-        )
-    )
+    plain = sa.update(surveys).where(survey).values(_survey_sent_values(False))
+    with_agent = sa.update(surveys).where(survey).values(_survey_sent_values(True))
     return done, plain, with_agent
+
+
+@functools.cache
+def _mark_sent_pg_stmt(with_link: bool) -> Any:
+    # PostgreSQL: the outbox row and its survey in one statement (one round trip instead of
+    # two); the survey's UPDATE runs in a data-modifying CTE, and the statement returns the
+    # outbox id when the claim was still this worker's.
+    done = _mark_sent_stmts()[0].cte("done")
+    touched = (
+        sa.update(surveys)
+        .where(surveys.c.id == done.c.survey_id)
+        .values(_survey_sent_values(with_link))
+        .returning(surveys.c.id)
+        .cte("touched")
+    )
+    return sa.select(done.c.id).add_cte(touched)
 
 
 def mark_sent(
@@ -460,19 +485,27 @@ def mark_sent(
     this worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey
     had none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
     (found by a look-up, sent again without one, not sent again)."""
+    params = {
+        "outbox_id": outbox_id,
+        "worker_id": worker_id,
+        "sent_now": now,
+        "updated_now": now,
+        "external_id": external_id,
+        "body": body,
+        "note": note[:500] if note else None,
+    }
+    agent = {
+        "agent_id": agent_id,
+        "agent_name": agent_name,
+        "agent_email": agent_email,
+        "link": link,
+    }
+    if conn.dialect.name == "postgresql":
+        if link is not None:
+            params |= agent
+        return conn.execute(_mark_sent_pg_stmt(link is not None), params).first() is not None
     done, plain, with_agent = _mark_sent_stmts()
-    row = conn.execute(
-        done,
-        {
-            "outbox_id": outbox_id,
-            "worker_id": worker_id,
-            "sent_now": now,
-            "updated_now": now,
-            "external_id": external_id,
-            "body": body,
-            "note": note[:500] if note else None,
-        },
-    ).first()
+    row = conn.execute(done, params).first()
     if row is None:
         return False
     survey_id = row.survey_id
@@ -481,17 +514,7 @@ def mark_sent(
     if link is None:
         conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
     else:
-        conn.execute(
-            with_agent,
-            {
-                "survey_id": survey_id,
-                "sent_now": now,
-                "agent_id": agent_id,
-                "agent_name": agent_name,
-                "agent_email": agent_email,
-                "link": link,
-            },
-        )
+        conn.execute(with_agent, {"survey_id": survey_id, "sent_now": now, **agent})
     return True
 
 

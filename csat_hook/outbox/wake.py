@@ -1,22 +1,108 @@
 """Waking delivery workers when a reply is queued; polling is only the fallback.
 
 Inside one process (``csat-hook serve``) the webhook handler calls :meth:`Waker.notify`
-after its commit. Across processes on PostgreSQL, the webhook transaction issues
-``NOTIFY csat_hook_outbox`` and :class:`PostgresListener` turns it into a local notify.
+after its commit. Across processes on PostgreSQL, the webhook transaction NOTIFYs one live
+worker on its own channel (:func:`notify_workers`: one worker woken per batch of closes, not
+all of them; a worker whose claim fills its threads passes it on, :func:`pass_wake_on`), and
+that worker's :class:`PostgresListener` turns it into a local notify. Each listener also
+LISTENs on the shared ``csat_hook_outbox`` channel, for broadcasts (operator requeues, alerts,
+no live worker known).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
+from collections import Counter
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from csat_hook.outbox.store import NOTIFY_CHANNEL
+from csat_hook.db.schema import workers
 from csat_hook.retry import Backoff
 
 logger = logging.getLogger(__name__)
+
+# Every worker LISTENs on its own channel (one woken per NOTIFY) and on the shared one (a
+# broadcast: operator requeues, alerts, or no live worker known).
+NOTIFY_CHANNEL = "csat_hook_outbox"
+WORKER_CHANNEL_PREFIX = "csat_hook_w_"
+# A worker whose heartbeat is older than this is not chosen for a wake-up (the default
+# delivery.worker_dead_after_seconds).
+LIVE_SECONDS = 10.0
+
+
+def worker_channel(worker_id: str) -> str:
+    """The NOTIFY channel of one worker: a plain identifier whatever its id contains (the
+    same md5 PostgreSQL computes in :func:`_notify_one_stmt`)."""
+    digest = hashlib.md5(worker_id.encode(), usedforsecurity=False).hexdigest()
+    return WORKER_CHANNEL_PREFIX + digest[:16]
+
+
+def _live_channel(exclude: bool) -> Any:
+    # One live worker's channel, chosen at random (spreads wake-ups without shared state).
+    chosen = sa.select(
+        sa.literal(WORKER_CHANNEL_PREFIX) + sa.func.substr(sa.func.md5(workers.c.id), 1, 16)
+    ).where(workers.c.beat_at >= sa.bindparam("alive_since", type_=workers.c.beat_at.type))
+    if exclude:
+        chosen = chosen.where(workers.c.id != sa.bindparam("worker_id"))
+    return chosen.order_by(sa.func.random()).limit(1)
+
+
+@functools.cache
+def _notify_one_stmt() -> Any:
+    # Built once: every batch of closes runs it. One statement, always exactly one NOTIFY:
+    # a live worker's channel, else the shared one.
+    channel = sa.func.coalesce(_live_channel(False).scalar_subquery(), NOTIFY_CHANNEL)
+    return sa.select(sa.func.pg_notify(channel, ""))
+
+
+@functools.cache
+def _pass_on_stmt() -> Any:
+    # Zero or one NOTIFY: pg_notify runs once per row of the (limited) subquery.
+    other = _live_channel(True).subquery("other")
+    return sa.select(sa.func.pg_notify(other.c[0], ""))
+
+
+@functools.cache
+def _broadcast_stmt() -> Any:
+    return sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, ""))
+
+
+def notify_workers(
+    conn: sa.Connection, now: datetime | None = None, *, live_seconds: float = LIVE_SECONDS
+) -> None:
+    """Wake delivery workers in other processes (PostgreSQL LISTEN/NOTIFY, sent on commit).
+
+    With ``now``: one worker, chosen among those that beat in the last ``live_seconds``, on
+    its own channel (no thundering herd: the others sleep on); it claims what is due and, if
+    that fills its threads, passes the wake-up on (:func:`pass_wake_on`). With no live worker
+    known, or without ``now`` (a requeue of many rows, alerts), every worker is woken.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    if now is None:
+        conn.execute(_broadcast_stmt())
+        return
+    conn.execute(_notify_one_stmt(), {"alive_since": now - timedelta(seconds=live_seconds)})
+
+
+def pass_wake_on(
+    conn: sa.Connection, worker_id: str, now: datetime, *, live_seconds: float = LIVE_SECONDS
+) -> None:
+    """Wake one other live worker (a worker whose claim filled all its threads: more may be
+    due). Nothing when no other worker is alive; PostgreSQL only."""
+    if conn.dialect.name != "postgresql":
+        return
+    params = {"alive_since": now - timedelta(seconds=live_seconds), "worker_id": worker_id}
+    conn.execute(_pass_on_stmt(), params)
+
 
 RECONNECT_BACKOFF = Backoff(base=1.0, cap=30.0)
 
@@ -45,12 +131,22 @@ class Waker:
 
 
 class PostgresListener:
-    """LISTEN on the outbox channel in a daemon thread and forward to a :class:`Waker`."""
+    """LISTEN in a daemon thread and forward to a :class:`Waker`: on the shared outbox
+    channel, and on ``worker_id``'s own channel when given.
 
-    def __init__(self, database_url: str, waker: Waker) -> None:
+    ``received`` counts the NOTIFYs that arrived, per channel (what "one worker woken per
+    reply" is measured by).
+    """
+
+    def __init__(self, database_url: str, waker: Waker, *, worker_id: str | None = None) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._waker = waker
+        self.channels = [NOTIFY_CHANNEL]
+        if worker_id is not None:
+            self.channels.append(worker_channel(worker_id))
+        self.received: Counter[str] = Counter()
+        self.listening = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
 
@@ -65,12 +161,15 @@ class PostgresListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    for channel in self.channels:  # plain identifiers (see worker_channel)
+                        conn.execute(f"LISTEN {channel}")
                     failures = 0
+                    self.listening.set()
                     # A notify may have been missed while (re)connecting: wake once to re-check.
                     self._waker.notify()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for notify in conn.notifies(timeout=1.0):
+                            self.received[notify.channel] += 1
                             self._waker.notify()
             except Exception as exc:  # any connection trouble: reconnect with backoff
                 failures += 1

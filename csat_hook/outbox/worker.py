@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import statements
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.group_commit import run_each
 from csat_hook.db.schema import ALERT
@@ -47,6 +48,7 @@ from csat_hook.outbox.delivery import Retry
 from csat_hook.outbox.delivery import Sent
 from csat_hook.outbox.delivery import deliver_one
 from csat_hook.outbox.wake import Waker
+from csat_hook.outbox.wake import pass_wake_on
 from csat_hook.retry import Backoff
 
 logger = logging.getLogger(__name__)
@@ -253,7 +255,10 @@ class DeliveryWorker:
                     failures = 0
                     self._submit(claimed)
                     if len(claimed) == free:
-                        continue  # more may be due
+                        # More may be due and this worker is full: a producer woke only us,
+                        # so pass the wake-up on to one other worker.
+                        self._pass_wake_on()
+                        continue
                     if due is not None:
                         seconds = (due - self.clock()).total_seconds()
                         timeout = max(0.01, min(poll, seconds))
@@ -266,8 +271,19 @@ class DeliveryWorker:
                 )
             self.waker.wait(seen, timeout)
 
+    def _pass_wake_on(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return  # one process: its dispatcher is the only one
+        with statements(self.engine) as conn:
+            pass_wake_on(
+                conn,
+                self.worker_id,
+                self.clock(),
+                live_seconds=self.config.worker_dead_after_seconds,
+            )
+
     def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
-        """Claim up to ``limit`` due replies with their surveys, in one transaction.
+        """Claim up to ``limit`` due replies with their surveys (one claim statement).
 
         When fewer than ``limit`` were due, also return when the next one will be (None:
         nothing else waiting), so the caller knows how long it may sleep.
@@ -275,7 +291,9 @@ class DeliveryWorker:
         now = self.clock()
         lease = now + timedelta(seconds=self.config.lease_seconds)
         due = None
-        with self.engine.begin() as conn:
+        # Each statement is atomic on its own (the claim is one UPDATE): no transaction
+        # around them, so no BEGIN/COMMIT round trips on PostgreSQL.
+        with statements(self.engine) as conn:
             rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
             if len(rows) < limit:
                 due = store.next_due_at(conn)

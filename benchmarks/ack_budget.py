@@ -1,0 +1,201 @@
+"""Where an acknowledgement's CPU goes, step by step (no server, no network: one process).
+
+Runs each step of the webhook path on a signed Chatwoot close in a loop and prints CPU
+microseconds per close, beside the whole path through the WSGI app (Flask included) and a
+bare Flask endpoint called the same way (the peer, measured in the same run). The database
+step is timed as the group-commit writer runs it: one batch of 1 close and batches of 16
+(what concurrent requests share under load), on a private PostgreSQL schema or SQLite.
+
+    python benchmarks/ack_budget.py [--database-url postgresql://…] [-n 2000]
+
+gunicorn's own cost per request (parsing the request, the socket, the threads) is not in
+these figures: ack_bench.py and load_bench.py measure it, as the same for both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from werkzeug.test import EnvironBuilder
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bare_app import app as bare_app  # noqa: E402
+
+from csat_hook import tokens  # noqa: E402
+from csat_hook.app import create_app  # noqa: E402
+from csat_hook.config import load_config  # noqa: E402
+from csat_hook.db.config import normalize_database_url  # noqa: E402
+from csat_hook.db.engine import make_engine  # noqa: E402
+from csat_hook.helpdesks.records import WebhookRequest  # noqa: E402
+from csat_hook.intake.recorder import _Close  # noqa: E402
+from csat_hook.intake.storable import storable_event  # noqa: E402
+from csat_hook.services import build_services  # noqa: E402
+
+SECRET = "bench-webhook-secret"
+FIXTURE = ROOT / "tests/helpdesks/chatwoot/fixtures/conversation_status_changed_resolved.json"
+
+
+def signed(template: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
+    payload = dict(template)
+    payload["id"] = n
+    body = json.dumps(payload).encode()
+    ts = str(int(time.time()))
+    sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return body, {
+        "Content-Type": "application/json",
+        "X-Chatwoot-Timestamp": ts,
+        "X-Chatwoot-Signature": "sha256=" + sig,
+    }
+
+
+def cpu_us(work: Callable[[int], Any], n: int) -> float:
+    """CPU microseconds per call of ``work(i)`` for i in range(n) (process time: the
+    group-commit writer thread included)."""
+    start = time.process_time()
+    for i in range(n):
+        work(i)
+    return (time.process_time() - start) / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("-n", type=int, default=2000)
+    args = parser.parse_args()
+    n = args.n
+    tmp = Path(tempfile.mkdtemp())
+    schema = None
+    url = args.database_url or f"sqlite:///{tmp / 'budget.sqlite3'}"
+    if url.startswith("postgres"):
+        base = sa.make_url(normalize_database_url(url))
+        schema = f"budget_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(base.render_as_string(hide_password=False))
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        url = scoped.render_as_string(hide_password=False)
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "database": {"url": url},
+            "token": {"secret": "bench-token-secret-0123456789"},
+            "logging": {"level": "WARNING"},
+            "helpdesks": {
+                "chatwoot": {
+                    "kind": "chatwoot",
+                    "base_url": "http://127.0.0.1:9",
+                    "api_access_token": "x",
+                    "webhook_secret": SECRET,
+                }
+            },
+        },
+    )
+    services = build_services(config)
+    app = create_app(services=services)
+    intake = services.intake
+    adapter = intake.helpdesks["chatwoot"]
+    template = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    run = int(time.time())
+    requests_ = [signed(template, run * 100_000 + i) for i in range(n)]
+    now = datetime.now(UTC)
+
+    def request(i: int) -> WebhookRequest:
+        body, headers = requests_[i]
+        return WebhookRequest(
+            body=body,
+            headers={k.lower(): v for k, v in headers.items()},
+            query={},
+            received_at=now,
+            content_type="application/json",
+            method="POST",
+            path="/webhooks/chatwoot",
+        )
+
+    parsed = [adapter.parse(request(i)) for i in range(n)]
+    stored = [storable_event(e) for e in parsed]  # type: ignore[arg-type]
+    steps: list[tuple[str, float]] = []
+    steps.append(("request record (headers copied)", cpu_us(request, n)))
+    steps.append(("HMAC verify (adapter.verify)", cpu_us(lambda i: adapter.verify(request(i)), n)))
+    steps.append(("JSON parse + vendor parse", cpu_us(lambda i: adapter.parse(request(i)), n)))
+    steps.append(("storable values", cpu_us(lambda i: storable_event(parsed[i]), n)))
+
+    def sign(i: int) -> str:
+        event = stored[i]
+        ref = tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now)
+        return tokens.sign(intake.token_secret, ref)
+
+    steps.append(("survey reference (signed token)", cpu_us(sign, n)))
+    recorder = intake.recorder
+    token = sign(0)
+
+    def batch(size: int) -> Callable[[int], Any]:
+        def write(i: int) -> Any:
+            items = [
+                _Close(stored[(i * size + k) % n], f"{token}{size}.{i}.{k}", now, f"{size}-{i}-{k}")
+                for k in range(size)
+            ]
+            with services.engine.begin() as conn:
+                return recorder._write_in(conn, items)
+
+        return write
+
+    db1 = cpu_us(batch(1), n // 4)
+    db16 = cpu_us(batch(16), n // 32) / 16
+    steps.append(("database: batch of 1 (2 inserts, NOTIFY, commit)", db1))
+    steps.append(("database: per close in a batch of 16", db16))
+
+    def environ(i: int, path: str) -> dict[str, Any]:
+        body, headers = signed(template, run * 100_000 + n + i)
+        return EnvironBuilder(path=path, method="POST", data=body, headers=headers).get_environ()
+
+    def call(wsgi: Any, environs: list[dict[str, Any]]) -> Callable[[int], Any]:
+        def go(i: int) -> Any:
+            status: list[str] = []
+            b"".join(wsgi(environs[i], lambda s, h, e=None: status.append(s)))
+            assert status[0].startswith("200"), status
+
+        return go
+
+    ours = [environ(i, "/webhooks/chatwoot") for i in range(n)]
+    bare = [environ(i, "/webhooks/chatwoot") for i in range(n)]
+    whole = cpu_us(call(app, ours), n)
+    peer = cpu_us(call(bare_app, bare), n)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; database {url.split(':')[0]}; {n} closes; CPU µs per close"
+    )
+    for name, us in steps:
+        print(f"  {name:<52} {us:8.1f}")
+    print(f"  {'whole path through the WSGI app (batches of 1)':<52} {whole:8.1f}")
+    print(f"  {'bare Flask endpoint, same call (peer)':<52} {peer:8.1f}")
+    print(
+        f"  {'→ Flask, routing, response, thread hand-off (rest)':<52} "
+        f"{whole - sum(us for name, us in steps if 'batch of 16' not in name):8.1f}"
+    )
+    services.engine.dispose()
+    if schema:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Wake-ups across processes on PostgreSQL: one worker woken per queued reply, not all.
+
+Real LISTEN/NOTIFY (channels are per database, so other tests may broadcast on the shared
+channel at the same time: counts here are on the workers' own channels, which nobody else
+knows).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from csat_hook.outbox import store
+from csat_hook.outbox.wake import NOTIFY_CHANNEL
+from csat_hook.outbox.wake import WORKER_CHANNEL_PREFIX
+from csat_hook.outbox.wake import PostgresListener
+from csat_hook.outbox.wake import Waker
+from csat_hook.outbox.wake import pass_wake_on
+from csat_hook.outbox.wake import worker_channel
+from csat_hook.services import Services
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def listen(database_url: str) -> Iterator[Callable[[str], PostgresListener]]:
+    started: list[PostgresListener] = []
+
+    def start(worker_id: str) -> PostgresListener:
+        listener = PostgresListener(database_url, Waker(), worker_id=worker_id)
+        listener.start()
+        assert listener.listening.wait(10), "the listener did not connect"
+        started.append(listener)
+        return listener
+
+    yield start
+    for listener in started:
+        listener.stop()
+
+
+def own(listener: PostgresListener) -> int:
+    return sum(n for channel, n in listener.received.items() if channel != NOTIFY_CHANNEL)
+
+
+def settle(listeners: list[PostgresListener], expected: int) -> int:
+    """Wait until the listeners' own channels got ``expected`` NOTIFYs (or 10 s), then a little
+    longer so a surplus would show; return the total."""
+    deadline = time.monotonic() + 10
+    while sum(own(x) for x in listeners) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    return sum(own(x) for x in listeners)
+
+
+def beat(services: Services, worker_id: str, seconds_ago: float = 0) -> None:
+    with services.engine.begin() as conn:
+        store.heartbeat(conn, worker_id, services.clock() - timedelta(seconds=seconds_ago))
+
+
+def close(client: Any, dialog: str) -> None:
+    response = client.post(
+        "/webhooks/generic",
+        json={"event": "dialog.closed", "dialog": {"id": dialog}, "agent": {"id": "a1"}},
+        headers={"X-Webhook-Token": "generic-token-123"},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "queued"
+
+
+def test_each_queued_reply_wakes_exactly_one_live_worker(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    live = [f"w{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    dead = f"dead-{uuid.uuid4().hex[:6]}"
+    for worker_id in live:
+        beat(services, worker_id)
+    beat(services, dead, seconds_ago=60)  # stopped beating: never chosen
+    listeners = [listen(worker_id) for worker_id in live]
+    gone = listen(dead)
+
+    for n in range(40):  # one close per transaction: 40 queued replies
+        close(client, f"wake-{n}")
+
+    assert settle(listeners, 40) == 40
+    assert own(gone) == 0
+    assert sum(1 for x in listeners if own(x)) >= 2  # spread, not one worker for everything
+
+
+def test_without_a_live_worker_every_worker_is_woken(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    stale = [f"old{i}-{uuid.uuid4().hex[:6]}" for i in range(2)]
+    for worker_id in stale:
+        beat(services, worker_id, seconds_ago=60)
+    listeners = [listen(worker_id) for worker_id in stale]
+
+    for n in range(5):
+        close(client, f"nobody-{n}")
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(x.received[NOTIFY_CHANNEL] < 5 for x in listeners):
+        time.sleep(0.02)
+    # The shared channel: each of them heard every close (others' tests may add more).
+    assert all(x.received[NOTIFY_CHANNEL] >= 5 for x in listeners)
+    assert settle(listeners, 0) == 0
+
+
+def test_a_full_worker_passes_the_wake_up_to_one_other_worker(
+    services: Services, listen: Callable[[str], PostgresListener]
+) -> None:
+    me, other, dead = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other", "dead"))
+    beat(services, me)
+    beat(services, other)
+    beat(services, dead, seconds_ago=60)
+    mine, theirs, gone = listen(me), listen(other), listen(dead)
+
+    for _ in range(10):
+        with services.engine.begin() as conn:
+            pass_wake_on(conn, me, services.clock())
+
+    assert settle([mine, theirs, gone], 10) == 10
+    assert (own(mine), own(theirs), own(gone)) == (0, 10, 0)
+
+
+def test_passing_on_wakes_nobody_when_no_other_worker_is_alive(
+    services: Services, listen: Callable[[str], PostgresListener]
+) -> None:
+    me = f"alone-{uuid.uuid4().hex[:6]}"
+    beat(services, me)
+    mine = listen(me)
+
+    with services.engine.begin() as conn:
+        pass_wake_on(conn, me, services.clock())
+
+    assert settle([mine], 0) == 0
+
+
+def test_the_worker_channel_is_the_one_postgresql_computes(services: Services) -> None:
+    worker_id = "host.example:1234:ab12cd é"
+    with services.engine.begin() as conn:
+        computed = conn.exec_driver_sql(
+            "SELECT %(prefix)s || substr(md5(%(id)s), 1, 16)",
+            {"prefix": WORKER_CHANNEL_PREFIX, "id": worker_id},
+        ).scalar()
+    assert computed == worker_channel(worker_id)

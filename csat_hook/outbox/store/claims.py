@@ -112,7 +112,8 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
     """When the next pending reply becomes due, if any (read from the index).
 
     Replies being sent are not counted: a gone worker's replies come back as pending rows
-    through :func:`release_stale` (run by every worker's heartbeat).
+    through :func:`~csat_hook.outbox.store.workers.release_stale` (run by every worker's
+    heartbeat).
     """
     due: datetime | None = conn.execute(_next_due_stmt()).scalar()
     return due

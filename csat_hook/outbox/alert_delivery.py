@@ -1,0 +1,128 @@
+"""Delivering one alert to its destination, settling an earlier attempt whose outcome is
+unknown as the destination says (see :mod:`csat_hook.outbox.delivery`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.notify.base import Destination
+from csat_hook.notify.records import AlertMessage
+from csat_hook.outbox.results import FOUND_NOTE
+from csat_hook.outbox.results import LOOKUP_SKEW
+from csat_hook.outbox.results import Delivery
+from csat_hook.outbox.results import Failed
+from csat_hook.outbox.results import Outcome
+from csat_hook.outbox.results import Retry
+from csat_hook.outbox.results import Sent
+from csat_hook.outbox.results import Unchecked
+
+# Log lines keep the logger name they had before the module was split out of delivery.
+logger = logging.getLogger("csat_hook.outbox.delivery")
+
+UNCONFIRMED_NOTE = (
+    "outcome unknown, not sent again ({kind} can neither be asked whether it arrived nor drop "
+    "a copy; on_unknown_outcome: skip): recorded as sent, unconfirmed"
+)
+
+
+def deliver_alert(
+    delivery: Delivery, item: Any, alert: Any | None, may_write: Callable[[], bool] | None
+) -> Outcome:
+    """Deliver one claimed alert (``alert``: its alert row) to its destination."""
+    destination = delivery.destinations.get(item.destination or "")
+    if destination is None:
+        return Failed(f"alert destination {item.destination!r} is not configured any more")
+    if alert is None:  # deleted by an operator while queued
+        return Failed("alert row is missing")
+    try:
+        message = AlertMessage.from_payload(alert.payload)
+    except (TypeError, ValueError) as exc:
+        return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
+    fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
+    with fence:
+        return _send_alert(delivery, destination, item, message, may_write)
+
+
+def _send_alert(
+    delivery: Delivery,
+    destination: Destination,
+    item: Any,
+    message: AlertMessage,
+    may_write: Callable[[], bool] | None,
+) -> Outcome:
+    extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
+    uncertain: datetime | None = item.uncertain_since
+    over_budget = item.attempts > delivery.max_attempts
+    gave_up = f"gave up after {item.attempts - 1} attempts"
+    if over_budget and uncertain is None:
+        return Failed(gave_up)
+    last_attempt = item.attempts >= delivery.max_attempts
+    note = None
+    if uncertain is not None:
+        how = destination.settle(message)
+        if how == "skip":
+            logger.warning("delivery.unconfirmed", extra=extra)
+            return Sent(None, None, note=UNCONFIRMED_NOTE.format(kind=destination.kind))
+        if how == "lookup":
+            checked = _find_alert(destination, message, uncertain)
+            if isinstance(checked, SendResult):
+                logger.info("delivery.found", extra=extra)
+                return Sent(checked.external_id, None, note=FOUND_NOTE)
+            if isinstance(checked, DeliveryError):
+                if over_budget:
+                    return Failed(
+                        f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
+                        f"{checked.message}",
+                        checked.http_status,
+                    )
+                return Retry(checked, prefix="look-up before sending again: ")
+            if isinstance(checked, Unchecked):
+                if over_budget:
+                    return Failed(
+                        f"{gave_up}; the last one's outcome is unknown ({checked.reason})"
+                    )
+                note = f"sent again without a check ({checked.reason}): it may show twice"
+            elif over_budget:
+                return Failed(f"{gave_up}; looked up: the last one did not land")
+        else:
+            if over_budget:
+                return Failed(f"{gave_up}; the last one's outcome is unknown")
+            note = (
+                "sent again after an unknown outcome, with the same id (Message-ID, "
+                "webhook-id): the receiver can drop the copy"
+            )
+    if may_write is not None and not may_write():
+        # Destinations that are not HTTP (SMTP) are not guarded by the HTTP client.
+        return Retry(
+            DeliveryError("not sent: this worker can no longer be sure it owns it", retryable=True)
+        )
+    try:
+        result = destination.send(message)
+    except DeliveryError as exc:
+        if exc.outcome_unknown or (exc.retryable and not last_attempt):
+            return Retry(exc)
+        return Failed(exc.message, exc.http_status)
+    except Exception as exc:
+        logger.exception("delivery.unexpected-error", extra=extra)
+        return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
+    return Sent(result.external_id, None, note=note)
+
+
+def _find_alert(
+    destination: Destination, message: AlertMessage, uncertain_since: datetime
+) -> SendResult | DeliveryError | Unchecked | None:
+    try:
+        return destination.find(message, since=uncertain_since - LOOKUP_SKEW)
+    except DeliveryError as exc:
+        if exc.retryable:
+            return exc
+        return Unchecked(f"look-up refused: {exc.message}")
+    except Exception as exc:
+        logger.exception("delivery.unexpected-error", extra={"reason": "look-up"})
+        return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)

@@ -1,0 +1,164 @@
+"""Recording what a delivery said happened: sent, back to pending after the retry policy's
+delay (or the vendor's ``Retry-After``), or failed with its reason.
+
+Outcomes of concurrent deliveries are committed together (group commit); a write is retried
+through a short database outage, since a reply that is out must be recorded or it would be
+sent again after its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from csat_hook.clock import Clock
+from csat_hook.db.group_commit import GroupCommit
+from csat_hook.db.group_commit import run_each
+from csat_hook.db.schema import ALERT
+from csat_hook.outbox import store
+from csat_hook.outbox.config import DeliveryConfig
+from csat_hook.outbox.results import Failed
+from csat_hook.outbox.results import Outcome
+from csat_hook.outbox.results import Retry
+from csat_hook.outbox.results import Sent
+from csat_hook.outbox.wake import Waker
+from csat_hook.retry import Backoff
+
+# Log lines keep the logger name they had before the module was split out of worker.
+logger = logging.getLogger("csat_hook.outbox.worker")
+
+T = TypeVar("T")
+
+# Riding out a database outage: the dispatcher's claims, and writing an outcome (a reply that
+# is out must be recorded, or it would be sent again after its lease).
+DATABASE_BACKOFF = Backoff(base=0.5, cap=30.0)
+OUTCOME_WRITE_ATTEMPTS = 6
+
+
+class OutcomeRecorder:
+    """Writes the outcomes of one worker's deliveries (only to rows it still owns)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        config: DeliveryConfig,
+        *,
+        waker: Waker,
+        clock: Clock,
+        worker_id: str,
+        stop: threading.Event,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.waker = waker
+        self.clock = clock
+        self.worker_id = worker_id
+        self._stop = stop  # set when the worker stops: no more waiting between retries
+        self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
+            lambda: self.engine, run_each, name="delivery-outcomes"
+        )
+
+    def record(self, item: sa.Row[Any], outcome: Outcome) -> None:
+        """Record ``outcome`` for the claimed row ``item``."""
+        extra = log_fields(item)
+        if isinstance(outcome, Sent):
+            agent = outcome.agent
+
+            def sent(conn: sa.Connection) -> bool:
+                return store.mark_sent(
+                    conn,
+                    item.id,
+                    self.worker_id,
+                    self.clock(),
+                    external_id=outcome.external_id,
+                    body=outcome.body,
+                    agent_id=agent.id if agent else None,
+                    agent_name=agent.name if agent else None,
+                    agent_email=agent.email if agent else None,
+                    link=outcome.link,
+                    note=outcome.note,
+                )
+
+            if not self._write(sent):
+                logger.warning("delivery.lease-lost", extra=extra)
+            logger.info("delivery.sent", extra=extra)
+        elif isinstance(outcome, Retry):
+            self._reschedule(item, outcome)
+        else:
+            self._fail(item, outcome)
+
+    def _write(self, write: Callable[[sa.Connection], T]) -> T:
+        # Ride out a short database outage (a restart, a failover) before giving up.
+        for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
+            try:
+                result: T = self._outcomes.submit(write)
+                return result
+            except DBAPIError as exc:
+                if attempt == OUTCOME_WRITE_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "worker.record-retry",
+                    extra={"error": type(exc.orig).__name__, "attempt": attempt},
+                )
+                self._stop.wait(DATABASE_BACKOFF.ceiling(attempt))
+        raise AssertionError("unreachable")
+
+    def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:
+        delay = self.config.backoff.delay(item.attempts, retry.error.retry_after)
+        unknown = retry.error.outcome_unknown
+        if unknown:
+            # Look no sooner than a vendor may still be saving the request we gave up on.
+            delay = max(delay, self.config.settle_seconds)
+        now = self.clock()
+        self._write(
+            lambda conn: store.reschedule(
+                conn,
+                item.id,
+                self.worker_id,
+                now,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error=retry.message,
+                http_status=retry.error.http_status,
+                # This attempt started at its claim (the row's updated_at).
+                uncertain_since=item.updated_at if unknown else None,
+            )
+        )
+        # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.
+        self.waker.notify()
+        logger.warning(
+            "delivery.outcome-unknown" if unknown else "delivery.retry",
+            extra={**log_fields(item), "error": retry.message, "delay": round(delay, 3)},
+        )
+
+    def _fail(self, item: sa.Row[Any], failed: Failed) -> None:
+        self._write(
+            lambda conn: store.mark_failed(
+                conn,
+                item.id,
+                self.worker_id,
+                self.clock(),
+                error=failed.reason,
+                http_status=failed.http_status,
+            )
+        )
+        logger.error(
+            "delivery.failed",
+            extra={**log_fields(item), "error": failed.reason, "http_status": failed.http_status},
+        )
+
+
+def log_fields(item: sa.Row[Any]) -> dict[str, Any]:
+    """What a delivery's log lines name: the row, its helpdesk or destination, the attempt."""
+    fields: dict[str, Any] = {"outbox_id": item.id, "attempt": item.attempts}
+    if item.kind == ALERT:
+        fields["destination"] = item.destination
+    else:
+        fields["helpdesk"] = item.helpdesk
+    return fields

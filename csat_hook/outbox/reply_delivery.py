@@ -1,0 +1,175 @@
+"""Delivering one reply: resolve the agent, render the link and the text, look up an
+earlier attempt whose outcome is unknown, post (see :mod:`csat_hook.outbox.delivery`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import AgentLookupError
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.links import LinkValues
+from csat_hook.links import Segment
+from csat_hook.links import SurveyConfig
+from csat_hook.links import agent_label
+from csat_hook.links import build_link
+from csat_hook.links import plain_text
+from csat_hook.links import readable_agent_name
+from csat_hook.links import reply_body
+from csat_hook.links import survey_segment
+from csat_hook.outbox.results import FOUND_NOTE
+from csat_hook.outbox.results import LOOKUP_SKEW
+from csat_hook.outbox.results import Delivery
+from csat_hook.outbox.results import Failed
+from csat_hook.outbox.results import Outcome
+from csat_hook.outbox.results import Retry
+from csat_hook.outbox.results import Sent
+from csat_hook.outbox.results import Unchecked
+
+# Log lines keep the logger name they had before the module was split out of delivery.
+logger = logging.getLogger("csat_hook.outbox.delivery")
+
+
+def survey_link(survey_config: SurveyConfig, survey: Any, agent: Person) -> str:
+    """The link for a stored survey, with the agent as resolved at send time (the agent field
+    shows a readable name, else the language's ``agent_label_without_name``)."""
+    values = LinkValues(
+        agent_name=agent_label(survey_config.reply, survey.language, _readable_name(agent)),
+        agent_id=agent.id or "",
+        agent_email=agent.email or "",
+        ticket=survey.dialog_id,
+        helpdesk=survey.helpdesk,
+        team=survey.team or "",
+        token=survey.token or "",
+    )
+    return build_link(survey_config.form, values)
+
+
+def _survey_segment(survey_config: SurveyConfig, survey: Any, link: str) -> Segment:
+    """Where the template says ``{link}``: the short link or the scale of score links when
+    ``survey.links.public_base_url`` is set (the survey's reference is all they carry), else
+    the form link itself. ``link`` (the form link) is what the short links redirect to."""
+    if survey_config.links.enabled and survey.token:
+        return survey_segment(survey_config.links, survey.token, survey.language)
+    return Segment(link, href=link)
+
+
+def _readable_name(agent: Person) -> str | None:
+    # Never an id or an e-mail where the customer reads a name.
+    return readable_agent_name(agent.name, agent_id=agent.id, email=agent.email)
+
+
+def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> Outcome:
+    """Deliver one claimed reply through ``adapter`` (inside the worker's fence)."""
+    extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
+    uncertain: datetime | None = item.uncertain_since
+    # Claimed more often than allowed (earlier claims died with their worker, or the last
+    # attempt's outcome is unknown): only a look-up is left.
+    over_budget = item.attempts > delivery.max_attempts
+    gave_up = f"gave up after {item.attempts - 1} attempts"
+    if over_budget and uncertain is None:
+        return Failed(gave_up)
+    last_attempt = item.attempts >= delivery.max_attempts
+    agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
+    try:
+        agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
+    except DeliveryError as exc:
+        if exc.retryable and not last_attempt:
+            return Retry(exc, prefix="agent lookup: ")
+        # Out of retries for the lookup: the survey still goes out, with what we know.
+        if isinstance(exc, AgentLookupError):
+            agent = exc.known
+        logger.warning("delivery.agent-lookup-failed", extra={**extra, "error": exc.message})
+    link = survey_link(delivery.survey, survey, agent)
+    body = reply_body(
+        delivery.survey.reply,
+        survey.language,
+        link=_survey_segment(delivery.survey, survey, link),
+        agent_name=_readable_name(agent) or "",  # none: the template without an agent
+        customer_name=survey.customer_name or "",
+        ticket=survey.dialog_id,
+        helpdesk=survey.helpdesk,
+        team=survey.team or "",
+    )
+    text = plain_text(body)
+    shown = next((segment.href for segment in body if segment.href), link)
+    reply = Reply(
+        helpdesk=item.helpdesk,
+        dialog_id=item.dialog_id,
+        text=text,
+        link=shown,
+        agent=agent,
+        customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
+        context=item.context,
+        idempotency_key=f"csat-hook-{item.id}",
+        marker=survey.token or "",
+        body=body,
+        channel=getattr(survey, "channel", None) or "",
+    )
+    note = None
+    if uncertain is not None:
+        checked = _look_up(adapter, reply, uncertain)
+        if isinstance(checked, SendResult):
+            logger.info("delivery.found", extra=extra)
+            return Sent(checked.external_id, text, agent, link, note=FOUND_NOTE)
+        if isinstance(checked, DeliveryError):
+            if over_budget:
+                return Failed(
+                    f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
+                    f"{checked.message}",
+                    checked.http_status,
+                )
+            return Retry(checked, prefix="look-up before sending again: ")
+        if isinstance(checked, Unchecked):
+            if over_budget:
+                return Failed(f"{gave_up}; the last one's outcome is unknown ({checked.reason})")
+            logger.warning("delivery.resend-unchecked", extra={**extra, "reason": checked.reason})
+            note = (
+                f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
+                "was unknown, the dialog may show the survey twice"
+            )
+        elif over_budget:
+            return Failed(f"{gave_up}; looked up: the last one did not land")
+    try:
+        result = adapter.send_reply(reply)
+    except DeliveryError as exc:
+        if exc.outcome_unknown:
+            # Even on the last attempt: the next claim looks whether it landed.
+            return Retry(exc)
+        if exc.retryable and not last_attempt:
+            return Retry(exc)
+        return Failed(exc.message, exc.http_status)
+    except Exception as exc:
+        # A bug, not a vendor answer: keep the reply, retry later, surface the type only.
+        logger.exception("delivery.unexpected-error", extra=extra)
+        return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
+    return Sent(result.external_id, text, agent, link, note=note)
+
+
+def _look_up(
+    adapter: Helpdesk, reply: Reply, uncertain_since: datetime
+) -> SendResult | DeliveryError | Unchecked | None:
+    """Whether an earlier attempt landed: the message found, None (not there), a retryable
+    error (ask again later), or why the helpdesk cannot be asked."""
+    if not adapter.supports_lookup:
+        return Unchecked(f"helpdesk {adapter.name!r} has no look-up")
+    if not reply.marker:
+        return Unchecked("the survey has no reference to look for")
+    try:
+        return adapter.find_reply(reply, since=uncertain_since - LOOKUP_SKEW)
+    except DeliveryError as exc:
+        if exc.retryable:
+            return exc
+        return Unchecked(f"look-up refused: {exc.message}")
+    except Exception as exc:
+        # A bug in the look-up: neither send (it may double) nor give up; retry, and the
+        # attempt budget ends it as failed, visibly.
+        logger.exception(
+            "delivery.unexpected-error", extra={"helpdesk": adapter.name, "reason": "look-up"}
+        )
+        return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)

@@ -1,0 +1,78 @@
+"""What delivering one row needs (:class:`Delivery`) and what it says happened
+(:data:`Outcome`: :class:`Sent`, :class:`Retry`, :class:`Failed`), shared by the reply and the
+alert deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import timedelta
+
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.records import Person
+from csat_hook.links import SurveyConfig
+from csat_hook.notify.base import Destination
+
+# Look-ups start this long before the first uncertain attempt: clocks of our hosts and the
+# vendor's differ by a little.
+LOOKUP_SKEW = timedelta(minutes=2)
+FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, not posted again"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The vendor took the reply (or the destination the alert); for a reply ``agent`` and
+    ``link`` are what it went out with.
+
+    ``note`` is kept for operators: found by a look-up, sent again without one, not sent again.
+    """
+
+    external_id: str | None
+    body: str | None
+    agent: Person | None = None
+    link: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again later (after the retry policy's delay, or the vendor's Retry-After)."""
+
+    error: DeliveryError
+    prefix: str = ""
+
+    @property
+    def message(self) -> str:
+        return self.prefix + self.error.message
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Give up: a permanent refusal, or no attempts left. ``reason`` is shown to operators."""
+
+    reason: str
+    http_status: int | None = None
+
+
+Outcome = Sent | Retry | Failed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What delivering needs: the adapters, the survey's link and text settings, the budget,
+    and the alert destinations."""
+
+    helpdesks: Mapping[str, Helpdesk]
+    survey: SurveyConfig
+    max_attempts: int
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """The helpdesk (or destination) cannot be asked whether the row landed, and why."""
+
+    reason: str

@@ -1,0 +1,59 @@
+"""Every statement the outbox runs, by responsibility: :mod:`.enqueue` (queueing replies and
+alert deliveries, cancelling waiting replies), :mod:`.claims` (claiming due rows with a
+lease), :mod:`.workers` (heartbeats, takeovers), :mod:`.outcomes` (recording outcomes).
+Every name is importable from here.
+
+A row is a reply (``kind`` reply, one per survey) or the delivery of an alert to one
+destination (``kind`` alert, one per ``delivery_key``); both go through the same claim, lease,
+heartbeat, retry and failed view. Only replies touch the ``surveys`` rows.
+
+Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
+transaction. A worker only finishes its own claim (``claimed_by``), so a late answer after a
+takeover can never overwrite the new owner's state.
+
+The life of a reply: ``pending`` (due at ``next_attempt_at``) → claimed: ``sending`` with a
+lease, renewed by the owner's heartbeat → ``sent`` / ``failed`` / back to ``pending`` for a
+retry. An attempt whose outcome is unknown (a timeout, a dropped connection, or a worker that
+died mid-delivery) sets ``uncertain_since``; the next attempt first looks whether the reply
+landed. A claim only takes ``pending`` rows (one index range); ``sending`` rows of a worker
+that stopped beating, or whose lease expired, are put back to ``pending`` by
+:func:`release_stale`, due once whatever the old owner sent has settled.
+"""
+
+from __future__ import annotations
+
+from csat_hook.outbox.store.claims import alerts_by_id
+from csat_hook.outbox.store.claims import claim_due
+from csat_hook.outbox.store.claims import next_due_at
+from csat_hook.outbox.store.claims import surveys_by_id
+from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
+from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
+from csat_hook.outbox.store.enqueue import cancel_waiting
+from csat_hook.outbox.store.enqueue import count_alert_deliveries
+from csat_hook.outbox.store.enqueue import enqueue_alerts
+from csat_hook.outbox.store.enqueue import enqueue_replies
+from csat_hook.outbox.store.outcomes import mark_failed
+from csat_hook.outbox.store.outcomes import mark_sent
+from csat_hook.outbox.store.outcomes import reschedule
+from csat_hook.outbox.store.workers import heartbeat
+from csat_hook.outbox.store.workers import release_stale
+from csat_hook.outbox.store.workers import unregister
+
+__all__ = [
+    "ALERT_COLUMNS",
+    "OUTBOX_COLUMNS",
+    "alerts_by_id",
+    "cancel_waiting",
+    "claim_due",
+    "count_alert_deliveries",
+    "enqueue_alerts",
+    "enqueue_replies",
+    "heartbeat",
+    "mark_failed",
+    "mark_sent",
+    "next_due_at",
+    "release_stale",
+    "reschedule",
+    "surveys_by_id",
+    "unregister",
+]

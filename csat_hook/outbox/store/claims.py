@@ -1,0 +1,119 @@
+"""Claiming: due rows taken with a lease for one worker, their survey and alert rows, and
+when the next one is due.
+
+A claim only takes ``pending`` rows (one index range); the rows of gone workers come back as
+``pending`` through :func:`csat_hook.outbox.store.workers.release_stale`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import SENDING
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+
+
+@functools.cache
+def _claim_stmt() -> Any:
+    # Built once: the worker claims on every wake-up, and building this statement costs more
+    # than running it.
+    now: Any = sa.bindparam("now")
+    lease_until: Any = sa.bindparam("lease_until")
+
+    def due(table: Any) -> Any:
+        # One range of the (status, next_attempt_at) index. Replies of gone workers come back
+        # through release_stale, as pending rows.
+        return sa.and_(table.c.status == PENDING, table.c.next_attempt_at <= now)
+
+    # A CTE is evaluated once; PostgreSQL may re-run an `IN (... LIMIT ... FOR UPDATE SKIP
+    # LOCKED)` subquery for every row, which claims far more than `limit` rows.
+    candidate = outbox.alias("candidate")
+    picked = (
+        sa.select(candidate.c.id)
+        .where(due(candidate))
+        .order_by(candidate.c.next_attempt_at)
+        .limit(sa.bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id == picked.c.id, due(outbox))
+        .values(
+            status=SENDING,
+            claimed_by=sa.bindparam("worker_id"),
+            lease_until=lease_until,
+            attempts=outbox.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*outbox.c)
+    )
+
+
+def claim_due(
+    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
+) -> list[sa.Row[Any]]:
+    """Claim up to ``limit`` due pending replies for this worker and count the attempt.
+
+    The returned rows' ``updated_at`` is the claim time (the start of this attempt). On
+    PostgreSQL, rows locked by a concurrent claim are skipped, so claims never overlap; SQLite
+    serialises writers, which gives the same result.
+    """
+    return list(
+        conn.execute(
+            _claim_stmt(),
+            {"now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id},
+        ).all()
+    )
+
+
+@functools.cache
+def _by_ids_stmt(table: sa.Table, dialect_name: str) -> Any:
+    # Built once per table: run on every claim. On PostgreSQL one array parameter
+    # (``= ANY``), so the compiled statement is reused as is; an expanding IN would be
+    # re-rendered for every list length.
+    if dialect_name == "postgresql":
+        ids: Any = sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))
+        return sa.select(table).where(table.c.id == sa.any_(ids))
+    return sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
+    """The survey rows of claimed replies, in one query."""
+    if not ids:
+        return {}
+    rows = conn.execute(_by_ids_stmt(surveys, conn.dialect.name), {"ids": list(ids)})
+    return {row.id: row for row in rows}
+
+
+def alerts_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
+    """The alert rows of claimed alert deliveries, in one query."""
+    if not ids:
+        return {}
+    rows = conn.execute(_by_ids_stmt(alerts, conn.dialect.name), {"ids": list(ids)})
+    return {row.id: row for row in rows}
+
+
+@functools.cache
+def _next_due_stmt() -> Any:
+    return sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
+
+
+def next_due_at(conn: sa.Connection) -> datetime | None:
+    """When the next pending reply becomes due, if any (read from the index).
+
+    Replies being sent are not counted: a gone worker's replies come back as pending rows
+    through :func:`~csat_hook.outbox.store.workers.release_stale` (run by every worker's
+    heartbeat).
+    """
+    due: datetime | None = conn.execute(_next_due_stmt()).scalar()
+    return due

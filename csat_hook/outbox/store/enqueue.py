@@ -1,0 +1,137 @@
+"""Queueing: replies for surveys and alert deliveries, cancelling replies not yet sent.
+
+Called by intake (a close queues a reply, a reopen cancels it) and by the alert engine.
+Each function runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import ALERT
+from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+
+
+@functools.cache
+def _enqueue_stmt(dialect_name: str) -> Any:
+    stmt = dialect_insert(dialect_name, outbox)
+    return stmt.on_conflict_do_update(
+        index_elements=["survey_id"],
+        set_={
+            "status": stmt.excluded.status,
+            "attempts": 0,
+            "next_attempt_at": stmt.excluded.next_attempt_at,
+            "context": stmt.excluded.context,
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": None,
+            "last_http_status": None,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+OUTBOX_COLUMNS = (
+    "survey_id",
+    "helpdesk",
+    "dialog_id",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def enqueue_replies(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue replies for surveys (or re-arm the queue rows of revived surveys)."""
+    if rows:
+        conn.execute(
+            _enqueue_stmt(conn.dialect.name),
+            [{name: row[name] for name in OUTBOX_COLUMNS} for row in rows],
+        )
+
+
+ALERT_COLUMNS = (
+    "kind",
+    "alert_id",
+    "destination",
+    "delivery_key",
+    "helpdesk",
+    "dialog_id",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _enqueue_alert_stmt(dialect_name: str) -> Any:
+    stmt = dialect_insert(dialect_name, outbox)
+    return stmt.on_conflict_do_nothing(index_elements=["kind", "delivery_key"])
+
+
+def enqueue_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue alert deliveries (``kind`` alert); one with a ``delivery_key`` already queued is
+    left as it is, so enqueueing the same alert twice sends it once. A row may be queued
+    ``cancelled`` (held by a destination's cap), with the reason in ``last_error``."""
+    if rows:
+        conn.execute(
+            _enqueue_alert_stmt(conn.dialect.name),
+            [{name: row.get(name) for name in ALERT_COLUMNS} | {"kind": ALERT} for row in rows],
+        )
+
+
+def count_alert_deliveries(conn: sa.Connection, destination: str, since: datetime) -> int:
+    """Alert deliveries queued for ``destination`` since ``since``, held ones not counted."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.destination == destination,
+                outbox.c.created_at >= since,
+                outbox.c.kind == ALERT,
+                outbox.c.status != CANCELLED,
+            )
+        ).scalar_one()
+    )
+
+
+def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
+    """Cancel replies for a dialog that have not started to go out; return how many (alerts
+    about the dialog are not replies and stay queued)."""
+    cancelled = (
+        conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.kind == REPLY,
+                outbox.c.helpdesk == helpdesk,
+                outbox.c.dialog_id == dialog_id,
+                outbox.c.status == PENDING,
+            )
+            .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
+            .returning(outbox.c.survey_id)
+        )
+        .scalars()
+        .all()
+    )
+    if cancelled:
+        conn.execute(sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED))
+    return len(cancelled)

@@ -3,5 +3,5 @@
 hold (``text``).
 
 Statements live with the flow that runs them: ``intake/store.py`` (surveys),
-``outbox/store.py`` (the reply queue), ``sync/store.py`` (answers and the sync's ledger).
+``outbox/store/`` (the reply queue), ``sync/store.py`` (answers and the sync's ledger).
 """

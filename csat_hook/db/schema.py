@@ -1,7 +1,7 @@
 """The tables, on SQLite and PostgreSQL alike, and the survey statuses they hold.
 
 Every statement that reads or writes them lives with its flow: ``intake/store.py``,
-``outbox/store.py`` and ``sync/store.py``. The tables are defined together because Alembic
+``outbox/store/`` and ``sync/store.py``. The tables are defined together because Alembic
 compares one metadata with the database (``csat-hook db upgrade``); each migration in
 ``db/migrations/versions`` freezes the schema as it was, on purpose.
 """

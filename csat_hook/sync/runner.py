@@ -199,6 +199,7 @@ class SyncRunner:
             skipped = skips.skipped_reasons(conn)
             # Skipped rows are read again: they are not among the processed ones.
             known = KnownRows(store.known_fingerprints(conn), skipped)
+            known.raw = store.known_row_digests(conn, known)
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")

@@ -8,7 +8,6 @@ unique on the row's fingerprint (its identity), and answers on the survey.
 
 from __future__ import annotations
 
-from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,7 +21,6 @@ from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_locks
-from csat_hook.db.schema import sync_row_digests
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
@@ -55,23 +53,6 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     if any(not f.startswith(IDENTITY_PREFIX) for f in known):
         known.add(LEGACY_PRESENT)
     return known
-
-
-def known_row_digests(conn: sa.Connection, processed: Container[str]) -> frozenset[str]:
-    """Raw digests of the rows whose identity is in ``processed`` (a row whose answer went,
-    e.g. erased, is parsed again)."""
-    rows = conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint))
-    return frozenset(digest for digest, fingerprint in rows if fingerprint in processed)
-
-
-def insert_row_digests(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:
-    """Remember (raw digest, identity) pairs; a digest already stored keeps its identity (the
-    digest covers the settings that read the row, so the same digest means the same identity).
-    """
-    rows = [{"digest": d, "fingerprint": f} for d, f in dict(pairs).items()]
-    stmt = _insert(conn, sync_row_digests).on_conflict_do_nothing(index_elements=["digest"])
-    for start in range(0, len(rows), 5000):  # bounded statements
-        bulk_execute(conn, stmt, sync_row_digests, rows[start : start + 5000])
 
 
 def replace_legacy_fingerprints(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:

@@ -630,8 +630,7 @@ class TimestampColumn(TimestampReader):
         problem = self.order_problem.reason if self.order_problem is not None else ""
         abbreviations = sorted((k, repr(v)) for k, v in self.abbreviations.items())
         return (
-            f"{self.zone.key} {self.date_order} {problem} {abbreviations!r} "
-            f"{self.extra_formats!r}"
+            f"{self.zone.key} {self.date_order} {problem} {abbreviations!r} {self.extra_formats!r}"
         )
 
     def warning_count(self) -> int:

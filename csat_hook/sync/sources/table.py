@@ -99,7 +99,7 @@ def read_table(
     # parsed once to be re-keyed).
     raw_known = frozenset() if legacy else raw_of(known)
     key = raw_key(kind, headers, pickers, parser.signature())
-    warnings = parser.warning_count
+    warning_count = parser.warning_count
     seen: set[str] = set()  # a double-click submits the same values twice in one second
     for offset, row in enumerate(rows):
         batch.rows_read += 1
@@ -112,9 +112,9 @@ def read_table(
             batch.blank_rows += 1
             continue
         # Parsed before the known check: the identity is made of parsed values.
-        warned = warnings()
+        warned = warning_count()
         item = parser.parse(values, ref=f"row {first_row + offset}", headers=headers, cells=row)
-        if isinstance(item, Submission) and warnings() == warned:
+        if isinstance(item, Submission) and warning_count() == warned:
             # Rows whose reading warns are parsed every run, so each run's warnings are whole.
             batch.raw_digests.append((digest, item.fingerprint))
         admit(

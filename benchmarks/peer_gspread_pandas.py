@@ -73,6 +73,15 @@ class _ToFake(requests.adapters.HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     fake_url, account_file, responses_id, output_id = sys.argv[1:5]
     with open(account_file, encoding="utf-8") as handle:
@@ -89,7 +98,7 @@ def main() -> None:
                 "agents": agents,
                 "wall": time.perf_counter() - started,
                 "cpu": time.process_time() - cpu,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": peak_rss_mb(),
             }
         )
     )

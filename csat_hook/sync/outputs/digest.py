@@ -19,4 +19,4 @@ def contents_digest(parts: Iterable[Any]) -> str:
     for part in parts:
         digest.update(repr(part).encode("utf-8", "surrogatepass"))
         digest.update(b"\x1e")
-    return "b2:" + digest.hexdigest()
+    return digest.hexdigest()

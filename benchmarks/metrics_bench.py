@@ -21,6 +21,7 @@ import tracemalloc
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -43,19 +44,22 @@ def columns(answers: list, sent: list) -> tuple[AnswerColumns, SentColumns]:
     """What a sync does after loading the rows (Dataset.answer_facts / sent_facts): each
     answer's and survey's cohort datetime to Unix seconds, as columns."""
     n, m = len(answers), len(sent)
+    first, second, third = itemgetter(0), itemgetter(1), itemgetter(2)
+    # None (no NPS answer) becomes NaN in a float array, then -1.
+    nps = np.array(list(map(itemgetter(5), answers)), dtype=np.float64)
     return (
         AnswerColumns(
-            np.fromiter((a[0] for a in answers), np.int64, n),
-            np.fromiter((a[1] for a in answers), np.int64, n),
-            np.fromiter((a[2].timestamp() for a in answers), np.float64, n),
-            np.fromiter((a[3] for a in answers), np.int64, n),
-            np.fromiter((a[4] for a in answers), np.bool_, n),
-            np.fromiter((-1 if a[5] is None else a[5] for a in answers), np.int64, n),
+            np.fromiter(map(first, answers), np.int64, n),
+            np.fromiter(map(second, answers), np.int64, n),
+            np.fromiter(map(datetime.timestamp, map(third, answers)), np.float64, n),
+            np.fromiter(map(itemgetter(3), answers), np.int64, n),
+            np.fromiter(map(itemgetter(4), answers), np.bool_, n),
+            np.nan_to_num(nps, nan=-1).astype(np.int64),
         ),
         SentColumns(
-            np.fromiter((s[0] for s in sent), np.int64, m),
-            np.fromiter((s[1] for s in sent), np.int64, m),
-            np.fromiter((s[2].timestamp() for s in sent), np.float64, m),
+            np.fromiter(map(first, sent), np.int64, m),
+            np.fromiter(map(second, sent), np.int64, m),
+            np.fromiter(map(datetime.timestamp, map(third, sent)), np.float64, m),
         ),
     )
 

@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import platform
 import random
 import resource
 import subprocess
@@ -47,6 +48,9 @@ from csat_hook.sync.runner import SyncRunner
 
 SECRET = "benchmark-token-secret-0123456789"
 SHEET = "bench-responses"
+PEER_SHEET = "bench-peer-output"  # the peer writes its tabs here (csat-hook's go beside the
+# responses, as configured)
+BUDGET = 60  # Sheets requests per minute per user, reads and writes each
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 COMMENTS = [
     "Great, thanks!",
@@ -100,6 +104,7 @@ def serve(agents: int, answers: int, unanswered: int) -> None:
                 [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token]
             )
     fake.add_tab(SHEET, "Form Responses 1", rows, sheet_id=0)
+    fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone="Europe/Moscow")
     print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}), flush=True)
     for line in sys.stdin:
         if line.strip() == "append":
@@ -113,6 +118,35 @@ def requests_by_kind(url: str) -> tuple[dict[str, int], float]:
     with urllib.request.urlopen(f"{url}/_fake/requests") as response:
         seen = json.load(response)
     return (dict(Counter(r["kind"] for r in seen)), sum(r.get("server_ms", 0) for r in seen) / 1000)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({model}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def budget(seen: dict[str, int]) -> str:
+    """Whether one run fits Google's per-user quota (60 reads and 60 writes a minute)."""
+    reads, writes = seen.get("sheets_read", 0), seen.get("sheets_write", 0)
+    worst = max(reads, writes)
+    verdict = "within" if worst <= BUDGET else f"over: needs ≥ {-(-worst // BUDGET)} minutes of"
+    return f"{reads} reads + {writes} writes ({verdict} the 60/min per-user budget)"
 
 
 def reset_requests(url: str) -> None:
@@ -135,6 +169,9 @@ def main() -> None:
         help="Wall time without tracemalloc's overhead (peak RSS only).",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
+    parser.add_argument(
+        "--no-peer", action="store_true", help="Skip the gspread + pandas peer (needs pandas)."
+    )
     parser.add_argument(
         "--source",
         choices=("gsheets", "csv"),
@@ -176,6 +213,7 @@ def main() -> None:
         assert child.stdout is not None
         started = time.monotonic()
         fake = json.loads(child.stdout.readline())
+        print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory() as tmp:
             # Seeding runs in its own process so this one's peak RSS is the sync's alone.
             url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
@@ -254,8 +292,11 @@ def main() -> None:
                     stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
                     stats.print_stats(int(os.environ.get("TOP", "40")))
                     continue
-                measure(label, runner, fake["url"], trace=not args.no_tracemalloc)
+                measure(label, runner, fake["url"], child.pid, trace=not args.no_tracemalloc)
             engine.dispose()
+            if not args.no_peer:
+                for label in ("first run: tabs created", "later run: tabs exist"):
+                    run_peer(fake, child.pid, label)
     finally:
         if child.stdin:
             child.stdin.close()
@@ -305,13 +346,15 @@ def seed_database(url: str, args: argparse.Namespace):
     return engine
 
 
-def measure(label: str, runner: SyncRunner, url: str, *, trace: bool) -> None:
+def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: bool) -> None:
     if trace:
         tracemalloc.start()
+    fake_cpu = cpu_seconds(fake_pid)
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = runner.run()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
+    fake_cpu = cpu_seconds(fake_pid) - fake_cpu
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     tracemalloc.stop()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -323,13 +366,46 @@ def measure(label: str, runner: SyncRunner, url: str, *, trace: bool) -> None:
         f"{[o.get('tabs') for o in summary.outputs]} tabs"
     )
     print(
-        f"  wall time {wall:.2f} s, of which the fake API spent {fake_seconds:.2f} s "
-        f"answering (sync's own time {wall - fake_seconds:.2f} s); CPU time of this "
-        f"process {cpu:.2f} s (steadier than wall time on a shared machine)"
+        f"  OUR OWN TIME (CPU of the sync's process) {cpu:.2f} s; the fake API's CPU "
+        f"{fake_cpu:.2f} s (its handlers' wall time {fake_seconds:.2f} s); wall time {wall:.2f} s"
     )
     print(f"  tracemalloc peak {peak / 1e6:.0f} MB; process peak RSS so far {rss_mb:.0f} MB")
     print(f"  phases (ms): {summary.phases_ms}")
-    print(f"  requests seen by the fake: {seen}; counted by the sync: {summary.requests}")
+    print(f"  requests: {budget(seen)}; by kind {seen}")
+
+
+def run_peer(fake: dict, fake_pid: int, label: str) -> None:
+    """The gspread + pandas script (benchmarks/peer_gspread_pandas.py) in its own process."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as account:
+        json.dump(fake["service_account"], account)
+        account.flush()
+        reset_requests(fake["url"])
+        fake_cpu = cpu_seconds(fake_pid)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("peer_gspread_pandas.py")),
+                fake["url"],
+                account.name,
+                SHEET,
+                PEER_SHEET,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+    if done.returncode != 0:
+        print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-1:]}")
+        return
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    seen, fake_seconds = requests_by_kind(fake["url"])
+    print(f"\npeer, gspread + pandas ({label}): {result['agents']} agent tabs")
+    print(
+        f"  PEER'S OWN TIME (CPU of its process, imports excluded) {result['cpu']:.2f} s; the "
+        f"fake API's CPU {fake_cpu:.2f} s (handlers {fake_seconds:.2f} s); wall time "
+        f"{result['wall']:.2f} s; peak RSS {result['rss_mb']:.0f} MB"
+    )
+    print(f"  requests: {budget(seen)}; by kind {seen}")
 
 
 if __name__ == "__main__":

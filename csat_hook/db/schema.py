@@ -244,6 +244,27 @@ sync_state = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# The raw form of each processed source row (a digest of its cells and of the settings that
+# read them) → the row's identity: a later run recognises an unchanged row from its cells,
+# without parsing it again (sources/table.py). Only a cache: a row whose identity is no longer
+# processed is parsed again.
+sync_row_digests = sa.Table(
+    "sync_row_digests",
+    metadata,
+    sa.Column("digest", sa.String(32), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
+
+# What each output last wrote (a digest of its contents), so an unchanged report is not
+# written again (outputs/sheets.py).
+sync_outputs = sa.Table(
+    "sync_outputs",
+    metadata,
+    sa.Column("output", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("written_at", UTCDateTime(), nullable=False),
+)
+
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock
 # processes) are serialised on SQLite and PostgreSQL alike. A holder that died leaves a lease
 # that expires.

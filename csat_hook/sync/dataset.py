@@ -10,19 +10,24 @@ field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 from typing import NamedTuple
+
+import numpy as np
 
 from csat_hook import tokens
 from csat_hook.errors import TokenError
 from csat_hook.helpdesks.records import Person
+from csat_hook.sync.metrics import AnswerColumns
+from csat_hook.sync.metrics import SentColumns
 
 SENT = "sent"
 
@@ -57,10 +62,33 @@ class Dataset:
     # (agent, team, cohort instant, opened by a person through a short link) per sent survey
     sent: list[tuple[int, int, float, bool]] = field(default_factory=list)
 
-    def answer_facts(self) -> Iterator[tuple[int, int, float, int, bool, int | None]]:
-        """``(agent, team, cohort instant, rating, answered_sent, nps)`` per answer, as
-        :func:`~csat_hook.sync.metrics.compute` takes them."""
-        return ((a.agent, a.team, a.cohort, a.rating, a.answered_sent, a.nps) for a in self.answers)
+    def answer_facts(self) -> AnswerColumns:
+        """``(agent, team, cohort instant, rating, answered_sent, nps)`` of the answers as
+        columns, as :func:`~csat_hook.sync.metrics.compute` takes them."""
+        answers, n = self.answers, len(self.answers)
+        return AnswerColumns(
+            np.fromiter(map(_AGENT, answers), np.int64, n),
+            np.fromiter(map(_TEAM, answers), np.int64, n),
+            np.fromiter(map(_COHORT, answers), np.float64, n),
+            np.fromiter(map(_RATING, answers), np.int64, n),
+            np.fromiter(map(_MATCHED, answers), np.bool_, n),
+            np.fromiter((-1 if a.nps is None else a.nps for a in answers), np.int64, n),
+        )
+
+    def sent_facts(self) -> SentColumns:
+        """The surveys sent, ``(agent, team, cohort instant, opened)``, as columns."""
+        sent, n = self.sent, len(self.sent)
+        return SentColumns(
+            np.fromiter(map(_FIRST, sent), np.int64, n),
+            np.fromiter(map(_SECOND, sent), np.int64, n),
+            np.fromiter(map(_THIRD, sent), np.float64, n),
+            np.fromiter(map(_FOURTH, sent), np.bool_, n),
+        )
+
+
+_AGENT, _TEAM, _COHORT = attrgetter("agent"), attrgetter("team"), attrgetter("cohort")
+_RATING, _MATCHED = attrgetter("rating"), attrgetter("answered_sent")
+_FIRST, _SECOND, _THIRD, _FOURTH = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 class _Index:

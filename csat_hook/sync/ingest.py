@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from csat_hook.sync import cache
 from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import Unverified
@@ -85,6 +86,9 @@ def ingest(
     _store_unverified(conn, unverified, batch.source, now, result)
     _store_skipped(conn, batch, now, result)
     store.replace_legacy_fingerprints(conn, batch.rekeyed)
+    # Every readable row is stored by now (credited, history or unverified): the next run
+    # may recognise it by its cells.
+    cache.insert_row_digests(conn, batch.raw_digests)
     if batch.watermark is not None:
         store.set_watermark(conn, source_key, batch.watermark, now)
     return result

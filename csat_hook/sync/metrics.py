@@ -19,24 +19,27 @@ Definitions (docs/sync.md repeats them for managers):
 
 Ranking is the leaderboard's business (:mod:`.leaderboard`), for its period only.
 
-The hot path maps each cohort instant to a *segment* of the timeline (between two period
-edges; ``bisect``, C speed), counts ``(agent, team, segment, rating, matched, nps)`` tuples
-with ``collections.Counter`` (C speed), and only then walks periods over the few distinct
-cells.
+The hot path is columnar (numpy, no per-answer Python object): each cohort instant is mapped
+to a *segment* of the timeline (between two period edges; ``searchsorted``), the columns
+``(agent, team, segment, rating, matched, nps class)`` are packed into one integer per answer
+and counted with ``numpy.unique``, and only then are periods walked over the few distinct
+cells (at most agents × teams × segments × points × 2 × 4, usually a few ten thousand).
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
+from csat_hook.sync.intervals import DETRACTOR
+from csat_hook.sync.intervals import PROMOTER
 from csat_hook.sync.intervals import nps
-from csat_hook.sync.intervals import nps_class
 from csat_hook.sync.intervals import nps_interval
 from csat_hook.sync.intervals import wilson
 from csat_hook.sync.periods import Period
@@ -141,22 +144,73 @@ class PeriodResult:
     agents: dict[int, Stats]
 
 
+@dataclass(frozen=True)
+class AnswerColumns:
+    """Answers as columns (one entry per answer): agent and team indexes, cohort instant in
+    Unix seconds, rating, whether the survey was sent (``answered_sent``), and the NPS answer
+    (-1 when none)."""
+
+    agent: np.ndarray[Any, np.dtype[np.int64]]
+    team: np.ndarray[Any, np.dtype[np.int64]]
+    when: np.ndarray[Any, np.dtype[np.float64]]
+    rating: np.ndarray[Any, np.dtype[np.int64]]
+    matched: np.ndarray[Any, np.dtype[np.bool_]]
+    nps: np.ndarray[Any, np.dtype[np.int64]]
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[int, int, float, int, bool, int | None]]) -> AnswerColumns:
+        """From ``(agent, team, cohort instant, rating, answered_sent, nps)`` tuples."""
+        listed = list(rows)
+        return cls(
+            np.fromiter((r[0] for r in listed), np.int64, len(listed)),
+            np.fromiter((r[1] for r in listed), np.int64, len(listed)),
+            np.fromiter((r[2] for r in listed), np.float64, len(listed)),
+            np.fromiter((r[3] for r in listed), np.int64, len(listed)),
+            np.fromiter((r[4] for r in listed), np.bool_, len(listed)),
+            np.fromiter((-1 if r[5] is None else r[5] for r in listed), np.int64, len(listed)),
+        )
+
+
+@dataclass(frozen=True)
+class SentColumns:
+    """Surveys sent as columns: agent and team indexes, cohort instant in Unix seconds, and
+    whether a person opened it through a short link (None: nobody did)."""
+
+    agent: np.ndarray[Any, np.dtype[np.int64]]
+    team: np.ndarray[Any, np.dtype[np.int64]]
+    when: np.ndarray[Any, np.dtype[np.float64]]
+    opened: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+
+    @classmethod
+    def of(
+        cls, rows: Iterable[tuple[int, int, float] | tuple[int, int, float, bool]]
+    ) -> SentColumns:
+        """From ``(agent, team, cohort instant[, opened])`` tuples."""
+        listed = list(rows)
+        return cls(
+            np.fromiter((r[0] for r in listed), np.int64, len(listed)),
+            np.fromiter((r[1] for r in listed), np.int64, len(listed)),
+            np.fromiter((r[2] for r in listed), np.float64, len(listed)),
+            np.fromiter((len(r) > 3 and bool(r[3]) for r in listed), np.bool_, len(listed)),
+        )
+
+
 def compute(
-    answers: Iterable[tuple[int, int, float, int, bool, int | None]],
-    sent: Iterable[tuple[int, int, float] | tuple[int, int, float, bool]],
+    answers: AnswerColumns | Iterable[tuple[int, int, float, int, bool, int | None]],
+    sent: SentColumns | Iterable[tuple[int, int, float] | tuple[int, int, float, bool]],
     periods: Sequence[Period],
     settings: Settings,
     tz: ZoneInfo,
 ) -> list[PeriodResult]:
     """Aggregate answers ``(agent, team, cohort instant, rating, answered_sent, nps)`` and
-    sent surveys ``(agent, team, cohort instant[, opened])`` (instants in Unix seconds) into every
-    period. Ratings off the scale are ignored (with their NPS answer); nps is None when the
-    answer has none.
+    sent surveys ``(agent, team, cohort instant[, opened])`` (instants in Unix seconds; as
+    columns or as tuples) into every period. Ratings off the scale are ignored (with their
+    NPS answer); nps is None (-1 in columns) when the answer has none.
     """
     timeline = Timeline(periods, tz)
-    bounds, place = timeline.bounds, bisect.bisect_right
-    answer_cells = Counter((a, t, place(bounds, when), r, m, s) for a, t, when, r, m, s in answers)
-    sent_cells = Counter((s[0], s[1], place(bounds, s[2]), len(s) > 3 and bool(s[3])) for s in sent)
+    bounds = np.asarray(timeline.bounds, dtype=np.float64)
+    a = answers if isinstance(answers, AnswerColumns) else AnswerColumns.of(answers)
+    s = sent if isinstance(sent, SentColumns) else SentColumns.of(sent)
     groups: dict[tuple[int, int, int], Stats] = {}
 
     def group(p: int, agent: int, team: int) -> Stats:
@@ -165,25 +219,65 @@ def compute(
             stats = groups[(p, agent, team)] = blank(settings)
         return stats
 
-    for (agent, team, segment, rating, matched, score), count in answer_cells.items():
-        index = rating - settings.scale_min
-        if not 0 <= index < settings.points:
-            continue
-        klass = None if score is None else nps_class(score)
+    index = a.rating - settings.scale_min
+    on_scale = (index >= 0) & (index < settings.points)
+    # NPS class 0 detractor, 1 passive, 2 promoter (intervals.nps_class), 3 none.
+    klass = np.where(
+        a.nps < 0, 3, np.where(a.nps >= PROMOTER, 2, np.where(a.nps <= DETRACTOR, 0, 1))
+    )
+    cells = _count(
+        (a.agent[on_scale], a.team[on_scale]),
+        (
+            np.searchsorted(bounds, a.when[on_scale], side="right"),
+            index[on_scale],
+            a.matched[on_scale].astype(np.int64),
+            klass[on_scale],
+        ),
+        (len(bounds) + 1, settings.points, 2, 4),
+    )
+    for (agent, team, segment, point, matched, score), count in cells:
         for p in timeline.members[segment]:
             stats = group(p, agent, team)
-            stats.distribution[index] += count
+            stats.distribution[point] += count
             if matched:
                 stats.answered_sent += count
-            if klass is not None:
-                stats.nps_counts[klass] += count
-    for (agent, team, segment, opened), count in sent_cells.items():
+            if score != 3:
+                stats.nps_counts[score] += count
+    opened = s.opened if s.opened is not None else np.zeros(len(s.agent), dtype=np.bool_)
+    sent_cells = _count(
+        (s.agent, s.team),
+        (np.searchsorted(bounds, s.when, side="right"), opened.astype(np.int64)),
+        (len(bounds) + 1, 2),
+    )
+    for (agent, team, segment, was_opened), count in sent_cells:
         for p in timeline.members[segment]:
             stats = group(p, agent, team)
             stats.sent += count
-            if opened:
+            if was_opened:
                 stats.opened += count
     return _roll_up(groups, periods, settings)
+
+
+def _count(
+    ids: tuple[np.ndarray[Any, Any], ...],
+    small: tuple[np.ndarray[Any, Any], ...],
+    sizes: tuple[int, ...],
+) -> list[tuple[tuple[int, ...], int]]:
+    """Distinct rows of the columns ``ids`` (non-negative indexes of any size) and ``small``
+    (each below its ``sizes`` entry), with how often each occurs: one packed integer per
+    row, counted by ``numpy.unique``."""
+    if not len(ids[0]):
+        return []
+    key = np.zeros(len(ids[0]), dtype=np.int64)
+    radixes = [int(column.max()) + 1 for column in ids] + list(sizes)
+    for column, radix in zip((*ids, *small), radixes, strict=True):
+        key = key * radix + column
+    distinct, counts = np.unique(key, return_counts=True)
+    columns = []
+    for radix in reversed(radixes):
+        distinct, rest = np.divmod(distinct, radix)
+        columns.append(rest.tolist())
+    return list(zip(zip(*reversed(columns), strict=True), counts.tolist(), strict=True))
 
 
 def _roll_up(

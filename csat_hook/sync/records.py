@@ -37,6 +37,14 @@ class KnownRows(set[str]):
     ) -> None:
         super().__init__(processed)
         self.skipped: Mapping[str, str] = dict(skipped or {})
+        # Raw digests (sources/table.py ``raw_digest``) of rows whose identity is processed:
+        # such a row is unchanged without being parsed.
+        self.raw: Container[str] = frozenset()
+
+
+def raw_of(known: Container[str]) -> Container[str]:
+    """The raw digests of processed rows a source was given (none for a plain set)."""
+    return known.raw if isinstance(known, KnownRows) else frozenset()
 
 
 def skipped_of(known: Container[str]) -> Mapping[str, str]:
@@ -117,6 +125,9 @@ class SourceBatch:
     # Rows recognised by a legacy digest: (the digest as in ``known``, the row's identity),
     # for the ingest to store the identity in its place.
     rekeyed: list[tuple[str, str]] = field(default_factory=list)
+    # (raw digest, identity) of the readable rows parsed in this read, for the ingest to
+    # store: the next run recognises them without parsing.
+    raw_digests: list[tuple[str, str]] = field(default_factory=list)
 
 
 def position(ref: str) -> tuple[int, str]:

@@ -56,6 +56,7 @@ from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
+from csat_hook.sync import cache
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
@@ -201,6 +202,7 @@ class SyncRunner:
             skipped = skips.skipped_reasons(conn)
             # Skipped rows are read again: they are not among the processed ones.
             known = KnownRows(store.known_fingerprints(conn), skipped)
+            known.raw = cache.known_row_digests(conn, known)
             watermark = None if full else store.get_watermark(conn, source.key)
         batch = source.fetch(known, watermark)
         clock.lap("read")
@@ -485,10 +487,23 @@ class SyncRunner:
                     }
                 )
             else:
-                done.append(output.write(report.sheets(), report.language))
+                done.append(self._write_sheets(output, report))
                 if report.alerts is not None:
                     with self.engine.begin() as conn:
                         alerts_store.mark_written(conn, written_handled(report.alerts.rows))
+        return done
+
+    def _write_sheets(self, output: SheetsOutput, report: Report) -> dict[str, Any]:
+        """Write the report unless the spreadsheet already holds exactly it (as this
+        database last wrote it); remember what was written."""
+        key = f"gsheets:{output.spreadsheet_id}"
+        with self.engine.connect() as conn:
+            last = cache.output_digest(conn, key)
+        done = output.write(report.sheets(), report.language, last_written=last)
+        digest = done.pop("digest")
+        if digest != last:
+            with self.engine.begin() as conn:
+                cache.set_output_digest(conn, key, digest, self.clock())
         return done
 
     def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:

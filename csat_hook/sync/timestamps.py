@@ -625,6 +625,18 @@ class TimestampColumn(TimestampReader):
         self.configured = configured
         self.locale_order = locale_date_order(locale)
 
+    def describe(self) -> str:
+        """The settings a text timestamp is read with, as text (for a row's raw digest)."""
+        problem = self.order_problem.reason if self.order_problem is not None else ""
+        abbreviations = sorted((k, repr(v)) for k, v in self.abbreviations.items())
+        return (
+            f"{self.zone.key} {self.date_order} {problem} {abbreviations!r} {self.extra_formats!r}"
+        )
+
+    def warning_count(self) -> int:
+        """Warnings given so far (a row whose reading warns is read again next time)."""
+        return sum(self.warnings.values())
+
     def scan(self, values: Iterable[Any]) -> None:
         """Decide the column's day/month order from all its values (once, before parsing)."""
         day_first = month_first = False

@@ -43,6 +43,7 @@ from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.digest import contents_digest
 from csat_hook.sync.outputs.sheets_charts import chart_requests
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_format import object_id
@@ -241,10 +242,28 @@ class SheetsOutput:
             )
         return requests
 
-    def write(self, grids: Sequence[Grid], language: str) -> dict[str, Any]:
+    def write(
+        self, grids: Sequence[Grid], language: str, *, last_written: str | None = None
+    ) -> dict[str, Any]:
         """Create, resize and format tabs, then rewrite every tab in place; returns what was
-        done."""
+        done, with ``digest``: the contents written. When the tabs need no structure or format
+        change and the contents are ``last_written``, the values are not written again."""
         plan = self.plan(grids, language)
+        digest = contents_digest(
+            part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
+        )
+        if not plan.requests and digest == last_written:
+            return {
+                "kind": "gsheets",
+                "spreadsheet_id": self.spreadsheet_id,
+                "tabs": len(plan.tabs),
+                "tabs_created": 0,
+                "formatted": False,
+                "cells": 0,
+                "write_requests": 0,
+                "unchanged": True,
+                "digest": digest,
+            }
         chunks = self._ordered_chunks(plan.tabs)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
         formatted = bool(plan.looks)
@@ -257,6 +276,9 @@ class SheetsOutput:
                 # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
                 # plan again from the tabs as they are now.
                 plan = self.plan(grids, language)
+                digest = contents_digest(
+                    part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
+                )
                 chunks = self._ordered_chunks(plan.tabs)
                 formatted = formatted or bool(plan.looks)
                 if plan.requests:
@@ -272,6 +294,7 @@ class SheetsOutput:
             "formatted": formatted,
             "cells": sum(p.rows * p.cols for p in plan.tabs),
             "write_requests": len(chunks) + structure_writes,
+            "digest": digest,
         }
 
     def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[dict[str, Any]]]:

@@ -95,7 +95,7 @@ def build_report(
     month_periods = months(today, spec.trend_months)[::-1]
     wanted = [*spec.listed, headline, before, *week_periods, *month_periods]
     unique = list({p.key: p for p in wanted}.values())
-    results = compute(data.answer_facts(), data.sent, unique, spec.settings, spec.tz)
+    results = compute(data.answer_facts(), data.sent_facts(), unique, spec.settings, spec.tz)
     by_key: dict[str, PeriodResult] = {r.period.key: r for r in results}
     ctx = Context(
         texts=texts,

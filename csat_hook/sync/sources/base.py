@@ -189,11 +189,32 @@ def admit(
 
 
 class RowParser:
-    """Turns one row's role → raw value mapping into a Submission or a SkippedRow."""
+    """Turns one row's role → raw value mapping into a Submission or a SkippedRow.
 
-    def __init__(self, ratings: RatingScale, to_datetime: Callable[[Any], datetime | None]) -> None:
+    ``describe`` returns the timestamp reader's settings as text (zone, day/month order once
+    the column was scanned...) and ``warning_count`` how many warnings it has given so far:
+    together with the rating scale they say whether a row's cells still mean what they meant
+    (:meth:`signature`) and whether reading them said anything (sources/table.py).
+    """
+
+    def __init__(
+        self,
+        ratings: RatingScale,
+        to_datetime: Callable[[Any], datetime | None],
+        *,
+        describe: Callable[[], str] = str,
+        warning_count: Callable[[], int] = int,
+    ) -> None:
         self.ratings = ratings
         self.to_datetime = to_datetime
+        self.describe = describe
+        self.warning_count = warning_count
+
+    def signature(self) -> str:
+        """Everything besides a row's cells that its identity depends on."""
+        ratings = self.ratings
+        labels = sorted(ratings.labels.items())
+        return f"{ratings.low}..{ratings.high} {labels!r} {self.describe()}"
 
     def parse(
         self,

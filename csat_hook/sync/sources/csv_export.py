@@ -115,7 +115,12 @@ class CsvResults(ResultsSource):
             records[0],
             records[1:],
             self.columns,
-            RowParser(self.ratings, stamps.parse),
+            RowParser(
+                self.ratings,
+                stamps.parse,
+                describe=stamps.describe,
+                warning_count=stamps.warning_count,
+            ),
             known,
             where=f"results.csv.path ({self.path.name})",
             scan_timestamps=stamps.scan,

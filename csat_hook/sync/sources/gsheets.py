@@ -127,7 +127,12 @@ class GSheetsResults(ResultsSource):
             rows[0],
             rows[1:],
             self.columns,
-            RowParser(self.ratings, to_datetime),
+            RowParser(
+                self.ratings,
+                to_datetime,
+                describe=text_stamps.describe,
+                warning_count=text_stamps.warning_count,
+            ),
             known,
             where=f"tab {tab.get('title')!r}",
             scan_timestamps=text_stamps.scan,

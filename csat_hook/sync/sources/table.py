@@ -10,6 +10,7 @@ normalization; when several columns hold a role, each row takes the rightmost no
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.records import LEGACY_PRESENT
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import Submission
+from csat_hook.sync.records import raw_of
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import admit
 from csat_hook.sync.sources.base import legacy_fingerprint
@@ -92,15 +95,28 @@ def read_table(
         stamps = tuple(mapping["timestamp"])
         scan_timestamps(_pick(row, stamps) for row in rows)
     legacy = LEGACY_PRESENT in known
+    # Rows recognised by their cells (none while legacy digests remain: those rows must be
+    # parsed once to be re-keyed).
+    raw_known = frozenset() if legacy else raw_of(known)
+    key = raw_key(kind, headers, pickers, parser.signature())
+    warning_count = parser.warning_count
     seen: set[str] = set()  # a double-click submits the same values twice in one second
     for offset, row in enumerate(rows):
         batch.rows_read += 1
+        digest = raw_digest(key, row)
+        if digest in raw_known:
+            batch.unchanged += 1  # the same cells read the same way: the same processed row
+            continue
         values = {role: _pick(row, indexes) for role, indexes in pickers}
         if not any(v is not None for v in values.values()) and all(map(is_blank, row)):
             batch.blank_rows += 1
             continue
         # Parsed before the known check: the identity is made of parsed values.
+        warned = warning_count()
         item = parser.parse(values, ref=f"row {first_row + offset}", headers=headers, cells=row)
+        if isinstance(item, Submission) and warning_count() == warned:
+            # Rows whose reading warns are parsed every run, so each run's warnings are whole.
+            batch.raw_digests.append((digest, item.fingerprint))
         admit(
             batch,
             item,
@@ -108,6 +124,21 @@ def read_table(
             seen,
             legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
+
+
+def raw_key(kind: str, headers: Sequence[str], pickers: Any, settings: str) -> bytes:
+    """The key of a table's raw digests: everything besides the cells that decides what a row
+    means (source kind, headers, which columns hold which role, reading settings)."""
+    text = "\x1f".join((kind, repr(tuple(headers)), repr(pickers), settings))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()
+
+
+def raw_digest(key: bytes, row: Sequence[Any]) -> str:
+    """A row's cells as read (types kept: ``5`` and ``"5"`` differ), under ``key``. The same
+    digest means the same identity; a different one only means the row is parsed (hot: once
+    per row)."""
+    data = repr(row).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16, key=key).hexdigest()
 
 
 def _pick(row: Sequence[Any], indexes: tuple[int, ...]) -> Any:

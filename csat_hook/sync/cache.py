@@ -1,0 +1,59 @@
+"""What the sync remembers only to skip work: the raw digests of processed rows
+(``sync_row_digests``) and the digest of what each output last wrote (``sync_outputs``).
+
+Both are caches. A missing entry costs a parse or a write, never a different outcome: a row
+is recognised by its digest only while its identity is still processed, and a digest covers
+the reading settings (sources/table.py), so the same digest always means the same identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import sync_outputs
+from csat_hook.db.schema import sync_row_digests
+from csat_hook.sync.bulk import bulk_execute
+
+
+def known_row_digests(conn: sa.Connection, processed: Container[str]) -> frozenset[str]:
+    """Raw digests of the rows whose identity is in ``processed`` (a row whose answer went,
+    e.g. erased, is parsed again)."""
+    rows = conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint))
+    return frozenset(digest for digest, fingerprint in rows if fingerprint in processed)
+
+
+def insert_row_digests(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    """Remember (raw digest, identity) pairs; a digest already stored keeps its identity (the
+    digest covers the settings that read the row, so the same digest means the same identity).
+    """
+    rows = [{"digest": d, "fingerprint": f} for d, f in dict(pairs).items()]
+    stmt = dialect_insert(conn.dialect.name, sync_row_digests).on_conflict_do_nothing(
+        index_elements=["digest"]
+    )
+    for start in range(0, len(rows), 5000):  # bounded statements
+        bulk_execute(conn, stmt, sync_row_digests, rows[start : start + 5000])
+
+
+def output_digest(conn: sa.Connection, output: str) -> str | None:
+    """The digest of what ``output`` last wrote, if it wrote anything."""
+    found = conn.execute(
+        sa.select(sync_outputs.c.digest).where(sync_outputs.c.output == output)
+    ).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
+def set_output_digest(conn: sa.Connection, output: str, digest: str, now: datetime) -> None:
+    """Remember that ``output`` now holds what ``digest`` describes."""
+    stmt = dialect_insert(conn.dialect.name, sync_outputs).values(
+        output=output[:255], digest=digest, written_at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["output"], set_={"digest": digest, "written_at": now}
+        )
+    )

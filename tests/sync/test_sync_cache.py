@@ -1,0 +1,124 @@
+"""What the sync remembers to skip work (sync/cache.py): unchanged rows are recognised by
+their cells without being parsed, and an unchanged report is not written again. Neither may
+change an outcome: an edited row, a changed reading setting, an erased answer and a changed
+report are all handled as without the cache."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_outputs
+from csat_hook.db.schema import sync_row_digests
+from csat_hook.sync.sources.base import RowParser
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The refs of the rows parsed, in order."""
+    calls: list[str] = []
+    original = RowParser.parse
+
+    def counting(self, values, *, ref, headers=(), cells=()):  # type: ignore[no-untyped-def]
+        calls.append(ref)
+        return original(self, values, ref=ref, headers=headers, cells=cells)
+
+    monkeypatch.setattr(RowParser, "parse", counting)
+    return calls
+
+
+def seed(kit) -> list[list]:  # type: ignore[no-untyped-def]
+    rows = [
+        [T0 + timedelta(hours=n), 5 - n % 3, f"comment {n}", f"Agent {n}", f"T-{n}", token]
+        for n, token in enumerate(kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3))
+    ]
+    kit.responses([EN_HEADER, *rows, [T0, "not a rating", "", "", "", ""]])
+    return rows
+
+
+def test_unchanged_rows_are_not_parsed_and_an_edit_in_place_is_still_credited(kit, parsed):
+    seed(kit)
+    first = kit.run()
+    assert (first.status, first.new, first.skipped) == ("ok", 3, {"bad_rating": 1})
+    assert len(kit.rows(sync_row_digests)) == 3  # readable rows only
+    parsed.clear()
+
+    second = kit.run()
+    # Only the unreadable row is read again (skipped rows are, every run).
+    assert parsed == ["row 5"]
+    assert (second.new, second.updated, second.unchanged) == (0, 0, 3)
+    assert second.skipped == {"bad_rating": 1}
+
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 2, 1, 1)  # row 3's rating, 4 → 1
+    parsed.clear()
+    third = kit.run()
+    assert parsed == ["row 3", "row 5"]
+    assert (third.new, third.updated, third.unchanged) == (0, 1, 2)
+    assert any("changed in place" in w for w in third.warnings)
+    credited = {row.dialog_id: row.rating for row in kit.rows(answers)}
+    assert credited == {"T-0": 5, "T-1": 1, "T-2": 3}
+    assert [row.rating for row in kit.rows(answer_history)] == [4]
+
+
+def test_a_changed_time_zone_reads_every_row_again(kit, parsed):
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    # Serial numbers: the same cells mean other instants in another zone.
+    rows = [[46000.25 + n, 5, "", "", "", token] for n, token in enumerate(tokens)]
+    kit.responses([EN_HEADER, *rows], time_zone="Europe/Moscow")
+    assert kit.run().new == 3
+    kit.responses([EN_HEADER, *rows], time_zone="Asia/Tokyo")
+    parsed.clear()
+    summary = kit.run()
+    assert parsed == ["row 2", "row 3", "row 4"]
+    # Six hours earlier: the stored answers stay (later instants win), these go to history.
+    assert (summary.new, summary.updated, summary.unchanged) == (0, 0, 0)
+    assert len(kit.rows(answer_history)) == 3
+
+
+def test_a_row_whose_answer_was_erased_is_read_again(kit, parsed):
+    seed(kit)
+    assert kit.run().new == 3
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(answers).where(answers.c.dialog_id == "T-1"))
+    parsed.clear()
+    summary = kit.run()
+    assert parsed == ["row 3", "row 5"]
+    assert (summary.new, summary.unchanged) == (1, 2)
+    assert {row.dialog_id for row in kit.rows(answers)} == {"T-0", "T-1", "T-2"}
+
+
+def test_an_unchanged_report_is_not_written_and_a_changed_one_is(kit):
+    seed(kit)
+    assert kit.run().status == "ok"
+    assert len(kit.rows(sync_outputs)) == 1
+    kit.fake.reset_requests()
+    second = kit.run()
+    assert kit.fake.count("sheets_write") == 0
+    assert second.outputs[0]["unchanged"] is True and second.outputs[0]["write_requests"] == 0
+
+    token = kit.survey("T-9", "9", "Agent 9")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 2, "late", "", "", token]])
+    kit.fake.reset_requests()
+    third = kit.run()
+    assert third.new == 1 and kit.fake.count("sheets_write") >= 1
+    assert any("Agent 9" in str(cell) for row in kit.sheet("Summary") for cell in row)
+
+
+def test_a_forgotten_digest_writes_the_report_again(kit):
+    seed(kit)
+    assert kit.run().status == "ok"
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_outputs))
+    kit.fake.reset_requests()
+    assert kit.run().status == "ok"
+    assert kit.fake.count("sheets_write") == 1

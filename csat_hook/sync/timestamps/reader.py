@@ -1,0 +1,327 @@
+"""Reading one text timestamp as an instant (see the package docstring for the rules)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
+from datetime import tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from csat_hook.sync.timestamps.words import ABBREVIATION
+from csat_hook.sync.timestamps.words import AMBIGUOUS_ABBREVIATIONS
+from csat_hook.sync.timestamps.words import CORE
+from csat_hook.sync.timestamps.words import FAST
+from csat_hook.sync.timestamps.words import FIXED_ABBREVIATIONS
+from csat_hook.sync.timestamps.words import FRACTION
+from csat_hook.sync.timestamps.words import ISO_HEAD
+from csat_hook.sync.timestamps.words import ISO_ZONE
+from csat_hook.sync.timestamps.words import JS
+from csat_hook.sync.timestamps.words import MARKER_RE
+from csat_hook.sync.timestamps.words import MARKERS
+from csat_hook.sync.timestamps.words import MONTHS
+from csat_hook.sync.timestamps.words import OFFSET
+from csat_hook.sync.timestamps.words import RFC1123
+from csat_hook.sync.timestamps.words import RHINO
+from csat_hook.sync.timestamps.words import DateOrder
+from csat_hook.sync.timestamps.words import TimestampError
+from csat_hook.sync.timestamps.words import fixed
+from csat_hook.sync.timestamps.words import normalize_text
+from csat_hook.sync.timestamps.words import offset_minutes
+
+
+class TimestampReader:
+    """Reads one timestamp at a time (see the module docstring for the rules).
+
+    ``zone`` is where un-zoned text is wall-clock time (the form's or the sheet's zone);
+    ``date_order`` decides ``03/04/2025`` (None: refuse it unless the value itself settles
+    it); ``abbreviations`` adds or overrides zone names; ``extra_formats`` are strptime
+    layouts tried when no built-in layout matches.
+    """
+
+    def __init__(
+        self,
+        zone: ZoneInfo,
+        *,
+        date_order: DateOrder | None = None,
+        abbreviations: Mapping[str, tzinfo] | None = None,
+        extra_formats: Sequence[str] = (),
+    ) -> None:
+        self.zone = zone
+        self.date_order: DateOrder | None = date_order
+        self.order_problem: TimestampError | None = None  # a mixed column refuses ambiguity
+        self.abbreviations = {k.upper(): v for k, v in (abbreviations or {}).items()}
+        self.extra_formats = tuple(extra_formats)
+        # Configured "UTC": the operator named no zone, so a mismatch says nothing.
+        self._zone_is_utc = str(zone) in ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Zulu")
+        self.warnings: Counter[str] = Counter()
+        self._routes: list[Callable[[str], datetime | None]] = [
+            self._fast,
+            self._iso,
+            self._javascript,
+            self._general,
+        ]
+
+    # --- one value ---------------------------------------------------------------------------
+
+    def parse(self, value: Any) -> datetime:
+        """The instant as aware UTC, or TimestampError. Warnings are counted in ``warnings``."""
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=self.zone)).astimezone(UTC)
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            raise TimestampError("missing_timestamp", "the timestamp cell is empty")
+        if len(text) > 120:
+            raise TimestampError("bad_timestamp", "far too long for a date-time")
+        routes = self._routes
+        for index, route in enumerate(routes):
+            instant = route(text)
+            if instant is not None:
+                if index:  # the layout of this column: try it first next time
+                    routes.insert(0, routes.pop(index))
+                return instant
+        return self._extra(text)
+
+    def _fast(self, text: str) -> datetime | None:
+        match = FAST.fullmatch(text)
+        if match is None:
+            return None
+        f1, sep, f2, f3, hh, mi, ss, marker, sign, oh, om, abbreviation = match.groups()
+        if (
+            abbreviation is not None
+            and abbreviation not in FIXED_ABBREVIATIONS
+            and abbreviation not in AMBIGUOUS_ABBREVIATIONS
+            and abbreviation not in self.abbreviations
+        ):
+            return None  # a word the general route may know (a marker, a local name)
+        pm = None if marker is None else marker in "Pp"
+        wall = self._wall(f1, sep, f2, f3, hh, mi, ss, None, pm)
+        if oh is not None or (abbreviation is None and text.endswith(("GMT", "UTC"))):
+            return wall.replace(tzinfo=fixed(offset_minutes(sign, oh, om))).astimezone(UTC)
+        if abbreviation is not None:
+            return self._by_abbreviation(wall, abbreviation)
+        return self._localize(wall)
+
+    def _iso(self, text: str) -> datetime | None:
+        if not ISO_HEAD.match(text):
+            return None
+        candidate = FRACTION.sub(r"\1", ISO_ZONE.sub("+00:00", text))
+        if candidate.endswith("z"):
+            return None
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return self._localize(parsed)
+        return parsed.astimezone(UTC)
+
+    def _javascript(self, text: str) -> datetime | None:
+        """Apps Script ``Date.toString()`` (V8 and Rhino) and ``toUTCString()``."""
+        if not text[:3].isalpha():
+            return None
+        text = normalize_text(text)
+        match = JS.fullmatch(text)
+        if match:
+            mon, day, year, hh, mi, ss, sign, oh, om = match.groups()
+        else:
+            match = RHINO.fullmatch(text)
+            if match is None:
+                if RFC1123.fullmatch(text):
+                    try:
+                        parsed = parsedate_to_datetime(text)
+                    except (TypeError, ValueError):
+                        raise TimestampError("bad_timestamp", "not a valid date") from None
+                    if parsed.tzinfo is None:  # "-0000": UTC, origin unknown (RFC 5322)
+                        parsed = parsed.replace(tzinfo=UTC)
+                    return parsed.astimezone(UTC)
+                return None
+            mon, day, hh, mi, ss, sign, oh, om, year = match.groups()
+        month = MONTHS.get(mon.lower())
+        if month is None:
+            return None
+        try:
+            wall = datetime(int(year), month, int(day), int(hh), int(mi), int(ss))
+        except ValueError:
+            raise TimestampError("bad_timestamp", "not a valid date") from None
+        return wall.replace(tzinfo=fixed(offset_minutes(sign, oh, om))).astimezone(UTC)
+
+    def _general(self, raw: str) -> datetime | None:
+        """Localized markers on either side, zones anywhere, odd spacing, fractions."""
+        text = normalize_text(raw)
+        if text != raw:  # NBSP / U+202F inside "p. m.", full-width digits, U+2212...
+            instant = self._fast(text)
+            if instant is not None:
+                return instant
+        minutes: int | None = None
+        abbreviation: str | None = None
+        found = None
+        for candidate in OFFSET.finditer(text):  # the last offset-looking token
+            found = candidate
+        if found is not None and found.start() > 0:
+            s1, h1, m1, s2, h2, m2 = found.groups()
+            minutes = offset_minutes(s1, h1, m1) if s2 is None else offset_minutes(s2, h2, m2)
+            text = " ".join(f"{text[: found.start()]} {text[found.end() :]}".split())
+        pm: bool | None = None
+        marker = MARKER_RE.search(text)
+        if marker is not None:
+            pm = MARKERS[marker.group(1).casefold()]
+            text = " ".join(f"{text[: marker.start()]} {text[marker.end() :]}".split())
+        if minutes is None:
+            word = ABBREVIATION.search(text)
+            if word is not None:
+                abbreviation = word.group(1).upper()
+                text = text[: word.start()]
+        core = CORE.fullmatch(text)
+        if core is None:
+            return None
+        f1, f2, f3, hh, mi, ss, fraction = core.groups()
+        separator = "." if "." in text[: core.end(3)] and "/" not in text[: core.end(3)] else "/"
+        wall = self._wall(f1, separator, f2, f3, hh, mi, ss, fraction, pm)
+        if minutes is not None:
+            return wall.replace(tzinfo=fixed(minutes)).astimezone(UTC)
+        if abbreviation is not None:
+            return self._by_abbreviation(wall, abbreviation)
+        return self._localize(wall)
+
+    def _extra(self, text: str) -> datetime:
+        """The configured strptime layouts (``results.csv.timestamp_formats``)."""
+        for layout in self.extra_formats:
+            try:
+                parsed = datetime.strptime(text, layout)
+            except ValueError:
+                continue
+            if parsed.tzinfo is None:
+                return self._localize(parsed)
+            return parsed.astimezone(UTC)
+        raise TimestampError(
+            "bad_timestamp",
+            "not a date-time layout Forms, Sheets or Apps Script write"
+            + (" nor one of results.csv.timestamp_formats" if self.extra_formats else ""),
+        )
+
+    # --- pieces ------------------------------------------------------------------------------
+
+    def _wall(
+        self,
+        f1: str,
+        separator: str,
+        f2: str,
+        f3: str,
+        hh: str,
+        mi: str,
+        ss: str | None,
+        fraction: str | None,
+        pm: bool | None,
+    ) -> datetime:
+        if len(f1) == 4:
+            if len(f3) > 2:
+                raise TimestampError("bad_timestamp", "not a date layout")
+            year, month, day = int(f1), int(f2), int(f3)
+        else:
+            if len(f1) > 2 or len(f3) not in (2, 4):
+                raise TimestampError("bad_timestamp", "not a date layout")
+            first, second = int(f1), int(f2)
+            order = self._order(first, second, separator)
+            day, month = (first, second) if order == "DMY" else (second, first)
+            year = int(f3) + (2000 if len(f3) == 2 else 0)
+        hour = int(hh)
+        if pm is not None:
+            if not 1 <= hour <= 12:
+                raise TimestampError("bad_timestamp", "an hour outside 1-12 with AM/PM")
+            hour = hour % 12 + (12 if pm else 0)
+        micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
+        try:
+            return datetime(year, month, day, hour, int(mi), int(ss or 0), micro)
+        except ValueError:
+            raise TimestampError("bad_timestamp", "not a valid date or time of day") from None
+
+    def _order(self, first: int, second: int, separator: str) -> DateOrder:
+        if separator == ".":
+            return "DMY"  # no locale writes month.day.year
+        if self.order_problem is not None:
+            raise self.order_problem
+        if self.date_order is not None:
+            return self.date_order
+        if first > 12:
+            return "DMY"
+        if second > 12:
+            return "MDY"
+        raise TimestampError(
+            "ambiguous_date_order",
+            "day and month are both 12 or less and nothing tells their order: set "
+            "results.csv.date_order to DMY or MDY",
+        )
+
+    def _localize(self, wall: datetime) -> datetime:
+        """Wall-clock time in the configured zone: gaps refused, overlaps read as the first."""
+        zone = self.zone
+        offset = zone.utcoffset(wall)
+        if offset is not None and offset == zone.utcoffset(wall.replace(fold=1)):  # usual case
+            return (wall - offset).replace(tzinfo=UTC)
+        instant = wall.replace(tzinfo=zone).astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) != wall:
+            raise TimestampError(
+                "nonexistent_local_time",
+                f"that wall-clock time does not exist in {zone} (the clocks went "
+                "forward): check results.csv.timezone",
+            )
+        self.warnings[
+            f"a wall-clock time repeated when the clocks went back in {zone}: "
+            "read as the first occurrence"
+        ] += 1
+        return instant
+
+    def _by_abbreviation(self, wall: datetime, abbreviation: str) -> datetime:
+        name = abbreviation.upper()
+        zone = self.zone
+        for fold in (0, 1):  # the configured zone's own name settles ambiguity and overlaps
+            local = wall.replace(tzinfo=zone, fold=fold)
+            if (local.tzname() or "").upper() == name:
+                return local.astimezone(UTC)
+        configured = self.abbreviations.get(name)
+        if configured is not None:
+            if isinstance(configured, ZoneInfo):
+                return self._localize_in(wall, configured, name)
+            return wall.replace(tzinfo=configured).astimezone(UTC)
+        minutes = FIXED_ABBREVIATIONS.get(name)
+        if minutes is None:
+            if name not in AMBIGUOUS_ABBREVIATIONS:
+                raise TimestampError(
+                    "unknown_tz_abbreviation",
+                    f"unknown time zone abbreviation {name}: add it to "
+                    "results.csv.timezone_abbreviations",
+                )
+            minutes = AMBIGUOUS_ABBREVIATIONS[name]
+            if minutes is None:
+                raise TimestampError(
+                    "ambiguous_tz_abbreviation",
+                    f"{name} names several time zones and results.csv.timezone does not use "
+                    "it: set results.csv.timezone to the form's zone or add "
+                    f"{name} to results.csv.timezone_abbreviations",
+                )
+            self.warnings[
+                f"{name} has several meanings; read as UTC{minutes / 60:+g} (set "
+                "results.csv.timezone or results.csv.timezone_abbreviations if wrong)"
+            ] += 1
+        instant = wall.replace(tzinfo=fixed(minutes)).astimezone(UTC)
+        if not self._zone_is_utc:
+            own = instant.astimezone(zone).tzname() or ""
+            if own.upper() != name and not own.startswith(("+", "-")):
+                self.warnings[
+                    f"{name} is not what {zone} is called on those dates ({own}); read as "
+                    f"UTC{minutes / 60:+g}"
+                ] += 1
+        return instant
+
+    def _localize_in(self, wall: datetime, zone: ZoneInfo, name: str) -> datetime:
+        for fold in (0, 1):
+            local = wall.replace(tzinfo=zone, fold=fold)
+            if (local.tzname() or "").upper() == name:
+                return local.astimezone(UTC)
+        return wall.replace(tzinfo=zone).astimezone(UTC)

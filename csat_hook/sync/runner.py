@@ -22,6 +22,10 @@ then ends with ``data_error``.
 ``status`` (ok, data_error, failed, config_error, locked) and the error message. A results
 export that is not there yet is a normal state: said once at INFO (``sync.waiting``), not
 again while it lasts, and the run is a ``config_error`` (exit 2 for a run by hand).
+
+The run, its phases in order and its log lines are here; the steps' work is in
+:mod:`.alerts_step`, :mod:`.report_step` and :mod:`.outputs_step` (mixed into
+:class:`SyncRunner`).
 """
 
 from __future__ import annotations
@@ -30,23 +34,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook import tokens
-from csat_hook.alerts import store as alerts_store
-from csat_hook.alerts.engine import Changed
-from csat_hook.alerts.engine import Inputs
-from csat_hook.alerts.engine import Scale
 from csat_hook.alerts.engine import needs_dataset
 from csat_hook.alerts.engine import raise_alerts
-from csat_hook.alerts.report import alerts_table
-from csat_hook.alerts.report import handled_cells
-from csat_hook.alerts.report import written_handled
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
 from csat_hook.clock import utcnow
@@ -61,26 +56,16 @@ from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
-from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
-from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import ingest
-from csat_hook.sync.layout import Grid
-from csat_hook.sync.layout import Table
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
-from csat_hook.sync.metrics import Settings
-from csat_hook.sync.outputs.local import write_local
-from csat_hook.sync.outputs.sheets import SheetsOutput
-from csat_hook.sync.periods import build_periods
+from csat_hook.sync.outputs_step import OutputsStep
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
-from csat_hook.sync.report import ReportSpec
-from csat_hook.sync.report import build_report
-from csat_hook.sync.report.alerts import ALERTS_CSV
-from csat_hook.sync.report.alerts import alerts_grid
+from csat_hook.sync.report_step import ReportStep
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.summary import PhaseClock
@@ -92,7 +77,7 @@ logger = logging.getLogger(__name__)
 MAX_UNVERIFIED_LISTED = 5000
 
 
-class SyncRunner:
+class SyncRunner(ReportStep, OutputsStep):
     """Runs syncs for one configuration and database. ``google_sleep`` is for tests."""
 
     def __init__(
@@ -281,267 +266,6 @@ class SyncRunner:
         report = self._report(summary, answers, surveys, unverified, now, language, data)
         clock.lap("report")
         return report
-
-    # --- alerts ----------------------------------------------------------------------------
-
-    def _changed(
-        self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]
-    ) -> list[Changed]:
-        """The answers this run added or replaced, as the alert rules read them (with the
-        rating they replaced, the survey's team and the agent's recorded name)."""
-        if not self.config.alerts.rules:
-            return []
-        found = []
-        for row in result.answers:
-            before = current.get(row.survey_key)
-            survey = by_key.get(row.survey_key)
-            static = getattr(self.config.helpdesks.get(row.helpdesk), "agents", {})
-            found.append(
-                Changed(
-                    survey_key=row.survey_key,
-                    # No survey row (sent by another installation): no reply context either.
-                    token=survey.token if survey is not None else "",
-                    helpdesk=row.helpdesk,
-                    dialog_id=row.dialog_id,
-                    agent_key=row.agent_key,
-                    rating=row.rating,
-                    comment=row.comment,
-                    submitted_at=row.submitted_at,
-                    previous_rating=before.rating if before is not None else None,
-                    nps=getattr(row, "nps", None),
-                    team=survey.team if survey is not None else None,
-                    agent_name=(survey.agent_name if survey is not None else None)
-                    or getattr(static.get(row.agent_key), "name", None),
-                )
-            )
-        return found
-
-    def _alert_inputs(self, changed: list[Changed], data: Dataset | None, now: datetime) -> Inputs:
-        metrics = self.config.metrics
-        return Inputs(
-            changed=changed,
-            data=data,
-            scale=Scale(metrics.scale_min, metrics.scale_max, metrics.top_box),
-            tz=ZoneInfo(metrics.timezone),
-            helpdesks=self.config.helpdesks,
-            now=now,
-        )
-
-    def _dataset(self, answers: list[Any], surveys: list[Any]) -> Dataset:
-        config = self.config
-        return build_dataset(
-            answers,
-            surveys,
-            secrets=config.token.all_secrets(),
-            helpdesks=config.helpdesks,
-            opened=getattr(self, "_opened", frozenset()),
-        )
-
-    def _alerts_table(self) -> tuple[Grid, Table] | None:
-        """The Alerts tab as the database holds it (None when the tab is off), and its CSV."""
-        alerts = self.config.alerts
-        if alerts.tab is None or not alerts.active:
-            return None
-        with self.engine.connect() as conn:
-            rows = alerts_table(
-                conn, limit=alerts.tab_rows, tz=ZoneInfo(self.config.metrics.timezone)
-            )
-        return alerts_grid(alerts.tab, rows)
-
-    def _merge_handled(self, output: SheetsOutput) -> int:
-        """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
-        and keep the team's edits in the database before the tab is rewritten."""
-        title = self.config.alerts.tab
-        if title is None:
-            return 0
-        tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
-        existing = [
-            s.get("properties", {}).get("title")
-            for s in tabs
-            if str(s.get("properties", {}).get("title", "")).casefold() == title.casefold()
-        ]
-        if not existing:
-            return 0
-        values = output.api.read_tab(output.spreadsheet_id, existing[0])
-        cells = handled_cells(values)
-        if not cells:
-            return 0
-        with self.engine.begin() as conn:
-            return alerts_store.merge_sheet_handled(conn, cells, self.clock())
-
-    def _judge_skips(
-        self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
-    ) -> None:
-        results = self.config.results
-        problems = skips.judge(
-            batch,
-            skipped,
-            max_share=results.max_skipped_share,
-            min_rows=results.min_skipped_rows,
-        )
-        if problems:
-            summary.status = "data_error"
-            summary.error = "; ".join(p.message() for p in problems)
-            summary.problems = [p.as_dict() for p in problems]
-
-    def _report(
-        self,
-        summary: SyncSummary,
-        answers: list[Any],
-        surveys: list[Any],
-        unverified: list[Any],
-        now: datetime,
-        language: str,
-        data: Dataset | None = None,
-    ) -> Report:
-        config = self.config
-        metrics = config.metrics
-        tz = ZoneInfo(metrics.timezone)
-        if data is None:
-            data = self._dataset(answers, surveys)
-        summary.agents = len({a.agent for a in data.answers})
-        sheets = config.output.gsheets
-        spec = ReportSpec(
-            language=language,
-            settings=Settings(metrics.scale_min, metrics.scale_max, metrics.top_box, metrics.min_n),
-            tz=tz,
-            listed=build_periods(now, tz, metrics.periods),
-            headline_days=metrics.headline_days,
-            trend_weeks=metrics.trend_weeks,
-            trend_months=metrics.trend_months,
-            target=metrics.target_csat,
-            low_rating=metrics.low_rating_limit,
-            nps=config.results.nps_configured,
-            funnel=config.survey.links.enabled or bool(getattr(self, "_opened", None)),
-            templates={
-                name: options.ticket_url_template for name, options in config.helpdesks.items()
-            },
-            max_rows_per_agent=sheets.max_rows_per_agent,
-            max_response_rows=sheets.max_response_rows,
-            summary_name=sheets.summary_tab,
-            unverified_name=sheets.unverified_tab,
-            unverified=sheets.unverified,
-        )
-        report = build_report(data, spec, now=now, unverified=unverified)
-        self._attach_alerts(report)
-        return report
-
-    def _attach_alerts(self, report: Report) -> None:
-        """Put the Alerts tab (and ``alerts.csv``) in the report, as the database holds it."""
-        alerts = self._alerts_table()
-        report.csv = [t for t in report.csv if t.csv_name != ALERTS_CSV]
-        if alerts is None:
-            report.alerts = None
-            return
-        grid, table = alerts
-        report.alerts = grid
-        report.csv.append(table)
-
-    def _language(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> str:
-        """``output.language``; for auto, the Sheets output's locale (ru* → Russian) when that
-        output is on (its metadata is read anyway: one request, cached), else English."""
-        output = self.config.output
-        if output.language != "auto":
-            return output.language
-        if output.gsheets.enabled and sheets is not None:
-            return self._sheets_output(sheets, source).language()
-        return "en"
-
-    # --- outputs ---------------------------------------------------------------------------
-
-    def _write_outputs(
-        self,
-        report: Report,
-        sheets: google_api.SheetsApi | None,
-        source: ResultsSource,
-        *,
-        dry_run: bool,
-    ) -> list[dict[str, Any]]:
-        config = self.config
-        done: list[dict[str, Any]] = []
-        output = None
-        if config.output.gsheets.enabled and sheets is not None:
-            output = self._sheets_output(sheets, source)
-            # The team's edits first, so every output shows them.
-            if not dry_run and report.alerts is not None and self._merge_handled(output):
-                self._attach_alerts(report)
-        if config.output.local.enabled:
-            local = config.output.local
-            if dry_run:
-                done.append({"kind": "local", "dir": local.dir, "written": False})
-            else:
-                done.append(
-                    write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
-                )
-        if output is not None:
-            if dry_run:
-                plan = output.plan(report.sheets(), report.language)
-                done.append(
-                    {
-                        "kind": "gsheets",
-                        "spreadsheet_id": output.spreadsheet_id,
-                        "tabs": len(plan.tabs),
-                        "tabs_created": sum(not p.exists for p in plan.tabs),
-                        "structure_requests": len(plan.requests),
-                        "written": False,
-                    }
-                )
-            else:
-                done.append(self._write_sheets(output, report))
-                if report.alerts is not None:
-                    with self.engine.begin() as conn:
-                        alerts_store.mark_written(conn, written_handled(report.alerts.rows))
-        return done
-
-    def _write_sheets(self, output: SheetsOutput, report: Report) -> dict[str, Any]:
-        """Write the report unless the spreadsheet already holds exactly it (as this
-        database last wrote it); remember what was written."""
-        key = f"gsheets:{output.spreadsheet_id}"
-        with self.engine.connect() as conn:
-            last = cache.output_digest(conn, key)
-        done = output.write(report.sheets(), report.language, last_written=last)
-        digest = done.pop("digest")
-        if digest != last:
-            with self.engine.begin() as conn:
-                cache.set_output_digest(conn, key, digest, self.clock())
-        return done
-
-    def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:
-        config = self.config
-        results_id = config.results.gsheets.spreadsheet_id
-        spreadsheet_id = config.output.gsheets.spreadsheet_id or results_id
-        assert spreadsheet_id is not None  # checked by the config model
-        protected: set[int] = set()
-        if spreadsheet_id == results_id:
-            tab_id = getattr(source, "tab_id", None)
-            for candidate in (tab_id, config.results.gsheets.sheet_gid):
-                if candidate is not None:
-                    protected.add(int(candidate))
-        return SheetsOutput(
-            sheets,
-            spreadsheet_id,
-            protected=protected,
-            max_request_bytes=config.output.gsheets.max_request_bytes,
-        )
-
-    def _google_clients(
-        self, log: google.RequestLog
-    ) -> tuple[google_api.SheetsApi | None, google_api.FormsApi | None]:
-        config = self.config
-        scopes = []
-        if config.output.gsheets.enabled:
-            scopes.append(google.SHEETS_SCOPE)
-        elif config.results.source == "gsheets":
-            scopes.append(google.SHEETS_READONLY_SCOPE)
-        if config.results.source == "forms_api":
-            scopes.append(google.FORMS_RESPONSES_SCOPE)
-        if not scopes:
-            return None, None
-        session = google.build_session(config.google, scopes, log=log, sleep=self.google_sleep)
-        needs_sheets = config.output.gsheets.enabled or config.results.source == "gsheets"
-        sheets = google_api.SheetsApi(session) if needs_sheets else None
-        forms = google_api.FormsApi(session) if config.results.source == "forms_api" else None
-        return sheets, forms
 
 
 def make_sync_engine(config: SyncSettings) -> Engine:

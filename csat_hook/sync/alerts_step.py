@@ -1,0 +1,135 @@
+"""A sync run's alerts step: the answers a run changed as the alert rules read them, the
+Alerts tab read back (the team's "Handled" edits) and rebuilt from the database.
+
+Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.engine import Changed
+from csat_hook.alerts.engine import Inputs
+from csat_hook.alerts.engine import Scale
+from csat_hook.alerts.report import alerts_table
+from csat_hook.alerts.report import handled_cells
+from csat_hook.sync.config import SyncSettings
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.ingest import IngestResult
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.report import Report
+from csat_hook.sync.report.alerts import ALERTS_CSV
+from csat_hook.sync.report.alerts import alerts_grid
+
+
+class AlertsStep:
+    """The alerts step of :class:`~csat_hook.sync.runner.SyncRunner`; reads ``config``,
+    ``engine`` and ``clock`` (set by the runner), and ``_opened`` once the ingest has read it."""
+
+    config: SyncSettings
+    engine: Engine
+    clock: Callable[[], datetime]
+
+    def _changed(
+        self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]
+    ) -> list[Changed]:
+        """The answers this run added or replaced, as the alert rules read them (with the
+        rating they replaced, the survey's team and the agent's recorded name)."""
+        if not self.config.alerts.rules:
+            return []
+        found = []
+        for row in result.answers:
+            before = current.get(row.survey_key)
+            survey = by_key.get(row.survey_key)
+            static = getattr(self.config.helpdesks.get(row.helpdesk), "agents", {})
+            found.append(
+                Changed(
+                    survey_key=row.survey_key,
+                    # No survey row (sent by another installation): no reply context either.
+                    token=survey.token if survey is not None else "",
+                    helpdesk=row.helpdesk,
+                    dialog_id=row.dialog_id,
+                    agent_key=row.agent_key,
+                    rating=row.rating,
+                    comment=row.comment,
+                    submitted_at=row.submitted_at,
+                    previous_rating=before.rating if before is not None else None,
+                    nps=getattr(row, "nps", None),
+                    team=survey.team if survey is not None else None,
+                    agent_name=(survey.agent_name if survey is not None else None)
+                    or getattr(static.get(row.agent_key), "name", None),
+                )
+            )
+        return found
+
+    def _alert_inputs(self, changed: list[Changed], data: Dataset | None, now: datetime) -> Inputs:
+        metrics = self.config.metrics
+        return Inputs(
+            changed=changed,
+            data=data,
+            scale=Scale(metrics.scale_min, metrics.scale_max, metrics.top_box),
+            tz=ZoneInfo(metrics.timezone),
+            helpdesks=self.config.helpdesks,
+            now=now,
+        )
+
+    def _dataset(self, answers: list[Any], surveys: list[Any]) -> Dataset:
+        config = self.config
+        return build_dataset(
+            answers,
+            surveys,
+            secrets=config.token.all_secrets(),
+            helpdesks=config.helpdesks,
+            opened=getattr(self, "_opened", frozenset()),
+        )
+
+    def _alerts_table(self) -> tuple[Grid, Table] | None:
+        """The Alerts tab as the database holds it (None when the tab is off), and its CSV."""
+        alerts = self.config.alerts
+        if alerts.tab is None or not alerts.active:
+            return None
+        with self.engine.connect() as conn:
+            rows = alerts_table(
+                conn, limit=alerts.tab_rows, tz=ZoneInfo(self.config.metrics.timezone)
+            )
+        return alerts_grid(alerts.tab, rows)
+
+    def _merge_handled(self, output: SheetsOutput) -> int:
+        """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
+        and keep the team's edits in the database before the tab is rewritten."""
+        title = self.config.alerts.tab
+        if title is None:
+            return 0
+        tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
+        existing = [
+            s.get("properties", {}).get("title")
+            for s in tabs
+            if str(s.get("properties", {}).get("title", "")).casefold() == title.casefold()
+        ]
+        if not existing:
+            return 0
+        values = output.api.read_tab(output.spreadsheet_id, existing[0])
+        cells = handled_cells(values)
+        if not cells:
+            return 0
+        with self.engine.begin() as conn:
+            return alerts_store.merge_sheet_handled(conn, cells, self.clock())
+
+    def _attach_alerts(self, report: Report) -> None:
+        """Put the Alerts tab (and ``alerts.csv``) in the report, as the database holds it."""
+        alerts = self._alerts_table()
+        report.csv = [t for t in report.csv if t.csv_name != ALERTS_CSV]
+        if alerts is None:
+            report.alerts = None
+            return
+        grid, table = alerts
+        report.alerts = grid
+        report.csv.append(table)

@@ -1,0 +1,31 @@
+"""Checks that span the sync's sections (each message starts with the key it is about)."""
+
+from __future__ import annotations
+
+from csat_hook.sync.config.metrics import MetricsConfig
+from csat_hook.sync.config.output import OutputConfig
+from csat_hook.sync.config.results import ResultsConfig
+
+
+def check_sync_sections(
+    results: ResultsConfig, metrics: MetricsConfig, output: OutputConfig
+) -> None:
+    """Checks that span the sync's sections; ValueError names the key."""
+    for label, score in results.rating_labels.items():
+        if not metrics.scale_min <= score <= metrics.scale_max:
+            raise ValueError(
+                f"results.rating_labels.{label}: {score} is outside the scale "
+                f"{metrics.scale_min}..{metrics.scale_max} (metrics.scale_*)"
+            )
+    sheets = output.gsheets
+    if sheets.enabled and not (sheets.spreadsheet_id or results.gsheets.spreadsheet_id):
+        raise ValueError(
+            "output.gsheets.spreadsheet_id is required when output.gsheets is "
+            "enabled and results.gsheets.spreadsheet_id is not set"
+        )
+    if (
+        sheets.unverified_tab
+        and sheets.summary_tab
+        and sheets.unverified_tab.casefold() == sheets.summary_tab.casefold()
+    ):
+        raise ValueError("output.gsheets.unverified_tab must differ from summary_tab")

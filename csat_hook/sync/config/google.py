@@ -1,0 +1,84 @@
+"""The ``google`` section: service-account credentials, endpoints, retry policy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.retry import Backoff
+from csat_hook.settings import StrictModel
+from csat_hook.settings import blank_to_none
+
+GOOGLE_SHEETS_BASE_URL = "https://sheets.googleapis.com"
+GOOGLE_FORMS_BASE_URL = "https://forms.googleapis.com"
+# Sheets and Forms quotas are counted per minute (Sheets API "Usage limits").
+QUOTA_WINDOW_SECONDS = 60
+
+
+class GoogleConfig(StrictModel):
+    """Service-account credentials and the Google endpoints (overridable for emulators)."""
+
+    service_account_file: str | None = None
+    service_account_json: SecretStr | None = None
+    sheets_base_url: str = GOOGLE_SHEETS_BASE_URL
+    forms_base_url: str = GOOGLE_FORMS_BASE_URL
+    connect_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    read_timeout_seconds: float = Field(default=120, gt=0, le=600)
+    # Retries must outlast Google's per-minute quota window: see _retries_outlast_a_minute.
+    max_retries: int = Field(default=7, ge=0, le=12)
+    backoff_base_seconds: float = Field(default=2, ge=0, le=60)
+    backoff_cap_seconds: float = Field(default=32, ge=0, le=600)
+
+    @field_validator("service_account_file", "service_account_json", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return blank_to_none(value)
+
+    @field_validator("service_account_json")
+    @classmethod
+    def _blank_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("sheets_base_url", "forms_base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _retries_outlast_a_minute(self) -> GoogleConfig:
+        """Sheets quotas are per minute: a run that meets 429s must keep trying for more than
+        60 s, even when every jittered wait comes out at its shortest. 0 retries is allowed
+        (fail at once, on purpose)."""
+        if self.max_retries == 0:
+            return self
+        least = self.backoff.least_total(self.max_retries)
+        if least <= QUOTA_WINDOW_SECONDS:
+            raise ValueError(
+                f"max_retries {self.max_retries} with backoff_base_seconds "
+                f"{self.backoff_base_seconds:g} and backoff_cap_seconds "
+                f"{self.backoff_cap_seconds:g} may give up after {least:g} s of waiting; "
+                f"Google's quota window is {QUOTA_WINDOW_SECONDS} s: raise max_retries or "
+                "backoff_cap_seconds (the defaults 7, 2 and 32 wait at least 63 s), or set "
+                "max_retries to 0 to fail at once"
+            )
+        return self
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy of the Google session (Retry-After honoured up to the cap)."""
+        return Backoff(
+            self.backoff_base_seconds,
+            self.backoff_cap_seconds,
+            max_retry_after=max(self.backoff_cap_seconds, 1.0),
+        )
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.service_account_file or self.service_account_json)

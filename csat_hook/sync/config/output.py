@@ -1,0 +1,46 @@
+"""The ``output`` section: the Google Sheets and local report outputs, and the language."""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Literal
+
+from pydantic import Field
+from pydantic import field_validator
+
+from csat_hook.settings import StrictModel
+from csat_hook.settings import blank_to_none
+
+
+class SheetsOutputConfig(StrictModel):
+    enabled: bool = False
+    spreadsheet_id: str | None = None
+    # Tab titles; null: in the report's language ("Summary" / "Сводка", "Unverified" /
+    # "Непроверенные").
+    summary_tab: str | None = Field(default=None, min_length=1, max_length=100)
+    unverified_tab: str | None = Field(default=None, max_length=100)
+    unverified: bool = True  # false: no tab for answers that could not be credited
+    max_rows_per_agent: int = Field(default=5000, ge=1, le=1_000_000)
+    # The Responses tab (one row per credited answer): the newest this many.
+    max_response_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    max_request_bytes: int = Field(default=8_000_000, ge=100_000, le=100_000_000)
+
+    @field_validator("spreadsheet_id", "summary_tab", "unverified_tab", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return blank_to_none(value)
+
+
+class LocalOutputConfig(StrictModel):
+    enabled: bool = True
+    dir: str = "var/csat-report"
+    xlsx: bool = True
+    csv: bool = True
+
+
+class OutputConfig(StrictModel):
+    gsheets: SheetsOutputConfig = Field(default_factory=SheetsOutputConfig)
+    local: LocalOutputConfig = Field(default_factory=LocalOutputConfig)
+    # The report's language (headers, period names, notes, tab titles). auto: the Google
+    # Sheets output's locale (ru* → Russian) when that output is on, else English.
+    language: Literal["auto", "en", "ru"] = "auto"

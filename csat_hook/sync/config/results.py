@@ -1,0 +1,176 @@
+"""The ``results`` section: where the answers are read from and which columns hold what."""
+
+from __future__ import annotations
+
+import re
+from datetime import tzinfo
+from typing import Any
+from typing import Literal
+
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+
+from csat_hook.settings import StrictModel
+from csat_hook.settings import blank_to_none
+from csat_hook.settings import check_timezone
+from csat_hook.sync.timestamps import DateOrder
+from csat_hook.sync.timestamps import abbreviation_zone
+
+RESULT_ROLES = ("timestamp", "rating", "comment", "token", "agent", "ticket", "nps")
+# The 0–10 "how likely are you to recommend us" question (optional; NPS next to CSAT).
+NPS_MIN, NPS_MAX = 0, 10
+
+
+class ColumnsConfig(StrictModel):
+    """Role → the header titles that may hold it (any language; first match wins per row).
+
+    Several titles per role cover localized sheets and renamed questions.
+    """
+
+    timestamp: list[str] = Field(default_factory=lambda: ["Timestamp", "Отметка времени"])
+    rating: list[str] = Field(default_factory=lambda: ["Rating", "Оценка"])
+    comment: list[str] = Field(default_factory=lambda: ["Comment", "Комментарий"])
+    token: list[str] = Field(default_factory=lambda: ["Reference", "Token", "Код ссылки"])
+    agent: list[str] = Field(default_factory=lambda: ["Agent", "Оператор"])
+    ticket: list[str] = Field(default_factory=lambda: ["Ticket", "Обращение"])
+    # Empty: no NPS question. Give its title(s) to report NPS next to CSAT.
+    nps: list[str] = Field(default_factory=list)
+
+    @field_validator("timestamp", "rating", "token")
+    @classmethod
+    def _required_role(cls, value: list[str]) -> list[str]:
+        if not [title for title in value if title.strip()]:
+            raise ValueError("give at least one header title")
+        return value
+
+
+class CsvResultsConfig(StrictModel):
+    """A Forms export or a sheet saved as CSV. Timestamps in every layout Forms, Sheets and
+    Apps Script write are read without configuration (:mod:`csat_hook.sync.timestamps`)."""
+
+    path: str = "var/form-responses.csv"
+    # The zone of timestamps written without one (a sheet saved as CSV); also tells what a
+    # zone abbreviation means when the name has several meanings (IST, CST).
+    timezone: str = "UTC"
+    encoding: str = "utf-8-sig"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # Day/month order of dates such as 03/04/2025 when no value in the column settles it.
+    date_order: Literal["auto", "DMY", "MDY"] = "auto"
+    # Zone abbreviation → "+05:30" or an IANA zone, for names the built-in table lacks.
+    timezone_abbreviations: dict[str, str] = Field(default_factory=dict)
+    # Extra strptime layouts, tried when no built-in layout matches a value.
+    timestamp_formats: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("timezone_abbreviations")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, zone in value.items():
+            if not re.fullmatch(r"[^\W\d_]{2,5}", name):
+                raise ValueError(f"{name!r}: an abbreviation is 2 to 5 letters")
+            abbreviation_zone(zone)  # ValueError says what is allowed
+        return value
+
+    @field_validator("timestamp_formats")
+    @classmethod
+    def _layouts(cls, value: list[str]) -> list[str]:
+        for layout in value:
+            if "%" not in layout:
+                raise ValueError(f"{layout!r} is not a strptime layout (no % directive)")
+        return value
+
+    @property
+    def configured_order(self) -> DateOrder | None:
+        return None if self.date_order == "auto" else self.date_order
+
+    def abbreviation_zones(self) -> dict[str, tzinfo]:
+        return {k: abbreviation_zone(v) for k, v in self.timezone_abbreviations.items()}
+
+
+class GSheetsResultsConfig(StrictModel):
+    spreadsheet_id: str | None = None
+    sheet_gid: int | None = Field(default=None, ge=0)
+    sheet_name: str | None = None
+
+    @field_validator("spreadsheet_id", "sheet_name", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return blank_to_none(value)
+
+
+class FormsApiResultsConfig(StrictModel):
+    form_id: str | None = None
+    question_ids: dict[str, str] = Field(default_factory=dict)
+    page_size: int = Field(default=5000, ge=1, le=5000)
+    overlap_seconds: float = Field(default=3600, ge=0, le=30 * 86400)
+
+    @field_validator("question_ids")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, question in value.items():
+            if role not in RESULT_ROLES or role == "timestamp":
+                raise ValueError(
+                    f"unknown role {role!r}; known: rating, comment, token, agent, ticket, nps"
+                )
+            if not re.fullmatch(r"[0-9a-fA-F]{1,32}", question):
+                raise ValueError(f"{role}: {question!r} is not a Forms questionId (hex)")
+        return value
+
+
+def _default_rating_labels() -> dict[str, int]:
+    return {
+        "Very dissatisfied": 1,
+        "Dissatisfied": 2,
+        "Neutral": 3,
+        "Satisfied": 4,
+        "Very satisfied": 5,
+        "Ужасно": 1,
+        "Плохо": 2,
+        "Нормально": 3,
+        "Хорошо": 4,
+        "Отлично": 5,
+    }
+
+
+class ResultsConfig(StrictModel):
+    source: Literal["csv", "gsheets", "forms_api"] = "csv"
+    csv: CsvResultsConfig = Field(default_factory=CsvResultsConfig)
+    gsheets: GSheetsResultsConfig = Field(default_factory=GSheetsResultsConfig)
+    forms_api: FormsApiResultsConfig = Field(default_factory=FormsApiResultsConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    rating_labels: dict[str, int] = Field(default_factory=_default_rating_labels)
+    # A run that skips more than this share of the rows it read for one reason (and at
+    # least min_skipped_rows of them) ends with status data_error (exit 4).
+    max_skipped_share: float = Field(default=0.2, ge=0, le=1)
+    min_skipped_rows: int = Field(default=3, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> ResultsConfig:
+        if self.source == "gsheets":
+            if not self.gsheets.spreadsheet_id:
+                raise ValueError("gsheets.spreadsheet_id is required when source is gsheets")
+            if self.gsheets.sheet_gid is None and not self.gsheets.sheet_name:
+                raise ValueError(
+                    "gsheets.sheet_gid or gsheets.sheet_name is required when "
+                    "source is gsheets (the gid is the number after #gid= in "
+                    "the sheet's URL)"
+                )
+        if self.source == "forms_api":
+            if not self.forms_api.form_id:
+                raise ValueError("forms_api.form_id is required when source is forms_api")
+            missing = {"rating", "token"} - set(self.forms_api.question_ids)
+            if missing:
+                raise ValueError(f"forms_api.question_ids needs {', '.join(sorted(missing))}")
+        return self
+
+    @property
+    def nps_configured(self) -> bool:
+        """Whether the form has a 0–10 question the report shows NPS for."""
+        if self.source == "forms_api":
+            return "nps" in self.forms_api.question_ids
+        return any(title.strip() for title in self.columns.nps)

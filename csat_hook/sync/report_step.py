@@ -1,0 +1,81 @@
+"""A sync run's report step: skipped rows judged, metrics and tables built from the database.
+
+Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from csat_hook.sync import skips
+from csat_hook.sync.alerts_step import AlertsStep
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.periods import build_periods
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.report import Report
+from csat_hook.sync.report import ReportSpec
+from csat_hook.sync.report import build_report
+from csat_hook.sync.summary import SyncSummary
+
+
+class ReportStep(AlertsStep):
+    """The report step of :class:`~csat_hook.sync.runner.SyncRunner`."""
+
+    def _judge_skips(
+        self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
+    ) -> None:
+        results = self.config.results
+        problems = skips.judge(
+            batch,
+            skipped,
+            max_share=results.max_skipped_share,
+            min_rows=results.min_skipped_rows,
+        )
+        if problems:
+            summary.status = "data_error"
+            summary.error = "; ".join(p.message() for p in problems)
+            summary.problems = [p.as_dict() for p in problems]
+
+    def _report(
+        self,
+        summary: SyncSummary,
+        answers: list[Any],
+        surveys: list[Any],
+        unverified: list[Any],
+        now: datetime,
+        language: str,
+        data: Dataset | None = None,
+    ) -> Report:
+        config = self.config
+        metrics = config.metrics
+        tz = ZoneInfo(metrics.timezone)
+        if data is None:
+            data = self._dataset(answers, surveys)
+        summary.agents = len({a.agent for a in data.answers})
+        sheets = config.output.gsheets
+        spec = ReportSpec(
+            language=language,
+            settings=Settings(metrics.scale_min, metrics.scale_max, metrics.top_box, metrics.min_n),
+            tz=tz,
+            listed=build_periods(now, tz, metrics.periods),
+            headline_days=metrics.headline_days,
+            trend_weeks=metrics.trend_weeks,
+            trend_months=metrics.trend_months,
+            target=metrics.target_csat,
+            low_rating=metrics.low_rating_limit,
+            nps=config.results.nps_configured,
+            funnel=config.survey.links.enabled or bool(getattr(self, "_opened", None)),
+            templates={
+                name: options.ticket_url_template for name, options in config.helpdesks.items()
+            },
+            max_rows_per_agent=sheets.max_rows_per_agent,
+            max_response_rows=sheets.max_response_rows,
+            summary_name=sheets.summary_tab,
+            unverified_name=sheets.unverified_tab,
+            unverified=sheets.unverified,
+        )
+        report = build_report(data, spec, now=now, unverified=unverified)
+        self._attach_alerts(report)
+        return report

@@ -1,7 +1,7 @@
 """What every configuration section builds on: strict models and shared field checks.
 
 Each flow owns its section model (``intake/config.py``, ``outbox/config.py``,
-``sync/config.py``...); :mod:`csat_hook.config` composes them into the whole configuration.
+``sync/config/``...); :mod:`csat_hook.config` composes them into the whole configuration.
 This module imports no flow, so every section can use it.
 """
 

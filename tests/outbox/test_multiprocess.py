@@ -38,13 +38,16 @@ def write_config(tmp_path: Path, fake_url: str, url: str) -> Path:
             "max_attempts": 50,
             "poll_seconds": 1,
             "concurrency": 4,
-            # Short timings, so a killed worker's replies are taken over within the test.
+            # Short timings, so a killed worker's replies are taken over within the test; not
+            # so short that a live worker starved of CPU (2 cores shared by the suite's other
+            # processes, seven of this cluster's and PostgreSQL) misses beats long enough to be
+            # taken for dead while its request is still going out.
             "connect_timeout_seconds": 0.5,
             "read_timeout_seconds": 1,
             "lease_seconds": 7,
-            "heartbeat_seconds": 0.2,
-            "worker_dead_after_seconds": 1,
-            "settle_seconds": 2.5,
+            "heartbeat_seconds": 0.25,
+            "worker_dead_after_seconds": 2.5,
+            "settle_seconds": 3,
         },
         "logging": {"level": "INFO"},
         "helpdesks": {

@@ -13,13 +13,12 @@ from typing import Any
 from typing import Literal
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
-from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
@@ -29,7 +28,7 @@ from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.settings import StrictModel
 
 
-class AgentRequestOptions(StrictModel):
+class AgentRequestOptions(RequestOptions):
     """One request of the agent look-up, and what it reads from the answer.
 
     ``url``, ``headers``, ``query`` and ``body`` are templates like the reply request's
@@ -37,6 +36,8 @@ class AgentRequestOptions(StrictModel):
     the answer: an object, or a list whose first object is taken (``users[?type=='agent']``);
     ``id``, ``name`` and ``email`` are JMESPaths evaluated on that object (null: not read).
     """
+
+    jmespath_fields = ("agent", "id", "name", "email")
 
     method: Literal["GET", "POST"] = "GET"
     url: str
@@ -47,29 +48,6 @@ class AgentRequestOptions(StrictModel):
     id: str | None = "id"
     name: str | None = "name"
     email: str | None = "email"
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
-
-    @model_validator(mode="after")
-    def _compile(self) -> AgentRequestOptions:
-        if self.body is not None and self.method == "GET":
-            raise ValueError("body is only sent with method POST")
-        for key in ("agent", "id", "name", "email"):
-            expression = getattr(self, key)
-            if expression is None:
-                continue
-            try:
-                jmespath.compile(expression)
-            except JMESPathError as exc:
-                raise ValueError(
-                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
-                ) from None
-        return self
 
 
 class AgentLookupOptions(StrictModel):

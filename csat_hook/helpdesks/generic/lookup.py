@@ -15,13 +15,11 @@ from typing import Any
 from typing import Literal
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
-from pydantic import field_validator
-from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
@@ -29,7 +27,6 @@ from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
-from csat_hook.settings import StrictModel
 
 # Messages read from one look-up answer, at most (the newest page is what is asked for).
 LOOKUP_MAX_MESSAGES = 1000
@@ -37,7 +34,7 @@ LOOKUP_MAX_MESSAGES = 1000
 LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
 
 
-class LookupRequestOptions(StrictModel):
+class LookupRequestOptions(RequestOptions):
     """The HTTP request that lists a dialog's messages, to find out whether a reply whose
     outcome was unknown (a timeout, a dropped connection) landed before sending it again.
 
@@ -51,6 +48,8 @@ class LookupRequestOptions(StrictModel):
     should return the newest messages (one page is read).
     """
 
+    jmespath_fields = ("messages", "text", "id", "ours", "created_at")
+
     method: Literal["GET", "POST"] = "GET"
     url: str
     headers: dict[str, SecretStr] = Field(default_factory=dict)
@@ -61,29 +60,6 @@ class LookupRequestOptions(StrictModel):
     id: str = "id"
     ours: str | None = None
     created_at: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
-
-    @model_validator(mode="after")
-    def _compile(self) -> LookupRequestOptions:
-        if self.body is not None and self.method == "GET":
-            raise ValueError("body is only sent with method POST")
-        for key in ("messages", "text", "id", "ours", "created_at"):
-            expression = getattr(self, key)
-            if expression is None:
-                continue
-            try:
-                jmespath.compile(expression)
-            except JMESPathError as exc:
-                raise ValueError(
-                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
-                ) from None
-        return self
 
 
 def look(

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import model_validator
 
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
 from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
+from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.records import DialogClosed
@@ -58,12 +58,7 @@ class MappingOptions(StrictModel):
         if self.event is None and self.status is None:
             raise ValueError("set event and/or status: one of them must say a dialog closed")
         for key, expression in self.expressions().items():
-            try:
-                jmespath.compile(expression)
-            except JMESPathError as exc:
-                raise ValueError(
-                    f"{key}: {expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
-                ) from None
+            require_jmespath(expression, key)
         clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
         if clash:
             raise ValueError(f"context: names {sorted(clash)} are reserved")

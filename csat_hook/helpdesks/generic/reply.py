@@ -14,15 +14,16 @@ from typing import Any
 from typing import Literal
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
@@ -31,10 +32,9 @@ from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
-from csat_hook.settings import StrictModel
 
 
-class ReplyRequestOptions(StrictModel):
+class ReplyRequestOptions(RequestOptions):
     """The HTTP request that posts the reply. Placeholders: ``{text}``, ``{dialog_id}``...
 
     ``headers`` and ``query`` values are treated as secrets (masked by check-config).
@@ -58,19 +58,7 @@ class ReplyRequestOptions(StrictModel):
     @classmethod
     def _jmespath(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                jmespath.compile(value)
-            except JMESPathError as exc:
-                raise ValueError(
-                    f"{value!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
-                ) from None
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+            require_jmespath(value)
         return value
 
 

@@ -14,15 +14,22 @@ import string
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 from typing import Protocol
+from typing import Self
 
+import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
 
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
+from csat_hook.settings import StrictModel
 
 REPLY_FIELDS = (
     "text",
@@ -169,3 +176,39 @@ def json_or_none(content: bytes) -> Any:
         return json.loads(content) if content else None
     except ValueError:
         return None
+
+
+def require_jmespath(expression: str, key: str | None = None) -> None:
+    """ValueError (naming ``key`` when given) unless ``expression`` is a valid JMESPath."""
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        where = f"{key}: " if key else ""
+        raise ValueError(
+            f"{where}{expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+class RequestOptions(StrictModel):
+    """What the options of every configurable request (reply, note, look-up, agent) check:
+    an http(s) ``url``, no ``body`` with ``GET``, and valid JMESPath in the fields named by
+    :attr:`jmespath_fields` (None skipped). Subclasses declare the fields themselves."""
+
+    jmespath_fields: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        if getattr(self, "body", None) is not None and getattr(self, "method", None) == "GET":
+            raise ValueError("body is only sent with method POST")
+        for key in self.jmespath_fields:
+            expression = getattr(self, key)
+            if expression is not None:
+                require_jmespath(expression, key)
+        return self

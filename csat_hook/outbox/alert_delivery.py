@@ -21,6 +21,7 @@ from csat_hook.outbox.results import Outcome
 from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
+from csat_hook.outbox.results import after_look_up
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -74,22 +75,11 @@ def _send_alert(
             if isinstance(checked, SendResult):
                 logger.info("delivery.found", extra=extra)
                 return Sent(checked.external_id, None, note=FOUND_NOTE)
-            if isinstance(checked, DeliveryError):
-                if over_budget:
-                    return Failed(
-                        f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
-                        f"{checked.message}",
-                        checked.http_status,
-                    )
-                return Retry(checked, prefix="look-up before sending again: ")
+            stop = after_look_up(checked, over_budget=over_budget, gave_up=gave_up)
+            if stop is not None:
+                return stop
             if isinstance(checked, Unchecked):
-                if over_budget:
-                    return Failed(
-                        f"{gave_up}; the last one's outcome is unknown ({checked.reason})"
-                    )
                 note = f"sent again without a check ({checked.reason}): it may show twice"
-            elif over_budget:
-                return Failed(f"{gave_up}; looked up: the last one did not land")
         else:
             if over_budget:
                 return Failed(f"{gave_up}; the last one's outcome is unknown")

@@ -30,6 +30,7 @@ from csat_hook.outbox.results import Outcome
 from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
+from csat_hook.outbox.results import after_look_up
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -117,24 +118,15 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         if isinstance(checked, SendResult):
             logger.info("delivery.found", extra=extra)
             return Sent(checked.external_id, text, agent, link, note=FOUND_NOTE)
-        if isinstance(checked, DeliveryError):
-            if over_budget:
-                return Failed(
-                    f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
-                    f"{checked.message}",
-                    checked.http_status,
-                )
-            return Retry(checked, prefix="look-up before sending again: ")
+        stop = after_look_up(checked, over_budget=over_budget, gave_up=gave_up)
+        if stop is not None:
+            return stop
         if isinstance(checked, Unchecked):
-            if over_budget:
-                return Failed(f"{gave_up}; the last one's outcome is unknown ({checked.reason})")
             logger.warning("delivery.resend-unchecked", extra={**extra, "reason": checked.reason})
             note = (
                 f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
                 "was unknown, the dialog may show the survey twice"
             )
-        elif over_budget:
-            return Failed(f"{gave_up}; looked up: the last one did not land")
     try:
         result = adapter.send_reply(reply)
     except DeliveryError as exc:

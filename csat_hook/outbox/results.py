@@ -76,3 +76,24 @@ class Unchecked:
     """The helpdesk (or destination) cannot be asked whether the row landed, and why."""
 
     reason: str
+
+
+def after_look_up(
+    checked: DeliveryError | Unchecked | None, *, over_budget: bool, gave_up: str
+) -> Outcome | None:
+    """What a look-up that found nothing means for a row whose last attempt's outcome is
+    unknown: retry the look-up after a retryable error, fail once the attempt budget is spent
+    (saying why), else None: send again (the caller notes an :class:`Unchecked` resend)."""
+    if isinstance(checked, DeliveryError):
+        if over_budget:
+            return Failed(
+                f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
+                f"{checked.message}",
+                checked.http_status,
+            )
+        return Retry(checked, prefix="look-up before sending again: ")
+    if not over_budget:
+        return None
+    if isinstance(checked, Unchecked):
+        return Failed(f"{gave_up}; the last one's outcome is unknown ({checked.reason})")
+    return Failed(f"{gave_up}; looked up: the last one did not land")

@@ -23,6 +23,7 @@ from csat_hook.db.schema import alert_state
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import storable
 
 _IN_CHUNK = 500
 MAX_HANDLED = 100
@@ -153,10 +154,12 @@ def deliveries_of(conn: sa.Connection, alert_ids: Sequence[int]) -> dict[int, li
 
 
 def clean_handled(value: Any) -> str | None:
-    """A "handled" cell as stored: text cut to one line of 100 characters; None when blank."""
+    """A "handled" cell as stored: text cut to one line of 100 characters, without what the
+    database refuses (NUL, lone surrogates: a team's cell must not stop every sync); None when
+    blank."""
     if value is None or value is False:
         return None
-    text = "yes" if value is True else " ".join(str(value).split())
+    text = "yes" if value is True else " ".join(storable(str(value)).split())
     return text[:MAX_HANDLED] or None
 
 

@@ -443,3 +443,8 @@ def test_a_moved_handled_column_is_still_read():
     ]
     assert handled_cells(values) == {7: "done", 8: None, 9: "yes"}
     assert handled_cells([["Alert", "Comment"], [1, "x"]]) == {}
+
+
+def test_a_handled_cell_the_database_would_refuse_is_stored_cleaned():
+    values = [["Alert", "Handled"], [1, "do\x00ne"], [2, "called \ud800 back"], [3, "\x00"]]
+    assert handled_cells(values) == {1: "done", 2: "called \ufffd back", 3: None}

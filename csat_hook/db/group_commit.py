@@ -47,6 +47,8 @@ class GroupCommit(Generic[T, R]):
     ``engine()`` gives the engine (read at each batch, so a test may swap it).
     ``write(conn, items)`` runs inside the transaction and returns one result per item, in
     order. ``after_commit(results)`` runs once a batch committed (to wake a worker, say).
+    ``run(engine, work)`` runs ``work`` atomically (default :func:`run_transaction`; a
+    ``write`` that sends one statement may run it in autocommit, :func:`run_statement`).
     The writer thread starts on the first :meth:`submit`, so it lives in the process that
     serves (after a fork).
     """
@@ -58,8 +60,11 @@ class GroupCommit(Generic[T, R]):
         *,
         name: str,
         after_commit: Callable[[Sequence[R]], None] | None = None,
+        run: Callable[[sa.Engine, Callable[[sa.Connection], Sequence[R]]], Sequence[R]]
+        | None = None,
     ) -> None:
         self._engine = engine
+        self._run = run or run_transaction
         self._write = write
         self._after_commit = after_commit
         self._name = name
@@ -123,7 +128,7 @@ class GroupCommit(Generic[T, R]):
             waiting.done.set()
 
     def _transaction(self, items: list[T]) -> Sequence[R]:
-        return run_transaction(self._engine(), lambda conn: self._write(conn, items))
+        return self._run(self._engine(), lambda conn: self._write(conn, items))
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from csat_hook.db.engine import run_statement
 from csat_hook.db.engine import run_transaction
 
 MAX_BATCH = 128
@@ -47,8 +48,10 @@ class GroupCommit(Generic[T, R]):
     ``engine()`` gives the engine (read at each batch, so a test may swap it).
     ``write(conn, items)`` runs inside the transaction and returns one result per item, in
     order. ``after_commit(results)`` runs once a batch committed (to wake a worker, say).
-    ``run(engine, work)`` runs ``work`` atomically (default :func:`run_transaction`; a
-    ``write`` that sends one statement may run it in autocommit, :func:`run_statement`).
+    ``single(items)`` says that ``write`` sends those items as ONE statement, atomic on its
+    own: the batch then runs in autocommit on PostgreSQL (:func:`run_statement`, no BEGIN and
+    COMMIT round trips; committed before anyone is answered all the same); otherwise, and
+    always on SQLite, in a transaction.
     The writer thread starts on the first :meth:`submit`, so it lives in the process that
     serves (after a fork).
     """
@@ -60,11 +63,10 @@ class GroupCommit(Generic[T, R]):
         *,
         name: str,
         after_commit: Callable[[Sequence[R]], None] | None = None,
-        run: Callable[[sa.Engine, Callable[[sa.Connection], Sequence[R]]], Sequence[R]]
-        | None = None,
+        single: Callable[[list[T]], bool] | None = None,
     ) -> None:
         self._engine = engine
-        self._run = run or run_transaction
+        self._single = single
         self._write = write
         self._after_commit = after_commit
         self._name = name
@@ -128,7 +130,8 @@ class GroupCommit(Generic[T, R]):
             waiting.done.set()
 
     def _transaction(self, items: list[T]) -> Sequence[R]:
-        return self._run(self._engine(), lambda conn: self._write(conn, items))
+        run = run_statement if self._single is not None and self._single(items) else run_transaction
+        return run(self._engine(), lambda conn: self._write(conn, items))
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

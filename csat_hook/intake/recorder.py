@@ -25,8 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.db.engine import is_data_error
-from csat_hook.db.engine import run_statement
-from csat_hook.db.engine import run_transaction
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
@@ -88,7 +86,7 @@ class CloseRecorder:
             self._write_in,
             name="close-recorder",
             after_commit=self._after_commit,
-            run=self._run,
+            single=lambda _batch: self._one_statement,
         )
 
     def record(
@@ -113,15 +111,6 @@ class CloseRecorder:
 
     def _single(self, dialect_name: str) -> bool:
         return self._one_statement and dialect_name == "postgresql"
-
-    def _run(
-        self, engine: sa.Engine, work: Callable[[sa.Connection], Sequence[dict[str, Any]]]
-    ) -> Sequence[dict[str, Any]]:
-        """Runs a batch's write: one statement in autocommit when it is one, else a
-        transaction (both atomic, and both committed before anyone is answered)."""
-        if self._single(engine.dialect.name):
-            return run_statement(engine, work)
-        return run_transaction(engine, work)
 
     def _write_in(self, conn: sa.Connection, batch: list[_Close]) -> list[dict[str, Any]]:
         """One transaction for the batch: one outcome body per close, in order."""

@@ -37,6 +37,25 @@ def _close(
     return _Close(event, f"token-{dialog}-{now.isoformat()}", now, "")
 
 
+@pytest.fixture(autouse=True)
+def _release_held_connections(monkeypatch, make_services):
+    # These tests run batches on the calling thread, where no idle writer gives the held
+    # autocommit connection back: give it back at the end.
+    from csat_hook.db.group_commit import GroupCommit
+
+    made: list[GroupCommit[Any, Any]] = []
+    original = GroupCommit.__init__
+
+    def init(self: GroupCommit[Any, Any], *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(GroupCommit, "__init__", init)
+    yield
+    for writer in made:
+        writer._release()
+
+
 def _statements(engine: sa.Engine) -> list[str]:
     seen: list[str] = []
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from csat_hook.config import load_config  # noqa: E402
 from csat_hook.db.config import normalize_database_url  # noqa: E402
 from csat_hook.db.engine import make_engine  # noqa: E402
+from csat_hook.db.engine import run_statement  # noqa: E402
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk  # noqa: E402
 from csat_hook.helpdesks.records import DialogClosed  # noqa: E402
 from csat_hook.helpdesks.records import Person  # noqa: E402
@@ -115,8 +116,11 @@ def main() -> None:
 
     def record() -> bool:
         row, outcome = next(done)
-        with services.engine.begin() as conn:
-            return store.mark_sent(
+        # As the outcome group commit runs an outcome alone in its batch: one statement, in
+        # autocommit on PostgreSQL (csat_hook.outbox.recorder).
+        return run_statement(
+            services.engine,
+            lambda conn: store.mark_sent(
                 conn,
                 row.id,
                 worker.worker_id,
@@ -127,7 +131,8 @@ def main() -> None:
                 agent_name=outcome.agent.name if outcome.agent else None,
                 agent_email=outcome.agent.email if outcome.agent else None,
                 link=outcome.link,
-            )
+            ),
+        )
 
     record_us, recorded = per_call(record, n)
     assert all(recorded)

@@ -128,6 +128,21 @@ def run_transaction(
     raise AssertionError("unreachable")
 
 
+def run_statement(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+    """``work(conn)`` where ``work`` runs one statement that is atomic on its own: on
+    PostgreSQL in autocommit (the statement commits as it returns, without the BEGIN and
+    COMMIT round trips; durable as a COMMIT is), elsewhere in a transaction. Retried once on
+    a fresh connection, as :func:`run_transaction`."""
+    for attempt in (1, 2):
+        try:
+            with statements(engine) as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def statements(engine: Engine) -> Iterator[sa.Connection]:
     """A connection for statements that are each atomic on their own (no shared transaction

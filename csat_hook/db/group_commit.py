@@ -14,6 +14,7 @@ Used by intake (closes: surveys and their queued replies, multi-row inserts) and
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -25,9 +26,14 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from csat_hook.db.engine import run_statement
 from csat_hook.db.engine import run_transaction
 
 MAX_BATCH = 128
+# The writer keeps its autocommit connection (PostgreSQL, one-statement batches) while batches
+# keep coming, and gives it back to the pool after this long without one: checking a
+# connection out and setting its isolation level cost more CPU than the statement itself.
+HOLD_IDLE_SECONDS = 1.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +53,11 @@ class GroupCommit(Generic[T, R]):
     ``engine()`` gives the engine (read at each batch, so a test may swap it).
     ``write(conn, items)`` runs inside the transaction and returns one result per item, in
     order. ``after_commit(results)`` runs once a batch committed (to wake a worker, say).
+    ``single(items)`` says that ``write`` sends those items as ONE statement, atomic on its
+    own: the batch then runs in autocommit on PostgreSQL (:func:`run_statement`, no BEGIN and
+    COMMIT round trips; committed before anyone is answered all the same); otherwise, and
+    always on SQLite, in a transaction. The writer keeps that autocommit connection from one
+    batch to the next while they keep coming (:data:`HOLD_IDLE_SECONDS`).
     The writer thread starts on the first :meth:`submit`, so it lives in the process that
     serves (after a fork).
     """
@@ -58,14 +69,17 @@ class GroupCommit(Generic[T, R]):
         *,
         name: str,
         after_commit: Callable[[Sequence[R]], None] | None = None,
+        single: Callable[[list[T]], bool] | None = None,
     ) -> None:
         self._engine = engine
+        self._single = single
         self._write = write
         self._after_commit = after_commit
         self._name = name
         self._queue: queue.SimpleQueue[_Waiting[T, R]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._held: sa.Connection | None = None  # the writer thread's autocommit connection
 
     def submit(self, item: T, *, timeout: float | None = None) -> R:
         """Store ``item`` (shared transaction); return its result once committed.
@@ -92,7 +106,12 @@ class GroupCommit(Generic[T, R]):
 
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=HOLD_IDLE_SECONDS)
+            except queue.Empty:
+                self._release()
+                first = self._queue.get()
+            batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -123,7 +142,40 @@ class GroupCommit(Generic[T, R]):
             waiting.done.set()
 
     def _transaction(self, items: list[T]) -> Sequence[R]:
-        return run_transaction(self._engine(), lambda conn: self._write(conn, items))
+        engine = self._engine()
+        work: Callable[[sa.Connection], Sequence[R]] = lambda conn: self._write(conn, items)  # noqa: E731
+        if self._single is None or not self._single(items):
+            return run_transaction(engine, work)
+        if engine.dialect.name != "postgresql":
+            return run_statement(engine, work)  # a transaction: SQLite's writer lock
+        for attempt in (1, 2):
+            conn = self._held
+            if conn is None or conn.engine is not engine:
+                self._release()
+                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._held = conn
+            try:
+                results = work(conn)
+                conn.commit()  # ends SQLAlchemy's own autobegun unit; nothing to send
+                return results
+            except sa.exc.DBAPIError as exc:
+                self._release()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+            except BaseException:
+                self._release()
+                raise
+        raise AssertionError("unreachable")
+
+    def _release(self) -> None:
+        # Closed, not given back: the engine may have been disposed while the connection was
+        # held (its pool would keep it open); reconnecting after an idle second costs little.
+        conn, self._held = self._held, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

@@ -12,6 +12,14 @@ from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 
 
+def looks_back(policy: PolicyConfig) -> bool:
+    """True when :func:`skip_reason` may query earlier surveys (a re-close grace or a
+    customer cool-down); False when it decides from the close alone."""
+    return (
+        policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0
+    ) or policy.customer_cooldown_days > 0
+
+
 def skip_reason(
     policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, now: datetime, seen: set[str]
 ) -> str | None:

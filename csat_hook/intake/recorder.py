@@ -35,6 +35,7 @@ from csat_hook.errors import ServiceUnavailableError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
+from csat_hook.intake.policy import looks_back
 from csat_hook.intake.policy import skip_reason
 from csat_hook.outbox import store as outbox_store
 from csat_hook.outbox import wake
@@ -77,8 +78,15 @@ class CloseRecorder:
         self.live_seconds = live_seconds
         self.send_delay = timedelta(seconds=policy.send_delay_seconds)
         self._replies_queued = replies_queued
+        # Without a look-back the policy decides from the close alone, and a batch is one
+        # statement on PostgreSQL (see _write_one_statement).
+        self._one_statement = not looks_back(policy)
         self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
-            engine, self._write_in, name="close-recorder", after_commit=self._after_commit
+            engine,
+            self._write_in,
+            name="close-recorder",
+            after_commit=self._after_commit,
+            single=lambda _batch: self._one_statement,
         )
 
     def record(
@@ -101,8 +109,13 @@ class CloseRecorder:
         if any(result["status"] == "queued" for result in results):
             self._replies_queued()
 
+    def _single(self, dialect_name: str) -> bool:
+        return self._one_statement and dialect_name == "postgresql"
+
     def _write_in(self, conn: sa.Connection, batch: list[_Close]) -> list[dict[str, Any]]:
         """One transaction for the batch: one outcome body per close, in order."""
+        if self._single(conn.dialect.name):
+            return self._write_one_statement(conn, batch)
         results: dict[int, dict[str, Any]] = {}
         seen: set[str] = set()
         first_of_key: dict[tuple[str, str, str], _Close] = {}
@@ -144,6 +157,43 @@ class CloseRecorder:
                 conn, max(item.now for item in batch), live_seconds=self.live_seconds
             )
         return [results[id(item)] for item in batch]
+
+    def _write_one_statement(
+        self, conn: sa.Connection, batch: list[_Close]
+    ) -> list[dict[str, Any]]:
+        """The batch in one statement (PostgreSQL, no look-back: the skip reason needs no
+        query); the same outcomes as the transaction of :meth:`_write_in`."""
+        first_of_key: dict[tuple[str, str, str], _Close] = {}
+        for item in batch:
+            first_of_key.setdefault(item.key, item)
+        rows, replies, skipped, send_at = [], {}, {}, {}
+        for key, item in first_of_key.items():
+            reason = skip_reason(self.policy, conn, item.event, item.now, set())
+            skipped[key] = reason
+            rows.append(_survey_row(item, reason))
+            if not reason:
+                send_at[key] = item.now + self.send_delay
+                replies[key] = (dict(item.event.reply_context), send_at[key])
+        alive_since = max(item.now for item in batch) - timedelta(seconds=self.live_seconds)
+        stored = store.record_closes_pg(conn, rows, replies, alive_since)
+        results: list[dict[str, Any]] = []
+        for item in batch:
+            survey_id = stored.get(item.key)
+            if survey_id is None or first_of_key[item.key] is not item:
+                results.append({"status": "duplicate"})
+            elif skipped[item.key]:
+                results.append(
+                    {"status": "skipped", "reason": skipped[item.key], "survey_id": survey_id}
+                )
+            else:
+                results.append(
+                    {
+                        "status": "queued",
+                        "survey_id": survey_id,
+                        "send_at": send_at[item.key].isoformat(),
+                    }
+                )
+        return results
 
 
 def _as_http_error(exc: Exception) -> Exception:

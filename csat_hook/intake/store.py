@@ -8,6 +8,7 @@ conditional updates, never from read-then-write.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,9 +18,12 @@ import sqlalchemy as sa
 
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENT
+from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import surveys
+from csat_hook.outbox import wake
 
 
 # The webhook's hot path runs this on every close. Built once per dialect and executed with
@@ -114,3 +118,93 @@ def dialog_surveyed_since(
         .limit(1)
     ).first()
     return found is not None
+
+
+# PostgreSQL, no send-policy look-back: a whole batch of closes in ONE statement, run in
+# autocommit (no BEGIN, no COMMIT round trip): the surveys INSERT, the revival of cancelled
+# surveys, the outbox INSERT for the queued ones and the NOTIFY, all data-modifying CTEs of
+# one statement, so they commit together or not at all. The rows travel as one array per
+# column (unnest), so the statement text is the same for every batch size and psycopg
+# prepares it once per connection.
+_REVIVED_COLUMNS = tuple(
+    c for c in SURVEY_COLUMNS if c not in ("helpdesk", "dialog_id", "occurrence")
+)
+_ENQUEUE_RESET = (
+    "status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at,"
+    " context = excluded.context, lease_until = NULL, claimed_by = NULL, last_error = NULL,"
+    " last_http_status = NULL, updated_at = excluded.updated_at"
+)
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    return "timestamp" if isinstance(column.type, UTCDateTime) else "text"
+
+
+@functools.cache
+def _record_closes_sql() -> str:
+    arrays = [(name, _pg_array_type(surveys.c[name])) for name in SURVEY_COLUMNS]
+    arrays += [("context", "text"), ("send_at", "timestamp")]
+    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in arrays)
+    names = ", ".join(name for name, _ in arrays)
+    columns = ", ".join(SURVEY_COLUMNS)
+    revive = ", ".join(f"{name} = v.{name}" for name in _REVIVED_COLUMNS)
+    same_key = (
+        "s.helpdesk = v.helpdesk AND s.dialog_id = v.dialog_id AND s.occurrence = v.occurrence"
+    )
+    # Only the schema's column names and this module's constants go into the text; every
+    # value is a bound parameter.
+    return (
+        f"WITH v AS (SELECT * FROM unnest({unnest}) AS v({names})),"  # noqa: S608
+        f" new AS (INSERT INTO surveys ({columns}) SELECT {columns} FROM v"
+        " ON CONFLICT (helpdesk, dialog_id, occurrence) DO NOTHING"
+        " RETURNING id, helpdesk, dialog_id, occurrence, status),"
+        # A close of a dialog whose survey was cancelled (reopened before it went out) re-arms
+        # it; the INSERT above left that row alone (a conflict), so no row is touched twice.
+        f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
+        f" WHERE {same_key} AND s.status = '{CANCELLED}'"
+        " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status),"
+        " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
+        " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"
+        " attempts, next_attempt_at, created_at, updated_at)"
+        f" SELECT s.id, v.helpdesk, v.dialog_id, v.context::json, '{PENDING}', 0, v.send_at,"
+        " v.created_at, v.created_at FROM stored AS s JOIN v ON"
+        f" {same_key} WHERE s.status = '{QUEUED}'"
+        f" ON CONFLICT (survey_id) DO UPDATE SET {_ENQUEUE_RESET} RETURNING survey_id),"
+        f" woken AS (SELECT {wake.notify_one_sql('alive_since')}"
+        " FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued)"
+        " SELECT id, helpdesk, dialog_id, occurrence, (SELECT count(*) FROM woken) AS woken"
+        " FROM stored"
+    )
+
+
+def record_closes_pg(
+    conn: sa.Connection,
+    rows: Sequence[Mapping[str, Any]],
+    replies: Mapping[tuple[str, str, str], tuple[dict[str, Any], datetime]],
+    alive_since: datetime,
+) -> dict[tuple[str, str, str], int]:
+    """PostgreSQL: store surveys (each row: every column but ``id``; keys distinct), revive
+    the cancelled ones among them, queue a reply for each stored ``queued`` survey (its
+    context and send time from ``replies``, by key) and wake one live worker (beat since
+    ``alive_since``) when a reply was queued: one statement, atomic on its own (run it in
+    autocommit to save BEGIN and COMMIT).
+
+    Returns key → survey id for the surveys stored (inserted or revived); a key missing is a
+    duplicate.
+    """
+    if not rows:
+        return {}
+    naive = UTCDateTime().process_bind_param
+    params: dict[str, Any] = {}
+    for name in SURVEY_COLUMNS:
+        values = [row.get(name) for row in rows]
+        if _pg_array_type(surveys.c[name]) == "timestamp":
+            values = [naive(value, None) for value in values]
+        params[name] = values
+    keys = [(row["helpdesk"], row["dialog_id"], row["occurrence"]) for row in rows]
+    queued = [replies.get(key) for key in keys]
+    params["context"] = [json.dumps(reply[0]) if reply else None for reply in queued]
+    params["send_at"] = [naive(reply[1], None) if reply else None for reply in queued]
+    params["alive_since"] = naive(alive_since, None)
+    result = conn.exec_driver_sql(_record_closes_sql(), params)
+    return {(r[1], r[2], r[3]): int(r[0]) for r in result}

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from typing import Generic
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -42,6 +44,21 @@ DATABASE_BACKOFF = Backoff(base=0.5, cap=30.0)
 OUTCOME_WRITE_ATTEMPTS = 6
 
 
+@dataclass(frozen=True)
+class _OneStatement(Generic[T]):
+    """A write that is one statement on PostgreSQL (atomic on its own): alone in its batch,
+    it runs in autocommit, without the BEGIN and COMMIT round trips."""
+
+    work: Callable[[sa.Connection], T]
+
+    def __call__(self, conn: sa.Connection) -> T:
+        return self.work(conn)
+
+
+def _one_statement(batch: list[Callable[[sa.Connection], Any]]) -> bool:
+    return len(batch) == 1 and isinstance(batch[0], _OneStatement)
+
+
 class OutcomeRecorder:
     """Writes the outcomes of one worker's deliveries (only to rows it still owns)."""
 
@@ -62,7 +79,7 @@ class OutcomeRecorder:
         self.worker_id = worker_id
         self._stop = stop  # set when the worker stops: no more waiting between retries
         self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
-            lambda: self.engine, run_each, name="delivery-outcomes"
+            lambda: self.engine, run_each, name="delivery-outcomes", single=_one_statement
         )
 
     def record(self, item: sa.Row[Any], outcome: Outcome) -> None:
@@ -86,7 +103,7 @@ class OutcomeRecorder:
                     note=outcome.note,
                 )
 
-            if not self._write(sent):
+            if not self._write(_OneStatement(sent)):
                 logger.warning("delivery.lease-lost", extra=extra)
             logger.info("delivery.sent", extra=extra)
         elif isinstance(outcome, Retry):
@@ -118,16 +135,18 @@ class OutcomeRecorder:
             delay = max(delay, self.config.settle_seconds)
         now = self.clock()
         self._write(
-            lambda conn: store.reschedule(
-                conn,
-                item.id,
-                self.worker_id,
-                now,
-                next_attempt_at=now + timedelta(seconds=delay),
-                error=retry.message,
-                http_status=retry.error.http_status,
-                # This attempt started at its claim (the row's updated_at).
-                uncertain_since=item.updated_at if unknown else None,
+            _OneStatement(
+                lambda conn: store.reschedule(
+                    conn,
+                    item.id,
+                    self.worker_id,
+                    now,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    error=retry.message,
+                    http_status=retry.error.http_status,
+                    # This attempt started at its claim (the row's updated_at).
+                    uncertain_since=item.updated_at if unknown else None,
+                )
             )
         )
         # The dispatcher sleeps until the next due reply it knew of; this one may be sooner.

@@ -63,6 +63,19 @@ def _notify_one_stmt() -> Any:
     return sa.select(sa.func.pg_notify(channel, ""))
 
 
+def notify_one_sql(alive_since_param: str) -> str:
+    """The SQL expression of :func:`_notify_one_stmt` for a hand-written statement:
+    ``pg_notify`` on one live worker's channel (chosen at random among those that beat since
+    the ``%(<alive_since_param>)s`` parameter, a naive UTC timestamp), else the shared one.
+    Kept beside the Core statement so the two choose alike (``tests/outbox/test_wake.py``
+    counts the NOTIFYs of both)."""
+    return (  # constants and a parameter name only: no value goes into the text
+        f"pg_notify(coalesce((SELECT '{WORKER_CHANNEL_PREFIX}' || substr(md5(workers.id), 1, 16)"  # noqa: S608
+        f" FROM workers WHERE workers.beat_at >= %({alive_since_param})s::timestamp"
+        f" ORDER BY random() LIMIT 1), '{NOTIFY_CHANNEL}'), '')"
+    )
+
+
 @functools.cache
 def _pass_on_stmt() -> Any:
     # Zero or one NOTIFY: pg_notify runs once per row of the (limited) subquery.

@@ -204,12 +204,17 @@ class DeliveryWorker:
         # Each statement is atomic on its own (the claim is one UPDATE): no transaction
         # around them, so no BEGIN/COMMIT round trips on PostgreSQL.
         with statements(self.engine) as conn:
-            rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
-            if len(rows) < limit:
-                due = store.next_due_at(conn)
-            surveys = store.surveys_by_id(
-                conn, [row.survey_id for row in rows if row.survey_id is not None]
-            )
+            if conn.dialect.name == "postgresql":  # claim, surveys and next due: one statement
+                rows, surveys, due = store.claim_with_surveys(
+                    conn, self.worker_id, now, lease, limit=limit
+                )
+            else:
+                rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
+                if len(rows) < limit:
+                    due = store.next_due_at(conn)
+                surveys = store.surveys_by_id(
+                    conn, [row.survey_id for row in rows if row.survey_id is not None]
+                )
             alerts = store.alerts_by_id(
                 conn, [row.alert_id for row in rows if row.alert_id is not None]
             )
@@ -254,7 +259,7 @@ class DeliveryWorker:
 
 
 def _record_of(
-    row: sa.Row[Any], surveys: dict[int, sa.Row[Any]], alerts: dict[int, sa.Row[Any]]
+    row: sa.Row[Any], surveys: dict[int, Any], alerts: dict[int, sa.Row[Any]]
 ) -> sa.Row[Any] | None:
     """A claimed row's survey (a reply) or alert (an alert delivery), None when gone."""
     if row.kind == ALERT:

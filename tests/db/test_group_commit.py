@@ -77,3 +77,27 @@ def test_a_failing_write_raises_to_its_caller_only_and_its_neighbours_are_kept(e
     assert outcomes[1] == 10 and outcomes[2] == 20
     assert isinstance(outcomes[7], sa.exc.IntegrityError)  # 7 was already there
     assert _keys(engine) == [1, 2, 7]
+
+
+def test_a_batch_said_to_be_one_statement_runs_in_autocommit_on_postgresql(database_url):
+    from csat_hook.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    seen: list[tuple[int, bool]] = []
+
+    def write(conn: sa.Connection, items: list[int]) -> list[int]:
+        autocommit = conn.get_isolation_level() == "AUTOCOMMIT" or bool(
+            getattr(conn.connection.driver_connection, "autocommit", False)
+        )
+        seen.append((len(items), autocommit))
+        return items
+
+    try:
+        batcher = GroupCommit(lambda: engine, write, name="test", single=lambda b: b == [1])
+        assert batcher.submit(1) == 1
+        assert batcher.submit(2) == 2
+    finally:
+        engine.dispose()
+    # Autocommit only where the predicate said "one statement", and never on SQLite (its
+    # writer lock is taken at BEGIN).
+    assert seen == [(1, engine.dialect.name == "postgresql"), (1, False)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from csat_hook.outbox.store.claims import alerts_by_id
 from csat_hook.outbox.store.claims import claim_due
+from csat_hook.outbox.store.claims import claim_with_surveys
 from csat_hook.outbox.store.claims import next_due_at
 from csat_hook.outbox.store.claims import surveys_by_id
 from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
@@ -45,6 +46,7 @@ __all__ = [
     "alerts_by_id",
     "cancel_waiting",
     "claim_due",
+    "claim_with_surveys",
     "count_alert_deliveries",
     "enqueue_alerts",
     "enqueue_replies",

@@ -8,6 +8,7 @@ A claim only takes ``pending`` rows (one index range); the rows of gone workers 
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -117,3 +118,54 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
     """
     due: datetime | None = conn.execute(_next_due_stmt()).scalar()
     return due
+
+
+# The survey columns of a claimed reply, in the one-statement claim's result.
+_SURVEY_PREFIX = "survey__"
+SurveyRow = namedtuple("SurveyRow", [c.name for c in surveys.c])  # type: ignore[misc]
+
+
+@functools.cache
+def _claim_with_surveys_stmt() -> Any:
+    # PostgreSQL: the claim, its surveys and the next due time in ONE statement (the claim's
+    # UPDATE in a data-modifying CTE) instead of three round trips. The next due time is read
+    # in the statement's snapshot, where the rows being claimed are still pending: they are
+    # left out by id. A one-row subquery on the left keeps that time in the result when
+    # nothing was claimed.
+    claimed = _claim_stmt().cte("claimed")
+    next_due = (
+        sa.select(sa.func.min(outbox.c.next_attempt_at).label("next_due"))
+        .where(outbox.c.status == PENDING, outbox.c.id.not_in(sa.select(claimed.c.id)))
+        .subquery("next_due")
+    )
+    survey_columns = [c.label(_SURVEY_PREFIX + c.name) for c in surveys.c]
+    return sa.select(next_due.c.next_due, *claimed.c, *survey_columns).select_from(
+        next_due.outerjoin(claimed, sa.true()).outerjoin(
+            surveys, surveys.c.id == claimed.c.survey_id
+        )
+    )
+
+
+def claim_with_surveys(
+    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
+) -> tuple[list[sa.Row[Any]], dict[int, Any], datetime | None]:
+    """PostgreSQL: :func:`claim_due`, :func:`surveys_by_id` of the claimed replies and, when
+    fewer than ``limit`` were claimed, :func:`next_due_at` (else None), in one statement.
+
+    The claimed rows carry the outbox columns (and extra ones for the survey: read them from
+    the returned surveys, a :class:`SurveyRow` per survey id, with the same attributes as a
+    survey row).
+    """
+    result = conn.execute(
+        _claim_with_surveys_stmt(),
+        {"now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id},
+    ).all()
+    rows = [row for row in result if row.id is not None]
+    found: dict[int, Any] = {}
+    width = len(surveys.c)
+    for row in rows:
+        survey = row[-width:]
+        if survey[0] is not None:
+            found[survey[0]] = SurveyRow(*survey)
+    due = result[0].next_due if result and len(rows) < limit else None
+    return rows, found, due

@@ -1,0 +1,132 @@
+"""The close recorder's batch: the same outcomes on both paths (PostgreSQL without a policy
+look-back: one statement in autocommit; otherwise a transaction), and atomic on both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import Person
+from csat_hook.intake.recorder import _Close
+from csat_hook.services import Services
+
+
+def _close(
+    services: Services,
+    dialog: str,
+    *,
+    agent: str | None = "a-1",
+    customer: str | None = None,
+    **kw: Any,
+) -> _Close:
+    event = DialogClosed(
+        helpdesk="eadesk",
+        dialog_id=dialog,
+        agent=Person(id=agent),
+        customer=Person(id=customer or "c-" + dialog),
+        reply_context={"conversation": dialog},
+        **kw,
+    )
+    now = services.clock()
+    return _Close(event, f"token-{dialog}-{now.isoformat()}", now, "")
+
+
+@pytest.fixture(autouse=True)
+def _release_held_connections(monkeypatch, make_services):
+    # These tests run batches on the calling thread, where no idle writer gives the held
+    # autocommit connection back: give it back at the end.
+    from csat_hook.db.group_commit import GroupCommit
+
+    made: list[GroupCommit[Any, Any]] = []
+    original = GroupCommit.__init__
+
+    def init(self: GroupCommit[Any, Any], *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(GroupCommit, "__init__", init)
+    yield
+    for writer in made:
+        writer._release()
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    return seen
+
+
+def test_a_batch_stores_queues_skips_revives_and_answers_duplicates(make_config, make_services):
+    services = make_services(make_config(policy={"skip_without_agent": True}))
+    recorder = services.intake.recorder
+    engine = services.engine
+    first = recorder._writer._transaction([_close(services, "D-1")])
+    assert first[0]["status"] == "queued"
+    with engine.begin() as conn:  # the dialog reopened before its reply went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+    statements = _statements(engine)
+
+    batch = [
+        _close(services, "D-2"),
+        _close(services, "D-2"),  # the same close twice in one batch
+        _close(services, "D-3", agent=None),  # skipped by the policy
+        _close(services, "D-1"),  # closed again: the cancelled survey is revived
+    ]
+    results = recorder._writer._transaction(batch)
+    sent = list(statements)
+
+    assert [r["status"] for r in results] == ["queued", "duplicate", "skipped", "queued"]
+    assert results[2]["reason"] == "no_agent"
+    assert results[3]["survey_id"] == first[0]["survey_id"]
+    with engine.connect() as conn:  # committed: another connection sees it
+        rows = {r.dialog_id: r for r in conn.execute(sa.select(surveys))}
+        queue = {r.dialog_id: r for r in conn.execute(sa.select(outbox))}
+    assert {d: r.status for d, r in rows.items()} == {
+        "D-1": "queued",
+        "D-2": "queued",
+        "D-3": "skipped",
+    }
+    assert {d: (r.status, r.attempts, r.context) for d, r in queue.items()} == {
+        "D-1": ("pending", 0, {"conversation": "D-1"}),
+        "D-2": ("pending", 0, {"conversation": "D-2"}),
+    }
+    assert queue["D-2"].survey_id == results[0]["survey_id"]
+    # Nothing stored twice on a later retry of the same closes.
+    assert [r["status"] for r in recorder._writer._transaction(batch)] == ["duplicate"] * 4
+    if engine.dialect.name == "postgresql":
+        # One statement per batch: no BEGIN, no COMMIT, no separate NOTIFY.
+        assert len(sent) == 1, sent
+
+
+def test_a_batch_with_a_value_the_database_refuses_leaves_nothing(make_config, make_services):
+    services = make_services(make_config())
+    recorder = services.intake.recorder
+    bad = _close(services, "D-9", language="x" * 100)  # over the column's 16 characters
+    if services.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce string lengths")
+    with pytest.raises(sa.exc.DataError):
+        recorder._writer._transaction([_close(services, "D-8"), bad])
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(surveys)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
+
+
+def test_a_look_back_policy_still_batches_in_a_transaction(make_config, make_services):
+    services = make_services(make_config(policy={"customer_cooldown_days": 7}))
+    recorder = services.intake.recorder
+    results = recorder._writer._transaction(
+        [_close(services, "D-1"), _close(services, "D-2", customer="c-D-1")]
+    )
+    assert [r["status"] for r in results] == ["queued", "skipped"]
+    assert results[1]["reason"] == "customer_cooldown"

@@ -39,7 +39,6 @@ from sync_bench import generate
 from sync_bench import machine
 from sync_bench import requests_by_kind
 from sync_bench import reset_requests
-from sync_bench import seed_database
 
 from csat_hook.config import load_config
 from csat_hook.db.config import normalize_database_url
@@ -230,8 +229,13 @@ def main() -> None:
             url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
             # Seeding in its own process: this one's peak RSS is the syncs' alone.
             subprocess.run(
-                [sys.executable, str(Path(__file__).with_name("sync_bench.py"))]
-                + ["--seed-only", url, *sizes[:6]],
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("sync_bench.py")),
+                    "--seed-only",
+                    url,
+                    *sizes[:6],
+                ],
                 check=True,
             )
             engine = make_engine(normalize_database_url(url))

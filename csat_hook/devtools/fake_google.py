@@ -432,9 +432,7 @@ class FakeGoogle(LoopbackServer):
                 raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
             return _sheets_call(sheet, method, rest, query, data)
 
-    def _forms_call(
-        self, method: str, path: str, query: dict[str, list[str]], body: bytes
-    ) -> Any:
+    def _forms_call(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
         """A Forms v1 request, checked against the discovery document before it is served."""
         check = discovery.check_request("forms", method, path, query, body)
         if check.method is None:

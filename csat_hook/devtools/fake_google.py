@@ -448,10 +448,9 @@ class FakeGoogle(LoopbackServer):
             elif check.method.id == "forms.forms.get":
                 answer = form.get()
             elif check.method.id == "forms.forms.responses.get":
-                found = form.responses.get(check.path_params["responseId"])
-                if found is None:
+                answer = form.response(check.path_params["responseId"])
+                if answer is None:
                     raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
-                answer = {"formId": form.form_id, **found}
             else:
                 raise SheetsApiError(501, f"{check.method.id} is not emulated", "UNIMPLEMENTED")
         fields = query.get("fields", [""])[0]

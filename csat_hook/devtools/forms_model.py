@@ -83,17 +83,19 @@ def question(question_id: str, title: str, *, choices: list[str] | None = None) 
 
 @dataclass
 class Form:
-    """One form: its items (questions) and responses by responseId."""
+    """One form: its items (questions) and responses (kept JSON-encoded, by responseId)."""
 
     form_id: str
     title: str = "CSAT survey"
     items: list[dict[str, Any]] = field(default_factory=list)
-    filter_field: str = "lastSubmittedTime"
+    filter_field: str = "lastSubmittedTime"  # or "createTime"
     page_cap: int = MAX_PAGE  # the most one page holds, whatever pageSize asks
-    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     _encoded: dict[str, bytes] = field(default_factory=dict)
+    _stamps: dict[str, tuple[str, str]] = field(default_factory=dict)  # (created, last) keys
     _order: list[tuple[str, str]] = field(default_factory=list)  # (instant key, responseId)
-    _sorted: bool = True
+    _removed: set[tuple[str, str]] = field(default_factory=set)  # in _order, to be dropped
+    _mended: bool = True  # _order is sorted and holds no removed key
+    _ordered_by: str = "lastSubmittedTime"  # the field _order is keyed by
 
     def put(self, response: dict[str, Any], *, check: bool = True) -> None:
         """Add a response, or replace the one with its responseId (an edit: the respondent
@@ -104,15 +106,34 @@ class Form:
             if problems:
                 raise ValueError("not a FormResponse: " + "; ".join(problems[:3]))
         response_id = response["responseId"]
-        if response_id in self.responses:
-            self._sorted = False  # its key moves: rebuilt on the next list
-        else:
-            self._order.append((instant_key(response[self.filter_field]), response_id))
-            if len(self._order) > 1 and self._order[-2] > self._order[-1]:
-                self._sorted = False
-        # formId is not returned in a list's responses (ListFormResponsesResponse).
-        self.responses[response_id] = response
+        stamps = (instant_key(response["createTime"]), instant_key(response["lastSubmittedTime"]))
+        last = self.filter_field == "lastSubmittedTime"
+        # The order is mended on the next list (:meth:`settle`): keys come and go here, so
+        # seeding 1,000,000 responses or editing a few among them never sorts per put.
+        before = self._stamps.get(response_id)
+        key = (stamps[last], response_id)
+        old = (before[last], response_id) if before is not None else None
+        if key != old:
+            if old is not None:
+                self._removed.add(old)
+                self._mended = False
+            if key in self._removed:
+                self._removed.discard(key)  # its entry is still in the list: it stays
+            else:
+                if self._order and self._order[-1] > key:
+                    self._mended = False
+                self._order.append(key)
+        self._stamps[response_id] = stamps
+        # Encoded once: a list answers with slices of these (formId is not in a list's).
         self._encoded[response_id] = json.dumps(response, ensure_ascii=False).encode("utf-8")
+
+    def response(self, response_id: str) -> dict[str, Any] | None:
+        """forms.responses.get (None: no such response)."""
+        encoded = self._encoded.get(response_id)
+        return None if encoded is None else {"formId": self.form_id, **json.loads(encoded)}
+
+    def __len__(self) -> int:
+        return len(self._encoded)
 
     def get(self) -> dict[str, Any]:
         """forms.get: the form, its items and the link respondents use."""
@@ -124,12 +145,21 @@ class Form:
             "items": self.items,
         }
 
-    def _keys(self) -> list[tuple[str, str]]:
-        if not self._sorted:
-            self._order = sorted(
-                (instant_key(r[self.filter_field]), rid) for rid, r in self.responses.items()
-            )
-            self._sorted = True
+    def settle(self) -> list[tuple[str, str]]:
+        """The keys in order: re-keyed when ``filter_field`` changed, else mended (removed
+        keys dropped, one sort: Timsort takes a sorted list plus a few appended keys in
+        near-linear time). Seeding calls it once so the first list does not pay for it."""
+        if self._ordered_by != self.filter_field:
+            last = self.filter_field == "lastSubmittedTime"
+            self._order = sorted((stamps[last], rid) for rid, stamps in self._stamps.items())
+            self._ordered_by, self._removed, self._mended = self.filter_field, set(), True
+        elif not self._mended:
+            if self._removed:
+                removed = self._removed
+                self._order = [key for key in self._order if key not in removed]
+                self._removed = set()
+            self._order.sort()
+            self._mended = True
         return self._order
 
     def list(self, query: dict[str, list[str]]) -> RawJson:
@@ -139,7 +169,7 @@ class Form:
         if size < 0:
             raise SheetsApiError(400, "page_size must not be negative")
         size = min(size or MAX_PAGE, MAX_PAGE, self.page_cap)
-        keys = self._keys()
+        keys = self.settle()
         if text:
             op, stamp = parse_filter(text)
             # ">=": the first key at or after stamp; ">": the first after every key at stamp.

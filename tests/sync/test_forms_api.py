@@ -12,6 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from csat_hook.devtools import discovery
 from csat_hook.devtools import forms_model
@@ -371,3 +374,28 @@ def test_later_runs_read_new_and_edited_responses_only_and_lose_nothing(kit):
     fourth = kit.run(config)
     assert (fourth.new, fourth.updated) == (0, 0)
     assert credited(kit) == expected() and fourth.totals["answers"] == 35
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 5), st.booleans()), min_size=1, max_size=40
+    ),
+    st.sampled_from(["lastSubmittedTime", "createTime"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_the_fakes_order_equals_a_full_sort_after_any_adds_and_edits(operations, field):
+    """Responses added and edited in any order (an edit may even go back to an earlier time,
+    lists interleaved): the keys a list pages through are the current ones, sorted."""
+    form = forms_model.Form("f", filter_field=field)
+    current: dict[str, dict[str, Any]] = {}
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    for n, seconds, list_now in operations:
+        response = form_response(n, stamp(at + timedelta(seconds=seconds)), "5", "t")
+        response["createTime"] = current.get(response["responseId"], response)["createTime"]
+        form.put(response, check=False)
+        current[response["responseId"]] = response
+        if list_now:
+            form.settle()
+    expected = sorted((forms_model.instant_key(r[field]), rid) for rid, r in current.items())
+    assert form.settle() == expected
+    assert len(form) == len(current)

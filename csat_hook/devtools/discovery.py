@@ -97,6 +97,8 @@ def validate(value: Any, schema: str, where: str = "", *, api: str = "sheets") -
 
 
 def _check(value: Any, prop: dict[str, Any], where: str, api: str) -> list[str]:
+    if value is None:
+        return []  # proto3 JSON: null is accepted for every field and means "not set"
     if "$ref" in prop:
         return validate(value, prop["$ref"], where, api=api)
     kind = prop.get("type")

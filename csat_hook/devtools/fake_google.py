@@ -418,9 +418,16 @@ class FakeGoogle(LoopbackServer):
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
         if path.startswith("/v1/forms"):
             return self._forms_call(method, path, query, body)
-        data = json.loads(body) if body else {}
         if not path.startswith("/v4/spreadsheets/"):
             raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        # The method, its query parameters and the body's shape, as Google's document says
+        # (the deeper checks of what a body asks for are the model's: sheets_model.py).
+        check = discovery.check_request("sheets", method, path, query, body)
+        if check.method is None:
+            raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        if check.problems:
+            raise SheetsApiError(400, "; ".join(check.problems[:5]))
+        data = json.loads(body) if body else {}
         tail = path[len("/v4/spreadsheets/") :]
         key, sep, rest = tail.partition("/")
         if not sep and ":" in key:

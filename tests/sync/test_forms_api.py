@@ -399,3 +399,19 @@ def test_the_fakes_order_equals_a_full_sort_after_any_adds_and_edits(operations,
     expected = sorted((forms_model.instant_key(r[field]), rid) for rid, r in current.items())
     assert form.settle() == expected
     assert len(form) == len(current)
+
+
+def test_sheets_requests_are_checked_against_their_document_too(fake_google, google_session):
+    """The same check for the Sheets fake: query parameters and enums from sheets.v4.json."""
+    fake_google.add_spreadsheet("s")
+    fake_google.add_tab("s", "Tab", [["a", 1]])
+    url = "https://sheets.googleapis.com/v4/spreadsheets/s/values/Tab!A1:B1"
+    assert google_session.get(url).json()["values"] == [["a", "1"]]
+    assert google_session.get(url, params={"valueRenderOption": "FORMULA"}).status_code == 200
+    bad_enum = google_session.get(url, params={"valueRenderOption": "RAW"})
+    assert bad_enum.status_code == 400 and "valueRenderOption" in bad_enum.text
+    unknown = google_session.get(url, params={"renderOption": "FORMULA"})
+    assert unknown.status_code == 400
+    assert 'Unknown name "renderOption"' in unknown.json()["error"]["message"]
+    no_such = google_session.delete("https://sheets.googleapis.com/v4/spreadsheets/s")
+    assert no_such.status_code == 404

@@ -7,8 +7,9 @@ For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It se
 * Sheets v4 under ``/v4/spreadsheets``: ``get`` (with a ``fields`` mask), ``values.get``,
   ``values:batchGet``, ``values.update``, ``values:batchUpdate``, ``values:batchClear``,
   ``values/<range>:clear`` and ``:batchUpdate`` (tabs, cell formats, sizes, conditional
-  rules, charts, developer metadata: see :mod:`.sheets_model`); request bodies are checked
-  against Google's discovery document (:mod:`.discovery`);
+  rules, charts, developer metadata: see :mod:`.sheets_model`); every request (method, query
+  parameters, body) is checked against Google's Sheets discovery document first
+  (:mod:`.discovery`), then the model checks what a body asks for;
 * Forms v1 ``forms.get`` and ``forms.responses.list`` (``timestamp >``/``>=`` filters, paging:
   see :mod:`.forms_model`); every Forms request (path, method, query parameters, body, a
   ``fields`` selector) is checked against Google's Forms discovery document first, and one it

@@ -206,7 +206,7 @@ def run_once(
                 ref = tokens.verify(token, [SECRET])
                 submitted[ref.dialog_id] = when
                 with google.lock:
-                    google.forms[FORM].append(response(n, when, token))
+                    google.submit_response(FORM, response(n, when, token))
             deadline = time.monotonic() + 3 * interval + 30
             while time.monotonic() < deadline and len(slack.delivered("slack")) < submissions:
                 time.sleep(0.05)

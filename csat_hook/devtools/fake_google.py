@@ -7,9 +7,13 @@ For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It se
 * Sheets v4 under ``/v4/spreadsheets``: ``get`` (with a ``fields`` mask), ``values.get``,
   ``values:batchGet``, ``values.update``, ``values:batchUpdate``, ``values:batchClear``,
   ``values/<range>:clear`` and ``:batchUpdate`` (tabs, cell formats, sizes, conditional
-  rules, charts, developer metadata: see :mod:`.sheets_model`); request bodies are checked
-  against Google's discovery document (:mod:`.discovery`);
-* Forms v1 ``GET /v1/forms/<id>/responses`` with ``timestamp >=``/``>`` filters and paging.
+  rules, charts, developer metadata: see :mod:`.sheets_model`); every request (method, query
+  parameters, body) is checked against Google's Sheets discovery document first
+  (:mod:`.discovery`), then the model checks what a body asks for;
+* Forms v1 ``forms.get`` and ``forms.responses.list`` (``timestamp >``/``>=`` filters, paging:
+  see :mod:`.forms_model`); every Forms request (path, method, query parameters, body, a
+  ``fields`` selector) is checked against Google's Forms discovery document first, and one it
+  refuses gets Google's 400 (404 for a method the API does not have).
 
 Every request is recorded with its quota kind (``sheets_read``, ``sheets_write``,
 ``forms_read``, ``token``). Faults can be scripted: ``fail(count, status, kind)`` answers the
@@ -49,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from csat_hook.devtools import discovery
+from csat_hook.devtools import forms_model
 from csat_hook.devtools import sheets_model as model
 from csat_hook.devtools.loopback import LoopbackServer
 from csat_hook.devtools.sheets_model import SheetsApiError
@@ -112,7 +117,7 @@ class FakeGoogle(LoopbackServer):
     ) -> None:
         discovery.schemas()  # fails at once, and says why, without google-api-python-client
         self.spreadsheets: dict[str, model.Spreadsheet] = {}
-        self.forms: dict[str, list[dict[str, Any]]] = {}
+        self.forms: dict[str, forms_model.Form] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[tuple[int, str | None]] = deque()
         self.losses: deque[tuple[int, str | None, re.Pattern[str] | None]] = deque()
@@ -222,9 +227,28 @@ class FakeGoogle(LoopbackServer):
             tabs = sorted(self.spreadsheets[spreadsheet_id].tabs, key=lambda t: t.index)
             return [t.title for t in tabs]
 
-    def add_form(self, form_id: str, responses: list[dict[str, Any]] | None = None) -> None:
+    def add_form(
+        self,
+        form_id: str,
+        responses: list[dict[str, Any]] | None = None,
+        *,
+        items: list[dict[str, Any]] | None = None,
+        title: str = "CSAT survey",
+        check: bool = True,
+    ) -> forms_model.Form:
+        """A form holding ``responses`` (FormResponse objects; a form added again replaces
+        the earlier one). ``check`` validates each against the FormResponse schema."""
         with self.lock:
-            self.forms[form_id] = list(responses or [])
+            form = forms_model.Form(form_id, title=title, items=list(items or []))
+            for response in responses or []:
+                form.put(response, check=check)
+            self.forms[form_id] = form
+            return form
+
+    def submit_response(self, form_id: str, response: dict[str, Any]) -> None:
+        """A respondent submits: a new responseId adds a response, a known one is an edit."""
+        with self.lock:
+            self.forms[form_id].put(response)
 
     def api_requests(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -393,14 +417,18 @@ class FakeGoogle(LoopbackServer):
         return None
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
-        data = json.loads(body) if body else {}
-        if path.startswith("/v1/forms/"):
-            form_id, _, rest = path[len("/v1/forms/") :].partition("/")
-            if rest != "responses" or method != "GET":
-                raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
-            return self._list_responses(urllib.parse.unquote(form_id), query)
+        if path.startswith("/v1/forms"):
+            return self._forms_call(method, path, query, body)
         if not path.startswith("/v4/spreadsheets/"):
             raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        # The method, its query parameters and the body's shape, as Google's document says
+        # (the deeper checks of what a body asks for are the model's: sheets_model.py).
+        check = discovery.check_request("sheets", method, path, query, body)
+        if check.method is None:
+            raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        if check.problems:
+            raise SheetsApiError(400, "; ".join(check.problems[:5]))
+        data = json.loads(body) if body else {}
         tail = path[len("/v4/spreadsheets/") :]
         key, sep, rest = tail.partition("/")
         if not sep and ":" in key:
@@ -412,40 +440,32 @@ class FakeGoogle(LoopbackServer):
                 raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
             return _sheets_call(sheet, method, rest, query, data)
 
-    def _list_responses(self, form_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    def _forms_call(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
+        """A Forms v1 request, checked against the discovery document before it is served."""
+        check = discovery.check_request("forms", method, path, query, body)
+        if check.method is None:
+            raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+        if check.problems:
+            raise SheetsApiError(400, "; ".join(check.problems[:5]))
         with self.lock:
-            if form_id not in self.forms:
+            form = self.forms.get(check.path_params.get("formId", ""))
+            if form is None:
                 raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
-            responses = list(self.forms[form_id])
-        token = query.get("pageToken", [""])[0]
-        text = query.get("filter", [""])[0]
-        offset = 0
-        if token:
-            state = json.loads(_unb64url(token))
-            if state["filter"] != text:
-                raise SheetsApiError(400, "Page token does not match the request.")
-            offset = state["offset"]
-        if text:
-            op, stamp = _parse_filter(text)
-            responses = [
-                r
-                for r in responses
-                if (
-                    r["lastSubmittedTime"] >= stamp
-                    if op == ">="
-                    else r["lastSubmittedTime"] > stamp
-                )
-            ]
-        # Google does not document the order; ours is oldest first, callers must not care.
-        responses.sort(key=lambda r: r["lastSubmittedTime"])
-        size = int(query.get("pageSize", ["0"])[0] or 0) or 5000
-        size = min(size, 5000)
-        page = responses[offset : offset + size]
-        answer: dict[str, Any] = {"responses": page} if page else {}
-        if offset + size < len(responses):
-            answer["nextPageToken"] = _b64url(
-                json.dumps({"offset": offset + size, "filter": text}).encode()
-            )
+            if check.method.id == "forms.forms.responses.list":
+                answer: Any = form.list(query)
+            elif check.method.id == "forms.forms.get":
+                answer = form.get()
+            elif check.method.id == "forms.forms.responses.get":
+                answer = form.response(check.path_params["responseId"])
+                if answer is None:
+                    raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+            else:
+                raise SheetsApiError(501, f"{check.method.id} is not emulated", "UNIMPLEMENTED")
+        fields = query.get("fields", [""])[0]
+        if fields:
+            if isinstance(answer, forms_model.RawJson):
+                answer = json.loads(answer)
+            answer = discovery.select(answer, fields)
         return answer
 
     # --- running -----------------------------------------------------------------------------
@@ -485,19 +505,6 @@ def _kind(method: str, path: str) -> str:
     if path.startswith("/v1/forms/"):
         return "forms_read"
     return "sheets_read" if method == "GET" else "sheets_write"
-
-
-def _parse_filter(text: str) -> tuple[str, str]:
-    parts = text.split()
-    if len(parts) != 3 or parts[0] != "timestamp" or parts[1] not in (">", ">="):
-        raise SheetsApiError(400, f"Invalid filter: {text}")
-    try:
-        stamp = datetime.fromisoformat(parts[2].replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise SheetsApiError(400, f"Invalid timestamp in filter: {parts[2]}") from exc
-    if not parts[2].endswith("Z"):
-        raise SheetsApiError(400, "Timestamps must be RFC3339 UTC (Z)")
-    return parts[1], stamp.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _sheets_call(
@@ -567,15 +574,19 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             return
 
         def _reply(self, status: int, body: Any) -> None:
-            try:
-                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate in a cell: JSON escapes it (\ud800)
-                data = json.dumps(body).encode("ascii")
+            data = bytes(body) if isinstance(body, forms_model.RawJson) else self._encode(body)
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _encode(self, body: Any) -> bytes:
+            try:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate in a cell: JSON escapes it (\ud800)
+                data = json.dumps(body).encode("ascii")
+            return data
 
         def _handle(self) -> None:
             started = time.perf_counter()

@@ -64,6 +64,9 @@ class RatingScale:
         self.low = low
         self.high = high
         self.labels = {normalize(label): score for label, score in labels.items()}
+        # Text cell → score or (reason, detail): a form has a handful of distinct rating
+        # texts and a first sync reads a million of them. Bounded: free text is not kept.
+        self._texts: dict[str, int | tuple[str, str]] = {}
 
     @classmethod
     def from_config(cls, results: ResultsConfig, metrics: MetricsConfig) -> RatingScale:
@@ -72,6 +75,21 @@ class RatingScale:
 
     def parse(self, value: Any) -> int:
         """The score, or RatingError (never quoting the value: it may be free text)."""
+        if type(value) is str:
+            known = self._texts.get(value)
+            if known is None:
+                try:
+                    known = self._parse(value)
+                except RatingError as exc:
+                    known = (exc.reason, exc.detail)
+                if len(self._texts) < 1024:
+                    self._texts[value] = known
+            if isinstance(known, int):
+                return known
+            raise RatingError(*known)
+        return self._parse(value)
+
+    def _parse(self, value: Any) -> int:
         if is_blank(value):
             raise RatingError("missing_rating", "the rating cell is empty")
         if isinstance(value, bool):

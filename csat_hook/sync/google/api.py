@@ -8,7 +8,10 @@ text (metadata, structure changes), never for value writes or reads.
 
 from __future__ import annotations
 
+import json
+import queue
 import re
+import threading
 import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -186,27 +189,79 @@ class FormsApi:
         self, form_id: str, *, since: datetime | None, page_size: int
     ) -> Iterator[dict[str, Any]]:
         """Every response submitted at or after ``since`` (all of them when None)."""
+        for page in self.pages(form_id, since=since, page_size=page_size):
+            yield from page.get("responses", [])
+
+    def pages(
+        self, form_id: str, *, since: datetime | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of ``forms.responses.list``, in order, until one has no
+        ``nextPageToken``.
+
+        The next page is requested (by one background thread, through the same session:
+        timeouts, bounded retries, counting) while the caller works on the current one, so
+        Google's answer time overlaps our parsing: a first run reads ~200 pages. At most one
+        page waits unread. When the caller stops early, the thread stops after the request
+        it is making; an error in the thread is raised here, in order.
+        """
         url = FORMS_RESPONSES_URL.format(form_id=urllib.parse.quote(form_id, safe=""))
         params: dict[str, Any] = {"pageSize": page_size}
         if since is not None:
             stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             params["filter"] = f"timestamp >= {stamp}"
-        while True:
+        ready: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def hand_over(item: dict[str, Any] | BaseException | None) -> None:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def fetch() -> None:
             try:
-                response = self.session.get(url, params=params)
-            except requests.RequestException as exc:
-                raise GoogleApiError(f"forms.responses.list: {type(exc).__name__}") from exc
-            if not response.ok:
-                raise _error_from(
-                    "forms.responses.list",
-                    response,
-                    keep_message=False,
-                    attempts=self.session.attempts,
-                    share_with=None,
-                )
-            body = response.json()
-            yield from body.get("responses", [])
-            token = body.get("nextPageToken")
-            if not token:
-                return
-            params["pageToken"] = token
+                while not stop.is_set():
+                    body = self._page(url, params)
+                    token = body.get("nextPageToken")
+                    hand_over(body)
+                    if not token:
+                        break
+                    params["pageToken"] = token
+                hand_over(None)
+            except BaseException as exc:  # handed to the caller, raised there
+                hand_over(exc)
+
+        thread = threading.Thread(target=fetch, name="forms-pages", daemon=True)
+        thread.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _page(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.session.get(url, params=params)
+        except requests.RequestException as exc:
+            raise GoogleApiError(f"forms.responses.list: {type(exc).__name__}") from exc
+        if not response.ok:
+            raise _error_from(
+                "forms.responses.list",
+                response,
+                keep_message=False,
+                attempts=self.session.attempts,
+                share_with=None,
+            )
+        try:
+            # From the bytes: requests' .json() decodes them to text first.
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise GoogleApiError("forms.responses.list: the answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise GoogleApiError("forms.responses.list: the answer is not a JSON object")
+        return body

@@ -1,10 +1,22 @@
 """``forms_api``: ``forms.responses.list`` with a ``timestamp >=`` watermark and paging.
 
 Answers are matched by questionId (stable when a question is renamed or translated). The
-watermark is the latest ``lastSubmittedTime`` seen; each run asks for responses since the
-watermark minus ``results.forms_api.overlap_seconds`` (Google does not document whether the
-filter looks at the first or the last submission time, so edited responses are caught by the
-overlap, and fingerprints make re-reading harmless). ``csat-hook sync --full`` reads all.
+first run (and ``csat-hook sync --full``) reads every response, page after page (up to 5000
+each: about 200 requests for 1,000,000 answers, the most a form's linked sheet can hold). The
+watermark is the latest ``lastSubmittedTime`` seen; a later run asks only for
+``timestamp >= watermark − results.forms_api.overlap_seconds`` (default one hour: a response
+Google makes visible late, or a clock step, is still caught; rows read again are recognised
+by their identity and change nothing). Responses the filter leaves out are not "gone": the
+ingest only adds, and the report is built from every stored answer.
+
+An edited response keeps its responseId, gets a later ``lastSubmittedTime`` and so a new
+identity (the submission time is part of it): it is read as a later submission of the same
+survey, which is credited in place of the earlier one (:mod:`~csat_hook.sync.attribution`).
+Google documents the filter as "responses submitted at and after timestamp N" without naming
+the field; an edit is a submission (``lastSubmittedTime`` is "the most recent time the
+response was submitted"), and the fake compares that field. Were Google to compare
+``createTime``, an edit made more than the overlap after the response was first submitted
+would only be seen by a full read (``--full``), and the NOTES of issue 16 say so.
 """
 
 from __future__ import annotations
@@ -37,7 +49,15 @@ _NANOS = re.compile(r"(\.\d{6})\d+")
 
 
 def parse_rfc3339(text: str) -> datetime | None:
-    """``2023-07-19T11:17:22.850363123Z`` (up to nine fraction digits) as aware UTC."""
+    """``2023-07-19T11:17:22.850363123Z`` (up to nine fraction digits, truncated to
+    microseconds) as aware UTC; None when it is not such a time."""
+    if type(text) is str and text.endswith("Z") and len(text) <= 30:
+        # What Google writes ("generated output will always be Z-normalized"): Python's own
+        # parser reads it directly, nanoseconds truncated as the fallback below does.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     try:
         parsed = datetime.fromisoformat(_NANOS.sub(r"\1", text).replace("Z", "+00:00"))
     except (TypeError, ValueError):
@@ -53,6 +73,23 @@ def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
     texts = answer.get("textAnswers", {}).get("answers", [])
     values = [str(t.get("value", "")) for t in texts if isinstance(t, Mapping)]
     return ", ".join(values) if values else None
+
+
+def _answer_text_fast(answers: dict[str, Any], question_id: str) -> str | None:
+    """:func:`answer_text` for the shape Google sends (one text answer of a str value), in a
+    few dict look-ups; anything else goes the general way. A first run reads 1,000,000."""
+    answer = answers.get(question_id)
+    if answer is None:
+        return None
+    try:
+        texts = answer["textAnswers"]["answers"]
+        if type(texts) is list and len(texts) == 1:
+            value = texts[0]["value"]
+            if type(value) is str:
+                return value
+    except (KeyError, TypeError, IndexError):
+        pass
+    return answer_text(answers, question_id)
 
 
 class FormsApiResults(ResultsSource):
@@ -74,6 +111,9 @@ class FormsApiResults(ResultsSource):
         self.page_size = page_size
         self.overlap = timedelta(seconds=overlap_seconds)
         self.parser = RowParser(ratings, lambda value: value)
+        # One headers tuple for every row (a first run holds 1,000,000 submissions).
+        self.headers = ("responseId", "lastSubmittedTime", *self.question_ids)
+        self.roles = tuple(self.question_ids.items())
 
     @classmethod
     def from_config(
@@ -127,16 +167,18 @@ class FormsApiResults(ResultsSource):
                 "forms.responses.list returned a response without responseId or lastSubmittedTime"
             )
         answers = response.get("answers") or {}
-        values: dict[str, Any] = {
-            role: answer_text(answers, qid) for role, qid in self.question_ids.items()
-        }
+        if type(answers) is not dict:
+            answers = {}
+        texts = [_answer_text_fast(answers, qid) for _, qid in self.roles]
+        values: dict[str, Any] = dict(zip(self.question_ids, texts, strict=True))
         values["timestamp"] = submitted
         if batch.watermark is None or submitted > batch.watermark:
             batch.watermark = submitted
-        headers = tuple(["responseId", "lastSubmittedTime", *self.question_ids])
-        cells = tuple([response_id, stamp, *(values.get(r) for r in self.question_ids)])
         item = self.parser.parse(
-            values, ref=f"response {response_id}", headers=headers, cells=cells
+            values,
+            ref=f"response {response_id}",
+            headers=self.headers,
+            cells=(response_id, stamp, *texts),
         )
         # The identity leaves the responseId out: the same answer read from the responses
         # sheet or an export is the same row.

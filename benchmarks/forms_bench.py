@@ -1,0 +1,304 @@
+"""Benchmark: syncs of 100 agents and 1,000,000 answers read through the Forms API (fake).
+
+    python benchmarks/forms_bench.py [--agents 100] [--answers 1000000] [--unanswered 100000]
+                                     [--edits 100] [--database-url URL] [--no-peer]
+
+About 1,000,000 is the ceiling: Forms copies responses to a linked sheet, and a spreadsheet
+holds at most 10,000,000 cells. The fake Forms API runs in a child process (its CPU is
+reported apart) holding a FormResponse per answer, generated from the same seed as the
+surveys this process puts in a fresh SQLite database (``sync_bench.generate``); the report
+goes to the fake Sheets. Three syncs: the first (reads every response, 200 pages of 5000),
+a later one with nothing new, and a later one after 1,000 new responses arrived and
+``--edits`` earlier respondents edited theirs (a new rating, ``lastSubmittedTime`` moves).
+Each prints our CPU and wall time, the process's peak RSS so far, the phases, and the
+requests by kind, beside the targets (first ≤ 30 s and ≤ 1 GB, later ≤ 5 s). Then the peer
+(``peer_forms_pandas.py``: google-api-python-client paging through responses.list, pandas
+grouping by agent) against the same fake, in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sync_bench import LATE
+from sync_bench import NOW
+from sync_bench import SECRET
+from sync_bench import cpu_seconds
+from sync_bench import generate
+from sync_bench import machine
+from sync_bench import requests_by_kind
+from sync_bench import reset_requests
+
+from csat_hook.config import load_config
+from csat_hook.db.config import normalize_database_url
+from csat_hook.db.engine import make_engine
+from csat_hook.sync.runner import SyncRunner
+
+FORM = "bench-form"
+REPORT = "bench-report"
+# questionIds (hex, as Forms makes them) of the form's questions, by role.
+QUESTIONS = {"rating": "1a2b0001", "comment": "1a2b0002", "agent": "1a2b0003",
+             "ticket": "1a2b0004", "token": "1a2b0005"}  # fmt: skip
+TITLES = {"rating": "How satisfied are you?", "comment": "Anything to add?",
+          "agent": "Agent", "ticket": "Ticket", "token": "Reference"}  # fmt: skip
+TARGETS = {"first": (30.0, 1024.0), "later": (5.0, None)}
+
+
+def stamp(when: datetime, n: int) -> str:
+    """RFC3339 Zulu with nanoseconds, as Forms writes lastSubmittedTime."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{(n * 7919) % 10**9:09d}Z"
+
+
+def form_response(n: int, values: dict[str, str], created: str, submitted: str) -> dict[str, Any]:
+    """A FormResponse as forms.responses.list returns it: unanswered questions are absent."""
+    return {
+        "responseId": f"ACYDBNj{n:010d}",
+        "createTime": created,
+        "lastSubmittedTime": submitted,
+        "answers": {
+            QUESTIONS[role]: {
+                "questionId": QUESTIONS[role],
+                "textAnswers": {"answers": [{"value": value}]},
+            }
+            for role, value in values.items()
+            if value
+        },
+    }
+
+
+def responses(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
+    """(the form's responses at the start, the LATE ones that arrive later, the edits)."""
+    first: list[dict] = []
+    late: list[dict] = []
+    last = NOW
+    for n, agent, token, _, submitted, rating, comment in generate(
+        args.agents, args.answers, args.unanswered
+    ):
+        if submitted is None:
+            continue
+        values = {"rating": str(rating), "comment": comment, "agent": f"Agent {agent}",
+                  "ticket": f"D-{n}", "token": token}  # fmt: skip
+        if n < args.answers:
+            when = stamp(submitted, n)
+            first.append(form_response(n, values, when, when))
+            last = max(last, submitted)
+        else:
+            # New responses arrive after every earlier one (the time they are submitted).
+            when = stamp(last + timedelta(hours=1, seconds=n - args.answers), n)
+            late.append(form_response(n, values, when, when))
+    edits = []
+    step = max(1, len(first) // max(1, args.edits))
+    for i in range(0, min(len(first), step * args.edits), step):
+        edited = json.loads(json.dumps(first[i]))
+        rating = QUESTIONS["rating"]
+        old = edited["answers"][rating]["textAnswers"]["answers"][0]["value"]
+        edited["answers"][rating]["textAnswers"]["answers"][0]["value"] = str(6 - int(old))
+        edited["lastSubmittedTime"] = stamp(last + timedelta(hours=2, seconds=i % 3600), i)
+        edits.append(edited)
+    return first, late, edits
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Child process: the fake with the form; "late" on stdin submits the late responses and
+    the edits; EOF stops it."""
+    from csat_hook.devtools import forms_model
+    from csat_hook.devtools.fake_google import FakeGoogle
+
+    first, late, edits = responses(args)
+    fake = FakeGoogle().start()
+    items = [forms_model.question(QUESTIONS[r], TITLES[r]) for r in QUESTIONS]
+    # Each response's shape is checked against the discovery document in tests and for a
+    # sample here (all 1,000,000 would take the fake a minute).
+    form = fake.add_form(FORM, first[:1000], items=items)
+    for response in first[1000:]:
+        form.put(response, check=False)
+    del first  # the fake keeps each response encoded
+    form.settle()  # sorted now, not on the first request
+    fake.add_spreadsheet(REPORT, locale="en_US", time_zone="Europe/Moscow")
+    print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "late":
+            for response in late + edits:
+                fake.submit_response(FORM, response)
+            print(json.dumps({"late": len(late), "edits": len(edits)}), flush=True)
+    fake.stop()
+
+
+def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int) -> None:
+    fake_cpu = cpu_seconds(fake_pid)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    summary = runner.run()
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seen, fake_seconds = requests_by_kind(url)
+    wall_target, rss_target = TARGETS[target]
+    print(f"\n{label}: status {summary.status} {summary.error or ''}")
+    print(
+        f"  rows read {summary.rows_read:,}, new {summary.new:,}, updated {summary.updated:,}, "
+        f"unchanged {summary.unchanged:,}, agents {summary.agents}, answers stored "
+        f"{summary.totals.get('answers', 0):,}"
+    )
+    print(
+        f"  OUR OWN TIME (CPU of the sync's process) {cpu:.2f} s; wall {wall:.2f} s "
+        f"(target ≤ {wall_target:.0f} s: {'met' if wall <= wall_target else 'NOT met'}); "
+        f"the fake API's CPU {fake_cpu:.2f} s (its handlers' wall {fake_seconds:.2f} s)"
+    )
+    rss_note = (
+        f" (target ≤ {rss_target:.0f} MB: {'met' if rss_mb <= rss_target else 'NOT met'})"
+        if rss_target
+        else ""
+    )
+    print(f"  process peak RSS so far {rss_mb:.0f} MB{rss_note}")
+    print(f"  phases (ms): {summary.phases_ms}")
+    print(f"  requests by kind: {seen}")
+
+
+def run_peer(fake: dict, fake_pid: int, label: str) -> None:
+    """peer_forms_pandas.py in its own process, against the same fake."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as account:
+        json.dump(fake["service_account"], account)
+        account.flush()
+        reset_requests(fake["url"])
+        fake_cpu = cpu_seconds(fake_pid)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("peer_forms_pandas.py")),
+                fake["url"],
+                account.name,
+                FORM,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+    if done.returncode != 0:
+        print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-3:]}")
+        return
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    seen, fake_seconds = requests_by_kind(fake["url"])
+    print(f"\npeer, google-api-python-client + pandas ({label}): {result['agents']} agents, "
+          f"{result['answers']:,} answers")  # fmt: skip
+    print(
+        f"  PEER'S OWN TIME (CPU of its process, imports excluded) {result['cpu']:.2f} s; wall "
+        f"{result['wall']:.2f} s; peak RSS {result['rss_mb']:.0f} MB; the fake API's CPU "
+        f"{fake_cpu:.2f} s (handlers {fake_seconds:.2f} s)"
+    )
+    print(f"  requests by kind: {seen}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--answers", type=int, default=1_000_000)
+    parser.add_argument("--unanswered", type=int, default=100_000)
+    parser.add_argument("--edits", type=int, default=100)
+    parser.add_argument("--database-url", help="an empty database instead of a fresh SQLite")
+    parser.add_argument("--no-peer", action="store_true", help="skip the pandas peer")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first sync")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve(args)
+        return
+    sizes = ["--agents", str(args.agents), "--answers", str(args.answers)]
+    sizes += ["--unanswered", str(args.unanswered), "--edits", str(args.edits)]
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake", *sizes],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        started = time.monotonic()
+        fake = json.loads(child.stdout.readline())
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory() as tmp:
+            url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            # Seeding in its own process: this one's peak RSS is the syncs' alone.
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("sync_bench.py")),
+                    "--seed-only",
+                    url,
+                    *sizes[:6],
+                ],
+                check=True,
+            )
+            engine = make_engine(normalize_database_url(url))
+            print(
+                f"seeded {args.answers:,} form responses by {args.agents} agents and "
+                f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s"
+            )
+            config = load_config(
+                None,
+                env={},
+                overrides={
+                    "database": {"url": engine.url.render_as_string(hide_password=False)},
+                    "token": {"secret": SECRET},
+                    "google": {
+                        "service_account_json": json.dumps(fake["service_account"]),
+                        "sheets_base_url": fake["url"],
+                        "forms_base_url": fake["url"],
+                    },
+                    "results": {
+                        "source": "forms_api",
+                        "forms_api": {"form_id": FORM, "question_ids": QUESTIONS},
+                    },
+                    "output": {
+                        "gsheets": {
+                            "enabled": True,
+                            "spreadsheet_id": REPORT,
+                            "max_request_bytes": 20_000_000,
+                        },
+                        "local": {"enabled": False},
+                    },
+                },
+            )
+            runner = SyncRunner(config, engine, clock=lambda: NOW)
+            runs = [
+                ("first sync (every response)", "first"),
+                ("later sync (nothing new)", "later"),
+                (f"later sync ({LATE:,} new responses, {args.edits} edited)", "later"),
+            ]
+            for i, (label, target) in enumerate(runs):
+                if i == 2:
+                    child.stdin.write("late\n")
+                    child.stdin.flush()
+                    child.stdout.readline()
+                reset_requests(fake["url"])
+                if args.profile and i == 0:
+                    import cProfile
+                    import pstats
+
+                    profiler = cProfile.Profile()
+                    profiler.runcall(runner.run)
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+                    continue
+                measure(label, target, runner, fake["url"], child.pid)
+            engine.dispose()
+            if not args.no_peer:
+                run_peer(fake, child.pid, "every response, every run")
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        child.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""The Forms API path: the fake accepts only what Google's discovery document accepts, pages
+as Google documents, and the forms_api source reads every response once, then only the new
+and edited ones, without losing or double-counting an answer."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from csat_hook.devtools import discovery
+from csat_hook.devtools import forms_model
+from csat_hook.errors import GoogleApiError
+from csat_hook.sync import store
+from csat_hook.sync.google.api import FormsApi
+from csat_hook.sync.sources.forms_api import FormsApiResults
+from csat_hook.sync.values import RatingScale
+
+FORMS = "https://forms.googleapis.com/v1/forms"
+RATING, TOKEN, AGENT = "aa11", "bb22", "cc33"
+SCALE = RatingScale(1, 5, {})
+
+
+def stamp(when: datetime, nanos: int = 0) -> str:
+    """RFC3339 Zulu as Google writes it (0, 3, 6 or 9 fraction digits)."""
+    text = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos:09d}Z" if nanos else f"{text}Z"
+
+
+def form_response(
+    n: int, submitted: str, rating: str, token: str, *, created: str | None = None
+) -> dict[str, Any]:
+    answers = {RATING: rating, TOKEN: token}
+    return {
+        "responseId": f"ACYDBNj{n:06d}",
+        "createTime": created or submitted,
+        "lastSubmittedTime": submitted,
+        "answers": {
+            qid: {"questionId": qid, "textAnswers": {"answers": [{"value": value}]}}
+            for qid, value in answers.items()
+        },
+    }
+
+
+def listed(google_session: Any, form_id: str, **params: Any) -> Any:
+    return google_session.get(f"{FORMS}/{form_id}/responses", params=params)
+
+
+# --- the fake against the discovery document ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"pageSiz": "10"}, 'Unknown name "pageSiz"'),
+        ({"formId": "f"}, 'Unknown name "formId"'),  # a path parameter, not a query one
+        ({"pageSize": "ten"}, "TYPE_INT32"),
+        ({"pageSize": str(2**31)}, "TYPE_INT32"),
+        ({"pageSize": "-1"}, "negative"),
+        ({"prettyPrint": "yes"}, "TYPE_BOOL"),
+        ({"alt": "xml"}, "'alt'"),
+        ({"$.xgafv": "3"}, "'$.xgafv'"),
+        ({"filter": ["timestamp > 2026-11-01T00:00:00Z"] * 2}, "given 2 times"),
+        ({"fields": "responses(responseId,rating)"}, "no field 'rating'"),
+        ({"filter": "timestamp >= 2026-11-01T00:00:00+03:00"}, "Invalid filter"),
+        ({"filter": "timestamp >= 2026-11-01"}, "Invalid filter"),
+        ({"filter": "timestamp < 2026-11-01T00:00:00Z"}, "Invalid filter"),
+        ({"filter": "createTime >= 2026-11-01T00:00:00Z"}, "Invalid filter"),
+        ({"filter": "timestamp >= 2026-11-01T00:00:00.1234567890Z"}, "Invalid filter"),
+        ({"filter": "lastSubmittedTime > 2026-11-01T00:00:00Z"}, "Invalid filter"),
+        ({"pageToken": "not-a-token"}, "Invalid page token"),
+    ],
+)
+def test_the_fake_refuses_what_google_refuses(fake_google, google_session, params, words):
+    fake_google.add_form("f", [form_response(1, stamp(datetime(2026, 11, 2)), "5", "t")])
+    answer = listed(google_session, "f", **params)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert words in answer.json()["error"]["message"]
+
+
+def test_the_fake_accepts_every_parameter_the_document_gives_the_method(
+    fake_google, google_session
+):
+    """Read from forms.v1.json, not from a list of ours: the standard parameters too."""
+    fake_google.add_form("f", [])
+    method = next(m for m in discovery.methods("forms") if m.id.endswith("responses.list"))
+    standard = discovery.document("forms")["parameters"]
+    example = {"string": "x", "integer": "10", "boolean": "true"}
+    good = {"filter": "timestamp >= 2026-11-01T00:00:00.5Z", "fields": "nextPageToken"}
+    names = [n for n, spec in method.parameters.items() if spec["location"] == "query"]
+    assert {"filter", "pageSize", "pageToken"} <= set(names)
+    for name in [*names, *standard]:
+        if name in ("pageToken", "callback", "alt"):
+            continue  # a token must come from a list; JSONP and other formats are not served
+        spec = {**standard, **method.parameters}[name]
+        value = good.get(name) or (spec["enum"][0] if "enum" in spec else example[spec["type"]])
+        answer = listed(google_session, "f", **{name: value})
+        assert answer.status_code == 200, (name, answer.text)
+
+
+def test_methods_and_bodies_the_document_does_not_have_are_refused(fake_google, google_session):
+    fake_google.add_form("f", [])
+    assert google_session.post(f"{FORMS}/f/responses", json={}).status_code == 404
+    assert google_session.delete(f"{FORMS}/f").status_code == 404
+    assert google_session.get(f"{FORMS}/f/answers").status_code == 404
+    with_body = google_session.request("GET", f"{FORMS}/f/responses", data=b'{"a": 1}')
+    assert with_body.status_code == 400 and "body must be empty" in with_body.text
+    assert listed(google_session, "no-such-form").status_code == 404
+
+
+def test_forms_get_and_every_response_match_the_document_schemas(fake_google, google_session):
+    items = [forms_model.question(RATING, "Rating", choices=["1", "2", "3", "4", "5"])]
+    items.append(forms_model.question(TOKEN, "Reference"))
+    fake_google.add_form(
+        "f", [form_response(1, stamp(datetime(2026, 11, 2)), "5", "t")], items=items
+    )
+    form = google_session.get(f"{FORMS}/f").json()
+    assert discovery.validate(form, "Form", api="forms") == []
+    questions = [i["questionItem"]["question"]["questionId"] for i in form["items"]]
+    assert questions == [RATING, TOKEN]
+    page = listed(google_session, "f").json()
+    assert discovery.validate(page, "ListFormResponsesResponse", api="forms") == []
+    one = google_session.get(f"{FORMS}/f/responses/ACYDBNj000001").json()
+    assert one["formId"] == "f" and discovery.validate(one, "FormResponse", api="forms") == []
+    partial = listed(google_session, "f", fields="responses(responseId)").json()
+    assert partial == {"responses": [{"responseId": "ACYDBNj000001"}]}
+    with pytest.raises(ValueError, match="rating"):
+        fake_google.add_form("g", [{**form_response(2, stamp(datetime(2026, 11, 2)), "5", "t"),
+                                    "rating": 5}])  # fmt: skip
+
+
+# --- paging and the filter --------------------------------------------------------------------
+
+
+def some_responses(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Responses in random order, with ties and 0, 3, 6 or 9 fraction digits."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    made = []
+    for n in range(count):
+        when = start + timedelta(seconds=rng.randrange(0, 40))
+        nanos = rng.choice([0, 0, 500_000_000, 123_000, 999_999_999])
+        made.append(form_response(n, stamp(when, nanos), str(1 + n % 5), f"tok-{n}"))
+    rng.shuffle(made)
+    return made
+
+
+def instant(response: dict[str, Any]) -> tuple[str, str]:
+    return forms_model.instant_key(response["lastSubmittedTime"]), response["responseId"]
+
+
+def every_page(google_session: Any, form_id: str, **params: Any) -> list[dict[str, Any]]:
+    pages = []
+    while True:
+        page = listed(google_session, form_id, **params)
+        assert page.status_code == 200, page.text
+        pages.append(page.json())
+        if "nextPageToken" not in pages[-1]:
+            return pages
+        params["pageToken"] = pages[-1]["nextPageToken"]
+
+
+@pytest.mark.parametrize(("page_size", "cap"), [(7, 5000), (1, 5000), (0, 5000), (10, 4)])
+def test_paging_returns_every_response_once_in_order(fake_google, google_session, page_size, cap):
+    made = some_responses(61)
+    fake_google.add_form("f", made).page_cap = cap  # the service may return fewer
+    pages = every_page(google_session, "f", pageSize=page_size)
+    got = [r for p in pages for r in p.get("responses", [])]
+    assert [r["responseId"] for r in got] == [r["responseId"] for r in sorted(made, key=instant)]
+    per_page = min(page_size or 5000, cap)
+    assert [len(p["responses"]) for p in pages[:-1]] == [per_page] * (len(pages) - 1)
+    assert 0 < len(pages[-1]["responses"]) <= per_page
+    assert got == sorted(made, key=instant)  # the responses as added, byte for byte
+
+
+def test_unspecified_page_size_is_at_most_5000(fake_google, google_session):
+    made = [form_response(n, stamp(datetime(2026, 11, 1) + timedelta(seconds=n)), "5", "t")
+            for n in range(5003)]  # fmt: skip
+    fake_google.add_form("f", made, check=False)
+    for params in ({}, {"pageSize": 0}, {"pageSize": 100_000}):
+        pages = every_page(google_session, "f", **params)
+        assert [len(p["responses"]) for p in pages] == [5000, 3], params
+
+
+def test_a_page_token_belongs_to_its_filter_and_survives_new_and_edited_responses(
+    fake_google, google_session
+):
+    made = some_responses(20)
+    fake_google.add_form("f", made)
+    first = listed(google_session, "f", pageSize=8).json()
+    token = first["nextPageToken"]
+    other = listed(google_session, "f", pageToken=token, filter="timestamp > 2026-11-01T00:00:00Z")
+    assert other.status_code == 400
+    # While the client pages: one response is edited (it moves to the end), one arrives.
+    late = datetime(2026, 11, 2, tzinfo=UTC)
+    edited = {**first["responses"][0], "lastSubmittedTime": stamp(late)}
+    fake_google.submit_response("f", edited)
+    fake_google.submit_response("f", form_response(99, stamp(late, 1000), "3", "tok-99"))
+    rest = every_page(google_session, "f", pageSize=8, pageToken=token)
+    seen = [r["responseId"] for r in first["responses"]]
+    seen += [r["responseId"] for p in rest for r in p.get("responses", [])]
+    assert set(seen) == {r["responseId"] for r in made} | {"ACYDBNj000099"}
+    assert seen.count(edited["responseId"]) == 2  # before and after the edit: none skipped
+    assert len(seen) == len(set(seen)) + 1
+
+
+@pytest.mark.parametrize("field", ["lastSubmittedTime", "createTime"])
+def test_the_filter_compares_instants_not_text(fake_google, google_session, field):
+    at = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    made = [
+        form_response(1, stamp(at), "1", "a"),
+        form_response(2, stamp(at, 500_000_000), "2", "b"),  # "…:00.5Z" sorts before "…:00Z"
+        form_response(3, stamp(at - timedelta(seconds=1), 999_999_999), "3", "c"),
+        # Edited later: only lastSubmittedTime moved.
+        form_response(4, stamp(at + timedelta(hours=1)), "4", "d", created=stamp(at, 1)),
+    ]
+    fake_google.add_form("f", made).filter_field = field
+
+    def ids(text: str) -> list[str]:
+        page = listed(google_session, "f", filter=text).json()
+        return sorted(r["responseId"][-1] for r in page.get("responses", []))
+
+    at_text = stamp(at)
+    assert ids(f"timestamp >= {at_text}") == ["1", "2", "4"]
+    assert ids(f"timestamp > {at_text}") == ["2", "4"]  # not at N
+    assert ids(f"timestamp > {stamp(at, 500_000_000)}") == (
+        ["4"] if field == "lastSubmittedTime" else []
+    )
+    assert ids("timestamp >= 2026-11-01T09:59:59.999999999Z") == ["1", "2", "3", "4"]
+
+
+# --- the source: first read, later reads ------------------------------------------------------
+
+
+def forms_source(google_session: Any, page_size: int = 5000, overlap: float = 3600) -> Any:
+    return FormsApiResults(
+        FormsApi(google_session),
+        "f",
+        question_ids={"rating": RATING, "token": TOKEN},
+        page_size=page_size,
+        overlap_seconds=overlap,
+        ratings=SCALE,
+    )
+
+
+def test_the_source_reads_every_page_and_stops_early_without_a_stray_request(
+    fake_google, google_session
+):
+    made = some_responses(23)
+    fake_google.add_form("f", made)
+    batch = forms_source(google_session, page_size=5).fetch(set(), None)
+    assert sorted(s.token for s in batch.submissions) == sorted(f"tok-{n}" for n in range(23))
+    assert fake_google.count("forms_read") == 5
+    # A consumer that stops after the first response: the page thread stops too.
+    fake_google.reset_requests()
+    api = FormsApi(google_session)
+    pages = api.pages("f", since=None, page_size=5)
+    next(pages)
+    pages.close()
+    assert fake_google.count("forms_read") <= 2  # the page read and at most one ahead
+
+
+def test_a_failed_page_is_raised_in_order_and_retried_through_the_session(
+    fake_google, google_session
+):
+    fake_google.add_form("f", some_responses(12))
+    fake_google.fail(1, 503, "forms_read")  # retried by the session
+    batch = forms_source(google_session, page_size=5).fetch(set(), None)
+    assert len(batch.submissions) == 12
+    fake_google.fail(10, 429, "forms_read")  # more than the session's retries
+    with pytest.raises(GoogleApiError, match=r"forms\.responses\.list: HTTP 429"):
+        forms_source(google_session, page_size=5).fetch(set(), None)
+
+
+def credited(kit: Any) -> dict[str, int]:
+    with kit.engine.connect() as conn:
+        return {row.dialog_id: row.rating for row in store.all_answers(conn)}
+
+
+def test_later_runs_read_new_and_edited_responses_only_and_lose_nothing(kit):
+    """Three runs through the runner: all, then only the filter's window, then new and edited
+    responses; the credited answers equal the form's final state, computed here."""
+    start = kit.now - timedelta(days=20)
+    agents = {"7": "Anna", "8": "Boris", "9": "Chen"}
+    tokens = {}
+    for n in range(40):
+        agent = list(agents)[n % 3]
+        tokens[n] = kit.survey(f"T-{n}", agent, agents[agent], created=start)
+    form: dict[str, dict[str, Any]] = {}
+
+    def submit(n: int, when: datetime, rating: int, *, created: datetime | None = None) -> None:
+        response = form_response(
+            n, stamp(when, 250_000_000), str(rating), tokens[n],
+            created=stamp(created) if created else None,
+        )  # fmt: skip
+        form[response["responseId"]] = response
+        kit.fake.submit_response("f", response)
+
+    kit.fake.add_form("f", [])
+    for n in range(30):
+        submit(n, start + timedelta(hours=n * 5), 1 + n % 5)
+    results = {
+        "source": "forms_api",
+        "forms_api": {
+            "form_id": "f",
+            "question_ids": {"rating": RATING, "token": TOKEN},
+            "page_size": 7,
+        },
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+
+    def expected() -> dict[str, int]:
+        """The latest submission per survey, from the form as it is now."""
+        latest: dict[str, tuple[str, int]] = {}
+        for response in form.values():
+            dialog = f"T-{int(response['responseId'][-6:])}"
+            value = int(response["answers"][RATING]["textAnswers"]["answers"][0]["value"])
+            when = forms_model.instant_key(response["lastSubmittedTime"])
+            if dialog not in latest or when > latest[dialog][0]:
+                latest[dialog] = (when, value)
+        return {dialog: value for dialog, (_, value) in latest.items()}
+
+    first = kit.run(config)
+    assert (first.status, first.new, first.rows_read) == ("ok", 30, 30)
+    assert kit.fake.count("forms_read") == 5  # 30 responses, pages of 7
+    assert credited(kit) == expected()
+
+    kit.fake.reset_requests()
+    kit.now += timedelta(hours=1)
+    again = kit.run(config)
+    (query,) = [r["query"] for r in kit.fake.api_requests("forms_read")]
+    last = start + timedelta(hours=29 * 5)
+    assert query["filter"] == [f"timestamp >= {stamp(last - timedelta(hours=1))}"]
+    assert (again.status, again.new, again.updated, again.rows_read) == ("ok", 0, 0, 1)
+    assert credited(kit) == expected()  # rows outside the window are not gone
+
+    # Five new responses; three earlier respondents edit theirs (an old one among them:
+    # created 20 days ago, far outside the overlap), one edits twice.
+    later = last + timedelta(hours=3)
+    for i, n in enumerate(range(30, 35)):
+        submit(n, later + timedelta(minutes=i), 5)
+    for i, n in enumerate((0, 12, 29)):
+        submit(n, later + timedelta(minutes=10 + i), 6 - (1 + n % 5), created=start)
+    submit(12, later + timedelta(minutes=20), 1, created=start)
+    kit.fake.reset_requests()
+    kit.now = later + timedelta(hours=1)
+    third = kit.run(config)
+    assert third.status == "ok"
+    assert (third.new, third.updated) == (5, 3)
+    # In the window: the 5 new and the 3 edited (the form keeps 12's latest version only).
+    assert (third.rows_read, kit.fake.count("forms_read")) == (8, 2)
+    assert credited(kit) == expected()
+    assert (credited(kit)["T-0"], credited(kit)["T-12"], credited(kit)["T-29"]) == (5, 1, 1)
+    per_agent: dict[str, list[int]] = defaultdict(list)
+    for dialog, rating in expected().items():
+        per_agent[list(agents)[int(dialog[2:]) % 3]].append(rating)
+    with kit.engine.connect() as conn:
+        stored: dict[str, list[int]] = defaultdict(list)
+        for row in store.all_answers(conn):
+            stored[row.agent_key].append(row.rating)
+    assert {a: sorted(r) for a, r in stored.items()} == {a: sorted(r) for a, r in per_agent.items()}
+
+    # Nothing new: the same answers, nothing counted twice.
+    kit.now += timedelta(minutes=5)
+    fourth = kit.run(config)
+    assert (fourth.new, fourth.updated) == (0, 0)
+    assert credited(kit) == expected() and fourth.totals["answers"] == 35
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 5), st.booleans()), min_size=1, max_size=40
+    ),
+    st.sampled_from(["lastSubmittedTime", "createTime"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_the_fakes_order_equals_a_full_sort_after_any_adds_and_edits(operations, field):
+    """Responses added and edited in any order (an edit may even go back to an earlier time,
+    lists interleaved): the keys a list pages through are the current ones, sorted."""
+    form = forms_model.Form("f", filter_field=field)
+    current: dict[str, dict[str, Any]] = {}
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    for n, seconds, list_now in operations:
+        response = form_response(n, stamp(at + timedelta(seconds=seconds)), "5", "t")
+        response["createTime"] = current.get(response["responseId"], response)["createTime"]
+        form.put(response, check=False)
+        current[response["responseId"]] = response
+        if list_now:
+            form.settle()
+    expected = sorted((forms_model.instant_key(r[field]), rid) for rid, r in current.items())
+    assert form.settle() == expected
+    assert len(form) == len(current)
+
+
+def test_sheets_requests_are_checked_against_their_document_too(fake_google, google_session):
+    """The same check for the Sheets fake: query parameters and enums from sheets.v4.json."""
+    fake_google.add_spreadsheet("s")
+    fake_google.add_tab("s", "Tab", [["a", 1]])
+    url = "https://sheets.googleapis.com/v4/spreadsheets/s/values/Tab!A1:B1"
+    assert google_session.get(url).json()["values"] == [["a", "1"]]
+    assert google_session.get(url, params={"valueRenderOption": "FORMULA"}).status_code == 200
+    bad_enum = google_session.get(url, params={"valueRenderOption": "RAW"})
+    assert bad_enum.status_code == 400 and "valueRenderOption" in bad_enum.text
+    unknown = google_session.get(url, params={"renderOption": "FORMULA"})
+    assert unknown.status_code == 400
+    assert 'Unknown name "renderOption"' in unknown.json()["error"]["message"]
+    no_such = google_session.delete("https://sheets.googleapis.com/v4/spreadsheets/s")
+    assert no_such.status_code == 404

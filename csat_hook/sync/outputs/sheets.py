@@ -313,9 +313,8 @@ class SheetsOutput:
         requests and the same bytes are sent (a first sync writes ~1.5 million cells)."""
         cols = plan.cols
         plain = _PLAIN
-        values = [
-            [v if v.__class__ in plain else sheet_value(v) for v in row]
-            + [""] * (cols - len(row))
+        values: list[list[Any]] = [
+            [v if v.__class__ in plain else sheet_value(v) for v in row] + [""] * (cols - len(row))
             for row in plan.grid.rows
         ]
         blank_row = [""] * cols

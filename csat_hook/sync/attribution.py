@@ -30,7 +30,7 @@ UNVERIFIED_REASONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per answer read: 100,000 in a first sync
 class Credited:
     """A submission whose reference verified. ``key`` is the survey it identifies
     (:func:`csat_hook.tokens.survey_key`): one credited answer per key."""
@@ -41,7 +41,7 @@ class Credited:
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unverified:
     submission: Submission
     reason: str

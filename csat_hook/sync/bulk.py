@@ -111,18 +111,23 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     if compiled.positiontup is not None:
         params = tuple(named[name] for name in compiled.positiontup)
     result = conn.exec_driver_sql(compiled.string, params)
-    row_type = row_type or _row_type(names)
-    if not any(converters):
-        return [row_type._make(row) for row in result]
-    return [
-        row_type._make(
-            [
-                value if convert is None or value is None else convert(value)
-                for convert, value in zip(converters, row, strict=True)
-            ]
-        )
-        for row in result
-    ]
+    # The driver's own fetchall: iterating the SQLAlchemy result costs a Python-level fetch per
+    # row (most of the time of a 150,000-row read).
+    try:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    finally:
+        result.close()
+    make = (row_type or _row_type(names))._make
+    if not any(converters) or not rows:
+        return list(map(make, rows))
+    # Converted column by column: one comprehension per datetime column instead of a zip and a
+    # conditional per value of every row.
+    columns: list[Any] = list(zip(*rows, strict=True))
+    del rows
+    for index, convert in enumerate(converters):
+        if convert is not None:
+            columns[index] = [None if v is None else convert(v) for v in columns[index]]
+    return list(map(make, zip(*columns, strict=True)))
 
 
 def _datetime_from_db(dialect_name: str) -> Any:

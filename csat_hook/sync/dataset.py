@@ -136,9 +136,11 @@ def build_dataset(
     times in a first sync.
     """
     agent_index, team_index = _Index(), _Index()
+    agent_ids, team_ids = agent_index.ids, team_index.ids
     names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
     surveys: dict[str, tuple[int, datetime, bool, str, int]] = {}
     data = Dataset()
+    sent_append = data.sent.append
     for (
         token,
         helpdesk,
@@ -151,18 +153,28 @@ def build_dataset(
         created,
         channel,
     ) in survey_rows:
-        who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
-        agent = agent_index(who)
-        team = team_index(team_name or "")
+        # The index look-ups inlined (a new key goes through _Index): once per survey.
+        who = (
+            helpdesk,
+            agent_id
+            if agent_id and agent_id.__class__ is str
+            else survey_agent_key(agent_id, agent_name, agent_email, token, secrets),
+        )
+        agent = agent_ids.get(who)
+        if agent is None:
+            agent = agent_index(who)
+        team = team_ids.get(team_name or "")
+        if team is None:
+            team = team_index(team_name or "")
         sent = status == SENT
-        key = tokens.survey_key(token)
+        key = token.partition(".")[0]  # tokens.survey_key, inlined
         surveys[key] = (team, created, sent, channel or "", agent)
         if (agent_name or agent_email) and who[1]:  # the no-agent key is never named
             seen = names.get(who)
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
         if sent:
-            data.sent.append((agent, team, created.timestamp(), key in opened))
+            sent_append((agent, team, created.timestamp(), key in opened))
     no_team = team_index("")
     append = data.answers.append
     for (

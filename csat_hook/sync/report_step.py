@@ -41,18 +41,15 @@ class ReportStep(AlertsStep):
     def _report(
         self,
         summary: SyncSummary,
-        answers: list[Any],
-        surveys: list[Any],
+        data: Dataset,
         unverified: list[Any],
         now: datetime,
         language: str,
-        data: Dataset | None = None,
     ) -> Report:
+        """The report from ``data`` (``_dataset`` of every answer and survey)."""
         config = self.config
         metrics = config.metrics
         tz = ZoneInfo(metrics.timezone)
-        if data is None:
-            data = self._dataset(answers, surveys)
         summary.agents = len({a.agent for a in data.answers})
         sheets = config.output.gsheets
         spec = ReportSpec(

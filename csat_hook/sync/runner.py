@@ -261,9 +261,17 @@ class SyncRunner(ReportStep, OutputsStep):
                 transaction.commit()
         summary.absorb(batch, result)
         self._judge_skips(summary, batch, skipped)
+        # Stored, counted and judged: the batch's rows (and the response they reference) and
+        # the database rows go before the report is built, the run's peak of memory.
+        batch.submissions.clear()
+        batch.raw_digests.clear()
+        del result, by_key
         clock.lap("ingest")
+        if data is None:
+            data = self._dataset(answers, surveys)
+        del answers, surveys
         language = self._language(sheets, source)
-        report = self._report(summary, answers, surveys, unverified, now, language, data)
+        report = self._report(summary, data, unverified, now, language)
         clock.lap("report")
         return report
 

@@ -32,6 +32,7 @@ from csat_hook.sync.periods import months
 from csat_hook.sync.periods import previous
 from csat_hook.sync.periods import rolling
 from csat_hook.sync.periods import weeks
+from csat_hook.sync.report.answers import Newest
 from csat_hook.sync.report.answers import build_agent_tabs
 from csat_hook.sync.report.answers import build_responses
 from csat_hook.sync.report.answers import build_unverified
@@ -133,8 +134,9 @@ def build_report(
         [by_key[p.key] for p in month_periods],
         name=texts["trends"],
     )
+    newest = Newest.of(ctx)  # sorted and converted once for both kinds of tab
     responses, answers_csv = build_responses(
-        ctx, name=texts["responses"], max_rows=spec.max_response_rows
+        ctx, name=texts["responses"], max_rows=spec.max_response_rows, newest=newest
     )
     unverified_grid, unverified_csv = build_unverified(
         ctx, unverified, name=spec.unverified_name or texts["unverified"]
@@ -147,7 +149,7 @@ def build_report(
         summary=summary,
         trends=trends,
         responses=responses,
-        agents=build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent),
+        agents=build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent, newest=newest),
         unverified=unverified_grid if spec.unverified else None,
         csv=csv,
     )

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from csat_hook.sync.dataset import AnswerRecord
@@ -26,9 +29,27 @@ from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import LocalTime
 from csat_hook.sync.report.common import ticket_link
 
+_NEWEST = attrgetter("submitted_at", "dialog_id")  # the sort key, built in C
+
 
 def _newest(answers: Sequence[AnswerRecord], limit: int) -> list[AnswerRecord]:
-    return sorted(answers, key=lambda a: (a.submitted_at, a.dialog_id), reverse=True)[:limit]
+    return sorted(answers, key=_NEWEST, reverse=True)[:limit]
+
+
+@dataclass(frozen=True)
+class Newest:
+    """Every answer newest first, with its submission time as the tabs show it: sorted and
+    converted once for the Responses tab and the agent tabs (the sort is stable, so an
+    agent's answers taken from it are in the order sorting them alone gives)."""
+
+    answers: list[AnswerRecord]
+    shown: list[datetime]
+
+    @classmethod
+    def of(cls, ctx: Context) -> Newest:
+        ordered = _newest(ctx.data.answers, len(ctx.data.answers))
+        when = LocalTime(ctx.tz)
+        return cls(ordered, [when(a.submitted_at) for a in ordered])
 
 
 def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:
@@ -37,8 +58,11 @@ def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) ->
         grid.rules.append(Rule(RuleKind.LOW_RATING, area, ctx.low_rating, column=column))
 
 
-def build_responses(ctx: Context, *, name: str, max_rows: int) -> tuple[Grid, Table]:
-    """The Responses tab and ``answers.csv`` (the same table, every answer)."""
+def build_responses(
+    ctx: Context, *, name: str, max_rows: int, newest: Newest | None = None
+) -> tuple[Grid, Table]:
+    """The Responses tab and ``answers.csv`` (the same table, every answer); ``newest`` is
+    :meth:`Newest.of` ``ctx`` (computed here when not given)."""
     t = ctx.texts
     columns = [
         Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
@@ -52,14 +76,15 @@ def build_responses(ctx: Context, *, name: str, max_rows: int) -> tuple[Grid, Ta
     if ctx.nps:
         columns.append(Column(t["nps_score"], Fmt.COUNT, 8))
     columns += [Column(t["comment"], None, 50), Column(t["ticket_link"], None, 36)]
-    when = LocalTime(ctx.tz)
     data = ctx.data
+    newest = newest or Newest.of(ctx)
+    names, teams, templates = ctx.names, data.teams, ctx.templates
     rows: list[list[Cell]] = []
-    for a in _newest(data.answers, len(data.answers)):
+    for a, shown in zip(newest.answers, newest.shown, strict=True):
         row: list[Cell] = [
-            when(a.submitted_at),
-            ctx.names[a.agent],
-            data.teams[a.team] or None,
+            shown,
+            names[a.agent],
+            teams[a.team] or None,
             a.helpdesk,
             a.channel or None,
             a.dialog_id,
@@ -67,7 +92,7 @@ def build_responses(ctx: Context, *, name: str, max_rows: int) -> tuple[Grid, Ta
         ]
         if ctx.nps:
             row.append(a.nps)
-        row += [a.comment or None, ticket_link(ctx.templates, a.helpdesk, a.dialog_id)]
+        row += [a.comment or None, ticket_link(templates, a.helpdesk, a.dialog_id)]
         rows.append(row)
     table = Table(columns, rows, csv_name="answers.csv")
     grid = Grid(name, "responses")
@@ -76,12 +101,17 @@ def build_responses(ctx: Context, *, name: str, max_rows: int) -> tuple[Grid, Ta
     return grid, table
 
 
-def build_agent_tabs(ctx: Context, *, max_rows: int) -> list[Grid]:
-    """One tab per agent with answers, newest first, at most ``max_rows`` answers."""
+def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = None) -> list[Grid]:
+    """One tab per agent with answers, newest first, at most ``max_rows`` answers; ``newest``
+    is :meth:`Newest.of` ``ctx`` (computed here when not given)."""
     t = ctx.texts
-    by_agent: dict[int, list[AnswerRecord]] = defaultdict(list)
-    for answer in ctx.data.answers:
-        by_agent[answer.agent].append(answer)
+    newest = newest or Newest.of(ctx)
+    # Positions in the newest-first order, per agent, up to max_rows each.
+    by_agent: dict[int, list[int]] = defaultdict(list)
+    for index, answer in enumerate(newest.answers):
+        mine = by_agent[answer.agent]
+        if len(mine) < max_rows:
+            mine.append(index)
     with_links = any(ctx.templates.get(a.helpdesk) for a in ctx.data.agents)
     columns = [
         Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
@@ -93,13 +123,14 @@ def build_agent_tabs(ctx: Context, *, max_rows: int) -> list[Grid]:
     columns.append(Column(t["comment"], None, 60))
     if with_links:
         columns.append(Column(t["ticket_link"], None, 36))
-    when = LocalTime(ctx.tz)
     grids = []
     agents = ctx.data.agents
+    ordered, shown = newest.answers, newest.shown
     for agent in sorted(by_agent, key=lambda i: (agents[i].name.casefold(), agents[i].key)):
         rows: list[list[Cell]] = []
-        for a in _newest(by_agent[agent], max_rows):
-            row: list[Cell] = [when(a.submitted_at), a.dialog_id, a.rating]
+        for index in by_agent[agent]:
+            a = ordered[index]
+            row: list[Cell] = [shown[index], a.dialog_id, a.rating]
             if ctx.nps:
                 row.append(a.nps)
             row.append(a.comment or None)

@@ -91,6 +91,8 @@ def ingest(
     cache.insert_row_digests(conn, batch.raw_digests)
     if batch.watermark is not None:
         store.set_watermark(conn, source_key, batch.watermark, now)
+        if batch.complete:  # an incremental source read in full: when, for the next full read
+            store.set_watermark(conn, store.full_read_key(source_key), now, now)
     return result
 
 

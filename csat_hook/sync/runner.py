@@ -189,6 +189,13 @@ class SyncRunner(ReportStep, OutputsStep):
             known = KnownRows(store.known_fingerprints(conn), skipped)
             known.raw = cache.known_row_digests(conn, known)
             watermark = None if full else store.get_watermark(conn, source.key)
+            every = source.full_read_every
+            if (
+                watermark is not None
+                and every
+                and store.full_read_due(conn, source.key, every, self.clock())
+            ):
+                watermark = None  # read everything again: edits the filter may have missed
         batch = source.fetch(known, watermark)
         clock.lap("read")
         self.lock.renew(holder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import NamedTuple
 
@@ -192,6 +193,17 @@ def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: da
         ),
     )
     conn.execute(stmt)
+
+
+def full_read_key(source: str) -> str:
+    """The ``sync_state`` row whose watermark is when ``source`` was last read in full."""
+    return f"{source} full read"
+
+
+def full_read_due(conn: sa.Connection, source: str, every: timedelta, now: datetime) -> bool:
+    """True when ``source`` was never read in full, or last more than ``every`` ago."""
+    last = get_watermark(conn, full_read_key(source))
+    return last is None or now - last >= every
 
 
 def acquire_lock(

@@ -376,6 +376,56 @@ def test_later_runs_read_new_and_edited_responses_only_and_lose_nothing(kit):
     assert credited(kit) == expected() and fourth.totals["answers"] == 35
 
 
+@pytest.mark.parametrize("full_read_hours", [6, 0])
+def test_a_response_the_filter_missed_is_read_at_the_next_full_read(kit, full_read_hours):
+    """A response listed with a submission time before the incremental window (Google's filter
+    would not show it) is credited by the next full read, once ``full_read_hours`` have passed
+    since the last one; with 0, only ``sync --full`` reads it."""
+    start = kit.now - timedelta(days=3)
+    tokens = {n: kit.survey(f"T-{n}", "7", "Anna", created=start) for n in range(2)}
+    kit.fake.add_form("f", [])
+
+    def submit(n: int, when: datetime, rating: int) -> None:
+        kit.fake.submit_response("f", form_response(n, stamp(when), str(rating), tokens[n]))
+
+    def filters() -> list[bool]:
+        return ["filter" in r["query"] for r in kit.fake.api_requests("forms_read")]
+
+    submit(0, kit.now - timedelta(hours=1), 5)
+    results = {
+        "source": "forms_api",
+        "forms_api": {
+            "form_id": "f",
+            "question_ids": {"rating": RATING, "token": TOKEN},
+            "full_read_hours": full_read_hours,
+        },
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+    assert kit.run(config).new == 1
+    first_read = kit.now
+
+    submit(1, kit.now - timedelta(days=1), 2)  # a day before the watermark: outside the window
+    kit.fake.reset_requests()
+    kit.now = first_read + timedelta(hours=5, minutes=59)
+    assert kit.run(config).new == 0
+    assert filters() == [True] and credited(kit) == {"T-0": 5}
+
+    kit.fake.reset_requests()
+    kit.now = first_read + timedelta(hours=6)
+    due = kit.run(config)
+    if full_read_hours:
+        assert filters() == [False] and due.new == 1
+        assert credited(kit) == {"T-0": 5, "T-1": 2}
+        kit.fake.reset_requests()
+        kit.now += timedelta(minutes=5)  # the full read was recorded: incremental again
+        assert kit.run(config).new == 0 and filters() == [True]
+    else:
+        assert filters() == [True] and due.new == 0 and credited(kit) == {"T-0": 5}
+        kit.fake.reset_requests()
+        assert kit.run(config, full=True).new == 1 and filters() == [False]
+        assert credited(kit) == {"T-0": 5, "T-1": 2}
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 6), st.integers(0, 5), st.booleans()), min_size=1, max_size=40

@@ -45,6 +45,9 @@ class ResultsSource(abc.ABC):
     """Base class of results sources; ``kind`` is the ``results.source`` value."""
 
     kind: ClassVar[str]
+    # An incremental source (one that reads from a watermark) reads everything again when its
+    # last full read is older than this; None: only the first run and ``sync --full`` do.
+    full_read_every: timedelta | None = None
 
     @classmethod
     @abc.abstractmethod

@@ -16,7 +16,8 @@ Google documents the filter as "responses submitted at and after timestamp N" wi
 the field; an edit is a submission (``lastSubmittedTime`` is "the most recent time the
 response was submitted"), and the fake compares that field. Were Google to compare
 ``createTime``, an edit made more than the overlap after the response was first submitted
-would only be seen by a full read (``--full``), and the NOTES of issue 16 say so.
+would only be seen by a full read: ``csat-hook sync --full``, or the one the runner makes
+when the last full read is older than ``results.forms_api.full_read_hours`` (default 24).
 """
 
 from __future__ import annotations
@@ -104,12 +105,14 @@ class FormsApiResults(ResultsSource):
         page_size: int,
         overlap_seconds: float,
         ratings: RatingScale,
+        full_read_hours: float = 0,
     ) -> None:
         self.api = api
         self.form_id = form_id
         self.question_ids = dict(question_ids)
         self.page_size = page_size
         self.overlap = timedelta(seconds=overlap_seconds)
+        self.full_read_every = timedelta(hours=full_read_hours) if full_read_hours else None
         self.parser = RowParser(ratings, lambda value: value)
         # One headers tuple for every row (a first run holds 1,000,000 submissions).
         self.headers = ("responseId", "lastSubmittedTime", *self.question_ids)
@@ -130,6 +133,7 @@ class FormsApiResults(ResultsSource):
             question_ids=options.question_ids,
             page_size=options.page_size,
             overlap_seconds=options.overlap_seconds,
+            full_read_hours=options.full_read_hours,
             ratings=RatingScale.from_config(config.results, config.metrics),
         )
 

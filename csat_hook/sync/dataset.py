@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from operator import attrgetter
 from operator import itemgetter
 from typing import Any
@@ -48,7 +50,9 @@ class AnswerRecord(NamedTuple):
     rating: int
     comment: str
     submitted_at: datetime
-    cohort: float  # Unix seconds of the survey's creation (else the token's issue time)
+    # The survey's creation (else the token's issue time), in microseconds since the Unix
+    # epoch: an integer as the database computes it (store.survey_facts).
+    cohort: int
     answered_sent: bool
     nps: int | None  # the 0–10 answer, when the form asks it
     channel: str  # as recorded with the survey ("" when unknown)
@@ -59,17 +63,20 @@ class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
-    # (agent, team, cohort instant, opened by a person through a short link) per sent survey
-    sent: list[tuple[int, int, float, bool]] = field(default_factory=list)
+    # (agent, team, cohort instant in microseconds since the Unix epoch, opened by a person
+    # through a short link) per sent survey
+    sent: list[tuple[int, int, int, bool]] = field(default_factory=list)
 
     def answer_facts(self) -> AnswerColumns:
         """``(agent, team, cohort instant, rating, answered_sent, nps)`` of the answers as
-        columns, as :func:`~csat_hook.sync.metrics.compute` takes them."""
+        columns, as :func:`~csat_hook.sync.metrics.compute` takes them (instants in Unix
+        seconds: the integer microseconds divided as one array, equal to
+        ``datetime.timestamp()``, which divides the same integers)."""
         answers, n = self.answers, len(self.answers)
         return AnswerColumns(
             np.fromiter(map(_AGENT, answers), np.int64, n),
             np.fromiter(map(_TEAM, answers), np.int64, n),
-            np.fromiter(map(_COHORT, answers), np.float64, n),
+            np.fromiter(map(_COHORT, answers), np.int64, n) / MICROSECONDS,
             np.fromiter(map(_RATING, answers), np.int64, n),
             np.fromiter(map(_MATCHED, answers), np.bool_, n),
             np.fromiter((-1 if a.nps is None else a.nps for a in answers), np.int64, n),
@@ -81,9 +88,20 @@ class Dataset:
         return SentColumns(
             np.fromiter(map(_FIRST, sent), np.int64, n),
             np.fromiter(map(_SECOND, sent), np.int64, n),
-            np.fromiter(map(_THIRD, sent), np.float64, n),
+            np.fromiter(map(_THIRD, sent), np.int64, n) / MICROSECONDS,
             np.fromiter(map(_FOURTH, sent), np.bool_, n),
         )
+
+
+MICROSECONDS = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_microseconds(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the Unix epoch (what
+    :class:`csat_hook.sync.store.epoch_microseconds` computes in the database)."""
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 _AGENT, _TEAM, _COHORT = attrgetter("agent"), attrgetter("team"), attrgetter("cohort")
@@ -133,11 +151,13 @@ def build_dataset(
 
     Rows are unpacked positionally (the column order of ``store.survey_facts`` and
     ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
-    times in a first sync.
+    times in a first sync. A survey's creation time is the integer the database computed
+    (``created_us``, microseconds since the Unix epoch): no datetime is made or converted per
+    survey; only an answer whose survey is not in the database converts its token's issue time.
     """
     agent_index, team_index = _Index(), _Index()
-    names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
-    surveys: dict[str, tuple[int, datetime, bool, str, int]] = {}
+    names: dict[tuple[str, str], tuple[int, str, str]] = {}
+    surveys: dict[str, tuple[int, int, bool, str, int]] = {}
     data = Dataset()
     for (
         token,
@@ -148,7 +168,7 @@ def build_dataset(
         agent_email,
         team_name,
         status,
-        created,
+        created,  # microseconds since the Unix epoch
         channel,
     ) in survey_rows:
         who = (helpdesk, survey_agent_key(agent_id, agent_name, agent_email, token, secrets))
@@ -162,7 +182,7 @@ def build_dataset(
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
         if sent:
-            data.sent.append((agent, team, created.timestamp(), key in opened))
+            data.sent.append((agent, team, created, key in opened))
     no_team = team_index("")
     append = data.answers.append
     for (
@@ -180,7 +200,8 @@ def build_dataset(
         if survey is not None:
             team, cohort, matched, channel, surveyed = survey
         else:
-            team, cohort, matched, channel, surveyed = no_team, issued_at, False, "", None
+            cohort = epoch_microseconds(issued_at)
+            team, matched, channel, surveyed = no_team, False, "", None
         append(
             AnswerRecord(
                 # A reference naming no agent (the close named none) goes to the agent the
@@ -192,7 +213,7 @@ def build_dataset(
                 rating,
                 comment or "",
                 submitted_at,
-                cohort.timestamp(),
+                cohort,
                 matched,
                 nps,
                 channel,
@@ -207,7 +228,7 @@ def build_dataset(
 
 
 def _agent(
-    who: tuple[str, str], recorded: tuple[datetime, str, str] | None, helpdesks: Mapping[str, Any]
+    who: tuple[str, str], recorded: tuple[int, str, str] | None, helpdesks: Mapping[str, Any]
 ) -> Agent:
     helpdesk, key = who
     name, email = (recorded[1], recorded[2]) if recorded else ("", "")

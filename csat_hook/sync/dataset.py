@@ -18,7 +18,6 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from operator import attrgetter
 from operator import itemgetter
 from typing import Any
 from typing import NamedTuple
@@ -79,7 +78,7 @@ class Dataset:
             np.fromiter(map(_COHORT, answers), np.int64, n) / MICROSECONDS,
             np.fromiter(map(_RATING, answers), np.int64, n),
             np.fromiter(map(_MATCHED, answers), np.bool_, n),
-            np.fromiter((-1 if a.nps is None else a.nps for a in answers), np.int64, n),
+            np.fromiter((-1 if v is None else v for v in map(_NPS, answers)), np.int64, n),
         )
 
     def sent_facts(self) -> SentColumns:
@@ -104,8 +103,11 @@ def epoch_microseconds(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-_AGENT, _TEAM, _COHORT = attrgetter("agent"), attrgetter("team"), attrgetter("cohort")
-_RATING, _MATCHED = attrgetter("rating"), attrgetter("answered_sent")
+# By position: an itemgetter is faster than the named tuple's attribute (1,000,000 a column).
+_AGENT, _TEAM, _COHORT, _RATING, _MATCHED, _NPS = (
+    itemgetter(AnswerRecord._fields.index(name))
+    for name in ("agent", "team", "cohort", "rating", "answered_sent", "nps")
+)
 _FIRST, _SECOND, _THIRD, _FOURTH = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 

@@ -10,6 +10,12 @@ default listed ones plus twelve calendar months, the headline 30 days and the 30
 the Trends tab's 12 weeks and 12 months — then the leaderboard (the empirical-Bayes fit over
 the agents, ranks, changes). A share of the answers carries an NPS answer.
 Target: ≤ 1 s for 1,000,000 answers (five runs printed).
+
+Peer (when pandas is installed: the ``bench`` extra): what an analyst would write with pandas
+from the same rows (cohort datetimes): local days with ``tz_convert``, then for each period a
+filter and a ``groupby`` per agent (answers, satisfied, rating sum, answered_sent, surveys
+sent: CSAT, mean, response rate), three runs. It computes fewer figures (no teams,
+distribution, NPS, intervals or leaderboard); its counts are checked equal to ours.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import platform
 import random
 import time
 import tracemalloc
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -31,9 +38,11 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import epoch_microseconds
 from csat_hook.sync.leaderboard import build_leaderboard
 from csat_hook.sync.metrics import AnswerColumns
+from csat_hook.sync.metrics import PeriodResult
 from csat_hook.sync.metrics import SentColumns
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import compute
+from csat_hook.sync.periods import Period
 from csat_hook.sync.periods import build_periods
 from csat_hook.sync.periods import local_day
 from csat_hook.sync.periods import months
@@ -60,6 +69,86 @@ def dataset(answers: list, sent: list) -> Dataset:
 def columns(data: Dataset) -> tuple[AnswerColumns, SentColumns]:
     """What the report does first (``report.build_report``): the dataset as columns."""
     return data.answer_facts(), data.sent_facts()
+
+
+AgentCounts = dict[int, tuple[int, int, int, int, int]]  # answers, satisfied, sum, answered, sent
+
+
+def peer(answers: list, sent: list, periods: Sequence[Period], tz: ZoneInfo) -> list[AgentCounts]:
+    """The pandas peer (see the module docstring): per period, per agent (answers, satisfied,
+    rating sum, answered_sent, sent); CSAT, mean and response rate as an analyst's table."""
+    import pandas as pd
+
+    a = pd.DataFrame(answers, columns=["agent", "team", "when", "rating", "matched", "nps"])
+    s = pd.DataFrame(sent, columns=["agent", "team", "when"])
+    for frame in (a, s):
+        local = pd.to_datetime(frame["when"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+        frame["day"] = local.to_numpy().astype("datetime64[D]").astype("int64")
+    a["satisfied"] = a["rating"] >= 4
+    found = []
+    for period in periods:
+        lo = -(2**62) if period.first_day is None else period.first_day
+        hi = 2**62 if period.end_day is None else period.end_day
+        in_a = a[(a["day"] >= lo) & (a["day"] < hi)]
+        in_s = s[(s["day"] >= lo) & (s["day"] < hi)]
+        table = in_a.groupby("agent").agg(
+            n=("rating", "size"),
+            satisfied=("satisfied", "sum"),
+            total=("rating", "sum"),
+            answered=("matched", "sum"),
+        )
+        table = table.join(in_s.groupby("agent").size().rename("sent"), how="outer")
+        table = table.fillna(0).astype("int64")
+        table["csat"] = table["satisfied"] / table["n"]
+        table["mean"] = table["total"] / table["n"]
+        table["response_rate"] = table["answered"] / table["sent"]
+        columns = ["n", "satisfied", "total", "answered", "sent"]
+        found.append(
+            {
+                int(agent): tuple(int(v) for v in row)
+                for agent, row in zip(table.index, table[columns].to_numpy(), strict=True)
+            }
+        )
+    return found
+
+
+def our_counts(results: list[PeriodResult]) -> list[AgentCounts]:
+    """Ours in the peer's terms."""
+    return [
+        {
+            agent: (
+                st.answers,
+                st.satisfied,
+                sum((st.settings.scale_min + i) * c for i, c in enumerate(st.distribution)),
+                st.answered_sent,
+                st.sent,
+            )
+            for agent, st in r.agents.items()
+        }
+        for r in results
+    ]
+
+
+def run_peer(
+    answers: list, sent: list, periods: Sequence[Period], tz: ZoneInfo, ours: list[AgentCounts]
+) -> None:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        print("  peer: pandas is not installed (pip install -e '.[bench]')")
+        return
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        theirs = peer(answers, sent, periods, tz)
+        times.append(time.perf_counter() - started)
+    assert theirs == ours, "the pandas peer counts differently"
+    times.sort()
+    print(
+        f"  peer (pandas: tz_convert, a groupby per agent and period; fewer figures), three "
+        f"runs: {times[0]:.2f}–{times[-1]:.2f} s (median {times[1]:.2f} s); its counts per "
+        "agent and period equal ours"
+    )
 
 
 def main() -> None:
@@ -102,7 +191,6 @@ def main() -> None:
     periods = list({p.key: p for p in wanted}.values())
     headline, before = periods.index(rolling(today, 30)), periods.index(previous(today, 30))
     data = dataset(answers, sent)
-    del answers, sent
     tracemalloc.start()
     started = time.perf_counter()
     facts, sent_facts = columns(data)
@@ -149,6 +237,7 @@ def main() -> None:
         + "; ".join(f"{t:.2f} s = {c:.2f} + {a:.2f} + {b:.2f}" for t, c, a, b in runs)
         + " (columns + aggregation + leaderboard)"
     )
+    run_peer(answers, sent, periods, tz, our_counts(results))
     print(f"  machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs")
 
 

@@ -62,7 +62,8 @@ def dataset(answers: list, sent: list) -> Dataset:
         )
         for agent, team, when, rating, matched, nps in answers
     ]
-    data.sent = [(agent, team, epoch_microseconds(when), False) for agent, team, when in sent]
+    for agent, team, when in sent:
+        data.sent.append(agent, team, epoch_microseconds(when), False)
     return data
 
 

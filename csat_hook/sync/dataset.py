@@ -58,13 +58,33 @@ class AnswerRecord(NamedTuple):
 
 
 @dataclass
+class SentRows:
+    """The sent surveys as parallel lists, one entry per survey: agent and team indexes, the
+    cohort instant (microseconds since the Unix epoch), whether a person opened it through a
+    short link. Only the metrics read them, as columns: four appends per survey cost less
+    than a tuple per survey (1,300,000 of them) and its unpacking again, column by column."""
+
+    agent: list[int] = field(default_factory=list)
+    team: list[int] = field(default_factory=list)
+    cohort: list[int] = field(default_factory=list)
+    opened: list[bool] = field(default_factory=list)
+
+    def append(self, agent: int, team: int, cohort: int, opened: bool) -> None:
+        self.agent.append(agent)
+        self.team.append(team)
+        self.cohort.append(cohort)
+        self.opened.append(opened)
+
+    def __len__(self) -> int:
+        return len(self.agent)
+
+
+@dataclass
 class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
-    # (agent, team, cohort instant in microseconds since the Unix epoch, opened by a person
-    # through a short link) per sent survey
-    sent: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    sent: SentRows = field(default_factory=SentRows)
 
     def answer_facts(self) -> AnswerColumns:
         """``(agent, team, cohort instant, rating, answered_sent, nps)`` of the answers as
@@ -85,10 +105,10 @@ class Dataset:
         """The surveys sent, ``(agent, team, cohort instant, opened)``, as columns."""
         sent, n = self.sent, len(self.sent)
         return SentColumns(
-            np.fromiter(map(_FIRST, sent), np.int64, n),
-            np.fromiter(map(_SECOND, sent), np.int64, n),
-            np.fromiter(map(_THIRD, sent), np.int64, n) / MICROSECONDS,
-            np.fromiter(map(_FOURTH, sent), np.bool_, n),
+            np.fromiter(sent.agent, np.int64, n),
+            np.fromiter(sent.team, np.int64, n),
+            np.fromiter(sent.cohort, np.int64, n) / MICROSECONDS,
+            np.fromiter(sent.opened, np.bool_, n),
         )
 
 
@@ -108,7 +128,6 @@ _AGENT, _TEAM, _COHORT, _RATING, _MATCHED, _NPS = (
     itemgetter(AnswerRecord._fields.index(name))
     for name in ("agent", "team", "cohort", "rating", "answered_sent", "nps")
 )
-_FIRST, _SECOND, _THIRD, _FOURTH = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 class _Index:
@@ -161,6 +180,8 @@ def build_dataset(
     names: dict[tuple[str, str], tuple[int, str, str]] = {}
     surveys: dict[str, tuple[int, int, bool, str, int]] = {}
     data = Dataset()
+    sent_agent, sent_team = data.sent.agent.append, data.sent.team.append
+    sent_cohort, sent_opened = data.sent.cohort.append, data.sent.opened.append
     for (
         token,
         helpdesk,
@@ -184,7 +205,10 @@ def build_dataset(
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
         if sent:
-            data.sent.append((agent, team, created, key in opened))
+            sent_agent(agent)
+            sent_team(team)
+            sent_cohort(created)
+            sent_opened(key in opened)
     no_team = team_index("")
     append = data.answers.append
     for (

@@ -284,7 +284,7 @@ def _dense_ids(
     0, 1, … in ascending order: each array's numbers, and the distinct values. A table of
     presence when the values are few enough (no sort), else ``numpy.unique``."""
     size = max(int(k.max()) + 1 for k in keys if len(k)) if any(len(k) for k in keys) else 0
-    if size <= max(_DENSE_LIMIT, sum(len(k) for k in keys)):
+    if size <= _DENSE_LIMIT:
         present = np.zeros(size, dtype=np.bool_)
         for k in keys:
             present[k] = True
@@ -297,7 +297,7 @@ def _dense_ids(
     ), distinct
 
 
-_DENSE_LIMIT = 1 << 22
+_DENSE_LIMIT = 1 << 22  # a table of presence up to 4 MB (its running count 32 MB)
 
 
 def _segment_spans(members: Sequence[tuple[int, ...]], count: int) -> np.ndarray[Any, Any]:

@@ -2,12 +2,20 @@
 
     python benchmarks/metrics_bench.py [--answers 1000000] [--agents 100]
 
-Times what a sync does after loading the rows: each answer's and survey's cohort datetime to
-Unix seconds, then ``compute`` (segments of the period timeline, counting, roll-up) over the
-periods the report asks for — the default listed ones plus twelve calendar months, the
-headline 30 days and the 30 before, and the Trends tab's 12 weeks and 12 months — then the
-leaderboard (the empirical-Bayes fit over the agents, ranks, changes). A share of the answers
-carries an NPS answer. Target: ≤ 1 s for 1,000,000 answers (five runs printed).
+Times what a sync does after loading the rows into a ``Dataset`` (as ``build_dataset`` leaves
+it: cohort instants are integer microseconds the database computed, ``store.survey_facts``):
+the columns ``Dataset.answer_facts`` / ``sent_facts``, then ``compute`` (segments of the period
+timeline, counting, running sums per period) over the periods the report asks for — the
+default listed ones plus twelve calendar months, the headline 30 days and the 30 before, and
+the Trends tab's 12 weeks and 12 months — then the leaderboard (the empirical-Bayes fit over
+the agents, ranks, changes). A share of the answers carries an NPS answer.
+Target: ≤ 1 s for 1,000,000 answers (five runs printed).
+
+Peer (when pandas is installed: the ``bench`` extra): what an analyst would write with pandas
+from the same rows (cohort datetimes): local days with ``tz_convert``, then for each period a
+filter and a ``groupby`` per agent (answers, satisfied, rating sum, answered_sent, surveys
+sent: CSAT, mean, response rate), three runs. It computes fewer figures (no teams,
+distribution, NPS, intervals or leaderboard); its counts are checked equal to ours.
 """
 
 from __future__ import annotations
@@ -18,20 +26,23 @@ import platform
 import random
 import time
 import tracemalloc
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from operator import itemgetter
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from csat_hook.sync.config import PeriodsConfig
+from csat_hook.sync.dataset import AnswerRecord
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.dataset import epoch_microseconds
 from csat_hook.sync.leaderboard import build_leaderboard
 from csat_hook.sync.metrics import AnswerColumns
+from csat_hook.sync.metrics import PeriodResult
 from csat_hook.sync.metrics import SentColumns
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import compute
+from csat_hook.sync.periods import Period
 from csat_hook.sync.periods import build_periods
 from csat_hook.sync.periods import local_day
 from csat_hook.sync.periods import months
@@ -40,27 +51,104 @@ from csat_hook.sync.periods import rolling
 from csat_hook.sync.periods import weeks
 
 
-def columns(answers: list, sent: list) -> tuple[AnswerColumns, SentColumns]:
-    """What a sync does after loading the rows (Dataset.answer_facts / sent_facts): each
-    answer's and survey's cohort datetime to Unix seconds, as columns."""
-    n, m = len(answers), len(sent)
-    first, second, third = itemgetter(0), itemgetter(1), itemgetter(2)
-    # None (no NPS answer) becomes NaN in a float array, then -1.
-    nps = np.array(list(map(itemgetter(5), answers)), dtype=np.float64)
-    return (
-        AnswerColumns(
-            np.fromiter(map(first, answers), np.int64, n),
-            np.fromiter(map(second, answers), np.int64, n),
-            np.fromiter(map(datetime.timestamp, map(third, answers)), np.float64, n),
-            np.fromiter(map(itemgetter(3), answers), np.int64, n),
-            np.fromiter(map(itemgetter(4), answers), np.bool_, n),
-            np.nan_to_num(nps, nan=-1).astype(np.int64),
-        ),
-        SentColumns(
-            np.fromiter(map(first, sent), np.int64, m),
-            np.fromiter(map(second, sent), np.int64, m),
-            np.fromiter(map(datetime.timestamp, map(third, sent)), np.float64, m),
-        ),
+def dataset(answers: list, sent: list) -> Dataset:
+    """The rows as ``build_dataset`` leaves them (not timed: the join of answers to surveys
+    is the sync's): cohort instants are the integer microseconds ``store.survey_facts`` reads
+    from the database (here computed from the generated datetimes)."""
+    data = Dataset()
+    data.answers = [
+        AnswerRecord(
+            agent, team, "bench", "", rating, "", when, epoch_microseconds(when), matched, nps, ""
+        )
+        for agent, team, when, rating, matched, nps in answers
+    ]
+    for agent, team, when in sent:
+        data.sent.append(agent, team, epoch_microseconds(when), False)
+    return data
+
+
+def columns(data: Dataset) -> tuple[AnswerColumns, SentColumns]:
+    """What the report does first (``report.build_report``): the dataset as columns."""
+    return data.answer_facts(), data.sent_facts()
+
+
+AgentCounts = dict[int, tuple[int, int, int, int, int]]  # answers, satisfied, sum, answered, sent
+
+
+def peer(answers: list, sent: list, periods: Sequence[Period], tz: ZoneInfo) -> list[AgentCounts]:
+    """The pandas peer (see the module docstring): per period, per agent (answers, satisfied,
+    rating sum, answered_sent, sent); CSAT, mean and response rate as an analyst's table."""
+    import pandas as pd
+
+    a = pd.DataFrame(answers, columns=["agent", "team", "when", "rating", "matched", "nps"])
+    s = pd.DataFrame(sent, columns=["agent", "team", "when"])
+    for frame in (a, s):
+        local = pd.to_datetime(frame["when"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+        frame["day"] = local.to_numpy().astype("datetime64[D]").astype("int64")
+    a["satisfied"] = a["rating"] >= 4
+    found = []
+    for period in periods:
+        lo = -(2**62) if period.first_day is None else period.first_day
+        hi = 2**62 if period.end_day is None else period.end_day
+        in_a = a[(a["day"] >= lo) & (a["day"] < hi)]
+        in_s = s[(s["day"] >= lo) & (s["day"] < hi)]
+        table = in_a.groupby("agent").agg(
+            n=("rating", "size"),
+            satisfied=("satisfied", "sum"),
+            total=("rating", "sum"),
+            answered=("matched", "sum"),
+        )
+        table = table.join(in_s.groupby("agent").size().rename("sent"), how="outer")
+        table = table.fillna(0).astype("int64")
+        table["csat"] = table["satisfied"] / table["n"]
+        table["mean"] = table["total"] / table["n"]
+        table["response_rate"] = table["answered"] / table["sent"]
+        columns = ["n", "satisfied", "total", "answered", "sent"]
+        found.append(
+            {
+                int(agent): tuple(int(v) for v in row)
+                for agent, row in zip(table.index, table[columns].to_numpy(), strict=True)
+            }
+        )
+    return found
+
+
+def our_counts(results: list[PeriodResult]) -> list[AgentCounts]:
+    """Ours in the peer's terms."""
+    return [
+        {
+            agent: (
+                st.answers,
+                st.satisfied,
+                sum((st.settings.scale_min + i) * c for i, c in enumerate(st.distribution)),
+                st.answered_sent,
+                st.sent,
+            )
+            for agent, st in r.agents.items()
+        }
+        for r in results
+    ]
+
+
+def run_peer(
+    answers: list, sent: list, periods: Sequence[Period], tz: ZoneInfo, ours: list[AgentCounts]
+) -> None:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        print("  peer: pandas is not installed (pip install -e '.[bench]')")
+        return
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        theirs = peer(answers, sent, periods, tz)
+        times.append(time.perf_counter() - started)
+    assert theirs == ours, "the pandas peer counts differently"
+    times.sort()
+    print(
+        f"  peer (pandas: tz_convert, a groupby per agent and period; fewer figures), three "
+        f"runs: {times[0]:.2f}–{times[-1]:.2f} s (median {times[1]:.2f} s); its counts per "
+        "agent and period equal ours"
     )
 
 
@@ -103,9 +191,10 @@ def main() -> None:
     ]
     periods = list({p.key: p for p in wanted}.values())
     headline, before = periods.index(rolling(today, 30)), periods.index(previous(today, 30))
+    data = dataset(answers, sent)
     tracemalloc.start()
     started = time.perf_counter()
-    facts, sent_facts = columns(answers, sent)
+    facts, sent_facts = columns(data)
     indexed = time.perf_counter()
     results = compute(facts, sent_facts, periods, Settings(min_n=10), tz)
     aggregated = time.perf_counter()
@@ -115,11 +204,11 @@ def main() -> None:
     tracemalloc.stop()
     overall = next(r for r in results if r.period.key == "all_time").overall
     print(
-        f"{args.answers:,} answers, {len(sent):,} surveys sent, {args.agents} agents, "
+        f"{len(data.answers):,} answers, {len(data.sent):,} surveys sent, {args.agents} agents, "
         f"{len(periods)} periods"
     )
     print(
-        f"  datetimes to instants {indexed - started:.2f} s; aggregation "
+        f"  columns {indexed - started:.2f} s; aggregation "
         f"{aggregated - indexed:.2f} s; leaderboard {done - aggregated:.2f} s; "
         f"total {done - started:.2f} s (tracemalloc on; peak {peak / 1e6:.0f} MB)"
     )
@@ -135,7 +224,7 @@ def main() -> None:
     runs = []
     for _ in range(5):
         started = time.perf_counter()
-        facts, sent_facts = columns(answers, sent)
+        facts, sent_facts = columns(data)
         middle = time.perf_counter()
         results = compute(facts, sent_facts, periods, Settings(min_n=10), tz)
         aggregated = time.perf_counter()
@@ -149,6 +238,7 @@ def main() -> None:
         + "; ".join(f"{t:.2f} s = {c:.2f} + {a:.2f} + {b:.2f}" for t, c, a, b in runs)
         + " (columns + aggregation + leaderboard)"
     )
+    run_peer(answers, sent, periods, tz, our_counts(results))
     print(f"  machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs")
 
 

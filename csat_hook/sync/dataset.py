@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
-from operator import attrgetter
+from datetime import timedelta
 from operator import itemgetter
 from typing import Any
 from typing import NamedTuple
@@ -48,10 +49,34 @@ class AnswerRecord(NamedTuple):
     rating: int
     comment: str
     submitted_at: datetime
-    cohort: float  # Unix seconds of the survey's creation (else the token's issue time)
+    # The survey's creation (else the token's issue time), in microseconds since the Unix
+    # epoch: an integer as the database computes it (store.survey_facts).
+    cohort: int
     answered_sent: bool
     nps: int | None  # the 0–10 answer, when the form asks it
     channel: str  # as recorded with the survey ("" when unknown)
+
+
+@dataclass
+class SentRows:
+    """The sent surveys as parallel lists, one entry per survey: agent and team indexes, the
+    cohort instant (microseconds since the Unix epoch), whether a person opened it through a
+    short link. Only the metrics read them, as columns: four appends per survey cost less
+    than a tuple per survey (1,300,000 of them) and its unpacking again, column by column."""
+
+    agent: list[int] = field(default_factory=list)
+    team: list[int] = field(default_factory=list)
+    cohort: list[int] = field(default_factory=list)
+    opened: list[bool] = field(default_factory=list)
+
+    def append(self, agent: int, team: int, cohort: int, opened: bool) -> None:
+        self.agent.append(agent)
+        self.team.append(team)
+        self.cohort.append(cohort)
+        self.opened.append(opened)
+
+    def __len__(self) -> int:
+        return len(self.agent)
 
 
 @dataclass
@@ -59,36 +84,50 @@ class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
-    # (agent, team, cohort instant, opened by a person through a short link) per sent survey
-    sent: list[tuple[int, int, float, bool]] = field(default_factory=list)
+    sent: SentRows = field(default_factory=SentRows)
 
     def answer_facts(self) -> AnswerColumns:
         """``(agent, team, cohort instant, rating, answered_sent, nps)`` of the answers as
-        columns, as :func:`~csat_hook.sync.metrics.compute` takes them."""
+        columns, as :func:`~csat_hook.sync.metrics.compute` takes them (instants in Unix
+        seconds: the integer microseconds divided as one array, equal to
+        ``datetime.timestamp()``, which divides the same integers)."""
         answers, n = self.answers, len(self.answers)
         return AnswerColumns(
             np.fromiter(map(_AGENT, answers), np.int64, n),
             np.fromiter(map(_TEAM, answers), np.int64, n),
-            np.fromiter(map(_COHORT, answers), np.float64, n),
+            np.fromiter(map(_COHORT, answers), np.int64, n) / MICROSECONDS,
             np.fromiter(map(_RATING, answers), np.int64, n),
             np.fromiter(map(_MATCHED, answers), np.bool_, n),
-            np.fromiter((-1 if a.nps is None else a.nps for a in answers), np.int64, n),
+            np.fromiter((-1 if v is None else v for v in map(_NPS, answers)), np.int64, n),
         )
 
     def sent_facts(self) -> SentColumns:
         """The surveys sent, ``(agent, team, cohort instant, opened)``, as columns."""
         sent, n = self.sent, len(self.sent)
         return SentColumns(
-            np.fromiter(map(_FIRST, sent), np.int64, n),
-            np.fromiter(map(_SECOND, sent), np.int64, n),
-            np.fromiter(map(_THIRD, sent), np.float64, n),
-            np.fromiter(map(_FOURTH, sent), np.bool_, n),
+            np.fromiter(sent.agent, np.int64, n),
+            np.fromiter(sent.team, np.int64, n),
+            np.fromiter(sent.cohort, np.int64, n) / MICROSECONDS,
+            np.fromiter(sent.opened, np.bool_, n),
         )
 
 
-_AGENT, _TEAM, _COHORT = attrgetter("agent"), attrgetter("team"), attrgetter("cohort")
-_RATING, _MATCHED = attrgetter("rating"), attrgetter("answered_sent")
-_FIRST, _SECOND, _THIRD, _FOURTH = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+MICROSECONDS = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_microseconds(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the Unix epoch (what
+    :class:`csat_hook.sync.store.epoch_microseconds` computes in the database)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+# By position: an itemgetter is faster than the named tuple's attribute (1,000,000 a column).
+_AGENT, _TEAM, _COHORT, _RATING, _MATCHED, _NPS = (
+    itemgetter(AnswerRecord._fields.index(name))
+    for name in ("agent", "team", "cohort", "rating", "answered_sent", "nps")
+)
 
 
 class _Index:
@@ -133,14 +172,17 @@ def build_dataset(
 
     Rows are unpacked positionally (the column order of ``store.survey_facts`` and
     ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
-    times in a first sync.
+    times in a first sync. A survey's creation time is the integer the database computed
+    (``created_us``, microseconds since the Unix epoch): no datetime is made or converted per
+    survey; only an answer whose survey is not in the database converts its token's issue time.
     """
     agent_index, team_index = _Index(), _Index()
     agent_ids, team_ids = agent_index.ids, team_index.ids
-    names: dict[tuple[str, str], tuple[datetime, str, str]] = {}
-    surveys: dict[str, tuple[int, datetime, bool, str, int]] = {}
+    names: dict[tuple[str, str], tuple[int, str, str]] = {}
+    surveys: dict[str, tuple[int, int, bool, str, int]] = {}
     data = Dataset()
-    sent_append = data.sent.append
+    sent_agent, sent_team = data.sent.agent.append, data.sent.team.append
+    sent_cohort, sent_opened = data.sent.cohort.append, data.sent.opened.append
     for (
         token,
         helpdesk,
@@ -150,7 +192,7 @@ def build_dataset(
         agent_email,
         team_name,
         status,
-        created,
+        created,  # microseconds since the Unix epoch
         channel,
     ) in survey_rows:
         # The index look-ups inlined (a new key goes through _Index): once per survey.
@@ -174,7 +216,10 @@ def build_dataset(
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
         if sent:
-            sent_append((agent, team, created.timestamp(), key in opened))
+            sent_agent(agent)
+            sent_team(team)
+            sent_cohort(created)
+            sent_opened(key in opened)
     no_team = team_index("")
     append = data.answers.append
     for (
@@ -192,7 +237,8 @@ def build_dataset(
         if survey is not None:
             team, cohort, matched, channel, surveyed = survey
         else:
-            team, cohort, matched, channel, surveyed = no_team, issued_at, False, "", None
+            cohort = epoch_microseconds(issued_at)
+            team, matched, channel, surveyed = no_team, False, "", None
         append(
             AnswerRecord(
                 # A reference naming no agent (the close named none) goes to the agent the
@@ -204,7 +250,7 @@ def build_dataset(
                 rating,
                 comment or "",
                 submitted_at,
-                cohort.timestamp(),
+                cohort,
                 matched,
                 nps,
                 channel,
@@ -219,7 +265,7 @@ def build_dataset(
 
 
 def _agent(
-    who: tuple[str, str], recorded: tuple[datetime, str, str] | None, helpdesks: Mapping[str, Any]
+    who: tuple[str, str], recorded: tuple[int, str, str] | None, helpdesks: Mapping[str, Any]
 ) -> Agent:
     helpdesk, key = who
     name, email = (recorded[1], recorded[2]) if recorded else ("", "")

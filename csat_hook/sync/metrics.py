@@ -19,11 +19,13 @@ Definitions (docs/sync.md repeats them for managers):
 
 Ranking is the leaderboard's business (:mod:`.leaderboard`), for its period only.
 
-The hot path is columnar (numpy, no per-answer Python object): each cohort instant is mapped
-to a *segment* of the timeline (between two period edges; ``searchsorted``), the columns
-``(agent, team, segment, rating, matched, nps class)`` are packed into one integer per answer
-and counted with ``numpy.unique``, and only then are periods walked over the few distinct
-cells (at most agents × teams × segments × points × 2 × 4, usually a few ten thousand).
+The hot path is columnar (numpy, no per-answer Python object, no sort): each cohort instant
+is mapped to a *segment* of the timeline (between two period edges; ``searchsorted``), the
+occurring (agent, team) pairs and (pair, segment) rows are numbered through a table of
+presence, and one ``bincount`` per figure counts the answers and surveys of each row. A period
+covers consecutive segments, so its counts per pair are differences of running sums over the
+rows; agents, teams and overall add up their pairs. Python then only builds the few thousand
+:class:`Stats` (periods × (agents + teams + 1)).
 """
 
 from __future__ import annotations
@@ -205,90 +207,167 @@ def compute(
     """Aggregate answers ``(agent, team, cohort instant, rating, answered_sent, nps)`` and
     sent surveys ``(agent, team, cohort instant[, opened])`` (instants in Unix seconds; as
     columns or as tuples) into every period. Ratings off the scale are ignored (with their
-    NPS answer); nps is None (-1 in columns) when the answer has none.
+    NPS answer); nps is None (-1 in columns) when the answer has none. Agent and team
+    indexes are non-negative.
+
+    A period's ``agents`` and ``teams`` hold the groups with an answer or a survey sent in
+    it, in this order: those with answers by ascending (agent, team), then those with sent
+    surveys only, likewise.
     """
     timeline = Timeline(periods, tz)
     bounds = np.asarray(timeline.bounds, dtype=np.float64)
+    segments = len(bounds) + 1
     a = answers if isinstance(answers, AnswerColumns) else AnswerColumns.of(answers)
     s = sent if isinstance(sent, SentColumns) else SentColumns.of(sent)
-    groups: dict[tuple[int, int, int], Stats] = {}
-
-    def group(p: int, agent: int, team: int) -> Stats:
-        stats = groups.get((p, agent, team))
-        if stats is None:
-            stats = groups[(p, agent, team)] = blank(settings)
-        return stats
-
+    points = settings.points
     index = a.rating - settings.scale_min
-    on_scale = (index >= 0) & (index < settings.points)
+    on_scale = (index >= 0) & (index < points)
+    if not on_scale.all():
+        a = AnswerColumns(
+            a.agent[on_scale],
+            a.team[on_scale],
+            a.when[on_scale],
+            a.rating[on_scale],
+            a.matched[on_scale],
+            a.nps[on_scale],
+        )
+        index = index[on_scale]
+    if not len(a.agent) and not len(s.agent):
+        return [PeriodResult(p, blank(settings), {}, {}) for p in periods]
+
+    # (agent, team) pairs that occur, numbered in ascending order; then the occupied
+    # (pair, segment) rows, numbered in ascending order (pair-major).
+    teams = int(max(a.team.max(initial=0), s.team.max(initial=0))) + 1
+    pair_keys = (a.agent * teams + a.team, s.agent * teams + s.team)
+    pair_ids, pairs = _dense_ids(pair_keys)
+    row_keys = (
+        pair_ids[0] * segments + np.searchsorted(bounds, a.when, side="right"),
+        pair_ids[1] * segments + np.searchsorted(bounds, s.when, side="right"),
+    )
+    (answer_rows, sent_rows), occupied = _dense_ids(row_keys)
+    rows = len(occupied)
+
+    # Counts per row: the distribution, answered_sent, the three NPS classes, sent, opened.
+    width = points + 6
+    counts = np.empty((rows, width), dtype=np.int64)
+    counts[:, :points] = np.bincount(answer_rows * points + index, minlength=rows * points).reshape(
+        rows, points
+    )
+    counts[:, points] = np.bincount(answer_rows[a.matched], minlength=rows)
     # NPS class 0 detractor, 1 passive, 2 promoter (intervals.nps_class), 3 none.
     klass = np.where(
         a.nps < 0, 3, np.where(a.nps >= PROMOTER, 2, np.where(a.nps <= DETRACTOR, 0, 1))
     )
-    cells = _count(
-        (a.agent[on_scale], a.team[on_scale]),
-        (
-            np.searchsorted(bounds, a.when[on_scale], side="right"),
-            index[on_scale],
-            a.matched[on_scale].astype(np.int64),
-            klass[on_scale],
-        ),
-        (len(bounds) + 1, settings.points, 2, 4),
-    )
-    for (agent, team, segment, point, matched, score), count in cells:
-        for p in timeline.members[segment]:
-            stats = group(p, agent, team)
-            stats.distribution[point] += count
-            if matched:
-                stats.answered_sent += count
-            if score != 3:
-                stats.nps_counts[score] += count
+    counts[:, points + 1 : points + 4] = np.bincount(
+        answer_rows * 4 + klass, minlength=rows * 4
+    ).reshape(rows, 4)[:, :3]
+    counts[:, points + 4] = np.bincount(sent_rows, minlength=rows)
     opened = s.opened if s.opened is not None else np.zeros(len(s.agent), dtype=np.bool_)
-    sent_cells = _count(
-        (s.agent, s.team),
-        (np.searchsorted(bounds, s.when, side="right"), opened.astype(np.int64)),
-        (len(bounds) + 1, 2),
-    )
-    for (agent, team, segment, was_opened), count in sent_cells:
-        for p in timeline.members[segment]:
-            stats = group(p, agent, team)
-            stats.sent += count
-            if was_opened:
-                stats.opened += count
-    return _roll_up(groups, periods, settings)
+    counts[:, points + 5] = np.bincount(sent_rows[opened], minlength=rows)
+
+    # A period covers a run of consecutive segments [first, end): its sums per pair are
+    # differences of running sums over the rows (sorted by pair, then segment).
+    spans = _segment_spans(timeline.members, len(periods))
+    running = np.zeros((rows + 1, width), dtype=np.int64)
+    np.cumsum(counts, axis=0, out=running[1:])
+    base = np.arange(len(pairs), dtype=np.int64)[:, None] * segments
+    starts = np.searchsorted(occupied, base + spans[:, 0], side="left")
+    ends = np.searchsorted(occupied, base + spans[:, 1], side="left")
+    per_pair = running[ends] - running[starts]  # pairs × periods × width
+    return _results(per_pair, pairs // teams, pairs % teams, periods, settings)
 
 
-def _count(
-    ids: tuple[np.ndarray[Any, Any], ...],
-    small: tuple[np.ndarray[Any, Any], ...],
-    sizes: tuple[int, ...],
-) -> list[tuple[tuple[int, ...], int]]:
-    """Distinct rows of the columns ``ids`` (non-negative indexes of any size) and ``small``
-    (each below its ``sizes`` entry), with how often each occurs: one packed integer per
-    row, counted by ``numpy.unique``."""
-    if not len(ids[0]):
-        return []
-    key = np.zeros(len(ids[0]), dtype=np.int64)
-    radixes = [int(column.max()) + 1 for column in ids] + list(sizes)
-    for column, radix in zip((*ids, *small), radixes, strict=True):
-        key = key * radix + column
-    distinct, counts = np.unique(key, return_counts=True)
-    columns = []
-    for radix in reversed(radixes):
-        distinct, rest = np.divmod(distinct, radix)
-        columns.append(rest.tolist())
-    return list(zip(zip(*reversed(columns), strict=True), counts.tolist(), strict=True))
+def _dense_ids(
+    keys: tuple[np.ndarray[Any, np.dtype[np.int64]], ...],
+) -> tuple[list[np.ndarray[Any, np.dtype[np.int64]]], np.ndarray[Any, np.dtype[np.int64]]]:
+    """Number the distinct values of non-negative ``keys`` (several arrays, one numbering)
+    0, 1, … in ascending order: each array's numbers, and the distinct values. A table of
+    presence when the values are few enough (no sort), else ``numpy.unique``."""
+    size = max(int(k.max()) + 1 for k in keys if len(k)) if any(len(k) for k in keys) else 0
+    if size <= _DENSE_LIMIT:
+        present = np.zeros(size, dtype=np.bool_)
+        for k in keys:
+            present[k] = True
+        distinct = np.flatnonzero(present)
+        number = np.cumsum(present, dtype=np.int64) - 1
+        return [number[k] for k in keys], distinct
+    distinct, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    return list(
+        np.split(inverse.astype(np.int64), np.cumsum([len(k) for k in keys])[:-1])
+    ), distinct
 
 
-def _roll_up(
-    groups: dict[tuple[int, int, int], Stats], periods: Sequence[Period], settings: Settings
+_DENSE_LIMIT = 1 << 22  # a table of presence up to 4 MB (its running count 32 MB)
+
+
+def _segment_spans(members: Sequence[tuple[int, ...]], count: int) -> np.ndarray[Any, Any]:
+    """``[first, end)`` of the segments each period covers (``[0, 0)`` when none); the
+    segments of a period are consecutive (its edges are two of the bounds)."""
+    covered: list[list[int]] = [[] for _ in range(count)]
+    for segment, periods in enumerate(members):
+        for p in periods:
+            covered[p].append(segment)
+    spans = np.zeros((count, 2), dtype=np.int64)
+    for p, found in enumerate(covered):
+        if found:
+            assert found[-1] - found[0] + 1 == len(found), "a period covers a gap"
+            spans[p] = found[0], found[-1] + 1
+    return spans
+
+
+def _results(
+    per_pair: np.ndarray[Any, np.dtype[np.int64]],
+    agents: np.ndarray[Any, np.dtype[np.int64]],
+    teams: np.ndarray[Any, np.dtype[np.int64]],
+    periods: Sequence[Period],
+    settings: Settings,
 ) -> list[PeriodResult]:
-    results = [PeriodResult(p, blank(settings), {}, {}) for p in periods]
-    for (p, agent, team), stats in groups.items():
-        result = results[p]
-        result.overall.add(stats)
-        for bucket, key in ((result.teams, team), (result.agents, agent)):
-            if key not in bucket:
-                bucket[key] = blank(settings)
-            bucket[key].add(stats)
+    """Stats per period for the pairs (ascending by agent, then team), their agents and
+    teams, and overall, from ``per_pair`` (pairs × periods × counts)."""
+    points = settings.points
+    answered = per_pair[:, :, :points].sum(axis=2) > 0
+    active = answered | (per_pair[:, :, points + 4] > 0)
+    agent_list, team_list = agents.tolist(), teams.tolist()
+    agent_ids, agent_of = np.unique(agents, return_inverse=True)
+    team_ids, team_of = np.unique(teams, return_inverse=True)
+    by_agent = _sum_groups(per_pair, agent_of, len(agent_ids)).tolist()
+    by_team = _sum_groups(per_pair, team_of, len(team_ids)).tolist()
+    overall = per_pair.sum(axis=0).tolist()
+    agent_slot = dict(zip(agent_ids.tolist(), range(len(agent_ids)), strict=True))
+    team_slot = dict(zip(team_ids.tolist(), range(len(team_ids)), strict=True))
+    results = []
+    for p, period in enumerate(periods):
+        order = [*np.flatnonzero(answered[:, p]), *np.flatnonzero(active[:, p] & ~answered[:, p])]
+        result = PeriodResult(period, _stats(overall[p], settings), {}, {})
+        for pair in order:
+            agent, team = agent_list[pair], team_list[pair]
+            if agent not in result.agents:
+                result.agents[agent] = _stats(by_agent[agent_slot[agent]][p], settings)
+            if team not in result.teams:
+                result.teams[team] = _stats(by_team[team_slot[team]][p], settings)
+        results.append(result)
     return results
+
+
+def _sum_groups(
+    per_pair: np.ndarray[Any, np.dtype[np.int64]],
+    group_of: np.ndarray[Any, np.dtype[np.int64]],
+    groups: int,
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    totals = np.zeros((groups, *per_pair.shape[1:]), dtype=np.int64)
+    np.add.at(totals, group_of, per_pair)
+    return totals
+
+
+def _stats(counts: list[int], settings: Settings) -> Stats:
+    """Stats from one row of counts: the distribution, answered_sent, the three NPS classes,
+    sent, opened."""
+    points = settings.points
+    return Stats(
+        counts[:points],
+        answered_sent=counts[points],
+        sent=counts[points + 4],
+        opened=counts[points + 5],
+        settings=settings,
+        nps_counts=counts[points + 1 : points + 4],
+    )

@@ -121,11 +121,18 @@ class _Fit:
         mu = min(max(self.start, 1e-6), 1.0 - 1e-6)
         for _ in range(100):
             a, b = mu * weight, (1.0 - mu) * weight
-            grad = weight * math.fsum(_psi_rise(a, s) - _psi_rise(b, n - s) for s, n in self.rows)
+            # ψ(a), ψ(b), ψ′(a), ψ′(b) are the same for every agent: computed once per step
+            # (the same values the rises would compute, so the fit is unchanged to the bit).
+            at_a, at_b = _Special(a), _Special(b)
+            grad = weight * math.fsum(
+                _psi_rise(a, s, at_a) - _psi_rise(b, n - s, at_b) for s, n in self.rows
+            )
             hess = (
                 weight
                 * weight
-                * math.fsum(_psi1_rise(a, s) + _psi1_rise(b, n - s) for s, n in self.rows)
+                * math.fsum(
+                    _psi1_rise(a, s, at_a) + _psi1_rise(b, n - s, at_b) for s, n in self.rows
+                )
             )
             grad += 0.5 * (1.0 / mu - 1.0 / (1.0 - mu))
             hess -= 0.5 * (1.0 / (mu * mu) + 1.0 / ((1.0 - mu) * (1.0 - mu)))
@@ -157,18 +164,39 @@ def _lgamma_rise(a: float, k: int) -> float:
     return math.lgamma(a + k) - math.lgamma(a)
 
 
-def _psi_rise(a: float, k: int) -> float:
-    """ψ(a + k) − ψ(a)."""
+class _Special:
+    """ψ(a) and ψ′(a) of one argument, each computed on first use."""
+
+    __slots__ = ("_psi", "_psi1", "a")
+
+    def __init__(self, a: float) -> None:
+        self.a = a
+        self._psi: float | None = None
+        self._psi1: float | None = None
+
+    def psi(self) -> float:
+        if self._psi is None:
+            self._psi = digamma(self.a)
+        return self._psi
+
+    def psi1(self) -> float:
+        if self._psi1 is None:
+            self._psi1 = trigamma(self.a)
+        return self._psi1
+
+
+def _psi_rise(a: float, k: int, at_a: _Special) -> float:
+    """ψ(a + k) − ψ(a) (``at_a`` holds ψ(a) once computed)."""
     if k <= _EXACT_SUMS and a > _SMALL:
         return math.fsum(1.0 / (a + j) for j in range(k))
-    return digamma(a + k) - digamma(a)
+    return digamma(a + k) - at_a.psi()
 
 
-def _psi1_rise(a: float, k: int) -> float:
-    """ψ′(a + k) − ψ′(a) (negative)."""
+def _psi1_rise(a: float, k: int, at_a: _Special) -> float:
+    """ψ′(a + k) − ψ′(a) (negative; ``at_a`` holds ψ′(a) once computed)."""
     if k <= _EXACT_SUMS and a > _SMALL:
         return -math.fsum(1.0 / ((a + j) * (a + j)) for j in range(k))
-    return trigamma(a + k) - trigamma(a)
+    return trigamma(a + k) - at_a.psi1()
 
 
 def digamma(x: float) -> float:

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from csat_hook.sync import metrics
 from csat_hook.sync.config import PeriodsConfig
 from csat_hook.sync.intervals import wilson
 from csat_hook.sync.metrics import Settings
+from csat_hook.sync.metrics import Stats
 from csat_hook.sync.metrics import compute
 from csat_hook.sync.periods import EPOCH_ORDINAL
 from csat_hook.sync.periods import Period
@@ -309,3 +311,87 @@ def test_random_data_against_a_naive_computation():
                 assert stats.sent == sum(
                     1 for s in sent if s[0] == agent and period.contains(local(s[2]))
                 )
+
+
+@pytest.mark.parametrize("dense_limit", [1 << 22, 0], ids=["presence table", "unique"])
+def test_agents_teams_overall_and_their_order_against_a_naive_computation(dense_limit, monkeypatch):
+    """Every group of every period (agents working in several teams, agents with sent
+    surveys only, instants on a period edge, ratings off the scale, opened surveys) equals a
+    count over the raw tuples, and groups come in the documented order."""
+    monkeypatch.setattr(metrics, "_DENSE_LIMIT", dense_limit)
+    rng = random.Random(23)
+    settings = Settings(1, 5, 4, min_n=5)
+    tz = ZoneInfo("Europe/Moscow")
+    periods = [
+        Period("a", "last_days", 100, 130),
+        Period("b", "last_days", 120, 200),
+        Period("none", "last_days", 150, 150),
+        Period("c", "last_days", 300, 310),  # only instants on its edges
+        ALL,
+    ]
+    edges = Timeline(periods, tz).bounds
+
+    def instant() -> float:
+        if rng.random() < 0.1:  # on an edge or a microsecond before it
+            return rng.choice(edges) - rng.choice([0.0, 1e-6])
+        return rng.uniform(90, 210) * 86400
+
+    def local(stamp: float) -> int:
+        return local_day(datetime.fromtimestamp(stamp, tz=UTC), tz)
+
+    answers = [
+        (
+            rng.randrange(6),
+            rng.randrange(4),
+            instant(),
+            rng.randint(0, 6),
+            rng.random() < 0.8,
+            rng.choice([None, *range(11)]),
+        )
+        for _ in range(3000)
+    ]
+    sent = [
+        (rng.randrange(9), rng.randrange(4), instant(), rng.random() < 0.3) for _ in range(4000)
+    ]
+    results = compute(answers, sent, periods, settings, tz)
+
+    def naive(mine_a: list, mine_s: list) -> tuple:
+        scored = [a[5] for a in mine_a if a[5] is not None]
+        return (
+            [sum(1 for a in mine_a if a[3] == r) for r in range(1, 6)],
+            sum(1 for a in mine_a if a[4]),
+            len(mine_s),
+            sum(1 for s in mine_s if s[3]),
+            [
+                sum(1 for x in scored if x <= 6),
+                sum(1 for x in scored if 7 <= x <= 8),
+                sum(1 for x in scored if x >= 9),
+            ],
+        )
+
+    def figures(stats: Stats) -> tuple:
+        return (
+            stats.distribution,
+            stats.answered_sent,
+            stats.sent,
+            stats.opened,
+            stats.nps_counts,
+        )
+
+    for period, result in zip(periods, results, strict=True):
+        in_a = [a for a in answers if 1 <= a[3] <= 5 and period.contains(local(a[2]))]
+        in_s = [s for s in sent if period.contains(local(s[2]))]
+        assert figures(result.overall) == naive(in_a, in_s)
+        for position, key in ((0, "agents"), (1, "teams")):
+            groups = getattr(result, key)
+            for group, stats in groups.items():
+                mine_a = [a for a in in_a if a[position] == group]
+                mine_s = [s for s in in_s if s[position] == group]
+                assert figures(stats) == naive(mine_a, mine_s), (period.key, key, group)
+            answered = sorted({(a[0], a[1]) for a in in_a})
+            sent_only = sorted({(s[0], s[1]) for s in in_s} - set(answered))
+            expected = list(dict.fromkeys(pair[position] for pair in answered + sent_only))
+            assert list(groups) == expected, (period.key, key)
+        if period.key == "none":  # no day: no group, a blank overall
+            assert not result.agents and not result.teams
+            assert figures(result.overall) == naive([], [])

@@ -1,0 +1,107 @@
+"""The surveys' cohort instants as the database computes them (``store.survey_facts``): whole
+microseconds since the Unix epoch, equal to what Python makes of the stored datetime."""
+
+from __future__ import annotations
+
+import calendar
+import random
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import sqlalchemy as sa
+
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
+from csat_hook.db.schema import surveys
+from csat_hook.sync import store
+from csat_hook.sync.bulk import bulk_execute
+from csat_hook.sync.dataset import epoch_microseconds
+
+
+def _independent(moment: datetime) -> int:
+    """Microseconds since the epoch from the calendar fields (no datetime arithmetic)."""
+    utc = moment.astimezone(UTC)
+    return calendar.timegm(utc.utctimetuple()) * 1_000_000 + utc.microsecond
+
+
+def _moments() -> list[datetime]:
+    rng = random.Random(3)
+    moscow = timezone(timedelta(hours=3))
+    edges = [
+        # A microsecond before and at a UTC midnight and a Moscow midnight (21:00 UTC):
+        # SQLite's date functions would round the first ones up into the next day.
+        datetime(2026, 3, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 4, 1, 0, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 31, 20, 59, 59, 999_600, tzinfo=UTC),
+        datetime(2026, 3, 31, 21, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 4, 1, 0, 0, 0, 0, tzinfo=moscow),  # stored as UTC
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # before the epoch
+        datetime(2038, 1, 19, 3, 14, 8, 123_456, tzinfo=UTC),  # past 32-bit seconds
+    ]
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    spread = [
+        start
+        + timedelta(seconds=rng.randrange(10 * 365 * 86400), microseconds=rng.randrange(10**6))
+        for _ in range(300)
+    ]
+    return edges + spread
+
+
+def test_cohort_microseconds_equal_python_on_both_write_paths(database_url):
+    """Rows written one by one through SQLAlchemy and in bulk read back as the same integer
+    as the datetime's own arithmetic, and as its ``timestamp()`` once divided."""
+    engine = make_engine(database_url)
+    create_schema(engine)
+    moments = _moments()
+    rows = [
+        {
+            "helpdesk": "h",
+            "dialog_id": f"d{i}",
+            "occurrence": "",
+            "token": f"t{i}",
+            "status": "sent",
+            "created_at": moment,
+        }
+        for i, moment in enumerate(moments)
+    ]
+    half = len(rows) // 2
+    with engine.begin() as conn:
+        conn.execute(sa.insert(surveys), rows[:half])
+        bulk_execute(conn, sa.insert(surveys), surveys, rows[half:])
+    with engine.connect() as conn:
+        facts = {row.token: row.created_us for row in store.survey_facts(conn)}
+    engine.dispose()
+    for i, moment in enumerate(moments):
+        got = facts[f"t{i}"]
+        assert isinstance(got, int)
+        assert got == _independent(moment) == epoch_microseconds(moment), moment
+        assert got / 1_000_000 == moment.timestamp(), moment
+
+
+def test_sqlite_text_in_another_form_is_read_to_the_millisecond(tmp_path):
+    """Text another writer left with an offset or a 'T' goes through SQLite's own parser."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    create_schema(engine)
+    texts = {
+        "2026-04-01 03:00:00.250+03:00": datetime(2026, 4, 1, 0, 0, 0, 250_000, tzinfo=UTC),
+        "2026-04-01T00:00:01": datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC),
+        "2026-04-01 00:00:02": datetime(2026, 4, 1, 0, 0, 2, tzinfo=UTC),
+        # Below the millisecond: rounded by SQLite's parser, whole seconds and milliseconds
+        # taken from the same rounded value.
+        "2026-04-01 02:59:59.9996+03:00": datetime(2026, 4, 1, tzinfo=UTC),
+        "2026-04-01 02:59:58.9994+03:00": datetime(2026, 3, 31, 23, 59, 58, 999_000, tzinfo=UTC),
+    }
+    with engine.begin() as conn:
+        for i, text in enumerate(texts):
+            conn.exec_driver_sql(
+                "INSERT INTO surveys (helpdesk, dialog_id, occurrence, token, status, created_at)"
+                " VALUES ('h', ?, '', ?, 'sent', ?)",
+                (f"d{i}", f"t{i}", text),
+            )
+    with engine.connect() as conn:
+        facts = {row.token: row.created_us for row in store.survey_facts(conn)}
+    engine.dispose()
+    for i, moment in enumerate(texts.values()):
+        assert facts[f"t{i}"] == _independent(moment)

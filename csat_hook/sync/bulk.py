@@ -18,6 +18,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from csat_hook.db.schema import UTCDateTime
 
@@ -158,3 +161,45 @@ def _datetime_from_db(dialect_name: str) -> Any:
         )
 
     return from_naive
+
+
+class epoch_microseconds(FunctionElement[int]):  # noqa: N801 (SQL function style)
+    """A :class:`~csat_hook.db.schema.UTCDateTime` column as whole microseconds since
+    1970-01-01 UTC, computed by the database (an integer: exact, no datetime per row in
+    Python). Equal to ``(value - epoch) // timedelta(microseconds=1)`` of the datetime the
+    column reads back as.
+    """
+
+    type = sa.BigInteger()
+    inherit_cache = True
+    name = "epoch_microseconds"
+
+
+@compiles(epoch_microseconds)
+def _epoch_microseconds(element: epoch_microseconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL: the column is a timestamp without time zone holding UTC, whose epoch is
+    # the nominal seconds since 1970-01-01 00:00 (numeric, so exact to the microsecond).
+    (column,) = element.clauses
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(column, **kw)}) * 1000000 AS BIGINT)"
+
+
+@compiles(epoch_microseconds, "sqlite")
+def _epoch_microseconds_sqlite(
+    element: epoch_microseconds, compiler: SQLCompiler, **kw: Any
+) -> str:
+    # Stored as SQLAlchemy's naive UTC text "YYYY-MM-DD HH:MM:SS.ffffff". SQLite's date
+    # functions keep milliseconds only, and strftime('%s') rounds 23:59:59.9996 up to the
+    # next day (across a period edge), so the whole seconds are taken from the text without
+    # its fraction and the six digits of the fraction added as an integer. Text in another
+    # form (an offset or a "T" written by something else) is first normalised to UTC by
+    # SQLite's own parser, to the millisecond.
+    (column,) = element.clauses
+    x = compiler.process(column, **kw)
+    utc = f"strftime('%Y-%m-%d %H:%M:%f', {x})"
+    return (
+        f"CASE WHEN length({x}) IN (19, 26) AND substr({x}, 11, 1) = ' ' "
+        f"THEN CAST(strftime('%s', substr({x}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({x}, 21) AS INTEGER) "
+        f"ELSE CAST(strftime('%s', substr({utc}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({utc}, 21) AS INTEGER) * 1000 END"
+    )

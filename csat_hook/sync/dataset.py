@@ -119,7 +119,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def epoch_microseconds(moment: datetime) -> int:
     """An aware datetime as whole microseconds since the Unix epoch (what
-    :class:`csat_hook.sync.store.epoch_microseconds` computes in the database)."""
+    :class:`csat_hook.sync.bulk.epoch_microseconds` computes in the database)."""
     return (moment - _EPOCH) // _MICROSECOND
 
 

@@ -12,14 +12,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import sync_locks
 from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
-from csat_hook.sync import store
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,9 @@ class SyncLock:
         deadline = time.monotonic() + self.wait_seconds
         while True:
             with self.engine.begin() as conn:
-                if store.acquire_lock(conn, LOCK_NAME, holder, self.clock(), self._lease()):
+                if acquire_lock(conn, LOCK_NAME, holder, self.clock(), self._lease()):
                     return
-                state = store.lock_state(conn, LOCK_NAME)
+                state = lock_state(conn, LOCK_NAME)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 since = state.acquired_at.isoformat() if state and state.acquired_at else "?"
@@ -74,7 +77,7 @@ class SyncLock:
         if holder is None:
             return
         with self.engine.begin() as conn:
-            if not store.renew_lock(conn, LOCK_NAME, holder, self._lease()):
+            if not renew_lock(conn, LOCK_NAME, holder, self._lease()):
                 raise SyncError(
                     "lost the sync lock (this run took longer than "
                     "sync.lock_lease_seconds and another run took over)"
@@ -84,6 +87,59 @@ class SyncLock:
         """Give the lock back (if the database is down, the lease expires by itself)."""
         try:
             with self.engine.begin() as conn:
-                store.release_lock(conn, LOCK_NAME, holder)
+                release_lock(conn, LOCK_NAME, holder)
         except DBAPIError as exc:  # the lease expires by itself
             logger.warning("sync.unlock-failed", extra={"error": type(exc.orig).__name__})
+
+
+# --- the lease row's statements ------------------------------------------------------------
+
+
+def acquire_lock(
+    conn: sa.Connection, name: str, holder: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Take the named lease if it is free, expired or already ours (compare-and-set).
+
+    On PostgreSQL a concurrent UPDATE of the same row waits for the other transaction and
+    then re-checks the condition, so exactly one of two racing callers wins.
+    """
+    conn.execute(
+        dialect_insert(conn.dialect.name, sync_locks)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(
+            sync_locks.c.name == name,
+            sa.or_(
+                sync_locks.c.holder.is_(None),
+                sync_locks.c.lease_until < now,
+                sync_locks.c.holder == holder,
+            ),
+        )
+        .values(holder=holder, lease_until=lease_until, acquired_at=now)
+    )
+    return result.rowcount == 1
+
+
+def renew_lock(conn: sa.Connection, name: str, holder: str, lease_until: datetime) -> bool:
+    """Extend our lease; False when it was lost (expired and taken by another run)."""
+    result = conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+def release_lock(conn: sa.Connection, name: str, holder: str) -> None:
+    conn.execute(
+        sa.update(sync_locks)
+        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
+        .values(holder=None, lease_until=None)
+    )
+
+
+def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(sync_locks).where(sync_locks.c.name == name)).first()

@@ -1,5 +1,6 @@
-"""Every statement the sync runs: the answers ledger, history, unverified and skipped rows,
-the watermark, the sync lock, and the large reads the report is built from.
+"""The sync's statements: the answers ledger, history, unverified and skipped rows, the
+watermark, and the large reads the report is built from (the lock's own are in
+:mod:`csat_hook.sync.lock`).
 
 Bulk statements take lists of plain dicts and run as one executemany each (see
 :mod:`csat_hook.sync.bulk`). Re-reading a source row is a no-op because every ledger table is
@@ -16,20 +17,17 @@ from typing import Any
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
-from csat_hook.db.schema import sync_locks
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_select
+from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
 
@@ -209,54 +207,6 @@ def full_read_due(conn: sa.Connection, source: str, every: timedelta, now: datet
     return last is None or now - last >= every
 
 
-def acquire_lock(
-    conn: sa.Connection, name: str, holder: str, now: datetime, lease_until: datetime
-) -> bool:
-    """Take the named lease if it is free, expired or already ours (compare-and-set).
-
-    On PostgreSQL a concurrent UPDATE of the same row waits for the other transaction and
-    then re-checks the condition, so exactly one of two racing callers wins.
-    """
-    conn.execute(
-        _insert(conn, sync_locks).values(name=name).on_conflict_do_nothing(index_elements=["name"])
-    )
-    result = conn.execute(
-        sa.update(sync_locks)
-        .where(
-            sync_locks.c.name == name,
-            sa.or_(
-                sync_locks.c.holder.is_(None),
-                sync_locks.c.lease_until < now,
-                sync_locks.c.holder == holder,
-            ),
-        )
-        .values(holder=holder, lease_until=lease_until, acquired_at=now)
-    )
-    return result.rowcount == 1
-
-
-def renew_lock(conn: sa.Connection, name: str, holder: str, lease_until: datetime) -> bool:
-    """Extend our lease; False when it was lost (expired and taken by another run)."""
-    result = conn.execute(
-        sa.update(sync_locks)
-        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
-        .values(lease_until=lease_until)
-    )
-    return result.rowcount == 1
-
-
-def release_lock(conn: sa.Connection, name: str, holder: str) -> None:
-    conn.execute(
-        sa.update(sync_locks)
-        .where(sync_locks.c.name == name, sync_locks.c.holder == holder)
-        .values(holder=None, lease_until=None)
-    )
-
-
-def lock_state(conn: sa.Connection, name: str) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(sync_locks).where(sync_locks.c.name == name)).first()
-
-
 class AnswerRow(NamedTuple):
     """A credited answer as the report reads it (the column order of :func:`all_answers`)."""
 
@@ -275,48 +225,6 @@ def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     """Every credited answer (the current submission of each survey)."""
     return bulk_select(
         conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]), row_type=AnswerRow
-    )
-
-
-class epoch_microseconds(FunctionElement[int]):  # noqa: N801 (SQL function style)
-    """A :class:`~csat_hook.db.schema.UTCDateTime` column as whole microseconds since
-    1970-01-01 UTC, computed by the database (an integer: exact, no datetime per row in
-    Python). Equal to ``(value - epoch) // timedelta(microseconds=1)`` of the datetime the
-    column reads back as.
-    """
-
-    type = sa.BigInteger()
-    inherit_cache = True
-    name = "epoch_microseconds"
-
-
-@compiles(epoch_microseconds)
-def _epoch_microseconds(element: epoch_microseconds, compiler: SQLCompiler, **kw: Any) -> str:
-    # PostgreSQL: the column is a timestamp without time zone holding UTC, whose epoch is
-    # the nominal seconds since 1970-01-01 00:00 (numeric, so exact to the microsecond).
-    (column,) = element.clauses
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(column, **kw)}) * 1000000 AS BIGINT)"
-
-
-@compiles(epoch_microseconds, "sqlite")
-def _epoch_microseconds_sqlite(
-    element: epoch_microseconds, compiler: SQLCompiler, **kw: Any
-) -> str:
-    # Stored as SQLAlchemy's naive UTC text "YYYY-MM-DD HH:MM:SS.ffffff". SQLite's date
-    # functions keep milliseconds only, and strftime('%s') rounds 23:59:59.9996 up to the
-    # next day (across a period edge), so the whole seconds are taken from the text without
-    # its fraction and the six digits of the fraction added as an integer. Text in another
-    # form (an offset or a "T" written by something else) is first normalised to UTC by
-    # SQLite's own parser, to the millisecond.
-    (column,) = element.clauses
-    x = compiler.process(column, **kw)
-    utc = f"strftime('%Y-%m-%d %H:%M:%f', {x})"
-    return (
-        f"CASE WHEN length({x}) IN (19, 26) AND substr({x}, 11, 1) = ' ' "
-        f"THEN CAST(strftime('%s', substr({x}, 1, 19)) AS INTEGER) * 1000000"
-        f" + CAST(substr({x}, 21) AS INTEGER) "
-        f"ELSE CAST(strftime('%s', substr({utc}, 1, 19)) AS INTEGER) * 1000000"
-        f" + CAST(substr({utc}, 21) AS INTEGER) * 1000 END"
     )
 
 

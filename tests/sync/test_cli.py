@@ -23,6 +23,7 @@ from csat_hook.config import load_config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.db.schema import answers
+from csat_hook.sync import lock as sync_lock
 from csat_hook.sync import store
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
@@ -199,7 +200,7 @@ def test_a_held_lock_exits_3(tmp_path, database_url):
     create_schema(engine)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        assert store.acquire_lock(conn, "sync", "someone-else", now, now + timedelta(minutes=5))
+        assert sync_lock.acquire_lock(conn, "sync", "someone-else", now, now + timedelta(minutes=5))
     result = invoke(write_config(tmp_path, database_url), "--json")
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "locked"

@@ -9,7 +9,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from csat_hook.db.schema import answers
-from csat_hook.sync import store
+from csat_hook.sync import lock as sync_lock
 from tests.sync.conftest import EN_HEADER
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
@@ -80,14 +80,16 @@ def test_a_second_run_that_may_wait_runs_after_the_first(kit):
 def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(kit):
     now = datetime.now(UTC)
     with kit.engine.begin() as conn:
-        assert store.acquire_lock(conn, "sync", "a", now, now + timedelta(seconds=60))
-        assert not store.acquire_lock(conn, "sync", "b", now, now + timedelta(seconds=60))
-        assert store.acquire_lock(conn, "sync", "a", now, now + timedelta(seconds=90))  # re-entrant
+        assert sync_lock.acquire_lock(conn, "sync", "a", now, now + timedelta(seconds=60))
+        assert not sync_lock.acquire_lock(conn, "sync", "b", now, now + timedelta(seconds=60))
+        assert sync_lock.acquire_lock(
+            conn, "sync", "a", now, now + timedelta(seconds=90)
+        )  # re-entrant
         later = now + timedelta(seconds=120)
-        assert store.acquire_lock(conn, "sync", "b", later, later + timedelta(seconds=60))
-        assert not store.renew_lock(conn, "sync", "a", later + timedelta(seconds=60))
-        store.release_lock(conn, "sync", "b")
-        assert store.acquire_lock(conn, "sync", "c", later, later + timedelta(seconds=60))
+        assert sync_lock.acquire_lock(conn, "sync", "b", later, later + timedelta(seconds=60))
+        assert not sync_lock.renew_lock(conn, "sync", "a", later + timedelta(seconds=60))
+        sync_lock.release_lock(conn, "sync", "b")
+        assert sync_lock.acquire_lock(conn, "sync", "c", later, later + timedelta(seconds=60))
 
 
 def test_racing_acquirers_get_exactly_one_lease(kit):
@@ -98,7 +100,7 @@ def test_racing_acquirers_get_exactly_one_lease(kit):
     def contender(name: str) -> None:
         barrier.wait()
         with kit.engine.begin() as conn:
-            if store.acquire_lock(conn, "sync", name, now, now + timedelta(seconds=60)):
+            if sync_lock.acquire_lock(conn, "sync", name, now, now + timedelta(seconds=60)):
                 wins.append(name)
 
     threads = [threading.Thread(target=contender, args=(f"h{i}",)) for i in range(6)]

@@ -23,27 +23,24 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from werkzeug.test import EnvironBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _pg import private_schema  # noqa: E402
 from bare_app import app as bare_app  # noqa: E402
 
 from csat_hook import tokens  # noqa: E402
 from csat_hook.app import create_app  # noqa: E402
 from csat_hook.config import load_config  # noqa: E402
-from csat_hook.db.config import normalize_database_url  # noqa: E402
-from csat_hook.db.engine import make_engine  # noqa: E402
 from csat_hook.helpdesks.records import WebhookRequest  # noqa: E402
 from csat_hook.intake.recorder import _Close  # noqa: E402
 from csat_hook.intake.storable import storable_event  # noqa: E402
@@ -82,16 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n
     tmp = Path(tempfile.mkdtemp())
-    schema = None
+    drop_schema = None
     url = args.database_url or f"sqlite:///{tmp / 'budget.sqlite3'}"
     if url.startswith("postgres"):
-        base = sa.make_url(normalize_database_url(url))
-        schema = f"budget_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(base.render_as_string(hide_password=False))
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
-        url = scoped.render_as_string(hide_password=False)
+        url, drop_schema = private_schema(url, "budget")
     config = load_config(
         None,
         env={},
@@ -193,9 +184,8 @@ def main() -> None:
         f"{whole - sum(us for name, us in steps if 'batch of 16' not in name):8.1f}"
     )
     services.engine.dispose()
-    if schema:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    if drop_schema:
+        drop_schema()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pg import private_schema  # noqa: E402
+
 from csat_hook.config import load_config  # noqa: E402
-from csat_hook.db.config import normalize_database_url  # noqa: E402
-from csat_hook.db.engine import make_engine  # noqa: E402
 from csat_hook.db.engine import run_statement  # noqa: E402
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk  # noqa: E402
 from csat_hook.helpdesks.records import DialogClosed  # noqa: E402
@@ -63,16 +62,9 @@ def main() -> None:
     n = args.n
     tmp = Path(tempfile.mkdtemp())
     url = args.database_url or f"sqlite:///{tmp / 'budget.sqlite3'}"
-    schema = None
+    drop_schema = None
     if url.startswith("postgres"):
-        base = sa.make_url(normalize_database_url(url))
-        schema = f"budget_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(base.render_as_string(hide_password=False))
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
+        url, drop_schema = private_schema(url, "budget")
     fake = FakeHelpdesk().start()
     config = load_config(
         None,
@@ -176,9 +168,8 @@ def main() -> None:
     print(f"  {'peer: one SELECT 1 round trip through SQLAlchemy':<58} {ping_us:8.1f}")
     fake.stop()
     services.engine.dispose()
-    if schema:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    if drop_schema:
+        drop_schema()
 
 
 if __name__ == "__main__":

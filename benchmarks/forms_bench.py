@@ -39,6 +39,7 @@ from sync_bench import generate
 from sync_bench import machine
 from sync_bench import requests_by_kind
 from sync_bench import reset_requests
+from sync_bench import run_peer_script
 
 from csat_hook.config import load_config
 from csat_hook.db.config import normalize_database_url
@@ -168,23 +169,7 @@ def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int
 
 def run_peer(fake: dict, fake_pid: int, label: str) -> None:
     """peer_forms_pandas.py in its own process, against the same fake."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as account:
-        json.dump(fake["service_account"], account)
-        account.flush()
-        reset_requests(fake["url"])
-        fake_cpu = cpu_seconds(fake_pid)
-        done = subprocess.run(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("peer_forms_pandas.py")),
-                fake["url"],
-                account.name,
-                FORM,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+    done, fake_cpu = run_peer_script(fake, fake_pid, "peer_forms_pandas.py", FORM)
     if done.returncode != 0:
         print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-3:]}")
         return

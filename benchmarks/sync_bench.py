@@ -374,8 +374,12 @@ def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: b
     print(f"  requests: {budget(seen)}; by kind {seen}")
 
 
-def run_peer(fake: dict, fake_pid: int, label: str) -> None:
-    """The gspread + pandas script (benchmarks/peer_gspread_pandas.py) in its own process."""
+def run_peer_script(
+    fake: dict, fake_pid: int, script: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``script`` (beside this file) in its own process, given the fake's URL, a service
+    account file and ``args``; returns the finished process and the fake's CPU meanwhile (the
+    fake's request log is reset first)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as account:
         json.dump(fake["service_account"], account)
         account.flush()
@@ -384,16 +388,20 @@ def run_peer(fake: dict, fake_pid: int, label: str) -> None:
         done = subprocess.run(
             [
                 sys.executable,
-                str(Path(__file__).with_name("peer_gspread_pandas.py")),
+                str(Path(__file__).with_name(script)),
                 fake["url"],
                 account.name,
-                SHEET,
-                PEER_SHEET,
+                *args,
             ],
             capture_output=True,
             text=True,
         )
-        fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+        return done, cpu_seconds(fake_pid) - fake_cpu
+
+
+def run_peer(fake: dict, fake_pid: int, label: str) -> None:
+    """The gspread + pandas script (benchmarks/peer_gspread_pandas.py) in its own process."""
+    done, fake_cpu = run_peer_script(fake, fake_pid, "peer_gspread_pandas.py", SHEET, PEER_SHEET)
     if done.returncode != 0:
         print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-1:]}")
         return

@@ -15,6 +15,7 @@ from csat_hook.notify.base import Destination
 from csat_hook.notify.records import AlertMessage
 from csat_hook.outbox.results import FOUND_NOTE
 from csat_hook.outbox.results import LOOKUP_SKEW
+from csat_hook.outbox.results import Budget
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import Outcome
@@ -59,11 +60,11 @@ def _send_alert(
 ) -> Outcome:
     extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
-    over_budget = item.attempts > delivery.max_attempts
-    gave_up = f"gave up after {item.attempts - 1} attempts"
-    if over_budget and uncertain is None:
-        return Failed(gave_up)
-    last_attempt = item.attempts >= delivery.max_attempts
+    budget = Budget.of(item.attempts, delivery.max_attempts)
+    # Claimed more often than allowed (earlier claims died with their worker, or the last
+    # attempt's outcome is unknown): only a look-up is left.
+    if budget.over and uncertain is None:
+        return Failed(budget.gave_up)
     note = None
     if uncertain is not None:
         how = destination.settle(message)
@@ -75,14 +76,14 @@ def _send_alert(
             if isinstance(checked, SendResult):
                 logger.info("delivery.found", extra=extra)
                 return Sent(checked.external_id, None, note=FOUND_NOTE)
-            stop = after_look_up(checked, over_budget=over_budget, gave_up=gave_up)
+            stop = after_look_up(checked, budget)
             if stop is not None:
                 return stop
             if isinstance(checked, Unchecked):
                 note = f"sent again without a check ({checked.reason}): it may show twice"
         else:
-            if over_budget:
-                return Failed(f"{gave_up}; the last one's outcome is unknown")
+            if budget.over:
+                return Failed(f"{budget.gave_up}; the last one's outcome is unknown")
             note = (
                 "sent again after an unknown outcome, with the same id (Message-ID, "
                 "webhook-id): the receiver can drop the copy"
@@ -95,7 +96,7 @@ def _send_alert(
     try:
         result = destination.send(message)
     except DeliveryError as exc:
-        if exc.outcome_unknown or (exc.retryable and not last_attempt):
+        if exc.outcome_unknown or (exc.retryable and not budget.last):
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
     except Exception as exc:

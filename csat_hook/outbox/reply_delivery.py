@@ -24,6 +24,7 @@ from csat_hook.links import reply_body
 from csat_hook.links import survey_segment
 from csat_hook.outbox.results import FOUND_NOTE
 from csat_hook.outbox.results import LOOKUP_SKEW
+from csat_hook.outbox.results import Budget
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import Outcome
@@ -69,18 +70,16 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     """Deliver one claimed reply through ``adapter`` (inside the worker's fence)."""
     extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
+    budget = Budget.of(item.attempts, delivery.max_attempts)
     # Claimed more often than allowed (earlier claims died with their worker, or the last
     # attempt's outcome is unknown): only a look-up is left.
-    over_budget = item.attempts > delivery.max_attempts
-    gave_up = f"gave up after {item.attempts - 1} attempts"
-    if over_budget and uncertain is None:
-        return Failed(gave_up)
-    last_attempt = item.attempts >= delivery.max_attempts
+    if budget.over and uncertain is None:
+        return Failed(budget.gave_up)
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
         agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
-        if exc.retryable and not last_attempt:
+        if exc.retryable and not budget.last:
             return Retry(exc, prefix="agent lookup: ")
         # Out of retries for the lookup: the survey still goes out, with what we know.
         if isinstance(exc, AgentLookupError):
@@ -118,7 +117,7 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         if isinstance(checked, SendResult):
             logger.info("delivery.found", extra=extra)
             return Sent(checked.external_id, text, agent, link, note=FOUND_NOTE)
-        stop = after_look_up(checked, over_budget=over_budget, gave_up=gave_up)
+        stop = after_look_up(checked, budget)
         if stop is not None:
             return stop
         if isinstance(checked, Unchecked):
@@ -133,7 +132,7 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         if exc.outcome_unknown:
             # Even on the last attempt: the next claim looks whether it landed.
             return Retry(exc)
-        if exc.retryable and not last_attempt:
+        if exc.retryable and not budget.last:
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
     except Exception as exc:

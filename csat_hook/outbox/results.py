@@ -78,21 +78,37 @@ class Unchecked:
     reason: str
 
 
-def after_look_up(
-    checked: DeliveryError | Unchecked | None, *, over_budget: bool, gave_up: str
-) -> Outcome | None:
+@dataclass(frozen=True)
+class Budget:
+    """Where a claimed row stands against ``delivery.max_attempts`` (its claims so far)."""
+
+    over: bool  # claimed more often than allowed: only a look-up is left, no new attempt
+    last: bool  # this attempt is the last one allowed: a retryable error fails it
+    gave_up: str  # the failure's text once over
+
+    @classmethod
+    def of(cls, attempts: int, max_attempts: int) -> Budget:
+        return cls(
+            over=attempts > max_attempts,
+            last=attempts >= max_attempts,
+            gave_up=f"gave up after {attempts - 1} attempts",
+        )
+
+
+def after_look_up(checked: DeliveryError | Unchecked | None, budget: Budget) -> Outcome | None:
     """What a look-up that found nothing means for a row whose last attempt's outcome is
     unknown: retry the look-up after a retryable error, fail once the attempt budget is spent
     (saying why), else None: send again (the caller notes an :class:`Unchecked` resend)."""
+    gave_up = budget.gave_up
     if isinstance(checked, DeliveryError):
-        if over_budget:
+        if budget.over:
             return Failed(
                 f"{gave_up}; the last one's outcome is unknown and the look-up failed: "
                 f"{checked.message}",
                 checked.http_status,
             )
         return Retry(checked, prefix="look-up before sending again: ")
-    if not over_budget:
+    if not budget.over:
         return None
     if isinstance(checked, Unchecked):
         return Failed(f"{gave_up}; the last one's outcome is unknown ({checked.reason})")

@@ -62,6 +62,9 @@ from csat_hook.db.engine import make_engine  # noqa: E402
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk  # noqa: E402
 from csat_hook.services import build_services  # noqa: E402
 from tests.cluster import LocalCluster  # noqa: E402
+from tests.documents import at  # noqa: E402
+from tests.documents import leaves  # noqa: E402
+from tests.documents import replaced  # noqa: E402
 from tests.helpdesks.kits import Kit  # noqa: E402
 from tests.helpdesks.kits import load_kits  # noqa: E402
 from tests.rawhttp import chunked  # noqa: E402
@@ -117,33 +120,6 @@ def nested(levels: int, leaf: Any) -> Any:
     return value
 
 
-def leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in leaves(v, (*path, k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in leaves(v, (*path, i))]
-    return [path] if path else []
-
-
-def replaced(document: Any, path: tuple[Any, ...], new: Any) -> Any:
-    copy = json.loads(json.dumps(document))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return copy
-
-
-def dotted(document: Any, path: str) -> tuple[Any, ...]:
-    steps: list[Any] = []
-    target = document
-    for part in path.split("."):
-        step: Any = int(part) if isinstance(target, list) else part
-        target = target[step]
-        steps.append(step)
-    return tuple(steps)
-
-
 def encode(payload: Any, rng: random.Random) -> bytes:
     """JSON text as a sender may write it: escaped or raw UTF-8 (lone surrogates escaped)."""
     try:
@@ -172,7 +148,7 @@ class Requests:
         pick = rng.random()
         if pick < 0.45:
             payload = self.close_of(kit)
-            paths = leaves(payload)
+            paths = [path for path, _ in leaves(payload)]
             for _ in range(rng.randrange(1, 4)):
                 payload = replaced(payload, rng.choice(paths), hostile_value(rng))
             return self.signed("mutated leaves", kit, encode(payload, rng))
@@ -180,13 +156,12 @@ class Requests:
             payload = self.close_of(kit)
             path = rng.choice(kit.id_paths)
             bad = rng.choice([True, False, 5.0, {"id": 1}, [1], 1.5])
-            payload = replaced(payload, dotted(payload, path), bad)
+            payload = replaced(payload, at(payload, path), bad)
             return self.signed("id of the wrong type", kit, encode(payload, rng))
         if pick < 0.65:
             payload = self.close_of(kit)
-            strings = [p for p in leaves(payload) if isinstance(self._at(payload, p), str)]
-            path = rng.choice(strings)
-            value = self._at(payload, path)
+            strings = [(p, value) for p, value in leaves(payload) if isinstance(value, str)]
+            path, value = rng.choice(strings)
             where = rng.randrange(len(value) + 1)
             payload = replaced(payload, path, value[:where] + "\x00" + value[where:])
             return self.signed("NUL in a string", kit, encode(payload, rng))
@@ -219,12 +194,6 @@ class Requests:
             )
             return self.signed("broken body", kit, body)
         return self.framing(kit)
-
-    @staticmethod
-    def _at(document: Any, path: tuple[Any, ...]) -> Any:
-        for step in path:
-            document = document[step]
-        return document
 
     def signed(self, case: str, kit: Kit, body: bytes, *, framing: str = "length") -> Raw:
         signed_body, headers, query = kit.sign(body, datetime.now(UTC))

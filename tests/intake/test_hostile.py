@@ -23,6 +23,9 @@ from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Person
+from tests.documents import at
+from tests.documents import leaves
+from tests.documents import replaced
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 from tests.helpers import body_of
@@ -79,35 +82,6 @@ def make_sender(
 @pytest.fixture
 def sender(kit: Kit, make_sender: Callable[..., Sender]) -> Sender:
     return make_sender(kit)
-
-
-def leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
-    """(path, value) of every scalar in a JSON document."""
-    if isinstance(value, dict):
-        return [found for k, v in value.items() for found in leaves(v, (*path, k))]
-    if isinstance(value, list):
-        return [found for i, v in enumerate(value) for found in leaves(v, (*path, i))]
-    return [(path, value)]
-
-
-def replaced(document: Any, path: tuple[Any, ...], new: Any) -> Any:
-    copy = json.loads(json.dumps(document))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return copy
-
-
-def at(document: Any, dotted: str) -> tuple[Any, ...]:
-    """A dotted path (``a.0.b``) as a path for :func:`replaced`, checking it exists."""
-    path: list[Any] = []
-    target = document
-    for part in dotted.split("."):
-        step: Any = int(part) if isinstance(target, list) else part
-        target = target[step]
-        path.append(step)
-    return tuple(path)
 
 
 def stored_text(sender: Sender) -> list[str]:

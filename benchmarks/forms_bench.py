@@ -6,7 +6,7 @@
 About 1,000,000 is the ceiling: Forms copies responses to a linked sheet, and a spreadsheet
 holds at most 10,000,000 cells. The fake Forms API runs in a child process (its CPU is
 reported apart) holding a FormResponse per answer, generated from the same seed as the
-surveys this process puts in a fresh SQLite database (``sync_bench.generate``); the report
+surveys this process puts in a fresh SQLite database (``_sync.generate``); the report
 goes to the fake Sheets. Three syncs: the first (reads every response, 200 pages of 5000),
 a later one with nothing new, and a later one after 1,000 new responses arrived and
 ``--edits`` earlier respondents edited theirs (a new rating, ``lastSubmittedTime`` moves).
@@ -31,15 +31,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sync_bench import LATE
-from sync_bench import NOW
-from sync_bench import SECRET
-from sync_bench import cpu_seconds
-from sync_bench import generate
-from sync_bench import machine
-from sync_bench import requests_by_kind
-from sync_bench import reset_requests
-from sync_bench import run_peer_script
+from _sync import LATE
+from _sync import NOW
+from _sync import SECRET
+from _sync import cpu_seconds
+from _sync import generate
+from _sync import machine
+from _sync import requests_by_kind
+from _sync import reset_requests
+from _sync import run_peer_script
 
 from csat_hook.config import load_config
 from csat_hook.db.config import normalize_database_url

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load import open_loop  # noqa: E402
+from _outbox import wait_drained  # noqa: E402
 
 from csat_hook.db.config import normalize_database_url  # noqa: E402
 from csat_hook.db.engine import make_engine  # noqa: E402
@@ -293,17 +294,7 @@ def run(args: argparse.Namespace, *, lookup: bool) -> Figures:
                 )
                 threads[1].start()
                 began = time.monotonic()
-                deadline = began + args.drain_timeout
-                while time.monotonic() < deadline:
-                    with engine.connect() as conn:
-                        waiting = conn.execute(
-                            sa.select(sa.func.count())
-                            .select_from(outbox)
-                            .where(outbox.c.status.in_(("pending", "sending")))
-                        ).scalar_one()
-                    if not waiting:
-                        break
-                    time.sleep(0.5)
+                wait_drained(engine, args.drain_timeout)
                 figures.drained_in = time.monotonic() - began
                 # A vendor that saves late: anything still on its way lands by now.
                 time.sleep(args.slow_seconds + 1)

@@ -46,6 +46,7 @@ from _cpu import named_cpu  # noqa: E402
 from _cpu import self_cpu  # noqa: E402
 from _cpu import tree_cpu  # noqa: E402
 from _load import open_loop  # noqa: E402
+from _outbox import wait_drained  # noqa: E402
 
 from csat_hook.db.config import normalize_database_url  # noqa: E402
 from csat_hook.db.engine import make_engine  # noqa: E402
@@ -254,17 +255,7 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
             acks = open_loop(cluster.url, make, rate=args.rate, duration=args.closes / args.rate)
             expected = {make.dialog(n) for n in range(int(args.rate * (args.closes / args.rate)))}
             engine = make_engine(url)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                with engine.connect() as conn:
-                    waiting = conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(outbox)
-                        .where(outbox.c.status.in_(("pending", "sending")))
-                    ).scalar_one()
-                if not waiting:
-                    break
-                time.sleep(0.5)
+            wait_drained(engine, 120)
             cpu_after = [tree_cpu(cluster.web.pid), tree_cpu(*ours[1:]), named_cpu("postgres")]
             generator_s += self_cpu()
             time.sleep(1)

@@ -52,6 +52,7 @@ from csat_hook.errors import CsatHookError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import cache
+from csat_hook.sync import report_key
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
@@ -199,12 +200,15 @@ class SyncRunner(ReportStep, OutputsStep):
         batch = source.fetch(known, watermark)
         clock.lap("read")
         self.lock.renew(holder)
-        report = self._ingest_and_report(
-            summary, source, batch, skipped, sheets, dry_run=dry_run, clock=clock
+        report, keys = self._ingest_and_report(
+            summary, source, batch, skipped, sheets, dry_run=dry_run, full=full, clock=clock
         )
         del batch  # every submission read; not needed while the report is written
         self.lock.renew(holder)
-        summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
+        if report is not None:
+            summary.outputs = self._write_outputs(
+                report, sheets, source, dry_run=dry_run, keys=keys, agents=summary.agents
+            )
         clock.lap("write")
 
     def _ingest_and_report(
@@ -216,14 +220,19 @@ class SyncRunner(ReportStep, OutputsStep):
         sheets: google_api.SheetsApi | None,
         *,
         dry_run: bool,
+        full: bool,
         clock: PhaseClock,
-    ) -> Report:
+    ) -> tuple[Report | None, dict[str, str]]:
+        """Ingest the batch; then the report, or None when every output already holds it
+        (``summary.outputs`` then says so), and the report's key per output."""
         config = self.config
         now = self.clock()
         data: Dataset | None = None
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
+                # First: the data read below is at least as new as this (report_key.py).
+                first_version = report_key.read_version(conn)
                 surveys = store.survey_facts(conn)
                 # The funnel's middle step: surveys a person opened through a short link.
                 self._opened = opened_survey_keys(
@@ -259,6 +268,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     "unverified": store.count_by(conn, "unverified_answers"),
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
+                version = report_key.settled(conn, first_version)
             except BaseException:
                 transaction.rollback()
                 raise
@@ -274,13 +284,26 @@ class SyncRunner(ReportStep, OutputsStep):
         batch.raw_digests.clear()
         del result, by_key
         clock.lap("ingest")
+        language = self._language(sheets, source)
+        keys: dict[str, str] = {}
+        if not dry_run:
+            # The team's Alerts tab edits first, so every output shows them; an edit is a
+            # write this run's version does not cover.
+            merged = self._merge_sheet_edits(sheets, source)
+            keys = self._report_keys(None if merged else version, now, language)
+            unchanged = None if full else self._unchanged_outputs(keys, sheets, source)
+            if unchanged is not None:
+                summary.outputs, summary.agents = unchanged
+                summary.report = "unchanged"
+                clock.lap("report")
+                return None, keys
         if data is None:
             data = self._dataset(answers, surveys)
         del answers, surveys
-        language = self._language(sheets, source)
         report = self._report(summary, data, unverified, now, language)
+        summary.report = "built"
         clock.lap("report")
-        return report
+        return report, keys
 
 
 def make_sync_engine(config: SyncSettings) -> Engine:

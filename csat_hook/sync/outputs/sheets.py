@@ -251,8 +251,9 @@ class SheetsOutput:
         self, grids: Sequence[Grid], language: str, *, last_written: str | None = None
     ) -> dict[str, Any]:
         """Create, resize and format tabs, then rewrite every tab in place; returns what was
-        done, with ``digest``: the contents written. When the tabs need no structure or format
-        change and the contents are ``last_written``, the values are not written again."""
+        done, with ``digest`` (the contents written) and ``titles`` (the tabs'). When the tabs
+        need no structure or format change and the contents are ``last_written``, the values
+        are not written again."""
         plan = self.plan(grids, language)
         digest = contents_digest(
             part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
@@ -268,6 +269,7 @@ class SheetsOutput:
                 "write_requests": 0,
                 "unchanged": True,
                 "digest": digest,
+                "titles": [p.title for p in plan.tabs],
             }
         chunks = self._ordered_chunks(plan.tabs)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
@@ -300,6 +302,7 @@ class SheetsOutput:
             "cells": sum(p.rows * p.cols for p in plan.tabs),
             "write_requests": len(chunks) + structure_writes,
             "digest": digest,
+            "titles": [p.title for p in plan.tabs],
         }
 
     def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[bytes]]:

@@ -23,6 +23,7 @@ from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.summary import SyncSummary
 
 
 class OutputsStep(AlertsStep):
@@ -67,6 +68,35 @@ class OutputsStep(AlertsStep):
             for name in self._output_names()
         }
 
+    def _keys(
+        self,
+        version: int | None,
+        now: datetime,
+        language: str,
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+    ) -> dict[str, str]:
+        """The team's Alerts tab edits taken first (so every output shows them), then each
+        output's report key; none when an edit was taken (a write ``version`` misses)."""
+        merged = self._merge_sheet_edits(sheets, source)
+        return self._report_keys(None if merged else version, now, language)
+
+    def _all_unchanged(
+        self,
+        summary: SyncSummary,
+        keys: dict[str, str],
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+    ) -> bool:
+        """Whether every output already holds the report of ``keys`` (the summary then says
+        so): the report need not be built."""
+        unchanged = self._unchanged_outputs(keys, sheets, source)
+        if unchanged is None:
+            return False
+        summary.outputs, summary.agents = unchanged
+        summary.report = "unchanged"
+        return True
+
     def _unchanged_outputs(
         self, keys: dict[str, str], sheets: google_api.SheetsApi | None, source: ResultsSource
     ) -> tuple[list[dict[str, Any]], int] | None:
@@ -93,16 +123,14 @@ class OutputsStep(AlertsStep):
             if sheets is None:
                 return None
             output = self._sheets_output(sheets, source)
-            titles = [str(t) for t in detail.get("titles", [])]
-            tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
-            present = {str(s.get("properties", {}).get("title", "")).casefold() for s in tabs}
-            if not all(t.casefold() in present for t in titles):
-                return None  # a tab was deleted: build and write again
+            expected = detail.get("expected")
+            if not isinstance(expected, dict) or not output.still_holds(expected):
+                return None  # a tab, a chart or a rule was changed: build and write again
             done.append(
                 {
                     "kind": "gsheets",
                     "spreadsheet_id": output.spreadsheet_id,
-                    "tabs": len(titles),
+                    "tabs": len(expected.get("tabs", [])),
                     "tabs_created": 0,
                     "formatted": False,
                     "cells": 0,
@@ -144,9 +172,7 @@ class OutputsStep(AlertsStep):
             if dry_run:
                 done.append({"kind": "local", "dir": local.dir, "written": False})
             else:
-                written = write_local(
-                    report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv
-                )
+                written = write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
                 done.append(written)
                 self._remember(names[0], keys, {"files": written["files"], "agents": agents})
         if output is not None:
@@ -164,12 +190,12 @@ class OutputsStep(AlertsStep):
                 )
             else:
                 written = self._write_sheets(output, report)
-                titles = written.pop("titles")
+                expected = written.pop("expected")
                 done.append(written)
                 if report.alerts is not None:
                     with self.engine.begin() as conn:
                         alerts_store.mark_written(conn, written_handled(report.alerts.rows))
-                self._remember(names[-1], keys, {"titles": titles, "agents": agents})
+                self._remember(names[-1], keys, {"expected": expected, "agents": agents})
         return done
 
     def _merge_sheet_edits(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> int:

@@ -11,7 +11,8 @@ Phases and what a failure in each leaves behind:
    on its next try). All or nothing. ``--dry-run`` rolls it back (and says what it would
    have alerted).
 4. **Report**: metrics and tables from the database as a whole (not just this batch), so an
-   output that failed last time is complete again on the next run.
+   output that failed last time is complete again on the next run; not built when every
+   output already holds the report of this run's key (:mod:`.report_key`).
 5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
 
 Rows the sync cannot read are recorded and read again on every run (:mod:`.skips`); when one
@@ -285,18 +286,10 @@ class SyncRunner(ReportStep, OutputsStep):
         del result, by_key
         clock.lap("ingest")
         language = self._language(sheets, source)
-        keys: dict[str, str] = {}
-        if not dry_run:
-            # The team's Alerts tab edits first, so every output shows them; an edit is a
-            # write this run's version does not cover.
-            merged = self._merge_sheet_edits(sheets, source)
-            keys = self._report_keys(None if merged else version, now, language)
-            unchanged = None if full else self._unchanged_outputs(keys, sheets, source)
-            if unchanged is not None:
-                summary.outputs, summary.agents = unchanged
-                summary.report = "unchanged"
-                clock.lap("report")
-                return None, keys
+        keys = {} if dry_run else self._keys(version, now, language, sheets, source)
+        if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
+            clock.lap("report")
+            return None, keys
         if data is None:
             data = self._dataset(answers, surveys)
         del answers, surveys

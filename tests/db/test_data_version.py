@@ -54,7 +54,9 @@ def triggered_tables(conn: sa.Connection) -> dict[str, set[str]]:
             )
         )
     else:
-        rows = conn.execute(sa.text("SELECT tbl_name, name FROM sqlite_master WHERE type='trigger'"))
+        rows = conn.execute(
+            sa.text("SELECT tbl_name, name FROM sqlite_master WHERE type='trigger'")
+        )
     found: dict[str, set[str]] = {}
     for table, name in rows:
         found.setdefault(table, set()).add(name.rsplit("_", 1)[1])

@@ -43,8 +43,6 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook import tokens
 from csat_hook.alerts.engine import needs_dataset
 from csat_hook.alerts.engine import raise_alerts
-from csat_hook.clicks.funnel import opened_survey_keys
-from csat_hook.clicks.store import click_facts
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -67,6 +65,7 @@ from csat_hook.sync.outputs_step import OutputsStep
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
+from csat_hook.sync.report_step import MAX_UNVERIFIED_LISTED
 from csat_hook.sync.report_step import ReportStep
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
@@ -75,8 +74,6 @@ from csat_hook.sync.summary import SyncSummary
 from csat_hook.sync.summary import cyclic_gc_paused
 
 logger = logging.getLogger(__name__)
-
-MAX_UNVERIFIED_LISTED = 5000
 
 
 class SyncRunner(ReportStep, OutputsStep):
@@ -229,18 +226,18 @@ class SyncRunner(ReportStep, OutputsStep):
         config = self.config
         now = self.clock()
         data: Dataset | None = None
+        # Nothing to credit and no alert rule reading every answer: the surveys and answers
+        # are read only if the report has to be built (_read_back), often not at all.
+        deferred = not batch.submissions and not (
+            config.alerts.active and needs_dataset(config.alerts)
+        )
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
-                surveys = store.survey_facts(conn)
-                # The funnel's middle step: surveys a person opened through a short link.
-                self._opened = opened_survey_keys(
-                    click_facts(conn), config.survey.links.burst_seconds
-                )
+                surveys, current = ([], {}) if deferred else self._read_back(conn)
                 by_key = {tokens.survey_key(row.token): row for row in surveys}
-                current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
                     conn,
                     batch,
@@ -265,7 +262,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     ).as_dict()
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
-                    "answers": len(answers),
+                    "answers": store.count_answers(conn) if deferred else len(answers),
                     "unverified": store.count_by(conn, "unverified_answers"),
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
@@ -290,6 +287,9 @@ class SyncRunner(ReportStep, OutputsStep):
         if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
             clock.lap("report")
             return None, keys
+        if deferred:
+            answers, surveys, unverified, version = self._read_for_report()
+            keys = self._report_keys(version if keys else None, now, language)
         if data is None:
             data = self._dataset(answers, surveys)
         del answers, surveys

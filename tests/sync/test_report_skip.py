@@ -222,3 +222,27 @@ def test_local_only_output_skips_too(kit, tmp_path: Path):
     assert kit.run(config).report == "built"
     again = kit.run(config)
     assert (again.report, again.outputs[0]["unchanged"]) == ("unchanged", True)
+
+
+def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(kit, monkeypatch):
+    from csat_hook.sync import store
+
+    reads: list[int] = []
+    original = store.all_answers
+
+    def counting(conn):  # type: ignore[no-untyped-def]
+        found = original(conn)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "all_answers", counting)
+    seed(kit)
+    assert kit.run().report == "built"
+    assert reads == [0]  # read back before the first answers were stored
+    reads.clear()
+    assert kit.run().report == "unchanged"
+    assert reads == []  # nothing new, report unchanged: no answer read at all
+    with kit.engine.begin() as conn:
+        conn.execute(sa.update(surveys).values(team="Team X"))
+    again = kit.run()
+    assert (again.report, reads, again.totals["answers"]) == ("built", [4], 4)

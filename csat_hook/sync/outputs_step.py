@@ -162,11 +162,11 @@ class OutputsStep(AlertsStep):
         output = None
         if config.output.gsheets.enabled and sheets is not None:
             output = self._sheets_output(sheets, source)
+        names = self._output_names()
         if not dry_run:
             with self.engine.begin() as conn:
-                for name in keys:
+                for name in names:  # with a key or not (no version): the old one goes
                     report_key.forget(conn, name)
-        names = self._output_names()
         if config.output.local.enabled:
             local = config.output.local
             if dry_run:

@@ -9,7 +9,8 @@ an HMAC (keyed by the current token secret: the settings hashed include secrets)
 * the **data version** (``data_version``, migration 0009): a counter that triggers bump in
   the same transaction as every insert, update, delete (and truncate) of a table the report,
   its dataset, its Alerts tab or its totals read, whoever the writer is (intake, outbox
-  worker, short links, ``csat-hook alerts``, the sync);
+  worker, short links, ``csat-hook alerts``, the sync); on PostgreSQL once per transaction,
+  at its commit (the migration says why);
 * every setting of the configuration (a changed one only costs a rebuild), the token secrets;
 * the local date in ``metrics.timezone``, the language, and the code (package version, and
   the size and modification time of its modules).
@@ -21,13 +22,14 @@ with commits, so a reader could see number *n* while the data of *n* is not yet 
 The version is read *before* the data (:func:`read_version`, the first statement of the
 ingest's transaction), so the data read is at least as new as the version, and when a later
 run reads the same version, nothing was committed since that read: the data is what was read.
-The sync's own transaction may write too; :func:`settled` decides whether the version after
-its writes still describes exactly the data it read (see there). When it cannot tell, there
-is no key and the next run builds the report.
+The sync's own transaction may write too; :func:`settled` decides, once it committed, whether
+the version after its writes still describes exactly the data it read (see there). When it
+cannot tell, there is no key and the next run builds the report.
 
 Assumptions (the same as the Sheets contents digest, ``outputs/sheets.py``): nobody edits the
-report's cells or files by hand between runs. A deleted output is noticed: the local files
-must all exist, and the Sheets tabs written must all still be in the spreadsheet.
+report's cells or files by hand between runs. A deleted or reshaped output is noticed: the
+local files must all exist, and the spreadsheet must still have the tabs, grids, rules, charts
+and looks the write left (outputs/sheets_expect.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import functools
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,28 +71,42 @@ def read_version(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(data_version.c.version)).scalar_one())
 
 
-def settled(conn: sa.Connection, before: int) -> int | None:
-    """The version that describes exactly the data this transaction read and wrote, or None.
+@dataclass(frozen=True)
+class Reading:
+    """What a transaction saw of the data version (:func:`reading`), for :func:`settled`."""
 
-    Call it at the end of a transaction whose first statement was ``before =
-    read_version(conn)``.
+    first: int  # read by the transaction's first statement
+    exact: int | None  # SQLite: the version at its end, its own writes counted
+    mine: int | None  # PostgreSQL: the transaction's id, when it wrote anything
 
-    * SQLite: the transaction holds the writer lock from BEGIN (db/engine.py), nobody else
-      commits meanwhile: the version it reads now, its own bumps included, is exact.
-    * PostgreSQL (read committed: each statement sees what is committed when it starts): a
-      transaction bumps the counter once (``xact``) and then holds its row lock until it
-      commits, so no other writer of a tracked table can commit after that. If this
-      transaction bumped, the version is exact when it is ``before + 1`` (nobody committed
-      between the first read and the bump); if it did not, when it is still ``before``
-      (nobody committed while it read). Otherwise someone wrote while the data was read: None.
-    """
-    version, xact = conn.execute(sa.select(data_version.c.version, data_version.c.xact)).one()
+
+def reading(conn: sa.Connection, first: int) -> Reading:
+    """Call last in a transaction whose first statement was ``first = read_version(conn)``,
+    then :func:`settled` once it committed."""
     if conn.dialect.name != "postgresql":
-        return int(version)
+        return Reading(first, read_version(conn), None)
     mine = conn.execute(sa.text("SELECT txid_current_if_assigned()")).scalar_one()
-    if mine is not None and xact == mine:
-        return int(version) if version == before + 1 else None
-    return int(version) if version == before else None
+    return Reading(first, None, None if mine is None else int(mine))
+
+
+def settled(engine: sa.Engine, seen: Reading) -> int | None:
+    """The version that describes exactly the data the transaction read and wrote, or None
+    (someone else wrote meanwhile: no key, the next run builds).
+
+    * SQLite: the transaction held the writer lock from BEGIN (db/engine.py): nobody else
+      committed while it ran, and the version it read at its end counts its own writes.
+    * PostgreSQL (read committed): bumps happen at commit, once per transaction (migration
+      0009), and the last one records its transaction (``xact``). Read after the commit: if
+      this transaction bumped last, the version is exact when it is ``first + 1`` (nobody
+      else committed since the first read); if it did not bump, when it is still ``first``.
+    """
+    if seen.exact is not None:
+        return seen.exact
+    with engine.connect() as conn:
+        version, xact = conn.execute(sa.select(data_version.c.version, data_version.c.xact)).one()
+    if seen.mine is not None and xact == seen.mine:
+        return int(version) if version == seen.first + 1 else None
+    return int(version) if version == seen.first else None
 
 
 @functools.cache

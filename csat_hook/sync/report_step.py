@@ -60,7 +60,9 @@ class ReportStep(AlertsStep):
             first = report_key.read_version(conn)  # first: the data is at least this new
             surveys, current = self._read_back(conn)
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
-            return list(current.values()), surveys, unverified, report_key.settled(conn, first)
+            seen = report_key.reading(conn, first)
+        version = report_key.settled(self.engine, seen)
+        return list(current.values()), surveys, unverified, version
 
     def _report(
         self,

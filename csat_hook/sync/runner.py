@@ -266,7 +266,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     "unverified": store.count_by(conn, "unverified_answers"),
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
-                version = report_key.settled(conn, first_version)
+                seen = report_key.reading(conn, first_version)
             except BaseException:
                 transaction.rollback()
                 raise
@@ -283,6 +283,7 @@ class SyncRunner(ReportStep, OutputsStep):
         del result, by_key
         clock.lap("ingest")
         language = self._language(sheets, source)
+        version = None if dry_run else report_key.settled(self.engine, seen)
         keys = {} if dry_run else self._keys(version, now, language, sheets, source)
         if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
             clock.lap("report")

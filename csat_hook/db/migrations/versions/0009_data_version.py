@@ -5,10 +5,18 @@ unchanged skips the report (sync/report_key.py).
 
 Triggers, not application code: surveys, outbox, clicks and alerts are written by the intake,
 the outbox worker, the short links and ``csat-hook alerts``, and a writer that forgot to bump
-would make a skipped report stale. SQLite has row triggers only; PostgreSQL gets statement
-triggers (one bump per statement, not per row, on the webhook path), and a statement that
-changed no row (its transition table is empty) bumps nothing. A transaction bumps at most once
-(``xact``), so the sync can tell whether someone else wrote while it read (report_key.py).
+would make a skipped report stale.
+
+* SQLite: row triggers (it has no others). Writers are serialised by the database lock
+  anyway (BEGIN IMMEDIATE), so the counter adds no waiting.
+* PostgreSQL: a deferred constraint trigger per table, so the bump happens **at commit**,
+  once per transaction (a transaction-local flag: the rows after the first cost a setting
+  read). Not an immediate statement trigger: the bump locks the counter row until the
+  transaction ends, and the sync's ingest (seconds, a minute for a million answers) would
+  then hold every webhook's insert behind it, and two writers could deadlock (one holding a
+  row the other needs while waiting for the counter). At commit a transaction takes no other
+  lock after the counter's, and holds it only for the commit. TRUNCATE (a statement trigger)
+  bumps too.
 
 Revision ID: 0009
 Revises: 0008
@@ -37,24 +45,16 @@ TRACKED = (
     "alert_state",
     "link_clicks",
 )
-EVENTS = (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+EVENTS = ("insert", "update", "delete")
 
-PG_FUNCTIONS = """
+PG_FUNCTION = """
 CREATE FUNCTION csat_data_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- A statement that matched no row changed nothing (e.g. an UPDATE ... WHERE false).
-    IF EXISTS (SELECT 1 FROM csat_changed_rows) THEN
-        -- Once per transaction: after the first bump this transaction holds the row's lock,
-        -- so nobody else can bump it before it commits.
-        UPDATE data_version SET version = version + 1, xact = txid_current()
-        WHERE id = 1 AND xact IS DISTINCT FROM txid_current();
+    -- Once per transaction: the flag is SET LOCAL, gone when the transaction ends.
+    IF current_setting('csat.data_bumped', true) IS DISTINCT FROM 'y' THEN
+        PERFORM set_config('csat.data_bumped', 'y', true);
+        UPDATE data_version SET version = version + 1, xact = txid_current() WHERE id = 1;
     END IF;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION csat_data_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE data_version SET version = version + 1, xact = txid_current()
-    WHERE id = 1 AND xact IS DISTINCT FROM txid_current();
     RETURN NULL;
 END $$;
 """
@@ -72,21 +72,20 @@ def upgrade() -> None:
     op.add_column("sync_outputs", sa.Column("report_key", sa.String(64)))
     op.add_column("sync_outputs", sa.Column("report_detail", sa.JSON()))
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(PG_FUNCTIONS)
+        op.execute(PG_FUNCTION)
         for table in TRACKED:
-            for event, side in EVENTS:
-                op.execute(
-                    f"CREATE TRIGGER csat_{table}_{event} AFTER {event.upper()} ON {table} "
-                    f"REFERENCING {side} TABLE AS csat_changed_rows "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION csat_data_changed()"
-                )
+            op.execute(
+                f"CREATE CONSTRAINT TRIGGER csat_{table}_change "
+                f"AFTER INSERT OR UPDATE OR DELETE ON {table} DEFERRABLE INITIALLY DEFERRED "
+                "FOR EACH ROW EXECUTE FUNCTION csat_data_changed()"
+            )
             op.execute(
                 f"CREATE TRIGGER csat_{table}_truncate AFTER TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION csat_data_truncated()"
+                "FOR EACH STATEMENT EXECUTE FUNCTION csat_data_changed()"
             )
     else:
         for table in TRACKED:
-            for event, _side in EVENTS:
+            for event in EVENTS:
                 # Names from TRACKED and EVENTS above, never from input.
                 op.execute(
                     f"CREATE TRIGGER csat_{table}_{event} AFTER {event.upper()} ON {table} "  # noqa: S608
@@ -95,14 +94,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
-    for table in TRACKED:
-        for event in [e for e, _s in EVENTS] + (["truncate"] if postgres else []):
-            name = f"csat_{table}_{event}"
-            op.execute(f"DROP TRIGGER {name} ON {table}" if postgres else f"DROP TRIGGER {name}")
-    if postgres:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in TRACKED:
+            op.execute(f"DROP TRIGGER csat_{table}_change ON {table}")
+            op.execute(f"DROP TRIGGER csat_{table}_truncate ON {table}")
         op.execute("DROP FUNCTION csat_data_changed()")
-        op.execute("DROP FUNCTION csat_data_truncated()")
+    else:
+        for table in TRACKED:
+            for event in EVENTS:
+                op.execute(f"DROP TRIGGER csat_{table}_{event}")
     with op.batch_alter_table("sync_outputs") as batch:
         batch.drop_column("report_detail")
         batch.drop_column("report_key")

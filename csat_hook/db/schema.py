@@ -269,9 +269,10 @@ sync_outputs = sa.Table(
     sa.Column("report_detail", sa.JSON()),
 )
 
-# One row (id 1): ``version`` is bumped, in the writing transaction, by triggers on every table
-# the report reads (migration 0009 lists them); ``xact`` is the PostgreSQL transaction that
-# bumped it last (a transaction bumps once). Read by sync/report_key.py.
+# The data version is the sum of ``version`` over these rows, bumped in the writing
+# transaction by triggers on every table the report reads (migration 0009 lists them): SQLite
+# bumps row 1, PostgreSQL row 1 + txid % 16 at commit, once per transaction, and ``xact`` is
+# the transaction that bumped that row last. Read by sync/report_key.py.
 data_version = sa.Table(
     "data_version",
     metadata,

@@ -66,9 +66,13 @@ _SECTIONS = (
 )
 
 
+SHARDS = 16  # rows of data_version on PostgreSQL (migration 0009)
+
+
 def read_version(conn: sa.Connection) -> int:
-    """The data version as this statement sees it (read it before the data it should cover)."""
-    return int(conn.execute(sa.select(data_version.c.version)).scalar_one())
+    """The data version as this statement sees it (read it before the data it should cover):
+    the sum of the counter's rows, one statement, so one snapshot."""
+    return int(conn.execute(sa.select(sa.func.sum(data_version.c.version))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -95,18 +99,24 @@ def settled(engine: sa.Engine, seen: Reading) -> int | None:
 
     * SQLite: the transaction held the writer lock from BEGIN (db/engine.py): nobody else
       committed while it ran, and the version it read at its end counts its own writes.
-    * PostgreSQL (read committed): bumps happen at commit, once per transaction (migration
-      0009), and the last one records its transaction (``xact``). Read after the commit: if
-      this transaction bumped last, the version is exact when it is ``first + 1`` (nobody
-      else committed since the first read); if it did not bump, when it is still ``first``.
+    * PostgreSQL (read committed): bumps happen at commit, once per transaction, on the row
+      of the transaction's shard, which records the last transaction that bumped it
+      (``xact``; migration 0009). Every bump adds one to the sum. Read after the commit: if
+      this transaction bumped (its row still names it), the version is exact when it is
+      ``first + 1`` (nobody else committed since the first read); if it did not, when it is
+      still ``first``. A bump by anyone else since makes the sum larger than either.
     """
     if seen.exact is not None:
         return seen.exact
     with engine.connect() as conn:
-        version, xact = conn.execute(sa.select(data_version.c.version, data_version.c.xact)).one()
+        version = read_version(conn)
+        xact = None
+        if seen.mine is not None:
+            shard = data_version.c.id == 1 + seen.mine % SHARDS
+            xact = conn.execute(sa.select(data_version.c.xact).where(shard)).scalar_one()
     if seen.mine is not None and xact == seen.mine:
-        return int(version) if version == seen.first + 1 else None
-    return int(version) if version == seen.first else None
+        return version if version == seen.first + 1 else None
+    return version if version == seen.first else None
 
 
 @functools.cache

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.alerts import store as alerts_store
-from csat_hook.db.schema import data_version
 from csat_hook.db.schema import link_clicks
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_outputs
+from csat_hook.sync import report_key
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
@@ -43,7 +43,7 @@ def both_outputs(kit: Any, **extra: Any) -> Any:
 
 def version(kit: Any) -> int:
     with kit.engine.connect() as conn:
-        return int(conn.execute(sa.select(data_version.c.version)).scalar_one())
+        return report_key.read_version(conn)
 
 
 def test_a_run_that_finds_nothing_new_skips_the_report_and_says_what_it_holds(kit):

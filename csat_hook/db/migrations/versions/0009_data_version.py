@@ -11,12 +11,13 @@ would make a skipped report stale.
   anyway (BEGIN IMMEDIATE), so the counter adds no waiting.
 * PostgreSQL: a deferred constraint trigger per table, so the bump happens **at commit**,
   once per transaction (a transaction-local flag: the rows after the first cost a setting
-  read). Not an immediate statement trigger: the bump locks the counter row until the
-  transaction ends, and the sync's ingest (seconds, a minute for a million answers) would
-  then hold every webhook's insert behind it, and two writers could deadlock (one holding a
-  row the other needs while waiting for the counter). At commit a transaction takes no other
-  lock after the counter's, and holds it only for the commit. TRUNCATE (a statement trigger)
-  bumps too.
+  read), on one of 16 rows chosen by the transaction id (the version is their sum), so
+  concurrent commits rarely queue on one row lock. Not an immediate statement trigger: the
+  bump locks its row until the transaction ends, and the sync's ingest (seconds, a minute
+  for a million answers) would then hold every webhook's insert behind it, and two writers
+  could deadlock (one holding a row the other needs while waiting for the counter). At
+  commit a transaction takes no other lock after the counter's, and holds it only for the
+  commit. TRUNCATE (a statement trigger) bumps too.
 
 Revision ID: 0009
 Revises: 0008
@@ -46,14 +47,17 @@ TRACKED = (
     "link_clicks",
 )
 EVENTS = ("insert", "update", "delete")
+SHARDS = 16  # rows of data_version (csat_data_changed() below says 16 too)
 
 PG_FUNCTION = """
 CREATE FUNCTION csat_data_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- Once per transaction: the flag is SET LOCAL, gone when the transaction ends.
+    -- Once per transaction: the flag is SET LOCAL, gone when the transaction ends. The row
+    -- is the transaction's shard, so concurrent commits rarely wait for each other.
     IF current_setting('csat.data_bumped', true) IS DISTINCT FROM 'y' THEN
         PERFORM set_config('csat.data_bumped', 'y', true);
-        UPDATE data_version SET version = version + 1, xact = txid_current() WHERE id = 1;
+        UPDATE data_version SET version = version + 1, xact = txid_current()
+        WHERE id = 1 + txid_current() % 16;
     END IF;
     RETURN NULL;
 END $$;
@@ -68,7 +72,10 @@ def upgrade() -> None:
         sa.Column("xact", sa.BigInteger()),
         sa.PrimaryKeyConstraint("id", name="pk_data_version"),
     )
-    op.execute("INSERT INTO data_version (id, version) VALUES (1, 0)")
+    # The version is the sum of the rows: SQLite bumps row 1 (its writers are serialised);
+    # PostgreSQL bumps row 1 + txid % 16 (SHARDS), so commits do not queue on one row lock.
+    rows = ", ".join(f"({n}, 0)" for n in range(1, SHARDS + 1))
+    op.execute(f"INSERT INTO data_version (id, version) VALUES {rows}")  # noqa: S608 (numbers)
     op.add_column("sync_outputs", sa.Column("report_key", sa.String(64)))
     op.add_column("sync_outputs", sa.Column("report_detail", sa.JSON()))
     if op.get_bind().dialect.name == "postgresql":

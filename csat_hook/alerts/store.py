@@ -200,12 +200,15 @@ def merge_sheet_handled(conn: sa.Connection, cells: Mapping[int, str | None], no
 
 
 def mark_written(conn: sa.Connection, written: Mapping[int, str | None]) -> None:
-    """Remember what the Alerts tab's "Handled" cells now hold (after a successful write)."""
+    """Remember what the Alerts tab's "Handled" cells now hold (after a successful write).
+    Only cells that changed are updated: an update is a write to the alerts, which the report's
+    data version counts (sync/report_key.py)."""
     rows = [{"alert_id": k, "value": v} for k, v in written.items()]
     if rows:
         conn.execute(
             sa.update(alerts)
             .where(alerts.c.id == sa.bindparam("alert_id"))
+            .where(alerts.c.handled_sheet.is_distinct_from(sa.bindparam("value")))
             .values(handled_sheet=sa.bindparam("value")),
             rows,
         )

@@ -263,6 +263,22 @@ sync_outputs = sa.Table(
     sa.Column("output", sa.String(255), primary_key=True),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("written_at", UTCDateTime(), nullable=False),
+    # The key of the report last written there (data version, settings, today) and what a
+    # run that skips the report needs of it (files, tabs, agents): sync/report_key.py.
+    sa.Column("report_key", sa.String(64)),
+    sa.Column("report_detail", sa.JSON()),
+)
+
+# The data version is the sum of ``version`` over these rows, bumped in the writing
+# transaction by triggers on every table the report reads (migration 0009 lists them): SQLite
+# bumps row 1, PostgreSQL row 1 + txid % 16 at commit, once per transaction, and ``xact`` is
+# the transaction that bumped that row last. Read by sync/report_key.py.
+data_version = sa.Table(
+    "data_version",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("xact", sa.BigInteger()),
 )
 
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock

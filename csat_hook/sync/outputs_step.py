@@ -1,17 +1,21 @@
-"""A sync run's outputs step: the Google clients it needs, the report's language, and the
-local files and Google Sheets written (an unchanged report is not rewritten to Sheets).
+"""A sync run's outputs step: the Google clients it needs, the report's language, the
+local files and Google Sheets written (an unchanged report is not rewritten to Sheets), and
+whether every output already holds the report this run would build (its key, remembered per
+output after a successful write: :mod:`.report_key`).
 
 Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.report import written_handled
 from csat_hook.sync import cache
+from csat_hook.sync import report_key
 from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
@@ -19,6 +23,7 @@ from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.summary import SyncSummary
 
 
 class OutputsStep(AlertsStep):
@@ -39,6 +44,107 @@ class OutputsStep(AlertsStep):
 
     # --- outputs ---------------------------------------------------------------------------
 
+    def _output_names(self) -> list[str]:
+        """The enabled outputs, as ``sync_outputs`` names them."""
+        config = self.config
+        names = []
+        if config.output.local.enabled:
+            names.append(f"local:{Path(config.output.local.dir).resolve()}")
+        if config.output.gsheets.enabled:
+            spreadsheet_id = (
+                config.output.gsheets.spreadsheet_id or config.results.gsheets.spreadsheet_id
+            )
+            names.append(f"gsheets:{spreadsheet_id}")
+        return names
+
+    def _report_keys(self, version: int | None, now: datetime, language: str) -> dict[str, str]:
+        """Each enabled output's key for the report of this run (none: no known version)."""
+        if version is None:
+            return {}
+        return {
+            name: report_key.report_key(
+                self.config, version=version, now=now, language=language, output=name
+            )
+            for name in self._output_names()
+        }
+
+    def _keys(
+        self,
+        version: int | None,
+        now: datetime,
+        language: str,
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+    ) -> dict[str, str]:
+        """The team's Alerts tab edits taken first (so every output shows them), then each
+        output's report key; none when an edit was taken (a write ``version`` misses)."""
+        merged = self._merge_sheet_edits(sheets, source)
+        return self._report_keys(None if merged else version, now, language)
+
+    def _all_unchanged(
+        self,
+        summary: SyncSummary,
+        keys: dict[str, str],
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+    ) -> bool:
+        """Whether every output already holds the report of ``keys`` (the summary then says
+        so): the report need not be built."""
+        unchanged = self._unchanged_outputs(keys, sheets, source)
+        if unchanged is None:
+            return False
+        summary.outputs, summary.agents = unchanged
+        summary.report = "unchanged"
+        return True
+
+    def _unchanged_outputs(
+        self, keys: dict[str, str], sheets: google_api.SheetsApi | None, source: ResultsSource
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """When every output holds the report of ``keys`` and is still there: the summary's
+        entries for them and the report's number of agents; else None (build the report)."""
+        names = self._output_names()
+        if not names or set(keys) != set(names):
+            return None
+        with self.engine.connect() as conn:
+            found = report_key.stored(conn, names)
+        done: list[dict[str, Any]] = []
+        agents = 0
+        for name in names:
+            key, detail = found.get(name, ("", {}))
+            if key != keys[name]:
+                return None
+            agents = int(detail.get("agents", 0))
+            if name.startswith("local:"):
+                files = [str(f) for f in detail.get("files", [])]
+                if not all(Path(f).is_file() for f in files):
+                    return None
+                done.append({"kind": "local", "files": files, "unchanged": True})
+                continue
+            if sheets is None:
+                return None
+            output = self._sheets_output(sheets, source)
+            expected = detail.get("expected")
+            if not isinstance(expected, dict) or not output.still_holds(expected):
+                return None  # a tab, a chart or a rule was changed: build and write again
+            done.append(
+                {
+                    "kind": "gsheets",
+                    "spreadsheet_id": output.spreadsheet_id,
+                    "tabs": len(expected.get("tabs", [])),
+                    "tabs_created": 0,
+                    "formatted": False,
+                    "cells": 0,
+                    "write_requests": 0,
+                    "unchanged": True,
+                }
+            )
+        return done, agents
+
+    def _remember(self, name: str, keys: dict[str, str], detail: dict[str, Any]) -> None:
+        if name in keys:
+            with self.engine.begin() as conn:
+                report_key.remember(conn, name, keys[name], detail, self.clock())
+
     def _write_outputs(
         self,
         report: Report,
@@ -46,23 +152,29 @@ class OutputsStep(AlertsStep):
         source: ResultsSource,
         *,
         dry_run: bool,
+        keys: dict[str, str],
+        agents: int,
     ) -> list[dict[str, Any]]:
+        """Write every output; each one written remembers its key in ``keys`` (forgotten
+        before the write, so a write that fails halfway leaves none)."""
         config = self.config
         done: list[dict[str, Any]] = []
         output = None
         if config.output.gsheets.enabled and sheets is not None:
             output = self._sheets_output(sheets, source)
-            # The team's edits first, so every output shows them.
-            if not dry_run and report.alerts is not None and self._merge_handled(output):
-                self._attach_alerts(report)
+        names = self._output_names()
+        if not dry_run:
+            with self.engine.begin() as conn:
+                for name in names:  # with a key or not (no version): the old one goes
+                    report_key.forget(conn, name)
         if config.output.local.enabled:
             local = config.output.local
             if dry_run:
                 done.append({"kind": "local", "dir": local.dir, "written": False})
             else:
-                done.append(
-                    write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
-                )
+                written = write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
+                done.append(written)
+                self._remember(names[0], keys, {"files": written["files"], "agents": agents})
         if output is not None:
             if dry_run:
                 plan = output.plan(report.sheets(), report.language)
@@ -77,11 +189,24 @@ class OutputsStep(AlertsStep):
                     }
                 )
             else:
-                done.append(self._write_sheets(output, report))
+                written = self._write_sheets(output, report)
+                expected = written.pop("expected")
+                done.append(written)
                 if report.alerts is not None:
                     with self.engine.begin() as conn:
                         alerts_store.mark_written(conn, written_handled(report.alerts.rows))
+                self._remember(names[-1], keys, {"expected": expected, "agents": agents})
         return done
+
+    def _merge_sheet_edits(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> int:
+        """The team's edits of the Alerts tab, kept before the report is built (so every
+        output shows them); how many alerts changed."""
+        alerts = self.config.alerts
+        if not self.config.output.gsheets.enabled or sheets is None:
+            return 0
+        if alerts.tab is None or not alerts.active:
+            return 0
+        return self._merge_handled(self._sheets_output(sheets, source))
 
     def _write_sheets(self, output: SheetsOutput, report: Report) -> dict[str, Any]:
         """Write the report unless the spreadsheet already holds exactly it (as this

@@ -8,7 +8,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
+from csat_hook.clicks.funnel import opened_survey_keys
+from csat_hook.clicks.store import click_facts
+from csat_hook.sync import report_key
 from csat_hook.sync import skips
+from csat_hook.sync import store
 from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.metrics import Settings
@@ -18,6 +24,8 @@ from csat_hook.sync.report import Report
 from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
 from csat_hook.sync.summary import SyncSummary
+
+MAX_UNVERIFIED_LISTED = 5000
 
 
 class ReportStep(AlertsStep):
@@ -37,6 +45,24 @@ class ReportStep(AlertsStep):
             summary.status = "data_error"
             summary.error = "; ".join(p.message() for p in problems)
             summary.problems = [p.as_dict() for p in problems]
+
+    def _read_back(self, conn: sa.Connection) -> tuple[list[Any], dict[str, Any]]:
+        """The surveys and the current answers (survey key → answer) the dataset is built
+        from, and the surveys opened through a short link (the funnel's middle step)."""
+        surveys = store.survey_facts(conn)
+        self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
+        return surveys, {row.survey_key: row for row in store.all_answers(conn)}
+
+    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], int | None]:
+        """After an ingest that read nothing back: the answers, surveys and unverified
+        answers for the report, and the data version they are (report_key.py), or None."""
+        with self.engine.connect() as conn, conn.begin():
+            first = report_key.read_version(conn)  # first: the data is at least this new
+            surveys, current = self._read_back(conn)
+            unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
+            seen = report_key.reading(conn, first)
+        version = report_key.settled(self.engine, seen)
+        return list(current.values()), surveys, unverified, version
 
     def _report(
         self,

@@ -11,7 +11,8 @@ Phases and what a failure in each leaves behind:
    on its next try). All or nothing. ``--dry-run`` rolls it back (and says what it would
    have alerted).
 4. **Report**: metrics and tables from the database as a whole (not just this batch), so an
-   output that failed last time is complete again on the next run.
+   output that failed last time is complete again on the next run; not built when every
+   output already holds the report of this run's key (:mod:`.report_key`).
 5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
 
 Rows the sync cannot read are recorded and read again on every run (:mod:`.skips`); when one
@@ -42,8 +43,6 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook import tokens
 from csat_hook.alerts.engine import needs_dataset
 from csat_hook.alerts.engine import raise_alerts
-from csat_hook.clicks.funnel import opened_survey_keys
-from csat_hook.clicks.store import click_facts
 from csat_hook.clock import utcnow
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
@@ -52,6 +51,7 @@ from csat_hook.errors import CsatHookError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import cache
+from csat_hook.sync import report_key
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.config import SyncSettings
@@ -65,6 +65,7 @@ from csat_hook.sync.outputs_step import OutputsStep
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
+from csat_hook.sync.report_step import MAX_UNVERIFIED_LISTED
 from csat_hook.sync.report_step import ReportStep
 from csat_hook.sync.sources import build_source
 from csat_hook.sync.sources.base import ResultsSource
@@ -73,8 +74,6 @@ from csat_hook.sync.summary import SyncSummary
 from csat_hook.sync.summary import cyclic_gc_paused
 
 logger = logging.getLogger(__name__)
-
-MAX_UNVERIFIED_LISTED = 5000
 
 
 class SyncRunner(ReportStep, OutputsStep):
@@ -199,12 +198,15 @@ class SyncRunner(ReportStep, OutputsStep):
         batch = source.fetch(known, watermark)
         clock.lap("read")
         self.lock.renew(holder)
-        report = self._ingest_and_report(
-            summary, source, batch, skipped, sheets, dry_run=dry_run, clock=clock
+        report, keys = self._ingest_and_report(
+            summary, source, batch, skipped, sheets, dry_run=dry_run, full=full, clock=clock
         )
         del batch  # every submission read; not needed while the report is written
         self.lock.renew(holder)
-        summary.outputs = self._write_outputs(report, sheets, source, dry_run=dry_run)
+        if report is not None:
+            summary.outputs = self._write_outputs(
+                report, sheets, source, dry_run=dry_run, keys=keys, agents=summary.agents
+            )
         clock.lap("write")
 
     def _ingest_and_report(
@@ -216,21 +218,26 @@ class SyncRunner(ReportStep, OutputsStep):
         sheets: google_api.SheetsApi | None,
         *,
         dry_run: bool,
+        full: bool,
         clock: PhaseClock,
-    ) -> Report:
+    ) -> tuple[Report | None, dict[str, str]]:
+        """Ingest the batch; then the report, or None when every output already holds it
+        (``summary.outputs`` then says so), and the report's key per output."""
         config = self.config
         now = self.clock()
         data: Dataset | None = None
+        # Nothing to credit and no alert rule reading every answer: the surveys and answers
+        # are read only if the report has to be built (_read_back), often not at all.
+        deferred = not batch.submissions and not (
+            config.alerts.active and needs_dataset(config.alerts)
+        )
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
-                surveys = store.survey_facts(conn)
-                # The funnel's middle step: surveys a person opened through a short link.
-                self._opened = opened_survey_keys(
-                    click_facts(conn), config.survey.links.burst_seconds
-                )
+                # First: the data read below is at least as new as this (report_key.py).
+                first_version = report_key.read_version(conn)
+                surveys, current = ([], {}) if deferred else self._read_back(conn)
                 by_key = {tokens.survey_key(row.token): row for row in surveys}
-                current = {row.survey_key: row for row in store.all_answers(conn)}
                 result = ingest(
                     conn,
                     batch,
@@ -255,10 +262,11 @@ class SyncRunner(ReportStep, OutputsStep):
                     ).as_dict()
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
-                    "answers": len(answers),
+                    "answers": store.count_answers(conn) if deferred else len(answers),
                     "unverified": store.count_by(conn, "unverified_answers"),
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
+                seen = report_key.reading(conn, first_version)
             except BaseException:
                 transaction.rollback()
                 raise
@@ -274,13 +282,22 @@ class SyncRunner(ReportStep, OutputsStep):
         batch.raw_digests.clear()
         del result, by_key
         clock.lap("ingest")
+        language = self._language(sheets, source)
+        version = None if dry_run else report_key.settled(self.engine, seen)
+        keys = {} if dry_run else self._keys(version, now, language, sheets, source)
+        if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
+            clock.lap("report")
+            return None, keys
+        if deferred:
+            answers, surveys, unverified, version = self._read_for_report()
+            keys = self._report_keys(version if keys else None, now, language)
         if data is None:
             data = self._dataset(answers, surveys)
         del answers, surveys
-        language = self._language(sheets, source)
         report = self._report(summary, data, unverified, now, language)
+        summary.report = "built"
         clock.lap("report")
-        return report
+        return report, keys
 
 
 def make_sync_engine(config: SyncSettings) -> Engine:

@@ -35,6 +35,8 @@ class SyncSummary:
     unverified_rows: list[dict[str, str]] = field(default_factory=list)
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
     agents: int = 0
+    # The report: "built", or "unchanged" when every output already held it (not rebuilt).
+    report: str = ""
     totals: dict[str, Any] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)

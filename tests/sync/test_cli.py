@@ -49,6 +49,7 @@ SUMMARY_KEYS = {
     "skipped_rows",
     "unverified_rows",
     "agents",
+    "report",
     "totals",
     "requests",
     "outputs",

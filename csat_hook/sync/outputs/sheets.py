@@ -45,6 +45,9 @@ from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.digest import contents_digest
 from csat_hook.sync.outputs.sheets_charts import chart_requests
+from csat_hook.sync.outputs.sheets_expect import expectation
+from csat_hook.sync.outputs.sheets_expect import needed
+from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.texts import Texts
@@ -116,6 +119,7 @@ class Plan:
     tabs: list[TabPlan]
     structure: list[dict[str, Any]]  # tabs to add, grids to grow
     looks: list[dict[str, Any]]  # formats, rules, charts (empty: already as wanted)
+    expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -154,9 +158,7 @@ class SheetsOutput:
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
         for title, grid in zip(titles, grids, strict=True):
-            # A chart is anchored in a cell of the grid (Google refuses one outside it).
-            need_rows = max(len(grid.rows), *(c.anchor[0] + 1 for c in grid.charts), 1)
-            need_cols = max(grid.width, *(c.anchor[1] + 1 for c in grid.charts), 1)
+            need_rows, need_cols = needed(grid)
             props = existing.get(title.casefold())
             if props is None:
                 rows = grown(need_rows)
@@ -183,16 +185,26 @@ class SheetsOutput:
                     }
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
-        return Plan(plans, requests, self._looks(plans, metadata, Texts(language)))
+        looks, digest, rules = self._looks(plans, metadata, Texts(language))
+        tabs = [(p.title, p.sheet_id, p.grid) for p in plans]
+        return Plan(plans, requests, looks, expectation(tabs, rules, digest, taken))
+
+    def still_holds(self, expected: dict[str, Any]) -> bool:
+        """Whether the spreadsheet still looks as a write left it (``expected`` in what
+        :meth:`write` returned): a later run may then skip writing the same report."""
+        metadata = self.api.metadata(self.spreadsheet_id)
+        return still_holds(metadata, expected, self.protected, FORMAT_KEY)
 
     def _looks(
         self, plans: list[TabPlan], metadata: dict[str, Any], texts: Texts
-    ) -> list[dict[str, Any]]:
-        """The format requests, or none when the spreadsheet already looks like this."""
+    ) -> tuple[list[dict[str, Any]], str, list[int]]:
+        """The format requests (none when the spreadsheet already looks like this), the
+        looks' digest, and each tab's number of conditional format rules."""
         formatter = Formatter(texts)
         by_id = {s.get("properties", {}).get("sheetId"): s for s in metadata.get("sheets", [])}
         requests: list[dict[str, Any]] = []
         desired: list[Any] = []
+        counts: list[int] = []
         in_place = True
         for plan in plans:
             tab = by_id.get(plan.sheet_id, {})
@@ -203,6 +215,7 @@ class SheetsOutput:
             )
             drawn, chart_desired = chart_requests(plan.sheet_id, plan.grid, charts)
             wanted_rules = sum(1 for r in looks if "addConditionalFormatRule" in r)
+            counts.append(wanted_rules)
             in_place = (
                 in_place and rules == wanted_rules and not any("addChart" in r for r in drawn)
             )
@@ -221,7 +234,7 @@ class SheetsOutput:
             m for m in metadata.get("developerMetadata", []) if m.get("metadataKey") == FORMAT_KEY
         ]
         if in_place and stored and stored[0].get("metadataValue") == digest:
-            return []
+            return [], digest, counts
         if stored:
             requests.append(
                 {
@@ -245,14 +258,15 @@ class SheetsOutput:
                     }
                 }
             )
-        return requests
+        return requests, digest, counts
 
     def write(
         self, grids: Sequence[Grid], language: str, *, last_written: str | None = None
     ) -> dict[str, Any]:
         """Create, resize and format tabs, then rewrite every tab in place; returns what was
-        done, with ``digest``: the contents written. When the tabs need no structure or format
-        change and the contents are ``last_written``, the values are not written again."""
+        done, with ``digest`` (the contents written) and ``expected`` (the looks written).
+        When the tabs need no structure or format change and the contents are
+        ``last_written``, the values are not written again."""
         plan = self.plan(grids, language)
         digest = contents_digest(
             part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
@@ -268,6 +282,7 @@ class SheetsOutput:
                 "write_requests": 0,
                 "unchanged": True,
                 "digest": digest,
+                "expected": plan.expected,
             }
         chunks = self._ordered_chunks(plan.tabs)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
@@ -300,6 +315,7 @@ class SheetsOutput:
             "cells": sum(p.rows * p.cols for p in plan.tabs),
             "write_requests": len(chunks) + structure_writes,
             "digest": digest,
+            "expected": plan.expected,
         }
 
     def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[bytes]]:

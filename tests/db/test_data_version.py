@@ -1,0 +1,160 @@
+"""The data version (migration 0009, sync/report_key.py): every table the report reads has
+its triggers, every kind of write to one is counted in the writing transaction, and the sync
+can tell when someone else wrote while it read."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
+from csat_hook.db.schema import data_version
+from csat_hook.db.schema import surveys
+from csat_hook.sync import report_key
+
+MIGRATION = importlib.import_module("csat_hook.db.migrations.versions.0009_data_version")
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def version(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return report_key.read_version(conn)
+
+
+def survey(n: int) -> dict[str, object]:
+    return {
+        "helpdesk": "generic",
+        "dialog_id": f"D-{n}",
+        "occurrence": "",
+        "token": f"token-{n}",
+        "status": "sent",
+        "created_at": NOW,
+    }
+
+
+def triggered_tables(conn: sa.Connection) -> dict[str, set[str]]:
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+            )
+        )
+    else:
+        rows = conn.execute(
+            sa.text("SELECT tbl_name, name FROM sqlite_master WHERE type='trigger'")
+        )
+    found: dict[str, set[str]] = {}
+    for table, name in rows:
+        found.setdefault(table, set()).add(name.rsplit("_", 1)[1])
+    return found
+
+
+def test_every_table_the_report_reads_counts_every_kind_of_write(engine):
+    with engine.connect() as conn:
+        found = triggered_tables(conn)
+    # PostgreSQL: one deferred trigger for the three kinds of row change, and TRUNCATE.
+    events = (
+        {"change", "truncate"} if engine.dialect.name == "postgresql" else set(MIGRATION.EVENTS)
+    )
+    assert found == {table: events for table in MIGRATION.TRACKED}
+    # The sync's caches and bookkeeping are not counted: writing them changes no report.
+    assert not {"sync_state", "sync_row_digests", "sync_outputs", "sync_locks"} & set(found)
+
+
+def test_insert_update_delete_each_bump_and_a_statement_that_changes_nothing_does_not(engine):
+    start = version(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(surveys), [survey(1), survey(2)])
+    after_insert = version(engine)
+    assert after_insert > start
+    with engine.begin() as conn:
+        conn.execute(sa.update(surveys).where(surveys.c.id < 0).values(team="T"))
+        conn.execute(sa.delete(surveys).where(surveys.c.id < 0))
+    assert version(engine) == after_insert
+    with engine.begin() as conn:
+        conn.execute(sa.update(surveys).values(team="T"))
+    after_update = version(engine)
+    assert after_update > after_insert
+    with engine.begin() as conn:
+        conn.execute(sa.delete(surveys).where(surveys.c.dialog_id == "D-1"))
+    assert version(engine) > after_update
+
+
+def test_a_rolled_back_write_is_not_counted(engine):
+    start = version(engine)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(sa.insert(surveys), [survey(1)])
+        transaction.rollback()
+    assert version(engine) == start
+
+
+def test_settled_is_the_version_after_the_transactions_own_writes(engine):
+    with engine.connect() as conn:
+        with conn.begin():
+            first = report_key.read_version(conn)
+            seen = report_key.reading(conn, first)
+        assert report_key.settled(engine, seen) == first  # read only
+        with conn.begin():
+            first = report_key.read_version(conn)
+            conn.execute(sa.insert(surveys), [survey(1)])
+            conn.execute(sa.insert(surveys), [survey(2)])
+            seen = report_key.reading(conn, first)
+    settled = report_key.settled(engine, seen)
+    assert settled == version(engine) > first
+
+
+def test_postgresql_bumps_once_per_transaction_and_settled_notices_another_writer(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers from BEGIN: nobody writes while the sync reads")
+    start = version(engine)
+    with engine.begin() as conn:
+        for n in range(3):
+            conn.execute(sa.insert(surveys), [survey(n)])
+        conn.execute(sa.update(surveys).values(team="T"))
+    assert version(engine) == start + 1
+
+    for reader_writes in (False, True):
+        with engine.connect() as reader:
+            with reader.begin():
+                first = report_key.read_version(reader)
+                with engine.begin() as writer:  # commits while the reader reads
+                    writer.execute(sa.update(surveys).values(team=f"T{reader_writes}"))
+                if reader_writes:
+                    reader.execute(sa.update(surveys).values(channel="email"))
+                seen = report_key.reading(reader, first)
+            assert report_key.settled(engine, seen) is None
+    with engine.connect() as conn:
+        named = conn.execute(sa.select(sa.func.count(data_version.c.xact))).scalar_one()
+        assert 1 <= named <= report_key.SHARDS  # the rows bumped name their last transaction
+
+
+def test_postgresql_a_long_writer_does_not_hold_the_webhooks_back(engine):
+    """The sync's ingest writes for seconds; the counter is bumped at its commit, so a
+    webhook's insert meanwhile neither waits for it nor deadlocks with it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers anyway (BEGIN IMMEDIATE)")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(surveys), [survey(1)])
+    start = version(engine)
+    with engine.connect() as sync, sync.begin():
+        sync.execute(sa.update(surveys).values(team="Sync"))  # still uncommitted
+        with engine.begin() as webhook:
+            webhook.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            webhook.execute(sa.insert(surveys), [survey(2)])  # must not wait
+        assert version(engine) == start + 1  # the webhook's commit, counted
+    assert version(engine) == start + 2

@@ -68,11 +68,26 @@ def read_version(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(data_version.c.version)).scalar_one())
 
 
+def bump_at_end(conn: sa.Connection) -> None:
+    """Make this (long) transaction's writes bump the data version once, in :func:`settled`,
+    not at its first write.
+
+    PostgreSQL: a bump holds the counter's row lock until the transaction ends, and every
+    other writer of a tracked table (each webhook's statement, each reply marked sent) would
+    wait that long: seconds, for an ingest of 100,000 answers. With this set, the triggers only
+    note that something changed (``csat_hook.changed``), and :func:`settled` bumps, holding
+    the lock from there to the commit. SQLite: nothing to do (a writer holds the whole
+    database from BEGIN, db/engine.py).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT set_config('csat_hook.bump_at_end', 'on', true)"))
+
+
 def settled(conn: sa.Connection, before: int) -> int | None:
     """The version that describes exactly the data this transaction read and wrote, or None.
 
     Call it at the end of a transaction whose first statement was ``before =
-    read_version(conn)``.
+    read_version(conn)``, after its last write: under :func:`bump_at_end` it is what bumps.
 
     * SQLite: the transaction holds the writer lock from BEGIN (db/engine.py), nobody else
       commits meanwhile: the version it reads now, its own bumps included, is exact.
@@ -83,9 +98,18 @@ def settled(conn: sa.Connection, before: int) -> int | None:
       between the first read and the bump); if it did not, when it is still ``before``
       (nobody committed while it read). Otherwise someone wrote while the data was read: None.
     """
-    version, xact = conn.execute(sa.select(data_version.c.version, data_version.c.xact)).one()
     if conn.dialect.name != "postgresql":
-        return int(version)
+        return int(conn.execute(sa.select(data_version.c.version)).scalar_one())
+    changed = conn.execute(sa.text("SELECT current_setting('csat_hook.changed', true)"))
+    if changed.scalar_one() == "on":  # writes made under bump_at_end: counted now, once
+        conn.execute(sa.text("SELECT set_config('csat_hook.changed', '', true)"))
+        conn.execute(
+            sa.update(data_version)
+            .where(data_version.c.id == 1)
+            .where(data_version.c.xact.is_distinct_from(sa.func.txid_current()))
+            .values(version=data_version.c.version + 1, xact=sa.func.txid_current())
+        )
+    version, xact = conn.execute(sa.select(data_version.c.version, data_version.c.xact)).one()
     mine = conn.execute(sa.text("SELECT txid_current_if_assigned()")).scalar_one()
     if mine is not None and xact == mine:
         return int(version) if version == before + 1 else None

@@ -134,3 +134,52 @@ def test_postgresql_bumps_once_per_transaction_and_settled_notices_another_write
         assert report_key.settled(reader, first) is None
     with engine.connect() as conn:
         assert conn.execute(sa.select(data_version.c.xact)).scalar_one() is not None
+
+
+def _insert_blocks(engine: sa.Engine, n: int) -> bool:
+    """Whether an autocommit insert of a survey (a webhook's statement) waits for a lock."""
+    with engine.connect() as other:
+        try:
+            with other.begin():
+                other.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+                other.execute(sa.insert(surveys), [survey(n)])
+        except sa.exc.OperationalError:
+            return True
+    return False
+
+
+def test_a_long_transaction_under_bump_at_end_does_not_hold_up_other_writers(engine):
+    """The sync's ingest writes answers for seconds; a webhook's statement must not wait for
+    it on the counter's row, and its writes are still counted, once, when it settles."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers from BEGIN whatever the counter does")
+    # Without bump_at_end the counter's row lock is held to the end: the check can fail.
+    with engine.connect() as long, long.begin():
+        report_key.read_version(long)
+        long.execute(sa.insert(surveys), [survey(1)])
+        assert _insert_blocks(engine, 2)
+    start = version(engine)
+    with engine.connect() as long:
+        transaction = long.begin()
+        first = report_key.read_version(long)
+        report_key.bump_at_end(long)
+        long.execute(sa.insert(surveys), [survey(3)])
+        long.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-3").values(team="T"))
+        assert not _insert_blocks(engine, 4)  # committed meanwhile: one bump
+        assert version(engine) == start + 1
+        # Someone else committed while it read: no version describes what it read.
+        assert report_key.settled(long, first) is None
+        transaction.commit()
+    assert version(engine) == start + 2  # its own writes, counted once at the end
+    with engine.connect() as long, long.begin():
+        first = report_key.read_version(long)
+        report_key.bump_at_end(long)
+        long.execute(sa.insert(surveys), [survey(5)])
+        settled = report_key.settled(long, first)
+        assert settled == first + 1
+    assert version(engine) == start + 3
+    with engine.connect() as long, long.begin():  # read only: nothing to count
+        first = report_key.read_version(long)
+        report_key.bump_at_end(long)
+        assert report_key.settled(long, first) == first
+    assert version(engine) == start + 3

@@ -9,6 +9,9 @@ would make a skipped report stale. SQLite has row triggers only; PostgreSQL gets
 triggers (one bump per statement, not per row, on the webhook path), and a statement that
 changed no row (its transition table is empty) bumps nothing. A transaction bumps at most once
 (``xact``), so the sync can tell whether someone else wrote while it read (report_key.py).
+A long transaction (the sync's ingest) sets ``csat_hook.bump_at_end`` and bumps once just
+before it commits: the bump holds the counter's row lock until commit, and every webhook's
+statement would otherwise wait for it.
 
 Revision ID: 0009
 Revises: 0008
@@ -40,21 +43,31 @@ TRACKED = (
 EVENTS = (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
 
 PG_FUNCTIONS = """
+CREATE FUNCTION csat_data_bump() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- A long transaction (the sync's ingest) bumps at its end instead (sync/report_key.py):
+    -- the bump holds the counter's row lock until commit, and every webhook's statement
+    -- would wait for it. It only notes that it changed something.
+    IF current_setting('csat_hook.bump_at_end', true) = 'on' THEN
+        PERFORM set_config('csat_hook.changed', 'on', true);
+        RETURN;
+    END IF;
+    -- Once per transaction: after the first bump this transaction holds the row's lock,
+    -- so nobody else can bump it before it commits.
+    UPDATE data_version SET version = version + 1, xact = txid_current()
+    WHERE id = 1 AND xact IS DISTINCT FROM txid_current();
+END $$;
 CREATE FUNCTION csat_data_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- A statement that matched no row changed nothing (e.g. an UPDATE ... WHERE false).
     IF EXISTS (SELECT 1 FROM csat_changed_rows) THEN
-        -- Once per transaction: after the first bump this transaction holds the row's lock,
-        -- so nobody else can bump it before it commits.
-        UPDATE data_version SET version = version + 1, xact = txid_current()
-        WHERE id = 1 AND xact IS DISTINCT FROM txid_current();
+        PERFORM csat_data_bump();
     END IF;
     RETURN NULL;
 END $$;
 CREATE FUNCTION csat_data_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE data_version SET version = version + 1, xact = txid_current()
-    WHERE id = 1 AND xact IS DISTINCT FROM txid_current();
+    PERFORM csat_data_bump();
     RETURN NULL;
 END $$;
 """
@@ -103,6 +116,7 @@ def downgrade() -> None:
     if postgres:
         op.execute("DROP FUNCTION csat_data_changed()")
         op.execute("DROP FUNCTION csat_data_truncated()")
+        op.execute("DROP FUNCTION csat_data_bump()")
     with op.batch_alter_table("sync_outputs") as batch:
         batch.drop_column("report_detail")
         batch.drop_column("report_key")

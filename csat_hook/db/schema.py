@@ -269,15 +269,14 @@ sync_outputs = sa.Table(
     sa.Column("report_detail", sa.JSON()),
 )
 
-# One row (id 1): ``version`` is bumped, in the writing transaction, by triggers on every table
-# the report reads (migration 0009 lists them); ``xact`` is the PostgreSQL transaction that
-# bumped it last (a transaction bumps once). Read by sync/report_key.py.
+# A counter of writes to the tables the report reads, bumped by SQLite triggers (migration
+# 0009 lists the tables); on PostgreSQL the data version is a fingerprint instead and this row
+# stays 0. Read by sync/report_key.py.
 data_version = sa.Table(
     "data_version",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("version", sa.BigInteger(), nullable=False),
-    sa.Column("xact", sa.BigInteger()),
 )
 
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock

@@ -53,7 +53,7 @@ class ReportStep(AlertsStep):
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
         return surveys, {row.survey_key: row for row in store.all_answers(conn)}
 
-    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], int | None]:
+    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], str | None]:
         """After an ingest that read nothing back: the answers, surveys and unverified
         answers for the report, and the data version they are (report_key.py), or None."""
         with self.engine.connect() as conn, conn.begin():

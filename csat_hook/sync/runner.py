@@ -236,8 +236,6 @@ class SyncRunner(ReportStep, OutputsStep):
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
-                # Webhooks and workers must not wait for this transaction: bump at its end.
-                report_key.bump_at_end(conn)
                 surveys, current = ([], {}) if deferred else self._read_back(conn)
                 by_key = {tokens.survey_key(row.token): row for row in surveys}
                 result = ingest(

@@ -269,16 +269,14 @@ sync_outputs = sa.Table(
     sa.Column("report_detail", sa.JSON()),
 )
 
-# The data version is the sum of ``version`` over these rows, bumped in the writing
-# transaction by triggers on every table the report reads (migration 0009 lists them): SQLite
-# bumps row 1, PostgreSQL row 1 + txid % 16 at commit, once per transaction, and ``xact`` is
-# the transaction that bumped that row last. Read by sync/report_key.py.
+# A counter of writes to the tables the report reads, bumped by SQLite triggers (migration
+# 0009 lists the tables); on PostgreSQL the data version is a fingerprint instead and this row
+# stays 0. Read by sync/report_key.py.
 data_version = sa.Table(
     "data_version",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("version", sa.BigInteger(), nullable=False),
-    sa.Column("xact", sa.BigInteger()),
 )
 
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock

@@ -57,7 +57,7 @@ class OutputsStep(AlertsStep):
             names.append(f"gsheets:{spreadsheet_id}")
         return names
 
-    def _report_keys(self, version: int | None, now: datetime, language: str) -> dict[str, str]:
+    def _report_keys(self, version: str | None, now: datetime, language: str) -> dict[str, str]:
         """Each enabled output's key for the report of this run (none: no known version)."""
         if version is None:
             return {}
@@ -70,7 +70,7 @@ class OutputsStep(AlertsStep):
 
     def _keys(
         self,
-        version: int | None,
+        version: str | None,
         now: datetime,
         language: str,
         sheets: google_api.SheetsApi | None,

@@ -53,15 +53,14 @@ class ReportStep(AlertsStep):
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
         return surveys, {row.survey_key: row for row in store.all_answers(conn)}
 
-    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], int | None]:
+    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], str | None]:
         """After an ingest that read nothing back: the answers, surveys and unverified
         answers for the report, and the data version they are (report_key.py), or None."""
         with self.engine.connect() as conn, conn.begin():
             first = report_key.read_version(conn)  # first: the data is at least this new
             surveys, current = self._read_back(conn)
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
-            seen = report_key.reading(conn, first)
-        version = report_key.settled(self.engine, seen)
+            version = report_key.settled(conn, first)
         return list(current.values()), surveys, unverified, version
 
     def _report(

@@ -41,7 +41,7 @@ def both_outputs(kit: Any, **extra: Any) -> Any:
     return kit.config(output={"local": {"enabled": True, "csv": True}}, **extra)
 
 
-def version(kit: Any) -> int:
+def version(kit: Any) -> str:
     with kit.engine.connect() as conn:
         return report_key.read_version(conn)
 
@@ -213,7 +213,7 @@ def test_the_data_version_counts_writes_from_outside_the_sync(kit):
     assert version(kit) == start  # no row changed: nothing counted
     with kit.engine.begin() as conn:
         conn.execute(sa.update(surveys).values(team="Team X"))
-    assert version(kit) > start
+    assert version(kit) != start
 
 
 def test_local_only_output_skips_too(kit, tmp_path: Path):
@@ -238,7 +238,9 @@ def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(k
     monkeypatch.setattr(store, "all_answers", counting)
     seed(kit)
     assert kit.run().report == "built"
-    assert reads == [0]  # read back before the first answers were stored
+    # Read back before the first answers were stored; on PostgreSQL once more after the
+    # commit, for a data version that covers the run's own writes (runner.py).
+    assert reads == ([0, 4] if kit.engine.name == "postgresql" else [0])
     reads.clear()
     assert kit.run().report == "unchanged"
     assert reads == []  # nothing new, report unchanged: no answer read at all

@@ -43,6 +43,7 @@ import urllib3.exceptions
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.retry import Backoff
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
@@ -133,31 +134,6 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     return max(0.0, when.timestamp() - now())
 
 
-class _Session(requests.Session):
-    """A session that reads the proxy environment once per host, not on every request.
-
-    requests re-reads ``*_PROXY`` / ``NO_PROXY`` from the environment for every call (about
-    half a millisecond each); the environment does not change while the service runs.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._env_settings: dict[str, dict[str, Any]] = {}
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        if proxies or stream is not None or verify is not None or cert is not None:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urllib.parse.urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
-        cached = self._env_settings.get(key)
-        if cached is None:
-            cached = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
-            self._env_settings[key] = cached
-        return dict(cached)
-
-
 class HttpClient:
     """Timeouts, connection reuse and error translation for outbound calls."""
 
@@ -166,7 +142,7 @@ class HttpClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
-        session_factory: Callable[[], requests.Session] = _Session,
+        session_factory: Callable[[], requests.Session] = LeanSession,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.timeout = (connect_timeout, read_timeout)

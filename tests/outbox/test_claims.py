@@ -1,5 +1,6 @@
 """The one-statement claim on PostgreSQL: the same rows, surveys and next due time as the
-claim, survey look-up and next-due query it replaces."""
+claim, survey look-up and next-due query it replaces. On both databases a claim returns the
+columns a delivery reads, with the stored values, and no others."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.engine import statements
+from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Person
@@ -51,3 +53,37 @@ def test_one_statement_claim_returns_rows_surveys_and_the_next_due(
     assert [row.dialog_id for row in rows] == ["D-2"] and next_due is None
     with statements(engine) as conn:  # an empty queue
         assert store.claim_with_surveys(conn, "w-1", later, lease, limit=5) == ([], {}, None)
+
+
+def test_a_claim_returns_what_delivery_reads_as_stored(services, clock):
+    services.intake.record_close(
+        DialogClosed(
+            helpdesk="eadesk",
+            dialog_id="D-9",
+            agent=Person(id="a-7", name="Anna", email="anna@example.com"),
+            customer=Person(id="c-1", name="Carl", email="carl@example.com"),
+            team="L1",
+            channel="web",
+            language="de",
+            reply_context={"inbox": 3},
+        )
+    )
+    worker = services.delivery_worker(worker_id="w-9")
+    [(row, survey)], _ = worker._claim(5)
+    with services.engine.connect() as conn:
+        stored_survey = conn.execute(sa.select(surveys)).one()._mapping
+        stored_row = conn.execute(sa.select(outbox)).one()._mapping
+
+    assert {name: getattr(survey, name) for name in store.SURVEY} == {
+        name: stored_survey[name] for name in store.SURVEY
+    }
+    assert {name: getattr(row, name) for name in store.CLAIMED} == {
+        name: stored_row[name] for name in store.CLAIMED
+    }
+    assert (survey.channel, survey.team, survey.customer_email) == ("web", "L1", "carl@example.com")
+    assert row.context == {"inbox": 3} and row.claimed_by == "w-9" and row.attempts == 1
+    # A column not claimed is absent, never silently empty.
+    with pytest.raises(AttributeError):
+        _ = row.next_attempt_at
+    with pytest.raises(AttributeError):
+        _ = survey.closed_at

@@ -109,11 +109,26 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+class _Quoted(dict[str, str]):
+    """``values`` URL-quoted, each when the template first uses it: a reply's values include
+    its whole text, HTML and Markdown, which a URL never holds, and quoting them costs more
+    than the rest of the rendering. An unknown name is a KeyError, as with a plain dict."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__()
+        self._values = values
+
+    def __missing__(self, key: str) -> str:
+        quoted = self[key] = urllib.parse.quote(self._values[key], safe="")
+        return quoted
+
+
 def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> Any:
-    """Fill ``{name}`` placeholders in every string of a JSON-like template."""
+    """Fill ``{name}`` placeholders in every string of a JSON-like template (``quote``: each
+    value URL-quoted, nothing kept safe)."""
     if isinstance(template, str):
-        source = {k: urllib.parse.quote(v, safe="") for k, v in values.items()} if quote else values
-        return string.Formatter().vformat(template, (), dict(source))
+        source = _Quoted(values) if quote else dict(values)
+        return string.Formatter().vformat(template, (), source)
     if isinstance(template, dict):
         return {k: render(v, values, quote=quote) for k, v in template.items()}
     if isinstance(template, list):

@@ -22,6 +22,8 @@ that stopped beating, or whose lease expired, are put back to ``pending`` by
 
 from __future__ import annotations
 
+from csat_hook.outbox.store.claims import CLAIMED
+from csat_hook.outbox.store.claims import SURVEY
 from csat_hook.outbox.store.claims import alerts_by_id
 from csat_hook.outbox.store.claims import claim_due
 from csat_hook.outbox.store.claims import claim_with_surveys
@@ -42,7 +44,9 @@ from csat_hook.outbox.store.workers import unregister
 
 __all__ = [
     "ALERT_COLUMNS",
+    "CLAIMED",
     "OUTBOX_COLUMNS",
+    "SURVEY",
     "alerts_by_id",
     "cancel_waiting",
     "claim_due",

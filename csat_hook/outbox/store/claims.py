@@ -22,6 +22,44 @@ from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 
+# What a claim returns: the columns the worker, its delivery, fence and outcome writer read
+# (plus status and claimed_by, which show the claim). SQLAlchemy and psycopg set up every
+# returned column on every claim, so the unread ones (timestamps of the row's history, the
+# reply text and vendor id of earlier attempts) are left out; a column read here and not
+# listed raises AttributeError, it is never silently absent.
+CLAIMED = (
+    "id",
+    "kind",
+    "helpdesk",
+    "dialog_id",
+    "context",
+    "survey_id",
+    "alert_id",
+    "destination",
+    "status",
+    "claimed_by",
+    "attempts",
+    "lease_until",
+    "updated_at",
+    "uncertain_since",
+)
+# The survey columns a reply is built from (agent, customer, link values, language, token).
+SURVEY = (
+    "id",
+    "helpdesk",
+    "dialog_id",
+    "agent_id",
+    "agent_name",
+    "agent_email",
+    "customer_id",
+    "customer_email",
+    "customer_name",
+    "team",
+    "channel",
+    "language",
+    "token",
+)
+
 
 @functools.cache
 def _claim_stmt() -> Any:
@@ -56,7 +94,7 @@ def _claim_stmt() -> Any:
             attempts=outbox.c.attempts + 1,
             updated_at=now,
         )
-        .returning(*outbox.c)
+        .returning(*(outbox.c[name] for name in CLAIMED))
     )
 
 
@@ -65,9 +103,9 @@ def claim_due(
 ) -> list[sa.Row[Any]]:
     """Claim up to ``limit`` due pending replies for this worker and count the attempt.
 
-    The returned rows' ``updated_at`` is the claim time (the start of this attempt). On
-    PostgreSQL, rows locked by a concurrent claim are skipped, so claims never overlap; SQLite
-    serialises writers, which gives the same result.
+    The returned rows carry the :data:`CLAIMED` columns; their ``updated_at`` is the claim
+    time (the start of this attempt). On PostgreSQL, rows locked by a concurrent claim are
+    skipped, so claims never overlap; SQLite serialises writers, which gives the same result.
     """
     return list(
         conn.execute(
@@ -78,21 +116,23 @@ def claim_due(
 
 
 @functools.cache
-def _by_ids_stmt(table: sa.Table, dialect_name: str) -> Any:
+def _by_ids_stmt(table: sa.Table, dialect_name: str, columns: tuple[str, ...] = ()) -> Any:
     # Built once per table: run on every claim. On PostgreSQL one array parameter
     # (``= ANY``), so the compiled statement is reused as is; an expanding IN would be
-    # re-rendered for every list length.
+    # re-rendered for every list length. ``columns``: only these (default: all).
+    selected = sa.select(*(table.c[name] for name in columns)) if columns else sa.select(table)
     if dialect_name == "postgresql":
         ids: Any = sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))
-        return sa.select(table).where(table.c.id == sa.any_(ids))
-    return sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+        return selected.where(table.c.id == sa.any_(ids))
+    return selected.where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
-    """The survey rows of claimed replies, in one query."""
+    """The survey rows (their :data:`SURVEY` columns) of claimed replies, in one query."""
     if not ids:
         return {}
-    rows = conn.execute(_by_ids_stmt(surveys, conn.dialect.name), {"ids": list(ids)})
+    stmt = _by_ids_stmt(surveys, conn.dialect.name, SURVEY)
+    rows = conn.execute(stmt, {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 
@@ -122,7 +162,7 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
 
 # The survey columns of a claimed reply, in the one-statement claim's result.
 _SURVEY_PREFIX = "survey__"
-SurveyRow = namedtuple("SurveyRow", [c.name for c in surveys.c])  # type: ignore[misc]
+SurveyRow = namedtuple("SurveyRow", SURVEY)  # type: ignore[misc]
 
 
 @functools.cache
@@ -138,7 +178,7 @@ def _claim_with_surveys_stmt() -> Any:
         .where(outbox.c.status == PENDING, outbox.c.id.not_in(sa.select(claimed.c.id)))
         .subquery("next_due")
     )
-    survey_columns = [c.label(_SURVEY_PREFIX + c.name) for c in surveys.c]
+    survey_columns = [surveys.c[name].label(_SURVEY_PREFIX + name) for name in SURVEY]
     return sa.select(next_due.c.next_due, *claimed.c, *survey_columns).select_from(
         next_due.outerjoin(claimed, sa.true()).outerjoin(
             surveys, surveys.c.id == claimed.c.survey_id
@@ -152,9 +192,9 @@ def claim_with_surveys(
     """PostgreSQL: :func:`claim_due`, :func:`surveys_by_id` of the claimed replies and, when
     fewer than ``limit`` were claimed, :func:`next_due_at` (else None), in one statement.
 
-    The claimed rows carry the outbox columns (and extra ones for the survey: read them from
-    the returned surveys, a :class:`SurveyRow` per survey id, with the same attributes as a
-    survey row).
+    The claimed rows carry the :data:`CLAIMED` columns (and extra ones for the survey: read
+    them from the returned surveys, a :class:`SurveyRow` per survey id, with the
+    :data:`SURVEY` columns of a survey row).
     """
     result = conn.execute(
         _claim_with_surveys_stmt(),
@@ -162,7 +202,7 @@ def claim_with_surveys(
     ).all()
     rows = [row for row in result if row.id is not None]
     found: dict[int, Any] = {}
-    width = len(surveys.c)
+    width = len(SURVEY)
     for row in rows:
         survey = row[-width:]
         if survey[0] is not None:

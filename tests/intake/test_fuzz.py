@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from tests.documents import leaves
+from tests.documents import replaced
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 
@@ -107,34 +109,6 @@ def fuzz_client(kit, make_config, make_services, fake_helpdesk, tmp_path):
     return create_app(services=services).test_client(), services
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(_paths(item, (*prefix, key)))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found.extend(_paths(item, (*prefix, i)))
-    return found
-
-
-def _leaf(value: Any, path: tuple[Any, ...]) -> bool:
-    for step in path:
-        value = value[step]
-    return not isinstance(value, dict | list)
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = json.loads(json.dumps(value))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return copy
-
-
 def _assert_not_5xx(response: Any) -> None:
     assert response.status_code < 500, (response.status_code, response.get_data()[:300])
     if response.status_code >= 400:
@@ -149,11 +123,11 @@ def test_mutated_close_payloads_never_cause_a_5xx(fuzz_client, kit, clock, data)
     # A dialog of its own for every example: each close is stored, not a duplicate.
     payload = kit.with_dialog_id(json.loads(body), f"F{next(_dialogs)}")
     # Values the adapters read are leaves: mutate those (the whole body is fuzzed below).
-    leaves = [path for path in _paths(payload) if path and _leaf(payload, path)]
+    paths = [path for path, _ in leaves(payload)]
     mutations = data.draw(st.integers(min_value=1, max_value=4))
     for _ in range(mutations):
-        path = data.draw(st.sampled_from(leaves))
-        payload = _replace(payload, path, data.draw(hostile_text | hostile_values))
+        path = data.draw(st.sampled_from(paths))
+        payload = replaced(payload, path, data.draw(hostile_text | hostile_values))
     try:  # raw UTF-8 or \u escapes; a lone surrogate can only be sent escaped
         raw = json.dumps(payload, ensure_ascii=data.draw(st.booleans())).encode()
     except UnicodeEncodeError:
@@ -252,13 +226,9 @@ def test_long_values_fit_the_store(fuzz_client, kit, clock):
     client, _ = fuzz_client
     body, _, _ = kit.closed(clock())
     payload = json.loads(body)
-    for path in _paths(payload):
-        if path:
-            current = payload
-            for step in path:
-                current = current[step]
-            if isinstance(current, str | int) and not isinstance(current, bool):
-                payload = _replace(payload, path, str(current) + "ж" * 3000)
+    for path, current in leaves(payload):
+        if isinstance(current, str | int) and not isinstance(current, bool):
+            payload = replaced(payload, path, str(current) + "ж" * 3000)
     signed_body, headers, query = kit.sign(json.dumps(payload).encode(), clock())
     response = client.post(
         f"/webhooks/{kit.kind}", data=signed_body, headers=headers, query_string=query

@@ -44,17 +44,18 @@ class OutputsStep(AlertsStep):
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def _output_names(self) -> list[str]:
-        """The enabled outputs, as ``sync_outputs`` names them."""
+    def _output_names(self) -> dict[str, str]:
+        """The enabled outputs by kind (``local``, ``gsheets``), as ``sync_outputs`` names
+        them."""
         config = self.config
-        names = []
+        names: dict[str, str] = {}
         if config.output.local.enabled:
-            names.append(f"local:{Path(config.output.local.dir).resolve()}")
+            names["local"] = f"local:{Path(config.output.local.dir).resolve()}"
         if config.output.gsheets.enabled:
             spreadsheet_id = (
                 config.output.gsheets.spreadsheet_id or config.results.gsheets.spreadsheet_id
             )
-            names.append(f"gsheets:{spreadsheet_id}")
+            names["gsheets"] = f"gsheets:{spreadsheet_id}"
         return names
 
     def _report_keys(self, version: str | None, now: datetime, language: str) -> dict[str, str]:
@@ -65,7 +66,7 @@ class OutputsStep(AlertsStep):
             name: report_key.report_key(
                 self.config, version=version, now=now, language=language, output=name
             )
-            for name in self._output_names()
+            for name in self._output_names().values()
         }
 
     def _keys(
@@ -103,18 +104,18 @@ class OutputsStep(AlertsStep):
         """When every output holds the report of ``keys`` and is still there: the summary's
         entries for them and the report's number of agents; else None (build the report)."""
         names = self._output_names()
-        if not names or set(keys) != set(names):
+        if not names or set(keys) != set(names.values()):
             return None
         with self.engine.connect() as conn:
-            found = report_key.stored(conn, names)
+            found = report_key.stored(conn, list(names.values()))
         done: list[dict[str, Any]] = []
         agents = 0
-        for name in names:
+        for kind, name in names.items():
             key, detail = found.get(name, ("", {}))
             if key != keys[name]:
                 return None
             agents = int(detail.get("agents", 0))
-            if name.startswith("local:"):
+            if kind == "local":
                 files = [str(f) for f in detail.get("files", [])]
                 if not all(Path(f).is_file() for f in files):
                     return None
@@ -165,7 +166,7 @@ class OutputsStep(AlertsStep):
         names = self._output_names()
         if not dry_run:
             with self.engine.begin() as conn:
-                for name in names:  # with a key or not (no version): the old one goes
+                for name in names.values():  # with a key or not (no version): the old goes
                     report_key.forget(conn, name)
         if config.output.local.enabled:
             local = config.output.local
@@ -174,7 +175,7 @@ class OutputsStep(AlertsStep):
             else:
                 written = write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
                 done.append(written)
-                self._remember(names[0], keys, {"files": written["files"], "agents": agents})
+                self._remember(names["local"], keys, {"files": written["files"], "agents": agents})
         if output is not None:
             if dry_run:
                 plan = output.plan(report.sheets(), report.language)
@@ -195,7 +196,7 @@ class OutputsStep(AlertsStep):
                 if report.alerts is not None:
                     with self.engine.begin() as conn:
                         alerts_store.mark_written(conn, written_handled(report.alerts.rows))
-                self._remember(names[-1], keys, {"expected": expected, "agents": agents})
+                self._remember(names["gsheets"], keys, {"expected": expected, "agents": agents})
         return done
 
     def _merge_sheet_edits(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> int:

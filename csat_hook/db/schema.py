@@ -269,6 +269,21 @@ sync_outputs = sa.Table(
     sa.Column("report_detail", sa.JSON()),
 )
 
+# The last whole read of each source that reads everything (a responses sheet, a CSV file):
+# a digest of its bytes and of every setting that reads them, and what that read found
+# (counts, warnings, columns), valid while the processed rows number ``known_count``. A later
+# read with the same digest is that read again and is not parsed (sync/read_memo.py). Only a
+# cache: a missing or stale entry costs a parse, never a different outcome.
+sync_source_reads = sa.Table(
+    "sync_source_reads",
+    metadata,
+    sa.Column("source", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("known_count", sa.BigInteger(), nullable=False),
+    sa.Column("outcome", sa.JSON(), nullable=False),
+    sa.Column("read_at", UTCDateTime(), nullable=False),
+)
+
 # A counter of writes to the tables the report reads, bumped by SQLite triggers (migration
 # 0009 lists the tables); on PostgreSQL the data version is a fingerprint instead and this row
 # stays 0. Read by sync/report_key.py.

@@ -121,7 +121,7 @@ def settled(conn: sa.Connection, before: str) -> str | None:
 
 
 @functools.cache
-def _code_identity() -> str:
+def code_identity() -> str:
     """The package version and every module's size and modification time: a deployed change
     of the code builds the report again even without a new version number."""
     root = Path(csat_hook.__file__).parent
@@ -147,7 +147,7 @@ def report_key(
         "today": now.astimezone(ZoneInfo(config.metrics.timezone)).date().isoformat(),
         "language": language,
         "output": output,
-        "code": _code_identity(),
+        "code": code_identity(),
         "settings": {name: _dumped(getattr(config, name)) for name in _SECTIONS},
         "helpdesks": {name: _dumped(options) for name, options in config.helpdesks.items()},
         "secrets": secrets,

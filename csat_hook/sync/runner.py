@@ -51,6 +51,7 @@ from csat_hook.errors import CsatHookError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import cache
+from csat_hook.sync import read_memo
 from csat_hook.sync import report_key
 from csat_hook.sync import skips
 from csat_hook.sync import store
@@ -182,24 +183,39 @@ class SyncRunner(ReportStep, OutputsStep):
         clock = PhaseClock(summary.phases_ms)
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
+        # A whole-reading source reads now; bytes read before are not parsed again.
+        whole = source.prefetch()
+        digest = None if whole is None else read_memo.memo_key(self.config, source.key, whole)
+        known, watermark = KnownRows(), None
         with self.engine.connect() as conn:
             skipped = skips.skipped_reasons(conn)
-            # Skipped rows are read again: they are not among the processed ones.
-            known = KnownRows(store.known_fingerprints(conn), skipped)
-            known.raw = cache.known_row_digests(conn, known)
-            watermark = None if full else store.get_watermark(conn, source.key)
-            every = source.full_read_every
-            if (
-                watermark is not None
-                and every
-                and store.full_read_due(conn, source.key, every, self.clock())
-            ):
-                watermark = None  # read everything again: edits the filter may have missed
-        batch = source.fetch(known, watermark)
+            memo = None if digest is None or full else read_memo.load(conn, source.key, digest)
+            if memo is None:
+                # Skipped rows are read again: they are not among the processed ones.
+                known = KnownRows(store.known_fingerprints(conn), skipped)
+                known.raw = cache.known_row_digests(conn, known)
+                watermark = None if full else store.get_watermark(conn, source.key)
+                every = source.full_read_every
+                if (
+                    watermark is not None
+                    and every
+                    and store.full_read_due(conn, source.key, every, self.clock())
+                ):
+                    watermark = None  # read everything again: edits the filter may have missed
+        batch = source.fetch(known, watermark) if memo is None else memo.replay(source.kind)
+        del whole
         clock.lap("read")
         self.lock.renew(holder)
         report, keys = self._ingest_and_report(
-            summary, source, batch, skipped, sheets, dry_run=dry_run, full=full, clock=clock
+            summary,
+            source,
+            batch,
+            skipped,
+            sheets,
+            read_digest=None if memo is not None else digest,
+            dry_run=dry_run,
+            full=full,
+            clock=clock,
         )
         del batch  # every submission read; not needed while the report is written
         self.lock.renew(holder)
@@ -217,12 +233,15 @@ class SyncRunner(ReportStep, OutputsStep):
         skipped: dict[str, str],
         sheets: google_api.SheetsApi | None,
         *,
+        read_digest: str | None,
         dry_run: bool,
         full: bool,
         clock: PhaseClock,
     ) -> tuple[Report | None, dict[str, str]]:
         """Ingest the batch; then the report, or None when every output already holds it
-        (``summary.outputs`` then says so), and the report's key per output."""
+        (``summary.outputs`` then says so), and the report's key per output.
+        ``read_digest``: the batch's whole-read key, to remember with it (read_memo.py); None
+        for a replayed read, whose memo stays as it is."""
         config = self.config
         now = self.clock()
         data: Dataset | None = None
@@ -249,6 +268,8 @@ class SyncRunner(ReportStep, OutputsStep):
                     now=now,
                 )
                 skips.record_rereads(conn, batch, skipped)
+                if read_digest is not None:
+                    read_memo.record(conn, source.key, read_digest, batch, now)
                 changed = self._changed(result, current, by_key)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.survey_key, row) for row in result.answers)

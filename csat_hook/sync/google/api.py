@@ -24,6 +24,7 @@ from typing import TypeVar
 import gspread
 import requests
 from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
+from gspread.urls import SPREADSHEET_VALUES_BATCH_URL
 from gspread.utils import absolute_range_name
 
 from csat_hook.errors import GoogleApiError
@@ -87,6 +88,20 @@ def _error_from(
     )
 
 
+def tab_rows(body: bytes) -> list[list[Any]]:
+    """The rows of a ``values.batchGet`` response of one range (:meth:`SheetsApi.read_tab`);
+    GoogleApiError when the body is not that."""
+    try:
+        decoded = json.loads(body)
+    except ValueError as exc:
+        raise GoogleApiError("values.batchGet: the response is not JSON") from exc
+    ranges = (decoded.get("valueRanges") if isinstance(decoded, dict) else None) or [{}]
+    values = ranges[0].get("values", []) if isinstance(ranges[0], dict) else None
+    if not isinstance(values, list):
+        raise GoogleApiError("values.batchGet: the response holds no rows")
+    return values
+
+
 class SheetsApi:
     """The Sheets v4 calls the sync makes (gspread's HTTPClient over a GoogleSession).
 
@@ -131,20 +146,25 @@ class SheetsApi:
 
     def read_tab(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
         """A whole tab in one request: numbers stay numbers, date-times come as serials."""
+        return tab_rows(self.read_tab_bytes(spreadsheet_id, title))
+
+    def read_tab_bytes(self, spreadsheet_id: str, title: str) -> bytes:
+        """:meth:`read_tab`'s response body as sent (``tab_rows`` decodes it): a caller can
+        tell the same tab from its bytes before decoding them."""
         params: dict[str, str | int | bool | float | list[str] | None] = {
             "valueRenderOption": "UNFORMATTED_VALUE",
             "dateTimeRenderOption": "SERIAL_NUMBER",
             "majorDimension": "ROWS",
+            "ranges": [absolute_range_name(title)],
         }
-        body = self._call(
+        # gspread's values_batch_get, minus its JSON decoding.
+        url = SPREADSHEET_VALUES_BATCH_URL % spreadsheet_id
+        response = self._call(
             "values.batchGet",
-            lambda: self.http.values_batch_get(
-                spreadsheet_id, [absolute_range_name(title)], params=params
-            ),
+            lambda: self.http.request("get", url, params=params),
             keep_message=False,
         )
-        ranges = body.get("valueRanges") or [{}]
-        return list(ranges[0].get("values", []))
+        return bytes(response.content)
 
     def update_structure(
         self, spreadsheet_id: str, requests_: list[dict[str, Any]]

@@ -59,9 +59,17 @@ class ResultsSource(abc.ABC):
     def key(self) -> str:
         """Identifies this source's state (watermark) across runs."""
 
+    def prefetch(self) -> bytes | None:
+        """Read the whole source now, for :meth:`fetch` to parse, and return a digest of the
+        bytes read and of what reads them besides the settings (a spreadsheet's time zone and
+        locale); None for a source that reads incrementally. The same digest means the same
+        rows read the same way (sync/read_memo.py)."""
+        return None
+
     @abc.abstractmethod
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
-        """New submissions and unreadable rows, skipping fingerprints in ``known``."""
+        """New submissions and unreadable rows, skipping fingerprints in ``known`` (from what
+        :meth:`prefetch` read, when it was called)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -306,6 +314,15 @@ class RowParser:
             cells=cells,
             nps=nps,
         )
+
+
+def bytes_digest(context: str, data: bytes) -> bytes:
+    """A whole read's digest (:meth:`ResultsSource.prefetch`): ``context`` then the bytes."""
+    head = context.encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(b"%d:" % len(head), digest_size=32)
+    digest.update(head)
+    digest.update(data)
+    return digest.digest()
 
 
 def example(value: Any) -> str:

@@ -11,6 +11,7 @@ as wall-clock time in ``results.csv.timezone``. Every layout is read by
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.base import bytes_digest
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import DateOrder
 from csat_hook.sync.timestamps import TimestampColumn
@@ -61,6 +63,7 @@ class CsvResults(ResultsSource):
         self.abbreviations = dict(abbreviations or {})
         self.columns = columns
         self.ratings = ratings
+        self._data: bytes | None = None  # what prefetch read, until fetch parses it
 
     @classmethod
     def from_config(
@@ -83,7 +86,9 @@ class CsvResults(ResultsSource):
     def key(self) -> str:
         return f"csv:{self.path.name}"
 
-    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+    def prefetch(self) -> bytes:
+        """The file's bytes, read now; the digest covers them (every setting that reads them
+        is in ``results.csv``, which the memo's key covers)."""
         if not self.path.is_file():
             raise ResultsMissingError(
                 f"results.csv.path: {self.path} does not exist (in the form: "
@@ -92,13 +97,30 @@ class CsvResults(ResultsSource):
                 path=str(self.path),
             )
         try:
-            with self.path.open(encoding=self.encoding, newline="") as handle:
-                records = list(csv.reader(handle, delimiter=self.delimiter))
-        except (OSError, UnicodeError, csv.Error) as exc:
-            raise SourceError(
-                f"results.csv.path: cannot read {self.path} "
-                f"({type(exc).__name__}; check results.csv.encoding)"
-            ) from exc
+            self._data = self.path.read_bytes()
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        return bytes_digest("", self._data)
+
+    def _unreadable(self, exc: Exception) -> SourceError:
+        return SourceError(
+            f"results.csv.path: cannot read {self.path} "
+            f"({type(exc).__name__}; check results.csv.encoding)"
+        )
+
+    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+        if self._data is None:
+            self.prefetch()
+        assert self._data is not None
+        data, self._data = self._data, None  # the bytes are not kept past the parse
+        try:
+            # newline="": line ends inside quoted cells reach the csv reader as written.
+            text = io.StringIO(data.decode(self.encoding), newline="")
+            del data
+            records = list(csv.reader(text, delimiter=self.delimiter))
+        except (UnicodeError, LookupError, csv.Error) as exc:
+            raise self._unreadable(exc) from exc
+        del text
         batch = SourceBatch(source=self.kind)
         if not records:
             batch.warnings.append(f"{self.path} is empty")

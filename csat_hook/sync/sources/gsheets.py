@@ -23,9 +23,11 @@ from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.google.api import tab_rows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.base import bytes_digest
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
@@ -72,6 +74,8 @@ class GSheetsResults(ResultsSource):
         self.columns = columns
         self.ratings = ratings
         self.tab_id: int | None = None  # the responses tab, which outputs must never touch
+        # What prefetch read (metadata, the tab, the values' bytes), until fetch parses it.
+        self._read: tuple[dict[str, Any], dict[str, Any], bytes] | None = None
 
     @classmethod
     def from_config(
@@ -96,10 +100,26 @@ class GSheetsResults(ResultsSource):
         tab = self.sheet_gid if self.sheet_gid is not None else self.sheet_name
         return f"gsheets:{self.spreadsheet_id}:{tab}"
 
-    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+    def prefetch(self) -> bytes:
+        """The metadata and the tab's values, read now; the digest covers the values as sent,
+        the tab's title and the spreadsheet's time zone and locale (serials and text dates are
+        read in them)."""
         metadata = self.api.metadata(self.spreadsheet_id)
         tab = find_tab(metadata, self.sheet_gid, self.sheet_name)
         self.tab_id = tab.get("sheetId")
+        title = str(tab.get("title", ""))
+        body = self.api.read_tab_bytes(self.spreadsheet_id, title)
+        self._read = (metadata, tab, body)
+        properties = metadata.get("properties", {})
+        context = repr((title, properties.get("timeZone"), properties.get("locale")))
+        return bytes_digest(context, body)
+
+    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+        if self._read is None:
+            self.prefetch()
+        assert self._read is not None
+        metadata, tab, body = self._read
+        self._read = None  # the bytes are not kept past the parse
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
             tz = ZoneInfo(zone_name)
@@ -116,7 +136,8 @@ class GSheetsResults(ResultsSource):
                 return from_serial(float(value), tz)
             return text_stamps.parse(value)
 
-        rows = self.api.read_tab(self.spreadsheet_id, str(tab.get("title", "")))
+        rows = tab_rows(body)
+        del body
         batch = SourceBatch(source=self.kind)
         if not rows:
             batch.warnings.append("the responses tab is empty (no header row yet)")

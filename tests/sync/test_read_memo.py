@@ -1,0 +1,235 @@
+"""One digest over a whole read (sync/read_memo.py): the same responses sheet or CSV export
+read again is recognised from its bytes, and never changes an outcome: the summary is the one
+a row-by-row read gives, and any change to the bytes, to a setting that reads them or to the
+processed rows reads the rows again."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_source_reads
+from csat_hook.sync.sources import csv_export
+from csat_hook.sync.sources import gsheets
+from csat_hook.sync.sources import table
+from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.summary import SyncSummary
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+TAB = "Form Responses 1"
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The refs of the rows parsed, in order."""
+    calls: list[str] = []
+    original = RowParser.parse
+
+    def counting(self, values, *, ref, headers=(), cells=()):  # type: ignore[no-untyped-def]
+        calls.append(ref)
+        return original(self, values, ref=ref, headers=headers, cells=cells)
+
+    monkeypatch.setattr(RowParser, "parse", counting)
+    return calls
+
+
+@pytest.fixture
+def looked_at(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each read looked at (recognised by their digest or parsed)."""
+    counts: list[int] = []
+    original = table.read_table
+
+    def counting(batch, *args, **kwargs):  # type: ignore[no-untyped-def]
+        before = batch.rows_read
+        original(batch, *args, **kwargs)
+        counts.append(batch.rows_read - before)
+
+    monkeypatch.setattr(gsheets, "read_table", counting)
+    monkeypatch.setattr(csv_export, "read_table", counting)
+    return counts
+
+
+def clean_rows(kit, count: int = 4) -> list[list]:  # type: ignore[no-untyped-def]
+    """Readable answers, a blank row and a double-click (the same values twice)."""
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(count)]
+    rows: list[list] = [
+        [T0 + timedelta(hours=n), 5 - n % 3, f"comment {n}", f"Agent {n}", f"T-{n}", token]
+        for n, token in enumerate(tokens)
+    ]
+    return [*rows[:2], ["", "", "", "", "", ""], *rows[2:], rows[-1]]
+
+
+def read_figures(summary: SyncSummary) -> dict[str, object]:
+    """What a read tells the operator (everything but timings and requests)."""
+    figures = dataclasses.asdict(summary)
+    for key in ("duration_ms", "phases_ms", "requests", "outputs", "report"):
+        figures.pop(key, None)
+    return figures
+
+
+def test_the_same_sheet_is_not_read_again_and_says_what_a_row_read_says(kit, looked_at):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    first = kit.run()
+    assert (first.status, first.new, first.blank_rows) == ("ok", 4, 1)
+    assert len(kit.rows(sync_source_reads)) == 1 and looked_at == [6]
+    stored = kit.rows(answers)
+
+    replayed = kit.run()
+    assert looked_at == [6], "no row was looked at"
+    assert (replayed.rows_read, replayed.unchanged, replayed.new) == (6, 5, 0)
+    assert kit.rows(answers) == stored
+
+    # The row-by-row read of the same sheet, without the memo, says the same.
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_source_reads))
+    by_rows = kit.run()
+    assert looked_at == [6, 6]
+    assert read_figures(replayed) == read_figures(by_rows)
+
+
+def test_the_warnings_of_the_read_are_said_again(kit, parsed):
+    rows = clean_rows(kit)
+    # A re-added question: two Rating columns, the rightmost non-empty one is used.
+    header = [*EN_HEADER, "Rating"]
+    kit.responses([header, *[[*row, ""] for row in rows]])
+    first = kit.run()
+    assert any("2 columns match results.columns.rating" in w for w in first.warnings)
+    parsed.clear()
+    second = kit.run()
+    assert parsed == []
+    assert second.warnings == first.warnings
+
+
+def test_an_edited_cell_reads_the_rows_again(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run().new == 4
+    kit.fake.set_cell(SHEET_ID, TAB, 1, 1, 1)  # row 2's rating, 5 → 1
+    parsed.clear()
+    summary = kit.run()
+    assert parsed == ["row 2"]  # the others by their row digests
+    assert (summary.updated, summary.unchanged) == (1, 4)
+    assert {r.dialog_id: r.rating for r in kit.rows(answers)}["T-0"] == 1
+    # And the new bytes are remembered: the next run reads nothing.
+    parsed.clear()
+    assert kit.run().unchanged == 5 and parsed == []
+
+
+def test_an_erased_answer_is_read_again(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run().new == 4
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(answers).where(answers.c.dialog_id == "T-1"))
+    parsed.clear()
+    summary = kit.run()
+    assert parsed == ["row 3"]
+    assert (summary.new, summary.unchanged) == (1, 4)
+    assert {row.dialog_id for row in kit.rows(answers)} == {"T-0", "T-1", "T-2", "T-3"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metrics": {"scale_max": 10, "top_box": 9}},
+        {"results": {"columns": {"comment": ["Comment", "Feedback"]}}},
+        {"token": {"secret": "another-secret-of-32-characters!!", "previous_secrets": []}},
+    ],
+    ids=["rating scale", "columns", "token secret"],
+)
+def test_a_changed_setting_reads_the_rows_again(kit, looked_at, change):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run().new == 4
+    assert kit.run().unchanged == 5 and looked_at == [6]  # the second run: replayed
+    assert kit.run(kit.config(**change)).status == "ok"
+    assert looked_at == [6, 6]
+
+
+def test_a_changed_time_zone_reads_the_rows_again(kit, parsed):
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    rows = [[46000.25 + n, 5, "", "", "", token] for n, token in enumerate(tokens)]
+    kit.responses([EN_HEADER, *rows], time_zone="Europe/Moscow")
+    assert kit.run().new == 3
+    kit.responses([EN_HEADER, *rows], time_zone="Asia/Tokyo")
+    parsed.clear()
+    summary = kit.run()
+    assert parsed == ["row 2", "row 3", "row 4"]
+    assert len(kit.rows(answer_history)) == 3 and summary.unchanged == 0
+
+
+def test_a_sheet_with_an_unreadable_row_is_read_every_run(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit), [T0, "not a rating", "", "", "", ""]])
+    first = kit.run()
+    assert first.skipped == {"bad_rating": 1}
+    assert kit.rows(sync_source_reads) == []
+    parsed.clear()
+    second = kit.run()
+    assert parsed == ["row 8"] and second.skipped == {"bad_rating": 1}
+
+
+def test_full_and_dry_runs(kit, looked_at):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run(dry_run=True).new == 4
+    assert kit.rows(sync_source_reads) == []  # rolled back with the rest
+    assert kit.run().new == 4
+    assert kit.run(full=True).unchanged == 5
+    assert looked_at == [6, 6, 6], "--full reads every row"
+
+
+def test_a_header_the_database_cannot_store_is_kept_escaped(kit, parsed):
+    rows = clean_rows(kit)
+    header = [*EN_HEADER, "Rating\x00\ud800", "Rating\x00\ud800"]
+    kit.responses([header, *[[*row, "", ""] for row in rows]])
+    config = kit.config(results={"columns": {"rating": ["Rating", "Rating\x00\ud800"]}})
+    first = kit.run(config)
+    assert first.status == "ok" and first.new == 4
+    parsed.clear()
+    second = kit.run(config)
+    assert parsed == []
+    assert second.warnings == first.warnings
+
+
+def test_a_replayed_read_still_protects_the_responses_tab(kit, parsed):
+    # The form's tab is named like a report tab and found by name (no gid): only the read
+    # knows its id.
+    kit.responses([EN_HEADER, *clean_rows(kit)], title="Responses", gid=7)
+    config = kit.config(results={"gsheets": {"sheet_gid": None, "sheet_name": "Responses"}})
+    assert kit.run(config).new == 4
+    kit.survey("T-late", "9", "Agent 9")  # a new survey: the report is built again
+    parsed.clear()
+    second = kit.run(config)
+    assert parsed == [] and second.report == "built"
+    assert kit.sheet("Responses")[0] == EN_HEADER  # the form's rows, untouched
+    assert len(kit.sheet("Responses")) == 7
+
+
+def test_a_csv_export_read_again(kit, parsed, looked_at, tmp_path: Path):
+    tokens = [kit.survey(f"C-{n}", str(n), f"Agent {n}") for n in range(3)]
+    lines = ["Timestamp,Rating,Comment,Agent,Ticket,Reference"] + [
+        f"2026/11/1{n} 3:47:14 PM GMT+3,{4 + n % 2},ok,Agent {n},C-{n},{token}"
+        for n, token in enumerate(tokens)
+    ]
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"gsheets": {"enabled": False}},
+    )
+    assert kit.run(config).new == 3
+    parsed.clear()
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")  # written again, same bytes
+    assert kit.run(config).unchanged == 3 and parsed == []
+    # The same answers in CRLF: other bytes, read again (each row recognised by its cells).
+    before = kit.rows(sync_source_reads)[0].digest
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    summary = kit.run(config)
+    assert (summary.new, summary.unchanged) == (0, 3)
+    assert looked_at == [3, 3] and kit.rows(sync_source_reads)[0].digest != before

@@ -219,7 +219,7 @@ def print_summary(title: str, figures: list[Figure], notes: Sequence[str] = ()) 
     runs = max((len(f.values) for f in figures), default=0)
     ours = "ours" if runs == 1 else f"ours ({runs} runs)"
     header = ("figure", ours, "peer", "target", "every run")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for f in figures:
         peer = "" if f.peer is None else _span(f.peer, f.unit, f.digits)
         if f.peer is not None and f.peer_met is not None and any(p is not None for p in f.peer):
@@ -231,7 +231,9 @@ def print_summary(title: str, figures: list[Figure], notes: Sequence[str] = ()) 
                 [None if v is None else f.met(v, p) for v, p in zip(f.values, peers, strict=True)]
             )
         rows.append((f.label, _span(f.values, f.unit, f.digits), peer, f.target or "–", verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    if all(f.peer is None for f in figures):  # --no-peer: no column for it
+        rows = [(label, value, target, met) for label, value, _, target, met in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{title}")
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))

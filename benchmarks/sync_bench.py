@@ -148,7 +148,7 @@ def main() -> None:
         seed_database(args.seed_only, args).dispose()
         return
     runs = repeat(args.runs, lambda: run_once(args), __file__, args.run_figures)
-    if runs:
+    if runs and not args.profile:  # --profile measures none of the syncs
         summarize(args, runs)
 
 

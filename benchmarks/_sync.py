@@ -1,6 +1,7 @@
 """What the sync and Forms API benchmarks share: the seeded surveys and answers (one
-generator, one secret, one clock), the fake Google API's request log, CPU of a process, the
-machine's description, and the peer scripts' launcher."""
+generator, one secret, one clock), the fake Google API's request log, CPU and peak RSS of a
+process, the machine's description, the peer scripts' launcher, ``--runs`` (each run in a
+fresh process) and the closing summary table (``Figure``, ``print_summary``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import sys
 import tempfile
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -73,6 +78,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB (VmHWM: unlike ru_maxrss it does not carry over the
+    parent's RSS across exec, so a run started by ``repeat`` counts its own memory only)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def machine() -> str:
     model = next(
         (
@@ -115,3 +130,113 @@ def run_peer_script(
             text=True,
         )
         return done, cpu_seconds(fake_pid) - fake_cpu
+
+
+def repeat(count: int, once: Callable[[], dict], script: str, figures_out: str | None) -> list:
+    """What ``once`` measured, for each of ``count`` runs.
+
+    One run is ``once()`` in this process, as the benchmarks always ran. Several runs are
+    each the whole script again in a fresh process (its own fake, database and peak RSS;
+    nothing warmed by an earlier run), started with ``--run-figures FILE``: given that,
+    this process is such a run and writes ``once()``'s figures to FILE as JSON (and returns
+    no runs: the parent prints the summary)."""
+    if figures_out:
+        Path(figures_out).write_text(json.dumps(once()))
+        return []
+    if count <= 1:
+        return [once()]
+    results = []
+    for i in range(count):
+        print(f"\n=== run {i + 1} of {count} ===", flush=True)
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run(
+                [sys.executable, script, *sys.argv[1:], "--run-figures", out.name], check=True
+            )
+            results.append(json.loads(Path(out.name).read_text()))
+    return results
+
+
+Met = Callable[[float, float | None], bool | None]
+
+
+@dataclass
+class Figure:
+    """One line of the closing summary: a figure measured once per run.
+
+    ``values`` are ours and ``peer`` the peer's beside them (``None`` when the peer has no
+    such figure), one per run, ``None`` where a run did not measure it (``--profile``, the
+    peer failed). ``met(ours, peer's in the same run)`` says whether that run met
+    ``target``: ``None`` when it cannot tell (e.g. "≤ peer" without the peer's figure).
+    ``peer_met(peer's)`` marks the peer's figure when the same target applies to it.
+    """
+
+    label: str
+    values: list[float | None]
+    peer: list[float | None] | None = None
+    target: str = ""
+    met: Met | None = None
+    unit: str = "s"
+    digits: int = 2
+    peer_met: Callable[[float], bool | None] | None = None
+
+
+def below(limit: float) -> Met:
+    """``met`` for "≤ limit"."""
+
+    def met(value: float, _peer: float | None) -> bool:
+        return value <= limit
+
+    return met
+
+
+def not_above_peer(value: float, peer_value: float | None) -> bool | None:
+    """``met`` for "≤ the peer's figure in the same run"."""
+    return None if peer_value is None else value <= peer_value
+
+
+def _span(values: list[float | None], unit: str, digits: int) -> str:
+    """min–max of the measured values (one value when they agree), with how many runs
+    measured it when not all did."""
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return "–"
+    low, high = f"{min(seen):,.{digits}f}", f"{max(seen):,.{digits}f}"
+    text = low if low == high else f"{low}–{high}"
+    text += f" {unit}" if unit else ""
+    return text if len(seen) == len(values) else f"{text} ({len(seen)} of {len(values)} runs)"
+
+
+def _verdict(marks: list[bool | None]) -> str:
+    """✓ when every run met the target, ✗ when any did not, ? when some could not tell."""
+    if any(m is False for m in marks):
+        return "✗"
+    return "✓" if marks and all(m is True for m in marks) else "?"
+
+
+def print_summary(title: str, figures: list[Figure], notes: Sequence[str] = ()) -> None:
+    """The table: per figure our range over the runs, the peer's beside it, the target and
+    whether every run met it."""
+    runs = max((len(f.values) for f in figures), default=0)
+    ours = "ours" if runs == 1 else f"ours ({runs} runs)"
+    header = ("figure", ours, "peer", "target", "every run")
+    rows: list[tuple[str, ...]] = [header]
+    for f in figures:
+        peer = "" if f.peer is None else _span(f.peer, f.unit, f.digits)
+        if f.peer is not None and f.peer_met is not None and any(p is not None for p in f.peer):
+            peer += " " + _verdict([None if p is None else f.peer_met(p) for p in f.peer])
+        verdict = ""
+        if f.met is not None:
+            peers = f.peer if f.peer is not None else [None] * len(f.values)
+            verdict = _verdict(
+                [None if v is None else f.met(v, p) for v, p in zip(f.values, peers, strict=True)]
+            )
+        rows.append((f.label, _span(f.values, f.unit, f.digits), peer, f.target or "–", verdict))
+    if all(f.peer is None for f in figures):  # --no-peer: no column for it
+        rows = [(label, value, target, met) for label, value, _, target, met in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\n{title}")
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  " + "  ".join(cells).rstrip())
+    for note in notes:
+        print(f"  {note}")

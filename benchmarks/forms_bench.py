@@ -1,7 +1,7 @@
 """Benchmark: syncs of 100 agents and 1,000,000 answers read through the Forms API (fake).
 
     python benchmarks/forms_bench.py [--agents 100] [--answers 1000000] [--unanswered 100000]
-                                     [--edits 100] [--database-url URL] [--no-peer]
+                                     [--edits 100] [--database-url URL] [--no-peer] [--runs 1]
 
 About 1,000,000 is the ceiling: Forms copies responses to a linked sheet, and a spreadsheet
 holds at most 10,000,000 cells. The fake Forms API runs in a child process (its CPU is
@@ -13,14 +13,16 @@ a later one with nothing new, and a later one after 1,000 new responses arrived 
 Each prints our CPU and wall time, the process's peak RSS so far, the phases, and the
 requests by kind, beside the targets (first ≤ 30 s and ≤ 1 GB, later ≤ 5 s). Then the peer
 (``peer_forms_pandas.py``: google-api-python-client paging through responses.list, pandas
-grouping by agent) against the same fake, in its own process.
+grouping by agent) against the same fake, in its own process. ``--runs N`` repeats the whole
+benchmark N times, each in a fresh process with a fresh database and fake, and ends with a
+table of every figure's range over the runs, the peer's beside it, the target and whether
+every run met it (also printed for one run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,9 +36,14 @@ from typing import Any
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
+from _sync import Figure
+from _sync import below
 from _sync import cpu_seconds
 from _sync import generate
 from _sync import machine
+from _sync import peak_rss_mb
+from _sync import print_summary
+from _sync import repeat
 from _sync import requests_by_kind
 from _sync import reset_requests
 from _sync import run_peer_script
@@ -136,14 +143,14 @@ def serve(args: argparse.Namespace) -> None:
     fake.stop()
 
 
-def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int) -> None:
+def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int) -> dict:
     fake_cpu = cpu_seconds(fake_pid)
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = runner.run()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     fake_cpu = cpu_seconds(fake_pid) - fake_cpu
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     seen, fake_seconds = requests_by_kind(url)
     wall_target, rss_target = TARGETS[target]
     print(f"\n{label}: status {summary.status} {summary.error or ''}")
@@ -165,14 +172,21 @@ def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int
     print(f"  process peak RSS so far {rss_mb:.0f} MB{rss_note}")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests by kind: {seen}")
+    return {
+        "cpu": cpu,
+        "wall": wall,
+        "fake_cpu": fake_cpu,
+        "rss_mb": rss_mb,
+        "forms": seen.get("forms_read", 0),
+    }
 
 
-def run_peer(fake: dict, fake_pid: int, label: str) -> None:
+def run_peer(fake: dict, fake_pid: int, label: str) -> dict | None:
     """peer_forms_pandas.py in its own process, against the same fake."""
     done, fake_cpu = run_peer_script(fake, fake_pid, "peer_forms_pandas.py", FORM)
     if done.returncode != 0:
         print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-3:]}")
-        return
+        return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
     seen, fake_seconds = requests_by_kind(fake["url"])
     print(f"\npeer, google-api-python-client + pandas ({label}): {result['agents']} agents, "
@@ -183,6 +197,13 @@ def run_peer(fake: dict, fake_pid: int, label: str) -> None:
         f"{fake_cpu:.2f} s (handlers {fake_seconds:.2f} s)"
     )
     print(f"  requests by kind: {seen}")
+    return {
+        "cpu": result["cpu"],
+        "wall": result["wall"],
+        "fake_cpu": fake_cpu,
+        "rss_mb": result["rss_mb"],
+        "forms": seen.get("forms_read", 0),
+    }
 
 
 def main() -> None:
@@ -194,11 +215,29 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty database instead of a fresh SQLite")
     parser.add_argument("--no-peer", action="store_true", help="skip the pandas peer")
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat the whole benchmark N times (each in a fresh process, database and fake) "
+        "and summarise the range of every figure",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-figures", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         serve(args)
         return
+    runs = repeat(args.runs, lambda: run_once(args), __file__, args.run_figures)
+    if runs:
+        summarize(args, runs)
+
+
+def run_once(args: argparse.Namespace) -> dict:
+    """One whole benchmark: the three syncs and the peer; what each measured (``None`` for
+    a sync that was profiled or a peer run that failed)."""
+    syncs: list[dict | None] = []
+    peer: dict | None = None
     sizes = ["--agents", str(args.agents), "--answers", str(args.answers)]
     sizes += ["--unanswered", str(args.unanswered), "--edits", str(args.edits)]
     child = subprocess.Popen(
@@ -274,15 +313,83 @@ def main() -> None:
                     profiler = cProfile.Profile()
                     profiler.runcall(runner.run)
                     pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+                    syncs.append(None)
                     continue
-                measure(label, target, runner, fake["url"], child.pid)
+                syncs.append(measure(label, target, runner, fake["url"], child.pid))
             engine.dispose()
             if not args.no_peer:
-                run_peer(fake, child.pid, "every response, every run")
+                peer = run_peer(fake, child.pid, "every response, every run")
     finally:
         if child.stdin:
             child.stdin.close()
         child.wait(timeout=60)
+    return {"syncs": syncs, "peer": peer}
+
+
+def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
+    """The closing table: each figure's range over the runs, the targets on wall time and
+    peak RSS as each sync prints them, and the peer's run (it reads every response every
+    time) beside our first sync."""
+    with_peer = not args.no_peer
+
+    def ours(sync: int, key: str) -> list[float | None]:
+        return [None if r["syncs"][sync] is None else r["syncs"][sync][key] for r in runs]
+
+    def peers(sync: int, key: str) -> list[float | None] | None:
+        if not with_peer or sync:
+            return None
+        return [None if r["peer"] is None else r["peer"][key] for r in runs]
+
+    first_wall, first_rss = TARGETS["first"]
+    later_wall = TARGETS["later"][0]
+    labels = ("first sync", "nothing new", f"{LATE:,} new + {args.edits} edited")
+    figures = []
+    for sync, label in enumerate(labels):
+        wall_target = first_wall if sync == 0 else later_wall
+        figures += [
+            Figure(f"{label}: our CPU", ours(sync, "cpu"), peers(sync, "cpu")),
+            Figure(
+                f"{label}: wall",
+                ours(sync, "wall"),
+                peers(sync, "wall"),
+                f"≤ {wall_target:.0f} s",
+                below(wall_target),
+            ),
+        ]
+        if sync == 0 and first_rss is not None:
+            figures.append(
+                Figure(
+                    f"{label}: peak RSS",
+                    ours(sync, "rss_mb"),
+                    peers(sync, "rss_mb"),
+                    f"≤ {first_rss:.0f} MB",
+                    below(first_rss),
+                    unit="MB",
+                    digits=0,
+                )
+            )
+        figures += [
+            Figure(f"{label}: fake API CPU", ours(sync, "fake_cpu"), peers(sync, "fake_cpu")),
+            Figure(
+                f"{label}: Forms requests",
+                ours(sync, "forms"),
+                peers(sync, "forms"),
+                unit="",
+                digits=0,
+            ),
+        ]
+    notes = []
+    if with_peer:
+        notes.append(
+            "peer: google-api-python-client + pandas, one run after our syncs (every "
+            "response read), beside our first sync"
+        )
+    print_summary(
+        f"summary: {args.agents} agents, {args.answers:,} form responses, "
+        f"{args.unanswered:,} unanswered, {len(runs)} run(s)",
+        figures,
+        notes,
+    )
 
 
 if __name__ == "__main__":

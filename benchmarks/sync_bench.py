@@ -1,15 +1,23 @@
 """Benchmark: one sync of 100 agents and 100,000 answers against the fake Google API.
 
     python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
-                                    [--source gsheets|csv]
+                                    [--source gsheets|csv] [--runs 1] [--no-peer]
 
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
-SQLite database. Prints wall time, peak memory (tracemalloc during the sync, and the process's
-peak RSS) and the API requests by kind, for a first (cold) sync, a second one (nothing new)
-and a third after 1,000 more answers arrived (the usual periodic run). Targets: ≤ 3 Sheets
-reads and ≤ 3 writes per sync, ≤ 10 s, ≤ 500 MB. ``--no-tracemalloc`` for wall times (the
-tracer slows Python several-fold and inflates RSS); ``--database-url`` for PostgreSQL.
+SQLite database. Prints wall time, our own CPU time, the fake API's CPU apart, peak memory
+(tracemalloc during the sync, and the process's peak RSS) and the API requests by kind, for a
+first (cold) sync, a second one (nothing new) and a third after 1,000 more answers arrived
+(the usual periodic run); then the gspread + pandas peer (``peer_gspread_pandas.py``) twice
+against the same fake. Targets (issue 16): the first sync ≤ 3 s of our own CPU and ≤ 200 MB
+peak RSS; later syncs (nothing new, 1,000 new) ≤ 1 s of our CPU each; within Google's
+per-user quota of 60 Sheets reads and 60 writes a minute (the peer is not); at least as fast
+as the peer, end to end (wall time) and on CPU (ours against its own). ``--runs N`` repeats
+the whole benchmark N times, each in a fresh process with a fresh database and fake, and
+ends with a table of every figure's range over the runs, the peer's beside it, the target
+and whether every run met it (also printed for one run). ``--no-tracemalloc`` for wall
+times and the targets (the tracer slows Python several-fold and inflates RSS);
+``--database-url`` for PostgreSQL (the same database for every run: give ``--runs 1``).
 ``--source csv`` reads the answers from a Forms "Download responses (.csv)" export instead
 (timestamps as text, ``2026/11/02 3:47:14 PM EST``: every one goes through the text reader);
 the report still goes to the fake Sheets.
@@ -21,7 +29,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,9 +40,15 @@ from zoneinfo import ZoneInfo
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
+from _sync import Figure
+from _sync import below
 from _sync import cpu_seconds
 from _sync import generate
 from _sync import machine
+from _sync import not_above_peer
+from _sync import peak_rss_mb
+from _sync import print_summary
+from _sync import repeat
 from _sync import requests_by_kind
 from _sync import reset_requests
 from _sync import run_peer_script
@@ -51,6 +64,7 @@ SHEET = "bench-responses"
 PEER_SHEET = "bench-peer-output"  # the peer writes its tabs here (csat-hook's go beside the
 # responses, as configured)
 BUDGET = 60  # Sheets requests per minute per user, reads and writes each
+FIRST_CPU, LATER_CPU, FIRST_RSS = 3.0, 1.0, 200.0  # targets: s of our CPU, MB peak RSS
 
 
 def serve(agents: int, answers: int, unanswered: int) -> None:
@@ -116,8 +130,16 @@ def main() -> None:
         default="abbreviation",
         help="--source csv: zones as en-US writes them (EST/EDT) or as GMT-5/GMT-4.",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="Repeat the whole benchmark N times (each in a fresh process, database and fake) "
+        "and summarise the range of every figure.",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
+    parser.add_argument("--run-figures", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         serve(args.agents, args.answers, args.unanswered)
@@ -125,6 +147,16 @@ def main() -> None:
     if args.seed_only:
         seed_database(args.seed_only, args).dispose()
         return
+    runs = repeat(args.runs, lambda: run_once(args), __file__, args.run_figures)
+    if runs and not args.profile:  # --profile measures none of the syncs
+        summarize(args, runs)
+
+
+def run_once(args: argparse.Namespace) -> dict:
+    """One whole benchmark: the three syncs and the peer's two runs; what each measured
+    (``None`` for a sync that was profiled or a peer run that failed)."""
+    syncs: list[dict | None] = []
+    peer: list[dict | None] = []
     child = subprocess.Popen(
         [
             sys.executable,
@@ -223,16 +255,130 @@ def main() -> None:
                     # SORT=cumulative / TOP=80 in the environment change the listing.
                     stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
                     stats.print_stats(int(os.environ.get("TOP", "40")))
+                    syncs.append(None)
                     continue
-                measure(label, runner, fake["url"], child.pid, trace=not args.no_tracemalloc)
+                syncs.append(
+                    measure(label, runner, fake["url"], child.pid, trace=not args.no_tracemalloc)
+                )
             engine.dispose()
             if not args.no_peer:
                 for label in ("first run: tabs created", "later run: tabs exist"):
-                    run_peer(fake, child.pid, label)
+                    peer.append(run_peer(fake, child.pid, label))
     finally:
         if child.stdin:
             child.stdin.close()
         child.wait(timeout=30)
+    return {"syncs": syncs, "peer": peer}
+
+
+def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
+    """The closing table: each figure's range over the runs beside the peer's and the target.
+
+    The peer's first run (it creates its tabs and reads every answer, as our first sync
+    does) stands beside our first sync; its later run (tabs exist, every answer read again)
+    beside our sync of 1,000 new answers."""
+    with_peer = not args.no_peer
+
+    def ours(sync: int, key: str) -> list[float | None]:
+        return [None if r["syncs"][sync] is None else r["syncs"][sync][key] for r in runs]
+
+    def peers(run: int, key: str) -> list[float | None] | None:
+        if not with_peer:
+            return None
+        return [None if r["peer"][run] is None else r["peer"][run][key] for r in runs]
+
+    def ratio(our: float | None, peer: float | None) -> float | None:
+        return None if our is None or not peer else our / peer
+
+    quota = below(BUDGET)
+
+    figures = [
+        Figure(
+            "first sync: our CPU",
+            ours(0, "cpu"),
+            peers(0, "cpu"),
+            f"≤ {FIRST_CPU:.0f} s",
+            below(FIRST_CPU),
+        ),
+    ]
+    if with_peer:
+        # At least as fast as the peer: our CPU against its own, then end to end.
+        figures.append(
+            Figure(
+                "first sync: our CPU / peer's",
+                [ratio(o, p) for o, p in zip(ours(0, "cpu"), peers(0, "cpu") or [], strict=True)],
+                target="≤ 1×",
+                met=below(1.0),
+                unit="×",
+            )
+        )
+    figures += [
+        Figure(
+            "first sync: wall",
+            ours(0, "wall"),
+            peers(0, "wall"),
+            "≤ peer" if with_peer else "",
+            not_above_peer if with_peer else None,
+        ),
+        Figure(
+            "first sync: peak RSS",
+            ours(0, "rss_mb"),
+            peers(0, "rss_mb"),
+            f"≤ {FIRST_RSS:.0f} MB",
+            below(FIRST_RSS),
+            unit="MB",
+            digits=0,
+        ),
+    ]
+
+    def beside(sync: int, key: str) -> list[float | None] | None:
+        """The peer's figure beside our sync: its first run by our first, its later by our
+        sync of new answers, none by the sync with nothing new."""
+        return {0: peers(0, key), 2: peers(1, key)}.get(sync)
+
+    for sync, label in enumerate(("first sync", "nothing new", f"{LATE:,} new")):
+        if sync:
+            figures += [
+                Figure(
+                    f"{label}: our CPU",
+                    ours(sync, "cpu"),
+                    beside(sync, "cpu"),
+                    f"≤ {LATER_CPU:.0f} s",
+                    below(LATER_CPU),
+                ),
+                Figure(f"{label}: wall", ours(sync, "wall"), beside(sync, "wall")),
+            ]
+        figures.append(
+            Figure(f"{label}: fake API CPU", ours(sync, "fake_cpu"), beside(sync, "fake_cpu"))
+        )
+        figures += [
+            Figure(
+                f"{label}: Sheets {kind}",
+                ours(sync, kind),
+                beside(sync, kind),
+                f"≤ {BUDGET}/min",
+                quota,
+                unit="",
+                digits=0,
+                peer_met=lambda peer: quota(peer, None),
+            )
+            for kind in ("reads", "writes")
+        ]
+    notes = []
+    if with_peer:
+        notes.append(
+            "peer: gspread + pandas; its first run beside our first sync, its later run "
+            f"(tabs exist) beside our {LATE:,}-new sync; a mark after its figure: whether it "
+            "met the same target"
+        )
+    if not args.no_tracemalloc:
+        notes.append("tracemalloc was on: CPU, wall and RSS inflated (--no-tracemalloc)")
+    print_summary(
+        f"summary: {args.agents} agents, {args.answers:,} answers, {args.unanswered:,} "
+        f"unanswered, source {args.source}, {len(runs)} run(s)",
+        figures,
+        notes,
+    )
 
 
 def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
@@ -278,7 +424,7 @@ def seed_database(url: str, args: argparse.Namespace):
     return engine
 
 
-def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: bool) -> None:
+def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: bool) -> dict:
     if trace:
         tracemalloc.start()
     fake_cpu = cpu_seconds(fake_pid)
@@ -289,7 +435,7 @@ def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: b
     fake_cpu = cpu_seconds(fake_pid) - fake_cpu
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     tracemalloc.stop()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     seen, fake_seconds = requests_by_kind(url)
     print(f"\n{label}: status {summary.status} {summary.error or ''}")
     print(
@@ -304,14 +450,22 @@ def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: b
     print(f"  tracemalloc peak {peak / 1e6:.0f} MB; process peak RSS so far {rss_mb:.0f} MB")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests: {budget(seen)}; by kind {seen}")
+    return {
+        "cpu": cpu,
+        "wall": wall,
+        "fake_cpu": fake_cpu,
+        "rss_mb": rss_mb,
+        "reads": seen.get("sheets_read", 0),
+        "writes": seen.get("sheets_write", 0),
+    }
 
 
-def run_peer(fake: dict, fake_pid: int, label: str) -> None:
+def run_peer(fake: dict, fake_pid: int, label: str) -> dict | None:
     """The gspread + pandas script (benchmarks/peer_gspread_pandas.py) in its own process."""
     done, fake_cpu = run_peer_script(fake, fake_pid, "peer_gspread_pandas.py", SHEET, PEER_SHEET)
     if done.returncode != 0:
         print(f"\npeer ({label}) failed: {done.stderr.strip().splitlines()[-1:]}")
-        return
+        return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
     seen, fake_seconds = requests_by_kind(fake["url"])
     print(f"\npeer, gspread + pandas ({label}): {result['agents']} agent tabs")
@@ -321,6 +475,14 @@ def run_peer(fake: dict, fake_pid: int, label: str) -> None:
         f"{result['wall']:.2f} s; peak RSS {result['rss_mb']:.0f} MB"
     )
     print(f"  requests: {budget(seen)}; by kind {seen}")
+    return {
+        "cpu": result["cpu"],
+        "wall": result["wall"],
+        "fake_cpu": fake_cpu,
+        "rss_mb": result["rss_mb"],
+        "reads": seen.get("sheets_read", 0),
+        "writes": seen.get("sheets_write", 0),
+    }
 
 
 if __name__ == "__main__":

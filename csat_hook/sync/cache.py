@@ -8,7 +8,9 @@ the reading settings (sources/table.py), so the same digest always means the sam
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from collections.abc import Container
+from collections.abc import Iterable
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,12 +21,45 @@ from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
 from csat_hook.sync.bulk import bulk_execute
 
+_DELETE_CHUNK = 500  # digests per DELETE ... IN (bounded statements)
 
-def known_row_digests(conn: sa.Connection, processed: Container[str]) -> frozenset[str]:
+
+def known_row_digests(
+    conn: sa.Connection, processed: Container[str]
+) -> tuple[frozenset[str], tuple[str, ...]]:
     """Raw digests of the rows whose identity is in ``processed`` (a row whose answer went,
-    e.g. erased, is parsed again)."""
+    e.g. erased, is parsed again), and the stored digests of any other identity (orphans,
+    which :func:`prune_row_digests` removes)."""
     rows = conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint))
-    return frozenset(digest for digest, fingerprint in rows if fingerprint in processed)
+    known: list[str] = []
+    orphans: list[str] = []
+    for digest, fingerprint in rows:
+        (known if fingerprint in processed else orphans).append(digest)
+    return frozenset(known), tuple(orphans)
+
+
+def prune_row_digests(
+    conn: sa.Connection, known: Collection[str], orphans: Iterable[str], seen: Collection[str]
+) -> int:
+    """After a read of every row of the source: forget the digests no row has any more.
+
+    ``known`` and ``orphans`` are what :func:`known_row_digests` gave before the read, ``seen``
+    the digests of every row the read recognised or stored. What is left of ``known`` belongs to rows edited
+    since or read under other settings (their identities stay processed, in the history), so
+    without this the table would grow with every edit and every settings change, and every
+    run reads all of it. Returns how many went.
+    """
+    # An orphan re-parsed in this read was stored again under its digest: it stays.
+    stale = [d for d in orphans if d not in seen]
+    if any(d not in seen for d in known):
+        stale.extend(d for d in known if d not in seen)
+    for start in range(0, len(stale), _DELETE_CHUNK):
+        conn.execute(
+            sa.delete(sync_row_digests).where(
+                sync_row_digests.c.digest.in_(stale[start : start + _DELETE_CHUNK])
+            )
+        )
+    return len(stale)
 
 
 def insert_row_digests(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:

@@ -39,7 +39,9 @@ class KnownRows(set[str]):
         self.skipped: Mapping[str, str] = dict(skipped or {})
         # Raw digests (sources/table.py ``raw_digest``) of rows whose identity is processed:
         # such a row is unchanged without being parsed.
-        self.raw: Container[str] = frozenset()
+        self.raw: frozenset[str] = frozenset()
+        # Stored raw digests of identities no longer processed (cache.known_row_digests).
+        self.raw_orphans: tuple[str, ...] = ()
 
 
 def raw_of(known: Container[str]) -> Container[str]:
@@ -128,6 +130,8 @@ class SourceBatch:
     # (raw digest, identity) of the readable rows parsed in this read, for the ingest to
     # store: the next run recognises them without parsing.
     raw_digests: list[tuple[str, str]] = field(default_factory=list)
+    # The raw digests rows were recognised by in this read (cache.prune_row_digests).
+    raw_seen: set[str] = field(default_factory=set)
 
 
 def position(ref: str) -> tuple[int, str]:

@@ -193,7 +193,7 @@ class SyncRunner(ReportStep, OutputsStep):
             if memo is None:
                 # Skipped rows are read again: they are not among the processed ones.
                 known = KnownRows(store.known_fingerprints(conn), skipped)
-                known.raw = cache.known_row_digests(conn, known)
+                known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
                 watermark = None if full else store.get_watermark(conn, source.key)
                 every = source.full_read_every
                 if (
@@ -203,7 +203,6 @@ class SyncRunner(ReportStep, OutputsStep):
                 ):
                     watermark = None  # read everything again: edits the filter may have missed
         batch = source.fetch(known, watermark) if memo is None else memo.replay(source.kind)
-        del whole
         clock.lap("read")
         self.lock.renew(holder)
         report, keys = self._ingest_and_report(
@@ -213,6 +212,7 @@ class SyncRunner(ReportStep, OutputsStep):
             skipped,
             sheets,
             read_digest=None if memo is not None else digest,
+            known=None if whole is None or memo is not None else known,
             dry_run=dry_run,
             full=full,
             clock=clock,
@@ -234,6 +234,7 @@ class SyncRunner(ReportStep, OutputsStep):
         sheets: google_api.SheetsApi | None,
         *,
         read_digest: str | None,
+        known: KnownRows | None,
         dry_run: bool,
         full: bool,
         clock: PhaseClock,
@@ -241,7 +242,8 @@ class SyncRunner(ReportStep, OutputsStep):
         """Ingest the batch; then the report, or None when every output already holds it
         (``summary.outputs`` then says so), and the report's key per output.
         ``read_digest``: the batch's whole-read key, to remember with it (read_memo.py); None
-        for a replayed read, whose memo stays as it is."""
+        for a replayed read, whose memo stays as it is. ``known``: what a whole read was
+        given, so that the row digests no row has any more are forgotten (None: keep them)."""
         config = self.config
         now = self.clock()
         data: Dataset | None = None
@@ -270,6 +272,9 @@ class SyncRunner(ReportStep, OutputsStep):
                 skips.record_rereads(conn, batch, skipped)
                 if read_digest is not None:
                     read_memo.record(conn, source.key, read_digest, batch, now)
+                if known is not None and batch.complete:
+                    seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
+                    cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
                 changed = self._changed(result, current, by_key)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.survey_key, row) for row in result.answers)

@@ -122,3 +122,44 @@ def test_a_forgotten_digest_writes_the_report_again(kit):
     kit.fake.reset_requests()
     assert kit.run().status == "ok"
     assert kit.fake.count("sheets_write") == 1
+
+
+def digests(kit) -> set[str]:  # type: ignore[no-untyped-def]
+    return {row.digest for row in kit.rows(sync_row_digests)}
+
+
+def test_digests_no_row_has_any_more_are_forgotten(kit, parsed):
+    rows = seed(kit)
+    assert kit.run().new == 3
+    before = digests(kit)
+    assert len(before) == 3
+
+    # An edit in place: the row's old digest goes, its new one comes.
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 2, 1, 1)
+    assert kit.run().updated == 1
+    after_edit = digests(kit)
+    assert len(after_edit) == 3 and len(after_edit & before) == 2
+
+    # A setting that reads every row differently: every old digest goes.
+    wider = kit.config(metrics={"scale_max": 10, "top_box": 9})
+    kit.run(wider)
+    assert len(digests(kit)) == 3 and not digests(kit) & after_edit
+
+    # A row deleted from the sheet: its digest goes too (its answer stays credited).
+    kit.responses([EN_HEADER, *rows[1:], [T0, "not a rating", "", "", "", ""]])
+    kit.run(wider)
+    assert len(digests(kit)) == 2
+    assert len(kit.rows(answers)) == 3
+
+
+def test_a_digest_whose_answer_went_is_forgotten_and_written_again(kit, parsed):
+    seed(kit)
+    assert kit.run().new == 3
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(answers).where(answers.c.dialog_id == "T-1"))
+    assert kit.run().new == 1
+    # The orphan went, the row parsed again stored its digest again: one per row still.
+    assert len(kit.rows(sync_row_digests)) == 3
+    parsed.clear()
+    kit.run()
+    assert parsed == ["row 5"]  # only the unreadable row, as before

@@ -101,11 +101,13 @@ def read_table(
     key = raw_key(kind, headers, pickers, parser.signature())
     warning_count = parser.warning_count
     seen: set[str] = set()  # a double-click submits the same values twice in one second
+    recognised = batch.raw_seen
     for offset, row in enumerate(rows):
         batch.rows_read += 1
         digest = raw_digest(key, row)
         if digest in raw_known:
             batch.unchanged += 1  # the same cells read the same way: the same processed row
+            recognised.add(digest)
             continue
         values = {role: _pick(row, indexes) for role, indexes in pickers}
         if not any(v is not None for v in values.values()) and all(map(is_blank, row)):

@@ -43,11 +43,11 @@ def prune_row_digests(
 ) -> int:
     """After a read of every row of the source: forget the digests no row has any more.
 
-    ``known`` and ``orphans`` are what :func:`known_row_digests` gave before the read, ``seen``
-    the digests of every row the read recognised or stored. What is left of ``known`` belongs to rows edited
-    since or read under other settings (their identities stay processed, in the history), so
-    without this the table would grow with every edit and every settings change, and every
-    run reads all of it. Returns how many went.
+    ``known`` and ``orphans`` are what :func:`known_row_digests` gave before the read,
+    ``seen`` the digests of every row the read recognised or stored. What is left of
+    ``known`` belongs to rows edited since or read under other settings (their identities
+    stay processed, in the history), so without this the table would grow with every edit
+    and every settings change, and every run reads all of it. Returns how many went.
     """
     # An orphan re-parsed in this read was stored again under its digest: it stays.
     stale = [d for d in orphans if d not in seen]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,9 +38,26 @@ from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report_key import code_identity
+from csat_hook.sync.sources.base import WholeRead
 
 # An outcome bigger than this (thousands of warnings) is not kept: the rows are read instead.
 MAX_OUTCOME_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class MemoKeys:
+    """A whole read's keys: ``settings`` covers everything that reads the bytes (settings,
+    code, the source's reading context), ``digest`` that and the bytes too."""
+
+    settings: str
+    digest: str
+
+    @classmethod
+    def of(cls, config: SyncSettings, source_key: str, whole: WholeRead) -> MemoKeys:
+        return cls(
+            memo_key(config, source_key, b"context " + whole.context),
+            memo_key(config, source_key, b"bytes " + whole.context + whole.content),
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,12 @@ class ReadMemo:
 
     digest: str
     outcome: dict[str, Any]
+
+    @property
+    def resume(self) -> dict[str, Any] | None:
+        """What the source needs to parse only rows added since (``SourceBatch.resume``)."""
+        resume = self.outcome.get("resume")
+        return resume if isinstance(resume, dict) else None
 
     def replay(self, source: str) -> SourceBatch:
         """The batch the rows would give again: all of them unchanged, nothing to store."""
@@ -60,11 +84,23 @@ class ReadMemo:
         batch.columns = {str(k): str(v) for k, v in outcome["columns"].items()}
         return batch
 
+    def extend(self, added: SourceBatch, processed: Container[str]) -> None:
+        """Make ``added`` (the rows after this read's, read with nothing known) the batch of
+        the whole source: this read's rows count as read and unchanged (every one of them was
+        stored), and added submissions already processed are unchanged, not new."""
+        rows_read, blank_rows = int(self.outcome["rows_read"]), int(self.outcome["blank_rows"])
+        added.rows_read += rows_read
+        added.blank_rows += blank_rows
+        added.unchanged += rows_read - blank_rows
+        kept = [s for s in added.submissions if s.fingerprint not in processed]
+        added.unchanged += len(added.submissions) - len(kept)
+        added.submissions = kept
+
 
 def memo_key(config: SyncSettings, source_key: str, source_digest: bytes) -> str:
-    """The key of a read: the source's digest of its bytes and reading context, under every
-    setting of ``results`` and ``metrics`` and the code (keyed by the token secret: the stored
-    value says nothing about the sheet to whoever reads the database)."""
+    """A key under every setting of ``results`` and ``metrics`` and the code, of what the
+    source gives (keyed by the token secret: the stored value says nothing about the sheet
+    to whoever reads the database)."""
     settings = {
         "source": source_key,
         "results": config.results.model_dump(mode="json"),
@@ -86,20 +122,22 @@ def known_count(conn: sa.Connection) -> int:
     return sum(int(conn.execute(query).scalar_one()) for query in counts)
 
 
-def load(conn: sa.Connection, source_key: str, digest: str) -> ReadMemo | None:
-    """The memo of ``source_key`` if its last clean read had ``digest`` and the processed rows
-    are still the ones it left; else None (read the rows)."""
+def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | None:
+    """The memo of ``source_key`` if its last clean read was under ``keys.settings`` and the
+    processed rows are still the ones it left; else None (read the rows)."""
     table = sync_source_reads
     row = conn.execute(
         sa.select(table.c.digest, table.c.known_count, table.c.outcome).where(
             table.c.source == source_key[:255]
         )
     ).one_or_none()
-    if row is None or row.digest != digest or not isinstance(row.outcome, dict):
+    if row is None or not isinstance(row.outcome, dict):
+        return None
+    if row.outcome.get("settings") != keys.settings:
         return None
     if int(row.known_count) != known_count(conn):
         return None
-    return ReadMemo(digest, row.outcome)
+    return ReadMemo(row.digest, row.outcome)
 
 
 def clean(batch: SourceBatch) -> bool:
@@ -108,26 +146,28 @@ def clean(batch: SourceBatch) -> bool:
 
 
 def record(
-    conn: sa.Connection, source_key: str, digest: str | None, batch: SourceBatch, now: datetime
+    conn: sa.Connection, source_key: str, keys: MemoKeys | None, batch: SourceBatch, now: datetime
 ) -> None:
     """After ``batch`` was ingested in this transaction: remember it when it is clean and has
-    a digest, else forget the source's memo (its rows are read next time)."""
+    keys, else forget the source's memo (its rows are read next time)."""
     table = sync_source_reads
     key = source_key[:255]
     outcome = {
+        "settings": keys.settings if keys is not None else None,
         "rows_read": batch.rows_read,
         "blank_rows": batch.blank_rows,
         "warnings": list(batch.warnings),
         "columns": dict(batch.columns),
+        "resume": batch.resume,
     }
     # ASCII JSON: a warning may quote a header holding NUL or a lone surrogate, which neither
     # database stores as text; escaped, it is plain ASCII.
     text = json.dumps(outcome, ensure_ascii=True)
-    if digest is None or not clean(batch) or len(text) > MAX_OUTCOME_BYTES:
+    if keys is None or not clean(batch) or len(text) > MAX_OUTCOME_BYTES:
         conn.execute(sa.delete(table).where(table.c.source == key))
         return
     values = {
-        "digest": digest,
+        "digest": keys.digest,
         "known_count": known_count(conn),
         "outcome": outcome,
         "read_at": now,

@@ -132,6 +132,9 @@ class SourceBatch:
     raw_digests: list[tuple[str, str]] = field(default_factory=list)
     # The raw digests rows were recognised by in this read (cache.prune_row_digests).
     raw_seen: set[str] = field(default_factory=set)
+    # What a later read needs to parse only the rows added after this read's, for a source
+    # that can (ResultsSource.fetch_after); None: a later read reads everything.
+    resume: dict[str, Any] | None = None
 
 
 def position(ref: str) -> tuple[int, str]:

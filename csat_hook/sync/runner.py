@@ -63,6 +63,7 @@ from csat_hook.sync.ingest import ingest
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.outputs_step import OutputsStep
+from csat_hook.sync.read_step import read_source
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
@@ -183,26 +184,9 @@ class SyncRunner(ReportStep, OutputsStep):
         clock = PhaseClock(summary.phases_ms)
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
-        # A whole-reading source reads now; bytes read before are not parsed again.
-        whole = source.prefetch()
-        digest = None if whole is None else read_memo.memo_key(self.config, source.key, whole)
-        known, watermark = KnownRows(), None
-        with self.engine.connect() as conn:
-            skipped = skips.skipped_reasons(conn)
-            memo = None if digest is None or full else read_memo.load(conn, source.key, digest)
-            if memo is None:
-                # Skipped rows are read again: they are not among the processed ones.
-                known = KnownRows(store.known_fingerprints(conn), skipped)
-                known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
-                watermark = None if full else store.get_watermark(conn, source.key)
-                every = source.full_read_every
-                if (
-                    watermark is not None
-                    and every
-                    and store.full_read_due(conn, source.key, every, self.clock())
-                ):
-                    watermark = None  # read everything again: edits the filter may have missed
-        batch = source.fetch(known, watermark) if memo is None else memo.replay(source.kind)
+        read = read_source(self.engine, self.config, source, full=full, now=self.clock())
+        batch, skipped = read.batch, read.skipped
+        summary.read = read.how
         clock.lap("read")
         self.lock.renew(holder)
         report, keys = self._ingest_and_report(
@@ -211,8 +195,8 @@ class SyncRunner(ReportStep, OutputsStep):
             batch,
             skipped,
             sheets,
-            read_digest=None if memo is not None else digest,
-            known=None if whole is None or memo is not None else known,
+            memo=read.memo,
+            known=read.known,
             dry_run=dry_run,
             full=full,
             clock=clock,
@@ -233,7 +217,7 @@ class SyncRunner(ReportStep, OutputsStep):
         skipped: dict[str, str],
         sheets: google_api.SheetsApi | None,
         *,
-        read_digest: str | None,
+        memo: read_memo.MemoKeys | None,
         known: KnownRows | None,
         dry_run: bool,
         full: bool,
@@ -241,9 +225,7 @@ class SyncRunner(ReportStep, OutputsStep):
     ) -> tuple[Report | None, dict[str, str]]:
         """Ingest the batch; then the report, or None when every output already holds it
         (``summary.outputs`` then says so), and the report's key per output.
-        ``read_digest``: the batch's whole-read key, to remember with it (read_memo.py); None
-        for a replayed read, whose memo stays as it is. ``known``: what a whole read was
-        given, so that the row digests no row has any more are forgotten (None: keep them)."""
+        ``memo`` and ``known``: as :class:`~csat_hook.sync.read_step.SourceRead` has them."""
         config = self.config
         now = self.clock()
         data: Dataset | None = None
@@ -270,8 +252,8 @@ class SyncRunner(ReportStep, OutputsStep):
                     now=now,
                 )
                 skips.record_rereads(conn, batch, skipped)
-                if read_digest is not None:
-                    read_memo.record(conn, source.key, read_digest, batch, now)
+                if memo is not None:
+                    read_memo.record(conn, source.key, memo, batch, now)
                 if known is not None and batch.complete:
                     seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)

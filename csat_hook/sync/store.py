@@ -57,6 +57,38 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     return known
 
 
+def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str]:
+    """Which of ``fingerprints`` are processed (:func:`known_fingerprints` for a few rows)."""
+    found: set[str] = set()
+    for start in range(0, len(fingerprints), _IN_CHUNK):
+        chunk = list(fingerprints[start : start + _IN_CHUNK])
+        union = sa.union_all(
+            sa.select(answers.c.fingerprint).where(answers.c.fingerprint.in_(chunk)),
+            sa.select(answer_history.c.fingerprint).where(answer_history.c.fingerprint.in_(chunk)),
+            sa.select(unverified_answers.c.fingerprint).where(
+                unverified_answers.c.fingerprint.in_(chunk)
+            ),
+        )
+        found.update(conn.execute(union).scalars())
+    return found
+
+
+def legacy_present(conn: sa.Connection) -> bool:
+    """Whether any processed row still carries a digest from before identities (only a read
+    of every row re-keys those: see :func:`known_fingerprints`)."""
+    for column in (
+        answers.c.fingerprint,
+        answer_history.c.fingerprint,
+        unverified_answers.c.fingerprint,
+    ):
+        legacy = sa.select(column).where(
+            column.is_not(None), sa.not_(column.startswith(IDENTITY_PREFIX, autoescape=True))
+        )
+        if conn.execute(legacy.limit(1)).first() is not None:
+            return True
+    return False
+
+
 def replace_legacy_fingerprints(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:
     """Store each row's identity in place of the legacy digest it was recognised by (pairs as
     ``SourceBatch.rekeyed`` holds them). Answers and their history carry identities since

@@ -22,6 +22,9 @@ class SyncSummary:
     status: str = "ok"
     dry_run: bool = False
     source: str = ""
+    # How the source was read (sync/read_step.py): "read" (every row), "appended" (only the
+    # rows added since the last read), "replayed" (the same bytes: nothing parsed).
+    read: str = ""
     rows_read: int = 0
     blank_rows: int = 0
     unchanged: int = 0

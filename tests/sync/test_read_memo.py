@@ -72,7 +72,7 @@ def clean_rows(kit, count: int = 4) -> list[list]:  # type: ignore[no-untyped-de
 def read_figures(summary: SyncSummary) -> dict[str, object]:
     """What a read tells the operator (everything but timings and requests)."""
     figures = dataclasses.asdict(summary)
-    for key in ("duration_ms", "phases_ms", "requests", "outputs", "report"):
+    for key in ("duration_ms", "phases_ms", "requests", "outputs", "report", "read"):
         figures.pop(key, None)
     return figures
 
@@ -233,3 +233,66 @@ def test_a_csv_export_read_again(kit, parsed, looked_at, tmp_path: Path):
     summary = kit.run(config)
     assert (summary.new, summary.unchanged) == (0, 3)
     assert looked_at == [3, 3] and kit.rows(sync_source_reads)[0].digest != before
+
+
+def test_rows_added_at_the_bottom_are_the_only_ones_parsed(kit, looked_at):
+    rows = clean_rows(kit)
+    kit.responses([EN_HEADER, *rows])
+    assert kit.run().new == 4
+    late = [kit.survey(f"L-{n}", "9", "Agent 9") for n in range(2)]
+    added = [[T0 + timedelta(days=1, hours=n), 2, "late", "", "", t] for n, t in enumerate(late)]
+    # The second added row again, as a double-click gives, and the first row again (deleted
+    # and added back by hand): both already processed.
+    kit.fake.append_rows(SHEET_ID, TAB, [*added, added[1], rows[0]])
+    summary = kit.run()
+    assert summary.read == "appended" and looked_at == [6, 4]
+    assert (summary.rows_read, summary.new, summary.unchanged, summary.blank_rows) == (10, 2, 7, 1)
+    assert {r.dialog_id for r in kit.rows(answers)} == {"T-0", "T-1", "T-2", "T-3", "L-0", "L-1"}
+    assert kit.rows(answer_history) == []
+    assert any("Agent 9" in str(cell) for row in kit.sheet("Summary") for cell in row)
+
+    # The read after says what a read of every row says, and reads nothing.
+    replayed = kit.run()
+    assert replayed.read == "replayed" and looked_at == [6, 4]
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_source_reads))
+    by_rows = kit.run()
+    assert by_rows.read == "read" and looked_at == [6, 4, 10]
+    assert read_figures(replayed) == read_figures(by_rows)
+    assert (by_rows.rows_read, by_rows.unchanged, by_rows.new) == (10, 9, 0)
+
+
+def test_added_rows_number_as_the_sheet_does(kit, looked_at):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run().new == 4
+    kit.fake.append_rows(SHEET_ID, TAB, [[T0, "not a rating", "", "", "", ""]])
+    summary = kit.run()
+    assert summary.read == "appended" and summary.skipped == {"bad_rating": 1}
+    assert [row["row"] for row in summary.skipped_rows] == ["row 8"]
+    # A read that skipped a row is not remembered: the next one reads every row.
+    assert kit.rows(sync_source_reads) == []
+    assert kit.run().read == "read"
+
+
+def test_an_edit_above_the_added_rows_reads_every_row(kit, looked_at):
+    kit.responses([EN_HEADER, *clean_rows(kit)])
+    assert kit.run().new == 4
+    token = kit.survey("L-0", "9", "Agent 9")
+    kit.fake.append_rows(SHEET_ID, TAB, [[T0 + timedelta(days=1), 2, "", "", "", token]])
+    kit.fake.set_cell(SHEET_ID, TAB, 1, 1, 1)  # row 2's rating, 5 → 1
+    summary = kit.run()
+    assert summary.read == "read" and (summary.new, summary.updated) == (1, 1)
+
+
+def test_text_dates_whose_order_the_column_settles_read_every_row(kit, looked_at):
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    rows = [[f"0{n + 1}/11/2026 10:00:00", 5, "", "", "", t] for n, t in enumerate(tokens)]
+    kit.responses([EN_HEADER, *rows])
+    assert kit.run().new == 3
+    # 13/11: the column is day-first after all; every row may read otherwise now.
+    token = kit.survey("L-0", "9", "Agent 9")
+    kit.fake.append_rows(SHEET_ID, TAB, [["13/11/2026 10:00:00", 4, "", "", "", token]])
+    summary = kit.run()
+    assert summary.read == "read"
+    days = sorted(r.submitted_at.day for r in kit.rows(answers) + kit.rows(answer_history))
+    assert days[-1] == 13 and 11 not in days[:3]  # 01/11 is the 1st of November, not 11 Jan

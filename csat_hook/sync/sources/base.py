@@ -27,6 +27,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from typing import ClassVar
+from typing import NamedTuple
 
 from csat_hook.db.text import storable
 from csat_hook.sync.records import IDENTITY_PREFIX
@@ -59,17 +60,32 @@ class ResultsSource(abc.ABC):
     def key(self) -> str:
         """Identifies this source's state (watermark) across runs."""
 
-    def prefetch(self) -> bytes | None:
-        """Read the whole source now, for :meth:`fetch` to parse, and return a digest of the
-        bytes read and of what reads them besides the settings (a spreadsheet's time zone and
-        locale); None for a source that reads incrementally. The same digest means the same
-        rows read the same way (sync/read_memo.py)."""
+    def prefetch(self) -> WholeRead | None:
+        """Read the whole source now, for :meth:`fetch` or :meth:`fetch_after` to parse, and
+        return the digests of what was read; None for a source that reads incrementally. The
+        same digests mean the same rows read the same way (sync/read_memo.py)."""
         return None
 
     @abc.abstractmethod
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         """New submissions and unreadable rows, skipping fingerprints in ``known`` (from what
         :meth:`prefetch` read, when it was called)."""
+
+    def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:
+        """Only the rows added after an earlier read's rows, parsed as :meth:`fetch` parses
+        them (first row numbers included), when what :meth:`prefetch` read starts with that
+        read's rows; ``resume`` is that read's ``SourceBatch.resume``. None when it does not
+        (then :meth:`fetch` reads everything), or for a source that cannot tell."""
+        return None
+
+
+class WholeRead(NamedTuple):
+    """The digests of a whole read (:meth:`ResultsSource.prefetch`): ``context`` of what reads
+    the bytes besides the settings (a spreadsheet's title, time zone and locale), ``content``
+    of the bytes."""
+
+    context: bytes
+    content: bytes
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -316,13 +332,9 @@ class RowParser:
         )
 
 
-def bytes_digest(context: str, data: bytes) -> bytes:
-    """A whole read's digest (:meth:`ResultsSource.prefetch`): ``context`` then the bytes."""
-    head = context.encode("utf-8", "surrogatepass")
-    digest = hashlib.blake2b(b"%d:" % len(head), digest_size=32)
-    digest.update(head)
-    digest.update(data)
-    return digest.digest()
+def bytes_digest(data: bytes) -> bytes:
+    """A digest of bytes read (:class:`WholeRead`)."""
+    return hashlib.blake2b(data, digest_size=32).digest()
 
 
 def example(value: Any) -> str:

@@ -29,6 +29,7 @@ from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.sources.base import bytes_digest
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import DateOrder
@@ -86,7 +87,7 @@ class CsvResults(ResultsSource):
     def key(self) -> str:
         return f"csv:{self.path.name}"
 
-    def prefetch(self) -> bytes:
+    def prefetch(self) -> WholeRead:
         """The file's bytes, read now; the digest covers them (every setting that reads them
         is in ``results.csv``, which the memo's key covers)."""
         if not self.path.is_file():
@@ -100,7 +101,7 @@ class CsvResults(ResultsSource):
             self._data = self.path.read_bytes()
         except OSError as exc:
             raise self._unreadable(exc) from exc
-        return bytes_digest("", self._data)
+        return WholeRead(b"", bytes_digest(self._data))
 
     def _unreadable(self, exc: Exception) -> SourceError:
         return SourceError(

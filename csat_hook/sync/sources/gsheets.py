@@ -13,6 +13,8 @@ the column or else by the spreadsheet's locale.
 from __future__ import annotations
 
 from collections.abc import Container
+from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,8 +27,14 @@ from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import tab_rows
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.sources.appended import RowsPrefix
+from csat_hook.sync.sources.appended import prefix_of
+from csat_hook.sync.sources.appended import rows_after
+from csat_hook.sync.sources.appended import values_span
+from csat_hook.sync.sources.appended import verified_prefix
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
+from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.sources.base import bytes_digest
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import TimestampColumn
@@ -100,10 +108,9 @@ class GSheetsResults(ResultsSource):
         tab = self.sheet_gid if self.sheet_gid is not None else self.sheet_name
         return f"gsheets:{self.spreadsheet_id}:{tab}"
 
-    def prefetch(self) -> bytes:
-        """The metadata and the tab's values, read now; the digest covers the values as sent,
-        the tab's title and the spreadsheet's time zone and locale (serials and text dates are
-        read in them)."""
+    def prefetch(self) -> WholeRead:
+        """The metadata and the tab's values, read now; the context is the tab's title and the
+        spreadsheet's time zone and locale (serials and text dates are read in them)."""
         metadata = self.api.metadata(self.spreadsheet_id)
         tab = find_tab(metadata, self.sheet_gid, self.sheet_name)
         self.tab_id = tab.get("sheetId")
@@ -112,14 +119,58 @@ class GSheetsResults(ResultsSource):
         self._read = (metadata, tab, body)
         properties = metadata.get("properties", {})
         context = repr((title, properties.get("timeZone"), properties.get("locale")))
-        return bytes_digest(context, body)
+        return WholeRead(bytes_digest(context.encode("utf-8", "surrogatepass")), bytes_digest(body))
 
-    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+    def _take(self) -> tuple[dict[str, Any], dict[str, Any], bytes]:
         if self._read is None:
             self.prefetch()
         assert self._read is not None
-        metadata, tab, body = self._read
-        self._read = None  # the bytes are not kept past the parse
+        read, self._read = self._read, None  # the bytes are not kept past the parse
+        return read
+
+    def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
+        metadata, tab, body = self._take()
+        rows = tab_rows(body)
+        batch = SourceBatch(source=self.kind)
+        if not rows:
+            batch.warnings.append("the responses tab is empty (no header row yet)")
+            return batch
+        if self._parse(batch, metadata, tab, rows[0], rows[1:], known, first_row=2):
+            prefix = verified_prefix(body, rows)
+            batch.resume = prefix.as_dict() if prefix is not None else None
+        return batch
+
+    def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:
+        prefix = RowsPrefix.from_dict(resume)
+        if prefix is None or self._read is None:
+            return None
+        body = self._read[2]
+        span = values_span(body)
+        found = None if span is None else rows_after(body, span, prefix)
+        if span is None or found is None:
+            return None  # fetch reads it all
+        metadata, tab, body = self._take()
+        header, added = found
+        batch = SourceBatch(source=self.kind)
+        rows = prefix.rows + len(added)
+        if self._parse(batch, metadata, tab, header, added, known, first_row=prefix.rows + 1):
+            batch.resume = prefix_of(body, span, rows).as_dict()
+        return batch
+
+    def _parse(
+        self,
+        batch: SourceBatch,
+        metadata: dict[str, Any],
+        tab: dict[str, Any],
+        header: Sequence[Any],
+        rows: Sequence[Sequence[Any]],
+        known: Container[str],
+        *,
+        first_row: int,
+    ) -> bool:
+        """Parse ``rows`` into ``batch``; True when rows added later can be read alone: no
+        value of the timestamp column had a day/month order to settle (which rows added later
+        could change) and no row's reading warned."""
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
             tz = ZoneInfo(zone_name)
@@ -136,17 +187,11 @@ class GSheetsResults(ResultsSource):
                 return from_serial(float(value), tz)
             return text_stamps.parse(value)
 
-        rows = tab_rows(body)
-        del body
-        batch = SourceBatch(source=self.kind)
-        if not rows:
-            batch.warnings.append("the responses tab is empty (no header row yet)")
-            return batch
         read_table(
             batch,
             self.kind,
-            rows[0],
-            rows[1:],
+            header,
+            rows,
             self.columns,
             RowParser(
                 self.ratings,
@@ -156,10 +201,11 @@ class GSheetsResults(ResultsSource):
             ),
             known,
             where=f"tab {tab.get('title')!r}",
+            first_row=first_row,
             scan_timestamps=text_stamps.scan,
         )
         batch.warnings.extend(
             f"{count} text timestamps: {text}"
             for text, count in sorted(text_stamps.warnings.items())
         )
-        return batch
+        return not text_stamps.dated and not text_stamps.warning_count()

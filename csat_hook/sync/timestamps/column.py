@@ -63,6 +63,9 @@ class TimestampColumn(TimestampReader):
         )
         self.configured = configured
         self.locale_order = locale_date_order(locale)
+        # Whether a scanned value had a day and a month whose order the column settles: a
+        # column without any reads every value alike, whatever rows are added to it.
+        self.dated = False
 
     def describe(self) -> str:
         """The settings a text timestamp is read with, as text (for a row's raw digest)."""
@@ -83,6 +86,7 @@ class TimestampColumn(TimestampReader):
             fields = _date_fields(value)
             if fields is None:
                 continue
+            self.dated = True
             day_first = day_first or fields[0] > 12
             month_first = month_first or fields[1] > 12
             if day_first and month_first:

@@ -1,0 +1,76 @@
+"""The sync's first step: read the source, doing only the work its bytes call for.
+
+Three ways, cheapest first, each giving the batch a row-by-row read of every row would give:
+
+* **replayed**: a whole-reading source's bytes are those of its last clean read, under the
+  same settings, with the processed rows as that read left them: its outcome is said again
+  and nothing is decoded (:mod:`.read_memo`);
+* **appended**: the bytes start with that read's rows and go on with more: only the added rows
+  are decoded and parsed (``ResultsSource.fetch_after``), and the identities among them that
+  are already processed (a row deleted and added back, a double-click across two reads) are
+  looked up in the database instead of loading every processed identity;
+* **read**: everything, each row recognised by its digest or parsed (``ResultsSource.fetch``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from csat_hook.sync import cache
+from csat_hook.sync import read_memo
+from csat_hook.sync import skips
+from csat_hook.sync import store
+from csat_hook.sync.config import SyncSettings
+from csat_hook.sync.records import KnownRows
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.sources.base import ResultsSource
+
+
+@dataclass
+class SourceRead:
+    """A read's batch and what the ingest needs besides it.
+
+    ``skipped``: the rows recorded as skipped before the read (identity → reason).
+    ``memo``: the keys to remember the batch under (None: a replay, whose memo stays).
+    ``known``: what a row-by-row whole read was given, so that the row digests no row has any
+    more are forgotten after it (None: no such read).
+    ``how``: ``replayed``, ``appended`` or ``read``.
+    """
+
+    batch: SourceBatch
+    skipped: dict[str, str]
+    memo: read_memo.MemoKeys | None
+    known: KnownRows | None
+    how: str
+
+
+def read_source(
+    engine: Engine, config: SyncSettings, source: ResultsSource, *, full: bool, now: datetime
+) -> SourceRead:
+    """Read ``source`` (``full``: every row, row by row, whatever was remembered)."""
+    whole = source.prefetch()
+    keys = None if whole is None else read_memo.MemoKeys.of(config, source.key, whole)
+    with engine.connect() as conn:
+        skipped = skips.skipped_reasons(conn)
+        memo = None if keys is None or full else read_memo.load(conn, source.key, keys)
+        if memo is not None and keys is not None and memo.digest == keys.digest:
+            return SourceRead(memo.replay(source.kind), skipped, None, None, "replayed")
+        if memo is not None and memo.resume is not None and not store.legacy_present(conn):
+            # Nothing is given as known: what the added rows hold is looked up below.
+            batch = source.fetch_after(memo.resume, KnownRows(skipped=skipped))
+            if batch is not None:
+                processed = store.processed_among(conn, [s.fingerprint for s in batch.submissions])
+                memo.extend(batch, processed)
+                return SourceRead(batch, skipped, keys, None, "appended")
+        # Skipped rows are read again: they are not among the processed ones.
+        known = KnownRows(store.known_fingerprints(conn), skipped)
+        known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
+        watermark = None if full else store.get_watermark(conn, source.key)
+        every = source.full_read_every
+        if watermark is not None and every and store.full_read_due(conn, source.key, every, now):
+            watermark = None  # read everything again: edits the filter may have missed
+    batch = source.fetch(known, watermark)
+    return SourceRead(batch, skipped, keys, known if whole is not None else None, "read")

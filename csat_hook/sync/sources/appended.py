@@ -1,0 +1,170 @@
+"""Rows appended to a ``values.batchGet`` response read before, found in its bytes.
+
+A responses sheet mostly grows at the bottom. When a response's rows start with exactly the
+bytes of an earlier response's rows, those rows are the earlier rows (JSON decoding of a run
+of complete array elements does not depend on what follows them), and only the rest needs
+decoding. Everything here is checked, not assumed; any doubt answers None and the caller
+decodes the whole response as usual:
+
+* the ``values`` array is found by its key and by the document's closing brackets, and the
+  document with that array emptied must decode to one ValueRange whose ``values`` is ``[]``;
+  after a read of every row, the span must decode to exactly the rows read
+  (:func:`verified_prefix`), so a prefix never covers anything but those rows;
+* the earlier rows are compared by a digest of their bytes (length and blake2b-256);
+* what follows them must be nothing or ``,`` and complete JSON arrays, decoded one by one
+  with the same decoder ``json.loads`` uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_KEY = re.compile(rb'"values"\s*:\s*\[')
+_WHITESPACE = b" \t\n\r"
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class RowsPrefix:
+    """Where a response's rows end: the byte length of its ``values`` array content up to
+    the last row's closing bracket, that content's digest, and how many rows it holds (the
+    header included)."""
+
+    length: int
+    digest: str
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"length": self.length, "digest": self.digest, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RowsPrefix | None:
+        try:
+            return cls(int(data["length"]), str(data["digest"]), int(data["rows"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def values_span(body: bytes) -> tuple[int, int] | None:
+    """``(start, end)``: ``body[start:end]`` is the content of the response's ``values``
+    array (between its brackets); None when the body is not one ValueRange with rows."""
+    found = _KEY.search(body)
+    if found is None:
+        return None
+    start = found.end()
+    end = _before_closing(body)
+    if end is None or end < start:
+        return None
+    try:
+        shell = json.loads(body[:start] + body[end:])
+    except ValueError:
+        return None
+    ranges = shell.get("valueRanges") if isinstance(shell, dict) else None
+    if not (isinstance(ranges, list) and len(ranges) == 1 and isinstance(ranges[0], dict)):
+        return None
+    return (start, end) if ranges[0].get("values") == [] else None
+
+
+def _before_closing(body: bytes) -> int | None:
+    """The index of the ``values`` array's ``]`` if the body ends ``] } ] }`` (whitespace
+    between): the array, its ValueRange, ``valueRanges`` and the document closing."""
+    at = len(body)
+    for expected in b"}]}]":
+        at = _last_non_space(body, 0, at) - 1
+        if at < 0 or body[at] != expected:
+            return None
+    return at
+
+
+def _last_non_space(body: bytes, start: int, end: int) -> int:
+    """The end of ``body[start:end]`` without its trailing whitespace (no copy)."""
+    while end > start and body[end - 1] in _WHITESPACE:
+        end -= 1
+    return end
+
+
+def verified_prefix(body: bytes, rows: list[Any]) -> RowsPrefix | None:
+    """The prefix of a response whose ``rows`` were decoded from it in full, if its span
+    decodes to exactly those rows (else, say with two ranges in one response, the span is
+    not that array: None)."""
+    span = values_span(body)
+    if span is None:
+        return None
+    start, end = span
+    try:
+        if json.loads(body[start - 1 : end + 1]) != rows:
+            return None
+    except ValueError:
+        return None
+    return prefix_of(body, span, len(rows))
+
+
+def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:
+    """The prefix that ends after the last of the ``rows`` rows ``body`` holds."""
+    start, end = span
+    length = _last_non_space(body, start, end) - start
+    return RowsPrefix(length, _digest(body[start : start + length]), rows)
+
+
+def rows_after(
+    body: bytes, span: tuple[int, int], prefix: RowsPrefix
+) -> tuple[list[Any], list[list[Any]]] | None:
+    """``(header, appended rows)`` when ``body``'s rows start with ``prefix``'s bytes; else
+    None. The header is the first row (it is part of the prefix)."""
+    start, end = span
+    if prefix.rows < 1 or end - start < prefix.length:
+        return None
+    if _digest(body[start : start + prefix.length]) != prefix.digest:
+        return None
+    try:
+        head = body[start : start + prefix.length].decode("utf-8")
+        rest = body[start + prefix.length : end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    header = _first(head)
+    appended = _elements(rest)
+    if header is None or appended is None:
+        return None
+    return header, appended
+
+
+def _first(text: str) -> list[Any] | None:
+    at = _skip(text, 0)
+    try:
+        row, _ = _DECODER.raw_decode(text, at)
+    except ValueError:
+        return None
+    return row if isinstance(row, list) else None
+
+
+def _elements(text: str) -> list[list[Any]] | None:
+    """``, [..], [..]`` → the arrays; None for anything else."""
+    rows: list[list[Any]] = []
+    at = _skip(text, 0)
+    while at < len(text):
+        if text[at] != ",":
+            return None
+        at = _skip(text, at + 1)
+        try:
+            row, at = _DECODER.raw_decode(text, at)
+        except ValueError:
+            return None
+        if not isinstance(row, list):
+            return None
+        rows.append(row)
+        at = _skip(text, at)
+    return rows
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=32).hexdigest()

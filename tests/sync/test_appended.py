@@ -1,0 +1,123 @@
+"""Rows appended to a batchGet response, found in its bytes (sync/sources/appended.py): only
+a response whose rows start with exactly the earlier rows' bytes gives the added rows, in the
+layouts Google and the fake write; anything else answers None (the caller decodes it all)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from csat_hook.sync.sources.appended import RowsPrefix
+from csat_hook.sync.sources.appended import rows_after
+from csat_hook.sync.sources.appended import values_span
+from csat_hook.sync.sources.appended import verified_prefix
+
+HEADER = ["Отметка времени", "Оценка", "Комментарий", "Reference"]
+ROWS: list[list[Any]] = [
+    HEADER,
+    [46000.5, 5, "ok", "tok-1"],
+    [],  # a blank row in the middle: Google sends []
+    [46001.25, 4, 'a "quoted" ], [ comment\n', "tok-2"],
+]
+
+
+def body(rows: list[list[Any]], *, indent: int | None = None, ascii_only: bool = False) -> bytes:
+    document = {
+        "spreadsheetId": "1AbC",
+        "valueRanges": [
+            {
+                "range": f"'Form \"values\" 1'!A1:D{len(rows)}",
+                "majorDimension": "ROWS",
+                "values": rows,
+            }
+        ],
+    }
+    text = json.dumps(document, indent=indent, ensure_ascii=ascii_only)
+    return text.encode("utf-8")
+
+
+def prefix(data: bytes) -> RowsPrefix:
+    """The prefix a read of every row of ``data`` leaves."""
+    found = verified_prefix(data, json.loads(data)["valueRanges"][0]["values"])
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "Google's two-space layout"])
+def test_added_rows_are_found_and_decoded_as_json_loads_does(indent):
+    before = body(ROWS, indent=indent)
+    added = [[46002.0, 1, "новый", "tok-3"], [], [46003.0, "5", None, "tok-4"]]
+    after = body([*ROWS, *added], indent=indent)
+    span = values_span(after)
+    assert span is not None
+    found = rows_after(after, span, prefix(before))
+    assert found == (HEADER, added)
+    assert found[1] == json.loads(after)["valueRanges"][0]["values"][len(ROWS) :]
+    # Nothing added: no rows.
+    assert rows_after(before, values_span(before), prefix(before)) == (HEADER, [])
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        [HEADER, [46000.5, 4, "ok", "tok-1"], [], ROWS[3]],  # a rating edited
+        [HEADER, ROWS[1], ROWS[3]],  # a row deleted
+        [HEADER, [46000.5, 5, "ok", "tok-1"], [], ROWS[3][:3]],  # a last cell emptied
+        [[*HEADER, "NPS"], *ROWS[1:]],  # a question added
+    ],
+    ids=["edited", "deleted", "trimmed", "header"],
+)
+def test_any_change_to_the_earlier_rows_answers_none(changed):
+    earlier = prefix(body(ROWS))
+    after = body([*changed, [46009.0, 3, "", "tok-9"]])
+    assert rows_after(after, values_span(after), earlier) is None
+
+
+def test_an_escaped_encoding_of_the_same_rows_is_not_mistaken():
+    # A lone surrogate anywhere makes the whole response ASCII-escaped: other bytes.
+    earlier = prefix(body(ROWS))
+    after = body([*ROWS, [46009.0, 3, "\ud800", "tok-9"]], ascii_only=True)
+    assert rows_after(after, values_span(after), earlier) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"[]",
+        b'{"spreadsheetId": "x", "valueRanges": [{"range": "A1"}]}',  # no values (empty tab)
+        b'{"valueRanges": [{"values": [["a"]], "range": "A1"}]}',  # values not last
+        b'{"valueRanges": [{"values": [["a"]]}, {"values": [["b"]]}]}',  # two ranges
+        b'{"valueRanges": [{"values": [["a"]]}]} trailing',
+        b'{"valueRanges": [{"values": [["a"]]}]',  # cut short
+        b'{"a": "\\"values\\": [", "valueRanges": [{"values": [["a"]]}]}',
+    ],
+)
+def test_a_body_that_is_not_one_value_range_gives_no_prefix(data):
+    assert verified_prefix(data, [["a"]]) is None or data.startswith(b'{"a"')
+    if data.startswith(b'{"a"'):  # the escaped key: the real array is the one found
+        assert verified_prefix(data, [["a"]]) == prefix(data)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b', "not a row"', b", [1] [2]", b", [1], ", b", [1,", b" [1]", b", {}"],
+)
+def test_added_elements_that_are_not_rows_answer_none(tail):
+    before = body([HEADER, [1]])
+    earlier = prefix(before)
+    span = values_span(before)
+    assert span is not None
+    end = span[1]
+    after = before[:end] + tail + before[end:]
+    new_span = values_span(after)
+    assert new_span is None or rows_after(after, new_span, earlier) is None
+
+
+def test_a_prefix_read_back_from_storage():
+    earlier = prefix(body(ROWS))
+    assert RowsPrefix.from_dict(earlier.as_dict()) == earlier
+    assert RowsPrefix.from_dict({"length": "x"}) is None
+    assert RowsPrefix.from_dict(None) is None

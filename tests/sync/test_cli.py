@@ -34,6 +34,7 @@ SUMMARY_KEYS = {
     "status",
     "dry_run",
     "source",
+    "read",
     "rows_read",
     "blank_rows",
     "unchanged",

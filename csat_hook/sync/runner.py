@@ -63,9 +63,8 @@ from csat_hook.sync.ingest import ingest
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.outputs_step import OutputsStep
+from csat_hook.sync.read_step import SourceRead
 from csat_hook.sync.read_step import read_source
-from csat_hook.sync.records import KnownRows
-from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report import Report
 from csat_hook.sync.report_step import MAX_UNVERIFIED_LISTED
 from csat_hook.sync.report_step import ReportStep
@@ -185,23 +184,13 @@ class SyncRunner(ReportStep, OutputsStep):
         sheets, forms = self._google_clients(log)
         source = build_source(self.config, sheets=sheets, forms=forms)
         read = read_source(self.engine, self.config, source, full=full, now=self.clock())
-        batch, skipped = read.batch, read.skipped
         summary.read = read.how
         clock.lap("read")
         self.lock.renew(holder)
         report, keys = self._ingest_and_report(
-            summary,
-            source,
-            batch,
-            skipped,
-            sheets,
-            memo=read.memo,
-            known=read.known,
-            dry_run=dry_run,
-            full=full,
-            clock=clock,
+            summary, source, read, sheets, dry_run=dry_run, full=full, clock=clock
         )
-        del batch  # every submission read; not needed while the report is written
+        del read  # every submission read; not needed while the report is written
         self.lock.renew(holder)
         if report is not None:
             summary.outputs = self._write_outputs(
@@ -213,19 +202,16 @@ class SyncRunner(ReportStep, OutputsStep):
         self,
         summary: SyncSummary,
         source: ResultsSource,
-        batch: SourceBatch,
-        skipped: dict[str, str],
+        read: SourceRead,
         sheets: google_api.SheetsApi | None,
         *,
-        memo: read_memo.MemoKeys | None,
-        known: KnownRows | None,
         dry_run: bool,
         full: bool,
         clock: PhaseClock,
     ) -> tuple[Report | None, dict[str, str]]:
         """Ingest the batch; then the report, or None when every output already holds it
-        (``summary.outputs`` then says so), and the report's key per output.
-        ``memo`` and ``known``: as :class:`~csat_hook.sync.read_step.SourceRead` has them."""
+        (``summary.outputs`` then says so), and the report's key per output."""
+        batch, skipped = read.batch, read.skipped
         config = self.config
         now = self.clock()
         data: Dataset | None = None
@@ -252,11 +238,11 @@ class SyncRunner(ReportStep, OutputsStep):
                     now=now,
                 )
                 skips.record_rereads(conn, batch, skipped)
-                if memo is not None:
-                    read_memo.record(conn, source.key, memo, batch, now)
-                if known is not None and batch.complete:
+                if read.memo is not None:
+                    read_memo.record(conn, source.key, read.memo, batch, now)
+                if read.known is not None and batch.complete:
                     seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
-                    cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
+                    cache.prune_row_digests(conn, read.known.raw, read.known.raw_orphans, seen)
                 changed = self._changed(result, current, by_key)
                 # One read of the answers: the batch's new and replaced ones merged in memory.
                 current.update((row.survey_key, row) for row in result.answers)
@@ -288,6 +274,8 @@ class SyncRunner(ReportStep, OutputsStep):
         # the database rows go before the report is built, the run's peak of memory.
         batch.submissions.clear()
         batch.raw_digests.clear()
+        batch.raw_seen.clear()
+        read.known = None  # every processed identity and row digest: not needed any more
         del result, by_key
         clock.lap("ingest")
         language = self._language(sheets, source)

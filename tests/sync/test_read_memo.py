@@ -296,3 +296,87 @@ def test_text_dates_whose_order_the_column_settles_read_every_row(kit, looked_at
     assert summary.read == "read"
     days = sorted(r.submitted_at.day for r in kit.rows(answers) + kit.rows(answer_history))
     assert days[-1] == 13 and 11 not in days[:3]  # 01/11 is the 1st of November, not 11 Jan
+
+
+def export_lines(kit, prefix: str, count: int, start: int = 0) -> list[str]:  # type: ignore[no-untyped-def]
+    """Rows as Forms' "Download responses (.csv)" writes them (year first, a zone)."""
+    tokens = [kit.survey(f"{prefix}-{n}", str(n), f"Agent {n}") for n in range(start, count)]
+    return [
+        f'2026/11/1{n % 10} 3:47:14 PM GMT+3,{4 + n % 2},"ok, ""fine""",Agent {n},{prefix}-{n},{t}'
+        for n, t in zip(range(start, count), tokens, strict=True)
+    ]
+
+
+CSV_HEADER = "Timestamp,Rating,Comment,Agent,Ticket,Reference"
+
+
+def csv_config(kit, export: Path, **csv_options):  # type: ignore[no-untyped-def]
+    return kit.config(
+        results={"source": "csv", "csv": {"path": str(export), **csv_options}},
+        output={"gsheets": {"enabled": False}},
+    )
+
+
+def test_a_csv_export_downloaded_again_with_more_rows(kit, looked_at, tmp_path: Path):
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "C", 3)]
+    export.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())  # BOM, CRLF
+    config = csv_config(kit, export)
+    assert kit.run(config).new == 3
+    more = export_lines(kit, "C", 5, start=3)
+    export.write_bytes(("\ufeff" + "\r\n".join([*lines, *more]) + "\r\n").encode())
+    summary = kit.run(config)
+    assert summary.read == "appended" and looked_at == [3, 2]
+    assert (summary.rows_read, summary.new, summary.unchanged) == (5, 2, 3)
+    stored = {r.dialog_id: r.comment for r in kit.rows(answers)}
+    assert stored["C-4"] == 'ok, "fine"'
+    assert kit.run(config).read == "replayed"
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "",  # the last line without a line break
+        '\r\n2026/11/19 3:47:14 PM GMT+3,5,"an unfinished\r\n',  # ends inside a quoted cell
+    ],
+    ids=["no final line break", "inside quotes"],
+)
+def test_a_csv_export_that_does_not_end_a_record_is_read_whole_next_time(
+    kit, looked_at, tmp_path: Path, ending: str
+):
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "C", 3)]
+    export.write_text("\r\n".join(lines) + ending, encoding="utf-8")
+    config = csv_config(kit, export)
+    kit.run(config)
+    more = export_lines(kit, "C", 4, start=3)
+    export.write_text("\r\n".join(lines) + ending + "\r\n".join(["", *more, ""]), encoding="utf-8")
+    assert kit.run(config).read == "read"
+
+
+def test_a_sheet_saved_as_csv_with_dates_to_order(kit, looked_at, tmp_path: Path):
+    tokens = [kit.survey(f"S-{n}", str(n), f"Agent {n}") for n in range(4)]
+    rows = [f"0{n + 1}/11/2026 10:00:00,5,,,S-{n},{t}" for n, t in enumerate(tokens)]
+    export = tmp_path / "saved.csv"
+    export.write_text("\n".join([CSV_HEADER, *rows[:3]]) + "\n", encoding="utf-8")
+    auto = csv_config(kit, export, timezone="Europe/Moscow", date_order="DMY")
+    assert kit.run(auto).new == 3
+    export.write_text("\n".join([CSV_HEADER, *rows]) + "\n", encoding="utf-8")
+    # The order is configured: added rows cannot change how the earlier ones read.
+    assert kit.run(auto).read == "appended"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "codec"),
+    [
+        ("utf-8", "utf-8"),
+        ("utf-8-sig", "utf-8"),  # the mark only at the start of the file
+        ("cp1251", "cp1251"),
+        ("latin-1", "iso8859-1"),
+        ("utf-16", None),  # bytes after a line break do not decode alone
+        ("utf-16-le", None),
+        ("no-such-codec", None),
+    ],
+)
+def test_which_encodings_can_decode_added_rows_alone(encoding, codec):
+    assert csv_export._tail_codec(encoding) == codec

@@ -10,7 +10,9 @@ as wall-clock time in ``results.csv.timezone``. Every layout is read by
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 from collections.abc import Container
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from csat_hook.errors import ResultsMissingError
@@ -110,22 +113,91 @@ class CsvResults(ResultsSource):
         )
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
-        if self._data is None:
-            self.prefetch()
-        assert self._data is not None
-        data, self._data = self._data, None  # the bytes are not kept past the parse
+        data = self._take()
         try:
             # newline="": line ends inside quoted cells reach the csv reader as written.
-            text = io.StringIO(data.decode(self.encoding), newline="")
-            del data
-            records = list(csv.reader(text, delimiter=self.delimiter))
+            text = data.decode(self.encoding)
+            records = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc) from exc
-        del text
+        resume = (
+            {"length": len(data), "digest": _digest(data), "rows": len(records)}
+            if self._ends(text)
+            else None
+        )
+        del data, text
         batch = SourceBatch(source=self.kind)
         if not records:
             batch.warnings.append(f"{self.path} is empty")
             return batch
+        if self._parse(batch, records[0], records[1:], known, first_row=2):
+            batch.resume = resume
+        return batch
+
+    def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:
+        data, codec = self._data, _tail_codec(self.encoding)
+        try:
+            length, digest, rows = int(resume["length"]), str(resume["digest"]), int(resume["rows"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if data is None or codec is None or rows < 1 or len(data) < length:
+            return None
+        if _digest(data[:length]) != digest:
+            return None
+        try:
+            head = data[:length].decode(self.encoding)
+            tail = data[length:].decode(codec)
+            header = next(csv.reader(io.StringIO(head, newline=""), delimiter=self.delimiter))
+            added = list(csv.reader(io.StringIO(tail, newline=""), delimiter=self.delimiter))
+        except (UnicodeError, LookupError, csv.Error, StopIteration):
+            return None  # fetch reads it all, and says what is wrong
+        self._data = None
+        later = (
+            {"length": len(data), "digest": _digest(data), "rows": rows + len(added)}
+            if self._ends(tail)
+            else None
+        )
+        del data, head, tail
+        batch = SourceBatch(source=self.kind)
+        if self._parse(batch, header, added, known, first_row=rows + 1):
+            batch.resume = later
+        return batch
+
+    def _take(self) -> bytes:
+        if self._data is None:
+            self.prefetch()
+        assert self._data is not None
+        data, self._data = self._data, None  # the bytes are not kept past the parse
+        return data
+
+    def _ends(self, text: str) -> bool:
+        """Whether ``text`` ends at the end of a record, so that rows added after it read
+        alone as they would in the whole file: it ends with a line break that is not inside
+        a quoted cell (the strict reader refuses a file ending inside quotes; it may refuse
+        other files the lenient one reads, which only costs a read of every row)."""
+        if _tail_codec(self.encoding) is None or not text.endswith("\n"):
+            return False
+        try:
+            for _ in csv.reader(
+                io.StringIO(text, newline=""), delimiter=self.delimiter, strict=True
+            ):
+                pass
+        except csv.Error:
+            return False
+        return True
+
+    def _parse(
+        self,
+        batch: SourceBatch,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        known: Container[str],
+        *,
+        first_row: int,
+    ) -> bool:
+        """Parse ``rows`` into ``batch``; True when rows added later can be read alone (no
+        value whose day/month order the column settles, unless the order is configured, and
+        no reading warned)."""
         stamps = TimestampColumn(
             self.tz,
             configured=self.date_order,
@@ -135,8 +207,8 @@ class CsvResults(ResultsSource):
         read_table(
             batch,
             self.kind,
-            records[0],
-            records[1:],
+            header,
+            rows,
             self.columns,
             RowParser(
                 self.ratings,
@@ -146,9 +218,29 @@ class CsvResults(ResultsSource):
             ),
             known,
             where=f"results.csv.path ({self.path.name})",
+            first_row=first_row,
             scan_timestamps=stamps.scan,
         )
         batch.warnings.extend(
             f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())
         )
-        return batch
+        return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
+
+
+def _tail_codec(encoding: str) -> str | None:
+    """The codec that decodes a file's bytes after a line break as they decode in the whole
+    file, or None when bytes cannot be decoded from the middle (UTF-16 and the like). A
+    byte-order mark is stripped only at the start of the file."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    if name == "utf-8-sig":
+        return "utf-8"
+    if "\n".encode(name) != b"\n" or name.startswith(("utf-16", "utf-32", "utf-7")):
+        return None
+    return name
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=32).hexdigest()

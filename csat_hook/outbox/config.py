@@ -44,6 +44,9 @@ class DeliveryConfig(StrictModel):
     read_timeout_seconds: float = Field(default=15, gt=0, le=600)
     concurrency: int = Field(default=4, ge=1, le=64)
     poll_seconds: float = Field(default=5, gt=0, le=3600)
+    # After a wake-up, how long the dispatcher lets more replies arrive before it claims:
+    # closes queued within it cost one claim statement, not one each (0: claim at once).
+    claim_linger_seconds: float = Field(default=0.01, ge=0, le=1)
     lease_seconds: float = Field(default=120, ge=5, le=86400)
     heartbeat_seconds: float = Field(default=2, gt=0, le=600)
     worker_dead_after_seconds: float = Field(default=10, gt=0, le=3600)

@@ -7,7 +7,8 @@ and records its outcome (:mod:`csat_hook.outbox.recorder`). Retryable failures c
 the retry policy's delay (or the vendor's ``Retry-After``); permanent ones, or running out of
 ``delivery.max_attempts``, mark the reply failed with its reason. The dispatcher sleeps until
 woken by a newly queued reply, enough free threads, the next due time, or
-``delivery.poll_seconds`` at most.
+``delivery.poll_seconds`` at most; once woken, it lets ``delivery.claim_linger_seconds`` pass
+so that replies queued together are claimed together.
 
 A heartbeat thread (:mod:`csat_hook.outbox.heartbeat`) proves the process alive, keeps the
 leases of the replies in flight, takes over the replies of gone workers, and closes the fence
@@ -153,6 +154,7 @@ class DeliveryWorker:
         # threads, in one statement. Waking every delivery thread on each NOTIFY instead would
         # cost one claim query per thread per queued reply.
         poll = self.config.poll_seconds
+        linger = self.config.claim_linger_seconds
         failures = 0
         while not self._stop.is_set():
             seen = self.waker.generation
@@ -179,7 +181,10 @@ class DeliveryWorker:
                     "worker.database-unavailable",
                     extra={"error": type(exc.orig).__name__, "delay": timeout},
                 )
-            self.waker.wait(seen, timeout)
+            if self.waker.wait(seen, timeout) and linger:
+                # Woken (a reply queued, threads freed): let the replies queued right after
+                # it arrive too, and claim them all in one statement.
+                self._stop.wait(linger)
 
     def _pass_wake_on(self) -> None:
         if self.engine.dialect.name != "postgresql":

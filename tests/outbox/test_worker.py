@@ -416,3 +416,46 @@ def test_marking_sent_records_a_found_agent_id_but_never_replaces_the_closes(ser
     with services.engine.connect() as conn:
         found = dict(conn.execute(sa.select(surveys.c.dialog_id, surveys.c.agent_id)).all())
     assert found == {"with-id": "7", "without": "found-9"}
+
+
+@pytest.mark.parametrize(("linger", "claims"), [(0.5, [3]), (0, [1, 1, 1])])
+def test_replies_queued_together_are_claimed_together(
+    make_config, make_services, fake_helpdesk, monkeypatch, linger, claims
+):
+    services = make_services(
+        make_config(delivery={"poll_seconds": 60, "claim_linger_seconds": linger})
+    )
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    sizes: list[int] = []  # replies per claim statement that claimed any
+    claim_due, claim_with_surveys = store.claim_due, store.claim_with_surveys
+
+    def counting_due(*args: Any, **kwargs: Any) -> Any:  # SQLite
+        rows = claim_due(*args, **kwargs)
+        sizes.extend([len(rows)] if rows else [])
+        return rows
+
+    def counting_with_surveys(*args: Any, **kwargs: Any) -> Any:  # PostgreSQL
+        rows, found, due = claim_with_surveys(*args, **kwargs)
+        sizes.extend([len(rows)] if rows else [])
+        return rows, found, due
+
+    monkeypatch.setattr(store, "claim_due", counting_due)
+    monkeypatch.setattr(store, "claim_with_surveys", counting_with_surveys)
+    worker = services.delivery_worker()
+    worker.start(threads=4)
+    try:
+        time.sleep(0.2)  # the dispatcher is waiting
+        for n in range(3):
+            queue_generic(services, f"D-{n}")
+            if not linger:
+                # Without a linger each wake-up claims at once: let it, before the next.
+                deadline = time.monotonic() + 5
+                while sum(sizes) <= n and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while len(fake_helpdesk.api_requests()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert len(fake_helpdesk.api_requests()) == 3
+    assert sizes == claims

@@ -77,7 +77,7 @@ def ingest(
     credited: list[Credited] = []
     unverified: list[Unverified] = []
     for submission in batch.submissions:
-        checked = check_reference(submission, secrets)
+        checked = check_reference(submission, secrets, surveys)
         if isinstance(checked, Credited):
             credited.append(checked)
         else:

@@ -28,6 +28,7 @@ from typing import Any
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -39,6 +40,7 @@ from csat_hook.settings import StrictModel
 VERSION = "1"
 TAG_BYTES = 12
 MAX_TOKEN_LENGTH = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOMAIN = b"csat-hook/survey-ref/v1\x00"
 
 
@@ -227,9 +229,14 @@ def _padded(text: str) -> bytes:
 def _read(payload: bytes) -> SurveyRef:
     """The reference a signed payload binds."""
     try:
-        fields = [_unescape(f) for f in payload.decode("utf-8").split("|")]
+        text = payload.decode("utf-8")
+        fields = text.split("|")
+        if "%" in text:  # escaped field values (rare)
+            fields = [_unescape(f) for f in fields]
         version, helpdesk, dialog_id, agent, issued, nonce = fields
-        issued_at = datetime.fromtimestamp(int(issued, 36), tz=UTC)
+        # The epoch plus whole seconds: datetime.fromtimestamp(seconds, UTC) exactly, in half
+        # the time (both raise ValueError or OverflowError out of range).
+        issued_at = _EPOCH + timedelta(0, int(issued, 36))
     except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         # A valid tag over an unreadable payload means a bug or a future format, not a forgery.
         raise TokenError("unreadable survey reference", code="token_malformed") from exc

@@ -267,3 +267,37 @@ def test_the_fast_path_needs_the_exact_stored_spelling():
     # A stored value that is not a token sign could write: verify decides.
     assert outcome(lambda: tokens.verify_stored("x.y.z", "x.y.z", [SECRET])) == "token_malformed"
     assert outcome(lambda: tokens.verify_stored("é.é", "é.é", [SECRET])) == "token_malformed"
+
+
+def signed(payload: bytes) -> str:
+    return (
+        f"{tokens._b64encode(payload)}.{tokens._b64encode(tokens._tag(SECRET.encode(), payload))}"
+    )
+
+
+@pytest.mark.parametrize("seconds", [0, -5, 1_800_000_000, -62_135_596_800, 253_402_300_799])
+def test_issue_times_read_as_fromtimestamp_reads_them(seconds):
+    issued = ("-" if seconds < 0 else "") + base36(abs(seconds))
+    token = signed(f"1|chatwoot|12345|7|{issued}|0001".encode())
+    for back in (tokens.verify(token, [SECRET]), tokens.verify_stored(token, token, [SECRET])):
+        assert back.issued_at == datetime.fromtimestamp(seconds, tz=UTC)
+        assert back.issued_at.tzinfo is UTC
+
+
+def base36(number: int) -> str:
+    return tokens._base36(number)
+
+
+@pytest.mark.parametrize("issued", ["zzzzzzzzzz", "-zzzzzzzzzz", "z" * 40, "", "1.5"])
+def test_a_signed_issue_time_out_of_range_is_malformed(issued):
+    payload = f"1|chatwoot|12345|7|{issued}|0001".encode()
+    token = (
+        f"{tokens._b64encode(payload)}.{tokens._b64encode(tokens._tag(SECRET.encode(), payload))}"
+    )
+    for check in (
+        lambda: tokens.verify(token, [SECRET]),
+        lambda: tokens.verify_stored(token, token, [SECRET]),
+    ):
+        with pytest.raises(TokenError) as info:
+            check()
+        assert info.value.code == "token_malformed"

@@ -154,7 +154,8 @@ def _tag_of(secret: str, payload: bytes) -> bytes:
     inner.update(payload)
     outer = finish.copy()
     outer.update(inner.digest())
-    return outer.digest()[:TAG_BYTES]
+    tag: bytes = outer.digest()[:TAG_BYTES]
+    return tag
 
 
 def sign(secret: str, ref: SurveyRef) -> str:

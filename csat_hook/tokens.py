@@ -24,11 +24,11 @@ import hashlib
 import hmac
 import random
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field
 from pydantic import SecretStr

@@ -17,11 +17,12 @@ In a simulation of 3–30 agents with 1–150 answers each it ranked agents bett
 lower bound, the method of moments and plain maximum likelihood everywhere, and better than the
 raw rate in 10 of 12 settings (docs/sync.md, "The leaderboard").
 
-Maximisation (deterministic; from 24 agents the Newton steps' per-agent terms are computed by
-numpy, the same floats, and every sum is math.fsum, whatever the order): the profile over t = ln M on a 61-point grid over
-[ln 10⁻³, ln 10⁶], then golden section to |Δt| < 1e-9; at each M the best μ by safeguarded
-Newton (the objective is concave in μ) with exact first and second derivatives. lnΓ(a+k) −
-lnΓ(a) and ψ(a+k) − ψ(a) are exact finite sums for k ≤ 32 (no cancellation at large M).
+Maximisation (deterministic: every sum is math.fsum, whatever the order): the profile over
+t = ln M on a 61-point grid over [ln 10⁻³, ln 10⁶], then golden section to |Δt| < 1e-9; at
+each M the best μ by safeguarded Newton (the objective is concave in μ) with exact first and
+second derivatives (from 24 agents each step's per-agent terms computed by numpy: the same
+floats). lnΓ(a+k) − lnΓ(a) and ψ(a+k) − ψ(a) are exact finite sums for k ≤ 32 (no
+cancellation at large M).
 """
 
 from __future__ import annotations

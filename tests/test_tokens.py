@@ -189,3 +189,115 @@ def test_sign_writes_the_canonical_spelling_and_the_survey_key_is_its_payload():
     fixed = ref(nonce="abcd")
     old, new = tokens.sign("old-secret-0123456789abc", fixed), tokens.sign(SECRET, fixed)
     assert old != new and tokens.survey_key(old) == tokens.survey_key(new)
+
+
+# --- the stored-token fast path (verify_stored) and the precomputed HMAC ----------------------
+
+
+@pytest.mark.parametrize(
+    "secret", ["k" * 16, SECRET, "ключ-секрет-0123456789", "x" * 64, "y" * 65, "z" * 200]
+)
+def test_precomputed_hmac_states_give_the_hmac_tag(secret):
+    for payload in (b"", b"1|chatwoot|12345|7|t5k3x0|0001", bytes(range(256)) * 3):
+        assert tokens._tag_of(secret, payload) == tokens._tag(secret.encode("utf-8"), payload)
+        assert tokens._tag_of(secret, payload) == tokens._tag_of(secret, payload)  # no drift
+
+
+def outcome(call):
+    try:
+        return call()
+    except TokenError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("value", ["a|b", "100%", "Иван Петров", "x.y", "", "|%7C|"])
+def test_a_stored_token_verifies_to_the_same_reference(value):
+    token = tokens.sign(SECRET, ref(agent=value, dialog_id=value))
+    assert tokens.verify_stored(token, token, [SECRET]) == tokens.verify(token, [SECRET])
+
+
+def test_a_stored_token_is_still_checked_against_the_configured_secrets():
+    old = tokens.sign("old-secret-0123456789abc", ref())
+    assert tokens.verify_stored(old, old, [SECRET, "old-secret-0123456789abc"]) == (
+        tokens.verify(old, [SECRET, "old-secret-0123456789abc"])
+    )
+    # Its secret since removed from the configuration: forged, as verify says.
+    with pytest.raises(TokenError) as info:
+        tokens.verify_stored(old, old, [SECRET])
+    assert info.value.code == "token_forged"
+
+
+def test_a_stored_token_over_the_length_limit_is_malformed_as_verify_says():
+    long = tokens.sign(SECRET, ref(dialog_id="D" * 1000))
+    assert len(long) > tokens.MAX_TOKEN_LENGTH
+    assert outcome(lambda: tokens.verify_stored(long, long, [SECRET])) == "token_malformed"
+
+
+def test_any_edit_of_a_stored_token_gets_exactly_what_verify_gives():
+    # The existing edits (every substitution, deletion, insertion, doubling), plus padding and
+    # whitespace, of references in every payload length class.
+    for dialog in ("7", "77", "777"):
+        token = tokens.sign(SECRET, ref(dialog_id=dialog))
+        edits = one_character_edits(token) | {token + "=", token + "==", f" {token}", f"{token}\n"}
+        assert_stored_edits_as_verify(token, edits)
+
+
+def assert_stored_edits_as_verify(token, edits):
+    assert len(edits) > 1000
+    for edited in edits:
+        expected = outcome(lambda e=edited: tokens.verify(e, [SECRET]))
+        assert outcome(lambda e=edited: tokens.verify_stored(e, token, [SECRET])) == expected
+        assert not isinstance(expected, tokens.SurveyRef), edited  # none verifies
+
+
+def test_the_fast_path_needs_the_exact_stored_spelling():
+    token = tokens.sign(SECRET, ref())
+    payload, tag = token.split(".")
+    # Another spelling of the same bytes (stray low bits in the tag's last character): the
+    # lenient decoder would accept it; compared with the stored token, it goes through verify.
+    last = tokens._b64decode(tag)
+    for c in string.ascii_letters + string.digits + "-_":
+        other = f"{payload}.{tag[:-1]}{c}"
+        if other != token and base64.urlsafe_b64decode(tag[:-1] + c + "=" * (-len(tag) % 4)) == (
+            last
+        ):
+            assert outcome(lambda o=other: tokens.verify_stored(o, token, [SECRET])) == (
+                "token_malformed"
+            )
+    # A stored value that is not a token sign could write: verify decides.
+    assert outcome(lambda: tokens.verify_stored("x.y.z", "x.y.z", [SECRET])) == "token_malformed"
+    assert outcome(lambda: tokens.verify_stored("é.é", "é.é", [SECRET])) == "token_malformed"
+
+
+def signed(payload: bytes) -> str:
+    return (
+        f"{tokens._b64encode(payload)}.{tokens._b64encode(tokens._tag(SECRET.encode(), payload))}"
+    )
+
+
+@pytest.mark.parametrize("seconds", [0, -5, 1_800_000_000, -62_135_596_800, 253_402_300_799])
+def test_issue_times_read_as_fromtimestamp_reads_them(seconds):
+    issued = ("-" if seconds < 0 else "") + base36(abs(seconds))
+    token = signed(f"1|chatwoot|12345|7|{issued}|0001".encode())
+    for back in (tokens.verify(token, [SECRET]), tokens.verify_stored(token, token, [SECRET])):
+        assert back.issued_at == datetime.fromtimestamp(seconds, tz=UTC)
+        assert back.issued_at.tzinfo is UTC
+
+
+def base36(number: int) -> str:
+    return tokens._base36(number)
+
+
+@pytest.mark.parametrize("issued", ["zzzzzzzzzz", "-zzzzzzzzzz", "z" * 40, "", "1.5"])
+def test_a_signed_issue_time_out_of_range_is_malformed(issued):
+    payload = f"1|chatwoot|12345|7|{issued}|0001".encode()
+    token = (
+        f"{tokens._b64encode(payload)}.{tokens._b64encode(tokens._tag(SECRET.encode(), payload))}"
+    )
+    for check in (
+        lambda: tokens.verify(token, [SECRET]),
+        lambda: tokens.verify_stored(token, token, [SECRET]),
+    ):
+        with pytest.raises(TokenError) as info:
+            check()
+        assert info.value.code == "token_malformed"

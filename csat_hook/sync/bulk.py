@@ -41,40 +41,49 @@ def bulk_execute(
     for key in keys:
         column_type = table.c[key].type
         if isinstance(column_type, UTCDateTime):
-            to_db[key] = _datetime_to_db(conn.dialect.name)
+            to_db[key] = _datetimes_to_db(conn.dialect.name)
         elif (
             processor := column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         ) is not None:
-            to_db[key] = processor  # e.g. JSON serialisation
+            to_db[key] = _each(processor)  # e.g. JSON serialisation
     order = list(compiled.positiontup or keys)
     pick = operator.itemgetter(*order)
     convert = [(i, to_db[k]) for i, k in enumerate(order) if k in to_db]
-    params: list[Any] = []
-    for row in rows:
-        values = list(pick(row)) if len(order) > 1 else [pick(row)]
+    # Column by column: the rows' values picked as tuples, each converted column made in one
+    # comprehension, and the rows put back together by zip (no list and loop per row).
+    if len(order) == 1:
+        picked: list[Any] = [(pick(row),) for row in rows]
+    else:
+        picked = list(map(pick, rows))
+    if convert:
+        columns: list[Any] = list(zip(*picked, strict=True))
+        del picked
         for i, fn in convert:
-            if values[i] is not None:
-                values[i] = fn(values[i])
-        params.append(tuple(values))
+            columns[i] = fn(columns[i])
+        picked = list(zip(*columns, strict=True))
+        del columns
+    params: list[Any] = picked
     if compiled.positiontup is None:  # named parameters (psycopg)
         params = [dict(zip(order, values, strict=True)) for values in params]
     conn.exec_driver_sql(compiled.string, params)
 
 
-def _datetime_to_db(dialect_name: str) -> Any:
+def _each(processor: Any) -> Any:
+    """A bind processor applied to a column's values (None stays None)."""
+
+    def convert(values: Sequence[Any]) -> list[Any]:
+        return [None if v is None else processor(v) for v in values]
+
+    return convert
+
+
+def _datetimes_to_db(dialect_name: str) -> Any:
+    """A column of datetimes (or None) as :class:`~csat_hook.db.schema.UTCDateTime` stores
+    them: one loop per column, no call per value on the usual path (aware UTC)."""
     sqlite_format = dialect_name == "sqlite"
-    last: list[Any] = [None, None]  # the previous value and its conversion
 
-    def convert(value: datetime | None) -> Any:
-        if value is None:
-            return None
-        if value is last[0]:  # "recorded_at" is the same object for a whole batch
-            return last[1]
-        last[0], last[1] = value, _convert(value)
-        return last[1]
-
-    def _convert(value: datetime) -> Any:
-        if value.tzinfo is not UTC:  # aware UTC is what the code produces: the fast path
+    def one(value: datetime) -> Any:
+        if value.tzinfo is not UTC:
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to the database; use aware UTC datetimes")
             value = value.astimezone(UTC)
@@ -83,6 +92,25 @@ def _datetime_to_db(dialect_name: str) -> Any:
             # "+00:00" that isoformat() appends to an aware value.
             return value.isoformat(" ", "microseconds")[:26]
         return value.replace(tzinfo=None)
+
+    def convert(values: Sequence[datetime | None]) -> list[Any]:
+        out: list[Any] = []
+        append = out.append
+        last: Any = None  # the previous value and its conversion ("recorded_at" is one
+        done: Any = None  # object for a whole batch)
+        for value in values:
+            if value is None:
+                append(None)
+            elif value is last:
+                append(done)
+            else:
+                last = value
+                if value.tzinfo is UTC and sqlite_format:  # the usual path, inlined
+                    done = value.isoformat(" ", "microseconds")[:26]
+                else:
+                    done = one(value)
+                append(done)
+        return out
 
     return convert
 

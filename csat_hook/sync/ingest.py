@@ -77,7 +77,7 @@ def ingest(
     credited: list[Credited] = []
     unverified: list[Unverified] = []
     for submission in batch.submissions:
-        checked = check_reference(submission, secrets)
+        checked = check_reference(submission, secrets, surveys)
         if isinstance(checked, Credited):
             credited.append(checked)
         else:
@@ -110,10 +110,6 @@ def _store_credited(
     every other one, and an answer it replaces, goes to the history."""
     if not credited:
         return
-    edited = {
-        id(c): fields_edited(c, surveys.get(c.key), agents.get(c.ref.helpdesk)) for c in credited
-    }
-    result.edited_fields = sum(edited.values())
     winners = latest_per_survey(credited)
     # A winner made in the same instant as the stored answer: that answer's row and content
     # decide (rare: looked up for these surveys only).
@@ -132,7 +128,8 @@ def _store_credited(
     for item in credited:
         sub = item.submission
         before = answers.get(item.key)
-        pair = (item, edited[id(item)])
+        pair = (item, fields_edited(item, surveys.get(item.key), agents.get(item.ref.helpdesk)))
+        result.edited_fields += pair[1]
         if winners[item.key] is not item:
             history.append(pair)
         elif before is None:
@@ -152,7 +149,7 @@ def _store_credited(
                 current.append(pair)
                 if verdict == "replace":
                     replaced.append(item.key)
-    del edited, winners
+    del winners
     result.history_only = len(history)
     store.archive_answers(conn, replaced)  # before the rows that replace them are written
     for chunk in _chunks(current):

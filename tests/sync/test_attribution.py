@@ -17,9 +17,12 @@ from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.attribution import Credited
+from csat_hook.sync.attribution import Unverified
+from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.records import Submission
 from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SECRET
 from tests.sync.conftest import SHEET_ID
 from tests.sync.conftest import leaderboard
 from tests.sync.conftest import local
@@ -325,3 +328,84 @@ def test_submissions_in_the_same_instant_the_one_further_down_wins_whatever_the_
         incremental.comment,
         incremental.source_ref,
     )
+
+
+def test_a_stored_token_is_checked_exactly_as_verify_checks_it(monkeypatch):
+    """check_reference with the surveys read back (a token exactly as stored skips the
+    spelling checks): every outcome is the one without them."""
+    secret, old = "current-secret-0123456789", "retired-secret-0123456789"
+    stored = [
+        tokens.sign(s, tokens.SurveyRef("desk", f"T-{i}", "7", T0, nonce=f"{i:04x}"))
+        for i, s in enumerate([secret, old, secret])
+    ]
+    surveys = {tokens.survey_key(t): SimpleNamespace(token=t) for t in stored}
+    first = stored[0]
+    candidates = [
+        *stored,
+        f"  {first}\n",  # whitespace around is not part of the reference
+        first[:-1] + ("A" if first[-1] != "A" else "B"),  # the tag's last character
+        first[:5] + ("A" if first[5] != "A" else "B") + first[6:],  # a payload character
+        first + "=",
+        first.replace(".", ".."),
+        first[:-1],
+        "",
+        "junk",
+    ]
+    for secrets in ([secret], [secret, old], [old]):
+        for token in candidates:
+            sub = submission(token)
+            plain = check_reference(sub, secrets)
+            fast = check_reference(sub, secrets, surveys)
+            assert fast == plain, (token, secrets)
+            if token.strip() != first or secret not in secrets:
+                continue
+            assert isinstance(fast, Credited) and fast.ref == tokens.verify(first, secrets)
+    # The retired secret removed from the configuration: its stored survey is forged.
+    assert check_reference(submission(stored[1]), [secret], surveys) == Unverified(
+        submission(stored[1]), "forged"
+    )
+    for token in candidates[4:-2]:  # the edits of a stored token: never credited
+        assert check_reference(submission(token), [secret, old], surveys).reason in (
+            "forged",
+            "malformed",
+        )
+    # Exactly as stored, the spelling checks are skipped (verify is not called); any other
+    # token still goes through verify.
+    plain = check_reference(submission(first), [secret])
+
+    def no_verify(*_args: Any) -> None:
+        raise AssertionError("verify called")
+
+    monkeypatch.setattr(tokens, "verify", no_verify)
+    assert check_reference(submission(first), [secret], surveys) == plain
+    with pytest.raises(AssertionError, match="verify called"):
+        check_reference(submission(first + "="), [secret], surveys)
+
+
+def submission(token: str) -> Submission:
+    return Submission(
+        ref="row 2",
+        submitted_at=T0,
+        rating=5,
+        comment="",
+        field_agent="",
+        field_ticket="",
+        token=token,
+        fingerprint="fp",
+    )
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_survey_signed_under_a_secret_no_longer_configured_is_forged(kit, kept):
+    """The stored token is exactly the answer's, and still its signature decides."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [at(1), 5, "ok", "Anna Petrova", "T-1", token]])
+    rotated = {"secret": "the-next-secret-0123456789"}
+    if kept:
+        rotated["previous_secrets"] = [SECRET]
+    summary = kit.run(kit.config(token=rotated))
+    assert summary.status == "ok", summary.error
+    if kept:
+        assert (summary.new, summary.unverified) == (1, {})
+    else:
+        assert (summary.new, summary.unverified) == (0, {"forged": 1})

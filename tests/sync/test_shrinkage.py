@@ -116,3 +116,35 @@ def test_not_estimable_pooled_and_deterministic():
     data = CASES[-1][1]
     first, again = fit_prior(data), fit_prior(list(reversed(data)))
     assert first == again  # the same floats whatever the order: a re-run writes the same cells
+
+
+def test_the_vectorised_newton_steps_give_the_same_floats(monkeypatch):
+    """From 24 agents the Newton steps' per-agent terms are computed by numpy: the fit must
+    be the one the per-agent functions give, to the bit (re-runs write the same cells)."""
+    from csat_hook.sync import shrinkage
+
+    rng = random.Random(16)
+    teams = [data for _, data in CASES] + [
+        [
+            (sum(rng.random() < p for _ in range(n)), n)
+            for n, p in ((rng.randint(0, size), rng.uniform(0.02, 0.99)) for _ in range(k))
+        ]
+        for k, size in ((3, 40), (30, 40), (30, 2000), (100, 1500), (100, 30), (60, 5))
+    ]
+    for data in teams:
+        monkeypatch.setattr(shrinkage, "_VECTORISED", 1)
+        vectorised = fit_prior(data)
+        monkeypatch.setattr(shrinkage, "_VECTORISED", 10**9)
+        assert vectorised == fit_prior(data)
+
+
+def test_vectorised_digamma_and_trigamma_are_the_scalar_ones_to_the_bit():
+    from csat_hook.sync.shrinkage import _digamma_trigamma
+
+    rng = random.Random(3)
+    xs = [1e-12, 1e-3, 0.5, 1.0, 9.999999, 10.0, 10.5, 64.0, 65.5, 1e3, 1e6, 1e12] + [
+        math.exp(rng.uniform(math.log(1e-9), math.log(1e7))) for _ in range(500)
+    ]
+    psi, psi1 = _digamma_trigamma(np.array(xs))
+    assert psi.tolist() == [digamma(x) for x in xs]
+    assert psi1.tolist() == [trigamma(x) for x in xs]

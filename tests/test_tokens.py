@@ -197,7 +197,7 @@ def test_sign_writes_the_canonical_spelling_and_the_survey_key_is_its_payload():
 @pytest.mark.parametrize(
     "secret", ["k" * 16, SECRET, "ключ-секрет-0123456789", "x" * 64, "y" * 65, "z" * 200]
 )
-def test_precomputed_hmac_states_give_the_hmac_tag(secret):
+def test_the_keyed_hmac_copy_gives_the_hmac_tag(secret):
     for payload in (b"", b"1|chatwoot|12345|7|t5k3x0|0001", bytes(range(256)) * 3):
         assert tokens._tag_of(secret, payload) == tokens._tag(secret.encode("utf-8"), payload)
         assert tokens._tag_of(secret, payload) == tokens._tag_of(secret, payload)  # no drift

@@ -17,11 +17,12 @@ decodes the whole response as usual:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from csat_hook.sync.sources.base import bytes_digest
 
 _KEY = re.compile(rb'"values"\s*:\s*\[')
 _WHITESPACE = b" \t\n\r"
@@ -167,4 +168,4 @@ def _skip(text: str, at: int) -> int:
 
 
 def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+    return bytes_digest(data).hex()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 from collections.abc import Container
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.sources.appended import RowsPrefix
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import WholeRead
@@ -68,6 +68,7 @@ class CsvResults(ResultsSource):
         self.columns = columns
         self.ratings = ratings
         self._data: bytes | None = None  # what prefetch read, until fetch parses it
+        self._content = b""  # its digest (WholeRead.content)
 
     @classmethod
     def from_config(
@@ -104,7 +105,8 @@ class CsvResults(ResultsSource):
             self._data = self.path.read_bytes()
         except OSError as exc:
             raise self._unreadable(exc) from exc
-        return WholeRead(b"", bytes_digest(self._data))
+        self._content = bytes_digest(self._data)
+        return WholeRead(b"", self._content)
 
     def _unreadable(self, exc: Exception) -> SourceError:
         return SourceError(
@@ -120,11 +122,7 @@ class CsvResults(ResultsSource):
             records = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc) from exc
-        resume = (
-            {"length": len(data), "digest": _digest(data), "rows": len(records)}
-            if self._ends(text)
-            else None
-        )
+        resume = self._prefix(data, len(records)) if self._ends(text) else None
         del data, text
         batch = SourceBatch(source=self.kind)
         if not records:
@@ -135,14 +133,11 @@ class CsvResults(ResultsSource):
         return batch
 
     def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:
-        data, codec = self._data, _tail_codec(self.encoding)
-        try:
-            length, digest, rows = int(resume["length"]), str(resume["digest"]), int(resume["rows"])
-        except (KeyError, TypeError, ValueError):
+        data, codec, prefix = self._data, _tail_codec(self.encoding), RowsPrefix.from_dict(resume)
+        if data is None or codec is None or prefix is None or prefix.rows < 1:
             return None
-        if data is None or codec is None or rows < 1 or len(data) < length:
-            return None
-        if _digest(data[:length]) != digest:
+        length, rows = prefix.length, prefix.rows
+        if len(data) < length or bytes_digest(data[:length]).hex() != prefix.digest:
             return None
         try:
             head = data[:length].decode(self.encoding)
@@ -152,16 +147,17 @@ class CsvResults(ResultsSource):
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         self._data = None
-        later = (
-            {"length": len(data), "digest": _digest(data), "rows": rows + len(added)}
-            if self._ends(tail)
-            else None
-        )
+        later = self._prefix(data, rows + len(added)) if self._ends(tail) else None
         del data, head, tail
         batch = SourceBatch(source=self.kind)
         if self._parse(batch, header, added, known, first_row=rows + 1):
             batch.resume = later
         return batch
+
+    def _prefix(self, data: bytes, rows: int) -> dict[str, Any]:
+        """The resume of a read of all of ``data`` (``rows`` records): the whole file, whose
+        digest prefetch already took."""
+        return RowsPrefix(len(data), self._content.hex(), rows).as_dict()
 
     def _take(self) -> bytes:
         if self._data is None:
@@ -240,7 +236,3 @@ def _tail_codec(encoding: str) -> str | None:
     if "\n".encode(name) != b"\n" or name.startswith(("utf-16", "utf-32", "utf-7")):
         return None
     return name
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=32).hexdigest()

@@ -261,21 +261,32 @@ def _digamma_trigamma(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         psi1 += np.where(low, 1.0 / (x * x), 0.0)
         x += low
         low = x < 10.0
-    inv2 = 1.0 / (x * x)
-    series = inv2 * (
-        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
-    )
+    series = _digamma_series(x)
     log = np.array(list(map(math.log, x.tolist())), dtype=np.float64)
     psi = psi + log - 0.5 / x - series
+    series = _trigamma_series(x)
+    return psi, psi1 + series
+
+
+def _digamma_series(x: Any) -> Any:
+    """The asymptotic series ψ(x) ≈ log x − 1/(2x) − this, for x ≥ 10: a float or a numpy
+    array alike (the same operations in the same order, so both give the same bits)."""
+    inv2 = 1.0 / (x * x)
+    return inv2 * (
+        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
+    )
+
+
+def _trigamma_series(x: Any) -> Any:
+    """The asymptotic series ψ′(x) ≈ this, for x ≥ 10 (a float or a numpy array alike)."""
     inv = 1.0 / x
     inv2 = inv * inv
-    series = inv * (
+    return inv * (
         1.0
         + inv * 0.5
         + inv2
         * (1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 * (1.0 / 30 - inv2 * 5 / 66))))
     )
-    return psi, psi1 + series
 
 
 def digamma(x: float) -> float:
@@ -284,10 +295,7 @@ def digamma(x: float) -> float:
     while x < 10.0:
         result -= 1.0 / x
         x += 1.0
-    inv2 = 1.0 / (x * x)
-    series = inv2 * (
-        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
-    )
+    series: float = _digamma_series(x)
     return result + math.log(x) - 0.5 / x - series
 
 
@@ -297,12 +305,5 @@ def trigamma(x: float) -> float:
     while x < 10.0:
         result += 1.0 / (x * x)
         x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    series = inv * (
-        1.0
-        + inv * 0.5
-        + inv2
-        * (1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 * (1.0 / 30 - inv2 * 5 / 66))))
-    )
+    series: float = _trigamma_series(x)
     return result + series

@@ -25,6 +25,7 @@ from csat_hook.db.migrate import create_schema
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
+from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.summary import SyncSummary
 
 SECRET = "test-token-secret-0123456789"
@@ -216,6 +217,20 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The refs of the rows parsed, in order."""
+    calls: list[str] = []
+    original = RowParser.parse
+
+    def counting(self, values, *, ref, headers=(), cells=()):  # type: ignore[no-untyped-def]
+        calls.append(ref)
+        return original(self, values, ref=ref, headers=headers, cells=cells)
+
+    monkeypatch.setattr(RowParser, "parse", counting)
+    return calls
 
 
 @pytest.fixture

@@ -20,27 +20,12 @@ from csat_hook.db.schema import sync_source_reads
 from csat_hook.sync.sources import csv_export
 from csat_hook.sync.sources import gsheets
 from csat_hook.sync.sources import table
-from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.summary import SyncSummary
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 TAB = "Form Responses 1"
-
-
-@pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The refs of the rows parsed, in order."""
-    calls: list[str] = []
-    original = RowParser.parse
-
-    def counting(self, values, *, ref, headers=(), cells=()):  # type: ignore[no-untyped-def]
-        calls.append(ref)
-        return original(self, values, ref=ref, headers=headers, cells=cells)
-
-    monkeypatch.setattr(RowParser, "parse", counting)
-    return calls
 
 
 @pytest.fixture

@@ -9,32 +9,16 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
-from csat_hook.sync.sources.base import RowParser
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The refs of the rows parsed, in order."""
-    calls: list[str] = []
-    original = RowParser.parse
-
-    def counting(self, values, *, ref, headers=(), cells=()):  # type: ignore[no-untyped-def]
-        calls.append(ref)
-        return original(self, values, ref=ref, headers=headers, cells=cells)
-
-    monkeypatch.setattr(RowParser, "parse", counting)
-    return calls
 
 
 def seed(kit) -> list[list]:  # type: ignore[no-untyped-def]

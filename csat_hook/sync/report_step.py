@@ -4,14 +4,17 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from csat_hook import tokens
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
+from csat_hook.errors import TokenError
 from csat_hook.sync import report_key
 from csat_hook.sync import skips
 from csat_hook.sync import store
@@ -20,12 +23,24 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.periods import build_periods
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import Submission
 from csat_hook.sync.report import Report
 from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
 from csat_hook.sync.summary import SyncSummary
 
 MAX_UNVERIFIED_LISTED = 5000
+# A run crediting at most this many submissions looks their surveys and answers up
+# (_look_up) instead of reading every survey and answer inside its write transaction.
+LOOKED_UP_MAX = 10_000
+
+
+def _verifies(token: str, secrets: Sequence[str]) -> bool:
+    try:
+        tokens.verify(token, secrets)
+    except TokenError:
+        return False
+    return True
 
 
 class ReportStep(AlertsStep):
@@ -52,6 +67,28 @@ class ReportStep(AlertsStep):
         surveys = store.survey_facts(conn)
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
         return surveys, {row.survey_key: row for row in store.all_answers(conn)}
+
+    def _look_up(
+        self, conn: sa.Connection, submissions: Sequence[Submission]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """What :meth:`_read_back` holds for ``submissions`` (few: at most
+        :data:`LOOKED_UP_MAX`), looked up by their references: the surveys their tokens name
+        and the current answers of those surveys (survey key → answer).
+
+        The surveys are found by the token as stored. A reference that verifies but is not
+        the token stored for its survey (signed again under another secret) can only be
+        found by its survey key, which no index holds: then every survey is read, as
+        :meth:`_read_back` does. References that do not verify need no survey (they are
+        unverified, whatever it holds).
+        """
+        written = sorted({s.token.strip() for s in submissions} - {""})
+        surveys = store.survey_facts_by_token(conn, written)
+        found = {tokens.survey_key(row.token) for row in surveys}
+        secrets = self.config.token.all_secrets()
+        if any(t.partition(".")[0] not in found and _verifies(t, secrets) for t in written):
+            surveys = store.survey_facts(conn)
+        keys = sorted({t.partition(".")[0] for t in written})
+        return surveys, store.answers_among(conn, keys)
 
     def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], str | None]:
         """After an ingest that read nothing back: the answers, surveys and unverified

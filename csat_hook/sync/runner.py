@@ -66,6 +66,7 @@ from csat_hook.sync.outputs_step import OutputsStep
 from csat_hook.sync.read_step import SourceRead
 from csat_hook.sync.read_step import read_source
 from csat_hook.sync.report import Report
+from csat_hook.sync.report_step import LOOKED_UP_MAX
 from csat_hook.sync.report_step import MAX_UNVERIFIED_LISTED
 from csat_hook.sync.report_step import ReportStep
 from csat_hook.sync.sources import build_source
@@ -217,15 +218,29 @@ class SyncRunner(ReportStep, OutputsStep):
         data: Dataset | None = None
         # Nothing to credit and no alert rule reading every answer: the surveys and answers
         # are read only if the report has to be built (_read_back), often not at all.
-        deferred = not batch.submissions and not (
-            config.alerts.active and needs_dataset(config.alerts)
+        whole = config.alerts.active and needs_dataset(config.alerts)
+        deferred = not batch.submissions and not whole
+        # A few answers to credit: their surveys and answers are looked up, and the report
+        # reads everything after the commit (on SQLite the write transaction holds every
+        # other writer, the webhooks included, for as long as it lasts; on PostgreSQL a read
+        # inside it gets no data version, its own writes move it, and is read again).
+        looked_up = (
+            not deferred
+            and not whole
+            and not dry_run  # rolled back: a report read after it would miss the batch
+            and len(batch.submissions) <= LOOKED_UP_MAX
         )
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
-                surveys, current = ([], {}) if deferred else self._read_back(conn)
+                if deferred:
+                    surveys, current = [], {}
+                elif looked_up:
+                    surveys, current = self._look_up(conn, batch.submissions)
+                else:
+                    surveys, current = self._read_back(conn)
                 by_key = {tokens.survey_key(row.token): row for row in surveys}
                 result = ingest(
                     conn,
@@ -256,7 +271,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     ).as_dict()
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
-                    "answers": store.count_answers(conn) if deferred else len(answers),
+                    "answers": store.count_answers(conn) if deferred or looked_up else len(answers),
                     "unverified": store.count_by(conn, "unverified_answers"),
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
@@ -283,7 +298,7 @@ class SyncRunner(ReportStep, OutputsStep):
         if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
             clock.lap("report")
             return None, keys
-        if deferred:
+        if deferred or looked_up:
             answers, surveys, unverified, version = self._read_for_report()
             keys = self._report_keys(version if keys else None, now, language)
         elif version is None and data is None and not dry_run and self.engine.name == "postgresql":

@@ -253,11 +253,23 @@ class AnswerRow(NamedTuple):
     nps: int | None
 
 
+_ANSWER_ROWS = sa.select(*[answers.c[name] for name in AnswerRow._fields])
+
+
 def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     """Every credited answer (the current submission of each survey)."""
-    return bulk_select(
-        conn, sa.select(*[answers.c[name] for name in AnswerRow._fields]), row_type=AnswerRow
-    )
+    return bulk_select(conn, _ANSWER_ROWS, row_type=AnswerRow)
+
+
+def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerRow]:
+    """The current answers of the surveys ``keys`` (survey key → :class:`AnswerRow`): what
+    :func:`all_answers` holds for them, looked up instead of read whole."""
+    found: dict[str, AnswerRow] = {}
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        for row in conn.execute(_ANSWER_ROWS.where(answers.c.survey_key.in_(chunk))):
+            found[row.survey_key] = AnswerRow._make(row)
+    return found
 
 
 class SurveyFact(NamedTuple):
@@ -275,6 +287,20 @@ class SurveyFact(NamedTuple):
     channel: str | None
 
 
+_SURVEY_FACTS = sa.select(
+    surveys.c.token,
+    surveys.c.helpdesk,
+    surveys.c.dialog_id,
+    surveys.c.agent_id,
+    surveys.c.agent_name,
+    surveys.c.agent_email,
+    surveys.c.team,
+    surveys.c.status,
+    epoch_microseconds(surveys.c.created_at).label("created_us"),
+    surveys.c.channel,
+)
+
+
 def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     """What the metrics need of every survey with a token: agent, team, status, cohort time.
 
@@ -282,22 +308,18 @@ def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     a first sync reads every survey, and parsing each one's datetime and converting it to
     Unix time in Python was most of the metrics' cost.
     """
-    return bulk_select(
-        conn,
-        sa.select(
-            surveys.c.token,
-            surveys.c.helpdesk,
-            surveys.c.dialog_id,
-            surveys.c.agent_id,
-            surveys.c.agent_name,
-            surveys.c.agent_email,
-            surveys.c.team,
-            surveys.c.status,
-            epoch_microseconds(surveys.c.created_at).label("created_us"),
-            surveys.c.channel,
-        ).where(surveys.c.token.is_not(None)),
-        row_type=SurveyFact,
-    )
+    return bulk_select(conn, _SURVEY_FACTS.where(surveys.c.token.is_not(None)), row_type=SurveyFact)
+
+
+def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[SurveyFact]:
+    """:func:`survey_facts` of the surveys whose token is one of ``tokens`` (looked up by the
+    token's unique index)."""
+    found: list[SurveyFact] = []
+    for start in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[start : start + _IN_CHUNK])
+        rows = conn.execute(_SURVEY_FACTS.where(surveys.c.token.in_(chunk)))
+        found.extend(SurveyFact._make(row) for row in rows)
+    return found
 
 
 def list_unverified(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

@@ -87,7 +87,9 @@ def scenario(kit: SyncKit) -> dict[str, Any]:
         for n in range(7)
     ]
     rows: list[list[Any]] = [EN_HEADER]
-    rows += [[T0 + timedelta(hours=n), 5 - n % 3, f"comment {n}", "", "", made[n]] for n in range(4)]
+    rows += [
+        [T0 + timedelta(hours=n), 5 - n % 3, f"comment {n}", "", "", made[n]] for n in range(4)
+    ]
     kit.responses(rows)
     first = kit.run(config)
     assert (first.status, first.new) == ("ok", 4), first.error

@@ -64,9 +64,14 @@ class ReportStep(AlertsStep):
     def _read_back(self, conn: sa.Connection) -> tuple[list[Any], dict[str, Any]]:
         """The surveys and the current answers (survey key → answer) the dataset is built
         from, and the surveys opened through a short link (the funnel's middle step)."""
+        surveys, current = self._read_all(conn)
+        return surveys, {row.survey_key: row for row in current}
+
+    def _read_all(self, conn: sa.Connection) -> tuple[list[Any], list[Any]]:
+        """:meth:`_read_back` with the answers as a list (one per survey key)."""
         surveys = store.survey_facts(conn)
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
-        return surveys, {row.survey_key: row for row in store.all_answers(conn)}
+        return surveys, store.all_answers(conn)
 
     def _look_up(
         self, conn: sa.Connection, submissions: Sequence[Submission]
@@ -95,10 +100,10 @@ class ReportStep(AlertsStep):
         answers for the report, and the data version they are (report_key.py), or None."""
         with self.engine.connect() as conn, conn.begin():
             first = report_key.read_version(conn)  # first: the data is at least this new
-            surveys, current = self._read_back(conn)
+            surveys, current = self._read_all(conn)
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)
-        return list(current.values()), surveys, unverified, version
+        return current, surveys, unverified, version
 
     def _report(
         self,

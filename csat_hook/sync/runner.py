@@ -299,8 +299,10 @@ class SyncRunner(ReportStep, OutputsStep):
             clock.lap("report")
             return None, keys
         if deferred or looked_up:
+            # Read after the commit and after any Alerts-tab edits were taken (_keys): its
+            # version covers both, whatever the transaction's own reading said.
             answers, surveys, unverified, version = self._read_for_report()
-            keys = self._report_keys(version if keys else None, now, language)
+            keys = self._report_keys(None if dry_run else version, now, language)
         elif version is None and data is None and not dry_run and self.engine.name == "postgresql":
             # The ingest's own writes left no version there (report_key.settled): read the
             # report's rows again after the commit, where one can be had, so that the next

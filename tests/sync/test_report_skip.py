@@ -238,9 +238,9 @@ def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(k
     monkeypatch.setattr(store, "all_answers", counting)
     seed(kit)
     assert kit.run().report == "built"
-    # Read back before the first answers were stored; on PostgreSQL once more after the
-    # commit, for a data version that covers the run's own writes (runner.py).
-    assert reads == ([0, 4] if kit.engine.name == "postgresql" else [0])
+    # Four answers to credit: looked up in the ingest, everything read once after the commit
+    # (the version then covers the run's own writes, on PostgreSQL too).
+    assert reads == [4]
     reads.clear()
     assert kit.run().report == "unchanged"
     assert reads == []  # nothing new, report unchanged: no answer read at all
@@ -248,3 +248,27 @@ def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(k
         conn.execute(sa.update(surveys).values(team="Team X"))
     again = kit.run()
     assert (again.report, reads, again.totals["answers"]) == ("built", [4], 4)
+
+
+def test_a_large_batch_reads_back_inside_the_transaction_and_again_on_postgresql(kit, monkeypatch):
+    from csat_hook.sync import runner
+    from csat_hook.sync import store
+
+    reads: list[int] = []
+    original = store.all_answers
+
+    def counting(conn):  # type: ignore[no-untyped-def]
+        found = original(conn)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "all_answers", counting)
+    monkeypatch.setattr(runner, "LOOKED_UP_MAX", 3)  # four answers are "many"
+    seed(kit)
+    assert kit.run().report == "built"
+    # Read back before the first answers were stored; on PostgreSQL once more after the
+    # commit, for a data version that covers the run's own writes (runner.py).
+    assert reads == ([0, 4] if kit.engine.name == "postgresql" else [0])
+    reads.clear()
+    assert kit.run().report == "unchanged"  # either way, the next quiet run skips
+    assert reads == []

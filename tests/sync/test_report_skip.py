@@ -272,3 +272,23 @@ def test_a_large_batch_reads_back_inside_the_transaction_and_again_on_postgresql
     reads.clear()
     assert kit.run().report == "unchanged"  # either way, the next quiet run skips
     assert reads == []
+
+
+def test_a_rebuilt_report_whose_cells_are_the_same_writes_no_value(kit):
+    seed(kit)
+    config = kit.config()
+    assert kit.run(config).report == "built"
+    with kit.engine.begin() as conn:  # a tracked table changes; nothing the report shows
+        conn.execute(sa.update(surveys).values(customer_name="Someone"))
+    kit.fake.reset_requests()
+
+    again = kit.run(config)
+
+    sheets = again.outputs[0]
+    assert (again.report, sheets["unchanged"], sheets["write_requests"]) == ("built", True, 0)
+    assert kit.fake.count("sheets_write") == 0
+    with kit.engine.begin() as conn:
+        conn.execute(sa.update(surveys).values(team="Team X"))
+    changed = kit.run(config).outputs[0]
+    assert (changed.get("unchanged", False), changed["write_requests"]) == (False, 1)
+    assert kit.fake.count("sheets_write") == 1

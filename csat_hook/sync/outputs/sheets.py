@@ -268,9 +268,9 @@ class SheetsOutput:
         When the tabs need no structure or format change and the contents are
         ``last_written``, the values are not written again."""
         plan = self.plan(grids, language)
-        digest = contents_digest(
-            part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
-        )
+        # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
+        encoded = self._encoded(plan.tabs)
+        digest = contents_digest(item for _, item in encoded)
         if not plan.requests and digest == last_written:
             return {
                 "kind": "gsheets",
@@ -284,7 +284,7 @@ class SheetsOutput:
                 "digest": digest,
                 "expected": plan.expected,
             }
-        chunks = self._ordered_chunks(plan.tabs)  # checks sizes before anything is written
+        chunks = self._chunks(encoded)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
         formatted = bool(plan.looks)
         structure_writes = 0
@@ -296,10 +296,9 @@ class SheetsOutput:
                 # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
                 # plan again from the tabs as they are now.
                 plan = self.plan(grids, language)
-                digest = contents_digest(
-                    part for p in plan.tabs for part in (p.title, p.rows, p.cols, p.grid.rows)
-                )
-                chunks = self._ordered_chunks(plan.tabs)
+                encoded = self._encoded(plan.tabs)
+                digest = contents_digest(item for _, item in encoded)
+                chunks = self._chunks(encoded)
                 formatted = formatted or bool(plan.looks)
                 if plan.requests:
                     structure_writes += 1
@@ -318,10 +317,11 @@ class SheetsOutput:
             "expected": plan.expected,
         }
 
-    def _ordered_chunks(self, plans: list[TabPlan]) -> list[list[bytes]]:
-        # Summary last: if a second value request fails, the tabs of the first are complete.
+    def _encoded(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
+        """Each tab's ValueRange in the order written: the Summary last (if a second value
+        request fails, the tabs of the first are complete)."""
         ordered = sorted(plans, key=lambda p: p.grid.kind == "summary")
-        return self._chunks([(p.title, self._value_range(p)) for p in ordered])
+        return [(p.title, self._value_range(p)) for p in ordered]
 
     @staticmethod
     def _value_range(plan: TabPlan) -> bytes:

@@ -81,6 +81,11 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(_SNAPSHOT):
+            # Read only (snapshot()): WAL gives it one state from its first read, and
+            # writers go on committing meanwhile.
+            conn.exec_driver_sql("BEGIN")
+            return
         info = conn.connection.info
         if not info.get("csat_writer"):
             if not writer.acquire(timeout=30):
@@ -126,6 +131,23 @@ def run_transaction(
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+_SNAPSHOT = "csat_snapshot"
+
+
+@contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction that sees one state of the database from its first statement
+    to its last and holds no writer back: on SQLite a plain BEGIN without the writer lock
+    (in WAL mode its reads share one snapshot while writers commit), on PostgreSQL
+    REPEATABLE READ (one snapshot for every statement). Nothing may be written in it."""
+    if engine.dialect.name == "postgresql":
+        options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
+    else:
+        options = {_SNAPSHOT: True}
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        yield conn
 
 
 def run_statement(engine: Engine, work: Callable[[sa.Connection], T]) -> T:

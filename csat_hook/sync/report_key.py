@@ -21,7 +21,8 @@ report.
 * SQLite: a counter row (``data_version``) that triggers bump in the same transaction as
   every insert, update and delete of a tracked table (migration 0009). It is transactional:
   a reader sees a version and the data it counts committed together. A writer holds the
-  whole database from BEGIN (db/engine.py), so nobody commits while the sync reads.
+  whole database from BEGIN (db/engine.py), so nobody commits while the sync's ingest reads;
+  the report's read after it is a snapshot (``db.engine.snapshot``: one WAL state).
 * PostgreSQL: a fingerprint of every tracked table's row versions, computed by the database
   in one statement (one snapshot): per table the row count and the sum of a 64-bit hash of
   each row's ``xmin`` (the transaction that wrote that version of the row) and ``ctid`` (where
@@ -107,12 +108,14 @@ def settled(conn: sa.Connection, before: str) -> str | None:
     Call it at the end of a transaction whose first statement was ``before =
     read_version(conn)``, after its last write.
 
-    * SQLite: nobody else commits while the transaction runs: the version it reads now, its
-      own writes included, is exact.
+    * SQLite: nobody else commits while a writing transaction runs, and a snapshot
+      (``db.engine.snapshot``) reads one state throughout: the version it reads now, its own
+      writes included, is exact.
     * PostgreSQL (read committed: each statement sees what is committed when it starts): the
       version is exact when it is still ``before``: nothing tracked changed while the data was
       read. If it changed (someone else, or this transaction's own writes), None: the next
-      run, with nothing to write, reads and keys it.
+      run, with nothing to write, reads and keys it. In a snapshot (REPEATABLE READ) it is
+      always still ``before``.
     """
     now = read_version(conn)
     if conn.dialect.name != "postgresql":

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from csat_hook import tokens
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
+from csat_hook.db.engine import snapshot
 from csat_hook.errors import TokenError
 from csat_hook.sync import report_key
 from csat_hook.sync import skips
@@ -98,7 +99,9 @@ class ReportStep(AlertsStep):
     def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], str | None]:
         """After an ingest that read nothing back: the answers, surveys and unverified
         answers for the report, and the data version they are (report_key.py), or None."""
-        with self.engine.connect() as conn, conn.begin():
+        # A snapshot: the webhooks' writers are not held back while every row is read, and
+        # the version read first describes exactly the rows read after it.
+        with snapshot(self.engine) as conn:
             first = report_key.read_version(conn)  # first: the data is at least this new
             surveys, current = self._read_all(conn)
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)

@@ -180,3 +180,23 @@ def test_postgresql_settled_notices_another_writer_and_never_waits_for_one(engin
         first = report_key.read_version(reader)
         reader.execute(sa.select(surveys)).all()
         assert report_key.settled(reader, first) == first
+
+
+def test_a_snapshot_holds_no_writer_back_and_reads_one_state_with_its_version(engine):
+    from csat_hook.db.engine import snapshot
+
+    with engine.begin() as conn:
+        conn.execute(sa.insert(surveys), [survey(1)])
+    with snapshot(engine) as conn:
+        before = report_key.read_version(conn)
+        counted = conn.execute(sa.select(sa.func.count()).select_from(surveys)).scalar_one()
+        # A writer on another connection begins, writes and commits while the snapshot is
+        # open (on SQLite a writing transaction would have held it until the end).
+        with engine.begin() as writer:
+            writer.execute(sa.insert(surveys), [survey(2)])
+        assert conn.execute(sa.select(sa.func.count()).select_from(surveys)).scalar_one() == 1
+        assert report_key.settled(conn, before) == before
+    assert counted == 1
+    assert version(engine) != before
+    with snapshot(engine) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(surveys)).scalar_one() == 2

@@ -235,6 +235,8 @@ class SyncRunner(ReportStep, OutputsStep):
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
+                surveys: list[Any]
+                current: dict[str, Any]
                 if deferred:
                     surveys, current = [], {}
                 elif looked_up:

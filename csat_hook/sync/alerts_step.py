@@ -6,6 +6,7 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,7 +82,7 @@ class AlertsStep:
             now=now,
         )
 
-    def _dataset(self, answers: list[Any], surveys: list[Any]) -> Dataset:
+    def _dataset(self, answers: Iterable[Any], surveys: Iterable[Any]) -> Dataset:
         config = self.config
         return build_dataset(
             answers,

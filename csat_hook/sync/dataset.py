@@ -10,6 +10,7 @@ field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Set
@@ -159,8 +160,8 @@ def survey_agent_key(
 
 
 def build_dataset(
-    answer_rows: Sequence[Any],
-    survey_rows: Sequence[Any],
+    answer_rows: Iterable[Any],
+    survey_rows: Iterable[Any],
     *,
     secrets: Sequence[str],
     helpdesks: Mapping[str, Any],
@@ -170,7 +171,9 @@ def build_dataset(
     answer was stored under) and index agents and teams. ``opened`` holds the keys of the
     surveys a person opened (:func:`csat_hook.clicks.funnel.opened_survey_keys`).
 
-    Rows are unpacked positionally (the column order of ``store.survey_facts`` and
+    Each iterable is read once, surveys first, and no row is kept (they may be streamed
+    from the database: :func:`csat_hook.sync.store.iter_survey_facts`). Rows are unpacked
+    positionally (the column order of ``store.survey_facts`` and
     ``store.all_answers``): this runs once per survey and answer, hundreds of thousands of
     times in a first sync. A survey's creation time is the integer the database computed
     (``created_us``, microseconds since the Unix epoch): no datetime is made or converted per

@@ -65,14 +65,9 @@ class ReportStep(AlertsStep):
     def _read_back(self, conn: sa.Connection) -> tuple[list[Any], dict[str, Any]]:
         """The surveys and the current answers (survey key → answer) the dataset is built
         from, and the surveys opened through a short link (the funnel's middle step)."""
-        surveys, current = self._read_all(conn)
-        return surveys, {row.survey_key: row for row in current}
-
-    def _read_all(self, conn: sa.Connection) -> tuple[list[Any], list[Any]]:
-        """:meth:`_read_back` with the answers as a list (one per survey key)."""
         surveys = store.survey_facts(conn)
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
-        return surveys, store.all_answers(conn)
+        return surveys, {row.survey_key: row for row in store.all_answers(conn)}
 
     def _look_up(
         self, conn: sa.Connection, submissions: Sequence[Submission]
@@ -96,17 +91,23 @@ class ReportStep(AlertsStep):
         keys = sorted({t.partition(".")[0] for t in written})
         return surveys, store.answers_among(conn, keys)
 
-    def _read_for_report(self) -> tuple[list[Any], list[Any], list[Any], str | None]:
-        """After an ingest that read nothing back: the answers, surveys and unverified
-        answers for the report, and the data version they are (report_key.py), or None."""
+    def _read_for_report(self) -> tuple[Dataset, list[Any], str | None]:
+        """After the ingest's commit: the dataset of every survey and answer, the unverified
+        answers for the report, and the data version they are (report_key.py), or None.
+
+        The rows are streamed into the dataset (:func:`store.iter_survey_facts`): only what
+        the dataset keeps of them is held, not every row at once."""
         # A snapshot: the webhooks' writers are not held back while every row is read, and
         # the version read first describes exactly the rows read after it.
         with snapshot(self.engine) as conn:
             first = report_key.read_version(conn)  # first: the data is at least this new
-            surveys, current = self._read_all(conn)
+            self._opened = opened_survey_keys(
+                click_facts(conn), self.config.survey.links.burst_seconds
+            )
+            data = self._dataset(store.iter_answers(conn), store.iter_survey_facts(conn))
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)
-        return current, surveys, unverified, version
+        return data, unverified, version
 
     def _report(
         self,

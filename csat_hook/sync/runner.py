@@ -300,20 +300,21 @@ class SyncRunner(ReportStep, OutputsStep):
         if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
             clock.lap("report")
             return None, keys
-        if deferred or looked_up:
-            # Read after the commit and after any Alerts-tab edits were taken (_keys): its
-            # version covers both, whatever the transaction's own reading said.
-            answers, surveys, unverified, version = self._read_for_report()
+        # Read again after the commit (and after any Alerts-tab edits were taken: _keys),
+        # with a version that covers both: when the ingest read nothing or only looked rows
+        # up, and on PostgreSQL when its own writes left it no version (report_key.settled),
+        # so that the next run with nothing new skips instead of building once more.
+        read_after = deferred or looked_up
+        if version is None and data is None and not dry_run and self.engine.name == "postgresql":
+            read_after = True
+        if read_after:
+            del answers, surveys  # the ingest's read, if any: superseded
+            data, unverified, version = self._read_for_report()
             keys = self._report_keys(None if dry_run else version, now, language)
-        elif version is None and data is None and not dry_run and self.engine.name == "postgresql":
-            # The ingest's own writes left no version there (report_key.settled): read the
-            # report's rows again after the commit, where one can be had, so that the next
-            # run with nothing new skips instead of building once more.
-            answers, surveys, unverified, version = self._read_for_report()
-            keys = self._report_keys(version, now, language)
-        if data is None:
-            data = self._dataset(answers, surveys)
-        del answers, surveys
+        else:
+            if data is None:
+                data = self._dataset(answers, surveys)
+            del answers, surveys
         report = self._report(summary, data, unverified, now, language)
         summary.report = "built"
         clock.lap("report")

@@ -9,6 +9,7 @@ unique on the row's fingerprint (its identity), and answers on the survey.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.bulk import bulk_execute
+from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
 from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.records import IDENTITY_PREFIX
@@ -261,6 +263,11 @@ def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     return bulk_select(conn, _ANSWER_ROWS, row_type=AnswerRow)
 
 
+def iter_answers(conn: sa.Connection) -> Iterator[AnswerRow]:
+    """:func:`all_answers`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
+    return bulk_iter(conn, _ANSWER_ROWS, row_type=AnswerRow)
+
+
 def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerRow]:
     """The current answers of the surveys ``keys`` (survey key → :class:`AnswerRow`): what
     :func:`all_answers` holds for them, looked up instead of read whole."""
@@ -309,6 +316,11 @@ def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     Unix time in Python was most of the metrics' cost.
     """
     return bulk_select(conn, _SURVEY_FACTS.where(surveys.c.token.is_not(None)), row_type=SurveyFact)
+
+
+def iter_survey_facts(conn: sa.Connection) -> Iterator[SurveyFact]:
+    """:func:`survey_facts`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
+    return bulk_iter(conn, _SURVEY_FACTS.where(surveys.c.token.is_not(None)), row_type=SurveyFact)
 
 
 def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[SurveyFact]:

@@ -133,13 +133,14 @@ def test_a_few_new_answers_store_and_report_what_a_whole_read_does(
     kit: SyncKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsa_key: Any
 ) -> None:
     whole_reads: list[str] = []
-    original = store.survey_facts
+    for name in ("survey_facts", "iter_survey_facts"):  # read at once or streamed
+        original = getattr(store, name)
 
-    def counting(conn: sa.Connection) -> list[Any]:
-        whole_reads.append("surveys")
-        return original(conn)
+        def counting(conn: sa.Connection, _original: Any = original) -> Any:
+            whole_reads.append("surveys")
+            return _original(conn)
 
-    monkeypatch.setattr(store, "survey_facts", counting)
+        monkeypatch.setattr(store, name, counting)
     looked_up = scenario(kit)
     # The second run: one whole read of the surveys for the re-signed reference, one for the
     # report after the commit (the first run: the report's only).
@@ -169,7 +170,14 @@ def test_a_reference_stored_as_signed_needs_no_whole_read_inside_the_transaction
     kit: SyncKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    for name in ("survey_facts", "all_answers", "survey_facts_by_token", "answers_among"):
+    for name in (
+        "survey_facts",
+        "all_answers",
+        "iter_survey_facts",
+        "iter_answers",
+        "survey_facts_by_token",
+        "answers_among",
+    ):
         original = getattr(store, name)
 
         def counting(*args: Any, _name: str = name, _original: Any = original) -> Any:
@@ -183,8 +191,8 @@ def test_a_reference_stored_as_signed_needs_no_whole_read_inside_the_transaction
     summary = kit.run()
 
     assert (summary.status, summary.new, summary.totals["answers"]) == ("ok", 3, 3)
-    # Looked up in the ingest, then read whole once for the report, after the commit.
-    assert calls == ["survey_facts_by_token", "answers_among", "survey_facts", "all_answers"]
+    # Looked up in the ingest, then streamed once into the report's dataset, after the commit.
+    assert calls == ["survey_facts_by_token", "answers_among", "iter_answers", "iter_survey_facts"]
 
 
 def test_more_answers_than_the_bound_are_read_whole_inside_the_transaction(

@@ -41,6 +41,21 @@ def both_outputs(kit: Any, **extra: Any) -> Any:
     return kit.config(output={"local": {"enabled": True, "csv": True}}, **extra)
 
 
+def count_answer_reads(monkeypatch: Any, reads: list[int]) -> None:
+    """Every read of all the answers (at once or streamed) appends how many it read."""
+    from csat_hook.sync import store
+
+    for name in ("all_answers", "iter_answers"):
+        original = getattr(store, name)
+
+        def counting(conn: Any, _original: Any = original) -> Any:
+            found = list(_original(conn))
+            reads.append(len(found))
+            return iter(found) if _original.__name__.startswith("iter") else found
+
+        monkeypatch.setattr(store, name, counting)
+
+
 def version(kit: Any) -> str:
     with kit.engine.connect() as conn:
         return report_key.read_version(conn)
@@ -225,17 +240,9 @@ def test_local_only_output_skips_too(kit, tmp_path: Path):
 
 
 def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(kit, monkeypatch):
-    from csat_hook.sync import store
 
     reads: list[int] = []
-    original = store.all_answers
-
-    def counting(conn):  # type: ignore[no-untyped-def]
-        found = original(conn)
-        reads.append(len(found))
-        return found
-
-    monkeypatch.setattr(store, "all_answers", counting)
+    count_answer_reads(monkeypatch, reads)
     seed(kit)
     assert kit.run().report == "built"
     # Four answers to credit: looked up in the ingest, everything read once after the commit
@@ -252,17 +259,9 @@ def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(k
 
 def test_a_large_batch_reads_back_inside_the_transaction_and_again_on_postgresql(kit, monkeypatch):
     from csat_hook.sync import runner
-    from csat_hook.sync import store
 
     reads: list[int] = []
-    original = store.all_answers
-
-    def counting(conn):  # type: ignore[no-untyped-def]
-        found = original(conn)
-        reads.append(len(found))
-        return found
-
-    monkeypatch.setattr(store, "all_answers", counting)
+    count_answer_reads(monkeypatch, reads)
     monkeypatch.setattr(runner, "LOOKED_UP_MAX", 3)  # four answers are "many"
     seed(kit)
     assert kit.run().report == "built"

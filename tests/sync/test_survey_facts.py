@@ -105,3 +105,62 @@ def test_sqlite_text_in_another_form_is_read_to_the_millisecond(tmp_path):
     engine.dispose()
     for i, moment in enumerate(texts.values()):
         assert facts[f"t{i}"] == _independent(moment)
+
+
+def test_streamed_rows_equal_the_whole_read_across_partitions(database_url):
+    """``bulk_iter`` (the report's streamed read) gives the rows ``bulk_select`` gives, in
+    partitions of any size, datetimes converted; the connection is usable afterwards."""
+    from csat_hook.db.schema import answers
+
+    engine = make_engine(database_url)
+    create_schema(engine)
+    moments = _moments()[:23]
+    with engine.begin() as conn:
+        bulk_execute(
+            conn,
+            sa.insert(answers),
+            answers,
+            [
+                {
+                    "survey_key": f"k{i}",
+                    "token": f"k{i}.tag",
+                    "helpdesk": "h",
+                    "dialog_id": f"d{i}",
+                    "agent_key": "7",
+                    "issued_at": moment,
+                    "rating": 1 + i % 5,
+                    "comment": None if i % 3 else f"comment {i}",
+                    "submitted_at": moment + timedelta(minutes=i),
+                    "fields_edited": False,
+                    "source": "gsheets",
+                    "updated_at": moment,
+                    "fingerprint": f"f{i}",
+                }
+                for i, moment in enumerate(moments)
+            ],
+        )
+    statement = sa.select(*[answers.c[name] for name in store.AnswerRow._fields])
+    try:
+        check_streamed(engine, statement)
+    finally:
+        engine.dispose()
+
+
+def check_streamed(engine: sa.Engine, statement: sa.Select) -> None:
+    from csat_hook.db.engine import snapshot
+    from csat_hook.sync.bulk import bulk_iter
+    from csat_hook.sync.bulk import bulk_select
+
+    with snapshot(engine) as conn:
+        whole = bulk_select(conn, statement, row_type=store.AnswerRow)
+        for partition in (1, 5, 23, 1000):
+            streamed = list(bulk_iter(conn, statement, store.AnswerRow, partition=partition))
+            assert sorted(streamed) == sorted(whole)  # no order asked for
+            assert all(type(row) is store.AnswerRow for row in streamed)
+        assert sorted(store.iter_answers(conn)) == sorted(store.all_answers(conn))
+        assert sorted(store.iter_survey_facts(conn)) == sorted(store.survey_facts(conn))
+        half = bulk_iter(conn, statement, store.AnswerRow, partition=5)
+        assert len([next(half) for _ in range(7)]) == 7
+        half.close()  # left before the end: its cursor is closed, the connection goes on
+        assert len(bulk_select(conn, statement)) == 23
+    assert len(whole) == 23 and whole[0].submitted_at.tzinfo is UTC

@@ -9,14 +9,18 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
   are decoded and parsed (``ResultsSource.fetch_after``), and the identities among them that
   are already processed (a row deleted and added back, a double-click across two reads) are
   looked up in the database instead of loading every processed identity;
-* **read**: everything, each row recognised by its digest or parsed (``ResultsSource.fetch``).
+* **read**: everything, each row recognised by its digest or parsed (``ResultsSource.fetch``);
+  or, for a source that filters (the Forms API after a first read), what the filter returns,
+  the processed identities among it looked up after the read rather than all loaded before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
 from csat_hook.sync import cache
@@ -65,12 +69,37 @@ def read_source(
                 processed = store.processed_among(conn, [s.fingerprint for s in batch.submissions])
                 memo.extend(batch, processed)
                 return SourceRead(batch, skipped, keys, None, "appended")
-        # Skipped rows are read again: they are not among the processed ones.
-        known = KnownRows(store.known_fingerprints(conn), skipped)
-        known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
         watermark = None if full else store.get_watermark(conn, source.key)
         every = source.full_read_every
         if watermark is not None and every and store.full_read_due(conn, source.key, every, now):
             watermark = None  # read everything again: edits the filter may have missed
+        # An incremental read (the Forms API's filter) returns the responses of the last hour
+        # or so: the processed ones among them are looked up after it, not all loaded before.
+        incremental = watermark is not None and whole is None and not store.legacy_present(conn)
+        if incremental:
+            known = KnownRows(skipped=skipped)
+        else:
+            # Skipped rows are read again: they are not among the processed ones.
+            known = KnownRows(store.known_fingerprints(conn), skipped)
+            known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
     batch = source.fetch(known, watermark)
+    if incremental:
+        with engine.connect() as conn:
+            drop_processed(conn, batch)
     return SourceRead(batch, skipped, keys, known if whole is not None else None, "read")
+
+
+LOOKED_UP_MAX = 20_000  # identities looked up one chunk at a time; beyond, all are loaded
+
+
+def drop_processed(conn: Connection, batch: SourceBatch) -> None:
+    """Count the submissions of ``batch`` (read with nothing known) that are already
+    processed as unchanged, as a read given every processed identity would have."""
+    fingerprints = [s.fingerprint for s in batch.submissions]
+    if len(fingerprints) <= LOOKED_UP_MAX:
+        processed: Container[str] = store.processed_among(conn, fingerprints)
+    else:
+        processed = store.known_fingerprints(conn)
+    kept = [s for s in batch.submissions if s.fingerprint not in processed]
+    batch.unchanged += len(batch.submissions) - len(kept)
+    batch.submissions = kept

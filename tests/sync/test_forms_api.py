@@ -465,3 +465,37 @@ def test_sheets_requests_are_checked_against_their_document_too(fake_google, goo
     assert 'Unknown name "renderOption"' in unknown.json()["error"]["message"]
     no_such = google_session.delete("https://sheets.googleapis.com/v4/spreadsheets/s")
     assert no_such.status_code == 404
+
+
+@pytest.mark.parametrize("looked_up_max", [20_000, 0])
+def test_a_filtered_read_looks_up_what_it_returned_instead_of_loading_every_identity(
+    kit, monkeypatch, looked_up_max
+):
+    from csat_hook.sync import read_step
+
+    start = kit.now - timedelta(days=2)
+    tokens = [kit.survey(f"T-{n}", "7", "Anna", created=start) for n in range(6)]
+    kit.fake.add_form("f", [])
+    for n in range(5):
+        when = stamp(start + timedelta(hours=n))
+        kit.fake.submit_response("f", form_response(n, when, "4", tokens[n]))
+    results = {
+        "source": "forms_api",
+        "forms_api": {"form_id": "f", "question_ids": {"rating": RATING, "token": TOKEN}},
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+    assert kit.run(config).new == 5
+    loads: list[int] = []
+    original = store.known_fingerprints
+    monkeypatch.setattr(store, "known_fingerprints", lambda conn: loads.append(1) or original(conn))
+    monkeypatch.setattr(read_step, "LOOKED_UP_MAX", looked_up_max)
+    # One new response; responses 3 and 4 (the hour before the last) come back through the
+    # filter's overlap.
+    late = stamp(start + timedelta(hours=4, minutes=30))
+    kit.fake.submit_response("f", form_response(5, late, "2", tokens[5]))
+
+    again = kit.run(config)
+
+    assert (again.status, again.rows_read, again.new, again.unchanged) == ("ok", 3, 1, 2)
+    assert loads == ([] if looked_up_max else [1])
+    assert credited(kit) == {f"T-{n}": 4 for n in range(5)} | {"T-5": 2}

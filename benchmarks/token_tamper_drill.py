@@ -31,7 +31,6 @@ from datetime import datetime
 from datetime import timedelta
 
 from csat_hook import tokens
-from csat_hook.errors import TokenError
 
 SECRET = "drill-token-secret-0123456789"
 ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -115,12 +114,7 @@ def old_verify(token: str, secrets: Sequence[str]) -> bool:
     )
 
 
-def new_verify(token: str, secrets: Sequence[str]) -> bool:
-    try:
-        tokens.verify(token, secrets)
-    except TokenError:
-        return False
-    return True
+new_verify = tokens.verifies  # the product's own check
 
 
 def drill(

@@ -180,6 +180,15 @@ def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
     return _read(payload)
 
 
+def verifies(token: str, secrets_: Sequence[str]) -> bool:
+    """Whether :func:`verify` accepts ``token``."""
+    try:
+        verify(token, secrets_)
+    except TokenError:
+        return False
+    return True
+
+
 def verify_stored(token: str, stored: str | None, secrets_: Sequence[str]) -> SurveyRef:
     """:func:`verify`, for a token that may be the one the service stored for its survey.
 

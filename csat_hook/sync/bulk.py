@@ -13,6 +13,7 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -139,6 +140,16 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     finally:
         result.close()
     return _converted(rows, converters, make)
+
+
+IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit
+
+
+def in_chunks(values: Iterable[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
+    """``values`` in lists of at most ``size``, for look-ups by ``column.in_(chunk)``."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 _CURSORS = itertools.count()

@@ -15,7 +15,6 @@ from csat_hook import tokens
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
 from csat_hook.db.engine import snapshot
-from csat_hook.errors import TokenError
 from csat_hook.sync import report_key
 from csat_hook.sync import skips
 from csat_hook.sync import store
@@ -34,14 +33,6 @@ MAX_UNVERIFIED_LISTED = 5000
 # A run crediting at most this many submissions looks their surveys and answers up
 # (_look_up) instead of reading every survey and answer inside its write transaction.
 LOOKED_UP_MAX = 10_000
-
-
-def _verifies(token: str, secrets: Sequence[str]) -> bool:
-    try:
-        tokens.verify(token, secrets)
-    except TokenError:
-        return False
-    return True
 
 
 class ReportStep(AlertsStep):
@@ -66,8 +57,12 @@ class ReportStep(AlertsStep):
         """The surveys and the current answers (survey key → answer) the dataset is built
         from, and the surveys opened through a short link (the funnel's middle step)."""
         surveys = store.survey_facts(conn)
-        self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
+        self._read_opened(conn)
         return surveys, {row.survey_key: row for row in store.all_answers(conn)}
+
+    def _read_opened(self, conn: sa.Connection) -> None:
+        """The keys of the surveys opened through a short link (the funnel's middle step)."""
+        self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
 
     def _look_up(
         self, conn: sa.Connection, submissions: Sequence[Submission]
@@ -86,9 +81,9 @@ class ReportStep(AlertsStep):
         surveys = store.survey_facts_by_token(conn, written)
         found = {tokens.survey_key(row.token) for row in surveys}
         secrets = self.config.token.all_secrets()
-        if any(t.partition(".")[0] not in found and _verifies(t, secrets) for t in written):
+        if any(tokens.survey_key(t) not in found and tokens.verifies(t, secrets) for t in written):
             surveys = store.survey_facts(conn)
-        keys = sorted({t.partition(".")[0] for t in written})
+        keys = sorted({tokens.survey_key(t) for t in written})
         return surveys, store.answers_among(conn, keys)
 
     def _read_for_report(self) -> tuple[Dataset, list[Any], str | None]:
@@ -101,9 +96,7 @@ class ReportStep(AlertsStep):
         # the version read first describes exactly the rows read after it.
         with snapshot(self.engine) as conn:
             first = report_key.read_version(conn)  # first: the data is at least this new
-            self._opened = opened_survey_keys(
-                click_facts(conn), self.config.survey.links.burst_seconds
-            )
+            self._read_opened(conn)
             data = self._dataset(store.iter_answers(conn), store.iter_survey_facts(conn))
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)

@@ -304,10 +304,8 @@ class SyncRunner(ReportStep, OutputsStep):
         # with a version that covers both: when the ingest read nothing or only looked rows
         # up, and on PostgreSQL when its own writes left it no version (report_key.settled),
         # so that the next run with nothing new skips instead of building once more.
-        read_after = deferred or looked_up
-        if version is None and data is None and not dry_run and self.engine.name == "postgresql":
-            read_after = True
-        if read_after:
+        pg_unversioned = version is None and data is None and self.engine.name == "postgresql"
+        if deferred or looked_up or (pg_unversioned and not dry_run):
             del answers, surveys  # the ingest's read, if any: superseded
             data, unverified, version = self._read_for_report()
             keys = self._report_keys(None if dry_run else version, now, language)

@@ -29,10 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.sync.bulk import in_chunks
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
-
-_IN_CHUNK = 500
 
 # What to change, per reason; the sources' own wording where it differs.
 _REMEDIES: dict[str, str] = {
@@ -203,10 +202,5 @@ def _skipped_of_source(conn: sa.Connection, source: str) -> list[str]:
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:
     """Rows that were skipped and are read now: they leave the skipped table."""
-    items = list(fingerprints)
-    for start in range(0, len(items), _IN_CHUNK):
-        conn.execute(
-            sa.delete(sync_skipped_rows).where(
-                sync_skipped_rows.c.fingerprint.in_(items[start : start + _IN_CHUNK])
-            )
-        )
+    for chunk in in_chunks(fingerprints):
+        conn.execute(sa.delete(sync_skipped_rows).where(sync_skipped_rows.c.fingerprint.in_(chunk)))

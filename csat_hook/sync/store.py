@@ -30,15 +30,13 @@ from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
 from csat_hook.sync.bulk import epoch_microseconds
+from csat_hook.sync.bulk import in_chunks
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
     return dialect_insert(conn.dialect.name, table)
-
-
-_IN_CHUNK = 500
 
 
 def known_fingerprints(conn: sa.Connection) -> set[str]:
@@ -62,8 +60,7 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
 def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str]:
     """Which of ``fingerprints`` are processed (:func:`known_fingerprints` for a few rows)."""
     found: set[str] = set()
-    for start in range(0, len(fingerprints), _IN_CHUNK):
-        chunk = list(fingerprints[start : start + _IN_CHUNK])
+    for chunk in in_chunks(fingerprints):
         union = sa.union_all(
             sa.select(answers.c.fingerprint).where(answers.c.fingerprint.in_(chunk)),
             sa.select(answer_history.c.fingerprint).where(answer_history.c.fingerprint.in_(chunk)),
@@ -126,8 +123,7 @@ _ARCHIVED = [
 def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
     """Copy the current answers of the surveys ``keys`` into the history (before they are
     replaced)."""
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
+    for chunk in in_chunks(keys):
         select = sa.select(*[answers.c[name] for name in _ARCHIVED], answers.c.updated_at).where(
             answers.c.survey_key.in_(chunk), answers.c.fingerprint.is_not(None)
         )
@@ -150,8 +146,7 @@ class StoredAnswer(NamedTuple):
 def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, StoredAnswer]:
     """The current answers of the surveys ``keys`` (few: only ties are looked up)."""
     found: dict[str, StoredAnswer] = {}
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
+    for chunk in in_chunks(keys):
         rows = conn.execute(
             sa.select(
                 answers.c.survey_key,
@@ -272,8 +267,7 @@ def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerR
     """The current answers of the surveys ``keys`` (survey key → :class:`AnswerRow`): what
     :func:`all_answers` holds for them, looked up instead of read whole."""
     found: dict[str, AnswerRow] = {}
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
+    for chunk in in_chunks(keys):
         for row in conn.execute(_ANSWER_ROWS.where(answers.c.survey_key.in_(chunk))):
             found[row.survey_key] = AnswerRow._make(row)
     return found
@@ -306,6 +300,7 @@ _SURVEY_FACTS = sa.select(
     epoch_microseconds(surveys.c.created_at).label("created_us"),
     surveys.c.channel,
 )
+_SIGNED_SURVEY_FACTS = _SURVEY_FACTS.where(surveys.c.token.is_not(None))
 
 
 def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
@@ -315,20 +310,19 @@ def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     a first sync reads every survey, and parsing each one's datetime and converting it to
     Unix time in Python was most of the metrics' cost.
     """
-    return bulk_select(conn, _SURVEY_FACTS.where(surveys.c.token.is_not(None)), row_type=SurveyFact)
+    return bulk_select(conn, _SIGNED_SURVEY_FACTS, row_type=SurveyFact)
 
 
 def iter_survey_facts(conn: sa.Connection) -> Iterator[SurveyFact]:
     """:func:`survey_facts`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
-    return bulk_iter(conn, _SURVEY_FACTS.where(surveys.c.token.is_not(None)), row_type=SurveyFact)
+    return bulk_iter(conn, _SIGNED_SURVEY_FACTS, row_type=SurveyFact)
 
 
 def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[SurveyFact]:
     """:func:`survey_facts` of the surveys whose token is one of ``tokens`` (looked up by the
     token's unique index)."""
     found: list[SurveyFact] = []
-    for start in range(0, len(tokens), _IN_CHUNK):
-        chunk = list(tokens[start : start + _IN_CHUNK])
+    for chunk in in_chunks(tokens):
         rows = conn.execute(_SURVEY_FACTS.where(surveys.c.token.in_(chunk)))
         found.extend(SurveyFact._make(row) for row in rows)
     return found

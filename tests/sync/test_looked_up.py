@@ -105,6 +105,12 @@ def scenario(kit: SyncKit) -> dict[str, Any]:
         # The agent field shows the e-mail recorded on the survey: not an edit, which only
         # the survey row can tell.
         [T0 + timedelta(hours=10), 2, "re-signed", "a1@example.com", "", resigned(made[3])],
+        # References a respondent or a sheet controls: pasted with spaces around (the stored
+        # token), one character added, and a cell of 3,000 characters; none found by a
+        # look-up that a whole read would not find.
+        [T0 + timedelta(hours=11), 3, "pasted", "", "", f"  {made[2]}\n"],
+        [T0 + timedelta(hours=12), 1, "edited", "", "", made[6] + "é"],
+        [T0 + timedelta(hours=13), 1, "huge", "", "", "x" * 3000],
     ]
     kit.responses(rows)
     second = kit.run(config)
@@ -160,7 +166,9 @@ def test_a_few_new_answers_store_and_report_what_a_whole_read_does(
         other.stop()
 
     assert looked_up["summary"]["new"] == 3  # T-4, T-5 and the survey held elsewhere
-    assert looked_up["summary"]["unverified"] == {"forged": 1}
+    assert looked_up["summary"]["unverified"] == {"forged": 1, "malformed": 2}
+    # Later submissions of T-0, T-2 (pasted) and T-3 (re-signed); T-1 edited in place.
+    assert looked_up["summary"]["updated"] == 4
     assert any("changed in place" in w for w in looked_up["summary"]["warnings"])
     assert looked_up["summary"]["edited_fields"] == 1  # the field "Someone Else" only
     assert looked_up == whole

@@ -74,17 +74,58 @@ def ingest(
     batch adds or replaces are returned in ``result.answers`` in the same shape.
     """
     result = IngestResult()
+    ingest_submissions(
+        conn,
+        batch.submissions,
+        batch.source,
+        secrets=secrets,
+        agents=agents,
+        surveys=surveys,
+        answers=answers,
+        now=now,
+        into=result,
+    )
+    ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
+    return result
+
+
+def ingest_submissions(
+    conn: sa.Connection,
+    submissions: Sequence[Submission],
+    source: str,
+    *,
+    secrets: Sequence[str],
+    agents: Mapping[str, Mapping[str, Any]],
+    surveys: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    now: datetime,
+    into: IngestResult,
+) -> None:
+    """The submissions part of :func:`ingest`, adding to ``into`` (``into.answers`` is
+    extended with the answers added or replaced).
+
+    Called once per part of a batch (:func:`by_survey`), it stores what one call over the
+    whole batch stores, provided every submission of a survey is in the same part and
+    ``surveys``/``answers`` hold what the database holds for that part's surveys when the
+    part is stored (earlier parts included)."""
     credited: list[Credited] = []
     unverified: list[Unverified] = []
-    for submission in batch.submissions:
+    for submission in submissions:
         checked = check_reference(submission, secrets, surveys)
         if isinstance(checked, Credited):
             credited.append(checked)
         else:
             unverified.append(checked)
-    _store_credited(conn, credited, batch.source, agents, surveys, answers, now, result)
-    _store_unverified(conn, unverified, batch.source, now, result)
-    _store_skipped(conn, batch, now, result)
+    _store_credited(conn, credited, source, agents, surveys, answers, now, into)
+    _store_unverified(conn, unverified, source, now, into)
+
+
+def ingest_rest(
+    conn: sa.Connection, batch: SourceBatch, *, source_key: str, now: datetime, into: IngestResult
+) -> None:
+    """What :func:`ingest` stores besides the submissions, once per batch and after them:
+    skipped rows, re-keyed identities, row digests and the source's watermark."""
+    _store_skipped(conn, batch, now, into)
     store.replace_legacy_fingerprints(conn, batch.rekeyed)
     # Every readable row is stored by now (credited, history or unverified): the next run
     # may recognise it by its cells.
@@ -93,7 +134,28 @@ def ingest(
         store.set_watermark(conn, source_key, batch.watermark, now)
         if batch.complete:  # an incremental source read in full: when, for the next full read
             store.set_watermark(conn, store.full_read_key(source_key), now, now)
-    return result
+
+
+def by_survey(submissions: Sequence[Submission], size: int) -> list[list[Submission]]:
+    """``submissions`` in parts of about ``size``, in their order, except that every
+    submission naming a survey goes into the part of that survey's first one (a part can
+    then hold more than ``size``): :func:`ingest_submissions` decides between a survey's
+    submissions only when they are stored together. The survey is the one its reference
+    names, as :func:`~csat_hook.sync.attribution.check_reference` reads it; a submission
+    without a reference names none."""
+    parts: list[list[Submission]] = []
+    part_of: dict[str, list[Submission]] = {}
+    for submission in submissions:
+        key = submission.token.strip().partition(".")[0]  # tokens.survey_key
+        part = part_of.get(key) if key else None
+        if part is None:
+            if not parts or len(parts[-1]) >= size:
+                parts.append([])
+            part = parts[-1]
+            if key:
+                part_of[key] = part
+        part.append(submission)
+    return parts
 
 
 def _store_credited(
@@ -150,14 +212,14 @@ def _store_credited(
                 if verdict == "replace":
                     replaced.append(item.key)
     del winners
-    result.history_only = len(history)
+    result.history_only += len(history)
     store.archive_answers(conn, replaced)  # before the rows that replace them are written
     for chunk in _chunks(current):
         store.upsert_answers(conn, [_answer_row(i, e, source, now) for i, e in chunk])
     for chunk in _chunks(history):
         store.insert_answer_history(conn, [_history_row(i, e, source, now) for i, e in chunk])
     # As _answer_row stores them (the same truncations).
-    result.answers = [
+    result.answers.extend(
         store.AnswerRow(
             item.key,
             item.ref.helpdesk,
@@ -170,7 +232,7 @@ def _store_credited(
             item.submission.nps,
         )
         for item, _ in current
-    ]
+    )
 
 
 _COMPARED = (

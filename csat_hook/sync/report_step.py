@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.alerts.engine import Changed
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
 from csat_hook.db.engine import snapshot
@@ -20,6 +21,10 @@ from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.ingest import IngestResult
+from csat_hook.sync.ingest import by_survey
+from csat_hook.sync.ingest import ingest_rest
+from csat_hook.sync.ingest import ingest_submissions
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.periods import build_periods
 from csat_hook.sync.records import SourceBatch
@@ -30,8 +35,9 @@ from csat_hook.sync.report import build_report
 from csat_hook.sync.summary import SyncSummary
 
 MAX_UNVERIFIED_LISTED = 5000
-# A run crediting at most this many submissions looks their surveys and answers up
-# (_look_up) instead of reading every survey and answer inside its write transaction.
+# Submissions credited a part at a time (_ingest_by_parts), each part's surveys and answers
+# looked up instead of every survey and answer read inside the write transaction; 0: read
+# every survey and answer instead (tests compare the two).
 LOOKED_UP_MAX = 10_000
 
 
@@ -64,27 +70,67 @@ class ReportStep(AlertsStep):
         """The keys of the surveys opened through a short link (the funnel's middle step)."""
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
 
+    def _ingest_by_parts(
+        self, conn: sa.Connection, batch: SourceBatch, source_key: str, now: datetime
+    ) -> tuple[IngestResult, list[Changed]]:
+        """:func:`~csat_hook.sync.ingest.ingest` of ``batch``, a part at a time
+        (:func:`~csat_hook.sync.ingest.by_survey`, :data:`LOOKED_UP_MAX` submissions), each
+        part's surveys and answers looked up (:meth:`_look_up`) instead of every survey and
+        answer read at once: what is held at a time is one part's, whatever the batch's
+        size. The answers the alert rules read (:meth:`_changed`) are returned beside."""
+        config = self.config
+        secrets = config.token.all_secrets()
+        agents = {name: options.agents for name, options in config.helpdesks.items()}
+        result = IngestResult()
+        changed: list[Changed] = []
+        every_survey: dict[str, Any] | None = None  # read once, if a part needs it
+        for part in by_survey(batch.submissions, LOOKED_UP_MAX):
+            by_key, current = self._look_up(conn, part)
+            if by_key is None:
+                if every_survey is None:
+                    every_survey = {
+                        tokens.survey_key(row.token): row for row in store.survey_facts(conn)
+                    }
+                by_key = every_survey
+            ingest_submissions(
+                conn,
+                part,
+                batch.source,
+                secrets=secrets,
+                agents=agents,
+                surveys=by_key,
+                answers=current,
+                now=now,
+                into=result,
+            )
+            changed += self._changed(result, current, by_key)
+            result.answers.clear()  # only what _changed reads; the report reads them again
+        ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
+        return result, changed
+
     def _look_up(
         self, conn: sa.Connection, submissions: Sequence[Submission]
-    ) -> tuple[list[Any], dict[str, Any]]:
-        """What :meth:`_read_back` holds for ``submissions`` (few: at most
-        :data:`LOOKED_UP_MAX`), looked up by their references: the surveys their tokens name
-        and the current answers of those surveys (survey key → answer).
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """What :meth:`_read_back` holds for ``submissions`` (one part of a batch), looked
+        up by their references: the surveys their tokens name (survey key → survey) and the
+        current answers of those surveys (survey key → answer).
 
         The surveys are found by the token as stored. A reference that verifies but is not
         the token stored for its survey (signed again under another secret) can only be
-        found by its survey key, which no index holds: then every survey is read, as
-        :meth:`_read_back` does. References that do not verify need no survey (they are
-        unverified, whatever it holds).
+        found by its survey key, which no index holds: then the surveys are None, and the
+        caller reads every survey, as :meth:`_read_back` does. References that do not verify
+        need no survey (they are unverified, whatever it holds).
         """
         written = sorted({s.token.strip() for s in submissions} - {""})
-        surveys = store.survey_facts_by_token(conn, written)
-        found = {tokens.survey_key(row.token) for row in surveys}
+        surveys = {
+            tokens.survey_key(row.token): row for row in store.survey_facts_by_token(conn, written)
+        }
+        answers = store.answers_among(conn, sorted({tokens.survey_key(t) for t in written}))
         secrets = self.config.token.all_secrets()
-        if any(tokens.survey_key(t) not in found and tokens.verifies(t, secrets) for t in written):
-            surveys = store.survey_facts(conn)
-        keys = sorted({tokens.survey_key(t) for t in written})
-        return surveys, store.answers_among(conn, keys)
+        unfound = (t for t in written if tokens.survey_key(t) not in surveys)
+        if any(tokens.verifies(t, secrets) for t in unfound):
+            return None, answers
+        return surveys, answers
 
     def _read_for_report(self) -> tuple[Dataset, list[Any], str | None]:
         """After the ingest's commit: the dataset of every survey and answer, the unverified

@@ -220,57 +220,60 @@ class SyncRunner(ReportStep, OutputsStep):
         # are read only if the report has to be built (_read_back), often not at all.
         whole = config.alerts.active and needs_dataset(config.alerts)
         deferred = not batch.submissions and not whole
-        # A few answers to credit: their surveys and answers are looked up, and the report
-        # reads everything after the commit (on SQLite the write transaction holds every
-        # other writer, the webhooks included, for as long as it lasts; on PostgreSQL a read
-        # inside it gets no data version, its own writes move it, and is read again).
+        # Answers to credit: looked up a part at a time, and the report reads everything
+        # after the commit (on SQLite the write transaction holds every other writer, the
+        # webhooks included, for as long as it lasts; on PostgreSQL a read inside it gets no
+        # data version, its own writes move it, and is read again; and every survey and
+        # answer held at once was a first sync's peak of memory).
         looked_up = (
             not deferred
             and not whole
             and not dry_run  # rolled back: a report read after it would miss the batch
-            and len(batch.submissions) <= LOOKED_UP_MAX
+            and LOOKED_UP_MAX > 0
         )
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
-                surveys: list[Any]
-                current: dict[str, Any]
-                if deferred:
-                    surveys, current = [], {}
-                elif looked_up:
-                    surveys, current = self._look_up(conn, batch.submissions)
+                surveys: list[Any] = []
+                answers: list[Any] = []
+                if looked_up:
+                    result, changed = self._ingest_by_parts(conn, batch, source.key, now)
                 else:
-                    surveys, current = self._read_back(conn)
-                by_key = {tokens.survey_key(row.token): row for row in surveys}
-                result = ingest(
-                    conn,
-                    batch,
-                    source_key=source.key,
-                    secrets=config.token.all_secrets(),
-                    agents={name: options.agents for name, options in config.helpdesks.items()},
-                    surveys=by_key,
-                    answers=current,
-                    now=now,
-                )
+                    current: dict[str, Any] = {}
+                    if not deferred:
+                        surveys, current = self._read_back(conn)
+                    by_key = {tokens.survey_key(row.token): row for row in surveys}
+                    result = ingest(
+                        conn,
+                        batch,
+                        source_key=source.key,
+                        secrets=config.token.all_secrets(),
+                        agents={name: options.agents for name, options in config.helpdesks.items()},
+                        surveys=by_key,
+                        answers=current,
+                        now=now,
+                    )
+                    changed = self._changed(result, current, by_key)
+                    # One read of the answers: the batch's new and replaced ones merged in
+                    # memory.
+                    current.update((row.survey_key, row) for row in result.answers)
+                    answers = list(current.values())
+                    del current, by_key
                 skips.record_rereads(conn, batch, skipped)
                 if read.memo is not None:
                     read_memo.record(conn, source.key, read.memo, batch, now)
                 if read.known is not None and batch.complete:
                     seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, read.known.raw, read.known.raw_orphans, seen)
-                changed = self._changed(result, current, by_key)
-                # One read of the answers: the batch's new and replaced ones merged in memory.
-                current.update((row.survey_key, row) for row in result.answers)
-                answers = list(current.values())
-                del current
                 if config.alerts.active:
                     if needs_dataset(config.alerts):
                         data = self._dataset(answers, surveys)
                     summary.alerts = raise_alerts(
                         conn, config.alerts, self._alert_inputs(changed, data, now)
                     ).as_dict()
+                del changed
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
                     "answers": store.count_answers(conn) if deferred or looked_up else len(answers),
@@ -293,7 +296,7 @@ class SyncRunner(ReportStep, OutputsStep):
         batch.raw_digests.clear()
         batch.raw_seen.clear()
         read.known = None  # every processed identity and row digest: not needed any more
-        del result, by_key
+        del result
         clock.lap("ingest")
         language = self._language(sheets, source)
         keys = {} if dry_run else self._keys(version, now, language, sheets, source)

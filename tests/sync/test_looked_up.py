@@ -135,8 +135,9 @@ def scenario(kit: SyncKit) -> dict[str, Any]:
     }
 
 
-def test_a_few_new_answers_store_and_report_what_a_whole_read_does(
-    kit: SyncKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsa_key: Any
+@pytest.mark.parametrize("part", [10_000, 2], ids=["one part", "parts of two"])
+def test_answers_looked_up_store_and_report_what_a_whole_read_does(
+    kit: SyncKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsa_key: Any, part: int
 ) -> None:
     whole_reads: list[str] = []
     for name in ("survey_facts", "iter_survey_facts"):  # read at once or streamed
@@ -147,9 +148,13 @@ def test_a_few_new_answers_store_and_report_what_a_whole_read_does(
             return _original(conn)
 
         monkeypatch.setattr(store, name, counting)
+    # In parts of two, a survey's later submissions join the part of its first one (T-0's
+    # "later" row, T-1's edit in place), and the reference signed again is in a later part.
+    monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", part)
+    monkeypatch.setattr(report_step, "LOOKED_UP_MAX", part)
     looked_up = scenario(kit)
-    # The second run: one whole read of the surveys for the re-signed reference, one for the
-    # report after the commit (the first run: the report's only).
+    # The second run: one whole read of the surveys for the re-signed reference (once, in
+    # parts too), one for the report after the commit (the first run: the report's only).
     assert whole_reads == ["surveys"] * 3
 
     monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", 0)  # every run reads everything
@@ -203,20 +208,43 @@ def test_a_reference_stored_as_signed_needs_no_whole_read_inside_the_transaction
     assert calls == ["survey_facts_by_token", "answers_among", "iter_answers", "iter_survey_facts"]
 
 
-def test_more_answers_than_the_bound_are_read_whole_inside_the_transaction(
+def test_a_batch_is_looked_up_a_part_at_a_time_with_each_survey_in_one_part(
     kit: SyncKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", 2)
-    looked: list[int] = []
-    monkeypatch.setattr(
-        report_step.ReportStep,
-        "_look_up",
-        lambda self, conn, subs: looked.append(len(subs)) or ([], {}),
-    )
+    monkeypatch.setattr(report_step, "LOOKED_UP_MAX", 2)
+    looked: list[list[str]] = []
+    original = report_step.ReportStep._look_up
+
+    def recording(self: Any, conn: sa.Connection, subs: Any) -> Any:
+        looked.append([s.comment for s in subs])
+        return original(self, conn, subs)
+
+    monkeypatch.setattr(report_step.ReportStep, "_look_up", recording)
+    whole: list[str] = []
+    monkeypatch.setattr(store, "survey_facts", lambda conn: whole.append("read") or [])
     made = [kit.survey(f"T-{n}", "1", "Agent 1", created=T0 - timedelta(days=1)) for n in range(3)]
-    kit.responses([EN_HEADER, *([T0, 5, "", "", "", t] for t in made)])
-    assert kit.run().new == 3
-    assert looked == []
+    kit.responses(
+        [
+            EN_HEADER,
+            [T0, 5, "a", "", "", made[0]],
+            [T0, 4, "b", "", "", made[1]],
+            [T0, 3, "c", "", "", made[2]],
+            [T0 + timedelta(hours=1), 1, "a later", "", "", made[0]],
+            [T0, 2, "no reference", "", "", ""],
+        ]
+    )
+
+    summary = kit.run()
+
+    assert (summary.new, summary.history_only, summary.unverified) == (3, 1, {"missing": 1})
+    assert looked == [["a", "b", "a later"], ["c", "no reference"]]
+    assert whole == []  # every reference as stored: no survey read whole
+    assert {row.survey_key: row.rating for row in kit.rows(answers)} == {
+        tokens.survey_key(made[0]): 1,
+        tokens.survey_key(made[1]): 4,
+        tokens.survey_key(made[2]): 3,
+    }
 
 
 def test_a_dry_run_reads_whole_so_its_report_holds_what_it_would_credit(kit: SyncKit) -> None:

@@ -254,3 +254,31 @@ def test_a_dry_run_reads_whole_so_its_report_holds_what_it_would_credit(kit: Syn
     dry = kit.run(config, dry_run=True)
     assert (dry.status, dry.new, dry.totals["answers"]) == ("ok", 3, 3)
     assert kit.rows(answers) == []  # rolled back
+
+
+def test_parts_keep_order_and_each_survey_whole() -> None:
+    from csat_hook.sync.ingest import by_survey
+    from csat_hook.sync.records import Submission
+
+    def sub(name: str, token: str) -> Submission:
+        return Submission(name, name, T0, 5, "", token, "", "")
+
+    rows = [
+        sub("a1", "A.tag1"),
+        sub("b", " B.tag \n"),  # spaces around: the same survey as "B.other"
+        sub("none1", ""),
+        sub("c", "C.tag"),
+        sub("none2", "   "),
+        sub("a2", "A.tag2"),  # survey A, signed again: joins A's part
+        sub("b2", "B.other"),
+        sub("d", "D.tag"),
+        sub("none3", ""),
+    ]
+    parts = by_survey(rows, 2)
+    assert [[s.fingerprint for s in part] for part in parts] == [
+        ["a1", "b", "a2", "b2"],
+        ["none1", "c"],
+        ["none2", "d"],
+        ["none3"],
+    ]
+    assert by_survey([], 2) == []

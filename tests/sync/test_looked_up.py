@@ -222,7 +222,12 @@ def test_a_batch_is_looked_up_a_part_at_a_time_with_each_survey_in_one_part(
 
     monkeypatch.setattr(report_step.ReportStep, "_look_up", recording)
     whole: list[str] = []
-    monkeypatch.setattr(store, "survey_facts", lambda conn: whole.append("read") or [])
+
+    def read_whole(conn: sa.Connection) -> list[Any]:
+        whole.append("read")
+        return []
+
+    monkeypatch.setattr(store, "survey_facts", read_whole)
     made = [kit.survey(f"T-{n}", "1", "Agent 1", created=T0 - timedelta(days=1)) for n in range(3)]
     kit.responses(
         [

@@ -26,7 +26,6 @@ from csat_hook.db.schema import answers
 from csat_hook.db.schema import unverified_answers
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.sync import report_step
-from csat_hook.sync import runner as runner_module
 from csat_hook.sync import store
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SECRET
@@ -150,14 +149,13 @@ def test_answers_looked_up_store_and_report_what_a_whole_read_does(
         monkeypatch.setattr(store, name, counting)
     # In parts of two, a survey's later submissions join the part of its first one (T-0's
     # "later" row, T-1's edit in place), and the reference signed again is in a later part.
-    monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", part)
     monkeypatch.setattr(report_step, "LOOKED_UP_MAX", part)
     looked_up = scenario(kit)
     # The second run: one whole read of the surveys for the re-signed reference (once, in
     # parts too), one for the report after the commit (the first run: the report's only).
     assert whole_reads == ["surveys"] * 3
 
-    monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", 0)  # every run reads everything
+    monkeypatch.setattr(report_step, "LOOKED_UP_MAX", 0)  # every run reads everything
     other = FakeGoogle().start()
     try:
         with other_database(kit, tmp_path) as url:
@@ -211,7 +209,6 @@ def test_a_reference_stored_as_signed_needs_no_whole_read_inside_the_transaction
 def test_a_batch_is_looked_up_a_part_at_a_time_with_each_survey_in_one_part(
     kit: SyncKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "LOOKED_UP_MAX", 2)
     monkeypatch.setattr(report_step, "LOOKED_UP_MAX", 2)
     looked: list[list[str]] = []
     original = report_step.ReportStep._look_up

@@ -258,11 +258,11 @@ def test_a_run_with_nothing_to_credit_reads_the_answers_back_only_for_a_report(k
 
 
 def test_a_batch_larger_than_a_part_is_looked_up_in_parts_and_read_once_after(kit, monkeypatch):
-    from csat_hook.sync import runner
+    from csat_hook.sync import report_step
 
     reads: list[int] = []
     count_answer_reads(monkeypatch, reads)
-    monkeypatch.setattr(runner, "LOOKED_UP_MAX", 3)  # four answers: parts of 3 and 1
+    monkeypatch.setattr(report_step, "LOOKED_UP_MAX", 3)  # four answers: parts of 3 and 1
     seed(kit)
     assert kit.run().report == "built"
     assert reads == [4]  # none inside the transaction; the report's, after the commit
@@ -272,12 +272,12 @@ def test_a_batch_larger_than_a_part_is_looked_up_in_parts_and_read_once_after(ki
 
 
 def test_a_whole_read_reads_back_inside_the_transaction_and_again_on_postgresql(kit, monkeypatch):
-    from csat_hook.sync import runner
+    from csat_hook.sync import report_step
 
     reads: list[int] = []
     count_answer_reads(monkeypatch, reads)
     # What a dry run and an alert rule reading every answer do.
-    monkeypatch.setattr(runner, "LOOKED_UP_MAX", 0)
+    monkeypatch.setattr(report_step, "LOOKED_UP_MAX", 0)
     seed(kit)
     assert kit.run().report == "built"
     # Read back before the first answers were stored; on PostgreSQL once more after the

@@ -26,11 +26,13 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
+from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
 from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.bulk import in_chunks
+from csat_hook.sync.bulk import unprepared
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
 
@@ -267,9 +269,10 @@ def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerR
     """The current answers of the surveys ``keys`` (survey key → :class:`AnswerRow`): what
     :func:`all_answers` holds for them, looked up instead of read whole."""
     found: dict[str, AnswerRow] = {}
-    for chunk in in_chunks(keys):
-        for row in conn.execute(_ANSWER_ROWS.where(answers.c.survey_key.in_(chunk))):
-            found[row.survey_key] = AnswerRow._make(row)
+    with unprepared(conn):  # the answers may be growing: a sync stores them a part at a time
+        for condition in among(conn, answers.c.survey_key, keys):
+            for row in conn.execute(_ANSWER_ROWS.where(condition)):
+                found[row.survey_key] = AnswerRow._make(row)
     return found
 
 
@@ -322,9 +325,10 @@ def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[Su
     """:func:`survey_facts` of the surveys whose token is one of ``tokens`` (looked up by the
     token's unique index)."""
     found: list[SurveyFact] = []
-    for chunk in in_chunks(tokens):
-        rows = conn.execute(_SURVEY_FACTS.where(surveys.c.token.in_(chunk)))
-        found.extend(SurveyFact._make(row) for row in rows)
+    with unprepared(conn):
+        for condition in among(conn, surveys.c.token, tokens):
+            rows = conn.execute(_SURVEY_FACTS.where(condition))
+            found.extend(SurveyFact._make(row) for row in rows)
     return found
 
 

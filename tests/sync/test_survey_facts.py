@@ -164,3 +164,75 @@ def check_streamed(engine: sa.Engine, statement: sa.Select) -> None:
         half.close()  # left before the end: its cursor is closed, the connection goes on
         assert len(bulk_select(conn, statement)) == 23
     assert len(whole) == 23 and whole[0].submitted_at.tzinfo is UTC
+
+
+def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
+    database_url, monkeypatch
+):
+    """``survey_facts_by_token`` and ``answers_among`` (a sync's look-ups, a part at a time):
+    every value found however the values are split into statements (IN lists on SQLite, one
+    array per chunk on PostgreSQL), unknown ones ignored; on PostgreSQL the look-ups are never
+    prepared (a generic plan made while the answers were few would scan them all later)."""
+    from csat_hook.db.schema import answers
+    from csat_hook.sync import bulk
+
+    monkeypatch.setattr(bulk, "ARRAY_CHUNK", 3)
+    monkeypatch.setattr(bulk, "IN_CHUNK", 3)
+    engine = make_engine(database_url)
+    create_schema(engine)
+    at = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(surveys),
+            [
+                {
+                    "helpdesk": "h",
+                    "dialog_id": f"d{i}",
+                    "occurrence": "",
+                    "token": f"k{i}.t",
+                    "status": "sent",
+                    "created_at": at,
+                }
+                for i in range(8)
+            ],
+        )
+        conn.execute(
+            sa.insert(answers),
+            [
+                {
+                    "survey_key": f"k{i}",
+                    "token": f"k{i}.t",
+                    "helpdesk": "h",
+                    "dialog_id": f"d{i}",
+                    "agent_key": "7",
+                    "issued_at": at,
+                    "rating": 5,
+                    "submitted_at": at,
+                    "fields_edited": False,
+                    "source": "gsheets",
+                    "updated_at": at,
+                    "fingerprint": f"f{i}",
+                }
+                for i in range(0, 8, 2)
+            ],
+        )
+    wanted = [f"k{i}.t" for i in range(8)] + ["k9.t", "k'; --.t"]
+    try:
+        with engine.begin() as conn:
+            for _ in range(8):  # psycopg prepares a statement run five times
+                found = store.survey_facts_by_token(conn, wanted)
+                among = store.answers_among(conn, [t.partition(".")[0] for t in wanted])
+            assert sorted(row.token for row in found) == [f"k{i}.t" for i in range(8)]
+            assert sorted(among) == ["k0", "k2", "k4", "k6"]
+            assert among["k2"].dialog_id == "d2" and among["k2"].submitted_at == at
+            if engine.name == "postgresql":
+                prepared = conn.execute(
+                    sa.text(
+                        "SELECT statement FROM pg_prepared_statements "
+                        "WHERE statement LIKE :surveys OR statement LIKE :answers"
+                    ),
+                    {"surveys": "%FROM surveys%", "answers": "%FROM answers%"},
+                ).all()
+                assert prepared == []
+    finally:
+        engine.dispose()

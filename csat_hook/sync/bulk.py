@@ -186,7 +186,9 @@ def among(
     parameters to bind and plan); elsewhere ``IN`` lists of :data:`IN_CHUNK`."""
     if conn.dialect.name == "postgresql":
         for chunk in in_chunks(values, ARRAY_CHUNK):
-            array = sa.bindparam(None, chunk, type_=postgresql.ARRAY(column.type))
+            # Elements of unbounded length: a cast to the column's VARCHAR(n)[] would cut a
+            # longer value to n characters, and compare what was cut.
+            array = sa.bindparam(None, chunk, type_=postgresql.ARRAY(sa.String()))
             yield column == sa.any_(array)
         return
     for chunk in in_chunks(values):

@@ -216,7 +216,20 @@ def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
                 for i in range(0, 8, 2)
             ],
         )
-    wanted = [f"k{i}.t" for i in range(8)] + ["k9.t", "k'; --.t"]
+        long_token = "L" * 1022 + ".t"  # as long as the column holds
+        conn.execute(
+            sa.insert(surveys),
+            {
+                "helpdesk": "h",
+                "dialog_id": "long",
+                "occurrence": "",
+                "token": long_token,
+                "status": "sent",
+                "created_at": at,
+            },
+        )
+    # Unknown, quoted, and one character past the column's length (never cut to match).
+    wanted = [f"k{i}.t" for i in range(8)] + ["k9.t", "k'; --.t", long_token + "x"]
     try:
         with engine.begin() as conn:
             for _ in range(8):  # psycopg prepares a statement run five times

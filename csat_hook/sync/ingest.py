@@ -55,40 +55,6 @@ class IngestResult:
     answers: list[Any] = field(default_factory=list)  # new or replaced, as store.AnswerRow
 
 
-def ingest(
-    conn: sa.Connection,
-    batch: SourceBatch,
-    *,
-    source_key: str,
-    secrets: Sequence[str],
-    agents: Mapping[str, Mapping[str, Any]],
-    surveys: Mapping[str, Any],
-    answers: Mapping[str, Any],
-    now: datetime,
-) -> IngestResult:
-    """Verify, classify and store ``batch``.
-
-    ``agents`` is helpdesk → its static agents map; ``surveys`` is survey key → survey row
-    (the agent as recorded at send time), both used only to tell whether fields were edited.
-    ``answers`` is survey key → the current answer (``store.AnswerRow``); the answers this
-    batch adds or replaces are returned in ``result.answers`` in the same shape.
-    """
-    result = IngestResult()
-    ingest_submissions(
-        conn,
-        batch.submissions,
-        batch.source,
-        secrets=secrets,
-        agents=agents,
-        surveys=surveys,
-        answers=answers,
-        now=now,
-        into=result,
-    )
-    ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
-    return result
-
-
 def ingest_submissions(
     conn: sa.Connection,
     submissions: Sequence[Submission],
@@ -101,13 +67,17 @@ def ingest_submissions(
     now: datetime,
     into: IngestResult,
 ) -> None:
-    """The submissions part of :func:`ingest`, adding to ``into`` (``into.answers`` is
-    extended with the answers added or replaced).
+    """Verify, classify and store ``submissions``, adding to ``into`` (``into.answers`` is
+    extended with the answers added or replaced, as ``store.AnswerRow``).
+
+    ``agents`` is helpdesk → its static agents map; ``surveys`` is survey key → survey row
+    (the agent as recorded at send time), both used only to tell whether fields were edited.
+    ``answers`` is survey key → the current answer (``store.AnswerRow``).
 
     Called once per part of a batch (:func:`by_survey`), it stores what one call over the
     whole batch stores, provided every submission of a survey is in the same part and
     ``surveys``/``answers`` hold what the database holds for that part's surveys when the
-    part is stored (earlier parts included)."""
+    part is stored (earlier parts included). :func:`ingest_rest` follows, once per batch."""
     credited: list[Credited] = []
     unverified: list[Unverified] = []
     for submission in submissions:
@@ -123,7 +93,7 @@ def ingest_submissions(
 def ingest_rest(
     conn: sa.Connection, batch: SourceBatch, *, source_key: str, now: datetime, into: IngestResult
 ) -> None:
-    """What :func:`ingest` stores besides the submissions, once per batch and after them:
+    """What a batch stores besides its submissions, once and after them:
     skipped rows, re-keyed identities, row digests and the source's watermark."""
     _store_skipped(conn, batch, now, into)
     store.replace_legacy_fingerprints(conn, batch.rekeyed)

@@ -35,7 +35,7 @@ from csat_hook.sync.report import build_report
 from csat_hook.sync.summary import SyncSummary
 
 MAX_UNVERIFIED_LISTED = 5000
-# Submissions credited a part at a time (_ingest_by_parts), each part's surveys and answers
+# Submissions credited a part at a time (_ingest), each part's surveys and answers
 # looked up instead of every survey and answer read inside the write transaction; 0: read
 # every survey and answer instead (tests compare the two).
 LOOKED_UP_MAX = 10_000
@@ -70,28 +70,48 @@ class ReportStep(AlertsStep):
         """The keys of the surveys opened through a short link (the funnel's middle step)."""
         self._opened = opened_survey_keys(click_facts(conn), self.config.survey.links.burst_seconds)
 
-    def _ingest_by_parts(
-        self, conn: sa.Connection, batch: SourceBatch, source_key: str, now: datetime
+    def _ingest(
+        self,
+        conn: sa.Connection,
+        batch: SourceBatch,
+        source_key: str,
+        now: datetime,
+        *,
+        read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
     ) -> tuple[IngestResult, list[Changed]]:
-        """:func:`~csat_hook.sync.ingest.ingest` of ``batch``, a part at a time
+        """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
+        the alert rules read (:meth:`_changed`) are returned beside.
+
+        Without ``read_back`` the submissions are credited a part at a time
         (:func:`~csat_hook.sync.ingest.by_survey`, :data:`LOOKED_UP_MAX` submissions), each
-        part's surveys and answers looked up (:meth:`_look_up`) instead of every survey and
-        answer read at once: what is held at a time is one part's, whatever the batch's
-        size. The answers the alert rules read (:meth:`_changed`) are returned beside."""
+        part's surveys and answers looked up (:meth:`_look_up`): what is held at a time is
+        one part's, whatever the batch's size, and ``result.answers`` is emptied after each
+        part. With ``read_back`` (every survey by survey key and every current answer, read
+        in this transaction: :meth:`_read_back`) the batch is one part credited against
+        them, and ``result.answers`` keeps the answers added or replaced, for the caller to
+        merge into its read."""
         config = self.config
         secrets = config.token.all_secrets()
         agents = {name: options.agents for name, options in config.helpdesks.items()}
         result = IngestResult()
         changed: list[Changed] = []
+        if read_back is not None:
+            parts = [batch.submissions] if batch.submissions else []
+        else:
+            parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
-        for part in by_survey(batch.submissions, LOOKED_UP_MAX):
-            by_key, current = self._look_up(conn, part)
-            if by_key is None:
-                if every_survey is None:
-                    every_survey = {
-                        tokens.survey_key(row.token): row for row in store.survey_facts(conn)
-                    }
-                by_key = every_survey
+        for part in parts:
+            if read_back is not None:
+                by_key, current = read_back
+            else:
+                looked_up, current = self._look_up(conn, part)
+                if looked_up is None:
+                    if every_survey is None:
+                        every_survey = {
+                            tokens.survey_key(row.token): row for row in store.survey_facts(conn)
+                        }
+                    looked_up = every_survey
+                by_key = looked_up
             ingest_submissions(
                 conn,
                 part,
@@ -104,7 +124,8 @@ class ReportStep(AlertsStep):
                 into=result,
             )
             changed += self._changed(result, current, by_key)
-            result.answers.clear()  # only what _changed reads; the report reads them again
+            if read_back is None:
+                result.answers.clear()  # only what _changed reads; the report reads them again
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
         return result, changed
 

@@ -60,7 +60,6 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
-from csat_hook.sync.ingest import ingest
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.outputs_step import OutputsStep
@@ -239,23 +238,15 @@ class SyncRunner(ReportStep, OutputsStep):
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:
-                    result, changed = self._ingest_by_parts(conn, batch, source.key, now)
+                    result, changed = self._ingest(conn, batch, source.key, now)
                 else:
                     current: dict[str, Any] = {}
                     if not deferred:
                         surveys, current = self._read_back(conn)
                     by_key = {tokens.survey_key(row.token): row for row in surveys}
-                    result = ingest(
-                        conn,
-                        batch,
-                        source_key=source.key,
-                        secrets=config.token.all_secrets(),
-                        agents={name: options.agents for name, options in config.helpdesks.items()},
-                        surveys=by_key,
-                        answers=current,
-                        now=now,
+                    result, changed = self._ingest(
+                        conn, batch, source.key, now, read_back=(by_key, current)
                     )
-                    changed = self._changed(result, current, by_key)
                     # One read of the answers: the batch's new and replaced ones merged in
                     # memory.
                     current.update((row.survey_key, row) for row in result.answers)

@@ -19,9 +19,8 @@ import sqlalchemy as sa
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
+from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
-
-_DELETE_CHUNK = 500  # digests per DELETE ... IN (bounded statements)
 
 
 def known_row_digests(
@@ -53,12 +52,8 @@ def prune_row_digests(
     stale = [d for d in orphans if d not in seen]
     if any(d not in seen for d in known):
         stale.extend(d for d in known if d not in seen)
-    for start in range(0, len(stale), _DELETE_CHUNK):
-        conn.execute(
-            sa.delete(sync_row_digests).where(
-                sync_row_digests.c.digest.in_(stale[start : start + _DELETE_CHUNK])
-            )
-        )
+    for condition in among(conn, sync_row_digests.c.digest, stale):
+        conn.execute(sa.delete(sync_row_digests).where(condition))
     return len(stale)
 
 

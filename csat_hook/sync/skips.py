@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.db.schema import sync_skipped_rows
-from csat_hook.sync.bulk import in_chunks
+from csat_hook.sync.bulk import among
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 
@@ -202,5 +202,5 @@ def _skipped_of_source(conn: sa.Connection, source: str) -> list[str]:
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:
     """Rows that were skipped and are read now: they leave the skipped table."""
-    for chunk in in_chunks(fingerprints):
-        conn.execute(sa.delete(sync_skipped_rows).where(sync_skipped_rows.c.fingerprint.in_(chunk)))
+    for condition in among(conn, sync_skipped_rows.c.fingerprint, fingerprints):
+        conn.execute(sa.delete(sync_skipped_rows).where(condition))

@@ -31,7 +31,7 @@ from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
 from csat_hook.sync.bulk import epoch_microseconds
-from csat_hook.sync.bulk import in_chunks
+from csat_hook.sync.bulk import matching
 from csat_hook.sync.bulk import unprepared
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
@@ -62,15 +62,16 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
 def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str]:
     """Which of ``fingerprints`` are processed (:func:`known_fingerprints` for a few rows)."""
     found: set[str] = set()
-    for chunk in in_chunks(fingerprints):
-        union = sa.union_all(
-            sa.select(answers.c.fingerprint).where(answers.c.fingerprint.in_(chunk)),
-            sa.select(answer_history.c.fingerprint).where(answer_history.c.fingerprint.in_(chunk)),
-            sa.select(unverified_answers.c.fingerprint).where(
-                unverified_answers.c.fingerprint.in_(chunk)
-            ),
-        )
-        found.update(conn.execute(union).scalars())
+    with unprepared(conn):
+        for match in matching(conn, fingerprints):
+            union = sa.union_all(
+                sa.select(answers.c.fingerprint).where(match(answers.c.fingerprint)),
+                sa.select(answer_history.c.fingerprint).where(match(answer_history.c.fingerprint)),
+                sa.select(unverified_answers.c.fingerprint).where(
+                    match(unverified_answers.c.fingerprint)
+                ),
+            )
+            found.update(conn.execute(union).scalars())
     return found
 
 
@@ -125,12 +126,13 @@ _ARCHIVED = [
 def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
     """Copy the current answers of the surveys ``keys`` into the history (before they are
     replaced)."""
-    for chunk in in_chunks(keys):
-        select = sa.select(*[answers.c[name] for name in _ARCHIVED], answers.c.updated_at).where(
-            answers.c.survey_key.in_(chunk), answers.c.fingerprint.is_not(None)
-        )
-        stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
+    with unprepared(conn):  # run per part of a first sync, while the answers grow
+        for condition in among(conn, answers.c.survey_key, keys):
+            select = sa.select(
+                *[answers.c[name] for name in _ARCHIVED], answers.c.updated_at
+            ).where(condition, answers.c.fingerprint.is_not(None))
+            stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
 
 
 class StoredAnswer(NamedTuple):
@@ -148,23 +150,24 @@ class StoredAnswer(NamedTuple):
 def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, StoredAnswer]:
     """The current answers of the surveys ``keys`` (few: only ties are looked up)."""
     found: dict[str, StoredAnswer] = {}
-    for chunk in in_chunks(keys):
-        rows = conn.execute(
-            sa.select(
-                answers.c.survey_key,
-                answers.c.source_ref,
-                answers.c.fingerprint,
-                answers.c.rating,
-                answers.c.comment,
-                answers.c.field_agent,
-                answers.c.field_ticket,
-                answers.c.nps,
-            ).where(answers.c.survey_key.in_(chunk))
-        )
-        for key, ref, fingerprint, rating, comment, agent, ticket, nps in rows:
-            found[key] = StoredAnswer(
-                ref or "", fingerprint, rating, comment or "", agent or "", ticket or "", nps
+    with unprepared(conn):  # run per part of a first sync, while the answers grow
+        for condition in among(conn, answers.c.survey_key, keys):
+            rows = conn.execute(
+                sa.select(
+                    answers.c.survey_key,
+                    answers.c.source_ref,
+                    answers.c.fingerprint,
+                    answers.c.rating,
+                    answers.c.comment,
+                    answers.c.field_agent,
+                    answers.c.field_ticket,
+                    answers.c.nps,
+                ).where(condition)
             )
+            for key, ref, fingerprint, rating, comment, agent, ticket, nps in rows:
+                found[key] = StoredAnswer(
+                    ref or "", fingerprint, rating, comment or "", agent or "", ticket or "", nps
+                )
     return found
 
 

@@ -249,3 +249,107 @@ def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
                 assert prepared == []
     finally:
         engine.dispose()
+
+
+def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeypatch):
+    """The sync's other batched look-ups and deletes (processed identities, the answers
+    archived or compared on a tie, skipped rows read again, stale row digests) go through the
+    same chunks as the part look-ups: every value found or removed however the values are
+    split, unknown and quoted ones ignored, and on PostgreSQL never prepared."""
+    from csat_hook.db.schema import answer_history
+    from csat_hook.db.schema import answers
+    from csat_hook.db.schema import sync_row_digests
+    from csat_hook.db.schema import sync_skipped_rows
+    from csat_hook.db.schema import unverified_answers
+    from csat_hook.sync import bulk
+    from csat_hook.sync import cache
+    from csat_hook.sync import skips
+
+    monkeypatch.setattr(bulk, "ARRAY_CHUNK", 3)
+    monkeypatch.setattr(bulk, "IN_CHUNK", 3)
+    engine = make_engine(database_url)
+    create_schema(engine)
+    at = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(answers),
+            [
+                {
+                    "survey_key": f"k{i}",
+                    "token": f"k{i}.t",
+                    "helpdesk": "h",
+                    "dialog_id": f"d{i}",
+                    "agent_key": "7",
+                    "issued_at": at,
+                    "rating": i % 5 + 1,
+                    "comment": f"c{i}",
+                    "submitted_at": at,
+                    "fields_edited": False,
+                    "source": "gsheets",
+                    "source_ref": f"row {i}",
+                    "updated_at": at,
+                    "fingerprint": f"f{i}",
+                }
+                for i in range(0, 8, 2)
+            ],
+        )
+        conn.execute(
+            sa.insert(answer_history),
+            {
+                "fingerprint": "h1",
+                "survey_key": "k1",
+                "token": "k1.t",
+                "rating": 3,
+                "submitted_at": at,
+                "source": "gsheets",
+                "recorded_at": at,
+            },
+        )
+        conn.execute(
+            sa.insert(unverified_answers),
+            {
+                "fingerprint": "u1",
+                "reason": "forged",
+                "source": "gsheets",
+                "source_row": "9",
+                "recorded_at": at,
+            },
+        )
+        conn.execute(
+            sa.insert(sync_skipped_rows),
+            [
+                {"fingerprint": f"s{i}", "source": "gsheets", "reason": "r", "recorded_at": at}
+                for i in range(5)
+            ],
+        )
+        conn.execute(
+            sa.insert(sync_row_digests),
+            [{"digest": f"g{i}", "fingerprint": f"f{i}"} for i in range(7)],
+        )
+    fingerprints = ["f0", "f1", "f2", "f4", "h1", "u1", "x", "f'; --", "f6"]
+    keys = ["k0", "k1", "k2", "k4", "k6", "k9", "k'; --"]
+    try:
+        with engine.begin() as conn:
+            for _ in range(8):  # psycopg prepares a statement run five times
+                processed = store.processed_among(conn, fingerprints)
+                stored = store.stored_answers(conn, keys)
+                store.archive_answers(conn, keys)
+            assert processed == {"f0", "f2", "f4", "f6", "h1", "u1"}
+            assert sorted(stored) == ["k0", "k2", "k4", "k6"]
+            assert stored["k4"].source_ref == "row 4" and stored["k4"].comment == "c4"
+            archived = conn.execute(sa.select(answer_history.c.fingerprint)).scalars().all()
+            assert sorted(archived) == ["f0", "f2", "f4", "f6", "h1"]
+            skips.forget_skipped(conn, ["s0", "s1", "s2", "s3", "zz", "s'; --"])
+            left = conn.execute(sa.select(sync_skipped_rows.c.fingerprint)).scalars().all()
+            assert left == ["s4"]
+            known = frozenset(f"g{i}" for i in range(7))
+            assert cache.prune_row_digests(conn, known, ["g9"], {"g6"}) == 7
+            digests = conn.execute(sa.select(sync_row_digests.c.digest)).scalars().all()
+            assert digests == ["g6"]
+            if engine.name == "postgresql":
+                prepared = conn.execute(
+                    sa.text("SELECT statement FROM pg_prepared_statements")
+                ).scalars()
+                assert [s for s in prepared if "ANY" in s or " IN " in s] == []
+    finally:
+        engine.dispose()

@@ -203,6 +203,7 @@ class ReportStep(AlertsStep):
             summary_name=sheets.summary_tab,
             unverified_name=sheets.unverified_tab,
             unverified=sheets.unverified,
+            every_answer=config.output.local.enabled and config.output.local.csv,
         )
         report = build_report(data, spec, now=now, unverified=unverified)
         self._attach_alerts(report)

@@ -209,6 +209,39 @@ def test_the_responses_tab_is_never_written(kit):
     assert "form responses 1 2" in kit.fake.titles(SHEET_ID)
 
 
+def test_the_tabs_are_the_same_whether_or_not_answers_csv_is_built(kit):
+    """``answers.csv`` (every answer) is built only when a local CSV output writes it, and an
+    answer's local time only when a tab or that file shows it: the tabs are cell for cell
+    the same either way, and the file holds every answer where the tabs hold their limits."""
+    seed(kit, agents=4, per_agent=6)
+    limits = {"max_response_rows": 5, "max_rows_per_agent": 3}
+    metrics = {"min_n": 3, "timezone": "Europe/Moscow"}
+    with_csv = kit.config(
+        metrics=metrics,
+        output={"gsheets": limits, "local": {"enabled": True, "csv": True, "xlsx": False}},
+    )
+    assert kit.run(with_csv).status == "ok"
+    titles = kit.fake.titles(SHEET_ID)
+    tabs = {title: kit.sheet(title) for title in titles if title != "Form Responses 1"}
+    with (kit.tmp_path / "report" / "answers.csv").open(encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    assert len(lines) == 1 + 24
+    assert "Europe/Moscow" in lines[0]
+    # The same report without the file, into a spreadsheet of its own.
+    kit.fake.add_spreadsheet("report-sheet")
+    kit.fake.add_tab("report-sheet", "Sheet1", [], sheet_id=0)
+    without = kit.config(
+        metrics=metrics, output={"gsheets": {**limits, "spreadsheet_id": "report-sheet"}}
+    )
+    assert kit.run(without).status == "ok"
+    again = {title: kit.fake.cells("report-sheet", title) for title in tabs}
+    assert again == tabs
+    responses = [row for row in tabs["Responses"] if row and isinstance(row[0], float)]
+    assert len(responses) == 5
+    agent = next(t for t in tabs if t.startswith("Agent 00"))
+    assert len([row for row in tabs[agent] if row and isinstance(row[0], float)]) == 3
+
+
 def test_a_large_report_is_split_between_whole_tabs(kit):
     seed(kit, agents=20, per_agent=40)
     config = kit.config(

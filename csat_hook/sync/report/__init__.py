@@ -82,6 +82,7 @@ class ReportSpec:
     unverified_name: str | None = None  # None: the language's name
     unverified: bool = True
     funnel: bool = False  # short links are on (or clicks exist): opened columns are shown
+    every_answer: bool = True  # answers.csv (every answer) is built: a local CSV output
 
 
 def build_report(
@@ -136,12 +137,18 @@ def build_report(
     )
     newest = Newest.of(ctx)  # sorted and converted once for both kinds of tab
     responses, answers_csv = build_responses(
-        ctx, name=texts["responses"], max_rows=spec.max_response_rows, newest=newest
+        ctx,
+        name=texts["responses"],
+        max_rows=spec.max_response_rows,
+        every=spec.every_answer,
+        newest=newest,
     )
     unverified_grid, unverified_csv = build_unverified(
         ctx, unverified, name=spec.unverified_name or texts["unverified"]
     )
-    csv = [*summary_csv, trends_csv, answers_csv]
+    csv = [*summary_csv, trends_csv]
+    if answers_csv is not None:
+        csv.append(answers_csv)
     if spec.unverified:
         csv.append(unverified_csv)
     return Report(

@@ -42,6 +42,8 @@ class SourceRead:
     ``known``: what a row-by-row whole read was given, so that the row digests no row has any
     more are forgotten after it (None: no such read).
     ``how``: ``replayed``, ``appended`` or ``read``.
+    ``no_legacy``: a scan found no legacy digest (``store.legacy_present``), for the ingest
+    to remember (``store.note_no_legacy``).
     """
 
     batch: SourceBatch
@@ -49,6 +51,7 @@ class SourceRead:
     memo: read_memo.MemoKeys | None
     known: KnownRows | None
     how: str
+    no_legacy: bool = False
 
 
 def read_source(
@@ -62,20 +65,24 @@ def read_source(
         memo = None if keys is None or full else read_memo.load(conn, source.key, keys)
         if memo is not None and keys is not None and memo.digest == keys.digest:
             return SourceRead(memo.replay(source.kind), skipped, None, None, "replayed")
-        if memo is not None and memo.resume is not None and not store.legacy_present(conn):
+        legacy: bool | None = None  # store.legacy_present, asked at most once
+        if memo is not None and memo.resume is not None:
+            legacy = store.legacy_present(conn)
             # Nothing is given as known: what the added rows hold is looked up below.
-            batch = source.fetch_after(memo.resume, KnownRows(skipped=skipped))
+            batch = None if legacy else source.fetch_after(memo.resume, KnownRows(skipped=skipped))
             if batch is not None:
                 processed = store.processed_among(conn, [s.fingerprint for s in batch.submissions])
                 memo.extend(batch, processed)
-                return SourceRead(batch, skipped, keys, None, "appended")
+                return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
         every = source.full_read_every
         if watermark is not None and every and store.full_read_due(conn, source.key, every, now):
             watermark = None  # read everything again: edits the filter may have missed
         # An incremental read (the Forms API's filter) returns the responses of the last hour
         # or so: the processed ones among them are looked up after it, not all loaded before.
-        incremental = watermark is not None and whole is None and not store.legacy_present(conn)
+        if watermark is not None and whole is None and legacy is None:
+            legacy = store.legacy_present(conn)
+        incremental = watermark is not None and whole is None and not legacy
         if incremental:
             known = KnownRows(skipped=skipped)
         else:
@@ -86,7 +93,9 @@ def read_source(
     if incremental:
         with engine.connect() as conn:
             drop_processed(conn, batch)
-    return SourceRead(batch, skipped, keys, known if whole is not None else None, "read")
+    return SourceRead(
+        batch, skipped, keys, known if whole is not None else None, "read", legacy is False
+    )
 
 
 LOOKED_UP_MAX = 20_000  # identities looked up one chunk at a time; beyond, all are loaded

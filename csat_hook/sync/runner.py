@@ -253,6 +253,8 @@ class SyncRunner(ReportStep, OutputsStep):
                     answers = list(current.values())
                     del current, by_key
                 skips.record_rereads(conn, batch, skipped)
+                if read.no_legacy:
+                    store.note_no_legacy(conn, now)
                 if read.memo is not None:
                     read_memo.record(conn, source.key, read.memo, batch, now)
                 if read.known is not None and batch.complete:

@@ -75,9 +75,18 @@ def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str
     return found
 
 
+# The sync_state row saying a scan found no legacy digest. None is ever written again (every
+# processed row has carried an identity since migration 0003, and a legacy one is only ever
+# replaced), so once none is left the answer is remembered instead of scanning again.
+NO_LEGACY_KEY = "no legacy digests"
+
+
 def legacy_present(conn: sa.Connection) -> bool:
     """Whether any processed row still carries a digest from before identities (only a read
-    of every row re-keys those: see :func:`known_fingerprints`)."""
+    of every row re-keys those: see :func:`known_fingerprints`). Scans the processed tables
+    (the answers' fingerprint has no index) unless :func:`note_no_legacy` was recorded."""
+    if get_watermark(conn, NO_LEGACY_KEY) is not None:
+        return False
     for column in (
         answers.c.fingerprint,
         answer_history.c.fingerprint,
@@ -89,6 +98,13 @@ def legacy_present(conn: sa.Connection) -> bool:
         if conn.execute(legacy.limit(1)).first() is not None:
             return True
     return False
+
+
+def note_no_legacy(conn: sa.Connection, now: datetime) -> None:
+    """Remember that :func:`legacy_present` found none (in the ingest's transaction, so a
+    dry run leaves nothing); once remembered, it stays as first written."""
+    stmt = _insert(conn, sync_state).values(source=NO_LEGACY_KEY, watermark=now, updated_at=now)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["source"]))
 
 
 def replace_legacy_fingerprints(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) -> None:

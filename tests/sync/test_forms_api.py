@@ -499,3 +499,56 @@ def test_a_filtered_read_looks_up_what_it_returned_instead_of_loading_every_iden
     assert (again.status, again.rows_read, again.new, again.unchanged) == ("ok", 3, 1, 2)
     assert loads == ([] if looked_up_max else [1])
     assert credited(kit) == {f"T-{n}": 4 for n in range(5)} | {"T-5": 2}
+
+
+def test_the_scan_for_legacy_digests_is_remembered_once_it_finds_none(kit, monkeypatch):
+    """A filtered read needs every processed row to carry an identity (a digest from before
+    identities is only re-keyed by a read of every row). The processed tables are scanned
+    for one until a run finds none and remembers that in its ingest (a dry run remembers
+    nothing); with one left, every identity is loaded instead and nothing is remembered."""
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import sync_state
+    from csat_hook.db.schema import unverified_answers
+
+    start = kit.now - timedelta(days=2)
+    tokens = [kit.survey(f"T-{n}", "7", "Anna", created=start) for n in range(3)]
+    kit.fake.add_form("f", [])
+    for n in range(3):
+        kit.fake.submit_response(
+            "f", form_response(n, stamp(start + timedelta(hours=n)), "4", tokens[n])
+        )
+    results = {
+        "source": "forms_api",
+        "forms_api": {"form_id": "f", "question_ids": {"rating": RATING, "token": TOKEN}},
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+    loads: list[int] = []
+    original = store.known_fingerprints
+    monkeypatch.setattr(store, "known_fingerprints", lambda conn: loads.append(1) or original(conn))
+
+    def remembered() -> bool:
+        with kit.engine.connect() as conn:
+            return store.get_watermark(conn, store.NO_LEGACY_KEY) is not None
+
+    assert kit.run(config).new == 3 and loads == [1]  # no watermark: a whole read
+    assert not remembered()
+    assert kit.run(config, dry_run=True).status == "ok" and not remembered()
+    assert kit.run(config).new == 0 and remembered() and loads == [1]  # a filtered read
+
+    # A digest from before identities (only an old version wrote them): the scan finds it.
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_state).where(sync_state.c.source == store.NO_LEGACY_KEY))
+        conn.execute(
+            sa.insert(unverified_answers),
+            {
+                "fingerprint": "9f" * 32,
+                "reason": "forged",
+                "source": "forms_api",
+                "source_row": {},
+                "recorded_at": kit.now,
+            },
+        )
+    assert kit.run(config).status == "ok" and loads == [1, 1] and not remembered()
+    assert kit.run(config).status == "ok" and loads == [1, 1, 1] and not remembered()
+    assert credited(kit) == {f"T-{n}": 4 for n in range(3)}

@@ -8,11 +8,15 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from csat_hook.sync.sources.appended import RowsPrefix
+from csat_hook.sync.sources.appended import prefix_of
 from csat_hook.sync.sources.appended import rows_after
 from csat_hook.sync.sources.appended import values_span
-from csat_hook.sync.sources.appended import verified_prefix
+from csat_hook.sync.sources.appended import whole_rows
 
 HEADER = ["Отметка времени", "Оценка", "Комментарий", "Reference"]
 ROWS: list[list[Any]] = [
@@ -40,9 +44,11 @@ def body(rows: list[list[Any]], *, indent: int | None = None, ascii_only: bool =
 
 def prefix(data: bytes) -> RowsPrefix:
     """The prefix a read of every row of ``data`` leaves."""
-    found = verified_prefix(data, json.loads(data)["valueRanges"][0]["values"])
+    found = whole_rows(data)
     assert found is not None
-    return found
+    rows, span = found
+    assert rows == json.loads(data)["valueRanges"][0]["values"]
+    return prefix_of(data, span, len(rows))
 
 
 @pytest.mark.parametrize("indent", [None, 2], ids=["compact", "Google's two-space layout"])
@@ -96,9 +102,51 @@ def test_an_escaped_encoding_of_the_same_rows_is_not_mistaken():
     ],
 )
 def test_a_body_that_is_not_one_value_range_gives_no_prefix(data):
-    assert verified_prefix(data, [["a"]]) is None or data.startswith(b'{"a"')
+    found = whole_rows(data)
     if data.startswith(b'{"a"'):  # the escaped key: the real array is the one found
-        assert verified_prefix(data, [["a"]]) == prefix(data)
+        assert found is not None and found[0] == [["a"]]
+    else:
+        assert found is None
+
+
+_CELL = st.one_of(
+    st.none(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    # Text made of what could confuse a search of the bytes: quotes, brackets, the key itself.
+    st.lists(
+        st.sampled_from(
+            ['"', "\\", "]", "[", "}", "{", ",", ":", " ", "\n", '"values":[', "ё", "x"]
+        )
+        | st.text(max_size=3),
+        max_size=6,
+    ).map("".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.lists(_CELL, max_size=5), max_size=6),
+    title=st.sampled_from(["Form Responses 1", 'A "values": [ tab', "]}]}", "Ответы"]),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+)
+def test_the_rows_decoded_from_the_array_alone_are_those_of_the_whole_body(
+    rows, title, indent, ascii_only
+):
+    """A read of every row decodes the response once, from its ``values`` array: whatever
+    the cells and the tab's title hold, those are the rows a decode of the whole body gives."""
+    document = {
+        "spreadsheetId": "1AbC",
+        "valueRanges": [{"range": f"'{title}'!A1:E9", "majorDimension": "ROWS", "values": rows}],
+    }
+    data = json.dumps(document, indent=indent, ensure_ascii=ascii_only).encode(
+        "utf-8", "surrogatepass"
+    )
+    found = whole_rows(data)
+    assert found is not None
+    assert found[0] == json.loads(data)["valueRanges"][0]["values"] == rows
 
 
 @pytest.mark.parametrize(

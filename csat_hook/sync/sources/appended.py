@@ -8,8 +8,8 @@ decodes the whole response as usual:
 
 * the ``values`` array is found by its key and by the document's closing brackets, and the
   document with that array emptied must decode to one ValueRange whose ``values`` is ``[]``;
-  after a read of every row, the span must decode to exactly the rows read
-  (:func:`verified_prefix`), so a prefix never covers anything but those rows;
+  a read of every row decodes its rows from that array alone (:func:`whole_rows`), so a
+  prefix never covers anything but the rows read;
 * the earlier rows are compared by a digest of their bytes (length and blake2b-256);
 * what follows them must be nothing or ``,`` and complete JSON arrays, decoded one by one
   with the same decoder ``json.loads`` uses.
@@ -88,20 +88,23 @@ def _last_non_space(body: bytes, start: int, end: int) -> int:
     return end
 
 
-def verified_prefix(body: bytes, rows: list[Any]) -> RowsPrefix | None:
-    """The prefix of a response whose ``rows`` were decoded from it in full, if its span
-    decodes to exactly those rows (else, say with two ranges in one response, the span is
-    not that array: None)."""
+def whole_rows(body: bytes) -> tuple[list[Any], tuple[int, int]] | None:
+    """Every row of a response with one ``values`` array (:func:`values_span`), decoded from
+    that array alone (the response is decoded once), and the array's span; None when there is
+    no such array (the caller decodes the whole body, and no prefix is taken).
+
+    The rows a decode of the whole body gives: the rest of it, with the array emptied,
+    decodes to one ValueRange whose ``values`` is ``[]``, and a complete JSON value decodes
+    the same wherever it stands."""
     span = values_span(body)
     if span is None:
         return None
     start, end = span
     try:
-        if json.loads(body[start - 1 : end + 1]) != rows:
-            return None
+        rows = json.loads(body[start - 1 : end + 1])
     except ValueError:
         return None
-    return prefix_of(body, span, len(rows))
+    return (rows, span) if isinstance(rows, list) else None
 
 
 def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:

@@ -31,7 +31,7 @@ from csat_hook.sync.sources.appended import RowsPrefix
 from csat_hook.sync.sources.appended import prefix_of
 from csat_hook.sync.sources.appended import rows_after
 from csat_hook.sync.sources.appended import values_span
-from csat_hook.sync.sources.appended import verified_prefix
+from csat_hook.sync.sources.appended import whole_rows
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import WholeRead
@@ -130,14 +130,15 @@ class GSheetsResults(ResultsSource):
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         metadata, tab, body = self._take()
-        rows = tab_rows(body)
+        found = whole_rows(body)  # decoded once, with where the rows' bytes are
+        rows, span = found if found is not None else (tab_rows(body), None)
         batch = SourceBatch(source=self.kind)
         if not rows:
             batch.warnings.append("the responses tab is empty (no header row yet)")
             return batch
-        if self._parse(batch, metadata, tab, rows[0], rows[1:], known, first_row=2):
-            prefix = verified_prefix(body, rows)
-            batch.resume = prefix.as_dict() if prefix is not None else None
+        alone = self._parse(batch, metadata, tab, rows[0], rows[1:], known, first_row=2)
+        if alone and span is not None:
+            batch.resume = prefix_of(body, span, len(rows)).as_dict()
         return batch
 
     def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:

@@ -32,7 +32,6 @@ from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
 from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.bulk import matching
-from csat_hook.sync.bulk import unprepared
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
 
@@ -62,16 +61,15 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
 def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str]:
     """Which of ``fingerprints`` are processed (:func:`known_fingerprints` for a few rows)."""
     found: set[str] = set()
-    with unprepared(conn):
-        for match in matching(conn, fingerprints):
-            union = sa.union_all(
-                sa.select(answers.c.fingerprint).where(match(answers.c.fingerprint)),
-                sa.select(answer_history.c.fingerprint).where(match(answer_history.c.fingerprint)),
-                sa.select(unverified_answers.c.fingerprint).where(
-                    match(unverified_answers.c.fingerprint)
-                ),
-            )
-            found.update(conn.execute(union).scalars())
+    for match in matching(conn, fingerprints):
+        union = sa.union_all(
+            sa.select(answers.c.fingerprint).where(match(answers.c.fingerprint)),
+            sa.select(answer_history.c.fingerprint).where(match(answer_history.c.fingerprint)),
+            sa.select(unverified_answers.c.fingerprint).where(
+                match(unverified_answers.c.fingerprint)
+            ),
+        )
+        found.update(conn.execute(union).scalars())
     return found
 
 
@@ -142,13 +140,12 @@ _ARCHIVED = [
 def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
     """Copy the current answers of the surveys ``keys`` into the history (before they are
     replaced)."""
-    with unprepared(conn):  # run per part of a first sync, while the answers grow
-        for condition in among(conn, answers.c.survey_key, keys):
-            select = sa.select(
-                *[answers.c[name] for name in _ARCHIVED], answers.c.updated_at
-            ).where(condition, answers.c.fingerprint.is_not(None))
-            stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
+    for condition in among(conn, answers.c.survey_key, keys):
+        select = sa.select(*[answers.c[name] for name in _ARCHIVED], answers.c.updated_at).where(
+            condition, answers.c.fingerprint.is_not(None)
+        )
+        stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
 
 
 class StoredAnswer(NamedTuple):
@@ -166,24 +163,23 @@ class StoredAnswer(NamedTuple):
 def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, StoredAnswer]:
     """The current answers of the surveys ``keys`` (few: only ties are looked up)."""
     found: dict[str, StoredAnswer] = {}
-    with unprepared(conn):  # run per part of a first sync, while the answers grow
-        for condition in among(conn, answers.c.survey_key, keys):
-            rows = conn.execute(
-                sa.select(
-                    answers.c.survey_key,
-                    answers.c.source_ref,
-                    answers.c.fingerprint,
-                    answers.c.rating,
-                    answers.c.comment,
-                    answers.c.field_agent,
-                    answers.c.field_ticket,
-                    answers.c.nps,
-                ).where(condition)
+    for condition in among(conn, answers.c.survey_key, keys):
+        rows = conn.execute(
+            sa.select(
+                answers.c.survey_key,
+                answers.c.source_ref,
+                answers.c.fingerprint,
+                answers.c.rating,
+                answers.c.comment,
+                answers.c.field_agent,
+                answers.c.field_ticket,
+                answers.c.nps,
+            ).where(condition)
+        )
+        for key, ref, fingerprint, rating, comment, agent, ticket, nps in rows:
+            found[key] = StoredAnswer(
+                ref or "", fingerprint, rating, comment or "", agent or "", ticket or "", nps
             )
-            for key, ref, fingerprint, rating, comment, agent, ticket, nps in rows:
-                found[key] = StoredAnswer(
-                    ref or "", fingerprint, rating, comment or "", agent or "", ticket or "", nps
-                )
     return found
 
 
@@ -288,10 +284,9 @@ def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerR
     """The current answers of the surveys ``keys`` (survey key → :class:`AnswerRow`): what
     :func:`all_answers` holds for them, looked up instead of read whole."""
     found: dict[str, AnswerRow] = {}
-    with unprepared(conn):  # the answers may be growing: a sync stores them a part at a time
-        for condition in among(conn, answers.c.survey_key, keys):
-            for row in conn.execute(_ANSWER_ROWS.where(condition)):
-                found[row.survey_key] = AnswerRow._make(row)
+    for condition in among(conn, answers.c.survey_key, keys):
+        for row in conn.execute(_ANSWER_ROWS.where(condition)):
+            found[row.survey_key] = AnswerRow._make(row)
     return found
 
 
@@ -344,10 +339,9 @@ def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[Su
     """:func:`survey_facts` of the surveys whose token is one of ``tokens`` (looked up by the
     token's unique index)."""
     found: list[SurveyFact] = []
-    with unprepared(conn):
-        for condition in among(conn, surveys.c.token, tokens):
-            rows = conn.execute(_SURVEY_FACTS.where(condition))
-            found.extend(SurveyFact._make(row) for row in rows)
+    for condition in among(conn, surveys.c.token, tokens):
+        rows = conn.execute(_SURVEY_FACTS.where(condition))
+        found.extend(SurveyFact._make(row) for row in rows)
     return found
 
 

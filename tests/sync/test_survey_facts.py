@@ -49,6 +49,26 @@ def _moments() -> list[datetime]:
     return edges + spread
 
 
+def _answer(i: int, at: datetime, **other: object) -> dict[str, object]:
+    """An answers row for survey ``k{i}`` (token ``k{i}.t``, fingerprint ``f{i}``) issued,
+    submitted and updated ``at``; ``other`` sets or replaces columns."""
+    return {
+        "survey_key": f"k{i}",
+        "token": f"k{i}.t",
+        "helpdesk": "h",
+        "dialog_id": f"d{i}",
+        "agent_key": "7",
+        "issued_at": at,
+        "rating": 5,
+        "submitted_at": at,
+        "fields_edited": False,
+        "source": "gsheets",
+        "updated_at": at,
+        "fingerprint": f"f{i}",
+        **other,
+    }
+
+
 def test_cohort_microseconds_equal_python_on_both_write_paths(database_url):
     """Rows written one by one through SQLAlchemy and in bulk read back as the same integer
     as the datetime's own arithmetic, and as its ``timestamp()`` once divided."""
@@ -121,21 +141,14 @@ def test_streamed_rows_equal_the_whole_read_across_partitions(database_url):
             sa.insert(answers),
             answers,
             [
-                {
-                    "survey_key": f"k{i}",
-                    "token": f"k{i}.tag",
-                    "helpdesk": "h",
-                    "dialog_id": f"d{i}",
-                    "agent_key": "7",
-                    "issued_at": moment,
-                    "rating": 1 + i % 5,
-                    "comment": None if i % 3 else f"comment {i}",
-                    "submitted_at": moment + timedelta(minutes=i),
-                    "fields_edited": False,
-                    "source": "gsheets",
-                    "updated_at": moment,
-                    "fingerprint": f"f{i}",
-                }
+                _answer(
+                    i,
+                    moment,
+                    token=f"k{i}.tag",
+                    rating=1 + i % 5,
+                    comment=None if i % 3 else f"comment {i}",
+                    submitted_at=moment + timedelta(minutes=i),
+                )
                 for i, moment in enumerate(moments)
             ],
         )
@@ -198,23 +211,7 @@ def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
         )
         conn.execute(
             sa.insert(answers),
-            [
-                {
-                    "survey_key": f"k{i}",
-                    "token": f"k{i}.t",
-                    "helpdesk": "h",
-                    "dialog_id": f"d{i}",
-                    "agent_key": "7",
-                    "issued_at": at,
-                    "rating": 5,
-                    "submitted_at": at,
-                    "fields_edited": False,
-                    "source": "gsheets",
-                    "updated_at": at,
-                    "fingerprint": f"f{i}",
-                }
-                for i in range(0, 8, 2)
-            ],
+            [_answer(i, at) for i in range(0, 8, 2)],
         )
         long_token = "L" * 1022 + ".t"  # as long as the column holds
         conn.execute(
@@ -274,22 +271,7 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
         conn.execute(
             sa.insert(answers),
             [
-                {
-                    "survey_key": f"k{i}",
-                    "token": f"k{i}.t",
-                    "helpdesk": "h",
-                    "dialog_id": f"d{i}",
-                    "agent_key": "7",
-                    "issued_at": at,
-                    "rating": i % 5 + 1,
-                    "comment": f"c{i}",
-                    "submitted_at": at,
-                    "fields_edited": False,
-                    "source": "gsheets",
-                    "source_ref": f"row {i}",
-                    "updated_at": at,
-                    "fingerprint": f"f{i}",
-                }
+                _answer(i, at, rating=i % 5 + 1, comment=f"c{i}", source_ref=f"row {i}")
                 for i in range(0, 8, 2)
             ],
         )
@@ -339,11 +321,13 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
             assert stored["k4"].source_ref == "row 4" and stored["k4"].comment == "c4"
             archived = conn.execute(sa.select(answer_history.c.fingerprint)).scalars().all()
             assert sorted(archived) == ["f0", "f2", "f4", "f6", "h1"]
-            skips.forget_skipped(conn, ["s0", "s1", "s2", "s3", "zz", "s'; --"])
+            for _ in range(8):
+                skips.forget_skipped(conn, ["s0", "s1", "s2", "s3", "zz", "s'; --"])
             left = conn.execute(sa.select(sync_skipped_rows.c.fingerprint)).scalars().all()
             assert left == ["s4"]
             known = frozenset(f"g{i}" for i in range(7))
-            assert cache.prune_row_digests(conn, known, ["g9"], {"g6"}) == 7
+            for _ in range(8):
+                assert cache.prune_row_digests(conn, known, ["g9"], {"g6"}) == 7
             digests = conn.execute(sa.select(sync_row_digests.c.digest)).scalars().all()
             assert digests == ["g6"]
             if engine.name == "postgresql":
@@ -351,5 +335,13 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
                     sa.text("SELECT statement FROM pg_prepared_statements")
                 ).scalars()
                 assert [s for s in prepared if "ANY" in s or " IN " in s] == []
+                # An iteration left early gives the connection its threshold back.
+                raw = conn.connection.dbapi_connection
+                before = raw.prepare_threshold
+                unfinished = bulk.matching(conn, ["a", "b", "c", "d"])
+                next(unfinished)
+                assert raw.prepare_threshold is None
+                unfinished.close()
+                assert raw.prepare_threshold == before is not None
     finally:
         engine.dispose()

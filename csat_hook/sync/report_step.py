@@ -33,6 +33,7 @@ from csat_hook.sync.report import Report
 from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
 from csat_hook.sync.summary import SyncSummary
+from csat_hook.sync.summary import cycles_freed_as_made
 
 MAX_UNVERIFIED_LISTED = 5000
 # Submissions credited a part at a time (_ingest), each part's surveys and answers
@@ -100,32 +101,35 @@ class ReportStep(AlertsStep):
         else:
             parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
-        for part in parts:
-            if read_back is not None:
-                by_key, current = read_back
-            else:
-                looked_up, current = self._look_up(conn, part)
-                if looked_up is None:
-                    if every_survey is None:
-                        every_survey = {
-                            tokens.survey_key(row.token): row for row in store.survey_facts(conn)
-                        }
-                    looked_up = every_survey
-                by_key = looked_up
-            ingest_submissions(
-                conn,
-                part,
-                batch.source,
-                secrets=secrets,
-                agents=agents,
-                surveys=by_key,
-                answers=current,
-                now=now,
-                into=result,
-            )
-            changed += self._changed(result, current, by_key)
-            if read_back is None:
-                result.answers.clear()  # only what _changed reads; the report reads them again
+        with cycles_freed_as_made() as free_cycles:
+            for part in parts:
+                if read_back is not None:
+                    by_key, current = read_back
+                else:
+                    looked_up, current = self._look_up(conn, part)
+                    if looked_up is None:
+                        if every_survey is None:
+                            every_survey = {
+                                tokens.survey_key(row.token): row
+                                for row in store.survey_facts(conn)
+                            }
+                        looked_up = every_survey
+                    by_key = looked_up
+                ingest_submissions(
+                    conn,
+                    part,
+                    batch.source,
+                    secrets=secrets,
+                    agents=agents,
+                    surveys=by_key,
+                    answers=current,
+                    now=now,
+                    into=result,
+                )
+                changed += self._changed(result, current, by_key)
+                if read_back is None:
+                    result.answers.clear()  # only what _changed reads; the report reads them again
+                free_cycles()  # the part's compiled look-ups
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
         return result, changed
 

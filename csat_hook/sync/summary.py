@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -88,6 +89,33 @@ def cyclic_gc_paused() -> Iterator[None]:
         if enabled:
             gc.enable()
         gc.collect()
+
+
+@contextlib.contextmanager
+def cycles_freed_as_made() -> Iterator[Callable[[], None]]:
+    """Set aside every object that exists now from the cycle collector (``gc.freeze``) and
+    give a function that frees the reference cycles made since, walking only the objects
+    made since; everything is handed back to the collector on leaving.
+
+    For a loop that makes cyclic garbage while :func:`cyclic_gc_paused` holds the collector
+    off: each part of a first sync's ingest compiles a few dozen look-up statements
+    (SQLAlchemy's compiled statements are reference cycles, and they hold their parameters:
+    500 references each), about 750 objects that only a collection frees. Left to the end
+    of the run, ten parts' worth kept ≈ 40 MB of RSS that no later phase got back (the
+    write phase's peak stacked on it). A full collection per part walked every object the
+    read holds (≈ 150 ms each); with those set aside it takes ≈ 10 ms. Freezing and thawing
+    are constant time (the generations' lists are spliced). This thaws whatever was frozen
+    before too: nothing else in a sync's process freezes objects.
+    """
+    gc.freeze()
+    try:
+        yield _collect
+    finally:
+        gc.unfreeze()
+
+
+def _collect() -> None:
+    gc.collect()
 
 
 class PhaseClock:

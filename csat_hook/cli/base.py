@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from csat_hook.config import Config
@@ -10,8 +12,9 @@ from csat_hook.config import load_config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.logs import setup_logging
-from csat_hook.services import Services
-from csat_hook.services import build_services
+
+if TYPE_CHECKING:
+    from csat_hook.services import Services
 
 
 class ConfigProblem(click.ClickException):
@@ -36,6 +39,10 @@ class State:
         return self._config
 
     def services(self) -> Services:
+        # The web side's composition (Flask among it) is loaded by the commands that use it,
+        # not by ``sync``.
+        from csat_hook.services import build_services
+
         try:
             return build_services(self.config)
         except CsatHookError as exc:

@@ -20,7 +20,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -170,6 +169,8 @@ class PostgresListener:
         self._stop.set()
 
     def _run(self) -> None:
+        import psycopg  # PostgreSQL's own listener: a SQLite deployment never loads the driver
+
         failures = 0
         while not self._stop.is_set():
             try:

@@ -3,6 +3,8 @@ concurrent upgrades, and the models matching what the migrations build."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import datetime
 
@@ -183,3 +185,41 @@ def test_db_commands(database_url, tmp_path):
     assert result.exit_code == 0 and f"empty → {migrate.head_revision()}" in result.output
     current = CliRunner().invoke(main, ["db", "current"], env=env).output
     assert f"current: {migrate.head_revision()}" in current and "run `csat-hook" not in current
+
+
+def test_the_head_revision_constant_is_the_newest_migration():
+    # A new migration without HEAD_REVISION moved would leave every start believing the
+    # schema is current: this fails first.
+    assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+def test_a_start_on_a_current_database_does_not_load_alembic(database_url):
+    engine = make_engine(database_url)
+    migrate.create_schema(engine)
+    engine.dispose()
+    # A fresh process, as a web worker, a delivery worker or a sync starts: the schema is
+    # checked and Alembic (≈ 11 MB) stays unloaded.
+    script = (
+        "import sys\n"
+        "from csat_hook.db.engine import make_engine\n"
+        "from csat_hook.db.migrate import create_schema\n"
+        "import csat_hook.app, csat_hook.sync.runner, csat_hook.outbox.worker\n"
+        "create_schema(make_engine(sys.argv[1]))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_create_schema_still_upgrades_an_older_database_and_refuses_an_unknown_one(engine):
+    migrate.upgrade(engine)
+    migrate.downgrade(engine, "0009")
+    migrate.create_schema(engine)
+    assert migrate.current_revision(engine) == migrate.HEAD_REVISION
+    assert "sync_source_reads" in sa.inspect(engine).get_table_names()
+    with engine.begin() as conn:  # a database a newer release has upgraded
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(Exception, match="9999"):
+        migrate.create_schema(engine)

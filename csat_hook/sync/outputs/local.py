@@ -24,13 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
 from csat_hook.files import private_dir
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
-from csat_hook.sync.outputs.xlsx import write_grid
 from csat_hook.sync.report import Report
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
@@ -62,6 +59,11 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
+    # openpyxl (≈ 5 MB of RSS) is loaded only by a run that writes a workbook.
+    from openpyxl import Workbook
+
+    from csat_hook.sync.outputs.xlsx import write_grid
+
     titles = table_titles([(g.name, g.key) for g in grids], XLSX_MAX)
 
     def write(target: Path) -> None:

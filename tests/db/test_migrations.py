@@ -190,7 +190,7 @@ def test_db_commands(database_url, tmp_path):
 def test_the_head_revision_constant_is_the_newest_migration():
     # A new migration without HEAD_REVISION moved would leave every start believing the
     # schema is current: this fails first.
-    assert migrate.HEAD_REVISION == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD_REVISION
 
 
 def test_a_start_on_a_current_database_does_not_load_alembic(database_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
@@ -13,6 +14,7 @@ from csat_hook import retry
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GoogleConfig
+from csat_hook.sync.google.api import JoinedBody
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.session import SHEETS_SCOPE
 from csat_hook.sync.google.session import GoogleSession
@@ -189,3 +191,32 @@ def test_backoff_least_total_is_the_sum_of_the_shortest_waits():
     assert backoff.least_total(5) == 1 + 2 + 4 + 8 + 16
     for _ in range(200):
         assert sum(backoff.delay(n) for n in range(1, 8)) >= backoff.least_total(7)
+
+
+@pytest.mark.parametrize("parts", [[], [b"{}"], [b'{"a":1}', b"", b'{"b":"\xc3\xa9"}'] * 3])
+def test_a_joined_body_reads_as_the_joined_bytes(parts):
+    body = JoinedBody(b"[", parts, b"]")
+    expected = b"[" + b",".join(parts) + b"]"
+    assert len(body) == len(expected)
+    for block in (1, 3, 8192):  # urllib3 reads in blocks; the pieces' seams fall anywhere
+        body.seek(0)
+        read = b"".join(iter(lambda size=block: body.read(size), b""))  # type: ignore[misc]
+        assert read == expected and body.tell() == len(expected)
+    assert body.seek(0, io.SEEK_END) == len(expected) and body.read(5) == b""
+    body.seek(0)
+    assert body.read() == expected
+    with pytest.raises(io.UnsupportedOperation):
+        body.seek(3)
+
+
+def test_a_value_write_answered_503_is_sent_again_whole(fake_google, google_session):
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Summary", [], sheet_id=7, row_count=3000, col_count=3)
+    api = SheetsApi(google_session)
+    rows = [[f"row {n}", n, "é" * (n % 5)] for n in range(3000)]  # larger than one block
+    item = json.dumps({"range": "'Summary'!A1:C3000", "majorDimension": "ROWS", "values": rows})
+    fake_google.fail(1, 503, "sheets_write")
+    api.write_values(SHEET_ID, [item.encode()])
+    writes = fake_google.api_requests("sheets_write")
+    assert [w["status"] for w in writes] == [503, 200]
+    assert fake_google.cells(SHEET_ID, "Summary")[2999] == ["row 2999", 2999, "éééé"]

@@ -8,6 +8,7 @@ text (metadata, structure changes), never for value writes or reads.
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import re
@@ -194,17 +195,78 @@ class SheetsApi:
 
         ``data`` holds the ValueRanges already encoded as UTF-8 JSON (the caller measured
         them to split the write; encoding 100,000 rows again would double the cost)."""
-        body = b'{"valueInputOption":"RAW","data":[' + b",".join(data) + b"]}"
+        body = JoinedBody(b'{"valueInputOption":"RAW","data":[', data, b"]}")
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % spreadsheet_id
         return dict(
             self._call(
                 "values.batchUpdate",
                 lambda: self.http.request(
-                    "post", url, data=body, headers={"Content-Type": "application/json"}
+                    "post",
+                    url,
+                    data=body,  # type: ignore[arg-type]  # requests sends any readable body
+                    headers={"Content-Type": "application/json"},
                 ).json(),
                 keep_message=False,
             )
         )
+
+
+class JoinedBody(io.RawIOBase):
+    """``head + b",".join(parts) + tail`` as a request body read in blocks, never joined.
+
+    A first sync's value write is up to ``output.gsheets.max_request_bytes`` (tens of MB)
+    of tabs already encoded; joining them made a second copy at the run's peak of memory.
+    requests sends a readable body with a known length as is (``Content-Length``, not
+    chunked), reading it in blocks; :class:`~csat_hook.sync.google.session.GoogleSession`
+    rewinds it before every attempt.
+    """
+
+    def __init__(self, head: bytes, parts: Sequence[bytes], tail: bytes) -> None:
+        super().__init__()
+        pieces = [head]
+        for index, part in enumerate(parts):
+            if index:
+                pieces.append(b",")
+            pieces.append(part)
+        pieces.append(tail)
+        self._pieces = [memoryview(piece) for piece in pieces if piece]
+        self._length = sum(len(piece) for piece in self._pieces)
+        self._piece = 0  # where the next read starts: piece index and offset in it
+        self._offset = 0
+        self._position = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) == (0, io.SEEK_END):
+            self._piece, self._offset, self._position = len(self._pieces), 0, self._length
+        elif (offset, whence) == (0, io.SEEK_SET):
+            self._piece = self._offset = self._position = 0
+        else:  # requests and urllib3 rewind to the start or ask for the end, nothing else
+            raise io.UnsupportedOperation("JoinedBody seeks to its start or end only")
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._piece >= len(self._pieces):
+            return 0
+        piece = self._pieces[self._piece]
+        size = min(len(buffer), len(piece) - self._offset)
+        buffer[:size] = piece[self._offset : self._offset + size]
+        self._offset += size
+        self._position += size
+        if self._offset == len(piece):
+            self._piece, self._offset = self._piece + 1, 0
+        return size
 
 
 class FormsApi:

@@ -209,9 +209,12 @@ class GoogleSession(requests.Session):
         kind = request_kind(method, url)
         headers = dict(kwargs.pop("headers", None) or {})
         attempt, refreshed = 0, False
+        rewind = getattr(kwargs.get("data"), "seek", None)
         while True:
             self._authorize(headers, force=False)
             self.log.add(kind)
+            if rewind is not None:
+                rewind(0)  # a streamed body (api.JoinedBody) is sent whole on every attempt
             try:
                 response = super().request(
                     method,

@@ -147,3 +147,24 @@ def test_a_digest_whose_answer_went_is_forgotten_and_written_again(kit, parsed):
     parsed.clear()
     kit.run()
     assert parsed == ["row 5"]  # only the unreadable row, as before
+
+
+def test_row_digests_are_inserted_in_chunks_once_each_and_a_stored_one_keeps_its_identity(
+    database_url,
+):
+    from csat_hook.db.engine import make_engine
+    from csat_hook.db.migrate import create_schema
+    from csat_hook.sync.cache import insert_row_digests
+
+    engine = make_engine(database_url)
+    create_schema(engine)
+    pairs = [(f"d{n % 12_001}", f"i{n % 12_001}") for n in range(13_000)]  # 999 read twice
+    with engine.begin() as conn:
+        insert_row_digests(conn, [("d7", "first")])
+        insert_row_digests(conn, pairs)  # three chunks of at most 5,000
+        stored = dict(
+            conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint)).all()
+        )
+    engine.dispose()
+    assert len(stored) == 12_001
+    assert stored["d7"] == "first" and stored["d12000"] == "i12000"

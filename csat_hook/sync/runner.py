@@ -257,13 +257,13 @@ class SyncRunner(ReportStep, OutputsStep):
                     store.note_no_legacy(conn, now)
                 if read.memo is not None:
                     read_memo.record(conn, source.key, read.memo, batch, now)
-                known = read.known  # (one name for it: it goes with the batch, below)
+                known = read.known
+                # No digest stored before the read, none stale: a first sync makes no set of
+                # every row's digest.
                 if known is not None and batch.complete and (known.raw or known.raw_orphans):
-                    # (No digest stored before the read, none stale: a first sync makes no
-                    # set of every row's digest.)
                     seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
-                del known
+                del known  # read.known goes with the batch below; no second reference to it
                 if config.alerts.active:
                     if needs_dataset(config.alerts):
                         data = self._dataset(answers, surveys)

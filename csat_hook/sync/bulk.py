@@ -223,7 +223,7 @@ _CURSORS = itertools.count()
 
 
 def bulk_iter(
-    conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None, *, partition: int = 20_000
+    conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None, *, partition: int = 5_000
 ) -> Iterator[Any]:
     """:func:`bulk_select`'s rows one at a time, fetched ``partition`` rows at a time: a
     reader that keeps only what it needs of each row never holds them all. On PostgreSQL a

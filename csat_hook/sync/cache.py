@@ -65,11 +65,19 @@ def insert_row_digests(conn: sa.Connection, pairs: Sequence[tuple[str, str]]) ->
     stmt = dialect_insert(conn.dialect.name, sync_row_digests).on_conflict_do_nothing(
         index_elements=["digest"]
     )
-    unique = iter(dict(pairs).items())  # the same cells twice in one read: one digest
     # Bounded statements, each chunk's rows made as it is written: a first sync has a pair per
-    # row, and 100,000 row dicts at once were ≈ 20 MB at the end of its ingest, its peak.
-    while rows := [{"digest": d, "fingerprint": f} for d, f in itertools.islice(unique, 5000)]:
-        bulk_execute(conn, stmt, sync_row_digests, rows)
+    # row, and 100,000 row dicts at once were ≈ 20 MB at the end of its ingest, its peak (as
+    # was a dict of every pair, to drop repeats, after them). The same cells twice in one read
+    # give one digest: a repeat within a chunk is dropped here, one in a later chunk by the
+    # conflict clause (the same digest means the same identity, so either is the one kept).
+    items = iter(pairs)
+    while chunk := dict(itertools.islice(items, 5000)):
+        bulk_execute(
+            conn,
+            stmt,
+            sync_row_digests,
+            [{"digest": d, "fingerprint": f} for d, f in chunk.items()],
+        )
 
 
 def output_digest(conn: sa.Connection, output: str) -> str | None:

@@ -34,10 +34,9 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import numpy as np
 
 from csat_hook.sync.intervals import DETRACTOR
 from csat_hook.sync.intervals import PROMOTER
@@ -46,6 +45,11 @@ from csat_hook.sync.intervals import nps_interval
 from csat_hook.sync.intervals import wilson
 from csat_hook.sync.periods import Period
 from csat_hook.sync.periods import Timeline
+
+# numpy (≈ 12 MB of RSS) is imported where it is used: a sync that builds no report, and the
+# read and ingest before one, run without it.
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,8 @@ class AnswerColumns:
     @classmethod
     def of(cls, rows: Iterable[tuple[int, int, float, int, bool, int | None]]) -> AnswerColumns:
         """From ``(agent, team, cohort instant, rating, answered_sent, nps)`` tuples."""
+        import numpy as np
+
         listed = list(rows)
         return cls(
             np.fromiter((r[0] for r in listed), np.int64, len(listed)),
@@ -188,6 +194,8 @@ class SentColumns:
         cls, rows: Iterable[tuple[int, int, float] | tuple[int, int, float, bool]]
     ) -> SentColumns:
         """From ``(agent, team, cohort instant[, opened])`` tuples."""
+        import numpy as np
+
         listed = list(rows)
         return cls(
             np.fromiter((r[0] for r in listed), np.int64, len(listed)),
@@ -214,6 +222,8 @@ def compute(
     it, in this order: those with answers by ascending (agent, team), then those with sent
     surveys only, likewise.
     """
+    import numpy as np
+
     timeline = Timeline(periods, tz)
     bounds = np.asarray(timeline.bounds, dtype=np.float64)
     segments = len(bounds) + 1
@@ -283,6 +293,8 @@ def _dense_ids(
     """Number the distinct values of non-negative ``keys`` (several arrays, one numbering)
     0, 1, … in ascending order: each array's numbers, and the distinct values. A table of
     presence when the values are few enough (no sort), else ``numpy.unique``."""
+    import numpy as np
+
     size = max(int(k.max()) + 1 for k in keys if len(k)) if any(len(k) for k in keys) else 0
     if size <= _DENSE_LIMIT:
         present = np.zeros(size, dtype=np.bool_)
@@ -303,6 +315,8 @@ _DENSE_LIMIT = 1 << 22  # a table of presence up to 4 MB (its running count 32 M
 def _segment_spans(members: Sequence[tuple[int, ...]], count: int) -> np.ndarray[Any, Any]:
     """``[first, end)`` of the segments each period covers (``[0, 0)`` when none); the
     segments of a period are consecutive (its edges are two of the bounds)."""
+    import numpy as np
+
     covered: list[list[int]] = [[] for _ in range(count)]
     for segment, periods in enumerate(members):
         for p in periods:
@@ -324,6 +338,8 @@ def _results(
 ) -> list[PeriodResult]:
     """Stats per period for the pairs (ascending by agent, then team), their agents and
     teams, and overall, from ``per_pair`` (pairs × periods × counts)."""
+    import numpy as np
+
     points = settings.points
     answered = per_pair[:, :, :points].sum(axis=2) > 0
     active = answered | (per_pair[:, :, points + 4] > 0)
@@ -354,6 +370,8 @@ def _sum_groups(
     group_of: np.ndarray[Any, np.dtype[np.int64]],
     groups: int,
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
+    import numpy as np
+
     totals = np.zeros((groups, *per_pair.shape[1:]), dtype=np.int64)
     np.add.at(totals, group_of, per_pair)
     return totals

@@ -38,8 +38,10 @@ from csat_hook.sync.summary import cycles_freed_as_made
 MAX_UNVERIFIED_LISTED = 5000
 # Submissions credited a part at a time (_ingest), each part's surveys and answers
 # looked up instead of every survey and answer read inside the write transaction; 0: read
-# every survey and answer instead (tests compare the two).
-LOOKED_UP_MAX = 10_000
+# every survey and answer instead (tests compare the two). A part's records, look-ups and row
+# dicts are what the ingest adds to the batch it holds: parts of 2,500 peak 14 MB lower than
+# parts of 10,000 in a first sync of 100,000 (192 against 206 MB), for ≈ 5 % more ingest time.
+LOOKED_UP_MAX = 2_500
 
 
 class ReportStep(AlertsStep):

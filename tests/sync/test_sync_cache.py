@@ -158,7 +158,9 @@ def test_row_digests_are_inserted_in_chunks_once_each_and_a_stored_one_keeps_its
 
     engine = make_engine(database_url)
     create_schema(engine)
-    pairs = [(f"d{n % 12_001}", f"i{n % 12_001}") for n in range(13_000)]  # 999 read twice
+    # 999 read twice, in different chunks; "d1" twice in one chunk (one statement).
+    pairs = [(f"d{n % 12_001}", f"i{n % 12_001}") for n in range(13_000)]
+    pairs.insert(2, ("d1", "i1"))
     with engine.begin() as conn:
         insert_row_digests(conn, [("d7", "first")])
         insert_row_digests(conn, pairs)  # three chunks of at most 5,000

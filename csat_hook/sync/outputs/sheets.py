@@ -27,6 +27,7 @@ now exist): one more read, no more writes; a second refusal is an error.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -326,26 +327,17 @@ class SheetsOutput:
     @staticmethod
     def _value_range(plan: TabPlan) -> bytes:
         """The tab's ValueRange as UTF-8 JSON, encoded once: its size decides the split into
-        requests and the same bytes are sent (a first sync writes ~1.5 million cells)."""
-        cols = plan.cols
-        plain = _PLAIN
-        values: list[list[Any]] = [
-            [v if v.__class__ in plain else sheet_value(v) for v in row] + [""] * (cols - len(row))
-            for row in plan.grid.rows
-        ]
-        blank_row = [""] * cols
-        values.extend(blank_row for _ in range(plan.rows - len(values)))
-        end = f"{column_letters(cols - 1)}{plan.rows}"
-        item = {
-            "range": f"{absolute_range_name(plan.title)}!A1:{end}",
-            "majorDimension": "ROWS",
-            "values": values,
-        }
-        # allow_nan=False as requests' json= has it: NaN is not JSON, and Google refuses it.
+        requests and the same bytes are sent (a first sync writes ~1.5 million cells).
+
+        The bytes ``json.dumps`` gives for the whole ValueRange (``ensure_ascii=False``;
+        escaped to ASCII when some text holds a lone surrogate, which only a ``\\u`` escape
+        makes valid JSON), made :data:`ROWS_PER_BLOCK` rows at a time: the whole tab's
+        converted rows, its JSON text and its bytes were three copies held at once, a first
+        sync's peak of memory with a Responses tab of 100,000 rows."""
         try:
-            return json.dumps(item, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: only a \u escape is valid JSON
-            return json.dumps(item, allow_nan=False).encode("ascii")
+            return _encoded_range(plan, ascii_only=False)
+        except UnicodeEncodeError:
+            return _encoded_range(plan, ascii_only=True)
 
     def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes."""
@@ -372,6 +364,47 @@ class SheetsOutput:
                 "output.gsheets.max_rows_per_agent or max_response_rows"
             )
         return [c for c in chunks if c]
+
+
+ROWS_PER_BLOCK = 2_000
+
+
+def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
+    """:meth:`SheetsOutput._value_range`'s bytes, in ASCII (escapes) or UTF-8: rows padded to
+    the plan's columns and blank rows up to its row count, every row as ``json.dumps`` of the
+    whole would write it (", " between rows, ``allow_nan=False`` as requests' ``json=`` has
+    it: NaN is not JSON, and Google refuses it)."""
+    cols, plain, codec = plan.cols, _PLAIN, "ascii" if ascii_only else "utf-8"
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False).encode(codec)
+
+    end = f"{column_letters(cols - 1)}{plan.rows}"
+    shell = dumps(
+        {
+            "range": f"{absolute_range_name(plan.title)}!A1:{end}",
+            "majorDimension": "ROWS",
+            "values": [],
+        }
+    )
+    out = io.BytesIO()  # getvalue() hands over its buffer: no copy of the whole
+    out.write(shell[:-2])  # up to the values' "["
+    rows, padding, written = plan.grid.rows, [""] * cols, 0
+    for start in range(0, len(rows), ROWS_PER_BLOCK):
+        block = [
+            [v if v.__class__ in plain else sheet_value(v) for v in row] + padding[len(row) :]
+            for row in rows[start : start + ROWS_PER_BLOCK]
+        ]
+        out.write(b", " if written else b"")
+        out.write(dumps(block)[1:-1])
+        written += len(block)
+    blank = dumps(padding)
+    for start in range(written, plan.rows, ROWS_PER_BLOCK):
+        count = min(ROWS_PER_BLOCK, plan.rows - start)
+        out.write(b", " if start else b"")
+        out.write(b", ".join([blank] * count))
+    out.write(shell[-2:])
+    return out.getvalue()
 
 
 def _new_id(title: str, used: set[Any]) -> int:

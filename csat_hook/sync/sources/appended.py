@@ -17,6 +17,7 @@ decodes the whole response as usual:
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass
@@ -101,7 +102,10 @@ def whole_rows(body: bytes) -> tuple[list[Any], tuple[int, int]] | None:
         return None
     start, end = span
     try:
-        rows = json.loads(body[start - 1 : end + 1])
+        # Decoded straight from the body's buffer (no copy of the bytes beside the text), as
+        # ``json.loads`` decodes bytes that start with ``[``: UTF-8, lone surrogates passed.
+        text = str(memoryview(body)[start - 1 : end + 1], "utf-8", "surrogatepass")
+        rows = json.loads(text)
     except ValueError:
         return None
     return (rows, span) if isinstance(rows, list) else None
@@ -111,7 +115,7 @@ def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:
     """The prefix that ends after the last of the ``rows`` rows ``body`` holds."""
     start, end = span
     length = _last_non_space(body, start, end) - start
-    return RowsPrefix(length, _digest(body[start : start + length]), rows)
+    return RowsPrefix(length, _digest(memoryview(body)[start : start + length]), rows)
 
 
 def rows_after(
@@ -122,27 +126,45 @@ def rows_after(
     start, end = span
     if prefix.rows < 1 or end - start < prefix.length:
         return None
-    if _digest(body[start : start + prefix.length]) != prefix.digest:
+    # Views, not slices: the prefix is nearly the whole body, and a copy of it (or its text)
+    # beside the body was a later sync's peak of memory.
+    view = memoryview(body)
+    if _digest(view[start : start + prefix.length]) != prefix.digest:
         return None
     try:
-        head = body[start : start + prefix.length].decode("utf-8")
-        rest = body[start + prefix.length : end].decode("utf-8")
+        rest = str(view[start + prefix.length : end], "utf-8")
     except UnicodeDecodeError:
         return None
-    header = _first(head)
+    header = _first(view[start : start + prefix.length])
     appended = _elements(rest)
     if header is None or appended is None:
         return None
     return header, appended
 
 
-def _first(text: str) -> list[Any] | None:
-    at = _skip(text, 0)
-    try:
-        row, _ = _DECODER.raw_decode(text, at)
-    except ValueError:
-        return None
-    return row if isinstance(row, list) else None
+_FIRST_WINDOW = 1 << 16
+
+
+def _first(data: memoryview) -> list[Any] | None:
+    """The first JSON array in ``data`` (UTF-8), decoded from as few of its bytes as hold it:
+    64 KiB, then four times more until it is whole. A complete value decodes the same
+    whatever follows it, and no prefix of an array's text is a complete array."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    text = ""
+    at, window = 0, _FIRST_WINDOW
+    while at < len(data):
+        stop = min(len(data), at + window)
+        try:
+            text += decoder.decode(data[at:stop], final=stop == len(data))
+        except UnicodeDecodeError:
+            return None
+        at, window = stop, window * 4
+        try:
+            row, _ = _DECODER.raw_decode(text, _skip(text, 0))
+        except ValueError:
+            continue  # not whole yet (or not an array: the last window says)
+        return row if isinstance(row, list) else None
+    return None
 
 
 def _elements(text: str) -> list[list[Any]] | None:
@@ -170,5 +192,5 @@ def _skip(text: str, at: int) -> int:
     return at
 
 
-def _digest(data: bytes) -> str:
+def _digest(data: bytes | memoryview) -> str:
     return bytes_digest(data).hex()

@@ -332,7 +332,7 @@ class RowParser:
         )
 
 
-def bytes_digest(data: bytes) -> bytes:
+def bytes_digest(data: bytes | memoryview) -> bytes:
     """A digest of bytes read (:class:`WholeRead`)."""
     return hashlib.blake2b(data, digest_size=32).digest()
 

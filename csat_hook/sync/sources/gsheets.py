@@ -132,13 +132,17 @@ class GSheetsResults(ResultsSource):
         metadata, tab, body = self._take()
         found = whole_rows(body)  # decoded once, with where the rows' bytes are
         rows, span = found if found is not None else (tab_rows(body), None)
+        # Where a later read's added rows start, taken now: the body is not held while its
+        # rows are parsed (it was beside every parsed row at a first sync's peak of memory).
+        prefix = None if span is None or not rows else prefix_of(body, span, len(rows))
+        del body
         batch = SourceBatch(source=self.kind)
         if not rows:
             batch.warnings.append("the responses tab is empty (no header row yet)")
             return batch
         alone = self._parse(batch, metadata, tab, rows[0], rows[1:], known, first_row=2)
-        if alone and span is not None:
-            batch.resume = prefix_of(body, span, len(rows)).as_dict()
+        if alone and prefix is not None:
+            batch.resume = prefix.as_dict()
         return batch
 
     def fetch_after(self, resume: Mapping[str, Any], known: Container[str]) -> SourceBatch | None:
@@ -153,9 +157,10 @@ class GSheetsResults(ResultsSource):
         metadata, tab, body = self._take()
         header, added = found
         batch = SourceBatch(source=self.kind)
-        rows = prefix.rows + len(added)
+        after = prefix_of(body, span, prefix.rows + len(added))
+        del body  # not held while the added rows are parsed
         if self._parse(batch, metadata, tab, header, added, known, first_row=prefix.rows + 1):
-            batch.resume = prefix_of(body, span, rows).as_dict()
+            batch.resume = after.as_dict()
         return batch
 
     def _parse(

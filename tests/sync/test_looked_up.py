@@ -284,3 +284,51 @@ def test_parts_keep_order_and_each_survey_whole() -> None:
         ["none3"],
     ]
     assert by_survey([], 2) == []
+
+
+def _parts_by_every_key(submissions: list[Any], size: int) -> list[list[Any]]:
+    """The parts as a map of every key to its part made them (before the bitmap)."""
+    parts: list[list[Any]] = []
+    part_of: dict[str, int] = {}
+    for submission in submissions:
+        key = submission.token.strip().partition(".")[0]
+        index = part_of.get(key) if key else None
+        if index is None:
+            if not parts or len(parts[-1]) >= size:
+                parts.append([])
+            index = len(parts) - 1
+            if key:
+                part_of[key] = index
+        parts[index].append(submission)
+    return parts
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_parts_found_through_the_bitmap_are_those_of_a_map_of_every_key(seed: int) -> None:
+    import random
+
+    from csat_hook.sync.ingest import by_survey
+    from csat_hook.sync.records import Submission
+
+    rng = random.Random(seed)
+    # Surveys answered once, some twice or more far apart, some rows without a reference;
+    # thousands of keys, so some of them share a slot of the bitmap.
+    pool = [f"K{rng.randrange(10**9)}" for _ in range(rng.choice((5, 300, 4_000)))]
+    rows = [
+        Submission(
+            str(n),
+            f"row {n}",
+            T0,
+            5,
+            "",
+            "" if rng.random() < 0.05 else f" {rng.choice(pool)}.sig{n} ",
+            "",
+            "",
+        )
+        for n in range(rng.choice((1, 50, 6_000)))
+    ]
+    size = rng.choice((1, 7, 500))
+    expected = _parts_by_every_key(rows, size)
+    assert [[s.fingerprint for s in p] for p in by_survey(rows, size)] == [
+        [s.fingerprint for s in p] for p in expected
+    ]

@@ -256,6 +256,15 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
     )
     first = source.fetch(set(), None)
     assert sorted(s.token for s in first.submissions) == [f"tok-{i}" for i in range(5)]
+    # The row as read, kept for an answer that cannot be credited: the stamp as Google wrote
+    # it and each answer by questionId; the responseId is the submission's ref.
+    third = next(s for s in first.submissions if s.token == "tok-2")
+    assert third.ref == "response ACYDBN2"
+    assert third.source_row() == {
+        "lastSubmittedTime": "2026-11-03T10:00:00.123456789Z",
+        "rating": "5",
+        "token": "tok-2",
+    }
     assert first.watermark == datetime(2026, 11, 5, 10, 0, 0, 123456, tzinfo=UTC)
     assert fake_google.count("forms_read") == 3  # 5 responses, pages of 2
     assert "filter" not in fake_google.api_requests("forms_read")[0]["query"]

@@ -144,27 +144,13 @@ class _Index:
         return found
 
 
-_FIELD = 32  # bits per index packed (agents, teams, channels: far fewer than 2**32)
+# A survey as the answers join it, packed in one int (build_dataset): from the top, its
+# creation time (µs since the epoch; shifts floor, so any sign comes back as it went in),
+# whether it was sent (one bit), then its channel's, team's and agent's indexes, _FIELD bits
+# each (far fewer than 2**32 of any).
+_FIELD = 32
 _MASK = (1 << _FIELD) - 1
-
-
-def _pack(created: int, sent: bool, channel: int, team: int, agent: int) -> int:
-    """A survey as the answers join it: creation time (µs, any sign) and whether it was sent
-    above three indexes of :data:`_FIELD` bits. :func:`_unpack` gives them back."""
-    return ((((created << 1 | sent) << _FIELD | channel) << _FIELD | team) << _FIELD) | agent
-
-
-def _unpack(packed: int) -> tuple[int, bool, int, int, int]:
-    """``(created, sent, channel, team, agent)`` of :func:`_pack` (shifts floor: a negative
-    creation time comes back as it went in)."""
-    top = packed >> 3 * _FIELD
-    return (
-        top >> 1,
-        bool(top & 1),
-        packed >> 2 * _FIELD & _MASK,
-        packed >> _FIELD & _MASK,
-        packed & _MASK,
-    )
+_CHANNEL, _TOP = 2 * _FIELD, 3 * _FIELD
 
 
 def survey_agent_key(
@@ -207,10 +193,11 @@ def build_dataset(
     agent_index, team_index = _Index(), _Index()
     agent_ids, team_ids = agent_index.ids, team_index.ids
     names: dict[tuple[str, str], tuple[int, str, str]] = {}
-    # Survey key → the survey packed in one int (:func:`_pack`): a tuple and its creation
-    # time were ≈ 110 bytes a survey, the report's peak of memory with 150,000 of them.
+    # Survey key → the survey packed in one int (_FIELD): a tuple and its creation time were
+    # ≈ 110 bytes a survey, the report's peak of memory with 150,000 of them.
     surveys: dict[str, int] = {}
     channels = _Index()  # each channel's text once, not once per survey
+    channel_ids = channels.ids
     data = Dataset()
     sent_agent, sent_team = data.sent.agent.append, data.sent.team.append
     sent_cohort, sent_opened = data.sent.cohort.append, data.sent.opened.append
@@ -241,7 +228,12 @@ def build_dataset(
             team = team_index(team_name or "")
         sent = status == SENT
         key = token.partition(".")[0]  # tokens.survey_key, inlined
-        surveys[key] = _pack(created, sent, channels(channel or ""), team, agent)
+        channel_id = channel_ids.get(channel or "")
+        if channel_id is None:
+            channel_id = channels(channel or "")
+        surveys[key] = (
+            (((created << 1 | sent) << _FIELD | channel_id) << _FIELD | team) << _FIELD
+        ) | agent
         if (agent_name or agent_email) and who[1]:  # the no-agent key is never named
             seen = names.get(who)
             if seen is None or created >= seen[0]:
@@ -269,8 +261,10 @@ def build_dataset(
         helpdesk = helpdesk_texts.setdefault(helpdesk, helpdesk)
         packed = surveys.get(survey_key)
         if packed is not None:
-            cohort, matched, channel_id, team, surveyed = _unpack(packed)
-            channel = channel_texts[channel_id]
+            top = packed >> _TOP
+            cohort, matched = top >> 1, top & 1 == 1
+            channel = channel_texts[packed >> _CHANNEL & _MASK]
+            team, surveyed = packed >> _FIELD & _MASK, packed & _MASK
         else:
             cohort = epoch_microseconds(issued_at)
             team, matched, channel, surveyed = no_team, False, "", None

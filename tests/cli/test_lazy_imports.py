@@ -1,6 +1,7 @@
 """A command loads what it uses: ``sync`` on SQLite never loads Flask, psycopg or (once the
-schema is current) Alembic, nor openpyxl without a workbook to write, nor numpy without a report
-to build (the read and the ingest before one run without it); ``serve`` never loads it. Each is several MB of RSS in a process that may run every minute."""
+schema is current) Alembic, nor openpyxl without a workbook to write, nor numpy without a
+report to build (the read and the ingest before one run without it); ``serve`` never loads
+it. Each is several MB of RSS in a process that may run every minute."""
 
 from __future__ import annotations
 

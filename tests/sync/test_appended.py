@@ -169,3 +169,21 @@ def test_a_prefix_read_back_from_storage():
     assert RowsPrefix.from_dict(earlier.as_dict()) == earlier
     assert RowsPrefix.from_dict({"length": "x"}) is None
     assert RowsPrefix.from_dict(None) is None
+
+
+@pytest.mark.parametrize("shift", range(4))
+def test_a_header_longer_than_a_window_is_read_whole_across_split_characters(shift):
+    """The header row is decoded from 64 KiB windows, growing until it is whole: titles of
+    any length, multibyte characters cut by a window's edge included."""
+    from csat_hook.sync.sources import appended
+
+    # "x" * shift moves the 2-, 3- and 4-byte characters across the first window's edge.
+    long_title = "x" * shift + "Комментарий 评论 🙂 " * 4_000  # ≈ 130 KiB of UTF-8
+    header = ["Timestamp", long_title, "Reference"]
+    rows = [header, [46000.5, "ok", "tok-1"]]
+    added = [[46001.5, "новый", "tok-2"]]
+    before, after = body(rows), body([*rows, *added])
+    assert len(long_title.encode()) > 2 * appended._FIRST_WINDOW
+    span = values_span(after)
+    assert span is not None
+    assert rows_after(after, span, prefix(before)) == (header, added)

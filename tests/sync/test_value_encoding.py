@@ -41,7 +41,9 @@ def whole(plan: TabPlan) -> bytes:
 
 cells = st.one_of(
     st.none(),
-    st.text(max_size=12),  # lone surrogates included: the tab is then escaped to ASCII
+    st.text(max_size=12),
+    # A lone surrogate (st.text never draws one): the whole tab is then escaped to ASCII.
+    st.text(st.characters(exclude_categories=()), max_size=4).map(lambda t: t + "\udc80"),
     st.integers(min_value=-(10**12), max_value=10**12),
     st.floats(allow_nan=False, allow_infinity=False),
     st.datetimes(),  # naive local time, as the report places them
@@ -77,3 +79,12 @@ def test_a_tab_of_many_blocks_is_valid_json_with_every_row():
     assert decoded["values"][4_320][:2] == ["row 4320", 4_320]
     assert decoded["values"][4_321:] == [["", "", "", ""]] * 679
     assert decoded["range"] == "'Responses'!A1:D5000"
+
+
+def test_a_lone_surrogate_in_a_later_block_escapes_the_whole_tab():
+    rows = [["ok", "Комментарий"]] * 5 + [["bad \ud800 cell", 1]]
+    plan = TabPlan("T", Grid("T", "agent", rows=rows), 8, 2, True, 1)
+    with mock.patch.object(sheets, "ROWS_PER_BLOCK", 2):
+        encoded = SheetsOutput._value_range(plan)
+    assert encoded == whole(plan)
+    assert encoded.isascii() and b"\\u041a" in encoded and b"\\ud800" in encoded

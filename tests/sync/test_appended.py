@@ -187,3 +187,31 @@ def test_a_header_longer_than_a_window_is_read_whole_across_split_characters(shi
     span = values_span(after)
     assert span is not None
     assert rows_after(after, span, prefix(before)) == (header, added)
+
+
+def _raw(rows: list[list[Any]]) -> bytes:
+    """A body with lone surrogates written as bytes (not escaped): only a decode with
+    surrogatepass reads it, as ``json.loads`` of bytes does."""
+    document = {"valueRanges": [{"range": "A1:D9", "majorDimension": "ROWS", "values": rows}]}
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("filler", [0, 200_000], ids=["one window", "many windows"])
+def test_earlier_rows_that_are_not_valid_utf8_answer_none(filler):
+    """The prefix is checked as strict UTF-8 throughout, as a decode of it all was, however
+    many windows it spans (a lone surrogate's bytes in the header or any later row: None,
+    and the whole body is decoded with surrogatepass instead)."""
+    from csat_hook.sync.sources import appended
+
+    added = [[46002.0, 1, "new", "tok-3"]]
+    padding = [[46000.0 + n, 5, "Комментарий", f"tok-{n}"] for n in range(filler // 40)]
+    for rows in (
+        [["Time\udc80", "Rating"], *padding, [46000.5, 5]],
+        [HEADER, *padding, [46000.5, 5, "cell \ud800", "tok-1"]],
+    ):
+        before, after = _raw(rows), _raw([*rows, *added])
+        assert (len(before) > 3 * appended._FIRST_WINDOW) == bool(filler)
+        assert rows_after(after, values_span(after), prefix(before)) is None
+    clean = [HEADER, *padding, [46000.5, 5, "cell", "tok-1"]]
+    before, after = _raw(clean), _raw([*clean, *added])
+    assert rows_after(after, values_span(after), prefix(before)) == (HEADER, added)

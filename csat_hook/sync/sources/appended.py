@@ -146,25 +146,30 @@ _FIRST_WINDOW = 1 << 16
 
 
 def _first(data: memoryview) -> list[Any] | None:
-    """The first JSON array in ``data`` (UTF-8), decoded from as few of its bytes as hold it:
-    64 KiB, then four times more until it is whole. A complete value decodes the same
-    whatever follows it, and no prefix of an array's text is a complete array."""
+    """The first JSON array in ``data``, which must be UTF-8 throughout (as a decode of the
+    whole was): the text of 64 KiB windows is kept only until that array is whole (tried
+    again each time the text has doubled), the rest is checked a window at a time and
+    dropped. A complete value decodes the same whatever follows it."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    text = ""
-    at, window = 0, _FIRST_WINDOW
-    while at < len(data):
-        stop = min(len(data), at + window)
+    text, row, whole, tried = "", None, False, 0
+    for at in range(0, len(data), _FIRST_WINDOW):
+        stop = min(len(data), at + _FIRST_WINDOW)
         try:
-            text += decoder.decode(data[at:stop], final=stop == len(data))
+            chunk = decoder.decode(data[at:stop], final=stop == len(data))
         except UnicodeDecodeError:
             return None
-        at, window = stop, window * 4
+        if whole:
+            continue
+        text += chunk
+        if len(text) < 2 * tried and stop < len(data):
+            continue
+        tried = len(text)
         try:
             row, _ = _DECODER.raw_decode(text, _skip(text, 0))
         except ValueError:
             continue  # not whole yet (or not an array: the last window says)
-        return row if isinstance(row, list) else None
-    return None
+        whole, text = True, ""
+    return row if whole and isinstance(row, list) else None
 
 
 def _elements(text: str) -> list[list[Any]] | None:

@@ -136,7 +136,7 @@ def by_survey(submissions: Sequence[Submission], size: int) -> list[list[Submiss
     part_of: dict[int, list[Submission]] = {}  # key hash → its part, for shared slots only
     for submission in submissions:
         key = submission.token.strip().partition(".")[0]
-        tracked = bool(key) and (digest := hash(key)) & mask in shared
+        tracked = bool(key) and ((digest := hash(key)) & mask) in shared
         part = part_of.get(digest) if tracked else None
         if part is None:
             if not parts or len(parts[-1]) >= size:

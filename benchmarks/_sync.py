@@ -13,6 +13,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -240,3 +241,91 @@ def print_summary(title: str, figures: list[Figure], notes: Sequence[str] = ()) 
         print("  " + "  ".join(cells).rstrip())
     for note in notes:
         print(f"  {note}")
+
+
+class StepClock:
+    """CPU (process time) and wall time spent in each coarse step of a sync, without a
+    profiler: the steps' functions are wrapped where the sync looks them up, so the per-row
+    functions run at full speed and only a few hundred step calls pay a clock read. A step
+    nested in another is counted in both (``ingest part`` holds ``verify`` and ``store``).
+
+    ``install()`` once, before the syncs; ``take()`` after each sync returns its steps and
+    starts the next count."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self.names: list[str] = []  # in the order printed
+        self.inside: set[str] = set()  # steps counted inside others (not added to the rest)
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        self.installed = True
+        from csat_hook.sync import alerts_step
+        from csat_hook.sync import ingest
+        from csat_hook.sync import report_step
+        from csat_hook.sync import runner
+        from csat_hook.sync.google import session
+        from csat_hook.sync.outputs import sheets
+
+        wrap = self._timed
+        runner.read_source = wrap(
+            "read: the source (requests, decoding, parsing)", runner.read_source
+        )
+        report_step.ReportStep._look_up = wrap(
+            "ingest: look up each part's surveys and answers", report_step.ReportStep._look_up
+        )
+        report_step.ingest_submissions = wrap(
+            "ingest: credit and store each part", report_step.ingest_submissions
+        )
+        ingest.check_reference = wrap(
+            "  of which signed references checked", ingest.check_reference, inside=True
+        )
+        ingest._store_credited = wrap(
+            "  of which answers stored", ingest._store_credited, inside=True
+        )
+        alerts_step.build_dataset = wrap(
+            "report: every survey and answer read into the dataset", alerts_step.build_dataset
+        )
+        report_step.build_report = wrap("report: metrics and tabs", report_step.build_report)
+        sheets.SheetsOutput._encoded = wrap(
+            "write: tabs encoded as JSON", sheets.SheetsOutput._encoded
+        )
+        session.GoogleSession.request = wrap(
+            "API requests, all (wall: with the fake's time)",
+            session.GoogleSession.request,
+            inside=True,  # the reads' in read:, the writes' in the rest
+        )
+
+    def _timed(self, name: str, function: Callable, *, inside: bool = False) -> Callable:
+        self.names.append(name)
+        if inside:
+            self.inside.add(name)
+        cpu, wall = self.cpu, self.wall
+        clock, counter = time.process_time, time.perf_counter
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started, wall_started = clock(), counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                cpu[name] = cpu.get(name, 0.0) + clock() - started
+                wall[name] = wall.get(name, 0.0) + counter() - wall_started
+
+        return timed
+
+    def take(self, total: float | None = None) -> list[tuple[str, float, float | None]]:
+        """The steps since the last take, in a fixed order; with the sync's ``total`` CPU,
+        a last line for what no step holds (the write's plan and digests, commits, the
+        write requests, the run's own bookkeeping)."""
+        steps: list[tuple[str, float, float | None]] = [
+            (n, self.cpu[n], self.wall[n]) for n in self.names if n in self.cpu
+        ]
+        if total is not None:
+            held = sum(c for n, c, _ in steps if n not in self.inside)
+            steps.append(("rest (plan, digests, commits, write requests)", total - held, None))
+        self.cpu.clear()
+        self.wall.clear()
+        return steps

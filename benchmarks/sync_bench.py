@@ -41,6 +41,7 @@ from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
 from _sync import Figure
+from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
 from _sync import generate
@@ -115,6 +116,12 @@ def main() -> None:
         help="Wall time without tracemalloc's overhead (peak RSS only).",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync.")
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="Print each sync's CPU and wall time per step (timed around the steps, no "
+        "profiler: the figures the budget in docs/performance.md gives).",
+    )
     parser.add_argument(
         "--no-peer", action="store_true", help="Skip the gspread + pandas peer (needs pandas)."
     )
@@ -258,7 +265,14 @@ def run_once(args: argparse.Namespace) -> dict:
                     syncs.append(None)
                     continue
                 syncs.append(
-                    measure(label, runner, fake["url"], child.pid, trace=not args.no_tracemalloc)
+                    measure(
+                        label,
+                        runner,
+                        fake["url"],
+                        child.pid,
+                        trace=not args.no_tracemalloc,
+                        steps=STEPS if args.steps else None,
+                    )
                 )
             engine.dispose()
             if not args.no_peer:
@@ -424,7 +438,21 @@ def seed_database(url: str, args: argparse.Namespace):
     return engine
 
 
-def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: bool) -> dict:
+STEPS = StepClock()
+
+
+def measure(
+    label: str,
+    runner: SyncRunner,
+    url: str,
+    fake_pid: int,
+    *,
+    trace: bool,
+    steps: StepClock | None = None,
+) -> dict:
+    if steps is not None:
+        steps.install()
+        steps.take()
     if trace:
         tracemalloc.start()
     fake_cpu = cpu_seconds(fake_pid)
@@ -450,6 +478,11 @@ def measure(label: str, runner: SyncRunner, url: str, fake_pid: int, *, trace: b
     print(f"  tracemalloc peak {peak / 1e6:.0f} MB; process peak RSS so far {rss_mb:.0f} MB")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests: {budget(seen)}; by kind {seen}")
+    if steps is not None:
+        print("  CPU per step (process time around each step; wall beside it):")
+        for name, step_cpu, step_wall in steps.take(cpu):
+            beside = "" if step_wall is None else f"  (wall {step_wall:6.2f} s)"
+            print(f"    {name:<58} {step_cpu:6.2f} s{beside}")
     return {
         "cpu": cpu,
         "wall": wall,

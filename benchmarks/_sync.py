@@ -267,6 +267,7 @@ class StepClock:
         from csat_hook.sync import ingest
         from csat_hook.sync import report_step
         from csat_hook.sync import runner
+        from csat_hook.sync import summary
         from csat_hook.sync.google import session
         from csat_hook.sync.outputs import sheets
 
@@ -286,6 +287,8 @@ class StepClock:
         ingest._store_credited = wrap(
             "  of which answers stored", ingest._store_credited, inside=True
         )
+        # Read when the context manager yields it: patched before the sync starts.
+        summary._collect = wrap("ingest: cycle collection after each part", summary._collect)
         alerts_step.build_dataset = wrap(
             "report: every survey and answer read into the dataset", alerts_step.build_dataset
         )

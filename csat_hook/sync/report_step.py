@@ -24,6 +24,7 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import by_survey
 from csat_hook.sync.ingest import ingest_rest
+from csat_hook.sync.ingest import ingest_row_digests
 from csat_hook.sync.ingest import ingest_submissions
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.periods import build_periods
@@ -81,6 +82,7 @@ class ReportStep(AlertsStep):
         now: datetime,
         *,
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
+        keep_digests: bool = False,
     ) -> tuple[IngestResult, list[Changed]]:
         """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
         the alert rules read (:meth:`_changed`) are returned beside.
@@ -92,12 +94,14 @@ class ReportStep(AlertsStep):
         part. With ``read_back`` (every survey by survey key and every current answer, read
         in this transaction: :meth:`_read_back`) the batch is one part credited against
         them, and ``result.answers`` keeps the answers added or replaced, for the caller to
-        merge into its read."""
+        merge into its read. The batch's row digests are stored first and then dropped from
+        it, unless ``keep_digests`` (the caller prunes stale stored digests against them)."""
         config = self.config
         secrets = config.token.all_secrets()
         agents = {name: options.agents for name, options in config.helpdesks.items()}
         result = IngestResult()
         changed: list[Changed] = []
+        ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
         if read_back is not None:
             parts = [batch.submissions] if batch.submissions else []
         else:

@@ -230,6 +230,10 @@ class SyncRunner(ReportStep, OutputsStep):
             and not dry_run  # rolled back: a report read after it would miss the batch
             and report_step.LOOKED_UP_MAX > 0  # 0: tests compare the whole read
         )
+        known = read.known
+        # No digest stored before the read, none stale: a first sync makes no set of every
+        # row's digest (and its row digests go as soon as they are stored).
+        prune = known is not None and batch.complete and bool(known.raw or known.raw_orphans)
         with self.engine.connect() as conn:
             transaction = conn.begin()
             try:
@@ -238,14 +242,19 @@ class SyncRunner(ReportStep, OutputsStep):
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:
-                    result, changed = self._ingest(conn, batch, source.key, now)
+                    result, changed = self._ingest(conn, batch, source.key, now, keep_digests=prune)
                 else:
                     current: dict[str, Any] = {}
                     if not deferred:
                         surveys, current = self._read_back(conn)
                     by_key = {tokens.survey_key(row.token): row for row in surveys}
                     result, changed = self._ingest(
-                        conn, batch, source.key, now, read_back=(by_key, current)
+                        conn,
+                        batch,
+                        source.key,
+                        now,
+                        read_back=(by_key, current),
+                        keep_digests=prune,
                     )
                     # One read of the answers: the batch's new and replaced ones merged in
                     # memory.
@@ -257,13 +266,10 @@ class SyncRunner(ReportStep, OutputsStep):
                     store.note_no_legacy(conn, now)
                 if read.memo is not None:
                     read_memo.record(conn, source.key, read.memo, batch, now)
-                known = read.known
-                # No digest stored before the read, none stale: a first sync makes no set of
-                # every row's digest.
-                if known is not None and batch.complete and (known.raw or known.raw_orphans):
+                if prune:
+                    assert known is not None
                     seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
-                del known  # read.known goes with the batch below; no second reference to it
                 if config.alerts.active:
                     if needs_dataset(config.alerts):
                         data = self._dataset(answers, surveys)
@@ -292,7 +298,7 @@ class SyncRunner(ReportStep, OutputsStep):
         batch.submissions.clear()
         batch.raw_digests.clear()
         batch.raw_seen.clear()
-        read.known = None  # every processed identity and row digest: not needed any more
+        read.known = known = None  # every processed identity and row digest: not needed now
         del result
         clock.lap("ingest")
         language = self._language(sheets, source)

@@ -170,3 +170,43 @@ def test_row_digests_are_inserted_in_chunks_once_each_and_a_stored_one_keeps_its
     engine.dispose()
     assert len(stored) == 12_001
     assert stored["d7"] == "first" and stored["d12000"] == "i12000"
+
+
+def test_row_digests_are_stored_before_the_parts_and_then_no_longer_held(kit, monkeypatch):
+    """A first sync's (digest, identity) pairs, one per row, were held through every part's
+    look-ups (its peak of memory): they are stored first, in the same transaction, and
+    dropped from the batch; a later run that prunes stale digests keeps its own."""
+    from csat_hook.sync import report_step
+
+    held: list[int] = []
+    batches: list = []
+    store_digests = report_step.ingest_row_digests
+
+    def recording(conn, batch, *, keep):  # type: ignore[no-untyped-def]
+        batches.append(batch)
+        store_digests(conn, batch, keep=keep)
+        held.append(len(batch.raw_digests))
+
+    look_up = report_step.ReportStep._look_up
+
+    def looking_up(self, conn, part):  # type: ignore[no-untyped-def]
+        # The digests are in the database (this transaction) before any part is credited.
+        stored = conn.execute(sa.select(sa.func.count()).select_from(sync_row_digests))
+        held.append(stored.scalar_one())
+        return look_up(self, conn, part)
+
+    monkeypatch.setattr(report_step, "ingest_row_digests", recording)
+    monkeypatch.setattr(report_step.ReportStep, "_look_up", looking_up)
+    rows = seed(kit)
+    assert kit.run().new == 3
+    assert held == [0, 3]  # dropped from the batch, stored before the part's look-up
+    assert len(kit.rows(sync_row_digests)) == 3
+
+    # A later run: row 2 is gone from the sheet (its stored digest goes stale), one is new.
+    token = kit.survey("T-9", "9", "Agent 9")
+    kit.responses([EN_HEADER, rows[0], rows[2], [T0, 2, "late", "", "", token]])
+    held.clear()
+    second = kit.run()
+    assert (second.new, second.unchanged) == (1, 2)
+    assert held[0] == 1  # kept: the prune compares the stored digests with this run's
+    assert len(kit.rows(sync_row_digests)) == 3  # the stale one pruned, the new one stored

@@ -332,3 +332,19 @@ class StepClock:
         self.cpu.clear()
         self.wall.clear()
         return steps
+
+
+def fake_started(child: subprocess.Popen[str]) -> dict:
+    """The fake API's first line (its URL and credentials); a clear exit when the child died
+    before writing it (its own error is above, e.g. the test extra not installed)."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line:
+        child.wait(timeout=30)
+        raise SystemExit(
+            f"the fake Google API did not start (exit status {child.returncode}; its error is "
+            "above). The benchmarks need the test and bench extras: "
+            "pip install -e '.[test,bench]'"
+        )
+    started: dict = json.loads(line)
+    return started

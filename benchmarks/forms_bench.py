@@ -39,6 +39,7 @@ from _sync import SECRET
 from _sync import Figure
 from _sync import below
 from _sync import cpu_seconds
+from _sync import fake_started
 from _sync import generate
 from _sync import machine
 from _sync import peak_rss_mb
@@ -249,7 +250,7 @@ def run_once(args: argparse.Namespace) -> dict:
     try:
         assert child.stdout is not None and child.stdin is not None
         started = time.monotonic()
-        fake = json.loads(child.stdout.readline())
+        fake = fake_started(child)
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory() as tmp:
             url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"

@@ -44,6 +44,7 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
+from _sync import fake_started
 from _sync import generate
 from _sync import machine
 from _sync import not_above_peer
@@ -183,7 +184,7 @@ def run_once(args: argparse.Namespace) -> dict:
     try:
         assert child.stdout is not None
         started = time.monotonic()
-        fake = json.loads(child.stdout.readline())
+        fake = fake_started(child)
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory() as tmp:
             # Seeding runs in its own process so this one's peak RSS is the sync's alone.

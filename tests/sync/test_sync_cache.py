@@ -179,11 +179,9 @@ def test_row_digests_are_stored_before_the_parts_and_then_no_longer_held(kit, mo
     from csat_hook.sync import report_step
 
     held: list[int] = []
-    batches: list = []
     store_digests = report_step.ingest_row_digests
 
     def recording(conn, batch, *, keep):  # type: ignore[no-untyped-def]
-        batches.append(batch)
         store_digests(conn, batch, keep=keep)
         held.append(len(batch.raw_digests))
 

@@ -168,6 +168,57 @@ def run_statement(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
     raise AssertionError("unreachable")
 
 
+# A thread's held autocommit connection goes back after this long without a statement
+# (PostgreSQL): checking a connection out and setting its isolation level cost more CPU than
+# a short statement, so a busy thread keeps one.
+HOLD_IDLE_SECONDS = 1.0
+
+
+class HeldConnection:
+    """One thread's autocommit connection on PostgreSQL, kept from one statement to the next.
+
+    :meth:`run` runs ``work(conn)``, one statement atomic on its own (or several that need
+    no shared transaction), on the held connection, checking one out the first time; if the
+    held one turned out dead (a database restart while it was idle) it is replaced and the
+    work retried once, as :func:`run_statement` does. :meth:`release` closes it; the owner
+    calls it after an idle spell (:data:`HOLD_IDLE_SECONDS`). Not thread-safe: one owner.
+    """
+
+    def __init__(self) -> None:
+        self._conn: sa.Connection | None = None
+
+    def run(self, engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+        for attempt in (1, 2):
+            conn = self._conn
+            if conn is None or conn.engine is not engine:
+                self.release()
+                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._conn = conn
+            try:
+                result = work(conn)
+                conn.commit()  # ends SQLAlchemy's own autobegun unit; nothing to send
+                return result
+            except sa.exc.DBAPIError as exc:
+                self.release()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+            except BaseException:
+                self.release()
+                raise
+        raise AssertionError("unreachable")
+
+    def release(self) -> None:
+        """Close the held connection, if any. Closed, not given back: the engine may have
+        been disposed while it was held (its pool would keep it open); reconnecting after an
+        idle second costs little."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 @contextlib.contextmanager
 def statements(engine: Engine) -> Iterator[sa.Connection]:
     """A connection for statements that are each atomic on their own (no shared transaction

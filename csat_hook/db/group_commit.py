@@ -14,7 +14,6 @@ Used by intake (closes: surveys and their queued replies, multi-row inserts) and
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -26,14 +25,12 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from csat_hook.db.engine import HOLD_IDLE_SECONDS
+from csat_hook.db.engine import HeldConnection
 from csat_hook.db.engine import run_statement
 from csat_hook.db.engine import run_transaction
 
 MAX_BATCH = 128
-# The writer keeps its autocommit connection (PostgreSQL, one-statement batches) while batches
-# keep coming, and gives it back to the pool after this long without one: checking a
-# connection out and setting its isolation level cost more CPU than the statement itself.
-HOLD_IDLE_SECONDS = 1.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,7 +76,7 @@ class GroupCommit(Generic[T, R]):
         self._queue: queue.SimpleQueue[_Waiting[T, R]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._held: sa.Connection | None = None  # the writer thread's autocommit connection
+        self._held = HeldConnection()  # the writer thread's, for one-statement batches
 
     def submit(self, item: T, *, timeout: float | None = None) -> R:
         """Store ``item`` (shared transaction); return its result once committed.
@@ -109,7 +106,7 @@ class GroupCommit(Generic[T, R]):
             try:
                 first = self._queue.get(timeout=HOLD_IDLE_SECONDS)
             except queue.Empty:
-                self._release()
+                self._held.release()
                 first = self._queue.get()
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -148,34 +145,7 @@ class GroupCommit(Generic[T, R]):
             return run_transaction(engine, work)
         if engine.dialect.name != "postgresql":
             return run_statement(engine, work)  # a transaction: SQLite's writer lock
-        for attempt in (1, 2):
-            conn = self._held
-            if conn is None or conn.engine is not engine:
-                self._release()
-                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                self._held = conn
-            try:
-                results = work(conn)
-                conn.commit()  # ends SQLAlchemy's own autobegun unit; nothing to send
-                return results
-            except sa.exc.DBAPIError as exc:
-                self._release()
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-            except BaseException:
-                self._release()
-                raise
-        raise AssertionError("unreachable")
-
-    def _release(self) -> None:
-        # Closed, not given back: the engine may have been disposed while the connection was
-        # held (its pool would keep it open); reconnecting after an idle second costs little.
-        conn, self._held = self._held, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.invalidate()
-            with contextlib.suppress(Exception):
-                conn.close()
+        return self._held.run(engine, work)
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

@@ -3,7 +3,8 @@
 Inside one process (``csat-hook serve``) the webhook handler calls :meth:`Waker.notify`
 after its commit. Across processes on PostgreSQL, the webhook transaction NOTIFYs one live
 worker on its own channel (:func:`notify_workers`: one worker woken per batch of closes, not
-all of them; a worker whose claim fills its threads passes it on, :func:`pass_wake_on`), and
+all of them; a worker whose claim fills its threads while more are due passes it on, inside
+the claim statement: :func:`live_channel`), and
 that worker's :class:`PostgresListener` turns it into a local notify. Each listener also
 LISTENs on the shared ``csat_hook_outbox`` channel, for broadcasts (operator requeues, alerts,
 no live worker known).
@@ -44,8 +45,10 @@ def worker_channel(worker_id: str) -> str:
     return WORKER_CHANNEL_PREFIX + digest[:16]
 
 
-def _live_channel(exclude: bool) -> Any:
-    # One live worker's channel, chosen at random (spreads wake-ups without shared state).
+def live_channel(exclude: bool) -> Any:
+    """A SELECT of one live worker's channel, chosen at random (spreads wake-ups without
+    shared state): a worker that beat since the ``alive_since`` parameter and, with
+    ``exclude``, is not the ``worker_id`` parameter. No row when there is none."""
     chosen = sa.select(
         sa.literal(WORKER_CHANNEL_PREFIX) + sa.func.substr(sa.func.md5(workers.c.id), 1, 16)
     ).where(workers.c.beat_at >= sa.bindparam("alive_since", type_=workers.c.beat_at.type))
@@ -58,7 +61,7 @@ def _live_channel(exclude: bool) -> Any:
 def _notify_one_stmt() -> Any:
     # Built once: every batch of closes runs it. One statement, always exactly one NOTIFY:
     # a live worker's channel, else the shared one.
-    channel = sa.func.coalesce(_live_channel(False).scalar_subquery(), NOTIFY_CHANNEL)
+    channel = sa.func.coalesce(live_channel(False).scalar_subquery(), NOTIFY_CHANNEL)
     return sa.select(sa.func.pg_notify(channel, ""))
 
 
@@ -76,13 +79,6 @@ def notify_one_sql(alive_since_param: str) -> str:
 
 
 @functools.cache
-def _pass_on_stmt() -> Any:
-    # Zero or one NOTIFY: pg_notify runs once per row of the (limited) subquery.
-    other = _live_channel(True).subquery("other")
-    return sa.select(sa.func.pg_notify(other.c[0], ""))
-
-
-@functools.cache
 def _broadcast_stmt() -> Any:
     return sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, ""))
 
@@ -94,7 +90,8 @@ def notify_workers(
 
     With ``now``: one worker, chosen among those that beat in the last ``live_seconds``, on
     its own channel (no thundering herd: the others sleep on); it claims what is due and, if
-    that fills its threads, passes the wake-up on (:func:`pass_wake_on`). With no live worker
+    that fills its threads while more are due, its claim passes the wake-up on to one other
+    live worker. With no live worker
     known, or without ``now`` (a requeue of many rows, alerts), every worker is woken.
     """
     if conn.dialect.name != "postgresql":
@@ -103,17 +100,6 @@ def notify_workers(
         conn.execute(_broadcast_stmt())
         return
     conn.execute(_notify_one_stmt(), {"alive_since": now - timedelta(seconds=live_seconds)})
-
-
-def pass_wake_on(
-    conn: sa.Connection, worker_id: str, now: datetime, *, live_seconds: float = LIVE_SECONDS
-) -> None:
-    """Wake one other live worker (a worker whose claim filled all its threads: more may be
-    due). Nothing when no other worker is alive; PostgreSQL only."""
-    if conn.dialect.name != "postgresql":
-        return
-    params = {"alive_since": now - timedelta(seconds=live_seconds), "worker_id": worker_id}
-    conn.execute(_pass_on_stmt(), params)
 
 
 RECONNECT_BACKOFF = Backoff(base=1.0, cap=30.0)

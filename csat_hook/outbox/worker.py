@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import HOLD_IDLE_SECONDS
+from csat_hook.db.engine import HeldConnection
 from csat_hook.db.engine import statements
 from csat_hook.db.schema import ALERT
 from csat_hook.outbox import store
@@ -42,7 +44,6 @@ from csat_hook.outbox.recorder import DATABASE_BACKOFF
 from csat_hook.outbox.recorder import OutcomeRecorder
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.wake import Waker
-from csat_hook.outbox.wake import pass_wake_on
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,13 @@ class DeliveryWorker:
         # One thread claims for the whole process, as many replies as there are idle delivery
         # threads, in one statement. Waking every delivery thread on each NOTIFY instead would
         # cost one claim query per thread per queued reply.
+        held = HeldConnection()  # this thread's claim connection (PostgreSQL)
+        try:
+            self._dispatch_until_stopped(held)
+        finally:
+            held.release()
+
+    def _dispatch_until_stopped(self, held: HeldConnection) -> None:
         poll = self.config.poll_seconds
         linger = self.config.claim_linger_seconds
         failures = 0
@@ -163,13 +171,12 @@ class DeliveryWorker:
                     free = self._free
                 timeout = poll  # no free thread: threads that free up wake us
                 if free:
-                    claimed, due = self._claim(free)
+                    claimed, due = self._claim(free, held)
                     failures = 0
                     self._submit(claimed)
                     if len(claimed) == free:
-                        # More may be due and this worker is full: a producer woke only us,
-                        # so pass the wake-up on to one other worker.
-                        self._pass_wake_on()
+                        # Full, and more may be due: claim again as threads free up. (On
+                        # PostgreSQL the claim itself woke one other worker if more were.)
                         continue
                     if due is not None:
                         seconds = (due - self.clock()).total_seconds()
@@ -181,48 +188,63 @@ class DeliveryWorker:
                     "worker.database-unavailable",
                     extra={"error": type(exc.orig).__name__, "delay": timeout},
                 )
-            if self.waker.wait(seen, timeout) and linger:
+            if self._wait(seen, timeout, held) and linger:
                 # Woken (a reply queued, threads freed): let the replies queued right after
                 # it arrive too, and claim them all in one statement.
                 self._stop.wait(linger)
 
-    def _pass_wake_on(self) -> None:
-        if self.engine.dialect.name != "postgresql":
-            return  # one process: its dispatcher is the only one
-        with statements(self.engine) as conn:
-            pass_wake_on(
-                conn,
-                self.worker_id,
-                self.clock(),
-                live_seconds=self.config.worker_dead_after_seconds,
-            )
+    def _wait(self, seen: int, timeout: float, held: HeldConnection) -> bool:
+        # Keep the claim's connection through short waits (the next wake-up is usually
+        # milliseconds away under load); give it back after an idle spell.
+        if timeout <= HOLD_IDLE_SECONDS:
+            return self.waker.wait(seen, timeout)
+        if self.waker.wait(seen, HOLD_IDLE_SECONDS):
+            return True
+        held.release()
+        return self.waker.wait(seen, timeout - HOLD_IDLE_SECONDS)
 
-    def _claim(self, limit: int) -> tuple[list[Claimed], datetime | None]:
-        """Claim up to ``limit`` due replies with their surveys (one claim statement).
+    def _claim(
+        self, limit: int, held: HeldConnection | None = None
+    ) -> tuple[list[Claimed], datetime | None]:
+        """Claim up to ``limit`` due replies with their surveys (one claim statement), on
+        PostgreSQL on the caller's ``held`` connection when given (the dispatcher's).
 
         When fewer than ``limit`` were due, also return when the next one will be (None:
         nothing else waiting), so the caller knows how long it may sleep.
         """
         now = self.clock()
         lease = now + timedelta(seconds=self.config.lease_seconds)
-        due = None
-        # Each statement is atomic on its own (the claim is one UPDATE): no transaction
-        # around them, so no BEGIN/COMMIT round trips on PostgreSQL.
-        with statements(self.engine) as conn:
-            if conn.dialect.name == "postgresql":  # claim, surveys and next due: one statement
+        postgres = self.engine.dialect.name == "postgresql"
+
+        def claim(conn: sa.Connection) -> tuple[Any, ...]:
+            if postgres:  # claim, surveys and next due: one statement
                 rows, surveys, due = store.claim_with_surveys(
-                    conn, self.worker_id, now, lease, limit=limit
+                    conn,
+                    self.worker_id,
+                    now,
+                    lease,
+                    limit=limit,
+                    live_seconds=self.config.worker_dead_after_seconds,
                 )
             else:
                 rows = store.claim_due(conn, self.worker_id, now, lease, limit=limit)
-                if len(rows) < limit:
-                    due = store.next_due_at(conn)
+                due = store.next_due_at(conn) if len(rows) < limit else None
                 surveys = store.surveys_by_id(
                     conn, [row.survey_id for row in rows if row.survey_id is not None]
                 )
             alerts = store.alerts_by_id(
                 conn, [row.alert_id for row in rows if row.alert_id is not None]
             )
+            return rows, surveys, due, alerts
+
+        # Each statement is atomic on its own (the claim is one UPDATE): no transaction
+        # around them, so no BEGIN/COMMIT round trips on PostgreSQL, on the dispatcher's held
+        # connection (a checkout per claim cost as much CPU as the claim).
+        if postgres and held is not None:
+            rows, surveys, due, alerts = held.run(self.engine, claim)
+        else:
+            with statements(self.engine) as conn:
+                rows, surveys, due, alerts = claim(conn)
         # Ours since the claim's time (taken before its transaction): the fence's start.
         self.heartbeat.hold((row.id for row in rows), now)
         return [(row, _record_of(row, surveys, alerts)) for row in rows], due

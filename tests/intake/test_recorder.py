@@ -53,7 +53,7 @@ def _release_held_connections(monkeypatch, make_services):
     monkeypatch.setattr(GroupCommit, "__init__", init)
     yield
     for writer in made:
-        writer._release()
+        writer._held.release()
 
 
 def _statements(engine: sa.Engine) -> list[str]:

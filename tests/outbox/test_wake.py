@@ -15,13 +15,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from csat_hook.db.engine import statements
+from csat_hook.db.schema import outbox
 from csat_hook.outbox import store
 from csat_hook.outbox.wake import NOTIFY_CHANNEL
 from csat_hook.outbox.wake import WORKER_CHANNEL_PREFIX
 from csat_hook.outbox.wake import PostgresListener
 from csat_hook.outbox.wake import Waker
-from csat_hook.outbox.wake import pass_wake_on
 from csat_hook.outbox.wake import worker_channel
 from csat_hook.services import Services
 
@@ -111,32 +113,85 @@ def test_without_a_live_worker_every_worker_is_woken(
     assert settle(listeners, 0) == 0
 
 
-def test_a_full_worker_passes_the_wake_up_to_one_other_worker(
-    services: Services, listen: Callable[[str], PostgresListener]
+def claim(services: Services, worker_id: str, limit: int) -> int:
+    """One claim as ``worker_id`` (the worker's one statement, in autocommit); how many."""
+    now = services.clock()
+    with statements(services.engine) as conn:
+        rows, _, _ = store.claim_with_surveys(
+            conn, worker_id, now, now + timedelta(seconds=60), limit=limit
+        )
+    return len(rows)
+
+
+def test_a_full_claim_with_more_due_wakes_one_other_worker(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
+    for n in range(12):  # queued before any worker is alive: broadcasts, not counted
+        close(client, f"queued-{n}")
     me, other, dead = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other", "dead"))
     beat(services, me)
     beat(services, other)
     beat(services, dead, seconds_ago=60)
     mine, theirs, gone = listen(me), listen(other), listen(dead)
 
-    for _ in range(10):
-        with services.engine.begin() as conn:
-            pass_wake_on(conn, me, services.clock())
+    # Ten claims of one, each leaving more due: each wakes the other live worker.
+    assert [claim(services, me, 1) for _ in range(10)] == [1] * 10
+    # Full, but nothing more is due; then not full: nobody else is woken.
+    assert claim(services, me, 2) == 2
+    assert claim(services, me, 5) == 0
 
     assert settle([mine, theirs, gone], 10) == 10
     assert (own(mine), own(theirs), own(gone)) == (0, 10, 0)
 
 
-def test_passing_on_wakes_nobody_when_no_other_worker_is_alive(
-    services: Services, listen: Callable[[str], PostgresListener]
+def test_a_claim_that_leaves_nothing_due_now_wakes_nobody(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
+    close(client, "now-0")
+    close(client, "now-1")
+    me, other = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other"))
+    beat(services, me)
+    beat(services, other)
+    theirs = listen(other)
+    # The second reply is due only later: a full claim of the first one is not a reason.
+    with statements(services.engine) as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == sa.select(sa.func.max(outbox.c.id)).scalar_subquery())
+            .values(next_attempt_at=services.clock() + timedelta(minutes=5))
+        )
+
+    assert claim(services, me, 1) == 1
+    assert settle([theirs], 0) == 0
+
+
+def test_a_claim_that_gets_fewer_than_it_asked_wakes_nobody(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    for n in range(3):
+        close(client, f"held-{n}")
+    me, other = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other"))
+    beat(services, me)
+    beat(services, other)
+    theirs = listen(other)
+    # Another worker's claim holds a due reply, not yet committed: from here it still looks
+    # due, but a claim that got fewer than it asked for is not full, so no reason to wake.
+    with services.engine.begin() as held:
+        held.execute(sa.select(outbox.c.id).order_by(outbox.c.id).limit(1).with_for_update()).one()
+        assert claim(services, me, 5) == 2
+    assert settle([theirs], 0) == 0
+
+
+def test_passing_on_wakes_nobody_when_no_other_worker_is_alive(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    for n in range(3):
+        close(client, f"alone-{n}")
     me = f"alone-{uuid.uuid4().hex[:6]}"
     beat(services, me)
     mine = listen(me)
 
-    with services.engine.begin() as conn:
-        pass_wake_on(conn, me, services.clock())
+    assert claim(services, me, 1) == 1  # full, more due, but no one else to wake
 
     assert settle([mine], 0) == 0
 

@@ -459,3 +459,51 @@ def test_replies_queued_together_are_claimed_together(
         worker.stop()
     assert len(fake_helpdesk.api_requests()) == 3
     assert sizes == claims
+
+
+def test_the_dispatcher_keeps_its_claim_connection_while_busy_and_gives_it_back_when_idle(
+    make_config, make_services, fake_helpdesk
+):
+    services = make_services(make_config(delivery={"poll_seconds": 30, "claim_linger_seconds": 0}))
+    engine = services.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite claims in a transaction of their own")
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    events: list[str] = []  # the dispatcher thread's pool events
+
+    def on(name: str) -> Any:
+        def record(*_args: Any) -> None:
+            if threading.current_thread().name == "delivery-dispatch":
+                events.append(name)
+
+        return record
+
+    for name in ("checkout", "invalidate"):
+        sa.event.listen(engine.pool, name, on(name))
+
+    def deliver(dialogs: list[str]) -> None:
+        for dialog in dialogs:
+            before = len(fake_helpdesk.api_requests())
+            queue_generic(services, dialog)
+            deadline = time.monotonic() + 10
+            while len(fake_helpdesk.api_requests()) == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    worker = services.delivery_worker()
+    worker.start(threads=2)
+    try:
+        time.sleep(1.6)  # the start's first claim, then idle for longer than the hold
+        started = len(events)
+        deliver(["H-1", "H-2", "H-3"])  # one claim each, moments apart
+        busy = events[started:]
+        time.sleep(1.6)
+        idle = events[started:]
+        deliver(["H-4"])
+        again = events[started:]
+    finally:
+        worker.stop()
+    assert len(fake_helpdesk.api_requests()) == 4
+    assert events[:started] == ["checkout", "invalidate"]  # given back (closed) when idle
+    assert busy == ["checkout"]  # the first claim's checkout served the next claims too
+    assert idle == ["checkout", "invalidate"]
+    assert again == ["checkout", "invalidate", "checkout"]  # taken again when needed

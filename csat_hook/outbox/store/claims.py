@@ -11,6 +11,7 @@ import functools
 from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,8 @@ from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.outbox.wake import LIVE_SECONDS
+from csat_hook.outbox.wake import live_channel
 
 # What a claim returns: the columns the worker, its delivery, fence and outcome writer read
 # (plus status and claimed_by, which show the claim). SQLAlchemy and psycopg set up every
@@ -178,19 +181,44 @@ def _claim_with_surveys_stmt() -> Any:
         .where(outbox.c.status == PENDING, outbox.c.id.not_in(sa.select(claimed.c.id)))
         .subquery("next_due")
     )
+    # A claim that filled the free threads while another reply is already due wakes one
+    # other live worker (a producer woke only this one), sent when the claim commits: no
+    # round trip of its own, and none when nothing more is due. The column is selected so
+    # the planner keeps the join (and the NOTIFY) whatever it thinks of its rows.
+    other = live_channel(exclude=True).subquery("other")
+    full = sa.select(sa.func.count()).select_from(claimed).scalar_subquery() >= sa.bindparam(
+        "limit"
+    )
+    passed = (
+        sa.select(sa.func.pg_notify(other.c[0], "").label("passed_on"))
+        .where(full, next_due.c.next_due <= sa.bindparam("now"))
+        .lateral("passed")
+    )
     survey_columns = [surveys.c[name].label(_SURVEY_PREFIX + name) for name in SURVEY]
-    return sa.select(next_due.c.next_due, *claimed.c, *survey_columns).select_from(
-        next_due.outerjoin(claimed, sa.true()).outerjoin(
-            surveys, surveys.c.id == claimed.c.survey_id
-        )
+    return sa.select(
+        next_due.c.next_due, passed.c.passed_on, *claimed.c, *survey_columns
+    ).select_from(
+        next_due.outerjoin(passed, sa.true())
+        .outerjoin(claimed, sa.true())
+        .outerjoin(surveys, surveys.c.id == claimed.c.survey_id)
     )
 
 
 def claim_with_surveys(
-    conn: sa.Connection, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    conn: sa.Connection,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    *,
+    live_seconds: float = LIVE_SECONDS,
 ) -> tuple[list[sa.Row[Any]], dict[int, Any], datetime | None]:
     """PostgreSQL: :func:`claim_due`, :func:`surveys_by_id` of the claimed replies and, when
     fewer than ``limit`` were claimed, :func:`next_due_at` (else None), in one statement.
+
+    When it claims ``limit`` replies and another is due already, the statement also wakes
+    one other worker that beat in the last ``live_seconds`` (a NOTIFY on its channel, sent
+    at commit: call it in autocommit).
 
     The claimed rows carry the :data:`CLAIMED` columns (and extra ones for the survey: read
     them from the returned surveys, a :class:`SurveyRow` per survey id, with the
@@ -198,7 +226,13 @@ def claim_with_surveys(
     """
     result = conn.execute(
         _claim_with_surveys_stmt(),
-        {"now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id},
+        {
+            "now": now,
+            "lease_until": lease_until,
+            "limit": limit,
+            "worker_id": worker_id,
+            "alive_since": now - timedelta(seconds=live_seconds),
+        },
     ).all()
     rows = [row for row in result if row.id is not None]
     found: dict[int, Any] = {}

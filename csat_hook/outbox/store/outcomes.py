@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
+from csat_hook.db.frozen import FrozenStatement
 from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import SENDING
@@ -87,6 +89,12 @@ def _mark_sent_pg_stmt(with_link: bool) -> Any:
     return sa.select(done.c.id).add_cte(touched)
 
 
+@functools.cache
+def _mark_sent_frozen(dialect: Dialect, with_link: bool) -> FrozenStatement:
+    # On psycopg's cursor: SQLAlchemy's execution cost more CPU than the round trip.
+    return FrozenStatement(_mark_sent_pg_stmt(with_link), dialect)
+
+
 def mark_sent(
     conn: sa.Connection,
     outbox_id: int,
@@ -123,7 +131,7 @@ def mark_sent(
     if conn.dialect.name == "postgresql":
         if link is not None:
             params |= agent
-        return conn.execute(_mark_sent_pg_stmt(link is not None), params).first() is not None
+        return bool(_mark_sent_frozen(conn.dialect, link is not None).rows(conn, params))
     done, plain, with_agent = _mark_sent_stmts()
     row = conn.execute(done, params).first()
     if row is None:

@@ -13,7 +13,8 @@ constant parameters, and looks up each parameter's and each result column's type
 JSON is wrapped for psycopg). Per execution it only processes the caller's values, runs the
 SQL on the psycopg cursor and builds each row as a named tuple. A database error is raised as
 SQLAlchemy raises it (a :class:`sqlalchemy.exc.DBAPIError` subclass, the connection
-invalidated on a disconnect), so callers keep one way of handling errors.
+invalidated on a disconnect), so callers keep one way of handling errors. :func:`driver_rows`
+is the same for hand-written SQL (the webhook's one-statement batch of closes).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Any
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -77,21 +78,7 @@ class FrozenStatement:
         for key, name, processor in self._required:
             value = params[key]
             values[name] = processor(value) if processor and value is not None else value
-        if not conn.in_transaction():
-            conn.begin()  # as execute() autobegins: the caller's commit or rollback ends it
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None  # a live Connection always has one
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(self.sql, values)
-            fetched: Sequence[Sequence[Any]] = cursor.fetchall()
-        except Exception as exc:
-            translated = _translated(conn, exc, self.sql, cursor)
-            if translated is exc:
-                raise
-            raise translated from exc
-        finally:
-            cursor.close()
+        fetched = driver_rows(conn, self.sql, values)
         make = self.row_type._make
         if not self._processors:
             return [make(row) for row in fetched]
@@ -103,6 +90,31 @@ class FrozenStatement:
                     values_of[index] = processor(values_of[index])
             made.append(make(values_of))
         return made
+
+
+def driver_rows(conn: sa.Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (psycopg's ``%(name)s`` placeholders, values already in the driver's
+    types) on ``conn``'s psycopg cursor and return its rows as plain tuples: what
+    ``conn.exec_driver_sql(sql, params).all()`` returns, without SQLAlchemy's result set-up.
+    It runs in ``conn``'s transaction (begun here if none is, as ``execute`` autobegins, so
+    the caller's commit or rollback ends it); a database error is raised as SQLAlchemy raises
+    it (see the module docstring). The statement must return rows."""
+    if not conn.in_transaction():
+        conn.begin()
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None  # a live Connection always has one
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        rows = cast(list[tuple[Any, ...]], cursor.fetchall())  # psycopg's default: tuples
+    except Exception as exc:
+        translated = _translated(conn, exc, sql, cursor)
+        if translated is exc:
+            raise
+        raise translated from exc
+    finally:
+        cursor.close()
+    return rows
 
 
 def _translated(conn: sa.Connection, exc: Exception, sql: str, cursor: Any) -> Exception:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from csat_hook.db.engine import make_engine
 from csat_hook.db.frozen import FrozenStatement
+from csat_hook.db.frozen import driver_rows
 from csat_hook.db.schema import UTCDateTime
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -163,3 +164,19 @@ def test_only_plain_statements_on_psycopg_are_frozen(engine: Any) -> None:
         FrozenStatement(sa.select(things.c.id, things.c.id.label("id")), engine.dialect)
     with pytest.raises(ValueError, match="PostgreSQL"):
         FrozenStatement(sa.select(things.c.id), sa.create_engine("sqlite://").dialect)
+
+
+def test_driver_rows_are_exec_driver_sqls_rows_and_errors(engine: Any) -> None:
+    sql = (
+        "INSERT INTO things (id, status, name) SELECT * FROM unnest(%(ids)s::int[],"
+        " %(statuses)s::text[], %(names)s::text[]) RETURNING id, name, at"
+    )
+    params = {"ids": [7, 8], "statuses": ["new", "new"], "names": ["g", None]}
+    with engine.connect() as conn:
+        expected = [tuple(row) for row in conn.exec_driver_sql(sql, params).all()]
+        conn.rollback()
+        assert driver_rows(conn, sql, params) == expected == [(7, "g", None), (8, None, None)]
+        with pytest.raises(sa.exc.IntegrityError) as raised:  # 7 and 8 exist now
+            driver_rows(conn, sql, {**params, "names": ["private\u00e9", None]})
+        assert not raised.value.connection_invalidated and "private" not in str(raised.value)
+        conn.rollback()

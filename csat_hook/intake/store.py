@@ -124,9 +124,10 @@ def dialog_surveyed_since(
 # PostgreSQL, no send-policy look-back: a whole batch of closes in ONE statement, run in
 # autocommit (no BEGIN, no COMMIT round trip): the surveys INSERT, the revival of cancelled
 # surveys, the outbox INSERT for the queued ones and the NOTIFY, all data-modifying CTEs of
-# one statement, so they commit together or not at all. The rows travel as one array per
-# column (unnest), so the statement text is the same for every batch size and psycopg
-# prepares it once per connection.
+# one statement, so they commit together or not at all. The rows travel as ONE JSON
+# parameter (json_to_recordset), so the statement text is the same for every batch size and
+# psycopg prepares it once per connection; one array per column (unnest) cost psycopg
+# 0.33 ms of CPU per batch to dump 21 lists, one JSON text 0.01 ms.
 _REVIVED_COLUMNS = tuple(
     c for c in SURVEY_COLUMNS if c not in ("helpdesk", "dialog_id", "occurrence")
 )
@@ -137,16 +138,25 @@ _ENQUEUE_RESET = (
 )
 
 
-def _pg_array_type(column: sa.Column[Any]) -> str:
+def _pg_field_type(column: sa.Column[Any]) -> str:
     return "timestamp" if isinstance(column.type, UTCDateTime) else "text"
+
+
+_TIME_FIELDS = tuple(n for n in SURVEY_COLUMNS if _pg_field_type(surveys.c[n]) == "timestamp")
+_TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
+
+
+def _naive_iso(value: datetime | None) -> str | None:
+    # PostgreSQL's timestamp input reads ISO 8601; the columns hold naive UTC.
+    naive = UTCDateTime().process_bind_param(value, None)
+    return naive.isoformat() if naive is not None else None
 
 
 @functools.cache
 def _record_closes_sql() -> str:
-    arrays = [(name, _pg_array_type(surveys.c[name])) for name in SURVEY_COLUMNS]
-    arrays += [("context", "text"), ("send_at", "timestamp")]
-    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in arrays)
-    names = ", ".join(name for name, _ in arrays)
+    fields = [(name, _pg_field_type(surveys.c[name])) for name in SURVEY_COLUMNS]
+    fields += [("context", "text"), ("send_at", "timestamp")]
+    record = ", ".join(f"{name} {kind}" for name, kind in fields)
     columns = ", ".join(SURVEY_COLUMNS)
     revive = ", ".join(f"{name} = v.{name}" for name in _REVIVED_COLUMNS)
     same_key = (
@@ -155,7 +165,7 @@ def _record_closes_sql() -> str:
     # Only the schema's column names and this module's constants go into the text; every
     # value is a bound parameter.
     return (
-        f"WITH v AS (SELECT * FROM unnest({unnest}) AS v({names})),"  # noqa: S608
+        f"WITH v AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS v({record})),"  # noqa: S608
         f" new AS (INSERT INTO surveys ({columns}) SELECT {columns} FROM v"
         " ON CONFLICT (helpdesk, dialog_id, occurrence) DO NOTHING"
         " RETURNING id, helpdesk, dialog_id, occurrence, status),"
@@ -195,18 +205,23 @@ def record_closes_pg(
     """
     if not rows:
         return {}
-    naive = UTCDateTime().process_bind_param
-    params: dict[str, Any] = {}
-    for name in SURVEY_COLUMNS:
-        values = [row.get(name) for row in rows]
-        if _pg_array_type(surveys.c[name]) == "timestamp":
-            values = [naive(value, None) for value in values]
-        params[name] = values
-    keys = [(row["helpdesk"], row["dialog_id"], row["occurrence"]) for row in rows]
-    queued = [replies.get(key) for key in keys]
-    params["context"] = [json.dumps(reply[0]) if reply else None for reply in queued]
-    params["send_at"] = [naive(reply[1], None) if reply else None for reply in queued]
-    params["alive_since"] = naive(alive_since, None)
+    records = []
+    for row in rows:
+        record = {name: row.get(name) for name in _TEXT_FIELDS}
+        for name in _TIME_FIELDS:
+            record[name] = _naive_iso(row.get(name))
+        reply = replies.get((row["helpdesk"], row["dialog_id"], row["occurrence"]))
+        if reply:
+            record["context"] = json.dumps(reply[0])
+            record["send_at"] = _naive_iso(reply[1])
+        records.append(record)
+    params = {
+        # ASCII only: any character the storable-values step let through travels as an
+        # escape, and a value PostgreSQL would still refuse is its DataError (a 400), never
+        # an encoding error in the driver.
+        "rows": json.dumps(records, ensure_ascii=True, separators=(",", ":")),
+        "alive_since": UTCDateTime().process_bind_param(alive_since, None),
+    }
     # On psycopg's cursor: SQLAlchemy's result set-up cost more CPU than the statement's
     # own client side (csat_hook/db/frozen.py); errors are SQLAlchemy's all the same.
     result = driver_rows(conn, _record_closes_sql(), params)

@@ -3,6 +3,8 @@ look-back: one statement in autocommit; otherwise a transaction), and atomic on 
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -145,3 +147,28 @@ def test_a_look_back_policy_still_batches_in_a_transaction(make_config, make_ser
     )
     assert [r["status"] for r in results] == ["queued", "skipped"]
     assert results[1]["reason"] == "customer_cooldown"
+
+
+def test_a_batch_stores_every_character_and_instant_exactly(make_config, make_services, clock):
+    # The one-statement batch sends its rows as JSON text: what goes in must come back the
+    # same, escapes, non-BMP characters, line separators and microseconds included.
+    services = make_services(make_config())
+    clock.now = datetime(2026, 11, 20, 12, 0, 0, 123456, tzinfo=UTC)
+    texts = {
+        "D-a": 'Anna "quoted" \\ back\\slash \u2028 line \u0085 next \t tab \x7f del',
+        "D-b": 'Ольга 😀 \U0010fffd Ω \ufeff bom {"a": [1]} \\u0041 not an escape',
+        "D-c": "x" * 255,
+    }
+    batch = [
+        _close(services, dialog, agent=dialog, closed_at=clock.now, language="de", team=text)
+        for dialog, text in texts.items()
+    ]
+    results = services.intake.recorder._writer._transaction(batch)
+    assert [r["status"] for r in results] == ["queued"] * 3
+    with services.engine.connect() as conn:
+        rows = {r.dialog_id: r for r in conn.execute(sa.select(surveys))}
+        queued = {r.dialog_id: r for r in conn.execute(sa.select(outbox))}
+    assert {d: r.team for d, r in rows.items()} == texts
+    assert all(r.closed_at == clock.now and r.created_at == clock.now for r in rows.values())
+    assert {d: r.context for d, r in queued.items()} == {d: {"conversation": d} for d in texts}
+    assert all(r.next_attempt_at >= clock.now for r in queued.values())

@@ -187,8 +187,11 @@ class HeldConnection:
     def __init__(self) -> None:
         self._conn: sa.Connection | None = None
 
-    def run(self, engine: Engine, work: Callable[[sa.Connection], T]) -> T:
-        for attempt in (1, 2):
+    def run(self, engine: Engine, work: Callable[[sa.Connection], T], *, retry: bool = True) -> T:
+        """``work(conn)`` on the held connection; with ``retry`` False, a dead connection's
+        error is raised, not retried (for work whose first statement may have committed
+        before a later one failed)."""
+        for attempt in (1, 2) if retry else (2,):
             conn = self._conn
             if conn is None or conn.engine is not engine:
                 self.release()

@@ -11,10 +11,11 @@ once what SQLAlchemy does per execution: it compiles the statement for PostgreSQ
 constant parameters, and looks up each parameter's and each result column's type processors
 (a :class:`~csat_hook.db.schema.UTCDateTime` turns aware datetimes into naive UTC and back,
 JSON is wrapped for psycopg). Per execution it only processes the caller's values, runs the
-SQL on the psycopg cursor and builds each row as a named tuple. A database error is raised as
-SQLAlchemy raises it (a :class:`sqlalchemy.exc.DBAPIError` subclass, the connection
-invalidated on a disconnect), so callers keep one way of handling errors. :func:`driver_rows`
-is the same for hand-written SQL (the webhook's one-statement batch of closes).
+SQL on the psycopg cursor and builds each row as a named tuple. A database error goes
+through SQLAlchemy's own handler (a :class:`sqlalchemy.exc.DBAPIError` subclass; on a
+disconnect, the connection and the pool's older connections invalidated), so callers keep one
+way of handling errors. :func:`driver_rows` is the same for hand-written SQL (the webhook's
+one-statement batch of closes).
 """
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ class FrozenStatement:
         constants: dict[str, Any] = {}
         self._required: list[tuple[str, str, Processor | None]] = []
         for bind, name in compiled.bind_names.items():
-            if bind.expanding or bind.callable is not None:
+            if bind.expanding or bind.literal_execute or bind.callable is not None:
                 raise ValueError(f"bind parameter {bind.key!r} is not a plain value")
+            if compiled.escaped_bind_names.get(name, name) != name:
+                raise ValueError(f"bind parameter {bind.key!r} has a name SQL must escape")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if bind.required:
                 self._required.append((bind.key, name, processor))
             else:  # a literal of the statement: the same value every time
                 value = bind.effective_value
-                constants[name] = processor(value) if processor and value is not None else value
+                constants[name] = processor(value) if processor else value
         self._constants = constants
         columns = list(statement.selected_columns)
         keys = [column.key for column in columns]
@@ -77,7 +80,8 @@ class FrozenStatement:
         values = dict(self._constants)
         for key, name, processor in self._required:
             value = params[key]
-            values[name] = processor(value) if processor and value is not None else value
+            # As SQLAlchemy does, None goes through the processor too (JSON's None is null).
+            values[name] = processor(value) if processor else value
         fetched = driver_rows(conn, self.sql, values)
         make = self.row_type._make
         if not self._processors:
@@ -86,8 +90,7 @@ class FrozenStatement:
         for row in fetched:
             values_of = list(row)
             for index, processor in self._processors:
-                if values_of[index] is not None:
-                    values_of[index] = processor(values_of[index])
+                values_of[index] = processor(values_of[index])
             made.append(make(values_of))
         return made
 
@@ -108,31 +111,13 @@ def driver_rows(conn: sa.Connection, sql: str, params: Mapping[str, Any]) -> lis
         cursor.execute(sql, params)
         rows = cast(list[tuple[Any, ...]], cursor.fetchall())  # psycopg's default: tuples
     except Exception as exc:
-        translated = _translated(conn, exc, sql, cursor)
-        if translated is exc:
+        if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
             raise
-        raise translated from exc
+        # SQLAlchemy's own handler, as its execution calls it: the matching DBAPIError
+        # subclass (parameters hidden: the engine's hide_parameters), handle_error events, and
+        # on a disconnect this connection invalidated and the pool's older connections with
+        # it (a database restart kills them all; the callers' one retry needs a fresh one).
+        conn._handle_dbapi_exception(exc, sql, None, cursor, None)
     finally:
         cursor.close()
     return rows
-
-
-def _translated(conn: sa.Connection, exc: Exception, sql: str, cursor: Any) -> Exception:
-    # What SQLAlchemy's own execution raises for a DBAPI error: the matching DBAPIError
-    # subclass, with the connection invalidated when the error means it is gone (the callers'
-    # one-retry-on-a-fresh-connection rule reads connection_invalidated).
-    dialect = conn.dialect
-    dbapi = dialect.loaded_dbapi
-    if not isinstance(exc, dbapi.Error):
-        return exc
-    disconnect = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-    if disconnect:
-        conn.invalidate(exc)
-    return sa.exc.DBAPIError.instance(
-        sql,
-        None,  # the parameters hold customer text: never in a message
-        exc,
-        dbapi.Error,
-        connection_invalidated=disconnect,
-        dialect=dialect,
-    )

@@ -241,7 +241,10 @@ class DeliveryWorker:
         # around them, so no BEGIN/COMMIT round trips on PostgreSQL, on the dispatcher's held
         # connection (a checkout per claim cost as much CPU as the claim).
         if postgres and held is not None:
-            rows, surveys, due, alerts = held.run(self.engine, claim)
+            # Not retried here: the claim commits as it runs, so a retry after a later
+            # statement failed would claim a second batch. The dispatcher backs off and claims
+            # again; the pool was invalidated meanwhile, so on a fresh connection.
+            rows, surveys, due, alerts = held.run(self.engine, claim, retry=False)
         else:
             with statements(self.engine) as conn:
                 rows, surveys, due, alerts = claim(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook.db.engine import HeldConnection
 from csat_hook.db.engine import make_engine
 from csat_hook.db.frozen import FrozenStatement
 from csat_hook.db.frozen import driver_rows
@@ -180,3 +182,70 @@ def test_driver_rows_are_exec_driver_sqls_rows_and_errors(engine: Any) -> None:
             driver_rows(conn, sql, {**params, "names": ["private\u00e9", None]})
         assert not raised.value.connection_invalidated and "private" not in str(raised.value)
         conn.rollback()
+
+
+def test_a_restart_invalidates_the_pool_so_the_one_retry_gets_a_live_connection(
+    engine: Any, database_url: str
+) -> None:
+    # A database restart kills every pooled connection. SQLAlchemy's handler invalidates the
+    # pool's older connections on the first disconnect; without that, the retry would take
+    # another dead one from the pool.
+    frozen = FrozenStatement(_touch(), engine.dialect)
+    params = {"not_at": OLD, "name": None, "before": None}
+    pooled = [engine.connect() for _ in range(3)]
+    pids = [conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() for conn in pooled]
+    for conn in pooled:
+        conn.close()
+    admin = make_engine(database_url)
+    with admin.begin() as other:
+        for pid in pids:
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+    time.sleep(0.2)
+
+    held = HeldConnection()
+    try:
+        assert [row.id for row in held.run(engine, lambda conn: frozen.rows(conn, params))] == [
+            1,
+            2,
+        ]
+    finally:
+        held.release()
+
+
+def test_without_retry_a_dead_held_connection_is_the_callers_error(
+    engine: Any, database_url: str
+) -> None:
+    held = HeldConnection()
+    frozen = FrozenStatement(_touch(), engine.dialect)
+    params = {"not_at": OLD, "name": None, "before": None}
+    pid = held.run(engine, lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+    admin = make_engine(database_url)
+    with admin.begin() as other:
+        other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+    time.sleep(0.2)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            held.run(engine, lambda conn: frozen.rows(conn, params), retry=False)
+        assert len(held.run(engine, lambda conn: frozen.rows(conn, params), retry=False)) == 2
+    finally:
+        held.release()
+
+
+def test_none_goes_through_the_type_processors_as_with_sqlalchemy(engine: Any) -> None:
+    # sa.JSON binds Python None as JSON null, not SQL NULL.
+    stmt = sa.select(
+        sa.func.json_typeof(sa.bindparam("j", type_=sa.JSON)).label("given"),
+        sa.func.json_typeof(sa.literal(None, sa.JSON)).label("literal"),
+    )
+    with engine.connect() as conn:
+        expected = tuple(conn.execute(stmt, {"j": None}).one())
+        got = tuple(FrozenStatement(stmt, engine.dialect).rows(conn, {"j": None})[0])
+    assert got == expected == ("null", "null")
+
+
+def test_a_literal_rendered_into_the_sql_is_refused(engine: Any) -> None:
+    stmt = sa.select(things.c.id).where(things.c.id == sa.bindparam("x", 1, literal_execute=True))
+    with pytest.raises(ValueError, match="not a plain value"):
+        FrozenStatement(stmt, engine.dialect)

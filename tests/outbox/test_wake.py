@@ -144,6 +144,22 @@ def test_a_full_claim_with_more_due_wakes_one_other_worker(
     assert (own(mine), own(theirs), own(gone)) == (0, 10, 0)
 
 
+def test_a_full_claim_of_several_wakes_exactly_one_other_worker(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    for n in range(6):
+        close(client, f"many-{n}")
+    me = f"me-{uuid.uuid4().hex[:6]}"
+    others = [f"o{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    for worker_id in [me, *others]:
+        beat(services, worker_id)
+    listeners = [listen(worker_id) for worker_id in others]
+
+    assert claim(services, me, 4) == 4  # four rows claimed, two more due: one NOTIFY, not four
+
+    assert settle(listeners, 1) == 1
+
+
 def test_a_claim_that_leaves_nothing_due_now_wakes_nobody(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:

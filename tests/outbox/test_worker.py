@@ -462,13 +462,18 @@ def test_replies_queued_together_are_claimed_together(
 
 
 def test_the_dispatcher_keeps_its_claim_connection_while_busy_and_gives_it_back_when_idle(
-    make_config, make_services, fake_helpdesk
+    make_config, make_services, fake_helpdesk, monkeypatch
 ):
+    from csat_hook import clock as clocks
+    from csat_hook.outbox import worker as worker_module
+
+    # Two seconds of hold: claims moments apart stay well inside it even on a loaded machine.
+    monkeypatch.setattr(worker_module, "HOLD_IDLE_SECONDS", 2.0)
     services = make_services(make_config(delivery={"poll_seconds": 30, "claim_linger_seconds": 0}))
     engine = services.engine
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite claims in a transaction of their own")
-    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    services.clock = clocks.utcnow
     events: list[str] = []  # the dispatcher thread's pool events
 
     def on(name: str) -> Any:
@@ -492,11 +497,11 @@ def test_the_dispatcher_keeps_its_claim_connection_while_busy_and_gives_it_back_
     worker = services.delivery_worker()
     worker.start(threads=2)
     try:
-        time.sleep(1.6)  # the start's first claim, then idle for longer than the hold
+        time.sleep(2.6)  # the start's first claim, then idle for longer than the hold
         started = len(events)
         deliver(["H-1", "H-2", "H-3"])  # one claim each, moments apart
         busy = events[started:]
-        time.sleep(1.6)
+        time.sleep(2.6)
         idle = events[started:]
         deliver(["H-4"])
         again = events[started:]

@@ -181,20 +181,23 @@ def _claim_with_surveys_stmt() -> Any:
     next_due = (
         sa.select(sa.func.min(outbox.c.next_attempt_at).label("next_due"))
         .where(outbox.c.status == PENDING, outbox.c.id.not_in(sa.select(claimed.c.id)))
-        .subquery("next_due")
+        .cte("next_due")
     )
     # A claim that filled the free threads while another reply is already due wakes one
     # other live worker (a producer woke only this one), sent when the claim commits: no
-    # round trip of its own, and none when nothing more is due. The column is selected so
-    # the planner keeps the join (and the NOTIFY) whatever it thinks of its rows.
+    # round trip of its own, and none when nothing more is due. A CTE (MATERIALIZED, and
+    # PostgreSQL never inlines a volatile one) runs once whatever the join order, so at most
+    # one NOTIFY; its column is selected so the planner keeps the join.
     other = live_channel(exclude=True).subquery("other")
     full = sa.select(sa.func.count()).select_from(claimed).scalar_subquery() >= sa.bindparam(
         "limit"
     )
+    due_now = sa.select(next_due.c.next_due).scalar_subquery() <= sa.bindparam("now")
     passed = (
         sa.select(sa.func.pg_notify(other.c[0], "").label("passed_on"))
-        .where(full, next_due.c.next_due <= sa.bindparam("now"))
-        .lateral("passed")
+        .where(full, due_now)
+        .cte("passed")
+        .prefix_with("MATERIALIZED")
     )
     survey_columns = [surveys.c[name].label(_SURVEY_PREFIX + name) for name in SURVEY]
     return sa.select(

@@ -6,7 +6,7 @@ real export holds: duplicate submissions, an edited pre-filled agent field, a fo
 missing reference, a rating that is not a rating, a blank row, and a comment starting with
 ``=`` (it must land as text everywhere).
 
-    python examples/make_sample_responses.py [--out PATH] [--secret SECRET]
+    .venv/bin/python examples/make_sample_responses.py [--out PATH] [--secret SECRET]
 
 Deterministic: the same secret gives the same file.
 """
@@ -22,7 +22,13 @@ from datetime import timedelta
 from datetime import timezone
 from pathlib import Path
 
-from csat_hook import tokens
+try:
+    from csat_hook import tokens
+except ModuleNotFoundError:  # the system Python, not the virtualenv's
+    raise SystemExit(
+        "csat_hook is not installed for this Python: run the script with the virtualenv's,"
+        " .venv/bin/python examples/make_sample_responses.py"
+    ) from None
 
 DEV_SECRET = "dev-insecure-token-secret"  # noqa: S105 (the documented development default)
 HEADER = ["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]

@@ -146,9 +146,12 @@ _TIME_FIELDS = tuple(n for n in SURVEY_COLUMNS if _pg_field_type(surveys.c[n]) =
 _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 
 
+_naive_utc = UTCDateTime().process_bind_param  # built once: it runs for every close
+
+
 def _naive_iso(value: datetime | None) -> str | None:
     # PostgreSQL's timestamp input reads ISO 8601; the columns hold naive UTC.
-    naive = UTCDateTime().process_bind_param(value, None)
+    naive = _naive_utc(value, None)
     return naive.isoformat() if naive is not None else None
 
 
@@ -220,7 +223,7 @@ def record_closes_pg(
         # escape, and a value PostgreSQL would still refuse is its DataError (a 400), never
         # an encoding error in the driver.
         "rows": json.dumps(records, ensure_ascii=True, separators=(",", ":")),
-        "alive_since": UTCDateTime().process_bind_param(alive_since, None),
+        "alive_since": _naive_utc(alive_since, None),
     }
     # On psycopg's cursor: SQLAlchemy's result set-up cost more CPU than the statement's
     # own client side (csat_hook/db/frozen.py); errors are SQLAlchemy's all the same.

@@ -75,6 +75,21 @@ def close(client: Any, dialog: str) -> None:
     assert response.get_json()["status"] == "queued"
 
 
+def queued(client: Any, prefix: str, n: int) -> None:
+    """``n`` closes queued; call it before any worker beats, so their wake-ups are
+    broadcasts on the shared channel, which the counts leave out."""
+    for i in range(n):
+        close(client, f"{prefix}-{i}")
+
+
+def alive(services: Services, *names: str) -> list[str]:
+    """Workers that beat just now, one per name, each made unique."""
+    ids = [f"{name}-{uuid.uuid4().hex[:6]}" for name in names]
+    for worker_id in ids:
+        beat(services, worker_id)
+    return ids
+
+
 def test_each_queued_reply_wakes_exactly_one_live_worker(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
@@ -126,11 +141,9 @@ def claim(services: Services, worker_id: str, limit: int) -> int:
 def test_a_full_claim_with_more_due_wakes_one_other_worker(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
-    for n in range(12):  # queued before any worker is alive: broadcasts, not counted
-        close(client, f"queued-{n}")
-    me, other, dead = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other", "dead"))
-    beat(services, me)
-    beat(services, other)
+    queued(client, "queued", 12)
+    me, other = alive(services, "me", "other")
+    dead = f"dead-{uuid.uuid4().hex[:6]}"
     beat(services, dead, seconds_ago=60)
     mine, theirs, gone = listen(me), listen(other), listen(dead)
 
@@ -147,12 +160,8 @@ def test_a_full_claim_with_more_due_wakes_one_other_worker(
 def test_a_full_claim_of_several_wakes_exactly_one_other_worker(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
-    for n in range(6):
-        close(client, f"many-{n}")
-    me = f"me-{uuid.uuid4().hex[:6]}"
-    others = [f"o{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
-    for worker_id in [me, *others]:
-        beat(services, worker_id)
+    queued(client, "many", 6)
+    me, *others = alive(services, "me", "o0", "o1", "o2")
     listeners = [listen(worker_id) for worker_id in others]
 
     assert claim(services, me, 4) == 4  # four rows claimed, two more due: one NOTIFY, not four
@@ -163,11 +172,8 @@ def test_a_full_claim_of_several_wakes_exactly_one_other_worker(
 def test_a_claim_that_leaves_nothing_due_now_wakes_nobody(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
-    close(client, "now-0")
-    close(client, "now-1")
-    me, other = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other"))
-    beat(services, me)
-    beat(services, other)
+    queued(client, "now", 2)
+    me, other = alive(services, "me", "other")
     theirs = listen(other)
     # The second reply is due only later: a full claim of the first one is not a reason.
     with statements(services.engine) as conn:
@@ -184,11 +190,8 @@ def test_a_claim_that_leaves_nothing_due_now_wakes_nobody(
 def test_a_claim_that_gets_fewer_than_it_asked_wakes_nobody(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
-    for n in range(3):
-        close(client, f"held-{n}")
-    me, other = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("me", "other"))
-    beat(services, me)
-    beat(services, other)
+    queued(client, "held", 3)
+    me, other = alive(services, "me", "other")
     theirs = listen(other)
     # Another worker's claim holds a due reply, not yet committed: from here it still looks
     # due, but a claim that got fewer than it asked for is not full, so no reason to wake.
@@ -201,10 +204,8 @@ def test_a_claim_that_gets_fewer_than_it_asked_wakes_nobody(
 def test_passing_on_wakes_nobody_when_no_other_worker_is_alive(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:
-    for n in range(3):
-        close(client, f"alone-{n}")
-    me = f"alone-{uuid.uuid4().hex[:6]}"
-    beat(services, me)
+    queued(client, "alone", 3)
+    [me] = alive(services, "alone")
     mine = listen(me)
 
     assert claim(services, me, 1) == 1  # full, more due, but no one else to wake

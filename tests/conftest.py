@@ -157,7 +157,10 @@ def make_services(clock: FakeClock) -> Iterator[Callable[[Config], Services]]:
     built: list[Services] = []
 
     def build(config: Config) -> Services:
-        http = HttpClient(connect_timeout=1, read_timeout=2, sleep=lambda _s: None)
+        # Tests that want a timeout script one (their own client, or `responses`). This one is
+        # generous because a loaded CI machine once kept a loopback answer past 2 s, and an
+        # unknown outcome is rightly left pending, which failed a test about claims.
+        http = HttpClient(connect_timeout=5, read_timeout=10, sleep=lambda _s: None)
         services = build_services(config, clock=clock, http=http)
         built.append(services)
         return services

@@ -418,6 +418,70 @@ def test_marking_sent_records_a_found_agent_id_but_never_replaces_the_closes(ser
     assert found == {"with-id": "7", "without": "found-9"}
 
 
+# What a vendor may answer that no database column takes as it is: over-long, NUL, a lone
+# surrogate (JSON may escape one). PostgreSQL refuses the first two, neither driver encodes
+# the third.
+UNSTORABLE = {"long": "7" * 400, "nul": "m-\x001", "surrogate": "m-\ud800-1"}
+FITTED = {"long": "7" * 191, "nul": "m-1", "surrogate": "m-\ufffd-1"}
+
+
+@pytest.mark.parametrize("kind", sorted(UNSTORABLE))
+@responses.activate
+def test_a_message_id_the_database_would_refuse_is_fitted_and_the_reply_recorded_sent(
+    services, kind
+):
+    # Unrecorded, a reply that went out would stay "sending" until its lease ran out and then
+    # go out again: the vendor's answer must never make the outcome unstorable.
+    services.config.helpdesks["generic"].reply.url = "https://desk.example.com/{dialog_id}"
+    responses.post("https://desk.example.com/D-1001", json={"id": UNSTORABLE[kind]})
+    queue_generic(services)
+
+    assert services.delivery_worker().run_once() == 1
+
+    assert len(responses.calls) == 1
+    [item] = outbox_rows(services)
+    assert (item.status, item.external_id) == ("sent", FITTED[kind])
+
+
+@pytest.mark.parametrize("kind", sorted(UNSTORABLE))
+def test_outcomes_store_what_a_vendor_sent_fitted_to_their_columns(services, clock, kind):
+    bad = UNSTORABLE[kind]
+    for i in range(3):
+        queue_generic(services, dialog_id=f"F-{i}", agent={"name": None})
+    with services.engine.begin() as conn:
+        sent, retried, failed = store.claim_due(
+            conn, "w", clock(), clock() + timedelta(seconds=30), limit=3
+        )
+        assert store.mark_sent(
+            conn,
+            sent.id,
+            "w",
+            clock(),
+            external_id=bad,
+            body=f"text {bad}",
+            agent_id=bad,
+            agent_name=bad * 2,
+            agent_email=bad,
+            link=f"https://f/{bad}",
+            note=bad * 2,
+        )
+        later = clock() + timedelta(seconds=5)
+        assert store.reschedule(
+            conn, retried.id, "w", clock(), next_attempt_at=later, error=bad * 2, http_status=502
+        )
+        assert store.mark_failed(conn, failed.id, "w", clock(), error=bad * 2, http_status=400)
+    rows = {r.id: r for r in outbox_rows(services)}
+    assert rows[sent.id].external_id == FITTED[kind]
+    for row in rows.values():
+        for text in (row.last_error, row.body, row.external_id):
+            assert text is None or ("\x00" not in text and "\ud800" not in text)
+        assert row.last_error is None or len(row.last_error) <= 500
+    with services.engine.connect() as conn:
+        survey = conn.execute(sa.select(surveys).where(surveys.c.dialog_id == "F-0")).one()
+    assert survey.status == "sent" and survey.agent_id == FITTED[kind]
+    assert len(survey.agent_name) <= 255 and "\x00" not in survey.agent_name
+
+
 @pytest.mark.parametrize(("linger", "claims"), [(0.5, [3]), (0, [1, 1, 1])])
 def test_replies_queued_together_are_claimed_together(
     make_config, make_services, fake_helpdesk, monkeypatch, linger, claims

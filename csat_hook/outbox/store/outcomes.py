@@ -1,6 +1,10 @@
 """Recording an attempt's outcome: sent (with its survey), back to pending for a retry, or
 failed. A worker only finishes its own claim (``claimed_by``), so a late answer after a
 takeover can never overwrite the new owner's state.
+
+Every text here may come from a vendor's answer (a message id, an agent the look-up found,
+an error's reason): each is made storable and fitted to its column first (``db/text.py``).
+A value PostgreSQL refuses would leave a reply that went out unrecorded, to be sent again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import fitted
+from csat_hook.db.text import storable
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -118,15 +124,15 @@ def mark_sent(
         "worker_id": worker_id,
         "sent_now": now,
         "updated_now": now,
-        "external_id": external_id,
-        "body": body,
-        "note": note[:500] if note else None,
+        "external_id": fitted(outbox.c.external_id, external_id),
+        "body": storable(body) if body is not None else None,
+        "note": fitted(outbox.c.last_error, note),
     }
     agent = {
-        "agent_id": agent_id,
-        "agent_name": agent_name,
-        "agent_email": agent_email,
-        "link": link,
+        "agent_id": fitted(surveys.c.agent_id, agent_id),
+        "agent_name": fitted(surveys.c.agent_name, agent_name),
+        "agent_email": fitted(surveys.c.agent_email, agent_email),
+        "link": storable(link) if link is not None else None,
     }
     if conn.dialect.name == "postgresql":
         if link is not None:
@@ -167,7 +173,7 @@ def reschedule(
         "next_attempt_at": next_attempt_at,
         "lease_until": None,
         "claimed_by": None,
-        "last_error": error[:500],
+        "last_error": fitted(outbox.c.last_error, error),
         "last_http_status": http_status,
         "updated_at": now,
     }
@@ -196,7 +202,7 @@ def mark_failed(
         .values(
             status=FAILED,
             lease_until=None,
-            last_error=error[:500],
+            last_error=fitted(outbox.c.last_error, error),
             last_http_status=http_status,
             updated_at=now,
         )

@@ -49,6 +49,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+_naive_utc = UTCDateTime().process_bind_param  # built once: statements run it per row
+
+
+def naive_utc_iso(value: datetime | None) -> str | None:
+    """``value`` as a :class:`UTCDateTime` column stores it (naive UTC), in ISO 8601, which
+    PostgreSQL's ``timestamp`` input reads: for rows sent as one JSON parameter."""
+    naive = _naive_utc(value, None)
+    return naive.isoformat() if naive is not None else None
+
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

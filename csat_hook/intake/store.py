@@ -23,6 +23,7 @@ from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.schema import naive_utc_iso
 from csat_hook.db.schema import surveys
 from csat_hook.outbox import wake
 
@@ -146,13 +147,7 @@ _TIME_FIELDS = tuple(n for n in SURVEY_COLUMNS if _pg_field_type(surveys.c[n]) =
 _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 
 
-_naive_utc = UTCDateTime().process_bind_param  # built once: it runs for every close
-
-
-def _naive_iso(value: datetime | None) -> str | None:
-    # PostgreSQL's timestamp input reads ISO 8601; the columns hold naive UTC.
-    naive = _naive_utc(value, None)
-    return naive.isoformat() if naive is not None else None
+_naive_utc = UTCDateTime().process_bind_param  # built once: it runs for every batch
 
 
 @functools.cache
@@ -212,11 +207,11 @@ def record_closes_pg(
     for row in rows:
         record = {name: row.get(name) for name in _TEXT_FIELDS}
         for name in _TIME_FIELDS:
-            record[name] = _naive_iso(row.get(name))
+            record[name] = naive_utc_iso(row.get(name))
         reply = replies.get((row["helpdesk"], row["dialog_id"], row["occurrence"]))
         if reply:
             record["context"] = json.dumps(reply[0])
-            record["send_at"] = _naive_iso(reply[1])
+            record["send_at"] = naive_utc_iso(reply[1])
         records.append(record)
     params = {
         # ASCII only: any character the storable-values step let through travels as an

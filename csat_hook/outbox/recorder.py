@@ -55,8 +55,31 @@ class _OneStatement(Generic[T]):
         return self.work(conn)
 
 
+@dataclass(frozen=True)
+class _SentWrite:
+    """A delivered reply's outcome. Sent outcomes batched together are ONE statement on
+    PostgreSQL (``store.mark_sent_many``), so a batch of them runs in autocommit too."""
+
+    mark: store.SentMark
+    worker_id: str
+
+    def __call__(self, conn: sa.Connection) -> bool:
+        return store.mark_sent_many(conn, self.worker_id, [self.mark])[0]
+
+
 def _one_statement(batch: list[Callable[[sa.Connection], Any]]) -> bool:
-    return len(batch) == 1 and isinstance(batch[0], _OneStatement)
+    if len(batch) == 1:
+        return isinstance(batch[0], _OneStatement | _SentWrite)
+    return all(isinstance(write, _SentWrite) for write in batch)
+
+
+def _write_batch(conn: sa.Connection, batch: list[Callable[[sa.Connection], Any]]) -> list[Any]:
+    marks = [write.mark for write in batch if isinstance(write, _SentWrite)]
+    if len(batch) > 1 and len(marks) == len(batch):
+        worker_ids = {write.worker_id for write in batch if isinstance(write, _SentWrite)}
+        if len(worker_ids) == 1:
+            return store.mark_sent_many(conn, worker_ids.pop(), marks)
+    return run_each(conn, batch)
 
 
 class OutcomeRecorder:
@@ -79,7 +102,7 @@ class OutcomeRecorder:
         self.worker_id = worker_id
         self._stop = stop  # set when the worker stops: no more waiting between retries
         self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
-            lambda: self.engine, run_each, name="delivery-outcomes", single=_one_statement
+            lambda: self.engine, _write_batch, name="delivery-outcomes", single=_one_statement
         )
 
     def record(self, item: sa.Row[Any], outcome: Outcome) -> None:
@@ -88,22 +111,18 @@ class OutcomeRecorder:
         if isinstance(outcome, Sent):
             agent = outcome.agent
 
-            def sent(conn: sa.Connection) -> bool:
-                return store.mark_sent(
-                    conn,
-                    item.id,
-                    self.worker_id,
-                    self.clock(),
-                    external_id=outcome.external_id,
-                    body=outcome.body,
-                    agent_id=agent.id if agent else None,
-                    agent_name=agent.name if agent else None,
-                    agent_email=agent.email if agent else None,
-                    link=outcome.link,
-                    note=outcome.note,
-                )
-
-            if not self._write(_OneStatement(sent)):
+            mark = store.SentMark(
+                item.id,
+                self.clock(),
+                external_id=outcome.external_id,
+                body=outcome.body,
+                agent_id=agent.id if agent else None,
+                agent_name=agent.name if agent else None,
+                agent_email=agent.email if agent else None,
+                link=outcome.link,
+                note=outcome.note,
+            )
+            if not self._write(_SentWrite(mark, self.worker_id)):
                 logger.warning("delivery.lease-lost", extra=extra)
             logger.info("delivery.sent", extra=extra)
         elif isinstance(outcome, Retry):

@@ -35,8 +35,10 @@ from csat_hook.outbox.store.enqueue import cancel_waiting
 from csat_hook.outbox.store.enqueue import count_alert_deliveries
 from csat_hook.outbox.store.enqueue import enqueue_alerts
 from csat_hook.outbox.store.enqueue import enqueue_replies
+from csat_hook.outbox.store.outcomes import SentMark
 from csat_hook.outbox.store.outcomes import mark_failed
 from csat_hook.outbox.store.outcomes import mark_sent
+from csat_hook.outbox.store.outcomes import mark_sent_many
 from csat_hook.outbox.store.outcomes import reschedule
 from csat_hook.outbox.store.workers import heartbeat
 from csat_hook.outbox.store.workers import release_stale
@@ -47,6 +49,7 @@ __all__ = [
     "CLAIMED",
     "OUTBOX_COLUMNS",
     "SURVEY",
+    "SentMark",
     "alerts_by_id",
     "cancel_waiting",
     "claim_due",
@@ -57,6 +60,7 @@ __all__ = [
     "heartbeat",
     "mark_failed",
     "mark_sent",
+    "mark_sent_many",
     "next_due_at",
     "release_stale",
     "reschedule",

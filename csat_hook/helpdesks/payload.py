@@ -92,8 +92,10 @@ def require_id(payload: Any, path: str, what: str) -> str:
 def parse_timestamp(value: Any) -> datetime | None:
     """Unix seconds or milliseconds (number or text), or ISO 8601; None when unreadable.
 
-    Never raises: integers too large for a float, infinities, NaN and dates outside the
-    years 1-9999 are unreadable, like any other nonsense.
+    Never raises: integers too large for a float, infinities, NaN and instants outside the
+    years 1-9999 in UTC are unreadable, like any other nonsense. The result is in UTC: a
+    time written with an offset at either end of the calendar (``9999-12-31T23:59:59-05:00``)
+    has no UTC instant a datetime holds, and converting it later (to store it) would raise.
     """
     if value is None or isinstance(value, bool):
         return None
@@ -106,9 +108,9 @@ def parse_timestamp(value: Any) -> datetime | None:
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
+                return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except (ValueError, OverflowError):
                 return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if not isinstance(value, int | float):
         return None
     try:

@@ -181,6 +181,18 @@ def test_integers_too_large_for_a_float_never_crash_the_endpoint(sender):
             assert_refused_or_accepted(sender.post(replaced(payload, path, 10**400)))
 
 
+@pytest.mark.parametrize(
+    "moment", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z"]
+)
+def test_times_at_the_ends_of_the_calendar_never_crash_the_endpoint(sender, moment):
+    """Each scalar of the close, in turn, replaced by a time whose offset takes it past year
+    9999 or before year 1 in UTC (readable as text, not as an instant a datetime holds)."""
+    payload = sender.close()
+    for path, _value in leaves(payload):
+        if path:
+            assert_refused_or_accepted(sender.post(replaced(payload, path, moment)))
+
+
 @pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1.5e400"])
 def test_numbers_beyond_a_float_are_refused(sender, number):
     body = body_of(sender.close())[:-1] + b', "extra": ' + number + b"}"

@@ -230,7 +230,7 @@ class HttpClient:
                 break
         reason = _vendor_reason(explain, response)
         response.close()
-        message = f"{where}: HTTP {status} {response.reason or ''}".rstrip()
+        message = f"{where}: HTTP {status} {_phrase(response.reason)}".rstrip()
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,
             retryable=is_retryable_status(status),
@@ -238,6 +238,16 @@ class HttpClient:
             retry_after=retry_after,
             vendor_reason=reason,
         )
+
+
+# The status line's reason phrase ("Service Unavailable") is the vendor's free text, kept
+# in the error that is logged and stored: printable ASCII only, and short.
+_PHRASE_LIMIT = 60
+
+
+def _phrase(reason: str | None) -> str:
+    text = "".join(c if " " <= c <= "~" else "?" for c in (reason or "")[:_PHRASE_LIMIT])
+    return text.strip()
 
 
 def _vendor_reason(explain: Explain | None, response: requests.Response) -> str | None:

@@ -173,6 +173,23 @@ def test_a_5xx_is_an_answer_not_an_unknown_outcome():
     assert error.retryable and not error.outcome_unknown and error.http_status == 503
 
 
+def test_the_vendors_reason_phrase_is_kept_short_and_printable():
+    # The status line's phrase is the vendor's free text, and the error is logged and stored.
+    phrase = "Bad Gateway \x1b[31m" + "x" * 5000 + " \u00e9 Set-Cookie: secret"
+
+    def odd(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        status = f"HTTP/1.1 502 {phrase}\r\nContent-Length: 0\r\n\r\n"
+        conn.sendall(status.encode("latin-1"))
+
+    with loopback(odd) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.http_status == 502 and error.retryable
+    assert str(error).endswith(": HTTP 502 Bad Gateway ?[31m" + "x" * 43)
+    assert "secret" not in str(error) and "\x1b" not in str(error)
+
+
 class RaisingSession(requests.Session):
     def __init__(self, exc: BaseException) -> None:
         super().__init__()

@@ -118,22 +118,33 @@ def _use_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+def once_more_if_dead(attempt: Callable[[], T], *, retry: bool = True) -> T:
+    """``attempt()``, and once more if it failed on a dead connection (the database restarted
+    since the connection was pooled: SQLAlchemy invalidated it, and the pool's older ones with
+    it). Other errors propagate, and so does the second failure: the one retry policy for a
+    unit of database work, whichever way it holds its connection."""
+    try:
+        return attempt()
+    except sa.exc.DBAPIError as exc:
+        if not retry or not exc.connection_invalidated:
+            raise
+    return attempt()
+
+
 def run_transaction(
     engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
 ) -> T:
     """``work(conn)`` in a transaction, once more on a fresh connection if the first one was
-    dead (the database restarted since it was pooled). Other errors propagate."""
-    for attempt in (1, 2):
-        try:
-            if read_only:
-                with engine.connect() as conn:
-                    return work(conn)
-            with engine.begin() as conn:
+    dead (:func:`once_more_if_dead`). Other errors propagate."""
+
+    def attempt() -> T:
+        if read_only:
+            with engine.connect() as conn:
                 return work(conn)
-        except sa.exc.DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+        with engine.begin() as conn:
+            return work(conn)
+
+    return once_more_if_dead(attempt)
 
 
 _SNAPSHOT = "csat_snapshot"
@@ -157,15 +168,13 @@ def run_statement(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
     """``work(conn)`` where ``work`` runs one statement that is atomic on its own: on
     PostgreSQL in autocommit (the statement commits as it returns, without the BEGIN and
     COMMIT round trips; durable as a COMMIT is), elsewhere in a transaction. Retried once on
-    a fresh connection, as :func:`run_transaction`."""
-    for attempt in (1, 2):
-        try:
-            with statements(engine) as conn:
-                return work(conn)
-        except sa.exc.DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+    a fresh connection (:func:`once_more_if_dead`)."""
+
+    def attempt() -> T:
+        with statements(engine) as conn:
+            return work(conn)
+
+    return once_more_if_dead(attempt)
 
 
 # A thread's held autocommit connection goes back after this long without a statement
@@ -191,24 +200,21 @@ class HeldConnection:
         """``work(conn)`` on the held connection; with ``retry`` False, a dead connection's
         error is raised, not retried (for work whose first statement may have committed
         before a later one failed)."""
-        for attempt in (1, 2) if retry else (2,):
-            conn = self._conn
-            if conn is None or conn.engine is not engine:
-                self.release()
-                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                self._conn = conn
-            try:
-                result = work(conn)
-                conn.commit()  # ends SQLAlchemy's own autobegun unit; nothing to send
-                return result
-            except sa.exc.DBAPIError as exc:
-                self.release()
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-            except BaseException:
-                self.release()
-                raise
-        raise AssertionError("unreachable")
+        return once_more_if_dead(lambda: self._run_once(engine, work), retry=retry)
+
+    def _run_once(self, engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None or conn.engine is not engine:
+            self.release()
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
+        try:
+            result = work(conn)
+            conn.commit()  # ends SQLAlchemy's own autobegun unit; nothing to send
+            return result
+        except BaseException:
+            self.release()  # a failed statement's connection is not kept, dead or not
+            raise
 
     def release(self) -> None:
         """Close the held connection, if any. Closed, not given back: the engine may have

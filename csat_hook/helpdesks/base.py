@@ -168,6 +168,10 @@ class Helpdesk(abc.ABC):
         """Fill in name and email: static map, then cache, then the vendor API. An agent not
         known at all is first asked for by ``dialog_id`` (:meth:`find_agent`).
 
+        What the vendor API answers is made storable and fitted to the survey's agent columns
+        (:meth:`Person.storable`), as a webhook's agent is at intake, before it is cached or
+        returned: the caller stores it and puts it into the survey's link and text.
+
         Raises :class:`AgentLookupError` when the vendor lookup fails; the caller decides
         whether to retry or to send with what is known (its ``known``).
         """
@@ -175,14 +179,16 @@ class Helpdesk(abc.ABC):
             return agent
         if not agent.known and dialog_id:
             try:
-                agent = self.find_agent(dialog_id, context) or agent
+                found_by_dialog = self.find_agent(dialog_id, context)
             except DeliveryError as exc:
                 raise AgentLookupError(exc, agent) from exc
+            if found_by_dialog is not None:
+                agent = found_by_dialog.storable()
             if agent.name and agent.email:
                 return agent
         if agent.id and agent.id in self.options.agents:
             info = self.options.agents[agent.id]
-            return agent.merged(Person(id=agent.id, name=info.name, email=info.email))
+            return agent.merged(Person(id=agent.id, name=info.name, email=info.email).storable())
         if not agent.id:
             return agent
         cached = self._cached_agent(agent.id)
@@ -190,9 +196,10 @@ class Helpdesk(abc.ABC):
             return agent.merged(cached)
         # A miss is remembered too, so an unknown id does not cost a call per reply.
         try:
-            found = self.fetch_agent(agent, context) or Person(id=agent.id)
+            fetched = self.fetch_agent(agent, context)
         except DeliveryError as exc:
             raise AgentLookupError(exc, agent) from exc
+        found = fetched.storable() if fetched is not None else Person(id=agent.id)
         with self._agent_lock:
             self._agent_cache.pop(agent.id, None)  # re-inserted last: the newest
             self._agent_cache[agent.id] = (time.monotonic(), found)

@@ -16,6 +16,8 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from csat_hook.db.schema import surveys
+from csat_hook.db.text import fitted
 from csat_hook.errors import BadPayloadError
 from csat_hook.links.body import Body
 
@@ -175,6 +177,21 @@ class Person:
             id=self.id or other.id,
             name=self.name or other.name,
             email=self.email or other.email,
+        )
+
+    def storable(self, role: str = "agent") -> Person:
+        """This person as the ``surveys`` columns of ``role`` (``agent`` or ``customer``) can
+        hold it: each field without NUL characters and lone surrogates, clipped to its column
+        (:func:`csat_hook.db.text.fitted`); a field left empty becomes None.
+
+        For every person a vendor describes (a webhook's, an agent look-up's answer): it is
+        stored, and it goes into the survey's link and text, which must encode as UTF-8.
+        """
+        columns = surveys.c
+        return Person(
+            id=fitted(columns[f"{role}_id"], self.id),
+            name=fitted(columns[f"{role}_name"], self.name),
+            email=fitted(columns[f"{role}_email"], self.email),
         )
 
 

@@ -30,7 +30,6 @@ from csat_hook.db.text import storable
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
-from csat_hook.helpdesks.records import Person
 
 # Values the adapter keeps for the reply (an account id...), stored as JSON with the queued
 # reply: no column size, but no reason for one to be long either.
@@ -49,8 +48,8 @@ def storable_event(event: DialogClosed | DialogReopened) -> DialogClosed | Dialo
     return replace(
         event,
         dialog_id=dialog_id,
-        agent=_person(event.agent, "agent"),
-        customer=_person(event.customer, "customer"),
+        agent=event.agent.storable("agent"),
+        customer=event.customer.storable("customer"),
         team=fitted(surveys.c.team, event.team),
         channel=fitted(surveys.c.channel, event.channel),
         language=fitted(surveys.c.language, event.language),
@@ -89,15 +88,6 @@ def check_token(token: str) -> str:
             code="id_too_long",
         )
     return token
-
-
-def _person(person: Person, role: str) -> Person:
-    columns = surveys.c
-    return Person(
-        id=fitted(columns[f"{role}_id"], person.id),
-        name=fitted(columns[f"{role}_name"], person.name),
-        email=fitted(columns[f"{role}_email"], person.email),
-    )
 
 
 def _context(context: Mapping[str, Any]) -> dict[str, Any]:

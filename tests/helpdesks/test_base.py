@@ -85,3 +85,50 @@ def test_the_agent_cache_keeps_the_newest_agents_only(monkeypatch):
 
     assert desk.looked_up == ["1", "2", "3", "4", "5", "1"]
     assert len(desk._agent_cache) == 3
+
+
+class Describing(Helpdesk):
+    """Its vendor describes agents as told: by dialog (find_agent) and by id (fetch_agent)."""
+
+    kind = "describing"
+
+    def __init__(self, by_dialog: Person | None, by_id: Person | None) -> None:
+        super().__init__(
+            "desk", HelpdeskOptions(kind="describing"), http=HttpClient(), clock=FakeClock()
+        )
+        self.by_dialog = by_dialog
+        self.by_id = by_id
+
+    def verify(self, request: Any) -> None:
+        raise NotImplementedError
+
+    def parse(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    def send_reply(self, reply: Any) -> Any:
+        raise NotImplementedError
+
+    def find_agent(self, dialog_id: str, context: Mapping[str, Any]) -> Person | None:
+        return self.by_dialog
+
+    def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
+        return self.by_id
+
+
+def test_a_looked_up_agent_is_fitted_to_the_survey_columns_before_it_is_used_or_cached():
+    # What a vendor's JSON can decode to: a lone surrogate ("\ud800"), NUL ("\u0000"), and
+    # values longer than the columns (agent_id 191, agent_name and agent_email 255).
+    desk = Describing(
+        by_dialog=Person(id="7\x00" + "9" * 300),
+        by_id=Person(id="ignored", name="Ann\ud800a\x00" + "n" * 300, email="a\x00@x"),
+    )
+
+    first = desk.resolve_agent(Person(), {}, dialog_id="D-1")
+    second = desk.resolve_agent(Person(id=first.id), {}, dialog_id="D-1")  # from the cache
+
+    expected = Person(id="7" + "9" * 190, name=("Ann\ufffda" + "n" * 300)[:255], email="a@x")
+    assert first == second == expected
+    [(_when, cached)] = desk._agent_cache.values()
+    assert cached.name == expected.name and cached.email == "a@x"
+    # What the link is built from encodes as UTF-8 (a lone surrogate cannot).
+    assert all(value.encode("utf-8") for value in (first.id, first.name, first.email) if value)

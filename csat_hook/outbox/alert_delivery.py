@@ -23,6 +23,7 @@ from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
 from csat_hook.outbox.results import after_look_up
+from csat_hook.outbox.results import unexpected_error
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -100,8 +101,10 @@ def _send_alert(
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
     except Exception as exc:
+        # A bug, or an answer the destination could not read: the alert may have gone out.
+        # Unknown: the next claim settles it as the destination says, never a blind resend.
         logger.exception("delivery.unexpected-error", extra=extra)
-        return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
+        return Retry(unexpected_error(exc))
     return Sent(result.external_id, None, note=note)
 
 

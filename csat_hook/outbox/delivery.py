@@ -27,11 +27,21 @@ Message-ID or ``webhook-id`` (the receiver can drop the copy); a Slack or Telegr
 which can neither be looked up nor deduplicated, is by default recorded as sent, unconfirmed,
 and not sent again (``on_unknown_outcome: skip``): such an answer nearly always means the
 message arrived, and a second copy would be the likelier error.
+
+Every row ends. A row claimed past ``delivery.max_attempts`` with its outcome unknown gets
+one more claim to settle it (a look-up, or its destination's rule), which always ends it:
+sent (found) or failed. Only a claim that itself ends without an outcome (its worker died, the
+outcome could not be written) leaves it unsettled; after :data:`SETTLE_CLAIMS` such claims
+past the budget the row is failed without a request (never sent again: failing a reply that
+may have landed is the lesser error). An unexpected exception never escapes
+:func:`deliver_one`: before the request it is a failure, after it an outcome unknown (see
+:func:`~csat_hook.outbox.reply_delivery.deliver_reply`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -44,8 +54,17 @@ from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import Outcome
 from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
+from csat_hook.outbox.results import unexpected_error
 
-__all__ = ["Delivery", "Failed", "Outcome", "Retry", "Sent", "deliver_one"]
+__all__ = ["SETTLE_CLAIMS", "Delivery", "Failed", "Outcome", "Retry", "Sent", "deliver_one"]
+
+logger = logging.getLogger(__name__)
+
+# Claims past ``delivery.max_attempts`` that may end without an outcome before a row whose
+# outcome is unknown is failed unsettled. One settles it when it runs to the end; the others
+# allow for its worker dying meanwhile (a deploy's restart), without looping forever on a
+# delivery that brings its worker down each time.
+SETTLE_CLAIMS = 3
 
 
 def deliver_one(
@@ -62,6 +81,23 @@ def deliver_one(
     something, it says whether this worker still owns the claim (see
     :meth:`~csat_hook.helpdesks.transport.HttpClient.guarded`).
     """
+    if item.attempts > delivery.max_attempts + SETTLE_CLAIMS:
+        return Failed(
+            f"gave up after {item.attempts - 1} claims: the last ones ended without an outcome "
+            "(a worker that died or could not record it); not sent again"
+        )
+    try:
+        return _deliver(delivery, item, record, may_write)
+    except Exception as exc:
+        # Not expected (each delivery classifies its own errors), so nothing says whether a
+        # request went out: unknown, so the row is looked up or settled before any resend.
+        logger.exception("delivery.unexpected-error", extra={"outbox_id": item.id})
+        return Retry(unexpected_error(exc))
+
+
+def _deliver(
+    delivery: Delivery, item: Any, record: Any | None, may_write: Callable[[], bool] | None
+) -> Outcome:
     if getattr(item, "kind", REPLY) == ALERT:  # rows before alerts existed are replies
         return deliver_alert(delivery, item, record, may_write)
     survey = record

@@ -32,6 +32,7 @@ from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
 from csat_hook.outbox.results import after_look_up
+from csat_hook.outbox.results import unexpected_error
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -67,7 +68,14 @@ def _readable_name(agent: Person) -> str | None:
 
 
 def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any) -> Outcome:
-    """Deliver one claimed reply through ``adapter`` (inside the worker's fence)."""
+    """Deliver one claimed reply through ``adapter`` (inside the worker's fence).
+
+    Never raises. An unexpected exception (a bug, or a vendor answer no adapter foresaw) is
+    classified by whether the reply can have gone out: raised while preparing it (resolving
+    the agent, rendering the link and the text), nothing was posted: a permanent
+    :class:`Failed` naming the exception's type; raised by ``send_reply``, the request may have
+    gone out: an outcome unknown, so the next attempt looks before posting again.
+    """
     extra = {"outbox_id": item.id, "helpdesk": item.helpdesk, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
     budget = Budget.of(item.attempts, delivery.max_attempts)
@@ -75,6 +83,61 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     # attempt's outcome is unknown): only a look-up is left.
     if budget.over and uncertain is None:
         return Failed(budget.gave_up)
+    try:
+        prepared = _prepare(delivery, adapter, item, survey, budget, extra)
+    except Exception as exc:
+        # Retrying cannot help (the same data fails the same way) and would keep the row
+        # claimed for nothing: record it as failed, visibly, the type only (never the text).
+        logger.exception("delivery.unexpected-error", extra={**extra, "reason": "prepare"})
+        reason = f"the reply could not be prepared: internal error ({type(exc).__name__})"
+        if uncertain is not None:
+            reason += "; an earlier attempt's outcome is unknown"
+        return Failed(reason)
+    if isinstance(prepared, Retry):
+        return prepared
+    reply, link = prepared
+    note = None
+    if uncertain is not None:
+        checked = _look_up(adapter, reply, uncertain)
+        if isinstance(checked, SendResult):
+            logger.info("delivery.found", extra=extra)
+            return Sent(checked.external_id, reply.text, reply.agent, link, note=FOUND_NOTE)
+        stop = after_look_up(checked, budget)
+        if stop is not None:
+            return stop
+        if isinstance(checked, Unchecked):
+            logger.warning("delivery.resend-unchecked", extra={**extra, "reason": checked.reason})
+            note = (
+                f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
+                "was unknown, the dialog may show the survey twice"
+            )
+    try:
+        result = adapter.send_reply(reply)
+    except DeliveryError as exc:
+        if exc.outcome_unknown:
+            # Even on the last attempt: the next claim looks whether it landed.
+            return Retry(exc)
+        if exc.retryable and not budget.last:
+            return Retry(exc)
+        return Failed(exc.message, exc.http_status)
+    except Exception as exc:
+        # A bug, or an answer the adapter could not read: the reply may have been posted.
+        # Unknown, even on the last attempt: the next claim looks before posting again.
+        logger.exception("delivery.unexpected-error", extra=extra)
+        return Retry(unexpected_error(exc))
+    return Sent(result.external_id, reply.text, reply.agent, link, note=note)
+
+
+def _prepare(
+    delivery: Delivery,
+    adapter: Helpdesk,
+    item: Any,
+    survey: Any,
+    budget: Budget,
+    extra: dict[str, Any],
+) -> tuple[Reply, str] | Retry:
+    """The reply to post and its form link, or a Retry when the agent look-up failed and
+    attempts are left. Sends nothing: only the agent look-up reads from the vendor."""
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
         agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
@@ -111,35 +174,7 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         body=body,
         channel=getattr(survey, "channel", None) or "",
     )
-    note = None
-    if uncertain is not None:
-        checked = _look_up(adapter, reply, uncertain)
-        if isinstance(checked, SendResult):
-            logger.info("delivery.found", extra=extra)
-            return Sent(checked.external_id, text, agent, link, note=FOUND_NOTE)
-        stop = after_look_up(checked, budget)
-        if stop is not None:
-            return stop
-        if isinstance(checked, Unchecked):
-            logger.warning("delivery.resend-unchecked", extra={**extra, "reason": checked.reason})
-            note = (
-                f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
-                "was unknown, the dialog may show the survey twice"
-            )
-    try:
-        result = adapter.send_reply(reply)
-    except DeliveryError as exc:
-        if exc.outcome_unknown:
-            # Even on the last attempt: the next claim looks whether it landed.
-            return Retry(exc)
-        if exc.retryable and not budget.last:
-            return Retry(exc)
-        return Failed(exc.message, exc.http_status)
-    except Exception as exc:
-        # A bug, not a vendor answer: keep the reply, retry later, surface the type only.
-        logger.exception("delivery.unexpected-error", extra=extra)
-        return Retry(DeliveryError(f"internal error: {type(exc).__name__}", retryable=True))
-    return Sent(result.external_id, text, agent, link, note=note)
+    return reply, link
 
 
 def _look_up(

@@ -71,6 +71,19 @@ class Delivery:
     destinations: Mapping[str, Destination] = field(default_factory=dict)
 
 
+def unexpected_error(exc: BaseException) -> DeliveryError:
+    """An exception no vendor answer should raise (a bug, an answer the code could not read),
+    caught once the request may have gone out: an outcome unknown, so the row is looked up
+    (or settled as its destination says) before it is sent again. Names the type only: its
+    text may quote the vendor's answer or the customer's."""
+    return DeliveryError(
+        f"internal error after the request may have gone out ({type(exc).__name__}): "
+        "outcome unknown",
+        retryable=True,
+        outcome_unknown=True,
+    )
+
+
 @dataclass(frozen=True)
 class Unchecked:
     """The helpdesk (or destination) cannot be asked whether the row landed, and why."""

@@ -1,21 +1,37 @@
 """Deliveries that meet what no adapter foresaw still end, and never post a reply twice: an
-agent look-up answering text the database and the link cannot hold."""
+agent look-up answering text the database and the link cannot hold, an exception before the
+request (a failure, nothing posted) or after it (an outcome unknown, looked up before posting
+again), and a delivery that keeps bringing its worker down (failed after a bounded number of
+claims, not claimed forever)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.schema import surveys
 from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
+from csat_hook.outbox.delivery import SETTLE_CLAIMS
 from tests.helpers import link_fields
+from tests.outbox.test_unknown_outcome import generic_with_lookup
+from tests.outbox.test_unknown_outcome import gets
 from tests.outbox.test_unknown_outcome import posts
+from tests.outbox.test_unknown_outcome import settle
 from tests.outbox.test_worker import drain
 from tests.outbox.test_worker import outbox_rows
 from tests.outbox.test_worker import queue_generic
 
 NAMELESS = {"agent": {"id": "7", "name": None, "email": None}}
+
+
+@pytest.fixture
+def looked_up(make_config, make_services, fake_helpdesk):
+    return make_services(make_config(helpdesks=generic_with_lookup(fake_helpdesk.url)))
 
 
 def survey_row(services: Any) -> Any:
@@ -42,3 +58,81 @@ def test_a_looked_up_name_the_link_cannot_encode_is_cleaned_and_the_reply_sent_o
     assert link_fields(request["body"]["text"].split()[-1])["entry.111"] == name
     survey = survey_row(services)
     assert (survey.agent_name, survey.agent_email) == (name, "ann@example.com")
+
+
+def test_an_unexpected_error_before_the_request_fails_the_reply_without_posting(
+    services, fake_helpdesk, clock, monkeypatch
+):
+    adapter = services.helpdesks["generic"]
+
+    def broken(*args: Any, **kwargs: Any) -> Person:
+        raise RuntimeError("Ivan's private words")
+
+    monkeypatch.setattr(adapter, "resolve_agent", broken)
+    queue_generic(services)
+
+    drain(services.delivery_worker(), clock)  # run_once would raise it before
+
+    assert fake_helpdesk.api_requests() == []
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and item.attempts == 1
+    assert item.last_error == "the reply could not be prepared: internal error (RuntimeError)"
+    assert survey_row(services).status == "failed"
+
+
+def test_an_unexpected_error_after_the_request_is_an_unknown_outcome_looked_up_not_reposted(
+    looked_up, fake_helpdesk, clock, monkeypatch
+):
+    # The vendor took the reply; reading its answer raised (a bug, an answer no one foresaw).
+    adapter = looked_up.helpdesks["generic"]
+    send = adapter.send_reply
+
+    def posted_then_broke(reply: Reply) -> SendResult:
+        send(reply)
+        raise RuntimeError("answer: Ivan's private words")
+
+    monkeypatch.setattr(adapter, "send_reply", posted_then_broke)
+    queue_generic(looked_up)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert "RuntimeError" in item.last_error and "Ivan" not in item.last_error
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1 and len(gets(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.attempts == 2
+
+
+class WorkerDied(BaseException):
+    """The process going down mid-delivery (killed, out of memory): nothing catches it."""
+
+
+def test_a_delivery_that_keeps_bringing_its_worker_down_ends_failed(
+    looked_up, fake_helpdesk, clock, monkeypatch
+):
+    # Each claim after the first dies in the look-up: nothing records an outcome, the lease
+    # expires, the row is taken over with its outcome unknown and claimed again.
+    adapter = looked_up.helpdesks["generic"]
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1)  # the first attempt's outcome is unknown
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+
+    def dies(*args: Any, **kwargs: Any) -> None:
+        raise WorkerDied
+
+    monkeypatch.setattr(adapter, "find_reply", dies)
+    max_attempts = looked_up.config.delivery.max_attempts
+    for _ in range(2 * (max_attempts + SETTLE_CLAIMS + 3)):  # a take-over, then a claim
+        clock.advance(3600)
+        with contextlib.suppress(WorkerDied):
+            looked_up.delivery_worker().run_once()
+
+    [item] = outbox_rows(looked_up)
+    assert item.status == "failed" and item.attempts == max_attempts + SETTLE_CLAIMS + 1
+    assert "ended without an outcome" in item.last_error
+    assert len(posts(fake_helpdesk)) == 1  # never posted again

@@ -22,10 +22,14 @@ def quote_id(value: str) -> str:
 
 
 def response_json(response: Any) -> Any:
-    """The response's JSON body; None when it has none or it is not JSON."""
+    """The response's JSON body; None when it has none, it is not JSON, or it nests too
+    deeply to parse (the parser's RecursionError, as :func:`~csat_hook.helpdesks.reasons.error_body`
+    reads it). Never raises for what a vendor sent."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # A 2xx answer we cannot read must not look like a failed request: the caller
+        # treats None as "no details", as for a body that is not JSON.
         return None
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import requests
 import responses
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import compose_reason
 from csat_hook.helpdesks.reasons import private_values
@@ -84,3 +87,13 @@ def test_without_explain_the_body_never_reaches_the_message():
     with pytest.raises(DeliveryError) as caught:
         HttpClient().request("POST", "https://api.example/x")
     assert "Jane" not in caught.value.message and caught.value.vendor_reason is None
+
+
+def test_answers_nested_too_deeply_to_parse_read_as_no_json():
+    deep = b"[" * 200_000 + b"]" * 200_000
+    response = requests.Response()
+    response.status_code = 200
+    response._content = deep
+
+    assert response_json(response) is None
+    assert json_or_none(deep) is None

@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 import pytest
+import responses
 import sqlalchemy as sa
 
 from csat_hook.db.schema import surveys
@@ -136,3 +137,18 @@ def test_a_delivery_that_keeps_bringing_its_worker_down_ends_failed(
     assert item.status == "failed" and item.attempts == max_attempts + SETTLE_CLAIMS + 1
     assert "ended without an outcome" in item.last_error
     assert len(posts(fake_helpdesk)) == 1  # never posted again
+
+
+@responses.activate
+def test_a_2xx_answer_nested_too_deeply_to_parse_is_a_sent_reply_posted_once(services, clock):
+    # Python's JSON parser raises RecursionError (not ValueError) on such a document.
+    services.config.helpdesks["generic"].reply.url = "https://desk.example.com/{dialog_id}"
+    deep = b"[" * 200_000 + b"]" * 200_000
+    responses.post("https://desk.example.com/D-1001", body=deep, status=201)
+    queue_generic(services)
+
+    drain(services.delivery_worker(), clock)
+
+    assert len(responses.calls) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 1 and item.external_id is None

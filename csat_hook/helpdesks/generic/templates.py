@@ -186,10 +186,11 @@ def text_values(context: Mapping[str, Any]) -> dict[str, str]:
 
 
 def json_or_none(content: bytes) -> Any:
-    """An answer's body as JSON; None when empty or not JSON."""
+    """An answer's body as JSON; None when empty, not JSON, or nested too deeply to parse
+    (the parser's RecursionError). Never raises for what a vendor sent."""
     try:
         return json.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

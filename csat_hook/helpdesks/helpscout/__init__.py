@@ -43,6 +43,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -102,6 +103,33 @@ from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.transport import HttpClient
 
 __all__ = ["HelpScoutHelpdesk", "HelpScoutOptions"]
+
+
+# Help Scout's tokens live two days (the authentication page above). A longer lifetime is
+# not believed: a token kept past its real expiry costs a 401 and a renewal per call.
+MAX_TOKEN_LIFETIME = 2 * 24 * 3600.0
+# For an answer whose lifetime cannot be read (absent, not a number, not positive, not
+# finite): short, so a token the vendor meant to be brief is renewed soon anyway.
+DEFAULT_TOKEN_LIFETIME = 300.0
+
+
+def token_lifetime(value: Any) -> float:
+    """Seconds a token lives, from the token answer's ``expires_in``: a number (or numeric
+    text) up to :data:`MAX_TOKEN_LIFETIME`; :data:`DEFAULT_TOKEN_LIFETIME` when it is
+    missing, not a number, not finite ("1e400", Infinity) or not positive. Never raises: a
+    lifetime such as 1e20 or "1e400" once overflowed the expiry's ``timedelta``, failing
+    every reply."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return DEFAULT_TOKEN_LIFETIME
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too big for a float: a long lifetime all the same
+        return MAX_TOKEN_LIFETIME
+    except ValueError:
+        return DEFAULT_TOKEN_LIFETIME
+    if not math.isfinite(seconds) or seconds <= 0:
+        return DEFAULT_TOKEN_LIFETIME
+    return min(seconds, MAX_TOKEN_LIFETIME)
 
 
 class HelpScoutHelpdesk(Helpdesk):
@@ -336,8 +364,4 @@ class HelpScoutHelpdesk(Helpdesk):
                 retryable=False,
                 http_status=response.status_code,
             )
-        try:
-            lifetime = float(answer.get("expires_in") or 0)
-        except (TypeError, ValueError):
-            lifetime = 0.0
-        return token, max(0.0, lifetime)
+        return token, token_lifetime(answer.get("expires_in"))

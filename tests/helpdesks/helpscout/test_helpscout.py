@@ -457,6 +457,44 @@ def test_token_is_cached_until_it_is_about_to_expire(clock):
     assert renewed.call_count == 1
 
 
+@pytest.mark.parametrize("expires_in", [10**20, 10**400, "1e300"])
+@responses.activate
+def test_a_token_lifetime_too_long_to_believe_is_kept_two_days_at_most(clock, expires_in):
+    token = responses.post(
+        f"{API}/v2/oauth2/token", json={"access_token": "tok-1", "expires_in": expires_in}
+    )
+    sent = expect_reply("tok-1")
+    helpdesk = adapter(clock)
+
+    helpdesk.send_reply(reply_for())  # raised OverflowError in timedelta before
+    clock.advance(24 * 3600)
+    helpdesk.send_reply(reply_for())
+    assert (token.call_count, sent.call_count) == (1, 2)
+
+    clock.advance(24 * 3600)  # two days: renewed
+    helpdesk.send_reply(reply_for())
+    assert token.call_count == 2
+
+
+@pytest.mark.parametrize(
+    "expires_in", [None, "soon", -5, 0, True, "1e400", float("inf"), "nan", {"s": 1}]
+)
+@responses.activate
+def test_an_unreadable_token_lifetime_is_a_short_one(clock, expires_in):
+    token = responses.post(
+        f"{API}/v2/oauth2/token", json={"access_token": "tok-1", "expires_in": expires_in}
+    )
+    expect_reply("tok-1")
+    helpdesk = adapter(clock)
+
+    helpdesk.send_reply(reply_for())
+    helpdesk.send_reply(reply_for())  # reused at once
+    clock.advance(300)
+    helpdesk.send_reply(reply_for())  # renewed within minutes
+
+    assert token.call_count == 2
+
+
 @responses.activate
 def test_401_renews_the_token_once_and_sends_again(clock):
     responses.add(

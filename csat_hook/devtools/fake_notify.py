@@ -102,7 +102,9 @@ class InvalidError(Exception):
 
 @dataclass
 class Script:
-    """What to do with one coming request."""
+    """What to do with one coming request: answer ``status`` with ``body`` (when the status
+    is not 200 or a body is given), else the service's own answer, after ``delay``, or a
+    dropped connection."""
 
     status: int = 200
     body: Any = None
@@ -241,7 +243,10 @@ class FakeNotify(LoopbackServer):
         with self.lock:
             self.received.append(record)
             script = self.scripts[service].popleft() if self.scripts.get(service) else None
-        if script is not None and script.status != 200:
+        # A script with a status other than 200, or with a body, answers as written (a 200
+        # with a body of its own: what a proxy or a cut-off answer looks like); a bare one
+        # only delays or drops the service's own answer.
+        if script is not None and (script.status != 200 or script.body is not None):
             record.answered = script.status
             return script.status, script.body, script.headers, script.delay, False
         if service == "slack":

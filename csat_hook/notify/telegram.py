@@ -14,6 +14,9 @@
   says how long to wait only in ``parameters.retry_after`` (no header): it is honoured. A
   group upgraded to a supergroup answers 400 with ``migrate_to_chat_id``: the error names the
   new id to configure (the alert is not sent somewhere the configuration does not say).
+  ``ok: false`` means the request was unsuccessful, whatever the HTTP status: it is
+  classified by its ``error_code``. A 2xx without ``ok`` (a body cut off or unreadable, a
+  proxy's page) may hide a posted message: an outcome unknown, never a blind resend.
   https://core.telegram.org/bots/api#making-requests
 * The URL carries the bot token: errors name the host only. Nothing can be looked up, so an
   attempt whose outcome is unknown is recorded as sent unconfirmed, or sent again
@@ -35,6 +38,7 @@ from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import compose_reason
 from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.transport import is_retryable_status
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import TelegramOptions
@@ -141,11 +145,33 @@ class TelegramDestination(Destination):
         except DeliveryError as exc:
             raise self._explained(exc, said) from exc
         body = response_json(response)
-        if not isinstance(body, dict) or body.get("ok") is not True:
-            raise DeliveryError(
-                f"{self.name}: Telegram answered 2xx without ok=true", retryable=True
+        if isinstance(body, dict) and body.get("ok") is True:
+            return SendResult(external_id=as_text(dig(body, "result.message_id")))
+        status = response.status_code
+        if isinstance(body, dict) and body.get("ok") is False:
+            # Telegram's own word that the request was unsuccessful (it normally comes with
+            # its HTTP status): nothing was posted, so it is classified as that status would
+            # be, by its error_code.
+            code = body.get("error_code")
+            reason = compose_reason(
+                [ErrorItem(message=body.get("description"))], (payload["text"],)
             )
-        return SendResult(external_id=as_text(dig(body, "result.message_id")))
+            refused = f"{self.name}: Telegram answered HTTP {status} with ok=false"
+            raise DeliveryError(
+                f"{refused}: {reason}" if reason else refused,
+                retryable=isinstance(code, int) and is_retryable_status(code),
+                http_status=status,
+                vendor_reason=reason,
+            )
+        # A 2xx whose body is not Telegram's answer (cut off, unreadable, a proxy's page): the
+        # message may well have been posted. Unknown: settled as on_unknown_outcome says
+        # (recorded unconfirmed by default), never a blind resend.
+        raise DeliveryError(
+            f"{self.name}: Telegram answered HTTP {status} without ok=true (outcome unknown)",
+            retryable=True,
+            http_status=status,
+            outcome_unknown=True,
+        )
 
     def _explained(self, exc: DeliveryError, said: dict[str, Any]) -> DeliveryError:
         where = f"alerts.destinations.{self.name}"

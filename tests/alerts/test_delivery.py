@@ -176,6 +176,18 @@ def test_a_webhook_whose_answer_was_lost_is_resent_and_dropped_by_the_receiver(
     assert len(fake_notify.delivered("webhook")) == 1
 
 
+def test_a_telegram_2xx_without_ok_is_not_sent_again(alerting, fake_notify, clock):
+    """The message may be in the chat (a cut-off answer): recorded unconfirmed, posted once."""
+    fake_notify.script("telegram", Script(status=200, body=b'{"ok": tr'))
+    raise_now(alerting, [changed()])
+
+    drain(alerting.delivery_worker(), clock)
+
+    telegram = by_destination(alerting)["telegram"]
+    assert telegram.status == "sent" and telegram.last_error.startswith("outcome unknown")
+    assert len(fake_notify.requests("telegram")) == 1
+
+
 def test_a_dead_workers_slack_alert_is_not_sent_twice(alerting, fake_notify, clock):
     """A worker died after claiming (it may have posted): taken over, not posted again."""
     raise_now(alerting, [changed()])

@@ -119,6 +119,28 @@ def test_a_migrated_group_names_the_new_chat_id(fake_notify):
     assert "set alerts.destinations.team-telegram.chat_id to -1001987654321" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("error_code", "retryable"), [(429, True), (502, True), (400, False), ("x", False)]
+)
+def test_ok_false_in_a_2xx_is_telegrams_refusal_classified_by_its_error_code(
+    fake_notify, error_code, retryable
+):
+    body = {"ok": False, "error_code": error_code, "description": "Bad Request: nope"}
+    fake_notify.script("telegram", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable is retryable and not caught.value.outcome_unknown
+    assert caught.value.http_status == 200 and caught.value.vendor_reason == "Bad Request: nope"
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>OK</html>", {"result": {}}, [1], b"[" * 100_000])
+def test_a_2xx_without_ok_may_have_posted_the_message_an_unknown_outcome(fake_notify, body):
+    fake_notify.script("telegram", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.outcome_unknown and caught.value.http_status == 200
+
+
 def test_a_proxy_error_page_is_retried(fake_notify):
     fake_notify.script("telegram", Script(status=502, body=b"<html>Bad Gateway</html>"))
     with pytest.raises(DeliveryError) as caught:

@@ -21,6 +21,7 @@ from csat_hook.sync.config import NPS_MAX
 from csat_hook.sync.config import NPS_MIN
 from csat_hook.sync.config import MetricsConfig
 from csat_hook.sync.config import ResultsConfig
+from csat_hook.sync.timestamps import TimestampError
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
@@ -132,8 +133,15 @@ def parse_nps(value: Any) -> int | None:
 
 
 def from_serial(serial: float, tz: ZoneInfo) -> datetime:
-    """A Sheets date-time serial (wall-clock time in the sheet's zone) as aware UTC."""
-    local = SERIAL_EPOCH + timedelta(days=serial)
-    # Serials carry float noise; Forms stamps whole seconds.
-    local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
-    return local.replace(tzinfo=tz).astimezone(UTC)
+    """A Sheets date-time serial (wall-clock time in the sheet's zone) as aware UTC;
+    TimestampError (``bad_timestamp``) for a serial outside the years 1-9999, in the sheet's
+    zone or in UTC (a cell can hold any number, ``1e10`` or ``3000000``), or not finite."""
+    try:
+        local = SERIAL_EPOCH + timedelta(days=serial)
+        # Serials carry float noise; Forms stamps whole seconds.
+        local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
+        return local.replace(tzinfo=tz).astimezone(UTC)
+    except (OverflowError, ValueError):  # ValueError: NaN (JSON may carry it)
+        raise TimestampError(
+            "bad_timestamp", "a date-time serial outside the years 1-9999"
+        ) from None

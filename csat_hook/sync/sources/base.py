@@ -276,6 +276,17 @@ class RowParser:
                 "timestamp",
                 example(stamp),
             )
+        except OverflowError:
+            # The readers say TimestampError for a date beyond datetime's range; this is the
+            # row's last guard, so that no cell ever fails the run.
+            return SkippedRow(
+                skipped_identity(values, None),
+                ref,
+                "bad_timestamp",
+                "a date-time outside the years 1-9999",
+                "timestamp",
+                example(stamp),
+            )
         if submitted_at is None:
             return SkippedRow(
                 skipped_identity(values, None),

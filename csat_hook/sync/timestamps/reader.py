@@ -70,7 +70,21 @@ class TimestampReader:
     # --- one value ---------------------------------------------------------------------------
 
     def parse(self, value: Any) -> datetime:
-        """The instant as aware UTC, or TimestampError. Warnings are counted in ``warnings``."""
+        """The instant as aware UTC, or TimestampError. Warnings are counted in ``warnings``.
+
+        Never another exception: a cell is the respondent's or the sheet's, and a run must
+        skip it, not fail on it (sync/skips.py).
+        """
+        try:
+            return self._read(value)
+        except OverflowError:
+            # A wall time near year 1 or 9999 whose UTC instant falls outside datetime's
+            # range (``9999-12-31T23:59:59-05:00``; ``0001-01-01 00:00`` in Moscow).
+            raise TimestampError(
+                "bad_timestamp", "a date-time outside the years 1-9999 once placed in UTC"
+            ) from None
+
+    def _read(self, value: Any) -> datetime:
         if isinstance(value, datetime):
             return (value if value.tzinfo else value.replace(tzinfo=self.zone)).astimezone(UTC)
         text = str(value).strip() if value is not None else ""

@@ -1,0 +1,99 @@
+"""A timestamp at the edge of what a date-time can hold (a serial of 1e10, year 9999 behind
+UTC, year 1 ahead of it) is one skipped row, ``bad_timestamp``: the run goes on and the
+other rows are credited, on this run and on every later one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+from tests.sync.test_attribution import at
+
+# Sheets cells: serials and text; the sheet's zone is Europe/Moscow (UTC+3).
+SHEET_STAMPS: list[Any] = [
+    1e10,
+    3_000_000,
+    2958465.9999999,  # 9999-12-31 23:59:59.99 rounds up to year 10000
+    -693594,  # before year 1
+    "9999-12-31T23:59:59-05:00",
+    "0001-01-01 00:00:00",  # wall time in Moscow: before year 1 in UTC
+    "1/1/0001 00:00:00",
+    "Fri, 31 Dec 9999 23:59:59 -0500",
+    "Fri Dec 31 9999 23:59:59 GMT-0500 (Eastern Standard Time)",
+    "Mon Jan 01 00:00:00 GMT+05:00 0001",
+    "0001/01/01 12:00:00 AM MSK",
+]
+# CSV cells, read in results.csv.timezone (Asia/Tokyo: UTC+9).
+CSV_STAMPS = [
+    "9999-12-31T23:59:59-05:00",
+    "0001-01-01 00:00:00",
+    "0001/01/01 1:47:14 AM GMT+3",
+    "9999/12/31 11:59:59 PM EST",
+    "Fri, 31 Dec 9999 23:59:59 -0500",
+    "01.01.0001 00:00:00",
+]
+
+
+def _skipped(kit) -> list[tuple[str, str]]:
+    with kit.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(sync_skipped_rows.c.source_ref, sync_skipped_rows.c.reason)
+        ).all()
+    return sorted((ref, reason) for ref, reason in rows)
+
+
+def test_sheet_cells_beyond_the_date_range_are_skipped_rows(kit):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    rows = [[at(1), 5, "ok", "Anna", "T-1", token]]
+    rows += [[stamp, 2, "x", "Anna", "T-1", token] for stamp in SHEET_STAMPS]
+    kit.responses([EN_HEADER, *rows])
+    config = kit.config(results={"min_skipped_rows": 100})  # judged below, not a data_error
+    for _ in range(2):
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        assert summary.skipped == {"bad_timestamp": len(SHEET_STAMPS)}
+        assert len(kit.rows(answers)) == 1
+        assert _skipped(kit) == sorted(
+            (f"row {n}", "bad_timestamp") for n in range(3, 3 + len(SHEET_STAMPS))
+        )
+
+
+def test_csv_cells_beyond_the_date_range_are_skipped_rows(kit, tmp_path: Path):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    lines = ["Timestamp,Rating,Comment,Agent,Ticket,Reference"]
+    lines.append(f"2026/11/19 3:47:14 PM GMT+3,5,ok,Anna,T-1,{token}")
+    lines += [f'"{stamp}",2,x,Anna,T-1,{token}' for stamp in CSV_STAMPS]
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = kit.config(
+        results={
+            "source": "csv",
+            "csv": {"path": str(export), "timezone": "Asia/Tokyo", "date_order": "DMY"},
+            "min_skipped_rows": 100,
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+    for _ in range(2):
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        assert summary.skipped == {"bad_timestamp": len(CSV_STAMPS)}
+        assert len(kit.rows(answers)) == 1
+
+
+@pytest.mark.parametrize("stamp", ["1e10", "nan"])
+def test_a_serial_json_number_of_any_size_is_a_skipped_row(kit, stamp):
+    """Sheets sends numbers as JSON; Python's parser also reads ``NaN``."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    good, bad = [at(1), 5, "ok", "Anna", "T-1", token], [at(2), 2, "x", "Anna", "T-1", token]
+    kit.responses([EN_HEADER, good, bad])
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 2, 0, float(stamp))
+    summary = kit.run(kit.config(results={"min_skipped_rows": 100}))
+    assert summary.status == "ok", summary.error
+    assert summary.skipped == {"bad_timestamp": 1}

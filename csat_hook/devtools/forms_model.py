@@ -125,7 +125,11 @@ class Form:
                 self._order.append(key)
         self._stamps[response_id] = stamps
         # Encoded once: a list answers with slices of these (formId is not in a list's).
-        self._encoded[response_id] = json.dumps(response, ensure_ascii=False).encode("utf-8")
+        try:
+            encoded = json.dumps(response, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: JSON escapes it (\ud800), as Google may
+            encoded = json.dumps(response).encode("ascii")
+        self._encoded[response_id] = encoded
 
     def response(self, response_id: str) -> dict[str, Any] | None:
         """forms.responses.get (None: no such response)."""

@@ -182,7 +182,9 @@ def legacy_fingerprint(kind: str, values: Mapping[str, Any], extra: str = "") ->
             repr(get("ticket")),
         )
     )
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+    # surrogatepass: the same bytes for any text that version could store, and no error for
+    # a lone surrogate in ``extra`` (a Forms responseId; the values are repr'd, escaped).
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def admit(

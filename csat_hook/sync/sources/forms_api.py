@@ -31,7 +31,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from csat_hook.errors import SourceError
+from csat_hook.db import schema
+from csat_hook.db.text import fitted
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
@@ -44,9 +45,12 @@ from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import admit
 from csat_hook.sync.sources.base import legacy_fingerprint
 from csat_hook.sync.sources.base import skipped_identity
+from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingScale
 
 _NANOS = re.compile(r"(\.\d{6})\d+")
+# Before Google Forms existed: a filter from here reads every response.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def parse_rfc3339(text: str) -> datetime | None:
@@ -61,9 +65,29 @@ def parse_rfc3339(text: str) -> datetime | None:
             pass
     try:
         parsed = datetime.fromisoformat(_NANOS.sub(r"\1", text).replace("Z", "+00:00"))
-    except (TypeError, ValueError):
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        # OverflowError: an offset that moves year 1 or 9999 outside datetime's range.
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _submission_time(value: Any) -> datetime:
+    """The RowParser's reading of ``values["timestamp"]``: :meth:`FormsApiResults._one` puts
+    the parsed time there, or the text it could not parse."""
+    if isinstance(value, datetime):
+        return value
+    raise TimestampError(
+        "bad_timestamp", "lastSubmittedTime is not an RFC 3339 time within the years 1-9999"
+    )
+
+
+def response_ref(response_id: str) -> str:
+    """A response's ``ref`` (stored as ``source_ref``): ``response <responseId>``, as a
+    ``source_ref`` column holds it. The id is Google's text: a NUL or a lone surrogate in it
+    would fail every run's write, and the ref compared with a stored one must be that one."""
+    # Every source_ref column (answers, history, unverified, skipped) is VARCHAR(191).
+    ref = f"response {response_id or '(no responseId)'}"
+    return fitted(schema.answers.c.source_ref, ref) or ref
 
 
 def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
@@ -113,7 +137,7 @@ class FormsApiResults(ResultsSource):
         self.page_size = page_size
         self.overlap = timedelta(seconds=overlap_seconds)
         self.full_read_every = timedelta(hours=full_read_hours) if full_read_hours else None
-        self.parser = RowParser(ratings, lambda value: value)
+        self.parser = RowParser(ratings, _submission_time)
         # One headers tuple for every row (a first run holds 1,000,000 submissions). The
         # responseId is not among them: it is the submission's ``ref`` ("response <id>"),
         # stored beside the row as read, and a second copy of it was ≈ 60 MB at 1,000,000.
@@ -144,7 +168,11 @@ class FormsApiResults(ResultsSource):
         return f"forms_api:{self.form_id}"
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
-        since = watermark - self.overlap if watermark is not None else None
+        # A watermark from a response dated near year 1 reads from before Forms existed (the
+        # overlap taken from year 1 would not be a date).
+        since = None
+        if watermark is not None:
+            since = max(watermark, _EARLIEST + self.overlap) - self.overlap
         batch = SourceBatch(source=self.kind, watermark=watermark, complete=since is None)
         batch.columns.update(
             {role: f"question {qid}" for role, qid in self.question_ids.items()},
@@ -165,24 +193,22 @@ class FormsApiResults(ResultsSource):
         known: Container[str],
         seen: set[str],
     ) -> None:
-        response_id = str(response.get("responseId", ""))
+        response_id = str(response.get("responseId") or "")
         stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")
         submitted = parse_rfc3339(stamp)
-        if not response_id or submitted is None:
-            raise SourceError(
-                "forms.responses.list returned a response without responseId or lastSubmittedTime"
-            )
         answers = response.get("answers") or {}
         if type(answers) is not dict:
             answers = {}
         texts = [_answer_text_fast(answers, qid) for _, qid in self.roles]
         values: dict[str, Any] = dict(zip(self.question_ids, texts, strict=True))
-        values["timestamp"] = submitted
-        if batch.watermark is None or submitted > batch.watermark:
+        # A time that is not one (or none) makes the response a skipped row, as a bad cell of
+        # a sheet is: it neither fails the run nor moves the watermark.
+        values["timestamp"] = stamp if submitted is None else submitted
+        if submitted is not None and (batch.watermark is None or submitted > batch.watermark):
             batch.watermark = submitted
         item = self.parser.parse(
             values,
-            ref=f"response {response_id}",
+            ref=response_ref(response_id),
             headers=self.headers,
             cells=(stamp, *texts),
         )

@@ -1,0 +1,120 @@
+"""What a Forms API response holds never fails a run: a responseId the database cannot hold
+is stored cleaned, and a lastSubmittedTime that is not a time is a skipped row."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.sync import store
+from csat_hook.sync.sources.forms_api import FormsApiResults
+from csat_hook.sync.values import RatingScale
+from tests.sync.test_forms_api import RATING
+from tests.sync.test_forms_api import TOKEN
+from tests.sync.test_forms_api import form_response
+from tests.sync.test_forms_api import stamp
+
+FORM = "f"
+KEY = f"forms_api:{FORM}"
+
+
+def forms_config(kit) -> Any:
+    return kit.config(
+        results={
+            "source": "forms_api",
+            "forms_api": {"form_id": FORM, "question_ids": {"rating": RATING, "token": TOKEN}},
+            "min_skipped_rows": 100,  # the skips are judged below, not a data_error
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+
+
+def watermark(kit) -> Any:
+    with kit.engine.connect() as conn:
+        return store.get_watermark(conn, KEY)
+
+
+def test_response_ids_the_database_cannot_hold_are_stored_cleaned(kit):
+    ids = {"ACYD\x00NUL": "response ACYDNUL", "ACYD\ud800x": "response ACYD\ufffdx"}
+    ids["A" * 300] = ("response " + "A" * 300)[:191]
+    responses = []
+    for n, rid in enumerate(ids):
+        response = form_response(n, stamp(kit.now - timedelta(minutes=n)), "5", "")
+        response["answers"][TOKEN]["textAnswers"]["answers"][0]["value"] = kit.survey(
+            f"T-{n}", "7", "Anna Petrova"
+        )
+        response["responseId"] = rid
+        responses.append(response)
+    kit.fake.add_form(FORM, responses, check=False)
+    config = forms_config(kit)
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 3), first.error
+    stored = {r.source_ref for r in kit.rows(answers)}
+    assert stored == set(ids.values())
+    # Read again in full: each is the stored answer itself, not an edit of it.
+    again = kit.run(config, full=True)
+    assert (again.status, again.new, again.updated, again.unchanged) == ("ok", 0, 0, 3)
+
+
+@pytest.mark.parametrize(
+    "when", ["2026-02-30T10:00:00Z", "2026-13-01T00:00:00Z", "0000-01-01T00:00:00Z"]
+)
+def test_an_unreadable_submission_time_is_a_skipped_row(kit, when):
+    good, bad = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")
+    odd = form_response(2, when, "4", bad)
+    kit.fake.add_form(FORM, [form_response(1, stamp(kit.now), "5", good), odd], check=False)
+    config = forms_config(kit)
+    for _ in range(2):
+        summary = kit.run(config, full=True)
+        assert summary.status == "ok", summary.error
+        assert summary.skipped == {"bad_timestamp": 1}
+        assert [r.source_ref for r in kit.rows(answers)] == ["response ACYDBNj000001"]
+        assert [(r.source_ref, r.reason) for r in kit.rows(sync_skipped_rows)] == [
+            ("response ACYDBNj000002", "bad_timestamp")
+        ]
+    assert watermark(kit) == kit.now  # the readable response's time
+
+
+class ListedResponses:
+    """A FormsApi that lists the given responses (shapes the fake, which holds Google's
+    Zulu times only, cannot serve)."""
+
+    def __init__(self, responses: list[dict[str, Any]]) -> None:
+        self.responses = responses
+
+    def list_responses(self, form_id: str, *, since: Any, page_size: int) -> Any:
+        return iter(self.responses)
+
+
+@pytest.mark.parametrize(
+    ("when", "reason"),
+    [
+        ("9999-12-31T23:59:59-05:00", "bad_timestamp"),  # year 10000 in UTC
+        ("0001-01-01T00:00:00+05:00", "bad_timestamp"),  # before year 1 in UTC
+        ("yesterday", "bad_timestamp"),
+        (17, "bad_timestamp"),
+        (None, "missing_timestamp"),
+    ],
+)
+def test_the_source_skips_a_response_whose_time_is_not_one(when, reason):
+    odd = form_response(2, "", "4", "t2")
+    odd["lastSubmittedTime"] = odd["createTime"] = when
+    good = form_response(1, "2026-11-20T12:00:00Z", "5", "t1")
+    source = FormsApiResults(
+        ListedResponses([good, odd]),  # type: ignore[arg-type]
+        FORM,
+        question_ids={"rating": RATING, "token": TOKEN},
+        page_size=5000,
+        overlap_seconds=3600,
+        ratings=RatingScale(1, 5, {}),
+    )
+    batch = source.fetch(set(), None)
+    assert [s.ref for s in batch.submissions] == ["response ACYDBNj000001"]
+    assert [(s.ref, s.reason) for s in batch.skipped] == [("response ACYDBNj000002", reason)]
+    assert batch.watermark == datetime(2026, 11, 20, 12, tzinfo=UTC)

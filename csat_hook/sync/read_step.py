@@ -75,6 +75,10 @@ def read_source(
                 memo.extend(batch, processed)
                 return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
+        if watermark is not None and watermark > store.watermark_limit(now):
+            # Not a time seen (stored before the limit existed): the reads it filtered may
+            # have missed answers, so this one reads everything, and stores a sane one.
+            watermark = None
         every = source.full_read_every
         if watermark is not None and every and store.full_read_due(conn, source.key, every, now):
             watermark = None  # read everything again: edits the filter may have missed

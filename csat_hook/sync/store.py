@@ -229,14 +229,36 @@ def get_watermark(conn: sa.Connection, source: str) -> datetime | None:
     ).scalar()
 
 
+# How far past our clock a watermark may be. A watermark is a time the source wrote (Google's
+# clock), and the next read asks for what came after it: one beyond ``now`` (a response dated
+# 9999 by whatever wrote it) would make every read ask for the future and miss each new answer.
+# Held back to ``now + WATERMARK_SKEW`` it can only be earlier than the time seen, which reads
+# some responses again (recognised by their identity), never skips one, however far Google's
+# clock is from ours. Small, so that a bogus time costs at most this much of the overlap.
+WATERMARK_SKEW = timedelta(minutes=5)
+
+
+def watermark_limit(now: datetime) -> datetime:
+    """The latest watermark a source may have at ``now`` (see :data:`WATERMARK_SKEW`)."""
+    return now + WATERMARK_SKEW
+
+
 def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: datetime) -> None:
-    """Move a source's watermark forward (never back)."""
+    """Move a source's watermark forward (never back), to :func:`watermark_limit` at most.
+
+    A stored watermark beyond that limit (written before the limit existed, or before our
+    clock stepped back) is replaced whatever the new one is: it is not a time seen.
+    """
+    limit = watermark_limit(now)
+    watermark = min(watermark, limit)
     stmt = _insert(conn, sync_state).values(source=source, watermark=watermark, updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source"],
         set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
         where=sa.or_(
-            sync_state.c.watermark.is_(None), sync_state.c.watermark < stmt.excluded.watermark
+            sync_state.c.watermark.is_(None),
+            sync_state.c.watermark < stmt.excluded.watermark,
+            sync_state.c.watermark > limit,
         ),
     )
     conn.execute(stmt)

@@ -1,5 +1,6 @@
 """What a Forms API response holds never fails a run: a responseId the database cannot hold
-is stored cleaned, and a lastSubmittedTime that is not a time is a skipped row."""
+is stored cleaned, a lastSubmittedTime that is not a time is a skipped row, and a time far in
+the future does not hold the watermark there (nor does one stored by an earlier version)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.db.schema import sync_state
 from csat_hook.sync import store
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.values import RatingScale
@@ -118,3 +121,37 @@ def test_the_source_skips_a_response_whose_time_is_not_one(when, reason):
     assert [s.ref for s in batch.submissions] == ["response ACYDBNj000001"]
     assert [(s.ref, s.reason) for s in batch.skipped] == [("response ACYDBNj000002", reason)]
     assert batch.watermark == datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def test_a_far_future_submission_time_does_not_hold_the_watermark(kit):
+    early, later = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")
+    kit.fake.add_form(FORM, [form_response(1, "9999-12-31T23:59:59Z", "5", early)], check=False)
+    config = forms_config(kit)
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 1), first.error
+    assert watermark(kit) == kit.now + store.WATERMARK_SKEW
+    kit.now += timedelta(hours=1)
+    kit.fake.submit_response(FORM, form_response(2, stamp(kit.now), "4", later))
+    second = kit.run(config)
+    assert (second.status, second.new) == ("ok", 1), second.error
+    assert watermark(kit) == kit.now + store.WATERMARK_SKEW  # the 9999 one was read again
+
+
+def test_a_far_future_watermark_stored_before_heals(kit):
+    early, later = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")
+    kit.fake.add_form(FORM, [form_response(1, stamp(kit.now), "5", early)], check=False)
+    config = forms_config(kit)
+    assert kit.run(config).new == 1
+    # What an earlier version stored from a response dated 9999 (since deleted from the form).
+    with kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(sync_state)
+            .where(sync_state.c.source == KEY)
+            .values(watermark=kit.now.replace(year=9999))
+        )
+    kit.now += timedelta(minutes=10)
+    answered = kit.now - timedelta(minutes=2)
+    kit.fake.submit_response(FORM, form_response(2, stamp(answered), "4", later))
+    healed = kit.run(config)
+    assert (healed.status, healed.new, healed.unchanged) == ("ok", 1, 1), healed.error
+    assert watermark(kit) == answered

@@ -144,12 +144,17 @@ def handled_cells(values: Sequence[Sequence[Any]]) -> dict[int, str | None]:
 
 
 def _number(value: Any) -> int | None:
+    """An "Alert" cell as an alert number; None for anything else. The column is the team's
+    to write in: a cell that is not a number an alert can have (``²``, 5000 digits, one past
+    the id column's range) is just not an alert number, never a failed sync."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None  # not NaN nor infinite
+    elif isinstance(value, str):
+        text = value.strip()
+        # ASCII digits only (``"²".isdigit()`` is True and ``int("²")`` fails), and few
+        # enough of them that int() does not refuse the string.
+        ok = text.isascii() and text.isdecimal() and len(text) <= store.ALERT_ID_DIGITS
+        value = int(text) if ok else None
+    return store.as_alert_id(value)

@@ -173,12 +173,28 @@ def set_handled(conn: sa.Connection, ids: Sequence[int], value: str | None, now:
     return int(result.rowcount)
 
 
+# The alerts.id column's range: BIGINT on PostgreSQL, SQLite's INTEGER (64-bit signed). A
+# number beyond it compared with the column fails the statement (NumericValueOutOfRange on
+# PostgreSQL, OverflowError from sqlite3).
+MAX_ALERT_ID = 2**63 - 1
+ALERT_ID_DIGITS = len(str(MAX_ALERT_ID))
+
+
+def as_alert_id(value: Any) -> int | None:
+    """``value`` when it is an int an alert's id can be (1 to :data:`MAX_ALERT_ID`), else
+    None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ALERT_ID:
+        return value
+    return None
+
+
 def merge_sheet_handled(conn: sa.Connection, cells: Mapping[int, str | None], now: datetime) -> int:
     """Take the team's edits of the Alerts tab's "Handled" column: a cell that differs from
     what the sync last wrote there was changed in the sheet, and wins; a cell equal to it
     leaves the database as it is (``csat-hook alerts handle`` may have changed it since).
-    Returns how many alerts changed."""
-    ids = list(cells)
+    Returns how many alerts changed. A number no alert can have is left out: compared with
+    the id column, it would fail the statement."""
+    ids = [alert_id for alert_id in cells if as_alert_id(alert_id) is not None]
     changed = 0
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -216,5 +232,7 @@ def mark_written(conn: sa.Connection, written: Mapping[int, str | None]) -> None
 
 def alert_by_ref_or_id(conn: sa.Connection, ident: str) -> sa.Row[Any] | None:
     """An alert by its id (digits) or its reference."""
-    where = alerts.c.id == int(ident) if ident.isdigit() else alerts.c.ref == ident
+    digits = ident.isascii() and ident.isdecimal() and len(ident) <= ALERT_ID_DIGITS
+    number = as_alert_id(int(ident)) if digits else None
+    where = alerts.c.id == number if number is not None else alerts.c.ref == ident
     return conn.execute(sa.select(alerts).where(where)).first()

@@ -448,3 +448,53 @@ def test_a_moved_handled_column_is_still_read():
 def test_a_handled_cell_the_database_would_refuse_is_stored_cleaned():
     values = [["Alert", "Handled"], [1, "do\x00ne"], [2, "called \ud800 back"], [3, "\x00"]]
     assert handled_cells(values) == {1: "done", 2: "called \ufffd back", 3: None}
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["²", "٣", "9" * 5000, "99999999999999999999", 1e20, -1, "9223372036854775808"],
+    ids=[
+        "superscript",
+        "arabic-digit",
+        "5000-digits",
+        "20-digits",
+        "float-1e20",
+        "negative",
+        "2**63",
+    ],
+)
+def test_an_alert_cell_no_alert_can_have_is_ignored(kit, receivers, cell):
+    """The "Alert" column is the team's to write in: a cell that is not an alert number the
+    database can hold is not one, and its row's "Handled" is not taken; the run goes on (the
+    cell was read before the tab is rewritten, so it failed every later run)."""
+    config = sheet_config(kit, receivers)
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(config).status == "ok"
+    header = kit.sheet("Alerts")[0]
+    number = tab_rows(kit)[0]["Alert"]
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Alert"), cell)
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), "Anna")
+    for _ in range(2):
+        kit.now += timedelta(minutes=5)
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+    with kit.engine.connect() as conn:
+        assert alerts_store.alert_by_ref_or_id(conn, str(number)).handled is None
+
+
+def test_alert_numbers_are_ascii_digits_within_the_id_range():
+    values = [
+        ["Alert", "Handled"],
+        ["²", "a"],
+        ["9" * 5000, "b"],
+        ["99999999999999999999", "c"],
+        [str(2**63 - 1), "d"],
+        [float("nan"), "e"],
+        [float("inf"), "f"],
+        [0, "g"],
+        [" 12 ", "h"],
+        [13.0, "i"],
+    ]
+    assert handled_cells(values) == {2**63 - 1: "d", 12: "h", 13: "i"}

@@ -11,6 +11,8 @@ import requests
 from pydantic import ValidationError
 
 from csat_hook import retry
+from csat_hook.devtools.forms_model import RawJson
+from csat_hook.devtools.sheets_model import SheetsApiError
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GoogleConfig
@@ -21,6 +23,7 @@ from csat_hook.sync.google.session import GoogleSession
 from csat_hook.sync.google.session import RequestLog
 from csat_hook.sync.google.session import build_session
 from csat_hook.sync.google.session import load_credentials
+from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
 
@@ -220,3 +223,47 @@ def test_a_value_write_answered_503_is_sent_again_whole(fake_google, google_sess
     writes = fake_google.api_requests("sheets_write")
     assert [w["status"] for w in writes] == [503, 200]
     assert fake_google.cells(SHEET_ID, "Summary")[2999] == ["row 2999", 2999, "éééé"]
+
+
+# --- answers google-auth or our reading cannot use: a Google API error, never a crash -------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"access_token": "ya29.x", "expires_in": 10**30, "token_type": "Bearer"},
+        {"access_token": "ya29.x", "expires_in": "soon", "token_type": "Bearer"},
+        {"access_token": "ya29.x", "expires_in": [1], "token_type": "Bearer"},
+        RawJson(b"<html>signed in</html>"),
+        RawJson(b"[]"),
+        RawJson(b'"ok"'),
+    ],
+    ids=["expires-1e30", "expires-text", "expires-list", "html", "list", "string"],
+)
+def test_a_token_answer_that_cannot_be_used_fails_the_run_as_a_google_error(
+    kit, monkeypatch, answer
+):
+    kit.responses([EN_HEADER])
+    monkeypatch.setattr(kit.fake, "issue_token", lambda form: (200, answer))
+    summary = kit.run()
+    assert summary.status == "failed"
+    assert summary.error.startswith("could not get an access token"), summary.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[{"error": "x"}], "Service Unavailable", {"error": "quota"}, {"error": {"status": [1]}}],
+    ids=["list", "string", "error-text", "status-list"],
+)
+def test_an_error_answer_of_any_shape_fails_the_run_as_a_google_error(kit, monkeypatch, body):
+    kit.responses([EN_HEADER])
+
+    def refuse(*_args: object) -> None:
+        error = SheetsApiError(400, "")
+        error.body = body  # type: ignore[assignment]
+        raise error
+
+    monkeypatch.setattr(kit.fake, "_route", refuse)
+    summary = kit.run()
+    assert summary.status == "failed"
+    assert "HTTP 400" in summary.error, summary.error

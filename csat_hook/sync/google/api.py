@@ -68,13 +68,20 @@ def _error_from(
     share_with: str | None,
 ) -> GoogleApiError:
     status = response.status_code
+    # Google's error body is {"error": {"status": ..., "message": ...}}; a proxy or an outage
+    # page may send anything else (not JSON, a list, a string, deeply nested), which is only
+    # an error without its details.
     try:
-        error = response.json().get("error", {})
-    except ValueError:
+        body = response.json()
+    except (ValueError, RecursionError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
         error = {}
-    reason = error.get("status") if isinstance(error, dict) else None
+    reason = error.get("status")
+    reason = reason[:64] if isinstance(reason, str) and reason else None
     text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "")
-    message = error.get("message") if isinstance(error, dict) else None
+    message = error.get("message")
     if keep_message and isinstance(message, str) and message:
         text += f" ({message[:200]})"
     if attempts > 1:
@@ -103,6 +110,44 @@ def tab_rows(body: bytes) -> list[list[Any]]:
     return values
 
 
+class _Refused(Exception):  # noqa: N818 (not an error of ours: carries Google's answer)
+    """A Sheets answer that is not 2xx, for :meth:`SheetsApi._call` to read."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class _HttpClient(gspread.http_client.HTTPClient):
+    """gspread's client, except that an error answer is raised as it came: gspread's
+    APIError reads the body itself and fails with TypeError or KeyError on one that is not
+    Google's shape (``{"error": "quota"}``, no ``code``), which no caller expects."""
+
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        params: Any = None,
+        data: Any = None,
+        json: Any = None,
+        files: Any = None,
+        headers: Any = None,
+    ) -> requests.Response:
+        response = self.session.request(
+            method=method,
+            url=endpoint,
+            json=json,
+            params=params,
+            data=data,
+            files=files,
+            headers=headers,
+            timeout=self.timeout,
+        )
+        if not response.ok:
+            raise _Refused(response)
+        return response
+
+
 class SheetsApi:
     """The Sheets v4 calls the sync makes (gspread's HTTPClient over a GoogleSession).
 
@@ -112,13 +157,13 @@ class SheetsApi:
 
     def __init__(self, session: GoogleSession) -> None:
         self.session = session
-        self.http = gspread.Client(auth=None, session=session).http_client  # type: ignore[arg-type]
+        self.http = _HttpClient(auth=None, session=session)  # type: ignore[arg-type]
         self._metadata: dict[str, dict[str, Any]] = {}
 
     def _call(self, what: str, call: Callable[[], T], *, keep_message: bool = True) -> T:
         try:
             return call()
-        except gspread.exceptions.APIError as exc:
+        except (_Refused, gspread.exceptions.APIError) as exc:
             raise _error_from(
                 what,
                 exc.response,
@@ -203,7 +248,7 @@ class SheetsApi:
                 lambda: self.http.request(
                     "post",
                     url,
-                    data=body,  # type: ignore[arg-type]  # requests sends any readable body
+                    data=body,  # requests sends any readable body
                     headers={"Content-Type": "application/json"},
                 ).json(),
                 keep_message=False,

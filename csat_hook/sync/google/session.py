@@ -264,7 +264,7 @@ class GoogleSession(requests.Session):
         if force or not credentials.valid:
             try:
                 credentials.refresh(self._token_request)  # type: ignore[no-untyped-call]
-            except google.auth.exceptions.GoogleAuthError as exc:
+            except (google.auth.exceptions.GoogleAuthError, *_TOKEN_ANSWER_ERRORS) as exc:
                 raise GoogleApiError(
                     "could not get an access token from the token_uri of the service-account "
                     f"JSON: {_auth_reason(exc)}"
@@ -291,9 +291,19 @@ def _where(url: str) -> str:
     return parts.netloc + parts.path.split("/values")[0]
 
 
+# What google-auth lets through from a token answer it cannot use, besides GoogleAuthError: a
+# 200 whose body is not JSON or not an object (ValueError, TypeError, AttributeError), an
+# ``expires_in`` that is not a number or too large for a date (TypeError, ValueError,
+# OverflowError), a missing field (KeyError). The token_uri is the service account's: its
+# answer must make a Google API error, not a crashed sync.
+_TOKEN_ANSWER_ERRORS = (ValueError, TypeError, OverflowError, KeyError, AttributeError)
+
+
 def _auth_reason(exc: Exception) -> str:
+    if not isinstance(exc, google.auth.exceptions.GoogleAuthError):
+        return f"the token answer could not be read ({type(exc).__name__})"
     first = exc.args[0] if exc.args else type(exc).__name__
-    return str(first).splitlines()[0][:200]
+    return (str(first).splitlines() or [""])[0][:200]
 
 
 def build_session(

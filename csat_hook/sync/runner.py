@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -75,6 +77,18 @@ from csat_hook.sync.summary import SyncSummary
 from csat_hook.sync.summary import cyclic_gc_paused
 
 logger = logging.getLogger(__name__)
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where ``exc`` was raised in csat-hook's own code (``sync/runner.py:123``), for an
+    error message that names the place and nothing of the data."""
+    package = Path(__file__).resolve().parent.parent
+    where = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(package):
+            where = f"{path.relative_to(package).as_posix()}:{frame.lineno}"
+    return where
 
 
 class SyncRunner(ReportStep, OutputsStep):
@@ -133,6 +147,13 @@ class SyncRunner(ReportStep, OutputsStep):
         except DBAPIError as exc:
             summary.status = "failed"
             summary.error = f"database error ({type(exc.orig).__name__})"
+        except Exception as exc:
+            # A bug: what a source, Google or the database can answer has its status above.
+            # The run fails visibly (its transaction rolled back, the lock released, exit 1)
+            # and a periodic sync tries again at its next interval instead of dying. The
+            # type and the line only: an exception's text may quote a cell or a comment.
+            summary.status = "failed"
+            summary.error = f"internal error ({type(exc).__name__} at {raised_at(exc)})"
         finally:
             if locked:
                 self.lock.release(holder)

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
 from csat_hook.db.group_commit import GroupCommit
-from csat_hook.db.group_commit import run_each
 from csat_hook.db.schema import ALERT
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
@@ -55,31 +54,15 @@ class _OneStatement(Generic[T]):
         return self.work(conn)
 
 
-@dataclass(frozen=True)
-class _SentWrite:
-    """A delivered reply's outcome. Sent outcomes batched together are ONE statement on
-    PostgreSQL (``store.mark_sent_many``), so a batch of them runs in autocommit too."""
-
-    mark: store.SentMark
-    worker_id: str
-
-    def __call__(self, conn: sa.Connection) -> bool:
-        return store.mark_sent_many(conn, self.worker_id, [self.mark])[0]
+# A write the outcome group commit takes: a sent mark (data: sent marks committed together
+# are ONE statement on PostgreSQL, store.mark_sent_many), or any other outcome's work.
+_Write = store.SentMark | Callable[[sa.Connection], Any]
 
 
-def _one_statement(batch: list[Callable[[sa.Connection], Any]]) -> bool:
-    if len(batch) == 1:
-        return isinstance(batch[0], _OneStatement | _SentWrite)
-    return all(isinstance(write, _SentWrite) for write in batch)
-
-
-def _write_batch(conn: sa.Connection, batch: list[Callable[[sa.Connection], Any]]) -> list[Any]:
-    marks = [write.mark for write in batch if isinstance(write, _SentWrite)]
-    if len(batch) > 1 and len(marks) == len(batch):
-        worker_ids = {write.worker_id for write in batch if isinstance(write, _SentWrite)}
-        if len(worker_ids) == 1:
-            return store.mark_sent_many(conn, worker_ids.pop(), marks)
-    return run_each(conn, batch)
+def _one_statement(batch: list[_Write]) -> bool:
+    if all(isinstance(write, store.SentMark) for write in batch):
+        return True
+    return len(batch) == 1 and isinstance(batch[0], _OneStatement)
 
 
 class OutcomeRecorder:
@@ -101,8 +84,8 @@ class OutcomeRecorder:
         self.clock = clock
         self.worker_id = worker_id
         self._stop = stop  # set when the worker stops: no more waiting between retries
-        self._outcomes: GroupCommit[Callable[[sa.Connection], Any], Any] = GroupCommit(
-            lambda: self.engine, _write_batch, name="delivery-outcomes", single=_one_statement
+        self._outcomes: GroupCommit[_Write, Any] = GroupCommit(
+            lambda: self.engine, self._write_batch, name="delivery-outcomes", single=_one_statement
         )
 
     def record(self, item: sa.Row[Any], outcome: Outcome) -> None:
@@ -122,7 +105,7 @@ class OutcomeRecorder:
                 link=outcome.link,
                 note=outcome.note,
             )
-            if not self._write(_SentWrite(mark, self.worker_id)):
+            if not self._write(mark):
                 logger.warning("delivery.lease-lost", extra=extra)
             logger.info("delivery.sent", extra=extra)
         elif isinstance(outcome, Retry):
@@ -130,12 +113,22 @@ class OutcomeRecorder:
         else:
             self._fail(item, outcome)
 
-    def _write(self, write: Callable[[sa.Connection], T]) -> T:
+    def _write_batch(self, conn: sa.Connection, batch: list[_Write]) -> list[Any]:
+        marks = [write for write in batch if isinstance(write, store.SentMark)]
+        if len(marks) == len(batch):
+            return store.mark_sent_many(conn, self.worker_id, marks)
+        return [
+            store.mark_sent_many(conn, self.worker_id, [write])[0]
+            if isinstance(write, store.SentMark)
+            else write(conn)
+            for write in batch
+        ]
+
+    def _write(self, write: _Write) -> Any:
         # Ride out a short database outage (a restart, a failover) before giving up.
         for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
             try:
-                result: T = self._outcomes.submit(write)
-                return result
+                return self._outcomes.submit(write)
             except DBAPIError as exc:
                 if attempt == OUTCOME_WRITE_ATTEMPTS:
                     raise

@@ -14,7 +14,6 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.outbox import store
 from csat_hook.outbox.recorder import _OneStatement
-from csat_hook.outbox.recorder import _SentWrite
 from tests.intake.test_recorder import _release_held_connections  # noqa: F401  # autouse
 from tests.intake.test_recorder import _statements
 from tests.outbox.test_worker import queue_generic
@@ -58,7 +57,7 @@ def test_sent_outcomes_batched_together_are_one_statement_each_with_its_answer(
     recorder = services.delivery_worker(worker_id="w").recorder
     statements = _statements(services.engine, monkeypatch)
 
-    results = recorder._outcomes._transaction([_SentWrite(m, "w") for m in marks])
+    results = recorder._outcomes._transaction(marks)
 
     assert results == [True, False, True]
     if services.engine.dialect.name == "postgresql":
@@ -117,7 +116,7 @@ def test_sent_outcomes_share_a_statement_only_with_each_other(services, clock, m
     writes: list[Any] = []
     for row, kind in zip(rows, batch, strict=True):
         if kind == "sent":
-            writes.append(_SentWrite(store.SentMark(row.id, clock(), "m", "b"), "w"))
+            writes.append(store.SentMark(row.id, clock(), "m", "b"))
         else:
             writes.append(
                 _OneStatement(

@@ -82,6 +82,35 @@ def _mark_sent_stmts() -> tuple[Any, Any, Any]:
     return done, plain, with_agent
 
 
+@dataclass(frozen=True)
+class SentMark:
+    """One delivered reply or alert, as :func:`mark_sent` records it (see there)."""
+
+    outbox_id: int
+    now: datetime
+    external_id: str | None
+    body: str | None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    agent_email: str | None = None
+    link: str | None = None
+    note: str | None = None
+
+    def fitted(self) -> SentMark:
+        """This mark with each text storable and fitted to its column (``db/text.py``)."""
+        return SentMark(
+            self.outbox_id,
+            self.now,
+            external_id=fitted(outbox.c.external_id, self.external_id),
+            body=storable(self.body) if self.body is not None else None,
+            agent_id=fitted(surveys.c.agent_id, self.agent_id),
+            agent_name=fitted(surveys.c.agent_name, self.agent_name),
+            agent_email=fitted(surveys.c.agent_email, self.agent_email),
+            link=storable(self.link) if self.link is not None else None,
+            note=fitted(outbox.c.last_error, self.note),
+        )
+
+
 def mark_sent(
     conn: sa.Connection,
     outbox_id: int,
@@ -100,53 +129,74 @@ def mark_sent(
     this worker's claim was taken over meanwhile. ``agent_id`` is stored only where the survey
     had none (an id the agent look-up found). ``note`` is kept in ``last_error`` for operators
     (found by a look-up, sent again without one, not sent again)."""
-    if conn.dialect.name == "postgresql":
-        mark = SentMark(
-            outbox_id, now, external_id, body, agent_id, agent_name, agent_email, link, note
-        )
-        return mark_sent_many(conn, worker_id, [mark])[0]
+    mark = SentMark(
+        outbox_id, now, external_id, body, agent_id, agent_name, agent_email, link, note
+    )
+    return mark_sent_many(conn, worker_id, [mark])[0]
+
+
+def mark_sent_many(conn: sa.Connection, worker_id: str, marks: Sequence[SentMark]) -> list[bool]:
+    """:func:`mark_sent` for each of ``marks`` (this worker's claims), in order; on PostgreSQL
+    in ONE statement, atomic on its own (run it in autocommit to save BEGIN and COMMIT)."""
+    fitted_marks = [mark.fitted() for mark in marks]
+    if conn.dialect.name != "postgresql":
+        return [_mark_sent_one(conn, worker_id, mark) for mark in fitted_marks]
+    if not fitted_marks:
+        return []
+    records = [
+        {
+            "outbox_id": m.outbox_id,
+            "sent_at": naive_utc_iso(m.now),
+            "external_id": m.external_id,
+            "body": m.body,
+            "note": m.note,
+            "with_link": m.link is not None,
+            "agent_id": m.agent_id,
+            "agent_name": m.agent_name,
+            "agent_email": m.agent_email,
+            "link": m.link,
+        }
+        for m in fitted_marks
+    ]
     params = {
-        "outbox_id": outbox_id,
+        # ASCII only, as the closes' rows (intake/store.py): every character travels as an
+        # escape PostgreSQL reads back unchanged.
+        "rows": json.dumps(records, ensure_ascii=True, separators=(",", ":")),
         "worker_id": worker_id,
-        "sent_now": now,
-        "updated_now": now,
-        "external_id": fitted(outbox.c.external_id, external_id),
-        "body": storable(body) if body is not None else None,
-        "note": fitted(outbox.c.last_error, note),
     }
-    agent = {
-        "agent_id": fitted(surveys.c.agent_id, agent_id),
-        "agent_name": fitted(surveys.c.agent_name, agent_name),
-        "agent_email": fitted(surveys.c.agent_email, agent_email),
-        "link": storable(link) if link is not None else None,
-    }
+    done = {row[0] for row in driver_rows(conn, _mark_sent_many_sql(), params)}
+    return [m.outbox_id in done for m in marks]
+
+
+def _mark_sent_one(conn: sa.Connection, worker_id: str, mark: SentMark) -> bool:
+    # SQLite: the outbox row, then its survey (a reply's; an alert has none).
     done, plain, with_agent = _mark_sent_stmts()
+    params = {
+        "outbox_id": mark.outbox_id,
+        "worker_id": worker_id,
+        "sent_now": mark.now,
+        "updated_now": mark.now,
+        "external_id": mark.external_id,
+        "body": mark.body,
+        "note": mark.note,
+    }
     row = conn.execute(done, params).first()
     if row is None:
         return False
-    survey_id = row.survey_id
-    if survey_id is None:  # an alert: no survey to update
+    if row.survey_id is None:  # an alert: no survey to update
         return True
-    if link is None:
-        conn.execute(plain, {"survey_id": survey_id, "sent_now": now})
+    survey = {"survey_id": row.survey_id, "sent_now": mark.now}
+    if mark.link is None:
+        conn.execute(plain, survey)
     else:
-        conn.execute(with_agent, {"survey_id": survey_id, "sent_now": now, **agent})
+        agent = {
+            "agent_id": mark.agent_id,
+            "agent_name": mark.agent_name,
+            "agent_email": mark.agent_email,
+            "link": mark.link,
+        }
+        conn.execute(with_agent, {**survey, **agent})
     return True
-
-
-@dataclass(frozen=True)
-class SentMark:
-    """One delivered reply or alert, as :func:`mark_sent` records it (see there)."""
-
-    outbox_id: int
-    now: datetime
-    external_id: str | None
-    body: str | None
-    agent_id: str | None = None
-    agent_name: str | None = None
-    agent_email: str | None = None
-    link: str | None = None
-    note: str | None = None
 
 
 @functools.cache
@@ -182,53 +232,6 @@ def _mark_sent_many_sql() -> str:
         " FROM done AS d WHERE s.id = d.survey_id RETURNING s.id)"
         " SELECT id FROM done"
     )
-
-
-def mark_sent_many(conn: sa.Connection, worker_id: str, marks: Sequence[SentMark]) -> list[bool]:
-    """:func:`mark_sent` for each of ``marks`` (this worker's claims), in order; on PostgreSQL
-    in ONE statement, atomic on its own (run it in autocommit to save BEGIN and COMMIT)."""
-    if conn.dialect.name != "postgresql":
-        return [
-            mark_sent(
-                conn,
-                m.outbox_id,
-                worker_id,
-                m.now,
-                external_id=m.external_id,
-                body=m.body,
-                agent_id=m.agent_id,
-                agent_name=m.agent_name,
-                agent_email=m.agent_email,
-                link=m.link,
-                note=m.note,
-            )
-            for m in marks
-        ]
-    if not marks:
-        return []
-    records = [
-        {
-            "outbox_id": m.outbox_id,
-            "sent_at": naive_utc_iso(m.now),
-            "external_id": fitted(outbox.c.external_id, m.external_id),
-            "body": storable(m.body) if m.body is not None else None,
-            "note": fitted(outbox.c.last_error, m.note),
-            "with_link": m.link is not None,
-            "agent_id": fitted(surveys.c.agent_id, m.agent_id),
-            "agent_name": fitted(surveys.c.agent_name, m.agent_name),
-            "agent_email": fitted(surveys.c.agent_email, m.agent_email),
-            "link": storable(m.link) if m.link is not None else None,
-        }
-        for m in marks
-    ]
-    params = {
-        # ASCII only, as the closes' rows (intake/store.py): every character travels as an
-        # escape PostgreSQL reads back unchanged.
-        "rows": json.dumps(records, ensure_ascii=True, separators=(",", ":")),
-        "worker_id": worker_id,
-    }
-    done = {row[0] for row in driver_rows(conn, _mark_sent_many_sql(), params)}
-    return [m.outbox_id in done for m in marks]
 
 
 def reschedule(

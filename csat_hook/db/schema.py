@@ -49,13 +49,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-_naive_utc = UTCDateTime().process_bind_param  # built once: statements run it per row
+_to_column = UTCDateTime().process_bind_param  # built once: statements run it per row
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """``value`` as a :class:`UTCDateTime` column stores it (naive UTC): for parameters sent
+    past SQLAlchemy's type processing (``db/frozen.py: driver_rows``)."""
+    return _to_column(value, None)
 
 
 def naive_utc_iso(value: datetime | None) -> str | None:
-    """``value`` as a :class:`UTCDateTime` column stores it (naive UTC), in ISO 8601, which
-    PostgreSQL's ``timestamp`` input reads: for rows sent as one JSON parameter."""
-    naive = _naive_utc(value, None)
+    """:func:`naive_utc` in ISO 8601, which PostgreSQL's ``timestamp`` input reads: for rows
+    sent as one JSON parameter."""
+    naive = _to_column(value, None)
     return naive.isoformat() if naive is not None else None
 
 

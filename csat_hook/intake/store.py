@@ -23,6 +23,7 @@ from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.schema import naive_utc
 from csat_hook.db.schema import naive_utc_iso
 from csat_hook.db.schema import surveys
 from csat_hook.outbox import wake
@@ -147,9 +148,6 @@ _TIME_FIELDS = tuple(n for n in SURVEY_COLUMNS if _pg_field_type(surveys.c[n]) =
 _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 
 
-_naive_utc = UTCDateTime().process_bind_param  # built once: it runs for every batch
-
-
 @functools.cache
 def _record_closes_sql() -> str:
     fields = [(name, _pg_field_type(surveys.c[name])) for name in SURVEY_COLUMNS]
@@ -218,7 +216,7 @@ def record_closes_pg(
         # escape, and a value PostgreSQL would still refuse is its DataError (a 400), never
         # an encoding error in the driver.
         "rows": json.dumps(records, ensure_ascii=True, separators=(",", ":")),
-        "alive_since": _naive_utc(alive_since, None),
+        "alive_since": naive_utc(alive_since),
     }
     # On psycopg's cursor: SQLAlchemy's result set-up cost more CPU than the statement's
     # own client side (csat_hook/db/frozen.py); errors are SQLAlchemy's all the same.

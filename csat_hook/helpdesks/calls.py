@@ -4,6 +4,7 @@ floor, matching, and a refusal worded for the operator)."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC
@@ -21,16 +22,21 @@ def quote_id(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def response_json(response: Any) -> Any:
-    """The response's JSON body; None when it has none, it is not JSON, or it nests too
-    deeply to parse (the parser's RecursionError, as :func:`~csat_hook.helpdesks.reasons.error_body`
-    reads it). Never raises for what a vendor sent."""
+def json_or_none(content: bytes) -> Any:
+    """A body as JSON; None when it is empty, not JSON, or nested too deeply to parse (the
+    parser's RecursionError, as :func:`~csat_hook.helpdesks.reasons.error_body` reads it).
+    Never raises for what a vendor sent: a 2xx answer we cannot read must not look like a
+    failed request, so callers treat None as "no details"."""
     try:
-        return response.json()
+        return json.loads(content) if content else None
     except (ValueError, RecursionError):
-        # A 2xx answer we cannot read must not look like a failed request: the caller
-        # treats None as "no details", as for a body that is not JSON.
         return None
+
+
+def response_json(response: Any) -> Any:
+    """:func:`json_or_none` of the response's body (JSON is UTF-8, -16 or -32, detected from
+    the bytes, whatever charset the headers name)."""
+    return json_or_none(response.content)
 
 
 def unless_not_found(call: Callable[[], Any]) -> Any:

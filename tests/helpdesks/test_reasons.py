@@ -7,8 +7,8 @@ import requests
 import responses
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import json_or_none
 from csat_hook.helpdesks.calls import response_json
-from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import compose_reason
 from csat_hook.helpdesks.reasons import private_values

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
-from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
 from csat_hook.helpdesks.payload import as_text
@@ -93,7 +93,7 @@ def ask_agent(
         if exc.http_status == 404:
             return None  # no such dialog or agent: sent without a name, like a miss
         raise
-    answer = json_or_none(response.content)
+    answer = response_json(response)
     if answer is None:
         # A proxy's page, a half-deployed API: worth asking again later.
         raise DeliveryError(f"{name}: the agent look-up answer is not JSON", retryable=True)

@@ -19,8 +19,8 @@ from pydantic import Field
 from pydantic import SecretStr
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
-from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
 from csat_hook.helpdesks.payload import as_text
@@ -78,7 +78,7 @@ def look(
     if spec.body is not None:
         kwargs["json"] = render(spec.body, values)
     response = http.request(spec.method, url, headers=headers, params=params, **kwargs)
-    answer = json_or_none(response.content)
+    answer = response_json(response)
     if answer is None:
         # A proxy's page, a half-deployed API: worth asking again later.
         raise DeliveryError(f"{name}: the look-up answer is not JSON", retryable=True)

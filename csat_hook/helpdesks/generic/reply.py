@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from pydantic import field_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
-from csat_hook.helpdesks.generic.templates import json_or_none
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
 from csat_hook.helpdesks.generic.templates import require_jmespath
@@ -84,7 +84,7 @@ def send(
     response = http.request(
         spec.method, url, headers=headers, params=params, explain=explain, **kwargs
     )
-    answer = json_or_none(response.content)
+    answer = response_json(response)
     if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
         reason = explain(response) if explain else None
         message = f"{name}: the API answered 2xx with an error ({spec.error_path})"

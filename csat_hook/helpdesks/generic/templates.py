@@ -9,7 +9,6 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 
 from __future__ import annotations
 
-import json
 import string
 import urllib.parse
 from collections.abc import Mapping
@@ -183,15 +182,6 @@ def note_values(note: Note) -> dict[str, str]:
 def text_values(context: Mapping[str, Any]) -> dict[str, str]:
     """A dialog's reply context as placeholder values (None as empty)."""
     return {k: "" if v is None else str(v) for k, v in context.items()}
-
-
-def json_or_none(content: bytes) -> Any:
-    """An answer's body as JSON; None when empty, not JSON, or nested too deeply to parse
-    (the parser's RecursionError). Never raises for what a vendor sent."""
-    try:
-        return json.loads(content) if content else None
-    except (ValueError, RecursionError):
-        return None
 
 
 def require_jmespath(expression: str, key: str | None = None) -> None:

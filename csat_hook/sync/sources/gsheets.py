@@ -190,7 +190,7 @@ class GSheetsResults(ResultsSource):
 
         def to_datetime(value: Any) -> datetime | None:
             if isinstance(value, int | float) and not isinstance(value, bool):
-                return from_serial(float(value), tz)
+                return from_serial(value, tz)  # an int too big for a float is its TimestampError
             return text_stamps.parse(value)
 
         read_table(

@@ -162,6 +162,13 @@ class HttpClient:
         finally:
             self._local.guard = previous
 
+    def writes_started(self) -> int:
+        """How many requests that may change something (any method but GET, HEAD, OPTIONS)
+        this thread has handed to the network so far, answered or not. Unchanged across a
+        call means that call cannot have changed anything at a vendor (what an unexpected
+        error in it is then: outbox/results.py)."""
+        return int(getattr(self._local, "writes", 0))
+
     @property
     def session(self) -> requests.Session:
         # One session per thread: requests does not promise Session is thread-safe.
@@ -210,12 +217,14 @@ class HttpClient:
         kwargs: dict[str, Any],
     ) -> requests.Response:
         where = f"{method} {_host(url)}"
-        guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
-        if guard is not None and method.upper() not in SAFE_METHODS and not guard():
-            raise DeliveryError(
-                f"{where}: not sent: this worker can no longer be sure it owns the reply",
-                retryable=True,
-            )
+        if method.upper() not in SAFE_METHODS:
+            guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
+            if guard is not None and not guard():
+                raise DeliveryError(
+                    f"{where}: not sent: this worker can no longer be sure it owns the reply",
+                    retryable=True,
+                )
+            self._local.writes = self.writes_started() + 1
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.RequestException as exc:

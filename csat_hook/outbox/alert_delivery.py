@@ -23,7 +23,7 @@ from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
 from csat_hook.outbox.results import after_look_up
-from csat_hook.outbox.results import unexpected_error
+from csat_hook.outbox.results import unexpected_outcome
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -94,6 +94,7 @@ def _send_alert(
         return Retry(
             DeliveryError("not sent: this worker can no longer be sure it owns it", retryable=True)
         )
+    writes = destination.http.writes_started()
     try:
         result = destination.send(message)
     except DeliveryError as exc:
@@ -101,10 +102,14 @@ def _send_alert(
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
     except Exception as exc:
-        # A bug, or an answer the destination could not read: the alert may have gone out.
-        # Unknown: the next claim settles it as the destination says, never a blind resend.
+        # A bug, or an answer the destination could not read. Once a write request went out
+        # the alert may have arrived: unknown, settled at the next claim as the destination
+        # says, never a blind resend. Before any (rendering, say), nothing was sent: failed,
+        # and not "recorded as sent, unconfirmed" by a destination that skips unknowns.
+        # SMTP sends no HTTP: its own errors after DATA are DeliveryErrors (notify/smtp.py).
         logger.exception("delivery.unexpected-error", extra=extra)
-        return Retry(unexpected_error(exc))
+        wrote = destination.http.writes_started() != writes
+        return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
     return Sent(result.external_id, None, note=note)
 
 

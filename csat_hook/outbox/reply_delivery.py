@@ -32,7 +32,7 @@ from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
 from csat_hook.outbox.results import Unchecked
 from csat_hook.outbox.results import after_look_up
-from csat_hook.outbox.results import unexpected_error
+from csat_hook.outbox.results import unexpected_outcome
 
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
@@ -111,6 +111,7 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
                 f"sent again without a check ({checked.reason}): an earlier attempt's outcome "
                 "was unknown, the dialog may show the survey twice"
             )
+    writes = adapter.http.writes_started()
     try:
         result = adapter.send_reply(reply)
     except DeliveryError as exc:
@@ -121,10 +122,12 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
             return Retry(exc)
         return Failed(exc.message, exc.http_status)
     except Exception as exc:
-        # A bug, or an answer the adapter could not read: the reply may have been posted.
-        # Unknown, even on the last attempt: the next claim looks before posting again.
+        # A bug, or an answer the adapter could not read. Once a write request went out the
+        # reply may have been posted: unknown, even on the last attempt (the next claim looks
+        # before posting again).
         logger.exception("delivery.unexpected-error", extra=extra)
-        return Retry(unexpected_error(exc))
+        wrote = adapter.http.writes_started() != writes
+        return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
     return Sent(result.external_id, reply.text, reply.agent, link, note=note)
 
 

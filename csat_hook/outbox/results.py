@@ -84,6 +84,20 @@ def unexpected_error(exc: BaseException) -> DeliveryError:
     )
 
 
+def unexpected_outcome(exc: BaseException, *, wrote: bool, uncertain: bool) -> Outcome:
+    """The outcome of a send that raised ``exc`` unexpectedly. ``wrote``: a request that may
+    change something went out during it (``HttpClient.writes_started`` moved): unknown, see
+    :func:`unexpected_error`. Otherwise nothing was sent, and retrying would fail the same
+    way on the same data while holding the row: failed, visibly (the type only, never the
+    text); ``uncertain`` adds that an earlier attempt's outcome is unknown."""
+    if wrote:
+        return Retry(unexpected_error(exc))
+    reason = f"internal error before anything was sent ({type(exc).__name__}): not sent"
+    if uncertain:
+        reason += "; an earlier attempt's outcome is unknown"
+    return Failed(reason)
+
+
 @dataclass(frozen=True)
 class Unchecked:
     """The helpdesk (or destination) cannot be asked whether the row landed, and why."""

@@ -4,6 +4,7 @@ rate limits, timeouts and a dead worker; replies are not affected."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,9 @@ import sqlalchemy as sa
 
 from csat_hook.db.schema import outbox
 from csat_hook.devtools.fake_notify import Script
+from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.notify.records import AlertMessage
 from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.services import build_services
@@ -216,3 +219,45 @@ def test_a_reopened_dialog_cancels_its_reply_not_its_alerts(alerting, clock):
         assert store.cancel_waiting(conn, "generic", "D-1001", clock()) == 1
     assert [r.status for r in rows(alerting, "reply")] == ["cancelled"]
     assert {r.status for r in rows(alerting)} == {"pending"}
+
+
+def test_a_slack_alert_that_breaks_before_posting_fails_and_is_not_recorded_as_sent(
+    alerting, fake_notify, clock, monkeypatch
+):
+    """A bug in rendering (before any request) is not an unknown outcome: Slack settles those
+    as "sent, unconfirmed", which would hide an alert that never left."""
+    slack = alerting.destinations["slack"]
+
+    def broken(message: AlertMessage) -> dict[str, Any]:
+        raise RuntimeError("Ivan's private words")
+
+    monkeypatch.setattr(slack, "payload", broken)
+    raise_now(alerting, [changed()])
+
+    drain(alerting.delivery_worker(), clock)
+
+    row = by_destination(alerting)["slack"]
+    assert row.status == "failed" and row.attempts == 1 and row.uncertain_since is None
+    assert row.last_error == "internal error before anything was sent (RuntimeError): not sent"
+    assert fake_notify.requests("slack") == []
+    assert {r.status for d, r in by_destination(alerting).items() if d != "slack"} == {"sent"}
+
+
+def test_a_slack_alert_that_breaks_after_posting_is_not_posted_again(
+    alerting, fake_notify, clock, monkeypatch
+):
+    slack = alerting.destinations["slack"]
+    send: Callable[[AlertMessage], SendResult] = slack.send
+
+    def posted_then_broke(message: AlertMessage) -> SendResult:
+        send(message)
+        raise RuntimeError("answer: Ivan's private words")
+
+    monkeypatch.setattr(slack, "send", posted_then_broke)
+    raise_now(alerting, [changed()])
+
+    drain(alerting.delivery_worker(), clock)
+
+    row = by_destination(alerting)["slack"]
+    assert row.status == "sent" and row.last_error.startswith("outcome unknown, not sent again")
+    assert len(fake_notify.requests("slack")) == 1

@@ -271,7 +271,14 @@ def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
         with client.guarded(lambda: False):
             error = post(client, url)
             assert client.request("GET", url + "/api/messages").json() == {"id": 1}
+        assert client.writes_started() == 0  # a refused write and a read change nothing
         assert client.request("POST", url + "/api/messages", json={}).status_code == 200
+        assert client.writes_started() == 1
+        other: list[int] = []  # counted per thread, as the guard is
+        thread = threading.Thread(target=lambda: other.append(client.writes_started()))
+        thread.start()
+        thread.join()
+        assert other == [0]
 
     assert [line.split(b" ")[0] for line in seen] == [b"GET", b"POST"]
     assert error.retryable and not error.outcome_unknown

@@ -81,6 +81,29 @@ def test_an_unexpected_error_before_the_request_fails_the_reply_without_posting(
     assert survey_row(services).status == "failed"
 
 
+def test_an_unexpected_error_in_sending_before_any_post_fails_the_reply_without_posting(
+    looked_up, fake_helpdesk, clock, monkeypatch
+):
+    # The adapter's own send broke before its POST (building the vendor's payload, say): not
+    # an unknown outcome to look up, and not retried to fail the same way again.
+    adapter = looked_up.helpdesks["generic"]
+
+    def broken(reply: Reply) -> SendResult:
+        adapter.http.request("GET", f"{fake_helpdesk.url}/api/dialogs/D-1001/messages")
+        raise RuntimeError("Ivan's private words")
+
+    monkeypatch.setattr(adapter, "send_reply", broken)
+    queue_generic(looked_up)
+
+    drain(looked_up.delivery_worker(), clock)
+
+    assert posts(fake_helpdesk) == [] and len(gets(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "failed" and item.attempts == 1 and item.uncertain_since is None
+    assert item.last_error == "internal error before anything was sent (RuntimeError): not sent"
+    assert survey_row(looked_up).status == "failed"
+
+
 def test_an_unexpected_error_after_the_request_is_an_unknown_outcome_looked_up_not_reposted(
     looked_up, fake_helpdesk, clock, monkeypatch
 ):

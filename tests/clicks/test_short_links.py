@@ -6,13 +6,17 @@ with the score selected; a forged, edited, unknown or expired reference gets a s
 from __future__ import annotations
 
 import urllib.parse
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.clicks import store
 from csat_hook.clicks import web
 from csat_hook.clicks.limits import RateLimiter
+from csat_hook.clicks.scanners import burst_ids
+from csat_hook.db.schema import link_clicks
 from tests.clicks.conftest import FORM_URL
 from tests.helpers import link_fields
 
@@ -243,3 +247,43 @@ def test_anything_else_under_s_is_the_404_page(served, clock, tail):
 def test_bare_prefix_is_the_404_page(served):
     response = served.get("/s/", headers=HUMAN)
     assert response.status_code == 404 and "does not work" in response.text
+
+
+def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock, monkeypatch):
+    # A customer (or a script with their link) opening it every few seconds for weeks: the
+    # burst check when a click is stored reads only the clicks near it, not the history.
+    survey = served.send_survey("D-12")
+    start = clock()
+    history = [
+        {
+            "survey_id": survey.id,
+            "score": 1 + i % 5,
+            "method": "GET",
+            "clicked_at": start + timedelta(seconds=30 + 3 * i),  # 3 s apart: no burst
+            "automated": False,
+        }
+        for i in range(3000)
+    ]
+    with served.services.engine.begin() as conn:
+        conn.execute(sa.insert(link_clicks), history)
+    clock.advance(30 + 3 * 2999 + 0.5)  # half a second after the last one
+    seen: list[int] = []
+
+    def counting(clicks, burst_seconds):
+        clicks = list(clicks)
+        seen.append(len(clicks))
+        return burst_ids(clicks, burst_seconds)
+
+    monkeypatch.setattr(store, "burst_ids", counting)
+
+    assert served.get(f"/s/{survey.token}/4", headers=HUMAN).status_code == 302
+
+    assert seen == [2]  # the new click and the one 0.5 s before it, not 3,001
+    clicks = served.clicks()
+    assert len(clicks) == 3001
+    # ...and the burst those two make is still found; the rest of the history is untouched.
+    assert [(c.score, c.automated, c.reason) for c in clicks[-2:]] == [
+        (5, True, "burst"),
+        (4, True, "burst"),
+    ]
+    assert not any(c.automated for c in clicks[:-2])

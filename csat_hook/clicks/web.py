@@ -41,6 +41,8 @@ from flask import Response
 from flask import current_app
 from flask import redirect
 from flask import request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import PathConverter
 from werkzeug.wrappers import Response as BaseResponse
 
 from csat_hook import tokens
@@ -58,6 +60,7 @@ from csat_hook.links import agent_label
 from csat_hook.links import build_link
 from csat_hook.links import readable_agent_name
 from csat_hook.links import with_rating
+from csat_hook.links.short import PATH
 
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
@@ -97,9 +100,22 @@ def _service() -> ShortLinks:
     return service
 
 
-@bp.after_request
+class _Rest(PathConverter):
+    """``path`` (tried after the other rules), that may also start with a slash (``/s//x``)."""
+
+    regex = ".*"
+    part_isolating = False  # else set from the regex, which has no "/"
+
+
+@bp.record_once  # before the rules below are added: the set-up runs in order of declaration
+def _converters(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["rest"] = _Rest
+
+
+@bp.after_app_request
 def _private(response: BaseResponse) -> BaseResponse:
-    if request.blueprint == bp.name:
+    # Every answer under /s, the app's own ones too (405 for a POST, say).
+    if request.path == "/s" or request.path.startswith(PATH):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
@@ -120,10 +136,13 @@ def open_with_score(reference: str, score: str) -> BaseResponse:
     return _answer(reference, int(score))
 
 
-@bp.get("/s/")
-@bp.get("/s/<path:rest>")
+@bp.get("/s/", strict_slashes=False)
+@bp.get("/s/<rest:rest>")
 def not_a_short_link(rest: str = "") -> BaseResponse:
-    """Anything else under ``/s/`` (a trailing slash, extra segments): the same 404 page."""
+    """Anything else under ``/s/`` (a trailing slash, extra segments, ``/s``, a doubled slash):
+    the same 404 page. Never werkzeug's 308 to the same path with one slash more or fewer: its
+    address is built from the request's Host (any host a sender names, ``http`` behind a TLS
+    proxy) and it would carry the reference there."""
     return _page(pages.NOT_FOUND)
 
 

@@ -287,3 +287,36 @@ def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock
         (4, True, "burst"),
     ]
     assert not any(c.automated for c in clicks[:-2])
+
+
+@pytest.mark.parametrize("path", ["/s//{token}", "/s//{token}/5", "/s///{token}", "/s"])
+def test_no_redirect_under_s_but_the_one_to_the_form(served, clock, path):
+    # Werkzeug answers a doubled slash, or /s without its slash, with a 308 to the same path
+    # on the Host the request named (over http behind a TLS proxy): an uncached-nowhere,
+    # permanent redirect carrying the reference, to wherever the Host header said.
+    survey = served.send_survey("D-13")
+    clock.advance(120)
+
+    response = served.get(
+        path.format(token=survey.token), headers={**HUMAN, "Host": "evil.example"}
+    )
+
+    assert response.status_code == 404 and "does not work" in response.text
+    assert "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert served.clicks() == []
+
+
+def test_other_methods_are_refused_with_the_same_private_headers(served, clock):
+    survey = served.send_survey("D-14")
+    clock.advance(120)
+
+    response = served.session.post(
+        f"{served.url}/s/{survey.token}/5", headers=HUMAN, allow_redirects=False, timeout=10
+    )
+
+    assert response.status_code == 405
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert served.clicks() == []

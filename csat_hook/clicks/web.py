@@ -65,6 +65,9 @@ from csat_hook.links.short import PATH
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
+# The database did not answer: refused, dropped, or no pooled connection free within the
+# pool's timeout (every one held by a database that stopped answering).
+UNREADABLE = (sa.exc.DBAPIError, sa.exc.TimeoutError)
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("short_links", __name__)
@@ -169,9 +172,10 @@ def _answer(reference: str, score: int | None) -> BaseResponse:
         survey = run_transaction(
             service.engine, lambda conn: find_survey(conn, reference), read_only=True
         )
-    except sa.exc.DBAPIError as exc:
+    except UNREADABLE as exc:
         # Signed by us, so issued by us: the form still opens, rebuilt from the reference.
-        logger.error("short-link.database-down", extra={"error": type(exc.orig).__name__})
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        logger.error("short-link.database-down", extra={"error": type(cause).__name__})
         return redirect(_fallback_link(service.survey, ref, reference, score), code=302)
     if survey is None:
         logger.info("short-link.refused", extra={"status": 404, "reason": "unknown_survey"})
@@ -186,7 +190,7 @@ def _language_of(service: ShortLinks, reference: str) -> str | None:
         survey = run_transaction(
             service.engine, lambda conn: find_survey(conn, reference), read_only=True
         )
-    except sa.exc.DBAPIError:
+    except UNREADABLE:
         return None
     return survey.language if survey is not None else None
 

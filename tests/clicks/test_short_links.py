@@ -214,12 +214,23 @@ def test_rate_limits_answer_429_and_store_nothing(served, clock):
     assert served.get("/s/forged.forged", headers=HUMAN).status_code == 429
 
 
-def test_database_down_still_opens_the_form_for_a_valid_reference(served, clock, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        sa.exc.OperationalError("select", {}, Exception("connection refused")),
+        # Every pooled connection busy for pool_timeout (a database that stopped answering).
+        sa.exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached"),
+    ],
+    ids=["refused", "pool-timeout"],
+)
+def test_database_down_still_opens_the_form_for_a_valid_reference(
+    served, clock, monkeypatch, error
+):
     survey = served.send_survey("D-10")
     clock.advance(300)
 
     def down(*args, **kwargs):
-        raise sa.exc.OperationalError("select", {}, Exception("connection refused"))
+        raise error
 
     monkeypatch.setattr(web, "run_transaction", down)
     response = served.get(f"/s/{survey.token}/2", headers=HUMAN)
@@ -230,6 +241,9 @@ def test_database_down_still_opens_the_form_for_a_valid_reference(served, clock,
         survey.token,
         "2",
     )
+    clock.advance(91 * 86400)  # expired: the page, in the browser's language (no survey's)
+    response = served.get(f"/s/{survey.token}", headers={**HUMAN, "Accept-Language": "ru"})
+    assert response.status_code == 410 and "Опрос завершён" in response.text
 
 
 @pytest.mark.parametrize("tail", ["/", "/5/", "/5/extra", "/%00", "%00", "/..%2F..%2Fhealthz"])

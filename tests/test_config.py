@@ -73,6 +73,19 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
             "survey: {form: {kind: template, url_template: 'https://t.example/?a={agent_name}'}}",
             r"must contain \{token\}",
         ),
+        (  # a relative link: every short link redirected back to csat-hook itself
+            "survey: {form: {url: 'docs.google.com/forms/d/e/X/viewform'}}",
+            r"survey\.form\.url: the form's public link",
+        ),
+        (  # the pre-filled values (the reference too) would land in the fragment
+            "survey: {form: {url: 'https://docs.google.com/forms/d/X/edit#responses'}}",
+            r"survey\.form\.url: .*no #fragment",
+        ),
+        ("survey: {form: {url: 'javascript:alert(1)'}}", r"survey\.form\.url: "),
+        (  # the dialog id a webhook sent would choose where a short link redirects
+            "survey: {form: {kind: template, url_template: 'https://{ticket}.example/?r={token}'}}",
+            r"url_template: .*scheme and host",
+        ),
         ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
         ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.kind: unknown helpdesk kind 'nope'"),
         ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),

@@ -61,6 +61,22 @@ class FormConfig(StrictModel):
                 raise ValueError(f"{role}: {entry!r} is not a Google Forms entry id (entry.<N>)")
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _public_link(cls, value: str) -> str:
+        # Replies carry this link and short links redirect to it: a relative one sends the
+        # customer back to csat-hook, a fragment holds every pre-filled value (the reference
+        # too: the answer could not be credited).
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise ValueError(
+                "the form's public link, https://docs.google.com/forms/d/e/…/viewform "
+                "(csat-hook form-fields prints it)"
+            )
+        if parts.fragment or value.strip().endswith("#"):
+            raise ValueError("the form's public link (…/viewform), with no #fragment")
+        return value.strip()
+
     @field_validator("rating_values")
     @classmethod
     def _short_values(cls, value: dict[int, str]) -> dict[int, str]:
@@ -77,6 +93,18 @@ class FormConfig(StrictModel):
             check_template(self.url_template, frozenset(FIELD_ROLES), where="url_template")
             if "{token}" not in self.url_template:
                 raise ValueError("url_template must contain {token}: answers are credited by it")
+            # The values are a webhook's (a dialog id, a name): none may choose the host a
+            # short link redirects to.
+            head = urllib.parse.urlsplit(self.url_template.strip())
+            if (
+                head.scheme not in ("http", "https")
+                or not head.hostname
+                or any(c in head.netloc for c in "{}@")
+            ):
+                raise ValueError(
+                    "url_template: an https:// link whose scheme and host are written out "
+                    "(placeholders only after the host)"
+                )
         elif "token" not in self.fields:
             raise ValueError("fields.token is required: answers are credited by the signed token")
         return self

@@ -1,11 +1,14 @@
 """The small pages a short link answers when it does not redirect, in the customer's language.
 
 No survey data on them (the reference may be forged), nothing from the request echoed back,
-no script, no external resource: text and a few lines of inline style.
+no script, no external resource: text and a few lines of inline style, and a
+Content-Security-Policy (:data:`POLICY`) that allows nothing else.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 
 NOT_FOUND, GONE, TOO_MANY, UNAVAILABLE = 404, 410, 429, 503
@@ -57,6 +60,15 @@ _STYLE = (
     "background:#f6f7f9;color:#222}main{max-width:32rem;margin:15vh auto;padding:2rem;"
     "background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.08)}"
     "h1{font-size:1.3rem;margin:0 0 1rem}p{line-height:1.5;margin:0}"
+)
+
+
+# The pages run nothing, load nothing, post nothing and are shown in no frame: only their own
+# inline style is allowed (by its hash), so even a mistake in a page could not run a script.
+POLICY = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
+    + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 

@@ -264,6 +264,8 @@ def _page(status: int, *, retry_after: int | None = None, known: str | None = No
     language = pages.language_for(known, request.headers.get("Accept-Language", ""))
     response = Response(pages.page(status, language), status=status, mimetype="text/html")
     response.headers["Content-Language"] = language
+    response.headers["Content-Security-Policy"] = pages.POLICY
+    response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors, for older browsers
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -5,6 +5,9 @@ with the score selected; a forged, edited, unknown or expired reference gets a s
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import urllib.parse
 from datetime import timedelta
 
@@ -261,6 +264,22 @@ def test_anything_else_under_s_is_the_404_page(served, clock, tail):
 def test_bare_prefix_is_the_404_page(served):
     response = served.get("/s/", headers=HUMAN)
     assert response.status_code == 404 and "does not work" in response.text
+
+
+def test_pages_run_nothing_load_nothing_and_cannot_be_framed(served):
+    response = served.get("/s/forged.forged", headers=HUMAN)
+
+    assert response.status_code == 404
+    header = response.headers["Content-Security-Policy"]
+    policy = dict(part.strip().split(" ", 1) for part in header.split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'none'"
+    # The page's one inline style, and nothing else, is allowed: by its hash.
+    style = re.search(r"<style>(.*?)</style>", response.text, re.DOTALL).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{digest}'"
+    assert response.headers["X-Frame-Options"] == "DENY"
 
 
 def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock, monkeypatch):

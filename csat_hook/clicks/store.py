@@ -112,31 +112,25 @@ def mark_bursts(conn: sa.Connection, clicks: Sequence[Click], burst_seconds: flo
     """Mark the clicks that form a burst (:func:`burst_ids`) with ``clicks``, just stored, as
     automated.
 
-    Only each survey's clicks within ``burst_seconds`` of the new ones are read: every burst a
-    new click belongs to lies there, and the older ones were marked when they were stored. A
+    Only their surveys' clicks within ``burst_seconds`` of them are read: every burst a new
+    click belongs to lies there, and the older ones were marked when they were stored. A
     click's cost does not grow with its survey's history (a link opened by a script every few
     seconds for weeks, within the rate limits, is still one small read per click).
     """
-    spans: dict[int, tuple[datetime, datetime]] = {}
-    for click in clicks:
-        first, last = spans.get(click.survey_id, (click.clicked_at, click.clicked_at))
-        spans[click.survey_id] = (min(first, click.clicked_at), max(last, click.clicked_at))
-    if not spans:
+    if not clicks:
         return 0
     margin = timedelta(seconds=burst_seconds)
-    near = sa.or_(
-        *(
-            sa.and_(
-                link_clicks.c.survey_id == survey_id,
-                link_clicks.c.clicked_at.between(first - margin, last + margin),
-            )
-            for survey_id, (first, last) in sorted(spans.items())
-        )
-    )
     rows = conn.execute(
         sa.select(
             link_clicks.c.id, link_clicks.c.survey_id, link_clicks.c.score, link_clicks.c.clicked_at
-        ).where(near)
+        ).where(
+            link_clicks.c.survey_id.in_(sorted({c.survey_id for c in clicks})),
+            # One batch's clicks arrived together: one window around all of them.
+            link_clicks.c.clicked_at.between(
+                min(c.clicked_at for c in clicks) - margin,
+                max(c.clicked_at for c in clicks) + margin,
+            ),
+        )
     ).all()
     found = burst_ids((StoredClick(*row) for row in rows), burst_seconds)
     if not found:

@@ -82,6 +82,18 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
             r"survey\.form\.url: .*no #fragment",
         ),
         ("survey: {form: {url: 'javascript:alert(1)'}}", r"survey\.form\.url: "),
+        (  # a space ends the link in every chat; the port is unreadable
+            "survey: {form: {url: 'https://docs.google.com/forms/d/e/X Y/viewform'}}",
+            r"survey\.form\.url: .*space",
+        ),
+        (
+            "survey: {links: {public_base_url: 'https://csat.example.com/csat survey'}}",
+            r"survey\.links\.public_base_url: .*space",
+        ),
+        (
+            "survey: {links: {public_base_url: 'https://csat.example.com:99999'}}",
+            r"survey\.links\.public_base_url: .*port",
+        ),
         (  # the dialog id a webhook sent would choose where a short link redirects
             "survey: {form: {kind: template, url_template: 'https://{ticket}.example/?r={token}'}}",
             r"url_template: .*scheme and host",

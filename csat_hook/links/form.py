@@ -67,12 +67,13 @@ class FormConfig(StrictModel):
         # Replies carry this link and short links redirect to it: a relative one sends the
         # customer back to csat-hook, a fragment holds every pre-filled value (the reference
         # too: the answer could not be credited).
-        parts = urllib.parse.urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        try:
+            parts = check_link(value)
+        except ValueError as exc:
             raise ValueError(
                 "the form's public link, https://docs.google.com/forms/d/e/…/viewform "
-                "(csat-hook form-fields prints it)"
-            )
+                f"(csat-hook form-fields prints it): {exc}"
+            ) from exc
         if parts.fragment or value.strip().endswith("#"):
             raise ValueError("the form's public link (…/viewform), with no #fragment")
         return value.strip()
@@ -118,6 +119,29 @@ class FormConfig(StrictModel):
 
     def rating_value(self, score: int) -> str:
         return self.rating_values.get(score, str(score))
+
+
+# What a link cannot hold as it is: a chat ends the link at a space, HTML at a quote.
+_NOT_IN_A_LINK = re.compile(r'[\s"<>\\^`{|}]')
+
+
+def check_link(value: str) -> urllib.parse.SplitResult:
+    """``value`` (stripped) as an absolute http(s) link that replies can carry as it is: a
+    host, a readable port, no credentials, no space or other character a link cannot hold.
+    ValueError says what is wrong."""
+    text = value.strip()
+    if _NOT_IN_A_LINK.search(text):
+        raise ValueError("no spaces, quotes or <>\\^`{|} in a link (%20 for a space)")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an absolute http(s) link")
+    if "@" in parts.netloc:
+        raise ValueError("no credentials (user:password@) in a link")
+    try:
+        parts.port  # noqa: B018  (reading it checks it)
+    except ValueError as exc:
+        raise ValueError("the port must be a number up to 65535") from exc
+    return parts
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pydantic import model_validator
 
 from csat_hook.links.body import Choice
 from csat_hook.links.body import Segment
+from csat_hook.links.form import check_link
 from csat_hook.settings import StrictModel
 
 MAX_LABEL = 60
@@ -78,9 +79,10 @@ class LinksConfig(StrictModel):
     def _base(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        parts = urllib.parse.urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("an http(s) address, e.g. https://csat.example.com")
+        try:
+            parts = check_link(value)
+        except ValueError as exc:
+            raise ValueError(f"an http(s) address, e.g. https://csat.example.com: {exc}") from exc
         if parts.query or parts.fragment or "@" in parts.netloc:
             raise ValueError("no query, fragment or credentials: e.g. https://csat.example.com")
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")).rstrip("/")

@@ -106,7 +106,7 @@ def _service() -> ShortLinks:
 class _Rest(PathConverter):
     """``path`` (tried after the other rules), that may also start with a slash (``/s//x``)."""
 
-    regex = ".*"
+    regex = r"[\s\S]*"  # line breaks too (a "." would stop at a %0A)
     part_isolating = False  # else set from the regex, which has no "/"
 
 

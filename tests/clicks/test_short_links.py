@@ -322,7 +322,9 @@ def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock
     assert not any(c.automated for c in clicks[:-2])
 
 
-@pytest.mark.parametrize("path", ["/s//{token}", "/s//{token}/5", "/s///{token}", "/s"])
+@pytest.mark.parametrize(
+    "path", ["/s//{token}", "/s//{token}/5", "/s///{token}", "/s", "/s/%0A{token}//5"]
+)
 def test_no_redirect_under_s_but_the_one_to_the_form(served, clock, path):
     # Werkzeug answers a doubled slash, or /s without its slash, with a 308 to the same path
     # on the Host the request named (over http behind a TLS proxy): an uncached-nowhere,

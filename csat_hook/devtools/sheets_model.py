@@ -2,9 +2,9 @@
 
 The state behind :mod:`csat_hook.devtools.fake_google`: A1 ranges, typed cells, render options
 (UNFORMATTED_VALUE / FORMATTED_VALUE / FORMULA, SERIAL_NUMBER / FORMATTED_STRING), RAW versus
-USER_ENTERED input, grid limits, and ``spreadsheets.batchUpdate`` requests, with the real
-error texts (see docs/sync.md and the shapes recorded in gspread's cassettes). Not a product
-path.
+USER_ENTERED input, grid limits, 50,000 characters a cell, and ``spreadsheets.batchUpdate``
+requests, with the real error texts (see docs/sync.md and the shapes recorded in gspread's
+cassettes). Not a product path.
 
 Every ``batchUpdate`` body is first checked against Google's discovery document
 (:mod:`.discovery`), then applied atomically: tabs (add, delete, properties with frozen rows
@@ -30,7 +30,12 @@ from zoneinfo import ZoneInfo
 from csat_hook.devtools import discovery
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
+CELL_MAX = 50_000  # characters a cell holds
 _CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 class SheetsApiError(Exception):
@@ -437,6 +442,14 @@ def write(
     for value in (v for row in values for v in row):
         if isinstance(value, dict | list) or (isinstance(value, float) and value != value):
             raise SheetsApiError(400, "Invalid values: cells must be strings, numbers or bools")
+        # Google's limit, in its own words; counted in UTF-16 code units, the stricter
+        # reading of "characters" (its backend's strings are UTF-16).
+        if isinstance(value, str) and len(value) > CELL_MAX // 2 and utf16_units(value) > CELL_MAX:
+            raise SheetsApiError(
+                400,
+                f"Your input contains more than the maximum of {CELL_MAX} characters in a "
+                "single cell.",
+            )
     return {"box": box, "values": values, "input": input_option, "height": height, "width": width}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
 import pytest
 
+from csat_hook.db.schema import answers
 from csat_hook.devtools import sheets_model
 from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
@@ -363,3 +365,34 @@ def test_a_lost_answer_to_a_value_write_is_simply_retried(kit):
     summary = kit.run()
     assert summary.status == "ok", summary.error
     assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [200, "dropped", 200]
+
+
+def test_a_comment_longer_than_a_cell_holds_is_cut_and_the_report_still_written(kit, tmp_path):
+    """Sheets refuses a whole values.batchUpdate when one cell is over 50,000 characters (400
+    "Your input contains more than the maximum of 50000 characters in a single cell.", as the
+    fake answers): one long comment kept every tab from being written, run after run. A CSV
+    export carries one (Python's csv reads fields of up to 131,072 characters); the comment
+    is stored whole and cut in the cell, an ellipsis marking the cut."""
+    long_text = "It took a week." * 4_000  # 60,000 characters
+    emoji = "\U0001f621" * 30_000  # 30,000 characters, 60,000 UTF-16 code units
+    tokens = [kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")]
+    export = tmp_path / "export.csv"
+    with export.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EN_HEADER)
+        writer.writerow(["2026/11/19 3:47:14 PM GMT+3", 1, long_text, "", "T-1", tokens[0]])
+        writer.writerow(["2026/11/19 4:47:14 PM GMT+3", 2, emoji, "", "T-2", tokens[1]])
+    kit.fake.add_spreadsheet("report-sheet")
+    kit.fake.add_tab("report-sheet", "Sheet1", [], sheet_id=0)
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"gsheets": {"spreadsheet_id": "report-sheet"}},
+    )
+
+    summary = kit.run(config)
+
+    assert summary.status == "ok", summary.error
+    newest_first = [row[3] for row in kit.fake.cells("report-sheet", "Anna Petrova (7)")[1:3]]
+    assert newest_first == ["\U0001f621" * 24_999 + "…", long_text[:49_999] + "…"]
+    assert kit.fake.cells("report-sheet", "Responses")[1][7] == newest_first[0]
+    assert sorted(r.comment for r in kit.rows(answers)) == sorted([long_text, emoji])

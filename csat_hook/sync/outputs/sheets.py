@@ -13,7 +13,8 @@
    tab's whole grid. That overwrites old extents without a separate clear, and since each
    request is atomic, a failed write leaves every tab as it was. ``valueInputOption=RAW``:
    a comment starting with ``=`` stays text; numbers are numbers (fractions under a percent
-   format) and date-times are serial numbers under a date-time format.
+   format) and date-times are serial numbers under a date-time format. A text longer than a
+   cell holds is cut (:mod:`.cells`): Google refuses the whole request otherwise.
 
 The responses tab of the form (when the output is the same spreadsheet) is protected: no
 title of ours may take it, and a plan that would touch it is refused.
@@ -44,6 +45,8 @@ from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.cells import SHEETS_CELL_MAX
+from csat_hook.sync.outputs.cells import fitted_cell
 from csat_hook.sync.outputs.digest import contents_digest
 from csat_hook.sync.outputs.sheets_charts import chart_requests
 from csat_hook.sync.outputs.sheets_expect import expectation
@@ -88,13 +91,17 @@ def serial(value: datetime | date) -> float | int:
 
 
 # Cell types written as they are (checked by exact class: bool is not among them and goes
-# through sheet_value, which returns it unchanged).
+# through sheet_value, which returns it unchanged); text as it is up to this many characters
+# (within SHEETS_CELL_MAX however it is counted), longer text through sheet_value.
 _PLAIN = frozenset((str, int, float))
+_SHORT = SHEETS_CELL_MAX // 2
 
 
 def sheet_value(value: Cell) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return fitted_cell(value, SHEETS_CELL_MAX)
     if isinstance(value, datetime | date):
         return serial(value)
     return value
@@ -374,7 +381,8 @@ def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
     the plan's columns and blank rows up to its row count, every row as ``json.dumps`` of the
     whole would write it (", " between rows, ``allow_nan=False`` as requests' ``json=`` has
     it: NaN is not JSON, and Google refuses it)."""
-    cols, plain, codec = plan.cols, _PLAIN, "ascii" if ascii_only else "utf-8"
+    cols, plain, short = plan.cols, _PLAIN, _SHORT
+    codec = "ascii" if ascii_only else "utf-8"
 
     def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False).encode(codec)
@@ -392,7 +400,13 @@ def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
     rows, padding, written = plan.grid.rows, [""] * cols, 0
     for start in range(0, len(rows), ROWS_PER_BLOCK):
         block = [
-            [v if v.__class__ in plain else sheet_value(v) for v in row] + padding[len(row) :]
+            [
+                v
+                if v.__class__ in plain and (v.__class__ is not str or len(v) <= short)
+                else sheet_value(v)
+                for v in row
+            ]
+            + padding[len(row) :]
             for row in rows[start : start + ROWS_PER_BLOCK]
         ]
         out.write(b", " if written else b"")

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 SHEETS_MAX = 100
 XLSX_MAX = 31
-_FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
+# Also what XML cannot hold (an .xlsx keeps the titles in XML): controls, U+FFFE, U+FFFF.
+_FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def clean(text: str, max_len: int) -> str:

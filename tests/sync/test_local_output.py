@@ -56,6 +56,25 @@ def test_xlsx_keeps_formula_like_text_as_text(tmp_path: Path):
     assert [c.value for c in sheet["B"][1:3]] == [5, 5] and sheet["B"][1].data_type == "n"
 
 
+def test_xlsx_opens_whatever_the_text_holds(tmp_path: Path):
+    """XML 1.0 has no U+FFFE nor U+FFFF (https://www.w3.org/TR/xml/#charsets), which openpyxl
+    writes as they are: a comment or an agent's name holding one made a workbook that is not
+    well-formed (Excel: damaged; openpyxl could not read it back). An Excel cell holds 32,767
+    characters ("Excel specifications and limits", KB 211878; UTF-16 units): a longer comment
+    is cut, "…" marking the cut."""
+    long_text, emoji = "x" * 40_000, "\U0001f621" * 20_000
+    rows = [["Comment"], ["a\ufffeb\uffffc"], [long_text], [emoji]]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [Grid("Anna\uffff", "agent", rows, key="7")], Texts("en"))
+
+    sheet = load_workbook(path)["Anna (7)"]
+    assert [c.value for c in sheet["A"][1:]] == [
+        "abc",
+        "x" * 32_766 + "…",
+        "\U0001f621" * 16_383 + "…",  # 32,766 UTF-16 units and the ellipsis
+    ]
+
+
 def test_csv_neutralises_injection_per_owasp(tmp_path: Path):
     table = Table([Column("Comment"), Column("Rating", Fmt.COUNT)], [[v, -1] for v in EVIL])
     path = tmp_path / "answers.csv"

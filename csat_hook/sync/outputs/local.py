@@ -3,7 +3,8 @@
 Text that a spreadsheet program would run as a formula stays text:
 
 * xlsx: every string cell is stored with the string type (openpyxl would otherwise make any
-  value starting with ``=`` a formula); characters XML cannot hold are dropped.
+  value starting with ``=`` a formula); characters XML cannot hold are dropped, and text
+  over the 32,767 characters a cell holds is cut.
 * CSV: per the OWASP "CSV Injection" guidance, a text cell starting with ``=``, ``+``, ``-``,
   ``@``, a tab or a carriage return gets a leading apostrophe (``'=1+1``), which Excel and
   LibreOffice show as text; numbers are written as numbers. The files are UTF-8 with a BOM

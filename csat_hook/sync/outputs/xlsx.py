@@ -4,7 +4,9 @@ Number formats, fonts and fills go on each cell as it is appended; column widths
 heights and frozen panes are set before the first row (write-only mode writes them ahead of
 the data); conditional formats and charts are added after the rows. Formulas in conditional
 formats are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is
-stored with the string type, so nothing that looks like a formula runs.
+stored with the string type, so nothing that looks like a formula runs, without the
+characters XML cannot hold, and cut to the 32,767 characters an Excel cell holds
+(:mod:`.cells`).
 
 Charts: CSAT by agent as columns with the 95% interval as custom error bars (Excel takes
 the amounts below and above each bar from cells: two hidden columns right of the grid, which
@@ -15,13 +17,13 @@ axis.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date
 from datetime import datetime
 from typing import Any
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart
 from openpyxl.chart import LineChart
 from openpyxl.chart import Reference
@@ -49,8 +51,15 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
+from csat_hook.sync.outputs.cells import fitted_cell
 from csat_hook.sync.texts import Texts
 
+# Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
+# LF and CR, no surrogate, neither U+FFFE nor U+FFFF). openpyxl's ILLEGAL_CHARACTERS_RE
+# misses the last two kinds and writes them: the sheet is then not well-formed XML, which
+# Excel reports as a damaged file and openpyxl itself cannot read back.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
 RED, GREEN, GREY = "F4CCCC", "D9EAD3", "EFEFEF"
 DARK_RED, DARK_GREEN, MUTED = "990000", "274E13", "777777"
@@ -166,7 +175,7 @@ def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, 
 
 def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
     if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+        cell = WriteOnlyCell(sheet, value=fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX))
         cell.data_type = "s"  # never a formula, whatever the text starts with
     elif style or isinstance(value, datetime | date):
         cell = WriteOnlyCell(sheet, value=value)

@@ -4,6 +4,7 @@ other rows are credited, on this run and on every later one."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,34 @@ def test_a_serial_json_number_of_any_size_is_a_skipped_row(kit, stamp):
     summary = kit.run(kit.config(results={"min_skipped_rows": 100}))
     assert summary.status == "ok", summary.error
     assert summary.skipped == {"bad_timestamp": 1}
+
+
+@pytest.mark.parametrize(
+    ("zone", "stamp"),
+    [("America/New_York", "0001-01-01 03:00:00 UTC"), ("Asia/Tokyo", "9999-12-31 20:00:00 UTC")],
+)
+def test_an_answer_the_reports_time_zone_cannot_show_does_not_fail_the_report(
+    kit, tmp_path, zone, stamp
+):
+    """An instant within UTC's range but not within ``metrics.timezone``'s (year 1 seen from
+    New York, 9999 from Tokyo) is credited, and every report failed converting it to local
+    time ("internal error (OverflowError at sync/report/common.py)"), run after run. It is
+    shown as its UTC time."""
+    token, other = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")
+    lines = ["Timestamp,Rating,Comment,Agent,Ticket,Reference"]
+    lines.append(f"2026/11/19 3:47:14 PM GMT+3,5,ok,Anna,T-1,{token}")
+    lines.append(f"{stamp},2,x,Anna,T-2,{other}")
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        metrics={"timezone": zone},
+        output={"gsheets": {"enabled": False}, "local": {"enabled": True}},
+    )
+    for _ in range(2):
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+    assert sorted(r.dialog_id for r in kit.rows(answers)) == ["T-1", "T-2"]
+    with (tmp_path / "report" / "answers.csv").open(encoding="utf-8-sig") as handle:
+        shown = {row["Ticket"]: row for row in csv.DictReader(handle)}
+    assert shown["T-2"][f"Submitted ({zone})"] == stamp.removesuffix(":00 UTC")

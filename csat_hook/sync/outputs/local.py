@@ -82,7 +82,7 @@ def csv_value(value: Any, fmt: Fmt | None) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return neutralize(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return value.isoformat(sep=" ", timespec="minutes")  # strftime writes year 1 as "1"
     if isinstance(value, date):
         return value.isoformat()
     if fmt in _PERCENT:

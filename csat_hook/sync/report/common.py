@@ -77,7 +77,9 @@ def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: s
 class LocalTime:
     """A UTC instant as a naive local ``datetime`` in ``tz`` (to the minute); the UTC offset
     is cached per UTC hour (a report converts every answer's time, and zone conversion is the
-    slow part)."""
+    slow part). An instant whose local time falls outside the years 1-9999 (a sheet's
+    ``0001-01-01 03:00 UTC`` seen from New York) is shown as its UTC time: a stored answer
+    never fails the report."""
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
@@ -87,9 +89,16 @@ class LocalTime:
         hour = int(moment.timestamp() // 3600)
         offset = self._offsets.get(hour)
         if offset is None:
-            offset = moment.astimezone(self.tz).utcoffset() or timedelta(0)
+            try:
+                offset = moment.astimezone(self.tz).utcoffset() or timedelta(0)
+            except OverflowError:
+                offset = timedelta(0)
             self._offsets[hour] = offset
-        return (moment + offset).replace(tzinfo=None, second=0, microsecond=0)
+        try:
+            local = moment + offset
+        except OverflowError:
+            local = moment
+        return local.replace(tzinfo=None, second=0, microsecond=0)
 
 
 def percent_columns(texts: Texts, *keys: str, width: int = 9) -> list[Column]:

@@ -10,6 +10,7 @@ kept across syncs, and ``csat-hook alerts handle`` sets the same value from the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -48,7 +49,13 @@ MAX_CELL = 5000  # a comment is clipped in the tab (Sheets allows 50,000 charact
 
 
 def local(moment: datetime | None, tz: ZoneInfo) -> str | None:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else None
+    """``moment`` in ``tz`` as ``YYYY-MM-DD HH:MM``; in UTC when ``tz`` cannot show it (a
+    local time outside the years 1-9999), as the report's other tabs show it."""
+    if moment is None:
+        return None
+    with contextlib.suppress(OverflowError):
+        moment = moment.astimezone(tz)
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="minutes")
 
 
 def delivery_text(row: Any) -> str:

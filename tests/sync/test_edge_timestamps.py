@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from openpyxl import load_workbook
 
+from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.devtools.fake_notify import FakeNotify
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 from tests.sync.test_attribution import at
@@ -109,8 +112,17 @@ def test_an_answer_the_reports_time_zone_cannot_show_does_not_fail_the_report(
 ):
     """An instant within UTC's range but not within ``metrics.timezone``'s (year 1 seen from
     New York, 9999 from Tokyo) is credited, and every report failed converting it to local
-    time ("internal error (OverflowError at sync/report/common.py)"), run after run. It is
-    shown as its UTC time."""
+    time ("internal error (OverflowError at sync/report/common.py)", and at
+    alerts/report.py for the Alerts tab of the 9999 one's low-rating alert), run after run.
+    It is shown as its UTC time."""
+    receivers = FakeNotify().start()
+    try:
+        _cannot_show(kit, tmp_path, zone, stamp, receivers)
+    finally:
+        receivers.stop()
+
+
+def _cannot_show(kit, tmp_path: Path, zone: str, stamp: str, receivers: FakeNotify) -> None:
     token, other = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "7", "Anna Petrova")
     lines = ["Timestamp,Rating,Comment,Agent,Ticket,Reference"]
     lines.append(f"2026/11/19 3:47:14 PM GMT+3,5,ok,Anna,T-1,{token}")
@@ -121,6 +133,12 @@ def test_an_answer_the_reports_time_zone_cannot_show_does_not_fail_the_report(
         results={"source": "csv", "csv": {"path": str(export)}},
         metrics={"timezone": zone},
         output={"gsheets": {"enabled": False}, "local": {"enabled": True}},
+        alerts={
+            "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        },
     )
     for _ in range(2):
         summary = kit.run(config)
@@ -129,3 +147,9 @@ def test_an_answer_the_reports_time_zone_cannot_show_does_not_fail_the_report(
     with (tmp_path / "report" / "answers.csv").open(encoding="utf-8-sig") as handle:
         shown = {row["Ticket"]: row for row in csv.DictReader(handle)}
     assert shown["T-2"][f"Submitted ({zone})"] == stamp.removesuffix(":00 UTC")
+    if stamp.startswith("9999"):  # recent enough to alert (year 1 is too old)
+        assert len(kit.rows(alerts)) == 1
+        sheet = load_workbook(tmp_path / "report" / "csat-report.xlsx")["Alerts"]
+        header = [c.value for c in sheet[1]]
+        row = [c.value for c in sheet[2]]
+        assert row[header.index("Submitted")] == stamp.removesuffix(":00 UTC")

@@ -3,7 +3,9 @@
 An agent's tab is ``<name> (<key>)`` (just the key when there is no other name), so it
 stays the same across runs and two agents with one name never share a tab. Sheets allows
 100 characters, Excel 31; neither likes ``[]:*?/\\`` nor a leading or trailing apostrophe.
-Titles are compared case-insensitively, as Sheets does.
+Titles are compared case-insensitively, as Sheets does. Lengths are counted in UTF-16 code
+units, as Excel counts them: an emoji is two, and a name of 31 code points holding one makes
+Excel report the workbook damaged (randym/axlsx#588, caxlsx/caxlsx#70).
 """
 
 from __future__ import annotations
@@ -18,10 +20,23 @@ XLSX_MAX = 31
 _FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+def units(text: str) -> int:
+    """``text``'s length in UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def cut(text: str, max_units: int) -> str:
+    """The longest start of ``text`` within ``max_units`` UTF-16 code units."""
+    if len(text) <= max_units and text.isascii():
+        return text
+    # A pair cut in half leaves half a surrogate at the end: "ignore" drops it.
+    return text.encode("utf-16-le", "surrogatepass")[: 2 * max_units].decode("utf-16-le", "ignore")
+
+
 def clean(text: str, max_len: int) -> str:
     """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
     text = " ".join(_FORBIDDEN.sub(" ", text).split()).strip("'").strip()
-    return text[:max_len].rstrip().strip("'") or "-"
+    return cut(text, max_len).rstrip().strip("'") or "-"
 
 
 def agent_title(name: str, key: str, max_len: int) -> str:
@@ -30,9 +45,9 @@ def agent_title(name: str, key: str, max_len: int) -> str:
     if name.casefold() == key.casefold():
         return key
     suffix = f" ({key})"
-    if len(suffix) >= max_len - 3:
+    if units(suffix) >= max_len - 3:
         return clean(f"{name} ({key})", max_len)
-    return clean(name[: max_len - len(suffix)] + suffix, max_len)
+    return clean(cut(name, max_len - units(suffix)) + suffix, max_len)
 
 
 def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()) -> list[str]:
@@ -44,7 +59,7 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
         while candidate.casefold() in used:
             n += 1
             tail = f" {n}"
-            candidate = title[: max_len - len(tail)].rstrip() + tail
+            candidate = cut(title, max_len - len(tail)).rstrip() + tail
         used.add(candidate.casefold())
         result.append(candidate)
     return result

@@ -23,6 +23,7 @@ from csat_hook.sync.outputs.local import neutralize
 from csat_hook.sync.outputs.local import write_csv
 from csat_hook.sync.outputs.local import write_xlsx
 from csat_hook.sync.texts import Texts
+from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import table_titles
 
@@ -101,6 +102,20 @@ def test_titles_are_unique_short_and_clean():
     assert titles == ["Summary 2", "Anna (1)", "ANNA (1) 2", "anna (1) 3"]
     assert len({t.casefold() for t in titles}) == 4
     assert table_titles([("'quoted'", None)], 100) == ["quoted"]
+
+
+def test_titles_count_utf16_units_as_excel_does(tmp_path: Path):
+    """Excel's 31-character limit on sheet names counts UTF-16 code units (an emoji is two):
+    an agent named with emoji got a title of 31 code points and up to 62 units, and Excel
+    reports such a workbook damaged (randym/axlsx#588; caxlsx/caxlsx#70 counts UTF-16)."""
+    grids = [Grid("\U0001f338" * 40, "agent", [["x"]], key="7") for _ in range(2)]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, grids, Texts("en"))
+
+    names = load_workbook(path).sheetnames
+    assert names == ["\U0001f338" * 13 + " (7)", "\U0001f338" * 13 + " (7 2"]
+    assert [len(n.encode("utf-16-le")) // 2 for n in names] == [30, 31]
+    assert agent_title("Анна", "\U0001f338" * 20, XLSX_MAX) == "Анна (" + "\U0001f338" * 12
 
 
 def test_csv_holds_readable_numbers(tmp_path: Path):

@@ -13,8 +13,9 @@ way it answers:
   Success is ``200 ok`` in plain text.
 * **Telegram** ``POST /bot<token>/sendMessage`` (known tokens, else ``401 Unauthorized``; a
   malformed one ``404 Not Found``): ``chat_id`` known (``400 chat not found``), HTML parse
-  mode with only Telegram's tags and the four named entities (``can't parse entities``), at
-  most 4096 visible characters counted in UTF-16 (``message is too long``). Success is
+  mode with only Telegram's tags and the four named entities (``can't parse entities``), links
+  with a host (``URL host is empty``), at most 4096 visible characters counted in UTF-16
+  (``message is too long``). Success is
   ``{"ok": true, "result": {"message_id", "chat", "date", "text": <visible text>}}``.
 * **Webhook** ``POST /hooks/<name>``: verifies ``webhook-signature`` (v1, HMAC-SHA256 over
   ``id.timestamp.body`` with the configured ``whsec_`` secret; 401 otherwise) and the
@@ -389,6 +390,11 @@ class _TelegramHtml(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in TELEGRAM_TAGS:
             self.error = f'Bad Request: can\'t parse entities: Unsupported start tag "{tag}"'
+        if tag == "a":
+            # A link's URL needs a host (one without a scheme is taken as http://).
+            href = dict(attrs).get("href") or ""  # the parser unescapes attributes
+            if not urlsplit(href if "://" in href else "http://" + href).hostname:
+                self.error = "Bad Request: URL host is empty"
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:

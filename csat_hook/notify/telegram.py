@@ -5,7 +5,8 @@
   forum topic, ``disable_notification``). https://core.telegram.org/bots/api#sendmessage
 * HTML mode: every ``<``, ``>``, ``&`` (and ``"`` in attributes) that is not markup is an
   entity; ``html.escape`` does exactly that (its ``&#x27;`` is a numeric entity, which
-  Telegram accepts). Only ``b``, ``a href`` and ``blockquote`` are used.
+  Telegram accepts). Only ``b``, ``a href`` and ``blockquote`` are used; the ticket is a
+  link only when its URL has a host (Telegram refuses the message otherwise), else text.
   https://core.telegram.org/bots/api#html-style
 * The text is at most 4096 characters after entity parsing (counted here in UTF-16 units,
   as Telegram counts entity offsets): the comment is clipped before that.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -48,6 +50,7 @@ from csat_hook.notify.render import fact_lines
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
+from csat_hook.notify.render import one_line
 
 MAX_TEXT = 4096
 
@@ -58,6 +61,14 @@ def utf16_length(text: str) -> int:
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def linkable(url: str) -> bool:
+    """Whether ``url`` can be a link: absolute http(s) with a host. Telegram refuses a link
+    without a host, and the whole message with it (400 "Bad Request: URL host is empty"), so a
+    ``ticket_url_template`` such as ``/tickets/{ticket}`` would fail every alert for good."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _visible(lines: list[str]) -> int:
@@ -89,9 +100,11 @@ class TelegramDestination(Destination):
         head = [f"<b>{escape(headline(message))}</b>"]
         facts = [escape(line) for line in fact_lines(message)]
         link = []
-        if message.ticket_url:
+        if message.ticket_url and linkable(message.ticket_url):
             label = escape(f"Open ticket {message.dialog_id or ''}".strip())
             link.append(f'<a href="{escape(message.ticket_url)}">{label}</a>')
+        elif message.ticket_url:
+            link.append(escape(f"Ticket: {one_line(message.ticket_url)}"))
         items = [
             "• " + escape(item_line(item, message, include_comment=self.include_comment))
             for item in message.items

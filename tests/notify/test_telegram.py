@@ -60,6 +60,16 @@ def test_without_escaping_telegram_would_refuse_it(fake_notify, monkeypatch):
     assert "can't parse entities" in (caught.value.vendor_reason or "")
 
 
+def test_a_ticket_url_without_a_host_is_text_not_a_link(fake_notify):
+    """Telegram refuses a message whose link has no host (400 "Bad Request: URL host is
+    empty", as answered to ``<a href='/anotherCommand'>``: yagop/node-telegram-bot-api#188),
+    for good: a ``ticket_url_template`` of ``/tickets/{ticket}`` lost every alert."""
+    telegram(fake_notify).send(sample(ticket_url="/tickets/4512"))
+    [message] = fake_notify.delivered("telegram")
+    assert "<a " not in message.json()["text"]
+    assert "Ticket: /tickets/4512" in message.reply["result"]["text"]
+
+
 @pytest.mark.parametrize("unit", ["я", "👍"])
 def test_a_long_comment_is_clipped_to_4096_visible_characters(fake_notify, unit):
     telegram(fake_notify).send(sample(comment=unit * 5000))

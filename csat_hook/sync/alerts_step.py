@@ -29,6 +29,8 @@ from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
 from csat_hook.sync.report.alerts import alerts_grid
+from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import clean
 
 
 class AlertsStep:
@@ -106,9 +108,10 @@ class AlertsStep:
     def _merge_handled(self, output: SheetsOutput) -> int:
         """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
         and keep the team's edits in the database before the tab is rewritten."""
-        title = self.config.alerts.tab
-        if title is None:
+        if self.config.alerts.tab is None:
             return 0
+        # The title as the output writes it: "Alerts: support" is the tab "Alerts support".
+        title = clean(self.config.alerts.tab, SHEETS_MAX)
         tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
         existing = [
             s.get("properties", {}).get("title")

@@ -433,6 +433,44 @@ def test_the_handled_column_is_read_back_and_kept_within_three_reads(kit, receiv
     assert handled[target] in (None, "") and handled[other] == "Boris"
 
 
+def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_column(
+    kit, receivers
+):
+    """``alerts.tab: "Alerts: support"`` is written as "Alerts support" (Sheets and Excel
+    refuse ``:``), but the "Handled" column was looked for under the title as configured, never
+    found, and every edit the team made there was overwritten by the next sync."""
+    config = kit.config(
+        alerts={
+            "tab": "Alerts: support",
+            "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        }
+    )
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+    header = kit.sheet("Alerts support")[0]
+    kit.fake.set_cell(
+        "1RespOnsesSheet", "Alerts support", 1, header.index("Handled"), "Anna: called back"
+    )
+
+    # A later low rating: the tab is written again.
+    kit.now += timedelta(minutes=5)
+    later = kit.survey("T-2", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=1)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.fake.append_rows("1RespOnsesSheet", "Form Responses 1", [[answered, 2, "", "", "", later]])
+    summary = kit.run(config)
+
+    assert summary.alerts["raised"] == {"low": 1}
+    column = header.index("Handled")
+    handled = [(row + [None] * len(header))[column] for row in kit.sheet("Alerts support")[1:3]]
+    assert handled[0] in (None, "") and handled[1] == "Anna: called back"  # newest first
+    assert sorted(a.handled or "" for a in kit.rows(alerts)) == ["", "Anna: called back"]
+
+
 def test_a_moved_handled_column_is_still_read():
     values = [
         ["Handled", "x", "Alert"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,65 @@ def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about(
     assert any(
         "alerts.destinations.note: no configured helpdesk" in w for w in config_warnings(config)
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # PyYAML's own text quotes the offending line: here, a secret.
+        (b"token:\n  secret: Sup3r-S3cret: value\n", r"line 2, column 23: mapping values"),
+        (b"token:\n\tsecret: Sup3r-S3cret-value\n", r"line 2, column 1: .*'\\t'"),
+        (b"token:\n  secret: '\xffSup3r-S3cret-value'\n", r"line 2: not UTF-8 text"),
+        (b"metrics:\n  timezone: 2025-13-45\n", r"line 2, column 13: not a valid date"),
+    ],
+)
+def test_a_file_that_cannot_be_read_names_the_line_and_quotes_nothing(tmp_path, data, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert re.search(message, result.output), result.output
+    assert "S3cret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Billion laughs: seven lines standing for 10**6 values (two more lines, 10**9).
+        (
+            "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 6))
+            + "server: {port: *a5}\n",
+            r"line 5: more than 100000 values once aliases are expanded",
+        ),
+        ("server: " + "[" * 5000 + "]" * 5000, r"line 1, column 72: nested deeper than 64"),
+        (  # nested by aliases, not in the text
+            "".join(f"a{i}: &a{i} [{f'*a{i - 1}' if i else 'x'}]\n" for i in range(100)),
+            r"nested deeper than 64 levels",
+        ),
+        ("a: &a {b: *a}\n", r"line 1: a\.b: an alias refers to itself"),
+    ],
+)
+def test_a_file_too_large_deep_or_recursive_once_expanded_is_refused(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+    assert time.monotonic() - started < 2
+
+
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "helpdesks:\n"
+        "  one: &desk {kind: dryrun, auth: {mode: token, token: a-token-of-ours}}\n"
+        "  two:\n    <<: *desk\n    output: var/two.jsonl\n"
+    )
+    config = load_config(path, env={})
+    assert config.helpdesks["two"].output == "var/two.jsonl"
+    assert config.helpdesks["two"].auth.token.get_secret_value() == "a-token-of-ours"

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from csat_hook.alerts.config import check_alerts_section
 from csat_hook.config.model import ENV_CONFIG_PATH
 from csat_hook.config.model import Config
+from csat_hook.config.yamlfile import load_yaml
 from csat_hook.db.config import normalize_database_url
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
@@ -99,13 +99,10 @@ def load_config(
     if path is not None:
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        loaded = load_yaml(data, source)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -1,0 +1,138 @@
+"""Reading the configuration file: UTF-8 YAML, one document, bounded.
+
+PyYAML's ``safe_load`` alone builds whatever an alias chain expands to (a few lines can stand
+for a billion values), recurses without a limit and lets some errors out as tracebacks. Here
+the document is composed first and checked before anything is built. Errors give the line and
+column, never the line's text: the file holds secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode
+from yaml.nodes import Node
+from yaml.nodes import ScalarNode
+from yaml.nodes import SequenceNode
+
+from csat_hook.errors import ConfigError
+
+MAX_DEPTH = 64  # mappings and lists nested in each other; the configuration needs about 8
+# Values, keys and collections once aliases are expanded: config.example.yaml has about 600.
+MAX_NODES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than :data:`MAX_DEPTH` while composing (the
+    composer recurses), and a date that does not exist as a YAML error with its position."""
+
+    depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.depth >= MAX_DEPTH:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:  # 2025-13-45: PyYAML lets datetime's ValueError through
+            raise yaml.constructor.ConstructorError(
+                None, None, "not a valid date (quote it to mean text)", node.start_mark
+            ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def load_yaml(data: bytes, source: str) -> Any:
+    """The one YAML document in ``data``; ConfigError naming ``source`` and the line when it
+    is not UTF-8, not YAML, nested deeper than :data:`MAX_DEPTH`, larger than
+    :data:`MAX_NODES` once aliases are expanded, or aliased into itself."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{source}: line {line}: not UTF-8 text (save it as UTF-8)") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {_describe(exc)}") from None
+    finally:
+        loader.dispose()
+
+
+def _describe(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the excerpt of the file PyYAML's text includes."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return type(exc).__name__
+    what = "; ".join(part for part in (exc.context, exc.problem) if part)
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return what
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+
+
+def _check(root: Node, source: str) -> None:
+    """Refuse an alias into itself, and a document too deep or too large once
+    aliases are expanded (a chain of aliases nests without nesting in the text).
+
+    Each node is looked into once (aliases share nodes): its size and height are kept."""
+    measured: dict[int, tuple[int, int]] = {}  # id → (size, height) of what it expands to
+    open_nodes: set[int] = set()
+
+    def measure(node: Node, path: str, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in open_nodes:
+            raise _problem(source, node, f"{path or '(top level)'}: an alias refers to itself")
+        if key not in measured:
+            if depth > MAX_DEPTH:
+                raise _problem(source, node, f"nested deeper than {MAX_DEPTH} levels")
+            open_nodes.add(key)
+            size, height = 1, 0
+            for child, where in _children(node, path):
+                child_size, child_height = measure(child, where, depth + 1)
+                size, height = size + child_size, max(height, child_height + 1)
+                if size > MAX_NODES:
+                    raise _problem(
+                        source, node, f"more than {MAX_NODES} values once aliases are expanded"
+                    )
+            open_nodes.discard(key)
+            measured[key] = (size, height)
+        size, height = measured[key]
+        if depth + height > MAX_DEPTH:
+            raise _problem(source, node, f"nested deeper than {MAX_DEPTH} levels")
+        return size, height
+
+    measure(root, "", 0)
+
+
+def _children(node: Node, path: str) -> list[tuple[Node, str]]:
+    """The nodes inside ``node`` with their dotted paths."""
+    if isinstance(node, SequenceNode):
+        return [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    if not isinstance(node, MappingNode):
+        return []
+    children = []
+    for key_node, value in node.value:
+        name = key_node.value if isinstance(key_node, ScalarNode) else "?"
+        where = f"{path}.{name}" if path else str(name)
+        children += [(key_node, where), (value, where)]
+    return children
+
+
+def _problem(source: str, node: Node, message: str) -> ConfigError:
+    return ConfigError(f"{source}: line {node.start_mark.line + 1}: {message}")

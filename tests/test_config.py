@@ -383,3 +383,26 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
     config = load_config(path, env={})
     assert config.helpdesks["two"].output == "var/two.jsonl"
     assert config.helpdesks["two"].auth.token.get_secret_value() == "a-token-of-ours"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "token:\n  secret: the-secret-meant-earlier\n  secret: a-later-secret-value\n",
+            r"line 3: token\.secret: given twice \(first on line 2\); keep one",
+        ),
+        ("server: {port: 8001}\nserver: {port: 8002}\n", r"line 2: server: given twice"),
+        (
+            "helpdesks:\n  d: {kind: dryrun}\n  d: {kind: generic}\n",
+            r"line 3: helpdesks\.d: given twice",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, message):
+    # PyYAML alone keeps the last one without a word.
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path, env={})
+    assert "secret-meant" not in info.value.message and "later-secret" not in info.value.message

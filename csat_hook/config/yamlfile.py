@@ -1,9 +1,10 @@
-"""Reading the configuration file: UTF-8 YAML, one document, bounded.
+"""Reading the configuration file: UTF-8 YAML, one document, bounded, every key given once.
 
-PyYAML's ``safe_load`` alone builds whatever an alias chain expands to (a few lines can stand
-for a billion values), recurses without a limit and lets some errors out as tracebacks. Here
-the document is composed first and checked before anything is built. Errors give the line and
-column, never the line's text: the file holds secrets.
+PyYAML's ``safe_load`` alone keeps the last of two equal keys without a word, builds whatever
+an alias chain expands to (a few lines can stand for a billion values), recurses without a
+limit and lets some errors out as tracebacks. Here the document is composed first and checked
+before anything is built. Errors give the line and column, never the line's text: the file
+holds secrets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from csat_hook.errors import ConfigError
 MAX_DEPTH = 64  # mappings and lists nested in each other; the configuration needs about 8
 # Values, keys and collections once aliases are expanded: config.example.yaml has about 600.
 MAX_NODES = 100_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Loader(yaml.SafeLoader):
@@ -56,7 +58,7 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_ti
 def load_yaml(data: bytes, source: str) -> Any:
     """The one YAML document in ``data``; ConfigError naming ``source`` and the line when it
     is not UTF-8, not YAML, nested deeper than :data:`MAX_DEPTH`, larger than
-    :data:`MAX_NODES` once aliases are expanded, or aliased into itself."""
+    :data:`MAX_NODES` once aliases are expanded, aliased into itself, or repeats a key."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -87,7 +89,7 @@ def _describe(exc: yaml.YAMLError) -> str:
 
 
 def _check(root: Node, source: str) -> None:
-    """Refuse an alias into itself, and a document too deep or too large once
+    """Refuse a repeated key, an alias into itself, and a document too deep or too large once
     aliases are expanded (a chain of aliases nests without nesting in the text).
 
     Each node is looked into once (aliases share nodes): its size and height are kept."""
@@ -103,7 +105,7 @@ def _check(root: Node, source: str) -> None:
                 raise _problem(source, node, f"nested deeper than {MAX_DEPTH} levels")
             open_nodes.add(key)
             size, height = 1, 0
-            for child, where in _children(node, path):
+            for child, where in _children(node, path, source):
                 child_size, child_height = measure(child, where, depth + 1)
                 size, height = size + child_size, max(height, child_height + 1)
                 if size > MAX_NODES:
@@ -120,16 +122,25 @@ def _check(root: Node, source: str) -> None:
     measure(root, "", 0)
 
 
-def _children(node: Node, path: str) -> list[tuple[Node, str]]:
-    """The nodes inside ``node`` with their dotted paths."""
+def _children(node: Node, path: str, source: str) -> list[tuple[Node, str]]:
+    """The nodes inside ``node`` with their dotted paths; a key given twice is refused."""
     if isinstance(node, SequenceNode):
         return [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
     if not isinstance(node, MappingNode):
         return []
     children = []
+    seen: dict[tuple[str, Any], Node] = {}
     for key_node, value in node.value:
         name = key_node.value if isinstance(key_node, ScalarNode) else "?"
         where = f"{path}.{name}" if path else str(name)
+        if isinstance(key_node, ScalarNode) and key_node.tag != MERGE_TAG:
+            first = seen.setdefault((key_node.tag, name), key_node)
+            if first is not key_node:
+                raise _problem(
+                    source,
+                    key_node,
+                    f"{where}: given twice (first on line {first.start_mark.line + 1}); keep one",
+                )
         children += [(key_node, where), (value, where)]
     return children
 

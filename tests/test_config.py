@@ -406,3 +406,34 @@ def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path, env={})
     assert "secret-meant" not in info.value.message and "later-secret" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # The password's "@" unencoded: its rest became the host, which psycopg's connection
+        # error quotes ("failed to resolve host 'Wd-77@db.example.com'").
+        (
+            "postgresql://csat:Pa55@Wd-77@db.example.com/csat",
+            r"an @ in the user name or password must be written %40",
+        ),
+        ("postgresql://csat:Pa55Wd-77@db.example.com:54x2/csat", r"is not a valid URL"),
+        ("postgres://csat:Pa55Wd-77@db.example.com:99999/csat", r"the port must be 1 to 65535"),
+    ],
+)
+def test_a_database_url_the_driver_would_trip_on_is_refused_quoting_none_of_it(url, message):
+    # A bad port used to end in a ValueError traceback at the first connection.
+    result = CliRunner().invoke(main, ["check-config"], env={"DATABASE_URL": url})
+
+    assert result.exit_code == 2, result.output
+    assert re.search(r"database\.url: " + message, result.output), result.output
+    assert "Pa55" not in result.output and "Wd-77" not in result.output
+
+
+def test_an_encoded_password_and_a_socket_url_are_valid():
+    for url in (
+        "postgresql://csat:Pa55%40Wd@db.example.com:5432/csat",
+        "postgresql:///csat?host=/var/run/postgresql",
+        "sqlite:////srv/csat@2/csat.sqlite3",
+    ):
+        assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(url[-12:])

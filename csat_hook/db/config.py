@@ -6,6 +6,8 @@ import re
 
 from pydantic import Field
 from pydantic import field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from csat_hook.settings import StrictModel
 
@@ -17,8 +19,20 @@ class DatabaseConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        # Messages quote nothing of the URL: it holds the password.
         if not re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", value):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        try:
+            url = make_url(value)
+            port = url.port
+        except (ValueError, ArgumentError):
+            raise ValueError("is not a valid URL (is the port a number?)") from None
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("the port must be 1 to 65535")
+        if "@" in (url.host or ""):
+            # The password ended at its first "@" and its rest became the host, which the
+            # driver's connection errors quote.
+            raise ValueError("an @ in the user name or password must be written %40")
         return value
 
 

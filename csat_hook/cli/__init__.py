@@ -1,9 +1,10 @@
 """The ``csat-hook`` command.
 
-Exit codes: 0 success; 1 the command ran and failed (a sync error, an invalid reference to
-``verify-token``, a payload ``inspect-payload`` refuses, a failed ``alerts test``...); 2 bad
-usage or an invalid configuration (the message names the key); 3 ``sync`` only: another sync
-holds the lock, nothing was done (safe to ignore under cron).
+Exit codes: 0 success; 1 the command ran and failed (a database it cannot connect to, a sync
+error, an invalid reference to ``verify-token``, a payload ``inspect-payload`` refuses, a
+failed ``alerts test``...); 2 bad usage or an invalid configuration (the message names the
+key); 3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under
+cron).
 
 One module per command group: ``run`` (serve, worker), ``configure`` (configuration, schema,
 survey links and references), ``operate`` (payloads, the outbox), ``alerts``, ``sync``,
@@ -17,11 +18,13 @@ A command's module is imported when that command runs (click's lazily loaded sub
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 from csat_hook import __version__
 from csat_hook.cli.base import State
+from csat_hook.cli.base import unreachable
 
 pass_state = click.make_pass_decorator(State)
 
@@ -45,7 +48,17 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     """A group whose commands (:data:`COMMANDS`) are imported when asked for, as click's
-    documentation shows for large command sets."""
+    documentation shows for large command sets. A database that cannot be connected to ends
+    any command with a message, not a traceback (:func:`~csat_hook.cli.base.unreachable`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            problem = unreachable(exc)
+            if problem is None:
+                raise
+            raise problem from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})

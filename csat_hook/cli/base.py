@@ -52,6 +52,24 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def unreachable(exc: Exception) -> click.ClickException | None:
+    """What to say (exit 1) when ``exc`` is a failure to connect to the database, or to open
+    its file (ConfigError, exit 2); None for any other error.
+
+    Only a connection's failure is said: it carries no statement, so nothing of the data, and
+    the driver's first line names the host, port and user, never the password."""
+    if isinstance(exc, CsatHookError):
+        return ConfigProblem(exc.message) if isinstance(exc, ConfigError) else None
+    from sqlalchemy.exc import DBAPIError  # loaded by then: the error came from it
+
+    if not isinstance(exc, DBAPIError) or exc.statement is not None:
+        return None
+    lines = str(exc.orig).strip().splitlines()
+    return click.ClickException(
+        f"cannot connect to the database: {lines[0] if lines else type(exc.orig).__name__}"
+    )
+
+
 def warn_insecure(config: Config) -> None:
     """Say which shipped development secrets are still in use (stderr)."""
     keys = insecure_settings(config)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
+from csat_hook.errors import ConfigError
 from csat_hook.files import private_dir
 from csat_hook.files import touch_private
 
@@ -27,7 +28,8 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """Create the engine; for SQLite, create the file's folder and set durable pragmas."""
+    """Create the engine; for SQLite, create the file's folder and set durable pragmas
+    (ConfigError when the file cannot be created)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
@@ -49,11 +51,16 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         # The file holds customer data: owner-only, and so are the -wal and -shm files,
         # which SQLite creates with the database file's permissions.
-        private_dir(Path(database).parent)
-        touch_private(database)
-        for companion in (f"{database}-wal", f"{database}-shm"):
-            if os.path.exists(companion):
-                touch_private(companion)
+        try:
+            private_dir(Path(database).parent)
+            touch_private(database)
+            for companion in (f"{database}-wal", f"{database}-shm"):
+                if os.path.exists(companion):
+                    touch_private(companion)
+        except OSError as exc:  # a folder that is a file, no permission, a read-only disk
+            raise ConfigError(
+                f"database.url: cannot create the SQLite file {database} ({exc.strerror})"
+            ) from None
     engine = sa.create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},

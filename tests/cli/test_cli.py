@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from click.testing import CliRunner
 
@@ -108,3 +109,32 @@ def test_outbox_shows_an_unknown_outcome_and_an_unchecked_resend(tmp_path, monke
     assert "last error: sent again without a check (helpdesk 'dryrun' has no look-up)" in listed
     data = json.loads(invoke(tmp_path, "outbox", "--json").output)
     assert data["replies"][0]["uncertain_since"] is not None
+
+
+def test_a_database_that_cannot_be_reached_is_a_message_not_a_traceback(tmp_path):
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://csat:Pa55-w0rd@127.0.0.1:{port}/csat"
+    for command in (["outbox"], ["sync"], ["db", "current"], ["worker", "--once"]):
+        result = invoke(tmp_path, *command, DATABASE_URL=url)
+
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert (
+            "cannot connect to the database: connection failed: connection to server at "
+            f'"127.0.0.1", port {port} failed: Connection refused' in result.output
+        )
+        assert "Pa55-w0rd" not in result.output
+
+
+def test_a_sqlite_file_that_cannot_be_created_names_the_key(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    url = f"sqlite:///{tmp_path / 'a-file' / 'csat.sqlite3'}"
+    for command in (["outbox"], ["sync"], ["db", "upgrade"]):
+        result = invoke(tmp_path, *command, DATABASE_URL=url)
+
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "database.url: cannot create the SQLite file" in result.output
+        assert "(Not a directory)" in result.output

@@ -437,3 +437,23 @@ def test_an_encoded_password_and_a_socket_url_are_valid():
         "sqlite:////srv/csat@2/csat.sqlite3",
     ):
         assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(url[-12:])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "${CW_SECRET:-Pa55-w0rd-default",  # the closing brace forgotten
+        "${1CW_SECRET:-Pa55-w0rd-default}",  # not a variable name
+        "Pa55-w0rd${literal",  # a literal secret holding ${ (write $$)
+    ],
+)
+def test_a_malformed_reference_says_where_and_quotes_nothing(tmp_path, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"token: {{secret: '{value}'}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert re.search(
+        rf"token\.secret: malformed \$\{{\.\.\.}} reference at character {value.index('${') + 1}",
+        info.value.message,
+    ), info.value.message
+    assert "Pa55" not in info.value.message and "w0rd" not in info.value.message

@@ -53,9 +53,10 @@ def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> 
         inner = text[i + 2 : j - 1]
         name, sep, default = inner.partition(":-")
         if depth or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            # Its position, not its text: a default, or a literal secret's rest, is a secret.
             errors.append(
-                f"{path}: malformed reference ${{{inner}}} (write ${{NAME}} or "
-                "${NAME:-default}; $$ for a literal $)"
+                f"{path}: malformed ${{...}} reference at character {i + 1} (write ${{NAME}} "
+                "or ${NAME:-default}; $$ for a literal $)"
             )
             return text
         if env.get(name):

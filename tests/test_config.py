@@ -457,3 +457,14 @@ def test_a_malformed_reference_says_where_and_quotes_nothing(tmp_path, value):
         info.value.message,
     ), info.value.message
     assert "Pa55" not in info.value.message and "w0rd" not in info.value.message
+
+
+def test_a_helpdesk_name_yaml_reads_as_a_number_is_refused(tmp_path):
+    # It was kept as the int 1, so /webhooks/1 (the text "1") found no helpdesk: 404 forever.
+    path = tmp_path / "c.yaml"
+    path.write_text("helpdesks:\n  1: {kind: dryrun}\n")
+    with pytest.raises(ConfigError, match=r"helpdesks\.1: the name is read as a number; quote it"):
+        load_config(path, env={})
+
+    path.write_text("helpdesks:\n  '1': {kind: dryrun}\n")
+    assert list(load_config(path, env={}).helpdesks) == ["1"]

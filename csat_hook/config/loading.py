@@ -152,7 +152,10 @@ def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any
     validated: dict[str, Any] = {}
     for name, options in raw.items():
         where = f"helpdesks.{name}"
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", str(name)):
+        if not isinstance(name, str):  # YAML reads 1: or 2024: as a number
+            errors.append(f"{where}: the name is read as a number; quote it ('{name}':)")
+            continue
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
             errors.append(
                 f"{where}: the name must be lower-case letters, digits, - or _ "
                 "(it is the URL segment /webhooks/<name>)"

@@ -17,6 +17,7 @@ from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.alerts.records import OVERFLOW_KIND
 from csat_hook.alerts.report import delivery_text
+from csat_hook.cli.base import LIMIT
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.errors import DeliveryError
@@ -28,7 +29,7 @@ KINDS = (ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND)
 
 
 @click.group(invoke_without_command=True)
-@click.option("--limit", default=30, show_default=True)
+@click.option("--limit", default=30, show_default=True, type=LIMIT)
 @click.option(
     "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only these (repeatable)."
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
@@ -19,6 +21,23 @@ if TYPE_CHECKING:
 
 class ConfigProblem(click.ClickException):
     exit_code = 2
+
+
+# What the database can hold: a count of rows to list, a row's id (64-bit).
+LIMIT = click.IntRange(1, 1_000_000)
+ROW_ID = click.IntRange(1, 2**63 - 1)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within the range; click's FloatRange lets nan through."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
 
 
 class State:

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from csat_hook.cli.base import LIMIT
+from csat_hook.cli.base import ROW_ID
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.clock import utcnow
@@ -99,7 +101,7 @@ def inspect_payload(
     type=click.Choice(["pending", "sending", "sent", "failed", "cancelled"]),
     help="Only these statuses (repeatable).",
 )
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
 @click.option(
     "--kind",
     "kinds",
@@ -157,7 +159,7 @@ def outbox(
 
 
 @outbox.command("retry")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=ROW_ID)
 @click.option("--all-failed", is_flag=True, help="Requeue every failed reply and alert.")
 @pass_state
 def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:

@@ -18,8 +18,15 @@ from csat_hook.server import run_server
 
 @click.command()
 @click.option("--host", help="Interface to bind [default: server.host].")
-@click.option("--port", type=int, envvar="PORT", help="Port [env: PORT; default: server.port].")
-@click.option("--workers", type=int, help="Web processes [default: server.workers].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    envvar="PORT",
+    help="Port [env: PORT; default: server.port; 0: any free port].",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), help="Web processes [default: server.workers]."
+)
 @pass_state
 def serve(state: State, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web app and the delivery worker together (the embedded default)."""
@@ -46,7 +53,11 @@ def _sync_child_command(state: State) -> list[str]:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (for cron).")
-@click.option("--threads", type=int, help="Delivery threads [default: delivery.concurrency].")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    help="Delivery threads [default: delivery.concurrency].",
+)
 @pass_state
 def worker(state: State, once: bool, threads: int | None) -> None:
     """Run the delivery worker alone (Procfile ``worker:``)."""

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from csat_hook.cli.base import ConfigProblem
+from csat_hook.cli.base import Seconds
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
@@ -37,7 +38,9 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_e
     help="Run every sync.interval_seconds until stopped (Procfile clock: process).",
 )
 @click.option(
-    "--interval", type=float, help="Seconds between periodic runs [default: sync.interval_seconds]."
+    "--interval",
+    type=Seconds(1, 7 * 86400),
+    help="Seconds between periodic runs [default: sync.interval_seconds].",
 )
 @click.option(
     "--keep-waiting",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from csat_hook.app import create_app
@@ -138,3 +140,45 @@ def test_a_sqlite_file_that_cannot_be_created_names_the_key(tmp_path):
         assert isinstance(result.exception, SystemExit), result.exception
         assert "database.url: cannot create the SQLite file" in result.output
         assert "(Not a directory)" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["outbox", "--limit", "-1"],  # SQLite: no limit at all; PostgreSQL: a traceback
+        ["outbox", "--limit", str(10**20)],
+        ["alerts", "--limit", "0"],
+        ["outbox", "retry", str(2**63)],  # more than a row id holds: a traceback
+        ["serve", "--port", "70000"],  # OverflowError from bind()
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error(tmp_path, args):
+    result = invoke(tmp_path, *args)
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert f"Invalid value for '{args[-2] if args[-2].startswith('--') else '[IDS]...'}'" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        # Each ran on, doing nothing useful: no delivery thread; a web process count of 0
+        # read as "the default"; a sync every second.
+        ("worker", "threads", "0"),
+        ("serve", "workers", "0"),
+        ("sync", "interval", "nan"),
+        ("sync", "interval", "-5"),
+    ],
+)
+def test_a_long_running_command_refuses_a_count_or_interval_that_makes_no_sense(
+    command, option, value
+):
+    ctx = click.Context(main)
+    found = main.get_command(ctx, command)
+    assert found is not None
+    param = next(p for p in found.params if p.name == option)
+    with pytest.raises(click.BadParameter):
+        param.type.convert(value, param, ctx)

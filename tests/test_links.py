@@ -109,7 +109,12 @@ def test_prefilled_link_maps_roles_from_sample_values():
 
 
 @pytest.mark.parametrize(
-    "bad", ["https://example.com/?entry.1=a", "https://docs.google.com/forms/d/e/x/viewform"]
+    "bad",
+    [
+        "https://example.com/?entry.1=a",
+        "https://docs.google.com/forms/d/e/x/viewform",
+        "https://[docs.google.com/forms/d/e/x/viewform?entry.1=token",  # was a ValueError
+    ],
 )
 def test_prefilled_link_errors_are_clear(bad):
     with pytest.raises(ConfigError):

@@ -36,7 +36,10 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
     Fill the form's fields with their role names (``agent_name``, ``ticket``, ``token``...)
     before pressing "Get link", and every entry maps itself.
     """
-    parsed = urllib.parse.urlsplit(link.strip())
+    try:
+        parsed = urllib.parse.urlsplit(link.strip())
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [ in the host
+        parsed = urllib.parse.SplitResult("", "", "", "", "")
     if not parsed.scheme.startswith("http") or "/forms/" not in parsed.path:
         raise ConfigError("that does not look like a Google Forms link (…/forms/d/e/…/viewform)")
     entries: dict[str, str] = {}

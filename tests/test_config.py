@@ -468,3 +468,14 @@ def test_a_helpdesk_name_yaml_reads_as_a_number_is_refused(tmp_path):
 
     path.write_text("helpdesks:\n  '1': {kind: dryrun}\n")
     assert list(load_config(path, env={}).helpdesks) == ["1"]
+
+
+def test_a_file_far_larger_than_a_configuration_is_refused_unread(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# " + "x" * 2_000_000 + "\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: larger than 1 MB; is it the configuration"):
+        load_config(path, env={})
+
+    # /dev/zero as the config file used to be read until memory ran out.
+    result = CliRunner().invoke(main, ["-c", "/dev/zero", "check-config"])
+    assert result.exit_code == 2 and "/dev/zero: larger than 1 MB" in result.output

@@ -19,6 +19,8 @@ from csat_hook.db.config import normalize_database_url
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
 
+MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
+
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
     if isinstance(value, dict):
@@ -100,9 +102,15 @@ def load_config(
     if path is not None:
         source = str(path)
         try:
-            data = Path(path).read_bytes()
+            with Path(path).open("rb") as file:
+                data = file.read(MAX_FILE_BYTES + 1)  # /dev/zero, a log file: not read whole
         except OSError as exc:
             raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from exc
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"{source}: larger than {MAX_FILE_BYTES // 1_000_000} MB; "
+                "is it the configuration file?"
+            )
         loaded = load_yaml(data, source)
         if loaded is None:
             loaded = {}

@@ -20,6 +20,7 @@ from csat_hook.alerts.report import delivery_text
 from csat_hook.cli.base import LIMIT
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import shown
 from csat_hook.errors import DeliveryError
 from csat_hook.notify.records import LOW_RATING
 from csat_hook.notify.records import AlertMessage
@@ -81,9 +82,11 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
     for row in rows:
         summary = headline(AlertMessage.from_payload(row.payload))
         handled = f"  handled: {row.handled}" if row.handled else ""
-        click.echo(f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} {row.rule}: {summary}{handled}")
+        # Agent names and ticket ids come from webhooks, "handled" from the sheet.
+        line = f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} {row.rule}: {summary}{handled}"
+        click.echo(shown(line))
         for delivery in deliveries.get(row.id, []):
-            click.echo(f"    #{delivery.id} {delivery_text(delivery)}")
+            click.echo(shown(f"    #{delivery.id} {delivery_text(delivery)}"))
 
 
 @alerts.command("handle")

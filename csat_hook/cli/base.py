@@ -71,6 +71,17 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print on the operator's terminal: each character that is not printable
+    (a line break, a carriage return, the ESC that starts a terminal escape sequence) as its
+    escape, so what a helpdesk or a customer wrote cannot forge lines or drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
 def unreachable(exc: Exception) -> click.ClickException | None:
     """What to say (exit 1) when ``exc`` is a failure to connect to the database, or to open
     its file (ConfigError, exit 2); None for any other error.

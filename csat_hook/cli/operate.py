@@ -19,6 +19,7 @@ from csat_hook.cli.base import LIMIT
 from csat_hook.cli.base import ROW_ID
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import shown
 from csat_hook.clock import utcnow
 from csat_hook.errors import CsatHookError
 from csat_hook.helpdesks import build_helpdesks
@@ -153,9 +154,9 @@ def outbox(
             what = f"alert #{row.alert_id} -> {row.destination}"
         else:
             what = f"{row.helpdesk}/{row.dialog_id} agent={row.agent_name or row.agent_id or '-'}"
-        click.echo(
-            f"#{row.id} {row.status:<9} {what} attempts={row.attempts}{unknown} {when}{error}"
-        )
+        # Ids, names and errors come from webhooks and vendors' answers.
+        line = f"#{row.id} {row.status:<9} {what} attempts={row.attempts}{unknown} {when}{error}"
+        click.echo(shown(line))
 
 
 @outbox.command("retry")

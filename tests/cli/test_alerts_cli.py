@@ -195,3 +195,21 @@ def test_no_secret_and_no_customer_text_in_the_logs(tmp_path, fake, clock):
     logs = stream.getvalue()
     assert "delivery.failed" in logs and "destination=slack" in logs
     assert not [s for s in (*SECRETS, COMMENT, "4111", "Secretname") if s in logs]
+
+
+def test_the_alerts_listing_prints_control_characters_escaped(tmp_path, fake, clock):
+    # "Handled" is written by the team in the sheet's Alerts tab (or --by): an ESC in it
+    # reached the operator's terminal as is (a clear-screen here).
+    path = write_config(tmp_path, fake)
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    services = services_for(path, fake, clock)
+    try:
+        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
+    finally:
+        services.engine.dispose()
+    invoke(path, fake, "alerts", "handle", "1", "--by", "Anna\x1b[2J\n#2 forged")
+
+    listed = invoke(path, fake, "alerts").output
+
+    assert r"handled: Anna\x1b[2J #2 forged" in listed  # the line break was stored as a space
+    assert "\x1b" not in listed

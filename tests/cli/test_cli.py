@@ -21,7 +21,7 @@ def invoke(tmp_path, *args, **env):
     )
 
 
-def queue_one(tmp_path, dialog_id="42"):
+def queue_one(tmp_path, dialog_id="42", agent_name="Anna Petrova"):
     from csat_hook.config import load_config
     from csat_hook.services import build_services
 
@@ -34,7 +34,7 @@ def queue_one(tmp_path, dialog_id="42"):
     client = create_app(services=services).test_client()
     response = client.post(
         "/webhooks/dryrun",
-        json=generic_close(dialog_id),
+        json=generic_close(dialog_id, agent_name=agent_name),
         headers={"X-Webhook-Token": "dev-insecure-dryrun-token"},
     )
     services.engine.dispose()
@@ -182,3 +182,23 @@ def test_a_long_running_command_refuses_a_count_or_interval_that_makes_no_sense(
     param = next(p for p in found.params if p.name == option)
     with pytest.raises(click.BadParameter):
         param.type.convert(value, param, ctx)
+
+
+def test_the_outbox_listing_prints_control_characters_escaped(tmp_path, monkeypatch):
+    # An agent's display name and a dialog id come from the helpdesk: a line break forged a
+    # second listing line, an ESC drove the operator's terminal (OSC 0 sets its title).
+    monkeypatch.chdir(tmp_path)
+    queue_one(
+        tmp_path,
+        dialog_id="D-7\n#99 sent      dryrun/1 agent=x",
+        agent_name="Anna\x1b]0;pwned\x07\rBob",
+    )
+
+    listed = invoke(tmp_path, "outbox").output
+
+    lines = listed.splitlines()
+    assert len(lines) == 2, listed
+    assert lines[1].startswith(
+        r"#1 pending   dryrun/D-7\n#99 sent      dryrun/1 agent=x agent=Anna\x1b]0;pwned\x07\rBob "
+    ), listed
+    assert "\x1b" not in listed and "\r" not in listed

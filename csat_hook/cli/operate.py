@@ -88,7 +88,10 @@ def inspect_payload(
         path=parts.path or f"/webhooks/{name}",
     )
     try:
-        click.echo(describe_payload(adapters[name], request, verify=verify))
+        report = describe_payload(adapters[name], request, verify=verify)
+        # The payload's text is the sender's: nothing in it may drive the terminal (DEL and
+        # C1 controls survive JSON's escaping).
+        click.echo("\n".join(shown(line) for line in report.split("\n")))
     except CsatHookError as exc:
         click.echo(f"error ({exc.code}): {exc.message}", err=True)
         sys.exit(1)

@@ -84,5 +84,7 @@ def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool
     result = {k: v for k, v in explained.items() if k not in ("expressions", "extracted")}
     lines.append(f"result: {result.pop('result')}")
     for key, value in result.items():
-        lines.append(f"  {key}: {_short(value) if not isinstance(value, str) else value}")
+        # A plain string as it is; one with a line break or an ESC quoted (JSON escapes).
+        plain = isinstance(value, str) and value.isprintable()
+        lines.append(f"  {key}: {value if plain else _short(value)}")
     return "\n".join(lines)

@@ -941,3 +941,20 @@ def test_inspect_payload_verifies_a_token_in_the_query(extra, verified, tmp_path
         assert "sender: verified" in result.output and "result: DialogClosed" in result.output
     else:
         assert result.exit_code == 1 and "unauthorized" in result.output
+
+
+def test_inspect_payload_prints_the_senders_control_characters_escaped(tmp_path):
+    # A captured payload is the sender's text: the result's dialog id was printed raw (an ESC
+    # sequence setting the terminal's title), and DEL / C1 controls pass JSON's escaping.
+    payload = tmp_path / "p.json"
+    payload.write_text(
+        json.dumps(generic_close("4\x1b]0;pwned\x07\n#forged", agent_name="A\x9b2J\x7f")),
+        encoding="utf-8",
+    )
+    args = ["inspect-payload", "--helpdesk", "dryrun", str(payload)]
+    result = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    assert r'  dialog_id: "4\u001b]0;pwned\u0007\n#forged"' in result.output
+    assert r'  agent.name = "A\x9b2J\x7f"' in result.output
+    assert not any(c in result.output for c in "\x1b\x07\x9b\x7f")
+    assert "\n#forged" not in result.output

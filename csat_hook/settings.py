@@ -8,18 +8,34 @@ This module imports no flow, so every section can use it.
 from __future__ import annotations
 
 import string
+import typing
 from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import model_validator
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo in the YAML must not be silently ignored."""
+    """Unknown keys are errors: a typo in the YAML must not be silently ignored. A number is
+    never read from true/false (YAML's yes, no, on, off): pydantic would take it as 1 or 0."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(value, bool) else None
+                kinds = (typing.get_args(field.annotation) or (field.annotation,)) if field else ()
+                if kinds and bool not in kinds and (int in kinds or float in kinds):
+                    raise ValueError(
+                        f"{name}: a number, not {str(value).lower()} (yes/no/on/off in YAML)"
+                    )
+        return data
 
 
 def check_timezone(value: str) -> str:

@@ -479,3 +479,27 @@ def test_a_file_far_larger_than_a_configuration_is_refused_unread(tmp_path):
     # /dev/zero as the config file used to be read until memory ran out.
     result = CliRunner().invoke(main, ["-c", "/dev/zero", "check-config"])
     assert result.exit_code == 2 and "/dev/zero: larger than 1 MB" in result.output
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("delivery: {max_attempts: yes}", r"delivery: max_attempts: a number, not true"),
+        ("metrics: {low_rating: on}", r"metrics: low_rating: a number, not true"),
+        ("server: {body_timeout_seconds: off}", r"server: body_timeout_seconds: a number, not fa"),
+    ],
+)
+def test_yes_no_on_off_are_not_numbers(tmp_path, yaml_text, message):
+    # YAML reads them as true/false, which pydantic took as 1 and 0: one attempt, a
+    # low-rating threshold of 1, a body timeout of 0 s.
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+
+
+def test_booleans_and_numbers_from_the_environment_still_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server: {port: '${PORT}'}\npolicy: {skip_without_agent: yes}\n")
+    config = load_config(path, env={"PORT": "8001"})
+    assert config.server.port == 8001 and config.policy.skip_without_agent is True

@@ -5,9 +5,9 @@ references inside it resolved from the environment → ``$DATABASE_URL`` overrid
 ``database.url``. Nothing reads ``os.environ`` after :func:`load_config` returns.
 
 This package only composes: each section's model lives with the code that uses it (the table
-in the README says where). ``model`` (the whole :class:`Config`), ``loading`` (YAML, ``${VAR}``
-references, errors that name the key), ``checks`` (what ``check-config`` prints: the masked
-dump and the warnings).
+in the README says where). ``model`` (the whole :class:`Config`), ``yamlfile`` (the file: UTF-8
+YAML, bounded, each key once), ``loading`` (``${VAR}`` references, errors that name the key),
+``checks`` (what ``check-config`` prints: the masked dump and the warnings).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ def dig(data: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping):
             current = current.get(part)
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
+        elif (
+            isinstance(current, list) and part.lstrip("-").isascii() and part.lstrip("-").isdigit()
+        ):
             index = int(part)
             current = current[index] if -len(current) <= index < len(current) else None
         else:

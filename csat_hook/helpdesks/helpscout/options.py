@@ -68,7 +68,7 @@ class HelpScoutOptions(HelpdeskOptions):
             )
         if self.user_id is not None and self.reply_as_agent:
             raise ValueError("set user_id or reply_as_agent, not both")
-        if self.user_id is not None and not self.user_id.isdigit():
+        if self.user_id is not None and not (self.user_id.isascii() and self.user_id.isdigit()):
             raise ValueError("user_id must be a Help Scout user id (a number)")
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -32,4 +32,6 @@ def nonzero_id(value: Any, field: str) -> str | None:
 
 def as_number(value: str) -> int | str:
     # Help Scout ids are numbers in its JSON; anything else is sent as given and refused there.
-    return int(value) if value.isdigit() else value
+    # ASCII digits only: str.isdigit() is also true of "²" (int() refuses it) and "٣" (int()
+    # reads it as 3, another customer's id).
+    return int(value) if value.isascii() and value.isdigit() else value

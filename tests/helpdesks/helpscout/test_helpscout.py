@@ -27,6 +27,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutOptions
+from csat_hook.helpdesks.helpscout.webhook import as_number
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
@@ -675,6 +676,7 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
         ({"client_id": ""}, "client_id and client_secret are required"),
         ({"user_id": 42, "reply_as_agent": True}, "set user_id or reply_as_agent, not both"),
         ({"user_id": "mira"}, "user_id must be a Help Scout user id"),
+        ({"user_id": "\u00b2"}, "user_id must be a Help Scout user id"),
         ({"base_url": "api.helpscout.net"}, "base_url must start with https://"),
     ],
 )
@@ -683,3 +685,10 @@ def test_bad_options_name_the_key(make_config, extra, message):
         make_config(helpdesks={"helpscout": options(**extra)})
     assert message in str(caught.value) and "helpdesks.helpscout" in str(caught.value)
     assert APP_SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"), [("412", 412), ("00412", 412), ("²", "²"), ("٣", "٣"), ("4 1", "4 1")]
+)
+def test_an_id_is_sent_as_a_number_only_when_it_is_ascii_digits(value: str, sent: Any) -> None:
+    assert as_number(value) == sent and type(as_number(value)) is type(sent)

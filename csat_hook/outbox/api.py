@@ -7,6 +7,8 @@ It lists replies with their status and last error, for operators. It needs
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -15,13 +17,19 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from sqlalchemy.exc import DBAPIError
 
 from csat_hook.db.schema import OUTBOX_STATUSES
 from csat_hook.errors import InvalidSignatureError
+from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import WebhookError
 from csat_hook.outbox import listing
 
 EXTENSION = "csat_hook.outbox_api"
+MAX_LIMIT = 500
+_LIMIT = re.compile(r"[0-9]{1,6}")
+
+logger = logging.getLogger(__name__)
 bp = Blueprint("outbox_api", __name__)
 
 
@@ -48,14 +56,25 @@ def api_outbox() -> tuple[Response, int]:
     """Replies with their status and last error, for operators. Needs the API bearer token."""
     api: OutboxApi = current_app.extensions[EXTENSION]
     _require_api_token(api.token)
-    statuses = [s for s in request.args.getlist("status") if s in OUTBOX_STATUSES]
+    statuses = request.args.getlist("status")
+    for status in statuses:
+        if status not in OUTBOX_STATUSES:
+            # Named only when it is one of ours to name: the query is the caller's text.
+            raise BadRequestError(f"status must be one of {', '.join(OUTBOX_STATUSES)}")
+    raw_limit = request.args.get("limit", "50")
+    # ASCII digits only: int() also reads " 5", "1_000" and "٣".
+    if not _LIMIT.fullmatch(raw_limit):
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    limit = max(1, min(MAX_LIMIT, int(raw_limit)))
     try:
-        limit = max(1, min(500, int(request.args.get("limit", "50"))))
-    except ValueError as exc:
-        raise BadRequestError("limit must be a number") from exc
-    with api.engine.connect() as conn:
-        rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
-        counts = listing.outbox_counts(conn)
+        with api.engine.connect() as conn:
+            rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
+            counts = listing.outbox_counts(conn)
+    except (DBAPIError, sa.exc.TimeoutError) as exc:
+        # Refused, dropped, or no pooled connection free in time: try again later, not a 500.
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        logger.error("api.database-down", extra={"error": type(cause).__name__})
+        raise ServiceUnavailableError("the database is unavailable; retry later") from exc
     replies = [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
         for row in rows

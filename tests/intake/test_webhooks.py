@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.outbox.api import EXTENSION as OUTBOX_API
+from csat_hook.outbox.api import OutboxApi
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -399,3 +401,28 @@ def test_operator_api_needs_the_bearer_token(make_config, make_services):
     assert allowed.status_code == 200
     assert allowed.json["counts"]["pending"] == 1
     assert [r["dialog_id"] for r in allowed.json["replies"]] == ["API-1"]
+
+
+OPERATOR = {"Authorization": "Bearer operator-token-0123456789"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=abc", "limit=-1", "limit=%205", "limit=1_000", "limit=%D9%A3", "limit=", "status=lost"],
+)
+def test_operator_api_refuses_a_query_it_cannot_read_exactly(make_config, make_services, query):
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    response = client.get(f"/api/outbox?{query}", headers=OPERATOR)
+    assert response.status_code == 400 and response.json["error"] == "bad_request"
+
+
+def test_operator_api_answers_503_while_the_database_is_down(make_config, make_services, caplog):
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    app = create_app(services=services)
+    dead = sa.create_engine("sqlite:////nonexistent-dir/x/y.db")
+    app.extensions[OUTBOX_API] = OutboxApi(dead, "operator-token-0123456789")
+    response = app.test_client().get("/api/outbox?limit=5", headers=OPERATOR)
+    assert response.status_code == 503 and response.json["error"] == "unavailable"
+    [down] = [r for r in caplog.records if r.msg == "api.database-down"]
+    assert down.error == "OperationalError"  # the driver's error type, never its text

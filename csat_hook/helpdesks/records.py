@@ -80,7 +80,16 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     try:
         # The C parser recurses once per level and raises RecursionError near the
         # interpreter's limit (~1000): never a crash, but deeper than we accept anyway.
-        parsed = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        parsed = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except _DuplicateKeyError as exc:
+        raise BadPayloadError(
+            "an object in the body has the same key twice", code="duplicate_key"
+        ) from exc
     except _OutOfRangeError as exc:
         raise BadPayloadError(
             "a number in the body is out of range", code="number_out_of_range"
@@ -134,6 +143,19 @@ def _bounded(document: Any, *, fix_surrogates: bool) -> Any:
 
 class _OutOfRangeError(ValueError):
     pass
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"id": 1, "id": 2}: Python keeps the last, other parsers the first or refuse it, so
+    # the bytes the sender signed would not say one thing. Not the canonical JSON we accept.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKeyError
+    return document
 
 
 def _finite_float(text: str) -> float:

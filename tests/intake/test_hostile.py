@@ -217,6 +217,40 @@ def test_a_timestamp_too_large_for_a_float_leaves_the_close_time_unknown(make_se
     assert survey.occurrence.startswith("sha256:")  # 401 digits: a key too long, digested
 
 
+# --- canonical JSON ------------------------------------------------------------------------
+
+
+def with_key_twice(payload: Any, path: tuple[Any, ...], second: Any) -> bytes:
+    """``payload`` as JSON where the object holding ``path`` has its last key written twice:
+    first with its value, then with ``second`` (json.dumps cannot write a duplicate)."""
+    value: Any = payload
+    for step in path:
+        value = value[step]
+    sentinel = "@@duplicate@@"
+    text = json.dumps(replaced(payload, path, sentinel))
+    twice = f"{json.dumps(value)}, {json.dumps(path[-1])}: {json.dumps(second)}"
+    assert text.count(json.dumps(sentinel)) == 1
+    return text.replace(json.dumps(sentinel), twice).encode()
+
+
+def test_a_key_written_twice_is_refused(sender, kit):
+    """{"id": 1, "id": 2}: Python's parser keeps the last value, others the first; the signed
+    bytes do not say one thing, so they are refused, whichever value is the id."""
+    payload = sender.close()
+    for dotted in kit.id_paths:
+        path = at(payload, dotted)
+        for second in ("4242", 4242):
+            response = sender.post(with_key_twice(payload, path, second))
+
+            assert response.status_code == 400, (dotted, response.get_data()[:300])
+            assert response.json == {
+                "error": "duplicate_key",
+                "reason": "an object in the body has the same key twice",
+            }
+    assert sender.rows() == []
+    assert sender.post(body_of(payload)).json["status"] == "queued"  # the same close, once
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 

@@ -287,6 +287,50 @@ def test_ids_as_strings_or_integers_are_accepted(sender, kit):
     assert response.json["status"] == "queued"
 
 
+# --- the generic adapter's mapping -----------------------------------------------------------
+
+
+def _mapped(key: str, expression: str) -> dict[str, Any]:
+    if key.startswith("context."):
+        return {"context": {key.removeprefix("context."): expression}}
+    if key == "event":
+        return {"event": expression, "close_events": ["true"]}
+    return {key: expression}
+
+
+@pytest.mark.parametrize(
+    ("key", "expression", "field", "bad", "good"),
+    [
+        (
+            "agent_name",
+            "join(' ', [agent.first, agent.last])",
+            "agent",
+            {"id": "7", "first": 5, "last": None},
+            {"id": "7", "first": "Anna", "last": "Petrova"},
+        ),
+        ("dialog_id", "to_string(length(dialog.id))", "dialog", {"id": None}, {"id": "D-8"}),
+        ("event", "starts_with(event, 'dialog.')", "event", 42, "dialog.closed"),
+        ("context.tags", "join(',', tags)", "tags", [1, {"a": 2}], ["vip", "billing"]),
+    ],
+)
+def test_a_mapping_function_given_a_value_of_another_type_is_a_400(
+    make_sender, key, expression, field, bad, good
+):
+    """Operators may map with JMESPath functions; a sender decides the types they get. A
+    function refusing a type (JMESPathTypeError) is the sender's error, named, never a 500."""
+    sender = make_sender(KITS["generic"], adapter={"mapping": _mapped(key, expression)})
+
+    refused = sender.post(generic_close("D-8", **{field: bad}))
+
+    assert refused.status_code == 400, refused.get_data()[:300]
+    assert refused.json["error"] == "bad_field"
+    assert f"(mapping.{key})" in refused.json["reason"]
+    assert sender.rows() == []
+    accepted = sender.post(generic_close("D-8", **{field: good}))
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+    assert accepted.json["status"] == "queued"
+
+
 # --- values the database cannot hold -------------------------------------------------------
 
 

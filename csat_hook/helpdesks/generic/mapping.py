@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import model_validator
 
@@ -90,8 +91,22 @@ class MappingOptions(StrictModel):
 
 
 def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
-    """Evaluate every configured expression against ``payload`` (raw values)."""
-    return {key: jmespath.search(expr, payload) for key, expr in mapping.expressions().items()}
+    """Evaluate every configured expression against ``payload`` (raw values).
+
+    Raises :class:`BadPayloadError` naming the key when an expression's function refuses
+    what the payload holds (``join(',', tags)`` given numbers): the sender chose the types.
+    """
+    values = {}
+    for key, expression in mapping.expressions().items():
+        try:
+            values[key] = jmespath.search(expression, payload)
+        except JMESPathError as exc:
+            raise BadPayloadError(
+                f"{expression} (mapping.{key}) cannot be evaluated on this payload "
+                f"({type(exc).__name__})",
+                code="bad_field",
+            ) from exc
+    return values
 
 
 def event_of(

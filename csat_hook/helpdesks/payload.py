@@ -1,8 +1,11 @@
 """What adapters share to read a vendor payload: paths into JSON, labels and ids as text (ids
-type-checked), required objects and ids, and timestamps in any of the usual spellings."""
+type-checked), required objects and ids, timestamps in any of the usual spellings, and a
+digest of the document for closes that carry no occurrence."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
@@ -75,6 +78,15 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+def document_digest(document: Any) -> str:
+    """A close's occurrence when the payload names none: a digest of the parsed document, not
+    of the bytes, so the same close sent again with other whitespace, key order or escapes is
+    recognised (vendors re-serialise a payload between retries; a body's key appears once,
+    see ``_unique_keys`` in records)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
 
 
 def require_object(payload: Any) -> Mapping[str, Any]:

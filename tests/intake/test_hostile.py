@@ -251,6 +251,29 @@ def test_a_key_written_twice_is_refused(sender, kit):
     assert sender.post(body_of(payload)).json["status"] == "queued"  # the same close, once
 
 
+def test_the_same_close_spelled_otherwise_is_the_same_close(make_sender):
+    """A generic close whose mapping names no occurrence is told apart by a digest of the
+    body: of the document, not of its spelling (key order, whitespace, escapes), so the same
+    close delivered again re-serialised is a duplicate even past the re-close grace."""
+    sender = make_sender(
+        KITS["generic"], policy={"per_dialog": "every_close", "reclose_grace_seconds": 0}
+    )
+    close = generic_close("D-3")
+    spellings = [
+        json.dumps(close).encode(),
+        json.dumps(close, sort_keys=True, indent=2).encode(),
+        json.dumps(dict(reversed(close.items())), separators=(",", ":")).encode(),
+        json.dumps(close, ensure_ascii=True).replace('"D-3"', '"D\\u002d3"').encode(),
+    ]
+
+    answers = [sender.post(body).json["status"] for body in spellings]
+
+    assert answers == ["queued", "duplicate", "duplicate", "duplicate"]
+    other = sender.post(generic_close("D-3", closed_at="2026-01-02T03:04:05Z"))
+    assert other.json["status"] == "queued"  # another close of the same dialog
+    assert len(sender.rows()) == 2
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 

@@ -130,12 +130,12 @@ class GenericHelpdesk(Helpdesk):
         payload = request.json()
         if self.options.capture_dir:
             self._capture(request)
-        return event_of(self.name, self.options.mapping, request, payload)
+        return event_of(self.name, self.options.mapping, payload)
 
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         payload = request.json()
         # Not self.parse: reading a captured payload must not capture it again.
-        event = event_of(self.name, self.options.mapping, request, payload)
+        event = event_of(self.name, self.options.mapping, payload)
         return {
             "expressions": self.options.mapping.expressions(),
             "extracted": self.extract(payload),

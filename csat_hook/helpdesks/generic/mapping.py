@@ -23,12 +23,12 @@ from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
 from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
+from csat_hook.helpdesks.payload import document_digest
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
-from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.settings import StrictModel
 
 
@@ -109,9 +109,7 @@ def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
     return values
 
 
-def event_of(
-    helpdesk: str, mapping: MappingOptions, request: WebhookRequest, payload: Any
-) -> Event:
+def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
     """What the webhook says happened to a dialog of ``helpdesk`` (BadPayloadError when a
     close names no dialog)."""
     values = extract(mapping, payload)
@@ -151,7 +149,7 @@ def event_of(
         team=as_text(values.get("team")),
         channel=as_text(values.get("channel")),
         language=as_text(values.get("language")),
-        occurrence=as_text(values.get("occurrence")) or body_digest(request.body),
+        occurrence=as_text(values.get("occurrence")) or document_digest(payload),
         reply_context=context,
     )
 
@@ -183,5 +181,5 @@ def _lower(items: list[str]) -> set[str]:
 
 
 def body_digest(body: bytes) -> str:
-    """A body's digest: a close's occurrence when the mapping names none, a capture's name."""
+    """A body's digest, in a capture's file name."""
     return hashlib.sha256(body).hexdigest()[:32]

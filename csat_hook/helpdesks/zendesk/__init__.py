@@ -45,7 +45,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -65,6 +64,7 @@ from csat_hook.helpdesks.markup import body_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
+from csat_hook.helpdesks.payload import document_digest
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
@@ -141,7 +141,7 @@ class ZendeskHelpdesk(Helpdesk):
             return self._from_event(kind, payload)
         ticket = payload.get("ticket")
         if isinstance(ticket, Mapping):
-            return self._from_trigger(payload, ticket, request)
+            return self._from_trigger(payload, ticket)
         return Ignored("neither a Zendesk event nor the csat-hook trigger body")
 
     def _from_event(self, kind: str, payload: Mapping[str, Any]) -> Event:
@@ -176,9 +176,7 @@ class ZendeskHelpdesk(Helpdesk):
             occurrence=as_id(payload.get("id"), "id") or as_text(payload.get("time")),
         )
 
-    def _from_trigger(
-        self, payload: Mapping[str, Any], ticket: Mapping[str, Any], request: WebhookRequest
-    ) -> Event:
+    def _from_trigger(self, payload: Mapping[str, Any], ticket: Mapping[str, Any]) -> Event:
         if unrendered(ticket.get("id")):
             return Ignored("the trigger body's placeholders were not rendered")
         status = (rendered(ticket.get("status")) or "").lower()
@@ -199,7 +197,7 @@ class ZendeskHelpdesk(Helpdesk):
             channel=rendered(ticket.get("via")),
             closed_at=parse_timestamp(updated),
             # A retry repeats the rendered body; a later re-solve has a later update time.
-            occurrence=updated or hashlib.sha256(request.body).hexdigest()[:32],
+            occurrence=updated or document_digest(payload),
         )
 
     def _signed_with(self, secret: SecretStr | str, request: WebhookRequest) -> bool:

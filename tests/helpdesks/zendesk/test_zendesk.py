@@ -436,6 +436,24 @@ def test_a_retried_trigger_gives_one_survey(zd_services, clock):
     assert statuses == ["queued", "duplicate", "queued"]
 
 
+def test_a_trigger_without_its_update_time_is_told_apart_by_its_document(clock):
+    """The body's digest is the close's occurrence then: the same body re-serialised (key
+    order, whitespace) is the same close; another body is another."""
+    desk = adapter(clock)
+    payload = fixture("zendesk", "trigger_solved.json")
+    del payload["ticket"]["updated_at"]
+
+    def occurrence(body: bytes) -> str | None:
+        event = desk.parse(webhook(body, zendesk_headers(body, SECRET, clock()), clock()))
+        assert isinstance(event, DialogClosed)
+        return event.occurrence
+
+    first = occurrence(json.dumps(payload).encode())
+    assert first and occurrence(json.dumps(payload, indent=2, sort_keys=True).encode()) == first
+    payload["ticket"]["status"] = "Closed"
+    assert occurrence(json.dumps(payload).encode()) != first
+
+
 # --- the reply ------------------------------------------------------------------------------
 
 

@@ -69,7 +69,7 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     except UnicodeDecodeError as exc:
         raise BadPayloadError("the request body is not valid UTF-8", code="bad_encoding") from exc
     if content_type.startswith("application/x-www-form-urlencoded"):
-        form = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        form = _form(text)
         # Some senders post JSON inside a form field; unwrap the conventional ones.
         for key in ("payload", "data", "json"):
             if key in form and len(form) == 1:
@@ -105,6 +105,24 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     if fix or text.count("[") + text.count("{") > MAX_DEPTH:
         parsed = _bounded(parsed, fix_surrogates=fix)
     return parsed
+
+
+def _form(text: str) -> dict[str, str]:
+    """A form body's fields, read as strictly as a JSON body: percent-escapes must be UTF-8
+    (not replaced: ``%FF`` and ``%FE`` would both read as U+FFFD) and no field may be given
+    twice (Python's ``dict`` keeps the last, other readers the first)."""
+    try:
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadPayloadError(
+            "a percent-escape in the form body is not UTF-8", code="bad_encoding"
+        ) from exc
+    try:
+        return _unique_keys(pairs)
+    except _DuplicateKeyError as exc:
+        raise BadPayloadError(
+            "a field of the form body is given twice", code="duplicate_key"
+        ) from exc
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -10,6 +10,7 @@ databases store the same thing.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -272,6 +273,36 @@ def test_the_same_close_spelled_otherwise_is_the_same_close(make_sender):
     other = sender.post(generic_close("D-3", closed_at="2026-01-02T03:04:05Z"))
     assert other.json["status"] == "queued"  # another close of the same dialog
     assert len(sender.rows()) == 2
+
+
+def post_form(sender: Sender, body: bytes) -> Any:
+    signed, headers, query = sender.kit.sign(body, sender.clock())
+    headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    return sender.client.post(
+        f"/webhooks/{sender.kit.kind}", data=signed, headers=headers, query_string=query
+    )
+
+
+def test_a_form_body_is_read_one_way_only(make_sender):
+    """A form carries JSON in its ``payload`` field or is the document itself. A field given
+    twice, or percent-escapes that are not UTF-8 (%FF and %FE would both read as U+FFFD: two
+    dialogs as one), are refused as their JSON counterparts are."""
+    sender = make_sender(KITS["generic"])
+    close = urllib.parse.quote(json.dumps(generic_close("D-F")))
+    refused = {
+        f"payload={close}&payload={close}": "duplicate_key",
+        "event=dialog.closed&dialog=1&dialog=2": "duplicate_key",
+        f"payload={close.replace('D-F', 'D-%FF')}": "bad_encoding",
+        "event=dialog.closed&dialog=D-%FE": "bad_encoding",
+    }
+    for body, code in refused.items():
+        response = post_form(sender, body.encode())
+
+        assert response.status_code == 400, (body[:60], response.get_data()[:300])
+        assert response.json["error"] == code, (body[:60], response.json)
+    assert sender.rows() == []
+    accepted = post_form(sender, f"payload={close}".encode())
+    assert accepted.status_code == 200 and accepted.json["status"] == "queued"
 
 
 # --- ids -----------------------------------------------------------------------------------

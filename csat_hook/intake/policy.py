@@ -20,8 +20,42 @@ def looks_back(policy: PolicyConfig) -> bool:
     ) or policy.customer_cooldown_days > 0
 
 
+# What a look-back asks about: ("dialog", helpdesk, dialog id), ("customer", helpdesk, id)
+# or ("email", helpdesk, lower-case e-mail). Scoped to the helpdesk as the queries are: ids
+# of two helpdesks, or a customer id and a dialog id, that are the same text are not one.
+LookBackKey = tuple[str, str, str]
+
+
+def look_back_keys(policy: PolicyConfig, event: DialogClosed) -> set[LookBackKey]:
+    """What :func:`skip_reason` may look back for ``event`` about (empty without a look-back):
+    closes sharing a key must be decided one after the other (:func:`store.lock_look_backs`)."""
+    keys: set[LookBackKey] = set()
+    if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
+        keys.add(_dialog_key(event))
+    if policy.customer_cooldown_days > 0:
+        keys |= _customer_keys(event)
+    return keys
+
+
+def _dialog_key(event: DialogClosed) -> LookBackKey:
+    return ("dialog", event.helpdesk, event.dialog_id)
+
+
+def _customer_keys(event: DialogClosed) -> set[LookBackKey]:
+    keys: set[LookBackKey] = set()
+    if event.customer.id:
+        keys.add(("customer", event.helpdesk, event.customer.id))
+    if event.customer.email:
+        keys.add(("email", event.helpdesk, event.customer.email.lower()))
+    return keys
+
+
 def skip_reason(
-    policy: PolicyConfig, conn: sa.Connection, event: DialogClosed, now: datetime, seen: set[str]
+    policy: PolicyConfig,
+    conn: sa.Connection,
+    event: DialogClosed,
+    now: datetime,
+    seen: set[LookBackKey],
 ) -> str | None:
     """Why this close gets no survey, or None to send one.
 
@@ -34,7 +68,7 @@ def skip_reason(
     if event.team and event.team.lower() in {t.lower() for t in policy.exclude_teams}:
         return "excluded_team"
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
-        dialog = f"dialog:{event.helpdesk}:{event.dialog_id}"
+        dialog = _dialog_key(event)
         if dialog in seen or store.dialog_surveyed_since(
             conn,
             event.helpdesk,
@@ -44,7 +78,7 @@ def skip_reason(
             return "recently_surveyed"
         seen.add(dialog)
     if policy.customer_cooldown_days > 0:
-        who = {k for k in (event.customer.id, (event.customer.email or "").lower()) if k}
+        who = _customer_keys(event)
         if who & seen or store.customer_surveyed_since(
             conn,
             event.helpdesk,

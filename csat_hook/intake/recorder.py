@@ -35,6 +35,8 @@ from csat_hook.errors import ServiceUnavailableError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
+from csat_hook.intake.policy import LookBackKey
+from csat_hook.intake.policy import look_back_keys
 from csat_hook.intake.policy import looks_back
 from csat_hook.intake.policy import skip_reason
 from csat_hook.outbox import store as outbox_store
@@ -116,8 +118,11 @@ class CloseRecorder:
         """One transaction for the batch: one outcome body per close, in order."""
         if self._single(conn.dialect.name):
             return self._write_one_statement(conn, batch)
+        store.lock_look_backs(
+            conn, {key for item in batch for key in look_back_keys(self.policy, item.event)}
+        )
         results: dict[int, dict[str, Any]] = {}
-        seen: set[str] = set()
+        seen: set[LookBackKey] = set()
         first_of_key: dict[tuple[str, str, str], _Close] = {}
         rows, skipped = [], {}
         for item in batch:

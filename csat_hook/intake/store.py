@@ -8,7 +8,9 @@ conditional updates, never from read-then-write.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -121,6 +123,30 @@ def dialog_surveyed_since(
         .limit(1)
     ).first()
     return found is not None
+
+
+def lock_look_backs(conn: sa.Connection, keys: Iterable[Sequence[str]]) -> None:
+    """PostgreSQL: hold a transaction lock on each key (see ``policy.look_back_keys``) until
+    the caller's transaction ends, so closes that share one are decided one after the other.
+
+    Under READ COMMITTED two processes recording two closes of one dialog (or two dialogs of
+    one customer) at once each looked back, found nothing the other had committed, and both
+    sent a survey. Advisory locks, taken in the order of their ids so that two batches never
+    wait for each other in a cycle; the ids are 64 bits of a SHA-256, so an unrelated pair
+    sharing one only waits. SQLite needs none: a writer holds it from BEGIN IMMEDIATE."""
+    if conn.dialect.name != "postgresql":
+        return
+    ids = {
+        int.from_bytes(
+            hashlib.sha256(json.dumps(list(key)).encode()).digest()[:8], "big", signed=True
+        )
+        for key in keys
+    }
+    for lock_id in sorted(ids):
+        conn.execute(_LOCK, {"id": lock_id})
+
+
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(:id)")
 
 
 # PostgreSQL, no send-policy look-back: a whole batch of closes in ONE statement, run in

@@ -3,6 +3,8 @@ look-back: one statement in autocommit; otherwise a transaction), and atomic on 
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -172,3 +174,58 @@ def test_a_batch_stores_every_character_and_instant_exactly(make_config, make_se
     assert all(r.closed_at == clock.now and r.created_at == clock.now for r in rows.values())
     assert {d: r.context for d, r in queued.items()} == {d: {"conversation": d} for d in texts}
     assert all(r.next_attempt_at >= clock.now for r in queued.values())
+
+
+@pytest.mark.parametrize(
+    ("policy", "second_dialog", "reason"),
+    [
+        ({"per_dialog": "every_close", "reclose_grace_seconds": 600}, "D-1", "recently_surveyed"),
+        ({"customer_cooldown_days": 7}, "D-2", "customer_cooldown"),
+    ],
+)
+def test_a_look_back_sees_a_close_racing_it_in_another_process(
+    make_config, make_services, policy, second_dialog, reason
+):
+    """Two closes the policy allows only one survey for (two closes of one dialog within the
+    re-close grace, two dialogs of one customer within the cool-down), recorded at once by
+    two processes: on PostgreSQL (READ COMMITTED) neither look-back saw the other's
+    uncommitted survey and both were sent. The second now waits for the first to commit."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    first = _close(services, "D-1", customer="c-1")
+    first = _Close(first.event, first.token, first.now, "close-1")
+    second = _close(services, second_dialog, customer="c-1")
+    second = _Close(second.event, second.token + "-2", second.now, "close-2")
+    results: dict[str, Any] = {}
+
+    def other_process() -> None:
+        results["second"] = recorder._writer._transaction([second])
+
+    with services.engine.begin() as conn:  # the first process, not yet committed
+        results["first"] = recorder._write_in(conn, [first])
+        racing = threading.Thread(target=other_process)
+        racing.start()
+        racing.join(timeout=1.0)  # long enough for it to record its close, had it not waited
+    racing.join(timeout=30)
+
+    assert results["first"][0]["status"] == "queued"
+    assert results["second"][0]["status"] == "skipped", results["second"]
+    assert results["second"][0]["reason"] == reason
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 1
+
+
+def test_customers_of_two_helpdesks_sharing_an_id_are_two_customers(make_config, make_services):
+    """The cool-down looks back within one helpdesk; within a batch too, where customer 42 of
+    one helpdesk used to put customer 42 of another (or a customer id spelled like a dialog
+    key) on cool-down."""
+    services = make_services(make_config(policy={"customer_cooldown_days": 7}))
+    ours = _close(services, "D-1", customer="42")
+    theirs = _close(services, "D-1", customer="42")
+    theirs = _Close(replace(theirs.event, helpdesk="zendesk"), "token-zd", theirs.now, "")
+    same = _close(services, "D-2", customer="42")
+
+    results = services.intake.recorder._writer._transaction([ours, theirs, same])
+
+    assert [r["status"] for r in results] == ["queued", "queued", "skipped"]
+    assert results[2]["reason"] == "customer_cooldown"

@@ -17,6 +17,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -25,6 +26,7 @@ from csat_hook.db.engine import run_transaction
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import PayloadTooLargeError
 from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
@@ -52,6 +54,7 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     intake = _intake()
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
         raise UnknownHelpdeskError(f"no helpdesk named {helpdesk!r} is configured")
+    query = _single_valued(request.args)
     body = read_body(
         request.environ,
         max_bytes=_max_body_bytes(),
@@ -60,7 +63,7 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     webhook = WebhookRequest(
         body=body,
         headers={key.lower(): value for key, value in request.headers.items()},
-        query=request.args.to_dict(),
+        query=query,
         received_at=intake.clock(),
         content_type=(request.mimetype or "").lower(),
         method=request.method,
@@ -68,6 +71,18 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     )
     outcome = intake.receive(helpdesk, webhook)
     return jsonify(outcome.body), outcome.status
+
+
+def _single_valued(args: MultiDict[str, str]) -> dict[str, str]:
+    """The query's parameters; a 400 when one is given twice (``?token=a&token=b``): readers
+    disagree on which value counts (Werkzeug takes the first, others the last)."""
+    for name in args:
+        if len(args.getlist(name)) > 1:
+            raise WebhookError(
+                f"the query parameter {name[:100]!r} is given more than once",
+                code="duplicate_parameter",
+            )
+    return args.to_dict()
 
 
 @bp.route("/webhooks/<helpdesk>", methods=["HEAD"])

@@ -259,6 +259,33 @@ def test_token_may_come_in_the_query(client):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "token=generic-token-123&token=wrong",
+        "token=wrong&token=generic-token-123",
+        "token=generic-token-123&token=generic-token-123",
+        "token=generic-token-123&x=1&x=2",
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused(client, services, query):
+    """Which of two values counts differs between readers (Werkzeug the first, others the
+    last): a URL that says two things is refused whatever the order, never half-accepted."""
+    response = client.post(f"/webhooks/generic?{query}", json=generic_close())
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "duplicate_parameter"
+    assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize(
+    "spelled", ["generic-token-123", "generic%2Dtoken%2d123", "%67eneric-token-123"]
+)
+def test_a_percent_escaped_query_token_is_the_same_token(client, spelled):
+    response = client.post(f"/webhooks/generic?token={spelled}", json=generic_close())
+    assert response.status_code == 200, response.get_data()[:300]
+
+
 def test_unsigned_chatwoot_request_gets_401(client, services):
     payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
     response = client.post("/webhooks/chatwoot", json=payload)

@@ -78,6 +78,14 @@ class PayloadTooLargeError(WebhookError):
     code = "payload_too_large"
 
 
+class UnsupportedEncodingError(WebhookError):
+    """The body is compressed or otherwise encoded (``Content-Encoding``): never decoded, so no
+    sender makes a small body inflate past ``server.max_body_bytes``."""
+
+    status = 415
+    code = "unsupported_encoding"
+
+
 class RequestTimeoutError(WebhookError):
     """The sender did not send the whole body within ``server.body_timeout_seconds``."""
 

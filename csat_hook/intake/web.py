@@ -26,6 +26,7 @@ from csat_hook.db.engine import run_transaction
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import PayloadTooLargeError
 from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.errors import UnsupportedEncodingError
 from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.body import read_body
@@ -54,6 +55,10 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     intake = _intake()
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
         raise UnknownHelpdeskError(f"no helpdesk named {helpdesk!r} is configured")
+    if (request.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+        # No vendor compresses webhooks; a compressed body would be signed as compressed
+        # bytes and then read as text, so say what is wrong instead.
+        raise UnsupportedEncodingError("a Content-Encoding other than identity is not accepted")
     query = _single_valued(request.args)
     body = read_body(
         request.environ,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 from typing import Any
 
@@ -326,6 +327,32 @@ def test_oversized_body_gets_413_and_stores_nothing(make_config, make_services):
     assert response.status_code == 413
     assert response.json["error"] == "payload_too_large"
     assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate, gzip", "br"])
+def test_a_compressed_body_is_415_and_never_inflated(client, services, encoding):
+    """A gzip bomb (10 MB of spaces in 10 kB) is refused by its header, before a byte of it is
+    read, decompressed or verified."""
+    bomb = gzip.compress(b" " * 10_000_000)
+
+    response = client.post(
+        "/webhooks/generic",
+        data=bomb,
+        headers={**GENERIC_AUTH, "Content-Encoding": encoding, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 415, response.get_data()[:300]
+    assert response.json == {
+        "error": "unsupported_encoding",
+        "reason": "a Content-Encoding other than identity is not accepted",
+    }
+    assert rows(services, surveys) == []
+    plain = client.post(
+        "/webhooks/generic",
+        json=generic_close(),
+        headers={**GENERIC_AUTH, "Content-Encoding": "identity"},
+    )
+    assert plain.status_code == 200
 
 
 def test_unknown_helpdesk_is_404(client):

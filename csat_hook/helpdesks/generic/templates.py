@@ -193,6 +193,9 @@ def require_jmespath(expression: str, key: str | None = None) -> None:
         raise ValueError(
             f"{where}{expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
         ) from None
+    except RecursionError:  # the parser recurses once per bracket or parenthesis
+        where = f"{key}: " if key else ""
+        raise ValueError(f"{where}the expression nests too deeply to be read") from None
 
 
 class RequestOptions(StrictModel):

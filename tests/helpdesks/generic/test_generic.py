@@ -307,6 +307,32 @@ def test_error_reason_must_be_a_valid_jmespath():
         )
 
 
+def test_a_mapping_nested_past_the_parser_is_refused_naming_its_key():
+    """jmespath's parser recurses once per bracket: an expression nested thousands deep raised
+    RecursionError out of the config check, a traceback instead of the key."""
+    deep = "[" * 3000 + "dialog.id" + "]" * 3000
+    refused = r"helpdesks\.g\.mapping: dialog_id: the expression nests too deeply"
+    with pytest.raises(ConfigError, match=refused):
+        load_config(
+            None,
+            env={},
+            overrides={
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {"mode": "none"},
+                        "reply": {"url": "https://d.example/r"},
+                        "mapping": {"dialog_id": deep},
+                    }
+                }
+            },
+        )
+    long_path = ".".join(["a"] * 5000)  # long but flat: read as any path
+    desk = adapter(FakeClock(), mapping={"dialog_id": long_path})
+    with pytest.raises(BadPayloadError, match="dialog id is missing"):
+        desk.parse(request(body_of(generic_close()), FakeClock()))
+
+
 @responses.activate
 @pytest.mark.parametrize(
     ("status", "retryable"),

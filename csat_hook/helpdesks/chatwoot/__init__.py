@@ -39,6 +39,7 @@ from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
+from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.chatwoot.api import created
 from csat_hook.helpdesks.chatwoot.api import error_items
@@ -189,7 +190,7 @@ class ChatwootHelpdesk(Helpdesk):
         sent: Reply | Note,
     ) -> SendResult:
         url = self.options.base_url + MESSAGES_PATH.format(
-            account=self._account(context), conversation=conversation
+            account=quote_id(self._account(context)), conversation=quote_id(conversation)
         )
         response = self.http.request(
             "POST",
@@ -224,7 +225,7 @@ class ChatwootHelpdesk(Helpdesk):
     ) -> SendResult | None:
         floor = lookup_floor(since).timestamp()
         url = self.options.base_url + MESSAGES_PATH.format(
-            account=self._account(context), conversation=conversation
+            account=quote_id(self._account(context)), conversation=quote_id(conversation)
         )
         token = self.options.lookup_access_token or self.options.api_access_token
         before: int | None = None
@@ -260,7 +261,7 @@ class ChatwootHelpdesk(Helpdesk):
         )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
-        url = self.options.base_url + AGENTS_PATH.format(account=self._account(context))
+        url = self.options.base_url + AGENTS_PATH.format(account=quote_id(self._account(context)))
         token = self.options.lookup_access_token or self.options.api_access_token
         try:
             response = self.http.request(

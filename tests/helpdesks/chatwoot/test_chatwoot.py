@@ -129,6 +129,41 @@ def test_account_id_falls_back_to_the_config(clock):
     assert result.external_id == "5"
 
 
+def test_ids_from_the_webhook_stay_one_path_segment_each(clock):
+    """The conversation and account ids come from the (signed) webhook: "10/../../../profile"
+    or "1?x=" must not reach another endpoint of Chatwoot's API with our token."""
+    payload = fixture("chatwoot", RESOLVED)
+    payload["id"] = "10/../../../../profile?x="
+    payload["account_id"] = "1/../2"
+    adapter = desk(clock)
+    event = adapter.parse(
+        req(body_of(payload), clock, chatwoot_headers(body_of(payload), "sec", clock()))
+    )
+    assert isinstance(event, DialogClosed)
+    from csat_hook.helpdesks.records import Reply
+
+    expected = (
+        BASE + "/api/v1/accounts/1%2F..%2F2/conversations/"
+        "10%2F..%2F..%2F..%2F..%2Fprofile%3Fx%3D/messages"
+    )
+    with responses.RequestsMock() as rsps:
+        rsps.post(expected, json={"id": 5})
+        result = adapter.send_reply(
+            Reply(
+                helpdesk="chatwoot",
+                dialog_id=event.dialog_id,
+                text="t",
+                link="l",
+                agent=Person(),
+                customer=Person(),
+                context=event.reply_context,
+                idempotency_key="k",
+            )
+        )
+        assert [call.request.url for call in rsps.calls] == [expected]
+    assert result.external_id == "5"
+
+
 def test_unknown_account_fails_permanently_with_the_key_to_set(clock):
     from csat_hook.helpdesks.records import Reply
 

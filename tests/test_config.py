@@ -124,6 +124,21 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
             "helpdesks: {g: {type: generic, auth: {mode: none}, reply: {url: 'https://x/{oops}'}}}",
             r"unknown placeholder \{oops\}",
         ),
+        *(
+            (
+                "helpdesks: {d: {type: dryrun, auth: {mode: none}, "
+                f"ticket_url_template: '{template}'}}}}",
+                r"helpdesks\.d\.ticket_url_template: .*\{ticket\} after the host",
+            )
+            for template in (
+                "/tickets/{ticket}",  # no host: Telegram refuses such a link (every alert)
+                "desk.example.com/t/{ticket}",
+                "https://{ticket}.desk.example.com/",  # the dialog id would pick the host
+                "https://desk.example.com/tickets/",  # no {ticket}
+                "javascript:alert({ticket})",
+                "https://desk.example.com/t /{ticket}",
+            )
+        ),
         ("helpdesks: []", r"helpdesks: must be a mapping"),
         ("- just\n- a list", r"the top level must be a mapping"),
         ("a: [unclosed", r"is not valid YAML"),

@@ -19,6 +19,7 @@ from typing import Any
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from csat_hook.helpdesks.base import ticket_url as ticket_link
 from csat_hook.notify.records import AlertMessage
 
 # alerts.kind
@@ -143,5 +144,4 @@ def alert_ref(key: str) -> str:
 
 def ticket_url(helpdesks: Mapping[str, Any], helpdesk: str, dialog_id: str) -> str | None:
     """The dialog's page from the helpdesk's ``ticket_url_template``; None without one."""
-    template = getattr(helpdesks.get(helpdesk), "ticket_url_template", None)
-    return template.replace("{ticket}", dialog_id) if template else None
+    return ticket_link(getattr(helpdesks.get(helpdesk), "ticket_url_template", None), dialog_id)

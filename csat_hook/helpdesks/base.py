@@ -26,6 +26,7 @@ from __future__ import annotations
 import abc
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
@@ -79,8 +80,31 @@ class HelpdeskOptions(StrictModel):
     # Static agent directory, id → name/email: wins over the vendor API, needs no API access.
     agents: dict[str, AgentInfo] = Field(default_factory=dict)
     agent_cache_seconds: float = Field(default=3600, ge=0)
-    # Link to a ticket for reports, e.g. https://desk.example.com/tickets/{ticket}
+    # Link to a ticket for reports and alerts, e.g. https://desk.example.com/tickets/{ticket}
     ticket_url_template: str | None = None
+
+    @field_validator("ticket_url_template")
+    @classmethod
+    def _ticket_link(cls, value: str | None) -> str | None:
+        # Reports and alerts link to it (Telegram refuses a link without a host); the dialog
+        # id goes in as one escaped segment (ticket_url), never into the scheme or host.
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        parts = urllib.parse.urlsplit(text.replace("{ticket}", "1"))
+        head = urllib.parse.urlsplit(text)
+        if (
+            "{ticket}" not in text
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "{" in head.netloc
+            or any(c.isspace() for c in text)
+        ):
+            raise ValueError(
+                "ticket_url_template: an http(s) link with {ticket} after the host, e.g. "
+                "https://desk.example.com/tickets/{ticket}"
+            )
+        return text
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -225,3 +249,11 @@ class Helpdesk(abc.ABC):
         """What :meth:`parse` makes of a payload, for ``csat-hook inspect-payload``."""
         event = self.parse(request)
         return {"result": type(event).__name__, **asdict(event)}
+
+
+def ticket_url(template: str | None, dialog_id: str) -> str | None:
+    """The dialog's page from a ``ticket_url_template``, the id escaped as one URL segment
+    (``a/b`` stays one id, ``?`` starts no query); None without a template."""
+    if not template:
+        return None
+    return template.replace("{ticket}", urllib.parse.quote(dialog_id, safe=""))

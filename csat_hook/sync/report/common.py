@@ -9,6 +9,7 @@ from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from csat_hook.helpdesks.base import ticket_url
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.layout import Column
 from csat_hook.sync.layout import Fmt
@@ -70,8 +71,7 @@ def score(value: float | None) -> float | None:
 
 def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: str) -> str | None:
     """The ticket URL from the helpdesk's ``ticket_url_template`` (as the adapters build it)."""
-    template = templates.get(helpdesk)
-    return template.replace("{ticket}", dialog_id) if template else None
+    return ticket_url(templates.get(helpdesk), dialog_id)
 
 
 class LocalTime:

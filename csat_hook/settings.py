@@ -15,27 +15,56 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import SecretStr
 from pydantic import model_validator
 
 
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in the YAML must not be silently ignored. A number is
-    never read from true/false (YAML's yes, no, on, off): pydantic would take it as 1 or 0."""
+    never read from true/false (YAML's yes, no, on, off): pydantic would take it as 1 or 0.
+    A secret is read without the spaces and line breaks around it: one from a file or a
+    Kubernetes secret often ends with a newline, which no vendor's secret or token holds (an
+    HMAC over it never matches; a header holding it is refused before it is sent)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _no_bool_for_a_number(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field = cls.model_fields.get(name) if isinstance(value, bool) else None
-                kinds = (typing.get_args(field.annotation) or (field.annotation,)) if field else ()
-                if kinds and bool not in kinds and (int in kinds or float in kinds):
+    def _as_written(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        trimmed: dict[str, str] = {}
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is None:
+                continue
+            kinds = typing.get_args(field.annotation) or (field.annotation,)
+            if isinstance(value, bool):
+                if bool not in kinds and (int in kinds or float in kinds):
                     raise ValueError(
                         f"{name}: a number, not {str(value).lower()} (yes/no/on/off in YAML)"
                     )
-        return data
+            else:
+                secret = _trimmed_secret(field.annotation, value)
+                if secret is not value:
+                    trimmed[name] = secret
+        return {**data, **trimmed} if trimmed else data
+
+
+def _trimmed_secret(annotation: Any, value: Any) -> Any:
+    """``value`` with the space around each secret in it removed, for a field typed
+    ``SecretStr`` (or optional), ``list[SecretStr]`` or ``dict[str, SecretStr]``; the same
+    object when nothing changes."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is SecretStr or (SecretStr in args and origin not in (list, dict)):
+        return value.strip() if isinstance(value, str) and value != value.strip() else value
+    if origin is list and args == (SecretStr,) and isinstance(value, list):
+        items = [_trimmed_secret(SecretStr, item) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if origin is dict and args[1:] == (SecretStr,) and isinstance(value, dict):
+        entries = {key: _trimmed_secret(SecretStr, item) for key, item in value.items()}
+        return entries if any(entries[k] is not value[k] for k in value) else value
+    return value
 
 
 def check_timezone(value: str) -> str:

@@ -518,3 +518,34 @@ def test_booleans_and_numbers_from_the_environment_still_load(tmp_path):
     path.write_text("server: {port: '${PORT}'}\npolicy: {skip_without_agent: yes}\n")
     config = load_config(path, env={"PORT": "8001"})
     assert config.server.port == 8001 and config.policy.skip_without_agent is True
+
+
+def test_secrets_are_read_without_the_line_break_a_secret_file_ends_with(tmp_path):
+    # A Kubernetes secret or `$(cat secret.txt)` ends with "\n": no vendor's secret does, so
+    # every signature would fail (401 forever) and every header holding it would be refused.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "token: {secret: '${TOKEN_SECRET}', previous_secrets: ['${OLD_SECRET}']}\n"
+        "helpdesks:\n"
+        "  chatwoot: {kind: chatwoot, base_url: 'https://chat.example.com',"
+        " api_access_token: '${CW_TOKEN}', webhook_secret: '${CW_SECRET}'}\n"
+        "  g: {kind: generic, auth: {mode: token, token: '${G_TOKEN}'},"
+        " reply: {url: 'https://desk.example.com/{dialog_id}',"
+        " headers: {Authorization: '${G_AUTH}'}}}\n"
+    )
+    env = {
+        "TOKEN_SECRET": "s" * 40 + "\n",
+        "OLD_SECRET": "\t" + "o" * 40 + "\r\n",
+        "CW_TOKEN": "cw-api-token\n",
+        "CW_SECRET": " cw-webhook-secret \n",
+        "G_TOKEN": "g-token\n",
+        "G_AUTH": "Bearer g-api\n",
+    }
+    config = load_config(path, env=env)
+    assert config.token.secret.get_secret_value() == "s" * 40
+    assert [s.get_secret_value() for s in config.token.previous_secrets] == ["o" * 40]
+    chatwoot, generic = config.helpdesks["chatwoot"], config.helpdesks["g"]
+    assert chatwoot.api_access_token.get_secret_value() == "cw-api-token"
+    assert chatwoot.webhook_secret.get_secret_value() == "cw-webhook-secret"
+    assert generic.auth.token.get_secret_value() == "g-token"
+    assert generic.reply.headers["Authorization"].get_secret_value() == "Bearer g-api"

@@ -13,6 +13,7 @@ from typing import Any
 from typing import Literal
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import model_validator
@@ -101,15 +102,24 @@ def ask_agent(
 
 
 def _agent_in(spec: AgentRequestOptions, answer: Any) -> Person | None:
-    """The agent ``spec`` reads from a look-up answer; None when the answer names none."""
-    found = jmespath.search(spec.agent, answer)
+    """The agent ``spec`` reads from a look-up answer; None when the answer names none. An
+    expression the answer's values do not fit (a function given another type: ``join`` over
+    numbers) reads as missing, as a field the answer lacks."""
+    found = _search(spec.agent, answer)
     if isinstance(found, list):
         found = next((item for item in found if isinstance(item, Mapping)), None)
     if not isinstance(found, Mapping):
         return None
 
     def read(expression: str | None) -> str | None:
-        return as_text(jmespath.search(expression, found)) if expression else None
+        return as_text(_search(expression, found)) if expression else None
 
     person = Person(read(spec.id), read(spec.name), read(spec.email))
     return person if person.known else None
+
+
+def _search(expression: str, data: Any) -> Any:
+    try:
+        return jmespath.search(expression, data)
+    except JMESPathError:
+        return None

@@ -15,6 +15,7 @@ from typing import Any
 from typing import Literal
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
 
@@ -89,7 +90,10 @@ def _find_marked(
     spec: LookupRequestOptions, answer: Any, marker: str, not_before: datetime, name: str
 ) -> SendResult | None:
     """The first message of ours in ``answer`` whose text carries ``marker``."""
-    messages = jmespath.search(spec.messages, answer)
+    try:
+        messages = jmespath.search(spec.messages, answer)
+    except JMESPathError:  # a function given another type (join over numbers, say)
+        messages = None
     if not isinstance(messages, list):
         # A wrong path, not a transient fault: asking again will not help.
         raise DeliveryError(
@@ -97,15 +101,28 @@ def _find_marked(
             retryable=False,
         )
     for message in messages[:LOOKUP_MAX_MESSAGES]:
-        text = jmespath.search(spec.text, message)
-        if not isinstance(text, str) or marker not in text:
+        try:
+            found = _marked(spec, message, marker, not_before)
+        except JMESPathError:
+            # An expression this message's fields do not fit (another kind of message, a
+            # function given another type): it cannot be told to be ours, so it is not.
             continue
-        if spec.ours is not None and not jmespath.search(spec.ours, message):
-            continue  # a customer quoting our survey, an internal note
-        if spec.created_at is not None:
-            created = parse_timestamp(jmespath.search(spec.created_at, message))
-            # An unreadable date does not hide a match: the marker is unique to this survey.
-            if created is not None and created < not_before:
-                continue
-        return SendResult(external_id=as_text(jmespath.search(spec.id, message)))
+        if found is not None:
+            return found
     return None
+
+
+def _marked(
+    spec: LookupRequestOptions, message: Any, marker: str, not_before: datetime
+) -> SendResult | None:
+    text = jmespath.search(spec.text, message)
+    if not isinstance(text, str) or marker not in text:
+        return None
+    if spec.ours is not None and not jmespath.search(spec.ours, message):
+        return None  # a customer quoting our survey, an internal note
+    if spec.created_at is not None:
+        created = parse_timestamp(jmespath.search(spec.created_at, message))
+        # An unreadable date does not hide a match: the marker is unique to this survey.
+        if created is not None and created < not_before:
+            return None
+    return SendResult(external_id=as_text(jmespath.search(spec.id, message)))

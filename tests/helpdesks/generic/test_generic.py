@@ -513,6 +513,17 @@ def test_a_message_with_an_unreadable_date_still_matches(clock):
 
 
 @responses.activate
+def test_a_message_the_expressions_cannot_read_is_passed_over_not_a_crash(clock):
+    # join() over numbers raises JMESPathTypeError: that message cannot be told to be ours.
+    spec = {**LOOKUP, "text": "join(' ', body.parts)"}
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=spec)
+    unreadable = {**message(1, ""), "body": {"parts": [1, 2]}}
+    ours = {**message(2, ""), "body": {"parts": ["Rate us", REF]}}
+    responses.get("https://desk.example.com/acme/d/D%209/messages", json=listing(unreadable, ours))
+    assert desk.find_reply(reply(marker=REF), since=SINCE).external_id == "2"
+
+
+@responses.activate
 @pytest.mark.parametrize(
     ("answer", "retryable"),
     [
@@ -881,6 +892,17 @@ def test_a_dialog_the_answer_names_no_agent_for_is_sent_without_one(clock, answe
     desk = lookup_adapter(clock, by_dialog=BY_DIALOG)
     responses.post("https://desk.example.com/acme/who", **answer)
     assert desk.find_agent("D", {"account": "acme"}) == found
+
+
+@responses.activate
+def test_an_agent_name_the_expressions_cannot_read_is_left_out(clock):
+    # A vendor answer of a type the configured function refuses (join over numbers).
+    desk = lookup_adapter(clock, by_dialog={**BY_DIALOG, "name": "join(' ', names)"})
+    responses.post(
+        "https://desk.example.com/acme/who",
+        json={"participants": [{"role": "agent", "uid": 5, "names": [1, 2]}]},
+    )
+    assert desk.find_agent("D", {"account": "acme"}) == Person("5")
 
 
 @responses.activate

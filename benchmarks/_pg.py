@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -27,3 +29,18 @@ def private_schema(url: str, prefix: str) -> tuple[str, Callable[[], None]]:
         admin.dispose()
 
     return scoped.render_as_string(hide_password=False), drop
+
+
+def bench_database(
+    url: str | None, folder: Path, prefix: str, cleanup: contextlib.ExitStack
+) -> str:
+    """The database a benchmark run uses: a SQLite file in ``folder`` without ``url``; for a
+    PostgreSQL ``url``, a private schema dropped when ``cleanup`` closes (a run never sees
+    another's rows, and never touches the database's own tables)."""
+    if not url:
+        return f"sqlite:///{folder / 'bench.sqlite3'}"
+    if sa.make_url(normalize_database_url(url)).get_backend_name() != "postgresql":
+        return url
+    scoped, drop = private_schema(url, prefix)
+    cleanup.callback(drop)
+    return scoped

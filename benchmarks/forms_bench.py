@@ -22,6 +22,7 @@ every run met it (also printed for one run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from _pg import bench_database
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
@@ -213,7 +215,10 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=1_000_000)
     parser.add_argument("--unanswered", type=int, default=100_000)
     parser.add_argument("--edits", type=int, default=100)
-    parser.add_argument("--database-url", help="an empty database instead of a fresh SQLite")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL: each run in a private schema, dropped after it (default: a fresh SQLite)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip the pandas peer")
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync")
     parser.add_argument(
@@ -252,8 +257,8 @@ def run_once(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         fake = fake_started(child)
         print(f"machine: {machine()}")
-        with tempfile.TemporaryDirectory() as tmp:
-            url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
+            url = bench_database(args.database_url, Path(tmp), "forms_bench", cleanup)
             # Seeding in its own process: this one's peak RSS is the syncs' alone.
             subprocess.run(
                 [

@@ -17,7 +17,7 @@ the whole benchmark N times, each in a fresh process with a fresh database and f
 ends with a table of every figure's range over the runs, the peer's beside it, the target
 and whether every run met it (also printed for one run). ``--no-tracemalloc`` for wall
 times and the targets (the tracer slows Python several-fold and inflates RSS);
-``--database-url`` for PostgreSQL (the same database for every run: give ``--runs 1``).
+``--database-url`` for PostgreSQL (each run in a private schema, dropped after it).
 ``--source csv`` reads the answers from a Forms "Download responses (.csv)" export instead
 (timestamps as text, ``2026/11/02 3:47:14 PM EST``: every one goes through the text reader);
 the report still goes to the fake Sheets.
@@ -26,6 +26,7 @@ the report still goes to the fake Sheets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -37,6 +38,7 @@ import tracemalloc
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from _pg import bench_database
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
@@ -186,9 +188,9 @@ def run_once(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         fake = fake_started(child)
         print(f"machine: {machine()}")
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
             # Seeding runs in its own process so this one's peak RSS is the sync's alone.
-            url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            url = bench_database(args.database_url, Path(tmp), "sync_bench", cleanup)
             subprocess.run(
                 [
                     sys.executable,

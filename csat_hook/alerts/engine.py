@@ -166,7 +166,7 @@ def _fan_out(
         if options.kind == "helpdesk_note" and not _notable(options, message, inputs.helpdesks):
             continue
         held = item.kind in (ANSWER, AGENT) and (
-            outbox_store.count_alert_deliveries(conn, name, hour) >= config.cap_per_hour
+            store.capped_deliveries(conn, name, hour) >= config.cap_per_hour
         )
         outbox_store.enqueue_alerts(
             conn,

@@ -16,8 +16,11 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from csat_hook.alerts.records import AGENT
+from csat_hook.alerts.records import ANSWER
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import ALERT
+from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import alert_state
 from csat_hook.db.schema import alerts
@@ -38,6 +41,25 @@ def insert_alert(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
         .returning(alerts.c.id)
     )
     return conn.execute(stmt).scalar()
+
+
+def capped_deliveries(conn: sa.Connection, destination: str, since: datetime) -> int:
+    """The deliveries to ``destination`` since ``since`` that ``alerts.cap_per_hour`` counts:
+    alerts about answers and agents, held ones not counted. Digests and cap notices are not
+    counted (documented): a digest sent this hour must not hold the bad rating after it."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox.join(alerts, outbox.c.alert_id == alerts.c.id))
+            .where(
+                outbox.c.destination == destination,
+                outbox.c.created_at >= since,
+                outbox.c.kind == ALERT,
+                outbox.c.status != CANCELLED,
+                alerts.c.kind.in_([ANSWER, AGENT]),
+            )
+        ).scalar_one()
+    )
 
 
 def existing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:

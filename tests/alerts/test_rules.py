@@ -18,6 +18,7 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
+from tests.alerts.test_agent_drop import Data
 
 
 def stored(services: Any) -> list[Any]:
@@ -200,3 +201,20 @@ def test_configuration_errors_name_the_key(make_config, fake_notify, change, mes
     with pytest.raises(ConfigError) as caught:
         make_config(alerts=section)
     assert message in caught.value.message and "alerts" in caught.value.message
+
+
+def test_a_digest_does_not_count_towards_the_hourly_cap(with_rules, clock):
+    # Documented: "Digests are not counted". A digest sent this hour must leave the bad
+    # rating that follows it its full allowance: held, it would never be delivered.
+    daily = {"name": "daily", "at": "12:00", "destinations": ["slack"]}
+    services = with_rules(
+        rule("low_rating", name="low", max_rating=2), cap_per_hour=1, digests=[daily]
+    )
+    clock.now = clock().replace(hour=11, minute=50)
+    assert raise_now(services, [], data=Data()).raised == {}  # the digest is configured
+    clock.now = clock().replace(hour=12, minute=5)
+    assert raise_now(services, [], data=Data()).raised == {"daily": 1}
+    clock.advance(300)
+    outcome = raise_now(services, [changed(submitted_at=clock())], data=Data())
+    assert (outcome.raised, outcome.queued, outcome.held) == ({"low": 1}, 1, 0)
+    assert [d.status for d in deliveries(services)] == ["pending", "pending"]

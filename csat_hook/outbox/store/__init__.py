@@ -32,7 +32,6 @@ from csat_hook.outbox.store.claims import surveys_by_id
 from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
 from csat_hook.outbox.store.enqueue import cancel_waiting
-from csat_hook.outbox.store.enqueue import count_alert_deliveries
 from csat_hook.outbox.store.enqueue import enqueue_alerts
 from csat_hook.outbox.store.enqueue import enqueue_replies
 from csat_hook.outbox.store.outcomes import SentMark
@@ -54,7 +53,6 @@ __all__ = [
     "cancel_waiting",
     "claim_due",
     "claim_with_surveys",
-    "count_alert_deliveries",
     "enqueue_alerts",
     "enqueue_replies",
     "heartbeat",

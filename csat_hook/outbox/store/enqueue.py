@@ -98,22 +98,6 @@ def enqueue_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> No
         )
 
 
-def count_alert_deliveries(conn: sa.Connection, destination: str, since: datetime) -> int:
-    """Alert deliveries queued for ``destination`` since ``since``, held ones not counted."""
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(outbox)
-            .where(
-                outbox.c.destination == destination,
-                outbox.c.created_at >= since,
-                outbox.c.kind == ALERT,
-                outbox.c.status != CANCELLED,
-            )
-        ).scalar_one()
-    )
-
-
 def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
     """Cancel replies for a dialog that have not started to go out; return how many (alerts
     about the dialog are not replies and stay queued)."""

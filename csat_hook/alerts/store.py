@@ -26,6 +26,7 @@ from csat_hook.db.schema import alert_state
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import is_storable
 from csat_hook.db.text import storable
 
 _IN_CHUNK = 500
@@ -187,10 +188,11 @@ def clean_handled(value: Any) -> str | None:
 
 def set_handled(conn: sa.Connection, ids: Sequence[int], value: str | None, now: datetime) -> int:
     """Mark alerts handled (``value``: who or how) or not (None); how many exist."""
+    handled = clean_handled(value)
     result = conn.execute(
         sa.update(alerts)
         .where(alerts.c.id.in_(list(ids)))
-        .values(handled=clean_handled(value), handled_at=now if value else None)
+        .values(handled=handled, handled_at=now if handled else None)
     )
     return int(result.rowcount)
 
@@ -253,7 +255,10 @@ def mark_written(conn: sa.Connection, written: Mapping[int, str | None]) -> None
 
 
 def alert_by_ref_or_id(conn: sa.Connection, ident: str) -> sa.Row[Any] | None:
-    """An alert by its id (digits) or its reference."""
+    """An alert by its id (digits) or its reference; None for text no reference can be (one
+    the database cannot even compare: a lone surrogate from argv that is not UTF-8)."""
+    if not is_storable(ident):
+        return None
     digits = ident.isascii() and ident.isdecimal() and len(ident) <= ALERT_ID_DIGITS
     number = as_alert_id(int(ident)) if digits else None
     where = alerts.c.id == number if number is not None else alerts.c.ref == ident

@@ -98,6 +98,11 @@ def handle(state: State, idents: tuple[str, ...], by: str, undo: bool) -> None:
     """Mark alerts (by number or reference) handled; the Alerts tab shows it at the next sync.
 
     The same "Handled" column can be filled in the Alerts tab of the spreadsheet."""
+    if not undo and store.clean_handled(by) is None:
+        # Stored as "not handled": it would clear a mark and say "marked".
+        raise click.BadParameter(
+            "blank: give who handled it, or how (or use --undo)", param_hint="--by"
+        )
     services = state.services()
     with services.engine.begin() as conn:
         ids = []

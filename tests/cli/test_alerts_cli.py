@@ -166,6 +166,30 @@ def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
     assert "alert #1 -> slack" in outbox.output and "alert #1 -> note" in outbox.output
 
 
+def test_handle_refuses_what_it_cannot_store_or_find_with_a_message(tmp_path, fake, clock):
+    path = write_config(tmp_path, fake)
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    services = services_for(path, fake, clock)
+    try:
+        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
+    finally:
+        services.engine.dispose()
+    assert invoke(path, fake, "alerts", "handle", "1", "--by", "Anna").exit_code == 0
+
+    # A blank --by (or one of only what the database cannot hold) marked nothing, cleared
+    # Anna's mark, and said "marked 1 alerts".
+    for blank in ("", "   ", "\x00"):
+        refused = invoke(path, fake, "alerts", "handle", "1", "--by", blank)
+        assert refused.exit_code == 2 and "--by" in refused.output
+    assert "handled: Anna" in invoke(path, fake, "alerts").output
+
+    # A reference with bytes that are not UTF-8 (a lone surrogate in argv) reached the
+    # database, which cannot hold it: a traceback instead of "no alert".
+    unknown = invoke(path, fake, "alerts", "handle", "csat-alert-\udcff")
+    assert unknown.exit_code == 2 and "no alert" in unknown.output
+    assert unknown.exception is None or isinstance(unknown.exception, SystemExit)
+
+
 def test_no_secret_and_no_customer_text_in_the_logs(tmp_path, fake, clock):
     stream = io.StringIO()
     setup_logging("DEBUG", "text", stream=stream)

@@ -172,6 +172,10 @@ class AlertsConfig(StrictModel):
             ("digests", d) for d in self.digests
         ]:
             for destination in item.destinations:
+                if item.destinations.count(destination) > 1:
+                    # One delivery either way (one delivery key), but the second pass would
+                    # find the cap reached by the first and send a false "held" notice.
+                    raise ValueError(f"{where}.{item.name}: {destination!r} is listed twice")
                 if destination not in self.destinations:
                     raise ValueError(
                         f"{where}.{item.name}: unknown destination {destination!r}; "

@@ -190,6 +190,16 @@ def test_a_note_goes_only_where_the_helpdesk_takes_notes(
         ),
         ({"rules": [rule("agent_below_target", alpha=0.2, exit_alpha=0.1)]}, "exit_alpha"),
         ({"digests": [{"name": "daily", "destinations": ["slack"], "at": "25:00"}]}, "digests"),
+        # Listed twice: one delivery (same delivery key), but the second pass saw the cap
+        # reached by the first and told the destination that alerts were held.
+        (
+            {"rules": [rule("low_rating", name="low", destinations=["slack", "slack"])]},
+            "rules.low: 'slack' is listed twice",
+        ),
+        (
+            {"digests": [{"name": "daily", "destinations": ["crm", "slack", "crm"]}]},
+            "digests.daily: 'crm' is listed twice",
+        ),
     ],
 )
 def test_configuration_errors_name_the_key(make_config, fake_notify, change, message):

@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 from collections.abc import Container
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -117,9 +118,8 @@ class CsvResults(ResultsSource):
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         data = self._take()
         try:
-            # newline="": line ends inside quoted cells reach the csv reader as written.
             text = data.decode(self.encoding)
-            records = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
+            records = list(_records(text, self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc) from exc
         resume = self._prefix(data, len(records)) if self._ends(text) else None
@@ -142,8 +142,8 @@ class CsvResults(ResultsSource):
         try:
             head = data[:length].decode(self.encoding)
             tail = data[length:].decode(codec)
-            header = next(csv.reader(io.StringIO(head, newline=""), delimiter=self.delimiter))
-            added = list(csv.reader(io.StringIO(tail, newline=""), delimiter=self.delimiter))
+            header = next(_records(head, self.delimiter))
+            added = list(_records(tail, self.delimiter))
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         self._data = None
@@ -174,9 +174,7 @@ class CsvResults(ResultsSource):
         if _tail_codec(self.encoding) is None or not text.endswith("\n"):
             return False
         try:
-            for _ in csv.reader(
-                io.StringIO(text, newline=""), delimiter=self.delimiter, strict=True
-            ):
+            for _ in _records(text, self.delimiter, strict=True):
                 pass
         except csv.Error:
             return False
@@ -221,6 +219,22 @@ class CsvResults(ResultsSource):
             f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())
         )
         return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
+
+
+# The largest field size the csv module takes on every platform (a C long).
+_FIELD_LIMIT_MAX = 2**31 - 1
+
+
+def _records(text: str, delimiter: str, *, strict: bool = False) -> Iterator[list[str]]:
+    """The CSV records of ``text``, any cell as long as ``text`` itself.
+
+    The csv module refuses a cell over its field size limit (131,072 characters unless
+    raised, process-wide): one respondent's long comment failed the read of every row. The
+    file is in memory already, so no cell can be longer than it; the limit is raised to
+    that. ``newline=""``: line ends inside quoted cells reach the reader as written."""
+    if csv.field_size_limit() < len(text):
+        csv.field_size_limit(min(len(text), _FIELD_LIMIT_MAX))
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
 
 
 def _tail_codec(encoding: str) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from csat_hook.db.schema import answers
 from tests.sync.test_read_memo import CSV_HEADER
 from tests.sync.test_read_memo import csv_config
@@ -30,3 +32,39 @@ def test_a_comment_longer_than_the_csv_modules_field_limit_is_read(kit, tmp_path
     export.write_text("\n".join([CSV_HEADER, *before, long_row, *after, *more]) + "\n", "utf-8")
     again = kit.run(config)
     assert (again.read, again.new, again.unchanged) == ("appended", 1, 3)
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "encoding"),
+    [(";", "utf-8-sig"), (";", "cp1251"), ("\t", "utf-16")],
+    ids=["excel-de", "excel-ru", "unicode-text"],
+)
+def test_a_file_with_another_delimiter_names_the_delimiter_setting(
+    kit, tmp_path: Path, delimiter: str, encoding: str
+):
+    # A Russian Excel saves "CSV" with ';' (and a title with a comma is quoted); the error
+    # named results.columns.*, whose titles are right, and said to add them.
+    header = CSV_HEADER.replace("Comment", '"Comment, if any"').replace(",", delimiter)
+    header = header.replace(f'"Comment{delimiter} if any"', '"Comment, if any"')
+    token = kit.survey("D-1", "1", "Отлично Agent")
+    row = delimiter.join(["2026/11/11 3:47:14 PM GMT+3", "Отлично", "ok", "A", "D-1", token])
+    export = tmp_path / "export.csv"
+    export.write_bytes(f"{header}\r\n{row}\r\n".encode(encoding))
+    refused = kit.run(csv_config(kit, export, encoding=encoding))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.csv.delimiter: the header row of export.csv is")
+    assert f"set results.csv.delimiter to {delimiter!r}" in refused.error
+    read = kit.run(csv_config(kit, export, encoding=encoding, delimiter=delimiter))
+    assert (read.status, read.new) == ("ok", 1), read.error
+    assert kit.rows(answers)[0].rating == 5
+
+
+def test_a_missing_title_in_a_file_of_the_right_delimiter_still_names_the_column(
+    kit, tmp_path: Path
+):
+    export = tmp_path / "export.csv"
+    # A ';' in a title does not make it a ';' file: the column without a title is named.
+    export.write_text('Timestamp,"Stars; 1-5",Rating\n2026/11/11 3:47:14 PM GMT+3,5,5\n')
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.columns.token: no column")

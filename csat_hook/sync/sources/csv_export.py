@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csat_hook.errors import ConfigError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
@@ -35,6 +36,7 @@ from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.sources.base import bytes_digest
+from csat_hook.sync.sources.table import map_columns
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import DateOrder
 from csat_hook.sync.timestamps import TimestampColumn
@@ -122,6 +124,8 @@ class CsvResults(ResultsSource):
             records = list(_records(text, self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc) from exc
+        if records:
+            self._check_delimiter(text, records[0])
         resume = self._prefix(data, len(records)) if self._ends(text) else None
         del data, text
         batch = SourceBatch(source=self.kind)
@@ -153,6 +157,30 @@ class CsvResults(ResultsSource):
         if self._parse(batch, header, added, known, first_row=rows + 1):
             batch.resume = later
         return batch
+
+    def _check_delimiter(self, text: str, header: Sequence[str]) -> None:
+        """ConfigError naming ``results.csv.delimiter`` when the configured titles are not in
+        the header row but are in it split by another usual delimiter: Excel saves "CSV" with
+        ``;`` in locales whose decimal mark is a comma (ru, de, fr...), and "Unicode Text"
+        with tabs. The error named the column titles, which are right."""
+        try:
+            map_columns(header, self.columns, "")
+        except ConfigError:
+            pass
+        else:
+            return
+        for other in _USUAL_DELIMITERS:
+            if other == self.delimiter or not any(other in cell for cell in header):
+                continue
+            try:
+                map_columns(next(_records(text, other)), self.columns, "")
+            except ConfigError:
+                continue
+            raise ConfigError(
+                f"results.csv.delimiter: the header row of {self.path.name} is separated by "
+                f"{other!r}, not {self.delimiter!r} (spreadsheets in some locales save CSV "
+                f"so): set results.csv.delimiter to {other!r}"
+            )
 
     def _prefix(self, data: bytes, rows: int) -> dict[str, Any]:
         """The resume of a read of all of ``data`` (``rows`` records): the whole file, whose
@@ -221,6 +249,8 @@ class CsvResults(ResultsSource):
         return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
 
 
+# Delimiters spreadsheets write CSV with, besides the configured one.
+_USUAL_DELIMITERS = (",", ";", "\t", "|")
 # The largest field size the csv module takes on every platform (a C long).
 _FIELD_LIMIT_MAX = 2**31 - 1
 

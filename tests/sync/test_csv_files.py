@@ -68,3 +68,19 @@ def test_a_missing_title_in_a_file_of_the_right_delimiter_still_names_the_column
     refused = kit.run(csv_config(kit, export))
     assert refused.status == "config_error"
     assert refused.error.startswith("results.columns.token: no column")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_a_byte_order_mark_is_not_part_of_the_first_title(kit, tmp_path: Path, encoding: str):
+    # Excel's "CSV UTF-8" starts with a BOM; under encoding utf-8 the first title read
+    # '\ufeffTimestamp' and the run was refused for a missing timestamp column.
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "B", 2)]
+    export.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())
+    config = csv_config(kit, export, encoding=encoding)
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 2), first.error
+    more = export_lines(kit, "B", 3, start=2)
+    export.write_bytes(("\ufeff" + "\r\n".join([*lines, *more]) + "\r\n").encode())
+    again = kit.run(config)
+    assert (again.read, again.new, again.unchanged) == ("appended", 1, 2)

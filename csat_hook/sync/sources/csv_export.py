@@ -120,7 +120,7 @@ class CsvResults(ResultsSource):
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         data = self._take()
         try:
-            text = data.decode(self.encoding)
+            text = _without_bom(data.decode(self.encoding))
             records = list(_records(text, self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc) from exc
@@ -144,7 +144,7 @@ class CsvResults(ResultsSource):
         if len(data) < length or bytes_digest(data[:length]).hex() != prefix.digest:
             return None
         try:
-            head = data[:length].decode(self.encoding)
+            head = _without_bom(data[:length].decode(self.encoding))
             tail = data[length:].decode(codec)
             header = next(_records(head, self.delimiter))
             added = list(_records(tail, self.delimiter))
@@ -265,6 +265,13 @@ def _records(text: str, delimiter: str, *, strict: bool = False) -> Iterator[lis
     if csv.field_size_limit() < len(text):
         csv.field_size_limit(min(len(text), _FIELD_LIMIT_MAX))
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+
+
+def _without_bom(text: str) -> str:
+    """``text`` without a byte-order mark at its start: Excel's "CSV UTF-8" writes one, and
+    under ``encoding: utf-8`` (not ``utf-8-sig``) it was read as part of the first title, so
+    the timestamp column was not found."""
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _tail_codec(encoding: str) -> str | None:

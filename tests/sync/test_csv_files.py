@@ -84,3 +84,26 @@ def test_a_byte_order_mark_is_not_part_of_the_first_title(kit, tmp_path: Path, e
     export.write_bytes(("\ufeff" + "\r\n".join([*lines, *more]) + "\r\n").encode())
     again = kit.run(config)
     assert (again.read, again.new, again.unchanged) == ("appended", 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "says"),
+    [
+        ("utf-16", "it starts with a UTF-16 byte-order mark"),
+        ("cp1251", "line 3 is not utf-8-sig: set results.csv.encoding"),
+    ],
+)
+def test_a_file_in_another_encoding_names_the_setting_and_the_line(
+    kit, tmp_path: Path, encoding: str, says: str
+):
+    # The error said "(UnicodeDecodeError; check results.csv.encoding)": no line, no value.
+    lines = [CSV_HEADER, *export_lines(kit, "E", 1)]
+    lines.append("2026/11/12 3:47:14 PM GMT+3,1,Очень долго ждал,Agent,E-9,x")
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "failed"
+    assert refused.error.startswith("results.csv.encoding: cannot decode")
+    assert says in refused.error and "долго" not in refused.error
+    read = kit.run(csv_config(kit, export, encoding=encoding))
+    assert (read.status, read.new, read.unverified) == ("ok", 1, {"malformed": 1}), read.error

@@ -111,11 +111,25 @@ class CsvResults(ResultsSource):
         self._content = bytes_digest(self._data)
         return WholeRead(b"", self._content)
 
-    def _unreadable(self, exc: Exception) -> SourceError:
-        return SourceError(
-            f"results.csv.path: cannot read {self.path} "
-            f"({type(exc).__name__}; check results.csv.encoding)"
-        )
+    def _unreadable(self, exc: Exception, data: bytes = b"") -> SourceError:
+        """Why ``data`` (the file's bytes) cannot be read, naming the setting to change and
+        the line, never quoting the file (customer text)."""
+        if isinstance(exc, UnicodeDecodeError):
+            if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                hint = (
+                    'it starts with a UTF-16 byte-order mark (Excel\'s "Unicode Text"): set '
+                    "results.csv.encoding to utf-16 (and results.csv.delimiter to '\\t')"
+                )
+            else:
+                line = data.count(b"\n", 0, exc.start) + 1
+                hint = (
+                    f"line {line} is not {self.encoding}: set results.csv.encoding to the "
+                    "export's encoding (cp1251 for a CSV from a Russian Excel)"
+                )
+            return SourceError(f"results.csv.encoding: cannot decode {self.path}: {hint}")
+        if isinstance(exc, LookupError):
+            return SourceError(f"results.csv.encoding: {self.encoding!r} is not an encoding")
+        return SourceError(f"results.csv.path: cannot read {self.path} ({type(exc).__name__})")
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         data = self._take()
@@ -123,7 +137,7 @@ class CsvResults(ResultsSource):
             text = _without_bom(data.decode(self.encoding))
             records = list(_records(text, self.delimiter))
         except (UnicodeError, LookupError, csv.Error) as exc:
-            raise self._unreadable(exc) from exc
+            raise self._unreadable(exc, data) from exc
         if records:
             self._check_delimiter(text, records[0])
         resume = self._prefix(data, len(records)) if self._ends(text) else None

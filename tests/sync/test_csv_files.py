@@ -107,3 +107,32 @@ def test_a_file_in_another_encoding_names_the_setting_and_the_line(
     assert says in refused.error and "долго" not in refused.error
     read = kit.run(csv_config(kit, export, encoding=encoding))
     assert (read.status, read.new, read.unverified) == ("ok", 1, {"malformed": 1}), read.error
+
+
+@pytest.mark.parametrize("damage", ["stray quote", "ends inside quotes"])
+def test_a_file_that_is_not_well_formed_csv_says_where(kit, tmp_path: Path, damage: str):
+    # Python's lenient reader reads on past a stray quote: the rows up to the next quote
+    # became one row's cell, and the run said "ok" with two answers fewer and no word.
+    clean = [CSV_HEADER, *export_lines(kit, "Q", 6)]
+    lines = list(clean)
+    if damage == "stray quote":
+        lines[2] = lines[2].replace(",Agent 1,", ',"Agent 1,')  # a hand edit
+        line = 4  # where the quote opened on line 3 closes, before a character
+    else:
+        lines.append('2026/11/19 3:47:14 PM GMT+3,5,"being written')
+        line = 8  # the last line, whose quote never closes
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = kit.run(csv_config(kit, export))
+    assert summary.status == "ok"
+    warned = [w for w in summary.warnings if "not well-formed CSV" in w]
+    assert warned == [
+        f"export.csv: line {line} is not well-formed CSV"
+        + warned[0].split("not well-formed CSV", 1)[1]
+    ]
+    assert "Agent" not in warned[0] and "being written'" not in warned[0]
+    # Fixed, every answer is read.
+    export.write_text("\n".join(clean) + "\n", "utf-8")
+    fixed = kit.run(csv_config(kit, export))
+    assert not [w for w in fixed.warnings if "well-formed" in w]
+    assert len(kit.rows(answers)) == 6

@@ -14,12 +14,12 @@ import codecs
 import csv
 import io
 from collections.abc import Container
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,9 @@ from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import DateOrder
 from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 
 class CsvResults(ResultsSource):
@@ -140,9 +143,12 @@ class CsvResults(ResultsSource):
             raise self._unreadable(exc, data) from exc
         if records:
             self._check_delimiter(text, records[0])
-        resume = self._prefix(data, len(records)) if self._ends(text) else None
+        malformed = self._malformed(text)
+        resume = self._prefix(data, len(records)) if self._ends(text, malformed) else None
         del data, text
         batch = SourceBatch(source=self.kind)
+        if malformed:
+            batch.warnings.append(malformed)
         if not records:
             batch.warnings.append(f"{self.path} is empty")
             return batch
@@ -165,7 +171,9 @@ class CsvResults(ResultsSource):
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         self._data = None
-        later = self._prefix(data, rows + len(added)) if self._ends(tail) else None
+        if self._malformed(tail):
+            return None  # fetch reads it all, and says where
+        later = self._prefix(data, rows + len(added)) if self._ends(tail, None) else None
         del data, head, tail
         batch = SourceBatch(source=self.kind)
         if self._parse(batch, header, added, known, first_row=rows + 1):
@@ -208,19 +216,31 @@ class CsvResults(ResultsSource):
         data, self._data = self._data, None  # the bytes are not kept past the parse
         return data
 
-    def _ends(self, text: str) -> bool:
+    def _ends(self, text: str, malformed: str | None) -> bool:
         """Whether ``text`` ends at the end of a record, so that rows added after it read
         alone as they would in the whole file: it ends with a line break that is not inside
-        a quoted cell (the strict reader refuses a file ending inside quotes; it may refuse
-        other files the lenient one reads, which only costs a read of every row)."""
-        if _tail_codec(self.encoding) is None or not text.endswith("\n"):
-            return False
+        a quoted cell (``malformed`` is None: the strict reader refuses a file ending inside
+        quotes; it may refuse other files the lenient one reads, which only costs a read of
+        every row)."""
+        return _tail_codec(self.encoding) is not None and text.endswith("\n") and not malformed
+
+    def _malformed(self, text: str) -> str | None:
+        """A warning when ``text`` is not well-formed CSV (the strict reader refuses it): a
+        quote missing or stray (a hand edit), or the text ending inside a quoted cell (a
+        file still being written). The lenient reader reads on, so the rows from that quote
+        to the next one read as one row, and those after it are missing from the read:
+        the operator is told the line (never its text)."""
+        reader = _records(text, self.delimiter, strict=True)
         try:
-            for _ in _records(text, self.delimiter, strict=True):
+            for _ in reader:
                 pass
-        except csv.Error:
-            return False
-        return True
+        except csv.Error as exc:
+            return (
+                f"{self.path.name}: line {reader.line_num} is not well-formed CSV ({exc}): a "
+                "quote at or above it is missing or stray, or the file was still being "
+                "written; the rows from that quote on may read as one: fix the file"
+            )
+        return None
 
     def _parse(
         self,
@@ -269,7 +289,7 @@ _USUAL_DELIMITERS = (",", ";", "\t", "|")
 _FIELD_LIMIT_MAX = 2**31 - 1
 
 
-def _records(text: str, delimiter: str, *, strict: bool = False) -> Iterator[list[str]]:
+def _records(text: str, delimiter: str, *, strict: bool = False) -> Reader:
     """The CSV records of ``text``, any cell as long as ``text`` itself.
 
     The csv module refuses a cell over its field size limit (131,072 characters unless

@@ -161,6 +161,14 @@ def print_sync(summary: Any, as_json: bool) -> None:
 
 def _print_problem(problem: dict[str, Any]) -> None:
     """A data_error, for the operator: the column, one example cell, why, what to change."""
+    if problem.get("kind") == "unverified":
+        click.echo(
+            f"sync data_error: {problem['count']} of {problem['rows']} new rows stored as "
+            f"unverified ({problem['reason']}): {problem['detail']}.\n  To fix: "
+            f"{problem['fix']}.",
+            err=True,
+        )
+        return
     among = "new rows" if problem["new_only"] else "rows read"
     example = f" e.g. {problem['example']!r}" if problem["example"] else ""
     click.echo(

@@ -58,10 +58,20 @@ class ReportStep(AlertsStep):
             max_share=results.max_skipped_share,
             min_rows=results.min_skipped_rows,
         )
-        if problems:
+        found = [{**p.as_dict(), "message": p.message()} for p in problems]
+        new_rows = summary.new + summary.updated + sum(summary.unverified.values())
+        forged = skips.judge_forged(
+            summary.unverified.get("forged", 0),
+            new_rows,
+            max_share=results.max_skipped_share,
+            min_rows=results.min_skipped_rows,
+        )
+        if forged is not None:
+            found.append(forged)
+        if found:
             summary.status = "data_error"
-            summary.error = "; ".join(p.message() for p in problems)
-            summary.problems = [p.as_dict() for p in problems]
+            summary.error = "; ".join(p.pop("message") for p in found)
+            summary.problems = found
 
     def _read_back(self, conn: sa.Connection) -> tuple[list[Any], dict[str, Any]]:
         """The surveys and the current answers (survey key → answer) the dataset is built

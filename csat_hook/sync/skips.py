@@ -129,6 +129,39 @@ def judge(
     return sorted(problems.values(), key=lambda p: -p.count)
 
 
+def judge_forged(
+    forged: int, new_rows: int, *, max_share: float, min_rows: int
+) -> dict[str, Any] | None:
+    """A problem when the references of a large share of the rows new to this run do not
+    verify (``forged``: signed with no secret we hold), with the same thresholds as the skips.
+
+    Each is stored as unverified and never read again, so a run that says "ok" would hide the
+    usual cause: ``token.secret`` changed without the old one kept in
+    ``token.previous_secrets``, and every answer since counts for nobody."""
+    if forged < min_rows or forged <= max_share * new_rows:
+        return None
+    fix = (
+        "if token.secret was changed, put the secret it replaced in token.previous_secrets "
+        "(references signed with it verify again), then run csat-hook sync --full"
+    )
+    return {
+        "kind": "unverified",  # not skipped: stored, and not read again
+        "reason": "forged",
+        "count": forged,
+        "rows": new_rows,
+        "new_only": True,
+        "column": "",
+        "setting": "token.previous_secrets",
+        "example": "",
+        "detail": "the reference's signature matches none of the configured secrets",
+        "fix": fix,
+        "message": (
+            f"{forged} of {new_rows} new rows carry a reference no configured secret signed "
+            f"(stored as unverified, forged): {fix}"
+        ),
+    }
+
+
 def _problem(
     batch: SourceBatch,
     skips: Iterable[SkippedRow],

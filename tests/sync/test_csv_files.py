@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from csat_hook.db.schema import answers
 from tests.sync.test_read_memo import CSV_HEADER
@@ -136,3 +137,29 @@ def test_a_file_that_is_not_well_formed_csv_says_where(kit, tmp_path: Path, dama
     fixed = kit.run(csv_config(kit, export))
     assert not [w for w in fixed.warnings if "well-formed" in w]
     assert len(kit.rows(answers)) == 6
+
+
+def test_answers_signed_with_a_secret_no_longer_configured_are_a_data_error(kit, tmp_path: Path):
+    # token.secret changed without the old one kept in previous_secrets: every new answer is
+    # stored as unverified (forged), counts for nobody, and the run said "ok".
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join([CSV_HEADER, *export_lines(kit, "R", 4)]) + "\r\n").encode())
+    rotated = csv_config(kit, export)
+    rotated.token.secret = SecretStr("a-new-secret-nobody-kept-the-old-one-of")
+    summary = kit.run(rotated)
+    assert summary.status == "data_error" and summary.unverified == {"forged": 4}
+    [problem] = summary.problems
+    assert problem["kind"] == "unverified" and problem["setting"] == "token.previous_secrets"
+    assert "4 of 4 new rows" in (summary.error or "")
+    assert "previous_secrets" in (summary.error or "")
+
+
+def test_a_few_forged_references_among_many_answers_are_no_data_error(kit, tmp_path: Path):
+    # Edited references (a customer changing the link) are unverified, not a failed run.
+    lines = [CSV_HEADER, *export_lines(kit, "F", 10)]
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",MXx0ZXN0fEYtMHw3.forged0signature0000000000"
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    summary = kit.run(csv_config(kit, export))
+    assert summary.status == "ok" and summary.new == 9, summary.error
+    assert sum(summary.unverified.values()) == 1

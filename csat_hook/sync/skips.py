@@ -142,7 +142,7 @@ def judge_forged(
         return None
     fix = (
         "if token.secret was changed, put the secret it replaced in token.previous_secrets "
-        "(references signed with it verify again), then run csat-hook sync --full"
+        "so that the references signed with it verify"
     )
     return {
         "kind": "unverified",  # not skipped: stored, and not read again

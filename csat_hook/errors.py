@@ -100,6 +100,15 @@ class ServiceUnavailableError(CsatHookError):
     code = "unavailable"
 
 
+class SchemaError(CsatHookError):
+    """The database's schema revision is not one this release can bring to its newest: a newer
+    release upgraded it (the app was rolled back), or the target revision is unknown or behind
+    the database. Nothing was changed; the message names both revisions."""
+
+    status = 503
+    code = "schema_mismatch"
+
+
 class DeliveryError(CsatHookError):
     """An outbound call failed.
 

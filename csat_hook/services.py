@@ -98,10 +98,16 @@ def build_services(
             connect_timeout=config.delivery.connect_timeout_seconds,
             read_timeout=config.delivery.read_timeout_seconds,
         )
+    owned = engine is None
     if engine is None:
         engine = make_engine(config.database.url, pool_size=config.database.pool_size)
     if create_tables:
-        create_schema(engine)
+        try:
+            create_schema(engine)
+        except BaseException:
+            if owned:  # the caller never gets it: close its connection now
+                engine.dispose()
+            raise
     helpdesks = build_helpdesks(config.helpdesks, http=http, clock=clock)
     destinations = build_destinations(
         config.alerts.destinations, http=http, helpdesks=helpdesks, clock=clock

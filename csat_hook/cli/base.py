@@ -13,6 +13,7 @@ from csat_hook.config import insecure_settings
 from csat_hook.config import load_config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import SchemaError
 from csat_hook.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class State:
 
         try:
             return build_services(self.config)
+        except SchemaError:
+            raise  # not the configuration's fault: exit 1 (see unreachable)
         except CsatHookError as exc:
             raise ConfigProblem(exc.message) from None
 
@@ -83,11 +86,14 @@ def shown(text: str) -> str:
 
 
 def unreachable(exc: Exception) -> click.ClickException | None:
-    """What to say (exit 1) when ``exc`` is a failure to connect to the database, or to open
-    its file (ConfigError, exit 2); None for any other error.
+    """What to say (exit 1) when ``exc`` is a failure to connect to the database, or a schema
+    this release cannot upgrade (SchemaError), or a failure to open its file (ConfigError,
+    exit 2); None for any other error.
 
     Only a connection's failure is said: it carries no statement, so nothing of the data, and
     the driver's first line names the host, port and user, never the password."""
+    if isinstance(exc, SchemaError):
+        return click.ClickException(exc.message)
     if isinstance(exc, CsatHookError):
         return ConfigProblem(exc.message) if isinstance(exc, ConfigError) else None
     from sqlalchemy.exc import DBAPIError  # loaded by then: the error came from it

@@ -18,11 +18,13 @@ import yaml
 from csat_hook import tokens
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import shown
 from csat_hook.config import config_warnings
 from csat_hook.config import masked_dump
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import current_revision
 from csat_hook.db.migrate import head_revision
+from csat_hook.db.migrate import known_revisions
 from csat_hook.db.migrate import upgrade
 from csat_hook.errors import ConfigError
 from csat_hook.errors import TokenError
@@ -72,10 +74,13 @@ def db_current(state: State) -> None:
     finally:
         engine.dispose()
     head = head_revision()
-    click.echo(
-        f"current: {current or 'none'}  latest: {head}"
-        + ("" if current == head else "  (run `csat-hook db upgrade`)")
-    )
+    if current == head:
+        hint = ""
+    elif current is None or current in known_revisions():
+        hint = "  (run `csat-hook db upgrade`)"
+    else:  # a newer release upgraded it: `db upgrade` here would refuse
+        hint = "  (newer than this release: run the release that upgraded it)"
+    click.echo(f"current: {shown(current or 'none')}  latest: {head}{hint}")
 
 
 @click.command("init-db", hidden=True)

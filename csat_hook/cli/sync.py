@@ -18,6 +18,7 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import SchemaError
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
@@ -74,6 +75,8 @@ def sync(
     config = state.config
     try:
         engine = make_sync_engine(config)
+    except SchemaError:
+        raise  # not the configuration's fault: exit 1
     except CsatHookError as exc:
         raise ConfigProblem(exc.message) from None
     runner = SyncRunner(config, engine)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from csat_hook.errors import SchemaError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -50,6 +52,39 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> list[str]:
+    """Every revision among Alembic's scripts, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config()).walk_revisions()  # newest first
+    return [script.revision for script in scripts][::-1]
+
+
+def _check_revisions(before: str | None, revision: str) -> None:
+    """Refuse, before Alembic touches anything, a database or a target this release cannot
+    upgrade: Alembic's own refusal is a traceback that says neither what happened nor what to
+    do (a rollback of the app after an upgrade is the usual cause)."""
+    known = known_revisions()
+    newest = known[-1]
+    if before is not None and before not in known:
+        raise SchemaError(
+            f"the database schema is at revision {before[:64]!r}, which this release does not "
+            f"know (its newest is {newest}): a newer release upgraded it. Run that release "
+            "(or one at least as new); nothing was changed"
+        )
+    if revision == "head":
+        return
+    if revision not in known:
+        raise SchemaError(
+            f"no schema revision {revision[:64]!r}: this release knows {known[0]}…{newest}"
+        )
+    if before is not None and known.index(revision) < known.index(before):
+        raise SchemaError(
+            f"the database schema is at revision {before}, past {revision}: "
+            "`db upgrade` does not go back; nothing was changed"
+        )
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -77,12 +112,14 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         config = _config(conn)
         before = MigrationContext.configure(conn).get_current_revision()
+        _check_revisions(before, revision)  # before anything is stamped
         if before is None:
             baseline = _pre_migrations_revision(conn)
             if baseline is not None:
                 logger.info("db.stamp-existing", extra={"key": baseline})
                 command.stamp(config, baseline)
                 before = baseline
+        _check_revisions(before, revision)
         if before != head_revision() or revision != "head":
             command.upgrade(config, revision)
         after = MigrationContext.configure(conn).get_current_revision()
@@ -107,8 +144,9 @@ def create_schema(engine: sa.Engine) -> None:
     """Create or upgrade the schema to the latest migration (idempotent, concurrency-safe).
 
     A database already at :data:`HEAD_REVISION` is left as it is without loading Alembic.
-    Anything else (empty, older, made before migrations, or newer than this code: Alembic
-    then refuses the unknown revision, as it always did) goes through :func:`upgrade`."""
+    Anything else (empty, older, made before migrations, or newer than this code: then a
+    :class:`~csat_hook.errors.SchemaError` naming both revisions, nothing changed) goes
+    through :func:`upgrade`."""
     if _at_head(engine):
         return
     upgrade(engine)

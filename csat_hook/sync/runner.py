@@ -349,5 +349,9 @@ class SyncRunner(ReportStep, OutputsStep):
 def make_sync_engine(config: SyncSettings) -> Engine:
     """The database engine with the schema created (sync tables included)."""
     engine = make_engine(config.database.url, pool_size=config.database.pool_size)
-    create_schema(engine)
+    try:
+        create_schema(engine)
+    except BaseException:
+        engine.dispose()  # the caller never gets it: close its connection now
+        raise
     return engine

@@ -19,6 +19,7 @@ from csat_hook.cli import main
 from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import metadata
+from csat_hook.errors import SchemaError
 
 # The schema the first release created with metadata.create_all (before migrations),
 # frozen here as it was shipped.
@@ -221,5 +222,47 @@ def test_create_schema_still_upgrades_an_older_database_and_refuses_an_unknown_o
     assert "sync_source_reads" in sa.inspect(engine).get_table_names()
     with engine.begin() as conn:  # a database a newer release has upgraded
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(Exception, match="9999"):
+    with pytest.raises(SchemaError, match="'9999', which this release does not know"):
         migrate.create_schema(engine)
+
+
+def _revision(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+
+
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["worker", "--once"], ["sync"], ["outbox", "retry", "1"]]
+)
+def test_a_database_a_newer_release_upgraded_stops_every_command_with_a_message(
+    engine, database_url, command
+):
+    # The app rolled back after a newer release's `db upgrade`: every start names both
+    # revisions and exits 1, changing nothing (it was Alembic's traceback).
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 1, result.output
+    assert result.exc_info is not None and result.exc_info[0] is SystemExit
+    assert (
+        f"revision '0099', which this release does not know (its newest is "
+        f"{migrate.HEAD_REVISION})" in result.output
+    )
+    assert _revision(engine) == ["0099"]
+    current = CliRunner().invoke(main, ["db", "current"], env=env).output
+    assert "newer than this release" in current and "run `csat-hook db upgrade`" not in current
+
+
+def test_db_upgrade_refuses_an_unknown_or_earlier_target_revision(engine, database_url):
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    unknown = CliRunner().invoke(main, ["db", "upgrade", "--revision", "nonsense"], env=env)
+    assert unknown.exit_code == 1 and unknown.exc_info[0] is SystemExit
+    assert "no schema revision 'nonsense'" in unknown.output
+    assert "alembic_version" not in sa.inspect(engine).get_table_names()  # nothing created
+    migrate.upgrade(engine)
+    back = CliRunner().invoke(main, ["db", "upgrade", "--revision", "0005"], env=env)
+    assert back.exit_code == 1 and back.exc_info[0] is SystemExit
+    assert f"at revision {migrate.HEAD_REVISION}, past 0005" in back.output
+    assert _revision(engine) == [migrate.HEAD_REVISION]

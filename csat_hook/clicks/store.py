@@ -22,6 +22,10 @@ from csat_hook.db.schema import link_clicks
 from csat_hook.db.schema import surveys
 
 PRUNE_EVERY = timedelta(minutes=10)
+# The most clicks one prune deletes: it runs inside a transaction that stores clicks (and on
+# SQLite holds the one write lock), so a backlog (retention_days lowered, a long history) is
+# deleted a bounded batch per write, not a million rows while customers' clicks wait.
+PRUNE_BATCH = 2_000
 
 
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
@@ -57,7 +61,10 @@ class Click:
 
 class ClickRecorder:
     """Stores clicks in shared transactions; marks bursts among each batch's surveys' clicks;
-    deletes clicks older than ``retention`` at most every :data:`PRUNE_EVERY`."""
+    deletes clicks older than ``retention``, at most ``prune_batch`` per write, then again with
+    the next write while a full batch was deleted, else after :data:`PRUNE_EVERY`."""
+
+    prune_batch = PRUNE_BATCH
 
     def __init__(
         self,
@@ -105,7 +112,9 @@ class ClickRecorder:
             if self._pruned is not None and now - self._pruned < PRUNE_EVERY:
                 return
             self._pruned = now
-        prune(conn, now - self.retention)
+        if prune(conn, now - self.retention, limit=self.prune_batch) == self.prune_batch:
+            with self._lock:
+                self._pruned = None  # more may be left: the next write prunes again
 
 
 def mark_bursts(conn: sa.Connection, clicks: Sequence[Click], burst_seconds: float) -> int:
@@ -143,9 +152,15 @@ def mark_bursts(conn: sa.Connection, clicks: Sequence[Click], burst_seconds: flo
     return int(result.rowcount or 0)
 
 
-def prune(conn: sa.Connection, before: datetime) -> int:
-    """Delete clicks older than ``before``; how many."""
-    result = conn.execute(sa.delete(link_clicks).where(link_clicks.c.clicked_at < before))
+def prune(conn: sa.Connection, before: datetime, *, limit: int = PRUNE_BATCH) -> int:
+    """Delete the oldest clicks older than ``before``, at most ``limit``; how many."""
+    oldest = (
+        sa.select(link_clicks.c.id)
+        .where(link_clicks.c.clicked_at < before)
+        .order_by(link_clicks.c.clicked_at)
+        .limit(limit)
+    )
+    result = conn.execute(sa.delete(link_clicks).where(link_clicks.c.id.in_(oldest)))
     return int(result.rowcount or 0)
 
 

@@ -102,8 +102,46 @@ def _pre_migrations_revision(conn: sa.Connection) -> str | None:
     return None
 
 
+# The database refused to change its schema for want of rights, not for anything in the data:
+# PostgreSQL's insufficient_privilege, invalid_schema_name (no schema on the search_path the user
+# may create in), read_only_sql_transaction; SQLite's SQLITE_PERM and SQLITE_READONLY.
+_REFUSALS = {"42501", "3F000", "25006", 3, 8}
+
+
+def _refused(exc: sa.exc.DBAPIError) -> SchemaError | None:
+    """What to say when ``exc`` is the database refusing a schema change to this user; None for
+    any other error. Only the driver's first line is said: it names the schema or the table,
+    never a value (PostgreSQL's DETAIL lines and the statement's parameters are left out)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and isinstance(getattr(orig, "sqlite_errorcode", None), int):
+        code = orig.sqlite_errorcode & 0xFF  # type: ignore[union-attr]  # the primary result code
+    if code not in _REFUSALS:
+        return None
+    lines = str(orig).strip().splitlines()
+    return SchemaError(
+        f"the database refused the schema change ({lines[0] if lines else code}): run "
+        "`csat-hook db upgrade` as a user that may create and alter tables in its schema "
+        "(the owner); nothing was changed"
+    )
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Bring the schema to ``revision``; return (revision before, revision after)."""
+    """Bring the schema to ``revision``; return (revision before, revision after).
+
+    Raises :class:`~csat_hook.errors.SchemaError` (nothing changed: one transaction) when the
+    database is newer than this release, the target is unknown or behind it, or the database
+    user may not change the schema."""
+    try:
+        return _upgrade(engine, revision)
+    except sa.exc.DBAPIError as exc:
+        problem = _refused(exc)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 

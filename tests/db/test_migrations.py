@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import uuid
 from datetime import datetime
 
 import pytest
@@ -266,3 +267,35 @@ def test_db_upgrade_refuses_an_unknown_or_earlier_target_revision(engine, databa
     assert back.exit_code == 1 and back.exc_info[0] is SystemExit
     assert f"at revision {migrate.HEAD_REVISION}, past 0005" in back.output
     assert _revision(engine) == [migrate.HEAD_REVISION]
+
+
+@pytest.fixture
+def without_rights(engine, database_url):
+    """The database at 0005, and a URL to it for a user who may not change its schema: SQLite
+    opened read-only, a PostgreSQL role without rights on the test's schema."""
+    migrate.upgrade(engine, "0005")
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///file:{url.database}?mode=ro&uri=true"
+        return
+    role = f"csat_ro_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        yield url.set(username=role, password=None).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["worker", "--once"]])
+def test_a_user_who_may_not_change_the_schema_gets_a_message(engine, without_rights, command):
+    # The release step run with the app's restricted user, or a read-only replica: it was a
+    # traceback quoting the CREATE TABLE statement.
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": without_rights}
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit, result.output
+    assert "the database refused the schema change (" in result.output
+    assert "as a user that may create and alter tables" in result.output
+    assert "CREATE" not in result.output  # no statement
+    assert _revision(engine) == ["0005"]

@@ -52,7 +52,9 @@ from csat_hook.clicks.scanners import classify
 from csat_hook.clicks.store import Click
 from csat_hook.clicks.store import ClickRecorder
 from csat_hook.clicks.store import find_survey
+from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import run_transaction
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.errors import TokenError
 from csat_hook.links import LinkValues
 from csat_hook.links import SurveyConfig
@@ -65,9 +67,6 @@ from csat_hook.links.short import PATH
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
-# The database did not answer: refused, dropped, or no pooled connection free within the
-# pool's timeout (every one held by a database that stopped answering).
-UNREADABLE = (sa.exc.DBAPIError, sa.exc.TimeoutError)
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("short_links", __name__)
@@ -172,10 +171,9 @@ def _answer(reference: str, score: int | None) -> BaseResponse:
         survey = run_transaction(
             service.engine, lambda conn: find_survey(conn, reference), read_only=True
         )
-    except UNREADABLE as exc:
+    except UNAVAILABLE as exc:
         # Signed by us, so issued by us: the form still opens, rebuilt from the reference.
-        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-        logger.error("short-link.database-down", extra={"error": type(cause).__name__})
+        logger.error("short-link.database-down", extra={"error": unavailable_cause(exc)})
         return redirect(_fallback_link(service.survey, ref, reference, score), code=302)
     if survey is None:
         logger.info("short-link.refused", extra={"status": 404, "reason": "unknown_survey"})
@@ -190,7 +188,7 @@ def _language_of(service: ShortLinks, reference: str) -> str | None:
         survey = run_transaction(
             service.engine, lambda conn: find_survey(conn, reference), read_only=True
         )
-    except UNREADABLE:
+    except UNAVAILABLE:
         return None
     return survey.language if survey is not None else None
 

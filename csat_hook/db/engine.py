@@ -248,6 +248,18 @@ def statements(engine: Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
+# The database did not answer: refused, dropped, or no pooled connection free within the
+# pool's timeout (every one held by a database that stopped answering).
+UNAVAILABLE = (sa.exc.DBAPIError, sa.exc.TimeoutError)
+
+
+def unavailable_cause(exc: BaseException) -> str:
+    """The type name to log for an :data:`UNAVAILABLE` error: the driver's own error when
+    there is one (never its text, which may quote data)."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return type(cause).__name__
+
+
 def is_data_error(exc: sa.exc.DBAPIError) -> bool:
     """True when the database refused the values themselves (a string too long, a NUL byte,
     a broken constraint): the same statement will fail again, whenever it is retried. False

@@ -17,8 +17,9 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
-from sqlalchemy.exc import DBAPIError
 
+from csat_hook.db.engine import UNAVAILABLE
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.db.schema import OUTBOX_STATUSES
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import ServiceUnavailableError
@@ -70,10 +71,8 @@ def api_outbox() -> tuple[Response, int]:
         with api.engine.connect() as conn:
             rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)
             counts = listing.outbox_counts(conn)
-    except (DBAPIError, sa.exc.TimeoutError) as exc:
-        # Refused, dropped, or no pooled connection free in time: try again later, not a 500.
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        logger.error("api.database-down", extra={"error": type(cause).__name__})
+    except UNAVAILABLE as exc:  # try again later, not a 500
+        logger.error("api.database-down", extra={"error": unavailable_cause(exc)})
         raise ServiceUnavailableError("the database is unavailable; retry later") from exc
     replies = [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}

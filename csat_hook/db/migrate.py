@@ -154,10 +154,10 @@ def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:
         if before is None:
             baseline = _pre_migrations_revision(conn)
             if baseline is not None:
+                _check_revisions(baseline, revision)
                 logger.info("db.stamp-existing", extra={"key": baseline})
                 command.stamp(config, baseline)
                 before = baseline
-        _check_revisions(before, revision)
         if before != head_revision() or revision != "head":
             command.upgrade(config, revision)
         after = MigrationContext.configure(conn).get_current_revision()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
 from typing import Any
 
 from csat_hook.errors import BadPayloadError
+
+_INDEX = re.compile(r"-?[0-9]+")  # a list index: ASCII digits ("²" is a digit to isdigit)
 
 
 def dig(data: Any, path: str) -> Any:
@@ -20,9 +23,7 @@ def dig(data: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping):
             current = current.get(part)
-        elif (
-            isinstance(current, list) and part.lstrip("-").isascii() and part.lstrip("-").isdigit()
-        ):
+        elif isinstance(current, list) and _INDEX.fullmatch(part):
             index = int(part)
             current = current[index] if -len(current) <= index < len(current) else None
         else:

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Literal
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import model_validator
@@ -23,6 +21,7 @@ from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.generic.templates import search_or_none
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.transport import HttpClient
@@ -105,21 +104,14 @@ def _agent_in(spec: AgentRequestOptions, answer: Any) -> Person | None:
     """The agent ``spec`` reads from a look-up answer; None when the answer names none. An
     expression the answer's values do not fit (a function given another type: ``join`` over
     numbers) reads as missing, as a field the answer lacks."""
-    found = _search(spec.agent, answer)
+    found = search_or_none(spec.agent, answer)
     if isinstance(found, list):
         found = next((item for item in found if isinstance(item, Mapping)), None)
     if not isinstance(found, Mapping):
         return None
 
     def read(expression: str | None) -> str | None:
-        return as_text(_search(expression, found)) if expression else None
+        return as_text(search_or_none(expression, found)) if expression else None
 
     person = Person(read(spec.id), read(spec.name), read(spec.email))
     return person if person.known else None
-
-
-def _search(expression: str, data: Any) -> Any:
-    try:
-        return jmespath.search(expression, data)
-    except JMESPathError:
-        return None

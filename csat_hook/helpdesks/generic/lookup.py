@@ -24,6 +24,7 @@ from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
+from csat_hook.helpdesks.generic.templates import search_or_none
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import SendResult
@@ -90,10 +91,7 @@ def _find_marked(
     spec: LookupRequestOptions, answer: Any, marker: str, not_before: datetime, name: str
 ) -> SendResult | None:
     """The first message of ours in ``answer`` whose text carries ``marker``."""
-    try:
-        messages = jmespath.search(spec.messages, answer)
-    except JMESPathError:  # a function given another type (join over numbers, say)
-        messages = None
+    messages = search_or_none(spec.messages, answer)
     if not isinstance(messages, list):
         # A wrong path, not a transient fault: asking again will not help.
         raise DeliveryError(

@@ -184,6 +184,15 @@ def text_values(context: Mapping[str, Any]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in context.items()}
 
 
+def search_or_none(expression: str, data: Any) -> Any:
+    """``jmespath.search``, None when a function refuses what ``data`` holds there (``join``
+    over numbers: a vendor's answer chose the types), as for a value that is missing."""
+    try:
+        return jmespath.search(expression, data)
+    except JMESPathError:
+        return None
+
+
 def require_jmespath(expression: str, key: str | None = None) -> None:
     """ValueError (naming ``key`` when given) unless ``expression`` is a valid JMESPath."""
     try:

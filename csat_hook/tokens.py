@@ -180,6 +180,17 @@ def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
     return _read(payload)
 
 
+def key_set_id(secrets_: Sequence[str]) -> str:
+    """An identifier of the set of ``secrets_`` (their order and repeats aside), safe to
+    store: what a token checked under them was checked under. Made of an HMAC of a fixed text
+    under each secret (reveals nothing of them); two sets share it only if they hold the same
+    secrets."""
+    ids = sorted(
+        {hmac.new(s.encode("utf-8"), b"csat-hook key id", "sha256").hexdigest() for s in secrets_}
+    )
+    return hmac.new(b"csat-hook key set", "\n".join(ids).encode("ascii"), "sha256").hexdigest()[:32]
+
+
 def verifies(token: str, secrets_: Sequence[str]) -> bool:
     """Whether :func:`verify` accepts ``token``."""
     try:

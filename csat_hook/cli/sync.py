@@ -153,6 +153,11 @@ def print_sync(summary: Any, as_json: bool) -> None:
         click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
     for row in summary.unverified_rows:
         click.echo(f"  unverified {row['row']}: {row['reason']} reference")
+    if summary.reverified:
+        click.echo(
+            f"  {summary.reverified} answers kept as forged verify under the secrets now "
+            "configured: credited, no longer unverified"
+        )
     for warning in summary.warnings:
         click.echo(f"  warning: {warning}")
     click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))

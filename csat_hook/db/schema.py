@@ -217,7 +217,8 @@ answer_history = sa.Table(
     sa.Index(None, "survey_key"),
 )
 
-# Answers whose reference is missing, malformed or forged: kept apart, never credited.
+# Answers whose reference is missing, malformed or forged: kept apart, never credited (a
+# forged one is, once a secret added to token.previous_secrets verifies it: sync/reverify.py).
 unverified_answers = sa.Table(
     "unverified_answers",
     metadata,
@@ -233,7 +234,13 @@ unverified_answers = sa.Table(
     sa.Column("field_ticket", sa.String(255)),
     sa.Column("source_row", sa.JSON(), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # What crediting a forged one later needs (sync/reverify.py): its reference as read, its
+    # NPS answer, and the secrets it was last checked under (tokens.key_set_id).
+    sa.Column("token", sa.String(1024)),
+    sa.Column("nps", sa.SmallInteger()),
+    sa.Column("checked_with", sa.String(32)),
     sa.UniqueConstraint("fingerprint"),
+    sa.Index(None, "reason", "checked_with"),
 )
 
 # Source rows that could not be read as an answer (bad rating, no timestamp...), remembered

@@ -22,10 +22,12 @@ from csat_hook.sync.records import Submission
 from csat_hook.sync.records import position
 from csat_hook.sync.values import normalize
 
+# The one reason a change of settings can undo: signed with no secret configured.
+FORGED = "forged"
 # TokenError.code → the reason an answer is unverified.
 UNVERIFIED_REASONS = {
     "token_malformed": "malformed",
-    "token_forged": "forged",
+    "token_forged": FORGED,
     "token_version": "unsupported",
 }
 

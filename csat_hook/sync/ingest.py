@@ -26,8 +26,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from csat_hook import tokens
 from csat_hook.sync import cache
 from csat_hook.sync import store
+from csat_hook.sync.attribution import FORGED
 from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import Unverified
 from csat_hook.sync.attribution import check_reference
@@ -88,7 +90,7 @@ def ingest_submissions(
         else:
             unverified.append(checked)
     _store_credited(conn, credited, source, agents, surveys, answers, now, into)
-    _store_unverified(conn, unverified, source, now, into)
+    _store_unverified(conn, unverified, source, now, into, secrets)
 
 
 def ingest_row_digests(conn: sa.Connection, batch: SourceBatch, *, keep: bool) -> None:
@@ -325,10 +327,15 @@ def _store_unverified(
     source: str,
     now: datetime,
     result: IngestResult,
+    secrets: Sequence[str],
 ) -> None:
+    """A forged one keeps its reference and the secrets it was checked under: it is credited
+    once a secret added to them verifies it (:mod:`.reverify`)."""
     rows = []
+    checked_with = tokens.key_set_id(secrets) if unverified else None
     for item in unverified:
         sub = item.submission
+        forged = item.reason == FORGED
         result.unverified[item.reason] += 1
         if len(result.unverified_rows) < MAX_LISTED:
             result.unverified_rows.append({"row": sub.ref, "reason": item.reason})
@@ -345,6 +352,11 @@ def _store_unverified(
                 "field_ticket": sub.field_ticket,
                 "source_row": sub.source_row(),
                 "recorded_at": now,
+                # A forged reference is canonical base64url of at most tokens.MAX_TOKEN_LENGTH
+                # (a longer one is malformed): it fits its column as it is.
+                "token": sub.token.strip() if forged else None,
+                "nps": sub.nps,
+                "checked_with": checked_with if forged else None,
             }
         )
     store.insert_unverified(conn, rows)

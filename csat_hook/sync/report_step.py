@@ -17,6 +17,7 @@ from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
 from csat_hook.db.engine import snapshot
 from csat_hook.sync import report_key
+from csat_hook.sync import reverify
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.alerts_step import AlertsStep
@@ -147,6 +148,40 @@ class ReportStep(AlertsStep):
                     result.answers.clear()  # only what _changed reads; the report reads them again
                 free_cycles()  # the part's compiled look-ups
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
+        return result, changed
+
+    def _reverify(self, conn: sa.Connection, now: datetime) -> tuple[IngestResult, list[Changed]]:
+        """Credit the stored forged answers the current secrets verify (:mod:`.reverify`), a
+        part at a time, each source's rows with their surveys and answers looked up as
+        :meth:`_ingest` does; what was credited, and the answers the alert rules read."""
+        secrets = self.config.token.all_secrets()
+        agents = {name: options.agents for name, options in self.config.helpdesks.items()}
+        result = IngestResult()
+        changed: list[Changed] = []
+        every_survey: dict[str, Any] | None = None
+        for part in reverify.check_stored(conn, secrets):
+            for source, submissions in part.credited.items():
+                looked_up, current = self._look_up(conn, submissions)
+                if looked_up is None:
+                    if every_survey is None:
+                        every_survey = {
+                            tokens.survey_key(row.token): row for row in store.survey_facts(conn)
+                        }
+                    looked_up = every_survey
+                ingest_submissions(
+                    conn,
+                    submissions,
+                    source,
+                    secrets=secrets,
+                    agents=agents,
+                    surveys=looked_up,
+                    answers=current,
+                    now=now,
+                    into=result,
+                )
+                changed += self._changed(result, current, looked_up)
+                result.answers.clear()
+            reverify.settle(conn, part, secrets)
         return result, changed
 
     def _look_up(

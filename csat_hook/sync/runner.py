@@ -260,6 +260,9 @@ class SyncRunner(ReportStep, OutputsStep):
             try:
                 # First: the data read below is at least as new as this (report_key.py).
                 first_version = report_key.read_version(conn)
+                # First too: the batch is then credited against, and the report reads, the
+                # forged answers that a secret added since verifies (reverify.py).
+                reverified, changed_before = self._reverify(conn, now)
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:
@@ -295,9 +298,9 @@ class SyncRunner(ReportStep, OutputsStep):
                     if needs_dataset(config.alerts):
                         data = self._dataset(answers, surveys)
                     summary.alerts = raise_alerts(
-                        conn, config.alerts, self._alert_inputs(changed, data, now)
+                        conn, config.alerts, self._alert_inputs(changed_before + changed, data, now)
                     ).as_dict()
-                del changed
+                del changed, changed_before
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
                     "answers": store.count_answers(conn) if deferred or looked_up else len(answers),
@@ -313,6 +316,7 @@ class SyncRunner(ReportStep, OutputsStep):
             else:
                 transaction.commit()
         summary.absorb(batch, result)
+        summary.reverified = reverified.new + reverified.updated + reverified.history_only
         self._judge_skips(summary, batch, skipped)
         # Stored, counted and judged: the batch's rows (and the response they reference) and
         # the database rows go before the report is built, the run's peak of memory.

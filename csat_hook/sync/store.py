@@ -218,6 +218,45 @@ def insert_unverified(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) ->
     _insert_new(conn, unverified_answers, rows)
 
 
+def unverified_to_check(
+    conn: sa.Connection, reason: str, key_set: str, after_id: int, limit: int
+) -> list[sa.Row[Any]]:
+    """Up to ``limit`` unverified answers of ``reason`` not checked under ``key_set`` (never
+    checked, or under another set of secrets), by id after ``after_id``."""
+    t = unverified_answers
+    query = (
+        sa.select(t)
+        .where(
+            t.c.reason == reason,
+            sa.or_(t.c.checked_with.is_(None), t.c.checked_with != key_set),
+            t.c.id > after_id,
+        )
+        .order_by(t.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def mark_checked(conn: sa.Connection, ids: Sequence[int], key_set: str) -> None:
+    """Unverified answers checked under ``key_set`` and still not verified."""
+    for start in range(0, len(ids), 1000):
+        conn.execute(
+            sa.update(unverified_answers)
+            .where(unverified_answers.c.id.in_(ids[start : start + 1000]))
+            .values(checked_with=key_set)
+        )
+
+
+def forget_unverified(conn: sa.Connection, ids: Sequence[int]) -> None:
+    """Unverified answers now credited (their identity lives on in the answers or history)."""
+    for start in range(0, len(ids), 1000):
+        conn.execute(
+            sa.delete(unverified_answers).where(
+                unverified_answers.c.id.in_(ids[start : start + 1000])
+            )
+        )
+
+
 def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record unreadable source rows (each fingerprint once)."""
     _insert_new(conn, sync_skipped_rows, rows)

@@ -37,6 +37,9 @@ class SyncSummary:
     unverified: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     unverified_rows: list[dict[str, str]] = field(default_factory=list)
+    # Answers kept as forged that a secret added to token.previous_secrets since now verifies:
+    # credited by this run (sync/reverify.py), and no longer unverified.
+    reverified: int = 0
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
     agents: int = 0
     # The report: "built", or "unchanged" when every output already held it (not rebuilt).

@@ -43,6 +43,7 @@ SUMMARY_KEYS = {
     "edited_in_place",
     "history_only",
     "edited_fields",
+    "reverified",
     "unverified",
     "unverified_total",
     "skipped",

@@ -28,6 +28,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
     app.config[web.BODY_TIMEOUT] = config.server.body_timeout_seconds
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # A doubled slash is not one of our paths: werkzeug would answer it with a permanent
+    # redirect built from the request's Host (a signed close re-posted wherever it names).
+    app.url_map.merge_slashes = False
     app.extensions[SERVICES] = services
     app.extensions[web.EXTENSION] = services.intake
     app.extensions[short_links.EXTENSION] = services.short_links

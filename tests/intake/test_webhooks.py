@@ -480,3 +480,24 @@ def test_operator_api_answers_503_while_the_database_is_down(make_config, make_s
     assert response.status_code == 503 and response.json["error"] == "unavailable"
     [down] = [r for r in caplog.records if r.msg == "api.database-down"]
     assert down.error == "OperationalError"  # the driver's error type, never its text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/webhooks//generic"), ("POST", "//webhooks/generic"), ("GET", "/api//outbox")],
+)
+def test_a_doubled_slash_is_a_404_not_a_redirect_to_the_host_the_request_named(
+    client, services, method, path
+):
+    # Werkzeug merged the slashes with a 308 to http://<Host header>/webhooks/generic: a
+    # signed close re-posted wherever that header (or X-Forwarded-Host) said.
+    response = client.open(
+        f"{path}?token=generic-token-123",
+        method=method,
+        json=generic_close(),
+        headers={"Host": "evil.example"},
+    )
+
+    assert response.status_code == 404, response.headers
+    assert "Location" not in response.headers
+    assert rows(services, surveys) == []

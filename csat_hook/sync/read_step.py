@@ -12,11 +12,16 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
 * **read**: everything, each row recognised by its digest or parsed (``ResultsSource.fetch``);
   or, for a source that filters (the Forms API after a first read), what the filter returns,
   the processed identities among it looked up after the read rather than all loaded before.
+
+Either way, a last row that may have been cut (``SourceBatch.unterminated``: a CSV export
+read while it was still being written) and does not read as a complete answer is left for
+the next run (:func:`leave_cut_row`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Container
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +32,8 @@ from csat_hook.sync import cache
 from csat_hook.sync import read_memo
 from csat_hook.sync import skips
 from csat_hook.sync import store
+from csat_hook.sync.attribution import Credited
+from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
@@ -71,6 +78,7 @@ def read_source(
             # Nothing is given as known: what the added rows hold is looked up below.
             batch = None if legacy else source.fetch_after(memo.resume, KnownRows(skipped=skipped))
             if batch is not None:
+                leave_cut_row(batch, config.token.all_secrets())
                 processed = store.processed_among(conn, [s.fingerprint for s in batch.submissions])
                 memo.extend(batch, processed)
                 return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
@@ -94,11 +102,52 @@ def read_source(
             known = KnownRows(store.known_fingerprints(conn), skipped)
             known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
     batch = source.fetch(known, watermark)
+    leave_cut_row(batch, config.token.all_secrets())
     if incremental:
         with engine.connect() as conn:
             drop_processed(conn, batch)
     return SourceRead(
         batch, skipped, keys, known if whole is not None else None, "read", legacy is False
+    )
+
+
+# Why an answer is unverified that a cut through its row can explain: the reference column
+# not reached yet (missing), or the reference itself cut (malformed; forged when the cut
+# leaves a shorter signature that still decodes). Not ``unsupported``: its version is signed.
+CUT_UNVERIFIED = frozenset({"missing", "malformed", "forged"})
+
+
+def leave_cut_row(batch: SourceBatch, secrets: Sequence[str]) -> None:
+    """Take the source's last row out of ``batch`` when it may have been cut
+    (``batch.unterminated``) and does not read as a complete answer: skipped (a cut
+    timestamp or rating, or a rating not reached yet) or unverified for a reason a cut can
+    cause (:data:`CUT_UNVERIFIED`). Stored, it would stay under an identity the completed
+    row never has again (an unverified answer is never read again). It is not stored, not
+    counted as read and its digest not remembered: the next read parses it, whole by then;
+    the run says so in one warning, by row number. A last row that reads as a verified answer
+    is kept (an export may simply lack a final line break); so is any row already processed
+    (then it is not in the batch)."""
+    ref = batch.unterminated
+    if ref is None:
+        return
+    if batch.skipped and batch.skipped[-1].ref == ref:
+        why = f"skipped as {batch.skipped.pop().reason}"
+    elif batch.submissions and batch.submissions[-1].ref == ref:
+        last = batch.submissions[-1]
+        checked = check_reference(last, secrets)
+        if isinstance(checked, Credited) or checked.reason not in CUT_UNVERIFIED:
+            return
+        batch.submissions.pop()
+        if batch.raw_digests and batch.raw_digests[-1][1] == last.fingerprint:
+            batch.raw_digests.pop()
+        why = f"its reference {checked.reason}"
+    else:
+        return
+    batch.rows_read -= 1
+    batch.warnings.append(
+        f"{ref}: the last row of the file has no line break after it (or ends inside a "
+        f"quoted cell) and does not read as a complete answer ({why}): the file may still "
+        "be being written; not stored, it is read again on the next run"
     )
 
 

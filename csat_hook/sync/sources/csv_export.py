@@ -143,8 +143,9 @@ class CsvResults(ResultsSource):
             raise self._unreadable(exc, data) from exc
         if records:
             self._check_delimiter(text, records[0])
-        malformed = self._malformed(text)
+        malformed, open_quote = self._malformed(text)
         resume = self._prefix(data, len(records)) if self._ends(text, malformed) else None
+        cut = open_quote or not text.endswith(_LINE_BREAKS)
         del data, text
         batch = SourceBatch(source=self.kind)
         if malformed:
@@ -152,6 +153,8 @@ class CsvResults(ResultsSource):
         if not records:
             batch.warnings.append(f"{self.path} is empty")
             return batch
+        if cut and len(records) > 1:
+            batch.unterminated = f"row {len(records)}"  # the header is row 1
         if self._parse(batch, records[0], records[1:], known, first_row=2):
             batch.resume = resume
         return batch
@@ -171,11 +174,14 @@ class CsvResults(ResultsSource):
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         self._data = None
-        if self._malformed(tail):
+        if self._malformed(tail)[0]:
             return None  # fetch reads it all, and says where
         later = self._prefix(data, rows + len(added)) if self._ends(tail, None) else None
+        cut = not tail.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
         del data, head, tail
         batch = SourceBatch(source=self.kind)
+        if cut and added:
+            batch.unterminated = f"row {rows + len(added)}"
         if self._parse(batch, header, added, known, first_row=rows + 1):
             batch.resume = later
         return batch
@@ -224,23 +230,26 @@ class CsvResults(ResultsSource):
         every row)."""
         return _tail_codec(self.encoding) is not None and text.endswith("\n") and not malformed
 
-    def _malformed(self, text: str) -> str | None:
+    def _malformed(self, text: str) -> tuple[str | None, bool]:
         """A warning when ``text`` is not well-formed CSV (the strict reader refuses it): a
         quote missing or stray (a hand edit), or the text ending inside a quoted cell (a
         file still being written). The lenient reader reads on, so the rows from that quote
         to the next one read as one row, and those after it are missing from the read:
-        the operator is told the line (never its text)."""
+        the operator is told the line (never its text). Beside it, whether the text ends
+        inside a quoted cell (as far as the strict reader shows: its first refusal is the
+        end of the data; a stray quote above stops it first)."""
         reader = _records(text, self.delimiter, strict=True)
         try:
             for _ in reader:
                 pass
         except csv.Error as exc:
-            return (
+            warning = (
                 f"{self.path.name}: line {reader.line_num} is not well-formed CSV ({exc}): a "
                 "quote at or above it is missing or stray, or the file was still being "
                 "written; the rows from that quote on may read as one: fix the file"
             )
-        return None
+            return warning, str(exc) == _END_IN_QUOTES
+        return None, False
 
     def _parse(
         self,
@@ -283,6 +292,11 @@ class CsvResults(ResultsSource):
         return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
 
 
+# What ends a record (the csv module reads a lone CR as a line end too).
+_LINE_BREAKS = ("\n", "\r")
+# The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only
+# raised at the end of the data).
+_END_IN_QUOTES = "unexpected end of data"
 # Delimiters spreadsheets write CSV with, besides the configured one.
 _USUAL_DELIMITERS = (",", ";", "\t", "|")
 # The largest field size the csv module takes on every platform (a C long).

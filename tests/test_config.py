@@ -139,6 +139,21 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
                 "https://desk.example.com/t /{ticket}",
             )
         ),
+        *(
+            (
+                "helpdesks: {d: {type: dryrun, auth: {mode: none}, "
+                f"ticket_url_template: '{template}'}}}}",
+                rf"helpdesks\.d\.ticket_url_template: ticket_url_template: {reason}",
+            )
+            for template, reason in (
+                # The survey links' check (links.form.check_link) holds for ticket links too.
+                ("https://user:pw@desk.example.com/t/{ticket}", r"no credentials"),
+                ("https://desk.example.com:99999/t/{ticket}", r"the port must be a number"),
+                ("https://desk.example.com:80x/t/{ticket}", r"the port must be a number"),
+                ("https://desk.example.com/t/{ticket}?a=b c", r"no spaces"),
+                ('https://desk.example.com/t/"{ticket}"', r"no spaces, quotes"),
+            )
+        ),
         ("helpdesks: []", r"helpdesks: must be a mapping"),
         ("- just\n- a list", r"the top level must be a mapping"),
         ("a: [unclosed", r"is not valid YAML"),

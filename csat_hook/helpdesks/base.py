@@ -46,6 +46,7 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.links.form import check_link
 from csat_hook.settings import StrictModel
 
 # Agents remembered per adapter (name and email looked up through the vendor API).
@@ -91,18 +92,18 @@ class HelpdeskOptions(StrictModel):
         if value is None or not value.strip():
             return None
         text = value.strip()
-        parts = urllib.parse.urlsplit(text.replace("{ticket}", "1"))
-        head = urllib.parse.urlsplit(text)
-        if (
-            "{ticket}" not in text
-            or parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or "{" in head.netloc
-            or any(c.isspace() for c in text)
-        ):
+        # The link a dialog id makes must be one replies and chats can carry as it is (the
+        # survey links' check: no credentials, a readable port, no space or quote).
+        try:
+            check_link(text.replace("{ticket}", "1"))
+        except ValueError as exc:
+            problem = f"{exc}; "
+        else:
+            problem = ""
+        if problem or "{ticket}" not in text or "{" in urllib.parse.urlsplit(text).netloc:
             raise ValueError(
-                "ticket_url_template: an http(s) link with {ticket} after the host, e.g. "
-                "https://desk.example.com/tickets/{ticket}"
+                f"ticket_url_template: {problem}an http(s) link with {{ticket}} after the host, "
+                "e.g. https://desk.example.com/tickets/{ticket}"
             )
         return text
 

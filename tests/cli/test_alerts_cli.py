@@ -125,20 +125,26 @@ def test_alerts_test_sends_a_sample_and_says_what_was_answered(tmp_path, fake):
     assert '"type": "note"' in (tmp_path / "d.jsonl").read_text(encoding="utf-8")
 
 
-def services_for(path: Path, fake: FakeNotify, clock: Any) -> Any:
-    config = load_config(path, env=environment(fake))
-    return build_services(config, clock=clock)
+def config_with_an_alert(
+    tmp_path: Path, fake: FakeNotify, clock: Any, *, deliver: bool, **close: Any
+) -> Path:
+    """The config written, and one alert raised (2026-11-20 12:00) on a low rating of a
+    dryrun dialog with COMMENT (and ``close``'s fields); with ``deliver``, its deliveries
+    made. The config's path."""
+    path = write_config(tmp_path, fake)
+    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    services = build_services(load_config(path, env=environment(fake)), clock=clock)
+    try:
+        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT, **close)])
+        if deliver:
+            drain(services.delivery_worker(), clock)
+    finally:
+        services.engine.dispose()
+    return path
 
 
 def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
-    path = write_config(tmp_path, fake)
-    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    services = services_for(path, fake, clock)
-    try:
-        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
-        drain(services.delivery_worker(), clock)
-    finally:
-        services.engine.dispose()
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=True)
 
     listed = invoke(path, fake, "alerts")
     assert listed.exit_code == 0
@@ -167,13 +173,7 @@ def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
 
 
 def test_handle_refuses_what_it_cannot_store_or_find_with_a_message(tmp_path, fake, clock):
-    path = write_config(tmp_path, fake)
-    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    services = services_for(path, fake, clock)
-    try:
-        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
-    finally:
-        services.engine.dispose()
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=False)
     assert invoke(path, fake, "alerts", "handle", "1", "--by", "Anna").exit_code == 0
 
     # A blank --by (or one of only what the database cannot hold) marked nothing, cleared
@@ -193,28 +193,21 @@ def test_handle_refuses_what_it_cannot_store_or_find_with_a_message(tmp_path, fa
 def test_no_secret_and_no_customer_text_in_the_logs(tmp_path, fake, clock):
     stream = io.StringIO()
     setup_logging("DEBUG", "text", stream=stream)
-    path = write_config(tmp_path, fake)
-    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    services = services_for(path, fake, clock)
+    fake.script(
+        "slack",
+        Script(status=500, body=b"rollup_error"),
+        Script(status=404, body=b"no_service"),
+    )
+    fake.script(
+        "telegram",
+        Script(
+            status=400,
+            body={"ok": False, "error_code": 400, "description": f"Bad Request: {COMMENT}"},
+        ),
+    )
     try:
-        fake.script(
-            "slack",
-            Script(status=500, body=b"rollup_error"),
-            Script(status=404, body=b"no_service"),
-        )
-        fake.script(
-            "telegram",
-            Script(
-                status=400,
-                body={"ok": False, "error_code": 400, "description": f"Bad Request: {COMMENT}"},
-            ),
-        )
-        raise_now(
-            services, [changed(helpdesk="dryrun", comment=COMMENT, agent_name="Anna Secretname")]
-        )
-        drain(services.delivery_worker(), clock)
+        config_with_an_alert(tmp_path, fake, clock, deliver=True, agent_name="Anna Secretname")
     finally:
-        services.engine.dispose()
         setup_logging("INFO", "text")
     logs = stream.getvalue()
     assert "delivery.failed" in logs and "destination=slack" in logs
@@ -224,13 +217,7 @@ def test_no_secret_and_no_customer_text_in_the_logs(tmp_path, fake, clock):
 def test_the_alerts_listing_prints_control_characters_escaped(tmp_path, fake, clock):
     # "Handled" is written by the team in the sheet's Alerts tab (or --by): an ESC in it
     # reached the operator's terminal as is (a clear-screen here).
-    path = write_config(tmp_path, fake)
-    clock.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    services = services_for(path, fake, clock)
-    try:
-        raise_now(services, [changed(helpdesk="dryrun", comment=COMMENT)])
-    finally:
-        services.engine.dispose()
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=False)
     invoke(path, fake, "alerts", "handle", "1", "--by", "Anna\x1b[2J\n#2 forged")
 
     listed = invoke(path, fake, "alerts").output

@@ -18,6 +18,7 @@ from responses import matchers
 
 from csat_hook.app import create_app
 from csat_hook.cli import main
+from csat_hook.config import Config
 from csat_hook.config import load_config
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import ConfigError
@@ -39,12 +40,16 @@ from tests.helpers import generic_close
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def adapter(clock: FakeClock, **options) -> GenericHelpdesk:
+def load_generic(**options) -> Config:
+    """A configuration with one generic helpdesk ``g`` of these options (by default no
+    sender check and a reply URL)."""
     options.setdefault("auth", {"mode": "none"})
     options.setdefault("reply", {"url": "https://desk.example.com/d/{dialog_id}"})
-    config = load_config(
-        None, env={}, overrides={"helpdesks": {"g": {"kind": "generic", **options}}}
-    )
+    return load_config(None, env={}, overrides={"helpdesks": {"g": {"kind": "generic", **options}}})
+
+
+def adapter(clock: FakeClock, **options) -> GenericHelpdesk:
+    config = load_generic(**options)
     return GenericHelpdesk("g", config.helpdesks["g"], http=HttpClient(), clock=clock)
 
 
@@ -292,19 +297,7 @@ def test_error_reason_keeps_the_vendors_words_without_customer_text(clock):
 
 def test_error_reason_must_be_a_valid_jmespath():
     with pytest.raises(Exception, match="error_reason"):
-        load_config(
-            None,
-            env={},
-            overrides={
-                "helpdesks": {
-                    "g": {
-                        "kind": "generic",
-                        "auth": {"mode": "none"},
-                        "reply": {"url": "https://d.example/r", "error_reason": "errors[?"},
-                    }
-                }
-            },
-        )
+        load_generic(reply={"url": "https://d.example/r", "error_reason": "errors[?"})
 
 
 def test_a_mapping_nested_past_the_parser_is_refused_naming_its_key():
@@ -313,20 +306,7 @@ def test_a_mapping_nested_past_the_parser_is_refused_naming_its_key():
     deep = "[" * 3000 + "dialog.id" + "]" * 3000
     refused = r"helpdesks\.g\.mapping: dialog_id: the expression nests too deeply"
     with pytest.raises(ConfigError, match=refused):
-        load_config(
-            None,
-            env={},
-            overrides={
-                "helpdesks": {
-                    "g": {
-                        "kind": "generic",
-                        "auth": {"mode": "none"},
-                        "reply": {"url": "https://d.example/r"},
-                        "mapping": {"dialog_id": deep},
-                    }
-                }
-            },
-        )
+        load_generic(reply={"url": "https://d.example/r"}, mapping={"dialog_id": deep})
     long_path = ".".join(["a"] * 5000)  # long but flat: read as any path
     desk = adapter(FakeClock(), mapping={"dialog_id": long_path})
     with pytest.raises(BadPayloadError, match="dialog id is missing"):
@@ -552,20 +532,7 @@ def test_look_up_failures_say_whether_asking_again_can_help(clock, answer, retry
 )
 def test_a_bad_look_up_is_refused_naming_the_key(lookup, message):
     with pytest.raises(ConfigError) as info:
-        load_config(
-            None,
-            env={},
-            overrides={
-                "helpdesks": {
-                    "g": {
-                        "kind": "generic",
-                        "auth": {"mode": "none"},
-                        "reply": {"url": "https://x/{dialog_id}"},
-                        "lookup": lookup,
-                    }
-                }
-            },
-        )
+        load_generic(reply={"url": "https://x/{dialog_id}"}, lookup=lookup)
     assert message in str(info.value)
 
 
@@ -687,15 +654,7 @@ def test_method_and_path_are_signed_as_the_web_app_received_them(make_config, ma
 def test_a_bad_auth_setting_is_refused_when_the_config_loads(auth, message):
     options = {"mode": "hmac", "secret": "k", **auth}
     with pytest.raises(ConfigError) as info:
-        load_config(
-            None,
-            env={},
-            overrides={
-                "helpdesks": {
-                    "g": {"kind": "generic", "auth": options, "reply": {"url": "https://x/"}}
-                }
-            },
-        )
+        load_generic(auth=options, reply={"url": "https://x/"})
     assert message in str(info.value) and "helpdesks.g.auth" in str(info.value)
 
 
@@ -941,20 +900,10 @@ def test_a_failing_look_up_says_whether_asking_again_can_help(clock, answer, ret
 )
 def test_a_bad_agent_look_up_is_refused_naming_the_key(lookup, message):
     with pytest.raises(ConfigError) as info:
-        load_config(
-            None,
-            env={},
-            overrides={
-                "helpdesks": {
-                    "g": {
-                        "kind": "generic",
-                        "auth": {"mode": "none"},
-                        "mapping": {"context": {"account": "account"}},
-                        "reply": {"url": "https://x/{dialog_id}"},
-                        "agent_lookup": lookup,
-                    }
-                }
-            },
+        load_generic(
+            mapping={"context": {"account": "account"}},
+            reply={"url": "https://x/{dialog_id}"},
+            agent_lookup=lookup,
         )
     assert message in str(info.value)
 

@@ -173,6 +173,14 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
         raise click.UsageError("give reply ids, or --all-failed")
     services = state.services()
     with services.engine.begin() as conn:
-        count = listing.requeue(conn, services.clock(), ids=list(ids) or None)
+        requeued = set(listing.requeue(conn, services.clock(), ids=list(ids) or None))
+        left = [i for i in dict.fromkeys(ids) if i not in requeued]
+        statuses = listing.statuses_of(conn, left) if left else {}
         wake.notify_workers(conn)
-    click.echo(f"requeued {count} replies")
+    click.echo(f"requeued {len(requeued)} replies")
+    if left:
+        # Only a failed delivery is requeued: a queued or sent one would go out twice.
+        why = (
+            f"#{i} {statuses[i]}, not failed" if i in statuses else f"#{i} not found" for i in left
+        )
+        click.echo(shown(f"skipped {len(left)}: {'; '.join(why)}"))

@@ -57,8 +57,9 @@ def list_outbox(
     return list(conn.execute(stmt).all())
 
 
-def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> int:
-    """Put failed replies and alert deliveries back in the queue with a fresh attempt budget."""
+def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> list[int]:
+    """Put failed replies and alert deliveries back in the queue with a fresh attempt budget;
+    the ids requeued."""
     where = [outbox.c.status == FAILED]
     if ids:
         where.append(outbox.c.id.in_(ids))
@@ -66,12 +67,18 @@ def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = N
         sa.update(outbox)
         .where(*where)
         .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-        .returning(outbox.c.kind, outbox.c.survey_id)
+        .returning(outbox.c.id, outbox.c.kind, outbox.c.survey_id)
     ).all()
     survey_ids = [row.survey_id for row in rows if row.kind == REPLY and row.survey_id is not None]
     if survey_ids:
         conn.execute(sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED))
-    return len(rows)
+    return [row.id for row in rows]
+
+
+def statuses_of(conn: sa.Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The status of each of ``ids`` that is in the outbox."""
+    rows = conn.execute(sa.select(outbox.c.id, outbox.c.status).where(outbox.c.id.in_(ids)))
+    return {row.id: row.status for row in rows}
 
 
 def outbox_counts(conn: sa.Connection) -> dict[str, int]:

@@ -113,7 +113,7 @@ def test_a_permanent_refusal_fails_only_that_destination(alerting, fake_notify, 
         failed = listing.list_outbox(conn, statuses=["failed"], kinds=["alert"])
     assert [(r.kind, r.destination) for r in failed] == [("alert", "slack")]
     with alerting.engine.begin() as conn:
-        assert listing.requeue(conn, clock(), ids=[slack.id]) == 1
+        assert listing.requeue(conn, clock(), ids=[slack.id]) == [slack.id]
     drain(alerting.delivery_worker(), clock)
     assert by_destination(alerting)["slack"].status == "sent"
 

@@ -81,6 +81,30 @@ def test_outbox_retry_requeues_failed_replies(tmp_path):
     assert "pending=1" in invoke(tmp_path, "outbox").output
 
 
+def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path):
+    queue_one(tmp_path, dialog_id="42")
+    queue_one(tmp_path, dialog_id="43")
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    with engine.begin() as conn:
+        failed, pending = conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars()
+        conn.execute(sa.update(outbox).where(outbox.c.id == failed).values(status="failed"))
+    engine.dispose()
+
+    result = invoke(tmp_path, "outbox", "retry", str(failed), str(pending), "999", "999")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "requeued 1 replies",
+        f"skipped 2: #{pending} pending, not failed; #999 not found",
+    ]
+    everything = invoke(tmp_path, "outbox", "retry", "--all-failed")
+    assert everything.output == "requeued 0 replies\n"  # nothing named, nothing skipped
+
+
 def test_verify_token_reports_valid_and_forged(tmp_path):
     link = invoke(tmp_path, "link", "--agent", "Anna", "--agent-id", "7", "--ticket", "9").output
     token = link.strip().rsplit("entry.1000004=", 1)[1]

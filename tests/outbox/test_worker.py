@@ -350,7 +350,7 @@ def test_outbox_requeue_gives_failed_replies_a_fresh_budget(services, fake_helpd
     worker = services.delivery_worker()
     worker.run_once()
     with services.engine.begin() as conn:
-        assert listing.requeue(conn, clock()) == 1
+        assert len(listing.requeue(conn, clock())) == 1
 
     worker.run_once()
 

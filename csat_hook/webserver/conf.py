@@ -8,6 +8,7 @@ reads the module-level names that are settings and ignores the others.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 worker_class = "csat_hook.webserver.worker.BufferedThreadWorker"
@@ -20,6 +21,41 @@ errorlog = "-"
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+# The app the Procfile's web: line serves.
+APP = "csat_hook.wsgi:app"
+
+
+def on_starting(server: Any) -> None:
+    """The Procfile's gunicorn master, before it binds or boots a worker: the schema brought
+    to this release's once, as ``csat-hook serve`` does before its gunicorn starts. Only for
+    csat-hook's app (:data:`APP`): the benchmarks run these settings with a bare Flask peer.
+
+    A schema this release cannot use (:class:`~csat_hook.errors.SchemaError`: a newer release
+    upgraded it, or this user may not change it) stops the server with that one line and exit
+    1, as the commands do; each worker stopped on it with a traceback, and gunicorn's stop
+    after the first could end in a traceback of its own. Anything else (the configuration, a
+    database that does not answer) is left to the workers' boot, which says it as before.
+    ``csat-hook serve`` does not use this hook: it has made the schema before gunicorn starts.
+    """
+    if getattr(server.app, "app_uri", None) != APP:
+        return
+    from csat_hook.config import load_config
+    from csat_hook.db.engine import make_engine
+    from csat_hook.db.migrate import create_schema
+    from csat_hook.errors import SchemaError
+
+    try:
+        engine = make_engine(load_config().database.url)
+        try:
+            create_schema(engine)
+        finally:
+            engine.dispose()  # nothing of it is inherited by the workers
+    except SchemaError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Exception:  # noqa: S110  (the workers say it: see above)
+        pass
+
 
 SETTINGS: dict[str, Any] = {
     "worker_class": worker_class,

@@ -1,0 +1,63 @@
+"""The Procfile's web process at boot, against a schema this release cannot use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+
+from csat_hook.db import migrate
+from csat_hook.db.engine import make_engine
+from csat_hook.webserver import conf
+from tests.cluster import ROOT
+from tests.cluster import free_port
+from tests.cluster import procfile_command
+
+
+def test_a_database_a_newer_release_upgraded_stops_the_web_process_with_one_line(
+    database_url, tmp_path
+):
+    # The app rolled back after a newer release's `db upgrade`: each gunicorn worker stopped
+    # on the SchemaError with a traceback (and with two workers, gunicorn's own stop could
+    # end in another). Now the master says it in one line and exits 1, as the commands do.
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    port = str(free_port())
+    env = {**os.environ, "CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url, "PORT": port}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = procfile_command(
+        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
+    )
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    said = [line for line in output.splitlines() if "0099" in line]
+    assert said == [
+        f"Error: the database schema is at revision '0099', which this release does not know "
+        f"(its newest is {migrate.HEAD_REVISION}): a newer release upgraded it. Run that "
+        "release (or one at least as new); nothing was changed"
+    ]
+    assert "Traceback" not in output and "Booting worker" not in output
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0099",)]
+    engine.dispose()
+
+
+def test_another_app_on_the_same_settings_is_not_checked(monkeypatch, tmp_path):
+    # The benchmarks serve a bare Flask peer with these gunicorn settings: no csat-hook
+    # database is opened (or created) for it.
+    db = tmp_path / "csat.sqlite3"
+    monkeypatch.setenv("CSAT_HOOK_CONFIG", "")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri="bare_app:app")))
+    assert not db.exists()
+    conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri=conf.APP)))
+    assert db.exists()

@@ -33,8 +33,9 @@ def on_starting(server: Any) -> None:
     A schema this release cannot use (:class:`~csat_hook.errors.SchemaError`: a newer release
     upgraded it, or this user may not change it) stops the server with that one line and exit
     1, as the commands do; each worker stopped on it with a traceback, and gunicorn's stop
-    after the first could end in a traceback of its own. Anything else (the configuration, a
-    database that does not answer) is left to the workers' boot, which says it as before.
+    after the first could end in a traceback of its own. A configuration error is said the
+    same way, with exit 2. Anything else (a database that does not answer yet) is left to the
+    workers, which start and answer /healthz with the database down.
     ``csat-hook serve`` does not use this hook: it has made the schema before gunicorn starts.
     """
     if getattr(server.app, "app_uri", None) != APP:
@@ -42,10 +43,16 @@ def on_starting(server: Any) -> None:
     from csat_hook.config import load_config
     from csat_hook.db.engine import make_engine
     from csat_hook.db.migrate import create_schema
+    from csat_hook.errors import ConfigError
     from csat_hook.errors import SchemaError
 
     try:
-        engine = make_engine(load_config().database.url)
+        config = load_config()
+    except ConfigError as exc:  # each worker would stop on it with a traceback
+        print(f"Error: {exc.message}", file=sys.stderr, flush=True)
+        sys.exit(2)  # as the commands exit on a configuration error
+    try:
+        engine = make_engine(config.database.url)
         try:
             create_schema(engine)
         finally:

@@ -61,3 +61,26 @@ def test_another_app_on_the_same_settings_is_not_checked(monkeypatch, tmp_path):
     assert not db.exists()
     conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri=conf.APP)))
     assert db.exists()
+
+
+def test_a_configuration_error_stops_the_web_process_with_one_line(tmp_path):
+    # Each worker stopped on the ConfigError with a traceback, and gunicorn went on booting
+    # new ones until it gave up.
+    config = tmp_path / "csat.yaml"
+    config.write_text("server:\n  max_body_bytes: lots\n", "utf-8")
+    port = str(free_port())
+    env = {**os.environ, "CSAT_HOOK_CONFIG": str(config), "PORT": port}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = procfile_command(
+        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
+    )
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert f"Error: invalid configuration ({config}):\n  server.max_body_bytes: " in output
+    assert output.count("max_body_bytes") == 1, output  # said once, by the master
+    assert "Traceback" not in output and "Booting worker" not in output

@@ -22,10 +22,16 @@ Error messages name the method, host and status, never the URL's query (it can h
 nor the response body (it can echo customer text). A caller that knows the vendor's error shape
 passes ``explain``: what it returns (codes, field names, short messages, cleaned of customer
 text by :mod:`csat_hook.helpdesks.reasons`) ends the message and is kept as ``vendor_reason``.
+A vendor's reason (or reason phrase) that quotes a credential the request carried (a token
+from a header, the query, the URL's path or user part) is left out whole
+(:func:`vendor_reason`): a broken or hostile API that echoes the request back must not put
+the token into ``last_error`` and the logs.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import email.utils
 import ssl
@@ -237,9 +243,12 @@ class HttpClient:
             retry_after = parse_retry_after(response.headers.get(header))
             if retry_after is not None:
                 break
-        reason = _vendor_reason(explain, response)
+        reason = vendor_reason(explain, response)
         response.close()
-        message = f"{where}: HTTP {status} {_phrase(response.reason)}".rstrip()
+        phrase = _phrase(response.reason)
+        if quotes_secret(phrase, request_secrets(response.request)):
+            phrase = ""
+        message = f"{where}: HTTP {status} {phrase}".rstrip()
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,
             retryable=is_retryable_status(status),
@@ -259,13 +268,75 @@ def _phrase(reason: str | None) -> str:
     return text.strip()
 
 
-def _vendor_reason(explain: Explain | None, response: requests.Response) -> str | None:
+def vendor_reason(explain: Explain | None, response: requests.Response) -> str | None:
+    """What ``explain`` reads from ``response``; None when it reads nothing, fails, or
+    quotes a credential of the request (:func:`request_secrets`)."""
     if explain is None:
         return None
     try:
-        return explain(response) or None
+        reason = explain(response) or None
     except Exception:  # a reason is a courtesy; the HTTP error must still surface
         return None
+    if reason and quotes_secret(reason, request_secrets(response.request)):
+        return None
+    return reason
+
+
+# A credential is looked for in a vendor's text by runs of this many characters: a reason
+# clipped in the middle of an echoed token still holds one.
+SECRET_RUN = 12
+# Headers that carry nothing secret (requests' and ours); every other header value may.
+_PLAIN_HEADERS = frozenset(
+    {"user-agent", "accept", "accept-encoding", "connection", "content-type", "content-length"}
+)
+
+
+def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
+    """Every value of ``request`` that may be a credential, at least :data:`SECRET_RUN`
+    characters long: header values but the plain ones (and what an ``Authorization`` scheme
+    wraps: a bearer token, Basic's decoded user and password), the URL's user and password,
+    query values and path segments (Telegram's bot token and Slack's secret are in the
+    path)."""
+    if request is None:
+        return []
+    values: list[str] = []
+    for name, value in (request.headers or {}).items():
+        if name.lower() in _PLAIN_HEADERS or not isinstance(value, str):
+            continue
+        values.append(value)
+        if name.lower() == "authorization":
+            values.extend(_credentials(value))
+    parts = urllib.parse.urlsplit(request.url or "")
+    values += [parts.username or "", parts.password or ""]
+    values += [urllib.parse.unquote(segment) for segment in parts.path.split("/")]
+    values += [value for _, value in urllib.parse.parse_qsl(parts.query)]
+    return [value for value in values if len(value) >= SECRET_RUN]
+
+
+def _credentials(authorization: str) -> list[str]:
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "basic":
+        return [token]
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return [token]
+    return [token, *decoded.split(":", 1)]
+
+
+def quotes_secret(text: str, secrets: Iterable[str]) -> bool:
+    """True when ``text`` holds :data:`SECRET_RUN` characters in a row of any of ``secrets``
+    (case folded: an echo may change the case)."""
+    folded = text.casefold()
+    if len(folded) < SECRET_RUN:
+        return False
+    for secret in secrets:
+        secret = secret.casefold()
+        for start in range(len(secret) - SECRET_RUN + 1):
+            if secret[start : start + SECRET_RUN] in folded:
+                return True
+    return False
 
 
 def _classify(where: str, exc: requests.RequestException) -> DeliveryError:

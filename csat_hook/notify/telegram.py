@@ -41,6 +41,7 @@ from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import compose_reason
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import is_retryable_status
+from csat_hook.helpdesks.transport import vendor_reason
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import TelegramOptions
@@ -166,9 +167,7 @@ class TelegramDestination(Destination):
             # its HTTP status): nothing was posted, so it is classified as that status would
             # be, by its error_code.
             code = body.get("error_code")
-            reason = compose_reason(
-                [ErrorItem(message=body.get("description"))], (payload["text"],)
-            )
+            reason = vendor_reason(explain, response)
             refused = f"{self.name}: Telegram answered HTTP {status} with ok=false"
             raise DeliveryError(
                 f"{refused}: {reason}" if reason else refused,

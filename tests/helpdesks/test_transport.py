@@ -3,6 +3,7 @@ not sent (retry freely), or outcome unknown (look before sending again), or an a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import responses
 import urllib3.exceptions
 
 from csat_hook.errors import DeliveryError
@@ -188,6 +190,48 @@ def test_the_vendors_reason_phrase_is_kept_short_and_printable():
     assert error.http_status == 502 and error.retryable
     assert str(error).endswith(": HTTP 502 Bad Gateway ?[31m" + "x" * 43)
     assert "secret" not in str(error) and "\x1b" not in str(error)
+
+
+@responses.activate
+def test_a_reason_that_quotes_a_credential_of_the_request_is_left_out():
+    """A vendor that echoes the request back: a bearer token, an API key in a header, Basic
+    auth's decoded password, a clipped token. The reason is dropped whole (it is stored in
+    last_error and logged); one that quotes no credential is kept."""
+    key = "fd-key-0123456789abcdef"
+    basic = base64.b64encode(f"{key}:X".encode()).decode()
+    echoes = {
+        "Bearer tok-0123456789abcdefghij": "token tok-0123456789abcdefghij revoked",
+        "Token tok-0123456789abcdefghij": "TOKEN TOK-0123456789AB… revoked",
+        f"Basic {basic}": f"api key {key} invalid",
+    }
+    responses.get("https://api.example/x", status=401, json={})
+    client = HttpClient()
+    for authorization, said in [*echoes.items(), ("Bearer tok-0123456789abcdefghij", "expired")]:
+        with pytest.raises(DeliveryError) as caught:
+            client.request(
+                "GET",
+                "https://api.example/x",
+                headers={"Authorization": authorization},
+                explain=lambda _response, said=said: said,
+            )
+        assert caught.value.vendor_reason == (said if said == "expired" else None)
+        assert "0123456789" not in caught.value.message
+
+
+def test_a_reason_phrase_that_quotes_a_credential_of_the_request_is_left_out():
+    token = "cw-0123456789abcdefghij"
+
+    def echo(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(f"HTTP/1.1 401 bad token {token}\r\nContent-Length: 0\r\n\r\n".encode())
+
+    with loopback(echo) as (url, _), pytest.raises(DeliveryError) as caught:
+        HttpClient(connect_timeout=1, read_timeout=2).request(
+            "POST", url + "/api/messages", headers={"api_access_token": token}
+        )
+
+    assert caught.value.http_status == 401 and str(caught.value).endswith(": HTTP 401")
+    assert token[:12] not in str(caught.value)
 
 
 class RaisingSession(requests.Session):

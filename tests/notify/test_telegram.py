@@ -189,3 +189,19 @@ def test_a_digest_too_long_for_one_message_leaves_items_out_and_says_so(fake_not
     visible = message.reply["result"]["text"]
     assert len(visible.encode("utf-16-le")) // 2 <= 4096
     assert "more" in visible and visible.endswith("Alert ref: csat-alert-0123456789abcdef01234567")
+
+
+@pytest.mark.parametrize("status", [404, 200])
+def test_an_error_that_echoes_the_bot_token_keeps_no_reason(fake_notify, status):
+    """A proxy or a broken Bot API that quotes the request's path back (``/bot<token>/…``)
+    must not put the token into the stored reason or the logs (the bot id's digits are
+    masked as a long number, the secret after the colon is not)."""
+    echo = f"Not Found: no route /bot{TOKEN}/sendMessage"
+    fake_notify.script(
+        "telegram",
+        Script(status=status, body={"ok": False, "error_code": 404, "description": echo}),
+    )
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.vendor_reason is None and not caught.value.retryable
+    assert TOKEN.split(":")[1][:12] not in caught.value.message

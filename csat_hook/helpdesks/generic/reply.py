@@ -32,6 +32,7 @@ from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.helpdesks.transport import vendor_reason
 
 
 class ReplyRequestOptions(RequestOptions):
@@ -86,7 +87,7 @@ def send(
     )
     answer = response_json(response)
     if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
-        reason = explain(response) if explain else None
+        reason = vendor_reason(explain, response)
         message = f"{name}: the API answered 2xx with an error ({spec.error_path})"
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,

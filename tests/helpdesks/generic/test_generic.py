@@ -295,6 +295,34 @@ def test_error_reason_keeps_the_vendors_words_without_customer_text(clock):
     assert info.value.vendor_reason == "quota exceeded"
 
 
+@responses.activate
+def test_an_error_that_echoes_the_query_token_keeps_no_reason(clock):
+    """Yeahdesk-style APIs take the token in ``?token=``; an API that quotes the request back
+    in its error (2xx or not) must not put the token into last_error or the logs."""
+    token = "yd-Qw3rTy8uIoPaSdFgSECRET"
+    desk = adapter(
+        clock,
+        reply={
+            "url": "https://d.example/r",
+            "query": {"token": token},
+            "error_reason": "errors",
+            "error_path": "err",
+        },
+    )
+    responses.post("https://d.example/r", status=401, json={"errors": [f"bad token {token}"]})
+    with pytest.raises(DeliveryError) as refused:
+        desk.send_reply(reply())
+    # A 2xx carrying an error, its reason quoting a clipped token.
+    responses.replace(
+        responses.POST, "https://d.example/r", json={"err": 1, "errors": [f"{token[:14]} expired"]}
+    )
+    with pytest.raises(DeliveryError) as errored:
+        desk.send_reply(reply())
+    for error in (refused.value, errored.value):
+        assert error.vendor_reason is None and not error.retryable
+        assert "SECRET" not in error.message and "Qw3rTy8uIoPa" not in error.message
+
+
 def test_error_reason_must_be_a_valid_jmespath():
     with pytest.raises(Exception, match="error_reason"):
         load_generic(reply={"url": "https://d.example/r", "error_reason": "errors[?"})

@@ -13,7 +13,9 @@ certificate): the request was not sent, a plain retryable error. Anything after 
 timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
 pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
 so the error says ``outcome_unknown`` and the caller looks before sending again. An HTTP
-answer, 5xx included, is the vendor's word and never unknown.
+answer, 5xx included, is the vendor's word and never unknown, but for a gateway's timeout
+(:data:`GATEWAY_TIMEOUTS`) to a request that may change something: a proxy in front of the
+API stopped waiting for it, as we do at a read timeout, and the API may have acted on it.
 
 :meth:`HttpClient.guarded` lets a caller refuse, on its thread, every request that may change
 something once it can no longer be sure it owns the work (the delivery worker's fence).
@@ -64,6 +66,10 @@ RETRYABLE_STATUS: dict[int, str] = {
     503: "Service Unavailable: overloaded or in maintenance; often with Retry-After",
     504: "Gateway Timeout: a proxy timed out waiting for the API",
 }
+# A proxy's answer that it gave up waiting for the API, which had the request: 504, and
+# Cloudflare's 524 ("A timeout occurred": the origin took the request, answered nothing in
+# 100 s). For a write, the outcome is unknown (see the module docstring).
+GATEWAY_TIMEOUTS = frozenset({504, 524})
 # In-place retries of idempotent reads (agent look-ups): short, as a reply waits on them.
 READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
@@ -249,12 +255,16 @@ class HttpClient:
         if quotes_secret(phrase, request_secrets(response.request)):
             phrase = ""
         message = f"{where}: HTTP {status} {phrase}".rstrip()
+        unknown = status in GATEWAY_TIMEOUTS and method.upper() not in SAFE_METHODS
+        if unknown:
+            message += " (outcome unknown)"
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,
             retryable=is_retryable_status(status),
             http_status=status,
             retry_after=retry_after,
             vendor_reason=reason,
+            outcome_unknown=unknown,
         )
 
 

@@ -327,3 +327,16 @@ def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
     assert [line.split(b" ")[0] for line in seen] == [b"GET", b"POST"]
     assert error.retryable and not error.outcome_unknown
     assert "not sent" in error.message
+
+
+@responses.activate
+def test_a_gateway_timeout_is_an_unknown_outcome_for_a_write_only():
+    responses.post("https://api.example/m", status=504)
+    responses.get("https://api.example/m", status=504)
+    with pytest.raises(DeliveryError) as posted:
+        HttpClient().request("POST", "https://api.example/m", json={})
+    with pytest.raises(DeliveryError) as read:
+        HttpClient().request("GET", "https://api.example/m")
+    assert posted.value.outcome_unknown and posted.value.http_status == 504
+    assert posted.value.message.endswith("(outcome unknown)")
+    assert read.value.retryable and not read.value.outcome_unknown

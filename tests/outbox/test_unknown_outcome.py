@@ -525,3 +525,21 @@ def test_the_default_timings_fit_and_take_over_well_before_a_lease():
     assert defaults.lease_seconds > 4 * defaults.request_seconds
     # Kill → taken over (dead_after) → first look-up (takeover wait): under the 120 s lease.
     assert defaults.worker_dead_after_seconds + defaults.takeover_wait_seconds < 60
+
+
+@pytest.mark.parametrize("status", [504, 524])
+def test_a_gateway_timeout_is_looked_up_not_posted_again(looked_up, fake_helpdesk, clock, status):
+    """A proxy in front of the API (a load balancer's 504, Cloudflare's 524) gave up waiting
+    while the API saved the reply: the same as our own read timeout, never a blind resend."""
+    queue_generic(looked_up)
+    fake_helpdesk.fail_next(1, status=status)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    fake_helpdesk.store(MESSAGES.format(dialog="D-1001"), posts(fake_helpdesk)[0]["body"])
+
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.last_error.startswith("found in the dialog")

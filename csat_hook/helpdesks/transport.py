@@ -12,7 +12,11 @@ vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, t
 certificate): the request was not sent, a plain retryable error. Anything after that (a read
 timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
 pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
-so the error says ``outcome_unknown`` and the caller looks before sending again. An HTTP
+so the error says ``outcome_unknown`` and the caller looks before sending again. The body is
+read within the request's time (connect plus read timeout from its start, however slowly a
+vendor trickles it) and up to :data:`MAX_ANSWER_BYTES` (a refusal's up to
+:data:`MAX_REFUSAL_BYTES`, all a reason needs): an answer that does not fit is, like one cut
+off, unknown for a write and a retryable error for a read. An HTTP
 answer, 5xx included, is the vendor's word and never unknown, but for a gateway's timeout
 (:data:`GATEWAY_TIMEOUTS`) to a request that may change something: a proxy in front of the
 API stopped waiting for it, as we do at a read timeout, and the API may have acted on it.
@@ -70,6 +74,11 @@ RETRYABLE_STATUS: dict[int, str] = {
 # Cloudflare's 524 ("A timeout occurred": the origin took the request, answered nothing in
 # 100 s). For a write, the outcome is unknown (see the module docstring).
 GATEWAY_TIMEOUTS = frozenset({504, 524})
+# The most of a 2xx answer that is read: a reply's answer is a few kilobytes, a look-up's
+# page of messages a few megabytes. A refusal is read only as far as its reason needs.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+MAX_REFUSAL_BYTES = 64 * 1024 + 1  # one more than reasons.MAX_ERROR_BODY: "too big" shows
+_CHUNK = 64 * 1024
 # In-place retries of idempotent reads (agent look-ups): short, as a reply waits on them.
 READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
@@ -237,8 +246,25 @@ class HttpClient:
                     retryable=True,
                 )
             self._local.writes = self.writes_started() + 1
+        write = method.upper() not in SAFE_METHODS
+        connect, read = _timeouts(kwargs["timeout"])
+        deadline = time.monotonic() + connect + read
+
+        def read_answer(response: requests.Response, **_: Any) -> None:
+            _read_answer(response, deadline, read)
+
+        hooks = dict(kwargs.get("hooks") or {})
+        given = hooks.get("response") or []
+        hooks["response"] = [*(given if isinstance(given, list) else [given]), read_answer]
         try:
-            response = self.session.request(method, url, **kwargs)
+            response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
+        except _AnswerTooLarge as exc:
+            raise DeliveryError(
+                f"{where}: answer larger than {MAX_ANSWER_BYTES} bytes"
+                + (" (outcome unknown)" if write else ""),
+                retryable=True,
+                outcome_unknown=write,
+            ) from exc
         except requests.RequestException as exc:
             raise _classify(where, exc) from exc
         if 200 <= response.status_code < 300:
@@ -266,6 +292,62 @@ class HttpClient:
             vendor_reason=reason,
             outcome_unknown=unknown,
         )
+
+
+class _AnswerTooLarge(requests.RequestException):
+    """A 2xx answer longer than :data:`MAX_ANSWER_BYTES`: not read further."""
+
+
+def _timeouts(timeout: Any) -> tuple[float, float]:
+    """(connect, read) seconds from a requests ``timeout`` (a pair or one number)."""
+    if isinstance(timeout, tuple):
+        return float(timeout[0]), float(timeout[1])
+    return float(timeout), float(timeout)
+
+
+def _read_answer(response: requests.Response, deadline: float, read_timeout: float) -> None:
+    """Read ``response``'s body now (a response hook: requests then finds it read), by
+    ``deadline`` (``time.monotonic``) however slowly it comes, and up to its size limit (see
+    the module docstring). Each wait for the network is at most ``read_timeout`` and never
+    past the deadline. Failures are requests' own, as ``Response.content`` raises them, but
+    a refusal that is slow to come keeps what came."""
+    ok = 200 <= response.status_code < 300
+    limit = MAX_ANSWER_BYTES if ok else MAX_REFUSAL_BYTES
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise urllib3.exceptions.ReadTimeoutError(
+                    None,  # type: ignore[arg-type]
+                    response.url,
+                    "the answer did not arrive within the request's time",
+                )
+            if sock is not None:
+                sock.settimeout(min(read_timeout, left))
+            chunk = raw.read1(min(_CHUNK, limit + 1 - size), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        if ok:
+            raise requests.ConnectionError(exc) from exc
+        # A refusal's status is its word; its reason is what came in time.
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+    if ok and size > limit:
+        response.close()
+        raise _AnswerTooLarge(f"more than {limit} bytes")
+    response._content = b"".join(chunks)[:limit]
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 # The status line's reason phrase ("Service Unavailable") is the vendor's free text, kept

@@ -340,3 +340,57 @@ def test_a_gateway_timeout_is_an_unknown_outcome_for_a_write_only():
     assert posted.value.outcome_unknown and posted.value.http_status == 504
     assert posted.value.message.endswith("(outcome unknown)")
     assert read.value.retryable and not read.value.outcome_unknown
+
+
+def trickle(status: bytes, total: int, pause: float) -> Callable[[socket.socket, list], None]:
+    """An answer whose body of ``total`` bytes comes one byte every ``pause`` seconds: each
+    byte well within the read timeout, the whole far beyond it."""
+
+    def serve(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % total)
+        for _ in range(total):
+            time.sleep(pause)
+            conn.sendall(b" ")
+
+    return serve
+
+
+def test_an_answer_trickled_past_the_request_time_is_an_unknown_outcome():
+    # 40 bytes at 0.1 s each (4 s) against a read timeout of 0.3 s: without a bound on the
+    # whole answer, a trickling vendor holds a delivery thread (its lease kept renewed) forever.
+    with loopback(trickle(b"201 Created", 40, 0.1)) as (url, _):
+        started = time.monotonic()
+        error = post(HttpClient(connect_timeout=0.5, read_timeout=0.3), url)
+        took = time.monotonic() - started
+
+    assert error.outcome_unknown and error.http_status is None
+    assert "timed out waiting for the answer (outcome unknown)" in error.message
+    assert took < 0.5 + 0.3 + 0.3
+
+
+def test_a_refusal_trickled_past_the_request_time_keeps_its_status():
+    with loopback(trickle(b"422 Unprocessable Entity", 40, 0.1)) as (url, _):
+        started = time.monotonic()
+        error = post(HttpClient(connect_timeout=0.5, read_timeout=0.3), url)
+        took = time.monotonic() - started
+
+    assert error.http_status == 422 and not error.retryable and not error.outcome_unknown
+    assert took < 0.5 + 0.3 + 0.3
+
+
+@pytest.mark.parametrize(("method", "unknown"), [("POST", True), ("GET", False)])
+def test_an_answer_larger_than_the_limit_is_not_read(monkeypatch, method, unknown):
+    monkeypatch.setattr("csat_hook.helpdesks.transport.MAX_ANSWER_BYTES", 64 * 1024, raising=False)
+    body = b"[" + b"0," * 300_000 + b"0]"
+
+    def huge(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        conn.sendall(head % len(body) + body)
+
+    with loopback(huge) as (url, _), pytest.raises(DeliveryError) as caught:
+        HttpClient(connect_timeout=1, read_timeout=2).request(method, url + "/m")
+
+    assert caught.value.retryable and caught.value.outcome_unknown is unknown
+    assert f"answer larger than {64 * 1024} bytes" in caught.value.message

@@ -146,7 +146,9 @@ def _prepare(
         agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
         if exc.retryable and not budget.last:
-            return Retry(exc, prefix="agent lookup: ")
+            # Nothing of the reply was sent: a look-up that timed out is no reason to look
+            # for the reply before posting it (nor to wait the settle delay).
+            return Retry(_certain(exc), prefix="agent lookup: ")
         # Out of retries for the lookup: the survey still goes out, with what we know.
         if isinstance(exc, AgentLookupError):
             agent = exc.known
@@ -178,6 +180,19 @@ def _prepare(
         channel=getattr(survey, "channel", None) or "",
     )
     return reply, link
+
+
+def _certain(exc: DeliveryError) -> DeliveryError:
+    """``exc`` with its outcome known: for a request that cannot have posted the reply."""
+    if not exc.outcome_unknown:
+        return exc
+    return DeliveryError(
+        exc.message,
+        retryable=exc.retryable,
+        http_status=exc.http_status,
+        retry_after=exc.retry_after,
+        vendor_reason=exc.vendor_reason,
+    )
 
 
 def _look_up(

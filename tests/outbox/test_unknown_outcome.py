@@ -543,3 +543,33 @@ def test_a_gateway_timeout_is_looked_up_not_posted_again(looked_up, fake_helpdes
     assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
     [item] = outbox_rows(looked_up)
     assert item.status == "sent" and item.last_error.startswith("found in the dialog")
+
+
+def test_an_agent_look_up_that_timed_out_leaves_the_reply_certain(
+    make_config, fake_helpdesk, clock
+):
+    """Nothing of the reply was sent when the agent look-up (a read) timed out: the next
+    attempt posts it plainly, without waiting the settle delay or noting a resend."""
+    helpdesks = {
+        "generic": {
+            "kind": "generic",
+            "auth": {"mode": "token", "token": "generic-token-123"},
+            "reply": {"url": fake_helpdesk.url + "/api/dialogs/{dialog_id}/messages"},
+            "agent_lookup": {"by_id": {"url": fake_helpdesk.url + "/api/agents/{agent_id}"}},
+        }
+    }
+    services = build_services(
+        make_config(helpdesks=helpdesks),
+        clock=clock,
+        http=HttpClient(connect_timeout=1, read_timeout=0.3),
+    )
+    try:
+        queue_generic(services, agent={"id": "7"})
+        fake_helpdesk.delay_next(3, seconds=1.0)  # the look-up and its two retries in place
+        drain(services.delivery_worker(), clock)
+        assert len(posts(fake_helpdesk)) == 1
+        [item] = outbox_rows(services)
+        assert item.status == "sent" and item.uncertain_since is None
+        assert item.last_error is None
+    finally:
+        services.engine.dispose()

@@ -10,11 +10,11 @@
   attempt. The comment is never in the Subject (headers are one line; a comment is not).
 * Classification (RFC 5321): 5xx replies, authentication and certificate failures, a server
   without STARTTLS: permanent (the configuration is wrong). 4xx replies, refused or dropped
-  connections before DATA, timeouts before DATA: retryable, not sent. A connection lost or a
-  timeout during or after DATA (before the server's 250): the outcome is unknown. The server
-  may have queued the message: it is sent again with the same Message-ID, which the
-  recipient's mailbox or automation can use to drop the copy (a plain SMTP server delivers
-  both).
+  connections before the server's 354 to DATA, timeouts before it: retryable, not sent. A
+  connection lost or a timeout once the message is being sent (before the server's 250): the
+  outcome is unknown. The server may have queued the message: it is sent again with the same
+  Message-ID, which the recipient's mailbox or automation can use to drop the copy (a plain
+  SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered (the refused ones are named in the
   note); all refused is an error.
 
@@ -24,6 +24,7 @@ address) nor the password.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email import policy
@@ -165,8 +166,14 @@ class EmailDestination(Destination):
         if not accepted:
             client.rset()
             raise _by_code(where, max(codes), "RCPT TO (every recipient refused)")
+        # smtplib's data(), in two steps: a failure before the server's 354 is before the
+        # message left (not sent); from sending it on, the server may have queued it.
+        code, _ = client.docmd("DATA")
+        if code != 354:
+            raise _by_code(where, code, "DATA")
         try:
-            code, _ = client.data(mail.as_bytes(policy=policy.SMTP))
+            client.send(_dot_stuffed(mail.as_bytes(policy=policy.SMTP)))
+            code, _ = client.getreply()
         except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
             raise DeliveryError(
                 f"{where}: {type(exc).__name__} after the message was sent (outcome unknown)",
@@ -176,6 +183,15 @@ class EmailDestination(Destination):
         if code != 250:
             raise _by_code(where, code, "DATA")
         return refused
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    """``message`` (CRLF line ends) as DATA carries it: a leading ``.`` doubled, ended by
+    ``CRLF.CRLF`` (RFC 5321 4.5.2; what smtplib's data() sends)."""
+    data = re.sub(rb"(?m)^\.", b"..", message)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 def _quit(client: smtplib.SMTP) -> None:

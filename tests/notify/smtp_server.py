@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import AuthResult
 from aiosmtpd.smtp import LoginPassword
 from cryptography import x509
@@ -107,6 +108,7 @@ class Mailbox:
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
+    drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
 
     def parsed(self) -> list[EmailMessage]:
         return [
@@ -141,7 +143,23 @@ def authenticator(
     return AuthResult(success=ok, handled=False)
 
 
+class DroppingSMTP(SMTP):
+    """aiosmtpd's server, closing the connection on DATA when the mailbox says so."""
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        mailbox = self.event_handler
+        if isinstance(mailbox, Mailbox) and mailbox.drop_at_data:
+            mailbox.drop_at_data -= 1
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        await super().smtp_DATA(arg)
+
+
 class LoopbackController(Controller):
+    def factory(self) -> SMTP:
+        return DroppingSMTP(self.handler, **self.SMTP_kwargs)
+
     def _trigger_server(self) -> None:
         assert self.server is not None
         self.port = self.server.sockets[0].getsockname()[1]

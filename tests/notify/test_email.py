@@ -149,6 +149,37 @@ def test_a_connection_lost_after_the_message_is_an_unknown_outcome(smtp, mailbox
     assert len(mailbox.messages) == 1
 
 
+def test_lines_starting_with_a_dot_arrive_whole(smtp, mailbox):
+    # DATA ends at a line holding a lone ".": such lines are sent dot-stuffed (RFC 5321).
+    port, ca_file = smtp
+    destination = email(port, ca_file)
+    built = destination.build
+
+    def with_dots(message):
+        mail = built(message)
+        mail.clear_content()
+        mail.set_content("first\n.\n..second\n.third\n", cte="7bit")
+        return mail
+
+    destination.build = with_dots
+    destination.send(sample())
+    text = mailbox.parsed()[0].get_content()
+    assert text.replace("\r\n", "\n") == "first\n.\n..second\n.third\n"
+
+
+def test_a_connection_lost_before_the_message_is_not_sent(smtp, mailbox):
+    """The server closed the connection on DATA, before its 354: the message never left. Not
+    an unknown outcome: with on_unknown_outcome: skip it would be recorded as sent, and lost."""
+    port, ca_file = smtp
+    mailbox.drop_at_data = 1
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file, on_unknown_outcome="skip").send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "(not sent)" in caught.value.message and mailbox.messages == []
+    email(port, ca_file).send(sample())  # the next attempt delivers it
+    assert len(mailbox.messages) == 1
+
+
 def test_a_refused_connection_is_retryable_and_not_sent(tmp_path):
     ca_file, _, _ = make_certificates(tmp_path)
     with pytest.raises(DeliveryError) as caught:

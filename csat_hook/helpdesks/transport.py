@@ -40,6 +40,7 @@ import base64
 import binascii
 import contextlib
 import email.utils
+import re
 import ssl
 import threading
 import time
@@ -383,6 +384,9 @@ _PLAIN_HEADERS = frozenset(
 )
 
 
+_PLAIN_WORD = re.compile(r"[a-z._-]*")
+
+
 def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
     """Every value of ``request`` that may be a credential, at least :data:`SECRET_RUN`
     characters long: header values but the plain ones (and what an ``Authorization`` scheme
@@ -400,8 +404,10 @@ def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
             values.extend(_credentials(value))
     parts = urllib.parse.urlsplit(request.url or "")
     values += [parts.username or "", parts.password or ""]
-    values += [urllib.parse.unquote(segment) for segment in parts.path.split("/")]
-    values += [value for _, value in urllib.parse.parse_qsl(parts.query)]
+    in_url = [urllib.parse.unquote(segment) for segment in parts.path.split("/")]
+    in_url += [value for _, value in urllib.parse.parse_qsl(parts.query)]
+    # A path's plain words ("conversations", "tickets.json") are the API's, not secrets.
+    values += [value for value in in_url if not _PLAIN_WORD.fullmatch(value)]
     return [value for value in values if len(value) >= SECRET_RUN]
 
 

@@ -204,17 +204,19 @@ def test_a_reason_that_quotes_a_credential_of_the_request_is_left_out():
         "Token tok-0123456789abcdefghij": "TOKEN TOK-0123456789AB… revoked",
         f"Basic {basic}": f"api key {key} invalid",
     }
-    responses.get("https://api.example/x", status=401, json={})
+    url = "https://api.example/api/conversations/42"
+    responses.get(url, status=401, json={})
     client = HttpClient()
-    for authorization, said in [*echoes.items(), ("Bearer tok-0123456789abcdefghij", "expired")]:
+    kept = "conversations: expired"  # the path's own words are no credential
+    for authorization, said in [*echoes.items(), ("Bearer tok-0123456789abcdefghij", kept)]:
         with pytest.raises(DeliveryError) as caught:
             client.request(
                 "GET",
-                "https://api.example/x",
+                url,
                 headers={"Authorization": authorization},
                 explain=lambda _response, said=said: said,
             )
-        assert caught.value.vendor_reason == (said if said == "expired" else None)
+        assert caught.value.vendor_reason == (said if said == kept else None)
         assert "0123456789" not in caught.value.message
 
 

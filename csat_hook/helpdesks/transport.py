@@ -16,10 +16,10 @@ so the error says ``outcome_unknown`` and the caller looks before sending again.
 read within the request's time (connect plus read timeout from its start, however slowly a
 vendor trickles it) and up to :data:`MAX_ANSWER_BYTES` (a refusal's up to
 :data:`MAX_REFUSAL_BYTES`, all a reason needs): an answer that does not fit is, like one cut
-off, unknown for a write and a retryable error for a read. An HTTP
-answer, 5xx included, is the vendor's word and never unknown, but for a gateway's timeout
-(:data:`GATEWAY_TIMEOUTS`) to a request that may change something: a proxy in front of the
-API stopped waiting for it, as we do at a read timeout, and the API may have acted on it.
+off, unknown for a write and a retryable error for a read. An HTTP answer, 5xx included, is
+the vendor's word and never unknown, but for a gateway's timeout (:data:`GATEWAY_TIMEOUTS`)
+to a request that may change something: a proxy in front of the API stopped waiting for it,
+as we do at a read timeout, and the API may have acted on it.
 
 :meth:`HttpClient.guarded` lets a caller refuse, on its thread, every request that may change
 something once it can no longer be sure it owns the work (the delivery worker's fence).
@@ -282,7 +282,7 @@ class HttpClient:
         if quotes_secret(phrase, request_secrets(response.request)):
             phrase = ""
         message = f"{where}: HTTP {status} {phrase}".rstrip()
-        unknown = status in GATEWAY_TIMEOUTS and method.upper() not in SAFE_METHODS
+        unknown = write and status in GATEWAY_TIMEOUTS
         if unknown:
             message += " (outcome unknown)"
         raise DeliveryError(
@@ -334,21 +334,27 @@ def _read_answer(response: requests.Response, deadline: float, read_timeout: flo
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        if ok:
-            raise requests.ConnectionError(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        response.close()  # the rest of the answer is never read: the connection goes
+        if ok or not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+            raise _as_requests_error(exc) from exc
         # A refusal's status is its word; its reason is what came in time.
-    except urllib3.exceptions.ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except urllib3.exceptions.DecodeError as exc:
-        raise requests.exceptions.ContentDecodingError(exc) from exc
-    except urllib3.exceptions.SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from exc
     if ok and size > limit:
         response.close()
         raise _AnswerTooLarge(f"more than {limit} bytes")
     response._content = b"".join(chunks)[:limit]
     response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.RequestException:
+    """What requests' ``Response.content`` raises for ``exc`` (``iter_content``'s mapping)."""
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return requests.exceptions.ChunkedEncodingError(exc)
+    if isinstance(exc, urllib3.exceptions.DecodeError):
+        return requests.exceptions.ContentDecodingError(exc)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(exc)
+    return requests.ConnectionError(exc)  # ReadTimeoutError, as requests raises it
 
 
 # The status line's reason phrase ("Service Unavailable") is the vendor's free text, kept

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 
 from tests.sync.conftest import SHEET_ID
@@ -352,7 +353,7 @@ def generate(kit: SyncKit, sc: Scenario) -> World:
     return world
 
 
-def config(kit: SyncKit, sc: Scenario) -> Any:
+def config(kit: SyncKit, sc: Scenario, *, xlsx: bool = False) -> Any:
     labels = {text: score for fm in FORMS.values() for score, text in fm["labels"].items()}
     return kit.config(
         results={
@@ -374,7 +375,7 @@ def config(kit: SyncKit, sc: Scenario) -> Any:
             "periods": {"rolling_days": [7, 30], "calendar_months": 3, "all_time": True},
             "headline_days": 30,
         },
-        output={"local": {"enabled": True, "csv": True, "xlsx": False}},
+        output={"local": {"enabled": True, "csv": True, "xlsx": xlsx}},
     )
 
 
@@ -597,7 +598,18 @@ PERIOD = [
 
 
 def day_of(serial: Any) -> date | None:
+    """A date cell: a serial in Sheets, a datetime in the workbook."""
+    if isinstance(serial, datetime):
+        return serial.date()
     return None if serial in (None, "") else SERIAL_EPOCH + timedelta(days=int(serial))
+
+
+def workbook_sheet(path: Path, title: str) -> list[list[Any]]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return [list(row) for row in book[title].iter_rows(values_only=True)]
+    finally:
+        book.close()
 
 
 def same(got: Any, want: float | None, places: int, what: Any) -> None:
@@ -625,7 +637,8 @@ def leaderboard_rows(cells: list[list[Any]]) -> dict[str, dict[str, Any]]:
     for row in cells[4:]:
         if not any(v not in (None, "") for v in row):
             break
-        padded = list(row) + [None] * (len(BOARD) - len(row))
+        # (the workbook's two hidden columns of interval amounts follow)
+        padded = list(row[: len(BOARD)]) + [None] * (len(BOARD) - len(row))
         rows[str(padded[1])] = dict(zip(BOARD, padded, strict=True))
     return rows
 
@@ -636,7 +649,7 @@ def by_period_rows(cells: list[list[Any]], title: str) -> list[dict[str, Any]]:
     for row in cells[start + 2 :]:
         if not any(v not in (None, "") for v in row):
             break
-        padded = list(row[1:]) + [None] * (len(PERIOD) - len(row) + 1)
+        padded = list(row[1 : 1 + len(PERIOD)]) + [None] * (len(PERIOD) - len(row) + 1)
         rows.append(dict(zip(PERIOD, padded, strict=True)))
     return rows
 
@@ -690,6 +703,10 @@ def check_report(kit: SyncKit, world: World, rows: list[Row]) -> None:
             want[team] = (now_figures, exp.teams[previous].get(team), False)
     want[words["all"]] = (exp.overall[headline], exp.overall[previous], False)
     board = leaderboard_rows(summary)
+    workbook = summary  # the .xlsx Summary, when written, holds the same cells
+    if (report / "csat-report.xlsx").exists():
+        workbook = workbook_sheet(report / "csat-report.xlsx", words["summary"])
+        assert leaderboard_rows(workbook) == board
     table = csv_rows(report / "summary.csv")
     as_csv = {row[1]: dict(zip(BOARD, row, strict=False)) for row in table[1:] if row}
     assert set(board) == set(want), (sorted(board), sorted(want))
@@ -713,6 +730,11 @@ def check_report(kit: SyncKit, world: World, rows: list[Row]) -> None:
         (day_of(r["from"]), day_of(r["to"]), r["name"]): r
         for r in by_period_rows(summary, words["by_period"])
     }
+    in_workbook = {
+        (day_of(r["from"]), day_of(r["to"]), r["name"]): {**r, "from": None, "to": None}
+        for r in by_period_rows(workbook, words["by_period"])
+    }
+    assert in_workbook == {k: {**r, "from": None, "to": None} for k, r in written.items()}
     expected: dict[tuple[date | None, date | None, str], Figures] = {}
     for span in listed:
         overall = exp.overall[span]
@@ -841,6 +863,6 @@ def test_report_equals_an_independent_count(kit: SyncKit, sc: Scenario) -> None:
     kit.now = local_midnight(kit.now.astimezone(tz).date() + timedelta(days=1), tz) + timedelta(
         minutes=1
     )
-    third = kit.run(settings)
+    third = kit.run(config(kit, sc, xlsx=True))
     assert (third.status, third.new, third.report) == ("ok", 0, "built"), third
     check_report(kit, world, world.rows)

@@ -409,3 +409,22 @@ def test_a_survey_signed_under_a_secret_no_longer_configured_is_forged(kit, kept
         assert (summary.new, summary.unverified) == (1, {})
     else:
         assert (summary.new, summary.unverified) == (0, {"forged": 1})
+
+
+def test_a_double_click_then_an_edit_of_its_upper_row_credits_what_a_fresh_run_would(kit):
+    # The same values twice in one second (a double-click) are one submission; the row
+    # further down is the one a fresh read credits, so an edit of the row above is history.
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    twice = [at(1), 4, "", "", "", token]
+    kit.responses([EN_HEADER, twice, list(twice)])
+    kit.run()
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 1, 1, 5)  # row 2 edited, row 3 as it was
+    edited_above = kit.run()
+    assert (edited_above.updated, edited_above.edited_in_place, edited_above.warnings) == (0, 0, [])
+    assert [(a.rating, a.source_ref) for a in kit.rows(answers)] == [(4, "row 3")]
+
+    with kit.engine.begin() as conn:
+        for table in (answers, answer_history, unverified_answers, sync_skipped_rows):
+            conn.execute(table.delete())
+    kit.run()  # a fresh run over the same sheet credits the same answer
+    assert [(a.rating, a.source_ref) for a in kit.rows(answers)] == [(4, "row 3")]

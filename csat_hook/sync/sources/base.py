@@ -34,6 +34,7 @@ from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
+from csat_hook.sync.records import position
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
@@ -191,12 +192,19 @@ def admit(
     batch: SourceBatch,
     item: Submission | SkippedRow,
     known: Container[str],
-    seen: set[str],
+    seen: dict[str, int],
     *,
     legacy: Callable[[], str] | None,
 ) -> None:
     """Add ``item`` to ``batch`` unless its identity was processed before (``known``) or
     earlier in this read (``seen``: a double-click submits the same values twice).
+
+    ``seen`` maps each identity admitted in this read to its index in
+    ``batch.submissions`` (−1: not there). The same values read again further down are one
+    submission placed where the credited one of them is (``records.position``: in one instant,
+    the row further down), so an edit of the row above is not taken for an edit of the
+    credited answer: an incremental run credits what a fresh read of the sheet would. A last
+    row that may have been cut (``batch.unterminated``) lends no place.
 
     ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
     some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
@@ -204,16 +212,25 @@ def admit(
     skipped row is never recognised: skipped rows are read again on every run.
     """
     identity = item.fingerprint
-    if identity in known or identity in seen:
+    if identity in known:
         batch.unchanged += 1
         return
-    seen.add(identity)
+    earlier = seen.get(identity)
+    if earlier is not None:
+        batch.unchanged += 1
+        if earlier >= 0 and item.ref != batch.unterminated:
+            first = batch.submissions[earlier]
+            if position(item.ref) > position(first.ref):
+                batch.submissions[earlier] = first._replace(ref=item.ref)
+        return
     if legacy is not None and isinstance(item, Submission):
         digest = legacy()
         if digest in known:
+            seen[identity] = -1
             batch.unchanged += 1
             batch.rekeyed.append((digest, identity))
             return
+    seen[identity] = len(batch.submissions) if isinstance(item, Submission) else -1
     add_parsed(batch, item)
 
 

@@ -178,7 +178,7 @@ class FormsApiResults(ResultsSource):
             {role: f"question {qid}" for role, qid in self.question_ids.items()},
             timestamp="lastSubmittedTime",
         )
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for response in self.api.list_responses(
             self.form_id, since=since, page_size=self.page_size
         ):
@@ -191,7 +191,7 @@ class FormsApiResults(ResultsSource):
         batch: SourceBatch,
         response: Mapping[str, Any],
         known: Container[str],
-        seen: set[str],
+        seen: dict[str, int],
     ) -> None:
         response_id = str(response.get("responseId") or "")
         stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")

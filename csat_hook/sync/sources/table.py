@@ -100,7 +100,7 @@ def read_table(
     raw_known = frozenset() if legacy else raw_of(known)
     key = raw_key(kind, headers, pickers, parser.signature())
     warning_count = parser.warning_count
-    seen: set[str] = set()  # a double-click submits the same values twice in one second
+    seen: dict[str, int] = {}  # a double-click submits the same values twice in one second
     recognised = batch.raw_seen
     for offset, row in enumerate(rows):
         batch.rows_read += 1

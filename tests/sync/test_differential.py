@@ -41,8 +41,6 @@ import pytest
 from tests.sync.conftest import SHEET_ID
 from tests.sync.conftest import SyncKit
 
-TOP_BOX = 4
-MIN_N = 3
 Z = 1.959963984540054  # the 97.5% point of the standard normal distribution
 
 FORMS = {
@@ -115,6 +113,9 @@ class Scenario:
     sheet_tz: str
     now: datetime  # the sync's clock (UTC)
     source: str = "gsheets"  # or "csv": a Forms "Download responses (.csv)" export
+    top_box: int = 4  # CSAT = the share of ratings at or above it
+    headline_days: int = 30  # the leaderboard's period, compared with as many days before
+    min_n: int = 3
 
 
 SCENARIOS = [
@@ -126,7 +127,16 @@ SCENARIOS = [
     Scenario(2, "ru_RU", "Europe/Berlin", "Europe/Moscow", datetime(2026, 10, 31, 23, 30)),
     # The day after Berlin's clocks went forward (2026-03-29).
     Scenario(3, "en_US", "Europe/Berlin", "Europe/Berlin", datetime(2026, 3, 30, 10, 0)),
-    Scenario(4, "ru_RU", "America/New_York", "Europe/Moscow", datetime(2026, 11, 20, 12, 0)),
+    Scenario(
+        4,
+        "ru_RU",
+        "America/New_York",
+        "Europe/Moscow",
+        datetime(2026, 11, 20, 12, 0),
+        top_box=5,
+        headline_days=14,
+        min_n=5,
+    ),
     # A New York responses sheet two days after its clocks went back: its serials in the
     # repeated hour are read as their first occurrence.
     Scenario(5, "en_US", "Europe/Berlin", "America/New_York", datetime(2026, 11, 3, 15, 0)),
@@ -174,7 +184,7 @@ def edges(now: datetime, tz: ZoneInfo) -> list[date]:
     """The local days on which a period of the report starts or ends (its midnights)."""
     today = now.astimezone(tz).date()
     found = {today + timedelta(days=1), today - timedelta(days=6), today - timedelta(days=29)}
-    found.add(today - timedelta(days=59))
+    found.update(today - timedelta(days=n) for n in (13, 27, 59))
     first = today.replace(day=1)
     for _ in range(3):
         found.add(first)
@@ -369,11 +379,11 @@ def config(kit: SyncKit, sc: Scenario, *, xlsx: bool = False) -> Any:
             "rating_labels": labels,
         },
         metrics={
-            "min_n": MIN_N,
+            "min_n": sc.min_n,
             "timezone": sc.metrics_tz,
-            "top_box": TOP_BOX,
+            "top_box": sc.top_box,
             "periods": {"rolling_days": [7, 30], "calendar_months": 3, "all_time": True},
-            "headline_days": 30,
+            "headline_days": sc.headline_days,
         },
         output={"local": {"enabled": True, "csv": True, "xlsx": xlsx}},
     )
@@ -464,12 +474,12 @@ def credited(world: World, rows: list[Row]) -> list[Answer]:
     return [answer for _, answer in best.values()]
 
 
-def figures(surveys: list[Survey], answers: list[Answer]) -> Figures:
+def figures(surveys: list[Survey], answers: list[Answer], top_box: int) -> Figures:
     sent = sum(1 for s in surveys if s.sent)
     ratings = [a.rating for a in answers]
     answered_sent = sum(1 for a in answers if a.survey.sent)
     n = len(ratings)
-    satisfied = sum(1 for r in ratings if r >= TOP_BOX)
+    satisfied = sum(1 for r in ratings if r >= top_box)
     low, high = wilson(satisfied, n) if n else (None, None)
     return Figures(
         sent=sent,
@@ -548,16 +558,18 @@ def expect(world: World, rows: list[Row], wanted: list[Span]) -> Expected:
     tz = ZoneInfo(world.scenario.metrics_tz)
     no_team = FORMS[world.scenario.locale]["words"]["no_team"]
     answers = credited(world, rows)
+    top = world.scenario.top_box
     result = Expected({}, {}, {}, answers)
     for span in wanted:
         cohort = [s for s in world.surveys if span.holds(s.created, tz)]
         answered = [a for a in answers if span.holds(a.survey.created, tz)]
-        result.overall[span] = figures(cohort, answered)
+        result.overall[span] = figures(cohort, answered, top)
         teams = {s.team for s in cohort if s.sent} | {a.survey.team for a in answered}
         result.teams[span] = {
             team or no_team: figures(
                 [s for s in cohort if s.team == team],
                 [a for a in answered if a.survey.team == team],
+                top,
             )
             for team in teams
         }
@@ -566,6 +578,7 @@ def expect(world: World, rows: list[Row], wanted: list[Span]) -> Expected:
             agent: figures(
                 [s for s in cohort if s.agent == agent],
                 [a for a in answered if a.survey.agent == agent],
+                top,
             )
             for agent in agents
         }
@@ -670,8 +683,9 @@ def check_report(kit: SyncKit, world: World, rows: list[Row]) -> None:
     words = FORMS[sc.locale]["words"]
     listed = spans(kit.now, tz)
     today = kit.now.astimezone(tz).date()
-    headline = Span("headline", today - timedelta(days=29), today)
-    previous = Span("previous", today - timedelta(days=59), today - timedelta(days=30))
+    days = sc.headline_days
+    headline = Span("headline", today - timedelta(days=days - 1), today)
+    previous = Span("previous", today - timedelta(days=2 * days - 1), today - timedelta(days=days))
     weeks, months = trend_spans(kit.now, tz)
     exp = expect(world, rows, [*listed, headline, previous, *weeks, *months])
     names = display_names(world)
@@ -723,7 +737,7 @@ def check_report(kit: SyncKit, world: World, rows: list[Row]) -> None:
             same(got["change"], change, 6 if scale == 1 else 1, (what, "change"))
             if is_agent:
                 ranked = got["rank"] != words["not_enough"]
-                assert ranked == (now_figures.answers >= MIN_N), (what, got["rank"])
+                assert ranked == (now_figures.answers >= sc.min_n), (what, got["rank"])
 
     # The Summary's "By period" table: everyone, and each team when there are two or more.
     written = {

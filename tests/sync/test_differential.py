@@ -159,6 +159,7 @@ class Survey:
     created: datetime
     sent: bool
     token: str  # "" until signed
+    status: str = "sent"
 
 
 @dataclass
@@ -233,7 +234,9 @@ def generate(kit: SyncKit, sc: Scenario) -> World:
     start = now - timedelta(weeks=weeks)
     world = World(sc, names)
 
-    def add_survey(agent: str, created: datetime, *, sent: bool = True) -> Survey:
+    def add_survey(
+        agent: str, created: datetime, *, sent: bool = True, status: str = "failed"
+    ) -> Survey:
         created = created.replace(microsecond=0)
         dialog = f"T-{len(world.surveys) + 1:04d}"
         team = team_of[agent]
@@ -245,9 +248,9 @@ def generate(kit: SyncKit, sc: Scenario) -> World:
             None if agent == "42" else names[agent],
             team=team,
             created=created,
-            status="sent" if sent else "failed",
+            status="sent" if sent else status,
         )
-        survey = Survey(dialog, agent, team, created, sent, token)
+        survey = Survey(dialog, agent, team, created, sent, token, "sent" if sent else status)
         world.surveys.append(survey)
         return survey
 
@@ -269,8 +272,16 @@ def generate(kit: SyncKit, sc: Scenario) -> World:
         for offset in (timedelta(0), timedelta(seconds=-1), timedelta(hours=1, minutes=30)):
             if start < edge + offset < now - timedelta(minutes=10):
                 add_survey(rng.choice(busy), edge + offset)
-    # The last second before "now".
+    # The last second before "now"; replies still queued, a close the policy skipped, one
+    # cancelled by a reopen: none of them was sent.
     add_survey(rng.choice(busy), now - timedelta(seconds=1))
+    add_survey(rng.choice(busy), now - timedelta(minutes=2), sent=False, status="queued")
+    add_survey(rng.choice(busy), now - timedelta(minutes=3), sent=False, status="queued")
+    add_survey(rng.choice(busy), now - timedelta(days=2), sent=False, status="skipped")
+    add_survey(rng.choice(busy), now - timedelta(days=3), sent=False, status="cancelled")
+    # An agent none of whose surveys went out: listed nowhere.
+    names["99"], team_of["99"] = "Nobody Sent", teams[0]
+    add_survey("99", now - timedelta(days=1), sent=False, status="skipped")
 
     profile = {
         a: rng.choice([[50, 25, 10, 8, 7], [25, 25, 20, 15, 15], [70, 20, 5, 3, 2]]) for a in agents
@@ -305,8 +316,10 @@ def generate(kit: SyncKit, sc: Scenario) -> World:
 
     for survey in world.surveys:
         answer_p = 0.9 if survey.agent in rare else 0.55
-        if not survey.sent:
+        if survey.status == "failed":
             answer_p = 0.15  # the vendor posted it after all
+        elif not survey.sent:
+            continue  # never posted
         if rng.random() > answer_p:
             continue
         rating = rng.choices([5, 4, 3, 2, 1], profile[survey.agent])[0]

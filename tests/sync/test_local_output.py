@@ -189,3 +189,20 @@ def test_report_files_and_their_folder_are_owner_only_whatever_the_umask(tmp_pat
     folder, file = tmp_path / "report", tmp_path / "report" / "answers.csv"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
+def test_csv_rounds_a_figure_as_the_spreadsheet_shows_its_cell(tmp_path: Path):
+    # The Wilson interval of 45 satisfied answers out of 83 starts at 43.550043%: the cell
+    # holds 0.4355 and Sheets and Excel show 43.6% ("0.0%"); 100 × 0.4355 is
+    # 43.549999… in binary, which round() made 43.5. Halves go away from zero, as there.
+    table = Table(
+        [
+            Column("Low", Fmt.PERCENT, csv_header="Low (%)"),
+            Column("Change", Fmt.POINTS, csv_header="Change (pp)"),
+            Column("Mean", Fmt.MEAN),
+        ],
+        [[0.4355, -9.25, 3.125], [0.1235, 0.05, 4.005]],
+    )
+    write_csv(tmp_path / "r.csv", table)
+    rows = list(csv.reader((tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[1:] == [["43.6", "-9.3", "3.13"], ["12.4", "0.1", "4.01"]]

@@ -17,11 +17,14 @@ Each file is written to a temporary name and renamed, so a crash never leaves ha
 from __future__ import annotations
 
 import csv
+import math
 import os
 import tempfile
 from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +89,23 @@ def csv_value(value: Any, fmt: Fmt | None) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if fmt in _PERCENT:
-        return round(100 * value, 1)
+        return shown(value, 1, scale=100)
     if fmt in (Fmt.POINTS, Fmt.SCORE):
-        return round(value, 1)
+        return shown(value, 1)
     if fmt == Fmt.MEAN:
-        return round(value, 2)
+        return shown(value, 2)
     return value
+
+
+def shown(value: float, places: int, *, scale: int = 1) -> float:
+    """``value`` × ``scale`` to ``places`` decimals as a spreadsheet shows the cell under such
+    a format: the decimal number the cell holds, halves away from zero. (``round`` works on
+    the binary value: 100 × 0.4355 is 43.549999…, which it makes 43.5 where Sheets and Excel
+    show 43.6%; and it rounds an exact half to even.)"""
+    if not math.isfinite(value):
+        return value
+    exact = Decimal(repr(value)) * scale
+    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
 
 
 def write_csv(path: Path, table: Table) -> None:

@@ -27,7 +27,8 @@ from csat_hook.sync.metrics import Stats
 from csat_hook.sync.shrinkage import Prior
 from csat_hook.sync.shrinkage import fit_prior
 
-STORED_DIGITS = 6  # figures are written rounded to this (a re-run gives the same cells)
+STORED_DIGITS = 9  # figures are written rounded to this (a re-run gives the same cells; as
+# report.common.DIGITS: fewer digits, rounded again for display, could show one step off)
 RANK_STEP = Decimal("0.001")  # 0.1 percentage point: what the sheet shows
 
 

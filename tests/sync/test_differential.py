@@ -408,10 +408,12 @@ def config(kit: SyncKit, sc: Scenario, *, xlsx: bool = False) -> Any:
 
 
 def export_time(when: datetime, tz: ZoneInfo) -> str:
-    """A Forms export's time: ``2026/11/01 1:50:00 AM EDT`` or ``… GMT-5``."""
+    """A Forms export's time: ``2026/11/01 1:50:00 AM EDT``, ``… GMT-5`` or ``… GMT+5:30``."""
     local = when.astimezone(tz)
-    offset = int((local.utcoffset() or timedelta(0)).total_seconds() // 3600)
-    zone = local.tzname() if local.minute % 2 else f"GMT{offset:+d}"
+    minutes = int((local.utcoffset() or timedelta(0)).total_seconds() // 60)
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    offset = f"GMT{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+    zone = local.tzname() if local.minute % 2 else offset
     hour = local.hour % 12 or 12
     return f"{local:%Y/%m/%d} {hour}:{local:%M:%S} {'AM' if local.hour < 12 else 'PM'} {zone}"
 
@@ -930,3 +932,23 @@ def test_report_equals_an_independent_count(kit: SyncKit, sc: Scenario) -> None:
     third = kit.run(config(kit, sc, xlsx=True))
     assert (third.status, third.new, third.report) == ("ok", 0, "built"), third
     check_report(kit, world, world.rows)
+
+
+def test_a_figure_near_a_rounding_edge_is_shown_as_it_rounds(kit: SyncKit) -> None:
+    # 22 satisfied answers of 26: Wilson's upper bound is 93.849966%, so 93.8% shown. Written
+    # to six digits (0.9385) and rounded again for display, it read 93.9%.
+    kit.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows: list[list[Any]] = [FORMS["en_US"]["header"]]
+    for n in range(26):
+        created = kit.now - timedelta(days=2, minutes=n)
+        token = kit.survey(f"T-{n}", "7", "Anna", team="Support EN", created=created)
+        rows.append([created + timedelta(minutes=5), 5 if n < 22 else 2, "", "", "", token])
+    kit.responses(rows, gid=1877059582)
+    sc = Scenario(0, "en_US", "UTC", "UTC", kit.now)
+    assert kit.run(config(kit, sc)).status == "ok"
+    high = wilson(22, 26)[1]
+    assert round(100 * high, 1) == 93.8
+    board = leaderboard_rows(kit.sheet("Summary"))
+    assert board["Anna"]["high"] == pytest.approx(high, abs=1e-9)
+    table = csv_rows(kit.tmp_path / "report" / "summary.csv")
+    assert dict(zip(BOARD, table[1], strict=False))["high"] == "93.8"

@@ -146,6 +146,18 @@ SCENARIOS = [
     ),
     # The Forms API, the day New York's clocks go forward (2026-03-08).
     Scenario(7, "en_US", "America/New_York", "UTC", datetime(2026, 3, 8, 15, 0), "forms_api"),
+    # A half-hour zone (IST, GMT+5:30) in the export and in the report, a 28-day leaderboard
+    # where one answer is enough to rank.
+    Scenario(
+        8,
+        "en_US",
+        "Asia/Kolkata",
+        "Asia/Kolkata",
+        datetime(2026, 11, 10, 12, 0),
+        "csv",
+        headline_days=28,
+        min_n=1,
+    ),
 ]
 QUESTIONS = {"rating": "1a2b3c4d", "comment": "0f3196bb", "agent": "6e5d4c3b", "ticket": "7a8b9c0d"}
 QUESTIONS["token"] = "725f1a62"

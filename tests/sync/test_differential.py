@@ -2,19 +2,23 @@
 
 For several seeds a realistic situation is generated: surveys sent to 5–15 agents in 2–3
 teams over a few weeks (some never answered, a few never sent), answers in an English or a
-Russian responses sheet (Forms' headers, ratings as numbers or the form's text choices),
+Russian responses sheet, its CSV export or the Forms API (Forms' headers, ratings as
+numbers or the form's text choices), answers to surveys another instance sent,
 customers who answered twice (the latest counts; in one second, the row further down),
 edited agent and ticket fields, forged, malformed and missing references, comments with
 commas, quotes, line breaks, Cyrillic and emoji, surveys created on the period edges of a
 ``metrics.timezone`` that changes its clock (Europe/Berlin, America/New_York), a sync run
 "now" late in a local day whose UTC date is another, and agents with one or two answers.
+Each situation is synced three times: most of the sheet, then the rest appended, then a day
+later with a few ratings edited in place.
 
 The expected figures are computed here in plain Python from the generated data, following
 docs/sync.md ("The figures": every figure of a period is about the cohort of surveys
 *created* in it, whole local days in ``metrics.timezone``; the Wilson interval from its
 textbook formula), never from csat_hook's code. They are compared with what the sync
-wrote: the Summary tab's leaderboard and "By period" table, each agent's tab, and the
-local ``periods.csv`` and ``summary.csv``. Only displayed rounding is tolerated.
+wrote: the Summary tab's leaderboard and "By period" table (and the .xlsx Summary's), each
+agent's tab, and the local ``summary.csv``, ``periods.csv`` (with the distribution) and
+``trends.csv``. Only displayed rounding is tolerated.
 """
 
 from __future__ import annotations

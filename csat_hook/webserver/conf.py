@@ -34,8 +34,8 @@ def on_starting(server: Any) -> None:
     upgraded it, or this user may not change it) stops the server with that one line and exit
     1, as the commands do; each worker stopped on it with a traceback, and gunicorn's stop
     after the first could end in a traceback of its own. A configuration error is said the
-    same way, with exit 2. Anything else (a database that does not answer yet) is left to the
-    workers, which start and answer /healthz with the database down.
+    same way, with exit 2. Anything else (a database that does not answer) is left to the
+    workers' boot, which fails on it as before.
     ``csat-hook serve`` does not use this hook: it has made the schema before gunicorn starts.
     """
     if getattr(server.app, "app_uri", None) != APP:

@@ -88,22 +88,15 @@ def shown(text: str) -> str:
 def unreachable(exc: Exception) -> click.ClickException | None:
     """What to say (exit 1) when ``exc`` is a failure to connect to the database, or a schema
     this release cannot upgrade (SchemaError), or a failure to open its file (ConfigError,
-    exit 2); None for any other error.
-
-    Only a connection's failure is said: it carries no statement, so nothing of the data, and
-    the driver's first line names the host, port and user, never the password."""
+    exit 2); None for any other error (:func:`csat_hook.db.engine.connect_failure`)."""
     if isinstance(exc, SchemaError):
         return click.ClickException(exc.message)
     if isinstance(exc, CsatHookError):
         return ConfigProblem(exc.message) if isinstance(exc, ConfigError) else None
-    from sqlalchemy.exc import DBAPIError  # loaded by then: the error came from it
+    from csat_hook.db.engine import connect_failure
 
-    if not isinstance(exc, DBAPIError) or exc.statement is not None:
-        return None
-    lines = str(exc.orig).strip().splitlines()
-    return click.ClickException(
-        f"cannot connect to the database: {lines[0] if lines else type(exc.orig).__name__}"
-    )
+    said = connect_failure(exc)
+    return None if said is None else click.ClickException(said)
 
 
 def warn_insecure(config: Config) -> None:

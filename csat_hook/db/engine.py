@@ -260,6 +260,17 @@ def unavailable_cause(exc: BaseException) -> str:
     return type(cause).__name__
 
 
+def connect_failure(exc: BaseException) -> str | None:
+    """What to say when ``exc`` is a failure to connect to the database (None for any other
+    error): ``cannot connect to the database: <the driver's first line>``. Only a
+    connection's failure is said: it carries no statement, so nothing of the data, and the
+    driver's first line names the host, port and user, never the password."""
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.statement is not None:
+        return None
+    lines = str(exc.orig).strip().splitlines()
+    return f"cannot connect to the database: {lines[0] if lines else type(exc.orig).__name__}"
+
+
 def is_data_error(exc: sa.exc.DBAPIError) -> bool:
     """True when the database refused the values themselves (a string too long, a NUL byte,
     a broken constraint): the same statement will fail again, whenever it is retried. False

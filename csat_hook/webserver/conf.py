@@ -34,13 +34,14 @@ def on_starting(server: Any) -> None:
     upgraded it, or this user may not change it) stops the server with that one line and exit
     1, as the commands do; each worker stopped on it with a traceback, and gunicorn's stop
     after the first could end in a traceback of its own. A configuration error is said the
-    same way, with exit 2. Anything else (a database that does not answer) is left to the
-    workers' boot, which fails on it as before.
+    same way, with exit 2, and a database that cannot be reached with exit 1 (each worker's
+    boot failed on it with a traceback). Any other error is left to the workers' boot.
     ``csat-hook serve`` does not use this hook: it has made the schema before gunicorn starts.
     """
     if getattr(server.app, "app_uri", None) != APP:
         return
     from csat_hook.config import load_config
+    from csat_hook.db.engine import connect_failure
     from csat_hook.db.engine import make_engine
     from csat_hook.db.migrate import create_schema
     from csat_hook.errors import ConfigError
@@ -60,8 +61,12 @@ def on_starting(server: Any) -> None:
     except SchemaError as exc:
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except Exception:  # noqa: S110  (the workers say it: see above)
-        pass
+    except Exception as exc:
+        said = connect_failure(exc)
+        if said is None:
+            return  # the workers' boot says it: see above
+        print(f"Error: {said}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 SETTINGS: dict[str, Any] = {

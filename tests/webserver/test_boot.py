@@ -84,3 +84,27 @@ def test_a_configuration_error_stops_the_web_process_with_one_line(tmp_path):
     assert f"Error: invalid configuration ({config}):\n  server.max_body_bytes: " in output
     assert output.count("max_body_bytes") == 1, output  # said once, by the master
     assert "Traceback" not in output and "Booting worker" not in output
+
+
+def test_a_database_that_cannot_be_reached_stops_the_web_process_with_one_line(tmp_path):
+    # Each worker's boot failed on the connection with a traceback (gunicorn then gave up).
+    # Said as the commands say it: host and port, never the password.
+    closed = free_port()
+    url = f"postgresql://csat:hunter2-secret@127.0.0.1:{closed}/csat?connect_timeout=2"
+    port = str(free_port())
+    env = {**os.environ, "CSAT_HOOK_CONFIG": "", "DATABASE_URL": url, "PORT": port}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = procfile_command(
+        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
+    )
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    said = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(said) == 1 and said[0].startswith("Error: cannot connect to the database: ")
+    assert str(closed) in said[0] and "hunter2" not in output
+    assert "Traceback" not in output and "Booting worker" not in output

@@ -107,9 +107,6 @@ class ReportStep(AlertsStep):
         them, and ``result.answers`` keeps the answers added or replaced, for the caller to
         merge into its read. The batch's row digests are stored first and then dropped from
         it, unless ``keep_digests`` (the caller prunes stale stored digests against them)."""
-        config = self.config
-        secrets = config.token.all_secrets()
-        agents = {name: options.agents for name, options in config.helpdesks.items()}
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
@@ -120,32 +117,10 @@ class ReportStep(AlertsStep):
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
         with cycles_freed_as_made() as free_cycles:
             for part in parts:
-                if read_back is not None:
-                    by_key, current = read_back
-                else:
-                    looked_up, current = self._look_up(conn, part)
-                    if looked_up is None:
-                        if every_survey is None:
-                            every_survey = {
-                                tokens.survey_key(row.token): row
-                                for row in store.survey_facts(conn)
-                            }
-                        looked_up = every_survey
-                    by_key = looked_up
-                ingest_submissions(
-                    conn,
-                    part,
-                    batch.source,
-                    secrets=secrets,
-                    agents=agents,
-                    surveys=by_key,
-                    answers=current,
-                    now=now,
-                    into=result,
+                found, every_survey = self._credit(
+                    conn, part, batch.source, now, result, read_back=read_back, every=every_survey
                 )
-                changed += self._changed(result, current, by_key)
-                if read_back is None:
-                    result.answers.clear()  # only what _changed reads; the report reads them again
+                changed += found
                 free_cycles()  # the part's compiled look-ups
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
         return result, changed
@@ -154,35 +129,59 @@ class ReportStep(AlertsStep):
         """Credit the stored forged answers the current secrets verify (:mod:`.reverify`), a
         part at a time, each source's rows with their surveys and answers looked up as
         :meth:`_ingest` does; what was credited, and the answers the alert rules read."""
-        secrets = self.config.token.all_secrets()
-        agents = {name: options.agents for name, options in self.config.helpdesks.items()}
         result = IngestResult()
         changed: list[Changed] = []
-        every_survey: dict[str, Any] | None = None
-        for part in reverify.check_stored(conn, secrets):
+        every_survey: dict[str, Any] | None = None  # read once, if a part needs it
+        for part in reverify.check_stored(conn, self.config.token.all_secrets()):
             for source, submissions in part.credited.items():
-                looked_up, current = self._look_up(conn, submissions)
-                if looked_up is None:
-                    if every_survey is None:
-                        every_survey = {
-                            tokens.survey_key(row.token): row for row in store.survey_facts(conn)
-                        }
-                    looked_up = every_survey
-                ingest_submissions(
-                    conn,
-                    submissions,
-                    source,
-                    secrets=secrets,
-                    agents=agents,
-                    surveys=looked_up,
-                    answers=current,
-                    now=now,
-                    into=result,
+                found, every_survey = self._credit(
+                    conn, submissions, source, now, result, every=every_survey
                 )
-                changed += self._changed(result, current, looked_up)
-                result.answers.clear()
-            reverify.settle(conn, part, secrets)
+                changed += found
+            reverify.settle(conn, part)
         return result, changed
+
+    def _credit(
+        self,
+        conn: sa.Connection,
+        submissions: Sequence[Submission],
+        source: str,
+        now: datetime,
+        into: IngestResult,
+        *,
+        read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
+        every: dict[str, Any] | None = None,
+    ) -> tuple[list[Changed], dict[str, Any] | None]:
+        """Credit one part of ``source``'s submissions (:func:`ingest_submissions`) against
+        ``read_back`` or, without it, against their surveys and answers looked up
+        (:meth:`_look_up`; ``into.answers`` is then emptied after). ``every`` is every survey
+        by key, once a part has needed them all read: given back, for the next part. Returns
+        the answers the alert rules read (:meth:`_changed`), and ``every``."""
+        if read_back is not None:
+            by_key, current = read_back
+        else:
+            looked_up, current = self._look_up(conn, submissions)
+            if looked_up is None:
+                if every is None:
+                    every = {tokens.survey_key(row.token): row for row in store.survey_facts(conn)}
+                looked_up = every
+            by_key = looked_up
+        config = self.config
+        ingest_submissions(
+            conn,
+            submissions,
+            source,
+            secrets=config.token.all_secrets(),
+            agents={name: options.agents for name, options in config.helpdesks.items()},
+            surveys=by_key,
+            answers=current,
+            now=now,
+            into=into,
+        )
+        changed = self._changed(into, current, by_key)
+        if read_back is None:
+            into.answers.clear()  # only what _changed reads; the report reads them again
+        return changed, every
 
     def _look_up(
         self, conn: sa.Connection, submissions: Sequence[Submission]

@@ -39,8 +39,10 @@ PART = 2_500  # rows checked (and credited) at a time: a bounded read, whatever 
 class Checked:
     """One part of the stored forged answers, checked under the current secrets:
     ``credited`` now verify (source → submissions, as read again from their rows, with
-    their unverified ids in ``ids``); ``still`` (unverified ids) do not."""
+    their unverified ids in ``ids``); ``still`` (unverified ids) do not. ``key_set`` is the
+    secrets' :func:`~csat_hook.tokens.key_set_id`."""
 
+    key_set: str
     credited: dict[str, list[Submission]] = field(default_factory=lambda: defaultdict(list))
     ids: list[int] = field(default_factory=list)
     still: list[int] = field(default_factory=list)
@@ -54,19 +56,20 @@ def check_stored(conn: sa.Connection, secrets: Sequence[str]) -> Iterator[Checke
     after = 0
     while rows := store.unverified_to_check(conn, FORGED, key_set, after, PART):
         after = rows[-1].id
-        yield check_rows(rows, secrets)
+        yield check_rows(rows, secrets, key_set)
 
 
-def settle(conn: sa.Connection, part: Checked, secrets: Sequence[str]) -> None:
+def settle(conn: sa.Connection, part: Checked) -> None:
     """Forget the part's credited rows (now answers or history) and mark the others checked
-    under ``secrets``."""
+    under the part's secrets."""
     store.forget_unverified(conn, part.ids)
-    store.mark_checked(conn, part.still, tokens.key_set_id(secrets))
+    store.mark_checked(conn, part.still, part.key_set)
 
 
-def check_rows(rows: Sequence[Any], secrets: Sequence[str]) -> Checked:
-    """Which of the stored unverified ``rows`` now verify under ``secrets``."""
-    checked = Checked()
+def check_rows(rows: Sequence[Any], secrets: Sequence[str], key_set: str) -> Checked:
+    """Which of the stored unverified ``rows`` now verify under ``secrets`` (whose
+    :func:`~csat_hook.tokens.key_set_id` is ``key_set``)."""
+    checked = Checked(key_set)
     for row in rows:
         token = row.token or _reference_among(row.source_row, secrets)
         if (

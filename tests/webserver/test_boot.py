@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import sqlalchemy as sa
@@ -16,6 +17,21 @@ from tests.cluster import free_port
 from tests.cluster import procfile_command
 
 
+def run_web(cwd: Path, **env: str) -> tuple[int, str]:
+    """The Procfile's ``web:`` line with two workers, run to its end with ``env`` added to
+    this process's environment: its exit code and everything it printed."""
+    port = str(free_port())
+    full = {**os.environ, **env, "PORT": port}
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full.get("PYTHONPATH")]))
+    command = procfile_command(
+        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
+    )
+    done = subprocess.run(
+        command, cwd=cwd, env=full, capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 def test_a_database_a_newer_release_upgraded_stops_the_web_process_with_one_line(
     database_url, tmp_path
 ):
@@ -26,19 +42,9 @@ def test_a_database_a_newer_release_upgraded_stops_the_web_process_with_one_line
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
-    port = str(free_port())
-    env = {**os.environ, "CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url, "PORT": port}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = procfile_command(
-        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
-    )
+    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG="", DATABASE_URL=database_url)
 
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    assert returncode == 1, output
     said = [line for line in output.splitlines() if "0099" in line]
     assert said == [
         f"Error: the database schema is at revision '0099', which this release does not know "
@@ -68,19 +74,10 @@ def test_a_configuration_error_stops_the_web_process_with_one_line(tmp_path):
     # new ones until it gave up.
     config = tmp_path / "csat.yaml"
     config.write_text("server:\n  max_body_bytes: lots\n", "utf-8")
-    port = str(free_port())
-    env = {**os.environ, "CSAT_HOOK_CONFIG": str(config), "PORT": port}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = procfile_command(
-        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
-    )
 
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG=str(config))
 
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+    assert returncode == 2, output
     assert f"Error: invalid configuration ({config}):\n  server.max_body_bytes: " in output
     assert output.count("max_body_bytes") == 1, output  # said once, by the master
     assert "Traceback" not in output and "Booting worker" not in output
@@ -91,19 +88,10 @@ def test_a_database_that_cannot_be_reached_stops_the_web_process_with_one_line(t
     # Said as the commands say it: host and port, never the password.
     closed = free_port()
     url = f"postgresql://csat:hunter2-secret@127.0.0.1:{closed}/csat?connect_timeout=2"
-    port = str(free_port())
-    env = {**os.environ, "CSAT_HOOK_CONFIG": "", "DATABASE_URL": url, "PORT": port}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = procfile_command(
-        "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
-    )
 
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG="", DATABASE_URL=url)
 
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    assert returncode == 1, output
     said = [line for line in output.splitlines() if line.startswith("Error: ")]
     assert len(said) == 1 and said[0].startswith("Error: cannot connect to the database: ")
     assert str(closed) in said[0] and "hunter2" not in output

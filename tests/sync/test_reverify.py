@@ -180,3 +180,24 @@ def test_a_recredited_bad_rating_raises_its_alert(kit, receivers, tmp_path: Path
     assert fixed.reverified == 1, fixed.error
     assert fixed.alerts["raised"] == {"low": 1}, fixed.alerts
     assert kit.run(kit.config(**settings, token=keep)).alerts["raised"] == {}
+
+
+def test_an_old_row_whose_cells_hold_two_references_that_verify_stays_unverified(
+    kit, tmp_path: Path
+):
+    # A row stored before 0011 kept no reference of its own: it is found as the one cell that
+    # verifies. A customer who pasted another survey's reference into the comment gives two,
+    # and neither is taken: the comment's could credit the answer to the other survey.
+    own = kit.survey("P-1", "1", "Agent 1")
+    other = kit.survey("P-9", "9", "Agent 9")
+    export = tmp_path / "export.csv"
+    write(export, [f"2026/11/19 3:47:14 PM GMT+3,2,{other},Agent 1,P-1,{own}"])
+    kit.run(rotated(kit, export, keep_old=False))
+    with kit.engine.begin() as conn:  # as migration 0011 left it
+        conn.execute(sa.update(unverified_answers).values(token=None, checked_with=None))
+
+    fixed = kit.run(rotated(kit, export, keep_old=True))
+
+    assert fixed.reverified == 0 and kit.rows(answers) == []
+    [still] = kit.rows(unverified_answers)
+    assert still.checked_with == tokens.key_set_id([NEW_SECRET, SECRET])

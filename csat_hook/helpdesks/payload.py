@@ -14,6 +14,8 @@ from typing import Any
 
 from csat_hook.errors import BadPayloadError
 
+# The path segments RFC 3986 removes (and "%2E" is "."): never an id (:func:`as_id`).
+DOT_SEGMENTS = frozenset({".", ".."})
 _INDEX = re.compile(r"-?[0-9]+")  # a list index: ASCII digits ("²" is a digit to isdigit)
 
 
@@ -56,12 +58,21 @@ def as_id(value: Any, field: str) -> str | None:
     """An id as text: a string (trimmed) or an integer; None when missing or empty.
 
     Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
-    an object, a list): an id of the wrong type is a malformed webhook, not an unknown id.
+    an object, a list): an id of the wrong type is a malformed webhook, not an unknown id;
+    and for ``.`` or ``..``, which a URL path cannot carry as a segment.
     """
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        text = value.strip()
+        if text in DOT_SEGMENTS:
+            # Ids go into the helpdesk's API paths, one segment each: "/dialogs/../messages"
+            # is "/messages" to every HTTP client and server (RFC 3986 removes dot segments,
+            # escaped or not), so the reply would go to another endpoint.
+            raise BadPayloadError(
+                f"{field} is {text!r}, which no URL path can carry as an id", code="bad_id"
+            )
+        return text or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise BadPayloadError(

@@ -57,6 +57,7 @@ import urllib3.exceptions
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.http_session import LeanSession
+from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
@@ -218,6 +219,12 @@ class HttpClient:
         body into the vendor's reason (see the module docstring); it must not raise, and a
         failure in it only loses the reason.
         """
+        if has_dot_segment(url):
+            raise DeliveryError(
+                f"{method} {_host(url)}: not sent: the URL's path has a '.' or '..' segment "
+                "(an id no URL path can carry), which sends the request to another path",
+                retryable=False,
+            )
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", False)
         attempt = 0
@@ -415,6 +422,15 @@ def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
     # A path's plain words ("conversations", "tickets.json") are the API's, not secrets.
     values += [value for value in in_url if not _PLAIN_WORD.fullmatch(value)]
     return [value for value in values if len(value) >= SECRET_RUN]
+
+
+def has_dot_segment(url: str) -> bool:
+    """True when ``url``'s path has a ``.`` or ``..`` segment, escaped or not: requests
+    unescapes ``%2E`` and urllib3 then removes dot segments (RFC 3986 5.2.4), as servers do,
+    so ``/dialogs/../messages`` would be sent as ``/messages``. An id placed in a path
+    (``calls.quote_id``, the generic adapter's templates) must never do that."""
+    path = urllib.parse.urlsplit(url).path
+    return any(urllib.parse.unquote(segment) in DOT_SEGMENTS for segment in path.split("/"))
 
 
 def _credentials(authorization: str) -> list[str]:

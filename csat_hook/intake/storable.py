@@ -28,6 +28,7 @@ from csat_hook.db.text import is_storable
 from csat_hook.db.text import length_of
 from csat_hook.db.text import storable
 from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 
@@ -62,6 +63,10 @@ def storable_dialog_id(dialog_id: str) -> str:
     """The dialog id as given, or BadPayloadError when it cannot be stored as it is."""
     if not is_storable(dialog_id):
         raise BadPayloadError("the dialog id contains a NUL character", code="bad_id")
+    if dialog_id in DOT_SEGMENTS:  # every adapter's; payload.as_id says why
+        raise BadPayloadError(
+            f"the dialog id is {dialog_id!r}, which no URL path can carry as an id", code="bad_id"
+        )
     if len(dialog_id) > DIALOG_ID_LIMIT:
         raise BadPayloadError(
             f"the dialog id is longer than {DIALOG_ID_LIMIT} characters", code="id_too_long"

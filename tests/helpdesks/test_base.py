@@ -38,6 +38,15 @@ def test_ids_of_another_type_are_refused_naming_the_field(value, kind):
     assert refused.value.message == f"ticket.agent.id must be a string or an integer, not {kind}"
 
 
+@pytest.mark.parametrize("value", [".", "..", " .. "])
+def test_an_id_that_is_a_dot_segment_is_refused_naming_the_field(value):
+    with pytest.raises(BadPayloadError) as refused:
+        as_id(value, "ticket.id")
+    assert refused.value.code == "bad_id"
+    assert refused.value.message.startswith("ticket.id is ")
+    assert as_id("...", "ticket.id") == "..." and as_id(".5", "ticket.id") == ".5"
+
+
 @pytest.mark.parametrize(
     "value", [10**400, -(10**400), float("inf"), float("nan"), "1e999", "nan", 2**1023, "-1e400"]
 )

@@ -303,6 +303,32 @@ def test_a_request_that_cannot_be_prepared_is_permanent():
     assert not error.retryable and not error.outcome_unknown
 
 
+@pytest.mark.parametrize("segment", ["..", ".", "%2E%2E", "%2e", ".%2E"])
+def test_a_path_with_a_dot_segment_is_refused_without_sending(segment):
+    """requests unescapes %2E and urllib3 removes dot segments: ``/dialogs/../messages`` would
+    be sent as ``/messages``. Seen by the loopback server: only the request without one."""
+
+    def answer(conn: socket.socket, seen: list[bytes]) -> None:
+        while request := read_request(conn):
+            seen.append(request)
+            conn.sendall(ANSWER)
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(answer) as (url, seen):
+        for method in ("POST", "GET"):
+            with pytest.raises(DeliveryError) as refused:
+                client.request(method, f"{url}/api/dialogs/{segment}/messages", json={})
+            assert not refused.value.retryable and not refused.value.outcome_unknown
+            assert "not sent" in refused.value.message
+        assert client.writes_started() == 0
+        fine = client.request("POST", f"{url}/api/dialogs/5158..%2E/messages?to=..", json={})
+        assert fine.status_code == 200
+
+    assert [line.split(b" ")[:2] for line in seen] == [
+        [b"POST", b"/api/dialogs/5158.../messages?to=.."]  # requests unescapes %2E
+    ]
+
+
 def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
     def answer(conn: socket.socket, seen: list[bytes]) -> None:
         while True:

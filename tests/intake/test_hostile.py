@@ -441,6 +441,22 @@ def test_a_dialog_id_with_a_nul_is_refused(sender, kit):
     assert response.json["error"] == "bad_id" and "dialog id" in response.json["reason"]
 
 
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_a_dialog_id_that_is_a_dot_segment_is_refused(sender, kit, dots):
+    """The reply goes to ``…/dialogs/<id>/messages``: with ``..`` every HTTP client and server
+    reads ``…/messages`` (RFC 3986 removes dot segments, escaped or not), another endpoint."""
+    response = sender.post(kit.with_dialog_id(sender.close(), dots))
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "bad_id", response.json
+    assert repr(dots) in response.json["reason"], response.json
+    assert sender.rows() == []
+    # Dots inside an id are an id's own characters.
+    accepted = sender.post(kit.with_dialog_id(sender.close(), f"5158{dots}"))
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+    assert [row.dialog_id for row in sender.rows()] == [f"5158{dots}"]
+
+
 def test_a_long_occurrence_is_kept_as_its_digest_and_still_deduplicates(make_sender):
     sender = make_sender(
         KITS["generic"],

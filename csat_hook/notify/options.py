@@ -35,6 +35,9 @@ CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
 BOT_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,100}")
 # An address we can put in a header as it is: ASCII, one @, no spaces or brackets.
 EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}")
+# An SMTP exchange's default deadline in timeouts: a slow connection, a slow final reply (a
+# server scanning the message) and every other step.
+DEADLINE_TIMEOUTS = 3
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 # Headers the webhook destination sets itself.
@@ -162,7 +165,9 @@ class EmailOptions(DestinationOptions):
     never in clear; the server's certificate is verified (``ca_file`` adds a private CA).
     ``to`` and ``sender`` are plain ASCII addresses. The Message-ID is
     ``<alert-ref.destination@message_id_domain>`` (default: the sender's domain), the same on
-    every attempt."""
+    every attempt. ``timeout_seconds`` bounds each wait for the server, ``deadline_seconds``
+    the whole exchange from the connection on (default: three timeouts), so a server that
+    answers a byte at a time cannot hold a delivery longer."""
 
     kind: Literal["email"]
     host: str
@@ -175,6 +180,7 @@ class EmailOptions(DestinationOptions):
     to: list[str] = Field(min_length=1, max_length=50)
     ca_file: str | None = None
     timeout_seconds: float = Field(default=30, gt=0, le=300)
+    deadline_seconds: float | None = Field(default=None, gt=0, le=900)
     message_id_domain: str | None = None
     on_unknown_outcome: Literal["resend", "skip"] = "resend"
 
@@ -215,9 +221,23 @@ class EmailOptions(DestinationOptions):
             raise ValueError("set both username and password, or neither")
         return self
 
+    @model_validator(mode="after")
+    def _deadline(self) -> EmailOptions:
+        if self.deadline_seconds is not None and self.deadline_seconds < self.timeout_seconds:
+            raise ValueError(
+                f"deadline_seconds ({self.deadline_seconds:g}) must be at least timeout_seconds"
+                f" ({self.timeout_seconds:g}): the exchange may wait that long for one answer"
+            )
+        return self
+
     @property
     def domain(self) -> str:
         return self.message_id_domain or self.sender.rsplit("@", 1)[1]
+
+    @property
+    def deadline(self) -> float:
+        """``deadline_seconds``, by default :data:`DEADLINE_TIMEOUTS` × ``timeout_seconds``."""
+        return self.deadline_seconds or DEADLINE_TIMEOUTS * self.timeout_seconds
 
 
 def _address(value: str) -> str:

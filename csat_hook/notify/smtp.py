@@ -8,13 +8,16 @@
   on the wire, so no relay needs 8BITMIME), ``Auto-Submitted: auto-generated`` (RFC 3834: no
   vacation replies), and ``Message-ID: <alert-ref.destination@domain>``: the same on every
   attempt. The comment is never in the Subject (headers are one line; a comment is not).
+* Time: ``timeout_seconds`` bounds each socket operation, ``deadline_seconds`` the whole
+  exchange (:mod:`csat_hook.notify.smtp_client`): a server answering a byte at a time holds
+  the delivery no longer.
 * Classification (RFC 5321): 5xx replies, authentication and certificate failures, a server
   without STARTTLS: permanent (the configuration is wrong). 4xx replies, refused or dropped
-  connections before the server's 354 to DATA, timeouts before it: retryable, not sent. A
-  connection lost or a timeout once the message is being sent (before the server's 250): the
-  outcome is unknown. The server may have queued the message: it is sent again with the same
-  Message-ID, which the recipient's mailbox or automation can use to drop the copy (a plain
-  SMTP server delivers both).
+  connections before the server's 354 to DATA, timeouts or the deadline before it: retryable,
+  not sent. A connection lost, a timeout or the deadline once the message is being sent
+  (before the server's 250): the outcome is unknown. The server may have queued the message:
+  it is sent again with the same Message-ID, which the recipient's mailbox or automation can
+  use to drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered (the refused ones are named in the
   note); all refused is an error.
 
@@ -43,6 +46,8 @@ from csat_hook.notify.render import headline
 from csat_hook.notify.render import html_text
 from csat_hook.notify.render import one_line
 from csat_hook.notify.render import plain_text
+from csat_hook.notify.smtp_client import Deadline
+from csat_hook.notify.smtp_client import DeadlineSMTP
 
 MAX_SUBJECT = 200
 
@@ -101,15 +106,16 @@ class EmailDestination(Destination):
         options = self.options
         where = f"SMTP {options.host}:{options.port}"
         stage = "connect"
+        deadline = Deadline(options.deadline)
         try:
             context = self._context()
-            client: smtplib.SMTP
-            if options.security == "tls":
-                client = smtplib.SMTP_SSL(
-                    options.host, options.port, timeout=options.timeout_seconds, context=context
-                )
-            else:
-                client = smtplib.SMTP(options.host, options.port, timeout=options.timeout_seconds)
+            client = DeadlineSMTP(
+                options.host,
+                options.port,
+                timeout=options.timeout_seconds,
+                deadline=deadline,
+                tls=context if options.security == "tls" else None,
+            )
             try:
                 client.ehlo()
                 if options.security == "starttls":
@@ -119,7 +125,7 @@ class EmailDestination(Destination):
                     stage = "auth"
                     client.login(options.username, options.password.get_secret_value())
                 stage = "envelope"
-                return self._transfer(client, mail, where)
+                return self._transfer(client, mail, where, deadline)
             finally:
                 _quit(client)
         except DeliveryError:
@@ -147,10 +153,12 @@ class EmailDestination(Destination):
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # Refused, reset, timed out or TLS failed before the message was handed over.
             raise DeliveryError(
-                f"{where}: {type(exc).__name__} during {stage} (not sent)", retryable=True
+                f"{where}: {_why(exc, deadline)} during {stage} (not sent)", retryable=True
             ) from exc
 
-    def _transfer(self, client: smtplib.SMTP, mail: EmailMessage, where: str) -> list[str]:
+    def _transfer(
+        self, client: smtplib.SMTP, mail: EmailMessage, where: str, deadline: Deadline
+    ) -> list[str]:
         sender = parseaddr(str(mail["From"]))[1]
         code, _ = client.mail(sender)
         if code != 250:
@@ -176,7 +184,7 @@ class EmailDestination(Destination):
             code, _ = client.getreply()
         except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
             raise DeliveryError(
-                f"{where}: {type(exc).__name__} after the message was sent (outcome unknown)",
+                f"{where}: {_why(exc, deadline)} after the message was sent (outcome unknown)",
                 retryable=True,
                 outcome_unknown=True,
             ) from exc
@@ -192,6 +200,13 @@ def _dot_stuffed(message: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _why(exc: BaseException, deadline: Deadline) -> str:
+    """What stopped the exchange, for the error: the deadline, or the exception's class."""
+    if deadline.passed:
+        return f"the {deadline.seconds:g} s deadline passed"
+    return type(exc).__name__
 
 
 def _quit(client: smtplib.SMTP) -> None:

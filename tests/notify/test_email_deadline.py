@@ -1,0 +1,208 @@
+"""E-mail: the whole SMTP exchange ends by ``deadline_seconds``, whatever the server trickles.
+
+:class:`ScriptedServer` is a plain socket server on loopback (in a thread) that speaks just
+enough SMTP (STARTTLS or implicit TLS with the test CA) and, at the step it is told, answers
+with an endless multiline reply one byte at a time, each byte well within the per-operation
+timeout. It gives up after :data:`TRICKLE_LIMIT` seconds: that is how long a delivery waited
+before the deadline.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from csat_hook.errors import DeliveryError
+from tests.notify.conftest import build
+from tests.notify.conftest import sample
+from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import make_certificates
+from tests.notify.smtp_server import start_server
+from tests.notify.test_email import email
+
+TIMEOUT, DEADLINE = 0.5, 1.0
+PACE = 0.05  # between trickled bytes: a tenth of the timeout
+TRICKLE_LIMIT = 4.0
+SLACK = 0.75  # scheduling on a busy machine
+
+
+class ScriptedServer:
+    """One SMTP session at a time; ``trickle``: the step whose answer comes a byte at a time
+    (``greeting``, ``ehlo`` over TLS, ``rcpt``, ``final``: the reply to the message's end),
+    or None for a server that delivers. ``messages``: the messages it read to their end."""
+
+    def __init__(self, folder: Path, *, trickle: str | None, implicit_tls: bool = False):
+        self.ca_file, cert, key = make_certificates(folder)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+        self.trickle, self.implicit_tls = trickle, implicit_tls
+        self.messages: list[bytes] = []
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(TRICKLE_LIMIT + 1)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            opened = [conn]
+            try:
+                self._session(conn, opened)
+            except OSError:
+                pass  # the client gave up
+            finally:
+                for each in opened:
+                    each.close()
+
+    def _session(self, conn: socket.socket, opened: list[socket.socket]) -> None:
+        conn.settimeout(TRICKLE_LIMIT)
+        if self.implicit_tls:
+            conn = self._tls(conn, opened)
+        if self.trickle == "greeting":
+            return self._drip(conn)
+        conn.sendall(b"220 localhost ESMTP\r\n")
+        lines, tls = conn.makefile("rb"), self.implicit_tls
+        while line := lines.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO" and tls and self.trickle == "ehlo":
+                return self._drip(conn)
+            if verb == b"EHLO":
+                conn.sendall(b"250 localhost\r\n" if tls else b"250-localhost\r\n250 STARTTLS\r\n")
+            elif verb == b"STAR":
+                conn.sendall(b"220 go ahead\r\n")
+                conn = self._tls(conn, opened)
+                lines, tls = conn.makefile("rb"), True
+            elif verb == b"RCPT" and self.trickle == "rcpt":
+                return self._drip(conn)
+            elif verb == b"DATA":
+                conn.sendall(b"354 end with .\r\n")
+                message = b"".join(iter(lines.readline, b".\r\n"))
+                self.messages.append(message)
+                if self.trickle == "final":
+                    return self._drip(conn)
+                conn.sendall(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                return conn.sendall(b"221 bye\r\n")
+            else:
+                conn.sendall(b"250 ok\r\n")
+        return None
+
+    def _tls(self, conn: socket.socket, opened: list[socket.socket]) -> socket.socket:
+        opened.append(self.context.wrap_socket(conn, server_side=True))
+        return opened[-1]
+
+    def _drip(self, conn: socket.socket) -> None:
+        """An endless "250-slow" reply, a byte every PACE, until the limit or the client left."""
+        end = time.monotonic() + TRICKLE_LIMIT
+        reply = b"250-slow\r\n"
+        sent = 0
+        while time.monotonic() < end and not self.stopping.is_set():
+            conn.sendall(reply[sent % len(reply) : sent % len(reply) + 1])
+            sent += 1
+            time.sleep(PACE)
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[Any]:
+    servers: list[ScriptedServer] = []
+
+    def start(trickle: str | None, **kwargs: Any) -> ScriptedServer:
+        servers.append(ScriptedServer(tmp_path / f"s{len(servers)}", trickle=trickle, **kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def send_to(server: ScriptedServer, **options: Any) -> tuple[DeliveryError | None, float]:
+    destination = email(
+        server.port,
+        server.ca_file,
+        username=None,
+        password=None,
+        timeout_seconds=TIMEOUT,
+        deadline_seconds=DEADLINE,
+        **options,
+    )
+    started = time.monotonic()
+    try:
+        destination.send(sample())
+    except DeliveryError as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("trickle", "implicit_tls"),
+    [("greeting", False), ("greeting", True), ("ehlo", False), ("rcpt", True)],
+)
+def test_a_trickled_answer_before_the_message_ends_by_the_deadline_not_sent(
+    scripted, trickle, implicit_tls
+):
+    server = scripted(trickle, implicit_tls=implicit_tls)
+    error, took = send_to(server, security="tls" if implicit_tls else "starttls")
+    assert took < DEADLINE + SLACK  # not TRICKLE_LIMIT: the server would go on for ever
+    assert error is not None and error.retryable and not error.outcome_unknown
+    assert f"the {DEADLINE:g} s deadline passed" in error.message
+    assert "(not sent)" in error.message and server.messages == []
+
+
+def test_a_trickled_final_reply_ends_by_the_deadline_as_an_unknown_outcome(scripted):
+    server = scripted("final")
+    error, took = send_to(server)
+    assert took < DEADLINE + SLACK
+    assert error is not None and error.outcome_unknown  # the server has the whole message
+    assert "deadline passed after the message was sent" in error.message
+    assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_a_prompt_server_gets_the_alert_within_the_deadline(scripted, security):
+    server = scripted(None, implicit_tls=security == "tls")
+    error, _ = send_to(server, security=security)
+    assert error is None
+    [message] = server.messages
+    assert b"X-Csat-Hook-Alert: csat-alert-0123456789abcdef01234567" in message
+
+
+def test_the_real_server_takes_the_alert_with_a_tight_deadline(tmp_path):
+    # STARTTLS, AUTH and the message through the deadline-armed reads and sends.
+    mailbox = Mailbox()
+    controller, ca_file = start_server(tmp_path / "tls", mailbox)
+    try:
+        email(controller.port, ca_file, timeout_seconds=2, deadline_seconds=2).send(sample())
+    finally:
+        controller.stop()
+    assert len(mailbox.messages) == 1
+
+
+def test_the_deadline_is_at_least_one_timeout():
+    options = {
+        "kind": "email",
+        "host": "smtp.example.org",
+        "sender": "alerts@example.org",
+        "to": ["lead@example.org"],
+        "timeout_seconds": 30,
+    }
+    with pytest.raises(ValidationError, match="deadline_seconds"):
+        build("m", {**options, "deadline_seconds": 10})
+    build("m", {**options, "deadline_seconds": 30})

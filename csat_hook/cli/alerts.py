@@ -137,7 +137,11 @@ def test(state: State, destination: str, helpdesk: str | None, ticket: str | Non
     except DeliveryError as exc:
         click.echo(f"{destination}: not sent: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(f"{destination}: sent" + (f" ({result.external_id})" if result.external_id else ""))
+    click.echo(
+        f"{destination}: sent"
+        + (f" ({result.external_id})" if result.external_id else "")
+        + (f"; {result.note}" if result.note else "")
+    )
 
 
 def sample_message(now: datetime, *, helpdesk: str | None, ticket: str | None) -> AlertMessage:

@@ -331,6 +331,9 @@ class Note:
 
 @dataclass(frozen=True)
 class SendResult:
-    """What the vendor answered to a posted reply. ``external_id`` is its message id."""
+    """What the vendor answered to a posted reply. ``external_id`` is its message id.
+    ``note``: what operators should know of an alert that went out (an e-mail's refused
+    recipients), kept with its outbox row."""
 
     external_id: str | None = None
+    note: str | None = None

@@ -18,8 +18,9 @@
   (before the server's 250): the outcome is unknown. The server may have queued the message:
   it is sent again with the same Message-ID, which the recipient's mailbox or automation can
   use to drop the copy (a plain SMTP server delivers both).
-* Recipients: some refused and some accepted is delivered (the refused ones are named in the
-  note); all refused is an error.
+* Recipients: some refused and some accepted is delivered, the refused ones named with their
+  codes in the note (the outbox row's last error). One refused for now (4xx) is not retried:
+  the row is the destination's, and the others have the message. All refused is an error.
 
 Errors carry the SMTP code and the exception's class, never the server's text (it can echo an
 address) nor the password.
@@ -85,10 +86,7 @@ class EmailDestination(Destination):
     def send(self, message: AlertMessage) -> SendResult:
         mail = self.build(message)
         refused = self._submit(mail)
-        if refused:
-            # Delivered to the others; say who was refused (addresses from our own config).
-            return SendResult(external_id=f"{mail['Message-ID']} (refused: {', '.join(refused)})")
-        return SendResult(external_id=str(mail["Message-ID"]))
+        return SendResult(external_id=str(mail["Message-ID"]), note=_refused_note(refused))
 
     def settle(self, message: AlertMessage) -> Settle:
         return self.options.on_unknown_outcome
@@ -101,8 +99,8 @@ class EmailDestination(Destination):
             context.load_verify_locations(cafile=self.options.ca_file)
         return context
 
-    def _submit(self, mail: EmailMessage) -> list[str]:
-        """Send ``mail``; the recipients refused (when some were accepted)."""
+    def _submit(self, mail: EmailMessage) -> list[tuple[str, int]]:
+        """Send ``mail``; the recipients refused, with their codes (when some were accepted)."""
         options = self.options
         where = f"SMTP {options.host}:{options.port}"
         stage = "connect"
@@ -158,22 +156,21 @@ class EmailDestination(Destination):
 
     def _transfer(
         self, client: smtplib.SMTP, mail: EmailMessage, where: str, deadline: Deadline
-    ) -> list[str]:
+    ) -> list[tuple[str, int]]:
         sender = parseaddr(str(mail["From"]))[1]
         code, _ = client.mail(sender)
         if code != 250:
             raise _by_code(where, code, "MAIL FROM")
-        accepted, refused, codes = [], [], []
+        accepted, refused = [], []
         for address in self.options.to:
             code, _ = client.rcpt(address)
             if code in (250, 251):
                 accepted.append(address)
             else:
-                refused.append(address)
-                codes.append(code)
+                refused.append((address, code))
         if not accepted:
             client.rset()
-            raise _by_code(where, max(codes), "RCPT TO (every recipient refused)")
+            raise _by_code(where, max(c for _, c in refused), "RCPT TO (every recipient refused)")
         # smtplib's data(), in two steps: a failure before the server's 354 is before the
         # message left (not sent); from sending it on, the server may have queued it.
         code, _ = client.docmd("DATA")
@@ -200,6 +197,18 @@ def _dot_stuffed(message: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _refused_note(refused: list[tuple[str, int]]) -> str | None:
+    """The recipients refused beside accepted ones, for operators (addresses from our own
+    config, codes without the server's text); None when none was."""
+    if not refused:
+        return None
+    named = ", ".join(
+        f"{address} ({code}{', for now: not retried' if 400 <= code < 500 else ''})"
+        for address, code in refused
+    )
+    return f"sent to the other recipients; refused by the server: {named}"
 
 
 def _why(exc: BaseException, deadline: Deadline) -> str:

@@ -110,7 +110,9 @@ def _send_alert(
         logger.exception("delivery.unexpected-error", extra=extra)
         wrote = destination.http.writes_started() != writes
         return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
-    return Sent(result.external_id, None, note=note)
+    # The destination's own note (an e-mail's refused recipients) after ours: the Alerts tab
+    # reads "sent, unconfirmed" from the start of the note.
+    return Sent(result.external_id, None, note="; ".join(filter(None, (note, result.note))) or None)
 
 
 def _find_alert(

@@ -23,6 +23,10 @@ from csat_hook.logs import setup_logging
 from csat_hook.services import build_services
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import raise_now
+from tests.notify.smtp_server import PASSWORD
+from tests.notify.smtp_server import USER
+from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import start_server
 from tests.outbox.test_worker import drain
 
 SLACK_PATH = "/services/T0CSAT/B0ALERTS/Xk3y5ecretPathPart"
@@ -224,3 +228,27 @@ def test_the_alerts_listing_prints_control_characters_escaped(tmp_path, fake, cl
 
     assert r"handled: Anna\x1b[2J #2 forged" in listed  # the line break was stored as a space
     assert "\x1b" not in listed
+
+
+def test_alerts_test_names_the_recipients_an_smtp_server_refused(tmp_path, fake):
+    box = Mailbox(refuse_for_now={"team@example.org"})
+    controller, ca_file = start_server(tmp_path / "smtp", box)
+    path = write_config(tmp_path, fake)
+    config = yaml.safe_load(path.read_text())
+    config["alerts"]["destinations"]["managers"].update(
+        host="localhost",
+        port=controller.port,
+        username=USER,
+        ca_file=str(ca_file),
+        to=["lead@example.org", "team@example.org"],
+    )
+    path.write_text(yaml.safe_dump(config))
+    env = {"CSAT_HOOK_CONFIG": str(path), **environment(fake), "SMTP_PASSWORD": PASSWORD}
+    try:
+        result = CliRunner().invoke(main, ["alerts", "test", "managers"], env=env)
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert "managers: sent (<csat-alert-" in result.output
+    assert "team@example.org (450, for now: not retried)" in result.output
+    assert [recipients for _, recipients, _ in box.messages] == [["lead@example.org"]]

@@ -120,7 +120,19 @@ def test_one_refused_recipient_does_not_stop_the_others(smtp, mailbox):
     mailbox.refuse.add("team@example.org")
     result = email(port, ca_file).send(sample())
     assert mailbox.messages[0][1] == ["lead@example.org"]
-    assert "refused: team@example.org" in (result.external_id or "")
+    assert result.external_id == mailbox.parsed()[0]["Message-ID"]
+    assert (
+        result.note == "sent to the other recipients; refused by the server: team@example.org (550)"
+    )
+
+
+def test_a_recipient_refused_for_now_beside_others_is_named_not_retried(smtp, mailbox):
+    # One row per destination: retrying it would send the others a second copy.
+    port, ca_file = smtp
+    mailbox.refuse_for_now.add("lead@example.org")
+    result = email(port, ca_file).send(sample())
+    assert [recipients for _, recipients, _ in mailbox.messages] == [["team@example.org"]]
+    assert "lead@example.org (450, for now: not retried)" in (result.note or "")
 
 
 def test_every_recipient_refused_is_permanent(smtp, mailbox):

@@ -7,7 +7,8 @@ timeout, keeps the client (and the worker thread) waiting for as long as it like
 :class:`DeadlineSMTP` arms the socket before every ``recv`` and ``send`` with the time left
 (at most the per-operation timeout), and fails with :class:`TimeoutError` once none is left:
 
-* the connection and, for implicit TLS, its handshake;
+* the connection (each address the host name resolves to is tried for at most the time
+  left: not the name's resolution itself) and, for implicit TLS, its handshake;
 * every reply line (read here, not through ``makefile``);
 * every command and the message (sent here, not through ``sendall``, whose TLS form re-arms
   the timeout per chunk);

@@ -81,6 +81,8 @@ class Services:
             waker=self.waker,
             clock=lambda: self.clock(),
             worker_id=worker_id,
+            # Retention holds without new clicks: every deployment runs a worker.
+            chores=[self.short_links.recorder.prune_due],
         )
 
 

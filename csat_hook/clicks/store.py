@@ -17,14 +17,16 @@ import sqlalchemy as sa
 from csat_hook.clicks.scanners import BURST
 from csat_hook.clicks.scanners import StoredClick
 from csat_hook.clicks.scanners import burst_ids
+from csat_hook.db.engine import run_transaction
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import link_clicks
 from csat_hook.db.schema import surveys
 
 PRUNE_EVERY = timedelta(minutes=10)
-# The most clicks one prune deletes: it runs inside a transaction that stores clicks (and on
-# SQLite holds the one write lock), so a backlog (retention_days lowered, a long history) is
-# deleted a bounded batch per write, not a million rows while customers' clicks wait.
+# The most clicks one prune deletes: it runs inside a transaction that stores clicks, or in one
+# of its own on the delivery worker's heartbeat (on SQLite either holds the one write lock), so
+# a backlog (retention_days lowered, a long history) is deleted a bounded batch per
+# transaction, not a million rows while customers' clicks wait.
 PRUNE_BATCH = 2_000
 
 
@@ -61,8 +63,10 @@ class Click:
 
 class ClickRecorder:
     """Stores clicks in shared transactions; marks bursts among each batch's surveys' clicks;
-    deletes clicks older than ``retention``, at most ``prune_batch`` per write, then again with
-    the next write while a full batch was deleted, else after :data:`PRUNE_EVERY`."""
+    deletes clicks older than ``retention``, at most ``prune_batch`` at a time: with a write,
+    or from :meth:`prune_due` (the delivery worker's heartbeat, so retention holds while no
+    click arrives). Again at the next chance while a full batch was deleted, else after
+    :data:`PRUNE_EVERY`; no query in between."""
 
     prune_batch = PRUNE_BATCH
 
@@ -74,6 +78,7 @@ class ClickRecorder:
         retention: timedelta,
         clock: Callable[[], datetime],
     ) -> None:
+        self._engine = engine
         self.burst_seconds = burst_seconds
         self.retention = retention
         self._clock = clock
@@ -106,15 +111,35 @@ class ClickRecorder:
         self._maybe_prune(conn)
         return ids
 
+    def prune_due(self) -> int:
+        """Delete old clicks if a prune is due, in a transaction of its own; how many. Without
+        one due (most calls) nothing is queried, so this may run every few seconds."""
+        now = self._clock()
+        if not self._prune_due(now):
+            return 0
+        deleted = run_transaction(
+            self._engine(), lambda conn: prune(conn, now - self.retention, limit=self.prune_batch)
+        )
+        self._pruned_batch(deleted)
+        return deleted
+
     def _maybe_prune(self, conn: sa.Connection) -> None:
         now = self._clock()
+        if self._prune_due(now):
+            self._pruned_batch(prune(conn, now - self.retention, limit=self.prune_batch))
+
+    def _prune_due(self, now: datetime) -> bool:
+        """Whether to prune now; if so, the next chance waits for its outcome or the interval."""
         with self._lock:
             if self._pruned is not None and now - self._pruned < PRUNE_EVERY:
-                return
+                return False
             self._pruned = now
-        if prune(conn, now - self.retention, limit=self.prune_batch) == self.prune_batch:
+            return True
+
+    def _pruned_batch(self, deleted: int) -> None:
+        if deleted == self.prune_batch:
             with self._lock:
-                self._pruned = None  # more may be left: the next write prunes again
+                self._pruned = None  # more may be left: the next chance prunes again
 
 
 def mark_bursts(conn: sa.Connection, clicks: Sequence[Click], burst_seconds: float) -> int:

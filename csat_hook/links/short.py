@@ -71,7 +71,8 @@ class LinksConfig(StrictModel):
     # Requests per minute answered per reference and per client address, in each web process.
     rate_per_reference: int = Field(default=20, ge=1, le=10000)
     rate_per_client: int = Field(default=60, ge=1, le=100000)
-    # Clicks older than this are deleted (as new ones arrive), like captures.
+    # Clicks older than this are deleted (by the delivery worker's heartbeat, and as new ones
+    # arrive), oldest first in bounded batches.
     retention_days: int = Field(default=400, ge=1, le=3650)
 
     @field_validator("public_base_url")

@@ -8,6 +8,12 @@ request), and takes over the replies of workers that stopped beating for
 whatever the old owner may have sent has settled, and looked up before being sent again. Its
 fence: a reply whose claim this worker has not confirmed (claimed or renewed) for
 ``fence_seconds`` may already be taken over, and is not sent (:meth:`HttpClient.guarded`).
+
+After each beat it also runs the process's chores: housekeeping the composition root hands
+over (pruning old clicks, :meth:`csat_hook.clicks.store.ClickRecorder.prune_due`), so they
+run wherever a worker runs without the outbox importing them. A chore decides for itself
+whether it is due (most beats it is not, and queries nothing), keeps each run short (it
+delays the next beat), and its failure is logged without failing the beat.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -44,8 +51,10 @@ class Heartbeat:
         waker: Waker,
         clock: Clock,
         worker_id: str,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.engine = engine
+        self.chores = chores
         self.config = config
         self.waker = waker
         self.clock = clock
@@ -135,6 +144,17 @@ class Heartbeat:
             logger.warning("worker.heartbeat-failed", extra={"error": type(exc.orig).__name__})
         except Exception:
             logger.exception("worker.heartbeat-failed")
+        self.run_chores()
+
+    def run_chores(self) -> None:
+        """Run each chore once (each decides whether it has work); a failure is logged."""
+        for chore in self.chores:
+            try:
+                chore()
+            except DBAPIError as exc:
+                logger.warning("worker.chore-failed", extra={"error": type(exc.orig).__name__})
+            except Exception:
+                logger.exception("worker.chore-failed")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.config.heartbeat_seconds):

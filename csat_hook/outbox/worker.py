@@ -11,8 +11,9 @@ woken by a newly queued reply, enough free threads, the next due time, or
 so that replies queued together are claimed together.
 
 A heartbeat thread (:mod:`csat_hook.outbox.heartbeat`) proves the process alive, keeps the
-leases of the replies in flight, takes over the replies of gone workers, and closes the fence
-on a reply whose claim this worker can no longer be sure of.
+leases of the replies in flight, takes over the replies of gone workers, closes the fence
+on a reply whose claim this worker can no longer be sure of, and runs the process's chores
+(pruning old clicks).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from datetime import timedelta
@@ -67,6 +69,7 @@ class DeliveryWorker:
         waker: Waker,
         clock: Clock,
         worker_id: str | None = None,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.engine = engine
         self.delivery = delivery
@@ -81,7 +84,7 @@ class DeliveryWorker:
         self._wake_at = 1
         self._free_lock = threading.Lock()
         self.heartbeat = Heartbeat(
-            engine, config, waker=waker, clock=clock, worker_id=self.worker_id
+            engine, config, waker=waker, clock=clock, worker_id=self.worker_id, chores=chores
         )
         self.recorder = OutcomeRecorder(
             engine, config, waker=waker, clock=clock, worker_id=self.worker_id, stop=self._stop
@@ -97,10 +100,11 @@ class DeliveryWorker:
     def run_once(self, limit: int = 100) -> int:
         """Deliver what is due now, one claim at a time; return how many were processed.
 
-        Takes over gone workers' replies first, as a heartbeat would (this mode has none: its
-        claims are protected by their leases alone).
+        Takes over gone workers' replies and runs the chores first, as a heartbeat would (this
+        mode has none: its claims are protected by their leases alone).
         """
         self.release_stale()
+        self.heartbeat.run_chores()
         done = 0
         while done < limit:
             claimed, _ = self._claim(1)

@@ -173,10 +173,12 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
         raise click.UsageError("give reply ids, or --all-failed")
     services = state.services()
     with services.engine.begin() as conn:
-        requeued = set(listing.requeue(conn, services.clock(), ids=list(ids) or None))
-        left = [i for i in dict.fromkeys(ids) if i not in requeued]
-        statuses = listing.statuses_of(conn, left) if left else {}
+        if ids:  # what is requeued and what is said of the rest: one locked read of the rows
+            requeued, statuses = listing.requeue_named(conn, services.clock(), ids)
+        else:
+            requeued, statuses = listing.requeue(conn, services.clock()), {}
         wake.notify_workers(conn)
+    left = [i for i in dict.fromkeys(ids) if i not in requeued]
     click.echo(f"requeued {len(requeued)} replies")
     if left:
         # Only a failed delivery is requeued: a queued or sent one would go out twice.

@@ -75,10 +75,26 @@ def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = N
     return [row.id for row in rows]
 
 
-def statuses_of(conn: sa.Connection, ids: Sequence[int]) -> dict[int, str]:
-    """The status of each of ``ids`` that is in the outbox."""
-    rows = conn.execute(sa.select(outbox.c.id, outbox.c.status).where(outbox.c.id.in_(ids)))
-    return {row.id: row.status for row in rows}
+def requeue_named(
+    conn: sa.Connection, now: datetime, ids: Sequence[int]
+) -> tuple[list[int], dict[int, str]]:
+    """Requeue those of ``ids`` that failed (:func:`requeue`): the ids requeued, and the status
+    of each other one in the outbox (an id in neither is not there).
+
+    Both come from one read of the rows, which stay locked (``FOR UPDATE`` on PostgreSQL; on
+    SQLite the transaction holds the write lock) until the caller's transaction ends, and only
+    the rows that read found failed are updated: a row changing status meanwhile can neither
+    be requeued unreported nor be reported with a status contradicting its fate.
+    """
+    rows = conn.execute(
+        sa.select(outbox.c.id, outbox.c.status)
+        .where(outbox.c.id.in_(ids))
+        .order_by(outbox.c.id)  # one lock order for concurrent callers
+        .with_for_update()
+    ).all()
+    failed = [row.id for row in rows if row.status == FAILED]
+    requeued = requeue(conn, now, ids=failed) if failed else []
+    return requeued, {row.id: row.status for row in rows if row.id not in requeued}
 
 
 def outbox_counts(conn: sa.Connection) -> dict[str, int]:

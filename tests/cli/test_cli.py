@@ -21,13 +21,13 @@ def invoke(tmp_path, *args, **env):
     )
 
 
-def queue_one(tmp_path, dialog_id="42", agent_name="Anna Petrova"):
+def queue_one(tmp_path, dialog_id="42", agent_name="Anna Petrova", database_url=None):
     from csat_hook.config import load_config
     from csat_hook.services import build_services
 
     config = load_config(
         None,
-        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
+        env={"DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'cli.sqlite3'}"},
         overrides={"helpdesks": {"dryrun": {"output": str(tmp_path / "d.jsonl")}}},
     )
     services = build_services(config)
@@ -81,28 +81,121 @@ def test_outbox_retry_requeues_failed_replies(tmp_path):
     assert "pending=1" in invoke(tmp_path, "outbox").output
 
 
-def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path):
-    queue_one(tmp_path, dialog_id="42")
-    queue_one(tmp_path, dialog_id="43")
+@pytest.fixture
+def disposed(monkeypatch):
+    """The engines the commands build, disposed after the test: a command leaves its pool to
+    the process's exit, and here a later test would see the PostgreSQL connections garbage
+    collected open (a ResourceWarning)."""
+    from csat_hook import services as module
+
+    built = []
+    real = module.build_services
+
+    def build(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(module, "build_services", build)
+    yield
+    for services in built:
+        services.engine.dispose()
+
+
+def failed_and_pending(tmp_path, database_url):
+    """Two queued replies, the first one failed: their ids."""
     import sqlalchemy as sa
 
     from csat_hook.db.schema import outbox
 
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    queue_one(tmp_path, dialog_id="42", database_url=database_url)
+    queue_one(tmp_path, dialog_id="43", database_url=database_url)
+    engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         failed, pending = conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars()
         conn.execute(sa.update(outbox).where(outbox.c.id == failed).values(status="failed"))
     engine.dispose()
+    return failed, pending
 
-    result = invoke(tmp_path, "outbox", "retry", str(failed), str(pending), "999", "999")
+
+def statuses(database_url):
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.id, outbox.c.status)).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, database_url, disposed):
+    failed, pending = failed_and_pending(tmp_path, database_url)
+
+    result = invoke(
+        tmp_path,
+        *("outbox", "retry", str(failed), str(pending), "999", "999"),
+        DATABASE_URL=database_url,
+    )
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "requeued 1 replies",
         f"skipped 2: #{pending} pending, not failed; #999 not found",
     ]
-    everything = invoke(tmp_path, "outbox", "retry", "--all-failed")
+    assert statuses(database_url) == {failed: "pending", pending: "pending"}
+    everything = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=database_url)
     assert everything.output == "requeued 0 replies\n"  # nothing named, nothing skipped
+    only_skipped = invoke(tmp_path, "outbox", "retry", "999", DATABASE_URL=database_url)
+    assert only_skipped.output.splitlines() == ["requeued 0 replies", "skipped 1: #999 not found"]
+
+
+def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
+    tmp_path, database_url, disposed
+):
+    # A named row that moved between the requeue and a later read of the skipped ids' statuses
+    # was reported as "#2 failed, not failed". Now one locked read decides and reports: another
+    # transaction changing a named row waits for the retry to end (here: gives up at once).
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: no other transaction writes during the retry")
+    failed, pending = failed_and_pending(tmp_path, database_url)
+    other = sa.create_engine(database_url)
+    interfered: list[str] = []
+
+    def fail_the_pending_one(_conn, _cursor, statement, *_args):
+        if interfered or not statement.startswith("UPDATE outbox"):
+            return
+        interfered.append("tried")
+        try:
+            with other.begin() as conn:
+                conn.execute(sa.text("SET LOCAL lock_timeout = '200ms'"))
+                conn.execute(
+                    sa.update(outbox).where(outbox.c.id == pending).values(status="failed")
+                )
+            interfered.append("committed")
+        except sa.exc.DBAPIError:
+            interfered.append("waited for the retry")
+
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", fail_the_pending_one)
+    try:
+        result = invoke(
+            tmp_path, "outbox", "retry", str(failed), str(pending), DATABASE_URL=database_url
+        )
+    finally:
+        sa.event.remove(sa.engine.Engine, "after_cursor_execute", fail_the_pending_one)
+        other.dispose()
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "requeued 1 replies",
+        f"skipped 1: #{pending} pending, not failed",
+    ]
+    assert interfered == ["tried", "waited for the retry"]
+    assert statuses(database_url) == {failed: "pending", pending: "pending"}
 
 
 def test_verify_token_reports_valid_and_forged(tmp_path):

@@ -194,7 +194,7 @@ answers = sa.Table(
 
 # Credited submissions that are not the current answer: earlier ones, and answers replaced by a
 # later submission or edited in place. ``fingerprint`` (here and on every sync table) is the
-# row's identity, a digest of its parsed values (sync/sources/base.py): reading the same row
+# row's identity, a digest of its parsed values (sync/sources/identity.py): reading the same row
 # again, or the same answers from another export, is a no-op.
 answer_history = sa.Table(
     "answer_history",

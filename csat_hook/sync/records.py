@@ -20,7 +20,7 @@ from csat_hook.db.text import storable
 
 # A row identity (``Submission.fingerprint``, ``SkippedRow.fingerprint``, the ``fingerprint``
 # columns) starts with this; digests written before it (raw cell text and source kind, which
-# a re-export changes) do not, and are recognised once and replaced (sources/base.py).
+# a re-export changes) do not, and are recognised once and replaced (sources/identity.py).
 IDENTITY_PREFIX = "r2-"
 # In the set of known fingerprints a source is given: present when legacy digests remain.
 LEGACY_PRESENT = "legacy digests present"
@@ -60,7 +60,7 @@ class Submission(NamedTuple):
     ``field_agent`` and ``field_ticket`` are the pre-filled values as the respondent left them
     (editable: reported when they disagree with the token, never used to credit).
     ``ref`` says where it came from ("row 17", a Forms responseId). ``fingerprint`` is the
-    row's identity, made of parsed values only (see ``sources.base.submission_identity``). A
+    row's identity, made of parsed values only (see ``sources.identity.submission_identity``). A
     NamedTuple: a first sync builds one per answer, and tuples are the cheapest immutable
     record to build.
     """
@@ -90,7 +90,7 @@ class Submission(NamedTuple):
 @dataclass(frozen=True)
 class SkippedRow:
     """A row that is not a readable answer. ``detail`` never quotes the cell (customer text);
-    ``fingerprint`` is the row's identity (``sources.base.skipped_identity``).
+    ``fingerprint`` is the row's identity (``sources.identity.skipped_identity``).
 
     ``role`` is the column at fault (``timestamp``, ``rating``) and ``example`` its cell as
     read, kept only for those two roles (a date or a rating choice, never free text): shown

@@ -28,8 +28,8 @@ from csat_hook.sync import store
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.records import position
 from csat_hook.sync.runner import SyncRunner
-from csat_hook.sync.sources.base import legacy_fingerprint
-from csat_hook.sync.sources.base import submission_identity
+from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.sources.identity import submission_identity
 
 MIGRATION = importlib.import_module("csat_hook.db.migrations.versions.0003_one_answer_per_survey")
 SECRET = "migration-test-secret-0123456789"

@@ -16,9 +16,9 @@ from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import FormsApi
-from csat_hook.sync.sources.base import submission_identity
 from csat_hook.sync.sources.csv_export import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
+from csat_hook.sync.sources.identity import submission_identity
 from csat_hook.sync.values import RatingScale
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import leaderboard

@@ -42,9 +42,9 @@ from csat_hook.sync.records import Submission
 from csat_hook.sync.records import skipped_of
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
-from csat_hook.sync.sources.base import admit
-from csat_hook.sync.sources.base import legacy_fingerprint
-from csat_hook.sync.sources.base import skipped_identity
+from csat_hook.sync.sources.identity import admit
+from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.sources.identity import skipped_identity
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingScale
 

@@ -25,8 +25,8 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 from csat_hook.sync.records import raw_of
 from csat_hook.sync.sources.base import RowParser
-from csat_hook.sync.sources.base import admit
-from csat_hook.sync.sources.base import legacy_fingerprint
+from csat_hook.sync.sources.identity import admit
+from csat_hook.sync.sources.identity import legacy_fingerprint
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
 

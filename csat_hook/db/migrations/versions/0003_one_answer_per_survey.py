@@ -11,7 +11,7 @@ submission wins (in the same instant, the one further down the sheet, then the o
 last); the others move into ``answer_history``. Nothing is deleted.
 
 Fingerprints of answers and history become row identities (a digest of the parsed values,
-see ``csat_hook/sync/sources/base.py``), so re-reading those rows after the upgrade changes
+see ``csat_hook/sync/sources/identity.py``), so re-reading those rows after the upgrade changes
 nothing; unverified and skipped rows keep theirs until the sync reads their row again and
 recognises it. The decoding and the identity are frozen copies here (a migration must give
 the same result whatever the code does later); tests check they agree with the live code.
@@ -113,7 +113,7 @@ def answer_identity(
     field_agent: str | None,
     field_ticket: str | None,
 ) -> str:
-    """``sources.base.submission_identity`` of a stored answer (naive datetimes are UTC)."""
+    """``sources.identity.submission_identity`` of a stored answer (naive datetimes are UTC)."""
     if submitted_at.tzinfo is not None:
         submitted_at = submitted_at.astimezone(UTC).replace(tzinfo=None)
     seconds = (submitted_at - datetime(1970, 1, 1)) // timedelta(seconds=1)

@@ -113,7 +113,8 @@ class ClickRecorder:
 
     def prune_due(self) -> int:
         """Delete old clicks if a prune is due, in a transaction of its own; how many. Without
-        one due (most calls) nothing is queried, so this may run every few seconds."""
+        one due (most calls) nothing is queried, so this may run every few seconds. A prune
+        that fails (the caller logs it) is tried again after :data:`PRUNE_EVERY`."""
         now = self._clock()
         if not self._prune_due(now):
             return 0

@@ -7,6 +7,7 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Any
 
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.report import written_handled
+from csat_hook.errors import ConfigError
+from csat_hook.errors import CsatHookError
+from csat_hook.errors import SyncError
 from csat_hook.sync import cache
 from csat_hook.sync import report_key
 from csat_hook.sync.alerts_step import AlertsStep
@@ -173,7 +177,12 @@ class OutputsStep(AlertsStep):
             if dry_run:
                 done.append({"kind": "local", "dir": local.dir, "written": False})
             else:
-                written = write_local(report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv)
+                try:
+                    written = write_local(
+                        report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv
+                    )
+                except OSError as exc:
+                    raise _unwritable(local.dir, exc) from exc
                 done.append(written)
                 self._remember(names["local"], keys, {"files": written["files"], "agents": agents})
         if output is not None:
@@ -258,3 +267,18 @@ class OutputsStep(AlertsStep):
         sheets = google_api.SheetsApi(session) if needs_sheets else None
         forms = google_api.FormsApi(session) if config.results.source == "forms_api" else None
         return sheets, forms
+
+
+# A folder that cannot be made or written by design (a path under a file, no permission, a
+# read-only mount) is the configuration's to fix; anything else (a full disk) is a failure.
+_CONFIGURED = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS}
+)
+
+
+def _unwritable(directory: str, exc: OSError) -> CsatHookError:
+    """The error for a local report that could not be written: the key and the folder (the
+    operator's own setting), the system's reason, never a file's contents."""
+    reason = exc.strerror or type(exc).__name__
+    message = f"output.local.dir: cannot write the report in {directory!r}: {reason}"
+    return ConfigError(message) if exc.errno in _CONFIGURED else SyncError(message)

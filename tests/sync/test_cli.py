@@ -159,6 +159,31 @@ def test_a_missing_results_file_is_a_config_error_naming_the_key(tmp_path, datab
     assert summary["error"].startswith("results.csv.path: ")
 
 
+def test_an_output_folder_that_cannot_be_written_names_the_key_and_the_answers_stay(
+    tmp_path, database_url
+):
+    """A path under a file (or a read-only mount, no permission) is the configuration's to fix:
+    exit 2 naming output.local.dir and the system's reason, not "internal error". The answers
+    read are stored all the same; the report is written by the first run after the fix."""
+    shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    blocked = str(tmp_path / "a-file" / "out")
+    config = write_config(tmp_path, database_url, output={"local": {"dir": blocked}})
+
+    result = invoke(config, "--json")
+
+    assert result.exit_code == 2, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "config_error"
+    assert summary["error"] == (
+        f"output.local.dir: cannot write the report in {blocked!r}: Not a directory"
+    )
+    assert summary["new"] == 36
+    fixed = invoke(write_config(tmp_path, database_url), "--json")
+    assert json.loads(fixed.stdout)["status"] == "ok", fixed.output
+    assert (tmp_path / "out" / "summary.csv").exists()
+
+
 def test_an_invalid_config_exits_2(tmp_path, database_url):
     config = write_config(tmp_path, database_url, results={"source": "gsheets"})
     result = invoke(config)

@@ -24,6 +24,7 @@ module is the adapter that ties them together, and captures payloads for
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
@@ -82,6 +83,8 @@ __all__ = [
     "reply_values",
     "signed_message",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class GenericHelpdesk(Helpdesk):
@@ -144,7 +147,18 @@ class GenericHelpdesk(Helpdesk):
         }
 
     def _capture(self, request: WebhookRequest) -> None:
-        """Save the payload (owner-only) and prune this helpdesk's old captures."""
+        """Save the payload (owner-only) and prune this helpdesk's old captures. A capture is a
+        setup aid: a folder that cannot be written (a full disk, no permission) is logged, and
+        the close is still taken."""
+        try:
+            self._save_capture(request)
+        except OSError as exc:
+            logger.warning(
+                "generic.capture-failed",
+                extra={"helpdesk": self.name, "error": exc.strerror or type(exc).__name__},
+            )
+
+    def _save_capture(self, request: WebhookRequest) -> None:
         options = self.options
         folder = private_dir(options.capture_dir or ".")
         stamp = request.received_at.strftime("%Y%m%dT%H%M%S%f")

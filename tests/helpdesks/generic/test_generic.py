@@ -398,6 +398,22 @@ def test_eadesk_example_maps_a_dialog_update(tmp_path):
     assert [p.read_bytes() for p in (tmp_path / "cap").iterdir()] == [body]
 
 
+def test_a_capture_folder_that_cannot_be_written_is_logged_and_the_close_still_taken(
+    tmp_path, caplog, clock
+):
+    """Capturing is a setup aid: a full disk or a folder that cannot be made must not turn
+    every close into a 500 (and the helpdesk's retries)."""
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    desk = adapter(clock, capture_dir=str(tmp_path / "a-file" / "cap"))
+
+    with caplog.at_level("WARNING", logger="csat_hook.helpdesks.generic"):
+        event = desk.parse(request(json.dumps(generic_close("D-7")).encode(), clock))
+
+    assert isinstance(event, DialogClosed) and event.dialog_id == "D-7"
+    warned = [r for r in caplog.records if r.getMessage() == "generic.capture-failed"]
+    assert [(r.helpdesk, r.error) for r in warned] == [("g", "Not a directory")]
+
+
 def test_inspect_payload_shows_paths_and_what_the_mapping_extracts(tmp_path):
     payload = tmp_path / "p.json"
     payload.write_text(

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.engine import make_engine
+from csat_hook.errors import DeliveryError
 from csat_hook.files import prune
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunOptions
@@ -131,6 +132,28 @@ def test_the_dry_run_reply_file_is_owner_only(tmp_path):
 
     assert len(output.read_text().splitlines()) == 2
     assert mode(output) == 0o600 and mode(output.parent) == 0o700
+
+
+def test_a_dry_run_reply_file_that_cannot_be_written_is_a_retryable_failure_naming_the_key(
+    tmp_path,
+):
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    output = tmp_path / "a-file" / "dry-run-replies.jsonl"
+    desk = DryRunHelpdesk(
+        "dryrun",
+        DryRunOptions.model_validate({"output": str(output)}),
+        http=HttpClient(),
+        clock=FakeClock(),
+    )
+    reply = Reply("dryrun", "D-1", "How did we do?", "https://e.com/f", Person(), Person(), {}, "k")
+
+    with pytest.raises(DeliveryError) as failed:
+        desk.send_reply(reply)
+
+    assert failed.value.retryable and not failed.value.outcome_unknown
+    assert failed.value.message == (
+        f"helpdesks.dryrun.output: cannot append to {str(output)!r}: Not a directory"
+    )
 
 
 def test_the_sqlite_database_and_its_wal_and_shm_files_are_owner_only(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic import SecretStr
 
+from csat_hook.errors import DeliveryError
 from csat_hook.files import append_private
 from csat_hook.files import private_dir
 from csat_hook.helpdesks.base import HelpdeskOptions
@@ -102,7 +103,16 @@ class DryRunHelpdesk(GenericHelpdesk):
         return SendResult(external_id=f"dryrun-{reply.idempotency_key}")
 
     def _append(self, record: Mapping[str, object]) -> None:
+        """Append ``record`` as one line; a file that cannot be written (a full disk, a folder
+        under a file) is a retryable DeliveryError naming the key, as a helpdesk's 503 is."""
         path = Path(self.options.output)
-        private_dir(path.parent)
-        with _write_lock, append_private(path) as handle:  # replies and notes hold customer data
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            private_dir(path.parent)
+            with _write_lock, append_private(path) as handle:  # replies hold customer data
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise DeliveryError(
+                f"helpdesks.{self.name}.output: cannot append to {str(path)!r}: "
+                f"{exc.strerror or type(exc).__name__}",
+                retryable=True,
+            ) from exc

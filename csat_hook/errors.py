@@ -120,9 +120,10 @@ class DeliveryError(CsatHookError):
     (:mod:`csat_hook.helpdesks.reasons`); the message ends with it too.
 
     ``outcome_unknown`` is True when the request was (or may have been) sent and no answer
-    came back: a read timeout, a connection dropped after the request was written. The vendor
-    may have acted on it, so it is not a failure: before sending again, find out whether it
-    landed. Such an error is always retryable.
+    came back (a read timeout, a connection dropped after the request was written), or the
+    answer to a write can come after the vendor acted on it (500, a proxy's 502 or timeout).
+    The vendor may have acted on it, so it is not a failure: before sending again, find out
+    whether it landed. Such an error is always retryable.
     """
 
     status = 502

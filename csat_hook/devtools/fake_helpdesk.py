@@ -202,10 +202,19 @@ class FakeHelpdesk(LoopbackServer):
 
     # --- scripting -------------------------------------------------------------------------
 
-    def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
-        """Answer the next ``count`` API calls with ``status`` (nothing is stored)."""
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        retry_after: float | None = None,
+        *,
+        store: bool = False,
+    ) -> None:
+        """Answer the next ``count`` API calls with ``status``; a write is stored first only
+        with ``store`` (a vendor that failed after its commit)."""
         with self.lock:
-            self.failures.extend([Scripted(status=status, retry_after=retry_after)] * count)
+            scripted = Scripted(status=status, retry_after=retry_after, store=store)
+            self.failures.extend([scripted] * count)
 
     def drop_next(self, count: int = 1, *, store: bool = True) -> None:
         """Close the connection of the next ``count`` API calls without answering; a write is
@@ -248,7 +257,7 @@ class FakeHelpdesk(LoopbackServer):
                 return Answer(status, answer, extra)
             action = self.failures.popleft() if self.failures else None
             if action is None and self.fail_ratio and self._random.random() < self.fail_ratio:
-                action = Scripted(status=self.fail_status)
+                action = Scripted(status=self.fail_status, store=False)
             # Drawn in a fixed order from one seeded generator: a run is reproducible.
             if action is None and write and self._draw(self.drop_ratio):
                 action = Scripted(drop=True)
@@ -275,6 +284,8 @@ class FakeHelpdesk(LoopbackServer):
                 flush=True,
             )
         if action is not None and failed:
+            if write and action.store:
+                self.store(path, body, number)
             extra = {"Retry-After": str(action.retry_after)} if action.retry_after else {}
             return Answer(action.status, {"error": f"scripted failure {action.status}"}, extra)
         delay = action.delay if action else 0.0

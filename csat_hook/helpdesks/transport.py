@@ -16,10 +16,13 @@ so the error says ``outcome_unknown`` and the caller looks before sending again.
 read within the request's time (connect plus read timeout from its start, however slowly a
 vendor trickles it) and up to :data:`MAX_ANSWER_BYTES` (a refusal's up to
 :data:`MAX_REFUSAL_BYTES`, all a reason needs): an answer that does not fit is, like one cut
-off, unknown for a write and a retryable error for a read. An HTTP answer, 5xx included, is
-the vendor's word and never unknown, but for a gateway's timeout (:data:`GATEWAY_TIMEOUTS`)
-to a request that may change something: a proxy in front of the API stopped waiting for it,
-as we do at a read timeout, and the API may have acted on it.
+off, unknown for a write and a retryable error for a read. An HTTP answer is the vendor's
+word, but for a failure that may come after the work was done (:data:`UNKNOWN_IF_WRITTEN`:
+500, a bad gateway, a gateway's timeout) to a request that may change something: the API may
+have stored the reply and then failed, or a proxy in front of it may have forwarded the
+request and then stopped waiting or got no valid answer, so the outcome is unknown, as at our
+own read timeout. A read answered so is a plain retryable error, and so is a write answered
+with a status that says it was not processed (503, 429, 408, 425, 409).
 
 :meth:`HttpClient.guarded` lets a caller refuse, on its thread, every request that may change
 something once it can no longer be sure it owns the work (the delivery worker's fence).
@@ -61,21 +64,27 @@ from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
-# request itself is wrong and will be refused again.
+# request itself is wrong and will be refused again. A write answered with one of
+# :data:`UNKNOWN_IF_WRITTEN` may have been stored: it is looked up before it is sent again.
 RETRYABLE_STATUS: dict[int, str] = {
     408: "Request Timeout: the server gave up waiting for the request",
     409: "Conflict: Zendesk answers it when two updates of one ticket race; a retry succeeds",
     425: "Too Early: the server refuses a request that might be replayed; later it accepts",
     429: "Too Many Requests: rate limited; Retry-After (or X-RateLimit-Reset) says when",
-    500: "Internal Server Error: a transient fault on the vendor's side",
-    502: "Bad Gateway: a proxy in front of the API could not reach it",
-    503: "Service Unavailable: overloaded or in maintenance; often with Retry-After",
-    504: "Gateway Timeout: a proxy timed out waiting for the API",
+    500: "Internal Server Error: a fault at the vendor, perhaps after it stored a write",
+    502: "Bad Gateway: a proxy got no valid answer from the API, perhaps after it stored one",
+    503: "Service Unavailable: overloaded or in maintenance, not processed; often Retry-After",
+    504: "Gateway Timeout: a proxy stopped waiting for the API, which had the request",
 }
-# A proxy's answer that it gave up waiting for the API, which had the request: 504, and
-# Cloudflare's 524 ("A timeout occurred": the origin took the request, answered nothing in
-# 100 s). For a write, the outcome is unknown (see the module docstring).
-GATEWAY_TIMEOUTS = frozenset({504, 524})
+# Answers that can come after the API acted on the request: its own 500 (a fault after the
+# commit: rendering the answer, a hook, a replica), a proxy's 502 (it forwarded the request
+# and got no valid answer: the API may have crashed, or closed the connection, after storing
+# it) and a proxy's timeout, 504 and Cloudflare's 524 ("A timeout occurred": the origin took
+# the request and answered nothing in 100 s), and Cloudflare's 520 (the origin's answer was
+# empty or unreadable). For a write, the outcome is unknown (see the module docstring); 503
+# and the 4xx retried say the request was not processed, and Cloudflare's 521-523 that the
+# origin was never reached: plain retries.
+UNKNOWN_IF_WRITTEN = frozenset({500, 502, 504, 520, 524})
 # The most of a 2xx answer that is read: a reply's answer is a few kilobytes, a look-up's
 # page of messages a few megabytes. A refusal is read only as far as its reason needs.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -289,7 +298,7 @@ class HttpClient:
         if quotes_secret(phrase, request_secrets(response.request)):
             phrase = ""
         message = f"{where}: HTTP {status} {phrase}".rstrip()
-        unknown = write and status in GATEWAY_TIMEOUTS
+        unknown = write and status in UNKNOWN_IF_WRITTEN
         if unknown:
             message += " (outcome unknown)"
         raise DeliveryError(

@@ -7,7 +7,9 @@
 * Answer: ``200 ok`` (plain text). Errors are plain-text codes: ``400 invalid_payload`` /
   ``invalid_blocks`` / ``no_text`` (our message: permanent), ``403 action_prohibited``,
   ``404 channel_not_found`` / ``no_service``, ``410 channel_is_archived`` (the webhook is
-  gone: permanent), ``429`` with ``Retry-After`` (honoured), ``500 rollup_error`` (retried).
+  gone: permanent), ``429`` with ``Retry-After`` (honoured), ``503`` (retried). ``500
+  rollup_error`` ("something strange happened"), a proxy's 502 or a gateway timeout may come
+  after the message was posted: an outcome unknown, settled as below.
 * mrkdwn: only ``&``, ``<`` and ``>`` are control characters and are escaped in every value
   (so a comment's ``<!channel>`` or ``<@U123>`` stays inert text); the comment is quoted and
   ``verbatim`` (no auto-linking). The ticket link is ``<url|label>`` with ``|``, ``<``, ``>``

@@ -17,7 +17,9 @@
   new id to configure (the alert is not sent somewhere the configuration does not say).
   ``ok: false`` means the request was unsuccessful, whatever the HTTP status: it is
   classified by its ``error_code``. A 2xx without ``ok`` (a body cut off or unreadable, a
-  proxy's page) may hide a posted message: an outcome unknown, never a blind resend.
+  proxy's page) may hide a posted message: an outcome unknown, never a blind resend; so does
+  a 500, 502 or gateway timeout without Telegram's ``ok: false`` (a proxy's page, an answer
+  that may come after the message was posted).
   https://core.telegram.org/bots/api#making-requests
 * The URL carries the bot token: errors name the host only. Nothing can be looked up, so an
   attempt whose outcome is unknown is recorded as sent unconfirmed, or sent again
@@ -151,6 +153,7 @@ class TelegramDestination(Destination):
             said["migrate_to"] = dig(body, "parameters.migrate_to_chat_id")
             if not isinstance(body, dict):
                 return None
+            said["refused"] = body.get("ok") is False
             return compose_reason([ErrorItem(message=body.get("description"))], (payload["text"],))
 
         url = f"{options.base_url}/bot{options.bot_token.get_secret_value()}/sendMessage"
@@ -212,6 +215,16 @@ class TelegramDestination(Destination):
             return exc.reworded(
                 f"Telegram refused the bot token (HTTP {exc.http_status}): check {where}.bot_token",
                 retryable=False,
+            )
+        if exc.outcome_unknown and said.get("refused"):
+            # A 500 or 502 is unknown for a write, but one with Telegram's own ok=false says
+            # the request was unsuccessful: retried as a failure, not settled as unknown.
+            return DeliveryError(
+                exc.message,
+                retryable=True,
+                http_status=exc.http_status,
+                retry_after=exc.retry_after,
+                vendor_reason=exc.vendor_reason,
             )
         return exc
 

@@ -195,6 +195,28 @@ def test_a_telegram_2xx_without_ok_is_not_sent_again(alerting, fake_notify, cloc
     assert len(fake_notify.requests("telegram")) == 1
 
 
+def test_a_slack_500_is_settled_as_an_unknown_outcome_not_posted_again(
+    alerting, fake_notify, clock
+):
+    """Slack's 500 may come after the message was posted: settled as on_unknown_outcome
+    (skip) says, never a blind second post; Telegram's own ok=false 500 is a plain retry."""
+    fake_notify.script("slack", Script(status=500, body=b"rollup_error"))
+    fake_notify.script(
+        "telegram",
+        Script(status=500, body={"ok": False, "error_code": 500, "description": "Internal"}),
+    )
+    raise_now(alerting, [changed()])
+
+    drain(alerting.delivery_worker(), clock)
+
+    slack, telegram = by_destination(alerting)["slack"], by_destination(alerting)["telegram"]
+    assert slack.status == "sent" and slack.last_error.startswith("outcome unknown")
+    assert len(fake_notify.requests("slack")) == 1
+    assert telegram.status == "sent" and telegram.last_error is None
+    assert len(fake_notify.requests("telegram")) == 2
+    assert len(fake_notify.delivered("telegram")) == 1
+
+
 def test_a_dead_workers_slack_alert_is_not_sent_twice(alerting, fake_notify, clock):
     """A worker died after claiming (it may have posted): taken over, not posted again."""
     raise_now(alerting, [changed()])

@@ -177,18 +177,18 @@ def test_a_5xx_is_an_answer_not_an_unknown_outcome():
 
 def test_the_vendors_reason_phrase_is_kept_short_and_printable():
     # The status line's phrase is the vendor's free text, and the error is logged and stored.
-    phrase = "Bad Gateway \x1b[31m" + "x" * 5000 + " \u00e9 Set-Cookie: secret"
+    phrase = "Service Unavailable \x1b[31m" + "x" * 5000 + " \u00e9 Set-Cookie: secret"
 
     def odd(conn: socket.socket, seen: list[bytes]) -> None:
         seen.append(read_request(conn))
-        status = f"HTTP/1.1 502 {phrase}\r\nContent-Length: 0\r\n\r\n"
+        status = f"HTTP/1.1 503 {phrase}\r\nContent-Length: 0\r\n\r\n"
         conn.sendall(status.encode("latin-1"))
 
     with loopback(odd) as (url, _):
         error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
 
-    assert error.http_status == 502 and error.retryable
-    assert str(error).endswith(": HTTP 502 Bad Gateway ?[31m" + "x" * 43)
+    assert error.http_status == 503 and error.retryable
+    assert str(error).endswith(": HTTP 503 Service Unavailable ?[31m" + "x" * 35)
     assert "secret" not in str(error) and "\x1b" not in str(error)
 
 
@@ -357,17 +357,36 @@ def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
     assert "not sent" in error.message
 
 
+@pytest.mark.parametrize("status", [500, 502, 504, 520, 524])
 @responses.activate
-def test_a_gateway_timeout_is_an_unknown_outcome_for_a_write_only():
-    responses.post("https://api.example/m", status=504)
-    responses.get("https://api.example/m", status=504)
+def test_an_answer_that_may_follow_the_work_is_an_unknown_outcome_for_a_write_only(status):
+    """The API's 500, a proxy's 502 or gateway timeout can come after the write was stored."""
+    responses.post("https://api.example/m", status=status)
+    responses.get("https://api.example/m", status=status)
     with pytest.raises(DeliveryError) as posted:
         HttpClient().request("POST", "https://api.example/m", json={})
     with pytest.raises(DeliveryError) as read:
         HttpClient().request("GET", "https://api.example/m")
-    assert posted.value.outcome_unknown and posted.value.http_status == 504
+    assert posted.value.outcome_unknown and posted.value.http_status == status
     assert posted.value.message.endswith("(outcome unknown)")
     assert read.value.retryable and not read.value.outcome_unknown
+
+
+@pytest.mark.parametrize("status", [503, 429, 408, 425, 409])
+@responses.activate
+def test_a_write_refused_unprocessed_is_a_plain_retry(status):
+    responses.post("https://api.example/m", status=status)
+    with pytest.raises(DeliveryError) as posted:
+        HttpClient().request("POST", "https://api.example/m", json={})
+    assert posted.value.retryable and not posted.value.outcome_unknown
+
+
+@responses.activate
+def test_a_read_answered_500_is_retried_in_place():
+    responses.get("https://api.example/m", status=500)
+    responses.get("https://api.example/m", json={"ok": True})
+    client = HttpClient(sleep=lambda _: None)
+    assert client.request("GET", "https://api.example/m", retries=1).json() == {"ok": True}
 
 
 def trickle(status: bytes, total: int, pause: float) -> Callable[[socket.socket, list], None]:

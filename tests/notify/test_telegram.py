@@ -151,11 +151,24 @@ def test_a_2xx_without_ok_may_have_posted_the_message_an_unknown_outcome(fake_no
     assert caught.value.outcome_unknown and caught.value.http_status == 200
 
 
-def test_a_proxy_error_page_is_retried(fake_notify):
+def test_a_proxy_error_page_may_hide_a_posted_message_an_unknown_outcome(fake_notify):
     fake_notify.script("telegram", Script(status=502, body=b"<html>Bad Gateway</html>"))
     with pytest.raises(DeliveryError) as caught:
         telegram(fake_notify).send(sample())
     assert caught.value.retryable and caught.value.http_status == 502
+    assert caught.value.outcome_unknown
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_telegrams_own_ok_false_with_a_5xx_is_a_plain_retry(fake_notify, status):
+    """ok=false is Telegram's word that the request was unsuccessful, whatever the status."""
+    body = {"ok": False, "error_code": status, "description": "Internal Server Error"}
+    fake_notify.script("telegram", Script(status=status, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert caught.value.http_status == status
+    assert caught.value.vendor_reason == "Internal Server Error"
 
 
 @pytest.mark.parametrize("chat", ["", "12ab", "@abc", "-1001234567890123456789"])

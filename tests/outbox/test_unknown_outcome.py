@@ -527,7 +527,7 @@ def test_the_default_timings_fit_and_take_over_well_before_a_lease():
     assert defaults.worker_dead_after_seconds + defaults.takeover_wait_seconds < 60
 
 
-@pytest.mark.parametrize("status", [504, 524])
+@pytest.mark.parametrize("status", [504, 520, 524])
 def test_a_gateway_timeout_is_looked_up_not_posted_again(looked_up, fake_helpdesk, clock, status):
     """A proxy in front of the API (a load balancer's 504, Cloudflare's 524) gave up waiting
     while the API saved the reply: the same as our own read timeout, never a blind resend."""
@@ -543,6 +543,81 @@ def test_a_gateway_timeout_is_looked_up_not_posted_again(looked_up, fake_helpdes
     assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
     [item] = outbox_rows(looked_up)
     assert item.status == "sent" and item.last_error.startswith("found in the dialog")
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_reply_stored_before_a_500_or_502_is_found_not_posted_again(
+    looked_up, fake_helpdesk, clock, status
+):
+    """The vendor stored the reply and then failed (its own 500, or a proxy's 502 after
+    forwarding the request): one reply in the dialog, never a second post."""
+    queue_generic(looked_up)
+    fake_helpdesk.fail_next(1, status=status, store=True)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert worker.run_once() == 0  # not before the settle delay
+
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.external_id == str(stored(fake_helpdesk)[0]["id"])
+    assert item.last_error.startswith("found in the dialog")
+
+
+def test_a_reply_answered_500_without_being_stored_is_sent_once_after_the_look_up(
+    looked_up, fake_helpdesk, clock
+):
+    queue_generic(looked_up)
+    fake_helpdesk.fail_next(1, status=500)  # failed before the vendor kept anything
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    settle(looked_up, clock)
+    worker.run_once()
+
+    assert [r["answered"] for r in posts(fake_helpdesk)] == [500, 200]
+    assert len(gets(fake_helpdesk)) == 1  # looked up once, found nothing, then posted
+    assert len(stored(fake_helpdesk)) == 1
+    [item] = outbox_rows(looked_up)
+    assert item.status == "sent" and item.last_error is None
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_look_up_answered_500_or_502_is_retried_plainly(looked_up, fake_helpdesk, clock, status):
+    """A read changes nothing: its 500 is a plain retry of the look-up, nothing posted."""
+    queue_generic(looked_up)
+    fake_helpdesk.drop_next(1)  # stored, answer lost
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    settle(looked_up, clock)
+    fake_helpdesk.fail_next(1, status=status)  # the listing fails once
+
+    worker.run_once()
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.last_http_status == status
+    assert item.last_error.startswith("look-up before sending again: GET")
+    assert "outcome unknown" not in item.last_error
+
+    drain(worker, clock)
+    assert len(posts(fake_helpdesk)) == 1 and len(stored(fake_helpdesk)) == 1
+    assert [r.status for r in outbox_rows(looked_up)] == ["sent"]
+
+
+def test_a_503_to_a_reply_is_retried_without_a_look_up(looked_up, fake_helpdesk, clock):
+    """503 says the request was not processed: retried plainly, no settle delay, no look-up."""
+    queue_generic(looked_up)
+    fake_helpdesk.fail_next(1, status=503)
+    worker = looked_up.delivery_worker()
+    worker.run_once()
+    [item] = outbox_rows(looked_up)
+    assert item.status == "pending" and item.uncertain_since is None
+
+    drain(worker, clock)
+    assert gets(fake_helpdesk) == [] and len(stored(fake_helpdesk)) == 1
+    assert [r["answered"] for r in posts(fake_helpdesk)] == [503, 200]
 
 
 def test_an_agent_look_up_that_timed_out_leaves_the_reply_certain(

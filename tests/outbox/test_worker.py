@@ -159,7 +159,7 @@ def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
         )
     )
     queue_generic(services)
-    fake_helpdesk.fail_next(10, 502)
+    fake_helpdesk.fail_next(10, 503)  # not processed: plain retries (a 502 is looked up)
 
     drain(services.delivery_worker(), clock)
 

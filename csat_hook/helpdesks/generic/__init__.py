@@ -6,8 +6,9 @@ expressions (https://jmespath.org: ``dialog.id``, ``data.item.assignee.name``,
 the query or a body field, or an HMAC signature over a template of the request), and
 describes the reply request as a template. ``csat-hook inspect-payload`` shows what a saved
 payload contains and what the mapping takes from it. An optional ``lookup`` request lists a
-dialog's messages, so a reply whose outcome was unknown (a timeout, a dropped connection) is
-looked for before it is sent again; without one, it is sent again. An optional
+dialog's messages, so a reply whose outcome was unknown (a timeout, a dropped connection, a
+500 or a proxy's 502 or 504) is looked for before it is sent again; without one, it is sent
+again, with a warning and a note in ``last_error``. An optional
 ``agent_lookup`` asks the helpdesk who handled a dialog and what the agent is called, for
 closes that do not say (``examples/crisp.yaml``, ``examples/livechat.yaml``).
 Optional ``note`` and ``note_lookup`` requests post internal notes (alerts about a

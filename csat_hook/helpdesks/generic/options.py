@@ -28,7 +28,8 @@ class GenericOptions(HelpdeskOptions):
     auth: AuthOptions
     mapping: MappingOptions = Field(default_factory=MappingOptions)
     reply: ReplyRequestOptions | None = None
-    # Without it, a reply whose outcome is unknown (timeout, dropped connection) is sent again.
+    # Without it, a reply whose outcome is unknown (timeout, dropped connection, 500, 502, 504)
+    # is sent again, noted as unchecked.
     lookup: LookupRequestOptions | None = None
     # Without it, a close that names its agent by id only goes out with the id (or `agents:`).
     agent_lookup: AgentLookupOptions | None = None

@@ -14,6 +14,10 @@ extraction) and skips only work that cannot change the request or the response:
   that sets one;
 * a response is searched for a redirect target only when it is a redirect.
 
+Its http and https adapter is :class:`~csat_hook.helpdesks.deadline.DeadlineAdapter`: every
+call, lean or not, is answered within connect plus read timeout from its start, status line
+and headers included, or fails as a read timeout.
+
 Anything off that path (``allow_redirects`` true, ``files``, ``auth``, ``cookies``,
 ``proxies``, ``stream``, ``verify``, ``cert``, positional arguments, a ``.netrc`` entry for the
 host, a session whose defaults were changed, headers or params that are not dicts) goes
@@ -35,6 +39,8 @@ from requests.sessions import preferred_clock
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth
 
+from csat_hook.helpdesks.deadline import DeadlineAdapter
+
 # Keyword arguments the lean path handles; any other sends the call through requests' own.
 _LEAN_KWARGS = frozenset({"params", "data", "headers", "json", "hooks", "timeout"})
 
@@ -50,6 +56,9 @@ class LeanSession(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
+        # Every exchange within connect plus read timeout from its start, headers included.
+        self.mount("https://", DeadlineAdapter())
+        self.mount("http://", DeadlineAdapter())
         # scheme://netloc -> (adapter send settings, whether .netrc has auth for the host)
         self._host_settings: dict[str, tuple[dict[str, Any], bool]] = {}
 

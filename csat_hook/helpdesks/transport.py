@@ -12,11 +12,13 @@ vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, t
 certificate): the request was not sent, a plain retryable error. Anything after that (a read
 timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
 pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
-so the error says ``outcome_unknown`` and the caller looks before sending again. The body is
-read within the request's time (connect plus read timeout from its start, however slowly a
-vendor trickles it) and up to :data:`MAX_ANSWER_BYTES` (a refusal's up to
-:data:`MAX_REFUSAL_BYTES`, all a reason needs): an answer that does not fit is, like one cut
-off, unknown for a write and a retryable error for a read. An HTTP answer is the vendor's
+so the error says ``outcome_unknown`` and the caller looks before sending again. The answer
+is read within the request's time (connect plus read timeout from its start, however slowly a
+vendor trickles it: the status line and headers by :class:`LeanSession`'s connections, see
+:mod:`csat_hook.helpdesks.deadline`, the body by a response hook) and up to
+:data:`MAX_ANSWER_BYTES` (a refusal's up to :data:`MAX_REFUSAL_BYTES`, all a reason needs): an
+answer that does not fit is, like one cut off, unknown for a write and a retryable error for
+a read. An HTTP answer is the vendor's
 word, but for a failure that may come after the work was done (:data:`UNKNOWN_IF_WRITTEN`:
 500, a bad gateway, a gateway's timeout) to a request that may change something: the API may
 have stored the reply and then failed, or a proxy in front of it may have forwarded the

@@ -1,0 +1,148 @@
+"""A deadline for a whole HTTP exchange, from the request's start to the answer's last byte.
+
+A socket timeout bounds each wait for the network, not the exchange: a server that sends
+its status line and headers one byte every 0.2 s never lets a 15 s read timeout expire, and
+``requests`` hands the response (and its hooks) over only once the headers are in.
+:class:`DeadlineAdapter`, the ``requests`` adapter that
+:class:`~csat_hook.helpdesks.http_session.LeanSession` mounts for http and https, gives every
+request with a ``(connect, read)`` timeout a deadline of connect plus read seconds from its
+start. Until the deadline, each
+receive on the connection (the status line, the headers, the body, however it is read)
+waits at most the read timeout and never past the deadline; once it has passed, the next
+receive raises :class:`TimeoutError`, which urllib3 reports as a read timeout (a request that
+may have been acted on: an unknown outcome for a write, a retry for a read, see
+:mod:`csat_hook.helpdesks.transport`).
+
+The deadline reaches the connection through a context variable set around the adapter's
+``send`` (one thread runs it from start to end); the response keeps it for the body, which
+the caller reads after ``send`` returned. Connections through a SOCKS proxy (urllib3's own
+pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import http.client
+import io
+import socket
+import time
+from typing import Any
+
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.poolmanager
+
+# The monotonic time the current request's answer must have arrived by; None: no deadline.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "csat_hook_http_deadline", default=None
+)
+
+
+def exchange_budget(timeout: Any) -> float | None:
+    """Seconds a request may take in all from a ``requests`` timeout: connect plus read (one
+    number is both, as requests reads it); None when either is unbounded or unknown."""
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect, read = timeout
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        connect = read = timeout
+    else:
+        return None
+    if not isinstance(connect, int | float) or not isinstance(read, int | float):
+        return None
+    return float(connect) + float(read)
+
+
+class _DeadlineSocketIO(socket.SocketIO):
+    """The raw reader under a response: each receive waits at most ``read_timeout`` seconds
+    (None: no limit but the deadline) and never past ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, sock: Any, deadline: float, read_timeout: float | None) -> None:
+        super().__init__(sock, "rb")
+        self._owner = sock
+        self._deadline = deadline
+        self._read_timeout = read_timeout
+
+    def readinto(self, b: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not arrive within the request's time")
+        wait = left if self._read_timeout is None else min(self._read_timeout, left)
+        self._owner.settimeout(wait)
+        return super().readinto(b)
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's response, reading through :class:`_DeadlineSocketIO` when the request
+    has a deadline."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            return
+        # The reader sock.makefile made holds a reference that keeps the socket open while
+        # the response is read (a "Connection: close" answer closes the connection at once);
+        # it passes to ours: the old one is marked closed without giving it back.
+        raw = self.fp.detach()
+        owner = raw._sock  # type: ignore[attr-defined]  # the socket, or urllib3's TLS wrapper
+        io.RawIOBase.close(raw)
+        # urllib3 set the socket's timeout to the read timeout just before.
+        reader = _DeadlineSocketIO(owner, deadline, sock.gettimeout())
+        self.fp = io.BufferedReader(reader)
+
+
+class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _DeadlineResponse
+
+
+class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _DeadlineResponse
+
+
+class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+_POOLS: dict[str, type[urllib3.connectionpool.HTTPConnectionPool]] = {
+    "http": _DeadlineHTTPPool,
+    "https": _DeadlineHTTPSPool,
+}
+
+
+class DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """``requests``' HTTPAdapter whose connections keep the request's deadline (see the
+    module docstring); everything else is the HTTPAdapter's."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: Any, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.poolmanager.ProxyManager:  # not SOCKS: its own pools
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        """HTTPAdapter.send, within the request's deadline when its timeout gives one."""
+        budget = exchange_budget(timeout)
+        if budget is None:
+            return super().send(request, stream, timeout, verify, cert, proxies)
+        token = _DEADLINE.set(time.monotonic() + budget)
+        try:
+            return super().send(request, stream, timeout, verify, cert, proxies)
+        finally:
+            _DEADLINE.reset(token)

@@ -22,6 +22,7 @@ from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
 from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
+from csat_hook.sync.bulk import matching
 
 
 def known_row_digests(
@@ -98,3 +99,17 @@ def set_output_digest(conn: sa.Connection, output: str, digest: str, now: dateti
             index_elements=["output"], set_={"digest": digest, "written_at": now}
         )
     )
+
+
+def row_digests_of(conn: sa.Connection, fingerprints: Iterable[str]) -> list[tuple[str, str]]:
+    """The stored (raw digest, identity) pairs of the identities ``fingerprints`` (few: no
+    index holds the identities, so each statement reads the table through)."""
+    found: list[tuple[str, str]] = []
+    for match in matching(conn, fingerprints):
+        rows = conn.execute(
+            sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint).where(
+                match(sync_row_digests.c.fingerprint)
+            )
+        )
+        found.extend((digest, fingerprint) for digest, fingerprint in rows)
+    return found

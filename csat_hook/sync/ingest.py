@@ -9,7 +9,8 @@ the latest; in the same instant, the one further down the sheet. A stored answer
 by a later submission, or by one made in the same instant further down, or by its own row
 edited in place (same row, same time, other rating, comment or fields: reported as a
 warning); what it is replaced by never depends on the order rows arrived in, so an
-incremental run credits what a first run over the same sheet would. The replaced answer and
+incremental run credits what a first run over the same sheet would (a stored answer in such a
+tie is placed where the current read found it: :mod:`.places`). The replaced answer and
 every other submission go to the history.
 """
 
@@ -36,6 +37,8 @@ from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.attribution import latest_per_survey
 from csat_hook.sync.attribution import precedence
+from csat_hook.sync.places import Places
+from csat_hook.sync.places import placed
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 
@@ -68,9 +71,12 @@ def ingest_submissions(
     answers: Mapping[str, Any],
     now: datetime,
     into: IngestResult,
+    places: Places | None = None,
 ) -> None:
     """Verify, classify and store ``submissions``, adding to ``into`` (``into.answers`` is
-    extended with the answers added or replaced, as ``store.AnswerRow``).
+    extended with the answers added or replaced, as ``store.AnswerRow``). ``places``: where
+    the read that gave them found the processed rows (a stored answer in a tie is placed
+    there: :mod:`.places`).
 
     ``agents`` is helpdesk → its static agents map; ``surveys`` is survey key → survey row
     (the agent as recorded at send time), both used only to tell whether fields were edited.
@@ -89,7 +95,7 @@ def ingest_submissions(
             credited.append(checked)
         else:
             unverified.append(checked)
-    _store_credited(conn, credited, source, agents, surveys, answers, now, into)
+    _store_credited(conn, credited, source, agents, surveys, answers, now, into, places)
     _store_unverified(conn, unverified, source, now, into, secrets)
 
 
@@ -170,6 +176,7 @@ def _store_credited(
     answers: Mapping[str, Any],
     now: datetime,
     result: IngestResult,
+    places: Places | None,
 ) -> None:
     """The submission of highest precedence of each survey becomes (or replaces) its answer;
     every other one, and an answer it replaces, goes to the history."""
@@ -185,6 +192,8 @@ def _store_credited(
         and before.submitted_at == item.submission.submitted_at
     ]
     stored = store.stored_answers(conn, ties) if ties else {}
+    if stored and places is not None:
+        stored = placed(conn, stored, places)  # where a first read places them
     # (item, fields edited) pairs; their row dicts are built a chunk at a time as they are
     # written (100,000 dicts of 17 keys held at once were a first sync's peak memory).
     current: list[tuple[Credited, bool]] = []

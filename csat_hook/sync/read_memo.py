@@ -87,14 +87,13 @@ class ReadMemo:
     def extend(self, added: SourceBatch, processed: Container[str]) -> None:
         """Make ``added`` (the rows after this read's, read with nothing known) the batch of
         the whole source: this read's rows count as read and unchanged (every one of them was
-        stored), and added submissions already processed are unchanged, not new."""
+        stored), and added submissions already processed are unchanged, not new (and found:
+        below every earlier row, each is its identity's lowest row)."""
         rows_read, blank_rows = int(self.outcome["rows_read"]), int(self.outcome["blank_rows"])
         added.rows_read += rows_read
         added.blank_rows += blank_rows
         added.unchanged += rows_read - blank_rows
-        kept = [s for s in added.submissions if s.fingerprint not in processed]
-        added.unchanged += len(added.submissions) - len(kept)
-        added.submissions = kept
+        added.drop_processed(processed)
 
 
 def memo_key(config: SyncSettings, source_key: str, source_digest: bytes) -> str:

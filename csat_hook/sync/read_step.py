@@ -162,6 +162,4 @@ def drop_processed(conn: Connection, batch: SourceBatch) -> None:
         processed: Container[str] = store.processed_among(conn, fingerprints)
     else:
         processed = store.known_fingerprints(conn)
-    kept = [s for s in batch.submissions if s.fingerprint not in processed]
-    batch.unchanged += len(batch.submissions) - len(kept)
-    batch.submissions = kept
+    batch.drop_processed(processed)

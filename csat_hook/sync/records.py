@@ -130,8 +130,13 @@ class SourceBatch:
     # (raw digest, identity) of the readable rows parsed in this read, for the ingest to
     # store: the next run recognises them without parsing.
     raw_digests: list[tuple[str, str]] = field(default_factory=list)
-    # The raw digests rows were recognised by in this read (cache.prune_row_digests).
-    raw_seen: set[str] = field(default_factory=set)
+    # The raw digests rows were recognised by in this read (cache.prune_row_digests), each
+    # with the number of the lowest row it was read at (sync/places.py).
+    raw_seen: dict[str, int] = field(default_factory=dict)
+    # Processed identities this read met again other than by a raw digest (parsed, or among
+    # rows added since the last read), each at the lowest row it was read at
+    # (:func:`place`): where a first read would place a stored answer (sync/places.py).
+    found: dict[str, str] = field(default_factory=dict)
     # What a later read needs to parse only the rows added after this read's, for a source
     # that can (ResultsSource.fetch_after); None: a later read reads everything.
     resume: dict[str, Any] | None = None
@@ -141,6 +146,19 @@ class SourceBatch:
     # reads as a complete answer (read_step.leave_cut_row).
     unterminated: str | None = None
 
+    def drop_processed(self, processed: Container[str]) -> None:
+        """Count the submissions whose identity is in ``processed`` (of a read given nothing
+        as known) as unchanged, as a read given every processed identity would have, each
+        noted where it was read (``found``)."""
+        kept = []
+        for submission in self.submissions:
+            if submission.fingerprint not in processed:
+                kept.append(submission)
+            elif submission.ref != self.unterminated:
+                place(self.found, submission.fingerprint, submission.ref)
+        self.unchanged += len(self.submissions) - len(kept)
+        self.submissions = kept
+
 
 def position(ref: str) -> tuple[int, str]:
     """Where a row sits, for ordering submissions made in the same second: "row 17" by its
@@ -149,3 +167,11 @@ def position(ref: str) -> tuple[int, str]:
     if kind == "row" and number.isdigit():
         return int(number), ""
     return -1, ref
+
+
+def place(found: dict[str, str], identity: str, ref: str) -> None:
+    """Note that ``identity`` was read at ``ref``: the further down of the two when it was
+    read before (a double-click's values are one submission, at its lower row)."""
+    earlier = found.get(identity)
+    if earlier is None or position(ref) > position(earlier):
+        found[identity] = ref

@@ -29,6 +29,7 @@ from csat_hook.sync.ingest import ingest_row_digests
 from csat_hook.sync.ingest import ingest_submissions
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.periods import build_periods
+from csat_hook.sync.places import Places
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 from csat_hook.sync.report import Report
@@ -115,10 +116,18 @@ class ReportStep(AlertsStep):
         else:
             parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
+        places = Places(batch)
         with cycles_freed_as_made() as free_cycles:
             for part in parts:
                 found, every_survey = self._credit(
-                    conn, part, batch.source, now, result, read_back=read_back, every=every_survey
+                    conn,
+                    part,
+                    batch.source,
+                    now,
+                    result,
+                    read_back=read_back,
+                    every=every_survey,
+                    places=places,
                 )
                 changed += found
                 free_cycles()  # the part's compiled look-ups
@@ -151,12 +160,14 @@ class ReportStep(AlertsStep):
         *,
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
         every: dict[str, Any] | None = None,
+        places: Places | None = None,
     ) -> tuple[list[Changed], dict[str, Any] | None]:
         """Credit one part of ``source``'s submissions (:func:`ingest_submissions`) against
         ``read_back`` or, without it, against their surveys and answers looked up
         (:meth:`_look_up`; ``into.answers`` is then emptied after). ``every`` is every survey
-        by key, once a part has needed them all read: given back, for the next part. Returns
-        the answers the alert rules read (:meth:`_changed`), and ``every``."""
+        by key, once a part has needed them all read: given back, for the next part.
+        ``places``: where the read found processed rows (:mod:`~csat_hook.sync.places`).
+        Returns the answers the alert rules read (:meth:`_changed`), and ``every``."""
         if read_back is not None:
             by_key, current = read_back
         else:
@@ -177,6 +188,7 @@ class ReportStep(AlertsStep):
             answers=current,
             now=now,
             into=into,
+            places=places,
         )
         changed = self._changed(into, current, by_key)
         if read_back is None:

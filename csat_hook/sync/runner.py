@@ -292,7 +292,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     read_memo.record(conn, source.key, read.memo, batch, now)
                 if prune:
                     assert known is not None
-                    seen = batch.raw_seen | {digest for digest, _ in batch.raw_digests}
+                    seen = batch.raw_seen.keys() | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
                 if config.alerts.active:
                     if needs_dataset(config.alerts):
@@ -323,6 +323,7 @@ class SyncRunner(ReportStep, OutputsStep):
         batch.submissions.clear()
         batch.raw_digests.clear()
         batch.raw_seen.clear()
+        batch.found.clear()
         read.known = known = None  # every processed identity and row digest: not needed now
         del result
         clock.lap("ingest")

@@ -183,6 +183,18 @@ def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, Stored
     return found
 
 
+def move_answers(conn: sa.Connection, refs: Mapping[str, str]) -> None:
+    """Store where the current answers of the surveys in ``refs`` (survey key → ref) are now
+    read (sync/places.py)."""
+    if refs:
+        conn.execute(
+            sa.update(answers)
+            .where(answers.c.survey_key == sa.bindparam("key"))
+            .values(source_ref=sa.bindparam("ref")),
+            [{"key": key, "ref": ref[:191]} for key, ref in refs.items()],
+        )
+
+
 def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert answers, one per survey; an existing one is replaced only by a submission made
     at the same time or later (the ingest decides between same-time ones).

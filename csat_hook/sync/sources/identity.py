@@ -24,6 +24,7 @@ from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
+from csat_hook.sync.records import place
 from csat_hook.sync.records import position
 from csat_hook.sync.values import as_text
 
@@ -141,8 +142,10 @@ def admit(
     ``batch.submissions`` (−1: not there). The same values read again further down are one
     submission placed where the credited one of them is (``records.position``: in one instant,
     the row further down), so an edit of the row above is not taken for an edit of the
-    credited answer: an incremental run credits what a fresh read of the sheet would. A last
-    row that may have been cut (``batch.unterminated``) lends no place.
+    credited answer: an incremental run credits what a fresh read of the sheet would. A
+    processed identity read again is noted in ``batch.found`` at its lowest row, for the
+    same reason (sync/places.py). A last row that may have been cut (``batch.unterminated``)
+    lends no place.
 
     ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
     some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
@@ -152,6 +155,8 @@ def admit(
     identity = item.fingerprint
     if identity in known:
         batch.unchanged += 1
+        if item.ref != batch.unterminated:
+            place(batch.found, identity, item.ref)
         return
     earlier = seen.get(identity)
     if earlier is not None:
@@ -166,6 +171,7 @@ def admit(
         if digest in known:
             seen[identity] = -1
             batch.unchanged += 1
+            place(batch.found, identity, item.ref)
             batch.rekeyed.append((digest, identity))
             return
     seen[identity] = len(batch.submissions) if isinstance(item, Submission) else -1

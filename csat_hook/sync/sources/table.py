@@ -107,7 +107,7 @@ def read_table(
         digest = raw_digest(key, row)
         if digest in raw_known:
             batch.unchanged += 1  # the same cells read the same way: the same processed row
-            recognised.add(digest)
+            recognised[digest] = first_row + offset  # rows in order: the last is the lowest
             continue
         values = {role: _pick(row, indexes) for role, indexes in pickers}
         if not any(v is not None for v in values.values()) and all(map(is_blank, row)):

@@ -1,0 +1,162 @@
+"""A double-click (the same values submitted twice) read over several syncs: each incremental
+run credits what a first run over the final sheet or export credits.
+
+A fresh read places the repeated values at their lower row, so an edit of the upper row in the
+same second is an earlier submission (history), not an edit of the credited answer. The runs
+below meet the lower row in a later sync than the upper one, recognised by its row digest, by
+its identity among appended rows, or parsed, and only then (or in the same run) the edit."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_row_digests
+from csat_hook.db.schema import sync_skipped_rows
+from csat_hook.db.schema import sync_source_reads
+from csat_hook.db.schema import unverified_answers
+from tests.sync.conftest import EN_HEADER
+
+T0 = datetime(2026, 11, 18, 9, 0, 5, tzinfo=UTC)
+TAB = "Form Responses 1"
+
+
+class Sheet:
+    """The responses sheet (the Sheets fake), written whole before each run."""
+
+    def __init__(self, kit: Any, tmp_path: Path) -> None:
+        self.kit = kit
+        self.config = kit.config()
+
+    def reconfigured(self, **results: Any) -> Any:
+        return self.kit.config(results=results)
+
+    def write(self, rows: list[list[Any]]) -> None:
+        self.kit.responses([EN_HEADER, *rows])
+
+
+class Export:
+    """A Forms "Download responses (.csv)" export, downloaded again before each run."""
+
+    def __init__(self, kit: Any, tmp_path: Path) -> None:
+        self.kit = kit
+        self.path = tmp_path / "responses.csv"
+        self.config = self.reconfigured()
+
+    def reconfigured(self, **results: Any) -> Any:
+        csv = {"source": "csv", "csv": {"path": str(self.path), "timezone": "UTC"}}
+        return self.kit.config(results={**csv, **results}, output={"gsheets": {"enabled": False}})
+
+    def write(self, rows: list[list[Any]]) -> None:
+        lines = [",".join(EN_HEADER)]
+        for when, rating, comment, agent, ticket, reference in rows:
+            stamp = f"{when:%Y/%m/%d} {when:%I:%M:%S %p} GMT"
+            lines.append(f"{stamp},{rating},{comment},{agent},{ticket},{reference}")
+        self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def outcome(kit: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What is credited (survey, rating, comment, row) and kept as history (survey, rating,
+    comment)."""
+    credited = sorted((r.dialog_id, r.rating, r.comment, r.source_ref) for r in kit.rows(answers))
+    with kit.engine.connect() as conn:
+        history = sorted(
+            conn.execute(
+                sa.select(answers.c.dialog_id, answer_history.c.rating, answer_history.c.comment)
+                .select_from(answer_history)
+                .join(answers, answers.c.survey_key == answer_history.c.survey_key)
+            ).all()
+        )
+    return credited, [tuple(row) for row in history]
+
+
+def fresh_outcome(kit: Any, config: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What a first run over the source as it is now credits (every processed row, cache
+    and memo forgotten)."""
+    with kit.engine.begin() as conn:
+        for table in (
+            answers,
+            answer_history,
+            unverified_answers,
+            sync_skipped_rows,
+            sync_row_digests,
+            sync_source_reads,
+        ):
+            conn.execute(table.delete())
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    return outcome(kit)
+
+
+@pytest.fixture(params=[Sheet, Export], ids=["gsheets", "csv"])
+def source(request: pytest.FixtureRequest, kit: Any, tmp_path: Path) -> Any:
+    return request.param(kit, tmp_path)
+
+
+# Each scenario: the rows before each run. ``a`` is the customer's answer, ``a2`` the upper
+# row edited in place (same submission time, another rating and comment), ``b`` another
+# survey's answer between the two clicks, ``c`` a later answer below them.
+SCENARIOS = {
+    # The repeat read in a later sync than the first click (rows added at the bottom), the
+    # upper row edited in a third.
+    "repeat appended, then the upper row edited": [["a"], ["a", "b", "a"], ["a2", "b", "a"]],
+    # The same, the repeat read by a run that also reads an edit elsewhere (every row read).
+    "repeat read with every row, then the upper row edited": [
+        ["a", "b"],
+        ["a", "b2", "a"],
+        ["a2", "b2", "a"],
+    ],
+    # The repeat and the edit of the upper row both new to the second run.
+    "repeat and edit read together": [["a", "b"], ["a2", "b", "a"]],
+    # Later answers below, then the edit: the repeat is no longer the last row.
+    "repeat, later answers, then the edit": [["a"], ["a", "a"], ["a", "a", "c"], ["a2", "a", "c"]],
+    # Another submission in the same second and the repeat below it, added together: the
+    # repeat is found among the added rows.
+    "another submission and the repeat appended together": [["a"], ["a", "a2", "a"]],
+    # The lower row edited instead: a fresh read credits the edit (the lower row).
+    "repeat, then the lower row edited": [["a"], ["a", "b", "a"], ["a", "b", "a2"]],
+    # The edit read under another setting that reads the rows (every row parsed, none
+    # recognised by its raw digest).
+    "repeat, then the upper row edited, read under another setting": [
+        ["a"],
+        ["a", "b", "a"],
+        ["a2", "b", "a", "relabelled"],
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_an_incremental_run_credits_what_a_first_run_over_the_final_source_would(
+    kit: Any, source: Any, steps: list[list[str]]
+) -> None:
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    cora = kit.survey("T-3", "9", "Cora Lind")
+    rows = {
+        "a": [T0, 4, "fine", "", "", anna],
+        "a2": [T0, 2, "changed my mind", "", "", anna],
+        "b": [T0.replace(minute=5), 5, "great", "", "", boris],
+        "b2": [T0.replace(minute=5), 3, "so-so", "", "", boris],
+        "c": [T0.replace(hour=10), 5, "later", "", "", cora],
+    }
+    config = source.config
+    for step in steps:
+        if "relabelled" in step:
+            step = [name for name in step if name != "relabelled"]
+            config = source.reconfigured(rating_labels={"Excellent": 5})
+        source.write([list(rows[name]) for name in step])
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+    credited, history = outcome(kit)
+
+    fresh_credited, fresh_history = fresh_outcome(kit, config)
+    assert credited == fresh_credited
+    # The incremental history also keeps what edits replaced, which a fresh read never sees.
+    assert set(fresh_history) <= set(history)

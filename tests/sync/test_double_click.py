@@ -57,7 +57,7 @@ class Export:
     def write(self, rows: list[list[Any]]) -> None:
         lines = [",".join(EN_HEADER)]
         for when, rating, comment, agent, ticket, reference in rows:
-            stamp = f"{when:%Y/%m/%d} {when:%I:%M:%S %p} GMT"
+            stamp = f"{when:%Y/%m/%d} {when:%I:%M:%S %p} GMT" if when else ""
             lines.append(f"{stamp},{rating},{comment},{agent},{ticket},{reference}")
         self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -122,6 +122,8 @@ SCENARIOS = {
     "another submission and the repeat appended together": [["a"], ["a", "a2", "a"]],
     # The lower row edited instead: a fresh read credits the edit (the lower row).
     "repeat, then the lower row edited": [["a"], ["a", "b", "a"], ["a", "b", "a2"]],
+    # A blank row above removed, then the lower row edited: the stored place moves up.
+    "a row above removed, then the lower row edited": [["blank", "a", "a"], ["a", "a2"]],
     # The edit read under another setting that reads the rows (every row parsed, none
     # recognised by its raw digest).
     "repeat, then the upper row edited, read under another setting": [
@@ -145,6 +147,7 @@ def test_an_incremental_run_credits_what_a_first_run_over_the_final_source_would
         "b": [T0.replace(minute=5), 5, "great", "", "", boris],
         "b2": [T0.replace(minute=5), 3, "so-so", "", "", boris],
         "c": [T0.replace(hour=10), 5, "later", "", "", cora],
+        "blank": ["", "", "", "", "", ""],
     }
     config = source.config
     for step in steps:

@@ -91,9 +91,9 @@ class SlackOptions(DestinationOptions):
     ``button`` adds an "Open ticket" button; Slack treats every button as interactive, so
     without an Interactivity Request URL configured in the Slack app it shows a warning after
     the click: the link in the text is the default. ``on_unknown_outcome``: what to do when
-    Slack may have posted the message but did not say so (a timeout, a 500 or 502, a worker
-    killed mid-request): ``skip`` (record it as sent, unconfirmed; a lost message is unlikely, a
-    second one likely) or ``resend`` (may post it twice).
+    Slack may have posted the message but did not say so (a timeout, a proxy's 500 or 502, a
+    worker killed mid-request): ``skip`` (record it as sent, unconfirmed; a lost message is
+    unlikely, a second one likely) or ``resend`` (may post it twice).
     """
 
     kind: Literal["slack"]

@@ -7,9 +7,11 @@
 * Answer: ``200 ok`` (plain text). Errors are plain-text codes: ``400 invalid_payload`` /
   ``invalid_blocks`` / ``no_text`` (our message: permanent), ``403 action_prohibited``,
   ``404 channel_not_found`` / ``no_service``, ``410 channel_is_archived`` (the webhook is
-  gone: permanent), ``429`` with ``Retry-After`` (honoured), ``503`` (retried). ``500
-  rollup_error`` ("something strange happened"), a proxy's 502 or a gateway timeout may come
-  after the message was posted: an outcome unknown, settled as below.
+  gone: permanent), ``429`` with ``Retry-After`` (honoured), ``503`` and ``500
+  rollup_error`` (retried: Slack's own error code says it did not post the message, as
+  Telegram's ``ok: false`` does; a lost alert costs more than a second one). A 500 without
+  Slack's code, a proxy's 502 or a gateway timeout may come after the message was posted:
+  an outcome unknown, settled as below.
 * mrkdwn: only ``&``, ``<`` and ``>`` are control characters and are escaped in every value
   (so a comment's ``<!channel>`` or ``<@U123>`` stays inert text); the comment is quoted and
   ``verbatim`` (no auto-linking). The ticket link is ``<url|label>`` with ``|``, ``<``, ``>``
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
@@ -139,12 +142,25 @@ class SlackDestination(Destination):
         }
 
     def send(self, message: AlertMessage) -> SendResult:
-        self.http.request(
-            "POST",
-            self.options.webhook_url.get_secret_value(),
-            json=self.payload(message),
-            explain=slack_error,
-        )
+        try:
+            self.http.request(
+                "POST",
+                self.options.webhook_url.get_secret_value(),
+                json=self.payload(message),
+                explain=slack_error,
+            )
+        except DeliveryError as exc:
+            if exc.outcome_unknown and exc.http_status is not None and exc.vendor_reason:
+                # An answer in Slack's own words (rollup_error): Slack's servers say it
+                # failed, not a proxy that may have forwarded it. Retried as a failure.
+                raise DeliveryError(
+                    exc.message.replace(" (outcome unknown)", ""),
+                    retryable=True,
+                    http_status=exc.http_status,
+                    retry_after=exc.retry_after,
+                    vendor_reason=exc.vendor_reason,
+                ) from exc
+            raise
         return SendResult(external_id=None)  # a webhook answers no message id
 
     def settle(self, message: AlertMessage) -> Settle:

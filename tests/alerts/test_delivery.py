@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.schema import outbox
@@ -195,12 +196,19 @@ def test_a_telegram_2xx_without_ok_is_not_sent_again(alerting, fake_notify, cloc
     assert len(fake_notify.requests("telegram")) == 1
 
 
-def test_a_slack_500_is_settled_as_an_unknown_outcome_not_posted_again(
-    alerting, fake_notify, clock
+@pytest.mark.parametrize(
+    ("answer", "unknown"),
+    [(b"rollup_error", False), (b"<html><body>500 Internal Server Error</body></html>", True)],
+    ids=["slacks-own-code", "a-proxy-page"],
+)
+def test_a_slack_500_in_slacks_words_is_retried_any_other_settled_as_unknown(
+    alerting, fake_notify, clock, answer, unknown
 ):
-    """Slack's 500 may come after the message was posted: settled as on_unknown_outcome
-    (skip) says, never a blind second post; Telegram's own ok=false 500 is a plain retry."""
-    fake_notify.script("slack", Script(status=500, body=b"rollup_error"))
+    """Slack's own ``500 rollup_error`` says it failed: retried, so the alert is not lost. A
+    500 without Slack's code may come after the message was posted: settled as
+    on_unknown_outcome (skip) says, never a blind second post. Telegram's own ok=false 500
+    is a plain retry."""
+    fake_notify.script("slack", Script(status=500, body=answer))
     fake_notify.script(
         "telegram",
         Script(status=500, body={"ok": False, "error_code": 500, "description": "Internal"}),
@@ -210,8 +218,13 @@ def test_a_slack_500_is_settled_as_an_unknown_outcome_not_posted_again(
     drain(alerting.delivery_worker(), clock)
 
     slack, telegram = by_destination(alerting)["slack"], by_destination(alerting)["telegram"]
-    assert slack.status == "sent" and slack.last_error.startswith("outcome unknown")
-    assert len(fake_notify.requests("slack")) == 1
+    if unknown:
+        assert slack.status == "sent" and slack.last_error.startswith("outcome unknown")
+        assert len(fake_notify.requests("slack")) == 1
+    else:
+        assert slack.status == "sent" and slack.last_error is None
+        assert len(fake_notify.requests("slack")) == 2
+        assert len(fake_notify.delivered("slack")) == 1
     assert telegram.status == "sent" and telegram.last_error is None
     assert len(fake_notify.requests("telegram")) == 2
     assert len(fake_notify.delivered("telegram")) == 1

@@ -59,6 +59,10 @@ def receive(helpdesk: str) -> tuple[Response, int]:
         # No vendor compresses webhooks; a compressed body would be signed as compressed
         # bytes and then read as text, so say what is wrong instead.
         raise UnsupportedEncodingError("a Content-Encoding other than identity is not accepted")
+    if _transfer_codings(request.headers.get("Transfer-Encoding")) - {"chunked"}:
+        # gunicorn decodes chunked framing only: a "gzip, chunked" body would be read as
+        # the gzip bytes (or, mislabelled, as something other than what was sent).
+        raise UnsupportedEncodingError("a Transfer-Encoding other than chunked is not accepted")
     query = _single_valued(request.args)
     body = read_body(
         request.environ,
@@ -76,6 +80,12 @@ def receive(helpdesk: str) -> tuple[Response, int]:
     )
     outcome = intake.receive(helpdesk, webhook)
     return jsonify(outcome.body), outcome.status
+
+
+def _transfer_codings(header: str | None) -> set[str]:
+    """The transfer codings a Transfer-Encoding header names (parameters dropped)."""
+    codings = (part.partition(";")[0].strip().lower() for part in (header or "").split(","))
+    return {coding for coding in codings if coding}
 
 
 def _single_valued(args: MultiDict[str, str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from csat_hook.sync.layout import Fmt
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import Stats
 from csat_hook.sync.texts import Texts
+from csat_hook.sync.values import normalize
 
 # Fractions are written rounded to this: a re-run writes the same cells. Nine digits, not
 # six: a cell is shown rounded again (to 0.1% or 0.01), and a value within half a millionth
@@ -48,11 +49,16 @@ class Context:
 
 
 def display_names(data: Dataset) -> list[str]:
-    """Each agent's name, with the agent key added where two agents share a name."""
-    counts = Counter(a.name.casefold() for a in data.agents)
+    """Each agent's name, with the agent key added where two agents share a name.
+
+    Names are compared as a reader sees them (:func:`~csat_hook.sync.values.normalize`:
+    Unicode NFKC, case, runs of spaces): "Семён" typed with a composed ё and one written as
+    е + U+0308 (a name pasted from a macOS file) look the same on the leaderboard, so both
+    get their key."""
+    counts = Counter(normalize(a.name) for a in data.agents)
     names = []
     for agent in data.agents:
-        if counts[agent.name.casefold()] > 1 and agent.name != agent.key:
+        if counts[normalize(agent.name)] > 1 and agent.name != agent.key:
             names.append(f"{agent.name} ({agent.key})")
         else:
             names.append(agent.name)

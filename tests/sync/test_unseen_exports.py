@@ -107,3 +107,32 @@ def test_agents_whose_names_only_look_alike_are_told_apart_by_their_key(
         assert looks(shown) == looks(f"{names[key]} ({key})")
         row = agents[shown]
         assert {k: row[k] for k in expected_cells(ratings)} == expected_cells(ratings)
+
+
+def test_a_named_nps_question_the_header_lacks_is_a_warning_not_a_silent_blank(
+    kit: SyncKit, tmp_path: Path
+):
+    # The operator typed the NPS question's title with a hyphen; the form has an en dash.
+    # The run said "ok" with no warning, and the report's NPS columns stayed empty.
+    asked = "Насколько вероятно, что вы порекомендуете нас? (0–10)"
+    header = ["Отметка времени", "Оценка", asked, "Комментарий", "Код ссылки"]
+    scores = [(5, 10), (4, 9), (5, 7), (2, 3), (4, 10)]
+    rows = []
+    for n, (rating, nps) in enumerate(scores):
+        token = kit.survey(f"N-{n}", "1", "Алёна", created=SENT)
+        rows.append([f"2026/11/18 3:0{n}:00 PM GMT+3", str(rating), str(nps), "", token])
+    export = tmp_path / "export.csv"
+    write_export(export, header, rows)
+    typo = asked.replace("–", "-")
+    summary = kit.run(csv_config(kit, export, columns={"nps": [typo]}))
+    assert summary.status == "ok" and summary.new == len(scores)
+    (warning,) = [w for w in summary.warnings if "results.columns.nps" in w]
+    assert "no NPS answer was read" in warning and repr(asked) in warning
+
+    fixed = kit.run(csv_config(kit, export, columns={"nps": [typo, asked]}))
+    assert fixed.status == "ok" and not [w for w in fixed.warnings if "nps" in w]
+    (everyone,) = [r for r in summary_rows(kit) if r["Agent"] == "All agents"]
+    promoters = sum(1 for _, nps in scores if nps >= 9)
+    detractors = sum(1 for _, nps in scores if nps <= 6)
+    nps_column = next(k for k in everyone if k.startswith("NPS"))
+    assert float(everyone[nps_column]) == round(100 * (promoters - detractors) / len(scores), 1)

@@ -40,6 +40,7 @@ def map_columns(
 
     A required role without a column is a configuration error (the titles are in the
     configuration): ConfigError naming ``results.columns.<role>`` and listing the headers.
+    A named NPS question without a column is a warning that says the same.
     """
     titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
     found: dict[str, list[int]] = {}
@@ -55,12 +56,19 @@ def map_columns(
                 "uses the rightmost non-empty one"
             )
     missing = [role for role in REQUIRED_ROLES if role not in found]
+    shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
     if missing:
-        shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
         keys = ", ".join(f"results.columns.{role}" for role in missing)
         raise ConfigError(
             f"{keys}: no column with one of these titles in {where} (headers found: "
             f"{shown}); add the question's title to that list"
+        )
+    if "nps" not in found and any(title.strip() for title in columns.nps):
+        # Named, so the report has NPS columns: without this they stayed empty in an "ok"
+        # run when the title differed by a character ("0-10" and "0–10").
+        warnings.append(
+            f"results.columns.nps: no column with one of these titles in {where} (headers "
+            f"found: {shown}); no NPS answer was read: add the question's title to that list"
         )
     return found, warnings
 

@@ -136,3 +136,29 @@ def test_a_named_nps_question_the_header_lacks_is_a_warning_not_a_silent_blank(
     detractors = sum(1 for _, nps in scores if nps <= 6)
     nps_column = next(k for k in everyone if k.startswith("NPS"))
     assert float(everyone[nps_column]) == round(100 * (promoters - detractors) / len(scores), 1)
+
+
+def test_excels_sep_line_declares_the_delimiter_and_is_no_row(kit: SyncKit, tmp_path: Path):
+    # A file made to open in columns in any Excel starts with "sep=;". Its first line was
+    # taken for the header: the run was refused with "results.columns.timestamp, ...: no
+    # column with one of these titles ... (headers found: 'sep=')", titles that were right.
+    ratings = [5, 4, 1, 5, 3]
+    rows = []
+    for n, rating in enumerate(ratings):
+        token = kit.survey(f"S-{n}", "1", "Пётр", created=SENT)
+        rows.append([f"18.11.2026 15:4{n}:00", str(rating), "хорошо; быстро\nспасибо", token])
+    export = tmp_path / "export.csv"
+    write_export(export, RU_HEADER, rows, delimiter=";", encoding="cp1251", preamble="sep=;\r\n")
+    config = csv_config(kit, export, encoding="cp1251")  # the delimiter left at ","
+    summary = kit.run(config)
+    assert (summary.status, summary.new, summary.skipped) == ("ok", len(ratings), {}), summary.error
+    (peter,) = [r for r in summary_rows(kit) if r["Agent"] == "Пётр"]
+    assert {k: peter[k] for k in expected_cells(ratings)} == expected_cells(ratings)
+
+    # Downloaded again with one more answer: only that row is read, numbered as Excel shows.
+    token = kit.survey("S-9", "1", "Пётр", created=SENT)
+    rows.append(["18.11.2026 16:00:00", "oops", "", token])
+    write_export(export, RU_HEADER, rows, delimiter=";", encoding="cp1251", preamble="sep=;\r\n")
+    again = kit.run(config)
+    assert (again.read, again.unchanged, again.skipped) == ("appended", 5, {"bad_rating": 1})
+    assert [r["row"] for r in again.skipped_rows] == [f"row {len(rows) + 1}"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+import re
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -138,12 +140,13 @@ class CsvResults(ResultsSource):
         data = self._take()
         try:
             text = _without_bom(data.decode(self.encoding))
-            records = list(_records(text, self.delimiter))
+            delimiter, declared = _declared(text, self.delimiter)
+            records = list(_records(text, delimiter))[declared:]
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc, data) from exc
-        if records:
+        if records and not declared:
             self._check_delimiter(text, records[0])
-        malformed, open_quote = self._malformed(text)
+        malformed, open_quote = self._malformed(text, delimiter)
         resume = self._prefix(data, len(records)) if self._ends(text, malformed) else None
         cut = open_quote or not text.endswith(_LINE_BREAKS)
         del data, text
@@ -169,12 +172,13 @@ class CsvResults(ResultsSource):
         try:
             head = _without_bom(data[:length].decode(self.encoding))
             tail = data[length:].decode(codec)
-            header = next(_records(head, self.delimiter))
-            added = list(_records(tail, self.delimiter))
+            delimiter, declared = _declared(head, self.delimiter)
+            header = next(itertools.islice(_records(head, delimiter), declared, None))
+            added = list(_records(tail, delimiter))
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         self._data = None
-        if self._malformed(tail)[0]:
+        if self._malformed(tail, delimiter)[0]:
             return None  # fetch reads it all, and says where
         later = self._prefix(data, rows + len(added)) if self._ends(tail, None) else None
         cut = not tail.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
@@ -230,7 +234,7 @@ class CsvResults(ResultsSource):
         every row)."""
         return _tail_codec(self.encoding) is not None and text.endswith("\n") and not malformed
 
-    def _malformed(self, text: str) -> tuple[str | None, bool]:
+    def _malformed(self, text: str, delimiter: str) -> tuple[str | None, bool]:
         """A warning when ``text`` is not well-formed CSV (the strict reader refuses it): a
         quote missing or stray (a hand edit), or the text ending inside a quoted cell (a
         file still being written). The lenient reader reads on, so the rows from that quote
@@ -238,7 +242,7 @@ class CsvResults(ResultsSource):
         the operator is told the line (never its text). Beside it, whether the text ends
         inside a quoted cell (as far as the strict reader shows: its first refusal is the
         end of the data; a stray quote above stops it first)."""
-        reader = _records(text, self.delimiter, strict=True)
+        reader = _records(text, delimiter, strict=True)
         try:
             for _ in reader:
                 pass
@@ -299,6 +303,8 @@ _LINE_BREAKS = ("\n", "\r")
 _END_IN_QUOTES = "unexpected end of data"
 # Delimiters spreadsheets write CSV with, besides the configured one.
 _USUAL_DELIMITERS = (",", ";", "\t", "|")
+# Excel's delimiter hint: "sep=" and one character on the first line.
+_SEP_LINE = re.compile(r"sep=([^\r\n\"])(?:\r\n|\r|\n)", re.IGNORECASE)
 # The largest field size the csv module takes on every platform (a C long).
 _FIELD_LIMIT_MAX = 2**31 - 1
 
@@ -313,6 +319,15 @@ def _records(text: str, delimiter: str, *, strict: bool = False) -> Reader:
     if csv.field_size_limit() < len(text):
         csv.field_size_limit(min(len(text), _FIELD_LIMIT_MAX))
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+
+
+def _declared(text: str, configured: str) -> tuple[str, int]:
+    """The delimiter of ``text`` and the records before its header: a first line ``sep=;``
+    is Excel's hint, written so that a file opens in columns in any locale; it declares the
+    delimiter (as in Excel, over any setting) and is no row. It was read as the header row,
+    and the run was refused for column titles that were right."""
+    match = _SEP_LINE.match(text)
+    return (match.group(1), 1) if match else (configured, 0)
 
 
 def _without_bom(text: str) -> str:

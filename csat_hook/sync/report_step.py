@@ -62,14 +62,12 @@ class ReportStep(AlertsStep):
         )
         found = [{**p.as_dict(), "message": p.message()} for p in problems]
         new_rows = summary.new + summary.updated + sum(summary.unverified.values())
-        forged = skips.judge_forged(
-            summary.unverified.get("forged", 0),
+        found += skips.judge_unverified(
+            summary.unverified,
             new_rows,
             max_share=results.max_skipped_share,
             min_rows=results.min_skipped_rows,
         )
-        if forged is not None:
-            found.append(forged)
         if found:
             summary.status = "data_error"
             summary.error = "; ".join(p.pop("message") for p in found)

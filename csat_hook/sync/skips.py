@@ -129,37 +129,70 @@ def judge(
     return sorted(problems.values(), key=lambda p: -p.count)
 
 
-def judge_forged(
-    forged: int, new_rows: int, *, max_share: float, min_rows: int
-) -> dict[str, Any] | None:
-    """A problem when the references of a large share of the rows new to this run do not
-    verify (``forged``: signed with no secret we hold), with the same thresholds as the skips.
-
-    Each is stored as unverified and never read again, so a run that says "ok" would hide the
-    usual cause: ``token.secret`` changed without the old one kept in
-    ``token.previous_secrets``, and every answer since counts for nobody."""
-    if forged < min_rows or forged <= max_share * new_rows:
-        return None
-    fix = (
+# What the operator is told, per reason an answer is unverified, when a large share of the
+# rows new to a run are: (the setting to look at, what is wrong with each row, the fix).
+_UNVERIFIED_CAUSES: dict[str, tuple[str, str, str]] = {
+    "forged": (
+        "token.previous_secrets",
+        "the reference's signature matches none of the configured secrets",
         "if token.secret was changed, put the secret it replaced in token.previous_secrets "
-        "so that the references signed with it verify"
-    )
-    return {
-        "kind": "unverified",  # not skipped: stored, and not read again
-        "reason": "forged",
-        "count": forged,
-        "rows": new_rows,
-        "new_only": True,
-        "column": "",
-        "setting": "token.previous_secrets",
-        "example": "",
-        "detail": "the reference's signature matches none of the configured secrets",
-        "fix": fix,
-        "message": (
-            f"{forged} of {new_rows} new rows carry a reference no configured secret signed "
-            f"(stored as unverified, forged): {fix}"
-        ),
-    }
+        "so that the references signed with it verify",
+    ),
+    "missing": (
+        "survey.form.fields.token",
+        "the reference cell is empty",
+        "check that the survey link still pre-fills the reference (survey.form.fields.token "
+        "is the entry id of the form's reference question; csat-hook form-fields reads it "
+        "from a pre-filled link, and a question made again gets a new id) and that "
+        "results.columns.token names that question; an answer without a reference can never "
+        "be credited",
+    ),
+    "malformed": (
+        "results.columns.token",
+        "the reference cell is not a survey reference as csat-hook writes it",
+        "check that results.columns.token names the reference question, not another column, "
+        "and that nothing (a script, a macro, the form's response validation) rewrites the "
+        "reference",
+    ),
+}
+
+
+def judge_unverified(
+    unverified: Mapping[str, int], new_rows: int, *, max_share: float, min_rows: int
+) -> list[dict[str, Any]]:
+    """A problem for each reason (``forged``, ``missing``, ``malformed``) that a large share of
+    the rows new to this run are unverified for, with the same thresholds as the skips.
+
+    Each such row is stored as unverified and never read again, so a run that says "ok" would
+    hide the usual causes, and every answer since would count for nobody: ``token.secret``
+    changed without the old one kept in ``token.previous_secrets`` (forged); the reference
+    question made again, so the survey links pre-fill a field the form no longer has
+    (missing); ``results.columns.token`` naming another column, or something rewriting the
+    references (malformed)."""
+    problems = []
+    for reason, (setting, detail, fix) in _UNVERIFIED_CAUSES.items():
+        count = unverified.get(reason, 0)
+        if count < min_rows or count <= max_share * new_rows:
+            continue
+        problems.append(
+            {
+                "kind": "unverified",  # not skipped: stored, and not read again
+                "reason": reason,
+                "count": count,
+                "rows": new_rows,
+                "new_only": True,
+                "column": "",
+                "setting": setting,
+                "example": "",
+                "detail": detail,
+                "fix": fix,
+                "message": (
+                    f"{count} of {new_rows} new rows are stored as unverified ({reason}: "
+                    f"{detail}): {fix}"
+                ),
+            }
+        )
+    return problems
 
 
 def _problem(

@@ -154,6 +154,44 @@ def test_answers_signed_with_a_secret_no_longer_configured_are_a_data_error(kit,
     assert "previous_secrets" in (summary.error or "")
 
 
+@pytest.mark.parametrize(
+    ("reason", "setting", "spoil"),
+    [
+        # The reference question was made again: the links pre-fill an entry it lacks.
+        ("missing", "survey.form.fields.token", lambda line: line.rsplit(",", 1)[0] + ","),
+        # results.columns.token names the ticket column, or a script rewrote the references.
+        (
+            "malformed",
+            "results.columns.token",
+            lambda line: line.rsplit(",", 1)[0] + "," + line.rsplit(",", 2)[1],  # the ticket
+        ),
+    ],
+)
+def test_answers_most_of_which_carry_no_usable_reference_are_a_data_error(
+    kit, tmp_path: Path, reason, setting, spoil
+):
+    # Every new answer stored as unverified counted for nobody, and the run said "ok".
+    lines = [CSV_HEADER, *export_lines(kit, "M", 5)]
+    export = tmp_path / "export.csv"
+    spoilt = [lines[0], lines[1], *(spoil(line) for line in lines[2:])]
+    export.write_bytes(("\r\n".join(spoilt) + "\r\n").encode())
+
+    summary = kit.run(csv_config(kit, export))
+
+    assert summary.status == "data_error" and summary.unverified == {reason: 4}, summary.error
+    assert summary.new == 1
+    [problem] = summary.problems
+    assert (problem["kind"], problem["reason"], problem["setting"]) == (
+        "unverified",
+        reason,
+        setting,
+    )
+    assert (summary.error or "").startswith(f"4 of 5 new rows are stored as unverified ({reason}")
+    assert setting in (summary.error or "")
+    # Stored, not read again: the next run has nothing new to judge.
+    assert kit.run(csv_config(kit, export)).status == "ok"
+
+
 def test_a_few_forged_references_among_many_answers_are_no_data_error(kit, tmp_path: Path):
     # Edited references (a customer changing the link) are unverified, not a failed run.
     lines = [CSV_HEADER, *export_lines(kit, "F", 10)]

@@ -1,7 +1,12 @@
 """Chatwoot (cloud and self-hosted).
 
 * Close: the ``conversation_status_changed`` event with ``status == "resolved"`` (also the
-  older ``conversation_resolved``). Reopen: status back to ``open`` (or ``conversation_opened``).
+  older ``conversation_resolved``). Reopen: a status change away from ``resolved`` (or
+  ``conversation_opened``): to ``open``, or to ``pending`` when a customer writes into a
+  resolved conversation of an inbox with an active bot (``Message#reopen_resolved_conversation``);
+  installs from before ``changed_attributes`` (``null`` there) do not say what the status was,
+  and any change to another status is taken as leaving ``resolved`` (see
+  :func:`~csat_hook.helpdesks.chatwoot.api.left_resolved`).
   See https://www.chatwoot.com/docs/product/others/webhook-events
 * Signing (v4.11.2+): ``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(secret,
   "{X-Chatwoot-Timestamp}.{raw body}")>``, the secret being the webhook's own. Older installs
@@ -45,8 +50,8 @@ from csat_hook.helpdesks.chatwoot.api import created
 from csat_hook.helpdesks.chatwoot.api import error_items
 from csat_hook.helpdesks.chatwoot.api import is_message
 from csat_hook.helpdesks.chatwoot.api import is_ours
+from csat_hook.helpdesks.chatwoot.api import left_resolved
 from csat_hook.helpdesks.chatwoot.api import message_id
-from csat_hook.helpdesks.chatwoot.api import previous_status
 from csat_hook.helpdesks.chatwoot.options import AGENTS_PATH
 from csat_hook.helpdesks.chatwoot.options import CLOSE_EVENTS
 from csat_hook.helpdesks.chatwoot.options import LOOKUP_PAGES
@@ -115,9 +120,7 @@ class ChatwootHelpdesk(Helpdesk):
         if event in CLOSE_EVENTS and (status == "resolved" or event == "conversation_resolved"):
             return self._closed(payload, request)
         if event in REOPEN_EVENTS or (
-            event == "conversation_status_changed"
-            and status == "open"
-            and previous_status(payload) == "resolved"
+            event == "conversation_status_changed" and status and left_resolved(payload)
         ):
             return DialogReopened(self.name, require_id(payload, "id", "conversation id"))
         return Ignored(f"{event or 'unnamed event'} ({status or 'no status'}) is not a close")

@@ -1,5 +1,5 @@
 """Reading Chatwoot's answers: messages of a conversation (is one ours?), error shapes, and the
-previous status of a status change."""
+previous status of a status change (did it leave ``resolved``?)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,20 @@ def previous_status(payload: Mapping[str, Any]) -> str | None:
             if isinstance(change, Mapping) and isinstance(change.get("status"), Mapping):
                 return as_text(change["status"].get("previous_value"))
     return None
+
+
+def left_resolved(payload: Mapping[str, Any]) -> bool:
+    """Whether a ``conversation_status_changed`` takes the conversation out of ``resolved``.
+
+    Its status is not ``resolved`` and the previous one was, whatever the new one is: a customer
+    writing into a resolved conversation makes it ``open``, or ``pending`` in an inbox with an
+    active bot. When the payload does not name the previous status (Chatwoot before it passed
+    ``changed_attributes``: ``null``), any change to another status counts: the event fires
+    only on a real change, so a survey still waiting for this conversation (queued when it was
+    resolved) means it was resolved until now; without one, nothing is cancelled.
+    """
+    status = (as_text(payload.get("status")) or "").lower()
+    if status == "resolved":
+        return False
+    previous = previous_status(payload)
+    return previous is None or previous.lower() == "resolved"

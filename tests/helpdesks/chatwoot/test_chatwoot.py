@@ -1,18 +1,24 @@
-"""Chatwoot specifics: signing details, older installs, account id, agent look-up."""
+"""Chatwoot specifics: signing details, older installs, reopens, account id, agent look-up."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import responses
+import sqlalchemy as sa
 from responses import matchers
 
+from csat_hook.app import create_app
 from csat_hook.config import load_config
+from csat_hook.db.schema import surveys
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.records import DialogClosed
+from csat_hook.helpdesks.records import DialogReopened
+from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
@@ -97,6 +103,50 @@ def test_legacy_conversation_resolved_event_counts_as_a_close(clock):
     payload["event"] = "conversation_resolved"
     del payload["changed_attributes"]
     assert isinstance(desk(clock).parse(req(body_of(payload), clock)), DialogClosed)
+
+
+# Reopens Chatwoot reports in ways other than "status open, previously resolved":
+# - a customer writing into a resolved conversation of an inbox with an active agent bot (or
+#   Captain assistant) makes it pending, not open: Message#reopen_resolved_conversation,
+#   chatwoot/chatwoot app/models/message.rb ("mark resolved bot conversation as pending");
+# - before Chatwoot passed the status change to the dispatcher, conversation_status_changed
+#   came with "changed_attributes": null (Conversation#notify_status_change called
+#   dispatcher_dispatch(event) alone, chatwoot/chatwoot app/models/conversation.rb of the 1.x
+#   and 2.x releases; a 2023 payload with it: wppconnect-team/wppconnect issue #1511).
+REOPENS = [
+    "conversation_status_changed_reopened.json",
+    "conversation_status_changed_reopened_pending.json",
+    "conversation_status_changed_reopened_without_changes.json",
+]
+
+
+@pytest.mark.parametrize("name", REOPENS)
+def test_every_way_chatwoot_reports_a_reopen_cancels_the_waiting_survey(
+    name, make_config, make_services, clock
+):
+    services = make_services(make_config(policy={"send_delay_seconds": 3600}))
+    client = create_app(services=services).test_client()
+    assert post(client, clock, fixture("chatwoot", RESOLVED)).json["status"] == "queued"
+
+    response = post(client, clock, fixture("chatwoot", name))
+
+    assert response.status_code == 200
+    assert response.json == {"status": "reopened", "cancelled": 1}
+    with services.engine.connect() as conn:
+        assert [s.status for s in conn.execute(sa.select(surveys)).all()] == ["cancelled"]
+
+
+def test_a_change_that_does_not_leave_resolved_is_no_reopen(clock):
+    payload = fixture("chatwoot", "conversation_status_changed_pending.json")  # open → pending
+    assert isinstance(desk(clock).parse(req(body_of(payload), clock)), Ignored)
+    payload = fixture("chatwoot", "conversation_status_changed_reopened_pending.json")
+    assert desk(clock).parse(req(body_of(payload), clock)) == DialogReopened("chatwoot", "10")
+
+
+def post(client: Any, clock: FakeClock, payload: Any) -> Any:
+    body = body_of(payload)
+    headers = chatwoot_headers(body, "cw-webhook-secret", clock())
+    return client.post("/webhooks/chatwoot", data=body, headers=headers)
 
 
 def test_a_bot_assignee_is_not_credited_as_an_agent(clock):

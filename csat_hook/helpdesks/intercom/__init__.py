@@ -1,8 +1,10 @@
 """Intercom.
 
-* Close: the ``conversation.admin.closed`` topic; reopen: ``conversation.admin.opened``. Every
-  other topic, including the ``ping`` Intercom sends when a webhook is saved, is acknowledged
-  and ignored. See https://developers.intercom.com/docs/references/webhooks/webhook-models
+* Close: the ``conversation.admin.closed`` topic; reopen: ``conversation.admin.opened`` (an
+  admin), or ``conversation.user.replied`` when the customer's reply reopened the closed
+  conversation (a part of type ``open``). Every other topic, including the ``ping`` Intercom
+  sends when a webhook is saved, is acknowledged and ignored. See
+  https://developers.intercom.com/docs/references/webhooks/webhook-models
 * Envelope: ``{"type": "notification_event", "topic", "id": "notif_…", "data": {"item": …}}``.
   The item follows the app's API version: 2.x (``admin_assignee_id``, ``team_assignee_id``,
   ``contacts.contacts[]``, ``source.author``, ``statistics.last_close_at``) or 1.x
@@ -68,12 +70,14 @@ from csat_hook.helpdesks.intercom.options import PARTS_PATH
 from csat_hook.helpdesks.intercom.options import PING_TOPIC
 from csat_hook.helpdesks.intercom.options import REOPEN_TOPIC
 from csat_hook.helpdesks.intercom.options import REPLY_PATH
+from csat_hook.helpdesks.intercom.options import REPLY_TOPIC
 from csat_hook.helpdesks.intercom.options import RETRY_AFTER_HEADERS
 from csat_hook.helpdesks.intercom.options import IntercomOptions
 from csat_hook.helpdesks.intercom.webhook import admin_of
 from csat_hook.helpdesks.intercom.webhook import close_part_of
 from csat_hook.helpdesks.intercom.webhook import customer_of
 from csat_hook.helpdesks.intercom.webhook import nonzero_id
+from csat_hook.helpdesks.intercom.webhook import reopened_by_reply
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_id
@@ -122,6 +126,9 @@ class IntercomHelpdesk(Helpdesk):
         if topic == CLOSE_TOPIC:
             return self._closed(payload)
         if topic == REOPEN_TOPIC:
+            return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
+        item = dig(payload, "data.item")
+        if topic == REPLY_TOPIC and isinstance(item, Mapping) and reopened_by_reply(item):
             return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")

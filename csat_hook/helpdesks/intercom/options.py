@@ -14,6 +14,8 @@ from csat_hook.helpdesks.ids import ids_as_text
 
 CLOSE_TOPIC = "conversation.admin.closed"
 REOPEN_TOPIC = "conversation.admin.opened"
+# A customer's reply: a reopen when it reopened the closed conversation (webhook.reopened_by).
+REPLY_TOPIC = "conversation.user.replied"
 PING_TOPIC = "ping"
 # https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/replyconversation
 REPLY_PATH = "/conversations/{conversation}/reply"

@@ -1,4 +1,5 @@
-"""Intercom: reading a notification's conversation item (the close part, admins, customers)."""
+"""Intercom: reading a notification's conversation item (the close part, admins, customers, and
+whether a customer's reply reopened it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ def close_part_of(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
             if isinstance(part, Mapping) and part.get("part_type") == "close":
                 return part, f"data.item.conversation_parts.conversation_parts.{index}"
     return {}, ""
+
+
+def reopened_by_reply(item: Mapping[str, Any]) -> bool:
+    """Whether a customer's reply (``conversation.user.replied``) reopened the conversation.
+
+    Intercom reopens a closed conversation a customer replies to; the reply is then a part of
+    type ``open`` (the "User reply" example of the reply endpoint). A notification without its
+    parts is read from the conversation's state: open after the reply means it was not closed
+    any more, and a survey still waiting for it (queued at the close) must not go out.
+    """
+    parts = dig(item, "conversation_parts.conversation_parts")
+    if isinstance(parts, list) and parts:
+        return any(isinstance(p, Mapping) and p.get("part_type") == "open" for p in parts)
+    state = as_text(item.get("state"))
+    return state.lower() == "open" if state else item.get("open") is True
 
 
 def admin_of(value: Any, field: str) -> Person | None:

@@ -320,6 +320,47 @@ def test_reopen_cancels_a_survey_still_waiting(make_config, make_services):
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
 
 
+# A customer who replies to a closed conversation reopens it, and Intercom then notifies
+# conversation.user.replied, not conversation.admin.opened (an admin's action). The reply is a
+# part of type "open" and the conversation's state is "open": Intercom's "User reply" example
+# of POST /conversations/{id}/reply, intercom/Intercom-OpenAPI descriptions/2.14/
+# api.intercom.io.yaml (replyConversation); topics in
+# https://developers.intercom.com/docs/references/webhooks/webhook-models
+USER_REOPENED = "conversation.user.replied.reopened.json"
+
+
+def test_a_customer_reply_that_reopens_the_conversation_cancels_the_waiting_survey(
+    make_config, make_services
+):
+    services = make_services(
+        make_config(policy={"send_delay_seconds": 3600}, helpdesks={"intercom": options()})
+    )
+    client = create_app(services=services).test_client()
+    assert post(client, fixture("intercom", V2_CLOSE)).json["status"] == "queued"
+
+    response = post(client, fixture("intercom", USER_REOPENED))
+
+    assert response.status_code == 200
+    assert response.json == {"status": "reopened", "cancelled": 1}
+    assert [s.status for s in rows(services, surveys)] == ["cancelled"]
+
+
+def test_a_customer_reply_without_its_parts_is_read_from_the_conversations_state(clock):
+    payload = fixture("intercom", USER_REOPENED)
+    del payload["data"]["item"]["conversation_parts"]
+    event = adapter(clock).parse(signed(payload, clock))
+    assert event == DialogReopened("intercom", "215470063290017")
+    payload["data"]["item"].update(state="closed", open=False)
+    assert isinstance(adapter(clock).parse(signed(payload, clock)), Ignored)
+
+
+def test_a_customer_reply_in_an_open_conversation_is_no_reopen(client, services):
+    response = post(client, fixture("intercom", "conversation.user.replied.json"))
+
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+    assert rows(services, surveys) == []
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ from csat_hook.cli.base import pass_state
 from csat_hook.cli.sync import SYNC_EXIT_CODES
 from csat_hook.cli.sync import print_sync
 from csat_hook.devtools import demo as demo_data
+from csat_hook.devtools.discovery import DiscoveryMissingError
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.devtools.fake_google import seed_from_csv
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
@@ -30,6 +33,21 @@ from csat_hook.sync.runner import make_sync_engine
 @click.group()
 def dev() -> None:
     """Tools for trying csat-hook locally."""
+
+
+@contextlib.contextmanager
+def _starting(what: str, host: str, port: int) -> Iterator[None]:
+    """A fake that cannot start says why in one line (exit 1), not in a traceback: a port in
+    use, or the Google fakes without google-api-python-client (the ``test`` extra)."""
+    try:
+        yield
+    except DiscoveryMissingError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"{what} cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(choose another --port; 0 takes any free one)"
+        ) from None
 
 
 @dev.command("fake-helpdesk")
@@ -86,19 +104,20 @@ def fake_helpdesk(
     GET on a path ending in /messages lists the replies stored there (the generic adapter's
     `lookup` can read it: messages, text, id, created_at).
     """
-    fake = FakeHelpdesk(
-        host=host,
-        port=port,
-        log_file=Path(log_file) if log_file else None,
-        echo=True,
-        fail_ratio=fail_ratio,
-        fail_status=fail_status,
-        idempotent=idempotent,
-        slow_ratio=slow_ratio,
-        slow_seconds=slow_seconds,
-        store_late=store_late,
-        drop_ratio=drop_ratio,
-    )
+    with _starting("the fake helpdesk", host, port):
+        fake = FakeHelpdesk(
+            host=host,
+            port=port,
+            log_file=Path(log_file) if log_file else None,
+            echo=True,
+            fail_ratio=fail_ratio,
+            fail_status=fail_status,
+            idempotent=idempotent,
+            slow_ratio=slow_ratio,
+            slow_seconds=slow_seconds,
+            store_late=store_late,
+            drop_ratio=drop_ratio,
+        )
     if fail_first:
         fake.fail_next(fail_first, fail_status)
     click.echo(
@@ -138,7 +157,8 @@ def fake_google(
     time_zone: str,
 ) -> None:
     """A local fake of the Sheets, Forms and OAuth token APIs, to try the sync."""
-    fake = FakeGoogle(host=host, port=port)
+    with _starting("the fake Google API", host, port):
+        fake = FakeGoogle(host=host, port=port)
     Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
     Path(service_account_out).write_text(
         json.dumps(fake.service_account_info(), indent=2), encoding="utf-8"
@@ -165,7 +185,7 @@ def fake_google(
 def demo(state: State, helpdesk: str | None, seed: int) -> None:
     """Seed the configured database with 60 days of surveys by eight named agents, write the
     matching Forms export at results.csv.path, then run the sync: a realistic report in one
-    minute (e.g. csat-hook -c examples/sync-demo.yaml dev demo)."""
+    minute (e.g. csat-hook -c examples/demo.yaml dev demo)."""
     config = state.config
     if config.results.source != "csv":
         raise ConfigProblem("results.source: the demo writes a CSV export; set it to csv")
@@ -235,7 +255,8 @@ def fake_notify(
     receiver, printing every message they take: point an `alerts.destinations` block at
     the URLs printed on start to try alerts without accounts.
     """
-    fake = FakeNotify(host=host, port=port)
+    with _starting("the fake Slack, Telegram and webhook receivers", host, port):
+        fake = FakeNotify(host=host, port=port)
     slack = fake.slack_hook(slack_path)
     telegram = fake.telegram_bot(telegram_token, telegram_chat)
     hook = fake.webhook(webhook_name, webhook_secret)

@@ -1,0 +1,54 @@
+"""``csat-hook dev`` fakes that cannot start say why in one line (exit 1), not in a traceback:
+a new operator meets these first (README "Try it", docs/sync.md)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from csat_hook.cli import main
+from csat_hook.devtools import discovery
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dev", "fake-helpdesk"],
+        ["dev", "fake-notify"],
+        ["dev", "fake-google", "--service-account-out", "{tmp}/sa.json"],
+    ],
+)
+def test_a_fake_whose_port_is_taken_says_so_in_one_line(busy_port, tmp_path, command):
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = CliRunner().invoke(main, [*args, "--port", str(busy_port)], env={})
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in result.output
+    assert "--port" in result.output.splitlines()[-1]  # what to do about it
+
+
+def test_fake_google_without_google_api_python_client_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "googleapiclient", None)  # as if not installed
+    discovery.document.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["dev", "fake-google", "--port", "0", "--service-account-out", f"{tmp_path}/sa.json"],
+            env={},
+        )
+    finally:
+        discovery.document.cache_clear()
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Error: " in result.output and "pip install -e '.[test]'" in result.output

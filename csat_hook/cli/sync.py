@@ -79,7 +79,7 @@ def sync(
         raise  # not the configuration's fault: exit 1
     except CsatHookError as exc:
         raise ConfigProblem(exc.message) from None
-    runner = SyncRunner(config, engine)
+    runner = SyncRunner(config, engine, waits_for_export=keep_waiting)
     try:
         code = _sync_loop(
             runner,

@@ -21,8 +21,10 @@ then ends with ``data_error``.
 
 :meth:`SyncRunner.run` never raises for an expected failure: the summary carries
 ``status`` (ok, data_error, failed, config_error, locked) and the error message. A results
-export that is not there yet is a normal state: said once at INFO (``sync.waiting``), not
-again while it lasts, and the run is a ``config_error`` (exit 2 for a run by hand).
+export that is not there yet is a ``config_error``; for a runner that waits for it (serve's
+periodic sync, ``waits_for_export``) it is a normal state: said once at INFO
+(``sync.waiting``), not again while it lasts. Any other run (by hand, a ``clock:`` process)
+ends on it with exit 2 and logs it as the config error it is.
 
 The run, its phases in order and its log lines are here; the steps' work is in
 :mod:`.alerts_step`, :mod:`.report_step` and :mod:`.outputs_step` (mixed into
@@ -102,8 +104,12 @@ class SyncRunner(ReportStep, OutputsStep):
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         google_sleep: Callable[[float], None] = time.sleep,
+        waits_for_export: bool = False,
     ) -> None:
         self.config = config
+        # serve's periodic sync waits for the first export (sync.waiting, once, at INFO);
+        # any other run ends on it, and says so as the config error it is then.
+        self.waits_for_export = waits_for_export
         self.engine = engine
         self.clock = clock
         self.sleep = sleep
@@ -168,7 +174,7 @@ class SyncRunner(ReportStep, OutputsStep):
         }
         if summary.error:
             extra["error"] = summary.error
-        if summary.waiting_for is not None:
+        if summary.waiting_for is not None and self.waits_for_export:
             self._say_waiting(summary.waiting_for)
             return summary
         self._waiting_said = None

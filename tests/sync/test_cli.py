@@ -339,7 +339,7 @@ def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, database_
     caplog.set_level(logging.DEBUG, logger="csat_hook.sync.runner")
     config = load_config(str(write_config(tmp_path, database_url)), env={})
     engine = make_sync_engine(config)
-    runner = SyncRunner(config, engine)
+    runner = SyncRunner(config, engine, waits_for_export=True)
     runs: list[str] = []
 
     class Stops:
@@ -377,7 +377,7 @@ def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, database_
     # Once the export is there the run goes on; if it goes away again, that is said again.
     shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
     engine = make_sync_engine(config)
-    runner = SyncRunner(config, engine)
+    runner = SyncRunner(config, engine, waits_for_export=True)
     caplog.clear()
     runner.run()
     (tmp_path / "responses.csv").unlink()
@@ -392,3 +392,18 @@ def test_by_hand_a_missing_export_still_exits_2_with_the_message(tmp_path, datab
     result = invoke(write_config(tmp_path, database_url))
     assert result.exit_code == 2
     assert "results.csv.path: " in result.stderr and "does not exist" in result.stderr
+
+
+def test_a_run_that_will_not_wait_does_not_say_it_waits(tmp_path, database_url, caplog):
+    """By hand, and in a Procfile ``clock:`` process (``sync --periodic`` without serve's
+    ``--keep-waiting``), a missing export ends the command with exit 2: its log says so as the
+    config error it is, never "waiting for it"."""
+    caplog.set_level(logging.DEBUG, logger="csat_hook.sync.runner")
+    config = write_config(tmp_path, database_url)
+    for args in ([], ["--periodic", "--interval", "1"]):
+        caplog.clear()
+        result = invoke(config, *args)
+        assert result.exit_code == 2
+        said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("runner")]
+        assert said == [("ERROR", "sync.done")]
+        assert "does not exist" in caplog.records[-1].error

@@ -1,4 +1,5 @@
-"""The report in Google Sheets: at most one structure write and two value writes.
+"""The report in Google Sheets: one structure write (more only past ``max_request_bytes`` of
+looks, about 2,400 agents' tabs at the default) and at most two value writes.
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
    plus headroom, grows grids that are too small, and sets how the tabs look: number formats,
@@ -7,7 +8,7 @@
    not have destroyed anything. The looks are sent only when they differ from what the last
    run set: a digest of them is kept in the spreadsheet's developer metadata
    (``csat-hook.report-format``), and a run whose digest, charts and rule counts match sends
-   none. The batch is atomic: all of it or nothing.
+   none. Each batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -296,21 +297,21 @@ class SheetsOutput:
         created = sum(not p.exists for p in plan.tabs)
         formatted = bool(plan.looks)
         structure_writes = 0
-        if plan.requests:
-            structure_writes = 1
-            try:
-                self.api.update_structure(self.spreadsheet_id, plan.requests)
-            except TabExistsError:
-                # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
-                # plan again from the tabs as they are now.
-                plan = self.plan(grids, language)
-                encoded = self._encoded(plan.tabs)
-                digest = contents_digest(item for _, item in encoded)
-                chunks = self._chunks(encoded)
-                formatted = formatted or bool(plan.looks)
-                if plan.requests:
-                    structure_writes += 1
-                    self.api.update_structure(self.spreadsheet_id, plan.requests)
+        try:
+            for batch in self._batches(plan.requests):
+                structure_writes += 1
+                self.api.update_structure(self.spreadsheet_id, batch)
+        except TabExistsError:
+            # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
+            # plan again from the tabs as they are now.
+            plan = self.plan(grids, language)
+            encoded = self._encoded(plan.tabs)
+            digest = contents_digest(item for _, item in encoded)
+            chunks = self._chunks(encoded)
+            formatted = formatted or bool(plan.looks)
+            for batch in self._batches(plan.requests):
+                structure_writes += 1
+                self.api.update_structure(self.spreadsheet_id, batch)
         for chunk in chunks:
             self.api.write_values(self.spreadsheet_id, chunk)
         return {
@@ -345,6 +346,24 @@ class SheetsOutput:
             return _encoded_range(plan, ascii_only=False)
         except UnicodeEncodeError:
             return _encoded_range(plan, ascii_only=True)
+
+    def _batches(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The structure and format requests in order, as few ``batchUpdate`` bodies as keep
+        each under max_request_bytes: a tab's looks are about 3 KB, so 2,500 agents' tabs
+        would make one 8 MB body (Google refuses bodies over 10 MB). Each body is atomic and
+        the looks' digest goes last, so a run that fails between two sends them all again,
+        planned from what the spreadsheet then holds (rules deleted by their count, charts
+        updated in place)."""
+        batches: list[list[dict[str, Any]]] = []
+        size, limit = 0, self.max_request_bytes - len(b'{"requests": []}')
+        for request in requests:
+            request_size = len(json.dumps(request)) + 2  # as requests encodes it; ", "
+            if not batches or size + request_size > limit:
+                batches.append([])
+                size = 0
+            batches[-1].append(request)
+            size += request_size
+        return batches
 
     def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes."""

@@ -68,9 +68,21 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
 def table_titles(
     names: Sequence[tuple[str, str | None]], max_len: int, taken: Iterable[str] = ()
 ) -> list[str]:
-    """Titles for ``(name, agent key or None)`` pairs, unique and within ``max_len``."""
+    """Titles for ``(name, agent key or None)`` pairs, unique and within ``max_len``, in
+    the order given.
+
+    The report's own tabs (no key) get theirs first, wherever they are listed: the agents'
+    tabs come before Unverified and Alerts, and an agent whose title is the same (a shared
+    account whose key is its name, "alerts") took the team's Alerts tab, its alerts moved
+    to "Alerts 2", and the "Handled" column was read back from the agent's tab."""
     wanted = [
         agent_title(name, key, max_len) if key is not None else clean(name, max_len)
         for name, key in names
     ]
-    return unique_titles(wanted, max_len, taken)
+    own = [i for i, (_, key) in enumerate(names) if key is None]
+    agents = [i for i, (_, key) in enumerate(names) if key is not None]
+    titles = dict(zip(own, unique_titles([wanted[i] for i in own], max_len, taken), strict=True))
+    claimed = [*taken, *titles.values()]
+    agent_titles = unique_titles([wanted[i] for i in agents], max_len, claimed)
+    titles.update(zip(agents, agent_titles, strict=True))
+    return [titles[i] for i in range(len(names))]

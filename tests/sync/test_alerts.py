@@ -536,3 +536,30 @@ def test_alert_numbers_are_ascii_digits_within_the_id_range():
         [13.0, "i"],
     ]
     assert handled_cells(values) == {2**63 - 1: "d", 12: "h", 13: "i"}
+
+
+def test_an_agent_whose_tab_title_is_the_alerts_tab_never_takes_it(kit, receivers):
+    """Agent tabs were titled before the report's own tabs after them: an agent whose key is
+    their name, "alerts" (a shared account), took the tab "Alerts", overwriting the team's
+    tab with their answers, the alerts went to a new "Alerts 2", and the "Handled" column,
+    read back from "Alerts", was never found again: every later edit was lost."""
+    config = sheet_config(kit, receivers)
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+
+    kit.now += timedelta(minutes=5)
+    shared = kit.survey("T-2", None, "alerts")
+    answered = (kit.now - timedelta(minutes=1)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.fake.append_rows("1RespOnsesSheet", "Form Responses 1", [[answered, 5, "", "", "", shared]])
+    assert kit.run(config).status == "ok"
+    assert [r["Comment"] for r in tab_rows(kit)] == ["rude"]
+    assert "alerts 2" in kit.fake.titles("1RespOnsesSheet")  # the agent's tab
+
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), "Anna: called back")
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).status == "ok"
+    assert [r["Handled"] for r in tab_rows(kit)] == ["Anna: called back"]
+    assert [a.handled for a in kit.rows(alerts)] == ["Anna: called back"]

@@ -104,6 +104,12 @@ def test_titles_are_unique_short_and_clean():
     assert table_titles([("'quoted'", None)], 100) == ["quoted"]
 
 
+def test_the_reports_own_tabs_keep_their_titles_whatever_an_agent_is_called():
+    """Agents' tabs come before Unverified and Alerts: an agent titled like one took it."""
+    names = [("Summary", None), ("unverified", "unverified"), ("Unverified", None)]
+    assert table_titles(names, 31) == ["Summary", "unverified 2", "Unverified"]
+
+
 def test_titles_count_utf16_units_as_excel_does(tmp_path: Path):
     """Excel's 31-character limit on sheet names counts UTF-16 code units (an emoji is two):
     an agent named with emoji got a title of 31 code points and up to 62 units, and Excel

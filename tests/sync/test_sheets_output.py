@@ -421,3 +421,50 @@ def test_the_looks_of_many_tabs_are_split_to_stay_under_the_request_size(kit):
     kit.fake.reset_requests()
     assert kit.run(config).status == "ok"
     assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_renamed_agents_tab_is_renamed_not_left_behind(kit):
+    """An agent's tab is ``<name> (<key>)``: when the helpdesk sends a new name, a new tab was
+    added and the old one kept the answers it had then, never updated again, beside it."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna Petrova")]])
+    assert kit.run().status == "ok"
+    old = kit.fake.tab(SHEET_ID, "Anna Petrova (7)").sheet_id
+
+    renamed = kit.survey("T-2", "7", "Anna Smirnova", created=kit.now)
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "b", "", "", renamed]])
+    kit.now += timedelta(hours=1)
+    assert kit.run().status == "ok"
+
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Anna Smirnova (7)" in titles and "Anna Petrova (7)" not in titles
+    assert kit.fake.tab(SHEET_ID, "Anna Smirnova (7)").sheet_id == old
+    assert [row[1] for row in kit.sheet("Anna Smirnova (7)")[1:]] == ["T-2", "T-1"]
+    # A tab of the manager's own, whatever its title, is never taken for it.
+    kit.fake.add_tab(SHEET_ID, "Notes (8)", [["mine"]], sheet_id=555)
+    kit.fake.append_rows(
+        SHEET_ID, "Form Responses 1", [[T0, 3, "c", "", "", kit.survey("T-3", "8", "Boris")]]
+    )
+    kit.now += timedelta(hours=1)
+    assert kit.run().status == "ok"
+    assert kit.sheet("Notes (8)") == [["mine"]] and "Boris (8)" in kit.fake.titles(SHEET_ID)
+
+
+def test_an_agents_tab_made_by_an_earlier_version_is_renamed_too(kit):
+    """Before, a new tab's id came from its title: such a tab is still found by its title."""
+    from csat_hook.sync.outputs.sheets_format import object_id
+
+    token = kit.survey("T-1", "7", "Anna Smirnova")
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", token]])
+    legacy = object_id("csat-hook tab", "anna petrova (7)", 0)
+    kit.fake.add_tab(SHEET_ID, "Anna Petrova (7)", [["old"]], sheet_id=legacy)
+    kit.fake.add_tab(
+        SHEET_ID,
+        "Boris (8)",
+        [["someone else"]],
+        sheet_id=object_id("csat-hook tab", "boris (8)", 0),
+    )
+    assert kit.run().status == "ok"
+
+    assert kit.fake.tab(SHEET_ID, "Anna Smirnova (7)").sheet_id == legacy
+    assert "Anna Petrova (7)" not in kit.fake.titles(SHEET_ID)
+    assert kit.sheet("Boris (8)") == [["someone else"]]

@@ -2,7 +2,8 @@
 looks, about 2,400 agents' tabs at the default) and at most two value writes.
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
-   plus headroom, grows grids that are too small, and sets how the tabs look: number formats,
+   plus headroom, renames an agent's tab whose name changed (:mod:`.sheets_tabs`), grows
+   grids that are too small, and sets how the tabs look: number formats,
    frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
    (:mod:`.sheets_charts`). Grids are never shrunk and tabs never deleted: a failed run must
    not have destroyed anything. The looks are sent only when they differ from what the last
@@ -54,7 +55,11 @@ from csat_hook.sync.outputs.sheets_expect import expectation
 from csat_hook.sync.outputs.sheets_expect import needed
 from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
-from csat_hook.sync.outputs.sheets_format import object_id
+from csat_hook.sync.outputs.sheets_tabs import AGENT_TAB
+from csat_hook.sync.outputs.sheets_tabs import TAB
+from csat_hook.sync.outputs.sheets_tabs import Renamed
+from csat_hook.sync.outputs.sheets_tabs import new_id
+from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import table_titles
@@ -164,14 +169,22 @@ class SheetsOutput:
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
         titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, taken)
         used_ids = {p.get("sheetId") for p in existing.values()}
+        renamed = Renamed(existing, {t.casefold() for t in titles}, self.protected)
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
         for title, grid in zip(titles, grids, strict=True):
             need_rows, need_cols = needed(grid)
             props = existing.get(title.casefold())
+            if props is None and grid.key is not None:
+                props = renamed.tab(grid.key)
+                if props is not None:
+                    requests.append(rename(int(props["sheetId"]), title))
             if props is None:
                 rows = grown(need_rows)
-                sheet_id = _new_id(title, used_ids)
+                sheet_id = new_id(
+                    (AGENT_TAB, grid.key) if grid.key is not None else (TAB, title.casefold()),
+                    used_ids,
+                )
                 used_ids.add(sheet_id)
                 requests.append(_add_sheet(sheet_id, title, grid, rows, need_cols))
                 plans.append(TabPlan(title, grid, rows, need_cols, False, sheet_id))
@@ -438,16 +451,6 @@ def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
         out.write(b", ".join([blank] * count))
     out.write(shell[-2:])
     return out.getvalue()
-
-
-def _new_id(title: str, used: set[Any]) -> int:
-    """A sheetId for a new tab: stable for its title, not taken."""
-    attempt = 0
-    while True:
-        sheet_id = object_id("csat-hook tab", title.casefold(), attempt)
-        if sheet_id not in used:
-            return sheet_id
-        attempt += 1
 
 
 def _add_sheet(sheet_id: int, title: str, grid: Grid, rows: int, cols: int) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 The state behind :mod:`csat_hook.devtools.fake_google`: A1 ranges, typed cells, render options
 (UNFORMATTED_VALUE / FORMATTED_VALUE / FORMULA, SERIAL_NUMBER / FORMATTED_STRING), RAW versus
-USER_ENTERED input, grid limits, 50,000 characters a cell, and ``spreadsheets.batchUpdate``
-requests, with the real error texts (see docs/sync.md and the shapes recorded in gspread's
-cassettes). Not a product path.
+USER_ENTERED input, grid limits, 50,000 characters a cell, 10,000,000 cells a spreadsheet (every
+tab's grid counted), and ``spreadsheets.batchUpdate`` requests, with the real error texts (see
+docs/sync.md and the shapes recorded in gspread's cassettes). Not a product path.
 
 Every ``batchUpdate`` body is first checked against Google's discovery document
 (:mod:`.discovery`), then applied atomically: tabs (add, delete, properties with frozen rows
@@ -31,6 +31,7 @@ from csat_hook.devtools import discovery
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 CELL_MAX = 50_000  # characters a cell holds
+CELLS_MAX = 10_000_000  # cells a spreadsheet holds, every tab's grid counted
 _CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
 
 
@@ -527,6 +528,13 @@ def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dic
         if handler is None:
             raise SheetsApiError(400, f"Invalid requests[{i}]: unsupported kind {kind}")
         replies.append(handler(work, spec, f"requests[{i}].{kind}"))
+    cells = sum(t.rows * t.cols for t in work.tabs)
+    if cells > CELLS_MAX and cells > sum(t.rows * t.cols for t in sheet.tabs):
+        raise SheetsApiError(
+            400,
+            "This action would increase the number of cells in the workbook above the limit "
+            f"of {CELLS_MAX} cells.",
+        )
     sheet.tabs, sheet.next_sheet_id = work.tabs, work.next_sheet_id
     sheet.developer_metadata, sheet.next_metadata_id = (
         work.developer_metadata,

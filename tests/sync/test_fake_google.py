@@ -107,6 +107,21 @@ def test_grid_limits_and_structure_errors_have_googles_bodies(fake_google, gc):
     assert "No sheet with id" in gone.value.error["message"]
 
 
+def test_a_spreadsheet_holds_ten_million_cells_across_its_tabs(fake_google, gc):
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Big", [], sheet_id=0, row_count=399_000, col_count=25)
+    sheet = gc.open_by_key(SHEET_ID)
+    sheet.add_worksheet("Fits", rows=1000, cols=25)  # 9,975,000 + 25,000: exactly the limit
+    with pytest.raises(gspread.exceptions.APIError) as over:
+        sheet.add_worksheet("Over", rows=1, cols=1)
+    assert over.value.error["message"] == (
+        "This action would increase the number of cells in the workbook above the limit of "
+        "10000000 cells."
+    )
+    sheet.worksheet("Fits").resize(rows=10)  # shrinking is always allowed
+    assert fake_google.titles(SHEET_ID) == ["Big", "Fits"]
+
+
 def test_structure_requests_are_atomic(fake_google, gc):
     fake_google.add_spreadsheet(SHEET_ID)
     fake_google.add_tab(SHEET_ID, "Sheet1", [], sheet_id=0)

@@ -468,3 +468,19 @@ def test_an_agents_tab_made_by_an_earlier_version_is_renamed_too(kit):
     assert kit.fake.tab(SHEET_ID, "Anna Smirnova (7)").sheet_id == legacy
     assert "Anna Petrova (7)" not in kit.fake.titles(SHEET_ID)
     assert kit.sheet("Boris (8)") == [["someone else"]]
+
+
+def test_a_report_over_the_spreadsheets_cell_limit_fails_naming_what_to_change(kit):
+    """A spreadsheet holds 10,000,000 cells across its tabs (the form's responses tab counts):
+    the tabs were added anyway and Google refused the whole request with a 400."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna Petrova")]])
+    kit.fake.tab(SHEET_ID, "Form Responses 1").rows = 399_960  # 26 columns: 10,398,960 cells
+    kit.fake.tab(SHEET_ID, "Form Responses 1").cols = 25  # 9,999,000
+    summary = kit.run()
+
+    assert summary.status == "failed"
+    assert "10,000,000 cells" in summary.error
+    assert "9,999,000" in summary.error  # what the other tabs hold
+    assert "output.gsheets.spreadsheet_id" in summary.error
+    assert "output.gsheets.max_response_rows" in summary.error
+    assert kit.fake.count("sheets_write") == 0

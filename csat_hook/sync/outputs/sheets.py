@@ -207,6 +207,7 @@ class SheetsOutput:
                     }
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
+        _check_cells(plans, existing.values())
         looks, digest, rules = self._looks(plans, metadata, Texts(language))
         tabs = [(p.title, p.sheet_id, p.grid) for p in plans]
         return Plan(plans, requests, looks, expectation(tabs, rules, digest, taken))
@@ -406,6 +407,30 @@ class SheetsOutput:
 
 
 ROWS_PER_BLOCK = 2_000
+CELLS_MAX = 10_000_000  # a spreadsheet's cells, every tab's grid counted
+
+
+def _check_cells(plans: list[TabPlan], tabs: Iterable[dict[str, Any]]) -> None:
+    """Refuse a plan that takes the spreadsheet over Google's cell limit, before anything is
+    written (Google refuses the whole structure request with a 400 that names no setting).
+    The form's responses tab and any other tab count, so the way out is often another
+    spreadsheet for the report."""
+    ours = {p.sheet_id for p in plans}
+    before = others = 0
+    for props in tabs:
+        grid = props.get("gridProperties", {})
+        cells = int(grid.get("rowCount", 0)) * int(grid.get("columnCount", 0))
+        before += cells
+        others += 0 if props.get("sheetId") in ours else cells
+    needs = sum(p.rows * p.cols for p in plans)
+    if others + needs > CELLS_MAX and others + needs > before:
+        raise SyncError(
+            f"the report needs {needs:,} cells and the spreadsheet's other tabs hold "
+            f"{others:,}: more than the {CELLS_MAX:,} cells a spreadsheet holds; write the "
+            "report to a spreadsheet of its own (output.gsheets.spreadsheet_id), delete tabs "
+            "no longer needed (a departed agent's), or lower "
+            "output.gsheets.max_response_rows or max_rows_per_agent"
+        )
 
 
 def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:

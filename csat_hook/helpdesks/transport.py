@@ -97,6 +97,9 @@ READ_BACKOFF = Backoff(base=1.0, cap=8.0, max_retry_after=30.0)
 USER_AGENT = f"csat-hook/{__version__} (+https://github.com/csat-hook)"
 # Reads a refused response into the vendor's reason, without customer text (see the module).
 Explain = Callable[[requests.Response], str | None]
+# Whether a refusal is the API's own word that it did not act on the request (an error code in
+# its own shape, not a proxy's page): such an answer to a write is never an unknown outcome.
+Refused = Callable[[requests.Response], bool]
 # Methods that change nothing at the vendor: never refused by a guard.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -221,6 +224,7 @@ class HttpClient:
         retries: int = 0,
         retry_after_headers: Iterable[str] = ("Retry-After",),
         explain: Explain | None = None,
+        refused: Refused | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; return the 2xx response or raise DeliveryError.
@@ -228,7 +232,10 @@ class HttpClient:
         ``retries`` > 0 retries retryable failures in place with capped, jittered backoff
         (for idempotent reads only; never set it for a reply). ``explain`` reads a refusal's
         body into the vendor's reason (see the module docstring); it must not raise, and a
-        failure in it only loses the reason.
+        failure in it only loses the reason. ``refused`` says whether an answer that may come
+        after the work was done (:data:`UNKNOWN_IF_WRITTEN`) is the API's own refusal (Slack's
+        error code, Telegram's ``ok: false``): then it is a plain failure, not an unknown
+        outcome; it must not raise either.
         """
         if has_dot_segment(url):
             raise DeliveryError(
@@ -241,7 +248,9 @@ class HttpClient:
         attempt = 0
         while True:
             try:
-                return self._send_once(method, url, tuple(retry_after_headers), explain, kwargs)
+                return self._send_once(
+                    method, url, tuple(retry_after_headers), explain, refused, kwargs
+                )
             except DeliveryError as exc:
                 if not exc.retryable or attempt >= retries:
                     raise
@@ -254,6 +263,7 @@ class HttpClient:
         url: str,
         retry_after_headers: tuple[str, ...],
         explain: Explain | None,
+        refused: Refused | None,
         kwargs: dict[str, Any],
     ) -> requests.Response:
         where = f"{method} {_host(url)}"
@@ -295,12 +305,12 @@ class HttpClient:
             if retry_after is not None:
                 break
         reason = vendor_reason(explain, response)
+        unknown = write and status in UNKNOWN_IF_WRITTEN and not _said(refused, response)
         response.close()
         phrase = _phrase(response.reason)
         if quotes_secret(phrase, request_secrets(response.request)):
             phrase = ""
         message = f"{where}: HTTP {status} {phrase}".rstrip()
-        unknown = write and status in UNKNOWN_IF_WRITTEN
         if unknown:
             message += " (outcome unknown)"
         raise DeliveryError(
@@ -311,6 +321,17 @@ class HttpClient:
             vendor_reason=reason,
             outcome_unknown=unknown,
         )
+
+
+def _said(refused: Refused | None, response: requests.Response) -> bool:
+    """Whether ``refused`` reads ``response`` as the API's own refusal; a failure in it reads
+    as not (the answer stays an unknown outcome: never a blind resend)."""
+    if refused is None:
+        return False
+    try:
+        return refused(response)
+    except Exception:
+        return False
 
 
 class _AnswerTooLarge(requests.RequestException):

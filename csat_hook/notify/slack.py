@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
@@ -142,25 +141,15 @@ class SlackDestination(Destination):
         }
 
     def send(self, message: AlertMessage) -> SendResult:
-        try:
-            self.http.request(
-                "POST",
-                self.options.webhook_url.get_secret_value(),
-                json=self.payload(message),
-                explain=slack_error,
-            )
-        except DeliveryError as exc:
-            if exc.outcome_unknown and exc.http_status is not None and exc.vendor_reason:
-                # An answer in Slack's own words (rollup_error): Slack's servers say it
-                # failed, not a proxy that may have forwarded it. Retried as a failure.
-                raise DeliveryError(
-                    exc.message.replace(" (outcome unknown)", ""),
-                    retryable=True,
-                    http_status=exc.http_status,
-                    retry_after=exc.retry_after,
-                    vendor_reason=exc.vendor_reason,
-                ) from exc
-            raise
+        self.http.request(
+            "POST",
+            self.options.webhook_url.get_secret_value(),
+            json=self.payload(message),
+            explain=slack_error,
+            # An answer in Slack's own words (500 rollup_error): Slack's servers say it
+            # failed, not a proxy that may have forwarded it. Retried as a failure.
+            refused=lambda response: slack_error(response) is not None,
+        )
         return SendResult(external_id=None)  # a webhook answers no message id
 
     def settle(self, message: AlertMessage) -> Settle:

@@ -153,12 +153,13 @@ class TelegramDestination(Destination):
             said["migrate_to"] = dig(body, "parameters.migrate_to_chat_id")
             if not isinstance(body, dict):
                 return None
-            said["refused"] = body.get("ok") is False
             return compose_reason([ErrorItem(message=body.get("description"))], (payload["text"],))
 
         url = f"{options.base_url}/bot{options.bot_token.get_secret_value()}/sendMessage"
         try:
-            response = self.http.request("POST", url, json=payload, explain=explain)
+            response = self.http.request(
+                "POST", url, json=payload, explain=explain, refused=_own_refusal
+            )
         except DeliveryError as exc:
             raise self._explained(exc, said) from exc
         body = response_json(response)
@@ -216,17 +217,14 @@ class TelegramDestination(Destination):
                 f"Telegram refused the bot token (HTTP {exc.http_status}): check {where}.bot_token",
                 retryable=False,
             )
-        if exc.outcome_unknown and said.get("refused"):
-            # A 500 or 502 is unknown for a write, but one with Telegram's own ok=false says
-            # the request was unsuccessful: retried as a failure, not settled as unknown.
-            return DeliveryError(
-                exc.message,
-                retryable=True,
-                http_status=exc.http_status,
-                retry_after=exc.retry_after,
-                vendor_reason=exc.vendor_reason,
-            )
         return exc
 
     def settle(self, message: AlertMessage) -> Settle:
         return self.options.on_unknown_outcome
+
+
+def _own_refusal(response: requests.Response) -> bool:
+    """Telegram's own ``ok: false``: the request was unsuccessful, whatever the HTTP status
+    (a 500 or 502 with it is retried as a failure, not settled as an unknown outcome)."""
+    body = response_json(response)
+    return isinstance(body, dict) and body.get("ok") is False

@@ -39,6 +39,7 @@ from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import TypeVar
 
 from gspread.utils import absolute_range_name
 
@@ -71,6 +72,8 @@ SERIAL_EPOCH = datetime(1899, 12, 30)
 # formats (no new format write when rows are added).
 TAB_INDEX = {"summary": 0, "trends": 1, "responses": 2}
 GROWING = ("responses", "agent", "unverified")
+
+T = TypeVar("T")
 
 
 def column_letters(index: int) -> str:
@@ -368,42 +371,43 @@ class SheetsOutput:
         the looks' digest goes last, so a run that fails between two sends them all again,
         planned from what the spreadsheet then holds (rules deleted by their count, charts
         updated in place)."""
-        batches: list[list[dict[str, Any]]] = []
-        size, limit = 0, self.max_request_bytes - len(b'{"requests": []}')
-        for request in requests:
-            request_size = len(json.dumps(request)) + 2  # as requests encodes it; ", "
-            if not batches or size + request_size > limit:
-                batches.append([])
-                size = 0
-            batches[-1].append(request)
-            size += request_size
-        return batches
+        # Each as requests encodes it, with the ", " that joins it to the next.
+        sizes = [len(json.dumps(request)) + 2 for request in requests]
+        return _packed(requests, sizes, self.max_request_bytes - len(b'{"requests": []}'))
 
     def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes."""
-        chunks: list[list[bytes]] = [[]]
-        size = 0
         for title, item in data:
-            item_size = len(item)
-            if item_size > self.max_request_bytes:
+            if len(item) > self.max_request_bytes:
                 raise SyncError(
-                    f"tab {absolute_range_name(title)} needs {item_size} bytes, "
+                    f"tab {absolute_range_name(title)} needs {len(item)} bytes, "
                     "more than output.gsheets.max_request_bytes; lower "
                     "output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows "
                     "(the Responses tab)"
                 )
-            if chunks[-1] and size + item_size > self.max_request_bytes:
-                chunks.append([])
-                size = 0
-            chunks[-1].append(item)
-            size += item_size
+        items = [item for _, item in data]
+        chunks = _packed(items, [len(item) for item in items], self.max_request_bytes)
         if len(chunks) > MAX_VALUE_REQUESTS:
             raise SyncError(
                 "the report needs more than two requests of "
                 "output.gsheets.max_request_bytes; lower "
                 "output.gsheets.max_rows_per_agent or max_response_rows"
             )
-        return [c for c in chunks if c]
+        return chunks
+
+
+def _packed(items: Sequence[T], sizes: Sequence[int], limit: int) -> list[list[T]]:
+    """``items`` in order, in as few consecutive groups as keep each group's ``sizes`` within
+    ``limit`` (an item over it alone in its group); no group is empty."""
+    groups: list[list[T]] = []
+    size = 0
+    for item, item_size in zip(items, sizes, strict=True):
+        if not groups or size + item_size > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item_size
+    return groups
 
 
 ROWS_PER_BLOCK = 2_000

@@ -107,14 +107,18 @@ def test_captures_are_kept_under_a_count_and_a_size(tmp_path):
     assert len(list(folder.iterdir())) == 1
 
 
-def test_the_dry_run_reply_file_is_owner_only(tmp_path):
-    output = tmp_path / "var" / "dry-run-replies.jsonl"
-    desk = DryRunHelpdesk(
+def dry_run_desk(output: Path) -> DryRunHelpdesk:
+    return DryRunHelpdesk(
         "dryrun",
         DryRunOptions.model_validate({"output": str(output)}),
         http=HttpClient(),
         clock=FakeClock(),
     )
+
+
+def test_the_dry_run_reply_file_is_owner_only(tmp_path):
+    output = tmp_path / "var" / "dry-run-replies.jsonl"
+    desk = dry_run_desk(output)
     reply = Reply(
         helpdesk="dryrun",
         dialog_id="D-1",
@@ -139,12 +143,7 @@ def test_a_dry_run_reply_file_that_cannot_be_written_is_a_retryable_failure_nami
 ):
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     output = tmp_path / "a-file" / "dry-run-replies.jsonl"
-    desk = DryRunHelpdesk(
-        "dryrun",
-        DryRunOptions.model_validate({"output": str(output)}),
-        http=HttpClient(),
-        clock=FakeClock(),
-    )
+    desk = dry_run_desk(output)
     reply = Reply("dryrun", "D-1", "How did we do?", "https://e.com/f", Person(), Person(), {}, "k")
 
     with pytest.raises(DeliveryError) as failed:

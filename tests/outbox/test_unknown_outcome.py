@@ -73,6 +73,15 @@ def settle(services: Any, clock: Any) -> None:
     clock.advance(services.config.delivery.settle_seconds + 0.001)
 
 
+def left_uncertain(services: Any, worker: Any) -> None:
+    """The first attempt's outcome is unknown: the reply waits, and is not tried again
+    before the settle delay."""
+    worker.run_once()
+    [item] = outbox_rows(services)
+    assert item.status == "pending" and item.uncertain_since is not None
+    assert worker.run_once() == 0  # not before the settle delay
+
+
 # --- look-up before sending again -------------------------------------------------------------
 
 
@@ -81,10 +90,7 @@ def test_a_dropped_reply_that_landed_is_found_and_not_posted_again(looked_up, fa
     fake_helpdesk.drop_next(1)  # stored, then the connection closes without an answer
     worker = looked_up.delivery_worker()
 
-    worker.run_once()
-    [item] = outbox_rows(looked_up)
-    assert item.status == "pending" and item.uncertain_since is not None
-    assert worker.run_once() == 0  # not before the settle delay
+    left_uncertain(looked_up, worker)
 
     settle(looked_up, clock)
     assert worker.run_once() == 1
@@ -554,10 +560,7 @@ def test_a_reply_stored_before_a_500_or_502_is_found_not_posted_again(
     queue_generic(looked_up)
     fake_helpdesk.fail_next(1, status=status, store=True)
     worker = looked_up.delivery_worker()
-    worker.run_once()
-    [item] = outbox_rows(looked_up)
-    assert item.status == "pending" and item.uncertain_since is not None
-    assert worker.run_once() == 0  # not before the settle delay
+    left_uncertain(looked_up, worker)
 
     settle(looked_up, clock)
     worker.run_once()

@@ -90,7 +90,6 @@ from csat_hook.helpdesks.zendesk.api import error_items
 from csat_hook.helpdesks.zendesk.api import explained
 from csat_hook.helpdesks.zendesk.options import CLOSED_STATUSES
 from csat_hook.helpdesks.zendesk.options import COMMENTS_PATH
-from csat_hook.helpdesks.zendesk.options import OPEN_STATUSES
 from csat_hook.helpdesks.zendesk.options import SIGNATURE_HEADER
 from csat_hook.helpdesks.zendesk.options import STATUS_CHANGED
 from csat_hook.helpdesks.zendesk.options import TEST_SIGNING_SECRET
@@ -179,11 +178,17 @@ class ZendeskHelpdesk(Helpdesk):
     def _from_trigger(self, payload: Mapping[str, Any], ticket: Mapping[str, Any]) -> Event:
         if unrendered(ticket.get("id")):
             return Ignored("the trigger body's placeholders were not rendered")
-        status = (rendered(ticket.get("status")) or "").lower()
-        if status in OPEN_STATUSES:
+        status = rendered(ticket.get("status"))
+        meaning = self.options.trigger_status(status)
+        if meaning == "reopened":
             return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
-        if status not in CLOSED_STATUSES:
-            return Ignored(f"status {status or '(none)'!r} is not a close")
+        if meaning != "closed":
+            # The status is Zendesk's text, not the customer's: named so a translated one
+            # shows what to add to closed_statuses.
+            return Ignored(
+                f"status {(status or '(none)')[:40]!r} is not a close "
+                f"(helpdesks.{self.name}.closed_statuses)"
+            )
         ticket_id = require_id(payload, "ticket.id", "ticket id")
         assignee = ticket.get("assignee")
         requester = ticket.get("requester")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from pydantic import Field
@@ -49,6 +50,37 @@ class ZendeskOptions(HelpdeskOptions):
     keep_solved: bool = True
     # Group id → name: events carry only detail.group_id; triggers send the name itself.
     groups: dict[str, str] = Field(default_factory=dict)
+    # What a trigger body's {{ticket.status}} renders for a close and for a reopen, compared
+    # case-insensitively (Unicode case folding, NFC): an account that renders statuses in its
+    # own language lists its words here ("Решен", "Gelöst"). Events are not affected: their
+    # statuses are Zendesk's fixed upper-case names.
+    closed_statuses: list[str] = Field(
+        default_factory=lambda: sorted(CLOSED_STATUSES), min_length=1, max_length=20
+    )
+    reopened_statuses: list[str] = Field(
+        default_factory=lambda: sorted(OPEN_STATUSES), max_length=20
+    )
+
+    @field_validator("closed_statuses", "reopened_statuses")
+    @classmethod
+    def _status_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not status_key(name):
+                raise ValueError("a status name must not be empty")
+            if len(name) > 100:
+                raise ValueError(f"status name {name[:20]!r}… is longer than 100 characters")
+        return value
+
+    def trigger_status(self, rendered_status: str | None) -> str | None:
+        """``"closed"``, ``"reopened"`` or None for a trigger body's rendered status."""
+        key = status_key(rendered_status or "")
+        if not key:
+            return None
+        if key in {status_key(name) for name in self.closed_statuses}:
+            return "closed"
+        if key in {status_key(name) for name in self.reopened_statuses}:
+            return "reopened"
+        return None
 
     @field_validator("groups", mode="before")
     @classmethod
@@ -57,6 +89,13 @@ class ZendeskOptions(HelpdeskOptions):
 
     @model_validator(mode="after")
     def _complete(self) -> ZendeskOptions:
+        both = {status_key(n) for n in self.closed_statuses} & {
+            status_key(n) for n in self.reopened_statuses
+        }
+        if both:
+            raise ValueError(
+                f"status {sorted(both)[0]!r} is in both closed_statuses and reopened_statuses"
+            )
         if self.base_url:
             if not self.base_url.startswith(("http://", "https://")):
                 raise ValueError("base_url must start with http:// or https://")
@@ -78,6 +117,11 @@ class ZendeskOptions(HelpdeskOptions):
                 "webhook's own signing secret (Admin Center → Webhooks)"
             )
         return self
+
+
+def status_key(name: str) -> str:
+    """A status name as compared: NFC, case-folded, surrounding spaces ignored."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 def zendesk_signature(secret: SecretStr | str, timestamp: str, body: bytes) -> bytes:

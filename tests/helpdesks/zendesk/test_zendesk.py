@@ -399,7 +399,53 @@ def test_trigger_body_sent_unrendered_is_ignored(clock):
 def test_trigger_with_an_unknown_status_is_ignored(clock):
     payload = fixture("zendesk", "trigger_solved.json")
     payload["ticket"]["status"] = "Gelöst"
-    assert adapter(clock).parse(signed(payload, clock)) == Ignored("status 'gelöst' is not a close")
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "status 'Gelöst' is not a close (helpdesks.zendesk.closed_statuses)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rendered", "expected"),
+    [
+        ("Решён", DialogClosed),  # composed ё
+        ("РЕШЕ\u0308Н", DialogClosed),  # е + combining diaeresis, upper case
+        (" закрыт ", DialogClosed),
+        ("Открыт", DialogReopened),
+        ("В ожидании", DialogReopened),
+        ("Solved", Ignored),  # the list replaces the English names
+        ("Новый", Ignored),
+    ],
+)
+def test_trigger_statuses_in_the_accounts_language_are_configured(clock, rendered, expected):
+    zendesk = adapter(
+        clock,
+        closed_statuses=["Решён", "Закрыт"],
+        reopened_statuses=["Открыт", "В ожидании"],
+    )
+    payload = fixture("zendesk", "trigger_solved.json")
+    payload["ticket"]["status"] = rendered
+    assert type(zendesk.parse(signed(payload, clock))) is expected
+
+
+def test_configured_statuses_leave_events_alone(clock):
+    zendesk = adapter(clock, closed_statuses=["Решён"], reopened_statuses=["Открыт"])
+    event = zendesk.parse(signed(fixture("zendesk", "ticket_status_changed_solved.json"), clock))
+    assert isinstance(event, DialogClosed)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"closed_statuses": []}, "closed_statuses"),
+        ({"closed_statuses": ["  "]}, "must not be empty"),
+        ({"closed_statuses": ["x" * 101]}, "longer than 100"),
+        ({"closed_statuses": ["Open"]}, "in both closed_statuses and reopened_statuses"),
+        ({"reopened_statuses": ["SOLVED"]}, "in both closed_statuses and reopened_statuses"),
+    ],
+)
+def test_status_names_are_checked(clock, options, message):
+    with pytest.raises(ValidationError, match=message):
+        adapter(clock, **options)
 
 
 # --- deduplication --------------------------------------------------------------------------

@@ -346,6 +346,17 @@ class HelpScoutHelpdesk(Helpdesk):
                 retry_after_headers=RETRY_AFTER_HEADERS,
             )
         except DeliveryError as exc:
+            if exc.outcome_unknown:
+                # A 500 or a timeout to the token request: whatever Help Scout did with it,
+                # no reply was posted, so the reply is a plain retry, not looked up.
+                answer = f"HTTP {exc.http_status}" if exc.http_status else "no answer in time"
+                raise DeliveryError(
+                    f"the Help Scout token request failed ({answer}); no reply was sent",
+                    retryable=True,
+                    http_status=exc.http_status,
+                    retry_after=exc.retry_after,
+                    vendor_reason=exc.vendor_reason,
+                ) from exc
             if exc.retryable:
                 raise
             raise DeliveryError(

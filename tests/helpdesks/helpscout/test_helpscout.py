@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import requests
 import responses
 import sqlalchemy as sa
 from responses import matchers
@@ -546,6 +547,23 @@ def test_token_endpoint_outage_is_retryable(clock):
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for())
     assert caught.value.retryable and len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("failure", [500, 502, 504, "timeout"])
+@responses.activate
+def test_a_token_request_with_an_unknown_outcome_leaves_the_reply_a_plain_retry(clock, failure):
+    # The token request is a POST, so a 500 or a timeout to it is an unknown outcome by the
+    # transport's rule; but no reply was posted, so nothing needs looking up before a resend.
+    if failure == "timeout":
+        responses.post(f"{API}/v2/oauth2/token", body=requests.exceptions.ReadTimeout("slow"))
+    else:
+        responses.post(f"{API}/v2/oauth2/token", status=failure)
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "token request failed" in str(caught.value)
+    assert str(caught.value).endswith("no reply was sent")
+    assert [c.request.url for c in responses.calls] == [f"{API}/v2/oauth2/token"]
 
 
 @responses.activate

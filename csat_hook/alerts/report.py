@@ -25,6 +25,7 @@ from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import SENT
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import pct
+from csat_hook.outbox import store as outbox_store
 
 Cell = str | int | float | None
 KEY_COLUMN = "Alert"
@@ -59,7 +60,8 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str | None:
 
 
 def delivery_text(row: Any) -> str:
-    """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held``..."""
+    """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held``...; a
+    follow-up to recipients that refused for now: ``mail (again, 1): pending``."""
     status = row.status
     if (
         status == SENT
@@ -72,7 +74,9 @@ def delivery_text(row: Any) -> str:
     elif status != SENT and row.attempts:
         reason = (row.last_error or "")[:80]
         status += f" (attempt {row.attempts}{': ' + reason if reason else ''})"
-    return f"{row.destination}: {status}"
+    generation = outbox_store.follow_up_generation(row.delivery_key)
+    again = f" (again, {generation})" if generation else ""
+    return f"{row.destination}{again}: {status}"
 
 
 def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[Cell]]:

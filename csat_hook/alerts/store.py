@@ -28,6 +28,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import is_storable
 from csat_hook.db.text import storable
+from csat_hook.outbox import store as outbox_store
 
 _IN_CHUNK = 500
 MAX_HANDLED = 100
@@ -47,7 +48,8 @@ def insert_alert(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
 def capped_deliveries(conn: sa.Connection, destination: str, since: datetime) -> int:
     """The deliveries to ``destination`` since ``since`` that ``alerts.cap_per_hour`` counts:
     alerts about answers and agents, held ones not counted. Digests and cap notices are not
-    counted (documented): a digest sent this hour must not hold the bad rating after it."""
+    counted (documented): a digest sent this hour must not hold the bad rating after it; nor
+    is a follow-up (the same alert again to e-mail recipients that refused it for now)."""
     return int(
         conn.execute(
             sa.select(sa.func.count())
@@ -58,6 +60,7 @@ def capped_deliveries(conn: sa.Connection, destination: str, since: datetime) ->
                 outbox.c.kind == ALERT,
                 outbox.c.status != CANCELLED,
                 alerts.c.kind.in_([ANSWER, AGENT]),
+                sa.not_(outbox_store.is_follow_up()),
             )
         ).scalar_one()
     )
@@ -153,7 +156,9 @@ def listed_alerts(conn: sa.Connection, kinds: Sequence[str], limit: int) -> list
 
 
 def deliveries_of(conn: sa.Connection, alert_ids: Sequence[int]) -> dict[int, list[Any]]:
-    """The outbox rows of these alerts (one per destination), by alert id."""
+    """The outbox rows of these alerts, by alert id, oldest first: one per destination, and
+    after it its follow-ups (``delivery_key`` says which, see
+    :func:`csat_hook.outbox.store.follow_up_generation`)."""
     found: dict[int, list[Any]] = {}
     for start in range(0, len(alert_ids), _IN_CHUNK):
         chunk = list(alert_ids[start : start + _IN_CHUNK])
@@ -162,6 +167,7 @@ def deliveries_of(conn: sa.Connection, alert_ids: Sequence[int]) -> dict[int, li
                 outbox.c.id,
                 outbox.c.alert_id,
                 outbox.c.destination,
+                outbox.c.delivery_key,
                 outbox.c.status,
                 outbox.c.attempts,
                 outbox.c.last_error,

@@ -25,6 +25,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.notify.records import LOW_RATING
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import headline
+from csat_hook.outbox.store import follow_up_generation
 
 KINDS = (ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND)
 
@@ -65,6 +66,8 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
                             {
                                 "outbox_id": d.id,
                                 "destination": d.destination,
+                                # 0, or which follow-up to recipients that refused for now
+                                "again": follow_up_generation(d.delivery_key),
                                 "status": d.status,
                                 "attempts": d.attempts,
                                 "last_error": d.last_error,
@@ -141,6 +144,8 @@ def test(state: State, destination: str, helpdesk: str | None, ticket: str | Non
         f"{destination}: sent"
         + (f" ({result.external_id})" if result.external_id else "")
         + (f"; {result.note}" if result.note else "")
+        # Only the queue sends again to those refused for now; a test is sent once.
+        + ("; a test is not sent again to those refused for now" if result.retry_to else "")
     )
 
 

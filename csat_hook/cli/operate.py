@@ -28,6 +28,7 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.outbox import listing
 from csat_hook.outbox import wake
+from csat_hook.outbox.store import follow_up_generation
 
 
 @click.command("inspect-payload")
@@ -155,6 +156,9 @@ def outbox(
         unknown = " outcome-unknown" if row.uncertain_since and row.status != "sent" else ""
         if row.kind == "alert":
             what = f"alert #{row.alert_id} -> {row.destination}"
+            generation = follow_up_generation(row.delivery_key)
+            if generation:  # to the recipients that refused it for now
+                what += f" (again, {generation})"
         else:
             what = f"{row.helpdesk}/{row.dialog_id} agent={row.agent_name or row.agent_id or '-'}"
         # Ids, names and errors come from webhooks and vendors' answers.

@@ -333,7 +333,10 @@ class Note:
 class SendResult:
     """What the vendor answered to a posted reply. ``external_id`` is its message id.
     ``note``: what operators should know of an alert that went out (an e-mail's refused
-    recipients), kept with its outbox row."""
+    recipients), kept with its outbox row. ``retry_to``: the receivers of an alert that went
+    out to others but refused it for now (an e-mail's recipients answered 4xx): the outbox
+    sends it again later to these alone (``Destination.send_to``)."""
 
     external_id: str | None = None
     note: str | None = None
+    retry_to: tuple[str, ...] = ()

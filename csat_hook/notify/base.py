@@ -11,7 +11,10 @@ A destination does, for one kind of receiver:
   helpdesk notes do by their "Alert ref:" line), ``resend`` (the receiver can drop the copy:
   the e-mail's Message-ID, the webhook's id) or ``skip`` (record it as sent, unconfirmed:
   Slack and Telegram can neither be asked nor deduplicate);
-* :meth:`Destination.find` (for ``lookup``) finds the copy that landed.
+* :meth:`Destination.find` (for ``lookup``) finds the copy that landed;
+* :meth:`Destination.send_to` sends the alert again to some of its receivers only, those a
+  send returned in :attr:`~csat_hook.helpdesks.records.SendResult.retry_to` (an e-mail's
+  recipients refused for now): only a destination that returns some implements it.
 
 Errors name the destination and the receiver's error code, never a URL (Slack's and
 Telegram's carry their secret in the path), a token or the alert's text.
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar
 from typing import Literal
 
 from csat_hook.clock import Clock
+from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
@@ -62,6 +67,13 @@ class Destination(abc.ABC):
     def settle(self, message: AlertMessage) -> Settle:
         """What an attempt whose outcome is unknown calls for (see the module docstring)."""
         return "resend"
+
+    def send_to(self, message: AlertMessage, receivers: Sequence[str]) -> SendResult:
+        """Send the alert once more to ``receivers`` alone (see the module docstring)."""
+        raise DeliveryError(
+            f"{self.kind} destination {self.name!r} cannot send to some receivers only",
+            retryable=False,
+        )
 
     def find(self, message: AlertMessage, *, since: datetime) -> SendResult | None:
         """The copy of ``message`` sent at or after ``since``, or None (for ``lookup``)."""

@@ -19,8 +19,11 @@
   it is sent again with the same Message-ID, which the recipient's mailbox or automation can
   use to drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered, the refused ones named with their
-  codes in the note (the outbox row's last error). One refused for now (4xx) is not retried:
-  the row is the destination's, and the others have the message. All refused is an error.
+  codes in the note (the outbox row's last error). Those refused for now (4xx) are also
+  returned as :attr:`~csat_hook.helpdesks.records.SendResult.retry_to`: the outbox sends the
+  same message (same Message-ID) again later to them alone (:meth:`EmailDestination.send_to`,
+  RCPT TO those still in ``to``; the To header keeps the whole list), so the others never get
+  a second copy. Those refused for good (5xx) are only named. All refused is an error.
 
 Errors carry the SMTP code and the exception's class, never the server's text (it can echo an
 address) nor the password.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -84,9 +88,29 @@ class EmailDestination(Destination):
         return mail
 
     def send(self, message: AlertMessage) -> SendResult:
+        return self._send(message, self.options.to)
+
+    def send_to(self, message: AlertMessage, receivers: Sequence[str]) -> SendResult:
+        """The same e-mail again (same Message-ID), RCPT TO only those of ``receivers`` still
+        in ``to`` (one removed from the config meanwhile is dropped); none left is permanent."""
+        configured = set(self.options.to)
+        still = [address for address in dict.fromkeys(receivers) if address in configured]
+        if not still:
+            raise DeliveryError(
+                f"none of the recipients to send to again is in alerts.destinations.{self.name}"
+                ".to any more: not sent",
+                retryable=False,
+            )
+        return self._send(message, still)
+
+    def _send(self, message: AlertMessage, recipients: Sequence[str]) -> SendResult:
         mail = self.build(message)
-        refused = self._submit(mail)
-        return SendResult(external_id=str(mail["Message-ID"]), note=_refused_note(refused))
+        refused = self._submit(mail, recipients)
+        return SendResult(
+            external_id=str(mail["Message-ID"]),
+            note=_refused_note(refused),
+            retry_to=tuple(address for address, code in refused if 400 <= code < 500),
+        )
 
     def settle(self, message: AlertMessage) -> Settle:
         return self.options.on_unknown_outcome
@@ -99,8 +123,9 @@ class EmailDestination(Destination):
             context.load_verify_locations(cafile=self.options.ca_file)
         return context
 
-    def _submit(self, mail: EmailMessage) -> list[tuple[str, int]]:
-        """Send ``mail``; the recipients refused, with their codes (when some were accepted)."""
+    def _submit(self, mail: EmailMessage, recipients: Sequence[str]) -> list[tuple[str, int]]:
+        """Send ``mail`` to ``recipients``; those refused, with their codes (when some were
+        accepted)."""
         options = self.options
         where = f"SMTP {options.host}:{options.port}"
         stage = "connect"
@@ -123,7 +148,7 @@ class EmailDestination(Destination):
                     stage = "auth"
                     client.login(options.username, options.password.get_secret_value())
                 stage = "envelope"
-                return self._transfer(client, mail, where, deadline)
+                return self._transfer(client, mail, recipients, where, deadline)
             finally:
                 _quit(client)
         except DeliveryError:
@@ -155,14 +180,19 @@ class EmailDestination(Destination):
             ) from exc
 
     def _transfer(
-        self, client: smtplib.SMTP, mail: EmailMessage, where: str, deadline: Deadline
+        self,
+        client: smtplib.SMTP,
+        mail: EmailMessage,
+        recipients: Sequence[str],
+        where: str,
+        deadline: Deadline,
     ) -> list[tuple[str, int]]:
         sender = parseaddr(str(mail["From"]))[1]
         code, _ = client.mail(sender)
         if code != 250:
             raise _by_code(where, code, "MAIL FROM")
         accepted, refused = [], []
-        for address in self.options.to:
+        for address in recipients:
             code, _ = client.rcpt(address)
             if code in (250, 251):
                 accepted.append(address)
@@ -205,8 +235,7 @@ def _refused_note(refused: list[tuple[str, int]]) -> str | None:
     if not refused:
         return None
     named = ", ".join(
-        f"{address} ({code}{', for now: not retried' if 400 <= code < 500 else ''})"
-        for address, code in refused
+        f"{address} ({code}{', for now' if 400 <= code < 500 else ''})" for address, code in refused
     )
     return f"sent to the other recipients; refused by the server: {named}"
 

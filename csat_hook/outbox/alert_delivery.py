@@ -1,5 +1,14 @@
 """Delivering one alert to its destination, settling an earlier attempt whose outcome is
-unknown as the destination says (see :mod:`csat_hook.outbox.delivery`)."""
+unknown as the destination says (see :mod:`csat_hook.outbox.delivery`).
+
+Receivers that refused an alert for now while others took it (an e-mail's recipients answered
+4xx: ``SendResult.retry_to``) get it later from a follow-up delivery, queued with the sent mark
+(:class:`~csat_hook.outbox.results.FollowUp`): its ``context`` names them and its generation,
+and delivering it sends the same alert to them alone (``Destination.send_to``). A recipient
+is tried in at most ``delivery.max_attempts`` sends that others took (the first delivery's and
+each follow-up's); past that the note names who never got it. Each follow-up row has its own
+attempt budget for failures of the whole send (a connection refused, every recipient 4xx).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,13 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.records import AlertMessage
+from csat_hook.outbox import store
 from csat_hook.outbox.results import FOUND_NOTE
 from csat_hook.outbox.results import LOOKUP_SKEW
 from csat_hook.outbox.results import Budget
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.results import Failed
+from csat_hook.outbox.results import FollowUp
 from csat_hook.outbox.results import Outcome
 from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
@@ -49,7 +60,13 @@ def deliver_alert(
         return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
-        return _send_alert(delivery, destination, item, message, may_write)
+        outcome = _send_alert(delivery, destination, item, message, may_write)
+    receivers, _ = follow_up_of(item)
+    if receivers is not None and isinstance(outcome, Failed):
+        # A failed follow-up: say who never got the alert (addresses from our own config).
+        reason = f"{outcome.reason}; never got it: {', '.join(receivers)}"
+        return Failed(reason, outcome.http_status)
+    return outcome
 
 
 def _send_alert(
@@ -95,8 +112,12 @@ def _send_alert(
             DeliveryError("not sent: this worker can no longer be sure it owns it", retryable=True)
         )
     writes = destination.http.writes_started()
+    receivers, generation = follow_up_of(item)
     try:
-        result = destination.send(message)
+        if receivers is None:
+            result = destination.send(message)
+        else:
+            result = destination.send_to(message, receivers)
     except DeliveryError as exc:
         if exc.outcome_unknown or (exc.retryable and not budget.last):
             return Retry(exc)
@@ -110,9 +131,49 @@ def _send_alert(
         logger.exception("delivery.unexpected-error", extra=extra)
         wrote = destination.http.writes_started() != writes
         return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
+    follow_up, later = _follow_up(delivery, item, generation, result.retry_to)
     # The destination's own note (an e-mail's refused recipients) after ours: the Alerts tab
     # reads "sent, unconfirmed" from the start of the note.
-    return Sent(result.external_id, None, note="; ".join(filter(None, (note, result.note))) or None)
+    return Sent(
+        result.external_id,
+        None,
+        note="; ".join(filter(None, (note, result.note, later))) or None,
+        follow_up=follow_up,
+    )
+
+
+def follow_up_of(item: Any) -> tuple[tuple[str, ...] | None, int]:
+    """The receivers a follow-up delivery sends to (None: a first delivery, to every one) and
+    its generation (0 for a first delivery), from its ``context``."""
+    context = item.context if isinstance(item.context, dict) else {}
+    receivers = context.get("recipients")
+    if not isinstance(receivers, list):
+        return None, 0
+    generation = context.get("generation")
+    return (
+        tuple(str(r) for r in receivers),
+        generation if isinstance(generation, int) and generation > 0 else 1,
+    )
+
+
+def _follow_up(
+    delivery: Delivery, item: Any, generation: int, retry_to: tuple[str, ...]
+) -> tuple[FollowUp | None, str | None]:
+    """The follow-up for the receivers that refused for now (none when none did), and what
+    the note says of them; none past the bound (then the note names who never got it)."""
+    if not retry_to:
+        return None, None
+    following = generation + 1
+    if following >= delivery.max_attempts:
+        return None, (
+            f"not sent again: refused for now at {following} sends (delivery.max_attempts), "
+            f"never got it: {', '.join(retry_to)}"
+        )
+    key = item.delivery_key or f"{item.alert_id}:{item.destination}"
+    return (
+        FollowUp(retry_to, following, store.follow_up_key(key, following)),
+        f"to be sent again to those refused for now (follow-up {following})",
+    )
 
 
 def _find_alert(

@@ -26,13 +26,15 @@ def list_outbox(
     kinds: Sequence[str] | None = None,
 ) -> list[Any]:
     """Newest first, a reply joined with its survey's agent snapshot; an alert delivery names
-    its destination and alert."""
+    its destination, alert and key (a follow-up's says which one it is:
+    :func:`~csat_hook.outbox.store.follow_up_generation`)."""
     stmt = (
         sa.select(
             outbox.c.id,
             outbox.c.kind,
             outbox.c.destination,
             outbox.c.alert_id,
+            outbox.c.delivery_key,
             outbox.c.helpdesk,
             outbox.c.dialog_id,
             outbox.c.status,

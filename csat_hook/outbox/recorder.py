@@ -8,10 +8,12 @@ sent again after its lease.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from typing import Generic
@@ -23,9 +25,11 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook.clock import Clock
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import ALERT
+from csat_hook.db.schema import PENDING
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
 from csat_hook.outbox.results import Failed
+from csat_hook.outbox.results import FollowUp
 from csat_hook.outbox.results import Outcome
 from csat_hook.outbox.results import Retry
 from csat_hook.outbox.results import Sent
@@ -105,13 +109,44 @@ class OutcomeRecorder:
                 link=outcome.link,
                 note=outcome.note,
             )
-            if not self._write(mark):
+            write: _Write = mark
+            if outcome.follow_up is not None:
+                row = self._follow_up_row(item, outcome.follow_up, mark.now)
+                # Not one statement: the group commit runs it in a transaction (both or neither).
+                write = functools.partial(
+                    store.mark_sent_and_follow_up,
+                    worker_id=self.worker_id,
+                    mark=mark,
+                    follow_up=row,
+                )
+            if not self._write(write):
                 logger.warning("delivery.lease-lost", extra=extra)
             logger.info("delivery.sent", extra=extra)
         elif isinstance(outcome, Retry):
             self._reschedule(item, outcome)
         else:
             self._fail(item, outcome)
+
+    def _follow_up_row(self, item: sa.Row[Any], follow_up: FollowUp, now: datetime) -> Any:
+        # The alert again to the receivers that refused it for now, after the retry policy's
+        # delay for as many failures as sends they refused.
+        delay = self.config.backoff.delay(follow_up.generation)
+        return {
+            "alert_id": item.alert_id,
+            "destination": item.destination,
+            "delivery_key": follow_up.delivery_key,
+            "helpdesk": item.helpdesk,
+            "dialog_id": item.dialog_id,
+            "context": {
+                "recipients": list(follow_up.receivers),
+                "generation": follow_up.generation,
+            },
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def _write_batch(self, conn: sa.Connection, batch: list[_Write]) -> list[Any]:
         marks = [write for write in batch if isinstance(write, store.SentMark)]

@@ -23,11 +23,22 @@ FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, no
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """An alert to send again later to ``receivers`` alone (they refused it for now while
+    others took it): the ``generation``-th follow-up, keyed ``delivery_key``."""
+
+    receivers: tuple[str, ...]
+    generation: int
+    delivery_key: str
+
+
+@dataclass(frozen=True)
 class Sent:
     """The vendor took the reply (or the destination the alert); for a reply ``agent`` and
     ``link`` are what it went out with.
 
     ``note`` is kept for operators: found by a look-up, sent again without one, not sent again.
+    ``follow_up``: a delivery to queue with the sent mark, in its transaction.
     """
 
     external_id: str | None
@@ -35,6 +46,7 @@ class Sent:
     agent: Person | None = None
     link: str | None = None
     note: str | None = None
+    follow_up: FollowUp | None = None
 
 
 @dataclass(frozen=True)

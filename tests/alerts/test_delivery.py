@@ -23,10 +23,6 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
-from tests.notify.smtp_server import PASSWORD
-from tests.notify.smtp_server import USER
-from tests.notify.smtp_server import Mailbox
-from tests.notify.smtp_server import start_server
 from tests.outbox.test_worker import drain
 from tests.outbox.test_worker import queue_generic
 
@@ -300,43 +296,3 @@ def test_a_slack_alert_that_breaks_after_posting_is_not_posted_again(
     row = by_destination(alerting)["slack"]
     assert row.status == "sent" and row.last_error.startswith("outcome unknown, not sent again")
     assert len(fake_notify.requests("slack")) == 1
-
-
-def test_an_email_recipient_refused_for_now_is_named_on_the_sent_row(
-    make_config, make_services, fake_notify, fake_helpdesk, clock, tmp_path
-):
-    """The others have it: the row is sent, once, and its last error says who did not."""
-    box = Mailbox(refuse_for_now={"team@example.org"})
-    controller, ca_file = start_server(tmp_path / "smtp", box)
-    try:
-        managers = {
-            "kind": "email",
-            "host": "localhost",
-            "port": controller.port,
-            "username": USER,
-            "password": PASSWORD,
-            "sender": "alerts@example.org",
-            "to": ["lead@example.org", "team@example.org"],
-            "ca_file": str(ca_file),
-        }
-        section = alerts_section(
-            fake_notify,
-            rules=[
-                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}
-            ],
-        )
-        section["destinations"]["mail"] = managers
-        services = make_services(
-            make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
-        )
-        raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
-        drain(services.delivery_worker(), clock)
-    finally:
-        controller.stop()
-    [row] = rows(services)
-    assert row.status == "sent" and row.attempts == 1
-    assert row.last_error == (
-        "sent to the other recipients; refused by the server: "
-        "team@example.org (450, for now: not retried)"
-    )
-    assert [recipients for _, recipients, _ in box.messages] == [["lead@example.org"]]

@@ -250,5 +250,7 @@ def test_alerts_test_names_the_recipients_an_smtp_server_refused(tmp_path, fake)
         controller.stop()
     assert result.exit_code == 0, result.output
     assert "managers: sent (<csat-alert-" in result.output
-    assert "team@example.org (450, for now: not retried)" in result.output
+    assert "team@example.org (450, for now)" in result.output
+    # Not through the queue: nothing is sent again.
+    assert "a test is not sent again to those refused for now" in result.output
     assert [recipients for _, recipients, _ in box.messages] == [["lead@example.org"]]

@@ -107,6 +107,7 @@ class Mailbox:
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     refuse_for_now: set[str] = field(default_factory=set)  # recipients answered 450
+    busy: dict[str, int] = field(default_factory=dict)  # answered 450 this many more times
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
     drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
@@ -121,6 +122,9 @@ class Mailbox:
         if address in self.refuse:
             return "550 5.1.1 No such user"
         if address in self.refuse_for_now:
+            return "450 4.2.1 Mailbox busy"
+        if self.busy.get(address, 0) > 0:
+            self.busy[address] -= 1
             return "450 4.2.1 Mailbox busy"
         envelope.rcpt_tos.append(address)
         return "250 OK"

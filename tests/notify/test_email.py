@@ -126,13 +126,45 @@ def test_one_refused_recipient_does_not_stop_the_others(smtp, mailbox):
     )
 
 
-def test_a_recipient_refused_for_now_beside_others_is_named_not_retried(smtp, mailbox):
-    # One row per destination: retrying it would send the others a second copy.
+def test_a_recipient_refused_for_now_beside_others_is_named_and_returned_to_retry(smtp, mailbox):
     port, ca_file = smtp
     mailbox.refuse_for_now.add("lead@example.org")
     result = email(port, ca_file).send(sample())
     assert [recipients for _, recipients, _ in mailbox.messages] == [["team@example.org"]]
-    assert "lead@example.org (450, for now: not retried)" in (result.note or "")
+    assert "lead@example.org (450, for now)" in (result.note or "")
+    assert result.retry_to == ("lead@example.org",)
+
+
+def test_a_recipient_refused_for_good_is_not_returned_to_retry(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.refuse.add("lead@example.org")
+    mailbox.refuse_for_now.add("team@example.org")
+    three = email(port, ca_file, to=[*TO, "ops@example.org"])
+    result = three.send(sample())
+    assert result.retry_to == ("team@example.org",)
+    assert "lead@example.org (550)" in (result.note or "")
+
+
+def test_sending_again_to_some_recipients_is_the_same_message_to_them_alone(smtp, mailbox):
+    port, ca_file = smtp
+    three = email(port, ca_file, to=[*TO, "ops@example.org"])
+    three.send(sample())
+    # ops@ is not in `to` any more: dropped, never sent to.
+    again = email(port, ca_file).send_to(sample(), ["team@example.org", "ops@example.org"])
+    (_, first, _), (_, second, _) = mailbox.messages
+    assert first == [*TO, "ops@example.org"] and second == ["team@example.org"]
+    one, two = mailbox.parsed()
+    assert one["Message-ID"] == two["Message-ID"] == again.external_id
+    assert two["To"] == "lead@example.org, team@example.org"  # the whole list, as configured
+    assert again.retry_to == () and again.note is None
+
+
+def test_sending_again_to_recipients_no_longer_configured_is_permanent(smtp, mailbox):
+    port, ca_file = smtp
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send_to(sample(), ["ops@example.org"])
+    assert not caught.value.retryable and "alerts.destinations.managers.to" in caught.value.message
+    assert mailbox.messages == []
 
 
 def test_every_recipient_refused_is_permanent(smtp, mailbox):

@@ -5,7 +5,10 @@ Every name is importable from here.
 
 A row is a reply (``kind`` reply, one per survey) or the delivery of an alert to one
 destination (``kind`` alert, one per ``delivery_key``); both go through the same claim, lease,
-heartbeat, retry and failed view. Only replies touch the ``surveys`` rows.
+heartbeat, retry and failed view. Only replies touch the ``surveys`` rows. An alert that went
+out but was refused for now by some of its receivers gets a follow-up row (its key marked
+:data:`FOLLOW_UP_MARK`, the receivers left in its ``context``), queued in the transaction that
+marks it sent (:func:`mark_sent_and_follow_up`).
 
 Each function takes a :class:`sqlalchemy.Connection` first and runs inside the caller's
 transaction. A worker only finishes its own claim (``claimed_by``), so a late answer after a
@@ -30,13 +33,18 @@ from csat_hook.outbox.store.claims import claim_with_surveys
 from csat_hook.outbox.store.claims import next_due_at
 from csat_hook.outbox.store.claims import surveys_by_id
 from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
+from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
 from csat_hook.outbox.store.enqueue import cancel_waiting
 from csat_hook.outbox.store.enqueue import enqueue_alerts
 from csat_hook.outbox.store.enqueue import enqueue_replies
+from csat_hook.outbox.store.enqueue import follow_up_generation
+from csat_hook.outbox.store.enqueue import follow_up_key
+from csat_hook.outbox.store.enqueue import is_follow_up
 from csat_hook.outbox.store.outcomes import SentMark
 from csat_hook.outbox.store.outcomes import mark_failed
 from csat_hook.outbox.store.outcomes import mark_sent
+from csat_hook.outbox.store.outcomes import mark_sent_and_follow_up
 from csat_hook.outbox.store.outcomes import mark_sent_many
 from csat_hook.outbox.store.outcomes import reschedule
 from csat_hook.outbox.store.workers import heartbeat
@@ -46,6 +54,7 @@ from csat_hook.outbox.store.workers import unregister
 __all__ = [
     "ALERT_COLUMNS",
     "CLAIMED",
+    "FOLLOW_UP_MARK",
     "OUTBOX_COLUMNS",
     "SURVEY",
     "SentMark",
@@ -55,9 +64,13 @@ __all__ = [
     "claim_with_surveys",
     "enqueue_alerts",
     "enqueue_replies",
+    "follow_up_generation",
+    "follow_up_key",
     "heartbeat",
+    "is_follow_up",
     "mark_failed",
     "mark_sent",
+    "mark_sent_and_follow_up",
     "mark_sent_many",
     "next_due_at",
     "release_stale",

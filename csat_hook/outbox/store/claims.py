@@ -41,6 +41,7 @@ CLAIMED = (
     "survey_id",
     "alert_id",
     "destination",
+    "delivery_key",
     "status",
     "claimed_by",
     "attempts",

@@ -21,6 +21,7 @@ from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import length_of
 
 
 @functools.cache
@@ -96,6 +97,37 @@ def enqueue_alerts(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> No
             _enqueue_alert_stmt(conn.dialect.name),
             [{name: row.get(name) for name in ALERT_COLUMNS} | {"kind": ALERT} for row in rows],
         )
+
+
+# A follow-up delivery sends an alert again to the receivers that refused it for now (an
+# e-mail's recipients answered 4xx) while others took it: its key is its first delivery's key
+# (``<alert id>:<destination>``), this mark and its generation (1, 2, ...). Destination names
+# are lower-case letters, digits, - and _ (alerts/config.py), so the mark is never in one.
+FOLLOW_UP_MARK = ":rcpt:"
+
+
+def follow_up_key(delivery_key: str, generation: int) -> str:
+    """The key of the ``generation``-th follow-up of the delivery keyed ``delivery_key`` (a
+    first delivery's or a follow-up's), within the column's 191 characters."""
+    base = delivery_key.partition(FOLLOW_UP_MARK)[0]
+    suffix = f"{FOLLOW_UP_MARK}{generation}"
+    limit = length_of(outbox.c.delivery_key) or 191
+    return base[: limit - len(suffix)] + suffix
+
+
+def follow_up_generation(delivery_key: str | None) -> int:
+    """Which follow-up the delivery keyed ``delivery_key`` is; 0 for a first delivery (and a
+    reply, which has no key)."""
+    if not delivery_key:
+        return 0
+    _, mark, generation = delivery_key.rpartition(FOLLOW_UP_MARK)
+    return int(generation) if mark and generation.isdecimal() else 0
+
+
+def is_follow_up() -> Any:
+    """SQL: the row is a follow-up delivery (for counts of one delivery per alert and
+    destination, such as ``alerts.cap_per_hour``)."""
+    return outbox.c.delivery_key.contains(FOLLOW_UP_MARK, autoescape=True)
 
 
 def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import fitted
 from csat_hook.db.text import storable
+from csat_hook.outbox.store.enqueue import enqueue_alerts
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -166,6 +168,19 @@ def mark_sent_many(conn: sa.Connection, worker_id: str, marks: Sequence[SentMark
     }
     done = {row[0] for row in driver_rows(conn, _mark_sent_many_sql(), params)}
     return [m.outbox_id in done for m in marks]
+
+
+def mark_sent_and_follow_up(
+    conn: sa.Connection, worker_id: str, mark: SentMark, follow_up: Mapping[str, Any]
+) -> bool:
+    """:func:`mark_sent` for one alert and, when it was still this worker's claim, queue
+    ``follow_up`` (an outbox row, :data:`~csat_hook.outbox.store.enqueue.ALERT_COLUMNS`: the
+    alert again to the receivers that refused it for now) in the same transaction: the row
+    is sent with its follow-up, or neither is recorded (and the alert is sent again)."""
+    done = mark_sent_many(conn, worker_id, [mark])[0]
+    if done:
+        enqueue_alerts(conn, [follow_up])
+    return done
 
 
 def _mark_sent_one(conn: sa.Connection, worker_id: str, mark: SentMark) -> bool:

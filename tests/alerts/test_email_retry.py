@@ -1,0 +1,235 @@
+"""E-mail recipients refused for now (450 to RCPT TO) beside accepted ones get the alert later
+from a follow-up delivery, exactly once, and the others never get a second copy; a real SMTP
+server (aiosmtpd on loopback), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.report import delivery_text
+from csat_hook.db.schema import outbox
+from csat_hook.outbox import listing
+from csat_hook.outbox import store
+from tests.alerts.conftest import alerts_section
+from tests.alerts.conftest import changed
+from tests.alerts.conftest import generic_notes
+from tests.alerts.conftest import raise_now
+from tests.notify.smtp_server import PASSWORD
+from tests.notify.smtp_server import USER
+from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import start_server
+from tests.outbox.test_worker import drain
+
+LEAD, TEAM, OPS, BOSS = (f"{n}@example.org" for n in ("lead", "team", "ops", "boss"))
+
+
+@pytest.fixture
+def box() -> Mailbox:
+    return Mailbox()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, box: Mailbox) -> Iterator[tuple[int, Path]]:
+    controller, ca_file = start_server(tmp_path / "smtp", box)
+    yield controller.port, ca_file
+    controller.stop()
+
+
+@pytest.fixture
+def mail_services(
+    make_config: Callable[..., Any],
+    make_services: Callable[[Any], Any],
+    fake_notify: Any,
+    fake_helpdesk: Any,
+    smtp: tuple[int, Path],
+) -> Callable[..., Any]:
+    """Services whose one rule alerts the e-mail destination ``mail`` (``to`` as given)."""
+
+    def build(to: list[str], **delivery: Any) -> Any:
+        port, ca_file = smtp
+        section = alerts_section(
+            fake_notify,
+            rules=[
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}
+            ],
+        )
+        section["destinations"]["mail"] = {
+            "kind": "email",
+            "host": "localhost",
+            "port": port,
+            "username": USER,
+            "password": PASSWORD,
+            "sender": "alerts@example.org",
+            "to": to,
+            "ca_file": str(ca_file),
+        }
+        config = make_config(
+            alerts=section,
+            helpdesks={"generic": generic_notes(fake_helpdesk.url)},
+            **({"delivery": delivery} if delivery else {}),
+        )
+        return make_services(config)
+
+    return build
+
+
+def rows(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(outbox).order_by(outbox.c.id)))
+
+
+def received(box: Mailbox) -> Counter[str]:
+    """How many copies each recipient was handed (one RCPT TO accepted, one message)."""
+    return Counter(address for _, recipients, _ in box.messages for address in recipients)
+
+
+def test_a_recipient_refused_for_now_gets_the_alert_once_later_and_the_others_once(
+    mail_services, box, clock
+):
+    box.busy[TEAM] = 1  # 450 at the first send, accepted at the next
+    services = mail_services([LEAD, TEAM, OPS])
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    worker = services.delivery_worker()
+    worker.run_once()
+
+    first, follow_up = rows(services)
+    assert first.status == "sent" and first.last_error == (
+        "sent to the other recipients; refused by the server: team@example.org (450, for now); "
+        "to be sent again to those refused for now (follow-up 1)"
+    )
+    assert follow_up.status == "pending" and follow_up.attempts == 0
+    assert follow_up.delivery_key == f"{first.delivery_key}:rcpt:1"
+    assert (follow_up.alert_id, follow_up.destination) == (first.alert_id, "mail")
+    assert follow_up.context == {"recipients": [TEAM], "generation": 1}
+    # After the retry policy's delay (backoff_base_seconds 0.01 in the tests), not at once.
+    assert follow_up.next_attempt_at > clock()
+
+    drain(worker, clock)
+
+    assert received(box) == {LEAD: 1, OPS: 1, TEAM: 1}
+    assert [recipients for _, recipients, _ in box.messages] == [[LEAD, OPS], [TEAM]]
+    one, two = box.parsed()
+    assert one["Message-ID"] == two["Message-ID"]  # the same alert, not a new one
+    first, follow_up = rows(services)
+    assert follow_up.status == "sent" and follow_up.last_error is None
+    with services.engine.connect() as conn:
+        # One alert to the destination for alerts.cap_per_hour, its follow-up not counted.
+        assert alerts_store.capped_deliveries(conn, "mail", clock() - timedelta(hours=1)) == 1
+        deliveries = alerts_store.deliveries_of(conn, [first.alert_id])[first.alert_id]
+        listed = listing.list_outbox(conn, kinds=["alert"])
+    assert [delivery_text(d) for d in deliveries] == ["mail: sent", "mail (again, 1): sent"]
+    assert [store.follow_up_generation(r.delivery_key) for r in listed] == [1, 0]
+
+
+def test_a_recipient_refused_for_good_is_not_sent_again(mail_services, box, clock):
+    box.refuse.add(TEAM)
+    services = mail_services([LEAD, TEAM])
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    drain(services.delivery_worker(), clock)
+
+    [row] = rows(services)
+    assert row.status == "sent" and row.attempts == 1
+    assert row.last_error == "sent to the other recipients; refused by the server: " + (
+        "team@example.org (550)"
+    )
+    assert received(box) == {LEAD: 1}
+
+
+def test_follow_ups_stop_at_max_attempts_and_say_who_never_got_it(mail_services, box, clock):
+    # Each send reaches one more recipient; BOSS is refused for now at every one.
+    box.busy.update({TEAM: 1, OPS: 2})
+    box.refuse_for_now.add(BOSS)
+    services = mail_services([LEAD, TEAM, OPS, BOSS], max_attempts=3)
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    drain(services.delivery_worker(), clock)
+
+    found = rows(services)
+    assert [(r.status, store.follow_up_generation(r.delivery_key)) for r in found] == [
+        ("sent", 0),
+        ("sent", 1),
+        ("sent", 2),
+    ]
+    assert [r.context.get("recipients") for r in found] == [None, [TEAM, OPS, BOSS], [OPS, BOSS]]
+    assert found[-1].last_error.endswith(
+        "not sent again: refused for now at 3 sends (delivery.max_attempts), "
+        "never got it: boss@example.org"
+    )
+    assert received(box) == {LEAD: 1, TEAM: 1, OPS: 1}
+
+
+def test_a_follow_up_whose_recipients_stay_refused_fails_naming_them(mail_services, box, clock):
+    box.busy[TEAM] = 1_000
+    services = mail_services([LEAD, TEAM], max_attempts=3)
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    drain(services.delivery_worker(), clock)
+
+    first, follow_up = rows(services)
+    assert first.status == "sent"
+    # Its own attempt budget for a send every recipient refused (450: retryable).
+    assert follow_up.status == "failed" and follow_up.attempts == 3
+    assert follow_up.last_error.endswith("never got it: team@example.org")
+    assert received(box) == {LEAD: 1}
+
+
+def test_a_recipient_removed_from_the_config_is_dropped_from_the_follow_up(
+    mail_services, box, clock
+):
+    box.busy.update({TEAM: 1, OPS: 1})
+    before = mail_services([LEAD, TEAM, OPS])
+    raise_now(before, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    before.delivery_worker().run_once()
+    assert rows(before)[1].context["recipients"] == [TEAM, OPS]
+
+    after = mail_services([LEAD, TEAM])  # ops@ removed meanwhile
+    drain(after.delivery_worker(), clock)
+
+    assert [r.status for r in rows(after)] == ["sent", "sent"]
+    assert [recipients for _, recipients, _ in box.messages] == [[LEAD], [TEAM]]
+
+
+def test_the_follow_up_is_queued_only_with_its_sent_mark(mail_services, box, clock):
+    """Another worker took the row over: neither the sent mark nor the follow-up is written
+    (the new owner sends the alert to everyone)."""
+    services = mail_services([LEAD, TEAM])
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    with services.engine.begin() as conn:
+        [item] = store.claim_due(conn, "w", clock(), clock() + timedelta(seconds=30), limit=1)
+    mark = store.SentMark(item.id, clock(), "<id@example.org>", None)
+    follow_up = {
+        "alert_id": item.alert_id,
+        "destination": "mail",
+        "delivery_key": store.follow_up_key(item.delivery_key, 1),
+        "helpdesk": "",
+        "dialog_id": "",
+        "context": {"recipients": [TEAM], "generation": 1},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": clock(),
+        "created_at": clock(),
+        "updated_at": clock(),
+    }
+    with services.engine.begin() as conn:
+        assert not store.mark_sent_and_follow_up(conn, "other", mark, follow_up)
+    assert [r.status for r in rows(services)] == ["sending"]
+    with services.engine.begin() as conn:
+        assert store.mark_sent_and_follow_up(conn, "w", mark, follow_up)
+    assert [r.status for r in rows(services)] == ["sent", "pending"]
+
+
+def test_follow_up_keys_fit_the_column_and_name_their_generation():
+    key = "9" * 19 + ":" + "d" * 64
+    assert store.follow_up_key(key, 1) == key + ":rcpt:1"
+    assert store.follow_up_key(key + ":rcpt:1", 2) == key + ":rcpt:2"
+    assert store.follow_up_generation(key + ":rcpt:12") == 12
+    assert store.follow_up_generation(key) == 0 and store.follow_up_generation(None) == 0
+    long = store.follow_up_key("x" * 191, 3)
+    assert len(long) == 191 and long.endswith(":rcpt:3")

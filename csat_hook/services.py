@@ -42,6 +42,7 @@ class Services:
     destinations: dict[str, Destination] = field(default_factory=dict)
     intake: Intake = field(init=False)
     short_links: ShortLinks = field(init=False)
+    _workers: list[DeliveryWorker] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         recorder = CloseRecorder(
@@ -66,6 +67,16 @@ class Services:
             monotonic=time.monotonic,
         )
 
+    def close(self) -> None:
+        """Write what the web threads handed over (closes, clicks), end the writer threads
+        and close the database connections. For a process that builds services more than
+        once (tests, an embedding application); a serving process keeps them to its end."""
+        self.intake.recorder.close()
+        self.short_links.recorder.close()
+        for worker in self._workers:
+            worker.recorder.close()
+        self.engine.dispose()
+
     def delivery_worker(self, *, worker_id: str | None = None) -> DeliveryWorker:
         """A delivery worker for this process (not started)."""
         delivery = Delivery(
@@ -74,7 +85,7 @@ class Services:
             self.config.delivery.max_attempts,
             destinations=self.destinations,
         )
-        return DeliveryWorker(
+        worker = DeliveryWorker(
             self.engine,
             delivery,
             self.config.delivery,
@@ -84,6 +95,8 @@ class Services:
             # Retention holds without new clicks: every deployment runs a worker.
             chores=[self.short_links.recorder.prune_due],
         )
+        self._workers.append(worker)
+        return worker
 
 
 def build_services(

@@ -167,7 +167,7 @@ def make_services(clock: FakeClock) -> Iterator[Callable[[Config], Services]]:
 
     yield build
     for services in built:
-        services.engine.dispose()
+        services.close()  # the writer threads too: each holds its engine for good
 
 
 @pytest.fixture

@@ -90,6 +90,10 @@ class ClickRecorder:
         """Store ``click`` (committed when this returns); its row id."""
         return self._writer.submit(click, timeout=timeout)
 
+    def close(self) -> None:
+        """Store the clicks already handed over, then end the writer thread."""
+        self._writer.close()
+
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:
         ids = [
             conn.execute(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from typing import Generic
 from typing import TypeVar
 
@@ -31,6 +32,7 @@ from csat_hook.db.engine import run_statement
 from csat_hook.db.engine import run_transaction
 
 MAX_BATCH = 128
+_STOP: Any = object()  # queued by close(): the writer ends after what came before it
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +44,16 @@ class _Waiting(Generic[T, R]):
     done: threading.Event = field(default_factory=threading.Event)
     result: R | None = None
     error: BaseException | None = None
+
+
+@dataclass
+class _Lane(Generic[T, R]):
+    """One writer thread's queue and held connection (a closed writer's next thread gets
+    new ones, so the old thread's stop mark and release never reach it)."""
+
+    queue: queue.SimpleQueue[_Waiting[T, R]] = field(default_factory=queue.SimpleQueue)
+    held: HeldConnection = field(default_factory=HeldConnection)
+    thread: threading.Thread | None = None
 
 
 class GroupCommit(Generic[T, R]):
@@ -56,7 +68,8 @@ class GroupCommit(Generic[T, R]):
     always on SQLite, in a transaction. The writer keeps that autocommit connection from one
     batch to the next while they keep coming (:data:`HOLD_IDLE_SECONDS`).
     The writer thread starts on the first :meth:`submit`, so it lives in the process that
-    serves (after a fork).
+    serves (after a fork). :meth:`close` ends it once what was queued is written; a later
+    :meth:`submit` starts another.
     """
 
     def __init__(
@@ -73,10 +86,8 @@ class GroupCommit(Generic[T, R]):
         self._write = write
         self._after_commit = after_commit
         self._name = name
-        self._queue: queue.SimpleQueue[_Waiting[T, R]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._lane: _Lane[T, R] = _Lane()
         self._lock = threading.Lock()
-        self._held = HeldConnection()  # the writer thread's, for one-statement batches
 
     def submit(self, item: T, *, timeout: float | None = None) -> R:
         """Store ``item`` (shared transaction); return its result once committed.
@@ -85,41 +96,61 @@ class GroupCommit(Generic[T, R]):
         seconds (the item may still be committed later).
         """
         waiting: _Waiting[T, R] = _Waiting(item)
-        self._ensure_thread()
-        self._queue.put(waiting)
+        with self._lock:  # into the lane whose thread is running (close() swaps lanes)
+            lane = self._lane
+            if lane.thread is None or not lane.thread.is_alive():
+                # First use, or the thread died: a new one takes what is queued.
+                lane.thread = threading.Thread(
+                    target=self._loop, args=(lane,), name=self._name, daemon=True
+                )
+                lane.thread.start()
+            lane.queue.put(waiting)
         if not waiting.done.wait(timeout):
             raise TimeoutError(f"{self._name}: the database did not answer in time")
         if waiting.error is not None:
             raise waiting.error
         return waiting.result  # type: ignore[return-value]  # set when there is no error
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then end the writer thread and close its connection
+        (waiting up to ``timeout`` for it). A process that builds writers more than once
+        (tests, an application embedding the service) would otherwise keep every one's
+        thread, and through it its engine and everything the engine compiled."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+            lane, self._lane = self._lane, _Lane()
+        if lane.thread is None or not lane.thread.is_alive():
+            lane.held.release()
+            return
+        lane.queue.put(_STOP)  # behind everything submitted to this lane
+        lane.thread.join(timeout)
 
-    def _loop(self) -> None:
-        while True:
+    def _loop(self, lane: _Lane[T, R]) -> None:
+        stopping = False
+        while not stopping:
             try:
-                first = self._queue.get(timeout=HOLD_IDLE_SECONDS)
+                first = lane.queue.get(timeout=HOLD_IDLE_SECONDS)
             except queue.Empty:
-                self._held.release()
-                first = self._queue.get()
+                lane.held.release()
+                first = lane.queue.get()
+            if first is _STOP:
+                break
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    following = lane.queue.get_nowait()
                 except queue.Empty:
                     break
-            self._commit(batch)
+                if following is _STOP:
+                    stopping = True
+                    break
+                batch.append(following)
+            self._commit(batch, lane.held)
+        lane.held.release()
 
-    def _commit(self, batch: list[_Waiting[T, R]]) -> None:
+    def _commit(self, batch: list[_Waiting[T, R]], held: HeldConnection) -> None:
         committed: list[R] = []
         try:
-            results = self._transaction([w.item for w in batch])
+            results = self._transaction([w.item for w in batch], held)
             for waiting, result in zip(batch, results, strict=True):
                 waiting.result = result
             committed.extend(results)
@@ -129,7 +160,7 @@ class GroupCommit(Generic[T, R]):
             else:
                 for waiting in batch:  # isolate the failing item; the others still commit
                     try:
-                        waiting.result = self._transaction([waiting.item])[0]
+                        waiting.result = self._transaction([waiting.item], held)[0]
                         committed.append(waiting.result)
                     except Exception as single:
                         waiting.error = single
@@ -138,14 +169,15 @@ class GroupCommit(Generic[T, R]):
         for waiting in batch:
             waiting.done.set()
 
-    def _transaction(self, items: list[T]) -> Sequence[R]:
+    def _transaction(self, items: list[T], held: HeldConnection | None = None) -> Sequence[R]:
+        held = held or self._lane.held
         engine = self._engine()
         work: Callable[[sa.Connection], Sequence[R]] = lambda conn: self._write(conn, items)  # noqa: E731
         if self._single is None or not self._single(items):
             return run_transaction(engine, work)
         if engine.dialect.name != "postgresql":
             return run_statement(engine, work)  # a transaction: SQLite's writer lock
-        return self._held.run(engine, work)
+        return held.run(engine, work)
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

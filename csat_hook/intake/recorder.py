@@ -107,6 +107,10 @@ class CloseRecorder:
                 raise
             raise error from exc
 
+    def close(self) -> None:
+        """Store the closes already handed over, then end the writer thread."""
+        self._writer.close()
+
     def _after_commit(self, results: Sequence[dict[str, Any]]) -> None:
         if any(result["status"] == "queued" for result in results):
             self._replies_queued()

@@ -92,6 +92,10 @@ class OutcomeRecorder:
             lambda: self.engine, self._write_batch, name="delivery-outcomes", single=_one_statement
         )
 
+    def close(self) -> None:
+        """Record the outcomes already handed over, then end the writer thread."""
+        self._outcomes.close()
+
     def record(self, item: sa.Row[Any], outcome: Outcome) -> None:
         """Record ``outcome`` for the claimed row ``item``."""
         extra = log_fields(item)

@@ -136,6 +136,7 @@ class DeliveryWorker:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.heartbeat.stop(timeout)
+        self.recorder.close()
 
     # --- heartbeat -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -101,3 +102,54 @@ def test_a_batch_said_to_be_one_statement_runs_in_autocommit_on_postgresql(datab
     # Autocommit only where the predicate said "one statement", and never on SQLite (its
     # writer lock is taken at BEGIN).
     assert seen == [(1, engine.dialect.name == "postgresql"), (1, False)]
+
+
+def _writers(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def test_close_writes_what_was_queued_then_ends_the_writer_and_a_later_submit_starts_another(
+    engine,
+):
+    batcher = GroupCommit(lambda: engine, run_each, name="closing-writer")
+    gate = threading.Event()
+    outcomes: dict[int, object] = {}
+
+    inside = threading.Event()
+
+    def blocker(conn: sa.Connection) -> None:
+        inside.set()
+        gate.wait(5)  # holds the writer while more is queued and close() is called
+
+    def call(k: int) -> None:
+        outcomes[k] = batcher.submit(_insert(k), timeout=10)
+
+    held = threading.Thread(target=batcher.submit, args=(blocker,))
+    held.start()
+    assert inside.wait(5)
+    queued = [threading.Thread(target=call, args=(k,)) for k in range(5)]
+    for thread in queued:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while batcher._lane.queue.qsize() < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)  # all five queued behind the held batch before close()
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    gate.set()
+    for thread in [held, *queued, closer]:
+        thread.join(10)
+
+    assert outcomes == {k: k * 10 for k in range(5)}  # everything handed over was written
+    assert _writers("closing-writer") == []  # and the thread is gone
+    assert batcher.submit(_insert(99)) == 990  # a new thread for a later write
+    assert len(_writers("closing-writer")) == 1
+    batcher.close()
+    assert _keys(engine) == [0, 1, 2, 3, 4, 99]
+    assert _writers("closing-writer") == []
+
+
+def test_closing_a_writer_never_used_is_harmless(engine):
+    batcher = GroupCommit(lambda: engine, run_each, name="unused-writer")
+    batcher.close()
+    assert batcher.submit(_insert(1)) == 10
+    batcher.close()

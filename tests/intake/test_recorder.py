@@ -57,7 +57,7 @@ def _release_held_connections(monkeypatch, make_services):
     monkeypatch.setattr(GroupCommit, "__init__", init)
     yield
     for writer in made:
-        writer._held.release()
+        writer.close()
 
 
 def _statements(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:

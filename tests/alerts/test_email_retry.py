@@ -23,9 +23,8 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
-from tests.notify.smtp_server import PASSWORD
-from tests.notify.smtp_server import USER
 from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import start_server
 from tests.outbox.test_worker import drain
 
@@ -62,16 +61,7 @@ def mail_services(
                 {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}
             ],
         )
-        section["destinations"]["mail"] = {
-            "kind": "email",
-            "host": "localhost",
-            "port": port,
-            "username": USER,
-            "password": PASSWORD,
-            "sender": "alerts@example.org",
-            "to": to,
-            "ca_file": str(ca_file),
-        }
+        section["destinations"]["mail"] = email_options(port, ca_file, to)
         config = make_config(
             alerts=section,
             helpdesks={"generic": generic_notes(fake_helpdesk.url)},

@@ -186,3 +186,19 @@ def start_server(
     controller = LoopbackController(mailbox, hostname="127.0.0.1", port=0, **kwargs)
     controller.start()
     return controller, ca_file
+
+
+def email_options(port: int, ca_file: Path, to: list[str], **options: Any) -> dict[str, Any]:
+    """An ``email`` destination's settings for the server :func:`start_server` runs on
+    ``port``: its user, its CA, the sender ``alerts@example.org``; ``options`` added last."""
+    return {
+        "kind": "email",
+        "host": "localhost",
+        "port": port,
+        "username": USER,
+        "password": PASSWORD,
+        "sender": "alerts@example.org",
+        "to": to,
+        "ca_file": str(ca_file),
+        **options,
+    }

@@ -14,9 +14,8 @@ from csat_hook.errors import DeliveryError
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
-from tests.notify.smtp_server import PASSWORD
-from tests.notify.smtp_server import USER
 from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import make_certificates
 from tests.notify.smtp_server import start_server
 
@@ -36,19 +35,8 @@ def smtp(tmp_path: Path, mailbox: Mailbox) -> Iterator[tuple[int, Path]]:
 
 
 def email(port: int, ca_file: Path, **options: Any):
-    values = {
-        "kind": "email",
-        "host": "localhost",
-        "port": port,
-        "username": USER,
-        "password": PASSWORD,
-        "sender": "alerts@example.org",
-        "to": TO,
-        "ca_file": str(ca_file),
-        "timeout_seconds": 5,
-        **options,
-    }
-    return build("managers", values)
+    values = {"to": TO, "timeout_seconds": 5, **options}
+    return build("managers", email_options(port, ca_file, **values))
 
 
 def test_the_alert_arrives_over_starttls_with_a_deterministic_message_id(smtp, mailbox):

@@ -33,9 +33,8 @@ from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
 from tests.helpers import link_fields
-from tests.notify.smtp_server import PASSWORD
-from tests.notify.smtp_server import USER
 from tests.notify.smtp_server import Mailbox
+from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import start_server
 from tests.outbox.test_worker import drain
 from tests.sync.conftest import EN_HEADER
@@ -174,16 +173,7 @@ def loop(
                     "url": receivers.webhook("crm", SECRET),
                     "secret": SECRET,
                 },
-                "managers": {
-                    "kind": "email",
-                    "host": "localhost",
-                    "port": port,
-                    "username": USER,
-                    "password": PASSWORD,
-                    "sender": "alerts@example.org",
-                    "to": ["lead@example.org"],
-                    "ca_file": str(ca_file),
-                },
+                "managers": email_options(port, ca_file, ["lead@example.org"]),
                 "note": {"kind": "helpdesk_note"},
             },
             "rules": [

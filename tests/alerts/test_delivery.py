@@ -146,7 +146,7 @@ def test_a_slack_timeout_is_not_sent_again(make_config, fake_notify, fake_helpde
         assert row.status == "sent" and row.last_error.startswith("outcome unknown, not sent again")
         assert len(fake_notify.requests("slack")) == 1
     finally:
-        services.engine.dispose()
+        services.close()
 
 
 def test_a_note_whose_answer_was_lost_is_found_not_posted_twice(alerting, fake_helpdesk, clock):

@@ -126,6 +126,6 @@ def test_a_sigkill_mid_send_never_sends_an_alert_twice(database_url, tmp_path):
         assert "same id" in errors["crm"]
     finally:
         cluster.stop()
-        services.engine.dispose()
+        services.close()
         fake.stop()
         helpdesk.stop()

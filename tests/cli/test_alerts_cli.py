@@ -143,7 +143,7 @@ def config_with_an_alert(
         if deliver:
             drain(services.delivery_worker(), clock)
     finally:
-        services.engine.dispose()
+        services.close()
     return path
 
 

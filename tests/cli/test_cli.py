@@ -37,7 +37,7 @@ def queue_one(tmp_path, dialog_id="42", agent_name="Anna Petrova", database_url=
         json=generic_close(dialog_id, agent_name=agent_name),
         headers={"X-Webhook-Token": "dev-insecure-dryrun-token"},
     )
-    services.engine.dispose()
+    services.close()
     assert response.json["status"] == "queued"
 
 
@@ -98,7 +98,7 @@ def disposed(monkeypatch):
     monkeypatch.setattr(module, "build_services", build)
     yield
     for services in built:
-        services.engine.dispose()
+        services.close()
 
 
 def failed_and_pending(tmp_path, database_url):

@@ -128,7 +128,7 @@ def test_a_timed_out_reply_that_landed_is_found_and_not_posted_again(
         [item] = outbox_rows(services)
         assert item.status == "sent" and item.external_id == str(stored(fake_helpdesk)[0]["id"])
     finally:
-        services.engine.dispose()
+        services.close()
 
 
 def test_a_vendor_that_saves_late_is_found_after_the_settle_delay(looked_up, fake_helpdesk, clock):
@@ -650,4 +650,4 @@ def test_an_agent_look_up_that_timed_out_leaves_the_reply_certain(
         assert item.status == "sent" and item.uncertain_since is None
         assert item.last_error is None
     finally:
-        services.engine.dispose()
+        services.close()

@@ -188,7 +188,7 @@ def loop(
     )
     built = Loop(kit, config)
     yield built
-    built.services.engine.dispose()
+    built.services.close()
 
 
 def survey_token(fake_helpdesk: FakeHelpdesk) -> str:

@@ -119,6 +119,7 @@ def test_funnel_per_agent_equals_an_independent_count(kit, language):
             sent[agent] += 1
             opened[agent] += PATTERNS[pattern]
             answered[agent] += answers
+    services.close()  # the click writer's thread ends here, not with the process
     kit.responses(rows)
     clock.now = kit.now
 

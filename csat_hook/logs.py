@@ -11,6 +11,7 @@ import logging
 import sys
 from datetime import UTC
 from datetime import datetime
+from typing import Any
 from typing import Literal
 from typing import TextIO
 
@@ -62,7 +63,7 @@ class SafeFormatter(logging.Formatter):
             # The exception type only: messages of foreign exceptions can embed request data.
             fields["exception"] = record.exc_info[0].__name__
         if self.json:
-            return json.dumps(
+            return printable_json(
                 {
                     "time": when,
                     "level": record.levelname,
@@ -71,10 +72,9 @@ class SafeFormatter(logging.Formatter):
                     **fields,
                 },
                 default=str,
-                ensure_ascii=False,
             )
         extras = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
-        return f"{when} {record.levelname} {record.name} {message}" + (
+        return f"{when} {record.levelname} {record.name} {escaped(message)}" + (
             f" {extras}" if extras else ""
         )
 
@@ -84,8 +84,40 @@ def _quote(value: object) -> str:
     # request (a dialog id, a path) can never break the line or forge another field.
     text = str(value)
     if not text or " " in text or "=" in text or '"' in text or not text.isprintable():
-        return json.dumps(text, ensure_ascii=False)
+        return printable_json(text)
     return text
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code > 0xFFFF:  # as JSON spells it: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def escaped(text: str) -> str:
+    """``text`` with each character that is not printable (``str.isprintable``) written as
+    its ``\\uXXXX`` escape: line breaks of any kind (U+2028, U+2029, NEL), C0 and C1 controls
+    (ESC, CSI), bidirectional overrides and isolates, zero-width characters, lone surrogates.
+    What a sender wrote can then neither break a line, forge a field, drive a terminal nor
+    reorder what it shows; printable non-ASCII text (a Cyrillic name) stays as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def printable_json(value: Any, **options: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, **options)`` with every unprintable character
+    escaped (:func:`escaped`; json.dumps leaves U+2028, C1 controls, DEL, bidirectional
+    controls and lone surrogates raw): still JSON that reads back to ``value``, readable
+    where the text is. With ``indent`` its line breaks stay line breaks."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    if text.isprintable():
+        return text
+    # Outside strings only the line breaks of ``indent`` can be unprintable; inside them
+    # json.dumps has escaped every ASCII control already.
+    return "".join(c if c.isprintable() or c == "\n" else _escape(c) for c in text)
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:

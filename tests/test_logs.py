@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.logs import SafeFormatter
 from csat_hook.logs import setup_logging
 from tests.helpdesks.generic.examples import CRISP_API
 from tests.helpdesks.generic.examples import CRISP_CONVERSATION
@@ -166,3 +167,40 @@ def test_nothing_sensitive_is_logged_by_the_example_configurations(
     sensitive = [*secrets.values(), email, survey.token, survey.link, sent.body]
     leaked = [value for value in sensitive if value in output]
     assert leaked == [], f"found in the logs: {leaked}"
+
+
+# --- what a request's text can do to a log line -------------------------------------------
+
+# A value that came from a sender: line breaks Python's splitlines() and JavaScript see (U+2028,
+# U+2029, NEL), C1 controls (CSI drives a terminal), bidirectional overrides and isolates that
+# reorder what a terminal shows, a zero-width space, DEL, a lone surrogate and a tag character.
+HOSTILE = (
+    "D-1\u2028level=ERROR\u2029x\x85y\x9b2J\u202egnp.exe\u2066z\u2069\u200b\x7f\ud800"
+    "\U000e0041\r\nforged=1 Анна"
+)
+
+
+def _record(message: str, **fields: Any) -> logging.LogRecord:
+    record = logging.LogRecord("csat_hook.test", logging.INFO, __file__, 1, message, None, None)
+    record.__dict__.update(fields)
+    return record
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_value_from_a_request_never_breaks_or_reorders_a_log_line(fmt):
+    """Every unprintable character, in the message as in the fields, is written as an
+    escape; printable non-ASCII (a Cyrillic agent name) stays readable."""
+    line = SafeFormatter(fmt).format(
+        _record(f"webhook.refused {HOSTILE}", dialog_id=HOSTILE, path="/webhooks/" + HOSTILE)
+    )
+
+    assert line.isprintable(), ascii([c for c in line if not c.isprintable()])
+    assert line.count("Анна") == 3
+    for escaped in ("\\u2028", "\\u2029", "\\u0085", "\\u009b", "\\u202e", "\\u2066"):
+        assert line.count(escaped) == 3, (escaped, line)
+    if fmt == "json":
+        parsed = json.loads(line)
+        assert parsed["dialog_id"] == HOSTILE and parsed["event"] == f"webhook.refused {HOSTILE}"
+    else:
+        assert " forged=1" not in line.split(" dialog_id=")[1]
+        assert line.count("dialog_id=") == 1

@@ -3,7 +3,6 @@ test message to one destination."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 from datetime import datetime
@@ -22,6 +21,7 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
 from csat_hook.errors import DeliveryError
+from csat_hook.logs import printable_json
 from csat_hook.notify.records import LOW_RATING
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import headline
@@ -52,7 +52,7 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
         deliveries = store.deliveries_of(conn, [r.id for r in rows])
     if as_json:
         click.echo(
-            json.dumps(
+            printable_json(
                 [
                     {
                         "id": row.id,
@@ -78,7 +78,6 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
                     }
                     for row in rows
                 ],
-                ensure_ascii=False,
             )
         )
         return

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC
 from datetime import datetime
@@ -31,6 +30,7 @@ from csat_hook.errors import TokenError
 from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
+from csat_hook.logs import printable_json
 
 
 @click.command("check-config")
@@ -173,13 +173,12 @@ def verify_token(state: State, token: str) -> None:
         click.echo(f"invalid: {exc.message}", err=True)
         sys.exit(1)
     click.echo(
-        json.dumps(
+        printable_json(
             {
                 "helpdesk": ref.helpdesk,
                 "dialog_id": ref.dialog_id,
                 "agent": ref.agent,
                 "issued_at": ref.issued_at.isoformat(),
             },
-            ensure_ascii=False,
         )
     )

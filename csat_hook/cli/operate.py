@@ -7,7 +7,6 @@ mapping takes from it), ``outbox`` (list queued, sent and failed deliveries) and
 
 from __future__ import annotations
 
-import json
 import sys
 import urllib.parse
 from datetime import datetime
@@ -26,6 +25,7 @@ from csat_hook.helpdesks import build_helpdesks
 from csat_hook.helpdesks.explain import describe_payload
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.logs import printable_json
 from csat_hook.outbox import listing
 from csat_hook.outbox import wake
 from csat_hook.outbox.store import follow_up_generation
@@ -133,7 +133,7 @@ def outbox(
         counts = listing.outbox_counts(conn)
     if as_json:
         click.echo(
-            json.dumps(
+            printable_json(
                 {
                     "counts": counts,
                     "replies": [
@@ -144,7 +144,6 @@ def outbox(
                         for r in rows
                     ],
                 },
-                ensure_ascii=False,
             )
         )
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
+from csat_hook.logs import printable_json
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
@@ -135,7 +135,7 @@ def _reasons(counts: dict[str, int]) -> str:
 def print_sync(summary: Any, as_json: bool) -> None:
     data = summary.as_dict()
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, sort_keys=False))
+        click.echo(printable_json(data))
         return
     if summary.status not in ("ok", "data_error"):
         click.echo(f"sync {summary.status}: {summary.error}", err=True)

@@ -254,3 +254,16 @@ def test_alerts_test_names_the_recipients_an_smtp_server_refused(tmp_path, fake)
     # Not through the queue: nothing is sent again.
     assert "a test is not sent again to those refused for now" in result.output
     assert [recipients for _, recipients, _ in box.messages] == [["lead@example.org"]]
+
+
+def test_the_alerts_json_escapes_every_unprintable_character(tmp_path, fake, clock):
+    # The agent's name comes from the helpdesk; json.dumps(ensure_ascii=False) left a U+2028,
+    # a C1 CSI and a bidirectional override in it raw.
+    name = "Анна \u2028\x9b2J\u202e"
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=False, agent_name=name)
+
+    output = invoke(path, fake, "alerts", "--json").output
+
+    assert output.endswith("\n") and output[:-1].isprintable(), ascii(output)
+    assert "Анна" in output
+    assert "Анна \x9b2J\u202e on ticket" in json.loads(output)[0]["summary"]

@@ -319,3 +319,29 @@ def test_the_outbox_listing_prints_control_characters_escaped(tmp_path, monkeypa
         r"#1 pending   dryrun/D-7\n#99 sent      dryrun/1 agent=x agent=Anna\x1b]0;pwned\x07\rBob "
     ), listed
     assert "\x1b" not in listed and "\r" not in listed
+
+
+# Line breaks Python and JavaScript see (U+2028, NEL), a C1 CSI (drives a terminal), a
+# bidirectional override and isolate, DEL: json.dumps(ensure_ascii=False) left them raw.
+UNPRINTABLE = "\u2028\x85\x9b2J\u202e\u2066\x7f"
+
+
+def test_json_outputs_escape_every_unprintable_character(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    queue_one(tmp_path, dialog_id=f"D-{UNPRINTABLE}", agent_name=f"Анна {UNPRINTABLE}")
+    link = invoke(tmp_path, "link", "--agent", f"Анна {UNPRINTABLE}", "--ticket", "9").output
+    token = link.strip().rsplit("entry.1000004=", 1)[1]
+
+    for output in (
+        invoke(tmp_path, "outbox", "--json").output,
+        invoke(tmp_path, "verify-token", token).output,
+    ):
+        assert output.endswith("\n") and output[:-1].isprintable(), ascii(output)
+        assert "Анна" in output  # printable text stays readable
+        assert "\\u2028" in output and "\\u009b" in output and "\\u202e" in output
+
+    listed = json.loads(invoke(tmp_path, "outbox", "--json").output)["replies"][0]
+    assert listed["dialog_id"] == f"D-{UNPRINTABLE}"
+    assert json.loads(invoke(tmp_path, "verify-token", token).output)["agent"] == (
+        f"Анна {UNPRINTABLE}"
+    )

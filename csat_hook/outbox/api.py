@@ -63,10 +63,12 @@ def api_outbox() -> tuple[Response, int]:
             # Named only when it is one of ours to name: the query is the caller's text.
             raise BadRequestError(f"status must be one of {', '.join(OUTBOX_STATUSES)}")
     raw_limit = request.args.get("limit", "50")
-    # ASCII digits only: int() also reads " 5", "1_000" and "٣".
-    if not _LIMIT.fullmatch(raw_limit):
+    # ASCII digits only: int() also reads " 5", "1_000" and "٣". Out of range is refused,
+    # not clamped: a 0 read as 1 or a 999999 as 500 answers another question than the one
+    # asked.
+    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    limit = max(1, min(MAX_LIMIT, int(raw_limit)))
+    limit = int(raw_limit)
     try:
         with api.engine.connect() as conn:
             rows = listing.list_outbox(conn, statuses=statuses or None, limit=limit)

@@ -471,6 +471,23 @@ def test_operator_api_refuses_a_query_it_cannot_read_exactly(make_config, make_s
     assert response.status_code == 400 and response.json["error"] == "bad_request"
 
 
+@pytest.mark.parametrize("limit", ["0", "000", "501", "999999", "1000000", "10" * 20, "2.5", "-0"])
+def test_operator_api_refuses_a_limit_outside_1_to_500_naming_it(make_config, make_services, limit):
+    # 0 was read as 1 and 999999 as 500: an answer to another question than the one asked.
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+
+    response = client.get(f"/api/outbox?limit={limit}", headers=OPERATOR)
+
+    assert response.status_code == 400, response.json
+    assert response.json == {
+        "error": "bad_request",
+        "reason": "limit must be a whole number from 1 to 500",
+    }
+    for ends in ("1", "500", "007"):
+        assert client.get(f"/api/outbox?limit={ends}", headers=OPERATOR).status_code == 200
+
+
 def test_operator_api_answers_503_while_the_database_is_down(make_config, make_services, caplog):
     services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
     app = create_app(services=services)

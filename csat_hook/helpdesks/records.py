@@ -47,7 +47,8 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
     def json(self) -> Any:
-        """The body parsed as JSON (or as a form, when it was posted as one).
+        """The body parsed as JSON (or as a form, when it was posted as one and is not a JSON
+        object or array: a JSON body mislabelled as a form is read as JSON).
 
         Raises :class:`BadPayloadError` when the body is neither. The result is cached.
         """
@@ -68,7 +69,12 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadPayloadError("the request body is not valid UTF-8", code="bad_encoding") from exc
-    if content_type.startswith("application/x-www-form-urlencoded"):
+    # Some helpdesk automation tools label a JSON body as a form: a body that starts with "{"
+    # or "[" is no form (read as one, it was a single field named after the whole document,
+    # and the close went unseen), so it is read as JSON.
+    if content_type.startswith("application/x-www-form-urlencoded") and not text.lstrip(
+        " \t\r\n"
+    ).startswith(("{", "[")):
         form = _form(text)
         # Some senders post JSON inside a form field; unwrap the conventional ones.
         for key in ("payload", "data", "json"):

@@ -517,3 +517,18 @@ def test_an_unreachable_database_is_503(sender):
 
     assert response.status_code == 503
     assert response.json["error"] == "unavailable"
+
+
+@pytest.mark.parametrize("space", ["", " \r\n\t"])
+def test_a_json_body_labelled_as_a_form_is_read_as_json(sender, space):
+    """Some helpdesk automation tools label a JSON body ``application/x-www-form-urlencoded``.
+    Read as a form, ``{"event": ...}`` was one field named after the whole document: the
+    close was ignored (200, nothing stored) or refused as not a close. A body that starts
+    (after whitespace) with ``{`` or ``[`` is no form: it is read as JSON."""
+    body = (space + json.dumps(sender.close(), ensure_ascii=False)).encode()
+
+    response = post_form(sender, body)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] in ("queued", "scheduled"), response.json
+    assert len(sender.rows()) == 1

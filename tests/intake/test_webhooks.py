@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 from typing import Any
 
@@ -359,6 +360,26 @@ def test_unknown_helpdesk_is_404(client):
     response = client.post("/webhooks/nosuchdesk", json={}, headers=GENERIC_AUTH)
     assert response.status_code == 404
     assert response.json["error"] == "unknown_helpdesk"
+
+
+@pytest.mark.parametrize("method", ["POST", "HEAD"])
+def test_a_long_unknown_helpdesk_name_is_echoed_bounded_and_escaped(client, caplog, method):
+    # The 404's reason and its log line held the whole path segment: up to 8 KB of the
+    # sender's text in each answer and each log line.
+    caplog.set_level(logging.INFO)
+    name = "x\u2028\x1b[2J" + "A" * 6000
+
+    response = client.open(f"/webhooks/{name}", method=method, json={}, headers=GENERIC_AUTH)
+
+    assert response.status_code == 404
+    if method == "POST":
+        reason = response.json["reason"]
+        assert len(reason) <= 260 and reason.isprintable(), reason[:100]
+        assert reason.startswith("no helpdesk named 'x\\u2028\\x1b[2JAAA")
+        assert reason.endswith("…' is configured")
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert refused.path.startswith("/webhooks/x\u2028\x1b[2JAAA")
+    assert len(refused.path) <= 201
 
 
 def test_wrong_method_is_json_405(client):

@@ -21,6 +21,10 @@ errorlog = "-"
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+# gunicorn lets a peer in forwarded_allow_ips (127.0.0.1 unless set: a sidecar, a local
+# proxy) set SCRIPT_NAME and PATH_INFO by header: a request served by another endpoint than
+# its path names, or a 500. The app is mounted at the root; no header moves it.
+forwarder_headers = ""
 # The app the Procfile's web: line serves.
 APP = "csat_hook.wsgi:app"
 
@@ -77,4 +81,5 @@ SETTINGS: dict[str, Any] = {
     "limit_request_line": limit_request_line,
     "limit_request_fields": limit_request_fields,
     "limit_request_field_size": limit_request_field_size,
+    "forwarder_headers": forwarder_headers,
 }

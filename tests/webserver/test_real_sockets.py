@@ -359,3 +359,27 @@ def test_serve_prints_the_address_it_listens_on(start):
         front.line,
     )
     assert requests.get(front.url + "/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_script_name_and_path_info_headers_change_nothing(start, kind):
+    """gunicorn let a peer in forwarded_allow_ips (127.0.0.1 by default: a sidecar, a local
+    proxy, or this test) set SCRIPT_NAME (and PATH_INFO) by header: a request served by
+    another endpoint than its path names, or a 500 when the path did not start with
+    SCRIPT_NAME."""
+    front = start(kind)
+    body = json.dumps(generic_close("FWD-1")).encode()
+    cases = [
+        # (method, path, headers, the status without the headers)
+        ("GET", "/healthz", {"SCRIPT_NAME": "/elsewhere"}, 200),  # was a 500
+        ("GET", "/nowhere/healthz", {"SCRIPT_NAME": "/nowhere"}, 404),  # was /healthz: 200
+        ("POST", "/x/webhooks/generic", {"SCRIPT_NAME": "/x"}, 404),  # was a close: 200
+        ("GET", "/nowhere", {"PATH_INFO": "/healthz"}, 404),
+        ("GET", "/healthz", {"SCRIPT_NAME": "/healthz", "PATH_INFO": "/x"}, 200),
+    ]
+    for method, path, headers, status in cases:
+        data = request(method, f"{path}?token={SECRET}", body, {**headers, "Connection": "close"})
+
+        answer = exchange(front.port, data)
+
+        assert status_of(answer) == status, (path, headers, answer[:300])

@@ -1,9 +1,10 @@
 """Reading one HTTP/1.x request's bytes as they arrive and telling when it is complete (head,
 Content-Length or chunked body), for :mod:`csat_hook.webserver.worker`; the limits it applies;
-the plain answers the worker gives without gunicorn (408, 431)."""
+the answers the worker gives without gunicorn (408, 431), in the app's JSON error shape."""
 
 from __future__ import annotations
 
+import json
 import re
 
 # Defaults until the app says otherwise (server.max_body_bytes, server.body_timeout_seconds).
@@ -30,17 +31,24 @@ _HEX = re.compile(rb"[0-9A-Fa-f]+")
 CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def _plain_response(status: str, text: str) -> bytes:
-    body = text.encode() + b"\n"
+def json_answer(status: str, code: str, reason: str) -> bytes:
+    """A whole response, closing the connection, in the app's error shape (``{"error":
+    <code>, "reason": <text>}``, as Flask's ``jsonify`` writes it). ``reason`` is a fixed
+    text: never anything the request held."""
+    body = json.dumps({"error": code, "reason": reason}, separators=(",", ":")).encode() + b"\n"
     return (
-        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 
-TIMED_OUT_ANSWER = _plain_response("408 Request Timeout", "request timeout")
-HEAD_TOO_LARGE_ANSWER = _plain_response(
-    "431 Request Header Fields Too Large", "request head too large"
+TIMED_OUT_ANSWER = json_answer(
+    "408 Request Timeout", "request_timeout", "the body did not arrive in time"
+)
+HEAD_TOO_LARGE_ANSWER = json_answer(
+    "431 Request Header Fields Too Large",
+    "request_header_fields_too_large",
+    "the request head is too large",
 )
 
 

@@ -33,7 +33,9 @@ _INVALID_REQUEST = re.compile(r"^(Invalid request from ip=\S*?): (.*)$", re.DOTA
 _SAFE_ERRORS = re.compile(
     r"^(limit request headers fields( size)?|limit request trailer section size|"
     r"max buffer headers|Request Line is too large \(\d+ > \d+\)|\d+|"
-    r"Contradictory scheme headers|Invalid chunk extension: [a-zA-Z ]+)$"
+    r"Contradictory scheme headers|Invalid chunk extension: [a-zA-Z ]+|"
+    # BufferedThreadWorker.handle_error: the exception's class and a fixed reason.
+    r"[A-Z][A-Za-z]+ \([A-Za-z0-9 -]+\))$"
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 REDACTED = "[request data redacted]"

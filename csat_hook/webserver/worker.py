@@ -31,11 +31,17 @@ import selectors
 import socket
 import struct
 import time
+from datetime import datetime
 from functools import partial
+from ssl import SSLError
 from typing import Any
 
 from gunicorn import http
+from gunicorn import util
+from gunicorn.http import errors
 from gunicorn.http.errors import ParseException
+from gunicorn.http.wsgi import Response
+from gunicorn.http.wsgi import default_environ
 from gunicorn.workers.gthread import _DEFER
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -52,6 +58,62 @@ from csat_hook.webserver.pending import REQUEST_TIMEOUT_SECONDS
 from csat_hook.webserver.pending import THREAD_SOCKET_TIMEOUT
 from csat_hook.webserver.pending import TIMED_OUT_ANSWER
 from csat_hook.webserver.pending import PendingRequest
+from csat_hook.webserver.pending import json_answer
+
+# gunicorn's own refusals, answered in the app's JSON shape with a fixed reason: gunicorn's
+# page repeated the request line, the header or the bytes it refused (HTML-escaped, but
+# the sender's text all the same). (exception classes, status, error code, reason); a
+# request gunicorn cannot parse that is in none of these is a 400 "bad_request".
+_REFUSALS: tuple[tuple[tuple[type[BaseException], ...], str, str, str], ...] = (
+    (
+        (errors.LimitRequestLine,),
+        "414 URI Too Long",
+        "uri_too_long",
+        "the request line is too long",
+    ),
+    (
+        (errors.LimitRequestHeaders,),
+        "431 Request Header Fields Too Large",
+        "request_header_fields_too_large",
+        "the request head is too large",
+    ),
+    (
+        (errors.ExpectationFailed,),
+        "417 Expectation Failed",
+        "expectation_failed",
+        "the only expectation accepted is 100-continue",
+    ),
+    (
+        (errors.InvalidRequestLine, errors.InvalidRequestMethod, errors.InvalidHTTPVersion),
+        "400 Bad Request",
+        "bad_request",
+        "malformed request line",
+    ),
+    (
+        (errors.InvalidHeader, errors.InvalidHeaderName, errors.ObsoleteFolding),
+        "400 Bad Request",
+        "bad_request",
+        "malformed header",
+    ),
+    (
+        (errors.InvalidChunkSize, errors.ChunkMissingTerminator, errors.InvalidChunkExtension),
+        "400 Bad Request",
+        "bad_framing",
+        "malformed request body",
+    ),
+    (
+        (errors.ForbiddenProxyRequest, SSLError),
+        "403 Forbidden",
+        "forbidden",
+        "request forbidden",
+    ),
+)
+_SERVER_ERRORS = (
+    errors.ConfigurationProblem,
+    errors.InvalidResponseHeader,
+    errors.InvalidResponseHeaderName,
+)
+_INTERNAL_ERROR = ("500 Internal Server Error", "internal_error", "unexpected server error")
 
 
 class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -237,3 +299,50 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         # Body reads and response writes in the thread are bounded too.
         conn.sock.settimeout(THREAD_SOCKET_TIMEOUT)
         return super().handle_request(req, conn)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer to a request it could not parse, or to an app that failed
+        outside Flask, as the app answers: JSON ``{"error": ..., "reason": ...}`` with a
+        fixed reason (gunicorn's HTML page repeated what the client sent, see
+        :data:`_REFUSALS`). Its log line names the kind of error, never the bytes."""
+        started = datetime.now()
+        addr = addr or ("", -1)  # a Unix socket
+        status, code, reason = _refusal(exc)
+        if status != _INTERNAL_ERROR[0]:
+            self.log.warning(
+                "Invalid request from ip=%s: %s (%s)", addr[0], type(exc).__name__, reason
+            )
+        elif hasattr(req, "uri") and hasattr(req, "method"):
+            # RedactingLogger keeps the path only, and the traceback without messages.
+            self.log.exception("Error handling request %s %s", req.method, req.uri)
+        elif hasattr(req, "uri"):
+            self.log.exception("Error handling request %s", req.uri)
+        else:
+            self.log.exception("Error handling request (no URI read)")
+        answer = json_answer(status, code, reason)
+        if req is None and isinstance(exc, (errors.InvalidHeader, errors.InvalidHeaderName)):
+            req = getattr(exc, "req", None)  # for the access log, as gunicorn does
+        if req is not None:
+            environ = default_environ(req, client, self.cfg)
+            environ["REMOTE_ADDR"] = addr[0]
+            environ["REMOTE_PORT"] = str(addr[1])
+            resp = Response(req, client, self.cfg)
+            resp.status = status
+            resp.response_length = len(answer.partition(b"\r\n\r\n")[2])
+            self.log.access(resp, req, environ, datetime.now() - started)
+        try:
+            util.write_nonblock(client, answer)
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+
+def _refusal(exc: BaseException) -> tuple[str, str, str]:
+    """(status line, error code, reason) of the answer to ``exc``."""
+    if isinstance(exc, _SERVER_ERRORS):
+        return _INTERNAL_ERROR
+    for kinds, status, code, reason in _REFUSALS:
+        if isinstance(exc, kinds):
+            return status, code, reason
+    if isinstance(exc, ParseException):  # InvalidProxyLine, InvalidSchemeHeaders...
+        return "400 Bad Request", "bad_request", "malformed request"
+    return _INTERNAL_ERROR

@@ -361,6 +361,82 @@ def test_serve_prints_the_address_it_listens_on(start):
     assert requests.get(front.url + "/healthz", timeout=5).status_code == 200
 
 
+# --- the server's own answers ------------------------------------------------------------------
+
+MARK = "<b>ECHO" + SECRET + "</b>"
+M = MARK.encode()
+# (request, status, error code): gunicorn's own refusals and the worker's, each carrying
+# MARK where gunicorn's page repeated what it refused.
+REFUSED_BY_THE_SERVER = {
+    "bad request line": (b"GET /x" + M + b"\x00 HTTP/1.1\r\n" + H + b"\r\n", 400, "bad_request"),
+    "bad method": (b"G@T" + M + b" /x HTTP/1.1\r\n" + H + b"\r\n", 400, "bad_request"),
+    "bad version": (b"GET /x HTTP/1." + M + b"\r\n" + H + b"\r\n", 400, "bad_request"),
+    "bad header value": (POST + b"X-T: " + M + b"\x01\r\n\r\n", 400, "bad_request"),
+    "bad header name": (POST + b"X" + M + b": 1\r\n\r\n", 400, "bad_request"),
+    "folded header": (POST + b"X-T: a\r\n " + M + b"\r\n\r\n", 400, "bad_request"),
+    "request line too long": (
+        b"GET /x?" + M * 400 + b" HTTP/1.1\r\n" + H + b"\r\n",
+        414,
+        "uri_too_long",
+    ),
+    "too many header fields": (
+        POST + b"".join(b"X-%d: %s\r\n" % (i, M) for i in range(120)) + b"\r\n",
+        431,
+        "request_header_fields_too_large",
+    ),
+    "head over 64 KiB": (
+        POST + b"".join(b"X-%d: %s\r\n" % (i, M * 200) for i in range(14)),
+        431,
+        "request_header_fields_too_large",
+    ),
+    "bad expectation": (POST + b"Expect: " + M + b"\r\nContent-Length: 0\r\n\r\n", 417, None),
+}
+
+
+def json_answer(answer: bytes) -> tuple[int | None, dict[str, str], Any]:
+    """The status, the lower-cased headers and the JSON body of one answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status_of(answer), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_the_servers_own_refusals_are_json_and_repeat_nothing_sent(start, kind):
+    """gunicorn answered these with an HTML page that repeated the request line, the header
+    or its value ("Invalid HTTP Header: '<b>ECHO...'"): a sender wrote part of the page.
+    Now each is the app's JSON shape with a fixed reason, and the log has no byte of it."""
+    front = start(kind, log_level="debug")
+    for case, (data, status, code) in REFUSED_BY_THE_SERVER.items():
+        answer = exchange(front.port, data, timeout=10)
+
+        assert status_of(answer) == status, (case, answer[:300])
+        assert answer.count(b"HTTP/1.1 ") == 1, (case, answer[:300])
+        assert b"ECHO" not in answer and SECRET.encode() not in answer, (case, answer[:500])
+        _, headers, body = json_answer(answer)
+        assert headers["content-type"] == "application/json", (case, headers)
+        assert set(body) == {"error", "reason"} and body["reason"], (case, body)
+        if code is not None:
+            assert body["error"] == code, (case, body)
+    time.sleep(0.5)  # the worker writes its last lines
+    log = front.log()
+    assert "Invalid request from ip=" in log
+    assert "ECHO" not in log and SECRET not in log, log
+
+
+def test_a_body_that_never_arrives_is_answered_408_in_json(start):
+    front = start("procfile", body_timeout_seconds=1)
+    head = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+
+    answer = exchange(front.port, head, timeout=15)
+
+    status, headers, body = json_answer(answer)
+    assert status == 408 and headers["content-type"] == "application/json"
+    assert body == {"error": "request_timeout", "reason": "the body did not arrive in time"}
+
+
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
 def test_script_name_and_path_info_headers_change_nothing(start, kind):
     """gunicorn let a peer in forwarded_allow_ips (127.0.0.1 by default: a sidecar, a local

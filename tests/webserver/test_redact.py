@@ -114,3 +114,18 @@ def test_the_access_log_has_no_query_header_or_environ_atoms():
     line = stream.getvalue()
     assert line.startswith("POST /webhooks/generic HTTP/1.1 - - /webhooks/generic")
     assert SECRET not in line
+
+
+def test_the_workers_own_refusal_lines_are_kept_whole():
+    # BufferedThreadWorker.handle_error logs the exception's class and a fixed reason.
+    line = formatted(
+        "Invalid request from ip=%s: %s (%s)",
+        ("10.0.0.1", "UnsupportedTransferCoding", "a Transfer-Encoding other than chunked"),
+    )
+
+    assert line == (
+        "Invalid request from ip=10.0.0.1: UnsupportedTransferCoding "
+        "(a Transfer-Encoding other than chunked)"
+    )
+    # The same shape with quoted client bytes in the parentheses is still redacted.
+    assert SECRET not in formatted("Invalid request from ip=%s: %s", ("1.2.3.4", f"X ('{SECRET}')"))

@@ -78,6 +78,14 @@ _REFUSALS: tuple[tuple[tuple[type[BaseException], ...], str, str, str], ...] = (
         "the request head is too large",
     ),
     (
+        # gunicorn answered 501 (a server error, which senders retry): the view's 415 for
+        # "gzip, chunked", to a coding it does not know or one with parameters too.
+        (errors.UnsupportedTransferCoding,),
+        "415 Unsupported Media Type",
+        "unsupported_encoding",
+        "a Transfer-Encoding other than chunked is not accepted",
+    ),
+    (
         (errors.ExpectationFailed,),
         "417 Expectation Failed",
         "expectation_failed",

@@ -25,6 +25,7 @@ from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.services import Services
 from csat_hook.services import build_services
+from tests import schema_template
 
 PG_ENV = "CSAT_TEST_DATABASE_URL"
 
@@ -66,13 +67,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin = make_engine(base)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        yield url.render_as_string(hide_password=False)
+        yield schema_template.schema_url(base, schema)
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def migrated_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``database_url`` at the current schema, copied from a template this process migrated
+    once (``tests/schema_template.py``); tests about the migrations use ``database_url``."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), database_url)
+    else:
+        schema = url.query["options"].removeprefix("-csearch_path=")  # type: ignore[union-attr]
+        schema_template.pg_fill(os.environ[PG_ENV], schema)
+    return database_url
 
 
 @pytest.fixture
@@ -133,10 +146,10 @@ def base_overrides(database_url: str, tmp_path: Path, fake_url: str) -> dict[str
 
 @pytest.fixture
 def make_config(
-    database_url: str, tmp_path: Path, fake_helpdesk: FakeHelpdesk
+    migrated_url: str, tmp_path: Path, fake_helpdesk: FakeHelpdesk
 ) -> Callable[..., Config]:
     def build(**sections: Any) -> Config:
-        overrides = base_overrides(database_url, tmp_path, fake_helpdesk.url)
+        overrides = base_overrides(migrated_url, tmp_path, fake_helpdesk.url)
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(overrides.get(key), dict):
                 overrides[key] = {**overrides[key], **value}

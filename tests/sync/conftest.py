@@ -235,9 +235,9 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def kit(
-    fake_google: FakeGoogle, database_url: str, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+    fake_google: FakeGoogle, migrated_url: str, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
 ) -> Iterator[SyncKit]:
-    built = SyncKit(fake_google, database_url, tmp_path, rsa_key)
+    built = SyncKit(fake_google, migrated_url, tmp_path, rsa_key)
     yield built
     built.engine.dispose()
 

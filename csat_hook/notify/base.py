@@ -60,6 +60,13 @@ class Destination(abc.ABC):
         self.helpdesks = helpdesks
         self.clock = clock
 
+    @property
+    def exchange_seconds(self) -> float | None:
+        """The longest one send may last once it started, when the destination bounds it
+        itself (an SMTP exchange's deadline); None: its requests go through the delivery's
+        HTTP client, bounded by ``delivery``'s connect and read timeouts."""
+        return None
+
     @abc.abstractmethod
     def send(self, message: AlertMessage) -> SendResult:
         """Send the alert once; raise DeliveryError on failure."""

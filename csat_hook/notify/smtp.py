@@ -61,6 +61,10 @@ class EmailDestination(Destination):
     kind = "email"
     options: EmailOptions
 
+    @property
+    def exchange_seconds(self) -> float:
+        return self.options.deadline
+
     def message_id(self, message: AlertMessage) -> str:
         return f"<{message.ref}.{self.name}@{self.options.domain}>"
 

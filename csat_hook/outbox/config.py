@@ -7,14 +7,16 @@ How the timings fit together (checked at start-up, errors name the keys):
   ``heartbeat_seconds`` while a reply is in flight, so it never expires under a running
   request. Without renewal (the database unreachable from that worker, ``worker --once``), the
   lease must still outlast one delivery: ``lease_seconds`` > :data:`DELIVERY_REQUESTS` ×
-  (``connect_timeout_seconds`` + ``read_timeout_seconds``).
+  (``connect_timeout_seconds`` + ``read_timeout_seconds``), and than an e-mail
+  destination's whole SMTP exchange (its ``deadline_seconds``: checked with the alerts,
+  ``config/model.py``).
 * A worker that has not beaten for ``worker_dead_after_seconds`` is gone: a live worker takes
   its replies over. At least three heartbeats fit in that time, so one slow beat is not death.
 * A worker sends a reply only while it confirmed its claim (claimed it, or a heartbeat renewed
   its lease) less than :attr:`fence_seconds` ago (half of ``worker_dead_after_seconds``); a
   reply is taken over only when neither happened for ``worker_dead_after_seconds``, and looked
   up no sooner than :attr:`takeover_wait_seconds` later, when any request the old owner may
-  have started has ended and settled.
+  have started has ended and settled (an e-mail: :meth:`takeover_wait` of its exchange).
 * After an unknown outcome (a read timeout, a dropped connection) the reply is looked up
   ``settle_seconds`` later, at least ``read_timeout_seconds``: a vendor may still save a
   request for a while after the client stopped waiting.
@@ -103,12 +105,20 @@ class DeliveryConfig(StrictModel):
 
     @property
     def takeover_wait_seconds(self) -> float:
-        """How long after taking a reply over from a gone worker it is first looked up.
+        """How long after taking a reply over from a gone worker it is first looked up:
+        :meth:`takeover_wait` of one request (an alert to a destination whose exchange may
+        last longer, an e-mail, waits for that: :class:`~csat_hook.outbox.heartbeat.Heartbeat`).
+        """
+        return self.takeover_wait(self.request_seconds)
+
+    def takeover_wait(self, exchange_seconds: float) -> float:
+        """How long after taking a row over it is first looked up (or sent again), when one
+        send may last ``exchange_seconds`` once started.
 
         The old owner last confirmed the claim at ``b``; others take over after
-        ``b + dead_after``. It sent nothing after ``b + fence``, so its last request ended by
-        ``b + fence + request`` and is settled ``settle_seconds`` later. Waiting
-        ``settle + max(0, fence + request - dead_after)`` from the takeover covers that.
+        ``b + dead_after``. It started nothing after ``b + fence``, so what it sent ended by
+        ``b + fence + exchange`` and is settled ``settle_seconds`` later. Waiting
+        ``settle + max(0, fence + exchange - dead_after)`` from the takeover covers that.
         """
-        late = self.fence_seconds + self.request_seconds - self.worker_dead_after_seconds
+        late = self.fence_seconds + exchange_seconds - self.worker_dead_after_seconds
         return self.settle_seconds + max(0.0, late)

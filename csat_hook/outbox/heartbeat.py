@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
@@ -52,10 +53,18 @@ class Heartbeat:
         clock: Clock,
         worker_id: str,
         chores: Sequence[Callable[[], object]] = (),
+        exchanges: Mapping[str, float] | None = None,
     ) -> None:
         self.engine = engine
         self.chores = chores
         self.config = config
+        # Alert destinations whose one send may outlast a request (an SMTP exchange's
+        # deadline): name → its longest exchange. The fence and a takeover allow for it.
+        self.exchanges = {
+            name: seconds
+            for name, seconds in (exchanges or {}).items()
+            if seconds > config.request_seconds
+        }
         self.waker = waker
         self.clock = clock
         self.worker_id = worker_id
@@ -118,6 +127,9 @@ class Heartbeat:
         now = self.clock()
         config = self.config
         dead_after = timedelta(seconds=config.worker_dead_after_seconds)
+        # An e-mail the old owner started just before its fence closed may still be in its
+        # SMTP exchange long after one request would have ended: sent again only after it.
+        slow = max(self.exchanges.values(), default=config.request_seconds)
         with self.engine.begin() as conn:
             released = store.release_stale(
                 conn,
@@ -125,6 +137,8 @@ class Heartbeat:
                 dead_before=now - dead_after,
                 quiet_before=now + timedelta(seconds=config.lease_seconds) - dead_after,
                 check_at=now + timedelta(seconds=config.takeover_wait_seconds),
+                slow_destinations=sorted(self.exchanges),
+                slow_check_at=now + timedelta(seconds=config.takeover_wait(slow)),
             )
         if released:
             logger.warning(
@@ -168,7 +182,8 @@ class Heartbeat:
         With a heartbeat: while the claim was confirmed (claimed, or renewed by a beat that
         found it still ours) less than ``fence_seconds`` ago; others take it over only once
         it has not been for ``worker_dead_after_seconds``. Without one (``run_once``, whose
-        claims only expire): while the claim's lease outlasts one more request.
+        claims only expire): while the claim's lease outlasts one more request (or, to an
+        e-mail destination, one more SMTP exchange).
         """
         if self._thread is not None:
             fence = timedelta(seconds=self.config.fence_seconds)
@@ -179,7 +194,9 @@ class Heartbeat:
                 return since is not None and self.clock() - since <= fence
 
             return confirmed
-        margin = timedelta(seconds=self.config.request_seconds)
+        # Time for one more request, or for the destination's whole exchange (an e-mail).
+        exchange = self.exchanges.get(item.destination or "", self.config.request_seconds)
+        margin = timedelta(seconds=exchange)
         lease_until: datetime = item.lease_until
 
         def leased() -> bool:

@@ -84,7 +84,17 @@ class DeliveryWorker:
         self._wake_at = 1
         self._free_lock = threading.Lock()
         self.heartbeat = Heartbeat(
-            engine, config, waker=waker, clock=clock, worker_id=self.worker_id, chores=chores
+            engine,
+            config,
+            waker=waker,
+            clock=clock,
+            worker_id=self.worker_id,
+            chores=chores,
+            exchanges={
+                name: destination.exchange_seconds
+                for name, destination in delivery.destinations.items()
+                if destination.exchange_seconds is not None
+            },
         )
         self.recorder = OutcomeRecorder(
             engine, config, waker=waker, clock=clock, worker_id=self.worker_id, stop=self._stop

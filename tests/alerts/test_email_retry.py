@@ -223,3 +223,32 @@ def test_follow_up_keys_fit_the_column_and_name_their_generation():
     assert store.follow_up_generation(key) == 0 and store.follow_up_generation(None) == 0
     long = store.follow_up_key("x" * 191, 3)
     assert len(long) == 191 and long.endswith(":rcpt:3")
+
+
+def test_a_gone_workers_email_is_sent_again_only_once_its_smtp_exchange_could_have_ended(
+    mail_services, box, clock
+):
+    """The gone worker may have started the e-mail just before its fence closed, and an SMTP
+    exchange may last the destination's whole deadline (15 s here), far longer than the one
+    request (3 s) a takeover allowed for: sent again meanwhile, it could arrive twice."""
+    services = mail_services([LEAD])
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    config = services.config.delivery
+    gone = services.delivery_worker(worker_id="gone")
+    gone.beat()
+    with services.engine.begin() as conn:
+        lease = clock() + timedelta(seconds=config.lease_seconds)
+        assert len(store.claim_due(conn, "gone", clock(), lease, limit=1)) == 1
+    survivor = services.delivery_worker(worker_id="survivor")
+    clock.advance(config.worker_dead_after_seconds + 1)
+    assert survivor.release_stale() == 1
+
+    clock.advance(config.takeover_wait_seconds + 1)  # enough after one request
+    survivor.run_once()
+    assert box.messages == []  # the gone worker's exchange may still be under way
+
+    clock.advance(config.takeover_wait(15) - config.takeover_wait_seconds)
+    survivor.run_once()
+    assert received(box) == {LEAD: 1}
+    [row] = rows(services)
+    assert row.status == "sent" and row.last_error.startswith("sent again after an unknown")

@@ -35,7 +35,7 @@ def smtp(tmp_path: Path, mailbox: Mailbox) -> Iterator[tuple[int, Path]]:
 
 
 def email(port: int, ca_file: Path, **options: Any):
-    values = {"to": TO, "timeout_seconds": 5, **options}
+    values = {"to": TO, **options}
     return build("managers", email_options(port, ca_file, **values))
 
 

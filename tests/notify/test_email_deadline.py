@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from csat_hook.config import load_config
+from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
@@ -206,3 +208,41 @@ def test_the_deadline_is_at_least_one_timeout():
     with pytest.raises(ValidationError, match="deadline_seconds"):
         build("m", {**options, "deadline_seconds": 10})
     build("m", {**options, "deadline_seconds": 30})
+
+
+@pytest.mark.parametrize(
+    ("email_options", "lease", "refused"),
+    [
+        ({"timeout_seconds": 30}, 90, True),  # the default deadline: 3 × 30 s
+        ({"timeout_seconds": 30}, 91, False),
+        ({"timeout_seconds": 5, "deadline_seconds": 200}, 120, True),
+        ({"timeout_seconds": 5, "deadline_seconds": 100}, 120, False),
+    ],
+)
+def test_a_delivery_lease_shorter_than_an_smtp_exchange_is_refused_naming_both(
+    email_options, lease, refused
+):
+    """A claim must outlast one send when the heartbeat cannot renew it (``worker --once``,
+    a worker cut off from the database): for an e-mail, its whole exchange. Otherwise such a
+    worker would never send it, or another could take it over mid-send."""
+    destination = {
+        "kind": "email",
+        "host": "smtp.example.org",
+        "sender": "alerts@example.org",
+        "to": ["lead@example.org"],
+        **email_options,
+    }
+    overrides = {
+        "delivery": {"lease_seconds": lease},
+        "alerts": {
+            "destinations": {"managers": destination},
+            "rules": [{"name": "low", "kind": "low_rating", "destinations": ["managers"]}],
+        },
+    }
+    if not refused:
+        load_config(None, env={}, overrides=overrides)
+        return
+    with pytest.raises(ConfigError) as error:
+        load_config(None, env={}, overrides=overrides)
+    assert "alerts.destinations.managers" in error.value.message
+    assert "delivery.lease_seconds" in error.value.message

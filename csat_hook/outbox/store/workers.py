@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -105,7 +106,13 @@ def _release_stmt() -> Any:
             status=PENDING,
             # The old owner's attempt started at its claim (updated_at) and may have landed.
             uncertain_since=sa.func.coalesce(outbox.c.uncertain_since, outbox.c.updated_at),
-            next_attempt_at=sa.bindparam("check_at"),
+            next_attempt_at=sa.case(
+                (
+                    outbox.c.destination.in_(sa.bindparam("slow", expanding=True)),
+                    sa.bindparam("slow_check_at"),
+                ),
+                else_=sa.bindparam("check_at"),
+            ),
             lease_until=None,
             claimed_by=None,
             last_error=sa.func.substr(
@@ -128,18 +135,23 @@ def release_stale(
     dead_before: datetime,
     quiet_before: datetime,
     check_at: datetime,
+    slow_destinations: Sequence[str] = (),
+    slow_check_at: datetime | None = None,
 ) -> list[int]:
     """Take over replies whose worker is gone: ``sending`` rows whose worker has not beaten
     since ``dead_before`` and whose lease was last set before ``quiet_before`` (claimed or
     renewed as long ago: ``now + lease_seconds - worker_dead_after_seconds``), or whose lease
     expired (a worker without a heartbeat row, one that could not renew). They go back to
-    ``pending``, due at ``check_at``, with their outcome unknown; the gone workers' rows are
-    deleted. Returns the ids released."""
+    ``pending``, due at ``check_at`` (alerts to ``slow_destinations``, whose one send may
+    outlast a request, at ``slow_check_at``), with their outcome unknown; the gone workers'
+    rows are deleted. Returns the ids released."""
     params = {
         "now": now,
         "dead_before": dead_before,
         "quiet_before": quiet_before,
         "check_at": check_at,
+        "slow": list(slow_destinations),
+        "slow_check_at": slow_check_at or check_at,
     }
     released = list(conn.execute(_release_stmt(), params).scalars())
     conn.execute(_forget_gone_stmt(), {"dead_before": dead_before})

@@ -23,7 +23,8 @@
   returned as :attr:`~csat_hook.helpdesks.records.SendResult.retry_to`: the outbox sends the
   same message (same Message-ID) again later to them alone (:meth:`EmailDestination.send_to`,
   RCPT TO those still in ``to``; the To header keeps the whole list), so the others never get
-  a second copy. Those refused for good (5xx) are only named. All refused is an error.
+  a second copy. Those refused for good (5xx) are only named. All refused is an error, retried
+  when one was refused for now (nothing was sent).
 
 Errors carry the SMTP code and the exception's class, never the server's text (it can echo an
 address) nor the password.
@@ -204,7 +205,14 @@ class EmailDestination(Destination):
                 refused.append((address, code))
         if not accepted:
             client.rset()
-            raise _by_code(where, max(c for _, c in refused), "RCPT TO (every recipient refused)")
+            # Nothing was sent. One refused for now (4xx) may take it later: retried (those
+            # refused for good are refused again, and named once one is accepted).
+            codes = [code for _, code in refused]
+            for_now = [code for code in codes if 400 <= code < 500]
+            if for_now and len(for_now) < len(codes):
+                stage = "RCPT TO (every recipient refused, some for now)"
+                raise _by_code(where, max(for_now), stage)
+            raise _by_code(where, max(codes), "RCPT TO (every recipient refused)")
         # smtplib's data(), in two steps: a failure before the server's 354 is before the
         # message left (not sent); from sending it on, the server may have queued it.
         code, _ = client.docmd("DATA")

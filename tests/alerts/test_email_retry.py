@@ -252,3 +252,25 @@ def test_a_gone_workers_email_is_sent_again_only_once_its_smtp_exchange_could_ha
     assert received(box) == {LEAD: 1}
     [row] = rows(services)
     assert row.status == "sent" and row.last_error.startswith("sent again after an unknown")
+
+
+def test_every_recipient_refused_some_for_now_is_retried_not_failed(mail_services, box, clock):
+    """450 to one and 550 to the other: nothing was sent, and the first may take it later.
+    It was failed as a whole (the highest code won), and the lead never got the alert."""
+    box.busy[LEAD] = 1  # 450 at the first send, accepted at the next
+    box.refuse.add(TEAM)  # 550 at every one
+    services = mail_services([LEAD, TEAM])
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    worker = services.delivery_worker()
+
+    worker.run_once()
+    [row] = rows(services)
+    assert row.status == "pending" and box.messages == []
+    assert "every recipient refused, some for now" in row.last_error
+
+    drain(worker, clock)
+    assert received(box) == {LEAD: 1}
+    [row] = rows(services)
+    assert row.status == "sent" and row.last_error == (
+        "sent to the other recipients; refused by the server: team@example.org (550)"
+    )

@@ -105,8 +105,6 @@ def _unb64url(text: str) -> bytes:
 class FakeGoogle(LoopbackServer):
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
-    poll_interval = 0.05  # stop() returns at once in tests
-
     def __init__(
         self,
         host: str = "127.0.0.1",

@@ -136,8 +136,6 @@ class FakeNotify(LoopbackServer):
     """Start with :meth:`start`; configure receivers with :meth:`slack_hook`,
     :meth:`telegram_bot` and :meth:`webhook`."""
 
-    poll_interval = 0.05  # tests start and stop one per test
-
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, now: Callable[[], float] = time.time
     ) -> None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import SENDING
+from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import workers
 
@@ -109,9 +110,9 @@ def _release_stmt() -> Any:
             next_attempt_at=sa.case(
                 (
                     outbox.c.destination.in_(sa.bindparam("slow", expanding=True)),
-                    sa.bindparam("slow_check_at"),
+                    sa.bindparam("slow_check_at", type_=UTCDateTime()),
                 ),
-                else_=sa.bindparam("check_at"),
+                else_=sa.bindparam("check_at", type_=UTCDateTime()),
             ),
             lease_until=None,
             claimed_by=None,

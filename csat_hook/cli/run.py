@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import warn_insecure
+from csat_hook.config.checks import exchanges_past_the_lease
 from csat_hook.outbox.runtime import start_delivery
 from csat_hook.server import run_server
 
@@ -61,6 +63,8 @@ def _sync_child_command(state: State) -> list[str]:
 @pass_state
 def worker(state: State, once: bool, threads: int | None) -> None:
     """Run the delivery worker alone (Procfile ``worker:``)."""
+    if once and (refused := exchanges_past_the_lease(state.config)):
+        raise ConfigProblem(refused[0])
     services = state.services()
     delivery = services.delivery_worker()
     if once:

@@ -89,11 +89,34 @@ def _mask_parameter(item: str) -> str:
     return item
 
 
+def exchanges_past_the_lease(config: Config) -> list[str]:
+    """What to say of each e-mail destination whose SMTP exchange may outlast a delivery
+    claim's lease (``deadline_seconds``, by default 3 × ``timeout_seconds``, not under
+    ``delivery.lease_seconds``). A running worker renews its claims and allows for the whole
+    exchange at a takeover, but ``worker --once`` (no heartbeat) starts a send only while
+    the lease outlasts it: it never sends these, and refuses to start
+    (:mod:`csat_hook.cli.run`)."""
+    lease = config.delivery.lease_seconds
+    said = []
+    for name, options in config.alerts.destinations.items():
+        deadline = getattr(options, "deadline", None)
+        if isinstance(deadline, int | float) and deadline >= lease:
+            said.append(
+                f"alerts.destinations.{name}: its SMTP exchange may last {deadline:g} s "
+                "(deadline_seconds, by default 3 × timeout_seconds), not less than "
+                f"delivery.lease_seconds ({lease:g}): `worker --once` cannot send it (a claim "
+                "must outlast one send when no heartbeat renews it); raise lease_seconds or "
+                "lower the deadline"
+            )
+    return said
+
+
 def config_warnings(config: Config) -> list[str]:
     """Settings that work but deserve the operator's attention (``check-config``, ``serve``)."""
     warnings = [
         f"{key} still holds the shipped development secret" for key in insecure_settings(config)
     ]
+    warnings.extend(exchanges_past_the_lease(config))
     for name, options in config.alerts.destinations.items():
         if options.kind == "helpdesk_note" and not any(
             takes_notes(h) for h in config.helpdesks.values()

@@ -62,19 +62,3 @@ class Config(StrictModel):
                 f"metrics.scale_min–scale_max ({metrics.scale_min}–{metrics.scale_max})"
             )
         return self
-
-    @model_validator(mode="after")
-    def _exchanges_fit_the_lease(self) -> Config:
-        # A claim must outlast one send even when the heartbeat cannot renew it (see
-        # outbox/config.py): for an e-mail, its whole SMTP exchange.
-        lease = self.delivery.lease_seconds
-        for name, options in self.alerts.destinations.items():
-            deadline = getattr(options, "deadline", None)
-            if isinstance(deadline, int | float) and deadline >= lease:
-                raise ValueError(
-                    f"alerts.destinations.{name}: its SMTP exchange may last {deadline:g} s "
-                    f"(deadline_seconds, by default 3 × timeout_seconds), which must be less "
-                    f"than delivery.lease_seconds ({lease:g}): a claim must outlast one send "
-                    "even when the heartbeat cannot renew it"
-                )
-        return self

@@ -7,9 +7,10 @@ How the timings fit together (checked at start-up, errors name the keys):
   ``heartbeat_seconds`` while a reply is in flight, so it never expires under a running
   request. Without renewal (the database unreachable from that worker, ``worker --once``), the
   lease must still outlast one delivery: ``lease_seconds`` > :data:`DELIVERY_REQUESTS` ×
-  (``connect_timeout_seconds`` + ``read_timeout_seconds``), and than an e-mail
-  destination's whole SMTP exchange (its ``deadline_seconds``: checked with the alerts,
-  ``config/model.py``).
+  (``connect_timeout_seconds`` + ``read_timeout_seconds``). An e-mail destination's whole
+  SMTP exchange (its ``deadline_seconds``) longer than the lease is only a warning: a running
+  worker renews its claims, and ``worker --once`` refuses to start with it
+  (``config/checks.py``).
 * A worker that has not beaten for ``worker_dead_after_seconds`` is gone: a live worker takes
   its replies over. At least three heartbeats fit in that time, so one slow beat is not death.
 * A worker sends a reply only while it confirmed its claim (claimed it, or a heartbeat renewed

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from pydantic import ValidationError
 
+from csat_hook.cli import main
 from csat_hook.config import load_config
-from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
@@ -219,12 +221,12 @@ def test_the_deadline_is_at_least_one_timeout():
         ({"timeout_seconds": 5, "deadline_seconds": 100}, 120, False),
     ],
 )
-def test_a_delivery_lease_shorter_than_an_smtp_exchange_is_refused_naming_both(
-    email_options, lease, refused
+def test_worker_once_refuses_an_smtp_exchange_longer_than_the_lease_naming_both(
+    tmp_path, email_options, lease, refused
 ):
-    """A claim must outlast one send when the heartbeat cannot renew it (``worker --once``,
-    a worker cut off from the database): for an e-mail, its whole exchange. Otherwise such a
-    worker would never send it, or another could take it over mid-send."""
+    """``worker --once`` renews no claim: it starts a send only while the lease outlasts it,
+    so with such a deadline it would never send the e-mail. It refuses to start, naming the
+    keys; ``check-config`` warns; a running worker (heartbeat) is not refused."""
     destination = {
         "kind": "email",
         "host": "smtp.example.org",
@@ -232,17 +234,29 @@ def test_a_delivery_lease_shorter_than_an_smtp_exchange_is_refused_naming_both(
         "to": ["lead@example.org"],
         **email_options,
     }
-    overrides = {
-        "delivery": {"lease_seconds": lease},
-        "alerts": {
-            "destinations": {"managers": destination},
-            "rules": [{"name": "low", "kind": "low_rating", "destinations": ["managers"]}],
-        },
-    }
-    if not refused:
-        load_config(None, env={}, overrides=overrides)
-        return
-    with pytest.raises(ConfigError) as error:
-        load_config(None, env={}, overrides=overrides)
-    assert "alerts.destinations.managers" in error.value.message
-    assert "delivery.lease_seconds" in error.value.message
+    path = tmp_path / "csat.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": f"sqlite:///{tmp_path / 'c.sqlite3'}"},
+                "delivery": {"lease_seconds": lease},
+                "alerts": {
+                    "destinations": {"managers": destination},
+                    "rules": [{"name": "low", "kind": "low_rating", "destinations": ["managers"]}],
+                },
+            }
+        )
+    )
+    load_config(str(path), env={})  # loads either way
+
+    once = CliRunner().invoke(main, ["--config", str(path), "worker", "--once"])
+    checked = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+
+    said = "alerts.destinations.managers: its SMTP exchange may last"
+    if refused:
+        assert once.exit_code == 2, once.output
+        assert said in once.output and "delivery.lease_seconds" in once.output
+        assert said in checked.output
+    else:
+        assert once.exit_code == 0, once.output
+        assert said not in checked.output

@@ -111,13 +111,15 @@ def printable_json(value: Any, **options: Any) -> str:
     """``json.dumps(value, ensure_ascii=False, **options)`` with every unprintable character
     escaped (:func:`escaped`; json.dumps leaves U+2028, C1 controls, DEL, bidirectional
     controls and lone surrogates raw): still JSON that reads back to ``value``, readable
-    where the text is. With ``indent`` its line breaks stay line breaks."""
+    where the text is. The whitespace ``indent`` puts between values (line breaks, tabs)
+    stays as it is."""
     text = json.dumps(value, ensure_ascii=False, **options)
     if text.isprintable():
         return text
-    # Outside strings only the line breaks of ``indent`` can be unprintable; inside them
-    # json.dumps has escaped every ASCII control already.
-    return "".join(c if c.isprintable() or c == "\n" else _escape(c) for c in text)
+    # Outside strings only the whitespace of ``indent`` can be unprintable (escaped, a tab
+    # between values would not be JSON); inside them json.dumps has escaped every ASCII
+    # control already.
+    return "".join(c if c.isprintable() or c in "\n\r\t" else _escape(c) for c in text)
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:

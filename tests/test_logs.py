@@ -20,6 +20,7 @@ from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.logs import SafeFormatter
+from csat_hook.logs import printable_json
 from csat_hook.logs import setup_logging
 from tests.helpdesks.generic.examples import CRISP_API
 from tests.helpdesks.generic.examples import CRISP_CONVERSATION
@@ -204,3 +205,13 @@ def test_a_value_from_a_request_never_breaks_or_reorders_a_log_line(fmt):
     else:
         assert " forged=1" not in line.split(" dialog_id=")[1]
         assert line.count("dialog_id=") == 1
+
+
+@pytest.mark.parametrize("indent", [None, 2, "\t"])
+def test_printable_json_reads_back_whatever_the_indent(indent):
+    value = {"dialog_id": HOSTILE, "n": [1, "\t"]}
+
+    text = printable_json(value, indent=indent)
+
+    assert json.loads(text) == value
+    assert all(c.isprintable() or c in "\n\t" for c in text), ascii(text)

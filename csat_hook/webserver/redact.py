@@ -35,7 +35,7 @@ _SAFE_ERRORS = re.compile(
     r"max buffer headers|Request Line is too large \(\d+ > \d+\)|\d+|"
     r"Contradictory scheme headers|Invalid chunk extension: [a-zA-Z ]+|"
     # BufferedThreadWorker.handle_error: the exception's class and a fixed reason.
-    r"[A-Z][A-Za-z]+ \([A-Za-z0-9 -]+\))$"
+    r"[A-Z][A-Za-z0-9]+ \([A-Za-z0-9 -]+\))$"
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 REDACTED = "[request data redacted]"

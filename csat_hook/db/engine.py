@@ -33,7 +33,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(
+    engine = sa.create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -44,6 +44,19 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_recycle=1800,
         hide_parameters=True,  # error messages must not carry customer text
     )
+
+    @sa.event.listens_for(engine, "connect")
+    def _utc(dbapi_conn: Any, _record: Any) -> None:
+        # Times are stored as naive UTC (UTCDateTime). A value that reaches the database as
+        # an aware timestamp (a parameter without the column's type, inside an expression) is
+        # cast with the session's time zone, the server's by default (Europe/Moscow, say):
+        # the session's is UTC, whatever the server's. Committed: a transaction's SET would
+        # be undone by the pool's rollback.
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

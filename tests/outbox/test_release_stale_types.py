@@ -16,19 +16,11 @@ from csat_hook.outbox.store import workers as store
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def _engine(url: str, zone: str | None) -> sa.Engine:
-    if zone and url.startswith("postgresql"):
-        parsed = sa.make_url(url)
-        options = parsed.query["options"] + f" -ctimezone={zone}"
-        url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    return make_engine(url)
-
-
 @pytest.mark.parametrize("zone", [None, "America/New_York"])
 @pytest.mark.parametrize("slow", [[], ["mail"]])
 @pytest.mark.parametrize("destination", [None, "mail", "slack"])
 def test_a_taken_over_row_is_due_at_check_at(migrated_url, zone, slow, destination):
-    engine = _engine(migrated_url, zone)
+    engine = make_engine(migrated_url)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -49,6 +41,10 @@ def test_a_taken_over_row_is_due_at_check_at(migrated_url, zone, slow, destinati
         check_at = NOW + timedelta(seconds=30)
         slow_check_at = NOW + timedelta(seconds=200)
         with engine.begin() as conn:
+            if zone and conn.dialect.name == "postgresql":
+                # The engine sets UTC on each connection; a server whose time zone is another
+                # one is what the parameters' type must survive.
+                conn.exec_driver_sql(f"SET LOCAL TIME ZONE '{zone}'")
             released = store.release_stale(
                 conn,
                 NOW,

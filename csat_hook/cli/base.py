@@ -14,6 +14,7 @@ from csat_hook.config import load_config
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
+from csat_hook.logs import escaped
 from csat_hook.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -76,13 +77,11 @@ pass_state = click.make_pass_decorator(State)
 
 def shown(text: str) -> str:
     """``text`` safe to print on the operator's terminal: each character that is not printable
-    (a line break, a carriage return, the ESC that starts a terminal escape sequence) as its
-    escape, so what a helpdesk or a customer wrote cannot forge lines or drive the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
+    (a line break, a carriage return, the ESC that starts a terminal escape sequence, a bidi
+    override) as its ``\\uXXXX`` escape, so what a helpdesk or a customer wrote cannot forge
+    lines or drive the terminal. The same spelling as the logs and every ``--json`` output
+    (:func:`csat_hook.logs.escaped`): one text reads the same wherever it is shown."""
+    return escaped(text)
 
 
 def unreachable(exc: Exception) -> click.ClickException | None:

@@ -226,7 +226,7 @@ def test_the_alerts_listing_prints_control_characters_escaped(tmp_path, fake, cl
 
     listed = invoke(path, fake, "alerts").output
 
-    assert r"handled: Anna\x1b[2J #2 forged" in listed  # the line break was stored as a space
+    assert r"handled: Anna\u001b[2J #2 forged" in listed  # the line break was stored as a space
     assert "\x1b" not in listed
 
 

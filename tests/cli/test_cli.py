@@ -316,7 +316,8 @@ def test_the_outbox_listing_prints_control_characters_escaped(tmp_path, monkeypa
     lines = listed.splitlines()
     assert len(lines) == 2, listed
     assert lines[1].startswith(
-        r"#1 pending   dryrun/D-7\n#99 sent      dryrun/1 agent=x agent=Anna\x1b]0;pwned\x07\rBob "
+        r"#1 pending   dryrun/D-7\u000a#99 sent      dryrun/1 agent=x "
+        r"agent=Anna\u001b]0;pwned\u0007\u000dBob "
     ), listed
     assert "\x1b" not in listed and "\r" not in listed
 

@@ -32,6 +32,21 @@ from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
 
+# How much of a path (or of a name taken from one) an answer or a log line repeats: a
+# request line may be 8 KB of the sender's text.
+SHOWN_PATH = 200
+
+
+def clipped(text: str, limit: int = SHOWN_PATH) -> str:
+    """``text``, or its first ``limit`` characters and an ellipsis."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
+    """The 404 for a helpdesk name no adapter has: the name, the sender's text, bounded
+    (:func:`clipped`) and escaped (``repr``)."""
+    return UnknownHelpdeskError(f"no helpdesk named {clipped(name)!r} is configured")
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -69,7 +84,7 @@ class Intake:
         """Verify, parse and record one webhook; raise a WebhookError subclass to refuse it."""
         adapter = self.helpdesks.get(helpdesk_name)
         if adapter is None:
-            raise UnknownHelpdeskError(f"no helpdesk named {helpdesk_name!r} is configured")
+            raise unknown_helpdesk(helpdesk_name)
         adapter.verify(request)
         event = adapter.parse(request)
         if isinstance(event, Ignored):

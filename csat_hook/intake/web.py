@@ -25,33 +25,20 @@ from csat_hook.db.engine import ping
 from csat_hook.db.engine import run_transaction
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import PayloadTooLargeError
-from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.errors import UnsupportedEncodingError
 from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
+from csat_hook.intake.receive import clipped
+from csat_hook.intake.receive import unknown_helpdesk
 
 EXTENSION = "csat_hook.intake"
 # app.config key: seconds a request body may take to arrive (server.body_timeout_seconds).
 BODY_TIMEOUT = "CSAT_BODY_TIMEOUT_SECONDS"
 
-# How much of a path (or of a name taken from one) an answer or a log line repeats: a
-# request line may be 8 KB of the sender's text.
-SHOWN_PATH = 200
-
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
-
-
-def _clipped(text: str, limit: int = SHOWN_PATH) -> str:
-    """``text``, or its first ``limit`` characters and an ellipsis."""
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _unknown(helpdesk: str) -> UnknownHelpdeskError:
-    # repr() escapes what is unprintable; the name is the sender's text, so bounded.
-    return UnknownHelpdeskError(f"no helpdesk named {_clipped(helpdesk)!r} is configured")
 
 
 def _intake() -> Intake:
@@ -68,7 +55,7 @@ def _max_body_bytes() -> int:
 def receive(helpdesk: str) -> tuple[Response, int]:
     intake = _intake()
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
-        raise _unknown(helpdesk)
+        raise unknown_helpdesk(helpdesk)
     if (request.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
         # No vendor compresses webhooks; a compressed body would be signed as compressed
         # bytes and then read as text, so say what is wrong instead.
@@ -118,7 +105,7 @@ def _single_valued(args: MultiDict[str, str]) -> dict[str, str]:
 def probe(helpdesk: str) -> tuple[str, int]:
     """Answer the HEAD request some vendors send to validate a webhook URL (Intercom does)."""
     if helpdesk not in _intake().helpdesks:
-        raise _unknown(helpdesk)
+        raise unknown_helpdesk(helpdesk)
     return "", 200
 
 
@@ -139,7 +126,7 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
     else:
         logger.info(
             "webhook.refused",
-            extra={"status": error.status, "reason": error.code, "path": _clipped(request.path)},
+            extra={"status": error.status, "reason": error.code, "path": clipped(request.path)},
         )
     return jsonify(error.to_dict()), error.status
 
@@ -158,5 +145,5 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
 
 @bp.app_errorhandler(Exception)
 def _unexpected(error: Exception) -> tuple[Response, int]:
-    logger.exception("http.unexpected-error", extra={"path": _clipped(request.path)})
+    logger.exception("http.unexpected-error", extra={"path": clipped(request.path)})
     return jsonify({"error": "internal_error", "reason": "unexpected server error"}), 500

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.outbox.api import EXTENSION as OUTBOX_API
 from csat_hook.outbox.api import OutboxApi
 from tests.helpers import body_of
@@ -360,6 +364,20 @@ def test_unknown_helpdesk_is_404(client):
     response = client.post("/webhooks/nosuchdesk", json={}, headers=GENERIC_AUTH)
     assert response.status_code == 404
     assert response.json["error"] == "unknown_helpdesk"
+
+
+def test_intake_itself_bounds_an_unknown_helpdesk_name(services):
+    # The view checks the name first; Intake.receive, called by anything else, named the
+    # whole name in its reason.
+    name = "y\u2028" + "B" * 6000
+    request = WebhookRequest(body=b"{}", headers={}, query={}, received_at=datetime.now(UTC))
+
+    with pytest.raises(UnknownHelpdeskError) as refused:
+        services.intake.receive(name, request)
+
+    reason = str(refused.value)
+    assert len(reason) <= 260 and reason.isprintable(), reason[:100]
+    assert reason.startswith("no helpdesk named 'y\\u2028BBB")
 
 
 @pytest.mark.parametrize("method", ["POST", "HEAD"])

@@ -105,6 +105,7 @@ class Mailbox:
     """What the server took, and what it is told to do with the next messages."""
 
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # every RCPT TO, accepted or not, in order
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     refuse_for_now: set[str] = field(default_factory=set)  # recipients answered 450
     busy: dict[str, int] = field(default_factory=dict)  # answered 450 this many more times
@@ -119,6 +120,7 @@ class Mailbox:
         ]
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        self.asked.append(address)
         if address in self.refuse:
             return "550 5.1.1 No such user"
         if address in self.refuse_for_now:

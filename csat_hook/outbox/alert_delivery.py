@@ -3,11 +3,15 @@ unknown as the destination says (see :mod:`csat_hook.outbox.delivery`).
 
 Receivers that refused an alert for now while others took it (an e-mail's recipients answered
 4xx: ``SendResult.retry_to``) get it later from a follow-up delivery, queued with the sent mark
-(:class:`~csat_hook.outbox.results.FollowUp`): its ``context`` names them and its generation,
-and delivering it sends the same alert to them alone (``Destination.send_to``). A recipient
-is tried in at most ``delivery.max_attempts`` sends that others took (the first delivery's and
-each follow-up's); past that the note names who never got it. Each follow-up row has its own
-attempt budget for failures of the whole send (a connection refused, every recipient 4xx).
+(:class:`~csat_hook.outbox.results.FollowUp`): its ``context`` names them, its generation and
+how many attempts they already had (``tried``), and delivering it sends the same alert to them
+alone (``Destination.send_to``). The attempt budget, ``delivery.max_attempts``, is each
+receiver's across the first delivery and all its follow-ups: every claim of a delivery counts
+for each of its receivers (a follow-up's receivers were in every earlier one, so one count
+serves them all). A follow-up is queued only while the receivers have attempts left, and it
+is retried (every receiver refused for now, a connection refused) only within what is left;
+past that the note, or the failed follow-up's error, names who never got it. A receiver that
+took the alert is never in a follow-up, so never sent it twice.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +66,7 @@ def deliver_alert(
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
         outcome = _send_alert(delivery, destination, item, message, may_write)
-    receivers, _ = follow_up_of(item)
+    receivers = follow_up_of(item).receivers
     if receivers is not None and isinstance(outcome, Failed):
         # A failed follow-up: say who never got the alert (addresses from our own config).
         reason = f"{outcome.reason}; never got it: {', '.join(receivers)}"
@@ -78,7 +83,9 @@ def _send_alert(
 ) -> Outcome:
     extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
-    budget = Budget.of(item.attempts, delivery.max_attempts)
+    chain = follow_up_of(item)
+    # The receivers' attempts: those of the deliveries before this one count.
+    budget = Budget.of(chain.tried + item.attempts, delivery.max_attempts)
     # Claimed more often than allowed (earlier claims died with their worker, or the last
     # attempt's outcome is unknown): only a look-up is left.
     if budget.over and uncertain is None:
@@ -112,12 +119,11 @@ def _send_alert(
             DeliveryError("not sent: this worker can no longer be sure it owns it", retryable=True)
         )
     writes = destination.http.writes_started()
-    receivers, generation = follow_up_of(item)
     try:
-        if receivers is None:
+        if chain.receivers is None:
             result = destination.send(message)
         else:
-            result = destination.send_to(message, receivers)
+            result = destination.send_to(message, chain.receivers)
     except DeliveryError as exc:
         if exc.outcome_unknown or (exc.retryable and not budget.last):
             return Retry(exc)
@@ -131,7 +137,7 @@ def _send_alert(
         logger.exception("delivery.unexpected-error", extra=extra)
         wrote = destination.http.writes_started() != writes
         return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
-    follow_up, later = _follow_up(delivery, item, generation, result.retry_to)
+    follow_up, later = _follow_up(delivery, item, chain, result.retry_to)
     # The destination's own note (an e-mail's refused recipients) after ours: the Alerts tab
     # reads "sent, unconfirmed" from the start of the note.
     return Sent(
@@ -142,36 +148,51 @@ def _send_alert(
     )
 
 
-def follow_up_of(item: Any) -> tuple[tuple[str, ...] | None, int]:
-    """The receivers a follow-up delivery sends to (None: a first delivery, to every one) and
-    its generation (0 for a first delivery), from its ``context``."""
+@dataclass(frozen=True)
+class Chain:
+    """Where a delivery stands among an alert's deliveries to one destination."""
+
+    receivers: tuple[str, ...] | None  # a follow-up's; None: a first delivery, to every one
+    generation: int  # 0 for a first delivery, n for its n-th follow-up
+    tried: int  # attempts its receivers had in the deliveries before it (0 for a first)
+
+
+def follow_up_of(item: Any) -> Chain:
+    """The delivery's place in its chain of follow-ups, from its ``context``. A follow-up
+    queued before ``tried`` was kept counts one attempt per earlier delivery (each sent to
+    its receivers at least once)."""
     context = item.context if isinstance(item.context, dict) else {}
     receivers = context.get("recipients")
     if not isinstance(receivers, list):
-        return None, 0
+        return Chain(None, 0, 0)
     generation = context.get("generation")
-    return (
+    generation = generation if isinstance(generation, int) and generation > 0 else 1
+    tried = context.get("tried")
+    return Chain(
         tuple(str(r) for r in receivers),
-        generation if isinstance(generation, int) and generation > 0 else 1,
+        generation,
+        tried if isinstance(tried, int) and tried > 0 else generation,
     )
 
 
 def _follow_up(
-    delivery: Delivery, item: Any, generation: int, retry_to: tuple[str, ...]
+    delivery: Delivery, item: Any, chain: Chain, retry_to: tuple[str, ...]
 ) -> tuple[FollowUp | None, str | None]:
     """The follow-up for the receivers that refused for now (none when none did), and what
-    the note says of them; none past the bound (then the note names who never got it)."""
+    the note says of them; none once they had ``delivery.max_attempts`` attempts in all (then
+    the note names who never got it)."""
     if not retry_to:
         return None, None
-    following = generation + 1
-    if following >= delivery.max_attempts:
+    tried = chain.tried + item.attempts  # theirs, this delivery's included
+    if tried >= delivery.max_attempts:
         return None, (
-            f"not sent again: refused for now at {following} sends (delivery.max_attempts), "
+            f"not sent again: refused for now after {tried} attempts (delivery.max_attempts), "
             f"never got it: {', '.join(retry_to)}"
         )
+    following = chain.generation + 1
     key = item.delivery_key or f"{item.alert_id}:{item.destination}"
     return (
-        FollowUp(retry_to, following, store.follow_up_key(key, following)),
+        FollowUp(retry_to, following, store.follow_up_key(key, following), tried),
         f"to be sent again to those refused for now (follow-up {following})",
     )
 

@@ -144,6 +144,7 @@ class OutcomeRecorder:
             "context": {
                 "recipients": list(follow_up.receivers),
                 "generation": follow_up.generation,
+                "tried": follow_up.tried,
             },
             "status": PENDING,
             "attempts": 0,

@@ -25,11 +25,13 @@ FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, no
 @dataclass(frozen=True)
 class FollowUp:
     """An alert to send again later to ``receivers`` alone (they refused it for now while
-    others took it): the ``generation``-th follow-up, keyed ``delivery_key``."""
+    others took it): the ``generation``-th follow-up, keyed ``delivery_key``, its receivers
+    having had ``tried`` attempts (of their ``delivery.max_attempts``) before it."""
 
     receivers: tuple[str, ...]
     generation: int
     delivery_key: str
+    tried: int
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ class Unchecked:
 
 @dataclass(frozen=True)
 class Budget:
-    """Where a claimed row stands against ``delivery.max_attempts`` (its claims so far)."""
+    """Where a claimed row stands against ``delivery.max_attempts`` (its claims so far; an
+    alert's follow-up counts its receivers' attempts in the deliveries before it too)."""
 
     over: bool  # claimed more often than allowed: only a look-up is left, no new attempt
     last: bool  # this attempt is the last one allowed: a retryable error fails it

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from csat_hook.alerts.report import delivery_text
 from csat_hook.db.schema import outbox
 from csat_hook.outbox import listing
 from csat_hook.outbox import store
+from csat_hook.outbox.alert_delivery import Chain
+from csat_hook.outbox.alert_delivery import follow_up_of
 from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
@@ -99,7 +102,8 @@ def test_a_recipient_refused_for_now_gets_the_alert_once_later_and_the_others_on
     assert follow_up.status == "pending" and follow_up.attempts == 0
     assert follow_up.delivery_key == f"{first.delivery_key}:rcpt:1"
     assert (follow_up.alert_id, follow_up.destination) == (first.alert_id, "mail")
-    assert follow_up.context == {"recipients": [TEAM], "generation": 1}
+    # The team had one attempt of its delivery.max_attempts: the first delivery's.
+    assert follow_up.context == {"recipients": [TEAM], "generation": 1, "tried": 1}
     # After the retry policy's delay (backoff_base_seconds 0.01 in the tests), not at once.
     assert follow_up.next_attempt_at > clock()
 
@@ -150,10 +154,11 @@ def test_follow_ups_stop_at_max_attempts_and_say_who_never_got_it(mail_services,
     ]
     assert [r.context.get("recipients") for r in found] == [None, [TEAM, OPS, BOSS], [OPS, BOSS]]
     assert found[-1].last_error.endswith(
-        "not sent again: refused for now at 3 sends (delivery.max_attempts), "
+        "not sent again: refused for now after 3 attempts (delivery.max_attempts), "
         "never got it: boss@example.org"
     )
     assert received(box) == {LEAD: 1, TEAM: 1, OPS: 1}
+    assert Counter(box.asked)[BOSS] == 3
 
 
 def test_a_follow_up_whose_recipients_stay_refused_fails_naming_them(mail_services, box, clock):
@@ -164,10 +169,57 @@ def test_a_follow_up_whose_recipients_stay_refused_fails_naming_them(mail_servic
 
     first, follow_up = rows(services)
     assert first.status == "sent"
-    # Its own attempt budget for a send every recipient refused (450: retryable).
-    assert follow_up.status == "failed" and follow_up.attempts == 3
+    # A send every recipient refused (450: retryable) is retried within the team's budget:
+    # the first delivery's attempt and the follow-up's two.
+    assert follow_up.status == "failed" and follow_up.attempts == 2
+    assert Counter(box.asked)[TEAM] == 3
     assert follow_up.last_error.endswith("never got it: team@example.org")
     assert received(box) == {LEAD: 1}
+
+
+@pytest.mark.parametrize(
+    ("to", "busy"),
+    [
+        # The lead takes it at once; the follow-up is all that is left for the team.
+        ([LEAD, TEAM], {}),
+        # Every recipient refused the first send (retried as a whole): those count too.
+        ([LEAD, TEAM], {LEAD: 1}),
+        # Ops takes it from the first follow-up: the team's tries go on in a second one.
+        ([LEAD, OPS, TEAM], {OPS: 1}),
+    ],
+    ids=["one-follow-up", "original-retried", "chained-follow-ups"],
+)
+def test_a_recipient_refused_for_now_forever_is_tried_max_attempts_times_in_all(
+    mail_services, box, clock, to, busy
+):
+    """The budget is the recipient's, across the first delivery and all its follow-ups: each
+    follow-up had its own max_attempts, so the team was asked up to max_attempts² times."""
+    box.refuse_for_now.add(TEAM)  # 450 at every RCPT TO
+    box.busy.update(busy)
+    services = mail_services(to, max_attempts=4)
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    drain(services.delivery_worker(), clock)
+
+    asked = Counter(box.asked)
+    assert asked[TEAM] == 4
+    assert received(box) == {address: 1 for address in to if address != TEAM}
+    assert all(asked[address] == 1 + busy.get(address, 0) for address in to if address != TEAM)
+    found = rows(services)
+    assert [r.status for r in found[:-1]] == ["sent"] * (len(found) - 1)
+    assert found[-1].status == "failed"
+    assert found[-1].last_error.endswith("never got it: team@example.org")
+
+
+def test_a_follow_up_queued_before_tried_was_kept_counts_one_attempt_per_earlier_delivery():
+    def row(context: Any) -> Any:
+        return SimpleNamespace(context=context)
+
+    assert follow_up_of(row({})) == Chain(None, 0, 0)
+    assert follow_up_of(row({"recipients": [TEAM], "generation": 2, "tried": 5})) == Chain(
+        (TEAM,), 2, 5
+    )
+    # Each earlier delivery sent to its receivers at least once.
+    assert follow_up_of(row({"recipients": [TEAM], "generation": 2})) == Chain((TEAM,), 2, 2)
 
 
 def test_a_recipient_removed_from_the_config_is_dropped_from_the_follow_up(
@@ -200,7 +252,7 @@ def test_the_follow_up_is_queued_only_with_its_sent_mark(mail_services, box, clo
         "delivery_key": store.follow_up_key(item.delivery_key, 1),
         "helpdesk": "",
         "dialog_id": "",
-        "context": {"recipients": [TEAM], "generation": 1},
+        "context": {"recipients": [TEAM], "generation": 1, "tried": 1},
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": clock(),

@@ -67,10 +67,23 @@ def _trimmed_secret(annotation: Any, value: Any) -> Any:
     return value
 
 
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; ZoneInfoNotFoundError or ValueError for any other text.
+
+    ZoneInfo opens ``name`` as a file of the zone database: a folder of it (``Europe``,
+    ``America``) raised IsADirectoryError and a name longer than a file name may be raised
+    OSError, which no caller expected (a configuration of ``timezone: Europe`` ended
+    check-config in a traceback)."""
+    try:
+        return ZoneInfo(name)
+    except OSError:
+        raise ZoneInfoNotFoundError(f"No time zone found with key {name}") from None
+
+
 def check_timezone(value: str) -> str:
     """``value`` when it names an IANA time zone; ValueError (naming the fix) otherwise."""
     try:
-        ZoneInfo(value)
+        zone_named(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(
             f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow or UTC)"

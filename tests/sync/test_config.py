@@ -93,3 +93,25 @@ def test_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, env={}, overrides=overrides)
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["Europe", "America", "Etc", "x" * 300])
+@pytest.mark.parametrize(
+    ("key", "section"),
+    [
+        ("metrics.timezone", lambda zone: {"metrics": {"timezone": zone}}),
+        ("results.csv.timezone", lambda zone: {"results": {"csv": {"timezone": zone}}}),
+        (
+            "results.csv.timezone_abbreviations",
+            lambda zone: {"results": {"csv": {"timezone_abbreviations": {"MSK": zone}}}},
+        ),
+    ],
+)
+def test_a_folder_of_the_zone_database_or_an_overlong_name_is_an_unknown_zone(key, section, name):
+    # ZoneInfo("Europe") opens the folder .../zoneinfo/Europe: IsADirectoryError, and a name
+    # longer than a file name may be gives OSError; both ended check-config in a traceback.
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={}, overrides=section(name))
+    assert caught.value.message.count("\n") == 1  # the one key, named
+    assert f"{key}" in caught.value.message
+    assert "time zone" in caught.value.message or "IANA zone" in caught.value.message

@@ -282,3 +282,14 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
     assert query["filter"] == ["timestamp >= 2026-11-05T09:00:00Z"]  # watermark − overlap
     assert sorted((s.token, s.rating) for s in second.submissions) == [("tok-4", 2), ("tok-5", 5)]
     assert second.watermark == datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", "x" * 300])
+def test_a_spreadsheet_time_zone_unknown_here_is_a_source_error(fake_google, google_session, zone):
+    # "Europe" is a folder of the zone database and a 300-character name is longer than a
+    # file name may be: ZoneInfo raised IsADirectoryError / OSError, not the SourceError.
+    fake_google.add_spreadsheet(SHEET_ID, time_zone=zone)
+    rows = [EN_HEADER, ["11/2/2026 10:00:00", 5]]  # text: the fake makes no serial of it
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", rows, sheet_id=0)
+    with pytest.raises(SourceError, match=r"time zone .* is unknown here"):
+        gsheets(google_session).fetch(set(), None)

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
 from csat_hook.errors import SourceError
+from csat_hook.settings import zone_named
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
@@ -179,7 +179,7 @@ class GSheetsResults(ResultsSource):
         could change) and no row's reading warned."""
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
-            tz = ZoneInfo(zone_name)
+            tz = zone_named(zone_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SourceError(
                 f"the spreadsheet's time zone {zone_name!r} is unknown here "

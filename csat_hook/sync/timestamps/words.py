@@ -10,8 +10,9 @@ from datetime import timedelta
 from datetime import timezone
 from datetime import tzinfo
 from typing import Literal
-from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
+
+from csat_hook.settings import zone_named
 
 DateOrder = Literal["DMY", "MDY"]
 
@@ -189,7 +190,7 @@ def abbreviation_zone(value: str) -> tzinfo:
             raise ValueError(f"{value!r}: an offset must lie within ±14:59")
         return timezone(-offset if sign == "-" else offset)
     try:
-        return ZoneInfo(value.strip())
+        return zone_named(value.strip())
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(
             f"{value!r} is neither an offset such as +05:30 nor an IANA zone name"

@@ -2,6 +2,8 @@
 
 It lists replies with their status and last error, for operators. It needs
 ``Authorization: Bearer <server.api_token>`` and answers 404 while no token is configured.
+``status`` may be given several times (replies in any of them), ``limit`` once; any other
+query parameter is refused (400), as is a value it cannot read exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from csat_hook.outbox import listing
 
 EXTENSION = "csat_hook.outbox_api"
 MAX_LIMIT = 500
+PARAMETERS = ("status", "limit")  # status may repeat (any of them); limit once
 _LIMIT = re.compile(r"[0-9]{1,6}")
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,12 @@ def api_outbox() -> tuple[Response, int]:
     """Replies with their status and last error, for operators. Needs the API bearer token."""
     api: OutboxApi = current_app.extensions[EXTENSION]
     _require_api_token(api.token)
+    # Refused, not ignored: a misspelt key (?stauts=failed) listed every reply, and of two
+    # limits the first was read, each with a 200 that answered another question.
+    if any(key not in PARAMETERS for key in request.args):
+        raise BadRequestError(f"unknown query parameter; known: {', '.join(PARAMETERS)}")
+    if len(request.args.getlist("limit")) > 1:
+        raise BadRequestError("limit is given more than once")
     statuses = request.args.getlist("status")
     for status in statuses:
         if status not in OUTBOX_STATUSES:

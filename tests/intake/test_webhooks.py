@@ -527,6 +527,33 @@ def test_operator_api_refuses_a_limit_outside_1_to_500_naming_it(make_config, ma
         assert client.get(f"/api/outbox?limit={ends}", headers=OPERATOR).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("limit=5&limit=600", "limit is given more than once"),
+        ("limit=600&limit=5", "limit is given more than once"),
+        ("stauts=failed", "unknown query parameter; known: status, limit"),
+        ("status=failed&limt=5", "unknown query parameter; known: status, limit"),
+    ],
+)
+def test_operator_api_refuses_a_parameter_it_would_not_read_naming_the_key(
+    make_config, make_services, query, reason
+):
+    # A typo (?stauts=failed) listed every reply, failed or not, and a repeated limit was
+    # read as its first value: an answer to another question than the one asked, with a 200.
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/generic", json=generic_close("API-1"), headers=GENERIC_AUTH)
+
+    response = client.get(f"/api/outbox?{query}", headers=OPERATOR)
+
+    assert response.status_code == 400, response.json
+    assert response.json == {"error": "bad_request", "reason": reason}
+    assert "stauts" not in response.get_data(as_text=True)  # never the caller's text
+    for fine in ("status=failed&status=pending", "status=pending&limit=5", ""):
+        assert client.get(f"/api/outbox?{fine}", headers=OPERATOR).status_code == 200
+
+
 def test_operator_api_answers_503_while_the_database_is_down(make_config, make_services, caplog):
     services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
     app = create_app(services=services)

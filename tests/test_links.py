@@ -152,6 +152,30 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     assert (ref.helpdesk, ref.dialog_id, ref.agent) == ("dryrun", "42", "7")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "option", "says"),
+    [
+        # Bytes that are not UTF-8 on a UTF-8 terminal reach Python as lone surrogates: the
+        # link's encoding raised UnicodeEncodeError, a traceback.
+        (["--agent", "M\udcfcller", "--ticket", "42"], "--agent", "not text"),
+        (["--agent", "Anna", "--ticket", "4\udcff2"], "--ticket", "not text"),
+        (["--agent", "Anna", "--team", "L\udce42", "--ticket", "42"], "--team", "not text"),
+        # A ticket no webhook could carry: the link was printed, with a reference longer than
+        # any that verifies (the short link and the sync refused it as malformed).
+        (["--agent", "Anna", "--ticket", "x" * 5000], "--ticket", "longer than 191"),
+        (["--agent", "Anna", "--agent-id", "7" * 1000, "--ticket", "42"], "--agent-id", "1024"),
+    ],
+)
+def test_link_command_refuses_values_no_survey_could_carry_naming_the_option(
+    arguments, option, says
+):
+    result = CliRunner().invoke(main, ["link", *arguments], env={"CSAT_HOOK_CONFIG": ""})
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert option in result.output and says in result.output
+    assert "docs.google.com" not in result.output
+
+
 # --- a reply whose agent has no known name (issue #10) --------------------------------------
 
 

@@ -25,8 +25,11 @@ from csat_hook.db.migrate import current_revision
 from csat_hook.db.migrate import head_revision
 from csat_hook.db.migrate import known_revisions
 from csat_hook.db.migrate import upgrade
+from csat_hook.db.text import is_storable
+from csat_hook.errors import BadPayloadError
 from csat_hook.errors import ConfigError
 from csat_hook.errors import TokenError
+from csat_hook.intake.storable import storable_dialog_id
 from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
@@ -114,11 +117,26 @@ def link(
         raise click.BadParameter(
             f"no helpdesk named {name!r} in the configuration", param_hint="--helpdesk"
         )
+    _check_link_values(
+        {
+            "--agent": agent_name,
+            "--agent-id": agent_id,
+            "--agent-email": agent_email,
+            "--ticket": ticket,
+            "--team": team,
+        }
+    )
     agent_key = agent_id or agent_email.lower() or agent_name
     token = tokens.sign(
         config.token.secret.get_secret_value(),
         tokens.SurveyRef(name, ticket, agent_key, datetime.now(UTC)),
     )
+    if len(token) > tokens.MAX_TOKEN_LENGTH:
+        raise click.UsageError(
+            f"the survey reference would be {len(token)} characters, over the "
+            f"{tokens.MAX_TOKEN_LENGTH} a reference may have to verify: shorten --ticket or "
+            "--agent-id (--agent-email, --agent without them)"
+        )
     click.echo(
         build_link(
             config.survey.form,
@@ -133,6 +151,23 @@ def link(
             ),
         )
     )
+
+
+def _check_link_values(values: dict[str, str]) -> None:
+    """BadParameter naming the option whose value no survey could carry: text with a NUL or
+    with bytes the terminal's encoding does not decode (Python reads them as lone
+    surrogates, which no link can encode: a traceback), or a ticket a webhook's dialog id
+    could not be (longer than its column, as intake refuses it)."""
+    for option, value in values.items():
+        if not is_storable(value):
+            raise click.BadParameter(
+                "is not text (a NUL, or bytes the terminal's encoding does not decode)",
+                param_hint=option,
+            )
+    try:
+        storable_dialog_id(values["--ticket"])
+    except BadPayloadError as exc:
+        raise click.BadParameter(exc.message, param_hint="--ticket") from None
 
 
 @click.command("form-fields")

@@ -27,6 +27,9 @@ SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
 _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
+# "4/5", "4 / 5", "5/5 stars": a score out of the number after the slash, which must be the
+# scale's top ("4 / 10" was read by its leading number as a 4 on a 1-5 scale).
+_FRACTION = re.compile(r"^\s*(\d{1,3})\s*/\s*(\d{1,3})(?![\d.,])")
 
 
 def normalize(text: Any) -> str:
@@ -103,6 +106,13 @@ class RatingScale:
         score = self.labels.get(normalize(text))
         if score is not None:
             return score
+        fraction = _FRACTION.match(text)
+        if fraction:
+            if int(fraction.group(2)) != self.high:
+                raise RatingError(
+                    "bad_rating", f"a score out of another number than the scale's {self.high}"
+                )
+            return self._in_scale(int(fraction.group(1)))
         match = _PLAIN_NUMBER.match(text) or _LEADING_NUMBER.match(text)
         if match:
             return self._in_scale(int(match.group(1)))

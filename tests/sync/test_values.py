@@ -37,6 +37,10 @@ SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо
         ("4 — хорошо", 4),
         ("5 (Excellent)", 5),
         ("2: not great", 2),
+        ("4/5", 4),  # out of the scale's top: the first number
+        (" 4 / 5 ", 4),
+        ("5/5 stars", 5),
+        ("５/５", 5),
     ],
 )
 def test_ratings_read_as_scores(cell, score):
@@ -57,6 +61,12 @@ def test_ratings_read_as_scores(cell, score):
         ("10 - best", "bad_rating"),
         (True, "bad_rating"),
         ("-3", "bad_rating"),
+        # Out of another scale: "4 / 10" was read as 4 on a 1-5 scale (its leading number).
+        ("4 / 10", "bad_rating"),
+        ("4/10", "bad_rating"),
+        ("3/4", "bad_rating"),
+        ("2 / 10 - poor", "bad_rating"),
+        ("4/5.5", "bad_rating"),
     ],
 )
 def test_non_ratings_are_refused_with_a_reason(cell, reason):

@@ -3,8 +3,8 @@
 Adapters hand over what the vendor sent; before anything is stored or looked up, the event
 goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
 
-* ``dialog_id`` is a key: a NUL character, or more characters than its column holds, is
-  refused (400 naming it), never cut into another dialog's id;
+* ``dialog_id`` is a key: a NUL character, a lone surrogate, or more characters than its
+  column holds, is refused (400 naming it), never cut into another dialog's id;
 * ``occurrence`` is a key too, but an opaque one: a value too long or unstorable is replaced
   by its digest, the same on every retry, so a repeated close is still recognised;
 * every other text (agent and customer ids, names, emails, team, channel, language) loses
@@ -62,7 +62,9 @@ def storable_event(event: DialogClosed | DialogReopened) -> DialogClosed | Dialo
 def storable_dialog_id(dialog_id: str) -> str:
     """The dialog id as given, or BadPayloadError when it cannot be stored as it is."""
     if not is_storable(dialog_id):
-        raise BadPayloadError("the dialog id contains a NUL character", code="bad_id")
+        raise BadPayloadError(
+            "the dialog id contains a NUL character or a lone surrogate", code="bad_id"
+        )
     if dialog_id in DOT_SEGMENTS:  # every adapter's; payload.as_id says why
         raise BadPayloadError(
             f"the dialog id is {dialog_id!r}, which no URL path can carry as an id", code="bad_id"

@@ -24,6 +24,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Person
+from csat_hook.intake.storable import storable_dialog_id
 from tests.documents import at
 from tests.documents import leaves
 from tests.documents import replaced
@@ -532,3 +533,12 @@ def test_a_json_body_labelled_as_a_form_is_read_as_json(sender, space):
     assert response.status_code == 200, response.get_data()[:300]
     assert response.json["status"] in ("queued", "scheduled"), response.json
     assert len(sender.rows()) == 1
+
+
+@pytest.mark.parametrize(("dialog_id", "named"), [("5158\x00", "NUL"), ("5158\ud800", "surrogate")])
+def test_an_unstorable_dialog_id_is_refused_naming_what_is_wrong(dialog_id, named):
+    # A lone surrogate was refused as "contains a NUL character".
+    with pytest.raises(BadPayloadError) as refused:
+        storable_dialog_id(dialog_id)
+
+    assert refused.value.code == "bad_id" and named in str(refused.value)

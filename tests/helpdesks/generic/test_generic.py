@@ -996,6 +996,6 @@ def test_inspect_payload_prints_the_senders_control_characters_escaped(tmp_path)
     result = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": ""})
     assert result.exit_code == 0, result.output
     assert r'  dialog_id: "4\u001b]0;pwned\u0007\n#forged"' in result.output
-    assert r'  agent.name = "A\x9b2J\x7f"' in result.output
+    assert r'  agent.name = "A\u009b2J\u007f"' in result.output
     assert not any(c in result.output for c in "\x1b\x07\x9b\x7f")
     assert "\n#forged" not in result.output

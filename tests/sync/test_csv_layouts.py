@@ -21,11 +21,12 @@ import pytest
 
 from csat_hook.config import load_config
 from csat_hook.db.engine import make_engine
-from csat_hook.db.migrate import create_schema
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.timestamps import TimestampReader
+from tests.schema_template import sqlite_copy
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample_responses.csv"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 AGENTS = {"7": "Anna Petrova", "8": "Boris Ivanov", "9": "Chen Wei", "11": "Dana Scott"}
 
@@ -139,8 +140,8 @@ def sync(
             },
         },
     )
+    sqlite_copy(tmp_path, database)  # at the current schema (tests/schema_template.py)
     engine = make_engine(database)
-    create_schema(engine)
     try:
         summary = SyncRunner(config, engine, clock=lambda: NOW).run()
     finally:
@@ -149,26 +150,32 @@ def sync(
     return summary.as_dict(), files
 
 
-def test_every_layout_gives_the_same_figures(tmp_path: Path):
-    original = ROOT / "examples" / "sample_responses.csv"
-    reference, reference_files = sync(tmp_path, "original", original, "UTC")
-    assert reference["status"] == "ok" and reference["new"] == 36
-    assert reference["skipped"] == {"bad_rating": 1}  # the sample's one unreadable rating
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, bytes]]:
+    """The sample as shipped (UTC, ISO-like stamps), synced once for every layout."""
+    found = sync(tmp_path_factory.mktemp("reference"), "original", SAMPLE, "UTC")
+    assert found[0]["status"] == "ok" and found[0]["new"] == 36
+    assert found[0]["skipped"] == {"bad_rating": 1}  # the sample's one unreadable rating
+    return found
 
-    for name, (zone, layout) in LAYOUTS.items():
-        path = tmp_path / f"{name}.csv"
-        rewrite(original, path, zone, layout)
-        summary, files = sync(tmp_path, name, path, zone, DATE_ORDER.get(name, "auto"))
-        assert summary["status"] == "ok", (name, summary["error"], summary["skipped_rows"][:3])
-        for key in ("new", "history_only", "unverified", "skipped", "agents", "totals"):
-            assert summary[key] == reference[key], (name, key)
-        assert files == reference_files, name
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_every_layout_gives_the_same_figures(tmp_path: Path, reference, name: str):
+    expected, expected_files = reference
+    zone, layout = LAYOUTS[name]
+    path = tmp_path / f"{name}.csv"
+    rewrite(SAMPLE, path, zone, layout)
+    summary, files = sync(tmp_path, name, path, zone, DATE_ORDER.get(name, "auto"))
+    assert summary["status"] == "ok", (name, summary["error"], summary["skipped_rows"][:3])
+    for key in ("new", "history_only", "unverified", "skipped", "agents", "totals"):
+        assert summary[key] == expected[key], (name, key)
+    assert files == expected_files, name
 
 
 def test_an_undecidable_day_month_order_is_a_data_error_not_a_guess(tmp_path: Path):
     zone, layout = LAYOUTS["sheets_en_gb"]
     path = tmp_path / "en_gb.csv"
-    rewrite(ROOT / "examples" / "sample_responses.csv", path, zone, layout)
+    rewrite(SAMPLE, path, zone, layout)
     summary, _ = sync(tmp_path, "en_gb", path, zone)
     assert summary["status"] == "data_error"
     assert summary["new"] == 0 and summary["skipped"] == {"ambiguous_date_order": 40}

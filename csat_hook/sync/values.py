@@ -27,9 +27,12 @@ SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
 _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
-# "4/5", "4 / 5", "5/5 stars": a score out of the number after the slash, which must be the
-# scale's top ("4 / 10" was read by its leading number as a 4 on a 1-5 scale).
-_FRACTION = re.compile(r"^\s*(\d{1,3})\s*/\s*(\d{1,3})(?![\d.,])")
+# "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5": a score out of the second
+# number, which must be the scale's top ("4 / 10" or "3 of 10" was read by its leading number
+# as a 4 or a 3 on a 1-5 scale).
+_FRACTION = re.compile(
+    r"^\s*(\d{1,3})\s*(?:/|\s(?:out\s+of|of|из)\s)\s*(\d{1,3})(?![\d.,])", re.IGNORECASE
+)
 
 
 def normalize(text: Any) -> str:

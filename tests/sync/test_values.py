@@ -41,6 +41,10 @@ SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо
         (" 4 / 5 ", 4),
         ("5/5 stars", 5),
         ("５/５", 5),
+        ("4 out of 5", 4),
+        ("3 of 5 - ok", 3),
+        ("4 из 5", 4),
+        ("5 Out Of 5", 5),
     ],
 )
 def test_ratings_read_as_scores(cell, score):
@@ -67,6 +71,9 @@ def test_ratings_read_as_scores(cell, score):
         ("3/4", "bad_rating"),
         ("2 / 10 - poor", "bad_rating"),
         ("4/5.5", "bad_rating"),
+        ("3 of 10", "bad_rating"),
+        ("4 out of 10", "bad_rating"),
+        ("8 из 10", "bad_rating"),
     ],
 )
 def test_non_ratings_are_refused_with_a_reason(cell, reason):

@@ -68,6 +68,7 @@ from csat_hook.sync.titles import table_titles
 MAX_VALUE_REQUESTS = 2
 FORMAT_KEY = "csat-hook.report-format"  # developer metadata: the digest of the looks set
 SERIAL_EPOCH = datetime(1899, 12, 30)
+_DAY = timedelta(days=1)  # made once: serial() runs for every date-time cell of a report
 # New tabs go after the Summary in this order; tabs whose tables only grow take open-ended
 # formats (no new format write when rows are added).
 TAB_INDEX = {"summary": 0, "trends": 1, "responses": 2}
@@ -95,7 +96,7 @@ def serial(value: datetime | date) -> float | int:
     """A naive local date-time or a date as a Sheets serial number (days since 1899-12-30;
     the spreadsheet's time zone plays no part in it)."""
     if isinstance(value, datetime):
-        return round((value - SERIAL_EPOCH) / timedelta(days=1), 8)
+        return round((value - SERIAL_EPOCH) / _DAY, 8)
     return (value - SERIAL_EPOCH.date()).days
 
 

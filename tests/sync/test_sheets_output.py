@@ -260,7 +260,7 @@ def test_a_large_report_is_split_between_whole_tabs(kit):
 
 
 def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
-    seed(kit, agents=40, per_agent=40)
+    seed(kit, agents=50, per_agent=40)
     summary = kit.run(
         kit.config(output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}})
     )

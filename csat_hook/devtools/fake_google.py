@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import re
 import secrets
@@ -288,9 +289,14 @@ class FakeGoogle(LoopbackServer):
         key: rsa.RSAPrivateKey | None = None,
     ) -> dict[str, Any]:
         """A service-account JSON whose token_uri is this server (a fresh RSA key unless
-        ``key`` is given: generating one takes a moment, tests share one)."""
+        ``key`` is given: generating one takes a moment, tests share one). The key's id is
+        derived from the key, as a real key's id names that key: the same key, the same
+        JSON (tests parse a shared key once, ``tests/conftest.py``)."""
         key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_id = secrets.token_hex(8)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key_id = hashlib.sha256(public).hexdigest()[:16]
         with self.lock:
             self._keys[key_id] = key.public_key()
         pem = key.private_bytes(

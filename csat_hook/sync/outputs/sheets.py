@@ -32,7 +32,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -455,6 +457,35 @@ def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
     def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False).encode(codec)
 
+    def blocks() -> Iterator[tuple[int, bytes]]:
+        rows, padding = plan.grid.rows, [""] * cols
+        for start in range(0, len(rows), ROWS_PER_BLOCK):
+            block = [
+                [
+                    v
+                    if v.__class__ in plain and (v.__class__ is not str or len(v) <= short)
+                    else sheet_value(v)
+                    for v in row
+                ]
+                + padding[len(row) :]
+                for row in rows[start : start + ROWS_PER_BLOCK]
+            ]
+            yield len(block), dumps(block)[1:-1]
+
+    return _assembled(plan, dumps, blocks(), b", ")
+
+
+def _assembled(
+    plan: TabPlan,
+    dumps: Callable[[Any], bytes],
+    blocks: Iterable[tuple[int, bytes]],
+    separator: bytes,
+) -> bytes:
+    """The tab's ValueRange as one bytes: its shell (range, major dimension) by ``dumps``,
+    the ``blocks`` of encoded rows (each: how many rows, their encodings joined by
+    ``separator``), then blank rows up to the plan's row count, ``separator`` between rows.
+    Made in a ``BytesIO`` whose ``getvalue()`` hands over its buffer: no copy of the whole."""
+    cols = plan.cols
     end = f"{column_letters(cols - 1)}{plan.rows}"
     shell = dumps(
         {
@@ -463,28 +494,18 @@ def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:
             "values": [],
         }
     )
-    out = io.BytesIO()  # getvalue() hands over its buffer: no copy of the whole
+    out = io.BytesIO()
     out.write(shell[:-2])  # up to the values' "["
-    rows, padding, written = plan.grid.rows, [""] * cols, 0
-    for start in range(0, len(rows), ROWS_PER_BLOCK):
-        block = [
-            [
-                v
-                if v.__class__ in plain and (v.__class__ is not str or len(v) <= short)
-                else sheet_value(v)
-                for v in row
-            ]
-            + padding[len(row) :]
-            for row in rows[start : start + ROWS_PER_BLOCK]
-        ]
-        out.write(b", " if written else b"")
-        out.write(dumps(block)[1:-1])
-        written += len(block)
-    blank = dumps(padding)
+    written = 0
+    for count, data in blocks:
+        out.write(separator if written else b"")
+        out.write(data)
+        written += count
+    blank = dumps([""] * cols)
     for start in range(written, plan.rows, ROWS_PER_BLOCK):
         count = min(ROWS_PER_BLOCK, plan.rows - start)
-        out.write(b", " if start else b"")
-        out.write(b", ".join([blank] * count))
+        out.write(separator if start else b"")
+        out.write(separator.join([blank] * count))
     out.write(shell[-2:])
     return out.getvalue()
 
@@ -530,18 +551,9 @@ def _fast_range(plan: TabPlan) -> bytes | None:
     cols, short, dumps, blank, cell = plan.cols, _SHORT, orjson.dumps, _BLANK, _fast_cell
     options = _FAST_OPTIONS
     padding = [""] * cols
-    end = f"{column_letters(cols - 1)}{plan.rows}"
-    try:
-        shell = dumps(
-            {
-                "range": f"{absolute_range_name(plan.title)}!A1:{end}",
-                "majorDimension": "ROWS",
-                "values": [],
-            }
-        )
-        out = io.BytesIO()
-        out.write(shell[:-2])  # up to the values' "["
-        rows, written = plan.grid.rows, 0
+
+    def blocks() -> Iterator[tuple[int, bytes]]:
+        rows = plan.grid.rows
         for start in range(0, len(rows), ROWS_PER_BLOCK):
             block = rows[start : start + ROWS_PER_BLOCK]
             encoded = [
@@ -561,19 +573,18 @@ def _fast_range(plan: TabPlan) -> bytes | None:
                 ]
             joined = b",".join(encoded)
             if _holds_null(joined):
-                return None
-            out.write(b"," if written else b"")
-            out.write(joined)
-            written += len(block)
-    except TypeError:  # orjson's refusals (JSONEncodeError), or an unhashable cell
+                raise _NotTheSameValueError
+            yield len(block), joined
+
+    try:
+        return _assembled(plan, dumps, blocks(), b",")
+    except (TypeError, _NotTheSameValueError):  # TypeError: orjson's refusals, an unhashable cell
         return None
-    blank_row = dumps(padding)
-    for start in range(written, plan.rows, ROWS_PER_BLOCK):
-        count = min(ROWS_PER_BLOCK, plan.rows - start)
-        out.write(b"," if start else b"")
-        out.write(b",".join([blank_row] * count))
-    out.write(shell[-2:])
-    return out.getvalue()
+
+
+class _NotTheSameValueError(Exception):
+    """orjson wrote a value ``json.dumps`` would not (a ``null``): :func:`_fast_range` gives
+    the tab to :func:`_encoded_range`."""
 
 
 def _cells(row: list[Cell], padding: list[str]) -> list[Any]:

@@ -29,9 +29,12 @@ _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
 # "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5": a score out of the second
 # number, which must be the scale's top ("4 / 10" or "3 of 10" was read by its leading number
-# as a 4 or a 3 on a 1-5 scale).
+# as a 4 or a 3 on a 1-5 scale). Group 3 is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5",
+# a date "3/5/2024"): such a cell is refused, it was read by its first fraction.
+_FRACTION_BAR = r"(?:/|\s(?:out\s+of|of|из)\s)"
 _FRACTION = re.compile(
-    r"^\s*(\d{1,3})\s*(?:/|\s(?:out\s+of|of|из)\s)\s*(\d{1,3})(?![\d.,])", re.IGNORECASE
+    rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?![\d.,])(\s*{_FRACTION_BAR}\s*\d)?",
+    re.IGNORECASE,
 )
 
 
@@ -111,6 +114,11 @@ class RatingScale:
             return score
         fraction = _FRACTION.match(text)
         if fraction:
+            if fraction.group(3):
+                raise RatingError(
+                    "bad_rating",
+                    "more than one '/' or 'of' between numbers (a date, or a repeated score)",
+                )
             if int(fraction.group(2)) != self.high:
                 raise RatingError(
                     "bad_rating", f"a score out of another number than the scale's {self.high}"

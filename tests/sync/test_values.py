@@ -74,6 +74,10 @@ def test_ratings_read_as_scores(cell, score):
         ("3 of 10", "bad_rating"),
         ("4 out of 10", "bad_rating"),
         ("8 из 10", "bad_rating"),
+        # Dates and repeated fractions: "5/5/5" was read by its first fraction as a 5.
+        ("12/5/2024", "bad_rating"),
+        ("2024-05-03", "bad_rating"),
+        ("03.05.2024", "bad_rating"),
     ],
 )
 def test_non_ratings_are_refused_with_a_reason(cell, reason):
@@ -83,6 +87,29 @@ def test_non_ratings_are_refused_with_a_reason(cell, reason):
     # The message never quotes the cell: it may be free customer text.
     if isinstance(cell, str) and cell.strip():
         assert cell not in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "5/5/5",
+        "4/5/5",
+        "4 / 5 / 5",
+        "4 / 5 /5",
+        "4 of 5 of 5",
+        "4 из 5 из 5",
+        "3/5/2024",  # a date: its first two numbers look like a score out of 5
+        "05/05/2025",
+        "5/5/24",
+        "1/5/2026 10:00",
+    ],
+)
+def test_a_chain_of_fractions_is_refused_not_read_by_its_first(cell):
+    with pytest.raises(RatingError) as caught:
+        SCALE.parse(cell)
+    assert caught.value.reason == "bad_rating"
+    assert "more than one" in caught.value.detail
+    assert cell not in caught.value.detail
 
 
 def test_serial_is_wall_clock_time_in_the_sheet_zone():

@@ -8,10 +8,12 @@ how many attempts they already had (``tried``), and delivering it sends the same
 alone (``Destination.send_to``). The attempt budget, ``delivery.max_attempts``, is each
 receiver's across the first delivery and all its follow-ups: every claim of a delivery counts
 for each of its receivers (a follow-up's receivers were in every earlier one, so one count
-serves them all). A follow-up is queued only while the receivers have attempts left, and it
-is retried (every receiver refused for now, a connection refused) only within what is left;
-past that the note, or the failed follow-up's error, names who never got it. A receiver that
-took the alert is never in a follow-up, so never sent it twice.
+serves them all), and so is the backoff: their n-th attempt in all waits the retry policy's
+n-th delay, a follow-up's retries never going back to the first one. A follow-up is queued
+only while the receivers have attempts left, and it is retried (every receiver refused for
+now, a connection refused) only within what is left; past that the note, or the failed
+follow-up's error, names who never got it. A receiver that took the alert is never in a
+follow-up, so never sent it twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -66,11 +69,14 @@ def deliver_alert(
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
         outcome = _send_alert(delivery, destination, item, message, may_write)
-    receivers = follow_up_of(item).receivers
-    if receivers is not None and isinstance(outcome, Failed):
+    chain = follow_up_of(item)
+    if chain.receivers is not None and isinstance(outcome, Failed):
         # A failed follow-up: say who never got the alert (addresses from our own config).
-        reason = f"{outcome.reason}; never got it: {', '.join(receivers)}"
+        reason = f"{outcome.reason}; never got it: {', '.join(chain.receivers)}"
         return Failed(reason, outcome.http_status)
+    if chain.tried and isinstance(outcome, Retry):
+        # The receivers' n-th attempt in all waits the n-th delay, as their follow-up did.
+        return replace(outcome, failures=chain.tried + item.attempts)
     return outcome
 
 

@@ -133,8 +133,9 @@ class OutcomeRecorder:
 
     def _follow_up_row(self, item: sa.Row[Any], follow_up: FollowUp, now: datetime) -> Any:
         # The alert again to the receivers that refused it for now, after the retry policy's
-        # delay for as many failures as sends they refused.
-        delay = self.config.backoff.delay(follow_up.generation)
+        # delay for as many failures as attempts they had (not one per earlier delivery: a
+        # delivery retried before some took it counts each of its attempts).
+        delay = self.config.backoff.delay(follow_up.tried)
         return {
             "alert_id": item.alert_id,
             "destination": item.destination,
@@ -180,7 +181,8 @@ class OutcomeRecorder:
         raise AssertionError("unreachable")
 
     def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:
-        delay = self.config.backoff.delay(item.attempts, retry.error.retry_after)
+        failures = item.attempts if retry.failures is None else retry.failures
+        delay = self.config.backoff.delay(failures, retry.error.retry_after)
         unknown = retry.error.outcome_unknown
         if unknown:
             # Look no sooner than a vendor may still be saving the request we gave up on.

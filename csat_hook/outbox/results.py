@@ -53,10 +53,16 @@ class Sent:
 
 @dataclass(frozen=True)
 class Retry:
-    """Try again later (after the retry policy's delay, or the vendor's Retry-After)."""
+    """Try again later (after the retry policy's delay, or the vendor's Retry-After).
+
+    ``failures``: the failed attempts in a row the delay is for, when not the row's own
+    attempts (an alert's follow-up continues its receivers' backoff from the deliveries
+    before it, never back to the first delay).
+    """
 
     error: DeliveryError
     prefix: str = ""
+    failures: int | None = None
 
     @property
     def message(self) -> str:

@@ -210,6 +210,51 @@ def test_a_recipient_refused_for_now_forever_is_tried_max_attempts_times_in_all(
     assert found[-1].last_error.endswith("never got it: team@example.org")
 
 
+def scheduled_waits(services: Any, clock: Any, rounds: int = 20) -> list[float]:
+    """Run the delivery worker until nothing is due, moving the clock to each due time; the
+    seconds each pending row was given to wait, in the order they were scheduled (a retry's,
+    and a follow-up's before its first attempt)."""
+    worker = services.delivery_worker()
+    seen: set[tuple[int, int]] = set()
+    waits: list[float] = []
+    for _ in range(rounds):
+        worker.run_once()
+        for row in rows(services):
+            if row.status == "pending" and (row.id, row.attempts) not in seen:
+                seen.add((row.id, row.attempts))
+                waits.append((row.next_attempt_at - clock()).total_seconds())
+        with services.engine.connect() as conn:
+            due = store.next_due_at(conn)
+        if due is None:
+            return waits
+        clock.now = max(clock.now, due) + timedelta(milliseconds=1)
+    raise AssertionError("still due after every round")
+
+
+@pytest.mark.parametrize(
+    ("to", "busy"),
+    [([LEAD, TEAM], {}), ([LEAD, TEAM], {LEAD: 1}), ([LEAD, OPS, TEAM], {OPS: 1})],
+    ids=["one-follow-up", "original-retried", "chained-follow-ups"],
+)
+def test_a_recipients_waits_continue_the_backoff_across_its_follow_ups(
+    mail_services, box, clock, monkeypatch, to, busy
+):
+    """The n-th attempt overall for a recipient waits the retry policy's n-th delay: a
+    follow-up's own retries, and the follow-up after a retried delivery, went back to the
+    first delay (1 s, 1 s, 2 s instead of 1 s, 2 s, 4 s)."""
+    # Each wait at the top of its jitter: the policy's ceiling, 1 s doubling.
+    monkeypatch.setattr("csat_hook.retry.random", SimpleNamespace(uniform=lambda low, high: high))
+    box.refuse_for_now.add(TEAM)  # 450 at every RCPT TO
+    box.busy.update(busy)
+    services = mail_services(to, max_attempts=4, backoff_base_seconds=1, backoff_cap_seconds=1000)
+    raise_now(services, [changed(submitted_at=clock() - timedelta(minutes=2))])
+
+    # The team's four attempts (delivery.max_attempts): three waits, the last one fails.
+    assert scheduled_waits(services, clock) == [1.0, 2.0, 4.0]
+    assert Counter(box.asked)[TEAM] == 4
+    assert rows(services)[-1].status == "failed"
+
+
 def test_a_follow_up_queued_before_tried_was_kept_counts_one_attempt_per_earlier_delivery():
     def row(context: Any) -> Any:
         return SimpleNamespace(context=context)

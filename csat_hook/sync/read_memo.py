@@ -39,6 +39,7 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report_key import code_identity
 from csat_hook.sync.sources.base import WholeRead
+from csat_hook.sync.values import READING_VERSION
 
 # An outcome bigger than this (thousands of warnings) is not kept: the rows are read instead.
 MAX_OUTCOME_BYTES = 65_536
@@ -105,6 +106,9 @@ def memo_key(config: SyncSettings, source_key: str, source_digest: bytes) -> str
         "results": config.results.model_dump(mode="json"),
         "metrics": config.metrics.model_dump(mode="json"),
         "code": code_identity(),
+        # The rows' digests are under it (sources/table.py): a memo must not replay a read
+        # whose rows a new reading would read again.
+        "reading": READING_VERSION,
     }
     message = json.dumps(settings, sort_keys=True, default=str).encode() + b"\x00" + source_digest
     secret = config.token.all_secrets()[0].encode()

@@ -23,6 +23,21 @@ from csat_hook.sync.config import MetricsConfig
 from csat_hook.sync.config import ResultsConfig
 from csat_hook.sync.timestamps import TimestampError
 
+# The version of how the code reads cells into answers (this module, sync/timestamps, the
+# row parser of sync/sources/base.py). Bump it whenever a change to the code reads some cell
+# differently. Stored rows are recognised by their cells and the reading settings
+# (sources/table.py ``raw_key``), never read again while those are the same: without a bump an
+# answer stored under the old reading stays as read until its cells change. After a bump the
+# first sync reads every row of a sheet or CSV export once more: an answer read differently
+# is credited as an edit in place (the old one to answer_history), one read the same way
+# stores nothing new; a row now refused is reported as skipped, and its stored answer stays
+# credited (the sync never deletes an answer, as for a row edited into something unreadable).
+# The Forms API source is not concerned: its full reads (results.forms_api.full_read_hours)
+# parse every response.
+# 1: digests before reading versions. 2: a score out of another number than the scale's top
+# ("3 of 10") and a chain of fractions ("5/5/5", a date) refused, no longer read as a score.
+READING_VERSION = 2
+
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
 _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")

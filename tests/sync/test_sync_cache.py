@@ -208,3 +208,103 @@ def test_row_digests_are_stored_before_the_parts_and_then_no_longer_held(kit, mo
     assert (second.new, second.unchanged) == (1, 2)
     assert held[0] == 1  # kept: the prune compares the stored digests with this run's
     assert len(kit.rows(sync_row_digests)) == 3  # the stale one pruned, the new one stored
+
+
+def misread(monkeypatch, wrong: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """An older reader, simulated: it read the rating texts in ``wrong`` as those scores,
+    and stored its digests under the reading version before this one."""
+    from csat_hook.sync import values
+
+    original = values.RatingScale._parse
+
+    def reading(self, value):  # type: ignore[no-untyped-def]
+        return wrong[value] if value in wrong else original(self, value)
+
+    monkeypatch.setattr(values.RatingScale, "_parse", reading)
+    # raising=False: the constant did not exist before there were reading versions.
+    for module in ("csat_hook.sync.sources.table", "csat_hook.sync.read_memo"):
+        monkeypatch.setattr(f"{module}.READING_VERSION", 1, raising=False)
+
+
+def low_alerts(kit):  # type: ignore[no-untyped-def]
+    return kit.config(
+        alerts={
+            "destinations": {
+                "slack": {"kind": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/X"}
+            },
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        }
+    )
+
+
+def test_rows_stored_under_an_older_reading_are_read_again_once_and_corrected(
+    kit, parsed, monkeypatch
+):
+    """Rows are recognised by their cells and the reading settings; a new version of the
+    code that reads a cell differently (READING_VERSION) read none of the stored rows again,
+    so an answer stored misread stayed misread until its cells changed."""
+    from csat_hook.db.schema import alerts
+
+    config = low_alerts(kit)
+    when = [kit.now - timedelta(minutes=30 - n) for n in range(3)]
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    kit.responses(
+        [
+            EN_HEADER,
+            [when[0], "2 out of 5", "", "", "", tokens[0]],  # misread as 5 by the older reader
+            [when[1], 1, "", "", "", tokens[1]],  # alerted once, read the same way by both
+            [when[2], 5, "", "", "", tokens[2]],
+        ]
+    )
+    with monkeypatch.context() as older:
+        misread(older, {"2 out of 5": 5})
+        first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 3)
+    stored = digests(kit)
+    assert [(a.dialog_id, a.rating) for a in kit.rows(alerts)] == [("T-1", 1)]
+
+    parsed.clear()
+    upgraded = kit.run(config)
+    # Every row read once again; the one read differently is credited as an edit in place.
+    assert parsed == ["row 2", "row 3", "row 4"]
+    assert (upgraded.new, upgraded.updated, upgraded.unchanged) == (0, 1, 2)
+    assert any("rating changed in place" in w for w in upgraded.warnings)
+    assert {a.dialog_id: a.rating for a in kit.rows(answers)} == {"T-0": 2, "T-1": 1, "T-2": 5}
+    # The misread answer in the history; the rows read the same way added nothing.
+    assert [(h.rating, h.source_ref) for h in kit.rows(answer_history)] == [(5, "row 2")]
+    # The corrected low rating alerts as an edit would; the unchanged one not a second time.
+    assert [(a.dialog_id, a.rating, a.previous_rating) for a in kit.rows(alerts)] == [
+        ("T-1", 1, None),
+        ("T-0", 2, 5),
+    ]
+    # One digest a row, under the new reading; the older reading's are forgotten.
+    assert len(digests(kit)) == 3 and not digests(kit) & stored
+
+    parsed.clear()
+    later = kit.run(config)
+    assert parsed == []  # recognised again, nothing read
+    assert (later.new, later.updated, later.unchanged) == (0, 0, 3)
+    assert len(kit.rows(answer_history)) == 1 and len(kit.rows(alerts)) == 2
+
+
+def test_an_answer_an_older_reading_stored_from_a_row_now_refused_stays_credited(
+    kit, parsed, monkeypatch
+):
+    """ "3 of 10" was stored as a 3 before a score out of another number was refused. Read
+    again after the upgrade it is a skipped row (bad_rating, reported every run), but its
+    stored answer stays credited: the sync never deletes an answer (as when a row is edited
+    in the sheet into something unreadable)."""
+    token = kit.survey("T-0", "0", "Agent 0")
+    kit.responses([EN_HEADER, [T0, "3 of 10", "", "", "", token]])
+    with monkeypatch.context() as older:
+        misread(older, {"3 of 10": 3})
+        assert kit.run().new == 1
+
+    parsed.clear()
+    upgraded = kit.run()
+    assert parsed == ["row 2"]
+    assert upgraded.skipped == {"bad_rating": 1} and upgraded.unchanged == 0
+    assert [a.rating for a in kit.rows(answers)] == [3]
+    assert kit.rows(answer_history) == []

@@ -27,6 +27,7 @@ from csat_hook.sync.records import raw_of
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.identity import admit
 from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.values import READING_VERSION
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
 
@@ -138,8 +139,10 @@ def read_table(
 
 def raw_key(kind: str, headers: Sequence[str], pickers: Any, settings: str) -> bytes:
     """The key of a table's raw digests: everything besides the cells that decides what a row
-    means (source kind, headers, which columns hold which role, reading settings)."""
-    text = "\x1f".join((kind, repr(tuple(headers)), repr(pickers), settings))
+    means (source kind, headers, which columns hold which role, reading settings, and the
+    code's way of reading cells: :data:`~csat_hook.sync.values.READING_VERSION`)."""
+    reading = f"{settings} reading {READING_VERSION}"
+    text = "\x1f".join((kind, repr(tuple(headers)), repr(pickers), reading))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()
 
 

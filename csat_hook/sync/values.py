@@ -51,6 +51,13 @@ _FRACTION = re.compile(
     rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?![\d.,])(\s*{_FRACTION_BAR}\s*\d)?",
     re.IGNORECASE,
 )
+# "5-Jan": a fraction such as "1/5" that Excel took for a date when it opened the export,
+# saved back as its d-mmm text (the month in English whatever the locale's names). It was
+# read by its leading number: every "n/5" choice of an en-US re-save as a 5.
+_EXCEL_DATE = re.compile(
+    r"^\s*(\d{1,2})-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s*$", re.IGNORECASE
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
 def normalize(text: Any) -> str:
@@ -139,12 +146,32 @@ class RatingScale:
                     "bad_rating", f"a score out of another number than the scale's {self.high}"
                 )
             return self._in_scale(int(fraction.group(1)))
+        date = _EXCEL_DATE.match(text)
+        if date:
+            return self._in_scale(self._from_date(int(date.group(1)), date.group(2)))
         match = _PLAIN_NUMBER.match(text) or _LEADING_NUMBER.match(text)
         if match:
             return self._in_scale(int(match.group(1)))
         raise RatingError(
             "bad_rating",
             "text that is neither a number nor a configured label (results.rating_labels)",
+        )
+
+    def _from_date(self, day: int, month_name: str) -> int:
+        """The score of a fraction "score/top" a spreadsheet turned into the date ``day`` of
+        ``month_name``: read month first (en-US), "4/5" is the 5th of April; day first
+        (en-GB), the 4th of May. The fraction's second number is the scale's top, which
+        tells the two apart (both are the top when day and month are)."""
+        month = _MONTHS.index(month_name.casefold()) + 1
+        if month == self.high:
+            return day
+        if day == self.high:
+            return month
+        raise RatingError(
+            "bad_rating",
+            "a date, not a score out of the scale's top (a spreadsheet program turns a "
+            "choice such as 4/5 into a date when it opens the export: download it again "
+            "and do not save it from a spreadsheet program)",
         )
 
     def _in_scale(self, score: int) -> int:

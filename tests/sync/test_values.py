@@ -160,3 +160,37 @@ def test_unreadable_text_timestamp_is_refused_with_a_reason():
 def test_header_normalization():
     assert normalize("  Отметка   времени ") == normalize("отметка времени")
     assert normalize("Ｒａｔｉｎｇ") == "rating"  # full-width letters (NFKC)
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # Excel turns a choice such as "1/5" into a date when it opens the export, and saves
+        # it back as d-mmm text: month-first locales (en-US) write "1/5" as "5-Jan", day-first
+        # ones (en-GB) as "01-May". "5-Jan" was read by its leading number as a 5.
+        ("5-Jan", 1),
+        ("5-Apr", 4),
+        ("5-Mar", 3),
+        ("01-May", 1),
+        ("04-May", 4),
+        ("5-May", 5),
+        (" 5-feb ", 2),
+    ],
+)
+def test_fractions_a_spreadsheet_turned_into_dates_read_as_the_fraction(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize("cell", ["3-Apr", "12-Dec", "5-Jun", "07-Oct"])
+def test_dates_that_are_no_fraction_of_the_scale_are_refused(cell):
+    with pytest.raises(RatingError) as caught:
+        SCALE.parse(cell)
+    assert caught.value.reason == "bad_rating"
+    assert cell.strip() not in caught.value.detail
+
+
+def test_a_ten_point_fraction_turned_into_a_date_reads_on_a_ten_point_scale():
+    ten = RatingScale(1, 10, {})
+    assert ten.parse("10-Apr") == 4  # "4/10", month first
+    assert ten.parse("04-Oct") == 4  # "4/10", day first
+    assert ten.parse("10-Oct") == 10

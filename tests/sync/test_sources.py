@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -284,7 +285,25 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
     assert second.watermark == datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", "x" * 300])
+@pytest.mark.parametrize(
+    ("zone", "hours"), [("GMT-07:00", -7), ("GMT+03:00", 3), ("GMT+14:00", 14), ("GMT", 0)]
+)
+def test_a_spreadsheet_custom_gmt_time_zone_is_its_offset(fake_google, google_session, zone, hours):
+    # Sheets gives "a custom time zone such as GMT-07:00" when it does not recognise the
+    # spreadsheet's (SpreadsheetProperties.timeZone): every run of such a sheet failed.
+    fake_google.add_spreadsheet(SHEET_ID, time_zone=zone)
+    serial = (datetime(2026, 11, 2, 10, 0) - datetime(1899, 12, 30)).total_seconds() / 86400
+    rows = [EN_HEADER, [serial, 5, "", "", "", "t1"], ["11/2/2026 11:00:00", 4, "", "", "", "t2"]]
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", rows, sheet_id=0)
+    batch = gsheets(google_session).fetch(set(), None)
+    offset = timedelta(hours=hours)
+    assert [s.submitted_at for s in batch.submissions] == [
+        datetime(2026, 11, 2, 10, 0, tzinfo=UTC) - offset,
+        datetime(2026, 11, 2, 11, 0, tzinfo=UTC) - offset,
+    ]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", "x" * 300, "GMT+05:30", "GMT+15:00"])
 def test_a_spreadsheet_time_zone_unknown_here_is_a_source_error(fake_google, google_session, zone):
     # "Europe" is a folder of the zone database and a 300-character name is longer than a
     # file name may be: ZoneInfo raised IsADirectoryError / OSError, not the SourceError.

@@ -12,11 +12,13 @@ the column or else by the spreadsheet's locale.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
 from csat_hook.errors import SourceError
@@ -60,6 +62,25 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
         raise SourceError(f"{key}: no such tab in the spreadsheet; tabs: {listing or 'none'}")
     found: dict[str, Any] = match[0]
     return found
+
+
+# "GMT-07:00": what Sheets gives for a spreadsheet time zone it does not recognise
+# (SpreadsheetProperties.timeZone: "this may be a custom time zone such as GMT-07:00").
+_CUSTOM_ZONE = re.compile(r"(?:GMT|UTC)([+-])(\d{1,2}):?00")
+
+
+def sheet_zone(name: str) -> ZoneInfo:
+    """The spreadsheet's time zone: an IANA name, or a custom ``GMT-07:00`` as the fixed
+    offset it is (``Etc/GMT+7``: POSIX signs are inverted; whole hours, the only offsets
+    ``Etc`` has). ZoneInfoNotFoundError or ValueError for anything else. A custom zone was
+    refused as unknown, and with it every run of the spreadsheet."""
+    custom = _CUSTOM_ZONE.fullmatch(name.strip())
+    if custom is None:
+        return zone_named(name)
+    sign, hours = custom.group(1), int(custom.group(2))
+    if hours == 0:
+        return ZoneInfo("Etc/GMT")
+    return zone_named(f"Etc/GMT{'-' if sign == '+' else '+'}{hours}")
 
 
 class GSheetsResults(ResultsSource):
@@ -179,7 +200,7 @@ class GSheetsResults(ResultsSource):
         could change) and no row's reading warned."""
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
-            tz = zone_named(zone_name)
+            tz = sheet_zone(zone_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SourceError(
                 f"the spreadsheet's time zone {zone_name!r} is unknown here "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import logging
@@ -326,6 +327,27 @@ def test_a_missing_column_title_is_a_config_error_exit_2(tmp_path, database_url)
     assert result.exit_code == 2
     assert "sync config_error: results.columns.rating: no column" in result.stderr
     assert "(headers found: 'Timestamp', 'Score', 'Reference')" in result.stderr
+
+
+def test_an_export_without_its_header_row_is_refused_without_quoting_the_answer(
+    tmp_path, database_url, caplog
+):
+    # The first answer is read as the header row: its cells (a comment, a signed reference)
+    # were listed as "headers found" in the run's output and its ERROR log line.
+    caplog.set_level(logging.INFO)
+    sample = (ROOT / "examples" / "sample_responses.csv").read_text(encoding="utf-8")
+    first = next(csv.reader(io.StringIO(sample.splitlines()[1])))
+    (tmp_path / "responses.csv").write_text(
+        "\n".join(sample.splitlines()[1:]) + "\n", encoding="utf-8"
+    )
+    result = invoke(write_config(tmp_path, database_url))
+    assert result.exit_code == 2
+    assert "results.csv.path (responses.csv)" in result.stderr
+    assert "looks like an answer, not column titles" in result.stderr
+    logged = " ".join(repr(vars(record)) for record in caplog.records)
+    for text in (result.stderr, result.stdout, logged):
+        for cell in first[2:]:  # the comment, the agent and ticket fields, the reference
+            assert cell not in text
 
 
 def test_the_exit_codes_are_documented():

@@ -312,3 +312,21 @@ def test_a_spreadsheet_time_zone_unknown_here_is_a_source_error(fake_google, goo
     fake_google.add_tab(SHEET_ID, "Form Responses 1", rows, sheet_id=0)
     with pytest.raises(SourceError, match=r"time zone .* is unknown here"):
         gsheets(google_session).fetch(set(), None)
+
+
+def test_a_sheet_whose_header_row_was_deleted_is_refused_without_its_cells(
+    fake_google, google_session
+):
+    # Row 1 is an answer (a serial submission time): its comment and reference were listed
+    # as the "headers found".
+    fake_google.add_spreadsheet(SHEET_ID, time_zone="Europe/Moscow")
+    rows = [
+        [msk(2026, 11, 2, 15, 4, 5), 5, "call me at +7 900", "Anna", "T-1", "tok-secret-1"],
+        [msk(2026, 11, 3, 9, 0, 0), 4, "", "Anna", "T-2", "tok-2"],
+    ]
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", rows, sheet_id=0)
+    with pytest.raises(ConfigError) as caught:
+        gsheets(google_session).fetch(set(), None)
+    assert "the header row is missing" in caught.value.message
+    assert "tok-secret-1" not in caught.value.message
+    assert "+7 900" not in caught.value.message

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Iterable
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from csat_hook.errors import ConfigError
 from csat_hook.sync.config import RESULT_ROLES
@@ -27,6 +29,8 @@ from csat_hook.sync.records import raw_of
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.identity import admit
 from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.timestamps import TimestampError
+from csat_hook.sync.timestamps import TimestampReader
 from csat_hook.sync.values import READING_VERSION
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
@@ -57,6 +61,14 @@ def map_columns(
                 "uses the rightmost non-empty one"
             )
     missing = [role for role in REQUIRED_ROLES if role not in found]
+    if missing and _looks_like_answer(header):
+        # Its cells are a respondent's (a comment, a signed reference): never listed.
+        raise ConfigError(
+            f"{', '.join(f'results.columns.{role}' for role in missing)}: the first row of "
+            f"{where} looks like an answer, not column titles (a cell in it is a date-time): "
+            "the header row is missing; download the export again (or put the form's header "
+            "row back in the sheet)"
+        )
     shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
     if missing:
         keys = ", ".join(f"results.columns.{role}" for role in missing)
@@ -72,6 +84,25 @@ def map_columns(
             f"found: {shown}); no NPS answer was read: add the question's title to that list"
         )
     return found, warnings
+
+
+def _looks_like_answer(header: Sequence[Any]) -> bool:
+    """Whether a row read as the header row holds a date-time, as every answer does (a
+    submission time) and no question title does: the export lost its header row, and the
+    first answer was taken for it."""
+    reader = TimestampReader(ZoneInfo("UTC"), date_order="DMY")
+    for cell in header:
+        if isinstance(cell, datetime) or (isinstance(cell, float) and not cell.is_integer()):
+            return True  # a sheet's submission time (a serial)
+        if not isinstance(cell, str) or not any(c.isdigit() for c in cell):
+            continue
+        try:
+            reader.parse(cell)
+        except TimestampError as exc:
+            if exc.reason in ("bad_timestamp", "missing_timestamp"):
+                continue
+        return True
+    return False
 
 
 def read_table(

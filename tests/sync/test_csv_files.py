@@ -201,3 +201,29 @@ def test_a_few_forged_references_among_many_answers_are_no_data_error(kit, tmp_p
     summary = kit.run(csv_config(kit, export))
     assert summary.status == "ok" and summary.new == 9, summary.error
     assert sum(summary.unverified.values()) == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1251", "latin-1"])
+@pytest.mark.parametrize("kind", ["forms-download.zip", "workbook.xlsx"])
+def test_a_zip_archive_at_the_path_is_named_so(kit, tmp_path: Path, encoding: str, kind: str):
+    # Forms downloads the responses as "<form>.csv.zip", and an .xlsx workbook is a ZIP too.
+    # The error said the file was not utf-8-sig and to try cp1251; under cp1251 the archive's
+    # bytes were read as a header row and listed as "headers found".
+    lines = [CSV_HEADER, *export_lines(kit, "Z", 2)]
+    export = tmp_path / "export.csv"
+    if kind == "workbook.xlsx":
+        from openpyxl import Workbook
+
+        workbook = Workbook()
+        for line in lines:
+            workbook.active.append(line.split(","))
+        workbook.save(export)
+    else:
+        import zipfile
+
+        with zipfile.ZipFile(export, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("CSAT (Responses).csv", "\n".join(lines) + "\n")
+    refused = kit.run(csv_config(kit, export, encoding=encoding))
+    assert refused.status in ("failed", "config_error")
+    assert refused.error.startswith("results.csv.path: export.csv is a ZIP archive"), refused.error
+    assert "headers found" not in refused.error

@@ -138,6 +138,12 @@ class CsvResults(ResultsSource):
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         data = self._take()
+        if data.startswith(_ZIP_MAGIC):
+            raise SourceError(
+                f"results.csv.path: {self.path.name} is a ZIP archive, not a CSV file: Forms "
+                "downloads the responses zipped (unzip it and point results.csv.path at the "
+                ".csv inside), and an .xlsx workbook is one too (save it as CSV)"
+            )
         try:
             text = _without_bom(data.decode(self.encoding))
             delimiter, declared = _declared(text, self.delimiter)
@@ -296,6 +302,10 @@ class CsvResults(ResultsSource):
         return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
 
 
+# The first bytes of a ZIP archive (a local file header): Forms' "Download responses (.csv)"
+# gives "<form>.csv.zip", and an .xlsx is one. It was read as text: "not utf-8-sig, try
+# cp1251", and under cp1251 its bytes were the header row the error listed.
+_ZIP_MAGIC = b"PK\x03\x04"
 # What ends a record (the csv module reads a lone CR as a line end too).
 _LINE_BREAKS = ("\n", "\r")
 # The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only

@@ -42,11 +42,12 @@ SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
 _LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
-# "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5": a score out of the second
-# number, which must be the scale's top ("4 / 10" or "3 of 10" was read by its leading number
-# as a 4 or a 3 on a 1-5 scale). Group 3 is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5",
-# a date "3/5/2024"): such a cell is refused, it was read by its first fraction.
-_FRACTION_BAR = r"(?:/|\s(?:out\s+of|of|из)\s)"
+# "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5" (and "sur", "von", "de",
+# "su", "van", "na": fr, de, es/pt, it, nl, pl): a score out of the second number, which must
+# be the scale's top ("4 / 10" or "3 sur 10" was read by its leading number as a 4 or a 3 on
+# a 1-5 scale). Group 3 is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5", a date
+# "3/5/2024"): such a cell is refused, it was read by its first fraction.
+_FRACTION_BAR = r"(?:/|\s(?:out\s+of|of|из|sur|von|de|su|van|na)\s)"
 _FRACTION = re.compile(
     rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?![\d.,])(\s*{_FRACTION_BAR}\s*\d)?",
     re.IGNORECASE,

@@ -45,6 +45,12 @@ SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо
         ("3 of 5 - ok", 3),
         ("4 из 5", 4),
         ("5 Out Of 5", 5),
+        ("4 sur 5", 4),
+        ("3 von 5", 3),
+        ("4 de 5", 4),
+        ("2 su 5", 2),
+        ("5 van 5", 5),
+        ("4 na 5", 4),
     ],
 )
 def test_ratings_read_as_scores(cell, score):
@@ -78,6 +84,13 @@ def test_ratings_read_as_scores(cell, score):
         ("12/5/2024", "bad_rating"),
         ("2024-05-03", "bad_rating"),
         ("03.05.2024", "bad_rating"),
+        # French, German, Spanish/Portuguese, Italian, Dutch, Polish forms say "out of" so.
+        ("4 sur 10", "bad_rating"),
+        ("4 von 10", "bad_rating"),
+        ("4 de 10", "bad_rating"),
+        ("4 su 10", "bad_rating"),
+        ("4 van 10", "bad_rating"),
+        ("4 na 10", "bad_rating"),
     ],
 )
 def test_non_ratings_are_refused_with_a_reason(cell, reason):

@@ -227,3 +227,20 @@ def test_a_zip_archive_at_the_path_is_named_so(kit, tmp_path: Path, encoding: st
     assert refused.status in ("failed", "config_error")
     assert refused.error.startswith("results.csv.path: export.csv is a ZIP archive"), refused.error
     assert "headers found" not in refused.error
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf8_file_read_as_utf16_names_the_setting_without_quoting_it(
+    kit, tmp_path: Path, encoding: str
+):
+    # UTF-16 decodes any even number of bytes: a UTF-8 export read so was one line of CJK
+    # characters, refused as a header row without the titles, and that line (every answer,
+    # recoverable by encoding it back) was listed as the "headers found" in the error and log.
+    lines = [CSV_HEADER, *export_lines(kit, "U", 3)]
+    text = "\r\n".join(lines) + "\r\n"
+    export = tmp_path / "export.csv"
+    export.write_bytes(text.encode() + b" " * (len(text.encode()) % 2))
+    refused = kit.run(csv_config(kit, export, encoding=encoding))
+    assert refused.status in ("failed", "config_error")
+    assert refused.error.startswith("results.csv.encoding: export.csv is not UTF-"), refused.error
+    assert "headers found" not in refused.error and len(refused.error) < 400

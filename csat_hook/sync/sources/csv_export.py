@@ -144,6 +144,13 @@ class CsvResults(ResultsSource):
                 "downloads the responses zipped (unzip it and point results.csv.path at the "
                 ".csv inside), and an .xlsx workbook is one too (save it as CSV)"
             )
+        wide = _wide_encoding(self.encoding)
+        if wide and data and b"\x00" not in data:
+            raise SourceError(
+                f"results.csv.encoding: {self.path.name} is not {wide} (no byte of it is 0, "
+                "as the commas and line breaks of a CSV in it are): set results.csv.encoding "
+                "to the export's encoding (utf-8-sig for a Forms download)"
+            )
         try:
             text = _without_bom(data.decode(self.encoding))
             delimiter, declared = _declared(text, self.delimiter)
@@ -345,6 +352,20 @@ def _without_bom(text: str) -> str:
     under ``encoding: utf-8`` (not ``utf-8-sig``) it was read as part of the first title, so
     the timestamp column was not found."""
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _wide_encoding(encoding: str) -> str | None:
+    """ "UTF-16" or "UTF-32" when ``encoding`` is one of theirs, else None. Such a codec
+    decodes nearly any bytes: a UTF-8 file read so was one line of CJK characters, taken for
+    the header row and listed whole (every answer in it) as the "headers found"."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None  # fetch says so (_unreadable)
+    for wide in ("utf-16", "utf-32"):
+        if name.startswith(wide):
+            return wide.upper()
+    return None
 
 
 def _tail_codec(encoding: str) -> str | None:

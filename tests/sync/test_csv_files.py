@@ -244,3 +244,18 @@ def test_a_utf8_file_read_as_utf16_names_the_setting_without_quoting_it(
     assert refused.status in ("failed", "config_error")
     assert refused.error.startswith("results.csv.encoding: export.csv is not UTF-"), refused.error
     assert "headers found" not in refused.error and len(refused.error) < 400
+
+
+def test_a_stray_quote_in_the_header_row_lists_no_answer(kit, tmp_path: Path):
+    # The quote runs the header's cell into the rows below: the error listed it and the cells
+    # after it (a comment, the agent and ticket fields, a signed reference) as headers found.
+    lines = [CSV_HEADER.replace(",Rating", ',"Rating'), *export_lines(kit, "H", 2)]
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.columns.rating, results.columns.token: no column")
+    assert "its headers are not listed: a cell of that row spans lines" in refused.error
+    for line in lines[1:]:
+        for cell in line.split(",")[-3:]:  # the agent and ticket fields, the reference
+            assert cell not in refused.error

@@ -69,21 +69,36 @@ def map_columns(
             "the header row is missing; download the export again (or put the form's header "
             "row back in the sheet)"
         )
-    shown = ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
+    shown = _headers_shown(header)
     if missing:
         keys = ", ".join(f"results.columns.{role}" for role in missing)
         raise ConfigError(
-            f"{keys}: no column with one of these titles in {where} (headers found: "
-            f"{shown}); add the question's title to that list"
+            f"{keys}: no column with one of these titles in {where} ({shown}); add the "
+            "question's title to that list"
         )
     if "nps" not in found and any(title.strip() for title in columns.nps):
         # Named, so the report has NPS columns: without this they stayed empty in an "ok"
         # run when the title differed by a character ("0-10" and "0–10").
         warnings.append(
-            f"results.columns.nps: no column with one of these titles in {where} (headers "
-            f"found: {shown}); no NPS answer was read: add the question's title to that list"
+            f"results.columns.nps: no column with one of these titles in {where} ({shown}); "
+            "no NPS answer was read: add the question's title to that list"
         )
     return found, warnings
+
+
+def _headers_shown(header: Sequence[Any]) -> str:
+    """The header row's titles as a message lists them ("headers found: 'A', 'B'"), or why
+    they are not listed: a cell that spans lines is a quote in the row missing or stray
+    (titles are one line), and that cell and the ones after it are the answers below it (a
+    comment, a signed reference), which were listed."""
+    if any(isinstance(cell, str) and ("\n" in cell or "\r" in cell) for cell in header):
+        return (
+            "its headers are not listed: a cell of that row spans lines, so a quote in it is "
+            "missing or stray and the rows below ran into it; fix the file"
+        )
+    return "headers found: " + (
+        ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
+    )
 
 
 def _looks_like_answer(header: Sequence[Any]) -> bool:

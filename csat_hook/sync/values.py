@@ -35,7 +35,8 @@ from csat_hook.sync.timestamps import TimestampError
 # The Forms API source is not concerned: its full reads (results.forms_api.full_read_hours)
 # parse every response.
 # 1: digests before reading versions. 2: a score out of another number than the scale's top
-# ("3 of 10") and a chain of fractions ("5/5/5", a date) refused, no longer read as a score.
+# ("3 of 10", "3 sur 10") and a chain of fractions ("5/5/5", a date) refused, no longer read
+# as a score; a fraction Excel saved as a date ("5-Jan" for "1/5") read as that fraction.
 READING_VERSION = 2
 
 SERIAL_EPOCH = datetime(1899, 12, 30)

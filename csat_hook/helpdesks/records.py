@@ -60,9 +60,15 @@ class WebhookRequest:
 # How deeply a webhook body may nest. Vendor payloads use fewer than 10 levels; the bound
 # keeps every later walk over the document shallow and cheap.
 MAX_DEPTH = 64
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _parse_body(body: bytes, content_type: str) -> Any:
+    # A UTF-8 byte order mark first is ignored, as RFC 8259 (8.1) allows: some senders write
+    # one, and read as text it made a JSON body "not valid JSON" and a form-labelled one a
+    # single field named after the whole document (the close ignored). Verification has
+    # already checked the raw bytes, mark included.
+    body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise BadPayloadError("the request body is empty", code="empty_body")
     try:

@@ -535,6 +535,26 @@ def test_a_json_body_labelled_as_a_form_is_read_as_json(sender, space):
     assert len(sender.rows()) == 1
 
 
+@pytest.mark.parametrize("label", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_body_that_starts_with_a_byte_order_mark_is_the_same_close(sender, label):
+    """Some senders write UTF-8 with a byte order mark (EF BB BF) first; RFC 8259 (8.1)
+    lets a parser ignore it. Labelled JSON it was refused as "not valid JSON", a reason that
+    does not name it; labelled a form it was one field named after the whole document, and
+    the close was answered 200 "ignored": lost. The signature still covers the raw bytes."""
+    close = json.dumps(sender.close(), ensure_ascii=False).encode()
+    signed, headers, query = sender.kit.sign(b"\xef\xbb\xbf" + close, sender.clock())
+    headers = {**headers, "Content-Type": label}
+
+    response = sender.client.post(
+        f"/webhooks/{sender.kit.kind}", data=signed, headers=headers, query_string=query
+    )
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued", response.json
+    assert sender.post(close).json["status"] == "duplicate"  # the same close without it
+    assert len(sender.rows()) == 1
+
+
 @pytest.mark.parametrize(("dialog_id", "named"), [("5158\x00", "NUL"), ("5158\ud800", "surrogate")])
 def test_an_unstorable_dialog_id_is_refused_naming_what_is_wrong(dialog_id, named):
     # A lone surrogate was refused as "contains a NUL character".

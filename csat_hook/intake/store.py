@@ -92,7 +92,13 @@ def customer_surveyed_since(
     if customer_id:
         who.append(surveys.c.customer_id == customer_id)
     if customer_email:
-        who.append(sa.func.lower(surveys.c.customer_email) == customer_email.lower())
+        # Both sides lowered by the database: Python's lower() and the database's differ
+        # outside ASCII (SQLite's is ASCII-only; PostgreSQL's maps "İ" to "i"), and the same
+        # address written with such a capital never matched itself.
+        who.append(
+            sa.func.lower(surveys.c.customer_email)
+            == sa.func.lower(sa.literal(customer_email, sa.String()))
+        )
     if not who:
         return False
     found = conn.execute(

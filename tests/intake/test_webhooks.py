@@ -461,6 +461,27 @@ def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(
     assert third.json["status"] == "queued"
 
 
+@pytest.mark.parametrize("email", ["Иван@почта.рф", "İlker@example.com", "ANNA@example.com"])
+def test_customer_cooldown_knows_a_customer_by_an_email_with_capitals_of_any_script(
+    make_config, make_services, email
+):
+    """Closes naming the customer by e-mail only. The look-back compared the database's
+    lower() of the stored e-mail with Python's lower() of the new one: SQLite's lower() is
+    ASCII-only and PostgreSQL's maps "İ" to "i" (Python: "i" and a combining dot), so the
+    very same address with a capital outside ASCII never matched, and every close surveyed."""
+    services = make_services(make_config(policy={"customer_cooldown_days": 30}))
+    client = create_app(services=services).test_client()
+
+    def close(dialog_id: str) -> dict[str, Any]:
+        return generic_close(dialog_id=dialog_id, customer={"email": email})
+
+    first = client.post("/webhooks/generic", json=close("A"), headers=GENERIC_AUTH)
+    second = client.post("/webhooks/generic", json=close("B"), headers=GENERIC_AUTH)
+
+    assert first.json["status"] == "queued"
+    assert second.json.get("reason") == "customer_cooldown", second.json
+
+
 def test_form_encoded_bodies_are_read(client, services):
     response = client.post(
         "/webhooks/generic",

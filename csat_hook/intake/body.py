@@ -74,7 +74,9 @@ def read_body(
 def _content_length(value: str | None) -> int | None:
     if not value:
         return None
-    if not value.isdigit():  # gunicorn refuses these before the app runs; others may not
+    # ASCII digits only: "²" is a digit to isdigit() but not to int() (a 500), and int()
+    # reads "١٢" as 12. gunicorn refuses these before the app runs; others may not.
+    if not (value.isascii() and value.isdigit()):
         raise WebhookError("invalid Content-Length", code="bad_framing")
     return int(value)
 

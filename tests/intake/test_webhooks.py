@@ -322,6 +322,25 @@ def test_chatwoot_replay_outside_tolerance_gets_401(client, clock):
     assert "tolerance" in response.json["reason"]
 
 
+@pytest.mark.parametrize("length", ["\xb2", "1\xb9", "\u0661\u0662", "-1", "1e3"])
+def test_a_content_length_that_is_not_ascii_digits_is_a_400(client, services, length):
+    """gunicorn refuses such a header before the app runs; behind another server it reached
+    the view: "²" and "¹" (Latin-1 header bytes) are digits to str.isdigit but not to int(),
+    a 500; "١٢" (Arabic-Indic) was read as 12."""
+    body = body_of(generic_close(dialog_id="CL-1"))
+
+    response = client.post(
+        "/webhooks/generic",
+        data=body,
+        headers={**GENERIC_AUTH, "Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": length},
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json == {"error": "bad_framing", "reason": "invalid Content-Length"}
+    assert rows(services, surveys) == []
+
+
 def test_oversized_body_gets_413_and_stores_nothing(make_config, make_services):
     services = make_services(make_config(server={"max_body_bytes": 2048}))
     client = create_app(services=services).test_client()

@@ -60,7 +60,9 @@ def customer_of(item: Mapping[str, Any]) -> Person:
         )
     contact_id = as_id(dig(item, "contacts.contacts.0.id"), "data.item.contacts.contacts.0.id")
     author = dig(item, "source.author")
-    if isinstance(author, Mapping) and author.get("type") in CUSTOMER_TYPES:
+    # The type as text (as_text): a list or an object there is no type, and a set lookup
+    # of one raised TypeError (unhashable), a 500.
+    if isinstance(author, Mapping) and as_text(author.get("type")) in CUSTOMER_TYPES:
         return Person(
             id=contact_id or as_id(author.get("id"), "data.item.source.author.id"),
             name=as_text(author.get("name")),

@@ -139,6 +139,23 @@ def test_signed_close_is_queued_with_the_assignee(client, services):
     assert item.context == {"admin_id": "3330619"}
 
 
+@pytest.mark.parametrize("kind", [[], {}, ["user"]], ids=["[]", "{}", "[user]"])
+def test_an_author_type_that_is_not_text_is_no_customer_and_no_500(client, services, kind):
+    """``source.author.type`` was looked up in a set as it came: a list or an object there
+    (unhashable) raised TypeError, a 500 the vendor retries forever. It is a label: anything
+    but one of the customer types names no customer, and the close is still taken."""
+    payload = fixture("intercom", V2_CLOSE)
+    payload["data"]["item"]["source"]["author"]["type"] = kind
+    payload["data"]["item"].pop("contacts", None)
+
+    response = post(client, payload)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+    [survey] = rows(services, surveys)
+    assert (survey.customer_id, survey.customer_email) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [

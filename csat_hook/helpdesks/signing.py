@@ -49,6 +49,19 @@ def require_fresh(timestamp: datetime | None, now: datetime, tolerance_seconds: 
         )
 
 
+def header_bytes(value: str) -> bytes:
+    """A header's value as the bytes the sender wrote, to compare with a secret's UTF-8.
+
+    WSGI servers hand header values over decoded as ISO-8859-1 (PEP 3333): encoding that text
+    as UTF-8 again made a secret with any letter outside ASCII never match. Text outside
+    ISO-8859-1 came from no server (a test client passes text as it is): its UTF-8.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
+
+
 def shared_token_matches(
     request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
 ) -> bool:
@@ -59,10 +72,8 @@ def shared_token_matches(
         value = request.header(header)
         if value and header.lower() == "authorization" and " " in value:
             value = value.split(" ", 1)[1]  # "Bearer <token>" / "Token <token>"
-        candidates.append(value)
+        candidates.append(header_bytes(value) if value is not None else None)
     if query:
-        candidates.append(request.query.get(query))
-    return any(
-        value is not None and hmac.compare_digest(expected, value.encode("utf-8", "replace"))
-        for value in candidates
-    )
+        given = request.query.get(query)  # percent-escapes already read as UTF-8
+        candidates.append(given.encode("utf-8", "replace") if given is not None else None)
+    return any(value is not None and hmac.compare_digest(expected, value) for value in candidates)

@@ -26,6 +26,7 @@ from csat_hook.db.schema import OUTBOX_STATUSES
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import WebhookError
+from csat_hook.helpdesks.signing import header_bytes
 from csat_hook.outbox import listing
 
 EXTENSION = "csat_hook.outbox_api"
@@ -98,6 +99,6 @@ def _require_api_token(token: str | None) -> None:
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        value.encode("utf-8", "replace"), token.encode("utf-8")
+        header_bytes(value), token.encode("utf-8")
     ):
         raise InvalidSignatureError("missing or wrong bearer token")

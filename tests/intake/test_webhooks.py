@@ -536,6 +536,53 @@ def test_operator_api_needs_the_bearer_token(make_config, make_services):
     assert [r["dialog_id"] for r in allowed.json["replies"]] == ["API-1"]
 
 
+def as_wsgi_header(text: str) -> str:
+    """A header value as a WSGI server hands it over: its UTF-8 bytes decoded as ISO-8859-1
+    (PEP 3333). Werkzeug's test client passes text as it is, which no server does."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def test_a_token_outside_ascii_is_accepted_in_a_header_as_in_the_query(make_config, make_services):
+    """The header's value was encoded as UTF-8 again, as if it were text: a token with a
+    letter outside ASCII never matched in a header (only in the query), so every webhook of
+    such a helpdesk was a 401 "wrong webhook token"; the same for the operator API's bearer
+    token."""
+    token, api_token = "пароль-секрет-123", "токен-оператора-0123"
+    generic = base_generic_with_token(token)
+    services = make_services(
+        make_config(helpdesks={"generic": generic}, server={"api_token": api_token})
+    )
+    client = create_app(services=services).test_client()
+
+    header = client.post(
+        "/webhooks/generic",
+        json=generic_close("NA-1"),
+        headers={"X-Webhook-Token": as_wsgi_header(token)},
+    )
+    query = client.post(
+        "/webhooks/generic", json=generic_close("NA-2"), query_string={"token": token}
+    )
+    wrong = client.post(
+        "/webhooks/generic",
+        json=generic_close("NA-3"),
+        headers={"X-Webhook-Token": as_wsgi_header("пароль-секрет-124")},
+    )
+    api = client.get(
+        "/api/outbox", headers={"Authorization": as_wsgi_header(f"Bearer {api_token}")}
+    )
+
+    assert (header.status_code, query.status_code, wrong.status_code) == (200, 200, 401)
+    assert api.status_code == 200 and api.json["counts"]["pending"] == 2
+
+
+def base_generic_with_token(token: str) -> dict[str, Any]:
+    return {
+        "kind": "generic",
+        "auth": {"mode": "token", "token": token},
+        "reply": {"url": "http://127.0.0.1:9/api/dialogs/{dialog_id}/messages"},
+    }
+
+
 OPERATOR = {"Authorization": "Bearer operator-token-0123456789"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import threading
 from datetime import UTC
@@ -243,6 +244,35 @@ def test_malformed_bodies_get_400_with_a_reason_and_store_nothing(client, servic
 
     assert response.status_code == 400
     assert response.json["error"] == code and response.json["reason"]
+    assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize("helpdesk", ["generic", "dryrun"])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (json.dumps(json.dumps(generic_close("TWICE-1"))).encode(), "a string"),
+        (b"42", "a number"),
+        (b"null", "null"),
+        (b"true", "a boolean"),
+    ],
+)
+def test_a_body_that_is_a_json_scalar_is_a_400_naming_it(client, services, helpdesk, body, named):
+    """A sender that JSON-encodes the document twice posts one JSON string: the generic
+    mapping found no event in it and answered 200 "ignored", so the vendor stopped and the
+    close was lost. No scalar can be a webhook (every vendor adapter already refuses it);
+    an array still can (``[0].dialog.id``)."""
+    token = "generic-token-123" if helpdesk == "generic" else "dry-token-123"
+    response = client.post(
+        f"/webhooks/{helpdesk}",
+        data=body,
+        headers={"X-Webhook-Token": token},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "not_an_object"
+    assert named in response.json["reason"]
     assert rows(services, surveys) == []
 
 

@@ -20,11 +20,11 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from csat_hook.helpdesks.base import ticket_url as ticket_link
+from csat_hook.notify.records import REF_PREFIX
 from csat_hook.notify.records import AlertMessage
 
 # alerts.kind
 ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND = "answer", "agent", "digest", "overflow"
-REF_PREFIX = "csat-alert-"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ WEBHOOK_TYPES = {
     DIGEST: "csat.digest",
     OVERFLOW: "csat.alert.overflow",
 }
+# Every alert's reference starts with this (``csat-alert-`` and 24 hex digits): what a note's
+# look-up searches for, and what customer text is never allowed to spell (render.defused).
+REF_PREFIX = "csat-alert-"
 # Events about one answer: they have a conversation (a helpdesk note can go there).
 ANSWER_EVENTS = frozenset({LOW_RATING, COMMENT, NPS_DETRACTOR})
 

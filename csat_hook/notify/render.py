@@ -17,6 +17,7 @@ from csat_hook.notify.records import DIGEST
 from csat_hook.notify.records import LOW_RATING
 from csat_hook.notify.records import NPS_DETRACTOR
 from csat_hook.notify.records import OVERFLOW
+from csat_hook.notify.records import REF_PREFIX
 from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.records import DigestItem
@@ -26,6 +27,8 @@ from csat_hook.notify.records import DigestItem
 MAX_COMMENT = 1500
 MAX_ITEM_COMMENT = 200
 REF_LABEL = "Alert ref:"
+# REF_PREFIX with a non-breaking hyphen (U+2011) for its first one: it reads the same.
+_DEFUSED_PREFIX = REF_PREFIX.replace("-", "\u2011", 1)
 
 
 def clip(text: str, limit: int) -> str:
@@ -135,18 +138,31 @@ def when(iso: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def defused(text: str) -> str:
+    """Customer text that spells no alert reference.
+
+    A note whose outcome was unknown is looked for by its reference anywhere in a note's text
+    (:func:`csat_hook.helpdesks.calls.carries_marker`), and a reference is a digest of what a
+    customer can know (the rule, the survey key in their own link, the rating): a comment
+    quoting one in another alert's note would pass for that alert's note, recorded delivered
+    and never posted. The prefix is spelt with a non-breaking hyphen instead.
+    """
+    return text.replace(REF_PREFIX, _DEFUSED_PREFIX) if REF_PREFIX in text else text
+
+
 def comment_of(message: AlertMessage, *, include_comment: bool) -> str | None:
-    """The customer's comment, clipped; None when there is none or it is left out."""
+    """The customer's comment, clipped and :func:`defused`; None when there is none or it is
+    left out."""
     if not include_comment or not message.comment or not message.comment.strip():
         return None
-    return clip(message.comment.strip(), MAX_COMMENT)
+    return clip(defused(message.comment.strip()), MAX_COMMENT)
 
 
 def item_line(item: DigestItem, message: AlertMessage, *, include_comment: bool) -> str:
     """A digest item as one line (its comment clipped, when included)."""
     text = f"{item.rating}/{message.scale_max} {one_line(item.agent_name)}, ticket {item.dialog_id}"
     if include_comment and item.comment and item.comment.strip():
-        text += f": {clip(one_line(item.comment), MAX_ITEM_COMMENT)}"
+        text += f": {clip(defused(one_line(item.comment)), MAX_ITEM_COMMENT)}"
     return text
 
 

@@ -13,6 +13,8 @@ import pytest
 import responses
 from responses import matchers
 
+from csat_hook.alerts.records import alert_key
+from csat_hook.alerts.records import alert_ref
 from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks import build_helpdesks
@@ -392,3 +394,32 @@ def test_include_rating_false_keeps_the_score_out_of_the_note():
     content = sent_json(responses.calls[0])["content"]
     assert "2/5" not in content and "Rating" not in content
     assert content.startswith("Customer feedback for Anna <admin> & Co on ticket 42")
+
+
+@responses.activate
+def test_a_comment_quoting_another_alerts_ref_does_not_pass_for_that_alerts_note():
+    # An alert's ref is a digest of the rule, the survey's key (the payload of the reference
+    # in the customer's own link), the event and the rating: a customer can compute it, and
+    # write it in a comment. With `comment` and `low_rating` both noted in the conversation,
+    # the comment alert's note quoted it, and a low-rating note whose outcome was unknown
+    # was "found" in it: recorded as delivered, never posted.
+    low_ref = alert_ref(alert_key("answer", "low_rating", "eyJ2Ijox", "low_rating", 1))
+    comment_alert = sample(
+        ref="csat-alert-fedcba9876543210fedcba98",
+        event="comment",
+        rule="comment",
+        helpdesk="chatwoot",
+        dialog_id="42",
+        context={"account_id": "3"},
+        comment=f"Nobody answered.\n\nAlert ref: {low_ref}",
+    )
+    dest = destination("chatwoot")
+    _, comment_note = dest.note(comment_alert)
+    responses.get(CW, json=chatwoot_page(cw_message(1302, private=True, content=comment_note.text)))
+
+    low_alert = sample(
+        ref=low_ref, helpdesk="chatwoot", dialog_id="42", context={"account_id": "3"}
+    )
+
+    assert dest.find(low_alert, since=SINCE) is None
+    assert "Nobody answered." in comment_note.text  # the comment is still quoted

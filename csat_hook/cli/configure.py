@@ -112,6 +112,10 @@ def link(
 ) -> None:
     """Print a survey link, to try a form before going live."""
     config = state.config
+    # Bound as a webhook's would be: ids trimmed, a blank dialog id refused (as_id).
+    ticket, agent_id = ticket.strip(), agent_id.strip()
+    if not ticket:
+        raise click.BadParameter("blank: give the ticket / dialog id", param_hint="--ticket")
     name = helpdesk or next(iter(config.helpdesks))
     if name not in config.helpdesks:
         raise click.BadParameter(

@@ -346,3 +346,20 @@ def test_json_outputs_escape_every_unprintable_character(tmp_path, monkeypatch):
     assert json.loads(invoke(tmp_path, "verify-token", token).output)["agent"] == (
         f"Анна {UNPRINTABLE}"
     )
+
+
+@pytest.mark.parametrize("ticket", ["", "   ", "\t"])
+def test_link_refuses_a_blank_ticket_naming_it(tmp_path, ticket):
+    # A webhook's blank dialog id is refused; `link` signed a reference to the dialog "",
+    # whose answers were credited to no conversation.
+    result = invoke(tmp_path, "link", "--agent", "Anna", "--ticket", ticket)
+    assert result.exit_code == 2 and "--ticket" in result.output and "entry." not in result.output
+
+
+def test_link_binds_the_ticket_and_agent_id_as_a_webhook_would_trimmed(tmp_path):
+    # A webhook's " 9 " is dialog "9" (ids are trimmed): the reference named dialog " 9 ",
+    # another conversation, which a note or a lookup could not reach.
+    link = invoke(tmp_path, "link", "--agent", "Anna", "--agent-id", " 7 ", "--ticket", " 9 ")
+    token = link.output.strip().rsplit("entry.1000004=", 1)[1]
+    bound = json.loads(invoke(tmp_path, "verify-token", token).output)
+    assert (bound["dialog_id"], bound["agent"]) == ("9", "7")

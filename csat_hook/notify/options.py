@@ -14,6 +14,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import ssl
 import urllib.parse
 from typing import Annotated
 from typing import Any
@@ -193,6 +194,21 @@ class EmailOptions(DestinationOptions):
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
         return [_address(v) for v in value]
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        # Read here, as each send will: a missing or unreadable file was otherwise found by
+        # every alert e-mail, each retried as a passing failure naming no key.
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except ssl.SSLError:  # (an OSError) read, but no PEM certificate in it
+            raise ValueError(f"{value} holds no PEM certificate") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or type(exc).__name__}") from None
+        return value
 
     @field_validator("host")
     @classmethod

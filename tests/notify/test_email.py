@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
@@ -240,3 +241,30 @@ def test_addresses_and_logins_are_checked(changes):
     }
     with pytest.raises(ValidationError):
         build("m", options)
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a certificate\n"])
+def test_a_ca_file_that_is_not_a_readable_certificate_is_a_configuration_error(
+    tmp_path, make_config, content
+):
+    # It passed check-config and serve, and every alert e-mail was then retried as a passing
+    # failure ("FileNotFoundError during connect (not sent)") naming no key, until it failed.
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_bytes(content)
+    alerts = {
+        "destinations": {
+            "managers": {
+                "kind": "email",
+                "host": "smtp.example.org",
+                "sender": "alerts@example.org",
+                "to": ["lead@example.org"],
+                "ca_file": str(ca_file),
+            }
+        },
+        "rules": [{"name": "low", "kind": "low_rating", "destinations": ["managers"]}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        make_config(alerts=alerts)
+    assert "managers" in caught.value.message and "ca_file" in caught.value.message
+    assert "not a certificate" not in caught.value.message  # the file's text is not echoed

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import gc
 import os
-import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
@@ -24,7 +23,6 @@ from google.auth.crypt import RSASigner
 from csat_hook.app import create_app
 from csat_hook.config import Config
 from csat_hook.config import load_config
-from csat_hook.db.engine import make_engine
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.services import Services
@@ -119,16 +117,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    schema = schema_template.pg_create(base)
     try:
         yield schema_template.schema_url(base, schema)
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        schema_template.pg_release(base, schema)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pooled_schemas_dropped() -> Iterator[None]:
+    """The PostgreSQL schemas this process kept for reuse go when its session ends."""
+    yield
+    schema_template.pg_close()
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ migrates one template per database kind, once, then gives every test a copy:
 
 * SQLite: the template's file, copied (a few milliseconds);
 * PostgreSQL: the template schema's DDL and its ``alembic_version`` row as ``pg_dump``
-  wrote them, replayed into the test's own schema with the schema's name replaced (the
-  template's name is random and appears nowhere else). Without ``pg_dump`` (or when it
-  cannot dump this server), each test migrates its schema as before.
+  wrote them, replayed into a schema with the schema's name replaced (the template's name
+  is random and appears nowhere else); that schema is reset and lent again to the next
+  test, unless the test changed its definition (``tests/schema_pool.py``). Without
+  ``pg_dump`` (or when it cannot dump this server), each test migrates its schema as
+  before.
 
 The migrations themselves are still run per test where they are the subject
 (``tests/db/``): those tests ask for the empty ``database_url``.
@@ -25,9 +27,11 @@ import sqlalchemy as sa
 
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
+from tests.schema_pool import SchemaPool
 
 _sqlite_template: Path | None = None
 _pg_ddl: dict[str, tuple[str, str] | None] = {}  # base URL → (template name, DDL), or None
+_pg_pools: dict[str, SchemaPool] = {}  # base URL → this process's schemas there
 
 
 def sqlite_copy(folder: Path, url: str) -> None:
@@ -50,12 +54,44 @@ def schema_url(base: str, schema: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def pg_fill(base: str, schema: str) -> None:
-    """Bring the empty ``schema`` to the current schema: from the template's DDL when
-    ``pg_dump`` gave it, else by the migrations."""
+def pg_create(base: str) -> str:
+    """A new empty schema, named so that a later session sweeps it if this process dies
+    without dropping it."""
+    return _pool(base).create()
+
+
+def pg_release(base: str, schema: str) -> None:
+    """``schema``, from ``pg_create``, after its test: dropped, or kept for the next test
+    when it was filled by ``pg_fill`` and can be reset to the fresh state."""
+    _pool(base).release(schema)
+
+
+def pg_close() -> None:
+    """Drop this process's pooled schemas (at the end of its session)."""
+    for pool in _pg_pools.values():
+        pool.close()
+    _pg_pools.clear()
+
+
+def _pool(base: str) -> SchemaPool:
+    if base not in _pg_pools:
+        _pg_pools[base] = SchemaPool(base)
+    return _pg_pools[base]
+
+
+def pg_dumped(base: str) -> tuple[str, str] | None:
+    """The template's name and DDL (``pg_dump``'s), made once a process; None without
+    ``pg_dump``."""
     if base not in _pg_ddl:
         _pg_ddl[base] = _pg_template(base)
-    dumped = _pg_ddl[base]
+    return _pg_ddl[base]
+
+
+def pg_fill(base: str, schema: str) -> None:
+    """Bring the empty ``schema`` (from ``pg_create``) to the current schema: a pooled
+    schema built from the template's DDL when ``pg_dump`` gave it, else by the
+    migrations."""
+    dumped = pg_dumped(base)
     if dumped is None:
         engine = make_engine(schema_url(base, schema))
         try:
@@ -64,18 +100,7 @@ def pg_fill(base: str, schema: str) -> None:
             engine.dispose()
         return
     template, ddl = dumped
-    admin = make_engine(base)
-    raw = admin.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(f'DROP SCHEMA "{schema}"')  # the DDL creates it
-        # One script of many statements: without parameters psycopg sends it as one
-        # simple query.
-        cursor.execute(ddl.replace(template, schema))
-        raw.commit()
-    finally:
-        raw.close()
-        admin.dispose()
+    _pool(base).lend(schema, template, ddl)
 
 
 def _pg_template(base: str) -> tuple[str, str] | None:

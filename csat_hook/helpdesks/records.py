@@ -253,6 +253,11 @@ class DialogClosed:
 
     ``occurrence`` identifies this particular close (a vendor event id, a close time), so a
     vendor retry of the same close is recognised even when re-surveying on every close is on.
+    ``occurrence_repeats`` says that a later, genuinely new close of the dialog may carry the
+    same occurrence (Freshdesk's is derived from the status change, which names no time):
+    intake then lets this close re-arm a survey of the same occurrence that a reopen cancelled.
+    False (the default): the occurrence names one close, so seen again it is that close's
+    retry or replay, a duplicate whatever became of its survey.
     ``reply_context`` holds the vendor values the adapter needs later to post the reply
     (an account id, a customer id...); it must be JSON-serialisable.
     """
@@ -266,6 +271,7 @@ class DialogClosed:
     language: str | None = None
     closed_at: datetime | None = None
     occurrence: str | None = None
+    occurrence_repeats: bool = False
     reply_context: Mapping[str, Any] = field(default_factory=dict)
 
 

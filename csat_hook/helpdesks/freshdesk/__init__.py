@@ -11,7 +11,8 @@
 * Authentication: Freshdesk signs nothing. The rule sends either a custom header holding a
   shared secret, or Basic auth ("Requires authentication"); both are compared in constant time.
 * Dedup: Freshdesk retries a failed webhook after 5, 30 and 60 minutes with the same body, so
-  the rendered ``{{triggered_event}}`` is the close's occurrence.
+  the rendered ``{{triggered_event}}`` is the close's occurrence. It names no time, so a later
+  close with the same status change has it too: the close says its occurrence repeats.
   https://support.freshdesk.com/support/solutions/articles/11000000028141-receiving-webhook-failure-emails
 * Reply: ``POST {base}/api/v2/tickets/{id}/reply`` with ``{"body": "<p>…</p>"}`` (HTML), Basic
   auth ``API_KEY:X``; 429 carries ``Retry-After`` (seconds).
@@ -168,6 +169,10 @@ class FreshdeskHelpdesk(Helpdesk):
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("source")),
             occurrence=occurrence,
+            # Both occurrences ({{triggered_event}}, else the status name) come from the status
+            # alone: a genuine re-close after a reopen ("Open → Resolved" again) carries the
+            # same one as the close it follows, so it may re-arm that close's survey.
+            occurrence_repeats=True,
         )
 
     # --- the API ----------------------------------------------------------------------------

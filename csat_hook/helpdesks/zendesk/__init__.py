@@ -203,6 +203,9 @@ class ZendeskHelpdesk(Helpdesk):
             closed_at=parse_timestamp(updated),
             # A retry repeats the rendered body; a later re-solve has a later update time.
             occurrence=updated or document_digest(payload),
+            # Without the update time the body names no time: a re-solve after a reopen renders
+            # the same document, so its digest may re-arm the survey the reopen cancelled.
+            occurrence_repeats=not updated,
         )
 
     def _signed_with(self, secret: SecretStr | str, request: WebhookRequest) -> bool:

@@ -211,6 +211,7 @@ def test_resolved_ticket_is_a_close(clock):
         team="Billing",
         channel="Email",
         occurrence="{status:{from:2,to:4}}",
+        occurrence_repeats=True,
     )
 
 
@@ -338,6 +339,36 @@ def test_reopen_cancels_a_delayed_survey(fd_services):
     response = post(client, fixture("freshdesk", "automation_reopened.json"))
 
     assert response.json == {"status": "reopened", "cancelled": 1}
+
+
+@pytest.mark.parametrize("triggered_event", [True, False], ids=["status-change", "status-name"])
+def test_a_re_close_after_a_reopen_re_arms_the_cancelled_survey(fd_services, triggered_event):
+    # Freshdesk's occurrence is derived from the status ("{status:{from:2,to:4}}", or
+    # "status:resolved" without the event): a genuine re-close after a reopen carries the same
+    # one, so it must re-arm the survey the reopen cancelled rather than read as a retry.
+    policy = {**EVERY_CLOSE, "send_delay_seconds": 3600, "cancel_on_reopen": True}
+    services = fd_services(_sections={"policy": policy})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    if not triggered_event:
+        del close["triggered_event"]
+    assert post(client, close).json["status"] == "queued"
+    reopened = post(client, fixture("freshdesk", "automation_reopened.json"))
+    assert reopened.json == {"status": "reopened", "cancelled": 1}
+
+    again = post(client, close)
+
+    assert again.json["status"] == "queued"
+    assert [s.status for s in rows(services, surveys)] == ["queued"]
+    assert [o.status for o in rows(services, outbox)] == ["pending"]
+
+
+def test_status_derived_occurrences_say_they_repeat(clock):
+    # Intake may revive a cancelled survey for such a close (see DialogClosed).
+    payload = fixture("freshdesk", "automation_resolved.json")
+    assert parse(clock, payload).occurrence_repeats is True
+    del payload["triggered_event"]
+    assert parse(clock, payload).occurrence_repeats is True
 
 
 # --- the reply ------------------------------------------------------------------------------

@@ -500,6 +500,23 @@ def test_a_trigger_without_its_update_time_is_told_apart_by_its_document(clock):
     assert occurrence(json.dumps(payload).encode()) != first
 
 
+def test_only_a_trigger_without_its_update_time_says_its_occurrence_repeats(clock):
+    # The event id and the update time name one solve: seen again after a reopen they are a
+    # retry or replay, never a new close. A digest of the trigger body without its update
+    # time is the same on a genuine re-solve (nothing in it changes), so that close may
+    # re-arm a survey the reopen cancelled.
+    desk = adapter(clock)
+    event = desk.parse(signed(fixture("zendesk", "ticket_status_changed_solved.json"), clock))
+    trigger = fixture("zendesk", "trigger_solved.json")
+    timed = desk.parse(signed(trigger, clock))
+    del trigger["ticket"]["updated_at"]
+    untimed = desk.parse(signed(trigger, clock))
+    assert isinstance(event, DialogClosed) and isinstance(timed, DialogClosed)
+    assert isinstance(untimed, DialogClosed)
+    assert (event.occurrence_repeats, timed.occurrence_repeats) == (False, False)
+    assert untimed.occurrence_repeats is True
+
+
 # --- the reply ------------------------------------------------------------------------------
 
 

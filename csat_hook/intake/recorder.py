@@ -58,6 +58,15 @@ class _Close:
     def key(self) -> tuple[str, str, str]:
         return (self.event.helpdesk, self.event.dialog_id, self.occurrence)
 
+    @property
+    def may_revive(self) -> bool:
+        """Whether this close may re-arm a survey of its key that a reopen cancelled: only
+        when the key cannot tell a new close from the one that survey was for (no occurrence,
+        as under ``per_dialog: once``, or one the adapter says repeats). An occurrence naming
+        one close seen again is that close's retry or replay (Intercom and Help Scout sign no
+        timestamp): reviving it sent a survey into a conversation open again."""
+        return self.occurrence == "" or self.event.occurrence_repeats
+
 
 class CloseRecorder:
     """Stores closes for request threads, batching concurrent ones into one transaction.
@@ -141,7 +150,7 @@ class CloseRecorder:
         replies = []
         for item in first_of_key.values():
             survey_id = inserted.get(item.key)
-            if survey_id is None:  # already recorded, or cancelled and now revived
+            if survey_id is None and item.may_revive:  # already recorded, or cancelled
                 survey_id = store.revive_survey(conn, _survey_row(item, skipped[id(item)]))
             if survey_id is None:
                 results[id(item)] = {"status": "duplicate"}
@@ -184,7 +193,8 @@ class CloseRecorder:
                 send_at[key] = item.now + self.send_delay
                 replies[key] = (dict(item.event.reply_context), send_at[key])
         alive_since = max(item.now for item in batch) - timedelta(seconds=self.live_seconds)
-        stored = store.record_closes_pg(conn, rows, replies, alive_since)
+        revivable = {key for key, item in first_of_key.items() if item.may_revive}
+        stored = store.record_closes_pg(conn, rows, replies, alive_since, revivable)
         results: list[dict[str, Any]] = []
         for item in batch:
             survey_id = stored.get(item.key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -64,6 +65,9 @@ def insert_surveys(
 def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     """Re-arm a survey that was cancelled (the dialog reopened before it went out) for a new
     close of the same dialog; None when the existing survey was not cancelled (a duplicate).
+
+    Only for a close whose key may repeat on a new close (the recorder's ``may_revive``): for
+    any other, the same key again is a retry or replay of the close that was cancelled.
     """
     values = {name: row.get(name) for name in SURVEY_COLUMNS}
     revived = conn.execute(
@@ -183,7 +187,7 @@ _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 @functools.cache
 def _record_closes_sql() -> str:
     fields = [(name, _pg_field_type(surveys.c[name])) for name in SURVEY_COLUMNS]
-    fields += [("context", "text"), ("send_at", "timestamp")]
+    fields += [("context", "text"), ("send_at", "timestamp"), ("revive", "boolean")]
     record = ", ".join(f"{name} {kind}" for name, kind in fields)
     columns = ", ".join(SURVEY_COLUMNS)
     revive = ", ".join(f"{name} = v.{name}" for name in _REVIVED_COLUMNS)
@@ -198,9 +202,10 @@ def _record_closes_sql() -> str:
         " ON CONFLICT (helpdesk, dialog_id, occurrence) DO NOTHING"
         " RETURNING id, helpdesk, dialog_id, occurrence, status),"
         # A close of a dialog whose survey was cancelled (reopened before it went out) re-arms
-        # it; the INSERT above left that row alone (a conflict), so no row is touched twice.
+        # it when its key may repeat on a new close (v.revive; see revive_survey); the INSERT
+        # above left that row alone (a conflict), so no row is touched twice.
         f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
-        f" WHERE {same_key} AND s.status = '{CANCELLED}'"
+        f" WHERE {same_key} AND v.revive AND s.status = '{CANCELLED}'"
         " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status),"
         " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
         " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"
@@ -221,9 +226,11 @@ def record_closes_pg(
     rows: Sequence[Mapping[str, Any]],
     replies: Mapping[tuple[str, str, str], tuple[dict[str, Any], datetime]],
     alive_since: datetime,
+    revivable: Collection[tuple[str, str, str]],
 ) -> dict[tuple[str, str, str], int]:
     """PostgreSQL: store surveys (each row: every column but ``id``; keys distinct), revive
-    the cancelled ones among them, queue a reply for each stored ``queued`` survey (its
+    the cancelled ones among them whose key is in ``revivable`` (see :func:`revive_survey`),
+    queue a reply for each stored ``queued`` survey (its
     context and send time from ``replies``, by key) and wake one live worker (beat since
     ``alive_since``) when a reply was queued: one statement, atomic on its own (run it in
     autocommit to save BEGIN and COMMIT).
@@ -238,7 +245,9 @@ def record_closes_pg(
         record = {name: row.get(name) for name in _TEXT_FIELDS}
         for name in _TIME_FIELDS:
             record[name] = naive_utc_iso(row.get(name))
-        reply = replies.get((row["helpdesk"], row["dialog_id"], row["occurrence"]))
+        key = (row["helpdesk"], row["dialog_id"], row["occurrence"])
+        record["revive"] = key in revivable
+        reply = replies.get(key)
         if reply:
             record["context"] = json.dumps(reply[0])
             record["send_at"] = naive_utc_iso(reply[1])

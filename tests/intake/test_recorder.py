@@ -27,6 +27,7 @@ def _close(
     *,
     agent: str | None = "a-1",
     customer: str | None = None,
+    occurrence: str = "",
     **kw: Any,
 ) -> _Close:
     event = DialogClosed(
@@ -38,7 +39,7 @@ def _close(
         **kw,
     )
     now = services.clock()
-    return _Close(event, f"token-{dialog}-{now.isoformat()}", now, "")
+    return _Close(event, f"token-{dialog}-{occurrence}-{now.isoformat()}", now, occurrence)
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +127,64 @@ def test_a_batch_stores_queues_skips_revives_and_answers_duplicates(
     if engine.dialect.name == "postgresql":
         # One statement per batch: no BEGIN, no COMMIT, no separate NOTIFY.
         assert len(sent) == 1, sent
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_only_a_close_whose_occurrence_may_repeat_revives_a_cancelled_survey(
+    make_config, make_services, policy
+):
+    # A survey cancelled by a reopen is re-armed by a close of the same key only when that key
+    # cannot tell a new close from the old one: no occurrence (per_dialog: once), or one the
+    # adapter says repeats (Freshdesk's status change). An occurrence naming one close (a
+    # notification id) seen again is that close's retry or replay: a duplicate.
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    engine = services.engine
+    unique = _close(services, "D-1", occurrence="notif-1")
+    repeating = _close(services, "D-2", occurrence="status:closed", occurrence_repeats=True)
+    once = _close(services, "D-3")
+    first = recorder._writer._transaction([unique, repeating, once])
+    assert [r["status"] for r in first] == ["queued"] * 3
+    with engine.begin() as conn:  # the dialogs reopened before their replies went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+
+    again = recorder._writer._transaction(
+        [
+            _close(services, "D-1", occurrence="notif-1"),  # replayed: a duplicate
+            _close(services, "D-1", customer="c-new", occurrence="notif-2"),  # a new close
+            _close(services, "D-2", occurrence="status:closed", occurrence_repeats=True),
+            _close(services, "D-3"),
+        ]
+    )
+
+    assert [r["status"] for r in again] == ["duplicate", "queued", "queued", "queued"]
+    assert again[2]["survey_id"] == first[1]["survey_id"]  # revived, not a second survey
+    assert again[3]["survey_id"] == first[2]["survey_id"]
+    with engine.connect() as conn:
+        stored = {
+            (r.dialog_id, r.occurrence): r.status
+            for r in conn.execute(
+                sa.select(surveys.c.dialog_id, surveys.c.occurrence, surveys.c.status)
+            )
+        }
+        queue = {
+            r.survey_id: r.status
+            for r in conn.execute(sa.select(outbox.c.survey_id, outbox.c.status))
+        }
+    assert stored == {
+        ("D-1", "notif-1"): "cancelled",
+        ("D-1", "notif-2"): "queued",
+        ("D-2", "status:closed"): "queued",
+        ("D-3", ""): "queued",
+    }
+    assert queue[first[0]["survey_id"]] == "cancelled"
+    assert queue[again[1]["survey_id"]] == "pending"
+    assert queue[first[1]["survey_id"]] == queue[first[2]["survey_id"]] == "pending"
 
 
 def test_a_batch_with_a_value_the_database_refuses_leaves_nothing(make_config, make_services):

@@ -421,6 +421,35 @@ def test_a_redelivered_notification_gives_no_second_survey(make_config, make_ser
     ]
 
 
+def test_a_notification_replayed_after_a_reopen_does_not_re_arm_its_cancelled_survey(
+    make_config, make_services
+):
+    # Intercom signs no timestamp: the close's signed body can be sent again after the
+    # conversation reopened (or Intercom's last retry arrives that late). Its notification id
+    # names that one close, so it is a duplicate: the survey cancelled by the reopen stays
+    # cancelled instead of going out into a conversation that is open again.
+    policy = {**EVERY_CLOSE, "send_delay_seconds": 3600, "cancel_on_reopen": True}
+    services = make_services(make_config(policy=policy, helpdesks={"intercom": options()}))
+    client = create_app(services=services).test_client()
+    close = fixture("intercom", V1_CLOSE)
+    assert post(client, close).json["status"] == "queued"
+    assert post(client, fixture("intercom", "conversation.admin.opened.json")).json == {
+        "status": "reopened",
+        "cancelled": 1,
+    }
+
+    replay = post(client, close)
+
+    assert replay.status_code == 200 and replay.json == {"status": "duplicate"}
+    assert [s.status for s in rows(services, surveys)] == ["cancelled"]
+    assert [o.status for o in rows(services, outbox)] == ["cancelled"]
+    # A genuine close after the reopen is a new notification: it is surveyed.
+    later = fixture("intercom", V1_CLOSE)
+    later["id"] = "notif_11111111-2222-4333-8444-555555555555"
+    assert post(client, later).json["status"] == "queued"
+    assert [s.status for s in rows(services, surveys)] == ["cancelled", "queued"]
+
+
 # --- the reply --------------------------------------------------------------------------------
 
 

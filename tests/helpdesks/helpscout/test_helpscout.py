@@ -403,6 +403,25 @@ def test_redelivery_is_a_duplicate_and_a_later_close_is_new(make_config, make_se
     assert statuses == ["queued", "duplicate", "queued"]
 
 
+def test_a_close_replayed_after_a_reopen_stays_cancelled(make_config, make_services):
+    # Help Scout signs no timestamp, so a captured close can be sent again after the
+    # conversation reopened: its closedAt names that close, so it is a duplicate and the
+    # survey the reopen cancelled stays cancelled. A close with a new closedAt is surveyed.
+    policy = {**EVERY_CLOSE, "send_delay_seconds": 3600, "cancel_on_reopen": True}
+    services = make_services(make_config(policy=policy, helpdesks={"helpscout": options()}))
+    client = create_app(services=services).test_client()
+    assert post(client, fixture("helpscout", CLOSED)).json["status"] == "queued"
+    reopened = post(client, fixture("helpscout", "convo.status.active.json"))
+    assert reopened.json == {"status": "reopened", "cancelled": 1}
+    later = fixture("helpscout", CLOSED)
+    later["closedAt"] = "2026-11-21T08:00:00Z"
+
+    statuses = [post(client, p).json["status"] for p in (fixture("helpscout", CLOSED), later)]
+
+    assert statuses == ["duplicate", "queued"]
+    assert [s.status for s in rows(services, surveys)] == ["cancelled", "queued"]
+
+
 # --- the reply and its token ------------------------------------------------------------------
 
 

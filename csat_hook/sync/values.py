@@ -22,6 +22,7 @@ from csat_hook.sync.config import NPS_MIN
 from csat_hook.sync.config import MetricsConfig
 from csat_hook.sync.config import ResultsConfig
 from csat_hook.sync.timestamps import TimestampError
+from csat_hook.sync.timestamps.words import MONTHS
 
 # The version of how the code reads cells into answers (this module, sync/timestamps, the
 # row parser of sync/sources/base.py). Bump it whenever a change to the code reads some cell
@@ -56,10 +57,7 @@ _FRACTION = re.compile(
 # "5-Jan": a fraction such as "1/5" that Excel took for a date when it opened the export,
 # saved back as its d-mmm text (the month in English whatever the locale's names). It was
 # read by its leading number: every "n/5" choice of an en-US re-save as a 5.
-_EXCEL_DATE = re.compile(
-    r"^\s*(\d{1,2})-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s*$", re.IGNORECASE
-)
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_EXCEL_DATE = re.compile(rf"^\s*(\d{{1,2}})-({'|'.join(MONTHS)})\s*$", re.IGNORECASE)
 
 
 def normalize(text: Any) -> str:
@@ -164,7 +162,7 @@ class RatingScale:
         ``month_name``: read month first (en-US), "4/5" is the 5th of April; day first
         (en-GB), the 4th of May. The fraction's second number is the scale's top, which
         tells the two apart (both are the top when day and month are)."""
-        month = _MONTHS.index(month_name.casefold()) + 1
+        month = MONTHS[month_name.casefold()]
         if month == self.high:
             return day
         if day == self.high:

@@ -107,6 +107,26 @@ def require_object(payload: Any) -> Mapping[str, Any]:
     return payload
 
 
+def require_document(payload: Any) -> None:
+    """BadPayloadError unless ``payload`` is an object or an array (:func:`require_object`
+    for adapters that take only an object): the generic mapping finds no event in a scalar,
+    and a sender that JSON-encodes its document twice posts a string, which was answered 200
+    "ignored" (the vendor stops; the close is lost)."""
+    if isinstance(payload, Mapping | list):
+        return
+    if isinstance(payload, str):
+        what = "a string (was the document JSON-encoded twice?)"
+    elif payload is None:
+        what = "null"
+    elif isinstance(payload, bool):
+        what = "a boolean"
+    else:
+        what = "a number"
+    raise BadPayloadError(
+        f"the JSON body must be an object or an array, not {what}", code="not_an_object"
+    )
+
+
 def require_id(payload: Any, path: str, what: str) -> str:
     """The id at ``path`` (see :func:`dig` and :func:`as_id`); BadPayloadError when missing."""
     value = as_id(dig(payload, path), path)

@@ -24,6 +24,7 @@ from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import document_digest
+from csat_hook.helpdesks.payload import require_document
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
@@ -112,7 +113,7 @@ def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
 def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
     """What the webhook says happened to a dialog of ``helpdesk`` (BadPayloadError when a
     close names no dialog, or the body is a JSON scalar)."""
-    _require_document(payload)
+    require_document(payload)
     values = extract(mapping, payload)
     verdict = _classify(values, mapping)
     if isinstance(verdict, Ignored):
@@ -152,25 +153,6 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
         language=as_text(values.get("language")),
         occurrence=as_text(values.get("occurrence")) or document_digest(payload),
         reply_context=context,
-    )
-
-
-def _require_document(payload: Any) -> None:
-    """BadPayloadError unless ``payload`` is an object or an array: no expression finds an
-    event in a scalar, and a sender that JSON-encodes its document twice posts a string,
-    which was answered 200 "ignored" (the vendor stops; the close is lost)."""
-    if isinstance(payload, Mapping | list):
-        return
-    if isinstance(payload, str):
-        what = "a string (was the document JSON-encoded twice?)"
-    elif payload is None:
-        what = "null"
-    elif isinstance(payload, bool):
-        what = "a boolean"
-    else:
-        what = "a number"
-    raise BadPayloadError(
-        f"the JSON body must be an object or an array, not {what}", code="not_an_object"
     )
 
 

@@ -38,22 +38,44 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 1: digests before reading versions. 2: a score out of another number than the scale's top
 # ("3 of 10", "3 sur 10") and a chain of fractions ("5/5/5", a date) refused, no longer read
 # as a score; a fraction Excel saved as a date ("5-Jan" for "1/5") read as that fraction.
-READING_VERSION = 2
+# 3: a cell naming two scores ("4/5 - 5/5", "5 - 3", "5 (3)") or a fraction with a further
+# "/" ("4/5/") refused, no longer read by its first; a label after a fraction or a number
+# separated by a comma or semicolon ("5/5, great") read; star strings ("★★★★☆", "⭐⭐⭐⭐")
+# read as their filled stars.
+READING_VERSION = 3
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
-# "5 - Very satisfied", "5 (Excellent)", "4: good", "5 stars"; not "4.5".
-_LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-–—:)(]\s*|\.\s+|\s+)(?=[^\d\s])")
+# "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
+# number, then a separator (a space, one of - – — : ; , ( ) or a period before a space) and
+# a label (_SEPARATORS, RatingScale._labelled).
+_LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})(?=\s|[-–—:;,()]|\.\s)")
 _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
+# What parts a score from its label: every space and separator, at once (possessive: no part
+# of the run is given back to make a label start with a digit, as "5 - 3" read as a 5 did).
+_SEPARATORS = re.compile(r"(?:\s|[-–—:;,()]|\.(?=\s))*+")
 # "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5" (and "sur", "von", "de",
 # "su", "van", "na": fr, de, es/pt, it, nl, pl): a score out of the second number, which must
 # be the scale's top ("4 / 10" or "3 sur 10" was read by its leading number as a 4 or a 3 on
 # a 1-5 scale). Group 3 is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5", a date
-# "3/5/2024"): such a cell is refused, it was read by its first fraction.
+# "3/5/2024"), or a further "/" with no number ("4/5/", cut short): such a cell is refused,
+# it was read by its first fraction. A label may follow, as after a number.
 _FRACTION_BAR = r"(?:/|\s(?:out\s+of|of|из|sur|von|de|su|van|na)\s)"
 _FRACTION = re.compile(
-    rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?![\d.,])(\s*{_FRACTION_BAR}\s*\d)?",
+    rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?!\d)(\s*{_FRACTION_BAR}\s*\d|\s*/)?",
     re.IGNORECASE,
 )
+# A second score in a label: "5 - great, 4/5 speed".
+_ANOTHER_FRACTION = re.compile(rf"\d\s*{_FRACTION_BAR}\s*\d", re.IGNORECASE)
+# Stars: filled (★, and the ⭐ emoji, with or without its variation selector) and empty (☆),
+# spaces between them or not: "★★★★☆", "⭐⭐⭐⭐", "★ ★ ★ ☆ ☆".
+_FILLED_STARS = "★⭐"
+_STARS = re.compile(r"(?:[★☆⭐]\ufe0f?\s*)+")
+_LEADING_STARS = re.compile(rf"^\s*({_STARS.pattern})")
+_TWO_SCORES = (
+    "another score after the score (a second number, fraction or star string, or a decimal): "
+    "which one is meant is unclear"
+)
+_DISAGREEING_STARS = "a star string and another score that disagree: which one is meant is unclear"
 # "5-Jan": a fraction such as "1/5" that Excel took for a date when it opened the export,
 # saved back as its d-mmm text (the month in English whatever the locale's names). It was
 # read by its leading number: every "n/5" choice of an en-US re-save as a 5.
@@ -134,28 +156,104 @@ class RatingScale:
         score = self.labels.get(normalize(text))
         if score is not None:
             return score
+        stars = _LEADING_STARS.match(text)
+        if stars:
+            return self._in_scale(self._starred(stars.group(1), text[stars.end() :]))
+        return self._written(text)
+
+    def _written(self, text: str) -> int:
+        """The score of a cell that starts with a number (a label may follow)."""
         fraction = _FRACTION.match(text)
         if fraction:
             if fraction.group(3):
                 raise RatingError(
                     "bad_rating",
-                    "more than one '/' or 'of' between numbers (a date, or a repeated score)",
+                    "more than one '/' or 'of' between numbers (a date, or a repeated score)"
+                    if fraction.group(3)[-1].isdigit()
+                    else "more than one '/' after a number, the last with no number after it "
+                    "(a date or a repeated score cut short)",
                 )
             if int(fraction.group(2)) != self.high:
                 raise RatingError(
                     "bad_rating", f"a score out of another number than the scale's {self.high}"
                 )
-            return self._in_scale(int(fraction.group(1)))
+            rest = text[fraction.end() :]
+            if rest.startswith(".") and not rest[1:2].isspace():
+                raise RatingError(
+                    "bad_rating",
+                    "a '.' right after the score, not followed by a space (a decimal number is "
+                    "not a rating)",
+                )
+            return self._in_scale(self._labelled(int(fraction.group(1)), rest))
         date = _EXCEL_DATE.match(text)
         if date:
             return self._in_scale(self._from_date(int(date.group(1)), date.group(2)))
-        match = _PLAIN_NUMBER.match(text) or _LEADING_NUMBER.match(text)
+        match = _PLAIN_NUMBER.match(text)
         if match:
             return self._in_scale(int(match.group(1)))
+        match = _LEADING_NUMBER.match(text)
+        if match:
+            return self._in_scale(self._labelled(int(match.group(1)), text[match.end() :]))
         raise RatingError(
             "bad_rating",
             "text that is neither a number nor a configured label (results.rating_labels)",
         )
+
+    @staticmethod
+    def _label(rest: str) -> str:
+        """What follows a score's separators (empty when nothing does)."""
+        separators = _SEPARATORS.match(rest)
+        return rest[separators.end() :] if separators else rest
+
+    def _labelled(self, score: int, rest: str) -> int:
+        """``score``, unless the text after it (``rest``) names another: a number right after
+        the separators ("5 - 3", "4/5 - 5/5", or the decimal "4,5"), a fraction anywhere in
+        the label, or a star string that does not show the same score."""
+        label = self._label(rest)
+        if label[:1].isdigit() or _ANOTHER_FRACTION.search(label):
+            raise RatingError("bad_rating", _TWO_SCORES)
+        runs = _STARS.findall(label)
+        if len(runs) > 1:
+            raise RatingError("bad_rating", _TWO_SCORES)
+        if runs and self._stars(runs[0]) != score:
+            raise RatingError("bad_rating", _DISAGREEING_STARS)
+        return score
+
+    def _starred(self, stars: str, rest: str) -> int:
+        """The score of a cell that starts with the star string ``stars``: a number right
+        after it must show the same score ("★★★☆☆ (3)"); a label may follow."""
+        score = self._stars(stars)
+        label = self._label(rest)
+        if label[:1].isdigit():
+            if self._written(label) != score:
+                raise RatingError("bad_rating", _DISAGREEING_STARS)
+        elif _ANOTHER_FRACTION.search(label) or _STARS.search(label):
+            raise RatingError("bad_rating", _TWO_SCORES)
+        return score
+
+    def _stars(self, stars: str) -> int:
+        """The filled stars of a star string: all of its stars when the scale's top is their
+        number, filled ones first ("★★★★☆" is 4 of 5); or only filled ones, within the scale.
+        """
+        marks = [c for c in stars if c in "★☆⭐"]
+        filled = sum(c in _FILLED_STARS for c in marks)
+        if filled == len(marks):
+            if filled > self.high:
+                raise RatingError("bad_rating", f"more stars than the scale's {self.high}")
+            return filled
+        if any(c in _FILLED_STARS for c in marks[filled:]):
+            raise RatingError(
+                "bad_rating",
+                "filled and empty stars out of order (an empty star before a filled one): "
+                "which score is meant is unclear",
+            )
+        if len(marks) != self.high:
+            raise RatingError(
+                "bad_rating",
+                f"filled and empty stars that add up to another number than the scale's "
+                f"{self.high}",
+            )
+        return filled
 
     def _from_date(self, day: int, month_name: str) -> int:
         """The score of a fraction "score/top" a spreadsheet turned into the date ``day`` of

@@ -207,3 +207,141 @@ def test_a_ten_point_fraction_turned_into_a_date_reads_on_a_ten_point_scale():
     assert ten.parse("10-Apr") == 4  # "4/10", month first
     assert ten.parse("04-Oct") == 4  # "4/10", day first
     assert ten.parse("10-Oct") == 10
+
+
+def refused(cell, scale=SCALE):  # type: ignore[no-untyped-def]
+    """The RatingError ``scale`` refuses ``cell`` with; its detail never quotes the cell."""
+    with pytest.raises(RatingError) as caught:
+        scale.parse(cell)
+    assert caught.value.reason == "bad_rating"
+    assert cell.strip() not in caught.value.detail
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # Two scores in one cell were read by the first: "4/5 - 5/5" as a 4, "5 - 3" as a 5.
+        "4/5 - 5/5",
+        "4/5 5/5",
+        "5/5, 4/5",
+        "4/5; 3",
+        "4/5 - 3 of 5",
+        "5/5 - 5/5",
+        "4 out of 5 - 5",
+        "5 - 3",
+        "5 (3)",
+        "4 ,5",
+        "4, 5",
+        "5 - 4/5",
+        "3 - 4 out of 5",
+        "5 - great, 4/5 speed",
+    ],
+)
+def test_a_cell_naming_two_scores_is_refused_not_read_by_its_first(cell):
+    assert "another score" in refused(cell).detail
+
+
+@pytest.mark.parametrize("cell", ["4/5/", "4/5 /", "5/5/ great", "4 / 5 /", "4 of 5/"])
+def test_a_fraction_with_a_further_bar_and_no_number_is_refused_as_a_chain_is(cell):
+    # "4/5/" (a date or a repeated score cut short) was read by its fraction as a 4.
+    assert "more than one" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # A label after a fraction, after the separators a label after a number takes ("5/5,
+        # great" was refused: the comma right after the fraction).
+        ("5/5, great", 5),
+        ("5/5,great", 5),
+        ("4/5; good", 4),
+        ("4/5 - good", 4),
+        ("4/5 – хорошо", 4),
+        ("4/5: good", 4),
+        ("3/5. Average", 3),
+        ("5/5 (excellent)", 5),
+        ("4 out of 5, good", 4),
+        ("4 из 5, хорошо", 4),
+        ("5/5 great", 5),
+        ("5/5!", 5),
+        # A number takes the same separators.
+        ("5, great", 5),
+        ("4; good", 4),
+        ("5 - great", 5),
+        ("5 -", 5),
+        ("4. good", 4),
+        # A label may hold a number that is not a score.
+        ("5 - answered in 2 minutes", 5),
+        ("5/5, answered in 2 minutes", 5),
+    ],
+)
+def test_a_label_after_a_fraction_reads_as_one_after_a_number(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize("cell", ["4/5.", "4/5.5", "4/5,5", "5/5.great", "4.5", "4,5"])
+def test_a_decimal_after_a_score_is_still_refused(cell):
+    refused(cell)
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # Star strings were refused as "neither a number nor a configured label".
+        ("★★★★☆", 4),
+        ("★★★☆☆", 3),
+        ("★☆☆☆☆", 1),
+        ("★★★★★", 5),
+        ("★ ★ ★ ★ ☆", 4),
+        (" ★★☆☆☆ ", 2),
+        ("⭐⭐⭐⭐", 4),
+        ("⭐", 1),
+        ("⭐️⭐️⭐️", 3),  # with the emoji variation selector
+        ("⭐ ⭐ ⭐ ⭐ ⭐", 5),
+        ("⭐⭐⭐☆☆", 3),
+        ("★★★☆☆ (3)", 3),
+        ("★★★★☆ 4/5", 4),
+        ("★★★★☆ - good", 4),
+        ("★★★★★ Excellent", 5),
+        ("4 ★★★★☆", 4),
+        ("4/5 ★★★★", 4),
+        ("5 - ★★★★★", 5),
+    ],
+)
+def test_star_strings_read_as_their_filled_stars(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [
+        ("★★☆★", "out of order"),
+        ("☆★★★★", "out of order"),
+        ("★★★☆", "add up to"),  # 4 stars on a 1-5 scale: 3 of 4 or 3 of 5?
+        ("★★★☆☆☆", "add up to"),
+        ("★★★★★★", "more stars"),
+        ("⭐⭐⭐⭐⭐⭐⭐", "more stars"),
+        ("☆☆☆☆☆", "outside the scale"),
+        ("★★★☆☆ (4)", "another score"),
+        ("★★★☆☆ 4/5", "another score"),
+        ("★★★☆☆ - 4", "another score"),
+        ("5 ★★★☆☆", "another score"),
+        ("4/5 ★★★★★", "another score"),
+        ("3 - ★★☆★☆", "out of order"),
+        ("★★★☆☆ ★★★★★", "out of order"),
+    ],
+)
+def test_ambiguous_star_strings_are_refused_with_a_reason(cell, words):
+    assert words in refused(cell).detail
+
+
+def test_star_strings_on_a_ten_point_scale():
+    ten = RatingScale(1, 10, {})
+    assert ten.parse("★★★★★★★☆☆☆") == 7
+    assert ten.parse("⭐" * 8) == 8
+    assert "add up to" in refused("★★★★☆", ten).detail  # 4 of 5 is no score out of 10
+
+
+def test_a_configured_label_of_stars_reads_as_configured():
+    assert RatingScale(1, 5, {"★★★★☆": 5}).parse("★★★★☆") == 5

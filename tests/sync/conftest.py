@@ -6,6 +6,7 @@ retry sleeps are recorded instead of slept.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
@@ -217,6 +218,23 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def misread(monkeypatch: pytest.MonkeyPatch, wrong: dict[str, int]) -> None:
+    """An older reader, simulated: it read the rating texts in ``wrong`` as those scores, and
+    stored what it read under an older reading version (1: every module that holds
+    ``READING_VERSION`` sees it)."""
+    from csat_hook.sync import values
+
+    original = values.RatingScale._parse
+
+    def reading(self, value):  # type: ignore[no-untyped-def]
+        return wrong[value] if value in wrong else original(self, value)
+
+    monkeypatch.setattr(values.RatingScale, "_parse", reading)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("csat_hook.") and hasattr(module, "READING_VERSION"):
+            monkeypatch.setattr(module, "READING_VERSION", 1)
 
 
 @pytest.fixture

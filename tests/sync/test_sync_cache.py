@@ -17,6 +17,7 @@ from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
+from tests.sync.conftest import misread
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
@@ -208,22 +209,6 @@ def test_row_digests_are_stored_before_the_parts_and_then_no_longer_held(kit, mo
     assert (second.new, second.unchanged) == (1, 2)
     assert held[0] == 1  # kept: the prune compares the stored digests with this run's
     assert len(kit.rows(sync_row_digests)) == 3  # the stale one pruned, the new one stored
-
-
-def misread(monkeypatch, wrong: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
-    """An older reader, simulated: it read the rating texts in ``wrong`` as those scores,
-    and stored its digests under the reading version before this one."""
-    from csat_hook.sync import values
-
-    original = values.RatingScale._parse
-
-    def reading(self, value):  # type: ignore[no-untyped-def]
-        return wrong[value] if value in wrong else original(self, value)
-
-    monkeypatch.setattr(values.RatingScale, "_parse", reading)
-    # raising=False: the constant did not exist before there were reading versions.
-    for module in ("csat_hook.sync.sources.table", "csat_hook.sync.read_memo"):
-        monkeypatch.setattr(f"{module}.READING_VERSION", 1, raising=False)
 
 
 def low_alerts(kit):  # type: ignore[no-untyped-def]

@@ -122,7 +122,7 @@ def ingest_rest(
     if batch.watermark is not None:
         store.set_watermark(conn, source_key, batch.watermark, now)
         if batch.complete:  # an incremental source read in full: when, for the next full read
-            store.set_watermark(conn, store.full_read_key(source_key), now, now)
+            store.note_full_read(conn, source_key, now)
 
 
 def by_survey(submissions: Sequence[Submission], size: int) -> list[list[Submission]]:

@@ -88,8 +88,10 @@ def read_source(
             # have missed answers, so this one reads everything, and stores a sane one.
             watermark = None
         every = source.full_read_every
-        if watermark is not None and every and store.full_read_due(conn, source.key, every, now):
-            watermark = None  # read everything again: edits the filter may have missed
+        if watermark is not None and store.full_read_due(conn, source.key, every, now):
+            # Read everything again: edits the filter may have missed, or responses last read
+            # under another reading (READING_VERSION).
+            watermark = None
         # An incremental read (the Forms API's filter) returns the responses of the last hour
         # or so: the processed ones among them are looked up after it, not all loaded before.
         if watermark is not None and whole is None and legacy is None:

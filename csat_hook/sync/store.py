@@ -34,6 +34,7 @@ from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.bulk import matching
 from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import LEGACY_PRESENT
+from csat_hook.sync.values import READING_VERSION
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
@@ -316,14 +317,30 @@ def set_watermark(conn: sa.Connection, source: str, watermark: datetime, now: da
 
 
 def full_read_key(source: str) -> str:
-    """The ``sync_state`` row whose watermark is when ``source`` was last read in full."""
-    return f"{source} full read"
+    """The ``sync_state`` row whose watermark is when ``source`` was last read in full under
+    this code's way of reading cells (:data:`~csat_hook.sync.values.READING_VERSION`); before
+    reading versions, ``<source> full read``."""
+    return f"{source} full read, reading {READING_VERSION}"
 
 
-def full_read_due(conn: sa.Connection, source: str, every: timedelta, now: datetime) -> bool:
-    """True when ``source`` was never read in full, or last more than ``every`` ago."""
+def full_read_due(conn: sa.Connection, source: str, every: timedelta | None, now: datetime) -> bool:
+    """True when ``source`` was never read in full under this reading (the first run after an
+    upgrade that reads some cell differently lists every response once, as a sheet's rows
+    are all read once: rows read before the watermark are not listed again otherwise), or
+    last more than ``every`` ago (None: no periodic full read)."""
     last = get_watermark(conn, full_read_key(source))
-    return last is None or now - last >= every
+    return last is None or (every is not None and now - last >= every)
+
+
+def note_full_read(conn: sa.Connection, source: str, now: datetime) -> None:
+    """Record that ``source`` was read in full at ``now`` under this reading, and forget when
+    it was under another (an older version's, or a newer one's before a downgrade: a run
+    under that reading again reads every response once more)."""
+    key = full_read_key(source)
+    set_watermark(conn, key, now, now)
+    column = sync_state.c.source
+    other = sa.and_(column.startswith(f"{source} full read", autoescape=True), column != key)
+    conn.execute(sa.delete(sync_state).where(other))
 
 
 class AnswerRow(NamedTuple):

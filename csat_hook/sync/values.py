@@ -33,8 +33,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # is credited as an edit in place (the old one to answer_history), one read the same way
 # stores nothing new; a row now refused is reported as skipped, and its stored answer stays
 # credited (the sync never deletes an answer, as for a row edited into something unreadable).
-# The Forms API source is not concerned: its full reads (results.forms_api.full_read_hours)
-# parse every response.
+# The Forms API source parses every response it lists, but after a first read lists only those
+# since its watermark: its last full read is remembered with the version it was made under
+# (sync/store.py ``full_read_key``), so the first sync after a bump lists every response once.
 # 1: digests before reading versions. 2: a score out of another number than the scale's top
 # ("3 of 10", "3 sur 10") and a chain of fractions ("5/5/5", a date) refused, no longer read
 # as a score; a fraction Excel saved as a date ("5-Jan" for "1/5") read as that fraction.

@@ -16,13 +16,17 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import sync_state
 from csat_hook.devtools import discovery
 from csat_hook.devtools import forms_model
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync import store
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.sources.forms_api import FormsApiResults
+from csat_hook.sync.values import READING_VERSION
 from csat_hook.sync.values import RatingScale
+from tests.sync.conftest import misread
 
 FORMS = "https://forms.googleapis.com/v1/forms"
 RATING, TOKEN, AGENT = "aa11", "bb22", "cc33"
@@ -552,3 +556,68 @@ def test_the_scan_for_legacy_digests_is_remembered_once_it_finds_none(kit, monke
     assert kit.run(config).status == "ok" and loads == [1, 1] and not remembered()
     assert kit.run(config).status == "ok" and loads == [1, 1, 1] and not remembered()
     assert credited(kit) == {f"T-{n}": 4 for n in range(3)}
+
+
+@pytest.mark.parametrize("full_read_hours", [24, 0])
+def test_the_first_run_under_a_new_reading_lists_every_response_once(
+    kit, monkeypatch, full_read_hours
+):
+    """After an upgrade that reads some cell differently (READING_VERSION), a sheet's or an
+    export's rows are all read once more; the Forms API source went on asking for the last
+    hour's responses, so an answer stored misread stayed so until the next full read (a day
+    later by default; never with ``full_read_hours: 0``). Now the first run under a new
+    reading lists every response once, then the filter is used again."""
+    start = kit.now - timedelta(days=2)
+    tokens = [kit.survey(f"T-{n}", "7", "Anna", created=start) for n in range(3)]
+    kit.fake.add_form("f", [])
+    # Three hours apart: only the last is in the filter's window of the run after the first.
+    for n, rating in enumerate(["2 out of 5", "4/5 - 5/5", "5"]):
+        when = stamp(start + timedelta(hours=3 * n))
+        kit.fake.submit_response("f", form_response(n, when, rating, tokens[n]))
+    results = {
+        "source": "forms_api",
+        "forms_api": {
+            "form_id": "f",
+            "question_ids": {"rating": RATING, "token": TOKEN},
+            "full_read_hours": full_read_hours,
+        },
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+
+    def filtered() -> list[bool]:
+        return ["filter" in r["query"] for r in kit.fake.api_requests("forms_read")]
+
+    with monkeypatch.context() as older:
+        misread(older, {"2 out of 5": 5, "4/5 - 5/5": 4})
+        assert kit.run(config).new == 3
+        kit.fake.reset_requests()
+        kit.now += timedelta(minutes=10)
+        assert kit.run(config).unchanged == 1 and filtered() == [True]
+    assert credited(kit) == {"T-0": 5, "T-1": 4, "T-2": 5}
+    with kit.engine.begin() as conn:  # as a release before reading versions recorded it
+        store.set_watermark(conn, "forms_api:f full read", kit.now, kit.now)
+
+    kit.fake.reset_requests()
+    kit.now += timedelta(minutes=10)
+    upgraded = kit.run(config)
+    assert filtered() == [False]  # every response, once
+    assert (upgraded.new, upgraded.updated, upgraded.unchanged) == (0, 1, 1)
+    assert any("rating changed in place" in w for w in upgraded.warnings)
+    # "4/5 - 5/5" is refused now; its stored answer stays credited, as on the sheet path.
+    assert upgraded.skipped == {"bad_rating": 1}
+    assert credited(kit) == {"T-0": 2, "T-1": 4, "T-2": 5}
+    assert [(h.rating, h.source_ref) for h in kit.rows(answer_history)] == [
+        (5, "response ACYDBNj000000")
+    ]
+    # When it was read in full is remembered under this reading only.
+    assert sorted(r.source for r in kit.rows(sync_state) if r.source.startswith("forms")) == [
+        "forms_api:f",
+        f"forms_api:f full read, reading {READING_VERSION}",
+    ]
+
+    kit.fake.reset_requests()
+    kit.now += timedelta(minutes=10)
+    later = kit.run(config)
+    assert filtered() == [True]  # the filter again
+    assert (later.new, later.updated, later.unchanged) == (0, 0, 1)
+    assert credited(kit) == {"T-0": 2, "T-1": 4, "T-2": 5}

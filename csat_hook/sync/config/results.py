@@ -108,9 +108,10 @@ class FormsApiResultsConfig(StrictModel):
     question_ids: dict[str, str] = Field(default_factory=dict)
     page_size: int = Field(default=5000, ge=1, le=5000)
     overlap_seconds: float = Field(default=3600, ge=0, le=30 * 86400)
-    # Read every response again when the last full read is older than this (0: never). Google
-    # does not say which submission time its filter compares; a daily full read bounds how
-    # long an edit the filter missed can stay uncredited.
+    # Read every response again when the last full read is older than this (0: never, but for
+    # the first run after an upgrade that reads some cell differently: store.full_read_due).
+    # Google does not say which submission time its filter compares; a daily full read bounds
+    # how long an edit the filter missed can stay uncredited.
     full_read_hours: float = Field(default=24, ge=0, le=90 * 24)
 
     @field_validator("question_ids")

@@ -18,6 +18,11 @@ response was submitted"), and the fake compares that field. Were Google to compa
 ``createTime``, an edit made more than the overlap after the response was first submitted
 would only be seen by a full read: ``csat-hook sync --full``, or the one the runner makes
 when the last full read is older than ``results.forms_api.full_read_hours`` (default 24).
+
+The runner also reads in full when no full read was made under this code's way of reading
+cells (``READING_VERSION``: the last one is remembered with it): a response read before the
+watermark is not listed again otherwise, and an answer an older version misread would stay
+as read (with ``full_read_hours: 0``, for good), where a sheet's rows are all read once more.
 """
 
 from __future__ import annotations

@@ -22,6 +22,15 @@ LOOKUP_PAGES = 2
 NOT_REPLIES = frozenset({"note", "lineitem", "customer", "forwardparent", "forwardchild"})
 
 
+def may_be_a_reply(kind: Any) -> bool:
+    """Whether a thread's ``type`` allows our reply: absent, or a value naming none of
+    :data:`NOT_REPLIES`. A list or an object names no kind we know, so the thread is not taken
+    for ours (a set look-up of it raised TypeError, failing the whole look-up)."""
+    if isinstance(kind, Mapping | list):
+        return False
+    return as_text(kind) not in NOT_REPLIES
+
+
 @dataclass(frozen=True)
 class ThreadPage:
     """One page of List Threads (newest first), as the look-up needs it."""
@@ -45,7 +54,7 @@ class ThreadPage:
         for thread in self.threads:
             created = parse_timestamp(thread.get("createdAt"))
             if (
-                thread.get("type") not in NOT_REPLIES
+                may_be_a_reply(thread.get("type"))
                 and dig(thread, "createdBy.type") == "user"
                 and thread.get("state") in ("published", None)
                 and (created is None or created >= floor)

@@ -68,7 +68,7 @@ def find_part(
             continue
         created = parse_timestamp(part.get("created_at"))
         if (
-            dig(part, "author.type") in AGENT_AUTHORS
+            as_text(dig(part, "author.type")) in AGENT_AUTHORS  # a list would be unhashable
             and (created is None or created >= floor)
             and carries_marker(marker, part.get("body"))
         ):

@@ -137,6 +137,30 @@ def test_an_empty_conversation_has_no_embedded_threads(adapter):
     assert adapter.find_reply(REPLY, since=SINCE) is None
 
 
+# A thread type that is not text (a list, an object) once raised TypeError (unhashable) from
+# the look-up, so a timed-out reply could not be settled; such a thread is not our reply.
+HOSTILE_TYPES = [["customer"], {"type": "reply"}, ["note"]]
+
+
+@pytest.mark.parametrize("value", HOSTILE_TYPES)
+@responses.activate
+def test_a_newer_thread_with_an_unreadable_type_is_skipped(adapter, value):
+    data = threads()
+    next(t for t in data["_embedded"]["threads"] if t["id"] == CUSTOMER_QUOTE)["type"] = value
+    responses.get(URL, json=data)
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@pytest.mark.parametrize("value", HOSTILE_TYPES)
+@responses.activate
+def test_a_note_whose_type_is_unreadable_is_not_our_reply(adapter, value):
+    data = threads(drop=(OURS,))
+    next(t for t in data["_embedded"]["threads"] if t["id"] == NOTE)["type"] = value
+    responses.get(URL, json=data)
+    assert adapter.find_reply(REPLY, since=SINCE) is None
+
+
 @pytest.mark.parametrize(
     ("status", "retryable", "words"),
     [

@@ -88,6 +88,32 @@ def test_a_part_older_than_since_less_the_skew_is_no_match():
     assert adapter().find_reply(REPLY, since=SINCE + timedelta(minutes=6)) is None
 
 
+# An author type that is not text (a list, an object) once raised TypeError (unhashable) from
+# the look-up, so a timed-out reply could not be settled; such a part is no admin's.
+HOSTILE_TYPES = [["user"], {"type": "admin"}, ["admin"]]
+
+
+@pytest.mark.parametrize("value", HOSTILE_TYPES)
+@responses.activate
+def test_a_newer_part_with_an_unreadable_author_type_is_skipped(value):
+    data = conversation()
+    parts = data["conversation_parts"]["conversation_parts"]
+    next(p for p in parts if p["id"] == CUSTOMER_QUOTE)["author"]["type"] = value
+    responses.get(URL, json=data)
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+
+
+@pytest.mark.parametrize("value", HOSTILE_TYPES)
+@responses.activate
+def test_a_part_whose_author_type_is_unreadable_is_not_ours(value):
+    data = conversation()
+    parts = data["conversation_parts"]["conversation_parts"]
+    next(p for p in parts if p["id"] == OURS)["author"]["type"] = value
+    responses.get(URL, json=data)
+    assert adapter().find_reply(REPLY, since=SINCE) is None
+
+
 @pytest.mark.parametrize(
     ("status", "code", "retryable", "words"),
     [

@@ -104,6 +104,19 @@ def test_without_the_users_sideload_only_api_comments_count():
 
 
 @responses.activate
+def test_unreadable_roles_and_author_ids_answer_without_raising():
+    # Roles and ids that are not text (lists, objects) are read as text, never looked up raw
+    # in a set: a newer comment with a list as its author is skipped, ours is still found.
+    data = page()
+    data["users"].append({"id": [1], "role": ["admin"]})
+    data["users"][2]["role"] = {"name": "end-user"}
+    data["comments"][0]["author_id"] = [8447388011111]
+    responses.get(URL, json=data)
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@responses.activate
 def test_a_comment_older_than_since_less_the_skew_is_no_match():
     responses.get(URL, json=page())
     assert adapter().find_reply(REPLY, since=SINCE + timedelta(minutes=6)) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
 
@@ -21,19 +23,34 @@ def looks_back(policy: PolicyConfig) -> bool:
 
 
 # What a look-back asks about: ("dialog", helpdesk, dialog id), ("customer", helpdesk, id)
-# or ("email", helpdesk, lower-case e-mail). Scoped to the helpdesk as the queries are: ids
-# of two helpdesks, or a customer id and a dialog id, that are the same text are not one.
+# or ("email", helpdesk, e-mail as the database lowers it). Scoped to the helpdesk as the
+# queries are: ids of two helpdesks, or a customer id and a dialog id, that are the same text
+# are not one.
 LookBackKey = tuple[str, str, str]
+# Each customer e-mail of a batch → the database's lower() of it (store.fold_emails): the
+# look-back compares e-mails that way, so the keys must too (Python's lower() differs).
+FoldedEmails = Mapping[str, str]
 
 
-def look_back_keys(policy: PolicyConfig, event: DialogClosed) -> set[LookBackKey]:
+def look_back_emails(policy: PolicyConfig, events: Iterable[DialogClosed]) -> set[str]:
+    """The customer e-mails whose fold :func:`look_back_keys` and :func:`skip_reason` need
+    (none without a customer cool-down)."""
+    if policy.customer_cooldown_days <= 0:
+        return set()
+    return {event.customer.email for event in events if event.customer.email}
+
+
+def look_back_keys(
+    policy: PolicyConfig, event: DialogClosed, emails: FoldedEmails
+) -> set[LookBackKey]:
     """What :func:`skip_reason` may look back for ``event`` about (empty without a look-back):
-    closes sharing a key must be decided one after the other (:func:`store.lock_look_backs`)."""
+    closes sharing a key must be decided one after the other (:func:`store.lock_look_backs`).
+    ``emails`` folds the e-mails of :func:`look_back_emails`."""
     keys: set[LookBackKey] = set()
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         keys.add(_dialog_key(event))
     if policy.customer_cooldown_days > 0:
-        keys |= _customer_keys(event)
+        keys |= _customer_keys(event, emails)
     return keys
 
 
@@ -41,12 +58,12 @@ def _dialog_key(event: DialogClosed) -> LookBackKey:
     return ("dialog", event.helpdesk, event.dialog_id)
 
 
-def _customer_keys(event: DialogClosed) -> set[LookBackKey]:
+def _customer_keys(event: DialogClosed, emails: FoldedEmails) -> set[LookBackKey]:
     keys: set[LookBackKey] = set()
     if event.customer.id:
         keys.add(("customer", event.helpdesk, event.customer.id))
     if event.customer.email:
-        keys.add(("email", event.helpdesk, event.customer.email.lower()))
+        keys.add(("email", event.helpdesk, emails[event.customer.email]))
     return keys
 
 
@@ -56,10 +73,12 @@ def skip_reason(
     event: DialogClosed,
     now: datetime,
     seen: set[LookBackKey],
+    emails: FoldedEmails,
 ) -> str | None:
     """Why this close gets no survey, or None to send one.
 
-    ``seen`` holds the customers and dialogs surveyed earlier in the same transaction.
+    ``seen`` holds the customers and dialogs surveyed earlier in the same transaction;
+    ``emails`` folds the e-mails of :func:`look_back_emails` as the database does.
     """
     if policy.skip_without_agent and not event.agent.known:
         return "no_agent"
@@ -78,7 +97,7 @@ def skip_reason(
             return "recently_surveyed"
         seen.add(dialog)
     if policy.customer_cooldown_days > 0:
-        who = _customer_keys(event)
+        who = _customer_keys(event, emails)
         if who & seen or store.customer_surveyed_since(
             conn,
             event.helpdesk,

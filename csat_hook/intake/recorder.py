@@ -36,6 +36,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.policy import LookBackKey
+from csat_hook.intake.policy import look_back_emails
 from csat_hook.intake.policy import look_back_keys
 from csat_hook.intake.policy import looks_back
 from csat_hook.intake.policy import skip_reason
@@ -131,8 +132,12 @@ class CloseRecorder:
         """One transaction for the batch: one outcome body per close, in order."""
         if self._single(conn.dialect.name):
             return self._write_one_statement(conn, batch)
+        emails = store.fold_emails(
+            conn, look_back_emails(self.policy, (item.event for item in batch))
+        )
         store.lock_look_backs(
-            conn, {key for item in batch for key in look_back_keys(self.policy, item.event)}
+            conn,
+            {key for item in batch for key in look_back_keys(self.policy, item.event, emails)},
         )
         results: dict[int, dict[str, Any]] = {}
         seen: set[LookBackKey] = set()
@@ -143,7 +148,7 @@ class CloseRecorder:
                 results[id(item)] = {"status": "duplicate"}
                 continue
             first_of_key[item.key] = item
-            reason = skip_reason(self.policy, conn, item.event, item.now, seen)
+            reason = skip_reason(self.policy, conn, item.event, item.now, seen, emails)
             skipped[id(item)] = reason
             rows.append(_survey_row(item, reason))
         inserted = store.insert_surveys(conn, rows)
@@ -186,7 +191,8 @@ class CloseRecorder:
             first_of_key.setdefault(item.key, item)
         rows, replies, skipped, send_at = [], {}, {}, {}
         for key, item in first_of_key.items():
-            reason = skip_reason(self.policy, conn, item.event, item.now, set())
+            # No look-back on this path: no e-mail is folded or compared.
+            reason = skip_reason(self.policy, conn, item.event, item.now, set(), {})
             skipped[key] = reason
             rows.append(_survey_row(item, reason))
             if not reason:

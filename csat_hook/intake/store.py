@@ -118,6 +118,28 @@ def customer_surveyed_since(
     return found is not None
 
 
+# How many e-mails one fold_emails statement lowers: one column each, and PostgreSQL allows at
+# most 1,664 in a select list (a batch of closes holds at most 128).
+FOLD_CHUNK = 500
+
+
+def fold_emails(conn: sa.Connection, emails: Collection[str]) -> dict[str, str]:
+    """Each e-mail → the database's lower() of it: the fold :func:`customer_surveyed_since`
+    compares with, so that keys built from it (a batch's look-back keys and locks) call two
+    addresses one customer exactly when the look-back does. Python's lower() is not it:
+    SQLite's is ASCII-only ("Иван" stays), PostgreSQL's maps "İ" to "i" and has no final
+    sigma. One statement per :data:`FOLD_CHUNK` e-mails; none without e-mails."""
+    given = list(dict.fromkeys(emails))
+    folded: dict[str, str] = {}
+    for start in range(0, len(given), FOLD_CHUNK):
+        chunk = given[start : start + FOLD_CHUNK]
+        row = conn.execute(
+            sa.select(*(sa.func.lower(sa.literal(email, sa.String())) for email in chunk))
+        ).one()
+        folded.update(zip(chunk, row, strict=True))
+    return folded
+
+
 def dialog_surveyed_since(
     conn: sa.Connection, helpdesk: str, dialog_id: str, since: datetime
 ) -> bool:

@@ -288,3 +288,91 @@ def test_customers_of_two_helpdesks_sharing_an_id_are_two_customers(make_config,
 
     assert [r["status"] for r in results] == ["queued", "queued", "skipped"]
     assert results[2]["reason"] == "customer_cooldown"
+
+
+# Pairs of addresses that the cool-down's stored comparison (the database's lower() of both
+# sides) and Python's lower() disagree about on one database or the other: SQLite's lower()
+# is ASCII-only ("Иван" stays as it is); PostgreSQL's maps "İ" to "i" (Python: "i" and a
+# combining dot, so "İ" and "i̇" are one in Python and two in PostgreSQL) and has no final
+# sigma (Python lowers the last "Σ" of a word to "ς").
+DISPUTED_EMAILS = [
+    ("Иван@почта.рф", "иван@почта.рф"),
+    ("İlker@example.com", "ilker@example.com"),
+    ("İlker@example.com", "i\u0307lker@example.com"),
+    ("ΟΔΟΣ@example.gr", "οδοσ@example.gr"),
+    ("ANNA@example.com", "anna@example.com"),
+]
+
+
+def _close_of(services: Services, dialog: str, email: str, occurrence: str = "") -> _Close:
+    # A customer id of its own for each close: only the e-mail can make them one customer.
+    event = DialogClosed(
+        helpdesk="eadesk",
+        dialog_id=dialog,
+        agent=Person(id="a-1"),
+        customer=Person(id="c-" + dialog, email=email),
+        reply_context={"conversation": dialog},
+    )
+    now = services.clock()
+    return _Close(event, f"token-{dialog}-{now.isoformat()}", now, occurrence)
+
+
+def _one_customer_to_the_database(services: Services, first: str, second: str) -> bool:
+    lowered = sa.select(
+        sa.func.lower(sa.literal(first, sa.String()))
+        == sa.func.lower(sa.literal(second, sa.String()))
+    )
+    with services.engine.connect() as conn:
+        return bool(conn.execute(lowered).scalar())
+
+
+@pytest.mark.parametrize(("first", "second"), DISPUTED_EMAILS)
+def test_a_batch_knows_a_customer_by_email_as_the_look_back_does(
+    make_config, make_services, first, second
+):
+    """Two closes of one batch, two customer ids, e-mails the database lowers to one address
+    or not. The look-back compares them by the database's lower() (a close in a later batch
+    is decided that way); within a batch the keys were Python's lower(), so on PostgreSQL
+    "İlker@" and "ilker@" were two customers (both surveyed within the cool-down) and on
+    SQLite "Иван@" and "иван@" one (the second skipped, though a later batch surveys it)."""
+    services = make_services(make_config(policy={"customer_cooldown_days": 7}))
+    expected = "skipped" if _one_customer_to_the_database(services, first, second) else "queued"
+    recorder = services.intake.recorder
+
+    batched = recorder._writer._transaction(
+        [_close_of(services, "D-1", first), _close_of(services, "D-2", second)]
+    )
+    apart = [
+        recorder._writer._transaction([_close_of(services, dialog, email)])[0]
+        for dialog, email in (("D-3", first), ("D-4", second))
+    ]
+
+    assert [r["status"] for r in batched] == ["queued", expected], batched
+    assert apart[1]["status"] == "skipped"  # D-1 or D-2 is a survey of the same address
+
+
+@pytest.mark.parametrize(("first", "second"), DISPUTED_EMAILS)
+def test_a_look_back_by_email_waits_for_a_close_racing_it_in_another_process(
+    make_config, make_services, first, second
+):
+    """The race of test_a_look_back_sees_a_close_racing_it_in_another_process with two
+    customer ids and e-mails the database lowers to one address: the lock key was Python's
+    lower(), so "İlker@" and "ilker@" took two PostgreSQL locks, neither close waited for the
+    other and both were surveyed."""
+    services = make_services(make_config(policy={"customer_cooldown_days": 7}))
+    expected = "skipped" if _one_customer_to_the_database(services, first, second) else "queued"
+    recorder = services.intake.recorder
+    results: dict[str, Any] = {}
+
+    def other_process() -> None:
+        results["second"] = recorder._writer._transaction([_close_of(services, "D-2", second)])
+
+    with services.engine.begin() as conn:  # the first process, not yet committed
+        results["first"] = recorder._write_in(conn, [_close_of(services, "D-1", first)])
+        racing = threading.Thread(target=other_process)
+        racing.start()
+        racing.join(timeout=1.0)  # long enough for it to record its close, had it not waited
+    racing.join(timeout=30)
+
+    assert results["first"][0]["status"] == "queued"
+    assert results["second"][0]["status"] == expected, results["second"]

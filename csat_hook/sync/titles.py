@@ -5,7 +5,8 @@ stays the same across runs and two agents with one name never share a tab. Sheet
 100 characters, Excel 31; neither likes ``[]:*?/\\`` nor a leading or trailing apostrophe.
 Titles are compared case-insensitively, as Sheets does. Lengths are counted in UTF-16 code
 units, as Excel counts them: an emoji is two, and a name of 31 code points holding one makes
-Excel report the workbook damaged (randym/axlsx#588, caxlsx/caxlsx#70).
+Excel report the workbook damaged (randym/axlsx#588, caxlsx/caxlsx#70). Excel also reserves
+the name "History" (any case; :data:`XLSX_RESERVED`), which Sheets allows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from collections.abc import Sequence
 
 SHEETS_MAX = 100
 XLSX_MAX = 31
+# Names Excel keeps for itself ("Rename a worksheet", support.microsoft.com: "History" is
+# "a reserved word Excel uses internally"). openpyxl writes a sheet so named and Excel then
+# reports the workbook damaged: pass them as ``taken`` and such a title becomes "History 2".
+XLSX_RESERVED = ("History",)
 # Also what XML cannot hold (an .xlsx keeps the titles in XML): controls, U+FFFE, U+FFFF.
 _FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 

@@ -124,6 +124,76 @@ def test_titles_count_utf16_units_as_excel_does(tmp_path: Path):
     assert agent_title("Анна", "\U0001f338" * 20, XLSX_MAX) == "Анна (" + "\U0001f338" * 12
 
 
+# What Excel refuses in a sheet name ("Rename a worksheet", support.microsoft.com): blank,
+# more than 31 characters (UTF-16 units), any of []:*?/\\, an apostrophe first or last, the
+# name "History" (reserved: Excel reports the workbook damaged and renames the sheet), and a
+# name another sheet has, compared case-insensitively.
+def excel_refuses(names: list[str]) -> list[str]:
+    problems = []
+    for name in names:
+        size = len(name.encode("utf-16-le", "surrogatepass")) // 2
+        if not 1 <= size <= 31:
+            problems.append(f"{name!r}: {size} units")
+        if any(c in name for c in "[]:*?/\\") or name[:1] == "'" or name[-1:] == "'":
+            problems.append(f"{name!r}: a forbidden character")
+        if name.casefold() == "history":
+            problems.append(f"{name!r}: reserved")
+    if len({n.casefold() for n in names}) != len(names):
+        problems.append(f"duplicates in {names}")
+    return problems
+
+
+def test_no_sheet_is_named_history_which_excel_reserves(tmp_path: Path):
+    """openpyxl writes a sheet called "History" (any case) as it does any other, and Excel
+    then calls the workbook damaged: an agent of that name (a shared account whose key is
+    its name), one whose name cleans to it, or a tab titled so, each got one."""
+    grids = [
+        Grid("History", "summary", [["x"]]),
+        Grid("history", "agent", [["x"]], key="history"),
+        Grid("[HISTORY]", "agent", [["x"]], key="'History'"),
+        Grid("Anna", "agent", [["x"]], key="History"),
+    ]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, grids, Texts("en"))
+
+    names = load_workbook(path).sheetnames
+    assert excel_refuses(names) == [], names
+    assert names[:4] == ["History 2", "history 3", "History 4", "Anna (History)"]
+
+
+def test_the_titles_excel_is_given_keep_every_rule_whatever_the_names(tmp_path: Path):
+    names = [
+        ("", None),
+        ("'", "'"),
+        ("''quoted''", "'key'"),
+        ("History", None),
+        ("\U0001f338" * 40, "\U0001f338" * 40),
+        ("Straße", "1"),
+        ("STRASSE", "1"),
+        ("Анна", "Анна"),
+        ("АННА", "анна"),
+        ("a" * 29 + "'" + "b", None),
+        ("a" * 30 + "'", None),
+        ("x" * 30 + "\U0001f338", None),
+    ]
+    grids = [
+        Grid(name, "summary" if key is None else "agent", [["x"]], key=key) for name, key in names
+    ]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, grids, Texts("en"))
+
+    written = load_workbook(path).sheetnames
+    assert excel_refuses(written) == [], written
+
+
+def test_google_sheets_keeps_a_tab_called_history():
+    # Only Excel reserves it: the Sheets titles are not changed.
+    assert table_titles([("History", None), ("history", "history")], 100) == [
+        "History",
+        "history 2",
+    ]
+
+
 def test_csv_holds_readable_numbers(tmp_path: Path):
     table = Table(
         [

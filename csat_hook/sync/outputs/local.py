@@ -35,6 +35,7 @@ from csat_hook.sync.layout import Table
 from csat_hook.sync.report import Report
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
+from csat_hook.sync.titles import XLSX_RESERVED
 from csat_hook.sync.titles import table_titles
 
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -68,7 +69,7 @@ def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
 
     from csat_hook.sync.outputs.xlsx import write_grid
 
-    titles = table_titles([(g.name, g.key) for g in grids], XLSX_MAX)
+    titles = table_titles([(g.name, g.key) for g in grids], XLSX_MAX, taken=XLSX_RESERVED)
 
     def write(target: Path) -> None:
         workbook = Workbook(write_only=True)

@@ -422,6 +422,55 @@ def test_a_close_replayed_after_a_reopen_stays_cancelled(make_config, make_servi
     assert [s.status for s in rows(services, surveys)] == ["cancelled", "queued"]
 
 
+# The event name travels in X-HelpScout-Event, which the signature does not cover: a captured
+# body of another event can be sent again under "convo.status". The body's own status decides,
+# so such a body is the conversation as it was then: an open one is no close, and a closed
+# one names its close by closedAt, the close already recorded.
+
+
+def customer_reply_body() -> dict[str, Any]:
+    """convo.customer.reply.created: the conversation the customer just wrote into, active."""
+    body = fixture("helpscout", "convo.assigned.json")
+    body.update(threads=4, preview="Actually, one more question…")
+    body["customerWaitingSince"] = {"time": "2026-11-20T12:30:45Z", "friendly": "just now"}
+    return body
+
+
+def note_on_closed_body() -> dict[str, Any]:
+    """convo.note.created on the closed conversation: still closed, its closedAt unchanged,
+    a later userUpdatedAt."""
+    body = fixture("helpscout", CLOSED)
+    body.update(threads=4, userUpdatedAt="2026-11-20T14:02:10Z", preview="Refund approved")
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [lambda: fixture("helpscout", "convo.assigned.json"), customer_reply_body],
+    ids=["convo.assigned", "convo.customer.reply.created"],
+)
+def test_an_open_conversations_body_sent_as_a_status_change_queues_nothing(client, services, body):
+    response = post(client, body(), event="convo.status")
+
+    assert response.status_code == 200
+    assert response.json == {"status": "reopened", "cancelled": 0}
+    assert rows(services, surveys) == [] and rows(services, outbox) == []
+
+
+@pytest.mark.parametrize("policy", [{}, EVERY_CLOSE], ids=["once", "every_close"])
+def test_a_closed_conversations_other_event_sent_as_the_close_is_that_close_again(
+    make_config, make_services, policy
+):
+    services = make_services(make_config(policy=policy, helpdesks={"helpscout": options()}))
+    client = create_app(services=services).test_client()
+    assert post(client, fixture("helpscout", CLOSED)).json["status"] == "queued"
+
+    replayed = post(client, note_on_closed_body(), event="convo.status")
+
+    assert replayed.status_code == 200 and replayed.json["status"] == "duplicate"
+    assert len(rows(services, surveys)) == 1 and len(rows(services, outbox)) == 1
+
+
 # --- the reply and its token ------------------------------------------------------------------
 
 

@@ -65,7 +65,8 @@ class _Close:
         when the key cannot tell a new close from the one that survey was for (no occurrence,
         as under ``per_dialog: once``, or one the adapter says repeats). An occurrence naming
         one close seen again is that close's retry or replay (Intercom and Help Scout sign no
-        timestamp): reviving it sent a survey into a conversation open again."""
+        timestamp): reviving it sent a survey into a conversation open again. The store also
+        asks that the close be later than the cancelled one (``store.LATER_CLOSE``)."""
         return self.occurrence == "" or self.event.occurrence_repeats
 
 

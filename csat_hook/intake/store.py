@@ -67,9 +67,17 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     close of the same dialog; None when the existing survey was not cancelled (a duplicate).
 
     Only for a close whose key may repeat on a new close (the recorder's ``may_revive``): for
-    any other, the same key again is a retry or replay of the close that was cancelled.
+    any other, the same key again is a retry or replay of the close that was cancelled. And
+    only for a close the helpdesk says happened after the cancelled one (:data:`LATER_CLOSE`):
+    a close time no later is that close's own retry or replay, whose survey would go into a
+    conversation open again. When either close time is unknown, the close re-arms it.
     """
     values = {name: row.get(name) for name in SURVEY_COLUMNS}
+    later = (
+        sa.or_(surveys.c.closed_at.is_(None), surveys.c.closed_at < values["closed_at"])
+        if values["closed_at"] is not None
+        else sa.true()
+    )
     revived = conn.execute(
         sa.update(surveys)
         .where(
@@ -77,6 +85,7 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
             surveys.c.dialog_id == values["dialog_id"],
             surveys.c.occurrence == values["occurrence"],
             surveys.c.status == CANCELLED,
+            later,
         )
         .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
         .returning(surveys.c.id)
@@ -206,6 +215,13 @@ _TIME_FIELDS = tuple(n for n in SURVEY_COLUMNS if _pg_field_type(surveys.c[n]) =
 _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 
 
+# A close re-arms a cancelled survey only when the helpdesk's close time says it is a later
+# close than the one the survey was for (or either time is unknown): under ``per_dialog:
+# once`` the key has no occurrence, and a vendor's late retry, or a replay of a signed body
+# that carries no time of its own (Help Scout, Intercom), is otherwise a new close.
+LATER_CLOSE = "(s.closed_at IS NULL OR v.closed_at IS NULL OR s.closed_at < v.closed_at)"
+
+
 @functools.cache
 def _record_closes_sql() -> str:
     fields = [(name, _pg_field_type(surveys.c[name])) for name in SURVEY_COLUMNS]
@@ -227,7 +243,7 @@ def _record_closes_sql() -> str:
         # it when its key may repeat on a new close (v.revive; see revive_survey); the INSERT
         # above left that row alone (a conflict), so no row is touched twice.
         f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
-        f" WHERE {same_key} AND v.revive AND s.status = '{CANCELLED}'"
+        f" WHERE {same_key} AND v.revive AND s.status = '{CANCELLED}' AND {LATER_CLOSE}"
         " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status),"
         " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
         " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"

@@ -7,6 +7,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -185,6 +186,67 @@ def test_only_a_close_whose_occurrence_may_repeat_revives_a_cancelled_survey(
     assert queue[first[0]["survey_id"]] == "cancelled"
     assert queue[again[1]["survey_id"]] == "pending"
     assert queue[first[1]["survey_id"]] == queue[first[2]["survey_id"]] == "pending"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_a_close_no_later_than_the_cancelled_one_does_not_revive_it(
+    make_config, make_services, policy
+):
+    # Under per_dialog: once the key has no occurrence: a late retry of the close a reopen
+    # cancelled, or a replay of its signed body, carries that close's own time. Only a close
+    # the helpdesk says came later re-arms the survey; an unknown time re-arms it as before.
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    engine = services.engine
+    t0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    first = recorder._writer._transaction(
+        [
+            _close(services, "D-1", closed_at=t0),
+            _close(services, "D-2", closed_at=t0),
+            _close(services, "D-3"),
+        ]
+    )
+    assert [r["status"] for r in first] == ["queued"] * 3
+    with engine.begin() as conn:  # the dialogs reopened before their replies went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+
+    again = recorder._writer._transaction(
+        [
+            _close(services, "D-1", closed_at=t0),  # the same close again: a duplicate
+            _close(services, "D-2", closed_at=t0 - timedelta(minutes=5)),  # an older one
+            _close(services, "D-3", closed_at=t0),  # the cancelled one's time unknown
+        ]
+    )
+    assert [r["status"] for r in again] == ["duplicate", "duplicate", "queued"]
+    assert again[2]["survey_id"] == first[2]["survey_id"]
+
+    later = recorder._writer._transaction(
+        [_close(services, "D-1", closed_at=t0 + timedelta(minutes=3)), _close(services, "D-2")]
+    )
+    assert [r["status"] for r in later] == ["queued", "queued"]  # closed again; time unknown
+    assert [r["survey_id"] for r in later] == [first[0]["survey_id"], first[1]["survey_id"]]
+    with engine.connect() as conn:
+        stored = {
+            r.dialog_id: (r.status, r.closed_at)
+            for r in conn.execute(
+                sa.select(surveys.c.dialog_id, surveys.c.status, surveys.c.closed_at)
+            )
+        }
+        queue = {
+            r.survey_id: r.status
+            for r in conn.execute(sa.select(outbox.c.survey_id, outbox.c.status))
+        }
+    assert stored == {
+        "D-1": ("queued", t0 + timedelta(minutes=3)),
+        "D-2": ("queued", None),
+        "D-3": ("queued", t0),
+    }
+    assert set(queue.values()) == {"pending"}
 
 
 def test_a_batch_with_a_value_the_database_refuses_leaves_nothing(make_config, make_services):

@@ -282,3 +282,30 @@ def test_csv_rounds_a_figure_as_the_spreadsheet_shows_its_cell(tmp_path: Path):
     write_csv(tmp_path / "r.csv", table)
     rows = list(csv.reader((tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()))
     assert rows[1:] == [["43.6", "-9.3", "3.13"], ["12.4", "0.1", "4.01"]]
+
+
+def test_chart_ranges_name_a_sheet_whose_title_holds_an_apostrophe(tmp_path: Path):
+    """``output.gsheets.summary_tab: "Team's CSAT"``: the chart's ranges must name that sheet,
+    its apostrophe doubled once (``'Team''s CSAT'!``). openpyxl's Reference, given the
+    quoted range as text, keeps the doubled apostrophe as part of the name and doubles it
+    again: the series pointed at a sheet "Team''s CSAT" that does not exist (an empty chart)."""
+    rows = [
+        ["Agent", "CSAT", "95% low", "95% high"],
+        ["Anna", 0.9, 0.8, 0.95],
+        ["Boris", 0.6, 0.4, 0.75],
+    ]
+    grid = Grid("Team's CSAT", "summary", rows)
+    grid.charts.append(Chart(BARS, "CSAT by agent", (4, 0), 0, 3, 0, 1, 2, 3, axis_title="CSAT"))
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [grid], Texts("en"))
+
+    sheet = load_workbook(path)["Team's CSAT"]
+    [chart] = sheet._charts
+    [series] = chart.series
+    assert series.tx.strRef.f == "'Team''s CSAT'!B1"
+    assert series.val.numRef.f == "'Team''s CSAT'!$B$2:$B$3"
+    assert series.cat.strRef.f == "'Team''s CSAT'!$A$2:$A$3"
+    assert (series.errBars.minus.numRef.f, series.errBars.plus.numRef.f) == (
+        "'Team''s CSAT'!$E$2:$E$3",
+        "'Team''s CSAT'!$F$2:$F$3",
+    )

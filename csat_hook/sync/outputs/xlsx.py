@@ -123,7 +123,7 @@ def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
     for rule in grid.rules:
         _add_rule(sheet, rule)
     for slot, chart in enumerate(grid.charts):
-        chart_object = _chart(chart, title, grid.width + 2 * slot, texts)
+        chart_object = _chart(chart, sheet, grid.width + 2 * slot, texts)
         sheet.add_chart(chart_object, _a1(*chart.anchor))
 
 
@@ -222,12 +222,12 @@ def _fill(color: str) -> PatternFill:
     return PatternFill(start_color=color, end_color=color, fill_type="solid")
 
 
-def _chart(chart: Chart, title: str, helpers: int, texts: Texts) -> Any:
-    sheet = quote_sheetname(title)
+def _chart(chart: Chart, sheet: Any, helpers: int, texts: Texts) -> Any:
+    quoted = quote_sheetname(sheet.title)
     first, last = chart.header + 2, chart.end  # 1-based data rows
     categories = AxDataSource(
         strRef=StrRef(
-            f"{sheet}!${get_column_letter(chart.category + 1)}${first}"
+            f"{quoted}!${get_column_letter(chart.category + 1)}${first}"
             f":${get_column_letter(chart.category + 1)}${last}"
         )
     )
@@ -279,10 +279,12 @@ def _chart(chart: Chart, title: str, helpers: int, texts: Texts) -> Any:
     return line
 
 
-def _ref(sheet: str, column: int, header: int, last: int) -> Reference:
-    """One column from ``header`` (the series name, 1-based) to ``last``."""
-    letter = get_column_letter(column + 1)
-    return Reference(range_string=f"{sheet}!${letter}${header}:${letter}${last}")
+def _ref(sheet: Any, column: int, header: int, last: int) -> Reference:
+    """One column of ``sheet`` from ``header`` (the series name, 1-based) to ``last``. Made
+    from the worksheet, not from range text: openpyxl keeps the sheet name of a quoted range
+    as written, its apostrophes still doubled, and doubles them again when it writes the
+    range ("Team's CSAT" became ``'Team''''s CSAT'!``: no such sheet)."""
+    return Reference(sheet, column + 1, header, column + 1, last)
 
 
 def _percent_axis(chart: Any, title: str) -> None:

@@ -91,6 +91,22 @@ def test_csv_neutralises_injection_per_owasp(tmp_path: Path):
     assert neutralize(None) == "" and neutralize(4.5) == 4.5
 
 
+def test_csv_neutralises_full_width_signs_and_a_leading_line_feed(tmp_path: Path):
+    """Japanese Excel reads a full-width ＝ as =, and Apple Numbers normalises ＝ ＋ － ＠
+    to their ASCII forms before it decides whether a cell is a formula (OWASP www-community
+    #1088, adaltas/node-csv#387); the OWASP testing guide lists a line feed beside the tab
+    and the carriage return."""
+    evil = ['＝HYPERLINK("https://evil.example","x")', "＋1+2", "－2+3", "＠SUM(A1)", "\n=1"]
+    table = Table([Column("Comment")], [[v] for v in evil])
+    path = tmp_path / "answers.csv"
+    write_csv(path, table)
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        comments = [r[0] for r in list(csv.reader(handle))[1:]]
+    assert comments == ["'" + v for v in evil]
+    assert neutralize("a ＝ b") == "a ＝ b"
+
+
 def test_titles_are_unique_short_and_clean():
     assert agent_title("Anna: [Team]/Lead?*", "7", 100) == "Anna Team Lead (7)"
     long = agent_title("Very Long Name " * 10, "agent-key-123", 31)

@@ -6,7 +6,9 @@ Text that a spreadsheet program would run as a formula stays text:
   value starting with ``=`` a formula); characters XML cannot hold are dropped, and text
   over the 32,767 characters a cell holds is cut.
 * CSV: per the OWASP "CSV Injection" guidance, a text cell starting with ``=``, ``+``, ``-``,
-  ``@``, a tab or a carriage return gets a leading apostrophe (``'=1+1``), which Excel and
+  ``@``, their full-width forms (``＝ ＋ － ＠``: Japanese Excel reads ``＝`` as ``=``, Apple
+  Numbers folds all four to ASCII; OWASP www-community#1088, adaltas/node-csv#387), a tab,
+  a carriage return or a line feed gets a leading apostrophe (``'=1+1``), which Excel and
   LibreOffice show as text; numbers are written as numbers. The files are UTF-8 with a BOM
   so Excel reads Cyrillic correctly. A CSV has no number formats, so it holds readable
   numbers: percentages ×100 with "(%)" in the header, date-times as local ISO text.
@@ -38,7 +40,7 @@ from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import XLSX_RESERVED
 from csat_hook.sync.titles import table_titles
 
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+CSV_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 
 

@@ -6,7 +6,9 @@ stays the same across runs and two agents with one name never share a tab. Sheet
 Titles are compared case-insensitively, as Sheets does. Lengths are counted in UTF-16 code
 units, as Excel counts them: an emoji is two, and a name of 31 code points holding one makes
 Excel report the workbook damaged (randym/axlsx#588, caxlsx/caxlsx#70). Excel also reserves
-the name "History" (any case; :data:`XLSX_RESERVED`), which Sheets allows.
+the name "History" (any case; :data:`XLSX_RESERVED`), which Sheets allows. Bidirectional
+controls are dropped: a RIGHT-TO-LEFT OVERRIDE (U+202E) before ")7( annA" reversed the rest
+of the title, the key included, and the tab of agent 9 showed as "(9) Anna (7)".
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ XLSX_MAX = 31
 XLSX_RESERVED = ("History",)
 # Also what XML cannot hold (an .xlsx keeps the titles in XML): controls, U+FFFE, U+FFFF.
 _FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ud800-\udfff\ufffe\uffff]")
+# Bidirectional marks, embeddings, overrides and isolates (UAX #9): invisible, so dropped.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def units(text: str) -> int:
@@ -40,7 +44,7 @@ def cut(text: str, max_units: int) -> str:
 
 def clean(text: str, max_len: int) -> str:
     """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
-    text = " ".join(_FORBIDDEN.sub(" ", text).split()).strip("'").strip()
+    text = " ".join(_FORBIDDEN.sub(" ", _BIDI.sub("", text)).split()).strip("'").strip()
     return cut(text, max_len).rstrip().strip("'") or "-"
 
 

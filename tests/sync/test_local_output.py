@@ -120,6 +120,17 @@ def test_titles_are_unique_short_and_clean():
     assert table_titles([("'quoted'", None)], 100) == ["quoted"]
 
 
+def test_a_title_holds_no_bidi_control_that_would_move_the_key():
+    """An agent named "\\u202e)7( annA" (RIGHT-TO-LEFT OVERRIDE, then the text reversed) had
+    the tab "\\u202e)7( annA (9)", which a tab bar shows as "(9) Anna (7)": the key that
+    tells agents apart shown beside someone else's. Overrides, embeddings, isolates and
+    directional marks are dropped from titles; right-to-left names still read right to left
+    without them."""
+    assert agent_title("\u202e)7( annA", "9", 100) == ")7( annA (9)"
+    assert agent_title("An\u2067na\u2069 \u200fP\u202a\u202c", "9\u202e", 31) == "Anna P (9)"
+    assert agent_title("שרה כהן", "12", 100) == "שרה כהן (12)"
+
+
 def test_the_reports_own_tabs_keep_their_titles_whatever_an_agent_is_called():
     """Agents' tabs come before Unverified and Alerts: an agent titled like one took it."""
     names = [("Summary", None), ("unverified", "unverified"), ("Unverified", None)]

@@ -25,6 +25,10 @@ from csat_hook.sync.config import OutputConfig
 from csat_hook.sync.config import ResultsConfig
 from csat_hook.sync.config import SyncConfig
 from csat_hook.sync.config import check_sync_sections
+from csat_hook.sync.texts import LANGUAGES
+from csat_hook.sync.texts import Texts
+from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import clean
 from csat_hook.tokens import TokenConfig
 
 ENV_CONFIG_PATH = "CSAT_HOOK_CONFIG"
@@ -61,4 +65,29 @@ class Config(StrictModel):
                 f"survey.links: the scale {links.scale_min}–{links.scale_max} must lie within "
                 f"metrics.scale_min–scale_max ({metrics.scale_min}–{metrics.scale_max})"
             )
+        _check_alerts_tab(self.alerts, self.output)
         return self
+
+
+def _check_alerts_tab(alerts: AlertsConfig, output: OutputConfig) -> None:
+    """The Alerts tab's title differs from the report's other tabs' (in either language), as
+    the outputs write them: the report's own tabs are titled in order, the Alerts tab last,
+    so it became "Summary 2" while its "Handled" column was read back from the tab of the
+    configured title, the other one; every edit the team made was overwritten, silently."""
+    if alerts.tab is None or not alerts.active:
+        return
+    sheets = output.gsheets
+    others = [sheets.summary_tab, sheets.unverified_tab]
+    for language in LANGUAGES:
+        texts = Texts(language)
+        others += [texts["trends"], texts["responses"]]
+        others += [texts["summary"]] if sheets.summary_tab is None else []
+        others += [texts["unverified"]] if sheets.unverified_tab is None else []
+    title = clean(alerts.tab, SHEETS_MAX).casefold()
+    clash = next((o for o in others if o and clean(o, SHEETS_MAX).casefold() == title), None)
+    if clash is not None:
+        raise ValueError(
+            f"alerts.tab: {alerts.tab!r} is the title of the report's tab {clash!r}; the "
+            'alerts would go to another tab and the team\'s "Handled" column there would '
+            "never be read back: give the Alerts tab a title of its own"
+        )

@@ -115,3 +115,38 @@ def test_a_folder_of_the_zone_database_or_an_overlong_name_is_an_unknown_zone(ke
     assert caught.value.message.count("\n") == 1  # the one key, named
     assert f"{key}" in caught.value.message
     assert "time zone" in caught.value.message or "IANA zone" in caught.value.message
+
+
+ALERTS_ON = {
+    "destinations": {
+        "slack": {"kind": "slack", "webhook_url": "https://hooks.slack.com/services/T0/B0/x"}
+    },
+    "rules": [{"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}],
+}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"alerts": {**ALERTS_ON, "tab": "Summary"}},
+        {"alerts": {**ALERTS_ON, "tab": "сводка"}},  # the Russian report's Summary
+        {"alerts": {**ALERTS_ON, "tab": "Responses:"}},  # written as "Responses"
+        {"alerts": ALERTS_ON, "output": {"gsheets": {"summary_tab": "alerts"}}},
+        {"alerts": {**ALERTS_ON, "tab": "Team"}, "output": {"gsheets": {"unverified_tab": "Team"}}},
+    ],
+)
+def test_the_alerts_tab_is_titled_apart_from_the_reports_other_tabs(overrides):
+    """The report's own tabs are titled in order, the Alerts tab last: one titled like
+    another became "Summary 2", while the team's "Handled" column was read back from the tab
+    of the configured title, the other one. It was never found, and every edit the team made
+    was overwritten by the next sync, silently."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={}, overrides=overrides)
+    assert "alerts.tab" in caught.value.message
+    assert "Handled" in caught.value.message
+
+
+def test_the_alerts_tab_may_share_a_title_when_it_is_not_written():
+    assert load_config(None, env={}, overrides={"alerts": {"tab": "Summary"}}).alerts.tab
+    config = load_config(None, env={}, overrides={"alerts": {**ALERTS_ON, "tab": ""}})
+    assert config.alerts.tab is None

@@ -3,6 +3,11 @@
 An answer rule's alert is identified by the rule, the survey, the event and the rating (the
 NPS score for ``nps_detractor``): reading the answer again raises nothing, a changed rating
 raises one alert for the change, coming back to a rating already alerted raises nothing.
+An edit that raises the score (1 → 2 under ``max_rating: 2``) of an answer the rule has
+alerted on already raises nothing either: the team was told of the worse score, and the
+better one is no news to act on. An edit that lowers it (2 → 1, or 4 → 2) does alert, and
+so does an improving edit of an answer the rule never alerted on (one submitted before the
+rule existed, or whose comment is new to a ``comment`` rule): it is the first the team hears.
 Answers older than ``alerts.max_age_hours``, or submitted before the rule existed (less
 ``backfill_minutes``), are not alerted.
 """
@@ -68,6 +73,7 @@ def answer_alerts(
                     alert_key("answer", rule.name, answer.survey_key, event, score),
                 )
             )
+    matched = _without_improvements(conn, matched, inputs.scale)
     if not matched:
         return []
     contexts = store.reply_contexts(conn, sorted({a.token for _, a, _, _ in matched}))
@@ -108,6 +114,39 @@ def answer_alerts(
             )
         )
     return new
+
+
+def _scores(event: str, answer: Changed) -> tuple[int | None, int | None]:
+    """The score ``event`` is about (the NPS score for a detractor, else the rating) and the
+    one the edit replaced (None for a first answer)."""
+    if event == NPS_DETRACTOR:
+        return answer.nps, answer.previous_nps
+    return answer.rating, answer.previous_rating
+
+
+def _without_improvements(
+    conn: sa.Connection, matched: list[tuple[Any, Changed, str, str]], scale: Scale
+) -> list[tuple[Any, Changed, str, str]]:
+    """``matched`` less the edits that raised the score of an answer the same rule has
+    alerted on already (under any score): the team knows of the worse one."""
+    told: dict[int, list[str]] = {}
+    for index, (rule, answer, event, _) in enumerate(matched):
+        score, previous = _scores(event, answer)
+        if score is None or previous is None or score <= previous:
+            continue
+        low, high = (0, 10) if event == NPS_DETRACTOR else (scale.scale_min, scale.scale_max)
+        told[index] = [
+            alert_key("answer", rule.name, answer.survey_key, event, earlier)
+            for earlier in range(min(low, previous), max(high, previous) + 1)
+        ]
+    if not told:
+        return matched
+    existing = store.existing_keys(conn, sorted({k for keys in told.values() for k in keys}))
+    return [
+        item
+        for index, item in enumerate(matched)
+        if not any(key in existing for key in told.get(index, ()))
+    ]
 
 
 def _limit(rule: Any, scale: Scale) -> int | None:

@@ -6,8 +6,9 @@ all (a failed run, a dry run). Every alert has an identity (``alerts.key``):
 
 * an answer rule (:mod:`~csat_hook.alerts.answers`): the rule, the survey and the rating
   (the NPS score for ``nps_detractor``). Reading the answer again (the next sync,
-  ``--full``, an edit of the comment) raises nothing; a changed rating raises one alert for
-  the change (``previous_rating``); coming back to a rating already alerted raises nothing;
+  ``--full``, an edit of the comment) raises nothing; a lowered rating raises one alert for
+  the change (``previous_rating``); coming back to a rating already alerted, or raising one
+  the rule alerted on (1 → 2 under ``max_rating: 2``), raises nothing;
 * ``agent_below_target`` (:mod:`~csat_hook.alerts.agents`): the rule, the agent and the
   episode (the n-th time the agent went below), so an agent is alerted once per drop;
 * a digest (:mod:`~csat_hook.alerts.digests`): the digest and its period; an overflow

@@ -41,6 +41,7 @@ class Changed:
     submitted_at: datetime
     previous_rating: int | None = None
     nps: int | None = None
+    previous_nps: int | None = None
     team: str | None = None
     agent_name: str | None = None
 

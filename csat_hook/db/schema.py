@@ -332,14 +332,15 @@ sync_locks = sa.Table(
 
 # --- alerts -----------------------------------------------------------------------------------
 # One row per alert: a rule matched an answer (``kind`` answer: ``key`` is the digest of rule,
-# survey and rating, so a re-run, ``--full`` or an edit that keeps the rating adds nothing, and
-# a changed rating adds one), an agent's CSAT went significantly below target (``agent``: rule,
-# agent and episode), a digest is due (``digest``: digest and period), or a destination's cap
-# was reached (``overflow``). Written by the sync in the transaction that stores the answers;
-# each alert's deliveries are outbox rows. ``payload`` is the message as it is sent (it holds
-# the customer's comment). ``handled`` is what the team marked (the Alerts tab's column, or
-# ``csat-hook alerts handle``); ``handled_sheet`` is the value last written to that column, so
-# an edit made in the sheet is told from one made on the command line.
+# survey and rating, so a re-run, ``--full`` or an edit that keeps the rating adds nothing, a
+# lowered rating adds one, and a raised one the rule alerted on adds none), an agent's CSAT
+# went significantly below target (``agent``: rule, agent and episode), a digest is due
+# (``digest``: digest and period), or a destination's cap was reached (``overflow``). Written
+# by the sync in the transaction that stores the answers; each alert's deliveries are outbox
+# rows. ``payload`` is the message as it is sent (it holds the customer's comment).
+# ``handled`` is what the team marked (the Alerts tab's column, or ``csat-hook alerts
+# handle``); ``handled_sheet`` is the value last written to that column, so an edit made in
+# the sheet is told from one made on the command line.
 alerts = sa.Table(
     "alerts",
     metadata,

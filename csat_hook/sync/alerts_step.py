@@ -45,7 +45,7 @@ class AlertsStep:
         self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]
     ) -> list[Changed]:
         """The answers this run added or replaced, as the alert rules read them (with the
-        rating they replaced, the survey's team and the agent's recorded name)."""
+        rating and NPS score they replaced, the survey's team and the agent's recorded name)."""
         if not self.config.alerts.rules:
             return []
         found = []
@@ -66,6 +66,7 @@ class AlertsStep:
                     submitted_at=row.submitted_at,
                     previous_rating=before.rating if before is not None else None,
                     nps=getattr(row, "nps", None),
+                    previous_nps=before.nps if before is not None else None,
                     team=survey.team if survey is not None else None,
                     agent_name=(survey.agent_name if survey is not None else None)
                     or getattr(static.get(row.agent_key), "name", None),

@@ -73,6 +73,78 @@ def test_a_changed_rating_alerts_once_for_the_change(alerting):
     assert AlertMessage.from_payload(second.payload).previous_rating == 2
 
 
+def test_an_edit_that_improves_a_low_rating_alerts_nothing(alerting):
+    """The team was told about the 1: the customer raising it to a 2 (still at or below
+    ``max_rating``) is no new low rating. Lowering it again, or from above the rule, is."""
+    assert raise_now(alerting, [changed(rating=1)]).raised == {"low": 1}
+    assert raise_now(alerting, [changed(rating=2, previous_rating=1)]).raised == {}
+    # Back down to the 1 already alerted: nothing either.
+    assert raise_now(alerting, [changed(rating=1, previous_rating=2)]).raised == {}
+    # Out of the rule, then low again: a worsening edit, one alert for it.
+    assert raise_now(alerting, [changed(rating=5, previous_rating=1)]).raised == {}
+    assert raise_now(alerting, [changed(rating=2, previous_rating=5)]).raised == {"low": 1}
+    first, second = stored(alerting)
+    assert (first.rating, first.previous_rating) == (1, None)
+    assert (second.rating, second.previous_rating) == (2, 5)
+
+
+def test_an_improving_edit_within_a_wider_rule_alerts_nothing_each_step(with_rules):
+    services = with_rules(rule("low_rating", name="low", max_rating=3))
+    assert raise_now(services, [changed(rating=1)]).raised == {"low": 1}
+    assert raise_now(services, [changed(rating=2, previous_rating=1)]).raised == {}
+    assert raise_now(services, [changed(rating=3, previous_rating=2)]).raised == {}
+    assert [a.rating for a in stored(services)] == [1]
+
+
+def test_a_first_low_answer_and_a_worsening_edit_still_alert(alerting):
+    assert raise_now(alerting, [changed(survey_key="a", rating=2)]).raised == {"low": 1}
+    assert raise_now(alerting, [changed(survey_key="a", rating=1, previous_rating=2)]).raised == {
+        "low": 1
+    }
+    assert raise_now(alerting, [changed(survey_key="b", rating=4)]).raised == {}
+    assert raise_now(alerting, [changed(survey_key="b", rating=2, previous_rating=4)]).raised == {
+        "low": 1
+    }
+    assert [(a.survey_key, a.rating, a.previous_rating) for a in stored(alerting)] == [
+        ("a", 2, None),
+        ("a", 1, 2),
+        ("b", 2, 4),
+    ]
+
+
+def test_an_improving_edit_the_rule_never_alerted_on_alerts(alerting, clock):
+    """Nobody was told about the 1 (submitted before the rule existed): the edited answer,
+    submitted now and still low, is the first the team hears of it."""
+    raise_now(alerting, [])  # the rule is first seen now
+    clock.advance(3600 * 5)
+    assert raise_now(
+        alerting, [changed(rating=2, previous_rating=1, submitted_at=clock())]
+    ).raised == {"low": 1}
+    [alert] = stored(alerting)
+    assert (alert.rating, alert.previous_rating) == (2, 1)
+
+
+def test_improving_edits_under_the_comment_and_nps_rules_alert_nothing(with_rules):
+    services = with_rules(
+        rule("comment"),
+        rule("comment", name="low-comment", max_rating=2),
+        rule("nps_detractor", name="detractors"),
+    )
+    assert raise_now(services, [changed(rating=1, comment="Slow", nps=2)]).raised == {
+        "comment": 1,
+        "low-comment": 1,
+        "detractors": 1,
+    }
+    improved = changed(rating=2, previous_rating=1, comment="Slow", nps=5, previous_nps=2)
+    assert raise_now(services, [improved]).raised == {}
+    # A comment first written with an improving edit is news to the comment rules.
+    fresh = changed(survey_key="b", rating=2, previous_rating=1, comment="Still slow")
+    assert raise_now(services, [fresh]).raised == {"comment": 1, "low-comment": 1}
+    # Worse again: alerted.
+    worse = changed(rating=1, previous_rating=2, comment="Slow", nps=0, previous_nps=5)
+    assert raise_now(services, [worse]).raised == {"detractors": 1}
+
+
 def test_ratings_above_the_threshold_do_not_alert(alerting):
     assert raise_now(alerting, [changed(rating=3)]).raised == {}
     assert stored(alerting) == [] and deliveries(alerting) == []

@@ -282,6 +282,43 @@ def test_an_edited_rating_alerts_once_for_the_change(loop, kit, fake_helpdesk, r
     ]
 
 
+def test_an_edit_that_improves_a_low_rating_alerts_nothing(
+    loop, kit, fake_helpdesk, receivers, mailbox
+):
+    """The team was told of the 1; the customer raising it to a 2 (still at or below
+    ``max_rating: 2``) is no new "Low rating 2/5 (was 1/5)". Lowering it again from above
+    the rule is a new alert."""
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=3), "1", token, "slow")]
+    )
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "2", token, "slow")]
+    )
+    assert loop.sync().alerts["raised"] == {}
+    assert loop.sync(full=True).alerts["raised"] == {}
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "5", token, "ok now")]
+    )
+    assert loop.sync().alerts["raised"] == {}
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "2", token, "again")]
+    )
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    loop.deliver()
+    texts = [m.json()["text"] for m in receivers.delivered("slack")]
+    assert texts == [
+        "Low rating 1/5 for John on ticket 10",
+        "Low rating 2/5 (was 5/5) for John on ticket 10",
+    ]
+
+
 def test_a_destination_answering_5xx_gets_the_alert_later_once(
     loop, kit, fake_helpdesk, receivers, mailbox
 ):

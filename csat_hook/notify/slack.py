@@ -17,8 +17,12 @@
   ``verbatim`` (no auto-linking). The ticket link is ``<url|label>`` with ``|``, ``<``, ``>``
   percent-encoded in the URL, so a crafted URL cannot choose its label.
   https://docs.slack.dev/messaging/formatting-message-text#escaping
-* Limits (Block Kit): a section's text 3000 characters, a header's 150, 50 blocks; an
-  alert stays far below them (the comment is clipped).
+* Limits (Block Kit): a section's text 3000 characters, a header's 150, 50 blocks; a
+  button's URL 3000. Text is clipped where it is plain, before it is assembled: each line
+  of the first section (a helpdesk's agent name or dialog id can be any length) and the
+  link's label are clipped on their own, so the ``<url|label>`` link is never cut (one too
+  long to fit whole is left out, as is a button whose URL is over the limit), and escaped
+  text is never cut inside an entity (``&amp;``).
 * A webhook answers no message id, and nothing can be looked up: an attempt whose outcome is
   unknown is recorded as sent unconfirmed (``on_unknown_outcome: skip``) or sent again.
 """
@@ -37,7 +41,6 @@ from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import SlackOptions
 from csat_hook.notify.records import AlertMessage
-from csat_hook.notify.render import clip
 from csat_hook.notify.render import comment_of
 from csat_hook.notify.render import fact_lines
 from csat_hook.notify.render import footer
@@ -45,6 +48,14 @@ from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
 
 SECTION_LIMIT = 3000
+# A line of the first section (the headline, a fact) and a link's label, clipped on their
+# own: an extreme agent name or dialog id cannot crowd the ticket link out or cut it.
+LINE_LIMIT = 500
+LABEL_LIMIT = 100
+# A link longer than this (a dialog id of thousands of characters in its URL) is left out;
+# whatever its length, the headline keeps its room.
+LINK_LIMIT = SECTION_LIMIT - LINE_LIMIT - 1
+URL_LIMIT = 3000  # a button's url
 # Slack's error answers are short snake_case codes; anything else is not read.
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -54,14 +65,50 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def clip_escaped(text: str, limit: int) -> str:
+    """:func:`escape`'d ``text`` cut to ``limit`` characters, an ellipsis marking the cut,
+    never inside an entity (``&am…`` would show as text). Only for escaped text: every
+    ``&`` in it starts an entity (a link's URL keeps raw ``&``: never clip one)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut.rstrip() + "…"
+
+
 def link(url: str, label: str) -> str | None:
-    """``<url|label>``, or None when ``url`` is not an absolute http(s) URL."""
+    """``<url|label>`` (the label escaped and clipped to :data:`LABEL_LIMIT`), or None when
+    ``url`` is not an absolute http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         return None
     safe = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
     safe = safe.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
-    return f"<{safe}|{escape(label)}>"
+    return f"<{safe}|{clip_escaped(escape(label), LABEL_LIMIT)}>"
+
+
+def first_section(head: str, facts: list[str], ticket: str | None) -> str:
+    """The headline in bold, the facts and the ticket link, within :data:`SECTION_LIMIT`.
+
+    Each line is escaped and clipped on its own (to :data:`LINE_LIMIT`, and to the room
+    left); the link is whole or absent: the room for the lines is what it leaves. Facts
+    that no longer fit are left out (a digest's per-agent lines are in its report too)."""
+    if ticket is not None and len(ticket) > LINK_LIMIT:
+        ticket = None
+    room = SECTION_LIMIT - (len(ticket) + 1 if ticket else 0)
+    lines = ["*" + clip_escaped(escape(head), min(LINE_LIMIT, room) - 2) + "*"]
+    room -= len(lines[0])
+    for fact in facts:
+        if room < len("\n…") + 1:
+            break
+        line = clip_escaped(escape(fact), min(LINE_LIMIT, room - 1))
+        lines.append(line)
+        room -= len(line) + 1
+    if ticket:
+        lines.append(ticket)
+    return "\n".join(lines)
 
 
 def slack_error(response: requests.Response) -> str | None:
@@ -77,16 +124,11 @@ class SlackDestination(Destination):
     def payload(self, message: AlertMessage) -> dict[str, Any]:
         """The webhook's JSON body."""
         head = headline(message)
-        first = f"*{escape(head)}*"
-        facts = fact_lines(message)
-        if facts:
-            first += "\n" + "\n".join(escape(line) for line in facts)
         label = f"Open ticket {message.dialog_id or ''}".strip()
         ticket = link(message.ticket_url, label) if message.ticket_url else None
-        if ticket:
-            first += "\n" + ticket
+        first = first_section(head, fact_lines(message), ticket)
         blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": clip(first, SECTION_LIMIT)}}
+            {"type": "section", "text": {"type": "mrkdwn", "text": first}}
         ]
         comment = comment_of(message, include_comment=self.include_comment)
         if comment:
@@ -96,7 +138,7 @@ class SlackDestination(Destination):
                     "type": "section",
                     "text": {
                         "type": "mrkdwn",
-                        "text": clip(quoted, SECTION_LIMIT),
+                        "text": clip_escaped(quoted, SECTION_LIMIT),
                         "verbatim": True,
                     },
                 }
@@ -111,12 +153,17 @@ class SlackDestination(Destination):
                     "type": "section",
                     "text": {
                         "type": "mrkdwn",
-                        "text": clip("*Lowest-rated answers*\n" + listed, SECTION_LIMIT),
+                        "text": clip_escaped("*Lowest-rated answers*\n" + listed, SECTION_LIMIT),
                         "verbatim": True,
                     },
                 }
             )
-        if self.options.button and message.ticket_url and ticket:  # the link is valid
+        if (
+            self.options.button
+            and message.ticket_url
+            and link(message.ticket_url, "") is not None  # an http(s) URL
+            and len(message.ticket_url) <= URL_LIMIT  # whole, or no button: never cut
+        ):
             blocks.append(
                 {
                     "type": "actions",
@@ -124,17 +171,22 @@ class SlackDestination(Destination):
                         {
                             "type": "button",
                             "text": {"type": "plain_text", "text": "Open ticket"},
-                            "url": message.ticket_url[:3000],
+                            "url": message.ticket_url,
                             "action_id": "open_ticket",
                         }
                     ],
                 }
             )
         blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(footer(message))}]}
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": clip_escaped(escape(footer(message)), SECTION_LIMIT)}
+                ],
+            }
         )
         return {
-            "text": clip(escape(head), SECTION_LIMIT),
+            "text": clip_escaped(escape(head), SECTION_LIMIT),
             "blocks": blocks,
             "unfurl_links": False,
             "unfurl_media": False,

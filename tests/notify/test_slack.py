@@ -4,6 +4,7 @@ keeps customer text inert, and Slack's answers classified."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -162,3 +163,94 @@ def test_only_slack_incoming_webhook_urls_are_accepted(url):
 def test_the_government_host_and_loopback_fakes_are_accepted():
     build("s", {"kind": "slack", "webhook_url": "https://hooks.slack-gov.com/services/T0/B0/X0"})
     build("s", {"kind": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/X0"})
+
+
+# --- extreme names and ids: clipped before assembling, never a link or an entity cut ---------
+
+_LINK = re.compile(r"<[^<>]*>")
+_ENTITY = re.compile(r"&(?:amp|lt|gt);")
+
+
+def assert_whole_mrkdwn(text: str) -> None:
+    """Within Slack's section limit, every ``<`` closed by its ``>`` (only links remain raw)
+    and every ``&`` the start of a whole entity."""
+    assert len(text) <= 3000
+    rest = "\n".join(line.removeprefix(">") for line in _LINK.sub("", text).split("\n"))
+    assert "<" not in rest and ">" not in rest
+    assert "&" not in _ENTITY.sub("", rest)
+
+
+def first_section(fake_notify, message) -> str:
+    slack(fake_notify).send(message)
+    body = fake_notify.delivered("slack")[-1].json()
+    for block in body["blocks"]:
+        if block["type"] in ("section", "context"):
+            texts = [block["text"]] if block["type"] == "section" else block["elements"]
+            for text in texts:
+                assert_whole_mrkdwn(text["text"])
+    assert_whole_mrkdwn(body["text"])
+    return body["blocks"][0]["text"]["text"]
+
+
+@pytest.mark.parametrize("name", ["A" * 4000, "R&D <team> " * 400, "Ann&" * 1000])
+def test_an_extreme_agent_name_never_cuts_the_ticket_link(fake_notify, name):
+    text = first_section(fake_notify, sample(agent_name=name))
+    link = "<https://acme.example/app/conversations/4512?a=1&b=x%7Cy%3Ez|Open ticket 4512>"
+    assert text.endswith("\n" + link)
+    assert text.startswith("*Low rating 2/5 for ") and "\nRating: 2/5\n" in text
+
+
+@pytest.mark.parametrize("dialog_id", ["9" * 700, "&<>" * 300, "D" * 2300])
+def test_an_extreme_dialog_id_never_cuts_the_ticket_link(fake_notify, dialog_id):
+    url = "https://acme.example/app/conversations/" + dialog_id
+    text = first_section(fake_notify, sample(dialog_id=dialog_id, ticket_url=url))
+    [link] = _LINK.findall(text)
+    target, label = link[1:-1].split("|")
+    assert target.startswith("https://acme.example/app/conversations/")
+    assert target.endswith(dialog_id[-5:].replace("<", "%3C").replace(">", "%3E"))
+    assert label.startswith("Open ticket ") and label.endswith("…")
+
+
+def test_a_link_that_cannot_fit_whole_is_left_out_not_cut(fake_notify):
+    dialog_id = "7" * 3500
+    url = "https://acme.example/app/conversations/" + dialog_id
+    text = first_section(fake_notify, sample(dialog_id=dialog_id, ticket_url=url))
+    assert "<" not in text and "https://" not in text
+    assert text.startswith("*Low rating 2/5 for Anna &lt;admin&gt; &amp; Co on ticket 777")
+
+
+def test_a_button_whose_url_is_over_the_limit_is_left_out_not_cut(fake_notify):
+    url = "https://acme.example/app/conversations/" + "7" * 3000
+    slack(fake_notify, button=True).send(sample(ticket_url=url))
+    blocks = fake_notify.delivered("slack")[0].json()["blocks"]
+    assert [b["type"] for b in blocks] == ["section", "section", "context"]
+
+
+def test_a_comment_of_ampersands_is_never_cut_inside_an_entity(fake_notify):
+    for comment in ("&" * 1500, "x" + "<" * 1499, "ab&" * 500):
+        first_section(fake_notify, sample(comment=comment))
+    quoted = fake_notify.delivered("slack")[-1].json()["blocks"][1]["text"]["text"]
+    assert quoted.startswith("> ab&amp;ab&amp;") and quoted.endswith("…")
+
+
+def test_a_digest_of_many_long_named_agents_stays_whole(fake_notify):
+    agents = tuple(
+        AgentFigures(str(i), f"Agent {i} " + "&" * 300, 25, 12, 0.48, (0.3, 0.67))
+        for i in range(30)
+    )
+    first_section(
+        fake_notify,
+        sample(
+            event="digest",
+            rule="daily",
+            period="2026-11-19",
+            figures=AgentFigures("*", "All agents", 40, 30, 0.75, (0.6, 0.86)),
+            agents=agents,
+            items=tuple(
+                DigestItem(1, "Anna&" * 50, "4512", "<&>" * 100, None, None) for _ in range(40)
+            ),
+            dialog_id=None,
+            ticket_url=None,
+            comment=None,
+        ),
+    )

@@ -6,6 +6,11 @@ The rendered reply carries names (an agent's, a customer's) and URLs with ``&`` 
 query. Sent as-is into an HTML body, a name could inject markup and a URL could be mangled by
 entity parsing, so text is escaped and links made real anchors; in Markdown, a name's ``*``
 or ``[`` is escaped so it cannot make a link or emphasis.
+
+An internal note (an alert) is plain text holding the customer's comment: where the vendor
+renders notes as HTML it goes through :func:`text_to_html`, where it renders them as Markdown
+(Chatwoot) through :func:`text_to_markdown`, so the comment shows as written, never as a
+link, an image or formatting.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ _BUTTON = (
     "border-radius:6px;text-align:center;text-decoration:none"
 )
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
+# Every ASCII punctuation character but the hyphen: CommonMark (and markdown-it, marked) read
+# a backslash before any of them as that character, literally.
+_ASCII_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,./:;<=>?@\[\\\]^_`{|}~])")
+# A hyphen that can be syntax: first on a line (a list item, a rule) or beside another (the
+# typographer's "--" en dash). Elsewhere it is left bare: an alert's ref (csat-alert-…) must
+# stay in the note's text as it is, to be found after an unknown outcome.
+_SYNTAX_HYPHEN = re.compile(r"^-|-(?=-)|(?<=-)-")
+_LEADING_BLANKS = re.compile(r"^[ \t]+")
+QUOTE_MARKER = "> "
 # Chatwoot channels whose messages render Markdown (the web widget; e-mail turns it into
 # HTML). Others (WhatsApp, Telegram, SMS, Line, API...) get plain text.
 MARKDOWN_CHANNELS = frozenset({"channel::webwidget", "channel::email"})
@@ -44,6 +58,28 @@ def text_to_html(text: str, link: str | None = None) -> str:
             escaped = escaped.replace(safe_link, f'<a href="{safe_link}">{safe_link}</a>')
         rendered.append("<p>" + escaped.replace("\n", "<br>") + "</p>")
     return "".join(rendered)
+
+
+def text_to_markdown(text: str) -> str:
+    """Plain ``text`` as Markdown that renders as it reads.
+
+    Every ASCII punctuation character is backslash-escaped, a hyphen only where it can be
+    syntax (see ``_SYNTAX_HYPHEN``): no link, image, emphasis, heading, list, table, HTML,
+    entity, auto-link of a bare URL or address (their ``:``, ``.`` and ``@`` are escaped) or
+    typographic replacement. Leading blanks become no-break spaces (four spaces would open a
+    code block, which shows backslashes as they are). A line's leading ``> `` stays a quote
+    marker, as in a plain-text e-mail; the rest of the line is escaped. Line breaks are kept:
+    Chatwoot renders them (markdown-it ``breaks: true``).
+    """
+    lines = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        quote = QUOTE_MARKER if line.startswith(QUOTE_MARKER) else ""
+        rest = line[len(quote) :]
+        blanks = _LEADING_BLANKS.match(rest)
+        lead = "\u00a0" * len(blanks.group()) if blanks else ""
+        rest = _ASCII_PUNCTUATION.sub(r"\\\1", rest[len(lead) :])
+        lines.append(quote + lead + _SYNTAX_HYPHEN.sub(r"\\-", rest))
+    return "\n".join(lines)
 
 
 def body_to_html(body: Body) -> str:

@@ -23,6 +23,8 @@ from csat_hook.notify.note import NoteDestination
 from csat_hook.notify.options import NoteOptions
 from tests.conftest import FakeClock
 from tests.helpdesks.lookup import SINCE
+from tests.helpdesks.markdown import as_read
+from tests.helpdesks.markdown import shown
 from tests.helpers import fixture
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import sample
@@ -104,6 +106,16 @@ def sent_json(call: Any) -> Any:
     return json.loads(call.request.body)
 
 
+# A comment written to become a link, an image, emphasis, a heading, a list, a table, an
+# auto-link, a code block, entities... in a helpdesk that renders notes as Markdown.
+MARKDOWN_COMMENT = (
+    "[text](https://evil.example/x) ![x](https://evil.example/img.png) **bold** _it_\n"
+    "# heading\n- item\n1. one\n| a | b |\n|---|---|\n"
+    "<https://auto.example/> evil.example a@evil.example &lt;b&gt; `code` ~~gone~~ -- (c)\n"
+    "    indented\n---"
+)
+
+
 # --- Chatwoot ---------------------------------------------------------------------------------
 
 CW = "https://chat.example.com/api/v1/accounts/3/conversations/42/messages"
@@ -116,8 +128,35 @@ def test_chatwoot_posts_a_private_message_and_reads_its_id():
     body = sent_json(responses.calls[0])
     assert body["private"] is True and body["message_type"] == "outgoing"
     assert responses.calls[0].request.headers["api_access_token"] == "bot-token"
-    assert NASTY_COMMENT in body["content"] and body["content"].endswith(f"Alert ref: {REF}")
+    assert REF in body["content"] and body["content"].endswith(f"Alert ref\\: {REF}")
+    assert NASTY_COMMENT in shown(body["content"])
     assert result.external_id == "1206"
+
+
+@responses.activate
+def test_chatwoot_shows_the_customers_markdown_as_written_and_finds_the_note_again():
+    responses.post(CW, json=fixture("chatwoot", "create_note_response.json"))
+    message = sample(
+        ref=REF,
+        helpdesk="chatwoot",
+        dialog_id="42",
+        context={"account_id": "3"},
+        comment=MARKDOWN_COMMENT,
+    )
+    dest = destination("chatwoot")
+    dest.send(message)
+    content = sent_json(responses.calls[0])["content"]
+    assert "\\[text\\]\\(https\\:\\/\\/evil\\.example\\/x\\)" in content
+    assert "\\!\\[x\\]" in content and "\\*\\*bold\\*\\*" in content
+    assert "\n> \\# heading\n> \\- item\n" in content
+    _, note = dest.note(message)
+    assert shown(content) == as_read(note.text)
+    assert "[text](https://evil.example/x)" in shown(content)
+
+    # The note as Chatwoot keeps it is found by its ref after an unknown outcome.
+    responses.get(CW, json=chatwoot_page(cw_message(1301, private=True, content=content)))
+    found = dest.find(message, since=SINCE)
+    assert found is not None and found.external_id == "1301"
 
 
 def chatwoot_page(*extra: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +204,26 @@ def test_zendesk_adds_a_private_comment_without_touching_the_status():
     responses.put(ZD, json=fixture("zendesk", "create_note_response.json"))
     result = destination("zendesk").send(alert("zendesk", "35436"))
     ticket = sent_json(responses.calls[0])["ticket"]
-    assert ticket == {"comment": {"body": ticket["comment"]["body"], "public": False}}
+    assert ticket == {"comment": {"html_body": ticket["comment"]["html_body"], "public": False}}
     assert "status" not in ticket  # never re-solve a ticket the customer reopened
     assert result.external_id == "24519010001"
+
+
+@responses.activate
+def test_zendesk_sends_the_note_as_escaped_html_never_as_markdown():
+    # Zendesk renders a comment's "body" as Markdown, not its "html_body" (API reference,
+    # Ticket Comments, "Bodies"): a comment's [text](url) or ![x](img) would be live.
+    responses.put(ZD, json=fixture("zendesk", "create_note_response.json"))
+    destination("zendesk").send(
+        sample(ref=REF, helpdesk="zendesk", dialog_id="35436", comment=MARKDOWN_COMMENT)
+    )
+    comment = sent_json(responses.calls[0])["ticket"]["comment"]
+    assert "body" not in comment
+    body = comment["html_body"]
+    assert body.startswith("<p>") and "<a " not in body and "<img" not in body
+    assert "&gt; [text](https://evil.example/x) ![x](https://evil.example/img.png)" in body
+    assert "&lt;https://auto.example/&gt;" in body and "&amp;lt;b&amp;gt;" in body
+    assert REF in body
 
 
 @responses.activate
@@ -393,7 +449,7 @@ def test_include_rating_false_keeps_the_score_out_of_the_note():
     destination("chatwoot", include_rating=False).send(alert("chatwoot", "42", {"account_id": "3"}))
     content = sent_json(responses.calls[0])["content"]
     assert "2/5" not in content and "Rating" not in content
-    assert content.startswith("Customer feedback for Anna <admin> & Co on ticket 42")
+    assert shown(content).startswith("Customer feedback for Anna <admin> & Co on ticket 42")
 
 
 @responses.activate
@@ -415,11 +471,16 @@ def test_a_comment_quoting_another_alerts_ref_does_not_pass_for_that_alerts_note
     )
     dest = destination("chatwoot")
     _, comment_note = dest.note(comment_alert)
-    responses.get(CW, json=chatwoot_page(cw_message(1302, private=True, content=comment_note.text)))
-
+    responses.post(CW, json=fixture("chatwoot", "create_note_response.json"))
+    dest.send(comment_alert)
+    posted = sent_json(responses.calls[0])["content"]  # as Chatwoot keeps it: Markdown
     low_alert = sample(
         ref=low_ref, helpdesk="chatwoot", dialog_id="42", context={"account_id": "3"}
     )
-
-    assert dest.find(low_alert, since=SINCE) is None
+    for content in (comment_note.text, posted):
+        page = chatwoot_page(cw_message(1302, private=True, content=content))
+        responses.upsert(responses.GET, CW, json=page)
+        assert dest.find(low_alert, since=SINCE) is None
     assert "Nobody answered." in comment_note.text  # the comment is still quoted
+    assert "Nobody answered\\." in posted and f"Alert ref\\: {low_ref}" not in posted
+    assert low_ref.removeprefix("csat-alert-") in posted  # spelt, with a no-break hyphen

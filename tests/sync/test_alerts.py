@@ -29,6 +29,7 @@ from csat_hook.devtools.fake_notify import Script
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.services import Services
 from csat_hook.services import build_services
+from tests.helpdesks.markdown import shown
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -231,8 +232,10 @@ def test_a_bad_rating_reaches_every_destination_once_after_one_sync(
 
     one_each(receivers, box, fake_helpdesk)
     [note] = notes(fake_helpdesk)
-    assert note["content"].startswith("Low rating 1/5 for John on ticket 10")
-    assert "> Ждал ответа три дня" in note["content"]
+    # Chatwoot renders notes as Markdown: the note is escaped, and reads as written.
+    assert note["content"].startswith("Low rating 1\\/5 for John on ticket 10")
+    assert shown(note["content"]).startswith("Low rating 1/5 for John on ticket 10")
+    assert "\n> Ждал ответа три дня\n" in note["content"]
     slack = receivers.delivered("slack")[0].json()
     assert (
         "<https://chat.example.com/app/accounts/1/conversations/10|Open ticket 10>"

@@ -27,7 +27,11 @@
 * Internal note (an alert): the same ``POST …/messages`` with ``"private": true``; a note never
   reopens a resolved conversation (``Message#reopen_conversation`` acts on incoming messages
   only) and bot tokens may post it. Found after an unknown outcome like a reply, among the
-  private outgoing messages.
+  private outgoing messages. The dashboard renders every message, private notes too, as
+  Markdown (``MessageFormatter.js``: markdown-it, ``html: false``, ``breaks``, ``linkify``,
+  ``typographer``), so the note's text is escaped (``markup.text_to_markdown``): a
+  comment's ``[text](url)``, ``![x](img)``, ``**bold**`` or bare URL shows as written. The
+  alert's ref is left as it is, to be found.
 * Errors: ``{"error": "…"}``, ``{"message": "…", "attributes": [...]}`` (a record invalid) or
   Devise's ``{"errors": ["…"]}`` (``RequestExceptionHandler``).
 """
@@ -60,6 +64,7 @@ from csat_hook.helpdesks.chatwoot.options import PAGE_SIZE
 from csat_hook.helpdesks.chatwoot.options import REOPEN_EVENTS
 from csat_hook.helpdesks.chatwoot.options import ChatwootOptions
 from csat_hook.helpdesks.markup import reply_for_channel
+from csat_hook.helpdesks.markup import text_to_markdown
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -180,8 +185,11 @@ class ChatwootHelpdesk(Helpdesk):
         return self._post(reply.context, reply.dialog_id, text, private=False, sent=reply)
 
     def post_note(self, note: Note) -> SendResult:
-        """A private message: seen by agents only, and it does not reopen the conversation."""
-        return self._post(note.context, note.dialog_id, note.text, private=True, sent=note)
+        """A private message: seen by agents only, and it does not reopen the conversation.
+        Its plain text is escaped into Markdown, which Chatwoot renders every message as: the
+        customer's comment shows as written, never as a link, an image or formatting."""
+        text = text_to_markdown(note.text)
+        return self._post(note.context, note.dialog_id, text, private=True, sent=note)
 
     def _post(
         self,

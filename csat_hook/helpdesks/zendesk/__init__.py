@@ -24,7 +24,10 @@
   https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
 * Internal note (an alert): the same ``PUT`` with ``"public": false`` and no status at all (a
   status would re-solve a ticket the customer reopened); Zendesk's standard notifications skip
-  private comments, so the requester is not told. A closed ticket answers 422 (final).
+  private comments, so the requester is not told. A closed ticket answers 422 (final). The
+  note is ``html_body`` (its text escaped), not ``body``: "Markdown formatting is supported in
+  body but not in html_body", so a customer's ``[text](url)`` or ``![x](img)`` stays text.
+  https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#bodies
 * Agent: ``GET {base}/api/v2/users/{id}.json`` (``user.name``, ``user.email``).
   https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
 * Look-up after a timed-out reply: ``GET {base}/api/v2/tickets/{id}/comments.json`` with
@@ -61,6 +64,7 @@ from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.markup import body_to_html
+from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -249,14 +253,17 @@ class ZendeskHelpdesk(Helpdesk):
         return SendResult(external_id=comment_id(response_json(response)))
 
     def post_note(self, note: Note) -> SendResult:
-        """Add ``note.text`` as a private comment; the status is left as it is."""
+        """Add ``note.text`` as a private comment, escaped HTML (``html_body``: Zendesk renders
+        a ``body`` as Markdown, which would make a comment's ``[text](url)`` a link); the
+        status is left as it is."""
         url = self._url(TICKET_PATH, ticket=note.dialog_id)
+        comment = {"html_body": text_to_html(note.text), "public": False}
         try:
             response = self.http.request(
                 "PUT",
                 url,
                 headers=self._auth_headers(),
-                json={"ticket": {"comment": {"body": note.text, "public": False}}},
+                json={"ticket": {"comment": comment}},
                 explain=explainer(error_items, note),
             )
         except DeliveryError as exc:

@@ -9,7 +9,10 @@
   link only when its URL has a host (Telegram refuses the message otherwise), else text.
   https://core.telegram.org/bots/api#html-style
 * The text is at most 4096 characters after entity parsing (counted here in UTF-16 units,
-  as Telegram counts entity offsets): the comment is clipped before that.
+  as Telegram counts entity offsets): the headline, each fact and the ticket's label or text
+  are clipped on their own before escaping (an agent name or dialog id from the helpdesk can
+  be any length, and a message over the limit is refused for good), a digest's lines left
+  out from the end, then the comment clipped.
 * Answer: ``{"ok": true, "result": {"message_id", …}}``; errors ``{"ok": false,
   "error_code", "description", "parameters": {"retry_after" | "migrate_to_chat_id"}}``. A 429
   says how long to wait only in ``parameters.retry_after`` (no header): it is honoured. A
@@ -48,6 +51,7 @@ from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import TelegramOptions
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import clip
 from csat_hook.notify.render import comment_of
 from csat_hook.notify.render import fact_lines
 from csat_hook.notify.render import footer
@@ -56,6 +60,10 @@ from csat_hook.notify.render import item_line
 from csat_hook.notify.render import one_line
 
 MAX_TEXT = 4096
+# A line (the headline, a fact, the ticket as text) and the link's label, clipped before
+# escaping: however long a name or an id, the headline, link and footer fit.
+LINE_LIMIT = 500
+LABEL_LIMIT = 100
 
 
 def utf16_length(text: str) -> int:
@@ -100,14 +108,14 @@ class TelegramDestination(Destination):
         """The message in Telegram's HTML, within 4096 visible characters: a digest's items,
         then its per-agent lines, are left out from the end (and counted), then the comment
         is clipped."""
-        head = [f"<b>{escape(headline(message))}</b>"]
-        facts = [escape(line) for line in fact_lines(message)]
+        head = [f"<b>{escape(clip(headline(message), LINE_LIMIT))}</b>"]
+        facts = [escape(clip(line, LINE_LIMIT)) for line in fact_lines(message)]
         link = []
         if message.ticket_url and linkable(message.ticket_url):
-            label = escape(f"Open ticket {message.dialog_id or ''}".strip())
+            label = escape(clip(f"Open ticket {message.dialog_id or ''}".strip(), LABEL_LIMIT))
             link.append(f'<a href="{escape(message.ticket_url)}">{label}</a>')
         elif message.ticket_url:
-            link.append(escape(f"Ticket: {one_line(message.ticket_url)}"))
+            link.append(escape(clip(f"Ticket: {one_line(message.ticket_url)}", LINE_LIMIT)))
         items = [
             "• " + escape(item_line(item, message, include_comment=self.include_comment))
             for item in message.items

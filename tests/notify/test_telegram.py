@@ -204,6 +204,26 @@ def test_a_digest_too_long_for_one_message_leaves_items_out_and_says_so(fake_not
     assert "more" in visible and visible.endswith("Alert ref: csat-alert-0123456789abcdef01234567")
 
 
+@pytest.mark.parametrize(
+    ("changes"),
+    [
+        {"agent_name": "A&<" * 2000},
+        {"dialog_id": "9" * 5000, "ticket_url": "https://acme.example/t/" + "9" * 5000},
+        {"dialog_id": "9" * 5000, "ticket_url": "/t/" + "9" * 5000},  # not a link: text
+    ],
+)
+def test_an_extreme_agent_name_or_dialog_id_is_clipped_not_refused(fake_notify, changes):
+    """Names and ids come from the helpdesk, any length: the headline, each fact and the
+    link's label are clipped before escaping, so the message stays within Telegram's 4096
+    (it refused the whole alert, for good: "message is too long")."""
+    telegram(fake_notify).send(sample(**changes))
+    [message] = fake_notify.delivered("telegram")
+    visible = message.reply["result"]["text"]
+    assert len(visible.encode("utf-16-le")) // 2 <= 4096
+    assert visible.startswith("Low rating 2/5 for ")
+    assert visible.endswith("Alert ref: csat-alert-0123456789abcdef01234567")
+
+
 @pytest.mark.parametrize("status", [404, 200])
 def test_an_error_that_echoes_the_bot_token_keeps_no_reason(fake_notify, status):
     """A proxy or a broken Bot API that quotes the request's path back (``/bot<token>/…``)

@@ -20,6 +20,7 @@ from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.engine import run_transaction
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import link_clicks
+from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 
 PRUNE_EVERY = timedelta(minutes=10)
@@ -31,7 +32,9 @@ PRUNE_BATCH = 2_000
 
 
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
-    """The survey that went out with this reference (its exact, canonical spelling)."""
+    """The survey that went out with this reference (its exact, canonical spelling), with its
+    reply's ``uncertain_since`` (the start of an attempt whose outcome is unknown: the reply
+    may be out although the survey is not recorded as sent)."""
     return conn.execute(
         sa.select(
             surveys.c.id,
@@ -46,7 +49,10 @@ def find_survey(conn: sa.Connection, token: str) -> Any | None:
             surveys.c.link,
             surveys.c.status,
             surveys.c.sent_at,
-        ).where(surveys.c.token == token)
+            outbox.c.uncertain_since,
+        )
+        .select_from(surveys.outerjoin(outbox, outbox.c.survey_id == surveys.c.id))
+        .where(surveys.c.token == token)
     ).first()
 
 

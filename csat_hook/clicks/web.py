@@ -204,11 +204,13 @@ def _target(survey_config: SurveyConfig, survey: Any, score: int | None) -> str:
 
 def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) -> None:
     links = service.survey.links
-    sent_at: datetime | None = survey.sent_at
+    # Recorded as sent; else an attempt whose outcome is unknown may have posted it then;
+    # else it is on its way, or went nowhere: no one had it for min_seconds_after_send.
+    sent_at: datetime | None = survey.sent_at or survey.uncertain_since
     verdict = classify(
         method=request.method,
         user_agent=request.headers.get("User-Agent", ""),
-        seconds_since_send=(now - sent_at).total_seconds() if sent_at else None,
+        seconds_since_send=(now - sent_at).total_seconds() if sent_at else 0.0,
         min_seconds_after_send=links.min_seconds_after_send,
         extra_agents=links.scanner_user_agents,
     )

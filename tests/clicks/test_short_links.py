@@ -20,7 +20,9 @@ from csat_hook.clicks import web
 from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.schema import link_clicks
+from csat_hook.db.schema import surveys
 from tests.clicks.conftest import FORM_URL
+from tests.helpers import generic_close
 from tests.helpers import link_fields
 
 BROWSER = (
@@ -183,6 +185,52 @@ def test_scanners_are_kept_apart_from_people(served, clock):
         *[(True, "scanner_agent")] * 6,
         (True, "no_agent"),
     ]
+
+
+def test_a_click_before_the_send_is_recorded_is_too_soon(served, clock, fake_helpdesk):
+    # The vendor keeps the reply but the connection drops before it answers: the outcome is
+    # unknown and the survey is not recorded as sent until the look-up settles it. The message
+    # is out all the same, and a mail gateway opens its links as it arrives.
+    response = served.session.post(
+        f"{served.url}/webhooks/generic",
+        json=generic_close("D-6u"),
+        headers={"X-Webhook-Token": "generic-token-123"},
+        timeout=10,
+    )
+    assert response.json()["status"] == "queued"
+    fake_helpdesk.drop_next(1)  # stored, then the connection closes without an answer
+    assert served.services.delivery_worker().run_once() == 1
+    [posted] = [r for r in fake_helpdesk.requests if r["method"] == "POST"]
+    token = re.search(r"/s/([\w.-]+)/", str(posted["body"])).group(1)
+    with served.services.engine.connect() as conn:
+        survey = conn.execute(sa.select(surveys).where(surveys.c.token == token)).one()
+    assert survey.sent_at is None  # not recorded as sent (yet)
+
+    clock.advance(2)  # two seconds after the reply went out
+    assert served.get(f"/s/{token}/5", headers=HUMAN).status_code == 302
+    clock.advance(60)  # a person, a minute later, while the outcome is still unknown
+    assert served.get(f"/s/{token}/4", headers=HUMAN).status_code == 302
+
+    assert [(c.automated, c.reason) for c in served.clicks()] == [(True, "too_soon"), (False, None)]
+
+
+def test_a_click_on_a_survey_whose_reply_never_went_out_is_too_soon(served, clock):
+    # Queued, claimed by nobody yet (or in flight): whoever has the link did not get it from
+    # a delivered reply that is older than min_seconds_after_send.
+    response = served.session.post(
+        f"{served.url}/webhooks/generic",
+        json=generic_close("D-6q"),
+        headers={"X-Webhook-Token": "generic-token-123"},
+        timeout=10,
+    )
+    assert response.json()["status"] == "queued"
+    with served.services.engine.connect() as conn:
+        survey = conn.execute(sa.select(surveys).where(surveys.c.dialog_id == "D-6q")).one()
+    clock.advance(120)
+
+    assert served.get(f"/s/{survey.token}", headers=HUMAN).status_code == 302
+
+    assert [(c.automated, c.reason) for c in served.clicks()] == [(True, "too_soon")]
 
 
 def test_a_burst_of_scores_is_automated(served, clock):

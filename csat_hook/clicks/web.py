@@ -19,6 +19,9 @@ A request is answered, in this order:
   be read at all, a valid reference still redirects, to the form link rebuilt from what the
   reference signs (ticket, agent id, the reference itself).
 
+Anything unexpected while a link is answered is a 503 page ("briefly unavailable"), logged as
+``short-link.unexpected-error`` with the exception's type and never the path (the reference).
+
 Nothing is stored for a page. Pages are in the survey's language when known (the 410 page of
 an expired survey), else the best of ``Accept-Language``, else English (``pages.py``).
 Responses are never cached, send no Referer and are not indexed.
@@ -149,6 +152,17 @@ def not_a_short_link(rest: str = "") -> BaseResponse:
 
 
 def _answer(reference: str, score: int | None) -> BaseResponse:
+    try:
+        return _open(reference, score)
+    except Exception:
+        # Not the app's handler, which logs the path: here it holds the customer's reference
+        # (whoever reads the logs could answer the survey as them). The event and the
+        # exception's type only; the customer gets a page, not the webhooks' JSON.
+        logger.exception("short-link.unexpected-error")
+        return _page(pages.UNAVAILABLE)
+
+
+def _open(reference: str, score: int | None) -> BaseResponse:
     service = _service()
     if len(reference) > tokens.MAX_TOKEN_LENGTH:
         return _page(pages.NOT_FOUND)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import urllib.parse
 from datetime import timedelta
@@ -21,6 +22,7 @@ from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.schema import link_clicks
 from csat_hook.db.schema import surveys
+from csat_hook.logs import SafeFormatter
 from tests.clicks.conftest import FORM_URL
 from tests.helpers import generic_close
 from tests.helpers import link_fields
@@ -403,3 +405,32 @@ def test_other_methods_are_refused_with_the_same_private_headers(served, clock):
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert served.clicks() == []
+
+
+def test_an_unexpected_error_logs_no_reference_and_answers_a_page(
+    served, clock, monkeypatch, caplog
+):
+    # Whatever fails while a short link is answered, the log keeps the event and the
+    # exception's type, never the path (the reference is in it: with it, anyone reading the
+    # logs could open the customer's form and answer as them).
+    survey = served.send_survey("D-15")
+    clock.advance(120)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"cannot build {survey.link}")
+
+    monkeypatch.setattr(web, "_target", broken)
+    caplog.set_level(logging.DEBUG)
+
+    response = served.get(f"/s/{survey.token}/4", headers={**HUMAN, "Accept-Language": "ru"})
+
+    assert response.status_code == 503
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Опрос временно недоступен" in response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert survey.token not in response.text
+    # csat-hook's own loggers (the test's loopback server and client log requests too).
+    printed = [SafeFormatter().format(r) for r in caplog.records if r.name.startswith("csat_hook")]
+    assert any("short-link.unexpected-error" in line for line in printed)
+    assert not [line for line in printed if tokens.survey_key(survey.token) in line]

@@ -24,7 +24,8 @@ Anything unexpected while a link is answered is a 503 page ("briefly unavailable
 
 Nothing is stored for a page. Pages are in the survey's language when known (the 410 page of
 an expired survey), else the best of ``Accept-Language``, else English (``pages.py``).
-Responses are never cached, send no Referer and are not indexed.
+Responses are never cached, send no Referer, are not indexed, run nothing and are shown in no
+frame (:func:`_private`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def _private(response: BaseResponse) -> BaseResponse:
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # The pages' policy on every answer: the redirect's body is an HTML page too.
+        response.headers["Content-Security-Policy"] = pages.POLICY
+        response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors, for older browsers
     return response
 
 
@@ -277,9 +281,7 @@ def _fallback_link(
 def _page(status: int, *, retry_after: int | None = None, known: str | None = None) -> BaseResponse:
     language = pages.language_for(known, request.headers.get("Accept-Language", ""))
     response = Response(pages.page(status, language), status=status, mimetype="text/html")
-    response.headers["Content-Language"] = language
-    response.headers["Content-Security-Policy"] = pages.POLICY
-    response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors, for older browsers
+    response.headers["Content-Language"] = language  # its policy: _private, as every answer
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.clicks import pages
 from csat_hook.clicks import store
 from csat_hook.clicks import web
 from csat_hook.clicks.limits import RateLimiter
@@ -330,6 +331,26 @@ def test_pages_run_nothing_load_nothing_and_cannot_be_framed(served):
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert policy["style-src"] == f"'sha256-{digest}'"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_every_answer_under_s_runs_nothing_and_cannot_be_framed(served, clock):
+    # The redirect's body is an HTML page too (werkzeug's "Redirecting..."), as are the answer
+    # to OPTIONS and the refusal of another method: the same policy as the pages.
+    survey = served.send_survey("D-11h")
+    clock.advance(120)
+    url = f"{served.url}/s/{survey.token}/4"
+    answers = [
+        served.get(f"/s/{survey.token}/4", headers=HUMAN),
+        served.session.options(url, headers=HUMAN, timeout=10),
+        served.session.post(url, headers=HUMAN, allow_redirects=False, timeout=10),
+        served.get("/s/forged.forged", headers=HUMAN),
+    ]
+
+    assert [a.status_code for a in answers] == [302, 200, 405, 404]
+    for answer in answers:
+        assert answer.headers["Content-Security-Policy"] == pages.POLICY, answer.status_code
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock, monkeypatch):

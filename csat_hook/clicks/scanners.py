@@ -49,8 +49,21 @@ SCANNERS: tuple[tuple[str, str], ...] = (
     ("slack", r"slackbot|slack-imgproxy"),
     ("skype", r"skypeuripreview"),
     ("headless", r"headlesschrome|phantomjs|puppeteer|playwright|selenium"),
-    ("http_library", r"^(?:curl|wget|python-requests|python-urllib|go-http-client|okhttp|java/)"),
-    ("bot", r"bot(?:[/\-;)(_]| \(|$)|crawler|spider|preview|scanner|\bscan\b|checker"),
+    # A script's HTTP client, by the name it starts with.
+    (
+        "http_library",
+        r"^(?:curl|wget|python-requests|python-urllib|python-httpx|python/|go-http-client|okhttp"
+        r"|java/|java-http-client|apache-httpclient|axios/|node-fetch|undici|libwww-perl"
+        r"|guzzlehttp|postmanruntime|httpie|scrapy|dart/|faraday|ruby$)",
+    ),
+    (
+        "bot",
+        r"bot(?:[/\-;)(_]| \(|$)|crawler|spider|preview|scanner|\bscan\b|checker"
+        # A contact address ("+https://...") signs a robot, never a browser; and the preview
+        # services and crawlers that do not call themselves bots.
+        r"|\+https?://|slurp|ia_archiver|mediapartners-google|inspectiontool|iframely|embedly"
+        r"|vkshare|metainspector",
+    ),
 )
 _SCANNERS = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in SCANNERS]
 MAX_USER_AGENT = 1024  # longer ones are read only this far (a header is bounded anyway)

@@ -43,6 +43,36 @@ def verdict(agent: str = CHROME, method: str = "GET", since: float | None = 600.
         ("python-requests/2.32.3", "http_library"),
         ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"),
         ("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "bot"),
+        # Scripts' HTTP clients besides the few above: no person's browser says these.
+        ("python-httpx/0.27.0", "http_library"),
+        ("Python/3.12 aiohttp/3.9.5", "http_library"),
+        ("axios/1.6.8", "http_library"),
+        ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", "http_library"),
+        ("undici", "http_library"),
+        ("Apache-HttpClient/4.5.14 (Java/17.0.2)", "http_library"),
+        ("Java-http-client/17.0.2", "http_library"),
+        ("libwww-perl/6.72", "http_library"),
+        ("GuzzleHttp/7", "http_library"),
+        ("PostmanRuntime/7.36.0", "http_library"),
+        ("HTTPie/3.2.2", "http_library"),
+        ("Scrapy/2.11.0 (+https://scrapy.org)", "http_library"),
+        ("Dart/3.3 (dart:io)", "http_library"),
+        ("Faraday v2.9.0", "http_library"),
+        ("Ruby", "http_library"),
+        # Preview services and crawlers that do not call themselves bots; a contact address
+        # ("+https://...") is a robot's signature no browser carries.
+        ("Iframely/1.3.1 (+https://iframely.com/docs/about)", "bot"),
+        ("Mozilla/5.0 (compatible; Embedly/0.2; +http://support.embed.ly/)", "bot"),
+        ("vkShare; +http://vk.com/dev/Share", "bot"),
+        ("Pinterest/0.2 (+https://www.pinterest.com/bot.html)", "bot"),
+        (
+            "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)",
+            "bot",
+        ),
+        ("Mozilla/5.0 (compatible; Google-InspectionTool/1.0)", "bot"),
+        ("Mediapartners-Google", "bot"),
+        ("ia_archiver", "bot"),
+        ("MetaInspector/5.15.0 (+https://github.com/jaimeiniesta/metainspector)", "bot"),
     ],
 )
 def test_scanner_agents(agent, name):
@@ -53,6 +83,21 @@ def test_people_and_the_other_rules():
     assert verdict() == (False, None, None)
     # A phone whose model name ends in "bot" is a person.
     assert not verdict("Mozilla/5.0 (Linux; Android 9; CUBOT P30) Chrome/120.0 Mobile").automated
+    # Apps' in-app browsers and mail apps are people (they name the app, not a robot).
+    for person in (
+        "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36 "
+        "Instagram 350.0.0.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0]",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/25.0 Chrome/121.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/17.5 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 YaBrowser/24.12.0.0 Safari/537.36",
+    ):
+        assert not verdict(person).automated, person
     assert verdict(method="HEAD") == (True, "head", None)
     assert verdict("") == (True, "no_agent", None)
     assert verdict(since=3.0) == (True, "too_soon", None)

@@ -140,14 +140,28 @@ def _tag_of(secret: str, payload: bytes) -> bytes:
 
 
 def sign(secret: str, ref: SurveyRef) -> str:
-    """Return the canonical token for ``ref`` (a fresh nonce when ``ref.nonce`` is empty)."""
-    # The nonce only keeps two otherwise identical references apart (the tag is what makes a
-    # token unforgeable), so the fast PRNG is enough: SystemRandom costs a syscall per token.
-    nonce = ref.nonce or _base36(random.randrange(36**4)).rjust(4, "0")
+    """Return the canonical token for ``ref`` (a fresh nonce when ``ref.nonce`` is empty).
+
+    With a fresh nonce the token ends with a letter or a digit: a reply's link ends with it,
+    and autolinkers leave trailing punctuation out of a link (GitHub-flavoured Markdown drops
+    a final ``_``), which would cut one reference in 64 (:data:`_LINK_END`).
+    """
     issued = _base36(int(ref.issued_at.timestamp()))
-    fields = (VERSION, ref.helpdesk, ref.dialog_id, ref.agent, issued, nonce)
-    payload = "|".join(_escape(f) for f in fields).encode("utf-8")
-    return f"{_b64encode(payload)}.{_b64encode(_tag(secret.encode('utf-8'), payload))}"
+    key = secret.encode("utf-8")
+    while True:
+        # The nonce only keeps two otherwise identical references apart (the tag is what makes
+        # a token unforgeable), so the fast PRNG is enough: SystemRandom costs a syscall per
+        # token. Drawn again (1 time in 32) while the tag would end with "-" or "_".
+        nonce = ref.nonce or _base36(random.randrange(36**4)).rjust(4, "0")
+        fields = (VERSION, ref.helpdesk, ref.dialog_id, ref.agent, issued, nonce)
+        payload = "|".join(_escape(f) for f in fields).encode("utf-8")
+        token = f"{_b64encode(payload)}.{_b64encode(_tag(key, payload))}"
+        if ref.nonce or token[-1] not in _LINK_END:
+            return token
+
+
+# Characters a link may lose at its end: base64url's two that are not letters or digits.
+_LINK_END = frozenset("-_")
 
 
 def survey_key(token: str) -> str:

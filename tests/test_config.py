@@ -100,6 +100,18 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
             "survey: {form: {kind: template, url_template: 'https://{ticket}.example/?r={token}'}}",
             r"url_template: .*scheme and host",
         ),
+        *(
+            (  # replies carry the filled template as it is: a chat ends a link at a space
+                f"survey: {{form: {{kind: template, url_template: '{template}'}}}}",
+                rf"survey\.form: .*url_template: {reason}",
+            )
+            for template, reason in (
+                ("https://t.example/to/A B#ref={token}", r"no spaces"),
+                ('https://t.example/to/A#ref={token}&x="', r"no spaces, quotes"),
+                ("https://t.example/to/<A>#ref={token}", r"no spaces, quotes"),
+                ("https://t.example:99999/to/A#ref={token}", r"the port"),
+            )
+        ),
         ("database: {url: 'mysql://x'}", r"database\.url: must be a sqlite"),
         ("helpdesks: {zz: {type: nope}}", r"helpdesks\.zz\.kind: unknown helpdesk kind 'nope'"),
         ("helpdesks: {Bad Name: {type: dryrun}}", r"the name must be lower-case"),

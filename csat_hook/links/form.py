@@ -106,6 +106,13 @@ class FormConfig(StrictModel):
                     "url_template: an https:// link whose scheme and host are written out "
                     "(placeholders only after the host)"
                 )
+            # Replies carry the filled link as it is (a chat ends it at a space, HTML at a
+            # quote), as they carry form.url: the same check, the placeholders standing for a
+            # value (each is percent-encoded when filled).
+            try:
+                check_link(_PLACEHOLDER.sub("1", self.url_template))
+            except ValueError as exc:
+                raise ValueError(f"url_template: {exc}") from exc
         elif "token" not in self.fields:
             raise ValueError("fields.token is required: answers are credited by the signed token")
         return self
@@ -121,6 +128,8 @@ class FormConfig(StrictModel):
         return self.rating_values.get(score, str(score))
 
 
+# A placeholder of a template ({token}, {agent_name}…; check_template knows which).
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 # What a link cannot hold as it is: a chat ends the link at a space, HTML at a quote.
 _NOT_IN_A_LINK = re.compile(r'[\s"<>\\^`{|}]')
 

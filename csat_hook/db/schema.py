@@ -330,6 +330,25 @@ sync_locks = sa.Table(
 )
 
 
+# One row per survey whose customer data was erased (``csat-hook erase``): the sync's ingest
+# matches a submission to it by survey key (tokens.survey_key, the one the answers are keyed
+# by) and stores its rating without its comment, so an answer still in the source (a sheet,
+# a form, a CSV file) is never stored again with the comment that was erased; an unverified
+# one is matched by its reference's survey key or by its ticket field (``dialog_id``: the
+# survey's dialog) and kept without its comment and cells (migration 0012). Not read by the
+# report: nothing of it is shown.
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("survey_key", sa.String(1024), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("erased_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("survey_key"),
+    sa.Index(None, "dialog_id"),
+)
+
+
 # --- alerts -----------------------------------------------------------------------------------
 # One row per alert: a rule matched an answer (``kind`` answer: ``key`` is the digest of rule,
 # survey and rating, so a re-run, ``--full`` or an edit that keeps the rating adds nothing, a

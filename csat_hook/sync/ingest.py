@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -95,8 +96,48 @@ def ingest_submissions(
             credited.append(checked)
         else:
             unverified.append(checked)
+    credited, unverified = _without_erased_text(conn, credited, unverified)
     _store_credited(conn, credited, source, agents, surveys, answers, now, into, places)
     _store_unverified(conn, unverified, source, now, into, secrets)
+
+
+def _without_erased_text(
+    conn: sa.Connection, credited: list[Credited], unverified: list[Unverified]
+) -> tuple[list[Credited], list[Unverified]]:
+    """The submissions to surveys whose customer data was erased (``csat-hook erase``: an
+    ``erasures`` row) without their comment and cells: the source still holds the answer,
+    and its rating is credited as any other, never the text that was erased. An unverified
+    one names such a survey by its reference, or by its dialog in the ticket field. The
+    identity stays the row's own, so the row is recognised as processed on the next run."""
+    if not credited and not unverified:
+        return credited, unverified
+    keys = {item.key for item in credited}
+    keys.update(filter(None, (_named(item.submission) for item in unverified)))
+    tickets = {item.submission.field_ticket.strip() for item in unverified} - {""}
+    erased, dialogs = store.erased_among(conn, sorted(keys), sorted(tickets))
+    if not erased and not dialogs:
+        return credited, unverified
+    return (
+        [
+            replace(item, submission=_erased(item.submission)) if item.key in erased else item
+            for item in credited
+        ],
+        [
+            replace(item, submission=_erased(item.submission))
+            if _named(item.submission) in erased or item.submission.field_ticket.strip() in dialogs
+            else item
+            for item in unverified
+        ],
+    )
+
+
+def _named(submission: Submission) -> str:
+    """The survey key an unverified submission's reference names ("" for none)."""
+    return tokens.survey_key(submission.token.strip())
+
+
+def _erased(submission: Submission) -> Submission:
+    return submission._replace(comment="", headers=(), cells=())
 
 
 def ingest_row_digests(conn: sa.Connection, batch: SourceBatch, *, keep: bool) -> None:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import erasures
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
@@ -57,6 +58,24 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     if any(not f.startswith(IDENTITY_PREFIX) for f in known):
         known.add(LEGACY_PRESENT)
     return known
+
+
+def erased_among(
+    conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """Which of the survey ``keys``, and which of the ``dialogs``, had their customer data
+    erased (``csat-hook erase``): a submission to one is stored without its comment
+    (:mod:`.ingest`)."""
+    if conn.execute(sa.select(erasures.c.id).limit(1)).first() is None:
+        return set(), set()  # the usual case: no erasure ever, one cheap look
+    found: tuple[set[str], set[str]] = (set(), set())
+    for column, values, into in (
+        (erasures.c.survey_key, keys, found[0]),
+        (erasures.c.dialog_id, dialogs, found[1]),
+    ):
+        for condition in among(conn, column, values):
+            into.update(conn.execute(sa.select(column).where(condition).distinct()).scalars())
+    return found
 
 
 def processed_among(conn: sa.Connection, fingerprints: Sequence[str]) -> set[str]:

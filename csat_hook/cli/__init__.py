@@ -8,7 +8,7 @@ cron).
 
 One module per command group: ``run`` (serve, worker), ``configure`` (configuration, schema,
 survey links and references), ``operate`` (payloads, the outbox), ``alerts``, ``sync``,
-``dev`` (local fakes); ``base`` holds what they share.
+``erase`` (a customer's data), ``dev`` (local fakes); ``base`` holds what they share.
 
 A command's module is imported when that command runs (click's lazily loaded subcommands):
 ``csat-hook sync`` does not load Flask and the web side, nor ``serve`` the sync's report
@@ -42,6 +42,7 @@ COMMANDS = {
     "outbox": "operate:outbox",
     "alerts": "alerts:alerts",
     "sync": "sync:sync",
+    "erase": "erase:erase",
     "dev": "dev:dev",
 }
 

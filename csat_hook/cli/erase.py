@@ -1,0 +1,143 @@
+"""``csat-hook erase``: erase one customer's data (a GDPR-style request), a dry run unless
+``--yes``. Prints counts per place, never the data nor the selector's values."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import click
+from sqlalchemy.engine import Engine
+
+from csat_hook.cli.base import State
+from csat_hook.cli.base import pass_state
+from csat_hook.clock import utcnow
+from csat_hook.config import Config
+from csat_hook.db.engine import make_engine
+from csat_hook.db.migrate import create_schema
+from csat_hook.erasure.records import LINES
+from csat_hook.erasure.records import Selector
+from csat_hook.erasure.records import Tally
+from csat_hook.erasure.store import erase as erase_rows
+from csat_hook.errors import SyncLockedError
+from csat_hook.sync.lock import SyncLock
+from csat_hook.sync.lock import holder_id
+
+logger = logging.getLogger(__name__)
+
+OUT_OF_REACH = (
+    "Not reachable from here: alerts and survey replies already posted (helpdesk notes and "
+    "replies, Slack, Telegram, e-mail, webhooks), the answers in their source (the responses "
+    "sheet, the form, the CSV file) and raw payloads a helpdesk's capture_dir keeps: erase "
+    "them there. The next sync rewrites the reports without the erased comments and never "
+    "stores them again."
+)
+
+
+@click.command()
+@click.option("--email", metavar="ADDRESS", help="The customer's e-mail address (any case).")
+@click.option("--helpdesk", metavar="NAME", help="With --customer-id or --dialog: the helpdesk.")
+@click.option("--customer-id", metavar="ID", help="The customer's id in --helpdesk.")
+@click.option("--dialog", "dialog_id", metavar="ID", help="One dialog (ticket) of --helpdesk.")
+@click.option("--yes", "apply", is_flag=True, help="Erase (without it: only say what would be).")
+@pass_state
+def erase(
+    state: State,
+    email: str | None,
+    helpdesk: str | None,
+    customer_id: str | None,
+    dialog_id: str | None,
+    apply: bool,
+) -> None:
+    """Erase a customer's data: the survey's customer id, e-mail and name, replies as sent,
+    comments (answers, their history, unverified answers, alerts).
+
+    Ratings, agents, dialogs and times stay: every CSAT figure and every agent's numbers
+    are unchanged. Select by --email, or by --helpdesk with --customer-id or --dialog (any
+    of them: a survey matching one is erased). Without --yes nothing is changed and the
+    counts say what would be erased; --yes erases all of it in one transaction.
+
+    \b
+    Exit codes: 0 done (or a dry run); 1 a reply to the customer is being sent right now
+    and was left: run the same command again in a minute; 2 bad usage; 3 a sync is
+    running (the erasure waits for its lock as a sync does): nothing was erased."""
+    selector = _selector(email, helpdesk, customer_id, dialog_id)
+    config = state.config
+    engine = make_engine(config.database.url, pool_size=1)
+    try:
+        create_schema(engine)
+        if apply:
+            tally = _apply(engine, config, selector)
+        else:
+            with engine.connect() as conn:
+                tally = erase_rows(conn, selector, utcnow(), apply=False)
+    finally:
+        engine.dispose()
+    _report(tally, apply)
+    if apply:
+        # Counts only: who was erased is not logged (the selector is customer data).
+        logger.info("erasure.applied", extra=tally.counts())
+    if tally.in_delivery:
+        sys.exit(1)
+
+
+def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
+    """Erase under the sync lock: a sync that read no erasure record for these surveys must
+    not store a comment after the erasure commits (on PostgreSQL they could overlap)."""
+    lock = SyncLock(
+        engine,
+        clock=utcnow,
+        sleep=time.sleep,
+        lease_seconds=config.sync.lock_lease_seconds,
+        wait_seconds=config.sync.lock_wait_seconds,
+    )
+    holder = holder_id()
+    try:
+        lock.acquire(holder)
+    except SyncLockedError as exc:
+        click.echo(f"Nothing erased: {exc.message}; run it again once the sync is done.")
+        sys.exit(3)
+    try:
+        with engine.begin() as conn:
+            return erase_rows(conn, selector, utcnow(), apply=True)
+    finally:
+        lock.release(holder)
+
+
+def _selector(
+    email: str | None, helpdesk: str | None, customer_id: str | None, dialog_id: str | None
+) -> Selector:
+    email = email.strip() if email is not None else None
+    if email == "":
+        raise click.BadParameter("empty: give the customer's e-mail address", param_hint="--email")
+    for value, option in ((customer_id, "--customer-id"), (dialog_id, "--dialog")):
+        if value is not None and not helpdesk:
+            raise click.UsageError(f"{option} needs --helpdesk (the helpdesk it belongs to)")
+        if value == "":
+            raise click.BadParameter("empty", param_hint=option)
+    if helpdesk is not None and not (customer_id or dialog_id):
+        raise click.UsageError("--helpdesk needs --customer-id or --dialog")
+    if not (email or customer_id or dialog_id):
+        raise click.UsageError(
+            "say whose data: --email ADDRESS, or --helpdesk NAME with --customer-id ID "
+            "or --dialog ID"
+        )
+    return Selector(email=email, helpdesk=helpdesk, customer_id=customer_id, dialog_id=dialog_id)
+
+
+def _report(tally: Tally, applied: bool) -> None:
+    if tally.total() == 0 and not tally.in_delivery:
+        click.echo("Nothing to erase: no stored data matches (or it was erased already).")
+    else:
+        click.echo("Erased:" if applied else "Dry run, nothing changed. Would erase:")
+        for name, label, what in LINES:
+            click.echo(f"  {label}: {getattr(tally, name)} ({what})")
+        if not applied:
+            click.echo("Run again with --yes to erase it (one transaction).")
+    if tally.in_delivery:
+        click.echo(
+            f"{tally.in_delivery} survey replies to this customer are being sent right now "
+            "and were left as they are: run the same command again in a minute."
+        )
+    click.echo(OUT_OF_REACH)

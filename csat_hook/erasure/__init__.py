@@ -1,0 +1,19 @@
+"""Erasing a customer's data (``csat-hook erase``): what csat-hook stored about one customer
+(by e-mail address, by the helpdesk's customer id, or by one dialog) made empty, and what the
+metrics need kept, so every CSAT figure and every agent's numbers stay as they were.
+
+* :mod:`.records`: the selector and the counts the command prints (never the data);
+* :mod:`.store`: the SQL: which rows match, and the one transaction that erases them.
+
+What is erased: the survey's customer id, e-mail and name; a reply's text as sent and its
+reply context; the comment of the answer, of its history and of the matching unverified
+answers (with the row as read); the comment and reply context in the alerts' messages (an
+answer's alert, a digest's line about it). What is kept: the survey key, helpdesk, dialog,
+agent, rating, NPS answer and every time. A reply not sent yet is cancelled.
+
+An erasure record per survey (``erasures``) lets the sync store a later submission to that
+survey (the answer is still in its source) with its rating and without its comment
+(``sync/ingest.py`` reads it). Outside csat-hook's reach: alerts and replies already posted
+to a helpdesk, Slack, Telegram, e-mail or a webhook, the source the answers come from, and
+the raw payloads a generic helpdesk's ``capture_dir`` keeps.
+"""

@@ -1,0 +1,59 @@
+"""What ``csat-hook erase`` is asked to erase, and what it found: counts, never the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import fields
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Whose data: the surveys with this e-mail address (any helpdesk, case-insensitive as
+    intake's cool-down compares addresses), with this customer id of ``helpdesk``, or of this
+    dialog of ``helpdesk``. A survey matching any of those given is selected."""
+
+    email: str | None = None
+    helpdesk: str | None = None
+    customer_id: str | None = None
+    dialog_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.email or (self.helpdesk and (self.customer_id or self.dialog_id))):
+            raise ValueError("no customer selected")
+
+
+@dataclass
+class Tally:
+    """Rows that hold (or held) the customer's data, per place; ``records`` are the erasure
+    records added (surveys the sync will store without a comment from now on)."""
+
+    surveys: int = 0
+    replies: int = 0
+    cancelled: int = 0
+    answers: int = 0
+    history: int = 0
+    unverified: int = 0
+    alerts: int = 0
+    records: int = 0
+    # Surveys left untouched: their reply is being delivered right now (a worker holds it and
+    # will record what it sent): the same erasure run again once it is done takes them.
+    in_delivery: int = 0
+
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self) if f.name != "in_delivery")
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Each count as the command prints it: (field, what it is, what is erased there).
+LINES = (
+    ("surveys", "surveys", "customer id, e-mail, name"),
+    ("replies", "survey replies sent or failed", "text as sent, reply context"),
+    ("cancelled", "survey replies not sent yet", "cancelled, then erased"),
+    ("answers", "answers", "comment"),
+    ("history", "earlier submissions (answer history)", "comment"),
+    ("unverified", "unverified answers", "comment, row as read"),
+    ("alerts", "alerts", "comment and reply context in the message"),
+    ("records", "erasure records", "later syncs store the rating, never the comment"),
+)

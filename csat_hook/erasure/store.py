@@ -1,0 +1,271 @@
+"""The erasure's SQL: the rows that hold one customer's data, counted, and erased in the
+caller's transaction.
+
+A survey is the customer's when it matches the selector (:class:`~.records.Selector`); its
+survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
+alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
+have no survey row. Unverified answers are found by the survey their reference names (a
+forged one's reference is kept) or by a pre-filled ticket field equal to one of the dialogs:
+they are never credited, so one matched by another helpdesk's dialog of the same id loses
+only a text nobody reads. Every count is of rows that still hold something to erase: a second
+run counts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook import tokens
+from csat_hook.alerts.records import ANSWER
+from csat_hook.alerts.records import DIGEST_KIND
+from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import QUEUED
+from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import SENDING
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import erasures
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.db.schema import unverified_answers
+from csat_hook.erasure.records import Selector
+from csat_hook.erasure.records import Tally
+
+CHUNK = 500  # values per IN list: a customer has few surveys, a dialog fewer
+CANCEL_NOTE = "customer data erased before sending"
+
+
+def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool) -> Tally:
+    """Count what the customer ``selector`` names still has stored and, when ``apply``, erase
+    it (in the caller's transaction: all of it or nothing)."""
+    tally = Tally()
+    found = conn.execute(
+        sa.select(
+            surveys.c.id,
+            surveys.c.helpdesk,
+            surveys.c.dialog_id,
+            surveys.c.token,
+            surveys.c.customer_id,
+            surveys.c.customer_email,
+            surveys.c.customer_name,
+        ).where(_customer(selector))
+    ).all()
+    replies = _rows(
+        conn,
+        sa.select(
+            outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context
+        ).where(outbox.c.kind == REPLY),
+        outbox.c.survey_id,
+        [row.id for row in found],
+    )
+    # A reply being delivered: its worker records what it sent when it is done. Left whole
+    # until then (the same command run again takes it).
+    busy = {row.survey_id for row in replies if row.status == SENDING}
+    tally.in_delivery = len(busy)
+    found = [row for row in found if row.id not in busy]
+    replies = [row for row in replies if row.survey_id not in busy]
+    # Survey key → its dialog, for each survey of the customer's.
+    keys = {tokens.survey_key(row.token): row.dialog_id for row in found if row.token}
+    dialogs = {(row.helpdesk, row.dialog_id) for row in found}
+    if selector.helpdesk and selector.dialog_id:
+        dialogs.add((selector.helpdesk, selector.dialog_id))
+        keys.update(
+            conn.execute(
+                sa.select(answers.c.survey_key, answers.c.dialog_id).where(
+                    answers.c.helpdesk == selector.helpdesk,
+                    answers.c.dialog_id == selector.dialog_id,
+                )
+            ).all()
+        )
+    ordered = sorted(keys)
+
+    holders = [r.id for r in found if r.customer_id or r.customer_email or r.customer_name]
+    tally.surveys = len(holders)
+    waiting = [row.id for row in replies if row.status == PENDING]
+    tally.cancelled = len(waiting)
+    sent = [row.id for row in replies if row.status != PENDING and (row.body or row.context)]
+    tally.replies = len(sent)
+    answered = _rows(
+        conn,
+        sa.select(
+            answers.c.id, answers.c.comment, answers.c.dialog_id, answers.c.submitted_at
+        ).add_columns(answers.c.survey_key),
+        answers.c.survey_key,
+        ordered,
+    )
+    earlier = _rows(
+        conn,
+        sa.select(
+            answer_history.c.id, answer_history.c.comment, answer_history.c.submitted_at
+        ).add_columns(answer_history.c.survey_key),
+        answer_history.c.survey_key,
+        ordered,
+    )
+    tally.answers = sum(1 for row in answered if row.comment)
+    tally.history = sum(1 for row in earlier if row.comment)
+    unverified = _unverified(conn, ordered, sorted({dialog for _, dialog in dialogs}))
+    tally.unverified = len(unverified)
+    # What a digest's line about one of these answers holds: its dialog and submission time.
+    dialog_of = {row.survey_key: row.dialog_id for row in answered}
+    lines = {(row.dialog_id, row.submitted_at.isoformat()) for row in answered} | {
+        (dialog_of[row.survey_key], row.submitted_at.isoformat())
+        for row in earlier
+        if row.survey_key in dialog_of
+    }
+    messages = _alert_messages(conn, ordered, lines)
+    tally.alerts = len(messages)
+    known = set(
+        _rows(conn, sa.select(erasures.c.survey_key), erasures.c.survey_key, ordered, scalars=True)
+    )
+    new_keys = [key for key in ordered if key not in known]
+    tally.records = len(new_keys)
+    if not apply:
+        return tally
+
+    for chunk in _chunks(holders):
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.id.in_(chunk))
+            .values(customer_id=None, customer_email=None, customer_name=None)
+        )
+    for chunk in _chunks(waiting):
+        cancelled = (
+            conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id.in_(chunk), outbox.c.status == PENDING)
+                .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE)
+                .returning(outbox.c.survey_id)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.id.in_(cancelled), surveys.c.status == QUEUED)
+            .values(status=CANCELLED)
+        )
+    for chunk in _chunks(sent + waiting):
+        conn.execute(sa.update(outbox).where(outbox.c.id.in_(chunk)).values(body=None, context={}))
+    for table, rows in ((answers, answered), (answer_history, earlier)):
+        for chunk in _chunks([row.id for row in rows if row.comment is not None]):
+            conn.execute(sa.update(table).where(table.c.id.in_(chunk)).values(comment=None))
+    for chunk in _chunks(unverified):
+        conn.execute(
+            sa.update(unverified_answers)
+            .where(unverified_answers.c.id.in_(chunk))
+            .values(comment=None, source_row={})
+        )
+    if messages:
+        conn.execute(
+            sa.update(alerts).where(alerts.c.id == sa.bindparam("alert_id")),
+            [{"alert_id": ident, "payload": payload} for ident, payload in messages.items()],
+        )
+    if new_keys:
+        conn.execute(
+            sa.insert(erasures),
+            [{"survey_key": key, "dialog_id": keys[key], "erased_at": now} for key in new_keys],
+        )
+    return tally
+
+
+def _customer(selector: Selector) -> sa.ColumnElement[bool]:
+    who = []
+    if selector.email:
+        # As intake's cool-down compares them (intake/store.py): both sides lowered by the
+        # database, whose lower() differs from Python's outside ASCII.
+        who.append(
+            sa.func.lower(surveys.c.customer_email)
+            == sa.func.lower(sa.literal(selector.email, sa.String()))
+        )
+    if selector.helpdesk and selector.customer_id:
+        who.append(
+            sa.and_(
+                surveys.c.helpdesk == selector.helpdesk,
+                surveys.c.customer_id == selector.customer_id,
+            )
+        )
+    if selector.helpdesk and selector.dialog_id:
+        who.append(
+            sa.and_(
+                surveys.c.helpdesk == selector.helpdesk, surveys.c.dialog_id == selector.dialog_id
+            )
+        )
+    return sa.or_(*who)
+
+
+def _unverified(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]) -> list[int]:
+    """The unverified answers to these surveys (by the reference they kept) or with one of
+    these dialogs in their ticket field, that still hold a comment or the row as read."""
+    table = unverified_answers
+    found: dict[int, Any] = {}
+    query = sa.select(table.c.id, table.c.comment, table.c.source_row)
+    for chunk in _chunks(keys):
+        condition = sa.or_(*(table.c.token.startswith(f"{key}.", autoescape=True) for key in chunk))
+        found.update((row.id, row) for row in conn.execute(query.where(condition)))
+    for row in _rows(conn, query, table.c.field_ticket, dialogs):
+        found[row.id] = row
+    return sorted(ident for ident, row in found.items() if row.comment or row.source_row)
+
+
+def _alert_messages(
+    conn: sa.Connection, keys: Sequence[str], lines: set[tuple[str, str]]
+) -> dict[int, dict[str, Any]]:
+    """Alert id → its message without the customer's text, for each alert whose message
+    holds some: an answer's alert (its comment, its reply context), a digest's line about one
+    of the answers (its comment)."""
+    changed: dict[int, dict[str, Any]] = {}
+    about = sa.select(alerts.c.id, alerts.c.payload).where(alerts.c.kind == ANSWER)
+    for row in _rows(conn, about, alerts.c.survey_key, keys):
+        payload = dict(row.payload)
+        if payload.get("comment") or payload.get("context"):
+            changed[row.id] = {**payload, "comment": None, "context": {}}
+    if not lines:
+        return changed
+    digests = sa.select(alerts.c.id, alerts.c.payload).where(alerts.c.kind == DIGEST_KIND)
+    for row in conn.execute(digests):
+        items = row.payload.get("items") or []
+        if not any(_line_of(item) in lines and item.get("comment") for item in items):
+            continue
+        changed[row.id] = {
+            **row.payload,
+            "items": [
+                {**item, "comment": None} if _line_of(item) in lines else item for item in items
+            ],
+        }
+    return changed
+
+
+def _line_of(item: Any) -> tuple[str, str] | None:
+    if not isinstance(item, dict):
+        return None
+    return (str(item.get("dialog_id")), str(item.get("submitted_at")))
+
+
+def _rows(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    column: sa.ColumnElement[Any],
+    values: Sequence[Any],
+    *,
+    scalars: bool = False,
+) -> list[Any]:
+    """``query``'s rows whose ``column`` is one of ``values``, a bounded IN list at a time."""
+    found: list[Any] = []
+    for chunk in _chunks(values):
+        result = conn.execute(query.where(column.in_(chunk)))
+        found.extend(result.scalars() if scalars else result.all())
+    return found
+
+
+def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
+    items = list(values)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]

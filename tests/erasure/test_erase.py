@@ -1,0 +1,502 @@
+"""``csat-hook erase``: one customer's data erased everywhere csat-hook stored it, the metrics
+unchanged, and the next syncs neither store the erased comments again nor keep them in the
+reports; a dry run changes nothing, and nothing customer-specific is printed or logged."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from pydantic import SecretStr
+
+from csat_hook import tokens
+from csat_hook.cli import main
+from csat_hook.clock import utcnow
+from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import SENDING
+from csat_hook.db.schema import SENT
+from csat_hook.db.schema import alerts
+from csat_hook.db.schema import answer_history
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import erasures
+from csat_hook.db.schema import metadata
+from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.db.schema import sync_locks
+from csat_hook.db.schema import unverified_answers
+from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.notify.records import DIGEST
+from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.records import DigestItem
+from tests.sync.conftest import HELPDESK
+from tests.sync.conftest import SECRET
+
+HEADER = "Timestamp,Rating,Comment,Agent,Ticket,Reference"
+MARIA = {
+    "customer_id": "CUST-MARIA-77",
+    "customer_email": "Maria.Lopez@Example.COM",
+    "customer_name": "Maria Lopez",
+}
+BOB = {"customer_id": "CUST-BOB-9", "customer_email": "bob@example.org", "customer_name": "Bob"}
+# Every text of Maria's holds "maria" (any case): none may be left anywhere after the erasure.
+MARK = "maria"
+
+
+@pytest.fixture
+def receivers(kit: Any) -> Iterator[FakeNotify]:
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+class Shop:
+    """Maria's two surveys (D-1 answered twice, D-2 once) and Bob's (D-3), their replies as
+    sent, a forged answer to D-1 and one without a reference naming D-2, all synced from a
+    CSV export into local reports, with a low-rating alert about D-1."""
+
+    def __init__(self, kit: Any, receivers: FakeNotify, tmp_path: Path) -> None:
+        self.kit = kit
+        self.tmp_path = tmp_path
+        self.export = tmp_path / "export.csv"
+        self.report = tmp_path / "report"
+        self.config_path = tmp_path / "erase.yaml"
+        self.config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "database": {"url": kit.database_url},
+                    "token": {"secret": SECRET},
+                    "helpdesks": {HELPDESK: {"output": str(tmp_path / "dry.jsonl")}},
+                }
+            ),
+            encoding="utf-8",
+        )
+        self.config = kit.config(
+            results={"source": "csv", "csv": {"path": str(self.export)}},
+            output={
+                "gsheets": {"enabled": False},
+                "local": {"enabled": True, "dir": str(self.report), "xlsx": True, "csv": True},
+            },
+            alerts={
+                "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+                "rules": [
+                    {
+                        "name": "low",
+                        "kind": "low_rating",
+                        "max_rating": 2,
+                        "destinations": ["slack"],
+                    }
+                ],
+            },
+        )
+        self.t1 = self.survey("D-1", MARIA)
+        self.t2 = self.survey("D-2", MARIA)
+        self.t3 = self.survey("D-3", BOB)
+        ref = tokens.verify(self.t1, [SECRET])
+        self.forged = tokens.sign("a-secret-nobody-configured-here", ref)
+        assert tokens.survey_key(self.forged) == tokens.survey_key(self.t1)
+        self.lines = {
+            "d1-earlier": f"2026/11/20 1:00:00 PM GMT+3,3,Maria: slow at first,Anna,D-1,{self.t1}",
+            "d1-latest": f"2026/11/20 2:50:00 PM GMT+3,2,Maria again: rude,Anna,D-1,{self.t1}",
+            "d2": f"2026/11/20 1:30:00 PM GMT+3,5,Thanks from MARIA,Anna,D-2,{self.t2}",
+            "d3": f"2026/11/20 1:40:00 PM GMT+3,4,Bob says fine,Anna,D-3,{self.t3}",
+            "forged": f"2026/11/20 1:10:00 PM GMT+3,1,maria forged,Anna,D-1,{self.forged}",
+            "no-ref": "2026/11/20 1:20:00 PM GMT+3,1,maria without a reference,Anna,D-2,",
+        }
+        self.write()
+
+    def survey(self, dialog_id: str, customer: dict[str, str]) -> str:
+        token = self.kit.survey(dialog_id, "7", "Anna Petrova")
+        now = self.kit.now
+        with self.kit.engine.begin() as conn:
+            conn.execute(sa.update(surveys).where(surveys.c.token == token).values(**customer))
+            survey_id = conn.execute(
+                sa.select(surveys.c.id).where(surveys.c.token == token)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(outbox).values(
+                    survey_id=survey_id,
+                    helpdesk=HELPDESK,
+                    dialog_id=dialog_id,
+                    context={"customer_id": customer["customer_id"]},
+                    status=SENT,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    sent_at=now,
+                    body=f"Hi {customer['customer_name']}, how did we do?",
+                    kind=REPLY,
+                )
+            )
+        return token
+
+    def write(self) -> None:
+        rows = [HEADER, *self.lines.values()]
+        self.export.write_bytes(("\r\n".join(rows) + "\r\n").encode())
+
+    def sync(self) -> Any:
+        summary = self.kit.run(self.config)
+        assert summary.status in ("ok", "data_error"), summary.error
+        return summary
+
+    def erase(self, *args: str) -> Any:
+        return CliRunner().invoke(main, ["-c", str(self.config_path), "erase", *args])
+
+    def dump(self) -> dict[str, list[Any]]:
+        """Every table as stored (but the sync lock, which an erasure takes)."""
+        with self.kit.engine.connect() as conn:
+            return {
+                table.name: [tuple(row) for row in conn.execute(sa.select(table))]
+                for table in metadata.sorted_tables
+                if table is not sync_locks
+            }
+
+    def figures(self) -> Any:
+        """What the metrics are made of, and the report's figures (every file but the comments
+        it lists)."""
+        with self.kit.engine.connect() as conn:
+            credited = conn.execute(
+                sa.select(
+                    answers.c.survey_key,
+                    answers.c.helpdesk,
+                    answers.c.dialog_id,
+                    answers.c.agent_key,
+                    answers.c.issued_at,
+                    answers.c.rating,
+                    answers.c.nps,
+                    answers.c.submitted_at,
+                ).order_by(answers.c.survey_key)
+            ).all()
+            earlier = conn.execute(
+                sa.select(
+                    answer_history.c.survey_key,
+                    answer_history.c.rating,
+                    answer_history.c.submitted_at,
+                ).order_by(answer_history.c.submitted_at)
+            ).all()
+            sent = conn.execute(
+                sa.select(
+                    surveys.c.token,
+                    surveys.c.agent_id,
+                    surveys.c.agent_name,
+                    surveys.c.status,
+                    surveys.c.created_at,
+                    surveys.c.sent_at,
+                ).order_by(surveys.c.id)
+            ).all()
+        return credited, earlier, sent, self.summary_file()
+
+    def summary_file(self) -> list[list[str]]:
+        (path,) = [p for p in self.report.glob("*.csv") if "summary" in p.name.lower()]
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return list(csv.reader(handle))
+
+    def report_text(self) -> str:
+        """Everything the local reports hold, as text."""
+        parts = [p.read_text(encoding="utf-8-sig") for p in sorted(self.report.glob("*.csv"))]
+        for path in self.report.glob("*.xlsx"):
+            book = load_workbook(path, read_only=True)
+            for sheet in book.worksheets:
+                for row in sheet.iter_rows(values_only=True):
+                    parts.extend(str(v) for v in row if v is not None)
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def shop(kit: Any, receivers: FakeNotify, tmp_path: Path) -> Shop:
+    built = Shop(kit, receivers, tmp_path)
+    built.sync()
+    return built
+
+
+def held(dump: dict[str, list[Any]]) -> dict[str, int]:
+    """Per table, the rows that hold Maria's text somewhere."""
+    found = {}
+    for name, rows in dump.items():
+        count = sum(1 for row in rows if MARK in json.dumps(row, default=str).lower())
+        if count:
+            found[name] = count
+    return found
+
+
+def test_the_customer_text_is_everywhere_before(shop: Shop):
+    assert held(shop.dump()) == {
+        "surveys": 2,
+        "outbox": 2,
+        "answers": 2,
+        "answer_history": 1,
+        "unverified_answers": 2,
+        "alerts": 1,
+    }
+    assert MARK in shop.report_text().lower()
+
+
+def test_a_dry_run_counts_and_changes_nothing(shop: Shop):
+    before = shop.dump()
+    result = shop.erase("--email", "maria.lopez@example.com")
+    assert result.exit_code == 0, result.output
+    assert shop.dump() == before
+    assert "Dry run, nothing changed" in result.output
+    assert "  surveys: 2 " in result.output
+    assert "  survey replies sent or failed: 2 " in result.output
+    assert "  answers: 2 " in result.output
+    assert "  earlier submissions (answer history): 1 " in result.output
+    assert "  unverified answers: 2 " in result.output
+    assert "  alerts: 1 " in result.output
+    assert "  erasure records: 2 " in result.output
+    assert "--yes" in result.output
+
+
+def test_erasing_by_email_erases_every_place_and_keeps_the_metrics(shop: Shop, caplog):
+    figures = shop.figures()
+    before = shop.dump()
+    with caplog.at_level(logging.DEBUG):
+        result = shop.erase("--email", "MARIA.LOPEZ@example.com", "--yes")
+    assert result.exit_code == 0, result.output
+    after = shop.dump()
+    assert held(after) == {}
+    # Bob's rows are as they were.
+    for name in ("surveys", "outbox", "answers"):
+        bob_before = [r for r in before[name] if "bob" in json.dumps(r, default=str).lower()]
+        bob_after = [r for r in after[name] if "bob" in json.dumps(r, default=str).lower()]
+        assert bob_before == bob_after and bob_before, name
+    with shop.kit.engine.connect() as conn:
+        maria = conn.execute(
+            sa.select(surveys).where(surveys.c.dialog_id.in_(["D-1", "D-2"]))
+        ).all()
+        assert {(r.customer_id, r.customer_email, r.customer_name) for r in maria} == {
+            (None, None, None)
+        }
+        replies = conn.execute(
+            sa.select(outbox.c.body, outbox.c.context, outbox.c.status).where(
+                outbox.c.dialog_id.in_(["D-1", "D-2"]), outbox.c.kind == REPLY
+            )
+        ).all()
+        assert set(map(tuple, [(r.body, json.dumps(r.context), r.status) for r in replies])) == {
+            (None, "{}", SENT)
+        }
+        keys = set(conn.execute(sa.select(erasures.c.survey_key)).scalars())
+        assert keys == {tokens.survey_key(shop.t1), tokens.survey_key(shop.t2)}
+        (alert,) = conn.execute(sa.select(alerts.c.payload, alerts.c.rating)).all()
+        assert alert.payload["comment"] is None and alert.rating == 2
+    # The metrics' inputs are untouched (the report is rewritten by the next sync).
+    assert shop.figures() == figures
+    # Counts and the reach note, never the customer's data; the log has counts only.
+    assert "Erased:" in result.output and "  answers: 2 " in result.output
+    assert result.output.count("Not reachable from here") == 1
+    for text in (result.output, caplog.text):
+        lowered = text.lower()
+        assert MARK not in lowered and "cust-maria" not in lowered and "lopez" not in lowered
+    assert "erasure.applied" in caplog.text
+
+    # Run again: nothing left to erase (the e-mail is gone with the rest).
+    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert again.exit_code == 0 and "Nothing to erase" in again.output
+    assert shop.dump() == after
+
+
+def test_the_next_sync_rewrites_the_reports_without_the_comments_and_never_stores_them_again(
+    shop: Shop,
+):
+    figures = shop.figures()
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    shop.kit.now += timedelta(minutes=5)
+    summary = shop.sync()
+    assert summary.report != "unchanged"
+    assert MARK not in shop.report_text().lower()
+    assert shop.figures() == figures  # the same figures in the rewritten report
+    assert held(shop.dump()) == {}
+
+    # The answers are still in the export; the rating of D-1's latest is edited there (a new
+    # row identity): it is credited, its comment is not stored again.
+    shop.lines["d1-latest"] = shop.lines["d1-latest"].replace(",2,Maria", ",1,Maria")
+    shop.lines["forged"] = shop.lines["forged"].replace(",1,maria", ",2,maria")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    edited = shop.sync()
+    assert edited.updated == 1, edited
+    assert held(shop.dump()) == {}
+    assert MARK not in shop.report_text().lower()
+    with shop.kit.engine.connect() as conn:
+        latest = conn.execute(
+            sa.select(answers.c.rating, answers.c.comment).where(answers.c.dialog_id == "D-1")
+        ).one()
+    assert latest.rating == 1 and not latest.comment
+
+
+def test_a_survey_erased_before_its_answer_is_synced_gets_the_rating_only(
+    kit: Any, receivers: FakeNotify, tmp_path: Path
+):
+    built = Shop(kit, receivers, tmp_path)  # not synced yet
+    result = built.erase("--helpdesk", HELPDESK, "--customer-id", MARIA["customer_id"], "--yes")
+    assert result.exit_code == 0, result.output
+    built.sync()
+    assert held(built.dump()) == {}
+    assert MARK not in built.report_text().lower()
+    with kit.engine.connect() as conn:
+        ratings = conn.execute(
+            sa.select(answers.c.dialog_id, answers.c.rating).order_by(answers.c.dialog_id)
+        ).all()
+    assert [tuple(r) for r in ratings] == [("D-1", 2), ("D-2", 5), ("D-3", 4)]
+
+
+def test_one_dialog_only(shop: Shop):
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2", "--yes")
+    assert result.exit_code == 0, result.output
+    with shop.kit.engine.connect() as conn:
+        comments = {
+            r[0]: r[1] for r in conn.execute(sa.select(answers.c.dialog_id, answers.c.comment))
+        }
+        customers = {
+            r[0]: r[1]
+            for r in conn.execute(sa.select(surveys.c.dialog_id, surveys.c.customer_email))
+        }
+        unverified = conn.execute(
+            sa.select(unverified_answers.c.field_ticket, unverified_answers.c.comment)
+        ).all()
+    assert comments == {"D-1": "Maria again: rude", "D-2": None, "D-3": "Bob says fine"}
+    assert customers == {"D-1": MARIA["customer_email"], "D-2": None, "D-3": BOB["customer_email"]}
+    assert sorted(map(tuple, unverified)) == [("D-1", "maria forged"), ("D-2", None)]
+
+
+def test_email_case_is_folded_by_the_database_on_both_sides(shop: Shop):
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.dialog_id == "D-2")
+            .values(customer_email="MARIA.LOPEZ@EXAMPLE.COM")
+        )
+    result = shop.erase("--email", "maria.LOPEZ@example.Com")
+    assert result.exit_code == 0 and "  surveys: 2 " in result.output, result.output
+    assert "Nothing to erase" in shop.erase("--email", "maria@example.com").output
+
+
+def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_left(shop: Shop):
+    with shop.kit.engine.begin() as conn:
+        conn.execute(sa.update(outbox).where(outbox.c.dialog_id == "D-1").values(status=PENDING))
+        conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status="queued"))
+        conn.execute(sa.update(outbox).where(outbox.c.dialog_id == "D-2").values(status=SENDING))
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 1
+    assert "being sent right now" in result.output and "run the same command again" in result.output
+    with shop.kit.engine.connect() as conn:
+        rows = {
+            r.dialog_id: r
+            for r in conn.execute(
+                sa.select(
+                    surveys.c.dialog_id,
+                    surveys.c.status,
+                    surveys.c.customer_email,
+                    outbox.c.status.label("reply"),
+                    outbox.c.body,
+                ).join(outbox, outbox.c.survey_id == surveys.c.id)
+            )
+        }
+    assert (rows["D-1"].status, rows["D-1"].reply, rows["D-1"].customer_email) == (
+        CANCELLED,
+        CANCELLED,
+        None,
+    )
+    assert rows["D-1"].body is None
+    assert (rows["D-2"].reply, rows["D-2"].customer_email) == (SENDING, MARIA["customer_email"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "--email ADDRESS"),
+        (("--yes",), "--email ADDRESS"),
+        (("--helpdesk", "dryrun"), "--helpdesk needs --customer-id or --dialog"),
+        (("--customer-id", "C-1"), "--customer-id needs --helpdesk"),
+        (("--dialog", "D-1"), "--dialog needs --helpdesk"),
+        (("--email", "  "), "--email"),
+    ],
+)
+def test_a_selector_is_required(tmp_path: Path, args: tuple[str, ...], message: str):
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "none.yaml"), "erase", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "none.yaml").exists()
+
+
+def test_a_digest_keeps_its_lines_without_the_customers_comments(shop: Shop):
+    with shop.kit.engine.begin() as conn:
+        when = {
+            r.dialog_id: r.submitted_at.isoformat()
+            for r in conn.execute(sa.select(answers.c.dialog_id, answers.c.submitted_at))
+        }
+        message = AlertMessage(
+            ref="csat-alert-" + "ab" * 12,
+            event=DIGEST,
+            rule="daily",
+            created_at=shop.kit.now.isoformat(),
+            items=tuple(
+                DigestItem(
+                    rating=r, agent_name="Anna", dialog_id=d, comment=c, submitted_at=when[d]
+                )
+                for d, r, c in (("D-1", 2, "Maria again: rude"), ("D-3", 4, "Bob says fine"))
+            ),
+        )
+        conn.execute(
+            sa.insert(alerts).values(
+                key="digest-key",
+                ref=message.ref,
+                kind="digest",
+                rule="daily",
+                payload=message.to_payload(),
+                created_at=shop.kit.now,
+            )
+        )
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert "  alerts: 2 " in result.output, result.output
+    with shop.kit.engine.connect() as conn:
+        payload = conn.execute(
+            sa.select(alerts.c.payload).where(alerts.c.key == "digest-key")
+        ).scalar_one()
+    assert [(i["dialog_id"], i["rating"], i["comment"]) for i in payload["items"]] == [
+        ("D-1", 2, None),
+        ("D-3", 4, "Bob says fine"),
+    ]
+
+
+def test_a_forged_answer_credited_later_comes_without_its_comment(shop: Shop):
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    config = shop.config
+    config.token.previous_secrets = [SecretStr("a-secret-nobody-configured-here")]
+    shop.kit.now += timedelta(minutes=5)
+    summary = shop.kit.run(config)
+    assert summary.reverified == 1, summary.error
+    assert held(shop.dump()) == {}
+    with shop.kit.engine.connect() as conn:
+        ratings = conn.execute(
+            sa.select(answer_history.c.rating).where(
+                answer_history.c.survey_key == tokens.survey_key(shop.t1)
+            )
+        ).scalars()
+        assert sorted(ratings) == [1, 3]
+
+
+def test_a_running_sync_is_waited_for_and_nothing_is_erased_meanwhile(shop: Shop):
+    from csat_hook.sync.lock import LOCK_NAME
+    from csat_hook.sync.lock import acquire_lock
+
+    with shop.kit.engine.begin() as conn:
+        assert acquire_lock(
+            conn, LOCK_NAME, "other:1:sync", utcnow(), utcnow() + timedelta(minutes=10)
+        )
+    before = shop.dump()
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 3, result.output
+    assert "Nothing erased: another sync is running" in result.output
+    assert shop.dump() == before

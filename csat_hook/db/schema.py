@@ -290,6 +290,9 @@ sync_outputs = sa.Table(
     # run that skips the report needs of it (files, tabs, agents): sync/report_key.py.
     sa.Column("report_key", sa.String(64)),
     sa.Column("report_detail", sa.JSON()),
+    # A spreadsheet's tabs csat-hook owns (their sheetIds), the only ones the report writes:
+    # sync/owned_tabs.py. Kept across failed writes (the report key is forgotten before one).
+    sa.Column("tabs", sa.JSON()),
 )
 
 # The last whole read of each source that reads everything (a responses sheet, a CSV file):

@@ -111,17 +111,12 @@ class AlertsStep:
         and keep the team's edits in the database before the tab is rewritten."""
         if self.config.alerts.tab is None:
             return 0
-        # The title as the output writes it: "Alerts: support" is the tab "Alerts support".
-        title = clean(self.config.alerts.tab, SHEETS_MAX)
-        tabs = output.api.metadata(output.spreadsheet_id).get("sheets", [])
-        existing = [
-            s.get("properties", {}).get("title")
-            for s in tabs
-            if str(s.get("properties", {}).get("title", "")).casefold() == title.casefold()
-        ]
-        if not existing:
+        # The title as the output writes it: "Alerts: support" is the tab "Alerts support",
+        # "Alerts support 2" when a tab csat-hook did not make holds that title.
+        title = output.own_tab(clean(self.config.alerts.tab, SHEETS_MAX))
+        if title is None:
             return 0
-        values = output.api.read_tab(output.spreadsheet_id, existing[0])
+        values = output.api.read_tab(output.spreadsheet_id, title)
         cells = handled_cells(values)
         if not cells:
             return 0

@@ -19,6 +19,7 @@ from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SyncError
 from csat_hook.sync import cache
+from csat_hook.sync import owned_tabs
 from csat_hook.sync import report_key
 from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.google import api as google_api
@@ -224,7 +225,16 @@ class OutputsStep(AlertsStep):
         key = f"gsheets:{output.spreadsheet_id}"
         with self.engine.connect() as conn:
             last = cache.output_digest(conn, key)
-        done = output.write(report.sheets(), report.language, last_written=last)
+            recorded = owned_tabs.recorded(conn, key)
+
+        def keep(owned: list[int]) -> None:
+            nonlocal recorded
+            if owned != recorded:
+                with self.engine.begin() as conn:
+                    owned_tabs.record(conn, key, owned, self.clock())
+                recorded = owned
+
+        done = output.write(report.sheets(), report.language, last_written=last, keep=keep)
         digest = done.pop("digest")
         if digest != last:
             with self.engine.begin() as conn:
@@ -242,10 +252,13 @@ class OutputsStep(AlertsStep):
             for candidate in (tab_id, config.results.gsheets.sheet_gid):
                 if candidate is not None:
                     protected.add(int(candidate))
+        with self.engine.connect() as conn:
+            owned = owned_tabs.recorded(conn, f"gsheets:{spreadsheet_id}") or []
         return SheetsOutput(
             sheets,
             spreadsheet_id,
             protected=protected,
+            owned=owned,
             max_request_bytes=config.output.gsheets.max_request_bytes,
         )
 

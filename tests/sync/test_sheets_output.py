@@ -15,6 +15,7 @@ from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.outputs.sheets_format import object_id
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 from tests.sync.conftest import leaderboard
@@ -186,9 +187,14 @@ def test_a_failed_value_write_leaves_existing_tabs_untouched(kit):
 def test_old_extents_are_overwritten_with_blanks_not_cleared_separately(kit):
     token = kit.survey("T-1", "7", "Anna Petrova")
     kit.responses([EN_HEADER, [T0, 5, "ok", "", "", token]])
-    # A hand-made Summary tab full of stale cells, with a small grid.
+    # A Summary tab of ours (an earlier run made it) full of stale cells, with a small grid.
     kit.fake.add_tab(
-        SHEET_ID, "Summary", [["stale"] * 30 for _ in range(8)], row_count=8, col_count=30
+        SHEET_ID,
+        "Summary",
+        [["stale"] * 30 for _ in range(8)],
+        sheet_id=object_id("csat-hook tab", "summary", 0),
+        row_count=8,
+        col_count=30,
     )
     summary = kit.run()
 
@@ -340,8 +346,9 @@ def test_tabs_created_but_answered_with_a_503_the_run_goes_on(kit):
 
 
 def test_a_tab_taken_meanwhile_is_planned_around(fake_google, google_session):
-    """The refusal can also mean someone added one of our tabs between our read and our
-    write: nothing of the atomic batch was applied, so the re-plan adds the others."""
+    """The refusal can also mean someone added a tab with one of our titles between our read
+    and our write: nothing of the atomic batch was applied, so the re-plan adds them all, ours
+    beside the manager's (which it does not write)."""
     fake_google.add_spreadsheet(SHEET_ID)
     fake_google.add_tab(SHEET_ID, "Form Responses 1", [EN_HEADER])
     api = SheetsApi(google_session)
@@ -353,8 +360,10 @@ def test_a_tab_taken_meanwhile_is_planned_around(fake_google, google_session):
     ]
     done = SheetsOutput(api, SHEET_ID).write(grids, "en")
 
-    assert fake_google.titles(SHEET_ID) == ["Form Responses 1", "Summary", "Anna (7)"]
-    assert fake_google.cells(SHEET_ID, "Summary")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
+    titles = ["Summary 2", "Form Responses 1", "Summary", "Anna (7)"]
+    assert fake_google.titles(SHEET_ID) == titles
+    assert fake_google.cells(SHEET_ID, "Summary 2")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
+    assert fake_google.cells(SHEET_ID, "Summary") == [["a manager's notes"]]
     assert [w["status"] for w in fake_google.api_requests("sheets_write")] == [400, 200, 200]
     assert done["write_requests"] == 3
 

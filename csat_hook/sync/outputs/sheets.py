@@ -18,8 +18,13 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    format) and date-times are serial numbers under a date-time format. A text longer than a
    cell holds is cut (:mod:`.cells`): Google refuses the whole request otherwise.
 
-The responses tab of the form (when the output is the same spreadsheet) is protected: no
-title of ours may take it, and a plan that would touch it is refused.
+The report writes only into tabs csat-hook owns (:class:`.sheets_tabs.Owned`: a sheetId it
+makes, or one it recorded writing): any other tab's title is avoided with " 2", as an agent
+whose name is a manager's tab's title or the form's linked responses tab's gets "<title> 2".
+The ids of the tabs written are handed to ``keep`` before anything is sent (the caller
+records them: ``sync_outputs.tabs``). The responses tab of the form (when the output is the
+same spreadsheet and the sync's source) is protected: never ours, and a plan that would
+touch it is refused.
 
 A structure write whose answer was lost (a timeout, a reset or a 5xx after Google applied it)
 is retried by the session, and Google then refuses the addSheet: "A sheet with the name ...
@@ -61,12 +66,14 @@ from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_tabs import AGENT_TAB
 from csat_hook.sync.outputs.sheets_tabs import TAB
+from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import table_titles
+from csat_hook.sync.titles import unique_titles
 
 MAX_VALUE_REQUESTS = 2
 FORMAT_KEY = "csat-hook.report-format"  # developer metadata: the digest of the looks set
@@ -141,6 +148,7 @@ class Plan:
     structure: list[dict[str, Any]]  # tabs to add, grids to grow
     looks: list[dict[str, Any]]  # formats, rules, charts (empty: already as wanted)
     expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
+    owned: list[int]  # the tabs to record as csat-hook's: these, and the recorded still there
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -156,11 +164,13 @@ class SheetsOutput:
         spreadsheet_id: str,
         *,
         protected: Iterable[int] = (),
+        owned: Iterable[int] = (),
         max_request_bytes: int = 8_000_000,
     ) -> None:
         self.api = api
         self.spreadsheet_id = spreadsheet_id
         self.protected = set(protected)
+        self.owned = set(owned)  # the sheetIds recorded as csat-hook's (sheets_tabs.Owned)
         self.max_request_bytes = max_request_bytes
 
     def language(self) -> str:
@@ -174,9 +184,11 @@ class SheetsOutput:
         sheets = metadata.get("sheets", [])
         existing = {p["title"].casefold(): p for p in (s.get("properties", {}) for s in sheets)}
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
-        titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, taken)
+        ours = Owned(self.owned, (g.key for g in grids if g.key is not None), self.protected)
+        foreign = [p["title"] for p in existing.values() if not ours(p)]
+        titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, foreign)
         used_ids = {p.get("sheetId") for p in existing.values()}
-        renamed = Renamed(existing, {t.casefold() for t in titles}, self.protected)
+        renamed = Renamed(existing, {t.casefold() for t in titles}, self.protected, ours.recorded)
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
         for title, grid in zip(titles, grids, strict=True):
@@ -198,6 +210,8 @@ class SheetsOutput:
                 continue
             if props.get("sheetId") in self.protected:
                 raise SyncError(f"refusing to write tab {title!r}: it holds the form responses")
+            if not ours(props):  # its title is avoided: never
+                raise SyncError(f"refusing to write tab {title!r}: csat-hook did not make it")
             grid_props = props.get("gridProperties", {})
             rows, cols = int(grid_props.get("rowCount", 0)), int(grid_props.get("columnCount", 0))
             if rows < need_rows or cols < need_cols:
@@ -217,7 +231,21 @@ class SheetsOutput:
         _check_cells(plans, existing.values())
         looks, digest, rules = self._looks(plans, metadata, Texts(language))
         tabs = [(p.title, p.sheet_id, p.grid) for p in plans]
-        return Plan(plans, requests, looks, expectation(tabs, rules, digest, taken))
+        present = {p.get("sheetId") for p in existing.values()}
+        owned = sorted({p.sheet_id for p in plans} | (ours.recorded & present))
+        return Plan(plans, requests, looks, expectation(tabs, rules, digest, taken), owned)
+
+    def own_tab(self, title: str) -> str | None:
+        """The title of the tab of ours that an own tab of the report titled ``title`` (the
+        team's Alerts tab) is written to, if it exists: ``title``, or ``title 2`` when a tab
+        not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown here)."""
+        sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
+        props = [s.get("properties", {}) for s in sheets]
+        ours = Owned(self.owned, (), self.protected)
+        foreign = [str(p.get("title", "")) for p in props if not ours(p)]
+        [wanted] = unique_titles([title], SHEETS_MAX, foreign)
+        found = [p for p in props if str(p.get("title", "")).casefold() == wanted.casefold()]
+        return str(found[0]["title"]) if found else None  # not foreign: ours
 
     def still_holds(self, expected: dict[str, Any]) -> bool:
         """Whether the spreadsheet still looks as a write left it (``expected`` in what
@@ -291,13 +319,22 @@ class SheetsOutput:
         return requests, digest, counts
 
     def write(
-        self, grids: Sequence[Grid], language: str, *, last_written: str | None = None
+        self,
+        grids: Sequence[Grid],
+        language: str,
+        *,
+        last_written: str | None = None,
+        keep: Callable[[list[int]], None] | None = None,
     ) -> dict[str, Any]:
         """Create, resize and format tabs, then rewrite every tab in place; returns what was
         done, with ``digest`` (the contents written) and ``expected`` (the looks written).
         When the tabs need no structure or format change and the contents are
-        ``last_written``, the values are not written again."""
+        ``last_written``, the values are not written again. ``keep`` is given the sheetIds
+        to record as csat-hook's (:attr:`Plan.owned`) before any request is sent: a tab
+        renamed is no longer known by its title's id, and must be known by the next run."""
+        keep = keep or (lambda _owned: None)
         plan = self.plan(grids, language)
+        keep(plan.owned)
         # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
         encoded = self._encoded(plan.tabs)
         digest = contents_digest(item for _, item in encoded)
@@ -326,6 +363,7 @@ class SheetsOutput:
             # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
             # plan again from the tabs as they are now.
             plan = self.plan(grids, language)
+            keep(plan.owned)
             encoded = self._encoded(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
             chunks = self._chunks(encoded)

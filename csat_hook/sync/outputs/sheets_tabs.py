@@ -1,8 +1,10 @@
 """Which tab of a spreadsheet holds which tab of the report: the sheetIds csat-hook gives the
-tabs it adds, and an agent's tab found again under an older title."""
+tabs it adds, which tabs are csat-hook's (the only ones it writes), and an agent's tab found
+again under an older title."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from csat_hook.sync.outputs.sheets_format import object_id
@@ -12,6 +14,9 @@ from csat_hook.sync.titles import clean
 # A new tab's sheetId is made from these and its agent key (an agent's tab) or its title: an
 # agent's tab is found by its id when the agent's name, and so the wanted title, changed.
 TAB, AGENT_TAB = "csat-hook tab", "csat-hook agent tab"
+# new_id's attempts recognised as ours: a later one is taken only when a tab already holds
+# the id of every earlier one.
+ATTEMPTS = 3
 
 
 def new_id(parts: tuple[str, str], used: set[Any]) -> int:
@@ -24,37 +29,79 @@ def new_id(parts: tuple[str, str], used: set[Any]) -> int:
         attempt += 1
 
 
+def titled(props: dict[str, Any]) -> bool:
+    """Whether the tab's sheetId is the one :func:`new_id` gives its own title: a tab
+    csat-hook added under that title (the report's own tabs; agents' tabs made before ids
+    came from keys)."""
+    title = str(props.get("title", "")).casefold()
+    return props.get("sheetId") in {object_id(TAB, title, a) for a in range(ATTEMPTS)}
+
+
+class Owned:
+    """Which tabs are csat-hook's: the report writes only into these, and avoids the titles
+    of all others (a manager's tab, the form's linked responses tab) with " 2". An agent's
+    name is typed by helpdesk users: "Ответы на форму" with id 1 is the title Google Forms
+    gives its responses tab in Russian, and a name-only agent's title is the bare name.
+
+    A tab is csat-hook's when its sheetId is one :func:`new_id` gives an agent key of the
+    report or the tab's own title, or one csat-hook recorded writing (``recorded``: the
+    tabs of its reports, kept between runs; the earliest versions let Google number their
+    tabs, and a tab renamed keeps the id of its first title). A protected tab never is."""
+
+    def __init__(self, recorded: Iterable[int], keys: Iterable[str], protected: set[int]) -> None:
+        self.recorded = set(recorded) - protected
+        self.protected = protected
+        self.keyed = {object_id(AGENT_TAB, key, a) for key in set(keys) for a in range(ATTEMPTS)}
+        self._seen: dict[tuple[Any, str], bool] = {}  # a plan asks twice about the tabs it takes
+
+    def __call__(self, props: dict[str, Any]) -> bool:
+        sheet_id = props.get("sheetId")
+        if sheet_id in self.protected:
+            return False
+        if sheet_id in self.recorded or sheet_id in self.keyed:
+            return True
+        seen = (sheet_id, str(props.get("title", "")))
+        if seen not in self._seen:
+            self._seen[seen] = titled(props)
+        return self._seen[seen]
+
+
 class Renamed:
     """The tab an agent had under an older title (their name changed in the helpdesk): a
     tab of ours for the agent's key whose title no tab of this report wants, renamed to the
     new title rather than left behind with the answers it held then.
 
-    Ours for the key: its sheetId is the one :func:`new_id` gives the key, or (tabs made
-    before ids came from keys) the one it gave the tab's own title, which ends with the
-    key as :func:`~csat_hook.sync.titles.agent_title` writes it. A tab Google numbered (one
-    a manager added) is never taken."""
+    Ours for the key: its sheetId is the one :func:`new_id` gives the key, or it is ours
+    (made under its own title before ids came from keys, or recorded: :class:`Owned`) and
+    its title ends with the key as :func:`~csat_hook.sync.titles.agent_title` writes it. A
+    tab Google numbered that csat-hook did not record (one a manager added) is never taken."""
 
     def __init__(
-        self, existing: dict[str, dict[str, Any]], wanted: set[str], protected: set[int]
+        self,
+        existing: dict[str, dict[str, Any]],
+        wanted: set[str],
+        protected: set[int],
+        recorded: Iterable[int] = (),
     ) -> None:
         self.free = {
             p.get("sheetId"): p
             for title, p in existing.items()
             if title not in wanted and p.get("sheetId") not in protected
         }
+        self.recorded = set(recorded)
         self._by_title_id: dict[str, dict[str, Any]] | None = None
 
     def tab(self, key: str) -> dict[str, Any] | None:
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             props = self.free.get(object_id(AGENT_TAB, key, attempt))
             if props is not None:
                 return self.free.pop(props.get("sheetId"))
         if self._by_title_id is None:  # built once, only when some agent's title is new
-            self._by_title_id = {}
-            for sheet_id, p in self.free.items():
-                title = str(p.get("title", "")).casefold()
-                if sheet_id in {object_id(TAB, title, a) for a in range(3)}:
-                    self._by_title_id[title] = p
+            self._by_title_id = {
+                str(p.get("title", "")).casefold(): p
+                for sheet_id, p in self.free.items()
+                if sheet_id in self.recorded or titled(p)
+            }
         suffix = f" ({clean(key, SHEETS_MAX)})".casefold()
         for title, props in self._by_title_id.items():
             if title.endswith(suffix) and props.get("sheetId") in self.free:

@@ -56,6 +56,16 @@ from csat_hook.notify.smtp_client import Deadline
 from csat_hook.notify.smtp_client import DeadlineSMTP
 
 MAX_SUBJECT = 200
+# What a Subject cannot carry as it is (its line breaks and tabs are spaces already): control
+# characters (a NUL, a terminal escape) and "=?", which starts an RFC 2047 encoded word. The
+# email package decodes an encoded word in a value it is given, so an agent named
+# "=?utf-8?q?=0D=0AReply-To=3A_...?=" was a line break in the Subject, written out as it is by
+# Python before 3.11.10 and 3.12.5: a header, or the start of the body, of their choosing (a
+# later Python refuses to write it: the alert failed for good). A word joiner (U+2060, not
+# shown) between "=" and "?" keeps it text; a control character becomes U+FFFD.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ENCODED_WORD_START = "=?"
+_DEFUSED_START = "=\u2060?"
 
 
 class EmailDestination(Destination):
@@ -73,7 +83,7 @@ class EmailDestination(Destination):
         """The e-mail for ``message`` (deterministic but for the Date header)."""
         options = self.options
         mail = EmailMessage(policy=policy.SMTP)
-        mail["Subject"] = one_line(headline(message))[:MAX_SUBJECT]
+        mail["Subject"] = subject(headline(message))
         local, domain = options.sender.rsplit("@", 1)
         mail["From"] = Address(options.sender_name, local, domain)
         mail["To"] = ", ".join(options.to)
@@ -230,6 +240,13 @@ class EmailDestination(Destination):
         if code != 250:
             raise _by_code(where, code, "DATA")
         return refused
+
+
+def subject(text: str) -> str:
+    """``text`` as a Subject: one line of at most :data:`MAX_SUBJECT` characters that the
+    email package writes out as text, whatever it holds (see :data:`_CONTROL`)."""
+    line = _CONTROL.sub("\ufffd", one_line(text))[:MAX_SUBJECT]
+    return line.replace(_ENCODED_WORD_START, _DEFUSED_START)
 
 
 def _dot_stuffed(message: bytes) -> bytes:

@@ -3,6 +3,7 @@ loopback), the message as it arrives, and every SMTP failure classified."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,33 @@ def test_a_comment_with_line_breaks_never_reaches_a_header(smtp, mailbox):
     email(port, ca_file).send(sample(agent_name="Anna\r\nBcc: victim@example.org"))
     [message] = mailbox.parsed()
     assert message["Bcc"] is None and mailbox.messages[0][1] == TO
+
+
+@pytest.mark.parametrize(
+    "agent_name",
+    [
+        # RFC 2047 encoded words of "\r\nReply-To: ..." and of a NUL: Python's email package
+        # decodes an encoded word in a header value it is given, and (3.11 before 3.11.10)
+        # writes the decoded line breaks out as they are: a header of the agent's choosing.
+        "=?utf-8?b?" + base64.b64encode(b"\r\nReply-To: evil@example.net\r\n").decode() + "?=",
+        "=?utf-8?q?x=0D=0AReply-To=3A_evil=40example=2Enet?=",
+        "=?utf-8?q?x=00y?=",
+        "Anna\x00\x1b[31m\x7f",
+    ],
+)
+def test_an_encoded_word_or_a_control_character_in_a_name_stays_text(smtp, mailbox, agent_name):
+    port, ca_file = smtp
+    email(port, ca_file).send(sample(agent_name=agent_name))
+    [(_, _, raw)] = mailbox.messages
+    [message] = mailbox.parsed()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert message["Reply-To"] is None and b"Reply-To" not in head
+    assert all(32 <= byte < 127 for line in head.split(b"\r\n") for byte in line)
+    subject = str(message["Subject"])
+    assert subject.startswith("Low rating 2/5 for ") and subject.endswith(" on ticket 4512")
+    assert "\n" not in subject and "\x00" not in subject
+    if agent_name.startswith("=?"):  # shown as it was typed, not decoded
+        assert agent_name[10:16] in subject
 
 
 def test_a_wrong_password_is_permanent_and_not_shown(smtp, mailbox):

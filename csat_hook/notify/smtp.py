@@ -11,8 +11,9 @@
 * Time: ``timeout_seconds`` bounds each socket operation, ``deadline_seconds`` the whole
   exchange (:mod:`csat_hook.notify.smtp_client`): a server answering a byte at a time holds
   the delivery no longer.
-* Classification (RFC 5321): 5xx replies, authentication and certificate failures, a server
-  without STARTTLS: permanent (the configuration is wrong). 4xx replies, refused or dropped
+* Classification (RFC 5321): 5xx replies, authentication (5xx) and certificate failures, a
+  server without STARTTLS: permanent (the configuration is wrong). 4xx replies (to AUTH too:
+  454, RFC 4954), refused or dropped
   connections before the server's 354 to DATA, timeouts or the deadline before it: retryable,
   not sent. A connection lost, a timeout or the deadline once the message is being sent
   (before the server's 250): the outcome is unknown. The server may have queued the message:
@@ -175,6 +176,12 @@ class EmailDestination(Destination):
                 retryable=False,
             ) from exc
         except smtplib.SMTPAuthenticationError as exc:
+            if 400 <= exc.smtp_code < 500:
+                # 454 (RFC 4954): a temporary failure, the same login works later.
+                raise DeliveryError(
+                    f"{where}: authentication failed for now ({exc.smtp_code}) (not sent)",
+                    retryable=True,
+                ) from exc
             raise DeliveryError(
                 f"{where}: authentication refused ({exc.smtp_code}): check "
                 f"alerts.destinations.{self.name}.username and password",

@@ -112,6 +112,7 @@ class Mailbox:
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
     drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
+    auth_replies: list[str] = field(default_factory=list)  # e.g. "454 4.7.0 try later"
 
     def parsed(self) -> list[EmailMessage]:
         return [
@@ -144,6 +145,9 @@ class Mailbox:
 def authenticator(
     server: Any, session: Any, envelope: Any, mechanism: str, auth: Any
 ) -> AuthResult:
+    mailbox = server.event_handler
+    if isinstance(mailbox, Mailbox) and mailbox.auth_replies:
+        return AuthResult(success=False, handled=False, message=mailbox.auth_replies.pop(0))
     ok = (
         isinstance(auth, LoginPassword)
         and auth.login == USER.encode()

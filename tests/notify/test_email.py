@@ -111,6 +111,20 @@ def test_a_wrong_password_is_permanent_and_not_shown(smtp, mailbox):
     assert "wrong-password" not in caught.value.message and mailbox.messages == []
 
 
+def test_authentication_failing_for_now_is_retried(smtp, mailbox):
+    # RFC 4954: 454 4.7.0 "Temporary authentication failure" (the server's password store is
+    # down, say): the same login works later. It failed the alert for good.
+    port, ca_file = smtp
+    mailbox.auth_replies.extend(["454 4.7.0 Temporary authentication failure"] * 3)
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "454" in caught.value.message and mailbox.messages == []
+    mailbox.auth_replies.clear()
+    email(port, ca_file).send(sample())
+    assert len(mailbox.messages) == 1
+
+
 def test_a_certificate_from_another_ca_is_refused(smtp, mailbox, tmp_path):
     port, _ = smtp
     other_ca, _, _ = make_certificates(tmp_path / "other", name="other-ca")

@@ -244,6 +244,14 @@ class EmailDestination(Destination):
                 retryable=True,
                 outcome_unknown=True,
             ) from exc
+        if not 200 <= code < 600:
+            # No reply code (smtplib reads one that is not a number as -1): the server has
+            # the message, and what it did with it cannot be told.
+            raise DeliveryError(
+                f"{where}: the answer to the message has no SMTP reply code (outcome unknown)",
+                retryable=True,
+                outcome_unknown=True,
+            )
         if code != 250:
             raise _by_code(where, code, "DATA")
         return refused

@@ -111,6 +111,7 @@ class Mailbox:
     busy: dict[str, int] = field(default_factory=dict)  # answered 450 this many more times
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
+    replies_after_data: list[str] = field(default_factory=list)  # store, then answer this
     drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
     auth_replies: list[str] = field(default_factory=list)  # e.g. "454 4.7.0 try later"
 
@@ -139,6 +140,8 @@ class Mailbox:
         if self.drop_after_data:
             self.drop_after_data -= 1
             server.transport.abort()  # queued, but the client never hears the 250
+        if self.replies_after_data:
+            return self.replies_after_data.pop(0)  # queued, and answered so
         return "250 Message accepted for delivery"
 
 

@@ -224,6 +224,21 @@ def test_a_connection_lost_after_the_message_is_an_unknown_outcome(smtp, mailbox
     assert len(mailbox.messages) == 1
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["250 " + "x" * 9000, "2x0 queued"],  # longer than smtplib reads; no code
+)
+def test_an_unreadable_answer_to_the_message_is_an_unknown_outcome(smtp, mailbox, reply):
+    # The server has the message: it was "refused (500)" for good, and never sent again.
+    port, ca_file = smtp
+    mailbox.replies_after_data.append(reply)
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.outcome_unknown and caught.value.retryable
+    assert "outcome unknown" in caught.value.message and "xxx" not in caught.value.message
+    assert len(mailbox.messages) == 1
+
+
 def test_lines_starting_with_a_dot_arrive_whole(smtp, mailbox):
     # DATA ends at a line holding a lone ".": such lines are sent dot-stuffed (RFC 5321).
     port, ca_file = smtp

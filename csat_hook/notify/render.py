@@ -159,8 +159,10 @@ def comment_of(message: AlertMessage, *, include_comment: bool) -> str | None:
 
 
 def item_line(item: DigestItem, message: AlertMessage, *, include_comment: bool) -> str:
-    """A digest item as one line (its comment clipped, when included)."""
-    text = f"{item.rating}/{message.scale_max} {one_line(item.agent_name)}, ticket {item.dialog_id}"
+    """A digest item as one line (its comment clipped, when included): the agent's name and
+    the ticket's id are typed in a helpdesk, and a line break in either made lines of its own."""
+    agent, ticket = one_line(item.agent_name), one_line(item.dialog_id)
+    text = f"{item.rating}/{message.scale_max} {agent}, ticket {ticket}"
     if include_comment and item.comment and item.comment.strip():
         text += f": {clip(defused(one_line(item.comment)), MAX_ITEM_COMMENT)}"
     return text

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
+from csat_hook.notify.records import DigestItem
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
@@ -101,6 +102,29 @@ def test_an_encoded_word_or_a_control_character_in_a_name_stays_text(smtp, mailb
     assert "\n" not in subject and "\x00" not in subject
     if agent_name.startswith("=?"):  # shown as it was typed, not decoded
         assert agent_name[10:16] in subject
+
+
+def test_a_digest_item_stays_one_line_whatever_its_ticket_id_holds(smtp, mailbox):
+    # A dialog id typed in a helpdesk: its line breaks made lines of its own in the digest.
+    port, ca_file = smtp
+    forged = "77\n\nTicket: https://evil.example/login\n\ncsat-hook · Alert ref: csat-alert-f"
+    digest = sample(
+        event="digest",
+        rule="daily",
+        dialog_id=None,
+        ticket_url=None,
+        comment=None,
+        period="2026-11-19",
+        items=(DigestItem(rating=1, agent_name="Anna", dialog_id=forged, comment="slow"),),
+    )
+    email(port, ca_file).send(digest)
+    text = mailbox.parsed()[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert not any(line.startswith("Ticket:") for line in text.splitlines())
+    assert [line for line in text.splitlines() if line.startswith("csat-hook")] == [
+        "csat-hook · rule daily · Alert ref: csat-alert-0123456789abcdef01234567"
+    ]
+    [item] = [line for line in text.splitlines() if line.startswith("- ")]
+    assert "evil.example" in item and item.endswith(": slow")
 
 
 def test_a_wrong_password_is_permanent_and_not_shown(smtp, mailbox):

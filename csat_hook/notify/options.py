@@ -41,6 +41,7 @@ EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]
 DEADLINE_TIMEOUTS = 3
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 # Headers the webhook destination sets itself.
 RESERVED_HEADERS = frozenset(
     {
@@ -294,6 +295,12 @@ class WebhookOptions(DestinationOptions):
                 raise ValueError(f"{name!r} is not a header name we may set")
             if any(c in text.get_secret_value() for c in "\r\n"):
                 raise ValueError(f"{name}: a header value is one line")
+            if not HEADER_VALUE.fullmatch(text.get_secret_value()):
+                # Not sendable as typed: http.client encodes a value as Latin-1 (anything
+                # else failed every alert as an internal error) and sends a NUL as it is.
+                raise ValueError(
+                    f"{name}: a header value is printable ASCII (spaces and tabs inside)"
+                )
         return value
 
     @model_validator(mode="after")

@@ -170,6 +170,43 @@ def test_reserved_headers_cannot_be_overridden():
         build("w", options)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer тест",  # http.client cannot encode it: every alert an internal error
+        "Bearer t\u00e9tok",  # Latin-1 on the wire: no receiver reads it as typed
+        "Bearer\x00tok",  # sent raw on the wire
+        "Bearer\x7ftok",
+    ],
+)
+def test_header_values_that_cannot_be_sent_are_refused_without_showing_them(value):
+    options = {
+        "kind": "webhook",
+        "url": "https://crm.example/hooks",
+        "secret": SECRET,
+        "headers": {"Authorization": value},
+    }
+    with pytest.raises(ValidationError) as caught:
+        build("w", options)
+    said = " ".join(error["msg"] for error in caught.value.errors())  # what the config shows
+    assert "Authorization" in said and "tok" not in said and "тест" not in said
+
+
+def test_a_header_value_with_inner_spaces_is_sent_as_it_is(clock):
+    destination = build(
+        "crm",
+        {
+            "kind": "webhook",
+            "url": "https://crm.example/hooks",
+            "secret": SECRET,
+            "headers": {"Authorization": "Bearer a.b-c_d~e+f/g= \tx"},
+        },
+        clock=clock,
+    )
+    _, headers = destination.request(sample())
+    assert headers["Authorization"] == "Bearer a.b-c_d~e+f/g= \tx"
+
+
 def test_the_verification_snippet_in_the_docs_accepts_our_requests(clock):
     """docs/alerts.md shows receivers how to verify; it must accept what we send and refuse
     a tampered body."""

@@ -236,6 +236,12 @@ class EmailOptions(DestinationOptions):
     def _login(self) -> EmailOptions:
         if (self.username is None) != (self.password is None):
             raise ValueError("set both username and password, or neither")
+        # smtplib sends AUTH (PLAIN, LOGIN, CRAM-MD5) encoded as ASCII: any other character
+        # failed every e-mail (a UnicodeEncodeError naming it). Neither is quoted here.
+        if self.username is not None and not self.username.isascii():
+            raise ValueError("username: only ASCII characters can be sent to log in")
+        if self.password is not None and not self.password.get_secret_value().isascii():
+            raise ValueError("password: only ASCII characters can be sent to log in")
         return self
 
     @model_validator(mode="after")

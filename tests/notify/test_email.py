@@ -324,6 +324,27 @@ def test_addresses_and_logins_are_checked(changes):
         build("m", options)
 
 
+@pytest.mark.parametrize(
+    "login", [("alerts@example.org", "pässwort-geheim"), ("jürgen", "s3cret-smtp-pass")]
+)
+def test_a_login_smtplib_cannot_send_is_refused_without_showing_it(login):
+    # smtplib encodes AUTH as ASCII: every alert e-mail failed with a UnicodeEncodeError (its
+    # traceback, logged, naming a character of the password and where it is).
+    username, password = login
+    options = {
+        "kind": "email",
+        "host": "smtp.example.org",
+        "sender": "alerts@example.org",
+        "to": ["lead@example.org"],
+        "username": username,
+        "password": password,
+    }
+    with pytest.raises(ValidationError) as caught:
+        build("m", options)
+    said = " ".join(error["msg"] for error in caught.value.errors())  # what the config shows
+    assert "ASCII" in said and "ä" not in said and "ü" not in said and "geheim" not in said
+
+
 @pytest.mark.parametrize("content", [None, b"", b"not a certificate\n"])
 def test_a_ca_file_that_is_not_a_readable_certificate_is_a_configuration_error(
     tmp_path, make_config, content

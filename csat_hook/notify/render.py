@@ -139,7 +139,7 @@ def when(iso: str) -> str:
 
 
 def defused(text: str) -> str:
-    """Customer text that spells no alert reference.
+    """Customer text (or a name a helpdesk's user typed) that spells no alert reference.
 
     A note whose outcome was unknown is looked for by its reference anywhere in a note's text
     (:func:`csat_hook.helpdesks.calls.carries_marker`), and a reference is a digest of what a
@@ -173,9 +173,11 @@ def footer(message: AlertMessage) -> str:
 
 
 def plain_text(message: AlertMessage, *, include_comment: bool, include_rating: bool = True) -> str:
-    """The whole alert as plain text, ending with the "Alert ref:" line."""
-    lines = [headline(message, include_rating=include_rating), ""]
-    lines += fact_lines(message, include_rating=include_rating)
+    """The whole alert as plain text, ending with the "Alert ref:" line. The headline and the
+    facts are :func:`defused` too: they hold what a helpdesk's users type (the agent's name,
+    the team's, the ticket's id)."""
+    lines = [defused(headline(message, include_rating=include_rating)), ""]
+    lines += [defused(line) for line in fact_lines(message, include_rating=include_rating)]
     comment = comment_of(message, include_comment=include_comment)
     if comment:
         lines += ["", "Comment:", *(f"> {line}" for line in comment.splitlines())]

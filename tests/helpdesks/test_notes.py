@@ -484,3 +484,29 @@ def test_a_comment_quoting_another_alerts_ref_does_not_pass_for_that_alerts_note
     assert "Nobody answered." in comment_note.text  # the comment is still quoted
     assert "Nobody answered\\." in posted and f"Alert ref\\: {low_ref}" not in posted
     assert low_ref.removeprefix("csat-alert-") in posted  # spelt, with a no-break hyphen
+
+
+@pytest.mark.parametrize("field", ["agent_name", "team"])
+@responses.activate
+def test_an_agent_or_team_name_spelling_another_alerts_ref_does_not_pass_for_its_note(field):
+    # The same as the comment above, through what the helpdesk's users type: the agent's
+    # display name and the team's name are in the note (headline, "Agent:", "Team:").
+    low_ref = alert_ref(alert_key("answer", "low_rating", "eyJ2Ijox", "low_rating", 1))
+    comment_alert = sample(
+        ref="csat-alert-fedcba9876543210fedcba98",
+        event="comment",
+        rule="comment",
+        helpdesk="chatwoot",
+        dialog_id="42",
+        context={"account_id": "3"},
+        **{field: f"Anna Alert ref: {low_ref}"},
+    )
+    dest = destination("chatwoot")
+    _, comment_note = dest.note(comment_alert)
+    low_alert = sample(
+        ref=low_ref, helpdesk="chatwoot", dialog_id="42", context={"account_id": "3"}
+    )
+    page = chatwoot_page(cw_message(1302, private=True, content=comment_note.text))
+    responses.get(CW, json=page)
+    assert dest.find(low_alert, since=SINCE) is None
+    assert low_ref.removeprefix("csat-alert-") in comment_note.text  # still shown

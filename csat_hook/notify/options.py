@@ -14,6 +14,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import socket
 import ssl
 import urllib.parse
 from typing import Annotated
@@ -70,13 +71,30 @@ def check_url(value: str, *, allow_http: bool = False) -> urllib.parse.SplitResu
         raise ValueError("must be https:// (http only for a loopback host, or allow_http: true)")
     if parts.username or parts.password:
         raise ValueError("must not hold credentials (user:password@)")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
+    address = ip_of(host)
     if address is not None and address.is_link_local:
         raise ValueError("must not point at a link-local address (cloud metadata)")
     return parts
+
+
+def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a URL's host spells, as a connection would reach it; None for a name.
+
+    The resolver reads IPv4 as ``inet_aton`` does (``2852039166``, ``0xa9.0xfe.0xa9.0xfe``,
+    ``0251.0376.0251.0376`` and ``169.254.43518`` are all 169.254.169.254), and an
+    IPv4-mapped IPv6 address (``::ffff:169.254.169.254``) reaches its IPv4 address.
+    """
+    text = host.strip("[]").split("%", 1)[0]
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class DestinationOptions(StrictModel):

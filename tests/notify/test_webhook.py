@@ -150,6 +150,14 @@ def test_secrets_are_checked(secret):
     [
         "http://crm.example/hooks",  # not https
         "https://169.254.169.254/latest/meta-data",  # cloud metadata
+        # The same address as the resolver reads other spellings of it (inet_aton's forms),
+        # and IPv4-mapped on a dual-stack socket: they passed.
+        "https://2852039166/latest/meta-data",
+        "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data",
+        "https://0251.0376.0251.0376/latest/meta-data",
+        "https://169.254.43518/latest/meta-data",
+        "https://[::ffff:169.254.169.254]/latest/meta-data",
+        "https://[::ffff:a9fe:a9fe]/latest/meta-data",
         "https://user:pass@crm.example/hooks",
         "ftp://crm.example/hooks",
     ],

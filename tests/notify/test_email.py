@@ -87,6 +87,7 @@ def test_a_comment_with_line_breaks_never_reaches_a_header(smtp, mailbox):
         "=?utf-8?q?x=0D=0AReply-To=3A_evil=40example=2Enet?=",
         "=?utf-8?q?x=00y?=",
         "Anna\x00\x1b[31m\x7f",
+        "Anna\u2028Reply-To: evil@example.net\x85\u2029\x0b\x0c\x1c",  # line breaks too
     ],
 )
 def test_an_encoded_word_or_a_control_character_in_a_name_stays_text(smtp, mailbox, agent_name):
@@ -95,8 +96,10 @@ def test_an_encoded_word_or_a_control_character_in_a_name_stays_text(smtp, mailb
     [(_, _, raw)] = mailbox.messages
     [message] = mailbox.parsed()
     head = raw.split(b"\r\n\r\n", 1)[0]
-    assert message["Reply-To"] is None and b"Reply-To" not in head
-    assert all(32 <= byte < 127 for line in head.split(b"\r\n") for byte in line)
+    lines = head.split(b"\r\n")
+    assert message["Reply-To"] is None
+    assert not any(line.lower().startswith(b"reply-to") for line in lines)
+    assert all(32 <= byte < 127 for line in lines for byte in line)
     subject = str(message["Subject"])
     assert subject.startswith("Low rating 2/5 for ") and subject.endswith(" on ticket 4512")
     assert "\n" not in subject and "\x00" not in subject

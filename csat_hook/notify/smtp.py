@@ -11,12 +11,12 @@
 * Time: ``timeout_seconds`` bounds each socket operation, ``deadline_seconds`` the whole
   exchange (:mod:`csat_hook.notify.smtp_client`): a server answering a byte at a time holds
   the delivery no longer.
-* Classification (RFC 5321): 5xx replies, authentication (5xx) and certificate failures, a
-  server without STARTTLS: permanent (the configuration is wrong). 4xx replies (to AUTH too:
-  454, RFC 4954), refused or dropped
-  connections before the server's 354 to DATA, timeouts or the deadline before it: retryable,
-  not sent. A connection lost, a timeout or the deadline once the message is being sent
-  (before the server's 250): the outcome is unknown. The server may have queued the message:
+* Classification (RFC 5321): 5xx replies (to AUTH too), certificate failures, a server
+  without STARTTLS: permanent (the configuration is wrong). 4xx replies (to AUTH too: 454,
+  RFC 4954), refused or dropped connections before the server's 354 to DATA, timeouts or the
+  deadline before it: retryable, not sent. A connection lost, a timeout, the deadline or an
+  answer without a reply code once the message is being sent (before the server's 250): the
+  outcome is unknown. The server may have queued the message:
   it is sent again with the same Message-ID, which the recipient's mailbox or automation can
   use to drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered, the refused ones named with their

@@ -43,7 +43,8 @@ DEADLINE_TIMEOUTS = 3
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
-# Headers the webhook destination sets itself.
+# Headers the webhook destination (or the HTTP connection) sets itself: a Transfer-Encoding
+# beside the body's Content-Length would frame the request two ways.
 RESERVED_HEADERS = frozenset(
     {
         "content-type",
@@ -52,6 +53,14 @@ RESERVED_HEADERS = frozenset(
         "webhook-id",
         "webhook-timestamp",
         "webhook-signature",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
     }
 )
 

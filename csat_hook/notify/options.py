@@ -40,6 +40,7 @@ EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]
 # An SMTP exchange's default deadline in timeouts: a slow connection, a slow final reply (a
 # server scanning the message) and every other step.
 DEADLINE_TIMEOUTS = 3
+IMPLICIT_TLS_PORT = 465  # security: tls, when no port is given (587 is STARTTLS's)
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
@@ -190,9 +191,10 @@ class TelegramOptions(DestinationOptions):
 
 
 class EmailOptions(DestinationOptions):
-    """SMTP submission: STARTTLS on 587 (default) or implicit TLS on 465 (``security: tls``),
-    never in clear; the server's certificate is verified (``ca_file`` adds a private CA).
-    ``to`` and ``sender`` are plain ASCII addresses. The Message-ID is
+    """SMTP submission: STARTTLS on 587 (default) or implicit TLS on 465 (``security: tls``;
+    ``port`` defaults to the security's), never in clear; the server's certificate is
+    verified (``ca_file`` adds a private CA). ``to`` and ``sender`` are plain ASCII addresses,
+    ``username`` and ``password`` ASCII (smtplib sends no other). The Message-ID is
     ``<alert-ref.destination@message_id_domain>`` (default: the sender's domain), the same on
     every attempt. ``timeout_seconds`` bounds each wait for the server, ``deadline_seconds``
     the whole exchange from the connection on (default: three timeouts), so a server that
@@ -212,6 +214,15 @@ class EmailOptions(DestinationOptions):
     deadline_seconds: float | None = Field(default=None, gt=0, le=900)
     message_id_domain: str | None = None
     on_unknown_outcome: Literal["resend", "skip"] = "resend"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port(cls, data: Any) -> Any:
+        # Implicit TLS listens on 465 (RFC 8314): on 587 the server greets in clear and
+        # every handshake failed. A port given is kept.
+        if isinstance(data, dict) and data.get("port") is None and data.get("security") == "tls":
+            return {**data, "port": IMPLICIT_TLS_PORT}
+        return data
 
     @field_validator("sender")
     @classmethod

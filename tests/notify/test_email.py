@@ -328,6 +328,23 @@ def test_addresses_and_logins_are_checked(changes):
 
 
 @pytest.mark.parametrize(
+    ("changes", "port"),
+    [({}, 587), ({"security": "tls"}, 465), ({"security": "tls", "port": 2465}, 2465)],
+)
+def test_the_port_follows_the_security_unless_given(changes, port):
+    # Implicit TLS on the submission port 587 meets a server that greets in clear: every
+    # e-mail failed its TLS handshake ("SSLError during connect"), retried until it failed.
+    options = {
+        "kind": "email",
+        "host": "smtp.example.org",
+        "sender": "alerts@example.org",
+        "to": ["lead@example.org"],
+        **changes,
+    }
+    assert build("m", options).options.port == port
+
+
+@pytest.mark.parametrize(
     "login", [("alerts@example.org", "pässwort-geheim"), ("jürgen", "s3cret-smtp-pass")]
 )
 def test_a_login_smtplib_cannot_send_is_refused_without_showing_it(login):

@@ -57,6 +57,8 @@ from csat_hook.notify.smtp_client import Deadline
 from csat_hook.notify.smtp_client import DeadlineSMTP
 
 MAX_SUBJECT = 200
+# What smtplib's login() can do (SMTP.login's preferred_auths).
+SMTPLIB_MECHANISMS = frozenset({"CRAM-MD5", "PLAIN", "LOGIN"})
 # What a Subject cannot carry as it is (its line breaks and tabs are spaces already): control
 # characters (a NUL, a terminal escape) and "=?", which starts an RFC 2047 encoded word. The
 # email package decodes an encoded word in a value it is given, so an agent named
@@ -162,6 +164,7 @@ class EmailDestination(Destination):
                     client.ehlo()
                 if options.username is not None and options.password is not None:
                     stage = "auth"
+                    _check_mechanisms(client, where, self.name)
                     client.login(options.username, options.password.get_secret_value())
                 stage = "envelope"
                 return self._transfer(client, mail, recipients, where, deadline)
@@ -271,6 +274,21 @@ def _dot_stuffed(message: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _check_mechanisms(client: smtplib.SMTP, where: str, name: str) -> None:
+    """A permanent DeliveryError when the server offers AUTH but none of the mechanisms
+    smtplib logs in with (only XOAUTH2, say): smtplib's bare SMTPException read as a passing
+    connection failure. No AUTH at all is left to ``login`` (SMTPNotSupportedError)."""
+    if not client.has_extn("auth"):
+        return
+    offered = set(client.esmtp_features.get("auth", "").upper().split())
+    if not offered & SMTPLIB_MECHANISMS:
+        raise DeliveryError(
+            f"{where}: the server offers no AUTH mechanism this client has (it has "
+            f"{', '.join(sorted(SMTPLIB_MECHANISMS))}): check alerts.destinations.{name}",
+            retryable=False,
+        )
 
 
 def _refused_note(refused: list[tuple[str, int]]) -> str | None:

@@ -133,6 +133,9 @@ class Mailbox:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def auth_XOAUTH2(self, server, args):  # noqa: N802 (a mechanism smtplib lacks)
+        return AuthResult(success=False, handled=False)
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         if self.data_replies:
             return self.data_replies.pop(0)
@@ -183,11 +186,17 @@ class LoopbackController(Controller):
 
 
 def start_server(
-    folder: Path, mailbox: Mailbox, *, starttls: bool = True
+    folder: Path, mailbox: Mailbox, *, starttls: bool = True, without_auth: tuple[str, ...] = ()
 ) -> tuple[LoopbackController, Path]:
-    """A running server (stop it with ``.stop()``) and the CA file its certificate chains to."""
+    """A running server (stop it with ``.stop()``) and the CA file its certificate chains to;
+    ``without_auth``: AUTH mechanisms it does not offer (PLAIN, LOGIN; XOAUTH2 it offers
+    always, and smtplib cannot use it)."""
     ca_file, cert_file, key_file = make_certificates(folder)
-    kwargs: dict[str, Any] = {"authenticator": authenticator, "auth_require_tls": True}
+    kwargs: dict[str, Any] = {
+        "authenticator": authenticator,
+        "auth_require_tls": True,
+        "auth_exclude_mechanism": list(without_auth),
+    }
     if starttls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_file, key_file)

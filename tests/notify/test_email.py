@@ -152,6 +152,20 @@ def test_authentication_failing_for_now_is_retried(smtp, mailbox):
     assert len(mailbox.messages) == 1
 
 
+def test_a_server_offering_no_login_smtplib_can_do_is_permanent(tmp_path):
+    # Only XOAUTH2 offered: smtplib raises a bare SMTPException, taken as a connection failure
+    # ("SMTPException during auth (not sent)") and retried until the attempts ran out.
+    box = Mailbox()
+    controller, ca_file = start_server(tmp_path / "oauth", box, without_auth=("PLAIN", "LOGIN"))
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            email(controller.port, ca_file).send(sample())
+    finally:
+        controller.stop()
+    assert not caught.value.retryable and "AUTH" in caught.value.message
+    assert box.messages == []
+
+
 def test_a_certificate_from_another_ca_is_refused(smtp, mailbox, tmp_path):
     port, _ = smtp
     other_ca, _, _ = make_certificates(tmp_path / "other", name="other-ca")

@@ -239,3 +239,22 @@ def test_the_verification_snippet_in_the_docs_accepts_our_requests(clock):
     assert verify(SECRET, wire, body) is True
     assert verify(SECRET, wire, body + b" ") is False
     assert verify(OLD_SECRET, wire, body) is False
+
+
+@pytest.mark.parametrize(
+    "script", [Script(delay=1.5), Script(drop=True), Script(status=502, body={"error": "x"})]
+)
+def test_no_answer_after_the_request_is_an_unknown_outcome_resent_with_the_same_id(
+    receiver, clock, script
+):
+    # A read timeout, a dropped connection, a proxy's 502: the receiver may have it. Unknown,
+    # not failed; the destination resends it, with the id the receiver drops a copy by.
+    receiver.script("webhook", script)
+    url = receiver.webhook("crm", SECRET)
+    options = {"kind": "webhook", "url": url, "secret": SECRET}
+    destination = build("crm", options, clock=clock, read_timeout=0.5)
+    with pytest.raises(DeliveryError) as caught:
+        destination.send(sample())
+    assert caught.value.outcome_unknown and caught.value.retryable
+    assert destination.settle(sample()) == "resend"
+    assert "/hooks/crm" not in caught.value.message  # the host only: a path may be a token

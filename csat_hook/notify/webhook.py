@@ -9,7 +9,8 @@
   (docs/alerts.md documents every field; ``include_comment: false`` leaves the comment out).
   The exact bytes signed are the bytes sent.
 * Answer: any 2xx is delivered; 3xx is a failure (redirects are not followed); 410 Gone and
-  other 4xx are permanent; 408, 429 (with ``Retry-After``) and 5xx are retried, a 500, 502
+  other 4xx are permanent, but 408, 409, 425 and 429 (with ``Retry-After``) and 5xx but 501
+  and 505 are retried (the helpdesk transport's statuses), a 500, 502
   or gateway timeout (which may come after the receiver took the event) as an unknown outcome.
 * An attempt whose outcome is unknown is sent again with the same ``webhook-id``: a receiver
   that keeps the ids it processed drops the copy (the specification asks receivers to).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -87,28 +88,47 @@ def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: s
 class LocalTime:
     """A UTC instant as a naive local ``datetime`` in ``tz`` (to the minute); the UTC offset
     is cached per UTC hour (a report converts every answer's time, and zone conversion is the
-    slow part). An instant whose local time falls outside the years 1-9999 (a sheet's
-    ``0001-01-01 03:00 UTC`` seen from New York) is shown as its UTC time: a stored answer
-    never fails the report."""
+    slow part) when the offset is the same all through that hour. An hour in which the zone's
+    clocks change (at a half hour of UTC in Adelaide, St. John's or Lord Howe, at odd seconds
+    from local mean time) is converted instant by instant. An instant whose local time falls
+    outside the years 1-9999 (a sheet's ``0001-01-01 03:00 UTC`` seen from New York) is shown
+    as its UTC time: a stored answer never fails the report."""
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
-        self._offsets: dict[int, timedelta] = {}
+        self._offsets: dict[int, timedelta | None] = {}  # None: the offset changes in it
+
+    def _offset(self, moment: datetime) -> timedelta:
+        try:
+            return moment.astimezone(self.tz).utcoffset() or timedelta(0)
+        except OverflowError:
+            return timedelta(0)
 
     def __call__(self, moment: datetime) -> datetime:
         hour = int(moment.timestamp() // 3600)
-        offset = self._offsets.get(hour)
-        if offset is None:
+        cached = self._offsets.get(hour, _UNSEEN)
+        if cached is None:
+            offset = self._offset(moment)
+        elif cached is not _UNSEEN:
+            offset = cached
+        else:
+            offset = self._offset(moment)
             try:
-                offset = moment.astimezone(self.tz).utcoffset() or timedelta(0)
-            except OverflowError:
-                offset = timedelta(0)
-            self._offsets[hour] = offset
+                start = datetime.fromtimestamp(hour * 3600, UTC)
+                end = start + _LAST_SECOND
+            except (OverflowError, OSError, ValueError):
+                start = end = moment
+            steady = self._offset(start) == offset == self._offset(end)
+            self._offsets[hour] = offset if steady else None
         try:
             local = moment + offset
         except OverflowError:
             local = moment
         return local.replace(tzinfo=None, second=0, microsecond=0)
+
+
+_LAST_SECOND = timedelta(seconds=3599, microseconds=999999)
+_UNSEEN = timedelta(days=-1)  # never an offset of a real zone (they are within ±1 day)
 
 
 def percent_columns(texts: Texts, *keys: str, width: int = 9) -> list[Column]:

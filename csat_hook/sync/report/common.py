@@ -50,16 +50,25 @@ class Context:
 
 
 def display_names(data: Dataset) -> list[str]:
-    """Each agent's name, with the agent key added where two agents share a name.
+    """Each agent's name, with the agent key added where two agents share a name, and the
+    helpdesk too where two helpdesks' agents share the name and the key (agent "7" of each).
 
     Names are compared as a reader sees them (:func:`~csat_hook.sync.values.normalize`:
     Unicode NFKC, case, runs of spaces): "Семён" typed with a composed ё and one written as
     е + U+0308 (a name pasted from a macOS file) look the same on the leaderboard, so both
     get their key."""
     counts = Counter(normalize(a.name) for a in data.agents)
+    keyed = Counter((normalize(a.name), a.key) for a in data.agents)
     names = []
     for agent in data.agents:
-        if counts[normalize(agent.name)] > 1 and agent.name != agent.key:
+        seen = normalize(agent.name)
+        if counts[seen] > 1 and keyed[seen, agent.key] > 1:
+            # The key alone does not tell them apart: the helpdesk does.
+            if agent.name == agent.key:
+                names.append(f"{agent.name} ({agent.helpdesk})")
+            else:
+                names.append(f"{agent.name} ({agent.helpdesk}: {agent.key})")
+        elif counts[seen] > 1 and agent.name != agent.key:
             names.append(f"{agent.name} ({agent.key})")
         else:
             names.append(agent.name)

@@ -108,6 +108,18 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
 def _selector(
     email: str | None, helpdesk: str | None, customer_id: str | None, dialog_id: str | None
 ) -> Selector:
+    for value, option in (
+        (email, "--email"),
+        (helpdesk, "--helpdesk"),
+        (customer_id, "--customer-id"),
+        (dialog_id, "--dialog"),
+    ):
+        if value is not None and not _storable(value):
+            # Never echoed: the value is the customer's.
+            raise click.BadParameter(
+                "holds a NUL byte or bytes that are not UTF-8: no stored value can match it",
+                param_hint=option,
+            )
     email = email.strip() if email is not None else None
     if email == "":
         raise click.BadParameter("empty: give the customer's e-mail address", param_hint="--email")
@@ -124,6 +136,18 @@ def _selector(
             "or --dialog ID"
         )
     return Selector(email=email, helpdesk=helpdesk, customer_id=customer_id, dialog_id=dialog_id)
+
+
+def _storable(value: str) -> bool:
+    """Whether a database can hold ``value``: no NUL (PostgreSQL refuses it in text) and no
+    lone surrogate (an argument that was not UTF-8, which no driver can encode)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _report(tally: Tally, applied: bool) -> None:

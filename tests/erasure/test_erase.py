@@ -500,3 +500,29 @@ def test_a_running_sync_is_waited_for_and_nothing_is_erased_meanwhile(shop: Shop
     assert result.exit_code == 3, result.output
     assert "Nothing erased: another sync is running" in result.output
     assert shop.dump() == before
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--email", "maria\x00@example.com"),
+        ("--email", "maria\udcff@example.com"),
+        ("--customer-id", "CUST\x00-1"),
+        ("--dialog", "D-\udc801"),
+        ("--helpdesk", "dry\x00run"),
+    ],
+)
+def test_a_value_no_database_can_hold_is_bad_usage_not_a_traceback(
+    shop: Shop, option: str, value: str
+):
+    """A NUL byte (which PostgreSQL refuses) or a lone surrogate (an argument that was not
+    UTF-8) matches nothing anywhere: exit 2 naming the option, never a traceback echoing it."""
+    args = [option, value] if option != "--helpdesk" else [option, value, "--dialog", "D-1"]
+    if option in ("--customer-id", "--dialog"):
+        args = ["--helpdesk", HELPDESK, *args]
+    before = shop.dump()
+    result = shop.erase(*args, "--yes")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert option in result.output
+    assert "CUST" not in result.output and "maria" not in result.output.lower()
+    assert shop.dump() == before

@@ -25,10 +25,12 @@ from csat_hook import tokens
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import SENDING
+from csat_hook.db.schema import SENT
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
@@ -130,30 +132,48 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     if not apply:
         return tally
 
+    # The replies first, each only in the state it was read in: on PostgreSQL a worker may
+    # have claimed a pending one since (or `outbox retry` requeued a failed one). Such a
+    # reply is being sent: it and its survey are left whole (the worker uses the context it
+    # holds and records the text it sent), counted as in delivery, for the same command run
+    # again to find by the survey's customer fields.
+    moved: set[int] = set()
+    for chunk in _chunks(waiting):
+        cancelled = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), outbox.c.status == PENDING)
+            .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE, body=None, context={})
+            .returning(outbox.c.id, outbox.c.survey_id)
+        ).all()
+        moved.update(set(chunk) - {row.id for row in cancelled})
+        conn.execute(
+            sa.update(surveys)
+            .where(
+                surveys.c.id.in_([row.survey_id for row in cancelled]), surveys.c.status == QUEUED
+            )
+            .values(status=CANCELLED)
+        )
+    for chunk in _chunks(sent):
+        done = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, FAILED, CANCELLED)))
+            .values(body=None, context={})
+            .returning(outbox.c.id)
+        ).scalars()
+        moved.update(set(chunk) - set(done))
+    if moved:
+        late = {row.survey_id for row in replies if row.id in moved}
+        tally.in_delivery += len(late)
+        tally.cancelled -= sum(1 for row in replies if row.id in moved and row.status == PENDING)
+        tally.replies -= sum(1 for row in replies if row.id in moved and row.status != PENDING)
+        tally.surveys -= sum(1 for ident in holders if ident in late)
+        holders = [ident for ident in holders if ident not in late]
     for chunk in _chunks(holders):
         conn.execute(
             sa.update(surveys)
             .where(surveys.c.id.in_(chunk))
             .values(customer_id=None, customer_email=None, customer_name=None)
         )
-    for chunk in _chunks(waiting):
-        cancelled = (
-            conn.execute(
-                sa.update(outbox)
-                .where(outbox.c.id.in_(chunk), outbox.c.status == PENDING)
-                .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE)
-                .returning(outbox.c.survey_id)
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(
-            sa.update(surveys)
-            .where(surveys.c.id.in_(cancelled), surveys.c.status == QUEUED)
-            .values(status=CANCELLED)
-        )
-    for chunk in _chunks(sent + waiting):
-        conn.execute(sa.update(outbox).where(outbox.c.id.in_(chunk)).values(body=None, context={}))
     for table, rows in ((answers, answered), (answer_history, earlier)):
         for chunk in _chunks([row.id for row in rows if row.comment is not None]):
             conn.execute(sa.update(table).where(table.c.id.in_(chunk)).values(comment=None))

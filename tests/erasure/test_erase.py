@@ -526,3 +526,70 @@ def test_a_value_no_database_can_hold_is_bad_usage_not_a_traceback(
     assert option in result.output
     assert "CUST" not in result.output and "maria" not in result.output.lower()
     assert shop.dump() == before
+
+
+def test_a_reply_claimed_by_a_worker_while_the_erasure_runs_is_left_whole(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+):
+    """PostgreSQL (READ COMMITTED): a worker claims a pending reply after the erasure read it
+    as pending and before the erasure cancels it. The reply is being sent: the erasure leaves
+    it and its survey whole (exit 1, "run again"), and the run after the worker recorded what
+    it sent erases it, instead of emptying the context the worker already holds, dropping the
+    survey's e-mail, and leaving the text the worker records with nothing to find it by."""
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: the erasure holds the writer lock from BEGIN, no worker claims")
+    from csat_hook.erasure import store as erasure_store
+
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
+            .values(status=PENDING, body=None)
+        )
+        conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status="queued"))
+    original = erasure_store._alert_messages
+    claimed: list[bool] = []
+
+    def claim_then_read(*args: Any, **kwargs: Any) -> Any:
+        if not claimed:  # the worker's claim commits between the erasure's reads and writes
+            claimed.append(True)
+            with shop.kit.engine.begin() as other:
+                other.execute(
+                    sa.update(outbox)
+                    .where(
+                        outbox.c.dialog_id == "D-1",
+                        outbox.c.kind == REPLY,
+                        outbox.c.status == PENDING,
+                    )
+                    .values(status=SENDING, claimed_by="worker-1")
+                )
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(erasure_store, "_alert_messages", claim_then_read)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert claimed
+    assert result.exit_code == 1, result.output
+    assert "1 survey replies to this customer are being sent right now" in result.output
+    with shop.kit.engine.connect() as conn:
+        reply = conn.execute(
+            sa.select(outbox.c.status, outbox.c.context).where(
+                outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY
+            )
+        ).one()
+        email = conn.execute(
+            sa.select(surveys.c.customer_email).where(surveys.c.dialog_id == "D-1")
+        ).scalar_one()
+    assert reply.status == SENDING and reply.context == {"customer_id": MARIA["customer_id"]}
+    assert email == MARIA["customer_email"]
+
+    # The worker records what it sent; the same command run again erases it.
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
+            .values(status=SENT, body="Hi Maria Lopez, how did we do?")
+        )
+        conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status=SENT))
+    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert again.exit_code == 0, again.output
+    assert held(shop.dump()) == {}

@@ -9,7 +9,8 @@ What is erased: the survey's customer id, e-mail and name; a reply's text as sen
 reply context; the comment of the answer, of its history and of the matching unverified
 answers (with the row as read); the comment and reply context in the alerts' messages (an
 answer's alert, a digest's line about it). What is kept: the survey key, helpdesk, dialog,
-agent, rating, NPS answer and every time. A reply not sent yet is cancelled.
+agent, rating, NPS answer and every time. A reply not sent (pending, or failed: a retry
+would send it) is cancelled.
 
 An erasure record per survey (``erasures``) lets the sync store a later submission to that
 survey (the answer is still in its source) with its rating and without its comment

@@ -49,8 +49,8 @@ class Tally:
 # Each count as the command prints it: (field, what it is, what is erased there).
 LINES = (
     ("surveys", "surveys", "customer id, e-mail, name"),
-    ("replies", "survey replies sent or failed", "text as sent, reply context"),
-    ("cancelled", "survey replies not sent yet", "cancelled, then erased"),
+    ("replies", "survey replies sent", "text as sent, reply context"),
+    ("cancelled", "survey replies not sent (pending or failed)", "cancelled, then erased"),
     ("answers", "answers", "comment"),
     ("history", "earlier submissions (answer history)", "comment"),
     ("unverified", "unverified answers", "comment, row as read"),

@@ -43,6 +43,7 @@ from csat_hook.erasure.records import Tally
 
 CHUNK = 500  # values per IN list: a customer has few surveys, a dialog fewer
 CANCEL_NOTE = "customer data erased before sending"
+UNSENT = (PENDING, FAILED)
 
 
 def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool) -> Tally:
@@ -91,9 +92,11 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
 
     holders = [r.id for r in found if r.customer_id or r.customer_email or r.customer_name]
     tally.surveys = len(holders)
-    waiting = [row.id for row in replies if row.status == PENDING]
+    # Not sent: pending, or failed (which `outbox retry` would send again, to the customer
+    # whose data is erased): cancelled. The survey's status stays (a failed one counts so).
+    waiting = [row.id for row in replies if row.status in UNSENT]
     tally.cancelled = len(waiting)
-    sent = [row.id for row in replies if row.status != PENDING and (row.body or row.context)]
+    sent = [row.id for row in replies if row.status not in UNSENT and (row.body or row.context)]
     tally.replies = len(sent)
     answered = _rows(
         conn,
@@ -141,7 +144,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     for chunk in _chunks(waiting):
         cancelled = conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(chunk), outbox.c.status == PENDING)
+            .where(outbox.c.id.in_(chunk), outbox.c.status.in_(UNSENT))
             .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE, body=None, context={})
             .returning(outbox.c.id, outbox.c.survey_id)
         ).all()
@@ -156,7 +159,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     for chunk in _chunks(sent):
         done = conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, FAILED, CANCELLED)))
+            .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, CANCELLED)))
             .values(body=None, context={})
             .returning(outbox.c.id)
         ).scalars()
@@ -164,8 +167,8 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     if moved:
         late = {row.survey_id for row in replies if row.id in moved}
         tally.in_delivery += len(late)
-        tally.cancelled -= sum(1 for row in replies if row.id in moved and row.status == PENDING)
-        tally.replies -= sum(1 for row in replies if row.id in moved and row.status != PENDING)
+        tally.cancelled -= sum(1 for row in replies if row.id in moved and row.status in UNSENT)
+        tally.replies -= sum(1 for row in replies if row.id in moved and row.status not in UNSENT)
         tally.surveys -= sum(1 for ident in holders if ident in late)
         holders = [ident for ident in holders if ident not in late]
     for chunk in _chunks(holders):

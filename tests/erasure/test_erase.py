@@ -249,7 +249,7 @@ def test_a_dry_run_counts_and_changes_nothing(shop: Shop):
     assert shop.dump() == before
     assert "Dry run, nothing changed" in result.output
     assert "  surveys: 2 " in result.output
-    assert "  survey replies sent or failed: 2 " in result.output
+    assert "  survey replies sent: 2 " in result.output
     assert "  answers: 2 " in result.output
     assert "  earlier submissions (answer history): 1 " in result.output
     assert "  unverified answers: 2 " in result.output
@@ -593,3 +593,34 @@ def test_a_reply_claimed_by_a_worker_while_the_erasure_runs_is_left_whole(
     again = shop.erase("--email", "maria.lopez@example.com", "--yes")
     assert again.exit_code == 0, again.output
     assert held(shop.dump()) == {}
+
+
+def test_a_failed_reply_is_not_requeued_to_the_erased_customer(shop: Shop):
+    """A reply that failed was never sent: erased, it is cancelled as a pending one is, so
+    ``outbox retry --all-failed`` does not send the survey again, with an emptied context, to
+    the customer who asked for the erasure. The survey's status (the funnel) is unchanged."""
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
+            .values(status="failed", sent_at=None, last_error="HTTP 404")
+        )
+        conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status="failed"))
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 0, result.output
+    retried = CliRunner().invoke(
+        main, ["-c", str(shop.config_path), "outbox", "retry", "--all-failed"]
+    )
+    assert retried.exit_code == 0, retried.output
+    assert "requeued 0 replies" in retried.output
+    with shop.kit.engine.connect() as conn:
+        reply = conn.execute(
+            sa.select(outbox.c.status, outbox.c.body, outbox.c.context).where(
+                outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY
+            )
+        ).one()
+        survey = conn.execute(
+            sa.select(surveys.c.status).where(surveys.c.dialog_id == "D-1")
+        ).scalar_one()
+    assert (reply.status, reply.body, reply.context) == (CANCELLED, None, {})
+    assert survey == "failed"

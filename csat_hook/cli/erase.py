@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 OUT_OF_REACH = (
     "Not reachable from here: alerts and survey replies already posted (helpdesk notes and "
     "replies, Slack, Telegram, e-mail, webhooks), the answers in their source (the responses "
-    "sheet, the form, the CSV file) and raw payloads a helpdesk's capture_dir keeps: erase "
-    "them there. The next sync rewrites the reports without the erased comments and never "
-    "stores them again."
+    "sheet, the form, the CSV file), the replies a dry-run helpdesk appended to its output "
+    "file and raw payloads a helpdesk's capture_dir keeps: erase them there. The next sync "
+    "rewrites the reports without the erased comments and never stores them again."
 )
 
 

@@ -51,9 +51,9 @@ LINES = (
     ("surveys", "surveys", "customer id, e-mail, name"),
     ("replies", "survey replies sent", "text as sent, reply context"),
     ("cancelled", "survey replies not sent (pending or failed)", "cancelled, then erased"),
-    ("answers", "answers", "comment"),
-    ("history", "earlier submissions (answer history)", "comment"),
-    ("unverified", "unverified answers", "comment, row as read"),
+    ("answers", "answers", "comment, agent and ticket fields as typed"),
+    ("history", "earlier submissions (answer history)", "comment, agent and ticket fields"),
+    ("unverified", "unverified answers", "comment, agent and ticket fields, row as read"),
     ("alerts", "alerts", "comment and reply context in the message"),
     ("records", "erasure records", "later syncs store the rating, never the comment"),
 )

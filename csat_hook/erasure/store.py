@@ -101,7 +101,12 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     answered = _rows(
         conn,
         sa.select(
-            answers.c.id, answers.c.comment, answers.c.dialog_id, answers.c.submitted_at
+            answers.c.id,
+            answers.c.comment,
+            answers.c.field_agent,
+            answers.c.field_ticket,
+            answers.c.dialog_id,
+            answers.c.submitted_at,
         ).add_columns(answers.c.survey_key),
         answers.c.survey_key,
         ordered,
@@ -109,13 +114,17 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     earlier = _rows(
         conn,
         sa.select(
-            answer_history.c.id, answer_history.c.comment, answer_history.c.submitted_at
+            answer_history.c.id,
+            answer_history.c.comment,
+            answer_history.c.field_agent,
+            answer_history.c.field_ticket,
+            answer_history.c.submitted_at,
         ).add_columns(answer_history.c.survey_key),
         answer_history.c.survey_key,
         ordered,
     )
-    tally.answers = sum(1 for row in answered if row.comment)
-    tally.history = sum(1 for row in earlier if row.comment)
+    tally.answers = sum(1 for row in answered if _typed(row))
+    tally.history = sum(1 for row in earlier if _typed(row))
     unverified = _unverified(conn, ordered, sorted({dialog for _, dialog in dialogs}))
     tally.unverified = len(unverified)
     # What a digest's line about one of these answers holds: its dialog and submission time.
@@ -178,13 +187,17 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             .values(customer_id=None, customer_email=None, customer_name=None)
         )
     for table, rows in ((answers, answered), (answer_history, earlier)):
-        for chunk in _chunks([row.id for row in rows if row.comment is not None]):
-            conn.execute(sa.update(table).where(table.c.id.in_(chunk)).values(comment=None))
+        for chunk in _chunks([row.id for row in rows if _typed(row)]):
+            conn.execute(
+                sa.update(table)
+                .where(table.c.id.in_(chunk))
+                .values(comment=None, field_agent=None, field_ticket=None)
+            )
     for chunk in _chunks(unverified):
         conn.execute(
             sa.update(unverified_answers)
             .where(unverified_answers.c.id.in_(chunk))
-            .values(comment=None, source_row={})
+            .values(comment=None, field_agent=None, field_ticket=None, source_row={})
         )
     if messages:
         conn.execute(
@@ -229,13 +242,21 @@ def _unverified(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
     these dialogs in their ticket field, that still hold a comment or the row as read."""
     table = unverified_answers
     found: dict[int, Any] = {}
-    query = sa.select(table.c.id, table.c.comment, table.c.source_row)
+    query = sa.select(
+        table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
+    )
     for chunk in _chunks(keys):
         condition = sa.or_(*(table.c.token.startswith(f"{key}.", autoescape=True) for key in chunk))
         found.update((row.id, row) for row in conn.execute(query.where(condition)))
     for row in _rows(conn, query, table.c.field_ticket, dialogs):
         found[row.id] = row
-    return sorted(ident for ident, row in found.items() if row.comment or row.source_row)
+    return sorted(ident for ident, row in found.items() if _typed(row) or row.source_row)
+
+
+def _typed(row: Any) -> bool:
+    """Whether a submission still holds what the respondent typed: the comment, or the
+    form's agent and ticket fields (theirs to edit; the verified agent and dialog stay)."""
+    return bool(row.comment or row.field_agent or row.field_ticket)
 
 
 def _alert_messages(

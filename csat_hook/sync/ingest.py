@@ -137,7 +137,7 @@ def _named(submission: Submission) -> str:
 
 
 def _erased(submission: Submission) -> Submission:
-    return submission._replace(comment="", headers=(), cells=())
+    return submission._replace(comment="", field_agent="", field_ticket="", headers=(), cells=())
 
 
 def ingest_row_digests(conn: sa.Connection, batch: SourceBatch, *, keep: bool) -> None:

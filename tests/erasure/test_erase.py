@@ -369,7 +369,8 @@ def test_one_dialog_only(shop: Shop):
         ).all()
     assert comments == {"D-1": "Maria again: rude", "D-2": None, "D-3": "Bob says fine"}
     assert customers == {"D-1": MARIA["customer_email"], "D-2": None, "D-3": BOB["customer_email"]}
-    assert sorted(map(tuple, unverified)) == [("D-1", "maria forged"), ("D-2", None)]
+    # D-2's (found by its ticket field) loses the fields the respondent typed too.
+    assert sorted(map(tuple, unverified), key=repr) == [("D-1", "maria forged"), (None, None)]
 
 
 def test_email_case_is_folded_by_the_database_on_both_sides(shop: Shop):
@@ -626,3 +627,33 @@ def test_a_failed_reply_is_not_requeued_to_the_erased_customer(shop: Shop):
         ).scalar_one()
     assert (reply.status, reply.body, reply.context) == (CANCELLED, None, {})
     assert survey == "failed"
+
+
+def test_the_form_fields_the_customer_typed_are_erased_with_the_comment(shop: Shop):
+    """The form's agent and ticket fields are the respondent's to edit: what Maria typed there
+    is hers (the Unverified tab shows it). Erased with the comment, from the answers, their
+    history and the unverified answers, and never stored again by a later sync; the verified
+    agent and dialog the metrics use stay."""
+    for name in ("d1-earlier", "d2", "forged", "no-ref"):
+        shop.lines[name] = shop.lines[name].replace(",Anna,", ",Maria Lopez typed this,")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert MARK in shop.report_text().lower()
+    figures = shop.figures()
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 0, result.output
+    assert held(shop.dump()) == {}
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert MARK not in shop.report_text().lower()
+    assert shop.figures() == figures
+
+    # An edit in the source (a new row identity) is stored without the typed fields either.
+    shop.lines["d2"] = shop.lines["d2"].replace(",5,", ",4,")
+    shop.lines["no-ref"] = shop.lines["no-ref"].replace(",1,", ",2,")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump()) == {}
+    assert MARK not in shop.report_text().lower()

@@ -120,7 +120,11 @@ def _selector(
                 "holds a NUL byte or bytes that are not UTF-8: no stored value can match it",
                 param_hint=option,
             )
-    email = email.strip() if email is not None else None
+    # Trimmed as intake stores them (helpdesks/payload.py: as_text, as_id).
+    email, helpdesk, customer_id, dialog_id = (
+        value.strip() if value is not None else None
+        for value in (email, helpdesk, customer_id, dialog_id)
+    )
     if email == "":
         raise click.BadParameter("empty: give the customer's e-mail address", param_hint="--email")
     for value, option in ((customer_id, "--customer-id"), (dialog_id, "--dialog")):

@@ -657,3 +657,27 @@ def test_the_form_fields_the_customer_typed_are_erased_with_the_comment(shop: Sh
     shop.sync()
     assert held(shop.dump()) == {}
     assert MARK not in shop.report_text().lower()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--helpdesk", f" {HELPDESK} ", "--customer-id", f"  {MARIA['customer_id']}\t"),
+        ("--helpdesk", HELPDESK, "--dialog", " D-2 "),
+        ("--email", " maria.lopez@example.com\n"),
+    ],
+)
+def test_values_pasted_with_surrounding_spaces_match_as_intake_stored_them(
+    shop: Shop, args: tuple[str, ...]
+):
+    """Intake stores ids, dialogs and e-mails trimmed (helpdesks/payload.py): a value pasted
+    with spaces around it finds the customer, not "Nothing to erase"."""
+    result = shop.erase(*args)
+    assert result.exit_code == 0, result.output
+    assert "Would erase:" in result.output
+
+
+@pytest.mark.parametrize("option", ["--customer-id", "--dialog"])
+def test_a_blank_id_is_bad_usage(shop: Shop, option: str):
+    result = shop.erase("--helpdesk", HELPDESK, option, "   ")
+    assert result.exit_code == 2 and option in result.output, result.output

@@ -50,8 +50,9 @@ def erase(
     dialog_id: str | None,
     apply: bool,
 ) -> None:
-    """Erase a customer's data: the survey's customer id, e-mail and name, replies as sent,
-    comments (answers, their history, unverified answers, alerts).
+    """Erase a customer's data: the survey's customer id, e-mail and name, replies as sent
+    (one not sent, pending or failed, is cancelled), comments and the form's agent and ticket
+    fields as typed (answers, their history, unverified answers, alerts).
 
     Ratings, agents, dialogs and times stay: every CSAT figure and every agent's numbers
     are unchanged. Select by --email, or by --helpdesk with --customer-id or --dialog (any

@@ -6,8 +6,9 @@ metrics need kept, so every CSAT figure and every agent's numbers stay as they w
 * :mod:`.store`: the SQL: which rows match, and the one transaction that erases them.
 
 What is erased: the survey's customer id, e-mail and name; a reply's text as sent and its
-reply context; the comment of the answer, of its history and of the matching unverified
-answers (with the row as read); the comment and reply context in the alerts' messages (an
+reply context; the comment and the form's agent and ticket fields as typed (the respondent's
+to edit) of the answer, of its history and of the matching unverified answers (with the row
+as read); the comment and reply context in the alerts' messages (an
 answer's alert, a digest's line about it). What is kept: the survey key, helpdesk, dialog,
 agent, rating, NPS answer and every time. A reply not sent (pending, or failed: a retry
 would send it) is cancelled.

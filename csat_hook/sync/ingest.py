@@ -105,10 +105,11 @@ def _without_erased_text(
     conn: sa.Connection, credited: list[Credited], unverified: list[Unverified]
 ) -> tuple[list[Credited], list[Unverified]]:
     """The submissions to surveys whose customer data was erased (``csat-hook erase``: an
-    ``erasures`` row) without their comment and cells: the source still holds the answer,
-    and its rating is credited as any other, never the text that was erased. An unverified
-    one names such a survey by its reference, or by its dialog in the ticket field. The
-    identity stays the row's own, so the row is recognised as processed on the next run."""
+    ``erasures`` row) without their comment, form fields and cells: the source still holds
+    the answer, and its rating is credited as any other, never the text that was erased (its
+    fields, blank, count as not edited). An unverified one names such a survey by its
+    reference, or by its dialog in the ticket field. The identity stays the row's own, so the
+    row is recognised as processed on the next run."""
     if not credited and not unverified:
         return credited, unverified
     keys = {item.key for item in credited}

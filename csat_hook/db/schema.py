@@ -338,7 +338,7 @@ sync_locks = sa.Table(
 # by) and stores its rating without its comment, so an answer still in the source (a sheet,
 # a form, a CSV file) is never stored again with the comment that was erased; an unverified
 # one is matched by its reference's survey key or by its ticket field (``dialog_id``: the
-# survey's dialog) and kept without its comment and cells (migration 0012). Not read by the
+# survey's dialog) and kept without its comment, typed form fields and cells (migration 0012). Not read by the
 # report: nothing of it is shown.
 erasures = sa.Table(
     "erasures",

@@ -335,11 +335,11 @@ sync_locks = sa.Table(
 
 # One row per survey whose customer data was erased (``csat-hook erase``): the sync's ingest
 # matches a submission to it by survey key (tokens.survey_key, the one the answers are keyed
-# by) and stores its rating without its comment, so an answer still in the source (a sheet,
-# a form, a CSV file) is never stored again with the comment that was erased; an unverified
-# one is matched by its reference's survey key or by its ticket field (``dialog_id``: the
-# survey's dialog) and kept without its comment, typed form fields and cells (migration 0012). Not read by the
-# report: nothing of it is shown.
+# by) and stores its rating without its comment and the form fields the respondent typed, so
+# an answer still in the source (a sheet, a form, a CSV file) is never stored again with the
+# text that was erased; an unverified one is matched by its reference's survey key or by its
+# ticket field (``dialog_id``: the survey's dialog) and kept without its comment, typed
+# fields and cells (migration 0012). Not read by the report: nothing of it is shown.
 erasures = sa.Table(
     "erasures",
     metadata,

@@ -33,7 +33,14 @@ from csat_hook.server import run_server
 def serve(state: State, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web app and the delivery worker together (the embedded default)."""
     config = state.config
-    state.services()  # fail fast on a bad database URL, create the schema once
+    # Fail fast on a bad database URL and create the schema once; then close what that opened.
+    # No database connection may be open here when gunicorn forks the web processes: a child
+    # inherits SQLite's record of this process's locks but not the locks, so its connections
+    # never took them; when the parent's connection closed later (the garbage collector ended
+    # it), SQLite saw no one else using the database and deleted its WAL, and with it every
+    # close committed there since (each later webhook a 503). A PostgreSQL connection shared
+    # by two processes would be closed under the child too.
+    state.services().close()
     warn_insecure(config)
     run_server(
         config,

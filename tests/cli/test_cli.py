@@ -363,3 +363,33 @@ def test_link_binds_the_ticket_and_agent_id_as_a_webhook_would_trimmed(tmp_path)
     token = link.output.strip().rsplit("entry.1000004=", 1)[1]
     bound = json.loads(invoke(tmp_path, "verify-token", token).output)
     assert (bound["dialog_id"], bound["agent"]) == ("9", "7")
+
+
+def test_serve_forks_its_web_processes_with_no_database_connection_open(tmp_path, monkeypatch):
+    # A connection open in the parent when gunicorn forks lets a child's SQLite believe it
+    # holds locks it never took; the parent closing it later deleted the WAL under the child,
+    # and every close committed since was lost. What ``serve`` built to check the database
+    # must be closed before the server starts.
+    import gc
+    import os
+
+    from csat_hook.cli import run
+
+    db = tmp_path / "cli.sqlite3"
+    seen: list[list[str]] = []
+
+    def open_files() -> list[str]:
+        fds = os.listdir("/proc/self/fd")
+        paths = (os.path.realpath(f"/proc/self/fd/{fd}") for fd in fds)
+        return sorted(p for p in paths if p.startswith(str(db)))
+
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: seen.append(open_files()))
+    gc.disable()  # no collection may close a leaked connection before the server starts
+    try:
+        result = invoke(tmp_path, "serve")
+    finally:
+        gc.enable()
+
+    assert result.exit_code == 0, result.output
+    assert db.exists()
+    assert seen == [[]]

@@ -259,3 +259,23 @@ def test_the_handled_column_is_read_from_the_alerts_tab_of_ours_only(kit, receiv
     assert kit.sheet("Alerts") == manager
     assert [a.handled for a in kit.rows(alerts)] == ["called back"]
     assert kit.sheet("Alerts 2")[1][header.index("Handled")] == "called back"
+
+
+def test_a_rename_whose_answer_was_lost_is_still_ours_when_planned_again(kit):
+    """The structure batch renaming a tab known only by the record (its id made from its first
+    title) and adding others is applied but its answer lost: the retried addSheet is refused
+    and the report is planned again. The renamed tab is still ours then (recorded before the
+    rename was sent), not a foreign tab with a " 2" beside it, and stays recorded."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna Smirnova")]])
+    legacy = object_id("csat-hook tab", "anna petrova (7)", 0)
+    kit.fake.add_tab(SHEET_ID, "Anna Petrova (7)", [["old"]], sheet_id=legacy)
+    kit.fake.lose(1, "sheets_write", path=r":batchUpdate$")
+
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert kit.fake.tab(SHEET_ID, "Anna Smirnova (7)").sheet_id == legacy
+    assert "Anna Smirnova (7) 2" not in kit.fake.titles(SHEET_ID)
+    assert kit.sheet("Anna Smirnova (7)")[1][1] == "T-1"
+    with kit.engine.connect() as conn:
+        assert legacy in (owned_tabs.recorded(conn, f"gsheets:{SHEET_ID}") or [])

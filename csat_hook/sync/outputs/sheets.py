@@ -332,9 +332,16 @@ class SheetsOutput:
         ``last_written``, the values are not written again. ``keep`` is given the sheetIds
         to record as csat-hook's (:attr:`Plan.owned`) before any request is sent: a tab
         renamed is no longer known by its title's id, and must be known by the next run."""
-        keep = keep or (lambda _owned: None)
+        record = keep or (lambda _owned: None)
+
+        def keep_owned(owned: list[int]) -> None:
+            record(owned)
+            # Ours from now on for this output too: a plan made again after a lost answer
+            # sees a tab this one renamed under a title its id was not made from.
+            self.owned.update(owned)
+
         plan = self.plan(grids, language)
-        keep(plan.owned)
+        keep_owned(plan.owned)
         # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
         encoded = self._encoded(plan.tabs)
         digest = contents_digest(item for _, item in encoded)
@@ -363,7 +370,7 @@ class SheetsOutput:
             # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
             # plan again from the tabs as they are now.
             plan = self.plan(grids, language)
-            keep(plan.owned)
+            keep_owned(plan.owned)
             encoded = self._encoded(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
             chunks = self._chunks(encoded)

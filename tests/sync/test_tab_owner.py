@@ -279,3 +279,49 @@ def test_a_rename_whose_answer_was_lost_is_still_ours_when_planned_again(kit):
     assert kit.sheet("Anna Smirnova (7)")[1][1] == "T-1"
     with kit.engine.connect() as conn:
         assert legacy in (owned_tabs.recorded(conn, f"gsheets:{SHEET_ID}") or [])
+
+
+def test_the_alerts_tab_beside_a_deleted_managers_tab_keeps_the_teams_edits(kit, receivers):
+    """The team's Alerts tab is "Alerts 2" beside a manager's "Alerts"; the manager deletes
+    theirs. The next run reads "Handled" from "Alerts 2" (the team's edits since the last run
+    are kept) and renames it "Alerts": no second Alerts tab, none left behind."""
+    config = kit.config(
+        alerts={
+            "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        }
+    )
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses(
+        [EN_HEADER, [answered, 1, "rude", "", "", kit.survey("T-1", "7", "Anna")]],
+        time_zone="UTC",
+    )
+    kit.fake.add_tab(SHEET_ID, "Alerts", [["Alert", "Handled"], [1, "a manager's"]])
+    kit.fake.add_tab(SHEET_ID, "Summary", [["a manager's summary"]])
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+    alerts_id = kit.fake.tab(SHEET_ID, "Alerts 2").sheet_id
+    summary_id = kit.fake.tab(SHEET_ID, "Summary 2").sheet_id
+    header = kit.sheet("Alerts 2")[0]
+    kit.fake.set_cell(SHEET_ID, "Alerts 2", 1, header.index("Handled"), "called back")
+    with kit.fake.lock:  # the manager deletes their tabs
+        sheet = kit.fake.spreadsheets[SHEET_ID]
+        for title in ("Alerts", "Summary"):
+            sheet.tabs.remove(sheet.tab_by_title(title))
+    kit.now += timedelta(minutes=5)
+
+    assert kit.run(config).status == "ok"
+
+    assert [a.handled for a in kit.rows(alerts)] == ["called back"]
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Alerts 2" not in titles and "Summary 2" not in titles
+    assert kit.fake.tab(SHEET_ID, "Alerts").sheet_id == alerts_id
+    assert kit.fake.tab(SHEET_ID, "Summary").sheet_id == summary_id
+    assert kit.sheet("Alerts")[1][header.index("Handled")] == "called back"
+    # And the run after that changes nothing.
+    kit.fake.reset_requests()
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).status == "ok"
+    assert kit.fake.count("sheets_write") == 0
+    assert kit.fake.titles(SHEET_ID) == titles

@@ -70,8 +70,10 @@ from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
+from csat_hook.sync.outputs.sheets_tabs import spare
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import clean
 from csat_hook.sync.titles import table_titles
 from csat_hook.sync.titles import unique_titles
 
@@ -194,8 +196,12 @@ class SheetsOutput:
         for title, grid in zip(titles, grids, strict=True):
             need_rows, need_cols = needed(grid)
             props = existing.get(title.casefold())
-            if props is None and grid.key is not None:
-                props = renamed.tab(grid.key)
+            if props is None:
+                props = (
+                    renamed.tab(grid.key)
+                    if grid.key is not None
+                    else renamed.own(clean(grid.name, SHEETS_MAX))
+                )
                 if props is not None:
                     requests.append(rename(int(props["sheetId"]), title))
             if props is None:
@@ -245,7 +251,12 @@ class SheetsOutput:
         foreign = [str(p.get("title", "")) for p in props if not ours(p)]
         [wanted] = unique_titles([title], SHEETS_MAX, foreign)
         found = [p for p in props if str(p.get("title", "")).casefold() == wanted.casefold()]
-        return str(found[0]["title"]) if found else None  # not foreign: ours
+        if found:
+            return str(found[0]["title"])  # not foreign: ours
+        # The tab plan renames to ``wanted`` (its " 2" beside a tab since deleted), if any.
+        ours_by_title = {str(p.get("title", "")).casefold(): p for p in props if ours(p)}
+        spared = spare(title, ours_by_title)
+        return str(spared["title"]) if spared is not None else None
 
     def still_holds(self, expected: dict[str, Any]) -> bool:
         """Whether the spreadsheet still looks as a write left it (``expected`` in what

@@ -10,6 +10,7 @@ from typing import Any
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import clean
+from csat_hook.sync.titles import cut
 
 # A new tab's sheetId is made from these and its agent key (an agent's tab) or its title: an
 # agent's tab is found by its id when the agent's name, and so the wanted title, changed.
@@ -35,6 +36,19 @@ def titled(props: dict[str, Any]) -> bool:
     came from keys)."""
     title = str(props.get("title", "")).casefold()
     return props.get("sheetId") in {object_id(TAB, title, a) for a in range(ATTEMPTS)}
+
+
+def spare(title: str, tabs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The tab csat-hook added for the report's own tab ``title`` (Summary, Alerts...) as
+    "``title`` 2" (" 3"...) beside a tab not ours that held ``title`` then, now that no tab
+    holds ``title``: ``tabs`` by casefolded title; its sheetId is the one :func:`new_id` gave
+    that title. The lowest number first (as :func:`~csat_hook.sync.titles.unique_titles`)."""
+    for n in range(2, len(tabs) + 2):
+        tail = f" {n}"
+        props = tabs.get((cut(title, SHEETS_MAX - len(tail)).rstrip() + tail).casefold())
+        if props is not None and titled(props):
+            return props
+    return None
 
 
 class Owned:
@@ -90,6 +104,13 @@ class Renamed:
         }
         self.recorded = set(recorded)
         self._by_title_id: dict[str, dict[str, Any]] | None = None
+
+    def own(self, title: str) -> dict[str, Any] | None:
+        """The tab of ours the report's own tab ``title`` (its wanted title held by no tab)
+        was written to as "``title`` 2" while a tab not ours held ``title`` (:func:`spare`),
+        to be renamed."""
+        props = spare(title, {str(p.get("title", "")).casefold(): p for p in self.free.values()})
+        return self.free.pop(props.get("sheetId")) if props is not None else None
 
     def tab(self, key: str) -> dict[str, Any] | None:
         for attempt in range(ATTEMPTS):

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from datetime import timezone
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Person
+from csat_hook.intake import store
 from csat_hook.intake.recorder import _Close
 from csat_hook.services import Services
 
@@ -438,3 +440,50 @@ def test_a_look_back_by_email_waits_for_a_close_racing_it_in_another_process(
 
     assert results["first"][0]["status"] == "queued"
     assert results["second"][0]["status"] == expected, results["second"]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_close_times_are_compared_as_instants_to_the_microsecond(
+    make_config, make_services, policy
+):
+    """The same instant written in another offset is the same close (a duplicate), and one a
+    microsecond later is a later close, on both paths (SQLite compares stored text)."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    t0 = datetime(2026, 11, 2, 9, 30, 0, 500000, tzinfo=UTC)
+    moscow = timezone(timedelta(hours=3))
+    first = recorder._writer._transaction(
+        [_close(services, "D-1", closed_at=t0), _close(services, "D-2", closed_at=t0)]
+    )
+    assert [r["status"] for r in first] == ["queued", "queued"]
+    with services.engine.begin() as conn:  # the dialogs reopened before their replies went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+
+    again = recorder._writer._transaction(
+        [
+            _close(services, "D-1", closed_at=t0.astimezone(moscow)),
+            _close(services, "D-2", closed_at=t0 + timedelta(microseconds=1)),
+        ]
+    )
+
+    assert [r["status"] for r in again] == ["duplicate", "queued"]
+
+
+def test_fold_emails_folds_more_than_one_statement_holds(services):
+    """store.fold_emails lowers in chunks of FOLD_CHUNK (a select list's columns are bounded:
+    1,664 on PostgreSQL, 2,000 on SQLite): every e-mail of a large set comes back folded."""
+    emails = [f"Customer{n}@Example.COM" for n in range(2 * store.FOLD_CHUNK + 7)]
+    emails += ["İlker@x.tr", "ΟΔΟΣ@x.gr", "Иван@x.ru", "Customer0@Example.COM"]
+    with services.engine.connect() as conn:
+        folded = store.fold_emails(conn, emails)
+        expected = {
+            e: conn.execute(sa.select(sa.func.lower(sa.literal(e, sa.String())))).scalar_one()
+            for e in emails
+        }
+    assert folded == expected
+    assert folded["Customer1@Example.COM"] == "customer1@example.com"

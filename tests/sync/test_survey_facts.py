@@ -345,3 +345,31 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
                 assert raw.prepare_threshold == before is not None
     finally:
         engine.dispose()
+
+
+def test_which_rows_are_processed_is_asked_through_indexes_only(tmp_path):
+    # A sync reading only the responses since its watermark asks which rows it read are
+    # processed (the answers, their history, the unverified ones, by fingerprint). Without an
+    # index on answers.fingerprint each chunk of the question scanned every answer: 12 s of a
+    # sync with nothing new over 1,000,000 answers.
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    create_schema(engine)
+    plans: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "fingerprint" in statement:
+            rows = conn.connection.dbapi_connection.execute(
+                "EXPLAIN QUERY PLAN " + statement, parameters
+            ).fetchall()
+            plans.extend(str(row[-1]) for row in rows)
+
+    try:
+        with engine.begin() as conn:
+            assert store.processed_among(conn, ["f0", "f1"]) == set()
+    finally:
+        engine.dispose()
+
+    assert plans, "no statement was explained"
+    scans = [p for p in plans if p.startswith("SCAN") and "INDEX" not in p]
+    assert scans == [], plans

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
+from typing import TypeVar
 
 import sqlalchemy as sa
+
+T = TypeVar("T")
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -54,3 +60,24 @@ def digest(text: str) -> str:
     ``sha256:`` and 64 hex digits (71 characters)."""
     raw = text.encode("utf-8", "surrogatepass")
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def folded(value: sa.ColumnElement[Any] | str) -> sa.ColumnElement[str]:
+    """``value`` (a column, or a text bound as a parameter) lowered by the database: how two
+    e-mails are compared as one customer's (the cool-down, its batch keys, ``erase``). Both
+    sides must be lowered there: Python's lower() and the database's differ outside ASCII
+    (SQLite's is ASCII-only, "Иван" stays; PostgreSQL's maps "İ" to "i"), and an address
+    written with such a capital never matched itself."""
+    if isinstance(value, str):
+        value = sa.literal(value, sa.String())
+    return sa.func.lower(value)
+
+
+IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit
+
+
+def in_chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size``, for look-ups by ``column.in_(chunk)``."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

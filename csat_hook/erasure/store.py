@@ -13,8 +13,6 @@ run counts nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,10 +36,11 @@ from csat_hook.db.schema import erasures
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import folded
+from csat_hook.db.text import in_chunks
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
 
-CHUNK = 500  # values per IN list: a customer has few surveys, a dialog fewer
 CANCEL_NOTE = "customer data erased before sending"
 UNSENT = (PENDING, FAILED)
 
@@ -150,7 +149,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     # holds and records the text it sent), counted as in delivery, for the same command run
     # again to find by the survey's customer fields.
     moved: set[int] = set()
-    for chunk in _chunks(waiting):
+    for chunk in in_chunks(waiting):
         cancelled = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_(UNSENT))
@@ -165,7 +164,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             )
             .values(status=CANCELLED)
         )
-    for chunk in _chunks(sent):
+    for chunk in in_chunks(sent):
         done = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, CANCELLED)))
@@ -180,20 +179,20 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
         tally.replies -= sum(1 for row in replies if row.id in moved and row.status not in UNSENT)
         tally.surveys -= sum(1 for ident in holders if ident in late)
         holders = [ident for ident in holders if ident not in late]
-    for chunk in _chunks(holders):
+    for chunk in in_chunks(holders):
         conn.execute(
             sa.update(surveys)
             .where(surveys.c.id.in_(chunk))
             .values(customer_id=None, customer_email=None, customer_name=None)
         )
     for table, rows in ((answers, answered), (answer_history, earlier)):
-        for chunk in _chunks([row.id for row in rows if _typed(row)]):
+        for chunk in in_chunks([row.id for row in rows if _typed(row)]):
             conn.execute(
                 sa.update(table)
                 .where(table.c.id.in_(chunk))
                 .values(comment=None, field_agent=None, field_ticket=None)
             )
-    for chunk in _chunks(unverified):
+    for chunk in in_chunks(unverified):
         conn.execute(
             sa.update(unverified_answers)
             .where(unverified_answers.c.id.in_(chunk))
@@ -215,12 +214,8 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
 def _customer(selector: Selector) -> sa.ColumnElement[bool]:
     who = []
     if selector.email:
-        # As intake's cool-down compares them (intake/store.py): both sides lowered by the
-        # database, whose lower() differs from Python's outside ASCII.
-        who.append(
-            sa.func.lower(surveys.c.customer_email)
-            == sa.func.lower(sa.literal(selector.email, sa.String()))
-        )
+        # As intake's cool-down compares them: both sides lowered by the database.
+        who.append(folded(surveys.c.customer_email) == folded(selector.email))
     if selector.helpdesk and selector.customer_id:
         who.append(
             sa.and_(
@@ -245,7 +240,7 @@ def _unverified(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
     )
-    for chunk in _chunks(keys):
+    for chunk in in_chunks(keys):
         condition = sa.or_(*(table.c.token.startswith(f"{key}.", autoescape=True) for key in chunk))
         found.update((row.id, row) for row in conn.execute(query.where(condition)))
     for row in _rows(conn, query, table.c.field_ticket, dialogs):
@@ -303,13 +298,7 @@ def _rows(
 ) -> list[Any]:
     """``query``'s rows whose ``column`` is one of ``values``, a bounded IN list at a time."""
     found: list[Any] = []
-    for chunk in _chunks(values):
+    for chunk in in_chunks(values):
         result = conn.execute(query.where(column.in_(chunk)))
         found.extend(result.scalars() if scalars else result.all())
     return found
-
-
-def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
-    items = list(values)
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]

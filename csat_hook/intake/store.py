@@ -29,6 +29,8 @@ from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import naive_utc
 from csat_hook.db.schema import naive_utc_iso
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import folded
+from csat_hook.db.text import in_chunks
 from csat_hook.outbox import wake
 
 
@@ -105,13 +107,7 @@ def customer_surveyed_since(
     if customer_id:
         who.append(surveys.c.customer_id == customer_id)
     if customer_email:
-        # Both sides lowered by the database: Python's lower() and the database's differ
-        # outside ASCII (SQLite's is ASCII-only; PostgreSQL's maps "İ" to "i"), and the same
-        # address written with such a capital never matched itself.
-        who.append(
-            sa.func.lower(surveys.c.customer_email)
-            == sa.func.lower(sa.literal(customer_email, sa.String()))
-        )
+        who.append(folded(surveys.c.customer_email) == folded(customer_email))
     if not who:
         return False
     found = conn.execute(
@@ -133,20 +129,15 @@ FOLD_CHUNK = 500
 
 
 def fold_emails(conn: sa.Connection, emails: Collection[str]) -> dict[str, str]:
-    """Each e-mail → the database's lower() of it: the fold :func:`customer_surveyed_since`
-    compares with, so that keys built from it (a batch's look-back keys and locks) call two
-    addresses one customer exactly when the look-back does. Python's lower() is not it:
-    SQLite's is ASCII-only ("Иван" stays), PostgreSQL's maps "İ" to "i" and has no final
-    sigma. One statement per :data:`FOLD_CHUNK` e-mails; none without e-mails."""
-    given = list(dict.fromkeys(emails))
-    folded: dict[str, str] = {}
-    for start in range(0, len(given), FOLD_CHUNK):
-        chunk = given[start : start + FOLD_CHUNK]
-        row = conn.execute(
-            sa.select(*(sa.func.lower(sa.literal(email, sa.String())) for email in chunk))
-        ).one()
-        folded.update(zip(chunk, row, strict=True))
-    return folded
+    """Each e-mail → the database's lower() of it (:func:`~csat_hook.db.text.folded`): the
+    fold :func:`customer_surveyed_since` compares with, so that keys built from it (a batch's
+    look-back keys and locks) call two addresses one customer exactly when the look-back
+    does. One statement per :data:`FOLD_CHUNK` e-mails; none without e-mails."""
+    found: dict[str, str] = {}
+    for chunk in in_chunks(dict.fromkeys(emails), FOLD_CHUNK):
+        row = conn.execute(sa.select(*(folded(email) for email in chunk))).one()
+        found.update(zip(chunk, row, strict=True))
+    return found
 
 
 def dialog_surveyed_since(

@@ -29,6 +29,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.text import IN_CHUNK
+from csat_hook.db.text import in_chunks
 
 
 def bulk_execute(
@@ -144,16 +146,6 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     return _converted(rows, converters, make)
 
 
-IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit
-
-
-def in_chunks(values: Iterable[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
-    """``values`` in lists of at most ``size``, for look-ups by ``column.in_(chunk)``."""
-    items = list(values)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 ARRAY_CHUNK = 10_000  # values per ``= ANY(array)`` parameter (PostgreSQL)
 
 
@@ -207,7 +199,7 @@ def matching(
                 array = sa.bindparam(None, chunk, type_=postgresql.ARRAY(sa.String()))
                 yield functools.partial(_any_of, array)
         return
-    for chunk in in_chunks(values):
+    for chunk in in_chunks(values, IN_CHUNK):  # read here: a test sets it smaller
         yield functools.partial(_in_list, chunk)
 
 

@@ -16,6 +16,7 @@ from csat_hook.clock import utcnow
 from csat_hook.config import Config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
+from csat_hook.db.text import is_storable
 from csat_hook.erasure.records import LINES
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
@@ -115,7 +116,7 @@ def _selector(
         (customer_id, "--customer-id"),
         (dialog_id, "--dialog"),
     ):
-        if value is not None and not _storable(value):
+        if value is not None and not is_storable(value):
             # Never echoed: the value is the customer's.
             raise click.BadParameter(
                 "holds a NUL byte or bytes that are not UTF-8: no stored value can match it",
@@ -141,18 +142,6 @@ def _selector(
             "or --dialog ID"
         )
     return Selector(email=email, helpdesk=helpdesk, customer_id=customer_id, dialog_id=dialog_id)
-
-
-def _storable(value: str) -> bool:
-    """Whether a database can hold ``value``: no NUL (PostgreSQL refuses it in text) and no
-    lone surrogate (an argument that was not UTF-8, which no driver can encode)."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _report(tally: Tally, applied: bool) -> None:

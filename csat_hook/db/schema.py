@@ -190,8 +190,8 @@ answers = sa.Table(
     sa.Column("nps", sa.SmallInteger()),
     sa.UniqueConstraint("survey_key"),
     sa.Index(None, "helpdesk", "agent_key"),
-    # Which rows read are processed already (sync/store.py processed_among; migration 0014).
-    sa.Index(None, "fingerprint"),
+    # No index on the fingerprint: processed_among (sync/store.py) finds an answer by its
+    # survey key (migration 0015).
 )
 
 # Credited submissions that are not the current answer: earlier ones, and answers replaced by a

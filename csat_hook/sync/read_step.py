@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
+from csat_hook import tokens
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
 from csat_hook.sync import skips
@@ -79,7 +80,7 @@ def read_source(
             batch = None if legacy else source.fetch_after(memo.resume, KnownRows(skipped=skipped))
             if batch is not None:
                 leave_cut_row(batch, config.token.all_secrets())
-                processed = store.processed_among(conn, [s.fingerprint for s in batch.submissions])
+                processed = store.processed_among(conn, named_keys(batch))
                 memo.extend(batch, processed)
                 return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
@@ -159,9 +160,15 @@ LOOKED_UP_MAX = 20_000  # identities looked up one chunk at a time; beyond, all 
 def drop_processed(conn: Connection, batch: SourceBatch) -> None:
     """Count the submissions of ``batch`` (read with nothing known) that are already
     processed as unchanged, as a read given every processed identity would have."""
-    fingerprints = [s.fingerprint for s in batch.submissions]
-    if len(fingerprints) <= LOOKED_UP_MAX:
-        processed: Container[str] = store.processed_among(conn, fingerprints)
+    if len(batch.submissions) <= LOOKED_UP_MAX:
+        processed: Container[str] = store.processed_among(conn, named_keys(batch))
     else:
         processed = store.known_fingerprints(conn)
     batch.drop_processed(processed)
+
+
+def named_keys(batch: SourceBatch) -> dict[str, str]:
+    """Each submission's identity → the survey key its reference names, as the ingest
+    credits it (``tokens.survey_key`` of the stripped reference): what
+    :func:`store.processed_among` looks the answers up by."""
+    return {s.fingerprint: tokens.survey_key(s.token.strip()) for s in batch.submissions}

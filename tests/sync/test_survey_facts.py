@@ -308,7 +308,21 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
             sa.insert(sync_row_digests),
             [{"digest": f"g{i}", "fingerprint": f"f{i}"} for i in range(7)],
         )
-    fingerprints = ["f0", "f1", "f2", "f4", "h1", "u1", "x", "f'; --", "f6"]
+    # Each row's identity → the survey key its reference names. "f1" names k1, which has no
+    # answer; "f3" and "f5" name surveys whose answers have other identities.
+    fingerprints = {
+        "f0": "k0",
+        "f1": "k1",
+        "f2": "k2",
+        "f3": "k2",
+        "f4": "k4",
+        "h1": "k1",
+        "u1": "",
+        "x": "kx",
+        "f'; --": "k'; --",
+        "f6": "k6",
+        "f5": "k0",
+    }
     keys = ["k0", "k1", "k2", "k4", "k6", "k9", "k'; --"]
     try:
         with engine.begin() as conn:
@@ -349,16 +363,18 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
 
 def test_which_rows_are_processed_is_asked_through_indexes_only(tmp_path):
     # A sync reading only the responses since its watermark asks which rows it read are
-    # processed (the answers, their history, the unverified ones, by fingerprint). Without an
-    # index on answers.fingerprint each chunk of the question scanned every answer: 12 s of a
-    # sync with nothing new over 1,000,000 answers.
+    # processed (the answers by survey key, their history and the unverified ones by
+    # fingerprint). A question that scanned every answer cost 12 s of a sync with nothing
+    # new over 1,000,000 answers.
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
     create_schema(engine)
     plans: list[str] = []
+    seen: list[str] = []
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def explain(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("SELECT") and "fingerprint" in statement:
+            seen.append(statement)
             rows = conn.connection.dbapi_connection.execute(
                 "EXPLAIN QUERY PLAN " + statement, parameters
             ).fetchall()
@@ -366,10 +382,11 @@ def test_which_rows_are_processed_is_asked_through_indexes_only(tmp_path):
 
     try:
         with engine.begin() as conn:
-            assert store.processed_among(conn, ["f0", "f1"]) == set()
+            assert store.processed_among(conn, {"f0": "k0", "f1": "k1"}) == set()
     finally:
         engine.dispose()
 
+    assert any("FROM answers " in statement for statement in seen), seen
     assert plans, "no statement was explained"
     scans = [p for p in plans if p.startswith("SCAN") and "INDEX" not in p]
     assert scans == [], plans

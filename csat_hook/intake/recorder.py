@@ -40,6 +40,7 @@ from csat_hook.intake.policy import look_back_emails
 from csat_hook.intake.policy import look_back_keys
 from csat_hook.intake.policy import looks_back
 from csat_hook.intake.policy import skip_reason
+from csat_hook.intake.storable import trusted_close_time
 from csat_hook.outbox import store as outbox_store
 from csat_hook.outbox import wake
 
@@ -267,7 +268,7 @@ def _survey_row(item: _Close, skip: str | None) -> dict[str, Any]:
         "link": None,
         "status": SKIPPED if skip else QUEUED,
         "skip_reason": skip,
-        "closed_at": event.closed_at,
+        "closed_at": trusted_close_time(event.closed_at, item.now),
         "created_at": item.now,
         "sent_at": None,
     }

@@ -13,12 +13,18 @@ goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
   :data:`CONTEXT_VALUE_LIMIT` characters.
 
 SQLite would store all of it as it is and PostgreSQL would refuse it: here both store the same.
+
+The close time is the sender's word too: :func:`trusted_close_time` keeps it only when a
+close could have happened then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from csat_hook.db.schema import surveys
@@ -35,6 +41,18 @@ from csat_hook.helpdesks.records import DialogReopened
 # Values the adapter keeps for the reply (an account id...), stored as JSON with the queued
 # reply: no column size, but no reason for one to be long either.
 CONTEXT_VALUE_LIMIT = 1000
+
+# How far past the moment a close was received its time may be and still be believed: a
+# close can not happen after it is reported, but the helpdesk's clock may run ahead of ours.
+# Five minutes, the skew the signature checks (tolerance_seconds) and the reply look-ups
+# (LOOKUP_CLOCK_SKEW) allow; servers kept by NTP are within a second. Not more: a time
+# believed in the future is a survey that no close within that much of it can re-arm.
+CLOSE_CLOCK_SKEW = timedelta(minutes=5)
+
+# No close time before this is a helpdesk's: none of them sent webhooks then (the oldest we
+# speak to, Zendesk, began in 2007). Such a time is a 0, a default or a unit mistaken, and
+# believed it would order this close before every genuine one.
+EARLIEST_CLOSE = datetime(2000, 1, 1, tzinfo=UTC)
 
 DIALOG_ID_LIMIT = length_of(surveys.c.dialog_id) or 0
 OCCURRENCE_LIMIT = length_of(surveys.c.occurrence) or 0
@@ -57,6 +75,33 @@ def storable_event(event: DialogClosed | DialogReopened) -> DialogClosed | Dialo
         occurrence=storable_occurrence(event.occurrence),
         reply_context=_context(event.reply_context),
     )
+
+
+def trusted_close_time(closed_at: datetime | None, received: datetime) -> datetime | None:
+    """The helpdesk's close time as intake stores it (``surveys.closed_at``), for a close
+    ``received`` (aware) at that moment.
+
+    ``closed_at`` (a naive one read as UTC) when it lies from :data:`EARLIEST_CLOSE` to
+    ``received`` plus :data:`CLOSE_CLOCK_SKEW`; None when unknown; otherwise ``received``.
+    Whatever the sender wrote, the result is an instant both databases hold.
+
+    Only the re-arm of a survey a reopen cancelled reads it (``store.LATER_CLOSE``: a close
+    later than the stored one re-arms it). A time in the future stored as it was would be
+    later than every genuine close to come: the dialog never surveyed again. The receive
+    time is the latest the close can have happened, so the next genuine close is still later
+    and a late retry of any earlier close with a true time still no later (a duplicate). None
+    (unknown) would re-arm for any close, those retries too. One thing neither can do: a
+    retry of this very close that arrives after a reopen is received later and re-arms the
+    survey, as a close without a time does (only a constant time would tie it, and that
+    constant would tie every close of a sender whose times are all wrong: never re-armed).
+    """
+    if closed_at is None:
+        return None
+    if closed_at.tzinfo is None:
+        closed_at = closed_at.replace(tzinfo=UTC)
+    if EARLIEST_CLOSE <= closed_at <= received + CLOSE_CLOCK_SKEW:
+        return closed_at
+    return received
 
 
 def storable_dialog_id(dialog_id: str) -> str:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -31,6 +34,7 @@ from tests.documents import replaced
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 from tests.helpers import body_of
+from tests.helpers import fixture
 from tests.helpers import generic_close
 
 KITS = load_kits()
@@ -217,6 +221,126 @@ def test_a_timestamp_too_large_for_a_float_leaves_the_close_time_unknown(make_se
     [survey] = sender.rows()
     assert survey.closed_at is None
     assert survey.occurrence.startswith("sha256:")  # 401 digits: a key too long, digested
+
+
+# --- close times ---------------------------------------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+# Each vendor whose close names its time: every field its adapter reads the time from, how
+# the vendor writes a time there, its latest time a parser reads as it was meant (Unix
+# seconds past 1e11 are read as milliseconds), and the event that reopens the dialog.
+CLOSE_TIMES: dict[str, tuple[tuple[str, ...], Callable[[datetime], Any], Any, str]] = {
+    "chatwoot": (
+        ("updated_at", "timestamp"),
+        _epoch,
+        99_999_999_999,  # year 5138
+        "conversation_status_changed_reopened.json",
+    ),
+    "helpscout": (("closedAt",), _iso, "9999-12-31T23:59:59Z", "convo.status.active.json"),
+    "intercom": (
+        ("data.item.conversation_parts.conversation_parts.0.created_at", "data.item.updated_at"),
+        _epoch,
+        99_999_999_999,
+        "conversation.admin.opened.json",
+    ),
+    "zendesk": (
+        ("time", "detail.updated_at"),
+        _iso,
+        "9999-12-31T23:59:59.999999999Z",
+        "ticket_status_changed_reopened.json",
+    ),
+}
+
+
+def _closed_at(sender: Sender, value: Any) -> dict[str, Any]:
+    """The kit's close, with ``value`` as its close time wherever the adapter reads one."""
+    payload = sender.close()
+    for dotted in CLOSE_TIMES[sender.kit.kind][0]:
+        payload = replaced(payload, at(payload, dotted), value)
+    return payload
+
+
+@pytest.mark.parametrize("kind", sorted(CLOSE_TIMES))
+@pytest.mark.parametrize("ahead", ["calendar-end", "local-time-as-utc"])
+def test_a_close_time_in_the_future_does_not_stop_a_later_close_reviving_the_survey(
+    make_sender, clock, kind, ahead
+):
+    """A signed close whose time is the end of the calendar, or a +14:00 wall time written as
+    UTC, then a reopen, then a genuine close: the survey the reopen cancelled is re-armed,
+    once, as with true times. Stored as sent, the future time was later than every genuine
+    close to come, and the dialog was never surveyed again. The future close delivered again
+    is a duplicate."""
+    sender = make_sender(KITS[kind], policy={"send_delay_seconds": 3600})
+    _fields, spelled, calendar_end, reopen = CLOSE_TIMES[kind]
+    future = calendar_end if ahead == "calendar-end" else spelled(clock.now + timedelta(hours=14))
+    bogus = _closed_at(sender, future)
+
+    first = sender.post(bogus)
+    clock.advance(120)
+    reopened = sender.post(fixture(kind, reopen))
+    clock.advance(120)
+    genuine = sender.post(_closed_at(sender, spelled(clock.now - timedelta(seconds=2))))
+    clock.advance(60)
+    replayed = sender.post(bogus)
+
+    assert first.json["status"] == "queued", first.get_data()[:300]
+    assert reopened.json == {"status": "reopened", "cancelled": 1}
+    assert genuine.json["status"] == "queued", genuine.json
+    assert genuine.json["survey_id"] == first.json["survey_id"]
+    assert replayed.json["status"] == "duplicate", replayed.json
+    [survey] = sender.rows()
+    assert survey.status == "queued"
+    assert [item.status for item in sender.rows(outbox)] == ["pending"]  # one reply
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-12:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "0001-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+        "2100-01-01T00:00:00+14:00",
+        "2026-11-21T01:59:58+14:00",  # 11:59:58 UTC: the next day there, but the past
+        "2026-11-19T23:59:58-12:00",
+        "NaN",
+        "-Infinity",
+        "1e999",
+        "-62135596800",  # 0001-01-01 in Unix seconds
+        "-62135596801",
+        "99999999999",
+        0,
+        -1,
+        -(10**11),
+        10**30,
+        1e308,
+    ],
+)
+def test_any_close_time_is_stored_as_an_instant_the_database_holds(make_sender, clock, moment):
+    """A close time past or before what a datetime, PostgreSQL's timestamp or SQLite's text
+    holds, not a number, or not believable, is never a 5xx: the close is stored, its time
+    the one written, the receive time (when it cannot be true) or unknown (unreadable)."""
+    sender = make_sender(KITS["helpscout"])
+    close = _closed_at(sender, moment)
+
+    response = sender.post(close)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+    [survey] = sender.rows()
+    assert survey.closed_at is None or (
+        datetime(2000, 1, 1, tzinfo=UTC) <= survey.closed_at <= clock.now + timedelta(minutes=5)
+    )
+    assert sender.post(close).json["status"] == "duplicate"
 
 
 # --- canonical JSON ------------------------------------------------------------------------

@@ -251,6 +251,138 @@ def test_a_close_no_later_than_the_cancelled_one_does_not_revive_it(
     assert set(queue.values()) == {"pending"}
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_a_close_time_in_the_future_does_not_stop_later_closes_reviving_the_survey(
+    make_config, make_services, clock, policy
+):
+    """A close can not happen after it was reported: a close time beyond the receive time
+    (and the clock skew allowed) is the sender's mistake (year 9999, seconds misread, a local
+    time written as UTC). Stored as it was, every genuine close after the reopen was earlier
+    than it, and the survey the reopen cancelled was never re-armed. Each is recorded at the
+    time it was received: a later close re-arms the survey, once."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    received = clock.now
+    bogus = {
+        "D-1": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        "D-2": datetime(2100, 1, 1, tzinfo=UTC),
+        "D-3": datetime.fromtimestamp(99_999_999_999, tz=UTC),  # year 5138: Unix seconds below 1e11
+        "D-4": received + timedelta(hours=14),  # a +14:00 wall time written as UTC
+        "D-5": received + timedelta(minutes=5, microseconds=1),  # past the skew allowed
+    }
+    first = recorder._writer._transaction(
+        [_close(services, dialog, closed_at=at) for dialog, at in bogus.items()]
+    )
+    assert [r["status"] for r in first] == ["queued"] * len(bogus)
+    with services.engine.begin() as conn:  # the dialogs reopened before their replies went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+
+    clock.advance(120)
+    genuine = {dialog: clock.now - timedelta(seconds=3) for dialog in bogus}
+    again = recorder._writer._transaction(
+        [_close(services, dialog, closed_at=at) for dialog, at in genuine.items()]
+    )
+    clock.advance(60)
+    replayed = recorder._writer._transaction(  # the bogus closes again: duplicates
+        [_close(services, dialog, closed_at=at) for dialog, at in bogus.items()]
+    )
+
+    assert [r["status"] for r in again] == ["queued"] * len(bogus)
+    assert [r["survey_id"] for r in again] == [r["survey_id"] for r in first]
+    assert [r["status"] for r in replayed] == ["duplicate"] * len(bogus)
+    with services.engine.connect() as conn:
+        stored = {
+            r.dialog_id: (r.status, r.closed_at)
+            for r in conn.execute(
+                sa.select(surveys.c.dialog_id, surveys.c.status, surveys.c.closed_at)
+            )
+        }
+        queue = [r.status for r in conn.execute(sa.select(outbox.c.status))]
+    assert stored == {dialog: ("queued", at) for dialog, at in genuine.items()}
+    assert queue == ["pending"] * len(bogus)  # one reply each
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_close_times_received_as_stored_and_those_not_believed(
+    make_config, make_services, clock, policy
+):
+    """What intake stores as the helpdesk's close time: the instant the sender wrote, in any
+    offset, up to the clock skew allowed past the receive time; a time beyond it, or before
+    any helpdesk could send it (a 0 or a default: before 2000), is recorded as the receive
+    time; an unknown one stays unknown."""
+    services = make_services(make_config(policy=policy))
+    received = clock.now
+    plus14, minus12 = timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))
+    given: dict[str, datetime | None] = {
+        "kiritimati": (received - timedelta(minutes=2)).astimezone(plus14),  # the next day
+        "baker": (received - timedelta(minutes=2)).astimezone(minus12),
+        "fast-clock": received + timedelta(minutes=5),  # the skew allowed: believed
+        "naive": datetime(2026, 11, 20, 11, 0),  # an adapter's naive time: UTC
+        "year-2000": datetime(2000, 1, 1, tzinfo=UTC),
+        "future": received + timedelta(minutes=5, microseconds=1),
+        "epoch": datetime(1970, 1, 1, tzinfo=UTC),
+        "negative": datetime.fromtimestamp(-86_400 * 365 * 30, tz=UTC),
+        "year-1": datetime(1, 1, 1, tzinfo=UTC),
+        "unknown": None,
+    }
+
+    results = services.intake.recorder._writer._transaction(
+        [_close(services, dialog, closed_at=at) for dialog, at in given.items()]
+    )
+
+    assert [r["status"] for r in results] == ["queued"] * len(given)
+    with services.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(surveys.c.dialog_id, surveys.c.closed_at)).all())
+    assert stored == {
+        "kiritimati": received - timedelta(minutes=2),
+        "baker": received - timedelta(minutes=2),
+        "fast-clock": received + timedelta(minutes=5),
+        "naive": datetime(2026, 11, 20, 11, 0, tzinfo=UTC),
+        "year-2000": datetime(2000, 1, 1, tzinfo=UTC),
+        "future": received,
+        "epoch": received,
+        "negative": received,
+        "year-1": received,
+        "unknown": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_a_new_close_whose_time_is_zero_revives_the_survey_like_one_without_a_time(
+    make_config, make_services, clock, policy
+):
+    """A close time of 0 (1970) is a sender's "unknown", not a close older than the one the
+    reopen cancelled: the new close re-arms the survey, as one without a time does."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    first = recorder._writer._transaction(
+        [_close(services, "D-1", closed_at=clock.now - timedelta(seconds=3))]
+    )
+    with services.engine.begin() as conn:  # the dialog reopened before its reply went out
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED))
+    clock.advance(120)
+
+    again = recorder._writer._transaction(
+        [_close(services, "D-1", closed_at=datetime.fromtimestamp(0, tz=UTC))]
+    )
+
+    assert [(r["status"], r.get("survey_id")) for r in again] == [("queued", first[0]["survey_id"])]
+
+
 def test_a_batch_with_a_value_the_database_refuses_leaves_nothing(make_config, make_services):
     services = make_services(make_config())
     recorder = services.intake.recorder

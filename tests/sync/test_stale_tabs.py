@@ -1,0 +1,212 @@
+"""Tabs csat-hook owns and the report no longer writes are not left looking current.
+
+The report's own tabs (Summary, Trends, Responses, Unverified, Alerts) are titled in the
+report's language: switching ``output.language`` added a second set beside the first, the old
+one frozen at the day of the switch ("Сводка" beside "Summary"). Such a tab is the report's
+own tab of a kind (known by the sheetId csat-hook made from one of that kind's titles): it
+is renamed to the title the report now gives that kind, and one more of the same kind, or
+one of a kind the report no longer has (Unverified or Alerts turned off), is deleted in the
+same structure batch. A tab of an agent no longer in the report, a manager's tab (whatever
+its title) and a tab whose kind nothing says are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.sync import owned_tabs
+from csat_hook.sync.outputs.sheets_format import object_id
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+FORM = "Form Responses 1"
+STRUCTURE = r"^/v4/spreadsheets/[^/]+:batchUpdate$"
+EN = ["Summary", "Trends", "Responses", "Unverified"]
+RU = ["Сводка", "Динамика", "Ответы", "Непроверенные"]
+
+
+@pytest.fixture
+def receivers(kit: Any) -> Iterator[FakeNotify]:
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+def ids(kit: Any, titles: list[str]) -> list[int]:
+    return [kit.fake.tab(SHEET_ID, t).sheet_id for t in titles]
+
+
+def answer(kit: Any, n: int, agent: str = "7", name: str = "Anna") -> None:
+    """One more answer in the form's tab (the data changes: the report is built again)."""
+    token = kit.survey(f"T-{n}", agent, name, created=kit.now)
+    kit.fake.append_rows(SHEET_ID, FORM, [[T0 + timedelta(hours=n), 5, "ok", "", "", token]])
+    kit.now += timedelta(hours=1)
+
+
+def test_a_language_switch_renames_the_reports_own_tabs_and_leaves_no_second_set(kit):
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    kit.fake.add_tab(SHEET_ID, "Notes", [["a manager's"]])
+    assert kit.run().status == "ok"
+    english = ids(kit, EN)
+
+    kit.now += timedelta(minutes=10)
+    summary = kit.run(kit.config(output={"language": "ru"}))
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert not set(EN) & set(titles)
+    assert sorted(titles) == sorted([FORM, *RU, "Anna (7)", "Notes"])
+    assert ids(kit, RU) == english  # the same tabs: a manager's link to one still works
+    assert kit.sheet("Сводка")[0][0].startswith("Отчёт CSAT")
+    assert kit.sheet("Notes") == [["a manager's"]]
+    # One structure batch and one value write; the run after it writes nothing.
+    assert kit.fake.count("sheets_write") == 4
+    kit.fake.reset_requests()
+    kit.now += timedelta(minutes=10)
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+    assert kit.fake.count("sheets_write") == 0
+
+    # And back.
+    kit.now += timedelta(minutes=10)
+    assert kit.run().status == "ok"
+    assert sorted(kit.fake.titles(SHEET_ID)) == sorted([FORM, *EN, "Anna (7)", "Notes"])
+    assert ids(kit, EN) == english
+
+
+def test_a_second_set_left_by_an_earlier_version_is_deleted(kit):
+    """The spreadsheet as an earlier version left it after a switch from Russian: both sets,
+    the Russian one frozen. The next report deletes it in its one structure batch."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    english = ids(kit, EN)
+    for title in RU:
+        sheet_id = object_id("csat-hook tab", title.casefold(), 0)
+        kit.fake.add_tab(SHEET_ID, title, [["frozen"]], sheet_id=sheet_id)
+    kit.fake.add_tab(SHEET_ID, "Notes", [["a manager's"]])
+    answer(kit, 2)
+    kit.fake.reset_requests()
+
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert sorted(titles) == sorted([FORM, *EN, "Anna (7)", "Notes"])
+    assert ids(kit, EN) == english
+    assert [row[1] for row in kit.sheet("Anna (7)")[1:]] == ["T-2", "T-1"]
+    assert kit.fake.count("sheets_write") == 2  # the deletes went with the structure batch
+    assert summary.outputs[0]["tabs_deleted"] == 4
+
+
+def test_a_managers_tabs_titled_in_the_other_language_are_never_touched(kit):
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    kit.fake.add_tab(SHEET_ID, "Сводка", [["a manager's summary"]])
+    kit.fake.add_tab(SHEET_ID, "Ответы", [["a manager's answers"]])
+    assert kit.run().status == "ok"
+    english = ids(kit, EN)
+    assert kit.sheet("Сводка") == [["a manager's summary"]]
+
+    kit.now += timedelta(minutes=10)
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+
+    titles = kit.fake.titles(SHEET_ID)
+    assert kit.sheet("Сводка") == [["a manager's summary"]]
+    assert kit.sheet("Ответы") == [["a manager's answers"]]
+    assert ids(kit, ["Сводка 2", "Динамика", "Ответы 2", "Непроверенные"]) == english
+    assert not set(EN) & set(titles)
+
+
+def test_the_unverified_tab_turned_off_is_deleted(kit):
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    assert "Unverified" in kit.fake.titles(SHEET_ID)
+    config = kit.config(output={"gsheets": {"unverified": False}})
+
+    kit.now += timedelta(minutes=10)
+    assert kit.run(config).status == "ok"
+
+    assert sorted(kit.fake.titles(SHEET_ID)) == sorted([FORM, *EN[:3], "Anna (7)"])
+    kit.fake.reset_requests()
+    kit.now += timedelta(minutes=10)
+    assert kit.run(config).status == "ok"
+    assert kit.fake.count("sheets_write") == 0
+
+
+def test_the_alerts_tab_of_alerts_turned_off_is_deleted(kit, receivers):
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run(kit.config(alerts={"destinations": slack, "rules": [rule]})).status == "ok"
+    assert "Alerts" in kit.fake.titles(SHEET_ID)
+
+    kit.now += timedelta(minutes=10)
+    assert kit.run(kit.config(alerts={"destinations": slack, "rules": []})).status == "ok"
+
+    assert sorted(kit.fake.titles(SHEET_ID)) == sorted([FORM, *EN, "Anna (7)"])
+
+
+def test_a_tab_of_an_agent_no_longer_in_the_report_is_kept(kit):
+    """An agent's tab lists every answer credited to them: they leave the report only when
+    none is any more. Their tab holds what a manager read there: kept, not deleted."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    boris = object_id("csat-hook agent tab", "8", 0)
+    kit.fake.add_tab(SHEET_ID, "Boris (8)", [["Boris's answers"]], sheet_id=boris)
+    with kit.engine.begin() as conn:
+        owned_tabs.record(conn, f"gsheets:{SHEET_ID}", [boris], kit.now)
+
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+
+    assert kit.sheet("Boris (8)") == [["Boris's answers"]]
+
+
+def test_a_recorded_tab_whose_kind_nothing_says_is_kept(kit):
+    """A tab the earliest versions let Google number, recorded as written: its title says
+    nothing sure (a name-only agent's tab is their bare name), so it is not deleted."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    old = kit.fake.add_tab(SHEET_ID, "Сводка", [["old"]]).sheet_id
+    with kit.engine.begin() as conn:
+        owned_tabs.record(conn, f"gsheets:{SHEET_ID}", [old], kit.now)
+
+    assert kit.run().status == "ok"
+
+    assert kit.sheet("Сводка") == [["old"]]
+
+
+def test_a_delete_whose_answer_was_lost_is_planned_again(kit):
+    """The batch deleting a stale tab is applied but its answer lost: the retried deleteSheet
+    is refused ("No sheet with id"), and the output plans again from what is there."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    stale = object_id("csat-hook tab", "сводка", 0)
+    kit.fake.add_tab(SHEET_ID, "Сводка", [["frozen"]], sheet_id=stale)
+    answer(kit, 2)
+    kit.fake.reset_requests()
+    kit.fake.lose(1, "sheets_write", path=STRUCTURE)
+
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert "Сводка" not in kit.fake.titles(SHEET_ID)
+    assert [row[1] for row in kit.sheet("Anna (7)")[1:]] == ["T-2", "T-1"]
+    assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == ["dropped", 400, 200]
+
+
+def test_a_dry_run_counts_the_deletes_and_makes_none(kit):
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    stale = object_id("csat-hook tab", "сводка", 0)
+    kit.fake.add_tab(SHEET_ID, "Сводка", [["frozen"]], sheet_id=stale)
+    answer(kit, 2)
+
+    summary = kit.run(dry_run=True)
+
+    assert summary.status == "ok", summary.error
+    assert summary.outputs[0]["tabs_deleted"] == 1
+    assert kit.sheet("Сводка") == [["frozen"]]

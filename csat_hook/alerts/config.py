@@ -23,6 +23,9 @@ from csat_hook.settings import StrictModel
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# The Alerts tab's title unless set: the sync also knows a tab of that title as the report's
+# Alerts tab once the tab is turned off or retitled (sync/outputs/sheets.py).
+DEFAULT_TAB = "Alerts"
 
 
 class RuleBase(StrictModel):
@@ -144,7 +147,7 @@ class AlertsConfig(StrictModel):
     cap_per_hour: int = Field(default=30, ge=1, le=10_000)
     # The Alerts tab (Sheets) and sheet (.xlsx): the latest alerts with a "Handled" column the
     # team fills in (kept across syncs). Empty: no tab.
-    tab: str | None = Field(default="Alerts", max_length=100)
+    tab: str | None = Field(default=DEFAULT_TAB, max_length=100)
     tab_rows: int = Field(default=1000, ge=10, le=50_000)
 
     @field_validator("destinations")

@@ -28,6 +28,7 @@ from csat_hook.sync.layout import Table
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
+from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.report.alerts import alerts_grid
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import clean
@@ -113,7 +114,7 @@ class AlertsStep:
             return 0
         # The title as the output writes it: "Alerts: support" is the tab "Alerts support",
         # "Alerts support 2" when a tab csat-hook did not make holds that title.
-        title = output.own_tab(clean(self.config.alerts.tab, SHEETS_MAX))
+        title = output.own_tab(clean(self.config.alerts.tab, SHEETS_MAX), ALERTS_KIND)
         if title is None:
             return 0
         values = output.api.read_tab(output.spreadsheet_id, title)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.config import DEFAULT_TAB as DEFAULT_ALERTS_TAB
 from csat_hook.alerts.report import written_handled
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
@@ -27,6 +28,7 @@ from csat_hook.sync.google import session as google
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
+from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.summary import SyncSummary
 
@@ -138,6 +140,7 @@ class OutputsStep(AlertsStep):
                     "spreadsheet_id": output.spreadsheet_id,
                     "tabs": len(expected.get("tabs", [])),
                     "tabs_created": 0,
+                    "tabs_deleted": 0,
                     "formatted": False,
                     "cells": 0,
                     "write_requests": 0,
@@ -195,6 +198,7 @@ class OutputsStep(AlertsStep):
                         "spreadsheet_id": output.spreadsheet_id,
                         "tabs": len(plan.tabs),
                         "tabs_created": sum(not p.exists for p in plan.tabs),
+                        "tabs_deleted": len(plan.deleted),
                         "structure_requests": len(plan.requests),
                         "written": False,
                     }
@@ -254,12 +258,22 @@ class OutputsStep(AlertsStep):
                     protected.add(int(candidate))
         with self.engine.connect() as conn:
             owned = owned_tabs.recorded(conn, f"gsheets:{spreadsheet_id}") or []
+        gsheets = config.output.gsheets
+        # The configured titles of the report's own tabs, also while a tab is off: a tab of
+        # ours under one of them is that tab, renamed or deleted when the report no longer
+        # writes it there (the language's own titles the output knows).
+        titles = {
+            "summary": [t for t in (gsheets.summary_tab,) if t],
+            "unverified": [t for t in (gsheets.unverified_tab,) if t],
+            ALERTS_KIND: [t for t in (DEFAULT_ALERTS_TAB, config.alerts.tab) if t],
+        }
         return SheetsOutput(
             sheets,
             spreadsheet_id,
             protected=protected,
             owned=owned,
-            max_request_bytes=config.output.gsheets.max_request_bytes,
+            titles=titles,
+            max_request_bytes=gsheets.max_request_bytes,
         )
 
     def _google_clients(

@@ -7,6 +7,8 @@ Google number, and a tab renamed after its agent's new name (its id was made fro
 title). It is kept before the report's requests are sent (a renamed tab is recorded before
 it is renamed) and never forgotten with the report key, so a failed write loses none of it.
 Losing it (a new database) costs a " 2" tab beside each such tab, never a manager's tab.
+A tab the report deletes (a tab of its own set it no longer writes: outputs/sheets.py) is
+recorded no more.
 """
 
 from __future__ import annotations

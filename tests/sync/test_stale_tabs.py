@@ -22,6 +22,9 @@ import pytest
 
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.sync import owned_tabs
+from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.outputs.sheets_format import object_id
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
@@ -210,3 +213,73 @@ def test_a_dry_run_counts_the_deletes_and_makes_none(kit):
     assert summary.status == "ok", summary.error
     assert summary.outputs[0]["tabs_deleted"] == 1
     assert kit.sheet("Сводка") == [["frozen"]]
+
+
+def test_a_tab_of_ours_a_manager_renamed_is_theirs_to_keep(kit):
+    """Renamed "Summary November" to keep a snapshot: its title is none the report gives, so
+    it is neither taken back under the new language's title nor deleted."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    kit.fake.tab(SHEET_ID, "Summary").title = "Summary November"
+    snapshot = kit.sheet("Summary November")
+
+    kit.now += timedelta(minutes=10)
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+
+    titles = kit.fake.titles(SHEET_ID)
+    assert sorted(titles) == sorted([FORM, "Summary November", *RU, "Anna (7)"])
+    assert kit.sheet("Summary November") == snapshot
+
+
+def test_the_stale_tabs_cells_do_not_count_against_the_spreadsheets_limit(kit):
+    """A spreadsheet holds 10,000,000 cells: the tabs the batch deletes free theirs in it."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run().status == "ok"
+    stale = object_id("csat-hook tab", "сводка", 0)
+    kit.fake.add_tab(SHEET_ID, "Сводка", [["frozen"]], sheet_id=stale, row_count=399_000)
+    kit.fake.tab(SHEET_ID, "Сводка").cols = 25  # 9,975,000 cells
+    answer(kit, 2, agent="8", name="Boris")  # a new tab: the report grows
+
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert "Сводка" not in kit.fake.titles(SHEET_ID)
+    assert kit.sheet("Boris (8)")[1][1] == "T-2"
+
+
+def test_the_alerts_tab_retitled_keeps_the_teams_edits_and_its_tab(kit, receivers):
+    """``alerts.tab: Alerts`` → ``Инциденты``: the team's "Handled" edits since the last run
+    are read from the tab under its old title, which is renamed, not left beside."""
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    token = kit.survey("T-1", "7", "Anna")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(kit.config(alerts={"destinations": slack, "rules": [rule]})).status == "ok"
+    tab = kit.fake.tab(SHEET_ID, "Alerts").sheet_id
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, header.index("Handled"), "called back")
+    config = kit.config(alerts={"destinations": slack, "rules": [rule], "tab": "Инциденты"})
+
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).status == "ok"
+
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Alerts" not in titles
+    assert kit.fake.tab(SHEET_ID, "Инциденты").sheet_id == tab
+    assert kit.sheet("Инциденты")[1][header.index("Handled")] == "called back"
+
+
+def test_a_spreadsheet_holding_only_stale_tabs_keeps_a_sheet(fake_google, google_session):
+    """Google refuses to delete the last sheet: the tabs the batch adds come before its
+    deletes, so the spreadsheet is never left without one, even for a moment."""
+    fake_google.add_spreadsheet("report")
+    stale = object_id("csat-hook tab", "непроверенные", 0)
+    fake_google.add_tab("report", "Непроверенные", [["frozen"]], sheet_id=stale)
+    grids = [Grid("Summary", "summary", [["Agent", "CSAT"], ["Anna", 1.0]])]
+
+    done = SheetsOutput(SheetsApi(google_session), "report").write(grids, "en")
+
+    assert fake_google.titles("report") == ["Summary"]
+    assert fake_google.cells("report", "Summary")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
+    assert (done["tabs_created"], done["tabs_deleted"]) == (1, 1)

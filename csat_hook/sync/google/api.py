@@ -52,11 +52,19 @@ T = TypeVar("T")
 # INVALID_ARGUMENT, 'Invalid requests[0].addSheet: A sheet with the name "Summary" already
 # exists. Please enter another name.'
 _TAB_EXISTS = re.compile(r'A sheet with the name "[^"]*" already exists')
+# Its answer to a deleteSheet whose tab is gone: HTTP 400 INVALID_ARGUMENT,
+# "Invalid requests[3].deleteSheet: No sheet with id: 123456".
+_TAB_GONE = re.compile(r"deleteSheet: No sheet with id")
 
 
 class TabExistsError(GoogleApiError):
     """An addSheet was refused because the tab is there: typically our own earlier attempt,
     applied by Google but whose answer was lost (the session then retried it)."""
+
+
+class TabGoneError(GoogleApiError):
+    """A deleteSheet was refused because the tab is gone: our own earlier attempt applied
+    but its answer lost, as for :class:`TabExistsError`, or a manager deleted it meanwhile."""
 
 
 def _error_from(
@@ -217,8 +225,9 @@ class SheetsApi:
     ) -> list[dict[str, Any]]:
         """One ``spreadsheets.batchUpdate`` (atomic: all sub-requests or none).
 
-        TabExistsError when an addSheet's title is taken (the metadata is forgotten either
-        way: the caller re-reads it and plans again).
+        TabExistsError when an addSheet's title is taken, TabGoneError when a deleteSheet's
+        tab is gone (the metadata is forgotten either way: the caller re-reads it and plans
+        again).
         """
         try:
             body = self._call(
@@ -229,6 +238,10 @@ class SheetsApi:
             self.forget_metadata(spreadsheet_id)
             if exc.http_status == 400 and _TAB_EXISTS.search(exc.message):
                 raise TabExistsError(
+                    exc.message, http_status=400, reason=exc.reason, retryable=False
+                ) from exc
+            if exc.http_status == 400 and _TAB_GONE.search(exc.message):
+                raise TabGoneError(
                     exc.message, http_status=400, reason=exc.reason, retryable=False
                 ) from exc
             raise

@@ -2,14 +2,15 @@
 looks, about 2,400 agents' tabs at the default) and at most two value writes.
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
-   plus headroom, renames an agent's tab whose name changed (:mod:`.sheets_tabs`), grows
-   grids that are too small, and sets how the tabs look: number formats,
-   frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
-   (:mod:`.sheets_charts`). Grids are never shrunk and tabs never deleted: a failed run must
-   not have destroyed anything. The looks are sent only when they differ from what the last
-   run set: a digest of them is kept in the spreadsheet's developer metadata
-   (``csat-hook.report-format``), and a run whose digest, charts and rule counts match sends
-   none. Each batch is atomic: all of it or nothing.
+   plus headroom, renames an agent's tab whose name changed and a tab of the report's own
+   set whose title changed (the language: "Summary" → "Сводка"; :mod:`.sheets_tabs`), grows
+   grids that are too small, deletes the report's own tabs it no longer writes (below), and
+   sets how the tabs look: number formats, frozen rows, widths, conditional rules
+   (:mod:`.sheets_format`) and charts (:mod:`.sheets_charts`). Grids are never shrunk: a
+   failed run must not have destroyed anything. The looks are sent only when they differ
+   from what the last run set: a digest of them is kept in the spreadsheet's developer
+   metadata (``csat-hook.report-format``), and a run whose digest, charts and rule counts
+   match sends none. Each batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -21,6 +22,30 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
 The report writes only into tabs csat-hook owns (:class:`.sheets_tabs.Owned`: a sheetId it
 makes, or one it recorded writing): any other tab's title is avoided with " 2", as an agent
 whose name is a manager's tab's title or the form's linked responses tab's gets "<title> 2".
+
+A tab csat-hook owns and no longer writes would stay as the last run left it, looking
+current. What becomes of it depends on what it held:
+
+* a tab of the report's own set (Summary, Trends, Responses, Unverified, Alerts), known as
+  such by :class:`.sheets_tabs.Kinds` (its id made for a title of its kind, its title one of
+  them), is renamed to the title its kind has now (the language or a configured title
+  changed), else deleted: one more of a kind the report writes elsewhere ("Сводка" beside
+  "Summary", as versions before this one left a language switch), or of a kind the report
+  no longer has (``output.gsheets.unverified: false``, the Alerts tab turned off). Its
+  contents are the report's, rebuilt from the database on any run (the team's "Handled"
+  column of the Alerts tab too, read back every run while the tab is on; only the edits
+  made after the last run of a tab turned off are not). The
+  deletes go last in the structure batch, after the tabs it adds, so the spreadsheet always
+  keeps a sheet (Google refuses to delete the last one);
+* an agent's tab whose agent's name changed is renamed (:class:`.sheets_tabs.Renamed`);
+* an agent's tab whose agent is no longer in the report at all is kept as it is. An agent's
+  tab lists every answer ever credited to them, whatever the periods: an agent with no answer
+  lately keeps their tab, written every run; one leaves the report only when none of their
+  answers is credited to them any more. The tab then holds what a manager read there,
+  which a deletion would take away without a word; a stale tab is the lesser harm;
+* a tab whose kind nothing says (the earliest versions let Google number theirs; one made
+  under a configured title since changed) cannot be told from an agent's: kept too;
+* a tab csat-hook does not own is never written, renamed or deleted.
 The ids of the tabs written are handed to ``keep`` before anything is sent (the caller
 records them: ``sync_outputs.tabs``). The responses tab of the form (when the output is the
 same spreadsheet and the sync's source) is protected: never ours, and a plan that would
@@ -40,6 +65,7 @@ import json
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -54,6 +80,7 @@ from gspread.utils import absolute_range_name
 from csat_hook.errors import SyncError
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
+from csat_hook.sync.google.api import TabGoneError
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.cells import SHEETS_CELL_MAX
@@ -66,11 +93,14 @@ from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_tabs import AGENT_TAB
 from csat_hook.sync.outputs.sheets_tabs import TAB
+from csat_hook.sync.outputs.sheets_tabs import Kinds
 from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
+from csat_hook.sync.outputs.sheets_tabs import delete
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.outputs.sheets_tabs import spare
+from csat_hook.sync.texts import LANGUAGES
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import clean
@@ -85,6 +115,8 @@ _DAY = timedelta(days=1)  # made once: serial() runs for every date-time cell of
 # formats (no new format write when rows are added).
 TAB_INDEX = {"summary": 0, "trends": 1, "responses": 2}
 GROWING = ("responses", "agent", "unverified")
+# The report's own tabs titled in its language (texts.py), by kind (Grid.kind).
+WORDED = ("summary", "trends", "responses", "unverified")
 
 T = TypeVar("T")
 
@@ -151,6 +183,7 @@ class Plan:
     looks: list[dict[str, Any]]  # formats, rules, charts (empty: already as wanted)
     expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
     owned: list[int]  # the tabs to record as csat-hook's: these, and the recorded still there
+    deleted: list[int]  # the report's own tabs it no longer writes (deleteSheet in structure)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -167,12 +200,17 @@ class SheetsOutput:
         *,
         protected: Iterable[int] = (),
         owned: Iterable[int] = (),
+        titles: Mapping[str, Iterable[str]] | None = None,
         max_request_bytes: int = 8_000_000,
     ) -> None:
+        """``titles``: the titles the report's own tabs of a kind (``Grid.kind``) may have
+        beside the ones it gives them now and the language's: the configured ones, the
+        Alerts tab's (a kind the report may no longer have)."""
         self.api = api
         self.spreadsheet_id = spreadsheet_id
         self.protected = set(protected)
         self.owned = set(owned)  # the sheetIds recorded as csat-hook's (sheets_tabs.Owned)
+        self.titles = {kind: list(names) for kind, names in (titles or {}).items()}
         self.max_request_bytes = max_request_bytes
 
     def language(self) -> str:
@@ -180,13 +218,30 @@ class SheetsOutput:
         metadata = self.api.metadata(self.spreadsheet_id)
         return locale_language(str(metadata.get("properties", {}).get("locale", "")))
 
+    def kinds(self, grids: Sequence[Grid] = ()) -> Kinds:
+        """The report's own tabs by kind (:class:`.sheets_tabs.Kinds`): under the titles
+        either language gives them, the configured ones and those of ``grids``."""
+        titles: dict[str, set[str]] = {}
+        for language in LANGUAGES:
+            texts = Texts(language)
+            for kind in WORDED:
+                titles.setdefault(kind, set()).add(texts[kind])
+        for kind, names in self.titles.items():
+            titles.setdefault(kind, set()).update(names)
+        for grid in grids:
+            if grid.key is None:
+                titles.setdefault(grid.kind, set()).add(grid.name)
+        return Kinds({kind: sorted(names) for kind, names in titles.items()})
+
     def plan(self, grids: Sequence[Grid], language: str) -> Plan:
         """Titles, ids and grid sizes per grid, and the structure and format requests."""
         metadata = self.api.metadata(self.spreadsheet_id)
         sheets = metadata.get("sheets", [])
         existing = {p["title"].casefold(): p for p in (s.get("properties", {}) for s in sheets)}
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
-        ours = Owned(self.owned, (g.key for g in grids if g.key is not None), self.protected)
+        kinds = self.kinds(grids)
+        keys = (g.key for g in grids if g.key is not None)
+        ours = Owned(self.owned, keys, self.protected, kinds)
         foreign = [p["title"] for p in existing.values() if not ours(p)]
         titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, foreign)
         used_ids = {p.get("sheetId") for p in existing.values()}
@@ -197,11 +252,12 @@ class SheetsOutput:
             need_rows, need_cols = needed(grid)
             props = existing.get(title.casefold())
             if props is None:
-                props = (
-                    renamed.tab(grid.key)
-                    if grid.key is not None
-                    else renamed.own(clean(grid.name, SHEETS_MAX))
-                )
+                if grid.key is not None:
+                    props = renamed.tab(grid.key)
+                else:
+                    props = renamed.own(clean(grid.name, SHEETS_MAX))
+                    if props is None:
+                        props = renamed.kind(grid.kind, kinds)
                 if props is not None:
                     requests.append(rename(int(props["sheetId"]), title))
             if props is None:
@@ -234,28 +290,36 @@ class SheetsOutput:
                     }
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
-        _check_cells(plans, existing.values())
+        # Last: after the tabs added, the spreadsheet keeps the report's (and never has none).
+        deleted = [int(p["sheetId"]) for p in renamed.left(kinds)] if plans else []
+        requests += [delete(sheet_id) for sheet_id in deleted]
+        _check_cells(plans, existing.values(), deleted)
         looks, digest, rules = self._looks(plans, metadata, Texts(language))
         tabs = [(p.title, p.sheet_id, p.grid) for p in plans]
-        present = {p.get("sheetId") for p in existing.values()}
+        present = {p.get("sheetId") for p in existing.values()} - set(deleted)
         owned = sorted({p.sheet_id for p in plans} | (ours.recorded & present))
-        return Plan(plans, requests, looks, expectation(tabs, rules, digest, taken), owned)
+        expected = expectation(tabs, rules, digest, taken)
+        return Plan(plans, requests, looks, expected, owned, deleted)
 
-    def own_tab(self, title: str) -> str | None:
-        """The title of the tab of ours that an own tab of the report titled ``title`` (the
-        team's Alerts tab) is written to, if it exists: ``title``, or ``title 2`` when a tab
-        not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown here)."""
+    def own_tab(self, title: str, kind: str) -> str | None:
+        """The title of the tab of ours that an own tab of the report titled ``title`` and of
+        ``kind`` (the team's Alerts tab) is written to, if it exists: ``title``, or ``title 2``
+        when a tab not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown
+        here), else the tab :meth:`plan` renames to it (its " 2" beside a tab since deleted,
+        or a tab of its kind under another of its titles: the Alerts tab's before)."""
         sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
         props = [s.get("properties", {}) for s in sheets]
-        ours = Owned(self.owned, (), self.protected)
+        kinds = self.kinds()
+        ours = Owned(self.owned, (), self.protected, kinds)
         foreign = [str(p.get("title", "")) for p in props if not ours(p)]
         [wanted] = unique_titles([title], SHEETS_MAX, foreign)
         found = [p for p in props if str(p.get("title", "")).casefold() == wanted.casefold()]
         if found:
             return str(found[0]["title"])  # not foreign: ours
-        # The tab plan renames to ``wanted`` (its " 2" beside a tab since deleted), if any.
         ours_by_title = {str(p.get("title", "")).casefold(): p for p in props if ours(p)}
         spared = spare(title, ours_by_title)
+        if spared is None:
+            spared = next((p for p in props if kind in kinds.of(p)), None)
         return str(spared["title"]) if spared is not None else None
 
     def still_holds(self, expected: dict[str, Any]) -> bool:
@@ -362,6 +426,7 @@ class SheetsOutput:
                 "spreadsheet_id": self.spreadsheet_id,
                 "tabs": len(plan.tabs),
                 "tabs_created": 0,
+                "tabs_deleted": 0,
                 "formatted": False,
                 "cells": 0,
                 "write_requests": 0,
@@ -371,21 +436,23 @@ class SheetsOutput:
             }
         chunks = self._chunks(encoded)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
+        deleted = len(plan.deleted)
         formatted = bool(plan.looks)
         structure_writes = 0
         try:
             for batch in self._batches(plan.requests):
                 structure_writes += 1
                 self.api.update_structure(self.spreadsheet_id, batch)
-        except TabExistsError:
-            # Our own addSheet, applied but its answer lost (or a tab added meanwhile):
-            # plan again from the tabs as they are now.
+        except (TabExistsError, TabGoneError):
+            # Our own addSheet or deleteSheet, applied but its answer lost (or a tab added or
+            # deleted meanwhile): plan again from the tabs as they are now.
             plan = self.plan(grids, language)
             keep_owned(plan.owned)
             encoded = self._encoded(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
             chunks = self._chunks(encoded)
             formatted = formatted or bool(plan.looks)
+            deleted = max(deleted, len(plan.deleted))  # a lost answer: then none left
             for batch in self._batches(plan.requests):
                 structure_writes += 1
                 self.api.update_structure(self.spreadsheet_id, batch)
@@ -396,6 +463,7 @@ class SheetsOutput:
             "spreadsheet_id": self.spreadsheet_id,
             "tabs": len(plan.tabs),
             "tabs_created": created,
+            "tabs_deleted": deleted,
             "formatted": formatted,
             "cells": sum(p.rows * p.cols for p in plan.tabs),
             "write_requests": len(chunks) + structure_writes,
@@ -479,12 +547,14 @@ ROWS_PER_BLOCK = 2_000
 CELLS_MAX = 10_000_000  # a spreadsheet's cells, every tab's grid counted
 
 
-def _check_cells(plans: list[TabPlan], tabs: Iterable[dict[str, Any]]) -> None:
+def _check_cells(
+    plans: list[TabPlan], tabs: Iterable[dict[str, Any]], deleted: Iterable[int] = ()
+) -> None:
     """Refuse a plan that takes the spreadsheet over Google's cell limit, before anything is
     written (Google refuses the whole structure request with a 400 that names no setting).
     The form's responses tab and any other tab count, so the way out is often another
-    spreadsheet for the report."""
-    ours = {p.sheet_id for p in plans}
+    spreadsheet for the report; the tabs the plan deletes (``deleted``) do not."""
+    ours = {p.sheet_id for p in plans} | set(deleted)
     before = others = 0
     for props in tabs:
         grid = props.get("gridProperties", {})

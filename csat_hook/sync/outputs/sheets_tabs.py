@@ -1,10 +1,12 @@
 """Which tab of a spreadsheet holds which tab of the report: the sheetIds csat-hook gives the
-tabs it adds, which tabs are csat-hook's (the only ones it writes), and an agent's tab found
-again under an older title."""
+tabs it adds, which tabs are csat-hook's (the only ones it writes), an agent's tab found
+again under an older title, and a tab of the report's own set (Summary, Trends...) found
+under another of its titles (:class:`Kinds`: the other language's, a configured one)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from csat_hook.sync.outputs.sheets_format import object_id
@@ -18,6 +20,9 @@ TAB, AGENT_TAB = "csat-hook tab", "csat-hook agent tab"
 # new_id's attempts recognised as ours: a later one is taken only when a tab already holds
 # the id of every earlier one.
 ATTEMPTS = 3
+# The " 2" ... " 9" a report's own tab may have been given beside tabs not ours holding its
+# title (unique_titles): " 10" would need nine such tabs, all titled as the report's.
+SPARES = range(2, 10)
 
 
 def new_id(parts: tuple[str, str], used: set[Any]) -> int:
@@ -51,6 +56,50 @@ def spare(title: str, tabs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def _variants(title: str) -> list[str]:
+    """``title`` and the titles it gets beside a tab not ours holding it (" 2" ...), as
+    :func:`~csat_hook.sync.titles.unique_titles` makes them, casefolded."""
+    tails = [f" {n}" for n in SPARES]
+    spared = [cut(title, SHEETS_MAX - len(tail)).rstrip() + tail for tail in tails]
+    return [t.casefold() for t in (title, *spared)]
+
+
+class Kinds:
+    """The report's own tabs (Summary, Trends, Responses, Unverified, Alerts) known by kind
+    whatever language or configured title they were made under: a tab is of a kind when its
+    sheetId is one :func:`new_id` gives one of that kind's ``titles`` (either language's, the
+    configured ones; " 2" ... " 9" included) and its title is one of them too.
+
+    Both are asked. The id says csat-hook made the tab as that kind's (a manager's tab
+    titled "Сводка" has Google's id); the title says it still is one: a tab of ours a manager
+    renamed ("Summary November", kept as a snapshot) is the manager's to keep, neither
+    renamed back nor deleted. A tab of the earliest versions (Google numbered it) or one made
+    under a configured title since changed has no kind: the report cannot tell it from an
+    agent's, and leaves it as it is."""
+
+    def __init__(self, titles: Mapping[str, Iterable[str]]) -> None:
+        self._ids: dict[Any, set[str]] = {}  # sheetId → kinds (asked with any JSON value)
+        self._titles: dict[str, set[str]] = {}
+        for kind, names in titles.items():
+            folded = self._titles.setdefault(kind, set())
+            for name in names:
+                for variant in _variants(clean(name, SHEETS_MAX)):
+                    if variant in folded:
+                        continue
+                    folded.add(variant)
+                    for attempt in range(ATTEMPTS):
+                        self._ids.setdefault(object_id(TAB, variant, attempt), set()).add(kind)
+
+    def of(self, props: dict[str, Any]) -> set[str]:
+        """The kinds the tab ``props`` is of (empty: none; two only when two kinds share a
+        title, a configured title clashing with another kind's)."""
+        kinds = self._ids.get(props.get("sheetId"))
+        if not kinds:
+            return set()
+        title = str(props.get("title", "")).casefold()
+        return {kind for kind in kinds if title in self._titles[kind]}
+
+
 class Owned:
     """Which tabs are csat-hook's: the report writes only into these, and avoids the titles
     of all others (a manager's tab, the form's linked responses tab) with " 2". An agent's
@@ -60,12 +109,21 @@ class Owned:
     A tab is csat-hook's when its sheetId is one :func:`new_id` gives an agent key of the
     report or the tab's own title, or one csat-hook recorded writing (``recorded``: the
     tabs of its reports, kept between runs; the earliest versions let Google number their
-    tabs, and a tab renamed keeps the id of its first title). A protected tab never is."""
+    tabs, and a tab renamed keeps the id of its first title), or a tab of the report's own
+    set under a title of its kind (:class:`Kinds`: "Сводка" made as "Summary" and renamed
+    when the language changed). A protected tab never is."""
 
-    def __init__(self, recorded: Iterable[int], keys: Iterable[str], protected: set[int]) -> None:
+    def __init__(
+        self,
+        recorded: Iterable[int],
+        keys: Iterable[str],
+        protected: set[int],
+        kinds: Kinds | None = None,
+    ) -> None:
         self.recorded = set(recorded) - protected
         self.protected = protected
         self.keyed = {object_id(AGENT_TAB, key, a) for key in set(keys) for a in range(ATTEMPTS)}
+        self.kinds = kinds
         self._seen: dict[tuple[Any, str], bool] = {}  # a plan asks twice about the tabs it takes
 
     def __call__(self, props: dict[str, Any]) -> bool:
@@ -76,7 +134,9 @@ class Owned:
             return True
         seen = (sheet_id, str(props.get("title", "")))
         if seen not in self._seen:
-            self._seen[seen] = titled(props)
+            self._seen[seen] = titled(props) or (
+                self.kinds is not None and bool(self.kinds.of(props))
+            )
         return self._seen[seen]
 
 
@@ -112,6 +172,22 @@ class Renamed:
         props = spare(title, {str(p.get("title", "")).casefold(): p for p in self.free.values()})
         return self.free.pop(props.get("sheetId")) if props is not None else None
 
+    def kind(self, kind: str, kinds: Kinds) -> dict[str, Any] | None:
+        """A tab of ours of the report's own ``kind`` under another of its titles (the other
+        language's, a configured title before), to be renamed: the first in the
+        spreadsheet's order. Renamed rather than a new tab added and the old deleted: a
+        manager's link to it (its ``#gid=``) and its place among the tabs stay."""
+        for sheet_id, props in self.free.items():
+            if kind in kinds.of(props):
+                return self.free.pop(sheet_id)
+        return None
+
+    def left(self, kinds: Kinds) -> list[dict[str, Any]]:
+        """The tabs of the report's own set that no tab of this report took (asked once
+        every tab of the report has asked for its own): one more of a kind the report
+        writes elsewhere, or of a kind it no longer has (Unverified or Alerts turned off)."""
+        return [props for props in self.free.values() if kinds.of(props)]
+
     def tab(self, key: str) -> dict[str, Any] | None:
         for attempt in range(ATTEMPTS):
             props = self.free.get(object_id(AGENT_TAB, key, attempt))
@@ -129,6 +205,10 @@ class Renamed:
                 del self._by_title_id[title]
                 return self.free.pop(props.get("sheetId"))
         return None
+
+
+def delete(sheet_id: int) -> dict[str, Any]:
+    return {"deleteSheet": {"sheetId": sheet_id}}
 
 
 def rename(sheet_id: int, title: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
 
 ALERTS_CSV = "alerts.csv"
+ALERTS_KIND = "alerts"  # the tab's Grid.kind
 # Characters per column: the comment and the deliveries get room, the rest their header's.
 _WIDE = {"Comment": 40, "Deliveries": 30, "Ticket link": 24, "Handled": 16}
 
@@ -25,6 +26,6 @@ def alerts_grid(name: str, rows: Sequence[Sequence[Cell]]) -> tuple[Grid, Table]
     header, body = list(rows[0]), [list(r) for r in rows[1:]]
     columns = [Column(str(h), None, _WIDE.get(str(h), max(8, len(str(h)) + 2))) for h in header]
     table = Table(columns, body, csv_name=ALERTS_CSV)
-    grid = Grid(name, "alerts")
+    grid = Grid(name, ALERTS_KIND)
     Canvas(grid).table(table)
     return grid, table

@@ -5,9 +5,10 @@ report's language: switching ``output.language`` added a second set beside the f
 one frozen at the day of the switch ("Сводка" beside "Summary"). Such a tab is the report's
 own tab of a kind (known by the sheetId csat-hook made from one of that kind's titles): it
 is renamed to the title the report now gives that kind, and one more of the same kind, or
-one of a kind the report no longer has (Unverified or Alerts turned off), is deleted in the
-same structure batch. A tab of an agent no longer in the report, a manager's tab (whatever
-its title) and a tab whose kind nothing says are left as they are.
+one of a kind the report no longer has (Unverified turned off), is deleted in the same
+structure batch. The Alerts tab of alerts turned off (the team's edits), a tab of an agent no
+longer in the report, a manager's tab (whatever its title) and a tab whose kind nothing says
+are left as they are.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def test_the_unverified_tab_turned_off_is_deleted(kit):
     assert kit.fake.count("sheets_write") == 0
 
 
-def test_the_alerts_tab_of_alerts_turned_off_is_deleted(kit, receivers):
+def test_the_alerts_tab_of_alerts_turned_off_is_kept_with_the_teams_edits(kit, receivers):
     slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
     rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
     kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
@@ -150,9 +151,12 @@ def test_the_alerts_tab_of_alerts_turned_off_is_deleted(kit, receivers):
     assert "Alerts" in kit.fake.titles(SHEET_ID)
 
     kit.now += timedelta(minutes=10)
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, header.index("Handled"), "called back")
     assert kit.run(kit.config(alerts={"destinations": slack, "rules": []})).status == "ok"
 
-    assert sorted(kit.fake.titles(SHEET_ID)) == sorted([FORM, *EN, "Anna (7)"])
+    assert sorted(kit.fake.titles(SHEET_ID)) == sorted([FORM, *EN, "Anna (7)", "Alerts"])
+    assert kit.sheet("Alerts")[1][header.index("Handled")] == "called back"
 
 
 def test_a_tab_of_an_agent_no_longer_in_the_report_is_kept(kit):

@@ -31,10 +31,10 @@ current. What becomes of it depends on what it held:
   them), is renamed to the title its kind has now (the language or a configured title
   changed), else deleted: one more of a kind the report writes elsewhere ("Сводка" beside
   "Summary", as versions before this one left a language switch), or of a kind the report
-  no longer has (``output.gsheets.unverified: false``, the Alerts tab turned off). Its
-  contents are the report's, rebuilt from the database on any run (the team's "Handled"
-  column of the Alerts tab too, read back every run while the tab is on; only the edits
-  made after the last run of a tab turned off are not). The
+  no longer has (``output.gsheets.unverified: false``). Its contents are the report's,
+  rebuilt from the database on any run. Not the Alerts tab once alerts are off: its
+  "Handled" column is the team's record (the edits since the last run not even read back),
+  kept as it is. The
   deletes go last in the structure batch, after the tabs it adds, so the spreadsheet always
   keeps a sheet (Google refuses to delete the last one);
 * an agent's tab whose agent's name changed is renamed (:class:`.sheets_tabs.Renamed`);
@@ -100,6 +100,7 @@ from csat_hook.sync.outputs.sheets_tabs import delete
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.outputs.sheets_tabs import spare
+from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.texts import LANGUAGES
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
@@ -117,6 +118,9 @@ TAB_INDEX = {"summary": 0, "trends": 1, "responses": 2}
 GROWING = ("responses", "agent", "unverified")
 # The report's own tabs titled in its language (texts.py), by kind (Grid.kind).
 WORDED = ("summary", "trends", "responses", "unverified")
+# Own tabs kept, frozen, when the report no longer writes them (renamed when it writes them
+# under another title): the Alerts tab holds the team's edits.
+KEPT_KINDS = frozenset({ALERTS_KIND})
 
 T = TypeVar("T")
 
@@ -291,7 +295,10 @@ class SheetsOutput:
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
         # Last: after the tabs added, the spreadsheet keeps the report's (and never has none).
-        deleted = [int(p["sheetId"]) for p in renamed.left(kinds)] if plans else []
+        # An Alerts tab turned off is kept: its "Handled" column is the team's own record
+        # (those edited since the last run not read back yet), not the report's to drop.
+        left = [p for p in renamed.left(kinds) if KEPT_KINDS.isdisjoint(kinds.of(p))]
+        deleted = [int(p["sheetId"]) for p in left] if plans else []
         requests += [delete(sheet_id) for sheet_id in deleted]
         _check_cells(plans, existing.values(), deleted)
         looks, digest, rules = self._looks(plans, metadata, Texts(language))

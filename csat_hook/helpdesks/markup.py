@@ -1,11 +1,23 @@
-"""A reply in each vendor's markup: HTML (Intercom, Help Scout, Freshdesk, Zendesk with score
+r"""A reply in each vendor's markup: HTML (Intercom, Help Scout, Freshdesk, Zendesk with score
 links), Markdown (Chatwoot's web widget and e-mail channels) or plain text (chat channels that
 show text as it is: WhatsApp, Telegram, SMS...).
 
-The rendered reply carries names (an agent's, a customer's) and URLs with ``&`` in their
-query. Sent as-is into an HTML body, a name could inject markup and a URL could be mangled by
-entity parsing, so text is escaped and links made real anchors; in Markdown, a name's ``*``
-or ``[`` is escaped so it cannot make a link or emphasis.
+The rendered reply carries names (an agent's, a customer's: the close's payload says them,
+so whoever can set a display name controls them) and URLs with ``&`` in their query. Sent
+as-is into an HTML body, a name could inject markup and a URL could be mangled by entity
+parsing, so text is escaped and links made real anchors. In Markdown every piece of text (the
+template's words and the names in them) goes through the one escaper notes use
+(:func:`text_to_markdown`'s): a name like ``evil.com``, ``a@evil.com``,
+``http://evil.example/login``, ``[click](http://x)`` or ``<http://x>`` shows as written and is
+never a link; the survey link is written as an autolink ``<url>`` (a link whatever surrounds
+it), the scale as ``[label](url)`` links: those are the only links of the message.
+
+The Markdown renderer assumed is Chatwoot's: markdown-it ^13 with ``linkify`` (its
+``MessageFormatter.js``, the web widget and the dashboard). Since markdown-it 13 a backslash
+escape is a token of its own (``text_special``) and linkify, which runs before the text is
+joined again, only sees the text between escapes: ``evil\.com`` is ``evil``, ``.``, ``com``,
+none of them a link. (markdown-it before 13 joined the escape into the text first and would
+have linked it.)
 
 An internal note (an alert) is plain text holding the customer's comment: where the vendor
 renders notes as HTML it goes through :func:`text_to_html`, where it renders them as Markdown
@@ -17,9 +29,11 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 
 from csat_hook.helpdesks.records import Reply
 from csat_hook.links import Body
+from csat_hook.links import Segment
 from csat_hook.links import plain_text
 from csat_hook.links.body import has_scale
 
@@ -28,7 +42,11 @@ _BUTTON = (
     "display:inline-block;min-width:1.6em;padding:6px 10px;margin:2px;border:1px solid #c6cbd1;"
     "border-radius:6px;text-align:center;text-decoration:none"
 )
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
+# A CommonMark autolink: a scheme, ":", then anything but a space, "<", ">" or a control.
+_AUTOLINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\x00-\x20\x7f]*")
+# What a link destination keeps as it is (RFC 3986's unreserved and reserved characters but
+# the parentheses, and "%" of an existing escape); anything else is percent-encoded.
+_URL_SAFE = "!#$%&'*+,-./:;=?@[]_~"
 # Every ASCII punctuation character but the hyphen: CommonMark (and markdown-it, marked) read
 # a backslash before any of them as that character, literally.
 _ASCII_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,./:;<=>?@\[\\\]^_`{|}~])")
@@ -71,11 +89,20 @@ def text_to_markdown(text: str) -> str:
     marker, as in a plain-text e-mail; the rest of the line is escaped. Line breaks are kept:
     Chatwoot renders them (markdown-it ``breaks: true``).
     """
+    return _escape_markdown(text, quotes=True, line_start=True)
+
+
+def _escape_markdown(text: str, *, quotes: bool, line_start: bool) -> str:
+    """:func:`text_to_markdown`'s escaping. ``quotes``: a line's leading ``> `` stays a quote
+    marker (a note's quoted comment; never in a reply, where it could come from a name).
+    ``line_start``: ``text`` starts a line of the message (else its first line continues one,
+    and its leading blanks are not syntax)."""
     lines = []
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        quote = QUOTE_MARKER if line.startswith(QUOTE_MARKER) else ""
+    for i, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")):
+        starts = line_start or i > 0
+        quote = QUOTE_MARKER if quotes and starts and line.startswith(QUOTE_MARKER) else ""
         rest = line[len(quote) :]
-        blanks = _LEADING_BLANKS.match(rest)
+        blanks = _LEADING_BLANKS.match(rest) if starts else None
         lead = "\u00a0" * len(blanks.group()) if blanks else ""
         rest = _ASCII_PUNCTUATION.sub(r"\\\1", rest[len(lead) :])
         lines.append(quote + lead + _SYNTAX_HYPHEN.sub(r"\\-", rest))
@@ -105,29 +132,47 @@ def body_to_html(body: Body) -> str:
 
 
 def body_to_markdown(body: Body) -> str:
-    """``body`` as Markdown: text escaped, the link bare (auto-linked), the scale
-    ``[label](url)`` links, one line."""
+    """``body`` as Markdown: every text escaped (:func:`text_to_markdown`'s escaping, without
+    its quote markers), the link an autolink ``<url>``, the scale ``[label](url)`` links on
+    one line. Those are the message's only links (see the module docstring)."""
     out: list[str] = []
     for segment in body:
+        line_start = not out or out[-1].endswith("\n")
         if segment.choices:
-            links = " · ".join(f"[{_md(c.label)}]({_md_url(c.href)})" for c in segment.choices)
-            lead = "\n\n" if out and not out[-1].endswith("\n") else ""
-            out.append(lead + links)
+            links = " · ".join(_markdown_link(c.label, c.href) for c in segment.choices)
+            out.append(("" if line_start else "\n\n") + links)
         elif segment.href is not None:
-            out.append(segment.href)
+            out.append(_markdown_link(segment.text, segment.href, autolink=True))
         else:
-            out.append(_md(segment.text))
+            out.append(_escape_markdown(segment.text, quotes=False, line_start=line_start))
     return "".join(out)
 
 
-def _md(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+def _markdown_link(text: str, href: str, *, autolink: bool = False) -> str:
+    """``<href>`` when ``text`` is ``href`` and CommonMark can write it so (an autolink: its
+    text is the URL as it is, a link whatever is beside it, unlike a bare URL that linkify may
+    cut at an escaped ``)``); else ``[text](href)``, the text escaped."""
+    if autolink and text == href and _AUTOLINK.fullmatch(href):
+        return f"<{href}>"
+    return f"[{_escape_markdown(text, quotes=False, line_start=False)}]({_md_url(href)})"
 
 
 def _md_url(url: str) -> str:
-    # Our URLs are base + base64url reference + digits; parentheses and spaces cannot occur,
-    # but a configured base could hold them: percent-encode what would end the link.
-    return url.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+    # Our URLs are base + base64url reference + digits, or the form's URL-quoted link; a
+    # configured base could still hold what ends a link destination (a space, parentheses,
+    # "<", a control character): percent-encoded, as a browser would.
+    return urllib.parse.quote(url, safe=_URL_SAFE)
+
+
+def _as_body(text: str, link: str) -> Body:
+    """A reply known only as text: its text with each occurrence of ``link`` a link."""
+    segments: list[Segment] = []
+    for i, piece in enumerate(text.split(link) if link else [text]):
+        if i:
+            segments.append(Segment(link, href=link))
+        if piece:
+            segments.append(Segment(piece))
+    return tuple(segments)
 
 
 def reply_html(reply: Reply) -> str:
@@ -138,8 +183,10 @@ def reply_html(reply: Reply) -> str:
 
 
 def reply_markdown(reply: Reply) -> str:
-    """The reply as Markdown when it shows the scale; else its plain text (as before)."""
-    return body_to_markdown(reply.body) if has_scale(reply.body) else reply.text
+    """The reply as Markdown (:func:`body_to_markdown`): its text escaped, the survey link or
+    the scale of score links its only links. A reply without pieces (text and link only) is
+    split at its link."""
+    return body_to_markdown(reply.body or _as_body(reply.text, reply.link))
 
 
 def reply_for_channel(reply: Reply) -> str:

@@ -31,6 +31,7 @@ from csat_hook.links import reply_body
 from csat_hook.links import survey_segment
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
+from tests.helpdesks.markdown import links_and_text
 
 KITS = load_kits()
 BASE = "https://csat.example.test"
@@ -165,8 +166,10 @@ def test_chat_channels_get_plain_text_and_markdown_is_escaped():
     assert f"]({BASE}" not in telegram  # no Markdown where the channel shows it raw
     widget = reply_for_channel(_reply("Channel::WebWidget"))
     assert f"[5]({BASE}/s/abc.def/5)" in widget
-    # A name cannot make a link or emphasis.
-    assert r"\*звезда\*" in widget and r"\[x\](http://evil)" in widget
+    # A name cannot make a link or emphasis: it reads as written, the scale's are the links.
+    hrefs, text = links_and_text(widget)
+    assert hrefs == [f"{BASE}/s/abc.def/{score}" for score in range(1, 6)]
+    assert "Анна *звезда* [x](http://evil):" in text
 
 
 def test_html_escapes_names_and_makes_anchors():

@@ -19,6 +19,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.worker import DeliveryWorker
+from tests.helpdesks.markdown import links_and_text
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -92,9 +93,11 @@ def test_chatwoot_reply_is_posted_to_the_messages_api(services, fake_helpdesk, c
     assert request["headers"]["api_access_token"] == "cw-api-token"
     assert request["body"]["message_type"] == "outgoing"
     assert request["body"]["private"] is False
-    # The customer's browser language is ru: the Russian template goes out.
-    assert request["body"]["content"].startswith("Спасибо за обращение!")
-    fields = link_fields(request["body"]["content"].split()[-1])
+    # The customer's browser language is ru: the Russian template goes out, as Markdown (a
+    # web-widget conversation) whose only link is the survey's.
+    [link], text = links_and_text(request["body"]["content"])
+    assert text.startswith("Спасибо за обращение!") and text.endswith(link)
+    fields = link_fields(link)
     assert (fields["entry.111"], fields["entry.333"]) == ("John", "10")
 
 

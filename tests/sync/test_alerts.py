@@ -29,6 +29,7 @@ from csat_hook.devtools.fake_notify import Script
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.services import Services
 from csat_hook.services import build_services
+from tests.helpdesks.markdown import links_and_text
 from tests.helpdesks.markdown import shown
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
@@ -194,7 +195,8 @@ def loop(
 
 def survey_token(fake_helpdesk: FakeHelpdesk) -> str:
     [reply] = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
-    return link_fields(reply["body"]["content"].split()[-1])["entry.1000004"]
+    [link], _ = links_and_text(reply["body"]["content"])  # Markdown: the survey link its only link
+    return link_fields(link)["entry.1000004"]
 
 
 def notes(fake_helpdesk: FakeHelpdesk) -> list[dict[str, Any]]:

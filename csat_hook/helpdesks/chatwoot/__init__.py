@@ -14,6 +14,10 @@
 * Reply: ``POST {base}/api/v1/accounts/{account}/conversations/{id}/messages`` with header
   ``api_access_token``. See
   https://developers.chatwoot.com/api-reference/messages/create-new-message
+  In a web-widget or e-mail conversation the reply is Markdown (``markup.reply_for_channel``):
+  the widget renders it with markdown-it and ``linkify``, so its text is escaped like a note's
+  and an agent's or a customer's name (``evil.com``, ``a@evil.com``, ``[click](http://x)``)
+  is never a link; the survey link is an autolink ``<url>``. Other channels get plain text.
 * Agent email: not in webhooks; ``GET /api/v1/accounts/{account}/agents`` lists them, for any
   user's token (``UserPolicy#index?``) but not an agent bot's: like the message list below,
   it asks with ``lookup_access_token`` when one is set.

@@ -42,8 +42,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 3: a cell naming two scores ("4/5 - 5/5", "5 - 3", "5 (3)") or a fraction with a further
 # "/" ("4/5/") refused, no longer read by its first; a label after a fraction or a number
 # separated by a comma or semicolon ("5/5, great") read; star strings ("★★★★☆", "⭐⭐⭐⭐")
-# read as their filled stars.
-READING_VERSION = 3
+# read as their filled stars. 4: two scores joined by a word or a sign, a choice or a range
+# ("4 or 5", "4 или 5", "4 to 5", "4 and 5", "4 & 5", "4/5 or 5") refused, no longer read by
+# the first.
+READING_VERSION = 4
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -77,6 +79,31 @@ _TWO_SCORES = (
     "which one is meant is unclear"
 )
 _DISAGREEING_STARS = "a star string and another score that disagree: which one is meant is unclear"
+# What joins two scores into a choice or a range: "4 or 5", "4 to 5", "4 and 5", "4 & 5",
+# "4 + 5", "4~5", "4..5", "4 or maybe 5", in the languages "out of" is read in (_FRACTION_BAR).
+# Not "of": "4 of 5" is a score out of 5 as English forms write it (Dutch "4 of 5", "4 or 5",
+# reads so too). A word joins only with a space after it and a number right after that:
+# "5 and great", "5 or so", "5 a great service" read as labels; "5 and 2 minutes" is refused
+# with the rest (skipped and reported, as "5 - 2 minutes" is: a cell the reader cannot tell
+# from two scores is never counted as either).
+_JOINING_WORDS = (
+    "or|to|and|vs\\.|vs|versus|maybe|perhaps|even|till|through|thru"  # en
+    "|или|либо|до|и|а|может|возможно|даже"  # ru
+    "|ou|à|et|voire"  # fr, pt
+    "|oder|bis|und"  # de
+    "|hasta|até|oppure|fino|o|u|y|e|a"  # es, pt, it
+    "|tot|en"  # nl
+    "|lub|albo|do|i|czy"  # pl
+)
+_JOINER = rf"(?:(?:{_JOINING_WORDS})\s++|[&+~…]\s*+|\.\.++\s*+)"
+# A label that starts with a joiner and a number: the score's alternative or upper bound.
+_JOINED_LABEL = re.compile(rf"(?:{_JOINER})++\d", re.IGNORECASE)
+# Two numbers joined anywhere: "between 4 and 5", "от 4 до 5", "4~5" (no score read first).
+_JOINED_ANYWHERE = re.compile(rf"\d\s*+(?:{_JOINER})++\d", re.IGNORECASE)
+_JOINED = (
+    "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
+    "range): which one is meant is unclear"
+)
 # "5-Jan": a fraction such as "1/5" that Excel took for a date when it opened the export,
 # saved back as its d-mmm text (the month in English whatever the locale's names). It was
 # read by its leading number: every "n/5" choice of an en-US re-save as a 5.
@@ -195,6 +222,8 @@ class RatingScale:
         match = _LEADING_NUMBER.match(text)
         if match:
             return self._in_scale(self._labelled(int(match.group(1)), text[match.end() :]))
+        if _JOINED_ANYWHERE.search(text):
+            raise RatingError("bad_rating", _JOINED)
         raise RatingError(
             "bad_rating",
             "text that is neither a number nor a configured label (results.rating_labels)",
@@ -208,9 +237,12 @@ class RatingScale:
 
     def _labelled(self, score: int, rest: str) -> int:
         """``score``, unless the text after it (``rest``) names another: a number right after
-        the separators ("5 - 3", "4/5 - 5/5", or the decimal "4,5"), a fraction anywhere in
-        the label, or a star string that does not show the same score."""
+        the separators ("5 - 3", "4/5 - 5/5", or the decimal "4,5") or after a word or sign
+        that joins two scores ("4 or 5", "4 to 5", "4/5 and 5": _JOINING_WORDS), a fraction
+        anywhere in the label, or a star string that does not show the same score."""
         label = self._label(rest)
+        if _JOINED_LABEL.match(label):
+            raise RatingError("bad_rating", _JOINED)
         if label[:1].isdigit() or _ANOTHER_FRACTION.search(label):
             raise RatingError("bad_rating", _TWO_SCORES)
         runs = _STARS.findall(label)
@@ -222,9 +254,12 @@ class RatingScale:
 
     def _starred(self, stars: str, rest: str) -> int:
         """The score of a cell that starts with the star string ``stars``: a number right
-        after it must show the same score ("★★★☆☆ (3)"); a label may follow."""
+        after it must show the same score ("★★★☆☆ (3)"), and none may follow a word that joins
+        two scores ("★★★★☆ or 5"); a label may follow."""
         score = self._stars(stars)
         label = self._label(rest)
+        if _JOINED_LABEL.match(label):
+            raise RatingError("bad_rating", _JOINED)
         if label[:1].isdigit():
             if self._written(label) != score:
                 raise RatingError("bad_rating", _DISAGREEING_STARS)

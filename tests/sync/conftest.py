@@ -220,9 +220,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def misread(monkeypatch: pytest.MonkeyPatch, wrong: dict[str, int]) -> None:
+def misread(monkeypatch: pytest.MonkeyPatch, wrong: dict[str, int], version: int = 1) -> None:
     """An older reader, simulated: it read the rating texts in ``wrong`` as those scores, and
-    stored what it read under an older reading version (1: every module that holds
+    stored what it read under an older reading version (``version``: every module that holds
     ``READING_VERSION`` sees it)."""
     from csat_hook.sync import values
 
@@ -234,7 +234,7 @@ def misread(monkeypatch: pytest.MonkeyPatch, wrong: dict[str, int]) -> None:
     monkeypatch.setattr(values.RatingScale, "_parse", reading)
     for name, module in list(sys.modules.items()):
         if name.startswith("csat_hook.") and hasattr(module, "READING_VERSION"):
-            monkeypatch.setattr(module, "READING_VERSION", 1)
+            monkeypatch.setattr(module, "READING_VERSION", version)
 
 
 @pytest.fixture

@@ -293,3 +293,30 @@ def test_an_answer_an_older_reading_stored_from_a_row_now_refused_stays_credited
     assert upgraded.skipped == {"bad_rating": 1} and upgraded.unchanged == 0
     assert [a.rating for a in kit.rows(answers)] == [3]
     assert kit.rows(answer_history) == []
+
+
+def test_two_joined_scores_stored_under_reading_3_are_read_again_and_refused(
+    kit, parsed, monkeypatch
+):
+    """Reading 3 read "4 or 5" and "4 to 5" by their first number; the reading that refuses
+    them is a new version, so a store made under reading 3 reads those rows once more (as
+    skipped rows, their answers staying credited) instead of recognising them by their cells
+    and keeping the 4 for good."""
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    kit.responses(
+        [
+            EN_HEADER,
+            [T0, "4 or 5", "", "", "", tokens[0]],
+            [T0 + timedelta(minutes=1), "4 to 5", "", "", "", tokens[1]],
+            [T0 + timedelta(minutes=2), "5 or so", "", "", "", tokens[2]],
+        ]
+    )
+    with monkeypatch.context() as older:
+        misread(older, {"4 or 5": 4, "4 to 5": 4}, version=3)
+        assert kit.run().new == 3
+
+    parsed.clear()
+    upgraded = kit.run()
+    assert parsed == ["row 2", "row 3", "row 4"]
+    assert upgraded.skipped == {"bad_rating": 2} and upgraded.unchanged == 1
+    assert {a.dialog_id: a.rating for a in kit.rows(answers)} == {"T-0": 4, "T-1": 4, "T-2": 5}

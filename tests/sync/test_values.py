@@ -345,3 +345,109 @@ def test_star_strings_on_a_ten_point_scale():
 
 def test_a_configured_label_of_stars_reads_as_configured():
     assert RatingScale(1, 5, {"★★★★☆": 5}).parse("★★★★☆") == 5
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # Two scores joined by a word or a sign, a choice or a range: each was read by its
+        # first number ("4 or 5" as a 4), counted as a score the respondent did not settle on.
+        "4 or 5",
+        "4 или 5",
+        "4 либо 5",
+        "4 to 5",
+        "4 and 5",
+        "4 и 5",
+        "4 до 5",
+        "4 & 5",
+        "4 + 5",
+        "4 vs 5",
+        "4 ou 5",
+        "4 oder 5",
+        "4 bis 5",
+        "4 o 5",
+        "4 a 5",
+        "4 lub 5",
+        "4 OR 5",
+        "4 or 5 stars",
+        "4, or 5",
+        "4 (or 5)",
+        "4 - or 5",
+        "4 or maybe 5",
+        "4 или даже 5",
+        "5 and 5",  # the same score twice is still two ("5/5 - 5/5" is refused)
+        "4/5 or 5",
+        "4/5 or 5/5",
+        "4 out of 5 or 5",
+        "4 из 5 или 5",
+        "★★★★☆ or 5",
+        "★★★★☆ и 4",
+        # A number right after such a word is taken for a second score even when the label
+        # meant something else: the row is skipped and reported, never counted as a 5.
+        "5 and 2 minutes",
+    ],
+)
+def test_two_scores_joined_by_a_word_are_refused_not_read_by_the_first(cell):
+    assert "two scores joined" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # A range or a choice that does not start with a score, or whose parts touch: refused
+        # as "neither a number nor a label" before; the reason now says what it is.
+        "between 4 and 5",
+        "from 4 to 5",
+        "either 4 or 5",
+        "от 4 до 5",
+        "entre 4 et 5",
+        "4~5",
+        "4..5",
+        "4+5",
+        "4&5",
+        "4…5",
+    ],
+)
+def test_a_range_or_choice_anywhere_is_refused_as_two_joined_scores(cell):
+    assert "two scores joined" in refused(cell).detail
+
+
+@pytest.mark.parametrize("cell", ["4-5", "4–5", "4 — 5", "4 -5", "4- 5", "4 - 5 stars", "4 5"])
+def test_a_range_written_with_a_dash_or_a_space_is_refused_as_two_scores(cell):
+    # Already refused (a second number right after the separators); pinned with the rest.
+    assert "another score" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # A joining word that no number follows is a label's.
+        ("5 and great", 5),
+        ("5 or so", 5),
+        ("4 or better", 4),
+        ("5 to the team", 5),
+        ("5 - fast and friendly", 5),
+        ("5 a great service", 5),
+        ("5/5 and fast", 5),
+        ("4 из 5 и быстро", 4),
+        # A number further in the label is not a second score, as before.
+        ("5 - answered in 2 minutes", 5),
+        ("5, took 2 days and 3 calls", 5),
+        # "of", "из", "de", "na" between two numbers is "out of", as decided: a score out
+        # of the scale's top (Dutch "4 of 5" means "4 or 5", but English forms write it).
+        ("4 of 5", 4),
+        ("4 из 5", 4),
+        ("4 de 5", 4),
+        ("4 na 5", 4),
+    ],
+)
+def test_a_joining_word_without_a_second_score_still_reads(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+def test_an_nps_answer_naming_two_scores_is_refused():
+    from csat_hook.sync.values import parse_nps
+
+    with pytest.raises(RatingError) as caught:
+        parse_nps("9 or 10")
+    assert caught.value.reason == "bad_nps" and "two scores joined" in caught.value.detail

@@ -35,6 +35,19 @@ OUT_OF_REACH = (
     "rewrites the reports without the erased comments and never stores them again."
 )
 
+# Said when unverified answers are matched by their typed ticket alone (erasure/store.py).
+BY_TICKET = (
+    "Matched by typed ticket only: the form's ticket field of an unverified answer (no "
+    "reference, or one that could not be verified) equals one of these dialogs as the "
+    "respondent left it. It names no helpdesk: an answer about another helpdesk's dialog of "
+    "the same id, or typed by someone else, is matched as well, since erasing a comment that "
+    "was not the customer's is the lesser harm than keeping one that was. Unverified answers "
+    "are never credited: no figure changes."
+)
+BY_TICKET_HELPDESK = (
+    "--helpdesk cannot narrow them: a typed ticket does not say which helpdesk's dialog it is."
+)
+
 
 @click.command()
 @click.option("--email", metavar="ADDRESS", help="The customer's e-mail address (any case).")
@@ -60,6 +73,10 @@ def erase(
     of them: a survey matching one is erased). Without --yes nothing is changed and the
     counts say what would be erased; --yes erases all of it in one transaction.
 
+    Unverified answers whose ticket field, as typed, is one of the dialogs are erased too,
+    counted apart: that field names no helpdesk, so one about another helpdesk's dialog of
+    the same id is matched as well (over-erasing is the lesser harm).
+
     \b
     Exit codes: 0 done (or a dry run); 1 a reply to the customer is being sent right now
     and was left: run the same command again in a minute; 2 bad usage; 3 a sync is
@@ -76,7 +93,7 @@ def erase(
                 tally = erase_rows(conn, selector, utcnow(), apply=False)
     finally:
         engine.dispose()
-    _report(tally, apply)
+    _report(tally, apply, selector)
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
@@ -144,13 +161,17 @@ def _selector(
     return Selector(email=email, helpdesk=helpdesk, customer_id=customer_id, dialog_id=dialog_id)
 
 
-def _report(tally: Tally, applied: bool) -> None:
+def _report(tally: Tally, applied: bool, selector: Selector) -> None:
     if tally.total() == 0 and not tally.in_delivery:
         click.echo("Nothing to erase: no stored data matches (or it was erased already).")
     else:
         click.echo("Erased:" if applied else "Dry run, nothing changed. Would erase:")
         for name, label, what in LINES:
             click.echo(f"  {label}: {getattr(tally, name)} ({what})")
+        if tally.unverified_by_ticket:
+            click.echo(BY_TICKET)
+            if selector.helpdesk:
+                click.echo(BY_TICKET_HELPDESK)
         if not applied:
             click.echo("Run again with --yes to erase it (one transaction).")
     if tally.in_delivery:

@@ -32,7 +32,11 @@ class Tally:
     cancelled: int = 0
     answers: int = 0
     history: int = 0
+    # Unverified answers whose reference names one of the surveys (a forged one's is kept),
+    # and those matched only by a ticket field equal to one of the dialogs (store._unverified:
+    # the field names no helpdesk).
     unverified: int = 0
+    unverified_by_ticket: int = 0
     alerts: int = 0
     records: int = 0
     # Surveys left untouched: their reply is being delivered right now (a worker holds it and
@@ -53,7 +57,16 @@ LINES = (
     ("cancelled", "survey replies not sent (pending or failed)", "cancelled, then erased"),
     ("answers", "answers", "comment, agent and ticket fields as typed"),
     ("history", "earlier submissions (answer history)", "comment, agent and ticket fields"),
-    ("unverified", "unverified answers", "comment, agent and ticket fields, row as read"),
+    (
+        "unverified",
+        "unverified answers naming one of these surveys",
+        "comment, agent and ticket fields, row as read",
+    ),
+    (
+        "unverified_by_ticket",
+        "unverified answers matched by typed ticket only",
+        "comment, agent and ticket fields, row as read",
+    ),
     ("alerts", "alerts", "comment and reply context in the message"),
     ("records", "erasure records", "later syncs store the rating, never the comment"),
 )

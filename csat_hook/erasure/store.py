@@ -4,11 +4,20 @@ caller's transaction.
 A survey is the customer's when it matches the selector (:class:`~.records.Selector`); its
 survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
 alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
-have no survey row. Unverified answers are found by the survey their reference names (a
-forged one's reference is kept) or by a pre-filled ticket field equal to one of the dialogs:
-they are never credited, so one matched by another helpdesk's dialog of the same id loses
-only a text nobody reads. Every count is of rows that still hold something to erase: a second
-run counts nothing.
+have no survey row. Every count is of rows that still hold something to erase: a second run
+counts nothing.
+
+Unverified answers are found by the survey their reference names (a forged one's reference
+is kept), or else by their ticket field equal to one of the dialogs (the selected one, and
+those of the customer's surveys): counted apart, as matched by typed ticket only. That field
+is all that ties an answer without a usable reference to a dialog, and it holds a dialog id
+as the respondent left it, with no helpdesk: it cannot tell helpdesk A's dialog "123" from
+helpdesk B's, nor from a "123" typed by someone else, and ``--helpdesk`` cannot narrow it.
+Such answers are matched all the same. An erasure is a legal request: erasing a comment that
+was not the customer's is the lesser harm than keeping one that was, and an unverified
+answer is never credited, so no figure moves (its rating stays). The command says so when it
+counts any (cli/erase.py), and the sync stores a later one without its text in the same way
+(``sync/ingest.py``, by the erasure records' dialogs).
 """
 
 from __future__ import annotations
@@ -124,8 +133,10 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     )
     tally.answers = sum(1 for row in answered if _typed(row))
     tally.history = sum(1 for row in earlier if _typed(row))
-    unverified = _unverified(conn, ordered, sorted({dialog for _, dialog in dialogs}))
-    tally.unverified = len(unverified)
+    named, by_ticket = _unverified(conn, ordered, sorted({dialog for _, dialog in dialogs}))
+    tally.unverified = len(named)
+    tally.unverified_by_ticket = len(by_ticket)
+    unverified = sorted(named + by_ticket)
     # What a digest's line about one of these answers holds: its dialog and submission time.
     dialog_of = {row.survey_key: row.dialog_id for row in answered}
     lines = {(row.dialog_id, row.submitted_at.isoformat()) for row in answered} | {
@@ -232,19 +243,30 @@ def _customer(selector: Selector) -> sa.ColumnElement[bool]:
     return sa.or_(*who)
 
 
-def _unverified(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]) -> list[int]:
-    """The unverified answers to these surveys (by the reference they kept) or with one of
-    these dialogs in their ticket field, that still hold a comment or the row as read."""
+def _unverified(
+    conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
+) -> tuple[list[int], list[int]]:
+    """The unverified answers that still hold a comment or the row as read: those to these
+    surveys (by the reference they kept), and apart, the others with one of these dialogs in
+    their ticket field (any helpdesk's: the field names none, see the module's note)."""
     table = unverified_answers
-    found: dict[int, Any] = {}
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
     )
+    named: dict[int, Any] = {}
     for chunk in in_chunks(keys):
         condition = sa.or_(*(table.c.token.startswith(f"{key}.", autoescape=True) for key in chunk))
-        found.update((row.id, row) for row in conn.execute(query.where(condition)))
-    for row in _rows(conn, query, table.c.field_ticket, dialogs):
-        found[row.id] = row
+        named.update((row.id, row) for row in conn.execute(query.where(condition)))
+    by_ticket = {
+        row.id: row
+        for row in _rows(conn, query, table.c.field_ticket, dialogs)
+        if row.id not in named
+    }
+    return _holding(named), _holding(by_ticket)
+
+
+def _holding(found: dict[int, Any]) -> list[int]:
+    """The ids of the unverified answers ``found`` that still hold something to erase."""
     return sorted(ident for ident, row in found.items() if _typed(row) or row.source_row)
 
 

@@ -108,8 +108,9 @@ def _without_erased_text(
     ``erasures`` row) without their comment, form fields and cells: the source still holds
     the answer, and its rating is credited as any other, never the text that was erased (its
     fields, blank, count as not edited). An unverified one names such a survey by its
-    reference, or by its dialog in the ticket field. The identity stays the row's own, so the
-    row is recognised as processed on the next run."""
+    reference, or by its dialog in the ticket field: any helpdesk's dialog of that id, as the
+    field names none (an erasure errs on erasing; ``erasure/store.py``). The identity stays
+    the row's own, so the row is recognised as processed on the next run."""
     if not credited and not unverified:
         return credited, unverified
     keys = {item.key for item in credited}

@@ -253,7 +253,11 @@ def test_a_dry_run_counts_and_changes_nothing(shop: Shop):
     assert "  survey replies sent: 2 " in result.output
     assert "  answers: 2 " in result.output
     assert "  earlier submissions (answer history): 1 " in result.output
-    assert "  unverified answers: 2 " in result.output
+    # The forged answer names D-1's survey; the one without a reference was typed "D-2".
+    assert "  unverified answers naming one of these surveys: 1 " in result.output
+    assert "  unverified answers matched by typed ticket only: 1 " in result.output
+    assert "typed ticket only: the form's ticket field" in result.output
+    assert "--helpdesk" not in result.output  # not given: nothing to say about it
     assert "  alerts: 1 " in result.output
     assert "  erasure records: 2 " in result.output
     assert "--yes" in result.output
@@ -372,6 +376,39 @@ def test_one_dialog_only(shop: Shop):
     assert customers == {"D-1": MARIA["customer_email"], "D-2": None, "D-3": BOB["customer_email"]}
     # D-2's (found by its ticket field) loses the fields the respondent typed too.
     assert sorted(map(tuple, unverified), key=repr) == [("D-1", "maria forged"), (None, None)]
+
+
+def test_unverified_answers_matched_by_typed_ticket_only_are_said_apart_and_erased(shop: Shop):
+    """An unverified answer carries only the ticket field as typed: no helpdesk. ``--helpdesk
+    H --dialog D-2`` matches every one typed "D-2", whichever helpdesk's D-2 it is about (or
+    nobody's), as erasing a comment that was not the customer's is the lesser harm in a legal
+    request than keeping one that was (and an unverified answer is never credited: no figure
+    moves). The dry run counts them apart from those whose reference names the survey and
+    says why, and that --helpdesk cannot narrow them."""
+    shop.lines["elsewhere"] = "2026/11/20 1:25:00 PM GMT+3,4,Carl on the other desk,Anna,D-2,"
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    before = shop.dump()
+    dry = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2")
+    assert dry.exit_code == 0, dry.output
+    assert shop.dump() == before
+    assert "  unverified answers naming one of these surveys: 0 " in dry.output
+    assert "  unverified answers matched by typed ticket only: 2 " in dry.output
+    assert "--helpdesk cannot narrow them" in dry.output
+    assert "another helpdesk's dialog of the same id" in dry.output
+    assert "carl" not in dry.output.lower() and "d-2" not in dry.output.lower()
+
+    applied = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "  unverified answers matched by typed ticket only: 2 " in applied.output
+    assert "--helpdesk cannot narrow them" in applied.output
+    with shop.kit.engine.connect() as conn:
+        unverified = conn.execute(
+            sa.select(unverified_answers.c.rating, unverified_answers.c.comment)
+        ).all()
+    # Both typed "D-2" lost their text, ratings kept; the forged one about D-1 is untouched.
+    assert sorted(map(tuple, unverified), key=repr) == [(1, "maria forged"), (1, None), (4, None)]
 
 
 def test_email_case_is_folded_by_the_database_on_both_sides(shop: Shop):

@@ -156,7 +156,7 @@ def test_a_refused_reply_keeps_intercoms_codes_without_customer_text():
     with pytest.raises(DeliveryError) as caught:
         adapter().send_reply(REPLY)
     assert caught.value.vendor_reason == (
-        "not_found email: No such email…; parameter_invalid; admin_not_found"
+        "not_found email: No such email…; parameter_invalid: Body … is invalid; admin_not_found"
     )
     for private in ("jane@acme.inc", "Anna", REPLY.text[:60]):
         assert private not in caught.value.message

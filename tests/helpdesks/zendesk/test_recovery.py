@@ -213,8 +213,8 @@ def test_a_refused_reply_keeps_zendesks_details_without_customer_text():
     with pytest.raises(DeliveryError) as caught:
         adapter().send_reply(REPLY)
     assert caught.value.vendor_reason == (
-        "RecordInvalid: Record validation errors; InvalidValue base; requester; "
-        "collaborators: Email: … is not valid"
+        "RecordInvalid: Record validation errors; InvalidValue base: Body … is invalid; "
+        "requester; collaborators: Email: … is not valid"
     )
     for private in ("Jane Doe", "jane@acme.inc", REPLY.text[20:80], REPLY.link):
         assert private not in caught.value.message

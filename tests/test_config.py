@@ -98,12 +98,12 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
         ),
         (  # the dialog id a webhook sent would choose where a short link redirects
             "survey: {form: {kind: template, url_template: 'https://{ticket}.example/?r={token}'}}",
-            r"url_template: .*scheme and host",
+            r"survey\.form\.url_template: an https:// link whose scheme and host",
         ),
         *(
             (  # replies carry the filled template as it is: a chat ends a link at a space
                 f"survey: {{form: {{kind: template, url_template: '{template}'}}}}",
-                rf"survey\.form: .*url_template: {reason}",
+                rf"survey\.form\.url_template: {reason}",
             )
             for template, reason in (
                 ("https://t.example/to/A B#ref={token}", r"no spaces"),
@@ -223,6 +223,85 @@ def test_check_config_exits_2_naming_the_key(tmp_path):
     result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
     assert result.exit_code == 2
     assert "delivery.max_attempts: Input should be greater than or equal to 1" in result.output
+
+
+# Links are ASCII: a look-alike letter in a host typed by hand is another host (a homograph),
+# and a raw non-ASCII character breaks the short link's redirect (a Location header is
+# Latin-1). The error names the key, the character and its ASCII spelling; a link written
+# in ASCII (a host's xn-- form, a path percent-encoded, as a pasted pre-filled link is)
+# is accepted as it is.
+LOOKALIKE = "https://typ\u0435form.com/to/A#ref={token}"  # Cyrillic е
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            LOOKALIKE,
+            r"survey\.form\.url_template: only ASCII in a link: U\+0435 CYRILLIC SMALL LETTER IE "
+            r"in the host, among Latin letters \(a look-alike\?\); an internationalized "
+            r"host is written in its IDNA form: xn--typform-9gg\.com",
+        ),
+        (
+            "https://опрос.рф/s#ref={token}",
+            r"survey\.form\.url_template: only ASCII in a link: U\+043E CYRILLIC SMALL LETTER O "
+            r"in the host; an internationalized host is written in its IDNA form: "
+            r"xn--n1aaceg\.xn--p1ai",
+        ),
+        (
+            "https://t.example/опрос?ref={token}",
+            r"survey\.form\.url_template: only ASCII in a link: U\+043E CYRILLIC SMALL LETTER O "
+            r"in the path: percent-encode it \(UTF-8\): %D0%BE",
+        ),
+        (
+            "https://t.example/s?team=Поддержка&ref={token}",
+            r"survey\.form\.url_template: only ASCII in a link: .* in the query: percent-encode",
+        ),
+        (
+            "https://t.example/s?ref={token}\u200b",  # invisible, pasted along
+            r"survey\.form\.url_template: only ASCII in a link: U\+200B ZERO WIDTH SPACE",
+        ),
+    ],
+)
+def test_a_form_url_template_with_non_ascii_is_refused_naming_the_key(template, message):
+    overrides = {"survey": {"form": {"kind": "template", "url_template": template}}}
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env={}, overrides=overrides)
+
+
+def test_check_config_names_the_url_template_and_the_character(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"survey: {{form: {{kind: template, url_template: '{LOOKALIKE}'}}}}\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+    assert result.exit_code == 2
+    assert "survey.form.url_template: only ASCII in a link: U+0435" in result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"form": {"url": "https://docs.g\u043e\u043egle.com/forms/d/e/X/viewform"}},
+            r"survey\.form\.url: .*only ASCII in a link: U\+043E .* in the host",
+        ),
+        (
+            {"links": {"public_base_url": "https://csat.пример.com"}},
+            r"survey\.links\.public_base_url: .*only ASCII in a link: .* in the host",
+        ),
+    ],
+)
+def test_every_link_key_is_ascii(section, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env={}, overrides={"survey": section})
+
+
+def test_a_link_written_in_ascii_is_kept_as_it_is():
+    # A pasted pre-filled link percent-encodes Cyrillic; an IDN host in its xn-- form.
+    template = "https://xn--n1aaceg.xn--p1ai/s?team=%D0%9F%D0%BE%D0%B4&ref={token}"
+    overrides = {"survey": {"form": {"kind": "template", "url_template": template}}}
+    assert load_config(None, env={}, overrides=overrides).survey.form.url_template == template
 
 
 def test_check_config_reports_an_unreadable_file(tmp_path):

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
+from pydantic import ValidationInfo
 from pydantic import field_validator
 from pydantic import model_validator
 
@@ -86,6 +88,31 @@ class FormConfig(StrictModel):
                 raise ValueError(f"{score}: the option's text, 1 to {MAX_RATING_VALUE} characters")
         return value
 
+    @field_validator("url_template")
+    @classmethod
+    def _template_link(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The link's own shape, checked here so that errors name survey.form.url_template;
+        # what it needs beside (its placeholders, {token}) is checked with the kind below.
+        if not value or info.data.get("kind") != "template":
+            return value
+        # The values are a webhook's (a dialog id, a name): none may choose the host a
+        # short link redirects to.
+        head = urllib.parse.urlsplit(value.strip())
+        if (
+            head.scheme not in ("http", "https")
+            or not head.hostname
+            or any(c in head.netloc for c in "{}@")
+        ):
+            raise ValueError(
+                "an https:// link whose scheme and host are written out "
+                "(placeholders only after the host)"
+            )
+        # Replies carry the filled link as it is (a chat ends it at a space, HTML at a
+        # quote), as they carry form.url: the same check, the placeholders standing for a
+        # value (each is percent-encoded when filled).
+        check_link(_PLACEHOLDER.sub("1", value))
+        return value
+
     @model_validator(mode="after")
     def _kind_needs(self) -> FormConfig:
         if self.kind == "template":
@@ -94,25 +121,6 @@ class FormConfig(StrictModel):
             check_template(self.url_template, frozenset(FIELD_ROLES), where="url_template")
             if "{token}" not in self.url_template:
                 raise ValueError("url_template must contain {token}: answers are credited by it")
-            # The values are a webhook's (a dialog id, a name): none may choose the host a
-            # short link redirects to.
-            head = urllib.parse.urlsplit(self.url_template.strip())
-            if (
-                head.scheme not in ("http", "https")
-                or not head.hostname
-                or any(c in head.netloc for c in "{}@")
-            ):
-                raise ValueError(
-                    "url_template: an https:// link whose scheme and host are written out "
-                    "(placeholders only after the host)"
-                )
-            # Replies carry the filled link as it is (a chat ends it at a space, HTML at a
-            # quote), as they carry form.url: the same check, the placeholders standing for a
-            # value (each is percent-encoded when filled).
-            try:
-                check_link(_PLACEHOLDER.sub("1", self.url_template))
-            except ValueError as exc:
-                raise ValueError(f"url_template: {exc}") from exc
         elif "token" not in self.fields:
             raise ValueError("fields.token is required: answers are credited by the signed token")
         return self
@@ -136,11 +144,13 @@ _NOT_IN_A_LINK = re.compile(r'[\s"<>\\^`{|}]')
 
 def check_link(value: str) -> urllib.parse.SplitResult:
     """``value`` (stripped) as an absolute http(s) link that replies can carry as it is: a
-    host, a readable port, no credentials, no space or other character a link cannot hold.
-    ValueError says what is wrong."""
+    host, a readable port, no credentials, no space or other character a link cannot hold,
+    ASCII only (:func:`non_ascii_problem`). ValueError says what is wrong."""
     text = value.strip()
     if _NOT_IN_A_LINK.search(text):
         raise ValueError("no spaces, quotes or <>\\^`{|} in a link (%20 for a space)")
+    if not text.isascii():
+        raise ValueError(non_ascii_problem(text))
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("an absolute http(s) link")
@@ -151,6 +161,53 @@ def check_link(value: str) -> urllib.parse.SplitResult:
     except ValueError as exc:
         raise ValueError("the port must be a number up to 65535") from exc
     return parts
+
+
+def non_ascii_problem(link: str) -> str:
+    """Why ``link`` (holding a character beyond ASCII) is refused, and how to write it.
+
+    A link is written in ASCII, as browsers send it: a host in its IDNA form (``xn--…``), the
+    rest percent-encoded (UTF-8), as a pasted pre-filled link is. Not converted silently: a
+    letter in a host typed by hand that only looks Latin (Cyrillic ``е`` in ``typеform.com``)
+    is another host, which every reply would send customers to; and a raw character breaks
+    the short link's redirect (a ``Location`` header is Latin-1). The message names the
+    character, where it is and the host's IDNA form, never the path or query (a query may
+    hold a key)."""
+    parts = urllib.parse.urlsplit(link)
+    index, char = next((i, c) for i, c in enumerate(link) if not c.isascii())
+    what = f"only ASCII in a link: U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+    host = parts.hostname or ""
+    if not host.isascii():
+        label = next(label for label in host.split(".") if not label.isascii())
+        # Latin letters beside a letter of another script that may look like one.
+        mixed = any(c.isascii() and c.isalpha() for c in label) and any(
+            not c.isascii() and not unicodedata.name(c, "").startswith("LATIN") for c in label
+        )
+        idna = _idna(host)
+        return (
+            f"{what} in the host"
+            + (", among Latin letters (a look-alike?)" if mixed else "")
+            + (f"; an internationalized host is written in its IDNA form: {idna}" if idna else "")
+        )
+    start = len(parts.scheme) + 3 + len(parts.netloc)
+    place = "address" if index < start else "path"  # a user name or port, refused anyway
+    if parts.query and index > link.find("?", start):
+        place = "query"
+    if parts.fragment and index > link.find("#", start):
+        place = "fragment"
+    encoded = urllib.parse.quote(char, safe="")
+    return f"{what} in the {place}: percent-encode it (UTF-8): {encoded}"
+
+
+def _idna(host: str) -> str | None:
+    """``host`` in its IDNA (xn--) form; None when it has none, or when IDNA 2003 (Python's
+    codec) would map it to another name (``ß`` to ``ss``): no wrong advice."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+        same = ascii_host.encode("ascii").decode("idna") == host.lower()
+    except UnicodeError:
+        return None
+    return ascii_host if same else None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from datetime import timezone
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.records import FROM_FIELDS
+from csat_hook.sync.records import Submission
 from csat_hook.sync.sources.csv_export import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.sources.gsheets import GSheetsResults
@@ -257,12 +260,15 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
     )
     first = source.fetch(set(), None)
     assert sorted(s.token for s in first.submissions) == [f"tok-{i}" for i in range(5)]
-    # The row as read, kept for an answer that cannot be credited: the stamp as Google wrote
-    # it and each answer by questionId; the responseId is the submission's ref.
+    # The row as read, kept for an answer that cannot be credited, made from the fields
+    # when asked for (no copy of each response's texts is held with it): the submission
+    # time in RFC 3339 to the microsecond (Google writes nanoseconds) and each answer by its
+    # role; the responseId is the submission's ref.
     third = next(s for s in first.submissions if s.token == "tok-2")
     assert third.ref == "response ACYDBN2"
+    assert third.cells is FROM_FIELDS
     assert third.source_row() == {
-        "lastSubmittedTime": "2026-11-03T10:00:00.123456789Z",
+        "lastSubmittedTime": "2026-11-03T10:00:00.123456Z",
         "rating": "5",
         "token": "tok-2",
     }
@@ -330,3 +336,33 @@ def test_a_sheet_whose_header_row_was_deleted_is_refused_without_its_cells(
     assert "the header row is missing" in caught.value.message
     assert "tok-secret-1" not in caught.value.message
     assert "+7 900" not in caught.value.message
+
+
+def test_a_forms_row_as_read_is_made_from_the_submission_fields():
+    headers = ("lastSubmittedTime", "rating", "comment", "token", "agent", "ticket", "nps")
+    submission = Submission(
+        fingerprint="r2-x",
+        ref="response ACYDBN9",
+        submitted_at=datetime(2026, 11, 3, 13, 0, 0, 5, tzinfo=timezone(timedelta(hours=3))),
+        rating=4,
+        comment="Долго ждал",
+        token="not.a-token",
+        field_agent="Anna",
+        field_ticket="",
+        headers=headers,
+        cells=FROM_FIELDS,
+        nps=9,
+    )
+    assert submission.source_row() == {
+        "lastSubmittedTime": "2026-11-03T10:00:00.000005Z",
+        "rating": "4",
+        "comment": "Долго ждал",
+        "token": "not.a-token",
+        "agent": "Anna",
+        "nps": "9",
+    }
+    # Only the roles the form asks (the headers), in their order.
+    asked = submission._replace(headers=("lastSubmittedTime", "token", "rating"))
+    assert list(asked.source_row()) == ["lastSubmittedTime", "token", "rating"]
+    # An erased submission (sync/ingest.py) keeps no row, as before.
+    assert submission._replace(headers=(), cells=()).source_row() == {}

@@ -41,6 +41,7 @@ from csat_hook.db.text import fitted
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.records import FROM_FIELDS
 from csat_hook.sync.records import LEGACY_PRESENT
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
@@ -215,7 +216,7 @@ class FormsApiResults(ResultsSource):
             values,
             ref=response_ref(response_id),
             headers=self.headers,
-            cells=(stamp, *texts),
+            cells=FROM_FIELDS,  # the row as read made from the fields when asked for
         )
         # The identity leaves the responseId out: the same answer read from the responses
         # sheet or an export is the same row.

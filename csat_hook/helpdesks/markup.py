@@ -1,6 +1,6 @@
-r"""A reply in each vendor's markup: HTML (Intercom, Help Scout, Freshdesk, Zendesk with score
-links), Markdown (Chatwoot's web widget and e-mail channels) or plain text (chat channels that
-show text as it is: WhatsApp, Telegram, SMS...).
+r"""A reply in each vendor's markup: HTML (Intercom, Help Scout, Freshdesk, Zendesk's
+``html_body``), Markdown (Chatwoot's web widget and e-mail channels) or plain text (chat
+channels that show text as it is: WhatsApp, Telegram, SMS...).
 
 The rendered reply carries names (an agent's, a customer's: the close's payload says them,
 so whoever can set a display name controls them) and URLs with ``&`` in their query. Sent

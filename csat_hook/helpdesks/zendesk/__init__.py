@@ -20,7 +20,9 @@
   test secret: they are answered 200 and ignored, never parsed into a survey.
   https://developer.zendesk.com/documentation/webhooks/verifying/
 * Reply: ``PUT {base}/api/v2/tickets/{id}.json`` with a public comment and ``status: solved``
-  so the ticket stays solved. A closed ticket cannot be updated: Zendesk answers 422.
+  so the ticket stays solved. A closed ticket cannot be updated: Zendesk answers 422. The
+  comment is always ``html_body`` (escaped text, the survey link or score links anchors),
+  never ``body``, which Zendesk renders as Markdown: a name like ``[click](url)`` stays text.
   https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
 * Internal note (an alert): the same ``PUT`` with ``"public": false`` and no status at all (a
   status would re-solve a ticket the customer reopened); Zendesk's standard notifications skip
@@ -63,7 +65,7 @@ from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
-from csat_hook.helpdesks.markup import body_to_html
+from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
@@ -105,7 +107,6 @@ from csat_hook.helpdesks.zendesk.options import zendesk_signature
 from csat_hook.helpdesks.zendesk.webhook import person_of
 from csat_hook.helpdesks.zendesk.webhook import status_of
 from csat_hook.helpdesks.zendesk.webhook import zendesk_id
-from csat_hook.links.body import has_scale
 
 __all__ = ["TEST_SIGNING_SECRET", "ZendeskHelpdesk", "ZendeskOptions", "zendesk_signature"]
 
@@ -228,15 +229,13 @@ class ZendeskHelpdesk(Helpdesk):
     # --- the API ----------------------------------------------------------------------------
 
     def send_reply(self, reply: Reply) -> SendResult:
-        """Add ``reply.text`` as a public comment; keep the ticket solved (``keep_solved``)."""
-        # Zendesk tickets are e-mail-like: the scale of score links goes as HTML (html_body);
-        # a plain reply stays plain text (Zendesk links its URL).
-        comment: dict[str, Any] = (
-            {"html_body": body_to_html(reply.body)}
-            if has_scale(reply.body)
-            else {"body": reply.text}
-        )
-        ticket: dict[str, Any] = {"comment": {**comment, "public": True}}
+        """Add the reply as a public comment, always escaped HTML (``html_body``: the text
+        escaped, the survey link or the scale of score links its only anchors); keep the
+        ticket solved (``keep_solved``)."""
+        # Never "body": Zendesk renders it as Markdown, so a name in the reply (the agent's,
+        # the customer's) like [click](url) or ![x](img) would be a link or an image there.
+        comment = {"html_body": reply_html(reply), "public": True}
+        ticket: dict[str, Any] = {"comment": comment}
         if self.options.keep_solved:
             ticket["status"] = "solved"
         url = self._url(TICKET_PATH, ticket=reply.dialog_id)

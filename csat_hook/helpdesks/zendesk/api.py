@@ -21,8 +21,10 @@ LOOKUP_PARAMS = {"sort": "-created_at", "page[size]": "100", "include": "users"}
 # 500 comments posted since a reply was sent is far beyond any ticket.
 LOOKUP_PAGES = 5
 AGENT_ROLES = frozenset({"agent", "admin"})
-# Fields of a comment that carry its text; Zendesk derives html/plain from body (Markdown,
-# auto-links with &amp;), so each is searched.
+# Fields of a comment that carry its text. Our replies and notes are posted as html_body
+# (returned sanitised, wrapped, & as &amp;; the marker's alphabet survives) and Zendesk
+# derives body and plain_body from it; comments posted as body (replies sent before html_body
+# was used throughout) have html/plain derived the other way. Each is searched.
 TEXT_FIELDS = ("body", "html_body", "plain_body")
 
 

@@ -47,7 +47,8 @@ def _zendesk_check(requests: list[dict[str, Any]], tmp: Path) -> None:
     assert request["headers"]["Authorization"] == f"Basic {expected}"
     ticket = request["body"]["ticket"]
     assert ticket["status"] == "solved" and ticket["comment"]["public"] is True
-    assert "entry.444=" in ticket["comment"]["body"]
+    assert set(ticket["comment"]) == {"html_body", "public"}
+    assert "entry.444=" in ticket["comment"]["html_body"]
 
 
 KIT = Kit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -75,6 +76,26 @@ def test_every_text_field_is_searched(field):
     for other in ("body", "html_body", "plain_body"):
         if other != field:
             ours[other] = "(rendered differently)"
+    responses.get(URL, json=data)
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@responses.activate
+def test_a_reply_posted_as_html_body_is_found_by_its_html_body():
+    """Our reply goes as ``html_body``; Zendesk answers List Comments with that HTML
+    (sanitised, in its ``zd-comment`` wrapper, ``&`` as ``&amp;``) and derives ``body`` and
+    ``plain_body`` from it. The marker is in the HTML we sent, href and link text alike, so
+    the look-up finds the reply by its ``html_body`` alone."""
+    responses.put(TICKET_URL, json={"audit": {"id": 1, "events": []}})
+    adapter().send_reply(REPLY)
+    sent = json.loads(responses.calls[0].request.body)["ticket"]["comment"]
+    assert "body" not in sent and REPLY.marker in sent["html_body"]
+    data = page()
+    ours = next(c for c in data["comments"] if c["id"] == OURS)
+    wrapped = sent["html_body"].replace("<a ", '<a rel="noopener noreferrer" ')
+    ours["html_body"] = f'<div class="zd-comment" dir="auto">{wrapped}</div>'
+    ours["body"] = ours["plain_body"] = "(rendered differently)"
     responses.get(URL, json=data)
     found = adapter().find_reply(REPLY, since=SINCE)
     assert found is not None and found.external_id == str(OURS)

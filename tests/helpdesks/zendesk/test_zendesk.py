@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -529,7 +532,11 @@ def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
             matchers.json_params_matcher(
                 {
                     "ticket": {
-                        "comment": {"body": "How did we do? https://x.test/f", "public": True},
+                        "comment": {
+                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
+                            "https://x.test/f</a></p>",
+                            "public": True,
+                        },
                         "status": "solved",
                     }
                 }
@@ -550,7 +557,15 @@ def test_reply_with_oauth_and_without_status(clock):
         match=[
             matchers.header_matcher({"Authorization": "Bearer zd-oauth"}),
             matchers.json_params_matcher(
-                {"ticket": {"comment": {"body": "How did we do? https://x.test/f", "public": True}}}
+                {
+                    "ticket": {
+                        "comment": {
+                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
+                            "https://x.test/f</a></p>",
+                            "public": True,
+                        }
+                    }
+                }
             ),
         ],
         json={},
@@ -611,6 +626,47 @@ def test_a_closed_ticket_marks_the_reply_failed(zd_services, clock, fake_helpdes
     assert "closed tickets cannot be updated" in item.last_error
 
 
+HOSTILE_NAME = "<b>Eve</b> [click](http://evil.example) ![x](http://evil.example/p.png)"
+
+
+class _Tags(HTMLParser):
+    """The anchors' hrefs and every other tag an HTML body holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str | None] = []
+        self.others: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href"))
+        elif tag not in ("p", "br"):
+            self.others.add(tag)
+
+
+def test_a_plain_reply_is_escaped_html_never_markdown(zd_services, clock, fake_helpdesk):
+    """Zendesk renders a comment's ``body`` as Markdown ("Markdown formatting is supported in
+    body but not in html_body"): an agent named ``[click](url)`` or ``![x](img)`` would put a
+    link or an image into the public comment the customer gets. The reply without a scale goes
+    as escaped ``html_body`` too, the survey link its only anchor."""
+    services = zd_services(agents={AGENT_ID: {"name": HOSTILE_NAME}})
+    client = create_app(services=services).test_client()
+    post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
+
+    assert services.delivery_worker().run_once() == 1
+
+    [put] = _puts(fake_helpdesk)
+    comment = put["body"]["ticket"]["comment"]
+    assert set(comment) == {"html_body", "public"} and comment["public"] is True
+    body = comment["html_body"]
+    assert html.escape(HOSTILE_NAME) in body  # shown as written, as text
+    [survey] = rows(services, surveys)
+    tags = _Tags()
+    tags.feed(body)
+    assert tags.hrefs == [survey.link] and not tags.others
+    assert link_fields(survey.link)["entry.111"] == HOSTILE_NAME
+
+
 # --- agent look-ups -------------------------------------------------------------------------
 
 
@@ -624,6 +680,12 @@ def _user_answer(status: int = 200, times: int | None = None) -> Answer:
         }
     }
     return Answer("GET", USER_PATH, status, user if status == 200 else {"error": "x"}, times=times)
+
+
+def _href(html_body: str) -> str:
+    """The one anchor's href, as written (entities and all)."""
+    [href] = re.findall(r'<a href="([^"]*)"', html_body)
+    return href
 
 
 def _puts(fake: Any) -> list[dict[str, Any]]:
@@ -643,8 +705,7 @@ def test_id_only_close_gets_the_agent_name_into_the_link(
     lookup, put = fake_helpdesk.api_requests()
     assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/users/{AGENT_ID}.json")
     assert lookup["headers"]["Authorization"] == BASIC
-    comment = put["body"]["ticket"]["comment"]["body"]
-    link = comment[comment.index("https://docs.google.com") :].split()[0]
+    link = html.unescape(_href(put["body"]["ticket"]["comment"]["html_body"]))
     assert link_fields(link)["entry.111"] == "Anna Petrova"
     [survey] = rows(services, surveys)
     assert (survey.agent_name, survey.agent_email) == ("Anna Petrova", "anna@example.com")
@@ -663,8 +724,7 @@ def test_a_lookup_that_keeps_failing_still_sends_the_reply(
     [put] = _puts(fake_helpdesk)
     [item] = rows(services, outbox)
     assert item.status == "sent" and item.attempts == services.config.delivery.max_attempts
-    comment = put["body"]["ticket"]["comment"]["body"]
-    link = comment[comment.index("https://docs.google.com") :].split()[0]
+    link = html.unescape(_href(put["body"]["ticket"]["comment"]["html_body"]))
     assert link_fields(link)["entry.222"] == AGENT_ID  # the id still identifies the agent
 
 

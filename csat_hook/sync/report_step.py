@@ -115,6 +115,10 @@ class ReportStep(AlertsStep):
             parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
         places = Places(batch)
+        # No answer stored yet (a first sync): no part has any to look up. Each survey's
+        # submissions are in one part (by_survey), so a part never meets an answer an earlier
+        # part stored, and nothing else writes answers while the sync holds its lock.
+        none_stored = read_back is None and not store.any_answers(conn)
         with cycles_freed_as_made() as free_cycles:
             for part in parts:
                 found, every_survey = self._credit(
@@ -126,6 +130,7 @@ class ReportStep(AlertsStep):
                     read_back=read_back,
                     every=every_survey,
                     places=places,
+                    none_stored=none_stored,
                 )
                 changed += found
                 free_cycles()  # the part's compiled look-ups
@@ -159,17 +164,19 @@ class ReportStep(AlertsStep):
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
         every: dict[str, Any] | None = None,
         places: Places | None = None,
+        none_stored: bool = False,
     ) -> tuple[list[Changed], dict[str, Any] | None]:
         """Credit one part of ``source``'s submissions (:func:`ingest_submissions`) against
         ``read_back`` or, without it, against their surveys and answers looked up
         (:meth:`_look_up`; ``into.answers`` is then emptied after). ``every`` is every survey
         by key, once a part has needed them all read: given back, for the next part.
         ``places``: where the read found processed rows (:mod:`~csat_hook.sync.places`).
+        ``none_stored``: the part's surveys have no answer stored (none is looked up).
         Returns the answers the alert rules read (:meth:`_changed`), and ``every``."""
         if read_back is not None:
             by_key, current = read_back
         else:
-            looked_up, current = self._look_up(conn, submissions)
+            looked_up, current = self._look_up(conn, submissions, none_stored=none_stored)
             if looked_up is None:
                 if every is None:
                     every = {tokens.survey_key(row.token): row for row in store.survey_facts(conn)}
@@ -194,7 +201,7 @@ class ReportStep(AlertsStep):
         return changed, every
 
     def _look_up(
-        self, conn: sa.Connection, submissions: Sequence[Submission]
+        self, conn: sa.Connection, submissions: Sequence[Submission], *, none_stored: bool = False
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """What :meth:`_read_back` holds for ``submissions`` (one part of a batch), looked
         up by their references: the surveys their tokens name (survey key → survey) and the
@@ -204,13 +211,18 @@ class ReportStep(AlertsStep):
         the token stored for its survey (signed again under another secret) can only be
         found by its survey key, which no index holds: then the surveys are None, and the
         caller reads every survey, as :meth:`_read_back` does. References that do not verify
-        need no survey (they are unverified, whatever it holds).
+        need no survey (they are unverified, whatever it holds). ``none_stored``: the
+        caller knows these surveys have no answer stored, so none is looked up.
         """
         written = sorted({s.token.strip() for s in submissions} - {""})
         surveys = {
             tokens.survey_key(row.token): row for row in store.survey_facts_by_token(conn, written)
         }
-        answers = store.answers_among(conn, sorted({tokens.survey_key(t) for t in written}))
+        answers = (
+            {}
+            if none_stored
+            else store.answers_among(conn, sorted({tokens.survey_key(t) for t in written}))
+        )
         secrets = self.config.token.all_secrets()
         unfound = (t for t in written if tokens.survey_key(t) not in surveys)
         if any(tokens.verifies(t, secrets) for t in unfound):

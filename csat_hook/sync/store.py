@@ -496,5 +496,10 @@ def count_by(conn: sa.Connection, table_name: str) -> dict[str, int]:
     return {reason: int(n) for reason, n in rows}
 
 
+def any_answers(conn: sa.Connection) -> bool:
+    """Whether any answer is stored (one row read, not a count)."""
+    return conn.execute(sa.select(answers.c.id).limit(1)).first() is not None
+
+
 def count_answers(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one())

@@ -203,6 +203,24 @@ def test_a_reference_stored_as_signed_needs_no_whole_read_inside_the_transaction
 
     assert (summary.status, summary.new, summary.totals["answers"]) == ("ok", 3, 3)
     # Looked up in the ingest, then streamed once into the report's dataset, after the commit.
+    # No answer stored before this first run: none is looked up.
+    assert calls == ["survey_facts_by_token", "iter_answers", "iter_survey_facts"]
+
+    calls.clear()
+    later = kit.survey("T-3", "1", "Agent 1", created=T0 - timedelta(days=1))
+    kit.responses(
+        [
+            EN_HEADER,
+            *([T0, 5, "", "", "", t] for t in made),
+            [T0 + timedelta(hours=1), 2, "", "", "", made[0]],  # a later submission of T-0
+            [T0 + timedelta(hours=1), 4, "", "", "", later],
+        ]
+    )
+    kit.now += timedelta(minutes=10)
+    summary = kit.run()
+
+    assert (summary.status, summary.new, summary.updated) == ("ok", 1, 1)
+    assert summary.totals["answers"] == 4
     assert calls == ["survey_facts_by_token", "answers_among", "iter_answers", "iter_survey_facts"]
 
 
@@ -213,9 +231,9 @@ def test_a_batch_is_looked_up_a_part_at_a_time_with_each_survey_in_one_part(
     looked: list[list[str]] = []
     original = report_step.ReportStep._look_up
 
-    def recording(self: Any, conn: sa.Connection, subs: Any) -> Any:
+    def recording(self: Any, conn: sa.Connection, subs: Any, **options: Any) -> Any:
         looked.append([s.comment for s in subs])
-        return original(self, conn, subs)
+        return original(self, conn, subs, **options)
 
     monkeypatch.setattr(report_step.ReportStep, "_look_up", recording)
     whole: list[str] = []

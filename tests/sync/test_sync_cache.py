@@ -188,11 +188,11 @@ def test_row_digests_are_stored_before_the_parts_and_then_no_longer_held(kit, mo
 
     look_up = report_step.ReportStep._look_up
 
-    def looking_up(self, conn, part):  # type: ignore[no-untyped-def]
+    def looking_up(self, conn, part, **options):  # type: ignore[no-untyped-def]
         # The digests are in the database (this transaction) before any part is credited.
         stored = conn.execute(sa.select(sa.func.count()).select_from(sync_row_digests))
         held.append(stored.scalar_one())
-        return look_up(self, conn, part)
+        return look_up(self, conn, part, **options)
 
     monkeypatch.setattr(report_step, "ingest_row_digests", recording)
     monkeypatch.setattr(report_step.ReportStep, "_look_up", looking_up)

@@ -59,6 +59,13 @@ def agent_title(name: str, key: str, max_len: int) -> str:
     return clean(cut(name, max_len - units(suffix)) + suffix, max_len)
 
 
+def numbered(title: str, n: int, max_len: int) -> str:
+    """``title`` with " ``n``" after it, cut to keep within ``max_len``: the title
+    :func:`unique_titles` gives the ``n``-th tab wanting ``title``."""
+    tail = f" {n}"
+    return cut(title, max_len - len(tail)).rstrip() + tail
+
+
 def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()) -> list[str]:
     """Make each title unique (case-insensitively, also against ``taken``) with " 2", " 3"."""
     used = {t.casefold() for t in taken}
@@ -67,8 +74,7 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
         candidate, n = title, 1
         while candidate.casefold() in used:
             n += 1
-            tail = f" {n}"
-            candidate = cut(title, max_len - len(tail)).rstrip() + tail
+            candidate = numbered(title, n, max_len)
         used.add(candidate.casefold())
         result.append(candidate)
     return result

@@ -12,7 +12,7 @@ from typing import Any
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import clean
-from csat_hook.sync.titles import cut
+from csat_hook.sync.titles import numbered
 
 # A new tab's sheetId is made from these and its agent key (an agent's tab) or its title: an
 # agent's tab is found by its id when the agent's name, and so the wanted title, changed.
@@ -49,8 +49,7 @@ def spare(title: str, tabs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     holds ``title``: ``tabs`` by casefolded title; its sheetId is the one :func:`new_id` gave
     that title. The lowest number first (as :func:`~csat_hook.sync.titles.unique_titles`)."""
     for n in range(2, len(tabs) + 2):
-        tail = f" {n}"
-        props = tabs.get((cut(title, SHEETS_MAX - len(tail)).rstrip() + tail).casefold())
+        props = tabs.get(numbered(title, n, SHEETS_MAX).casefold())
         if props is not None and titled(props):
             return props
     return None
@@ -59,8 +58,7 @@ def spare(title: str, tabs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
 def _variants(title: str) -> list[str]:
     """``title`` and the titles it gets beside a tab not ours holding it (" 2" ...), as
     :func:`~csat_hook.sync.titles.unique_titles` makes them, casefolded."""
-    tails = [f" {n}" for n in SPARES]
-    spared = [cut(title, SHEETS_MAX - len(tail)).rstrip() + tail for tail in tails]
+    spared = [numbered(title, n, SHEETS_MAX) for n in SPARES]
     return [t.casefold() for t in (title, *spared)]
 
 

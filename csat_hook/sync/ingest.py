@@ -114,7 +114,7 @@ def _without_erased_text(
     if not credited and not unverified:
         return credited, unverified
     keys = {item.key for item in credited}
-    keys.update(filter(None, (_named(item.submission) for item in unverified)))
+    keys.update(filter(None, (item.submission.named_key() for item in unverified)))
     tickets = {item.submission.field_ticket.strip() for item in unverified} - {""}
     erased, dialogs = store.erased_among(conn, sorted(keys), sorted(tickets))
     if not erased and not dialogs:
@@ -126,16 +126,14 @@ def _without_erased_text(
         ],
         [
             replace(item, submission=_erased(item.submission))
-            if _named(item.submission) in erased or item.submission.field_ticket.strip() in dialogs
+            if (
+                item.submission.named_key() in erased
+                or item.submission.field_ticket.strip() in dialogs
+            )
             else item
             for item in unverified
         ],
     )
-
-
-def _named(submission: Submission) -> str:
-    """The survey key an unverified submission's reference names ("" for none)."""
-    return tokens.survey_key(submission.token.strip())
 
 
 def _erased(submission: Submission) -> Submission:

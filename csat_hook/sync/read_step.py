@@ -28,7 +28,6 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
-from csat_hook import tokens
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
 from csat_hook.sync import skips
@@ -169,6 +168,6 @@ def drop_processed(conn: Connection, batch: SourceBatch) -> None:
 
 def named_keys(batch: SourceBatch) -> dict[str, str]:
     """Each submission's identity → the survey key its reference names, as the ingest
-    credits it (``tokens.survey_key`` of the stripped reference): what
+    credits it (:meth:`~csat_hook.sync.records.Submission.named_key`): what
     :func:`store.processed_among` looks the answers up by."""
-    return {s.fingerprint: tokens.survey_key(s.token.strip()) for s in batch.submissions}
+    return {s.fingerprint: s.named_key() for s in batch.submissions}

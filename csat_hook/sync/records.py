@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from typing import NamedTuple
 
+from csat_hook import tokens
 from csat_hook.db.text import storable
 
 # A row identity (``Submission.fingerprint``, ``SkippedRow.fingerprint``, the ``fingerprint``
@@ -91,6 +92,11 @@ class Submission(NamedTuple):
     headers: Sequence[str] = ()
     cells: Sequence[Any] = ()  # the row as read (not copied: a first sync holds 100,000)
     nps: int | None = None  # the 0–10 "would you recommend us" answer, when asked
+
+    def named_key(self) -> str:
+        """The survey key this submission's reference names, as the ingest credits it:
+        ``tokens.survey_key`` of the stripped reference ("" for none)."""
+        return tokens.survey_key(self.token.strip())
 
     def source_row(self) -> dict[str, Any]:
         """The row as read (header → value), kept with answers that cannot be credited; text

@@ -366,3 +366,26 @@ def test_a_forms_row_as_read_is_made_from_the_submission_fields():
     assert list(asked.source_row()) == ["lastSubmittedTime", "token", "rating"]
     # An erased submission (sync/ingest.py) keeps no row, as before.
     assert submission._replace(headers=(), cells=()).source_row() == {}
+
+
+def test_a_forms_row_as_read_holds_only_text_a_database_stores(fake_google, google_session):
+    # The fields are made storable when read (NUL dropped, a lone surrogate replaced): the
+    # row made from them is too, as the row of a sheet is (test_unstorable_cells.py).
+    hostile = response(0, "2026-11-01T10:00:00Z", token="tok\x00-\ud800.x")
+    hostile["answers"]["cc33"] = text_answer("cc33", "bad\x00 \udfff service")
+    fake_google.add_form("form-2", [hostile])
+    source = FormsApiResults(
+        FormsApi(google_session),
+        "form-2",
+        question_ids={"rating": "aa11", "token": "bb22", "comment": "cc33"},
+        page_size=5,
+        overlap_seconds=3600,
+        ratings=SCALE,
+    )
+    [submission] = source.fetch(set(), None).submissions
+    row = submission.source_row()
+    assert set(row) == {"lastSubmittedTime", "rating", "token", "comment"}
+    text = repr(row)
+    assert "\\x00" not in text and "\\ud800" not in text and "\\udfff" not in text
+    for value in row.values():
+        value.encode("utf-8")  # no lone surrogate left

@@ -43,13 +43,16 @@ def write_config(tmp_path: Path, fake_url: str, url: str) -> Path:
             # Short timings, so a killed worker's replies are taken over within the test; not
             # so short that a live worker starved of CPU (2 cores shared by the suite's other
             # processes, seven of this cluster's and PostgreSQL) misses beats long enough to be
-            # taken for dead while its request is still going out.
+            # taken for dead while its request is still going out (its fence is half of
+            # worker_dead_after_seconds), or that the fake's late save (2 s after the request,
+            # a thread of this busy test process) lands after the look-up settle_seconds
+            # later. With 2.5 s and 3 s it sent a reply twice in a loaded full-suite run.
             "connect_timeout_seconds": 0.5,
             "read_timeout_seconds": 1,
-            "lease_seconds": 7,
-            "heartbeat_seconds": 0.25,
-            "worker_dead_after_seconds": 2.5,
-            "settle_seconds": 3,
+            "lease_seconds": 12,
+            "heartbeat_seconds": 0.5,
+            "worker_dead_after_seconds": 5,
+            "settle_seconds": 6,
         },
         "logging": {"level": "INFO"},
         "helpdesks": {

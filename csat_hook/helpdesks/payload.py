@@ -166,3 +166,9 @@ def parse_timestamp(value: Any) -> datetime | None:
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def parse_timestamps(*values: Any) -> tuple[datetime, ...]:
+    """Each of ``values`` that :func:`parse_timestamp` reads, in the order given: a close's
+    candidate times, the vendor's preferred field first (``DialogClosed.close_times``)."""
+    return tuple(when for when in map(parse_timestamp, values) if when is not None)

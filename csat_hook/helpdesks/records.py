@@ -260,6 +260,11 @@ class DialogClosed:
     retry or replay, a duplicate whatever became of its survey.
     ``reply_context`` holds the vendor values the adapter needs later to post the reply
     (an account id, a customer id...); it must be JSON-serialisable.
+    ``close_times`` is every time the payload gives for the close, in the vendor's order of
+    preference (the close's own time first, then a notification's or an update's), each
+    field that reads as a time (``payload.parse_timestamps``): intake keeps the first it can
+    believe (``intake.storable.trusted_close_time``), so one field with a wrong clock does not
+    hide a true time in the next. Empty when the payload names none.
     """
 
     helpdesk: str
@@ -269,7 +274,7 @@ class DialogClosed:
     team: str | None = None
     channel: str | None = None
     language: str | None = None
-    closed_at: datetime | None = None
+    close_times: tuple[datetime, ...] = ()
     occurrence: str | None = None
     occurrence_repeats: bool = False
     reply_context: Mapping[str, Any] = field(default_factory=dict)

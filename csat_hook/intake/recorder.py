@@ -268,7 +268,7 @@ def _survey_row(item: _Close, skip: str | None) -> dict[str, Any]:
         "link": None,
         "status": SKIPPED if skip else QUEUED,
         "skip_reason": skip,
-        "closed_at": trusted_close_time(event.closed_at, item.now),
+        "closed_at": trusted_close_time(event.close_times, item.now),
         "created_at": item.now,
         "sent_at": None,
     }

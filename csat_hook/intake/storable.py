@@ -14,13 +14,14 @@ goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
 
 SQLite would store all of it as it is and PostgreSQL would refuse it: here both store the same.
 
-The close time is the sender's word too: :func:`trusted_close_time` keeps it only when a
-close could have happened then.
+The close time is the sender's word too: :func:`trusted_close_time` keeps the first of the
+times the close names that could be when it happened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
@@ -77,13 +78,16 @@ def storable_event(event: DialogClosed | DialogReopened) -> DialogClosed | Dialo
     )
 
 
-def trusted_close_time(closed_at: datetime | None, received: datetime) -> datetime | None:
+def trusted_close_time(close_times: Sequence[datetime], received: datetime) -> datetime | None:
     """The helpdesk's close time as intake stores it (``surveys.closed_at``), for a close
     ``received`` (aware) at that moment.
 
-    ``closed_at`` (a naive one read as UTC) when it lies from :data:`EARLIEST_CLOSE` to
-    ``received`` plus :data:`CLOSE_CLOCK_SKEW`; None when unknown; otherwise ``received``.
-    Whatever the sender wrote, the result is an instant both databases hold.
+    The first of ``close_times`` (the event's candidates, the vendor's preferred field first;
+    a naive one read as UTC) that lies from :data:`EARLIEST_CLOSE` to ``received`` plus
+    :data:`CLOSE_CLOCK_SKEW`; None when there are none (unknown); otherwise, every one wrong,
+    ``received``. A wrong first time gives way to a true later one: a field with a broken
+    clock (a 0, a local time written as UTC) is no reason to forget the field that has the
+    time. Whatever the sender wrote, the result is an instant both databases hold.
 
     Only the re-arm of a survey a reopen cancelled reads it (``store.LATER_CLOSE``: a close
     later than the stored one re-arms it). A time in the future stored as it was would be
@@ -95,12 +99,13 @@ def trusted_close_time(closed_at: datetime | None, received: datetime) -> dateti
     survey, as a close without a time does (only a constant time would tie it, and that
     constant would tie every close of a sender whose times are all wrong: never re-armed).
     """
-    if closed_at is None:
+    if not close_times:
         return None
-    if closed_at.tzinfo is None:
-        closed_at = closed_at.replace(tzinfo=UTC)
-    if EARLIEST_CLOSE <= closed_at <= received + CLOSE_CLOCK_SKEW:
-        return closed_at
+    for closed_at in close_times:
+        if closed_at.tzinfo is None:
+            closed_at = closed_at.replace(tzinfo=UTC)
+        if EARLIEST_CLOSE <= closed_at <= received + CLOSE_CLOCK_SKEW:
+            return closed_at
     return received
 
 

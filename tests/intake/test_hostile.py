@@ -246,7 +246,11 @@ CLOSE_TIMES: dict[str, tuple[tuple[str, ...], Callable[[datetime], Any], Any, st
     ),
     "helpscout": (("closedAt",), _iso, "9999-12-31T23:59:59Z", "convo.status.active.json"),
     "intercom": (
-        ("data.item.conversation_parts.conversation_parts.0.created_at", "data.item.updated_at"),
+        (
+            "data.item.conversation_parts.conversation_parts.0.created_at",
+            "data.item.updated_at",
+            "created_at",
+        ),
         _epoch,
         99_999_999_999,
         "conversation.admin.opened.json",
@@ -341,6 +345,88 @@ def test_any_close_time_is_stored_as_an_instant_the_database_holds(make_sender, 
         datetime(2000, 1, 1, tzinfo=UTC) <= survey.closed_at <= clock.now + timedelta(minutes=5)
     )
     assert sender.post(close).json["status"] == "duplicate"
+
+
+# A vendor's close whose time its adapter reads from more than one field: the kind, the
+# payload (None: the kit's close), those fields in the adapter's order of preference, and how
+# the vendor writes a time there.
+FALLBACK_TIMES: dict[str, tuple[str, str | None, tuple[str, ...], Callable[[datetime], Any]]] = {
+    "chatwoot": ("chatwoot", None, CLOSE_TIMES["chatwoot"][0], _epoch),
+    "intercom-1.x": ("intercom", None, CLOSE_TIMES["intercom"][0], _epoch),
+    "intercom-2.x": (
+        "intercom",
+        "conversation.admin.closed.v2.json",
+        (
+            "data.item.statistics.last_close_at",
+            "data.item.conversation_parts.conversation_parts.0.created_at",
+            "data.item.updated_at",
+            "created_at",
+        ),
+        _epoch,
+    ),
+    "zendesk": ("zendesk", None, CLOSE_TIMES["zendesk"][0], _iso),
+}
+
+# Readable times no close can have: a clock far ahead, a 0 (or a default) read as 1970.
+NOT_BELIEVED = {
+    "far-future": datetime(2100, 1, 1, tzinfo=UTC),
+    "before-2000": datetime(1970, 1, 1, tzinfo=UTC),
+}
+
+
+def _close_with_times(sender: Sender, case: str, times: list[datetime]) -> dict[str, Any]:
+    """The close of ``case`` with ``times[i]`` written in its i-th close time field."""
+    kind, name, fields, spelled = FALLBACK_TIMES[case]
+    payload = fixture(kind, name) if name else sender.close()
+    assert len(times) == len(fields)
+    for dotted, moment in zip(fields, times, strict=True):
+        payload = replaced(payload, at(payload, dotted), spelled(moment))
+    return payload
+
+
+def _stored_close_time(
+    make_sender: Callable[..., Sender], case: str, times: list[datetime]
+) -> datetime | None:
+    sender = make_sender(KITS[FALLBACK_TIMES[case][0]])
+
+    response = sender.post(_close_with_times(sender, case, times))
+
+    assert response.json["status"] == "queued", response.get_data()[:300]
+    [survey] = sender.rows()
+    return survey.closed_at
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_TIMES))
+@pytest.mark.parametrize("wrong", sorted(NOT_BELIEVED))
+def test_a_close_time_not_believed_gives_way_to_the_next_field_that_is(
+    make_sender, clock, case, wrong
+):
+    """The first field's time is readable but no close's (year 2100, a 0), the second's is
+    true: the second is stored, not the receive time. The fields after it are wrong too, so
+    it is the second that is taken, not any later one."""
+    closed = clock.now - timedelta(seconds=100)
+    fields = FALLBACK_TIMES[case][2]
+    bad = NOT_BELIEVED[wrong]
+    times = [bad, closed] + [bad] * (len(fields) - 2)
+
+    assert _stored_close_time(make_sender, case, times) == closed
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_TIMES))
+def test_a_close_whose_every_time_is_not_believed_is_recorded_as_received(make_sender, clock, case):
+    fields = FALLBACK_TIMES[case][2]
+    times = [NOT_BELIEVED["far-future"]] + [NOT_BELIEVED["before-2000"]] * (len(fields) - 1)
+
+    assert _stored_close_time(make_sender, case, times) == clock.now
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_TIMES))
+def test_the_first_close_time_believed_is_the_one_stored(make_sender, clock, case):
+    """Every field true but each a little different: the adapter's first choice is kept."""
+    fields = FALLBACK_TIMES[case][2]
+    times = [clock.now - timedelta(seconds=10 * (i + 1)) for i in range(len(fields))]
+
+    assert _stored_close_time(make_sender, case, times) == times[0]
 
 
 # --- canonical JSON ------------------------------------------------------------------------

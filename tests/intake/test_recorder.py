@@ -31,6 +31,7 @@ def _close(
     agent: str | None = "a-1",
     customer: str | None = None,
     occurrence: str = "",
+    closed_at: datetime | None = None,
     **kw: Any,
 ) -> _Close:
     event = DialogClosed(
@@ -39,6 +40,7 @@ def _close(
         agent=Person(id=agent),
         customer=Person(id=customer or "c-" + dialog),
         reply_context={"conversation": dialog},
+        close_times=() if closed_at is None else (closed_at,),
         **kw,
     )
     now = services.clock()

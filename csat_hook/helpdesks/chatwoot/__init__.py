@@ -73,6 +73,7 @@ from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.reasons import explainer
@@ -167,7 +168,9 @@ class ChatwootHelpdesk(Helpdesk):
             team=as_text(dig(payload, "meta.team.name")),
             channel=as_text(payload.get("channel")),
             language=as_text(dig(payload, "additional_attributes.browser_language")),
-            closed_at=parse_timestamp(updated) or parse_timestamp(payload.get("timestamp")),
+            # No field names the close itself: the conversation's last update (the resolve's),
+            # else its last activity (``timestamp``, Chatwoot's ``last_activity_at``).
+            close_times=parse_timestamps(updated, payload.get("timestamp")),
             occurrence=as_text(updated)
             or request.header("X-Chatwoot-Delivery")
             or as_text(payload.get("timestamp")),

@@ -85,7 +85,7 @@ from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
-from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.reasons import explainer
@@ -193,7 +193,7 @@ class HelpScoutHelpdesk(Helpdesk):
             customer=customer,
             team=self.options.mailboxes.get(mailbox, mailbox) if mailbox else None,
             channel=as_text(payload.get("type")),
-            closed_at=parse_timestamp(closed_at),
+            close_times=parse_timestamps(closed_at),
             # closedAt is the same on every delivery of this close and new on the next one.
             occurrence=closed_at or as_text(payload.get("userUpdatedAt")),
             reply_context={"customer_id": customer.id} if customer.id else {},

@@ -83,7 +83,7 @@ from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
-from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.reasons import explainer
@@ -164,10 +164,14 @@ class IntercomHelpdesk(Helpdesk):
             customer=customer_of(item),
             team=team,
             channel=as_text(dig(item, "source.type")),
-            closed_at=parse_timestamp(dig(item, "statistics.last_close_at"))
-            or parse_timestamp(close_part.get("created_at"))
-            or parse_timestamp(item.get("updated_at"))
-            or parse_timestamp(payload.get("created_at")),
+            # The close's own time (2.x statistics, the close part), then, for an item that
+            # names neither, its last update and the notification's creation.
+            close_times=parse_timestamps(
+                dig(item, "statistics.last_close_at"),
+                close_part.get("created_at"),
+                item.get("updated_at"),
+                payload.get("created_at"),
+            ),
             # The notification id is the same on every delivery attempt of this close.
             occurrence=as_id(payload.get("id"), "id")
             or as_id(close_part.get("id"), f"{part_path}.id")

@@ -72,6 +72,7 @@ from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import document_digest
 from csat_hook.helpdesks.payload import parse_timestamp
+from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.placeholders import rendered
@@ -175,8 +176,8 @@ class ZendeskHelpdesk(Helpdesk):
             ),
             team=self.options.groups.get(group) if group else None,
             channel=as_text(dig(payload, "detail.via.channel")),
-            closed_at=parse_timestamp(payload.get("time"))
-            or parse_timestamp(dig(payload, "detail.updated_at")),
+            # The event's time (the status change), then the ticket's last update.
+            close_times=parse_timestamps(payload.get("time"), dig(payload, "detail.updated_at")),
             occurrence=as_id(payload.get("id"), "id") or as_text(payload.get("time")),
         )
 
@@ -205,7 +206,7 @@ class ZendeskHelpdesk(Helpdesk):
             customer=person_of(requester, "ticket.requester"),
             team=rendered(ticket.get("group")),
             channel=rendered(ticket.get("via")),
-            closed_at=parse_timestamp(updated),
+            close_times=parse_timestamps(updated),
             # A retry repeats the rendered body; a later re-solve has a later update time.
             occurrence=updated or document_digest(payload),
             # Without the update time the body names no time: a re-solve after a reopen renders

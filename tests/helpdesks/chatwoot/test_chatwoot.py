@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
@@ -95,7 +97,11 @@ def test_closed_event_fields(clock):
     assert isinstance(event, DialogClosed)
     assert event.channel == "Channel::WebWidget"
     assert event.occurrence == "1627063525.7771"
-    assert event.closed_at is not None and event.closed_at.year == 2021
+    # updated_at (a float), then timestamp (last_activity_at)
+    assert event.close_times == (
+        datetime.fromtimestamp(1627063525.7771, tz=UTC),
+        datetime.fromtimestamp(1627063520, tz=UTC),
+    )
 
 
 def test_legacy_conversation_resolved_event_counts_as_a_close(clock):

@@ -327,7 +327,7 @@ def test_close_names_agent_customer_mailbox_time_and_occurrence(clock):
     assert event.agent == Person("256", "Mira Novak", "mira.novak@example.com")
     assert event.customer == Person("238604", "Vernon Bear", "vernon.bear@example.org")
     assert event.team == "Billing inbox" and event.channel == "email"
-    assert event.closed_at == datetime(2026, 11, 20, 11, 58, 3, tzinfo=UTC)
+    assert event.close_times == (datetime(2026, 11, 20, 11, 58, 3, tzinfo=UTC),)
     assert event.occurrence == "2026-11-20T11:58:03Z"
     assert event.reply_context == {"customer_id": "238604"}
 

@@ -225,7 +225,10 @@ def test_v1_close_names_agent_customer_time_and_occurrence(clock):
     assert event.customer == Person(
         "5ee3d479d1cf3dedbee23d68", "Bob Tester", "bob.tester@example.org"
     )
-    assert event.closed_at == datetime.fromtimestamp(1596635368, tz=UTC)
+    # The close part's time, the item's update, the notification's creation.
+    assert event.close_times == tuple(
+        datetime.fromtimestamp(at, tz=UTC) for at in (1596635368, 1596635368, 1596635369)
+    )
     assert event.occurrence == "notif_2a8995f8-92cb-4edd-a38c-041f4cdbf659"
     assert event.reply_context == {"admin_id": "3330619"}
 
@@ -241,7 +244,11 @@ def test_v2_close_carries_the_assignee_id_only_and_replies_as_the_closer(clock):
         "6762f1571bb69f9f2193bbbb", "Joe Bloggs", "joe.bloggs@example.org"
     )
     assert event.channel == "conversation"
-    assert event.closed_at == datetime.fromtimestamp(1763636100, tz=UTC)
+    # statistics.last_close_at, the close part's time, the item's update, the notification's.
+    assert event.close_times == tuple(
+        datetime.fromtimestamp(at, tz=UTC)
+        for at in (1763636100, 1763636100, 1763636100, 1763636101)
+    )
     assert event.occurrence == "notif_5d3f0a6e-8c3b-4f1a-9a77-2b1f0c9d7e41"
     assert event.reply_context == {"admin_id": "991267720"}
 

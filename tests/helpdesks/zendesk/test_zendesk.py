@@ -269,7 +269,10 @@ def test_event_close_is_parsed(clock):
         customer=Person(id="8447388090110"),
         team="Billing",
         channel="web_form",
-        closed_at=datetime(2026, 11, 20, 11, 58, 20, 987654, tzinfo=UTC),
+        close_times=(  # the event's time, then the ticket's update
+            datetime(2026, 11, 20, 11, 58, 20, 987654, tzinfo=UTC),
+            datetime(2026, 11, 20, 11, 58, 20, tzinfo=UTC),
+        ),
         occurrence="a8b9c1d2-3e4f-4a6b-8c8d-9e0f1a2b3c4d",
     )
 
@@ -367,7 +370,7 @@ def test_trigger_close_is_parsed(clock):
         customer=Person("8447388090110", "Ivan Sidorov", "ivan@example.org"),
         team="Billing",
         channel="Web Form",
-        closed_at=datetime(2026, 11, 20, 11, 58, 20, tzinfo=UTC),
+        close_times=(datetime(2026, 11, 20, 11, 58, 20, tzinfo=UTC),),
         occurrence="2026-11-20T11:58:20Z",
     )
 

@@ -8,9 +8,15 @@ way it answers:
   ``Content-Type: application/json``, a JSON object of known top-level keys
   (``invalid_payload``), some ``text``/``blocks`` (``no_text``), Block Kit blocks of the types
   and limits an alert uses (``invalid_blocks``: 1–50 blocks, exact keys, text objects of
-  1–3000 characters, ``plain_text`` headers ≤ 150, buttons ≤ 75, unique ids), and mrkdwn
-  with no raw ``<`` outside ``<url|label>`` links (unescaped customer text would be markup).
-  Success is ``200 ok`` in plain text.
+  1–3000 characters with ``emoji`` only on ``plain_text`` and ``verbatim`` only on
+  ``mrkdwn``, both booleans; a section's text and/or 1–10 fields of ≤ 2000, ``plain_text``
+  headers ≤ 150, buttons ≤ 75, context elements 1–10, unique ids). Lengths are counted in
+  UTF-16 code units, the stricter reading of Slack's "characters" (an emoji outside the BMP
+  is two): what fits here fits however Slack counts. Beyond Slack's rules, as this project's
+  policy, mrkdwn (the blocks' and the top-level ``text``) may hold no raw ``<`` or ``>`` but
+  in ``<http(s)://url|label>`` links (and a line's leading quote marker in blocks): an alert
+  mentions no one, so a ``<!channel>``, ``<@U…>`` or ``<#C…>`` there is customer text that
+  reached mrkdwn unescaped. Success is ``200 ok`` in plain text.
 * **Telegram** ``POST /bot<token>/sendMessage`` (known tokens, else ``401 Unauthorized``; a
   malformed one ``404 Not Found``): ``chat_id`` known (``400 chat not found``), HTML parse
   mode with only Telegram's tags and the four named entities (``can't parse entities``), links
@@ -92,8 +98,8 @@ TELEGRAM_TAGS = frozenset(
     }
 )
 TELEGRAM_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
-# A raw "<" in mrkdwn may only open a link, a mention or a special command.
-_SLACK_MARKUP = re.compile(r"<(?:https?://[^|>\s]+(?:\|[^>]*)?|[!@#][^>]*)>")
+# A raw "<" in an alert's mrkdwn may only open a link (an alert mentions no one).
+_SLACK_LINK = re.compile(r"<https?://[^|<>\s]+(?:\|[^<>]*)?>")
 TOLERANCE_SECONDS = 300
 
 
@@ -281,7 +287,7 @@ class FakeNotify(LoopbackServer):
         if not text and not blocks and not body.get("attachments"):
             return 400, b"no_text"
         try:
-            _check_mrkdwn(text or "")
+            _check_mrkdwn(text or "", quotes=False)
             if blocks is not None:
                 _check_blocks(blocks)
         except InvalidError:
@@ -413,13 +419,18 @@ class _TelegramHtml(HTMLParser):
         self.visible.append(html.unescape(f"&#{name};"))
 
 
-def _check_mrkdwn(text: str) -> None:
-    """No raw ``<`` or ``>`` but in links, mentions and a line's leading quote marker:
-    anything else is text that should have been escaped."""
-    for line in _SLACK_MARKUP.sub("", text).split("\n"):
-        body = line[1:] if line.startswith(">") else line
+def _check_mrkdwn(text: str, *, quotes: bool = True) -> None:
+    """No raw ``<`` or ``>`` but in links and (``quotes``) a line's leading quote marker:
+    anything else is text that should have been escaped, or a mention no alert makes."""
+    for line in _SLACK_LINK.sub("", text).split("\n"):
+        body = line[1:] if quotes and line.startswith(">") else line
         if "<" in body or ">" in body:
             raise InvalidError("raw markup characters")
+
+
+def _units(text: str) -> int:
+    """``text``'s length in UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _text(obj: Any, *, limit: int, plain: bool = False) -> None:
@@ -427,12 +438,12 @@ def _text(obj: Any, *, limit: int, plain: bool = False) -> None:
         raise InvalidError("text object")
     if plain and obj["type"] != "plain_text":
         raise InvalidError("plain_text required")
-    allowed = (
-        {"type", "text", "emoji"} if obj["type"] == "plain_text" else {"type", "text", "verbatim"}
-    )
-    if set(obj) - allowed or not isinstance(obj.get("text"), str):
+    flag = "emoji" if obj["type"] == "plain_text" else "verbatim"
+    if set(obj) - {"type", "text", flag} or not isinstance(obj.get("text"), str):
         raise InvalidError("text keys")
-    if not 1 <= len(obj["text"]) <= limit:
+    if flag in obj and not isinstance(obj[flag], bool):
+        raise InvalidError(f"{flag} is a boolean")
+    if not 1 <= _units(obj["text"]) <= limit:
         raise InvalidError("text length")
     if obj["type"] == "mrkdwn":
         _check_mrkdwn(obj["text"])
@@ -457,9 +468,18 @@ def _check_blocks(blocks: Any) -> None:
             block_ids.add(block_id)
         kind = block.get("type")
         if kind == "section":
-            if set(block) - {"type", "block_id", "text", "fields"} or "text" not in block:
+            fields = block.get("fields")
+            if set(block) - {"type", "block_id", "text", "fields"} or (
+                "text" not in block and "fields" not in block
+            ):
                 raise InvalidError("section")
-            _text(block["text"], limit=3000)
+            if "text" in block:
+                _text(block["text"], limit=3000)
+            if fields is not None:
+                if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
+                    raise InvalidError("section fields")
+                for text in fields:
+                    _text(text, limit=2000)
         elif kind == "context":
             elements = block.get("elements")
             if set(block) - {"type", "block_id", "elements"} or not isinstance(elements, list):

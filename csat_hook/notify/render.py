@@ -1,13 +1,16 @@
 """What an alert says, in words every destination shares (each escapes for its own format).
 
-Everything here is plain text: a headline, fact lines, the quoted comment, a digest's items
-and the footer with the alert's reference. Slack and Telegram take the pieces and escape them;
-the e-mail and the helpdesk note use :func:`plain_text` (and the e-mail :func:`html_text`).
+Everything here is plain text: a headline, facts, the quoted comment, a digest's items and
+the footer with the alert's reference, and the clipping they share (on a character boundary,
+an ellipsis marking the cut). Telegram takes the pieces and escapes them, Slack puts them in
+``plain_text`` objects; the e-mail and the helpdesk note use :func:`plain_text` (and the
+e-mail :func:`html_text`).
 """
 
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -29,11 +32,64 @@ MAX_ITEM_COMMENT = 200
 REF_LABEL = "Alert ref:"
 # REF_PREFIX with a non-breaking hyphen (U+2011) for its first one: it reads the same.
 _DEFUSED_PREFIX = REF_PREFIX.replace("-", "\u2011", 1)
+_ZWJ = 0x200D
+
+
+def _extends(char: str) -> bool:
+    """Whether ``char`` belongs to the character before it: a combining mark, a variation
+    selector, a zero-width joiner, an emoji skin tone or tag."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code == _ZWJ
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def boundary(text: str, at: int) -> int:
+    """The last place at or before ``at`` where ``text`` can be cut between two characters as
+    a reader sees them: not between a letter and its accent, inside an emoji's ZWJ sequence
+    (with its skin tone and variation selector), or between a flag's two letters."""
+    while 0 < at < len(text) and (_extends(text[at]) or ord(text[at - 1]) == _ZWJ):
+        at -= 1
+    if 0 < at < len(text) and _regional(text[at]):
+        pairs = 0
+        while at - pairs > 0 and _regional(text[at - pairs - 1]):
+            pairs += 1
+        at -= pairs % 2
+    return at
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """``text`` cut to ``limit`` characters on a :func:`boundary`, an ellipsis marking the
+    cut."""
+    if len(text) <= limit:
+        return text
+    return text[: boundary(text, limit - 1)].rstrip() + "…"
+
+
+def units(text: str) -> int:
+    """``text``'s length in UTF-16 code units (a character outside the BMP, as most emoji
+    are, is two): how Telegram counts, and the stricter reading of Slack's "characters"."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def clip_units(text: str, limit: int) -> str:
+    """:func:`clip` with ``limit`` counted in UTF-16 code units."""
+    if units(text) <= limit:
+        return text
+    room, at = limit - 1, 0
+    for char in text:
+        room -= 2 if ord(char) > 0xFFFF else 1
+        if room < 0:
+            break
+        at += 1
+    return text[: boundary(text, at)].rstrip() + "…"
 
 
 def one_line(text: str) -> str:
@@ -91,34 +147,47 @@ def headline(message: AlertMessage, *, include_rating: bool = True) -> str:
     return f"Alert {message.rule}"
 
 
-def fact_lines(message: AlertMessage, *, include_rating: bool = True) -> list[str]:
-    """The facts below the headline (no customer text)."""
-    lines: list[str] = []
+def facts(message: AlertMessage, *, include_rating: bool = True) -> list[tuple[str | None, str]]:
+    """The facts below the headline (no customer text) as ``(label, value)``: the label ours
+    (None for a line that has none), the value possibly typed by a helpdesk's user (an
+    agent's or a team's name)."""
+    pairs: list[tuple[str | None, str]] = []
     if message.about_answer:
         if include_rating:
-            rating = f"Rating: {score(message, message.rating)}"
+            rating = score(message, message.rating)
             if message.previous_rating is not None:
                 rating += f" (was {score(message, message.previous_rating)})"
-            lines.append(rating)
+            pairs.append(("Rating", rating))
             if message.nps is not None:
-                lines.append(f"NPS: {message.nps}/10")
-        lines.append(f"Agent: {agent_of(message)}")
+                pairs.append(("NPS", f"{message.nps}/10"))
+        pairs.append(("Agent", agent_of(message)))
         if message.team:
-            lines.append(f"Team: {one_line(message.team)}")
+            pairs.append(("Team", one_line(message.team)))
         if message.submitted_at:
-            lines.append(f"Submitted: {when(message.submitted_at)}")
+            pairs.append(("Submitted", when(message.submitted_at)))
     elif message.event == AGENT_BELOW_TARGET and message.figures is not None:
-        lines.append(figures_line(message.figures))
+        pairs.append((None, figures_line(message.figures)))
         if message.figures.p_value is not None:
-            lines.append(
-                f"Target {pct(message.target)}; one-sided exact binomial test: "
-                f"p = {message.figures.p_value:.2g}"
+            pairs.append(
+                (
+                    None,
+                    f"Target {pct(message.target)}; one-sided exact binomial test: "
+                    f"p = {message.figures.p_value:.2g}",
+                )
             )
     elif message.event == DIGEST:
         if message.figures is not None:
-            lines.append("All agents: " + figures_line(message.figures))
-        lines.extend(f"{one_line(a.agent_name)}: {figures_line(a)}" for a in message.agents)
-    return lines
+            pairs.append(("All agents", figures_line(message.figures)))
+        pairs.extend((None, f"{one_line(a.agent_name)}: {figures_line(a)}") for a in message.agents)
+    return pairs
+
+
+def fact_lines(message: AlertMessage, *, include_rating: bool = True) -> list[str]:
+    """The :func:`facts` as lines, ``Label: value``."""
+    return [
+        f"{label}: {value}" if label else value
+        for label, value in facts(message, include_rating=include_rating)
+    ]
 
 
 def figures_line(figures: AgentFigures) -> str:

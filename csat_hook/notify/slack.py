@@ -1,8 +1,8 @@
 """Slack: an incoming webhook, a Block Kit message.
 
-* Request: ``POST <webhook URL>`` with ``{"text", "blocks", "unfurl_links": false,
-  "unfurl_media": false}``. ``text`` is the notification's fallback; channel, name and icon
-  come from the app (a webhook cannot override them).
+* Request: ``POST <webhook URL>`` with ``{"text", "mrkdwn": false, "blocks",
+  "unfurl_links": false, "unfurl_media": false}``; channel, name and icon come from the app
+  (a webhook cannot override them).
   https://docs.slack.dev/messaging/sending-messages-using-incoming-webhooks
 * Answer: ``200 ok`` (plain text). Errors are plain-text codes: ``400 invalid_payload`` /
   ``invalid_blocks`` / ``no_text`` (our message: permanent), ``403 action_prohibited``,
@@ -12,17 +12,31 @@
   Telegram's ``ok: false`` does; a lost alert costs more than a second one). A 500 without
   Slack's code, a proxy's 502 or a gateway timeout may come after the message was posted:
   an outcome unknown, settled as below.
-* mrkdwn: only ``&``, ``<`` and ``>`` are control characters and are escaped in every value
-  (so a comment's ``<!channel>`` or ``<@U123>`` stays inert text); the comment is quoted and
-  ``verbatim`` (no auto-linking). The ticket link is ``<url|label>`` with ``|``, ``<``, ``>``
+* Text: everything a customer or a helpdesk's user typed (the comment, an agent's or a team's
+  name, a ticket's id, in the headline, the facts and a digest's items) is in ``plain_text``
+  text objects with ``emoji: false``, which Slack shows as written: no formatting, mention,
+  link or ``:emoji:`` code. mrkdwn cannot carry it: only ``&``, ``<`` and ``>`` have an
+  escape there, so a comment's ``*urgent*``, ``_x_``, ``~x~``, backticks or a line's leading
+  ``>`` would format. Our own labels (``*Rating*``, ``*Comment*``) are mrkdwn, as is the
+  ticket link ``<url|Open ticket>``: its label is ours, and ``|``, ``<``, ``>`` are
   percent-encoded in the URL, so a crafted URL cannot choose its label.
   https://docs.slack.dev/messaging/formatting-message-text#escaping
-* Limits (Block Kit): a section's text 3000 characters, a header's 150, 50 blocks; a
-  button's URL 3000. Text is clipped where it is plain, before it is assembled: each line
-  of the first section (a helpdesk's agent name or dialog id can be any length) and the
-  link's label are clipped on their own, so the ``<url|label>`` link is never cut (one too
-  long to fit whole is left out, as is a button whose URL is over the limit), and escaped
-  text is never cut inside an entity (``&amp;``).
+  https://docs.slack.dev/reference/block-kit/composition-objects/text-object
+* ``text`` is what a notification (and a client that cannot show blocks) shows: the headline,
+  no comment (a helpdesk's user's names and ids, though). It is sent with ``mrkdwn: false``
+  (a name's ``*`` or ``_`` formats nothing), and its ``&``, ``<``, ``>`` are escaped all the
+  same: ``mrkdwn: false`` is documented to turn formatting off, not the parsing of
+  ``<!channel>`` or ``<@U123>``, which would notify.
+* Blocks: a header (the headline), the facts (our labels beside their values in a section's
+  fields when every fact has a label; otherwise their lines in one ``plain_text`` section),
+  the ticket link, the comment and a digest's items each under a label, the button when
+  asked for, and a context line with the alert's reference.
+* Limits (Block Kit), counted in UTF-16 code units (the stricter reading of Slack's
+  "characters"): a header's text 150, a section's text 3000, a field 2000 (10 a section), a
+  context element 3000, 50 blocks (an alert has at most 9), a button's URL 3000. Each value
+  is cut on its own, on a character boundary, an ellipsis marking the cut; a line of the
+  facts or the items to :data:`LINE_LIMIT` first, so one extreme name cannot crowd the others
+  out. A link or a button is whole or absent: one whose URL does not fit is left out.
 * A webhook answers no message id, and nothing can be looked up: an attempt whose outcome is
   unknown is recorded as sent unconfirmed (``on_unknown_outcome: skip``) or sent again.
 """
@@ -41,21 +55,27 @@ from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import SlackOptions
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import boundary
+from csat_hook.notify.render import clip_units
 from csat_hook.notify.render import comment_of
-from csat_hook.notify.render import fact_lines
+from csat_hook.notify.render import facts
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
+from csat_hook.notify.render import units
 
-SECTION_LIMIT = 3000
-# A line of the first section (the headline, a fact) and a link's label, clipped on their
-# own: an extreme agent name or dialog id cannot crowd the ticket link out or cut it.
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000  # a section's text, a context element
+FIELD_LIMIT = 2000
+FIELD_PAIRS = 5  # 10 fields a section: a label and its value each
+# A line of the facts or of a digest's items, cut on its own: an extreme agent name or dialog
+# id cannot crowd the other lines out.
 LINE_LIMIT = 500
-LABEL_LIMIT = 100
-# A link longer than this (a dialog id of thousands of characters in its URL) is left out;
-# whatever its length, the headline keeps its room.
-LINK_LIMIT = SECTION_LIMIT - LINE_LIMIT - 1
+# The notification's text (Slack truncates a message's text at 40,000; a notification shows
+# far less).
+TEXT_LIMIT = 3000
 URL_LIMIT = 3000  # a button's url
+LINK_LABEL = "Open ticket"
 # Slack's error answers are short snake_case codes; anything else is not read.
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -66,49 +86,63 @@ def escape(text: str) -> str:
 
 
 def clip_escaped(text: str, limit: int) -> str:
-    """:func:`escape`'d ``text`` cut to ``limit`` characters, an ellipsis marking the cut,
-    never inside an entity (``&am…`` would show as text). Only for escaped text: every
-    ``&`` in it starts an entity (a link's URL keeps raw ``&``: never clip one)."""
-    if len(text) <= limit:
+    """:func:`escape`'d ``text`` cut to ``limit`` UTF-16 code units, an ellipsis marking the
+    cut, never inside an entity (``&am…`` would show as text) or a character. Only for
+    escaped text: every ``&`` in it starts an entity."""
+    if units(text) <= limit:
         return text
-    cut = text[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut.rstrip() + "…"
+    kept = clip_units(text, limit)[:-1]
+    amp = kept.rfind("&")
+    if amp != -1 and ";" not in kept[amp:]:
+        kept = kept[: boundary(kept, amp)]
+    return kept.rstrip() + "…"
 
 
-def link(url: str, label: str) -> str | None:
-    """``<url|label>`` (the label escaped and clipped to :data:`LABEL_LIMIT`), or None when
-    ``url`` is not an absolute http(s) URL."""
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """A ``plain_text`` object, cut to ``limit``: Slack shows it as written (no formatting,
+    mention, link or ``:emoji:`` code), whatever it holds."""
+    return {"type": "plain_text", "text": clip_units(text, limit) or "–", "emoji": False}
+
+
+def label(text: str) -> dict[str, Any]:
+    """One of our own labels, in bold: never a value from outside."""
+    return {"type": "mrkdwn", "text": f"*{text}*"}
+
+
+def is_http(url: str) -> bool:
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    return parts.scheme in ("https", "http") and bool(parts.netloc)
+
+
+def link(url: str) -> str | None:
+    """``<url|Open ticket>``, or None when ``url`` is not an absolute http(s) URL or the link
+    does not fit a section whole."""
+    if not is_http(url):
         return None
     safe = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
     safe = safe.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
-    return f"<{safe}|{clip_escaped(escape(label), LABEL_LIMIT)}>"
+    text = f"<{safe}|{LINK_LABEL}>"
+    return text if len(text) <= SECTION_LIMIT else None  # quoted: ASCII, one unit each
 
 
-def first_section(head: str, facts: list[str], ticket: str | None) -> str:
-    """The headline in bold, the facts and the ticket link, within :data:`SECTION_LIMIT`.
+def facts_block(pairs: list[tuple[str | None, str]]) -> dict[str, Any]:
+    """The facts: each label beside its value in a section's fields when every fact has a
+    label and they fit, else every fact's line in one ``plain_text`` section."""
+    if len(pairs) <= FIELD_PAIRS and all(name for name, _ in pairs):
+        fields: list[dict[str, Any]] = []
+        for name, value in pairs:
+            fields += [label(name or ""), plain(value, FIELD_LIMIT)]
+        return {"type": "section", "fields": fields}
+    lines = (clip_units(f"{name}: {value}" if name else value, LINE_LIMIT) for name, value in pairs)
+    return {"type": "section", "text": plain("\n".join(lines), SECTION_LIMIT)}
 
-    Each line is escaped and clipped on its own (to :data:`LINE_LIMIT`, and to the room
-    left); the link is whole or absent: the room for the lines is what it leaves. Facts
-    that no longer fit are left out (a digest's per-agent lines are in its report too)."""
-    if ticket is not None and len(ticket) > LINK_LIMIT:
-        ticket = None
-    room = SECTION_LIMIT - (len(ticket) + 1 if ticket else 0)
-    lines = ["*" + clip_escaped(escape(head), min(LINE_LIMIT, room) - 2) + "*"]
-    room -= len(lines[0])
-    for fact in facts:
-        if room < len("\n…") + 1:
-            break
-        line = clip_escaped(escape(fact), min(LINE_LIMIT, room - 1))
-        lines.append(line)
-        room -= len(line) + 1
-    if ticket:
-        lines.append(ticket)
-    return "\n".join(lines)
+
+def labelled(name: str, text: str) -> list[dict[str, Any]]:
+    """Our label over someone else's text: two sections."""
+    return [
+        {"type": "section", "text": label(name)},
+        {"type": "section", "text": plain(text, SECTION_LIMIT)},
+    ]
 
 
 def slack_error(response: requests.Response) -> str | None:
@@ -124,44 +158,22 @@ class SlackDestination(Destination):
     def payload(self, message: AlertMessage) -> dict[str, Any]:
         """The webhook's JSON body."""
         head = headline(message)
-        label = f"Open ticket {message.dialog_id or ''}".strip()
-        ticket = link(message.ticket_url, label) if message.ticket_url else None
-        first = first_section(head, fact_lines(message), ticket)
-        blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": first}}
-        ]
+        blocks: list[dict[str, Any]] = [{"type": "header", "text": plain(head, HEADER_LIMIT)}]
+        pairs = facts(message)
+        if pairs:
+            blocks.append(facts_block(pairs))
+        ticket = link(message.ticket_url) if message.ticket_url else None
+        if ticket:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ticket}})
         comment = comment_of(message, include_comment=self.include_comment)
         if comment:
-            quoted = "\n".join("> " + line for line in escape(comment).splitlines() or [""])
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": clip_escaped(quoted, SECTION_LIMIT),
-                        "verbatim": True,
-                    },
-                }
-            )
+            blocks += labelled("Comment", comment)
         if message.items:
-            listed = "\n".join(
-                "• " + escape(item_line(item, message, include_comment=self.include_comment))
-                for item in message.items
-            )
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": clip_escaped("*Lowest-rated answers*\n" + listed, SECTION_LIMIT),
-                        "verbatim": True,
-                    },
-                }
-            )
+            blocks += labelled("Lowest-rated answers", self.items(message))
         if (
             self.options.button
             and message.ticket_url
-            and link(message.ticket_url, "") is not None  # an http(s) URL
+            and is_http(message.ticket_url)
             and len(message.ticket_url) <= URL_LIMIT  # whole, or no button: never cut
         ):
             blocks.append(
@@ -170,27 +182,29 @@ class SlackDestination(Destination):
                     "elements": [
                         {
                             "type": "button",
-                            "text": {"type": "plain_text", "text": "Open ticket"},
+                            "text": {"type": "plain_text", "text": LINK_LABEL},
                             "url": message.ticket_url,
                             "action_id": "open_ticket",
                         }
                     ],
                 }
             )
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": clip_escaped(escape(footer(message)), SECTION_LIMIT)}
-                ],
-            }
-        )
+        blocks.append({"type": "context", "elements": [plain(footer(message), SECTION_LIMIT)]})
         return {
-            "text": clip_escaped(escape(head), SECTION_LIMIT),
+            "text": clip_escaped(escape(head), TEXT_LIMIT),
+            "mrkdwn": False,
             "blocks": blocks,
             "unfurl_links": False,
             "unfurl_media": False,
         }
+
+    def items(self, message: AlertMessage) -> str:
+        """A digest's items, a line each, each cut to :data:`LINE_LIMIT`."""
+        return "\n".join(
+            "• "
+            + clip_units(item_line(item, message, include_comment=self.include_comment), LINE_LIMIT)
+            for item in message.items
+        )
 
     def send(self, message: AlertMessage) -> SendResult:
         self.http.request(

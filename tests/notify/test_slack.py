@@ -1,10 +1,13 @@
-"""Slack: a Block Kit message the fake webhook (Slack's documented rules) accepts, escaping that
-keeps customer text inert, and Slack's answers classified."""
+"""Slack: a Block Kit message the fake webhook (Slack's documented rules) accepts, in which
+every string a customer or a helpdesk's user typed is ``plain_text`` (shown as written, never
+formatted or parsed), within Slack's limits, and Slack's answers classified."""
 
 from __future__ import annotations
 
 import json
-import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -13,12 +16,69 @@ from csat_hook.devtools.fake_notify import Script
 from csat_hook.errors import DeliveryError
 from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import DigestItem
+from csat_hook.notify.render import headline
+from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
+
+# Every kind of mrkdwn a comment could try: formatting, a block quote at a line's start (raw
+# and as an entity), code, mentions, a link with a label of its own choosing, an emoji code.
+HOSTILE = (
+    "*urgent* _call me_ ~now~ `code` ```block```\n"
+    "> quoted\n"
+    "&gt; also quoted <!channel> <!here|here> <@U024BE7LH> <#C024BE7LR> "
+    "<http://evil.example|click> <mailto:x@evil.example|mail> :rotating_light: & done"
+)
+LINK = "<https://acme.example/app/conversations/4512?a=1&b=x%7Cy%3Ez|Open ticket>"
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji, 8 UTF-16 code units
 
 
 def slack(fake, **options):
     return build("team-slack", {"kind": "slack", "webhook_url": fake.slack_hook(), **options})
+
+
+def sent(fake_notify, message, **options) -> dict[str, Any]:
+    slack(fake_notify, **options).send(message)
+    return fake_notify.delivered("slack")[-1].json()
+
+
+def text_objects(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every text object of the message's blocks."""
+    for block in body["blocks"]:
+        if "text" in block:
+            yield block["text"]
+        yield from block.get("fields", ())
+        for element in block.get("elements", ()):
+            yield element["text"] if element["type"] == "button" else element
+
+
+def mrkdwn_of(body: dict[str, Any]) -> str:
+    """All the message's mrkdwn, what Slack formats and parses."""
+    return "\n".join(t["text"] for t in text_objects(body) if t["type"] == "mrkdwn")
+
+
+def units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def assert_cut_cleanly(shown: str, original: str, limit: int) -> None:
+    """``shown`` is ``original`` whole, or its start cut on a character boundary (no half of a
+    surrogate pair, no base without its combining mark, no emoji without the rest of its ZWJ
+    sequence) and marked with an ellipsis, within ``limit`` UTF-16 code units."""
+    assert units(shown) <= limit
+    if shown == original:
+        return
+    assert shown.endswith("…")
+    kept = shown[:-1]
+    assert original.startswith(kept.rstrip()) and kept
+    rest = original[len(kept) :]
+    assert not kept.endswith("\u200d")
+    letters = len(kept) - len(kept.rstrip("".join(map(chr, range(0x1F1E6, 0x1F200)))))
+    assert letters % 2 == 0  # no flag cut in half
+    assert unicodedata.category(rest[0]) not in ("Mn", "Me", "Mc") and rest[0] != "\u200d"
+
+
+# --- the message ------------------------------------------------------------------------------
 
 
 def test_the_alert_is_accepted_and_says_rating_agent_ticket_and_comment(fake_notify):
@@ -27,31 +87,80 @@ def test_the_alert_is_accepted_and_says_rating_agent_ticket_and_comment(fake_not
     [message] = fake_notify.delivered("slack")
     body = message.json()
     assert result.external_id is None  # a webhook answers "ok", no message id
+    # The notification's text: the headline, its control characters escaped, not formatted.
     assert body["text"] == "Low rating 2/5 for Anna &lt;admin&gt; &amp; Co on ticket 4512"
-    section, comment, context = body["blocks"]
-    assert section["text"]["text"].startswith("*Low rating 2/5 for Anna &lt;admin&gt; &amp; Co")
-    # The link's URL cannot pick its own label: | and > are percent-encoded, & kept raw.
-    assert (
-        "<https://acme.example/app/conversations/4512?a=1&b=x%7Cy%3Ez|Open ticket 4512>"
-        in (section["text"]["text"])
-    )
-    assert comment["text"]["verbatim"] is True
+    assert body["mrkdwn"] is False
     assert body["unfurl_links"] is False and body["unfurl_media"] is False
-    assert "Alert ref: csat-alert-0123456789abcdef01234567" in context["elements"][0]["text"]
+    header, facts, link, label, comment, context = body["blocks"]
+    assert header == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": "Low rating 2/5 for Anna <admin> & Co on ticket 4512",
+            "emoji": False,
+        },
+    }
+    # Our labels in mrkdwn, each value beside it in plain_text.
+    assert [(f["type"], f["text"]) for f in facts["fields"]] == [
+        ("mrkdwn", "*Rating*"),
+        ("plain_text", "2/5"),
+        ("mrkdwn", "*Agent*"),
+        ("plain_text", "Anna <admin> & Co"),
+        ("mrkdwn", "*Team*"),
+        ("plain_text", "Support L1"),
+        ("mrkdwn", "*Submitted*"),
+        ("plain_text", "2026-11-20 11:58 UTC"),
+    ]
+    # The link's URL cannot pick its own label: | and > are percent-encoded, & kept raw.
+    assert link["text"] == {"type": "mrkdwn", "text": LINK}
+    assert label["text"] == {"type": "mrkdwn", "text": "*Comment*"}
+    assert comment["text"] == {"type": "plain_text", "text": NASTY_COMMENT, "emoji": False}
+    [footer] = context["elements"]
+    assert footer["type"] == "plain_text"
+    assert (
+        footer["text"]
+        == "csat-hook · rule low_rating · Alert ref: csat-alert-0123456789abcdef01234567"
+    )
 
 
-def test_customer_text_cannot_mention_or_format_links(fake_notify):
-    slack(fake_notify).send(sample())
-    comment = fake_notify.delivered("slack")[0].json()["blocks"][1]["text"]["text"]
-    # Mentions and markup arrive as text (Slack decodes &lt; only for display).
-    assert "<!channel>" not in comment and "&lt;!channel&gt;" in comment
-    assert "<@U024BE7LH>" not in comment and "&lt;@U024BE7LH&gt;" in comment
-    assert "&lt;script&gt;" in comment and "&amp;" in comment
-    assert comment.startswith("> Ждал ответа 3 дня")
+def test_a_hostile_comment_arrives_as_literal_plain_text(fake_notify):
+    body = sent(fake_notify, sample(comment=HOSTILE))
+
+    [comment] = [t for t in text_objects(body) if "urgent" in t["text"]]
+    # As typed: Slack formats nothing, parses no mention or link, turns no :code: into emoji.
+    assert comment == {"type": "plain_text", "text": HOSTILE, "emoji": False}
+    mrkdwn = mrkdwn_of(body)
+    for piece in ("urgent", "call me", "now~", "code", "quoted", "channel", "here", "U024"):
+        assert piece not in mrkdwn
+    assert "evil" not in mrkdwn and "click" not in mrkdwn and "rotating" not in mrkdwn
+    # The notification's text holds no customer text at all.
+    assert "urgent" not in body["text"] and "evil" not in body["text"]
 
 
-def test_without_the_escaping_the_fake_refuses_the_message(fake_notify, monkeypatch):
-    # The fake's check is what makes the test above meaningful.
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("agent_name", "*Boss* _x_ <!channel> <http://evil.example|click>"),
+        ("team", "~L1~ `x` <!here> <http://evil.example|click>"),
+        ("dialog_id", "45*12*_<!channel>"),
+    ],
+)
+def test_names_and_ids_a_helpdesk_user_typed_are_plain_text_too(fake_notify, field, typed):
+    message = sample(comment="fine", ticket_url="https://acme.example/t/9", **{field: typed})
+    body = sent(fake_notify, message)
+
+    mrkdwn = mrkdwn_of(body)
+    for piece in ("Boss", "L1", "45", "channel", "here", "evil", "click"):
+        assert piece not in mrkdwn
+    plain = [t for t in text_objects(body) if t["type"] == "plain_text" and typed in t["text"]]
+    assert plain and all(t["emoji"] is False for t in plain)
+    # In the notification: escaped (no mention fires), and mrkdwn off (nothing formats).
+    assert "<!" not in body["text"] and body["mrkdwn"] is False
+
+
+def test_without_the_escaping_the_fake_refuses_the_notification_text(fake_notify, monkeypatch):
+    # mrkdwn: false turns formatting off, not (as documented) the parsing of <!channel>: the
+    # fake refuses raw markup in the text, which is what makes the escaping checked.
     monkeypatch.setattr("csat_hook.notify.slack.escape", lambda text: text)
     with pytest.raises(DeliveryError) as caught:
         slack(fake_notify).send(sample())
@@ -60,23 +169,15 @@ def test_without_the_escaping_the_fake_refuses_the_message(fake_notify, monkeypa
 
 
 def test_include_comment_false_leaves_the_comment_out(fake_notify):
-    slack(fake_notify, include_comment=False).send(sample())
-    body = fake_notify.delivered("slack")[0].json()
+    body = sent(fake_notify, sample(), include_comment=False)
     assert "Ждал" not in json.dumps(body, ensure_ascii=False)
-    assert len(body["blocks"]) == 2
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "context"]
 
 
 def test_a_button_only_when_asked(fake_notify):
-    slack(fake_notify, button=True).send(sample())
-    blocks = fake_notify.delivered("slack")[0].json()["blocks"]
+    blocks = sent(fake_notify, sample(), button=True)["blocks"]
     [actions] = [b for b in blocks if b["type"] == "actions"]
     assert actions["elements"][0]["url"].startswith("https://acme.example/app/conversations/4512")
-
-
-def test_a_very_long_comment_is_clipped_within_the_block_limit(fake_notify):
-    slack(fake_notify).send(sample(comment="плохо " * 2000))
-    blocks = fake_notify.delivered("slack")[0].json()["blocks"]
-    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
 
 
 def test_agent_and_digest_alerts_are_accepted(fake_notify):
@@ -100,8 +201,8 @@ def test_agent_and_digest_alerts_are_accepted(fake_notify):
             rule="daily",
             period="2026-11-19",
             figures=AgentFigures("*", "All agents", 40, 30, 0.75, (0.6, 0.86)),
-            agents=(figures,),
-            items=(DigestItem(1, "Anna", "4512", "<b>awful</b>", None, None),),
+            agents=(AgentFigures("15", "*Bo*", 3, 1, 0.33),),
+            items=(DigestItem(1, "_Anna_", "4512", "<b>awful</b> *really*", None, None),),
             dialog_id=None,
             ticket_url=None,
             comment=None,
@@ -109,9 +210,22 @@ def test_agent_and_digest_alerts_are_accepted(fake_notify):
     )
     first, second = (m.json() for m in fake_notify.delivered("slack"))
     assert "significantly below the 85.0% target" in first["text"]
-    assert "25 answers, 12 satisfied (CSAT 48.0%" in first["blocks"][0]["text"]["text"]
+    assert [b["type"] for b in first["blocks"]] == ["header", "section", "context"]
+    facts = first["blocks"][1]["text"]
+    assert facts["type"] == "plain_text" and "25 answers, 12 satisfied (CSAT 48.0%" in facts["text"]
     assert second["text"].startswith("CSAT digest (daily) for 2026-11-19: 40 answers")
-    assert "&lt;b&gt;awful&lt;/b&gt;" in second["blocks"][1]["text"]["text"]
+    _header, facts, label, items, _context = second["blocks"]
+    assert facts["text"]["type"] == "plain_text"
+    assert facts["text"]["text"].splitlines()[1].startswith("*Bo*: 3 answers")
+    assert label["text"] == {"type": "mrkdwn", "text": "*Lowest-rated answers*"}
+    assert items["text"] == {
+        "type": "plain_text",
+        "text": "• 1/5 _Anna_, ticket 4512: <b>awful</b> *really*",
+        "emoji": False,
+    }
+
+
+# --- Slack's answers and the webhook URL --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -165,80 +279,77 @@ def test_the_government_host_and_loopback_fakes_are_accepted():
     build("s", {"kind": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/X0"})
 
 
-# --- extreme names and ids: clipped before assembling, never a link or an entity cut ---------
-
-_LINK = re.compile(r"<[^<>]*>")
-_ENTITY = re.compile(r"&(?:amp|lt|gt);")
+# --- extreme names, ids and comments: cut cleanly within each limit, the link whole or absent --
 
 
-def assert_whole_mrkdwn(text: str) -> None:
-    """Within Slack's section limit, every ``<`` closed by its ``>`` (only links remain raw)
-    and every ``&`` the start of a whole entity."""
-    assert len(text) <= 3000
-    rest = "\n".join(line.removeprefix(">") for line in _LINK.sub("", text).split("\n"))
-    assert "<" not in rest and ">" not in rest
-    assert "&" not in _ENTITY.sub("", rest)
+@pytest.mark.parametrize(
+    ("field", "label", "value"),
+    [
+        ("agent_name", "*Agent*", "A" * 4000),
+        ("agent_name", "*Agent*", FAMILY * 500),
+        ("agent_name", "*Agent*", "e\u0301" * 3000),
+        ("agent_name", "*Agent*", "R&D <team> " * 400),
+        ("team", "*Team*", FAMILY * 400),
+        ("team", "*Team*", "\U0001f600" * 1500),
+        ("team", "*Team*", "\U0001f1fa\U0001f1e6" * 600),  # flags: two letters each
+    ],
+)
+def test_an_extreme_name_is_cut_cleanly_within_each_limit(fake_notify, field, label, value):
+    message = sample(**{field: value})
+    body = sent(fake_notify, message)
+
+    typed = " ".join(value.split())
+    assert_cut_cleanly(body["blocks"][0]["text"]["text"], headline(message), 150)
+    fields = body["blocks"][1]["fields"]
+    at = [f["text"] for f in fields].index(label)
+    assert fields[at + 1]["type"] == "plain_text"
+    assert_cut_cleanly(fields[at + 1]["text"], typed, 2000)
+    assert LINK in mrkdwn_of(body)  # never crowded out
+    if not set("&<>") & set(headline(message)):
+        assert_cut_cleanly(body["text"], headline(message), 3000)
 
 
-def first_section(fake_notify, message) -> str:
-    slack(fake_notify).send(message)
-    body = fake_notify.delivered("slack")[-1].json()
-    for block in body["blocks"]:
-        if block["type"] in ("section", "context"):
-            texts = [block["text"]] if block["type"] == "section" else block["elements"]
-            for text in texts:
-                assert_whole_mrkdwn(text["text"])
-    assert_whole_mrkdwn(body["text"])
-    return body["blocks"][0]["text"]["text"]
+@pytest.mark.parametrize(
+    "comment",
+    ["плохо " * 2000, FAMILY * 1000, "e\u0301" * 2000, "\U0001f600" * 3000, "&<>" * 1000],
+)
+def test_a_long_comment_is_cut_cleanly_within_the_limit(fake_notify, comment):
+    body = sent(fake_notify, sample(comment=comment))
+    shown = body["blocks"][4]["text"]
+    assert shown["type"] == "plain_text"
+    assert_cut_cleanly(shown["text"], comment.strip(), 3000)
 
 
-@pytest.mark.parametrize("name", ["A" * 4000, "R&D <team> " * 400, "Ann&" * 1000])
-def test_an_extreme_agent_name_never_cuts_the_ticket_link(fake_notify, name):
-    text = first_section(fake_notify, sample(agent_name=name))
-    link = "<https://acme.example/app/conversations/4512?a=1&b=x%7Cy%3Ez|Open ticket 4512>"
-    assert text.endswith("\n" + link)
-    assert text.startswith("*Low rating 2/5 for ") and "\nRating: 2/5\n" in text
-
-
-@pytest.mark.parametrize("dialog_id", ["9" * 700, "&<>" * 300, "D" * 2300])
-def test_an_extreme_dialog_id_never_cuts_the_ticket_link(fake_notify, dialog_id):
+@pytest.mark.parametrize("dialog_id", ["9" * 700, "&<>|" * 200, "D" * 2300])
+def test_an_extreme_dialog_id_is_cut_in_the_header_and_its_link_kept_whole(fake_notify, dialog_id):
     url = "https://acme.example/app/conversations/" + dialog_id
-    text = first_section(fake_notify, sample(dialog_id=dialog_id, ticket_url=url))
-    [link] = _LINK.findall(text)
+    message = sample(dialog_id=dialog_id, ticket_url=url)
+    body = sent(fake_notify, message)
+
+    assert_cut_cleanly(body["blocks"][0]["text"]["text"], headline(message), 150)
+    [link] = [t["text"] for t in text_objects(body) if t["text"].startswith("<")]
     target, label = link[1:-1].split("|")
+    assert label == "Open ticket"
     assert target.startswith("https://acme.example/app/conversations/")
-    assert target.endswith(dialog_id[-5:].replace("<", "%3C").replace(">", "%3E"))
-    assert label.startswith("Open ticket ") and label.endswith("…")
+    assert target.endswith(
+        dialog_id[-8:].replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    )
 
 
 def test_a_link_that_cannot_fit_whole_is_left_out_not_cut(fake_notify):
     dialog_id = "7" * 3500
     url = "https://acme.example/app/conversations/" + dialog_id
-    text = first_section(fake_notify, sample(dialog_id=dialog_id, ticket_url=url))
-    assert "<" not in text and "https://" not in text
-    assert text.startswith("*Low rating 2/5 for Anna &lt;admin&gt; &amp; Co on ticket 777")
+    body = sent(fake_notify, sample(dialog_id=dialog_id, ticket_url=url, comment=None), button=True)
+    assert "https://" not in json.dumps(body["blocks"])  # neither the link nor a button
+    assert body["blocks"][0]["text"]["text"].startswith("Low rating 2/5 for Anna <admin> & Co")
 
 
-def test_a_button_whose_url_is_over_the_limit_is_left_out_not_cut(fake_notify):
-    url = "https://acme.example/app/conversations/" + "7" * 3000
-    slack(fake_notify, button=True).send(sample(ticket_url=url))
-    blocks = fake_notify.delivered("slack")[0].json()["blocks"]
-    assert [b["type"] for b in blocks] == ["section", "section", "context"]
-
-
-def test_a_comment_of_ampersands_is_never_cut_inside_an_entity(fake_notify):
-    for comment in ("&" * 1500, "x" + "<" * 1499, "ab&" * 500):
-        first_section(fake_notify, sample(comment=comment))
-    quoted = fake_notify.delivered("slack")[-1].json()["blocks"][1]["text"]["text"]
-    assert quoted.startswith("> ab&amp;ab&amp;") and quoted.endswith("…")
-
-
-def test_a_digest_of_many_long_named_agents_stays_whole(fake_notify):
+def test_a_digest_of_many_long_named_agents_stays_within_every_limit(fake_notify):
     agents = tuple(
-        AgentFigures(str(i), f"Agent {i} " + "&" * 300, 25, 12, 0.48, (0.3, 0.67))
+        AgentFigures(str(i), f"Agent {i} " + FAMILY * 300, 25, 12, 0.48, (0.3, 0.67))
         for i in range(30)
     )
-    first_section(
+    body = sent(
         fake_notify,
         sample(
             event="digest",
@@ -247,10 +358,16 @@ def test_a_digest_of_many_long_named_agents_stays_whole(fake_notify):
             figures=AgentFigures("*", "All agents", 40, 30, 0.75, (0.6, 0.86)),
             agents=agents,
             items=tuple(
-                DigestItem(1, "Anna&" * 50, "4512", "<&>" * 100, None, None) for _ in range(40)
+                DigestItem(1, "Anna&" * 500, "4512", "<&>" * 100, None, None) for _ in range(40)
             ),
             dialog_id=None,
             ticket_url=None,
             comment=None,
         ),
     )
+    _header, facts, _label, items, _context = body["blocks"]
+    assert facts["text"]["text"].startswith("All agents: 40 answers")
+    assert facts["text"]["text"].endswith("…") and units(facts["text"]["text"]) <= 3000
+    assert items["text"]["text"].startswith("• 1/5 Anna&Anna&")
+    assert items["text"]["text"].endswith("…") and units(items["text"]["text"]) <= 3000
+    assert not facts["text"]["text"][:-1].rstrip().endswith("\u200d")

@@ -239,10 +239,11 @@ def test_a_bad_rating_reaches_every_destination_once_after_one_sync(
     assert shown(note["content"]).startswith("Low rating 1/5 for John on ticket 10")
     assert "\n> Ждал ответа три дня\n" in note["content"]
     slack = receivers.delivered("slack")[0].json()
-    assert (
-        "<https://chat.example.com/app/accounts/1/conversations/10|Open ticket 10>"
-        in slack["blocks"][0]["text"]["text"]
-    )
+    assert slack["blocks"][2]["text"] == {
+        "type": "mrkdwn",
+        "text": "<https://chat.example.com/app/accounts/1/conversations/10|Open ticket>",
+    }
+    assert slack["blocks"][4]["text"]["text"] == "Ждал ответа три дня"
     [mail] = box.parsed()
     assert mail["Subject"] == "Low rating 1/5 for John on ticket 10"
     webhook = receivers.delivered("webhook")[0].json()["data"]

@@ -31,6 +31,7 @@ server). Control endpoints: ``GET/DELETE /_fake/requests``, ``POST /_fake/fail``
 from __future__ import annotations
 
 import base64
+import copy
 import csv
 import hashlib
 import json
@@ -177,6 +178,26 @@ class FakeGoogle(LoopbackServer):
             tab.cells = [[sheet.cell_value(v) for v in row] for row in rows]
             sheet.tabs.append(tab)
             return tab
+
+    def copy_sheet_metadata(self, spreadsheet_id: str, source: int, target: int) -> None:
+        """Give the tab ``target`` a copy of the developer metadata on the tab ``source`` (new
+        ids), as a copy of a tab may carry it: for tests of a tab that is not what it says."""
+        with self.lock:
+            sheet = self.spreadsheets[spreadsheet_id]
+            found, into = sheet.tab_by_id(source), sheet.tab_by_id(target)
+            assert found is not None and into is not None
+            for metadata in found.developer_metadata:
+                copied = copy.deepcopy(metadata)
+                copied["metadataId"] = sheet.next_metadata_id
+                copied["location"] = {"locationType": "SHEET", "sheetId": target}
+                sheet.next_metadata_id += 1
+                into.developer_metadata.append(copied)
+
+    def strip_sheet_metadata(self, spreadsheet_id: str) -> None:
+        """Drop the developer metadata on every tab (a spreadsheet an earlier version wrote)."""
+        with self.lock:
+            for tab in self.spreadsheets[spreadsheet_id].tabs:
+                tab.developer_metadata = []
 
     def append_rows(self, spreadsheet_id: str, title: str, rows: list[list[Any]]) -> None:
         """What a form submission does: rows added under the last non-empty one."""

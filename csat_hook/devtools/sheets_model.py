@@ -11,8 +11,16 @@ Every ``batchUpdate`` body is first checked against Google's discovery document
 and columns), cell formats (``repeatCell``: kept as the list of format operations in order,
 a whole-tab reset clears it; :meth:`Tab.format_at` resolves one cell), column widths and row
 heights, conditional format rules (add at an index, delete by index), charts (add with an id,
-update the spec, move, delete) and developer metadata (create, update by key). The metadata
-honours a ``fields`` mask (checked against the ``Spreadsheet`` schema) as Google does.
+update the spec, move, delete) and developer metadata (create on the spreadsheet or on a sheet,
+update and delete by key or id). The metadata honours a ``fields`` mask (checked against the
+``Spreadsheet`` schema) as Google does.
+
+Developer metadata as the reference describes it (spreadsheets.developerMetadata): ids are
+spreadsheet-scoped and positive, given or assigned; a sheet's metadata is listed under its
+``sheets[].developerMetadata`` (the spreadsheet's own under ``developerMetadata``) with
+``location`` ``{"locationType": "SHEET", "sheetId": ...}``, and "if the associated object is
+deleted then its metadata is deleted too". A lookup selects the metadata matching all the
+fields it names (``metadataId``, ``metadataKey``; the emulator refuses the others).
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ class Tab:
     heights: dict[int, int] = field(default_factory=dict)  # row → pixels
     rules: list[dict[str, Any]] = field(default_factory=list)  # conditional, in priority order
     charts: dict[int, dict[str, Any]] = field(default_factory=dict)  # chartId → chart
+    developer_metadata: list[dict[str, Any]] = field(default_factory=list)  # on the sheet
 
     def properties(self) -> dict[str, Any]:
         grid: dict[str, Any] = {"rowCount": self.rows, "columnCount": self.cols}
@@ -119,6 +128,8 @@ class Tab:
             found["charts"] = [copy.deepcopy(c) for c in self.charts.values()]
         if self.rules:
             found["conditionalFormats"] = copy.deepcopy(self.rules)
+        if self.developer_metadata:
+            found["developerMetadata"] = copy.deepcopy(self.developer_metadata)
         return found
 
     def get(self, row: int, col: int) -> Any:
@@ -217,6 +228,10 @@ class Spreadsheet:
 
     def tab_by_id(self, sheet_id: int) -> Tab | None:
         return next((t for t in self.tabs if t.sheet_id == sheet_id), None)
+
+    def all_metadata(self) -> list[list[dict[str, Any]]]:
+        """Every list of developer metadata: the spreadsheet's, then each sheet's."""
+        return [self.developer_metadata, *(t.developer_metadata for t in self.tabs)]
 
     # --- date-times ---------------------------------------------------------------------
 
@@ -519,6 +534,7 @@ def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dic
             dict(tab.widths),
             dict(tab.heights),
         )
+        twin.developer_metadata = copy.deepcopy(tab.developer_metadata)
         work.tabs.append(twin)
     work.developer_metadata = copy.deepcopy(sheet.developer_metadata)
     replies = []
@@ -840,22 +856,61 @@ def _delete_object(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict
 
 def _create_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
     metadata = copy.deepcopy(spec.get("developerMetadata", {}))
-    if not metadata.get("location", {}).get("spreadsheet"):
-        raise SheetsApiError(400, f"Invalid {where}: the emulator keeps spreadsheet metadata only")
+    location = metadata.get("location", {})
     if not metadata.get("metadataKey") or "visibility" not in metadata:
         raise SheetsApiError(400, f"Invalid {where}: metadataKey and visibility are required")
-    metadata.setdefault("metadataId", sheet.next_metadata_id)
+    if "dimensionRange" in location or bool(location.get("spreadsheet")) == ("sheetId" in location):
+        raise SheetsApiError(
+            400, f"Invalid {where}: the emulator keeps spreadsheet and sheet metadata only"
+        )
+    holder = sheet.developer_metadata
+    if "sheetId" in location:
+        tab = sheet.tab_by_id(location["sheetId"])
+        if tab is None:
+            raise SheetsApiError(400, f"Invalid {where}: No grid with id: {location['sheetId']}")
+        holder = tab.developer_metadata
+        metadata["location"] = {"locationType": "SHEET", "sheetId": tab.sheet_id}
+    else:
+        metadata["location"] = {"locationType": "SPREADSHEET", "spreadsheet": True}
+    taken = {m.get("metadataId") for found in sheet.all_metadata() for m in found}
+    if "metadataId" in metadata:
+        if metadata["metadataId"] <= 0 or metadata["metadataId"] in taken:
+            raise SheetsApiError(
+                400,
+                f"Invalid {where}: metadataId {metadata['metadataId']} is taken or not positive",
+            )
+    else:
+        while sheet.next_metadata_id in taken:
+            sheet.next_metadata_id += 1
+        metadata["metadataId"] = sheet.next_metadata_id
     sheet.next_metadata_id = max(sheet.next_metadata_id, metadata["metadataId"]) + 1
-    metadata["location"] = {"locationType": "SPREADSHEET", "spreadsheet": True}
-    sheet.developer_metadata.append(metadata)
+    holder.append(metadata)
     return {"createDeveloperMetadata": {"developerMetadata": copy.deepcopy(metadata)}}
 
 
+def _matching(sheet: Spreadsheet, filters: list[dict[str, Any]], where: str) -> list[Any]:
+    """The metadata any of ``filters`` selects, each as (its list, itself); a filter selects
+    what matches every field its lookup names (only ``metadataId`` and ``metadataKey`` here)."""
+    found: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+    for data_filter in filters:
+        lookup = data_filter.get("developerMetadataLookup")
+        if not lookup or set(data_filter) != {"developerMetadataLookup"}:
+            raise SheetsApiError(400, f"Invalid {where}: the emulator filters by metadata only")
+        named = {k: v for k, v in lookup.items() if k in ("metadataId", "metadataKey")}
+        if not named or len(named) != len(lookup):
+            raise SheetsApiError(
+                400, f"Invalid {where}: the emulator looks metadata up by id and key only"
+            )
+        for holder in sheet.all_metadata():
+            for metadata in holder:
+                chosen = all(metadata.get(k) == v for k, v in named.items())
+                if chosen and not any(m is metadata for _, m in found):
+                    found.append((holder, metadata))
+    return found
+
+
 def _update_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
-    keys = {
-        f.get("developerMetadataLookup", {}).get("metadataKey") for f in spec.get("dataFilters", [])
-    }
-    matched = [m for m in sheet.developer_metadata if m.get("metadataKey") in keys]
+    matched = [m for _, m in _matching(sheet, spec.get("dataFilters", []), where)]
     if not matched:
         raise SheetsApiError(400, f"Invalid {where}: No developer metadata matches the filters")
     changes = spec.get("developerMetadata", {})
@@ -865,6 +920,14 @@ def _update_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> di
         for metadata in matched:
             metadata[path] = changes.get(path)
     return {"updateDeveloperMetadata": {"developerMetadata": copy.deepcopy(matched)}}
+
+
+def _delete_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    matched = _matching(sheet, [spec.get("dataFilter", {})], where)
+    for holder, metadata in matched:
+        holder.remove(metadata)
+    deleted = [copy.deepcopy(m) for _, m in matched]
+    return {"deleteDeveloperMetadata": {"deletedDeveloperMetadata": deleted}}
 
 
 _HANDLERS = {
@@ -881,4 +944,5 @@ _HANDLERS = {
     "deleteEmbeddedObject": _delete_object,
     "createDeveloperMetadata": _create_metadata,
     "updateDeveloperMetadata": _update_metadata,
+    "deleteDeveloperMetadata": _delete_metadata,
 }

@@ -138,6 +138,78 @@ def test_structure_requests_are_atomic(fake_google, gc):
     assert fake_google.titles(SHEET_ID) == ["Sheet1"]
 
 
+def _mark(location: dict, value: str = "v") -> dict:
+    metadata = {"metadataKey": "k", "metadataValue": value, "location": location}
+    return {
+        "createDeveloperMetadata": {"developerMetadata": {**metadata, "visibility": "DOCUMENT"}}
+    }
+
+
+def test_developer_metadata_on_a_sheet_is_listed_with_it_and_deleted_with_it(fake_google, gc):
+    """Sheet-located metadata (spreadsheets.developerMetadata): read under the sheet, not
+    the spreadsheet; looked up by id; "if the associated object is deleted then its metadata
+    is deleted too"."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Sheet1", [], sheet_id=0)
+    sheet = gc.open_by_key(SHEET_ID)
+    tab = sheet.add_worksheet("Summary", rows=5, cols=3)
+    [made] = sheet.batch_update({"requests": [_mark({"sheetId": tab.id})]})["replies"]
+    metadata = made["createDeveloperMetadata"]["developerMetadata"]
+    assert metadata["location"] == {"locationType": "SHEET", "sheetId": tab.id}
+    number = metadata["metadataId"]
+    assert number > 0
+    fields = (
+        "developerMetadata,sheets(properties(title),developerMetadata(metadataId,metadataValue))"
+    )
+
+    def listed() -> dict:
+        return sheet.fetch_sheet_metadata({"fields": fields})
+
+    assert listed() == {
+        "sheets": [
+            {"properties": {"title": "Sheet1"}},
+            {
+                "properties": {"title": "Summary"},
+                "developerMetadata": [{"metadataId": number, "metadataValue": "v"}],
+            },
+        ]
+    }
+    lookup = {"developerMetadataLookup": {"metadataId": number}}
+    update = {"dataFilters": [lookup], "developerMetadata": {"metadataValue": "w"}}
+    sheet.batch_update(
+        {"requests": [{"updateDeveloperMetadata": {**update, "fields": "metadataValue"}}]}
+    )
+    assert listed()["sheets"][1]["developerMetadata"][0]["metadataValue"] == "w"
+    with pytest.raises(gspread.exceptions.APIError) as missing:
+        sheet.batch_update({"requests": [_mark({"sheetId": 999})]})
+    assert "No grid with id: 999" in missing.value.error["message"]
+    created = _mark({"sheetId": tab.id})
+    created["createDeveloperMetadata"]["developerMetadata"]["metadataId"] = number
+    with pytest.raises(gspread.exceptions.APIError) as taken:  # ids are spreadsheet-scoped
+        sheet.batch_update({"requests": [created]})
+    assert taken.value.error["code"] == 400
+    with pytest.raises(gspread.exceptions.APIError) as shape:  # the discovery document's types
+        sheet.batch_update({"requests": [_mark({"sheetId": "Summary"})]})
+    assert "sheetId: expected an integer" in shape.value.error["message"]
+
+    [gone] = sheet.batch_update(
+        {
+            "requests": [
+                _mark({"sheetId": tab.id}, "x"),
+                {"deleteDeveloperMetadata": {"dataFilter": lookup}},
+            ]
+        }
+    )["replies"][1:]
+    assert [
+        m["metadataValue"] for m in gone["deleteDeveloperMetadata"]["deletedDeveloperMetadata"]
+    ] == ["w"]
+    assert [m["metadataValue"] for m in listed()["sheets"][1]["developerMetadata"]] == ["x"]
+    sheet.del_worksheet(tab)
+    assert listed() == {"sheets": [{"properties": {"title": "Sheet1"}}]}
+    sheet.batch_update({"requests": [_mark({"spreadsheet": True})]})
+    assert [m["metadataValue"] for m in listed()["developerMetadata"]] == ["v"]
+
+
 def test_unauthenticated_and_unknown_requests(fake_google):
     fake_google.add_spreadsheet(SHEET_ID)
     anonymous = requests.get(f"{fake_google.url}/v4/spreadsheets/{SHEET_ID}", timeout=5)

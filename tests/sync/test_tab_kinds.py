@@ -1,0 +1,240 @@
+"""The report's own tabs keep their kind whatever title they were given.
+
+``output.gsheets.summary_tab``, ``unverified_tab`` and ``alerts.tab`` name the report's own
+tabs. Changed from one custom title to another, the old tab was left behind, frozen and
+looking current, beside a new one: nothing said which kind of tab it was (its sheetId was
+made from the old title, which no setting names any more). Each own tab now carries its kind
+in developer metadata on the sheet (``csat-hook.tab``: the kind, the sheetId and the title
+the report gave it), so a later run renames it into the new title. A person's tab never
+carries it, nor does a tab a person renamed (its title is not the one recorded), nor a copy
+of one of ours (its sheetId is not the one recorded): those are left as they are. Agents'
+tabs are known by their key and carry nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from csat_hook.devtools.fake_notify import FakeNotify
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+
+FORM = "Form Responses 1"
+MARK = "csat-hook.tab"
+
+
+@pytest.fixture
+def receivers(kit: Any) -> Iterator[FakeNotify]:
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+def summary_tab(kit: Any, title: str) -> Any:
+    return kit.config(output={"gsheets": {"summary_tab": title}})
+
+
+def sheet_id(kit: Any, title: str) -> int:
+    return kit.fake.tab(SHEET_ID, title).sheet_id
+
+
+def marks(kit: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each tab's developer metadata under our key, by title, as spreadsheets.get gives it."""
+    state = kit.fake.state(SHEET_ID)
+    return {
+        tab["properties"]["title"]: [
+            json.loads(m["metadataValue"])
+            for m in tab.get("developerMetadata", [])
+            if m.get("metadataKey") == MARK
+        ]
+        for tab in state["tabs"]
+    }
+
+
+def later(kit: Any) -> None:
+    kit.now += timedelta(minutes=10)
+    kit.fake.reset_requests()
+
+
+def test_a_custom_summary_title_changed_to_another_renames_the_tab(kit):
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    tab, anna = sheet_id(kit, "Report"), sheet_id(kit, "Anna (7)")
+    later(kit)
+
+    summary = kit.run(summary_tab(kit, "Overview"))
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Report" not in titles
+    assert sheet_id(kit, "Overview") == tab  # the same tab: a manager's link still works
+    assert kit.sheet("Overview")[0][0].startswith("CSAT report")
+    assert sorted(titles) == sorted(
+        [FORM, "Overview", "Trends", "Responses", "Unverified", "Anna (7)"]
+    )
+    # Within the run's budget: the metadata read, the responses read, one structure batch
+    # (the rename and its record in it), one value write.
+    assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (2, 2)
+    assert sheet_id(kit, "Anna (7)") == anna
+
+    # Again: the tab's id now says neither title; its record does.
+    later(kit)
+    assert kit.run(summary_tab(kit, "Dashboard")).status == "ok"
+    titles = kit.fake.titles(SHEET_ID)
+    assert not {"Report", "Overview"} & set(titles)
+    assert sheet_id(kit, "Dashboard") == tab
+    later(kit)
+    assert kit.run(summary_tab(kit, "Dashboard")).status == "ok"
+    assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_custom_unverified_title_changed_to_another_renames_the_tab(kit):
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    first = kit.config(output={"gsheets": {"unverified_tab": "Unchecked"}})
+    assert kit.run(first).status == "ok"
+    tab = sheet_id(kit, "Unchecked")
+    later(kit)
+
+    second = kit.config(output={"gsheets": {"unverified_tab": "To check"}})
+    summary = kit.run(second)
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Unchecked" not in titles
+    assert sheet_id(kit, "To check") == tab
+    assert sorted(titles) == sorted(
+        [FORM, "Summary", "Trends", "Responses", "To check", "Anna (7)"]
+    )
+
+
+def test_a_custom_alerts_title_changed_to_another_keeps_the_teams_edits(kit, receivers):
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    token = kit.survey("T-1", "7", "Anna")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    alerts = {"destinations": slack, "rules": [rule], "tab": "Incidents"}
+    assert kit.run(kit.config(alerts=alerts)).status == "ok"
+    tab = sheet_id(kit, "Incidents")
+    header = kit.sheet("Incidents")[0]
+    kit.fake.set_cell(SHEET_ID, "Incidents", 1, header.index("Handled"), "called back")
+    later(kit)
+
+    summary = kit.run(kit.config(alerts={**alerts, "tab": "Problems"}))
+
+    assert summary.status == "ok", summary.error
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Incidents" not in titles
+    assert sheet_id(kit, "Problems") == tab
+    assert kit.sheet("Problems")[1][header.index("Handled")] == "called back"
+
+
+def test_a_persons_tab_holding_the_old_title_is_never_touched(kit):
+    """A person's "Report" was there first (ours was "Report 2" beside it), and another
+    "Report" added after ours moved on: neither is renamed, written or deleted."""
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    kit.fake.add_tab(SHEET_ID, "Report", [["a manager's report"]])
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    tab = sheet_id(kit, "Report 2")
+    later(kit)
+
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+
+    titles = kit.fake.titles(SHEET_ID)
+    assert "Report 2" not in titles
+    assert sheet_id(kit, "Overview") == tab
+    assert kit.sheet("Report") == [["a manager's report"]]
+
+    kit.fake.tab(SHEET_ID, "Report").title = "Old report"
+    kit.fake.add_tab(SHEET_ID, "Overview notes", [["a manager's notes"]])
+    later(kit)
+    assert kit.run(summary_tab(kit, "Dashboard")).status == "ok"
+    assert sheet_id(kit, "Dashboard") == tab
+    assert kit.sheet("Old report") == [["a manager's report"]]
+    assert kit.sheet("Overview notes") == [["a manager's notes"]]
+
+
+def test_a_copy_of_our_tab_under_the_old_title_is_the_persons(kit):
+    """A person keeps ours as "Report (old)" and a copy of it as "Report": the copy may carry
+    our record (its sheetId is not the one recorded), ours is titled as no record says. Both
+    are theirs: kept as they are, and the report gets a new tab."""
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    ours = kit.fake.tab(SHEET_ID, "Report")
+    ours.title = "Report (old)"
+    kept = kit.sheet("Report (old)")
+    copy = kit.fake.add_tab(SHEET_ID, "Report", [["a copy"]])
+    kit.fake.copy_sheet_metadata(SHEET_ID, ours.sheet_id, copy.sheet_id)
+    later(kit)
+
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+
+    assert kit.sheet("Report") == [["a copy"]]
+    assert kit.sheet("Report (old)") == kept
+    assert sheet_id(kit, "Overview") not in (ours.sheet_id, copy.sheet_id)
+
+
+def test_a_tab_a_person_renamed_is_theirs_to_keep(kit):
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    kit.fake.tab(SHEET_ID, "Report").title = "Report November"
+    snapshot = kit.sheet("Report November")
+    later(kit)
+
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+
+    assert kit.sheet("Report November") == snapshot
+    assert "Overview" in kit.fake.titles(SHEET_ID)
+
+
+def test_only_the_reports_own_tabs_carry_a_kind_and_agents_tabs_are_unaffected(kit):
+    kit.responses(
+        [
+            EN_HEADER,
+            [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")],
+            [kit.now, 4, "b", "", "", kit.survey("T-2", "8", "Boris")],
+        ]
+    )
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    agents = {t: sheet_id(kit, t) for t in ("Anna (7)", "Boris (8)")}
+    recorded = marks(kit)
+    assert recorded["Anna (7)"] == recorded["Boris (8)"] == recorded[FORM] == []
+    assert recorded["Report"] == [
+        {"kind": "summary", "sheetId": sheet_id(kit, "Report"), "title": "Report"}
+    ]
+    assert [m["kind"] for m in recorded["Unverified"]] == ["unverified"]
+    later(kit)
+
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+
+    assert {t: sheet_id(kit, t) for t in agents} == agents
+    assert marks(kit)["Overview"][0]["title"] == "Overview"
+    assert kit.sheet("Boris (8)")[1][1] == "T-2"
+
+
+def test_tabs_an_earlier_version_made_are_recorded_once_then_known(kit):
+    """A spreadsheet written before tabs carried their kind: the next run records it, in one
+    structure batch, and a later change of title renames the tab."""
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    config = summary_tab(kit, "Report")
+    assert kit.run(config).status == "ok"
+    tab = sheet_id(kit, "Report")
+    kit.fake.strip_sheet_metadata(SHEET_ID)
+    kit.fake.append_rows(
+        SHEET_ID, FORM, [[kit.now, 4, "b", "", "", kit.survey("T-2", "7", "Anna")]]
+    )
+    later(kit)
+
+    assert kit.run(config).status == "ok"
+
+    assert kit.fake.count("sheets_write") == 2
+    assert [m["kind"] for m in marks(kit)["Report"]] == ["summary"]
+    later(kit)
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+    assert "Report" not in kit.fake.titles(SHEET_ID)
+    assert sheet_id(kit, "Overview") == tab

@@ -13,6 +13,8 @@ from csat_hook.sync.layout import Chart
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets_expect import expectation
 from csat_hook.sync.outputs.sheets_expect import still_holds
+from csat_hook.sync.outputs.sheets_tabs import MARK_KEY
+from csat_hook.sync.outputs.sheets_tabs import mark_value
 
 KEY = "csat-hook.report-format"
 GRID = Grid("Summary", "summary", [["Agent", "CSAT"], ["Anna", 1.0], ["Boris", 0.5]])
@@ -32,6 +34,13 @@ def metadata() -> dict[str, Any]:
                     "gridProperties": {"rowCount": 100, "columnCount": 2},
                 },
                 "conditionalFormats": [{}, {}],
+                "developerMetadata": [
+                    {
+                        "metadataId": 5,
+                        "metadataKey": MARK_KEY,
+                        "metadataValue": mark_value("summary", 11, "Summary"),
+                    }
+                ],
             },
         ],
     }
@@ -56,6 +65,10 @@ CHANGES = {
     "looks changed": lambda m: m["developerMetadata"][0].update(metadataValue="sha256:x"),
     "looks digest deleted": lambda m: m["developerMetadata"].clear(),
     "form tab renamed": lambda m: m["sheets"][0]["properties"].update(title="Summary (2)"),
+    "kind record deleted": lambda m: _tab(m)["developerMetadata"].clear(),
+    "kind record of another title": lambda m: _tab(m)["developerMetadata"][0].update(
+        metadataValue=mark_value("summary", 11, "Old summary")
+    ),
 }
 
 
@@ -64,6 +77,12 @@ def test_every_change_the_plan_would_repair_fails_the_check(change):
     changed = copy.deepcopy(metadata())
     CHANGES[change](changed)
     assert not still_holds(changed, EXPECTED, {0}, KEY)
+
+
+def test_a_write_by_a_version_before_kind_records_fails_the_check():
+    """Its expectation says nothing of records: the plan would add them."""
+    written = {k: v for k, v in EXPECTED.items() if k != "marks"}
+    assert not still_holds(metadata(), written, {0}, KEY)
 
 
 def test_a_deleted_chart_fails_the_check():

@@ -26,6 +26,7 @@ from tests.sync.conftest import SHEET_ID
 
 FORM = "Form Responses 1"
 MARK = "csat-hook.tab"
+STRUCTURE = r"^/v4/spreadsheets/[^/]+:batchUpdate$"
 
 
 @pytest.fixture
@@ -238,3 +239,49 @@ def test_tabs_an_earlier_version_made_are_recorded_once_then_known(kit):
     assert kit.run(summary_tab(kit, "Overview")).status == "ok"
     assert "Report" not in kit.fake.titles(SHEET_ID)
     assert sheet_id(kit, "Overview") == tab
+
+
+def test_a_record_written_twice_after_a_lost_answer_is_still_one_record(kit):
+    """The batch recording the tabs is applied, its answer lost, and the session sends it
+    again: each tab carries two equal entries. They are read as one record, and rewritten
+    together when the title changes."""
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    config = summary_tab(kit, "Report")
+    assert kit.run(config).status == "ok"
+    tab = sheet_id(kit, "Report")
+    kit.fake.strip_sheet_metadata(SHEET_ID)
+    kit.fake.append_rows(
+        SHEET_ID, FORM, [[kit.now, 4, "b", "", "", kit.survey("T-2", "7", "Anna")]]
+    )
+    later(kit)
+    kit.fake.lose(1, "sheets_write", path=STRUCTURE)
+
+    assert kit.run(config).status == "ok"
+
+    assert [m["title"] for m in marks(kit)["Report"]] == ["Report", "Report"]
+    later(kit)
+    assert kit.run(config).status == "ok"
+    assert kit.fake.count("sheets_write") == 0
+    later(kit)
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+    assert sheet_id(kit, "Overview") == tab
+    assert [m["title"] for m in marks(kit)["Overview"]] == ["Overview", "Overview"]
+
+
+def test_a_tab_that_becomes_an_agents_loses_its_record(kit):
+    """An agent whose title is the one the Summary had ("Report", a name-only agent) is
+    written into that tab: it carries no record of the Summary any more, so it is never
+    taken for one (and deleted as a stale Summary once the agent leaves the report)."""
+    kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    kit.fake.append_rows(
+        SHEET_ID, FORM, [[kit.now, 4, "b", "", "", kit.survey("T-2", "Report", "Report")]]
+    )
+    later(kit)
+
+    assert kit.run(summary_tab(kit, "Overview")).status == "ok"
+
+    recorded = marks(kit)
+    assert recorded["Report"] == []
+    assert kit.sheet("Report")[1][1] == "T-2"
+    assert [m["kind"] for m in recorded["Overview"]] == ["summary"]

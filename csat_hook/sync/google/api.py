@@ -38,13 +38,16 @@ from csat_hook.sync.google.session import service_account_email
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
 # The metadata the sync needs: tab ids, titles and grid sizes, the time zone of serials and
 # the locale (the report's language); for the report's looks, each tab's chart ids and
-# conditional rules (counted) and the spreadsheet's developer metadata (the looks' digest).
+# conditional rules (counted) and the spreadsheet's developer metadata (the looks' digest);
+# each tab's own developer metadata (which of the report's own tabs it is: Sheet's
+# ``developerMetadata`` holds the metadata located on that sheet).
 METADATA_FIELDS = (
     "spreadsheetId,properties(title,locale,timeZone),"
     "developerMetadata(metadataId,metadataKey,metadataValue),"
     "sheets(properties(sheetId,title,index,"
     "gridProperties(rowCount,columnCount,frozenRowCount,frozenColumnCount)),"
-    "charts(chartId),conditionalFormats(ranges(sheetId)))"
+    "charts(chartId),conditionalFormats(ranges(sheetId)),"
+    "developerMetadata(metadataId,metadataKey,metadataValue))"
 )
 
 T = TypeVar("T")

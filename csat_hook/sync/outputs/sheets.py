@@ -3,14 +3,17 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
 
 1. One ``spreadsheets.batchUpdate`` (only when needed) adds missing tabs, sized to their data
    plus headroom, renames an agent's tab whose name changed and a tab of the report's own
-   set whose title changed (the language: "Summary" → "Сводка"; :mod:`.sheets_tabs`), grows
-   grids that are too small, deletes the report's own tabs it no longer writes (below), and
-   sets how the tabs look: number formats, frozen rows, widths, conditional rules
-   (:mod:`.sheets_format`) and charts (:mod:`.sheets_charts`). Grids are never shrunk: a
-   failed run must not have destroyed anything. The looks are sent only when they differ
-   from what the last run set: a digest of them is kept in the spreadsheet's developer
-   metadata (``csat-hook.report-format``), and a run whose digest, charts and rule counts
-   match sends none. Each batch is atomic: all of it or nothing.
+   set whose title changed (the language: "Summary" → "Сводка"; a configured title:
+   ``summary_tab: Report`` → ``Overview``; :mod:`.sheets_tabs`), records on each own tab its
+   kind and title (developer metadata on the sheet, ``csat-hook.tab``: when it is added,
+   renamed, or first written by this version), grows grids that are too small, deletes the
+   report's own tabs it no longer writes (below), and sets how the tabs look: number
+   formats, frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
+   (:mod:`.sheets_charts`). Grids are never shrunk: a failed run must not have destroyed
+   anything. The looks are sent only when they differ from what the last run set: a digest
+   of them is kept in the spreadsheet's developer metadata (``csat-hook.report-format``),
+   and a run whose digest, charts and rule counts match sends none. Each batch is atomic:
+   all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -27,7 +30,8 @@ A tab csat-hook owns and no longer writes would stay as the last run left it, lo
 current. What becomes of it depends on what it held:
 
 * a tab of the report's own set (Summary, Trends, Responses, Unverified, Alerts), known as
-  such by :class:`.sheets_tabs.Kinds` (its id made for a title of its kind, its title one of
+  such by :class:`.sheets_tabs.Kinds` (its record names its kind and the title it still
+  holds; a tab made before records: its id made for a title of its kind, its title one of
   them), is renamed to the title its kind has now (the language or a configured title
   changed), else deleted: one more of a kind the report writes elsewhere ("Сводка" beside
   "Summary", as versions before this one left a language switch), or of a kind the report
@@ -44,7 +48,8 @@ current. What becomes of it depends on what it held:
   answers is credited to them any more. The tab then holds what a manager read there,
   which a deletion would take away without a word; a stale tab is the lesser harm;
 * a tab whose kind nothing says (the earliest versions let Google number theirs; one made
-  under a configured title since changed) cannot be told from an agent's: kept too;
+  under a configured title changed before this version recorded it; one a person renamed)
+  cannot be told from an agent's: kept too;
 * a tab csat-hook does not own is never written, renamed or deleted.
 The ids of the tabs written are handed to ``keep`` before anything is sent (the caller
 records them: ``sync_outputs.tabs``). The responses tab of the form (when the output is the
@@ -94,12 +99,16 @@ from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_tabs import AGENT_TAB
 from csat_hook.sync.outputs.sheets_tabs import TAB
 from csat_hook.sync.outputs.sheets_tabs import Kinds
+from csat_hook.sync.outputs.sheets_tabs import Mark
 from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
 from csat_hook.sync.outputs.sheets_tabs import delete
+from csat_hook.sync.outputs.sheets_tabs import mark
+from csat_hook.sync.outputs.sheets_tabs import marks
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.outputs.sheets_tabs import spare
+from csat_hook.sync.outputs.sheets_tabs import unmark
 from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.texts import LANGUAGES
 from csat_hook.sync.texts import Texts
@@ -222,10 +231,11 @@ class SheetsOutput:
         metadata = self.api.metadata(self.spreadsheet_id)
         return locale_language(str(metadata.get("properties", {}).get("locale", "")))
 
-    def kinds(self, grids: Sequence[Grid] = ()) -> Kinds:
-        """The report's own tabs by kind (:class:`.sheets_tabs.Kinds`): under the titles
+    def kinds(self, grids: Sequence[Grid] = (), marked: Mapping[Any, Mark] | None = None) -> Kinds:
+        """The report's own tabs by kind (:class:`.sheets_tabs.Kinds`): under the title each
+        tab's record names (``marked``: :func:`.sheets_tabs.marks`), else under the titles
         either language gives them, the configured ones and those of ``grids``."""
-        titles: dict[str, set[str]] = {}
+        titles: dict[str, set[str]] = {ALERTS_KIND: set()}
         for language in LANGUAGES:
             texts = Texts(language)
             for kind in WORDED:
@@ -235,7 +245,7 @@ class SheetsOutput:
         for grid in grids:
             if grid.key is None:
                 titles.setdefault(grid.kind, set()).add(grid.name)
-        return Kinds({kind: sorted(names) for kind, names in titles.items()})
+        return Kinds({kind: sorted(names) for kind, names in titles.items()}, marked)
 
     def plan(self, grids: Sequence[Grid], language: str) -> Plan:
         """Titles, ids and grid sizes per grid, and the structure and format requests."""
@@ -243,7 +253,8 @@ class SheetsOutput:
         sheets = metadata.get("sheets", [])
         existing = {p["title"].casefold(): p for p in (s.get("properties", {}) for s in sheets)}
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
-        kinds = self.kinds(grids)
+        marked = marks(sheets)
+        kinds = self.kinds(grids, marked)
         keys = (g.key for g in grids if g.key is not None)
         ours = Owned(self.owned, keys, self.protected, kinds)
         foreign = [p["title"] for p in existing.values() if not ours(p)]
@@ -294,6 +305,15 @@ class SheetsOutput:
                     }
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
+        # Each own tab recorded as its kind under its title (after the tab's addSheet or
+        # rename), so a later run knows it whatever title the settings then give its kind;
+        # an agent's tab carries no record (one that held an own tab's title loses it).
+        for tab_plan in plans:
+            found = marked.get(tab_plan.sheet_id)
+            if tab_plan.grid.key is None:
+                requests += mark(tab_plan.sheet_id, tab_plan.grid.kind, tab_plan.title, found)
+            else:
+                requests += unmark(found)
         # Last: after the tabs added, the spreadsheet keeps the report's (and never has none).
         # An Alerts tab turned off is kept: its "Handled" column is the team's own record
         # (those edited since the last run not read back yet), not the report's to drop.
@@ -313,10 +333,11 @@ class SheetsOutput:
         ``kind`` (the team's Alerts tab) is written to, if it exists: ``title``, or ``title 2``
         when a tab not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown
         here), else the tab :meth:`plan` renames to it (its " 2" beside a tab since deleted,
-        or a tab of its kind under another of its titles: the Alerts tab's before)."""
+        or a tab of its kind under another title: the Alerts tab's before, whatever it was
+        when the tab records it)."""
         sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
         props = [s.get("properties", {}) for s in sheets]
-        kinds = self.kinds()
+        kinds = self.kinds(marked=marks(sheets))
         ours = Owned(self.owned, (), self.protected, kinds)
         foreign = [str(p.get("title", "")) for p in props if not ours(p)]
         [wanted] = unique_titles([title], SHEETS_MAX, foreign)

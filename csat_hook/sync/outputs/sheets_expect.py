@@ -4,7 +4,10 @@ A run that skips the report (sync/report_key.py) does not plan the write, so it 
 plan whether the tabs need repair. Instead the write remembers what the plan checks (the
 structure and looks it just made): each tab's title and sheet id, the grid it needs at least,
 its number of conditional format rules and its charts, the digest of the looks (developer
-metadata), and the protected tabs' titles (which the tab titles avoid). When the spreadsheet's
+metadata), each own tab's record of its kind (developer metadata on the tab:
+outputs/sheets_tabs.py ``Mark``), and the protected tabs' titles (which the tab titles avoid).
+An expectation without records (written by a version before them) never holds: the plan
+would add them. When the spreadsheet's
 metadata (read anyway, once a run) still satisfies all of it, planning the same report would
 ask for no structure or format request; a deleted tab, a deleted chart, a stray rule or a
 shrunk grid fail the check and the report is built and written again.
@@ -19,6 +22,7 @@ from typing import Any
 
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets_charts import chart_id
+from csat_hook.sync.outputs.sheets_tabs import marks
 
 
 def needed(grid: Grid) -> tuple[int, int]:
@@ -45,6 +49,9 @@ def expectation(
             ]
             for (title, sheet_id, grid), count in zip(tabs, rules, strict=True)
         ],
+        "marks": [
+            [sheet_id, grid.kind, title] for title, sheet_id, grid in tabs if grid.key is None
+        ],
     }
 
 
@@ -62,6 +69,14 @@ def still_holds(
     ]
     if not stored or stored[0].get("metadataValue") != expected.get("looks"):
         return False
+    recorded = expected.get("marks")
+    if not isinstance(recorded, list):
+        return False
+    found = marks(sheets)
+    for sheet_id, kind, title in recorded:
+        mark = found.get(sheet_id)
+        if mark is None or mark.record != (kind, title):
+            return False
     by_title = {str(p.get("title", "")).casefold(): s for p, s in zip(props, sheets, strict=True)}
     for title, sheet_id, rows, cols, rules, charts in expected.get("tabs", []):
         sheet = by_title.get(str(title).casefold())

@@ -1,12 +1,15 @@
 """Which tab of a spreadsheet holds which tab of the report: the sheetIds csat-hook gives the
 tabs it adds, which tabs are csat-hook's (the only ones it writes), an agent's tab found
 again under an older title, and a tab of the report's own set (Summary, Trends...) found
-under another of its titles (:class:`Kinds`: the other language's, a configured one)."""
+under another of its titles (:class:`Kinds`: the other language's, a configured one, or
+any title its record (:class:`Mark`) names)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from csat_hook.sync.outputs.sheets_format import object_id
@@ -23,6 +26,14 @@ ATTEMPTS = 3
 # The " 2" ... " 9" a report's own tab may have been given beside tabs not ours holding its
 # title (unique_titles): " 10" would need nine such tabs, all titled as the report's.
 SPARES = range(2, 10)
+# Developer metadata on each tab of the report's own set, located on the sheet: its kind, its
+# sheetId and the title the report gave it (:func:`mark_value`). Written in the structure
+# batch that adds or renames the tab (or the first one after a version that did not write
+# it), read with the metadata every run already reads; deleted by Google with the tab.
+MARK_KEY = "csat-hook.tab"
+# A value longer than this is not one of ours (a kind, an id and 100 UTF-16 units of title
+# make under 700 characters even escaped): not parsed.
+_MARK_MAX = 1_000
 
 
 def new_id(parts: tuple[str, str], used: set[Any]) -> int:
@@ -62,20 +73,134 @@ def _variants(title: str) -> list[str]:
     return [t.casefold() for t in (title, *spared)]
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What the developer metadata under :data:`MARK_KEY` on one tab says: ``record`` the
+    kind and title the report gave the tab, None when nothing sure (a value not ours, one
+    naming another sheetId, two that disagree); ``ids`` its entries' metadataIds, all
+    rewritten or deleted together (a create retried after a lost answer leaves two)."""
+
+    record: tuple[str, str] | None
+    ids: tuple[int, ...]
+
+
+def mark_value(kind: str, sheet_id: int, title: str) -> str:
+    """The value recorded on the report's own tab ``sheet_id``: compact JSON, keys sorted.
+
+    The sheetId is in it because a copy of a tab may carry its metadata (a person's copy of
+    the Summary, made in the UI): the copy's own id is not the one its record names."""
+    record = {"kind": kind, "sheetId": sheet_id, "title": title}
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _record(value: Any, sheet_id: Any) -> tuple[str, str] | None:
+    """``value`` as :func:`mark_value` writes it for ``sheet_id``: (kind, title), else None."""
+    if not isinstance(value, str) or len(value) > _MARK_MAX:
+        return None
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or set(found) != {"kind", "sheetId", "title"}:
+        return None
+    kind, number, title = found["kind"], found["sheetId"], found["title"]
+    if not (isinstance(kind, str) and isinstance(title, str) and isinstance(number, int)):
+        return None
+    if isinstance(number, bool) or isinstance(sheet_id, bool) or number != sheet_id:
+        return None
+    return kind, title
+
+
+def marks(sheets: Iterable[Any]) -> dict[Any, Mark]:
+    """Each tab's :class:`Mark` by sheetId (tabs with no entry under :data:`MARK_KEY` left
+    out), from ``spreadsheets.get``'s ``sheets`` (each ``developerMetadata`` the sheet's)."""
+    found: dict[Any, Mark] = {}
+    for sheet in sheets:
+        if not isinstance(sheet, dict):
+            continue
+        sheet_id = sheet.get("properties", {}).get("sheetId")
+        entries = [
+            m
+            for m in sheet.get("developerMetadata", [])
+            if isinstance(m, dict) and m.get("metadataKey") == MARK_KEY
+        ]
+        if not entries:
+            continue
+        ids = tuple(
+            m["metadataId"]
+            for m in entries
+            if isinstance(m.get("metadataId"), int) and not isinstance(m["metadataId"], bool)
+        )
+        records = {_record(m.get("metadataValue"), sheet_id) for m in entries}
+        record = next(iter(records)) if len(records) == 1 else None
+        found[sheet_id] = Mark(record, ids)
+    return found
+
+
+def mark(sheet_id: int, kind: str, title: str, found: Mark | None) -> list[dict[str, Any]]:
+    """The requests that leave the report's own tab ``sheet_id`` recorded as ``kind`` under
+    ``title``: none when it is; a create when it has no entry (a tab added in the same
+    batch, before it: its sheetId exists by then; or one an earlier version made); else
+    every entry of ours on it rewritten."""
+    value = mark_value(kind, sheet_id, title)
+    if found is None or not found.ids:
+        metadata = {
+            "metadataKey": MARK_KEY,
+            "metadataValue": value,
+            "location": {"sheetId": sheet_id},
+            "visibility": "DOCUMENT",
+        }
+        return [{"createDeveloperMetadata": {"developerMetadata": metadata}}]
+    if found.record == (kind, title):
+        return []
+    lookups = [{"developerMetadataLookup": {"metadataId": number}} for number in found.ids]
+    return [
+        {
+            "updateDeveloperMetadata": {
+                "dataFilters": lookups,
+                "developerMetadata": {"metadataValue": value},
+                "fields": "metadataValue",
+            }
+        }
+    ]
+
+
+def unmark(found: Mark | None) -> list[dict[str, Any]]:
+    """The requests that delete every entry of ours on a tab the report now writes as an
+    agent's (it held a title an own tab had): marked, it would be taken for that kind's and
+    deleted once the agent leaves the report, when agents' tabs are kept."""
+    ids = found.ids if found is not None else ()
+    return [
+        {"deleteDeveloperMetadata": {"dataFilter": {"developerMetadataLookup": {"metadataId": n}}}}
+        for n in ids
+    ]
+
+
 class Kinds:
     """The report's own tabs (Summary, Trends, Responses, Unverified, Alerts) known by kind
-    whatever language or configured title they were made under: a tab is of a kind when its
-    sheetId is one :func:`new_id` gives one of that kind's ``titles`` (either language's, the
-    configured ones; " 2" ... " 9" included) and its title is one of them too.
+    whatever language or title they were made under.
 
-    Both are asked. The id says csat-hook made the tab as that kind's (a manager's tab
-    titled "Сводка" has Google's id); the title says it still is one: a tab of ours a manager
-    renamed ("Summary November", kept as a snapshot) is the manager's to keep, neither
-    renamed back nor deleted. A tab of the earliest versions (Google numbered it) or one made
-    under a configured title since changed has no kind: the report cannot tell it from an
-    agent's, and leaves it as it is."""
+    A tab recorded by the report (:class:`Mark`: its kind, its sheetId and the title the
+    report gave it) is of the kind its record names when it still holds that title: a tab of
+    ours a manager renamed ("Summary November", kept as a snapshot) is the manager's to keep,
+    neither renamed back nor deleted, and a copy of ours that carries the record names
+    another sheetId. So a custom title changed to another (``summary_tab: Report`` →
+    ``Overview``) finds the tab under the old one, whichever titles the settings name now.
 
-    def __init__(self, titles: Mapping[str, Iterable[str]]) -> None:
+    A tab without a record (made by a version before records, or the record unreadable)
+    is of a kind when its sheetId is one :func:`new_id` gives one of that kind's ``titles``
+    (either language's, the configured ones; " 2" ... " 9" included) and its title is one of
+    them too. The id says csat-hook made the tab as that kind's (a manager's tab titled
+    "Сводка" has Google's id); the title says it still is one. A tab of the earliest versions
+    (Google numbered it) or one made under a configured title since changed, before records,
+    has no kind: the report cannot tell it from an agent's, and leaves it as it is."""
+
+    def __init__(
+        self, titles: Mapping[str, Iterable[str]], marked: Mapping[Any, Mark] | None = None
+    ) -> None:
+        self._marked = {
+            sheet_id: m.record for sheet_id, m in (marked or {}).items() if m.record is not None
+        }
         self._ids: dict[Any, set[str]] = {}  # sheetId → kinds (asked with any JSON value)
         self._titles: dict[str, set[str]] = {}
         for kind, names in titles.items():
@@ -90,7 +215,12 @@ class Kinds:
 
     def of(self, props: dict[str, Any]) -> set[str]:
         """The kinds the tab ``props`` is of (empty: none; two only when two kinds share a
-        title, a configured title clashing with another kind's)."""
+        title, a configured title clashing with another kind's, on a tab without a record)."""
+        recorded = self._marked.get(props.get("sheetId"))
+        if recorded is not None:
+            kind, title = recorded
+            same = str(props.get("title", "")).casefold() == title.casefold()
+            return {kind} if same and kind in self._titles else set()
         kinds = self._ids.get(props.get("sheetId"))
         if not kinds:
             return set()

@@ -44,8 +44,11 @@ from csat_hook.sync.timestamps.words import MONTHS
 # separated by a comma or semicolon ("5/5, great") read; star strings ("★★★★☆", "⭐⭐⭐⭐")
 # read as their filled stars. 4: two scores joined by a word or a sign, a choice or a range
 # ("4 or 5", "4 или 5", "4 to 5", "4 and 5", "4 & 5", "4/5 or 5") refused, no longer read by
-# the first.
-READING_VERSION = 4
+# the first. 5: a second score in words, as a sign or a decimal part, after a joiner or right
+# after the first score's separators ("4 or five", "four or 5", "4 или пять", "4 and a half",
+# "4 ½", "4 .5", "4 - five") refused, no longer read by the first; the score restated in
+# words ("5 - Five stars") read.
+READING_VERSION = 5
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -56,6 +59,35 @@ _PLAIN_NUMBER = re.compile(r"^\s*([+-]?\d{1,3})(?:[.,]0+)?\s*$")
 # What parts a score from its label: every space and separator, at once (possessive: no part
 # of the run is given back to make a label start with a digit, as "5 - 3" read as a 5 did).
 _SEPARATORS = re.compile(r"(?:\s|[-–—:;,()]|\.(?=\s))*+")
+# Scores in words, 0 to 10 (a 1-5 or 1-10 scale's and NPS's), in the languages the joiners
+# are (Russian and Polish ones also in the forms "из пяти", "от четырёх до пяти", "z pięciu"
+# give them).
+# Not the words for one that also mean "a" (un, une, ein, eine, een, uno, una, um, uma):
+# "5 y un servicio rápido" is a label.
+_NUMBER_WORDS: dict[str, int] = {
+    word: number
+    for number, words in enumerate(
+        (
+            "zero ноль нуль zéro null cero nul",
+            "one один одна одно одного одной одним eins één jeden jedna jedno jednego",
+            "two два две двух двумя deux zwei dos dois duas due twee dwa dwie dwóch",
+            "three три трёх трех тремя trois drei tres três tre drie trzy trzech",
+            "four четыре четырёх четырех четырьмя quatre vier cuatro quatro quattro cztery "
+            "czterech",
+            "five пять пяти пятью cinq fünf cinco cinque vijf pięć pięciu",
+            "six шесть шести шестью sechs seis sei zes sześć sześciu",
+            "seven семь семи семью sept sieben siete sete sette zeven siedem siedmiu",
+            "eight восемь восьми восемью huit acht ocho oito otto osiem ośmiu",
+            "nine девять девяти девятью neuf neun nueve nove negen dziewięć dziewięciu",
+            "ten десять десяти десятью dix zehn diez dez dieci tien dziesięć dziesięciu",
+        )
+    )
+    for word in words.split()
+}
+# A whole word (longest first, so that "четырёх" is not cut to a shorter word and refused).
+_NUMBER_WORD = (
+    "(?:" + "|".join(map(re.escape, sorted(_NUMBER_WORDS, key=len, reverse=True))) + r")(?!\w)"
+)
 # "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5" (and "sur", "von", "de",
 # "su", "van", "na": fr, de, es/pt, it, nl, pl): a score out of the second number, which must
 # be the scale's top ("4 / 10" or "3 sur 10" was read by its leading number as a 4 or a 3 on
@@ -80,26 +112,70 @@ _TWO_SCORES = (
 )
 _DISAGREEING_STARS = "a star string and another score that disagree: which one is meant is unclear"
 # What joins two scores into a choice or a range: "4 or 5", "4 to 5", "4 and 5", "4 & 5",
-# "4 + 5", "4~5", "4..5", "4 or maybe 5", in the languages "out of" is read in (_FRACTION_BAR).
-# Not "of": "4 of 5" is a score out of 5 as English forms write it (Dutch "4 of 5", "4 or 5",
-# reads so too). A word joins only with a space after it and a number right after that:
-# "5 and great", "5 or so", "5 a great service" read as labels; "5 and 2 minutes" is refused
-# with the rest (skipped and reported, as "5 - 2 minutes" is: a cell the reader cannot tell
-# from two scores is never counted as either).
+# "4 + 5", "4~5", "4..5", "4 or maybe 5", "4 с половиной", in the languages "out of" is read in
+# (_FRACTION_BAR). Not "of": "4 of 5" is a score out of 5 as English forms write it (Dutch
+# "4 of 5", "4 or 5", reads so too: a scale knows no language). A word joins only with a space
+# after it and a second score right after that (_SECOND_SCORE): "5 and great", "5 or so",
+# "5 a great service" read as labels; "5 and 2 minutes" is refused with the rest (skipped and
+# reported, as "5 - 2 minutes" is: a cell the reader cannot tell from two scores is never
+# counted as either).
 _JOINING_WORDS = (
     "or|to|and|vs\\.|vs|versus|maybe|perhaps|even|till|through|thru"  # en
-    "|или|либо|до|и|а|может|возможно|даже"  # ru
+    "|или|либо|до|и|а|с|может|возможно|даже"  # ru
     "|ou|à|et|voire"  # fr, pt
     "|oder|bis|und"  # de
     "|hasta|até|oppure|fino|o|u|y|e|a"  # es, pt, it
     "|tot|en"  # nl
     "|lub|albo|do|i|czy"  # pl
 )
-_JOINER = rf"(?:(?:{_JOINING_WORDS})\s++|[&+~…]\s*+|\.\.++\s*+)"
-# A label that starts with a joiner and a number: the score's alternative or upper bound.
-_JOINED_LABEL = re.compile(rf"(?:{_JOINER})++\d", re.IGNORECASE)
-# Two numbers joined anywhere: "between 4 and 5", "от 4 до 5", "4~5" (no score read first).
-_JOINED_ANYWHERE = re.compile(rf"\d\s*+(?:{_JOINER})++\d", re.IGNORECASE)
+# The signs first: a run of them is not tried against every word.
+_JOINER = rf"(?:[&+~…]\s*+|\.\.++\s*+|(?:{_JOINING_WORDS})\s++)"
+# Half a point, in words: after a joiner only ("4 and a half", "4 y medio", "4 с половиной");
+# right after the separators "3 - media" or "3 - medio" is "average", "5 - half an hour" a
+# label. German writes "4 einhalb" without one.
+_HALF = (
+    r"(?:(?:an?|une?|eine?|een|un[oa]|uma?)\s++)?"
+    r"(?:half|halve|halb|halbe|einhalb|demi|demie|medio|media|mezzo|mezza|meio|meia"
+    r"|pół|połowa|połowę|половина|половину|половиной)(?!\w)"
+)
+# Characters that name a number and are no digit: vulgar fractions ("4 ½"), superscripts and
+# subscripts ("4¹⁄₂"), circled and Roman numerals, from the blocks that hold them.
+_NUMBER_SIGNS = re.escape(
+    "".join(
+        sign
+        for sign in map(
+            chr,
+            (
+                *range(0xA0, 0x100),
+                *range(0x2070, 0x20A0),
+                *range(0x2150, 0x2190),
+                *range(0x2460, 0x2500),
+                *range(0x2776, 0x2794),
+            ),
+        )
+        if unicodedata.numeric(sign, None) is not None and not sign.isdecimal()
+    )
+)
+# What is a second score right after a score's separators: a number ("5 - 3", "4 1/2"), a
+# decimal part ("4 .5"), a sign ("4 ½"), a number word ("4 - five": _restated reads one that
+# is the score itself) or "einhalb".
+_SECOND_SCORE = rf"(?:\.?\d|[{_NUMBER_SIGNS}]|{_NUMBER_WORD}|einhalb(?!\w))"
+# _ANOTHER_SCORE, _LEADING_NUMBER_WORD, _JOINED_LABEL and _JOINED_ANYWHERE match case-folded
+# text (str.casefold; the words are lower case), not with re.IGNORECASE: an alternation of
+# words tried that way costs some four times more, and a hostile cell repeats a joiner
+# 75,000 times.
+_ANOTHER_SCORE = re.compile(_SECOND_SCORE)
+_LEADING_NUMBER_WORD = re.compile(_NUMBER_WORD)
+# A label that starts with a joiner and a second score, or a half: the score's alternative,
+# upper bound or half point ("4 or 5", "4 or five", "4 and a half").
+_JOINED_SCORE = rf"(?:{_JOINER})++(?:{_SECOND_SCORE}|{_HALF})"
+_JOINED_LABEL = re.compile(_JOINED_SCORE)
+# Two scores joined anywhere: "between 4 and 5", "от 4 до 5", "4~5", "four or 5" (no score
+# read first). Looked for in the first _JOINED_WITHIN characters only: it says why a cell
+# refused anyway is, and tried at every position its words cost some 25 ms over a
+# 150,000-character cell.
+_JOINED_ANYWHERE = re.compile(rf"(?:\d|[{_NUMBER_SIGNS}]|(?<!\w){_NUMBER_WORD})\s*+{_JOINED_SCORE}")
+_JOINED_WITHIN = 1000
 _JOINED = (
     "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
     "range): which one is meant is unclear"
@@ -222,7 +298,7 @@ class RatingScale:
         match = _LEADING_NUMBER.match(text)
         if match:
             return self._in_scale(self._labelled(int(match.group(1)), text[match.end() :]))
-        if _JOINED_ANYWHERE.search(text):
+        if _JOINED_ANYWHERE.search(text[:_JOINED_WITHIN].casefold()):
             raise RatingError("bad_rating", _JOINED)
         raise RatingError(
             "bad_rating",
@@ -236,14 +312,16 @@ class RatingScale:
         return rest[separators.end() :] if separators else rest
 
     def _labelled(self, score: int, rest: str) -> int:
-        """``score``, unless the text after it (``rest``) names another: a number right after
-        the separators ("5 - 3", "4/5 - 5/5", or the decimal "4,5") or after a word or sign
-        that joins two scores ("4 or 5", "4 to 5", "4/5 and 5": _JOINING_WORDS), a fraction
+        """``score``, unless the text after it (``rest``) names another: a number, a decimal
+        part, a sign such as "½" or a number word right after the separators ("5 - 3",
+        "4/5 - 5/5", the decimal "4,5", "4 ½", "4 - five": _SECOND_SCORE; the score itself in
+        words, "5 - five stars", restates it) or after a word or sign that joins two scores
+        ("4 or 5", "4 or five", "4 and a half", "4/5 and 5": _JOINING_WORDS), a fraction
         anywhere in the label, or a star string that does not show the same score."""
-        label = self._label(rest)
+        label = self._restated(score, self._label(rest.casefold()), _TWO_SCORES)
         if _JOINED_LABEL.match(label):
             raise RatingError("bad_rating", _JOINED)
-        if label[:1].isdigit() or _ANOTHER_FRACTION.search(label):
+        if _ANOTHER_SCORE.match(label) or _ANOTHER_FRACTION.search(label):
             raise RatingError("bad_rating", _TWO_SCORES)
         runs = _STARS.findall(label)
         if len(runs) > 1:
@@ -254,18 +332,31 @@ class RatingScale:
 
     def _starred(self, stars: str, rest: str) -> int:
         """The score of a cell that starts with the star string ``stars``: a number right
-        after it must show the same score ("★★★☆☆ (3)"), and none may follow a word that joins
-        two scores ("★★★★☆ or 5"); a label may follow."""
+        after it, or a number word, must show the same score ("★★★☆☆ (3)", "★★★★☆ four"), and
+        none may follow a word that joins two scores ("★★★★☆ or 5"); a label may follow."""
         score = self._stars(stars)
-        label = self._label(rest)
+        label = self._restated(score, self._label(rest.casefold()), _DISAGREEING_STARS)
         if _JOINED_LABEL.match(label):
             raise RatingError("bad_rating", _JOINED)
         if label[:1].isdigit():
             if self._written(label) != score:
                 raise RatingError("bad_rating", _DISAGREEING_STARS)
-        elif _ANOTHER_FRACTION.search(label) or _STARS.search(label):
+        elif _ANOTHER_SCORE.match(label) or _ANOTHER_FRACTION.search(label) or _STARS.search(label):
             raise RatingError("bad_rating", _TWO_SCORES)
         return score
+
+    @staticmethod
+    def _restated(score: int, label: str, disagreeing: str) -> str:
+        """``label`` (case-folded) past the score written in words at its start ("5 - five
+        stars", "★★★★☆ four"), which restates the score as a star string that shows it does;
+        RatingError with ``disagreeing`` when the word names another ("4 - five"). A label
+        that starts with no number word is returned as it is."""
+        word = _LEADING_NUMBER_WORD.match(label)
+        if word is None:
+            return label
+        if _NUMBER_WORDS[word.group()] != score:
+            raise RatingError("bad_rating", disagreeing)
+        return RatingScale._label(label[word.end() :])
 
     def _stars(self, stars: str) -> int:
         """The filled stars of a star string: all of its stars when the scale's top is their

@@ -320,3 +320,29 @@ def test_two_joined_scores_stored_under_reading_3_are_read_again_and_refused(
     assert parsed == ["row 2", "row 3", "row 4"]
     assert upgraded.skipped == {"bad_rating": 2} and upgraded.unchanged == 1
     assert {a.dialog_id: a.rating for a in kit.rows(answers)} == {"T-0": 4, "T-1": 4, "T-2": 5}
+
+
+def test_second_scores_in_words_stored_under_reading_4_are_read_again_and_refused(
+    kit, parsed, monkeypatch
+):
+    """Reading 4 read "4 or five" and "4 ½" by their first number; reading 5 refuses them, so
+    a store made under reading 4 reads those rows once more (as skipped rows, their answers
+    staying credited) and credits none as unchanged by its cells."""
+    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    kit.responses(
+        [
+            EN_HEADER,
+            [T0, "4 or five", "", "", "", tokens[0]],
+            [T0 + timedelta(minutes=1), "4 ½", "", "", "", tokens[1]],
+            [T0 + timedelta(minutes=2), "5 - Five stars", "", "", "", tokens[2]],
+        ]
+    )
+    with monkeypatch.context() as older:
+        misread(older, {"4 or five": 4, "4 ½": 4}, version=4)
+        assert kit.run().new == 3
+
+    parsed.clear()
+    upgraded = kit.run()
+    assert parsed == ["row 2", "row 3", "row 4"]
+    assert upgraded.skipped == {"bad_rating": 2} and upgraded.unchanged == 1
+    assert {a.dialog_id: a.rating for a in kit.rows(answers)} == {"T-0": 4, "T-1": 4, "T-2": 5}

@@ -451,3 +451,132 @@ def test_an_nps_answer_naming_two_scores_is_refused():
     with pytest.raises(RatingError) as caught:
         parse_nps("9 or 10")
     assert caught.value.reason == "bad_nps" and "two scores joined" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # A second score in words joined to a digit, or the other way round: "4 or five" was
+        # read as a 4 ("four or 5" was refused as no number, and said nothing of a choice).
+        "4 or five",
+        "4 OR FIVE",
+        "four or 5",
+        "four or five",
+        "4 или пять",
+        "четыре или 5",
+        "4 или даже пять",
+        "4 or maybe five",
+        "4 ou cinq",
+        "4 oder fünf",
+        "4 o cinco",
+        "4 o cinque",
+        "4 lub pięć",
+        "4 tot vijf",
+        "4/5 or five",
+        "4 из 5 или пять",
+        "★★★★☆ or five",
+        "between four and five",
+        "от четырёх до пяти",
+        "5 and two minutes",  # as "5 and 2 minutes": a second score the reader cannot rule out
+        # Half a point more: a fraction or a half in words after a joiner.
+        "4 and a half",
+        "4 and 1/2",
+        "4 or ½",
+        "4 и половина",
+        "4 с половиной",
+        "4 et demi",
+        "4 und halb",
+        "4 y medio",
+        "4 e mezzo",
+        "4 en een half",
+        "4 i pół",
+        # A decimal or a digit sign after a joiner.
+        "4 or .5",
+        "4 or ⁵",
+    ],
+)
+def test_a_second_score_in_words_or_a_fraction_after_a_joiner_is_refused(cell):
+    assert "two scores joined" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # A vulgar fraction, a decimal or a number word right after the score's separators is
+        # a second score as a digit there is ("4 1/2", "5 - 3"): "4 ½" and "4 .5" were read
+        # as a 4, "4 - five" and "4 (five)" too.
+        "4 ½",
+        "4 ½ stars",
+        "4 ¼",
+        "4 einhalb",
+        "4/5 ½",
+        "4 - ½",
+        "4 .5",
+        "4 - .5",
+        "4 - five",
+        "4 (five)",
+        "4, five",
+        "4 five",
+        "4 пять",
+        "4 cinq",
+        "4/5 - five",
+        "4 out of 5 (five)",
+        "5 - five four",  # the score in words, then another
+        "5 - one of the best",  # "one" is a score: the row is skipped, never counted as 1 or 5
+    ],
+)
+def test_a_fraction_or_a_number_word_right_after_a_score_is_refused(cell):
+    assert "another score" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # The score restated in words reads, as a star string that shows it does.
+        ("5 - Five stars", 5),
+        ("1 - one star", 1),
+        ("4 (four)", 4),
+        ("4/5 - four", 4),
+        ("★★★★☆ four", 4),
+        ("★★★★☆ (four stars)", 4),
+        # A score out of the scale's top in words.
+        ("4 out of five", 4),
+        ("4 of five", 4),
+        ("4 из пяти", 4),
+        ("4 sur cinq", 4),
+        ("4 OUT OF FIVE, good", 4),
+        # Number words inside other words, a number word further in the label, and the
+        # words that are both "one" and "a" (un, une, ein, een, um, uma, una, uno) are labels.
+        ("5 - someone helped fast", 5),
+        ("5 - tenfold better", 5),
+        ("5 - often fast", 5),
+        ("5 and done", 5),
+        ("5 - fast, one call", 5),
+        ("5 y un servicio rápido", 5),
+        ("5 et une équipe au top", 5),
+        ("5 und ein tolles Team", 5),
+        ("5 en een goede service", 5),
+        ("5 e uma equipe ótima", 5),
+        ("5 e uno staff fantastico", 5),
+        # A half in words only after a joiner: "media", "medio" are "average" right after it.
+        ("3 - media", 3),
+        ("3 - Medio", 3),
+        ("5 - half an hour", 5),
+    ],
+)
+def test_a_number_word_that_names_no_second_score_still_reads(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(("cell", "words"), [("★★★★☆ five", "disagree"), ("★★★★☆ ½", "another")])
+def test_a_number_word_or_fraction_beside_stars_must_agree(cell, words):
+    assert words in refused(cell).detail
+
+
+def test_an_nps_answer_naming_two_scores_in_words_is_refused():
+    from csat_hook.sync.values import parse_nps
+
+    with pytest.raises(RatingError) as caught:
+        parse_nps("9 or ten")
+    assert caught.value.reason == "bad_nps" and "two scores joined" in caught.value.detail
+    assert parse_nps("10 - ten out of ten") == 10

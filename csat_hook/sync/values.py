@@ -47,7 +47,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # the first. 5: a second score in words, as a sign or a decimal part, after a joiner or right
 # after the first score's separators ("4 or five", "four or 5", "4 или пять", "4 and a half",
 # "4 ½", "4 .5", "4 - five") refused, no longer read by the first; the score restated in
-# words ("5 - Five stars") read.
+# words ("5 - Five stars") read; a score out of a number in words read as one out of digits
+# ("4 out of ten" refused, "4 of five of five" too), and a fraction with the fraction,
+# division or full-width slash ("4⁄5" read, "4 ⁄ 10" refused).
 READING_VERSION = 5
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
@@ -89,14 +91,18 @@ _NUMBER_WORD = (
     "(?:" + "|".join(map(re.escape, sorted(_NUMBER_WORDS, key=len, reverse=True))) + r")(?!\w)"
 )
 # "4/5", "4 / 5", "5/5 stars", "4 out of 5", "4 of 5", "4 из 5" (and "sur", "von", "de",
-# "su", "van", "na": fr, de, es/pt, it, nl, pl): a score out of the second number, which must
-# be the scale's top ("4 / 10" or "3 sur 10" was read by its leading number as a 4 or a 3 on
-# a 1-5 scale). Group 3 is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5", a date
-# "3/5/2024"), or a further "/" with no number ("4/5/", cut short): such a cell is refused,
-# it was read by its first fraction. A label may follow, as after a number.
-_FRACTION_BAR = r"(?:/|\s(?:out\s+of|of|из|sur|von|de|su|van|na)\s)"
+# "su", "van", "na": fr, de, es/pt, it, nl, pl), "4 out of five", "4 из пяти": a score out of
+# the second number, which must be the scale's top ("4 / 10", "3 sur 10" or "4 out of ten"
+# was read by its leading number as a 4 or a 3 on a 1-5 scale). The bar is a slash, or the
+# fraction slash, division slash or full-width slash ("4 ⁄ 10" was read as a 4 too). Group 3
+# is a further "/ n" or "of n" ("5/5/5", "4 / 5 / 5", a date "3/5/2024", "4 of five of
+# five"), or a further "/" with no number ("4/5/", cut short): such a cell is refused, it was
+# read by its first fraction. A label may follow, as after a number.
+_SLASHES = "/⁄∕／"
+_FRACTION_BAR = rf"(?:[{_SLASHES}]|\s(?:out\s+of|of|из|sur|von|de|su|van|na)\s)"
 _FRACTION = re.compile(
-    rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}})(?!\d)(\s*{_FRACTION_BAR}\s*\d|\s*/)?",
+    rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}}(?!\d)|{_NUMBER_WORD})"
+    rf"(\s*{_FRACTION_BAR}\s*(?:\d|{_NUMBER_WORD})|\s*[{_SLASHES}])?",
     re.IGNORECASE,
 )
 # A second score in a label: "5 - great, 4/5 speed".
@@ -273,11 +279,12 @@ class RatingScale:
                 raise RatingError(
                     "bad_rating",
                     "more than one '/' or 'of' between numbers (a date, or a repeated score)"
-                    if fraction.group(3)[-1].isdigit()
+                    if fraction.group(3)[-1] not in _SLASHES
                     else "more than one '/' after a number, the last with no number after it "
                     "(a date or a repeated score cut short)",
                 )
-            if int(fraction.group(2)) != self.high:
+            top = fraction.group(2)
+            if (int(top) if top[0].isdigit() else _NUMBER_WORDS.get(top.casefold())) != self.high:
                 raise RatingError(
                     "bad_rating", f"a score out of another number than the scale's {self.high}"
                 )

@@ -580,3 +580,35 @@ def test_an_nps_answer_naming_two_scores_in_words_is_refused():
         parse_nps("9 or ten")
     assert caught.value.reason == "bad_nps" and "two scores joined" in caught.value.detail
     assert parse_nps("10 - ten out of ten") == 10
+
+
+@pytest.mark.parametrize("cell", ["4 out of ten", "4 of ten", "4 из десяти", "3 de diez"])
+def test_a_score_out_of_another_number_in_words_is_refused(cell):
+    # "4 out of ten" was read by its leading number as a 4 on a 1-5 scale ("4 out of 10" not).
+    assert "another number than the scale's" in refused(cell).detail
+
+
+@pytest.mark.parametrize("cell", ["4 of five of five", "4/five/5", "4 из пяти из пяти"])
+def test_a_chain_of_fractions_in_words_is_refused(cell):
+    assert "more than one '/' or 'of' between numbers" in refused(cell).detail
+
+
+def test_a_seven_point_scale_reads_its_top_in_words():
+    seven = RatingScale(1, 7, {})
+    assert seven.parse("6 out of seven") == 6
+    assert "another number" in refused("6 out of five", seven).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"), [("4⁄5", 4), ("4 ∕ 5", 4), ("４／５", 4), ("5⁄5, great", 5)]
+)
+def test_a_fraction_with_another_slash_reads(cell, score):
+    # The fraction slash, the division slash, the full-width slash: "4⁄5" was refused as no
+    # number.
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize("cell", ["4 ⁄ 10", "4 ∕ 10", "4 ／ 10", "4 ／ 5 ／ 5"])
+def test_a_fraction_with_another_slash_is_refused_as_one_with_a_slash(cell):
+    # "4 ⁄ 10" was read by its leading number as a 4 on a 1-5 scale.
+    refused(cell)

@@ -114,7 +114,8 @@ _STARS = re.compile(r"(?:[★☆⭐]\ufe0f?\s*)+")
 _LEADING_STARS = re.compile(rf"^\s*({_STARS.pattern})")
 _TWO_SCORES = (
     "another score after the score (a second number, fraction or star string, or a decimal): "
-    "which one is meant is unclear"
+    "which one is meant is unclear (a form's own option label: name it in "
+    "results.rating_labels)"
 )
 _DISAGREEING_STARS = "a star string and another score that disagree: which one is meant is unclear"
 # What joins two scores into a choice or a range: "4 or 5", "4 to 5", "4 and 5", "4 & 5",
@@ -184,7 +185,8 @@ _JOINED_ANYWHERE = re.compile(rf"(?:\d|[{_NUMBER_SIGNS}]|(?<!\w){_NUMBER_WORD})\
 _JOINED_WITHIN = 1000
 _JOINED = (
     "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
-    "range): which one is meant is unclear"
+    "range): which one is meant is unclear (a form's own option label: name it in "
+    "results.rating_labels)"
 )
 # "5-Jan": a fraction such as "1/5" that Excel took for a date when it opened the export,
 # saved back as its d-mmm text (the month in English whatever the locale's names). It was

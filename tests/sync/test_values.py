@@ -612,3 +612,13 @@ def test_a_fraction_with_another_slash_reads(cell, score):
 def test_a_fraction_with_another_slash_is_refused_as_one_with_a_slash(cell):
     # "4 ⁄ 10" was read by its leading number as a 4 on a 1-5 scale.
     refused(cell)
+
+
+@pytest.mark.parametrize("label", ["5 - two thumbs up", "5 - one of the best", "4 or five"])
+def test_an_option_label_refused_as_two_scores_reads_once_configured(label):
+    # A form's option whose words name a number is refused, never read by its first number,
+    # and the reason says how to accept it: the label named in results.rating_labels.
+    with pytest.raises(RatingError) as refused:
+        SCALE.parse(label)
+    assert "results.rating_labels" in refused.value.detail
+    assert RatingScale(1, 5, {label: 5}).parse(label) == 5

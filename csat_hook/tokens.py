@@ -194,6 +194,26 @@ def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
     return _read(payload)
 
 
+def claimed(token: str) -> SurveyRef | None:
+    """What ``token`` says it binds, its signature unchecked: the reference a canonically
+    spelled token of this version carries (None for anything else, a malformed or empty one).
+
+    For finding an answer that cannot be credited by what its reference names (an erased
+    dialog's: ``erasure/store.py``, ``sync/ingest.py``), never for crediting one: anyone can
+    write any payload. The spelling checks are :func:`verify`'s, so a reference it calls
+    forged is read, and one it calls malformed is not.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        return None
+    encoded_payload, encoded_tag = token.split(".")
+    try:
+        payload = _b64decode(encoded_payload)
+        _b64decode(encoded_tag)
+        return _read(payload)
+    except (ValueError, TokenError):  # binascii.Error and UnicodeEncodeError are ValueErrors
+        return None
+
+
 def key_set_id(secrets_: Sequence[str]) -> str:
     """An identifier of the set of ``secrets_`` (their order and repeats aside), safe to
     store: what a token checked under them was checked under. Made of an HMAC of a fixed text

@@ -318,3 +318,31 @@ def test_a_signed_issue_time_out_of_range_is_malformed(issued):
         with pytest.raises(TokenError) as info:
             check()
         assert info.value.code == "token_malformed"
+
+
+def test_claimed_reads_what_a_reference_names_without_its_signature():
+    """An erasure finds an unverified answer by the dialog its reference names: a forged
+    reference (the spelling verify accepts, an unknown signature) is read; anything verify
+    calls malformed, or of another version, names nothing."""
+    forged = tokens.sign("another-secret-0123456789", ref(dialog_id="D|9%"))
+    with pytest.raises(TokenError):
+        tokens.verify(forged, [SECRET])
+    named = tokens.claimed(forged)
+    assert named is not None and (named.helpdesk, named.dialog_id) == ("chatwoot", "D|9%")
+    good = tokens.sign(SECRET, ref())
+    assert tokens.claimed(good) == tokens.verify(good, [SECRET])
+    payload, tag = good.split(".")
+    version_2 = base64.urlsafe_b64encode(b"2|chatwoot|12345|7|1|ab").rstrip(b"=").decode()
+    for spelling in (
+        "",
+        payload,
+        f" {good}",
+        f"{payload}==.{tag}",
+        f"{payload.replace('x', '+')}.{tag}",
+        f"{payload}.{tag}.x",
+        f"{payload}.{tag}!",
+        f"{payload[:-1]}\u0391.{tag}",
+        f"{version_2}.{tag}",
+        "x" * (tokens.MAX_TOKEN_LENGTH + 1) + ".a",
+    ):
+        assert tokens.claimed(spelling) is None, spelling

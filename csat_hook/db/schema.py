@@ -353,6 +353,24 @@ erasures = sa.Table(
     sa.Index(None, "dialog_id"),
 )
 
+# One row per dialog erased by ``csat-hook erase --dialog``, whether or not anything of it was
+# stored then (migration 0016): its answers may all be still to come from the source, or be
+# there only as an unverified row typed with its ticket number. The sync's ingest stores a
+# later submission credited to that helpdesk's dialog (by its verified reference), an
+# unverified one whose reference names it, and one whose ticket field is the dialog (any
+# helpdesk's: the field names none) without its comment, typed fields and cells, as it does
+# for an ``erasures`` survey. ``dialog_id`` is as wide as a ticket field (which is all that
+# ties such a row to it); the unique index, dialog first, serves the look-up by ticket.
+erased_dialogs = sa.Table(
+    "erased_dialogs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(255), nullable=False),
+    sa.Column("erased_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("dialog_id", "helpdesk"),
+)
+
 
 # --- alerts -----------------------------------------------------------------------------------
 # One row per alert: a rule matched an answer (``kind`` answer: ``key`` is the digest of rule,

@@ -18,6 +18,8 @@ from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.db.text import is_storable
 from csat_hook.erasure.records import LINES
+from csat_hook.erasure.records import MAX_DIALOG
+from csat_hook.erasure.records import MAX_HELPDESK
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
 from csat_hook.erasure.store import erase as erase_rows
@@ -43,6 +45,11 @@ BY_TICKET = (
     "the same id, or typed by someone else, is matched as well, since erasing a comment that "
     "was not the customer's is the lesser harm than keeping one that was. Unverified answers "
     "are never credited: no figure changes."
+)
+# Said when only the erasure's record is (or would be) added: nothing is stored yet.
+LATER = (
+    "later syncs store its answers still in their source (credited to it, naming it, or typed "
+    "with its ticket number) with their rating, never their text."
 )
 BY_TICKET_HELPDESK = (
     "--helpdesk cannot narrow them: a typed ticket does not say which helpdesk's dialog it is."
@@ -76,6 +83,10 @@ def erase(
     Unverified answers whose ticket field, as typed, is one of the dialogs are erased too,
     counted apart: that field names no helpdesk, so one about another helpdesk's dialog of
     the same id is matched as well (over-erasing is the lesser harm).
+
+    A --dialog erasure is recorded even when nothing of the dialog is stored yet: later
+    syncs store its answers still in the source (credited to it, naming it, or typed with
+    its ticket number) with their rating, never their text. Running it again adds nothing.
 
     \b
     Exit codes: 0 done (or a dry run); 1 a reply to the customer is being sent right now
@@ -151,6 +162,17 @@ def _selector(
             raise click.UsageError(f"{option} needs --helpdesk (the helpdesk it belongs to)")
         if value == "":
             raise click.BadParameter("empty", param_hint=option)
+    # A dialog is recorded as erased (erasure/store.py): a value longer than any stored one
+    # matches nothing, and PostgreSQL would refuse to record it.
+    for value, option, longest, what in (
+        (helpdesk, "--helpdesk", MAX_HELPDESK, "helpdesk name"),
+        (dialog_id, "--dialog", MAX_DIALOG, "ticket field csat-hook stores"),
+    ):
+        if value is not None and len(value) > longest:
+            raise click.BadParameter(
+                f"longer than any {what} ({longest} characters): nothing can match it",
+                param_hint=option,
+            )
     if helpdesk is not None and not (customer_id or dialog_id):
         raise click.UsageError("--helpdesk needs --customer-id or --dialog")
     if not (email or customer_id or dialog_id):
@@ -162,8 +184,25 @@ def _selector(
 
 
 def _report(tally: Tally, applied: bool, selector: Selector) -> None:
+    # A --dialog erasure always has its dialog to record (erasure/store.py): none to add means
+    # it was recorded by an earlier run.
+    which = " this dialog" if selector.dialog_id else ""
     if tally.total() == 0 and not tally.in_delivery:
-        click.echo("Nothing to erase: no stored data matches (or it was erased already).")
+        click.echo(f"Nothing to erase: no stored data matches{which} (or it was erased already).")
+        if selector.dialog_id:
+            click.echo(f"The erasure of this dialog is recorded already: {LATER}")
+    elif tally.total() == tally.records:
+        records = f"{tally.records} erasure record{'s' if tally.records != 1 else ''}"
+        if applied:
+            click.echo(
+                f"No stored data matched{which}; the erasure is recorded ({records}): {LATER}"
+            )
+        else:
+            click.echo(
+                f"Dry run, nothing changed. No stored data matches{which} now; the erasure would "
+                f"be recorded ({records}): {LATER}"
+            )
+            click.echo("Run again with --yes to record it.")
     else:
         click.echo("Erased:" if applied else "Dry run, nothing changed. Would erase:")
         for name, label, what in LINES:

@@ -15,7 +15,10 @@ would send it) is cancelled.
 
 An erasure record per survey (``erasures``) lets the sync store a later submission to that
 survey (the answer is still in its source) with its rating and without its comment
-(``sync/ingest.py`` reads it). Outside csat-hook's reach: alerts and replies already posted
-to a helpdesk, Slack, Telegram, e-mail or a webhook, the source the answers come from, and
-the raw payloads a generic helpdesk's ``capture_dir`` keeps.
+(``sync/ingest.py`` reads it). A ``--dialog`` erasure records its dialog too
+(``erased_dialogs``), whether anything of it is stored now or not: a later submission
+credited to that helpdesk's dialog, naming it by a reference that does not verify, or typed
+with its ticket number is stored the same way. Outside csat-hook's reach: alerts and replies
+already posted to a helpdesk, Slack, Telegram, e-mail or a webhook, the source the answers
+come from, and the raw payloads a generic helpdesk's ``capture_dir`` keeps.
 """

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import fields
 
+# The longest values a selector's helpdesk and dialog can match (and be recorded as):
+# helpdesk names (config/loading.py), and a ticket field as the sync stores it
+# (sync/sources/base.py), the longest a dialog can be typed as.
+MAX_HELPDESK = 64
+MAX_DIALOG = 255
+
 
 @dataclass(frozen=True)
 class Selector:
@@ -25,7 +31,8 @@ class Selector:
 @dataclass
 class Tally:
     """Rows that hold (or held) the customer's data, per place; ``records`` are the erasure
-    records added (surveys the sync will store without a comment from now on)."""
+    records added (surveys, and a ``--dialog`` selector's dialog, the sync will store without a
+    comment from now on)."""
 
     surveys: int = 0
     replies: int = 0

@@ -4,12 +4,19 @@ caller's transaction.
 A survey is the customer's when it matches the selector (:class:`~.records.Selector`); its
 survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
 alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
-have no survey row. Every count is of rows that still hold something to erase: a second run
-counts nothing.
+have no survey row. Every count is of rows that still hold something to erase, and of records
+not yet added: a second run counts nothing.
+
+The records: one per survey key found (``erasures``, with its dialog), and for ``--dialog``
+one for that helpdesk's dialog (``erased_dialogs``), added even when nothing of it is stored
+now: its answers may be still to come from the source, or be there only as an unverified row
+typed with its ticket number, which an edit in the source would make new to the sync. From
+either, the sync's ingest stores a later submission without its text (``sync/ingest.py``).
 
 Unverified answers are found by the survey their reference names (a forged one's reference
-is kept), or else by their ticket field equal to one of the dialogs (the selected one, and
-those of the customer's surveys): counted apart, as matched by typed ticket only. That field
+is kept), or by the ``--dialog`` it names (read unchecked, as the ingest reads it: no survey
+key is needed), or else by their ticket field equal to one of the dialogs (the selected one,
+and those of the customer's surveys): counted apart, as matched by typed ticket only. That field
 is all that ties an answer without a usable reference to a dialog, and it holds a dialog id
 as the respondent left it, with no helpdesk: it cannot tell helpdesk A's dialog "123" from
 helpdesk B's, nor from a "123" typed by someone else, and ``--helpdesk`` cannot narrow it.
@@ -41,6 +48,7 @@ from csat_hook.db.schema import SENT
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
@@ -52,6 +60,8 @@ from csat_hook.erasure.records import Tally
 
 CANCEL_NOTE = "customer data erased before sending"
 UNSENT = (PENDING, FAILED)
+# Forged answers' references read at a time (_claiming): a bounded read, however many.
+CLAIM_PAGE = 2_000
 
 
 def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool) -> Tally:
@@ -86,7 +96,10 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     # Survey key → its dialog, for each survey of the customer's.
     keys = {tokens.survey_key(row.token): row.dialog_id for row in found if row.token}
     dialogs = {(row.helpdesk, row.dialog_id) for row in found}
+    # The dialog selected, recorded as such whatever is found of it now (erased_dialogs).
+    selected: list[tuple[str, str]] = []
     if selector.helpdesk and selector.dialog_id:
+        selected.append((selector.helpdesk, selector.dialog_id))
         dialogs.add((selector.helpdesk, selector.dialog_id))
         keys.update(
             conn.execute(
@@ -133,7 +146,9 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     )
     tally.answers = sum(1 for row in answered if _typed(row))
     tally.history = sum(1 for row in earlier if _typed(row))
-    named, by_ticket = _unverified(conn, ordered, sorted({dialog for _, dialog in dialogs}))
+    named, by_ticket = _unverified(
+        conn, ordered, sorted({dialog for _, dialog in dialogs}), set(selected)
+    )
     tally.unverified = len(named)
     tally.unverified_by_ticket = len(by_ticket)
     unverified = sorted(named + by_ticket)
@@ -150,7 +165,8 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
         _rows(conn, sa.select(erasures.c.survey_key), erasures.c.survey_key, ordered, scalars=True)
     )
     new_keys = [key for key in ordered if key not in known]
-    tally.records = len(new_keys)
+    new_dialogs = [pair for pair in selected if not _recorded(conn, pair)]
+    tally.records = len(new_keys) + len(new_dialogs)
     if not apply:
         return tally
 
@@ -219,6 +235,11 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             sa.insert(erasures),
             [{"survey_key": key, "dialog_id": keys[key], "erased_at": now} for key in new_keys],
         )
+    if new_dialogs:
+        conn.execute(
+            sa.insert(erased_dialogs),
+            [{"helpdesk": h, "dialog_id": d, "erased_at": now} for h, d in new_dialogs],
+        )
     return tally
 
 
@@ -243,12 +264,27 @@ def _customer(selector: Selector) -> sa.ColumnElement[bool]:
     return sa.or_(*who)
 
 
+def _recorded(conn: sa.Connection, pair: tuple[str, str]) -> bool:
+    """Whether the helpdesk's dialog ``pair`` is recorded as erased already."""
+    helpdesk, dialog = pair
+    found = conn.execute(
+        sa.select(erased_dialogs.c.id).where(
+            erased_dialogs.c.dialog_id == dialog, erased_dialogs.c.helpdesk == helpdesk
+        )
+    ).first()
+    return found is not None
+
+
 def _unverified(
-    conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
+    conn: sa.Connection,
+    keys: Sequence[str],
+    dialogs: Sequence[str],
+    selected: set[tuple[str, str]],
 ) -> tuple[list[int], list[int]]:
     """The unverified answers that still hold a comment or the row as read: those to these
-    surveys (by the reference they kept), and apart, the others with one of these dialogs in
-    their ticket field (any helpdesk's: the field names none, see the module's note)."""
+    surveys (by the reference they kept) or to the ``selected`` helpdesks' dialogs (by what
+    the reference they kept names), and apart, the others with one of these dialogs in their
+    ticket field (any helpdesk's: the field names none, see the module's note)."""
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -257,12 +293,38 @@ def _unverified(
     for chunk in in_chunks(keys):
         condition = sa.or_(*(table.c.token.startswith(f"{key}.", autoescape=True) for key in chunk))
         named.update((row.id, row) for row in conn.execute(query.where(condition)))
+    if selected:
+        claiming = _claiming(conn, selected)
+        named.update((row.id, row) for row in _rows(conn, query, table.c.id, claiming))
     by_ticket = {
         row.id: row
         for row in _rows(conn, query, table.c.field_ticket, dialogs)
         if row.id not in named
     }
     return _holding(named), _holding(by_ticket)
+
+
+def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:
+    """The unverified answers whose kept reference (a forged one's: the others keep none)
+    names one of the ``selected`` helpdesks' dialogs, as the sync's ingest reads it
+    (``tokens.claimed``). The payload is base64: read here, a page of references at a time,
+    exactly as the ingest does, rather than guessed at by a prefix in SQL."""
+    table = unverified_answers
+    page = (
+        sa.select(table.c.id, table.c.token)
+        .where(table.c.token.is_not(None))
+        .order_by(table.c.id)
+        .limit(CLAIM_PAGE)
+    )
+    found: list[int] = []
+    after = 0
+    while rows := conn.execute(page.where(table.c.id > after)).all():
+        after = rows[-1].id
+        for row in rows:
+            ref = tokens.claimed(row.token)
+            if ref is not None and (ref.helpdesk, ref.dialog_id) in selected:
+                found.append(row.id)
+    return found
 
 
 def _holding(found: dict[int, Any]) -> list[int]:

@@ -105,35 +105,51 @@ def _without_erased_text(
     conn: sa.Connection, credited: list[Credited], unverified: list[Unverified]
 ) -> tuple[list[Credited], list[Unverified]]:
     """The submissions to surveys whose customer data was erased (``csat-hook erase``: an
-    ``erasures`` row) without their comment, form fields and cells: the source still holds
+    ``erasures`` row), or to dialogs erased as such (``erased_dialogs``: ``--dialog``, found
+    stored or not), without their comment, form fields and cells: the source still holds
     the answer, and its rating is credited as any other, never the text that was erased (its
-    fields, blank, count as not edited). An unverified one names such a survey by its
-    reference, or by its dialog in the ticket field: any helpdesk's dialog of that id, as the
+    fields, blank, count as not edited). A credited one is matched by its survey key or by
+    its verified reference's helpdesk and dialog. An unverified one names such a survey by its
+    reference, or such a dialog by what its reference says (``tokens.claimed``: a forged one
+    is read), or by the dialog in the ticket field: any helpdesk's dialog of that id, as the
     field names none (an erasure errs on erasing; ``erasure/store.py``). The identity stays
     the row's own, so the row is recognised as processed on the next run."""
-    if not credited and not unverified:
-        return credited, unverified
+    if (not credited and not unverified) or not store.any_erasure(conn):
+        return credited, unverified  # the usual case: no erasure ever
     keys = {item.key for item in credited}
     keys.update(filter(None, (item.submission.named_key() for item in unverified)))
+    named = [_named_dialog(item.submission) for item in unverified]
     tickets = {item.submission.field_ticket.strip() for item in unverified} - {""}
-    erased, dialogs = store.erased_among(conn, sorted(keys), sorted(tickets))
-    if not erased and not dialogs:
+    dialogs = {item.ref.dialog_id for item in credited} | tickets
+    dialogs.update(pair[1] for pair in named if pair)
+    erased = store.erased_among(conn, sorted(keys), sorted(dialogs))
+    if not erased.keys and not erased.dialogs:
         return credited, unverified
     return (
         [
-            replace(item, submission=_erased(item.submission)) if item.key in erased else item
+            replace(item, submission=_erased(item.submission))
+            if item.key in erased.keys or (item.ref.helpdesk, item.ref.dialog_id) in erased.pairs
+            else item
             for item in credited
         ],
         [
             replace(item, submission=_erased(item.submission))
             if (
-                item.submission.named_key() in erased
-                or item.submission.field_ticket.strip() in dialogs
+                item.submission.named_key() in erased.keys
+                or pair in erased.pairs
+                or item.submission.field_ticket.strip() in erased.dialogs
             )
             else item
-            for item in unverified
+            for item, pair in zip(unverified, named, strict=True)
         ],
     )
+
+
+def _named_dialog(submission: Submission) -> tuple[str, str] | None:
+    """The helpdesk and dialog an unverified submission's reference names, unchecked (None
+    when it names none: missing, malformed)."""
+    ref = tokens.claimed(submission.token.strip())
+    return (ref.helpdesk, ref.dialog_id) if ref is not None else None
 
 
 def _erased(submission: Submission) -> Submission:

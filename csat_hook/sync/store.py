@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_skipped_rows
@@ -60,21 +61,48 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     return known
 
 
-def erased_among(
-    conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]
-) -> tuple[set[str], set[str]]:
-    """Which of the survey ``keys``, and which of the ``dialogs``, had their customer data
-    erased (``csat-hook erase``): a submission to one is stored without its comment
-    (:mod:`.ingest`)."""
-    if conn.execute(sa.select(erasures.c.id).limit(1)).first() is None:
-        return set(), set()  # the usual case: no erasure ever, one cheap look
-    found: tuple[set[str], set[str]] = (set(), set())
-    for column, values, into in (
-        (erasures.c.survey_key, keys, found[0]),
-        (erasures.c.dialog_id, dialogs, found[1]),
-    ):
-        for condition in among(conn, column, values):
-            into.update(conn.execute(sa.select(column).where(condition).distinct()).scalars())
+class Erased(NamedTuple):
+    """What :func:`erased_among` found erased (``csat-hook erase``) among what it was asked:
+    survey ``keys`` (``erasures``), ``dialogs`` of any helpdesk (an erased survey's dialog, or
+    an erased dialog: what a typed ticket field is matched with), and ``(helpdesk, dialog)``
+    ``pairs`` erased as dialogs (``erased_dialogs``: what a reference is matched with)."""
+
+    keys: set[str]
+    dialogs: set[str]
+    pairs: set[tuple[str, str]]
+
+
+def any_erasure(conn: sa.Connection) -> bool:
+    """Whether ``csat-hook erase`` ever recorded an erasure: the usual answer, no, in one cheap
+    look before the submissions' look-ups are even gathered."""
+    return any(
+        conn.execute(sa.select(table.c.id).limit(1)).first() is not None
+        for table in (erasures, erased_dialogs)
+    )
+
+
+def erased_among(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]) -> Erased:
+    """Which of the survey ``keys``, and which of the ``dialogs`` (and as which helpdesk's),
+    had their customer data erased (``csat-hook erase``): a submission to one is stored
+    without its comment (:mod:`.ingest`)."""
+    found = Erased(set(), set(), set())
+    for condition in among(conn, erasures.c.survey_key, keys):
+        found.keys.update(conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars())
+    for match in matching(conn, dialogs):
+        found.dialogs.update(
+            conn.execute(
+                sa.select(erasures.c.dialog_id).where(match(erasures.c.dialog_id)).distinct()
+            ).scalars()
+        )
+        found.pairs.update(
+            (row.helpdesk, row.dialog_id)
+            for row in conn.execute(
+                sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id).where(
+                    match(erased_dialogs.c.dialog_id)
+                )
+            )
+        )
+    found.dialogs.update(dialog for _, dialog in found.pairs)
     return found
 
 

@@ -221,11 +221,11 @@ def shop(kit: Any, receivers: FakeNotify, tmp_path: Path) -> Shop:
     return built
 
 
-def held(dump: dict[str, list[Any]]) -> dict[str, int]:
-    """Per table, the rows that hold Maria's text somewhere."""
+def held(dump: dict[str, list[Any]], mark: str = MARK) -> dict[str, int]:
+    """Per table, the rows that hold Maria's text (or ``mark``, any case) somewhere."""
     found = {}
     for name, rows in dump.items():
-        count = sum(1 for row in rows if MARK in json.dumps(row, default=str).lower())
+        count = sum(1 for row in rows if mark in json.dumps(row, default=str).lower())
         if count:
             found[name] = count
     return found
@@ -717,3 +717,167 @@ def test_values_pasted_with_surrounding_spaces_match_as_intake_stored_them(
 def test_a_blank_id_is_bad_usage(shop: Shop, option: str):
     result = shop.erase("--helpdesk", HELPDESK, option, "   ")
     assert result.exit_code == 2 and option in result.output, result.output
+
+
+# Zoe's answer, typed with the ticket number of a dialog csat-hook has no survey for (D-9)
+# and no reference: unverified, tied to D-9 by its ticket field alone. Her texts hold "zoe".
+ZOE = "zoe"
+TYPED = "2026/11/20 1:45:00 PM GMT+3,3,Zoe typed her ticket,Anna,D-9,"
+
+
+def test_a_dialog_with_no_survey_and_no_answer_is_recorded_so_its_edited_row_stays_erased(
+    shop: Shop,
+):
+    """``--dialog`` finds no survey and no answer, only an unverified row typed with its
+    ticket number: the row is erased now and the erasure is recorded, so once the row is
+    edited in the source (a new row identity) the next sync stores it without its text, as
+    it does for a dialog whose survey was found."""
+    shop.lines["typed"] = TYPED
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {"unverified_answers": 1}
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  unverified answers matched by typed ticket only: 1 " in result.output
+    assert "  erasure records: 1 " in result.output
+    assert held(shop.dump(), ZOE) == {}
+
+    shop.lines["typed"] = TYPED.replace(",3,Zoe", ",4,Zoe")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {}
+    assert ZOE not in shop.report_text().lower()
+    with shop.kit.engine.connect() as conn:
+        edited = conn.execute(
+            sa.select(unverified_answers.c.comment, unverified_answers.c.source_row).where(
+                unverified_answers.c.rating == 4
+            )
+        ).one()
+    assert not edited.comment and edited.source_row == {}  # stored, without its text
+
+    again = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert again.exit_code == 0 and "Nothing to erase" in again.output, again.output
+
+
+def test_a_dialog_erased_before_anything_of_it_is_stored_keeps_every_later_text_out(
+    shop: Shop,
+):
+    """Nothing of the dialog is stored yet (its answers are still to come from the source):
+    the dry run says so and that the erasure would be recorded, ``--yes`` records it, and
+    running it again changes nothing. Every later answer to that dialog of that helpdesk is
+    stored without its text: credited (a survey row csat-hook no longer holds), naming it by a
+    reference that does not verify, or typed with its ticket number; another helpdesk's dialog
+    of the same id, credited by its own reference, is not this one."""
+    before = shop.dump()
+    dry = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9")
+    assert dry.exit_code == 0, dry.output
+    assert shop.dump() == before
+    assert "Dry run, nothing changed" in dry.output
+    assert "No stored data matches this dialog now" in dry.output
+    assert "the erasure would be recorded (1 erasure record)" in dry.output
+    assert "Would erase:" not in dry.output and "Nothing to erase" not in dry.output
+    assert "--yes" in dry.output and "d-9" not in dry.output.lower()
+
+    applied = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "No stored data matched this dialog" in applied.output
+    assert "the erasure is recorded (1 erasure record)" in applied.output
+    after = shop.dump()
+    for args in ((), ("--yes",)):
+        again = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", *args)
+        assert again.exit_code == 0, again.output
+        assert "Nothing to erase" in again.output
+        assert "The erasure of this dialog is recorded already" in again.output
+        assert shop.dump() == after
+
+    issued = shop.kit.now - timedelta(hours=2)
+    credited = tokens.sign(SECRET, tokens.SurveyRef(HELPDESK, "D-9", "7", issued))
+    forged = tokens.sign(
+        "a-secret-nobody-configured-here", tokens.SurveyRef(HELPDESK, "D-9", "7", issued)
+    )
+    elsewhere = tokens.sign(SECRET, tokens.SurveyRef("otherdesk", "D-9", "7", issued))
+    shop.lines.update(
+        {
+            "zoe-credited": f"2026/11/20 2:10:00 PM GMT+3,2,Zoe credited,Zoe typed,D-9,{credited}",
+            "zoe-forged": f"2026/11/20 2:11:00 PM GMT+3,1,Zoe forged,Anna,X-1,{forged}",
+            "zoe-typed": TYPED,
+            "elsewhere": f"2026/11/20 2:12:00 PM GMT+3,5,Olga elsewhere,Anna,D-9,{elsewhere}",
+        }
+    )
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {}
+    assert ZOE not in shop.report_text().lower()
+    with shop.kit.engine.connect() as conn:
+        stored = {
+            r.helpdesk: (r.rating, r.comment or None)
+            for r in conn.execute(
+                sa.select(answers.c.helpdesk, answers.c.rating, answers.c.comment).where(
+                    answers.c.dialog_id == "D-9"
+                )
+            )
+        }
+        ratings = sorted(
+            conn.execute(
+                sa.select(unverified_answers.c.rating).where(unverified_answers.c.rating >= 3)
+            ).scalars()
+        )
+    assert stored == {HELPDESK: (2, None), "otherdesk": (5, "Olga elsewhere")}
+    assert ratings == [3]  # Zoe's typed row: stored, without its text
+
+
+def test_a_forged_reference_naming_the_dialog_is_found_without_its_survey(shop: Shop):
+    """A reference that does not verify still names a helpdesk's dialog: with no survey or
+    answer of that dialog stored to find it by survey key, ``--dialog`` finds it by the dialog
+    its reference names (counted with those naming the surveys), and the sync keeps it, edited,
+    without its text."""
+    issued = shop.kit.now - timedelta(hours=2)
+    forged = tokens.sign(
+        "a-secret-nobody-configured-here", tokens.SurveyRef(HELPDESK, "D-9", "7", issued)
+    )
+    # Another helpdesk's D-9, and the reference bent out of its one spelling (malformed, it
+    # names nothing, as verify reads it): not this dialog.
+    other = tokens.sign(
+        "a-secret-nobody-configured-here", tokens.SurveyRef("otherdesk", "D-9", "7", issued)
+    )
+    shop.lines["zoe-forged"] = f"2026/11/20 2:11:00 PM GMT+3,1,Zoe forged,Anna,X-1,{forged}"
+    shop.lines["other"] = f"2026/11/20 2:12:00 PM GMT+3,1,Olga forged,Anna,X-2,{other}"
+    shop.lines["bent"] = f"2026/11/20 2:13:00 PM GMT+3,1,Olga bent,Anna,X-3,{forged}=="
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {"unverified_answers": 1}
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  unverified answers naming one of these surveys: 1 " in result.output
+    assert "  unverified answers matched by typed ticket only: 0 " in result.output
+    assert held(shop.dump(), ZOE) == {}
+    assert held(shop.dump(), "olga") == {"unverified_answers": 2}
+
+    shop.lines["zoe-forged"] = shop.lines["zoe-forged"].replace(",1,Zoe", ",2,Zoe")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {}
+    assert ZOE not in shop.report_text().lower()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--helpdesk", "h" * 65), ("--dialog", "9" * 256)],
+)
+def test_a_value_longer_than_any_stored_one_is_bad_usage(shop: Shop, option: str, value: str):
+    """No helpdesk name is longer than 64 characters, no ticket field than 255: such a value
+    matches nothing and could not be recorded (PostgreSQL refuses it): exit 2, naming the
+    option, never a traceback."""
+    args = {"--helpdesk": [option, value, "--dialog", "D-9"]}.get(
+        option, ["--helpdesk", HELPDESK, option, value]
+    )
+    before = shop.dump()
+    result = shop.erase(*args, "--yes")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert option in result.output and value not in result.output
+    assert shop.dump() == before

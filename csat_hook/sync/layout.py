@@ -122,12 +122,18 @@ class Table:
 @dataclass
 class Grid:
     """One sheet. ``name`` is the wanted title before an output cleans it (for an agent's
-    tab, their name; ``key`` is the agent key); ``kind`` says what the tab holds."""
+    tab, their name; ``key`` is the agent key); ``kind`` says what the tab holds.
+
+    ``helpdesk``: an agent's helpdesk where another helpdesk has an agent of the same key
+    (agent "7" of each), whom the key alone does not name: the outputs then title and
+    number the tab with it too (titles.py, outputs/sheets_tabs.py). None for every other
+    tab, whose title and id stay what the key alone makes them."""
 
     name: str
     kind: str
     rows: list[list[Cell]] = field(default_factory=list)
     key: str | None = None
+    helpdesk: str | None = None
     frozen_rows: int = 1
     frozen_cols: int = 0
     widths: list[int] = field(default_factory=list)

@@ -1,14 +1,17 @@
 """Tab and worksheet titles: stable, unique, short enough, no forbidden characters.
 
 An agent's tab is ``<name> (<key>)`` (just the key when there is no other name), so it
-stays the same across runs and two agents with one name never share a tab. Sheets allows
-100 characters, Excel 31; neither likes ``[]:*?/\\`` nor a leading or trailing apostrophe.
-Titles are compared case-insensitively, as Sheets does. Lengths are counted in UTF-16 code
-units, as Excel counts them: an emoji is two, and a name of 31 code points holding one makes
-Excel report the workbook damaged (randym/axlsx#588, caxlsx/caxlsx#70). Excel also reserves
-the name "History" (any case; :data:`XLSX_RESERVED`), which Sheets allows. Bidirectional
-controls are dropped: a RIGHT-TO-LEFT OVERRIDE (U+202E) before ")7( annA" reversed the rest
-of the title, the key included, and the tab of agent 9 showed as "(9) Anna (7)".
+stays the same across runs and two agents with one name never share a tab; an agent whose
+key another helpdesk's agent also has (agent "7" of each) is ``<name> (<helpdesk> <key>)``
+(``<key> (<helpdesk>)``), so two helpdesks' agents of one name and key never do either.
+Sheets allows 100 characters, Excel 31; neither likes ``[]:*?/\\`` nor a leading or
+trailing apostrophe. Titles are compared case-insensitively, as Sheets does. Lengths are
+counted in UTF-16 code units, as Excel counts them: an emoji is two, and a name of 31 code
+points holding one makes Excel report the workbook damaged (randym/axlsx#588,
+caxlsx/caxlsx#70). Excel also reserves the name "History" (any case;
+:data:`XLSX_RESERVED`), which Sheets allows. Bidirectional controls are dropped: a
+RIGHT-TO-LEFT OVERRIDE (U+202E) before ")7( annA" reversed the rest of the title, the key
+included, and the tab of agent 9 showed as "(9) Anna (7)".
 """
 
 from __future__ import annotations
@@ -48,10 +51,20 @@ def clean(text: str, max_len: int) -> str:
     return cut(text, max_len).rstrip().strip("'") or "-"
 
 
-def agent_title(name: str, key: str, max_len: int) -> str:
-    """``Name (key)``; the name is shortened first so the key (the identity) survives."""
+def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) -> str:
+    """``Name (key)``; the name is shortened first so the key (the identity) survives.
+
+    With ``helpdesk`` (another helpdesk has an agent of the same key: the key alone does not
+    name the agent), ``Name (helpdesk key)``, or ``key (helpdesk)`` for an agent with no other
+    name, as the report's labels name them (report/common.py ``display_names``; a colon is
+    not allowed in a title)."""
     name, key = clean(name, max_len), clean(key, max_len)
-    if name.casefold() == key.casefold():
+    if helpdesk is not None:
+        if name.casefold() == key.casefold():
+            name, key = key, clean(helpdesk, max_len)
+        else:
+            key = clean(f"{helpdesk} {key}", max_len)
+    elif name.casefold() == key.casefold():
         return key
     suffix = f" ({key})"
     if units(suffix) >= max_len - 3:
@@ -80,22 +93,27 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
     return result
 
 
-def table_titles(
-    names: Sequence[tuple[str, str | None]], max_len: int, taken: Iterable[str] = ()
-) -> list[str]:
-    """Titles for ``(name, agent key or None)`` pairs, unique and within ``max_len``, in
-    the order given.
+# A tab to title: (name, agent key or None), and the agent's helpdesk (agent_title) when
+# the key alone does not name the agent.
+Named = tuple[str, str | None] | tuple[str, str | None, str | None]
+
+
+def table_titles(names: Sequence[Named], max_len: int, taken: Iterable[str] = ()) -> list[str]:
+    """Titles for ``(name, agent key or None[, helpdesk])`` tuples, unique and within
+    ``max_len``, in the order given.
 
     The report's own tabs (no key) get theirs first, wherever they are listed: the agents'
     tabs come before Unverified and Alerts, and an agent whose title is the same (a shared
     account whose key is its name, "alerts") took the team's Alerts tab, its alerts moved
     to "Alerts 2", and the "Handled" column was read back from the agent's tab."""
     wanted = [
-        agent_title(name, key, max_len) if key is not None else clean(name, max_len)
-        for name, key in names
+        agent_title(named[0], named[1], max_len, named[2] if len(named) > 2 else None)
+        if named[1] is not None
+        else clean(named[0], max_len)
+        for named in names
     ]
-    own = [i for i, (_, key) in enumerate(names) if key is None]
-    agents = [i for i, (_, key) in enumerate(names) if key is not None]
+    own = [i for i, named in enumerate(names) if named[1] is None]
+    agents = [i for i, named in enumerate(names) if named[1] is not None]
     titles = dict(zip(own, unique_titles([wanted[i] for i in own], max_len, taken), strict=True))
     claimed = [*taken, *titles.values()]
     agent_titles = unique_titles([wanted[i] for i in agents], max_len, claimed)

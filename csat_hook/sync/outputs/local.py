@@ -71,7 +71,9 @@ def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
 
     from csat_hook.sync.outputs.xlsx import write_grid
 
-    titles = table_titles([(g.name, g.key) for g in grids], XLSX_MAX, taken=XLSX_RESERVED)
+    titles = table_titles(
+        [(g.name, g.key, g.helpdesk) for g in grids], XLSX_MAX, taken=XLSX_RESERVED
+    )
 
     def write(target: Path) -> None:
         workbook = Workbook(write_only=True)

@@ -67,6 +67,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -96,12 +97,12 @@ from csat_hook.sync.outputs.sheets_expect import expectation
 from csat_hook.sync.outputs.sheets_expect import needed
 from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
-from csat_hook.sync.outputs.sheets_tabs import AGENT_TAB
 from csat_hook.sync.outputs.sheets_tabs import TAB
 from csat_hook.sync.outputs.sheets_tabs import Kinds
 from csat_hook.sync.outputs.sheets_tabs import Mark
 from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
+from csat_hook.sync.outputs.sheets_tabs import agent_parts
 from csat_hook.sync.outputs.sheets_tabs import delete
 from csat_hook.sync.outputs.sheets_tabs import mark
 from csat_hook.sync.outputs.sheets_tabs import marks
@@ -113,6 +114,7 @@ from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.texts import LANGUAGES
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import clean
 from csat_hook.sync.titles import table_titles
 from csat_hook.sync.titles import unique_titles
@@ -255,20 +257,26 @@ class SheetsOutput:
         taken = [p["title"] for p in existing.values() if p.get("sheetId") in self.protected]
         marked = marks(sheets)
         kinds = self.kinds(grids, marked)
-        keys = (g.key for g in grids if g.key is not None)
-        ours = Owned(self.owned, keys, self.protected, kinds)
+        agents = [(g.key, g.helpdesk) for g in grids if g.key is not None]
+        ours = Owned(self.owned, agents, self.protected, kinds)
         foreign = [p["title"] for p in existing.values() if not ours(p)]
-        titles = table_titles([(g.name, g.key) for g in grids], SHEETS_MAX, foreign)
+        titles = table_titles([(g.name, g.key, g.helpdesk) for g in grids], SHEETS_MAX, foreign)
         used_ids = {p.get("sheetId") for p in existing.values()}
-        renamed = Renamed(existing, {t.casefold() for t in titles}, self.protected, ours.recorded)
+        renamed = Renamed(
+            existing,
+            {t.casefold() for t in titles},
+            self.protected,
+            ours.recorded,
+            ours.helpdesks,
+        )
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
-        for title, grid in zip(titles, grids, strict=True):
+        for title, grid, before in zip(titles, grids, _befores(grids), strict=True):
             need_rows, need_cols = needed(grid)
             props = existing.get(title.casefold())
             if props is None:
                 if grid.key is not None:
-                    props = renamed.tab(grid.key)
+                    props = renamed.tab(grid.key, grid.helpdesk, before)
                 else:
                     props = renamed.own(clean(grid.name, SHEETS_MAX))
                     if props is None:
@@ -278,7 +286,9 @@ class SheetsOutput:
             if props is None:
                 rows = grown(need_rows)
                 sheet_id = new_id(
-                    (AGENT_TAB, grid.key) if grid.key is not None else (TAB, title.casefold()),
+                    agent_parts(grid.key, grid.helpdesk)
+                    if grid.key is not None
+                    else (TAB, title.casefold()),
                     used_ids,
                 )
                 used_ids.add(sheet_id)
@@ -555,6 +565,23 @@ class SheetsOutput:
                 "output.gsheets.max_rows_per_agent or max_response_rows"
             )
         return chunks
+
+
+def _befores(grids: Sequence[Grid]) -> list[str | None]:
+    """For each grid of an agent whose key another helpdesk's agent has come to share
+    (:attr:`Grid.helpdesk`), the title the key alone gave their tab, where no other such
+    agent of the report had the same (else None): their tab made before is theirs, renamed
+    to name the helpdesk (:meth:`.sheets_tabs.Renamed.tab`). Two agents of one name had
+    "Anna (7)" and "Anna (7) 2", in the order of their newest answers: neither title says
+    whose it is."""
+    before = [
+        agent_title(g.name, g.key, SHEETS_MAX).casefold()
+        if g.key is not None and g.helpdesk is not None
+        else None
+        for g in grids
+    ]
+    counts = Counter(title for title in before if title is not None)
+    return [title if title is not None and counts[title] == 1 else None for title in before]
 
 
 def _packed(items: Sequence[T], sizes: Sequence[int], limit: int) -> list[list[T]]:

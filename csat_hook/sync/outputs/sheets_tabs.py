@@ -14,12 +14,16 @@ from typing import Any
 
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import clean
 from csat_hook.sync.titles import numbered
 
 # A new tab's sheetId is made from these and its agent key (an agent's tab) or its title: an
 # agent's tab is found by its id when the agent's name, and so the wanted title, changed.
+# An agent whose key another helpdesk's agent also has (Grid.helpdesk) is numbered from its
+# helpdesk and key (agent_parts); no other tab's id changed when that was added.
 TAB, AGENT_TAB = "csat-hook tab", "csat-hook agent tab"
+HELPDESK_AGENT_TAB = "csat-hook helpdesk agent tab"
 # new_id's attempts recognised as ours: a later one is taken only when a tab already holds
 # the id of every earlier one.
 ATTEMPTS = 3
@@ -34,6 +38,23 @@ MARK_KEY = "csat-hook.tab"
 # A value longer than this is not one of ours (a kind, an id and 100 UTF-16 units of title
 # make under 700 characters even escaped): not parsed.
 _MARK_MAX = 1_000
+
+
+def agent_parts(key: str, helpdesk: str | None) -> tuple[str, str]:
+    """What :func:`new_id` makes an agent's tab's id from: the key alone (as every version
+    did), or, for an agent whose key another helpdesk's agent also has, the helpdesk and the
+    key as one JSON array: ``object_id`` joins its parts with ":", and a helpdesk "a" with
+    key "b:c" must not be numbered as "a:b" with key "c" (nor as a key "a:b:c" alone, whose
+    parts start with :data:`AGENT_TAB`)."""
+    if helpdesk is None:
+        return AGENT_TAB, key
+    return HELPDESK_AGENT_TAB, json.dumps([helpdesk, key])
+
+
+def agent_ids(key: str, helpdesk: str | None) -> list[int]:
+    """The sheetIds :func:`new_id` gives the agent's tab, in the order it tries them."""
+    parts = agent_parts(key, helpdesk)
+    return [object_id(*parts, attempt) for attempt in range(ATTEMPTS)]
 
 
 def new_id(parts: tuple[str, str], used: set[Any]) -> int:
@@ -234,8 +255,10 @@ class Owned:
     name is typed by helpdesk users: "Ответы на форму" with id 1 is the title Google Forms
     gives its responses tab in Russian, and a name-only agent's title is the bare name.
 
-    A tab is csat-hook's when its sheetId is one :func:`new_id` gives an agent key of the
-    report or the tab's own title, or one csat-hook recorded writing (``recorded``: the
+    A tab is csat-hook's when its sheetId is one :func:`new_id` gives an agent of the report
+    (``agents``: (key, helpdesk or None) as :func:`agent_parts` takes them; the key alone
+    counts too, for a tab made before the key was shared) or the tab's own title, or one
+    csat-hook recorded writing (``recorded``: the
     tabs of its reports, kept between runs; the earliest versions let Google number their
     tabs, and a tab renamed keeps the id of its first title), or a tab of the report's own
     set under a title of its kind (:class:`Kinds`: "Сводка" made as "Summary" and renamed
@@ -244,13 +267,18 @@ class Owned:
     def __init__(
         self,
         recorded: Iterable[int],
-        keys: Iterable[str],
+        agents: Iterable[tuple[str, str | None]],
         protected: set[int],
         kinds: Kinds | None = None,
     ) -> None:
         self.recorded = set(recorded) - protected
         self.protected = protected
-        self.keyed = {object_id(AGENT_TAB, key, a) for key in set(keys) for a in range(ATTEMPTS)}
+        pairs = set(agents)
+        # The ids of agents the key alone does not name: never another agent's tab (Renamed).
+        self.helpdesks = {
+            i for key, helpdesk in pairs if helpdesk is not None for i in agent_ids(key, helpdesk)
+        }
+        self.keyed = {i for key, _ in pairs for i in agent_ids(key, None)} | self.helpdesks
         self.kinds = kinds
         self._seen: dict[tuple[Any, str], bool] = {}  # a plan asks twice about the tabs it takes
 
@@ -276,7 +304,13 @@ class Renamed:
     Ours for the key: its sheetId is the one :func:`new_id` gives the key, or it is ours
     (made under its own title before ids came from keys, or recorded: :class:`Owned`) and
     its title ends with the key as :func:`~csat_hook.sync.titles.agent_title` writes it. A
-    tab Google numbered that csat-hook did not record (one a manager added) is never taken."""
+    tab Google numbered that csat-hook did not record (one a manager added) is never taken.
+
+    An agent whose key another helpdesk's agent also has is (helpdesk, key): its tab is the
+    one numbered from both, or one of ours whose title names both (:meth:`tab`); never one
+    found by the key alone, which may be the other agent's. ``helpdesk_ids``: the sheetIds
+    :func:`new_id` gives such agents of the report (:attr:`Owned.helpdesks`), each taken
+    only by its own agent."""
 
     def __init__(
         self,
@@ -284,6 +318,7 @@ class Renamed:
         wanted: set[str],
         protected: set[int],
         recorded: Iterable[int] = (),
+        helpdesk_ids: Iterable[int] = (),
     ) -> None:
         self.free = {
             p.get("sheetId"): p
@@ -291,6 +326,7 @@ class Renamed:
             if title not in wanted and p.get("sheetId") not in protected
         }
         self.recorded = set(recorded)
+        self.helpdesk_ids = set(helpdesk_ids)
         self._by_title_id: dict[str, dict[str, Any]] | None = None
 
     def own(self, title: str) -> dict[str, Any] | None:
@@ -316,22 +352,48 @@ class Renamed:
         writes elsewhere, or of a kind it no longer has (Unverified or Alerts turned off)."""
         return [props for props in self.free.values() if kinds.of(props)]
 
-    def tab(self, key: str) -> dict[str, Any] | None:
-        for attempt in range(ATTEMPTS):
-            props = self.free.get(object_id(AGENT_TAB, key, attempt))
+    def tab(
+        self, key: str, helpdesk: str | None = None, before: str | None = None
+    ) -> dict[str, Any] | None:
+        """The agent's tab to rename: ``key``'s, or (``helpdesk`` given) the one of the
+        agent (helpdesk, key) whose key another helpdesk's agent also has: numbered from
+        both (:func:`agent_parts`), or ours for the key and titled with both (its name
+        since changed), or titled ``before``: the title the key alone gave it before the
+        key was shared, which the caller passes only when no other agent of the report had
+        it (two agents of one name had "Anna (7)" and "Anna (7) 2", and which was whose
+        the titles do not say)."""
+        for sheet_id in agent_ids(key, helpdesk):
+            props = self.free.get(sheet_id)
             if props is not None:
-                return self.free.pop(props.get("sheetId"))
+                return self.free.pop(sheet_id)
+        if helpdesk is not None:
+            return self._helpdesk_tab(key, helpdesk, before)
         if self._by_title_id is None:  # built once, only when some agent's title is new
             self._by_title_id = {
                 str(p.get("title", "")).casefold(): p
                 for sheet_id, p in self.free.items()
-                if sheet_id in self.recorded or titled(p)
+                if (sheet_id in self.recorded or titled(p)) and sheet_id not in self.helpdesk_ids
             }
         suffix = f" ({clean(key, SHEETS_MAX)})".casefold()
         for title, props in self._by_title_id.items():
             if title.endswith(suffix) and props.get("sheetId") in self.free:
                 del self._by_title_id[title]
                 return self.free.pop(props.get("sheetId"))
+        return None
+
+    def _helpdesk_tab(self, key: str, helpdesk: str, before: str | None) -> dict[str, Any] | None:
+        """:meth:`tab`'s tab of ours for ``key`` whose title names the agent (helpdesk, key)."""
+        legacy = set(agent_ids(key, None))
+        bare = agent_title(key, key, SHEETS_MAX, helpdesk).casefold()
+        suffix = f" ({clean(f'{helpdesk} {key}', SHEETS_MAX)})".casefold()
+        for sheet_id, props in self.free.items():
+            if sheet_id in self.helpdesk_ids:
+                continue
+            if sheet_id not in legacy and sheet_id not in self.recorded and not titled(props):
+                continue
+            title = str(props.get("title", "")).casefold()
+            if title == bare or title.endswith(suffix) or (before and title == before.casefold()):
+                return self.free.pop(sheet_id)
         return None
 
 

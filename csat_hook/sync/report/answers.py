@@ -13,6 +13,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import AnswerRecord
 from csat_hook.sync.layout import Area
 from csat_hook.sync.layout import Canvas
@@ -111,7 +112,12 @@ def build_responses(
 
 def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = None) -> list[Grid]:
     """One tab per agent with answers, newest first, at most ``max_rows`` answers; ``newest``
-    is :meth:`Newest.of` ``ctx`` (computed here when not given)."""
+    is :meth:`Newest.of` ``ctx`` (computed here when not given).
+
+    An agent is (helpdesk, key): a tab whose key another helpdesk's agent also has (among
+    every agent of the dataset, with answers or only surveys: a key, once shared, stays
+    shared) carries its helpdesk (:attr:`Grid.helpdesk`), and the tabs are in the order of
+    name, key and helpdesk, never of whose answer came last."""
     t = ctx.texts
     newest = newest or Newest.of(ctx)
     # Positions in the newest-first order, per agent, up to max_rows each.
@@ -133,8 +139,11 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
         columns.append(Column(t["ticket_link"], None, 36))
     grids = []
     agents = ctx.data.agents
+    shared = _shared_keys(agents)
     ordered, shown = newest.answers, newest.shown
-    for agent in sorted(by_agent, key=lambda i: (agents[i].name.casefold(), agents[i].key)):
+    for agent in sorted(
+        by_agent, key=lambda i: (agents[i].name.casefold(), agents[i].key, agents[i].helpdesk)
+    ):
         rows: list[list[Cell]] = []
         for index in by_agent[agent]:
             a = ordered[index]
@@ -146,11 +155,22 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
                 row.append(ticket_link(ctx.templates, a.helpdesk, a.dialog_id))
             rows.append(row)
         who = agents[agent]
-        grid = Grid(who.name, "agent", key=who.key)
+        helpdesk = who.helpdesk if who.key in shared else None
+        grid = Grid(who.name, "agent", key=who.key, helpdesk=helpdesk)
         placed = Canvas(grid).table(Table(columns, rows))
         _low_ratings(ctx, grid, placed.first, placed.end, 2)
         grids.append(grid)
     return grids
+
+
+def _shared_keys(agents: Sequence[Agent]) -> set[str]:
+    """The agent keys more than one helpdesk's agents have."""
+    helpdesks: dict[str, str] = {}
+    shared = set()
+    for agent in agents:
+        if helpdesks.setdefault(agent.key, agent.helpdesk) != agent.helpdesk:
+            shared.add(agent.key)
+    return shared
 
 
 def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tuple[Grid, Table]:

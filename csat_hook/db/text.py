@@ -19,11 +19,14 @@ import sqlalchemy as sa
 
 T = TypeVar("T")
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# NUL, a lone surrogate, and a lone surrogate's stand-in (U+10F800-U+10FFFF: what the webhook
+# parser reads "\ud800" as, helpdesks/records.py SURROGATE_STAND_INS), treated as one.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff\U0010f800-\U0010ffff]")
 
 
 def storable(text: str) -> str:
-    """``text`` without NUL characters and with lone surrogates replaced by U+FFFD."""
+    """``text`` without NUL characters and with lone surrogates (and their stand-ins)
+    replaced by U+FFFD."""
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)

@@ -111,8 +111,9 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     except ValueError as exc:  # also integers over 4300 digits (sys.get_int_max_str_digits)
         raise BadPayloadError("the request body is not valid JSON", code="invalid_json") from exc
     # JSON may escape a lone surrogate ("\ud800"); such a string cannot be encoded as UTF-8
-    # (nor stored): replace them. Only walk the document when there may be something to do:
-    # an escape that could be one, or more containers than MAX_DEPTH (so it may be too deep).
+    # (nor stored): each is replaced by its stand-in (SURROGATE_STAND_INS). Only walk the
+    # document when there may be something to do: an escape that could be one, or more
+    # containers than MAX_DEPTH (so it may be too deep).
     fix = "\\ud" in text or "\\uD" in text
     if fix or text.count("[") + text.count("{") > MAX_DEPTH:
         parsed = _bounded(parsed, fix_surrogates=fix)
@@ -138,6 +139,17 @@ def _form(text: str) -> dict[str, str]:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate's stand-in: the code point 0x10F800 above it, one of the last 2,048 of
+# plane 16's private use area (U+10F800-U+10FFFF), one per surrogate. Unlike U+FFFD it keeps
+# two ids apart ("S\ud800" and "S\udbff" would both read "S\ufffd", as would an id written
+# so), and unlike the surrogate it encodes as UTF-8, so an adapter can digest or sign any
+# value. It is no value either: db/text.py treats the stand-ins as lone surrogates, so intake
+# refuses a dialog id holding one (400 bad_id) and stores other text with U+FFFD for it.
+SURROGATE_STAND_INS = 0x10F800 - 0xD800
+
+
+def _stand_in(match: re.Match[str]) -> str:
+    return chr(ord(match.group()) + SURROGATE_STAND_INS)
 
 
 def _too_deep() -> BadPayloadError:
@@ -146,8 +158,8 @@ def _too_deep() -> BadPayloadError:
 
 def _bounded(document: Any, *, fix_surrogates: bool) -> Any:
     """``document`` checked to nest at most MAX_DEPTH levels, lone surrogates replaced by
-    U+FFFD when ``fix_surrogates`` (in place; keys too). Iterative: no recursion, whatever the
-    depth."""
+    their stand-ins (:data:`SURROGATE_STAND_INS`) when ``fix_surrogates`` (in place; keys
+    too). Iterative: no recursion, whatever the depth."""
     holder = [document]
     stack: list[tuple[list[Any] | dict[Any, Any], int]] = [(holder, 0)]
     while stack:
@@ -156,7 +168,7 @@ def _bounded(document: Any, *, fix_surrogates: bool) -> Any:
             raise _too_deep()
         if isinstance(container, dict):
             if fix_surrogates and any(_LONE_SURROGATE.search(key) for key in container):
-                items = [(_LONE_SURROGATE.sub("\ufffd", k), v) for k, v in container.items()]
+                items = [(_LONE_SURROGATE.sub(_stand_in, k), v) for k, v in container.items()]
                 container.clear()
                 container.update(items)
             entries: Any = container.items()
@@ -165,7 +177,7 @@ def _bounded(document: Any, *, fix_surrogates: bool) -> Any:
         for key, value in list(entries):
             if isinstance(value, str):
                 if fix_surrogates and _LONE_SURROGATE.search(value):
-                    container[key] = _LONE_SURROGATE.sub("\ufffd", value)
+                    container[key] = _LONE_SURROGATE.sub(_stand_in, value)
             elif isinstance(value, dict | list):
                 stack.append((value, depth + 1))
     return holder[0]

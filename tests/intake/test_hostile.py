@@ -172,7 +172,11 @@ def test_unstorable_characters_in_any_field_never_reach_the_database(sender, bad
         assert_refused_or_accepted(sender.post(changed, ensure_ascii=True))
     assert sender.rows(), "no close was stored at all"
     texts = stored_text(sender)
-    assert not any(c == "\x00" or "\ud800" <= c <= "\udfff" for text in texts for c in text)
+    assert not any(
+        c == "\x00" or "\ud800" <= c <= "\udfff" or c >= "\U0010f800"
+        for text in texts
+        for c in text
+    )
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -650,6 +654,21 @@ def test_a_dialog_id_with_a_nul_is_refused(sender, kit):
 
     assert response.status_code == 400
     assert response.json["error"] == "bad_id" and "dialog id" in response.json["reason"]
+
+
+def test_a_dialog_id_with_a_lone_surrogate_is_refused_never_taken_for_another(sender, kit):
+    """A lone surrogate (only a \\u escape can send one) in the dialog id: refused as a NUL
+    is. Read as U+FFFD, "S\\ud800", "S\\udbff" and "S\\ufffd" were one dialog: the first
+    queued, the others duplicates (two surveys lost), and the reply went to ticket "S\\ufffd"."""
+    for lone in ("S\ud800", "S\udbff", "\udc00S"):
+        response = sender.post(kit.with_dialog_id(sender.close(), lone), ensure_ascii=True)
+        assert response.status_code == 400, (lone, response.get_data()[:300])
+        assert response.json["error"] == "bad_id" and "surrogate" in response.json["reason"]
+    assert sender.rows() == []
+    accepted = sender.post(kit.with_dialog_id(sender.close(), "S\ufffd"), ensure_ascii=True)
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+    assert accepted.json["status"] == "queued"
+    assert [row.dialog_id for row in sender.rows()] == ["S\ufffd"]
 
 
 @pytest.mark.parametrize("dots", [".", ".."])

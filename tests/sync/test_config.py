@@ -87,6 +87,19 @@ def test_the_service_account_json_is_a_masked_secret():
             {"results": {"rating_labels": {"Супер": 10}}},
             "results.rating_labels.Супер: 10 is outside",
         ),
+        # Checked at start-up (check-config said OK, and every sync then failed).
+        (
+            {"results": {"csv": {"encoding": "klingon"}}},
+            "results.csv.encoding: 'klingon' is not an encoding",
+        ),
+        (
+            {"results": {"csv": {"encoding": "base64"}}},
+            "results.csv.encoding: 'base64' is not a text encoding",
+        ),
+        (
+            {"results": {"csv": {"encoding": "rot13"}}},
+            "results.csv.encoding: 'rot13' is not a text encoding",
+        ),
     ],
 )
 def test_errors_name_the_key(overrides, message):
@@ -150,3 +163,11 @@ def test_the_alerts_tab_may_share_a_title_when_it_is_not_written():
     assert load_config(None, env={}, overrides={"alerts": {"tab": "Summary"}}).alerts.tab
     config = load_config(None, env={}, overrides={"alerts": {**ALERTS_ON, "tab": ""}})
     assert config.alerts.tab is None
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "UTF-8-SIG", "cp1251", "utf_16", "latin-1", "koi8-r"]
+)
+def test_a_csv_export_may_be_in_any_text_encoding(encoding):
+    config = load_config(None, env={}, overrides={"results": {"csv": {"encoding": encoding}}})
+    assert config.results.csv.encoding == encoding

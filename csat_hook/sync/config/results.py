@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import tzinfo
 from typing import Any
@@ -66,6 +67,20 @@ class CsvResultsConfig(StrictModel):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str) -> str:
+        # Checked at start-up: an unknown name passed check-config and failed every sync.
+        try:
+            codec = codecs.lookup(value)
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
+            raise ValueError(f"{value[:40]!r} is not an encoding (utf-8, cp1251...)") from None
+        # base64, rot13, zlib...: codecs between bytes or between texts, not of a file's text;
+        # "undefined" refuses every text.
+        if not getattr(codec, "_is_text_encoding", True) or codec.name == "undefined":
+            raise ValueError(f"{value[:40]!r} is not a text encoding (utf-8, cp1251...)")
+        return value
 
     @field_validator("timezone_abbreviations")
     @classmethod

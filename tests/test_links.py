@@ -121,6 +121,26 @@ def test_prefilled_link_errors_are_clear(bad):
         parse_prefilled_link(bad)
 
 
+def test_a_prefilled_link_naming_an_entry_twice_is_refused_not_read_by_its_last():
+    # entry.1=token&entry.1=agent_name read as agent_name, then "no token field found".
+    with pytest.raises(ConfigError) as refused:
+        parse_prefilled_link(
+            "https://docs.google.com/forms/d/e/x/viewform?entry.1=token&entry.1=agent_name"
+        )
+    assert "entry.1" in refused.value.message and "twice" in refused.value.message
+
+
+def test_a_prefilled_link_with_a_raw_character_beyond_ascii_is_refused_as_check_config_does():
+    # The link printed would be one check-config refuses (survey.form.url): said now instead.
+    link = "https://docs.google.com/forms/d/e/фо/viewform?entry.1=token"
+    with pytest.raises(ConfigError) as refused:
+        parse_prefilled_link(link)
+    assert "only ASCII in a link" in refused.value.message
+    result = CliRunner().invoke(main, ["form-fields", link])
+    assert result.exit_code == 2 and "only ASCII in a link" in result.output
+    assert "url:" not in result.output
+
+
 def test_form_fields_command_prints_config():
     result = CliRunner().invoke(
         main,

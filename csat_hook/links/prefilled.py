@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from csat_hook.errors import ConfigError
 from csat_hook.links.form import FormConfig
+from csat_hook.links.form import non_ascii_problem
 
 _ROLE_ALIASES = {
     "agent_name": ("agent_name", "agent", "agentname", "name", "оператор", "агент"),
@@ -45,6 +46,8 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
     entries: dict[str, str] = {}
     for key, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
         if re.fullmatch(r"entry\.\d+", key):
+            if key in entries:  # which value the form would take is the form's to say
+                raise ConfigError(f"{key} is given twice in the link; get the link again")
             entries[key] = value
     if not entries:
         raise ConfigError("the link has no entry.<N> parameters; use 'Get pre-filled link'")
@@ -59,6 +62,8 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
     base = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path, "", ""))
     if not base.endswith("/viewform"):
         base = re.sub(r"/(formResponse|edit|prefill)$", "/viewform", base)
+    if not base.isascii():  # the survey.form.url check-config would refuse, said now
+        raise ConfigError(non_ascii_problem(base))
     return PrefilledLink(url=base, entries=entries, roles=roles, unmatched=unmatched)
 
 

@@ -1,11 +1,13 @@
 """Reading one HTTP/1.x request's bytes as they arrive and telling when it is complete (head,
 Content-Length or chunked body), for :mod:`csat_hook.webserver.worker`; the limits it applies;
-the answers the worker gives without gunicorn (408, 431), in the app's JSON error shape."""
+the answers the worker gives without gunicorn (408, 413, 431), in the app's JSON error shape."""
 
 from __future__ import annotations
 
 import json
 import re
+
+from gunicorn.http.body import CHUNK_EXT_RE
 
 # Defaults until the app says otherwise (server.max_body_bytes, server.body_timeout_seconds).
 MAX_BODY_BYTES = 1_048_576
@@ -13,7 +15,9 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 # Every socket operation left to a thread (a body dispatched incomplete, a response to a
 # client that does not read) is bounded by this.
 THREAD_SOCKET_TIMEOUT = 5.0
-# A head without its blank line after this many bytes is refused (431).
+# A head (request line, fields and the blank line that ends them) over this many bytes is
+# refused (431), whether it ends past the limit or has not ended when the limit is passed.
+# gunicorn's own limits (100 fields of 8190 bytes) allow a head of 800 KB.
 MAX_HEAD_BYTES = 64 * 1024
 # All requests being buffered in one worker together; past it a request goes to a thread
 # as it is (its reads there are bounded by THREAD_SOCKET_TIMEOUT and the view's deadline).
@@ -26,8 +30,11 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 65536
 
 NEED_MORE, READY, HEAD_TOO_LARGE = "more", "ready", "head too large"
+BODY_TOO_LARGE = "body too large"
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# More significant hex digits than this is a size over any limit (2**64 and more).
+_MAX_SIZE_DIGITS = 16
 CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -45,11 +52,21 @@ def json_answer(status: str, code: str, reason: str) -> bytes:
 TIMED_OUT_ANSWER = json_answer(
     "408 Request Timeout", "request_timeout", "the body did not arrive in time"
 )
+HEAD_TIMED_OUT_ANSWER = json_answer(
+    "408 Request Timeout", "request_timeout", "the request head did not arrive in time"
+)
 HEAD_TOO_LARGE_ANSWER = json_answer(
     "431 Request Header Fields Too Large",
     "request_header_fields_too_large",
     "the request head is too large",
 )
+
+
+def body_too_large_answer(max_body: int) -> bytes:
+    """The 413 the view gives a Content-Length over ``max_body`` (its code and reason)."""
+    return json_answer(
+        "413 Content Too Large", "payload_too_large", f"the body is over the {max_body}-byte limit"
+    )
 
 
 class PendingRequest:
@@ -71,13 +88,19 @@ class PendingRequest:
         # chunked framing
         self._pos = 0  # where the next chunk-size line starts
         self._decoded = 0  # data bytes of the chunks before the current one
-        self._chunk_start = 0  # where the current chunk's data starts
         self._chunk_size = 0  # the current chunk's size, until it is complete
         self._resume = 0  # where to resume looking for CRLF (or CRLFCRLF)
         self._last = False  # the zero-size chunk was seen
 
+    @property
+    def head_complete(self) -> bool:
+        """Whether the head's blank line has arrived (as of the last :meth:`state`)."""
+        return self._head_end is not None
+
     def state(self) -> str:
-        """NEED_MORE, READY (complete, or anything gunicorn must judge) or HEAD_TOO_LARGE."""
+        """NEED_MORE, READY (complete, or anything gunicorn must judge), HEAD_TOO_LARGE or
+        BODY_TOO_LARGE (chunk sizes that add up to more than ``max_body``: said as soon as
+        the size line is in, not once the data has come)."""
         data = self.data
         if self._head_end is None:
             start = 2 if data[:2] == b"\r\n" else 0  # one empty line may precede a request
@@ -92,6 +115,8 @@ class PendingRequest:
                         return READY  # a bare LF: gunicorn refuses it at once
                     lf = data.find(b"\n", lf + 1)
                 return NEED_MORE
+            if end + 4 > MAX_HEAD_BYTES:  # a head that ended, past the limit
+                return HEAD_TOO_LARGE
             verdict = self._read_head(bytes(data[start:end]))
             self._head_end = self._pos = self._resume = end + 4
             if verdict is not None:
@@ -138,27 +163,41 @@ class PendingRequest:
                     return READY
                 self._resume = len(data)
                 return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
-            if len(data) < self._pos:  # inside a chunk's data (and its CRLF)
-                in_chunk = min(len(data) - self._chunk_start, self._chunk_size)
-                # Over the limit once decoded: the view reads max_body + 1 bytes from the
-                # buffer and answers 413 without waiting for the rest.
-                return READY if self._decoded + in_chunk > self.max_body else NEED_MORE
+            if len(data) < self._pos:  # inside a chunk's data (and its CRLF): its size
+                return NEED_MORE  # kept the total within the limit
             self._decoded += self._chunk_size
             self._chunk_size = 0
             eol = data.find(b"\r\n", max(self._pos, self._resume - 1))
             if eol < 0:
                 self._resume = len(data)
                 return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
-            size_text = bytes(data[self._pos : eol]).split(b";", 1)[0].rstrip(b" \t")
-            if not _HEX.fullmatch(size_text):
-                return READY  # gunicorn raises InvalidChunkSize, the view answers 400
-            size = int(size_text, 16)
+            size = _chunk_size(bytes(data[self._pos : eol]), self.max_body)
+            if size is None:
+                return READY  # gunicorn raises InvalidChunkSize..., the view answers 400
             if size == 0:
                 self._last = True
                 self._pos = self._resume = eol + 2
                 continue
-            if self._decoded > self.max_body:
-                return READY
-            self._chunk_start = eol + 2
+            if self._decoded + size > self.max_body:
+                # As a Content-Length over the limit is (the view's 413), without waiting
+                # for data that would only be refused.
+                return BODY_TOO_LARGE
             self._chunk_size = size
             self._pos = self._resume = eol + 2 + size + 2
+
+
+def _chunk_size(line: bytes, max_body: int) -> int | None:
+    """A chunk-size line's size, or None when gunicorn refuses the line (its checks, in its
+    order: hex digits, then the extension). A size of more than 16 significant hex digits is
+    given as ``max_body + 1``: over the limit, never converted."""
+    size_text, semicolon, extension = line.partition(b";")
+    if semicolon:  # white space before an extension only (RFC 9112 7.1.1)
+        size_text = size_text.rstrip(b" \t")
+    if not _HEX.fullmatch(size_text):
+        return None
+    if semicolon and (b"\r" in extension or not CHUNK_EXT_RE.fullmatch(b";" + extension)):
+        return None
+    digits = size_text.lstrip(b"0")
+    if len(digits) > _MAX_SIZE_DIGITS:
+        return max_body + 1
+    return int(digits or b"0", 16)

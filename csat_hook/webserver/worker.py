@@ -10,7 +10,9 @@ fixed pool falls to one more stalled connection).
 Here a connection waits in the worker's selector, costing a file descriptor and its buffer
 but no thread, until its request (head and body) is complete; then the buffered bytes are
 handed to gunicorn's own parser and the connection to a thread, as gthread would have done.
-A request not complete within ``server.body_timeout_seconds`` is answered 408 and closed.
+A request not complete within ``server.body_timeout_seconds`` is answered 408 and closed;
+one whose head is over 64 KiB is answered 431, and one whose chunk sizes add up to more than
+``server.max_body_bytes`` 413, as soon as that is known.
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
 at once and gunicorn or the app answers it exactly as before, so the two can never disagree
@@ -45,7 +47,9 @@ from gunicorn.http.wsgi import default_environ
 from gunicorn.workers.gthread import _DEFER
 from gunicorn.workers.gthread import ThreadWorker
 
+from csat_hook.webserver.pending import BODY_TOO_LARGE
 from csat_hook.webserver.pending import CONTINUE_ANSWER
+from csat_hook.webserver.pending import HEAD_TIMED_OUT_ANSWER
 from csat_hook.webserver.pending import HEAD_TOO_LARGE
 from csat_hook.webserver.pending import HEAD_TOO_LARGE_ANSWER
 from csat_hook.webserver.pending import LINGER_BYTES
@@ -58,6 +62,7 @@ from csat_hook.webserver.pending import REQUEST_TIMEOUT_SECONDS
 from csat_hook.webserver.pending import THREAD_SOCKET_TIMEOUT
 from csat_hook.webserver.pending import TIMED_OUT_ANSWER
 from csat_hook.webserver.pending import PendingRequest
+from csat_hook.webserver.pending import body_too_large_answer
 from csat_hook.webserver.pending import json_answer
 
 # gunicorn's own refusals, answered in the app's JSON shape with a fixed reason: gunicorn's
@@ -200,9 +205,13 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 pending.sent_continue = True  # gunicorn may send another: 1xx may repeat
                 self._send_quietly(conn.sock, CONTINUE_ANSWER)
             return False
-        if state == HEAD_TOO_LARGE:
-            self._send_quietly(conn.sock, HEAD_TOO_LARGE_ANSWER)
-            self._drop(conn, registered=registered)
+        if state in (HEAD_TOO_LARGE, BODY_TOO_LARGE):
+            answer = (
+                HEAD_TOO_LARGE_ANSWER
+                if state == HEAD_TOO_LARGE
+                else body_too_large_answer(self.max_body)
+            )
+            self._drop(conn, registered=registered, answer=answer)
             return True
         del self._pending[conn.sock]
         self._buffered -= len(pending.data)
@@ -230,7 +239,11 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         with contextlib.suppress(OSError):
             sock.send(payload)
 
-    def _drop(self, conn: Any, *, registered: bool) -> None:
+    def _drop(self, conn: Any, *, registered: bool, answer: bytes | None = None) -> None:
+        """Forget a request not handed to a thread and close its connection; with an
+        ``answer``, send it first and close as after a response (:meth:`_linger`): a sender
+        still sending (the rest of its head, a chunk's data) would otherwise have its unread
+        bytes reset the connection, and the answer be lost with them."""
         entry = self._pending.pop(conn.sock, None)
         if entry is not None:
             self._buffered -= len(entry[1].data)
@@ -238,16 +251,21 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self.poller.unregister(conn.sock)
         self.nr_conns -= 1
-        conn.close()
+        if answer is None:
+            conn.close()
+            return
+        self._send_quietly(conn.sock, answer)
+        self._linger(conn.sock)
 
     def murder_pending(self) -> None:  # run() calls it on every turn of its loop (<= 1 s)
         super().murder_pending()
         now = time.monotonic()
         for conn, pending in list(self._pending.values()):
             if pending.deadline <= now:
+                answer = None  # nothing sent: closed unanswered
                 if pending.data:
-                    self._send_quietly(conn.sock, TIMED_OUT_ANSWER)
-                self._drop(conn, registered=True)
+                    answer = TIMED_OUT_ANSWER if pending.head_complete else HEAD_TIMED_OUT_ANSWER
+                self._drop(conn, registered=True, answer=answer)
         for sock, (deadline, _drained) in list(self._lingering.items()):
             if deadline <= now:
                 self._end_linger(sock)

@@ -475,3 +475,71 @@ def test_script_name_and_path_info_headers_change_nothing(start, kind):
         answer = exchange(front.port, data)
 
         assert status_of(answer) == status, (path, headers, answer[:300])
+
+
+# --- limits said at once, whatever the pace ------------------------------------------------
+
+
+def test_a_head_over_64_kib_is_431_even_when_it_arrives_at_once(start):
+    """The head's limit (64 KiB) held only while a head had no end: ten 7,000-byte fields
+    (70 KB, each field and their count within gunicorn's limits) sent in one go were served.
+    One under the limit, sent the same way, still is."""
+    front = start("procfile", max_body_bytes=100_000)
+    body = json.dumps(generic_close("HEAD-1")).encode()
+
+    def sent_with(fields: int) -> bytes:
+        pad = {f"X-H{i}": "h" * 7000 for i in range(fields)}
+        return request("POST", HOOK, body, {**pad, "Connection": "close"})
+
+    assert len(sent_with(9)) < 64 * 1024 < len(sent_with(10)) - len(body)
+    answer = exchange(front.port, sent_with(10))
+
+    status, headers, payload = json_answer(answer)
+    assert status == 431 and headers["content-type"] == "application/json", answer[:300]
+    assert payload == {
+        "error": "request_header_fields_too_large",
+        "reason": "the request head is too large",
+    }
+    assert status_of(exchange(front.port, sent_with(9))) == 200
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"%x\r\n" % (MAX_BODY + 1),  # one byte over, its data not sent yet
+        b"ffffffffffffffffffff\r\n",
+        b"%x\r\n%s\r\n%x\r\n" % (MAX_BODY - 10, b" " * (MAX_BODY - 10), 11),  # the total
+    ],
+    ids=["one-over", "huge", "running-total"],
+)
+def test_a_chunk_size_over_the_limit_is_413_at_once(start, chunks):
+    """A chunk-size line that takes the body past max_body_bytes is refused when it is
+    read, as the same Content-Length is: the sender was kept waiting for its data until the
+    deadline, then told 408."""
+    front = start("procfile", body_timeout_seconds=30)
+    head = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    began = time.monotonic()
+
+    answer = exchange(front.port, head + chunks, timeout=5)
+
+    assert time.monotonic() - began < 3, answer[:300]
+    status, headers, payload = json_answer(answer)
+    assert status == 413 and headers["content-type"] == "application/json", answer[:300]
+    assert payload == {
+        "error": "payload_too_large",
+        "reason": f"the body is over the {MAX_BODY}-byte limit",
+    }
+
+
+def test_a_head_that_never_arrives_is_answered_408_naming_the_head(start):
+    front = start("procfile", body_timeout_seconds=1)
+    head = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nX-Slow: "
+
+    answer = exchange(front.port, head, timeout=15)
+
+    status, headers, body = json_answer(answer)
+    assert status == 408 and headers["content-type"] == "application/json"
+    assert body == {
+        "error": "request_timeout",
+        "reason": "the request head did not arrive in time",
+    }

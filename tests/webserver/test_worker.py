@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from csat_hook.webserver.pending import BODY_TOO_LARGE
 from csat_hook.webserver.pending import HEAD_TOO_LARGE
 from csat_hook.webserver.pending import MAX_HEAD_BYTES
 from csat_hook.webserver.pending import NEED_MORE
@@ -73,15 +74,68 @@ def test_a_bad_chunk_size_goes_as_soon_as_its_line_ends():
     assert first_ready(data) == len(data)
 
 
-def test_a_chunked_body_over_the_limit_goes_once_the_limit_is_passed():
-    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-    data = head + b"800\r\n" + b"x" * 0x800 + b"\r\n0\r\n\r\n"  # 2048 bytes, limit 1000
-    assert first_ready(data) == len(head) + len(b"800\r\n") + 1001
+CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        b"3e9\r\n",  # 1001, limit 1000
+        b"3E9;name=value\r\n",
+        b"ffffffffffffffffffffffffffffffffffffffff\r\n",
+        b"000000000000000000000000000003e9\r\n",
+        b"3e8\r\n" + b"x" * 1000 + b"\r\n1\r\n",  # the total: 1000, then one more
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_refused_at_its_size_line(sizes):
+    """Its data is not waited for (a sender that never sends it was answered 408)."""
+    data = CHUNKED + sizes
+    assert first_ready(data) == len(data)
+    assert verdicts(data)[-1] == BODY_TOO_LARGE
+    assert verdicts(data, step=len(data)) == [BODY_TOO_LARGE]
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_ready_at_its_end():
+    data = CHUNKED + b"1f4\r\n" + b"x" * 500 + b"\r\n1f4\r\n" + b"y" * 500 + b"\r\n0\r\n\r\n"
+    assert first_ready(data) == len(data)
+    assert verdicts(data, step=len(data)) == [READY]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"3e9 \r\n",  # white space without an extension
+        b'3e9;a="\x01"\r\n',  # a malformed extension
+        b"3e9;a\rb\r\n",  # a bare CR in it
+    ],
+)
+def test_a_size_line_gunicorn_refuses_goes_at_once_whatever_its_size(line):
+    """gunicorn answers 400 for the line: the worker does not answer 413 in its place."""
+    data = CHUNKED + line
+    assert verdicts(data, step=len(data)) == [READY]
 
 
 def test_an_endless_head_is_refused():
     data = HEAD + b"X-Big: " + b"x" * MAX_HEAD_BYTES
     assert verdicts(data, step=4096)[-1] == HEAD_TOO_LARGE
+
+
+def test_a_head_over_the_limit_is_refused_however_fast_it_arrives():
+    """The limit held only while the head had not ended: one that arrived whole, or in two
+    reads of 64 KiB, was handed to gunicorn, whose own limits allow 800 KB."""
+    fields = b"".join(b"X-H%d: %s\r\n" % (i, b"h" * 7000) for i in range(10))
+    data = HEAD + fields + b"Content-Length: 2\r\n\r\n{}"
+    assert verdicts(data, step=len(data)) == [HEAD_TOO_LARGE]
+    assert verdicts(data, step=65536)[-1] == HEAD_TOO_LARGE
+
+
+def test_a_head_of_exactly_the_limit_is_read():
+    head = HEAD + b"Content-Length: 2\r\nX-Pad: "
+    exactly = head + b"p" * (MAX_HEAD_BYTES - len(head) - 4) + b"\r\n\r\n"
+    assert len(exactly) == MAX_HEAD_BYTES
+    assert verdicts(exactly + b"{}", step=len(exactly) + 2) == [READY]
+    over = exactly[:-4] + b"p\r\n\r\n"
+    assert verdicts(over + b"{}", step=len(over) + 2) == [HEAD_TOO_LARGE]
 
 
 def test_only_the_first_request_counts_when_two_arrive_together():

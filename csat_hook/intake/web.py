@@ -3,7 +3,9 @@
 
 The view only translates between Flask and :class:`~csat_hook.intake.receive.Intake`; one
 error handler (for the whole app) turns every refusal into ``{"error": <code>, "reason":
-<text>}`` with the error's status.
+<text>}`` with the error's status. Any other method on these URLs is 405 with ``Allow``
+(``OPTIONS`` too: Flask does not answer it here), or on a webhook URL 404 when the helpdesk
+is not configured, as a ``POST`` there is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from flask import request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from csat_hook.db.engine import ping
@@ -39,6 +42,9 @@ BODY_TIMEOUT = "CSAT_BODY_TIMEOUT_SECONDS"
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+# Flask answers OPTIONS for every route itself (200 and an empty text/html page, for any
+# helpdesk name) unless told not to: here it is a method the route does not take, a 405
+# naming those it does (provide_automatic_options=False on each route).
 
 
 def _intake() -> Intake:
@@ -51,7 +57,7 @@ def _max_body_bytes() -> int:
     return limit
 
 
-@bp.post("/webhooks/<helpdesk>")
+@bp.post("/webhooks/<helpdesk>", provide_automatic_options=False)
 def receive(helpdesk: str) -> tuple[Response, int]:
     intake = _intake()
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
@@ -101,15 +107,16 @@ def _single_valued(args: MultiDict[str, str]) -> dict[str, str]:
     return args.to_dict()
 
 
-@bp.route("/webhooks/<helpdesk>", methods=["HEAD"])
-def probe(helpdesk: str) -> tuple[str, int]:
-    """Answer the HEAD request some vendors send to validate a webhook URL (Intercom does)."""
+@bp.route("/webhooks/<helpdesk>", methods=["HEAD"], provide_automatic_options=False)
+def probe(helpdesk: str) -> tuple[Response, int]:
+    """Answer the HEAD request some vendors send to validate a webhook URL (Intercom does):
+    the headers of a JSON answer, as every answer of the route is."""
     if helpdesk not in _intake().helpdesks:
         raise unknown_helpdesk(helpdesk)
-    return "", 200
+    return jsonify({"status": "ok"}), 200
 
 
-@bp.get("/healthz")
+@bp.get("/healthz", provide_automatic_options=False)
 def healthz() -> tuple[Response, int]:
     try:
         run_transaction(_intake().engine, ping, read_only=True)
@@ -136,11 +143,34 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     status = error.code or 500
     if isinstance(error, RequestEntityTooLarge):
         return _our_error(PayloadTooLargeError("the body is over the size limit"))
+    if isinstance(error, MethodNotAllowed):
+        helpdesk = _webhook_helpdesk()
+        if helpdesk is not None and helpdesk not in _intake().helpdesks:
+            return _our_error(unknown_helpdesk(helpdesk))
     body: dict[str, Any] = {
         "error": (error.name or "error").lower().replace(" ", "_"),
         "reason": error.description or error.name,
     }
-    return jsonify(body), status
+    response = jsonify(body)
+    # Werkzeug's own headers but its HTML type: the Allow of a 405.
+    for name, value in error.get_headers(request.environ):
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
+
+
+def _webhook_helpdesk() -> str | None:
+    """The helpdesk the request's URL names when it is a webhook URL, whatever the method;
+    None for any other URL."""
+    adapter = current_app.create_url_adapter(request)
+    if adapter is None:
+        return None
+    try:
+        endpoint, args = adapter.match(method="POST")
+    except HTTPException:  # no such URL, or a redirect
+        return None
+    helpdesk = args.get("helpdesk")
+    return helpdesk if endpoint == f"{bp.name}.{receive.__name__}" else None
 
 
 @bp.app_errorhandler(Exception)

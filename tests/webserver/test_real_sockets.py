@@ -543,3 +543,41 @@ def test_a_head_that_never_arrives_is_answered_408_naming_the_head(start):
         "error": "request_timeout",
         "reason": "the request head did not arrive in time",
     }
+
+
+# (method, path, status, the Allow header's methods: None when there is none)
+OTHER_METHODS = [
+    ("OPTIONS", "/webhooks/generic", 405, {"HEAD", "POST"}),
+    ("OPTIONS", "/webhooks/unknown", 404, None),
+    ("GET", "/webhooks/generic", 405, {"HEAD", "POST"}),
+    ("GET", "/webhooks/unknown", 404, None),
+    ("DELETE", "/webhooks/generic", 405, {"HEAD", "POST"}),
+    ("PROPFIND", "/webhooks/unknown", 404, None),
+    ("HEAD", "/webhooks/generic", 200, None),
+    ("HEAD", "/webhooks/unknown", 404, None),
+    ("OPTIONS", "/healthz", 405, {"GET", "HEAD"}),
+]
+
+
+def test_every_method_on_the_webhook_route_is_answered_in_json(start):
+    """Flask answered OPTIONS itself, 200 and an empty text/html page, even for a helpdesk
+    that is not configured; the HEAD probe was text/html too. A method a route does not take
+    is 405 naming the ones it does; an unknown helpdesk is 404 whatever the method."""
+    front = start("procfile")
+    for method, path, status, allowed in OTHER_METHODS:
+        answer = exchange(front.port, request(method, path, headers={"Connection": "close"}))
+
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert status_of(answer) == status, (method, path, answer[:300])
+        headers = json_answer(head + b"\r\n\r\n{}")[1]
+        assert headers["content-type"] == "application/json", (method, path, headers)
+        found = headers.get("allow")
+        assert (None if found is None else {m.strip() for m in found.split(",")}) == allowed, (
+            method,
+            path,
+            headers,
+        )
+        if method == "HEAD":
+            assert body == b"", (path, body)
+        else:
+            assert set(json.loads(body)) == {"error", "reason"}, (method, path, body)

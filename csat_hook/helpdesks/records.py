@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def _parse_body(body: bytes, content_type: str) -> Any:
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
+            parse_int=_float_sized_int,
             object_pairs_hook=_unique_keys,
         )
     except _DuplicateKeyError as exc:
@@ -108,7 +110,7 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         ) from exc
     except RecursionError as exc:
         raise _too_deep() from exc
-    except ValueError as exc:  # also integers over 4300 digits (sys.get_int_max_str_digits)
+    except ValueError as exc:
         raise BadPayloadError("the request body is not valid JSON", code="invalid_json") from exc
     # JSON may escape a lone surrogate ("\ud800"); such a string cannot be encoded as UTF-8
     # (nor stored): each is replaced by its stand-in (SURROGATE_STAND_INS). Only walk the
@@ -205,6 +207,24 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise _OutOfRangeError(text)
+    return value
+
+
+# Digits of the largest integer a float holds (1.79e308): one more is out of range unread.
+_FLOAT_DIGITS = len(str(int(sys.float_info.max)))
+
+
+def _float_sized_int(text: str) -> int:
+    # As _finite_float: an integer no float holds is out of range, as the same number written
+    # 1e400 is. Decided on its length first, so a digit string never costs more than this
+    # (json.loads's own int() refused more than 4300 digits as "not valid JSON").
+    if len(text.removeprefix("-")) > _FLOAT_DIGITS:
+        raise _OutOfRangeError(text[:20])
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError as exc:
+        raise _OutOfRangeError(text[:20]) from exc
     return value
 
 

@@ -182,13 +182,13 @@ def test_unstorable_characters_in_any_field_never_reach_the_database(sender, bad
 # --- numbers -------------------------------------------------------------------------------
 
 
-def test_integers_too_large_for_a_float_never_crash_the_endpoint(sender):
-    """Each scalar of the close, in turn, replaced by a 400-digit integer (a timestamp that
-    float() cannot take, an id nobody has)."""
+def test_the_largest_integers_never_crash_the_endpoint(sender):
+    """Each scalar of the close, in turn, replaced by a 309-digit integer (the largest a float
+    holds, larger ones are out of range: a timestamp no date reaches, an id nobody has)."""
     payload = sender.close()
     for path, _value in leaves(payload):
         if path:
-            assert_refused_or_accepted(sender.post(replaced(payload, path, 10**400)))
+            assert_refused_or_accepted(sender.post(replaced(payload, path, 10**308)))
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,20 @@ def test_times_at_the_ends_of_the_calendar_never_crash_the_endpoint(sender, mome
             assert_refused_or_accepted(sender.post(replaced(payload, path, moment)))
 
 
-@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1.5e400"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        b"1e999",
+        b"-1e999",
+        b"1.5e400",
+        b"1" + b"0" * 309,  # 1e309 as an integer
+        b"-1" + b"0" * 309,
+        b"17976931348623159" + b"0" * 292,  # rounds past the largest float, as 1.79...59e308
+        b"9" * 4301,  # past Python's int max-str-digits: was "not valid JSON"
+        b"9" * 200_000,
+    ],
+    ids=lambda number: number[:12].decode() + f"..({len(number)})",
+)
 def test_numbers_beyond_a_float_are_refused(sender, number):
     body = body_of(sender.close())[:-1] + b', "extra": ' + number + b"}"
 
@@ -213,10 +226,20 @@ def test_numbers_beyond_a_float_are_refused(sender, number):
     assert response.json["error"] == "number_out_of_range"
 
 
-def test_a_timestamp_too_large_for_a_float_leaves_the_close_time_unknown(make_sender):
+def test_the_largest_integers_a_float_holds_are_read(sender):
+    """An integer is out of range from where a float is (1.7976931348623157e308), not
+    earlier: the largest ones a float holds, and integers beyond a float's precision, read."""
+    largest = b"17976931348623158" + b"0" * 292  # rounds to the largest float
+    for number in (largest, b"-" + largest, b"1" + b"0" * 308, b"9007199254740993"):
+        body = body_of(sender.close())[:-1] + b', "extra": ' + number + b"}"
+
+        assert sender.post(body).status_code == 200, number[:20]
+
+
+def test_a_timestamp_too_large_for_a_date_leaves_the_close_time_unknown(make_sender):
     sender = make_sender(KITS["chatwoot"], policy={"per_dialog": "every_close"})
     payload = sender.close()
-    payload["updated_at"] = 10**400  # Chatwoot's close time; float() overflows
+    payload["updated_at"] = 10**308  # Chatwoot's close time; no date is this far
     payload["timestamp"] = 10**30
 
     response = sender.post(payload)
@@ -224,7 +247,7 @@ def test_a_timestamp_too_large_for_a_float_leaves_the_close_time_unknown(make_se
     assert response.status_code == 200, response.get_data()[:300]
     [survey] = sender.rows()
     assert survey.closed_at is None
-    assert survey.occurrence.startswith("sha256:")  # 401 digits: a key too long, digested
+    assert survey.occurrence.startswith("sha256:")  # 309 digits: a key too long, digested
 
 
 # --- close times ---------------------------------------------------------------------------

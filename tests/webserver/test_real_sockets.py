@@ -581,3 +581,27 @@ def test_every_method_on_the_webhook_route_is_answered_in_json(start):
             assert body == b"", (path, body)
         else:
             assert set(json.loads(body)) == {"error", "reason"}, (method, path, body)
+
+
+def test_an_integer_past_what_a_float_holds_is_number_out_of_range(start):
+    """json.loads refuses an integer of more than 4,300 digits (Python's int max-str-digits):
+    it was "not valid JSON" while 1e400 was out of range. Valid JSON, a number no float holds:
+    out of range, as 1e400 is, from one digit past a float on."""
+    front = start("procfile", max_body_bytes=100_000)
+    for digits, status, code in [
+        ("9" * 4301, 400, "number_out_of_range"),
+        ("9" * 90_000, 400, "number_out_of_range"),
+        ("1" + "0" * 309, 400, "number_out_of_range"),
+        ("-1" + "0" * 309, 400, "number_out_of_range"),
+        ("1" + "0" * 308, 200, None),
+    ]:
+        payload = json.dumps(generic_close(f"BIG-{len(digits)}-{digits[0]}"))
+        body = (payload[:-1] + ', "extra": ' + digits + "}").encode()
+        answer = exchange(front.port, request("POST", HOOK, body, {"Connection": "close"}))
+
+        assert status_of(answer) == status, (len(digits), answer[:300])
+        if code is not None:
+            assert json_answer(answer)[2] == {
+                "error": "number_out_of_range",
+                "reason": "a number in the body is out of range",
+            }

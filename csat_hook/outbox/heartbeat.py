@@ -108,11 +108,14 @@ class Heartbeat:
 
     def beat(self) -> None:
         """One heartbeat: this worker is alive, and its replies in flight stay leased."""
-        now = self.clock()
         with self._owned_lock:
             in_flight = list(self.owned)
-        lease = now + timedelta(seconds=self.config.lease_seconds)
         with self.engine.begin() as conn:
+            # Timed once the transaction has the database (SQLite: BEGIN IMMEDIATE waits while
+            # another process holds it): a time taken before that wait would be written as the
+            # beat's, making this live worker look as silent as the wait was long.
+            now = self.clock()
+            lease = now + timedelta(seconds=self.config.lease_seconds)
             renewed = store.heartbeat(
                 conn, self.worker_id, now, lease_until=lease, in_flight=in_flight
             )
@@ -122,18 +125,28 @@ class Heartbeat:
                 self.owned[outbox_id] = now
 
     def release_stale(self) -> int:
-        """Take over the replies of workers that stopped beating or whose lease expired:
-        pending again, due after ``delivery.takeover_wait_seconds``, outcome unknown."""
+        """Take over the replies of other workers that stopped beating, and those whose lease
+        expired (this worker's own only when none of its deliveries holds them: one whose
+        outcome could not be recorded): pending again, due after
+        ``delivery.takeover_wait_seconds``, outcome unknown."""
         now = self.clock()
         config = self.config
         dead_after = timedelta(seconds=config.worker_dead_after_seconds)
         # An e-mail the old owner started just before its fence closed may still be in its
         # SMTP exchange long after one request would have ended: sent again only after it.
         slow = max(self.exchanges.values(), default=config.request_seconds)
+        with self._owned_lock:
+            in_flight = list(self.owned)
         with self.engine.begin() as conn:
             released = store.release_stale(
                 conn,
                 now,
+                # Never its own replies as a dead worker's: it is alive, it is the one asking,
+                # however old its last written beat looks (one that waited on a lock). Nor
+                # one it is sending, whatever its lease says: its outcome is this worker's
+                # to record.
+                releaser=self.worker_id,
+                in_flight=in_flight,
                 dead_before=now - dead_after,
                 quiet_before=now + timedelta(seconds=config.lease_seconds) - dead_after,
                 check_at=now + timedelta(seconds=config.takeover_wait_seconds),

@@ -227,11 +227,14 @@ class DeliveryWorker:
         When fewer than ``limit`` were due, also return when the next one will be (None:
         nothing else waiting), so the caller knows how long it may sleep.
         """
-        now = self.clock()
-        lease = now + timedelta(seconds=self.config.lease_seconds)
         postgres = self.engine.dialect.name == "postgresql"
 
         def claim(conn: sa.Connection) -> tuple[Any, ...]:
+            # Timed once the connection has the database (SQLite: BEGIN IMMEDIATE waits while
+            # another process holds it): the claim's time is its lease's start and its fence's,
+            # and one taken before that wait would close the fence on a fresh claim.
+            now = self.clock()
+            lease = now + timedelta(seconds=self.config.lease_seconds)
             if postgres:  # claim, surveys and next due: one statement
                 rows, surveys, due = store.claim_with_surveys(
                     conn,
@@ -250,7 +253,7 @@ class DeliveryWorker:
             alerts = store.alerts_by_id(
                 conn, [row.alert_id for row in rows if row.alert_id is not None]
             )
-            return rows, surveys, due, alerts
+            return now, rows, surveys, due, alerts
 
         # Each statement is atomic on its own (the claim is one UPDATE): no transaction
         # around them, so no BEGIN/COMMIT round trips on PostgreSQL, on the dispatcher's held
@@ -259,11 +262,11 @@ class DeliveryWorker:
             # Not retried here: the claim commits as it runs, so a retry after a later
             # statement failed would claim a second batch. The dispatcher backs off and claims
             # again; the pool was invalidated meanwhile, so on a fresh connection.
-            rows, surveys, due, alerts = held.run(self.engine, claim, retry=False)
+            now, rows, surveys, due, alerts = held.run(self.engine, claim, retry=False)
         else:
             with statements(self.engine) as conn:
-                rows, surveys, due, alerts = claim(conn)
-        # Ours since the claim's time (taken before its transaction): the fence's start.
+                now, rows, surveys, due, alerts = claim(conn)
+        # Ours since the claim's time (taken before its statement): the fence's start.
         self.heartbeat.hold((row.id for row in rows), now)
         return [(row, _record_of(row, surveys, alerts)) for row in rows], due
 

@@ -79,10 +79,19 @@ def unregister(conn: sa.Connection, worker_id: str) -> None:
     conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
 
 
+def _dead_workers() -> Any:
+    # Workers that have not beaten since dead_before, but never the one asking: it is alive
+    # whatever its last written beat says (a beat that waited on a lock is written late).
+    return sa.select(workers.c.id).where(
+        workers.c.beat_at < sa.bindparam("dead_before"),
+        workers.c.id != sa.bindparam("releaser"),
+    )
+
+
 @functools.cache
 def _release_stmt() -> Any:
     now: Any = sa.bindparam("now")
-    dead = sa.select(workers.c.id).where(workers.c.beat_at < sa.bindparam("dead_before"))
+    dead = _dead_workers()
 
     def stale(table: Any) -> Any:
         # A gone worker's row: its worker stopped beating AND the row's lease was neither
@@ -92,7 +101,14 @@ def _release_stmt() -> Any:
         gone = sa.and_(
             table.c.lease_until < sa.bindparam("quiet_before"), table.c.claimed_by.in_(dead)
         )
-        return sa.and_(table.c.status == SENDING, sa.or_(table.c.lease_until < now, gone))
+        # A row the releaser is sending is its own to finish, whatever its lease says.
+        held = sa.and_(
+            table.c.claimed_by == sa.bindparam("releaser"),
+            table.c.id.in_(sa.bindparam("in_flight", expanding=True)),
+        )
+        return sa.and_(
+            table.c.status == SENDING, sa.or_(table.c.lease_until < now, gone), sa.not_(held)
+        )
 
     # Rows another worker is releasing (or its owner renewing) right now are skipped, not
     # waited for: two heartbeats releasing the same rows in different orders cannot deadlock.
@@ -138,6 +154,8 @@ def release_stale(
     check_at: datetime,
     slow_destinations: Sequence[str] = (),
     slow_check_at: datetime | None = None,
+    releaser: str | None = None,
+    in_flight: Collection[int] = (),
 ) -> list[int]:
     """Take over replies whose worker is gone: ``sending`` rows whose worker has not beaten
     since ``dead_before`` and whose lease was last set before ``quiet_before`` (claimed or
@@ -145,7 +163,11 @@ def release_stale(
     expired (a worker without a heartbeat row, one that could not renew). They go back to
     ``pending``, due at ``check_at`` (alerts to ``slow_destinations``, whose one send may
     outlast a request, at ``slow_check_at``), with their outcome unknown; the gone workers'
-    rows are deleted. Returns the ids released."""
+    rows are deleted. Returns the ids released.
+
+    ``releaser`` (the worker asking) is never taken for gone, and the rows it names
+    ``in_flight`` (its deliveries running) are never released: only another worker takes a
+    live worker's reply over, and only once its fence has closed."""
     params = {
         "now": now,
         "dead_before": dead_before,
@@ -153,9 +175,11 @@ def release_stale(
         "check_at": check_at,
         "slow": list(slow_destinations),
         "slow_check_at": slow_check_at or check_at,
+        "releaser": releaser or "",
+        "in_flight": list(in_flight),
     }
     released = list(conn.execute(_release_stmt(), params).scalars())
-    conn.execute(_forget_gone_stmt(), {"dead_before": dead_before})
+    conn.execute(_forget_gone_stmt(), {"dead_before": dead_before, "releaser": releaser or ""})
     return released
 
 
@@ -166,7 +190,11 @@ def _forget_gone_stmt() -> Any:
     holds = sa.exists().where(outbox.c.status == SENDING, outbox.c.claimed_by == workers.c.id)
     gone = (
         sa.select(workers.c.id)
-        .where(workers.c.beat_at < sa.bindparam("dead_before"), ~holds)
+        .where(
+            workers.c.beat_at < sa.bindparam("dead_before"),
+            workers.c.id != sa.bindparam("releaser"),
+            ~holds,
+        )
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )

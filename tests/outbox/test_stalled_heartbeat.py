@@ -1,0 +1,124 @@
+"""A worker whose heartbeat could not reach the database for a while (the database locked by
+another process, a statement waiting on a lock) keeps its own replies: it never takes them
+over as if from a dead worker, and a reply it posted is never sent again unchecked.
+
+The tester's sequence (SQLite, the only worker, the dry-run helpdesk, the database held locked
+for 15 s): the heartbeat and the dispatcher took their times before waiting for the lock and
+wrote them once they got it, so the worker's own beat and its fresh claim looked 15 s old;
+the same heartbeat then took its own reply over as a dead worker's, the dry run (not guarded
+by the fence) wrote it, recording it found the claim gone, and after the takeover wait the
+reply was written again without a check.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from csat_hook.app import create_app
+from csat_hook.db.schema import workers
+from csat_hook.outbox import store
+from tests.helpers import generic_close
+from tests.outbox.test_worker import outbox_rows
+
+DRY_AUTH = {"X-Webhook-Token": "dry-token-123"}
+
+
+def queue_dry_run(services: Any, dialog_id: str = "DRY-1") -> None:
+    client = create_app(services=services).test_client()
+    response = client.post("/webhooks/dryrun", json=generic_close(dialog_id), headers=DRY_AUTH)
+    assert response.json["status"] == "queued"
+
+
+def written(tmp_path: Path) -> list[dict[str, Any]]:
+    """The replies the dry run wrote (its output file, one JSON line each)."""
+    path = tmp_path / "dry.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_beat_written_late_never_makes_a_worker_take_over_its_own_reply(
+    services, clock, tmp_path, monkeypatch
+):
+    # The beat's statement waited (on PostgreSQL a lock on the row, on SQLite the database)
+    # for longer than worker_dead_after_seconds: it writes a beat and leases that look as old
+    # as the wait was long. The same heartbeat then runs release_stale.
+    delivery = services.config.delivery
+    queue_dry_run(services)
+    only = services.delivery_worker(worker_id="only")
+    only.beat()
+    [(row, survey)], _ = only._claim(1)
+    beat = store.heartbeat
+
+    def waited(*args: Any, **kwargs: Any) -> Any:
+        clock.advance(delivery.worker_dead_after_seconds + 5)
+        return beat(*args, **kwargs)
+
+    monkeypatch.setattr(store, "heartbeat", waited)
+    only.beat()
+    monkeypatch.setattr(store, "heartbeat", beat)
+
+    assert only.release_stale() == 0  # it is alive: it is the one asking
+    [item] = outbox_rows(services)
+    assert (item.status, item.claimed_by) == ("sending", "only")
+
+    only._handle(row, survey)
+    clock.advance(delivery.takeover_wait_seconds + 1)
+    only.run_once()
+
+    assert len(written(tmp_path)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.last_error is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_database_locked_past_dead_after_sends_the_only_workers_reply_once(
+    services, clock, tmp_path
+):
+    # The tester's reproduction: another process holds the SQLite database (BEGIN EXCLUSIVE)
+    # while the dispatcher claims and the heartbeat beats; the clock moves on meanwhile.
+    delivery = services.config.delivery
+    queue_dry_run(services)
+    only = services.delivery_worker(worker_id="only")
+    only.beat()
+    path = sa.make_url(services.config.database.url).database
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    claimed: list[Any] = []
+    claim = threading.Thread(target=lambda: claimed.extend(only._claim(1)[0]))
+    heartbeat = threading.Thread(target=only.heartbeat._safe_beat)  # a beat, then takeovers
+    try:
+        claim.start()
+        heartbeat.start()
+        time.sleep(0.3)  # both are waiting for the database
+        clock.advance(delivery.worker_dead_after_seconds + 5)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    claim.join(10)
+    heartbeat.join(10)
+    only.heartbeat.release_stale()  # the next beat's takeovers, had the beat run first
+
+    # The beat and the claim are timed when they got the database, not before their wait.
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(workers.c.beat_at)).scalar_one() == clock()
+    [item] = outbox_rows(services)
+    assert (item.status, item.claimed_by) == ("sending", "only")
+    assert item.lease_until == clock() + timedelta(seconds=delivery.lease_seconds)
+    [(row, survey)] = claimed
+    only._handle(row, survey)
+    clock.advance(delivery.takeover_wait_seconds + 1)
+    only.run_once()
+
+    assert len(written(tmp_path)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 1

@@ -8,6 +8,7 @@ sent again after its lease.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -45,6 +46,9 @@ T = TypeVar("T")
 # is out must be recorded, or it would be sent again after its lease).
 DATABASE_BACKOFF = Backoff(base=0.5, cap=30.0)
 OUTCOME_WRITE_ATTEMPTS = 6
+SENT_AFTER_TAKEOVER_NOTE = (
+    "recorded by the worker that sent it, after its claim was taken over: not sent again"
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class OutcomeRecorder:
                 note=outcome.note,
             )
             write: _Write = mark
+            row = None
             if outcome.follow_up is not None:
                 row = self._follow_up_row(item, outcome.follow_up, mark.now)
                 # Not one statement: the group commit runs it in a transaction (both or neither).
@@ -123,13 +128,33 @@ class OutcomeRecorder:
                     mark=mark,
                     follow_up=row,
                 )
-            if not self._write(write):
+            if self._write(write):
+                logger.info("delivery.sent", extra=extra)
+            elif self._write(self._sent_after_takeover(mark, row)):
+                logger.warning("delivery.sent-after-takeover", extra=extra)
+            else:
                 logger.warning("delivery.lease-lost", extra=extra)
-            logger.info("delivery.sent", extra=extra)
         elif isinstance(outcome, Retry):
             self._reschedule(item, outcome)
         else:
             self._fail(item, outcome)
+
+    def _sent_after_takeover(self, mark: store.SentMark, follow_up: Any) -> _Write:
+        """The write recording a row this worker sent after another took its claim over
+        (this worker's heartbeat could not reach the database while the request ran): the
+        outcome is known here, so it is recorded while the row still waits to be settled,
+        before the new owner looks it up or, where nothing can be looked up, sends it again."""
+        note = (
+            SENT_AFTER_TAKEOVER_NOTE
+            if mark.note is None
+            else f"{mark.note}; {SENT_AFTER_TAKEOVER_NOTE}"
+        )
+        return functools.partial(
+            store.mark_sent_after_takeover,
+            worker_id=self.worker_id,
+            mark=dataclasses.replace(mark, note=note),
+            follow_up=follow_up,
+        )
 
     def _follow_up_row(self, item: sa.Row[Any], follow_up: FollowUp, now: datetime) -> Any:
         # The alert again to the receivers that refused it for now, after the retry policy's

@@ -13,6 +13,7 @@ reply was written again without a check.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -26,8 +27,11 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import workers
 from csat_hook.outbox import store
+from csat_hook.outbox.delivery import Sent
+from csat_hook.outbox.delivery import deliver_one
 from tests.helpers import generic_close
 from tests.outbox.test_worker import outbox_rows
+from tests.outbox.test_worker import queue_generic
 
 DRY_AUTH = {"X-Webhook-Token": "dry-token-123"}
 
@@ -122,3 +126,53 @@ def test_the_database_locked_past_dead_after_sends_the_only_workers_reply_once(
     assert len(written(tmp_path)) == 1
     [item] = outbox_rows(services)
     assert item.status == "sent" and item.attempts == 1
+
+
+def test_a_reply_its_former_owner_posted_is_recorded_sent_not_sent_again(
+    services, fake_helpdesk, clock, caplog
+):
+    # Its heartbeat could not reach the database while its request ran: another worker took
+    # the reply over (rightly: its fence had closed). The request had gone out before; the
+    # answer comes back, and the former owner knows the reply is out.
+    delivery = services.config.delivery
+    queue_generic(services)  # a helpdesk without a look-up
+    stalled = services.delivery_worker(worker_id="stalled")
+    stalled.beat()
+    [(row, survey)], _ = stalled._claim(1)
+    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    assert isinstance(outcome, Sent)
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    survivor = services.delivery_worker(worker_id="survivor")
+    assert survivor.release_stale() == 1
+
+    with caplog.at_level(logging.INFO):
+        stalled.recorder.record(row, outcome)
+    clock.advance(delivery.takeover_wait_seconds + 1)
+    assert survivor.run_once() == 0
+
+    assert len(fake_helpdesk.api_requests()) == 1
+    [item] = outbox_rows(services)
+    assert (item.status, item.claimed_by, item.external_id) == ("sent", "stalled", "1")
+    assert "after its claim was taken over" in item.last_error
+    assert "delivery.sent-after-takeover" in caplog.messages
+    assert "delivery.lease-lost" not in caplog.messages
+
+
+def test_a_late_outcome_leaves_a_reply_another_worker_holds_alone(services, fake_helpdesk, clock):
+    delivery = services.config.delivery
+    queue_generic(services)
+    stalled = services.delivery_worker(worker_id="stalled")
+    stalled.beat()
+    [(row, survey)], _ = stalled._claim(1)
+    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    survivor = services.delivery_worker(worker_id="survivor")
+    survivor.beat()
+    assert survivor.release_stale() == 1
+    clock.advance(delivery.takeover_wait_seconds + 1)
+    assert len(survivor._claim(1)[0]) == 1  # the new owner is settling it right now
+
+    stalled.recorder.record(row, outcome)
+
+    [item] = outbox_rows(services)
+    assert (item.status, item.claimed_by) == ("sending", "survivor")

@@ -44,6 +44,7 @@ from csat_hook.outbox.store.enqueue import is_follow_up
 from csat_hook.outbox.store.outcomes import SentMark
 from csat_hook.outbox.store.outcomes import mark_failed
 from csat_hook.outbox.store.outcomes import mark_sent
+from csat_hook.outbox.store.outcomes import mark_sent_after_takeover
 from csat_hook.outbox.store.outcomes import mark_sent_and_follow_up
 from csat_hook.outbox.store.outcomes import mark_sent_many
 from csat_hook.outbox.store.outcomes import reschedule
@@ -70,6 +71,7 @@ __all__ = [
     "is_follow_up",
     "mark_failed",
     "mark_sent",
+    "mark_sent_after_takeover",
     "mark_sent_and_follow_up",
     "mark_sent_many",
     "next_due_at",

@@ -1,6 +1,8 @@
 """Recording an attempt's outcome: sent (with its survey), back to pending for a retry, or
 failed. A worker only finishes its own claim (``claimed_by``), so a late answer after a
-takeover can never overwrite the new owner's state.
+takeover can never overwrite the new owner's state. The one exception writes no owner's
+state: a reply that went out is recorded sent while the row, taken over, waits unclaimed to
+be settled (:func:`mark_sent_after_takeover`), so it is neither looked up nor sent again.
 
 Every text here may come from a vendor's answer (a message id, an agent the look-up found,
 an error's reason): each is made storable and fitted to its column first (``db/text.py``).
@@ -57,26 +59,33 @@ def _survey_sent_values(with_link: bool) -> dict[str, Any]:
 
 
 @functools.cache
-def _mark_sent_stmts() -> tuple[Any, Any, Any]:
-    # Built once: every delivered reply runs them.
-    owned = sa.and_(
-        outbox.c.id == sa.bindparam("outbox_id"),
-        outbox.c.status == SENDING,
-        outbox.c.claimed_by == sa.bindparam("worker_id"),
-    )
-    done = (
-        sa.update(outbox)
-        .where(owned)
-        .values(
-            status=SENT,
-            sent_at=sa.bindparam("sent_now"),
-            updated_at=sa.bindparam("updated_now"),
-            lease_until=None,
-            external_id=sa.bindparam("external_id"),
-            body=sa.bindparam("body"),
-            last_error=sa.bindparam("note"),
+def _mark_sent_stmts(settling: bool = False) -> tuple[Any, Any, Any]:
+    # Built once: every delivered reply runs them. ``settling``: the row is no longer this
+    # worker's claim but waits, taken over, to be settled (mark_sent_after_takeover).
+    outbox_id = outbox.c.id == sa.bindparam("outbox_id")
+    if settling:
+        which = sa.and_(
+            outbox_id, outbox.c.status == PENDING, outbox.c.uncertain_since.is_not(None)
         )
-        .returning(outbox.c.id, outbox.c.survey_id)
+    else:
+        which = sa.and_(
+            outbox_id,
+            outbox.c.status == SENDING,
+            outbox.c.claimed_by == sa.bindparam("worker_id"),
+        )
+    values: dict[str, Any] = {
+        "status": SENT,
+        "sent_at": sa.bindparam("sent_now"),
+        "updated_at": sa.bindparam("updated_now"),
+        "lease_until": None,
+        "external_id": sa.bindparam("external_id"),
+        "body": sa.bindparam("body"),
+        "last_error": sa.bindparam("note"),
+    }
+    if settling:
+        values["claimed_by"] = sa.bindparam("worker_id")  # who sent it
+    done = (
+        sa.update(outbox).where(which).values(**values).returning(outbox.c.id, outbox.c.survey_id)
     )
     survey = surveys.c.id == sa.bindparam("survey_id")
     plain = sa.update(surveys).where(survey).values(_survey_sent_values(False))
@@ -183,9 +192,30 @@ def mark_sent_and_follow_up(
     return done
 
 
-def _mark_sent_one(conn: sa.Connection, worker_id: str, mark: SentMark) -> bool:
-    # SQLite: the outbox row, then its survey (a reply's; an alert has none).
-    done, plain, with_agent = _mark_sent_stmts()
+def mark_sent_after_takeover(
+    conn: sa.Connection,
+    worker_id: str,
+    mark: SentMark,
+    follow_up: Mapping[str, Any] | None = None,
+) -> bool:
+    """Record a reply or alert that ``worker_id`` sent while its claim was taken over (its
+    heartbeat could not reach the database): as :func:`mark_sent`, but only while the row
+    waits, ``pending`` with its outcome unknown, to be settled, so nobody is sending or
+    looking it up now; ``claimed_by`` names the worker that sent it. An alert's ``follow_up``
+    is queued with it, as :func:`mark_sent_and_follow_up` does. False when another worker
+    holds or finished the row meanwhile (it settles the row itself)."""
+    done = _mark_sent_one(conn, worker_id, mark.fitted(), settling=True)
+    if done and follow_up is not None:
+        enqueue_alerts(conn, [follow_up])
+    return done
+
+
+def _mark_sent_one(
+    conn: sa.Connection, worker_id: str, mark: SentMark, *, settling: bool = False
+) -> bool:
+    # SQLite (and a row settled after a takeover): the outbox row, then its survey (a
+    # reply's; an alert has none).
+    done, plain, with_agent = _mark_sent_stmts(settling)
     params = {
         "outbox_id": mark.outbox_id,
         "worker_id": worker_id,

@@ -199,6 +199,19 @@ class HttpClient:
         finally:
             self._local.guard = previous
 
+    def start_write(self, where: str) -> None:
+        """Before a request that may change something (or another write standing for one:
+        the dry run's output file): raise a retryable DeliveryError, nothing written, when
+        this thread's guard (:meth:`guarded`) says the worker may no longer write; otherwise
+        count it in :meth:`writes_started`."""
+        guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
+        if guard is not None and not guard():
+            raise DeliveryError(
+                f"{where}: not sent: this worker can no longer be sure it owns the reply",
+                retryable=True,
+            )
+        self._local.writes = self.writes_started() + 1
+
     def writes_started(self) -> int:
         """How many requests that may change something (any method but GET, HEAD, OPTIONS)
         this thread has handed to the network so far, answered or not. Unchanged across a
@@ -268,13 +281,7 @@ class HttpClient:
     ) -> requests.Response:
         where = f"{method} {_host(url)}"
         if method.upper() not in SAFE_METHODS:
-            guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
-            if guard is not None and not guard():
-                raise DeliveryError(
-                    f"{where}: not sent: this worker can no longer be sure it owns the reply",
-                    retryable=True,
-                )
-            self._local.writes = self.writes_started() + 1
+            self.start_write(where)
         write = method.upper() not in SAFE_METHODS
         connect, read = _timeouts(kwargs["timeout"])
         deadline = time.monotonic() + connect + read

@@ -207,25 +207,34 @@ def test_verify_token_reports_valid_and_forged(tmp_path):
     assert forged.exit_code == 1 and "invalid" in forged.output
 
 
-def test_outbox_shows_an_unknown_outcome_and_an_unchecked_resend(tmp_path, monkeypatch):
+def test_outbox_shows_an_unknown_outcome_and_how_it_was_settled(tmp_path, monkeypatch):
     import sqlalchemy as sa
 
+    from csat_hook.clock import utcnow
     from csat_hook.db.schema import outbox
+    from csat_hook.db.schema import surveys
 
     monkeypatch.chdir(tmp_path)
     queue_one(tmp_path)
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    with engine.begin() as conn:  # an earlier attempt timed out after sending
+    with engine.begin() as conn:  # an earlier attempt wrote the reply, then its worker died
         conn.execute(sa.update(outbox).values(uncertain_since=sa.func.current_timestamp()))
+        token = conn.execute(sa.select(surveys.c.token)).scalar_one()
     engine.dispose()
+    output = tmp_path / "var" / "dry-run-replies.jsonl"  # the embedded default's
+    output.parent.mkdir()
+    line = {"helpdesk": "dryrun", "dialog_id": "42", "text": f"Rate us: https://f/?t={token}"}
+    line |= {"idempotency_key": "csat-hook-1", "at": utcnow().isoformat()}
+    output.write_text(json.dumps(line) + "\n", encoding="utf-8")
     assert "attempts=0 outcome-unknown" in invoke(tmp_path, "outbox").output
 
     assert "processed 1 replies" in invoke(tmp_path, "worker", "--once").output
 
     listed = invoke(tmp_path, "outbox").output
     assert "sent=1" in listed and "outcome-unknown" not in listed
-    # The dry run cannot look a reply up: it was sent again, and the operator can see that.
-    assert "last error: sent again without a check (helpdesk 'dryrun' has no look-up)" in listed
+    # The dry run reads its output back: the reply was found there, not written again.
+    assert "last error: found in the dialog after an unknown outcome" in listed
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 1
     data = json.loads(invoke(tmp_path, "outbox", "--json").output)
     assert data["replies"][0]["uncertain_since"] is not None
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import workers
 from csat_hook.outbox import store
+from csat_hook.outbox.delivery import Retry
 from csat_hook.outbox.delivery import Sent
 from csat_hook.outbox.delivery import deliver_one
 from tests.helpers import generic_close
@@ -176,3 +177,40 @@ def test_a_late_outcome_leaves_a_reply_another_worker_holds_alone(services, fake
 
     [item] = outbox_rows(services)
     assert (item.status, item.claimed_by) == ("sending", "survivor")
+
+
+def test_a_dry_run_reply_is_not_written_once_its_fence_closed(services, tmp_path):
+    queue_dry_run(services)
+    worker = services.delivery_worker()
+    [(row, survey)], _ = worker._claim(1)
+
+    outcome = deliver_one(worker.delivery, row, survey, may_write=lambda: False)
+
+    assert isinstance(outcome, Retry) and not outcome.error.outcome_unknown
+    assert "not sent" in outcome.message
+    assert written(tmp_path) == []
+
+
+def test_a_dry_run_reply_written_by_a_worker_that_died_is_found_not_written_again(
+    services, clock, tmp_path, caplog
+):
+    delivery = services.config.delivery
+    queue_dry_run(services)
+    gone = services.delivery_worker(worker_id="gone")
+    gone.beat()
+    [(row, survey)], _ = gone._claim(1)
+    # It wrote the reply, then died before recording it.
+    assert isinstance(deliver_one(gone.delivery, row, survey), Sent)
+    survivor = services.delivery_worker(worker_id="survivor")
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    assert survivor.release_stale() == 1
+    clock.advance(delivery.takeover_wait_seconds)
+
+    with caplog.at_level(logging.INFO):
+        assert survivor.run_once() == 1
+
+    assert len(written(tmp_path)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.last_error.startswith("found in the dialog")
+    assert item.external_id == f"dryrun-csat-hook-{item.id}"
+    assert "delivery.resend-unchecked" not in caplog.messages

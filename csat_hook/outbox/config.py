@@ -13,6 +13,8 @@ How the timings fit together (checked at start-up, errors name the keys):
   (``config/checks.py``).
 * A worker that has not beaten for ``worker_dead_after_seconds`` is gone: a live worker takes
   its replies over. At least three heartbeats fit in that time, so one slow beat is not death.
+  A beat (and a claim) is timed once it has the database, not before waiting for it, and a
+  worker never takes its own replies over: it is alive, whatever its last beat looks like.
 * A worker sends a reply only while it confirmed its claim (claimed it, or a heartbeat renewed
   its lease) less than :attr:`fence_seconds` ago (half of ``worker_dead_after_seconds``); a
   reply is taken over only when neither happened for ``worker_dead_after_seconds``, and looked

@@ -30,7 +30,14 @@ from csat_hook.notify.options import WebhookOptions
 from csat_hook.notify.options import signing_key
 from csat_hook.notify.records import WEBHOOK_TYPES
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import clip
 from csat_hook.notify.render import headline
+
+# A comment is sent whole up to this many characters, else cut there ("…" marking the cut,
+# ``comment_truncated`` true): the form's own limit is far above what a receiver takes in one
+# body (many refuse 1 MB, and a 4xx fails the alert for good). The stored answer, the
+# report's CSV files and the helpdesk keep it whole.
+MAX_WEBHOOK_COMMENT = 10_000
 
 
 def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -54,6 +61,14 @@ def figures_data(figures: Any) -> dict[str, Any] | None:
     }
 
 
+def _comment(text: str | None) -> dict[str, Any]:
+    """``comment`` (None when left out or absent) and whether it was cut
+    (:data:`MAX_WEBHOOK_COMMENT`, on a character boundary)."""
+    if text is None or len(text) <= MAX_WEBHOOK_COMMENT:
+        return {"comment": text, "comment_truncated": False}
+    return {"comment": clip(text, MAX_WEBHOOK_COMMENT), "comment_truncated": True}
+
+
 def event_body(message: AlertMessage, *, include_comment: bool) -> dict[str, Any]:
     """The documented JSON body (docs/alerts.md, "Webhook payload")."""
     data: dict[str, Any] = {
@@ -68,7 +83,7 @@ def event_body(message: AlertMessage, *, include_comment: bool) -> dict[str, Any
                 "rating": message.rating,
                 "previous_rating": message.previous_rating,
                 "nps": message.nps,
-                "comment": message.comment if include_comment else None,
+                **_comment(message.comment if include_comment else None),
                 "agent": {"key": message.agent_key, "name": message.agent_name},
                 "team": message.team,
                 "helpdesk": message.helpdesk,
@@ -97,7 +112,7 @@ def event_body(message: AlertMessage, *, include_comment: bool) -> dict[str, Any
                         "rating": item.rating,
                         "agent_name": item.agent_name,
                         "ticket": {"id": item.dialog_id, "url": item.ticket_url},
-                        "comment": item.comment if include_comment else None,
+                        **_comment(item.comment if include_comment else None),
                         "submitted_at": item.submitted_at,
                     }
                     for item in message.items

@@ -78,6 +78,22 @@ def test_a_signed_alert_is_accepted_with_the_documented_body(receiver, clock):
     assert data["helpdesk"] == "chatwoot" and data["team"] == "Support L1"
 
 
+def test_a_long_comment_is_cut_to_a_documented_size_and_said_so(receiver, clock):
+    """A comment of 3,000,000 characters went out whole, a 3 MB body that receivers refuse
+    (a 4xx fails the alert for good); Slack, Telegram and the notes each had a limit."""
+    from csat_hook.notify.webhook import MAX_WEBHOOK_COMMENT
+
+    long = "👍🏽" + "B" * 3_000_000
+    hook(receiver, clock).send(sample(comment=long))
+    [message] = receiver.delivered("webhook")
+    data = message.json()["data"]
+    assert len(message.body) < 4 * MAX_WEBHOOK_COMMENT + 2_000
+    assert len(data["comment"]) <= MAX_WEBHOOK_COMMENT and data["comment"].endswith("…")
+    assert data["comment"].startswith("👍🏽B") and data["comment_truncated"] is True
+    hook(receiver, clock).send(sample(ref="csat-alert-0123456789abcdef0123456a"))
+    assert receiver.delivered("webhook")[-1].json()["data"]["comment_truncated"] is False
+
+
 def test_a_wrong_secret_is_refused_by_the_receiver(receiver, clock):
     other = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     with pytest.raises(DeliveryError) as caught:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,23 @@ SCENARIOS = {
     "repeat, then the lower row edited": [["a"], ["a", "b", "a"], ["a", "b", "a2"]],
     # A blank row above removed, then the lower row edited: the stored place moves up.
     "a row above removed, then the lower row edited": [["blank", "a", "a"], ["a", "a2"]],
+    # A row edited in place, then back: the row's first values are its current content
+    # again (kept as history by the edit, they must not be taken for a processed row).
+    "a row edited in place, then back": [["a"], ["a2"], ["a"]],
+    # The same, recognised by their cells (row digests) or parsed under another setting.
+    "a row edited in place, then back, read under another setting": [
+        ["a", "b"],
+        ["a2", "b"],
+        ["a", "b", "relabelled"],
+    ],
+    # A double-click's upper row edited (history), then the two rows' values swapped: the
+    # lower row, credited by a first run, holds the values kept as history.
+    "a double-click's rows edited, then swapped": [["a", "a"], ["a2", "a"], ["a", "a2"]],
+    # A later submission removed with an earlier one of the survey still there: a first run
+    # credits the earlier one.
+    "a later submission removed, an earlier one left": [["a", "b", "a3"], ["a", "b"]],
+    # ... and added back at the bottom (an appended read whose added row is in the history).
+    "a later submission removed, then added back": [["a", "a3"], ["a"], ["a", "a3"]],
     # The edit read under another setting that reads the rows (every row parsed, none
     # recognised by its raw digest).
     "repeat, then the upper row edited, read under another setting": [
@@ -144,6 +162,7 @@ def test_an_incremental_run_credits_what_a_first_run_over_the_final_source_would
     rows = {
         "a": [T0, 4, "fine", "", "", anna],
         "a2": [T0, 2, "changed my mind", "", "", anna],
+        "a3": [T0.replace(hour=11), 3, "thought again", "", "", anna],
         "b": [T0.replace(minute=5), 5, "great", "", "", boris],
         "b2": [T0.replace(minute=5), 3, "so-so", "", "", boris],
         "c": [T0.replace(hour=10), 5, "later", "", "", cora],
@@ -163,3 +182,63 @@ def test_an_incremental_run_credits_what_a_first_run_over_the_final_source_would
     assert credited == fresh_credited
     # The incremental history also keeps what edits replaced, which a fresh read never sees.
     assert set(fresh_history) <= set(history)
+
+
+def test_a_row_edited_back_is_credited_again_as_an_edit_in_place(kit: Any, source: Any) -> None:
+    """5, edited in place to 2, then back to 5: the third run credits the 5 again (its row's
+    content, though kept as history), says so as the edit in place it is, and the report
+    follows."""
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    five, two = [T0, 5, "great", "", "", anna], [T0, 2, "meh", "", "", anna]
+    ratings = []
+    for rows in ([five], [two], [five]):
+        source.write([list(row) for row in rows])
+        summary = kit.run(source.config)
+        assert summary.status == "ok", summary.error
+        ratings.append([r.rating for r in kit.rows(answers)])
+    assert ratings == [[5], [2], [5]]
+    assert (summary.new, summary.updated) == (0, 1)
+    assert any("row 2: rating and comment changed in place" in w for w in summary.warnings)
+    # Nothing new since: a replay, the 5 still credited.
+    again = kit.run(source.config)
+    assert (again.read, again.updated, again.unchanged) == ("replayed", 0, 1)
+    assert [r.rating for r in kit.rows(answers)] == [5]
+
+
+def test_a_row_removed_with_no_other_row_of_its_survey_keeps_its_answer(
+    kit: Any, source: Any
+) -> None:
+    """What was read stays credited when the source no longer holds any row of the survey."""
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    a, b = [T0, 4, "fine", "", "", anna], [T0.replace(minute=5), 5, "great", "", "", boris]
+    for rows in ([a, b], [b]):
+        source.write([list(row) for row in rows])
+        assert kit.run(source.config).status == "ok"
+    assert sorted((r.dialog_id, r.rating) for r in kit.rows(answers)) == [("T-1", 4), ("T-2", 5)]
+
+
+def test_a_rating_lowered_by_an_edit_back_alerts(kit: Any, tmp_path: Path) -> None:
+    source = Export(kit, tmp_path)
+    config = source.reconfigured()
+    config = kit.config(
+        results=config.results.model_dump(mode="json"),
+        output={"gsheets": {"enabled": False}},
+        alerts={
+            "destinations": {
+                "slack": {"kind": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/C"}
+            },
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        },
+    )
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    when = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
+    raised = []
+    for rating in (2, 5, 2):
+        source.write([[when, rating, "", "", "", anna]])
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        raised.append(summary.alerts["raised"])
+    assert raised == [{"low": 1}, {}, {"low": 1}]

@@ -26,17 +26,24 @@ from csat_hook.sync.bulk import matching
 
 
 def known_row_digests(
-    conn: sa.Connection, processed: Container[str]
-) -> tuple[frozenset[str], tuple[str, ...]]:
+    conn: sa.Connection, processed: Container[str], watched: Container[str] = frozenset()
+) -> tuple[frozenset[str], tuple[str, ...], dict[str, str]]:
     """Raw digests of the rows whose identity is in ``processed`` (a row whose answer went,
-    e.g. erased, is parsed again), and the stored digests of any other identity (orphans,
-    which :func:`prune_row_digests` removes)."""
+    e.g. erased, is parsed again), the stored digests of any other identity (orphans,
+    which :func:`prune_row_digests` removes), and digest → identity for the identities in
+    ``watched`` (few: where a read finds them, :mod:`.recredit`)."""
     rows = conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint))
     known: list[str] = []
     orphans: list[str] = []
+    noted: dict[str, str] = {}
     for digest, fingerprint in rows:
-        (known if fingerprint in processed else orphans).append(digest)
-    return frozenset(known), tuple(orphans)
+        if fingerprint in processed:
+            known.append(digest)
+            if fingerprint in watched:
+                noted[digest] = fingerprint
+        else:
+            orphans.append(digest)
+    return frozenset(known), tuple(orphans), noted
 
 
 def prune_row_digests(

@@ -304,7 +304,7 @@ def _store_credited(
     )
 
 
-_COMPARED = (
+COMPARED = (
     ("rating", "rating"),
     ("comment", "comment"),
     ("agent field", "field_agent"),
@@ -319,7 +319,7 @@ def _same_instant(item: Credited, before: store.StoredAnswer, result: IngestResu
     up), or ``refresh`` it (the stored answer itself, read under another identity, e.g. one
     an older version stored: it takes this row's identity and nothing else changes)."""
     sub: Submission = item.submission
-    changed = [label for label, name in _COMPARED if getattr(sub, name) != getattr(before, name)]
+    changed = [label for label, name in COMPARED if getattr(sub, name) != getattr(before, name)]
     if not changed or (changed == ["NPS answer"] and before.nps is None):
         # The stored answer itself, or the same row read again once results.columns.nps
         # names the question: it takes this row's identity (and its NPS answer).

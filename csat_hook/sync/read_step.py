@@ -13,6 +13,10 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
   or, for a source that filters (the Forms API after a first read), what the filter returns,
   the processed identities among it looked up after the read rather than all loaded before.
 
+A read of every row of a sheet or export also notes where it found the rows kept in the
+history, and which surveys to credit again from them (:mod:`.recredit`); an appended read
+whose added rows hold one reads every row instead.
+
 Either way, a last row that may have been cut (``SourceBatch.unterminated``: a CSV export
 read while it was still being written) and does not read as a complete answer is left for
 the next run (:func:`leave_cut_row`).
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Container
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -30,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
+from csat_hook.sync import recredit
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
@@ -51,6 +57,7 @@ class SourceRead:
     ``how``: ``replayed``, ``appended`` or ``read``.
     ``no_legacy``: a scan found no legacy digest (``store.legacy_present``), for the ingest
     to remember (``store.note_no_legacy``).
+    ``recredits``: the surveys a read of every row found to credit again (:mod:`.recredit`).
     """
 
     batch: SourceBatch
@@ -59,6 +66,7 @@ class SourceRead:
     known: KnownRows | None
     how: str
     no_legacy: bool = False
+    recredits: list[recredit.Recredit] = field(default_factory=list)
 
 
 def read_source(
@@ -80,8 +88,11 @@ def read_source(
             if batch is not None:
                 leave_cut_row(batch, config.token.all_secrets())
                 processed = store.processed_among(conn, named_keys(batch))
-                memo.extend(batch, processed)
-                return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
+                # A row kept in the history added back may be its survey's answer again: a
+                # read of every row weighs it (recredit.py). Rare: the added rows are few.
+                if not (processed and store.history_among(conn, processed)):
+                    memo.extend(batch, processed)
+                    return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
         if watermark is not None and watermark > store.watermark_limit(now):
             # Not a time seen (stored before the limit existed): the reads it filtered may
@@ -97,19 +108,31 @@ def read_source(
         if watermark is not None and whole is None and legacy is None:
             legacy = store.legacy_present(conn)
         incremental = watermark is not None and whole is None and not legacy
+        watch: recredit.Watch | None = None
+        noted: dict[str, str] = {}
         if incremental:
             known = KnownRows(skipped=skipped)
         else:
             # Skipped rows are read again: they are not among the processed ones.
             known = KnownRows(store.known_fingerprints(conn), skipped)
-            known.raw, known.raw_orphans = cache.known_row_digests(conn, known)
+            # A sheet or export is read whole: where its rows kept in the history are.
+            watch = recredit.Watch(conn) if whole is not None else None
+            watched = watch.identities() if watch is not None else frozenset()
+            known.raw, known.raw_orphans, noted = cache.known_row_digests(conn, known, watched)
     batch = source.fetch(known, watermark)
     leave_cut_row(batch, config.token.all_secrets())
     if incremental:
         with engine.connect() as conn:
             drop_processed(conn, batch)
+    plans = watch.plan(batch, noted) if watch is not None and batch.complete else []
     return SourceRead(
-        batch, skipped, keys, known if whole is not None else None, "read", legacy is False
+        batch,
+        skipped,
+        keys,
+        known if whole is not None else None,
+        "read",
+        legacy is False,
+        recredits=plans,
     )
 
 

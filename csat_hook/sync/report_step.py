@@ -16,6 +16,7 @@ from csat_hook.alerts.engine import Changed
 from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.store import click_facts
 from csat_hook.db.engine import snapshot
+from csat_hook.sync import recredit
 from csat_hook.sync import report_key
 from csat_hook.sync import reverify
 from csat_hook.sync import skips
@@ -93,6 +94,7 @@ class ReportStep(AlertsStep):
         *,
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
         keep_digests: bool = False,
+        recredits: Sequence[recredit.Recredit] = (),
     ) -> tuple[IngestResult, list[Changed]]:
         """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
         the alert rules read (:meth:`_changed`) are returned beside.
@@ -105,10 +107,14 @@ class ReportStep(AlertsStep):
         in this transaction: :meth:`_read_back`) the batch is one part credited against
         them, and ``result.answers`` keeps the answers added or replaced, for the caller to
         merge into its read. The batch's row digests are stored first and then dropped from
-        it, unless ``keep_digests`` (the caller prunes stale stored digests against them)."""
+        it, unless ``keep_digests`` (the caller prunes stale stored digests against them).
+        ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
+        before any submission is weighed against their answers."""
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
+        if recredits:
+            changed += self._recredit(conn, recredits, now, result, read_back)
         if read_back is not None:
             parts = [batch.submissions] if batch.submissions else []
         else:
@@ -136,6 +142,32 @@ class ReportStep(AlertsStep):
                 free_cycles()  # the part's compiled look-ups
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
         return result, changed
+
+    def _recredit(
+        self,
+        conn: sa.Connection,
+        plans: Sequence[recredit.Recredit],
+        now: datetime,
+        into: IngestResult,
+        read_back: tuple[dict[str, Any], dict[str, Any]] | None,
+    ) -> list[Changed]:
+        """Credit ``plans`` again (:func:`recredit.apply`), counted in ``into``; with
+        ``read_back``, its current answers are updated, as the batch is weighed against them.
+        Returns the answers the alert rules read (a rating lowered alerts as any edit)."""
+        again = IngestResult()
+        replaced = recredit.apply(conn, plans, now, again)
+        into.updated += again.updated
+        into.edited_in_place += again.edited_in_place
+        into.warnings.extend(again.warnings)
+        written = sorted({row.token for row in replaced.values() if row.token})
+        surveys = {
+            tokens.survey_key(row.token): row for row in store.survey_facts_by_token(conn, written)
+        }
+        changed = self._changed(again, replaced, surveys)
+        if read_back is not None:
+            read_back[1].update((row.survey_key, row) for row in again.answers)
+            into.answers.extend(again.answers)
+        return changed
 
     def _reverify(self, conn: sa.Connection, now: datetime) -> tuple[IngestResult, list[Changed]]:
         """Credit the stored forged answers the current secrets verify (:mod:`.reverify`), a

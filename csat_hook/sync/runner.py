@@ -272,7 +272,14 @@ class SyncRunner(ReportStep, OutputsStep):
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:
-                    result, changed = self._ingest(conn, batch, source.key, now, keep_digests=prune)
+                    result, changed = self._ingest(
+                        conn,
+                        batch,
+                        source.key,
+                        now,
+                        keep_digests=prune,
+                        recredits=read.recredits,
+                    )
                 else:
                     current: dict[str, Any] = {}
                     if not deferred:
@@ -285,6 +292,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         now,
                         read_back=(by_key, current),
                         keep_digests=prune,
+                        recredits=read.recredits,
                     )
                     # One read of the answers: the batch's new and replaced ones merged in
                     # memory.

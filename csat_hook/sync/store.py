@@ -9,6 +9,7 @@ unique on the row's fingerprint (its identity), and answers on the survey.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -59,6 +60,61 @@ def known_fingerprints(conn: sa.Connection) -> set[str]:
     if any(not f.startswith(IDENTITY_PREFIX) for f in known):
         known.add(LEGACY_PRESENT)
     return known
+
+
+class Standing(NamedTuple):
+    """A survey's stored submission as a whole read weighs it (:mod:`.recredit`)."""
+
+    survey_key: str
+    submitted_at: datetime
+    source_ref: str
+
+
+def history_standing(
+    conn: sa.Connection,
+) -> tuple[dict[str, Standing], dict[str, tuple[str, Standing]]]:
+    """Every submission kept in the history (identity → :class:`Standing`), and the current
+    answer of each survey that has one (survey key → its identity and standing): what
+    :mod:`.recredit` weighs the rows a whole read found against. Two reads of the history's
+    unique index and of the answers of those surveys (empty on a first sync)."""
+    history = {
+        fingerprint: Standing(key, submitted_at, ref or "")
+        for fingerprint, key, submitted_at, ref in conn.execute(
+            sa.select(
+                answer_history.c.fingerprint,
+                answer_history.c.survey_key,
+                answer_history.c.submitted_at,
+                answer_history.c.source_ref,
+            ).where(answer_history.c.survey_key.is_not(None))
+        )
+    }
+    if not history:
+        return history, {}
+    with_history = sa.select(answer_history.c.survey_key).where(
+        answer_history.c.survey_key.is_not(None)
+    )
+    current = {
+        key: (fingerprint, Standing(key, submitted_at, ref or ""))
+        for key, fingerprint, submitted_at, ref in conn.execute(
+            sa.select(
+                answers.c.survey_key,
+                answers.c.fingerprint,
+                answers.c.submitted_at,
+                answers.c.source_ref,
+            ).where(answers.c.fingerprint.is_not(None), answers.c.survey_key.in_(with_history))
+        )
+    }
+    return history, current
+
+
+def history_among(conn: sa.Connection, fingerprints: Iterable[str]) -> set[str]:
+    """Which of ``fingerprints`` (few) are kept in the history (by its unique index)."""
+    found: set[str] = set()
+    for condition in among(conn, answer_history.c.fingerprint, fingerprints):
+        found.update(
+            conn.execute(sa.select(answer_history.c.fingerprint).where(condition)).scalars()
+        )
+    return found
 
 
 class Erased(NamedTuple):
@@ -213,6 +269,35 @@ def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
         )
         stmt = _insert(conn, answer_history).from_select([*_ARCHIVED, "recorded_at"], select)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
+
+
+def history_rows(conn: sa.Connection, fingerprints: Iterable[str]) -> dict[str, sa.Row[Any]]:
+    """The history's rows of ``fingerprints`` (few), by identity."""
+    found: dict[str, sa.Row[Any]] = {}
+    for condition in among(conn, answer_history.c.fingerprint, fingerprints):
+        for row in conn.execute(sa.select(answer_history).where(condition)):
+            found[row.fingerprint] = row
+    return found
+
+
+def answer_rows(conn: sa.Connection, keys: Iterable[str]) -> dict[str, sa.Row[Any]]:
+    """The current answers of the surveys ``keys`` (few), whole, by survey key."""
+    found: dict[str, sa.Row[Any]] = {}
+    for condition in among(conn, answers.c.survey_key, keys):
+        for row in conn.execute(sa.select(answers).where(condition)):
+            found[row.survey_key] = row
+    return found
+
+
+def promote_history(conn: sa.Connection, kept: sa.Row[Any], ref: str, now: datetime) -> None:
+    """Make the history's row ``kept`` its survey's current answer again, read at ``ref``
+    (the current one archived first: :func:`archive_answers`), and take it out of the
+    history: a survey's submission is its answer or in its history, never both. Unlike
+    :func:`upsert_answers`, it may put an earlier submission back (:mod:`.recredit`)."""
+    values = {name: kept._mapping[name] for name in _ARCHIVED if name != "survey_key"}
+    values.update(source_ref=ref[:191], updated_at=now)
+    conn.execute(sa.update(answers).where(answers.c.survey_key == kept.survey_key).values(values))
+    conn.execute(sa.delete(answer_history).where(answer_history.c.fingerprint == kept.fingerprint))
 
 
 class StoredAnswer(NamedTuple):

@@ -218,11 +218,12 @@ def test_a_row_removed_with_no_other_row_of_its_survey_keeps_its_answer(
     assert sorted((r.dialog_id, r.rating) for r in kit.rows(answers)) == [("T-1", 4), ("T-2", 5)]
 
 
-def test_a_rating_lowered_by_an_edit_back_alerts(kit: Any, tmp_path: Path) -> None:
+def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Path) -> None:
+    """A double-click's upper row edited to a 1 (history, never credited, never alerted),
+    then the rows swapped: the 1, credited again, alerts as any lowered rating."""
     source = Export(kit, tmp_path)
-    config = source.reconfigured()
     config = kit.config(
-        results=config.results.model_dump(mode="json"),
+        results=source.config.results.model_dump(mode="json"),
         output={"gsheets": {"enabled": False}},
         alerts={
             "destinations": {
@@ -236,9 +237,10 @@ def test_a_rating_lowered_by_an_edit_back_alerts(kit: Any, tmp_path: Path) -> No
     anna = kit.survey("T-1", "7", "Anna Petrova")
     when = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
     raised = []
-    for rating in (2, 5, 2):
-        source.write([[when, rating, "", "", "", anna]])
+    for ratings in ([5, 5], [1, 5], [5, 1]):
+        source.write([[when, rating, "", "", "", anna] for rating in ratings])
         summary = kit.run(config)
         assert summary.status == "ok", summary.error
         raised.append(summary.alerts["raised"])
-    assert raised == [{"low": 1}, {}, {"low": 1}]
+    assert raised == [{}, {}, {"low": 1}]
+    assert [r.rating for r in kit.rows(answers)] == [1]

@@ -1,0 +1,142 @@
+"""After a read of every row of a sheet or export: the surveys whose stored answer is not what
+a first read of those rows would credit, credited again from the rows the read found.
+
+The ingest weighs each new submission against its survey's stored answer, and a row already
+processed (credited, or kept in the history) is not read again. That credits what a first read
+would as long as the stored answer is the best of its survey's rows in the source
+(:func:`~csat_hook.sync.attribution.precedence`). Rows kept in the history can become that
+again: a row edited in place and then back (its first values, kept as history by the edit, are
+its content again), a double-click whose rows were edited and swapped (the values kept as
+history are now the lower row), a later submission removed while an earlier one is still
+there. A read of every row meets each row the source holds, so after it each survey one of
+whose history rows the read found is weighed again: when the read did not find the row of its
+answer, or found a history row that outranks the answer where it found it, the best history
+row found becomes the answer again (in place, as an edit the run reports), and the answer goes
+to the history. New submissions are then weighed against it as usual (:mod:`.ingest`). A
+survey none of whose history rows the read found keeps its answer, found or not: a row removed
+from the source, with no other row of its survey left, keeps what was read.
+
+Cheap: the history's identities and the answers of their surveys are read once per read of
+every row (not on a replay or an appended read, nothing on a first sync), rows are matched by
+the row digests the read recognised and the processed identities it met (none parsed for it),
+and only the surveys to credit again are read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.sync import store
+from csat_hook.sync.attribution import precedence
+from csat_hook.sync.ingest import COMPARED
+from csat_hook.sync.ingest import MAX_LISTED
+from csat_hook.sync.ingest import IngestResult
+from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import place
+
+
+@dataclass(frozen=True)
+class Recredit:
+    """Credit the history's row ``fingerprint`` to survey ``key`` again, read at ``ref``;
+    ``was_at``: where the read found the answer it replaces (None: not found)."""
+
+    key: str
+    fingerprint: str
+    ref: str
+    was_at: str | None
+
+
+class Watch:
+    """What a read of every row is checked against: the history's submissions and the
+    answers of their surveys (:func:`store.history_standing`)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.history, self.current = store.history_standing(conn)
+
+    def identities(self) -> set[str]:
+        """The identities whose rows the read should note: every one in the history, and the
+        answers of their surveys."""
+        return self.history.keys() | {fingerprint for fingerprint, _ in self.current.values()}
+
+    def plan(self, batch: SourceBatch, digests: Mapping[str, str]) -> list[Recredit]:
+        """The surveys to credit again after ``batch`` (a read of every row), given the
+        stored row digests of :meth:`identities` (digest → identity)."""
+        if not self.history:
+            return []
+        found: dict[str, str] = {}  # identity → the lowest row the read found it at
+        for digest, row in batch.raw_seen.items():
+            fingerprint = digests.get(digest)
+            if fingerprint is not None:
+                place(found, fingerprint, f"row {row}")
+        for fingerprint, ref in batch.found.items():
+            place(found, fingerprint, ref)
+        best: dict[str, tuple[str, str]] = {}  # survey key → its best history row found
+        for fingerprint, ref in found.items():
+            standing = self.history.get(fingerprint)
+            if standing is None:
+                continue
+            other = best.get(standing.survey_key)
+            rank = precedence(standing.submitted_at, ref)
+            if other is None or rank > precedence(self.history[other[0]].submitted_at, other[1]):
+                best[standing.survey_key] = (fingerprint, ref)
+        plans = []
+        for key, (fingerprint, ref) in best.items():
+            current = self.current.get(key)
+            if current is None or current[0] == fingerprint:
+                continue  # no answer stored (deleted by hand), or this row is it
+            answer, standing = current
+            at = found.get(answer)
+            if at is not None and precedence(standing.submitted_at, at) > precedence(
+                self.history[fingerprint].submitted_at, ref
+            ):
+                continue  # the answer's row is there and outranks every history row found
+            plans.append(Recredit(key, fingerprint, ref, at))
+        return plans
+
+
+def apply(
+    conn: sa.Connection, plans: Collection[Recredit], now: datetime, into: IngestResult
+) -> dict[str, Any]:
+    """Credit ``plans`` (in the ingest's transaction, before its submissions): each survey's
+    answer goes to the history and the history's row becomes its answer, counted as updated
+    (an edit in place, warned as the ingest warns it, when it is read at the answer's row in
+    the same instant). ``into.answers`` is extended with the new answers (as
+    ``store.AnswerRow``); returns the answers they replaced, by survey key."""
+    before = store.answer_rows(conn, [plan.key for plan in plans])
+    kept = store.history_rows(conn, [plan.fingerprint for plan in plans])
+    plans = [p for p in plans if p.key in before and p.fingerprint in kept]
+    store.archive_answers(conn, [plan.key for plan in plans])  # before they are replaced
+    for plan in plans:
+        old, row = before[plan.key], kept[plan.fingerprint]
+        store.promote_history(conn, row, plan.ref, now)
+        into.updated += 1
+        if row.submitted_at == old.submitted_at and plan.ref == (plan.was_at or old.source_ref):
+            into.edited_in_place += 1
+            changed = [
+                label for label, name in COMPARED if row._mapping[name] != old._mapping[name]
+            ]
+            if changed and len(into.warnings) < MAX_LISTED:
+                into.warnings.append(
+                    f"{plan.ref}: {' and '.join(changed)} changed in place (same submission "
+                    "time); the edited answer is credited, the previous one kept in history"
+                )
+        into.answers.append(
+            store.AnswerRow(
+                plan.key,
+                old.helpdesk,
+                old.dialog_id,
+                old.agent_key,
+                old.issued_at,
+                row.rating,
+                row.comment,
+                row.submitted_at,
+                row.nps,
+            )
+        )
+    return {plan.key: before[plan.key] for plan in plans}

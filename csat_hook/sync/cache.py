@@ -120,3 +120,9 @@ def row_digests_of(conn: sa.Connection, fingerprints: Iterable[str]) -> list[tup
         )
         found.extend((digest, fingerprint) for digest, fingerprint in rows)
     return found
+
+
+def fingerprints_of(conn: sa.Connection, digests: Container[str]) -> set[str]:
+    """The identities of the stored raw digests among ``digests`` (one read of the table)."""
+    rows = conn.execute(sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint))
+    return {fingerprint for digest, fingerprint in rows if digest in digests}

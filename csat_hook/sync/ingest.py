@@ -10,8 +10,11 @@ by a later submission, or by one made in the same instant further down, or by it
 edited in place (same row, same time, other rating, comment or fields: reported as a
 warning); what it is replaced by never depends on the order rows arrived in, so an
 incremental run credits what a first run over the same sheet would (a stored answer in such a
-tie is placed where the current read found it: :mod:`.places`). The replaced answer and
-every other submission go to the history.
+tie is placed where the current read found it: :mod:`.places`). A read of every row of a
+sheet or export that no longer finds a stored answer's row credits the survey's submission it
+found instead, earlier or further up as it may be, as a first read of the source would (rows
+kept in the history that it found: :mod:`.recredit`). The replaced answer and every other
+submission go to the history.
 """
 
 from __future__ import annotations
@@ -251,6 +254,7 @@ def _store_credited(
     stored = store.stored_answers(conn, ties) if ties else {}
     if stored and places is not None:
         stored = placed(conn, stored, places)  # where a first read places them
+    gone = _gone(conn, winners, answers, stored, places)
     # (item, fields edited) pairs; their row dicts are built a chunk at a time as they are
     # written (100,000 dicts of 17 keys held at once were a first sync's peak memory).
     current: list[tuple[Credited, bool]] = []
@@ -266,14 +270,19 @@ def _store_credited(
         elif before is None:
             current.append(pair)
             result.new += 1
-        elif sub.submitted_at > before.submitted_at:
+        elif sub.submitted_at > before.submitted_at or (
+            item.key in gone and sub.submitted_at < before.submitted_at
+        ):
             current.append(pair)
             result.updated += 1
             replaced.append(item.key)
         elif sub.submitted_at < before.submitted_at:
             history.append(pair)
         else:
-            verdict = _same_instant(item, stored[item.key], result)
+            answer = stored[item.key]
+            if item.key in gone and answer.source_ref != sub.ref:
+                answer = answer._replace(source_ref="")  # no row: every row is further down
+            verdict = _same_instant(item, answer, result)
             if verdict == "history":
                 history.append(pair)
             else:
@@ -285,6 +294,15 @@ def _store_credited(
     store.archive_answers(conn, replaced)  # before the rows that replace them are written
     for chunk in _chunks(current):
         store.upsert_answers(conn, [_answer_row(i, e, source, now) for i, e in chunk])
+    if gone:  # an earlier submission replacing an answer gone from the source
+        store.overwrite_answers(
+            conn,
+            [
+                _answer_row(i, e, source, now)
+                for i, e in current
+                if i.key in gone and i.submission.submitted_at < answers[i.key].submitted_at
+            ],
+        )
     for chunk in _chunks(history):
         store.insert_answer_history(conn, [_history_row(i, e, source, now) for i, e in chunk])
     # As _answer_row stores them (the same truncations).
@@ -302,6 +320,33 @@ def _store_credited(
         )
         for item, _ in current
     )
+
+
+def _gone(
+    conn: sa.Connection,
+    winners: Mapping[str, Credited],
+    answers: Mapping[str, Any],
+    stored: Mapping[str, store.StoredAnswer],
+    places: Places | None,
+) -> set[str]:
+    """The surveys whose stored answer a read of every row did not find (``places.whole``),
+    among those whose new submission does not outrank it: its row was removed or edited away,
+    and a first read of the source as it is credits the survey's submission found instead,
+    earlier or further up as it may be (:mod:`.recredit` does the same for rows kept in the
+    history). Looked up only for those surveys (rare: a changed time zone, a removed row)."""
+    if places is None or not places.whole:
+        return set()
+    earlier = [
+        key
+        for key, item in winners.items()
+        if (before := answers.get(key)) is not None
+        and item.submission.submitted_at < before.submitted_at
+    ]
+    if not earlier and not stored:
+        return set()
+    weighed = {**(store.stored_answers(conn, earlier) if earlier else {}), **stored}
+    missing = places.missing(conn, {a.fingerprint for a in weighed.values() if a.fingerprint})
+    return {key for key, answer in weighed.items() if answer.fingerprint in missing}
 
 
 COMPARED = (

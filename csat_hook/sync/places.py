@@ -33,11 +33,24 @@ from csat_hook.sync.records import position
 
 
 class Places:
-    """Where one read (``batch``) found processed identities."""
+    """Where one read (``batch``) found processed identities. ``whole``: the read was of
+    every row of a sheet or export, so an identity it did not find is no longer there."""
 
-    def __init__(self, batch: SourceBatch) -> None:
+    def __init__(self, batch: SourceBatch, *, whole: bool = False) -> None:
         self.raw = batch.raw_seen
         self.found = batch.found
+        self.whole = whole and batch.complete
+
+    def missing(self, conn: sa.Connection, fingerprints: Collection[str]) -> set[str]:
+        """Which of ``fingerprints`` a read of every row did not find (none for another
+        read: it does not meet every row). One read of the stored row digests, whatever the
+        number asked (rare: stored answers that a new submission does not outrank)."""
+        if not self.whole or not fingerprints:
+            return set()
+        left = {f for f in fingerprints if f not in self.found}
+        if left and self.raw:
+            left -= cache.fingerprints_of(conn, self.raw)
+        return left
 
     def of(self, conn: sa.Connection, fingerprints: Collection[str]) -> dict[str, str]:
         """Identity → the ref of the lowest row the read found it at, for those it found."""

@@ -74,8 +74,10 @@ class Watch:
             fingerprint = digests.get(digest)
             if fingerprint is not None:
                 place(found, fingerprint, f"row {row}")
+        watched = self.identities()
         for fingerprint, ref in batch.found.items():
-            place(found, fingerprint, ref)
+            if fingerprint in watched:
+                place(found, fingerprint, ref)
         best: dict[str, tuple[str, str]] = {}  # survey key → its best history row found
         for fingerprint, ref in found.items():
             standing = self.history.get(fingerprint)

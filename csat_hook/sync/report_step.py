@@ -95,6 +95,7 @@ class ReportStep(AlertsStep):
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
         keep_digests: bool = False,
         recredits: Sequence[recredit.Recredit] = (),
+        whole_read: bool = False,
     ) -> tuple[IngestResult, list[Changed]]:
         """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
         the alert rules read (:meth:`_changed`) are returned beside.
@@ -109,7 +110,9 @@ class ReportStep(AlertsStep):
         merge into its read. The batch's row digests are stored first and then dropped from
         it, unless ``keep_digests`` (the caller prunes stale stored digests against them).
         ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
-        before any submission is weighed against their answers."""
+        before any submission is weighed against their answers. ``whole_read``: the batch is
+        a read of every row of a sheet or export (a stored answer it did not find is no longer
+        in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`)."""
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
@@ -120,7 +123,7 @@ class ReportStep(AlertsStep):
         else:
             parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
-        places = Places(batch)
+        places = Places(batch, whole=whole_read)
         # No answer stored yet (a first sync): no part has any to look up. Each survey's
         # submissions are in one part (by_survey), so a part never meets an answer an earlier
         # part stored, and nothing else writes answers while the sync holds its lock.

@@ -279,6 +279,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         now,
                         keep_digests=prune,
                         recredits=read.recredits,
+                        whole_read=read.how == "read" and known is not None,
                     )
                 else:
                     current: dict[str, Any] = {}
@@ -293,6 +294,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         read_back=(by_key, current),
                         keep_digests=prune,
                         recredits=read.recredits,
+                        whole_read=read.how == "read" and known is not None,
                     )
                     # One read of the answers: the batch's new and replaced ones merged in
                     # memory.

@@ -366,6 +366,26 @@ def upsert_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> No
     bulk_execute(conn, stmt, answers, rows)
 
 
+def overwrite_answers(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Replace stored answers whatever their submission time (:func:`upsert_answers` never
+    puts an earlier one back): the few the ingest found gone from a read of every row."""
+    if not rows:
+        return
+    names = [c.name for c in answers.c if c.name not in ("id", "survey_key")]
+    stmt = (
+        sa.update(answers)
+        .where(answers.c.survey_key == sa.bindparam("key"))
+        .values({name: sa.bindparam(f"new_{name}") for name in names})
+    )
+    conn.execute(
+        stmt,
+        [
+            {"key": row["survey_key"], **{f"new_{name}": row[name] for name in names}}
+            for row in rows
+        ],
+    )
+
+
 def _insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["fingerprint"])

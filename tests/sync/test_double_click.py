@@ -140,6 +140,8 @@ SCENARIOS = {
     # A later submission removed with an earlier one of the survey still there: a first run
     # credits the earlier one.
     "a later submission removed, an earlier one left": [["a", "b", "a3"], ["a", "b"]],
+    # A later submission's row replaced by an earlier one of the survey (new to the run).
+    "a later submission replaced by an earlier one": [["a3", "b"], ["a", "b"]],
     # ... and added back at the bottom (an appended read whose added row is in the history).
     "a later submission removed, then added back": [["a", "a3"], ["a"], ["a", "a3"]],
     # The edit read under another setting that reads the rows (every row parsed, none

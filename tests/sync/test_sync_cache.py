@@ -61,13 +61,17 @@ def test_a_changed_time_zone_reads_every_row_again(kit, parsed):
     rows = [[46000.25 + n, 5, "", "", "", token] for n, token in enumerate(tokens)]
     kit.responses([EN_HEADER, *rows], time_zone="Europe/Moscow")
     assert kit.run().new == 3
+    read_before = {row.submitted_at for row in kit.rows(answers)}
     kit.responses([EN_HEADER, *rows], time_zone="Asia/Tokyo")
     parsed.clear()
     summary = kit.run()
     assert parsed == ["row 2", "row 3", "row 4"]
-    # Six hours earlier: the stored answers stay (later instants win), these go to history.
-    assert (summary.new, summary.updated, summary.unchanged) == (0, 0, 0)
+    # Six hours earlier, and the only rows of their surveys: what a first read credits
+    # replaces the answers read under the old zone (kept as history).
+    assert (summary.new, summary.updated, summary.unchanged) == (0, 3, 0)
     assert len(kit.rows(answer_history)) == 3
+    shift = timedelta(hours=6)
+    assert {row.submitted_at for row in kit.rows(answers)} == {t - shift for t in read_before}
 
 
 def test_a_row_whose_answer_was_erased_is_read_again(kit, parsed):

@@ -39,7 +39,8 @@ class Places:
     def __init__(self, batch: SourceBatch, *, whole: bool = False) -> None:
         self.raw = batch.raw_seen
         self.found = batch.found
-        self.whole = whole and batch.complete
+        self.whole = whole and batch.complete and not batch.left_cut  # recredit.py: the same
+        self.last_known = batch.last_known  # found at the last row, which lends no place
 
     def missing(self, conn: sa.Connection, fingerprints: Collection[str]) -> set[str]:
         """Which of ``fingerprints`` a read of every row did not find (none for another
@@ -47,7 +48,7 @@ class Places:
         number asked (rare: stored answers that a new submission does not outrank)."""
         if not self.whole or not fingerprints:
             return set()
-        left = {f for f in fingerprints if f not in self.found}
+        left = {f for f in fingerprints if f not in self.found and f != self.last_known}
         if left and self.raw:
             left -= cache.fingerprints_of(conn, self.raw)
         return left

@@ -124,7 +124,10 @@ def read_source(
     if incremental:
         with engine.connect() as conn:
             drop_processed(conn, batch)
-    plans = watch.plan(batch, noted) if watch is not None and batch.complete else []
+    # Not when the last row was left cut: the answer not found may be that row's, whole next
+    # run (credited again from the history now, it would flip back then, alerting meanwhile).
+    every_row = batch.complete and not batch.left_cut
+    plans = watch.plan(batch, noted) if watch is not None and every_row else []
     return SourceRead(
         batch,
         skipped,
@@ -169,6 +172,7 @@ def leave_cut_row(batch: SourceBatch, secrets: Sequence[str]) -> None:
     else:
         return
     batch.rows_read -= 1
+    batch.left_cut = True
     batch.warnings.append(
         f"{ref}: the last row of the file has no line break after it (or ends inside a "
         f"quoted cell) and does not read as a complete answer ({why}): the file may still "

@@ -193,6 +193,14 @@ class SourceBatch:
     # while it is still being written); the read step leaves it for the next run unless it
     # reads as a complete answer (read_step.leave_cut_row).
     unterminated: str | None = None
+    # That last row was taken out of the batch, left for the next run (leave_cut_row): the
+    # read met every row but that one, so a stored answer it did not find may be that row's,
+    # still being written (the read is no read of every row for sync/recredit.py).
+    left_cut: bool = False
+    # The processed identity read at that last row (``unterminated``), which lends no place
+    # (sync/places.py) but is there: a read of every row found it (sync/recredit.py). A cut
+    # row never has a processed identity (its values are not the row's), so this is whole.
+    last_known: str | None = None
 
     def drop_processed(self, processed: Container[str]) -> None:
         """Count the submissions whose identity is in ``processed`` (of a read given nothing

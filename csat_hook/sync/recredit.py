@@ -78,6 +78,11 @@ class Watch:
         for fingerprint, ref in batch.found.items():
             if fingerprint in watched:
                 place(found, fingerprint, ref)
+        last = batch.last_known
+        if last is not None and last in watched and batch.unterminated is not None:
+            # Parsed at a last row without a line break (a warned reading is parsed every
+            # run): whole, since its identity is a processed one, and there.
+            place(found, last, batch.unterminated)
         best: dict[str, tuple[str, str]] = {}  # survey key → its best history row found
         for fingerprint, ref in found.items():
             standing = self.history.get(fingerprint)
@@ -87,6 +92,18 @@ class Watch:
             rank = precedence(standing.submitted_at, ref)
             if other is None or rank > precedence(self.history[other[0]].submitted_at, other[1]):
                 best[standing.survey_key] = (fingerprint, ref)
+        if best:
+            # A new submission of the survey that outranks its best history row found is what
+            # a first read credits: the ingest weighs it against the answer as usual, and
+            # crediting the history row first would report (and alert on) a rating the
+            # source no longer gives (an answer edited in place beside an earlier row).
+            for sub in batch.submissions:
+                key = sub.named_key()
+                if key in best:
+                    fingerprint, ref = best[key]
+                    history_rank = precedence(self.history[fingerprint].submitted_at, ref)
+                    if precedence(sub.submitted_at, sub.ref) > history_rank:
+                        del best[key]
         plans = []
         for key, (fingerprint, ref) in best.items():
             current = self.current.get(key)

@@ -145,3 +145,21 @@ def test_a_last_row_that_ends_with_a_line_break_is_stored_as_read(kit, tmp_path:
     summary = kit.run(csv_config(kit, export))
     assert (summary.new, summary.unverified) == (2, {"malformed": 1})
     assert not [w for w in summary.warnings if LEFT in w]
+
+
+def test_a_credited_row_cut_at_the_end_is_not_replaced_by_its_history(kit, tmp_path: Path):
+    """A double-click's lower row (credited, the upper kept as history) is the export's last,
+    and the next read finds it cut: it is not "no longer in the source", so the history's 2
+    is not credited in its place (to flip back, alerting, once the row is whole)."""
+    token = kit.survey("W-1", "7", "Agent 7")
+    upper = f"2026/11/19 4:02:51 PM GMT+3,2,meh,Agent 7,W-1,{token}"
+    lower = f'2026/11/19 4:02:51 PM GMT+3,5,"Ответили быстро, спасибо",Agent 7,W-1,{token}'
+    export = tmp_path / "export.csv"
+    config = csv_config(kit, export)
+    ratings = []
+    for last in (lower, lower[: lower.index('"') + 8], lower):
+        export.write_bytes(("\ufeff" + "\r\n".join([CSV_HEADER, upper, last])).encode())
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        ratings.append(([r.rating for r in kit.rows(answers)], summary.updated))
+    assert ratings == [([5], 0), ([5], 0), ([5], 0)]

@@ -246,3 +246,34 @@ def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Pa
         raised.append(summary.alerts["raised"])
     assert raised == [{}, {}, {"low": 1}]
     assert [r.rating for r in kit.rows(answers)] == [1]
+
+
+def test_an_answer_edited_beside_an_earlier_low_row_alerts_nothing(
+    kit: Any, tmp_path: Path
+) -> None:
+    """An earlier 1 (history, never credited) and a later 5; the 5 edited to a 4: the 4 is
+    credited as an edit, and the 1 is never credited on the way (no alert, one update)."""
+    source = Export(kit, tmp_path)
+    config = kit.config(
+        results=source.config.results.model_dump(mode="json"),
+        output={"gsheets": {"enabled": False}},
+        alerts={
+            "destinations": {
+                "slack": {"kind": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/C"}
+            },
+            "rules": [
+                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+            ],
+        },
+    )
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    later = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
+    earlier = later - timedelta(minutes=1)
+    outcomes = []
+    for last in (5, 4):
+        source.write([[earlier, 1, "", "", "", anna], [later, last, "", "", "", anna]])
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        outcomes.append((summary.alerts["raised"], summary.updated))
+    assert outcomes == [({}, 0), ({}, 1)]
+    assert [r.rating for r in kit.rows(answers)] == [4]

@@ -157,6 +157,8 @@ def admit(
         batch.unchanged += 1
         if item.ref != batch.unterminated:
             place(batch.found, identity, item.ref)
+        else:
+            batch.last_known = identity  # there, though it lends no place
         return
     earlier = seen.get(identity)
     if earlier is not None:

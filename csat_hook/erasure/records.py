@@ -44,6 +44,9 @@ class Tally:
     # the field names no helpdesk).
     unverified: int = 0
     unverified_by_ticket: int = 0
+    # Unverified answers none of those name that hold the e-mail address itself (a form's own
+    # question, a comment): store._holding_email.
+    unverified_by_email: int = 0
     alerts: int = 0
     records: int = 0
     # Surveys left untouched: their reply is being delivered right now (a worker holds it and
@@ -72,6 +75,11 @@ LINES = (
     (
         "unverified_by_ticket",
         "unverified answers matched by typed ticket only",
+        "comment, agent and ticket fields, row as read",
+    ),
+    (
+        "unverified_by_email",
+        "unverified answers holding the e-mail (a form's own question, a comment)",
         "comment, agent and ticket fields, row as read",
     ),
     ("alerts", "alerts", "comment and reply context in the message"),

@@ -4,8 +4,9 @@ caller's transaction.
 A survey is the customer's when it matches the selector (:class:`~.records.Selector`); its
 survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
 alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
-have no survey row. Every count is of rows that still hold something to erase, and of records
-not yet added: a second run counts nothing.
+have no survey row; an ``--email`` selector also finds the unverified answers that hold the
+address itself (:func:`_holding_email`). Every count is of rows that still hold something
+to erase, and of records not yet added: a second run counts nothing.
 
 The records: one per survey key found (``erasures``, with its dialog), and for ``--dialog``
 one for that helpdesk's dialog (``erased_dialogs``), added even when nothing of it is stored
@@ -29,6 +30,7 @@ counts any (cli/erase.py), and the sync stores a later one without its text in t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -151,7 +153,9 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     )
     tally.unverified = len(named)
     tally.unverified_by_ticket = len(by_ticket)
-    unverified = sorted(named + by_ticket)
+    by_email = _holding_email(conn, selector.email, set(named) | set(by_ticket))
+    tally.unverified_by_email = len(by_email)
+    unverified = sorted(named + by_ticket + by_email)
     # What a digest's line about one of these answers holds: its dialog and submission time.
     dialog_of = {row.survey_key: row.dialog_id for row in answered}
     lines = {(row.dialog_id, row.submitted_at.isoformat()) for row in answered} | {
@@ -325,6 +329,42 @@ def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:
             if ref is not None and (ref.helpdesk, ref.dialog_id) in selected:
                 found.append(row.id)
     return found
+
+
+def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> list[int]:
+    """The unverified answers besides ``found`` that hold the address ``email`` itself in a
+    cell of the row as read (a form that asks for it) or in a typed field, compared without
+    case (as ``_customer`` compares the surveys'), not inside a longer address. Nothing ties
+    such an answer to the customer's surveys (its reference is missing or forged, its ticket
+    another): read a page at a time, every one, the address searched in Python (the row as
+    read is JSON, which the databases search differently)."""
+    if not email:
+        return []
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.casefold())}(?![\w.-])")
+    table = unverified_answers
+    page = (
+        sa.select(
+            table.c.id,
+            table.c.comment,
+            table.c.field_agent,
+            table.c.field_ticket,
+            table.c.source_row,
+        )
+        .order_by(table.c.id)
+        .limit(CLAIM_PAGE)
+    )
+    held: list[int] = []
+    after = 0
+    while rows := conn.execute(page.where(table.c.id > after)).all():
+        after = rows[-1].id
+        for row in rows:
+            if row.id in found:
+                continue
+            cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
+            texts = (row.comment, row.field_agent, row.field_ticket, *cells)
+            if any(isinstance(t, str) and pattern.search(t.casefold()) for t in texts):
+                held.append(row.id)
+    return held
 
 
 def _holding(found: dict[int, Any]) -> list[int]:

@@ -881,3 +881,37 @@ def test_a_value_longer_than_any_stored_one_is_bad_usage(shop: Shop, option: str
     assert result.exit_code == 2, (result.output, result.exception)
     assert option in result.output and value not in result.output
     assert shop.dump() == before
+
+
+def test_an_unverified_answer_holding_the_e_mail_itself_is_erased_with_the_rest(shop: Shop):
+    """An answer without a reference, about another ticket, whose comment gives Maria's
+    address: nothing but the address ties it to her, and an erasure by address takes it
+    (case aside); one holding a longer address that contains hers is not hers."""
+    shop.lines["typed"] = (
+        "2026/11/20 1:25:00 PM GMT+3,4,write to MARIA.Lopez@example.com please,Anna,X-9,"
+    )
+    shop.lines["longer"] = "2026/11/20 1:26:00 PM GMT+3,4,ask xmaria.lopez@example.com.au,Anna,X-8,"
+    shop.write()
+    shop.sync()
+
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert dry.exit_code == 0, dry.output
+    assert "  unverified answers holding the e-mail (a form's own question, a comment): 1 " in (
+        dry.output
+    )
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    with shop.kit.engine.connect() as conn:
+        rows = {
+            row.field_ticket or row.id: row
+            for row in conn.execute(
+                sa.select(
+                    unverified_answers.c.id,
+                    unverified_answers.c.comment,
+                    unverified_answers.c.field_ticket,
+                    unverified_answers.c.source_row,
+                )
+            )
+        }
+    assert not any("MARIA.Lopez" in (row.comment or "") for row in rows.values())
+    assert not any("MARIA.Lopez" in str(row.source_row) for row in rows.values())
+    assert rows["X-8"].comment == "ask xmaria.lopez@example.com.au"

@@ -375,13 +375,20 @@ def _same_instant(item: Credited, before: store.StoredAnswer, result: IngestResu
         return "history"
     result.updated += 1
     if mine == theirs:
-        result.edited_in_place += 1
-        if len(result.warnings) < MAX_LISTED:
-            result.warnings.append(
-                f"{sub.ref}: {' and '.join(changed)} changed in place (same submission "
-                "time); the edited answer is credited, the previous one kept in history"
-            )
+        note_edit_in_place(result, sub.ref, changed)
     return "replace"
+
+
+def note_edit_in_place(result: IngestResult, ref: str, changed: Sequence[str]) -> None:
+    """Count an edit in place of the row ``ref`` in ``result``, with a warning naming what
+    ``changed`` (the labels of :data:`COMPARED`; none named, no warning), up to
+    :data:`MAX_LISTED` warnings."""
+    result.edited_in_place += 1
+    if changed and len(result.warnings) < MAX_LISTED:
+        result.warnings.append(
+            f"{ref}: {' and '.join(changed)} changed in place (same submission "
+            "time); the edited answer is credited, the previous one kept in history"
+        )
 
 
 def _history_row(item: Credited, edited: bool, source: str, now: datetime) -> dict[str, Any]:

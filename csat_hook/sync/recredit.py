@@ -35,8 +35,8 @@ import sqlalchemy as sa
 from csat_hook.sync import store
 from csat_hook.sync.attribution import precedence
 from csat_hook.sync.ingest import COMPARED
-from csat_hook.sync.ingest import MAX_LISTED
 from csat_hook.sync.ingest import IngestResult
+from csat_hook.sync.ingest import note_edit_in_place
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import place
 
@@ -136,15 +136,10 @@ def apply(
         store.promote_history(conn, row, plan.ref, now)
         into.updated += 1
         if row.submitted_at == old.submitted_at and plan.ref == (plan.was_at or old.source_ref):
-            into.edited_in_place += 1
             changed = [
                 label for label, name in COMPARED if row._mapping[name] != old._mapping[name]
             ]
-            if changed and len(into.warnings) < MAX_LISTED:
-                into.warnings.append(
-                    f"{plan.ref}: {' and '.join(changed)} changed in place (same submission "
-                    "time); the edited answer is credited, the previous one kept in history"
-                )
+            note_edit_in_place(into, plan.ref, changed)
         into.answers.append(
             store.AnswerRow(
                 plan.key,

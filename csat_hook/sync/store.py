@@ -273,19 +273,23 @@ def archive_answers(conn: sa.Connection, keys: Sequence[str]) -> None:
 
 def history_rows(conn: sa.Connection, fingerprints: Iterable[str]) -> dict[str, sa.Row[Any]]:
     """The history's rows of ``fingerprints`` (few), by identity."""
-    found: dict[str, sa.Row[Any]] = {}
-    for condition in among(conn, answer_history.c.fingerprint, fingerprints):
-        for row in conn.execute(sa.select(answer_history).where(condition)):
-            found[row.fingerprint] = row
-    return found
+    return _whole_rows(conn, answer_history.c.fingerprint, fingerprints)
 
 
 def answer_rows(conn: sa.Connection, keys: Iterable[str]) -> dict[str, sa.Row[Any]]:
     """The current answers of the surveys ``keys`` (few), whole, by survey key."""
+    return _whole_rows(conn, answers.c.survey_key, keys)
+
+
+def _whole_rows(
+    conn: sa.Connection, column: sa.Column[str], values: Iterable[str]
+) -> dict[str, sa.Row[Any]]:
+    """The whole rows of ``column``'s table whose ``column`` is one of ``values`` (a unique
+    column), by that value."""
     found: dict[str, sa.Row[Any]] = {}
-    for condition in among(conn, answers.c.survey_key, keys):
-        for row in conn.execute(sa.select(answers).where(condition)):
-            found[row.survey_key] = row
+    for condition in among(conn, column, values):
+        for row in conn.execute(sa.select(column.table).where(condition)):
+            found[row._mapping[column.name]] = row
     return found
 
 

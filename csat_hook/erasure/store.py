@@ -31,6 +31,7 @@ counts any (cli/erase.py), and the sync stores a later one without its text in t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -314,21 +315,24 @@ def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:
     (``tokens.claimed``). The payload is base64: read here, a page of references at a time,
     exactly as the ingest does, rather than guessed at by a prefix in SQL."""
     table = unverified_answers
-    page = (
-        sa.select(table.c.id, table.c.token)
-        .where(table.c.token.is_not(None))
-        .order_by(table.c.id)
-        .limit(CLAIM_PAGE)
-    )
+    query = sa.select(table.c.id, table.c.token).where(table.c.token.is_not(None))
     found: list[int] = []
-    after = 0
-    while rows := conn.execute(page.where(table.c.id > after)).all():
-        after = rows[-1].id
-        for row in rows:
-            ref = tokens.claimed(row.token)
-            if ref is not None and (ref.helpdesk, ref.dialog_id) in selected:
-                found.append(row.id)
+    for row in _every_unverified(conn, query):
+        ref = tokens.claimed(row.token)
+        if ref is not None and (ref.helpdesk, ref.dialog_id) in selected:
+            found.append(row.id)
     return found
+
+
+def _every_unverified(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Any]:
+    """``query``'s rows of ``unverified_answers`` (it selects their ``id``), all of them,
+    read :data:`CLAIM_PAGE` at a time in the order of their ids: a bounded read, however many
+    there are."""
+    page = query.order_by(unverified_answers.c.id).limit(CLAIM_PAGE)
+    after = 0
+    while rows := conn.execute(page.where(unverified_answers.c.id > after)).all():
+        after = rows[-1].id
+        yield from rows
 
 
 def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> list[int]:
@@ -342,28 +346,17 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
         return []
     pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.casefold())}(?![\w.-])")
     table = unverified_answers
-    page = (
-        sa.select(
-            table.c.id,
-            table.c.comment,
-            table.c.field_agent,
-            table.c.field_ticket,
-            table.c.source_row,
-        )
-        .order_by(table.c.id)
-        .limit(CLAIM_PAGE)
+    query = sa.select(
+        table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
     )
     held: list[int] = []
-    after = 0
-    while rows := conn.execute(page.where(table.c.id > after)).all():
-        after = rows[-1].id
-        for row in rows:
-            if row.id in found:
-                continue
-            cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
-            texts = (row.comment, row.field_agent, row.field_ticket, *cells)
-            if any(isinstance(t, str) and pattern.search(t.casefold()) for t in texts):
-                held.append(row.id)
+    for row in _every_unverified(conn, query):
+        if row.id in found:
+            continue
+        cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
+        texts = (row.comment, row.field_agent, row.field_ticket, *cells)
+        if any(isinstance(t, str) and pattern.search(t.casefold()) for t in texts):
+            held.append(row.id)
     return held
 
 

@@ -79,17 +79,22 @@ def units(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+def fitting(text: str, limit: int) -> int:
+    """How many of ``text``'s first characters fit in ``limit`` UTF-16 code units."""
+    used = at = 0
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            break
+        at += 1
+    return at
+
+
 def clip_units(text: str, limit: int) -> str:
     """:func:`clip` with ``limit`` counted in UTF-16 code units."""
     if units(text) <= limit:
         return text
-    room, at = limit - 1, 0
-    for char in text:
-        room -= 2 if ord(char) > 0xFFFF else 1
-        if room < 0:
-            break
-        at += 1
-    return text[: boundary(text, at)].rstrip() + "…"
+    return text[: boundary(text, fitting(text, limit - 1))].rstrip() + "…"
 
 
 def one_line(text: str) -> str:

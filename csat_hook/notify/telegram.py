@@ -54,20 +54,18 @@ from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import clip
 from csat_hook.notify.render import comment_of
 from csat_hook.notify.render import fact_lines
+from csat_hook.notify.render import fitting
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
 from csat_hook.notify.render import one_line
+from csat_hook.notify.render import units
 
 MAX_TEXT = 4096
 # A line (the headline, a fact, the ticket as text) and the link's label, clipped before
 # escaping: however long a name or an id, the headline, link and footer fit.
 LINE_LIMIT = 500
 LABEL_LIMIT = 100
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def escape(text: str) -> str:
@@ -85,19 +83,12 @@ def linkable(url: str) -> bool:
 def _visible(lines: list[str]) -> int:
     """What Telegram counts of ``lines`` joined: the text after entity parsing, in UTF-16."""
     text = re.sub(r"<[^>]+>", "", "\n".join(lines))
-    return utf16_length(html.unescape(text))
+    return units(html.unescape(text))
 
 
-def _clip_utf16(text: str, units: int) -> str:
-    """The longest start of ``text`` within ``units`` UTF-16 code units."""
-    out, used = [], 0
-    for char in text:
-        size = 2 if ord(char) > 0xFFFF else 1
-        if used + size > units:
-            break
-        out.append(char)
-        used += size
-    return "".join(out).rstrip()
+def _clip_utf16(text: str, limit: int) -> str:
+    """The longest start of ``text`` within ``limit`` UTF-16 code units."""
+    return text[: fitting(text, limit)].rstrip()
 
 
 class TelegramDestination(Destination):
@@ -136,7 +127,7 @@ class TelegramDestination(Destination):
         room = MAX_TEXT - _visible(lines()) - 1  # the line break before it
         body = lines()
         if comment and room > 1:
-            if utf16_length(comment) > room:
+            if units(comment) > room:
                 comment = _clip_utf16(comment, room - 1) + "…"
             body.insert(len(head + facts + link), f"<blockquote>{escape(comment)}</blockquote>")
         return "\n".join(body)

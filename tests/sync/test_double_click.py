@@ -220,11 +220,9 @@ def test_a_row_removed_with_no_other_row_of_its_survey_keeps_its_answer(
     assert sorted((r.dialog_id, r.rating) for r in kit.rows(answers)) == [("T-1", 4), ("T-2", 5)]
 
 
-def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Path) -> None:
-    """A double-click's upper row edited to a 1 (history, never credited, never alerted),
-    then the rows swapped: the 1, credited again, alerts as any lowered rating."""
-    source = Export(kit, tmp_path)
-    config = kit.config(
+def alerting(kit: Any, source: Any) -> Any:
+    """``source``'s settings with a rule alerting ratings of 2 and below to Slack."""
+    return kit.config(
         results=source.config.results.model_dump(mode="json"),
         output={"gsheets": {"enabled": False}},
         alerts={
@@ -236,6 +234,13 @@ def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Pa
             ],
         },
     )
+
+
+def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Path) -> None:
+    """A double-click's upper row edited to a 1 (history, never credited, never alerted),
+    then the rows swapped: the 1, credited again, alerts as any lowered rating."""
+    source = Export(kit, tmp_path)
+    config = alerting(kit, source)
     anna = kit.survey("T-1", "7", "Anna Petrova")
     when = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
     raised = []
@@ -254,18 +259,7 @@ def test_an_answer_edited_beside_an_earlier_low_row_alerts_nothing(
     """An earlier 1 (history, never credited) and a later 5; the 5 edited to a 4: the 4 is
     credited as an edit, and the 1 is never credited on the way (no alert, one update)."""
     source = Export(kit, tmp_path)
-    config = kit.config(
-        results=source.config.results.model_dump(mode="json"),
-        output={"gsheets": {"enabled": False}},
-        alerts={
-            "destinations": {
-                "slack": {"kind": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/C"}
-            },
-            "rules": [
-                {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
-            ],
-        },
-    )
+    config = alerting(kit, source)
     anna = kit.survey("T-1", "7", "Anna Petrova")
     later = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
     earlier = later - timedelta(minutes=1)

@@ -9,6 +9,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from csat_hook.db.schema import answer_history
@@ -299,50 +300,35 @@ def test_an_answer_an_older_reading_stored_from_a_row_now_refused_stays_credited
     assert kit.rows(answer_history) == []
 
 
-def test_two_joined_scores_stored_under_reading_3_are_read_again_and_refused(
-    kit, parsed, monkeypatch
+@pytest.mark.parametrize(
+    ("misread_cells", "label", "version"),
+    [
+        # Reading 3 read "4 or 5" and "4 to 5" by their first number; reading 4 refuses them.
+        (("4 or 5", "4 to 5"), "5 or so", 3),
+        # Reading 4 read "4 or five" and "4 ½" by their first number; reading 5 refuses them.
+        (("4 or five", "4 ½"), "5 - Five stars", 4),
+    ],
+    ids=["joined-under-3", "in-words-under-4"],
+)
+def test_scores_misread_by_an_older_reading_are_read_again_and_refused(
+    kit, parsed, monkeypatch, misread_cells, label, version
 ):
-    """Reading 3 read "4 or 5" and "4 to 5" by their first number; the reading that refuses
-    them is a new version, so a store made under reading 3 reads those rows once more (as
-    skipped rows, their answers staying credited) instead of recognising them by their cells
-    and keeping the 4 for good."""
+    """The reading that refuses two scores in one cell is a new version, so a store made
+    under the older one reads those rows once more (as skipped rows, their answers staying
+    credited) instead of recognising them by their cells and keeping the 4 for good; a label
+    both read alike stays unchanged."""
     tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
+    first, second = misread_cells
     kit.responses(
         [
             EN_HEADER,
-            [T0, "4 or 5", "", "", "", tokens[0]],
-            [T0 + timedelta(minutes=1), "4 to 5", "", "", "", tokens[1]],
-            [T0 + timedelta(minutes=2), "5 or so", "", "", "", tokens[2]],
+            [T0, first, "", "", "", tokens[0]],
+            [T0 + timedelta(minutes=1), second, "", "", "", tokens[1]],
+            [T0 + timedelta(minutes=2), label, "", "", "", tokens[2]],
         ]
     )
     with monkeypatch.context() as older:
-        misread(older, {"4 or 5": 4, "4 to 5": 4}, version=3)
-        assert kit.run().new == 3
-
-    parsed.clear()
-    upgraded = kit.run()
-    assert parsed == ["row 2", "row 3", "row 4"]
-    assert upgraded.skipped == {"bad_rating": 2} and upgraded.unchanged == 1
-    assert {a.dialog_id: a.rating for a in kit.rows(answers)} == {"T-0": 4, "T-1": 4, "T-2": 5}
-
-
-def test_second_scores_in_words_stored_under_reading_4_are_read_again_and_refused(
-    kit, parsed, monkeypatch
-):
-    """Reading 4 read "4 or five" and "4 ½" by their first number; reading 5 refuses them, so
-    a store made under reading 4 reads those rows once more (as skipped rows, their answers
-    staying credited) and credits none as unchanged by its cells."""
-    tokens = [kit.survey(f"T-{n}", str(n), f"Agent {n}") for n in range(3)]
-    kit.responses(
-        [
-            EN_HEADER,
-            [T0, "4 or five", "", "", "", tokens[0]],
-            [T0 + timedelta(minutes=1), "4 ½", "", "", "", tokens[1]],
-            [T0 + timedelta(minutes=2), "5 - Five stars", "", "", "", tokens[2]],
-        ]
-    )
-    with monkeypatch.context() as older:
-        misread(older, {"4 or five": 4, "4 ½": 4}, version=4)
+        misread(older, {first: 4, second: 4}, version=version)
         assert kit.run().new == 3
 
     parsed.clear()

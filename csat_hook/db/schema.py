@@ -322,6 +322,23 @@ data_version = sa.Table(
     sa.Column("version", sa.BigInteger(), nullable=False),
 )
 
+# SQLite: which survey and answer rows were inserted, updated or deleted, in commit order (a
+# writer holds the whole database), written by triggers (migration 0017) whoever writes. A
+# sync that kept its last report's dataset reads the rows listed since it was built and
+# applies them (sync/changes.py) instead of reading every row again. ``tbl`` "pruned": the
+# rows up to ``row_id`` were deleted (a dataset built before then is built anew). PostgreSQL
+# leaves it empty: there the rows changed are found by their ``xmin``.
+row_changes = sa.Table(
+    "row_changes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("tbl", sa.String(16), nullable=False),
+    sa.Column("row_id", sa.BigInteger(), nullable=False),
+    # AUTOINCREMENT: a seq is never used again, not even once the rows before were pruned
+    # (SQLite would otherwise number from the largest left, 1 in an empty table).
+    sqlite_autoincrement=True,
+)
+
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock
 # processes) are serialised on SQLite and PostgreSQL alike. A holder that died leaves a lease
 # that expires.

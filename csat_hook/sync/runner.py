@@ -114,6 +114,8 @@ class SyncRunner(ReportStep, OutputsStep):
         self.clock = clock
         self.sleep = sleep
         self.google_sleep = google_sleep
+        self._kept = None  # the last report's dataset, patched by the next (report_step)
+        self.dataset_patched = False  # whether this run's report patched it
         self.lock = SyncLock(
             engine,
             clock=lambda: self.clock(),

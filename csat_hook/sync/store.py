@@ -532,17 +532,17 @@ class AnswerRow(NamedTuple):
     nps: int | None
 
 
-_ANSWER_ROWS = sa.select(*[answers.c[name] for name in AnswerRow._fields])
+ANSWER_ROWS = sa.select(*[answers.c[name] for name in AnswerRow._fields])
 
 
 def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     """Every credited answer (the current submission of each survey)."""
-    return bulk_select(conn, _ANSWER_ROWS, row_type=AnswerRow)
+    return bulk_select(conn, ANSWER_ROWS, row_type=AnswerRow)
 
 
 def iter_answers(conn: sa.Connection) -> Iterator[AnswerRow]:
     """:func:`all_answers`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
-    return bulk_iter(conn, _ANSWER_ROWS, row_type=AnswerRow)
+    return bulk_iter(conn, ANSWER_ROWS, row_type=AnswerRow)
 
 
 def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerRow]:
@@ -550,7 +550,7 @@ def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerR
     :func:`all_answers` holds for them, looked up instead of read whole."""
     found: dict[str, AnswerRow] = {}
     for condition in among(conn, answers.c.survey_key, keys):
-        for row in conn.execute(_ANSWER_ROWS.where(condition)):
+        for row in conn.execute(ANSWER_ROWS.where(condition)):
             found[row.survey_key] = AnswerRow._make(row)
     return found
 
@@ -582,7 +582,7 @@ _SURVEY_FACTS = sa.select(
     epoch_microseconds(surveys.c.created_at).label("created_us"),
     surveys.c.channel,
 )
-_SIGNED_SURVEY_FACTS = _SURVEY_FACTS.where(surveys.c.token.is_not(None))
+SIGNED_SURVEY_FACTS = _SURVEY_FACTS.where(surveys.c.token.is_not(None))
 
 
 def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
@@ -592,12 +592,12 @@ def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     a first sync reads every survey, and parsing each one's datetime and converting it to
     Unix time in Python was most of the metrics' cost.
     """
-    return bulk_select(conn, _SIGNED_SURVEY_FACTS, row_type=SurveyFact)
+    return bulk_select(conn, SIGNED_SURVEY_FACTS, row_type=SurveyFact)
 
 
 def iter_survey_facts(conn: sa.Connection) -> Iterator[SurveyFact]:
     """:func:`survey_facts`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
-    return bulk_iter(conn, _SIGNED_SURVEY_FACTS, row_type=SurveyFact)
+    return bulk_iter(conn, SIGNED_SURVEY_FACTS, row_type=SurveyFact)
 
 
 def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[SurveyFact]:

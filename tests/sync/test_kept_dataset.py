@@ -1,0 +1,69 @@
+"""A runner that keeps its last report's dataset patches it on the next run
+(report_step._read_for_report): the report it writes then is the one a new runner, building
+the dataset from every row, writes, cell for cell, after what the webhooks and the sync
+changed in between (new surveys, a survey sent with its agent recorded, new and replaced
+answers, a new agent and team)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from csat_hook.db.schema import surveys
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+from tests.sync.conftest import SyncKit
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+TAB = "Form Responses 1"
+
+
+def _row(n: int, rating: int, token: str, agent: str) -> list[Any]:
+    return [T0 + timedelta(hours=n), rating, f"comment {n}", agent, f"T-{n}", token]
+
+
+def _report(kit: SyncKit) -> dict[str, list[list[Any]]]:
+    return {title: kit.sheet(title) for title in kit.fake.titles(SHEET_ID) if title != TAB}
+
+
+def test_a_patched_dataset_writes_the_report_a_new_build_writes(kit: SyncKit) -> None:
+    tokens = [kit.survey(f"T-{n}", str(n % 3), f"Agent {n % 3}", team="L1") for n in range(6)]
+    kit.responses([EN_HEADER, *[_row(n, 5 - n % 4, t, "x") for n, t in enumerate(tokens[:4])]])
+    kept = kit.runner()
+    assert kept.run().new == 4
+    assert not kept.dataset_patched  # nothing kept yet: built from every row
+
+    # The webhooks: a new agent in a new team, a survey pending then sent with its agent
+    # recorded; the sheet: answers to old and new surveys, and one answered again.
+    late = kit.survey("T-6", "9", "Agent Nine", team="L2")
+    pending = kit.survey("T-7", None, status="pending")
+    with kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.token == pending)
+            .values(status="sent", agent_id="1", agent_name="Agent 1 renamed")
+        )
+    kit.fake.append_rows(
+        SHEET_ID,
+        TAB,
+        [
+            _row(4, 1, tokens[4], "x"),
+            _row(6, 2, late, "x"),
+            _row(7, 4, pending, "x"),
+            _row(8, 3, tokens[0], "x"),  # T-0 answered again, later: replaces its answer
+        ],
+    )
+    summary = kept.run()
+    assert (summary.new, summary.updated) == (3, 1)
+    assert kept.dataset_patched
+    patched = _report(kit)
+
+    fresh = kit.runner()
+    fresh.run(full=True)
+    assert not fresh.dataset_patched
+    assert _report(kit) == patched
+    assert any("Agent Nine" in title for title in patched)

@@ -292,6 +292,9 @@ class StepClock:
         alerts_step.build_dataset = wrap(
             "report: every survey and answer read into the dataset", alerts_step.build_dataset
         )
+        report_step.ReportStep._patched = wrap(
+            "report: the kept dataset patched (changed rows read)", report_step.ReportStep._patched
+        )
         report_step.build_report = wrap("report: metrics and tabs", report_step.build_report)
         sheets.SheetsOutput._encoded = wrap(
             "write: tabs encoded as JSON", sheets.SheetsOutput._encoded

@@ -357,6 +357,8 @@ class SyncRunner(ReportStep, OutputsStep):
         pg_unversioned = version is None and data is None and self.engine.name == "postgresql"
         if deferred or looked_up or (pg_unversioned and not dry_run):
             del answers, surveys  # the ingest's read, if any: superseded
+            if full:
+                self._kept = None  # --full builds the dataset from every row too
             data, unverified, version = self._read_for_report()
             keys = self._report_keys(None if dry_run else version, now, language)
         else:

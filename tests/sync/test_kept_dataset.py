@@ -67,3 +67,7 @@ def test_a_patched_dataset_writes_the_report_a_new_build_writes(kit: SyncKit) ->
     assert not fresh.dataset_patched
     assert _report(kit) == patched
     assert any("Agent Nine" in title for title in patched)
+
+    kept.run(full=True)  # --full: every row read again, the kept dataset too
+    assert not kept.dataset_patched
+    assert _report(kit) == patched

@@ -87,6 +87,21 @@ def carries_marker(marker: str, *texts: Any) -> bool:
     return any(isinstance(text, str) and marker in text for text in texts)
 
 
+def lookup_answer(response: Any, vendor: str) -> Any:
+    """A look-up's 2xx answer as JSON; a retryable DeliveryError when it is not JSON (a
+    proxy's page, a half-deployed API): an unreadable listing is not an empty one, and taking
+    it for "not found" would post the reply a second time."""
+    answer = response_json(response)
+    if answer is None:
+        raise DeliveryError(f"{vendor}: the look-up answer is not JSON", retryable=True)
+    return answer
+
+
+def unreadable_listing(vendor: str, what: str) -> DeliveryError:
+    """The retryable error for a look-up answer without the list the vendor always sends."""
+    return DeliveryError(f"{vendor}: the look-up answer has no {what} list", retryable=True)
+
+
 def lookup_refused(
     exc: DeliveryError, vendor: str, *, credentials: str, what: str = "conversation"
 ) -> DeliveryError:

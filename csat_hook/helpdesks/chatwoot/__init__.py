@@ -49,11 +49,13 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import unreadable_listing
 from csat_hook.helpdesks.chatwoot.api import created
 from csat_hook.helpdesks.chatwoot.api import error_items
 from csat_hook.helpdesks.chatwoot.api import is_message
@@ -264,7 +266,10 @@ class ChatwootHelpdesk(Helpdesk):
                     credentials="listing needs a user's access token (agent-bot tokens may "
                     f"only post): set helpdesks.{self.name}.lookup_access_token",
                 ) from exc
-            page = [m for m in dig(response_json(response), "payload") or [] if is_message(m)]
+            listed = dig(lookup_answer(response, "Chatwoot"), "payload")
+            if not isinstance(listed, list):
+                raise unreadable_listing("Chatwoot", "payload")
+            page = [m for m in listed if is_message(m)]
             for message in sorted(page, key=message_id, reverse=True):
                 if is_ours(message, marker, floor, private=private):
                     return SendResult(external_id=as_text(message.get("id")))

@@ -46,12 +46,14 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
+from csat_hook.helpdesks.calls import unreadable_listing
 from csat_hook.helpdesks.freshdesk.api import LOOKUP_PAGES
 from csat_hook.helpdesks.freshdesk.api import PAGE_SIZE
 from csat_hook.helpdesks.freshdesk.api import error_items
@@ -238,8 +240,9 @@ class FreshdeskHelpdesk(Helpdesk):
                     credentials=f"helpdesks.{self.name}.api_key must belong to an agent who "
                     "can see the ticket",
                 ) from exc
-            page = response_json(response)
-            conversations = page if isinstance(page, list) else []
+            conversations = lookup_answer(response, "Freshdesk")
+            if not isinstance(conversations, list):
+                raise unreadable_listing("Freshdesk", "conversation")
             found = find_conversation(conversations, marker, floor, note=note)
             if found is not None:
                 return found

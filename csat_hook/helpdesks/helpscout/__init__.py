@@ -57,6 +57,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
@@ -278,7 +279,7 @@ class HelpScoutHelpdesk(Helpdesk):
                     credentials=f"the app of helpdesks.{self.name}.client_id acts as its "
                     "owner, who needs access to the conversation's mailbox",
                 ) from exc
-            page = ThreadPage.read(response_json(response))
+            page = ThreadPage.read(lookup_answer(response, "Help Scout"))
             found = page.find_note(marker, floor) if note else page.find(marker, floor)
             if found is not None:
                 return found

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.calls import carries_marker
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -40,6 +41,8 @@ class ThreadPage:
 
     @classmethod
     def read(cls, body: Any) -> ThreadPage:
+        if not isinstance(body, Mapping):
+            raise DeliveryError("Help Scout: the look-up answer is not an object", retryable=True)
         threads = dig(body, "_embedded.threads")  # absent when there are none
         return cls(
             threads=[t for t in threads if isinstance(t, Mapping)]

@@ -52,12 +52,14 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
+from csat_hook.helpdesks.calls import unreadable_listing
 from csat_hook.helpdesks.intercom.api import error_items
 from csat_hook.helpdesks.intercom.api import find_part
 from csat_hook.helpdesks.intercom.api import last_part_id
@@ -262,7 +264,11 @@ class IntercomHelpdesk(Helpdesk):
                 credentials=f"helpdesks.{self.name}.access_token needs the permission to "
                 "read conversations",
             ) from exc
-        return find_part(response_json(response), marker, lookup_floor(since), part_type)
+        conversation = lookup_answer(response, "Intercom")
+        if not isinstance(dig(conversation, "conversation_parts.conversation_parts"), list):
+            # Intercom always sends the parts' list (empty when there are none).
+            raise unreadable_listing("Intercom", "conversation_parts")
+        return find_part(conversation, marker, lookup_floor(since), part_type)
 
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""

@@ -59,6 +59,7 @@ from pydantic import SecretStr
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
@@ -302,7 +303,7 @@ class ZendeskHelpdesk(Helpdesk):
                     credentials=f"helpdesks.{self.name}.email/api_token (or oauth_token) "
                     "must belong to an agent who can see the ticket",
                 ) from exc
-            page = CommentPage.read(response_json(response))
+            page = CommentPage.read(lookup_answer(response, "Zendesk"))
             found = page.find(marker, floor, public=public)
             if found is not None:
                 return SendResult(external_id=found)

@@ -10,6 +10,7 @@ from typing import Any
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.calls import carries_marker
+from csat_hook.helpdesks.calls import unreadable_listing
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import parse_timestamp
@@ -40,11 +41,13 @@ class CommentPage:
     @classmethod
     def read(cls, body: Any) -> CommentPage:
         comments = dig(body, "comments")
+        if not isinstance(comments, list):
+            # Zendesk always sends the list (empty when there are none): an answer without it
+            # is no proof our comment is absent.
+            raise unreadable_listing("Zendesk", "comments")
         users = dig(body, "users")
         return cls(
-            comments=[c for c in comments if isinstance(c, Mapping)]
-            if isinstance(comments, list)
-            else [],
+            comments=[c for c in comments if isinstance(c, Mapping)],
             roles={
                 as_text(u.get("id")) or "": as_text(u.get("role")) or ""
                 for u in users

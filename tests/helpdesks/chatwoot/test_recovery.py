@@ -193,3 +193,29 @@ def test_devise_errors_list_is_read_too():
     with pytest.raises(DeliveryError) as caught:
         desk().send_reply(REPLY)
     assert caught.value.vendor_reason == "You need to sign in or sign up"
+
+
+HTML = "<html>Service temporarily unavailable</html>"
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [{"body": HTML, "content_type": "text/html"}, {"json": {}}, {"json": {"payload": None}}],
+)
+@responses.activate
+def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadable):
+    # A proxy's page or an answer without the list is no proof the reply is absent: taking it
+    # for "not found" posted the survey a second time.
+    responses.get(URL, status=200, **unreadable)
+    responses.get(URL, json=page())
+    with pytest.raises(DeliveryError, match="look-up answer") as caught:
+        desk().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    found = desk().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == "1205"
+
+
+@responses.activate
+def test_an_empty_listing_is_still_not_found():
+    responses.get(URL, json={"meta": {}, "payload": []})
+    assert desk().find_reply(REPLY, since=SINCE) is None

@@ -180,3 +180,26 @@ def test_a_refused_reply_keeps_freshdesks_validation_errors_without_customer_tex
     )
     assert "jane@acme.inc" not in caught.value.message
     assert "Jane Doe" not in caught.value.message
+
+
+HTML = "<html>Service temporarily unavailable</html>"
+
+
+@pytest.mark.parametrize("unreadable", [{"body": HTML, "content_type": "text/html"}, {"json": {}}])
+@responses.activate
+def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadable):
+    # Freshdesk answers a JSON array: a proxy's page or an object is no proof the reply is
+    # absent (taking it for "not found" posted the survey a second time).
+    responses.get(URL, status=200, **unreadable)
+    responses.get(URL, json=conversations())
+    with pytest.raises(DeliveryError, match="look-up answer") as caught:
+        adapter().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@responses.activate
+def test_an_empty_listing_is_still_not_found():
+    responses.get(URL, json=[])
+    assert adapter().find_reply(REPLY, since=SINCE) is None

@@ -218,3 +218,27 @@ def test_a_refused_reply_keeps_help_scouts_errors_without_rejected_values(adapte
     )
     assert "jane@acme.inc" not in caught.value.message
     assert REPLY.text not in caught.value.message
+
+
+HTML = "<html>Service temporarily unavailable</html>"
+
+
+@pytest.mark.parametrize("unreadable", [{"body": HTML, "content_type": "text/html"}, {"json": []}])
+@responses.activate
+def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(adapter, unreadable):
+    # A proxy's page is no proof the reply is absent: taking it for "not found" posted the
+    # survey a second time.
+    responses.get(URL, status=200, **unreadable)
+    responses.get(URL, json=threads())
+    with pytest.raises(DeliveryError, match="look-up answer") as caught:
+        adapter.find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None
+
+
+@responses.activate
+def test_a_listing_without_embedded_threads_is_not_found(adapter):
+    # Help Scout leaves "_embedded" out when a conversation has no threads.
+    responses.get(URL, json={"page": {"size": 50, "totalElements": 0, "number": 1}})
+    assert adapter.find_reply(REPLY, since=SINCE) is None

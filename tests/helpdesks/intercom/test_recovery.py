@@ -160,3 +160,34 @@ def test_a_refused_reply_keeps_intercoms_codes_without_customer_text():
     )
     for private in ("jane@acme.inc", "Anna", REPLY.text[:60]):
         assert private not in caught.value.message
+
+
+HTML = "<html>Service temporarily unavailable</html>"
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        {"body": HTML, "content_type": "text/html"},
+        {"json": {}},
+        {"json": {"type": "conversation", "id": "503"}},
+    ],
+)
+@responses.activate
+def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadable):
+    # Intercom always sends conversation_parts: without it (or with a proxy's page) the
+    # answer is no proof the reply is absent; "not found" posted the survey a second time.
+    responses.get(URL, status=200, **unreadable)
+    responses.get(URL, json=conversation())
+    with pytest.raises(DeliveryError, match="look-up answer") as caught:
+        adapter().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+
+
+@responses.activate
+def test_a_conversation_without_parts_is_still_not_found():
+    empty = {"type": "conversation.part.list", "conversation_parts": [], "total_count": 0}
+    responses.get(URL, json={**conversation(), "conversation_parts": empty})
+    assert adapter().find_reply(REPLY, since=SINCE) is None

@@ -249,3 +249,29 @@ def test_a_long_reason_is_trimmed():
         adapter().send_reply(REPLY)
     assert caught.value.vendor_reason is not None
     assert len(caught.value.vendor_reason) <= 200 and caught.value.vendor_reason.endswith("…")
+
+
+HTML = "<html>Service temporarily unavailable</html>"
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [{"body": HTML, "content_type": "text/html"}, {"json": {}}, {"json": {"comments": None}}],
+)
+@responses.activate
+def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadable):
+    # Zendesk always sends "comments": without it (or with a proxy's page) the answer is no
+    # proof the reply is absent; taking it for "not found" posted the survey a second time.
+    responses.get(URL, status=200, **unreadable)
+    responses.get(URL, json=page())
+    with pytest.raises(DeliveryError, match="look-up answer") as caught:
+        adapter().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@responses.activate
+def test_an_empty_listing_is_still_not_found():
+    responses.get(URL, json={"comments": [], "meta": {"has_more": False}})
+    assert adapter().find_reply(REPLY, since=SINCE) is None

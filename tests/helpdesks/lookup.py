@@ -8,10 +8,18 @@ one internal note carrying the token, one customer e-mail quoting it.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
+from typing import Any
+
+import responses
 
 from csat_hook import tokens
+from csat_hook.app import create_app
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.links import FormConfig
@@ -19,6 +27,8 @@ from csat_hook.links import LinkValues
 from csat_hook.links import ReplyConfig
 from csat_hook.links import build_link
 from csat_hook.links import reply_text
+from tests.helpdesks.kits import load_kits
+from tests.outbox.test_worker import outbox_rows
 
 TOKEN_SECRET = "lookup-tests-token-secret"
 ISSUED = datetime(2025, 3, 14, 10, 5, tzinfo=UTC)
@@ -84,3 +94,73 @@ def assert_real_token(token: str, helpdesk: str, dialog_id: str) -> None:
     """The fixture carries a token our signer made for this dialog (not a made-up string)."""
     ref = tokens.verify(token, [TOKEN_SECRET])
     assert (ref.helpdesk, ref.dialog_id) == (helpdesk, dialog_id)
+
+
+# --- through the outbox: an unreadable listing after an unknown outcome ----------------------
+
+HTML = "<html>Service temporarily unavailable</html>"
+Answer = tuple[int, dict[str, str], str]
+
+
+def outbox_posts_once(
+    services: Any,
+    kind: str,
+    clock: Any,
+    *,
+    post_url: str,
+    listing_url: str,
+    posted_text: Callable[[Any], str],
+    landed: Callable[[str, datetime], Any],
+    unreadable: Sequence[str],
+    before_post: Any = None,
+    post_method: str = "POST",
+) -> None:
+    """A close of ``kind``'s kit is queued; its reply (``post_method``) answers 500, outcome
+    unknown; the listing then answers each of ``unreadable`` (raw 200 bodies) and, after them,
+    ``landed`` (the answer holding the posted text). One reply; the row stays pending while the
+    listing is unreadable, and is marked sent with the landed message's id ("777")."""
+    body, headers, query = load_kits()[kind].closed(clock.now)
+    client = create_app(services=services).test_client()
+    queued = client.post(f"/webhooks/{kind}", data=body, headers=headers, query_string=query)
+    assert queued.json["status"] == "queued"
+    posted: list[str] = []
+    answers = iter(unreadable)
+
+    def post(request: Any) -> Answer:
+        posted.append(posted_text(json.loads(request.body)))
+        return 500, {}, '{"error": "boom"}'
+
+    def listing(request: Any) -> Answer:
+        if not posted:  # a read before the reply (a state check): nothing landed yet
+            return 200, {"Content-Type": "application/json"}, json.dumps(before_post)
+        raw = next(answers, None)
+        if raw is not None:
+            return 200, {"Content-Type": "text/html"}, raw
+        return 200, {"Content-Type": "application/json"}, json.dumps(landed(posted[0], clock.now))
+
+    worker = services.delivery_worker()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
+        fake.add_callback(post_method, post_url, callback=post)
+        fake.add_callback(responses.GET, listing_url, callback=listing)
+        # Agents, admins, users: unknown (a catch-all would share the listing's URL and take turns).
+        fake.add(responses.GET, re.compile(r".*/(agents|admins|users)/[^/]*$"), status=404, json={})
+        fake.add(
+            responses.POST,
+            re.compile(".*/oauth2/token"),
+            json={"access_token": "t", "expires_in": 7200},
+        )
+        worker.run_once()  # HTTP 500: the outcome is unknown
+        [item] = outbox_rows(services)
+        assert item.status == "pending" and item.uncertain_since is not None, item.last_error
+        assert len(posted) == 1
+        for _ in unreadable:  # asked again later, nothing posted
+            clock.advance(3600)
+            worker.run_once()
+            [item] = outbox_rows(services)
+            assert item.status == "pending" and len(posted) == 1, item.last_error
+            assert "look-up answer" in item.last_error
+        clock.advance(3600)
+        worker.run_once()  # a readable listing holding the reply: sent, not posted again
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.external_id == "777", item.last_error
+    assert len(posted) == 1

@@ -16,9 +16,12 @@ from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.freshdesk import FreshdeskOptions
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
+from tests.helpdesks.kits import load_kits
+from tests.helpdesks.lookup import HTML
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
+from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
 
 BASE = "https://acme.freshdesk.com"
@@ -182,7 +185,7 @@ def test_a_refused_reply_keeps_freshdesks_validation_errors_without_customer_tex
     assert "Jane Doe" not in caught.value.message
 
 
-HTML = "<html>Service temporarily unavailable</html>"
+KITS = load_kits()
 
 
 @pytest.mark.parametrize("unreadable", [{"body": HTML, "content_type": "text/html"}, {"json": {}}])
@@ -203,3 +206,29 @@ def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadab
 def test_an_empty_listing_is_still_not_found():
     responses.get(URL, json=[])
     assert adapter().find_reply(REPLY, since=SINCE) is None
+
+
+VENDOR = "https://freshdesk.vendor.test"
+
+
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+    options = {"kind": "freshdesk", **KITS["freshdesk"].options(VENDOR, None)}
+    outbox_posts_once(
+        make_services(make_config(helpdesks={"freshdesk": options})),
+        "freshdesk",
+        clock,
+        post_url=f"{VENDOR}/api/v2/tickets/1042/reply",
+        listing_url=f"{VENDOR}/api/v2/tickets/1042/conversations",
+        posted_text=lambda body: body["body"],
+        landed=lambda text, now: [
+            {
+                "id": 777,
+                "body": text,
+                "incoming": False,
+                "private": False,
+                "source": 0,
+                "created_at": now.isoformat(),
+            }
+        ],
+        unreadable=[HTML, "{}"],
+    )

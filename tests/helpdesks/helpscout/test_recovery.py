@@ -16,9 +16,12 @@ from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutOptions
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
+from tests.helpdesks.kits import load_kits
+from tests.helpdesks.lookup import HTML
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
+from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
 
 API = "https://api.helpscout.net"
@@ -220,7 +223,7 @@ def test_a_refused_reply_keeps_help_scouts_errors_without_rejected_values(adapte
     assert REPLY.text not in caught.value.message
 
 
-HTML = "<html>Service temporarily unavailable</html>"
+KITS = load_kits()
 
 
 @pytest.mark.parametrize("unreadable", [{"body": HTML, "content_type": "text/html"}, {"json": []}])
@@ -242,3 +245,34 @@ def test_a_listing_without_embedded_threads_is_not_found(adapter):
     # Help Scout leaves "_embedded" out when a conversation has no threads.
     responses.get(URL, json={"page": {"size": 50, "totalElements": 0, "number": 1}})
     assert adapter.find_reply(REPLY, since=SINCE) is None
+
+
+VENDOR = "https://helpscout.vendor.test"
+
+
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+    options = {"kind": "helpscout", **KITS["helpscout"].options(VENDOR, None)}
+    outbox_posts_once(
+        make_services(make_config(helpdesks={"helpscout": options})),
+        "helpscout",
+        clock,
+        post_url=f"{VENDOR}/v2/conversations/2391938111/reply",
+        listing_url=f"{VENDOR}/v2/conversations/2391938111/threads",
+        posted_text=lambda body: body["text"],
+        landed=lambda text, now: {
+            "_embedded": {
+                "threads": [
+                    {
+                        "id": 777,
+                        "type": "reply",
+                        "state": "published",
+                        "createdBy": {"type": "user"},
+                        "createdAt": now.isoformat(),
+                        "body": text,
+                    }
+                ]
+            },
+            "_links": {},
+        },
+        unreadable=[HTML, "[]"],
+    )

@@ -15,9 +15,12 @@ from csat_hook.helpdesks.intercom import IntercomHelpdesk
 from csat_hook.helpdesks.intercom import IntercomOptions
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
+from tests.helpdesks.kits import load_kits
+from tests.helpdesks.lookup import HTML
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
+from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
 
 API = "https://api.intercom.io"
@@ -162,7 +165,7 @@ def test_a_refused_reply_keeps_intercoms_codes_without_customer_text():
         assert private not in caught.value.message
 
 
-HTML = "<html>Service temporarily unavailable</html>"
+KITS = load_kits()
 
 
 @pytest.mark.parametrize(
@@ -191,3 +194,37 @@ def test_a_conversation_without_parts_is_still_not_found():
     empty = {"type": "conversation.part.list", "conversation_parts": [], "total_count": 0}
     responses.get(URL, json={**conversation(), "conversation_parts": empty})
     assert adapter().find_reply(REPLY, since=SINCE) is None
+
+
+VENDOR = "https://intercom.vendor.test"
+
+
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+    options = {"kind": "intercom", **KITS["intercom"].options(VENDOR, None)}
+    conversation = f"{VENDOR}/conversations/137324500000000"
+
+    def landed(text: str, now: Any) -> dict[str, Any]:
+        part = {
+            "id": "777",
+            "part_type": "comment",
+            "author": {"type": "admin", "id": "3330619"},
+            "created_at": int(now.timestamp()),
+            "body": text,
+        }
+        return {"type": "conversation", "state": "closed", **_parts([part])}
+
+    outbox_posts_once(
+        make_services(make_config(helpdesks={"intercom": options})),
+        "intercom",
+        clock,
+        post_url=f"{conversation}/reply",
+        listing_url=conversation,
+        posted_text=lambda body: body["body"],
+        landed=landed,
+        unreadable=[HTML, "{}", '{"type": "conversation", "state": "closed"}'],
+        before_post={"type": "conversation", "state": "closed", **_parts([])},
+    )
+
+
+def _parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"conversation_parts": {"type": "conversation_part.list", "conversation_parts": parts}}

@@ -16,9 +16,12 @@ from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.zendesk import ZendeskHelpdesk
 from csat_hook.helpdesks.zendesk import ZendeskOptions
 from tests.conftest import FakeClock
+from tests.helpdesks.kits import load_kits
+from tests.helpdesks.lookup import HTML
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
+from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
 
 BASE = "https://acme.zendesk.com"
@@ -251,7 +254,7 @@ def test_a_long_reason_is_trimmed():
     assert len(caught.value.vendor_reason) <= 200 and caught.value.vendor_reason.endswith("…")
 
 
-HTML = "<html>Service temporarily unavailable</html>"
+KITS = load_kits()
 
 
 @pytest.mark.parametrize(
@@ -275,3 +278,32 @@ def test_an_unreadable_listing_is_asked_again_later_not_taken_for_empty(unreadab
 def test_an_empty_listing_is_still_not_found():
     responses.get(URL, json={"comments": [], "meta": {"has_more": False}})
     assert adapter().find_reply(REPLY, since=SINCE) is None
+
+
+VENDOR = "https://zendesk.vendor.test"
+
+
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+    options = {"kind": "zendesk", **KITS["zendesk"].options(VENDOR, None)}
+    outbox_posts_once(
+        make_services(make_config(helpdesks={"zendesk": options})),
+        "zendesk",
+        clock,
+        post_method="PUT",
+        post_url=f"{VENDOR}/api/v2/tickets/5158.json",
+        listing_url=f"{VENDOR}/api/v2/tickets/5158/comments.json",
+        posted_text=lambda body: body["ticket"]["comment"]["html_body"],
+        landed=lambda text, now: {
+            "comments": [
+                {
+                    "id": 777,
+                    "public": True,
+                    "via": {"channel": "api"},
+                    "html_body": text,
+                    "created_at": now.isoformat(),
+                }
+            ],
+            "meta": {"has_more": False},
+        },
+        unreadable=[HTML, "{}"],
+    )

@@ -3,7 +3,8 @@
 ``auth.mode`` ``token``: the shared secret in a header, the query string or a field of the
 JSON body, compared in constant time. ``hmac``: a signature over a template of the request
 (``auth.signed_payload``: the raw body, the timestamp header as received, the method, the
-path), with a replay check when a timestamp header is named. ``none``: nothing checked.
+path), with a replay check when a timestamp header is named (the template must then sign
+it). ``none``: nothing checked.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import ValidationInfo
 from pydantic import field_validator
 from pydantic import model_validator
 
@@ -66,7 +68,8 @@ class AuthOptions(StrictModel):
     signature_prefix: str = ""
     timestamp_header: str | None = None
     timestamp_format: Literal["auto", "s", "ms", "iso"] = "auto"
-    signed_payload: str = "{body}"
+    # Validated even when left out: the default signs no timestamp (see _template).
+    signed_payload: str = Field(default="{body}", validate_default=True)
     tolerance_seconds: float = Field(default=300, gt=0)
 
     @field_validator("token_field")
@@ -81,7 +84,7 @@ class AuthOptions(StrictModel):
 
     @field_validator("signed_payload")
     @classmethod
-    def _template(cls, value: str) -> str:
+    def _template(cls, value: str, info: ValidationInfo) -> str:
         names = template_fields(value)
         unknown = sorted(set(names) - set(SIGNED_PAYLOAD_FIELDS))
         if unknown:
@@ -92,6 +95,16 @@ class AuthOptions(StrictModel):
             )
         if "body" not in names:
             raise ValueError("must contain {body}: the signature has to cover the body")
+        hmac_mode = info.data.get("mode") == "hmac"
+        if hmac_mode and info.data.get("timestamp_header") and "timestamp" not in names:
+            # Its freshness alone proves nothing: a captured request replays for ever under a
+            # fresh timestamp header unless the signature covers the timestamp too.
+            raise ValueError(
+                f"must contain {{timestamp}} when timestamp_header is set (now {value!r}): "
+                "the timestamp header is only a replay check when the signature covers it, "
+                'e.g. "{timestamp}.{body}" (or drop timestamp_header if the sender signs '
+                "only the body)"
+            )
         return value
 
     @model_validator(mode="after")

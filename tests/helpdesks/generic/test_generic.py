@@ -630,7 +630,9 @@ def sign(message: bytes) -> str:
 def test_a_signed_payload_template_places_the_timestamp_and_body_as_received(
     clock, template, layout
 ):
-    desk = hmac_adapter(clock, timestamp_header="X-Ts", signed_payload=template)
+    # A timestamp header the template does not sign is refused (a replay check it cannot be).
+    ts_header = {"timestamp_header": "X-Ts"} if "{timestamp}" in template else {}
+    desk = hmac_adapter(clock, signed_payload=template, **ts_header)
     body = body_of(generic_close())
     ts = str(int(clock().timestamp()))
 
@@ -700,6 +702,89 @@ def test_a_bad_auth_setting_is_refused_when_the_config_loads(auth, message):
     with pytest.raises(ConfigError) as info:
         load_generic(auth=options, reply={"url": "https://x/"})
     assert message in str(info.value) and "helpdesks.g.auth" in str(info.value)
+
+
+@pytest.mark.parametrize("signed_payload", [None, "{body}", "{method} {path}\n{body}"])
+def test_a_timestamp_header_the_signature_does_not_cover_is_refused(signed_payload):
+    # Its freshness would be checked, but anyone holding one request could replay it forever
+    # under a fresh timestamp: the setting promises a replay check it cannot give.
+    auth = {"mode": "hmac", "secret": "k", "signature_header": "X-Sig", "timestamp_header": "X-Ts"}
+    if signed_payload is not None:
+        auth["signed_payload"] = signed_payload
+    with pytest.raises(ConfigError) as info:
+        load_generic(auth=auth)
+    text = str(info.value)
+    assert "helpdesks.g.auth.signed_payload" in text
+    assert "{timestamp}" in text and "{timestamp}.{body}" in text and "replay" in text
+
+
+def test_check_config_refuses_a_timestamp_header_outside_the_signature(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "helpdesks": {
+                    "g": {
+                        "kind": "generic",
+                        "auth": {
+                            "mode": "hmac",
+                            "secret": "replay-secret-1",
+                            "signature_header": "X-Signature",
+                            "timestamp_header": "X-Timestamp",
+                        },
+                        "reply": {"url": "https://desk.example.com/{dialog_id}"},
+                    }
+                }
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code != 0
+    assert "helpdesks.g.auth.signed_payload" in result.output
+
+
+def test_token_mode_ignores_the_hmac_settings_as_before():
+    load_generic(auth={"mode": "token", "token": "t", "timestamp_header": "X-Ts"})
+
+
+def test_a_signed_timestamp_stops_a_replay_under_a_fresh_timestamp(
+    make_config, make_services, clock
+):
+    services = make_services(
+        make_config(
+            helpdesks={
+                "signed": {
+                    "kind": "generic",
+                    "auth": {
+                        "mode": "hmac",
+                        "secret": "replay-secret-1",
+                        "signature_header": "X-Signature",
+                        "timestamp_header": "X-Timestamp",
+                        "signed_payload": "{timestamp}.{body}",
+                    },
+                    "reply": {"url": "https://desk.example.com/{dialog_id}"},
+                }
+            }
+        )
+    )
+    client = create_app(services=services).test_client()
+    body = body_of(generic_close())
+    day_old = str(int(clock().timestamp()) - 86_400)
+    captured = hmac.new(b"replay-secret-1", day_old.encode() + b"." + body, hashlib.sha256)
+
+    def post(timestamp: str, signature: str):
+        return client.post(
+            "/webhooks/signed",
+            data=body,
+            headers={"X-Signature": signature, "X-Timestamp": timestamp},
+            content_type="application/json",
+        )
+
+    fresh = str(int(clock().timestamp()))
+    assert post(day_old, captured.hexdigest()).status_code == 401  # outside the tolerance
+    assert post(fresh, captured.hexdigest()).status_code == 401  # the replay: not what was signed
+    signed_now = hmac.new(b"replay-secret-1", fresh.encode() + b"." + body, hashlib.sha256)
+    assert post(fresh, signed_now.hexdigest()).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -344,7 +344,9 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
     read is JSON, which the databases search differently)."""
     if not email:
         return []
-    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.casefold())}(?![\w.-])")
+    # A full stop ends the address only when no more of a domain follows it: "…@example.com."
+    # closes a sentence, "…@example.com.au" is a longer address.
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.casefold())}(?![\w-]|\.[\w-])")
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row

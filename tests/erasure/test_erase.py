@@ -915,3 +915,30 @@ def test_an_unverified_answer_holding_the_e_mail_itself_is_erased_with_the_rest(
     assert not any("MARIA.Lopez" in (row.comment or "") for row in rows.values())
     assert not any("MARIA.Lopez" in str(row.source_row) for row in rows.values())
     assert rows["X-8"].comment == "ask xmaria.lopez@example.com.au"
+
+
+def test_an_address_ending_a_sentence_is_the_address_itself(shop: Shop):
+    """A full stop after the address ends the sentence, not the address: "write to
+    maria.lopez@example.com." holds her address, as does one whose sentence goes on on the
+    next line; a longer address (".au") is still not hers."""
+    shop.lines["stop"] = "2026/11/20 1:25:00 PM GMT+3,4,write to MARIA.Lopez@example.com.,Anna,X-9,"
+    shop.lines["line"] = (
+        '2026/11/20 1:26:00 PM GMT+3,4,"mailto:maria.lopez@example.com.\nthanks",Anna,X-7,'
+    )
+    shop.lines["longer"] = "2026/11/20 1:27:00 PM GMT+3,4,ask maria.lopez@example.com.au,Anna,X-8,"
+    shop.write()
+    shop.sync()
+
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert dry.exit_code == 0, dry.output
+    assert "  unverified answers holding the e-mail (a form's own question, a comment): 2 " in (
+        dry.output
+    )
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    with shop.kit.engine.connect() as conn:
+        comments = [
+            row.comment or ""
+            for row in conn.execute(sa.select(unverified_answers.c.comment))
+            if "lopez@" in (row.comment or "").casefold()
+        ]
+    assert comments == ["ask maria.lopez@example.com.au"]

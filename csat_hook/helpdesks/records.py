@@ -320,11 +320,43 @@ class DialogReopened:
     dialog_id: str
 
 
+# What a value from a payload or a request must look like to be named in a reason (an event,
+# a topic, a status, a helpdesk name): one short token of letters (any script: a translated
+# status is a vendor's word), digits and ``._:/-{},``. No spaces, so no sentence: the field
+# may hold anything (a mapping pointing at the wrong field, a vendor's oddity), and a reason
+# is answered to the sender and logged.
+NAME_LIMIT = 64
+_NAME = re.compile(r"(?:[^\W_]|[_.:/{},-])+")
+
+
+def shown_name(value: str | None, *, missing: str = "(none)") -> str:
+    """``value`` as an ignored reason (or a refusal) may show it: itself when it looks like a
+    name (:data:`NAME_LIMIT` characters at most, see ``_NAME``), else a description that
+    quotes none of it (``(not a name: 57 characters)``); ``missing`` when empty or None."""
+    if not value:
+        return missing
+    if len(value) <= NAME_LIMIT and _NAME.fullmatch(value):
+        return value
+    return f"(not a name: {len(value)} characters)"
+
+
+def header_text(value: str) -> str:
+    """A header's value as the sender wrote it: a WSGI server hands each header over as its
+    bytes read as Latin-1 (UTF-8 ``é`` arrives as ``Ã©``), so this reads them as UTF-8 (a
+    byte that is not UTF-8 becomes U+FFFD). A value already beyond Latin-1 is kept."""
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
+    return raw.decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True)
 class Ignored:
     """An event we deliberately do nothing with, and why (answered 200 so vendors stop).
 
-    ``reason`` may quote the payload (an event name): it is cut to REASON_LIMIT characters.
+    ``reason`` is answered to the sender and logged: it names a payload's value only through
+    :func:`shown_name` (never customer text). It is cut to REASON_LIMIT characters.
     """
 
     reason: str

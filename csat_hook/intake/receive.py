@@ -23,6 +23,7 @@ from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
 from csat_hook.intake.recorder import database_error
@@ -43,9 +44,12 @@ def clipped(text: str, limit: int = SHOWN_PATH) -> str:
 
 
 def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
-    """The 404 for a helpdesk name no adapter has: the name, the sender's text, bounded
-    (:func:`clipped`) and escaped (``repr``)."""
-    return UnknownHelpdeskError(f"no helpdesk named {clipped(name)!r} is configured")
+    """The 404 for a helpdesk name no adapter has. The name is the sender's text (up to 8 KB
+    of a path): named only when it looks like a name (:func:`shown_name`), else described."""
+    shown = shown_name(name)
+    if shown == name:
+        return UnknownHelpdeskError(f"no helpdesk named {name!r} is configured")
+    return UnknownHelpdeskError(f"no helpdesk is configured by the name in the path {shown}")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
@@ -135,7 +136,8 @@ class ChatwootHelpdesk(Helpdesk):
             event == "conversation_status_changed" and status and left_resolved(payload)
         ):
             return DialogReopened(self.name, require_id(payload, "id", "conversation id"))
-        return Ignored(f"{event or 'unnamed event'} ({status or 'no status'}) is not a close")
+        named = shown_name(event, missing="unnamed event")
+        return Ignored(f"{named} ({shown_name(status, missing='no status')}) is not a close")
 
     def _closed(self, payload: Mapping[str, Any], request: WebhookRequest) -> DialogClosed:
         assignee = dig(payload, "meta.assignee") or {}

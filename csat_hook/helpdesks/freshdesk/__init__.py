@@ -86,6 +86,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.links.body import has_scale
 
@@ -141,18 +142,21 @@ class FreshdeskHelpdesk(Helpdesk):
         if change:
             before, after = change.group(1), change.group(2)
             if self._closed(after) and self._closed(before):
-                return Ignored(f"status {before} → {after}: the ticket was already resolved")
+                return Ignored(
+                    f"status {shown_name(before)} → {shown_name(after)}: "
+                    "the ticket was already resolved"
+                )
             if self._closed(after):
                 return self._close(payload, ticket, occurrence=compact(event or ""))
             if self._closed(before):
                 return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
-            return Ignored(f"status {before} → {after} is not a close")
+            return Ignored(f"status {shown_name(before)} → {shown_name(after)} is not a close")
         if event:
-            return Ignored(f"{compact(event)[:60]} is not a status change")
+            return Ignored(f"{shown_name(event.strip())} is not a status change")
         if self._closed(status):
             # No {{triggered_event}} in the body: the status name is all there is.
             return self._close(payload, ticket, occurrence=f"status:{(status or '').lower()}")
-        return Ignored(f"status {status or '(none)'!r} is not a close")
+        return Ignored(f"status {shown_name(status)!r} is not a close")
 
     def _closed(self, status: str | None) -> bool:
         if not status:

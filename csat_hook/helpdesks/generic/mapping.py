@@ -30,6 +30,7 @@ from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.settings import StrictModel
 
 
@@ -163,13 +164,13 @@ def _classify(values: Mapping[str, Any], mapping: MappingOptions) -> str | Ignor
         if event in _lower(mapping.reopen_events) and mapping.status is None:
             return "reopened"
         if event not in _lower(mapping.close_events) | _lower(mapping.reopen_events):
-            return Ignored(f"event {event or '(none)'!r} is not a close event")
+            return Ignored(f"event {shown_name(event)!r} is not a close event")
     if mapping.status is not None:
         if status in _lower(mapping.closed_values):
             return "closed"
         if status in _lower(mapping.reopened_values):
             return "reopened"
-        return Ignored(f"status {status or '(none)'!r} does not mean closed")
+        return Ignored(f"status {shown_name(status)!r} does not mean closed")
     return "reopened" if event in _lower(mapping.reopen_events) else "closed"
 
 

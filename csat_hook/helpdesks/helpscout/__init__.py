@@ -99,6 +99,8 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import header_text
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.transport import HttpClient
@@ -161,7 +163,8 @@ class HelpScoutHelpdesk(Helpdesk):
         if event == TEST_EVENT:
             return Ignored("helpscout.test: Help Scout's test event")
         if event != STATUS_EVENT:
-            return Ignored(f"event {event or '(no X-HelpScout-Event)'} is not a status change")
+            shown = shown_name(header_text(event), missing="(no X-HelpScout-Event)")
+            return Ignored(f"event {shown} is not a status change")
         payload = require_object(request.json())
         dialog_id = require_id(payload, "id", "conversation id")
         status = (as_text(payload.get("status")) or "").lower()
@@ -169,7 +172,7 @@ class HelpScoutHelpdesk(Helpdesk):
             return self._closed(payload, dialog_id)
         if status in REOPEN_STATUSES:
             return DialogReopened(self.name, dialog_id)
-        return Ignored(f"status {status or '(none)'} is not a close")
+        return Ignored(f"status {shown_name(status)} is not a close")
 
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:
         closed_by = payload.get("closedByUser")

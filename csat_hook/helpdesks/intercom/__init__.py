@@ -98,6 +98,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import signature_matches
 
@@ -134,7 +135,7 @@ class IntercomHelpdesk(Helpdesk):
             return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")
-        return Ignored(f"topic {topic or '(none)'} is not a close")
+        return Ignored(f"topic {shown_name(topic)} is not a close")
 
     def _closed(self, payload: Mapping[str, Any]) -> Event:
         item = dig(payload, "data.item")
@@ -152,7 +153,7 @@ class IntercomHelpdesk(Helpdesk):
                 )
             )
         if closer.id and closer.id in self.options.ignore_closes_by:
-            return Ignored(f"closed by admin {closer.id}, listed in ignore_closes_by")
+            return Ignored(f"closed by admin {shown_name(closer.id)}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
         if agent.id and agent.id == closer.id:
             agent = agent.merged(closer)  # the close part names the admin the item only ids

@@ -88,6 +88,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.zendesk.api import LOOKUP_PAGES
@@ -152,19 +153,25 @@ class ZendeskHelpdesk(Helpdesk):
 
     def _from_event(self, kind: str, payload: Mapping[str, Any]) -> Event:
         if kind != STATUS_CHANGED:
-            return Ignored(f"{kind} is not a status change")
+            return Ignored(f"{shown_name(kind)} is not a status change")
         current = status_of(dig(payload, "event.current")) or status_of(
             dig(payload, "detail.status")
         )
         previous = status_of(dig(payload, "event.previous"))
         if current in CLOSED_STATUSES and previous in CLOSED_STATUSES:
             # Solved → closed is the same close, archived days later: surveyed already.
-            return Ignored(f"status {previous} → {current}: the ticket was already solved")
+            return Ignored(
+                f"status {shown_name(previous)} → {shown_name(current)}: "
+                "the ticket was already solved"
+            )
         if current in CLOSED_STATUSES:
             return self._event_close(payload, require_id(payload, "detail.id", "ticket id"))
         if previous in CLOSED_STATUSES:
             return DialogReopened(self.name, require_id(payload, "detail.id", "ticket id"))
-        return Ignored(f"status {previous or '?'} → {current or '?'} is not a close")
+        return Ignored(
+            f"status {shown_name(previous, missing='?')} → {shown_name(current, missing='?')} "
+            "is not a close"
+        )
 
     def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
         group = zendesk_id(dig(payload, "detail.group_id"), "detail.group_id")
@@ -193,7 +200,7 @@ class ZendeskHelpdesk(Helpdesk):
             # The status is Zendesk's text, not the customer's: named so a translated one
             # shows what to add to closed_statuses.
             return Ignored(
-                f"status {(status or '(none)')[:40]!r} is not a close "
+                f"status {shown_name(status)!r} is not a close "
                 f"(helpdesks.{self.name}.closed_statuses)"
             )
         ticket_id = require_id(payload, "ticket.id", "ticket id")

@@ -299,3 +299,24 @@ def test_agent_lookup_retries_then_reports_a_retryable_error(clock):
     with pytest.raises(DeliveryError) as info:
         desk(clock).resolve_agent(Person("1"), {"account_id": "1"})
     assert info.value.retryable and len(responses.calls) == 3  # bounded: 1 + 2 retries
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "reason"),
+    [
+        (PRIVATE, "open", "(not a name: 52 characters) (open) is not a close"),
+        (
+            "conversation_updated",
+            PRIVATE,
+            "conversation_updated ((not a name: 52 characters)) is not a close",
+        ),
+    ],
+)
+def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock, event, status, reason):
+    # The reason is answered to the sender and logged: it quoted the event whatever it held.
+    payload = fixture("chatwoot", RESOLVED)
+    payload["event"], payload["status"] = event, status
+    assert desk(clock).parse(req(body_of(payload), clock)) == Ignored(reason)

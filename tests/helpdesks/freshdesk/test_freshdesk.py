@@ -543,3 +543,27 @@ def test_the_example_config_block_loads_without_environment():
     options = config.helpdesks["freshdesk"]
     assert options.base_url == "http://127.0.0.1:8099"  # the local fake helpdesk
     assert options.webhook_token is not None and options.webhook_password is None
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "reason"),
+    [
+        (PRIVATE, "Open", "(not a name: 52 characters) is not a status change"),
+        (
+            "{status:{from:Open,to:my password is hunter2}}",
+            "Open",
+            "status Open → (not a name: 22 characters) is not a close",
+        ),
+        (None, PRIVATE, "status '(not a name: 52 characters)' is not a close"),
+    ],
+)
+def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock, event, status, reason):
+    # The reason is answered to the sender and logged: it quoted the event (whitespace
+    # removed, so a sentence ran together) and the status whatever they held.
+    payload = fixture("freshdesk", "automation_note_added.json")
+    payload["triggered_event"] = event
+    payload["ticket"]["status"] = status
+    assert parse(clock, payload) == Ignored(reason)

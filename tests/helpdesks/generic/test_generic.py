@@ -1084,3 +1084,24 @@ def test_inspect_payload_prints_the_senders_control_characters_escaped(tmp_path)
     assert r'  agent.name = "A\u009b2J\u007f"' in result.output
     assert not any(c in result.output for c in "\x1b\x07\x9b\x7f")
     assert "\n#forged" not in result.output
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock):
+    # The reason is answered to the sender and logged: it quoted the event and the status
+    # whatever they held (a mapping pointing at the wrong field sent customer text there).
+    body = json.dumps({"event": PRIVATE, "dialog": {"id": "1"}}).encode()
+    assert adapter(clock).parse(request(body, clock)) == Ignored(
+        "event '(not a name: 52 characters)' is not a close event"
+    )
+    statuses = adapter(
+        clock, mapping={"dialog_id": "id", "status": "status", "closed_values": ["closed"]}
+    )
+    body = json.dumps({"event": "dialog.closed", "id": "1", "status": PRIVATE}).encode()
+    assert statuses.parse(request(body, clock)) == Ignored(
+        "status '(not a name: 52 characters)' does not mean closed"
+    )
+    body = json.dumps({"event": "dialog.closed", "id": "1", "status": "snoozed"}).encode()
+    assert statuses.parse(request(body, clock)) == Ignored("status 'snoozed' does not mean closed")

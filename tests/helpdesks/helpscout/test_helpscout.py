@@ -783,3 +783,33 @@ def test_bad_options_name_the_key(make_config, extra, message):
 )
 def test_an_id_is_sent_as_a_number_only_when_it_is_ascii_digits(value: str, sent: Any) -> None:
     assert as_number(value) == sent and type(as_number(value)) is type(sent)
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (PRIVATE, "event (not a name: 52 characters) is not a status change"),
+        # As a WSGI server hands it over: the header's UTF-8 bytes read as Latin-1 ("é" is
+        # "Ã©"); the reason quoted it so ("\u00c3\u00a9" in the JSON answer).
+        ("conv\u00c3\u00a9.x", "event convé.x is not a status change"),
+        ("conv\u00c3\u00aa", "event convê is not a status change"),
+        ("conv\u00ff", "event (not a name: 5 characters) is not a status change"),  # no UTF-8
+        ("convo.assigned", "event convo.assigned is not a status change"),
+    ],
+)
+def test_an_ignored_event_is_named_only_when_it_looks_like_a_name(clock, event, reason):
+    # The reason is answered to the sender and logged: it quoted the header whatever it held.
+    assert adapter(clock).parse(signed(fixture("helpscout", CLOSED), clock, event)) == Ignored(
+        reason
+    )
+
+
+def test_an_ignored_status_is_named_only_when_it_looks_like_a_name(clock):
+    payload = fixture("helpscout", CLOSED)
+    payload["status"] = PRIVATE
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "status (not a name: 52 characters) is not a close"
+    )

@@ -747,3 +747,15 @@ def test_webhook_url_answers_the_head_request_intercom_validates_it_with(client)
     assert client.head("/webhooks/intercom").status_code == 200
     assert client.head("/webhooks/nosuchdesk").status_code == 404
     assert client.get("/webhooks/intercom").status_code == 405
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+def test_an_ignored_topic_is_named_only_when_it_looks_like_a_name(clock):
+    # The reason is answered to the sender and logged: it quoted the topic whatever it held.
+    payload = fixture("intercom", "conversation.admin.replied.json")
+    payload["topic"] = PRIVATE
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "topic (not a name: 52 characters) is not a close"
+    )

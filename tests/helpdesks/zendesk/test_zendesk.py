@@ -818,3 +818,26 @@ def test_the_example_config_block_loads_without_environment():
     options = config.helpdesks["zendesk"]
     assert options.base_url == "http://127.0.0.1:8099"  # the local fake helpdesk
     assert options.email and options.api_token and options.oauth_token is None
+
+
+PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
+
+
+def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock):
+    # The reason is answered to the sender and logged: it quoted the event type, the
+    # statuses and the trigger's status whatever they held.
+    payload = fixture("zendesk", "ticket_priority_changed.json")
+    payload["type"] = "zen:event-type:" + PRIVATE
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "(not a name: 67 characters) is not a status change"
+    )
+    payload = fixture("zendesk", "ticket_status_changed_pending.json")
+    payload["event"]["current"] = PRIVATE
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "status open → (not a name: 52 characters) is not a close"
+    )
+    payload = fixture("zendesk", "trigger_solved.json")
+    payload["ticket"]["status"] = PRIVATE
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "status '(not a name: 52 characters)' is not a close (helpdesks.zendesk.closed_statuses)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -82,6 +83,15 @@ def shown(text: str) -> str:
     lines or drive the terminal. The same spelling as the logs and every ``--json`` output
     (:func:`csat_hook.logs.escaped`): one text reads the same wherever it is shown."""
     return escaped(text)
+
+
+def unknown_helpdesk(name: str, configured: Iterable[str], *, also: str = "") -> click.BadParameter:
+    """The exit-2 refusal of a ``--helpdesk`` no helpdesk is configured by: names it and lists
+    the configured ones (``also``: what else was looked at, after them)."""
+    names = ", ".join(configured) or "(none)"
+    return click.BadParameter(
+        shown(f"no helpdesk named {name!r}; configured: {names}{also}"), param_hint="--helpdesk"
+    )
 
 
 def unreachable(exc: Exception) -> click.ClickException | None:

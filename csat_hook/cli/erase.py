@@ -8,14 +8,18 @@ import sys
 import time
 
 import click
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import surveys
 from csat_hook.db.text import is_storable
 from csat_hook.erasure.records import LINES
 from csat_hook.erasure.records import MAX_DIALOG
@@ -97,6 +101,8 @@ def erase(
     engine = make_engine(config.database.url, pool_size=1)
     try:
         create_schema(engine)
+        if selector.helpdesk is not None:
+            _known_helpdesk(engine, config, selector.helpdesk)
         if apply:
             tally = _apply(engine, config, selector)
         else:
@@ -110,6 +116,22 @@ def erase(
         logger.info("erasure.applied", extra=tally.counts())
     if tally.in_delivery:
         sys.exit(1)
+
+
+def _known_helpdesk(engine: Engine, config: Config, name: str) -> None:
+    """Refuse (exit 2) a ``--helpdesk`` neither configured nor naming stored surveys or
+    answers: a misspelt name matched nothing and said "Nothing to erase", and with --dialog
+    recorded the erasure of another helpdesk's dialog. One removed from the configuration
+    since is accepted while its rows are stored: they are what the request is about."""
+    if name in config.helpdesks:
+        return
+    with engine.connect() as conn:
+        for table in (surveys, answers):
+            if conn.execute(sa.select(table.c.id).where(table.c.helpdesk == name).limit(1)).first():
+                return
+    raise unknown_helpdesk(
+        name, config.helpdesks, also=" (and no survey or answer stored names it)"
+    )
 
 
 def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:

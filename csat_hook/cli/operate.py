@@ -19,6 +19,7 @@ from csat_hook.cli.base import ROW_ID
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
+from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.clock import utcnow
 from csat_hook.errors import CsatHookError
 from csat_hook.helpdesks import build_helpdesks
@@ -66,10 +67,7 @@ def inspect_payload(
     config = state.config
     adapters = build_helpdesks(config.helpdesks, http=HttpClient(), clock=utcnow)
     if name not in adapters:
-        raise click.BadParameter(
-            f"no helpdesk named {name!r}; configured: {', '.join(adapters)}",
-            param_hint="--helpdesk",
-        )
+        raise unknown_helpdesk(name, adapters)
     header_map = {}
     for item in headers:
         key, _, value = item.partition(":")

@@ -942,3 +942,34 @@ def test_an_address_ending_a_sentence_is_the_address_itself(shop: Shop):
             if "lopez@" in (row.comment or "").casefold()
         ]
     assert comments == ["ask maria.lopez@example.com.au"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--customer-id", MARIA["customer_id"]), ("--dialog", "D-2"), ("--dialog", "D-2", "--yes")],
+)
+def test_a_helpdesk_neither_configured_nor_stored_is_bad_usage(shop: Shop, args: tuple[str, ...]):
+    """A misspelt --helpdesk said "Nothing to erase" (exit 0), and with --dialog --yes recorded
+    the erasure of a dialog of a helpdesk that does not exist: the operator believed it done."""
+    before = shop.dump()
+    result = shop.erase("--helpdesk", "dryrnu", *args)
+    assert result.exit_code == 2, result.output
+    assert "--helpdesk" in result.output
+    assert "no helpdesk named 'dryrnu'; configured: dryrun" in result.output
+    assert "Nothing to erase" not in result.output
+    assert shop.dump() == before
+
+
+def test_a_helpdesk_removed_from_the_config_may_still_be_erased_from(shop: Shop):
+    """Its rows stay in the database after it left the configuration: an erasure request must
+    still reach them."""
+    with shop.kit.engine.begin() as conn:
+        conn.execute(sa.update(surveys).values(helpdesk="retired"))
+        conn.execute(sa.update(outbox).values(helpdesk="retired"))
+        conn.execute(sa.update(answers).values(helpdesk="retired"))
+    result = shop.erase("--helpdesk", "retired", "--customer-id", MARIA["customer_id"], "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  surveys: 2 " in result.output
+    with shop.kit.engine.connect() as conn:
+        emails = conn.execute(sa.select(surveys.c.customer_email).order_by(surveys.c.id)).all()
+    assert [e[0] for e in emails] == [None, None, BOB["customer_email"]]

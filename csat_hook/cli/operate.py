@@ -128,7 +128,7 @@ def outbox(
         rows = listing.list_outbox(
             conn, statuses=statuses or None, limit=limit, kinds=kinds or None
         )
-        counts = listing.outbox_counts(conn)
+        counts = listing.outbox_counts(conn, kinds=kinds or None)
     if as_json:
         click.echo(
             printable_json(

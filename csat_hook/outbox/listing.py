@@ -99,8 +99,13 @@ def requeue_named(
     return requeued, {row.id: row.status for row in rows if row.id not in requeued}
 
 
-def outbox_counts(conn: sa.Connection) -> dict[str, int]:
-    rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
+def outbox_counts(conn: sa.Connection, *, kinds: Sequence[str] | None = None) -> dict[str, int]:
+    """Rows per status, of these ``kinds`` only (None: every kind), as a listing of the same
+    kinds shows them."""
+    stmt = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+    if kinds:
+        stmt = stmt.where(outbox.c.kind.in_(kinds))
+    rows = conn.execute(stmt).all()
     counts = dict.fromkeys(OUTBOX_STATUSES, 0)
     counts.update({status: int(n) for status, n in rows})
     return counts

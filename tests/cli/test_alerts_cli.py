@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections import Counter
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -267,3 +268,21 @@ def test_the_alerts_json_escapes_every_unprintable_character(tmp_path, fake, clo
     assert output.endswith("\n") and output[:-1].isprintable(), ascii(output)
     assert "Анна" in output
     assert "Анна \x9b2J\u202e on ticket" in json.loads(output)[0]["summary"]
+
+
+def test_the_outbox_counts_are_of_the_kind_listed(tmp_path, fake, clock):
+    # `outbox --kind alert` listed the alert deliveries under the counts of every row (the
+    # replies' too), so the summary line disagreed with what it listed.
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=True)
+
+    alerts = json.loads(invoke(path, fake, "outbox", "--kind", "alert", "--json").output)
+    replies = json.loads(invoke(path, fake, "outbox", "--kind", "reply", "--json").output)
+    both = json.loads(invoke(path, fake, "outbox", "--json").output)
+
+    listed = Counter(row["status"] for row in alerts["replies"])
+    assert len(alerts["replies"]) == 3
+    assert {k: v for k, v in alerts["counts"].items() if v} == dict(listed)
+    assert replies["replies"] == [] and not any(replies["counts"].values())
+    assert both["counts"] == alerts["counts"]
+    line = invoke(path, fake, "outbox", "--kind", "reply").output.splitlines()[0]
+    assert line == "pending=0  sending=0  sent=0  failed=0  cancelled=0"

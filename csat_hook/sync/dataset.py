@@ -312,9 +312,9 @@ def build_dataset(
         _agent(who, names.get(who), helpdesks)
         for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])
     ]
-    hashed = _compact(surveys, len(agent_index.ids), len(team_index.ids), len(channel_ids))
+    compact = _compact(surveys, len(agent_index.ids), len(team_index.ids), len(channel_ids))
     del surveys
-    if hashed is None:
+    if compact is None or _shared_hash(answer_keys):
         return data  # nothing to patch from: the next report is built anew
     data.joined = Joined(
         secrets=tuple(secrets),
@@ -323,7 +323,7 @@ def build_dataset(
         teams=team_index,
         channels=channels,
         names=names,
-        surveys=hashed,
+        surveys=compact,
         answer_keys=answer_keys,
         opened=opened,
     )
@@ -343,21 +343,96 @@ def _agent(
     return Agent(helpdesk, key, name or email or key, email)
 
 
+class _Compact(NamedTuple):
+    """Every survey of a build as int64 columns sorted by the hash of its key: the hash, its
+    creation time and sent bit (the packed int's top, :data:`_FIELD`), its channel, team and
+    agent indexes (:data:`_SMALL` bits each), and its place in the sent columns (-1: not sent),
+    and the sent surveys' key hashes in the order of the sent columns. ≈ 40 bytes a survey
+    where the dict the build joins with holds ≈ 170 (the key's text, the packed int, the
+    entry): the kept dataset's cost to the first sync's peak of memory, and to a process that
+    keeps a dataset of 1,000,000 answers between runs."""
+
+    keys: Any
+    tops: Any
+    lows: Any
+    sent_at: Any
+    sent_keys: array[int]
+
+
+_SMALL = 21  # bits per index in _Compact.lows
+_SMALL_MASK = (1 << _SMALL) - 1
+
+
+def _compact(surveys: dict[str, int], agents: int, teams: int, channels: int) -> _Compact | None:
+    """``surveys`` (key → packed, in the build's order) as :class:`_Compact`, or None when it
+    cannot be: more than 2²¹ agents, teams or channels, or two keys sharing a hash."""
+    import numpy as np
+
+    if max(agents, teams, channels) >= 1 << _SMALL:
+        return None
+    n = len(surveys)
+    keys = np.fromiter(map(hash, surveys), np.int64, n)
+    packed = surveys.values()
+    tops = np.fromiter((p >> _TOP for p in packed), np.int64, n)
+    lows = np.fromiter(
+        (
+            (p >> _CHANNEL & _MASK) << 2 * _SMALL | (p >> _FIELD & _MASK) << _SMALL | p & _MASK
+            for p in packed
+        ),
+        np.int64,
+        n,
+    )
+    sent = (tops & 1) == 1  # the sent columns were appended in the build's order
+    sent_at = np.where(sent, np.cumsum(sent) - 1, -1)
+    sent_keys = array("q", keys[sent].tobytes())
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    if n > 1 and bool((keys[1:] == keys[:-1]).any()):
+        return None
+    return _Compact(keys, tops[order], lows[order], sent_at[order], sent_keys)
+
+
+def _shared_hash(keys: array[int]) -> bool:
+    """Whether two of ``keys`` are equal (two answers' survey keys sharing a hash)."""
+    import numpy as np
+
+    values = np.frombuffer(keys, np.int64) if len(keys) else np.zeros(0, np.int64)
+    return len(np.unique(values)) < len(values)
+
+
+def _pack(top: int, low: int) -> int:
+    """A survey's packed int (:data:`_FIELD`) from its :class:`_Compact` columns."""
+    return (
+        top << _TOP
+        | (low >> 2 * _SMALL) << _CHANNEL
+        | (low >> _SMALL & _SMALL_MASK) << _FIELD
+        | low & _SMALL_MASK
+    )
+
+
+def _low(packed: int) -> int:
+    return (
+        (packed >> _CHANNEL & _MASK) << 2 * _SMALL
+        | (packed >> _FIELD & _MASK) << _SMALL
+        | packed & _MASK
+    )
+
+
 class Joined:
     """What :func:`build_dataset` knew when it joined the rows: the agent, team and channel
-    indexes, the names recorded per agent, every survey packed by its key, each answer's
+    indexes, the names recorded per agent, every survey (:class:`_Compact`), each answer's
     survey key (in the order of ``Dataset.answers``) and the surveys opened. Kept with the
     dataset, it lets :func:`patch_dataset` apply the rows that changed since, instead of every
     row being read and joined again.
 
     A survey key is held as its ``hash()`` (64-bit SipHash under the process's random key), not
-    as its text: ≈ 100 bytes less per survey and per answer, kept between runs. A build whose
-    keys share a hash keeps no join state. A key added later that shares an existing key's hash
-    is taken for that key: for a survey or an answer, the dataset then holds one fewer than
-    the database, which the caller's count finds (a new build); for an answer whose survey is
-    not stored, meeting another survey's hash, it is not found: one chance in ≈ 10¹¹ for a
-    thousand new answers among 150,000 surveys, and no one outside the process can aim at it
-    (the hash key is random per process)."""
+    as its text. A build whose survey keys, or whose answers' survey keys, share a hash keeps
+    no join state. A key added later that shares an existing key's hash is taken for that key:
+    for a survey or an answer, the dataset then holds one fewer than the database, which the
+    caller's count finds (a new build); for an answer whose survey is not stored, meeting
+    another survey's hash, it is not found: one chance in ≈ 10¹¹ for a thousand new answers
+    among 150,000 surveys, and no one outside the process can aim at it (the hash key is
+    random per process)."""
 
     def __init__(
         self,
@@ -378,99 +453,101 @@ class Joined:
         self.teams = teams
         self.channels = channels
         self.names = names
-        self._compact: _Compact | None = surveys
-        self._surveys: dict[int, int] | None = None
+        self.surveys = surveys
         self.answer_keys = answer_keys
         self.opened = opened
-        # Made at the first patch (none in a run that builds anew): survey key → position in
-        # the sent columns and in the answers.
-        self.sent_keys: list[int] | None = None
-        self.sent_at: dict[int, int] = {}
-        self.answer_at: dict[int, int] = {}
         self.agent_whos: list[Any] = []  # (helpdesk, key) by agent index, made when asked
         # How many surveys and answers name each agent index: made when a survey's agent
         # first changes, kept up to date after.
         self.uses: Counter[int] | None = None
+        self._answer_order: Any = None  # argsort of answer_keys, made when first asked
 
-    @property
-    def surveys(self) -> dict[int, int]:
-        """Every survey packed (:data:`_FIELD`) by its key's hash: unpacked from the compact
-        columns the build left (:func:`_compact`) when first asked, at the first patch."""
-        if self._surveys is None:
-            assert self._compact is not None
-            self._surveys = self._compact.unpacked()
-            self._compact = None
-        return self._surveys
+    def survey_count(self) -> int:
+        return len(self.surveys.keys)
 
-    def count_uses(self, answers: Sequence[AnswerRecord]) -> Counter[int]:
-        """:attr:`uses`, counted from the surveys and ``answers`` when not yet made."""
+    def find_surveys(self, keys: Iterable[int]) -> dict[int, int]:
+        """Each of ``keys`` held, with its place in the :class:`_Compact` columns."""
+        import numpy as np
+
+        wanted = np.fromiter(set(keys), np.int64)
+        held = self.surveys.keys
+        if not len(wanted) or not len(held):
+            return {}
+        at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
+        found = held[at] == wanted
+        return dict(zip(wanted[found].tolist(), at[found].tolist(), strict=True))
+
+    def find_answers(self, keys: Iterable[int]) -> dict[int, int]:
+        """Each of ``keys`` an answer holds, with the answer's place in ``Dataset.answers``."""
+        import numpy as np
+
+        held = np.frombuffer(self.answer_keys, np.int64) if len(self.answer_keys) else None
+        wanted = np.fromiter(set(keys), np.int64)
+        if held is None or not len(wanted):
+            return {}
+        if self._answer_order is None or len(self._answer_order) != len(held):
+            self._answer_order = np.argsort(held, kind="stable")
+        order = self._answer_order
+        ordered = held[order]
+        at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+        found = ordered[at] == wanted
+        return dict(zip(wanted[found].tolist(), order[at[found]].tolist(), strict=True))
+
+    def packed(self, index: int) -> int:
+        return _pack(int(self.surveys.tops[index]), int(self.surveys.lows[index]))
+
+    def count_uses(
+        self, answers: Sequence[AnswerRecord], pending: Mapping[int, int], places: Mapping[int, int]
+    ) -> Counter[int]:
+        """:attr:`uses`, counted when not yet made: the surveys held, those of ``pending``
+        (key → packed, this patch's surveys so far; ``places``: where the held ones are) as
+        they are now, and ``answers``."""
         if self.uses is None:
-            self.uses = Counter(packed & _MASK for packed in self.surveys.values())
-            self.uses.update(map(_AGENT, answers))
+            import numpy as np
+
+            agents = self.surveys.lows & _SMALL_MASK
+            uses = (
+                Counter(dict(enumerate(np.bincount(agents).tolist()))) if len(agents) else Counter()
+            )
+            for key, packed in pending.items():
+                place = places.get(key)
+                if place is not None:
+                    uses[int(agents[place])] -= 1
+                uses[packed & _MASK] += 1
+            uses.update(map(_AGENT, answers))
+            self.uses = uses
         return self.uses
 
-    def positions(self) -> list[int]:
-        """The sent surveys' keys in the order of the sent columns (they were appended in the
-        surveys' order, the dict's), and both position maps; made once."""
-        if self.sent_keys is None:
-            self.sent_keys = [
-                key for key, packed in self.surveys.items() if packed >> _TOP & 1 == 1
-            ]
-            self.sent_at = {key: i for i, key in enumerate(self.sent_keys)}
-            self.answer_at = {key: i for i, key in enumerate(self.answer_keys)}
-            if len(self.answer_at) < len(self.answer_keys):
-                raise UnpatchableError("two answers' survey keys share a hash")
-        return self.sent_keys
+    def store(
+        self, pending: Mapping[int, int], sent_at: Mapping[int, int], places: dict[int, int]
+    ) -> None:
+        """Write a patch's surveys back into the columns: ``pending`` (key → packed) and
+        ``sent_at`` (key → place in the sent columns, -1: not sent) of the surveys it
+        changed or added (``places``: where the held ones are, as found)."""
+        import numpy as np
 
-
-class _Compact(NamedTuple):
-    """Every survey of a build, as three int64 columns: its key's hash, its creation time and
-    sent bit (the packed int's top), and its channel, team and agent indexes (21 bits each).
-    ≈ 24 bytes a survey where the dict the build joins with holds ≈ 170 (the key's text, the
-    packed int, the entry): what the kept dataset costs the first sync's peak of memory."""
-
-    keys: Any
-    tops: Any
-    lows: Any
-
-    def unpacked(self) -> dict[int, int]:
-        shift, mask = _SMALL, (1 << _SMALL) - 1
-        return {
-            key: top << _TOP
-            | (low >> 2 * shift) << _CHANNEL
-            | (low >> shift & mask) << _FIELD
-            | low & mask
-            for key, top, low in zip(
-                self.keys.tolist(), self.tops.tolist(), self.lows.tolist(), strict=True
-            )
-        }
-
-
-_SMALL = 21  # bits per index in _Compact.lows
-
-
-def _compact(surveys: dict[str, int], agents: int, teams: int, channels: int) -> _Compact | None:
-    """``surveys`` (key → packed) as :class:`_Compact`, or None when it cannot be: more
-    than 2²¹ agents, teams or channels, or two keys sharing a hash (see :class:`Joined`)."""
-    import numpy as np
-
-    if max(agents, teams, channels) >= 1 << _SMALL:
-        return None
-    n = len(surveys)
-    keys = np.fromiter(map(hash, surveys), np.int64, n)
-    if len(np.unique(keys)) < n:
-        return None
-    packed = surveys.values()
-    tops = np.fromiter((p >> _TOP for p in packed), np.int64, n)
-    lows = np.fromiter(
-        (
-            (p >> _CHANNEL & _MASK) << 2 * _SMALL | (p >> _FIELD & _MASK) << _SMALL | p & _MASK
-            for p in packed
-        ),
-        np.int64,
-        n,
-    )
-    return _Compact(keys, tops, lows)
+        compact = self.surveys
+        unplaced = [k for k in (sent_at.keys() | pending.keys()) if k not in places]
+        places.update(self.find_surveys(unplaced))
+        for key, place in places.items():
+            if key in pending:
+                packed = pending[key]
+                compact.tops[place] = packed >> _TOP
+                compact.lows[place] = _low(packed)
+            if key in sent_at:
+                compact.sent_at[place] = sent_at[key]
+        new = sorted(k for k in pending if k not in places)
+        if not new:
+            return
+        keys = np.array(new, np.int64)
+        at = np.searchsorted(compact.keys, keys)
+        self.surveys = _Compact(
+            np.insert(compact.keys, at, keys),
+            np.insert(compact.tops, at, [pending[k] >> _TOP for k in new]),
+            np.insert(compact.lows, at, [_low(pending[k]) for k in new]),
+            np.insert(compact.sent_at, at, [sent_at.get(k, -1) for k in new]),
+            compact.sent_keys,
+        )
 
 
 class UnpatchableError(Exception):
@@ -493,30 +570,28 @@ def patch_dataset(
 
     The caller gives every changed survey's current answer among ``answer_rows`` (its join
     changes with the survey), and knows that no survey and no answer was removed (a removal
-    is not a change this applies). Raises :class:`UnpatchableError` when the result could differ
-    from a new build (``data`` is then half-patched: drop it)."""
+    is not a change this applies). Raises :class:`UnpatchableError` when the result could
+    differ from a new build (``data`` is then half-patched: drop it)."""
     joined = data.joined
     if joined is None:
         raise UnpatchableError("no join state")
-    sent_keys = joined.positions()
-    sent_at, answer_at = joined.sent_at, joined.answer_at
-    surveys, names = joined.surveys, joined.names
+    survey_rows, answer_rows = list(survey_rows), list(answer_rows)
+    texts = [row[0].partition(".")[0] for row in survey_rows]  # tokens.survey_key
+    keys = [hash(text) for text in texts]
+    answer_keys = [hash(row[0]) for row in answer_rows]
+    places = joined.find_surveys(keys + answer_keys)
+    # This patch's view of the surveys it touches: key → packed, key → place among the sent.
+    pending = {key: joined.packed(place) for key, place in places.items()}
+    sent_at = {key: int(joined.surveys.sent_at[place]) for key, place in places.items()}
+    sent_keys, names, sent = joined.surveys.sent_keys, joined.names, data.sent
     agent_index, team_index, channel_index = joined.agents, joined.teams, joined.channels
-    sent = data.sent
     renamed: set[tuple[str, str]] = set()
     left: set[int] = set()  # agents a survey or an answer no longer names
-    for (
-        token,
-        helpdesk,
-        _,
-        agent_id,
-        agent_name,
-        agent_email,
-        team_name,
-        status,
-        created,
-        channel,
-    ) in survey_rows:
+    for row, text_key, key in zip(survey_rows, texts, keys, strict=True):
+        (token, helpdesk, _, agent_id, agent_name, agent_email, team_name, status, created) = row[
+            :9
+        ]
+        channel = row[9]
         who = (
             helpdesk,
             agent_id
@@ -526,13 +601,11 @@ def patch_dataset(
         agent = agent_index(who)
         team = team_index(team_name or "")
         is_sent = status == SENT
-        text_key = token.partition(".")[0]  # tokens.survey_key
-        key = hash(text_key)
         packed = (
             (((created << 1 | is_sent) << _FIELD | channel_index(channel or "")) << _FIELD | team)
             << _FIELD
         ) | agent
-        old = surveys.get(key)
+        old = pending.get(key)
         named = bool((agent_name or agent_email) and who[1])
         if old is not None:
             old_who = _who_of(joined, old & _MASK)
@@ -552,12 +625,11 @@ def patch_dataset(
                 names[who] = (created, agent_name or "", agent_email or "")
                 renamed.add(who)
         was_sent = old is not None and old >> _TOP & 1 == 1
-        cohort = created
         if was_sent and is_sent:
             at = sent_at[key]
-            sent.agent[at], sent.team[at], sent.cohort[at] = agent, team, cohort
+            sent.agent[at], sent.team[at], sent.cohort[at] = agent, team, created
         elif was_sent:  # no longer sent: the last sent survey takes its place
-            at, last = sent_at.pop(key), len(sent_keys) - 1
+            at, last = sent_at[key], len(sent_keys) - 1
             if at != last:
                 moved = sent_keys[last]
                 sent_keys[at] = moved
@@ -569,33 +641,27 @@ def patch_dataset(
             for column in (sent.agent, sent.team, sent.cohort):
                 column.pop()
             sent.opened.pop()
+            sent_at[key] = -1
         elif is_sent:
             sent_at[key] = len(sent_keys)
             sent_keys.append(key)
-            sent.append(agent, team, cohort, text_key in opened)
+            sent.append(agent, team, created, text_key in opened)
+        else:
+            sent_at[key] = -1
         if old is not None and old & _MASK != agent:
-            uses = joined.count_uses(data.answers)  # counted before the survey changes
+            uses = joined.count_uses(data.answers, pending, places)  # before the change
             uses[old & _MASK] -= 1
             uses[agent] += 1
             left.add(old & _MASK)
         elif old is None and joined.uses is not None:
             joined.uses[agent] += 1
-        surveys[key] = packed
+        pending[key] = packed
     no_team = team_index("")
     channel_texts = list(channel_index.ids)
-    for (
-        survey_key,
-        helpdesk,
-        dialog_id,
-        agent_key,
-        issued_at,
-        rating,
-        comment,
-        submitted_at,
-        nps,
-    ) in answer_rows:
-        key = hash(survey_key)
-        packed = surveys.get(key)
+    answer_at = joined.find_answers(answer_keys)
+    for row, key in zip(answer_rows, answer_keys, strict=True):
+        (_, helpdesk, dialog_id, agent_key, issued_at, rating, comment, submitted_at, nps) = row
+        packed = pending.get(key)
         if packed is not None:
             top = packed >> _TOP
             cohort, matched = top >> 1, top & 1 == 1
@@ -628,7 +694,7 @@ def patch_dataset(
         else:
             before = data.answers[place].agent
             if before != agent:
-                uses = joined.count_uses(data.answers)  # counted before the answer changes
+                uses = joined.count_uses(data.answers, pending, places)  # before the change
                 uses[before] -= 1
                 uses[agent] += 1
                 left.add(before)
@@ -636,6 +702,7 @@ def patch_dataset(
     if joined.uses is not None and any(joined.uses[agent] <= 0 for agent in left):
         # A new build would not know that agent (its name could rename another's tab).
         raise UnpatchableError("an agent is no longer named by any survey or answer")
+    joined.store(pending, sent_at, places)
     if opened != joined.opened:
         hashed = {hash(key) for key in opened}
         sent.opened = array("b", [key in hashed for key in sent_keys])

@@ -311,7 +311,7 @@ class ReportStep(AlertsStep):
         joined = kept.data.joined
         if kept.identity != self._dataset_identity() or joined is None:
             return None
-        found = changes.since(conn, kept.mark, held=len(joined.surveys) + len(kept.data.answers))
+        found = changes.since(conn, kept.mark, held=joined.survey_count() + len(kept.data.answers))
         if found is None:
             return None
         try:
@@ -322,7 +322,7 @@ class ReportStep(AlertsStep):
             return None
         # A survey or an answer removed (an erasure, a token cleared) is no change the rows
         # say: the dataset then holds more than the database.
-        if changes.counts(conn) != (len(joined.surveys), len(kept.data.answers)):
+        if changes.counts(conn) != (joined.survey_count(), len(kept.data.answers)):
             return None
         return kept.data
 

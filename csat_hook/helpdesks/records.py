@@ -314,10 +314,23 @@ class DialogClosed:
 
 @dataclass(frozen=True)
 class DialogReopened:
-    """A dialog was reopened; a survey still waiting to be sent may be cancelled."""
+    """A dialog was reopened; a survey still waiting to be sent may be cancelled.
+
+    ``reopen_times`` is every time the payload gives for the reopen (the event's own time, the
+    dialog's last update...), each field that reads as a time (``payload.parse_timestamps``),
+    as ``DialogClosed.close_times`` is for a close, but only fields that, alone or with the
+    others, cannot all be earlier than the reopen (its own time, the dialog's update that it
+    was, the notification's creation; never a last activity, which may precede it). Intake
+    keeps the latest of them (``intake.storable.trusted_reopen_time``: one in the
+    future makes the time unknown) and cancels only the waiting surveys of closes not later
+    than it: a reopen that happened before the close and was delivered (or retried) after it
+    leaves that close's survey queued. Empty when the payload names none: every waiting
+    survey of the dialog is cancelled, as before reopens had times.
+    """
 
     helpdesk: str
     dialog_id: str
+    reopen_times: tuple[datetime, ...] = ()
 
 
 # What a value from a payload or a request must look like to be named in a reason (an event,

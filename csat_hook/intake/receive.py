@@ -29,6 +29,7 @@ from csat_hook.intake.recorder import CloseRecorder
 from csat_hook.intake.recorder import database_error
 from csat_hook.intake.storable import check_token
 from csat_hook.intake.storable import storable_event
+from csat_hook.intake.storable import trusted_reopen_time
 from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
@@ -105,12 +106,17 @@ class Intake:
             raise database_error(exc, helpdesk=helpdesk_name) from exc
 
     def _reopened(self, event: DialogReopened) -> Outcome:
+        """Cancel the dialog's waiting surveys, but not one queued for a close later than the
+        reopen: vendors deliver (and retry) webhooks out of order, and a reopen that happened
+        before the close says nothing about it. A reopen of unknown time cancels them all."""
         cancelled = 0
         if self.policy.cancel_on_reopen:
+            now = self.clock()
+            reopened_at = trusted_reopen_time(event.reopen_times, now)
             cancelled = run_transaction(
                 self.engine,
                 lambda conn: outbox_store.cancel_waiting(
-                    conn, event.helpdesk, event.dialog_id, self.clock()
+                    conn, event.helpdesk, event.dialog_id, now, reopened_at=reopened_at
                 ),
             )
         if cancelled:

@@ -109,6 +109,26 @@ def trusted_close_time(close_times: Sequence[datetime], received: datetime) -> d
     return received
 
 
+def trusted_reopen_time(reopen_times: Sequence[datetime], received: datetime) -> datetime | None:
+    """The helpdesk's time for a reopen ``received`` (aware) at that moment, or None (unknown).
+
+    Read as a close's (:func:`trusted_close_time`: a naive time is UTC, one before
+    :data:`EARLIEST_CLOSE` is a 0 or a default and is passed over), but the latest of the
+    times is kept, and a time later than ``received`` plus :data:`CLOSE_CLOCK_SKEW`, or no
+    time left, makes it unknown rather than ``received``. Intake cancels the waiting surveys
+    of closes not later than this time, all of them when it is None: a time too early would
+    send a survey into a dialog the customer reopened, one too late only cancels a survey, as
+    a reopen without a time always did. So a reopen that names its time in several fields (a
+    customer waiting since before the close, an agent's update that reopened it) is as late
+    as the latest of them, and one from a clock that runs wild is never taken for older than
+    the close.
+    """
+    aware = [when.replace(tzinfo=UTC) if when.tzinfo is None else when for when in reopen_times]
+    if any(when > received + CLOSE_CLOCK_SKEW for when in aware):
+        return None
+    return max((when for when in aware if when >= EARLIEST_CLOSE), default=None)
+
+
 def storable_dialog_id(dialog_id: str) -> str:
     """The dialog id as given, or BadPayloadError when it cannot be stored as it is."""
     if not is_storable(dialog_id):

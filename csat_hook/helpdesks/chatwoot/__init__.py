@@ -135,7 +135,14 @@ class ChatwootHelpdesk(Helpdesk):
         if event in REOPEN_EVENTS or (
             event == "conversation_status_changed" and status and left_resolved(payload)
         ):
-            return DialogReopened(self.name, require_id(payload, "id", "conversation id"))
+            return DialogReopened(
+                self.name,
+                require_id(payload, "id", "conversation id"),
+                # The conversation's last update: the reopen's. Not its last activity
+                # (``timestamp``), which a close falls back on: an agent's reopen is no
+                # activity, so that time may be before the close the reopen followed.
+                reopen_times=parse_timestamps(payload.get("updated_at")),
+            )
         named = shown_name(event, missing="unnamed event")
         return Ignored(f"{named} ({shown_name(status, missing='no status')}) is not a close")
 

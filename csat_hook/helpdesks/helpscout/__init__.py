@@ -171,7 +171,17 @@ class HelpScoutHelpdesk(Helpdesk):
         if status == "closed":
             return self._closed(payload, dialog_id)
         if status in REOPEN_STATUSES:
-            return DialogReopened(self.name, dialog_id)
+            # No field names the reopen itself: an agent's last update (a reopen by hand) and
+            # the time the customer has waited since (a reply that reopened it). Either may
+            # be older than the reopen made the other way, so the later one counts
+            # (storable.trusted_reopen_time); neither given, it cancels as it always did.
+            return DialogReopened(
+                self.name,
+                dialog_id,
+                reopen_times=parse_timestamps(
+                    payload.get("userUpdatedAt"), dig(payload, "customerWaitingSince.time")
+                ),
+            )
         return Ignored(f"status {shown_name(status)} is not a close")
 
     def _closed(self, payload: Mapping[str, Any], dialog_id: str) -> DialogClosed:

@@ -79,6 +79,7 @@ from csat_hook.helpdesks.intercom.webhook import admin_of
 from csat_hook.helpdesks.intercom.webhook import close_part_of
 from csat_hook.helpdesks.intercom.webhook import customer_of
 from csat_hook.helpdesks.intercom.webhook import nonzero_id
+from csat_hook.helpdesks.intercom.webhook import open_part_of
 from csat_hook.helpdesks.intercom.webhook import reopened_by_reply
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
@@ -128,14 +129,27 @@ class IntercomHelpdesk(Helpdesk):
         topic = as_text(payload.get("topic")) or ""
         if topic == CLOSE_TOPIC:
             return self._closed(payload)
-        if topic == REOPEN_TOPIC:
-            return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
         item = dig(payload, "data.item")
-        if topic == REPLY_TOPIC and isinstance(item, Mapping) and reopened_by_reply(item):
-            return DialogReopened(self.name, require_id(payload, "data.item.id", "conversation id"))
+        if topic == REOPEN_TOPIC or (
+            topic == REPLY_TOPIC and isinstance(item, Mapping) and reopened_by_reply(item)
+        ):
+            return self._reopened(payload, item if isinstance(item, Mapping) else {})
         if topic == PING_TOPIC:
             return Ignored("ping: Intercom's test notification")
         return Ignored(f"topic {shown_name(topic)} is not a close")
+
+    def _reopened(self, payload: Mapping[str, Any], item: Mapping[str, Any]) -> DialogReopened:
+        return DialogReopened(
+            self.name,
+            require_id(payload, "data.item.id", "conversation id"),
+            # As for a close: the reopen part's own time, then the item's last update and the
+            # notification's creation.
+            reopen_times=parse_timestamps(
+                open_part_of(item).get("created_at"),
+                item.get("updated_at"),
+                payload.get("created_at"),
+            ),
+        )
 
     def _closed(self, payload: Mapping[str, Any]) -> Event:
         item = dig(payload, "data.item")

@@ -24,6 +24,22 @@ def close_part_of(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     return {}, ""
 
 
+def open_part_of(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The last part of the conversation that reopened it ({} if none): a contact's reply
+    (``open``) or an admin's reopen (``open``, ``assign_and_reopen``...)."""
+    parts = dig(item, "conversation_parts.conversation_parts")
+    if isinstance(parts, list):
+        for part in reversed(parts):
+            if isinstance(part, Mapping) and is_open_part(part.get("part_type")):
+                return part
+    return {}
+
+
+def is_open_part(part_type: Any) -> bool:
+    """Whether a part of this type reopened the conversation."""
+    return isinstance(part_type, str) and (part_type == "open" or part_type.endswith("reopen"))
+
+
 def reopened_by_reply(item: Mapping[str, Any]) -> bool:
     """Whether a customer's reply (``conversation.user.replied``) reopened the conversation.
 

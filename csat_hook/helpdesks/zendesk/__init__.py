@@ -167,7 +167,14 @@ class ZendeskHelpdesk(Helpdesk):
         if current in CLOSED_STATUSES:
             return self._event_close(payload, require_id(payload, "detail.id", "ticket id"))
         if previous in CLOSED_STATUSES:
-            return DialogReopened(self.name, require_id(payload, "detail.id", "ticket id"))
+            return DialogReopened(
+                self.name,
+                require_id(payload, "detail.id", "ticket id"),
+                # As for a close: the event's time (the status change), the ticket's update.
+                reopen_times=parse_timestamps(
+                    payload.get("time"), dig(payload, "detail.updated_at")
+                ),
+            )
         return Ignored(
             f"status {shown_name(previous, missing='?')} → {shown_name(current, missing='?')} "
             "is not a close"
@@ -195,7 +202,11 @@ class ZendeskHelpdesk(Helpdesk):
         status = rendered(ticket.get("status"))
         meaning = self.options.trigger_status(status)
         if meaning == "reopened":
-            return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
+            return DialogReopened(
+                self.name,
+                require_id(payload, "ticket.id", "ticket id"),
+                reopen_times=parse_timestamps(rendered(ticket.get("updated_at"))),
+            )
         if meaning != "closed":
             # The status is Zendesk's text, not the customer's: named so a translated one
             # shows what to add to closed_statuses.

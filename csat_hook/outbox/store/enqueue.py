@@ -130,18 +130,43 @@ def is_follow_up() -> Any:
     return outbox.c.delivery_key.contains(FOLLOW_UP_MARK, autoescape=True)
 
 
-def cancel_waiting(conn: sa.Connection, helpdesk: str, dialog_id: str, now: datetime) -> int:
+def cancel_waiting(
+    conn: sa.Connection,
+    helpdesk: str,
+    dialog_id: str,
+    now: datetime,
+    *,
+    reopened_at: datetime | None = None,
+) -> int:
     """Cancel replies for a dialog that have not started to go out; return how many (alerts
-    about the dialog are not replies and stay queued)."""
+    about the dialog are not replies and stay queued).
+
+    ``reopened_at`` (the reopen's time, when known): only the replies of surveys whose close
+    time (``surveys.closed_at``) is unknown or not later than it are cancelled. A survey of a
+    close after the reopen (a reopen delivered late, or retried) stays queued. A close time
+    equal to the survey's ``created_at`` counts as unknown: it is the receive time intake
+    records when none of the close's times could be believed
+    (``intake.storable.trusted_close_time``), the latest the close can have happened, not
+    when it did, so it cannot tell that the close followed the reopen.
+    """
+    conditions = [
+        outbox.c.kind == REPLY,
+        outbox.c.helpdesk == helpdesk,
+        outbox.c.dialog_id == dialog_id,
+        outbox.c.status == PENDING,
+    ]
+    if reopened_at is not None:
+        later_closes = sa.select(surveys.c.id).where(
+            surveys.c.helpdesk == helpdesk,
+            surveys.c.dialog_id == dialog_id,
+            surveys.c.closed_at > reopened_at,
+            surveys.c.closed_at != surveys.c.created_at,
+        )
+        conditions.append(outbox.c.survey_id.not_in(later_closes))
     cancelled = (
         conn.execute(
             sa.update(outbox)
-            .where(
-                outbox.c.kind == REPLY,
-                outbox.c.helpdesk == helpdesk,
-                outbox.c.dialog_id == dialog_id,
-                outbox.c.status == PENDING,
-            )
+            .where(*conditions)
             .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
             .returning(outbox.c.survey_id)
         )

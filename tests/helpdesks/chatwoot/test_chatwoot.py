@@ -146,6 +146,22 @@ def test_a_change_that_does_not_leave_resolved_is_no_reopen(clock):
     payload = fixture("chatwoot", "conversation_status_changed_pending.json")  # open → pending
     assert isinstance(desk(clock).parse(req(body_of(payload), clock)), Ignored)
     payload = fixture("chatwoot", "conversation_status_changed_reopened_pending.json")
+    assert desk(clock).parse(req(body_of(payload), clock)) == DialogReopened(
+        "chatwoot", "10", reopen_times=(datetime.fromtimestamp(1627064100.53, tz=UTC),)
+    )
+
+
+def test_a_reopen_is_timed_by_its_update_not_by_the_last_activity(clock):
+    """updated_at is the reopen's; timestamp (last_activity_at), which a close falls back on,
+    is the last message's, which may be before the close the reopen followed: a reopen
+    without updated_at names no time (and cancels whatever close is waiting)."""
+    payload = fixture("chatwoot", "conversation_status_changed_reopened.json")
+    event = desk(clock).parse(req(body_of(payload), clock))
+    assert event == DialogReopened(
+        "chatwoot", "10", reopen_times=(datetime.fromtimestamp(1627064000.12, tz=UTC),)
+    )
+    payload = fixture("chatwoot", "conversation_status_changed_reopened_without_changes.json")
+    assert "updated_at" not in payload and payload["timestamp"]
     assert desk(clock).parse(req(body_of(payload), clock)) == DialogReopened("chatwoot", "10")
 
 

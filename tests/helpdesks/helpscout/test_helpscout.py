@@ -353,7 +353,16 @@ def test_unassigned_close_credits_the_user_who_closed_it(clock):
 def test_status_back_to_active_or_pending_is_a_reopen(clock, status):
     payload = fixture("helpscout", "convo.status.active.json")
     payload["status"] = status
-    assert adapter(clock).parse(signed(payload, clock)) == DialogReopened("helpscout", "2391938111")
+    # An agent's last update, then the time the customer has waited since: neither names the
+    # reopen itself, and intake takes the later one.
+    assert adapter(clock).parse(signed(payload, clock)) == DialogReopened(
+        "helpscout",
+        "2391938111",
+        reopen_times=(
+            datetime(2026, 11, 20, 12, 30, 45, tzinfo=UTC),
+            datetime(2026, 11, 20, 10, 40, 11, tzinfo=UTC),
+        ),
+    )
 
 
 @pytest.mark.parametrize(

@@ -328,7 +328,19 @@ def test_opened_topic_is_a_reopen(clock):
     event = adapter(clock).parse(
         signed(fixture("intercom", "conversation.admin.opened.json"), clock)
     )
-    assert event == DialogReopened("intercom", "137324500000000")
+    # The reopen part's time, the item's last update, the notification's creation.
+    times = tuple(datetime.fromtimestamp(t, tz=UTC) for t in (1596634937, 1596634937, 1596634939))
+    assert event == DialogReopened("intercom", "137324500000000", reopen_times=times)
+
+
+def opened_after_v1_close() -> dict[str, Any]:
+    """conversation.admin.opened (Intercom's example, of 7 minutes before the V1_CLOSE one)
+    moved to a minute after that close: a reopen older than the close cancels nothing."""
+    payload = fixture("intercom", "conversation.admin.opened.json")
+    item = payload["data"]["item"]
+    item["conversation_parts"]["conversation_parts"][0]["created_at"] = 1596635428
+    item["updated_at"] = payload["created_at"] = 1596635429
+    return payload
 
 
 def test_reopen_cancels_a_survey_still_waiting(make_config, make_services):
@@ -338,7 +350,7 @@ def test_reopen_cancels_a_survey_still_waiting(make_config, make_services):
     client = create_app(services=services).test_client()
     post(client, fixture("intercom", V1_CLOSE))
 
-    response = post(client, fixture("intercom", "conversation.admin.opened.json"))
+    response = post(client, opened_after_v1_close())
 
     assert response.json == {"status": "reopened", "cancelled": 1}
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
@@ -369,11 +381,23 @@ def test_a_customer_reply_that_reopens_the_conversation_cancels_the_waiting_surv
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
 
 
+def test_a_customer_reply_that_reopens_is_timed_by_its_open_part(clock):
+    payload = fixture("intercom", USER_REOPENED)
+    payload["data"]["item"]["conversation_parts"]["conversation_parts"][-1]["created_at"] = 1
+    payload["created_at"] = 1763640009
+    event = adapter(clock).parse(signed(payload, clock))
+    assert isinstance(event, DialogReopened)
+    assert event.reopen_times == tuple(
+        datetime.fromtimestamp(t, tz=UTC) for t in (1, 1763640000, 1763640009)
+    )
+
+
 def test_a_customer_reply_without_its_parts_is_read_from_the_conversations_state(clock):
     payload = fixture("intercom", USER_REOPENED)
     del payload["data"]["item"]["conversation_parts"]
     event = adapter(clock).parse(signed(payload, clock))
-    assert event == DialogReopened("intercom", "215470063290017")
+    at = datetime.fromtimestamp(1763640000, tz=UTC)  # the item's update, the notification's
+    assert event == DialogReopened("intercom", "215470063290017", reopen_times=(at, at))
     payload["data"]["item"].update(state="closed", open=False)
     assert isinstance(adapter(clock).parse(signed(payload, clock)), Ignored)
 
@@ -440,7 +464,7 @@ def test_a_notification_replayed_after_a_reopen_does_not_re_arm_its_cancelled_su
     client = create_app(services=services).test_client()
     close = fixture("intercom", V1_CLOSE)
     assert post(client, close).json["status"] == "queued"
-    assert post(client, fixture("intercom", "conversation.admin.opened.json")).json == {
+    assert post(client, opened_after_v1_close()).json == {
         "status": "reopened",
         "cancelled": 1,
     }

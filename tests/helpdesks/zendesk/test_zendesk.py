@@ -303,7 +303,15 @@ def test_event_reopen_is_recognised(clock):
     event = adapter(clock).parse(
         signed(fixture("zendesk", "ticket_status_changed_reopened.json"), clock)
     )
-    assert event == DialogReopened("zendesk", "5158")
+    # The event's time (the status change), then the ticket's update.
+    assert event == DialogReopened(
+        "zendesk",
+        "5158",
+        reopen_times=(
+            datetime(2026, 11, 21, 8, 3, 11, 120045, tzinfo=UTC),
+            datetime(2026, 11, 21, 8, 3, 11, tzinfo=UTC),
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -384,7 +392,8 @@ def test_trigger_status_is_compared_case_insensitively(clock, status):
 
 def test_trigger_reopen_is_recognised(clock):
     event = adapter(clock).parse(signed(fixture("zendesk", "trigger_reopened.json"), clock))
-    assert event == DialogReopened("zendesk", "5158")
+    reopened_at = datetime(2026, 11, 21, 8, 3, 11, tzinfo=UTC)  # {{ticket.updated_at...}}
+    assert event == DialogReopened("zendesk", "5158", reopen_times=(reopened_at,))
 
 
 def test_trigger_for_an_unassigned_ticket_has_no_agent(clock):

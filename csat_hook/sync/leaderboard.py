@@ -8,6 +8,9 @@
   ranking 1, 2, 2, 4, the shared ones marked); within a place, more answers first, then the
   name. Agents below ``min_n`` are listed after them, not ranked. When no prior can be
   fitted (fewer than two agents with answers, or nobody with two), raw CSAT ranks.
+* **No agent recorded** (``unranked``: the surveys whose close named no agent, pooled per
+  helpdesk): listed after every agent, never ranked, left out of the fit and without an
+  adjusted CSAT; their answers count in the team and overall rows as everyone's do.
 * **Change** against the previous period of the same length (CSAT now − CSAT then) with
   Newcombe's interval (:func:`.intervals.newcombe`); marked ▲/▼ only when the interval
   excludes 0 and both periods have at least ``min_n`` answers.
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
@@ -76,10 +80,13 @@ def build_leaderboard(
     name: Callable[[int], str],
     team_name: Callable[[int], str],
     min_n: int,
+    unranked: Set[int] = frozenset(),
 ) -> Leaderboard:
-    """The leaderboard of ``current``; ``name`` gives an agent index's display name."""
+    """The leaderboard of ``current``; ``name`` gives an agent index's display name;
+    ``unranked`` are the agent indexes that stand for no agent (listed last, not ranked,
+    not fitted)."""
     listed = {a: s for a, s in current.agents.items() if s.answers or s.sent}
-    prior = fit_prior([(s.satisfied, s.answers) for s in listed.values()])
+    prior = fit_prior([(s.satisfied, s.answers) for a, s in listed.items() if a not in unranked])
 
     def row(stats: Stats, before: Stats | None, adjusted: float | None = None) -> Row:
         change, mark = judge_change(stats, before, min_n)
@@ -88,10 +95,13 @@ def build_leaderboard(
     rows = {}
     for agent, stats in listed.items():
         adjusted = None
-        if prior is not None and stats.answers:
+        if prior is not None and stats.answers and agent not in unranked:
             adjusted = round(prior.shrink(stats.satisfied, stats.answers), STORED_DIGITS)
         rows[agent] = row(stats, previous.agents.get(agent), adjusted)
-    agents = _ranked(rows, name, min_n)
+    agents = _ranked({a: r for a, r in rows.items() if a not in unranked}, name, min_n)
+    agents += sorted(
+        ((a, r) for a, r in rows.items() if a in unranked), key=lambda item: name(item[0])
+    )
     teams = [
         (team, row(stats, previous.teams.get(team)))
         for team, stats in sorted(current.teams.items(), key=lambda kv: team_name(kv[0]))

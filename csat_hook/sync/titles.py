@@ -57,7 +57,11 @@ def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) 
     With ``helpdesk`` (another helpdesk has an agent of the same key: the key alone does not
     name the agent), ``Name (helpdesk key)``, or ``key (helpdesk)`` for an agent with no other
     name, as the report's labels name them (report/common.py ``display_names``; a colon is
-    not allowed in a title)."""
+    not allowed in a title).
+
+    The answers of no agent (key ""): the name alone, ``Name (helpdesk)`` with ``helpdesk``."""
+    if not key:
+        return clean(name if helpdesk is None else f"{name} ({helpdesk})", max_len)
     name, key = clean(name, max_len), clean(key, max_len)
     if helpdesk is not None:
         if name.casefold() == key.casefold():

@@ -39,6 +39,7 @@ from csat_hook.sync.report.answers import build_unverified
 from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import LocalTime
 from csat_hook.sync.report.common import display_names
+from csat_hook.sync.report.common import no_agent_indexes
 from csat_hook.sync.report.summary import build_summary
 from csat_hook.sync.report.trends import build_trends
 from csat_hook.sync.texts import Texts
@@ -104,7 +105,7 @@ def build_report(
         data=data,
         settings=spec.settings,
         tz=spec.tz,
-        names=display_names(data),
+        names=display_names(data, texts),
         target=spec.target,
         low_rating=spec.low_rating,
         nps=spec.nps,
@@ -117,6 +118,7 @@ def build_report(
         name=ctx.names.__getitem__,
         team_name=ctx.team,
         min_n=spec.settings.min_n,
+        unranked=no_agent_indexes(data),
     )
     # The latest answer, not the run time: a run that finds nothing new writes the same cells.
     latest = max((a.submitted_at for a in data.answers), default=None)

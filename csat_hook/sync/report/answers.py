@@ -27,6 +27,7 @@ from csat_hook.sync.layout import RuleKind
 from csat_hook.sync.layout import Table
 from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import LocalTime
+from csat_hook.sync.report.common import is_no_agent
 from csat_hook.sync.report.common import ticket_link
 
 _NEWEST = attrgetter("submitted_at", "dialog_id")  # the sort key, built in C
@@ -142,7 +143,13 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     shared = _shared_keys(agents)
     ordered, shown = newest.answers, newest.shown
     for agent in sorted(
-        by_agent, key=lambda i: (agents[i].name.casefold(), agents[i].key, agents[i].helpdesk)
+        by_agent,
+        key=lambda i: (
+            is_no_agent(agents[i]),
+            agents[i].name.casefold(),
+            agents[i].key,
+            agents[i].helpdesk,
+        ),
     ):
         rows: list[list[Cell]] = []
         for index in by_agent[agent]:
@@ -156,7 +163,10 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
             rows.append(row)
         who = agents[agent]
         helpdesk = who.helpdesk if who.key in shared else None
-        grid = Grid(who.name, "agent", key=who.key, helpdesk=helpdesk)
+        # No agent recorded: titled with the label alone (and its helpdesk when several
+        # helpdesks have such answers: the key "" is then shared).
+        title = t["no_agent"] if is_no_agent(who) else who.name
+        grid = Grid(title, "agent", key=who.key, helpdesk=helpdesk)
         placed = Canvas(grid).table(Table(columns, rows))
         _low_ratings(ctx, grid, placed.first, placed.end, 2)
         grids.append(grid)

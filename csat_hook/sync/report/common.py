@@ -11,6 +11,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from csat_hook.helpdesks.base import ticket_url
+from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.layout import Column
 from csat_hook.sync.layout import Fmt
@@ -44,25 +45,49 @@ class Context:
     def team(self, index: int) -> str:
         return self.data.teams[index] or self.texts["no_team"]
 
+    def agent_order(self, index: int) -> tuple[bool, str]:
+        """Agents by name, no agent recorded (:func:`is_no_agent`) after them."""
+        return is_no_agent(self.data.agents[index]), self.names[index].casefold()
+
     def zone(self, key: str) -> str:
         """A header with the time zone: "Submitted (Europe/Moscow)"."""
         return self.texts[key].format(tz=self.tz.key)
 
 
-def display_names(data: Dataset) -> list[str]:
+def is_no_agent(agent: Agent) -> bool:
+    """Whether ``agent`` stands for the surveys whose close named no agent (a helpdesk's
+    agent key "", as intake signs it): not an agent, so never ranked nor fitted."""
+    return not agent.key
+
+
+def no_agent_indexes(data: Dataset) -> frozenset[int]:
+    """The agent indexes of :func:`is_no_agent` (one per helpdesk at most)."""
+    return frozenset(i for i, agent in enumerate(data.agents) if is_no_agent(agent))
+
+
+def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     """Each agent's name, with the agent key added where two agents share a name, and the
     helpdesk too where two helpdesks' agents share the name and the key (agent "7" of each).
+
+    The surveys whose close named no agent (:func:`is_no_agent`) are labelled so
+    (``texts["no_agent"]``, "No agent recorded"), with their helpdesk when more than one
+    helpdesk has them; an agent whose name is that label gets their key.
 
     Names are compared as a reader sees them (:func:`~csat_hook.sync.values.normalize`:
     Unicode NFKC, case, runs of spaces): "Семён" typed with a composed ё and one written as
     е + U+0308 (a name pasted from a macOS file) look the same on the leaderboard, so both
     get their key."""
-    counts = Counter(normalize(a.name) for a in data.agents)
-    keyed = Counter((normalize(a.name), a.key) for a in data.agents)
+    label = (texts or Texts("en"))["no_agent"]
+    unnamed = sum(1 for a in data.agents if is_no_agent(a))
+    shown = [label if is_no_agent(a) else a.name for a in data.agents]
+    counts = Counter(normalize(name) for name in shown)
+    keyed = Counter((normalize(name), a.key) for name, a in zip(shown, data.agents, strict=True))
     names = []
-    for agent in data.agents:
-        seen = normalize(agent.name)
-        if counts[seen] > 1 and keyed[seen, agent.key] > 1:
+    for name, agent in zip(shown, data.agents, strict=True):
+        seen = normalize(name)
+        if is_no_agent(agent):
+            names.append(f"{name} ({agent.helpdesk})" if unnamed > 1 else name)
+        elif counts[seen] > 1 and keyed[seen, agent.key] > 1:
             # The key alone does not tell them apart: the helpdesk does.
             if agent.name == agent.key:
                 names.append(f"{agent.name} ({agent.helpdesk})")
@@ -70,6 +95,8 @@ def display_names(data: Dataset) -> list[str]:
                 names.append(f"{agent.name} ({agent.helpdesk}: {agent.key})")
         elif counts[seen] > 1 and agent.name != agent.key:
             names.append(f"{agent.name} ({agent.key})")
+        elif seen == normalize(label) and unnamed:
+            names.append(f"{agent.name} ({agent.helpdesk}: {agent.key})")  # key = the label
         else:
             names.append(agent.name)
     return names

@@ -35,6 +35,7 @@ from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import fraction
 from csat_hook.sync.report.common import funnel_cells
 from csat_hook.sync.report.common import funnel_columns
+from csat_hook.sync.report.common import is_no_agent
 from csat_hook.sync.report.common import percent_columns
 from csat_hook.sync.report.common import points
 from csat_hook.sync.report.common import score
@@ -108,6 +109,8 @@ def leaderboard_table(ctx: Context, board: Leaderboard, previous: Period) -> Tab
     rows: list[list[Cell]] = []
     for agent, row in board.agents:
         rank: Cell = row.rank if row.rank is not None else t["not_enough"]
+        if is_no_agent(ctx.data.agents[agent]):
+            rank = None  # not an agent: never ranked, whatever its answers
         rows.append([rank, ctx.names[agent], *_figures(ctx, row)])
     if len(board.teams) > 1:
         rows.extend([t["team"], ctx.team(team), *_figures(ctx, row)] for team, row in board.teams)
@@ -235,7 +238,7 @@ def periods_tables(ctx: Context, results: Sequence[PeriodResult]) -> tuple[Table
                 shown.append([*cells[:3], ctx.team(team), *cells[3:]])
             full.append([*cells[:3], t["team"], ctx.team(team), None, None, *cells[3:]])
             full[-1].extend(stats.distribution)
-        agents = sorted(result.agents.items(), key=lambda kv: ctx.names[kv[0]].casefold())
+        agents = sorted(result.agents.items(), key=lambda kv: ctx.agent_order(kv[0]))
         for agent, stats in agents:
             who = ctx.data.agents[agent]
             cells = _period_cells(ctx, period, stats)

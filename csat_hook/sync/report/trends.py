@@ -28,6 +28,7 @@ from csat_hook.sync.metrics import Stats
 from csat_hook.sync.periods import WEEK
 from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import fraction
+from csat_hook.sync.report.common import is_no_agent
 from csat_hook.sync.report.common import percent_columns
 
 CHART_COLUMN = 6  # the weekly chart sits right of the team tables
@@ -89,7 +90,11 @@ def _csv_rows(ctx: Context, results: Sequence[PeriodResult], granularity: str) -
 
     for result in results:
         rows.append(line(result, t["overall"], t["all_agents"], result.overall))
-        for agent, stats in sorted(result.agents.items(), key=lambda kv: ctx.names[kv[0]]):
+        listed = sorted(
+            result.agents.items(),
+            key=lambda kv: (is_no_agent(ctx.data.agents[kv[0]]), ctx.names[kv[0]]),
+        )
+        for agent, stats in listed:
             if stats.answers:
                 rows.append(line(result, t["agent"], ctx.names[agent], stats))
     return rows
@@ -117,7 +122,7 @@ def build_trends(
         ]
         canvas.blank()
     active = {a for r in (*weeks, *months) for a, s in r.agents.items() if s.answers}
-    agents = sorted(active, key=lambda a: ctx.names[a].casefold())
+    agents = sorted(active, key=ctx.agent_order)
     for results, csat_key, count_key, weekly in (
         (weeks, "csat_by_week", "answers_by_week", True),
         (months, "csat_by_month", "answers_by_month", False),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from csat_hook.alerts.config import DigestConfig
@@ -75,7 +76,7 @@ def digest_alert(
     overall = _figures("*", "All agents", [a.rating for a in in_period], scale.top_box)
     listed = sorted(
         (
-            _figures(agents[i].key, agents[i].name, ratings, scale.top_box)
+            _figures(agents[i].key, _named(agents[i]), ratings, scale.top_box)
             for i, ratings in per_agent.items()
         ),
         key=lambda f: (f.csat if f.csat is not None else 1.0, -f.answers, f.agent_name),
@@ -87,7 +88,7 @@ def digest_alert(
     items = tuple(
         DigestItem(
             rating=a.rating,
-            agent_name=agents[a.agent].name,
+            agent_name=_named(agents[a.agent]),
             dialog_id=a.dialog_id,
             comment=a.comment or None,
             ticket_url=ticket_url(inputs.helpdesks, a.helpdesk, a.dialog_id),
@@ -109,6 +110,15 @@ def digest_alert(
         items=items,
     )
     return NewAlert(key=key, kind=DIGEST_KIND, message=message, destinations=digest.destinations)
+
+
+# The agent key of a survey whose close named no agent (intake writes ""), and how a digest
+# names it: as the report does (sync/texts.py "no_agent"; alerts are written in English).
+NO_AGENT = "No agent recorded"
+
+
+def _named(agent: Any) -> str:
+    return agent.name or (NO_AGENT if not agent.key else agent.key)
 
 
 def _figures(key: str, name: str, ratings: Sequence[int], top: int) -> AgentFigures:

@@ -142,3 +142,20 @@ def test_an_empty_day_is_said_or_skipped(digesting, clock):
             conn.execute(sa.delete(outbox))
             conn.execute(sa.delete(alerts))
             conn.execute(sa.text("DELETE FROM alert_state"))
+
+
+def test_answers_to_surveys_that_named_no_agent_are_labelled_in_a_digest(digesting, clock):
+    """The no-agent key ("": a close that named none) has no name: the digest says so, as the
+    report does, instead of an empty name (": 40.0% …" in a rendered digest)."""
+    services = digesting()
+    clock.now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+    raise_now(services, [], data=Data())
+    clock.now = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)
+    data = yesterday_data(clock())
+    data.agents.append(Agent("generic", "", ""))
+    day = (clock().astimezone(MSK) - timedelta(days=1)).replace(hour=13, minute=0)
+    data.answers.append(Answer(2, "generic", "T-none", 1, "", day))
+    raise_now(services, [], data=data)
+    [message] = digests(services)
+    assert "No agent recorded" in [a.agent_name for a in message.agents]
+    assert ("T-none", "No agent recorded") in [(i.dialog_id, i.agent_name) for i in message.items]

@@ -259,3 +259,75 @@ def test_a_stray_quote_in_the_header_row_lists_no_answer(kit, tmp_path: Path):
     for line in lines[1:]:
         for cell in line.split(",")[-3:]:  # the agent and ticket fields, the reference
             assert cell not in refused.error
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["forms-download", "excel-csv-utf8"])
+@pytest.mark.parametrize(
+    ("encoding", "agent"),
+    [
+        ("cp1251", "Анна Петрова"),
+        ("cp1251", "Агент Иван"),  # "И" is D0 98 in UTF-8, and 98 is no cp1251 character
+        ("latin-1", "Анна Петрова"),
+        ("windows-1252", "Анна Петрова"),
+    ],
+)
+def test_a_utf8_file_read_under_a_single_byte_code_page_is_refused(
+    kit, tmp_path: Path, encoding: str, agent: str, bom: bool
+):
+    # Under cp1251 nearly every byte decodes: a UTF-8 export's "Спасибо большое" was stored
+    # and reported as "РЎРїР°СЃРёР±Рѕ Р±РѕР»СЊС€РѕРµ" (the agent field too) and the run said ok;
+    # with Excel's BOM the error blamed the column titles ('п»їРћС‚…'), and a byte cp1251
+    # lacks said to set the encoding to cp1251 (it was).
+    token = kit.survey("W-1", "1", agent)
+    lines = [CSV_HEADER, f"2026/11/11 3:47:14 PM GMT+3,5,Спасибо большое,{agent},W-1,{token}"]
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\ufeff" * bom + "\r\n".join(lines) + "\r\n").encode())
+    refused = kit.run(csv_config(kit, export, encoding=encoding))
+    assert refused.status == "failed", refused.error
+    assert refused.error.startswith(f"results.csv.encoding: export.csv is UTF-8, not {encoding}")
+    assert "set results.csv.encoding to utf-8" in refused.error
+    assert "Спасибо" not in refused.error and "РЎ" not in refused.error
+    assert "results.columns" not in refused.error and kit.rows(answers) == []
+    read = kit.run(csv_config(kit, export, encoding="utf-8"))
+    assert (read.status, read.new) == ("ok", 1), read.error
+    assert kit.rows(answers)[0].comment == "Спасибо большое"
+
+
+def test_a_utf8_row_added_to_an_ascii_file_read_under_cp1251_is_refused(kit, tmp_path: Path):
+    # The first run's file was ASCII (the same bytes in UTF-8 and cp1251); the rows added to
+    # it read alone under cp1251 were stored garbled.
+    lines = [CSV_HEADER, *export_lines(kit, "V", 2)]
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    config = csv_config(kit, export, encoding="cp1251")
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 2), first.error
+    token = kit.survey("V-9", "9", "Agent 9")
+    lines.append(f"2026/11/12 3:47:14 PM GMT+3,5,Спасибо,Agent 9,V-9,{token}")
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    refused = kit.run(config)
+    assert refused.status == "failed", (refused.read, refused.error)
+    assert refused.error.startswith("results.csv.encoding: export.csv is UTF-8, not cp1251")
+    assert {r.dialog_id for r in kit.rows(answers)} == {"V-0", "V-1"}
+
+
+def test_a_cp1251_file_and_an_ascii_file_read_under_cp1251(kit, tmp_path: Path):
+    # The check for UTF-8 leaves a genuine cp1251 export (Russian text in every cell, the
+    # rating a word) and one of ASCII only alone.
+    token = kit.survey("R-1", "1", "Агент Иван")
+    # The default titles of a Russian form; the rating is a word (a default rating label).
+    russian = ["Отметка времени,Оценка,Комментарий,Оператор,Обращение,Код ссылки"]
+    russian.append(f"11.11.2026 15:47:14,Отлично,Спасибо большое,Агент Иван,R-1,{token}")
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(russian) + "\r\n").encode("cp1251"))
+    config = csv_config(kit, export, encoding="cp1251", timezone="Europe/Moscow")
+    read = kit.run(config)
+    assert (read.status, read.new, read.skipped) == ("ok", 1, {}), read.error
+    assert kit.rows(answers)[0].comment == "Спасибо большое"
+    assert kit.rows(answers)[0].rating == 5
+    ascii_export = tmp_path / "ascii.csv"
+    ascii_export.write_bytes(
+        ("\r\n".join([CSV_HEADER, *export_lines(kit, "S", 2)]) + "\r\n").encode("cp1251")
+    )
+    plain = kit.run(csv_config(kit, ascii_export, encoding="cp1251"))
+    assert (plain.status, plain.new) == ("ok", 2), plain.error

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 import re
@@ -151,6 +152,7 @@ class CsvResults(ResultsSource):
                 "as the commas and line breaks of a CSV in it are): set results.csv.encoding "
                 "to the export's encoding (utf-8-sig for a Forms download)"
             )
+        self._check_not_utf8(data)
         try:
             text = _without_bom(data.decode(self.encoding))
             delimiter, declared = _declared(text, self.delimiter)
@@ -190,6 +192,8 @@ class CsvResults(ResultsSource):
             added = list(_records(tail, delimiter))
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
+        if _utf8_under_single_byte(self.encoding, data):
+            return None  # fetch refuses it (UTF-8 rows added to an ASCII file)
         self._data = None
         if self._malformed(tail, delimiter)[0]:
             return None  # fetch reads it all, and says where
@@ -202,6 +206,27 @@ class CsvResults(ResultsSource):
         if self._parse(batch, header, added, known, first_row=rows + 1):
             batch.resume = later
         return batch
+
+    def _check_not_utf8(self, data: bytes) -> None:
+        """SourceError naming ``results.csv.encoding`` when ``data`` is UTF-8 text (a UTF-8
+        byte-order mark, or non-ASCII bytes that all decode as UTF-8) and the encoding is a
+        single-byte code page. Such a code page decodes nearly any bytes: a Forms export
+        read as cp1251 was stored garbled (each Cyrillic letter two others) and the run said
+        ok; with Excel's byte-order mark the error blamed the column titles. A genuine
+        cp1251 file's letters are not UTF-8 sequences, and an ASCII one reads the same
+        either way."""
+        if not _utf8_under_single_byte(self.encoding, data):
+            return
+        why = (
+            "it starts with a UTF-8 byte-order mark"
+            if data.startswith(codecs.BOM_UTF8)
+            else "its non-ASCII bytes are UTF-8 characters"
+        )
+        raise SourceError(
+            f"results.csv.encoding: {self.path.name} is UTF-8, not {self.encoding} ({why}; "
+            f"read as {self.encoding} its letters would be stored garbled): set "
+            "results.csv.encoding to utf-8 (a Forms download is UTF-8)"
+        )
 
     def _check_delimiter(self, text: str, header: Sequence[str]) -> None:
         """ConfigError naming ``results.csv.delimiter`` when the configured titles are not in
@@ -366,6 +391,33 @@ def _wide_encoding(encoding: str) -> str | None:
         if name.startswith(wide):
             return wide.upper()
     return None
+
+
+def _utf8_under_single_byte(encoding: str, data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 text beyond ASCII (a UTF-8 byte-order mark, or non-ASCII
+    bytes that decode strictly as UTF-8) while ``encoding`` is a single-byte code page."""
+    if data.isascii() or not _single_byte(encoding):
+        return False
+    if data.startswith(codecs.BOM_UTF8):
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@functools.cache
+def _single_byte(encoding: str) -> bool:
+    """Whether ``encoding`` is a single-byte code page that keeps ASCII (cp1251, latin-1,
+    cp1252...): every byte is one character or none. The UTF codecs are not."""
+    try:
+        name = codecs.lookup(encoding).name
+        if name.startswith("utf") or "\n".encode(name) != b"\n":
+            return False
+        return len(bytes(range(256)).decode(name, errors="replace")) == 256
+    except (LookupError, UnicodeError):
+        return False
 
 
 def _tail_codec(encoding: str) -> str | None:

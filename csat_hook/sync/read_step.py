@@ -15,7 +15,8 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
 
 A read of every row of a sheet or export also notes where it found the rows kept in the
 history, and which surveys to credit again from them (:mod:`.recredit`); an appended read
-whose added rows hold one reads every row instead.
+whose added rows hold one reads every row instead, as does one whose added rows give a survey
+whose answer's row is gone a submission that does not outrank it (:func:`answer_row_gone`).
 
 Either way, a last row that may have been cut (``SourceBatch.unterminated``: a CSV export
 read while it was still being written) and does not read as a complete answer is left for
@@ -89,8 +90,11 @@ def read_source(
                 leave_cut_row(batch, config.token.all_secrets())
                 processed = store.processed_among(conn, named_keys(batch))
                 # A row kept in the history added back may be its survey's answer again: a
-                # read of every row weighs it (recredit.py). Rare: the added rows are few.
-                if not (processed and store.history_among(conn, processed)):
+                # read of every row weighs it (recredit.py); so is a row of a survey whose
+                # answer's row is gone (answer_row_gone). Rare: the added rows are few.
+                if not (processed and store.history_among(conn, processed)) and not (
+                    answer_row_gone(conn, batch, processed)
+                ):
                     memo.extend(batch, processed)
                     return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
@@ -137,6 +141,35 @@ def read_source(
         legacy is False,
         recredits=plans,
     )
+
+
+def answer_row_gone(conn: Connection, batch: SourceBatch, processed: Container[str]) -> bool:
+    """Whether a submission among the added rows of ``batch`` does not outrank its survey's
+    stored answer (made earlier, or in the same instant) while that answer's row is no
+    longer in the source: no row digest of its identity is stored. The last read of every
+    row forgot the digests of the rows it did not find (``cache.prune_row_digests``), and
+    the rows before the added ones are that read's. A first read of the source credits such
+    a survey's submission found (:func:`csat_hook.sync.ingest._gone`), which only a read of
+    every row knows to do: weighed against the stored answer alone, the added row went to
+    the history and the removed row's answer stayed credited. A row whose digest is not
+    stored for another reason costs a read of every row, never another outcome."""
+    added: dict[str, datetime] = {}  # survey key → its earliest added submission
+    for sub in batch.submissions:
+        key = sub.named_key()
+        if key and sub.fingerprint not in processed:
+            earliest = added.get(key)
+            added[key] = sub.submitted_at if earliest is None else min(earliest, sub.submitted_at)
+    if not added:
+        return False
+    stored = store.answer_times(conn, added)
+    weighed = {
+        fingerprint
+        for key, (fingerprint, submitted_at) in stored.items()
+        if added[key] <= submitted_at and fingerprint not in processed
+    }
+    if not weighed:
+        return False
+    return bool(weighed - {fingerprint for _, fingerprint in cache.row_digests_of(conn, weighed)})
 
 
 # Why an answer is unverified that a cut through its row can explain: the reference column

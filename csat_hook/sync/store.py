@@ -339,6 +339,22 @@ def stored_answers(conn: sa.Connection, keys: Sequence[str]) -> dict[str, Stored
     return found
 
 
+def answer_times(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
+    """Survey key → the identity and submission time of its current answer, for the surveys
+    ``keys`` (few: by the answers' unique index) whose answer has an identity."""
+    found: dict[str, tuple[str, datetime]] = {}
+    for condition in among(conn, answers.c.survey_key, keys):
+        rows = conn.execute(
+            sa.select(answers.c.survey_key, answers.c.fingerprint, answers.c.submitted_at).where(
+                condition
+            )
+        )
+        for key, fingerprint, submitted_at in rows:
+            if fingerprint is not None:
+                found[key] = (fingerprint, submitted_at)
+    return found
+
+
 def move_answers(conn: sa.Connection, refs: Mapping[str, str]) -> None:
     """Store where the current answers of the surveys in ``refs`` (survey key → ref) are now
     read (sync/places.py)."""

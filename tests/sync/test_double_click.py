@@ -144,6 +144,22 @@ SCENARIOS = {
     "a later submission replaced by an earlier one": [["a3", "b"], ["a", "b"]],
     # ... and added back at the bottom (an appended read whose added row is in the history).
     "a later submission removed, then added back": [["a", "a3"], ["a"], ["a", "a3"]],
+    # A survey's only row removed (its answer kept), then added back at the bottom with an
+    # earlier time and another rating (an appended read): a first run credits that row, the
+    # only one of the survey. The appended read kept the removed row's answer.
+    "the answer's row removed, then an earlier row of the survey added": [
+        ["b", "a3"],
+        ["b"],
+        ["b", "a"],
+    ],
+    # ... the same when the row added back was made in the same instant.
+    "the answer's row removed, then a row of the same instant added": [
+        ["b", "a"],
+        ["b"],
+        ["b", "a2"],
+    ],
+    # ... while an earlier row added below an answer whose row is still there is history.
+    "an earlier row of the survey added below its answer's row": [["a3", "b"], ["a3", "b", "a"]],
     # The edit read under another setting that reads the rows (every row parsed, none
     # recognised by its raw digest).
     "repeat, then the upper row edited, read under another setting": [
@@ -234,6 +250,32 @@ def alerting(kit: Any, source: Any) -> Any:
             ],
         },
     )
+
+
+def test_an_earlier_row_added_after_its_answers_row_went_is_read_with_every_row(
+    kit: Any, tmp_path: Path
+) -> None:
+    """The probe: A's row (20:00:02, 3) removed (A keeps its 3), then pasted back at the
+    bottom with a corrected 4 and an earlier time. The appended read kept the 3 (the 4 as
+    history); a first read of the file credits the 4, its only row. Rows added after that,
+    of surveys whose rows are all there, are read alone again."""
+    export = Export(kit, tmp_path)
+    a, b, c = (kit.survey(f"P-{n}", str(n), "Anna Petrova") for n in range(3))
+    at = T0.replace(hour=20, minute=0, second=0)
+    a3 = [at.replace(second=2), 3, "", "", "", a]
+    b5 = [at.replace(second=1), 5, "", "", "", b]
+    for rows in ([a3, b5], [b5]):
+        export.write(rows)
+        assert kit.run(export.config).status == "ok"
+    assert {r.dialog_id: r.rating for r in kit.rows(answers)} == {"P-0": 3, "P-1": 5}
+    a4 = [at, 4, "", "", "", a]
+    export.write([b5, a4])
+    summary = kit.run(export.config)
+    assert (summary.read, summary.updated, summary.history_only) == ("read", 1, 0)
+    assert {r.dialog_id: r.rating for r in kit.rows(answers)} == {"P-0": 4, "P-1": 5}
+    export.write([b5, a4, [at.replace(minute=5), 5, "", "", "", c]])
+    later = kit.run(export.config)
+    assert (later.read, later.new) == ("appended", 1)
 
 
 def test_a_rating_lowered_by_crediting_a_row_again_alerts(kit: Any, tmp_path: Path) -> None:

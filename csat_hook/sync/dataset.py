@@ -344,19 +344,18 @@ def _agent(
 
 
 class _Compact(NamedTuple):
-    """Every survey of a build as int64 columns sorted by the hash of its key: the hash, its
-    creation time and sent bit (the packed int's top, :data:`_FIELD`), its channel, team and
-    agent indexes (:data:`_SMALL` bits each), and its place in the sent columns (-1: not sent),
-    and the sent surveys' key hashes in the order of the sent columns. ≈ 40 bytes a survey
-    where the dict the build joins with holds ≈ 170 (the key's text, the packed int, the
-    entry): the kept dataset's cost to the first sync's peak of memory, and to a process that
-    keeps a dataset of 1,000,000 answers between runs."""
+    """Every survey of a build as columns sorted by the hash of its key: the hash, its
+    channel, team and agent indexes (:data:`_SMALL` bits each) and its place in the sent
+    columns (-1: not sent); its creation time is the sent columns' cohort, or, for the few
+    surveys not sent, in ``unsent`` (key → creation time). ≈ 20 bytes a survey where the dict
+    the build joins with holds ≈ 170 (the key's text, the packed int, the entry): the kept
+    dataset's cost to the first sync's peak of memory, and to a process that keeps a dataset
+    of 1,000,000 answers between runs."""
 
     keys: Any
-    tops: Any
     lows: Any
     sent_at: Any
-    sent_keys: array[int]
+    unsent: dict[int, int]
 
 
 _SMALL = 21  # bits per index in _Compact.lows
@@ -383,13 +382,14 @@ def _compact(surveys: dict[str, int], agents: int, teams: int, channels: int) ->
         n,
     )
     sent = (tops & 1) == 1  # the sent columns were appended in the build's order
-    sent_at = np.where(sent, np.cumsum(sent) - 1, -1)
-    sent_keys = array("q", keys[sent].tobytes())
+    sent_at = np.where(sent, np.cumsum(sent) - 1, -1).astype(np.int32)
+    unsent = dict(zip(keys[~sent].tolist(), (tops[~sent] >> 1).tolist(), strict=True))
+    del tops
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     if n > 1 and bool((keys[1:] == keys[:-1]).any()):
         return None
-    return _Compact(keys, tops[order], lows[order], sent_at[order], sent_keys)
+    return _Compact(keys, lows[order], sent_at[order], unsent)
 
 
 def _shared_hash(keys: array[int]) -> bool:
@@ -461,6 +461,21 @@ class Joined:
         # first changes, kept up to date after.
         self.uses: Counter[int] | None = None
         self._answer_order: Any = None  # argsort of answer_keys, made when first asked
+        self._sent_keys: array[int] | None = None  # made at the first patch (sent_keys)
+
+    def sent_keys(self) -> array[int]:
+        """The sent surveys' key hashes in the order of the sent columns: made from the
+        columns' places at the first patch (not held by a run that only builds), kept up to
+        date by the patches after."""
+        if self._sent_keys is None:
+            import numpy as np
+
+            compact = self.surveys
+            sent = compact.sent_at >= 0
+            keys = np.empty(int(sent.sum()), np.int64)
+            keys[compact.sent_at[sent]] = compact.keys[sent]
+            self._sent_keys = array("q", keys.tobytes())
+        return self._sent_keys
 
     def survey_count(self) -> int:
         return len(self.surveys.keys)
@@ -493,8 +508,13 @@ class Joined:
         found = ordered[at] == wanted
         return dict(zip(wanted[found].tolist(), order[at[found]].tolist(), strict=True))
 
-    def packed(self, index: int) -> int:
-        return _pack(int(self.surveys.tops[index]), int(self.surveys.lows[index]))
+    def packed(self, index: int, cohorts: Sequence[int]) -> int:
+        """The packed int (:data:`_FIELD`) of the survey at ``index``; ``cohorts``: the sent
+        columns' creation times (``Dataset.sent.cohort``), a sent survey's own."""
+        compact = self.surveys
+        at = int(compact.sent_at[index])
+        created = cohorts[at] if at >= 0 else compact.unsent[int(compact.keys[index])]
+        return _pack(created << 1 | (at >= 0), int(compact.lows[index]))
 
     def count_uses(
         self, answers: Sequence[AnswerRecord], pending: Mapping[int, int], places: Mapping[int, int]
@@ -529,11 +549,14 @@ class Joined:
         compact = self.surveys
         unplaced = [k for k in (sent_at.keys() | pending.keys()) if k not in places]
         places.update(self.find_surveys(unplaced))
+        for key, packed in pending.items():
+            if packed >> _TOP & 1:
+                compact.unsent.pop(key, None)  # its time is the sent columns' cohort
+            else:
+                compact.unsent[key] = packed >> _TOP >> 1
         for key, place in places.items():
             if key in pending:
-                packed = pending[key]
-                compact.tops[place] = packed >> _TOP
-                compact.lows[place] = _low(packed)
+                compact.lows[place] = _low(pending[key])
             if key in sent_at:
                 compact.sent_at[place] = sent_at[key]
         new = sorted(k for k in pending if k not in places)
@@ -543,10 +566,9 @@ class Joined:
         at = np.searchsorted(compact.keys, keys)
         self.surveys = _Compact(
             np.insert(compact.keys, at, keys),
-            np.insert(compact.tops, at, [pending[k] >> _TOP for k in new]),
             np.insert(compact.lows, at, [_low(pending[k]) for k in new]),
             np.insert(compact.sent_at, at, [sent_at.get(k, -1) for k in new]),
-            compact.sent_keys,
+            compact.unsent,
         )
 
 
@@ -581,9 +603,9 @@ def patch_dataset(
     answer_keys = [hash(row[0]) for row in answer_rows]
     places = joined.find_surveys(keys + answer_keys)
     # This patch's view of the surveys it touches: key → packed, key → place among the sent.
-    pending = {key: joined.packed(place) for key, place in places.items()}
+    pending = {key: joined.packed(place, data.sent.cohort) for key, place in places.items()}
     sent_at = {key: int(joined.surveys.sent_at[place]) for key, place in places.items()}
-    sent_keys, names, sent = joined.surveys.sent_keys, joined.names, data.sent
+    sent_keys, names, sent = joined.sent_keys(), joined.names, data.sent
     agent_index, team_index, channel_index = joined.agents, joined.teams, joined.channels
     renamed: set[tuple[str, str]] = set()
     left: set[int] = set()  # agents a survey or an answer no longer names

@@ -207,6 +207,11 @@ def build_dataset(
     data = Dataset()
     sent_agent, sent_team = data.sent.agent.append, data.sent.team.append
     sent_cohort, sent_opened = data.sent.cohort.append, data.sent.opened.append
+    # The columns of the join state kept with the dataset (_Compact), in the surveys' order.
+    hashes, lows, places = array("q"), array("q"), array("i")
+    hash_append, low_append, place_append = hashes.append, lows.append, places.append
+    unsent: dict[int, int] = {}
+    sent_count = 0
     for (
         token,
         helpdesk,
@@ -244,11 +249,23 @@ def build_dataset(
             seen = names.get(who)
             if seen is None or created >= seen[0]:
                 names[who] = (created, agent_name or "", agent_email or "")
+        hashed = hash(key)
+        hash_append(hashed)
+        low_append(
+            (channel_id & _SMALL_MASK) << 2 * _SMALL
+            | (team & _SMALL_MASK) << _SMALL
+            | agent & _SMALL_MASK
+        )
         if sent:
             sent_agent(agent)
             sent_team(team)
             sent_cohort(created)
             sent_opened(key in opened)
+            place_append(sent_count)
+            sent_count += 1
+        else:
+            place_append(-1)
+            unsent[hashed] = created
     no_team = team_index("")
     channel_texts = list(channels.ids)  # in index order (a dict keeps insertion order)
     helpdesk_texts: dict[str, str] = {}  # each helpdesk's name held once, not per answer
@@ -312,8 +329,15 @@ def build_dataset(
         _agent(who, names.get(who), helpdesks)
         for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])
     ]
-    compact = _compact(surveys, len(agent_index.ids), len(team_index.ids), len(channel_ids))
     del surveys
+    compact = _compact(
+        hashes,
+        lows,
+        places,
+        unsent,
+        max(len(agent_index.ids), len(team_index.ids), len(channel_ids)),
+    )
+    del hashes, lows, places, unsent
     if compact is None or _shared_hash(answer_keys):
         return data  # nothing to patch from: the next report is built anew
     data.joined = Joined(
@@ -362,34 +386,27 @@ _SMALL = 21  # bits per index in _Compact.lows
 _SMALL_MASK = (1 << _SMALL) - 1
 
 
-def _compact(surveys: dict[str, int], agents: int, teams: int, channels: int) -> _Compact | None:
-    """``surveys`` (key → packed, in the build's order) as :class:`_Compact`, or None when it
-    cannot be: more than 2²¹ agents, teams or channels, or two keys sharing a hash."""
+def _compact(
+    hashes: array[int], lows: array[int], places: array[int], unsent: dict[int, int], most: int
+) -> _Compact | None:
+    """The build's columns (in the surveys' order: each key's hash, its indexes, its place
+    among the sent) sorted by hash, as :class:`_Compact`; None when they cannot be: more
+    than 2²¹ agents, teams or channels (``most``), or two keys sharing a hash."""
     import numpy as np
 
-    if max(agents, teams, channels) >= 1 << _SMALL:
+    if most >= 1 << _SMALL:
         return None
-    n = len(surveys)
-    keys = np.fromiter(map(hash, surveys), np.int64, n)
-    packed = surveys.values()
-    tops = np.fromiter((p >> _TOP for p in packed), np.int64, n)
-    lows = np.fromiter(
-        (
-            (p >> _CHANNEL & _MASK) << 2 * _SMALL | (p >> _FIELD & _MASK) << _SMALL | p & _MASK
-            for p in packed
-        ),
-        np.int64,
-        n,
-    )
-    sent = (tops & 1) == 1  # the sent columns were appended in the build's order
-    sent_at = np.where(sent, np.cumsum(sent) - 1, -1).astype(np.int32)
-    unsent = dict(zip(keys[~sent].tolist(), (tops[~sent] >> 1).tolist(), strict=True))
-    del tops
+    keys = np.frombuffer(hashes, np.int64)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
-    if n > 1 and bool((keys[1:] == keys[:-1]).any()):
+    if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
         return None
-    return _Compact(keys, lows[order], sent_at[order], unsent)
+    return _Compact(
+        keys,
+        np.frombuffer(lows, np.int64)[order],
+        np.frombuffer(places, np.int32)[order],
+        unsent,
+    )
 
 
 def _shared_hash(keys: array[int]) -> bool:

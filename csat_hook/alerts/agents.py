@@ -47,7 +47,12 @@ def agent_alerts(
     if not wanted:
         return []
     agents = data.agents
-    index = {i: (a.helpdesk, a.key) for i, a in enumerate(agents) if (a.helpdesk, a.key) in wanted}
+    # The no-agent key ("": closes that named none) pools many dialogs, and is never ranked.
+    index = {
+        i: (a.helpdesk, a.key)
+        for i, a in enumerate(agents)
+        if a.key and (a.helpdesk, a.key) in wanted
+    }
     answers: Counter[int] = Counter()
     satisfied: Counter[int] = Counter()
     top = inputs.scale.top_box

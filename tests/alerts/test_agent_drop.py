@@ -197,3 +197,13 @@ def test_a_below_older_than_the_window_is_a_new_drop(agents, clock):
     data.add(satisfied=10, unsatisfied=15, at=clock() - timedelta(days=1))
     assert evaluate(agents, data, clock).raised == {"agents": 1}
     assert tuple(state(agents)) == ("below", 2)
+
+
+def test_the_answers_of_surveys_that_named_no_agent_are_no_agent_to_alert_about(agents, clock):
+    """The no-agent key ("": closes that named none) pools many people's dialogs: the report
+    never ranks it, and it is not an agent whose CSAT drops (team rules see its answers)."""
+    data = Data(agents=[Agent("generic", "", "")])
+    data.add(satisfied=15, unsatisfied=15, at=clock() - timedelta(days=3))  # 50% of 30
+    outcome = raise_now(agents, [changed(submitted_at=clock(), rating=5, agent_key="")], data=data)
+    assert outcome.raised == {}
+    assert state(agents) is None

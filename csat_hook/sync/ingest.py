@@ -185,6 +185,27 @@ def ingest_rest(
             store.note_full_read(conn, source_key, now)
 
 
+def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch) -> int:
+    """After a read of every row of a sheet or export (``batch``, which met every row: not
+    cut, not filtered): forget the unverified answers of its source whose identity the read
+    did not find, neither recognised (by raw digest, parsed, at the last row) nor new in it.
+    Their row was removed or edited (a fixed reference is credited, an edited forged row is
+    kept again under its new identity), and a first read of the source as it is lists none of
+    them. Returns how many went. Called after the batch is stored (re-keyed identities
+    included), only for such a read (the caller decides: ``Places.whole``)."""
+    stored = store.unverified_of(conn, batch.source)
+    if not stored:
+        return 0
+    places = Places(batch, whole=True)
+    if not places.whole:
+        return 0
+    new = {sub.fingerprint for sub in batch.submissions}
+    missing = places.missing(conn, set(stored.values()) - new)
+    gone = sorted(id_ for id_, fingerprint in stored.items() if fingerprint in missing)
+    store.forget_unverified(conn, gone)
+    return len(gone)
+
+
 def by_survey(submissions: Sequence[Submission], size: int) -> list[list[Submission]]:
     """``submissions`` in parts of about ``size``, in their order, except that every
     submission naming a survey goes into the part of that survey's first one (a part can

@@ -64,6 +64,7 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
+from csat_hook.sync.ingest import forget_gone_unverified
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.outputs_step import OutputsStep
@@ -303,6 +304,10 @@ class SyncRunner(ReportStep, OutputsStep):
                     current.update((row.survey_key, row) for row in result.answers)
                     answers = list(current.values())
                     del current, by_key
+                if read.how == "read" and known is not None:
+                    # A read of every row of a sheet or export (Places.whole: not cut):
+                    # unverified rows no longer in it go, as a first read lists none.
+                    forget_gone_unverified(conn, batch)
                 skips.record_rereads(conn, batch, skipped)
                 if read.no_legacy:
                     store.note_no_legacy(conn, now)

@@ -461,6 +461,16 @@ def forget_unverified(conn: sa.Connection, ids: Sequence[int]) -> None:
         )
 
 
+def unverified_of(conn: sa.Connection, source: str) -> dict[int, str]:
+    """Id → identity of the unverified answers read from ``source`` (a source kind)."""
+    rows = conn.execute(
+        sa.select(unverified_answers.c.id, unverified_answers.c.fingerprint).where(
+            unverified_answers.c.source == source
+        )
+    )
+    return {id_: fingerprint for id_, fingerprint in rows}
+
+
 def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record unreadable source rows (each fingerprint once)."""
     _insert_new(conn, sync_skipped_rows, rows)

@@ -114,11 +114,13 @@ def outbox_posts_once(
     unreadable: Sequence[str],
     before_post: Any = None,
     post_method: str = "POST",
+    empty_lists: Sequence[str] = (),
 ) -> None:
     """A close of ``kind``'s kit is queued; its reply (``post_method``) answers 500, outcome
     unknown; the listing then answers each of ``unreadable`` (raw 200 bodies) and, after them,
     ``landed`` (the answer holding the posted text). One reply; the row stays pending while the
-    listing is unreadable, and is marked sent with the landed message's id ("777")."""
+    listing is unreadable, and is marked sent with the landed message's id ("777").
+    ``empty_lists``: URLs a GET of which answers ``[]`` (a vendor's agent directory)."""
     body, headers, query = load_kits()[kind].closed(clock.now)
     client = create_app(services=services).test_client()
     queued = client.post(f"/webhooks/{kind}", data=body, headers=headers, query_string=query)
@@ -142,6 +144,8 @@ def outbox_posts_once(
     with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
         fake.add_callback(post_method, post_url, callback=post)
         fake.add_callback(responses.GET, listing_url, callback=listing)
+        for url in empty_lists:
+            fake.get(url, json=[])
         # Agents, admins, users: unknown (a catch-all would share the listing's URL and take turns).
         fake.add(responses.GET, re.compile(r".*/(agents|admins|users)/[^/]*$"), status=404, json={})
         fake.add(

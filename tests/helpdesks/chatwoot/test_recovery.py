@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,18 +11,18 @@ import pytest
 import responses
 from responses import matchers
 
-from csat_hook.app import create_app
 from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
+from tests.helpdesks.lookup import HTML
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
+from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
-from tests.outbox.test_worker import outbox_rows
 
 BASE = "https://chat.example.com"
 URL = f"{BASE}/api/v1/accounts/3/conversations/42/messages"
@@ -200,9 +199,6 @@ def test_devise_errors_list_is_read_too():
     assert caught.value.vendor_reason == "You need to sign in or sign up"
 
 
-HTML = "<html>Service temporarily unavailable</html>"
-
-
 @pytest.mark.parametrize(
     "unreadable",
     [{"body": HTML, "content_type": "text/html"}, {"json": {}}, {"json": {"payload": None}}],
@@ -233,50 +229,27 @@ KIT_MESSAGES = f"{VENDOR}/api/v1/accounts/1/conversations/10/messages"
 
 
 def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
-    kit = KITS["chatwoot"]
-    options = {"kind": "chatwoot", **kit.options(VENDOR, None)}
-    services = make_services(make_config(helpdesks={"chatwoot": options}))
-    body, headers, query = kit.closed(clock.now)
-    client = create_app(services=services).test_client()
-    queued = client.post("/webhooks/chatwoot", data=body, headers=headers, query_string=query)
-    assert queued.json["status"] == "queued"
-    posted: list[str] = []
-    listings = iter([{"body": HTML, "content_type": "text/html"}, {"json": {}}])
-
-    def post(request: Any) -> tuple[int, dict[str, str], str]:
-        posted.append(json.loads(request.body)["content"])
-        return 500, {}, '{"error": "boom"}'
-
-    def listing(request: Any) -> tuple[int, dict[str, str], str]:
-        unreadable = next(listings, None)
-        if unreadable is not None:  # a proxy's page, then JSON without "payload"
-            return 200, {}, unreadable.get("body") or json.dumps(unreadable["json"])
-        landed = {
-            "id": 777,
-            "content": posted[0],
-            "message_type": 1,
-            "private": False,
-            "created_at": int(clock.now.timestamp()),
-            "sender": {"type": "user"},
-        }
-        return 200, {}, json.dumps({"meta": {}, "payload": [landed]})
-
-    worker = services.delivery_worker()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
-        fake.add_callback(responses.POST, KIT_MESSAGES, callback=post)
-        fake.add_callback(responses.GET, KIT_MESSAGES, callback=listing)
-        fake.get(f"{VENDOR}/api/v1/accounts/1/agents", json=[])
-        worker.run_once()  # HTTP 500: the outcome is unknown
-        [item] = outbox_rows(services)
-        assert item.status == "pending" and item.uncertain_since is not None
-        for _ in range(2):  # the unreadable listings: asked again later, nothing posted
-            clock.advance(3600)
-            worker.run_once()
-            [item] = outbox_rows(services)
-            assert item.status == "pending" and len(posted) == 1, item.last_error
-            assert "look-up answer" in item.last_error
-        clock.advance(3600)
-        worker.run_once()  # a readable listing holding the reply: sent, not posted again
-    [item] = outbox_rows(services)
-    assert item.status == "sent" and item.external_id == "777"
-    assert len(posted) == 1
+    options = {"kind": "chatwoot", **KITS["chatwoot"].options(VENDOR, None)}
+    outbox_posts_once(
+        make_services(make_config(helpdesks={"chatwoot": options})),
+        "chatwoot",
+        clock,
+        post_url=KIT_MESSAGES,
+        listing_url=KIT_MESSAGES,
+        posted_text=lambda body: body["content"],
+        landed=lambda text, now: {
+            "meta": {},
+            "payload": [
+                {
+                    "id": 777,
+                    "content": text,
+                    "message_type": 1,
+                    "private": False,
+                    "created_at": int(now.timestamp()),
+                    "sender": {"type": "user"},
+                }
+            ],
+        },
+        unreadable=[HTML, "{}"],  # a proxy's page, then JSON without "payload"
+        empty_lists=[f"{VENDOR}/api/v1/accounts/1/agents"],
+    )

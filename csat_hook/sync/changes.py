@@ -23,6 +23,7 @@ mark too old) is None: build anew. A patched dataset is then what a new build wo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ from csat_hook.db.schema import answers
 from csat_hook.db.schema import row_changes
 from csat_hook.db.schema import surveys
 from csat_hook.sync import store
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.dataset import UnpatchableError
+from csat_hook.sync.dataset import patch_dataset
 from csat_hook.sync.store import AnswerRow
 from csat_hook.sync.store import SurveyFact
 
@@ -97,6 +101,25 @@ def since(conn: sa.Connection, at: Mark, *, held: int) -> RowChanges | None:
     answer_rows = [row for row in answer_rows if row.survey_key not in joined]
     answer_rows.extend(joined.values())
     return RowChanges(changed, answer_rows)
+
+
+def patched(conn: sa.Connection, data: Dataset, at: Mark, *, opened: Set[str]) -> bool:
+    """Patch ``data`` (read at ``at``) to what this snapshot holds: the rows changed since
+    (:func:`since`) applied (:func:`~csat_hook.sync.dataset.patch_dataset`), then the counts
+    compared. False: build anew (``data`` may then be half-patched: drop it)."""
+    joined = data.joined
+    if joined is None:
+        return False
+    found = since(conn, at, held=joined.survey_count() + len(data.answers))
+    if found is None:
+        return False
+    try:
+        patch_dataset(data, found.surveys, found.answers, opened=opened)
+    except UnpatchableError:
+        return False
+    # A survey or an answer removed (an erasure, a token cleared) is no change the rows say:
+    # the dataset then holds more than the database.
+    return counts(conn) == (joined.survey_count(), len(data.answers))
 
 
 def _since_listed(

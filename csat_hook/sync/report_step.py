@@ -5,6 +5,7 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,8 +26,6 @@ from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.dataset import Dataset
-from csat_hook.sync.dataset import UnpatchableError
-from csat_hook.sync.dataset import patch_dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import by_survey
 from csat_hook.sync.ingest import ingest_rest
@@ -308,23 +307,10 @@ class ReportStep(AlertsStep):
 
     def _patched(self, conn: sa.Connection, kept: _Kept) -> Dataset | None:
         """``kept``'s dataset patched to what this snapshot holds, or None (build anew)."""
-        joined = kept.data.joined
-        if kept.identity != self._dataset_identity() or joined is None:
+        if kept.identity != self._dataset_identity():
             return None
-        found = changes.since(conn, kept.mark, held=joined.survey_count() + len(kept.data.answers))
-        if found is None:
-            return None
-        try:
-            patch_dataset(
-                kept.data, found.surveys, found.answers, opened=getattr(self, "_opened", set())
-            )
-        except UnpatchableError:
-            return None
-        # A survey or an answer removed (an erasure, a token cleared) is no change the rows
-        # say: the dataset then holds more than the database.
-        if changes.counts(conn) != (joined.survey_count(), len(kept.data.answers)):
-            return None
-        return kept.data
+        opened: Set[str] = getattr(self, "_opened", frozenset())
+        return kept.data if changes.patched(conn, kept.data, kept.mark, opened=opened) else None
 
     def _dataset_identity(self) -> tuple[Any, ...]:
         """What a dataset is built with besides the rows: a dataset kept under other settings

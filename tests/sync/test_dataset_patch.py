@@ -1,5 +1,5 @@
 """A dataset kept from the last report and patched by the rows changed since
-(``changes.since`` + ``dataset.patch_dataset``) holds what a new build from every row holds,
+(``changes.patched``: ``changes.since`` + ``dataset.patch_dataset``, then the counts) holds what a new build from every row holds,
 through random runs of what the writers do: closes stored and sent, an agent looked up at
 send time, answers credited and replaced, names and teams, short links opened. What cannot
 be patched (a removal, a pruned list, an agent no longer named) is refused, never wrong."""
@@ -24,9 +24,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.sync import changes
 from csat_hook.sync import store
 from csat_hook.sync.dataset import Dataset
-from csat_hook.sync.dataset import UnpatchableError
 from csat_hook.sync.dataset import build_dataset
-from csat_hook.sync.dataset import patch_dataset
 
 SECRETS = ["s" * 32]
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -169,19 +167,10 @@ def _patch(
     engine: sa.Engine, data: Dataset, at: changes.Mark, opened: set[str]
 ) -> tuple[Dataset | None, changes.Mark]:
     """``data`` patched as the report step does, or None where it builds anew."""
-    assert data.joined is not None
     with snapshot(engine) as conn:
         now = changes.mark(conn)
-        found = changes.since(conn, at, held=data.joined.survey_count() + len(data.answers))
-        if found is None:
-            return None, now
-        try:
-            patch_dataset(data, found.surveys, found.answers, opened=opened)
-        except UnpatchableError:
-            return None, now
-        if changes.counts(conn) != (data.joined.survey_count(), len(data.answers)):
-            return None, now
-    return data, now
+        ok = changes.patched(conn, data, at, opened=opened)
+    return (data if ok else None), now
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A dataset kept from the last report and patched by the rows changed since
-(``changes.patched``: ``changes.since`` + ``dataset.patch_dataset``, then the counts) holds what a new build from every row holds,
-through random runs of what the writers do: closes stored and sent, an agent looked up at
-send time, answers credited and replaced, names and teams, short links opened. What cannot
+(``changes.patched``: ``changes.since`` + ``dataset.patch_dataset``, then the counts) holds
+what a new build from every row holds, through random runs of what the writers do: closes
+stored and sent, an agent looked up at send time, answers credited and replaced, names and
+teams, short links opened. What cannot
 be patched (a removal, a pruned list, an agent no longer named) is refused, never wrong."""
 
 from __future__ import annotations

@@ -499,31 +499,19 @@ class Joined:
 
     def find_surveys(self, keys: Iterable[int]) -> dict[int, int]:
         """Each of ``keys`` held, with its place in the :class:`_Compact` columns."""
-        import numpy as np
-
-        wanted = np.fromiter(set(keys), np.int64)
-        held = self.surveys.keys
-        if not len(wanted) or not len(held):
-            return {}
-        at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
-        found = held[at] == wanted
-        return dict(zip(wanted[found].tolist(), at[found].tolist(), strict=True))
+        return _sorted_places(self.surveys.keys, keys)
 
     def find_answers(self, keys: Iterable[int]) -> dict[int, int]:
         """Each of ``keys`` an answer holds, with the answer's place in ``Dataset.answers``."""
         import numpy as np
 
-        held = np.frombuffer(self.answer_keys, np.int64) if len(self.answer_keys) else None
-        wanted = np.fromiter(set(keys), np.int64)
-        if held is None or not len(wanted):
+        if not len(self.answer_keys):
             return {}
+        held = np.frombuffer(self.answer_keys, np.int64)
         if self._answer_order is None or len(self._answer_order) != len(held):
             self._answer_order = np.argsort(held, kind="stable")
         order = self._answer_order
-        ordered = held[order]
-        at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
-        found = ordered[at] == wanted
-        return dict(zip(wanted[found].tolist(), order[at[found]].tolist(), strict=True))
+        return {key: int(order[at]) for key, at in _sorted_places(held[order], keys).items()}
 
     def packed(self, index: int, cohorts: Sequence[int]) -> int:
         """The packed int (:data:`_FIELD`) of the survey at ``index``; ``cohorts``: the sent
@@ -589,6 +577,18 @@ class Joined:
         )
 
 
+def _sorted_places(held: Any, keys: Iterable[int]) -> dict[int, int]:
+    """Each of ``keys`` found in ``held`` (a sorted int64 array), with its place there."""
+    import numpy as np
+
+    wanted = np.fromiter(set(keys), np.int64)
+    if not len(wanted) or not len(held):
+        return {}
+    at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
+    found = held[at] == wanted
+    return dict(zip(wanted[found].tolist(), at[found].tolist(), strict=True))
+
+
 class UnpatchableError(Exception):
     """The changed rows cannot be applied to the dataset (what it held of a survey's agent
     name may have come from the row that changed): build it anew."""
@@ -614,6 +614,8 @@ def patch_dataset(
     joined = data.joined
     if joined is None:
         raise UnpatchableError("no join state")
+    # The joins below are build_dataset's (its loops inline them for speed): a change to one
+    # is a change to both (tests/sync/test_dataset_patch.py compares them).
     survey_rows, answer_rows = list(survey_rows), list(answer_rows)
     texts = [row[0].partition(".")[0] for row in survey_rows]  # tokens.survey_key
     keys = [hash(text) for text in texts]

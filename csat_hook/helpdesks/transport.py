@@ -53,6 +53,7 @@ import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
@@ -289,6 +290,8 @@ class HttpClient:
         def read_answer(response: requests.Response, **_: Any) -> None:
             _read_answer(response, deadline, read)
 
+        if kwargs.get("headers"):
+            kwargs = {**kwargs, "headers": wire_headers(kwargs["headers"])}
         hooks = dict(kwargs.get("hooks") or {})
         given = hooks.get("response") or []
         hooks["response"] = [*(given if isinstance(given, list) else [given]), read_answer]
@@ -328,6 +331,26 @@ class HttpClient:
             vendor_reason=reason,
             outcome_unknown=unknown,
         )
+
+
+def wire_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """``headers`` with each text value outside ASCII as its UTF-8 bytes (written as the
+    Latin-1 text http.client encodes back to those bytes).
+
+    A generic adapter's header template may be filled with any value of a payload (an agent's
+    name, a context value). http.client encodes header text as Latin-1: a character outside
+    it raised UnicodeEncodeError out of the request, before a byte left, which delivery took
+    for an unknown outcome (looked up and posted again, failing the same way every time); one
+    inside it went out as Latin-1, while intake reads a header as the UTF-8 a sender wrote
+    (``signing.header_bytes``). Every value goes out as UTF-8; CR, LF and NUL stay refused
+    (requests' InvalidHeader: not sent).
+    """
+    return {
+        name: value.encode("utf-8").decode("latin-1")
+        if isinstance(value, str) and not value.isascii()
+        else value
+        for name, value in headers.items()
+    }
 
 
 def _said(refused: Refused | None, response: requests.Response) -> bool:
@@ -452,6 +475,9 @@ def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
         if name.lower() in _PLAIN_HEADERS or not isinstance(value, str):
             continue
         values.append(value)
+        if (meant := _as_sent(value)) != value:  # sent as UTF-8 (wire_headers)
+            values.append(meant)
+            value = meant
         if name.lower() == "authorization":
             values.extend(_credentials(value))
     parts = urllib.parse.urlsplit(request.url or "")
@@ -461,6 +487,17 @@ def request_secrets(request: requests.PreparedRequest | None) -> list[str]:
     # A path's plain words ("conversations", "tickets.json") are the API's, not secrets.
     values += [value for value in in_url if not _PLAIN_WORD.fullmatch(value)]
     return [value for value in values if len(value) >= SECRET_RUN]
+
+
+def _as_sent(value: str) -> str:
+    """A header value as the sender meant it: the UTF-8 text :func:`wire_headers` wrote as
+    Latin-1 read back (any other value unchanged)."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def has_dot_segment(url: str) -> bool:

@@ -19,6 +19,7 @@ import urllib3.exceptions
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.transport import never_sent
+from csat_hook.helpdesks.transport import request_secrets
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"id": 1}'
 
@@ -301,6 +302,39 @@ def test_a_request_that_cannot_be_prepared_is_permanent():
     exc = requests.exceptions.InvalidURL("bad")
     error = post(HttpClient(session_factory=lambda: RaisingSession(exc)), "https://x.example")
     assert not error.retryable and not error.outcome_unknown
+
+
+def test_a_header_value_outside_ascii_is_sent_as_utf8():
+    """A generic adapter's header template filled with a payload's value (an agent's name, a
+    context value) may hold any character. http.client encodes header text as Latin-1: "Ω"
+    raised UnicodeEncodeError out of the request, before a byte left, which delivery took
+    for an unknown outcome (looked up, posted again, the same error each time, never sent);
+    "é" went out as Latin-1, unlike the UTF-8 intake reads a header as. Both go as UTF-8."""
+
+    def answer(conn: socket.socket, seen: list[bytes]) -> None:
+        while request := read_request(conn):
+            seen.append(request)
+            conn.sendall(ANSWER)
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(answer) as (url, seen):
+        headers = {"X-Agent": "Анна Ωmega", "X-Team": "Café", "X-Plain": "ok"}
+        response = client.request("POST", f"{url}/api/messages", json={}, headers=headers)
+
+    assert response.status_code == 200
+    head = seen[0].partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert "X-Agent: Анна Ωmega".encode() in head
+    assert "X-Team: Café".encode() in head
+    assert b"X-Plain: ok" in head
+
+
+def test_a_credential_outside_ascii_in_a_header_is_still_recognised_in_a_reason():
+    prepared = requests.Request(
+        "POST", "https://x.example/m", headers={"X-Api-Key": "ключ-секрет-12345"}
+    ).prepare()
+    prepared.headers["X-Api-Key"] = "ключ-секрет-12345".encode().decode("latin-1")  # on the wire
+
+    assert "ключ-секрет-12345" in request_secrets(prepared)
 
 
 @pytest.mark.parametrize("segment", ["..", ".", "%2E%2E", "%2e", ".%2E"])

@@ -28,6 +28,7 @@ from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
 from csat_hook.erasure.store import erase as erase_rows
 from csat_hook.errors import SyncLockedError
+from csat_hook.helpdesks.payload import trim_id
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 
@@ -172,10 +173,11 @@ def _selector(
                 "holds a NUL byte or bytes that are not UTF-8: no stored value can match it",
                 param_hint=option,
             )
-    # Trimmed as intake stores them (helpdesks/payload.py: as_text, as_id).
-    email, helpdesk, customer_id, dialog_id = (
-        value.strip() if value is not None else None
-        for value in (email, helpdesk, customer_id, dialog_id)
+    # Trimmed as intake stores them (helpdesks/payload.py: as_text, and trim_id for ids, which
+    # keeps a character such as NEL or a no-break space: "D-2\x85" is a dialog of its own).
+    email, helpdesk = (value.strip() if value is not None else None for value in (email, helpdesk))
+    customer_id, dialog_id = (
+        trim_id(value) if value is not None else None for value in (customer_id, dialog_id)
     )
     if email == "":
         raise click.BadParameter("empty: give the customer's e-mail address", param_hint="--email")

@@ -16,6 +16,10 @@ from csat_hook.errors import BadPayloadError
 
 # The path segments RFC 3986 removes (and "%2E" is "."): never an id (:func:`as_id`).
 DOT_SEGMENTS = frozenset({".", ".."})
+# What a template may pad an id with (spaces, tabs, line breaks): trimmed from ids. Not
+# ``str.strip()``'s set, which also drops NEL, no-break and ideographic spaces and the
+# separators U+001C-U+001F: "S\x85" would be ticket "S" (its reply posted there).
+ID_PADDING = " \t\n\r\f\v"
 _INDEX = re.compile(r"-?[0-9]+")  # a list index: ASCII digits ("²" is a digit to isdigit)
 
 
@@ -54,8 +58,13 @@ def as_text(value: Any, *, limit: int | None = None) -> str | None:
     return text or None
 
 
+def trim_id(text: str) -> str:
+    """An id's text without the padding a template may add (:data:`ID_PADDING`)."""
+    return text.strip(ID_PADDING)
+
+
 def as_id(value: Any, field: str) -> str | None:
-    """An id as text: a string (trimmed) or an integer; None when missing or empty.
+    """An id as text: a string (:func:`trim_id`) or an integer; None when missing or empty.
 
     Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
     an object, a list): an id of the wrong type is a malformed webhook, not an unknown id;
@@ -64,7 +73,7 @@ def as_id(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        text = value.strip()
+        text = trim_id(value)
         if text in DOT_SEGMENTS:
             # Ids go into the helpdesk's API paths, one segment each: "/dialogs/../messages"
             # is "/messages" to every HTTP client and server (RFC 3986 removes dot segments,

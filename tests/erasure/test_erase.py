@@ -713,6 +713,24 @@ def test_values_pasted_with_surrounding_spaces_match_as_intake_stored_them(
     assert "Would erase:" in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--helpdesk", HELPDESK, "--customer-id", f"{MARIA['customer_id']}\xa0"),
+        ("--helpdesk", HELPDESK, "--dialog", "D-2\x85"),
+        ("--helpdesk", HELPDESK, "--dialog", "\u3000D-2"),
+    ],
+)
+def test_an_id_is_trimmed_as_intake_trims_it_never_taken_for_another(
+    shop: Shop, args: tuple[str, ...]
+):
+    """Intake trims only the padding a template adds around an id (helpdesks/payload.py:
+    trim_id): "D-2\x85" is a dialog of its own there. Erasing it must not erase D-2."""
+    result = shop.erase(*args)
+    assert result.exit_code == 0, result.output
+    assert "Would erase:" not in result.output, result.output
+
+
 @pytest.mark.parametrize("option", ["--customer-id", "--dialog"])
 def test_a_blank_id_is_bad_usage(shop: Shop, option: str):
     result = shop.erase("--helpdesk", HELPDESK, option, "   ")

@@ -694,6 +694,24 @@ def test_a_dialog_id_with_a_lone_surrogate_is_refused_never_taken_for_another(se
     assert [row.dialog_id for row in sender.rows()] == ["S\ufffd"]
 
 
+def test_a_dialog_id_is_trimmed_of_ascii_padding_only_never_taken_for_another(sender, kit):
+    """Padding a template may add around an id (spaces, tabs, line breaks) is trimmed; a
+    character Python's ``str.strip`` also drops but no template pads with (NEL, a no-break
+    space, an ideographic space, the separators U+001C-U+001F) is part of the id. Stripped,
+    "S\x85" and "S\xa0" were ticket "S": the first queued and its reply posted to ticket
+    "S", the others duplicates, and ticket "S"'s own close a duplicate too."""
+    own = ["S\x85", "S\xa0", "\u3000S", "S\x1f", "S\u2028"]
+    for dialog_id in own:
+        response = sender.post(kit.with_dialog_id(sender.close(), dialog_id), ensure_ascii=True)
+        assert response.status_code == 200, (dialog_id, response.get_data()[:300])
+        assert response.json["status"] == "queued", (dialog_id, response.json)
+    plain = sender.post(kit.with_dialog_id(sender.close(), "S"))
+    assert plain.json["status"] == "queued", plain.json
+    padded = sender.post(kit.with_dialog_id(sender.close(), " S\r\n\t"))
+    assert padded.json["status"] == "duplicate", padded.json
+    assert [row.dialog_id for row in sender.rows()] == [*own, "S"]
+
+
 @pytest.mark.parametrize("dots", [".", ".."])
 def test_a_dialog_id_that_is_a_dot_segment_is_refused(sender, kit, dots):
     """The reply goes to ``…/dialogs/<id>/messages``: with ``..`` every HTTP client and server

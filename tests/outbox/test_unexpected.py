@@ -175,3 +175,23 @@ def test_a_2xx_answer_nested_too_deeply_to_parse_is_a_sent_reply_posted_once(ser
     assert len(responses.calls) == 1
     [item] = outbox_rows(services)
     assert item.status == "sent" and item.attempts == 1 and item.external_id is None
+
+
+def test_a_header_template_filled_with_text_outside_latin1_is_sent_once(
+    make_config, make_services, fake_helpdesk, clock
+):
+    """A generic reply's header filled with the agent's name: "Анна" raised UnicodeEncodeError
+    in http.client before a byte left, taken for an unknown outcome (posted again, failing
+    the same way, never sent). It goes out as UTF-8, once."""
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    helpdesks["generic"]["reply"]["headers"]["X-Agent"] = "{agent_name}"
+    services = make_services(make_config(helpdesks=helpdesks))
+    queue_generic(services, agent={"id": "7", "name": "Анна Ωmega", "email": None})
+
+    drain(services.delivery_worker(), clock)
+
+    [request] = posts(fake_helpdesk)
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 1, item.last_error
+    sent = next(v for k, v in request["headers"].items() if k.lower() == "x-agent")
+    assert sent.encode("latin-1").decode("utf-8") == "Анна Ωmega"

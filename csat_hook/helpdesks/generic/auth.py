@@ -82,6 +82,19 @@ class AuthOptions(StrictModel):
             )
         return value
 
+    @field_validator("timestamp_header")
+    @classmethod
+    def _hmac_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        mode = info.data.get("mode")
+        if value is not None and mode is not None and mode != "hmac":
+            # Only an HMAC check reads it: in token mode it was ignored, and no replay check
+            # was made although the setting promised one.
+            raise ValueError(
+                f"only read with mode: hmac (a replay check the signature covers); mode is "
+                f"{mode}, which checks no timestamp: remove timestamp_header, or use mode: hmac"
+            )
+        return value
+
     @field_validator("signed_payload")
     @classmethod
     def _template(cls, value: str, info: ValidationInfo) -> str:

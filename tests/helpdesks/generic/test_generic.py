@@ -743,8 +743,17 @@ def test_check_config_refuses_a_timestamp_header_outside_the_signature(tmp_path)
     assert "helpdesks.g.auth.signed_payload" in result.output
 
 
-def test_token_mode_ignores_the_hmac_settings_as_before():
-    load_generic(auth={"mode": "token", "token": "t", "timestamp_header": "X-Ts"})
+@pytest.mark.parametrize("auth", [{"mode": "token", "token": "t"}, {"mode": "none"}])
+def test_a_timestamp_header_outside_hmac_mode_is_refused_naming_the_key(auth):
+    # It was silently ignored: no replay check was made, yet the setting promised one.
+    with pytest.raises(ConfigError) as info:
+        load_generic(auth={**auth, "timestamp_header": "X-Ts"})
+    text = str(info.value)
+    assert "helpdesks.g.auth.timestamp_header" in text and "mode: hmac" in text
+
+
+def test_token_mode_ignores_the_other_hmac_settings_as_before():
+    load_generic(auth={"mode": "token", "token": "t", "algorithm": "sha1", "encoding": "base64"})
 
 
 def test_a_signed_timestamp_stops_a_replay_under_a_fresh_timestamp(

@@ -66,6 +66,7 @@ from csat_hook.helpdesks.freshdesk.options import CONVERSATIONS_PATH
 from csat_hook.helpdesks.freshdesk.options import NOTES_PATH
 from csat_hook.helpdesks.freshdesk.options import REPLY_PATH
 from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
+from csat_hook.helpdesks.freshdesk.options import STATUS_NAMES
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk.webhook import compact
 from csat_hook.helpdesks.freshdesk.webhook import person_of
@@ -143,20 +144,30 @@ class FreshdeskHelpdesk(Helpdesk):
             before, after = change.group(1), change.group(2)
             if self._closed(after) and self._closed(before):
                 return Ignored(
-                    f"status {shown_name(before)} → {shown_name(after)}: "
+                    f"status {self._shown(before)} → {self._shown(after)}: "
                     "the ticket was already resolved"
                 )
             if self._closed(after):
                 return self._close(payload, ticket, occurrence=compact(event or ""))
             if self._closed(before):
                 return DialogReopened(self.name, require_id(payload, "ticket.id", "ticket id"))
-            return Ignored(f"status {shown_name(before)} → {shown_name(after)} is not a close")
+            return Ignored(f"status {self._shown(before)} → {self._shown(after)} is not a close")
         if event:
             return Ignored(f"{shown_name(event.strip())} is not a status change")
         if self._closed(status):
             # No {{triggered_event}} in the body: the status name is all there is.
             return self._close(payload, ticket, occurrence=f"status:{(status or '').lower()}")
-        return Ignored(f"status {shown_name(status)!r} is not a close")
+        return Ignored(f"status {self._shown(status)!r} is not a close")
+
+    def _shown(self, status: str | None) -> str:
+        """A status as an ignored reason shows it: Freshdesk's own names and the configured
+        ``closed_statuses`` by name (as spelt there, whatever the case or spacing sent),
+        anything else only if it looks like a name (:func:`shown_name`): sender text."""
+        spelt = " ".join((status or "").split()).casefold()
+        for name in (*STATUS_NAMES, *self.options.closed_statuses):
+            if spelt and " ".join(name.split()).casefold() == spelt:
+                return name
+        return shown_name(status)
 
     def _closed(self, status: str | None) -> bool:
         if not status:

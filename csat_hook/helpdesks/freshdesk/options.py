@@ -20,6 +20,17 @@ AGENT_PATH = "/api/v2/agents/{agent}"
 CONVERSATIONS_PATH = "/api/v2/tickets/{ticket}/conversations"
 
 CLOSED_CODES = frozenset({"4", "5"})  # Resolved, Closed
+# Freshdesk's own status names (2 Open, 3 Pending, 4 Resolved, 5 Closed, and the two custom
+# statuses every account starts with): named in an ignored reason although they hold spaces,
+# which :func:`~csat_hook.helpdesks.records.shown_name` takes for a sentence.
+STATUS_NAMES = (
+    "Open",
+    "Pending",
+    "Resolved",
+    "Closed",
+    "Waiting on Customer",
+    "Waiting on Third Party",
+)
 # {status:{from:2,to:4}}: the one property change Freshdesk reports for the rule.
 STATUS_CHANGE = re.compile(
     r"\{\s*status\s*:\s*\{\s*from\s*:\s*([^,{}]*?)\s*,"

@@ -551,6 +551,46 @@ PRIVATE = "Customer jane@acme.inc wrote: my password is hunter2"
 @pytest.mark.parametrize(
     ("event", "status", "reason"),
     [
+        (None, "Waiting on Customer", "status 'Waiting on Customer' is not a close"),
+        (None, " waiting on third  party ", "status 'Waiting on Third Party' is not a close"),
+        (
+            "{status:{from:Open,to:Waiting on Customer}}",
+            "Open",
+            "status Open → Waiting on Customer is not a close",
+        ),
+        (
+            "{status:{from:Waiting on Third Party,to:Pending}}",
+            "Pending",
+            "status Waiting on Third Party → Pending is not a close",
+        ),
+        # Not one of Freshdesk's names: still described, never quoted.
+        (None, "Waiting on Jane Doe", "status '(not a name: 19 characters)' is not a close"),
+    ],
+)
+def test_freshdesks_own_status_names_are_named_in_ignored_reasons(clock, event, status, reason):
+    # "Waiting on Customer" (a default Freshdesk status) was described as "(not a name: 19
+    # characters)": its spaces made it look like a sentence.
+    payload = fixture("freshdesk", "automation_note_added.json")
+    payload["triggered_event"] = event
+    payload["ticket"]["status"] = status
+    assert parse(clock, payload) == Ignored(reason)
+
+
+def test_a_configured_closed_status_with_spaces_is_named_too(clock):
+    payload = fixture("freshdesk", "automation_resolved.json")
+    payload["triggered_event"] = "{status:{from:Done for now,to:Open}}"
+    assert parse(clock, payload, closed_statuses=["Done for now"]) == DialogReopened(
+        "freshdesk", "1042"
+    )
+    payload["triggered_event"] = "{status:{from:Done for now,to:Done for now}}"
+    assert parse(clock, payload, closed_statuses=["Done for now"]) == Ignored(
+        "status Done for now → Done for now: the ticket was already resolved"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "reason"),
+    [
         (PRIVATE, "Open", "(not a name: 52 characters) is not a status change"),
         (
             "{status:{from:Open,to:my password is hunter2}}",

@@ -32,6 +32,7 @@ SAFE_FIELDS = (
     "count",
     "source",
     "path",
+    "route",
     "duration_ms",
     "rows",
     "requests",

@@ -170,6 +170,33 @@ def test_nothing_sensitive_is_logged_by_the_example_configurations(
     assert leaked == [], f"found in the logs: {leaked}"
 
 
+def test_a_refused_request_logs_the_helpdesk_never_the_senders_path(
+    captured, make_config, make_services
+):
+    # webhook.refused kept the request path (up to 200 characters): the sender's text, which
+    # can carry a token (/webhooks/<a secret pasted in the wrong place>) or a customer's words.
+    client = create_app(services=make_services(make_config())).test_client()
+    secret = "sk_live_Customer-Jane-hunter2"
+    assert client.post(f"/webhooks/{secret}", data=b"{}").status_code == 404
+    assert client.post(f"/webhooks/{secret}%20wrote%20this", data=b"{}").status_code == 404
+    wrong = client.post(
+        "/webhooks/generic", data=b"{}", query_string={"token": "wrong-token-hunter2"}
+    )
+    assert wrong.status_code == 401
+    assert client.get("/api/outbox").status_code == 404  # the operator API is off
+
+    lines = [line for line in captured.getvalue().splitlines() if "webhook.refused" in line]
+    assert len(lines) == 4
+    output = "\n".join(lines)
+    assert "hunter2" not in output and "wrote" not in output and "path=" not in output
+    assert "helpdesk=generic" in lines[2] and "status=401" in lines[2]
+    # A name no helpdesk is configured by: its length, never its text.
+    assert 'helpdesk="(not configured: 29 characters)"' in lines[0]
+    assert "(not configured: 40 characters)" in lines[1]
+    # The route, not the path: the same words for every request to it.
+    assert "route=/webhooks/<helpdesk>" in lines[0] and "route=/api/outbox" in lines[3]
+
+
 # --- what a request's text can do to a log line -------------------------------------------
 
 # A value that came from a sender: line breaks Python's splitlines() and JavaScript see (U+2028,

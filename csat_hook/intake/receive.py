@@ -34,16 +34,6 @@ from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
 
-# How much of a path (or of a name taken from one) an answer or a log line repeats: a
-# request line may be 8 KB of the sender's text.
-SHOWN_PATH = 200
-
-
-def clipped(text: str, limit: int = SHOWN_PATH) -> str:
-    """``text``, or its first ``limit`` characters and an ellipsis."""
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
     """The 404 for a helpdesk name no adapter has. The name is the sender's text (up to 8 KB
     of a path): named only when it looks like a name (:func:`shown_name`), else described."""

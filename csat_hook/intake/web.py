@@ -33,7 +33,6 @@ from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
-from csat_hook.intake.receive import clipped
 from csat_hook.intake.receive import unknown_helpdesk
 
 EXTENSION = "csat_hook.intake"
@@ -133,9 +132,27 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
     else:
         logger.info(
             "webhook.refused",
-            extra={"status": error.status, "reason": error.code, "path": clipped(request.path)},
+            extra={"status": error.status, "reason": error.code, **_where()},
         )
     return jsonify(error.to_dict()), error.status
+
+
+def _where() -> dict[str, str]:
+    """What a log line about a refused (or failed) request says of its URL, never the path
+    itself (the sender's text: a token pasted into it, a customer's words): the route it
+    matched (``/webhooks/<helpdesk>``) and, on a webhook URL, the helpdesk when one is
+    configured by that name, else only the name's length."""
+    where: dict[str, str] = {}
+    rule = request.url_rule
+    if rule is not None:
+        where["route"] = rule.rule
+    helpdesk = (request.view_args or {}).get("helpdesk") if rule is not None else None
+    if isinstance(helpdesk, str):
+        configured = helpdesk in _intake().helpdesks
+        where["helpdesk"] = (
+            helpdesk if configured else f"(not configured: {len(helpdesk)} characters)"
+        )
+    return where
 
 
 @bp.app_errorhandler(HTTPException)
@@ -175,5 +192,5 @@ def _webhook_helpdesk() -> str | None:
 
 @bp.app_errorhandler(Exception)
 def _unexpected(error: Exception) -> tuple[Response, int]:
-    logger.exception("http.unexpected-error", extra={"path": clipped(request.path)})
+    logger.exception("http.unexpected-error", extra=_where())
     return jsonify({"error": "internal_error", "reason": "unexpected server error"}), 500

@@ -34,6 +34,7 @@ from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
 
+
 def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
     """The 404 for a helpdesk name no adapter has. The name is the sender's text (up to 8 KB
     of a path): named only when it looks like a name (:func:`shown_name`), else described."""
@@ -99,22 +100,42 @@ class Intake:
         """Cancel the dialog's waiting surveys, but not one queued for a close later than the
         reopen: vendors deliver (and retry) webhooks out of order, and a reopen that happened
         before the close says nothing about it. A reopen of unknown time cancels them all."""
-        cancelled = 0
+        cancelled = kept = 0
         if self.policy.cancel_on_reopen:
             now = self.clock()
             reopened_at = trusted_reopen_time(event.reopen_times, now)
-            cancelled = run_transaction(
-                self.engine,
-                lambda conn: outbox_store.cancel_waiting(
+
+            def cancel(conn: sa.Connection) -> tuple[int, int]:
+                done = outbox_store.cancel_waiting(
                     conn, event.helpdesk, event.dialog_id, now, reopened_at=reopened_at
-                ),
-            )
+                )
+                left = outbox_store.kept_on_reopen(
+                    conn, event.helpdesk, event.dialog_id, reopened_at
+                )
+                return done, left
+
+            cancelled, kept = run_transaction(self.engine, cancel)
         if cancelled:
             logger.info(
                 "survey.cancelled-on-reopen",
                 extra={"helpdesk": event.helpdesk, "dialog_id": event.dialog_id},
             )
-        return Outcome({"status": "reopened", "cancelled": cancelled})
+        body: dict[str, Any] = {"status": "reopened", "cancelled": cancelled}
+        if kept:
+            # Said, not only "cancelled: 0": the reopen happened before those closes (a
+            # reopen delivered late, or retried). Counts only in the log line.
+            logger.info(
+                "survey.kept-on-reopen",
+                extra={
+                    "helpdesk": event.helpdesk,
+                    "count": kept,
+                    "reason": "reopen_older_than_close",
+                },
+            )
+            surveys = "survey" if kept == 1 else "surveys"
+            body["kept_older_than_close"] = kept
+            body["reason"] = f"the reopen is older than the close of {kept} waiting {surveys}: kept"
+        return Outcome(body)
 
     def record_close(self, event: DialogClosed) -> Outcome:
         """Store the survey for a close and queue its reply, unless it is a duplicate or

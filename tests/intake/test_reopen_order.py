@@ -9,6 +9,7 @@ fields: the close's time and the reopen's are both the vendor's word.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -209,7 +210,13 @@ def test_a_reopen_older_than_the_close_leaves_its_survey_to_be_sent(
     # Reopened a minute before the close, delivered after it.
     response = _closed_then_reopened(desk, vendor, clock, NOW - timedelta(seconds=55))
 
-    assert response.json == {"status": "reopened", "cancelled": 0}
+    # Said, not only "cancelled: 0": the survey was kept because the reopen is older.
+    assert response.json == {
+        "status": "reopened",
+        "cancelled": 0,
+        "kept_older_than_close": 1,
+        "reason": "the reopen is older than the close of 1 waiting survey: kept",
+    }
     assert _statuses(desk) == (["queued"], ["pending"])
     clock.advance(DELAY)
     assert desk.delivery_worker().run_once() == 1
@@ -307,10 +314,24 @@ def test_a_reopen_between_two_closes_cancels_only_the_earlier_ones_survey(servic
 
     response = _post(services, vendor, _chatwoot_reopen(clock() - timedelta(seconds=60)), clock())
 
-    assert response.json == {"status": "reopened", "cancelled": 1}
+    assert response.json["cancelled"] == 1 and response.json["kept_older_than_close"] == 1
     with services.engine.connect() as conn:
         found = dict(conn.execute(sa.select(surveys.c.id, surveys.c.status)).all())
     assert found == {first.json["survey_id"]: "cancelled", second.json["survey_id"]: "queued"}
+
+
+def test_a_kept_survey_is_logged_without_the_senders_text(services_for, clock, caplog):
+    caplog.set_level(logging.DEBUG)
+    services, vendor = services_for("chatwoot"), VENDORS["chatwoot"]
+    close = _chatwoot_close(clock() - timedelta(seconds=5))
+    assert _post(services, vendor, close, clock()).json["status"] == "queued"
+    clock.advance(1)
+    _post(services, vendor, _chatwoot_reopen(clock() - timedelta(seconds=60)), clock())
+
+    [kept] = [r for r in caplog.records if r.msg == "survey.kept-on-reopen"]
+    assert (kept.helpdesk, kept.count, kept.reason) == ("chatwoot", 1, "reopen_older_than_close")
+    assert not hasattr(kept, "dialog_id")
+    assert not [r for r in caplog.records if r.msg == "survey.cancelled-on-reopen"]
 
 
 def test_the_reopen_time_is_the_latest_believable_one_or_unknown():

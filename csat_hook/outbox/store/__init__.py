@@ -41,6 +41,7 @@ from csat_hook.outbox.store.enqueue import enqueue_replies
 from csat_hook.outbox.store.enqueue import follow_up_generation
 from csat_hook.outbox.store.enqueue import follow_up_key
 from csat_hook.outbox.store.enqueue import is_follow_up
+from csat_hook.outbox.store.enqueue import kept_on_reopen
 from csat_hook.outbox.store.outcomes import SentMark
 from csat_hook.outbox.store.outcomes import mark_failed
 from csat_hook.outbox.store.outcomes import mark_sent
@@ -69,6 +70,7 @@ __all__ = [
     "follow_up_key",
     "heartbeat",
     "is_follow_up",
+    "kept_on_reopen",
     "mark_failed",
     "mark_sent",
     "mark_sent_after_takeover",

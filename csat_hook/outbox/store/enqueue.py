@@ -149,20 +149,10 @@ def cancel_waiting(
     (``intake.storable.trusted_close_time``), the latest the close can have happened, not
     when it did, so it cannot tell that the close followed the reopen.
     """
-    conditions = [
-        outbox.c.kind == REPLY,
-        outbox.c.helpdesk == helpdesk,
-        outbox.c.dialog_id == dialog_id,
-        outbox.c.status == PENDING,
-    ]
+    conditions = _waiting(helpdesk, dialog_id)
     if reopened_at is not None:
-        later_closes = sa.select(surveys.c.id).where(
-            surveys.c.helpdesk == helpdesk,
-            surveys.c.dialog_id == dialog_id,
-            surveys.c.closed_at > reopened_at,
-            surveys.c.closed_at != surveys.c.created_at,
-        )
-        conditions.append(outbox.c.survey_id.not_in(later_closes))
+        later = _closed_after(helpdesk, dialog_id, reopened_at)
+        conditions.append(outbox.c.survey_id.not_in(later))
     cancelled = (
         conn.execute(
             sa.update(outbox)
@@ -176,3 +166,39 @@ def cancel_waiting(
     if cancelled:
         conn.execute(sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED))
     return len(cancelled)
+
+
+def kept_on_reopen(
+    conn: sa.Connection, helpdesk: str, dialog_id: str, reopened_at: datetime | None
+) -> int:
+    """How many of the dialog's replies that have not started to go out :func:`cancel_waiting`
+    leaves for a reopen at ``reopened_at``: their close is known to be later (none when the
+    reopen's time is unknown)."""
+    if reopened_at is None:
+        return 0
+    query = sa.select(sa.func.count()).where(
+        *_waiting(helpdesk, dialog_id),
+        outbox.c.survey_id.in_(_closed_after(helpdesk, dialog_id, reopened_at)),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _waiting(helpdesk: str, dialog_id: str) -> list[sa.ColumnElement[bool]]:
+    """The dialog's replies that have not started to go out."""
+    return [
+        outbox.c.kind == REPLY,
+        outbox.c.helpdesk == helpdesk,
+        outbox.c.dialog_id == dialog_id,
+        outbox.c.status == PENDING,
+    ]
+
+
+def _closed_after(helpdesk: str, dialog_id: str, reopened_at: datetime) -> sa.Select[Any]:
+    """The dialog's surveys whose close is known to be later than ``reopened_at`` (a close
+    time equal to the survey's ``created_at`` is not known: see :func:`cancel_waiting`)."""
+    return sa.select(surveys.c.id).where(
+        surveys.c.helpdesk == helpdesk,
+        surveys.c.dialog_id == dialog_id,
+        surveys.c.closed_at > reopened_at,
+        surveys.c.closed_at != surveys.c.created_at,
+    )

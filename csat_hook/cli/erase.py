@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import replace
 
 import click
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import shown
 from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
@@ -27,6 +29,7 @@ from csat_hook.erasure.records import MAX_HELPDESK
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
 from csat_hook.erasure.store import erase as erase_rows
+from csat_hook.erasure.store import stored_dialogs
 from csat_hook.errors import SyncLockedError
 from csat_hook.helpdesks.payload import trim_id
 from csat_hook.sync.lock import SyncLock
@@ -104,6 +107,7 @@ def erase(
         create_schema(engine)
         if selector.helpdesk is not None:
             _known_helpdesk(engine, config, selector.helpdesk)
+        selector, matched = _as_stored(engine, selector)
         if apply:
             tally = _apply(engine, config, selector)
         else:
@@ -111,6 +115,8 @@ def erase(
                 tally = erase_rows(conn, selector, utcnow(), apply=False)
     finally:
         engine.dispose()
+    if matched:
+        click.echo(matched)
     _report(tally, apply, selector)
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
@@ -133,6 +139,45 @@ def _known_helpdesk(engine: Engine, config: Config, name: str) -> None:
     raise unknown_helpdesk(
         name, config.helpdesks, also=" (and no survey or answer stored names it)"
     )
+
+
+def _as_stored(engine: Engine, selector: Selector) -> tuple[Selector, str | None]:
+    """``selector`` with its ``--dialog`` as the helpdesk stores it, and what to say of it: a
+    ticket given as a person types it ("#d38", "d38") names the stored D38, as the ticket
+    fields typed in the form are matched (erasure/store.py); never a longer or shorter id
+    ("D3" is not D38). Several stored dialogs differing only in case are bad usage (exit 2):
+    which one is meant is the operator's to say. None stored: the dialog is recorded as
+    given, without a leading ``#`` (no helpdesk's ids start with one)."""
+    given = selector.dialog_id
+    if given is None or selector.helpdesk is None:
+        return selector, None
+    with engine.connect() as conn:
+        found = stored_dialogs(conn, selector.helpdesk, given)
+    if len(found) > 1:
+        listed = ", ".join(repr(dialog) for dialog in found[:5])
+        raise click.BadParameter(
+            shown(
+                f"names {len(found)} stored dialogs of this helpdesk that differ only in case "
+                f"or a leading '#' ({listed}{', …' if len(found) > 5 else ''}): give the one "
+                "meant exactly as stored"
+            ),
+            param_hint="--dialog",
+        )
+    if found:
+        dialog = found[0]
+        said = (
+            f"--dialog matched the stored dialog {shown(repr(dialog))}: the same ticket written "
+            "in another case, or with a leading '#' or spaces (a longer or shorter id never "
+            "matches)."
+        )
+    else:
+        dialog = given.removeprefix("#").strip()
+        if not dialog:
+            raise click.BadParameter("names no ticket (only '#')", param_hint="--dialog")
+        said = "--dialog: no stored dialog has it; taken without its leading '#'."
+    if dialog == given:
+        return selector, None
+    return replace(selector, dialog_id=dialog), said
 
 
 def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
@@ -233,6 +278,12 @@ def _report(tally: Tally, applied: bool, selector: Selector) -> None:
             click.echo(f"  {label}: {getattr(tally, name)} ({what})")
         if tally.unverified_by_ticket:
             click.echo(BY_TICKET)
+            if tally.typed_otherwise:
+                click.echo(
+                    f"{tally.typed_otherwise} of them typed the ticket in another case, or "
+                    "with a leading '#' or spaces: the same ticket (a longer or shorter one is "
+                    "never matched)."
+                )
             if selector.helpdesk:
                 click.echo(BY_TICKET_HELPDESK)
         if not applied:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
@@ -74,6 +75,23 @@ def folded(value: sa.ColumnElement[Any] | str) -> sa.ColumnElement[str]:
     if isinstance(value, str):
         value = sa.literal(value, sa.String())
     return sa.func.lower(value)
+
+
+def ticket_form(text: str) -> str:
+    """A ticket as people type it, made comparable: "#D38", " d38 " and "Ｄ38" are D38's
+    (NFKC, surrounding spaces and one leading ``#`` dropped, case-folded); "D3" and "D380"
+    stay other tickets. How a form's ticket field is matched with a dialog id (``erase``, and
+    the sync's erased dialogs); empty when nothing is left."""
+    form = unicodedata.normalize("NFKC", text).strip()
+    return form.removeprefix("#").strip().casefold()
+
+
+def ticket_spellings(text: str) -> list[str]:
+    """The spellings of ``text``'s ticket a database may hold, for a look-up by
+    :func:`folded` (which compares them without case): as typed without spaces, without its
+    leading ``#`` and with one. Compare what it finds by :func:`ticket_form`."""
+    bare = unicodedata.normalize("NFKC", text).strip().removeprefix("#").strip()
+    return sorted({text.strip(), bare, f"#{bare}"} - {"", "#"})
 
 
 IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit

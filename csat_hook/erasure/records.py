@@ -44,6 +44,9 @@ class Tally:
     # the field names no helpdesk).
     unverified: int = 0
     unverified_by_ticket: int = 0
+    # Of those, typed otherwise than the dialog is stored ("#d38" for D38): said, and not
+    # counted again in total().
+    typed_otherwise: int = 0
     # Unverified answers none of those name that hold the e-mail address itself (a form's own
     # question, a comment): store._holding_email.
     unverified_by_email: int = 0
@@ -54,7 +57,8 @@ class Tally:
     in_delivery: int = 0
 
     def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self) if f.name != "in_delivery")
+        apart = ("in_delivery", "typed_otherwise")
+        return sum(getattr(self, f.name) for f in fields(self) if f.name not in apart)
 
     def counts(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -58,6 +58,8 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
+from csat_hook.db.text import ticket_form
+from csat_hook.db.text import ticket_spellings
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
 
@@ -149,11 +151,12 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     )
     tally.answers = sum(1 for row in answered if _typed(row))
     tally.history = sum(1 for row in earlier if _typed(row))
-    named, by_ticket = _unverified(
+    named, by_ticket, typed_otherwise = _unverified(
         conn, ordered, sorted({dialog for _, dialog in dialogs}), set(selected)
     )
     tally.unverified = len(named)
     tally.unverified_by_ticket = len(by_ticket)
+    tally.typed_otherwise = typed_otherwise
     by_email = _holding_email(conn, selector.email, set(named) | set(by_ticket))
     tally.unverified_by_email = len(by_email)
     unverified = sorted(named + by_ticket + by_email)
@@ -248,6 +251,29 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     return tally
 
 
+def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]:
+    """The ``helpdesk``'s dialogs stored (surveyed, answered, or recorded as erased) that
+    ``dialog`` names as a person types a ticket (:func:`~csat_hook.db.text.ticket_form`:
+    "#d38" names D38; "D3" does not): itself alone when it is stored as given."""
+    wanted = ticket_form(dialog)
+    spellings = ticket_spellings(dialog)
+    if not wanted or not spellings:
+        return []
+    found: set[str] = set()
+    for table in (surveys, answers, erased_dialogs):
+        column = table.c.dialog_id
+        rows = conn.execute(
+            sa.select(column)
+            .where(
+                table.c.helpdesk == helpdesk,
+                folded(column).in_([folded(spelling) for spelling in spellings]),
+            )
+            .distinct()
+        ).scalars()
+        found.update(value for value in rows if ticket_form(value) == wanted)
+    return [dialog] if dialog in found else sorted(found)
+
+
 def _customer(selector: Selector) -> sa.ColumnElement[bool]:
     who = []
     if selector.email:
@@ -285,11 +311,13 @@ def _unverified(
     keys: Sequence[str],
     dialogs: Sequence[str],
     selected: set[tuple[str, str]],
-) -> tuple[list[int], list[int]]:
+) -> tuple[list[int], list[int], int]:
     """The unverified answers that still hold a comment or the row as read: those to these
     surveys (by the reference they kept) or to the ``selected`` helpdesks' dialogs (by what
     the reference they kept names), and apart, the others with one of these dialogs in their
-    ticket field (any helpdesk's: the field names none, see the module's note)."""
+    ticket field (any helpdesk's: the field names none, see the module's note), as a person
+    types it (:func:`~csat_hook.db.text.ticket_form`: case, a leading ``#`` and spaces aside),
+    with how many of those were typed otherwise than the dialog is stored."""
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -301,12 +329,20 @@ def _unverified(
     if selected:
         claiming = _claiming(conn, selected)
         named.update((row.id, row) for row in _rows(conn, query, table.c.id, claiming))
-    by_ticket = {
-        row.id: row
-        for row in _rows(conn, query, table.c.field_ticket, dialogs)
-        if row.id not in named
-    }
-    return _holding(named), _holding(by_ticket)
+    # Compared as typed (ticket_form): "#d38" or "D38 " is D38, "D3" and "D380" are not.
+    wanted = {ticket_form(dialog) for dialog in dialogs} - {""}
+    by_ticket: dict[int, Any] = {}
+    if wanted:
+        typed = query.where(table.c.field_ticket.is_not(None))
+        by_ticket = {
+            row.id: row
+            for row in _every_unverified(conn, typed)
+            if row.id not in named and ticket_form(row.field_ticket) in wanted
+        }
+    held = _holding(by_ticket)
+    exact = set(dialogs)
+    otherwise = sum(1 for ident in held if by_ticket[ident].field_ticket not in exact)
+    return _holding(named), held, otherwise
 
 
 def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.db.text import ticket_form
 from csat_hook.sync import cache
 from csat_hook.sync import store
 from csat_hook.sync.attribution import FORGED
@@ -125,8 +126,8 @@ def _without_erased_text(
     tickets = {item.submission.field_ticket.strip() for item in unverified} - {""}
     dialogs = {item.ref.dialog_id for item in credited} | tickets
     dialogs.update(pair[1] for pair in named if pair)
-    erased = store.erased_among(conn, sorted(keys), sorted(dialogs))
-    if not erased.keys and not erased.dialogs:
+    erased = store.erased_among(conn, sorted(keys), sorted(dialogs), sorted(tickets))
+    if not erased.keys and not erased.dialogs and not erased.tickets:
         return credited, unverified
     return (
         [
@@ -141,6 +142,7 @@ def _without_erased_text(
                 item.submission.named_key() in erased.keys
                 or pair in erased.pairs
                 or item.submission.field_ticket.strip() in erased.dialogs
+                or ticket_form(item.submission.field_ticket) in erased.tickets
             )
             else item
             for item, pair in zip(unverified, named, strict=True)

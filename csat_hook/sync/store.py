@@ -29,6 +29,10 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import folded
+from csat_hook.db.text import in_chunks
+from csat_hook.db.text import ticket_form
+from csat_hook.db.text import ticket_spellings
 from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_iter
@@ -126,6 +130,9 @@ class Erased(NamedTuple):
     keys: set[str]
     dialogs: set[str]
     pairs: set[tuple[str, str]]
+    # The erased dialogs (any helpdesk's) that typed tickets name, as ``ticket_form``s: how a
+    # ticket field is matched ("#d38" is D38's), as ``erase`` matches it.
+    tickets: set[str]
 
 
 def any_erasure(conn: sa.Connection) -> bool:
@@ -137,11 +144,26 @@ def any_erasure(conn: sa.Connection) -> bool:
     )
 
 
-def erased_among(conn: sa.Connection, keys: Sequence[str], dialogs: Sequence[str]) -> Erased:
+def erased_among(
+    conn: sa.Connection,
+    keys: Sequence[str],
+    dialogs: Sequence[str],
+    tickets: Sequence[str] = (),
+) -> Erased:
     """Which of the survey ``keys``, and which of the ``dialogs`` (and as which helpdesk's),
-    had their customer data erased (``csat-hook erase``): a submission to one is stored
-    without its comment (:mod:`.ingest`)."""
-    found = Erased(set(), set(), set())
+    had their customer data erased (``csat-hook erase``), and which of the typed ``tickets``
+    name an erased dialog as a person types it (:func:`~csat_hook.db.text.ticket_form`):
+    a submission to one is stored without its comment (:mod:`.ingest`)."""
+    found = Erased(set(), set(), set(), set())
+    wanted = {ticket_form(ticket) for ticket in tickets} - {""}
+    spellings = sorted({s for ticket in tickets for s in ticket_spellings(ticket)})
+    for chunk in in_chunks(spellings):
+        lowered = [folded(spelling) for spelling in chunk]
+        for column in (erasures.c.dialog_id, erased_dialogs.c.dialog_id):
+            rows = conn.execute(sa.select(column).where(folded(column).in_(lowered)).distinct())
+            found.tickets.update(
+                form for form in map(ticket_form, rows.scalars()) if form in wanted
+            )
     for condition in among(conn, erasures.c.survey_key, keys):
         found.keys.update(conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars())
     for match in matching(conn, dialogs):

@@ -30,12 +30,14 @@ from csat_hook.db.schema import SENT
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.db.schema import metadata
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_locks
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import ticket_form
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.notify.records import DIGEST
 from csat_hook.notify.records import AlertMessage
@@ -991,3 +993,136 @@ def test_a_helpdesk_removed_from_the_config_may_still_be_erased_from(shop: Shop)
     with shop.kit.engine.connect() as conn:
         emails = conn.execute(sa.select(surveys.c.customer_email).order_by(surveys.c.id)).all()
     assert [e[0] for e in emails] == [None, None, BOB["customer_email"]]
+
+
+# --- a ticket as a person types it ----------------------------------------------------------
+
+
+def _typed(name: str, ticket: str) -> str:
+    """An answer without a reference from ``name``, typed with ``ticket`` (CSV-quoted)."""
+    return f'2026/11/20 1:50:00 PM GMT+3,3,{name} typed a ticket,Anna,"{ticket}",'
+
+
+def _unverified_comments(shop: Shop) -> dict[str, str | None]:
+    with shop.kit.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(unverified_answers.c.rating, unverified_answers.c.comment).where(
+                unverified_answers.c.rating == 3
+            )
+        ).all()
+    return {str(comment): comment for _, comment in rows}
+
+
+def test_a_ticket_typed_in_another_case_or_with_a_hash_is_the_same_ticket(shop: Shop):
+    """The ticket field holds the dialog as the respondent typed it: "#d-2", "D-2 " or "d-2"
+    are D-2, and erasing D-2 missed them (an exact match): a privacy defect. D-20, D and
+    "D-2 x" are other tickets: never erased with D-2."""
+    for name, ticket in (
+        ("Hash", "#d-2"),
+        ("Lower", "d-2"),
+        ("Spaced", " # D-2 "),
+        ("Longer", "D-20"),
+        ("Shorter", "D"),
+        ("Other", "D-2 x"),
+    ):
+        shop.lines[name] = _typed(name, ticket)
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+
+    dry = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2")
+    assert dry.exit_code == 0, dry.output
+    # The answer without a reference typed "D-2", and the three typed otherwise.
+    assert "  unverified answers matched by typed ticket only: 4 " in dry.output
+    assert "3 of them typed the ticket in another case" in dry.output
+
+    applied = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2", "--yes")
+    assert applied.exit_code == 0, applied.output
+    left = sorted(c for c in _unverified_comments(shop).values() if c)
+    assert left == ["Longer typed a ticket", "Other typed a ticket", "Shorter typed a ticket"]
+
+
+@pytest.mark.parametrize("given", ["d-2", "#D-2", " # d-2 "])
+def test_a_dialog_given_as_a_person_types_it_finds_the_stored_one_and_says_so(
+    shop: Shop, given: str
+):
+    # "--dialog d-2" found nothing of the stored D-2 and recorded the erasure of "d-2".
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", given, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "--dialog matched the stored dialog 'D-2'" in result.output
+    assert "  surveys: 1 " in result.output
+    with shop.kit.engine.connect() as conn:
+        customers = dict(
+            conn.execute(sa.select(surveys.c.dialog_id, surveys.c.customer_email)).all()
+        )
+        recorded = conn.execute(sa.select(erased_dialogs.c.dialog_id)).scalars().all()
+    assert customers == {
+        "D-1": MARIA["customer_email"],
+        "D-2": None,
+        "D-3": BOB["customer_email"],
+    }
+    assert recorded == ["D-2"]
+
+
+@pytest.mark.parametrize("given", ["D", "D-", "-2", "D-20", "#D"])
+def test_a_part_of_a_dialog_never_erases_it(shop: Shop, given: str):
+    before = shop.dump()
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", given, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "matched the stored dialog" not in result.output
+    after = shop.dump()
+    # Only the erasure record of that (unknown) dialog is added: no text is gone.
+    assert {k: v for k, v in after.items() if k != "erased_dialogs"} == {
+        k: v for k, v in before.items() if k != "erased_dialogs"
+    }
+
+
+def test_a_dialog_given_with_a_hash_is_recorded_without_it(shop: Shop):
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "#D-9", "--yes")
+    assert result.exit_code == 0, result.output
+    with shop.kit.engine.connect() as conn:
+        assert conn.execute(sa.select(erased_dialogs.c.dialog_id)).scalars().all() == ["D-9"]
+
+
+def test_a_later_answer_typed_in_another_form_is_stored_without_its_text(shop: Shop):
+    """The sync matches a typed ticket with the erased dialogs the same way: a row typed
+    "#d-9" after D-9 was erased is stored with its rating only; "D-90" keeps its text."""
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert result.exit_code == 0, result.output
+    shop.lines["zoe"] = _typed("Zoe", "#d-9 ")
+    shop.lines["yan"] = _typed("Yan", "D-90")
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {}
+    assert ZOE not in shop.report_text().lower()
+    assert held(shop.dump(), "yan typed") == {"unverified_answers": 1}
+
+
+def test_two_stored_dialogs_differing_only_in_case_are_not_guessed_between(shop: Shop):
+    shop.survey("d-2", BOB)  # a helpdesk whose ids are case-sensitive
+    before = shop.dump()
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "#D-2", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "names 2 stored dialogs" in result.output and "exactly as stored" in result.output
+    assert shop.dump() == before
+    exact = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2")
+    assert exact.exit_code == 0 and "matched the stored dialog" not in exact.output
+    assert "  surveys: 1 " in exact.output
+
+
+@pytest.mark.parametrize(
+    ("typed", "form"),
+    [
+        ("D38", "d38"),
+        ("#D38", "d38"),
+        (" # d38 ", "d38"),
+        ("\uff24\uff13\uff18", "d38"),  # full-width, as some keyboards type it
+        ("D3", "d3"),
+        ("##D38", "#d38"),
+        ("#", ""),
+        ("  ", ""),
+    ],
+)
+def test_a_ticket_form_drops_case_spaces_and_one_leading_hash(typed: str, form: str):
+    assert ticket_form(typed) == form

@@ -28,6 +28,7 @@ from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
 from tests.helpers import body_of
 from tests.helpers import fixture
+from tests.helpers import generic_close
 
 KITS = load_kits()
 DELAY = 8  # policy.send_delay_seconds, as in the probe that found it
@@ -129,11 +130,27 @@ def _helpscout_reopen(at: datetime | None) -> dict[str, Any]:
     return payload
 
 
+def _generic_close(at: datetime) -> dict[str, Any]:
+    return generic_close("D-2", closed_at=_iso(at))
+
+
+def _generic_reopen(at: datetime | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"event": "dialog.reopened", "dialog": {"id": "D-2"}}
+    if at is not None:
+        payload["reopened_at"] = int(_unix(at) * 1000)  # milliseconds, as Crisp's are
+    return payload
+
+
+# The generic adapter's close and reopen times: mapped (mapping.close_time, reopen_time).
+GENERIC_TIMES = {"close_time": "closed_at", "reopen_time": "reopened_at"}
+
+
 @dataclass(frozen=True)
 class Vendor:
     kind: str
     close: Callable[[datetime], dict[str, Any]]
     reopen: Callable[[datetime | None], dict[str, Any]]
+    mapping: dict[str, str] | None = None
 
     @property
     def kit(self) -> Kit:
@@ -149,6 +166,7 @@ VENDORS = {
     "zendesk-events": Vendor("zendesk", _zendesk_close, _zendesk_reopen),
     "zendesk-trigger": Vendor("zendesk", _zendesk_trigger_close, _zendesk_trigger_reopen),
     "helpscout": Vendor("helpscout", _helpscout_close, _helpscout_reopen),
+    "generic": Vendor("generic", _generic_close, _generic_reopen, GENERIC_TIMES),
 }
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the FakeClock's start
@@ -163,8 +181,10 @@ def vendor(request: pytest.FixtureRequest) -> Vendor:
 def services_for(make_config, make_services, fake_helpdesk, tmp_path):
     """Services with one vendor (its kit's options) and the probe's delay, or ``policy``."""
 
-    def build(kind: str, **policy: Any) -> Any:
+    def build(kind: str, mapping: dict[str, str] | None = None, **policy: Any) -> Any:
         options = {"kind": kind, **KITS[kind].options(fake_helpdesk.url, tmp_path)}
+        if mapping:
+            options["mapping"] = {**options.get("mapping", {}), **mapping}
         policy = {"send_delay_seconds": DELAY, **policy}
         return make_services(make_config(helpdesks={kind: options}, policy=policy))
 
@@ -173,7 +193,7 @@ def services_for(make_config, make_services, fake_helpdesk, tmp_path):
 
 @pytest.fixture
 def desk(vendor, services_for):
-    return services_for(vendor.kind)
+    return services_for(vendor.kind, vendor.mapping)
 
 
 def _post(services: Any, vendor: Vendor, payload: dict[str, Any], now: datetime) -> Any:
@@ -332,6 +352,17 @@ def test_a_kept_survey_is_logged_without_the_senders_text(services_for, clock, c
     assert (kept.helpdesk, kept.count, kept.reason) == ("chatwoot", 1, "reopen_older_than_close")
     assert not hasattr(kept, "dialog_id")
     assert not [r for r in caplog.records if r.msg == "survey.cancelled-on-reopen"]
+
+
+def test_a_generic_reopen_without_time_mappings_cancels_as_before(services_for, clock):
+    """Unmapped (the default), the generic adapter's close and reopen name no time: a late
+    reopen cancels the newer close's survey, as every reopen did before times were read."""
+    services, vendor = services_for("generic"), VENDORS["generic"]
+    close = _generic_close(clock() - timedelta(seconds=5))
+    assert _post(services, vendor, close, clock()).json["status"] == "queued"
+    clock.advance(1)
+    reopen = _generic_reopen(clock() - timedelta(seconds=60))
+    assert _post(services, vendor, reopen, clock()).json == {"status": "reopened", "cancelled": 1}
 
 
 def test_the_reopen_time_is_the_latest_believable_one_or_unknown():

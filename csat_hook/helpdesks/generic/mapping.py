@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import jmespath
@@ -24,6 +25,7 @@ from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import document_digest
+from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_document
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
@@ -32,6 +34,9 @@ from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.settings import StrictModel
+
+# The longest text a mapped time may be: "2026-11-20T12:00:00.123456+05:30" is 32 characters.
+TIME_LIMIT = 64
 
 
 class MappingOptions(StrictModel):
@@ -54,6 +59,12 @@ class MappingOptions(StrictModel):
     channel: str | None = "channel"
     language: str | None = "language"
     occurrence: str | None = None
+    # When the dialog closed / reopened (Unix seconds or milliseconds, or ISO 8601), read as
+    # the vendors' times are (payload.parse_timestamp); unset: the payload names none. With
+    # both, a reopen delivered after a later close leaves that close's survey queued. The
+    # reopen's own time only: never a last activity, which may precede it.
+    close_time: str | None = None
+    reopen_time: str | None = None
     context: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -85,6 +96,8 @@ class MappingOptions(StrictModel):
                 "channel",
                 "language",
                 "occurrence",
+                "close_time",
+                "reopen_time",
             )
             if getattr(self, key)
         }
@@ -130,7 +143,7 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
             code="missing_field",
         )
     if verdict == "reopened":
-        return DialogReopened(helpdesk, dialog_id)
+        return DialogReopened(helpdesk, dialog_id, reopen_times=_times(values.get("reopen_time")))
     context = {
         k.removeprefix("context."): as_text(v, limit=1000)
         for k, v in values.items()
@@ -152,6 +165,7 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
         team=as_text(values.get("team")),
         channel=as_text(values.get("channel")),
         language=as_text(values.get("language")),
+        close_times=_times(values.get("close_time")),
         occurrence=as_text(values.get("occurrence")) or document_digest(payload),
         reply_context=context,
     )
@@ -172,6 +186,18 @@ def _classify(values: Mapping[str, Any], mapping: MappingOptions) -> str | Ignor
             return "reopened"
         return Ignored(f"status {shown_name(status)!r} does not mean closed")
     return "reopened" if event in _lower(mapping.reopen_events) else "closed"
+
+
+def _times(value: Any) -> tuple[datetime, ...]:
+    """A mapped time as the vendors' adapters read theirs (:func:`parse_timestamps`): a
+    number or a text of at most :data:`TIME_LIMIT` characters, else none (a list, an
+    object, a page of digits): the close or reopen is then of unknown time, as without
+    the mapping."""
+    if isinstance(value, str) and len(value) > TIME_LIMIT:
+        return ()
+    if not isinstance(value, str | int | float):
+        return ()
+    return parse_timestamps(value)
 
 
 def _field(mapping: MappingOptions, key: str) -> str:

@@ -1114,3 +1114,60 @@ def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock):
     )
     body = json.dumps({"event": "dialog.closed", "id": "1", "status": "snoozed"}).encode()
     assert statuses.parse(request(body, clock)) == Ignored("status 'snoozed' does not mean closed")
+
+
+# --- the close's and the reopen's times (mapping.close_time, mapping.reopen_time) ----------
+
+TIMES = {"close_time": "dialog.closed_at", "reopen_time": "dialog.reopened_at"}
+AT = datetime(2026, 11, 20, 11, 59, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-20T11:59:00Z",
+        "2026-11-20T14:59:00+03:00",
+        int(AT.timestamp()),
+        int(AT.timestamp() * 1000),
+        str(int(AT.timestamp())),
+    ],
+)
+def test_mapped_close_and_reopen_times_are_read_as_the_vendors_are(clock, value):
+    helpdesk = adapter(clock, mapping=TIMES)
+    close = generic_close("D-7")
+    close["dialog"]["closed_at"] = value
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-7", "reopened_at": value}}
+    closed = helpdesk.parse(request(body_of(close), clock))
+    reopened = helpdesk.parse(request(body_of(reopen), clock))
+    assert isinstance(closed, DialogClosed) and closed.close_times == (AT,)
+    assert reopened == DialogReopened("g", "D-7", reopen_times=(AT,))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "yesterday", "1" * 65, " " * 30 + "2026-11-20T11:59:00Z" + " " * 30, [1], {}, True],
+)
+def test_a_mapped_time_that_does_not_read_as_one_is_no_time(clock, value):
+    # A close or reopen of unknown time, as without the mapping: never a refusal (the
+    # sender's types), never a long text parsed.
+    helpdesk = adapter(clock, mapping=TIMES)
+    close = generic_close("D-7")
+    close["dialog"]["closed_at"] = value
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-7", "reopened_at": value}}
+    closed = helpdesk.parse(request(body_of(close), clock))
+    assert isinstance(closed, DialogClosed) and closed.close_times == ()
+    assert helpdesk.parse(request(body_of(reopen), clock)) == DialogReopened("g", "D-7")
+
+
+def test_without_time_mappings_no_time_is_read(clock):
+    helpdesk = adapter(clock)
+    close = generic_close("D-7", closed_at="2026-11-20T11:59:00Z")
+    closed = helpdesk.parse(request(body_of(close), clock))
+    assert isinstance(closed, DialogClosed) and closed.close_times == ()
+
+
+@pytest.mark.parametrize("key", ["close_time", "reopen_time"])
+def test_a_bad_time_expression_is_refused_when_the_config_loads(key):
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping={key: "dialog.[closed"})
+    assert f"mapping.{key}" in str(info.value) or key in str(info.value)

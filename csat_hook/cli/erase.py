@@ -48,8 +48,9 @@ OUT_OF_REACH = (
 # Said when unverified answers are matched by their typed ticket alone (erasure/store.py).
 BY_TICKET = (
     "Matched by typed ticket only: the form's ticket field of an unverified answer (no "
-    "reference, or one that could not be verified) equals one of these dialogs as the "
-    "respondent left it. It names no helpdesk: an answer about another helpdesk's dialog of "
+    "reference, or one that could not be verified) names one of these dialogs as the "
+    "respondent left it (any case, a leading '#' and spaces aside; a longer or shorter "
+    "ticket never). It names no helpdesk: an answer about another helpdesk's dialog of "
     "the same id, or typed by someone else, is matched as well, since erasing a comment that "
     "was not the customer's is the lesser harm than keeping one that was. Unverified answers "
     "are never credited: no figure changes."
@@ -90,7 +91,9 @@ def erase(
 
     Unverified answers whose ticket field, as typed, is one of the dialogs are erased too,
     counted apart: that field names no helpdesk, so one about another helpdesk's dialog of
-    the same id is matched as well (over-erasing is the lesser harm).
+    the same id is matched as well (over-erasing is the lesser harm). A ticket is compared
+    as a person types it: "#d38" and "d38 " are D38, "D3" and "D380" are not; --dialog too
+    (the output says which stored dialog it matched).
 
     A --dialog erasure is recorded even when nothing of the dialog is stored yet: later
     syncs store its answers still in the source (credited to it, naming it, or typed with

@@ -16,8 +16,10 @@ either, the sync's ingest stores a later submission without its text (``sync/ing
 
 Unverified answers are found by the survey their reference names (a forged one's reference
 is kept), or by the ``--dialog`` it names (read unchecked, as the ingest reads it: no survey
-key is needed), or else by their ticket field equal to one of the dialogs (the selected one,
-and those of the customer's surveys): counted apart, as matched by typed ticket only. That field
+key is needed), or else by their ticket field naming one of the dialogs (the selected one,
+and those of the customer's surveys) as a person types a ticket (``db.text.ticket_form``: any
+case, a leading ``#`` and spaces aside; "D3" never names D38): counted apart, as matched by
+typed ticket only. That field
 is all that ties an answer without a usable reference to a dialog, and it holds a dialog id
 as the respondent left it, with no helpdesk: it cannot tell helpdesk A's dialog "123" from
 helpdesk B's, nor from a "123" typed by someone else, and ``--helpdesk`` cannot narrow it.

@@ -146,7 +146,9 @@ def _where() -> dict[str, str]:
     rule = request.url_rule
     if rule is not None:
         where["route"] = rule.rule
-    helpdesk = (request.view_args or {}).get("helpdesk") if rule is not None else None
+        helpdesk = (request.view_args or {}).get("helpdesk")
+    else:  # a method the URL does not take (a GET of a webhook URL)
+        helpdesk = _webhook_helpdesk()
     if isinstance(helpdesk, str):
         configured = helpdesk in _intake().helpdesks
         where["helpdesk"] = (

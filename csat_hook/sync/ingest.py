@@ -116,7 +116,9 @@ def _without_erased_text(
     its verified reference's helpdesk and dialog. An unverified one names such a survey by its
     reference, or such a dialog by what its reference says (``tokens.claimed``: a forged one
     is read), or by the dialog in the ticket field: any helpdesk's dialog of that id, as the
-    field names none (an erasure errs on erasing; ``erasure/store.py``). The identity stays
+    field names none, compared as a person types a ticket (``db.text.ticket_form``: "#d38"
+    is D38's) as ``erase`` compares it (an erasure errs on erasing; ``erasure/store.py``).
+    The identity stays
     the row's own, so the row is recognised as processed on the next run."""
     if (not credited and not unverified) or not store.any_erasure(conn):
         return credited, unverified  # the usual case: no erasure ever

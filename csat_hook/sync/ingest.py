@@ -129,12 +129,19 @@ def _without_erased_text(
     dialogs = {item.ref.dialog_id for item in credited} | tickets
     dialogs.update(pair[1] for pair in named if pair)
     erased = store.erased_among(conn, sorted(keys), sorted(dialogs), sorted(tickets))
-    if not erased.keys and not erased.dialogs and not erased.tickets:
+    if not (erased.keys or erased.dialogs or erased.tickets or erased.pair_forms):
         return credited, unverified
+
+    def erased_dialog(pair: tuple[str, str] | None) -> bool:
+        """An erased dialog's, written as stored or as ``erase --dialog`` was given it."""
+        return pair is not None and (
+            pair in erased.pairs or (pair[0], ticket_form(pair[1])) in erased.pair_forms
+        )
+
     return (
         [
             replace(item, submission=_erased(item.submission))
-            if item.key in erased.keys or (item.ref.helpdesk, item.ref.dialog_id) in erased.pairs
+            if item.key in erased.keys or erased_dialog((item.ref.helpdesk, item.ref.dialog_id))
             else item
             for item in credited
         ],
@@ -142,7 +149,7 @@ def _without_erased_text(
             replace(item, submission=_erased(item.submission))
             if (
                 item.submission.named_key() in erased.keys
-                or pair in erased.pairs
+                or erased_dialog(pair)
                 or item.submission.field_ticket.strip() in erased.dialogs
                 or ticket_form(item.submission.field_ticket) in erased.tickets
             )

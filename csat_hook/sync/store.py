@@ -133,6 +133,9 @@ class Erased(NamedTuple):
     # The erased dialogs (any helpdesk's) that typed tickets name, as ``ticket_form``s: how a
     # ticket field is matched ("#d38" is D38's), as ``erase`` matches it.
     tickets: set[str]
+    # The ``pairs`` as ``(helpdesk, ticket_form)``: an erasure recorded as "d38" before
+    # anything of D38 was stored is D38's (``erase --dialog`` takes a ticket as typed).
+    pair_forms: set[tuple[str, str]]
 
 
 def any_erasure(conn: sa.Connection) -> bool:
@@ -154,16 +157,26 @@ def erased_among(
     had their customer data erased (``csat-hook erase``), and which of the typed ``tickets``
     name an erased dialog as a person types it (:func:`~csat_hook.db.text.ticket_form`):
     a submission to one is stored without its comment (:mod:`.ingest`)."""
-    found = Erased(set(), set(), set(), set())
-    wanted = {ticket_form(ticket) for ticket in tickets} - {""}
-    spellings = sorted({s for ticket in tickets for s in ticket_spellings(ticket)})
+    found = Erased(set(), set(), set(), set(), set())
+    typed = {ticket_form(ticket) for ticket in tickets} - {""}
+    forms = {ticket_form(dialog) for dialog in (*dialogs, *tickets)} - {""}
+    spellings = sorted({s for dialog in (*dialogs, *tickets) for s in ticket_spellings(dialog)})
     for chunk in in_chunks(spellings):
         lowered = [folded(spelling) for spelling in chunk]
-        for column in (erasures.c.dialog_id, erased_dialogs.c.dialog_id):
-            rows = conn.execute(sa.select(column).where(folded(column).in_(lowered)).distinct())
-            found.tickets.update(
-                form for form in map(ticket_form, rows.scalars()) if form in wanted
+        recorded = conn.execute(
+            sa.select(erasures.c.dialog_id).where(folded(erasures.c.dialog_id).in_(lowered))
+        ).scalars()
+        found.tickets.update(form for form in map(ticket_form, recorded) if form in typed)
+        for row in conn.execute(
+            sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id).where(
+                folded(erased_dialogs.c.dialog_id).in_(lowered)
             )
+        ):
+            form = ticket_form(row.dialog_id)
+            if form in forms:
+                found.pair_forms.add((row.helpdesk, form))
+            if form in typed:
+                found.tickets.add(form)
     for condition in among(conn, erasures.c.survey_key, keys):
         found.keys.update(conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars())
     for match in matching(conn, dialogs):

@@ -1126,3 +1126,30 @@ def test_two_stored_dialogs_differing_only_in_case_are_not_guessed_between(shop:
 )
 def test_a_ticket_form_drops_case_spaces_and_one_leading_hash(typed: str, form: str):
     assert ticket_form(typed) == form
+
+
+def test_a_dialog_erased_in_another_case_before_it_is_stored_keeps_later_texts_out(shop: Shop):
+    """Nothing of D-9 is stored when "--dialog d-9" is erased: it is recorded as given. A
+    later answer credited to D-9, or naming it by a forged reference, is that ticket: stored
+    without its text. Another helpdesk's D-9 is not, nor this helpdesk's D-90."""
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "d-9", "--yes")
+    assert result.exit_code == 0, result.output
+    issued = shop.kit.now - timedelta(hours=2)
+    credited = tokens.sign(SECRET, tokens.SurveyRef(HELPDESK, "D-9", "7", issued))
+    forged = tokens.sign("a-secret-nobody-knows", tokens.SurveyRef(HELPDESK, "D-9", "7", issued))
+    longer = tokens.sign(SECRET, tokens.SurveyRef(HELPDESK, "D-90", "7", issued))
+    elsewhere = tokens.sign(SECRET, tokens.SurveyRef("otherdesk", "D-9", "7", issued))
+    shop.lines.update(
+        {
+            "zoe-credited": f"2026/11/20 2:10:00 PM GMT+3,2,Zoe credited,Anna,D-9,{credited}",
+            "zoe-forged": f"2026/11/20 2:11:00 PM GMT+3,1,Zoe forged,Anna,X-1,{forged}",
+            "longer": f"2026/11/20 2:12:00 PM GMT+3,5,Yan on D-90,Anna,D-90,{longer}",
+            "elsewhere": f"2026/11/20 2:13:00 PM GMT+3,5,Olga elsewhere,Anna,X-2,{elsewhere}",
+        }
+    )
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert held(shop.dump(), ZOE) == {}
+    assert held(shop.dump(), "yan on d-90") == {"answers": 1}
+    assert held(shop.dump(), "olga elsewhere") == {"answers": 1}

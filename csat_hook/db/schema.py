@@ -241,6 +241,10 @@ unverified_answers = sa.Table(
     sa.Column("token", sa.String(1024)),
     sa.Column("nps", sa.SmallInteger()),
     sa.Column("checked_with", sa.String(32)),
+    # Which source it was read from (``ResultsSource.identity``: the sheet and tab, the CSV
+    # file, the form), beside its kind (``source``): a read of every row of that source
+    # forgets it once the row is gone (sync/ingest.py). None: stored before migration 0018.
+    sa.Column("source_key", sa.String(255)),
     sa.UniqueConstraint("fingerprint"),
     sa.Index(None, "reason", "checked_with"),
 )

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import sync_outputs
 from csat_hook.db.schema import sync_row_digests
+from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import matching
@@ -120,6 +121,17 @@ def row_digests_of(conn: sa.Connection, fingerprints: Iterable[str]) -> list[tup
         )
         found.extend((digest, fingerprint) for digest, fingerprint in rows)
     return found
+
+
+def unverified_row_digests(conn: sa.Connection) -> list[tuple[str, str]]:
+    """The stored (raw digest, identity) pairs of the unverified answers' identities (one
+    join: the digests of every other row are not read)."""
+    rows = conn.execute(
+        sa.select(sync_row_digests.c.digest, sync_row_digests.c.fingerprint).join(
+            unverified_answers, unverified_answers.c.fingerprint == sync_row_digests.c.fingerprint
+        )
+    )
+    return [(digest, fingerprint) for digest, fingerprint in rows]
 
 
 def fingerprints_of(conn: sa.Connection, digests: Container[str]) -> set[str]:

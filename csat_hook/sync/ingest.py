@@ -77,11 +77,13 @@ def ingest_submissions(
     now: datetime,
     into: IngestResult,
     places: Places | None = None,
+    origin: str | None = None,
 ) -> None:
     """Verify, classify and store ``submissions``, adding to ``into`` (``into.answers`` is
     extended with the answers added or replaced, as ``store.AnswerRow``). ``places``: where
     the read that gave them found the processed rows (a stored answer in a tie is placed
-    there: :mod:`.places`).
+    there: :mod:`.places`). ``origin``: the source they were read from
+    (``ResultsSource.identity``), stored with the unverified ones.
 
     ``agents`` is helpdesk → its static agents map; ``surveys`` is survey key → survey row
     (the agent as recorded at send time), both used only to tell whether fields were edited.
@@ -102,7 +104,7 @@ def ingest_submissions(
             unverified.append(checked)
     credited, unverified = _without_erased_text(conn, credited, unverified)
     _store_credited(conn, credited, source, agents, surveys, answers, now, into, places)
-    _store_unverified(conn, unverified, source, now, into, secrets)
+    _store_unverified(conn, unverified, source, now, into, secrets, origin)
 
 
 def _without_erased_text(
@@ -196,24 +198,47 @@ def ingest_rest(
             store.note_full_read(conn, source_key, now)
 
 
-def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch) -> int:
+def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str) -> int:
     """After a read of every row of a sheet or export (``batch``, which met every row: not
-    cut, not filtered): forget the unverified answers of its source whose identity the read
-    did not find, neither recognised (by raw digest, parsed, at the last row) nor new in it.
-    Their row was removed or edited (a fixed reference is credited, an edited forged row is
-    kept again under its new identity), and a first read of the source as it is lists none of
-    them. Returns how many went. Called after the batch is stored (re-keyed identities
-    included), only for such a read (the caller decides: ``Places.whole``)."""
-    stored = store.unverified_of(conn, batch.source)
-    if not stored:
-        return 0
+    cut, not filtered) of the source ``origin`` (``ResultsSource.identity``): the unverified
+    answers stored are listed as a first read of that source as it is lists them.
+
+    Those of that source whose identity the read did not find, neither recognised (by raw
+    digest, parsed, at the last row) nor new in it, are forgotten: their row was removed or
+    edited (a fixed reference is credited, an edited forged row is kept again under its new
+    identity). Those of another source are not: another sheet, tab or file was read, even of
+    the same kind. Nor those stored before sources were told apart (no ``source_key``),
+    whose source is not known.
+
+    Those it found at another row (rows above deleted, rows moved) are moved to the row it
+    found them at (the lowest, where a first read places a double-click: :mod:`.places`),
+    and become this source's when they were another's (or none's): the same row read from
+    another sheet or export of the same answers is where it is now.
+
+    Returns how many went. Called after the batch is stored (re-keyed identities included),
+    only for such a read (the caller decides: ``Places.whole``). Two statements read what it
+    needs, whatever the rows read: the unverified answers and their stored row digests."""
     places = Places(batch, whole=True)
     if not places.whole:
         return 0
-    new = {sub.fingerprint for sub in batch.submissions}
-    missing = places.missing(conn, set(stored.values()) - new)
-    gone = sorted(id_ for id_, fingerprint in stored.items() if fingerprint in missing)
-    store.forget_unverified(conn, gone)
+    stored = store.unverified_places(conn)
+    if not stored:
+        return 0
+    where = places.at({row.fingerprint for row in stored}, cache.unverified_row_digests(conn))
+    # Not gone: new in the batch, or read at the last row (which lends no place).
+    kept = {sub.fingerprint for sub in batch.submissions} | {places.last_known}
+    key = origin[:255]
+    gone: list[int] = []
+    moved: list[dict[str, Any]] = []
+    for row in stored:
+        ref = where.get(row.fingerprint)
+        if ref is None:
+            if row.source_key == key and row.fingerprint not in kept:
+                gone.append(row.id)
+        elif (ref[:191], key, batch.source) != (row.source_ref, row.source_key, row.source):
+            moved.append({"id": row.id, "ref": ref[:191], "key": key, "source": batch.source})
+    store.forget_unverified(conn, sorted(gone))
+    store.move_unverified(conn, moved)
     return len(gone)
 
 
@@ -478,11 +503,15 @@ def _store_unverified(
     now: datetime,
     result: IngestResult,
     secrets: Sequence[str],
+    origin: str | None,
 ) -> None:
     """A forged one keeps its reference and the secrets it was checked under: it is credited
-    once a secret added to them verifies it (:mod:`.reverify`)."""
+    once a secret added to them verifies it (:mod:`.reverify`). Each keeps the source it was
+    read from (``origin``): a read of every row of that source forgets it once it is gone
+    (:func:`forget_gone_unverified`)."""
     rows = []
     checked_with = tokens.key_set_id(secrets) if unverified else None
+    source_key = origin[:255] if origin is not None else None
     for item in unverified:
         sub = item.submission
         forged = item.reason == FORGED
@@ -507,6 +536,7 @@ def _store_unverified(
                 "token": sub.token.strip() if forged else None,
                 "nps": sub.nps,
                 "checked_with": checked_with if forged else None,
+                "source_key": source_key,
             }
         )
     store.insert_unverified(conn, rows)

@@ -21,6 +21,7 @@ set entry was), and only the stored answers in a tie, a handful, are looked up.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Iterable
 from collections.abc import Mapping
 
 import sqlalchemy as sa
@@ -55,12 +56,16 @@ class Places:
 
     def of(self, conn: sa.Connection, fingerprints: Collection[str]) -> dict[str, str]:
         """Identity → the ref of the lowest row the read found it at, for those it found."""
+        pairs = cache.row_digests_of(conn, fingerprints) if self.raw and fingerprints else []
+        return self.at(fingerprints, pairs)
+
+    def at(self, fingerprints: Collection[str], pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """:meth:`of` given the stored (raw digest, identity) pairs of ``fingerprints``."""
         places = {f: self.found[f] for f in fingerprints if f in self.found}
-        if self.raw and fingerprints:
-            for digest, fingerprint in cache.row_digests_of(conn, fingerprints):
-                row = self.raw.get(digest)
-                if row is not None:
-                    place(places, fingerprint, f"row {row}")
+        for digest, fingerprint in pairs:
+            row = self.raw.get(digest)
+            if row is not None and fingerprint in fingerprints:
+                place(places, fingerprint, f"row {row}")
         return places
 
 

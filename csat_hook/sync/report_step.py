@@ -108,6 +108,7 @@ class ReportStep(AlertsStep):
         keep_digests: bool = False,
         recredits: Sequence[recredit.Recredit] = (),
         whole_read: bool = False,
+        origin: str | None = None,
     ) -> tuple[IngestResult, list[Changed]]:
         """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
         the alert rules read (:meth:`_changed`) are returned beside.
@@ -124,7 +125,8 @@ class ReportStep(AlertsStep):
         ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
         before any submission is weighed against their answers. ``whole_read``: the batch is
         a read of every row of a sheet or export (a stored answer it did not find is no longer
-        in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`)."""
+        in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`). ``origin``: the
+        source read (``ResultsSource.identity``), stored with the unverified answers."""
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
@@ -152,6 +154,7 @@ class ReportStep(AlertsStep):
                     every=every_survey,
                     places=places,
                     none_stored=none_stored,
+                    origin=origin,
                 )
                 changed += found
                 free_cycles()  # the part's compiled look-ups
@@ -212,6 +215,7 @@ class ReportStep(AlertsStep):
         every: dict[str, Any] | None = None,
         places: Places | None = None,
         none_stored: bool = False,
+        origin: str | None = None,
     ) -> tuple[list[Changed], dict[str, Any] | None]:
         """Credit one part of ``source``'s submissions (:func:`ingest_submissions`) against
         ``read_back`` or, without it, against their surveys and answers looked up
@@ -219,6 +223,7 @@ class ReportStep(AlertsStep):
         by key, once a part has needed them all read: given back, for the next part.
         ``places``: where the read found processed rows (:mod:`~csat_hook.sync.places`).
         ``none_stored``: the part's surveys have no answer stored (none is looked up).
+        ``origin``: the source read (``ResultsSource.identity``; None: stored answers).
         Returns the answers the alert rules read (:meth:`_changed`), and ``every``."""
         if read_back is not None:
             by_key, current = read_back
@@ -241,6 +246,7 @@ class ReportStep(AlertsStep):
             now=now,
             into=into,
             places=places,
+            origin=origin,
         )
         changed = self._changed(into, current, by_key)
         if read_back is None:

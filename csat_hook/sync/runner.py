@@ -283,6 +283,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         keep_digests=prune,
                         recredits=read.recredits,
                         whole_read=read.how == "read" and known is not None,
+                        origin=source.identity,
                     )
                 else:
                     current: dict[str, Any] = {}
@@ -298,6 +299,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         keep_digests=prune,
                         recredits=read.recredits,
                         whole_read=read.how == "read" and known is not None,
+                        origin=source.identity,
                     )
                     # One read of the answers: the batch's new and replaced ones merged in
                     # memory.
@@ -307,7 +309,7 @@ class SyncRunner(ReportStep, OutputsStep):
                 if read.how == "read" and known is not None:
                     # A read of every row of a sheet or export (Places.whole: not cut):
                     # unverified rows no longer in it go, as a first read lists none.
-                    forget_gone_unverified(conn, batch)
+                    forget_gone_unverified(conn, batch, source.identity)
                 skips.record_rereads(conn, batch, skipped)
                 if read.no_legacy:
                     store.note_no_legacy(conn, now)

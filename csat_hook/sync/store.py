@@ -496,14 +496,41 @@ def forget_unverified(conn: sa.Connection, ids: Sequence[int]) -> None:
         )
 
 
-def unverified_of(conn: sa.Connection, source: str) -> dict[int, str]:
-    """Id → identity of the unverified answers read from ``source`` (a source kind)."""
-    rows = conn.execute(
-        sa.select(unverified_answers.c.id, unverified_answers.c.fingerprint).where(
-            unverified_answers.c.source == source
+class UnverifiedPlace(NamedTuple):
+    """Where an unverified answer was read: its source (kind and identity) and row."""
+
+    id: int
+    fingerprint: str
+    source: str
+    source_key: str | None
+    source_ref: str | None
+
+
+def unverified_places(conn: sa.Connection) -> list[UnverifiedPlace]:
+    """Where every unverified answer was read (few, usually; one statement)."""
+    t = unverified_answers
+    query = sa.select(t.c.id, t.c.fingerprint, t.c.source, t.c.source_key, t.c.source_ref)
+    return [UnverifiedPlace(*row) for row in conn.execute(query)]
+
+
+def move_unverified(conn: sa.Connection, moves: Sequence[Mapping[str, Any]]) -> None:
+    """Store where unverified answers are read now: ``id``'s ``ref`` (row), ``key`` (source
+    identity) and ``source`` (kind). One executemany."""
+    if moves:
+        t = unverified_answers
+        conn.execute(
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("b_id"))
+            .values(
+                source_ref=sa.bindparam("ref"),
+                source_key=sa.bindparam("key"),
+                source=sa.bindparam("source"),
+            ),
+            [
+                {"b_id": m["id"], "ref": m["ref"], "key": m["key"], "source": m["source"]}
+                for m in moves
+            ],
         )
-    )
-    return {id_: fingerprint for id_, fingerprint in rows}
 
 
 def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from csat_hook.db.schema import unverified_answers
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
 from tests.sync.test_double_click import T0
 from tests.sync.test_double_click import Export
 from tests.sync.test_double_click import Sheet
@@ -119,3 +121,85 @@ def test_a_cut_last_row_drops_nothing(kit: Any, tmp_path: Path) -> None:
     summary = kit.run(source.config)
     assert summary.read == "read", summary.read
     assert listed(kit) == [("forged", "row 3", 1, "awful")]
+
+
+def test_the_first_read_of_another_tab_keeps_the_first_tabs_unverified_rows(kit: Any) -> None:
+    """Unverified rows belong to the sheet and tab they were read from: a read of every row of
+    another tab (or spreadsheet) of the same kind forgets none of them, and a later read of
+    every row of their own tab still forgets those it no longer finds."""
+    named = rows(kit)
+    first = Sheet(kit, Path())
+    run_steps(kit, first, [["b", "f"]], named)
+    assert listed(kit) == [("forged", "row 3", 1, "awful")]
+    kit.fake.add_spreadsheet("other-spreadsheet-id")
+    kit.fake.add_tab("other-spreadsheet-id", "Form Responses 1", [EN_HEADER, named["c"]])
+    other = kit.config(results={"gsheets": {"spreadsheet_id": "other-spreadsheet-id"}})
+    summary = kit.run(other)
+    assert summary.status in ("ok", "data_error"), summary.error
+    assert summary.read == "read"
+    assert listed(kit) == [("forged", "row 3", 1, "awful"), ("missing", "row 2", 3, "later")]
+    # A second tab of the first spreadsheet, read whole: the first tab's rows stay too.
+    kit.fake.add_tab(SHEET_ID, "Form Responses 2", [EN_HEADER, named["b"]], sheet_id=1)
+    second_tab = kit.config(results={"gsheets": {"sheet_gid": 1}})
+    assert kit.run(second_tab).status in ("ok", "data_error")
+    assert listed(kit) == [("forged", "row 3", 1, "awful"), ("missing", "row 2", 3, "later")]
+    # Back to the first tab, its forged row removed: that one goes, the other sheet's stays.
+    run_steps(kit, first, [["b"]], named)
+    assert listed(kit) == [("missing", "row 2", 3, "later")]
+
+
+def test_the_first_read_of_another_export_keeps_the_first_exports_unverified_rows(
+    kit: Any, tmp_path: Path
+) -> None:
+    """The same for CSV exports: another file, even of the same name in another folder, is
+    another export."""
+    named = rows(kit)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, other = Export(kit, tmp_path / "a"), Export(kit, tmp_path / "b")
+    run_steps(kit, first, [["b", "f"]], named)
+    summary = run_steps(kit, other, [["c"]], named)
+    assert summary.read == "read"
+    assert listed(kit) == [("forged", "row 3", 1, "awful"), ("missing", "row 2", 3, "later")]
+    run_steps(kit, first, [["b"]], named)
+    assert listed(kit) == [("missing", "row 2", 3, "later")]
+
+
+MOVED = {
+    "a row above deleted": (
+        [["b", "f", "c"], ["f", "c"]],
+        [("row 2", "forged"), ("row 3", "missing")],
+    ),
+    "a row above deleted and one added below": (
+        [["b", "f", "c"], ["f", "c", "a-malformed"]],
+        [("row 2", "forged"), ("row 3", "missing"), ("row 4", "malformed")],
+    ),
+    "rows swapped": ([["f", "c"], ["c", "f"]], [("row 2", "missing"), ("row 3", "forged")]),
+}
+
+
+@pytest.mark.parametrize(("steps", "expected"), MOVED.values(), ids=MOVED.keys())
+def test_a_read_of_every_row_moves_unverified_rows_to_where_they_are_now(
+    kit: Any, source: Any, steps: list[list[str]], expected: list[tuple[str, str]]
+) -> None:
+    """An unverified row found again at another row (rows above it deleted, rows swapped) is
+    listed at the row it is at now, as a first read of the source as it is lists it."""
+    run_steps(kit, source, steps, rows(kit))
+    assert sorted((ref, reason) for reason, ref, *_ in listed(kit)) == expected
+    assert sorted((ref, reason) for reason, ref, *_ in fresh_listed(kit, source)) == expected
+
+
+def test_rows_stored_before_sources_were_told_apart_are_kept_until_a_read_finds_them(
+    kit: Any, source: Any
+) -> None:
+    """An unverified row stored before migration 0018 names no source: a read of every row
+    that does not find it keeps it (it may be another sheet's); one that finds it makes it
+    its own, and forgets it once it is gone."""
+    named = rows(kit)
+    run_steps(kit, source, [["b", "f", "c"]], named)
+    with kit.engine.begin() as conn:
+        conn.execute(unverified_answers.update().values(source_key=None))
+    run_steps(kit, source, [["f", "b"]], named)  # c removed, f found at another row
+    assert listed(kit) == [("forged", "row 2", 1, "awful"), ("missing", "row 4", 3, "later")]
+    run_steps(kit, source, [["b"]], named)  # f, now this source's, removed
+    assert listed(kit) == [("missing", "row 4", 3, "later")]

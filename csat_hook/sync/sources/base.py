@@ -54,6 +54,14 @@ class ResultsSource(abc.ABC):
     def key(self) -> str:
         """Identifies this source's state (watermark) across runs."""
 
+    @property
+    def identity(self) -> str:
+        """Which sheet and tab, file or form the rows are read from (at most 255 characters
+        are stored): stored with each unverified answer, so that a read of every row of this
+        source forgets only its own that it no longer finds (sync/ingest.py). The
+        :attr:`key`, unless a source says more."""
+        return self.key
+
     def prefetch(self) -> WholeRead | None:
         """Read the whole source now, for :meth:`fetch` or :meth:`fetch_after` to parse, and
         return the digests of what was read; None for a source that reads incrementally. The

@@ -100,6 +100,13 @@ class CsvResults(ResultsSource):
     def key(self) -> str:
         return f"csv:{self.path.name}"
 
+    @property
+    def identity(self) -> str:
+        """The file as configured, made absolute: a file of the same name in another folder
+        is another export (the :attr:`key`, by name, only keys what is remembered to skip
+        work)."""
+        return f"csv:{self.path.absolute()}"
+
     def prefetch(self) -> WholeRead:
         """The file's bytes, read now; the digest covers them (every setting that reads them
         is in ``results.csv``, which the memo's key covers)."""

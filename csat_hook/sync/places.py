@@ -10,9 +10,12 @@ a submission ties with a stored answer, the answer is placed where the current r
 identity: the lowest row it was recognised at by its raw digest (``SourceBatch.raw_seen``,
 the identity from ``sync_row_digests``), parsed, or among the rows added since the last read
 (``SourceBatch.found``). A read of every row meets every row the answer has; a read of the
-added rows meets only those, each below every earlier row; an answer the read did not meet
-keeps its place. The answer's stored row moves there too, so a later tie and the history it
-may go to say where it is.
+added rows meets only those, each below every earlier row, so an answer it did not meet is
+above every one of them, whatever row it was stored at (rows above it deleted since, found by
+a read of every row that did not move it: it was in no tie then). The answer's stored row
+moves where it was found, so a later tie and the history it may go to say where it is; an
+answer a read of every row finds elsewhere outside a tie keeps its stored row (moving every
+answer below a deleted row would rewrite most answers, for no outcome).
 
 Nothing here runs per row: the read notes places as it recognises rows (a dict entry where a
 set entry was), and only the stored answers in a tie, a handful, are looked up.
@@ -37,8 +40,11 @@ class Places:
     """Where one read (``batch``) found processed identities. ``whole``: the read was of
     every row of a sheet or export, so an identity it did not find is no longer there."""
 
-    def __init__(self, batch: SourceBatch, *, whole: bool = False) -> None:
+    def __init__(self, batch: SourceBatch, *, whole: bool = False, appended: bool = False) -> None:
         self.raw = batch.raw_seen
+        # Only the rows added after an earlier read's were read: each is below every row
+        # that read met (read_step: ``appended``).
+        self.appended = appended
         self.found = batch.found
         self.whole = whole and batch.complete and not batch.left_cut  # recredit.py: the same
         self.last_known = batch.last_known  # found at the last row, which lends no place
@@ -75,20 +81,30 @@ def placed(
     """``stored`` (survey key → its current answer) with each answer placed where the read
     found it, and moved there in the database. A row found is where the answer is now (up
     too: rows deleted above it); a place that is not a row (a Forms responseId) only ever
-    moves further on, as a read of some responses does not meet the others."""
+    moves further on, as a read of some responses does not meet the others. An answer a read
+    of the added rows did not meet is above all of them: placed at no row (``""``, before
+    any), its stored row kept."""
     where = places.of(conn, [a.fingerprint for a in stored.values() if a.fingerprint])
     moved: dict[str, str] = {}
+    above: set[str] = set()
     for key, answer in stored.items():
         ref = where.get(answer.fingerprint or "")
+        if ref is None and places.appended:
+            above.add(key)
+            continue
         if ref is None or ref == answer.source_ref:
             continue
         if position(ref)[0] < 0 and position(ref) < position(answer.source_ref):
             continue
         moved[key] = ref
-    if not moved:
+    if not moved and not above:
         return dict(stored)
     store.move_answers(conn, moved)
     return {
-        key: answer._replace(source_ref=moved[key]) if key in moved else answer
+        key: answer._replace(source_ref=moved[key])
+        if key in moved
+        else answer._replace(source_ref="")
+        if key in above
+        else answer
         for key, answer in stored.items()
     }

@@ -108,6 +108,7 @@ class ReportStep(AlertsStep):
         keep_digests: bool = False,
         recredits: Sequence[recredit.Recredit] = (),
         whole_read: bool = False,
+        appended: bool = False,
         origin: str | None = None,
     ) -> tuple[IngestResult, list[Changed]]:
         """Verify, classify and store ``batch`` (:mod:`~csat_hook.sync.ingest`); the answers
@@ -125,8 +126,11 @@ class ReportStep(AlertsStep):
         ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
         before any submission is weighed against their answers. ``whole_read``: the batch is
         a read of every row of a sheet or export (a stored answer it did not find is no longer
-        in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`). ``origin``: the
-        source read (``ResultsSource.identity``), stored with the unverified answers."""
+        in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`). ``appended``: the
+        batch is the rows added after an earlier read's, each below every row it met (a
+        stored answer it did not meet is above them: :func:`~csat_hook.sync.places.placed`).
+        ``origin``: the source read (``ResultsSource.identity``), stored with the unverified
+        answers."""
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
@@ -137,7 +141,7 @@ class ReportStep(AlertsStep):
         else:
             parts = by_survey(batch.submissions, LOOKED_UP_MAX)
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
-        places = Places(batch, whole=whole_read)
+        places = Places(batch, whole=whole_read, appended=appended)
         # No answer stored yet (a first sync): no part has any to look up. Each survey's
         # submissions are in one part (by_survey), so a part never meets an answer an earlier
         # part stored, and nothing else writes answers while the sync holds its lock.

@@ -283,6 +283,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         keep_digests=prune,
                         recredits=read.recredits,
                         whole_read=read.how == "read" and known is not None,
+                        appended=read.how == "appended",
                         origin=source.identity,
                     )
                 else:
@@ -299,6 +300,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         keep_digests=prune,
                         recredits=read.recredits,
                         whole_read=read.how == "read" and known is not None,
+                        appended=read.how == "appended",
                         origin=source.identity,
                     )
                     # One read of the answers: the batch's new and replaced ones merged in

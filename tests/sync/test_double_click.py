@@ -313,3 +313,34 @@ def test_an_answer_edited_beside_an_earlier_low_row_alerts_nothing(
         outcomes.append((summary.alerts["raised"], summary.updated))
     assert outcomes == [({}, 0), ({}, 1)]
     assert [r.rating for r in kit.rows(answers)] == [4]
+
+
+def test_a_tie_appended_below_an_answer_whose_rows_above_were_removed_outranks_it(
+    kit: Any, source: Any
+) -> None:
+    """Rows above an answer removed (a read of every row finds it higher up, in no tie, and
+    leaves its stored row as it was), then another submission of its survey made in the same
+    instant appended below it: a first run credits the appended one, further down, and so does
+    the appended read, which meets only the added rows (each below every earlier one) however
+    far down the answer's stored row says it was."""
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    rows = {
+        "a": [T0, 4, "fine", "", "", anna],
+        "a2": [T0, 2, "changed my mind", "", "", anna],
+        "b": [T0.replace(minute=5), 5, "great", "", "", boris],
+        "blank": ["", "", "", "", "", ""],
+    }
+    summary = None
+    for step in (["blank", "blank", "b", "a"], ["b", "a"], ["b", "a", "a2"]):
+        source.write([list(rows[name]) for name in step])
+        summary = kit.run(source.config)
+        assert summary.status == "ok", summary.error
+    assert summary is not None and summary.read == "appended"
+    credited, history = outcome(kit)
+    fresh_credited, fresh_history = fresh_outcome(kit, source.config)
+    # Credits and history as a first run's; the answers' rows only where a run placed them
+    # (the appended one at its row; the other still at the row first read, not shown).
+    assert [row[:3] for row in credited] == [row[:3] for row in fresh_credited]
+    assert history == fresh_history
+    assert credited[0] == fresh_credited[0] == ("T-1", 2, "changed my mind", "row 4")

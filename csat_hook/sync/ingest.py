@@ -210,10 +210,13 @@ def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str)
     the same kind. Nor those stored before sources were told apart (no ``source_key``),
     whose source is not known.
 
-    Those it found at another row (rows above deleted, rows moved) are moved to the row it
-    found them at (the lowest, where a first read places a double-click: :mod:`.places`),
-    and become this source's when they were another's (or none's): the same row read from
-    another sheet or export of the same answers is where it is now.
+    Those of that source it found at another row (rows above deleted, rows moved) are moved
+    to the row it found them at (the lowest, where a first read places a double-click:
+    :mod:`.places`). Those stored before sources were told apart that it found, read by a
+    source of its kind, become that source's (and are moved). Those of another source it
+    found are left as they are: the same answers read from another sheet or export change
+    nothing (the other source's read of every row moves them, or forgets them once they are
+    gone from it; this source's next read then stores them as its own).
 
     Returns how many went. Called after the batch is stored (re-keyed identities included),
     only for such a read (the caller decides: ``Places.whole``). Two statements read what it
@@ -235,8 +238,10 @@ def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str)
         if ref is None:
             if row.source_key == key and row.fingerprint not in kept:
                 gone.append(row.id)
-        elif (ref[:191], key, batch.source) != (row.source_ref, row.source_key, row.source):
-            moved.append({"id": row.id, "ref": ref[:191], "key": key, "source": batch.source})
+            continue
+        own = row.source_key == key or (row.source_key is None and row.source == batch.source)
+        if own and (ref[:191], key) != (row.source_ref, row.source_key):
+            moved.append({"id": row.id, "ref": ref[:191], "key": key})
     store.forget_unverified(conn, sorted(gone))
     store.move_unverified(conn, moved)
     return len(gone)

@@ -514,22 +514,15 @@ def unverified_places(conn: sa.Connection) -> list[UnverifiedPlace]:
 
 
 def move_unverified(conn: sa.Connection, moves: Sequence[Mapping[str, Any]]) -> None:
-    """Store where unverified answers are read now: ``id``'s ``ref`` (row), ``key`` (source
-    identity) and ``source`` (kind). One executemany."""
+    """Store where unverified answers are read now: ``id``'s ``ref`` (row) and ``key``
+    (source identity). One executemany."""
     if moves:
         t = unverified_answers
         conn.execute(
             sa.update(t)
             .where(t.c.id == sa.bindparam("b_id"))
-            .values(
-                source_ref=sa.bindparam("ref"),
-                source_key=sa.bindparam("key"),
-                source=sa.bindparam("source"),
-            ),
-            [
-                {"b_id": m["id"], "ref": m["ref"], "key": m["key"], "source": m["source"]}
-                for m in moves
-            ],
+            .values(source_ref=sa.bindparam("ref"), source_key=sa.bindparam("key")),
+            [{"b_id": m["id"], "ref": m["ref"], "key": m["key"]} for m in moves],
         )
 
 

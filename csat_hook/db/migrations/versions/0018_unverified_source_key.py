@@ -5,8 +5,8 @@ longer finds (sync/ingest.py: ``forget_gone_unverified``); by kind, the first re
 sheet, tab or file of the same kind forgot every unverified answer of the one read before.
 
 Nullable, not filled in: which source a row stored before this revision came from is not
-known. Such a row takes the source of the first read of every row that finds it; one no such
-read finds is never forgotten (it is no read's own).
+known. Such a row takes the source of the first read of every row of its kind that finds it;
+one no such read finds is never forgotten (it is no read's own).
 
 Revision ID: 0018
 Revises: 0017

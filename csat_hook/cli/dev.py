@@ -22,6 +22,7 @@ from csat_hook.cli.sync import print_sync
 from csat_hook.devtools import demo as demo_data
 from csat_hook.devtools.discovery import DiscoveryMissingError
 from csat_hook.devtools.fake_google import FakeGoogle
+from csat_hook.devtools.fake_google import SeedError
 from csat_hook.devtools.fake_google import seed_from_csv
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.devtools.fake_notify import FakeNotify
@@ -144,7 +145,12 @@ def fake_helpdesk(
 @click.option("--tab", "tab_title", default="Form Responses 1", show_default=True)
 @click.option("--gid", default=0, show_default=True)
 @click.option("--locale", default="en_US", show_default=True)
-@click.option("--time-zone", default="Europe/Moscow", show_default=True)
+@click.option(
+    "--time-zone",
+    default="Europe/Moscow",
+    show_default=True,
+    help="The spreadsheet's time zone; --responses-csv timestamps without a zone are in it.",
+)
 def fake_google(
     host: str,
     port: int,
@@ -165,7 +171,11 @@ def fake_google(
     )
     fake.add_spreadsheet(spreadsheet_id, locale=locale, time_zone=time_zone)
     if responses_csv:
-        rows = seed_from_csv(fake, spreadsheet_id, tab_title, gid, Path(responses_csv))
+        try:
+            rows = seed_from_csv(fake, spreadsheet_id, tab_title, gid, Path(responses_csv))
+        except SeedError as exc:
+            fake.server.server_close()
+            raise click.ClickException(str(exc)) from None
         click.echo(f"seeded {rows} responses into {tab_title!r} (gid {gid})", err=True)
     click.echo(
         f"fake Google on {fake.url}: set google.sheets_base_url and forms_base_url to it, "

@@ -34,6 +34,7 @@ import base64
 import copy
 import csv
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -674,15 +675,29 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# The largest field size the csv module takes on every platform (a C long).
+FIELD_LIMIT_MAX = 2**31 - 1
+
+
+class SeedError(ValueError):
+    """A responses CSV that cannot be seeded; the message names the file and the row."""
+
+
 def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int, path: Path) -> int:
     """Put a Forms CSV export into a tab as Forms would have: timestamps as date-time serials,
-    whole numbers as numbers, the rest as text. Returns the number of data rows."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        records = list(csv.reader(handle))
+    whole numbers as numbers, the rest as text. Returns the number of data rows.
+
+    A timestamp without a zone is read in the spreadsheet's time zone (``--time-zone``):
+    Forms writes the export's and the responses sheet's in the form's, so the tab shows the
+    time the export does. A cell may be as long as the file (the csv module's limit of
+    131,072 characters is raised to the file's length, at most :data:`FIELD_LIMIT_MAX`).
+    Raises :class:`SeedError`, naming the file and the row, for a file that is not UTF-8 or
+    not CSV."""
+    records = _csv_records(path)
     if not records:
         fake.add_tab(spreadsheet_id, title, [], sheet_id=gid)
         return 0
-    stamps = TimestampColumn(ZoneInfo("UTC"))
+    stamps = TimestampColumn(ZoneInfo(fake.spreadsheets[spreadsheet_id].time_zone))
     stamps.scan(record[0] for record in records[1:] if record)
     rows: list[list[Any]] = [list(records[0])]
     for record in records[1:]:
@@ -693,6 +708,25 @@ def seed_from_csv(fake: FakeGoogle, spreadsheet_id: str, title: str, gid: int, p
         rows.append(row)
     fake.add_tab(spreadsheet_id, title, rows, sheet_id=gid)
     return len(rows) - 1
+
+
+def _csv_records(path: Path) -> list[list[str]]:
+    """The records of the CSV file ``path`` (UTF-8, a byte order mark allowed)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        raise SeedError(
+            f"{path}: row {row} is not UTF-8 text (byte {exc.start}): save the export as UTF-8"
+        ) from None
+    if csv.field_size_limit() < len(text):
+        csv.field_size_limit(min(len(text), FIELD_LIMIT_MAX))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise SeedError(f"{path}: row {reader.line_num} is not CSV as read ({exc})") from None
 
 
 def _instant(stamps: TimestampColumn, text: str) -> datetime | None:

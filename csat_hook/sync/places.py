@@ -66,11 +66,12 @@ class Places:
         return self.at(fingerprints, pairs)
 
     def at(self, fingerprints: Collection[str], pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-        """:meth:`of` given the stored (raw digest, identity) pairs of ``fingerprints``."""
+        """:meth:`of` given the stored (raw digest, identity) pairs of ``fingerprints`` (of
+        those only)."""
         places = {f: self.found[f] for f in fingerprints if f in self.found}
         for digest, fingerprint in pairs:
             row = self.raw.get(digest)
-            if row is not None and fingerprint in fingerprints:
+            if row is not None:
                 place(places, fingerprint, f"row {row}")
         return places
 

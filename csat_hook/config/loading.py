@@ -75,11 +75,13 @@ def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str
     lines = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"])
-        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(top level)")
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see config.example.yaml)"
-        lines.append(f"{where}: {message}")
+        # A check of the whole configuration (a model validator: no location) starts its
+        # message with the key it is about.
+        lines.append(f"{where}: {message}" if where else message)
     return lines
 
 

@@ -21,6 +21,7 @@ from csat_hook.sync.config import NPS_MAX
 from csat_hook.sync.config import NPS_MIN
 from csat_hook.sync.config import MetricsConfig
 from csat_hook.sync.config import ResultsConfig
+from csat_hook.sync.config import comparable_text
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.timestamps.words import MONTHS
 
@@ -196,7 +197,7 @@ _EXCEL_DATE = re.compile(rf"^\s*(\d{{1,2}})-({'|'.join(MONTHS)})\s*$", re.IGNORE
 
 def normalize(text: Any) -> str:
     """Comparable form of a header or a label: NFKC, case-folded, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
+    return comparable_text(text)
 
 
 def is_blank(value: Any) -> bool:

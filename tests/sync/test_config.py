@@ -87,6 +87,16 @@ def test_the_service_account_json_is_a_masked_secret():
             {"results": {"rating_labels": {"Супер": 10}}},
             "results.rating_labels.Супер: 10 is outside",
         ),
+        # Labels are compared without case, spacing or width: two such spellings with two
+        # scores made the later one win, silently (every "Отлично" re-credited as a 4).
+        (
+            {"results": {"rating_labels": {"Отлично": 5, " ОТЛИЧНО ": 4}}},
+            "results.rating_labels: 'Отлично' and ' ОТЛИЧНО ' are one label",
+        ),
+        (
+            {"results": {"rating_labels": {"Very  satisfied": 5, "very satisfied": 4}}},
+            "results.rating_labels: 'Very  satisfied' and 'very satisfied' are one label",
+        ),
         # Checked at start-up (check-config said OK, and every sync then failed).
         (
             {"results": {"csv": {"encoding": "klingon"}}},
@@ -106,6 +116,16 @@ def test_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, env={}, overrides=overrides)
     assert message in caught.value.message
+    # The key comes first, as in every other line (a check across sections was shown as
+    # "(top level): results.rating_labels...").
+    assert f"\n  {message}" in caught.value.message
+
+
+def test_one_label_spelled_twice_with_one_score_is_accepted():
+    config = load_config(
+        None, env={}, overrides={"results": {"rating_labels": {"Отлично": 5, "отлично": 5}}}
+    )
+    assert config.results.rating_labels == {"Отлично": 5, "отлично": 5}
 
 
 @pytest.mark.parametrize("name", ["Europe", "America", "Etc", "x" * 300])

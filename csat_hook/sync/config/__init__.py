@@ -25,6 +25,7 @@ from csat_hook.sync.config.results import CsvResultsConfig
 from csat_hook.sync.config.results import FormsApiResultsConfig
 from csat_hook.sync.config.results import GSheetsResultsConfig
 from csat_hook.sync.config.results import ResultsConfig
+from csat_hook.sync.config.results import comparable_text
 from csat_hook.sync.config.schedule import SyncConfig
 from csat_hook.sync.config.settings import SyncSettings
 
@@ -49,4 +50,5 @@ __all__ = [
     "SyncConfig",
     "SyncSettings",
     "check_sync_sections",
+    "comparable_text",
 ]

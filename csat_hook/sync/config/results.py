@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from datetime import tzinfo
 from typing import Any
 from typing import Literal
@@ -21,6 +22,12 @@ from csat_hook.sync.timestamps import abbreviation_zone
 RESULT_ROLES = ("timestamp", "rating", "comment", "token", "agent", "ticket", "nps")
 # The 0–10 "how likely are you to recommend us" question (optional; NPS next to CSAT).
 NPS_MIN, NPS_MAX = 0, 10
+
+
+def comparable_text(text: Any) -> str:
+    """A header title or a rating label as the sync compares them: NFKC, case-folded, single
+    spaces (``sync/values.py`` reads cells with it, the checks below refuse what it merges)."""
+    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
 
 
 class ColumnsConfig(StrictModel):
@@ -168,6 +175,21 @@ class ResultsConfig(StrictModel):
     # least min_skipped_rows of them) ends with status data_error (exit 4).
     max_skipped_share: float = Field(default=0.2, ge=0, le=1)
     min_skipped_rows: int = Field(default=3, ge=1, le=1_000_000)
+
+    @field_validator("rating_labels")
+    @classmethod
+    def _one_score_per_label(cls, value: dict[str, int]) -> dict[str, int]:
+        # A cell is looked up without case, spacing or width, so two such spellings are one
+        # label: with two scores, the later one won, silently.
+        seen: dict[str, tuple[str, int]] = {}
+        for label, score in value.items():
+            first = seen.setdefault(comparable_text(label), (label, score))
+            if first[1] != score:
+                raise ValueError(
+                    f"{first[0]!r} and {label!r} are one label (case, spacing and character "
+                    f"width do not matter) with two scores, {first[1]} and {score}: keep one"
+                )
+        return value
 
     @model_validator(mode="after")
     def _source_needs(self) -> ResultsConfig:

@@ -95,6 +95,7 @@ def read_source(
                 if not (processed and store.history_among(conn, processed)) and not (
                     answer_row_gone(conn, batch, processed)
                 ):
+                    warn_after_now(batch, now)
                     memo.extend(batch, processed)
                     return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
         watermark = None if full else store.get_watermark(conn, source.key)
@@ -128,6 +129,7 @@ def read_source(
     if incremental:
         with engine.connect() as conn:
             drop_processed(conn, batch)
+    warn_after_now(batch, now)
     # Not when the last row was left cut: the answer not found may be that row's, whole next
     # run (credited again from the history now, it would flip back then, alerting meanwhile).
     every_row = batch.complete and not batch.left_cut
@@ -141,6 +143,24 @@ def read_source(
         legacy is False,
         recredits=plans,
     )
+
+
+def warn_after_now(batch: SourceBatch, now: datetime) -> None:
+    """Say which new submissions are dated after now (beyond the skew allowed to Google's
+    clock, :data:`store.WATERMARK_SKEW`): credited as read, such a row outranks every later
+    submission of its survey until that time, and tops the reports' latest answers. A date
+    typed by hand or a clock or zone that is wrong makes one; the run says so, naming the row
+    and its time (never a text of the row)."""
+    limit = store.watermark_limit(now)
+    for submission in batch.submissions:
+        if submission.submitted_at > limit:
+            batch.warnings.append(
+                f"{submission.ref}: submitted after now "
+                f"({submission.submitted_at:%Y-%m-%d %H:%M} UTC); it is credited, and outranks "
+                "every later submission of its survey until then: a date typed by hand, or a "
+                "clock or time zone setting (results.csv.timezone, the spreadsheet's) that is "
+                "wrong?"
+            )
 
 
 def answer_row_gone(conn: Connection, batch: SourceBatch, processed: Container[str]) -> bool:

@@ -5,6 +5,7 @@ other rows are credited, on this run and on every later one."""
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,34 @@ def _cannot_show(kit, tmp_path: Path, zone: str, stamp: str, receivers: FakeNoti
         header = [c.value for c in sheet[1]]
         row = [c.value for c in sheet[2]]
         assert row[header.index("Submitted")] == stamp.removesuffix(":00 UTC")
+
+
+def test_a_submission_dated_after_now_is_credited_with_a_warning(kit):
+    """A row dated after now (a year typed wrong by hand, a clock or a zone setting that is
+    off) is credited as read, and so outranks every later submission of its survey until that
+    time: the run that reads it says so, naming the row (the run said ``ok`` and nothing else,
+    and the Summary's "Latest answer" showed 2099). Google's own clock may run a little ahead
+    of ours: within the watermark's skew nothing is said."""
+    token, other = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "8", "Boris Ivanov")
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(1), 5, "ok", "Anna", "T-1", token],
+            [kit.now.replace(year=2099), 1, "typo", "Anna", "T-1", token],
+            [kit.now + timedelta(minutes=4), 4, "skew", "Boris", "T-2", other],
+        ]
+    )
+    summary = kit.run()
+    assert summary.status == "ok", summary.error
+    assert summary.new == 2 and summary.history_only == 1
+    future = [w for w in summary.warnings if "after now" in w]
+    assert len(future) == 1 and future[0].startswith("row 3: submitted after now"), future
+    assert "typo" not in future[0]  # the time is shown, never a comment
+    # A row added below (a read of the added rows alone) is judged the same way.
+    third = kit.survey("T-3", "9", "Chen Wei")
+    kit.fake.append_rows(
+        SHEET_ID, "Form Responses 1", [[kit.now.replace(year=2098), 2, "", "", "", third]]
+    )
+    again = kit.run()
+    assert (again.status, again.read, again.new) == ("ok", "appended", 1), again.error
+    assert [w[:26] for w in again.warnings if "after now" in w] == ["row 5: submitted after now"]

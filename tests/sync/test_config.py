@@ -97,6 +97,16 @@ def test_the_service_account_json_is_a_masked_secret():
             {"results": {"rating_labels": {"Very  satisfied": 5, "very satisfied": 4}}},
             "results.rating_labels: 'Very  satisfied' and 'very satisfied' are one label",
         ),
+        # One column for two roles: the ticket field read the agent column (every answer an
+        # "edit in place" of its ticket field), the comment the references, the NPS the ratings.
+        (
+            {"results": {"columns": {"ticket": ["Ticket", "agent "]}}},
+            "results.columns: 'agent ' is a title of two roles, agent and ticket",
+        ),
+        (
+            {"results": {"columns": {"nps": ["Оценка"]}}},
+            "results.columns: 'Оценка' is a title of two roles, rating and nps",
+        ),
         # Checked at start-up (check-config said OK, and every sync then failed).
         (
             {"results": {"csv": {"encoding": "klingon"}}},

@@ -52,6 +52,21 @@ class ColumnsConfig(StrictModel):
             raise ValueError("give at least one header title")
         return value
 
+    @model_validator(mode="after")
+    def _one_role_per_title(self) -> ColumnsConfig:
+        # A column holds one role: a title under two (compared as headers are) read one
+        # column twice, the ticket field from the agent column, the NPS from the ratings.
+        seen: dict[str, str] = {}
+        for role in RESULT_ROLES:
+            for title in getattr(self, role):
+                first = seen.setdefault(comparable_text(title), role)
+                if title.strip() and first != role:
+                    raise ValueError(
+                        f"{title!r} is a title of two roles, {first} and {role}: a column holds "
+                        "one role; keep it under one"
+                    )
+        return self
+
 
 class CsvResultsConfig(StrictModel):
     """A Forms export or a sheet saved as CSV. Timestamps in every layout Forms, Sheets and

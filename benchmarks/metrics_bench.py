@@ -57,11 +57,10 @@ def dataset(answers: list, sent: list) -> Dataset:
     from the database (here computed from the generated datetimes)."""
     data = Dataset()
     data.answers = [
-        AnswerRecord(
-            agent, team, "bench", "", rating, "", when, epoch_microseconds(when), matched, nps, ""
-        )
+        AnswerRecord(agent, team, "bench", "", rating, "", when, matched, nps, "")
         for agent, team, when, rating, matched, nps in answers
     ]
+    data.cohorts.extend(epoch_microseconds(when) for _, _, when, _, _, _ in answers)
     for agent, team, when in sent:
         data.sent.append(agent, team, epoch_microseconds(when), False)
     return data

@@ -50,9 +50,6 @@ class AnswerRecord(NamedTuple):
     rating: int
     comment: str
     submitted_at: datetime
-    # The survey's creation (else the token's issue time), in microseconds since the Unix
-    # epoch: an integer as the database computes it (store.survey_facts).
-    cohort: int
     answered_sent: bool
     nps: int | None  # the 0–10 answer, when the form asks it
     channel: str  # as recorded with the survey ("" when unknown)
@@ -87,6 +84,11 @@ class Dataset:
     agents: list[Agent] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     answers: list[AnswerRecord] = field(default_factory=list)
+    # Beside each answer, its survey's creation (else the token's issue time), in
+    # microseconds since the Unix epoch: an integer as the database computes it
+    # (store.survey_facts). A column, not a field of the answer: an int object of its own
+    # per answer was 3 MB of a first sync's peak at 100,000 answers, and the dataset is kept.
+    cohorts: array[int] = field(default_factory=lambda: array("q"))
     sent: SentRows = field(default_factory=SentRows)
     # What build_dataset knew of the rows, so that patch_dataset can apply changed ones.
     joined: Joined | None = field(default=None, repr=False, compare=False)
@@ -102,7 +104,7 @@ class Dataset:
         return AnswerColumns(
             np.fromiter(map(_AGENT, answers), np.int64, n),
             np.fromiter(map(_TEAM, answers), np.int64, n),
-            np.fromiter(map(_COHORT, answers), np.int64, n) / MICROSECONDS,
+            np.frombuffer(self.cohorts, np.int64, n) / MICROSECONDS,
             np.fromiter(map(_RATING, answers), np.int64, n),
             np.fromiter(map(_MATCHED, answers), np.bool_, n),
             np.fromiter((-1 if v is None else v for v in map(_NPS, answers)), np.int64, n),
@@ -133,9 +135,9 @@ def epoch_microseconds(moment: datetime) -> int:
 
 
 # By position: an itemgetter is faster than the named tuple's attribute (1,000,000 a column).
-_AGENT, _TEAM, _COHORT, _RATING, _MATCHED, _NPS = (
+_AGENT, _TEAM, _RATING, _MATCHED, _NPS = (
     itemgetter(AnswerRecord._fields.index(name))
-    for name in ("agent", "team", "cohort", "rating", "answered_sent", "nps")
+    for name in ("agent", "team", "rating", "answered_sent", "nps")
 )
 
 
@@ -270,6 +272,7 @@ def build_dataset(
     channel_texts = list(channels.ids)  # in index order (a dict keeps insertion order)
     helpdesk_texts: dict[str, str] = {}  # each helpdesk's name held once, not per answer
     append, new_record = data.answers.append, tuple.__new__
+    cohort_append = data.cohorts.append
     # Each answer's survey key (its hash: see Joined), in the order of data.answers.
     answer_keys = array("q")
     key_append = answer_keys.append
@@ -317,13 +320,13 @@ def build_dataset(
                     rating,
                     comment or "",
                     submitted_at,
-                    cohort,
                     matched,
                     nps,
                     channel,
                 ),
             )
         )
+        cohort_append(cohort)
     data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]
     data.agents = [
         _agent(who, names.get(who), helpdesks)
@@ -720,7 +723,6 @@ def patch_dataset(
             rating,
             comment or "",
             submitted_at,
-            cohort,
             matched,
             nps,
             channel,
@@ -729,6 +731,7 @@ def patch_dataset(
         if place is None:
             answer_at[key] = len(data.answers)
             data.answers.append(record)
+            data.cohorts.append(cohort)
             joined.answer_keys.append(key)
             if joined.uses is not None:
                 joined.uses[agent] += 1
@@ -740,6 +743,7 @@ def patch_dataset(
                 uses[agent] += 1
                 left.add(before)
             data.answers[place] = record
+            data.cohorts[place] = cohort
     if joined.uses is not None and any(joined.uses[agent] <= 0 for agent in left):
         # A new build would not know that agent (its name could rename another's tab).
         raise UnpatchableError("an agent is no longer named by any survey or answer")

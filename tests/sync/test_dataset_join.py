@@ -34,12 +34,12 @@ def test_each_answer_takes_its_own_surveys_cohort_team_channel_status_and_agent(
         record.dialog_id: (
             data.agents[record.agent].key,
             data.teams[record.team],
-            record.cohort,
+            cohort,
             record.answered_sent,
             record.channel,
             record.rating,
         )
-        for record in data.answers
+        for record, cohort in zip(data.answers, data.cohorts, strict=True)
     }
     assert got == {
         "D-a": ("7", "Team A", 1_780_000_000_123_456, True, "email", 4),

@@ -265,6 +265,7 @@ class StepClock:
         self.installed = True
         from csat_hook.sync import alerts_step
         from csat_hook.sync import ingest
+        from csat_hook.sync import report
         from csat_hook.sync import report_step
         from csat_hook.sync import runner
         from csat_hook.sync import summary
@@ -296,6 +297,24 @@ class StepClock:
             "report: the kept dataset patched (changed rows read)", report_step.ReportStep._patched
         )
         report_step.build_report = wrap("report: metrics and tabs", report_step.build_report)
+        # Inside build_report: each part where the report module looks it up.
+        for attr, name in (
+            ("compute", "  of which metrics (every period)"),
+            ("build_leaderboard", "  of which the leaderboard"),
+            ("build_summary", "  of which the Summary tab"),
+            ("build_trends", "  of which the Trends tab"),
+            ("build_responses", "  of which the Responses tab"),
+            ("build_agent_tabs", "  of which the agent tabs"),
+        ):
+            setattr(report, attr, wrap(name, getattr(report, attr), inside=True))
+        report.Newest.of = classmethod(  # type: ignore[method-assign]
+            wrap("  of which answers sorted newest first", report.Newest.of.__func__, inside=True)
+        )
+        sheets.SheetsOutput.plan = wrap("write: tabs planned", sheets.SheetsOutput.plan)
+        sheets.contents_digest = wrap("write: contents digest", sheets.contents_digest)
+        summary.gc.collect = wrap(
+            "cycle collection (gc.collect, all; in the rest)", summary.gc.collect, inside=True
+        )
         sheets.SheetsOutput._encoded = wrap(
             "write: tabs encoded as JSON", sheets.SheetsOutput._encoded
         )

@@ -13,6 +13,7 @@ canvas, or written as a CSV file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
@@ -115,7 +116,7 @@ class Table:
     """A header and rows; ``csv_name`` names its CSV file when it has one."""
 
     columns: list[Column]
-    rows: list[list[Cell]]
+    rows: Sequence[Sequence[Cell]]
     csv_name: str | None = None
 
 
@@ -131,7 +132,8 @@ class Grid:
 
     name: str
     kind: str
-    rows: list[list[Cell]] = field(default_factory=list)
+    # Lists, or tuples shared with a table (Canvas.table(share=True)): never changed in place.
+    rows: list[Sequence[Cell]] = field(default_factory=list)
     key: str | None = None
     helpdesk: str | None = None
     frozen_rows: int = 1
@@ -186,8 +188,17 @@ class Canvas:
         if not area.empty:
             self.grid.formats.append((area, fmt))
 
-    def table(self, table: Table, col0: int = 0, *, header_look: Look = Look.HEADER) -> Placed:
-        """The header, then the rows; each column's format over its data rows."""
+    def table(
+        self,
+        table: Table,
+        col0: int = 0,
+        *,
+        header_look: Look = Look.HEADER,
+        share: bool = False,
+    ) -> Placed:
+        """The header, then the rows; each column's format over its data rows. The grid holds
+        copies of the rows, or with ``share`` the table's own rows (tuples, which nobody
+        changes: the answers' tabs, whose rows a runner keeps for its next report)."""
         cells: list[Cell] = [None] * col0
         header = self.line([*cells, *(c.header for c in table.columns)])
         self.look(Area(header, col0, header + 1, col0 + len(table.columns)), header_look)
@@ -196,6 +207,8 @@ class Canvas:
         first = self.row
         if col0:
             self.grid.rows.extend([None] * col0 + list(row) for row in table.rows)
+        elif share:
+            self.grid.rows.extend(table.rows)
         else:  # the usual case, and 100,000 rows for the Responses tab: copied in C
             self.grid.rows.extend(map(list, table.rows))
         end = self.row

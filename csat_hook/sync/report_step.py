@@ -39,6 +39,7 @@ from csat_hook.sync.records import Submission
 from csat_hook.sync.report import Report
 from csat_hook.sync.report import ReportSpec
 from csat_hook.sync.report import build_report
+from csat_hook.sync.report.answers import KeptRows
 from csat_hook.sync.summary import SyncSummary
 from csat_hook.sync.summary import cycles_freed_as_made
 
@@ -294,8 +295,11 @@ class ReportStep(AlertsStep):
         the surveys and answers changed since (:mod:`~csat_hook.sync.changes`): a run with a
         few new answers reads those, not every row. Otherwise the rows are streamed into a new
         dataset (:func:`store.iter_survey_facts`): only what the dataset keeps of them is
-        held, not every row at once. Either way the dataset is kept for the next run."""
+        held, not every row at once. Either way the dataset is kept for the next run, with
+        the rows its answers' tabs are built with (:class:`KeptRows`, dropped with a dataset
+        built anew: a new dataset's answers are new objects, which no kept row is for)."""
         kept, self._kept = getattr(self, "_kept", None), None  # half-patched if this fails
+        rows, self._kept_rows = getattr(self, "_kept_rows", None), None
         # A snapshot: the webhooks' writers are not held back while every row is read, and
         # the version read first describes exactly the rows read after it.
         with snapshot(self.engine) as conn:
@@ -305,7 +309,10 @@ class ReportStep(AlertsStep):
             data = self._patched(conn, kept) if kept is not None else None
             self.dataset_patched = data is not None
             if data is None:
-                del kept  # its memory, before the new dataset's
+                # Their memory, before the new dataset's: rows are kept for the answers
+                # of the kept dataset, and a new one holds none of them.
+                del kept, rows
+                rows = None
                 data = self._dataset(store.iter_answers(conn), store.iter_survey_facts(conn))
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)
@@ -313,6 +320,7 @@ class ReportStep(AlertsStep):
             with self.engine.begin() as conn:
                 changes.prune(conn, at)
         self._kept = _Kept(self._dataset_identity(), data, at)
+        self._kept_rows = rows or KeptRows()
         return data, unverified, version
 
     def _patched(self, conn: sa.Connection, kept: _Kept) -> Dataset | None:
@@ -363,6 +371,8 @@ class ReportStep(AlertsStep):
             unverified=sheets.unverified,
             every_answer=config.output.local.enabled and config.output.local.csv,
         )
-        report = build_report(data, spec, now=now, unverified=unverified)
+        kept: _Kept | None = getattr(self, "_kept", None)
+        rows = getattr(self, "_kept_rows", None) if kept is not None and kept.data is data else None
+        report = build_report(data, spec, now=now, unverified=unverified, kept=rows)
         self._attach_alerts(report)
         return report

@@ -116,6 +116,7 @@ class SyncRunner(ReportStep, OutputsStep):
         self.sleep = sleep
         self.google_sleep = google_sleep
         self._kept = None  # the last report's dataset, patched by the next (report_step)
+        self._kept_rows = None  # the rows its answers' tabs were built with (report_step)
         self.dataset_patched = False  # whether this run's report patched it
         self.lock = SyncLock(
             engine,
@@ -367,7 +368,7 @@ class SyncRunner(ReportStep, OutputsStep):
         if deferred or looked_up or (pg_unversioned and not dry_run):
             del answers, surveys  # the ingest's read, if any: superseded
             if full:
-                self._kept = None  # --full builds the dataset from every row too
+                self._kept = self._kept_rows = None  # --full: the dataset from every row too
             data, unverified, version = self._read_for_report()
             keys = self._report_keys(None if dry_run else version, now, language)
         else:

@@ -768,7 +768,7 @@ class _NotTheSameValueError(Exception):
     the tab to :func:`_encoded_range`."""
 
 
-def _cells(row: list[Cell], padding: list[str]) -> list[Any]:
+def _cells(row: Sequence[Cell], padding: list[str]) -> list[Any]:
     """A row's cells as written, padded to the tab's columns."""
     return [sheet_value(v) for v in row] + padding[len(row) :]
 

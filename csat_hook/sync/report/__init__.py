@@ -32,6 +32,7 @@ from csat_hook.sync.periods import months
 from csat_hook.sync.periods import previous
 from csat_hook.sync.periods import rolling
 from csat_hook.sync.periods import weeks
+from csat_hook.sync.report.answers import KeptRows
 from csat_hook.sync.report.answers import Newest
 from csat_hook.sync.report.answers import build_agent_tabs
 from csat_hook.sync.report.answers import build_responses
@@ -87,10 +88,17 @@ class ReportSpec:
 
 
 def build_report(
-    data: Dataset, spec: ReportSpec, *, now: datetime, unverified: Sequence[Any]
+    data: Dataset,
+    spec: ReportSpec,
+    *,
+    now: datetime,
+    unverified: Sequence[Any],
+    kept: KeptRows | None = None,
 ) -> Report:
     """Every figure from one pass over the answers (:func:`~csat_hook.sync.metrics.compute`
-    over the listed, headline, previous, weekly and monthly periods together)."""
+    over the listed, headline, previous, weekly and monthly periods together). ``kept``: the
+    answers' rows a runner kept from its last report, reused where their answers are the same
+    objects, and replaced by this report's (:class:`~.answers.KeptRows`)."""
     texts = Texts(spec.language)
     today = local_day(now, spec.tz)
     headline, before = rolling(today, spec.headline_days), previous(today, spec.headline_days)
@@ -137,7 +145,7 @@ def build_report(
         [by_key[p.key] for p in month_periods],
         name=texts["trends"],
     )
-    newest = Newest.of(ctx)  # sorted and converted once for both kinds of tab
+    newest = Newest.of(ctx, kept)  # sorted and converted once for both kinds of tab
     responses, answers_csv = build_responses(
         ctx,
         name=texts["responses"],
@@ -148,6 +156,8 @@ def build_report(
     unverified_grid, unverified_csv = build_unverified(
         ctx, unverified, name=spec.unverified_name or texts["unverified"]
     )
+    agent_tabs = build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent, newest=newest)
+    newest.done(ctx)
     csv = [*summary_csv, trends_csv]
     if answers_csv is not None:
         csv.append(answers_csv)
@@ -158,7 +168,7 @@ def build_report(
         summary=summary,
         trends=trends,
         responses=responses,
-        agents=build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent, newest=newest),
+        agents=agent_tabs,
         unverified=unverified_grid if spec.unverified else None,
         csv=csv,
     )

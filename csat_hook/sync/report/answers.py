@@ -30,27 +30,136 @@ from csat_hook.sync.report.common import LocalTime
 from csat_hook.sync.report.common import is_no_agent
 from csat_hook.sync.report.common import ticket_link
 
-_NEWEST = attrgetter("submitted_at", "dialog_id")  # the sort key, built in C
+# The sort key, built in C: newest first, then the ticket, then what a row shows, so that the
+# order is the same whatever order the dataset holds its answers in (a kept dataset, patched,
+# holds them in another order than one built anew: KeptRows). Answers alike in all of these
+# differ at most in their 0–10 answer.
+_NEWEST = attrgetter(
+    "submitted_at", "dialog_id", "rating", "comment", "helpdesk", "agent", "team", "channel"
+)
 
 
 def _newest(answers: Sequence[AnswerRecord], limit: int) -> list[AnswerRecord]:
     return sorted(answers, key=_NEWEST, reverse=True)[:limit]
 
 
+Row = tuple[Cell, ...]
+
+
+class KeptRows:
+    """What one report made of its answers, kept by a runner for its next report: every
+    answer newest first, and the rows its tabs showed, in that order (None where a row was
+    not built: past the Responses tab's or an agent's row limit).
+
+    A later report of a kept dataset (``patch_dataset``) holds the same answer objects for
+    every answer that did not change (an answer is an immutable tuple, replaced when it
+    changes): their rows are taken as they were and only the new answers' rows are built,
+    and their order is the kept order with the new answers merged in (:func:`_merged`).
+    Rows are lists beside the order, not a mapping by answer: a first sync holds them all at
+    its peak of memory. A row also depends on what :meth:`shape_of` gives (the time zone,
+    the agents' display names, the teams, the ticket links, the NPS column): rows kept under
+    another shape are not used."""
+
+    def __init__(self) -> None:
+        self.newest: list[AnswerRecord] = []
+        self.shape: tuple[object, ...] | None = None
+        self.responses: list[Row | None] = []
+        self.agents: list[Row | None] = []
+
+    @staticmethod
+    def shape_of(ctx: Context) -> tuple[object, ...]:
+        """What a row holds besides its answer."""
+        return (
+            ctx.tz.key,
+            ctx.nps,
+            tuple(ctx.names),
+            tuple(ctx.data.teams),
+            tuple(sorted((k, v or "") for k, v in ctx.templates.items())),
+            any(ctx.templates.get(a.helpdesk) for a in ctx.data.agents),
+        )
+
+
+def _merged(
+    kept: list[AnswerRecord], answers: Sequence[AnswerRecord]
+) -> tuple[list[AnswerRecord], list[int]]:
+    """``answers`` newest first, as :func:`_newest` orders them, from ``kept`` (an earlier
+    such order, some of whose answers are among ``answers`` as the same objects); beside
+    each, its place in ``kept``, or -1 for an answer ``kept`` does not hold.
+
+    Answers are told apart by ``id``: every object in ``kept`` and in ``answers`` is alive
+    now, so two of them share an ``id`` only when they are one object. The new answers are
+    sorted and each put where a binary search of the kept ones says (after the kept answers
+    alike in every key field, as a stable sort of the kept order followed by the new answers
+    puts it), the kept ones between copied as slices: a few thousand sort keys are made, not
+    one per answer."""
+    now = {id(a) for a in answers}
+    if len(now) == len(kept) and all(id(a) in now for a in kept):
+        return kept, list(range(len(kept)))
+    places = [i for i, a in enumerate(kept) if id(a) in now]
+    still = [kept[i] for i in places] if len(places) < len(kept) else kept
+    held = {id(a) for a in still}
+    added = sorted((a for a in answers if id(a) not in held), key=_NEWEST, reverse=True)
+    ordered: list[AnswerRecord] = []
+    at: list[int] = []
+    key, start, end = _NEWEST, 0, len(still)
+    for new in added:
+        new_key = key(new)
+        low, high = start, end  # the first kept answer older than the new one, from start
+        while low < high:
+            middle = (low + high) // 2
+            if key(still[middle]) >= new_key:
+                low = middle + 1
+            else:
+                high = middle
+        ordered += still[start:low]
+        at += places[start:low]
+        ordered.append(new)
+        at.append(-1)
+        start = low
+    ordered += still[start:]
+    at += places[start:]
+    return ordered, at
+
+
+def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:
+    if end > first:
+        area = Area(first, 0, end, grid.width)
+        grid.rules.append(Rule(RuleKind.LOW_RATING, area, ctx.low_rating, column=column))
+
+
 class Newest:
     """Every answer newest first, with its submission time as the tabs show it: sorted once
     for the Responses tab and the agent tabs (the sort is stable, so an agent's answers taken
     from it are in the order sorting them alone gives), each time converted once and only
-    when a tab shows it (at 1,000,000 answers the tabs show about half)."""
+    when a tab shows it (at 1,000,000 answers the tabs show about half).
 
-    def __init__(self, answers: list[AnswerRecord], when: LocalTime) -> None:
+    With ``kept`` (:class:`KeptRows`), a row kept for an answer is reused (:meth:`places_of`), and
+    :meth:`done` keeps this report's for the next."""
+
+    def __init__(
+        self,
+        answers: list[AnswerRecord],
+        when: LocalTime,
+        kept: KeptRows | None = None,
+        places: list[int] | None = None,
+    ) -> None:
         self.answers = answers
         self._when = when
         self._shown: list[datetime | None] = [None] * len(answers)
+        self.kept = kept
+        count = len(answers) if kept is not None else 0
+        # Rows built or reused, by place (the Responses tab's: as many as it lists).
+        self.responses: list[Row | None] = []
+        self.agents: list[Row | None] = [None] * count
+        self._places = places  # each answer's place in the kept order, or -1
 
     @classmethod
-    def of(cls, ctx: Context) -> Newest:
-        return cls(_newest(ctx.data.answers, len(ctx.data.answers)), LocalTime(ctx.tz))
+    def of(cls, ctx: Context, kept: KeptRows | None = None) -> Newest:
+        answers = ctx.data.answers
+        if kept is None or not kept.newest or kept.shape != KeptRows.shape_of(ctx):
+            return cls(_newest(answers, len(answers)), LocalTime(ctx.tz), kept)
+        ordered, places = _merged(kept.newest, answers)
+        return cls(ordered, LocalTime(ctx.tz), kept, places)
 
     def shown(self, index: int) -> datetime:
         """The submission time of ``answers[index]``, local and to the minute."""
@@ -59,11 +168,24 @@ class Newest:
             shown = self._shown[index] = self._when(self.answers[index].submitted_at)
         return shown
 
+    def places_of(self, rows: list[Row | None]) -> tuple[Sequence[int], list[Row | None]]:
+        """Each answer's place in the kept order (-1: none), and ``rows`` (kept rows, by that
+        place) padded so that every place indexes them: ``rows[place]`` is the row kept for
+        the answer, or None."""
+        places = self._places
+        if places is None:
+            return [-1] * len(self.answers), []
+        missing = len(self.kept.newest) - len(rows) if self.kept else 0
+        return places, rows + [None] * missing if missing > 0 else rows
 
-def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:
-    if end > first:
-        area = Area(first, 0, end, grid.width)
-        grid.rules.append(Rule(RuleKind.LOW_RATING, area, ctx.low_rating, column=column))
+    def done(self, ctx: Context) -> None:
+        """Keep this report's order and rows for the next (when given ``kept``)."""
+        kept = self.kept
+        if kept is None:
+            return
+        kept.newest, kept.shape = self.answers, KeptRows.shape_of(ctx)
+        kept.responses, kept.agents = self.responses, self.agents
+        self._places = None
 
 
 def build_responses(
@@ -90,23 +212,32 @@ def build_responses(
     newest = newest or Newest.of(ctx)
     names, teams, templates = ctx.names, data.teams, ctx.templates
     listed = newest.answers if every else newest.answers[:max_rows]
-    rows: list[list[Cell]] = []
+    nps = ctx.nps
+    made = newest.responses if newest.kept is not None else None
+    if made is not None:
+        made += [None] * len(listed)
+    places, kept_rows = newest.places_of(newest.kept.responses if newest.kept else [])
+    rows: list[Row] = []
     for index, a in enumerate(listed):
-        row: list[Cell] = [
-            newest.shown(index),
-            names[a.agent],
-            teams[a.team] or None,
-            a.helpdesk,
-            a.channel or None,
-            a.dialog_id,
-            a.rating,
-        ]
-        if ctx.nps:
-            row.append(a.nps)
-        row += [a.comment or None, ticket_link(templates, a.helpdesk, a.dialog_id)]
+        place = places[index]
+        row = kept_rows[place] if place >= 0 else None
+        if row is None:
+            head: Row = (
+                newest.shown(index),
+                names[a.agent],
+                teams[a.team] or None,
+                a.helpdesk,
+                a.channel or None,
+                a.dialog_id,
+                a.rating,
+            )
+            tail = (a.comment or None, ticket_link(templates, a.helpdesk, a.dialog_id))
+            row = (*head, a.nps, *tail) if nps else head + tail
+        if made is not None:
+            made[index] = row
         rows.append(row)
     grid = Grid(name, "responses")
-    placed = Canvas(grid).table(Table(columns, rows[:max_rows]))
+    placed = Canvas(grid).table(Table(columns, rows[:max_rows]), share=True)
     _low_ratings(ctx, grid, placed.first, placed.end, 6)
     return grid, Table(columns, rows, csv_name="answers.csv") if every else None
 
@@ -142,6 +273,9 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     agents = ctx.data.agents
     shared = _shared_keys(agents)
     ordered, shown = newest.answers, newest.shown
+    nps = ctx.nps
+    made = newest.agents if newest.kept is not None else None
+    places, kept_rows = newest.places_of(newest.kept.agents if newest.kept else [])
     for agent in sorted(
         by_agent,
         key=lambda i: (
@@ -151,15 +285,20 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
             agents[i].helpdesk,
         ),
     ):
-        rows: list[list[Cell]] = []
+        rows: list[Row] = []
         for index in by_agent[agent]:
             a = ordered[index]
-            row: list[Cell] = [shown(index), a.dialog_id, a.rating]
-            if ctx.nps:
-                row.append(a.nps)
-            row.append(a.comment or None)
-            if with_links:
-                row.append(ticket_link(ctx.templates, a.helpdesk, a.dialog_id))
+            place = places[index]
+            row = kept_rows[place] if place >= 0 else None
+            if row is None:
+                row = (shown(index), a.dialog_id, a.rating)
+                if nps:
+                    row += (a.nps,)
+                row += (a.comment or None,)
+                if with_links:
+                    row += (ticket_link(ctx.templates, a.helpdesk, a.dialog_id),)
+            if made is not None:
+                made[index] = row
             rows.append(row)
         who = agents[agent]
         helpdesk = who.helpdesk if who.key in shared else None
@@ -167,7 +306,7 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
         # helpdesks have such answers: the key "" is then shared).
         title = t["no_agent"] if is_no_agent(who) else who.name
         grid = Grid(title, "agent", key=who.key, helpdesk=helpdesk)
-        placed = Canvas(grid).table(Table(columns, rows))
+        placed = Canvas(grid).table(Table(columns, rows), share=True)
         _low_ratings(ctx, grid, placed.first, placed.end, 2)
         grids.append(grid)
     return grids

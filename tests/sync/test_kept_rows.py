@@ -1,0 +1,115 @@
+"""A runner keeps the rows its answers' tabs were built with (report/answers.py: KeptRows)
+and the next report of its kept dataset reuses the rows of the answers that did not change:
+the tabs it writes must be, cell for cell, what a new runner building everything writes,
+whatever arrived in between (answers newer and older than the kept ones, answers replaced,
+ties in time, rows pushed past a tab's limit, a new agent's name changing the display names).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from csat_hook.sync.dataset import AnswerRecord
+from csat_hook.sync.report.answers import _merged
+from csat_hook.sync.report.answers import _newest
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
+from tests.sync.conftest import SyncKit
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+TAB = "Form Responses 1"
+
+
+def _record(rng: random.Random) -> AnswerRecord:
+    # A small domain: ties in time, in ticket and in every key field happen.
+    return AnswerRecord(
+        agent=rng.randrange(3),
+        team=0,
+        helpdesk="desk",
+        dialog_id=f"D-{rng.randrange(4)}",
+        rating=rng.randrange(1, 3),
+        comment=rng.choice(["", "ok"]),
+        submitted_at=T0 + timedelta(minutes=rng.randrange(6)),
+        answered_sent=True,
+        nps=None,
+        channel="",
+    )
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_kept_order_merged_with_new_answers_is_the_order_a_sort_gives(seed: int) -> None:
+    rng = random.Random(seed)
+    kept = _newest([_record(rng) for _ in range(rng.randrange(0, 30))], 10_000)
+    still = [a for a in kept if rng.random() < 0.8]
+    added = [_record(rng) for _ in range(rng.randrange(0, 8))]
+    answers = still + added
+    rng.shuffle(answers)  # the dataset's own order plays no part for kept answers
+
+    ordered, places = _merged(kept, answers)
+
+    # A stable sort of the kept answers in their order, then the new ones in the dataset's.
+    new_in_order = [a for a in answers if all(a is not b for b in kept)]
+    expected = sorted(still + new_in_order, key=_key, reverse=True)
+    assert [id(a) for a in ordered] == [id(a) for a in expected]
+    for answer, place in zip(ordered, places, strict=True):
+        if place >= 0:
+            assert kept[place] is answer
+        else:
+            assert all(answer is not k for k in kept)
+
+
+def _key(a: AnswerRecord) -> tuple[Any, ...]:
+    return (a.submitted_at, a.dialog_id, a.rating, a.comment, a.helpdesk, a.agent, a.team)
+
+
+def _row(n: int, when: datetime, rating: int, token: str) -> list[Any]:
+    return [when, rating, f"comment {n % 3}", "typed", f"T-{n}", token]
+
+
+def _report(kit: SyncKit) -> dict[str, list[list[Any]]]:
+    return {title: kit.sheet(title) for title in kit.fake.titles(SHEET_ID) if title != TAB}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_runner_reusing_its_rows_writes_what_a_new_runner_writes(kit: SyncKit, seed: int) -> None:
+    rng = random.Random(seed)
+    # Small limits: rows go past an agent's tab and the Responses tab as answers arrive.
+    config = kit.config(output={"gsheets": {"max_rows_per_agent": 4, "max_response_rows": 6}})
+    agents = [("1", "Anna"), ("2", "Boris"), ("3", "Anna")]  # two Annas: keys are shown
+    tokens: list[str] = []
+    rows: list[list[Any]] = [EN_HEADER]
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            n = len(tokens)
+            agent_id, name = rng.choice(agents)
+            tokens.append(kit.survey(f"T-{n}", agent_id, name, team=rng.choice(["L1", "L2"])))
+            # Earlier and later than the answers before, and ties in time.
+            when = T0 + timedelta(minutes=rng.randrange(0, 40))
+            rows.append(_row(n, when, rng.randrange(1, 6), tokens[-1]))
+
+    add(8)
+    kit.responses(rows)
+    kept = kit.runner(config)
+    kept.run()
+    for step in range(4):
+        written = len(rows)
+        add(rng.randrange(1, 5))
+        if step == 1:
+            # An answer given again, later: it replaces the first one.
+            rows.append(_row(0, T0 + timedelta(minutes=50), 1, tokens[0]))
+        if step == 2:
+            agents.append(("4", "Boris"))  # a second Boris: the display names change
+            add(1)
+        kit.fake.append_rows(SHEET_ID, TAB, rows[written:])
+        kept.run()
+        assert kept.dataset_patched
+        patched = _report(kit)
+        kit.runner(config).run(full=True)
+        assert _report(kit) == patched, f"step {step}"

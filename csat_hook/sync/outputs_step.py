@@ -26,6 +26,7 @@ from csat_hook.sync.alerts_step import AlertsStep
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
 from csat_hook.sync.outputs.local import write_local
+from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_KIND
@@ -245,6 +246,14 @@ class OutputsStep(AlertsStep):
                 cache.set_output_digest(conn, key, digest, self.clock())
         return done
 
+    def _kept_encoding(self, spreadsheet_id: str) -> KeptEncoding:
+        """The last write's encodings, kept by this runner for its next write to the same
+        spreadsheet (:class:`~csat_hook.sync.outputs.sheets.KeptEncoding`)."""
+        kept: tuple[str, KeptEncoding] | None = getattr(self, "_encodings", None)
+        if kept is None or kept[0] != spreadsheet_id:
+            kept = self._encodings = (spreadsheet_id, KeptEncoding())
+        return kept[1]
+
     def _sheets_output(self, sheets: google_api.SheetsApi, source: ResultsSource) -> SheetsOutput:
         config = self.config
         results_id = config.results.gsheets.spreadsheet_id
@@ -274,6 +283,7 @@ class OutputsStep(AlertsStep):
             owned=owned,
             titles=titles,
             max_request_bytes=gsheets.max_request_bytes,
+            kept=self._kept_encoding(spreadsheet_id),
         )
 
     def _google_clients(

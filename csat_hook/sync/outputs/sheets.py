@@ -67,6 +67,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -205,8 +206,33 @@ class Plan:
         return self.structure + self.looks
 
 
+@dataclass
+class _KeptTab:
+    """One tab as the last write encoded it: its rows (held: they are found again by
+    ``id``, which no other live object can have while they are held), its columns, the
+    ValueRange's bytes, and where each row's encoding starts in them (one more: where the
+    row after the last would start, past its separator)."""
+
+    rows: list[Sequence[Cell]]
+    cols: int
+    data: bytes
+    starts: array[int]
+
+
+class KeptEncoding:
+    """The tabs a runner's last write encoded, for its next write to copy the encoding of
+    every row it holds again (the same row object: a kept dataset's answers keep their rows,
+    report/answers.py: KeptRows) instead of encoding it anew. Only tabs encoded by orjson
+    (:func:`_fast_range`) are kept; a tab's rows are reused under the same title and number of
+    columns (the padding is in each row's encoding)."""
+
+    def __init__(self) -> None:
+        self.tabs: dict[str, _KeptTab] = {}
+
+
 class SheetsOutput:
-    """Writes report grids into one spreadsheet."""
+    """Writes report grids into one spreadsheet. ``kept``: the encodings of the last write
+    of the runner's, reused and replaced by this one's (:class:`KeptEncoding`)."""
 
     def __init__(
         self,
@@ -217,6 +243,7 @@ class SheetsOutput:
         owned: Iterable[int] = (),
         titles: Mapping[str, Iterable[str]] | None = None,
         max_request_bytes: int = 8_000_000,
+        kept: KeptEncoding | None = None,
     ) -> None:
         """``titles``: the titles the report's own tabs of a kind (``Grid.kind``) may have
         beside the ones it gives them now and the language's: the configured ones, the
@@ -227,6 +254,7 @@ class SheetsOutput:
         self.owned = set(owned)  # the sheetIds recorded as csat-hook's (sheets_tabs.Owned)
         self.titles = {kind: list(names) for kind, names in (titles or {}).items()}
         self.max_request_bytes = max_request_bytes
+        self.kept = kept
 
     def language(self) -> str:
         """The language of the spreadsheet's locale (its metadata, read once)."""
@@ -511,9 +539,27 @@ class SheetsOutput:
 
     def _encoded(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
         """Each tab's ValueRange in the order written: the Summary last (if a second value
-        request fails, the tabs of the first are complete)."""
+        request fails, the tabs of the first are complete). With :attr:`kept`, the rows
+        encoded before are copied, and the kept tabs become this write's."""
         ordered = sorted(plans, key=lambda p: p.grid.kind == "summary")
-        return [(p.title, self._value_range(p)) for p in ordered]
+        kept = self.kept
+        if kept is None:
+            return [(p.title, self._value_range(p)) for p in ordered]
+        tabs: dict[str, _KeptTab] = {}
+        encoded = []
+        for plan in ordered:
+            before = kept.tabs.get(plan.title)
+            starts = array("i")
+            data = _fast_range(
+                plan, before if before is not None and before.cols == plan.cols else None, starts
+            )
+            if data is None:
+                data = self._value_range(plan)
+            else:
+                tabs[plan.title] = _KeptTab(plan.grid.rows, plan.cols, data, starts)
+            encoded.append((plan.title, data))
+        kept.tabs = tabs
+        return encoded
 
     @staticmethod
     def _value_range(plan: TabPlan) -> bytes:
@@ -661,11 +707,13 @@ def _assembled(
     dumps: Callable[[Any], bytes],
     blocks: Iterable[tuple[int, bytes]],
     separator: bytes,
+    starts: array[int] | None = None,
 ) -> bytes:
     """The tab's ValueRange as one bytes: its shell (range, major dimension) by ``dumps``,
     the ``blocks`` of encoded rows (each: how many rows, their encodings joined by
     ``separator``), then blank rows up to the plan's row count, ``separator`` between rows.
-    Made in a ``BytesIO`` whose ``getvalue()`` hands over its buffer: no copy of the whole."""
+    Made in a ``BytesIO`` whose ``getvalue()`` hands over its buffer: no copy of the whole.
+    ``starts``, when given, gets where the rows start (the first; ``blocks`` add the rest)."""
     cols = plan.cols
     end = f"{column_letters(cols - 1)}{plan.rows}"
     shell = dumps(
@@ -677,6 +725,8 @@ def _assembled(
     )
     out = io.BytesIO()
     out.write(shell[:-2])  # up to the values' "["
+    if starts is not None:
+        starts.append(len(shell) - 2)  # the first row's (blocks add the others)
     written = 0
     for count, data in blocks:
         out.write(separator if written else b"")
@@ -712,7 +762,9 @@ def _fast_cell(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _fast_range(plan: TabPlan) -> bytes | None:
+def _fast_range(
+    plan: TabPlan, before: _KeptTab | None = None, starts: array[int] | None = None
+) -> bytes | None:
     """:meth:`SheetsOutput._value_range`'s bytes as orjson encodes the converted rows
     (about three times faster than ``json.dumps``, and no Python call per cell but per
     date-time), or None when they could differ from :func:`_encoded_range`'s JSON value:
@@ -728,37 +780,52 @@ def _fast_range(plan: TabPlan) -> bytes | None:
       again from :func:`sheet_value`'s cells.
 
     Cells are :data:`~csat_hook.sync.layout.Cell` values (strict typing): an Enum or a UUID,
-    which orjson writes and ``json.dumps`` refuses, is not among them."""
+    which orjson writes and ``json.dumps`` refuses, is not among them.
+
+    ``before``: the tab as the last write encoded it (the same columns): a row of it found
+    again (the same object) is copied from its bytes, checked then. ``starts``, when given,
+    gets where each row's encoding starts in the bytes returned, and one more past the
+    last (:class:`_KeptTab`)."""
     cols, short, dumps, blank, cell = plan.cols, _SHORT, orjson.dumps, _BLANK, _fast_cell
     options = _FAST_OPTIONS
     padding = [""] * cols
+    old: dict[int, int] = {}
+    if before is not None:
+        old = {id(row): index for index, row in enumerate(before.rows)}
+        old_data, old_starts = memoryview(before.data), before.starts
+
+    def encode(row: Sequence[Cell]) -> bytes | memoryview:
+        index = old.get(id(row))
+        if index is not None:  # encoded by the last write: its bytes, without the separator
+            return old_data[old_starts[index] : old_starts[index + 1] - 1]
+        data = dumps(
+            list(map(blank, row, row))
+            if len(row) >= cols
+            else list(map(blank, row, row)) + padding[len(row) :],
+            cell,
+            options,
+        )
+        if len(data) > short:
+            data = dumps(_cells(row, padding), cell, options)
+        return data
 
     def blocks() -> Iterator[tuple[int, bytes]]:
         rows = plan.grid.rows
+        at = starts[-1] if starts else 0
         for start in range(0, len(rows), ROWS_PER_BLOCK):
             block = rows[start : start + ROWS_PER_BLOCK]
-            encoded = [
-                dumps(
-                    list(map(blank, row, row))
-                    if len(row) >= cols
-                    else list(map(blank, row, row)) + padding[len(row) :],
-                    cell,
-                    options,
-                )
-                for row in block
-            ]
-            if max(map(len, encoded)) > short:
-                encoded = [
-                    data if len(data) <= short else dumps(_cells(row, padding), cell, options)
-                    for row, data in zip(block, encoded, strict=True)
-                ]
+            encoded = list(map(encode, block))
+            if starts is not None:
+                for data in encoded:
+                    at += len(data) + 1  # and the separator
+                    starts.append(at)
             joined = b",".join(encoded)
             if _holds_null(joined):
                 raise _NotTheSameValueError
             yield len(block), joined
 
     try:
-        return _assembled(plan, dumps, blocks(), b",")
+        return _assembled(plan, dumps, blocks(), b",", starts)
     except (TypeError, _NotTheSameValueError):  # TypeError: orjson's refusals, an unhashable cell
         return None
 

@@ -92,13 +92,15 @@ def _merged(
     alike in every key field, as a stable sort of the kept order followed by the new answers
     puts it), the kept ones between copied as slices: a few thousand sort keys are made, not
     one per answer."""
-    now = {id(a) for a in answers}
-    if len(now) == len(kept) and all(id(a) in now for a in kept):
-        return kept, list(range(len(kept)))
-    places = [i for i, a in enumerate(kept) if id(a) in now]
-    still = [kept[i] for i in places] if len(places) < len(kept) else kept
-    held = {id(a) for a in still}
-    added = sorted((a for a in answers if id(a) not in held), key=_NEWEST, reverse=True)
+    held = {id(a) for a in kept}
+    added = [a for a in answers if id(a) not in held]
+    if len(kept) + len(added) == len(answers):  # every kept answer is still there
+        still, places = kept, list(range(len(kept)))
+    else:
+        now = {id(a) for a in answers}
+        places = [i for i, a in enumerate(kept) if id(a) in now]
+        still = [kept[i] for i in places]
+    added.sort(key=_NEWEST, reverse=True)
     ordered: list[AnswerRecord] = []
     at: list[int] = []
     key, start, end = _NEWEST, 0, len(still)

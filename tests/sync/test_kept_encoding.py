@@ -1,0 +1,83 @@
+"""A runner's Sheets output copies the encoding of the rows it wrote before (the same row
+objects: KeptEncoding) instead of encoding them again: what it sends must be byte for byte
+what encoding every row gives, whatever rows are added, dropped or moved in between, and
+whatever the rows hold (long text cut, lone surrogates and NaN, which only json.dumps
+encodes as Google takes them)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.outputs.sheets import KeptEncoding
+from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.outputs.sheets import TabPlan
+
+
+def _cell(rng: random.Random) -> Any:
+    kind = rng.randrange(9)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return datetime(2026, 11, rng.randrange(1, 29), rng.randrange(24), rng.randrange(60))
+    if kind == 2:
+        return rng.randrange(1, 6)
+    if kind == 3:
+        return rng.choice(["", "ok", "Отлично 👍", 'say "hi"\n', "null", ",null,"])
+    if kind == 4:
+        return "x" * rng.choice([10, 30_000, 60_000])  # past _SHORT: cut to a cell's limit
+    if kind == 5:
+        return rng.random()
+    return f"T-{rng.randrange(1000)}"
+
+
+def _row(rng: random.Random, width: int) -> tuple[Any, ...]:
+    return tuple(_cell(rng) for _ in range(rng.randrange(1, width + 1)))
+
+
+def _plan(rows: list[Any], cols: int) -> TabPlan:
+    grid = Grid("Anna", "agent", key="7")
+    grid.rows = [["Submitted", "Ticket", "Rating"], *rows]
+    return TabPlan("Anna (7)", grid, len(grid.rows) + 20, cols, True, 1)
+
+
+def _output(kept: KeptEncoding | None) -> SheetsOutput:
+    return SheetsOutput(None, "sheet", kept=kept)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rows_encoded_before_are_copied_as_encoding_them_again_gives(seed: int) -> None:
+    rng = random.Random(seed)
+    cols = 5
+    kept = KeptEncoding()
+    rows = [_row(rng, cols) for _ in range(rng.randrange(0, 60))]
+    for _ in range(4):
+        plan = _plan(rows, cols)
+        assert _output(kept)._encoded([plan]) == _output(None)._encoded([plan])
+        # Some rows dropped, some new ones anywhere, some moved; now and then another width.
+        rows = [row for row in rows if rng.random() < 0.85]
+        for _ in range(rng.randrange(0, 6)):
+            rows.insert(rng.randrange(len(rows) + 1), _row(rng, cols))
+        if rows and rng.random() < 0.3:
+            rows.append(rows.pop(rng.randrange(len(rows))))
+        if rng.random() < 0.2:
+            cols += 1
+
+
+def test_a_row_only_json_dumps_encodes_sends_the_tab_as_it_does() -> None:
+    kept = KeptEncoding()
+    rows: list[Any] = [("a", 1), ("b", 2)]
+    plan = _plan(rows, 3)
+    _output(kept)._encoded([plan])
+    assert "Anna (7)" in kept.tabs  # encoded by orjson: kept
+    rows = [*rows, ("\ud800 lone surrogate", 3)]
+    plan = _plan(rows, 3)
+    assert _output(kept)._encoded([plan]) == _output(None)._encoded([plan])
+    assert "Anna (7)" not in kept.tabs  # json.dumps's bytes: not kept
+    rows = [*rows, ("nan", float("nan"))]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        _output(kept)._encoded([_plan(rows, 3)])

@@ -174,7 +174,7 @@ def _as_stored(engine: Engine, selector: Selector) -> tuple[Selector, str | None
             "matches)."
         )
     else:
-        dialog = given.removeprefix("#").strip()
+        dialog = trim_id(given.removeprefix("#"))  # as intake trims an id
         if not dialog:
             raise click.BadParameter("names no ticket (only '#')", param_hint="--dialog")
         said = "--dialog: no stored dialog has it; taken without its leading '#'."

@@ -64,6 +64,7 @@ from csat_hook.db.text import ticket_form
 from csat_hook.db.text import ticket_spellings
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
+from csat_hook.helpdesks.payload import trim_id
 
 CANCEL_NOTE = "customer data erased before sending"
 UNSENT = (PENDING, FAILED)
@@ -255,9 +256,13 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
 
 def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]:
     """The ``helpdesk``'s dialogs stored (surveyed, answered, or recorded as erased) that
-    ``dialog`` names as a person types a ticket (:func:`~csat_hook.db.text.ticket_form`:
-    "#d38" names D38; "D3" does not): itself alone when it is stored as given."""
+    ``dialog`` (an operator's ``--dialog``, trimmed as intake trims an id) names in another
+    case or with a leading ``#`` ("#d38" names D38; "D3" does not): itself alone when it is
+    stored as given. Stricter than a form's typed ticket (:func:`ticket_form`): no other
+    space and no width folding, as intake keeps them in an id ("D-2" followed by NEL, or an
+    ideographic space before it, is a dialog of its own, never D-2)."""
     wanted = ticket_form(dialog)
+    exact = trim_id(trim_id(dialog).removeprefix("#")).casefold()
     spellings = ticket_spellings(dialog)
     if not wanted or not spellings:
         return []
@@ -272,7 +277,11 @@ def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]
             )
             .distinct()
         ).scalars()
-        found.update(value for value in rows if ticket_form(value) == wanted)
+        found.update(
+            value
+            for value in rows
+            if ticket_form(value) == wanted and trim_id(value.removeprefix("#")).casefold() == exact
+        )
     return [dialog] if dialog in found else sorted(found)
 
 

@@ -84,12 +84,17 @@ def cyclic_gc_paused() -> Iterator[None]:
     on a first sync). They form no garbage cycles worth collecting early: collect once after.
     Reference counting still frees everything as usual.
 
-    The collection after looks at the young generations only: what the run made. A runner
-    that lives across runs keeps its last dataset and rows (hundreds of thousands of
-    objects, old by then), and a full collection walked them all after every run (≈ 0.1–0.2
-    s); Python's own full collections, once it is enabled again, still look at them now and
-    then.
+    The collection after looks at the young generations only (what the run made), and at
+    every generation after every :data:`FULL_COLLECTION_EVERY` runs. A runner that lives
+    across runs keeps its last dataset and rows (hundreds of thousands of objects, old by
+    then), and a full collection walked them all after every run (≈ 0.1–0.2 s). Python's own
+    full collections cannot be counted on instead: the collector is off through a run, and
+    a periodic sync makes too few objects between runs for one to start; and cyclic garbage
+    does reach the oldest generation (objects a run still held when it ended, freed by the
+    next; what :func:`cycles_freed_as_made` thaws goes there): without a full collection
+    now and then it would only grow.
     """
+    global _runs_since_full_collection
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -97,7 +102,18 @@ def cyclic_gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-        gc.collect(1)
+        _runs_since_full_collection += 1
+        if _runs_since_full_collection >= FULL_COLLECTION_EVERY:
+            _runs_since_full_collection = 0
+            gc.collect()
+        else:
+            gc.collect(1)
+
+
+# Runs ended with a young collection since the last full one (cyclic_gc_paused): the
+# cyclic garbage of at most this many runs waits in the oldest generation.
+FULL_COLLECTION_EVERY = 10
+_runs_since_full_collection = 0
 
 
 @contextlib.contextmanager

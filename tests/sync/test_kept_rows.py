@@ -12,10 +12,22 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import AnswerRecord
+from csat_hook.sync.dataset import Dataset
+from csat_hook.sync.dataset import epoch_microseconds
+from csat_hook.sync.metrics import Settings
+from csat_hook.sync.outputs.sheets import KeptEncoding
+from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.outputs.sheets import TabPlan
+from csat_hook.sync.report import Report
+from csat_hook.sync.report import ReportSpec
+from csat_hook.sync.report import build_report
+from csat_hook.sync.report.answers import KeptRows
 from csat_hook.sync.report.answers import _merged
 from csat_hook.sync.report.answers import _newest
 from tests.sync.conftest import EN_HEADER
@@ -113,3 +125,96 @@ def test_a_runner_reusing_its_rows_writes_what_a_new_runner_writes(kit: SyncKit,
         patched = _report(kit)
         kit.runner(config).run(full=True)
         assert _report(kit) == patched, f"step {step}"
+
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def _answer(rng: random.Random, data: Dataset) -> AnswerRecord:
+    return AnswerRecord(
+        agent=rng.randrange(len(data.agents)),
+        team=rng.randrange(len(data.teams)),
+        helpdesk=rng.choice(["desk", "other"]),
+        dialog_id=f"D-{rng.randrange(6)}",
+        rating=rng.randrange(1, 6),
+        comment=rng.choice(["", "ok"]),
+        submitted_at=T0 + timedelta(minutes=rng.randrange(8)),
+        answered_sent=True,
+        nps=rng.choice([None, 3, 9]),
+        channel=rng.choice(["", "email"]),
+    )
+
+
+def _spec(rng: random.Random) -> ReportSpec:
+    return ReportSpec(
+        language=rng.choice(["en", "ru"]),
+        settings=Settings(),
+        tz=ZoneInfo(rng.choice(["UTC", "Europe/Moscow", "America/St_Johns"])),
+        listed=[],
+        headline_days=7,
+        trend_weeks=2,
+        trend_months=2,
+        target=0.9,
+        low_rating=2,
+        nps=rng.random() < 0.5,
+        templates=rng.choice(
+            [{"desk": None}, {"desk": "https://x/{ticket_id}"}, {"other": "https://y/{ticket_id}"}]
+        ),
+        max_rows_per_agent=rng.randrange(1, 6),
+        max_response_rows=rng.randrange(1, 12),
+        every_answer=rng.random() < 0.5,
+    )
+
+
+def _tabs(report: Report) -> list[Any]:
+    grids = [report.responses, *report.agents]
+    csv = [[list(row) for row in t.rows] for t in report.csv if t.csv_name == "answers.csv"]
+    return [(g.name, g.key, g.helpdesk, [list(row) for row in g.rows]) for g in grids] + csv
+
+
+def _plans(report: Report) -> list[TabPlan]:
+    return [
+        TabPlan(f"{g.kind} {g.name} {g.key} {g.helpdesk}", g, len(g.rows) + 3, g.width, True, i)
+        for i, g in enumerate(report.sheets())
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_kept_rows_and_encodings_are_what_a_new_build_gives_whatever_changed_between(
+    seed: int,
+) -> None:
+    # Between reports: answers replaced and added (as patch_dataset does), agents added and
+    # renamed (the display names), teams added, and now and then another language, time
+    # zone, NPS column, ticket links, row limits or answers.csv; and reports that fail half
+    # way (the Unverified tab, built between the Responses tab and the agents' tabs).
+    rng = random.Random(seed)
+    data = Dataset(agents=[Agent("desk", "1", "Anna", ""), Agent("desk", "2", "Boris", "")])
+    data.teams = ["", "L1"]
+    kept, encoding = KeptRows(), KeptEncoding()
+    spec = _spec(rng)
+    for step in range(6):
+        for _ in range(rng.randrange(3) if data.answers else 0):
+            data.answers[rng.randrange(len(data.answers))] = _answer(rng, data)
+        if step and rng.random() < 0.3:
+            key = str(len(data.agents) + 1)
+            data.agents.append(Agent(rng.choice(["desk", "other"]), key, "Cleo", ""))
+        if step and rng.random() < 0.2:
+            at = rng.randrange(len(data.agents))
+            was = data.agents[at]
+            data.agents[at] = Agent(was.helpdesk, was.key, rng.choice(["Anna", "Dan"]), "")
+        if step and rng.random() < 0.2:
+            data.teams.append(f"T{len(data.teams)}")
+        for _ in range(rng.randrange(6)):
+            data.answers.append(_answer(rng, data))
+            data.cohorts.append(epoch_microseconds(T0))
+        if rng.random() < 0.3:
+            spec = _spec(rng)
+        if rng.random() < 0.2:
+            with pytest.raises(AttributeError):
+                build_report(data, spec, now=NOW, unverified=[object()], kept=kept)
+        report = build_report(data, spec, now=NOW, unverified=[], kept=kept)
+        anew = build_report(data, spec, now=NOW, unverified=[], kept=None)
+        assert _tabs(report) == _tabs(anew), f"step {step}"
+        plans = _plans(report)
+        encoded = SheetsOutput(None, SHEET_ID, kept=encoding)._encoded(plans)  # type: ignore[arg-type]
+        assert encoded == SheetsOutput(None, SHEET_ID)._encoded(plans), f"step {step}"  # type: ignore[arg-type]

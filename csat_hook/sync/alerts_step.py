@@ -25,6 +25,7 @@ from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
@@ -41,6 +42,9 @@ class AlertsStep:
     config: SyncSettings
     engine: Engine
     clock: Callable[[], datetime]
+    # The Sheets output's encodings of the last write, by spreadsheet (outputs_step), which
+    # hold its rows: let go of with the rows the report step kept (report_step).
+    _encodings: tuple[str, KeptEncoding] | None
 
     def _changed(
         self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]

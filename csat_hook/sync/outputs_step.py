@@ -249,7 +249,7 @@ class OutputsStep(AlertsStep):
     def _kept_encoding(self, spreadsheet_id: str) -> KeptEncoding:
         """The last write's encodings, kept by this runner for its next write to the same
         spreadsheet (:class:`~csat_hook.sync.outputs.sheets.KeptEncoding`)."""
-        kept: tuple[str, KeptEncoding] | None = getattr(self, "_encodings", None)
+        kept = getattr(self, "_encodings", None)
         if kept is None or kept[0] != spreadsheet_id:
             kept = self._encodings = (spreadsheet_id, KeptEncoding())
         return kept[1]

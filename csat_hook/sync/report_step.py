@@ -310,9 +310,10 @@ class ReportStep(AlertsStep):
             self.dataset_patched = data is not None
             if data is None:
                 # Their memory, before the new dataset's: rows are kept for the answers
-                # of the kept dataset, and a new one holds none of them.
+                # of the kept dataset, and a new one holds none of them. The encodings of
+                # the last write hold those rows too (and its bytes): none is found again.
                 del kept, rows
-                rows = None
+                rows = self._encodings = None
                 data = self._dataset(store.iter_answers(conn), store.iter_survey_facts(conn))
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)

@@ -117,6 +117,7 @@ class SyncRunner(ReportStep, OutputsStep):
         self.google_sleep = google_sleep
         self._kept = None  # the last report's dataset, patched by the next (report_step)
         self._kept_rows = None  # the rows its answers' tabs were built with (report_step)
+        self._encodings = None  # the last write's encodings of those rows (outputs_step)
         self.dataset_patched = False  # whether this run's report patched it
         self.lock = SyncLock(
             engine,

@@ -7,6 +7,7 @@ encodes as Google takes them)."""
 from __future__ import annotations
 
 import random
+from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,10 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.outputs.sheets import TabPlan
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SyncKit
+
+T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
 
 def _cell(rng: random.Random) -> Any:
@@ -81,3 +86,25 @@ def test_a_row_only_json_dumps_encodes_sends_the_tab_as_it_does() -> None:
     rows = [*rows, ("nan", float("nan"))]
     with pytest.raises(ValueError, match="not JSON compliant"):
         _output(kept)._encoded([_plan(rows, 3)])
+
+
+def test_a_dataset_built_anew_is_built_without_the_last_write_s_rows_held(kit: SyncKit) -> None:
+    # A dataset built anew holds none of the kept answers: the runner lets go of the rows
+    # kept for them (KeptRows) before building it, and so of the encodings, which hold the
+    # same rows (and the last write's bytes) and could copy none of them again.
+    token = kit.survey("T-1", "1", "Anna")
+    kit.responses([EN_HEADER, [T0, 5, "fine", "typed", "T-1", token]])
+    runner = kit.runner()
+    runner.run()
+    assert runner._encodings is not None and runner._encodings[1].tabs  # kept by the write
+    held: list[bool] = []
+    build = runner._dataset
+
+    def building(answers: Any, surveys: Any) -> Any:
+        kept = runner._encodings
+        held.append(kept is not None and bool(kept[1].tabs))
+        return build(answers, surveys)
+
+    runner._dataset = building  # type: ignore[method-assign]
+    runner.run(full=True)
+    assert held == [False]

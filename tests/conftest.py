@@ -54,9 +54,10 @@ class FakeClock:
 
 
 # A test process holds a quarter of a million objects the tests never free (modules, the
-# collected tests). Each sync ends in a full cycle collection (summary.cyclic_gc_paused),
-# which walked all of them: 0.15-0.25 s a run, 40 % of the sync tests' CPU. Frozen
-# (gc.freeze), they are not walked; the collections still walk everything the test made.
+# collected tests). A sync's full cycle collections (summary.cyclic_gc_paused, one run in
+# summary.FULL_COLLECTION_EVERY) walked all of them: 0.15-0.25 s a run, 40 % of the sync
+# tests' CPU when every run ended in one. Frozen (gc.freeze), they are not walked; the
+# collections still walk everything the test made.
 FULL_COLLECTION_EVERY = 20  # tests; frozen garbage is freed then (and when a sync thaws it)
 _tests_since_full_collection = 0
 

@@ -108,3 +108,12 @@ def test_a_dataset_built_anew_is_built_without_the_last_write_s_rows_held(kit: S
     runner._dataset = building  # type: ignore[method-assign]
     runner.run(full=True)
     assert held == [False]
+
+
+def test_only_the_tabs_whose_rows_are_kept_keep_their_encoding() -> None:
+    kept = KeptEncoding()
+    summary = Grid("Summary", "summary")
+    summary.rows = [["Agent", "CSAT"], ["Anna", 0.9]]
+    plans = [_plan([("a", 1)], 3), TabPlan("Summary", summary, 22, 3, True, 2)]
+    _output(kept)._encoded(plans)
+    assert set(kept.tabs) == {"Anna (7)"}  # a summary's rows are made anew every report

@@ -219,6 +219,11 @@ class _KeptTab:
     starts: array[int]
 
 
+# The tabs whose rows a runner keeps between reports (report/answers.py: KeptRows): the
+# only ones whose encodings can be copied; every other tab's rows are made anew each time.
+_ROWS_KEPT = frozenset(("agent", "responses"))
+
+
 class KeptEncoding:
     """The tabs a runner's last write encoded, for its next write to copy the encoding of
     every row it holds again (the same row object: a kept dataset's answers keep their rows,
@@ -555,7 +560,7 @@ class SheetsOutput:
             )
             if data is None:
                 data = self._value_range(plan)
-            else:
+            elif plan.grid.kind in _ROWS_KEPT:
                 tabs[plan.title] = _KeptTab(plan.grid.rows, plan.cols, data, starts)
             encoded.append((plan.title, data))
         kept.tabs = tabs

@@ -150,17 +150,24 @@ def warn_after_now(batch: SourceBatch, now: datetime) -> None:
     clock, :data:`store.WATERMARK_SKEW`): credited as read, such a row outranks every later
     submission of its survey until that time, and tops the reports' latest answers. A date
     typed by hand or a clock or zone that is wrong makes one; the run says so, naming the row
-    and its time (never a text of the row)."""
+    and its time (never a text of the row). One warning, naming the first such row and
+    counting the others: a zone setting that is off dates every recent row after now, and a
+    warning per row would make the read's outcome too big to remember (read_memo), so every
+    later run would read every row again."""
     limit = store.watermark_limit(now)
-    for submission in batch.submissions:
-        if submission.submitted_at > limit:
-            batch.warnings.append(
-                f"{submission.ref}: submitted after now "
-                f"({submission.submitted_at:%Y-%m-%d %H:%M} UTC); it is credited, and outranks "
-                "every later submission of its survey until then: a date typed by hand, or a "
-                "clock or time zone setting (results.csv.timezone, the spreadsheet's) that is "
-                "wrong?"
-            )
+    future = [s for s in batch.submissions if s.submitted_at > limit]
+    if not future:
+        return
+    first, others = future[0], len(future) - 1
+    more = f" and {others:,} more row{'s' if others > 1 else ''}" if others else ""
+    batch.warnings.append(
+        f"{first.ref}{more}: submitted after now "
+        f"({first.submitted_at:%Y-%m-%d %H:%M} UTC{', the first' if others else ''}); "
+        f"{'they are' if others else 'it is'} credited, and outrank"
+        f"{'' if others else 's'} every later submission of "
+        f"{'their surveys' if others else 'its survey'} until then: a date typed by hand, or "
+        "a clock or time zone setting (results.csv.timezone, the spreadsheet's) that is wrong?"
+    )
 
 
 def answer_row_gone(conn: Connection, batch: SourceBatch, processed: Container[str]) -> bool:

@@ -185,3 +185,18 @@ def test_a_submission_dated_after_now_is_credited_with_a_warning(kit):
     again = kit.run()
     assert (again.status, again.read, again.new) == ("ok", "appended", 1), again.error
     assert [w[:26] for w in again.warnings if "after now" in w] == ["row 5: submitted after now"]
+
+
+def test_many_submissions_dated_after_now_are_one_warning_and_the_read_is_remembered(kit):
+    """A zone setting that is off dates every recent row after now: one warning names the
+    first row and counts the rest, so the run's outcome stays small enough to remember and
+    the next run with nothing new replays it instead of reading every row again."""
+    rows = [EN_HEADER]
+    for n in range(300):
+        token = kit.survey(f"T-{n}", "7", "Anna Petrova")
+        rows.append([kit.now + timedelta(hours=2, minutes=n), 5, "", "", "", token])
+    kit.responses(rows)
+    summary = kit.run()
+    future = [w for w in summary.warnings if "after now" in w]
+    assert len(future) == 1 and future[0].startswith("row 2 and 299 more rows:"), future
+    assert kit.run().read == "replayed"

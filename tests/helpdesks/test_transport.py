@@ -304,6 +304,13 @@ def test_a_request_that_cannot_be_prepared_is_permanent():
     assert not error.retryable and not error.outcome_unknown
 
 
+def _answer_each(conn: socket.socket, seen: list[bytes]) -> None:
+    """A loopback server that records each request and answers it with :data:`ANSWER`."""
+    while request := read_request(conn):
+        seen.append(request)
+        conn.sendall(ANSWER)
+
+
 def test_a_header_value_outside_ascii_is_sent_as_utf8():
     """A generic adapter's header template filled with a payload's value (an agent's name, a
     context value) may hold any character. http.client encodes header text as Latin-1: "Ω"
@@ -311,13 +318,8 @@ def test_a_header_value_outside_ascii_is_sent_as_utf8():
     for an unknown outcome (looked up, posted again, the same error each time, never sent);
     "é" went out as Latin-1, unlike the UTF-8 intake reads a header as. Both go as UTF-8."""
 
-    def answer(conn: socket.socket, seen: list[bytes]) -> None:
-        while request := read_request(conn):
-            seen.append(request)
-            conn.sendall(ANSWER)
-
     client = HttpClient(connect_timeout=1, read_timeout=2)
-    with loopback(answer) as (url, seen):
+    with loopback(_answer_each) as (url, seen):
         headers = {"X-Agent": "Анна Ωmega", "X-Team": "Café", "X-Plain": "ok"}
         response = client.request("POST", f"{url}/api/messages", json={}, headers=headers)
 
@@ -342,13 +344,8 @@ def test_a_path_with_a_dot_segment_is_refused_without_sending(segment):
     """requests unescapes %2E and urllib3 removes dot segments: ``/dialogs/../messages`` would
     be sent as ``/messages``. Seen by the loopback server: only the request without one."""
 
-    def answer(conn: socket.socket, seen: list[bytes]) -> None:
-        while request := read_request(conn):
-            seen.append(request)
-            conn.sendall(ANSWER)
-
     client = HttpClient(connect_timeout=1, read_timeout=2)
-    with loopback(answer) as (url, seen):
+    with loopback(_answer_each) as (url, seen):
         for method in ("POST", "GET"):
             with pytest.raises(DeliveryError) as refused:
                 client.request(method, f"{url}/api/dialogs/{segment}/messages", json={})

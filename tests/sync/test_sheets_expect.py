@@ -95,3 +95,18 @@ def test_a_deleted_chart_fails_the_check():
     assert still_holds(written, expected, {0}, KEY)
     _tab(written)["charts"] = []
     assert not still_holds(written, expected, {0}, KEY)
+
+
+def test_a_grids_width_follows_its_rows_as_they_are_added_or_replaced():
+    grid = Grid("Agent", "agent")
+    assert grid.width == 0
+    grid.rows.append(["a", "b"])
+    assert grid.width == 2
+    grid.rows.extend([("a",), ("a", "b", "c")])
+    assert grid.width == 3
+    grid.rows.append([])
+    assert grid.width == 3
+    grid.rows = [["only"]]  # another list, shorter
+    assert grid.width == 1
+    grid.rows = [["x"], ["x", "y", "z", "w"], ["x"], ["x"], ["x"]]  # another list, longer
+    assert grid.width == 4

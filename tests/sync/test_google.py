@@ -267,3 +267,41 @@ def test_an_error_answer_of_any_shape_fails_the_run_as_a_google_error(kit, monke
     summary = kit.run()
     assert summary.status == "failed"
     assert "HTTP 400" in summary.error, summary.error
+
+
+def test_a_key_is_parsed_once_and_each_session_gets_its_own_credentials(
+    fake_google, rsa_key, monkeypatch
+):
+    from google.oauth2 import service_account
+
+    from csat_hook.sync.google import session as google_session_module
+
+    parsed = []
+    original = service_account.Credentials.from_service_account_info
+
+    def counting(info, **kwargs):
+        parsed.append(info["client_email"])
+        return original(info, **kwargs)
+
+    monkeypatch.setattr(service_account.Credentials, "from_service_account_info", counting)
+    monkeypatch.setattr(google_session_module, "_PARSED_KEYS", {})  # none kept from other tests
+    info = fake_google.service_account_info(key=rsa_key)
+    config = GoogleConfig(service_account_json=json.dumps(info), sheets_base_url=fake_google.url)
+    first = load_credentials(config, [SHEETS_SCOPE])
+    second = load_credentials(config, [SHEETS_SCOPE])
+    assert len(parsed) == 1
+    assert first is not second  # no token carried from one run to the next
+    assert first.token is None and second.token is None
+    assert second.service_account_email == info["client_email"]
+    # A session made from the kept key still gets a token and is authorised.
+    fake_google.add_spreadsheet(SHEET_ID)
+    session = build_session(config, [SHEETS_SCOPE])
+    assert SheetsApi(session).metadata(SHEET_ID)["spreadsheetId"] == SHEET_ID
+    # Another key (the operator rotated it): parsed, and its own e-mail.
+    other = dict(info, client_email="rotated@example.iam.gserviceaccount.com")
+    third = load_credentials(GoogleConfig(service_account_json=json.dumps(other)), [SHEETS_SCOPE])
+    assert parsed == [info["client_email"], other["client_email"]]
+    assert third.service_account_email == other["client_email"]
+    # Other scopes: parsed again, not the first scopes' credentials.
+    load_credentials(config, ["https://www.googleapis.com/auth/forms.responses.readonly"])
+    assert len(parsed) == 3

@@ -39,6 +39,7 @@ from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
 from _sync import Figure
+from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
 from _sync import fake_started
@@ -146,7 +147,20 @@ def serve(args: argparse.Namespace) -> None:
     fake.stop()
 
 
-def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int) -> dict:
+STEPS = StepClock()  # installed once: it wraps the sync's steps where they are looked up
+
+
+def measure(
+    label: str,
+    target: str,
+    runner: SyncRunner,
+    url: str,
+    fake_pid: int,
+    steps: StepClock | None = None,
+) -> dict:
+    if steps is not None:
+        steps.install()
+        steps.take()
     fake_cpu = cpu_seconds(fake_pid)
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = runner.run()
@@ -175,6 +189,11 @@ def measure(label: str, target: str, runner: SyncRunner, url: str, fake_pid: int
     print(f"  process peak RSS so far {rss_mb:.0f} MB{rss_note}")
     print(f"  phases (ms): {summary.phases_ms}")
     print(f"  requests by kind: {seen}")
+    if steps is not None:
+        print("  CPU per step (process time around each step; wall beside it):")
+        for name, step_cpu, step_wall in steps.take(cpu):
+            beside = "" if step_wall is None else f"  (wall {step_wall:6.2f} s)"
+            print(f"    {name:<58} {step_cpu:6.2f} s{beside}")
     return {
         "cpu": cpu,
         "wall": wall,
@@ -221,6 +240,12 @@ def main() -> None:
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the pandas peer")
     parser.add_argument("--profile", action="store_true", help="cProfile the first sync")
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="Print each sync's CPU and wall time per step (timed around the steps, no "
+        "profiler), as sync_bench.py --steps does",
+    )
     parser.add_argument(
         "--runs",
         type=int,
@@ -321,7 +346,8 @@ def run_once(args: argparse.Namespace) -> dict:
                     pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
                     syncs.append(None)
                     continue
-                syncs.append(measure(label, target, runner, fake["url"], child.pid))
+                steps = STEPS if args.steps else None
+                syncs.append(measure(label, target, runner, fake["url"], child.pid, steps))
             engine.dispose()
             if not args.no_peer:
                 peer = run_peer(fake, child.pid, "every response, every run")

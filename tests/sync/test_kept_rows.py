@@ -218,3 +218,24 @@ def test_kept_rows_and_encodings_are_what_a_new_build_gives_whatever_changed_bet
         plans = _plans(report)
         encoded = SheetsOutput(None, SHEET_ID, kept=encoding)._encoded(plans)  # type: ignore[arg-type]
         assert encoded == SheetsOutput(None, SHEET_ID)._encoded(plans), f"step {step}"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_each_agents_positions_are_its_first_answers_in_order(seed):
+    from csat_hook.sync.report.answers import _positions_by_agent
+
+    rng = random.Random(seed)
+    agents = rng.randint(1, 6)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    answers = [
+        AnswerRecord(rng.randrange(agents), 0, "hd", str(i), 5, "", when, True, None, "")
+        for i in range(rng.randint(0, 60))
+    ]
+    max_rows = rng.randint(1, 12)
+    expected: dict[int, list[int]] = {}
+    for index, answer in enumerate(answers):
+        mine = expected.setdefault(answer.agent, [])
+        if len(mine) < max_rows:
+            mine.append(index)
+    # Agents numbered past the last with answers (they have surveys only) get no entry.
+    assert _positions_by_agent(answers, agents + 2, max_rows) == expected

@@ -7,11 +7,14 @@ name is in the header; low ratings (``metrics.low_rating``) are highlighted.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from operator import attrgetter
+from operator import itemgetter
 from typing import Any
+from typing import cast
+
+import numpy as np
 
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import AnswerRecord
@@ -42,6 +45,9 @@ from csat_hook.sync.report.common import ticket_link
 _NEWEST = attrgetter(
     "submitted_at", "dialog_id", "rating", "comment", "helpdesk", "agent", "team", "channel"
 )
+
+
+_AGENT = itemgetter(AnswerRecord._fields.index("agent"))  # in C, where attrgetter goes by name
 
 
 def _newest(answers: Sequence[AnswerRecord], limit: int) -> list[AnswerRecord]:
@@ -259,12 +265,7 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     name, key and helpdesk, never of whose answer came last."""
     t = ctx.texts
     newest = newest or Newest.of(ctx)
-    # Positions in the newest-first order, per agent, up to max_rows each.
-    by_agent: dict[int, list[int]] = defaultdict(list)
-    for index, answer in enumerate(newest.answers):
-        mine = by_agent[answer.agent]
-        if len(mine) < max_rows:
-            mine.append(index)
+    by_agent = _positions_by_agent(newest.answers, len(ctx.data.agents), max_rows)
     with_links = any(ctx.templates.get(a.helpdesk) for a in ctx.data.agents)
     columns = [
         Column(ctx.zone("submitted"), Fmt.DATETIME, 17),
@@ -283,6 +284,9 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     nps = ctx.nps
     made = newest.agents if newest.kept is not None else None
     places, kept_rows = newest.places_of(newest.kept.agents if newest.kept else [])
+    # The kept rows by place, and None at place -1 (an answer no kept row is for): the rows
+    # of an agent's positions are then picked in C, and only the missing ones built.
+    lookup = [*kept_rows, None]
     for agent in sorted(
         by_agent,
         key=lambda i: (
@@ -292,31 +296,56 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
             agents[i].helpdesk,
         ),
     ):
-        rows: list[Row] = []
-        for index in by_agent[agent]:
-            a = ordered[index]
-            place = places[index]
-            row = kept_rows[place] if place >= 0 else None
+        indexes = by_agent[agent]
+        if kept_rows:
+            rows: list[Row | None] = list(map(lookup.__getitem__, map(places.__getitem__, indexes)))
+        else:
+            rows = [None] * len(indexes)
+        for at, row in enumerate(rows):
             if row is None:
+                index = indexes[at]
+                a = ordered[index]
                 row = (shown(index), a.dialog_id, a.rating)
                 if nps:
                     row += (a.nps,)
                 row += (a.comment or None,)
                 if with_links:
                     row += (ticket_link(ctx.templates, a.helpdesk, a.dialog_id),)
-            if made is not None:
+                rows[at] = row
+        if made is not None:
+            for index, row in zip(indexes, rows, strict=True):
                 made[index] = row
-            rows.append(row)
         who = agents[agent]
         helpdesk = who.helpdesk if who.key in shared else None
         # No agent recorded: titled with the label alone (and its helpdesk when several
         # helpdesks have such answers: the key "" is then shared).
         title = t["no_agent"] if is_no_agent(who) else who.name
         grid = Grid(title, "agent", key=who.key, helpdesk=helpdesk)
-        placed = Canvas(grid).table(Table(columns, rows), share=True)
+        built = cast(list[Row], rows)  # every None was built above
+        placed = Canvas(grid).table(Table(columns, built), share=True)
         _low_ratings(ctx, grid, placed.first, placed.end, 2)
         grids.append(grid)
     return grids
+
+
+def _positions_by_agent(
+    answers: Sequence[AnswerRecord], agent_count: int, max_rows: int
+) -> dict[int, list[int]]:
+    """Each agent's positions in ``answers`` (agent index → positions, ascending), the first
+    ``max_rows`` of each; an agent without answers is not a key. Grouped by a stable sort of
+    the agent indexes in numpy: a loop per answer was ≈ 0.1 s of a later sync at 100,000."""
+    if not answers:
+        return {}
+    who = np.fromiter(map(_AGENT, answers), dtype=np.int64, count=len(answers))
+    order = np.argsort(who, kind="stable")  # positions grouped by agent, each ascending
+    counts = np.bincount(who, minlength=agent_count)
+    ends = np.cumsum(counts)
+    grouped: dict[int, list[int]] = {}
+    for agent in np.flatnonzero(counts).tolist():
+        end = int(ends[agent])
+        start = end - int(counts[agent])
+        grouped[agent] = order[start : min(end, start + max_rows)].tolist()
+    return grouped
 
 
 def _shared_keys(agents: Sequence[Agent]) -> set[str]:

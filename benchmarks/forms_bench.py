@@ -177,8 +177,9 @@ def measure(
         f"{summary.totals.get('answers', 0):,}"
     )
     print(
-        f"  OUR OWN TIME (CPU of the sync's process) {cpu:.2f} s; wall {wall:.2f} s "
-        f"(target ≤ {wall_target:.0f} s: {'met' if wall <= wall_target else 'NOT met'}); "
+        f"  OUR OWN TIME (CPU of the sync's process) {cpu:.2f} s (target ≤ {wall_target:.0f} s: "
+        f"{'met' if cpu <= wall_target else 'NOT met'}); wall {wall:.2f} s (≤ {wall_target:.0f} s: "
+        f"{'met' if wall <= wall_target else 'NOT met'}; with the fakes' CPU on the same cores); "
         f"the fake API's CPU {fake_cpu:.2f} s (its handlers' wall {fake_seconds:.2f} s)"
     )
     rss_note = (
@@ -359,8 +360,9 @@ def run_once(args: argparse.Namespace) -> dict:
 
 
 def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
-    """The closing table: each figure's range over the runs, the targets on wall time and
-    peak RSS as each sync prints them, and the peer's run (it reads every response every
+    """The closing table: each figure's range over the runs, the targets on our CPU (as
+    sync_bench.py judges them), on the wall time (the fakes' CPU on the same cores included)
+    and on peak RSS as each sync prints them, and the peer's run (it reads every response every
     time) beside our first sync."""
     with_peer = not args.no_peer
 
@@ -379,7 +381,15 @@ def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
     for sync, label in enumerate(labels):
         wall_target = first_wall if sync == 0 else later_wall
         figures += [
-            Figure(f"{label}: our CPU", ours(sync, "cpu"), peers(sync, "cpu")),
+            # Our own time against the target, as sync_bench.py judges it (the issue: "the
+            # fake API's time reported apart"); the wall beside it, the fakes' CPU included.
+            Figure(
+                f"{label}: our CPU",
+                ours(sync, "cpu"),
+                peers(sync, "cpu"),
+                f"≤ {wall_target:.0f} s",
+                below(wall_target),
+            ),
             Figure(
                 f"{label}: wall",
                 ours(sync, "wall"),

@@ -261,6 +261,10 @@ sync_skipped_rows = sa.Table(
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("detail", sa.String(255)),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # Which source read it last (``ResultsSource.identity``: the sheet and tab, the CSV file,
+    # the form), beside its kind (``source``): a read of every row of that source forgets it
+    # once the row is gone (sync/skips.py). None: recorded before migration 0019.
+    sa.Column("source_key", sa.String(255)),
     sa.UniqueConstraint("fingerprint"),
 )
 

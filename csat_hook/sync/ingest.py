@@ -186,11 +186,19 @@ def ingest_row_digests(conn: sa.Connection, batch: SourceBatch, *, keep: bool) -
 
 
 def ingest_rest(
-    conn: sa.Connection, batch: SourceBatch, *, source_key: str, now: datetime, into: IngestResult
+    conn: sa.Connection,
+    batch: SourceBatch,
+    *,
+    source_key: str,
+    now: datetime,
+    into: IngestResult,
+    origin: str | None = None,
 ) -> None:
     """What a batch stores besides its submissions and row digests, once and after them:
-    skipped rows, re-keyed identities and the source's watermark."""
-    _store_skipped(conn, batch, now, into)
+    skipped rows, re-keyed identities and the source's watermark (under ``source_key``,
+    ``ResultsSource.key``). ``origin``: the source read (``ResultsSource.identity``), stored
+    with the skipped rows (:func:`_store_skipped`)."""
+    _store_skipped(conn, batch, now, into, origin)
     store.replace_legacy_fingerprints(conn, batch.rekeyed)
     if batch.watermark is not None:
         store.set_watermark(conn, source_key, batch.watermark, now)
@@ -548,8 +556,23 @@ def _store_unverified(
 
 
 def _store_skipped(
-    conn: sa.Connection, batch: SourceBatch, now: datetime, result: IngestResult
+    conn: sa.Connection,
+    batch: SourceBatch,
+    now: datetime,
+    result: IngestResult,
+    origin: str | None,
 ) -> None:
+    """Each keeps the source it was read from (``origin``): a read of every row of that
+    source forgets it once it is gone (:func:`.skips.record_rereads`).
+
+    One recorded already (the same cells, skipped before) that another source read last, or
+    none (recorded before migration 0019), becomes this source's, at the row it is at here:
+    a skipped row is the source's that read it last, whose read of every row forgets it once
+    it is gone from it. (Kept as the first source's, a row of a sheet that is also in the
+    sheet's CSV export, once the operator switched to the export and fixed it there, would
+    stay skipped for ever: the sheet is no longer read. One still in the other source is the
+    other's again at that source's next read.)"""
+    source_key = origin[:255] if origin is not None else None
     rows = []
     for skip in batch.skipped:
         result.skipped[skip.reason] += 1
@@ -565,6 +588,9 @@ def _store_skipped(
                 "reason": skip.reason,
                 "detail": skip.detail[:255],
                 "recorded_at": now,
+                "source_key": source_key,
             }
         )
     store.insert_skipped_rows(conn, rows)
+    if source_key is not None and rows:
+        store.claim_skipped_rows(conn, rows, source_key)

@@ -131,7 +131,7 @@ class ReportStep(AlertsStep):
         batch is the rows added after an earlier read's, each below every row it met (a
         stored answer it did not meet is above them: :func:`~csat_hook.sync.places.placed`).
         ``origin``: the source read (``ResultsSource.identity``), stored with the unverified
-        answers."""
+        answers and the skipped rows."""
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
@@ -163,7 +163,7 @@ class ReportStep(AlertsStep):
                 )
                 changed += found
                 free_cycles()  # the part's compiled look-ups
-        ingest_rest(conn, batch, source_key=source_key, now=now, into=result)
+        ingest_rest(conn, batch, source_key=source_key, now=now, into=result, origin=origin)
         return result, changed
 
     def _recredit(

@@ -314,7 +314,7 @@ class SyncRunner(ReportStep, OutputsStep):
                     # A read of every row of a sheet or export (Places.whole: not cut):
                     # unverified rows no longer in it go, as a first read lists none.
                     forget_gone_unverified(conn, batch, source.identity)
-                skips.record_rereads(conn, batch, skipped)
+                skips.record_rereads(conn, batch, skipped, source.identity)
                 if read.no_legacy:
                     store.note_no_legacy(conn, now)
                 if read.memo is not None:

@@ -5,7 +5,9 @@ not on the scale) is recorded in ``sync_skipped_rows``. It is *not* treated as p
 run reads it again, so once the operator fixes the configuration (a time zone, a date order,
 a rating label) the row is credited and leaves the table. ``csv`` and ``gsheets`` read the
 whole source every run; ``forms_api`` reads from its watermark, so its older skipped rows
-come back with ``csat-hook sync --full``.
+come back with ``csat-hook sync --full``. Each record names the source that read it
+(``source_key``): a read of another sheet, tab, file or form of the same kind forgets none of
+them (:func:`record_rereads`).
 
 :func:`judge` turns a run's skips into problems: for one reason, more than
 ``results.max_skipped_share`` of the rows the run read, and at least
@@ -228,19 +230,27 @@ def skipped_reasons(conn: sa.Connection) -> dict[str, str]:
     return {fingerprint: reason for fingerprint, reason in rows}
 
 
-def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str, str]) -> None:
+def record_rereads(
+    conn: sa.Connection, batch: SourceBatch, before: Mapping[str, str], origin: str
+) -> None:
     """After a batch is stored, the skipped table says what is still unreadable.
 
-    A complete batch (every row of the source) replaces this source's records: a row read
-    now, or skipped under another identity (a fixed zone revealed a bad rating; a re-export
-    in another layout), leaves no stale record. An incremental batch removes the records of
-    the rows it found readable now (``batch.resolved_skips``). Rows still skipped for another
-    reason get the new reason.
+    A complete batch (every row of the source ``origin``, ``ResultsSource.identity``)
+    replaces this source's records: a row read now, or skipped under another identity (a
+    fixed zone revealed a bad rating; a re-export in another layout), leaves no stale record.
+    Those of another source are not forgotten: another sheet, tab, file or form was read,
+    even of the same kind (a row of both is the source's that read it last:
+    ``ingest._store_skipped``). Those recorded before sources were told apart (no
+    ``source_key``) that it did not find are, when they are of its kind: which source they
+    came from is not known, and kept they would be counted for ever (those it found are this
+    source's now). An incremental batch removes the records of the rows it found readable
+    now (``batch.resolved_skips``). Rows still skipped for another reason get the new reason.
     """
     if batch.complete:
         current = {s.fingerprint for s in batch.skipped}
         forget_skipped(
-            conn, [f for f in _skipped_of_source(conn, batch.source) if f not in current]
+            conn,
+            [f for f in _skipped_of_source(conn, batch.source, origin) if f not in current],
         )
     else:
         forget_skipped(conn, batch.resolved_skips)
@@ -259,11 +269,15 @@ def record_rereads(conn: sa.Connection, batch: SourceBatch, before: Mapping[str,
         )
 
 
-def _skipped_of_source(conn: sa.Connection, source: str) -> list[str]:
+def _skipped_of_source(conn: sa.Connection, kind: str, origin: str) -> list[str]:
+    """The skipped rows of the source ``origin``, and those of its ``kind`` recorded before
+    sources were told apart (migration 0019)."""
     table = sync_skipped_rows
-    return list(
-        conn.execute(sa.select(table.c.fingerprint).where(table.c.source == source)).scalars()
+    own = sa.or_(
+        table.c.source_key == origin[:255],
+        sa.and_(table.c.source_key.is_(None), table.c.source == kind),
     )
+    return list(conn.execute(sa.select(table.c.fingerprint).where(own)).scalars())
 
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:

@@ -531,6 +531,43 @@ def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) 
     _insert_new(conn, sync_skipped_rows, rows)
 
 
+def claim_skipped_rows(
+    conn: sa.Connection, rows: Sequence[Mapping[str, Any]], source_key: str
+) -> None:
+    """The skipped rows recorded among ``rows`` (as :func:`insert_skipped_rows` takes them,
+    read from the source ``source_key``) that another source read last, or that name none
+    (recorded before migration 0019), become that source's: its key, kind and row (the first
+    of ``rows`` with that fingerprint, as the insert keeps). One statement per chunk of
+    fingerprints finds them (usually none: those of this source are left as they are)."""
+    table = sync_skipped_rows
+    first: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["fingerprint"], row)
+    other = sa.or_(table.c.source_key.is_(None), table.c.source_key != source_key)
+    claimed: list[str] = []
+    for condition in among(conn, table.c.fingerprint, first):
+        claimed += conn.execute(sa.select(table.c.fingerprint).where(condition, other)).scalars()
+    if claimed:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.fingerprint == sa.bindparam("fp"))
+            .values(
+                source_key=sa.bindparam("to_key"),
+                source=sa.bindparam("to_source"),
+                source_ref=sa.bindparam("to_ref"),
+            ),
+            [
+                {
+                    "fp": fingerprint,
+                    "to_key": source_key,
+                    "to_source": first[fingerprint]["source"],
+                    "to_ref": first[fingerprint]["source_ref"],
+                }
+                for fingerprint in sorted(claimed)
+            ],
+        )
+
+
 def get_watermark(conn: sa.Connection, source: str) -> datetime | None:
     return conn.execute(
         sa.select(sync_state.c.watermark).where(sync_state.c.source == source)

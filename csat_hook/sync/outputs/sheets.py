@@ -82,7 +82,6 @@ from itertools import repeat
 from typing import Any
 from typing import TypeVar
 
-import numpy as np
 import orjson
 from gspread.utils import absolute_range_name
 
@@ -798,6 +797,10 @@ def _fast_range(
     padding = [""] * cols
     old: dict[int, int] = {}
     if before is not None:
+        # Imported when first used, as dataset.py does: a first sync (no tabs kept) reaches
+        # its peak of memory without numpy's.
+        import numpy as np
+
         old = {id(row): index for index, row in enumerate(before.rows)}
         old_data = memoryview(before.data)
         old_starts = np.frombuffer(before.starts, dtype=np.intc)

@@ -14,8 +14,6 @@ from operator import itemgetter
 from typing import Any
 from typing import cast
 
-import numpy as np
-
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import AnswerRecord
 from csat_hook.sync.layout import Area
@@ -336,6 +334,8 @@ def _positions_by_agent(
     the agent indexes in numpy: a loop per answer was ≈ 0.1 s of a later sync at 100,000."""
     if not answers:
         return {}
+    import numpy as np  # imported when first used, as dataset.py does: not at a sync's peak
+
     who = np.fromiter(map(_AGENT, answers), dtype=np.int64, count=len(answers))
     order = np.argsort(who, kind="stable")  # positions grouped by agent, each ascending
     counts = np.bincount(who, minlength=agent_count)

@@ -83,13 +83,68 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         " \t\r\n"
     ).startswith(("{", "[")):
         form = _form(text)
-        # Some senders post JSON inside a form field; unwrap the conventional ones.
-        for key in ("payload", "data", "json"):
-            if key in form and len(form) == 1:
-                text = form[key]
-                break
-        else:
+        wrapped = _wrapped_json(form)
+        if wrapped is None:
             return form
+        key, text = wrapped
+        if len(form) > 1:
+            return _merged(form, key, _parse_json(text))
+    return _parse_json(text)
+
+
+# The form fields that conventionally carry a JSON document (Slack's interactive
+# ``payload``, automation tools' ``data``/``json``).
+WRAPPER_FIELDS = ("payload", "data", "json")
+
+
+def _wrapped_json(form: Mapping[str, str]) -> tuple[str, str] | None:
+    """The field of ``form`` that carries the JSON document, and its text; None when the form
+    is the document itself.
+
+    Alone, a wrapper field is the document whatever it holds (not JSON: a 400). Beside other
+    fields (a token or a label an automation tool adds: Zapier's and Make's webhook steps post
+    the fields the user lists), it is the document when its value looks like JSON (a ``{`` or
+    ``[`` first): read as the form it was, the close inside was ignored. Two such fields are
+    refused: which one is the close cannot be told.
+    """
+    if len(form) == 1:
+        [(key, value)] = form.items()
+        return (key, value) if key in WRAPPER_FIELDS else None
+    found = [
+        (key, form[key])
+        for key in WRAPPER_FIELDS
+        if key in form and form[key].lstrip(" \t\r\n").startswith(("{", "["))
+    ]
+    if len(found) > 1:
+        raise BadPayloadError(
+            f"the form carries JSON in more than one field ({', '.join(k for k, _ in found)}): "
+            "post one JSON document",
+            code="mixed_form",
+        )
+    return found[0] if found else None
+
+
+def _merged(form: Mapping[str, str], key: str, document: Any) -> dict[str, Any]:
+    """The JSON ``document`` of the form field ``key`` with the form's other fields beside its
+    own (a token field, a label), refused when one has the name of a key of the document (the
+    body would say two things) or the document is no object (nothing to put them beside)."""
+    if not isinstance(document, dict):
+        raise BadPayloadError(
+            f"the form field {key!r} holds a JSON {type(document).__name__} beside other "
+            "fields: post the JSON document alone, or an object",
+            code="mixed_form",
+        )
+    others = {name: value for name, value in form.items() if name != key}
+    clash = sorted(set(others) & set(document))
+    if clash:
+        raise BadPayloadError(
+            f"the form field {shown_name(clash[0])} is also a key of the JSON in {key!r}",
+            code="duplicate_key",
+        )
+    return {**document, **others}
+
+
+def _parse_json(text: str) -> Any:
     try:
         # The C parser recurses once per level and raises RecursionError near the
         # interpreter's limit (~1000): never a crash, but deeper than we accept anyway.

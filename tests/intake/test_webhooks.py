@@ -570,6 +570,54 @@ def test_form_encoded_bodies_are_read(client, services):
     assert rows(services, surveys)[0].dialog_id == "FORM-1"
 
 
+def test_json_in_a_form_field_beside_other_fields_is_the_close(client, services):
+    """Automation tools (Zapier's and Make's webhook steps) post the fields the user lists: the
+    JSON in ``payload`` beside a token or a label. Read as the form it was, the close inside
+    was answered 200 "ignored" (no event field): lost. The other fields go beside the JSON's
+    own, so a body-field token (auth.token_field) still reads."""
+    response = client.post(
+        "/webhooks/generic",
+        headers=GENERIC_AUTH,
+        data={
+            "payload": body_of(generic_close(dialog_id="FORM-2")).decode(),
+            "source": "zapier",
+        },
+    )
+
+    assert response.status_code == 200 and response.json["status"] == "queued", response.json
+    assert [s.dialog_id for s in rows(services, surveys)] == ["FORM-2"]
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        # A sibling named as a key of the JSON: the body would say two things.
+        ({"payload": json.dumps(generic_close()), "event": "dialog.opened"}, "duplicate_key"),
+        # JSON in two wrapper fields: which one is the close cannot be told.
+        ({"payload": json.dumps(generic_close()), "data": "{}"}, "mixed_form"),
+        # A list beside other fields: nothing to put them beside.
+        ({"data": json.dumps([generic_close()]), "source": "make"}, "mixed_form"),
+    ],
+    ids=["same-key", "two-documents", "list"],
+)
+def test_json_in_a_form_field_that_cannot_be_read_one_way_is_a_400(client, services, form, code):
+    response = client.post("/webhooks/generic", headers=GENERIC_AUTH, data=form)
+
+    assert response.status_code == 400 and response.json["error"] == code, response.json
+    assert rows(services, surveys) == []
+
+
+def test_a_form_field_named_data_that_holds_no_json_is_a_plain_field(client, services):
+    # A form whose fields are the document (mapping paths read them) may name one "data".
+    response = client.post(
+        "/webhooks/generic",
+        headers=GENERIC_AUTH,
+        data={"event": "dialog.opened", "data": "plain text"},
+    )
+
+    assert response.status_code == 200 and response.json["status"] == "ignored", response.json
+
+
 def test_operator_api_is_off_without_a_token(client):
     response = client.get("/api/outbox")
     assert response.status_code == 404 and "server.api_token" in response.json["reason"]

@@ -347,6 +347,10 @@ class DialogClosed:
     retry or replay, a duplicate whatever became of its survey.
     ``reply_context`` holds the vendor values the adapter needs later to post the reply
     (an account id, a customer id...); it must be JSON-serialisable.
+    ``unsurveyable``: why no reply can be posted for this close (a skip reason such as
+    ``no_customer``: Help Scout's reply must name the customer, and the close named none), or
+    None. Intake records the close as skipped with that reason rather than queue a reply that
+    can only fail.
     ``close_times`` is every time the payload gives for the close, in the vendor's order of
     preference (the close's own time first, then a notification's or an update's), each
     field that reads as a time (``payload.parse_timestamps``): intake keeps the first it can
@@ -365,6 +369,7 @@ class DialogClosed:
     occurrence: str | None = None
     occurrence_repeats: bool = False
     reply_context: Mapping[str, Any] = field(default_factory=dict)
+    unsurveyable: str | None = None
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,8 @@ def skip_reason(
     ``seen`` holds the customers and dialogs surveyed earlier in the same transaction;
     ``emails`` folds the e-mails of :func:`look_back_emails` as the database does.
     """
+    if event.unsurveyable:  # the helpdesk cannot take the reply (DialogClosed.unsurveyable)
+        return event.unsurveyable
     if policy.skip_without_agent and not event.agent.known:
         return "no_agent"
     if event.channel and event.channel.lower() in {c.lower() for c in policy.exclude_channels}:

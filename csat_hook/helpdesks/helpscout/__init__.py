@@ -12,7 +12,9 @@
   https://github.com/helpscout/helpscout-api-php/blob/master/src/Webhooks/IncomingWebhook.php
 * Reply: ``POST {base}/v2/conversations/{id}/reply`` with ``{"customer": {"id"}, "text",
   "status": "closed"}``: without ``status`` "a reply thread will reactivate the conversation".
-  Answer: 201 with the thread id in ``Resource-ID``. See
+  Answer: 201 with the thread id in ``Resource-ID``. ``customer`` is required, so a close
+  naming no customer id (``primaryCustomer``, else a customer ``createdBy``) is recorded as
+  skipped (``no_customer``), never queued to fail. See
   https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
 * Internal note (an alert): ``POST {base}/v2/conversations/{id}/notes`` with ``{"text",
   "status"}``; 201 with the thread id in ``Resource-ID``. Whether a note without ``status``
@@ -211,6 +213,9 @@ class HelpScoutHelpdesk(Helpdesk):
             # closedAt is the same on every delivery of this close and new on the next one.
             occurrence=closed_at or as_text(payload.get("userUpdatedAt")),
             reply_context={"customer_id": customer.id} if customer.id else {},
+            # The reply names the customer replied to (customer.id, required); a conversation
+            # that names none (no primaryCustomer id, started by a user) cannot take it.
+            unsurveyable=None if customer.id else "no_customer",
         )
 
     def send_reply(self, reply: Reply) -> SendResult:

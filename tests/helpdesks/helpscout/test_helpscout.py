@@ -349,6 +349,48 @@ def test_unassigned_close_credits_the_user_who_closed_it(clock):
     assert event.agent == Person("17", "Sam Ortiz", "sam.ortiz@example.com")
 
 
+def _without_customer_id(payload: dict[str, Any], how: str) -> dict[str, Any]:
+    """The close with no customer id anywhere: no primaryCustomer (missing, null, or one
+    without an id) and a conversation an agent started (createdBy a user)."""
+    if how == "missing":
+        del payload["primaryCustomer"]
+    elif how == "null":
+        payload["primaryCustomer"] = None
+    else:
+        del payload["primaryCustomer"]["id"]
+    payload["createdBy"] = {"id": 256, "type": "user", "email": "mira.novak@example.com"}
+    return payload
+
+
+@pytest.mark.parametrize("how", ["missing", "null", "no-id"])
+def test_a_close_with_no_customer_id_is_skipped_saying_why(client, services, how):
+    # Help Scout's reply names the customer replied to (customer.id, required): without one the
+    # close was queued and every reply failed ("no customer id"), a survey sent to nobody.
+    # Skipped at once instead, recorded with its reason, nothing queued.
+    payload = _without_customer_id(fixture("helpscout", CLOSED), how)
+
+    response = post(client, payload)
+
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "skipped" and response.json["reason"] == "no_customer"
+    [survey] = rows(services, surveys)
+    assert (survey.status, survey.skip_reason) == ("skipped", "no_customer")
+    assert rows(services, outbox) == []
+
+
+def test_a_customer_who_started_the_conversation_is_replied_to_without_primary_customer(
+    client, services
+):
+    payload = fixture("helpscout", CLOSED)
+    payload["primaryCustomer"] = None  # createdBy (type customer) names them: 238604
+
+    response = post(client, payload)
+
+    assert response.json["status"] == "queued", response.json
+    [item] = rows(services, outbox)
+    assert item.context == {"customer_id": "238604"}
+
+
 @pytest.mark.parametrize("status", ["active", "pending"])
 def test_status_back_to_active_or_pending_is_a_reopen(clock, status):
     payload = fixture("helpscout", "convo.status.active.json")

@@ -4,9 +4,11 @@
   is changed to Resolved/Closed") runs the "Trigger webhook" action with the JSON body we
   document (examples/freshdesk-automation-body.json, docs/helpdesks/freshdesk.md).
   ``{{triggered_event}}`` renders as ``{status:{from:2,to:4}}`` (not JSON); status codes are
-  2 Open, 3 Pending, 4 Resolved, 5 Closed, 6+ custom. ``{{ticket.status}}`` renders the status
-  name. A close is a change to 4/5 (or, without the event, the name Resolved/Closed); a reopen
-  a change from 4/5 to anything else; Resolved → Closed is the same close, surveyed already.
+  2 Open, 3 Pending, 4 Resolved, 5 Closed, 6+ custom. Written as JSON (an object, or text
+  with quotes) it reads the same (``webhook.triggered_event``). ``{{ticket.status}}`` renders
+  the status name. A close is a change to 4/5 (or, without the event, the name
+  Resolved/Closed); a reopen a change from 4/5 to anything else; Resolved → Closed is the same
+  close, surveyed already.
   Placeholders: https://support.freshdesk.com/support/solutions/articles/132589-using-webhooks-in-automation-rules
 * Authentication: Freshdesk signs nothing. The rule sends either a custom header holding a
   shared secret, or Basic auth ("Requires authentication"); both are compared in constant time.
@@ -70,6 +72,7 @@ from csat_hook.helpdesks.freshdesk.options import STATUS_NAMES
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk.webhook import compact
 from csat_hook.helpdesks.freshdesk.webhook import person_of
+from csat_hook.helpdesks.freshdesk.webhook import triggered_event
 from csat_hook.helpdesks.markup import body_to_html
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -137,7 +140,7 @@ class FreshdeskHelpdesk(Helpdesk):
             return Ignored("not the csat-hook automation body (no ticket object)")
         if unrendered(ticket.get("id")):
             return Ignored("the automation body's placeholders were not rendered")
-        event = rendered(payload.get("triggered_event"), limit=500)
+        event = triggered_event(payload.get("triggered_event"), limit=500)
         status = rendered(ticket.get("status"))
         change = STATUS_CHANGE.search(event) if event else None
         if change:

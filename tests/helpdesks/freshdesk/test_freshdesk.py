@@ -230,6 +230,34 @@ def test_changes_to_resolved_or_closed_are_closes(clock, event):
     assert isinstance(parse(clock, payload), DialogClosed)
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        '{"status":{"from":"Open","to":"Resolved"}}',
+        '{ "status" : { "from" : "Open" , "to" : "Resolved" } }',
+        '{\\"status\\":{\\"from\\":\\"Open\\",\\"to\\":\\"Resolved\\"}}',
+        {"status": {"from": "Open", "to": "Resolved"}},
+    ],
+    ids=["json-text", "json-text-spaced", "escaped-twice", "json-object"],
+)
+def test_a_triggered_event_written_as_json_is_the_same_status_change(clock, event):
+    # {{triggered_event}} pasted without quotes, or rendered JSON-quoted, arrives as a JSON
+    # object or as JSON text (once more escaped by a tool in between). Its quotes hid the
+    # status change: "(not a name) is not a status change", the close ignored.
+    payload = fixture("freshdesk", "automation_resolved.json")
+    payload["triggered_event"] = event
+
+    closed = parse(clock, payload)
+
+    assert isinstance(closed, DialogClosed)
+    # The occurrence of the unquoted rendering: a retry in either spelling is the same close.
+    assert closed.occurrence == "{status:{from:Open,to:Resolved}}"
+    payload["triggered_event"] = '{"status":{"from":"Resolved","to":"Open"}}'
+    assert parse(clock, payload) == DialogReopened("freshdesk", "1042")
+    payload["triggered_event"] = {"note_type": "public"}
+    assert parse(clock, payload) == Ignored("{note_type:public} is not a status change")
+
+
 def test_reopen_is_recognised(clock):
     assert parse(clock, fixture("freshdesk", "automation_reopened.json")) == DialogReopened(
         "freshdesk", "1042"

@@ -391,6 +391,33 @@ def test_a_re_close_after_a_reopen_re_arms_the_cancelled_survey(fd_services, tri
     assert [o.status for o in rows(services, outbox)] == ["pending"]
 
 
+@pytest.mark.parametrize("policy", [{}, EVERY_CLOSE], ids=["once", "every-close"])
+@pytest.mark.parametrize("triggered_event", [True, False], ids=["status-change", "status-name"])
+def test_a_replayed_close_never_re_arms_a_survey_that_went_out(
+    fd_services, policy, triggered_event
+):
+    # Freshdesk sends no delivery id and its occurrence repeats, so a replay of the close (a
+    # retry, a rule run again) has the key of the survey that went out. Only a survey a reopen
+    # cancelled may be re-armed; a sent one stays the one survey, even after a reopen.
+    services = fd_services(_sections={"policy": policy})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    if not triggered_event:
+        del close["triggered_event"]
+    assert post(client, close).json["status"] == "queued"
+    assert services.delivery_worker().run_once() == 1
+    assert [s.status for s in rows(services, surveys)] == ["sent"]
+
+    replays = [post(client, close).json]
+    reopened = post(client, fixture("freshdesk", "automation_reopened.json"))
+    replays.append(post(client, close).json)
+
+    assert reopened.json == {"status": "reopened", "cancelled": 0}
+    assert replays == [{"status": "duplicate"}] * 2
+    assert [s.status for s in rows(services, surveys)] == ["sent"]
+    assert [o.status for o in rows(services, outbox)] == ["sent"]
+
+
 def test_status_derived_occurrences_say_they_repeat(clock):
     # Intake may revive a cancelled survey for such a close (see DialogClosed).
     payload = fixture("freshdesk", "automation_resolved.json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from datetime import UTC
 from datetime import datetime
@@ -295,6 +296,41 @@ def test_missing_or_wrong_signature_is_401_with_a_reason(client, services, heade
 
     assert response.status_code == 401
     assert response.json == {"error": "unauthorized", "reason": reason}
+    assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize(
+    ("signature", "reason"),
+    [
+        (None, "missing X-HelpScout-Signature"),
+        ("", "missing X-HelpScout-Signature"),
+        ("   ", "X-HelpScout-Signature does not match the body"),
+        ("c2VjcmV0LXNpZ25hdHVyZS1ndWVzcw==", "X-HelpScout-Signature does not match the body"),
+        ("sig-\u00e9t\u00e9-guess", "X-HelpScout-Signature does not match the body"),
+    ],
+    ids=["absent", "empty", "blank", "wrong", "not-ascii"],
+)
+def test_a_refused_signature_is_logged_without_it_or_the_secret(
+    client, services, caplog, signature, reason
+):
+    caplog.set_level(logging.DEBUG)
+    headers = {"Content-Type": "application/json", "X-HelpScout-Event": "convo.status"}
+    if signature is not None:
+        headers["X-HelpScout-Signature"] = signature
+
+    response = client.post(
+        "/webhooks/helpscout", data=body_of(fixture("helpscout", CLOSED)), headers=headers
+    )
+
+    assert response.status_code == 401
+    assert response.json == {"error": "unauthorized", "reason": reason}
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert (refused.status, refused.reason) == (401, "unauthorized")
+    for record in caplog.records:
+        text = record.getMessage() + repr(vars(record))
+        assert WEBHOOK_SECRET not in text and APP_SECRET not in text, record
+        if signature and signature.strip():
+            assert signature.strip() not in text, record
     assert rows(services, surveys) == []
 
 

@@ -25,9 +25,11 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
+from tests.helpdesks.markdown import links_and_text
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
+from tests.helpers import link_fields
 
 BASE = "https://chat.example.com"
 
@@ -336,3 +338,44 @@ def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock, event, statu
     payload = fixture("chatwoot", RESOLVED)
     payload["event"], payload["status"] = event, status
     assert desk(clock).parse(req(body_of(payload), clock)) == Ignored(reason)
+
+
+# --- backslashes, from the webhook to the posted message ------------------------------------
+
+BACKSLASHED_AGENT = "C:\\Users\\Ann \\n"
+BACKSLASHED_CUSTOMER = 'Jane \\"Q\\" \\\\ Doe\\'
+
+
+@pytest.mark.parametrize(
+    ("channel", "markdown"), [("Channel::WebWidget", True), ("Channel::Api", False)]
+)
+def test_backslashes_in_names_are_stored_linked_and_posted_as_written(
+    make_config, make_services, fake_helpdesk, clock, channel, markdown
+):
+    """Names holding backslashes (a path, a literal ``\\n``, an escaped quote) are stored,
+    put in the survey's link and read in the posted message exactly as the webhook had them:
+    escaped once for Markdown where the channel renders it, not at all where it does not."""
+    survey = {"reply": {"templates": {"en": "{customer_name}, how did {agent_name} do? {link}"}}}
+    services = make_services(make_config(survey=survey))
+    client = create_app(services=services).test_client()
+    payload = fixture("chatwoot", RESOLVED)
+    payload["channel"] = channel
+    payload["meta"]["assignee"]["name"] = BACKSLASHED_AGENT
+    payload["meta"]["assignee"]["available_name"] = BACKSLASHED_AGENT
+    payload["meta"]["sender"]["name"] = BACKSLASHED_CUSTOMER
+
+    assert post(client, clock, payload).json["status"] == "queued"
+    assert services.delivery_worker().run_once() == 1
+
+    [stored] = rows_of(services)
+    assert (stored.agent_name, stored.customer_name) == (BACKSLASHED_AGENT, BACKSLASHED_CUSTOMER)
+    assert link_fields(stored.link)["entry.111"] == BACKSLASHED_AGENT
+    [sent] = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
+    content = sent["body"]["content"]
+    read = links_and_text(content)[1] if markdown else content
+    assert read.startswith(f"{BACKSLASHED_CUSTOMER}, how did {BACKSLASHED_AGENT} do? "), content
+
+
+def rows_of(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(surveys)).all())

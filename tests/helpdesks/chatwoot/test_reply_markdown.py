@@ -68,6 +68,8 @@ HOSTILE = [
     "    Ann (code block?)",
     "Ann | Bob\n---|---\n1 | 2",
     "Анна evil.рф",
+    "C:\\path\\to\\Ann",
+    "Ann\\nBob \\t \\\\ \\u00e9 \\",
 ]
 # The default template (the name mid-line, the link last) and one with the names starting lines
 # and the link inside punctuation.

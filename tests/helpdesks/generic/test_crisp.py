@@ -169,6 +169,54 @@ def test_a_reopen_cancels_a_survey_still_waiting(database_url, tmp_path, make_se
     assert item.status == "cancelled"
 
 
+def _state(state: str, timestamp: int) -> bytes:
+    """A session:set_state hook of the fixtures' conversation at ``timestamp`` (ms)."""
+    document = json.loads(crisp_body("session_set_state_resolved"))
+    document["data"]["state"] = state
+    document["timestamp"] = timestamp
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("policy", [{}, {"per_dialog": "every_close", "reclose_grace_seconds": 0}])
+def test_the_hooks_own_times_order_closes_retries_and_reopens(
+    database_url, tmp_path, make_services, clock, policy
+):
+    """The example maps Crisp's ``timestamp`` (when the state changed, the same on Crisp's
+    retries) as the close's and the reopen's time. Without them, a retry of a close delivered
+    after the customer reopened the conversation re-armed the cancelled survey (a survey into
+    an open conversation), and a reopen delivered late cancelled the survey of the newer close
+    that followed it."""
+    services = make_services(
+        example_config(
+            "crisp",
+            CRISP_SECRETS,
+            database_url,
+            tmp_path,
+            policy={"send_delay_seconds": 3600, **policy},
+        )
+    )
+    at = int(clock().timestamp() * 1000) - 600_000  # ten minutes ago
+
+    def send(body: bytes) -> dict:
+        clock.advance(1)
+        return post(services, body, crisp_headers(body, clock())).json
+
+    closed, reopened, closed_again = (
+        _state("resolved", at),
+        _state("unresolved", at + 60_000),
+        _state("resolved", at + 120_000),
+    )
+    assert send(closed)["status"] == "queued"
+    assert send(reopened) == {"status": "reopened", "cancelled": 1}
+    # Crisp's retry of the first close, after the reopen: that close, not a new one.
+    assert send(closed)["status"] == "duplicate"
+    assert send(closed_again)["status"] == "queued"
+    # Crisp's retry of the reopen, after the newer close: it does not cancel that one.
+    late = send(reopened)
+    assert (late["cancelled"], late["kept_older_than_close"]) == (0, 1), late
+    assert [row.status for row in outbox_rows(services)][-1] == "pending"
+
+
 def test_other_events_are_acknowledged_and_ignored(crisp, clock):
     body = crisp_body("message_send")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
+from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -33,6 +34,12 @@ REF_LABEL = "Alert ref:"
 # REF_PREFIX with a non-breaking hyphen (U+2011) for its first one: it reads the same.
 _DEFUSED_PREFIX = REF_PREFIX.replace("-", "\u2011", 1)
 _ZWJ = 0x200D
+# Explicit bidirectional embeddings and overrides (LRE, RLE, LRO, RLO), closed by a PDF, and
+# isolates (LRI, RLI, FSI), closed by a PDI; a paragraph (a line here) ends them all.
+_PDF, _PDI = "\u202c", "\u2069"
+_CLOSER = dict.fromkeys("\u202a\u202b\u202d\u202e", _PDF)
+_CLOSER |= dict.fromkeys("\u2066\u2067\u2068", _PDI)
+_PARAGRAPH = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def _extends(char: str) -> bool:
@@ -65,12 +72,56 @@ def _regional(char: str) -> bool:
     return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
+def _closers(text: str) -> str:
+    """What closes the embeddings, overrides and isolates ``text``'s last line leaves open,
+    innermost first."""
+    stack: list[str] = []
+    for char in text:
+        if char in _PARAGRAPH:
+            stack.clear()
+        elif char in _CLOSER:
+            stack.append(_CLOSER[char])
+        elif char == _PDF and stack and stack[-1] == _PDF:
+            stack.pop()
+        elif char == _PDI and _PDI in stack:
+            while stack.pop() != _PDI:  # an isolate's end ends what it holds
+                pass
+    return "".join(reversed(stack))
+
+
+def contained(text: str) -> str:
+    """``text`` (typed by a customer or a helpdesk's user) with every bidirectional
+    embedding, override or isolate it opens closed at the end of its line: an open
+    RIGHT-TO-LEFT OVERRIDE in an agent's name reversed the rest of the alert's line ("on
+    ticket 4512" shown as "2154 tekcit no"). The value itself shows as typed."""
+    if not any(char in _CLOSER for char in text):
+        return text
+    lines = text.splitlines(keepends=True)
+    out = []
+    for line in lines:
+        body = line.rstrip("".join(_PARAGRAPH))
+        out.append(body + _closers(body) + line[len(body) :])
+    return "".join(out)
+
+
+def _cut(text: str, at: int, limit: int, size: Callable[[str], int]) -> str:
+    """``text`` cut on a :func:`boundary` at or before ``at``, what it leaves open closed,
+    then an ellipsis: within ``limit`` as ``size`` counts."""
+    at = boundary(text, at)
+    while True:
+        kept = text[:at].rstrip()
+        kept += _closers(kept)
+        if size(kept) + 1 <= limit or at == 0:
+            return kept + "…"
+        at = boundary(text, at - 1)
+
+
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters on a :func:`boundary`, an ellipsis marking the
-    cut."""
+    cut (after closing what the kept part leaves open: the ellipsis is ours)."""
     if len(text) <= limit:
         return text
-    return text[: boundary(text, limit - 1)].rstrip() + "…"
+    return _cut(text, limit - 1, limit, len)
 
 
 def units(text: str) -> int:
@@ -94,12 +145,13 @@ def clip_units(text: str, limit: int) -> str:
     """:func:`clip` with ``limit`` counted in UTF-16 code units."""
     if units(text) <= limit:
         return text
-    return text[: boundary(text, fitting(text, limit - 1))].rstrip() + "…"
+    return _cut(text, fitting(text, limit - 1), limit, units)
 
 
 def one_line(text: str) -> str:
-    """Line breaks and tabs as spaces (for headers, list items)."""
-    return " ".join(text.split())
+    """Line breaks and tabs as spaces (for headers, list items), and the bidirectional
+    controls it opens closed (:func:`contained`): a value on a line of ours."""
+    return contained(" ".join(text.split()))
 
 
 def pct(value: float | None) -> str:
@@ -229,7 +281,7 @@ def comment_of(message: AlertMessage, *, include_comment: bool) -> str | None:
     left out."""
     if not include_comment or not message.comment or not message.comment.strip():
         return None
-    return clip(defused(message.comment.strip()), MAX_COMMENT)
+    return clip(contained(defused(message.comment.strip())), MAX_COMMENT)
 
 
 def item_line(item: DigestItem, message: AlertMessage, *, include_comment: bool) -> str:
@@ -288,7 +340,8 @@ def html_text(message: AlertMessage, *, include_comment: bool) -> str:
         )
     if message.ticket_url:
         url = e(message.ticket_url, quote=True)
-        parts.append(f'<p><a href="{url}">Open ticket {e(message.dialog_id or "")}</a></p>')
+        ticket = e(one_line(message.dialog_id or ""))
+        parts.append(f'<p><a href="{url}">Open ticket {ticket}</a></p>')
     parts.append(f"<p><small>{e(footer(message))}</small></p>")
     return "".join(parts)
 

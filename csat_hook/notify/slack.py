@@ -58,6 +58,7 @@ from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import boundary
 from csat_hook.notify.render import clip_units
 from csat_hook.notify.render import comment_of
+from csat_hook.notify.render import contained
 from csat_hook.notify.render import facts
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
@@ -94,7 +95,7 @@ def clip_escaped(text: str, limit: int) -> str:
     kept = clip_units(text, limit)[:-1]
     amp = kept.rfind("&")
     if amp != -1 and ";" not in kept[amp:]:
-        kept = kept[: boundary(kept, amp)]
+        kept = contained(kept[: boundary(kept, amp)].rstrip())  # the cut's closers again
     return kept.rstrip() + "…"
 
 

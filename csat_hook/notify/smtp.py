@@ -49,6 +49,7 @@ from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import EmailOptions
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import clip
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import html_text
 from csat_hook.notify.render import one_line
@@ -263,7 +264,8 @@ class EmailDestination(Destination):
 def subject(text: str) -> str:
     """``text`` as a Subject: one line of at most :data:`MAX_SUBJECT` characters that the
     email package writes out as text, whatever it holds (see :data:`_CONTROL`)."""
-    line = _CONTROL.sub("\ufffd", one_line(text))[:MAX_SUBJECT]
+    line = _CONTROL.sub("\ufffd", one_line(text))
+    line = clip(line, MAX_SUBJECT)  # on a boundary, what it leaves open closed
     return line.replace(_ENCODED_WORD_START, _DEFUSED_START)
 
 

@@ -52,9 +52,9 @@ from csat_hook.notify.base import Settle
 from csat_hook.notify.options import TelegramOptions
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import clip
+from csat_hook.notify.render import clip_units
 from csat_hook.notify.render import comment_of
 from csat_hook.notify.render import fact_lines
-from csat_hook.notify.render import fitting
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
@@ -86,11 +86,6 @@ def _visible(lines: list[str]) -> int:
     return units(html.unescape(text))
 
 
-def _clip_utf16(text: str, limit: int) -> str:
-    """The longest start of ``text`` within ``limit`` UTF-16 code units."""
-    return text[: fitting(text, limit)].rstrip()
-
-
 class TelegramDestination(Destination):
     kind = "telegram"
     options: TelegramOptions
@@ -103,7 +98,9 @@ class TelegramDestination(Destination):
         facts = [escape(clip(line, LINE_LIMIT)) for line in fact_lines(message)]
         link = []
         if message.ticket_url and linkable(message.ticket_url):
-            label = escape(clip(f"Open ticket {message.dialog_id or ''}".strip(), LABEL_LIMIT))
+            label = escape(
+                clip(f"Open ticket {one_line(message.dialog_id or '')}".strip(), LABEL_LIMIT)
+            )
             link.append(f'<a href="{escape(message.ticket_url)}">{label}</a>')
         elif message.ticket_url:
             link.append(escape(clip(f"Ticket: {one_line(message.ticket_url)}", LINE_LIMIT)))
@@ -128,7 +125,7 @@ class TelegramDestination(Destination):
         body = lines()
         if comment and room > 1:
             if units(comment) > room:
-                comment = _clip_utf16(comment, room - 1) + "…"
+                comment = clip_units(comment, room)
             body.insert(len(head + facts + link), f"<blockquote>{escape(comment)}</blockquote>")
         return "\n".join(body)
 

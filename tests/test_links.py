@@ -291,3 +291,45 @@ def test_a_language_with_both_templates_loads():
     assert agent_label(reply, "de", "Anna") == "Anna"
     # No label for the language nor the default one: the agent field is left empty.
     assert agent_label(ReplyConfig(default_language="de"), "fr", None) == ""
+
+
+def _open_at_each_line_end_or_before(text: str, *ours: str) -> list[str]:
+    """The bidirectional embeddings, overrides and isolates still open where our own text
+    starts (before each of ``ours``) or a line ends: Unicode's bidi algorithm, in short."""
+    found: list[str] = []
+    points = {len(text)} | {i for i, c in enumerate(text) if c == "\n"}
+    points |= {i for fragment in ours for i in range(len(text)) if text.startswith(fragment, i)}
+    for at in sorted(points):
+        stack: list[str] = []
+        for char in text[:at]:
+            if char == "\n":
+                stack.clear()
+            elif char in "\u202a\u202b\u202d\u202e\u2066\u2067\u2068":
+                stack.append(char)
+            elif char == "\u202c" and stack and stack[-1] in "\u202a\u202b\u202d\u202e":
+                stack.pop()
+            elif char == "\u2069" and any(c in "\u2066\u2067\u2068" for c in stack):
+                while stack.pop() not in "\u2066\u2067\u2068":
+                    pass
+        found += stack
+    return found
+
+
+def test_a_name_opening_a_right_to_left_override_does_not_reverse_the_reply():
+    # An agent's display name ending in U+202E (RIGHT-TO-LEFT OVERRIDE) showed the rest of
+    # the customer's line reversed: "How did Bob ?od uoy did woH" for "do, Ann? <link>".
+    reply = ReplyConfig(
+        templates={"en": "How did {agent_name} ({team}) do, {customer_name}? {link}"}
+    )
+    text = reply_text(
+        reply,
+        "en",
+        link="https://csat.example.com/s/abc.def",
+        agent_name="Bob\u202e",
+        customer_name="Ann\u202b",
+        ticket="9",
+        helpdesk="h",
+        team="\u2067L1",
+    )
+    assert _open_at_each_line_end_or_before(text, " (", ") do", "? https") == []
+    assert "Bob\u202e" in text and "Ann\u202b" in text  # the names as typed

@@ -15,6 +15,7 @@ import string
 from pydantic import Field
 from pydantic import field_validator
 
+from csat_hook.bidi import contained
 from csat_hook.links.body import Body
 from csat_hook.links.body import Segment
 from csat_hook.links.body import plain_text
@@ -173,8 +174,9 @@ def reply_body(
         "helpdesk": helpdesk,
         "team": team,
     }
-    # NUL cannot come from a value (stored text is cleaned of it), so the mark is only ours.
-    values = {k: v.replace("\x00", "") for k, v in values.items()}
+    # NUL cannot come from a value (stored text is cleaned of it), so the mark is only ours;
+    # what a value opens (a RIGHT-TO-LEFT OVERRIDE in a name) is closed within it.
+    values = {k: contained(v.replace("\x00", "")) for k, v in values.items()}
     rendered = template.format_map({**values, "link": _LINK_MARK})
     segments: list[Segment] = []
     for i, piece in enumerate(rendered.split(_LINK_MARK)):

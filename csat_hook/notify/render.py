@@ -15,6 +15,8 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import datetime
 
+from csat_hook.bidi import closers
+from csat_hook.bidi import contained
 from csat_hook.notify.records import AGENT_BELOW_TARGET
 from csat_hook.notify.records import COMMENT
 from csat_hook.notify.records import DIGEST
@@ -34,12 +36,6 @@ REF_LABEL = "Alert ref:"
 # REF_PREFIX with a non-breaking hyphen (U+2011) for its first one: it reads the same.
 _DEFUSED_PREFIX = REF_PREFIX.replace("-", "\u2011", 1)
 _ZWJ = 0x200D
-# Explicit bidirectional embeddings and overrides (LRE, RLE, LRO, RLO), closed by a PDF, and
-# isolates (LRI, RLI, FSI), closed by a PDI; a paragraph (a line here) ends them all.
-_PDF, _PDI = "\u202c", "\u2069"
-_CLOSER = dict.fromkeys("\u202a\u202b\u202d\u202e", _PDF)
-_CLOSER |= dict.fromkeys("\u2066\u2067\u2068", _PDI)
-_PARAGRAPH = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def _extends(char: str) -> bool:
@@ -72,45 +68,13 @@ def _regional(char: str) -> bool:
     return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
-def _closers(text: str) -> str:
-    """What closes the embeddings, overrides and isolates ``text``'s last line leaves open,
-    innermost first."""
-    stack: list[str] = []
-    for char in text:
-        if char in _PARAGRAPH:
-            stack.clear()
-        elif char in _CLOSER:
-            stack.append(_CLOSER[char])
-        elif char == _PDF and stack and stack[-1] == _PDF:
-            stack.pop()
-        elif char == _PDI and _PDI in stack:
-            while stack.pop() != _PDI:  # an isolate's end ends what it holds
-                pass
-    return "".join(reversed(stack))
-
-
-def contained(text: str) -> str:
-    """``text`` (typed by a customer or a helpdesk's user) with every bidirectional
-    embedding, override or isolate it opens closed at the end of its line: an open
-    RIGHT-TO-LEFT OVERRIDE in an agent's name reversed the rest of the alert's line ("on
-    ticket 4512" shown as "2154 tekcit no"). The value itself shows as typed."""
-    if not any(char in _CLOSER for char in text):
-        return text
-    lines = text.splitlines(keepends=True)
-    out = []
-    for line in lines:
-        body = line.rstrip("".join(_PARAGRAPH))
-        out.append(body + _closers(body) + line[len(body) :])
-    return "".join(out)
-
-
 def _cut(text: str, at: int, limit: int, size: Callable[[str], int]) -> str:
     """``text`` cut on a :func:`boundary` at or before ``at``, what it leaves open closed,
     then an ellipsis: within ``limit`` as ``size`` counts."""
     at = boundary(text, at)
     while True:
         kept = text[:at].rstrip()
-        kept += _closers(kept)
+        kept += closers(kept)
         if size(kept) + 1 <= limit or at == 0:
             return kept + "…"
         at = boundary(text, at - 1)

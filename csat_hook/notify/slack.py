@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from csat_hook.bidi import contained
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
@@ -58,7 +59,6 @@ from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import boundary
 from csat_hook.notify.render import clip_units
 from csat_hook.notify.render import comment_of
-from csat_hook.notify.render import contained
 from csat_hook.notify.render import facts
 from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline

@@ -58,7 +58,9 @@ SCANNERS: tuple[tuple[str, str], ...] = (
     ),
     (
         "bot",
-        r"bot(?:[/\-;)(_]| \(|$)|crawler|spider|preview|scanner|\bscan\b|checker"
+        # Not the phone maker Cubot, whose models an Android browser names ("CUBOT_P30",
+        # "CUBOT)"): their owners are people.
+        r"(?<!cu)bot(?:[/\-;)(_]| \(|$)|crawler|spider|preview|scanner|\bscan\b|checker"
         # A contact address ("+https://...") signs a robot, never a browser; and the preview
         # services and crawlers that do not call themselves bots.
         r"|\+https?://|slurp|ia_archiver|mediapartners-google|inspectiontool|iframely|embedly"

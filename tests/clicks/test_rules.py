@@ -83,6 +83,9 @@ def test_people_and_the_other_rules():
     assert verdict() == (False, None, None)
     # A phone whose model name ends in "bot" is a person.
     assert not verdict("Mozilla/5.0 (Linux; Android 9; CUBOT P30) Chrome/120.0 Mobile").automated
+    for model in ("CUBOT_P30", "CUBOT_X30 Build/QP1A.190711.020", "CUBOT"):
+        agent = f"Mozilla/5.0 (Linux; Android 10; {model}) AppleWebKit/537.36 Chrome/120.0 Mobile"
+        assert not verdict(agent).automated, model
     # Apps' in-app browsers and mail apps are people (they name the app, not a robot).
     for person in (
         "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36 "

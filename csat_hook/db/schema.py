@@ -397,6 +397,23 @@ erased_dialogs = sa.Table(
 )
 
 
+# Reopens that found no waiting survey to cancel, by dialog: a reopen delivered before its own
+# close, which vendors do not promise against. A close the helpdesk says happened no later than
+# the remembered reopen is stale (the dialog was reopened after it) and is skipped
+# (``reopened_after_close``). One row per dialog, the latest believable reopen time; pruned by
+# receive time (intake/store.py: ``REOPEN_MEMORY``). The report reads none of it.
+early_reopens = sa.Table(
+    "early_reopens",
+    metadata,
+    sa.Column("helpdesk", sa.String(64), nullable=False),
+    sa.Column("dialog_id", sa.String(191), nullable=False),
+    sa.Column("reopened_at", UTCDateTime(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("helpdesk", "dialog_id"),
+    sa.Index(None, "received_at"),
+)
+
+
 # --- alerts -----------------------------------------------------------------------------------
 # One row per alert: a rule matched an answer (``kind`` answer: ``key`` is the digest of rule,
 # survey and rating, so a re-run, ``--full`` or an edit that keeps the rating adds nothing, a

@@ -92,8 +92,8 @@ class Services:
             waker=self.waker,
             clock=lambda: self.clock(),
             worker_id=worker_id,
-            # Retention holds without new clicks: every deployment runs a worker.
-            chores=[self.short_links.recorder.prune_due],
+            # Retention holds without new clicks or reopens: every deployment runs a worker.
+            chores=[self.short_links.recorder.prune_due, self.intake.prune_reopens_due],
         )
         self._workers.append(worker)
         return worker

@@ -7,8 +7,11 @@ delivery worker (woken right after the commit) posts the reply.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +27,7 @@ from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.intake import store as intake_store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
 from csat_hook.intake.recorder import database_error
@@ -33,6 +37,9 @@ from csat_hook.intake.storable import trusted_reopen_time
 from csat_hook.outbox import store as outbox_store
 
 logger = logging.getLogger(__name__)
+
+# How often the delivery worker's heartbeat prunes remembered reopens.
+PRUNE_EVERY = timedelta(minutes=10)
 
 
 def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
@@ -75,6 +82,26 @@ class Intake:
         self.token_secret = token_secret
         self.recorder = recorder
         self.clock = clock
+        self._pruned: datetime | None = None
+        self._prune_lock = threading.Lock()
+
+    def prune_reopens_due(self) -> int:
+        """Forget remembered reopens received more than ``store.REOPEN_MEMORY`` ago, if a
+        prune is due (every :data:`PRUNE_EVERY`, again at once while a full batch went); how
+        many. A chore of the delivery worker's heartbeat: no query when none is due."""
+        now = self.clock()
+        with self._prune_lock:
+            if self._pruned is not None and now - self._pruned < PRUNE_EVERY:
+                return 0
+            self._pruned = now
+        deleted = run_transaction(
+            self.engine,
+            lambda conn: intake_store.prune_reopens(conn, now - intake_store.REOPEN_MEMORY),
+        )
+        if deleted == intake_store.REOPEN_PRUNE_BATCH:
+            with self._prune_lock:
+                self._pruned = None  # more may be left
+        return deleted
 
     def receive(self, helpdesk_name: str, request: WebhookRequest) -> Outcome:
         """Verify, parse and record one webhook; raise a WebhookError subclass to refuse it."""
@@ -112,6 +139,12 @@ class Intake:
                 left = outbox_store.kept_on_reopen(
                     conn, event.helpdesk, event.dialog_id, reopened_at
                 )
+                if not done and reopened_at is not None:
+                    # Nothing to cancel: the reopen may have been delivered before its own
+                    # close. Remembered, a close no later than it is skipped when it comes.
+                    intake_store.remember_reopen(
+                        conn, event.helpdesk, event.dialog_id, reopened_at, now
+                    )
                 return done, left
 
             cancelled, kept = run_transaction(self.engine, cancel)
@@ -153,6 +186,17 @@ class Intake:
             )
         )
         body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
+        if body.get("reason") == intake_store.REOPENED_AFTER_CLOSE:
+            # The helpdesk says the dialog was reopened after this close (the reopen was
+            # delivered first). Named as the kept-on-reopen line: no dialog, no sender's text.
+            logger.info(
+                "survey.skipped-reopened-after-close",
+                extra={
+                    "helpdesk": event.helpdesk,
+                    "survey_id": body.get("survey_id"),
+                    "reason": intake_store.REOPENED_AFTER_CLOSE,
+                },
+            )
         logger.info(
             "webhook.close",
             extra={

@@ -145,14 +145,35 @@ class CloseRecorder:
         seen: set[LookBackKey] = set()
         first_of_key: dict[tuple[str, str, str], _Close] = {}
         rows, skipped = [], {}
+        # One statement for the batch: the remembered reopens of its dialogs.
+        reopens = (
+            store.remembered_reopens(
+                conn, {(item.event.helpdesk, item.event.dialog_id) for item in batch}
+            )
+            if self.policy.cancel_on_reopen
+            else {}
+        )
         for item in batch:
             if item.key in first_of_key:  # the same close twice in one batch
                 results[id(item)] = {"status": "duplicate"}
                 continue
             first_of_key[item.key] = item
-            reason = skip_reason(self.policy, conn, item.event, item.now, seen, emails)
+            # The dialogs and customers this close would survey: counted for the closes after
+            # it only if it is not stale after all.
+            surveyed = set(seen)
+            reason = skip_reason(self.policy, conn, item.event, item.now, surveyed, emails)
+            row = _survey_row(item, reason)
+            if reason is None and store.reopened_after(
+                row["closed_at"],
+                item.now,
+                reopens.get((item.event.helpdesk, item.event.dialog_id)),
+            ):
+                reason = store.REOPENED_AFTER_CLOSE
+                row = _survey_row(item, reason)
+            else:
+                seen |= surveyed
             skipped[id(item)] = reason
-            rows.append(_survey_row(item, reason))
+            rows.append(row)
         inserted = store.insert_surveys(conn, rows)
         replies = []
         for item in first_of_key.values():
@@ -191,32 +212,39 @@ class CloseRecorder:
         first_of_key: dict[tuple[str, str, str], _Close] = {}
         for item in batch:
             first_of_key.setdefault(item.key, item)
-        rows, replies, skipped, send_at = [], {}, {}, {}
+        rows, replies, send_at = [], {}, {}
         for key, item in first_of_key.items():
             # No look-back on this path: no e-mail is folded or compared.
             reason = skip_reason(self.policy, conn, item.event, item.now, set(), {})
-            skipped[key] = reason
             rows.append(_survey_row(item, reason))
             if not reason:
                 send_at[key] = item.now + self.send_delay
                 replies[key] = (dict(item.event.reply_context), send_at[key])
         alive_since = max(item.now for item in batch) - timedelta(seconds=self.live_seconds)
         revivable = {key for key, item in first_of_key.items() if item.may_revive}
-        stored = store.record_closes_pg(conn, rows, replies, alive_since, revivable)
+        stored = store.record_closes_pg(
+            conn,
+            rows,
+            replies,
+            alive_since,
+            revivable,
+            reopens=self.policy.cancel_on_reopen,
+        )
         results: list[dict[str, Any]] = []
         for item in batch:
-            survey_id = stored.get(item.key)
-            if survey_id is None or first_of_key[item.key] is not item:
+            survey = stored.get(item.key)
+            if survey is None or first_of_key[item.key] is not item:
                 results.append({"status": "duplicate"})
-            elif skipped[item.key]:
+            elif survey.status == SKIPPED:
+                # The policy's reason, or the statement's: reopened after the close.
                 results.append(
-                    {"status": "skipped", "reason": skipped[item.key], "survey_id": survey_id}
+                    {"status": "skipped", "reason": survey.skip_reason, "survey_id": survey.id}
                 )
             else:
                 results.append(
                     {
                         "status": "queued",
-                        "survey_id": survey_id,
+                        "survey_id": survey.id,
                         "send_at": send_at[item.key].isoformat(),
                     }
                 )

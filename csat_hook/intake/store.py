@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -25,7 +27,9 @@ from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENT
+from csat_hook.db.schema import SKIPPED
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import naive_utc
 from csat_hook.db.schema import naive_utc_iso
 from csat_hook.db.schema import surveys
@@ -64,6 +68,92 @@ def insert_surveys(
     return {(r.helpdesk, r.dialog_id, r.occurrence): int(r.id) for r in result}
 
 
+# The skip reason of a close the helpdesk says happened no later than a remembered reopen of
+# its dialog (:func:`remember_reopen`): the dialog was reopened after it. Like a survey a
+# reopen cancelled, a later close of the dialog re-arms it (:func:`revive_survey`).
+REOPENED_AFTER_CLOSE = "reopened_after_close"
+# How long a reopen that found nothing to cancel is remembered (by its receive time): a close
+# delivered later than that after its reopen is surveyed as before.
+REOPEN_MEMORY = timedelta(days=7)
+# The most remembered reopens one prune deletes (it runs in a transaction of its own).
+REOPEN_PRUNE_BATCH = 2_000
+
+
+def remember_reopen(
+    conn: sa.Connection,
+    helpdesk: str,
+    dialog_id: str,
+    reopened_at: datetime,
+    received_at: datetime,
+) -> None:
+    """Remember a reopen that found no waiting survey to cancel (it may have been delivered
+    before its own close), at ``reopened_at``, the helpdesk's believable time for it. One row
+    per dialog: the latest reopen time is kept (a reopen delivered twice, or an older one
+    delivered late, changes nothing)."""
+    stmt = dialect_insert(conn.dialect.name, early_reopens).values(
+        helpdesk=helpdesk, dialog_id=dialog_id, reopened_at=reopened_at, received_at=received_at
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["helpdesk", "dialog_id"],
+            set_={
+                "reopened_at": stmt.excluded.reopened_at,
+                "received_at": stmt.excluded.received_at,
+            },
+            where=early_reopens.c.reopened_at < stmt.excluded.reopened_at,
+        )
+    )
+
+
+def remembered_reopens(
+    conn: sa.Connection, dialogs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """(helpdesk, dialog id) → the remembered reopen time, for those of ``dialogs`` that have
+    one: one statement (by the primary key) for a batch of closes."""
+    found: dict[tuple[str, str], datetime] = {}
+    for chunk in in_chunks(sorted(set(dialogs)), FOLD_CHUNK):
+        rows = conn.execute(
+            sa.select(
+                early_reopens.c.helpdesk, early_reopens.c.dialog_id, early_reopens.c.reopened_at
+            ).where(sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id).in_(chunk))
+        )
+        found.update(((r.helpdesk, r.dialog_id), r.reopened_at) for r in rows)
+    return found
+
+
+def reopened_after(
+    closed_at: datetime | None, received: datetime, reopened_at: datetime | None
+) -> bool:
+    """Whether a close stored with ``closed_at`` (``storable.trusted_close_time``), received at
+    ``received``, is stale: its dialog has a remembered reopen at ``reopened_at`` no earlier
+    than it. A close time that is the receive time was not believed (as for
+    ``kept_on_reopen``): such a close, like one with no time, is never stale. A reopen at the
+    very time of the close counts as after it, as ``cancel_waiting`` cancels for it."""
+    return (
+        reopened_at is not None
+        and closed_at is not None
+        and closed_at != received
+        and closed_at <= reopened_at
+    )
+
+
+def prune_reopens(conn: sa.Connection, before: datetime, *, limit: int = REOPEN_PRUNE_BATCH) -> int:
+    """Forget the remembered reopens received before ``before``, at most ``limit`` of the
+    oldest; how many."""
+    oldest = (
+        sa.select(early_reopens.c.helpdesk, early_reopens.c.dialog_id)
+        .where(early_reopens.c.received_at < before)
+        .order_by(early_reopens.c.received_at)
+        .limit(limit)
+    )
+    result = conn.execute(
+        sa.delete(early_reopens).where(
+            sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id).in_(oldest)
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     """Re-arm a survey that was cancelled (the dialog reopened before it went out) for a new
     close of the same dialog; None when the existing survey was not cancelled (a duplicate).
@@ -86,7 +176,10 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
             surveys.c.helpdesk == values["helpdesk"],
             surveys.c.dialog_id == values["dialog_id"],
             surveys.c.occurrence == values["occurrence"],
-            surveys.c.status == CANCELLED,
+            sa.or_(
+                surveys.c.status == CANCELLED,
+                sa.and_(surveys.c.status == SKIPPED, surveys.c.skip_reason == REOPENED_AFTER_CLOSE),
+            ),
             later,
         )
         .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
@@ -211,14 +304,40 @@ _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 # once`` the key has no occurrence, and a vendor's late retry, or a replay of a signed body
 # that carries no time of its own (Help Scout, Intercom), is otherwise a new close.
 LATER_CLOSE = "(s.closed_at IS NULL OR v.closed_at IS NULL OR s.closed_at < v.closed_at)"
+# A survey a later close re-arms: cancelled by a reopen, or skipped because a reopen came
+# after its close (REOPENED_AFTER_CLOSE).
+REVIVABLE = (
+    f"(s.status = '{CANCELLED}' OR (s.status = '{SKIPPED}'"
+    f" AND s.skip_reason = '{REOPENED_AFTER_CLOSE}'))"
+)
 
 
 @functools.cache
-def _record_closes_sql() -> str:
+def _record_closes_sql(reopens: bool) -> str:
     fields = [(name, _pg_field_type(surveys.c[name])) for name in SURVEY_COLUMNS]
     fields += [("context", "text"), ("send_at", "timestamp"), ("revive", "boolean")]
     record = ", ".join(f"{name} {kind}" for name, kind in fields)
     columns = ", ".join(SURVEY_COLUMNS)
+    # A queued close the helpdesk says happened no later than a remembered reopen of its
+    # dialog is stale (see reopened_after): skipped, decided in the statement itself by one
+    # primary-key probe per close (a join on the whole key: at most one row). Every other
+    # column as sent.
+    stale, remembered = "false", ""
+    if reopens:
+        stale = (
+            f"(r.status = '{QUEUED}' AND r.closed_at <> r.created_at"
+            " AND r.closed_at <= e.reopened_at)"
+        )
+        remembered = (
+            " LEFT JOIN early_reopens AS e ON e.helpdesk = r.helpdesk AND e.dialog_id = r.dialog_id"
+        )
+    decided = {
+        "status": f"CASE WHEN {stale} THEN '{SKIPPED}' ELSE r.status END AS status",
+        "skip_reason": (
+            f"CASE WHEN {stale} THEN '{REOPENED_AFTER_CLOSE}' ELSE r.skip_reason END AS skip_reason"
+        ),
+    }
+    select = ", ".join(decided.get(name, f"r.{name}") for name, _ in fields)
     revive = ", ".join(f"{name} = v.{name}" for name in _REVIVED_COLUMNS)
     same_key = (
         "s.helpdesk = v.helpdesk AND s.dialog_id = v.dialog_id AND s.occurrence = v.occurrence"
@@ -226,16 +345,17 @@ def _record_closes_sql() -> str:
     # Only the schema's column names and this module's constants go into the text; every
     # value is a bound parameter.
     return (
-        f"WITH v AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS v({record})),"  # noqa: S608
+        f"WITH r AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS r({record})),"  # noqa: S608
+        f" v AS (SELECT {select} FROM r{remembered}),"
         f" new AS (INSERT INTO surveys ({columns}) SELECT {columns} FROM v"
         " ON CONFLICT (helpdesk, dialog_id, occurrence) DO NOTHING"
-        " RETURNING id, helpdesk, dialog_id, occurrence, status),"
+        " RETURNING id, helpdesk, dialog_id, occurrence, status, skip_reason),"
         # A close of a dialog whose survey was cancelled (reopened before it went out) re-arms
         # it when its key may repeat on a new close (v.revive; see revive_survey); the INSERT
         # above left that row alone (a conflict), so no row is touched twice.
         f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
-        f" WHERE {same_key} AND v.revive AND s.status = '{CANCELLED}' AND {LATER_CLOSE}"
-        " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status),"
+        f" WHERE {same_key} AND v.revive AND {REVIVABLE} AND {LATER_CLOSE}"
+        " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status, s.skip_reason),"
         " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
         " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"
         " attempts, next_attempt_at, created_at, updated_at)"
@@ -245,9 +365,17 @@ def _record_closes_sql() -> str:
         f" ON CONFLICT (survey_id) DO UPDATE SET {_ENQUEUE_RESET} RETURNING survey_id),"
         f" woken AS (SELECT {wake.notify_one_sql('alive_since')}"
         " FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued)"
-        " SELECT id, helpdesk, dialog_id, occurrence, (SELECT count(*) FROM woken) AS woken"
-        " FROM stored"
+        " SELECT id, helpdesk, dialog_id, occurrence, status, skip_reason,"
+        " (SELECT count(*) FROM woken) AS woken FROM stored"
     )
+
+
+class Stored(NamedTuple):
+    """A survey :func:`record_closes_pg` stored: its id, status and skip reason."""
+
+    id: int
+    status: str
+    skip_reason: str | None
 
 
 def record_closes_pg(
@@ -256,7 +384,9 @@ def record_closes_pg(
     replies: Mapping[tuple[str, str, str], tuple[dict[str, Any], datetime]],
     alive_since: datetime,
     revivable: Collection[tuple[str, str, str]],
-) -> dict[tuple[str, str, str], int]:
+    *,
+    reopens: bool = True,
+) -> dict[tuple[str, str, str], Stored]:
     """PostgreSQL: store surveys (each row: every column but ``id``; keys distinct), revive
     the cancelled ones among them whose key is in ``revivable`` (see :func:`revive_survey`),
     queue a reply for each stored ``queued`` survey (its
@@ -264,8 +394,13 @@ def record_closes_pg(
     ``alive_since``) when a reply was queued: one statement, atomic on its own (run it in
     autocommit to save BEGIN and COMMIT).
 
-    Returns key → survey id for the surveys stored (inserted or revived); a key missing is a
-    duplicate.
+    A ``queued`` row whose close the helpdesk says happened no later than a remembered reopen
+    of its dialog (:func:`reopened_after`) is stored skipped (:data:`REOPENED_AFTER_CLOSE`)
+    and queues no reply (``reopens`` False: no reopen is looked up, as without
+    ``policy.cancel_on_reopen``).
+
+    Returns key → the survey stored (inserted or revived): its id, status and skip reason; a
+    key missing is a duplicate.
     """
     if not rows:
         return {}
@@ -290,5 +425,5 @@ def record_closes_pg(
     }
     # On psycopg's cursor: SQLAlchemy's result set-up cost more CPU than the statement's
     # own client side (csat_hook/db/frozen.py); errors are SQLAlchemy's all the same.
-    result = driver_rows(conn, _record_closes_sql(), params)
-    return {(r[1], r[2], r[3]): int(r[0]) for r in result}
+    result = driver_rows(conn, _record_closes_sql(reopens), params)
+    return {(r[1], r[2], r[3]): Stored(int(r[0]), r[4], r[5]) for r in result}

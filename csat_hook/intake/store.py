@@ -155,8 +155,9 @@ def prune_reopens(conn: sa.Connection, before: datetime, *, limit: int = REOPEN_
 
 
 def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
-    """Re-arm a survey that was cancelled (the dialog reopened before it went out) for a new
-    close of the same dialog; None when the existing survey was not cancelled (a duplicate).
+    """Re-arm a survey that was cancelled (the dialog reopened before it went out), or skipped
+    because its dialog was reopened after its close (:data:`REOPENED_AFTER_CLOSE`), for a new
+    close of the same dialog; None when the existing survey was neither (a duplicate).
 
     Only for a close whose key may repeat on a new close (the recorder's ``may_revive``): for
     any other, the same key again is a retry or replay of the close that was cancelled. And

@@ -239,3 +239,16 @@ def test_each_agents_positions_are_its_first_answers_in_order(seed):
             mine.append(index)
     # Agents numbered past the last with answers (they have surveys only) get no entry.
     assert _positions_by_agent(answers, agents + 2, max_rows) == expected
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_objects_absent_from_a_pool_are_found_by_identity(seed):
+    from csat_hook.sync.report.answers import _absent
+
+    rng = random.Random(seed)
+    pool = [(i,) for i in range(rng.randint(0, 50))]
+    # Equal tuples that are other objects are absent: answers are told apart by identity.
+    items = rng.sample(pool, k=len(pool) // 2) + [(i,) for i in range(rng.randint(0, 5))]
+    rng.shuffle(items)
+    held = {id(p) for p in pool}
+    assert _absent(items, pool) == [i for i, item in enumerate(items) if id(item) not in held]

@@ -100,15 +100,16 @@ def _merged(
     sorted and each put where a binary search of the kept ones says (after the kept answers
     alike in every key field, as a stable sort of the kept order followed by the new answers
     puts it), the kept ones between copied as slices: a few thousand sort keys are made, not
-    one per answer."""
-    held = {id(a) for a in kept}
-    added = [a for a in answers if id(a) not in held]
+    one per answer. Which are kept, and which kept are still there, is found on arrays of
+    the ``id``s (a sort and a binary search in numpy): sets of a million ``id``s were ≈ 0.9 s
+    of a later sync at 1,000,000 answers."""
+    added = list(map(answers.__getitem__, _absent(answers, kept)))
     if len(kept) + len(added) == len(answers):  # every kept answer is still there
         still, places = kept, list(range(len(kept)))
     else:
-        now = {id(a) for a in answers}
-        places = [i for i, a in enumerate(kept) if id(a) in now]
-        still = [kept[i] for i in places]
+        gone = set(_absent(kept, answers))
+        places = [i for i in range(len(kept)) if i not in gone]
+        still = list(map(kept.__getitem__, places))
     added.sort(key=_NEWEST, reverse=True)
     ordered: list[AnswerRecord] = []
     at: list[int] = []
@@ -130,6 +131,20 @@ def _merged(
     ordered += still[start:]
     at += places[start:]
     return ordered, at
+
+
+def _absent(items: Sequence[object], pool: Sequence[object]) -> list[int]:
+    """The positions in ``items`` of the objects that are not in ``pool`` (by ``id``: every
+    object of both is alive, so equal ``id``s are one object), ascending."""
+    import numpy as np  # imported when first used, as dataset.py does: not at a sync's peak
+
+    ids = np.fromiter(map(id, items), dtype=np.int64, count=len(items))
+    held = np.sort(np.fromiter(map(id, pool), dtype=np.int64, count=len(pool)))
+    if not len(held):
+        return list(range(len(items)))
+    at = np.searchsorted(held, ids)
+    at[at == len(held)] = 0  # past the last: compared with any, it is not there
+    return np.flatnonzero(held[at] != ids).tolist()
 
 
 def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:

@@ -107,8 +107,7 @@ def _merged(
     if len(kept) + len(added) == len(answers):  # every kept answer is still there
         still, places = kept, list(range(len(kept)))
     else:
-        gone = set(_absent(kept, answers))
-        places = [i for i in range(len(kept)) if i not in gone]
+        places = _held(kept, answers).nonzero()[0].tolist()
         still = list(map(kept.__getitem__, places))
     added.sort(key=_NEWEST, reverse=True)
     ordered: list[AnswerRecord] = []
@@ -133,18 +132,23 @@ def _merged(
     return ordered, at
 
 
-def _absent(items: Sequence[object], pool: Sequence[object]) -> list[int]:
-    """The positions in ``items`` of the objects that are not in ``pool`` (by ``id``: every
-    object of both is alive, so equal ``id``s are one object), ascending."""
+def _held(items: Sequence[object], pool: Sequence[object]) -> Any:
+    """Beside each of ``items``, whether ``pool`` holds it (a numpy array of booleans; by
+    ``id``: every object of both is alive, so equal ``id``s are one object)."""
     import numpy as np  # imported when first used, as dataset.py does: not at a sync's peak
 
     ids = np.fromiter(map(id, items), dtype=np.int64, count=len(items))
     held = np.sort(np.fromiter(map(id, pool), dtype=np.int64, count=len(pool)))
     if not len(held):
-        return list(range(len(items)))
+        return np.zeros(len(items), dtype=bool)
     at = np.searchsorted(held, ids)
     at[at == len(held)] = 0  # past the last: compared with any, it is not there
-    return np.flatnonzero(held[at] != ids).tolist()
+    return held[at] == ids
+
+
+def _absent(items: Sequence[object], pool: Sequence[object]) -> list[int]:
+    """The positions in ``items`` of the objects that are not in ``pool``, ascending."""
+    return (~_held(items, pool)).nonzero()[0].tolist()  # type: ignore[no-any-return]
 
 
 def _low_ratings(ctx: Context, grid: Grid, first: int, end: int, column: int) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 _PDF, _PDI = "\u202c", "\u2069"
 _CLOSER = dict.fromkeys("\u202a\u202b\u202d\u202e", _PDF)
 _CLOSER |= dict.fromkeys("\u2066\u2067\u2068", _PDI)
-_PARAGRAPH = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_PARAGRAPH_ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_PARAGRAPH = frozenset(_PARAGRAPH_ENDS)
 
 
 def closers(text: str) -> str:
@@ -45,6 +46,6 @@ def contained(text: str) -> str:
     lines = text.splitlines(keepends=True)
     out = []
     for line in lines:
-        body = line.rstrip("".join(_PARAGRAPH))
+        body = line.rstrip(_PARAGRAPH_ENDS)
         out.append(body + closers(body) + line[len(body) :])
     return "".join(out)

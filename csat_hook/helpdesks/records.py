@@ -347,6 +347,10 @@ class DialogClosed:
     retry or replay, a duplicate whatever became of its survey.
     ``reply_context`` holds the vendor values the adapter needs later to post the reply
     (an account id, a customer id...); it must be JSON-serialisable.
+    ``closes_once``: the helpdesk never closes a dialog again once closed (LiveChat: a
+    thread, once deactivated, is never active again; a customer who comes back starts a new
+    one). A close of a dialog whose survey a reopen cancelled is then that close's retry or
+    replay, and re-arms nothing, whatever the close times say.
     ``unsurveyable``: why no reply can be posted for this close (a skip reason such as
     ``no_customer``: Help Scout's reply must name the customer, and the close named none), or
     None. Intake records the close as skipped with that reason rather than queue a reply that
@@ -368,6 +372,7 @@ class DialogClosed:
     close_times: tuple[datetime, ...] = ()
     occurrence: str | None = None
     occurrence_repeats: bool = False
+    closes_once: bool = False
     reply_context: Mapping[str, Any] = field(default_factory=dict)
     unsurveyable: str | None = None
 

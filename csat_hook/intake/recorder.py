@@ -64,10 +64,13 @@ class _Close:
     def may_revive(self) -> bool:
         """Whether this close may re-arm a survey of its key that a reopen cancelled: only
         when the key cannot tell a new close from the one that survey was for (no occurrence,
-        as under ``per_dialog: once``, or one the adapter says repeats). An occurrence naming
-        one close seen again is that close's retry or replay (Intercom and Help Scout sign no
-        timestamp): reviving it sent a survey into a conversation open again. The store also
-        asks that the close be later than the cancelled one (``store.LATER_CLOSE``)."""
+        as under ``per_dialog: once``, or one the adapter says repeats), and the helpdesk may
+        close a dialog again (not ``closes_once``). An occurrence naming one close seen again
+        is that close's retry or replay (Intercom and Help Scout sign no timestamp): reviving
+        it sent a survey into a conversation open again. The store also asks that the close
+        be later than the cancelled one (``store.LATER_CLOSE``)."""
+        if self.event.closes_once:
+            return False
         return self.occurrence == "" or self.event.occurrence_repeats
 
 

@@ -65,6 +65,9 @@ class MappingOptions(StrictModel):
     # reopen's own time only: never a last activity, which may precede it.
     close_time: str | None = None
     reopen_time: str | None = None
+    # The helpdesk never closes a dialog twice (LiveChat's threads): a close of a dialog whose
+    # survey a reopen cancelled is a retry of its first close and re-arms nothing.
+    closes_once: bool = False
     context: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -167,6 +170,7 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
         language=as_text(values.get("language")),
         close_times=_times(values.get("close_time")),
         occurrence=as_text(values.get("occurrence")) or document_digest(payload),
+        closes_once=mapping.closes_once,
         reply_context=context,
     )
 

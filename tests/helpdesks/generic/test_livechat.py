@@ -160,6 +160,33 @@ def test_the_customer_back_in_a_new_thread_cancels_a_survey_still_waiting(
     assert [row.status for row in outbox_rows(services)] == ["cancelled"]
 
 
+def test_a_retry_of_the_close_after_the_customer_came_back_re_arms_nothing(
+    database_url, tmp_path, make_services
+):
+    """A thread is never active again once deactivated (the customer back starts a new one),
+    so the example maps ``closes_once``: the same chat_deactivated delivered again after the
+    reopen (LiveChat retrying a delivery it saw fail) is that close's retry, and the survey
+    the customer's return cancelled stays cancelled."""
+    services = make_services(
+        example_config(
+            "livechat",
+            LIVECHAT_SECRETS,
+            database_url,
+            tmp_path,
+            policy={"send_delay_seconds": 3600},
+        )
+    )
+    close = livechat_body("chat_deactivated")
+    assert post(services, close).json["status"] == "queued"
+    assert post(services, livechat_body("incoming_chat_customer_back")).json["cancelled"] == 1
+
+    retry = post(services, close)
+
+    assert retry.status_code == 200 and retry.json["status"] == "duplicate"
+    assert [row.status for row in outbox_rows(services)] == ["cancelled"]
+    assert [row.status for row in survey_rows(services)] == ["cancelled"]
+
+
 def test_a_first_thread_is_no_reopen_and_other_actions_are_ignored(livechat):
     first = json.loads(livechat_body("incoming_chat_customer_back"))
     del first["payload"]["chat"]["thread"]["previous_thread_id"]  # a brand-new chat

@@ -9,9 +9,12 @@ What is erased: the survey's customer id, e-mail and name; a reply's text as sen
 reply context; the comment and the form's agent and ticket fields as typed (the respondent's
 to edit) of the answer, of its history and of the matching unverified answers (with the row
 as read); the comment and reply context in the alerts' messages (an
-answer's alert, a digest's line about it). What is kept: the survey key, helpdesk, dialog,
-agent, rating, NPS answer and every time. A reply not sent (pending, or failed: a retry
-would send it) is cancelled.
+answer's alert, a digest's line about it). What is deleted: the early reopens intake
+remembers (``early_reopens``: helpdesk, dialog id and times, no customer field) of the dialogs
+found: the selected dialog, and those of the customer's surveys (a stale close of one
+delivered later is then surveyed as any close). What is kept: the survey
+key, helpdesk, dialog, agent, rating, NPS answer and every time. A reply not sent (pending,
+or failed: a retry would send it) is cancelled.
 
 An erasure record per survey (``erasures``) lets the sync store a later submission to that
 survey (the answer is still in its source) with its rating and without its comment

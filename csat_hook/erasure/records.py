@@ -51,6 +51,9 @@ class Tally:
     # question, a comment): store._holding_email.
     unverified_by_email: int = 0
     alerts: int = 0
+    # Early reopens intake remembers of the dialogs found (intake/store.py: remember_reopen),
+    # deleted: they hold a dialog id and times, nothing that names the customer but the dialog.
+    reopens: int = 0
     records: int = 0
     # Surveys left untouched: their reply is being delivered right now (a worker holds it and
     # will record what it sent): the same erasure run again once it is done takes them.
@@ -87,5 +90,10 @@ LINES = (
         "comment, agent and ticket fields, row as read",
     ),
     ("alerts", "alerts", "comment and reply context in the message"),
+    (
+        "reopens",
+        "remembered early reopens of these dialogs",
+        "deleted: dialog id, reopen and receive times",
+    ),
     ("records", "erasure records", "later syncs store the rating, never the comment"),
 )

@@ -5,8 +5,11 @@ A survey is the customer's when it matches the selector (:class:`~.records.Selec
 survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
 alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
 have no survey row; an ``--email`` selector also finds the unverified answers that hold the
-address itself (:func:`_holding_email`). Every count is of rows that still hold something
-to erase, and of records not yet added: a second run counts nothing.
+address itself (:func:`_holding_email`). The early reopens intake remembers are found by
+helpdesk and dialog (they hold no customer field): those of the selected dialog and of the
+customer's surveys' dialogs are deleted (:func:`_remembered_reopens`). Every count is of rows
+that still hold something to erase, and of records not yet added: a second run counts
+nothing.
 
 The records: one per survey key found (``erasures``, with its dialog), and for ``--dialog``
 one for that helpdesk's dialog (``erased_dialogs``), added even when nothing of it is stored
@@ -53,6 +56,7 @@ from csat_hook.db.schema import SENT
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.db.schema import outbox
@@ -70,6 +74,9 @@ CANCEL_NOTE = "customer data erased before sending"
 UNSENT = (PENDING, FAILED)
 # Forged answers' references read at a time (_claiming): a bounded read, however many.
 CLAIM_PAGE = 2_000
+# (helpdesk, dialog) pairs per look-up or delete of remembered reopens: two parameters each,
+# under SQLite's oldest limit of 999.
+REOPEN_CHUNK = 400
 
 
 def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool) -> Tally:
@@ -172,6 +179,9 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     }
     messages = _alert_messages(conn, ordered, lines)
     tally.alerts = len(messages)
+    # Remembered by helpdesk and dialog alone (no customer field): those of the dialogs found.
+    reopened = _remembered_reopens(conn, dialogs)
+    tally.reopens = len(reopened)
     known = set(
         _rows(conn, sa.select(erasures.c.survey_key), erasures.c.survey_key, ordered, scalars=True)
     )
@@ -236,6 +246,13 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             .where(unverified_answers.c.id.in_(chunk))
             .values(comment=None, field_agent=None, field_ticket=None, source_row={})
         )
+    pair = sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id)
+    deleted = 0
+    for chunk in in_chunks(reopened, REOPEN_CHUNK):
+        result = conn.execute(sa.delete(early_reopens).where(pair.in_(chunk)))
+        deleted += int(result.rowcount or 0)
+    # The rows deleted: intake's pruning may have forgotten one since it was counted.
+    tally.reopens = deleted
     if messages:
         conn.execute(
             sa.update(alerts).where(alerts.c.id == sa.bindparam("alert_id")),
@@ -304,6 +321,21 @@ def _customer(selector: Selector) -> sa.ColumnElement[bool]:
             )
         )
     return sa.or_(*who)
+
+
+def _remembered_reopens(
+    conn: sa.Connection, dialogs: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The (helpdesk, dialog) pairs of ``dialogs`` that intake remembers an early reopen of
+    (``early_reopens``: a reopen delivered before its close)."""
+    found: list[tuple[str, str]] = []
+    pair = sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id)
+    for chunk in in_chunks(sorted(dialogs), REOPEN_CHUNK):
+        rows = conn.execute(
+            sa.select(early_reopens.c.helpdesk, early_reopens.c.dialog_id).where(pair.in_(chunk))
+        )
+        found.extend((row.helpdesk, row.dialog_id) for row in rows)
+    return sorted(found)
 
 
 def _recorded(conn: sa.Connection, pair: tuple[str, str]) -> bool:

@@ -30,6 +30,7 @@ from csat_hook.db.schema import SENT
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.db.schema import metadata
@@ -39,6 +40,7 @@ from csat_hook.db.schema import sync_locks
 from csat_hook.db.schema import unverified_answers
 from csat_hook.db.text import ticket_form
 from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.intake.store import remember_reopen
 from csat_hook.notify.records import DIGEST
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.records import DigestItem
@@ -1159,3 +1161,54 @@ def test_a_dialog_erased_in_another_case_before_it_is_stored_keeps_later_texts_o
     assert held(shop.dump(), ZOE) == {}
     assert held(shop.dump(), "yan on d-90") == {"answers": 1}
     assert held(shop.dump(), "olga elsewhere") == {"answers": 1}
+
+
+def _remember_reopens(shop: Shop, *dialogs: tuple[str, str]) -> None:
+    """Reopens delivered before their closes, remembered by intake for these dialogs."""
+    with shop.kit.engine.begin() as conn:
+        for helpdesk, dialog in dialogs:
+            remember_reopen(conn, helpdesk, dialog, shop.kit.now, shop.kit.now)
+
+
+def _reopens(shop: Shop) -> set[tuple[str, str]]:
+    with shop.kit.engine.connect() as conn:
+        rows = conn.execute(sa.select(early_reopens.c.helpdesk, early_reopens.c.dialog_id))
+        return {(row.helpdesk, row.dialog_id) for row in rows}
+
+
+def test_the_remembered_reopens_of_the_customers_dialogs_are_deleted(shop: Shop):
+    """An early reopen is remembered by helpdesk and dialog only (no customer field): an
+    erasure by e-mail deletes those of the dialogs of the customer's surveys, counted; Bob's
+    dialog, another helpdesk's dialog of the same id and a dialog with no survey are kept."""
+    kept = {(HELPDESK, "D-3"), ("otherdesk", "D-2"), (HELPDESK, "D-9")}
+    _remember_reopens(shop, (HELPDESK, "D-1"), (HELPDESK, "D-2"), *sorted(kept))
+    before = shop.dump()
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert dry.exit_code == 0, dry.output
+    assert shop.dump() == before
+    assert "  remembered early reopens of these dialogs: 2 " in dry.output
+
+    applied = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "  remembered early reopens of these dialogs: 2 " in applied.output
+    assert _reopens(shop) == kept
+    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert "Nothing to erase" in again.output, again.output
+
+
+def test_a_dialog_erasure_deletes_its_remembered_reopen_even_with_nothing_else_stored(
+    shop: Shop,
+):
+    _remember_reopens(shop, (HELPDESK, "D-9"), (HELPDESK, "D-2"), ("otherdesk", "D-9"))
+    applied = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "Erased:" in applied.output
+    assert "  remembered early reopens of these dialogs: 1 " in applied.output
+    assert "  erasure records: 1 " in applied.output
+    assert _reopens(shop) == {(HELPDESK, "D-2"), ("otherdesk", "D-9")}
+
+    by_dialog = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-2", "--yes")
+    assert "  remembered early reopens of these dialogs: 1 " in by_dialog.output
+    assert _reopens(shop) == {("otherdesk", "D-9")}
+    again = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
+    assert "Nothing to erase" in again.output, again.output

@@ -45,18 +45,72 @@ def length_of(column: sa.Column[str]) -> int | None:
 
 
 def fitted(column: sa.Column[str], value: str | None) -> str | None:
-    """``value`` made storable and clipped to the column's size; None when nothing is left.
+    """``value`` made storable and :func:`clipped` to the column's size; None when nothing is
+    left.
 
     For columns whose values are only shown or compared loosely (names, emails, labels):
-    a key column must refuse or digest an over-long value instead (see :func:`digest`).
+    a key column must refuse or digest an over-long value instead (see :func:`digest`). An
+    agent key made of a clipped id, e-mail or name (``Person.key``) is signed into the survey's
+    reference as clipped here, and the sync clips a reference's agent the same way
+    (``sync/ingest.py``, ``sync/dataset.py``): one function, one stored value.
     """
     if value is None:
         return None
     text = storable(value)
     limit = length_of(column)
     if limit is not None:
-        text = text[:limit]
+        text = clipped(text, limit)
     return text or None
+
+
+_ZWJ = 0x200D
+
+
+def _extends(char: str) -> bool:
+    """Whether ``char`` belongs to the character before it: a combining mark (a variation
+    selector is one), a zero-width joiner, an emoji skin tone or tag."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code == _ZWJ
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def boundary(text: str, at: int) -> int:
+    """The last place at or before ``at`` where ``text`` can be cut between two characters as
+    a reader sees them: not between a letter and its accent, inside an emoji's ZWJ sequence
+    (with its skin tone and variation selector), or between a flag's two letters."""
+    while 0 < at < len(text) and (_extends(text[at]) or ord(text[at - 1]) == _ZWJ):
+        at -= 1
+    if 0 < at < len(text) and _regional(text[at]):
+        pairs = 0
+        while at - pairs > 0 and _regional(text[at - pairs - 1]):
+            pairs += 1
+        at -= pairs % 2
+    return at
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` whole when it has at most ``limit`` code points, else its start cut to at most
+    ``limit`` on a :func:`boundary`: never half of an emoji sequence (ZWJ, skin tone,
+    variation selector, tag, a flag's pair) nor a letter without its combining marks. The
+    same text gives the same result, and a result is returned unchanged (idempotent: what is
+    stored clipped is clipped again to itself).
+
+    When the first ``limit`` code points are all one cluster (a base with hundreds of marks),
+    the plain cut is kept, without a trailing ZWJ: something rather than nothing."""
+    if len(text) <= limit:
+        return text
+    at = boundary(text, limit)
+    if at == 0:
+        return text[:limit].rstrip("\u200d")
+    return text[:at]
 
 
 def digest(text: str) -> str:

@@ -8,7 +8,9 @@ goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
 * ``occurrence`` is a key too, but an opaque one: a value too long or unstorable is replaced
   by its digest, the same on every retry, so a repeated close is still recognised;
 * every other text (agent and customer ids, names, emails, team, channel, language) loses
-  its NUL characters and lone surrogates and is clipped to its column;
+  its NUL characters and lone surrogates and is clipped to its column, never inside what a
+  reader sees as one character (``db.text.clipped``: an emoji sequence, a flag, a letter and
+  its accent), the same clip the survey's reference signs as the agent's key;
 * ``reply_context`` strings lose the same characters and are cut to
   :data:`CONTEXT_VALUE_LIMIT` characters.
 

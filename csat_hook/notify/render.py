@@ -10,13 +10,13 @@ e-mail :func:`html_text`).
 from __future__ import annotations
 
 import html
-import unicodedata
 from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import datetime
 
 from csat_hook.bidi import closers
 from csat_hook.bidi import contained
+from csat_hook.db.text import boundary
 from csat_hook.notify.records import AGENT_BELOW_TARGET
 from csat_hook.notify.records import COMMENT
 from csat_hook.notify.records import DIGEST
@@ -35,37 +35,6 @@ MAX_ITEM_COMMENT = 200
 REF_LABEL = "Alert ref:"
 # REF_PREFIX with a non-breaking hyphen (U+2011) for its first one: it reads the same.
 _DEFUSED_PREFIX = REF_PREFIX.replace("-", "\u2011", 1)
-_ZWJ = 0x200D
-
-
-def _extends(char: str) -> bool:
-    """Whether ``char`` belongs to the character before it: a combining mark, a variation
-    selector, a zero-width joiner, an emoji skin tone or tag."""
-    code = ord(char)
-    return (
-        unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or code == _ZWJ
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F
-    )
-
-
-def boundary(text: str, at: int) -> int:
-    """The last place at or before ``at`` where ``text`` can be cut between two characters as
-    a reader sees them: not between a letter and its accent, inside an emoji's ZWJ sequence
-    (with its skin tone and variation selector), or between a flag's two letters."""
-    while 0 < at < len(text) and (_extends(text[at]) or ord(text[at - 1]) == _ZWJ):
-        at -= 1
-    if 0 < at < len(text) and _regional(text[at]):
-        pairs = 0
-        while at - pairs > 0 and _regional(text[at - pairs - 1]):
-            pairs += 1
-        at -= pairs % 2
-    return at
-
-
-def _regional(char: str) -> bool:
-    return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
 def _cut(text: str, at: int, limit: int, size: Callable[[str], int]) -> str:

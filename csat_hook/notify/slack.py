@@ -51,12 +51,12 @@ from urllib.parse import urlsplit
 import requests
 
 from csat_hook.bidi import contained
+from csat_hook.db.text import boundary
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import SlackOptions
 from csat_hook.notify.records import AlertMessage
-from csat_hook.notify.render import boundary
 from csat_hook.notify.render import clip_units
 from csat_hook.notify.render import comment_of
 from csat_hook.notify.render import facts

@@ -26,6 +26,7 @@ from typing import Any
 from typing import NamedTuple
 
 from csat_hook import tokens
+from csat_hook.db.text import clipped
 from csat_hook.errors import TokenError
 from csat_hook.helpdesks.records import Person
 from csat_hook.sync.metrics import AnswerColumns
@@ -161,6 +162,18 @@ _MASK = (1 << _FIELD) - 1
 _CHANNEL, _TOP = 2 * _FIELD, 3 * _FIELD
 
 
+# answers.agent_key's size (db/schema.py).
+AGENT_KEY_LIMIT = 255
+
+
+def answer_agent_key(agent: str) -> str:
+    """A reference's agent as an answer stores it (``answers.agent_key``) and a survey is
+    credited to: clipped as intake clips the name it signs (``db.text.clipped``), so a key
+    intake signed is kept whole, and one longer than the column (an e-mail that lowering
+    lengthened) is the same on both sides of the join."""
+    return clipped(agent, AGENT_KEY_LIMIT)
+
+
 def survey_agent_key(
     agent_id: str | None,
     agent_name: str | None,
@@ -168,14 +181,15 @@ def survey_agent_key(
     token: str,
     secrets: Sequence[str],
 ) -> str:
-    """The agent key a survey's token binds (the id when recorded, else read from the token)."""
+    """The agent key a survey's token binds (the id when recorded, else read from the token),
+    as its answers store it (:func:`answer_agent_key`)."""
     if agent_id:
         return str(agent_id)
     try:
-        return tokens.verify(token, secrets).agent
+        return answer_agent_key(tokens.verify(token, secrets).agent)
     except TokenError:
         # Signed with a retired secret: the key intake used is computed the same way.
-        return Person(agent_id, agent_name, agent_email).key or ""
+        return answer_agent_key(Person(agent_id, agent_name, agent_email).key or "")
 
 
 def build_dataset(

@@ -42,6 +42,7 @@ from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.attribution import latest_per_survey
 from csat_hook.sync.attribution import precedence
+from csat_hook.sync.dataset import answer_agent_key
 from csat_hook.sync.places import Places
 from csat_hook.sync.places import placed
 from csat_hook.sync.records import SourceBatch
@@ -381,7 +382,7 @@ def _store_credited(
             item.key,
             item.ref.helpdesk,
             item.ref.dialog_id[:191],
-            item.ref.agent[:255],
+            answer_agent_key(item.ref.agent),
             item.ref.issued_at,
             item.submission.rating,
             item.submission.comment,
@@ -493,7 +494,7 @@ def _answer_row(item: Credited, edited: bool, source: str, now: datetime) -> dic
         "token": item.token,
         "helpdesk": ref.helpdesk,
         "dialog_id": ref.dialog_id[:191],
-        "agent_key": ref.agent[:255],
+        "agent_key": answer_agent_key(ref.agent),
         "issued_at": ref.issued_at,
         "rating": sub.rating,
         "comment": sub.comment,

@@ -22,6 +22,7 @@ from typing import Any
 from typing import ClassVar
 from typing import NamedTuple
 
+from csat_hook.db.text import clipped
 from csat_hook.db.text import storable
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
@@ -34,6 +35,10 @@ from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import parse_nps
+
+# The size of the typed agent and ticket fields as stored (db/schema.py: answers' field_agent
+# and field_ticket).
+FIELD_LIMIT = 255
 
 
 class ResultsSource(abc.ABC):
@@ -199,11 +204,21 @@ class RowParser:
         # so an answer never turns into a database error the next run meets again.
         comment = storable(as_text(values.get("comment")))
         token = storable(as_text(values.get("token")))
-        field_agent = storable(as_text(values.get("agent")))[:255]
-        field_ticket = storable(as_text(values.get("ticket")))[:255]
+        typed_agent = storable(as_text(values.get("agent")))
+        # A name stored clipped as intake clips one (db.text.clipped: never half an emoji);
+        # the row's identity keeps the plain cut it was first read with, so a row read
+        # before is the same row.
+        field_agent = clipped(typed_agent, FIELD_LIMIT)
+        field_ticket = storable(as_text(values.get("ticket")))[:FIELD_LIMIT]
         return Submission(
             fingerprint=submission_identity(
-                submitted_at, token, rating, comment, field_agent, field_ticket, nps
+                submitted_at,
+                token,
+                rating,
+                comment,
+                typed_agent[:FIELD_LIMIT],
+                field_ticket,
+                nps,
             ),
             ref=ref,
             submitted_at=submitted_at,

@@ -41,11 +41,16 @@ CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
 def json_answer(status: str, code: str, reason: str) -> bytes:
     """A whole response, closing the connection, in the app's error shape (``{"error":
     <code>, "reason": <text>}``, as Flask's ``jsonify`` writes it). ``reason`` is a fixed
-    text: never anything the request held."""
+    text: never anything the request held.
+
+    ``Cache-Control: no-store``, whatever the request: the server answers before any path is
+    read (a request line too long has none), and under ``/s/`` (the one-click score links,
+    whose answers the app marks so: ``clicks/web.py``) a refusal a cache kept would be served
+    for the next click on that link. No refusal is worth keeping anywhere."""
     body = json.dumps({"error": code, "reason": reason}, separators=(",", ":")).encode() + b"\n"
     return (
         f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 

@@ -393,6 +393,7 @@ def test_the_servers_own_refusals_are_json_and_repeat_nothing_sent(start, kind):
         assert b"ECHO" not in answer and SECRET.encode() not in answer, (case, answer[:500])
         _, headers, body = json_answer(answer)
         assert headers["content-type"] == "application/json", (case, headers)
+        assert headers["cache-control"] == "no-store", (case, headers)
         assert set(body) == {"error", "reason"} and body["reason"], (case, body)
         if code is not None:
             assert body["error"] == code, (case, body)
@@ -400,6 +401,44 @@ def test_the_servers_own_refusals_are_json_and_repeat_nothing_sent(start, kind):
     log = front.log()
     assert "Invalid request from ip=" in log
     assert "ECHO" not in log and SECRET not in log, log
+
+
+# gunicorn's refusals of a one-click score link (GET /s/<ref>/<score>): the path names the
+# survey, and an answer a proxy or browser kept would be served for the next click.
+SCORE = b"GET /s/REF/5"
+REFUSED_UNDER_S = {
+    "request line too long": (SCORE + b"?" + b"x" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
+    "too many header fields": (
+        SCORE + b" HTTP/1.1\r\n" + H + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
+        431,
+    ),
+    "head over 64 KiB": (
+        SCORE
+        + b" HTTP/1.1\r\n"
+        + H
+        + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 8000) for i in range(9)),
+        431,
+    ),
+    "bad header value": (SCORE + b" HTTP/1.1\r\n" + H + b"X-T: a\x01\r\n\r\n", 400),
+    "bad request line": (b"GET /s/REF/5\x00 HTTP/1.1\r\n" + H + b"\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(start, kind):
+    """The app marks every answer under /s/ ``Cache-Control: no-store``; gunicorn's own
+    refusals (the worker's handle_error, before any path is parsed) carry it too: all of
+    them, whatever the path, as none of them is a page worth keeping."""
+    front = start(kind)
+    for case, (data, status) in REFUSED_UNDER_S.items():
+        answer = exchange(front.port, data, timeout=10)
+
+        found, headers, body = json_answer(answer)
+        assert found == status, (case, answer[:300])
+        assert headers.get("cache-control") == "no-store", (case, headers)
+        assert set(body) == {"error", "reason"}, (case, body)
+    # The app's own answer under /s/ says the same.
+    assert requests.get(front.url + "/s/REF/5", timeout=5).headers["Cache-Control"] == "no-store"
 
 
 def test_a_body_that_never_arrives_is_answered_408_in_json(start):

@@ -1,9 +1,11 @@
 """What a Forms API response holds never fails a run: a responseId the database cannot hold
 is stored cleaned, a lastSubmittedTime that is not a time is a skipped row, and a time far in
-the future does not hold the watermark there (nor does one stored by an earlier version)."""
+the future does not hold the watermark there (nor does one stored by an earlier version). A
+listing whose page tokens go round in a circle fails the run, named (it never ended)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
+from csat_hook.devtools import forms_model
 from csat_hook.sync import store
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.values import RatingScale
@@ -155,3 +158,43 @@ def test_a_far_future_watermark_stored_before_heals(kit):
     healed = kit.run(config)
     assert (healed.status, healed.new, healed.unchanged) == ("ok", 1, 1), healed.error
     assert watermark(kit) == answered
+
+
+def _paging_back(monkeypatch: pytest.MonkeyPatch, tokens: list[str]) -> None:
+    """The fake lists the first page (pageToken ignored) with ``tokens[n]`` as the
+    ``nextPageToken`` of the n-th request; once they run out, no token (the last page)."""
+    original = forms_model.Form.list
+    served = iter(tokens)
+
+    def listing(self: forms_model.Form, query: dict[str, list[str]]) -> Any:
+        first = {name: value for name, value in query.items() if name != "pageToken"}
+        body = json.loads(original(self, first))
+        body.pop("nextPageToken", None)
+        token = next(served, None)
+        if token is not None:
+            body["nextPageToken"] = token
+        return body
+
+    monkeypatch.setattr(forms_model.Form, "list", listing)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["same"] * 50,  # the same token returned for the page it asked for
+        ["one", "two"] * 25,  # a cycle of two pages
+    ],
+)
+def test_a_page_token_given_again_fails_the_run_instead_of_paging_on(kit, monkeypatch, tokens):
+    """Paging stopped only at a page without a token: a token handed back again (a cycle) was
+    requested again and again, its responses read each time, the run never ending (and with
+    an end, "ok" over a read that had not met the rest of the form)."""
+    surveys = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(3)]
+    made = [form_response(n, stamp(kit.now), "5", ref) for n, ref in enumerate(surveys)]
+    kit.fake.add_form(FORM, made, check=False)
+    _paging_back(monkeypatch, tokens)
+    summary = kit.run(forms_config(kit))
+    assert summary.status == "failed"
+    assert "nextPageToken" in (summary.error or "")
+    assert kit.fake.count("forms_read") <= len(set(tokens)) + 1
+    assert kit.rows(answers) == []

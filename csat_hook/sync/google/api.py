@@ -347,7 +347,8 @@ class FormsApi:
         self, form_id: str, *, since: datetime | None, page_size: int
     ) -> Iterator[dict[str, Any]]:
         """The pages of ``forms.responses.list``, in order, until one has no
-        ``nextPageToken``.
+        ``nextPageToken``; GoogleApiError when a page hands back a token already followed
+        (asking for it again would list the same pages again, without end).
 
         The next page is requested (by one background thread, through the same session:
         timeouts, bounded retries, counting) while the caller works on the current one, so
@@ -372,13 +373,23 @@ class FormsApi:
                     continue
 
         def fetch() -> None:
+            followed: set[Any] = set()  # a few hundred tokens for the largest form
             try:
                 while not stop.is_set():
                     body = self._page(url, params)
                     token = body.get("nextPageToken")
+                    if token and token in followed:
+                        # Requested again, it came back again: the run never ended (with an
+                        # end, "ok" over the same responses read many times).
+                        raise GoogleApiError(
+                            f"forms.responses.list: page {len(followed) + 1} gave a "
+                            "nextPageToken an earlier page gave: the listing goes round in "
+                            "a circle; run the sync again later"
+                        )
                     hand_over(body)
                     if not token:
                         break
+                    followed.add(token)
                     params["pageToken"] = token
                 hand_over(None)
             except BaseException as exc:  # handed to the caller, raised there

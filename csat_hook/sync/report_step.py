@@ -81,6 +81,7 @@ class ReportStep(AlertsStep):
             new_rows,
             max_share=results.max_skipped_share,
             min_rows=results.min_skipped_rows,
+            source=batch.source,
         )
         if found:
             summary.status = "data_error"

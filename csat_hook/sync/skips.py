@@ -73,10 +73,27 @@ _GSHEETS_TIMESTAMPS = (
 )
 
 
+# The Forms API source reads questions by questionId and Google's lastSubmittedTime: a fix
+# naming results.columns or results.csv sent the operator to settings it never reads.
+_FORMS_REMEDIES = {
+    "missing_rating": "check that results.forms_api.question_ids.rating is the questionId of "
+    "the rating question (forms.get lists them; a question added again has a new one), or make "
+    "the question required in the form",
+    "bad_nps": "check that results.forms_api.question_ids.nps is the questionId of the 0–10 "
+    "question (answers must be whole numbers from 0 to 10)",
+    "bad_timestamp": "Google listed a lastSubmittedTime that is not a time: nothing here "
+    "reads it otherwise; the response is read again every run",
+}
+_FORMS_REMEDIES["missing_timestamp"] = _FORMS_REMEDIES["bad_timestamp"]
+
+
 def remedy(reason: str, source: str) -> str:
-    """What the operator can change to make rows skipped for ``reason`` readable."""
+    """What the operator can change to make rows skipped for ``reason`` readable: settings
+    that ``source`` reads."""
     if source == "gsheets" and reason not in ("missing_rating", "bad_rating", "bad_nps"):
         return _GSHEETS_TIMESTAMPS
+    if source == "forms_api" and reason != "bad_rating":
+        return _FORMS_REMEDIES.get(reason, "check results.forms_api.question_ids and the form")
     return _REMEDIES.get(reason, "check results.columns and the source")
 
 
@@ -145,22 +162,33 @@ _UNVERIFIED_CAUSES: dict[str, tuple[str, str, str]] = {
         "the reference cell is empty",
         "check that the survey link still pre-fills the reference (survey.form.fields.token "
         "is the entry id of the form's reference question; csat-hook form-fields reads it "
-        "from a pre-filled link, and a question made again gets a new id) and that "
-        "results.columns.token names that question; an answer without a reference can never "
-        "be credited",
+        "from a pre-filled link, and a question made again gets a new id) and that {token} "
+        "that question; an answer without a reference can never be credited",
     ),
     "malformed": (
-        "results.columns.token",
+        "{setting}",
         "the reference cell is not a survey reference as csat-hook writes it",
-        "check that results.columns.token names the reference question, not another column, "
-        "and that nothing (a script, a macro, the form's response validation) rewrites the "
-        "reference",
+        "check that {token} the reference question, not another one, and that nothing (a "
+        "script, a macro, the form's response validation) rewrites the reference",
     ),
 }
+# Where each source finds the reference: ({setting}, {token} in the texts above).
+_TOKEN_SETTING = {
+    "forms_api": (
+        "results.forms_api.question_ids.token",
+        "results.forms_api.question_ids.token is the questionId of",
+    )
+}
+_TOKEN_COLUMN = ("results.columns.token", "results.columns.token names")
 
 
 def judge_unverified(
-    unverified: Mapping[str, int], new_rows: int, *, max_share: float, min_rows: int
+    unverified: Mapping[str, int],
+    new_rows: int,
+    *,
+    max_share: float,
+    min_rows: int,
+    source: str = "csv",
 ) -> list[dict[str, Any]]:
     """A problem for each reason (``forged``, ``missing``, ``malformed``) that a large share of
     the rows new to this run are unverified for, with the same thresholds as the skips.
@@ -170,12 +198,16 @@ def judge_unverified(
     changed without the old one kept in ``token.previous_secrets`` (forged); the reference
     question made again, so the survey links pre-fill a field the form no longer has
     (missing); ``results.columns.token`` naming another column, or something rewriting the
-    references (malformed)."""
+    references (malformed). The settings named are those ``source`` (``results.source``)
+    reads."""
+    setting_of, token = _TOKEN_SETTING.get(source, _TOKEN_COLUMN)
     problems = []
-    for reason, (setting, detail, fix) in _UNVERIFIED_CAUSES.items():
+    for reason, (named, detail, template) in _UNVERIFIED_CAUSES.items():
         count = unverified.get(reason, 0)
         if count < min_rows or count <= max_share * new_rows:
             continue
+        setting = named.format(setting=setting_of)
+        fix = template.format(token=token)
         problems.append(
             {
                 "kind": "unverified",  # not skipped: stored, and not read again

@@ -198,3 +198,49 @@ def test_a_page_token_given_again_fails_the_run_instead_of_paging_on(kit, monkey
     assert "nextPageToken" in (summary.error or "")
     assert kit.fake.count("forms_read") <= len(set(tokens)) + 1
     assert kit.rows(answers) == []
+
+
+def test_a_rating_question_gone_from_the_responses_names_the_forms_setting(kit):
+    """The rating question deleted (or made again, under a new questionId): every response
+    after it lacks the configured question. The run's fix named ``results.columns.rating``,
+    which the Forms API source does not read."""
+    surveys = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(5)]
+    made = [form_response(n, stamp(kit.now), "5", ref) for n, ref in enumerate(surveys)]
+    for response in made[1:]:
+        del response["answers"][RATING]
+    kit.fake.add_form(FORM, made, check=False)
+    summary = kit.run(_judged(kit))
+    assert (summary.status, summary.skipped) == ("data_error", {"missing_rating": 4})
+    error = summary.error or ""
+    assert "results.forms_api.question_ids.rating" in error
+    assert "results.columns" not in error
+
+
+def test_a_token_question_made_again_names_the_forms_setting(kit):
+    """The reference question made again: responses carry it under a new questionId, the
+    configured one is empty, so every answer is unverified as missing. The fix named
+    ``results.columns.token``, which the Forms API source does not read."""
+    surveys = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(5)]
+    made = [
+        form_response(n, stamp(kit.now - timedelta(minutes=n)), "5", ref)
+        for n, ref in enumerate(surveys)
+    ]
+    for response in made:
+        response["answers"]["dd44"] = response["answers"].pop(TOKEN)
+    kit.fake.add_form(FORM, made, check=False)
+    summary = kit.run(_judged(kit))
+    assert (summary.status, summary.unverified) == ("data_error", {"missing": 5})
+    error = summary.error or ""
+    assert "results.forms_api.question_ids.token" in error
+    assert "results.columns" not in error
+
+
+def _judged(kit) -> Any:
+    """The Forms configuration with the default thresholds of skipped and unverified rows."""
+    return kit.config(
+        results={
+            "source": "forms_api",
+            "forms_api": {"form_id": FORM, "question_ids": {"rating": RATING, "token": TOKEN}},
+        },
+        output={"gsheets": {"enabled": False}},
+    )

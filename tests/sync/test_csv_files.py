@@ -331,3 +331,19 @@ def test_a_cp1251_file_and_an_ascii_file_read_under_cp1251(kit, tmp_path: Path):
     )
     plain = kit.run(csv_config(kit, ascii_export, encoding="cp1251"))
     assert (plain.status, plain.new) == ("ok", 2), plain.error
+
+
+def test_empty_lines_above_the_header_row_are_named_not_the_column_titles(kit, tmp_path: Path):
+    # The header row read from the first line, which was empty: the error named every
+    # results.columns key ("headers found: none") and said to add titles that were right.
+    export = tmp_path / "export.csv"
+    lines = export_lines(kit, "E", 2)
+    export.write_text("\n".join(["", ",,,", CSV_HEADER, *lines]) + "\n", "utf-8")
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "config_error"
+    assert "export.csv" in refused.error
+    assert "results.columns" not in refused.error
+    assert "first row is empty" in refused.error
+    export.write_text("\n".join([CSV_HEADER, *lines]) + "\n", "utf-8")
+    read = kit.run(csv_config(kit, export))
+    assert (read.status, read.new) == ("ok", 2), read.error

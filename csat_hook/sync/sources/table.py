@@ -44,7 +44,9 @@ def map_columns(
     """role → column indexes (rightmost first), plus warnings.
 
     A required role without a column is a configuration error (the titles are in the
-    configuration): ConfigError naming ``results.columns.<role>`` and listing the headers.
+    configuration): ConfigError naming ``results.columns.<role>`` and listing the headers;
+    or naming the source (``where``) when the row has no title at all (empty rows above the
+    titles).
     A named NPS question without a column is a warning that says the same.
     """
     titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
@@ -61,6 +63,13 @@ def map_columns(
                 "uses the rightmost non-empty one"
             )
     missing = [role for role in REQUIRED_ROLES if role not in found]
+    if missing and not any(titles):
+        # Empty lines above the titles: the error named every results.columns key, whose
+        # titles were right ("headers found: none"), and said to add them.
+        raise ConfigError(
+            f"{where}: the first row is empty, so no column titles were found: the header row "
+            "(the form's question titles) must be the first row; delete the empty rows above it"
+        )
     if missing and _looks_like_answer(header):
         # Its cells are a respondent's (a comment, a signed reference): never listed.
         raise ConfigError(

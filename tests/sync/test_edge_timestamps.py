@@ -200,3 +200,27 @@ def test_many_submissions_dated_after_now_are_one_warning_and_the_read_is_rememb
     future = [w for w in summary.warnings if "after now" in w]
     assert len(future) == 1 and future[0].startswith("row 2 and 299 more rows:"), future
     assert kit.run().read == "replayed"
+
+
+@pytest.mark.parametrize(
+    ("locale", "typed", "reason"),
+    [
+        ("en_US", ["11/22/2026 20:17:11", "22/11/2026 20:17:11"], "mixed_date_order"),
+        ("xx_XX", ["11/03/2026 20:17:11", "11/04/2026 20:17:11"], "ambiguous_date_order"),
+    ],
+)
+def test_a_sheets_text_date_order_problem_names_no_csv_setting(kit, locale, typed, reason):
+    """Dates typed as text into a responses sheet in both orders (or in a locale that says
+    no order): each row's reason said "set results.csv.date_order", which a sheet's read
+    never consults; the sheet itself is what to change."""
+    tokens = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(3)]
+    rows = [[at(1), 5, "ok", "Anna", "T-0", tokens[0]]]
+    rows += [[when, 4, "", "Anna", f"T-{n}", tokens[n]] for n, when in enumerate(typed, 1)]
+    kit.responses([EN_HEADER, *rows], locale=locale)
+    summary = kit.run(kit.config(results={"min_skipped_rows": 100}))
+    assert (summary.status, summary.new, summary.skipped) == ("ok", 1, {reason: 2})
+    details = [row["detail"] for row in summary.skipped_rows]
+    assert len(details) == 2
+    for detail in details:
+        assert "results.csv" not in detail
+        assert "Format" in detail  # the sheet's Format → Number

@@ -83,6 +83,14 @@ def sheet_zone(name: str) -> ZoneInfo:
     return zone_named(f"Etc/GMT{'-' if sign == '+' else '+'}{hours}")
 
 
+# What settles the order of dates typed as text into the sheet: results.csv.date_order, which
+# the reason named, is never read for a sheet.
+_SHEET_ORDER_FIX = (
+    "format the timestamp column as Date time (Format → Number) and type those dates again "
+    "as the spreadsheet's locale writes them (File → Settings)"
+)
+
+
 class GSheetsResults(ResultsSource):
     kind = "gsheets"
 
@@ -207,7 +215,9 @@ class GSheetsResults(ResultsSource):
                 "(File → Settings → Time zone)"
             ) from exc
 
-        text_stamps = TimestampColumn(tz, locale=metadata.get("properties", {}).get("locale"))
+        text_stamps = TimestampColumn(
+            tz, locale=metadata.get("properties", {}).get("locale"), order_fix=_SHEET_ORDER_FIX
+        )
 
         def to_datetime(value: Any) -> datetime | None:
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -47,7 +47,7 @@ def _date_fields(value: Any) -> tuple[int, int] | None:
 class TimestampColumn(TimestampReader):
     """A reader for one column: :meth:`scan` the column's values first to settle the
     day/month order; ``configured`` is ``results.csv.date_order`` (None for auto) and
-    ``locale`` the spreadsheet's, when known."""
+    ``locale`` the spreadsheet's, when known; ``order_fix``: see :class:`TimestampReader`."""
 
     def __init__(
         self,
@@ -57,7 +57,10 @@ class TimestampColumn(TimestampReader):
         locale: str | None = None,
         abbreviations: Mapping[str, tzinfo] | None = None,
         extra_formats: Sequence[str] = (),
+        order_fix: str | None = None,
     ) -> None:
+        if order_fix is not None:
+            self.order_fix = order_fix
         super().__init__(
             zone, date_order=configured, abbreviations=abbreviations, extra_formats=extra_formats
         )
@@ -102,8 +105,7 @@ class TimestampColumn(TimestampReader):
         elif day_first and month_first:
             self.order_problem = TimestampError(
                 "mixed_date_order",
-                "the column has both day-first and month-first dates: set "
-                "results.csv.date_order to DMY or MDY",
+                f"the column has both day-first and month-first dates: {self.order_fix}",
             )
         else:
             self.date_order = seen or self.locale_order

@@ -41,8 +41,12 @@ class TimestampReader:
     ``zone`` is where un-zoned text is wall-clock time (the form's or the sheet's zone);
     ``date_order`` decides ``03/04/2025`` (None: refuse it unless the value itself settles
     it); ``abbreviations`` adds or overrides zone names; ``extra_formats`` are strptime
-    layouts tried when no built-in layout matches.
+    layouts tried when no built-in layout matches. ``order_fix`` ends the reason a date whose
+    day/month order is not settled is refused: what the operator changes (the CSV source's
+    setting by default; a sheet's read says what to change in the sheet).
     """
+
+    order_fix = "set results.csv.date_order to DMY or MDY"
 
     def __init__(
         self,
@@ -268,8 +272,7 @@ class TimestampReader:
             return "MDY"
         raise TimestampError(
             "ambiguous_date_order",
-            "day and month are both 12 or less and nothing tells their order: set "
-            "results.csv.date_order to DMY or MDY",
+            f"day and month are both 12 or less and nothing tells their order: {self.order_fix}",
         )
 
     def _localize(self, wall: datetime) -> datetime:

@@ -347,3 +347,19 @@ def test_empty_lines_above_the_header_row_are_named_not_the_column_titles(kit, t
     export.write_text("\n".join([CSV_HEADER, *lines]) + "\n", "utf-8")
     read = kit.run(csv_config(kit, export))
     assert (read.status, read.new) == ("ok", 2), read.error
+
+
+@pytest.mark.parametrize("title", ["Timestamp", " TIMESTAMP ", "Отметка времени"])
+def test_a_header_row_repeated_below_is_skipped_as_a_header_row(kit, tmp_path: Path, title: str):
+    # Two downloads joined by copy and paste: the second one's titles are a row of the file.
+    # It was skipped as "not a date-time layout Forms, Sheets or Apps Script write".
+    export = tmp_path / "export.csv"
+    again = CSV_HEADER.replace("Timestamp", title)
+    lines = [CSV_HEADER, *export_lines(kit, "H", 2), again, *export_lines(kit, "H", 4, start=2)]
+    export.write_text("\n".join(lines) + "\n", "utf-8")
+    summary = kit.run(csv_config(kit, export))
+    assert (summary.status, summary.new, summary.skipped) == ("ok", 4, {"bad_timestamp": 1})
+    [skipped] = summary.skipped_rows
+    assert skipped["row"] == "row 4"
+    assert "header row" in skipped["detail"]
+    assert "not a date-time layout" not in skipped["detail"]

@@ -9,6 +9,7 @@ normalization; when several columns hold a role, each row takes the rightmost no
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from csat_hook.errors import ConfigError
 from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.records import LEGACY_PRESENT
+from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 from csat_hook.sync.records import raw_of
@@ -166,6 +168,7 @@ def read_table(
     warning_count = parser.warning_count
     seen: dict[str, int] = {}  # a double-click submits the same values twice in one second
     recognised = batch.raw_seen
+    stamp_titles = frozenset(normalize(t) for t in columns.timestamp if t.strip())
     for offset, row in enumerate(rows):
         batch.rows_read += 1
         digest = raw_digest(key, row)
@@ -180,6 +183,10 @@ def read_table(
         # Parsed before the known check: the identity is made of parsed values.
         warned = warning_count()
         item = parser.parse(values, ref=f"row {first_row + offset}", headers=headers, cells=row)
+        if isinstance(item, SkippedRow) and item.role == "timestamp":
+            stamp = values["timestamp"]
+            if isinstance(stamp, str) and normalize(stamp) in stamp_titles:
+                item = dataclasses.replace(item, detail=_TITLES_AGAIN)
         if isinstance(item, Submission) and warning_count() == warned:
             # Rows whose reading warns are parsed every run, so each run's warnings are whole.
             batch.raw_digests.append((digest, item.fingerprint))
@@ -190,6 +197,14 @@ def read_table(
             seen,
             legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
+
+
+# Why a row whose timestamp cell is a timestamp column's title is skipped: it was "not a
+# date-time layout Forms, Sheets or Apps Script write", which sent the operator to the layouts.
+_TITLES_AGAIN = (
+    "a header row (the column titles again: two downloads joined?), not an answer: delete it; "
+    "the rows below it are read by the first row's titles"
+)
 
 
 def raw_key(kind: str, headers: Sequence[str], pickers: Any, settings: str) -> bytes:

@@ -363,3 +363,25 @@ def test_a_header_row_repeated_below_is_skipped_as_a_header_row(kit, tmp_path: P
     assert skipped["row"] == "row 4"
     assert "header row" in skipped["detail"]
     assert "not a date-time layout" not in skipped["detail"]
+
+
+@pytest.mark.parametrize("configured", ["cp1252", "latin-1"])
+def test_titles_in_another_code_page_name_the_encoding_setting(
+    kit, tmp_path: Path, configured: str
+):
+    # A Russian Excel's CSV (cp1251) read under a Western code page: every byte decodes, the
+    # titles came out as 'Îòìåòêà âðåìåíè', and the error listed them and said to add them
+    # to results.columns.
+    header = "Отметка времени;Оценка;Комментарий;Оператор;Обращение;Код ссылки"
+    token = kit.survey("R-1", "1", "Agent 1")
+    row = f"22.11.2026 20:17:11;5;Спасибо;Agent 1;R-1;{token}"
+    export = tmp_path / "export.csv"
+    export.write_bytes(f"{header}\r\n{row}\r\n".encode("cp1251"))
+    refused = kit.run(csv_config(kit, export, encoding=configured, delimiter=";"))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.csv.encoding: ")
+    assert "set results.csv.encoding to cp1251" in refused.error
+    assert "Î" not in refused.error
+    read = kit.run(csv_config(kit, export, encoding="cp1251", delimiter=";"))
+    assert (read.status, read.new) == ("ok", 1), read.error
+    assert kit.rows(answers)[0].comment == "Спасибо"

@@ -166,6 +166,8 @@ class CsvResults(ResultsSource):
             records = list(_records(text, delimiter))[declared:]
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc, data) from exc
+        if records:
+            self._check_encoding(data, delimiter, declared, records[0])
         if records and not declared:
             self._check_delimiter(text, records[0])
         malformed, open_quote = self._malformed(text, delimiter)
@@ -234,6 +236,37 @@ class CsvResults(ResultsSource):
             f"read as {self.encoding} its letters would be stored garbled): set "
             "results.csv.encoding to utf-8 (a Forms download is UTF-8)"
         )
+
+    def _check_encoding(
+        self, data: bytes, delimiter: str, declared: int, header: Sequence[str]
+    ) -> None:
+        """ConfigError naming ``results.csv.encoding`` when the configured titles are not in
+        the header row as decoded but are in its bytes decoded with another usual encoding: a
+        code page decodes nearly any bytes, so a Russian Excel's CSV (cp1251) read as cp1252
+        listed its titles garbled ('Îòìåòêà âðåìåíè') and said to add them to
+        results.columns. Only the header line is decoded again, on this error's path."""
+        try:
+            map_columns(header, self.columns, "")
+        except ConfigError:
+            pass
+        else:
+            return
+        lines = data.split(b"\n", declared + 1)
+        line = lines[declared] if len(lines) > declared else b""
+        configured = _codec_name(self.encoding)
+        for other in _USUAL_ENCODINGS:
+            if _codec_name(other) == configured:
+                continue
+            try:
+                titles = next(_records(_without_bom(line.decode(other)), delimiter))
+                map_columns(titles, self.columns, "")
+            except (UnicodeDecodeError, StopIteration, csv.Error, ConfigError):
+                continue
+            raise ConfigError(
+                f"results.csv.encoding: the header row of {self.path.name} holds the column "
+                f"titles when read as {other}, not {self.encoding}: set results.csv.encoding "
+                f"to {other}"
+            )
 
     def _check_delimiter(self, text: str, header: Sequence[str]) -> None:
         """ConfigError naming ``results.csv.delimiter`` when the configured titles are not in
@@ -350,6 +383,9 @@ _LINE_BREAKS = ("\n", "\r")
 # The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only
 # raised at the end of the data).
 _END_IN_QUOTES = "unexpected end of data"
+# Encodings spreadsheets write CSV in (UTF-16 is told by its byte-order mark), tried on the
+# header line when the configured one does not give the titles.
+_USUAL_ENCODINGS = ("utf-8-sig", "cp1251", "cp1252")
 # Delimiters spreadsheets write CSV with, besides the configured one.
 _USUAL_DELIMITERS = (",", ";", "\t", "|")
 # Excel's delimiter hint: "sep=" and one character on the first line.
@@ -384,6 +420,15 @@ def _without_bom(text: str) -> str:
     under ``encoding: utf-8`` (not ``utf-8-sig``) it was read as part of the first title, so
     the timestamp column was not found."""
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _codec_name(encoding: str) -> str | None:
+    """The codec's canonical name (``latin-1`` and ``iso-8859-1`` are one), None when
+    ``encoding`` is none."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return None
 
 
 def _wide_encoding(encoding: str) -> str | None:

@@ -163,3 +163,30 @@ def test_a_credited_row_cut_at_the_end_is_not_replaced_by_its_history(kit, tmp_p
         assert summary.status == "ok", summary.error
         ratings.append(([r.rating for r in kit.rows(answers)], summary.updated))
     assert ratings == [([5], 0), ([5], 0), ([5], 0)]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8-sig", ","), ("utf-8", ","), ("utf-16", "\t")],
+)
+def test_a_copy_cut_inside_a_character_is_a_cut_row_not_another_encoding(
+    kit, tmp_path: Path, encoding: str, delimiter: str
+):
+    # A copy in progress stops at a byte, not at a character: its last bytes began a letter
+    # of the Russian comment. The whole run failed "line 5 is not utf-8-sig: set
+    # results.csv.encoding ... (cp1251 for a CSV from a Russian Excel)", and that setting
+    # read every row's letters garbled.
+    lines = [CSV_HEADER, *export_lines(kit, "C", 3), last_line(kit)]
+    whole = ("\r\n".join(lines) + "\r\n").replace(",", delimiter).encode(encoding)
+    letter = whole.rindex("Ответили".encode(encoding)[-4:])  # the comment's first letter
+    export = tmp_path / "export.csv"
+    export.write_bytes(whole[: letter + 1])  # one byte of a two-byte character
+    config = csv_config(kit, export, encoding=encoding, delimiter=delimiter)
+    first = kit.run(config)
+    assert (first.status, first.new, first.unverified, first.skipped) == ("ok", 3, {}, {})
+    assert [w[:6] for w in first.warnings if LEFT in w] == ["row 5:"]
+    export.write_bytes(whole)
+    done = kit.run(config)
+    assert (done.status, done.new, done.unverified, done.skipped) == ("ok", 1, {}, {})
+    comment = {r.dialog_id: r.comment for r in kit.rows(answers)}["W-1"]
+    assert comment.replace("\r\n", "\n") == "Ответили быстро,\nспасибо!".replace(",", delimiter)

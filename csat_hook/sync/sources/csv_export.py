@@ -161,7 +161,7 @@ class CsvResults(ResultsSource):
             )
         self._check_not_utf8(data)
         try:
-            text = _without_bom(data.decode(self.encoding))
+            text = _without_bom(_decoded(data, self.encoding))
             delimiter, declared = _declared(text, self.delimiter)
             records = list(_records(text, delimiter))[declared:]
         except (UnicodeError, LookupError, csv.Error) as exc:
@@ -415,6 +415,16 @@ def _declared(text: str, configured: str) -> tuple[str, int]:
     return (match.group(1), 1) if match else (configured, 0)
 
 
+def _decoded(data: bytes, encoding: str) -> str:
+    """``data`` decoded, but for a character cut at its very end: a copy in progress stops at
+    a byte, not at a character. The run failed "line N is not utf-8: set
+    results.csv.encoding", and a code page set so read every row's letters garbled. Without
+    that partial character the text ends inside its last row, which reads as cut (the next
+    run reads it whole); a byte that is no character anywhere else is UnicodeDecodeError."""
+    # Not final: the bytes of a character begun at the end wait for more, which never come.
+    return codecs.getincrementaldecoder(encoding)().decode(data, final=False)
+
+
 def _without_bom(text: str) -> str:
     """``text`` without a byte-order mark at its start: Excel's "CSV UTF-8" writes one, and
     under ``encoding: utf-8`` (not ``utf-8-sig``) it was read as part of the first title, so
@@ -453,7 +463,7 @@ def _utf8_under_single_byte(encoding: str, data: bytes) -> bool:
     if data.startswith(codecs.BOM_UTF8):
         return True
     try:
-        data.decode("utf-8")
+        _decoded(data, "utf-8")
     except UnicodeDecodeError:
         return False
     return True

@@ -123,6 +123,25 @@ def test_a_cut_last_row_drops_nothing(kit: Any, tmp_path: Path) -> None:
     assert listed(kit) == [("forged", "row 3", 1, "awful")]
 
 
+@pytest.mark.parametrize("empty", [b"", b"\xef\xbb\xbf", b"\r\n"], ids=["0-bytes", "bom", "crlf"])
+def test_an_empty_export_drops_nothing(kit: Any, tmp_path: Path, empty: bytes) -> None:
+    """An export with no header row is a copy that has only begun (or a failed download): a
+    Forms download always has its titles. It was read as a read of every row, so the forged
+    row (and every skipped one) was forgotten, and stored again as new by the next run."""
+    source = Export(kit, tmp_path)
+    run_steps(kit, source, [["b", "f"]], rows(kit))
+    whole = source.path.read_bytes()
+    source.path.write_bytes(empty)
+    summary = kit.run(source.config)
+    assert summary.status == "ok", summary.error
+    assert any("is empty" in warning for warning in summary.warnings)
+    assert listed(kit) == [("forged", "row 3", 1, "awful")]
+    source.path.write_bytes(whole)
+    again = kit.run(source.config)
+    assert (again.new, sum(again.unverified.values())) == (0, 0)
+    assert listed(kit) == [("forged", "row 3", 1, "awful")]
+
+
 def test_the_first_read_of_another_tab_keeps_the_first_tabs_unverified_rows(kit: Any) -> None:
     """Unverified rows belong to the sheet and tab they were read from: a read of every row of
     another tab (or spreadsheet) of the same kind forgets none of them, and a later read of

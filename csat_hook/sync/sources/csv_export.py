@@ -177,8 +177,12 @@ class CsvResults(ResultsSource):
         batch = SourceBatch(source=self.kind)
         if malformed:
             batch.warnings.append(malformed)
-        if not records:
+        if not any(any(cell.strip() for cell in record) for record in records):
+            # No title (a Forms download always has them): a copy just begun, or a failed
+            # download. Read as every row, it forgot the unverified and skipped rows stored
+            # from the file, and the next run stored them again as new.
             batch.warnings.append(f"{self.path} is empty")
+            batch.complete = False
             return batch
         if cut and len(records) > 1:
             batch.unterminated = f"row {len(records)}"  # the header is row 1

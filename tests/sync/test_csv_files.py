@@ -385,3 +385,15 @@ def test_titles_in_another_code_page_name_the_encoding_setting(
     read = kit.run(csv_config(kit, export, encoding="cp1251", delimiter=";"))
     assert (read.status, read.new) == ("ok", 1), read.error
     assert kit.rows(answers)[0].comment == "Спасибо"
+
+
+def test_a_folder_at_the_path_is_named_a_folder_not_a_missing_file(kit, tmp_path: Path):
+    # results.csv.path set to the downloads folder: the run said the path "does not exist",
+    # and `serve` waited for it calmly as for an export not downloaded yet.
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    refused = kit.run(csv_config(kit, folder))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.csv.path: ")
+    assert "is a folder" in refused.error and "does not exist" not in refused.error
+    assert refused.waiting_for is None

@@ -110,6 +110,12 @@ class CsvResults(ResultsSource):
     def prefetch(self) -> WholeRead:
         """The file's bytes, read now; the digest covers them (every setting that reads them
         is in ``results.csv``, which the memo's key covers)."""
+        if self.path.is_dir():
+            # It was "does not exist", and `serve` waited for it as for a download to come.
+            raise ConfigError(
+                f"results.csv.path: {self.path} is a folder, not a file: point "
+                "results.csv.path at the export's .csv file in it"
+            )
         if not self.path.is_file():
             raise ResultsMissingError(
                 f"results.csv.path: {self.path} does not exist (in the form: "

@@ -397,3 +397,27 @@ def test_a_folder_at_the_path_is_named_a_folder_not_a_missing_file(kit, tmp_path
     assert refused.error.startswith("results.csv.path: ")
     assert "is a folder" in refused.error and "does not exist" not in refused.error
     assert refused.waiting_for is None
+
+
+def test_one_line_in_another_encoding_of_a_utf8_file_is_not_called_a_cp1251_file(
+    kit, tmp_path: Path
+):
+    # A UTF-8 export with one row edited in a Windows editor (cp1251). The error said to set
+    # results.csv.encoding (cp1251 for a Russian Excel): set so, every other row's letters
+    # were read garbled ('РЎРїР°СЃРёР±Рѕ') and the run said "ok".
+    tokens = [kit.survey(f"M-{n}", "1", "Agent 1") for n in range(4)]
+    rows = [
+        f"2026/11/1{n} 3:47:14 PM GMT+3,5,Спасибо,Agent 1,M-{n},{t}" for n, t in enumerate(tokens)
+    ]
+    data = [line.encode() for line in [CSV_HEADER, *rows]]
+    data[3] = rows[2].replace("Спасибо", "Отлично").encode("cp1251")  # line 4
+    export = tmp_path / "export.csv"
+    export.write_bytes(b"\r\n".join(data) + b"\r\n")
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "failed"
+    assert refused.error.startswith("results.csv.encoding: cannot decode")
+    assert "line 4" in refused.error and "cp1251" not in refused.error
+    as_cp1251 = kit.run(csv_config(kit, export, encoding="cp1251"))
+    assert as_cp1251.status == "failed"
+    assert "line 4" in as_cp1251.error
+    assert kit.rows(answers) == []

@@ -139,6 +139,12 @@ class CsvResults(ResultsSource):
                     'it starts with a UTF-16 byte-order mark (Excel\'s "Unicode Text"): set '
                     "results.csv.encoding to utf-16 (and results.csv.delimiter to '\\t')"
                 )
+            elif _codec_name(self.encoding) in _UTF8 and (line := _utf8_but_line(data, exc)):
+                hint = (
+                    f"line {line} is not {self.encoding}, while the text around it is: that "
+                    "line was saved in another encoding (a hand edit?): type it again in "
+                    "UTF-8, or delete it"
+                )
             else:
                 line = data.count(b"\n", 0, exc.start) + 1
                 hint = (
@@ -228,12 +234,12 @@ class CsvResults(ResultsSource):
 
     def _check_not_utf8(self, data: bytes) -> None:
         """SourceError naming ``results.csv.encoding`` when ``data`` is UTF-8 text (a UTF-8
-        byte-order mark, or non-ASCII bytes that all decode as UTF-8) and the encoding is a
-        single-byte code page. Such a code page decodes nearly any bytes: a Forms export
-        read as cp1251 was stored garbled (each Cyrillic letter two others) and the run said
-        ok; with Excel's byte-order mark the error blamed the column titles. A genuine
-        cp1251 file's letters are not UTF-8 sequences, and an ASCII one reads the same
-        either way."""
+        byte-order mark, or non-ASCII bytes that all decode as UTF-8, or all but a line's) and
+        the encoding is a single-byte code page. Such a code page decodes nearly any bytes: a
+        Forms export read as cp1251 was stored garbled (each Cyrillic letter two others) and
+        the run said ok; with Excel's byte-order mark the error blamed the column titles. A
+        genuine cp1251 file's letters are not UTF-8 sequences, and an ASCII one reads the
+        same either way."""
         if not _utf8_under_single_byte(self.encoding, data):
             return
         why = (
@@ -241,10 +247,18 @@ class CsvResults(ResultsSource):
             if data.startswith(codecs.BOM_UTF8)
             else "its non-ASCII bytes are UTF-8 characters"
         )
+        also = ""
+        try:
+            _decoded(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            also = (
+                f"; line {_utf8_but_line(data, exc)} was saved in another encoding (a hand "
+                "edit?): type it again in UTF-8, or delete it"
+            )
         raise SourceError(
             f"results.csv.encoding: {self.path.name} is UTF-8, not {self.encoding} ({why}; "
             f"read as {self.encoding} its letters would be stored garbled): set "
-            "results.csv.encoding to utf-8 (a Forms download is UTF-8)"
+            f"results.csv.encoding to utf-8 (a Forms download is UTF-8){also}"
         )
 
     def _check_encoding(
@@ -393,6 +407,8 @@ _LINE_BREAKS = ("\n", "\r")
 # The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only
 # raised at the end of the data).
 _END_IN_QUOTES = "unexpected end of data"
+# The UTF-8 codecs' names (codecs.lookup).
+_UTF8 = ("utf-8", "utf-8-sig")
 # Encodings spreadsheets write CSV in (UTF-16 is told by its byte-order mark), tried on the
 # header line when the configured one does not give the titles.
 _USUAL_ENCODINGS = ("utf-8-sig", "cp1251", "cp1252")
@@ -467,16 +483,36 @@ def _wide_encoding(encoding: str) -> str | None:
 
 def _utf8_under_single_byte(encoding: str, data: bytes) -> bool:
     """Whether ``data`` is UTF-8 text beyond ASCII (a UTF-8 byte-order mark, or non-ASCII
-    bytes that decode strictly as UTF-8) while ``encoding`` is a single-byte code page."""
+    bytes that decode strictly as UTF-8, or do but for a line: :func:`_utf8_but_line`) while
+    ``encoding`` is a single-byte code page."""
     if data.isascii() or not _single_byte(encoding):
         return False
     if data.startswith(codecs.BOM_UTF8):
         return True
     try:
         _decoded(data, "utf-8")
-    except UnicodeDecodeError:
-        return False
+    except UnicodeDecodeError as exc:
+        return _utf8_but_line(data, exc) is not None
     return True
+
+
+def _utf8_but_line(data: bytes, exc: UnicodeDecodeError) -> int | None:
+    """The line of ``exc`` (``data`` refused as UTF-8) when the text around it is UTF-8 (more
+    of its bytes are in UTF-8 characters than in none): a UTF-8 export with a row saved in
+    another encoding (a hand edit), not a file in that encoding. The error said to set the
+    code page (cp1251), which read every other row's letters garbled. Only the megabyte
+    around the error is weighed (a genuine code-page file is read on every run)."""
+    start = max(exc.start - _WEIGHED // 2, 0)
+    text = data[start : start + _WEIGHED].decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    # Each multi-byte character makes the text shorter than its bytes; an invalid byte not.
+    if invalid and len(data[start : start + _WEIGHED]) - len(text) > invalid:
+        return data.count(b"\n", 0, exc.start) + 1
+    return None
+
+
+# The bytes around a decoding error that say whether the rest is UTF-8 (_utf8_but_line).
+_WEIGHED = 1 << 20
 
 
 @functools.cache

@@ -25,10 +25,7 @@ from csat_hook.sync.config import OutputConfig
 from csat_hook.sync.config import ResultsConfig
 from csat_hook.sync.config import SyncConfig
 from csat_hook.sync.config import check_sync_sections
-from csat_hook.sync.texts import LANGUAGES
-from csat_hook.sync.texts import Texts
-from csat_hook.sync.titles import SHEETS_MAX
-from csat_hook.sync.titles import clean
+from csat_hook.sync.report.alerts import alerts_tab_clash
 from csat_hook.tokens import TokenConfig
 
 ENV_CONFIG_PATH = "CSAT_HOOK_CONFIG"
@@ -76,15 +73,7 @@ def _check_alerts_tab(alerts: AlertsConfig, output: OutputConfig) -> None:
     configured title, the other one; every edit the team made was overwritten, silently."""
     if alerts.tab is None or not alerts.active:
         return
-    sheets = output.gsheets
-    others = [sheets.summary_tab, sheets.unverified_tab]
-    for language in LANGUAGES:
-        texts = Texts(language)
-        others += [texts["trends"], texts["responses"]]
-        others += [texts["summary"]] if sheets.summary_tab is None else []
-        others += [texts["unverified"]] if sheets.unverified_tab is None else []
-    title = clean(alerts.tab, SHEETS_MAX).casefold()
-    clash = next((o for o in others if o and clean(o, SHEETS_MAX).casefold() == title), None)
+    clash = alerts_tab_clash(alerts.tab, output)
     if clash is not None:
         raise ValueError(
             f"alerts.tab: {alerts.tab!r} is the title of the report's tab {clash!r}; the "

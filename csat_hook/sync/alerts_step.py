@@ -31,6 +31,7 @@ from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
 from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.report.alerts import alerts_grid
+from csat_hook.sync.report.alerts import alerts_tab_clash
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import clean
 
@@ -101,14 +102,24 @@ class AlertsStep:
         )
 
     def _alerts_table(self) -> tuple[Grid, Table] | None:
-        """The Alerts tab as the database holds it (None when the tab is off), and its CSV."""
+        """The Alerts tab as the database holds it (None when the tab is off), and its CSV.
+
+        Alert rules and digests turned off, the alerts raised before are still listed (while
+        the database holds any, and the tab's title is not one of the report's other tabs',
+        which only the rules being on forbids): the tab and ``alerts.csv`` keep the team's
+        "Handled" column and, rewritten, show no comment a customer's erasure took away; left
+        as the last run with rules wrote them, they kept it for good."""
         alerts = self.config.alerts
-        if alerts.tab is None or not alerts.active:
+        if alerts.tab is None:
+            return None
+        if not alerts.active and alerts_tab_clash(alerts.tab, self.config.output) is not None:
             return None
         with self.engine.connect() as conn:
             rows = alerts_table(
                 conn, limit=alerts.tab_rows, tz=ZoneInfo(self.config.metrics.timezone)
             )
+        if not alerts.active and len(rows) == 1:  # the header alone: no alert was ever raised
+            return None
         return alerts_grid(alerts.tab, rows)
 
     def _merge_handled(self, output: SheetsOutput) -> int:

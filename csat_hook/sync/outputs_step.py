@@ -220,7 +220,7 @@ class OutputsStep(AlertsStep):
         alerts = self.config.alerts
         if not self.config.output.gsheets.enabled or sheets is None:
             return 0
-        if alerts.tab is None or not alerts.active:
+        if alerts.tab is None:  # rules off, the tab is still written (AlertsStep._alerts_table)
             return 0
         return self._merge_handled(self._sheets_output(sheets, source))
 

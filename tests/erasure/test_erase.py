@@ -47,6 +47,7 @@ from csat_hook.notify.records import DigestItem
 from csat_hook.outbox import listing
 from tests.sync.conftest import HELPDESK
 from tests.sync.conftest import SECRET
+from tests.sync.conftest import SHEET_ID
 
 HEADER = "Timestamp,Rating,Comment,Agent,Ticket,Reference"
 MARIA = {
@@ -344,6 +345,45 @@ def test_the_next_sync_rewrites_the_reports_without_the_comments_and_never_store
             sa.select(answers.c.rating, answers.c.comment).where(answers.c.dialog_id == "D-1")
         ).one()
     assert latest.rating == 1 and not latest.comment
+
+
+def test_an_erased_comment_leaves_the_alerts_tab_and_alerts_csv_once_alert_rules_are_off(
+    kit: Any, receivers: FakeNotify, tmp_path: Path
+):
+    """Alert rules turned off after the alert about Maria's answer: the Alerts tab and
+    ``alerts.csv`` still list it (the team's "Handled" column kept), and after her erasure
+    neither shows her comment any more, as every other output does not."""
+    kit.responses([["Timestamp"]])  # the spreadsheet the report is written to
+    shop = Shop(kit, receivers, tmp_path)
+    shop.config.output.gsheets.enabled = True
+    shop.sync()
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, header.index("Handled"), "called back")
+    shop.config.alerts.rules = []
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    assert MARK in spreadsheet_text(kit).lower() and MARK in shop.report_text().lower()
+
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+
+    assert MARK not in spreadsheet_text(kit).lower()
+    assert MARK not in shop.report_text().lower()
+    alerts_tab = kit.sheet("Alerts")
+    assert alerts_tab[1][header.index("Handled")] == "called back"
+    assert alerts_tab[1][header.index("Rating")] == 2  # the alert itself is still listed
+
+
+def spreadsheet_text(kit: Any) -> str:
+    """Every cell of every tab of the report's spreadsheet, as text."""
+    return "\n".join(
+        str(value)
+        for title in kit.fake.titles(SHEET_ID)
+        for row in kit.sheet(title)
+        for value in row
+        if value not in (None, "")
+    )
 
 
 def test_a_survey_erased_before_its_answer_is_synced_gets_the_rating_only(

@@ -8,12 +8,20 @@ table: its header frozen, no formats that a hand edit could fight with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from csat_hook.sync.layout import Canvas
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Column
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
+from csat_hook.sync.texts import LANGUAGES
+from csat_hook.sync.texts import Texts
+from csat_hook.sync.titles import SHEETS_MAX
+from csat_hook.sync.titles import clean
+
+if TYPE_CHECKING:
+    from csat_hook.sync.config import OutputConfig
 
 ALERTS_CSV = "alerts.csv"
 ALERTS_KIND = "alerts"  # the tab's Grid.kind
@@ -29,3 +37,17 @@ def alerts_grid(name: str, rows: Sequence[Sequence[Cell]]) -> tuple[Grid, Table]
     grid = Grid(name, ALERTS_KIND)
     Canvas(grid).table(table)
     return grid, table
+
+
+def alerts_tab_clash(tab: str, output: OutputConfig) -> str | None:
+    """The title of the report's own tab (in either language) that the Alerts tab ``tab``
+    would share as the outputs write titles, or None."""
+    sheets = output.gsheets
+    others = [sheets.summary_tab, sheets.unverified_tab]
+    for language in LANGUAGES:
+        texts = Texts(language)
+        others += [texts["trends"], texts["responses"]]
+        others += [texts["summary"]] if sheets.summary_tab is None else []
+        others += [texts["unverified"]] if sheets.unverified_tab is None else []
+    title = clean(tab, SHEETS_MAX).casefold()
+    return next((o for o in others if o and clean(o, SHEETS_MAX).casefold() == title), None)

@@ -375,6 +375,20 @@ def test_an_erased_comment_leaves_the_alerts_tab_and_alerts_csv_once_alert_rules
     assert alerts_tab[1][header.index("Rating")] == 2  # the alert itself is still listed
 
 
+def test_alerts_csv_of_an_alerts_tab_turned_off_goes_with_it(shop: Shop):
+    """``alerts.tab`` emptied: the workbook has no Alerts sheet any more and ``alerts.csv``
+    is no longer written; left in the report's folder, it looked current and kept the
+    comment of a customer erased since."""
+    assert (shop.report / "alerts.csv").exists()
+    shop.config.alerts.tab = None
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+
+    assert not (shop.report / "alerts.csv").exists()
+    assert MARK not in shop.report_text().lower()
+
+
 def spreadsheet_text(kit: Any) -> str:
     """Every cell of every tab of the report's spreadsheet, as text."""
     return "\n".join(

@@ -375,17 +375,21 @@ def test_an_erased_comment_leaves_the_alerts_tab_and_alerts_csv_once_alert_rules
     assert alerts_tab[1][header.index("Rating")] == 2  # the alert itself is still listed
 
 
-def test_alerts_csv_of_an_alerts_tab_turned_off_goes_with_it(shop: Shop):
-    """``alerts.tab`` emptied: the workbook has no Alerts sheet any more and ``alerts.csv``
-    is no longer written; left in the report's folder, it looked current and kept the
-    comment of a customer erased since."""
-    assert (shop.report / "alerts.csv").exists()
-    shop.config.alerts.tab = None
+@pytest.mark.parametrize("turned_off", ["alerts.csv", "unverified.csv"])
+def test_a_csv_file_of_a_tab_turned_off_goes_with_it(shop: Shop, turned_off: str):
+    """``alerts.tab`` emptied, or ``output.gsheets.unverified: false``: the workbook has no
+    such sheet any more and its CSV file is no longer written; left in the report's folder,
+    it looked current and kept the comment of a customer erased since."""
+    assert (shop.report / turned_off).exists()
+    if turned_off == "alerts.csv":
+        shop.config.alerts.tab = None
+    else:
+        shop.config.output.gsheets.unverified = False
     assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
     shop.kit.now += timedelta(minutes=5)
     shop.sync()
 
-    assert not (shop.report / "alerts.csv").exists()
+    assert not (shop.report / turned_off).exists()
     assert MARK not in shop.report_text().lower()
 
 

@@ -36,6 +36,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
+from csat_hook.sync.report.answers import UNVERIFIED_CSV
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import XLSX_RESERVED
@@ -129,8 +130,9 @@ def write_csv(path: Path, table: Table) -> None:
 
 def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool) -> dict[str, Any]:
     """Write ``csat-report.xlsx`` and/or the CSV files (``summary.csv``: the leaderboard,
-    ``periods.csv``, ``trends.csv``, ``answers.csv``, ``unverified.csv``, and ``alerts.csv``
-    when the report has an Alerts tab; one left by an earlier run is removed otherwise)."""
+    ``periods.csv``, ``trends.csv``, ``answers.csv``, and ``unverified.csv`` and
+    ``alerts.csv`` when the report has those tabs: either left by an earlier run is removed
+    when it has not)."""
     written: list[str] = []
     if xlsx:
         path = directory / "csat-report.xlsx"
@@ -141,9 +143,9 @@ def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool)
             assert table.csv_name is not None
             write_csv(directory / table.csv_name, table)
             written.append(str(directory / table.csv_name))
-        # An alerts.csv the report no longer writes (the Alerts tab turned off) would look
-        # current beside the others, and keep a comment erased since: removed, as the
-        # workbook, rewritten whole, loses its Alerts sheet.
-        if not any(t.csv_name == ALERTS_CSV for t in report.csv):
-            (directory / ALERTS_CSV).unlink(missing_ok=True)
+        # A file of a tab the report no longer writes (the Alerts tab turned off,
+        # output.gsheets.unverified: false) would look current beside the others, and keep
+        # a comment erased since: removed, as the workbook, rewritten whole, loses the sheet.
+        for name in {ALERTS_CSV, UNVERIFIED_CSV} - {t.csv_name for t in report.csv}:
+            (directory / name).unlink(missing_ok=True)
     return {"kind": "local", "files": written}

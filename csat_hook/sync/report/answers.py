@@ -44,6 +44,8 @@ _NEWEST = attrgetter(
     "submitted_at", "dialog_id", "rating", "comment", "helpdesk", "agent", "team", "channel"
 )
 
+UNVERIFIED_CSV = "unverified.csv"
+
 
 _AGENT = itemgetter(AnswerRecord._fields.index("agent"))  # in C, where attrgetter goes by name
 
@@ -406,7 +408,7 @@ def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tupl
         ]
         for r in rows_in
     ]
-    table = Table(columns, rows, csv_name="unverified.csv")
+    table = Table(columns, rows, csv_name=UNVERIFIED_CSV)
     grid = Grid(name, "unverified", frozen_rows=2)
     canvas = Canvas(grid)
     canvas.line([t["unverified_note"]], Look.NOTE)

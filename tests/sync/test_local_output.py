@@ -107,6 +107,23 @@ def test_csv_neutralises_full_width_signs_and_a_leading_line_feed(tmp_path: Path
     assert neutralize("a ＝ b") == "a ＝ b"
 
 
+def test_csv_neutralises_every_sign_that_normalisation_makes_a_formula_sign(tmp_path: Path):
+    """The full-width ＝ ＋ － ＠ are neutralised because Apple Numbers folds them to ASCII
+    before it decides whether a cell is a formula (adaltas/node-csv#387): a compatibility
+    mapping (NFKC), which folds the small forms ﹦ ﹢ ﹣ ﹫, the superscript and subscript
+    ⁼ ⁺ ₌ ₊, ⩵ ⩶ and the Hebrew alternative plus to the same signs. A sign that no such
+    mapping makes one (the minus sign U+2212) is left as it is."""
+    signs = "\ufe66\ufe62\ufe63\ufe6b\u207c\u207a\u208c\u208a\u2a75\u2a76\ufb29"
+    evil = [f'{sign}HYPERLINK("https://evil.example","x")' for sign in signs]
+    table = Table([Column("Comment")], [[v] for v in [*evil, "é=1", "\u2212 1"]])
+    path = tmp_path / "answers.csv"
+    write_csv(path, table)
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        comments = [r[0] for r in list(csv.reader(handle))[1:]]
+    assert comments == [*("'" + v for v in evil), "é=1", "\u2212 1"]
+
+
 def test_titles_are_unique_short_and_clean():
     assert agent_title("Anna: [Team]/Lead?*", "7", 100) == "Anna Team Lead (7)"
     long = agent_title("Very Long Name " * 10, "agent-key-123", 31)

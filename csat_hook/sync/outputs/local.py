@@ -7,7 +7,8 @@ Text that a spreadsheet program would run as a formula stays text:
   over the 32,767 characters a cell holds is cut.
 * CSV: per the OWASP "CSV Injection" guidance, a text cell starting with ``=``, ``+``, ``-``,
   ``@``, their full-width forms (``＝ ＋ － ＠``: Japanese Excel reads ``＝`` as ``=``, Apple
-  Numbers folds all four to ASCII; OWASP www-community#1088, adaltas/node-csv#387), a tab,
+  Numbers folds all four to ASCII; OWASP www-community#1088, adaltas/node-csv#387, and so
+  every character that the same compatibility mapping, NFKC, folds to one: ``﹦ ⁺ ₌``…), a tab,
   a carriage return or a line feed gets a leading apostrophe (``'=1+1``), which Excel and
   LibreOffice show as text; numbers are written as numbers. The files are UTF-8 with a BOM
   so Excel reads Cyrillic correctly. A CSV has no number formats, so it holds readable
@@ -22,6 +23,7 @@ import csv
 import math
 import os
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
@@ -48,9 +50,17 @@ _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 
 def neutralize(value: Any) -> Any:
     """A CSV cell that cannot run as a formula (OWASP CSV Injection)."""
-    if isinstance(value, str) and value.startswith(CSV_TRIGGERS):
+    if isinstance(value, str) and (value.startswith(CSV_TRIGGERS) or _folds_to_trigger(value)):
         return "'" + value
     return "" if value is None else value
+
+
+def _folds_to_trigger(text: str) -> bool:
+    """Whether ``text`` starts with a character that compatibility normalisation (NFKC, the
+    mapping that makes ``＝`` an ``=``) makes a formula sign: the small ``﹦ ﹢ ﹣ ﹫``, the
+    superscript and subscript ``⁼ ⁺ ₌ ₊``, ``⩵`` (``==``), as well as the full-width forms.
+    Only a first character outside ASCII is normalised: the usual cell costs one compare."""
+    return text[:1] > "\x7f" and unicodedata.normalize("NFKC", text[0]).startswith(CSV_TRIGGERS)
 
 
 def _atomic(path: Path, write: Any) -> None:

@@ -34,6 +34,7 @@ from csat_hook.errors import SyncLockedError
 from csat_hook.helpdesks.payload import trim_id
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
+from csat_hook.sync.outputs_step import places_left
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ OUT_OF_REACH = (
     "sheet, the form, the CSV file), the replies a dry-run helpdesk appended to its output "
     "file and raw payloads a helpdesk's capture_dir keeps: erase them there. The next sync "
     "rewrites the reports without the erased comments and never stores them again."
+)
+
+# Said with the places a report was written to that no sync rewrites any more.
+PLACES_LEFT = (
+    "The report was also written where no sync with this configuration writes it any more "
+    "(another spreadsheet or folder, or files of a format turned off): those keep the "
+    "comments as they were, erased ones too. Delete them there:"
 )
 
 # Said when unverified answers are matched by their typed ticket alone (erasure/store.py).
@@ -116,11 +124,17 @@ def erase(
         else:
             with engine.connect() as conn:
                 tally = erase_rows(conn, selector, utcnow(), apply=False)
+        with engine.connect() as conn:
+            left = places_left(conn, config)
     finally:
         engine.dispose()
     if matched:
         click.echo(matched)
     _report(tally, apply, selector)
+    if left and tally.total() > tally.records:
+        click.echo(PLACES_LEFT)
+        for place in left:
+            click.echo(f"  {place}")
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())

@@ -13,9 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.config import DEFAULT_TAB as DEFAULT_ALERTS_TAB
 from csat_hook.alerts.report import written_handled
+from csat_hook.db.schema import sync_outputs
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SyncError
@@ -23,8 +26,11 @@ from csat_hook.sync import cache
 from csat_hook.sync import owned_tabs
 from csat_hook.sync import report_key
 from csat_hook.sync.alerts_step import AlertsStep
+from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
+from csat_hook.sync.outputs.local import REPORT_CSVS
+from csat_hook.sync.outputs.local import REPORT_XLSX
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
@@ -55,16 +61,7 @@ class OutputsStep(AlertsStep):
     def _output_names(self) -> dict[str, str]:
         """The enabled outputs by kind (``local``, ``gsheets``), as ``sync_outputs`` names
         them."""
-        config = self.config
-        names: dict[str, str] = {}
-        if config.output.local.enabled:
-            names["local"] = f"local:{Path(config.output.local.dir).resolve()}"
-        if config.output.gsheets.enabled:
-            spreadsheet_id = (
-                config.output.gsheets.spreadsheet_id or config.results.gsheets.spreadsheet_id
-            )
-            names["gsheets"] = f"gsheets:{spreadsheet_id}"
-        return names
+        return output_names(self.config)
 
     def _report_keys(self, version: str | None, now: datetime, language: str) -> dict[str, str]:
         """Each enabled output's key for the report of this run (none: no known version)."""
@@ -319,3 +316,39 @@ def _unwritable(directory: str, exc: OSError) -> CsatHookError:
     reason = exc.strerror or type(exc).__name__
     message = f"output.local.dir: cannot write the report in {directory!r}: {reason}"
     return ConfigError(message) if exc.errno in _CONFIGURED else SyncError(message)
+
+
+def output_names(config: SyncSettings) -> dict[str, str]:
+    """The enabled outputs by kind (``local``, ``gsheets``), as ``sync_outputs`` names
+    them."""
+    names: dict[str, str] = {}
+    if config.output.local.enabled:
+        names["local"] = f"local:{Path(config.output.local.dir).resolve()}"
+    if config.output.gsheets.enabled:
+        spreadsheet_id = (
+            config.output.gsheets.spreadsheet_id or config.results.gsheets.spreadsheet_id
+        )
+        names["gsheets"] = f"gsheets:{spreadsheet_id}"
+    return names
+
+
+def places_left(conn: sa.Connection, config: SyncSettings) -> list[str]:
+    """Where the report was written and no sync with ``config`` writes it any more, so what
+    it held stays, comments erased since too: the spreadsheets and folders ``sync_outputs``
+    records and ``config`` does not enable (``spreadsheet <id>``, ``folder <path>``), and in
+    the configured folder the report's files of a format turned off (``output.local.xlsx``,
+    ``csv``). Ids and paths only, never what they hold."""
+    enabled = set(output_names(config).values())
+    recorded = conn.execute(sa.select(sync_outputs.c.output).order_by(sync_outputs.c.output))
+    left = []
+    for (name,) in recorded:
+        if name in enabled:
+            continue
+        kind, _, where = name.partition(":")
+        left.append(f"spreadsheet {where}" if kind == "gsheets" else f"folder {where}")
+    local = config.output.local
+    if local.enabled:
+        folder = Path(local.dir).resolve()
+        files = ([] if local.xlsx else [REPORT_XLSX]) + ([] if local.csv else list(REPORT_CSVS))
+        left += [str(folder / name) for name in files if (folder / name).exists()]
+    return left

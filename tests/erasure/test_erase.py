@@ -393,6 +393,30 @@ def test_a_csv_file_of_a_tab_turned_off_goes_with_it(shop: Shop, turned_off: str
     assert MARK not in shop.report_text().lower()
 
 
+def test_the_erasure_names_the_report_places_no_sync_rewrites_any_more(shop: Shop, tmp_path: Path):
+    """The report moved to another folder, or its CSV files turned off: the next sync
+    rewrites the new place only, and the files left where it wrote before keep the erased
+    comments. The erasure says where they are (paths and spreadsheet ids, never the data),
+    so they can be deleted by hand."""
+    old = shop.report.resolve()
+    shop.report = tmp_path / "moved"
+    shop.config.output.local.dir = str(shop.report)
+    shop.config.output.local.csv = False
+    shop.sync()
+    settings = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    settings["output"] = {"local": {"dir": str(shop.report), "csv": False}}
+    shop.config_path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    (shop.report / "answers.csv").write_text("left by hand", encoding="utf-8")
+
+    for args in ((), ("--yes",)):
+        result = shop.erase("--email", "maria.lopez@example.com", *args)
+        assert result.exit_code == 0, result.output
+        assert str(old) in result.output
+        assert str(shop.report.resolve() / "answers.csv") in result.output
+        assert str(shop.report.resolve() / "csat-report.xlsx") not in result.output
+        assert MARK not in result.output.lower()
+
+
 def spreadsheet_text(kit: Any) -> str:
     """Every cell of every tab of the report's spreadsheet, as text."""
     return "\n".join(

@@ -44,6 +44,16 @@ from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import XLSX_RESERVED
 from csat_hook.sync.titles import table_titles
 
+REPORT_XLSX = "csat-report.xlsx"
+# Every CSV file a report may hold (report/summary.py, trends.py, answers.py, alerts.py).
+REPORT_CSVS = (
+    "summary.csv",
+    "periods.csv",
+    "trends.csv",
+    "answers.csv",
+    UNVERIFIED_CSV,
+    ALERTS_CSV,
+)
 CSV_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 
@@ -145,7 +155,7 @@ def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool)
     when it has not)."""
     written: list[str] = []
     if xlsx:
-        path = directory / "csat-report.xlsx"
+        path = directory / REPORT_XLSX
         write_xlsx(path, report.sheets(), Texts(report.language))
         written.append(str(path))
     if csv_files:

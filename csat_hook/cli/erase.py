@@ -42,15 +42,16 @@ OUT_OF_REACH = (
     "Not reachable from here: alerts and survey replies already posted (helpdesk notes and "
     "replies, Slack, Telegram, e-mail, webhooks), the answers in their source (the responses "
     "sheet, the form, the CSV file), the replies a dry-run helpdesk appended to its output "
-    "file and raw payloads a helpdesk's capture_dir keeps: erase them there. The next sync "
-    "rewrites the reports without the erased comments and never stores them again."
+    "file, raw payloads a helpdesk's capture_dir keeps and report tabs renamed by hand (kept "
+    "as snapshots): erase them there. The next sync rewrites the reports without the erased "
+    "comments and never stores them again."
 )
 
 # Said with the places a report was written to that no sync rewrites any more.
 PLACES_LEFT = (
     "The report was also written where no sync with this configuration writes it any more "
-    "(another spreadsheet or folder, or files of a format turned off): those keep the "
-    "comments as they were, erased ones too. Delete them there:"
+    "(another spreadsheet or folder, files of a format turned off, a tab turned off): those "
+    "keep the comments as they were, erased ones too. Delete them there:"
 )
 
 # Said when unverified answers are matched by their typed ticket alone (erasure/store.py).

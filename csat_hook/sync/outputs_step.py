@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.config import DEFAULT_TAB as DEFAULT_ALERTS_TAB
 from csat_hook.alerts.report import written_handled
+from csat_hook.db.schema import alerts as alerts_table
 from csat_hook.db.schema import sync_outputs
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
@@ -335,7 +336,8 @@ def output_names(config: SyncSettings) -> dict[str, str]:
 def places_left(conn: sa.Connection, config: SyncSettings) -> list[str]:
     """Where the report was written and no sync with ``config`` writes it any more, so what
     it held stays, comments erased since too: the spreadsheets and folders ``sync_outputs``
-    records and ``config`` does not enable (``spreadsheet <id>``, ``folder <path>``), and in
+    records and ``config`` does not enable (``spreadsheet <id>``, ``folder <path>``), the
+    Alerts tab of the spreadsheet once ``alerts.tab`` is off (kept, never rewritten), and in
     the configured folder the report's files of a format turned off (``output.local.xlsx``,
     ``csv``). Ids and paths only, never what they hold."""
     enabled = set(output_names(config).values())
@@ -346,6 +348,12 @@ def places_left(conn: sa.Connection, config: SyncSettings) -> list[str]:
             continue
         kind, _, where = name.partition(":")
         left.append(f"spreadsheet {where}" if kind == "gsheets" else f"folder {where}")
+    sheets = output_names(config).get("gsheets")
+    if sheets is not None and config.alerts.tab is None:
+        raised = conn.execute(sa.select(alerts_table.c.id).limit(1)).first() is not None
+        if raised:  # a tab the report no longer writes is kept as it was (sheets.py)
+            where = sheets.partition(":")[2]
+            left.append(f"the Alerts tab of spreadsheet {where}, if it is there (alerts.tab off)")
     local = config.output.local
     if local.enabled:
         folder = Path(local.dir).resolve()

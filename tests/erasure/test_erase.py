@@ -417,6 +417,32 @@ def test_the_erasure_names_the_report_places_no_sync_rewrites_any_more(shop: Sho
         assert MARK not in result.output.lower()
 
 
+def test_the_erasure_names_the_alerts_tab_kept_once_alerts_tab_is_off(
+    kit: Any, receivers: FakeNotify, tmp_path: Path
+):
+    """``alerts.tab`` emptied: the sync keeps the Alerts tab as it was (the team's "Handled"
+    column), never rewritten, so it keeps an erased comment; the erasure says so."""
+    kit.responses([["Timestamp"]])
+    shop = Shop(kit, receivers, tmp_path)
+    shop.config.output.gsheets.enabled = True
+    shop.config.alerts.tab = None
+    shop.sync()
+    settings = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    settings["output"] = {
+        "local": {"dir": str(shop.report)},
+        "gsheets": {"enabled": True, "spreadsheet_id": SHEET_ID},
+    }
+    settings["google"] = {"service_account_json": json.dumps(kit.service_account)}
+    settings["alerts"] = {"tab": ""}
+    shop.config_path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert f"the Alerts tab of spreadsheet {SHEET_ID}" in result.output
+    assert "renamed by hand" in result.output
+
+
 def spreadsheet_text(kit: Any) -> str:
     """Every cell of every tab of the report's spreadsheet, as text."""
     return "\n".join(

@@ -127,7 +127,13 @@ def handle_an_alert(kit: Any, config: Any) -> Any:
                 "ref": "A-1",
                 "kind": "answer",
                 "rule": "low",
-                "payload": {},
+                # As the alerts flow stores one: the Alerts tab lists it (rules on or off).
+                "payload": {
+                    "ref": "A-1",
+                    "event": "low_rating",
+                    "rule": "low",
+                    "created_at": T0.isoformat(),
+                },
                 "created_at": T0,
             },
         )
@@ -179,6 +185,11 @@ def test_every_change_of_what_the_report_is_built_from_builds_it_again(kit, chan
     again = kit.run(config)
 
     assert (again.status, again.report) == ("ok", "built"), again.error
+    if change == "alert handled":
+        # The Alerts tab lists the alert (alert rules on or off) and the write records what
+        # its "Handled" cell now holds: an update of the alert, which the data version
+        # counts, so the report is built once more (with rules on as well).
+        assert kit.run(config).report == "built"
     assert kit.run(config).report == "unchanged"  # and then it is remembered again
 
 

@@ -36,9 +36,9 @@ current. What becomes of it depends on what it held:
   changed), else deleted: one more of a kind the report writes elsewhere ("Сводка" beside
   "Summary", as versions before this one left a language switch), or of a kind the report
   no longer has (``output.gsheets.unverified: false``). Its contents are the report's,
-  rebuilt from the database on any run. Not the Alerts tab once alerts are off: its
-  "Handled" column is the team's record (the edits since the last run not even read back),
-  kept as it is. The
+  rebuilt from the database on any run. Not the Alerts tab once ``alerts.tab`` is off (with
+  alert rules off it is still written while alerts are stored): its "Handled" column is the
+  team's record (the edits since the last run not even read back), kept as it is. The
   deletes go last in the structure batch, after the tabs it adds, so the spreadsheet always
   keeps a sheet (Google refuses to delete the last one);
 * an agent's tab whose agent's name changed is renamed (:class:`.sheets_tabs.Renamed`);

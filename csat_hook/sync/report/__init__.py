@@ -2,8 +2,8 @@
 
 Tabs, in order: Summary (the leaderboard of the headline period: :mod:`.summary`), Trends
 (weeks and months: :mod:`.trends`), Responses (every credited answer, flat), one tab per agent
-with answers, Unverified (:mod:`.answers`), and Alerts when alert rules are on
-(:mod:`.alerts`). Every header, period name and note is in the
+with answers, Unverified (:mod:`.answers`), and Alerts when alert rules are on or alerts they
+raised are stored (:mod:`.alerts`). Every header, period name and note is in the
 report's language (:mod:`csat_hook.sync.texts`). Cells are str, int, float, a naive local
 ``datetime``/``date`` or None (blank): numbers stay numbers (fractions for percentages), never
 NaN. Nothing depends on the time of the run beyond its day: a run that finds nothing new

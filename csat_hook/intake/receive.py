@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from csat_hook import tokens
 from csat_hook.clock import Clock
 from csat_hook.db.engine import run_transaction
 from csat_hook.errors import UnknownHelpdeskError
@@ -31,8 +30,8 @@ from csat_hook.intake import store as intake_store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
 from csat_hook.intake.recorder import database_error
-from csat_hook.intake.storable import check_token
 from csat_hook.intake.storable import storable_event
+from csat_hook.intake.storable import survey_token
 from csat_hook.intake.storable import trusted_reopen_time
 from csat_hook.outbox import store as outbox_store
 
@@ -179,12 +178,7 @@ class Intake:
         """
         now = self.clock()
         occurrence = (event.occurrence or "") if self.policy.per_dialog == "every_close" else ""
-        token = check_token(
-            tokens.sign(
-                self.token_secret,
-                tokens.SurveyRef(event.helpdesk, event.dialog_id, event.agent.key or "", now),
-            )
-        )
+        token = survey_token(self.token_secret, event, now)
         body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
         if body.get("reason") == intake_store.REOPENED_AFTER_CLOSE:
             # The helpdesk says the dialog was reopened after this close (the reopen was

@@ -30,6 +30,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from csat_hook import tokens
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import digest
 from csat_hook.db.text import fitted
@@ -155,6 +156,26 @@ def storable_occurrence(occurrence: str | None) -> str | None:
     if len(occurrence) > OCCURRENCE_LIMIT or not is_storable(occurrence):
         return digest(occurrence)
     return occurrence
+
+
+def survey_token(secret: str, event: DialogClosed, now: datetime) -> str:
+    """The reference of ``event``'s survey: its helpdesk, dialog and agent's key signed
+    (``tokens.sign``), checked to fit its column (:func:`check_token`).
+
+    A key that is the agent's e-mail or name (no id) and makes the reference too long (a name
+    of a few hundred multi-byte characters: 36 family emoji are 900 UTF-8 bytes) is signed as
+    its :func:`~csat_hook.db.text.digest` (71 characters) instead, rather than the close being
+    refused: the sync credits answers to the key the reference carries, so that agent is one
+    agent on every close and answer, shown by the survey's name. A name that fits is signed
+    as it is, as before. An id too long with the dialog is still refused: an id is what the
+    agent is to the helpdesk's API, and a reference bound to another would not name them.
+    """
+    key = event.agent.key or ""
+    token = tokens.sign(secret, tokens.SurveyRef(event.helpdesk, event.dialog_id, key, now))
+    if len(token) > TOKEN_LIMIT and key and not event.agent.id:
+        ref = tokens.SurveyRef(event.helpdesk, event.dialog_id, digest(key), now)
+        token = tokens.sign(secret, ref)
+    return check_token(token)
 
 
 def check_token(token: str) -> str:

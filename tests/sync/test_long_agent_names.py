@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import re
 import urllib.parse
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 
 import pytest
@@ -18,15 +20,16 @@ from csat_hook.app import create_app
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import digest
+from csat_hook.sync.dataset import survey_agent_key
 from csat_hook.sync.runner import SyncRunner
 from tests.helpers import generic_close
 from tests.helpers import link_fields
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 7 code points
 # 299 code points: a plain cut at 255 ends inside the 36th family. With an id, the id is the
-# agent's key. Without one the name is, and it is signed into the reference: a name of ~900
-# UTF-8 bytes makes a reference longer than its column (the close is refused, id_too_long),
-# so the key-by-name case is a Latin name ending in a family (a plain cut: 5 of its 7).
+# agent's key. Without one the name is, and it is signed into the reference: the key-by-name
+# case is a Latin name ending in a family (a plain cut: 5 of its 7).
 BY_ID = ({"id": "7", "name": "Anna " + FAMILY * 42}, "Anna " + FAMILY * 35, "7")
 BY_NAME = ({"name": "a" * 250 + FAMILY * 2}, "a" * 250, "a" * 250)
 # An e-mail is the key lowered: "İ" lowers to "i" and a combining dot, 130 of them to 260 code
@@ -34,10 +37,17 @@ BY_NAME = ({"name": "a" * 250 + FAMILY * 2}, "a" * 250, "a" * 250)
 # (never between an "i" and its dot).
 CAPITAL_I = "\u0130"
 BY_EMAIL = ({"email": CAPITAL_I * 130 + "@e.org"}, None, "i\u0307" * 127)
+# A name alone, of 300 Chinese characters: clipped to 255 (765 UTF-8 bytes), too long to sign
+# into the reference as it is; signed as its digest, the close is surveyed (it was refused,
+# id_too_long) and its answer credited to that one agent, shown by the name.
+LONG = "张伟" * 150
+BY_LONG_NAME = ({"name": LONG}, LONG[:255], digest(LONG[:255]))
 
 
 @pytest.mark.parametrize(
-    ("agent", "clipped", "key"), [BY_ID, BY_NAME, BY_EMAIL], ids=["id", "name", "email"]
+    ("agent", "clipped", "key"),
+    [BY_ID, BY_NAME, BY_EMAIL, BY_LONG_NAME],
+    ids=["id", "name", "email", "long name"],
 )
 def test_a_name_ending_in_a_family_emoji_is_clipped_whole_and_credited_to_the_same_agent(
     make_config, make_services, fake_helpdesk, clock, tmp_path, agent, clipped, key
@@ -88,3 +98,19 @@ def test_a_name_ending_in_a_family_emoji_is_clipped_whole_and_credited_to_the_sa
     # One agent, under the name whole: the survey sent and the answer credited to it.
     agents = [(row["Agent"], row["Surveys sent"], row["Answers"]) for row in rows if row["Rank"]]
     assert agents == [(clipped or agent["email"], "1", "1")]
+
+
+def test_a_survey_signed_under_a_retired_secret_keeps_the_key_intake_signed():
+    """A survey whose reference no current secret verifies is keyed as intake keyed it: its
+    name (as stored), or that name's digest when the name was too long to sign."""
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    name = LONG[:255]
+    digested = tokens.sign("retired", tokens.SurveyRef("generic", "D-1", digest(name), now))
+    plain = tokens.sign("retired", tokens.SurveyRef("generic", "D-2", "Anna", now))
+    forged = tokens.sign("retired", tokens.SurveyRef("generic", "D-3", digest("Bob"), now))
+
+    assert survey_agent_key(None, name, None, digested, ["current"]) == digest(name)
+    assert survey_agent_key(None, "Anna", None, plain, ["current"]) == "Anna"
+    # A digest of another name than the survey's is not taken from the payload.
+    assert survey_agent_key(None, "Anna", None, forged, ["current"]) == "Anna"
+    assert survey_agent_key("7", name, None, digested, ["current"]) == "7"

@@ -285,3 +285,86 @@ def test_a_tab_that_becomes_an_agents_loses_its_record(kit):
     assert recorded["Report"] == []
     assert kit.sheet("Report")[1][1] == "T-2"
     assert [m["kind"] for m in recorded["Overview"]] == ["summary"]
+
+
+def by_id(kit: Any) -> dict[int, str]:
+    """Each tab's title by sheetId, as the manager's links (``#gid=``) find them."""
+    state = kit.fake.state(SHEET_ID)
+    return {t["properties"]["sheetId"]: t["properties"]["title"] for t in state["tabs"]}
+
+
+def tickets(kit: Any, title: str) -> list[str]:
+    """The tickets an agent's tab lists."""
+    return [row[1] for row in kit.sheet(title)[1:] if len(row) > 1 and row[1]]
+
+
+@pytest.mark.xfail(strict=True, reason="plan() reuses a tab by its title before asking whose it is")
+def test_a_language_switch_never_writes_the_report_into_an_agents_tab(kit):
+    """Name-only agents "Summary", "Trends" and "Сводка": in Russian their tabs are "Summary",
+    "Trends" and "Сводка 2" (the report's Summary is "Сводка"). Switched to English, the
+    report's Summary was written into the agent "Summary"'s tab (a link to it opened the
+    report), the agent "Сводка" into the report's old "Сводка", and each agent got a second
+    tab while the first stayed frozen. Each tab is now found by what it is: the report's
+    Summary renamed "Summary", the agents' tabs renamed around it with " 2"."""
+    rows = [EN_HEADER]
+    for n, name in enumerate(["Summary", "Trends", "Сводка"]):
+        rows.append([kit.now, 5, "c", "", "", kit.survey(f"T-{n}", None, name)])
+    rows.append([kit.now, 4, "", "", "", kit.survey("T-9", "7", "Anna")])
+    kit.responses(rows)
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+    before = {title: sheet_id(kit, title) for title in kit.fake.titles(SHEET_ID)}
+    assert tickets(kit, "Summary") == ["T-0"] and tickets(kit, "Сводка 2") == ["T-2"]
+    later(kit)
+
+    summary = kit.run(kit.config(output={"language": "en"}))
+
+    assert summary.status == "ok", summary.error
+    titles = by_id(kit)
+    assert len(titles) == len(before)  # no tab added: no agent has two
+    assert titles[before["Сводка"]] == "Summary"
+    assert kit.sheet("Summary")[0][0].startswith("CSAT report")
+    assert titles[before["Динамика"]] == "Trends"
+    agents = {"Summary": "T-0", "Trends": "T-1", "Сводка 2": "T-2", "Anna (7)": "T-9"}
+    for title, ticket in agents.items():
+        assert tickets(kit, titles[before[title]]) == [ticket]
+    assert sorted(titles[before[t]] for t in agents) == [
+        "Anna (7)",
+        "Summary 2",
+        "Trends 2",
+        "Сводка",
+    ]
+    later(kit)
+
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+
+    assert by_id(kit) == {sheet: title for title, sheet in before.items()}
+    assert kit.sheet("Сводка")[0][0] != kit.sheet("Summary")[0][0]
+    assert tickets(kit, "Summary") == ["T-0"] and tickets(kit, "Сводка 2") == ["T-2"]
+
+
+@pytest.mark.xfail(strict=True, reason="plan() reuses a tab by its title before asking whose it is")
+def test_an_agent_named_alerts_never_takes_the_teams_kept_alerts_tab(kit, receivers):
+    """The Alerts tab turned off is kept, frozen, with the team's "Handled" column; a
+    name-only agent "Alerts" arriving later gets "Alerts 2", not the team's tab."""
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    token = kit.survey("T-1", "7", "Anna")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    alerts = {"destinations": slack, "rules": [rule]}
+    assert kit.run(kit.config(alerts=alerts)).status == "ok"
+    tab = sheet_id(kit, "Alerts")
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, header.index("Handled"), "called back")
+    kept = kit.sheet("Alerts")
+    kit.fake.append_rows(
+        SHEET_ID, FORM, [[answered, 5, "ok", "", "", kit.survey("T-2", None, "Alerts")]]
+    )
+    later(kit)
+
+    summary = kit.run(kit.config(alerts={**alerts, "tab": ""}))
+
+    assert summary.status == "ok", summary.error
+    assert by_id(kit)[tab] == "Alerts"
+    assert kit.sheet("Alerts") == kept
+    assert tickets(kit, "Alerts 2") == ["T-2"]

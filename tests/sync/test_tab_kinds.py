@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.sync.outputs.sheets import _renames
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
@@ -269,11 +270,13 @@ def test_a_record_written_twice_after_a_lost_answer_is_still_one_record(kit):
 
 
 def test_a_tab_that_becomes_an_agents_loses_its_record(kit):
-    """An agent whose title is the one the Summary had ("Report", a name-only agent) is
-    written into that tab: it carries no record of the Summary any more, so it is never
+    """An agent whose title is the one the Summary had ("Report", a name-only agent) gets a
+    tab of its own under it once the Summary's tab is renamed "Overview" (found by its
+    record, not its title): the agent's tab carries no record of the Summary, so it is never
     taken for one (and deleted as a stale Summary once the agent leaves the report)."""
     kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
     assert kit.run(summary_tab(kit, "Report")).status == "ok"
+    report = sheet_id(kit, "Report")
     kit.fake.append_rows(
         SHEET_ID, FORM, [[kit.now, 4, "b", "", "", kit.survey("T-2", "Report", "Report")]]
     )
@@ -285,6 +288,7 @@ def test_a_tab_that_becomes_an_agents_loses_its_record(kit):
     assert recorded["Report"] == []
     assert kit.sheet("Report")[1][1] == "T-2"
     assert [m["kind"] for m in recorded["Overview"]] == ["summary"]
+    assert sheet_id(kit, "Overview") == report
 
 
 def by_id(kit: Any) -> dict[int, str]:
@@ -298,7 +302,6 @@ def tickets(kit: Any, title: str) -> list[str]:
     return [row[1] for row in kit.sheet(title)[1:] if len(row) > 1 and row[1]]
 
 
-@pytest.mark.xfail(strict=True, reason="plan() reuses a tab by its title before asking whose it is")
 def test_a_language_switch_never_writes_the_report_into_an_agents_tab(kit):
     """Name-only agents "Summary", "Trends" and "Сводка": in Russian their tabs are "Summary",
     "Trends" and "Сводка 2" (the report's Summary is "Сводка"). Switched to English, the
@@ -342,7 +345,6 @@ def test_a_language_switch_never_writes_the_report_into_an_agents_tab(kit):
     assert tickets(kit, "Summary") == ["T-0"] and tickets(kit, "Сводка 2") == ["T-2"]
 
 
-@pytest.mark.xfail(strict=True, reason="plan() reuses a tab by its title before asking whose it is")
 def test_an_agent_named_alerts_never_takes_the_teams_kept_alerts_tab(kit, receivers):
     """The Alerts tab turned off is kept, frozen, with the team's "Handled" column; a
     name-only agent "Alerts" arriving later gets "Alerts 2", not the team's tab."""
@@ -367,4 +369,54 @@ def test_an_agent_named_alerts_never_takes_the_teams_kept_alerts_tab(kit, receiv
     assert summary.status == "ok", summary.error
     assert by_id(kit)[tab] == "Alerts"
     assert kit.sheet("Alerts") == kept
+    assert tickets(kit, "Alerts 2") == ["T-2"]
+
+
+def test_tabs_exchanging_titles_go_through_a_temporary_one():
+    """Google applies a batch's requests in order and refuses a title two tabs would hold
+    after any one of them: two tabs swapping titles cannot be renamed one after the other."""
+    tabs = [
+        {"sheetId": 1, "title": "A"},
+        {"sheetId": 2, "title": "b"},
+        {"sheetId": 3, "title": "C"},
+    ]
+    moves = [(1, "A", "B"), (2, "b", "a"), (3, "C", "D")]
+
+    requests = _renames(moves, tabs)
+
+    titles = {t["sheetId"]: t["title"] for t in tabs}
+    for request in requests:
+        props = request["updateSheetProperties"]["properties"]
+        titles[props["sheetId"]] = props["title"]
+        folded = [t.casefold() for t in titles.values()]
+        assert len(folded) == len(set(folded)), titles
+    assert titles == {1: "B", 2: "a", 3: "D"}
+    assert len(requests) == 4
+
+
+def test_the_alerts_tab_retitled_to_a_name_only_agents_title_keeps_the_teams_edits(kit, receivers):
+    """``alerts.tab`` set from "Incidents" to "Alerts" while a name-only agent "Alerts" has
+    the tab "Alerts": the team's tab is renamed "Alerts" with its "Handled" column, read back
+    from it (not from the agent's tab, which held the title), and the agent's moves to
+    "Alerts 2" with its answers."""
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    rows = [
+        [answered, 1, "rude", "", "", kit.survey("T-1", "7", "Anna")],
+        [answered, 5, "ok", "", "", kit.survey("T-2", None, "Alerts")],
+    ]
+    kit.responses([EN_HEADER, *rows], time_zone="UTC")
+    alerts = {"destinations": slack, "rules": [rule], "tab": "Incidents"}
+    assert kit.run(kit.config(alerts=alerts)).status == "ok"
+    team, agent = sheet_id(kit, "Incidents"), sheet_id(kit, "Alerts")
+    header = kit.sheet("Incidents")[0]
+    kit.fake.set_cell(SHEET_ID, "Incidents", 1, header.index("Handled"), "called back")
+    later(kit)
+
+    summary = kit.run(kit.config(alerts={**alerts, "tab": "Alerts"}))
+
+    assert summary.status == "ok", summary.error
+    assert by_id(kit)[team] == "Alerts" and by_id(kit)[agent] == "Alerts 2"
+    assert kit.sheet("Alerts")[1][header.index("Handled")] == "called back"
     assert tickets(kit, "Alerts 2") == ["T-2"]

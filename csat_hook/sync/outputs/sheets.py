@@ -26,6 +26,18 @@ The report writes only into tabs csat-hook owns (:class:`.sheets_tabs.Owned`: a 
 makes, or one it recorded writing): any other tab's title is avoided with " 2", as an agent
 whose name is a manager's tab's title or the form's linked responses tab's gets "<title> 2".
 
+Each tab of the report is found by what the tab is before its title is looked at: an agent's
+by the sheetIds made from the agent's key, a tab of its own set by its kind (its record, or an
+id made for a title of its kind); a title finds a tab only when nothing claims the tab so.
+Titles are typed by helpdesk users and change with the language: a name-only agent "Summary"
+has the tab "Summary" while the report is in Russian, and the report switched to English must
+not take it for its Summary. A title a tab of the report wants that another's tab holds goes
+to the report's own tab, the agent's becoming "<title> 2" (renamed in the same batch, the
+renames ordered so no two tabs hold one title after any request, a swap through a temporary
+title). A tab of ours that no tab of the report claims but whose identity is known (the
+team's Alerts tab kept; a departed name-only agent's tab) keeps its title, avoided with " 2"
+as a foreign tab's.
+
 A tab csat-hook owns and no longer writes would stay as the last run left it, looking
 current. What becomes of it depends on what it held:
 
@@ -99,11 +111,13 @@ from csat_hook.sync.outputs.sheets_expect import expectation
 from csat_hook.sync.outputs.sheets_expect import needed
 from csat_hook.sync.outputs.sheets_expect import still_holds
 from csat_hook.sync.outputs.sheets_format import Formatter
+from csat_hook.sync.outputs.sheets_tabs import SPARES
 from csat_hook.sync.outputs.sheets_tabs import TAB
 from csat_hook.sync.outputs.sheets_tabs import Kinds
 from csat_hook.sync.outputs.sheets_tabs import Mark
 from csat_hook.sync.outputs.sheets_tabs import Owned
 from csat_hook.sync.outputs.sheets_tabs import Renamed
+from csat_hook.sync.outputs.sheets_tabs import agent_ids
 from csat_hook.sync.outputs.sheets_tabs import agent_parts
 from csat_hook.sync.outputs.sheets_tabs import delete
 from csat_hook.sync.outputs.sheets_tabs import mark
@@ -118,6 +132,7 @@ from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import clean
+from csat_hook.sync.titles import numbered
 from csat_hook.sync.titles import table_titles
 from csat_hook.sync.titles import unique_titles
 
@@ -293,11 +308,24 @@ class SheetsOutput:
         kinds = self.kinds(grids, marked)
         agents = [(g.key, g.helpdesk) for g in grids if g.key is not None]
         ours = Owned(self.owned, agents, self.protected, kinds)
+        # Each grid's tab by what it is first (an agent's by the ids of its key, an own tab by
+        # its kind), whatever its title: a title is typed by helpdesk users and changes with
+        # the language, and a tab found by it alone may be another's ("Summary", a name-only
+        # agent's, when the report's Summary comes back to that title).
+        claims = _claims(grids, existing.values(), kinds, self.protected)
+        claimed = {int(p["sheetId"]) for p in claims.values()}
+        # Tabs of ours no grid claims but whose identity says what they are (a kind the report
+        # no longer writes: the team's Alerts tab kept; a departed name-only agent's): their
+        # titles are avoided with " 2" as a foreign tab's, never taken by title.
+        known = [
+            p for p in existing.values() if int(p["sheetId"]) not in claimed and _known(p, kinds)
+        ]
         foreign = [p["title"] for p in existing.values() if not ours(p)]
-        titles = table_titles([(g.name, g.key, g.helpdesk) for g in grids], SHEETS_MAX, foreign)
+        foreign += [p["title"] for p in known]
+        titles = _titles(grids, foreign, claims, existing, claimed)
         used_ids = {p.get("sheetId") for p in existing.values()}
         renamed = Renamed(
-            existing,
+            {t: p for t, p in existing.items() if int(p["sheetId"]) not in claimed},
             {t.casefold() for t in titles},
             self.protected,
             ours.recorded,
@@ -305,9 +333,16 @@ class SheetsOutput:
         )
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
-        for title, grid, before in zip(titles, grids, _befores(grids), strict=True):
+        moves: list[tuple[int, str, str]] = []  # (sheetId, title now, title wanted)
+        for index, (title, grid, before) in enumerate(
+            zip(titles, grids, _befores(grids), strict=True)
+        ):
             need_rows, need_cols = needed(grid)
-            props = existing.get(title.casefold())
+            props = claims.get(index)
+            if props is None:
+                props = existing.get(title.casefold())
+                if props is not None and int(props["sheetId"]) in claimed:
+                    props = None  # another grid's tab, renamed away from this title below
             if props is None:
                 if grid.key is not None:
                     props = renamed.tab(grid.key, grid.helpdesk, before)
@@ -316,7 +351,9 @@ class SheetsOutput:
                     if props is None:
                         props = renamed.kind(grid.kind, kinds)
                 if props is not None:
-                    requests.append(rename(int(props["sheetId"]), title))
+                    claimed.add(int(props["sheetId"]))
+            if props is not None and str(props["title"]).casefold() != title.casefold():
+                moves.append((int(props["sheetId"]), str(props["title"]), title))
             if props is None:
                 rows = grown(need_rows)
                 sheet_id = new_id(
@@ -349,9 +386,13 @@ class SheetsOutput:
                     }
                 )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
+        # The renames first, each once its new title is free: before the tabs added under a
+        # title a renamed tab leaves, and in an order Google accepts (it refuses a title two
+        # tabs would hold after any one request of the batch).
+        requests = _renames(moves, existing.values()) + requests
         # Each own tab recorded as its kind under its title (after the tab's addSheet or
         # rename), so a later run knows it whatever title the settings then give its kind;
-        # an agent's tab carries no record (one that held an own tab's title loses it).
+        # an agent's tab carries no record (one found by its key with a record loses it).
         for tab_plan in plans:
             found = marked.get(tab_plan.sheet_id)
             if tab_plan.grid.key is None:
@@ -378,10 +419,15 @@ class SheetsOutput:
         when a tab not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown
         here), else the tab :meth:`plan` renames to it (its " 2" beside a tab since deleted,
         or a tab of its kind under another title: the Alerts tab's before, whatever it was
-        when the tab records it)."""
+        when the tab records it). A tab of ``kind`` comes first, as :meth:`plan` finds it
+        (by what it is): a name-only agent's tab under ``title`` is never it."""
         sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
         props = [s.get("properties", {}) for s in sheets]
         kinds = self.kinds(marked=marks(sheets))
+        of_kind = _of_kind([p for p in props if p.get("sheetId") not in self.protected], kinds)
+        first = _first(of_kind.get(kind, []), title)
+        if first is not None:
+            return str(first["title"])
         ours = Owned(self.owned, (), self.protected, kinds)
         foreign = [str(p.get("title", "")) for p in props if not ours(p)]
         [wanted] = unique_titles([title], SHEETS_MAX, foreign)
@@ -617,6 +663,118 @@ class SheetsOutput:
                 "output.gsheets.max_rows_per_agent or max_response_rows"
             )
         return chunks
+
+
+def _claims(
+    grids: Sequence[Grid], tabs: Iterable[dict[str, Any]], kinds: Kinds, protected: set[int]
+) -> dict[int, dict[str, Any]]:
+    """Each grid's tab (by the grid's index) found by what the tab is, whatever its title: an
+    agent's by the sheetIds :func:`.sheets_tabs.agent_ids` gives the agent, an own tab by its
+    kind (:class:`.sheets_tabs.Kinds`): of several of a kind, the one under the grid's title,
+    else under one of its " 2" ... (:func:`.sheets_tabs.spare`), else the first in the
+    spreadsheet's order. A protected tab is never claimed."""
+    by_id = {p.get("sheetId"): p for p in tabs if p.get("sheetId") not in protected}
+    of_kind = _of_kind(by_id.values(), kinds)
+    claims: dict[int, dict[str, Any]] = {}
+    taken: set[Any] = set()
+    for index, grid in enumerate(grids):
+        if grid.key is not None:
+            found = next((by_id[i] for i in agent_ids(grid.key, grid.helpdesk) if i in by_id), None)
+        else:
+            free = [p for p in of_kind.get(grid.kind, []) if p.get("sheetId") not in taken]
+            found = _first(free, clean(grid.name, SHEETS_MAX))
+        if found is not None and found.get("sheetId") not in taken:
+            taken.add(found.get("sheetId"))
+            claims[index] = found
+    return claims
+
+
+def _of_kind(tabs: Iterable[dict[str, Any]], kinds: Kinds) -> dict[str, list[dict[str, Any]]]:
+    """The tabs of each kind of the report's own set, in the spreadsheet's order."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for props in tabs:
+        for kind in kinds.of(props):
+            found.setdefault(kind, []).append(props)
+    return found
+
+
+def _first(tabs: Sequence[dict[str, Any]], title: str) -> dict[str, Any] | None:
+    """Of tabs of one kind, the one under ``title``, else under its " 2" ... " 9" (given
+    beside tabs not ours: :func:`.sheets_tabs.spare`), lowest first, else the first."""
+    order = [title.casefold()] + [numbered(title, n, SHEETS_MAX).casefold() for n in SPARES]
+    rank = {folded: n for n, folded in enumerate(order)}
+    return min(
+        tabs, key=lambda p: rank.get(str(p.get("title", "")).casefold(), len(order)), default=None
+    )
+
+
+def _known(props: dict[str, Any], kinds: Kinds) -> bool:
+    """Whether the tab says what it is without its title naming it: a tab of the report's
+    own set (:class:`.sheets_tabs.Kinds`), or the tab of the name-only agent its title names
+    (its sheetId the one :func:`.sheets_tabs.agent_ids` gives that name as a key)."""
+    if kinds.of(props):
+        return True
+    title = str(props.get("title", ""))
+    return props.get("sheetId") in agent_ids(title, None)
+
+
+def _titles(
+    grids: Sequence[Grid],
+    foreign: list[str],
+    claims: Mapping[int, dict[str, Any]],
+    existing: Mapping[str, dict[str, Any]],
+    claimed: set[int],
+) -> list[str]:
+    """The grids' titles (:func:`~csat_hook.sync.titles.table_titles`) avoiding ``foreign``
+    and any tab that would still hold a title a claimed tab is to be renamed to: one no grid
+    claims, whose title only the grid that has a tab of its own wants."""
+    avoided = list(foreign)
+    while True:
+        titles = table_titles([(g.name, g.key, g.helpdesk) for g in grids], SHEETS_MAX, avoided)
+        stuck = [
+            holder["title"]
+            for index, title in enumerate(titles)
+            if index in claims
+            and (holder := existing.get(title.casefold())) is not None
+            and int(holder["sheetId"]) not in claimed
+        ]
+        if not stuck:
+            return titles
+        avoided += stuck
+
+
+def _renames(moves: list[tuple[int, str, str]], tabs: Iterable[dict[str, Any]]) -> list[Any]:
+    """The renames ``moves`` ((sheetId, title now, title wanted)) in an order in which no
+    two tabs ever hold one title (compared case-insensitively, as Google does): each after
+    the rename of the tab holding its new title. Tabs exchanging titles (a cycle) go through
+    a temporary title first."""
+    holders = {str(p.get("title", "")).casefold(): p.get("sheetId") for p in tabs}
+    used = set(holders)
+    pending = {sheet_id: (now, wanted) for sheet_id, now, wanted in moves}
+    requests: list[dict[str, Any]] = []
+    while pending:
+        ready = [
+            sheet_id
+            for sheet_id, (_, wanted) in pending.items()
+            if holders.get(wanted.casefold()) not in pending
+        ]
+        if not ready:  # a cycle: one of its tabs steps aside
+            sheet_id, (now, wanted) = next(iter(pending.items()))
+            [aside] = unique_titles([f"{wanted} ~{sheet_id}"[-SHEETS_MAX:]], SHEETS_MAX, used)
+            used.add(aside.casefold())
+            requests.append(rename(sheet_id, aside))
+            del holders[now.casefold()]
+            holders[aside.casefold()] = sheet_id
+            pending[sheet_id] = (aside, wanted)
+            continue
+        for sheet_id in ready:
+            now, wanted = pending.pop(sheet_id)
+            requests.append(rename(sheet_id, wanted))
+            if holders.get(now.casefold()) == sheet_id:
+                del holders[now.casefold()]
+            holders[wanted.casefold()] = sheet_id
+            used.add(wanted.casefold())
+    return requests
 
 
 def _befores(grids: Sequence[Grid]) -> list[str | None]:

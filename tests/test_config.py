@@ -452,6 +452,11 @@ def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about(
         (b"token:\n\tsecret: Sup3r-S3cret-value\n", r"line 2, column 1: .*'\\t'"),
         (b"token:\n  secret: '\xffSup3r-S3cret-value'\n", r"line 2: not UTF-8 text"),
         (b"metrics:\n  timezone: 2025-13-45\n", r"line 2, column 13: not a valid date"),
+        # Characters YAML does not allow (a NUL, an ESC pasted from a terminal, DEL): PyYAML
+        # refuses them before parsing, and that refusal was a traceback (exit 1).
+        (b"server:\n  port: 8001\ntoken:\n  secret: Sup3r\x00S3cret\n", r"line 4: .*U\+0000"),
+        (b"token:\n  secret: '\x1b[0mSup3r-S3cret-value'\n", r"line 2: .*U\+001B"),
+        (b"token:\n  secret: 'Sup3r-S3cret-value\x7f'\n", r"line 2: .*U\+007F"),
     ],
 )
 def test_a_file_that_cannot_be_read_names_the_line_and_quotes_nothing(tmp_path, data, message):

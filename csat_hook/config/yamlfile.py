@@ -58,13 +58,23 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_ti
 def load_yaml(data: bytes, source: str) -> Any:
     """The one YAML document in ``data``; ConfigError naming ``source`` and the line when it
     is not UTF-8, not YAML, nested deeper than :data:`MAX_DEPTH`, larger than
-    :data:`MAX_NODES` once aliases are expanded, aliased into itself, or repeats a key."""
+    :data:`MAX_NODES` once aliases are expanded, aliased into itself, or repeats a key; or holds
+    a character YAML does not allow (a NUL, a control character)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{source}: line {line}: not UTF-8 text (save it as UTF-8)") from None
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses characters YAML does not allow, here
+    except yaml.reader.ReaderError as exc:
+        # Its text quotes nothing of the file, but PyYAML's wording names no line: the
+        # character's code and its line, so a NUL or a pasted ESC can be found and removed.
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"{source}: line {line}: the character U+{exc.character:04X} is not allowed in YAML "
+            "(a control character: remove it, or write it as an escape in double quotes)"
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -172,6 +172,8 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
     attempt budget."""
     if not ids and not all_failed:
         raise click.UsageError("give reply ids, or --all-failed")
+    if ids and all_failed:  # which was meant is the operator's to say: neither is dropped
+        raise click.UsageError("give reply ids or --all-failed, not both")
     services = state.services()
     with services.engine.begin() as conn:
         if ids:  # what is requeued and what is said of the rest: one locked read of the rows

@@ -66,6 +66,22 @@ def test_outbox_retry_requires_ids_or_all(tmp_path):
     assert result.exit_code == 2 and "--all-failed" in result.output
 
 
+def test_outbox_retry_with_ids_and_all_failed_is_refused_and_requeues_nothing(
+    tmp_path, database_url, disposed
+):
+    # Both given, --all-failed was dropped without a word: "requeued 0 replies" while
+    # failed ones stayed failed.
+    failed, pending = failed_and_pending(tmp_path, database_url)
+
+    result = invoke(
+        tmp_path, "outbox", "retry", str(pending), "--all-failed", DATABASE_URL=database_url
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "give reply ids or --all-failed, not both" in result.output
+    assert statuses(database_url) == {failed: "failed", pending: "pending"}
+
+
 def test_outbox_retry_requeues_failed_replies(tmp_path):
     queue_one(tmp_path)
     import sqlalchemy as sa

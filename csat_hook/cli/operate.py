@@ -22,6 +22,7 @@ from csat_hook.cli.base import shown
 from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.clock import utcnow
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import PayloadTooLargeError
 from csat_hook.helpdesks import build_helpdesks
 from csat_hook.helpdesks.explain import describe_payload
 from csat_hook.helpdesks.records import WebhookRequest
@@ -77,8 +78,12 @@ def inspect_payload(
     for text in (parts.query, *queries):
         for key, value in urllib.parse.parse_qsl(text.lstrip("?"), keep_blank_values=True):
             query.setdefault(key, value)  # the first value, as the web app reads it
+    # Read as the web app reads a body: no more than server.max_body_bytes (a log file or
+    # /dev/zero named by mistake is not read whole); a larger one is its 413.
+    limit = config.server.max_body_bytes
+    body = payload.read(limit + 1)
     request = WebhookRequest(
-        body=payload.read(),
+        body=body,
         headers=header_map,
         query=query,
         received_at=utcnow(),
@@ -87,6 +92,11 @@ def inspect_payload(
         path=parts.path or f"/webhooks/{name}",
     )
     try:
+        if len(body) > limit:
+            raise PayloadTooLargeError(
+                f"the file is over the {limit}-byte limit of server.max_body_bytes: the web "
+                "app would answer it 413 and take nothing from it"
+            )
         report = describe_payload(adapters[name], request, verify=verify)
         # The payload's text is the sender's: nothing in it may drive the terminal (DEL and
         # C1 controls survive JSON's escaping).

@@ -444,6 +444,22 @@ def test_inspect_payload_can_verify_the_sender(tmp_path):
     assert good.exit_code == 0 and "sender: verified" in good.output
 
 
+def test_inspect_payload_refuses_a_file_larger_than_a_webhook_may_be_as_the_web_app(tmp_path):
+    # The file was read whole: a log file, or /dev/zero, grew the process until it was killed.
+    config = tmp_path / "c.yaml"
+    config.write_text("server:\n  max_body_bytes: 1024\n")
+    payload = tmp_path / "p.json"
+    payload.write_text(json.dumps({**generic_close(), "padding": "x" * 1024}))
+
+    result = CliRunner().invoke(
+        main, ["-c", str(config), "inspect-payload", "--helpdesk", "dryrun", str(payload)]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "error (payload_too_large)" in result.output
+    assert "server.max_body_bytes" in result.output
+
+
 def test_timestamps_in_milliseconds_and_iso_are_understood(clock):
     from csat_hook.helpdesks.payload import parse_timestamp
 

@@ -3,8 +3,8 @@
 Exit codes: 0 success; 1 the command ran and failed (a database it cannot connect to, a sync
 error, an invalid reference to ``verify-token``, a payload ``inspect-payload`` refuses, a
 failed ``alerts test``...); 2 bad usage or an invalid configuration (the message names the
-key); 3 ``sync`` only: another sync holds the lock, nothing was done (safe to ignore under
-cron).
+key); 3 ``sync`` and ``erase``: another sync holds the lock, nothing was done (safe to
+ignore under cron); 4 ``sync``: a data error (see ``csat-hook sync --help``).
 
 One module per command group: ``run`` (serve, worker), ``configure`` (configuration, schema,
 survey links and references), ``operate`` (payloads, the outbox), ``alerts``, ``sync``,

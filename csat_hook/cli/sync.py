@@ -31,7 +31,10 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_e
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
-    "--full", is_flag=True, help="Forms API: ignore the watermark and read every response again."
+    "--full",
+    is_flag=True,
+    help="Read and parse every row again, whatever was remembered (the Forms API: every "
+    "response, past the watermark), and build the report even if nothing changed.",
 )
 @click.option(
     "--periodic",

@@ -660,3 +660,51 @@ def test_secrets_are_read_without_the_line_break_a_secret_file_ends_with(tmp_pat
     assert chatwoot.webhook_secret.get_secret_value() == "cw-webhook-secret"
     assert generic.auth.token.get_secret_value() == "g-token"
     assert generic.reply.headers["Authorization"].get_secret_value() == "Bearer g-api"
+
+
+# What proves a webhook's sender, per adapter: with it empty (``${VAR:-}`` with VAR unset),
+# a token matched an empty ``?token=`` and an HMAC was one anyone can compute.
+GENERIC_REPLY = {"url": "https://d.example/{dialog_id}"}
+EMPTY_SENDER_PROOFS = [
+    ({"dryrun": {"auth": {"mode": "token", "token": ""}}}, "helpdesks.dryrun.auth.token"),
+    ({"dryrun": {"auth": {"mode": "token", "token": "  "}}}, "helpdesks.dryrun.auth.token"),
+    (
+        {"g": {"kind": "generic", "auth": {"mode": "hmac", "secret": ""}, "reply": GENERIC_REPLY}},
+        "helpdesks.g.auth.secret",
+    ),
+    (
+        {"zendesk": {"subdomain": "acme", "oauth_token": "an-oauth-token", "webhook_secret": ""}},
+        "helpdesks.zendesk.webhook_secret",
+    ),
+    (
+        {"chatwoot": {"account_id": 1, "api_access_token": "a-token", "webhook_secret": ""}},
+        "helpdesks.chatwoot.webhook_secret",
+    ),
+    (
+        {"chatwoot": {"account_id": 1, "api_access_token": "a-token", "webhook_token": ""}},
+        "helpdesks.chatwoot.webhook_token",
+    ),
+    (
+        {"freshdesk": {"domain": "acme", "api_key": "a-key", "webhook_token": ""}},
+        "helpdesks.freshdesk.webhook_token",
+    ),
+    (
+        {
+            "freshdesk": {
+                "domain": "acme",
+                "api_key": "a-key",
+                "webhook_username": "csat",
+                "webhook_password": "",
+            }
+        },
+        "helpdesks.freshdesk.webhook_password",
+    ),
+]
+
+
+@pytest.mark.parametrize(("helpdesks", "key"), EMPTY_SENDER_PROOFS)
+def test_an_empty_webhook_token_or_signing_secret_is_refused_naming_its_key(helpdesks, key):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides={"helpdesks": helpdesks})
+
+    assert f"{key}: must not be empty" in raised.value.message, raised.value.message

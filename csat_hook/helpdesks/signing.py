@@ -14,6 +14,18 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.records import WebhookRequest
 
 
+def nonblank_secret(value: SecretStr | None) -> SecretStr | None:
+    """``value`` unless it is empty or only spaces (ValueError): a field validator for what
+    proves a sender. An empty token matched an empty ``?token=``, and an HMAC with an empty
+    key is one anyone can compute: written as ``${VAR:-}`` with VAR unset, every webhook was
+    taken from anyone. None (not configured) is for the model to judge."""
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError(
+            "must not be empty: an empty one lets any sender in (is its environment variable set?)"
+        )
+    return value
+
+
 def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha256") -> bytes:
     key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()

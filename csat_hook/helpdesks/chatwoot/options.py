@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
+from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.chatwoot.com/api-reference/messages/create-new-message
 MESSAGES_PATH = "/api/v1/accounts/{account}/conversations/{conversation}/messages"
@@ -34,6 +36,8 @@ class ChatwootOptions(HelpdeskOptions):
     # conversation's messages (finding a reply after a timeout) and the agents (their
     # e-mails). Default: api_access_token.
     lookup_access_token: SecretStr | None = None
+
+    _secrets = field_validator("webhook_secret", "webhook_token")(nonblank_secret)
 
     @model_validator(mode="after")
     def _some_auth(self) -> ChatwootOptions:

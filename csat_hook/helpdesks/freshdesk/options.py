@@ -6,9 +6,11 @@ import re
 
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.freshdesk.com/api/#reply_ticket
 REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
@@ -53,6 +55,8 @@ class FreshdeskOptions(HelpdeskOptions):
     webhook_password: SecretStr | None = None
     # Status names meaning closed, for bodies without {{triggered_event}} (case-insensitive).
     closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
+
+    _secrets = field_validator("webhook_token", "webhook_password")(nonblank_secret)
 
     @model_validator(mode="after")
     def _complete(self) -> FreshdeskOptions:

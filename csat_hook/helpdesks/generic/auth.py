@@ -31,6 +31,7 @@ from csat_hook.helpdesks.generic.templates import template_fields
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import nonblank_secret
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.helpdesks.signing import signature_matches
@@ -71,6 +72,8 @@ class AuthOptions(StrictModel):
     # Validated even when left out: the default signs no timestamp (see _template).
     signed_payload: str = Field(default="{body}", validate_default=True)
     tolerance_seconds: float = Field(default=300, gt=0)
+
+    _secrets = field_validator("token", "secret")(nonblank_secret)
 
     @field_validator("token_field")
     @classmethod

@@ -14,6 +14,7 @@ from pydantic import model_validator
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import nonblank_secret
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -60,6 +61,8 @@ class ZendeskOptions(HelpdeskOptions):
     reopened_statuses: list[str] = Field(
         default_factory=lambda: sorted(OPEN_STATUSES), max_length=20
     )
+
+    _secrets = field_validator("webhook_secret")(nonblank_secret)
 
     @field_validator("closed_statuses", "reopened_statuses")
     @classmethod

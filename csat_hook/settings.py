@@ -54,8 +54,11 @@ class StrictModel(BaseModel):
 def _trimmed_secret(annotation: Any, value: Any) -> Any:
     """``value`` with the space around each secret in it removed, for a field typed
     ``SecretStr`` (or optional), ``list[SecretStr]`` or ``dict[str, SecretStr]``; the same
-    object when nothing changes."""
+    object when nothing changes. ``Annotated[SecretStr, …]`` (a validated secret) is a
+    ``SecretStr``."""
+    annotation = _unannotated(annotation)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    args = tuple(_unannotated(arg) for arg in args)
     if annotation is SecretStr or (SecretStr in args and origin not in (list, dict)):
         return value.strip() if isinstance(value, str) and value != value.strip() else value
     if origin is list and args == (SecretStr,) and isinstance(value, list):
@@ -65,6 +68,13 @@ def _trimmed_secret(annotation: Any, value: Any) -> Any:
         entries = {key: _trimmed_secret(SecretStr, item) for key, item in value.items()}
         return entries if any(entries[k] is not value[k] for k in value) else value
     return value
+
+
+def _unannotated(annotation: Any) -> Any:
+    """The type inside ``Annotated[type, …]``; any other annotation as it is."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
 
 
 def zone_named(name: str) -> ZoneInfo:

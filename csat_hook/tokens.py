@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Annotated
 from typing import Any
 
+from pydantic import AfterValidator
 from pydantic import Field
 from pydantic import SecretStr
-from pydantic import field_validator
 
 from csat_hook.errors import TokenError
 from csat_hook.settings import StrictModel
@@ -43,16 +44,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOMAIN = b"csat-hook/survey-ref/v1\x00"
 
 
-class TokenConfig(StrictModel):
-    secret: SecretStr = SecretStr("dev-insecure-token-secret")
-    previous_secrets: list[SecretStr] = Field(default_factory=list)
+def _long_enough(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 16:
+        raise ValueError("must be at least 16 characters (use a long random string)")
+    return value
 
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (use a long random string)")
-        return value
+
+# A retired secret still verifies references: one shorter than any ``secret`` ever was (an
+# empty ``${OLD:-}``) verified references anyone can sign. Each error names its index.
+LongSecret = Annotated[SecretStr, AfterValidator(_long_enough)]
+
+
+class TokenConfig(StrictModel):
+    secret: LongSecret = SecretStr("dev-insecure-token-secret")
+    previous_secrets: list[LongSecret] = Field(default_factory=list)
 
     def all_secrets(self) -> list[str]:
         """The current secret first, then retired ones still accepted when verifying."""

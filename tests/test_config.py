@@ -708,3 +708,13 @@ def test_an_empty_webhook_token_or_signing_secret_is_refused_naming_its_key(help
         load_config(None, env={}, overrides={"helpdesks": helpdesks})
 
     assert f"{key}: must not be empty" in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize("old", ["", "   ", "short-old"])
+def test_a_retired_token_secret_is_held_to_the_current_ones_length(old):
+    # An empty retired secret verified references anyone can sign: forged answers credited
+    # to any agent. Every secret ever current had 16 characters at least.
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides={"token": {"previous_secrets": ["o" * 40, old]}})
+
+    assert "token.previous_secrets.1: must be at least 16 characters" in raised.value.message

@@ -76,35 +76,39 @@ def template_fields(template: str) -> list[str]:
 
 
 def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) -> set[str]:
-    """Refuse a placeholder outside ``allowed``; return the ones used."""
+    """Refuse a placeholder outside ``allowed``, or a malformed template, naming where it is
+    (``reply.headers.Authorization``, ``reply.body.message.parts[1]``) and never its text (a
+    header or query value is a secret); return the placeholders used."""
     texts = [
-        request.url,
-        *[v.get_secret_value() for v in request.headers.values()],
-        *[v.get_secret_value() for v in request.query.values()],
-        *_strings(request.body),
+        (f"{key}.url", request.url),
+        *[(f"{key}.headers.{n}", v.get_secret_value()) for n, v in request.headers.items()],
+        *[(f"{key}.query.{n}", v.get_secret_value()) for n, v in request.query.items()],
+        *_strings(request.body, f"{key}.body"),
     ]
     used: set[str] = set()
-    for text in texts:
+    for where, text in texts:
         try:
             names = [name for _, name, _, _ in string.Formatter().parse(text)]
         except ValueError as exc:  # an unmatched brace
-            raise ValueError(f"{key}: {exc}") from None
+            hint = " (write {{ and }} for a literal brace)" if "Single" in str(exc) else ""
+            raise ValueError(f"{where}: {exc}{hint}") from None
         for name in names:
             if name is not None and name not in allowed:
                 raise ValueError(
-                    f"{key}: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
+                    f"{where}: unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}"
                 )
         used.update(name for name in names if name is not None)
     return used
 
 
-def _strings(value: Any) -> list[str]:
+def _strings(value: Any, where: str) -> list[tuple[str, str]]:
+    """Each text in a body template with its path (``body.message.parts[1]``)."""
     if isinstance(value, str):
-        return [value]
+        return [(where, value)]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
     return []
 
 

@@ -585,7 +585,7 @@ def test_look_up_failures_say_whether_asking_again_can_help(clock, answer, retry
     ("lookup", "message"),
     [
         ({"url": "ftp://x/{dialog_id}"}, "helpdesks.g.lookup.url: must start with http://"),
-        ({"url": "https://x/{nope}"}, "lookup: unknown placeholder {nope}"),
+        ({"url": "https://x/{nope}"}, "lookup.url: unknown placeholder {nope}"),
         ({"url": "https://x/", "text": "body.["}, "text: 'body.[' is not a valid JMESPath"),
         ({"url": "https://x/", "body": {"q": "{dialog_id}"}}, "body is only sent with method POST"),
     ],
@@ -594,6 +594,39 @@ def test_a_bad_look_up_is_refused_naming_the_key(lookup, message):
     with pytest.raises(ConfigError) as info:
         load_generic(reply={"url": "https://x/{dialog_id}"}, lookup=lookup)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            {"url": "https://x/y", "headers": {"Authorization": "Bearer S3cret {nope}"}},
+            "helpdesks.g: reply.headers.Authorization: unknown placeholder {nope}",
+        ),
+        (
+            {"url": "https://x/y", "query": {"key": "S3cret}"}},
+            "helpdesks.g: reply.query.key: Single '}' encountered in format string "
+            "(write {{ and }} for a literal brace)",
+        ),
+        (
+            {"url": "https://x/{dialog_id", "body": {"text": "{text}"}},
+            "helpdesks.g: reply.url: expected '}' before end of string",
+        ),
+        (
+            {"url": "https://x/y", "body": {"message": {"parts": ["{text}", "{oops}"]}}},
+            "helpdesks.g: reply.body.message.parts[1]: unknown placeholder {oops}",
+        ),
+    ],
+)
+def test_a_bad_reply_template_names_the_header_query_or_body_key_and_quotes_no_secret(
+    reply, message
+):
+    # It said only "reply:", and a brace as Python's format error: which of a dozen headers
+    # and body fields, and how to write a literal brace, were left to guess.
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply=reply)
+    assert message in str(info.value), str(info.value)
+    assert "S3cret" not in str(info.value)
 
 
 def test_look_up_secrets_are_masked_by_check_config(tmp_path):

@@ -9,6 +9,7 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 
 from __future__ import annotations
 
+import re
 import string
 import urllib.parse
 from collections.abc import Mapping
@@ -75,6 +76,10 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
+# A header's name: an RFC 9110 token.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) -> set[str]:
     """Refuse a placeholder outside ``allowed``, or a malformed template, naming where it is
     (``reply.headers.Authorization``, ``reply.body.message.parts[1]``) and never its text (a
@@ -85,6 +90,17 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
         *[(f"{key}.query.{n}", v.get_secret_value()) for n, v in request.query.items()],
         *_strings(request.body, f"{key}.body"),
     ]
+    for header, value in request.headers.items():
+        if not HEADER_NAME.fullmatch(header):
+            raise ValueError(
+                f"{key}.headers: {header!r} is not a header name (letters, digits and "
+                "!#$%&'*+-.^_`|~, no spaces or colon)"
+            )
+        if any(char in value.get_secret_value() for char in "\r\n\0"):
+            # requests refuses it (InvalidHeader): every request would fail for good.
+            raise ValueError(
+                f"{key}.headers.{header}: a line break or NUL cannot be sent in a header"
+            )
     used: set[str] = set()
     for where, text in texts:
         try:

@@ -597,6 +597,25 @@ def test_a_bad_look_up_is_refused_naming_the_key(lookup, message):
 
 
 @pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"Bad Name": "v"}, "helpdesks.g: reply.headers: 'Bad Name' is not a header name"),
+        ({"X-Token:": "v"}, "helpdesks.g: reply.headers: 'X-Token:' is not a header name"),
+        (
+            {"Authorization": "Bearer S3cret\nX-Other: 1"},
+            "helpdesks.g: reply.headers.Authorization: a line break or NUL cannot be sent",
+        ),
+    ],
+)
+def test_a_header_that_cannot_be_sent_is_refused_at_start(headers, message):
+    # Taken, every reply then failed for good with "InvalidHeader", one close at a time.
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply={"url": "https://x/{dialog_id}", "headers": headers})
+    assert message in str(info.value), str(info.value)
+    assert "S3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("reply", "message"),
     [
         (

@@ -52,6 +52,14 @@ def test_a_missing_environment_variable_names_the_key(tmp_path):
         load_config(path, env={})
 
 
+def test_an_empty_environment_variable_is_not_called_unset(tmp_path):
+    # `echo $SECRET` shows it is there: "is not set" sent the operator looking elsewhere.
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '${SECRET}'}\n")
+    with pytest.raises(ConfigError, match=r"token\.secret: environment variable SECRET is empty"):
+        load_config(path, env={"SECRET": ""})
+
+
 def test_database_url_from_the_environment_wins_and_is_normalised():
     config = load_config(None, env={"DATABASE_URL": "postgres://u:p@db.example/prod"})
     assert config.database.url == "postgresql+psycopg://u:p@db.example/prod"

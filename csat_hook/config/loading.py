@@ -65,6 +65,8 @@ def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> 
             out.append(env[name])
         elif sep:
             out.append(default)
+        elif name in env:  # set to nothing: `echo $NAME` shows it, "not set" would mislead
+            errors.append(f"{path}: environment variable {name} is empty")
         else:
             errors.append(f"{path}: environment variable {name} is not set")
         i = j

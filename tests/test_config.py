@@ -726,3 +726,19 @@ def test_a_retired_token_secret_is_held_to_the_current_ones_length(old):
         load_config(None, env={}, overrides={"token": {"previous_secrets": ["o" * 40, old]}})
 
     assert "token.previous_secrets.1: must be at least 16 characters" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://var/csat.sqlite3", "sqlite://u:S3cret@host/x.db", "sqlite://host:5/x.db"]
+)
+def test_a_sqlite_url_with_two_slashes_is_refused_naming_the_key(url):
+    # Taken by check-config, then every command that opened it ended in SQLAlchemy's
+    # traceback ("Invalid SQLite URL").
+    result = CliRunner().invoke(
+        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "database.url: a SQLite URL is sqlite:/// and a path" in result.output
+    assert "S3cret" not in result.output

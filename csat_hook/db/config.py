@@ -27,6 +27,13 @@ class DatabaseConfig(StrictModel):
             port = url.port
         except (ValueError, ArgumentError):
             raise ValueError("is not a valid URL (is the port a number?)") from None
+        if url.get_backend_name() == "sqlite" and (url.host or url.username or port):
+            # sqlite://var/x.db: SQLAlchemy refuses it when it connects (a traceback).
+            raise ValueError(
+                "a SQLite URL is sqlite:/// and a path, no host: "
+                "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
+                "(absolute)"
+            )
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
         if "@" in (url.host or ""):

@@ -24,7 +24,8 @@ class StrictModel(BaseModel):
     never read from true/false (YAML's yes, no, on, off): pydantic would take it as 1 or 0.
     A secret is read without the spaces and line breaks around it: one from a file or a
     Kubernetes secret often ends with a newline, which no vendor's secret or token holds (an
-    HMAC over it never matches; a header holding it is refused before it is sent)."""
+    HMAC over it never matches; a header holding it is refused before it is sent). A section
+    given as null (every key under it commented out) is its defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,9 +35,13 @@ class StrictModel(BaseModel):
         if not isinstance(data, dict):
             return data
         trimmed: dict[str, str] = {}
+        empty: list[str] = []
         for name, value in data.items():
             field = cls.model_fields.get(name)
             if field is None:
+                continue
+            if value is None and _is_section(field.annotation):
+                empty.append(name)
                 continue
             kinds = typing.get_args(field.annotation) or (field.annotation,)
             if isinstance(value, bool):
@@ -48,7 +53,15 @@ class StrictModel(BaseModel):
                 secret = _trimmed_secret(field.annotation, value)
                 if secret is not value:
                     trimmed[name] = secret
+        if empty:  # a section whose keys are all commented out (YAML's null): its defaults
+            data = {name: value for name, value in data.items() if name not in empty}
         return {**data, **trimmed} if trimmed else data
+
+
+def _is_section(annotation: Any) -> bool:
+    """Whether a field holds a section (a model, not optional): null there means its
+    defaults, as an empty mapping would."""
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _trimmed_secret(annotation: Any, value: Any) -> Any:

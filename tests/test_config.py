@@ -742,3 +742,18 @@ def test_a_sqlite_url_with_two_slashes_is_refused_naming_the_key(url):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "database.url: a SQLite URL is sqlite:/// and a path" in result.output
     assert "S3cret" not in result.output
+
+
+def test_a_section_with_every_key_commented_out_runs_on_its_defaults(tmp_path):
+    # YAML reads such a section as null: it was refused ("Input should be a valid dictionary
+    # or instance of ServerConfig") while every key of it is optional.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "server:\n  # port: 8001\nsurvey:\n  links:\n    # style: scores\n"
+        "alerts:\n  # rules: []\nhelpdesks:\n  dryrun:\n"
+    )
+
+    config = load_config(path, env={})
+
+    assert config.server.port == 8000 and config.survey.links.style == "link"
+    assert config.alerts.rules == []

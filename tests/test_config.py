@@ -757,3 +757,29 @@ def test_a_section_with_every_key_commented_out_runs_on_its_defaults(tmp_path):
 
     assert config.server.port == 8000 and config.survey.links.style == "link"
     assert config.alerts.rules == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server: [8000]\n", "server: must be a mapping of keys (key: value), not a list"),
+        (
+            "database: sqlite:///x.db\n",
+            "database: must be a mapping of keys (key: value), not text",
+        ),
+        (
+            "alerts:\n  rules: [low]\n",
+            "alerts.rules.0: must be a mapping of keys (key: value), not text",
+        ),
+        ("survey:\n  reply:\n    templates: [a]\n", "survey.reply.templates: must be a mapping"),
+    ],
+)
+def test_a_list_or_text_where_a_section_belongs_is_said_so_without_class_names(
+    tmp_path, text, message
+):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert message in raised.value.message, raised.value.message
+    assert "instance of" not in raised.value.message

@@ -81,10 +81,31 @@ def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see config.example.yaml)"
+        elif err["type"] in MAPPING_TYPES:
+            # pydantic names its class ("instance of ServerConfig"): say what YAML to write.
+            message = f"must be a mapping of keys (key: value), not {_yaml_kind(err['input'])}"
         # A check of the whole configuration (a model validator: no location) starts its
         # message with the key it is about.
         lines.append(f"{where}: {message}" if where else message)
     return lines
+
+
+# pydantic's error types for a value that is not a mapping where one belongs.
+MAPPING_TYPES = frozenset({"model_type", "dict_type", "model_attributes_type"})
+
+
+def _yaml_kind(value: Any) -> str:
+    """What YAML made of a value, in the words of the file: its text is not quoted (it may
+    be a secret)."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a single value"
 
 
 def load_config(

@@ -783,3 +783,24 @@ def test_a_list_or_text_where_a_section_belongs_is_said_so_without_class_names(
         load_config(path, env={})
     assert message in raised.value.message, raised.value.message
     assert "instance of" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "alerts:\n  destinations:\n    team: {webhook_url: 'https://x.example/'}\n",
+            "alerts.destinations.team: kind is required (one of the kinds in config.example.yaml)",
+        ),
+        (
+            "survey:\n  form:\n    rating_values: {five: x}\n",
+            "survey.form.rating_values.five (the key): Input should be a valid integer",
+        ),
+    ],
+)
+def test_a_missing_kind_or_a_bad_key_is_said_in_the_files_words(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert message in raised.value.message, raised.value.message

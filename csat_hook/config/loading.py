@@ -76,11 +76,15 @@ def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> 
 def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"])
+        # A mapping's key that failed is "[key]" in pydantic's location.
+        loc = ".".join(str(part) for part in err["loc"]).replace(".[key]", " (the key)")
         where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see config.example.yaml)"
+        elif err["type"] == "union_tag_not_found":
+            tag = str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")
+            message = f"{tag} is required (one of the kinds in config.example.yaml)"
         elif err["type"] in MAPPING_TYPES:
             # pydantic names its class ("instance of ServerConfig"): say what YAML to write.
             message = f"must be a mapping of keys (key: value), not {_yaml_kind(err['input'])}"

@@ -368,6 +368,23 @@ def test_check_config_masks_the_database_password(tmp_path, where):
     )
 
 
+@pytest.mark.parametrize(
+    "password", ["S3cret'pw", 'S3cret"pw', "S3cret pw", "S3cret<pw", "S3cret#pw"]
+)
+def test_check_config_masks_a_database_password_written_without_percent_escapes(password):
+    # The URL was found in the text up to a quote, space or <: a password holding one (the
+    # driver takes it as written, up to the last @) was printed whole.
+    url = f"postgresql://csat:{password}@db.example.com:5432/csat?sslpassword=S3cretKey"
+
+    result = CliRunner().invoke(
+        main, ["check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "S3cret" not in result.output
+    assert "postgresql+psycopg://csat:**********@db.example.com:5432/csat" in result.output
+
+
 def test_masked_dump_masks_credentials_in_every_url():
     config = load_config(
         None,

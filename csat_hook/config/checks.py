@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
@@ -48,11 +50,28 @@ def masked_dump(config: Config) -> dict[str, Any]:
     query parameters such as ``?token=`` or ``?password=``.
     """
     data = config.model_dump(mode="json")
+    data["database"]["url"] = _without_password(config.database.url)
     data["helpdesks"] = {
         name: options.model_dump(mode="json") for name, options in config.helpdesks.items()
     }
     masked: dict[str, Any] = _mask_urls(data)
     return masked
+
+
+def _without_password(url: str) -> str:
+    """The database URL with its password masked as the driver reads it: from the user's
+    ``:`` to the first ``@``, whatever it holds (a quote, a space, ``#``, ``/``), where
+    finding URLs in text (:func:`_mask_urls`) stops at a quote or a space and ``urlsplit``
+    at ``#`` or ``/``. The query's credentials are masked after, with every URL's."""
+    try:
+        has_password = make_url(url).password is not None
+    except (ArgumentError, ValueError):
+        return MASK  # not a URL the driver reads: nothing of it is shown
+    if not has_password:
+        return url
+    scheme, _, rest = url.partition("://")
+    user = rest.partition(":")[0]
+    return f"{scheme}://{user}:{MASK}@{rest.partition('@')[2]}"
 
 
 def _mask_urls(value: Any) -> Any:

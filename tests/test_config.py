@@ -821,3 +821,11 @@ def test_a_missing_kind_or_a_bad_key_is_said_in_the_files_words(tmp_path, text, 
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={})
     assert message in raised.value.message, raised.value.message
+
+
+def test_an_empty_config_path_is_named_as_such():
+    # `-c "$CONFIG"` with CONFIG unset: "cannot read config file : Is a directory".
+    result = CliRunner().invoke(main, ["-c", "", "check-config"], env={"CSAT_HOOK_CONFIG": ""})
+
+    assert result.exit_code == 2, result.output
+    assert "the config file's path is empty" in result.output

@@ -128,6 +128,11 @@ def load_config(
         path = env.get(ENV_CONFIG_PATH) or None
     raw: dict[str, Any] = {}
     source = "<built-in defaults>"
+    if path is not None and not str(path):  # `-c "$CONFIG"` with CONFIG unset
+        raise ConfigError(
+            "the config file's path is empty (--config or CSAT_HOOK_CONFIG): give the file, "
+            "or leave both out for the built-in defaults"
+        )
     if path is not None:
         source = str(path)
         try:

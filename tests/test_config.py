@@ -829,3 +829,55 @@ def test_an_empty_config_path_is_named_as_such():
 
     assert result.exit_code == 2, result.output
     assert "the config file's path is empty" in result.output
+
+
+GENERIC_URL = {"url": "https://d.example/{dialog_id}"}
+HMAC = {"mode": "hmac", "secret": "s" * 20}
+
+
+@pytest.mark.parametrize(
+    ("helpdesks", "key"),
+    [
+        (
+            {"dryrun": {"auth": {"mode": "token", "token": "t" * 20, "token_header": "X Tok"}}},
+            "helpdesks.dryrun.auth.token_header",
+        ),
+        (
+            {
+                "g": {
+                    "kind": "generic",
+                    "auth": {**HMAC, "signature_header": "X-Sig:"},
+                    "reply": GENERIC_URL,
+                }
+            },
+            "helpdesks.g.auth.signature_header",
+        ),
+        (
+            {
+                "g": {
+                    "kind": "generic",
+                    "auth": {"mode": "none"},
+                    "reply": {**GENERIC_URL, "idempotency_header": "Idem Key"},
+                }
+            },
+            "helpdesks.g.reply.idempotency_header",
+        ),
+        (
+            {
+                "freshdesk": {
+                    "domain": "acme",
+                    "api_key": "a-key",
+                    "webhook_token": "t" * 20,
+                    "webhook_token_header": "X Token",
+                }
+            },
+            "helpdesks.freshdesk.webhook_token_header",
+        ),
+    ],
+)
+def test_a_header_name_that_cannot_be_one_is_refused_naming_its_key(helpdesks, key):
+    # A sender's header of that name never arrives (every webhook 401), and a request of
+    # ours with it failed for good (InvalidHeader) at every reply.
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides={"helpdesks": helpdesks})
+    assert f"{key}: " in raised.value.message and "is not a header name" in raised.value.message

@@ -6,12 +6,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import datetime
 
 from pydantic import SecretStr
 
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.records import WebhookRequest
+
+# A header's name: an RFC 9110 token.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def header_name(value: str | None) -> str | None:
+    """``value`` unless it cannot be a header's name (ValueError): a field validator. A
+    sender's header of that name never arrives (every webhook refused), and a request of ours
+    carrying it is refused before it is sent (every reply failed)."""
+    if value is not None and not HEADER_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~, "
+            "no spaces or colon)"
+        )
+    return value
 
 
 def nonblank_secret(value: SecretStr | None) -> SecretStr | None:

@@ -10,6 +10,7 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.freshdesk.com/api/#reply_ticket
@@ -57,6 +58,7 @@ class FreshdeskOptions(HelpdeskOptions):
     closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
 
     _secrets = field_validator("webhook_token", "webhook_password")(nonblank_secret)
+    _header = field_validator("webhook_token_header")(header_name)
 
     @model_validator(mode="after")
     def _complete(self) -> FreshdeskOptions:
@@ -78,6 +80,4 @@ class FreshdeskOptions(HelpdeskOptions):
                 "set webhook_token (a custom header) or webhook_username + "
                 "webhook_password (Basic auth): Freshdesk signs nothing"
             )
-        if not self.webhook_token_header.strip():
-            raise ValueError("webhook_token_header must name a header")
         return self

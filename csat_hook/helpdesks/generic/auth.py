@@ -30,6 +30,7 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic.templates import template_fields
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
 from csat_hook.helpdesks.signing import require_fresh
@@ -74,6 +75,7 @@ class AuthOptions(StrictModel):
     tolerance_seconds: float = Field(default=300, gt=0)
 
     _secrets = field_validator("token", "secret")(nonblank_secret)
+    _headers = field_validator("token_header", "signature_header")(header_name)
 
     @field_validator("token_field")
     @classmethod

@@ -31,6 +31,7 @@ from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.transport import vendor_reason
 
@@ -54,6 +55,8 @@ class ReplyRequestOptions(RequestOptions):
     # "error.code"; strings, numbers, or objects with code/field/message. Cleaned of customer
     # text (csat_hook.helpdesks.reasons) before it reaches last_error.
     error_reason: str | None = None
+
+    _idempotency_header = field_validator("idempotency_header")(header_name)
 
     @field_validator("message_id", "error_path", "error_reason")
     @classmethod

@@ -9,7 +9,6 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 
 from __future__ import annotations
 
-import re
 import string
 import urllib.parse
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.signing import HEADER_NAME
 from csat_hook.settings import StrictModel
 
 REPLY_FIELDS = (
@@ -74,10 +74,6 @@ def template_fields(template: str) -> list[str]:
             raise ValueError(f"{{{name}}}: no format spec or conversion is allowed")
         names.append(name)
     return names
-
-
-# A header's name: an RFC 9110 token.
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) -> set[str]:

@@ -178,10 +178,10 @@ class CsvResults(ResultsSource):
             records = list(_records(text, delimiter))[declared:]
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc, data) from exc
-        if records:
-            self._check_encoding(data, delimiter, declared, records[0])
-        if records and not declared:
-            self._check_delimiter(text, records[0])
+        if records and not self._titles_found(records[0]):
+            self._check_encoding(data, delimiter, declared)
+            if not declared:
+                self._check_delimiter(text, records[0])
         malformed, open_quote = self._malformed(text, delimiter)
         resume = self._prefix(data, len(records)) if self._ends(text, malformed) else None
         cut = open_quote or not text.endswith(_LINE_BREAKS)
@@ -261,20 +261,22 @@ class CsvResults(ResultsSource):
             f"results.csv.encoding to utf-8 (a Forms download is UTF-8){also}"
         )
 
-    def _check_encoding(
-        self, data: bytes, delimiter: str, declared: int, header: Sequence[str]
-    ) -> None:
-        """ConfigError naming ``results.csv.encoding`` when the configured titles are not in
-        the header row as decoded but are in its bytes decoded with another usual encoding: a
-        code page decodes nearly any bytes, so a Russian Excel's CSV (cp1251) read as cp1252
-        listed its titles garbled ('Îòìåòêà âðåìåíè') and said to add them to
-        results.columns. Only the header line is decoded again, on this error's path."""
+    def _titles_found(self, header: Sequence[str]) -> bool:
+        """Whether the configured column titles are in ``header`` (else the read fails naming
+        them, unless a check below finds what setting is really wrong)."""
         try:
             map_columns(header, self.columns, "")
         except ConfigError:
-            pass
-        else:
-            return
+            return False
+        return True
+
+    def _check_encoding(self, data: bytes, delimiter: str, declared: int) -> None:
+        """ConfigError naming ``results.csv.encoding`` when the header row's bytes decoded with
+        another usual encoding hold the configured titles (called when they are not in the
+        header as decoded): a code page decodes nearly any bytes, so a Russian Excel's CSV
+        (cp1251) read as cp1252 listed its titles garbled ('Îòìåòêà âðåìåíè') and said to add
+        them to results.columns. Only the header line is decoded again, on this error's
+        path."""
         lines = data.split(b"\n", declared + 1)
         line = lines[declared] if len(lines) > declared else b""
         configured = _codec_name(self.encoding)
@@ -293,16 +295,11 @@ class CsvResults(ResultsSource):
             )
 
     def _check_delimiter(self, text: str, header: Sequence[str]) -> None:
-        """ConfigError naming ``results.csv.delimiter`` when the configured titles are not in
-        the header row but are in it split by another usual delimiter: Excel saves "CSV" with
-        ``;`` in locales whose decimal mark is a comma (ru, de, fr...), and "Unicode Text"
-        with tabs. The error named the column titles, which are right."""
-        try:
-            map_columns(header, self.columns, "")
-        except ConfigError:
-            pass
-        else:
-            return
+        """ConfigError naming ``results.csv.delimiter`` when the header row split by another
+        usual delimiter holds the configured titles (called when they are not in the header
+        as split): Excel saves "CSV" with ``;`` in locales whose decimal mark is a comma (ru,
+        de, fr...), and "Unicode Text" with tabs. The error named the column titles, which
+        are right."""
         for other in _USUAL_DELIMITERS:
             if other == self.delimiter or not any(other in cell for cell in header):
                 continue

@@ -43,6 +43,20 @@ def livechat(database_url, tmp_path, make_services):
     return make_services(example_config("livechat", LIVECHAT_SECRETS, database_url, tmp_path))
 
 
+@pytest.fixture
+def delayed(database_url, tmp_path, make_services):
+    """The example with an hour's send delay: a survey still waits when the customer is back."""
+    return make_services(
+        example_config(
+            "livechat",
+            LIVECHAT_SECRETS,
+            database_url,
+            tmp_path,
+            policy={"send_delay_seconds": 3600},
+        )
+    )
+
+
 def post(services, body: bytes, headers=None, query=None):
     client = create_app(services=services).test_client()
     return client.post(
@@ -137,54 +151,32 @@ def test_a_forged_or_unauthenticated_close_is_refused_and_nothing_stored(
     assert survey_rows(livechat) == []
 
 
-def test_the_customer_back_in_a_new_thread_cancels_a_survey_still_waiting(
-    database_url, tmp_path, make_services
-):
-    services = make_services(
-        example_config(
-            "livechat",
-            LIVECHAT_SECRETS,
-            database_url,
-            tmp_path,
-            policy={"send_delay_seconds": 3600},
-        )
-    )
-    assert post(services, livechat_body("chat_deactivated")).json["status"] == "queued"
+def test_the_customer_back_in_a_new_thread_cancels_a_survey_still_waiting(delayed):
+    assert post(delayed, livechat_body("chat_deactivated")).json["status"] == "queued"
 
     # Our own reply opens an inactive thread: LiveChat announces it too, and it is no reopen.
-    ours = post(services, livechat_body("incoming_chat_survey_thread"))
-    back = post(services, livechat_body("incoming_chat_customer_back"))
+    ours = post(delayed, livechat_body("incoming_chat_survey_thread"))
+    back = post(delayed, livechat_body("incoming_chat_customer_back"))
 
     assert ours.status_code == 200 and ours.json["status"] == "ignored"
     assert back.status_code == 200 and back.json == {"status": "reopened", "cancelled": 1}
-    assert [row.status for row in outbox_rows(services)] == ["cancelled"]
+    assert [row.status for row in outbox_rows(delayed)] == ["cancelled"]
 
 
-def test_a_retry_of_the_close_after_the_customer_came_back_re_arms_nothing(
-    database_url, tmp_path, make_services
-):
+def test_a_retry_of_the_close_after_the_customer_came_back_re_arms_nothing(delayed):
     """A thread is never active again once deactivated (the customer back starts a new one),
     so the example maps ``closes_once``: the same chat_deactivated delivered again after the
     reopen (LiveChat retrying a delivery it saw fail) is that close's retry, and the survey
     the customer's return cancelled stays cancelled."""
-    services = make_services(
-        example_config(
-            "livechat",
-            LIVECHAT_SECRETS,
-            database_url,
-            tmp_path,
-            policy={"send_delay_seconds": 3600},
-        )
-    )
     close = livechat_body("chat_deactivated")
-    assert post(services, close).json["status"] == "queued"
-    assert post(services, livechat_body("incoming_chat_customer_back")).json["cancelled"] == 1
+    assert post(delayed, close).json["status"] == "queued"
+    assert post(delayed, livechat_body("incoming_chat_customer_back")).json["cancelled"] == 1
 
-    retry = post(services, close)
+    retry = post(delayed, close)
 
     assert retry.status_code == 200 and retry.json["status"] == "duplicate"
-    assert [row.status for row in outbox_rows(services)] == ["cancelled"]
-    assert [row.status for row in survey_rows(services)] == ["cancelled"]
+    assert [row.status for row in outbox_rows(delayed)] == ["cancelled"]
+    assert [row.status for row in survey_rows(delayed)] == ["cancelled"]
 
 
 def test_a_first_thread_is_no_reopen_and_other_actions_are_ignored(livechat):

@@ -340,7 +340,8 @@ def places_left(conn: sa.Connection, config: SyncSettings) -> list[str]:
     Alerts tab of the spreadsheet once ``alerts.tab`` is off (kept, never rewritten), and in
     the configured folder the report's files of a format turned off (``output.local.xlsx``,
     ``csv``). Ids and paths only, never what they hold."""
-    enabled = set(output_names(config).values())
+    names = output_names(config)
+    enabled = set(names.values())
     recorded = conn.execute(sa.select(sync_outputs.c.output).order_by(sync_outputs.c.output))
     left = []
     for (name,) in recorded:
@@ -348,7 +349,7 @@ def places_left(conn: sa.Connection, config: SyncSettings) -> list[str]:
             continue
         kind, _, where = name.partition(":")
         left.append(f"spreadsheet {where}" if kind == "gsheets" else f"folder {where}")
-    sheets = output_names(config).get("gsheets")
+    sheets = names.get("gsheets")
     if sheets is not None and config.alerts.tab is None:
         raised = conn.execute(sa.select(alerts_table.c.id).limit(1)).first() is not None
         if raised:  # a tab the report no longer writes is kept as it was (sheets.py)

@@ -12,7 +12,8 @@ vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, t
 certificate): the request was not sent, a plain retryable error. Anything after that (a read
 timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
 pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
-so the error says ``outcome_unknown`` and the caller looks before sending again. The answer
+so the error says ``outcome_unknown`` and the caller looks before sending again (a body that
+breaks off after a refusal's status line leaves the refusal as it is). The answer
 is read within the request's time (connect plus read timeout from its start, however slowly a
 vendor trickles it: the status line and headers by :class:`LeanSession`'s connections, see
 :mod:`csat_hook.helpdesks.deadline`, the body by a response hook) and up to
@@ -380,7 +381,8 @@ def _read_answer(response: requests.Response, deadline: float, read_timeout: flo
     ``deadline`` (``time.monotonic``) however slowly it comes, and up to its size limit (see
     the module docstring). Each wait for the network is at most ``read_timeout`` and never
     past the deadline. Failures are requests' own, as ``Response.content`` raises them, but
-    a refusal that is slow to come keeps what came."""
+    a refusal whose body is slow to come, cut off or undecodable keeps what came: its status
+    line, already read, is the vendor's answer."""
     ok = 200 <= response.status_code < 300
     limit = MAX_ANSWER_BYTES if ok else MAX_REFUSAL_BYTES
     raw = response.raw
@@ -405,9 +407,10 @@ def _read_answer(response: requests.Response, deadline: float, read_timeout: flo
             size += len(chunk)
     except urllib3.exceptions.HTTPError as exc:
         response.close()  # the rest of the answer is never read: the connection goes
-        if ok or not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        if ok:
             raise _as_requests_error(exc) from exc
-        # A refusal's status is its word; its reason is what came in time.
+        # A refusal's status is its word (a 404 read as an unknown outcome was recorded as
+        # sent, unconfirmed, by a destination that skips those); its reason is what came.
     if ok and size > limit:
         response.close()
         raise _AnswerTooLarge(f"more than {limit} bytes")

@@ -472,3 +472,46 @@ def test_an_answer_larger_than_the_limit_is_not_read(monkeypatch, method, unknow
 
     assert caught.value.retryable and caught.value.outcome_unknown is unknown
     assert f"answer larger than {64 * 1024} bytes" in caught.value.message
+
+
+def cut_off(status: bytes, head: bytes, body: bytes) -> Callable[[socket.socket, list], None]:
+    """An answer with ``status`` whose body stops after ``body`` (the connection closed), or
+    cannot be decoded as its headers (``head``) say."""
+
+    def serve(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + head + b"\r\n\r\n" + body)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    return serve
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"Content-Length: 100", b'{"error": "inv'),  # closed mid-body
+        (b"Transfer-Encoding: chunked", b"zz\r\n"),  # a broken chunk
+        (b"Content-Encoding: gzip\r\nContent-Length: 5", b"hello"),  # not gzip
+    ],
+)
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [(b"422 Unprocessable Entity", 422, False), (b"429 Too Many Requests", 429, True)],
+)
+def test_a_refusal_whose_body_breaks_off_keeps_its_status(head, body, status, code, retryable):
+    # The status line is the vendor's word that it did not take the request: a body cut off
+    # after it must not turn the refusal into an unknown outcome (looked up, posted again, or
+    # recorded as sent unconfirmed by a destination that skips unknown outcomes).
+    with loopback(cut_off(status, head, body)) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.http_status == code and not error.outcome_unknown
+    assert error.retryable is retryable
+
+
+def test_a_5xx_whose_body_breaks_off_is_still_an_unknown_outcome_for_a_write():
+    head, body = b"Content-Length: 100", b"oops"
+    with loopback(cut_off(b"502 Bad Gateway", head, body)) as (url, _):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert error.http_status == 502 and error.outcome_unknown and error.retryable

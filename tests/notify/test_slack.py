@@ -5,6 +5,7 @@ formatted or parsed), within Slack's limits, and Slack's answers classified."""
 from __future__ import annotations
 
 import json
+import socket
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from csat_hook.errors import DeliveryError
 from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import DigestItem
 from csat_hook.notify.render import headline
+from tests.helpdesks.test_transport import loopback
+from tests.helpdesks.test_transport import read_request
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
@@ -371,3 +374,22 @@ def test_a_digest_of_many_long_named_agents_stays_within_every_limit(fake_notify
     assert items["text"]["text"].startswith("• 1/5 Anna&Anna&")
     assert items["text"]["text"].endswith("…") and units(items["text"]["text"]) <= 3000
     assert not facts["text"]["text"][:-1].rstrip().endswith("\u200d")
+
+
+def test_a_refusal_cut_off_mid_body_is_a_failure_not_an_unconfirmed_send():
+    # Slack said 404 no_service (the webhook is gone) and the connection closed before the
+    # body was whole: a refusal all the same. Read as an unknown outcome, the default
+    # on_unknown_outcome (skip) recorded the alert as sent, unconfirmed: lost without a word.
+    def gone(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\nno_service")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with loopback(gone) as (url, seen):
+        destination = build("s", {"kind": "slack", "webhook_url": url + "/services/T0/B0/X0"})
+        with pytest.raises(DeliveryError) as caught:
+            destination.send(sample())
+
+    assert len(seen) == 1
+    error = caught.value
+    assert error.http_status == 404 and not error.retryable and not error.outcome_unknown

@@ -39,9 +39,10 @@ class Backoff:
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after ``failures`` failed attempts in a row (1 after the first).
 
-        ``retry_after`` is what the server asked for, when it said so.
+        ``retry_after`` is what the server asked for, when it said so; a negative or NaN one
+        (a vendor's JSON can say anything) is not a wait: the backoff's applies.
         """
-        if retry_after is not None:
+        if retry_after is not None and retry_after >= 0:
             limit = self.cap if self.max_retry_after is None else self.max_retry_after
             return min(max(0.0, retry_after), limit) * random.uniform(1.0, 1.1)
         ceiling = self.ceiling(failures)

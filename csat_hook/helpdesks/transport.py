@@ -155,18 +155,23 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUS or (status >= 500 and status not in (501, 505))
 
 
+# Delta-seconds (RFC 9110: digits; a fraction is tolerated). Not Python's float(): it reads
+# "-5", "nan", "inf", "1e12", "1_000" and non-ASCII digits, and a negative or NaN wait was
+# "now": a rate-limited reply retried at once, its every attempt spent within a second.
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (one in
+    the past: 0); None for anything else (the caller's own backoff decides)."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)  # inf when too large: capped by the retry policy
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -19,7 +19,9 @@ import urllib3.exceptions
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.transport import never_sent
+from csat_hook.helpdesks.transport import parse_retry_after
 from csat_hook.helpdesks.transport import request_secrets
+from csat_hook.retry import Backoff
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"id": 1}'
 
@@ -515,3 +517,40 @@ def test_a_5xx_whose_body_breaks_off_is_still_an_unknown_outcome_for_a_write():
         error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
 
     assert error.http_status == 502 and error.outcome_unknown and error.retryable
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("1.5", 1.5),  # not RFC 9110's digits, but plain enough to honour
+        ("9" * 400, float("inf")),  # huge: capped by the retry policy
+        ("Tue, 14 Nov 2023 22:13:30 GMT", 10.0),
+        ("Tue, 14 Nov 2023 22:13:00 GMT", 0.0),  # a past date: now
+        # Neither delta-seconds nor a date: the retry policy's own backoff.
+        ("-5", None),
+        ("nan", None),
+        ("inf", None),
+        ("-inf", None),
+        ("1e12", None),
+        ("1_000", None),
+        ("\u0661\u0662", None),  # Arabic-Indic digits: float() reads them, HTTP does not
+        ("0x10", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_delta_seconds_or_a_date(value, seconds):
+    assert parse_retry_after(value, now=lambda: NOW) == seconds
+
+
+@pytest.mark.parametrize("wait", [-1.0, float("nan")])
+def test_a_wait_a_vendor_says_is_negative_or_nan_leaves_the_backoff_in_charge(wait):
+    # Telegram's parameters.retry_after is whatever its JSON holds.
+    assert 2.0 <= Backoff(base=4, cap=60).delay(1, wait) <= 4.0

@@ -155,6 +155,24 @@ def test_retry_after_is_honoured(services, fake_helpdesk, clock):
     assert 120 <= waited <= 132
 
 
+@pytest.mark.parametrize("retry_after", [-5, float("nan"), float("-inf")])
+def test_a_retry_after_that_is_no_delay_leaves_the_backoff_in_charge(
+    services, fake_helpdesk, clock, retry_after
+):
+    # Retry-After is delta-seconds (digits) or an HTTP date. "-5" or "nan" read as "now"
+    # retried a rate-limited reply at once, every attempt in a second: failed for good.
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 429, retry_after=retry_after)
+    start = clock()
+
+    services.delivery_worker().run_once()
+
+    [item] = outbox_rows(services)
+    waited = (item.next_attempt_at - start).total_seconds()
+    assert item.status == "pending" and item.last_http_status == 429
+    assert waited >= services.config.delivery.backoff.ceiling(1) / 2
+
+
 def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
     services = make_services(
         make_config(

@@ -3,6 +3,7 @@ and the rate-limit hook."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,13 +22,17 @@ from csat_hook.helpdesks.records import SendResult
 
 
 def reset_as_delay(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """On a 429, expose ``X-RateLimit-Reset`` (Unix seconds) as seconds to wait."""
+    """On a 429, expose ``X-RateLimit-Reset`` (Unix seconds) as seconds to wait; a reset
+    that is no time ("nan", "-inf", not a number) is left out: the backoff decides."""
     reset = response.headers.get("X-RateLimit-Reset")
     if response.status_code == 429 and reset:
         try:
-            delay = max(0.0, float(reset) - time.time())
+            at = float(reset)
         except ValueError:
             return response
+        if not math.isfinite(at):
+            return response  # "nan" - now once read as a wait of 0: every attempt at once
+        delay = max(0.0, at - time.time())
         response.headers[RESET_DELAY_HEADER] = f"{delay:.3f}"
     return response
 

@@ -620,6 +620,24 @@ def test_429_with_rate_limit_reset_is_retryable_with_the_wait(clock):
     assert caught.value.retry_after is not None and 6 <= caught.value.retry_after <= 8
 
 
+@pytest.mark.parametrize("reset", ["nan", "inf", "-inf", "soon"])
+@responses.activate
+def test_a_rate_limit_reset_that_is_no_time_leaves_the_backoff_in_charge(clock, reset):
+    # float("nan") - now read as a wait of 0: retried at once, every attempt in a second.
+    responses.post(
+        f"{API}/conversations/215470063290017/reply",
+        status=429,
+        json={"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
+        headers={"X-RateLimit-Reset": reset},
+    )
+
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for(admin_id="1"))
+
+    assert caught.value.retryable and caught.value.http_status == 429
+    assert caught.value.retry_after is None
+
+
 @responses.activate
 def test_429_with_retry_after_is_retryable_with_that_wait(clock):
     responses.post(

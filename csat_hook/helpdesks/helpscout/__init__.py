@@ -385,6 +385,14 @@ class HelpScoutHelpdesk(Helpdesk):
                 http_status=exc.http_status,
             ) from exc
         answer = response_json(response)
+        if answer is None:
+            # A 2xx that is not JSON (a proxy's or a maintenance page, cut short): unreadable,
+            # not a refusal of the credentials; it once failed the reply for good.
+            raise DeliveryError(
+                "the Help Scout token answer is not JSON; no reply was sent",
+                retryable=True,
+                http_status=response.status_code,
+            )
         token = (
             as_text(answer.get("access_token"), limit=4096) if isinstance(answer, Mapping) else None
         )

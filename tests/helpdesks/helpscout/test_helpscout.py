@@ -726,6 +726,30 @@ def test_a_token_request_with_an_unknown_outcome_leaves_the_reply_a_plain_retry(
     assert [c.request.url for c in responses.calls] == [f"{API}/v2/oauth2/token"]
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [b"<html><body>Down for maintenance</body></html>", b"", b'{"access_token": "tok'],
+)
+@responses.activate
+def test_a_token_answer_that_is_not_json_leaves_the_reply_a_plain_retry(clock, answer):
+    # A 200 page from a proxy or a half-deployed API: unreadable, not a refusal of the app's
+    # credentials. Failed for good, the survey was lost on one bad page.
+    responses.post(f"{API}/v2/oauth2/token", body=answer, status=200)
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert str(caught.value).endswith("no reply was sent")
+    assert [c.request.url for c in responses.calls] == [f"{API}/v2/oauth2/token"]
+
+
+@responses.activate
+def test_a_token_answer_in_json_without_a_token_is_permanent(clock):
+    responses.post(f"{API}/v2/oauth2/token", json={"token_type": "bearer"}, status=200)
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for())
+    assert not caught.value.retryable and "no access_token" in str(caught.value)
+
+
 @responses.activate
 def test_429_honours_x_ratelimit_retry_after(clock):
     expect_token()

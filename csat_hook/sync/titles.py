@@ -12,16 +12,26 @@ caxlsx/caxlsx#70). Excel also reserves the name "History" (any case;
 :data:`XLSX_RESERVED`), which Sheets allows. Bidirectional controls are dropped: a
 RIGHT-TO-LEFT OVERRIDE (U+202E) before ")7( annA" reversed the rest of the title, the key
 included, and the tab of agent 9 showed as "(9) Anna (7)".
+
+A key too long to fit whole (an e-mail past Excel's 31) is cut, and the title ends with
+``… #TAG``: four characters made from the agent's helpdesk and key (:func:`tag`). Cut alone,
+two such keys starting alike ("support.team.alice@…", "support.team.bob@…" at 20 characters)
+gave one title, told apart only by the " 2" the later one got: which was whose depended on
+the report's order. The tag is the same run after run and in both outputs.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 from collections.abc import Iterable
 from collections.abc import Sequence
 
 SHEETS_MAX = 100
 XLSX_MAX = 31
+_WHOLE = 1_000  # an agent key is at most 255 characters (answers.agent_key): never cut
 # Names Excel keeps for itself ("Rename a worksheet", support.microsoft.com: "History" is
 # "a reserved word Excel uses internally"). openpyxl writes a sheet so named and Excel then
 # reports the workbook damaged: pass them as ``taken`` and such a title becomes "History 2".
@@ -51,8 +61,24 @@ def clean(text: str, max_len: int) -> str:
     return cut(text, max_len).rstrip().strip("'") or "-"
 
 
+def tag(key: str, helpdesk: str | None = None) -> str:
+    """Four characters (A-Z, 2-7) made from the agent ``key`` (and ``helpdesk``): the same on
+    every run, different for two keys but once in about a million pairs (then " 2" still
+    tells the titles apart)."""
+    digest = hashlib.blake2b(json.dumps([helpdesk, key]).encode(), digest_size=5).digest()
+    return base64.b32encode(digest).decode("ascii")[:4]
+
+
+def _tagged(title: str, key: str, helpdesk: str | None, max_len: int) -> str:
+    """``title`` cut to end with ``… #TAG`` (:func:`tag`) within ``max_len``."""
+    tail = f"… #{tag(key, helpdesk)}"
+    return clean(cut(title, max_len - units(tail)), max_len) + tail
+
+
 def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) -> str:
-    """``Name (key)``; the name is shortened first so the key (the identity) survives.
+    """``Name (key)``; the name is shortened first so the key (the identity) survives. A key
+    that does not fit whole even so is cut, with ``… #TAG`` at the end (:func:`tag`): the
+    start of two long keys may be the same.
 
     With ``helpdesk`` (another helpdesk has an agent of the same key: the key alone does not
     name the agent), ``Name (helpdesk key)``, or ``key (helpdesk)`` for an agent with no other
@@ -62,17 +88,20 @@ def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) 
     The answers of no agent (key ""): the name alone, ``Name (helpdesk)`` with ``helpdesk``."""
     if not key:
         return clean(name if helpdesk is None else f"{name} ({helpdesk})", max_len)
-    name, key = clean(name, max_len), clean(key, max_len)
+    identity = key
+    # Cleaned whole (a title is never longer than this): whether the key fits is asked below.
+    name, key = clean(name, _WHOLE), clean(key, _WHOLE)
+    if name.casefold() == key.casefold():  # the key is all the title says: never cut alone
+        whole = key if helpdesk is None else clean(f"{key} ({helpdesk})", _WHOLE)
+        return whole if units(whole) <= max_len else _tagged(whole, identity, helpdesk, max_len)
     if helpdesk is not None:
-        if name.casefold() == key.casefold():
-            name, key = key, clean(helpdesk, max_len)
-        else:
-            key = clean(f"{helpdesk} {key}", max_len)
-    elif name.casefold() == key.casefold():
-        return key
+        key = clean(f"{helpdesk} {key}", _WHOLE)
+    whole = clean(f"{name} ({key})", _WHOLE)
+    if units(whole) <= max_len:
+        return whole
     suffix = f" ({key})"
     if units(suffix) >= max_len - 3:
-        return clean(f"{name} ({key})", max_len)
+        return _tagged(whole, identity, helpdesk, max_len)
     return clean(cut(name, max_len - units(suffix)) + suffix, max_len)
 
 

@@ -26,6 +26,7 @@ from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import agent_title
 from csat_hook.sync.titles import table_titles
+from csat_hook.sync.titles import tag
 
 EVIL = [
     '=HYPERLINK("https://evil.example","x")',
@@ -165,7 +166,10 @@ def test_titles_count_utf16_units_as_excel_does(tmp_path: Path):
     names = load_workbook(path).sheetnames
     assert names == ["\U0001f338" * 13 + " (7)", "\U0001f338" * 13 + " (7 2"]
     assert [len(n.encode("utf-16-le")) // 2 for n in names] == [30, 31]
-    assert agent_title("Анна", "\U0001f338" * 20, XLSX_MAX) == "Анна (" + "\U0001f338" * 12
+    # A key too long to fit whole is cut between emoji, a tag made from it at the end.
+    title = agent_title("Анна", "\U0001f338" * 20, XLSX_MAX)
+    assert title == "Анна (" + "\U0001f338" * 9 + "… #" + tag("\U0001f338" * 20)
+    assert len(title.encode("utf-16-le")) // 2 == 31
 
 
 # What Excel refuses in a sheet name ("Rename a worksheet", support.microsoft.com): blank,
@@ -353,3 +357,40 @@ def test_chart_ranges_name_a_sheet_whose_title_holds_an_apostrophe(tmp_path: Pat
         "'Team''s CSAT'!$E$2:$E$3",
         "'Team''s CSAT'!$F$2:$F$3",
     )
+
+
+def test_agents_whose_long_keys_share_a_start_get_titles_that_tell_them_apart(tmp_path: Path):
+    """Excel holds 31 characters a sheet name: two agents whose keys (e-mails, a shared
+    account's name) are longer and start alike were both cut to the same start, the second
+    told apart only by " 2", and which was whose depended on the order of the report. A key
+    that does not fit whole now ends the title with a short tag made from the key, the same
+    run after run."""
+    agents = [
+        ("customer.support.team.alice@example.com", "customer.support.team.alice@example.com"),
+        ("customer.support.team.bob@example.com", "customer.support.team.bob@example.com"),
+        ("Anna", "support-agent-0000000000000001"),
+        ("Anna", "support-agent-0000000000000002"),
+        ("Anna Petrova", "7"),
+    ]
+
+    def titles(order: list[tuple[str, str]]) -> dict[str, str]:
+        grids = [Grid(name, "agent", [["x"]], key=key) for name, key in order]
+        path = tmp_path / "r.xlsx"
+        write_xlsx(path, grids, Texts("en"))
+        names = load_workbook(path).sheetnames
+        assert excel_refuses(names) == [], names
+        return {key: name for (_, key), name in zip(order, names, strict=True)}
+
+    first, reversed_ = titles(agents), titles(agents[::-1])
+
+    assert first == reversed_  # stable: each agent's title whatever the order
+    assert not any(name.endswith((" 2", " 3")) for name in first.values()), first
+    assert first["7"] == "Anna Petrova (7)"  # a key that fits: as before
+    alice = first["customer.support.team.alice@example.com"]
+    assert alice.startswith("customer.support.team")
+    assert len({name[-4:] for name in first.values()}) == len(first)  # the tags differ
+    # Sheets (100 characters) cuts the same way past its limit, with the same tag.
+    key = "k" * 120
+    sheets = agent_title("Anna", key, 100)
+    assert len(sheets) <= 100 and sheets[-4:] == agent_title("Anna", key, XLSX_MAX)[-4:]
+    assert agent_title("Anna", "k" * 90, 100) == "Anna (" + "k" * 90 + ")"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from csat_hook.db.schema import alerts as alerts_table
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.sync.outputs.sheets import _renames
 from tests.sync.conftest import EN_HEADER
@@ -420,3 +421,41 @@ def test_the_alerts_tab_retitled_to_a_name_only_agents_title_keeps_the_teams_edi
     assert by_id(kit)[team] == "Alerts" and by_id(kit)[agent] == "Alerts 2"
     assert kit.sheet("Alerts")[1][header.index("Handled")] == "called back"
     assert tickets(kit, "Alerts 2") == ["T-2"]
+
+
+def test_a_name_only_agents_tab_titled_alerts_is_never_read_as_the_teams_alerts_tab(kit, receivers):
+    """A name-only agent "Alerts" has the tab "Alerts" before alert rules are turned on.
+    The first run with rules looked for the team's Alerts tab by its title when no tab of
+    that kind existed yet, read the agent's tab as if it were the team's, and took an
+    "Alert"/"Handled" pair found there for the new alert's: alert 1 showed as handled by
+    text no one wrote for it. The Alerts tab is now found by what it is only."""
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses(
+        [EN_HEADER, [answered, 5, "fine", "", "", kit.survey("T-1", None, "Alerts")]],
+        time_zone="UTC",
+    )
+    assert kit.run().status == "ok"
+    agent = sheet_id(kit, "Alerts")
+    # Someone types in the agent's tab (the report rewrites it on its next run).
+    for col, value in enumerate(["Alert", "Handled"]):
+        kit.fake.set_cell(SHEET_ID, "Alerts", 0, col, value)
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, 0, 1)
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, 1, "not about any alert")
+    kit.fake.append_rows(
+        SHEET_ID, FORM, [[answered, 1, "rude", "", "", kit.survey("T-2", "7", "Anna")]]
+    )
+    later(kit)
+    slack = {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}}
+    rule = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+
+    summary = kit.run(kit.config(alerts={"destinations": slack, "rules": [rule]}))
+
+    assert summary.status == "ok", summary.error
+    assert summary.alerts["raised"] == {"low": 1}
+    assert [a.handled for a in kit.rows(alerts_table)] == [None]
+    read = [r["query"].get("ranges") for r in kit.fake.api_requests("sheets_read")]
+    assert ["'Alerts'"] not in read, read  # nor read at all: no tab of the kind yet
+    assert by_id(kit)[agent] == "Alerts 2" and tickets(kit, "Alerts 2") == ["T-1"]
+    header, row = kit.sheet("Alerts")[:2]  # the team's tab: alert 1, not handled
+    handled = header.index("Handled")
+    assert row[header.index("Alert")] == 1 and (row[handled] if handled < len(row) else "") == ""

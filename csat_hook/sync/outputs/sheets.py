@@ -124,7 +124,6 @@ from csat_hook.sync.outputs.sheets_tabs import mark
 from csat_hook.sync.outputs.sheets_tabs import marks
 from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
-from csat_hook.sync.outputs.sheets_tabs import spare
 from csat_hook.sync.outputs.sheets_tabs import unmark
 from csat_hook.sync.report.alerts import ALERTS_KIND
 from csat_hook.sync.texts import LANGUAGES
@@ -415,30 +414,18 @@ class SheetsOutput:
 
     def own_tab(self, title: str, kind: str) -> str | None:
         """The title of the tab of ours that an own tab of the report titled ``title`` and of
-        ``kind`` (the team's Alerts tab) is written to, if it exists: ``title``, or ``title 2``
-        when a tab not ours holds ``title`` (as :meth:`plan` titles it; agents' keys unknown
-        here), else the tab :meth:`plan` renames to it (its " 2" beside a tab since deleted,
-        or a tab of its kind under another title: the Alerts tab's before, whatever it was
-        when the tab records it). A tab of ``kind`` comes first, as :meth:`plan` finds it
-        (by what it is): a name-only agent's tab under ``title`` is never it."""
+        ``kind`` (the team's Alerts tab) is written to, if it exists: the tab of ``kind``
+        (:class:`.sheets_tabs.Kinds`: its record, or an id made for a title of the kind, " 2"
+        ... included), the one :meth:`plan` takes (under ``title``, else its " 2" ..., else
+        the first). Only by what it is: with no tab of ``kind`` yet, a tab merely titled
+        ``title`` is another's (a name-only agent "Alerts"'s, whose tab :meth:`plan` then
+        renames "Alerts 2"), and its cells are none of the report's."""
         sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
         props = [s.get("properties", {}) for s in sheets]
         kinds = self.kinds(marked=marks(sheets))
         of_kind = _of_kind([p for p in props if p.get("sheetId") not in self.protected], kinds)
         first = _first(of_kind.get(kind, []), title)
-        if first is not None:
-            return str(first["title"])
-        ours = Owned(self.owned, (), self.protected, kinds)
-        foreign = [str(p.get("title", "")) for p in props if not ours(p)]
-        [wanted] = unique_titles([title], SHEETS_MAX, foreign)
-        found = [p for p in props if str(p.get("title", "")).casefold() == wanted.casefold()]
-        if found:
-            return str(found[0]["title"])  # not foreign: ours
-        ours_by_title = {str(p.get("title", "")).casefold(): p for p in props if ours(p)}
-        spared = spare(title, ours_by_title)
-        if spared is None:
-            spared = next((p for p in props if kind in kinds.of(p)), None)
-        return str(spared["title"]) if spared is not None else None
+        return str(first["title"]) if first is not None else None
 
     def still_holds(self, expected: dict[str, Any]) -> bool:
         """Whether the spreadsheet still looks as a write left it (``expected`` in what

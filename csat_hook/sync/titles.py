@@ -131,9 +131,12 @@ def unique_titles(wanted: Sequence[str], max_len: int, taken: Iterable[str] = ()
 Named = tuple[str, str | None] | tuple[str, str | None, str | None]
 
 
-def table_titles(names: Sequence[Named], max_len: int, taken: Iterable[str] = ()) -> list[str]:
+def table_titles(
+    names: Sequence[Named], max_len: int, taken: Iterable[str] = (), yielding: Iterable[str] = ()
+) -> list[str]:
     """Titles for ``(name, agent key or None[, helpdesk])`` tuples, unique and within
-    ``max_len``, in the order given.
+    ``max_len``, in the order given, none of ``taken``; none of ``yielding`` either but the
+    report's own (titles of tabs that give way to them: a departed agent's, renamed).
 
     The report's own tabs (no key) get theirs first, wherever they are listed: the agents'
     tabs come before Unverified and Alerts, and an agent whose title is the same (a shared
@@ -148,7 +151,7 @@ def table_titles(names: Sequence[Named], max_len: int, taken: Iterable[str] = ()
     own = [i for i, named in enumerate(names) if named[1] is None]
     agents = [i for i, named in enumerate(names) if named[1] is not None]
     titles = dict(zip(own, unique_titles([wanted[i] for i in own], max_len, taken), strict=True))
-    claimed = [*taken, *titles.values()]
+    claimed = [*taken, *yielding, *titles.values()]
     agent_titles = unique_titles([wanted[i] for i in agents], max_len, claimed)
     titles.update(zip(agents, agent_titles, strict=True))
     return [titles[i] for i in range(len(names))]

@@ -287,3 +287,40 @@ def test_a_spreadsheet_holding_only_stale_tabs_keeps_a_sheet(fake_google, google
     assert fake_google.titles("report") == ["Summary"]
     assert fake_google.cells("report", "Summary")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
     assert (done["tabs_created"], done["tabs_deleted"]) == (1, 1)
+
+
+def test_a_departed_name_only_agents_tab_gives_way_to_the_reports_own_title(kit):
+    """A name-only agent "Summary" (a shared account, or an agent so named) no longer in the
+    report keeps their tab "Summary", found by its id. Switched to English, the report's
+    Summary ("Сводка") was pushed to "Summary 2" beside it: a manager's link to the report's
+    Summary by its title, and the report's own look, went to the agent's frozen tab. The
+    report's own tab keeps its title now; the agent's tab, kept with what it held, is the
+    one renamed, and stays so run after run."""
+    kit.responses([EN_HEADER, [T0, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
+    departed = object_id("csat-hook agent tab", "Summary", 0)
+    kept = [["Summary's answers"]]
+    kit.fake.add_tab(SHEET_ID, "Summary", kept, sheet_id=departed)
+    with kit.engine.begin() as conn:
+        owned_tabs.record(conn, f"gsheets:{SHEET_ID}", [departed], kit.now)
+    assert kit.run(kit.config(output={"language": "ru"})).status == "ok"
+    [summary] = ids(kit, ["Сводка"])
+    answer(kit, 2)
+
+    assert kit.run(kit.config(output={"language": "en"})).status == "ok"
+
+    assert ids(kit, ["Summary", "Summary 2"]) == [summary, departed]
+    assert kit.sheet("Summary")[0][0].startswith("CSAT report")
+    assert kit.sheet("Summary 2") == kept
+    answer(kit, 3)
+    assert kit.run(kit.config(output={"language": "en"})).status == "ok"
+    assert ids(kit, ["Summary", "Summary 2"]) == [summary, departed]
+    assert kit.sheet("Summary 2") == kept
+    # A report started afresh beside such a tab gives it way as well.
+    with kit.fake.lock:
+        sheet = kit.fake.spreadsheets[SHEET_ID]
+        sheet.tabs.remove(sheet.tab_by_title("Summary"))
+        sheet.tab_by_title("Summary 2").title = "Summary"
+    answer(kit, 4)
+    assert kit.run(kit.config(output={"language": "en"})).status == "ok"
+    assert ids(kit, ["Summary 2"]) == [departed]
+    assert kit.sheet("Summary")[0][0].startswith("CSAT report")

@@ -34,9 +34,10 @@ has the tab "Summary" while the report is in Russian, and the report switched to
 not take it for its Summary. A title a tab of the report wants that another's tab holds goes
 to the report's own tab, the agent's becoming "<title> 2" (renamed in the same batch, the
 renames ordered so no two tabs hold one title after any request, a swap through a temporary
-title). A tab of ours that no tab of the report claims but whose identity is known (the
-team's Alerts tab kept; a departed name-only agent's tab) keeps its title, avoided with " 2"
-as a foreign tab's.
+title). A tab of ours that no tab of the report claims but whose identity is known keeps
+its title: the team's Alerts tab kept is avoided with " 2" as a foreign tab's; a departed
+name-only agent's tab is avoided by agents' tabs, and renamed " 2" when one of the report's
+own tabs wants its title ("Summary" after a language switch).
 
 A tab csat-hook owns and no longer writes would stay as the last run left it, looking
 current. What becomes of it depends on what it held:
@@ -313,15 +314,25 @@ class SheetsOutput:
         # agent's, when the report's Summary comes back to that title).
         claims = _claims(grids, existing.values(), kinds, self.protected)
         claimed = {int(p["sheetId"]) for p in claims.values()}
-        # Tabs of ours no grid claims but whose identity says what they are (a kind the report
-        # no longer writes: the team's Alerts tab kept; a departed name-only agent's): their
-        # titles are avoided with " 2" as a foreign tab's, never taken by title.
-        known = [
-            p for p in existing.values() if int(p["sheetId"]) not in claimed and _known(p, kinds)
-        ]
+        # Tabs of ours no grid claims but whose identity says what they are, never taken by
+        # title: a kind the report no longer writes (the team's Alerts tab kept), whose title
+        # is avoided with " 2" as a foreign tab's; a departed name-only agent's, whose title
+        # agents' tabs avoid and the report's own tabs take, the agent's tab renamed " 2".
+        unclaimed = [p for p in existing.values() if int(p["sheetId"]) not in claimed]
+        kept = [p for p in unclaimed if kinds.of(p)]
+        departed = [p for p in unclaimed if not kinds.of(p) and ours(p) and _departed(p)]
         foreign = [p["title"] for p in existing.values() if not ours(p)]
-        foreign += [p["title"] for p in known]
-        titles = _titles(grids, foreign, claims, existing, claimed)
+        foreign += [p["title"] for p in kept]
+        titles = _titles(grids, foreign, claims, existing, claimed, departed)
+        moves: list[tuple[int, str, str]] = []  # (sheetId, title now, title wanted)
+        wanted = {t.casefold() for t in titles}
+        held = wanted | set(existing)
+        for props in departed:
+            if str(props["title"]).casefold() in wanted:
+                [aside] = unique_titles([_departed(props) or "-"], SHEETS_MAX, held)
+                held.add(aside.casefold())
+                moves.append((int(props["sheetId"]), str(props["title"]), aside))
+                claimed.add(int(props["sheetId"]))  # never another grid's by its title
         used_ids = {p.get("sheetId") for p in existing.values()}
         renamed = Renamed(
             {t: p for t, p in existing.items() if int(p["sheetId"]) not in claimed},
@@ -332,7 +343,6 @@ class SheetsOutput:
         )
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
-        moves: list[tuple[int, str, str]] = []  # (sheetId, title now, title wanted)
         for index, (title, grid, before) in enumerate(
             zip(titles, grids, _befores(grids), strict=True)
         ):
@@ -695,14 +705,17 @@ def _first(tabs: Sequence[dict[str, Any]], title: str) -> dict[str, Any] | None:
     )
 
 
-def _known(props: dict[str, Any], kinds: Kinds) -> bool:
-    """Whether the tab says what it is without its title naming it: a tab of the report's
-    own set (:class:`.sheets_tabs.Kinds`), or the tab of the name-only agent its title names
-    (its sheetId the one :func:`.sheets_tabs.agent_ids` gives that name as a key)."""
-    if kinds.of(props):
-        return True
+def _departed(props: dict[str, Any]) -> str | None:
+    """The key of the name-only agent whose tab ``props`` is, told by its sheetId (the one
+    :func:`.sheets_tabs.agent_ids` gives that key) and its title: the key, or the key with
+    the " 2" ... " 9" it was renamed to beside a tab of the report's own set. None: not
+    such a tab (any other agent's tab says nothing of its key without the report's grids)."""
     title = str(props.get("title", ""))
-    return props.get("sheetId") in agent_ids(title, None)
+    base, _, number = title.rpartition(" ")
+    for key in (title, base) if number.isdigit() and int(number) in SPARES else (title,):
+        if props.get("sheetId") in agent_ids(key, None):
+            return key
+    return None
 
 
 def _titles(
@@ -711,19 +724,27 @@ def _titles(
     claims: Mapping[int, dict[str, Any]],
     existing: Mapping[str, dict[str, Any]],
     claimed: set[int],
+    departed: Sequence[dict[str, Any]] = (),
 ) -> list[str]:
     """The grids' titles (:func:`~csat_hook.sync.titles.table_titles`) avoiding ``foreign``
     and any tab that would still hold a title a claimed tab is to be renamed to: one no grid
-    claims, whose title only the grid that has a tab of its own wants."""
+    claims, whose title only the grid that has a tab of its own wants. The ``departed``
+    name-only agents' tabs' titles are avoided by agents' tabs only: such a tab is renamed
+    out of the way of the report's own."""
     avoided = list(foreign)
+    yielding = [str(p["title"]) for p in departed]
+    moving = {int(p["sheetId"]) for p in departed}
     while True:
-        titles = table_titles([(g.name, g.key, g.helpdesk) for g in grids], SHEETS_MAX, avoided)
+        titles = table_titles(
+            [(g.name, g.key, g.helpdesk) for g in grids], SHEETS_MAX, avoided, yielding
+        )
         stuck = [
             holder["title"]
             for index, title in enumerate(titles)
             if index in claims
             and (holder := existing.get(title.casefold())) is not None
             and int(holder["sheetId"]) not in claimed
+            and (grids[index].key is not None or int(holder["sheetId"]) not in moving)
         ]
         if not stuck:
             return titles

@@ -39,7 +39,7 @@ XLSX_RESERVED = ("History",)
 # Also what XML cannot hold (an .xlsx keeps the titles in XML): controls, U+FFFE, U+FFFF.
 _FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 # Bidirectional marks, embeddings, overrides and isolates (UAX #9): invisible, so dropped.
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def units(text: str) -> int:
@@ -57,7 +57,7 @@ def cut(text: str, max_units: int) -> str:
 
 def clean(text: str, max_len: int) -> str:
     """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
-    text = " ".join(_FORBIDDEN.sub(" ", _BIDI.sub("", text)).split()).strip("'").strip()
+    text = " ".join(_FORBIDDEN.sub(" ", BIDI.sub("", text)).split()).strip("'").strip()
     return cut(text, max_len).rstrip().strip("'") or "-"
 
 

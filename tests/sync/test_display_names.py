@@ -35,3 +35,27 @@ def test_two_helpdesks_unnamed_agents_with_one_key_get_two_labels() -> None:
 
 def test_one_name_on_two_keys_keeps_the_key_only() -> None:
     assert _names(("desk", "7", "Anna"), ("other", "8", "Anna")) == ["Anna (7)", "Anna (8)"]
+
+
+def test_names_that_look_the_same_are_told_apart_and_no_control_moves_a_key() -> None:
+    """A name is a reader's label: a RIGHT-TO-LEFT OVERRIDE (U+202E) before "annA" shows as
+    "Anna", a zero-width space or a control character (a BEL pasted from a terminal) shows
+    as nothing. Compared as stored, "Anna", "\\u202eannA" and "An\\u200bna" were three names,
+    none given its key: three rows "Anna" on the leaderboard, no telling whose. And an
+    override before ")7( annA" reversed the key added after it: agent 9 read "(9) Anna (7)".
+    The labels hold no bidirectional or control character, and names are compared as
+    shown, without invisible characters; a name that shows nothing is the key."""
+    names = _names(
+        ("desk", "1", "Anna"),
+        ("desk", "2", "\u202eannA"),
+        ("desk", "3", "An\u200bna"),
+        ("desk", "4", "Ann\x07a"),
+        ("desk", "9", "\u202e)7( annA"),
+        ("desk", "5", "\u200f \u200b"),
+        ("desk", "6", "שרה כהן"),
+    )
+    assert names[:4] == ["Anna (1)", "annA (2)", "An\u200bna (3)", "Anna (4)"]
+    assert names[4] == ")7( annA"
+    assert names[5] == "5"
+    assert names[6] == "שרה כהן"  # right-to-left text still reads right to left
+    assert _names(("desk", "8", "Tab\tName\nLine\r")) == ["Tab Name Line "]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from csat_hook.sync.layout import Fmt
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import Stats
 from csat_hook.sync.texts import Texts
+from csat_hook.sync.titles import BIDI
 from csat_hook.sync.values import normalize
 
 # Fractions are written rounded to this: a re-run writes the same cells. Nine digits, not
@@ -25,6 +28,9 @@ from csat_hook.sync.values import normalize
 # of a rounding edge rounded twice showed one step off (Wilson's upper bound for 22 of 26,
 # 93.849966%, was written 0.9385 and shown 93.9%).
 DIGITS = 9
+# Control characters (C0 but tab and line breaks, DEL, C1): nothing a reader sees in a label.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BREAKS = str.maketrans("\t\n\r", "   ")  # a label is one line
 
 
 @dataclass(frozen=True)
@@ -79,27 +85,51 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     get their key."""
     label = (texts or Texts("en"))["no_agent"]
     unnamed = sum(1 for a in data.agents if is_no_agent(a))
-    shown = [label if is_no_agent(a) else a.name for a in data.agents]
-    counts = Counter(normalize(name) for name in shown)
-    keyed = Counter((normalize(name), a.key) for name, a in zip(shown, data.agents, strict=True))
+    shown = [label if is_no_agent(a) else _shown(a) for a in data.agents]
+    counts = Counter(_seen(name) for name in shown)
+    keyed = Counter((_seen(name), a.key) for name, a in zip(shown, data.agents, strict=True))
     names = []
     for name, agent in zip(shown, data.agents, strict=True):
-        seen = normalize(name)
+        seen = _seen(name)
         if is_no_agent(agent):
             names.append(f"{name} ({agent.helpdesk})" if unnamed > 1 else name)
         elif counts[seen] > 1 and keyed[seen, agent.key] > 1:
             # The key alone does not tell them apart: the helpdesk does.
             if agent.name == agent.key:
-                names.append(f"{agent.name} ({agent.helpdesk})")
+                names.append(f"{name} ({agent.helpdesk})")
             else:
-                names.append(f"{agent.name} ({agent.helpdesk}: {agent.key})")
+                names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")
         elif counts[seen] > 1 and agent.name != agent.key:
-            names.append(f"{agent.name} ({agent.key})")
+            names.append(f"{name} ({_visible(agent.key)})")
         elif seen == normalize(label) and unnamed:
-            names.append(f"{agent.name} ({agent.helpdesk}: {agent.key})")  # key = the label
+            names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")  # key = the label
         else:
-            names.append(agent.name)
+            names.append(name)
     return names
+
+
+def _visible(text: str) -> str:
+    """``text`` without bidirectional controls (an override before ")7( annA" showed the key
+    after it reversed: "(9) Anna (7)") nor control characters; tabs and line breaks as
+    spaces. Right-to-left names still read right to left, by their letters."""
+    return _CONTROLS.sub("", BIDI.sub("", text)).translate(_BREAKS)
+
+
+def _shown(agent: Agent) -> str:
+    """The agent's name as a label shows it (:func:`_visible`); their key when the name
+    shows nothing (spaces, a zero-width space), "-" when neither does."""
+    for text in (agent.name, agent.key):
+        visible = _visible(text)
+        if _seen(visible):
+            return visible
+    return "-"
+
+
+def _seen(name: str) -> str:
+    """``name`` as a reader tells names apart: :func:`~csat_hook.sync.values.normalize`d,
+    without the characters that show nothing (format characters: zero-width spaces and
+    joiners, bidirectional marks; controls): "An\u200bna" is "Anna" to the eye."""
+    return normalize("".join(c for c in name if unicodedata.category(c) not in ("Cf", "Cc")))
 
 
 def fraction(value: float | None) -> float | None:

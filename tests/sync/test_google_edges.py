@@ -13,8 +13,11 @@ import pytest
 import responses
 
 from csat_hook import retry
+from csat_hook.devtools.forms_model import RawJson
+from csat_hook.errors import GoogleApiError
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.session import GoogleSession
+from tests.sync.conftest import EN_HEADER
 
 SHEET = "https://sheets.googleapis.com/v4/spreadsheets/S"
 
@@ -71,3 +74,93 @@ def test_a_retry_after_in_seconds_or_as_a_date_is_honoured(mocked, monkeypatch):
     google = session()
     SheetsApi(google).metadata("S")
     assert google.slept == [7, 32]  # a date decades away: capped at the backoff's cap
+
+
+# --- a 200 whose body is not the answer asked for: an error naming the call, never a crash,
+# never an empty sheet -----------------------------------------------------------------------
+
+NOT_OBJECTS = [b"[]", b"[1]", b'"ok"', b"null", b"5"]
+
+
+@pytest.mark.parametrize("body", NOT_OBJECTS)
+def test_metadata_structure_and_value_writes_answered_with_a_non_object_are_google_errors(
+    mocked, body
+):
+    """These crashed the run with TypeError, ValueError or AttributeError (a traceback),
+    and ``[]`` read as a spreadsheet with no tabs ("no such tab; tabs: none")."""
+    mocked.get(SHEET, body=body)
+    mocked.post(SHEET + ":batchUpdate", body=body)
+    mocked.post(SHEET + "/values:batchUpdate", body=body)
+    api = SheetsApi(session())
+    calls = [
+        ("spreadsheets.get", lambda: api.metadata("S")),
+        ("spreadsheets.batchUpdate", lambda: api.update_structure("S", [{"addSheet": {}}])),
+        ("values.batchUpdate", lambda: api.write_values("S", [b"{}"])),
+    ]
+    for what, call in calls:
+        with pytest.raises(GoogleApiError) as caught:
+            call()
+        assert caught.value.message == f"{what}: the answer is not a JSON object"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *NOT_OBJECTS,
+        b"{}",
+        b'{"valueRanges": 5}',
+        b'{"valueRanges": []}',
+        b'{"valueRanges": [5]}',
+        b'{"valueRanges": [{"values": [["Timestamp"], "b"]}]}',
+        b'{"valueRanges": [{"values": [["Timestamp"], null]}]}',
+        b'{"valueRanges": [{"majorDimension": "COLUMNS", "values": [["Timestamp", 1]]}]}',
+    ],
+)
+def test_a_tab_read_answered_with_something_else_than_one_range_of_rows_is_a_google_error(
+    mocked, body
+):
+    """``[]``, ``null``, ``{}`` or no range at all read as an empty tab, a row that is not a
+    list as a row of characters, and columns as rows; ``{"valueRanges": 5}`` crashed."""
+    mocked.get(SHEET + "/values:batchGet", body=body)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(session()).read_tab("S", "Form Responses 1")
+    assert caught.value.message.startswith("values.batchGet: the answer "), caught.value.message
+
+
+def test_an_empty_tab_and_ragged_rows_are_read_as_google_sends_them(mocked):
+    """Google leaves ``values`` out for an empty tab and trims each row's empty cells."""
+    mocked.get(SHEET + "/values:batchGet", json={"valueRanges": [{"range": "'T'!A1:Z1000"}]})
+    mocked.get(
+        SHEET + "/values:batchGet",
+        json={"valueRanges": [{"majorDimension": "ROWS", "values": [["a", "b"], [], ["c"]]}]},
+    )
+    api = SheetsApi(session())
+    assert api.read_tab("S", "T") == []
+    assert api.read_tab("S", "T") == [["a", "b"], [], ["c"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'{"valueRanges": []}',
+        b'{"valueRanges": [{"values": [["Timestamp", "Rating"], "45000,5"]}]}',
+        b'{"valueRanges": [{"majorDimension": "COLUMNS", "values": [["Timestamp", 45000]]}]}',
+    ],
+    ids=["list", "no-range", "text-row", "columns"],
+)
+def test_a_sync_whose_responses_read_is_not_rows_fails_and_says_so(kit, monkeypatch, body):
+    """The run was "ok" over an empty tab (``[]``), or read a row of text as one character
+    per column; now it fails naming the call, and no answer is counted."""
+    kit.responses([EN_HEADER])
+    original = kit.fake._route
+
+    def answer(method, path, query, raw):  # type: ignore[no-untyped-def]
+        if path.endswith("values:batchGet") and "Form Responses 1" in str(query):
+            return RawJson(body)
+        return original(method, path, query, raw)
+
+    monkeypatch.setattr(kit.fake, "_route", answer)
+    summary = kit.run()
+    assert summary.status == "failed"
+    assert summary.error.startswith("values.batchGet: the answer "), summary.error

@@ -109,16 +109,31 @@ def _error_from(
 
 def tab_rows(body: bytes) -> list[list[Any]]:
     """The rows of a ``values.batchGet`` response of one range (:meth:`SheetsApi.read_tab`);
-    GoogleApiError when the body is not that."""
+    GoogleApiError when the body is not that: one ValueRange, by rows, each row a list
+    (``values`` left out is an empty tab, as Google sends it). Anything else (``[]``, ``{}``,
+    no range, a row that is a string, columns) was read as an empty tab or as other rows: a
+    run "ok" over answers it never read."""
     try:
         decoded = json.loads(body)
     except ValueError as exc:
-        raise GoogleApiError("values.batchGet: the response is not JSON") from exc
-    ranges = (decoded.get("valueRanges") if isinstance(decoded, dict) else None) or [{}]
-    values = ranges[0].get("values", []) if isinstance(ranges[0], dict) else None
-    if not isinstance(values, list):
-        raise GoogleApiError("values.batchGet: the response holds no rows")
+        raise GoogleApiError("values.batchGet: the answer is not JSON") from exc
+    ranges = decoded.get("valueRanges") if isinstance(decoded, dict) else None
+    if not (isinstance(ranges, list) and len(ranges) == 1 and isinstance(ranges[0], dict)):
+        raise GoogleApiError("values.batchGet: the answer is not the one range asked for")
+    if ranges[0].get("majorDimension", "ROWS") != "ROWS":
+        raise GoogleApiError("values.batchGet: the answer is by columns, not by rows as asked")
+    values = ranges[0].get("values", [])
+    if not isinstance(values, list) or not all(isinstance(row, list) for row in values):
+        raise GoogleApiError("values.batchGet: the answer holds something else than rows")
     return values
+
+
+def _json_object(what: str, decoded: Any) -> dict[str, Any]:
+    """``decoded`` when it is a JSON object, as every Sheets answer is; else GoogleApiError
+    (a list, a string or null from a proxy crashed the run with a TypeError)."""
+    if not isinstance(decoded, dict):
+        raise GoogleApiError(f"{what}: the answer is not a JSON object")
+    return decoded
 
 
 class _Refused(Exception):  # noqa: N818 (not an error of ours: carries Google's answer)
@@ -194,7 +209,10 @@ class SheetsApi:
             }
             self._metadata[spreadsheet_id] = self._call(
                 "spreadsheets.get",
-                lambda: dict(self.http.fetch_sheet_metadata(spreadsheet_id, params=params)),
+                lambda: _json_object(
+                    "spreadsheets.get",
+                    self.http.fetch_sheet_metadata(spreadsheet_id, params=params),
+                ),
             )
         return self._metadata[spreadsheet_id]
 
@@ -235,7 +253,10 @@ class SheetsApi:
         try:
             body = self._call(
                 "spreadsheets.batchUpdate",
-                lambda: self.http.batch_update(spreadsheet_id, {"requests": requests_}),
+                lambda: _json_object(
+                    "spreadsheets.batchUpdate",
+                    self.http.batch_update(spreadsheet_id, {"requests": requests_}),
+                ),
             )
         except GoogleApiError as exc:
             self.forget_metadata(spreadsheet_id)
@@ -249,7 +270,8 @@ class SheetsApi:
                 ) from exc
             raise
         self.forget_metadata(spreadsheet_id)
-        return list(body.get("replies", []))
+        replies = body.get("replies")  # unused by callers so far: read loosely
+        return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
 
     def write_values(self, spreadsheet_id: str, data: Sequence[bytes]) -> dict[str, Any]:
         """One ``values.batchUpdate`` with RAW input: text is never parsed as a formula.
@@ -258,17 +280,18 @@ class SheetsApi:
         them to split the write; encoding 100,000 rows again would double the cost)."""
         body = JoinedBody(b'{"valueInputOption":"RAW","data":[', data, b"]}")
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % spreadsheet_id
-        return dict(
-            self._call(
+        return self._call(
+            "values.batchUpdate",
+            lambda: _json_object(
                 "values.batchUpdate",
-                lambda: self.http.request(
+                self.http.request(
                     "post",
                     url,
                     data=body,  # requests sends any readable body
                     headers={"Content-Type": "application/json"},
                 ).json(),
-                keep_message=False,
-            )
+            ),
+            keep_message=False,
         )
 
 

@@ -53,7 +53,7 @@ class RowsPrefix:
 
 def values_span(body: bytes) -> tuple[int, int] | None:
     """``(start, end)``: ``body[start:end]`` is the content of the response's ``values``
-    array (between its brackets); None when the body is not one ValueRange with rows."""
+    array (between its brackets); None when the body is not one ValueRange by rows."""
     found = _KEY.search(body)
     if found is None:
         return None
@@ -68,7 +68,8 @@ def values_span(body: bytes) -> tuple[int, int] | None:
     ranges = shell.get("valueRanges") if isinstance(shell, dict) else None
     if not (isinstance(ranges, list) and len(ranges) == 1 and isinstance(ranges[0], dict)):
         return None
-    return (start, end) if ranges[0].get("values") == [] else None
+    by_rows = ranges[0].get("majorDimension", "ROWS") == "ROWS"
+    return (start, end) if by_rows and ranges[0].get("values") == [] else None
 
 
 def _before_closing(body: bytes) -> int | None:
@@ -108,7 +109,10 @@ def whole_rows(body: bytes) -> tuple[list[Any], tuple[int, int]] | None:
         rows = json.loads(text)
     except ValueError:
         return None
-    return (rows, span) if isinstance(rows, list) else None
+    # A row that is not a list is not rows at all: tab_rows says so.
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return None
+    return rows, span
 
 
 def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:

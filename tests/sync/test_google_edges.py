@@ -14,10 +14,13 @@ import responses
 
 from csat_hook import retry
 from csat_hook.devtools.forms_model import RawJson
+from csat_hook.devtools.sheets_model import SheetsApiError
 from csat_hook.errors import GoogleApiError
+from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.session import GoogleSession
 from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
 
 SHEET = "https://sheets.googleapis.com/v4/spreadsheets/S"
 
@@ -164,3 +167,119 @@ def test_a_sync_whose_responses_read_is_not_rows_fails_and_says_so(kit, monkeypa
     summary = kit.run()
     assert summary.status == "failed"
     assert summary.error.startswith("values.batchGet: the answer "), summary.error
+
+
+# --- 403: no access, the API not enabled, or a rate limit -------------------------------------
+
+EMAIL = "csat-sync@fake-project.iam.gserviceaccount.com"  # the fake's service account
+
+
+def error_info(reason: str, **metadata: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "googleapis.com",
+        "metadata": metadata,
+    }
+
+
+def forbidden(message: str, *details: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    error = {"code": 403, "message": message, "status": "PERMISSION_DENIED", **extra}
+    if details:
+        error["details"] = list(details)
+    return {"error": error}
+
+
+DISABLED = forbidden(
+    "Google Sheets API has not been used in project 603366585132 before or it is disabled. "
+    "Enable it by visiting https://console.developers.google.com/apis/api/"
+    "sheets.googleapis.com/overview?project=603366585132 then retry.",
+    error_info(
+        "SERVICE_DISABLED",
+        service="sheets.googleapis.com",
+        consumer="projects/603366585132",
+        serviceTitle="Google Sheets API",
+    ),
+)
+RATE_LIMITED = {
+    "info": forbidden("Quota exceeded", error_info("RATE_LIMIT_EXCEEDED")),
+    "user": forbidden(
+        "User Rate Limit Exceeded",
+        errors=[{"domain": "usageLimits", "reason": "userRateLimitExceeded", "message": "x"}],
+    ),
+    "rate": forbidden(
+        "Rate Limit Exceeded",
+        errors=[{"domain": "usageLimits", "reason": "rateLimitExceeded", "message": "x"}],
+    ),
+}
+
+
+def refuse_with(fake: Any, monkeypatch: pytest.MonkeyPatch, body: Any, times: int = 99) -> None:
+    """The fake answers its next ``times`` API requests with a 403 carrying ``body``."""
+    original = fake._route
+    left = [times]
+
+    def refuse(*args: Any) -> Any:
+        if left[0] <= 0:
+            return original(*args)
+        left[0] -= 1
+        error = SheetsApiError(403, "")
+        error.body = body
+        raise error
+
+    monkeypatch.setattr(fake, "_route", refuse)
+
+
+@pytest.mark.parametrize("body", list(RATE_LIMITED.values()), ids=list(RATE_LIMITED))
+def test_a_403_rate_limit_is_retried_like_a_429(fake_google, google_session, monkeypatch, body):
+    """Drive-style and ErrorInfo rate limits come as 403; they failed the run at once, with
+    "share the spreadsheet with ..." as the advice."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    refuse_with(fake_google, monkeypatch, body, times=2)
+    assert SheetsApi(google_session).metadata(SHEET_ID)["spreadsheetId"] == SHEET_ID
+    assert len(google_session.slept) == 2
+
+
+def test_a_403_rate_limit_that_lasts_says_quota_not_sharing(
+    fake_google, google_session, monkeypatch
+):
+    fake_google.add_spreadsheet(SHEET_ID)
+    refuse_with(fake_google, monkeypatch, RATE_LIMITED["user"])
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert caught.value.retryable and "after 4 attempts" in caught.value.message
+    assert "rate limit" in caught.value.message and "share" not in caught.value.message
+
+
+def test_a_403_service_disabled_says_to_enable_the_api_not_to_share(
+    fake_google, google_session, monkeypatch
+):
+    fake_google.add_spreadsheet(SHEET_ID)
+    refuse_with(fake_google, monkeypatch, DISABLED)
+    api = SheetsApi(google_session)
+    with pytest.raises(GoogleApiError) as caught:
+        api.read_tab(SHEET_ID, "Form Responses 1")  # a values call: Google's message left out
+    message = caught.value.message
+    assert "share" not in message and not caught.value.retryable
+    assert message.endswith(
+        "; enable the Google Sheets API (sheets.googleapis.com) in Google Cloud project "
+        "603366585132, the service account's (APIs & Services → Library)"
+    ), message
+    assert len(fake_google.api_requests("sheets_read")) == 1  # not retried
+
+
+def test_a_403_without_access_says_to_share_the_spreadsheet_or_the_form(
+    fake_google, google_session, monkeypatch
+):
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_form("f", [])
+    refuse_with(fake_google, monkeypatch, forbidden("The caller does not have permission"))
+    with pytest.raises(GoogleApiError) as sheet:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert f"share the spreadsheet with {EMAIL}" in sheet.value.message
+    with pytest.raises(GoogleApiError) as form:
+        list(FormsApi(google_session).list_responses("f", since=None, page_size=10))
+    assert form.value.message == (
+        "forms.responses.list: HTTP 403 PERMISSION_DENIED; share the form with "
+        f"{EMAIL} (as an editor) and check its id"
+    ), form.value.message

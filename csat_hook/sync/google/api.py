@@ -30,8 +30,10 @@ from gspread.utils import absolute_range_name
 
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
+from csat_hook.sync.google.session import RATE_LIMIT_REASONS
 from csat_hook.sync.google.session import RETRYABLE_STATUS
 from csat_hook.sync.google.session import GoogleSession
+from csat_hook.sync.google.session import error_reasons
 from csat_hook.sync.google.session import service_account_email
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
@@ -77,6 +79,7 @@ def _error_from(
     keep_message: bool,
     attempts: int,
     share_with: str | None,
+    shared: str = "spreadsheet",
 ) -> GoogleApiError:
     status = response.status_code
     # Google's error body is {"error": {"status": ..., "message": ...}}; a proxy or an outage
@@ -97,14 +100,49 @@ def _error_from(
         text += f" ({message[:200]})"
     if attempts > 1:
         text += f" after {attempts} attempts"
-    if status in (403, 404) and share_with:
+    reasons = error_reasons(response)
+    rate_limited = status == 403 and not RATE_LIMIT_REASONS.isdisjoint(reasons)
+    if rate_limited:
         text += (
-            f"; share the spreadsheet with {share_with} (Editor to write, Viewer to read)"
-            " and check its id"
+            "; a rate limit at Google: the next run goes on where this one stopped (a "
+            "higher quota: Google Cloud console → APIs & Services → Quotas)"
         )
+    elif status == 403 and ("SERVICE_DISABLED" in reasons or "accessNotConfigured" in reasons):
+        text += "; " + _enable_api(reasons.get("SERVICE_DISABLED", {}))
+    elif status in (403, 404) and share_with:
+        rights = "(as an editor)" if shared == "form" else "(Editor to write, Viewer to read)"
+        text += f"; share the {shared} with {share_with} {rights} and check its id"
     return GoogleApiError(
-        text, http_status=status, reason=reason, retryable=status in RETRYABLE_STATUS
+        text,
+        http_status=status,
+        reason=reason,
+        retryable=status in RETRYABLE_STATUS or rate_limited,
     )
+
+
+# What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
+# shown only when it looks like a service name, a project number or id, an API's title).
+_SERVICE = re.compile(r"[a-z0-9.-]{1,100}")
+_PROJECT = re.compile(r"projects/([a-z0-9-]{1,64})")
+_TITLE = re.compile(r"[A-Za-z0-9 ()-]{1,80}")
+
+
+def _enable_api(metadata: dict[str, Any]) -> str:
+    """What the operator must do about a 403 SERVICE_DISABLED: enable the API (named when
+    Google named it) in the service account's project."""
+    service = metadata.get("service")
+    title = metadata.get("serviceTitle")
+    project = _PROJECT.fullmatch(str(metadata.get("consumer", "")))
+    api = "the API"
+    if isinstance(service, str) and _SERVICE.fullmatch(service):
+        named = title if isinstance(title, str) and _TITLE.fullmatch(title) else None
+        api = f"the {named} ({service})" if named else service
+    where = (
+        f"Google Cloud project {project.group(1)}, the service account's"
+        if project
+        else ("the service account's Google Cloud project")
+    )
+    return f"enable {api} in {where} (APIs & Services → Library)"
 
 
 def tab_rows(body: bytes) -> list[list[Any]]:
@@ -440,7 +478,8 @@ class FormsApi:
                 response,
                 keep_message=False,
                 attempts=self.session.attempts,
-                share_with=None,
+                share_with=service_account_email(self.session),
+                shared="form",
             )
         try:
             # From the bytes: requests' .json() decodes them to text first.

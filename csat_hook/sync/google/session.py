@@ -71,6 +71,45 @@ RETRYABLE_STATUS: dict[int, str] = {
     504: "DEADLINE_EXCEEDED at the front end",
 }
 
+# A 403 whose reason is one of these is a rate limit, not a refusal: retried as a 429 is.
+# ErrorInfo's reason in Cloud APIs' ``details``, and the older ``errors[].reason`` that Drive
+# sends for per-user limits (Sheets itself answers a rate limit with 429).
+RATE_LIMIT_REASONS = frozenset(
+    {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded"}
+)
+
+
+def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
+    """The machine reasons of a Google error answer, each with its ErrorInfo ``metadata``
+    (``{}`` for an ``errors[]`` reason): ``{"SERVICE_DISABLED": {"service": ...}}``. Nothing
+    for a body of any other shape."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for key in ("details", "errors"):
+        items = error.get(key)
+        for item in items[:20] if isinstance(items, list) else ():
+            reason = item.get("reason") if isinstance(item, dict) else None
+            if isinstance(reason, str) and reason:
+                metadata = item.get("metadata") if key == "details" else None
+                found[reason[:64]] = metadata if isinstance(metadata, dict) else {}
+    return found
+
+
+def retryable_answer(response: requests.Response) -> bool:
+    """Whether the same request may get another answer later: a status in
+    :data:`RETRYABLE_STATUS`, or a 403 that is a rate limit."""
+    if response.status_code in RETRYABLE_STATUS:
+        return True
+    return response.status_code == 403 and not RATE_LIMIT_REASONS.isdisjoint(
+        error_reasons(response)
+    )
+
 
 @dataclass
 class RequestLog:
@@ -252,7 +291,7 @@ class GoogleSession(requests.Session):
                 refreshed = True
                 self._authorize(headers, force=True)
                 continue
-            if response.status_code in RETRYABLE_STATUS and attempt < self.max_retries:
+            if attempt < self.max_retries and retryable_answer(response):
                 retry_after = _retry_after(response)
                 response.close()
                 logger.warning(

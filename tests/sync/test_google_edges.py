@@ -7,6 +7,8 @@ nothing: no bases configured), so every answer is exactly the one scripted here.
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from csat_hook.errors import GoogleApiError
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.session import GoogleSession
+from tests.helpdesks.test_transport import loopback
+from tests.helpdesks.test_transport import read_request
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 
@@ -283,3 +287,75 @@ def test_a_403_without_access_says_to_share_the_spreadsheet_or_the_form(
         "forms.responses.list: HTTP 403 PERMISSION_DENIED; share the form with "
         f"{EMAIL} (as an editor) and check its id"
     ), form.value.message
+
+
+# --- a server that drips its answer: each byte within the read timeout, the whole far beyond --
+
+CONNECT, READ = 0.2, 0.3
+BOUND = CONNECT + READ + 0.5  # the request's time plus room for a loaded machine
+BODY = b'{"spreadsheetId": "S", "properties": {"title": "dripped, byte by byte"}}'
+
+
+def dripping(head_too: bool) -> Any:
+    """Answers 200 with ``BODY`` one byte every 0.05 s (the headers too when ``head_too``):
+    about 4 s in all, each wait far within the read timeout."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(BODY)
+
+    def serve(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        if not head_too:
+            conn.sendall(head)
+        for byte in (head if head_too else b"") + BODY:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    return serve
+
+
+@pytest.mark.parametrize("head_too", [False, True], ids=["body", "headers"])
+def test_an_answer_dripped_past_the_request_time_times_out(head_too):
+    """The read timeout bounds each wait, not the answer: a server (or a proxy) that drips
+    its answer held the run for as long as it liked."""
+    with loopback(dripping(head_too)) as (url, seen):
+        google = GoogleSession(
+            credentials=None,
+            bases={"https://sheets.googleapis.com": url},
+            timeout=(CONNECT, READ),
+            max_retries=1,
+            backoff_base=0,
+            backoff_cap=0,
+            sleep=lambda _s: None,
+        )
+        started = time.monotonic()
+        with pytest.raises(GoogleApiError) as caught:
+            SheetsApi(google).metadata("S")
+        took = time.monotonic() - started
+    assert "timed out after 2 attempts" in caught.value.message, caught.value.message
+    assert caught.value.retryable and len(seen) == 2
+    assert took < 2 * BOUND
+
+
+def test_an_answer_cut_off_is_retried_then_reported():
+    """A body that breaks off before its Content-Length (a proxy restarted) was a
+    ChunkedEncodingError, never retried: the run failed on the first flake."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+
+    def cut(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(head + BODY[:20])  # and the connection closes
+
+    with loopback(cut) as (url, seen):
+        google = GoogleSession(
+            credentials=None,
+            bases={"https://sheets.googleapis.com": url},
+            timeout=(1, 1),
+            max_retries=2,
+            backoff_base=0,
+            backoff_cap=0,
+            sleep=lambda _s: None,
+        )
+        with pytest.raises(GoogleApiError) as caught:
+            SheetsApi(google).metadata("S")
+    assert "answer cut off after 3 attempts" in caught.value.message, caught.value.message
+    assert caught.value.retryable and len(seen) == 3

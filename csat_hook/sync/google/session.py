@@ -40,11 +40,13 @@ from typing import Any
 
 import google.auth.exceptions
 import requests
+import urllib3
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
+from csat_hook.helpdesks.deadline import DeadlineAdapter
 from csat_hook.helpdesks.transport import parse_retry_after
 from csat_hook.retry import Backoff
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
@@ -192,7 +194,10 @@ class _TokenRequest(GoogleAuthRequest):
     """google-auth's transport for the token endpoint, with our timeout and counting."""
 
     def __init__(self, timeout: tuple[float, float], log: RequestLog) -> None:
-        super().__init__(session=requests.Session())
+        session = requests.Session()
+        session.mount("https://", DeadlineAdapter())  # as GoogleSession's requests
+        session.mount("http://", DeadlineAdapter())
+        super().__init__(session=session)
         self._timeout = timeout
         self._log = log
 
@@ -232,6 +237,10 @@ class GoogleSession(requests.Session):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__()
+        # Every exchange within connect plus read timeout from its start: the read timeout
+        # bounds each wait only, and an answer dripped a byte at a time held the run forever.
+        self.mount("https://", DeadlineAdapter())
+        self.mount("http://", DeadlineAdapter())
         self.credentials = credentials
         self.bases = {origin.rstrip("/"): base.rstrip("/") for origin, base in bases.items()}
         self.default_timeout = timeout
@@ -274,10 +283,13 @@ class GoogleSession(requests.Session):
                     headers=headers,  # type: ignore[misc]
                     **kwargs,
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except _NO_ANSWER as exc:
+                # Sent again whatever the method: a write Google may have applied is one the
+                # callers make safe to repeat (values overwrite their ranges; a structure
+                # change whose tab is there or gone is re-planned, see api.update_structure).
                 if attempt >= self.max_retries:
                     self.attempts = attempt + 1
-                    what = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                    what = _no_answer(exc)
                     raise GoogleApiError(
                         f"{method} {_where(url)}: {what} after {attempt + 1} attempts",
                         retryable=True,
@@ -333,6 +345,27 @@ def _retry_after(response: requests.Response) -> float | None:
     # "nan" as "now" (every retry of a quota minute spent within a second) and "1e12" as
     # the longest wait.
     return parse_retry_after(response.headers.get("Retry-After"))
+
+
+# No answer to read: the connection failed or dropped, a timeout or the request's deadline
+# passed (a body dripped past it surfaces as a ConnectionError around urllib3's
+# ReadTimeoutError), or the body broke off or could not be decoded.
+_NO_ANSWER = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def _no_answer(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout) or (
+        exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+    ):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return "answer cut off"
 
 
 def _where(url: str) -> str:

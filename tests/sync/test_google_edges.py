@@ -359,3 +359,36 @@ def test_an_answer_cut_off_is_retried_then_reported():
             SheetsApi(google).metadata("S")
     assert "answer cut off after 3 attempts" in caught.value.message, caught.value.message
     assert caught.value.retryable and len(seen) == 3
+
+
+# --- forms.responses.list pages ---------------------------------------------------------------
+
+FORM = "https://forms.googleapis.com/v1/forms/F/responses"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"responses": 5}',
+        b'{"responses": "ab"}',
+        b'{"responses": null}',
+        b'{"responses": [1, "x"]}',
+        b'{"responses": [], "nextPageToken": [1]}',
+        b'{"responses": [], "nextPageToken": 5}',
+    ],
+)
+def test_a_forms_page_of_another_shape_is_a_google_error(mocked, body):
+    """These crashed the run (TypeError) or handed on characters and numbers as responses."""
+    mocked.get(FORM, body=body)
+    mocked.get(FORM, json={})
+    with pytest.raises(GoogleApiError) as caught:
+        list(FormsApi(session()).list_responses("F", since=None, page_size=10))
+    assert caught.value.message.startswith("forms.responses.list: the answer "), caught.value
+
+
+def test_an_empty_next_page_token_ends_the_listing(mocked):
+    mocked.get(FORM, json={"responses": [{"responseId": "a"}], "nextPageToken": ""})
+    assert list(FormsApi(session()).list_responses("F", since=None, page_size=10)) == [
+        {"responseId": "a"}
+    ]
+    assert len(mocked.calls) == 1

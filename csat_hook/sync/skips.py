@@ -85,6 +85,16 @@ _FORMS_REMEDIES = {
     "reads it otherwise; the response is read again every run",
 }
 _FORMS_REMEDIES["missing_timestamp"] = _FORMS_REMEDIES["bad_timestamp"]
+# A response in a shape Google never sends (sources/forms_api.py): the detail names the field.
+_FORMS_REMEDIES["malformed_response"] = (
+    "Google never lists a response so: check what the listing passes through (a proxy, a "
+    "fake), and that the questionId named is a text or choice question (forms.get lists "
+    "them); the response is read again every run"
+)
+_FORMS_REMEDIES["duplicate_response"] = (
+    "Google never lists a responseId twice with other answers at one time: check what the "
+    "listing passes through (a proxy, a fake); the responses are read again every run"
+)
 
 
 def remedy(reason: str, source: str) -> str:
@@ -245,15 +255,21 @@ def _problem(
         rows=total,
         new_only=new_only,
         column=batch.columns.get(role, role),
-        setting=(
-            f"results.forms_api.question_ids.{role}"
-            if batch.source == "forms_api"
-            else f"results.columns.{role}"
-        ),
+        setting=_setting(batch.source, role),
         example=first.example,
         detail=first.detail,
         fix=remedy(reason, batch.source),
     )
+
+
+def _setting(source: str, role: str) -> str:
+    """The setting that names where ``source`` reads ``role``; a Forms response's own fields
+    (``role`` ``response``: its responseId, its answers object) are named by no setting."""
+    if source != "forms_api":
+        return f"results.columns.{role}"
+    if role == "response":
+        return "the Forms API listing"
+    return f"results.forms_api.question_ids.{role}"
 
 
 def skipped_reasons(conn: sa.Connection) -> dict[str, str]:

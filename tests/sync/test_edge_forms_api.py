@@ -244,3 +244,218 @@ def _judged(kit) -> Any:
         },
         output={"gsheets": {"enabled": False}},
     )
+
+
+# --- response shapes Google never sends (a proxy's or a fake's) ------------------------------
+
+
+def _answer(response: dict[str, Any], qid: str) -> dict[str, Any]:
+    answer: dict[str, Any] = response["answers"][qid]
+    return answer
+
+
+def _set_value(value: Any) -> Any:
+    return lambda r: _answer(r, RATING)["textAnswers"]["answers"][0].__setitem__("value", value)
+
+
+TEXTS = f"answers.{RATING}.textAnswers"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "detail"),
+    [
+        (lambda r: r.__setitem__("answers", [1, 2]), "answers", "not an object"),
+        (lambda r: r["answers"].__setitem__(RATING, "5"), f"answers.{RATING}", "not an object"),
+        (
+            lambda r: _answer(r, RATING).__setitem__("textAnswers", ["5"]),
+            TEXTS,
+            "not an object",
+        ),
+        (
+            lambda r: _answer(r, RATING)["textAnswers"].__setitem__("answers", {"value": "5"}),
+            f"{TEXTS}.answers",
+            "not a list",
+        ),
+        (_set_value(5), f"{TEXTS}.answers[0].value", "a number, not text"),
+        (_set_value(4.5), f"{TEXTS}.answers[0].value", "a number, not text"),
+        (_set_value(None), f"{TEXTS}.answers[0].value", "null, not text"),
+        (_set_value({"a": 1}), f"{TEXTS}.answers[0].value", "an object, not text"),
+        (_set_value(True), f"{TEXTS}.answers[0].value", "true/false, not text"),
+        (
+            lambda r: r["answers"].__setitem__(
+                RATING, {"questionId": RATING, "fileUploadAnswers": {"answers": [{"fileId": "x"}]}}
+            ),
+            f"answers.{RATING}",
+            "no textAnswers",
+        ),
+        (
+            lambda r: r["answers"].__setitem__(RATING, {"questionId": RATING, "grade": {}}),
+            f"answers.{RATING}",
+            "no textAnswers",
+        ),
+        (lambda r: r.__setitem__("responseId", 12), "responseId", "a number, not text"),
+    ],
+)
+def test_a_response_in_a_shape_google_never_sends_is_a_skipped_row_naming_the_field(
+    change, field, detail
+):
+    odd = form_response(2, "2026-11-20T12:01:00Z", "4", "t2")
+    change(odd)
+    good = form_response(1, "2026-11-20T12:00:00Z", "5", "t1")
+    after = form_response(3, "2026-11-20T12:02:00Z", "3", "t3")
+    batch = _listed([good, odd, after]).fetch(set(), None)
+    # The rest of the page is read; the odd response is a skipped row, read again every run.
+    assert [s.ref for s in batch.submissions] == [
+        "response ACYDBNj000001",
+        "response ACYDBNj000003",
+    ]
+    [skipped] = batch.skipped
+    assert skipped.reason == "malformed_response"
+    assert skipped.ref in ("response ACYDBNj000002", "response #2 of the listing")
+    assert field in skipped.detail and detail in skipped.detail, skipped.detail
+    assert batch.rows_read == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        (lambda r: r.pop("lastSubmittedTime"), "missing_timestamp", "no lastSubmittedTime"),
+        (lambda r: r.__setitem__("lastSubmittedTime", "2026-11-20"), "bad_timestamp", ""),
+        (lambda r: r.__setitem__("lastSubmittedTime", "2026-11-20T12:01:00"), "bad_timestamp", ""),
+        (lambda r: r.__setitem__("lastSubmittedTime", "20261120T120100Z"), "bad_timestamp", ""),
+        (
+            lambda r: r.__setitem__("lastSubmittedTime", "2026-11-20 12:01:00Z"),
+            "bad_timestamp",
+            "",
+        ),
+    ],
+)
+def test_a_response_without_an_rfc3339_last_submitted_time_is_skipped(change, reason, detail):
+    """Read as midnight, as UTC, or from createTime (the first submission of an edited
+    response), it was credited at a time Google never gave."""
+    odd = form_response(2, "2026-11-20T12:01:00Z", "4", "t2")
+    change(odd)
+    batch = _listed([form_response(1, "2026-11-20T12:00:00Z", "5", "t1"), odd]).fetch(set(), None)
+    assert [s.ref for s in batch.submissions] == ["response ACYDBNj000001"]
+    assert [(s.ref, s.reason) for s in batch.skipped] == [("response ACYDBNj000002", reason)]
+    assert detail in batch.skipped[0].detail
+    assert batch.watermark == datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def test_an_offset_time_is_rfc3339_and_read_as_its_instant():
+    odd = form_response(2, "2026-11-20T15:01:00.5+03:00", "4", "t2")
+    batch = _listed([odd]).fetch(set(), None)
+    assert [s.submitted_at for s in batch.submissions] == [
+        datetime(2026, 11, 20, 12, 1, 0, 500000, tzinfo=UTC)
+    ]
+
+
+@pytest.mark.parametrize("rid", [None, "", {"id": "x"}])
+def test_a_response_without_a_response_id_is_named_by_its_place_in_the_listing(rid):
+    odd = form_response(2, "2026-11-20T12:01:00Z", "4", "t2")
+    if rid is None:
+        del odd["responseId"]
+    else:
+        odd["responseId"] = rid
+    batch = _listed([form_response(1, "2026-11-20T12:00:00Z", "5", "t1"), odd]).fetch(set(), None)
+    assert [s.ref for s in batch.submissions] == ["response ACYDBNj000001"]
+    [skipped] = batch.skipped
+    assert (skipped.ref, skipped.reason) == ("response #2 of the listing", "malformed_response")
+    assert "responseId" in skipped.detail
+
+
+@pytest.mark.parametrize("item", ["x", 5, None, [1]])
+def test_a_listed_response_that_is_not_an_object_is_skipped(item):
+    batch = _listed([form_response(1, "2026-11-20T12:00:00Z", "5", "t1"), item]).fetch(set(), None)
+    assert [s.ref for s in batch.submissions] == ["response ACYDBNj000001"]
+    assert [(s.ref, s.reason) for s in batch.skipped] == [
+        ("response #2 of the listing", "malformed_response")
+    ]
+    assert "not a JSON object" in batch.skipped[0].detail
+
+
+def test_a_response_id_listed_twice_with_other_answers_at_one_time_is_skipped_both_times():
+    """Which of the two is the response is unclear: crediting either (the one listed last won)
+    was a guess. The same response listed twice alike is one row; listed again with a later
+    lastSubmittedTime it is an edit (module doc), read as a later submission."""
+    first = form_response(1, "2026-11-20T12:00:00Z", "5", "t1")
+    other = form_response(1, "2026-11-20T12:00:00Z", "1", "t1")
+    alike = form_response(2, "2026-11-20T12:01:00Z", "4", "t2")
+    edited = form_response(3, "2026-11-20T12:02:00Z", "4", "t3")
+    later = form_response(3, "2026-11-20T12:05:00Z", "2", "t3")
+    listed = [first, alike, edited, json.loads(json.dumps(alike)), other, later]
+    batch = _listed(listed).fetch(set(), None)
+    assert [(s.ref, s.rating) for s in batch.submissions] == [
+        ("response ACYDBNj000002", 4),
+        ("response ACYDBNj000003", 4),
+        ("response ACYDBNj000003", 2),
+    ]
+    assert [(s.ref, s.reason) for s in batch.skipped] == [
+        ("response ACYDBNj000001", "duplicate_response"),
+        ("response ACYDBNj000001", "duplicate_response"),
+    ]
+    assert "listed 2 times" in batch.skipped[0].detail
+
+
+def _listed(responses: list[Any]) -> FormsApiResults:
+    return FormsApiResults(
+        ListedResponses(responses),  # type: ignore[arg-type]
+        FORM,
+        question_ids={"rating": RATING, "token": TOKEN},
+        page_size=5000,
+        overlap_seconds=3600,
+        ratings=RatingScale(1, 5, {}),
+    )
+
+
+def test_malformed_responses_in_a_run_are_named_and_the_rest_credited(kit):
+    """What the operator sees: the readable responses credited, each malformed one listed by
+    response and field, and a run of many of them a data_error naming the listing."""
+    good = form_response(1, stamp(kit.now), "5", kit.survey("T-1", "7", "Anna Petrova"))
+    odd = []
+    for n in range(2, 6):
+        response = form_response(n, stamp(kit.now), "4", kit.survey(f"T-{n}", "7", "Anna Petrova"))
+        _answer(response, RATING)["textAnswers"]["answers"][0]["value"] = n
+        odd.append(response)
+    kit.fake.add_form(FORM, [good, *odd], check=False)
+    summary = kit.run(_judged(kit))
+    assert (summary.status, summary.new, summary.skipped) == (
+        "data_error",
+        1,
+        {"malformed_response": 4},
+    ), summary.error
+    assert summary.skipped_rows[0]["row"] == "response ACYDBNj000002"
+    assert f"answers.{RATING}.textAnswers.answers[0].value" in summary.skipped_rows[0]["detail"]
+    error = summary.error or ""
+    assert "malformed_response" in error and "results.forms_api.question_ids.rating" in error
+    assert "results.columns" not in error
+    assert [r.source_ref for r in kit.rows(answers)] == ["response ACYDBNj000001"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda body: body.__setitem__("responses", 5), "responses"),
+        (lambda body: body.__setitem__("responses", {"a": 1}), "responses"),
+        (lambda body: body.__setitem__("nextPageToken", {"t": 1}), "nextPageToken"),
+        (lambda body: body.__setitem__("nextPageToken", ["t"]), "nextPageToken"),
+    ],
+)
+def test_a_page_in_a_shape_google_never_sends_fails_the_run_named(kit, monkeypatch, change, named):
+    """Its responses cannot be told apart (a number, an object's keys read as responses) nor
+    the listing followed: the run fails as a Google error naming the field, storing nothing
+    (it was an internal error, or the keys read as malformed responses)."""
+    made = [form_response(1, stamp(kit.now), "5", kit.survey("T-1", "7", "Anna Petrova"))]
+    kit.fake.add_form(FORM, made, check=False)
+    original = forms_model.Form.list
+
+    def listing(self: forms_model.Form, query: dict[str, list[str]]) -> Any:
+        body = json.loads(original(self, query))
+        change(body)
+        return body
+
+    monkeypatch.setattr(forms_model.Form, "list", listing)
+    summary = kit.run(forms_config(kit))
+    assert summary.status == "failed", summary.error
+    assert f"forms.responses.list: page 1's {named}" in (summary.error or "")
+    assert kit.rows(answers) == []

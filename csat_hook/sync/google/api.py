@@ -391,6 +391,25 @@ class JoinedBody(io.RawIOBase):
         return size
 
 
+def _check_page(body: dict[str, Any], number: int) -> None:
+    """GoogleApiError naming the field when page ``number`` of ``forms.responses.list`` is in
+    a shape Google never sends: ``responses`` not a list (a number failed the run as an
+    internal error; an object's keys were read as responses), ``nextPageToken`` not text (an
+    object or a list failed it so). A response in the list is judged by the source, alone."""
+    responses = body.get("responses")
+    if responses is not None and not isinstance(responses, list):
+        raise GoogleApiError(
+            f"forms.responses.list: page {number}'s responses is not a list: Google never "
+            "answers so (a proxy or a fake in between?)"
+        )
+    token = body.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise GoogleApiError(
+            f"forms.responses.list: page {number}'s nextPageToken is not text: Google never "
+            "answers so (a proxy or a fake in between?)"
+        )
+
+
 class FormsApi:
     """``forms.responses.list`` with a timestamp filter and paging."""
 
@@ -402,7 +421,7 @@ class FormsApi:
     ) -> Iterator[dict[str, Any]]:
         """Every response submitted at or after ``since`` (all of them when None)."""
         for page in self.pages(form_id, since=since, page_size=page_size):
-            yield from page.get("responses", [])
+            yield from page.get("responses") or ()
 
     def pages(
         self, form_id: str, *, since: datetime | None, page_size: int
@@ -439,6 +458,7 @@ class FormsApi:
                 while not stop.is_set():
                     body = self._page(url, params)
                     token = body.get("nextPageToken")
+                    _check_page(body, len(followed) + 1)
                     if token and token in followed:
                         # Requested again, it came back again: the run never ended (with an
                         # end, "ok" over the same responses read many times).

@@ -23,11 +23,22 @@ The runner also reads in full when no full read was made under this code's way o
 cells (``READING_VERSION``: the last one is remembered with it): a response read before the
 watermark is not listed again otherwise, and an answer an older version misread would stay
 as read (with ``full_read_hours: 0``, for good), where a sheet's rows are all read once more.
+
+A listed response in a shape Google never sends (a proxy's or a fake's: no responseId, an
+``answers`` or ``textAnswers`` that is no object, a ``value`` that is no text, an answer with
+only ``fileUploadAnswers`` or a ``grade``, a ``lastSubmittedTime`` that is no RFC 3339 time) is
+a skipped row naming the response (its responseId, else its place in the listing) and the
+field, as a sheet's unreadable row is: the rest of the listing is read, and it is read again
+every run. A responseId listed more than once in one read at one ``lastSubmittedTime`` with
+other answers each time is skipped each time (``duplicate_response``): which is the response
+is unclear. Listed again alike it is one row; at a later time, an edit (above).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import re
 from collections.abc import Container
 from collections.abc import Mapping
@@ -43,26 +54,42 @@ from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import FROM_FIELDS
 from csat_hook.sync.records import LEGACY_PRESENT
+from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 from csat_hook.sync.records import skipped_of
 from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.identity import admit
+from csat_hook.sync.sources.identity import instant
 from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.sources.identity import row_identity
 from csat_hook.sync.sources.identity import skipped_identity
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingScale
 
 _NANOS = re.compile(r"(\.\d{6})\d+")
+# RFC 3339's date-time (section 5.6): a date, "T", a time with seconds, and "Z" or an offset.
+# Python's parser also takes a date alone, no zone, a space for "T" or the basic format
+# ("20261120T120000Z"); such a text was read as midnight, or as UTC, where Google wrote none.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,30})?(?:Z|[+-]\d{2}:\d{2})",
+    re.ASCII | re.IGNORECASE,
+)
 # Before Google Forms existed: a filter from here reads every response.
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Why a response in a shape Google never sends is skipped (SkippedRow.detail, after the field).
+_NEVER = "Google never lists a response so (a proxy or a fake changed the listing?)"
 
 
 def parse_rfc3339(text: str) -> datetime | None:
     """``2023-07-19T11:17:22.850363123Z`` (up to nine fraction digits, truncated to
-    microseconds) as aware UTC; None when it is not such a time."""
-    if type(text) is str and text.endswith("Z") and len(text) <= 30:
+    microseconds; an offset instead of ``Z`` read as its instant) as aware UTC; None when it
+    is not an RFC 3339 date-time."""
+    if type(text) is not str or _RFC3339.fullmatch(text) is None:
+        return None
+    text = text.upper()
+    if text.endswith("Z") and len(text) <= 30:
         # What Google writes ("generated output will always be Z-normalized"): Python's own
         # parser reads it directly, nanoseconds truncated as the fallback below does.
         try:
@@ -71,10 +98,38 @@ def parse_rfc3339(text: str) -> datetime | None:
             pass
     try:
         parsed = datetime.fromisoformat(_NANOS.sub(r"\1", text).replace("Z", "+00:00"))
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except (TypeError, ValueError, OverflowError):
         # OverflowError: an offset that moves year 1 or 9999 outside datetime's range.
         return None
+
+
+class MalformedResponseError(ValueError):
+    """A listed response in a shape Google never sends: ``field`` (``answers.<id>...``) and
+    what it is (``is a number, not text``)."""
+
+    def __init__(self, field: str, what: str) -> None:
+        super().__init__(f"{field} {what}")
+        self.field = field
+        self.what = what
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, as a message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+_NOT_RFC3339 = "lastSubmittedTime is not an RFC 3339 time within the years 1-9999"
 
 
 def _submission_time(value: Any) -> datetime:
@@ -82,9 +137,13 @@ def _submission_time(value: Any) -> datetime:
     the parsed time there, or the text it could not parse."""
     if isinstance(value, datetime):
         return value
-    raise TimestampError(
-        "bad_timestamp", "lastSubmittedTime is not an RFC 3339 time within the years 1-9999"
-    )
+    raise TimestampError("bad_timestamp", _NOT_RFC3339)
+
+
+def listing_ref(index: int) -> str:
+    """The ``ref`` of a response without a usable responseId: its place in this read's
+    listing (1 the first), for the operator to find it by."""
+    return f"response #{index} of the listing"
 
 
 def response_ref(response_id: str) -> str:
@@ -97,12 +156,40 @@ def response_ref(response_id: str) -> str:
 
 
 def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
-    """The text of an answer (several for checkboxes, joined); None when unanswered."""
+    """The text of an answer (several for checkboxes, joined); None when unanswered.
+    MalformedResponseError naming the field when the answer is in a shape Google never sends: an
+    answer or ``textAnswers`` that is no object, ``answers`` no list, a ``value`` no text, or
+    no ``textAnswers`` (only ``fileUploadAnswers`` or a ``grade``: not a text or choice
+    question). Read as unanswered or as ``str()`` of it, such an answer was a rating missing
+    or read from a number Google never wrote."""
     answer = answers.get(question_id)
-    if not isinstance(answer, Mapping):
+    if answer is None:
         return None
-    texts = answer.get("textAnswers", {}).get("answers", [])
-    values = [str(t.get("value", "")) for t in texts if isinstance(t, Mapping)]
+    where = f"answers.{question_id}"
+    if not isinstance(answer, Mapping):
+        raise MalformedResponseError(where, f"is {_kind(answer)}, not an object")
+    texts = answer.get("textAnswers")
+    if texts is None:
+        others = ", ".join(sorted(str(k) for k in answer if k != "questionId")) or "nothing"
+        raise MalformedResponseError(
+            where, f"has no textAnswers (it has {others}): not a text or choice question"
+        )
+    if not isinstance(texts, Mapping):
+        raise MalformedResponseError(f"{where}.textAnswers", f"is {_kind(texts)}, not an object")
+    listed = texts.get("answers")
+    if not isinstance(listed, list):
+        what = "is missing" if listed is None else f"is {_kind(listed)}, not a list"
+        raise MalformedResponseError(f"{where}.textAnswers.answers", what)
+    values = []
+    for i, text in enumerate(listed):
+        field = f"{where}.textAnswers.answers[{i}]"
+        if not isinstance(text, Mapping):
+            raise MalformedResponseError(field, f"is {_kind(text)}, not an object")
+        value = text.get("value")
+        if type(value) is not str:
+            what = "is missing" if "value" not in text else f"is {_kind(value)}, not text"
+            raise MalformedResponseError(f"{field}.value", what)
+        values.append(value)
     return ", ".join(values) if values else None
 
 
@@ -190,7 +277,27 @@ class FormsApiResults(ResultsSource):
         ):
             batch.rows_read += 1
             self._one(batch, response, known, seen)
+        _skip_conflicting(batch)
         return batch
+
+    def _malformed(
+        self,
+        batch: SourceBatch,
+        ref: str,
+        role: str,
+        problem: MalformedResponseError,
+        response: Any,
+        known: Container[str],
+        seen: dict[str, int],
+    ) -> None:
+        """Add the response as a skipped row naming the field: its identity is its whole
+        JSON (no field of it can be trusted), so it is one row each time it is listed so."""
+        listed = json.dumps(response, sort_keys=True, default=repr, ensure_ascii=False)
+        detail = f"{problem}: {_NEVER}"
+        item = SkippedRow(
+            row_identity("malformed", listed), ref, "malformed_response", detail, role
+        )
+        admit(batch, item, known, seen, legacy=None)
 
     def _one(
         self,
@@ -199,13 +306,45 @@ class FormsApiResults(ResultsSource):
         known: Container[str],
         seen: dict[str, int],
     ) -> None:
-        response_id = str(response.get("responseId") or "")
-        stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")
+        if not isinstance(response, Mapping):
+            problem = MalformedResponseError(
+                "the listed response", f"is {_kind(response)}, not a JSON object"
+            )
+            self._malformed(
+                batch, listing_ref(batch.rows_read), "response", problem, response, known, seen
+            )
+            return
+        response_id = response.get("responseId")
+        if type(response_id) is str and response_id:
+            ref = response_ref(response_id)
+        else:
+            missing = response_id in (None, "")
+            what = "is missing" if missing else f"is {_kind(response_id)}, not text"
+            problem = MalformedResponseError("responseId", what)
+            self._malformed(
+                batch, listing_ref(batch.rows_read), "response", problem, response, known, seen
+            )
+            return
+        # lastSubmittedTime only: createTime is an edited response's first submission, and
+        # read for a missing one it credited the edit at a time it was not made.
+        raw_stamp = response.get("lastSubmittedTime")
+        stamp = "" if raw_stamp is None else str(raw_stamp)
         submitted = parse_rfc3339(stamp)
-        answers = response.get("answers") or {}
-        if type(answers) is not dict:
-            answers = {}
-        texts = [_answer_text_fast(answers, qid) for _, qid in self.roles]
+        answers = response.get("answers")
+        if answers is None:
+            answers = {}  # no question answered
+        elif type(answers) is not dict:
+            problem = MalformedResponseError("answers", f"is {_kind(answers)}, not an object")
+            self._malformed(batch, ref, "response", problem, response, known, seen)
+            return
+        texts = []
+        for role, qid in self.roles:
+            try:
+                texts.append(_answer_text_fast(answers, qid))
+            except MalformedResponseError as exc:
+                named = MalformedResponseError(f"{exc.field} (question_ids.{role})", exc.what)
+                self._malformed(batch, ref, role, named, response, known, seen)
+                return
         values: dict[str, Any] = dict(zip(self.question_ids, texts, strict=True))
         # A time that is not one (or none) makes the response a skipped row, as a bad cell of
         # a sheet is: it neither fails the run nor moves the watermark.
@@ -214,10 +353,13 @@ class FormsApiResults(ResultsSource):
             batch.watermark = submitted
         item = self.parser.parse(
             values,
-            ref=response_ref(response_id),
+            ref=ref,
             headers=self.headers,
             cells=FROM_FIELDS,  # the row as read made from the fields when asked for
         )
+        if isinstance(item, SkippedRow) and item.role == "timestamp":
+            detail = "the response has no lastSubmittedTime" if not stamp else _NOT_RFC3339
+            item = dataclasses.replace(item, detail=detail)
         # The identity leaves the responseId out: the same answer read from the responses
         # sheet or an export is the same row.
         legacy = LEGACY_PRESENT in known
@@ -235,3 +377,53 @@ class FormsApiResults(ResultsSource):
             if legacy
             else None,
         )
+
+
+def _skip_conflicting(batch: SourceBatch) -> None:
+    """Move the submissions that share a responseId and a submission time with another of
+    other answers (listed twice in one read: the same response listed alike is one identity,
+    one submission) to the skipped rows, each named. Which one is the response is unclear;
+    credited, the one listed last won. A first pass marks each pair's hash in a bitmap of 64
+    bits per submission (a first read holds 1,000,000): only pairs met twice are grouped."""
+    submissions = batch.submissions
+    if len(submissions) < 2:
+        return
+    mask = (1 << (len(submissions) * 64).bit_length()) - 1
+    bits = bytearray((mask + 1) >> 3)
+    shared: set[int] = set()
+    for sub in submissions:
+        slot = hash((sub.ref, sub.submitted_at)) & mask
+        if bits[slot >> 3] & 1 << (slot & 7):
+            shared.add(slot)
+        else:
+            bits[slot >> 3] |= 1 << (slot & 7)
+    del bits
+    if not shared:
+        return
+    groups: dict[tuple[str, datetime], list[int]] = {}
+    for index, sub in enumerate(submissions):
+        pair = (sub.ref, sub.submitted_at)
+        if hash(pair) & mask in shared:
+            groups.setdefault(pair, []).append(index)
+    conflicting = {i: len(g) for g in groups.values() if len(g) > 1 for i in g}
+    if not conflicting:
+        return
+    kept = []
+    for index, sub in enumerate(submissions):
+        times = conflicting.get(index)
+        if times is None:
+            kept.append(sub)
+            continue
+        when = sub.submitted_at.isoformat().replace("+00:00", "Z")
+        batch.skipped.append(
+            SkippedRow(
+                row_identity("duplicate", instant(sub.submitted_at), sub.fingerprint),
+                sub.ref,
+                "duplicate_response",
+                f"responseId listed {times} times with lastSubmittedTime {when} and other "
+                "answers each time: which is the response is unclear; it is read again every "
+                f"run. {_NEVER}",
+                "response",
+            )
+        )
+    batch.submissions = kept

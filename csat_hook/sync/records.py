@@ -100,7 +100,8 @@ class Submission(NamedTuple):
 
     def source_row(self) -> dict[str, Any]:
         """The row as read (header → value), kept with answers that cannot be credited; text
-        made storable (a cell may hold NUL or a lone surrogate, which no database keeps).
+        made storable (a cell may hold NUL or a lone surrogate, which no database keeps). A
+        title met again is the next free ``Title (2)``, ``Title (3)``.
 
         With ``cells`` :data:`FROM_FIELDS`, each header is a role and its value the field
         read for it (the rating and the NPS answer as the numbers they read as, the agent and
@@ -108,11 +109,19 @@ class Submission(NamedTuple):
         gets the submission time in RFC 3339 UTC, to the microsecond."""
         if self.cells is FROM_FIELDS:
             return self._row_from_fields()
-        return {
-            storable(str(h)) if h else f"column {i + 1}": storable(v) if isinstance(v, str) else v
-            for i, (h, v) in enumerate(zip(self.headers, self.cells, strict=False))
-            if v not in ("", None)
-        }
+        row: dict[str, Any] = {}
+        for i, (h, v) in enumerate(zip(self.headers, self.cells, strict=False)):
+            if v in ("", None):
+                continue
+            title = storable(str(h)) if h else f"column {i + 1}"
+            # Two columns of one title (a question added again, a manager's own column): the
+            # second was written over the first, losing what the respondent wrote in it.
+            key, n = title, 1
+            while key in row:
+                n += 1
+                key = f"{title} ({n})"
+            row[key] = storable(v) if isinstance(v, str) else v
+        return row
 
     def _row_from_fields(self) -> dict[str, Any]:
         values: dict[str, Any] = {

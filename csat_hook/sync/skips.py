@@ -66,6 +66,10 @@ _REMEDIES: dict[str, str] = {
         "check that results.columns.nps names the 0–10 'how likely are you to recommend "
         "us' question (answers must be whole numbers from 0 to 10)"
     ),
+    "ambiguous_columns": (
+        "two columns hold that title and each row answers both: rename or clear the one that "
+        "is not the form's question (a column of your own, an export pasted beside)"
+    ),
 }
 _GSHEETS_TIMESTAMPS = (
     "format the timestamp column as Date time in the sheet (Format → Number), and check the "
@@ -97,10 +101,14 @@ _FORMS_REMEDIES["duplicate_response"] = (
 )
 
 
+# The reasons of a sheet's row that are not its timestamp's (_GSHEETS_TIMESTAMPS).
+_NOT_TIMESTAMPS = frozenset({"missing_rating", "bad_rating", "bad_nps", "ambiguous_columns"})
+
+
 def remedy(reason: str, source: str) -> str:
     """What the operator can change to make rows skipped for ``reason`` readable: settings
     that ``source`` reads."""
-    if source == "gsheets" and reason not in ("missing_rating", "bad_rating", "bad_nps"):
+    if source == "gsheets" and reason not in _NOT_TIMESTAMPS:
         return _GSHEETS_TIMESTAMPS
     if source == "forms_api" and reason != "bad_rating":
         return _FORMS_REMEDIES.get(reason, "check results.forms_api.question_ids and the form")

@@ -146,8 +146,10 @@ def test_duplicate_renamed_extra_and_missing_headers(fake_google, google_session
     assert [(s.token, s.rating, s.comment) for s in batch.submissions] == [
         ("old-row", 2, "before"),
         ("new-row", 5, "after"),
-        ("both", 4, ""),
     ]
+    # Rated in both: which is the form's answer is unclear (the rightmost was read, a guess).
+    assert [(s.ref, s.reason) for s in batch.skipped] == [("row 4", "ambiguous_columns")]
+    assert "columns B and D, titled 'Rating'" in batch.skipped[0].detail
     assert all(s.field_ticket == "" for s in batch.submissions)
     assert any("results.columns.rating" in w for w in batch.warnings)
 

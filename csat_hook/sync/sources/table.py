@@ -4,7 +4,10 @@ Forms sheets are messy: headers are localized ("Отметка времени"),
 question gives a second column with the same or a new title, managers add their own columns,
 and blank rows appear between answers. Every configured title of a role is looked up after
 normalization; when several columns hold a role, each row takes the rightmost non-empty one
-(Forms appends new questions on the right, so that is the newest).
+(Forms appends new questions on the right, so that is the newest). A row that answers the
+time, rating, reference or NPS question in two such columns, differently, is skipped
+(``ambiguous_columns``, naming both columns by letter): which one is the form's is unclear.
+The row as read keeps every column, a title met again as ``Title (2)``.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from csat_hook.sync.records import raw_of
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.identity import admit
 from csat_hook.sync.sources.identity import legacy_fingerprint
+from csat_hook.sync.sources.identity import skipped_identity
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.timestamps import TimestampReader
 from csat_hook.sync.values import READING_VERSION
+from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
 
@@ -60,9 +65,11 @@ def map_columns(
         if indexes:
             found[role] = indexes[::-1]
         if len(indexes) > 1:
+            strict = role in _ONE_ANSWER_ROLES
             warnings.append(
                 f"{len(indexes)} columns match results.columns.{role}; each row "
                 "uses the rightmost non-empty one"
+                + (" (a row answering two, differently, is skipped)" if strict else "")
             )
     missing = [role for role in REQUIRED_ROLES if role not in found]
     if missing and not any(titles):
@@ -169,6 +176,7 @@ def read_table(
     seen: dict[str, int] = {}  # a double-click submits the same values twice in one second
     recognised = batch.raw_seen
     stamp_titles = frozenset(normalize(t) for t in columns.timestamp if t.strip())
+    doubled = [(r, i) for r, i in pickers if len(i) > 1 and r in _ONE_ANSWER_ROLES]
     for offset, row in enumerate(rows):
         batch.rows_read += 1
         digest = raw_digest(key, row)
@@ -179,6 +187,18 @@ def read_table(
         values = {role: _pick(row, indexes) for role, indexes in pickers}
         if not any(v is not None for v in values.values()) and all(map(is_blank, row)):
             batch.blank_rows += 1
+            continue
+        clash = _clash(row, doubled, headers) if doubled else None
+        if clash is not None:
+            role, detail = clash
+            item: Submission | SkippedRow = SkippedRow(
+                skipped_identity(values, None),
+                f"row {first_row + offset}",
+                "ambiguous_columns",
+                detail,
+                role,
+            )
+            admit(batch, item, known, seen, legacy=None)
             continue
         # Parsed before the known check: the identity is made of parsed values.
         warned = warning_count()
@@ -197,6 +217,46 @@ def read_table(
             seen,
             legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
+
+
+# The roles a row must answer in one column when several hold it: a guess between two
+# answers is a wrong time, rating or credit. (A comment, agent or ticket is text beside the
+# answer: the rightmost is read, and the row as read keeps both.)
+_ONE_ANSWER_ROLES = frozenset({"timestamp", "rating", "token", "nps"})
+
+
+def _clash(
+    row: Sequence[Any], doubled: Sequence[tuple[str, tuple[int, ...]]], headers: Sequence[str]
+) -> tuple[str, str] | None:
+    """``(role, why)`` when ``row`` answers a role in two of its columns, differently: a
+    question added again leaves each row an answer in one of them (the rightmost non-empty
+    is read), while two answers are a manager's own column of the form's title, or two
+    exports side by side, and the rightmost was read by a guess. The same answer in both
+    (``5`` and ``"5"``) is no clash."""
+    size = len(row)
+    for role, indexes in doubled:
+        found = [(i, as_text(row[i])) for i in sorted(indexes) if i < size and not is_blank(row[i])]
+        if len({text for _, text in found}) < 2:
+            continue
+        (first, _), (second, _) = found[0], next(f for f in found if f[1] != found[0][1])
+        one, two = headers[first] or f"column {first + 1}", headers[second] or ""
+        titled = repr(one) if normalize(one) == normalize(two) else f"{one!r} and {two!r}"
+        return role, (
+            f"columns {column_letters(first)} and {column_letters(second)}, titled {titled} "
+            f"(results.columns.{role}), both hold an answer in this row, different ones: which "
+            "one is the form's is unclear; clear the other (or rename a column of your own)"
+        )
+    return None
+
+
+def column_letters(index: int) -> str:
+    """A column as a spreadsheet names it: 0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 # Why a row whose timestamp cell is a timestamp column's title is skipped: it was "not a

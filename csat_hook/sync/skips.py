@@ -66,6 +66,10 @@ _REMEDIES: dict[str, str] = {
         "check that results.columns.nps names the 0–10 'how likely are you to recommend "
         "us' question (answers must be whole numbers from 0 to 10)"
     ),
+    "columns_differ": (
+        "a header row further down has other columns than row 1 (two exports joined?): move "
+        "the rows below it into row 1's columns, or into a file or tab of their own"
+    ),
     "ambiguous_columns": (
         "two columns hold that title and each row answers both: rename or clear the one that "
         "is not the form's question (a column of your own, an export pasted beside)"
@@ -102,7 +106,9 @@ _FORMS_REMEDIES["duplicate_response"] = (
 
 
 # The reasons of a sheet's row that are not its timestamp's (_GSHEETS_TIMESTAMPS).
-_NOT_TIMESTAMPS = frozenset({"missing_rating", "bad_rating", "bad_nps", "ambiguous_columns"})
+_NOT_TIMESTAMPS = frozenset(
+    {"missing_rating", "bad_rating", "bad_nps", "ambiguous_columns", "columns_differ"}
+)
 
 
 def remedy(reason: str, source: str) -> str:

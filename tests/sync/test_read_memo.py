@@ -36,8 +36,9 @@ def looked_at(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def counting(batch, *args, **kwargs):  # type: ignore[no-untyped-def]
         before = batch.rows_read
-        original(batch, *args, **kwargs)
+        alone = original(batch, *args, **kwargs)
         counts.append(batch.rows_read - before)
+        return alone
 
     monkeypatch.setattr(gsheets, "read_table", counting)
     monkeypatch.setattr(csv_export, "read_table", counting)

@@ -205,7 +205,8 @@ class GSheetsResults(ResultsSource):
     ) -> bool:
         """Parse ``rows`` into ``batch``; True when rows added later can be read alone: no
         value of the timestamp column had a day/month order to settle (which rows added later
-        could change) and no row's reading warned."""
+        could change), no row's reading warned, and no header row of other columns is above
+        them."""
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
             tz = sheet_zone(zone_name)
@@ -224,7 +225,7 @@ class GSheetsResults(ResultsSource):
                 return from_serial(value, tz)  # an int too big for a float is its TimestampError
             return text_stamps.parse(value)
 
-        read_table(
+        alone = read_table(
             batch,
             self.kind,
             header,
@@ -245,4 +246,4 @@ class GSheetsResults(ResultsSource):
             f"{count} text timestamps: {text}"
             for text, count in sorted(text_stamps.warnings.items())
         )
-        return not text_stamps.dated and not text_stamps.warning_count()
+        return alone and not text_stamps.dated and not text_stamps.warning_count()

@@ -150,8 +150,10 @@ def read_table(
     where: str,
     first_row: int = 2,
     scan_timestamps: Callable[[Iterable[Any]], None] | None = None,
-) -> None:
-    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them.
+) -> bool:
+    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them. False
+    when a header row of other columns was met (:func:`_other_header`): rows added below
+    later must not be read alone, by ``header``.
 
     ``scan_timestamps`` is given the timestamp column's values once before any row is
     parsed (the day/month order is a property of the whole column).
@@ -177,8 +179,20 @@ def read_table(
     recognised = batch.raw_seen
     stamp_titles = frozenset(normalize(t) for t in columns.timestamp if t.strip())
     doubled = [(r, i) for r, i in pickers if len(i) > 1 and r in _ONE_ANSWER_ROLES]
+    other: str | None = None  # why the rows below a header row of other columns are skipped
     for offset, row in enumerate(rows):
         batch.rows_read += 1
+        if other is not None:
+            # Before the digests: read by row 1's titles, such a row may have been credited.
+            values = {role: _pick(row, indexes) for role, indexes in pickers}
+            if all(map(is_blank, row)):
+                batch.blank_rows += 1
+                continue
+            below = SkippedRow(
+                skipped_identity(values, None), f"row {first_row + offset}", "columns_differ", other
+            )
+            admit(batch, below, known, seen, legacy=None)
+            continue
         digest = raw_digest(key, row)
         if digest in raw_known:
             batch.unchanged += 1  # the same cells read the same way: the same processed row
@@ -205,8 +219,17 @@ def read_table(
         item = parser.parse(values, ref=f"row {first_row + offset}", headers=headers, cells=row)
         if isinstance(item, SkippedRow) and item.role == "timestamp":
             stamp = values["timestamp"]
+            number = first_row + offset
             if isinstance(stamp, str) and normalize(stamp) in stamp_titles:
                 item = dataclasses.replace(item, detail=_TITLES_AGAIN)
+            elif _other_header(row, stamp_titles, columns, mapping):
+                other = (
+                    f"row {number} holds column titles again, and its columns differ from "
+                    f"row 1's (another export pasted below?): it and the rows below it are "
+                    "not read by either; move them into row 1's columns, or into a file or "
+                    "tab of their own"
+                )
+                item = dataclasses.replace(item, reason="columns_differ", detail=other)
         if isinstance(item, Submission) and warning_count() == warned:
             # Rows whose reading warns are parsed every run, so each run's warnings are whole.
             batch.raw_digests.append((digest, item.fingerprint))
@@ -217,6 +240,25 @@ def read_table(
             seen,
             legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
+    return other is None
+
+
+def _other_header(
+    row: Sequence[Any],
+    stamp_titles: frozenset[str],
+    columns: ColumnsConfig,
+    mapping: dict[str, list[int]],
+) -> bool:
+    """Whether ``row`` (its timestamp cell not a date-time) is a header row whose columns
+    differ from the first one's (``mapping``): it holds a timestamp title elsewhere, and its
+    titles give the required roles other columns. Only rows already skipped are asked."""
+    if not any(isinstance(c, str) and normalize(c) in stamp_titles for c in row):
+        return False
+    try:
+        found, _ = map_columns(row, columns, "")
+    except ConfigError:
+        return False
+    return any(found.get(role) != mapping.get(role) for role in found.keys() | mapping.keys())
 
 
 # The roles a row must answer in one column when several hold it: a guess between two

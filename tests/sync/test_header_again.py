@@ -1,0 +1,66 @@
+"""A header row further down (another export pasted below the first): with row 1's columns,
+it is skipped and the rows below are read by row 1's titles; with other columns, it and every
+row below it are skipped, named by its row number, until the file is one table again. Read by
+row 1's titles, those rows' times were ratings and their ratings references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
+from tests.sync.test_read_memo import CSV_HEADER
+from tests.sync.test_read_memo import csv_config
+from tests.sync.test_read_memo import export_lines
+
+OTHER_HEADER = "Reference,Timestamp,Rating,Comment,Agent,Ticket"
+
+
+def reordered(line: str) -> str:
+    """An export line in OTHER_HEADER's order (the comment is the quoted middle cell)."""
+    stamp, rating, rest = line.split(",", 2)
+    comment, rest = rest.rsplit('",', 1)
+    agent, ticket, token = rest.split(",")
+    return ",".join([token, stamp, rating, comment + '"', agent, ticket])
+
+
+def test_rows_under_a_header_of_other_columns_are_skipped_naming_its_row(kit, tmp_path: Path):
+    export = tmp_path / "export.csv"
+    first = [CSV_HEADER, *export_lines(kit, "A", 3)]
+    export.write_text("\n".join(first) + "\n", "utf-8")
+    config = csv_config(kit, export)
+    assert kit.run(config).new == 3
+    pasted = [reordered(line) for line in export_lines(kit, "B", 3)]
+    export.write_text("\n".join([*first, OTHER_HEADER, *pasted]) + "\n", "utf-8")
+    summary = kit.run(config)
+    assert summary.status == "data_error", summary.error
+    assert (summary.new, summary.skipped) == (0, {"columns_differ": 4})
+    assert [r["row"] for r in summary.skipped_rows] == ["row 5", "row 6", "row 7", "row 8"]
+    detail = summary.skipped_rows[0]["detail"]
+    assert "row 5" in detail and "columns differ from row 1's" in detail, detail
+    assert "row 5" in summary.skipped_rows[1]["detail"]
+    assert "columns_differ" in (summary.error or "")
+    assert len(kit.rows(answers)) == 3  # nothing stored is lost
+    # A row added below later is not read by row 1's titles either (nor the file appended to).
+    more = [reordered(line) for line in export_lines(kit, "B", 4, start=3)]
+    export.write_text("\n".join([*first, OTHER_HEADER, *pasted, *more]) + "\n", "utf-8")
+    again = kit.run(config)
+    assert (again.new, again.skipped) == (0, {"columns_differ": 5}), again.error
+    # Made one table (the pasted rows moved into row 1's columns), every row is read.
+    moved = export_lines(kit, "B", 4)
+    export.write_text("\n".join([*first, *moved]) + "\n", "utf-8")
+    fixed = kit.run(config)
+    assert (fixed.status, fixed.new, fixed.skipped) == ("ok", 4, {}), fixed.error
+    assert kit.rows(sync_skipped_rows) == []
+
+
+def test_a_header_again_in_the_same_columns_reads_the_rows_below(kit, tmp_path: Path):
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "A", 2), CSV_HEADER, *export_lines(kit, "B", 2)]
+    export.write_text("\n".join(lines) + "\n", "utf-8")
+    summary = kit.run(csv_config(kit, export))
+    assert (summary.new, summary.skipped) == (4, {"bad_timestamp": 1}), summary.error
+    assert (
+        "the rows below it are read by the first row's titles"
+        in (summary.skipped_rows[0]["detail"])
+    )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from csat_hook.errors import ConfigError
+from csat_hook.errors import GoogleApiError
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import FormsApi
@@ -391,3 +394,36 @@ def test_a_forms_row_as_read_holds_only_text_a_database_stores(fake_google, goog
     assert "\\x00" not in text and "\\ud800" not in text and "\\udfff" not in text
     for value in row.values():
         value.encode("utf-8")  # no lone surrogate left
+
+
+class _Tab:
+    """A SheetsApi whose responses tab holds ``rows`` as given (shapes Google never sends)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def metadata(self, spreadsheet_id: str) -> dict[str, Any]:
+        tab = {"properties": {"sheetId": 0, "title": "Form Responses 1"}}
+        return {"properties": {"timeZone": "UTC", "locale": "en_US"}, "sheets": [tab]}
+
+    def read_tab_bytes(self, spreadsheet_id: str, title: str) -> bytes:
+        ranges = [{"range": title, "majorDimension": "ROWS", "values": self.rows}]
+        return json.dumps({"spreadsheetId": spreadsheet_id, "valueRanges": ranges}).encode()
+
+
+@pytest.mark.parametrize("row", [{"a": 1}, 5, None])
+def test_a_row_of_the_tab_that_is_not_a_list_fails_the_read_naming_it(row):
+    """Sheets never sends one (a proxy's or a fake's): it was an internal error."""
+    header = ["Timestamp", "Rating", "Reference"]
+    rows = [header, [46337.5, 5, "tok"], row]
+    source = GSheetsResults(
+        _Tab(rows),  # type: ignore[arg-type]
+        SHEET_ID,
+        sheet_gid=0,
+        sheet_name=None,
+        columns=COLUMNS,
+        ratings=SCALE,
+    )
+    with pytest.raises(GoogleApiError) as refused:
+        source.fetch(set(), None)
+    assert "values.batchGet: row 3 of the tab is not a list" in str(refused.value)

@@ -421,3 +421,18 @@ def test_one_line_in_another_encoding_of_a_utf8_file_is_not_called_a_cp1251_file
     assert as_cp1251.status == "failed"
     assert "line 4" in as_cp1251.error
     assert kit.rows(answers) == []
+
+
+def test_a_header_row_of_huge_or_countless_titles_is_listed_in_a_bounded_error(kit, tmp_path: Path):
+    """A 10 MB title (a pasted document) or 20,000 columns: the config error listed every
+    title whole, a 10 MB message in the run's output and its ERROR log line."""
+    titles = ["Timestamp", "Score", "x" * 10_000_000, *(f"Extra {n}" for n in range(20_000))]
+    export = tmp_path / "export.csv"
+    export.write_text(",".join([*titles, "Reference"]) + "\n", "utf-8")
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "config_error"
+    error = refused.error or ""
+    assert error.startswith("results.columns.rating: no column with one of these titles")
+    assert "'Timestamp', 'Score', 'xxx" in error
+    assert "and 19,974 more" in error, error[-300:]
+    assert len(error) < 3000

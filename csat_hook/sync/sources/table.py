@@ -114,9 +114,21 @@ def _headers_shown(header: Sequence[Any]) -> str:
             "its headers are not listed: a cell of that row spans lines, so a quote in it is "
             "missing or stray and the rows below ran into it; fix the file"
         )
-    return "headers found: " + (
-        ", ".join(repr(str(h)) for h in header if not is_blank(h)) or "none"
-    )
+    titles = [str(h) for h in header if not is_blank(h)]
+    # Bounded: a pasted document as a title, or 20,000 columns, made a message of megabytes
+    # (the run's output, its ERROR log line).
+    shown = [
+        repr(t if len(t) <= _TITLE_SHOWN else t[: _TITLE_SHOWN - 3] + "...")
+        for t in titles[:_TITLES_SHOWN]
+    ]
+    listed = ", ".join(shown) or "none"
+    more = len(titles) - _TITLES_SHOWN
+    return f"headers found: {listed}" + (f" and {more:,} more" if more > 0 else "")
+
+
+# How many titles a message lists, and how much of each.
+_TITLES_SHOWN = 30
+_TITLE_SHOWN = 60
 
 
 def _looks_like_answer(header: Sequence[Any]) -> bool:

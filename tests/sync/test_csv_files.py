@@ -436,3 +436,16 @@ def test_a_header_row_of_huge_or_countless_titles_is_listed_in_a_bounded_error(k
     assert "'Timestamp', 'Score', 'xxx" in error
     assert "and 19,974 more" in error, error[-300:]
     assert len(error) < 3000
+
+
+def test_spreadsheet_serial_dates_in_a_csv_are_named_as_such(kit, tmp_path: Path):
+    """An .xlsx saved as CSV with its timestamp column formatted as a number: the rows were
+    "not a date-time layout Forms, Sheets or Apps Script write", and the fix named a strptime
+    layout, which cannot read a serial."""
+    token = kit.survey("S-1", "1", "Agent 1")
+    export = tmp_path / "export.csv"
+    export.write_text(f"{CSV_HEADER}\n46337.5,5,ok,Agent 1,S-1,{token}\n", "utf-8")
+    summary = kit.run(csv_config(kit, export))
+    assert summary.skipped == {"bad_timestamp": 1}, summary.error
+    detail = summary.skipped_rows[0]["detail"]
+    assert "a number, not a date-time" in detail and "serial" in detail, detail

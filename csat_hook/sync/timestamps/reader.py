@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ from csat_hook.sync.timestamps.words import TimestampError
 from csat_hook.sync.timestamps.words import fixed
 from csat_hook.sync.timestamps.words import normalize_text
 from csat_hook.sync.timestamps.words import offset_minutes
+
+# A spreadsheet's serial date-time as text (days since 1899-12-30, a fraction the time).
+_SERIAL = re.compile(r"\d{1,7}(?:[.,]\d+)?", re.ASCII)
 
 
 class TimestampReader:
@@ -217,6 +221,13 @@ class TimestampReader:
             if parsed.tzinfo is None:
                 return self._localize(parsed)
             return parsed.astimezone(UTC)
+        if _SERIAL.fullmatch(text):
+            # An .xlsx saved as CSV with the column formatted as a number: no layout reads it.
+            raise TimestampError(
+                "bad_timestamp",
+                "a number, not a date-time (a spreadsheet's serial date?): format the "
+                "timestamp column as Date time before saving the file as CSV",
+            )
         raise TimestampError(
             "bad_timestamp",
             "not a date-time layout Forms, Sheets or Apps Script write"

@@ -64,3 +64,27 @@ def test_a_header_again_in_the_same_columns_reads_the_rows_below(kit, tmp_path: 
         "the rows below it are read by the first row's titles"
         in (summary.skipped_rows[0]["detail"])
     )
+
+
+def test_a_sheet_with_a_header_of_other_columns_pasted_below(kit):
+    from tests.sync.conftest import EN_HEADER
+    from tests.sync.test_attribution import at
+
+    first = [[at(n), 5, "", "", "", kit.survey(f"A-{n}", "7", "Anna Petrova")] for n in (1, 2)]
+    other = [EN_HEADER[-1], *EN_HEADER[:-1]]  # the reference first
+    pasted = [[kit.survey(f"B-{n}", "7", "Anna Petrova"), at(n), 4, "", "", ""] for n in (3, 4)]
+    kit.responses([EN_HEADER, *first, other, *pasted])
+    config = kit.config(results={"min_skipped_rows": 10})
+    summary = kit.run(config)
+    assert (summary.status, summary.new, summary.skipped) == (
+        "ok",
+        2,
+        {"columns_differ": 3},
+    ), summary.error
+    assert "row 4 holds column titles again" in summary.skipped_rows[2]["detail"]
+    # A row added at the bottom later is not read alone by row 1's titles.
+    more = [kit.survey("B-5", "7", "Anna Petrova"), at(5), 3, "", "", ""]
+    kit.responses([EN_HEADER, *first, other, *pasted, more])
+    again = kit.run(config)
+    assert (again.read, again.new, again.skipped) == ("read", 0, {"columns_differ": 4})
+    assert len(kit.rows(answers)) == 2

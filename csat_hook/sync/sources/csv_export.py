@@ -364,15 +364,15 @@ class CsvResults(ResultsSource):
         first_row: int,
     ) -> bool:
         """Parse ``rows`` into ``batch``; True when rows added later can be read alone (no
-        value whose day/month order the column settles, unless the order is configured, no
-        reading warned, and no header row of other columns above them)."""
+        value whose day/month order the column settles, unless the order is configured, and
+        no reading warned)."""
         stamps = TimestampColumn(
             self.tz,
             configured=self.date_order,
             abbreviations=self.abbreviations,
             extra_formats=self.formats,
         )
-        alone = read_table(
+        read_table(
             batch,
             self.kind,
             header,
@@ -392,8 +392,7 @@ class CsvResults(ResultsSource):
         batch.warnings.extend(
             f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())
         )
-        dated = stamps.dated and self.date_order is None
-        return alone and not dated and not stamps.warning_count()
+        return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
 
 
 # The first bytes of a ZIP archive (a local file header): Forms' "Download responses (.csv)"

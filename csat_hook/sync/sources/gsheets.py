@@ -220,8 +220,7 @@ class GSheetsResults(ResultsSource):
     ) -> bool:
         """Parse ``rows`` into ``batch``; True when rows added later can be read alone: no
         value of the timestamp column had a day/month order to settle (which rows added later
-        could change), no row's reading warned, and no header row of other columns is above
-        them."""
+        could change) and no row's reading warned."""
         zone_name = metadata.get("properties", {}).get("timeZone") or "UTC"
         try:
             tz = sheet_zone(zone_name)
@@ -240,7 +239,7 @@ class GSheetsResults(ResultsSource):
                 return from_serial(value, tz)  # an int too big for a float is its TimestampError
             return text_stamps.parse(value)
 
-        alone = read_table(
+        read_table(
             batch,
             self.kind,
             header,
@@ -261,4 +260,4 @@ class GSheetsResults(ResultsSource):
             f"{count} text timestamps: {text}"
             for text, count in sorted(text_stamps.warnings.items())
         )
-        return alone and not text_stamps.dated and not text_stamps.warning_count()
+        return not text_stamps.dated and not text_stamps.warning_count()

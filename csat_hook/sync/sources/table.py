@@ -162,10 +162,11 @@ def read_table(
     where: str,
     first_row: int = 2,
     scan_timestamps: Callable[[Iterable[Any]], None] | None = None,
-) -> bool:
-    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them. False
-    when a header row of other columns was met (:func:`_other_header`): rows added below
-    later must not be read alone, by ``header``.
+) -> None:
+    """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them. A
+    header row of other columns (:func:`_other_header`) and every row below it are skipped:
+    a read with skipped rows is not remembered (sync/read_memo.py), so rows added below it
+    later are never read alone, by ``header``.
 
     ``scan_timestamps`` is given the timestamp column's values once before any row is
     parsed (the day/month order is a property of the whole column).
@@ -252,7 +253,6 @@ def read_table(
             seen,
             legacy=functools.partial(legacy_fingerprint, kind, values) if legacy else None,
         )
-    return other is None
 
 
 def _other_header(

@@ -371,19 +371,20 @@ FORM = "https://forms.googleapis.com/v1/forms/F/responses"
     [
         b'{"responses": 5}',
         b'{"responses": "ab"}',
-        b'{"responses": null}',
-        b'{"responses": [1, "x"]}',
+        b'{"responses": {"a": 1}}',
         b'{"responses": [], "nextPageToken": [1]}',
         b'{"responses": [], "nextPageToken": 5}',
     ],
 )
 def test_a_forms_page_of_another_shape_is_a_google_error(mocked, body):
-    """These crashed the run (TypeError) or handed on characters and numbers as responses."""
+    """These crashed the run (TypeError) or handed on characters and keys as responses. (A
+    listed response that is not an object is the source's to skip, naming it: see
+    tests/sync/test_edge_forms_api.py.)"""
     mocked.get(FORM, body=body)
     mocked.get(FORM, json={})
     with pytest.raises(GoogleApiError) as caught:
         list(FormsApi(session()).list_responses("F", since=None, page_size=10))
-    assert caught.value.message.startswith("forms.responses.list: the answer "), caught.value
+    assert caught.value.message.startswith("forms.responses.list: page 1's "), caught.value
 
 
 def test_an_empty_next_page_token_ends_the_listing(mocked):

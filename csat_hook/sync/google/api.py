@@ -508,15 +508,4 @@ class FormsApi:
             raise GoogleApiError("forms.responses.list: the answer is not JSON") from exc
         if not isinstance(body, dict):
             raise GoogleApiError("forms.responses.list: the answer is not a JSON object")
-        # A page is {"responses": [FormResponse...], "nextPageToken": "..."}, either left
-        # out; anything else crashed the run or passed characters on as responses.
-        responses = body.get("responses", [])
-        if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
-            raise GoogleApiError(
-                "forms.responses.list: the answer holds something else than responses"
-            )
-        if not isinstance(body.get("nextPageToken", ""), str):
-            raise GoogleApiError(
-                "forms.responses.list: the answer holds a nextPageToken that is not text"
-            )
         return body

@@ -58,6 +58,16 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: State, revision: str) -> None:
     """Create or migrate the schema (Procfile ``release:``; also done on every start)."""
+    known = known_revisions()
+    if revision != "head" and revision not in known:
+        # Bad usage (exit 2), not the database's state: said before anything is opened.
+        raise click.BadParameter(
+            shown(
+                f"no schema revision {revision[:64]!r}; this release's are "
+                f"head, {known[0]} … {known[-1]}"
+            ),
+            param_hint="'--revision'",
+        )
     config = state.config
     engine = make_engine(config.database.url, pool_size=1)
     try:

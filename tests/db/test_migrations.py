@@ -257,10 +257,13 @@ def test_a_database_a_newer_release_upgraded_stops_every_command_with_a_message(
 
 
 def test_db_upgrade_refuses_an_unknown_or_earlier_target_revision(engine, database_url):
+    # An earlier revision is the database's state, not the usage: exit 1, as a newer one.
     env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
     unknown = CliRunner().invoke(main, ["db", "upgrade", "--revision", "nonsense"], env=env)
-    assert unknown.exit_code == 1 and unknown.exc_info[0] is SystemExit
-    assert "no schema revision 'nonsense'" in unknown.output
+    # A revision this release does not have is bad usage (exit 2), said with the valid ones.
+    assert unknown.exit_code == 2 and unknown.exc_info[0] is SystemExit
+    assert "Invalid value for '--revision': no schema revision 'nonsense'" in unknown.output
+    assert f"head, 0001 … {migrate.HEAD_REVISION}" in unknown.output
     assert "alembic_version" not in sa.inspect(engine).get_table_names()  # nothing created
     migrate.upgrade(engine)
     back = CliRunner().invoke(main, ["db", "upgrade", "--revision", "0005"], env=env)

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,13 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 def _sqlite_engine(url: sa.URL) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
+        # A file of something else is refused before anything is changed: it was made
+        # owner-only first and the open then failed, its owner's file changed for nothing.
+        if (problem := _not_sqlite(database)) is not None:
+            raise ConfigError(
+                f"database.url: {database} is not a SQLite database ({problem}); nothing "
+                "was changed: point database.url at the service's database, or at a new file"
+            )
         # The file holds customer data: owner-only, and so are the -wal and -shm files,
         # which SQLite creates with the database file's permissions.
         try:
@@ -122,6 +130,32 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             writer.release()
 
     return engine
+
+
+# The first 16 bytes of every SQLite 3 database file ("The Database Header", sqlite.org).
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _not_sqlite(path: str) -> str | None:
+    """Why the existing ``path`` cannot be a SQLite database (a FIFO, a device, a file of
+    other bytes); None when it may be one, is empty (SQLite makes a database of it) or is
+    missing. A file that cannot be read is left to the open, which says why."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISDIR(mode):
+        return None  # "cannot create the SQLite file (Is a directory)", said by the open
+    if not stat.S_ISREG(mode):
+        return "not a regular file"  # a FIFO would block the open, a device is no database
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except OSError:
+        return None
+    if head and head != SQLITE_MAGIC:
+        return "it holds other data"
+    return None
 
 
 def _use_wal(cursor: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
+from pathlib import Path
 
 import click
 import pytest
@@ -282,6 +284,23 @@ def test_a_sqlite_file_that_cannot_be_created_names_the_key(tmp_path):
         assert isinstance(result.exception, SystemExit), result.exception
         assert "database.url: cannot create the SQLite file" in result.output
         assert "(Not a directory)" in result.output
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_refused_and_left_as_it_was(tmp_path):
+    # database.url named a file of something else (a config, a dump): it was chmod 0600 and
+    # then the open failed ("file is not a database", exit 1): its owner's file, changed.
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database\n")
+    other.chmod(0o644)
+    for command in (["outbox"], ["sync"], ["db", "upgrade"]):
+        result = invoke(tmp_path, *command, DATABASE_URL=f"sqlite:///{other}")
+
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert f"database.url: {other} is not a SQLite database" in result.output
+        assert stat.S_IMODE(other.stat().st_mode) == 0o644
+        assert other.read_text() == "not a database\n"
+        assert not Path(f"{other}-wal").exists() and not Path(f"{other}-journal").exists()
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from csat_hook import __version__
+from csat_hook.cli.base import EnvOption
 from csat_hook.cli.base import State
 from csat_hook.cli.base import unreachable
 
@@ -81,6 +82,7 @@ class LazyGroup(click.Group):
     "-c",
     "--config",
     "config_path",
+    cls=EnvOption,
     envvar="CSAT_HOOK_CONFIG",
     type=click.Path(dir_okay=False),
     help="YAML config file [env: CSAT_HOOK_CONFIG]; "

@@ -43,6 +43,19 @@ class Seconds(click.FloatRange):
         return number
 
 
+class EnvOption(click.Option):
+    """An option that may be given by an environment variable (``envvar``): a bad value
+    taken from the variable names the variable, which the operator set (``PORT=abc`` on a
+    Procfile platform), not the option, which they never typed."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        source = ctx.get_parameter_source(self.name) if ctx and self.name else None
+        if source is not click.core.ParameterSource.ENVIRONMENT or not self.envvar:
+            return super().get_error_hint(ctx)
+        variable = self.envvar if isinstance(self.envvar, str) else " or ".join(self.envvar)
+        return f"{variable} (environment variable, for {self.opts[-1]})"
+
+
 class State:
     """Lazily loaded configuration shared by the subcommands."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from csat_hook.cli.base import ConfigProblem
+from csat_hook.cli.base import EnvOption
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import warn_insecure
@@ -22,6 +23,7 @@ from csat_hook.server import run_server
 @click.option("--host", help="Interface to bind [default: server.host].")
 @click.option(
     "--port",
+    cls=EnvOption,
     type=click.IntRange(0, 65535),
     envvar="PORT",
     help="Port [env: PORT; default: server.port; 0: any free port].",

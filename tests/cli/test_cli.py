@@ -286,6 +286,30 @@ def test_a_sqlite_file_that_cannot_be_created_names_the_key(tmp_path):
         assert "(Not a directory)" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["serve"], {"PORT": "abc"}, "PORT"),  # a Procfile platform's port, set wrong
+        (["serve"], {"PORT": "70000"}, "PORT"),
+        (["check-config"], {"CSAT_HOOK_CONFIG": "."}, "CSAT_HOOK_CONFIG"),  # a folder
+    ],
+)
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path, args, env, named):
+    # It was said as '--port' (or '--config'), which the operator never typed.
+    result = invoke(tmp_path, *args, **env)
+
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named} (environment variable" in result.output
+    assert "'--port'" not in result.output and "'--config'" not in result.output
+
+
+def test_a_bad_option_typed_is_still_named_as_typed(tmp_path):
+    result = invoke(tmp_path, "serve", "--port", "abc", PORT="8000")
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--port'" in result.output and "PORT (" not in result.output
+
+
 def test_a_file_that_is_not_a_sqlite_database_is_refused_and_left_as_it_was(tmp_path):
     # database.url named a file of something else (a config, a dump): it was chmod 0600 and
     # then the open failed ("file is not a database", exit 1): its owner's file, changed.

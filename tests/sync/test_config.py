@@ -60,6 +60,32 @@ def test_the_service_account_json_is_a_masked_secret():
     assert "private_key" not in str(masked_dump(config))
 
 
+def test_both_service_account_settings_are_refused_naming_both():
+    # The inline JSON silently won over the file: which account the sync used depended on
+    # a rule written nowhere.
+    env = {"SA_FILE": "/etc/csat/sa.json", "SA_JSON": '{"private_key": "SECRET-KEY"}'}
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            None,
+            env=env,
+            overrides={
+                "google": {
+                    "service_account_file": "${SA_FILE}",
+                    "service_account_json": "${SA_JSON}",
+                }
+            },
+        )
+
+    assert (
+        "google: service_account_file and service_account_json are both set: set one of them"
+        in raised.value.message
+    )
+    assert "SECRET-KEY" not in raised.value.message
+    # Either one alone, or one left blank by an unset ${VAR:-}, is fine.
+    blank = {"service_account_file": "${SA_FILE}", "service_account_json": "${NONE:-}"}
+    assert load_config(None, env=env, overrides={"google": blank}).google.has_credentials
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

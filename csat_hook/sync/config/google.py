@@ -52,6 +52,17 @@ class GoogleConfig(StrictModel):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _one_service_account(self) -> GoogleConfig:
+        """One way to give the credentials: with both, which account the sync used was a
+        rule written nowhere (the JSON won, silently)."""
+        if self.service_account_file and self.service_account_json:
+            raise ValueError(
+                "service_account_file and service_account_json are both set: set one of them "
+                "(the key file's path, or its JSON) and leave the other out"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retries_outlast_a_minute(self) -> GoogleConfig:
         """Sheets quotas are per minute: a run that meets 429s must keep trying for more than
         60 s, even when every jittered wait comes out at its shortest. 0 retries is allowed

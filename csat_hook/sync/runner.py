@@ -147,7 +147,8 @@ class SyncRunner(ReportStep, OutputsStep):
                 locked = True
             self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
         except SyncLockedError as exc:
-            summary.status, summary.error = "locked", exc.message
+            summary.status = "locked"
+            summary.error = f"{exc.message}: nothing was done, the running sync does the work"
         except ResultsMissingError as exc:
             summary.status, summary.error = "config_error", exc.message
             summary.waiting_for = exc.path
@@ -183,7 +184,9 @@ class SyncRunner(ReportStep, OutputsStep):
             self._say_waiting(summary.waiting_for)
             return summary
         self._waiting_said = None
-        level = {"ok": logging.INFO, "data_error": logging.WARNING}.get(
+        # A held lock is expected (runs overlapping under cron, a sync by hand beside
+        # serve's): a warning, never an ERROR that log alerting would page someone for.
+        level = {"ok": logging.INFO, "data_error": logging.WARNING, "locked": logging.WARNING}.get(
             summary.status, logging.ERROR
         )
         logger.log(level, "sync.done", extra=extra)

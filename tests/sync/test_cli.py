@@ -223,7 +223,7 @@ def test_a_google_failure_exits_1_with_the_status(kit, tmp_path):
     assert summary["requests"]["token"] == 1 and summary["requests"]["sheets_read"] == 1
 
 
-def test_a_held_lock_exits_3(tmp_path, database_url):
+def test_a_held_lock_exits_3(tmp_path, database_url, caplog):
     shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
     engine = make_engine(database_url)
     create_schema(engine)
@@ -233,6 +233,11 @@ def test_a_held_lock_exits_3(tmp_path, database_url):
     result = invoke(write_config(tmp_path, database_url), "--json")
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "locked"
+    # Expected under cron (two runs overlapping): said as a warning that nothing was done,
+    # not as an ERROR an alerting rule on the logs pages someone for.
+    (done,) = [r for r in caplog.records if r.getMessage() == "sync.done"]
+    assert done.levelname == "WARNING" and done.status == "locked"
+    assert done.error.startswith("another sync is running") and "nothing was done" in done.error
     with engine.connect() as conn:
         assert conn.execute(answers.select()).first() is None
     engine.dispose()

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import signal
 import subprocess
 import sys
+from typing import IO
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -63,11 +65,14 @@ def run_server(
     workers: int,
     with_delivery: bool,
     sync_command: list[str] | None = None,
+    sync_input: bytes | None = None,
 ) -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT.
 
     ``sync_command`` is started as a child process (the periodic sync) and stopped with the
     server. It is a separate process so a large sync never competes with webhooks for the GIL.
+    ``sync_input`` (the configuration, when the child cannot read it from a file) is written
+    to its standard input.
     """
     options: dict[str, Any] = {
         **SETTINGS,  # the worker and logger classes, limits: the same as the Procfile's
@@ -92,7 +97,13 @@ def run_server(
         print(listening_line(server.LISTENERS, workers, with_delivery, sync_every), file=sys.stderr)
         sys.stderr.flush()
         if sync_command:
-            child = subprocess.Popen(sync_command, preexec_fn=_die_with_parent)  # noqa: S603
+            child = subprocess.Popen(  # noqa: S603
+                sync_command,
+                preexec_fn=_die_with_parent,
+                stdin=None if sync_input is None else subprocess.PIPE,
+            )
+            if child.stdin is not None and sync_input is not None:
+                _feed(child.stdin, sync_input)
 
     def on_exit(_server: Any) -> None:
         if child is not None and child.poll() is None:
@@ -115,6 +126,19 @@ def listening_line(
     parts.append("delivery in each" if with_delivery else "no delivery")
     parts.append(f"sync every {sync_every:g} s" if sync_every else "no periodic sync")
     return f"csat-hook listening on {where} ({', '.join(parts)})"
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write ``data`` to the child's standard input and close it, here, before the web
+    processes are forked: one holding the pipe open would keep the child waiting for the
+    end of it. The pipe is made large enough for the whole configuration (Linux) so the
+    write does not wait on the child's start-up; a child that died early is its own report."""
+    with contextlib.suppress(OSError, AttributeError):  # F_SETPIPE_SZ: Linux only
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, max(len(data), 4096))
+    with contextlib.suppress(BrokenPipeError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        pipe.close()
 
 
 def _die_with_parent() -> None:

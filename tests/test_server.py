@@ -70,7 +70,8 @@ def write_config(tmp_path: Path, fake_url: str, database_url: str) -> Path:
 class Service:
     """`csat-hook serve` in a subprocess."""
 
-    def __init__(self, config: Path, cwd: Path) -> None:
+    def __init__(self, config: Path, cwd: Path, *, piped: bool = False) -> None:
+        """``piped``: the configuration given on standard input (``-c /dev/stdin``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (cwd / f"serve-{self.port}.log").open("w")
@@ -82,17 +83,22 @@ class Service:
                 "-m",
                 "csat_hook",
                 "-c",
-                str(config),
+                "/dev/stdin" if piped else str(config),
                 "serve",
                 "--port",
                 str(self.port),
             ],
             cwd=cwd,
+            stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
         )
+        if piped:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(config.read_bytes())
+            self.proc.stdin.close()
         # Generous: on a loaded CI machine the master binds the port seconds before its
         # worker answers, so a read timeout is "not up yet", like a refused connection.
         deadline = time.monotonic() + 60
@@ -135,9 +141,9 @@ class Service:
 def service_factory(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
     started: list[Service] = []
 
-    def start(database_url: str | None = None) -> Service:
+    def start(database_url: str | None = None, *, piped: bool = False) -> Service:
         url = database_url or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
-        service = Service(write_config(tmp_path, fake_helpdesk.url, url), tmp_path)
+        service = Service(write_config(tmp_path, fake_helpdesk.url, url), tmp_path, piped=piped)
         started.append(service)
         return service
 
@@ -193,8 +199,11 @@ def test_sigkill_and_restart_loses_no_queued_reply(service_factory, fake_helpdes
     assert sorted(delivered(fake_helpdesk)) == expected  # each exactly once
 
 
-def test_serve_also_runs_the_periodic_sync(service_factory, tmp_path):
-    service_factory()
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
+def test_serve_also_runs_the_periodic_sync(service_factory, tmp_path, piped):
+    # Piped (`-c /dev/stdin`, envsubst's output): the sync child read the path again, a
+    # pipe already consumed, and died ("cannot read config file"); serve ran on without it.
+    service_factory(piped=piped)
     report = tmp_path / "report" / "periods.csv"
     assert wait_for(report.exists, 30), "the sync child did not write its report"
     time.sleep(0.5)  # the file may still be being written

@@ -12,6 +12,7 @@ import click
 from csat_hook.config import Config
 from csat_hook.config import insecure_settings
 from csat_hook.config import load_config
+from csat_hook.config.loading import read_config_file
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
@@ -61,13 +62,18 @@ class State:
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        # The file's bytes as read: a pipe (`-c /dev/stdin`) cannot be read again by a child
+        # process (serve's sync), which is given them instead.
+        self.text: bytes | None = None
         self._config: Config | None = None
 
     @property
     def config(self) -> Config:
         if self._config is None:
             try:
-                self._config = load_config(self.path)
+                if self.path:
+                    self.text = read_config_file(self.path)
+                self._config = load_config(self.path, text=self.text)
             except ConfigError as exc:
                 raise ConfigProblem(exc.message) from None
             setup_logging(self._config.logging.level, self._config.logging.format)

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -50,16 +51,29 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
         port=config.server.port if port is None else port,  # 0: any free port
         workers=workers or config.server.workers,
         with_delivery=True,
-        sync_command=_sync_child_command(state) if config.sync.run_in_serve else None,
+        **(_sync_child(state) if config.sync.run_in_serve else {}),
     )
 
 
-def _sync_child_command(state: State) -> list[str]:
-    """The periodic sync that ``serve`` runs beside the web processes."""
+def _sync_child(state: State) -> dict[str, Any]:
+    """The periodic sync that ``serve`` runs beside the web processes: ``sync_command`` and,
+    for a configuration that is not a file the child can open again (a pipe: ``-c
+    /dev/stdin``, ``-c <(envsubst < tpl)``), ``sync_input``, the bytes this process read,
+    which the child reads on its standard input. It read the consumed pipe again and died;
+    serve went on without its sync, saying nothing."""
     command = [sys.executable, "-m", "csat_hook"]
+    given: bytes | None = None
     if state.path:
-        command += ["--config", str(Path(state.path).resolve())]
-    return [*command, "sync", "--periodic", "--keep-waiting"]
+        resolved = Path(state.path).resolve()
+        if resolved.is_file():
+            command += ["--config", str(resolved)]
+        else:
+            command += ["--config", "/dev/stdin"]
+            given = state.text
+    return {
+        "sync_command": [*command, "sync", "--periodic", "--keep-waiting"],
+        "sync_input": given,
+    }
 
 
 @click.command()

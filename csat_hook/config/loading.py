@@ -117,11 +117,14 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    text: bytes | None = None,
 ) -> Config:
     """Read, interpolate and validate the configuration; raise ConfigError naming each bad key.
 
     ``path`` None means ``$CSAT_HOOK_CONFIG`` if set, else the built-in defaults.
-    ``overrides`` is merged over the file (tests use it).
+    ``overrides`` is merged over the file (tests use it). ``text``: the file's content,
+    already read by :func:`read_config_file` (a pipe can be read once); ``path`` then only
+    names it.
     """
     env = os.environ if env is None else env
     if path is None:
@@ -135,16 +138,7 @@ def load_config(
         )
     if path is not None:
         source = str(path)
-        try:
-            with Path(path).open("rb") as file:
-                data = file.read(MAX_FILE_BYTES + 1)  # /dev/zero, a log file: not read whole
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from exc
-        if len(data) > MAX_FILE_BYTES:
-            raise ConfigError(
-                f"{source}: larger than {MAX_FILE_BYTES // 1_000_000} MB; "
-                "is it the configuration file?"
-            )
+        data = read_config_file(path) if text is None else text
         loaded = load_yaml(data, source)
         if loaded is None:
             loaded = {}
@@ -188,6 +182,21 @@ def load_config(
     config.source = source
     config.database.url = normalize_database_url(config.database.url)
     return config
+
+
+def read_config_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the configuration file at ``path`` (ConfigError naming it when it cannot
+    be read or is larger than :data:`MAX_FILE_BYTES`)."""
+    try:
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)  # /dev/zero, a log file: not read whole
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_FILE_BYTES // 1_000_000} MB; is it the configuration file?"
+        )
+    return data
 
 
 def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:

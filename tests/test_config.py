@@ -225,6 +225,44 @@ def test_check_config_prints_masked_config_and_exits_0():
     assert "configuration OK" in result.output
 
 
+def test_check_config_warns_of_secrets_written_in_the_file_naming_only_the_keys(tmp_path):
+    # A secret pasted into the YAML (not ${VAR}) went unremarked: the file, copied into a
+    # repository or a ticket, carried it. Named by key, never shown.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "token:\n  secret: Inline-Token-Secret-123456\n"
+        "server:\n  api_token: ${API_TOKEN}\n"
+        "database:\n  url: postgresql://csat:Inline-Db-Pass@db.example/csat\n"
+        "helpdesks:\n  dryrun:\n    auth: {mode: token, token: 'Inline-Webhook-Token'}\n"
+        "  generic:\n    auth: {mode: token, token: '${GT:-Default-Inline-Token}'}\n"
+        "    reply:\n      url: http://127.0.0.1:1/x\n"
+        "      headers: {Authorization: 'Bearer ${GA}', X-Static: 'Inline-Header-Key'}\n"
+    )
+    env = {"API_TOKEN": "from-the-environment-123", "GA": "from-env-api"}
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"], env=env)
+
+    assert result.exit_code == 0, result.output
+    (warning,) = [line for line in result.stderr.splitlines() if "written in the" in line]
+    assert warning == (
+        "warning: secrets written in the configuration file (give each as ${VAR}, from the "
+        "environment, so the file holds none): database.url (its password), token.secret, "
+        "helpdesks.dryrun.auth.token, helpdesks.generic.auth.token, "
+        "helpdesks.generic.reply.headers.X-Static"
+    )
+    assert "Inline" not in result.output
+    assert "configuration OK" in result.stderr
+
+
+def test_the_shipped_example_and_the_defaults_say_nothing_of_secrets_in_the_file():
+    # Their development secrets are already said (insecure); the zero-config start is quiet.
+    for args in (["-c", str(ROOT / "config.example.yaml")], []):
+        result = CliRunner().invoke(
+            main, [*args, "check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": ""}
+        )
+        assert result.exit_code == 0, result.output
+        assert "written in the configuration file" not in result.output
+
+
 def test_check_config_exits_2_naming_the_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("delivery: {max_attempts: 0}\n")

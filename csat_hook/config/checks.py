@@ -135,6 +135,11 @@ def config_warnings(config: Config) -> list[str]:
     warnings = [
         f"{key} still holds the shipped development secret" for key in insecure_settings(config)
     ]
+    if config.secrets_in_file:
+        warnings.append(
+            "secrets written in the configuration file (give each as ${VAR}, from the "
+            "environment, so the file holds none): " + ", ".join(config.secrets_in_file)
+        )
     warnings.extend(exchanges_past_the_lease(config))
     for name, options in config.alerts.destinations.items():
         if options.kind == "helpdesk_note" and not any(
@@ -159,12 +164,33 @@ def config_warnings(config: Config) -> list[str]:
 
 def insecure_settings(config: Config) -> list[str]:
     """Dotted keys still holding a shipped development secret (fine locally, not in production)."""
+    return [key for key, value in _secrets(config) if INSECURE_MARKER in value]
+
+
+def secrets_written(config: Config, written: set[str]) -> list[str]:
+    """The secrets among ``written`` (dotted paths of texts that took nothing from the
+    environment): a ``SecretStr`` set in the file, and ``database.url`` with a password.
+    The shipped development secrets are left out: said apart (:func:`insecure_settings`)."""
     found = []
+    if "database.url" in written:
+        try:
+            if make_url(config.database.url).password:
+                found.append("database.url (its password)")
+        except (ArgumentError, ValueError):
+            pass
+    for key, value in _secrets(config):
+        if key in written and value and INSECURE_MARKER not in value:
+            found.append(key)
+    return found
+
+
+def _secrets(config: Config) -> list[tuple[str, str]]:
+    """Each ``SecretStr`` of the configuration: (its dotted key, its value)."""
+    found: list[tuple[str, str]] = []
 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, SecretStr):
-            if INSECURE_MARKER in value.get_secret_value():
-                found.append(path)
+            found.append((path, value.get_secret_value()))
         elif isinstance(value, BaseModel):
             for key in type(value).model_fields:
                 walk(getattr(value, key), f"{path}.{key}" if path else key)

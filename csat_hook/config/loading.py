@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from csat_hook.alerts.config import check_alerts_section
+from csat_hook.config.checks import secrets_written
 from csat_hook.config.model import ENV_CONFIG_PATH
 from csat_hook.config.model import Config
 from csat_hook.config.yamlfile import load_yaml
@@ -22,21 +23,35 @@ from csat_hook.helpdesks import REGISTRY
 MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
+def _interpolate(
+    value: Any, env: Mapping[str, str], path: str, errors: list[str], written: set[str]
+) -> Any:
+    """``value`` with its ``${VAR}`` references expanded; ``written`` gets the dotted path of
+    each text that took nothing from the environment (written in the file, or a default)."""
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors)
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors, written)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]", errors) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "$" not in value:
+        return [_interpolate(v, env, f"{path}[{i}]", errors, written) for i, v in enumerate(value)]
+    if not isinstance(value, str):
         return value
-    return _expand(value, env, path, errors)
+    if "$" not in value:
+        written.add(path)
+        return value
+    used: list[str] = []
+    expanded = _expand(value, env, path, errors, used)
+    if not used:
+        written.add(path)
+    return expanded
 
 
-def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> str:
-    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces) and ``$$``."""
+def _expand(
+    text: str, env: Mapping[str, str], path: str, errors: list[str], used: list[str]
+) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces) and ``$$``; ``used``
+    gets the name of each variable whose value was taken."""
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -63,6 +78,7 @@ def _expand(text: str, env: Mapping[str, str], path: str, errors: list[str]) -> 
             return text
         if env.get(name):
             out.append(env[name])
+            used.append(name)
         elif sep:
             out.append(default)
         elif name in env:  # set to nothing: `echo $NAME` shows it, "not set" would mislead
@@ -149,7 +165,8 @@ def load_config(
         raw = _deep_merge(raw, overrides)
 
     errors: list[str] = []
-    raw = _interpolate(raw, env, "", errors)
+    written: set[str] = set()
+    raw = _interpolate(raw, env, "", errors, written)
     if env.get("DATABASE_URL"):
         raw.setdefault("database", {})
         if isinstance(raw["database"], dict):
@@ -180,6 +197,9 @@ def load_config(
         raise ConfigError(_error_text(source, errors))
     config.helpdesks = validated
     config.source = source
+    if env.get("DATABASE_URL"):
+        written.discard("database.url")
+    config.secrets_in_file = secrets_written(config, written)
     config.database.url = normalize_database_url(config.database.url)
     return config
 

@@ -52,6 +52,8 @@ class Config(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     source: str = Field(default="<built-in defaults>", exclude=True)
+    # Secrets written in the file rather than taken from the environment (check-config warns).
+    secrets_in_file: list[str] = Field(default_factory=list, exclude=True)
 
     @model_validator(mode="after")
     def _sync_sections(self) -> Config:

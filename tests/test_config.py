@@ -263,6 +263,32 @@ def test_the_shipped_example_and_the_defaults_say_nothing_of_secrets_in_the_file
         assert "written in the configuration file" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        # ${HOST:-} with HOST unset: gunicorn bound every interface (":8000"), not 127.0.0.1.
+        ("", "server.host: empty: give the interface to listen on"),
+        ("  ", "server.host: empty"),
+        # The port in the host was bound, server.port and --port ignored without a word.
+        ("0.0.0.0:9000", "server.host: '0.0.0.0:9000' is not a host name or an IP address"),
+        ("http://0.0.0.0", "server.host: 'http://0.0.0.0' is not a host name or an IP"),
+    ],
+)
+def test_a_server_host_that_is_no_interface_is_refused_naming_the_key(host, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, env={}, overrides={"server": {"host": host}})
+
+
+@pytest.mark.parametrize(
+    ("host", "bound"),
+    [("::1", "[::1]"), ("[::1]", "[::1]"), ("10.0.0.5", "10.0.0.5"), ("localhost", "localhost")],
+)
+def test_an_ipv6_server_host_is_bound_as_written_or_bracketed(host, bound):
+    # "::1" gave gunicorn the bind ":::1:8000": "'' is not a valid port number".
+    config = load_config(None, env={}, overrides={"server": {"host": host}})
+    assert config.server.host == bound
+
+
 def test_check_config_exits_2_naming_the_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("delivery: {max_attempts: 0}\n")

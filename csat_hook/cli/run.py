@@ -14,14 +14,18 @@ from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import EnvOption
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import shown
 from csat_hook.cli.base import warn_insecure
 from csat_hook.config.checks import exchanges_past_the_lease
+from csat_hook.intake.config import bind_host
 from csat_hook.outbox.runtime import start_delivery
 from csat_hook.server import run_server
 
 
 @click.command()
-@click.option("--host", help="Interface to bind [default: server.host].")
+@click.option(
+    "--host", callback=lambda _c, _p, v: _host(v), help="Interface to bind [default: server.host]."
+)
 @click.option(
     "--port",
     cls=EnvOption,
@@ -47,12 +51,22 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     warn_insecure(config)
     run_server(
         config,
-        host=host or config.server.host,
+        host=config.server.host if host is None else host,
         port=config.server.port if port is None else port,  # 0: any free port
         workers=workers or config.server.workers,
         with_delivery=True,
         **(_sync_child(state) if config.sync.run_in_serve else {}),
     )
+
+
+def _host(value: str | None) -> str | None:
+    """The --host given, as :func:`bind_host` checks server.host (None: not given)."""
+    if value is None:
+        return None
+    try:
+        return bind_host(value)
+    except ValueError as exc:
+        raise click.BadParameter(shown(str(exc))) from None
 
 
 def _sync_child(state: State) -> dict[str, Any]:

@@ -3,6 +3,8 @@ body limit, proxy and operator-API settings) and ``policy`` (which closes get a 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -25,12 +27,44 @@ class ServerConfig(StrictModel):
     # Bearer token for the read-only operator API (GET /api/...); unset: the API is off (404).
     api_token: SecretStr | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _interface(cls, value: str) -> str:
+        return bind_host(value)
+
     @field_validator("api_token")
     @classmethod
     def _long_api_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+
+def bind_host(value: str) -> str:
+    """``value`` as the interface gunicorn binds (``host:port``): a host name, an IPv4
+    address, or an IPv6 one (bracketed here, written with or without); ValueError for
+    anything else. Blank was bound as every interface (``:8000``) where 127.0.0.1 was
+    meant; a host with a port bound that port, server.port and ``--port`` ignored; ``::1``
+    unbracketed was gunicorn's "'' is not a valid port number"."""
+    text = value.strip()
+    if not text:
+        raise ValueError(
+            "empty: give the interface to listen on (127.0.0.1: this machine only; "
+            "0.0.0.0: every interface, as in a container)"
+        )
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        address = None
+    if address is not None:
+        return f"[{address}]" if address.version == 6 else str(address)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", text):
+        raise ValueError(
+            f"{text[:100]!r} is not a host name or an IP address (nothing else: the port is "
+            "server.port, or --port)"
+        )
+    return text
 
 
 class PolicyConfig(StrictModel):

@@ -303,6 +303,14 @@ def test_a_bad_value_from_the_environment_names_the_variable(tmp_path, args, env
     assert "'--port'" not in result.output and "'--config'" not in result.output
 
 
+@pytest.mark.parametrize("host", ["", "0.0.0.0:9000"])
+def test_serve_refuses_a_host_option_that_is_no_interface(tmp_path, host):
+    result = invoke(tmp_path, "serve", "--host", host)
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--host'" in result.output
+
+
 def test_a_bad_option_typed_is_still_named_as_typed(tmp_path):
     result = invoke(tmp_path, "serve", "--port", "abc", PORT="8000")
 

@@ -825,6 +825,19 @@ def test_a_sqlite_url_with_two_slashes_is_refused_naming_the_key(url):
     assert "S3cret" not in result.output
 
 
+def test_a_sqlite_url_option_the_driver_would_ignore_is_refused_naming_it(tmp_path):
+    # ?mode=ro without uri=true: SQLAlchemy warned (a Python warning with its source line)
+    # and opened the file read-write, the option dropped.
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}?mode=ro"
+    result = CliRunner().invoke(main, ["outbox"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url})
+
+    assert result.exit_code == 2, result.output
+    assert "database.url: SQLite ignores mode without uri=true" in result.output
+    assert not (tmp_path / "c.sqlite3").exists()
+    uri = f"sqlite:///file:{tmp_path / 'c.sqlite3'}?mode=rwc&uri=true"
+    assert load_config(None, env={"DATABASE_URL": uri}).database.url == uri
+
+
 def test_a_section_with_every_key_commented_out_runs_on_its_defaults(tmp_path):
     # YAML reads such a section as null: it was refused ("Input should be a valid dictionary
     # or instance of ServerConfig") while every key of it is optional.

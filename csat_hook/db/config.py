@@ -11,6 +11,11 @@ from sqlalchemy.exc import ArgumentError
 
 from csat_hook.settings import StrictModel
 
+# What SQLAlchemy's pysqlite dialect takes from a URL's query without uri=true.
+SQLITE_URL_ARGUMENTS = frozenset(
+    {"timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements", "uri"}
+)
+
 
 class DatabaseConfig(StrictModel):
     url: str = "sqlite:///var/csat-hook.sqlite3"
@@ -34,6 +39,15 @@ class DatabaseConfig(StrictModel):
                 "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
                 "(absolute)"
             )
+        if url.get_backend_name() == "sqlite" and url.query.get("uri") != "true":
+            # pysqlite's own arguments; any other (mode=ro...) needs uri=true, else
+            # SQLAlchemy warns and drops it: a read-only open became a read-write one.
+            ignored = sorted(set(url.query) - SQLITE_URL_ARGUMENTS)
+            if ignored:
+                raise ValueError(
+                    f"SQLite ignores {', '.join(ignored)} without uri=true: write "
+                    "sqlite:///file:path?mode=ro&uri=true, or leave them out"
+                )
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
         if "@" in (url.host or ""):

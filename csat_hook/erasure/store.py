@@ -417,15 +417,16 @@ def _every_unverified(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[An
 def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> list[int]:
     """The unverified answers besides ``found`` that hold the address ``email`` itself in a
     cell of the row as read (a form that asks for it) or in a typed field, compared without
-    case (as ``_customer`` compares the surveys'), not inside a longer address. Nothing ties
-    such an answer to the customer's surveys (its reference is missing or forged, its ticket
-    another): read a page at a time, every one, the address searched in Python (the row as
-    read is JSON, which the databases search differently)."""
+    case (lowered, as ``_customer`` has the database compare the surveys'; never by Unicode
+    case folding, which makes "straße@…" and "strasse@…", two addresses, one), not inside a
+    longer address. Nothing ties such an answer to the customer's surveys (its reference is
+    missing or forged, its ticket another): read a page at a time, every one, the address
+    searched in Python (the row as read is JSON, which the databases search differently)."""
     if not email:
         return []
     # A full stop ends the address only when no more of a domain follows it: "…@example.com."
     # closes a sentence, "…@example.com.au" is a longer address.
-    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.casefold())}(?![\w-]|\.[\w-])")
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.lower())}(?![\w-]|\.[\w-])")
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -436,7 +437,7 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
             continue
         cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
         texts = (row.comment, row.field_agent, row.field_ticket, *cells)
-        if any(isinstance(t, str) and pattern.search(t.casefold()) for t in texts):
+        if any(isinstance(t, str) and pattern.search(t.lower()) for t in texts):
             held.append(row.id)
     return held
 

@@ -1080,6 +1080,42 @@ def test_an_address_ending_a_sentence_is_the_address_itself(shop: Shop):
     assert comments == ["ask maria.lopez@example.com.au"]
 
 
+def test_an_address_in_another_spelling_is_another_customers(shop: Shop):
+    """The address is compared without case, as the database lowers it (``_customer``),
+    never by Unicode case folding: "straße@…" and "strasse@…" are two addresses (folding made
+    them one, and erasing one customer took the other's comment); "STRASSE@…" in capitals is
+    "strasse@…" still."""
+    shop.lines["ss"] = "2026/11/20 1:25:00 PM GMT+3,4,write to strasse@example.com,Anna,X-9,"
+    shop.lines["sharp"] = "2026/11/20 1:26:00 PM GMT+3,4,write to straße@example.com,Anna,X-8,"
+    shop.write()
+    shop.sync()
+
+    dry = shop.erase("--email", "straße@example.com")
+    assert dry.exit_code == 0, dry.output
+    assert "  unverified answers holding the e-mail (a form's own question, a comment): 1 " in (
+        dry.output
+    )
+    assert shop.erase("--email", "STRAßE@example.com", "--yes").exit_code == 0
+    assert shop.erase("--email", "STRASSE@example.com", "--yes").exit_code == 0
+    with shop.kit.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(unverified_answers.c.comment, unverified_answers.c.source_row).where(
+                unverified_answers.c.rating == 4
+            )
+        ).all()
+    assert [(row.comment, row.source_row) for row in rows] == [(None, {}), (None, {})]
+
+    shop.lines["ss-again"] = "2026/11/20 1:27:00 PM GMT+3,4,strasse@example.com here,Anna,X-7,"
+    shop.write()
+    shop.sync()
+    assert shop.erase("--email", "straße@example.com", "--yes").exit_code == 0
+    with shop.kit.engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(unverified_answers.c.comment).where(unverified_answers.c.rating == 4)
+        ).scalars()
+        assert "strasse@example.com here" in list(kept)
+
+
 @pytest.mark.parametrize(
     "args",
     [("--customer-id", MARIA["customer_id"]), ("--dialog", "D-2"), ("--dialog", "D-2", "--yes")],

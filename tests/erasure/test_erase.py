@@ -1116,6 +1116,20 @@ def test_an_address_in_another_spelling_is_another_customers(shop: Shop):
         assert "strasse@example.com here" in list(kept)
 
 
+@pytest.mark.parametrize("email", ["maria", "a", "%", "_", "*", "@example.com", "maria@", "@"])
+def test_an_email_that_is_no_address_is_bad_usage(shop: Shop, email: str):
+    """--email takes an address: a name or a word (a careless "--email maria", "a") matched
+    no survey but erased every unverified answer whose comment held that word ("maria
+    forged", "without a reference"), anyone's. A LIKE wildcard never matched all, and is
+    refused the same way. Exit 2, the value not echoed, nothing changed."""
+    before = shop.dump()
+    result = shop.erase("--email", email, "--yes")
+    assert result.exit_code == 2, result.output
+    assert "--email" in result.output and "not an e-mail address" in result.output
+    assert "maria" not in result.output.lower()
+    assert shop.dump() == before
+
+
 @pytest.mark.parametrize(
     "args",
     [("--customer-id", MARIA["customer_id"]), ("--dialog", "D-2"), ("--dialog", "D-2", "--yes")],

@@ -255,6 +255,26 @@ def test_a_403_rate_limit_that_lasts_says_quota_not_sharing(
     assert "rate limit" in caught.value.message and "share" not in caught.value.message
 
 
+@pytest.mark.parametrize("reason", ["dailyLimitExceeded", "quotaExceeded"])
+def test_a_403_daily_quota_says_quota_not_sharing_and_is_not_retried_within_the_run(
+    fake_google, google_session, monkeypatch, reason
+):
+    """A quota of the day spent (Drive-style ``errors[].reason``): waiting a minute does not
+    help, so the run is not held; the advice was "share the spreadsheet with ..."."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    body = forbidden(
+        "Daily Limit Exceeded",
+        errors=[{"domain": "usageLimits", "reason": reason, "message": "x"}],
+    )
+    refuse_with(fake_google, monkeypatch, body)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    message = caught.value.message
+    assert "share" not in message and "quota" in message, message
+    assert caught.value.retryable  # the next run, once the quota is back
+    assert google_session.slept == []  # not held within this run
+
+
 def test_a_403_service_disabled_says_to_enable_the_api_not_to_share(
     fake_google, google_session, monkeypatch
 ):

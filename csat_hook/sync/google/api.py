@@ -107,6 +107,12 @@ def _error_from(
             "; a rate limit at Google: the next run goes on where this one stopped (a "
             "higher quota: Google Cloud console → APIs & Services → Quotas)"
         )
+    elif status == 403 and not QUOTA_REASONS.isdisjoint(reasons):
+        text += (
+            "; a quota of the day at Google is spent: the first run after it is renewed goes "
+            "on where this one stopped (a higher quota: Google Cloud console → APIs & "
+            "Services → Quotas)"
+        )
     elif status == 403 and ("SERVICE_DISABLED" in reasons or "accessNotConfigured" in reasons):
         text += "; " + _enable_api(reasons.get("SERVICE_DISABLED", {}))
     elif status in (403, 404) and share_with:
@@ -116,9 +122,15 @@ def _error_from(
         text,
         http_status=status,
         reason=reason,
-        retryable=status in RETRYABLE_STATUS or rate_limited,
+        retryable=status in RETRYABLE_STATUS
+        or rate_limited
+        or (status == 403 and not QUOTA_REASONS.isdisjoint(reasons)),
     )
 
+
+# A 403 whose reason is a quota of the day (Drive-style ``errors[].reason``): the next run may
+# do, waiting within this one does not; it said "share the spreadsheet with ...".
+QUOTA_REASONS = frozenset({"dailyLimitExceeded", "quotaExceeded"})
 
 # What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
 # shown only when it looks like a service name, a project number or id, an API's title).

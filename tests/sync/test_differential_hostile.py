@@ -529,6 +529,9 @@ def new_york_world(kit: SyncKit) -> tuple[World, list[Row], Row]:
     # ahead of ours): credited, in its survey's period.
     skew = add_survey(kit, world, "skew", "3", "Beta", local(2026, 11, 20, 12))
     answer(world, skew, local(2026, 11, 20, 11, 58), 4)
+    # ... and across a month's edge: answered in October, the survey recorded in November.
+    skew = add_survey(kit, world, "skew-edge", "3", "Beta", local(2026, 11, 1, 0, 0, 30))
+    answer(world, skew, local(2026, 10, 31, 23, 59, 50), 2)
     # Around New York's clock change on 1 November: the first second of November (00:00
     # EDT), the last one of October, and the repeated hour (01:30 EST).
     for key, moment, rating in (

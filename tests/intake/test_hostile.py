@@ -623,6 +623,48 @@ def test_a_mapping_function_given_a_value_of_another_type_is_a_400(
     assert accepted.json["status"] == "queued"
 
 
+@pytest.mark.parametrize(
+    ("key", "expression", "field", "bad", "good"),
+    [
+        (
+            "agent_name",
+            "join(' ', [agent.first, agent.last])",
+            "agent",
+            {"first": 5},
+            {"first": "Anna", "last": "Petrova"},
+        ),
+        (
+            "customer_email",
+            "to_string(length(customer.email))",
+            "customer",
+            {"email": None},
+            {"email": "ivan@example.org"},
+        ),
+        ("context.tags", "join(',', tags)", "tags", [1, {"a": 2}], ["vip"]),
+        ("close_time", "max(times)", "times", ["a", 1], [1700000000]),
+    ],
+)
+def test_a_mapping_function_a_close_alone_reads_never_refuses_another_event(
+    make_sender, key, expression, field, bad, good
+):
+    """What the event and status expressions say decides first: an event that is not a close
+    is answered 200 "ignored" and a reopen cancels, whatever a value only a close reads holds.
+    A 400 there made the vendor retry (and in the end disable) the webhook over events it was
+    never asked to send for a survey."""
+    sender = make_sender(KITS["generic"], adapter={"mapping": _mapped(key, expression)})
+    queued = sender.post(generic_close("D-9", **{field: good}))
+    assert queued.status_code == 200 and queued.json["status"] == "queued", queued.json
+
+    other = sender.post({"event": "dialog.note_added", "dialog": {"id": "D-9"}, field: bad})
+    reopened = sender.post({"event": "dialog.reopened", "dialog": {"id": "D-9"}, field: bad})
+
+    assert other.status_code == 200, other.get_data()[:300]
+    assert other.json["status"] == "ignored"
+    assert reopened.status_code == 200, reopened.get_data()[:300]
+    assert reopened.json == {"status": "reopened", "cancelled": 1}
+    assert [row.status for row in sender.rows()] == ["cancelled"]
+
+
 # --- values the database cannot hold -------------------------------------------------------
 
 

@@ -114,8 +114,20 @@ def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
     Raises :class:`BadPayloadError` naming the key when an expression's function refuses
     what the payload holds (``join(',', tags)`` given numbers): the sender chose the types.
     """
+    return _search(mapping.expressions(), payload)
+
+
+# The expressions that say what happened (a close, a reopen, neither): evaluated before the
+# rest, which only a close (a reopen: REOPEN_KEYS) reads.
+CLASSIFYING_KEYS = frozenset({"event", "status"})
+REOPEN_KEYS = frozenset({"dialog_id", "reopen_time"})
+
+
+def _search(expressions: Mapping[str, str], payload: Any) -> dict[str, Any]:
+    """Each of ``expressions`` (key → JMESPath) evaluated against ``payload``; BadPayloadError
+    naming the key when a function refuses what the payload holds (see :func:`extract`)."""
     values = {}
-    for key, expression in mapping.expressions().items():
+    for key, expression in expressions.items():
         try:
             values[key] = jmespath.search(expression, payload)
         except JMESPathError as exc:
@@ -131,10 +143,17 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
     """What the webhook says happened to a dialog of ``helpdesk`` (BadPayloadError when a
     close names no dialog, or the body is a JSON scalar)."""
     require_document(payload)
-    values = extract(mapping, payload)
+    expressions = mapping.expressions()
+    # What happened is decided first, from the event and status alone: an expression only a
+    # close reads (``join(',', tags)`` in a context value) that cannot be evaluated on another
+    # event's body must not refuse that event. A 400 makes the vendor retry it, and in the end
+    # disable the webhook, for an event that was never a survey's.
+    values = _search({k: v for k, v in expressions.items() if k in CLASSIFYING_KEYS}, payload)
     verdict = _classify(values, mapping)
     if isinstance(verdict, Ignored):
         return verdict
+    wanted = REOPEN_KEYS if verdict == "reopened" else expressions.keys() - CLASSIFYING_KEYS
+    values.update(_search({k: v for k, v in expressions.items() if k in wanted}, payload))
     dialog_id = as_id(values.get("dialog_id"), _field(mapping, "dialog_id"))
     if dialog_id is None and verdict == "reopened":
         # A reopen names no dialog we could have surveyed (LiveChat's first thread of a

@@ -14,6 +14,9 @@ class CsatHookError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    # Seconds the HTTP answer's Retry-After tells the client to wait before trying again;
+    # None: no Retry-After.
+    retry_after_header: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -94,10 +97,16 @@ class RequestTimeoutError(WebhookError):
 
 
 class ServiceUnavailableError(CsatHookError):
-    """A dependency (the database) is down; the sender should retry later."""
+    """A dependency (the database) is down; the sender should retry later.
+
+    The answer says when (``Retry-After``), in under a minute: Zendesk retries a 503 only
+    when its Retry-After is below 60 seconds (with none, the webhook is never sent again),
+    and vendors that retry anyway take it as a hint.
+    """
 
     status = 503
     code = "unavailable"
+    retry_after_header = 30
 
 
 class SchemaError(CsatHookError):

@@ -134,7 +134,10 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
             "webhook.refused",
             extra={"status": error.status, "reason": error.code, **_where()},
         )
-    return jsonify(error.to_dict()), error.status
+    response = jsonify(error.to_dict())
+    if error.retry_after_header is not None:
+        response.headers["Retry-After"] = str(error.retry_after_header)
+    return response, error.status
 
 
 def _where() -> dict[str, str]:

@@ -818,7 +818,10 @@ def test_a_value_the_database_refuses_is_a_400_not_a_503(sender, clock):
     assert refused.value.message == "the database refused a value of this webhook (IntegrityError)"
 
 
-def test_an_unreachable_database_is_503(sender):
+def test_an_unreachable_database_is_503_to_retry_within_a_minute(sender):
+    """The 503 says when to come back, in under a minute: Zendesk retries a 503 (or a 429)
+    only when its Retry-After is below 60 seconds, so without one a close that arrived while
+    the database was away was never sent again. The retry is then taken."""
     payload = sender.close()
     working = sender.services.engine
     sender.services.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
@@ -830,6 +833,10 @@ def test_an_unreachable_database_is_503(sender):
 
     assert response.status_code == 503
     assert response.json["error"] == "unavailable"
+    retry_after = response.headers.get("Retry-After", "")
+    assert retry_after.isdigit() and 0 < int(retry_after) < 60, retry_after
+    retried = sender.post(payload)
+    assert retried.status_code == 200 and retried.json["status"] == "queued", retried.json
 
 
 @pytest.mark.parametrize("space", ["", " \r\n\t"])

@@ -72,6 +72,11 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise BadPayloadError("the request body is empty", code="empty_body")
+    wide = _wide_encoding(body)
+    if wide:
+        raise BadPayloadError(
+            f"the request body is {wide}, not UTF-8: send JSON as UTF-8", code="bad_encoding"
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -90,6 +95,25 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         if len(form) > 1:
             return _merged(form, key, _parse_json(text))
     return _parse_json(text)
+
+
+def _wide_encoding(body: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when ``body`` starts as one of them does (a byte order
+    mark, or JSON's first two ASCII characters with the NUL bytes RFC 4627 (3) tells them
+    apart by), else None. Read as UTF-8 such a body was "not valid JSON" (without a mark),
+    which named no reason an operator could act on."""
+    head = body[:4]
+    if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "UTF-32"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16"
+    if len(head) < 4:
+        return None
+    if head[1:] == b"\x00\x00\x00" or head[:3] == b"\x00\x00\x00":
+        return "UTF-32"
+    if (head[1], head[3]) == (0, 0) or (head[0], head[2]) == (0, 0):
+        return "UTF-16"
+    return None
 
 
 # The form fields that conventionally carry a JSON document (Slack's interactive

@@ -874,6 +874,37 @@ def test_a_body_that_starts_with_a_byte_order_mark_is_the_same_close(sender, lab
     assert len(sender.rows()) == 1
 
 
+@pytest.mark.parametrize(
+    ("encoding", "named"),
+    [
+        ("utf-16", "UTF-16"),
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("utf-32-le", "UTF-32"),
+    ],
+)
+@pytest.mark.parametrize("label", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_body_in_utf_16_or_utf_32_is_a_400_naming_its_encoding(sender, encoding, named, label):
+    """JSON between systems is UTF-8 (RFC 8259, 8.1). A body in UTF-16 or UTF-32 (with a byte
+    order mark or without, as RFC 4627 told them apart) is refused saying so: without a mark
+    it was "not valid JSON", which sent the operator looking for a syntax error."""
+    close = json.dumps(sender.close(), ensure_ascii=False).encode(encoding)
+    signed, headers, query = sender.kit.sign(close, sender.clock())
+    headers = {**headers, "Content-Type": label}
+
+    response = sender.client.post(
+        f"/webhooks/{sender.kit.kind}", data=signed, headers=headers, query_string=query
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json == {
+        "error": "bad_encoding",
+        "reason": f"the request body is {named}, not UTF-8: send JSON as UTF-8",
+    }
+    assert sender.rows() == []
+
+
 @pytest.mark.parametrize(("dialog_id", "named"), [("5158\x00", "NUL"), ("5158\ud800", "surrogate")])
 def test_an_unstorable_dialog_id_is_refused_naming_what_is_wrong(dialog_id, named):
     # A lone surrogate was refused as "contains a NUL character".

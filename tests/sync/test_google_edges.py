@@ -131,7 +131,9 @@ def test_a_tab_read_answered_with_something_else_than_one_range_of_rows_is_a_goo
     mocked.get(SHEET + "/values:batchGet", body=body)
     with pytest.raises(GoogleApiError) as caught:
         SheetsApi(session()).read_tab("S", "Form Responses 1")
-    assert caught.value.message.startswith("values.batchGet: the answer "), caught.value.message
+    assert caught.value.message.startswith(
+        ("values.batchGet: the answer ", "values.batchGet: row 2 of the tab is not a list")
+    ), caught.value.message
 
 
 def test_an_empty_tab_and_ragged_rows_are_read_as_google_sends_them(mocked):
@@ -170,7 +172,9 @@ def test_a_sync_whose_responses_read_is_not_rows_fails_and_says_so(kit, monkeypa
     monkeypatch.setattr(kit.fake, "_route", answer)
     summary = kit.run()
     assert summary.status == "failed"
-    assert summary.error.startswith("values.batchGet: the answer "), summary.error
+    assert summary.error.startswith(
+        ("values.batchGet: the answer ", "values.batchGet: row 2 of the tab is not a list")
+    ), summary.error
 
 
 # --- 403: no access, the API not enabled, or a rate limit -------------------------------------

@@ -173,8 +173,14 @@ def tab_rows(body: bytes) -> list[list[Any]]:
     if ranges[0].get("majorDimension", "ROWS") != "ROWS":
         raise GoogleApiError("values.batchGet: the answer is by columns, not by rows as asked")
     values = ranges[0].get("values", [])
-    if not isinstance(values, list) or not all(isinstance(row, list) for row in values):
+    if not isinstance(values, list):
         raise GoogleApiError("values.batchGet: the answer holds something else than rows")
+    for number, row in enumerate(values, start=1):
+        if type(row) is not list:
+            raise GoogleApiError(
+                f"values.batchGet: row {number} of the tab is not a list of cells: Sheets "
+                "never answers so (a proxy or a fake in between?)"
+            )
     return values
 
 

@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
-from csat_hook.errors import GoogleApiError
 from csat_hook.errors import SourceError
 from csat_hook.settings import zone_named
 from csat_hook.sync.config import ColumnsConfig
@@ -82,19 +81,6 @@ def sheet_zone(name: str) -> ZoneInfo:
     if hours == 0:
         return ZoneInfo("Etc/GMT")
     return zone_named(f"Etc/GMT{'-' if sign == '+' else '+'}{hours}")
-
-
-def _check_rows(rows: Sequence[Any]) -> None:
-    """GoogleApiError naming the first row of the tab that is not a list of cells: Sheets
-    never sends one (a proxy's or a fake's), and reading it was an internal error (a row
-    that is text was read as its characters). The rows added to an earlier read are checked
-    as they are found (sources/appended.py)."""
-    for number, row in enumerate(rows, start=1):
-        if type(row) is not list:
-            raise GoogleApiError(
-                f"values.batchGet: row {number} of the tab is not a list of cells: Sheets "
-                "never answers so (a proxy or a fake in between?)"
-            )
 
 
 # What settles the order of dates typed as text into the sheet: results.csv.date_order, which
@@ -179,7 +165,6 @@ class GSheetsResults(ResultsSource):
         # rows are parsed (it was beside every parsed row at a first sync's peak of memory).
         prefix = None if span is None or not rows else prefix_of(body, span, len(rows))
         del body
-        _check_rows(rows)
         batch = SourceBatch(source=self.kind)
         if not rows:
             batch.warnings.append("the responses tab is empty (no header row yet)")

@@ -305,3 +305,29 @@ def test_a_key_is_parsed_once_and_each_session_gets_its_own_credentials(
     # Other scopes: parsed again, not the first scopes' credentials.
     load_credentials(config, ["https://www.googleapis.com/auth/forms.responses.readonly"])
     assert len(parsed) == 3
+
+
+def test_a_structure_write_whose_answer_is_lost_is_sent_once(fake_google, google_session):
+    """spreadsheets.batchUpdate is not safe to send twice (rules deleted by index, a chart
+    added under its id, metadata created): a lost answer is OutcomeUnknownError at once,
+    whether no answer came or a 5xx; a value write is still sent again."""
+    from csat_hook.sync.google.api import OutcomeUnknownError
+
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Sheet1", [["a"]], sheet_id=0)
+    api = SheetsApi(google_session)
+    add = {"addSheet": {"properties": {"title": "Summary"}}}
+    fake_google.lose(1, "sheets_write")
+    with pytest.raises(OutcomeUnknownError) as lost:
+        api.update_structure(SHEET_ID, [add])
+    assert lost.value.http_status is None and "batchUpdate: connection failed" in str(lost.value)
+    fake_google.lose(1, "sheets_write", status=500)
+    with pytest.raises(OutcomeUnknownError) as failed:
+        api.update_structure(SHEET_ID, [{"addSheet": {"properties": {"title": "Trends"}}}])
+    assert failed.value.http_status == 500
+    assert fake_google.titles(SHEET_ID) == ["Sheet1", "Summary", "Trends"]  # applied, once each
+    assert [w["status"] for w in fake_google.api_requests("sheets_write")] == ["dropped", 500]
+    assert google_session.slept == []
+    fake_google.fail(1, 429, "sheets_write")  # a quota: nothing applied, retried as before
+    api.update_structure(SHEET_ID, [{"addSheet": {"properties": {"title": "Responses"}}}])
+    assert fake_google.titles(SHEET_ID)[-1] == "Responses"

@@ -244,8 +244,9 @@ def test_tabs_an_earlier_version_made_are_recorded_once_then_known(kit):
 
 
 def test_a_record_written_twice_after_a_lost_answer_is_still_one_record(kit):
-    """The batch recording the tabs is applied, its answer lost, and the session sends it
-    again: each tab carries two equal entries. They are read as one record, and rewritten
+    """The batch recording the tabs is applied and its answer lost: it is not sent again as
+    it is (planned again from what is there), so each tab carries one entry. Versions before
+    sent it again and left two equal entries: they are read as one record, and rewritten
     together when the title changes."""
     kit.responses([EN_HEADER, [kit.now, 5, "a", "", "", kit.survey("T-1", "7", "Anna")]])
     config = summary_tab(kit, "Report")
@@ -260,6 +261,14 @@ def test_a_record_written_twice_after_a_lost_answer_is_still_one_record(kit):
 
     assert kit.run(config).status == "ok"
 
+    assert [m["title"] for m in marks(kit)["Report"]] == ["Report"]
+    # The second entry an earlier version's resend left.
+    spreadsheet = kit.fake.spreadsheets[SHEET_ID]
+    [entry] = kit.fake.tab(SHEET_ID, "Report").developer_metadata
+    kit.fake.tab(SHEET_ID, "Report").developer_metadata.append(
+        {**entry, "metadataId": spreadsheet.next_metadata_id}
+    )
+    spreadsheet.next_metadata_id += 1
     assert [m["title"] for m in marks(kit)["Report"]] == ["Report", "Report"]
     later(kit)
     assert kit.run(config).status == "ok"

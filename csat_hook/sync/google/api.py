@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import gspread
 import requests
+from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
 from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
 from gspread.urls import SPREADSHEET_VALUES_BATCH_URL
 from gspread.utils import absolute_range_name
@@ -32,7 +33,9 @@ from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
 from csat_hook.sync.google.session import RATE_LIMIT_REASONS
 from csat_hook.sync.google.session import RETRYABLE_STATUS
+from csat_hook.sync.google.session import UNKNOWN_OUTCOME_STATUS
 from csat_hook.sync.google.session import GoogleSession
+from csat_hook.sync.google.session import UnansweredError
 from csat_hook.sync.google.session import error_reasons
 from csat_hook.sync.google.session import service_account_email
 
@@ -70,6 +73,14 @@ class TabExistsError(GoogleApiError):
 class TabGoneError(GoogleApiError):
     """A deleteSheet was refused because the tab is gone: our own earlier attempt applied
     but its answer lost, as for :class:`TabExistsError`, or a manager deleted it meanwhile."""
+
+
+class OutcomeUnknownError(GoogleApiError):
+    """A ``spreadsheets.batchUpdate`` was sent and its answer lost (no answer, or a 5xx):
+    Google may have applied it or not. It is not sent again as it is: rules are deleted by
+    index (a second pass deletes the rules just added), a chart added under its id is refused
+    the second time, a developer metadata entry created twice is two. The caller reads the
+    spreadsheet again and plans from what is there."""
 
 
 def _error_from(
@@ -303,19 +314,31 @@ class SheetsApi:
         """One ``spreadsheets.batchUpdate`` (atomic: all sub-requests or none).
 
         TabExistsError when an addSheet's title is taken, TabGoneError when a deleteSheet's
-        tab is gone (the metadata is forgotten either way: the caller re-reads it and plans
-        again).
+        tab is gone, OutcomeUnknownError when the answer was lost: the batch is sent once,
+        never repeated by the session (the metadata is forgotten in every case: the caller
+        re-reads it and plans again).
         """
+        url = SPREADSHEET_BATCH_UPDATE_URL % spreadsheet_id
+
+        def send() -> requests.Response:
+            response = self.session.request(
+                "post", url, json={"requests": requests_}, timeout=self.http.timeout, repeat=False
+            )
+            if not response.ok:
+                raise _Refused(response)
+            return response
+
         try:
             body = self._call(
                 "spreadsheets.batchUpdate",
-                lambda: _json_object(
-                    "spreadsheets.batchUpdate",
-                    self.http.batch_update(spreadsheet_id, {"requests": requests_}),
-                ),
+                lambda: _json_object("spreadsheets.batchUpdate", send().json()),
             )
         except GoogleApiError as exc:
             self.forget_metadata(spreadsheet_id)
+            if isinstance(exc, UnansweredError) or exc.http_status in UNKNOWN_OUTCOME_STATUS:
+                raise OutcomeUnknownError(
+                    exc.message, http_status=exc.http_status, reason=exc.reason, retryable=True
+                ) from exc
             if exc.http_status == 400 and _TAB_EXISTS.search(exc.message):
                 raise TabExistsError(
                     exc.message, http_status=400, reason=exc.reason, retryable=False
@@ -328,6 +351,15 @@ class SheetsApi:
         self.forget_metadata(spreadsheet_id)
         replies = body.get("replies")  # unused by callers so far: read loosely
         return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
+
+    @property
+    def max_retries(self) -> int:
+        """How many times the session sends a request again (``google.max_retries``)."""
+        return self.session.max_retries
+
+    def pause(self, attempt: int) -> None:
+        """Wait before trying a write again after a lost answer (the session's backoff)."""
+        self.session.pause(attempt)
 
     def write_values(self, spreadsheet_id: str, data: Sequence[bytes]) -> dict[str, Any]:
         """One ``values.batchUpdate`` with RAW input: text is never parsed as a formula.

@@ -8,7 +8,10 @@ your own session) and used directly for the Forms API. It:
   gspread's ``urls.py``) to the configured bases, so an emulator or a proxy can stand in;
 * always sets a timeout (gspread's default is none);
 * retries 408/429/5xx, timeouts and connection errors a bounded number of times with
-  jittered exponential backoff (gspread's ``BackOffHTTPClient`` retries forever; unused);
+  jittered exponential backoff (gspread's ``BackOffHTTPClient`` retries forever; unused),
+  except a request sent with ``repeat=False`` whose answer is lost (no answer, or a 5xx
+  after which Google may have applied it): the caller decides, having looked at what is
+  there (a ``spreadsheets.batchUpdate``: api.update_structure);
 * counts every request by kind, for the sync summary and the quota budget.
 
 Authorisation: the session asks the service-account credentials for a token with
@@ -221,6 +224,16 @@ class _TokenRequest(GoogleAuthRequest):
         )
 
 
+class UnansweredError(GoogleApiError):
+    """A request was sent and no answer came (a timeout, the connection dropped, the body
+    cut off): Google may have applied it."""
+
+
+# A 5xx answer does not say whether the work was done: Google may have applied a write and
+# then failed (or a proxy timed out waiting for it). 408 and 429 say it was not.
+UNKNOWN_OUTCOME_STATUS = frozenset(status for status in RETRYABLE_STATUS if status >= 500)
+
+
 class GoogleSession(requests.Session):
     """Rewrites Google origins, authorises, times out, retries (bounded) and counts."""
 
@@ -259,8 +272,16 @@ class GoogleSession(requests.Session):
         return url
 
     def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        repeat: bool = True,
+        **kwargs: Any,
     ) -> requests.Response:
+        """``repeat=False``: a request whose answer is lost is not sent again (a write that
+        is not safe to apply twice): no answer raises :class:`UnansweredError` at once, a 5xx
+        is returned as it came. 408, 429 and rate limits (not applied) are retried."""
         # The signature is Session.request's, loosely typed: gspread calls it positionally.
         method = method.decode() if isinstance(method, bytes) else method
         url = self.rewrite(url.decode() if isinstance(url, bytes) else url)
@@ -284,15 +305,15 @@ class GoogleSession(requests.Session):
                     **kwargs,
                 )
             except _NO_ANSWER as exc:
-                # Sent again whatever the method: a write Google may have applied is one the
-                # callers make safe to repeat (values overwrite their ranges; a structure
-                # change whose tab is there or gone is re-planned, see api.update_structure).
-                if attempt >= self.max_retries:
+                # Sent again unless told not to: a value write overwrites its ranges, and a
+                # read is a read; a structure change is sent with repeat=False and planned
+                # again from what is there (api.update_structure, outputs/sheets.py).
+                if attempt >= self.max_retries or not repeat:
                     self.attempts = attempt + 1
                     what = _no_answer(exc)
-                    raise GoogleApiError(
-                        f"{method} {_where(url)}: {what} after {attempt + 1} attempts",
-                        retryable=True,
+                    tries = f" after {attempt + 1} attempts" if repeat else ""
+                    raise UnansweredError(
+                        f"{method} {_where(url)}: {what}{tries}", retryable=True
                     ) from exc
                 self._backoff(attempt, None)
                 attempt += 1
@@ -303,7 +324,8 @@ class GoogleSession(requests.Session):
                 refreshed = True
                 self._authorize(headers, force=True)
                 continue
-            if attempt < self.max_retries and retryable_answer(response):
+            unknown = not repeat and response.status_code in UNKNOWN_OUTCOME_STATUS
+            if attempt < self.max_retries and retryable_answer(response) and not unknown:
                 retry_after = _retry_after(response)
                 response.close()
                 logger.warning(
@@ -333,6 +355,11 @@ class GoogleSession(requests.Session):
                     f"JSON: {_auth_reason(exc)}"
                 ) from exc
         credentials.apply(headers)  # type: ignore[no-untyped-call]
+
+    def pause(self, attempt: int) -> None:
+        """Wait as before the retry ``attempt`` (0 the first), counted as a retry: for a
+        caller that tries again itself (a request sent with ``repeat=False``)."""
+        self._backoff(attempt, None)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         self.log.add("retries")

@@ -69,10 +69,15 @@ records them: ``sync_outputs.tabs``). The responses tab of the form (when the ou
 same spreadsheet and the sync's source) is protected: never ours, and a plan that would
 touch it is refused.
 
-A structure write whose answer was lost (a timeout, a reset or a 5xx after Google applied it)
-is retried by the session, and Google then refuses the addSheet: "A sheet with the name ...
-already exists". The output reads the metadata again and plans from what is there (the tabs
-now exist): one more read, no more writes; a second refusal is an error.
+A structure write whose answer was lost (a timeout, a reset or a 5xx, after which Google may
+have applied it or not) is not sent again as it is: a second pass of its rule deletes (by
+index) would delete the rules it added, its addChart (under our id) would be refused, its
+developer metadata created twice. The output reads the metadata again and plans from what is
+there: nothing more to send when the batch was applied (one more read), the same batch when
+it was not; up to ``google.max_retries`` times, after the session's backoff. An addSheet
+refused because its title is taken ("A sheet with the name ... already exists") or a
+deleteSheet whose tab is gone (a manager's change meanwhile) is planned again likewise,
+once; a second refusal is an error.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ import orjson
 from gspread.utils import absolute_range_name
 
 from csat_hook.errors import SyncError
+from csat_hook.sync.google.api import OutcomeUnknownError
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.google.api import TabGoneError
@@ -554,13 +560,35 @@ class SheetsOutput:
         deleted = len(plan.deleted)
         formatted = bool(plan.looks)
         structure_writes = 0
-        try:
-            for batch in self._batches(plan.requests):
-                structure_writes += 1
-                self.api.update_structure(self.spreadsheet_id, batch)
-        except (TabExistsError, TabGoneError):
-            # Our own addSheet or deleteSheet, applied but its answer lost (or a tab added or
-            # deleted meanwhile): plan again from the tabs as they are now.
+        refused = lost = 0
+        while True:
+            try:
+                for batch in self._batches(plan.requests):
+                    structure_writes += 1
+                    self.api.update_structure(self.spreadsheet_id, batch)
+                break
+            except (TabExistsError, TabGoneError):
+                # Our own addSheet or deleteSheet, applied but its answer lost (or a tab added
+                # or deleted meanwhile): plan again from the tabs as they are now, once.
+                if refused:
+                    raise
+                refused += 1
+            except OutcomeUnknownError as exc:
+                # Applied or not, nobody knows: sent again as it is, its rule deletes would
+                # take the rules it added, its addChart be refused, its metadata created
+                # twice. Plan again from what is there instead (nothing left to send when it
+                # was applied), as many times as the session would have sent it again.
+                if lost >= self.api.max_retries:
+                    raise OutcomeUnknownError(
+                        f"{exc.message}: no answer that says whether the report's structure "
+                        f"write was applied, {lost + 1} times (planned again from the "
+                        "spreadsheet each time)",
+                        http_status=exc.http_status,
+                        reason=exc.reason,
+                        retryable=True,
+                    ) from exc
+                self.api.pause(lost)
+                lost += 1
             plan = self.plan(grids, language)
             keep_owned(plan.owned)
             encoded = self._encoded(plan.tabs)
@@ -568,9 +596,6 @@ class SheetsOutput:
             chunks = self._chunks(encoded)
             formatted = formatted or bool(plan.looks)
             deleted = max(deleted, len(plan.deleted))  # a lost answer: then none left
-            for batch in self._batches(plan.requests):
-                structure_writes += 1
-                self.api.update_structure(self.spreadsheet_id, batch)
         for chunk in chunks:
             self.api.write_values(self.spreadsheet_id, chunk)
         return {

@@ -99,7 +99,8 @@ class Mark:
     """What the developer metadata under :data:`MARK_KEY` on one tab says: ``record`` the
     kind and title the report gave the tab, None when nothing sure (a value not ours, one
     naming another sheetId, two that disagree); ``ids`` its entries' metadataIds, all
-    rewritten or deleted together (a create retried after a lost answer leaves two)."""
+    rewritten or deleted together (versions before this one sent a batch again after a lost
+    answer, and left two)."""
 
     record: tuple[str, str] | None
     ids: tuple[int, ...]

@@ -1,7 +1,9 @@
 """The read-only operator API: ``GET /api/outbox`` (``?status=failed&limit=50``).
 
 It lists replies with their status and last error, for operators. It needs
-``Authorization: Bearer <server.api_token>`` and answers 404 while no token is configured.
+``Authorization: Bearer <server.api_token>`` (a 401 says so in ``WWW-Authenticate``) and
+answers 404 while no token is configured. No answer under ``/api/`` may be kept by a cache
+(``Cache-Control: no-store``, :func:`_operator_only`).
 ``status`` may be given several times (replies in any of them), ``limit`` once; any other
 query parameter is refused (400), as is a value it cannot read exactly.
 """
@@ -19,6 +21,7 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from werkzeug.wrappers import Response as BaseResponse
 
 from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import unavailable_cause
@@ -31,6 +34,9 @@ from csat_hook.outbox import listing
 
 EXTENSION = "csat_hook.outbox_api"
 MAX_LIMIT = 500
+PREFIX = "/api/"
+# RFC 9110 11.6.1: a 401 names the scheme that would be accepted (RFC 6750 3).
+CHALLENGE = 'Bearer realm="csat-hook operator API"'
 PARAMETERS = ("status", "limit")  # status may repeat (any of them); limit once
 _LIMIT = re.compile(r"[0-9]{1,6}")
 
@@ -54,6 +60,19 @@ class BadRequestError(WebhookError):
 class NotFoundError(WebhookError):
     status = 404
     code = "not_found"
+
+
+@bp.after_app_request
+def _operator_only(response: BaseResponse) -> BaseResponse:
+    """Every answer under ``/api/``, the app's own ones too (a 405, a 404 while the API is
+    off): the listing names agents, tickets and helpdesks' error texts, and no proxy or
+    browser between the operator and us may keep it for whoever asks the URL next."""
+    if request.path.startswith(PREFIX):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = CHALLENGE
+    return response
 
 
 @bp.get("/api/outbox")

@@ -760,6 +760,57 @@ def test_operator_api_answers_503_while_the_database_is_down(make_config, make_s
 
 
 @pytest.mark.parametrize(
+    ("method", "query", "headers", "status"),
+    [
+        ("GET", "", OPERATOR, 200),
+        ("HEAD", "", OPERATOR, 200),
+        ("GET", "", {}, 401),
+        ("GET", "limit=0", OPERATOR, 400),
+        ("POST", "", OPERATOR, 405),
+    ],
+)
+def test_no_answer_of_the_operator_api_is_kept_by_a_cache(
+    make_config, make_services, method, query, headers, status
+):
+    # The listing names agents, tickets and the helpdesks' error texts: a shared proxy or the
+    # browser that fetched it kept it (no Cache-Control), for whoever asks that URL next.
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    client.post("/webhooks/generic", json=generic_close("API-1"), headers=GENERIC_AUTH)
+
+    response = client.open(f"/api/outbox?{query}", method=method, headers=headers)
+
+    assert response.status_code == status
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "application/json"
+
+
+def test_operator_api_off_is_not_kept_by_a_cache_either(client):
+    # Off today, on tomorrow: a cached 404 would hide the API after the token is set.
+    response = client.get("/api/outbox")
+
+    assert response.status_code == 404
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Bearer wrong-token-0123456789", "Basic dXNlcjpwYXNz"]
+)
+def test_a_refused_operator_says_which_scheme_to_use(make_config, make_services, authorization):
+    # RFC 9110 11.6.1: a 401 carries WWW-Authenticate (RFC 6750: Bearer), else clients and
+    # proxies cannot tell a missing credential from a refused request, and some retry blind.
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    response = client.get("/api/outbox", headers=headers)
+
+    assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="csat-hook operator API"'
+
+
+@pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/webhooks//generic"), ("POST", "//webhooks/generic"), ("GET", "/api//outbox")],
 )

@@ -75,7 +75,9 @@ def _operator_only(response: BaseResponse) -> BaseResponse:
     return response
 
 
-@bp.get("/api/outbox")
+# Not Flask's own OPTIONS answer (a 200 with an empty text/html body, the API on or off): a
+# JSON 405 naming GET, as /healthz and the webhook URLs answer. There is no CORS here.
+@bp.get("/api/outbox", provide_automatic_options=False)
 def api_outbox() -> tuple[Response, int]:
     """Replies with their status and last error, for operators. Needs the API bearer token."""
     api: OutboxApi = current_app.extensions[EXTENSION]

@@ -810,6 +810,20 @@ def test_a_refused_operator_says_which_scheme_to_use(make_config, make_services,
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="csat-hook operator API"'
 
 
+@pytest.mark.parametrize("api_token", [None, "operator-token-0123456789"])
+def test_options_on_the_operator_api_is_a_405_naming_get(make_config, make_services, api_token):
+    # Flask answered OPTIONS itself: a 200 with an empty text/html body, the API on or off,
+    # where /healthz and the webhook URLs (and every other method here) answer a JSON 405.
+    services = make_services(make_config(server={"api_token": api_token}))
+    client = create_app(services=services).test_client()
+
+    response = client.options("/api/outbox", headers=OPERATOR)
+
+    assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/webhooks//generic"), ("POST", "//webhooks/generic"), ("GET", "/api//outbox")],

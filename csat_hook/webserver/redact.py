@@ -13,6 +13,9 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
 * the access log's request line, query string, Referer, header and environ atoms (csat-hook
   turns the access log off; were it on, those atoms are blanked too).
 
+A path is kept, but not a short link's reference (``/s/<reference>``: whoever reads it could
+open the customer's form and answer as them): ``/s/[reference redacted]``.
+
 :class:`RedactingLogger` (gunicorn's ``logger_class``) puts :class:`RedactRequestData` on
 both loggers, before any handler: it keeps the event, the kind of error and the path, and
 drops every byte that came from the client. Tracebacks keep their frames (file, line,
@@ -39,6 +42,10 @@ _SAFE_ERRORS = re.compile(
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 REDACTED = "[request data redacted]"
+# A short link's path, its separators and "s" percent-encoded too (the server decodes them
+# before the route is matched: /s%2F<reference> is a click).
+_SHORT_LINK = re.compile(r"(?:/|%2f)(?:s|%73)(?:/|%2f)", re.IGNORECASE)
+REFERENCE_REDACTED = "/s/[reference redacted]"
 
 
 def _error_kind(error: str) -> str:
@@ -50,7 +57,12 @@ def _error_kind(error: str) -> str:
 
 
 def _path_only(uri: object) -> str:
-    return re.split(r"[?#]", str(uri), maxsplit=1)[0][:200]
+    """The path of a URI (no query, no fragment), a short link's reference taken out."""
+    path = re.split(r"[?#]", str(uri), maxsplit=1)[0]
+    short_link = _SHORT_LINK.search(path)
+    if short_link is not None:
+        return path[: short_link.start()][:200] + REFERENCE_REDACTED
+    return path[:200]
 
 
 def redact_message(record: logging.LogRecord) -> str:
@@ -113,6 +125,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         method = environ.get("REQUEST_METHOD")
         atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''))} "
         atoms["r"] += str(environ.get("SERVER_PROTOCOL"))
+        atoms["U"] = _path_only(environ.get("PATH_INFO", ""))
         atoms["q"] = "-"
         atoms["f"] = "-"
         for key in [k for k in atoms if k.startswith("{") and not k.endswith("}o")]:

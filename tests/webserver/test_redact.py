@@ -129,3 +129,58 @@ def test_the_workers_own_refusal_lines_are_kept_whole():
     )
     # The same shape with quoted client bytes in the parentheses is still redacted.
     assert SECRET not in formatted("Invalid request from ip=%s: %s", ("1.2.3.4", f"X ('{SECRET}')"))
+
+
+REFERENCE = "MXxnZW5lcmljfEQtMXw3fHRvc3VvMHx0ODJt.dNV7EsUP8kuisFco"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"/s/{REFERENCE}",
+        f"/s/{REFERENCE}/4?utm=x",
+        f"/csat/s/{REFERENCE}/4",  # public_base_url with a path, kept by the proxy
+        f"/s//{REFERENCE}",
+        f"/s%2F{REFERENCE}/4",  # decoded by the server before the route is matched
+        f"/%73/{REFERENCE}",
+    ],
+)
+def test_an_error_on_a_short_link_keeps_no_reference(uri):
+    # A short link's path is the survey's reference: whoever reads the line could open the
+    # customer's form and answer as them (the app's own handler never logs that path).
+    line = formatted("Error handling request %s %s", ("GET", uri), exc=ValueError("x"))
+
+    assert line.startswith("Error handling request GET /")
+    assert "/s/[reference redacted]" in line
+    assert REFERENCE not in line
+
+
+def test_the_access_log_of_a_short_link_keeps_no_reference():
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", "%(r)s %(U)s %(s)s")
+    logger = RedactingLogger(cfg)
+    stream = io.StringIO()
+    logger.access_log.handlers[0].stream = stream
+
+    class Response:
+        status = "302 FOUND"
+        sent = 10
+        headers: list[tuple[str, str]] = []  # noqa: RUF012
+
+    class Request:
+        headers: list[tuple[str, str]] = []  # noqa: RUF012
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/s/{REFERENCE}/4",
+        "PATH_INFO": f"/s/{REFERENCE}/4",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    logger.access(Response(), Request(), environ, timedelta(seconds=0.01))
+
+    line = stream.getvalue()
+    assert "GET /s/[reference redacted] HTTP/1.1 /s/[reference redacted] 302" in line, line
+    assert REFERENCE not in line

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +23,6 @@ from csat_hook.alerts.report import handled_cells
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
-from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
 from csat_hook.sync.outputs.sheets import KeptEncoding
@@ -48,14 +48,15 @@ class AlertsStep:
     _encodings: tuple[str, KeptEncoding] | None
 
     def _changed(
-        self, result: IngestResult, current: dict[str, Any], by_key: dict[str, Any]
+        self, rows: Sequence[Any], current: dict[str, Any], by_key: dict[str, Any]
     ) -> list[Changed]:
-        """The answers this run added or replaced, as the alert rules read them (with the
-        rating and NPS score they replaced, the survey's team and the agent's recorded name)."""
+        """``rows`` (answers this run added or replaced, ``store.AnswerRow``) as the alert
+        rules read them: with the rating and NPS score they replaced (``current``: each
+        survey's answer before them), the survey's team and the agent's recorded name."""
         if not self.config.alerts.rules:
             return []
         found = []
-        for row in result.answers:
+        for row in rows:
             before = current.get(row.survey_key)
             survey = by_key.get(row.survey_key)
             static = getattr(self.config.helpdesks.get(row.helpdesk), "agents", {})

@@ -187,7 +187,7 @@ class ReportStep(AlertsStep):
         surveys = {
             tokens.survey_key(row.token): row for row in store.survey_facts_by_token(conn, written)
         }
-        changed = self._changed(again, replaced, surveys)
+        changed = self._changed(again.answers, replaced, surveys)
         if read_back is not None:
             read_back[1].update((row.survey_key, row) for row in again.answers)
             into.answers.extend(again.answers)
@@ -241,6 +241,11 @@ class ReportStep(AlertsStep):
                 looked_up = every
             by_key = looked_up
         config = self.config
+        # With ``read_back`` the answers credited again before this part (_recredit) are in
+        # ``into.answers`` already, handed to the rules with the answer they replaced and
+        # merged into ``current``: read again here, they were "unchanged" (previous rating =
+        # rating), and an edit that raised a rating already alerted passed for a new one.
+        first = len(into.answers)
         ingest_submissions(
             conn,
             submissions,
@@ -254,7 +259,7 @@ class ReportStep(AlertsStep):
             places=places,
             origin=origin,
         )
-        changed = self._changed(into, current, by_key)
+        changed = self._changed(into.answers[first:], current, by_key)
         if read_back is None:
             into.answers.clear()  # only what _changed reads; the report reads them again
         return changed, every

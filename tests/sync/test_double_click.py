@@ -236,8 +236,9 @@ def test_a_row_removed_with_no_other_row_of_its_survey_keeps_its_answer(
     assert sorted((r.dialog_id, r.rating) for r in kit.rows(answers)) == [("T-1", 4), ("T-2", 5)]
 
 
-def alerting(kit: Any, source: Any) -> Any:
-    """``source``'s settings with a rule alerting ratings of 2 and below to Slack."""
+def alerting(kit: Any, source: Any, **section: Any) -> Any:
+    """``source``'s settings with a rule alerting ratings of 2 and below to Slack (``section``:
+    more of the alerts section)."""
     return kit.config(
         results=source.config.results.model_dump(mode="json"),
         output={"gsheets": {"enabled": False}},
@@ -248,6 +249,7 @@ def alerting(kit: Any, source: Any) -> Any:
             "rules": [
                 {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
             ],
+            **section,
         },
     )
 
@@ -313,6 +315,33 @@ def test_an_answer_edited_beside_an_earlier_low_row_alerts_nothing(
         outcomes.append((summary.alerts["raised"], summary.updated))
     assert outcomes == [({}, 0), ({}, 1)]
     assert [r.rating for r in kit.rows(answers)] == [4]
+
+
+@pytest.mark.parametrize("reading_every_answer", [False, True], ids=["rules", "with a digest"])
+def test_a_rating_raised_by_crediting_a_row_again_alerts_nothing(
+    kit: Any, tmp_path: Path, reading_every_answer: bool
+) -> None:
+    """A 2 and a later 1 read together (the 1 credited and alerted); the 1's row removed:
+    the 2 is credited again, an edit that raises a rating already alerted, so nothing, with
+    a digest too (the run then weighs the batch against every answer read back, and the
+    answer credited again was handed to the rules twice, the second time as unchanged)."""
+    source = Export(kit, tmp_path)
+    digests = [{"name": "daily", "destinations": ["slack"]}] if reading_every_answer else []
+    config = alerting(kit, source, digests=digests)
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    later = (kit.now - timedelta(minutes=3)).replace(microsecond=0)
+    two = [later - timedelta(minutes=1), 2, "", "", "", anna]
+    one = [later, 1, "", "", "", anna]
+    other = [later, 5, "", "", "", boris]  # another survey's new answer in the same run
+    raised = []
+    for rows in ([two, one], [two, other]):
+        source.write([list(row) for row in rows])
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        raised.append(summary.alerts["raised"])
+    assert sorted((r.dialog_id, r.rating) for r in kit.rows(answers)) == [("T-1", 2), ("T-2", 5)]
+    assert raised == [{"low": 1}, {}]
 
 
 def test_a_tie_appended_below_an_answer_whose_rows_above_were_removed_outranks_it(

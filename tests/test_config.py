@@ -534,6 +534,57 @@ def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about(
 
 
 @pytest.mark.parametrize(
+    ("results", "warned"),
+    [
+        ({}, True),  # the default: a sheet's columns, no NPS title given
+        ({"columns": {"nps": ["How likely are you to recommend us?"]}}, False),
+        (
+            {
+                "source": "forms_api",
+                "forms_api": {"form_id": "f1", "question_ids": {"rating": "a1", "token": "b2"}},
+            },
+            True,
+        ),
+        (
+            {
+                "source": "forms_api",
+                "forms_api": {
+                    "form_id": "f1",
+                    "question_ids": {"rating": "a1", "token": "b2", "nps": "c3"},
+                },
+            },
+            False,
+        ),
+    ],
+)
+def test_an_nps_detractor_rule_without_the_forms_nps_question_is_warned_about(results, warned):
+    """Without the 0-10 question in the results no answer has an NPS score: the rule would
+    never alert, and nothing said so."""
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "results": results,
+            "alerts": {
+                "destinations": {
+                    "slack": {
+                        "kind": "slack",
+                        "webhook_url": "https://hooks.slack.com/services/T/B/C",
+                    }
+                },
+                "rules": [
+                    {"name": "detractors", "kind": "nps_detractor", "destinations": ["slack"]}
+                ],
+            },
+        },
+    )
+    said = [w for w in config_warnings(config) if w.startswith("alerts.rules.detractors")]
+    assert bool(said) is warned, said
+    if warned:
+        assert "never alerts" in said[0] and "nps" in said[0]
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         # PyYAML's own text quotes the offending line: here, a secret.

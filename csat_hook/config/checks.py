@@ -149,6 +149,18 @@ def config_warnings(config: Config) -> list[str]:
                 f"alerts.destinations.{name}: no configured helpdesk can take internal notes "
                 "(the generic adapter needs its note request): nothing will be noted"
             )
+    if not config.results.nps_configured:
+        for rule in config.alerts.rules:
+            if rule.kind == "nps_detractor":
+                where = (
+                    "results.forms_api.question_ids.nps"
+                    if config.results.source == "forms_api"
+                    else "results.columns.nps"
+                )
+                warnings.append(
+                    f"alerts.rules.{rule.name}: nps_detractor never alerts: no answer has an "
+                    f"NPS score without the form's 0-10 question ({where})"
+                )
     if config.alerts.active and config.results.source == "csv" and not config.sync.run_in_serve:
         warnings.append(
             "alerts: answers are read only when a sync runs; with results.source csv they "

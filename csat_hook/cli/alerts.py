@@ -21,6 +21,7 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks import takes_notes
 from csat_hook.logs import printable_json
 from csat_hook.notify.records import LOW_RATING
 from csat_hook.notify.records import AlertMessage
@@ -130,8 +131,10 @@ def test(state: State, destination: str, helpdesk: str | None, ticket: str | Non
     if target is None:
         known = ", ".join(sorted(services.destinations)) or "none configured"
         raise click.UsageError(f"no destination {destination!r} (alerts.destinations: {known})")
-    if target.kind == "helpdesk_note" and not (helpdesk and ticket):
-        raise click.UsageError("a note goes into a conversation: give --helpdesk and --ticket")
+    if target.kind == "helpdesk_note":
+        if not (helpdesk and ticket):
+            raise click.UsageError("a note goes into a conversation: give --helpdesk and --ticket")
+        _check_note_helpdesk(services, destination, target, helpdesk)
     now = services.clock()
     message = sample_message(now, helpdesk=helpdesk, ticket=ticket)
     try:
@@ -146,6 +149,30 @@ def test(state: State, destination: str, helpdesk: str | None, ticket: str | Non
         # Only the queue sends again to those refused for now; a test is sent once.
         + ("; a test is not sent again to those refused for now" if result.retry_to else "")
     )
+
+
+def _check_note_helpdesk(services: Any, name: str, target: Any, helpdesk: str) -> None:
+    """Refuse (bad usage) a --helpdesk the note destination ``name`` would never post to:
+    not configured, left out of its ``helpdesks``, or one that takes no notes."""
+    configured = services.config.helpdesks
+    allowed = list(target.options.helpdesks) or sorted(configured)
+    can = [h for h in allowed if h in configured and takes_notes(configured[h])]
+    said = ", ".join(can) or "none"
+    if helpdesk not in configured:
+        raise click.BadParameter(
+            f"no helpdesk {helpdesk!r}; {name} can go to: {said}", param_hint="--helpdesk"
+        )
+    if helpdesk not in allowed:
+        raise click.BadParameter(
+            f"{helpdesk!r} is not in alerts.destinations.{name}.helpdesks; it can go to: {said}",
+            param_hint="--helpdesk",
+        )
+    if not takes_notes(configured[helpdesk]):
+        raise click.BadParameter(
+            f"{helpdesk!r} cannot take internal notes (for the generic adapter, configure its "
+            f"note request); {name} can go to: {said}",
+            param_hint="--helpdesk",
+        )
 
 
 def sample_message(now: datetime, *, helpdesk: str | None, ticket: str | None) -> AlertMessage:

@@ -130,6 +130,47 @@ def test_alerts_test_sends_a_sample_and_says_what_was_answered(tmp_path, fake):
     assert '"type": "note"' in (tmp_path / "d.jsonl").read_text(encoding="utf-8")
 
 
+def test_alerts_test_of_a_note_names_a_helpdesk_it_cannot_go_to(tmp_path, fake):
+    """A --helpdesk that is not configured, that the destination leaves out or that takes
+    no notes is bad usage (exit 2) naming the option and what it can be; it was "not sent:
+    helpdesk 'dryrun-x' is not configured any more" (exit 1), or sent where alerts never go."""
+    path = write_config(tmp_path, fake)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["helpdesks"]["plain"] = {
+        "kind": "generic",
+        "auth": {"mode": "none"},
+        "reply": {"url": "https://desk.example/{dialog_id}"},
+    }
+    config["alerts"]["destinations"]["dry-notes"] = {
+        "kind": "helpdesk_note",
+        "helpdesks": ["dryrun"],
+    }
+    path.write_text(yaml.safe_dump(config))
+
+    unknown = invoke(
+        path, fake, "alerts", "test", "note", "--helpdesk", "dryrun-x", "--ticket", "1"
+    )
+    assert unknown.exit_code == 2, unknown.output
+    assert "--helpdesk" in unknown.output and "'dryrun-x'" in unknown.output
+    assert "dryrun" in unknown.output and "any more" not in unknown.output
+
+    noteless = invoke(path, fake, "alerts", "test", "note", "--helpdesk", "plain", "--ticket", "1")
+    assert noteless.exit_code == 2, noteless.output
+    assert "'plain'" in noteless.output and "cannot take internal notes" in noteless.output
+
+    left_out = invoke(
+        path, fake, "alerts", "test", "dry-notes", "--helpdesk", "plain", "--ticket", "1"
+    )
+    assert left_out.exit_code == 2, left_out.output
+    assert "alerts.destinations.dry-notes.helpdesks" in left_out.output
+    assert not (tmp_path / "d.jsonl").exists()
+
+    noted = invoke(
+        path, fake, "alerts", "test", "dry-notes", "--helpdesk", "dryrun", "--ticket", "T-9"
+    )
+    assert noted.exit_code == 0 and "dry-notes: sent" in noted.output, noted.output
+
+
 def config_with_an_alert(
     tmp_path: Path, fake: FakeNotify, clock: Any, *, deliver: bool, **close: Any
 ) -> Path:

@@ -22,6 +22,8 @@ from csat_hook.notify.options import AnyDestination
 from csat_hook.settings import StrictModel
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# A digest's time of day as written: H:MM or HH:MM, seconds optional (checked by time()).
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # The Alerts tab's title unless set: the sync also knows a tab of that title as the report's
 # Alerts tab once the tab is turned off or retitled (sync/outputs/sheets.py).
@@ -122,9 +124,25 @@ class DigestConfig(StrictModel):
     @field_validator("at", mode="before")
     @classmethod
     def _time(cls, value: Any) -> Any:
-        # YAML 1.1 reads an unquoted 09:00 as a number of minutes (sexagesimal).
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
-            return time(value // 60, value % 60)
+        """A local time of day, ``"HH:MM"``. YAML 1.1 reads an unquoted ``9:00`` as 540 (a
+        number of minutes, sexagesimal: its first digit is never 0) and ``9:00:30`` as
+        seconds; any other number (``9``, ``24:00`` read as 1440) is no time of day, and was
+        taken for one (00:09, 00:24). An offset (``09:00+05:00``) was dropped: refused."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 60 <= value < 24 * 60:
+                return time(value // 60, value % 60)
+            if 3600 <= value < 24 * 3600:
+                return time(value // 3600, value // 60 % 60, value % 60)
+            raise ValueError(f'{value} is no time of day: write it quoted, "HH:MM" (local time)')
+        if isinstance(value, str):
+            match = _CLOCK.fullmatch(value.strip())
+            try:
+                if match is None:
+                    raise ValueError
+                hour, minute, second = match.groups()
+                return time(int(hour), int(minute), int(second or 0))
+            except ValueError:
+                raise ValueError(f'{value!r}: a local time of day, "HH:MM" (no offset)') from None
         return value
 
 

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from csat_hook.alerts.config import DigestConfig
 from csat_hook.alerts.engine import digest_due
+from csat_hook.config.yamlfile import load_yaml
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.notify.records import AlertMessage
@@ -63,8 +65,37 @@ def test_a_weekly_digest_reports_the_seven_days_before_its_weekday():
     assert (start.isoformat(), end.isoformat()) == ("2026-11-09", "2026-11-16")
 
 
-def test_an_unquoted_yaml_time_is_read_as_a_time():
-    assert digest(at=540).at == time(9, 0)  # YAML 1.1 reads 09:00 as 540 minutes
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("at: 9:00", time(9, 0)),  # YAML 1.1: 540 (minutes)
+        ("at: 18:30", time(18, 30)),  # 1110
+        ("at: 9:00:30", time(9, 0, 30)),  # 32430 (seconds)
+        ("at: 09:00", time(9, 0)),  # a leading 0: a string
+        ("at: '9:00'", time(9, 0)),
+        ("at: '7:05'", time(7, 5)),
+    ],
+)
+def test_a_time_is_read_as_written_quoted_or_not(yaml_text, expected):
+    assert digest(**load_yaml(yaml_text.encode(), "test")).at == expected
+
+
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        "at: 9",  # a number: 00:09 was taken, not 9 o'clock
+        "at: 24:00",  # YAML's 1440: 00:24 (seconds) was taken
+        "at: 25:00",
+        "at: '25:00'",
+        "at: '9'",
+        "at: 0",
+        "at: '09:00+05:00'",  # an offset was dropped: always local (metrics.timezone)
+        "at: '09:00Z'",
+    ],
+)
+def test_a_time_that_is_no_local_time_of_day_is_refused_naming_the_format(yaml_text):
+    with pytest.raises(ValidationError, match=r'"HH:MM"'):
+        digest(**load_yaml(yaml_text.encode(), "test"))
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ being written, the NOTIFY listener reconnecting. Waits grow exponentially from `
 seconds, capped at ``cap``, with *equal jitter* (half fixed, half random) so that clients that
 failed together do not come back together, yet never retry at once. A server's own
 ``Retry-After`` wins, up to ``max_retry_after``, plus up to 10% so a crowd of clients told the
-same instant spreads out.
+same instant spreads out. What a ``Retry-After`` header asks for is read by one rule,
+:func:`parse_retry_after`, for the helpdesks' calls and Google's alike.
 
 Which failures are worth retrying is a property of each boundary, not of the policy: see
 ``RETRYABLE_STATUS`` in :mod:`csat_hook.helpdesks.transport` and in
@@ -15,8 +16,13 @@ Which failures are worth retrying is a property of each boundary, not of the pol
 
 from __future__ import annotations
 
+import email.utils
 import random
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 
 
 @dataclass(frozen=True)
@@ -47,3 +53,26 @@ class Backoff:
             return min(max(0.0, retry_after), limit) * random.uniform(1.0, 1.1)
         ceiling = self.ceiling(failures)
         return random.uniform(ceiling / 2, ceiling)
+
+
+# Delta-seconds (RFC 9110: digits; a fraction is tolerated). Not Python's float(): it reads
+# "-5", "nan", "inf", "1e12", "1_000" and non-ASCII digits, and a negative or NaN wait was
+# "now": a rate-limited reply retried at once, its every attempt spent within a second.
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (one in
+    the past: 0); None for anything else (the caller's own backoff decides)."""
+    if not value:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)  # inf when too large: capped by the retry policy
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now())

@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import email.utils
 import re
 import ssl
 import threading
@@ -55,7 +54,6 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any
 
 import requests
@@ -66,6 +64,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
+from csat_hook.retry import parse_retry_after
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
 # request itself is wrong and will be refused again. A write answered with one of
@@ -153,29 +152,6 @@ def is_retryable_status(status: int) -> bool:
     501 Not Implemented and 505 HTTP Version Not Supported say the request can never work.
     """
     return status in RETRYABLE_STATUS or (status >= 500 and status not in (501, 505))
-
-
-# Delta-seconds (RFC 9110: digits; a fraction is tolerated). Not Python's float(): it reads
-# "-5", "nan", "inf", "1e12", "1_000" and non-ASCII digits, and a negative or NaN wait was
-# "now": a rate-limited reply retried at once, its every attempt spent within a second.
-_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (one in
-    the past: 0); None for anything else (the caller's own backoff decides)."""
-    if not value:
-        return None
-    value = value.strip()
-    if _DELTA_SECONDS.fullmatch(value):
-        return float(value)  # inf when too large: capped by the retry policy
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now())
 
 
 class HttpClient:

@@ -19,9 +19,9 @@ import urllib3.exceptions
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.transport import never_sent
-from csat_hook.helpdesks.transport import parse_retry_after
 from csat_hook.helpdesks.transport import request_secrets
 from csat_hook.retry import Backoff
+from csat_hook.retry import parse_retry_after
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"id": 1}'
 

@@ -50,8 +50,8 @@ from google.oauth2 import service_account
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.helpdesks.deadline import DeadlineAdapter
-from csat_hook.helpdesks.transport import parse_retry_after
 from csat_hook.retry import Backoff
+from csat_hook.retry import parse_retry_after
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
 from csat_hook.sync.config import GOOGLE_SHEETS_BASE_URL
 from csat_hook.sync.config import GoogleConfig
@@ -368,9 +368,9 @@ class GoogleSession(requests.Session):
 
 def _retry_after(response: requests.Response) -> float | None:
     # Sheets sends no Retry-After on 429 (measured); honour it when a proxy adds one, by the
-    # helpdesks' rule: delta-seconds or an HTTP date, nothing else. float() read "-5" and
-    # "nan" as "now" (every retry of a quota minute spent within a second) and "1e12" as
-    # the longest wait.
+    # one rule (csat_hook.retry): delta-seconds or an HTTP date, nothing else. float() read
+    # "-5" and "nan" as "now" (every retry of a quota minute spent within a second) and
+    # "1e12" as the longest wait.
     return parse_retry_after(response.headers.get("Retry-After"))
 
 

@@ -478,7 +478,8 @@ class FormsApi:
     ) -> Iterator[dict[str, Any]]:
         """The pages of ``forms.responses.list``, in order, until one has no
         ``nextPageToken``; GoogleApiError when a page hands back a token already followed
-        (asking for it again would list the same pages again, without end).
+        (asking for it again would list the same pages again, without end), or is in a shape
+        Google never sends (:func:`_check_page`).
 
         The next page is requested (by one background thread, through the same session:
         timeouts, bounded retries, counting) while the caller works on the current one, so

@@ -6,8 +6,10 @@ your own session) and used directly for the Forms API. It:
 
 * rewrites ``https://sheets.googleapis.com`` and ``https://forms.googleapis.com`` (hard-coded in
   gspread's ``urls.py``) to the configured bases, so an emulator or a proxy can stand in;
-* always sets a timeout (gspread's default is none);
-* retries 408/429/5xx, timeouts and connection errors a bounded number of times with
+* always sets a timeout (gspread's default is none), and ends every exchange within connect
+  plus read timeout from its start (:class:`~csat_hook.helpdesks.deadline.DeadlineAdapter`);
+* retries 408/429/5xx, a 403 that is a rate limit (:data:`RATE_LIMIT_REASONS`), timeouts,
+  connection errors and a body cut off a bounded number of times with
   jittered exponential backoff (gspread's ``BackOffHTTPClient`` retries forever; unused),
   except a request sent with ``repeat=False`` whose answer is lost (no answer, or a 5xx
   after which Google may have applied it): the caller decides, having looked at what is

@@ -69,7 +69,8 @@ from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingScale
 
 _NANOS = re.compile(r"(\.\d{6})\d+")
-# RFC 3339's date-time (section 5.6): a date, "T", a time with seconds, and "Z" or an offset.
+# RFC 3339's date-time (section 5.6): a date, "T", a time with seconds, and "Z" or an offset
+# (its fraction bounded here at 30 digits: Google's have nine).
 # Python's parser also takes a date alone, no zone, a space for "T" or the basic format
 # ("20261120T120000Z"); such a text was read as midnight, or as UTC, where Google wrote none.
 _RFC3339 = re.compile(
@@ -83,9 +84,10 @@ _NEVER = "Google never lists a response so (a proxy or a fake changed the listin
 
 
 def parse_rfc3339(text: str) -> datetime | None:
-    """``2023-07-19T11:17:22.850363123Z`` (up to nine fraction digits, truncated to
-    microseconds; an offset instead of ``Z`` read as its instant) as aware UTC; None when it
-    is not an RFC 3339 date-time."""
+    """``2023-07-19T11:17:22.850363123Z`` (Google writes up to nine fraction digits; up to
+    30 are read, truncated to microseconds; ``t`` and ``z`` as RFC 3339 allows; an offset
+    instead of ``Z`` read as its instant) as aware UTC; None when it is not an RFC 3339
+    date-time."""
     if type(text) is not str or _RFC3339.fullmatch(text) is None:
         return None
     text = text.upper()

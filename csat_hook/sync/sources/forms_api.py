@@ -385,8 +385,10 @@ def _skip_conflicting(batch: SourceBatch) -> None:
     """Move the submissions that share a responseId and a submission time with another of
     other answers (listed twice in one read: the same response listed alike is one identity,
     one submission) to the skipped rows, each named. Which one is the response is unclear;
-    credited, the one listed last won. A first pass marks each pair's hash in a bitmap of 64
-    bits per submission (a first read holds 1,000,000): only pairs met twice are grouped."""
+    credited, the one listed last won. A first pass marks each responseId's hash in a bitmap
+    of 64 bits per submission (a first read holds 1,000,000; a text's hash is kept by the text,
+    a pair's would be computed, the aware time's offset included, twice): only the
+    submissions of responseIds met twice are grouped by responseId and time."""
     submissions = batch.submissions
     if len(submissions) < 2:
         return
@@ -394,7 +396,7 @@ def _skip_conflicting(batch: SourceBatch) -> None:
     bits = bytearray((mask + 1) >> 3)
     shared: set[int] = set()
     for sub in submissions:
-        slot = hash((sub.ref, sub.submitted_at)) & mask
+        slot = hash(sub.ref) & mask
         if bits[slot >> 3] & 1 << (slot & 7):
             shared.add(slot)
         else:
@@ -404,9 +406,8 @@ def _skip_conflicting(batch: SourceBatch) -> None:
         return
     groups: dict[tuple[str, datetime], list[int]] = {}
     for index, sub in enumerate(submissions):
-        pair = (sub.ref, sub.submitted_at)
-        if hash(pair) & mask in shared:
-            groups.setdefault(pair, []).append(index)
+        if hash(sub.ref) & mask in shared:
+            groups.setdefault((sub.ref, sub.submitted_at), []).append(index)
     conflicting = {i: len(g) for g in groups.values() if len(g) > 1 for i in g}
     if not conflicting:
         return

@@ -174,8 +174,11 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         "reason": error.description or error.name,
     }
     response = jsonify(body)
-    # Werkzeug's own headers but its HTML type: the Allow of a 405.
+    # Werkzeug's own headers but its HTML type: the Allow of a 405, its methods sorted (the
+    # router's are a set: their order changed from one process to the next).
     for name, value in error.get_headers(request.environ):
+        if name.lower() == "allow":
+            value = ", ".join(sorted(m.strip() for m in value.split(",") if m.strip()))
         if name.lower() != "content-type":
             response.headers[name] = value
     return response, status

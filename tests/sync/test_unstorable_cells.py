@@ -34,3 +34,19 @@ def test_nul_and_lone_surrogates_in_cells_are_stored_cleaned(kit):
     assert "\x00" not in str(kept.source_row) and "\ud800" not in str(kept.source_row)
     again = kit.run()
     assert (again.status, again.new, again.unchanged) == ("ok", 0, 2)
+
+
+def test_a_responses_tab_title_holding_a_lone_surrogate_fails_the_run_naming_the_tab(kit):
+    # Sheets' JSON may carry "\ud800" in a title; no URL can ask for that tab by name (UTF-8
+    # cannot encode it), and the run ended in "internal error (UnicodeEncodeError ...)".
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    row = [at(1), 2, "slow", "Anna", "T-1", token]
+    kit.responses([EN_HEADER, row], title="Answers \ud800")
+    refused = kit.run()
+    assert refused.status == "failed"
+    assert refused.error.startswith("results.gsheets.sheet_gid: the tab (gid 0) has a title")
+    assert "rename the tab" in refused.error
+    assert kit.rows(answers) == []
+    kit.responses([EN_HEADER, row], title="Answers")
+    renamed = kit.run()
+    assert (renamed.status, renamed.new) == ("ok", 1), renamed.error

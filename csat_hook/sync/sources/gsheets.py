@@ -45,6 +45,15 @@ from csat_hook.sync.values import from_serial
 from csat_hook.sync.values import normalize
 
 
+def encodable(title: str) -> bool:
+    """Whether ``title`` can go into a request's URL (as UTF-8): no lone surrogate."""
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dict[str, Any]:
     """The tab's properties by gid (preferred) or by name; SourceError naming the key."""
     tabs = [s.get("properties", {}) for s in metadata.get("sheets", [])]
@@ -144,6 +153,15 @@ class GSheetsResults(ResultsSource):
         tab = find_tab(metadata, self.sheet_gid, self.sheet_name)
         self.tab_id = tab.get("sheetId")
         title = str(tab.get("title", ""))
+        if not encodable(title):
+            # A lone surrogate (Sheets' JSON may escape one as "\ud800"): the tab is read by
+            # its title in the URL, and UTF-8 cannot encode that title.
+            key = "sheet_gid" if self.sheet_gid is not None else "sheet_name"
+            raise SourceError(
+                f"results.gsheets.{key}: the tab (gid {self.tab_id}) has a title Google's"
+                " API cannot be asked for (it holds a lone surrogate, U+D800-U+DFFF); rename"
+                " the tab"
+            )
         body = self.api.read_tab_bytes(self.spreadsheet_id, title)
         self._read = (metadata, tab, body)
         properties = metadata.get("properties", {})

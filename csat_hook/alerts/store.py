@@ -26,6 +26,7 @@ from csat_hook.db.schema import alert_state
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import clipped
 from csat_hook.db.text import is_storable
 from csat_hook.db.text import storable
 from csat_hook.outbox import store as outbox_store
@@ -183,13 +184,14 @@ def deliveries_of(conn: sa.Connection, alert_ids: Sequence[int]) -> dict[int, li
 
 
 def clean_handled(value: Any) -> str | None:
-    """A "handled" cell as stored: text cut to one line of 100 characters, without what the
-    database refuses (NUL, lone surrogates: a team's cell must not stop every sync); None when
+    """A "handled" cell as stored: text made one line and :func:`clipped` to 100 characters
+    (never half of an emoji or a letter without its accent), without what the database
+    refuses (NUL, lone surrogates: a team's cell must not stop every sync); None when
     blank."""
     if value is None or value is False:
         return None
     text = "yes" if value is True else " ".join(storable(str(value)).split())
-    return text[:MAX_HANDLED] or None
+    return clipped(text, MAX_HANDLED) or None
 
 
 def set_handled(conn: sa.Connection, ids: Sequence[int], value: str | None, now: datetime) -> int:

@@ -466,6 +466,23 @@ def test_the_handled_column_is_read_back_and_kept_within_three_reads(kit, receiv
     assert handled[target] in (None, "") and handled[other] == "Boris"
 
 
+def test_a_handled_cell_past_its_100_characters_keeps_no_half_of_an_emoji(kit, receivers):
+    # The column holds 100 characters: a cut inside "👩🏽‍💻" (woman, skin tone, ZWJ, laptop)
+    # stored a bare "👩" the manager never typed.
+    config = sheet_config(kit, receivers)
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+    header = kit.sheet("Alerts")[0]
+    typed = "a" * 99 + "\U0001f469\U0001f3fd\u200d\U0001f4bb called back"
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), typed)
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).status == "ok"
+    with kit.engine.connect() as conn:
+        assert conn.execute(sa.select(alerts.c.handled)).scalar_one() == "a" * 99
+
+
 def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_column(
     kit, receivers
 ):

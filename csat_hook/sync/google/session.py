@@ -232,7 +232,10 @@ class UnansweredError(GoogleApiError):
 
 
 # A 5xx answer does not say whether the work was done: Google may have applied a write and
-# then failed (or a proxy timed out waiting for it). 408 and 429 say it was not.
+# then failed (or a proxy timed out waiting for it). 408 and 429 say it was not. 503 is here
+# too, unlike the helpdesks' transport (whose vendors document 503 as "not processed"):
+# Google's UNAVAILABLE is documented as not always safe to retry for a call that is not
+# idempotent, and a structure write planned again costs one metadata read.
 UNKNOWN_OUTCOME_STATUS = frozenset(status for status in RETRYABLE_STATUS if status >= 500)
 
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 import responses
 
 from csat_hook import retry
@@ -417,3 +418,26 @@ def test_an_empty_next_page_token_ends_the_listing(mocked):
         {"responseId": "a"}
     ]
     assert len(mocked.calls) == 1
+
+
+# --- a structure write that never left: sent again, not "maybe applied" ----------------------
+
+
+def test_a_structure_write_that_never_connected_is_sent_again_not_planned_again(mocked):
+    """A write sent with repeat=False whose connection never opened (refused, a connect
+    timeout) cannot have been applied: it is retried as any request, and when it never gets
+    out the error says so; it was an unknown outcome ("no answer that says whether ...
+    applied"), planned again for nothing."""
+    url = SHEET + ":batchUpdate"
+    mocked.post(url, body=requests.ConnectTimeout("connect timed out"))
+    mocked.post(url, json={"spreadsheetId": "S", "replies": []})
+    made = session()
+    response = made.request("post", url, json={"requests": []}, repeat=False)
+    assert response.status_code == 200 and len(made.slept) == 1
+
+    never = session(max_retries=1)
+    mocked.replace(responses.POST, url, body=requests.ConnectTimeout("connect timed out"))
+    with pytest.raises(GoogleApiError) as caught:
+        never.request("post", url, json={"requests": []}, repeat=False)
+    assert type(caught.value) is GoogleApiError, type(caught.value)
+    assert "after 2 attempts" in caught.value.message and caught.value.retryable

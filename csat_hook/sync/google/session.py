@@ -52,6 +52,7 @@ from google.oauth2 import service_account
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.helpdesks.deadline import DeadlineAdapter
+from csat_hook.helpdesks.transport import never_sent
 from csat_hook.retry import Backoff
 from csat_hook.retry import parse_retry_after
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
@@ -312,12 +313,15 @@ class GoogleSession(requests.Session):
             except _NO_ANSWER as exc:
                 # Sent again unless told not to: a value write overwrites its ranges, and a
                 # read is a read; a structure change is sent with repeat=False and planned
-                # again from what is there (api.update_structure, outputs/sheets.py).
-                if attempt >= self.max_retries or not repeat:
+                # again from what is there (api.update_structure, outputs/sheets.py), unless
+                # it never left (no connection): then nothing can have been applied.
+                sent = not never_sent(exc)
+                if attempt >= self.max_retries or (sent and not repeat):
                     self.attempts = attempt + 1
                     what = _no_answer(exc)
-                    tries = f" after {attempt + 1} attempts" if repeat else ""
-                    raise UnansweredError(
+                    tries = f" after {attempt + 1} attempts" if repeat or not sent else ""
+                    unanswered = UnansweredError if sent else GoogleApiError
+                    raise unanswered(
                         f"{method} {_where(url)}: {what}{tries}", retryable=True
                     ) from exc
                 self._backoff(attempt, None)

@@ -33,3 +33,150 @@ def test_docs_name_every_key_of_the_sync_summary():
     listed += text.split("* `--json` also carries", 1)[1].split("\n* ", 1)[0]
     missing = [key for key in SyncSummary().as_dict() if f"`{key}`" not in listed]
     assert missing == []
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _code_text(path: Path) -> str:
+    """The code blocks and inline code spans of a Markdown file, one per line."""
+    text = path.read_text(encoding="utf-8")
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    return "\n".join(blocks + spans)
+
+
+def test_every_command_and_option_the_docs_show_exists():
+    """A ``csat-hook …`` command in a code block or span names real (sub)commands, and each
+    option it writes is one that command takes: an operator copies these lines."""
+    import click
+
+    from csat_hook.cli import main
+
+    wrong = []
+    for path in DOCS:
+        for match in re.finditer(r"csat-hook((?:[ \t]+|\\\n\s*)[^\n`|;&>]*)", _code_text(path)):
+            command: click.Command = main
+            words = match.group(1).replace("\\\n", " ").split()
+            index = 0
+            while index < len(words):
+                word = words[index].strip("[]()")
+                if word in ("-c", "--config"):
+                    index += 2
+                    continue
+                if word.startswith("-"):
+                    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+                    if word.split("=")[0] not in known | {"-h", "--help"}:
+                        wrong.append(f"{path.name}: {match.group(0).strip()}: {word}")
+                elif isinstance(command, click.Group):
+                    sub = command.get_command(click.Context(command), word)
+                    if sub is None:
+                        break  # prose in a span ("csat-hook listening on …"), or an argument
+                    command = sub
+                index += 1
+    assert wrong == []
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_and_anchor_in_the_docs_resolves():
+    """A link to a file of the repository, or to a heading (``docs/x.md#anchor``, GitHub's
+    slugs), leads somewhere: a heading renamed breaks the links to it here, not for a reader."""
+    anchors: dict[Path, set[str]] = {}
+    for path in DOCS:
+        prose = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+        seen: dict[str, int] = {}
+        for heading in re.findall(r"^#{1,6} (.+)$", prose, re.M):
+            slug = _slug(heading)
+            anchors.setdefault(path, set()).add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+            seen[slug] = seen.get(slug, 0) + 1
+    broken = []
+    for path in DOCS:
+        prose = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+        prose = re.sub(r"`[^`\n]+`", "", prose)  # `[text](url)` shows Markdown, links nowhere
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, fragment = target.partition("#")
+            resolved = (path.parent / file).resolve() if file else path
+            headings = anchors.get(resolved, set())
+            unknown_heading = (
+                bool(fragment) and resolved.suffix == ".md" and fragment not in headings
+            )
+            if not resolved.exists() or unknown_heading:
+                broken.append(f"{path.name}: {target}")
+    assert broken == []
+
+
+def test_the_example_config_names_every_key_with_its_default():
+    """config.example.yaml says "the value shown is the default": every key of every section
+    (but ``helpdesks``, instances by name) is in it, with the model's default."""
+    import yaml
+    from pydantic import BaseModel
+
+    from csat_hook.config.loading import load_config
+    from csat_hook.config.model import Config
+
+    raw = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
+    loaded = load_config(str(ROOT / "config.example.yaml"))
+    wrong = []
+
+    def compare(default: BaseModel, example: BaseModel, written: dict[str, object], at: str):
+        for name, field in type(default).model_fields.items():
+            key = f"{at}{name}"
+            if field.exclude or key == "helpdesks":
+                continue
+            if name not in written:
+                wrong.append(f"{key}: not in the example")
+            elif isinstance(getattr(default, name), BaseModel):
+                section = written[name]
+                assert isinstance(section, dict), key
+                compare(getattr(default, name), getattr(example, name), section, f"{key}.")
+            elif getattr(default, name) != getattr(example, name):
+                wrong.append(
+                    f"{key}: {getattr(example, name)!r}, default {getattr(default, name)!r}"
+                )
+
+    compare(Config(), loaded, raw, "")
+    assert wrong == []
+
+
+def test_every_configuration_key_the_docs_name_exists():
+    """``section.key`` in the README, the docs or the example's comments is a key of the
+    configuration (keys below a name the operator chooses, as helpdesks, are not checked)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from csat_hook.config.model import Config
+
+    def unknown(parts: list[str]) -> bool:
+        model: object = Config
+        for part in parts:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                return False  # a dict of names, a list: free-form below
+            if part not in model.model_fields:
+                return True
+            model = model.model_fields[part].annotation
+            for _ in range(4):  # Optional[Model], list[Model]…: the model inside
+                inner = typing.get_args(model)
+                models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+                if models or not inner or typing.get_origin(model) is dict:
+                    model = models[0] if models else model
+                    break
+                model = inner[0]
+        return False
+
+    sections = set(Config.model_fields) - {"helpdesks"}
+    wrong = []
+    for path in [*DOCS, ROOT / "config.example.yaml"]:
+        text = path.read_text(encoding="utf-8")
+        for key in re.findall(r"`([a-z_]+(?:\.[a-z_0-9]+)+)`", text):
+            parts = key.split(".")
+            if parts[-1] in ("csv", "py") and len(parts) == 2:
+                continue  # a file: alerts.csv, sync.py
+            if parts[0] in sections and unknown(parts):
+                wrong.append(f"{path.name}: {key}")
+    assert wrong == []

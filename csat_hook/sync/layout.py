@@ -238,3 +238,13 @@ class Canvas:
             if column.fmt is not None:
                 self.fmt(Area(first, c, end, c + 1), column.fmt)
         return Placed(header, first, end)
+
+
+def column_letters(index: int) -> str:
+    """A column as a spreadsheet names it: 0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters

@@ -21,11 +21,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import column_letters
 from csat_hook.sync.outputs import sheets
 from csat_hook.sync.outputs.cells import SHEETS_CELL_MAX
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.outputs.sheets import TabPlan
-from csat_hook.sync.outputs.sheets import column_letters
 from csat_hook.sync.outputs.sheets import sheet_value
 
 

@@ -110,6 +110,7 @@ from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.google.api import TabGoneError
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import column_letters
 from csat_hook.sync.outputs.cells import SHEETS_CELL_MAX
 from csat_hook.sync.outputs.cells import fitted_cell
 from csat_hook.sync.outputs.digest import contents_digest
@@ -157,16 +158,6 @@ WORDED = ("summary", "trends", "responses", "unverified")
 KEPT_KINDS = frozenset({ALERTS_KIND})
 
 T = TypeVar("T")
-
-
-def column_letters(index: int) -> str:
-    """0 → A, 25 → Z, 26 → AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def grown(rows: int) -> int:

@@ -28,6 +28,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.layout import column_letters
 from csat_hook.sync.texts import Texts
 
 RED = {"red": 0.957, "green": 0.8, "blue": 0.8}
@@ -207,11 +208,7 @@ def _dimension(sheet_id: int, dimension: str, start: int, end: int, pixels: int)
 
 
 def _a1(row: int, col: int, *, fixed_column: bool = False) -> str:
-    letters, index = "", col + 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return f"{'$' if fixed_column else ''}{letters}{row + 1}"
+    return f"{'$' if fixed_column else ''}{column_letters(col)}{row + 1}"
 
 
 def _ratio(value: float) -> str:

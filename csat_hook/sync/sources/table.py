@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from csat_hook.errors import ConfigError
 from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
+from csat_hook.sync.layout import column_letters
 from csat_hook.sync.records import LEGACY_PRESENT
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
@@ -301,16 +302,6 @@ def _clash(
             "one is the form's is unclear; clear the other (or rename a column of your own)"
         )
     return None
-
-
-def column_letters(index: int) -> str:
-    """A column as a spreadsheet names it: 0 → A, 25 → Z, 26 → AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 # Why a row whose timestamp cell is a timestamp column's title is skipped: it was "not a

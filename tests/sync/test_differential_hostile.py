@@ -54,23 +54,18 @@ from tests.sync.conftest import SHEET_ID
 from tests.sync.conftest import SyncKit
 from tests.sync.test_differential import BOARD
 from tests.sync.test_differential import FORMS
+from tests.sync.test_differential import Figures
 from tests.sync.test_differential import by_period_rows
+from tests.sync.test_differential import check_figures
 from tests.sync.test_differential import csv_rows
 from tests.sync.test_differential import day_of
 from tests.sync.test_differential import export_time
 from tests.sync.test_differential import leaderboard_rows
+from tests.sync.test_differential import same
+from tests.sync.test_differential import wilson
 
-Z = 1.959963984540054
 GID = 1877059582
 MIN_N = 3
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson (1927), as textbooks write it: (p + z²/2n ± z√(p(1−p)/n + z²/4n²)) / (1 + z²/n)."""
-    p = k / n
-    centre = p + Z * Z / (2 * n)
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))
-    return (centre - half) / (1 + Z * Z / n), (centre + half) / (1 + Z * Z / n)
 
 
 def newcombe_mark(now: Figures, before: Figures | None, min_n: int) -> str | None:
@@ -200,18 +195,6 @@ def answer(world: World, survey: Survey | None, when: datetime, rating: int, **k
 # --- the independent count -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Figures:
-    sent: int
-    answers: int
-    response_rate: float | None
-    csat: float | None
-    low: float | None
-    high: float | None
-    mean: float | None
-    distribution: tuple[int, ...]
-
-
 def figures(cohort: list[Survey], ratings: list[tuple[Survey, int]]) -> Figures:
     sent = [s for s in cohort if s.status == "sent"]
     n = len(ratings)
@@ -266,23 +249,6 @@ def expected(world: World, span: Span) -> dict[str, dict[str, Figures]]:
 
 
 # --- the report as written -------------------------------------------------------------------
-
-
-def close(got: Any, want: float | None, places: int, what: Any) -> None:
-    if want is None:
-        assert got in (None, ""), (what, got)
-        return
-    assert got not in (None, ""), (what, want)
-    assert abs(float(got) - want) <= 0.5 * 10**-places + 1e-9, (what, got, want)
-
-
-def check(got: dict[str, Any], want: Figures, scale: float, places: int, what: Any) -> None:
-    assert (int(got["sent"]), int(got["answers"])) == (want.sent, want.answers), (what, got, want)
-    for name in ("response_rate", "csat", "low", "high"):
-        value = getattr(want, name)
-        close(got[name], None if value is None else value * scale, places, (what, name))
-    if "mean" in got:
-        close(got["mean"], want.mean, 2 if scale == 100 else places, (what, "mean"))
 
 
 def periods_csv(kit: SyncKit) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -371,7 +337,7 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
             want[(*key, "agent:" + agent)] = agent_figures
     assert set(got) == set(want), sorted(set(got) ^ set(want))
     for key, figures_ in want.items():
-        check(got[key], figures_, 100, 1, ("periods.csv", key))
+        check_figures(got[key], figures_, 100, 1, ("periods.csv", key))
         assert got[key]["distribution"] == figures_.distribution, ("periods.csv", key)
 
     # The Summary's "By period" table (fractions to 6 places): everyone and each team.
@@ -391,7 +357,7 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
                 wanted[(span[0], span[1], team or words["no_team"])] = team_figures
     assert set(written) == set(wanted), (sorted(map(str, written)), sorted(map(str, wanted)))
     for key, figures_ in wanted.items():
-        check(written[key], figures_, 1, 6, ("by period", key))
+        check_figures(written[key], figures_, 1, 6, ("by period", key))
 
     # The leaderboard (the last 30 days, against the 30 before), in Sheets and summary.csv.
     headline = expected(world, (today - timedelta(days=29), today))
@@ -418,11 +384,11 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
     for name, (figures_, previous, is_agent) in want_board.items():
         for got_row, scale, places in ((board[name], 1, 6), (as_csv[name], 100, 1)):
             what = ("leaderboard", name, scale)
-            check(got_row, figures_, scale, places, what)
+            check_figures(got_row, figures_, scale, places, what)
             then = previous.csat if previous is not None else None
-            close(got_row["previous"], None if then is None else then * scale, places, what)
+            same(got_row["previous"], None if then is None else then * scale, places, what)
             change = None if then is None or figures_.csat is None else figures_.csat - then
-            close(
+            same(
                 got_row["change"],
                 None if change is None else 100 * change,
                 6 if scale == 1 else 1,
@@ -464,7 +430,7 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
         assert int(answers) == figures_.answers, ("trends.csv", key)
         for got_value, name in zip(percent, ("csat", "low", "high"), strict=True):
             value = getattr(figures_, name)
-            close(got_value, None if value is None else 100 * value, 1, ("trends.csv", key, name))
+            same(got_value, None if value is None else 100 * value, 1, ("trends.csv", key, name))
 
 
 # --- the worlds -------------------------------------------------------------------------------

@@ -31,12 +31,12 @@ from gspread.utils import absolute_range_name
 
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
-from csat_hook.sync.google.session import RATE_LIMIT_REASONS
 from csat_hook.sync.google.session import RETRYABLE_STATUS
 from csat_hook.sync.google.session import UNKNOWN_OUTCOME_STATUS
 from csat_hook.sync.google.session import GoogleSession
 from csat_hook.sync.google.session import UnansweredError
 from csat_hook.sync.google.session import error_reasons
+from csat_hook.sync.google.session import is_rate_limit
 from csat_hook.sync.google.session import service_account_email
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
@@ -112,7 +112,7 @@ def _error_from(
     if attempts > 1:
         text += f" after {attempts} attempts"
     reasons = error_reasons(response)
-    rate_limited = status == 403 and not RATE_LIMIT_REASONS.isdisjoint(reasons)
+    rate_limited = is_rate_limit(status, reasons)
     if rate_limited:
         text += (
             "; a rate limit at Google: the next run goes on where this one stopped (a "

@@ -109,14 +109,18 @@ def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
     return found
 
 
+def is_rate_limit(status: int, reasons: Mapping[str, Any]) -> bool:
+    """Whether an answer of ``status`` with these :func:`error_reasons` is a 403 rate limit
+    (retried as a 429 is), not a refusal."""
+    return status == 403 and not RATE_LIMIT_REASONS.isdisjoint(reasons)
+
+
 def retryable_answer(response: requests.Response) -> bool:
     """Whether the same request may get another answer later: a status in
     :data:`RETRYABLE_STATUS`, or a 403 that is a rate limit."""
     if response.status_code in RETRYABLE_STATUS:
         return True
-    return response.status_code == 403 and not RATE_LIMIT_REASONS.isdisjoint(
-        error_reasons(response)
-    )
+    return response.status_code == 403 and is_rate_limit(403, error_reasons(response))
 
 
 @dataclass

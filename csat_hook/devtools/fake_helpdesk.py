@@ -286,7 +286,9 @@ class FakeHelpdesk(LoopbackServer):
         if action is not None and failed:
             if write and action.store:
                 self.store(path, body, number)
-            extra = {"Retry-After": str(action.retry_after)} if action.retry_after else {}
+            extra = (
+                {"Retry-After": str(action.retry_after)} if action.retry_after is not None else {}
+            )
             return Answer(action.status, {"error": f"scripted failure {action.status}"}, extra)
         delay = action.delay if action else 0.0
         drop = bool(action and action.drop)

@@ -101,6 +101,31 @@ def test_a_5xx_storm_delivers_later_once(alerting, fake_notify, clock):
     assert len(fake_notify.delivered("telegram")) == 1
 
 
+def test_a_rate_limit_saying_wait_zero_still_waits_the_backoff(alerting, fake_notify, clock):
+    """Slack's "Retry-After: 0" and Telegram's "retry_after": 0, repeated, had each alert's
+    every attempt made at once: the wait is at least the backoff's step."""
+    fake_notify.script("slack", Script(status=429, body=b"", headers={"Retry-After": "0"}))
+    fake_notify.script(
+        "telegram",
+        Script(
+            status=429,
+            body={
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 0",
+                "parameters": {"retry_after": 0},
+            },
+        ),
+    )
+    raise_now(alerting, [changed()])
+    alerting.delivery_worker().run_once(limit=10)
+    least = timedelta(seconds=alerting.config.delivery.backoff.ceiling(1) / 2)
+    for name in ("slack", "telegram"):
+        row = by_destination(alerting)[name]
+        assert row.status == "pending" and row.last_http_status == 429
+        assert row.next_attempt_at - clock() >= least
+
+
 def test_a_permanent_refusal_fails_only_that_destination(alerting, fake_notify, clock):
     fake_notify.script("slack", Script(status=404, body=b"channel_not_found"))
     raise_now(alerting, [changed()])

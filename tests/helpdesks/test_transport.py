@@ -16,6 +16,7 @@ import requests
 import responses
 import urllib3.exceptions
 
+from csat_hook import retry
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.helpdesks.transport import never_sent
@@ -554,3 +555,33 @@ def test_retry_after_is_delta_seconds_or_a_date(value, seconds):
 def test_a_wait_a_vendor_says_is_negative_or_nan_leaves_the_backoff_in_charge(wait):
     # Telegram's parameters.retry_after is whatever its JSON holds.
     assert 2.0 <= Backoff(base=4, cap=60).delay(1, wait) <= 4.0
+
+
+@pytest.mark.parametrize("failures", [1, 2, 5])
+def test_a_retry_after_of_zero_is_no_shorter_than_the_backoff(monkeypatch, failures):
+    # "Retry-After: 0" (or a date already past) is the server saying "any time": our own
+    # backoff's step still applies, or a vendor repeating it has every attempt spent at once.
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    backoff = Backoff(base=4, cap=60)
+    assert backoff.delay(failures, 0.0) == backoff.ceiling(failures) / 2
+
+
+def test_a_positive_retry_after_still_wins_over_the_backoff(monkeypatch):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    assert Backoff(base=4, cap=60).delay(5, 3.0) == 3.0  # the server's word, as before
+    assert Backoff(base=4, cap=60).delay(1, 600.0) == 60.0  # capped
+
+
+@pytest.mark.parametrize("value", ["0", "Tue, 14 Nov 2023 22:13:00 GMT"])
+@responses.activate
+def test_a_read_answered_429_retry_after_zero_every_time_is_spread_by_the_backoff(
+    monkeypatch, value
+):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    for _ in range(3):
+        responses.get("https://api.example/m", status=429, headers={"Retry-After": value})
+    responses.get("https://api.example/m", json={"ok": True})
+    slept: list[float] = []
+    client = HttpClient(sleep=slept.append)
+    assert client.request("GET", "https://api.example/m", retries=3).json() == {"ok": True}
+    assert slept == [0.5, 1.0, 2.0]  # READ_BACKOFF's own steps (low end of the jitter)

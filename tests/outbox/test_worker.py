@@ -173,6 +173,28 @@ def test_a_retry_after_that_is_no_delay_leaves_the_backoff_in_charge(
     assert waited >= services.config.delivery.backoff.ceiling(1) / 2
 
 
+def test_a_retry_after_of_zero_every_time_spreads_the_attempts_by_the_backoff(
+    make_config, make_services, fake_helpdesk, clock
+):
+    """A vendor answering 429 with "Retry-After: 0" each time had the reply's every attempt
+    made at once (failed for good within a second): each wait is at least the backoff's."""
+    services = make_services(make_config(delivery={"max_attempts": 4}))
+    backoff = services.config.delivery.backoff
+    queue_generic(services)
+    fake_helpdesk.fail_next(10, 429, retry_after=0)
+    worker = services.delivery_worker()
+    for failures in range(1, 4):
+        start = clock()
+        assert worker.run_once() == 1
+        [item] = outbox_rows(services)
+        assert item.status == "pending" and item.last_http_status == 429
+        assert (item.next_attempt_at - start).total_seconds() >= backoff.ceiling(failures) / 2
+        clock.now = item.next_attempt_at + timedelta(milliseconds=1)
+    assert worker.run_once() == 1
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and item.attempts == 4
+
+
 def test_attempts_are_bounded(make_config, make_services, fake_helpdesk, clock):
     services = make_services(
         make_config(

@@ -84,6 +84,19 @@ def test_a_retry_after_in_seconds_or_as_a_date_is_honoured(mocked, monkeypatch):
     assert google.slept == [7, 32]  # a date decades away: capped at the backoff's cap
 
 
+@pytest.mark.parametrize("value", ["0", "Tue, 14 Nov 2023 22:13:00 GMT"])
+def test_a_retry_after_of_zero_every_time_is_spread_by_the_backoff(mocked, monkeypatch, value):
+    """Google (or a proxy) repeating "Retry-After: 0", or a date already past, had every
+    retry spent at once: the server's wait is a lower bound, the backoff's step still applies."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    for _ in range(2):
+        mocked.get(SHEET, status=429, json=quota(), headers={"Retry-After": value})
+    mocked.get(SHEET, json={"spreadsheetId": "S"})
+    google = session()
+    assert SheetsApi(google).metadata("S") == {"spreadsheetId": "S"}
+    assert google.slept == [1, 2]
+
+
 # --- a 200 whose body is not the answer asked for: an error naming the call, never a crash,
 # never an empty sheet -----------------------------------------------------------------------
 

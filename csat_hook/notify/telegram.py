@@ -15,7 +15,8 @@
   out from the end, then the comment clipped.
 * Answer: ``{"ok": true, "result": {"message_id", …}}``; errors ``{"ok": false,
   "error_code", "description", "parameters": {"retry_after" | "migrate_to_chat_id"}}``. A 429
-  says how long to wait only in ``parameters.retry_after`` (no header): it is honoured. A
+  says how long to wait only in ``parameters.retry_after`` (no header): it is honoured, bounded
+  as a Retry-After is, whether it comes with HTTP 429 or inside a 2xx. A
   group upgraded to a supergroup answers 400 with ``migrate_to_chat_id``: the error names the
   new id to configure (the alert is not sent somewhere the configuration does not say).
   ``ok: false`` means the request was unsuccessful, whatever the HTTP status: it is
@@ -166,14 +167,21 @@ class TelegramDestination(Destination):
             # Telegram's own word that the request was unsuccessful (it normally comes with
             # its HTTP status): nothing was posted, so it is classified as that status would
             # be, by its error_code.
-            code = body.get("error_code")
+            # Its parameters (retry_after, migrate_to_chat_id) count as they would with the
+            # status: a flood wait inside a 200 is honoured, not retried on our own schedule.
+            said_code = body.get("error_code")
+            code = said_code if type(said_code) is int else None
             reason = vendor_reason(explain, response)
             refused = f"{self.name}: Telegram answered HTTP {status} with ok=false"
-            raise DeliveryError(
-                f"{refused}: {reason}" if reason else refused,
-                retryable=isinstance(code, int) and is_retryable_status(code),
-                http_status=status,
-                vendor_reason=reason,
+            raise self._explained(
+                DeliveryError(
+                    f"{refused}: {reason}" if reason else refused,
+                    retryable=code is not None and is_retryable_status(code),
+                    http_status=status,
+                    vendor_reason=reason,
+                ),
+                said,
+                code=code,
             )
         # A 2xx whose body is not Telegram's answer (cut off, unreadable, a proxy's page): the
         # message may well have been posted. Unknown: settled as on_unknown_outcome says
@@ -185,8 +193,14 @@ class TelegramDestination(Destination):
             outcome_unknown=True,
         )
 
-    def _explained(self, exc: DeliveryError, said: dict[str, Any]) -> DeliveryError:
+    def _explained(
+        self, exc: DeliveryError, said: dict[str, Any], code: int | None = None
+    ) -> DeliveryError:
+        """``exc`` in Telegram's words. ``code`` is the answer's ``error_code`` when it differs
+        from the HTTP status (an ``ok: false`` inside a 2xx); else the status is the code."""
         where = f"alerts.destinations.{self.name}"
+        if code is None:
+            code = exc.http_status
         migrate = said.get("migrate_to")
         if isinstance(migrate, int) and not isinstance(migrate, bool):
             return exc.reworded(
@@ -196,7 +210,7 @@ class TelegramDestination(Destination):
             )
         wait = said.get("retry_after")
         if (
-            exc.http_status == 429
+            code == 429
             and exc.retry_after is None
             and isinstance(wait, int | float)
             and not isinstance(wait, bool)
@@ -204,13 +218,13 @@ class TelegramDestination(Destination):
             return DeliveryError(
                 exc.message,
                 retryable=True,
-                http_status=429,
+                http_status=exc.http_status,
                 retry_after=float(wait),
                 vendor_reason=exc.vendor_reason,
             )
-        if exc.http_status in (401, 404):
+        if code in (401, 404):
             return exc.reworded(
-                f"Telegram refused the bot token (HTTP {exc.http_status}): check {where}.bot_token",
+                f"Telegram refused the bot token (error {code}): check {where}.bot_token",
                 retryable=False,
             )
         return exc

@@ -126,6 +126,32 @@ def test_a_rate_limit_saying_wait_zero_still_waits_the_backoff(alerting, fake_no
         assert row.next_attempt_at - clock() >= least
 
 
+def test_a_telegram_flood_wait_inside_a_200_is_honoured_and_delivered_later(
+    alerting, fake_notify, clock
+):
+    fake_notify.script(
+        "telegram",
+        Script(
+            status=200,
+            body={
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 700",
+                "parameters": {"retry_after": 700},
+            },
+        ),
+    )
+    raise_now(alerting, [changed()])
+    worker = alerting.delivery_worker()
+    worker.run_once(limit=10)
+    telegram = by_destination(alerting)["telegram"]
+    assert telegram.status == "pending" and fake_notify.delivered("telegram") == []
+    assert timedelta(seconds=700) <= telegram.next_attempt_at - clock() <= timedelta(seconds=770)
+    drain(worker, clock)
+    assert by_destination(alerting)["telegram"].status == "sent"
+    assert len(fake_notify.delivered("telegram")) == 1
+
+
 def test_a_permanent_refusal_fails_only_that_destination(alerting, fake_notify, clock):
     fake_notify.script("slack", Script(status=404, body=b"channel_not_found"))
     raise_now(alerting, [changed()])

@@ -143,6 +143,46 @@ def test_ok_false_in_a_2xx_is_telegrams_refusal_classified_by_its_error_code(
     assert caught.value.http_status == 200 and caught.value.vendor_reason == "Bad Request: nope"
 
 
+def test_a_flood_wait_inside_a_2xx_is_honoured_and_never_delivered(fake_notify):
+    """Telegram's ok=false with error_code 429 and parameters.retry_after, answered with HTTP
+    200 (a proxy, a Bot API server in between): the wait it names was dropped, so the alert was
+    retried on the backoff's own schedule, inside the flood wait."""
+    body = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 5",
+        "parameters": {"retry_after": 5},
+    }
+    fake_notify.script("telegram", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.retry_after == 5
+    assert not caught.value.outcome_unknown
+    assert fake_notify.delivered("telegram") == []
+
+
+def test_a_revoked_token_said_inside_a_2xx_names_the_setting(fake_notify):
+    body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    fake_notify.script("telegram", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert not caught.value.retryable and "bot_token" in caught.value.message
+
+
+def test_a_migrated_group_said_inside_a_2xx_names_the_new_chat_id(fake_notify):
+    body = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: group chat was upgraded to a supergroup chat",
+        "parameters": {"migrate_to_chat_id": -1001987654321},
+    }
+    fake_notify.script("telegram", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert not caught.value.retryable
+    assert "chat_id to -1001987654321" in caught.value.message
+
+
 @pytest.mark.parametrize("body", [b"", b"<html>OK</html>", {"result": {}}, [1], b"[" * 100_000])
 def test_a_2xx_without_ok_may_have_posted_the_message_an_unknown_outcome(fake_notify, body):
     fake_notify.script("telegram", Script(status=200, body=body))

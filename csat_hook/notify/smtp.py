@@ -25,7 +25,8 @@
   same message (same Message-ID) again later to them alone (:meth:`EmailDestination.send_to`,
   RCPT TO those still in ``to``; the To header keeps the whole list), so the others never get
   a second copy. Those refused for good (5xx) are only named. All refused is an error, retried
-  when one was refused for now (nothing was sent).
+  when one was refused for now (nothing was sent), whatever happens to the connection after
+  the refusals (a server closing it on RSET or QUIT).
 
 Errors carry the SMTP code and the exception's class, never the server's text (it can echo an
 address) nor the password.
@@ -33,6 +34,7 @@ address) nor the password.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
@@ -225,7 +227,7 @@ class EmailDestination(Destination):
             else:
                 refused.append((address, code))
         if not accepted:
-            client.rset()
+            _reset(client)
             # Nothing was sent. One refused for now (4xx) may take it later: retried (those
             # refused for good are refused again, and named once one is accepted).
             codes = [code for _, code in refused]
@@ -309,6 +311,14 @@ def _why(exc: BaseException, deadline: Deadline) -> str:
     if deadline.passed:
         return f"the {deadline.seconds:g} s deadline passed"
     return type(exc).__name__
+
+
+def _reset(client: smtplib.SMTP) -> None:
+    """Say RSET after every recipient was refused; a failure here (the server closing the
+    connection on it, a reset) changes nothing: the refusals are the answer, and they are
+    classified by their codes, not as a connection lost before the message was sent."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        client.rset()
 
 
 def _quit(client: smtplib.SMTP) -> None:

@@ -113,6 +113,7 @@ class Mailbox:
     drop_after_data: int = 0  # store, then close the connection without the 250
     replies_after_data: list[str] = field(default_factory=list)  # store, then answer this
     drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
+    drop_at: set[str] = field(default_factory=set)  # close it on these commands: RSET, QUIT
     auth_replies: list[str] = field(default_factory=list)  # e.g. "454 4.7.0 try later"
 
     def parsed(self) -> list[EmailMessage]:
@@ -173,6 +174,22 @@ class DroppingSMTP(SMTP):
             self.transport.abort()
             return
         await super().smtp_DATA(arg)
+
+    def _dropped_at(self, command: str) -> bool:
+        mailbox = self.event_handler
+        if isinstance(mailbox, Mailbox) and command in mailbox.drop_at:
+            assert self.transport is not None
+            self.transport.abort()
+            return True
+        return False
+
+    async def smtp_RSET(self, arg: str) -> None:  # noqa: N802
+        if not self._dropped_at("RSET"):
+            await super().smtp_RSET(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:  # noqa: N802
+        if not self._dropped_at("QUIT"):
+            await super().smtp_QUIT(arg)
 
 
 class LoopbackController(Controller):

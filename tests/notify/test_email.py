@@ -247,6 +247,31 @@ def test_every_recipient_refused_is_permanent(smtp, mailbox):
     assert not caught.value.retryable and "550" in caught.value.message
 
 
+@pytest.mark.parametrize("drop_at", [{"RSET"}, {"QUIT"}, {"RSET", "QUIT"}])
+def test_every_recipient_refused_then_the_connection_dropped_is_still_permanent(
+    smtp, mailbox, drop_at
+):
+    """The 550s already said it: a server closing the connection on the RSET (or QUIT) after
+    them made it "not sent, retryable", and the alert was refused again on every attempt."""
+    port, ca_file = smtp
+    mailbox.refuse.update(TO)
+    mailbox.drop_at.update(drop_at)
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert not caught.value.retryable and not caught.value.outcome_unknown
+    assert "550" in caught.value.message and mailbox.messages == []
+
+
+def test_a_recipient_refused_for_now_then_the_connection_dropped_is_retried(smtp, mailbox):
+    port, ca_file = smtp
+    mailbox.refuse_for_now.update(TO)
+    mailbox.drop_at.add("RSET")
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "450" in caught.value.message
+
+
 def test_a_temporary_refusal_is_retried(smtp, mailbox):
     port, ca_file = smtp
     mailbox.data_replies.append("451 4.3.0 Try again later")

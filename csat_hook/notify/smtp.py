@@ -11,12 +11,12 @@
 * Time: ``timeout_seconds`` bounds each socket operation, ``deadline_seconds`` the whole
   exchange (:mod:`csat_hook.notify.smtp_client`): a server answering a byte at a time holds
   the delivery no longer.
-* Classification (RFC 5321): 5xx replies (to AUTH too), certificate failures, a server
-  without STARTTLS: permanent (the configuration is wrong). 4xx replies (to AUTH too: 454,
-  RFC 4954), refused or dropped connections before the server's 354 to DATA, timeouts or the
-  deadline before it: retryable, not sent. A connection lost, a timeout, the deadline or an
-  answer without a reply code once the message is being sent (before the server's 250): the
-  outcome is unknown. The server may have queued the message:
+* Classification (RFC 5321): 5xx replies (to EHLO and AUTH too), certificate failures, a
+  server without STARTTLS: permanent (the configuration is wrong). 4xx replies (to EHLO and
+  AUTH too: 421, 454 RFC 4954), refused or dropped connections before the server's 354 to
+  DATA, timeouts or the deadline before it: retryable, not sent. A connection lost, a
+  timeout, the deadline or an answer without a reply code once the message is being sent
+  (before the server's 250): the outcome is unknown. The server may have queued the message:
   it is sent again with the same Message-ID, which the recipient's mailbox or automation can
   use to drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered, the refused ones named with their
@@ -161,10 +161,10 @@ class EmailDestination(Destination):
                 tls=context if options.security == "tls" else None,
             )
             try:
-                client.ehlo()
+                _ehlo(client, where)
                 if options.security == "starttls":
                     client.starttls(context=context)
-                    client.ehlo()
+                    _ehlo(client, where)
                 if options.username is not None and options.password is not None:
                     stage = "auth"
                     _check_mechanisms(client, where, self.name)
@@ -278,6 +278,16 @@ def _dot_stuffed(message: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _ehlo(client: smtplib.SMTP, where: str) -> None:
+    """Say EHLO; a refusal is classified by its code. smtplib's ehlo() returns a refusal
+    rather than raising it, leaving the server's extensions empty: starttls() and login() then
+    raised "not supported", and a busy server's 421 read as one without STARTTLS or AUTH,
+    a permanent configuration error."""
+    code, _ = client.ehlo()
+    if code != 250:
+        raise _by_code(where, code, "EHLO")
 
 
 def _check_mechanisms(client: smtplib.SMTP, where: str, name: str) -> None:

@@ -114,6 +114,8 @@ class Mailbox:
     replies_after_data: list[str] = field(default_factory=list)  # store, then answer this
     drop_at_data: int = 0  # close the connection on the DATA command (before its 354)
     drop_at: set[str] = field(default_factory=set)  # close it on these commands: RSET, QUIT
+    # The next EHLOs' replies in order, e.g. "421 4.3.2 busy" (None: the server's own).
+    ehlo_replies: list[str | None] = field(default_factory=list)
     auth_replies: list[str] = field(default_factory=list)  # e.g. "454 4.7.0 try later"
 
     def parsed(self) -> list[EmailMessage]:
@@ -182,6 +184,18 @@ class DroppingSMTP(SMTP):
             self.transport.abort()
             return True
         return False
+
+    async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802
+        mailbox = self.event_handler
+        reply = (
+            mailbox.ehlo_replies.pop(0)
+            if isinstance(mailbox, Mailbox) and mailbox.ehlo_replies
+            else None
+        )
+        if reply is not None:
+            await self.push(reply)
+            return
+        await super().smtp_EHLO(hostname)
 
     async def smtp_RSET(self, arg: str) -> None:  # noqa: N802
         if not self._dropped_at("RSET"):

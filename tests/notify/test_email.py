@@ -272,6 +272,41 @@ def test_a_recipient_refused_for_now_then_the_connection_dropped_is_retried(smtp
     assert "450" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "replies",
+    [
+        ["421 4.3.2 Service not available, try later"],
+        [None, "451 4.3.0 Try again later"],  # the EHLO after STARTTLS
+    ],
+)
+def test_a_temporary_refusal_of_ehlo_is_retried_not_taken_for_a_missing_extension(
+    tmp_path, replies
+):
+    """smtplib's ehlo() returns a refusal instead of raising: the features stayed empty and
+    starttls() or login() raised "not supported", which read as a server without STARTTLS
+    (or AUTH): a busy server failed the alert for good, blaming the configuration."""
+    mailbox = Mailbox(ehlo_replies=list(replies))
+    controller, ca_file = start_server(tmp_path / "tls", mailbox)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            email(controller.port, ca_file).send(sample())
+    finally:
+        controller.stop()
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "EHLO" in caught.value.message and mailbox.messages == []
+
+
+def test_a_permanent_refusal_of_ehlo_is_permanent(tmp_path):
+    mailbox = Mailbox(ehlo_replies=["554 5.7.1 No service for you"])
+    controller, ca_file = start_server(tmp_path / "tls", mailbox)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            email(controller.port, ca_file).send(sample())
+    finally:
+        controller.stop()
+    assert not caught.value.retryable and "EHLO answered 554" in caught.value.message
+
+
 def test_a_temporary_refusal_is_retried(smtp, mailbox):
     port, ca_file = smtp
     mailbox.data_replies.append("451 4.3.0 Try again later")

@@ -33,6 +33,7 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,7 +220,7 @@ class TelegramDestination(Destination):
                 exc.message,
                 retryable=True,
                 http_status=exc.http_status,
-                retry_after=float(wait),
+                retry_after=_seconds(wait),
                 vendor_reason=exc.vendor_reason,
             )
         if code in (401, 404):
@@ -238,3 +239,13 @@ def _own_refusal(response: requests.Response) -> bool:
     (a 500 or 502 with it is retried as a failure, not settled as an unknown outcome)."""
     body = response_json(response)
     return isinstance(body, dict) and body.get("ok") is False
+
+
+def _seconds(wait: float) -> float:
+    """A JSON number as seconds: an integer too large for a float (JSON has no bound) is
+    infinite, which the retry policy caps, not an OverflowError out of the send (an unexpected
+    error after the request went out: an outcome unknown, recorded as sent by default)."""
+    try:
+        return float(wait)
+    except OverflowError:
+        return math.inf

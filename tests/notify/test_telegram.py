@@ -161,6 +161,24 @@ def test_a_flood_wait_inside_a_2xx_is_honoured_and_never_delivered(fake_notify):
     assert fake_notify.delivered("telegram") == []
 
 
+@pytest.mark.parametrize("status", [429, 200])
+def test_a_flood_wait_too_large_for_a_float_is_still_a_refusal(fake_notify, status):
+    """A retry_after of 10**400 (JSON has no bound) raised OverflowError out of send(): an
+    unexpected error after the request went out, an unknown outcome, which is recorded as
+    sent by default: a refused alert was lost. It is a rate limit, waited out at the cap."""
+    body = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests",
+        "parameters": {"retry_after": 10**400},
+    }
+    fake_notify.script("telegram", Script(status=status, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert caught.value.retry_after == float("inf")  # the retry policy caps it
+
+
 def test_a_revoked_token_said_inside_a_2xx_names_the_setting(fake_notify):
     body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
     fake_notify.script("telegram", Script(status=200, body=body))

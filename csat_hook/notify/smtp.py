@@ -20,7 +20,8 @@
   it is sent again with the same Message-ID, which the recipient's mailbox or automation can
   use to drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered, the refused ones named with their
-  codes in the note (the outbox row's last error). Those refused for now (4xx) are also
+  codes in the note (the outbox row's last error). Those refused for now (4xx, or a reply
+  without a code, which smtplib reads as -1 and which says nothing for good) are also
   returned as :attr:`~csat_hook.helpdesks.records.SendResult.retry_to`: the outbox sends the
   same message (same Message-ID) again later to them alone (:meth:`EmailDestination.send_to`,
   RCPT TO those still in ``to``; the To header keeps the whole list), so the others never get
@@ -130,7 +131,7 @@ class EmailDestination(Destination):
         return SendResult(
             external_id=str(mail["Message-ID"]),
             note=_refused_note(refused),
-            retry_to=tuple(address for address, code in refused if 400 <= code < 500),
+            retry_to=tuple(address for address, code in refused if for_now(code)),
         )
 
     def settle(self, message: AlertMessage) -> Settle:
@@ -231,10 +232,10 @@ class EmailDestination(Destination):
             # Nothing was sent. One refused for now (4xx) may take it later: retried (those
             # refused for good are refused again, and named once one is accepted).
             codes = [code for _, code in refused]
-            for_now = [code for code in codes if 400 <= code < 500]
-            if for_now and len(for_now) < len(codes):
+            later = [code for code in codes if for_now(code)]
+            if later and len(later) < len(codes):
                 stage = "RCPT TO (every recipient refused, some for now)"
-                raise _by_code(where, max(for_now), stage)
+                raise _by_code(where, max(later), stage)
             raise _by_code(where, max(codes), "RCPT TO (every recipient refused)")
         # smtplib's data(), in two steps: a failure before the server's 354 is before the
         # message left (not sent); from sending it on, the server may have queued it.
@@ -311,7 +312,7 @@ def _refused_note(refused: list[tuple[str, int]]) -> str | None:
     if not refused:
         return None
     named = ", ".join(
-        f"{address} ({code}{', for now' if 400 <= code < 500 else ''})" for address, code in refused
+        f"{address} ({code}{', for now' if for_now(code) else ''})" for address, code in refused
     )
     return f"sent to the other recipients; refused by the server: {named}"
 
@@ -341,8 +342,20 @@ def _quit(client: smtplib.SMTP) -> None:
         client.close()
 
 
+def for_now(code: int) -> bool:
+    """Whether a refusal with this reply code may be taken back later: anything but a 5xx
+    (RFC 5321's permanent failures). A reply without a code (smtplib reads it as -1) said
+    nothing, least of all "never"."""
+    return not 500 <= code < 600
+
+
 def _by_code(where: str, code: int, stage: str) -> DeliveryError:
-    """An SMTP reply code as a DeliveryError: 4xx retryable, 5xx permanent (RFC 5321)."""
+    """An SMTP reply code as a DeliveryError: 4xx retryable, 5xx permanent (RFC 5321); a
+    reply without a code (-1) retryable, as a dropped connection before the message is."""
+    if not 200 <= code < 600:
+        return DeliveryError(
+            f"{where}: {stage} answered with no SMTP reply code (not sent)", retryable=True
+        )
     return DeliveryError(
         f"{where}: {stage} answered {code}",
         retryable=400 <= code < 500,

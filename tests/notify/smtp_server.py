@@ -108,6 +108,7 @@ class Mailbox:
     asked: list[str] = field(default_factory=list)  # every RCPT TO, accepted or not, in order
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     refuse_for_now: set[str] = field(default_factory=set)  # recipients answered 450
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # recipients answered so
     busy: dict[str, int] = field(default_factory=dict)  # answered 450 this many more times
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
@@ -126,6 +127,8 @@ class Mailbox:
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         self.asked.append(address)
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
         if address in self.refuse:
             return "550 5.1.1 No such user"
         if address in self.refuse_for_now:

@@ -307,6 +307,28 @@ def test_a_permanent_refusal_of_ehlo_is_permanent(tmp_path):
     assert not caught.value.retryable and "EHLO answered 554" in caught.value.message
 
 
+def test_every_recipient_answered_without_a_reply_code_is_retried_not_refused(smtp, mailbox):
+    """smtplib reads a reply that is not a number as -1: "RCPT TO answered -1" failed the
+    alert for good, as if the server had refused it, when it had said nothing readable."""
+    port, ca_file = smtp
+    mailbox.rcpt_replies.update(dict.fromkeys(TO, "2x0 fine"))
+    with pytest.raises(DeliveryError) as caught:
+        email(port, ca_file).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "no SMTP reply code" in caught.value.message and mailbox.messages == []
+
+
+def test_an_ehlo_answered_without_a_reply_code_is_retried(tmp_path):
+    mailbox = Mailbox(ehlo_replies=["hello there"])
+    controller, ca_file = start_server(tmp_path / "tls", mailbox)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            email(controller.port, ca_file).send(sample())
+    finally:
+        controller.stop()
+    assert caught.value.retryable and "EHLO" in caught.value.message
+
+
 def test_a_temporary_refusal_is_retried(smtp, mailbox):
     port, ca_file = smtp
     mailbox.data_replies.append("451 4.3.0 Try again later")

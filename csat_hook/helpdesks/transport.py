@@ -291,11 +291,14 @@ class HttpClient:
         if 200 <= response.status_code < 300:
             return response
         status = response.status_code
-        retry_after = None
-        for header in retry_after_headers:
-            retry_after = parse_retry_after(response.headers.get(header))
-            if retry_after is not None:
-                break
+        # Each header says "not before": the latest of them counts (a proxy's "Retry-After: 0"
+        # beside Intercom's reset must not hide the reset).
+        waits = [
+            wait
+            for header in retry_after_headers
+            if (wait := parse_retry_after(response.headers.get(header))) is not None
+        ]
+        retry_after = max(waits) if waits else None
         reason = vendor_reason(explain, response)
         unknown = write and status in UNKNOWN_IF_WRITTEN and not _said(refused, response)
         response.close()

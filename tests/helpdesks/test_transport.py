@@ -585,3 +585,19 @@ def test_a_read_answered_429_retry_after_zero_every_time_is_spread_by_the_backof
     client = HttpClient(sleep=slept.append)
     assert client.request("GET", "https://api.example/m", retries=3).json() == {"ok": True}
     assert slept == [0.5, 1.0, 2.0]  # READ_BACKOFF's own steps (low end of the jitter)
+
+
+@responses.activate
+def test_of_several_wait_headers_the_longest_counts():
+    # Intercom's X-RateLimit-Reset (read as a delay) behind a proxy that adds "Retry-After: 0":
+    # the first header found won, and the reset the API named was retried into.
+    responses.get(
+        "https://api.example/m",
+        status=429,
+        headers={"Retry-After": "0", "X-Reset-Delay": "30"},
+    )
+    with pytest.raises(DeliveryError) as caught:
+        HttpClient().request(
+            "GET", "https://api.example/m", retry_after_headers=("Retry-After", "X-Reset-Delay")
+        )
+    assert caught.value.retry_after == 30.0

@@ -50,8 +50,11 @@ from csat_hook.sync.timestamps.words import MONTHS
 # "4 ½", "4 .5", "4 - five") refused, no longer read by the first; the score restated in
 # words ("5 - Five stars") read; a score out of a number in words read as one out of digits
 # ("4 out of ten" refused, "4 of five of five" too), and a fraction with the fraction,
-# division or full-width slash ("4⁄5" read, "4 ⁄ 10" refused).
-READING_VERSION = 5
+# division or full-width slash ("4⁄5" read, "4 ⁄ 10" refused). 6: invisible format characters
+# (Unicode category Cf: a zero-width space, joiner, word joiner, byte order mark, bidi mark)
+# around a rating, an NPS answer, a reference or a ticket read as surrounding spaces are
+# ("4\u200b" was refused as bad_rating); one within still is ("4\u200b5" is no 45).
+READING_VERSION = 6
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -200,6 +203,25 @@ def normalize(text: Any) -> str:
     return comparable_text(text)
 
 
+def _is_edge(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def strip_format(text: str) -> str:
+    """``text`` without the spaces and Unicode format characters (category Cf: U+200B..U+200D
+    zero-width space and joiners, U+2060 word joiner, U+FEFF byte order mark, the bidi marks)
+    at its ends: invisible, a copy from a chat or a web page leaves them around a choice.
+    Those within are kept: "4\u200b5" stays no number rather than becoming 45."""
+    if not text or not (_is_edge(text[0]) or _is_edge(text[-1])):
+        return text
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -257,6 +279,8 @@ class RatingScale:
         return self._parse(value)
 
     def _parse(self, value: Any) -> int:
+        if isinstance(value, str):
+            value = strip_format(value)
         if is_blank(value):
             raise RatingError("missing_rating", "the rating cell is empty")
         if isinstance(value, bool):
@@ -422,7 +446,7 @@ def parse_nps(value: Any) -> int | None:
     """A 0–10 "would you recommend us" answer (a number, or a label starting with one such as
     ``10 - Extremely likely``); None when blank (the question is optional). RatingError with
     reason ``bad_nps`` otherwise."""
-    if is_blank(value):
+    if is_blank(value) or (isinstance(value, str) and not strip_format(value)):
         return None
     try:
         return _NPS_SCALE.parse(value)

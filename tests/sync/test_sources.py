@@ -427,3 +427,26 @@ def test_a_row_of_the_tab_that_is_not_a_list_fails_the_read_naming_it(row):
     with pytest.raises(GoogleApiError) as refused:
         source.fetch(set(), None)
     assert "values.batchGet: row 3 of the tab is not a list" in str(refused.value)
+
+
+def test_format_characters_around_the_rating_reference_and_ticket_are_not_read(tmp_path: Path):
+    path = tmp_path / "responses.csv"
+    path.write_text(
+        "Timestamp,Rating,Ticket,Reference\n"
+        "2026/09/27 15:00:00,4\u200b,\u2060T-7\u200b,\ufefft1\u200d\n"
+        "2026/09/27 16:00:00,4\u200b5,T-8,t2\n",
+        encoding="utf-8",
+    )
+    source = CsvResults(
+        path,
+        timezone="UTC",
+        encoding="utf-8",
+        delimiter=",",
+        timestamp_formats=["%Y/%m/%d %H:%M:%S"],
+        columns=COLUMNS,
+        ratings=SCALE,
+    )
+    batch = source.fetch(set(), None)
+    (one,) = batch.submissions
+    assert (one.rating, one.field_ticket, one.token) == (4, "T-7", "t1")
+    assert [(s.ref, s.reason) for s in batch.skipped] == [("row 3", "bad_rating")]

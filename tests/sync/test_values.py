@@ -14,6 +14,7 @@ from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial
 from csat_hook.sync.values import normalize
+from csat_hook.sync.values import parse_nps
 
 SCALE = RatingScale(1, 5, {"Very satisfied": 5, "Отлично": 5, "Плохо": 2})
 
@@ -622,3 +623,35 @@ def test_an_option_label_refused_as_two_scores_reads_once_configured(label):
         SCALE.parse(label)
     assert "results.rating_labels" in refused.value.detail
     assert RatingScale(1, 5, {label: 5}).parse(label) == 5
+
+
+# Invisible format characters (Unicode category Cf) a copy from a chat or a web page leaves
+# around a choice: a zero-width space, (non-)joiner, word joiner, byte order mark, bidi marks.
+_FORMAT_EDGES = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e", "\u202c"]
+
+
+@pytest.mark.parametrize("mark", _FORMAT_EDGES)
+def test_format_characters_around_a_rating_are_read_as_spaces_are(mark):
+    assert SCALE.parse(f"4{mark}") == 4
+    assert SCALE.parse(f"{mark} 4 {mark}") == 4
+    assert SCALE.parse(f"{mark}Very satisfied{mark}") == 5
+    assert SCALE.parse(f"5 - Very satisfied{mark}") == 5
+    assert parse_nps(f"{mark}9{mark}") == 9
+
+
+@pytest.mark.parametrize("mark", _FORMAT_EDGES)
+def test_a_format_character_within_a_rating_never_makes_another_number(mark):
+    for cell in (f"4{mark}5", f"1{mark}0", f"4{mark}/5"):
+        with pytest.raises(RatingError) as caught:
+            SCALE.parse(cell)
+        assert caught.value.reason == "bad_rating"
+    with pytest.raises(RatingError) as caught:
+        parse_nps(f"1{mark}0")
+    assert caught.value.reason == "bad_nps"
+
+
+def test_a_cell_of_format_characters_only_is_an_empty_one():
+    with pytest.raises(RatingError) as caught:
+        SCALE.parse("\u200b\ufeff ")
+    assert caught.value.reason == "missing_rating"
+    assert parse_nps("\u200b") is None  # the optional question left unanswered

@@ -35,6 +35,7 @@ from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import parse_nps
+from csat_hook.sync.values import strip_format
 
 # The size of the typed agent and ticket fields as stored (db/schema.py: answers' field_agent
 # and field_ticket).
@@ -203,13 +204,15 @@ class RowParser:
         # Text the database can hold (no NUL, no lone surrogate: a cell may carry either),
         # so an answer never turns into a database error the next run meets again.
         comment = storable(as_text(values.get("comment")))
-        token = storable(as_text(values.get("token")))
+        # A reference or ticket never holds a format character: one at an edge (a zero-width
+        # space a copy left) is no part of it, as a space there is not.
+        token = storable(strip_format(as_text(values.get("token"))))
         typed_agent = storable(as_text(values.get("agent")))
         # A name stored clipped as intake clips one (db.text.clipped: never half an emoji);
         # the row's identity keeps the plain cut it was first read with, so a row read
         # before is the same row.
         field_agent = clipped(typed_agent, FIELD_LIMIT)
-        field_ticket = storable(as_text(values.get("ticket")))[:FIELD_LIMIT]
+        field_ticket = storable(strip_format(as_text(values.get("ticket"))))[:FIELD_LIMIT]
         return Submission(
             fingerprint=submission_identity(
                 submitted_at,

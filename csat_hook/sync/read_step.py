@@ -73,7 +73,9 @@ class SourceRead:
 def read_source(
     engine: Engine, config: SyncSettings, source: ResultsSource, *, full: bool, now: datetime
 ) -> SourceRead:
-    """Read ``source`` (``full``: every row, row by row, whatever was remembered)."""
+    """Read ``source`` (``full``: every row, row by row, whatever was remembered) as at
+    ``now``, the run's clock (a row dated more than a day after it is skipped)."""
+    source.read_at(now)
     whole = source.prefetch()
     keys = None if whole is None else read_memo.MemoKeys.of(config, source.key, whole)
     with engine.connect() as conn:

@@ -35,6 +35,13 @@ from csat_hook.sync.bulk import among
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 
+# Any source's: a time read, but before 2000 or more than a day after the run's time
+# (sources/base.py EARLIEST_SUBMISSION, FUTURE_SLACK).
+_IMPLAUSIBLE = (
+    "the timestamp reads as a time before 2000 or more than a day after the run's time: "
+    "correct the cell (a number such as 0 typed into the timestamp column, a year typed "
+    "wrong), or the clock or time zone that wrote it; the rows are read again every run"
+)
 # What to change, per reason; the sources' own wording where it differs.
 _REMEDIES: dict[str, str] = {
     "missing_timestamp": "check that results.columns.timestamp names the form's timestamp column",
@@ -54,6 +61,7 @@ _REMEDIES: dict[str, str] = {
     "nonexistent_local_time": (
         "set results.csv.timezone to the time zone the timestamps were written in"
     ),
+    "implausible_timestamp": _IMPLAUSIBLE,
     "missing_rating": (
         "check that results.columns.rating names the rating question, or make the question "
         "required in the form"
@@ -93,6 +101,10 @@ _FORMS_REMEDIES = {
     "reads it otherwise; the response is read again every run",
 }
 _FORMS_REMEDIES["missing_timestamp"] = _FORMS_REMEDIES["bad_timestamp"]
+_FORMS_REMEDIES["implausible_timestamp"] = (
+    "Google listed a lastSubmittedTime before 2000 or more than a day after the run's time: "
+    "check this machine's clock (the run's time); the responses are read again every run"
+)
 # A response in a shape Google never sends (sources/forms_api.py): the detail names the field.
 _FORMS_REMEDIES["malformed_response"] = (
     "Google never lists a response so: check what the listing passes through (a proxy, a "
@@ -108,6 +120,7 @@ _FORMS_REMEDIES["duplicate_response"] = (
 # The reasons of a sheet's row that are not its timestamp's (_GSHEETS_TIMESTAMPS).
 _NOT_TIMESTAMPS = frozenset(
     {"missing_rating", "bad_rating", "bad_nps", "ambiguous_columns", "columns_differ"}
+    | {"implausible_timestamp"}  # a time read, wrong however the column is formatted
 )
 
 

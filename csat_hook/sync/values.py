@@ -53,7 +53,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # division or full-width slash ("4⁄5" read, "4 ⁄ 10" refused). 6: invisible format characters
 # (Unicode category Cf: a zero-width space, joiner, word joiner, byte order mark, bidi mark)
 # around a rating, an NPS answer, a reference or a ticket read as surrounding spaces are
-# ("4\u200b" was refused as bad_rating); one within still is ("4\u200b5" is no 45).
+# ("4\u200b" was refused as bad_rating); one within still is ("4\u200b5" is no 45). A time
+# before 2000 or more than a day after the read's (a serial of 0, 9999-12-31), credited
+# before, is a skipped row, implausible_timestamp (sources/base.py EARLIEST_SUBMISSION).
 READING_VERSION = 6
 
 SERIAL_EPOCH = datetime(1899, 12, 30)

@@ -374,7 +374,7 @@ def test_titles_in_another_code_page_name_the_encoding_setting(
     # to results.columns.
     header = "Отметка времени;Оценка;Комментарий;Оператор;Обращение;Код ссылки"
     token = kit.survey("R-1", "1", "Agent 1")
-    row = f"22.11.2026 20:17:11;5;Спасибо;Agent 1;R-1;{token}"
+    row = f"19.11.2026 20:17:11;5;Спасибо;Agent 1;R-1;{token}"
     export = tmp_path / "export.csv"
     export.write_bytes(f"{header}\r\n{row}\r\n".encode("cp1251"))
     refused = kit.run(csv_config(kit, export, encoding=configured, delimiter=";"))

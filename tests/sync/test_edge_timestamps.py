@@ -17,6 +17,7 @@ from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.sync.sources.base import RowParser
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 from tests.sync.test_attribution import at
@@ -109,13 +110,15 @@ def test_a_serial_json_number_of_any_size_is_a_skipped_row(kit, stamp):
     [("America/New_York", "0001-01-01 03:00:00 UTC"), ("Asia/Tokyo", "9999-12-31 20:00:00 UTC")],
 )
 def test_an_answer_the_reports_time_zone_cannot_show_does_not_fail_the_report(
-    kit, tmp_path, zone, stamp
+    kit, tmp_path, zone, stamp, monkeypatch
 ):
     """An instant within UTC's range but not within ``metrics.timezone``'s (year 1 seen from
     New York, 9999 from Tokyo) is credited, and every report failed converting it to local
     time ("internal error (OverflowError at sync/report/common.py)", and at
     alerts/report.py for the Alerts tab of the 9999 one's low-rating alert), run after run.
-    It is shown as its UTC time."""
+    It is shown as its UTC time. Such a row is skipped now (``implausible_timestamp``), but
+    an answer credited before that stays credited: the rows are read here as they were."""
+    monkeypatch.setattr(RowParser, "_implausible", lambda _self, _at: "")
     receivers = FakeNotify().start()
     try:
         _cannot_show(kit, tmp_path, zone, stamp, receivers)
@@ -161,13 +164,14 @@ def test_a_submission_dated_after_now_is_credited_with_a_warning(kit):
     off) is credited as read, and so outranks every later submission of its survey until that
     time: the run that reads it says so, naming the row (the run said ``ok`` and nothing else,
     and the Summary's "Latest answer" showed 2099). Google's own clock may run a little ahead
-    of ours: within the watermark's skew nothing is said."""
+    of ours: within the watermark's skew nothing is said. More than a day ahead (a year typed
+    wrong: 2099) the row is skipped (test_sheet_times_before_2000_or_beyond_tomorrow_...)."""
     token, other = kit.survey("T-1", "7", "Anna Petrova"), kit.survey("T-2", "8", "Boris Ivanov")
     kit.responses(
         [
             EN_HEADER,
             [at(1), 5, "ok", "Anna", "T-1", token],
-            [kit.now.replace(year=2099), 1, "typo", "Anna", "T-1", token],
+            [kit.now + timedelta(hours=3), 1, "typo", "Anna", "T-1", token],
             [kit.now + timedelta(minutes=4), 4, "skew", "Boris", "T-2", other],
         ]
     )
@@ -180,7 +184,7 @@ def test_a_submission_dated_after_now_is_credited_with_a_warning(kit):
     # A row added below (a read of the added rows alone) is judged the same way.
     third = kit.survey("T-3", "9", "Chen Wei")
     kit.fake.append_rows(
-        SHEET_ID, "Form Responses 1", [[kit.now.replace(year=2098), 2, "", "", "", third]]
+        SHEET_ID, "Form Responses 1", [[kit.now + timedelta(hours=5), 2, "", "", "", third]]
     )
     again = kit.run()
     assert (again.status, again.read, again.new) == ("ok", "appended", 1), again.error
@@ -224,3 +228,78 @@ def test_a_sheets_text_date_order_problem_names_no_csv_setting(kit, locale, type
     for detail in details:
         assert "results.csv" not in detail
         assert "Format" in detail  # the sheet's Format → Number
+
+
+def _summary_rows(summary) -> list[tuple[str, str]]:
+    return sorted((row["row"], row["reason"]) for row in summary.skipped_rows)
+
+
+def test_sheet_times_before_2000_or_beyond_tomorrow_are_implausible_skipped_rows(kit):
+    """A number in the timestamp column (0, a small serial: 1899/1900), a date before 2000 or
+    one more than a day after the run's time (9999-12-31, a year typed wrong) was credited,
+    and the 9999 one alerted as current and outranked every later submission of its survey.
+    Each is a skipped row, ``implausible_timestamp``, with the run's own clock; a row a few
+    hours ahead (a zone or clock a little off) is still credited, with the warning."""
+    tokens = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(8)]
+    rows = [
+        [at(1), 5, "ok", "Anna", "T-0", tokens[0]],
+        [0, 1, "", "Anna", "T-1", tokens[1]],
+        [5, 1, "", "Anna", "T-2", tokens[2]],
+        ["1999-12-31 23:00:00", 1, "", "Anna", "T-3", tokens[3]],
+        [2958465, 1, "", "Anna", "T-4", tokens[4]],  # 9999-12-31 in the sheet's zone
+        [kit.now + timedelta(days=2), 1, "", "Anna", "T-5", tokens[5]],
+        [kit.now + timedelta(hours=12), 4, "", "Anna", "T-6", tokens[6]],
+        ["2000-01-02 00:00:00", 3, "", "Anna", "T-7", tokens[7]],
+    ]
+    kit.responses([EN_HEADER, *rows])
+    config = kit.config(results={"min_skipped_rows": 100})
+    for _ in range(2):
+        summary = kit.run(config)
+        assert summary.status == "ok", summary.error
+        assert summary.skipped == {"implausible_timestamp": 5}
+        assert sorted(r.dialog_id for r in kit.rows(answers)) == ["T-0", "T-6", "T-7"]
+        assert kit.rows(alerts) == []
+    assert _summary_rows(summary) == [(f"row {n}", "implausible_timestamp") for n in range(3, 8)]
+    details = {row["row"]: row["detail"] for row in summary.skipped_rows}
+    assert "before 2000-01-01" in details["row 3"]
+    assert "1899-12-29" in details["row 3"]  # Moscow's mean time then: UTC+2:30
+    assert "more than a day after" in details["row 6"]
+    assert _skipped(kit) == [(f"row {n}", "implausible_timestamp") for n in range(3, 8)]
+    # Judged as the other skips are: a large share is the run's data_error, with the fix.
+    failed = kit.run(kit.config(results={"min_skipped_rows": 1, "max_skipped_share": 0.1}))
+    assert failed.status == "data_error"
+    assert "implausible_timestamp" in (failed.error or "")
+
+
+def test_the_window_follows_the_runs_clock(kit):
+    """A row dated two days ahead is skipped; once the run's clock gets there it is read."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [kit.now + timedelta(days=2), 4, "", "Anna", "T-1", token]])
+    config = kit.config(results={"min_skipped_rows": 100})
+    assert kit.run(config).skipped == {"implausible_timestamp": 1}
+    kit.now += timedelta(days=2)
+    later = kit.run(config)
+    assert (later.status, later.new, later.skipped) == ("ok", 1, {}), later.error
+    assert _skipped(kit) == []
+
+
+def test_csv_times_before_2000_or_beyond_tomorrow_are_implausible_skipped_rows(kit, tmp_path: Path):
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    lines = ["Timestamp,Rating,Comment,Agent,Ticket,Reference"]
+    lines.append(f"2026/11/19 3:47:14 PM GMT+3,5,ok,Anna,T-1,{token}")
+    lines.append(f"1970-01-01 00:00:00,2,x,Anna,T-1,{token}")
+    lines.append(f"9999-12-30 00:00:00,2,x,Anna,T-1,{token}")
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = kit.config(
+        results={
+            "source": "csv",
+            "csv": {"path": str(export), "timezone": "Asia/Tokyo"},
+            "min_skipped_rows": 100,
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    assert summary.skipped == {"implausible_timestamp": 2}
+    assert [r.rating for r in kit.rows(answers)] == [5]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
+import pytest
+
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
@@ -84,3 +86,11 @@ def test_wording_per_source():
     sheet = batch(2, 5, source="gsheets")
     (problem,) = judge(sheet, set(), max_share=0.2, min_rows=3)
     assert "File → Settings" in problem.fix
+
+
+@pytest.mark.parametrize("source", ["csv", "gsheets", "forms_api"])
+def test_an_implausible_timestamp_is_told_what_it_is_not_a_layout_to_add(source):
+    made = batch(2, 5, reason="implausible_timestamp", source=source)
+    (problem,) = judge(made, set(), max_share=0.2, min_rows=3)
+    assert "2000" in problem.fix and "a day after" in problem.fix
+    assert "timestamp_formats" not in problem.fix and "Format" not in problem.fix

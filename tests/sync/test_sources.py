@@ -450,3 +450,35 @@ def test_format_characters_around_the_rating_reference_and_ticket_are_not_read(t
     (one,) = batch.submissions
     assert (one.rating, one.field_ticket, one.token) == (4, "T-7", "t1")
     assert [(s.ref, s.reason) for s in batch.skipped] == [("row 3", "bad_rating")]
+
+
+def test_a_forms_response_dated_before_2000_or_beyond_tomorrow_is_an_implausible_skip(
+    fake_google, google_session
+):
+    fake_google.add_form(
+        "form-1",
+        [
+            response(1, "2026-11-02T10:00:00Z"),
+            response(2, "1970-01-01T00:00:00Z"),
+            response(3, "9999-12-31T10:00:00Z"),
+            response(4, "2026-11-06T10:00:00Z"),  # two days after the read's time
+        ],
+    )
+    source = FormsApiResults(
+        FormsApi(google_session),
+        "form-1",
+        question_ids={"rating": "aa11", "token": "bb22"},
+        page_size=10,
+        overlap_seconds=3600,
+        ratings=SCALE,
+    )
+    source.read_at(datetime(2026, 11, 4, 10, 0, tzinfo=UTC))
+    batch = source.fetch(set(), None)
+    assert [s.token for s in batch.submissions] == ["tok-1"]
+    skipped = sorted((s.ref, s.reason, s.role) for s in batch.skipped)
+    assert skipped == [
+        (f"response ACYDBN{n}", "implausible_timestamp", "timestamp") for n in (2, 3, 4)
+    ]
+    # Read at a later time, the response two days ahead is the answer it is.
+    source.read_at(datetime(2026, 11, 6, 9, 0, tzinfo=UTC))
+    assert sorted(s.token for s in source.fetch(set(), None).submissions) == ["tok-1", "tok-4"]

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from typing import ClassVar
 from typing import NamedTuple
 
+from csat_hook.clock import utcnow
 from csat_hook.db.text import clipped
 from csat_hook.db.text import storable
 from csat_hook.sync.records import SkippedRow
@@ -41,6 +43,16 @@ from csat_hook.sync.values import strip_format
 # and field_ticket).
 FIELD_LIMIT = 255
 
+# When a submission can have been made: a time outside is no answer's time, and the row is
+# skipped as ``implausible_timestamp`` (read again every run). A number in a sheet's timestamp
+# column (0, a small serial) is a time in 1899 or 1900; a date typed wrong, or a producer's
+# clock or a zone setting far off, dates a row years ahead (9999-12-31), where credited it
+# outranked every later submission of its survey, topped the reports' latest answers and
+# alerted as current. A few hours ahead is credited, with the read step's warning: a zone
+# setting a little off dates every recent row so (read_step.warn_after_now).
+EARLIEST_SUBMISSION = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+
 
 class ResultsSource(abc.ABC):
     """Base class of results sources; ``kind`` is the ``results.source`` value."""
@@ -49,6 +61,17 @@ class ResultsSource(abc.ABC):
     # An incremental source (one that reads from a watermark) reads everything again when its
     # last full read is older than this; None: only the first run and ``sync --full`` do.
     full_read_every: timedelta | None = None
+    # The time the read is made at (:meth:`read_at`); None: the wall clock's.
+    _read_at: datetime | None = None
+
+    def read_at(self, now: datetime) -> None:
+        """Read as at ``now`` (the run's clock): a row dated more than
+        :data:`FUTURE_SLACK` after it is skipped as ``implausible_timestamp``."""
+        self._read_at = now
+
+    def now(self) -> datetime:
+        """The time the read is made at (:meth:`read_at`, else the wall clock's)."""
+        return self._read_at if self._read_at is not None else utcnow()
 
     @classmethod
     @abc.abstractmethod
@@ -112,11 +135,13 @@ class RowParser:
         *,
         describe: Callable[[], str] = str,
         warning_count: Callable[[], int] = int,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ratings = ratings
         self.to_datetime = to_datetime
         self.describe = describe
         self.warning_count = warning_count
+        self.now = now
 
     def signature(self) -> str:
         """Everything besides a row's cells that its identity depends on."""
@@ -177,6 +202,16 @@ class RowParser:
                 "timestamp",
                 example(stamp),
             )
+        implausible = self._implausible(submitted_at)
+        if implausible:
+            return SkippedRow(
+                skipped_identity(values, submitted_at),
+                ref,
+                "implausible_timestamp",
+                implausible,
+                "timestamp",
+                example(stamp),
+            )
         raw_rating = values.get("rating")
         try:
             rating = self.ratings.parse(raw_rating)
@@ -234,6 +269,29 @@ class RowParser:
             cells=cells,
             nps=nps,
         )
+
+    def _implausible(self, submitted_at: datetime) -> str:
+        """Why ``submitted_at`` is no submission's time (:data:`EARLIEST_SUBMISSION`,
+        :data:`FUTURE_SLACK`); empty when it may be one. The time is shown, never a text."""
+        if submitted_at < EARLIEST_SUBMISSION:
+            return (
+                f"dated {_shown(submitted_at)}, before {EARLIEST_SUBMISSION:%Y-%m-%d}: no "
+                "answer's time (a number such as 0 in the timestamp column is a time in 1899 "
+                "or 1900, or a year typed wrong); the row is read again every run"
+            )
+        latest = self.now() + FUTURE_SLACK
+        if submitted_at > latest:
+            return (
+                f"dated {_shown(submitted_at)}, more than a day after this run's time: no "
+                "answer's time yet (a year typed wrong, or a clock or time zone far off); the "
+                "row is read again every run, and credited once the run's time comes within a "
+                "day of it"
+            )
+        return ""
+
+
+def _shown(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def bytes_digest(data: bytes | memoryview) -> bytes:

@@ -383,6 +383,7 @@ class CsvResults(ResultsSource):
                 stamps.parse,
                 describe=stamps.describe,
                 warning_count=stamps.warning_count,
+                now=self.now,
             ),
             known,
             where=f"results.csv.path ({self.path.name})",

@@ -232,7 +232,7 @@ class FormsApiResults(ResultsSource):
         self.page_size = page_size
         self.overlap = timedelta(seconds=overlap_seconds)
         self.full_read_every = timedelta(hours=full_read_hours) if full_read_hours else None
-        self.parser = RowParser(ratings, _submission_time)
+        self.parser = RowParser(ratings, _submission_time, now=self.now)
         # One headers tuple for every row (a first run holds 1,000,000 submissions). The
         # responseId is not among them: it is the submission's ``ref`` ("response <id>"),
         # stored beside the row as read, and a second copy of it was ≈ 60 MB at 1,000,000.
@@ -359,7 +359,7 @@ class FormsApiResults(ResultsSource):
             headers=self.headers,
             cells=FROM_FIELDS,  # the row as read made from the fields when asked for
         )
-        if isinstance(item, SkippedRow) and item.role == "timestamp":
+        if isinstance(item, SkippedRow) and item.reason in {"bad_timestamp", "missing_timestamp"}:
             detail = "the response has no lastSubmittedTime" if not stamp else _NOT_RFC3339
             item = dataclasses.replace(item, detail=detail)
         # The identity leaves the responseId out: the same answer read from the responses

@@ -253,6 +253,7 @@ class GSheetsResults(ResultsSource):
                 to_datetime,
                 describe=text_stamps.describe,
                 warning_count=text_stamps.warning_count,
+                now=self.now,
             ),
             known,
             where=f"tab {tab.get('title')!r}",

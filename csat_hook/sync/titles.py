@@ -17,7 +17,9 @@ A key too long to fit whole (an e-mail past Excel's 31) is cut, and the title en
 ``… #TAG``: four characters made from the agent's helpdesk and key (:func:`tag`). Cut alone,
 two such keys starting alike ("support.team.alice@…", "support.team.bob@…" at 20 characters)
 gave one title, told apart only by the " 2" the later one got: which was whose depended on
-the report's order. The tag is the same run after run and in both outputs.
+the report's order. The tag is the same run after run and in both outputs. Agents whose
+titles clean to one ("Anna (a/b)" and "Anna (a:b)" are both "Anna (a b)"; names and keys
+that show nothing, "-") each get theirs the same way (:func:`distinct`): " 2" went by order.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ def _tagged(title: str, key: str, helpdesk: str | None, max_len: int) -> str:
     """``title`` cut to end with ``… #TAG`` (:func:`tag`) within ``max_len``."""
     tail = f"… #{tag(key, helpdesk)}"
     return clean(cut(title, max_len - units(tail)), max_len) + tail
+
+
+def distinct(title: str, key: str, helpdesk: str | None, max_len: int) -> str:
+    """``title`` of an agent whose title another agent's cleans to too (keys that differ by a
+    forbidden character, "a/b" and "a:b"; names and keys that show nothing, "-"), told apart
+    by `` #TAG`` (:func:`tag`), cut to end with ``… #TAG`` when it does not fit: the same
+    whatever the order of the agents, as " 2" was not."""
+    tail = f" #{tag(key, helpdesk)}"
+    if units(title) + units(tail) <= max_len:
+        return title + tail
+    return _tagged(title, key, helpdesk, max_len)
 
 
 def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) -> str:
@@ -138,6 +151,11 @@ def table_titles(
     ``max_len``, in the order given, none of ``taken``; none of ``yielding`` either but the
     report's own (titles of tabs that give way to them: a departed agent's, renamed).
 
+    Agents whose titles are one (compared as Sheets does) each get their tag
+    (:func:`distinct`), so which tab is whose does not depend on their order; " 2" is left
+    for a title that is still taken (the report's own, a tab csat-hook did not make, two
+    tags alike: once in about a million pairs).
+
     The report's own tabs (no key) get theirs first, wherever they are listed: the agents'
     tabs come before Unverified and Alerts, and an agent whose title is the same (a shared
     account whose key is its name, "alerts") took the team's Alerts tab, its alerts moved
@@ -150,8 +168,23 @@ def table_titles(
     ]
     own = [i for i, named in enumerate(names) if named[1] is None]
     agents = [i for i, named in enumerate(names) if named[1] is not None]
+    # Agents whose titles are one get their tags, unless two of them are one agent to a tag
+    # (the same key and helpdesk: only " 2" tells such tabs apart).
+    clashing: dict[str, list[tuple[str, str | None]]] = {}
+    for i in agents:
+        clashing.setdefault(wanted[i].casefold(), []).append(_identity(names[i]))
+    for i in agents:
+        group = clashing[wanted[i].casefold()]
+        if len(group) > 1 and len(set(group)) == len(group):
+            key, helpdesk = _identity(names[i])
+            wanted[i] = distinct(wanted[i], key, helpdesk, max_len)
     titles = dict(zip(own, unique_titles([wanted[i] for i in own], max_len, taken), strict=True))
     claimed = [*taken, *yielding, *titles.values()]
     agent_titles = unique_titles([wanted[i] for i in agents], max_len, claimed)
     titles.update(zip(agents, agent_titles, strict=True))
     return [titles[i] for i in range(len(names))]
+
+
+def _identity(named: Named) -> tuple[str, str | None]:
+    """The agent key and helpdesk a tag is made from."""
+    return named[1] or "", named[2] if len(named) > 2 else None

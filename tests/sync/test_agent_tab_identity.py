@@ -17,14 +17,19 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 
 from csat_hook.intake import store
 from csat_hook.sync.outputs.sheets_format import object_id
 from csat_hook.sync.outputs.sheets_tabs import Renamed
 from csat_hook.sync.outputs.sheets_tabs import agent_ids
+from csat_hook.sync.titles import SHEETS_MAX
 from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import agent_title
+from csat_hook.sync.titles import table_titles
+from csat_hook.sync.titles import tag
+from csat_hook.sync.titles import units
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import HELPDESK
 from tests.sync.conftest import SHEET_ID
@@ -315,3 +320,39 @@ def test_a_shared_keys_title_names_the_helpdesk_and_keeps_within_the_limit():
     assert agent_title("Anna", "7", 100) == "Anna (7)"
     long = agent_title("Anna Petrova Ivanovna", "12345", XLSX_MAX, "zendesk")
     assert long == "Anna Petrova Iv (zendesk 12345)" and len(long) == XLSX_MAX
+
+
+# Agents whose titles clean to one: keys whose forbidden characters differ ("a/b", "a:b",
+# "a?b"), and blank names and keys that show nothing (every such tab was "-").
+CLASHING = [
+    ("Anna", "a/b", None),
+    ("Anna", "a:b", None),
+    ("Anna", "a?b", None),
+    ("", " ", None),
+    ("", "  ", None),
+    ("Boris", "b", None),
+]
+
+
+@pytest.mark.parametrize("max_len", [SHEETS_MAX, XLSX_MAX])
+def test_titles_that_clean_to_one_are_told_apart_by_a_tag_whatever_the_order(max_len):
+    """They were told apart by " 2", " 3" in the report's order (the order of the agents'
+    newest answers): whose tab was "Anna (a b) 2" changed from one run to the next. Each
+    gets the stable tag made from its helpdesk and key instead, as a cut key does."""
+    forward = table_titles(CLASHING, max_len)
+    backward = table_titles(CLASHING[::-1], max_len)[::-1]
+    assert forward == backward
+    assert len({title.casefold() for title in forward}) == len(CLASHING)
+    assert forward[0] == f"Anna (a b) #{tag('a/b')}"
+    assert forward[3] == f"- #{tag(' ')}"
+    assert forward[5] == "Boris (b)"  # no clash: no tag
+    assert all(units(title) <= max_len for title in forward)
+
+
+def test_a_clash_of_long_titles_keeps_the_tag_within_the_limit():
+    keys = ["support/team.alice.long@example.com", "support:team.alice.long@example.com"]
+    named = [("Alice", key, None) for key in keys]
+    titles = table_titles(named, XLSX_MAX)
+    assert titles == table_titles(named[::-1], XLSX_MAX)[::-1]
+    assert [title[-5:] for title in titles] == [f"#{tag(key)}" for key in keys]
+    assert all(units(title) <= XLSX_MAX for title in titles)

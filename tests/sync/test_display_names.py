@@ -7,6 +7,7 @@ from __future__ import annotations
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.report.common import display_names
+from csat_hook.sync.titles import tag
 
 
 def _names(*agents: tuple[str, str, str]) -> list[str]:
@@ -59,3 +60,26 @@ def test_names_that_look_the_same_are_told_apart_and_no_control_moves_a_key() ->
     assert names[5] == "5"
     assert names[6] == "שרה כהן"  # right-to-left text still reads right to left
     assert _names(("desk", "8", "Tab\tName\nLine\r")) == ["Tab Name Line "]
+
+
+ZWSP = "\u200b"
+
+
+def test_agents_whose_labels_still_look_alike_get_their_tag_whatever_the_order() -> None:
+    """Two agents with no name and a key that shows nothing were both labelled "-" (with
+    their invisible keys: "- (\u200b)"), and keys that differ by what shows nothing
+    ("7" and "7\u200b") gave "Anna (7)" twice. Each gets the stable tag its tab gets
+    (:func:`~csat_hook.sync.titles.tag`), whatever the order of the agents."""
+    agents = [
+        ("desk", ZWSP, ""),
+        ("desk", ZWSP * 2, " "),
+        ("desk", "7", "Anna"),
+        ("desk", "7" + ZWSP, "Anna"),
+        ("desk", "9", "Boris"),
+    ]
+    names = _names(*agents)
+    assert names == _names(*agents[::-1])[::-1]
+    assert names[0] == f"- #{tag(ZWSP)}"
+    assert names[1] == f"- #{tag(ZWSP * 2)}"
+    assert names[2] == f"Anna (7) #{tag('7')}"
+    assert names[4] == "Boris"

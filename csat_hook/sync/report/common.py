@@ -21,6 +21,7 @@ from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import Stats
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import BIDI
+from csat_hook.sync.titles import tag
 from csat_hook.sync.values import normalize
 
 # Fractions are written rounded to this: a re-run writes the same cells. Nine digits, not
@@ -82,7 +83,8 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     Names are compared as a reader sees them (:func:`~csat_hook.sync.values.normalize`:
     Unicode NFKC, case, runs of spaces): "Семён" typed with a composed ё and one written as
     е + U+0308 (a name pasted from a macOS file) look the same on the leaderboard, so both
-    get their key."""
+    get their key. Labels that still look alike (no name and a key that shows nothing) get
+    their tab's tag too (:func:`~csat_hook.sync.titles.tag`), whatever the agents' order."""
     label = (texts or Texts("en"))["no_agent"]
     unnamed = sum(1 for a in data.agents if is_no_agent(a))
     shown = [label if is_no_agent(a) else _shown(a) for a in data.agents]
@@ -100,11 +102,21 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
             else:
                 names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")
         elif counts[seen] > 1 and agent.name != agent.key:
-            names.append(f"{name} ({_visible(agent.key)})")
+            key = _visible(agent.key)
+            names.append(f"{name} ({key})" if _seen(key) else name)  # a key that shows nothing
         elif seen == normalize(label) and unnamed:
             names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")  # key = the label
         else:
             names.append(name)
+    # Labels that still look alike (no name and a key that shows nothing: "-"; keys that differ
+    # only by what shows nothing, "7" and "7\u200b"): each gets the tag its tab gets
+    # (titles.tag, titles.distinct), the same whatever the agents' order.
+    alike = Counter(_seen(name) for name in names)
+    shared = Counter(agent.key for agent in data.agents)
+    for i, agent in enumerate(data.agents):
+        if alike[_seen(names[i])] > 1 and not is_no_agent(agent):
+            helpdesk = agent.helpdesk if shared[agent.key] > 1 else None
+            names[i] = f"{names[i]} #{tag(agent.key, helpdesk)}"
     return names
 
 

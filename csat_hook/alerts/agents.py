@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from csat_hook.alerts import store
 from csat_hook.alerts.config import AgentBelowTargetRule
+from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import AGENT
 from csat_hook.alerts.records import DatasetLike
 from csat_hook.alerts.records import Inputs
@@ -62,6 +63,11 @@ def agent_alerts(
             if answer.rating >= top:
                 satisfied[answer.agent] += 1
     state_names = {i: agent_state_name(rule.name, *index[i]) for i in index}
+    # Named with their key where another agent's name looks the same (alerts/names.py).
+    shown = told_apart(
+        {index[i]: agents[i].name or index[i][1] for i in index},
+        (((a.helpdesk, a.key), a.name or a.key) for a in agents if a.key),
+    )
     known = store.states(conn, list(state_names.values()))
     new = []
     for i, (helpdesk, key) in sorted(index.items(), key=lambda kv: kv[1]):
@@ -86,7 +92,7 @@ def agent_alerts(
         akey = alert_key("agent", rule.name, helpdesk, key, episode)
         figures = AgentFigures(
             agent_key=key,
-            agent_name=agents[i].name or key,
+            agent_name=shown[helpdesk, key],
             answers=n,
             satisfied=x,
             csat=x / n,

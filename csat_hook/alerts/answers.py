@@ -28,6 +28,8 @@ from csat_hook.alerts.config import AlertsConfig
 from csat_hook.alerts.config import CommentRule
 from csat_hook.alerts.config import LowRatingRule
 from csat_hook.alerts.config import NpsDetractorRule
+from csat_hook.alerts.names import named_alike
+from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import Changed
 from csat_hook.alerts.records import Inputs
@@ -77,6 +79,7 @@ def answer_alerts(
     if not matched:
         return []
     contexts = store.reply_contexts(conn, sorted({a.token for _, a, _, _ in matched}))
+    shown = _shown_names(conn, [a for _, a, _, _ in matched], inputs)
     new = []
     for rule, answer, event, key in matched:
         message = AlertMessage(
@@ -90,7 +93,7 @@ def answer_alerts(
             dialog_id=answer.dialog_id,
             ticket_url=ticket_url(inputs.helpdesks, answer.helpdesk, answer.dialog_id),
             agent_key=answer.agent_key,
-            agent_name=answer.agent_name or answer.agent_key,
+            agent_name=shown[answer.helpdesk, answer.agent_key],
             team=answer.team,
             rating=answer.rating,
             previous_rating=answer.previous_rating
@@ -172,3 +175,24 @@ def _match(rule: Any, answer: Changed, scale: Scale) -> str | None:
     if isinstance(rule, NpsDetractorRule):
         return NPS_DETRACTOR if answer.nps is not None and answer.nps <= rule.max_score else None
     return None
+
+
+def _shown_names(
+    conn: sa.Connection, alerted: Sequence[Changed], inputs: Inputs
+) -> dict[tuple[str, str], str]:
+    """The alerted answers' agents as alert text names them (alerts/names.py): with their key
+    where another agent's name looks the same, among the answers this run changed, the
+    dataset's agents (else the agents with an answer whose survey recorded the same name)
+    and the helpdesks' configured agents."""
+    named = {(a.helpdesk, a.agent_key): a.agent_name or a.agent_key for a in alerted}
+    others = [((c.helpdesk, c.agent_key), c.agent_name or c.agent_key) for c in inputs.changed]
+    if inputs.data is not None:
+        others += [((a.helpdesk, a.key), a.name or a.key) for a in inputs.data.agents if a.key]
+    else:
+        others += named_alike(conn, list(named.values()))
+    for helpdesk, options in inputs.helpdesks.items():
+        for key, agent in (getattr(options, "agents", None) or {}).items():
+            name = getattr(agent, "name", None)
+            if name:
+                others.append(((helpdesk, str(key)), str(name)))
+    return told_apart(named, others)

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from csat_hook.alerts.config import DigestConfig
+from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.alerts.records import DatasetLike
 from csat_hook.alerts.records import Inputs
@@ -70,13 +71,17 @@ def digest_alert(
         else (f"{first.isoformat()} – {(after - timedelta(days=1)).isoformat()}")
     )
     agents = data.agents
+    # Named with their key where another agent's name looks the same (alerts/names.py).
+    shown = told_apart({(a.helpdesk, a.key): _named(a) for a in agents})
     per_agent: dict[int, list[int]] = {}
     for answer in in_period:
         per_agent.setdefault(answer.agent, []).append(answer.rating)
     overall = _figures("*", "All agents", [a.rating for a in in_period], scale.top_box)
     listed = sorted(
         (
-            _figures(agents[i].key, _named(agents[i]), ratings, scale.top_box)
+            _figures(
+                agents[i].key, shown[agents[i].helpdesk, agents[i].key], ratings, scale.top_box
+            )
             for i, ratings in per_agent.items()
         ),
         key=lambda f: (f.csat if f.csat is not None else 1.0, -f.answers, f.agent_name),
@@ -88,7 +93,7 @@ def digest_alert(
     items = tuple(
         DigestItem(
             rating=a.rating,
-            agent_name=_named(agents[a.agent]),
+            agent_name=shown[agents[a.agent].helpdesk, agents[a.agent].key],
             dialog_id=a.dialog_id,
             comment=a.comment or None,
             ticket_url=ticket_url(inputs.helpdesks, a.helpdesk, a.dialog_id),

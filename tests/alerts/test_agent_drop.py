@@ -207,3 +207,14 @@ def test_the_answers_of_surveys_that_named_no_agent_are_no_agent_to_alert_about(
     outcome = raise_now(agents, [changed(submitted_at=clock(), rating=5, agent_key="")], data=data)
     assert outcome.raised == {}
     assert state(agents) is None
+
+
+def test_an_agent_whose_name_another_agent_has_is_named_with_the_key(agents, clock):
+    data = Data(
+        agents=[Agent("generic", "7", "Anna Petrova"), Agent("generic", "8", "Anna Petrova")]
+    )
+    data.add(satisfied=12, unsatisfied=13, at=clock() - timedelta(days=1))
+    evaluate(agents, data, clock)
+    with agents.engine.connect() as conn:
+        payload = conn.execute(sa.select(alerts.c.payload)).scalar_one()
+    assert AlertMessage.from_payload(payload).agent_name == "Anna Petrova (7)"

@@ -190,3 +190,17 @@ def test_answers_to_surveys_that_named_no_agent_are_labelled_in_a_digest(digesti
     [message] = digests(services)
     assert "No agent recorded" in [a.agent_name for a in message.agents]
     assert ("T-none", "No agent recorded") in [(i.dialog_id, i.agent_name) for i in message.items]
+
+
+def test_two_agents_of_one_name_are_told_apart_in_a_digest(digesting, clock):
+    services = digesting()
+    clock.now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+    raise_now(services, [], data=Data())
+    clock.now = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)
+    data = yesterday_data(clock())
+    data.agents[1] = Agent("generic", "8", "Anna Petrova")  # Boris's answers: another Anna's
+    raise_now(services, [], data=data)
+    [message] = digests(services)
+    assert sorted(a.agent_name for a in message.agents) == ["Anna Petrova (7)", "Anna Petrova (8)"]
+    named = {i.dialog_id: i.agent_name for i in message.items}
+    assert (named["T-1"], named["T-2"]) == ("Anna Petrova (7)", "Anna Petrova (8)")

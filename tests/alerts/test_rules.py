@@ -18,6 +18,7 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
+from tests.alerts.test_agent_drop import Agent
 from tests.alerts.test_agent_drop import Data
 
 
@@ -300,3 +301,34 @@ def test_a_digest_does_not_count_towards_the_hourly_cap(with_rules, clock):
     outcome = raise_now(services, [changed(submitted_at=clock())], data=Data())
     assert (outcome.raised, outcome.queued, outcome.held) == ({"low": 1}, 1, 0)
     assert [d.status for d in deliveries(services)] == ["pending", "pending"]
+
+
+def _agent_names(services: Any) -> dict[str, str]:
+    """Each stored alert's dialog (or agent key) → the agent as its text names them."""
+    found = {}
+    for alert in stored(services):
+        message = AlertMessage.from_payload(alert.payload)
+        found[message.dialog_id or message.agent_key or ""] = message.agent_name
+    return found
+
+
+def test_two_agents_of_one_name_are_told_apart_by_their_key(alerting):
+    """Two agents named "Anna Petrova" (agents 7 and 8): their alerts read the same, "Low
+    rating 1/5 for Anna Petrova": whose was it? Only where names collide the key is added."""
+    answers = [
+        changed(survey_key="s-1", dialog_id="D-1", agent_key="7"),
+        changed(survey_key="s-2", dialog_id="D-2", agent_key="8", agent_name="anna  petrova"),
+        changed(survey_key="s-3", dialog_id="D-3", agent_key="9", agent_name="Boris"),
+    ]
+    assert raise_now(alerting, answers).raised == {"low": 3}
+    assert _agent_names(alerting) == {
+        "D-1": "Anna Petrova (7)",
+        "D-2": "anna  petrova (8)",
+        "D-3": "Boris",
+    }
+
+
+def test_an_agent_of_the_same_name_in_the_dataset_is_a_collision_too(alerting):
+    data = Data(agents=[Agent("generic", "7", "Anna Petrova"), Agent("other", "7", "Anna Petrova")])
+    raise_now(alerting, [changed()], data=data)
+    assert _agent_names(alerting) == {"D-1001": "Anna Petrova (generic: 7)"}

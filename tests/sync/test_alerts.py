@@ -27,6 +27,7 @@ from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.devtools.fake_notify import Script
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.notify.records import AlertMessage
 from csat_hook.services import Services
 from csat_hook.services import build_services
 from tests.helpdesks.markdown import links_and_text
@@ -40,6 +41,7 @@ from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import start_server
 from tests.outbox.test_worker import drain
 from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import SHEET_ID
 
 TOKEN = "123456789:AAH0fakeBotTokenForTests_abcdefghijkl"
 CHAT = "-1001234567890"
@@ -613,3 +615,32 @@ def test_an_agent_whose_tab_title_is_the_alerts_tab_never_takes_it(kit, receiver
     assert kit.run(config).status == "ok"
     assert [r["Handled"] for r in tab_rows(kit)] == ["Anna: called back"]
     assert [a.handled for a in kit.rows(alerts)] == ["Anna: called back"]
+
+
+def test_an_alert_names_the_key_of_an_agent_whose_name_another_agent_has(kit, receivers):
+    """Agents 7 and 8 are both "Anna Petrova": a low rating of agent 8's read in a later run
+    (no dataset read: answer rules only) said "for Anna Petrova", as agent 7's would. Agent
+    7's answer in the database is what the name collides with; Boris's alert is as it was."""
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    other = kit.survey("T-2", "8", "Anna Petrova")
+    boris = kit.survey("T-3", "9", "Boris")
+    slack = {"kind": "slack", "webhook_url": receivers.slack_hook()}
+    low = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    config = kit.config(alerts={"destinations": {"slack": slack}, "rules": [low]})
+    kit.responses([EN_HEADER, [kit.now - timedelta(minutes=5), 5, "", "", "T-1", anna]])
+    assert kit.run(config).status == "ok"
+    kit.now += timedelta(hours=1)
+    added = [
+        [kit.now - timedelta(minutes=5), 1, "", "", "T-2", other],
+        [kit.now - timedelta(minutes=4), 1, "", "", "T-3", boris],
+    ]
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", added)
+    second = kit.run(config)
+    assert second.status == "ok", second.error
+    with kit.engine.connect() as conn:
+        payloads = conn.execute(sa.select(alerts.c.payload)).scalars().all()
+    messages = [AlertMessage.from_payload(payload) for payload in payloads]
+    assert {m.dialog_id: m.agent_name for m in messages} == {
+        "T-2": "Anna Petrova (8)",
+        "T-3": "Boris",
+    }

@@ -1009,3 +1009,28 @@ def test_a_header_name_that_cannot_be_one_is_refused_naming_its_key(helpdesks, k
     with pytest.raises(ConfigError) as raised:
         load_config(None, env={}, overrides={"helpdesks": helpdesks})
     assert f"{key}: " in raised.value.message and "is not a header name" in raised.value.message
+
+
+@pytest.mark.parametrize("name", ["ПЕРЕМЕННАЯ", "CW_SECRÉT", "ＳＥＣＲＥＴ"])
+def test_a_variable_name_outside_ascii_is_one_message_naming_the_key(tmp_path, name):
+    """One message, naming the key and what a name may hold; no second one about the value
+    left unexpanded (it was validated as written: "must be at least 16 characters")."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"token: {{secret: '${{{name}}}'}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={name: "x" * 40})
+    lines = info.value.message.splitlines()[1:]
+    assert len(lines) == 1, info.value.message
+    assert lines[0].strip().startswith("token.secret: ")
+    assert "ASCII letters, digits and underscore" in lines[0]
+
+
+def test_a_reference_that_fails_is_the_one_message_about_its_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '${CSAT_UNSET_SECRET}'}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    lines = info.value.message.splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "token.secret: environment variable CSAT_UNSET_SECRET is not set"
+    ]

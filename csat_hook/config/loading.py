@@ -69,7 +69,15 @@ def _expand(
             j += 1
         inner = text[i + 2 : j - 1]
         name, sep, default = inner.partition(":-")
-        if depth or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        if not depth and name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            # Its position, not the name (it may be a secret pasted in the wrong place).
+            errors.append(
+                f"{path}: malformed ${{...}} reference at character {i + 1}: a variable "
+                "name holds only ASCII letters, digits and underscore, and does not start "
+                "with a digit"
+            )
+            return text
+        if depth or not name:
             # Its position, not its text: a default, or a literal secret's rest, is a secret.
             errors.append(
                 f"{path}: malformed ${{...}} reference at character {i + 1} (write ${{NAME}} "
@@ -167,6 +175,11 @@ def load_config(
     errors: list[str] = []
     written: set[str] = set()
     raw = _interpolate(raw, env, "", errors, written)
+    # A key whose reference could not be expanded holds no value worth checking: what its
+    # check would say of the text left ("must be at least 16 characters") is about nothing
+    # the file meant, so the reference's message is the one said about that key.
+    unexpanded = {line.partition(": ")[0] for line in errors}
+    said = len(errors)
     if env.get("DATABASE_URL"):
         raw.setdefault("database", {})
         if isinstance(raw["database"], dict):
@@ -194,6 +207,7 @@ def load_config(
     else:
         errors.append("helpdesks: must be a mapping of instance name to options")
     if errors or config is None:
+        errors[said:] = [e for e in errors[said:] if e.partition(": ")[0] not in unexpanded]
         raise ConfigError(_error_text(source, errors))
     config.helpdesks = validated
     config.source = source

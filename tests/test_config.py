@@ -1034,3 +1034,30 @@ def test_a_reference_that_fails_is_the_one_message_about_its_key(tmp_path):
     assert [line.strip() for line in lines] == [
         "token.secret: environment variable CSAT_UNSET_SECRET is not set"
     ]
+
+
+def test_the_alerts_example_writes_no_secret_and_its_defaults_are_the_fake_receivers():
+    """examples/alerts.yaml takes each destination's secret from ${VAR}; the default it falls
+    back to (for trying it against ``dev fake-notify``) is marked a development secret, said
+    as such, not as a secret written in the file. The defaults are fake-notify's own, so the
+    "Try it" of docs/alerts.md works with no variable set."""
+    from csat_hook.cli.dev import fake_notify
+
+    example = ROOT / "examples" / "alerts.yaml"
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": ""}
+    result = CliRunner().invoke(main, ["-c", str(example), "check-config"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "written in the configuration file" not in result.output
+
+    config = load_config(example, env={})
+    assert config.secrets_in_file == []
+    defaults = {param.name: param.default for param in fake_notify.params}
+    team = config.alerts.destinations
+    slack = team["team-slack"].webhook_url.get_secret_value()  # type: ignore[union-attr]
+    assert slack == f"http://127.0.0.1:{defaults['port']}{defaults['slack_path']}"
+    telegram = team["team-telegram"]
+    assert telegram.bot_token.get_secret_value() == defaults["telegram_token"]  # type: ignore[union-attr]
+    assert telegram.chat_id == defaults["telegram_chat"]  # type: ignore[union-attr]
+    crm = team["crm"]
+    assert crm.secret.get_secret_value() == defaults["webhook_secret"]  # type: ignore[union-attr]
+    assert crm.url.endswith(f"/hooks/{defaults['webhook_name']}")  # type: ignore[union-attr]

@@ -241,15 +241,19 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
 @dev.command("fake-notify")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8098, show_default=True)
-@click.option("--slack-path", default="/services/T0CSAT/B0ALERTS/Xk3y5ecret", show_default=True)
+# The development values examples/alerts.yaml falls back to ("insecure": check-config says
+# they are no real secrets, and never takes them for secrets written in the file).
 @click.option(
-    "--telegram-token", default="123456789:AAH0fakeBotTokenForTrying_abcdefgh", show_default=True
+    "--slack-path", default="/services/T0CSAT/B0ALERTS/devinsecurehook", show_default=True
+)
+@click.option(
+    "--telegram-token", default="123456789:dev-insecure-bot-token-for-trying", show_default=True
 )
 @click.option("--telegram-chat", default="-1001234567890", show_default=True)
 @click.option("--webhook-name", default="team", show_default=True)
 @click.option(
     "--webhook-secret",
-    default="whsec_" + "ZmFrZS13ZWJob29rLXNlY3JldC0zMmJ5dGVzISE=",
+    default="whsec_" + "devinsecurewebhooksecretForTryingAlertsLocal",
     show_default=True,
 )
 def fake_notify(

@@ -108,10 +108,12 @@ def erase(
     syncs store its answers still in the source (credited to it, naming it, or typed with
     its ticket number) with their rating, never their text. Running it again adds nothing.
 
+    A reply being sent right now is erased as well: the delivery's outcome keeps nothing of
+    the customer (sent: recorded without its text; not sent: cancelled, never sent again).
+
     \b
-    Exit codes: 0 done (or a dry run); 1 a reply to the customer is being sent right now
-    and was left: run the same command again in a minute; 2 bad usage; 3 a sync is
-    running (the erasure waits for its lock as a sync does): nothing was erased."""
+    Exit codes: 0 done (or a dry run); 2 bad usage; 3 a sync is running (the erasure waits
+    for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
     config = state.config
     engine = make_engine(config.database.url, pool_size=1)
@@ -139,8 +141,6 @@ def erase(
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
-    if tally.in_delivery:
-        sys.exit(1)
 
 
 def _known_helpdesk(engine: Engine, config: Config, name: str) -> None:
@@ -321,8 +321,11 @@ def _report(tally: Tally, applied: bool, selector: Selector) -> None:
         if not applied:
             click.echo("Run again with --yes to erase it (one transaction).")
     if tally.in_delivery:
+        what = "were" if applied else "are"
         click.echo(
-            f"{tally.in_delivery} survey replies to this customer are being sent right now "
-            "and were left as they are: run the same command again in a minute."
+            f"{tally.in_delivery} survey replies to this customer {what} being sent right now: "
+            f"{'erased' if applied else 'erased with the rest'} all the same, and marked, so "
+            "what the delivery records keeps no customer data (one that goes out is recorded "
+            "sent without its text; one that does not is cancelled, never sent again)."
         )
     click.echo(OUT_OF_REACH)

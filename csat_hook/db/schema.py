@@ -139,6 +139,9 @@ outbox = sa.Table(
     sa.Column("alert_id", sa.ForeignKey("alerts.id", ondelete="CASCADE")),
     sa.Column("destination", sa.String(64)),
     sa.Column("delivery_key", sa.String(191)),
+    # Set by an erasure that found the reply being sent (erasure/store.py): its outcome keeps
+    # no customer data (outbox/store/outcomes.py) and it is never sent again.
+    sa.Column("erased_at", UTCDateTime()),
     sa.UniqueConstraint("survey_id"),
     sa.UniqueConstraint("kind", "delivery_key"),
     sa.Index(None, "status", "next_attempt_at"),

@@ -55,8 +55,9 @@ class Tally:
     # deleted: they hold a dialog id and times, nothing that names the customer but the dialog.
     reopens: int = 0
     records: int = 0
-    # Surveys left untouched: their reply is being delivered right now (a worker holds it and
-    # will record what it sent): the same erasure run again once it is done takes them.
+    # Replies being delivered right now (a worker holds the survey and will record what it
+    # sent): erased and marked all the same, their outcome keeps no customer data
+    # (outbox/store/outcomes.py). Said apart, not counted in total() (their surveys are).
     in_delivery: int = 0
 
     def total(self) -> int:

@@ -94,20 +94,21 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             surveys.c.customer_name,
         ).where(_customer(selector))
     ).all()
-    replies = _rows(
-        conn,
-        sa.select(
-            outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context
-        ).where(outbox.c.kind == REPLY),
-        outbox.c.survey_id,
-        [row.id for row in found],
-    )
-    # A reply being delivered: its worker records what it sent when it is done. Left whole
-    # until then (the same command run again takes it).
-    busy = {row.survey_id for row in replies if row.status == SENDING}
+    replies_of = sa.select(
+        outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context
+    ).where(outbox.c.kind == REPLY)
+    if apply:
+        # Locked until the erasure commits (PostgreSQL; SQLite's writer lock is held from
+        # BEGIN): no worker claims one of them meanwhile (a claim skips locked rows), and an
+        # outcome recorded for one being sent waits, then reads the erasure's mark. Each is
+        # erased in the state read here.
+        replies_of = replies_of.with_for_update()
+    replies = _rows(conn, replies_of, outbox.c.survey_id, [row.id for row in found])
+    # Being delivered: a worker holds the survey's customer fields and the reply context in
+    # memory and records the outcome when it is done. Erased now all the same, and marked
+    # (outbox.erased_at): that outcome keeps no customer data (outbox/store/outcomes.py).
+    busy = [row.id for row in replies if row.status == SENDING]
     tally.in_delivery = len(busy)
-    found = [row for row in found if row.id not in busy]
-    replies = [row for row in replies if row.survey_id not in busy]
     # Survey key → its dialog, for each survey of the customer's.
     keys = {tokens.survey_key(row.token): row.dialog_id for row in found if row.token}
     dialogs = {(row.helpdesk, row.dialog_id) for row in found}
@@ -132,7 +133,11 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     # whose data is erased): cancelled. The survey's status stays (a failed one counts so).
     waiting = [row.id for row in replies if row.status in UNSENT]
     tally.cancelled = len(waiting)
-    sent = [row.id for row in replies if row.status not in UNSENT and (row.body or row.context)]
+    sent = [
+        row.id
+        for row in replies
+        if row.status not in (*UNSENT, SENDING) and (row.body or row.context)
+    ]
     tally.replies = len(sent)
     answered = _rows(
         conn,
@@ -191,42 +196,31 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     if not apply:
         return tally
 
-    # The replies first, each only in the state it was read in: on PostgreSQL a worker may
-    # have claimed a pending one since (or `outbox retry` requeued a failed one). Such a
-    # reply is being sent: it and its survey are left whole (the worker uses the context it
-    # holds and records the text it sent), counted as in delivery, for the same command run
-    # again to find by the survey's customer fields.
-    moved: set[int] = set()
+    # The replies first, each in the state it was read (and locked) in.
     for chunk in in_chunks(waiting):
         cancelled = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_(UNSENT))
             .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE, body=None, context={})
-            .returning(outbox.c.id, outbox.c.survey_id)
-        ).all()
-        moved.update(set(chunk) - {row.id for row in cancelled})
+            .returning(outbox.c.survey_id)
+        ).scalars()
         conn.execute(
             sa.update(surveys)
-            .where(
-                surveys.c.id.in_([row.survey_id for row in cancelled]), surveys.c.status == QUEUED
-            )
+            .where(surveys.c.id.in_(list(cancelled)), surveys.c.status == QUEUED)
             .values(status=CANCELLED)
         )
     for chunk in in_chunks(sent):
-        done = conn.execute(
+        conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, CANCELLED)))
             .values(body=None, context={})
-            .returning(outbox.c.id)
-        ).scalars()
-        moved.update(set(chunk) - set(done))
-    if moved:
-        late = {row.survey_id for row in replies if row.id in moved}
-        tally.in_delivery += len(late)
-        tally.cancelled -= sum(1 for row in replies if row.id in moved and row.status in UNSENT)
-        tally.replies -= sum(1 for row in replies if row.id in moved and row.status not in UNSENT)
-        tally.surveys -= sum(1 for ident in holders if ident in late)
-        holders = [ident for ident in holders if ident not in late]
+        )
+    for chunk in in_chunks(busy):
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), outbox.c.status == SENDING)
+            .values(body=None, context={}, erased_at=now)
+        )
     for chunk in in_chunks(holders):
         conn.execute(
             sa.update(surveys)

@@ -535,14 +535,18 @@ def test_email_case_is_folded_by_the_database_on_both_sides(shop: Shop):
     assert "Nothing to erase" in shop.erase("--email", "maria@example.com").output
 
 
-def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_left(shop: Shop):
+def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_erased_and_marked(shop: Shop):
     with shop.kit.engine.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.dialog_id == "D-1").values(status=PENDING))
         conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status="queued"))
-        conn.execute(sa.update(outbox).where(outbox.c.dialog_id == "D-2").values(status=SENDING))
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.dialog_id == "D-2")
+            .values(status=SENDING, claimed_by="worker-1", body=None)
+        )
     result = shop.erase("--email", "maria.lopez@example.com", "--yes")
-    assert result.exit_code == 1
-    assert "being sent right now" in result.output and "run the same command again" in result.output
+    assert result.exit_code == 0, result.output
+    assert "1 survey replies to this customer were being sent right now" in result.output
     with shop.kit.engine.connect() as conn:
         rows = {
             r.dialog_id: r
@@ -553,6 +557,8 @@ def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_left(shop: Shop
                     surveys.c.customer_email,
                     outbox.c.status.label("reply"),
                     outbox.c.body,
+                    outbox.c.context,
+                    outbox.c.erased_at,
                 ).join(outbox, outbox.c.survey_id == surveys.c.id)
             )
         }
@@ -562,7 +568,11 @@ def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_left(shop: Shop
         None,
     )
     assert rows["D-1"].body is None
-    assert (rows["D-2"].reply, rows["D-2"].customer_email) == (SENDING, MARIA["customer_email"])
+    # Left to its worker, erased all the same and marked for its outcome.
+    d2 = rows["D-2"]
+    assert (d2.reply, d2.customer_email, d2.context) == (SENDING, None, {})
+    assert d2.erased_at is not None
+    assert held(shop.dump()) == {}
 
 
 @pytest.mark.parametrize(
@@ -681,70 +691,54 @@ def test_a_value_no_database_can_hold_is_bad_usage_not_a_traceback(
     assert shop.dump() == before
 
 
-def test_a_reply_claimed_by_a_worker_while_the_erasure_runs_is_left_whole(
+def test_a_worker_claims_none_of_the_replies_the_erasure_is_erasing(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ):
-    """PostgreSQL (READ COMMITTED): a worker claims a pending reply after the erasure read it
-    as pending and before the erasure cancels it. The reply is being sent: the erasure leaves
-    it and its survey whole (exit 1, "run again"), and the run after the worker recorded what
-    it sent erases it, instead of emptying the context the worker already holds, dropping the
-    survey's e-mail, and leaving the text the worker records with nothing to find it by."""
+    """PostgreSQL (READ COMMITTED): a worker claims while the erasure runs, between its reads
+    and its writes. The erasure locked the customer's replies as it read them: the claim (which
+    skips locked rows) takes none, and the erasure cancels the pending reply as read, instead
+    of finding it claimed and leaving customer data behind for a second run."""
     if shop.kit.engine.dialect.name != "postgresql":
         pytest.skip("SQLite: the erasure holds the writer lock from BEGIN, no worker claims")
     from csat_hook.erasure import store as erasure_store
+    from csat_hook.outbox import store as outbox_store
 
     with shop.kit.engine.begin() as conn:
         conn.execute(
             sa.update(outbox)
             .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
-            .values(status=PENDING, body=None)
+            .values(status=PENDING, body=None, next_attempt_at=shop.kit.now)
+        )
+        conn.execute(
+            sa.update(outbox)
+            .where(sa.not_(sa.and_(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)))
+            .values(next_attempt_at=shop.kit.now + timedelta(days=30))
         )
         conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status="queued"))
     original = erasure_store._alert_messages
-    claimed: list[bool] = []
+    claimed: list[Any] = []
 
     def claim_then_read(*args: Any, **kwargs: Any) -> Any:
-        if not claimed:  # the worker's claim commits between the erasure's reads and writes
-            claimed.append(True)
+        if not claimed:  # the worker's claim runs between the erasure's reads and writes
+            now = shop.kit.now + timedelta(seconds=1)
             with shop.kit.engine.begin() as other:
-                other.execute(
-                    sa.update(outbox)
-                    .where(
-                        outbox.c.dialog_id == "D-1",
-                        outbox.c.kind == REPLY,
-                        outbox.c.status == PENDING,
-                    )
-                    .values(status=SENDING, claimed_by="worker-1")
+                claimed.append(
+                    outbox_store.claim_due(other, "worker-1", now, now + timedelta(minutes=5), 10)
                 )
         return original(*args, **kwargs)
 
     monkeypatch.setattr(erasure_store, "_alert_messages", claim_then_read)
     result = shop.erase("--email", "maria.lopez@example.com", "--yes")
-    assert claimed
-    assert result.exit_code == 1, result.output
-    assert "1 survey replies to this customer are being sent right now" in result.output
+    assert claimed == [[]]
+    assert result.exit_code == 0, result.output
+    assert "being sent" not in result.output
     with shop.kit.engine.connect() as conn:
         reply = conn.execute(
             sa.select(outbox.c.status, outbox.c.context).where(
                 outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY
             )
         ).one()
-        email = conn.execute(
-            sa.select(surveys.c.customer_email).where(surveys.c.dialog_id == "D-1")
-        ).scalar_one()
-    assert reply.status == SENDING and reply.context == {"customer_id": MARIA["customer_id"]}
-    assert email == MARIA["customer_email"]
-
-    # The worker records what it sent; the same command run again erases it.
-    with shop.kit.engine.begin() as conn:
-        conn.execute(
-            sa.update(outbox)
-            .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
-            .values(status=SENT, body="Hi Maria Lopez, how did we do?")
-        )
-        conn.execute(sa.update(surveys).where(surveys.c.dialog_id == "D-1").values(status=SENT))
-    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
-    assert again.exit_code == 0, again.output
+    assert (reply.status, reply.context) == (CANCELLED, {})
     assert held(shop.dump()) == {}
 
 
@@ -1370,3 +1364,121 @@ def test_a_dialog_erasure_deletes_its_remembered_reopen_even_with_nothing_else_s
     assert _reopens(shop) == {("otherdesk", "D-9")}
     again = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes")
     assert "Nothing to erase" in again.output, again.output
+
+
+def _claim_d1(shop: Shop) -> tuple[Any, Any]:
+    """D-1's reply queued, then claimed as a worker claims it: the row and its survey as the
+    worker holds them (its customer fields included) while it sends."""
+    from csat_hook.outbox import store as outbox_store
+
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)
+            .values(status=PENDING, body=None, sent_at=None, next_attempt_at=shop.kit.now)
+        )
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.dialog_id == "D-1")
+            .values(status="queued", sent_at=None)
+        )
+        # Nothing else is due meanwhile (the alerts' deliveries): this one claim is D-1's.
+        conn.execute(
+            sa.update(outbox)
+            .where(sa.not_(sa.and_(outbox.c.dialog_id == "D-1", outbox.c.kind == REPLY)))
+            .values(next_attempt_at=shop.kit.now + timedelta(days=30))
+        )
+    now = shop.kit.now + timedelta(seconds=1)
+    with shop.kit.engine.begin() as conn:
+        (item,) = outbox_store.claim_due(conn, "worker-1", now, now + timedelta(minutes=5), 10)
+        survey = outbox_store.surveys_by_id(conn, [item.survey_id])[item.survey_id]
+    assert item.status == SENDING and survey.customer_name == MARIA["customer_name"]
+    return item, survey
+
+
+@pytest.mark.parametrize("outcome", ["sent", "retry", "retry-uncertain", "failed", "taken-over"])
+def test_a_reply_being_sent_is_erased_in_one_run_and_its_outcome_writes_nothing_back(
+    shop: Shop, outcome: str
+):
+    """The erasure finds D-1's reply claimed by a worker: it erases the survey's customer
+    fields and the row's context now, and marks the row, so whatever the worker records
+    keeps no customer data: sent, recorded once as sent (exactly once: never sent again)
+    without its text; a retry, a takeover or a failure cancels it (never sent again to the
+    customer whose data is erased). One run: nothing is left for a second."""
+    from csat_hook.outbox import store as outbox_store
+
+    item, survey = _claim_d1(shop)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "run the same command again" not in result.output
+    assert "  surveys: 2 " in result.output
+    assert held(shop.dump()) == {}
+
+    later = shop.kit.now + timedelta(seconds=30)
+    with shop.kit.engine.begin() as conn:
+        if outcome == "sent":
+            # The text as the worker rendered it, from the survey row it held.
+            body = f"Hi {survey.customer_name}, how did we do?"
+            assert outbox_store.mark_sent(
+                conn,
+                item.id,
+                "worker-1",
+                later,
+                external_id="msg-1",
+                body=body,
+                agent_id="7",
+                agent_name="Anna Petrova",
+                agent_email=None,
+                link="https://forms.example/x",
+            )
+        elif outcome.startswith("retry"):
+            assert outbox_store.reschedule(
+                conn,
+                item.id,
+                "worker-1",
+                later,
+                next_attempt_at=later,
+                error="HTTP 503",
+                http_status=503,
+                uncertain_since=later if outcome == "retry-uncertain" else None,
+            )
+        elif outcome == "failed":
+            assert outbox_store.mark_failed(
+                conn, item.id, "worker-1", later, error="HTTP 404", http_status=404
+            )
+        else:
+            released = outbox_store.release_stale(
+                conn,
+                later + timedelta(minutes=10),
+                dead_before=later + timedelta(minutes=10),
+                quiet_before=later + timedelta(minutes=10),
+                check_at=later + timedelta(minutes=10),
+            )
+            assert released == [item.id]
+    assert held(shop.dump()) == {}
+    with shop.kit.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(outbox.c.status, outbox.c.body, outbox.c.context, outbox.c.external_id).where(
+                outbox.c.id == item.id
+            )
+        ).one()
+        status = conn.execute(
+            sa.select(surveys.c.status).where(surveys.c.id == item.survey_id)
+        ).scalar_one()
+    expected = {
+        "sent": (SENT, SENT),
+        "retry": (CANCELLED, CANCELLED),
+        "retry-uncertain": (CANCELLED, CANCELLED),
+        "failed": (CANCELLED, "failed"),
+        "taken-over": (CANCELLED, CANCELLED),
+    }[outcome]
+    assert (row.status, status) == expected
+    assert (row.body, row.context) == (None, {})
+    if outcome == "sent":
+        assert row.external_id == "msg-1"
+    # Nothing is due: no claim takes it again.
+    with shop.kit.engine.begin() as conn:
+        far = later + timedelta(days=1)
+        assert outbox_store.claim_due(conn, "worker-2", far, far, 10) == []
+    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert again.exit_code == 0 and "Nothing to erase" in again.output, again.output

@@ -22,8 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.db.frozen import driver_rows
+from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import FAILED
 from csat_hook.db.schema import PENDING
+from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
@@ -33,6 +35,11 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.text import fitted
 from csat_hook.db.text import storable
 from csat_hook.outbox.store.enqueue import enqueue_alerts
+
+# Why a reply an erasure marked while it was being sent (``outbox.erased_at``) ended
+# cancelled: its attempt did not end sent, and a retry would send it to the customer whose
+# data is erased (erasure/store.py cancels one waiting to be sent the same way).
+ERASED_NOTE = "customer data erased while it was being sent: not sent again"
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -79,7 +86,8 @@ def _mark_sent_stmts(settling: bool = False) -> tuple[Any, Any, Any]:
         "updated_at": sa.bindparam("updated_now"),
         "lease_until": None,
         "external_id": sa.bindparam("external_id"),
-        "body": sa.bindparam("body"),
+        # The text as sent holds the customer's name: never kept once erased.
+        "body": sa.case((outbox.c.erased_at.is_(None), sa.bindparam("body")), else_=None),
         "last_error": sa.bindparam("note"),
     }
     if settling:
@@ -268,7 +276,8 @@ def _mark_sent_many_sql() -> str:
         " agent_id text, agent_name text, agent_email text, link text)),"
         f" done AS (UPDATE outbox AS o SET status = '{SENT}', sent_at = v.sent_at,"
         " updated_at = v.sent_at, lease_until = NULL, external_id = v.external_id,"
-        " body = v.body, last_error = v.note FROM v WHERE o.id = v.outbox_id"
+        " body = CASE WHEN o.erased_at IS NULL THEN v.body END, last_error = v.note"
+        " FROM v WHERE o.id = v.outbox_id"
         f" AND o.status = '{SENDING}' AND o.claimed_by = %(worker_id)s"
         " RETURNING o.id, o.survey_id, v.sent_at, v.with_link, v.agent_id, v.agent_name,"
         " v.agent_email, v.link),"
@@ -296,11 +305,12 @@ def reschedule(
     the earliest such time is kept, so the look-up covers every attempt that may have landed.
     """
     values: dict[str, Any] = {
-        "status": PENDING,
+        # Erased while it was being sent: cancelled, never sent again (see ERASED_NOTE).
+        "status": _unless_erased(PENDING, CANCELLED),
         "next_attempt_at": next_attempt_at,
         "lease_until": None,
         "claimed_by": None,
-        "last_error": fitted(outbox.c.last_error, error),
+        "last_error": _unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
         "last_http_status": http_status,
         "updated_at": now,
     }
@@ -309,8 +319,34 @@ def reschedule(
             outbox.c.uncertain_since,
             sa.bindparam("attempt_started", uncertain_since, type_=UTCDateTime()),
         )
-    result = conn.execute(sa.update(outbox).where(_owned(outbox_id, worker_id)).values(**values))
-    return result.rowcount == 1
+    row = conn.execute(
+        sa.update(outbox)
+        .where(_owned(outbox_id, worker_id))
+        .values(**values)
+        .returning(outbox.c.status, outbox.c.survey_id)
+    ).first()
+    if row is None:
+        return False
+    if row.status == CANCELLED:
+        cancel_surveys(conn, [row.survey_id])
+    return True
+
+
+def _unless_erased(value: Any, erased: Any) -> Any:
+    """``value``, or ``erased`` for a row an erasure marked while it was being sent."""
+    return sa.case((outbox.c.erased_at.is_(None), value), else_=erased)
+
+
+def cancel_surveys(conn: sa.Connection, ids: Sequence[int | None]) -> None:
+    """The surveys ``ids`` still queued, cancelled: their reply was, erased while it was being
+    sent (a failed one stays failed, as the erasure leaves a failed reply's survey)."""
+    wanted = [ident for ident in ids if ident is not None]
+    if wanted:
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.id.in_(wanted), surveys.c.status == QUEUED)
+            .values(status=CANCELLED)
+        )
 
 
 def mark_failed(
@@ -327,9 +363,10 @@ def mark_failed(
         sa.update(outbox)
         .where(where)
         .values(
-            status=FAILED,
+            # Erased while it was being sent: cancelled, so `outbox retry` never sends it.
+            status=_unless_erased(FAILED, CANCELLED),
             lease_until=None,
-            last_error=fitted(outbox.c.last_error, error),
+            last_error=_unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
             last_http_status=http_status,
             updated_at=now,
         )

@@ -13,11 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.db.engine import dialect_insert
+from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import workers
+from csat_hook.outbox.store.outcomes import ERASED_NOTE
+from csat_hook.outbox.store.outcomes import cancel_surveys
 
 
 @functools.cache
@@ -120,7 +123,9 @@ def _release_stmt() -> Any:
         sa.update(outbox)
         .where(outbox.c.id == picked.c.id, stale(outbox))
         .values(
-            status=PENDING,
+            # One an erasure marked while it was being sent is cancelled: never sent again
+            # to the customer whose data is erased (outbox/store/outcomes.py: ERASED_NOTE).
+            status=sa.case((outbox.c.erased_at.is_(None), PENDING), else_=CANCELLED),
             # The old owner's attempt started at its claim (updated_at) and may have landed.
             uncertain_since=sa.func.coalesce(outbox.c.uncertain_since, outbox.c.updated_at),
             next_attempt_at=sa.case(
@@ -132,16 +137,24 @@ def _release_stmt() -> Any:
             ),
             lease_until=None,
             claimed_by=None,
-            last_error=sa.func.substr(
-                sa.literal("taken over from worker ")
-                + sa.func.coalesce(outbox.c.claimed_by, "?")
-                + sa.literal(" (stopped beating or lease expired): outcome unknown, checking"),
-                1,
-                500,
+            last_error=sa.case(
+                (
+                    outbox.c.erased_at.is_(None),
+                    sa.func.substr(
+                        sa.literal("taken over from worker ")
+                        + sa.func.coalesce(outbox.c.claimed_by, "?")
+                        + sa.literal(
+                            " (stopped beating or lease expired): outcome unknown, checking"
+                        ),
+                        1,
+                        500,
+                    ),
+                ),
+                else_=sa.literal(ERASED_NOTE),
             ),
             updated_at=now,
         )
-        .returning(outbox.c.id)
+        .returning(outbox.c.id, outbox.c.status, outbox.c.survey_id)
     )
 
 
@@ -178,7 +191,9 @@ def release_stale(
         "releaser": releaser or "",
         "in_flight": list(in_flight),
     }
-    released = list(conn.execute(_release_stmt(), params).scalars())
+    rows = conn.execute(_release_stmt(), params).all()
+    cancel_surveys(conn, [row.survey_id for row in rows if row.status == CANCELLED])
+    released = [row.id for row in rows]
     conn.execute(_forget_gone_stmt(), {"dead_before": dead_before, "releaser": releaser or ""})
     return released
 

@@ -20,6 +20,9 @@ from csat_hook.clock import utcnow
 from csat_hook.config import Config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
+from csat_hook.db.migrate import current_revision
+from csat_hook.db.migrate import head_revision
+from csat_hook.db.migrate import known_revisions
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import is_storable
@@ -112,13 +115,17 @@ def erase(
     the customer (sent: recorded without its text; not sent: cancelled, never sent again).
 
     \b
-    Exit codes: 0 done (or a dry run); 2 bad usage; 3 a sync is running (the erasure waits
-    for its lock as a sync does): nothing was erased."""
+    Exit codes: 0 done (or a dry run); 2 bad usage, or a dry run on a database whose
+    schema is behind (run `csat-hook db upgrade`: a dry run changes nothing); 3 a sync
+    is running (the erasure waits for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
     config = state.config
     engine = make_engine(config.database.url, pool_size=1)
     try:
-        create_schema(engine)
+        if apply:
+            create_schema(engine)
+        else:
+            _schema_current(engine)
         if selector.helpdesk is not None:
             _known_helpdesk(engine, config, selector.helpdesk)
         selector, matched = _as_stored(engine, selector)
@@ -141,6 +148,29 @@ def erase(
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
+
+
+def _schema_current(engine: Engine) -> None:
+    """A dry run changes nothing, the schema included: on a database whose schema is not this
+    release's, say what to run instead of migrating it (exit 2)."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    engine.dispose()
+    if current is None or current in known_revisions():
+        said = (
+            f"the database schema is at revision {shown(current or 'none (empty)')}, this "
+            f"release's is {head}: a dry run changes nothing, the schema included. Run "
+            "`csat-hook db upgrade` first (or erase with --yes, which upgrades it)."
+        )
+    else:
+        said = (
+            f"the database schema is at revision {shown(current)}, newer than this release's "
+            f"({head}): run the release that upgraded it."
+        )
+    click.echo(f"Nothing erased: {said}", err=True)
+    sys.exit(2)
 
 
 def _known_helpdesk(engine: Engine, config: Config, name: str) -> None:

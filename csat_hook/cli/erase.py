@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import unicodedata
 from dataclasses import replace
 
 import click
@@ -268,6 +269,10 @@ def _selector(
             )
     # Trimmed as intake stores them (helpdesks/payload.py: as_text, and trim_id for ids, which
     # keeps a character such as NEL or a no-break space: "D-2\x85" is a dialog of its own).
+    # The address in NFKC (as every stored one is compared: erasure/store.py, email_form): a
+    # fullwidth "ｍａｒｉａ＠example.com" is an address, maria@example.com.
+    if email is not None:
+        email = unicodedata.normalize("NFKC", email)
     email, helpdesk = (value.strip() if value is not None else None for value in (email, helpdesk))
     customer_id, dialog_id = (
         trim_id(value) if value is not None else None for value in (customer_id, dialog_id)

@@ -36,6 +36,7 @@ counts any (cli/erase.py), and the sync stores a later one without its text in t
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import datetime
@@ -92,7 +93,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             surveys.c.customer_id,
             surveys.c.customer_email,
             surveys.c.customer_name,
-        ).where(_customer(selector))
+        ).where(_customer(selector, _email_spelt_otherwise(conn, selector.email)))
     ).all()
     replies_of = sa.select(
         outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context
@@ -296,11 +297,24 @@ def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]
     return [dialog] if dialog in found else sorted(found)
 
 
-def _customer(selector: Selector) -> sa.ColumnElement[bool]:
+def email_form(text: str) -> str:
+    """An e-mail address as the erasure compares it: NFKC ("ｍａｒｉａ＠…", typed on a
+    fullwidth keyboard, is "maria@…") and lowered, never case-folded (which makes
+    "straße@…" and "strasse@…", two addresses, one)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[bool]:
+    """The surveys ``selector`` names; ``also``: survey ids found apart (by an e-mail stored
+    in another Unicode spelling, :func:`_email_spelt_otherwise`)."""
     who = []
     if selector.email:
-        # As intake's cool-down compares them: both sides lowered by the database.
-        who.append(folded(surveys.c.customer_email) == folded(selector.email))
+        # As intake's cool-down compares them: both sides lowered by the database (the given
+        # address in NFKC: a fullwidth one is the ASCII address stored).
+        given = unicodedata.normalize("NFKC", selector.email)
+        who.append(folded(surveys.c.customer_email) == folded(given))
+    if also:
+        who.append(surveys.c.id.in_(list(also)))
     if selector.helpdesk and selector.customer_id:
         who.append(
             sa.and_(
@@ -315,6 +329,22 @@ def _customer(selector: Selector) -> sa.ColumnElement[bool]:
             )
         )
     return sa.or_(*who)
+
+
+def _email_spelt_otherwise(conn: sa.Connection, email: str | None) -> list[int]:
+    """The surveys whose customer e-mail holds a character outside ASCII (which the database
+    cannot put in NFKC: SQLite has no such function) and is ``email`` under
+    :func:`email_form`: read and compared here, the rest of the addresses by the database."""
+    if not email:
+        return []
+    column = surveys.c.customer_email
+    if conn.dialect.name == "postgresql":
+        wide = sa.func.octet_length(column) != sa.func.char_length(column)
+    else:
+        wide = sa.func.length(sa.cast(column, sa.LargeBinary)) != sa.func.length(column)
+    wanted = email_form(email)
+    rows = conn.execute(sa.select(surveys.c.id, column).where(column.is_not(None), wide))
+    return [row.id for row in rows if email_form(row.customer_email) == wanted]
 
 
 def _remembered_reopens(
@@ -410,9 +440,10 @@ def _every_unverified(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[An
 
 def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> list[int]:
     """The unverified answers besides ``found`` that hold the address ``email`` itself in a
-    cell of the row as read (a form that asks for it) or in a typed field, compared without
-    case (lowered, as ``_customer`` has the database compare the surveys'; never by Unicode
-    case folding, which makes "straße@…" and "strasse@…", two addresses, one), not inside a
+    cell of the row as read (a form that asks for it) or in a typed field, compared in NFKC
+    and without case (:func:`email_form`: lowered, as ``_customer`` has the database compare
+    the surveys'; never by Unicode case folding, which makes "straße@…" and "strasse@…", two
+    addresses, one), not inside a
     longer address. Nothing ties such an answer to the customer's surveys (its reference is
     missing or forged, its ticket another): read a page at a time, every one, the address
     searched in Python (the row as read is JSON, which the databases search differently)."""
@@ -420,7 +451,7 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
         return []
     # A full stop ends the address only when no more of a domain follows it: "…@example.com."
     # closes a sentence, "…@example.com.au" is a longer address.
-    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email.lower())}(?![\w-]|\.[\w-])")
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email_form(email))}(?![\w-]|\.[\w-])")
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -431,7 +462,7 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
             continue
         cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
         texts = (row.comment, row.field_agent, row.field_ticket, *cells)
-        if any(isinstance(t, str) and pattern.search(t.lower()) for t in texts):
+        if any(isinstance(t, str) and pattern.search(email_form(t)) for t in texts):
             held.append(row.id)
     return held
 

@@ -1482,3 +1482,36 @@ def test_a_reply_being_sent_is_erased_in_one_run_and_its_outcome_writes_nothing_
         assert outbox_store.claim_due(conn, "worker-2", far, far, 10) == []
     again = shop.erase("--email", "maria.lopez@example.com", "--yes")
     assert again.exit_code == 0 and "Nothing to erase" in again.output, again.output
+
+
+FULLWIDTH = "ＭＡＲＩＡ．ＬＯＰＥＺ＠ｅｘａｍｐｌｅ．ｃｏｍ"  # maria.lopez@example.com, NFKC
+
+
+def test_an_address_in_fullwidth_characters_is_the_same_address_both_ways(shop: Shop):
+    """E-mail addresses are compared under NFKC and lowered: "ＭＡＲＩＡ＠…" typed on a
+    fullwidth keyboard is maria@…, stored or given (never case-folded: see the straße test)."""
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(surveys).where(surveys.c.dialog_id == "D-2").values(customer_email=FULLWIDTH)
+        )
+    # Stored in fullwidth, given in ASCII; and stored in ASCII, given in fullwidth.
+    for given in ("maria.lopez@example.com", FULLWIDTH, "ｍａｒｉａ.lopez@EXAMPLE.com"):
+        result = shop.erase("--email", given)
+        assert result.exit_code == 0, result.output
+        assert "  surveys: 2 " in result.output, (given, result.output)
+
+    shop.lines["wide"] = f"2026/11/20 1:25:00 PM GMT+3,4,write to {FULLWIDTH} please,Anna,X-9,"
+    shop.lines["narrow"] = "2026/11/20 1:26:00 PM GMT+3,4,or maria.lopez@example.com,Anna,X-8,"
+    shop.write()
+    shop.sync()
+    for given in ("maria.lopez@example.com", FULLWIDTH):
+        dry = shop.erase("--email", given)
+        assert (
+            "  unverified answers holding the e-mail (a form's own question, a comment): 2 "
+            in dry.output
+        ), (given, dry.output)
+    assert shop.erase("--email", FULLWIDTH, "--yes").exit_code == 0
+    assert held(shop.dump()) == {}
+    with shop.kit.engine.connect() as conn:
+        emails = conn.execute(sa.select(surveys.c.customer_email)).scalars().all()
+    assert [email for email in emails if email] == [BOB["customer_email"]]

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import signal
+import socket
 import subprocess
 import sys
 from typing import IO
@@ -55,6 +57,35 @@ def _stop_delivery(_server: Any, worker: Any) -> None:
     running = getattr(worker, "_csat_delivery", None)
     if running is not None:
         running.stop(timeout=5)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, None when it can: checked before gunicorn
+    starts, which retries a busy address for about five seconds and then says so in its own
+    words. The check's socket is closed at once (with SO_REUSEADDR, as gunicorn binds, so a
+    port left in TIME_WAIT is not taken for busy); a port taken between the check and
+    gunicorn's bind is still gunicorn's to report."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return f"{where}: the host cannot be resolved (server.host or --host)"
+    if port == 0:
+        return None  # any free port: gunicorn picks one
+    family, kind, proto, _, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"{where} is in use (another server listens there): choose another port"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{where}: the host is not an address of this machine"
+            if exc.errno == errno.EACCES:
+                return f"{where}: permission denied (ports below 1024 need privileges)"
+            return f"{where} cannot be listened on ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def run_server(

@@ -19,6 +19,7 @@ from csat_hook.cli.base import warn_insecure
 from csat_hook.config.checks import exchanges_past_the_lease
 from csat_hook.intake.config import bind_host
 from csat_hook.outbox.runtime import start_delivery
+from csat_hook.server import bind_problem
 from csat_hook.server import run_server
 
 
@@ -40,6 +41,12 @@ from csat_hook.server import run_server
 def serve(state: State, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web app and the delivery worker together (the embedded default)."""
     config = state.config
+    bind_at = config.server.host if host is None else host
+    port = config.server.port if port is None else port  # 0: any free port
+    problem = bind_problem(bind_at, port)
+    if problem is not None:
+        click.echo(f"Error: cannot serve: {shown(problem)}", err=True)
+        sys.exit(2)
     # Fail fast on a bad database URL and create the schema once; then close what that opened.
     # No database connection may be open here when gunicorn forks the web processes: a child
     # inherits SQLite's record of this process's locks but not the locks, so its connections
@@ -51,8 +58,8 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     warn_insecure(config)
     run_server(
         config,
-        host=config.server.host if host is None else host,
-        port=config.server.port if port is None else port,  # 0: any free port
+        host=bind_at,
+        port=port,
         workers=workers or config.server.workers,
         with_delivery=True,
         **(_sync_child(state) if config.sync.run_in_serve else {}),

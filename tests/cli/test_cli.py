@@ -462,10 +462,46 @@ def test_serve_forks_its_web_processes_with_no_database_connection_open(tmp_path
     monkeypatch.setattr(run, "run_server", lambda *a, **k: seen.append(open_files()))
     gc.disable()  # no collection may close a leaked connection before the server starts
     try:
-        result = invoke(tmp_path, "serve")
+        result = invoke(tmp_path, "serve", "--port", "0")  # whatever listens on 8000
     finally:
         gc.enable()
 
     assert result.exit_code == 0, result.output
     assert db.exists()
     assert seen == [[]]
+
+
+def test_serve_on_a_port_in_use_says_so_at_once_without_starting_gunicorn(tmp_path, monkeypatch):
+    # gunicorn retried for about 5 s, then said "Connection in use" in its own words.
+    from csat_hook.cli import run
+
+    started: list[object] = []
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: started.append(a))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port))
+
+    assert result.exit_code == 2, result.output
+    assert f"127.0.0.1:{port}" in result.output and "in use" in result.output
+    assert started == []
+
+
+def test_serve_on_a_host_that_does_not_resolve_says_so_without_starting_gunicorn(
+    tmp_path, monkeypatch
+):
+    from csat_hook import server
+    from csat_hook.cli import run
+
+    def unresolvable(*_args: object, **_kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    started: list[object] = []
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(server.socket, "getaddrinfo", unresolvable)
+    result = invoke(tmp_path, "serve", "--host", "web.example.invalid", "--port", "8123")
+
+    assert result.exit_code == 2, result.output
+    assert "web.example.invalid:8123" in result.output and "cannot be resolved" in result.output
+    assert started == []

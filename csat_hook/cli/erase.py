@@ -356,11 +356,12 @@ def _report(tally: Tally, applied: bool, selector: Selector) -> None:
         if not applied:
             click.echo("Run again with --yes to erase it (one transaction).")
     if tally.in_delivery:
-        what = "were" if applied else "are"
+        done = "were being sent right now: erased all the same, and marked"
+        if not applied:
+            done = "are being sent right now: --yes erases them all the same, and marks them"
         click.echo(
-            f"{tally.in_delivery} survey replies to this customer {what} being sent right now: "
-            f"{'erased' if applied else 'erased with the rest'} all the same, and marked, so "
-            "what the delivery records keeps no customer data (one that goes out is recorded "
-            "sent without its text; one that does not is cancelled, never sent again)."
+            f"{tally.in_delivery} survey replies to this customer {done}, so what their "
+            "delivery records keeps no customer data (one that goes out is recorded as sent "
+            "without its text; one that does not is cancelled, never sent again)."
         )
     click.echo(OUT_OF_REACH)

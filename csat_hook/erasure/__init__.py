@@ -14,7 +14,10 @@ remembers (``early_reopens``: helpdesk, dialog id and times, no customer field) 
 found: the selected dialog, and those of the customer's surveys (a stale close of one
 delivered later is then surveyed as any close). What is kept: the survey
 key, helpdesk, dialog, agent, rating, NPS answer and every time. A reply not sent (pending,
-or failed: a retry would send it) is cancelled.
+or failed: a retry would send it) is cancelled. A reply being sent (a worker holds the survey
+and the reply context in memory) is erased all the same and marked (``outbox.erased_at``):
+its worker's outcome keeps no customer data (``outbox/store/outcomes.py``): sent, it is
+recorded without its text; a retry, a takeover or a failure cancels it.
 
 An erasure record per survey (``erasures``) lets the sync store a later submission to that
 survey (the answer is still in its source) with its rating and without its comment

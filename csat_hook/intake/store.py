@@ -288,7 +288,7 @@ _REVIVED_COLUMNS = tuple(
 _ENQUEUE_RESET = (
     "status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at,"
     " context = excluded.context, lease_until = NULL, claimed_by = NULL, last_error = NULL,"
-    " last_http_status = NULL, updated_at = excluded.updated_at"
+    " last_http_status = NULL, updated_at = excluded.updated_at, erased_at = NULL"
 )
 
 

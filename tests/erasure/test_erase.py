@@ -1515,3 +1515,15 @@ def test_an_address_in_fullwidth_characters_is_the_same_address_both_ways(shop: 
     with shop.kit.engine.connect() as conn:
         emails = conn.execute(sa.select(surveys.c.customer_email)).scalars().all()
     assert [email for email in emails if email] == [BOB["customer_email"]]
+
+
+def test_a_dry_run_says_a_reply_being_sent_would_be_erased_too(shop: Shop):
+    _claim_d1(shop)
+    before = shop.dump()
+    result = shop.erase("--email", "maria.lopez@example.com")
+    assert result.exit_code == 0, result.output
+    assert shop.dump() == before
+    assert "  surveys: 2 " in result.output
+    assert "1 survey replies to this customer are being sent right now: --yes erases" in (
+        result.output
+    )

@@ -621,3 +621,29 @@ def test_fold_emails_folds_more_than_one_statement_holds(services):
         }
     assert folded == expected
     assert folded["Customer1@Example.COM"] == "customer1@example.com"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{}, {"customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+def test_a_survey_revived_after_an_erasure_cancelled_its_reply_mid_send_is_sent_as_any(
+    make_config, make_services, policy
+):
+    # The erasure's mark (outbox.erased_at) is about the attempt in flight when it ran: the
+    # reply a later close re-arms is new, its text kept when sent and retried when it fails.
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    engine = services.engine
+    (first,) = recorder._writer._transaction([_close(services, "D-1")])
+    with engine.begin() as conn:
+        conn.execute(sa.update(surveys).values(status=CANCELLED))
+        conn.execute(sa.update(outbox).values(status=CANCELLED, erased_at=services.clock()))
+
+    (again,) = recorder._writer._transaction([_close(services, "D-1", customer="c-new")])
+
+    assert again["survey_id"] == first["survey_id"]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(outbox.c.status, outbox.c.erased_at)).one()
+    assert (row.status, row.erased_at) == ("pending", None)

@@ -39,6 +39,8 @@ def _enqueue_stmt(dialect_name: str) -> Any:
             "last_error": None,
             "last_http_status": None,
             "updated_at": stmt.excluded.updated_at,
+            # An erasure's mark is about the attempt it found in flight, not a re-armed reply.
+            "erased_at": None,
         },
     )
 

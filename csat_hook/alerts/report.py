@@ -5,7 +5,9 @@ Rows are keyed by the alert's number in column A. The team writes in "Handled" (
 what was done); the sync reads that column back before it rewrites the tab
 (:func:`handled_cells`, :func:`csat_hook.alerts.store.merge_sheet_handled`), so an edit is
 kept across syncs, and ``csat-hook alerts handle`` sets the same value from the command line
-(the .xlsx gets it from the database). Cells are str, int, float or None, as in the report.
+(the .xlsx gets it from the database). Cells are str, int, float, None or, for the times, a
+naive local ``datetime`` (to the minute, in ``metrics.timezone``, which the two time columns'
+headers name), as in the report: the outputs make it a date-time a spreadsheet can sort.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import pct
 from csat_hook.outbox import store as outbox_store
 
-Cell = str | int | float | None
+Cell = str | int | float | datetime | None
 KEY_COLUMN = "Alert"
 HANDLED_COLUMN = "Handled"
-HEADER: list[Cell] = [
+RAISED_COLUMN = "Raised"
+SUBMITTED_COLUMN = "Submitted"
+TIME_COLUMNS = (RAISED_COLUMN, SUBMITTED_COLUMN)  # their headers name the zone: "Raised (UTC)"
+HEADER: list[str] = [
     KEY_COLUMN,
-    "Raised",
+    RAISED_COLUMN,
     "Rule",
     "Rating",
     "Was",
@@ -41,7 +46,7 @@ HEADER: list[Cell] = [
     "Team",
     "Ticket",
     "Ticket link",
-    "Submitted",
+    SUBMITTED_COLUMN,
     "Alerted after (min)",
     "Deliveries",
     HANDLED_COLUMN,
@@ -49,14 +54,19 @@ HEADER: list[Cell] = [
 MAX_CELL = 5000  # a comment is clipped in the tab (Sheets allows 50,000 characters a cell)
 
 
-def local(moment: datetime | None, tz: ZoneInfo) -> str | None:
-    """``moment`` in ``tz`` as ``YYYY-MM-DD HH:MM``; in UTC when ``tz`` cannot show it (a
+def local(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """``moment`` in ``tz``, naive and to the minute; in UTC when ``tz`` cannot show it (a
     local time outside the years 1-9999), as the report's other tabs show it."""
     if moment is None:
         return None
     with contextlib.suppress(OverflowError):
         moment = moment.astimezone(tz)
-    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="minutes")
+    return moment.replace(tzinfo=None, second=0, microsecond=0)
+
+
+def header(tz: ZoneInfo) -> list[Cell]:
+    """The tab's header, the time columns naming ``tz``: "Raised (Europe/Moscow)"."""
+    return [f"{h} ({tz.key})" if h in TIME_COLUMNS else h for h in HEADER]
 
 
 def delivery_text(row: Any) -> str:
@@ -84,7 +94,7 @@ def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[
     newest first (digests and cap notices are messages, not things to follow up)."""
     alerts = store.listed_alerts(conn, [ANSWER, AGENT], limit)
     deliveries = store.deliveries_of(conn, [a.id for a in alerts])
-    rows: list[list[Cell]] = [list(HEADER)]
+    rows: list[list[Cell]] = [header(tz)]
     for alert in alerts:
         message = AlertMessage.from_payload(alert.payload)
         sent = [d.sent_at for d in deliveries.get(alert.id, []) if d.sent_at is not None]

@@ -186,6 +186,8 @@ def sheet_titles(kit: Any) -> list[str]:
 @pytest.mark.parametrize(
     ("module", "name"),
     [
+        # After the ingest's commit: the report is read from the database.
+        ("csat_hook.sync.report_step:ReportStep", "_read_for_report"),
         ("csat_hook.sync.owned_tabs", "record"),  # the tabs just made, remembered
         ("csat_hook.sync.cache", "set_output_digest"),  # the values just written
         ("csat_hook.alerts.store", "mark_written"),  # the Alerts tab's Handled cells
@@ -211,7 +213,9 @@ def test_a_restart_while_the_report_is_written_is_made_good_by_the_next_run(
         [(kit.now - timedelta(minutes=5)).strftime("%m/%d/%Y %H:%M:%S"), "1", "late", "", "", token]
     )
     kit.fake.append_rows(SHEET_ID, "Form Responses 1", more[1:])
-    killing_on(monkeypatch, restarts, importlib.import_module(module), name)
+    path, _, attribute = module.partition(":")
+    target = importlib.import_module(path)
+    killing_on(monkeypatch, restarts, getattr(target, attribute) if attribute else target, name)
     failed = restarts.runner(config).run()
     assert restarts.kills == 1
     assert failed.status == "failed", failed

@@ -213,8 +213,14 @@ def strip_format(text: str) -> str:
     """``text`` without the spaces and Unicode format characters (category Cf: U+200B..U+200D
     zero-width space and joiners, U+2060 word joiner, U+FEFF byte order mark, the bidi marks)
     at its ends: invisible, a copy from a chat or a web page leaves them around a choice.
-    Those within are kept: "4\u200b5" stays no number rather than becoming 45."""
-    if not text or not (_is_edge(text[0]) or _is_edge(text[-1])):
+    Those within are kept: "4\u200b5" stays no number rather than becoming 45.
+
+    ASCII text (nearly every cell) holds no format character, and its spaces are what
+    :meth:`str.strip` strips: done in C (30 ns against 330 for the character tests, called
+    four times a row)."""
+    if text.isascii():
+        return text.strip()
+    if not (_is_edge(text[0]) or _is_edge(text[-1])):
         return text
     start, end = 0, len(text)
     while start < end and _is_edge(text[start]):

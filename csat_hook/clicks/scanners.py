@@ -7,6 +7,9 @@ within a second, and often within seconds of its arrival. None of them may count
 customer opening the survey. A click is automated when (docs/links.md):
 
 * it is a ``HEAD`` request (browsers follow links with GET; scanners probe with HEAD);
+* it is a browser's prefetch, prerender or preview, which says so in a header
+  (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``: :func:`prefetch_kind`), whatever
+  its User-Agent: fetched before anyone clicked;
 * its User-Agent is missing, or names a scanner, a bot or a preview fetcher (:data:`SCANNERS`
   and ``survey.links.scanner_user_agents``);
 * it came sooner than ``survey.links.min_seconds_after_send`` after the reply went out;
@@ -26,8 +29,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-HEAD, SCANNER_AGENT, NO_AGENT, TOO_SOON, BURST = (
+HEAD, PREFETCH, SCANNER_AGENT, NO_AGENT, TOO_SOON, BURST = (
     "head",
+    "prefetch",
     "scanner_agent",
     "no_agent",
     "too_soon",
@@ -69,6 +73,8 @@ SCANNERS: tuple[tuple[str, str], ...] = (
 )
 _SCANNERS = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in SCANNERS]
 MAX_USER_AGENT = 1024  # longer ones are read only this far (a header is bounded anyway)
+# The request headers in which a browser says a fetch is not a navigation someone started.
+PURPOSE_HEADERS = ("Sec-Purpose", "Purpose", "X-Purpose", "X-Moz")
 
 
 class Verdict(NamedTuple):
@@ -89,11 +95,16 @@ def classify(
     seconds_since_send: float | None,
     min_seconds_after_send: float,
     extra_agents: Sequence[str] = (),
+    purpose: str = "",
 ) -> Verdict:
     """The per-click rules (the burst is :func:`burst_ids`). ``seconds_since_send`` is None
-    when the survey's send time is unknown (never judged too soon then)."""
+    when the survey's send time is unknown (never judged too soon then). ``purpose``: the
+    request's :data:`PURPOSE_HEADERS`, joined."""
     if method.upper() == "HEAD":
         return Verdict(True, HEAD)
+    kind = prefetch_kind(purpose)
+    if kind is not None:
+        return Verdict(True, PREFETCH, kind)
     agent = user_agent.strip()[:MAX_USER_AGENT]
     if not agent:
         return Verdict(True, NO_AGENT)
@@ -107,6 +118,18 @@ def classify(
     if seconds_since_send is not None and seconds_since_send < min_seconds_after_send:
         return Verdict(True, TOO_SOON)
     return HUMAN
+
+
+def prefetch_kind(purpose: str) -> str | None:
+    """``prefetch``, ``prerender`` or ``preview`` when ``purpose`` (the values of
+    :data:`PURPOSE_HEADERS`: ``Sec-Purpose: prefetch;prerender``, ``Purpose: prefetch``,
+    ``X-Moz: prefetch``, ``X-Purpose: preview``) names one, the most specific first; else
+    None."""
+    words = set(re.split(r"[\s,;=]+", purpose[:MAX_USER_AGENT].casefold()))
+    for kind in ("prerender", "preview", "prefetch"):
+        if kind in words:
+            return kind
+    return None
 
 
 class StoredClick(NamedTuple):

@@ -52,6 +52,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from csat_hook import tokens
 from csat_hook.clicks import pages
 from csat_hook.clicks.limits import RateLimiter
+from csat_hook.clicks.scanners import PURPOSE_HEADERS
 from csat_hook.clicks.scanners import classify
 from csat_hook.clicks.store import Click
 from csat_hook.clicks.store import ClickRecorder
@@ -231,6 +232,7 @@ def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) 
         seconds_since_send=(now - sent_at).total_seconds() if sent_at else 0.0,
         min_seconds_after_send=links.min_seconds_after_send,
         extra_agents=links.scanner_user_agents,
+        purpose=" ".join(request.headers.get(name, "") for name in PURPOSE_HEADERS),
     )
     click = Click(survey.id, score, request.method.upper()[:8], now, *verdict)
     try:

@@ -470,10 +470,11 @@ alert_state = sa.Table(
 # --- short links ------------------------------------------------------------------------------
 # One row per answered request to a short link (``GET /s/<reference>[/<score>]``, or HEAD):
 # intent, never a rating. ``automated`` marks a click that looks like a link scanner or a
-# preview fetcher, with ``reason`` (``head``, ``scanner_agent``, ``too_soon``, ``burst``) and
-# ``detail`` (the scanner's name when its User-Agent said it; never the User-Agent itself, nor
-# the client's address). The funnel counts a survey as opened when it has a human click
-# (clicks/funnel.py). Deleted after ``survey.links.retention_days`` (migration 0007).
+# preview fetcher, with ``reason`` (``head``, ``prefetch``, ``no_agent``, ``scanner_agent``,
+# ``too_soon``, ``burst``) and ``detail`` (the scanner's name when its User-Agent said it, the
+# kind of prefetch; never the User-Agent itself, nor the client's address). The funnel counts
+# a survey as opened when it has a human click (clicks/funnel.py). Deleted after
+# ``survey.links.retention_days`` (migration 0007).
 link_clicks = sa.Table(
     "link_clicks",
     metadata,

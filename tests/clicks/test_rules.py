@@ -154,3 +154,26 @@ def test_page_language_and_escaping():
     assert pages.language_for(None, "x" * 5000 + ",ru") == "en"  # bounded reading
     page = pages.page(404, "ru")
     assert '<html lang="ru">' in page and "<script" not in page
+
+
+@pytest.mark.parametrize(
+    ("purpose", "kind"),
+    [
+        ("prefetch", "prefetch"),
+        ("prefetch;prerender", "prerender"),
+        ("Prefetch", "prefetch"),
+        (" preview", "preview"),
+        ("", None),
+        ("navigate", None),
+        ("prefetching", None),
+    ],
+)
+def test_a_prefetch_is_automated_whatever_its_agent(purpose, kind):
+    got = classify(
+        method="GET",
+        user_agent=CHROME,
+        seconds_since_send=600.0,
+        min_seconds_after_send=10,
+        purpose=purpose,
+    )
+    assert got == ((True, "prefetch", kind) if kind else (False, None, None))

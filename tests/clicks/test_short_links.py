@@ -455,3 +455,31 @@ def test_an_unexpected_error_logs_no_reference_and_answers_a_page(
     printed = [SafeFormatter().format(r) for r in caplog.records if r.name.startswith("csat_hook")]
     assert any("short-link.unexpected-error" in line for line in printed)
     assert not [line for line in printed if tokens.survey_key(survey.token) in line]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Sec-Purpose": "prefetch"},  # Chrome's and Firefox's prefetch, speculation rules
+        {"Sec-Purpose": "prefetch;prerender"},  # a prerender
+        {"Purpose": "prefetch"},  # Safari, older Chrome
+        {"X-Moz": "prefetch"},  # older Firefox
+        {"X-Purpose": "preview"},  # Safari's Top Sites thumbnails
+    ],
+    ids=["sec-purpose", "prerender", "purpose", "x-moz", "x-purpose"],
+)
+def test_a_browsers_prefetch_is_not_the_customer_opening_the_link(served, clock, header):
+    # A mail client or a chat page may have the browser fetch a link before anyone clicks
+    # it, with a browser's User-Agent: the request says so in these headers.
+    survey = served.send_survey("D-16")
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}/5", headers={**HUMAN, **header})
+
+    assert response.status_code == 302  # as a scanner gets it
+    [click] = served.clicks()
+    assert (click.automated, click.reason) == (True, "prefetch")
+    # The customer's own click afterwards (no such header) is a person's.
+    clock.advance(60)
+    assert served.get(f"/s/{survey.token}/5", headers=HUMAN).status_code == 302
+    assert [(c.automated, c.reason) for c in served.clicks()][-1] == (False, None)

@@ -2,8 +2,9 @@
 
 A request is answered, in this order:
 
-* 404 page: a score that is not canonical decimal digits (``05``, ``+5``, ``٥``) or is off
-  the scale, a reference longer than any we sign;
+* 404 page: a path spelled otherwise than csat-hook writes it (a percent-escape anywhere,
+  ``/S/``: :func:`_canonical`), a score that is not canonical decimal digits (``05``, ``+5``,
+  ``٥``) or is off the scale, a reference longer than any we sign;
 * 429 page (``Retry-After``): over ``survey.links.rate_per_client`` requests a minute from one
   client address (checked before any work), or over ``rate_per_reference`` for one survey;
 * 404 page: a reference that does not verify (edited, forged, malformed: exactly one
@@ -119,10 +120,38 @@ def _converters(state: BlueprintSetupState) -> None:
     state.app.url_map.converters["rest"] = _Rest
 
 
+def _under_s(path: str) -> bool:
+    """Whether ``path`` (decoded) is under ``/s`` in any case: ``/s/…``, ``/S/…``, ``/s``."""
+    return path[1:].split("/", 1)[0].casefold() == PATH.strip("/")
+
+
+@bp.before_app_request
+def _canonical() -> BaseResponse | None:
+    """The 404 page for any spelling of a path under ``/s`` but the one csat-hook writes: a
+    lower-case ``s``, no percent-escape (a reference, a score and the separators need none).
+
+    The server decodes the path before the route is matched, so ``/s/%4D…``, ``/s%2F…``,
+    ``/s/<reference>%2F5`` (one segment, by RFC 3986) or ``/%73/…`` opened the form and
+    stored a click, and ``/S/…`` (the reference in it all the same) got the app's JSON 404,
+    neither private nor a page. The request line as sent (``RAW_URI``, gunicorn's and
+    werkzeug's) is compared with the decoded path; a server that gives no raw line is judged
+    by the decoded path alone."""
+    path = request.path
+    if not _under_s(path):
+        return None
+    raw: str | None = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw is not None and not raw.startswith("/"):  # the absolute form, http://host/s/…
+        raw = "/" + raw.partition("://")[2].partition("/")[2]
+    sent = path if raw is None else re.split(r"[?#]", raw, maxsplit=1)[0]
+    if sent == path and (path == "/s" or path.startswith(PATH)):
+        return None
+    return _page(pages.NOT_FOUND)
+
+
 @bp.after_app_request
 def _private(response: BaseResponse) -> BaseResponse:
     # Every answer under /s, the app's own ones too (405 for a POST, say).
-    if request.path == "/s" or request.path.startswith(PATH):
+    if _under_s(request.path):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Robots-Tag"] = "noindex, nofollow"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import logging
 import re
 import urllib.parse
@@ -483,3 +484,49 @@ def test_a_browsers_prefetch_is_not_the_customer_opening_the_link(served, clock,
     clock.advance(60)
     assert served.get(f"/s/{survey.token}/5", headers=HUMAN).status_code == 302
     assert [(c.automated, c.reason) for c in served.clicks()][-1] == (False, None)
+
+
+def _sent_as_is(served, path: str) -> http.client.HTTPResponse:
+    # http.client sends the path byte for byte (requests would decode %4D to M first).
+    host, port = served.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path, headers=HUMAN)
+    response = conn.getresponse()
+    response.body = response.read().decode("utf-8")  # type: ignore[attr-defined]
+    conn.close()
+    return response
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "/s/%{first:02X}{rest}",  # a character of the reference percent-encoded
+        "/s/{token}/%35",  # the score
+        "/s/{token}%2F5",  # one segment, by RFC 3986: not /<reference>/5
+        "/s%2F{token}",
+        "/%73/{token}/5",
+        "/%53/{token}",
+        "/S/{token}",  # mixed case: the path is not ours, but it carries the reference
+        "/S/{token}/5",
+    ],
+)
+def test_only_the_canonical_spelling_of_the_path_opens_the_form(served, clock, spelling):
+    # The server decodes the path before the route is matched: every spelling of it was a
+    # click. The links csat-hook writes have no escape and a lower-case "s"; any other
+    # spelling is the 404 page (never the app's JSON), private like every answer under /s.
+    survey = served.send_survey("D-17")
+    clock.advance(120)
+    path = spelling.format(token=survey.token, first=ord(survey.token[0]), rest=survey.token[1:])
+
+    response = _sent_as_is(served, path)
+
+    assert response.status == 404, path
+    assert response.getheader("Location") is None
+    assert response.getheader("Content-Type", "").startswith("text/html")
+    assert "does not work" in response.body  # type: ignore[attr-defined]
+    assert response.getheader("Cache-Control") == "no-store"
+    assert response.getheader("Referrer-Policy") == "no-referrer"
+    assert response.getheader("Content-Security-Policy") == pages.POLICY
+    assert served.clicks() == []
+    # The link as written still opens the form.
+    assert _sent_as_is(served, f"/s/{survey.token}/5").status == 302

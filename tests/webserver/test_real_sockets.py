@@ -437,8 +437,12 @@ def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(start,
         assert found == status, (case, answer[:300])
         assert headers.get("cache-control") == "no-store", (case, headers)
         assert set(body) == {"error", "reason"}, (case, body)
-    # The app's own answer under /s/ says the same.
-    assert requests.get(front.url + "/s/REF/5", timeout=5).headers["Cache-Control"] == "no-store"
+    # The app's own answer under /s/ says the same, for any spelling of the path.
+    for path in ("/s/REF/5", "/S/REF/5", "/%73/REF/5"):
+        answer = requests.get(front.url + path, timeout=5)
+        assert answer.status_code == 404, path
+        assert answer.headers["Cache-Control"] == "no-store", path
+        assert answer.headers["Content-Type"].startswith("text/html"), path
 
 
 def test_a_body_that_never_arrives_is_answered_408_in_json(start):

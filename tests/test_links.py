@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,8 @@ from csat_hook.links import decode_link
 from csat_hook.links import parse_prefilled_link
 from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
+from csat_hook.links import with_rating
+from csat_hook.links.form import MAX_LINK_LENGTH
 
 FORM = FormConfig(
     url="https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=sf_link",
@@ -333,3 +336,88 @@ def test_a_name_opening_a_right_to_left_override_does_not_reverse_the_reply():
     )
     assert _open_at_each_line_end_or_before(text, " (", ") do", "? https") == []
     assert "Bob\u202e" in text and "Ann\u202b" in text  # the names as typed
+
+
+LONG_FORM = FormConfig(
+    url="https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform",
+    fields={
+        "agent_name": "entry.1",
+        "agent_id": "entry.5",
+        "agent_email": "entry.6",
+        "ticket": "entry.2",
+        "token": "entry.3",
+        "team": "entry.4",
+        "rating": "entry.7",
+    },
+    rating_values={5: "5 – Очень довольны 😀" * 8},
+)
+# As long as a survey's values can be (the columns' sizes), each character of them taking
+# 6 to 12 characters encoded: far over what Google Forms opens (about 2,000).
+LONG_VALUES = LinkValues(
+    agent_name="Анна 😀&#+%" * 25,  # 250 characters
+    agent_id="7" * 191,
+    agent_email=("ж" * 240) + "@example.com",
+    ticket="&#+%Ж" * 38,
+    helpdesk="generic",
+    team="Поддержка 🚀" * 20,
+    token="MXxnZW5lcmljfEQtMTd8N3x0b3N1bzB8dXllOA." + "A" * 300,
+)
+
+
+def _query(link: str) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+
+
+@pytest.mark.parametrize("rating", [None, 5])
+def test_a_form_link_stays_short_enough_to_open_keeping_the_reference_and_the_score(rating):
+    link = build_link(LONG_FORM, LONG_VALUES, rating=rating)
+
+    assert len(link) <= MAX_LINK_LENGTH
+    fields = _query(link)
+    assert fields["entry.3"] == LONG_VALUES.token  # answers are credited by it: never cut
+    if rating is not None:
+        assert fields["entry.7"] == LONG_FORM.rating_value(5)
+    # The other values are cut, least needed first; what is left of each reads as written.
+    assert LONG_VALUES.agent_name.startswith(fields["entry.1"]) and fields["entry.1"]
+    for entry, role in (("entry.2", "ticket"), ("entry.4", "team"), ("entry.6", "agent_email")):
+        assert getattr(LONG_VALUES, role).startswith(fields.get(entry, "")), role
+    # A link that fits is left whole.
+    assert decode_link(build_link(LONG_FORM, VALUES), LONG_FORM) == {
+        "agent_name": "Анна (L2)",
+        "agent_id": "7",
+        "ticket": "T 1&2",
+        "token": "abc.def",
+    }
+
+
+def test_a_stored_link_with_the_score_added_stays_short_enough():
+    # A survey's link as it went out (an earlier release did not bound it), then a score link.
+    params = [
+        (entry, getattr(LONG_VALUES, role))
+        for role, entry in LONG_FORM.fields.items()
+        if role != "rating"
+    ]
+    stored = LONG_FORM.url + "?" + urllib.parse.urlencode([("usp", "pp_url"), *params])
+    assert len(stored) > MAX_LINK_LENGTH
+
+    link = with_rating(LONG_FORM, stored, 5)
+
+    assert len(link) <= MAX_LINK_LENGTH
+    fields = _query(link)
+    assert fields["entry.3"] == LONG_VALUES.token
+    assert fields["entry.7"] == LONG_FORM.rating_value(5)
+    assert LONG_VALUES.agent_name.startswith(fields["entry.1"]) and fields["entry.1"]
+
+
+def test_a_template_link_stays_short_enough():
+    form = FormConfig(
+        kind="template",
+        url_template="https://tally.so/r/abc?agent={agent_name}&team={team}&t={ticket}&ref={token}",
+    )
+
+    link = build_link(form, LONG_VALUES)
+
+    assert len(link) <= MAX_LINK_LENGTH
+    fields = _query(link)
+    assert fields["ref"] == LONG_VALUES.token
+    assert LONG_VALUES.agent_name.startswith(fields["agent"]) and fields["agent"]

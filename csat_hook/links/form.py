@@ -17,6 +17,7 @@ import re
 import string
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,14 @@ LINK_ROLES = ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "te
 # ``rating`` is a field of the form (the question a score link pre-selects), not a survey value.
 FIELD_ROLES = (*LINK_ROLES, "rating")
 MAX_RATING_VALUE = 200
+# The longest link a survey goes out with or a short link redirects to: Google Forms does not
+# open a pre-filled link much longer (nor do some chat apps and mail gateways carry one). A
+# survey's values can make it far longer (a 255-character Cyrillic or emoji name is 1,500 to
+# 3,000 characters percent-encoded): the longest of them are cut (:func:`_fitted`).
+MAX_LINK_LENGTH = 2000
+# The values a link may carry cut; never the reference (answers are credited by it), nor the
+# score, nor the operator's extra_params.
+CUTTABLE = frozenset(LINK_ROLES) - {"token"}
 
 
 class FormConfig(StrictModel):
@@ -235,25 +244,36 @@ class LinkValues:
 
 
 def build_link(form: FormConfig, values: LinkValues, *, rating: int | None = None) -> str:
-    """The survey link for these values; with ``rating``, the rating question pre-selected."""
+    """The survey link for these values; with ``rating``, the rating question pre-selected.
+    At most :data:`MAX_LINK_LENGTH` characters when the reference, the score and the form's
+    own address allow it (:func:`_fitted`)."""
     data = values.as_dict()
     if form.kind == "template":
-        if not form.url_template:
+        template = form.url_template
+        if not template:
             raise ConfigError("survey.form.url_template is required when kind is template")
         data["rating"] = form.rating_value(rating) if rating is not None else ""
-        quoted = {k: urllib.parse.quote(v, safe="") for k, v in data.items()}
-        return string.Formatter().vformat(form.url_template, (), quoted)
-    params: list[tuple[str, str]] = [("usp", "pp_url")]
-    params.extend(form.extra_params.items())
-    for role, entry in form.fields.items():
-        if role == "rating":
-            if rating is not None:
-                params.append((entry, form.rating_value(rating)))
-            continue
-        if data.get(role):
-            params.append((entry, data[role]))
+
+        def filled(data: dict[str, str]) -> str:
+            quoted = {k: urllib.parse.quote(v, safe="") for k, v in data.items()}
+            return string.Formatter().vformat(template, (), quoted)
+
+        return _fitted(filled, data)
     base = form.url.split("?", 1)[0]
-    return f"{base}?{urllib.parse.urlencode(params)}"
+
+    def prefilled(data: dict[str, str]) -> str:
+        params: list[tuple[str, str]] = [("usp", "pp_url")]
+        params.extend(form.extra_params.items())
+        for role, entry in form.fields.items():
+            if role == "rating":
+                if rating is not None:
+                    params.append((entry, form.rating_value(rating)))
+                continue
+            if data.get(role):
+                params.append((entry, data[role]))
+        return f"{base}?{urllib.parse.urlencode(params)}"
+
+    return _fitted(prefilled, data)
 
 
 def with_rating(form: FormConfig, link: str, rating: int) -> str:
@@ -261,7 +281,8 @@ def with_rating(form: FormConfig, link: str, rating: int) -> str:
 
     The link is what the survey went out with (stored on the survey), so the score link
     opens exactly that form with exactly those hidden fields, plus the score. Any earlier
-    value of the rating entry is replaced.
+    value of the rating entry is replaced. Values are cut as :func:`build_link` cuts them
+    when the score makes the link too long.
     """
     entry = form.fields.get("rating")
     if form.kind != "google_forms" or entry is None:
@@ -271,4 +292,38 @@ def with_rating(form: FormConfig, link: str, rating: int) -> str:
         (k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != entry
     ]
     params.append((entry, form.rating_value(rating)))
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params)))
+    roles = {e: role for role, e in form.fields.items() if role in CUTTABLE}
+    data = {roles[k]: v for k, v in params if k in roles}
+
+    def rated(data: dict[str, str]) -> str:
+        kept = [
+            (k, data[roles[k]] if k in roles else v)
+            for k, v in params
+            if k not in roles or data[roles[k]]
+        ]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+
+    return _fitted(rated, data)
+
+
+def _fitted(render: Callable[[dict[str, str]], str], data: dict[str, str]) -> str:
+    """``render(data)``, at most :data:`MAX_LINK_LENGTH` characters if cutting the values of
+    :data:`CUTTABLE` can make it so: each is cut to the same largest number of characters
+    that fits, so the longest ones (a long name) are cut and the short ones (a ticket number)
+    kept whole; a value cut to nothing is left out."""
+    link = render(data)
+    if len(link) <= MAX_LINK_LENGTH:
+        return link
+
+    def cut(limit: int) -> dict[str, str]:
+        return {k: v[:limit] if k in CUTTABLE else v for k, v in data.items()}
+
+    # The largest limit that fits: ``fits`` does (or is 0), ``too_long`` does not.
+    fits, too_long = 0, max((len(v) for k, v in data.items() if k in CUTTABLE), default=0)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if len(render(cut(middle))) <= MAX_LINK_LENGTH:
+            fits = middle
+        else:
+            too_long = middle
+    return render(cut(fits))

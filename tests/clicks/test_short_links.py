@@ -24,6 +24,7 @@ from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.schema import link_clicks
 from csat_hook.db.schema import surveys
+from csat_hook.links.form import MAX_LINK_LENGTH
 from csat_hook.logs import SafeFormatter
 from tests.clicks.conftest import FORM_URL
 from tests.helpers import generic_close
@@ -530,3 +531,25 @@ def test_only_the_canonical_spelling_of_the_path_opens_the_form(served, clock, s
     assert served.clicks() == []
     # The link as written still opens the form.
     assert _sent_as_is(served, f"/s/{survey.token}/5").status == 302
+
+
+def test_a_long_name_still_gives_a_form_link_google_can_open(served, clock):
+    # An agent's name as long as the column holds, in Cyrillic and emoji (6 to 12 characters
+    # each percent-encoded): the survey's link, and a score link's redirect, stay openable.
+    name = "Жанна &#+% " + "😀" * 240  # 255 characters, 2,927 encoded
+    assert len(urllib.parse.quote_plus(name)) > MAX_LINK_LENGTH
+    survey = served.send_survey("D-18", agent_name=name)
+    clock.advance(120)
+
+    response = served.get(f"/s/{survey.token}/5", headers=HUMAN)
+
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert len(survey.link) <= MAX_LINK_LENGTH and len(location) <= MAX_LINK_LENGTH
+    fields = link_fields(location)
+    assert (fields["entry.444"], fields["entry.555"], fields["entry.333"]) == (
+        survey.token,
+        "5",
+        "D-18",
+    )
+    assert fields["entry.111"] and survey.agent_name.startswith(fields["entry.111"])

@@ -42,9 +42,9 @@ _SAFE_ERRORS = re.compile(
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 REDACTED = "[request data redacted]"
-# A short link's path, its separators and "s" percent-encoded too (the server decodes them
+# A short link's path, its separators and "s" (or "S") percent-encoded too (the server decodes them
 # before the route is matched; /s%2F<reference> is refused, but its reference is there).
-_SHORT_LINK = re.compile(r"(?:/|%2f)(?:s|%73)(?:/|%2f)", re.IGNORECASE)
+_SHORT_LINK = re.compile(r"(?:/|%2f)(?:s|%73|%53)(?:/|%2f)", re.IGNORECASE)
 REFERENCE_REDACTED = "/s/[reference redacted]"
 
 

@@ -143,6 +143,9 @@ REFERENCE = "MXxnZW5lcmljfEQtMXw3fHRvc3VvMHx0ODJt.dNV7EsUP8kuisFco"
         f"/s//{REFERENCE}",
         f"/s%2F{REFERENCE}/4",  # decoded by the server before the route is matched
         f"/%73/{REFERENCE}",
+        f"/S/{REFERENCE}",  # refused by the app, but the reference is in it
+        f"/%53/{REFERENCE}",
+        f"/%53%2f{REFERENCE}",
     ],
 )
 def test_an_error_on_a_short_link_keeps_no_reference(uri):

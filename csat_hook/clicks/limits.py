@@ -5,16 +5,39 @@ it holds :data:`MAX_KEYS`, so a flood of distinct keys cannot grow memory). The 
 each web process: with ``server.workers`` processes a client can get up to that many times the
 limit through, which is enough to stop a scanner or a script hammering one survey (what the
 limits are for) without a shared store. Refused requests are answered 429 and store nothing.
+A client is its IPv4 address or its IPv6 /64 (:func:`client_key`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
 WINDOW_SECONDS = 60.0
 MAX_KEYS = 100_000
+# The network an IPv6 client is counted by: one subscriber (a home, a phone, a server) gets
+# a /64, and a script can take a new address of it for every request.
+IPV6_CLIENT_PREFIX = 64
+UNREADABLE = "unreadable"
+
+
+def client_key(address: str) -> str:
+    """The key a client address is counted by: an IPv4 address (an IPv4-mapped IPv6 one
+    too) as it is, an IPv6 address by its /64, and anything that is no address (an empty
+    one, a forwarded header's text) as one client, :data:`UNREADABLE`: a key is never
+    longer than an address."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return UNREADABLE
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        network = ipaddress.IPv6Network((int(ip), IPV6_CLIENT_PREFIX), strict=False)
+        return str(network)
+    return str(ip)
 
 
 class RateLimiter:

@@ -53,6 +53,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from csat_hook import tokens
 from csat_hook.clicks import pages
 from csat_hook.clicks.limits import RateLimiter
+from csat_hook.clicks.limits import client_key
 from csat_hook.clicks.scanners import PURPOSE_HEADERS
 from csat_hook.clicks.scanners import classify
 from csat_hook.clicks.store import Click
@@ -200,7 +201,7 @@ def _open(reference: str, score: int | None) -> BaseResponse:
     service = _service()
     if len(reference) > tokens.MAX_TOKEN_LENGTH:
         return _page(pages.NOT_FOUND)
-    client = request.remote_addr or "-"
+    client = client_key(request.remote_addr or "")
     if not service.per_client.allow(client):
         return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
     try:

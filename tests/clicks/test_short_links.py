@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.app import create_app
 from csat_hook.clicks import pages
 from csat_hook.clicks import store
 from csat_hook.clicks import web
@@ -27,6 +28,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.links.form import MAX_LINK_LENGTH
 from csat_hook.logs import SafeFormatter
 from tests.clicks.conftest import FORM_URL
+from tests.clicks.conftest import survey_section
 from tests.helpers import generic_close
 from tests.helpers import link_fields
 
@@ -553,3 +555,30 @@ def test_a_long_name_still_gives_a_form_link_google_can_open(served, clock):
         "D-18",
     )
     assert fields["entry.111"] and survey.agent_name.startswith(fields["entry.111"])
+
+
+def test_the_client_limit_counts_an_ipv6_client_by_its_64_and_junk_as_one(
+    make_config, make_services
+):
+    # One IPv6 customer (or script) has a /64 of addresses, and a new one for every request
+    # costs it nothing: counted per address, it was never limited, and each address took a
+    # place in the table. An address the server cannot read (a forwarded header a careless
+    # proxy set-up passes through, up to 8 KB) is one client, not a key of its own.
+    services = make_services(make_config(survey=survey_section()))
+    services.short_links.per_client = RateLimiter(2, clock=lambda: 1000.0)
+    client = create_app(services=services).test_client()
+
+    def status(address: str) -> int:
+        response = client.get("/s/forged.forged", environ_base={"REMOTE_ADDR": address})
+        return response.status_code
+
+    assert [status(f"2001:db8:1:2::{i:x}") for i in range(1, 4)] == [404, 404, 429]
+    assert status("2001:db8:1:2:ffff:1:2:3") == 429
+    assert status("2001:db8:1:3::1") == 404  # another /64: another client
+    assert [status("::ffff:203.0.113.5"), status("203.0.113.5"), status("203.0.113.5")] == [
+        404,
+        404,
+        429,
+    ]
+    assert [status("x" * 5000), status("y" * 5000), status("not an address")] == [404, 404, 429]
+    assert status("203.0.113.6") == 404

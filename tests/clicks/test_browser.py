@@ -8,13 +8,18 @@ test skips and says why.
 
 from __future__ import annotations
 
+import html
 import shutil
+import time
 import urllib.parse
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from csat_hook.devtools.loopback import LoopbackServer
 from tests.clicks.conftest import BASE
 from tests.clicks.fake_form import AGENT
 from tests.clicks.fake_form import RATING
@@ -130,3 +135,70 @@ def test_forged_score_link_never_reaches_the_form(browser, fake_form, make_serve
     assert browser.current_url.startswith(served.url)
     assert "does not work" in browser.find_element(By.TAG_NAME, "h1").text
     assert fake_form.requests == [] and served.clicks() == []
+
+
+class _Mail(LoopbackServer):
+    """A web mail's message page on loopback: the score link, and the browser told to
+    prefetch it (as a mail or chat page may, before anyone clicks)."""
+
+    def __init__(self, link: str) -> None:
+        page = (
+            '<!doctype html><html><head><meta charset="utf-8">'
+            f'<link rel="prefetch" href="{html.escape(link, quote=True)}"></head><body>'
+            f'<p>How did we do? <a id="score" href="{html.escape(link, quote=True)}">5</a></p>'
+            "</body></html>"
+        ).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/message"
+
+
+def test_a_prefetch_is_automated_and_the_customers_click_is_theirs(
+    browser, fake_form, make_served, clock
+):
+    # Chromium prefetches the score link the page names (Sec-Purpose: prefetch, with its own
+    # User-Agent: a person's phone): not the customer opening the survey. Their click on the
+    # link afterwards goes to csat-hook again (the 302 is no-store: never served from the
+    # prefetch) and is a person's.
+    served = make_served(form_url=fake_form.url)
+    survey = served.send_survey("D-44")
+    clock.advance(120)
+    mail = _Mail(f"{served.url}/s/{survey.token}/5").start()
+    try:
+        browser.get(mail.url)
+        deadline = time.monotonic() + 10
+        while not served.clicks() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [(c.score, c.automated, c.reason) for c in served.clicks()] == [
+            (5, True, "prefetch")
+        ]
+        clock.advance(60)
+
+        from selenium.webdriver.common.by import By
+
+        browser.find_element(By.ID, "score").click()
+        deadline = time.monotonic() + 10
+        while not browser.current_url.startswith(fake_form.url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        mail.stop()
+
+    assert browser.current_url.startswith(fake_form.url + "?")
+    assert [(c.score, c.automated, c.reason) for c in served.clicks()] == [
+        (5, True, "prefetch"),
+        (5, False, None),
+    ]

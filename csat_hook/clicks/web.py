@@ -144,7 +144,8 @@ def _canonical() -> BaseResponse | None:
     if raw is not None and not raw.startswith("/"):  # the absolute form, http://host/s/…
         raw = "/" + raw.partition("://")[2].partition("/")[2]
     sent = path if raw is None else re.split(r"[?#]", raw, maxsplit=1)[0]
-    if sent == path and (path == "/s" or path.startswith(PATH)):
+    # The prefix gunicorn strips when run with SCRIPT_NAME is in the line as sent.
+    if sent in (path, request.script_root + path) and (path == "/s" or path.startswith(PATH)):
         return None
     return _page(pages.NOT_FOUND)
 

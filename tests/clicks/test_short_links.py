@@ -582,3 +582,23 @@ def test_the_client_limit_counts_an_ipv6_client_by_its_64_and_junk_as_one(
     ]
     assert [status("x" * 5000), status("y" * 5000), status("not an address")] == [404, 404, 429]
     assert status("203.0.113.6") == 404
+
+
+def test_a_prefix_the_server_strips_is_not_a_misspelling(served, clock):
+    # gunicorn run with SCRIPT_NAME=/csat (public_base_url https://host/csat): the request
+    # line as sent holds the prefix, the path the app matches does not.
+    survey = served.send_survey("D-19")
+    clock.advance(120)
+    client = create_app(services=served.services).test_client()
+
+    def status(sent: str) -> int:
+        return client.get(
+            f"/s/{survey.token}/5",
+            base_url="http://localhost/csat",
+            environ_overrides={"RAW_URI": sent, "REQUEST_URI": sent},
+            headers=HUMAN,
+        ).status_code
+
+    assert status(f"/csat/s/{survey.token}/5") == 302
+    assert status(f"/csat/s/{survey.token}%2F5") == 404
+    assert status(f"/other/s/{survey.token}/5") == 404

@@ -23,6 +23,8 @@ import pytest
 import requests
 import yaml
 
+from csat_hook import tokens
+from tests.clicks.conftest import survey_section
 from tests.cluster import LocalCluster
 from tests.helpers import generic_close
 from tests.rawhttp import DEAF
@@ -41,8 +43,10 @@ MAX_BODY = 4096
 HOOK = f"/webhooks/generic?token={SECRET}"
 
 
-def write_config(tmp_path: Path, fake_url: str, **server: Any) -> Path:
-    config = {
+def write_config(
+    tmp_path: Path, fake_url: str, *, survey: dict[str, Any] | None = None, **server: Any
+) -> Path:
+    config: dict[str, Any] = {
         "database": {"url": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
         "token": {"secret": "test-token-secret-0123456789"},
         "server": {"max_body_bytes": MAX_BODY, "threads": 2, **server},
@@ -66,6 +70,8 @@ def write_config(tmp_path: Path, fake_url: str, **server: Any) -> Path:
             },
         },
     }
+    if survey is not None:
+        config["survey"] = survey
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -148,8 +154,10 @@ def _wait_healthy(url: str) -> None:
 def start(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
     started: list[Any] = []
 
-    def run(kind: str, *, log_level: str = "info", **server: Any) -> Any:
-        config = write_config(tmp_path, fake_helpdesk.url, **server)
+    def run(
+        kind: str, *, log_level: str = "info", survey: dict[str, Any] | None = None, **server: Any
+    ) -> Any:
+        config = write_config(tmp_path, fake_helpdesk.url, survey=survey, **server)
         if kind == "serve":
             front: Any = Serve(config, tmp_path)
         else:
@@ -648,3 +656,40 @@ def test_an_integer_past_what_a_float_holds_is_number_out_of_range(start):
                 "error": "number_out_of_range",
                 "reason": "a number in the body is out of range",
             }
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_a_click_leaves_no_reference_and_no_name_in_the_servers_log(start, fake_helpdesk, kind):
+    # A survey sent through the running server, its score link opened (a person's browser,
+    # a scanner, an edited reference, a misspelled path, a refused method): the log, at DEBUG
+    # for the app and gunicorn alike, holds neither the reference nor the agent's name.
+    front = start(kind, log_level="debug", survey=survey_section())
+    name = "Zinaida Secretname"
+    body = json.dumps(generic_close("D-LOG", agent_name=name)).encode()
+    answer = exchange(front.port, request("POST", HOOK, body, {"Connection": "close"}))
+    assert status_of(answer) == 200, answer[:300]
+    if kind == "procfile":
+        front.cluster.start_worker()  # the Procfile's worker: line sends the reply
+    deadline = time.monotonic() + 30
+    while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [reply] = [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"]
+    token = re.search(r"/s/([\w.-]+)/5", str(reply["body"])).group(1)
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36"}
+
+    for method, path, headers in (
+        ("GET", f"/s/{token}/5", browser),
+        ("HEAD", f"/s/{token}", browser),
+        ("GET", f"/s/{token}/4", {"User-Agent": "Mimecast-URL-Protect/1.0"}),
+        ("GET", f"/s/{token[:-1]}/5", browser),
+        ("GET", f"/S/{token}", browser),
+        ("GET", f"/s%2F{token}", browser),
+        ("POST", f"/s/{token}/5", browser),
+    ):
+        exchange(front.port, request(method, path, b"", {**headers, "Connection": "close"}))
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert "short-link.click" in log  # the app logged the clicks...
+    assert tokens.survey_key(token) not in log and token not in log  # ...never the reference
+    assert name not in log and "Secretname" not in log

@@ -91,6 +91,8 @@ class ShortLinks:
     recorder: ClickRecorder = field(init=False)
     per_client: RateLimiter = field(init=False)
     per_reference: RateLimiter = field(init=False)
+    # Whether this process said its client limit was hit behind a proxy it does not trust.
+    proxy_warned: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         links = self.survey.links
@@ -204,6 +206,7 @@ def _open(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.NOT_FOUND)
     client = client_key(request.remote_addr or "")
     if not service.per_client.allow(client):
+        _warn_if_behind_an_untrusted_proxy(service)
         return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
     try:
         ref = tokens.verify(reference, service.secrets)
@@ -230,6 +233,24 @@ def _open(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.NOT_FOUND)
     _record(service, survey, score, now)
     return redirect(_target(service.survey, survey, score), code=302)
+
+
+def _warn_if_behind_an_untrusted_proxy(service: ShortLinks) -> None:
+    """Once per process: the client limit refused a request that a proxy forwarded while
+    ``server.trust_proxy`` is off. Every customer then counts as the proxy's address, and a
+    wave of clicks gets the 429 page. Neither address is logged."""
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    trusted = "werkzeug.proxy_fix.orig" in request.environ  # ProxyFix read the headers
+    if service.proxy_warned or not forwarded or trusted:
+        return
+    service.proxy_warned = True
+    logger.warning(
+        "short-link.limited-behind-proxy",
+        extra={
+            "reason": "the client limit counts the proxy's address as every client's: set "
+            "server.trust_proxy when a proxy you run forwards the requests"
+        },
+    )
 
 
 def _language_of(service: ShortLinks, reference: str) -> str | None:

@@ -602,3 +602,34 @@ def test_a_prefix_the_server_strips_is_not_a_misspelling(served, clock):
     assert status(f"/csat/s/{survey.token}/5") == 302
     assert status(f"/csat/s/{survey.token}%2F5") == 404
     assert status(f"/other/s/{survey.token}/5") == 404
+
+
+def test_the_client_limit_hit_behind_an_untrusted_proxy_is_said_once(served, clock, caplog):
+    # Behind a proxy without server.trust_proxy every customer is the proxy's address: a
+    # wave of clicks hits the per-client limit and customers get the 429 page. The operator
+    # is told, once per process, not by a line a click.
+    survey = served.send_survey("D-20")
+    clock.advance(120)
+    served.services.short_links.per_client = RateLimiter(1, clock=lambda: 1000.0)
+    caplog.set_level(logging.INFO)
+    forwarded = {**HUMAN, "X-Forwarded-For": "198.51.100.7"}
+
+    codes = [served.get(f"/s/{survey.token}", headers=forwarded).status_code for _ in range(3)]
+
+    assert codes == [302, 429, 429]
+    warned = [r for r in caplog.records if r.getMessage() == "short-link.limited-behind-proxy"]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    line = SafeFormatter().format(warned[0])
+    assert "trust_proxy" in line and "198.51.100.7" not in line
+
+
+def test_the_client_limit_without_a_proxy_warns_of_none(served, clock, caplog):
+    survey = served.send_survey("D-21")
+    clock.advance(120)
+    served.services.short_links.per_client = RateLimiter(1, clock=lambda: 1000.0)
+    caplog.set_level(logging.INFO)
+
+    codes = [served.get(f"/s/{survey.token}", headers=HUMAN).status_code for _ in range(2)]
+
+    assert codes == [302, 429]
+    assert not [r for r in caplog.records if "behind-proxy" in r.getMessage()]

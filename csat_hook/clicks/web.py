@@ -246,10 +246,7 @@ def _warn_if_behind_an_untrusted_proxy(service: ShortLinks) -> None:
     service.proxy_warned = True
     logger.warning(
         "short-link.limited-behind-proxy",
-        extra={
-            "reason": "the client limit counts the proxy's address as every client's: set "
-            "server.trust_proxy when a proxy you run forwards the requests"
-        },
+        extra={"reason": "server.trust_proxy is off: every client counts as the proxy"},
     )
 
 

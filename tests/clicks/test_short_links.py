@@ -633,3 +633,28 @@ def test_the_client_limit_without_a_proxy_warns_of_none(served, clock, caplog):
 
     assert codes == [302, 429]
     assert not [r for r in caplog.records if "behind-proxy" in r.getMessage()]
+
+
+@pytest.mark.parametrize("trust_proxy", [False, True])
+def test_a_client_cannot_name_its_own_address(make_config, make_services, trust_proxy):
+    # Without server.trust_proxy, X-Forwarded-For is the sender's text: ignored. With it, the
+    # address the proxy appended (the last one) counts, never one the client wrote before it.
+    services = make_services(
+        make_config(survey=survey_section(), server={"trust_proxy": trust_proxy})
+    )
+    services.short_links.per_client = RateLimiter(1, clock=lambda: 1000.0)
+    client = create_app(services=services).test_client()
+
+    def status(forwarded: str) -> int:
+        return client.get(
+            "/s/forged.forged",
+            headers={**HUMAN, "X-Forwarded-For": forwarded},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},  # the proxy, or the client itself
+        ).status_code
+
+    first = status("203.0.113.1")
+    spoofed = status("198.51.100.9, 203.0.113.1") if trust_proxy else status("203.0.113.2")
+
+    assert (first, spoofed) == (404, 429)
+    if trust_proxy:
+        assert status("203.0.113.2") == 404  # another customer behind the same proxy

@@ -421,3 +421,41 @@ def test_a_template_link_stays_short_enough():
     fields = _query(link)
     assert fields["ref"] == LONG_VALUES.token
     assert LONG_VALUES.agent_name.startswith(fields["agent"]) and fields["agent"]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        # Google's submit address: opening it with the pre-filled values submits them, so a
+        # mail scanner following a score link would answer the survey for the customer.
+        ("https://docs.google.com/forms/d/e/1FAIpQLSe_abc/formResponse", "formResponse"),
+        ("https://docs.google.com/forms/d/e/1FAIpQLSe_abc/formResponse/", "formResponse"),
+        ("https://docs.google.com/forms/d/1AbCdEf/edit", "/edit"),  # the editor, not public
+        ("https://docs.google.com/forms/d/1AbCdEf/edit?usp=sharing", "/edit"),
+        ("https://docs.google.com/forms/d/e/1FAIpQLSe_abc/prefill", "/prefill"),
+    ],
+)
+def test_a_form_link_that_is_not_the_forms_public_page_is_refused(url, said):
+    with pytest.raises(ValidationError) as raised:
+        FormConfig(url=url, fields={"token": "entry.3"})
+
+    message = str(raised.value)
+    assert said in message and "/viewform" in message
+
+
+def test_a_template_that_submits_a_google_form_is_refused():
+    with pytest.raises(ValidationError, match="formResponse"):
+        FormConfig(
+            kind="template",
+            url_template="https://docs.google.com/forms/d/e/X/formResponse?entry.1={rating}"
+            "&entry.2={token}&submit=Submit",
+        )
+
+
+def test_the_public_page_is_accepted():
+    for url in (
+        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform",
+        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=sf_link",
+        "http://127.0.0.1:8080/forms/d/e/x/viewform",
+    ):
+        assert FormConfig(url=url, fields={"token": "entry.3"}).url == url

@@ -87,6 +87,9 @@ class FormConfig(StrictModel):
             ) from exc
         if parts.fragment or value.strip().endswith("#"):
             raise ValueError("the form's public link (…/viewform), with no #fragment")
+        page = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        if page in _NOT_THE_PUBLIC_PAGE:
+            raise ValueError(f"{_NOT_THE_PUBLIC_PAGE[page]}; use the public link, …/viewform")
         return value.strip()
 
     @field_validator("rating_values")
@@ -120,6 +123,8 @@ class FormConfig(StrictModel):
         # quote), as they carry form.url: the same check, the placeholders standing for a
         # value (each is percent-encoded when filled).
         check_link(_PLACEHOLDER.sub("1", value))
+        if head.path.rstrip("/").endswith("/formResponse"):
+            raise ValueError(_NOT_THE_PUBLIC_PAGE["formResponse"])
         return value
 
     @model_validator(mode="after")
@@ -145,6 +150,15 @@ class FormConfig(StrictModel):
         return self.rating_values.get(score, str(score))
 
 
+# Google Forms addresses that are not the form's public page, by their last path segment.
+_NOT_THE_PUBLIC_PAGE = {
+    # A GET of it with the pre-filled values submits them: a mail scanner following a score
+    # link would answer the survey, that score, for the customer.
+    "formResponse": "…/formResponse is the form's submit address: opening it submits the "
+    "pre-filled values (a link scanner would answer for the customer)",
+    "edit": "…/edit is the form's editor, which customers cannot open",
+    "prefill": "…/prefill is the pre-fill editor, not the form",
+}
 # A placeholder of a template ({token}, {agent_name}…; check_template knows which).
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 # What a link cannot hold as it is: a chat ends the link at a space, HTML at a quote.

@@ -27,9 +27,15 @@ def client_key(address: str) -> str:
     """The key a client address is counted by: an IPv4 address (an IPv4-mapped IPv6 one
     too) as it is, an IPv6 address by its /64, and anything that is no address (an empty
     one, a forwarded header's text) as one client, :data:`UNREADABLE`: a key is never
-    longer than an address."""
+    longer than an address. A port after the address (``203.0.113.5:50001``,
+    ``[2001:db8::1]:443``: some proxies forward it) is not part of the client."""
+    text = address.strip()
+    if text.startswith("["):  # [IPv6]:port
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # IPv4:port (an IPv6 address has two or more)
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return UNREADABLE
     if isinstance(ip, ipaddress.IPv6Address):

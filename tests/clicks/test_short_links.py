@@ -581,7 +581,16 @@ def test_the_client_limit_counts_an_ipv6_client_by_its_64_and_junk_as_one(
         429,
     ]
     assert [status("x" * 5000), status("y" * 5000), status("not an address")] == [404, 404, 429]
-    assert status("203.0.113.6") == 404
+    # A proxy that forwards the client's port too (Azure's X-Forwarded-For: "ip:port"): the
+    # address is the client, whatever its port; never every client as one unreadable key.
+    assert [status("203.0.113.6:50001"), status("203.0.113.6:50002")] == [404, 404]
+    assert status("203.0.113.6") == 429
+    assert [status("[2001:db8:9::1]:443"), status("2001:db8:9::2"), status("203.0.113.7")] == [
+        404,
+        404,
+        404,
+    ]
+    assert status("2001:db8:9::3") == 429
 
 
 def test_a_prefix_the_server_strips_is_not_a_misspelling(served, clock):

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
@@ -151,10 +152,73 @@ def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> 
     return template
 
 
+# Stands for a placeholder while a URL template is split into its parts: a character no
+# configured URL holds (a NUL cannot be written in YAML's plain text, nor sent in a URL).
+_MARK = "\0"
+
+
+def _marked(template: str) -> tuple[urllib.parse.SplitResult, list[str]]:
+    """``template`` split into its URL parts with each placeholder as :data:`_MARK`, and the
+    placeholders' names in order (a template :func:`check_placeholders` has read)."""
+    text: list[str] = []
+    names: list[str] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        text.append(literal)
+        if name is not None:
+            text.append(_MARK)
+            names.append(name)
+    return urllib.parse.urlsplit("".join(text)), names
+
+
+def check_url(template: str) -> str:
+    """ValueError unless ``template`` names its server literally: a host, and no placeholder
+    in the scheme, the user, the host or the port. A placeholder's value is the payload's
+    (a context value, an id): in the host it chose the server (``{account}.desk.example`` with
+    ``evil.com`` was ``evil.com.desk.example``; ``ä`` a host of percent escapes)."""
+    try:
+        parts, names = _marked(template)
+    except ValueError:  # a malformed brace: check_placeholders names where it is
+        return template
+    if _MARK in parts.netloc:  # one in the scheme is no http(s) URL, refused before
+        raise ValueError(
+            f"a placeholder ({{{names[0]}}}) in the host: the payload would choose the "
+            "server; write the server literally (a ${VAR} from the environment is fine) and "
+            "put placeholders in the path or the query"
+        )
+    if not parts.hostname:
+        raise ValueError("has no host (write https://host/path)")
+    return template
+
+
+def _empty_segments(template: str, values: Mapping[str, str]) -> list[str]:
+    """The placeholders of ``template`` whose values leave a path segment empty: ``/api/{a}/d``
+    with no ``a`` is ``/api//d``, which most servers read as another path."""
+    parts, names = _marked(template)
+    empty: list[str] = []
+    index = parts.netloc.count(_MARK)  # none: check_url refused them
+    for segment in parts.path.split("/"):
+        pieces = segment.split(_MARK)
+        used = names[index : index + len(pieces) - 1]
+        index += len(pieces) - 1
+        if used and not "".join(pieces) and not any(values.get(n) for n in used):
+            empty.extend(used)
+    return empty
+
+
 def rendered_parts(
     spec: RequestTemplate, values: Mapping[str, str]
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """The request's URL (values URL-quoted), headers and query parameters, filled."""
+    """The request's URL (values URL-quoted), headers and query parameters, filled.
+
+    DeliveryError (permanent, nothing sent) when a value would leave a path segment empty
+    (:func:`_empty_segments`): the request would reach another path."""
+    empty = _empty_segments(spec.url, values)
+    if empty:
+        raise DeliveryError(
+            f"not sent: {', '.join('{' + n + '}' for n in empty)} is empty in the URL's path, "
+            "which would send the request to another path",
+            retryable=False,
+        )
     url = render(spec.url, values, quote=True)
     headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
     params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
@@ -235,7 +299,7 @@ class RequestOptions(StrictModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value
+        return check_url(value)
 
     @model_validator(mode="after")
     def _checked(self) -> Self:

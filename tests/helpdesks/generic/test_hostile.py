@@ -1,0 +1,82 @@
+"""The generic adapter against a hostile sender (who controls the payload) and a plausible
+but wrong configuration: nothing a sender writes may choose the server or the path called,
+and a configuration that cannot work is refused naming its key."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+from csat_hook.errors import ConfigError
+from csat_hook.errors import DeliveryError
+from tests.conftest import FakeClock
+from tests.helpdesks.generic.test_generic import adapter
+from tests.helpdesks.generic.test_generic import load_generic
+from tests.helpdesks.generic.test_generic import reply
+
+# --- the URL: the payload never chooses the server, nor drops a path segment -----------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://{account}.desk.example.com/api/d/{dialog_id}",
+        "https://desk.example.com{account}/api/d/{dialog_id}",
+        "https://desk.example.com:{account}/api/d/{dialog_id}",
+        "https://bot:{account}@desk.example.com/api/d/{dialog_id}",
+    ],
+)
+def test_a_placeholder_in_the_scheme_or_host_is_refused_at_load(url):
+    # A context value is the payload's: "evil.com" made "evil.com.desk.example.com", "ä" a
+    # host of percent escapes, a long one a DNS label no resolver takes (retried as a
+    # connection failure until the attempts ran out).
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping={"context": {"account": "account"}}, reply={"url": url})
+    assert "helpdesks.g.reply.url" in str(info.value), str(info.value)
+    assert "{account}" in str(info.value)
+
+
+def test_a_url_without_a_host_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"helpdesks\.g\.reply\.url.*no host"):
+        load_generic(reply={"url": "https:///api/d/{dialog_id}"})
+
+
+@pytest.mark.parametrize("key", ["lookup", "note"])
+def test_every_request_url_is_checked(key):
+    request = {"url": "https://{dialog_id}.desk.example.com/m"}
+    if key == "lookup":
+        request.update(method="GET", messages="messages", text="text", ours="true")
+    with pytest.raises(ConfigError, match=rf"helpdesks\.g\.{key}\.url"):
+        load_generic(**{key: request})
+
+
+def test_a_placeholder_after_a_literal_in_the_path_or_query_is_taken():
+    load_generic(
+        mapping={"context": {"account": "account"}},
+        reply={"url": "https://desk.example.com/a-{account}/d/{dialog_id}?acct={account}#x"},
+    )
+
+
+@responses.activate
+def test_an_empty_value_that_would_drop_a_path_segment_is_not_sent():
+    # "/api/{account}/d/7" with no account was "/api//d/7": another path at most servers.
+    desk = adapter(
+        FakeClock(),
+        mapping={"context": {"account": "account"}},
+        reply={"url": "https://desk.example.com/api/{account}/d/{dialog_id}?a={account}"},
+    )
+    with pytest.raises(DeliveryError) as info:
+        desk.send_reply(reply(context={"account": ""}))
+    assert not info.value.retryable and "{account}" in info.value.message
+    assert "not sent" in info.value.message
+    assert len(responses.calls) == 0
+    # Empty in the query it is just an empty parameter; in a segment beside a literal, fine.
+    responses.post("https://desk.example.com/api/x/d/D%209?a=x", json={"id": 1})
+    desk.send_reply(reply(context={"account": "x"}))
+    desk = adapter(
+        FakeClock(),
+        mapping={"context": {"account": "account"}},
+        reply={"url": "https://desk.example.com/api/d/{dialog_id}?a={account}"},
+    )
+    responses.post("https://desk.example.com/api/d/D%209?a=", json={"id": 1})
+    desk.send_reply(reply(context={"account": ""}))

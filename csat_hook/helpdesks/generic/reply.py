@@ -17,6 +17,7 @@ import jmespath
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
+from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.calls import response_json
@@ -57,6 +58,26 @@ class ReplyRequestOptions(RequestOptions):
     error_reason: str | None = None
 
     _idempotency_header = field_validator("idempotency_header")(header_name)
+
+    @model_validator(mode="after")
+    def _flat_form(self) -> ReplyRequestOptions:
+        """A form body is fields of single values: ``requests`` sent a text body as written
+        (a reply text holding ``&dialog=9`` added a field) and a nested object as its keys."""
+        if self.encoding != "form":
+            return self
+        if not isinstance(self.body, dict):
+            raise ValueError(
+                "body: with encoding form, write the fields as an object "
+                '({"dialog": "{dialog_id}", "text": "{text}"}): each value is then escaped'
+            )
+        for key, value in self.body.items():
+            if isinstance(value, dict | list):
+                raise ValueError(
+                    f"body.{key}: a form field holds one text or number, not "
+                    f"{'an object' if isinstance(value, dict) else 'a list'} "
+                    "(use encoding json for nested bodies)"
+                )
+        return self
 
     @field_validator("message_id", "error_path", "error_reason")
     @classmethod

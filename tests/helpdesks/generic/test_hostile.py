@@ -80,3 +80,47 @@ def test_an_empty_value_that_would_drop_a_path_segment_is_not_sent():
     )
     responses.post("https://desk.example.com/api/d/D%209?a=", json={"id": 1})
     desk.send_reply(reply(context={"account": ""}))
+
+
+# --- form bodies: the payload's text never adds or replaces a field ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ("dialog={dialog_id}&text={text}", "body"),
+        ({"message": {"text": "{text}"}}, "body.message"),
+        ({"parts": ["{text}", "{link}"]}, "body.parts"),
+        (["{text}"], "body"),
+    ],
+)
+def test_a_form_body_must_be_flat_fields(body, where):
+    # A text body was sent as written: a reply text holding "&dialog=9" added a field; a
+    # nested object was sent as its keys ("message=text"), the reply's text lost.
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply={"url": "https://d.example/r", "encoding": "form", "body": body})
+    assert f"helpdesks.g.reply: {where}:" in str(info.value), str(info.value)
+
+
+@responses.activate
+def test_a_form_field_carries_the_senders_text_as_one_value():
+    from responses import matchers
+
+    desk = adapter(
+        FakeClock(),
+        reply={
+            "url": "https://d.example/r",
+            "encoding": "form",
+            "body": {"dialog": "{dialog_id}", "text": "{text}", "n": 1},
+        },
+    )
+    text = "Rate us&dialog=9&text=x%26y =+\r\nä"
+    responses.post(
+        "https://d.example/r",
+        json={},
+        match=[
+            matchers.urlencoded_params_matcher({"dialog": "D 9", "text": text, "n": "1"}),
+            matchers.header_matcher({"Content-Type": "application/x-www-form-urlencoded"}),
+        ],
+    )
+    desk.send_reply(reply(text=text))

@@ -72,7 +72,8 @@ class AuthOptions(StrictModel):
     timestamp_format: Literal["auto", "s", "ms", "iso"] = "auto"
     # Validated even when left out: the default signs no timestamp (see _template).
     signed_payload: str = Field(default="{body}", validate_default=True)
-    tolerance_seconds: float = Field(default=300, gt=0)
+    # At most a day: .inf (or 1e300) made every timestamp fresh, the replay check none.
+    tolerance_seconds: float = Field(default=300, gt=0, le=86400)
 
     _secrets = field_validator("token", "secret")(nonblank_secret)
     _headers = field_validator("token_header", "signature_header")(header_name)

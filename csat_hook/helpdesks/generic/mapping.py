@@ -76,10 +76,32 @@ class MappingOptions(StrictModel):
             raise ValueError("set event and/or status: one of them must say a dialog closed")
         for key, expression in self.expressions().items():
             require_jmespath(expression, key)
+        self._can_close()
         clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
         if clash:
             raise ValueError(f"context: names {sorted(clash)} are reserved")
         return self
+
+    def _can_close(self) -> None:
+        """ValueError naming the key when no webhook could ever read as a close, or a value
+        means both a close and a reopen (one of them never applies): taken, every webhook
+        was answered 200 "ignored" and no survey went out."""
+        if self.event is not None:
+            # With a status too, an event of either list passes on for the status to decide.
+            if not self.close_events and (self.status is None or not self.reopen_events):
+                raise ValueError(
+                    "close_events: empty, so no event is ever a close (name the event "
+                    "value(s) that mean a dialog closed)"
+                )
+            if self.status is None:
+                _disjoint("close_events", self.close_events, "reopen_events", self.reopen_events)
+        if self.status is not None:
+            if not self.closed_values:
+                raise ValueError(
+                    "closed_values: empty, so no status is ever a close (name the status "
+                    "value(s) that mean a dialog closed)"
+                )
+            _disjoint("closed_values", self.closed_values, "reopened_values", self.reopened_values)
 
     def expressions(self) -> dict[str, str]:
         """Every configured expression by its key (context values as ``context.<name>``)."""
@@ -106,6 +128,16 @@ class MappingOptions(StrictModel):
         }
         found.update({f"context.{k}": v for k, v in self.context.items()})
         return found
+
+
+def _disjoint(key: str, values: list[str], other_key: str, others: list[str]) -> None:
+    """ValueError when a value (case aside, as they are compared) is in both lists."""
+    both = sorted(_lower(values) & _lower(others))
+    if both:
+        raise ValueError(
+            f"{key} and {other_key} both hold {both[0]!r} (compared without case): a webhook "
+            "saying it cannot mean both; keep it in one of them"
+        )
 
 
 def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:

@@ -124,3 +124,44 @@ def test_a_form_field_carries_the_senders_text_as_one_value():
         ],
     )
     desk.send_reply(reply(text=text))
+
+
+# --- the replay window and the events that mean a close ---------------------------------------
+
+SIGNED = {
+    "mode": "hmac",
+    "secret": "a-long-enough-signing-secret",
+    "timestamp_header": "X-Ts",
+    "signed_payload": "{timestamp}.{body}",
+}
+
+
+@pytest.mark.parametrize("tolerance", [float("inf"), 1e300, 10 * 86400])
+def test_a_replay_window_without_end_is_refused(tolerance):
+    # .inf was taken: every timestamp was fresh, a captured request replayed for ever.
+    with pytest.raises(ConfigError, match=r"helpdesks\.g\.auth\.tolerance_seconds"):
+        load_generic(auth={**SIGNED, "tolerance_seconds": tolerance})
+    load_generic(auth={**SIGNED, "tolerance_seconds": 3600})
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"close_events": []}, "mapping: close_events"),
+        ({"event": None, "status": "state", "closed_values": []}, "mapping: closed_values"),
+        (
+            {"close_events": ["conversation.closed"], "reopen_events": ["Conversation.Closed"]},
+            "'conversation.closed'",
+        ),
+        (
+            {"status": "state", "closed_values": ["done"], "reopened_values": ["DONE", "open"]},
+            "'done'",
+        ),
+    ],
+)
+def test_events_that_can_never_mean_a_close_are_refused(mapping, message):
+    # Taken, every webhook was answered 200 "ignored" (or a close read as a reopen): the
+    # sender saw success and no survey ever went out.
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping=mapping)
+    assert message in str(info.value), str(info.value)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
 from csat_hook.helpdesks import takes_notes
+from csat_hook.notify.options import is_loopback
 
 MASK = "**********"  # what pydantic prints for a SecretStr
 # Query parameters whose value is a credential (compared lower-case, "-" read as "_").
@@ -141,6 +142,7 @@ def config_warnings(config: Config) -> list[str]:
             "environment, so the file holds none): " + ", ".join(config.secrets_in_file)
         )
     warnings.extend(exchanges_past_the_lease(config))
+    warnings.extend(request_warnings(config))
     for name, options in config.alerts.destinations.items():
         if options.kind == "helpdesk_note" and not any(
             takes_notes(h) for h in config.helpdesks.values()
@@ -172,6 +174,50 @@ def config_warnings(config: Config) -> list[str]:
             "whose agent has no known name reads agent_label_without_name in its place"
         )
     return warnings
+
+
+# A sender's secret shorter than this can be guessed: an HMAC key offline from one signed
+# webhook, a token by trying.
+MIN_SECRET_CHARS = 16
+
+
+def request_warnings(config: Config) -> list[str]:
+    """For the ``generic`` adapter's requests (and any adapter with such options): a URL in
+    plain http:// to a host that is not loopback (the API token in its headers and the reply
+    cross the network readable), and a sender's token or signing secret too short to be one
+    (never shown)."""
+    found = []
+    for name, options in config.helpdesks.items():
+        requests: list[tuple[str, Any]] = [
+            (key, getattr(options, key, None)) for key in ("reply", "lookup", "note", "note_lookup")
+        ]
+        agents = getattr(options, "agent_lookup", None)
+        for key in ("by_dialog", "by_id"):
+            requests.append((f"agent_lookup.{key}", getattr(agents, key, None)))
+        for key, request in requests:
+            url = getattr(request, "url", None)
+            if not isinstance(url, str):
+                continue
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+                found.append(
+                    f"helpdesks.{name}.{key}.url: plain http:// to {parts.hostname}: its "
+                    "headers (the API token) and the reply cross the network unencrypted; "
+                    "use https://"
+                )
+        auth = getattr(options, "auth", None)
+        mode = getattr(auth, "mode", None)
+        for key in ("secret", "token"):
+            value = getattr(auth, key, None)
+            if mode not in ("hmac", "token") or key != ("secret" if mode == "hmac" else "token"):
+                continue
+            if isinstance(value, SecretStr) and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+                found.append(
+                    f"helpdesks.{name}.auth.{key}: {len(value.get_secret_value())} characters: "
+                    f"one this short can be guessed; use at least {MIN_SECRET_CHARS} random "
+                    "characters (32 is usual)"
+                )
+    return found
 
 
 def insecure_settings(config: Config) -> list[str]:

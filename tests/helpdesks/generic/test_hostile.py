@@ -165,3 +165,46 @@ def test_events_that_can_never_mean_a_close_are_refused(mapping, message):
     with pytest.raises(ConfigError) as info:
         load_generic(mapping=mapping)
     assert message in str(info.value), str(info.value)
+
+
+# --- check-config warnings ----------------------------------------------------------------------
+
+
+def _warnings(**options) -> list[str]:
+    from csat_hook.config import config_warnings
+
+    return [w for w in config_warnings(load_generic(**options)) if w.startswith("helpdesks.g")]
+
+
+def test_plain_http_to_another_host_is_warned_about_naming_each_request():
+    # The API token in the headers and the customer's reply crossed the network unencrypted,
+    # and check-config said nothing.
+    said = _warnings(
+        reply={
+            "url": "http://desk.example.com/api/d/{dialog_id}",
+            "headers": {"Authorization": "Bearer S3cret-api-token"},
+        },
+        agent_lookup={
+            "by_id": {"url": "http://desk.example.com/agents/{agent_id}", "agent": "@"},
+        },
+    )
+    assert any(w.startswith("helpdesks.g.reply.url: plain http://") for w in said), said
+    assert any(w.startswith("helpdesks.g.agent_lookup.by_id.url: plain http://") for w in said)
+    assert not any("S3cret" in w for w in said)
+    for url in ("https://desk.example.com/d/{dialog_id}", "http://127.0.0.1:8099/d/{dialog_id}"):
+        assert not [w for w in _warnings(reply={"url": url}) if "http://" in w]
+
+
+@pytest.mark.parametrize(
+    ("auth", "key"),
+    [
+        ({"mode": "hmac", "secret": "abc123"}, "helpdesks.g.auth.secret"),
+        ({"mode": "token", "token": "letmein"}, "helpdesks.g.auth.token"),
+    ],
+)
+def test_a_short_sender_secret_is_warned_about_without_showing_it(auth, key):
+    said = _warnings(auth=auth)
+    assert any(w.startswith(f"{key}: ") and "characters" in w for w in said), said
+    secret = auth.get("secret") or auth["token"]
+    assert not any(secret in w for w in said)
+    assert not [w for w in _warnings(auth={**auth, key.rsplit(".")[-1]: "x" * 32}) if key in w]

@@ -9,6 +9,7 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 
 from __future__ import annotations
 
+import re
 import string
 import urllib.parse
 from collections.abc import Mapping
@@ -93,10 +94,11 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
                 f"{key}.headers: {header!r} is not a header name (letters, digits and "
                 "!#$%&'*+-.^_`|~, no spaces or colon)"
             )
-        if any(char in value.get_secret_value() for char in "\r\n\0"):
+        if _CONTROL.search(value.get_secret_value()):
             # requests refuses it (InvalidHeader): every request would fail for good.
             raise ValueError(
-                f"{key}.headers.{header}: a line break or NUL cannot be sent in a header"
+                f"{key}.headers.{header}: a line break or NUL cannot be sent in a header "
+                "(nor any control character but the tab)"
             )
     used: set[str] = set()
     for where, text in texts:
@@ -152,6 +154,8 @@ def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> 
     return template
 
 
+# What no header value may hold (RFC 9110 5.5): the C0 controls but the tab, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Stands for a placeholder while a URL template is split into its parts: a character no
 # configured URL holds (a NUL cannot be written in YAML's plain text, nor sent in a URL).
 _MARK = "\0"
@@ -221,6 +225,15 @@ def rendered_parts(
         )
     url = render(spec.url, values, quote=True)
     headers = {k: render(v.get_secret_value(), values) for k, v in spec.headers.items()}
+    for name, value in headers.items():
+        if _CONTROL.search(value):
+            # A line break would start another header (requests refuses it); NUL, DEL, ESC
+            # and the rest RFC 9110 allows in no field value went out as they were.
+            raise DeliveryError(
+                f"not sent: the header {name} would hold a control character (a line break, "
+                "NUL...) from a placeholder's value",
+                retryable=False,
+            )
     params = {k: render(v.get_secret_value(), values) for k, v in spec.query.items()}
     return url, headers, params
 

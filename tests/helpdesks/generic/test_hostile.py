@@ -208,3 +208,52 @@ def test_a_short_sender_secret_is_warned_about_without_showing_it(auth, key):
     secret = auth.get("secret") or auth["token"]
     assert not any(secret in w for w in said)
     assert not [w for w in _warnings(auth={**auth, key.rsplit(".")[-1]: "x" * 32}) if key in w]
+
+
+# --- headers: the payload's values never add a header nor send a control character ------------
+
+
+@responses.activate
+@pytest.mark.parametrize("name", ["Anna\x00", "An\x7fna", "Anna\x1b[2J", "Anna\x0bX-Evil: 1"])
+def test_a_control_character_in_a_header_value_is_not_sent(name):
+    # NUL, DEL, ESC and the like went out in the header (RFC 9110 allows none of them): a
+    # server or proxy in front of the API may cut the value there or read it otherwise.
+    from csat_hook.helpdesks.records import Person
+
+    desk = adapter(
+        FakeClock(),
+        reply={"url": "https://d.example/r/{dialog_id}", "headers": {"X-Agent": "{agent_name}"}},
+    )
+    with pytest.raises(DeliveryError) as info:
+        desk.send_reply(reply(agent=Person("7", name, None)))
+    assert not info.value.retryable and "not sent" in info.value.message
+    assert "X-Agent" in info.value.message and "Anna" not in info.value.message
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_header_value_outside_ascii_or_with_a_tab_is_sent():
+    from responses import matchers
+
+    from csat_hook.helpdesks.records import Person
+
+    desk = adapter(
+        FakeClock(),
+        reply={"url": "https://d.example/r/{dialog_id}", "headers": {"X-Agent": "{agent_name}"}},
+    )
+    responses.post(
+        "https://d.example/r/D%209",
+        json={},
+        match=[matchers.header_matcher({"X-Agent": "Анна\tП".encode().decode("latin-1")})],
+    )
+    desk.send_reply(reply(agent=Person("7", "Анна\tП", None)))
+
+
+def test_a_control_character_written_in_a_header_is_refused_at_load():
+    with pytest.raises(ConfigError) as info:
+        load_generic(
+            reply={"url": "https://d.example/r", "headers": {"Authorization": "Bearer S3\x01x"}}
+        )
+    assert "helpdesks.g: reply.headers.Authorization: a line break or NUL" in str(info.value)
+    assert "nor any control character" in str(info.value)
+    assert "S3" not in str(info.value)

@@ -184,8 +184,8 @@ MIN_SECRET_CHARS = 16
 def request_warnings(config: Config) -> list[str]:
     """For the ``generic`` adapter's requests (and any adapter with such options): a URL in
     plain http:// to a host that is not loopback (the API token in its headers and the reply
-    cross the network readable), and a sender's token or signing secret too short to be one
-    (never shown)."""
+    cross the network readable), a sender not checked at all (``auth.mode: none``), and a
+    sender's token or signing secret too short to be one (never shown)."""
     found = []
     for name, options in config.helpdesks.items():
         requests: list[tuple[str, Any]] = [
@@ -207,16 +207,20 @@ def request_warnings(config: Config) -> list[str]:
                 )
         auth = getattr(options, "auth", None)
         mode = getattr(auth, "mode", None)
-        for key in ("secret", "token"):
-            value = getattr(auth, key, None)
-            if mode not in ("hmac", "token") or key != ("secret" if mode == "hmac" else "token"):
-                continue
-            if isinstance(value, SecretStr) and len(value.get_secret_value()) < MIN_SECRET_CHARS:
-                found.append(
-                    f"helpdesks.{name}.auth.{key}: {len(value.get_secret_value())} characters: "
-                    f"one this short can be guessed; use at least {MIN_SECRET_CHARS} random "
-                    "characters (32 is usual)"
-                )
+        if mode == "none":
+            found.append(
+                f"helpdesks.{name}.auth.mode: none: every webhook is taken from anyone who "
+                "reaches its URL, and a reply posted into whatever dialog it names; use token "
+                "or hmac"
+            )
+        held = {"hmac": "secret", "token": "token"}.get(str(mode))
+        value = getattr(auth, held, None) if held else None
+        if isinstance(value, SecretStr) and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            found.append(
+                f"helpdesks.{name}.auth.{held}: {len(value.get_secret_value())} characters: "
+                f"one this short can be guessed; use at least {MIN_SECRET_CHARS} random "
+                "characters (32 is usual)"
+            )
     return found
 
 

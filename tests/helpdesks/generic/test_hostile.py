@@ -257,3 +257,11 @@ def test_a_control_character_written_in_a_header_is_refused_at_load():
     assert "helpdesks.g: reply.headers.Authorization: a line break or NUL" in str(info.value)
     assert "nor any control character" in str(info.value)
     assert "S3" not in str(info.value)
+
+
+def test_a_webhook_taken_from_anyone_is_warned_about():
+    # auth.mode none checks nothing: whoever finds the URL makes csat-hook post into any
+    # dialog it names, and check-config said nothing.
+    said = _warnings(auth={"mode": "none"})
+    assert any(w.startswith("helpdesks.g.auth.mode: none") for w in said), said
+    assert not [w for w in _warnings(auth=SIGNED) if "auth.mode" in w]

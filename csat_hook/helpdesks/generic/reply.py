@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Literal
 
-import jmespath
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
@@ -25,6 +24,7 @@ from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
 from csat_hook.helpdesks.generic.templates import require_jmespath
+from csat_hook.helpdesks.generic.templates import search_or_none
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
@@ -110,7 +110,9 @@ def send(
         spec.method, url, headers=headers, params=params, explain=explain, **kwargs
     )
     answer = response_json(response)
-    if spec.error_path and answer is not None and jmespath.search(spec.error_path, answer):
+    # The request was answered 2xx: an expression that cannot read the answer (a function
+    # refusing its types) must not raise, which reads as an unknown outcome (posted again).
+    if spec.error_path and answer is not None and search_or_none(spec.error_path, answer):
         reason = vendor_reason(explain, response)
         message = f"{name}: the API answered 2xx with an error ({spec.error_path})"
         raise DeliveryError(
@@ -119,13 +121,13 @@ def send(
             http_status=response.status_code,
             vendor_reason=reason,
         )
-    message_id = jmespath.search(spec.message_id, answer) if spec.message_id else None
+    message_id = search_or_none(spec.message_id, answer) if spec.message_id else None
     return SendResult(external_id=as_text(message_id))
 
 
 def _reason_items(expression: str | None, body: Any) -> list[ErrorItem]:
     """What ``reply.error_reason`` selects in an error answer, as items."""
-    found = jmespath.search(expression, body) if expression else None
+    found = search_or_none(expression, body) if expression else None
     return as_items(found, _reason_item)
 
 

@@ -265,3 +265,25 @@ def test_a_webhook_taken_from_anyone_is_warned_about():
     said = _warnings(auth={"mode": "none"})
     assert any(w.startswith("helpdesks.g.auth.mode: none") for w in said), said
     assert not [w for w in _warnings(auth=SIGNED) if "auth.mode" in w]
+
+
+# --- the vendor's 2xx answer: read, never raised out of a reply that was posted ---------------
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("options", "answer"),
+    [
+        ({"message_id": "join('-', ids)"}, {"ids": [101, 102]}),
+        ({"message_id": "id", "error_path": "length(error)"}, {"id": 7, "error": 0}),
+    ],
+)
+def test_an_answer_the_expressions_cannot_read_leaves_the_reply_sent(options, answer):
+    # The POST was answered 2xx, then a JMESPath function refused the answer's types:
+    # JMESPathTypeError escaped send_reply, which delivery took for an unknown outcome, and
+    # without a look-up the reply was posted again, on every attempt.
+    desk = adapter(FakeClock(), reply={"url": "https://d.example/r", **options})
+    responses.post("https://d.example/r", json=answer)
+    result = desk.send_reply(reply())
+    assert result.external_id == ("7" if "error_path" in options else None)
+    assert len(responses.calls) == 1

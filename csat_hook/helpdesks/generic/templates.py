@@ -19,6 +19,7 @@ from typing import Protocol
 from typing import Self
 
 import jmespath
+import jmespath.functions
 from jmespath.exceptions import JMESPathError
 from pydantic import SecretStr
 from pydantic import field_validator
@@ -288,16 +289,47 @@ def search_or_none(expression: str, data: Any) -> Any:
 
 def require_jmespath(expression: str, key: str | None = None) -> None:
     """ValueError (naming ``key`` when given) unless ``expression`` is a valid JMESPath."""
+    where = f"{key}: " if key else ""
     try:
-        jmespath.compile(expression)
+        parsed = jmespath.compile(expression)
     except JMESPathError as exc:
-        where = f"{key}: " if key else ""
         raise ValueError(
             f"{where}{expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
         ) from None
     except RecursionError:  # the parser recurses once per bracket or parenthesis
-        where = f"{key}: " if key else ""
         raise ValueError(f"{where}the expression nests too deeply to be read") from None
+    problem = _call_problem(dict(parsed.parsed))
+    if problem:
+        raise ValueError(f"{where}{problem}")
+
+
+_FUNCTIONS: dict[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
+FUNCTIONS_URL = "https://jmespath.org/specification.html#built-in-functions"
+
+
+def _call_problem(tree: Mapping[str, Any]) -> str | None:
+    """What is wrong with a function call in a parsed expression: a name JMESPath does not
+    know, or a wrong number of arguments; None when every call can be made. Both compile,
+    and then failed on every payload (a 400 blaming the sender) or every answer."""
+    pending: list[Mapping[str, Any]] = [tree]
+    while pending:
+        node = pending.pop()
+        pending.extend(child for child in node.get("children", ()) if isinstance(child, dict))
+        if node.get("type") != "function_expression":
+            continue
+        name, given = str(node.get("value")), len(node.get("children", ()))
+        entry = _FUNCTIONS.get(name)
+        if entry is None:
+            return f"unknown JMESPath function {name}() (the built-in ones: {FUNCTIONS_URL})"
+        signature = entry["signature"]
+        variadic = bool(signature) and signature[-1].get("variadic", False)
+        wanted = len(signature)
+        plural = "argument" if wanted == 1 else "arguments"
+        if variadic and given < wanted:
+            return f"{name}() takes at least {wanted} {plural}, not {given}"
+        if not variadic and given != wanted:
+            return f"{name}() takes {wanted} {plural}, not {given}"
+    return None
 
 
 class RequestOptions(StrictModel):

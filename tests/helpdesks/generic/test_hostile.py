@@ -287,3 +287,44 @@ def test_an_answer_the_expressions_cannot_read_leaves_the_reply_sent(options, an
     result = desk.send_reply(reply())
     assert result.external_id == ("7" if "error_path" in options else None)
     assert len(responses.calls) == 1
+
+
+# --- expressions that fail on every payload are the configuration's fault ---------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"mapping": {"agent_name": "data.agent.fullname()"}},
+            "helpdesks.g.mapping: agent_name: unknown JMESPath function fullname()",
+        ),
+        (
+            {"mapping": {"context": {"tags": "join(data.tags)"}}},
+            "helpdesks.g.mapping: context.tags: join() takes 2 arguments, not 1",
+        ),
+        (
+            {"mapping": {"dialog_id": "not_null()"}},
+            "helpdesks.g.mapping: dialog_id: not_null() takes at least 1 argument, not 0",
+        ),
+        (
+            {"reply": {"url": "https://d.example/r", "message_id": "lenght(items)"}},
+            "helpdesks.g.reply.message_id: unknown JMESPath function lenght()",
+        ),
+    ],
+)
+def test_an_unknown_function_or_a_wrong_argument_count_is_refused_at_load(options, message):
+    # Both compile: every close was then a 400 bad_field, blaming the sender (who retried
+    # and in the end disabled the webhook), or the answer's id was silently never read.
+    with pytest.raises(ConfigError) as info:
+        load_generic(**options)
+    assert message in str(info.value), str(info.value)
+
+
+def test_functions_with_their_arguments_are_taken():
+    load_generic(
+        mapping={
+            "dialog_id": "not_null(data.id, data.ticket_id)",
+            "context": {"tags": "join(',', data.tags[?length(@) > `0`])", "m": "merge(a, b)"},
+        }
+    )

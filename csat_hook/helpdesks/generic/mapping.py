@@ -22,6 +22,7 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
 from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
 from csat_hook.helpdesks.generic.templates import require_jmespath
+from csat_hook.helpdesks.generic.templates import require_one_value
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import document_digest
@@ -76,6 +77,7 @@ class MappingOptions(StrictModel):
             raise ValueError("set event and/or status: one of them must say a dialog closed")
         for key, expression in self.expressions().items():
             require_jmespath(expression, key)
+            require_one_value(expression, key)
         self._can_close()
         clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
         if clash:

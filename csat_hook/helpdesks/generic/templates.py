@@ -303,6 +303,47 @@ def require_jmespath(expression: str, key: str | None = None) -> None:
         raise ValueError(f"{where}{problem}")
 
 
+def require_one_value(expression: str, key: str) -> None:
+    """ValueError naming ``key`` when ``expression`` (valid: :func:`require_jmespath`) gives
+    a list or an object whatever the payload holds (a projection, a filter, a flatten, a
+    multi-select, ``sort()``...): a mapped field reads one text or number, and read from a
+    list it was always none (an event never a close, a name or a context value empty)."""
+    if _always_many(dict(jmespath.compile(expression).parsed)):
+        raise ValueError(
+            f"{key}: {expression!r} always gives a list (or an object): a projection such "
+            "as [*], [] or .*, a filter, a slice, a multi-select or a function returning a "
+            "list; pick one item, e.g. events[0].name or events[*].name | [0]"
+        )
+
+
+# The AST nodes whose value is a list or an object whatever the input, and such functions.
+_MANY_NODES = frozenset(
+    {
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "multi_select_list",
+        "multi_select_dict",
+    }
+)
+_MANY_FUNCTIONS = frozenset({"keys", "values", "sort", "sort_by", "map", "to_array", "merge"})
+
+
+def _always_many(node: Mapping[str, Any]) -> bool:
+    kind = node.get("type")
+    children = [c for c in node.get("children", ()) if isinstance(c, Mapping)]
+    if kind in _MANY_NODES:
+        return True
+    if kind == "function_expression":
+        return node.get("value") in _MANY_FUNCTIONS
+    if kind in ("subexpression", "pipe") and children:
+        return _always_many(children[-1])
+    if kind == "or_expression" and children:
+        return all(_always_many(child) for child in children)
+    return False
+
+
 _FUNCTIONS: dict[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
 FUNCTIONS_URL = "https://jmespath.org/specification.html#built-in-functions"
 

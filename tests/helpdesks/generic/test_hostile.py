@@ -325,6 +325,40 @@ def test_functions_with_their_arguments_are_taken():
     load_generic(
         mapping={
             "dialog_id": "not_null(data.id, data.ticket_id)",
-            "context": {"tags": "join(',', data.tags[?length(@) > `0`])", "m": "merge(a, b)"},
+            "context": {
+                "tags": "join(',', data.tags[?length(@) > `0`])",
+                "m": "length(merge(a, b))",
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("mapping", "key"),
+    [
+        ({"event": "events[*].name"}, "mapping: event"),
+        ({"event": None, "status": "data.states[?current].name"}, "mapping: status"),
+        ({"dialog_id": "dialog.ids[]"}, "mapping: dialog_id"),
+        ({"agent_name": "agents.*.name"}, "mapping: agent_name"),
+        ({"context": {"account": "[account.id, account.slug]"}}, "mapping: context.account"),
+        ({"customer_email": "data.contacts[0:1].email"}, "mapping: customer_email"),
+        ({"team": "sort(teams)"}, "mapping: team"),
+    ],
+)
+def test_a_mapping_that_always_gives_a_list_is_refused_at_load(mapping, key):
+    # A projection is a list whatever the payload: an event that was one was read as none,
+    # and every close was answered 200 "ignored" (a name or a context value was empty).
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping=mapping)
+    assert f"helpdesks.g.{key}: " in str(info.value) and "list" in str(info.value), str(info.value)
+
+
+def test_one_item_of_a_projection_is_taken():
+    load_generic(
+        mapping={
+            "event": "events[*].name | [0]",
+            "dialog_id": "dialog.id || dialog.ids[0]",
+            "agent_name": "length(agents[*])",
+            "context": {"first": "tags[?x] | [0].name", "either": "a || b[*]"},
         }
     )

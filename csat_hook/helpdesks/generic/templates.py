@@ -117,11 +117,26 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
     return used
 
 
+def _placeholder_in(text: str) -> str | None:
+    """The first ``{name}`` in ``text`` (a body's key), or None (a malformed brace: none)."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError:
+        return None
+    return f"{{{names[0]}}}" if names else None
+
+
 def _strings(value: Any, where: str) -> list[tuple[str, str]]:
     """Each text in a body template with its path (``body.message.parts[1]``)."""
     if isinstance(value, str):
         return [(where, value)]
     if isinstance(value, dict):
+        for key in value:
+            if _placeholder_in(str(key)):
+                raise ValueError(
+                    f"{where}: {_placeholder_in(str(key))} in a key is not filled (only "
+                    "values are): the key would be sent as written"
+                )
         return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
     if isinstance(value, list):
         return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
@@ -189,6 +204,12 @@ def check_url(template: str) -> str:
             f"a placeholder ({{{names[0]}}}) in the host: the payload would choose the "
             "server; write the server literally (a ${VAR} from the environment is fine) and "
             "put placeholders in the path or the query"
+        )
+    if _MARK in parts.fragment:
+        name = names[len(names) - parts.fragment.count(_MARK)]
+        raise ValueError(
+            f"a placeholder ({{{name}}}) after '#': a URL's fragment is never sent; put it in "
+            "the path or the query"
         )
     if not parts.hostname:
         raise ValueError("has no host (write https://host/path)")

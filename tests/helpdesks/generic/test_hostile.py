@@ -362,3 +362,23 @@ def test_one_item_of_a_projection_is_taken():
             "context": {"first": "tags[?x] | [0].name", "either": "a || b[*]"},
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("request_options", "message"),
+    [
+        (
+            {"url": "https://d.example/r", "body": {"message": {"{dialog_id}": "{text}"}}},
+            "helpdesks.g: reply.body.message: {dialog_id} in a key is not filled",
+        ),
+        (
+            {"url": "https://d.example/r/{dialog_id}#{agent_id}"},
+            "helpdesks.g.reply.url: a placeholder ({agent_id}) after '#'",
+        ),
+    ],
+)
+def test_a_placeholder_that_would_never_be_filled_or_sent_is_refused(request_options, message):
+    # A key was sent as written ("{dialog_id}"), and a fragment never leaves the client.
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply=request_options)
+    assert message in str(info.value), str(info.value)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
 from csat_hook.helpdesks import takes_notes
+from csat_hook.helpdesks.generic.mapping import MappingOptions
 from csat_hook.notify.options import is_loopback
 
 MASK = "**********"  # what pydantic prints for a SecretStr
@@ -184,8 +185,9 @@ MIN_SECRET_CHARS = 16
 def request_warnings(config: Config) -> list[str]:
     """For the ``generic`` adapter's requests (and any adapter with such options): a URL in
     plain http:// to a host that is not loopback (the API token in its headers and the reply
-    cross the network readable), a sender not checked at all (``auth.mode: none``), and a
-    sender's token or signing secret too short to be one (never shown)."""
+    cross the network readable), a sender not checked at all (``auth.mode: none``), a
+    sender's token or signing secret too short to be one (never shown), and a status mapping
+    still filtered by the default event (``event`` / ``dialog.closed``)."""
     found = []
     for name, options in config.helpdesks.items():
         requests: list[tuple[str, Any]] = [
@@ -205,6 +207,18 @@ def request_warnings(config: Config) -> list[str]:
                     "headers (the API token) and the reply cross the network unencrypted; "
                     "use https://"
                 )
+        mapping = getattr(options, "mapping", None)
+        if (
+            isinstance(mapping, MappingOptions)
+            and mapping.status
+            and not mapping.model_fields_set & {"event", "close_events"}
+        ):
+            events = " or ".join(mapping.close_events + mapping.reopen_events)
+            found.append(
+                f"helpdesks.{name}.mapping.event: left at its default while status is set: a "
+                f"webhook is a close only when its 'event' field also says {events}; set "
+                "event: null to decide by the status alone"
+            )
         auth = getattr(options, "auth", None)
         mode = getattr(auth, "mode", None)
         if mode == "none":

@@ -382,3 +382,18 @@ def test_a_placeholder_that_would_never_be_filled_or_sent_is_refused(request_opt
     with pytest.raises(ConfigError) as info:
         load_generic(reply=request_options)
     assert message in str(info.value), str(info.value)
+
+
+def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
+    # Copied from config.example.yaml with only status set: the default event filter
+    # (event == dialog.closed / dialog.reopened) still applied, and a helpdesk whose
+    # payloads say "ticket.updated" had every close answered 200 "ignored".
+    said = _warnings(mapping={"status": "ticket.state"})
+    assert any(w.startswith("helpdesks.g.mapping.event: ") for w in said), said
+    for mapping in (
+        {"status": "ticket.state", "event": None},
+        {"status": "ticket.state", "event": "type", "close_events": ["ticket.updated"]},
+        {"status": "ticket.state", "event": "event"},
+        {},
+    ):
+        assert not [w for w in _warnings(mapping=mapping) if "mapping.event" in w], mapping

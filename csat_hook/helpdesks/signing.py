@@ -18,6 +18,11 @@ from csat_hook.helpdesks.records import WebhookRequest
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+# The widest replay window a signed timestamp may be given: a day. Unbounded (.inf, 1e300),
+# every timestamp was fresh and a captured request replayed for ever.
+MAX_TOLERANCE_SECONDS = 86400
+
+
 def header_name(value: str | None) -> str | None:
     """``value`` unless it cannot be a header's name (ValueError): a field validator. A
     sender's header of that name never arrives (every webhook refused), and a request of ours

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.chatwoot.com/api-reference/messages/create-new-message
@@ -31,7 +33,8 @@ class ChatwootOptions(HelpdeskOptions):
     account_id: int | None = None
     webhook_secret: SecretStr | None = None
     webhook_token: SecretStr | None = None
-    tolerance_seconds: float = 300
+    # Zero or less refused every signed webhook; .inf let a captured one replay for ever.
+    tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
     # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
     # conversation's messages (finding a reply after a timeout) and the agents (their
     # e-mails). Default: api_access_token.

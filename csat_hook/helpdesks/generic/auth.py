@@ -30,6 +30,7 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic.templates import template_fields
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
@@ -73,7 +74,7 @@ class AuthOptions(StrictModel):
     # Validated even when left out: the default signs no timestamp (see _template).
     signed_payload: str = Field(default="{body}", validate_default=True)
     # At most a day: .inf (or 1e300) made every timestamp fresh, the replay check none.
-    tolerance_seconds: float = Field(default=300, gt=0, le=86400)
+    tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
 
     _secrets = field_validator("token", "secret")(nonblank_secret)
     _headers = field_validator("token_header", "signature_header")(header_name)

@@ -13,6 +13,7 @@ from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
 
@@ -41,7 +42,7 @@ class ZendeskOptions(HelpdeskOptions):
     subdomain: str | None = None
     base_url: str | None = None
     webhook_secret: SecretStr
-    tolerance_seconds: float = Field(default=300, gt=0)
+    tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
     accept_test_deliveries: bool = True
     # API access: email + api_token (Basic "{email}/token:{api_token}"), or an OAuth token.
     email: str | None = None

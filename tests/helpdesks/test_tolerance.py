@@ -12,7 +12,10 @@ from csat_hook.helpdesks.generic.auth import AuthOptions
 from csat_hook.helpdesks.zendesk.options import ZendeskOptions
 
 OPTIONS = [
-    (ZendeskOptions, {"subdomain": "acme", "webhook_secret": "zendesk-signing-secret-1"}),
+    (
+        ZendeskOptions,
+        {"subdomain": "acme", "oauth_token": "zd-oauth", "webhook_secret": "zendesk-secret-1"},
+    ),
     (ChatwootOptions, {"api_access_token": "chatwoot-token", "webhook_secret": "cw-secret-12"}),
     (AuthOptions, {"mode": "hmac", "secret": "generic-signing-secret"}),
 ]

@@ -88,6 +88,13 @@ class MappingOptions(StrictModel):
         """ValueError naming the key when no webhook could ever read as a close, or a value
         means both a close and a reopen (one of them never applies): taken, every webhook
         was answered 200 "ignored" and no survey went out."""
+        for key in ("close_events", "reopen_events", "closed_values", "reopened_values"):
+            for value in getattr(self, key):
+                if not value.strip() or value != value.strip():
+                    raise ValueError(
+                        f"{key}: {value!r} never matches: a payload's value is read without "
+                        "the spaces around it (and an empty one reads as none)"
+                    )
         if self.event is not None:
             # With a status too, an event of either list passes on for the status to decide.
             if not self.close_events and (self.status is None or not self.reopen_events):

@@ -397,3 +397,20 @@ def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
         {},
     ):
         assert not [w for w in _warnings(mapping=mapping) if "mapping.event" in w], mapping
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"close_events": ["dialog.closed "]}, "mapping: close_events: 'dialog.closed '"),
+        ({"reopen_events": [""]}, "mapping: reopen_events: ''"),
+        ({"status": "s", "closed_values": [" solved"]}, "mapping: closed_values: ' solved'"),
+        ({"status": "s", "reopened_values": ["open\n"]}, "mapping: reopened_values: 'open\\n'"),
+    ],
+)
+def test_an_event_or_status_value_that_can_never_match_is_refused(mapping, message):
+    # The payload's value is read trimmed: one written with a space around it (or empty)
+    # never matched, and those webhooks were answered 200 "ignored".
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping=mapping)
+    assert message in str(info.value), str(info.value)

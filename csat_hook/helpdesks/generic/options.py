@@ -53,8 +53,11 @@ class GenericOptions(HelpdeskOptions):
         if self.kind == "generic" and self.reply is None:
             raise ValueError("reply is required: describe the request that posts the reply")
         allowed = set(REPLY_FIELDS) | set(self.mapping.context)
+        # What says where a request goes: without any, every reply (or note) went to the
+        # same place, never into its dialog.
+        addressed = {"dialog_id", "customer_id", "customer_email"} | set(self.mapping.context)
         if self.reply is not None:
-            check_placeholders("reply", self.reply, allowed)
+            _addressed("reply", check_placeholders("reply", self.reply, allowed), addressed)
         if self.lookup is not None:
             check_placeholders("lookup", self.lookup, allowed)
         if self.agent_lookup is not None:
@@ -71,9 +74,20 @@ class GenericOptions(HelpdeskOptions):
                     raise ValueError("agent_lookup.by_id: the request must use {agent_id}")
         noted = set(NOTE_FIELDS) | set(self.mapping.context)
         if self.note is not None:
-            check_placeholders("note", self.note, noted)
+            _addressed("note", check_placeholders("note", self.note, noted), addressed)
         if self.note_lookup is not None:
             if self.note is None:
                 raise ValueError("note_lookup needs note (the request that posts the note)")
             check_placeholders("note_lookup", self.note_lookup, noted)
         return self
+
+
+def _addressed(key: str, used: set[str], addressed: set[str]) -> None:
+    """ValueError unless the request ``key`` uses a placeholder that says which dialog (or
+    customer) it is for."""
+    if not used & addressed:
+        raise ValueError(
+            f"{key}: names no dialog: use {{dialog_id}} (or a context value, "
+            "{customer_email}...) in its url, query, headers or body, or every one goes to "
+            "the same place"
+        )

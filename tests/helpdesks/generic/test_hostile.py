@@ -414,3 +414,22 @@ def test_an_event_or_status_value_that_can_never_match_is_refused(mapping, messa
     with pytest.raises(ConfigError) as info:
         load_generic(mapping=mapping)
     assert message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("key", ["reply", "note"])
+def test_a_request_that_names_no_dialog_is_refused(key):
+    # The body's default names {dialog_id}; written without it (a body of {text} only and
+    # a fixed URL), every reply went to the same place, never into its dialog.
+    request = {"url": "https://d.example/messages", "body": {"text": "{text}"}}
+    with pytest.raises(ConfigError) as info:
+        load_generic(**{key: request})
+    assert f"helpdesks.g: {key}: names no dialog" in str(info.value), str(info.value)
+
+
+def test_a_request_naming_its_dialog_by_a_context_value_or_the_customer_is_taken():
+    load_generic(
+        mapping={"context": {"thread": "thread.id"}},
+        reply={"url": "https://d.example/threads/{thread}/messages", "body": {"t": "{text}"}},
+        note={"url": "https://d.example/notes", "body": {"to": "{dialog_id}", "t": "{text}"}},
+    )
+    load_generic(reply={"url": "https://mail.example/send", "body": {"to": "{customer_email}"}})

@@ -26,6 +26,7 @@ from pydantic import ValidationInfo
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.db.text import clipped
 from csat_hook.errors import ConfigError
 from csat_hook.settings import StrictModel
 from csat_hook.settings import check_template
@@ -330,7 +331,9 @@ def _fitted(render: Callable[[dict[str, str]], str], data: dict[str, str]) -> st
         return link
 
     def cut(limit: int) -> dict[str, str]:
-        return {k: v[:limit] if k in CUTTABLE else v for k, v in data.items()}
+        # On a character boundary (db.text.clipped): never half an emoji sequence or a
+        # letter without its accent, which a form would show as a broken name.
+        return {k: clipped(v, limit) if k in CUTTABLE else v for k, v in data.items()}
 
     # The largest limit that fits: ``fits`` does (or is 0), ``too_long`` does not.
     fits, too_long = 0, max((len(v) for k, v in data.items() if k in CUTTABLE), default=0)

@@ -20,7 +20,9 @@ from csat_hook.app import create_app
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import clipped as clip
 from csat_hook.db.text import digest
+from csat_hook.links.form import MAX_LINK_LENGTH
 from csat_hook.sync.dataset import survey_agent_key
 from csat_hook.sync.runner import SyncRunner
 from tests.helpers import generic_close
@@ -74,9 +76,14 @@ def test_a_name_ending_in_a_family_emoji_is_clipped_whole_and_credited_to_the_sa
     signed = tokens.verify(survey.token, [secret]).agent
     assert signed == key or (signed.startswith(key) and len(signed) > 255)
     [posted] = [r for r in fake_helpdesk.requests if r["method"] == "POST"]
-    form_link = re.search(r"https://docs\.google\.com/forms/\S+", str(posted["body"])).group(0)
-    prefilled = link_fields(urllib.parse.unquote(form_link.rstrip(")\"'")))
-    assert prefilled.get("entry.111") == (clipped or "Support team")  # the name whole
+    form_link = re.search(r"https://docs\.google\.com/forms/[^\s'\")}]+", str(posted["body"]))
+    assert form_link and len(form_link.group(0)) <= MAX_LINK_LENGTH
+    prefilled = link_fields(urllib.parse.unquote(form_link.group(0)))
+    # The name as far as the link's bound allows it (35 families percent-encoded are ~3,000
+    # characters), cut where a reader sees a cut: whole characters, never half a family.
+    shown = prefilled.get("entry.111")
+    name = clipped or "Support team"
+    assert shown and name.startswith(shown) and clip(name, len(shown)) == shown
 
     answered = (clock.now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
     with export.open("w", encoding="utf-8", newline="") as handle:

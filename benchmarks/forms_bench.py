@@ -38,6 +38,7 @@ from _pg import bench_database
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
+from _sync import SYNC_CLOCK
 from _sync import Figure
 from _sync import StepClock
 from _sync import below
@@ -326,7 +327,7 @@ def run_once(args: argparse.Namespace) -> dict:
                     },
                 },
             )
-            runner = SyncRunner(config, engine, clock=lambda: NOW)
+            runner = SyncRunner(config, engine, clock=lambda: SYNC_CLOCK)
             runs = [
                 ("first sync (every response)", "first"),
                 ("later sync (nothing new)", "later"),

@@ -40,8 +40,8 @@ from zoneinfo import ZoneInfo
 
 from _pg import bench_database
 from _sync import LATE
-from _sync import NOW
 from _sync import SECRET
+from _sync import SYNC_CLOCK
 from _sync import Figure
 from _sync import StepClock
 from _sync import below
@@ -242,7 +242,7 @@ def run_once(args: argparse.Namespace) -> dict:
                     },
                 },
             )
-            runner = SyncRunner(config, engine, clock=lambda: NOW)
+            runner = SyncRunner(config, engine, clock=lambda: SYNC_CLOCK)
             for label in (
                 "first sync (all new)",
                 "second sync (nothing new)",

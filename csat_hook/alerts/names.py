@@ -4,13 +4,12 @@ looks the same.
 Two agents named "Anna Petrova" (agents 7 and 8) got the same text, "Low rating 1/5 for Anna
 Petrova": whose answer it was could not be told. Where names collide, the key is added, as the
 report's labels add it ("Anna Petrova (7)"); where the key is another helpdesk's agent's too,
-the helpdesk as well ("Anna Petrova (zendesk: 7)"). Names are compared as a reader sees them:
-Unicode NFKC, case, runs of spaces, without the characters that show nothing.
+the helpdesk as well ("Anna Petrova (zendesk: 7)"). Names are compared as a reader sees them
+(:func:`~csat_hook.db.text.as_seen`), as the report's labels compare them.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -19,15 +18,10 @@ import sqlalchemy as sa
 
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import as_seen
+from csat_hook.db.text import in_chunks
 
 Agent = tuple[str, str]  # (helpdesk, agent key)
-_IN_CHUNK = 500
-
-
-def looks(name: str) -> str:
-    """``name`` as a reader tells names apart."""
-    visible = "".join(c for c in name if unicodedata.category(c) not in ("Cf", "Cc"))
-    return " ".join(unicodedata.normalize("NFKC", visible).casefold().split())
 
 
 def told_apart(
@@ -38,17 +32,17 @@ def told_apart(
     same, and the helpdesk too where that agent's key is the same."""
     by_look: dict[str, set[Agent]] = {}
     for agent, name in [*others, *named.items()]:  # an agent renamed: under each name
-        by_look.setdefault(looks(name), set()).add(agent)
+        by_look.setdefault(as_seen(name), set()).add(agent)
     shown = {}
     for (helpdesk, key), name in named.items():
-        alike = by_look[looks(name)]
+        alike = by_look[as_seen(name)]
         if len(alike) < 2:
             shown[helpdesk, key] = name
             continue
         same_key = sum(1 for _, other in alike if other == key) > 1
         if not key:  # the no-agent label ("No agent recorded") of more than one helpdesk
             shown[helpdesk, key] = f"{name} ({helpdesk})"
-        elif looks(key) == looks(name):  # no name but the key: the others get theirs
+        elif as_seen(key) == as_seen(name):  # no name but the key: the others get theirs
             shown[helpdesk, key] = f"{name} ({helpdesk})" if same_key else name
         elif same_key:  # the key does not tell them apart: the helpdesk does
             shown[helpdesk, key] = f"{name} ({helpdesk}: {key})"
@@ -61,9 +55,7 @@ def named_alike(conn: sa.Connection, names: Sequence[str]) -> list[tuple[Agent, 
     """The agents with an answer whose survey recorded one of ``names``, each with that name:
     whom an agent's name may collide with when no dataset was read (answer rules only)."""
     found: set[tuple[Agent, str]] = set()
-    wanted = sorted({name for name in names if name})
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
+    for chunk in in_chunks(sorted({name for name in names if name})):
         rows = conn.execute(
             sa.select(answers.c.helpdesk, answers.c.agent_key, surveys.c.agent_name)
             .join(surveys, surveys.c.token == answers.c.token)

@@ -131,6 +131,16 @@ def folded(value: sa.ColumnElement[Any] | str) -> sa.ColumnElement[str]:
     return sa.func.lower(value)
 
 
+def as_seen(name: str) -> str:
+    """``name`` as a reader tells names apart: without the characters that show nothing
+    (format characters: zero-width spaces and joiners, bidirectional marks; controls), in
+    Unicode NFKC, case-folded, runs of spaces as one: "An\u200bna" and "ANNA" are "anna" to
+    the eye. How the report's labels and the alerts' text decide that two agents' names
+    collide."""
+    visible = "".join(c for c in name if unicodedata.category(c) not in ("Cf", "Cc"))
+    return " ".join(unicodedata.normalize("NFKC", visible).casefold().split())
+
+
 def ticket_form(text: str) -> str:
     """A ticket as people type it, made comparable: "#D38", " d38 " and "Ｄ38" are D38's
     (NFKC, surrounding spaces and one leading ``#`` dropped, case-folded); "D3" and "D380"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from csat_hook.db.text import as_seen
 from csat_hook.helpdesks.base import ticket_url
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import Dataset
@@ -80,7 +80,7 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     (``texts["no_agent"]``, "No agent recorded"), with their helpdesk when more than one
     helpdesk has them; an agent whose name is that label gets their key.
 
-    Names are compared as a reader sees them (:func:`~csat_hook.sync.values.normalize`:
+    Names are compared as a reader sees them (:func:`~csat_hook.db.text.as_seen`:
     Unicode NFKC, case, runs of spaces): "Семён" typed with a composed ё and one written as
     е + U+0308 (a name pasted from a macOS file) look the same on the leaderboard, so both
     get their key. Labels that still look alike (no name and a key that shows nothing) get
@@ -88,11 +88,11 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     label = (texts or Texts("en"))["no_agent"]
     unnamed = sum(1 for a in data.agents if is_no_agent(a))
     shown = [label if is_no_agent(a) else _shown(a) for a in data.agents]
-    counts = Counter(_seen(name) for name in shown)
-    keyed = Counter((_seen(name), a.key) for name, a in zip(shown, data.agents, strict=True))
+    counts = Counter(as_seen(name) for name in shown)
+    keyed = Counter((as_seen(name), a.key) for name, a in zip(shown, data.agents, strict=True))
     names = []
     for name, agent in zip(shown, data.agents, strict=True):
-        seen = _seen(name)
+        seen = as_seen(name)
         if is_no_agent(agent):
             names.append(f"{name} ({agent.helpdesk})" if unnamed > 1 else name)
         elif counts[seen] > 1 and keyed[seen, agent.key] > 1:
@@ -103,7 +103,7 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
                 names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")
         elif counts[seen] > 1 and agent.name != agent.key:
             key = _visible(agent.key)
-            names.append(f"{name} ({key})" if _seen(key) else name)  # a key that shows nothing
+            names.append(f"{name} ({key})" if as_seen(key) else name)  # a key that shows nothing
         elif seen == normalize(label) and unnamed:
             names.append(f"{name} ({agent.helpdesk}: {_visible(agent.key)})")  # key = the label
         else:
@@ -111,10 +111,10 @@ def display_names(data: Dataset, texts: Texts | None = None) -> list[str]:
     # Labels that still look alike (no name and a key that shows nothing: "-"; keys that differ
     # only by what shows nothing, "7" and "7\u200b"): each gets the tag its tab gets
     # (titles.tag, titles.distinct), the same whatever the agents' order.
-    alike = Counter(_seen(name) for name in names)
+    alike = Counter(as_seen(name) for name in names)
     shared = Counter(agent.key for agent in data.agents)
     for i, agent in enumerate(data.agents):
-        if alike[_seen(names[i])] > 1 and not is_no_agent(agent):
+        if alike[as_seen(names[i])] > 1 and not is_no_agent(agent):
             helpdesk = agent.helpdesk if shared[agent.key] > 1 else None
             names[i] = f"{names[i]} #{tag(agent.key, helpdesk)}"
     return names
@@ -132,16 +132,9 @@ def _shown(agent: Agent) -> str:
     shows nothing (spaces, a zero-width space), "-" when neither does."""
     for text in (agent.name, agent.key):
         visible = _visible(text)
-        if _seen(visible):
+        if as_seen(visible):
             return visible
     return "-"
-
-
-def _seen(name: str) -> str:
-    """``name`` as a reader tells names apart: :func:`~csat_hook.sync.values.normalize`d,
-    without the characters that show nothing (format characters: zero-width spaces and
-    joiners, bidirectional marks; controls): "An\u200bna" is "Anna" to the eye."""
-    return normalize("".join(c for c in name if unicodedata.category(c) not in ("Cf", "Cc")))
 
 
 def fraction(value: float | None) -> float | None:

@@ -9,6 +9,7 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import urllib.parse
@@ -132,10 +133,11 @@ def _strings(value: Any, where: str) -> list[tuple[str, str]]:
         return [(where, value)]
     if isinstance(value, dict):
         for key in value:
-            if _placeholder_in(str(key)):
+            placeholder = _placeholder_in(str(key))
+            if placeholder:
                 raise ValueError(
-                    f"{where}: {_placeholder_in(str(key))} in a key is not filled (only "
-                    "values are): the key would be sent as written"
+                    f"{where}: {placeholder} in a key is not filled (only values are): the "
+                    "key would be sent as written"
                 )
         return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
     if isinstance(value, list):
@@ -177,9 +179,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _MARK = "\0"
 
 
-def _marked(template: str) -> tuple[urllib.parse.SplitResult, list[str]]:
+@functools.lru_cache(maxsize=256)
+def _marked(template: str) -> tuple[urllib.parse.SplitResult, tuple[str, ...]]:
     """``template`` split into its URL parts with each placeholder as :data:`_MARK`, and the
-    placeholders' names in order (a template :func:`check_placeholders` has read)."""
+    placeholders' names in order (a template :func:`check_placeholders` has read). Cached:
+    every reply's request asks it of its configured URL (:func:`_empty_segments`)."""
     text: list[str] = []
     names: list[str] = []
     for literal, name, _, _ in string.Formatter().parse(template):
@@ -187,7 +191,7 @@ def _marked(template: str) -> tuple[urllib.parse.SplitResult, list[str]]:
         if name is not None:
             text.append(_MARK)
             names.append(name)
-    return urllib.parse.urlsplit("".join(text)), names
+    return urllib.parse.urlsplit("".join(text)), tuple(names)
 
 
 def check_url(template: str) -> str:

@@ -87,7 +87,7 @@ def _mark_sent_stmts(settling: bool = False) -> tuple[Any, Any, Any]:
         "lease_until": None,
         "external_id": sa.bindparam("external_id"),
         # The text as sent holds the customer's name: never kept once erased.
-        "body": sa.case((outbox.c.erased_at.is_(None), sa.bindparam("body")), else_=None),
+        "body": unless_erased(sa.bindparam("body"), None),
         "last_error": sa.bindparam("note"),
     }
     if settling:
@@ -306,11 +306,11 @@ def reschedule(
     """
     values: dict[str, Any] = {
         # Erased while it was being sent: cancelled, never sent again (see ERASED_NOTE).
-        "status": _unless_erased(PENDING, CANCELLED),
+        "status": unless_erased(PENDING, CANCELLED),
         "next_attempt_at": next_attempt_at,
         "lease_until": None,
         "claimed_by": None,
-        "last_error": _unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
+        "last_error": unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
         "last_http_status": http_status,
         "updated_at": now,
     }
@@ -332,8 +332,9 @@ def reschedule(
     return True
 
 
-def _unless_erased(value: Any, erased: Any) -> Any:
-    """``value``, or ``erased`` for a row an erasure marked while it was being sent."""
+def unless_erased(value: Any, erased: Any) -> Any:
+    """``value``, or ``erased`` for a row an erasure marked while it was being sent: what
+    each way a claim ends (sent, rescheduled, failed, taken over: workers.py) records."""
     return sa.case((outbox.c.erased_at.is_(None), value), else_=erased)
 
 
@@ -364,9 +365,9 @@ def mark_failed(
         .where(where)
         .values(
             # Erased while it was being sent: cancelled, so `outbox retry` never sends it.
-            status=_unless_erased(FAILED, CANCELLED),
+            status=unless_erased(FAILED, CANCELLED),
             lease_until=None,
-            last_error=_unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
+            last_error=unless_erased(fitted(outbox.c.last_error, error), ERASED_NOTE),
             last_http_status=http_status,
             updated_at=now,
         )

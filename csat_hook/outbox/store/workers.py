@@ -21,6 +21,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import workers
 from csat_hook.outbox.store.outcomes import ERASED_NOTE
 from csat_hook.outbox.store.outcomes import cancel_surveys
+from csat_hook.outbox.store.outcomes import unless_erased
 
 
 @functools.cache
@@ -125,7 +126,7 @@ def _release_stmt() -> Any:
         .values(
             # One an erasure marked while it was being sent is cancelled: never sent again
             # to the customer whose data is erased (outbox/store/outcomes.py: ERASED_NOTE).
-            status=sa.case((outbox.c.erased_at.is_(None), PENDING), else_=CANCELLED),
+            status=unless_erased(PENDING, CANCELLED),
             # The old owner's attempt started at its claim (updated_at) and may have landed.
             uncertain_since=sa.func.coalesce(outbox.c.uncertain_since, outbox.c.updated_at),
             next_attempt_at=sa.case(
@@ -137,20 +138,15 @@ def _release_stmt() -> Any:
             ),
             lease_until=None,
             claimed_by=None,
-            last_error=sa.case(
-                (
-                    outbox.c.erased_at.is_(None),
-                    sa.func.substr(
-                        sa.literal("taken over from worker ")
-                        + sa.func.coalesce(outbox.c.claimed_by, "?")
-                        + sa.literal(
-                            " (stopped beating or lease expired): outcome unknown, checking"
-                        ),
-                        1,
-                        500,
-                    ),
+            last_error=unless_erased(
+                sa.func.substr(
+                    sa.literal("taken over from worker ")
+                    + sa.func.coalesce(outbox.c.claimed_by, "?")
+                    + sa.literal(" (stopped beating or lease expired): outcome unknown, checking"),
+                    1,
+                    500,
                 ),
-                else_=sa.literal(ERASED_NOTE),
+                ERASED_NOTE,
             ),
             updated_at=now,
         )

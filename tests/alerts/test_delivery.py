@@ -23,6 +23,7 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
+from tests.notify.conftest import flood_wait
 from tests.outbox.test_worker import drain
 from tests.outbox.test_worker import queue_generic
 
@@ -75,15 +76,7 @@ def test_a_5xx_storm_delivers_later_once(alerting, fake_notify, clock):
     fake_notify.script("slack", *[Script(status=503, body=b"") for _ in range(3)])
     fake_notify.script(
         "telegram",
-        Script(
-            status=429,
-            body={
-                "ok": False,
-                "error_code": 429,
-                "description": "Too Many Requests: retry after 5",
-                "parameters": {"retry_after": 5},
-            },
-        ),
+        Script(status=429, body=flood_wait(5)),
     )
     raise_now(alerting, [changed()])
     worker = alerting.delivery_worker()
@@ -107,15 +100,7 @@ def test_a_rate_limit_saying_wait_zero_still_waits_the_backoff(alerting, fake_no
     fake_notify.script("slack", Script(status=429, body=b"", headers={"Retry-After": "0"}))
     fake_notify.script(
         "telegram",
-        Script(
-            status=429,
-            body={
-                "ok": False,
-                "error_code": 429,
-                "description": "Too Many Requests: retry after 0",
-                "parameters": {"retry_after": 0},
-            },
-        ),
+        Script(status=429, body=flood_wait(0)),
     )
     raise_now(alerting, [changed()])
     alerting.delivery_worker().run_once(limit=10)
@@ -131,15 +116,7 @@ def test_a_telegram_flood_wait_inside_a_200_is_honoured_and_delivered_later(
 ):
     fake_notify.script(
         "telegram",
-        Script(
-            status=200,
-            body={
-                "ok": False,
-                "error_code": 429,
-                "description": "Too Many Requests: retry after 700",
-                "parameters": {"retry_after": 700},
-            },
-        ),
+        Script(status=200, body=flood_wait(700)),
     )
     raise_now(alerting, [changed()])
     worker = alerting.delivery_worker()

@@ -23,6 +23,17 @@ NASTY_COMMENT = (
 )
 
 
+def flood_wait(seconds: int) -> dict[str, Any]:
+    """Telegram's answer to a flood: ``ok`` false, error 429, the wait in
+    ``parameters.retry_after`` (the Bot API sends no Retry-After header)."""
+    return {
+        "ok": False,
+        "error_code": 429,
+        "description": f"Too Many Requests: retry after {seconds}",
+        "parameters": {"retry_after": seconds},
+    }
+
+
 @pytest.fixture
 def fake_notify() -> Iterator[FakeNotify]:
     fake = FakeNotify().start()

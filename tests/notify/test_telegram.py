@@ -12,6 +12,7 @@ from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import DigestItem
 from tests.notify.conftest import NASTY_COMMENT
 from tests.notify.conftest import build
+from tests.notify.conftest import flood_wait
 from tests.notify.conftest import sample
 
 TOKEN = "123456789:AAH0fakeBotTokenForTests_abcdefghijkl"
@@ -81,15 +82,7 @@ def test_a_long_comment_is_clipped_to_4096_visible_characters(fake_notify, unit)
 def test_a_rate_limit_is_read_from_the_body(fake_notify):
     fake_notify.script(
         "telegram",
-        Script(
-            status=429,
-            body={
-                "ok": False,
-                "error_code": 429,
-                "description": "Too Many Requests: retry after 41",
-                "parameters": {"retry_after": 41},
-            },
-        ),
+        Script(status=429, body=flood_wait(41)),
     )
     with pytest.raises(DeliveryError) as caught:
         telegram(fake_notify).send(sample())
@@ -147,12 +140,7 @@ def test_a_flood_wait_inside_a_2xx_is_honoured_and_never_delivered(fake_notify):
     """Telegram's ok=false with error_code 429 and parameters.retry_after, answered with HTTP
     200 (a proxy, a Bot API server in between): the wait it names was dropped, so the alert was
     retried on the backoff's own schedule, inside the flood wait."""
-    body = {
-        "ok": False,
-        "error_code": 429,
-        "description": "Too Many Requests: retry after 5",
-        "parameters": {"retry_after": 5},
-    }
+    body = flood_wait(5)
     fake_notify.script("telegram", Script(status=200, body=body))
     with pytest.raises(DeliveryError) as caught:
         telegram(fake_notify).send(sample())

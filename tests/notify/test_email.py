@@ -280,30 +280,22 @@ def test_a_recipient_refused_for_now_then_the_connection_dropped_is_retried(smtp
     ],
 )
 def test_a_temporary_refusal_of_ehlo_is_retried_not_taken_for_a_missing_extension(
-    tmp_path, replies
+    smtp, mailbox, replies
 ):
     """smtplib's ehlo() returns a refusal instead of raising: the features stayed empty and
     starttls() or login() raised "not supported", which read as a server without STARTTLS
     (or AUTH): a busy server failed the alert for good, blaming the configuration."""
-    mailbox = Mailbox(ehlo_replies=list(replies))
-    controller, ca_file = start_server(tmp_path / "tls", mailbox)
-    try:
-        with pytest.raises(DeliveryError) as caught:
-            email(controller.port, ca_file).send(sample())
-    finally:
-        controller.stop()
+    mailbox.ehlo_replies.extend(replies)
+    with pytest.raises(DeliveryError) as caught:
+        email(*smtp).send(sample())
     assert caught.value.retryable and not caught.value.outcome_unknown
     assert "EHLO" in caught.value.message and mailbox.messages == []
 
 
-def test_a_permanent_refusal_of_ehlo_is_permanent(tmp_path):
-    mailbox = Mailbox(ehlo_replies=["554 5.7.1 No service for you"])
-    controller, ca_file = start_server(tmp_path / "tls", mailbox)
-    try:
-        with pytest.raises(DeliveryError) as caught:
-            email(controller.port, ca_file).send(sample())
-    finally:
-        controller.stop()
+def test_a_permanent_refusal_of_ehlo_is_permanent(smtp, mailbox):
+    mailbox.ehlo_replies.append("554 5.7.1 No service for you")
+    with pytest.raises(DeliveryError) as caught:
+        email(*smtp).send(sample())
     assert not caught.value.retryable and "EHLO answered 554" in caught.value.message
 
 
@@ -318,14 +310,10 @@ def test_every_recipient_answered_without_a_reply_code_is_retried_not_refused(sm
     assert "no SMTP reply code" in caught.value.message and mailbox.messages == []
 
 
-def test_an_ehlo_answered_without_a_reply_code_is_retried(tmp_path):
-    mailbox = Mailbox(ehlo_replies=["hello there"])
-    controller, ca_file = start_server(tmp_path / "tls", mailbox)
-    try:
-        with pytest.raises(DeliveryError) as caught:
-            email(controller.port, ca_file).send(sample())
-    finally:
-        controller.stop()
+def test_an_ehlo_answered_without_a_reply_code_is_retried(smtp, mailbox):
+    mailbox.ehlo_replies.append("hello there")
+    with pytest.raises(DeliveryError) as caught:
+        email(*smtp).send(sample())
     assert caught.value.retryable and "EHLO" in caught.value.message
 
 

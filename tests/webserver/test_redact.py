@@ -7,6 +7,7 @@ import io
 import logging
 import sys
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
@@ -81,25 +82,24 @@ def test_a_query_string_anywhere_else_is_cut():
     )
 
 
-def test_the_access_log_has_no_query_header_or_environ_atoms():
+def access_line(
+    log_format: str, status: str, headers: list[tuple[str, str]], environ: dict[str, str]
+) -> str:
+    """The access-log line gunicorn writes through :class:`RedactingLogger` for one request."""
     cfg = Config()
     cfg.set("accesslog", "-")
-    cfg.set(
-        "access_log_format",
-        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s",
-    )
+    cfg.set("access_log_format", log_format)
     logger = RedactingLogger(cfg)
     stream = io.StringIO()
     logger.access_log.handlers[0].stream = stream
 
-    class Response:
-        status = "200 OK"
-        sent = 10
-        headers: list[tuple[str, str]] = []  # noqa: RUF012
+    response = SimpleNamespace(status=status, sent=10, headers=[])
+    logger.access(response, SimpleNamespace(headers=headers), environ, timedelta(seconds=0.01))
+    return stream.getvalue()
 
-    class Request:
-        headers = [("X-WEBHOOK-TOKEN", SECRET), ("REFERER", f"https://x/?token={SECRET}")]  # noqa: RUF012
 
+def test_the_access_log_has_no_query_header_or_environ_atoms():
+    headers = [("X-WEBHOOK-TOKEN", SECRET), ("REFERER", f"https://x/?token={SECRET}")]
     environ = {
         "REQUEST_METHOD": "POST",
         "RAW_URI": f"/webhooks/generic?token={SECRET}",
@@ -109,9 +109,12 @@ def test_the_access_log_has_no_query_header_or_environ_atoms():
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_REFERER": f"https://x/?token={SECRET}",
     }
-    logger.access(Response(), Request(), environ, timedelta(seconds=0.01))
-
-    line = stream.getvalue()
+    line = access_line(
+        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s",
+        "200 OK",
+        headers,
+        environ,
+    )
     assert line.startswith("POST /webhooks/generic HTTP/1.1 - - /webhooks/generic")
     assert SECRET not in line
 
@@ -159,21 +162,6 @@ def test_an_error_on_a_short_link_keeps_no_reference(uri):
 
 
 def test_the_access_log_of_a_short_link_keeps_no_reference():
-    cfg = Config()
-    cfg.set("accesslog", "-")
-    cfg.set("access_log_format", "%(r)s %(U)s %(s)s")
-    logger = RedactingLogger(cfg)
-    stream = io.StringIO()
-    logger.access_log.handlers[0].stream = stream
-
-    class Response:
-        status = "302 FOUND"
-        sent = 10
-        headers: list[tuple[str, str]] = []  # noqa: RUF012
-
-    class Request:
-        headers: list[tuple[str, str]] = []  # noqa: RUF012
-
     environ = {
         "REQUEST_METHOD": "GET",
         "RAW_URI": f"/s/{REFERENCE}/4",
@@ -182,8 +170,6 @@ def test_the_access_log_of_a_short_link_keeps_no_reference():
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
     }
-    logger.access(Response(), Request(), environ, timedelta(seconds=0.01))
-
-    line = stream.getvalue()
+    line = access_line("%(r)s %(U)s %(s)s", "302 FOUND", [], environ)
     assert "GET /s/[reference redacted] HTTP/1.1 /s/[reference redacted] 302" in line, line
     assert REFERENCE not in line

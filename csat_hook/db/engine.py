@@ -238,14 +238,14 @@ HOLD_IDLE_SECONDS = 1.0
 
 
 class HeldConnection:
-    """One thread's autocommit connection on PostgreSQL, kept from one statement to the next.
+    """An autocommit connection on PostgreSQL, kept from one statement to the next.
 
     :meth:`run` runs ``work(conn)``, one statement atomic on its own (or several that need
     no shared transaction), on the held connection, checking one out the first time; if the
     held one turned out dead (a database restart while it was idle) it is replaced and the
     work retried once, as :func:`run_statement` does. :meth:`release` closes it; the owner
-    calls it after an idle spell (:data:`HOLD_IDLE_SECONDS`). Not thread-safe: one owner.
-    """
+    calls it after an idle spell (:data:`HOLD_IDLE_SECONDS`). Not thread-safe: one user at
+    a time (a group commit's writing thread)."""
 
     def __init__(self) -> None:
         self._conn: sa.Connection | None = None
@@ -269,6 +269,11 @@ class HeldConnection:
         except BaseException:
             self.release()  # a failed statement's connection is not kept, dead or not
             raise
+
+    @property
+    def holding(self) -> bool:
+        """Whether a connection is held (open until :meth:`release`)."""
+        return self._conn is not None
 
     def release(self) -> None:
         """Close the held connection, if any. Closed, not given back: the engine may have

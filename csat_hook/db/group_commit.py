@@ -1,25 +1,30 @@
 """Group commit: one transaction for every write waiting at that moment.
 
-Threads hand an item to :meth:`GroupCommit.submit` and wait. One writer thread per process
-takes everything queued (up to :data:`MAX_BATCH` items) and stores it with ``write(conn,
-items)`` in one transaction: under load, N commits become one (the database does the same
-with its own group commit); alone, an item waits for nothing but its own transaction.
+Threads hand an item to :meth:`GroupCommit.submit` and wait. The first thread to arrive when
+no batch is being written writes one itself (the leader): everything queued at that moment
+(up to :data:`MAX_BATCH` items, its own first) in one transaction, with ``write(conn,
+items)``. Threads arriving meanwhile queue behind it; when its batch has committed the
+leader answers them if their items were in it, else wakes the first of them to lead the next
+batch, and returns. Under load, N commits become one (the database does the same with its
+own group commit); alone, an item is written on its own thread with no hand-off at all:
+each thread switch on the way to a writer thread and back cost more CPU than the statement's
+client side (benchmarks/ack_budget.py), and a close at a few a second is always alone.
 
 If a shared transaction fails, its items are written again one per transaction, so one bad
 item cannot fail its neighbours; each waiter gets its own result or its own error.
 
-Used by intake (closes: surveys and their queued replies, multi-row inserts) and by the outbox
-(delivery outcomes).
+Used by intake (closes: surveys and their queued replies, multi-row inserts), by the outbox
+(delivery outcomes) and by the rating pages (clicks).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import Generic
 from typing import TypeVar
@@ -32,28 +37,23 @@ from csat_hook.db.engine import run_statement
 from csat_hook.db.engine import run_transaction
 
 MAX_BATCH = 128
-_STOP: Any = object()  # queued by close(): the writer ends after what came before it
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting(Generic[T, R]):
+    """One submitted item. ``wake`` is set when it was written (``finished``) or when it is
+    to lead the next batch (``lead``); ``abandoned`` when its submitter stopped waiting."""
+
     item: T
-    done: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event
     result: R | None = None
     error: BaseException | None = None
-
-
-@dataclass
-class _Lane(Generic[T, R]):
-    """One writer thread's queue and held connection (a closed writer's next thread gets
-    new ones, so the old thread's stop mark and release never reach it)."""
-
-    queue: queue.SimpleQueue[_Waiting[T, R]] = field(default_factory=queue.SimpleQueue)
-    held: HeldConnection = field(default_factory=HeldConnection)
-    thread: threading.Thread | None = None
+    finished: bool = False
+    lead: bool = False
+    abandoned: bool = False
 
 
 class GroupCommit(Generic[T, R]):
@@ -61,15 +61,16 @@ class GroupCommit(Generic[T, R]):
 
     ``engine()`` gives the engine (read at each batch, so a test may swap it).
     ``write(conn, items)`` runs inside the transaction and returns one result per item, in
-    order. ``after_commit(results)`` runs once a batch committed (to wake a worker, say).
-    ``single(items)`` says that ``write`` sends those items as ONE statement, atomic on its
-    own: the batch then runs in autocommit on PostgreSQL (:func:`run_statement`, no BEGIN and
-    COMMIT round trips; committed before anyone is answered all the same); otherwise, and
-    always on SQLite, in a transaction. The writer keeps that autocommit connection from one
-    batch to the next while they keep coming (:data:`HOLD_IDLE_SECONDS`).
-    The writer thread starts on the first :meth:`submit`, so it lives in the process that
-    serves (after a fork). :meth:`close` ends it once what was queued is written; a later
-    :meth:`submit` starts another.
+    order. ``after_commit(results)`` runs once a batch committed (to wake a worker, say), on
+    the thread that wrote it. ``single(items)`` says that ``write`` sends those items as ONE
+    statement, atomic on its own: the batch then runs in autocommit on PostgreSQL
+    (:func:`run_statement`, no BEGIN and COMMIT round trips; committed before anyone is
+    answered all the same); otherwise, and always on SQLite, in a transaction. That
+    autocommit connection is kept from one batch to the next while they keep coming, and
+    closed after :data:`HOLD_IDLE_SECONDS` without one by a small thread that lives only
+    while a connection is held (started in the process that writes, so after a fork).
+    :meth:`close` waits for what was handed over and closes the connection; a later
+    :meth:`submit` opens another.
     """
 
     def __init__(
@@ -86,91 +87,114 @@ class GroupCommit(Generic[T, R]):
         self._write = write
         self._after_commit = after_commit
         self._name = name
-        self._lane: _Lane[T, R] = _Lane()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no batch is written
+        self._queue: deque[_Waiting[T, R]] = deque()
+        self._leading = False  # a thread is writing a batch (it alone uses _held)
+        self._held = HeldConnection()
+        self._last_batch = 0.0  # monotonic time the last batch ended
+        self._janitor: threading.Thread | None = None
 
     def submit(self, item: T, *, timeout: float | None = None) -> R:
         """Store ``item`` (shared transaction); return its result once committed.
 
         Raises what its write or transaction raised, or TimeoutError after ``timeout``
-        seconds (the item may still be committed later).
+        seconds spent waiting behind another thread's batch (the item may still be committed
+        later). A thread writing a batch itself waits for the database as long as it takes.
         """
-        waiting: _Waiting[T, R] = _Waiting(item)
-        with self._lock:  # into the lane whose thread is running (close() swaps lanes)
-            lane = self._lane
-            if lane.thread is None or not lane.thread.is_alive():
-                # First use, or the thread died: a new one takes what is queued.
-                lane.thread = threading.Thread(
-                    target=self._loop, args=(lane,), name=self._name, daemon=True
-                )
-                lane.thread.start()
-            lane.queue.put(waiting)
-        if not waiting.done.wait(timeout):
-            raise TimeoutError(f"{self._name}: the database did not answer in time")
+        waiting: _Waiting[T, R] = _Waiting(item, threading.Event())
+        with self._lock:
+            self._queue.append(waiting)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            lead = self._follow(waiting, timeout)
+        if lead:
+            self._lead(waiting)
         if waiting.error is not None:
             raise waiting.error
         return waiting.result  # type: ignore[return-value]  # set when there is no error
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then end the writer thread and close its connection
-        (waiting up to ``timeout`` for it). A process that builds writers more than once
-        (tests, an application embedding the service) would otherwise keep every one's
-        thread, and through it its engine and everything the engine compiled."""
-        with self._lock:
-            lane, self._lane = self._lane, _Lane()
-        if lane.thread is None or not lane.thread.is_alive():
-            lane.held.release()
-            return
-        lane.queue.put(_STOP)  # behind everything submitted to this lane
-        lane.thread.join(timeout)
+    def _follow(self, waiting: _Waiting[T, R], timeout: float | None) -> bool:
+        """Wait behind the batch being written: False once ``waiting`` was written, True
+        when it is to lead the next batch. TimeoutError after ``timeout`` seconds."""
+        if not waiting.wake.wait(timeout):
+            with self._lock:
+                if not waiting.wake.is_set():  # not woken while the lock was awaited
+                    waiting.abandoned = True  # never made a leader: no one waits to lead
+                    raise TimeoutError(f"{self._name}: the database did not answer in time")
+        return waiting.lead
 
-    def _loop(self, lane: _Lane[T, R]) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                first = lane.queue.get(timeout=HOLD_IDLE_SECONDS)
-            except queue.Empty:
-                lane.held.release()
-                first = lane.queue.get()
-            if first is _STOP:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
+    def _lead(self, own: _Waiting[T, R]) -> None:
+        """Write batches from the head of the queue until ``own`` is written; then hand the
+        queue to the first thread still waiting, or leave it idle. Whatever happens, the
+        batch's waiters are answered and the queue is never left without a leader."""
+        handed = False
+        try:
+            while True:
+                with self._lock:
+                    size = min(len(self._queue), MAX_BATCH)
+                    batch = [self._queue.popleft() for _ in range(size)]
                 try:
-                    following = lane.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if following is _STOP:
-                    stopping = True
-                    break
-                batch.append(following)
-            self._commit(batch, lane.held)
-        lane.held.release()
+                    self._commit(batch)
+                finally:
+                    for waiting in batch:
+                        if not waiting.finished:  # _commit raised (after_commit, say)
+                            waiting.error = waiting.error or RuntimeError(
+                                f"{self._name}: the batch was not written"
+                            )
+                            waiting.finished = True
+                        waiting.wake.set()
+                with self._lock:
+                    if not self._queue:
+                        break
+                    if own.finished:
+                        successor = next((w for w in self._queue if not w.abandoned), None)
+                        if successor is not None:
+                            successor.lead = True
+                            successor.wake.set()
+                            handed = True
+                            return
+                    # Own item not written yet (only abandoned items were ahead of it), or
+                    # nobody left to hand over to: write the next batch here.
+        finally:
+            if not handed:
+                with self._lock:
+                    successor = next((w for w in self._queue if not w.abandoned), None)
+                    if successor is not None:  # an exception left waiters queued
+                        successor.lead = True
+                        successor.wake.set()
+                    else:
+                        self._leading = False
+                        self._idle.notify_all()
+            self._last_batch = time.monotonic()
+            self._watch_idle()
 
-    def _commit(self, batch: list[_Waiting[T, R]], held: HeldConnection) -> None:
+    def _commit(self, batch: list[_Waiting[T, R]]) -> None:
         committed: list[R] = []
         try:
-            results = self._transaction([w.item for w in batch], held)
+            results = self._transaction([w.item for w in batch])
             for waiting, result in zip(batch, results, strict=True):
                 waiting.result = result
+                waiting.finished = True
             committed.extend(results)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc
+                batch[0].finished = True
             else:
                 for waiting in batch:  # isolate the failing item; the others still commit
                     try:
-                        waiting.result = self._transaction([waiting.item], held)[0]
+                        waiting.result = self._transaction([waiting.item])[0]
                         committed.append(waiting.result)
                     except Exception as single:
                         waiting.error = single
+                    waiting.finished = True
         if committed and self._after_commit is not None:
             self._after_commit(committed)
-        for waiting in batch:
-            waiting.done.set()
 
     def _transaction(self, items: list[T], held: HeldConnection | None = None) -> Sequence[R]:
-        held = held or self._lane.held
+        held = held or self._held
         engine = self._engine()
         work: Callable[[sa.Connection], Sequence[R]] = lambda conn: self._write(conn, items)  # noqa: E731
         if self._single is None or not self._single(items):
@@ -178,6 +202,45 @@ class GroupCommit(Generic[T, R]):
         if engine.dialect.name != "postgresql":
             return run_statement(engine, work)  # a transaction: SQLite's writer lock
         return held.run(engine, work)
+
+    def _watch_idle(self) -> None:
+        """Start the thread that closes the held connection after an idle spell, if a
+        connection is held and no such thread runs."""
+        if not self._held.holding:
+            return
+        with self._lock:
+            if self._janitor is not None and self._janitor.is_alive():
+                return
+            self._janitor = threading.Thread(
+                target=self._close_when_idle, name=f"{self._name}-idle", daemon=True
+            )
+            self._janitor.start()
+
+    def _close_when_idle(self) -> None:
+        while True:
+            with self._lock:
+                idle = time.monotonic() - self._last_batch
+                if not self._leading and idle >= HOLD_IDLE_SECONDS:
+                    # No batch can start while the lock is held: the connection is not in use.
+                    self._held.release()
+                    self._janitor = None
+                    return
+                wait = max(HOLD_IDLE_SECONDS - idle, 0.05)
+            time.sleep(wait)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait (up to ``timeout`` seconds) for the items already handed over to be written,
+        then close the held connection. A process that builds writers more than once (tests,
+        an application embedding the service) would otherwise keep every one's connection,
+        and through it its engine and everything the engine compiled."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._leading:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return  # a batch still being written keeps its connection
+                self._idle.wait(left)
+            self._held.release()
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

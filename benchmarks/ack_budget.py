@@ -3,7 +3,7 @@
 Runs each step of the webhook path on a signed Chatwoot close in a loop and prints CPU
 microseconds per close, beside the whole path through the WSGI app (Flask included) and a
 bare Flask endpoint called the same way (the peer, measured in the same run). The database
-step is timed as the group-commit writer runs it: one batch of 1 close and batches of 16
+step is timed as a group commit writes it: one batch of 1 close and batches of 16
 (what concurrent requests share under load), on a private PostgreSQL schema or SQLite.
 
     python benchmarks/ack_budget.py [--database-url postgresql://…] [-n 2000]
@@ -65,7 +65,7 @@ def signed(template: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
 
 def cpu_us(work: Callable[[int], Any], n: int) -> float:
     """CPU microseconds per call of ``work(i)`` for i in range(n) (process time: the
-    group-commit writer thread included)."""
+    threads included)."""
     start = time.process_time()
     for i in range(n):
         work(i)
@@ -144,7 +144,7 @@ def main() -> None:
                 _Close(stored[(i * size + k) % n], f"{token}{size}.{i}.{k}", now, f"{size}-{i}-{k}")
                 for k in range(size)
             ]
-            # As the group-commit writer runs a batch (a transaction, or one statement in
+            # As a group commit writes a batch (a transaction, or one statement in
             # autocommit on PostgreSQL without a policy look-back).
             return recorder._writer._transaction(items)
 
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"  {'whole path through the WSGI app (batches of 1)':<52} {whole:8.1f}")
     print(f"  {'bare Flask endpoint, same call (peer)':<52} {peer:8.1f}")
     print(
-        f"  {'→ Flask, routing, response, thread hand-off (rest)':<52} "
+        f"  {'→ Flask, routing, response, the rest':<52} "
         f"{whole - sum(us for name, us in steps if 'batch of 16' not in name):8.1f}"
     )
     services.engine.dispose()

@@ -68,8 +68,8 @@ class Services:
         )
 
     def close(self) -> None:
-        """Write what the web threads handed over (closes, clicks), end the writer threads
-        and close the database connections. For a process that builds services more than
+        """Wait for what the web threads handed over (closes, clicks) to be written and
+        close the database connections. For a process that builds services more than
         once (tests, an embedding application); a serving process keeps them to its end."""
         self.intake.recorder.close()
         self.short_links.recorder.close()

@@ -97,7 +97,7 @@ class ClickRecorder:
         return self._writer.submit(click, timeout=timeout)
 
     def close(self) -> None:
-        """Store the clicks already handed over, then end the writer thread."""
+        """Wait for the clicks already handed over, then close the held connection."""
         self._writer.close()
 
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:

@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from typing import Generic
 from typing import TypeVar
 

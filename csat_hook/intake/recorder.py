@@ -1,10 +1,11 @@
 """Group commit for closes: one transaction for every close waiting at that moment.
 
-Request threads hand their close to :meth:`CloseRecorder.record` and wait. One writer thread
-per process takes everything queued, stores it in one transaction (multi-row inserts, one
-commit, one NOTIFY) and wakes the waiters. Under load this turns N transactions into one
-(the database does the same with its own group commit); at low load a batch is one close and
-nothing waits longer than its own transaction.
+Request threads hand their close to :meth:`CloseRecorder.record` and wait. The first one to
+arrive while nothing is being written stores everything queued at that moment in one
+transaction (multi-row inserts, one commit, one NOTIFY) itself and answers the others; those
+that queued meanwhile are written the same way by one of them next. Under load this turns N
+transactions into one (the database does the same with its own group commit); at low load a
+batch is one close, written on its own request thread with no hand-off.
 
 A close is answered only after its batch committed, so a 2xx still means "stored". If a batch
 fails, its closes are retried one by one so one bad row cannot fail its neighbours (both are
@@ -123,7 +124,7 @@ class CloseRecorder:
             raise error from exc
 
     def close(self) -> None:
-        """Store the closes already handed over, then end the writer thread."""
+        """Wait for the closes already handed over, then close the held connection."""
         self._writer.close()
 
     def _after_commit(self, results: Sequence[dict[str, Any]]) -> None:

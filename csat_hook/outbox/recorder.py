@@ -97,7 +97,7 @@ class OutcomeRecorder:
         )
 
     def close(self) -> None:
-        """Record the outcomes already handed over, then end the writer thread."""
+        """Wait for the outcomes already handed over, then close the held connection."""
         self._outcomes.close()
 
     def record(self, item: sa.Row[Any], outcome: Outcome) -> None:

@@ -159,15 +159,26 @@ class GroupCommit(Generic[T, R]):
         finally:
             if not handed:
                 with self._lock:
-                    successor = next((w for w in self._queue if not w.abandoned), None)
-                    if successor is not None:  # an exception left waiters queued
-                        successor.lead = True
-                        successor.wake.set()
-                    else:
-                        self._leading = False
-                        self._idle.notify_all()
+                    if not own.finished and own in self._queue:
+                        # Leaving by an exception before its own item's batch: this thread
+                        # raises, so its item leaves the queue (not written) and it must
+                        # not be the one the queue is handed to.
+                        self._queue.remove(own)
+                    self._hand_over()
             self._last_batch = time.monotonic()
             self._watch_idle()
+
+    def _hand_over(self) -> None:
+        """Wake the first thread still waiting to lead the next batch, or, if none is left,
+        mark the queue idle (what is queued then was given up on: the next leader writes
+        it). Called with the lock held, by the thread that leads and is leaving."""
+        successor = next((w for w in self._queue if not w.abandoned), None)
+        if successor is not None:
+            successor.lead = True
+            successor.wake.set()
+        else:
+            self._leading = False
+            self._idle.notify_all()
 
     def _commit(self, batch: list[_Waiting[T, R]]) -> None:
         committed: list[R] = []

@@ -287,3 +287,48 @@ def test_the_held_connection_is_closed_after_an_idle_spell(database_url, monkeyp
         assert not held.holding
     finally:
         engine.dispose()
+
+
+def test_a_leader_whose_own_item_is_still_queued_when_its_batch_fails_hands_the_queue_on(
+    engine, monkeypatch
+):
+    """A leader writes the items ahead of its own first (given up on, MAX_BATCH of them or
+    more). When one of those batches fails (after_commit here), its own item is still
+    queued: the queue must go to someone else, not to the thread that is leaving."""
+    from csat_hook.db import group_commit
+
+    monkeypatch.setattr(group_commit, "MAX_BATCH", 1)
+    batches: list[tuple[str, list[int]]] = []
+    gate = threading.Event()
+
+    def after_commit(results: Sequence[int]) -> None:
+        if list(results) == [10]:
+            raise RuntimeError("wake-up failed")
+
+    batcher = GroupCommit(
+        lambda: engine, _recording(engine, batches, gate), name="own", after_commit=after_commit
+    )
+    outcomes: dict[int, object] = {}
+
+    def call(k: int, timeout: float) -> None:
+        try:
+            outcomes[k] = batcher.submit(k, timeout=timeout)
+        except (TimeoutError, RuntimeError) as exc:
+            outcomes[k] = exc
+
+    first = threading.Thread(target=call, args=(0, 10))
+    first.start()
+    _wait_for(lambda: len(batches) == 1)
+    call(1, 0.05)  # gives up: still queued, ahead of the next one
+    assert isinstance(outcomes[1], TimeoutError)
+    second = threading.Thread(target=call, args=(2, 10))
+    second.start()
+    _wait_for(lambda: len(batcher._queue) == 2)
+    gate.set()  # 0 is written; 2 leads, writes 1 alone, and its after_commit fails
+    for thread in [first, second]:
+        thread.join(10)
+
+    assert outcomes[0] == 0
+    assert isinstance(outcomes[2], RuntimeError)
+    assert batcher.submit(3, timeout=2) == 30  # not queued behind a leader that left
+    assert _keys(engine) == [0, 1, 3]  # 2 was answered with an error: not written later

@@ -117,7 +117,17 @@ class GroupCommit(Generic[T, R]):
     def _follow(self, waiting: _Waiting[T, R], timeout: float | None) -> bool:
         """Wait behind the batch being written: False once ``waiting`` was written, True
         when it is to lead the next batch. TimeoutError after ``timeout`` seconds."""
-        if not waiting.wake.wait(timeout):
+        try:
+            woken = waiting.wake.wait(timeout)
+        except BaseException:  # KeyboardInterrupt, SystemExit, a greenlet killed…
+            with self._lock:
+                waiting.abandoned = True
+                if waiting in self._queue:  # not being written: now it never will be
+                    self._queue.remove(waiting)
+                if waiting.lead:  # made to lead just now: the queue goes to another
+                    self._hand_over()
+            raise
+        if not woken:
             with self._lock:
                 if not waiting.wake.is_set():  # not woken while the lock was awaited
                     waiting.abandoned = True  # never made a leader: no one waits to lead

@@ -332,3 +332,48 @@ def test_a_leader_whose_own_item_is_still_queued_when_its_batch_fails_hands_the_
     assert isinstance(outcomes[2], RuntimeError)
     assert batcher.submit(3, timeout=2) == 30  # not queued behind a leader that left
     assert _keys(engine) == [0, 1, 3]  # 2 was answered with an error: not written later
+
+
+class _InterruptedWhenWoken(threading.Event):
+    """A wake-up that a KeyboardInterrupt (SystemExit, a greenlet's kill…) cuts short."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if super().wait(timeout):
+            raise KeyboardInterrupt
+        return False
+
+
+def test_a_waiter_interrupted_as_it_is_made_to_lead_hands_the_queue_on(engine, monkeypatch):
+    from csat_hook.db import group_commit
+
+    real = group_commit._Waiting
+    monkeypatch.setattr(
+        group_commit,
+        "_Waiting",
+        lambda item, wake: real(item, _InterruptedWhenWoken() if item == 1 else wake),
+    )
+    batches: list[tuple[str, list[int]]] = []
+    gate = threading.Event()
+    batcher = GroupCommit(lambda: engine, _recording(engine, batches, gate), name="interrupted")
+    outcomes: dict[int, object] = {}
+
+    def call(k: int, timeout: float) -> None:
+        try:
+            outcomes[k] = batcher.submit(k, timeout=timeout)
+        except KeyboardInterrupt as exc:
+            outcomes[k] = exc
+
+    first = threading.Thread(target=call, args=(0, 10))
+    first.start()
+    _wait_for(lambda: len(batches) == 1)
+    interrupted = threading.Thread(target=call, args=(1, 10))
+    interrupted.start()
+    _wait_for(lambda: len(batcher._queue) == 1)
+    gate.set()  # 0 is written; 1 is made to lead and is interrupted instead
+    for thread in [first, interrupted]:
+        thread.join(10)
+
+    assert outcomes[0] == 0
+    assert isinstance(outcomes[1], KeyboardInterrupt)
+    assert batcher.submit(2, timeout=2) == 20  # not queued behind a leader that left
+    assert _keys(engine) == [0, 2]  # 1 was answered with the interruption: not written

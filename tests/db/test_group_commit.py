@@ -377,3 +377,86 @@ def test_a_waiter_interrupted_as_it_is_made_to_lead_hands_the_queue_on(engine, m
     assert isinstance(outcomes[1], KeyboardInterrupt)
     assert batcher.submit(2, timeout=2) == 20  # not queued behind a leader that left
     assert _keys(engine) == [0, 2]  # 1 was answered with the interruption: not written
+
+
+class _AfterCommitError(Exception):
+    pass
+
+
+def test_many_threads_with_failures_and_timeouts_answer_each_item_once_and_write_it_once(
+    monkeypatch,
+):
+    """Stress: items from many threads, some failing their transaction, some given up on
+    after a few milliseconds, some batches' after_commit raising (an Exception or a
+    BaseException). Every submit returns or raises; no item is written twice; what was
+    answered with a result was written, what failed was not, what was given up on is written
+    by a later batch; after_commit saw every committed result once; nothing is left queued."""
+    import random
+    from collections import Counter
+
+    from csat_hook.db import group_commit
+
+    monkeypatch.setattr(group_commit, "MAX_BATCH", 3)  # own items behind others' batches
+    guard = threading.Lock()
+    rng = random.Random(20261204)
+    written: Counter[int] = Counter()
+    reported: Counter[int] = Counter()
+
+    def bad(k: int) -> bool:
+        return k % 7 == 3
+
+    def transaction(items: list[int], held: object = None) -> list[int]:
+        with guard:
+            pause = rng.random() * 0.002
+        time.sleep(pause)
+        if any(bad(k) for k in items):
+            raise ValueError(f"bad item in {items}")
+        with guard:
+            written.update(items)
+        return [k * 10 for k in items]
+
+    def after_commit(results: Sequence[int]) -> None:
+        with guard:
+            reported.update(results)
+        if any(r % 130 == 10 for r in results):
+            raise _AfterCommitError
+        if any(r % 190 == 20 for r in results):
+            raise SystemExit(3)
+
+    batcher: GroupCommit[int, int] = GroupCommit(
+        lambda: sa.create_engine("sqlite://"), run_each, name="stress", after_commit=after_commit
+    )
+    monkeypatch.setattr(batcher, "_transaction", transaction)
+    outcomes: dict[int, object] = {}
+    timeouts = {k: rng.choice([5.0, 5.0, 0.001, 0.004]) for k in range(400)}
+
+    def call(keys: range) -> None:
+        for k in keys:
+            try:
+                outcomes[k] = batcher.submit(k, timeout=timeouts[k])
+            except BaseException as exc:  # what each submit raised is checked
+                outcomes[k] = exc
+
+    threads = [threading.Thread(target=call, args=(range(i, 400, 16),)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    assert not any(thread.is_alive() for thread in threads)  # every submit came back
+    assert batcher.submit(1000, timeout=2) == 10000  # a leader; it writes what was given up on
+    assert not batcher._queue and not batcher._leading
+
+    assert sorted(outcomes) == list(range(400))
+    for k, outcome in outcomes.items():
+        assert written[k] <= 1, k
+        if isinstance(outcome, int):
+            assert (outcome, written[k]) == (k * 10, 1), k
+        elif isinstance(outcome, ValueError):
+            assert bad(k) and written[k] == 0, k
+        elif isinstance(outcome, TimeoutError):
+            assert written[k] == (0 if bad(k) else 1), k
+        else:  # a batch it led: after_commit raised, for its own item or another's
+            assert isinstance(outcome, _AfterCommitError | SystemExit), (k, outcome)
+    # after_commit was called once for each committed batch, with what it committed
+    assert reported == Counter({k * 10: n for k, n in written.items()})

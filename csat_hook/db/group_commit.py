@@ -91,6 +91,9 @@ class GroupCommit(Generic[T, R]):
         self._queue: deque[_Waiting[T, R]] = deque()
         self._leading = False  # a thread is writing a batch (it alone uses _held)
         self._held = HeldConnection()
+        # Taken while a statement runs on _held, so the idle thread never closes it under a
+        # writer (a test, or a caller of _transaction, may run one outside a batch).
+        self._held_lock = threading.Lock()
         self._last_batch = 0.0  # monotonic time the last batch ended
         self._janitor: threading.Thread | None = None
 
@@ -221,7 +224,8 @@ class GroupCommit(Generic[T, R]):
             return run_transaction(engine, work)
         if engine.dialect.name != "postgresql":
             return run_statement(engine, work)  # a transaction: SQLite's writer lock
-        return held.run(engine, work)
+        with self._held_lock:
+            return held.run(engine, work)
 
     def _watch_idle(self) -> None:
         """Start the thread that closes the held connection after an idle spell, if a
@@ -240,9 +244,17 @@ class GroupCommit(Generic[T, R]):
         while True:
             with self._lock:
                 idle = time.monotonic() - self._last_batch
-                if not self._leading and idle >= HOLD_IDLE_SECONDS:
-                    # No batch can start while the lock is held: the connection is not in use.
-                    self._held.release()
+                # No batch can start while the lock is held, and none is running; a statement
+                # run outside a batch holds _held_lock (then look again later).
+                if (
+                    not self._leading
+                    and idle >= HOLD_IDLE_SECONDS
+                    and self._held_lock.acquire(blocking=False)
+                ):
+                    try:
+                        self._held.release()
+                    finally:
+                        self._held_lock.release()
                     self._janitor = None
                     return
                 wait = max(HOLD_IDLE_SECONDS - idle, 0.05)
@@ -260,7 +272,8 @@ class GroupCommit(Generic[T, R]):
                 if left <= 0:
                     return  # a batch still being written keeps its connection
                 self._idle.wait(left)
-            self._held.release()
+            with self._held_lock:
+                self._held.release()
 
 
 def run_each(conn: sa.Connection, works: list[Callable[[sa.Connection], R]]) -> list[R]:

@@ -460,3 +460,32 @@ def test_many_threads_with_failures_and_timeouts_answer_each_item_once_and_write
             assert isinstance(outcome, _AfterCommitError | SystemExit), (k, outcome)
     # after_commit was called once for each committed batch, with what it committed
     assert reported == Counter({k * 10: n for k, n in written.items()})
+
+
+def test_the_idle_spell_never_closes_the_held_connection_under_a_statement(
+    database_url, monkeypatch
+):
+    """A statement run on the held connection outside a batch (``_transaction``, as tests
+    and benchmarks call it) keeps it open even when the idle spell passes meanwhile."""
+    from csat_hook.db import group_commit
+    from csat_hook.db.engine import make_engine
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL runs one-statement batches on a held connection")
+    monkeypatch.setattr(group_commit, "HOLD_IDLE_SECONDS", 0.2)
+    engine = make_engine(database_url)
+
+    def write(conn: sa.Connection, items: list[float]) -> list[int]:
+        for pause in items:
+            time.sleep(pause)  # the idle spell passes while this runs
+            conn.execute(sa.text("SELECT 1"))
+        return [1 for _ in items]
+
+    try:
+        batcher = GroupCommit(lambda: engine, write, name="in-use", single=lambda b: True)
+        assert batcher.submit(0.0) == 1  # a batch: the idle thread now watches
+        assert batcher._transaction([0.5, 0.0]) == [1, 1]  # not closed under it
+        _wait_for(lambda: not batcher._held.holding, seconds=3)  # closed once idle
+        batcher.close()
+    finally:
+        engine.dispose()

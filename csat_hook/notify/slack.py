@@ -4,7 +4,11 @@
   "unfurl_links": false, "unfurl_media": false}``; channel, name and icon come from the app
   (a webhook cannot override them).
   https://docs.slack.dev/messaging/sending-messages-using-incoming-webhooks
-* Answer: ``200 ok`` (plain text). Errors are plain-text codes: ``400 invalid_payload`` /
+* Answer: ``200 ok`` (plain text; the Web API's ``{"ok": true}`` is read alike). A 2xx is
+  delivered only when it says so: Slack's error code inside a 2xx (``invalid_payload`` or
+  ``{"ok": false, "error": …}``) is classified as the same code with a 4xx would be (see
+  :func:`refusal_in_2xx`), and a 2xx without ``ok`` (empty, cut off, a proxy's page) is an
+  outcome unknown, settled as below. Errors are plain-text codes: ``400 invalid_payload`` /
   ``invalid_blocks`` / ``no_text`` (our message: permanent), ``403 action_prohibited``,
   ``404 channel_not_found`` / ``no_service``, ``410 channel_is_archived`` (the webhook is
   gone: permanent), ``429`` with ``Retry-After`` (honoured), ``503`` and ``500
@@ -52,7 +56,10 @@ import requests
 
 from csat_hook.bidi import contained
 from csat_hook.db.text import boundary
+from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.records import SendResult
+from csat_hook.helpdesks.transport import vendor_reason
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
 from csat_hook.notify.options import SlackOptions
@@ -64,6 +71,7 @@ from csat_hook.notify.render import footer
 from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
 from csat_hook.notify.render import units
+from csat_hook.retry import parse_retry_after
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000  # a section's text, a context element
@@ -79,6 +87,17 @@ URL_LIMIT = 3000  # a button's url
 LINK_LABEL = "Open ticket"
 # Slack's error answers are short snake_case codes; anything else is not read.
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Error codes that say Slack failed for now and posted nothing: a webhook's ``rollup_error``
+# ("likely not your fault"), a rate limit (with Retry-After), the Web API's
+# ``service_unavailable`` and ``team_added_to_org`` (a migration: "intermittently
+# unavailable"). Retried as a failure. Any other code is about the message or the webhook:
+# permanent.
+RETRYABLE_CODES = frozenset(
+    {"rollup_error", "rate_limited", "ratelimited", "service_unavailable", "team_added_to_org"}
+)
+# The Web API's ``internal_error`` and ``fatal_error``: "it's possible some aspect of the
+# operation succeeded before the error was raised": the message may have been posted.
+UNKNOWN_CODES = frozenset({"internal_error", "fatal_error"})
 
 
 def escape(text: str) -> str:
@@ -147,9 +166,58 @@ def labelled(name: str, text: str) -> list[dict[str, Any]]:
 
 
 def slack_error(response: requests.Response) -> str | None:
-    """Slack's error code from a refusal's plain-text body."""
-    text = response.text.strip()[:64] if len(response.content) <= 1024 else ""
-    return text if _CODE.fullmatch(text) else None
+    """Slack's error code from an answer's body: a webhook's plain text (``invalid_payload``)
+    or the Web API's ``{"ok": false, "error": "..."}``; None for anything else (``ok``, a
+    proxy's page, a body cut off)."""
+    if len(response.content) > 1024:
+        return None
+    body = response_json(response)
+    if isinstance(body, dict):
+        said = body.get("error") if body.get("ok") is False else None
+        text = said.strip() if isinstance(said, str) else ""
+    else:
+        text = response.text.strip()
+    return text if text != "ok" and _CODE.fullmatch(text) else None
+
+
+def slack_ok(response: requests.Response) -> bool:
+    """Whether a 2xx is Slack's word that the message was posted: a webhook's ``ok`` or the
+    Web API's ``{"ok": true, ...}``."""
+    if response.content.strip() == b"ok":
+        return True
+    body = response_json(response)
+    return isinstance(body, dict) and body.get("ok") is True
+
+
+def refusal_in_2xx(name: str, response: requests.Response) -> DeliveryError:
+    """The error for a 2xx that is not :func:`slack_ok`.
+
+    Slack's own error code (plain text or ``ok: false``) means the request was unsuccessful,
+    as with a 4xx: retried when the code says Slack failed for now (:data:`RETRYABLE_CODES`,
+    a rate limit's ``Retry-After`` honoured), unknown when it says part of it may have been
+    done (:data:`UNKNOWN_CODES`), else permanent (the same message would be refused again).
+    Anything else (an empty or cut-off body, a proxy's page) may hide a posted message: an
+    outcome unknown, settled as ``on_unknown_outcome`` says, never counted as delivered.
+    """
+    status = response.status_code
+    code = vendor_reason(slack_error, response)
+    if code is None:
+        return DeliveryError(
+            f"{name}: Slack answered HTTP {status} without ok (outcome unknown)",
+            retryable=True,
+            http_status=status,
+            outcome_unknown=True,
+        )
+    unknown = code in UNKNOWN_CODES
+    message = f"{name}: Slack answered HTTP {status} with an error"
+    return DeliveryError(
+        f"{message} (outcome unknown): {code}" if unknown else f"{message}: {code}",
+        retryable=code in RETRYABLE_CODES,
+        http_status=status,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        vendor_reason=code,
+        outcome_unknown=unknown,
+    )
 
 
 class SlackDestination(Destination):
@@ -208,7 +276,7 @@ class SlackDestination(Destination):
         )
 
     def send(self, message: AlertMessage) -> SendResult:
-        self.http.request(
+        response = self.http.request(
             "POST",
             self.options.webhook_url.get_secret_value(),
             json=self.payload(message),
@@ -217,6 +285,8 @@ class SlackDestination(Destination):
             # failed, not a proxy that may have forwarded it. Retried as a failure.
             refused=lambda response: slack_error(response) is not None,
         )
+        if not slack_ok(response):
+            raise refusal_in_2xx(self.name, response)
         return SendResult(external_id=None)  # a webhook answers no message id
 
     def settle(self, message: AlertMessage) -> Settle:

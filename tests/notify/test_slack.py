@@ -393,3 +393,67 @@ def test_a_refusal_cut_off_mid_body_is_a_failure_not_an_unconfirmed_send():
     assert len(seen) == 1
     error = caught.value
     assert error.http_status == 404 and not error.retryable and not error.outcome_unknown
+
+
+# --- a 2xx is delivered only when it says so ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"invalid_payload",
+        b"channel_not_found",
+        b"no_text\n",
+        {"ok": False, "error": "channel_not_found"},
+        {"ok": False, "error": "invalid_blocks"},
+    ],
+)
+def test_a_refusal_inside_a_2xx_is_a_permanent_failure_not_a_delivery(fake_notify, body):
+    # Slack's own error code, even with HTTP 200: nothing was posted, and the same message
+    # would be refused again (counted as delivered, the alert was lost without a word).
+    fake_notify.script("slack", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        slack(fake_notify).send(sample())
+    error = caught.value
+    code = body["error"] if isinstance(body, dict) else body.decode().strip()
+    assert not error.retryable and not error.outcome_unknown
+    assert error.http_status == 200 and error.vendor_reason == code
+    assert code in error.message and "/services/" not in error.message
+
+
+@pytest.mark.parametrize("body", [b"rollup_error", {"ok": False, "error": "service_unavailable"}])
+def test_a_transient_refusal_inside_a_2xx_is_retried_as_a_failure(fake_notify, body):
+    fake_notify.script("slack", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        slack(fake_notify).send(sample())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+
+
+@pytest.mark.parametrize("body", [b"rate_limited", {"ok": False, "error": "ratelimited"}])
+def test_a_rate_limit_inside_a_2xx_honours_its_wait(fake_notify, body):
+    fake_notify.script("slack", Script(status=200, body=body, headers={"Retry-After": "30"}))
+    with pytest.raises(DeliveryError) as caught:
+        slack(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.retry_after == 30
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ok": False, "error": "internal_error"},  # "some aspect may have succeeded"
+        b"",  # an empty or cut-off answer, a proxy's page: Slack said neither yes nor no
+        b"<html><body>Welcome</body></html>",
+        {"ok": "yes"},
+    ],
+)
+def test_a_2xx_that_is_not_slacks_ok_is_an_unknown_outcome(fake_notify, body):
+    fake_notify.script("slack", Script(status=200, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        slack(fake_notify).send(sample())
+    assert caught.value.outcome_unknown and caught.value.retryable
+
+
+@pytest.mark.parametrize("body", [b"ok", b"ok\n", {"ok": True, "ts": "1700000000.000100"}])
+def test_slacks_ok_in_either_form_is_a_delivery(fake_notify, body):
+    fake_notify.script("slack", Script(status=200, body=body))
+    assert slack(fake_notify).send(sample()).external_id is None

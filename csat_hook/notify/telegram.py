@@ -20,10 +20,11 @@
   group upgraded to a supergroup answers 400 with ``migrate_to_chat_id``: the error names the
   new id to configure (the alert is not sent somewhere the configuration does not say).
   ``ok: false`` means the request was unsuccessful, whatever the HTTP status: it is
-  classified by its ``error_code``. A 2xx without ``ok`` (a body cut off or unreadable, a
-  proxy's page) may hide a posted message: an outcome unknown, never a blind resend; so does
-  a 500, 502 or gateway timeout without Telegram's ``ok: false`` (a proxy's page, an answer
-  that may come after the message was posted).
+  classified by its ``error_code`` (a 400 whose body says 429 waits its ``retry_after``; a
+  502 whose body says 400 is permanent), the error keeping the HTTP status. A 2xx without
+  ``ok`` (a body cut off or unreadable, a proxy's page) may hide a posted message: an outcome
+  unknown, never a blind resend; so does a 500, 502 or gateway timeout without Telegram's
+  ``ok: false`` (a proxy's page, an answer that may come after the message was posted).
   https://core.telegram.org/bots/api#making-requests
 * The URL carries the bot token: errors name the host only. Nothing can be looked up, so an
   attempt whose outcome is unknown is recorded as sent unconfirmed, or sent again
@@ -151,6 +152,9 @@ class TelegramDestination(Destination):
             said["migrate_to"] = dig(body, "parameters.migrate_to_chat_id")
             if not isinstance(body, dict):
                 return None
+            said_code = body.get("error_code")
+            if body.get("ok") is False and type(said_code) is int:
+                said["code"] = said_code
             return compose_reason([ErrorItem(message=body.get("description"))], (payload["text"],))
 
         url = f"{options.base_url}/bot{options.bot_token.get_secret_value()}/sendMessage"
@@ -159,6 +163,19 @@ class TelegramDestination(Destination):
                 "POST", url, json=payload, explain=explain, refused=_own_refusal
             )
         except DeliveryError as exc:
+            code = said.get("code")
+            if isinstance(code, int) and code != exc.http_status:
+                # Telegram's ok=false under another status (a proxy's, a local Bot API
+                # server's): its error_code is its word, as inside a 2xx below.
+                exc = DeliveryError(
+                    exc.message,
+                    retryable=is_retryable_status(code),
+                    http_status=exc.http_status,
+                    retry_after=exc.retry_after,
+                    vendor_reason=exc.vendor_reason,
+                    outcome_unknown=exc.outcome_unknown,
+                )
+                raise self._explained(exc, said, code=code) from exc
             raise self._explained(exc, said) from exc
         body = response_json(response)
         if isinstance(body, dict) and body.get("ok") is True:
@@ -198,7 +215,8 @@ class TelegramDestination(Destination):
         self, exc: DeliveryError, said: dict[str, Any], code: int | None = None
     ) -> DeliveryError:
         """``exc`` in Telegram's words. ``code`` is the answer's ``error_code`` when it differs
-        from the HTTP status (an ``ok: false`` inside a 2xx); else the status is the code."""
+        from the HTTP status (an ``ok: false`` inside a 2xx, or under a proxy's status); else
+        the status is the code."""
         where = f"alerts.destinations.{self.name}"
         if code is None:
             code = exc.http_status

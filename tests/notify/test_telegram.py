@@ -284,3 +284,38 @@ def test_an_error_that_echoes_the_bot_token_keeps_no_reason(fake_notify, status)
         telegram(fake_notify).send(sample())
     assert caught.value.vendor_reason is None and not caught.value.retryable
     assert TOKEN.split(":")[1][:12] not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_code", "retryable"),
+    [(400, 429, True), (500, 400, False), (502, 403, False), (403, 500, True)],
+)
+def test_ok_false_with_another_status_is_classified_by_its_error_code(
+    fake_notify, status, error_code, retryable
+):
+    """A proxy or a local Bot API server in front of Telegram may answer Telegram's ok=false
+    under a status of its own: the body's error_code is Telegram's word, as inside a 2xx."""
+    body = {"ok": False, "error_code": error_code, "description": "Bad Request: nope"}
+    fake_notify.script("telegram", Script(status=status, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    error = caught.value
+    assert error.retryable is retryable and not error.outcome_unknown
+    assert error.http_status == status and error.vendor_reason == "Bad Request: nope"
+
+
+@pytest.mark.parametrize("status", [400, 502])
+def test_a_flood_wait_under_another_status_is_honoured(fake_notify, status):
+    fake_notify.script("telegram", Script(status=status, body=flood_wait(41)))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.retry_after == 41
+    assert not caught.value.outcome_unknown
+
+
+def test_a_revoked_token_said_under_another_status_names_the_setting(fake_notify):
+    body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    fake_notify.script("telegram", Script(status=502, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert not caught.value.retryable and "bot_token" in caught.value.message

@@ -11,14 +11,18 @@
 * Time: ``timeout_seconds`` bounds each socket operation, ``deadline_seconds`` the whole
   exchange (:mod:`csat_hook.notify.smtp_client`): a server answering a byte at a time holds
   the delivery no longer.
-* Classification (RFC 5321): 5xx replies (to EHLO and AUTH too), certificate failures, a
-  server without STARTTLS: permanent (the configuration is wrong). 4xx replies (to EHLO and
-  AUTH too: 421, 454 RFC 4954), refused or dropped connections before the server's 354 to
-  DATA, timeouts or the deadline before it: retryable, not sent. A connection lost, a
-  timeout, the deadline or an answer without a reply code once the message is being sent
-  (before the server's 250): the outcome is unknown. The server may have queued the message:
-  it is sent again with the same Message-ID, which the recipient's mailbox or automation can
-  use to drop the copy (a plain SMTP server delivers both).
+* Classification (RFC 5321): any 2xx to MAIL FROM, RCPT TO (251 "will forward", 252 "cannot
+  VRFY, will try") and the message's end is success, as 250 is. Only 354 to DATA sends the
+  message; any other positive reply to it (a 250) is retried, not sent (a server that did
+  not ask for the message may read its lines as commands), and a 3xx to the message's end is
+  an unknown outcome. 5xx replies (to EHLO and AUTH too), certificate failures, a server
+  without STARTTLS: permanent (the configuration is wrong). 4xx replies (to EHLO and AUTH
+  too: 421, 454 RFC 4954), refused or dropped connections before the server's 354 to DATA,
+  timeouts or the deadline before it: retryable, not sent. A connection lost, a timeout, the
+  deadline or an answer without a reply code once the message is being sent (before the
+  server's 2xx): the outcome is unknown. The server may have queued the message: it is sent
+  again with the same Message-ID, which the recipient's mailbox or automation can use to
+  drop the copy (a plain SMTP server delivers both).
 * Recipients: some refused and some accepted is delivered, the refused ones named with their
   codes in the note (the outbox row's last error). Those refused for now (4xx, or a reply
   without a code, which smtplib reads as -1 and which says nothing for good) are also
@@ -218,12 +222,12 @@ class EmailDestination(Destination):
     ) -> list[tuple[str, int]]:
         sender = parseaddr(str(mail["From"]))[1]
         code, _ = client.mail(sender)
-        if code != 250:
+        if not positive(code):
             raise _by_code(where, code, "MAIL FROM")
         accepted, refused = [], []
         for address in recipients:
             code, _ = client.rcpt(address)
-            if code in (250, 251):
+            if positive(code):  # 250, 251 "will forward", 252 "cannot VRFY, will try"
                 accepted.append(address)
             else:
                 refused.append((address, code))
@@ -241,6 +245,10 @@ class EmailDestination(Destination):
         # message left (not sent); from sending it on, the server may have queued it.
         code, _ = client.docmd("DATA")
         if code != 354:
+            # Only 354 asks for the message. Any other positive reply (a 250, a 334) is no
+            # refusal, but a server that did not say 354 may read the message's lines as
+            # commands: it is not sent, and the attempt is retried (the code, not a guess,
+            # decides: 5xx permanent, anything else retryable).
             raise _by_code(where, code, "DATA")
         try:
             client.send(_dot_stuffed(mail.as_bytes(policy=policy.SMTP)))
@@ -259,7 +267,15 @@ class EmailDestination(Destination):
                 retryable=True,
                 outcome_unknown=True,
             )
-        if code != 250:
+        if 300 <= code < 400:
+            # An intermediate reply to the message's end: the server has it, and has not
+            # said what it did with it.
+            raise DeliveryError(
+                f"{where}: the message was answered {code}, not a completion (outcome unknown)",
+                retryable=True,
+                outcome_unknown=True,
+            )
+        if not positive(code):
             raise _by_code(where, code, "DATA")
         return refused
 
@@ -349,15 +365,23 @@ def for_now(code: int) -> bool:
     return not 500 <= code < 600
 
 
+def positive(code: int) -> bool:
+    """Whether a reply code says the command was done (RFC 5321 4.2.1: 2yz, "positive
+    completion"), whichever 2yz it is."""
+    return 200 <= code < 300
+
+
 def _by_code(where: str, code: int, stage: str) -> DeliveryError:
-    """An SMTP reply code as a DeliveryError: 4xx retryable, 5xx permanent (RFC 5321); a
-    reply without a code (-1) retryable, as a dropped connection before the message is."""
+    """An SMTP reply code that stopped the exchange before the message was handed over, as a
+    DeliveryError (not sent): 5xx permanent (RFC 5321's refusal for good); 4xx retryable; a
+    positive reply where another was needed (a 250 to DATA) or a reply without a code (-1)
+    retryable too: neither says "never"."""
     if not 200 <= code < 600:
         return DeliveryError(
             f"{where}: {stage} answered with no SMTP reply code (not sent)", retryable=True
         )
     return DeliveryError(
-        f"{where}: {stage} answered {code}",
-        retryable=400 <= code < 500,
+        f"{where}: {stage} answered {code}" + ("" if code >= 400 else " (not sent)"),
+        retryable=not 500 <= code < 600,
         http_status=None,
     )

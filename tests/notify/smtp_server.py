@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import ssl
 from dataclasses import dataclass
 from dataclasses import field
@@ -108,7 +109,12 @@ class Mailbox:
     asked: list[str] = field(default_factory=list)  # every RCPT TO, accepted or not, in order
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     refuse_for_now: set[str] = field(default_factory=set)  # recipients answered 450
-    rcpt_replies: dict[str, str] = field(default_factory=dict)  # recipients answered so
+    # Recipients answered so (one answered a 2xx is taken: "251 will forward", "252 cannot
+    # VRFY, will try").
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    mail_replies: list[str] = field(default_factory=list)  # the next MAIL FROMs' replies
+    # The next DATA commands' replies in place of the 354 (the server stays in command mode).
+    data_command_replies: list[str] = field(default_factory=list)
     busy: dict[str, int] = field(default_factory=dict)  # answered 450 this many more times
     data_replies: list[str] = field(default_factory=list)  # e.g. "451 4.3.0 try later"
     drop_after_data: int = 0  # store, then close the connection without the 250
@@ -128,7 +134,10 @@ class Mailbox:
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         self.asked.append(address)
         if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
+            reply = self.rcpt_replies[address]
+            if re.match(r"2[0-9][0-9][ -]", reply):
+                envelope.rcpt_tos.append(address)
+            return reply
         if address in self.refuse:
             return "550 5.1.1 No such user"
         if address in self.refuse_for_now:
@@ -138,6 +147,11 @@ class Mailbox:
             return "450 4.2.1 Mailbox busy"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return self.mail_replies.pop(0) if self.mail_replies else "250 OK"
 
     async def auth_XOAUTH2(self, server, args):  # noqa: N802 (a mechanism smtplib lacks)
         return AuthResult(success=False, handled=False)
@@ -177,6 +191,9 @@ class DroppingSMTP(SMTP):
             mailbox.drop_at_data -= 1
             assert self.transport is not None
             self.transport.abort()
+            return
+        if isinstance(mailbox, Mailbox) and mailbox.data_command_replies:
+            await self.push(mailbox.data_command_replies.pop(0))
             return
         await super().smtp_DATA(arg)
 

@@ -474,3 +474,51 @@ def test_a_ca_file_that_is_not_a_readable_certificate_is_a_configuration_error(
         make_config(alerts=alerts)
     assert "managers" in caught.value.message and "ca_file" in caught.value.message
     assert "not a certificate" not in caught.value.message  # the file's text is not echoed
+
+
+# --- unusual but positive replies (RFC 5321: 2xx is done, 3xx asks for more) ----------------
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        ["251 2.1.5 User not local; will forward", "252 2.1.5 Cannot VRFY user, will try"],
+        ["252 2.1.5 Cannot VRFY user, will try", "250 OK"],
+    ],
+)
+def test_recipients_taken_with_251_or_252_are_sent_to(smtp, mailbox, replies):
+    # Both say the server takes the message for them: it was "RCPT TO answered 252", failed
+    # for good (every recipient) or retried to a recipient that already had it.
+    port, ca_file = smtp
+    mailbox.rcpt_replies.update(zip(TO, replies, strict=True))
+    result = email(port, ca_file).send(sample())
+    assert result.note is None and result.retry_to == ()
+    [(_, rcpt_tos, _)] = mailbox.messages
+    assert rcpt_tos == TO
+
+
+def test_a_sender_taken_with_another_2xx_is_sent(smtp, mailbox):
+    mailbox.mail_replies.append("251 2.1.0 Sender OK, with a word")
+    email(*smtp).send(sample())
+    assert len(mailbox.messages) == 1
+
+
+@pytest.mark.parametrize("reply", ["251 2.6.0 Queued, will forward", "252 2.6.0 Taken"])
+def test_the_message_answered_with_another_2xx_is_sent(smtp, mailbox, reply):
+    mailbox.replies_after_data.append(reply)
+    result = email(*smtp).send(sample())
+    assert result.external_id and len(mailbox.messages) == 1
+
+
+@pytest.mark.parametrize("reply", ["250 2.0.0 OK", "334 go on"])
+def test_data_answered_without_354_is_retried_and_the_message_not_handed_over(smtp, mailbox, reply):
+    # A 2xx or another 3xx to DATA is no refusal (it was "DATA answered 250", failed for
+    # good), and no invitation to send the message either: a server that did not say 354
+    # would read its lines as commands. Nothing was sent: a plain retry.
+    mailbox.data_command_replies.append(reply)
+    with pytest.raises(DeliveryError) as caught:
+        email(*smtp).send(sample())
+    error = caught.value
+    assert error.retryable and not error.outcome_unknown
+    assert "DATA" in error.message and "not sent" in error.message
+    assert mailbox.messages == []

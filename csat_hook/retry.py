@@ -9,7 +9,9 @@ positive ``Retry-After`` wins, up to ``max_retry_after``, plus up to 10% so a cr
 told the same instant spreads out; one of 0 (or a date already past) is a lower bound that the
 backoff's own step always meets, so it never makes a retry come at once. What a
 ``Retry-After`` header asks for is read by one rule, :func:`parse_retry_after`, for the
-helpdesks' calls and Google's alike.
+helpdesks' calls and Google's alike; what Google's ``google.rpc.RetryInfo`` asks for (a
+``retryDelay`` Duration in an error's body) by :func:`parse_duration`, and counts as a
+Retry-After does.
 
 Which failures are worth retrying is a property of each boundary, not of the policy: see
 ``RETRYABLE_STATUS`` in :mod:`csat_hook.helpdesks.transport` and in
@@ -81,3 +83,17 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now())
+
+
+# A google.protobuf.Duration's JSON form: seconds, up to 9 fractional digits, and "s"
+# ("30s", "1.5s", "0.000001s"). A negative one ("-5s") is no wait; nothing else is read.
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]{1,9})?)s")
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from a Duration's JSON string (``"30s"``, ``"1.5s"``); None for anything else
+    (a number, a negative, "nan", an exponent: the caller's own backoff decides)."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.fullmatch(value.strip())
+    return float(match.group(1)) if match else None

@@ -84,6 +84,54 @@ def test_a_retry_after_in_seconds_or_as_a_date_is_honoured(mocked, monkeypatch):
     assert google.slept == [7, 32]  # a date decades away: capped at the backoff's cap
 
 
+def retry_info(delay: Any, status: int = 429) -> dict[str, Any]:
+    """Google's error with a ``google.rpc.RetryInfo`` detail (``retryDelay``: a Duration's
+    JSON, seconds with an "s")."""
+    body = quota(status)
+    body["error"]["details"] = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED"},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+    ]
+    return body
+
+
+@pytest.mark.parametrize(("delay", "waited"), [("30s", 30), ("1.5s", 1.5), ("0s", 1)])
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_delay_in_the_error_body_is_honoured(mocked, monkeypatch, delay, waited, status):
+    """Google's RetryInfo says how long to wait at least: it was not read, and a quota's
+    retries were spent on the backoff's own (shorter) schedule, the run failing meanwhile."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    mocked.get(SHEET, status=status, json=retry_info(delay, status))
+    mocked.get(SHEET, json={"spreadsheetId": "S"})
+    google = session()
+    assert SheetsApi(google).metadata("S") == {"spreadsheetId": "S"}
+    assert google.slept == [waited]  # "0s": not before now, the backoff's own step
+
+
+def test_the_longer_of_retry_after_and_retry_delay_wins_within_the_cap(mocked, monkeypatch):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    mocked.get(SHEET, status=429, json=retry_info("30s"), headers={"Retry-After": "7"})
+    mocked.get(SHEET, status=429, json=retry_info("3s"), headers={"Retry-After": "9"})
+    mocked.get(SHEET, status=429, json=retry_info("86400s"))
+    mocked.get(SHEET, json={"spreadsheetId": "S"})
+    google = session(max_retries=3)
+    SheetsApi(google).metadata("S")
+    assert google.slept == [30, 9, 32]  # a day: capped at the backoff's cap, as Retry-After
+
+
+@pytest.mark.parametrize("delay", ["-5s", "nans", "30", 30, "1e3s", "inf", None, "٣s"])
+def test_a_retry_delay_that_is_not_a_duration_leaves_the_backoff_in_charge(
+    mocked, monkeypatch, delay
+):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    for _ in range(2):
+        mocked.get(SHEET, status=429, json=retry_info(delay))
+    mocked.get(SHEET, json={"spreadsheetId": "S"})
+    google = session()
+    SheetsApi(google).metadata("S")
+    assert google.slept == [1, 2]
+
+
 @pytest.mark.parametrize("value", ["0", "Tue, 14 Nov 2023 22:13:00 GMT"])
 def test_a_retry_after_of_zero_every_time_is_spread_by_the_backoff(mocked, monkeypatch, value):
     """Google (or a proxy) repeating "Retry-After: 0", or a date already past, had every

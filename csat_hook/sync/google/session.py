@@ -10,7 +10,9 @@ your own session) and used directly for the Forms API. It:
   plus read timeout from its start (:class:`~csat_hook.helpdesks.deadline.DeadlineAdapter`);
 * retries 408/429/5xx, a 403 that is a rate limit (:data:`RATE_LIMIT_REASONS`), timeouts,
   connection errors and a body cut off a bounded number of times with
-  jittered exponential backoff (gspread's ``BackOffHTTPClient`` retries forever; unused),
+  jittered exponential backoff, waiting at least what the answer asks for (``Retry-After``,
+  or ``google.rpc.RetryInfo``'s ``retryDelay`` in the error's body; capped as the policy caps
+  a Retry-After) (gspread's ``BackOffHTTPClient`` retries forever; unused),
   except a request sent with ``repeat=False`` whose answer is lost (no answer, or a 5xx
   after which Google may have applied it): the caller decides, having looked at what is
   there (a ``spreadsheets.batchUpdate``: api.update_structure);
@@ -54,6 +56,7 @@ from csat_hook.errors import GoogleApiError
 from csat_hook.helpdesks.deadline import DeadlineAdapter
 from csat_hook.helpdesks.transport import never_sent
 from csat_hook.retry import Backoff
+from csat_hook.retry import parse_duration
 from csat_hook.retry import parse_retry_after
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
 from csat_hook.sync.config import GOOGLE_SHEETS_BASE_URL
@@ -380,11 +383,38 @@ class GoogleSession(requests.Session):
 
 
 def _retry_after(response: requests.Response) -> float | None:
+    """How long the answer asks to wait at least: the longer of a ``Retry-After`` header and
+    a ``google.rpc.RetryInfo`` ``retryDelay`` in the error's body (None: neither said)."""
     # Sheets sends no Retry-After on 429 (measured); honour it when a proxy adds one, by the
     # one rule (csat_hook.retry): delta-seconds or an HTTP date, nothing else. float() read
     # "-5" and "nan" as "now" (every retry of a quota minute spent within a second) and
-    # "1e12" as the longest wait.
-    return parse_retry_after(response.headers.get("Retry-After"))
+    # "1e12" as the longest wait. Each says "not before": the later one counts.
+    waits = [
+        wait
+        for wait in (parse_retry_after(response.headers.get("Retry-After")), retry_delay(response))
+        if wait is not None
+    ]
+    return max(waits) if waits else None
+
+
+RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_delay(response: requests.Response) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` in a Google error's ``details`` (its
+    ``retryDelay``, a Duration's JSON such as ``"30s"``: :func:`~csat_hook.retry.
+    parse_duration`); None when there is none or it is not a Duration. Google documents it as
+    the least to wait before trying the same request again."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for item in details[:20] if isinstance(details, list) else ():
+        if isinstance(item, dict) and item.get("@type") == RETRY_INFO_TYPE:
+            return parse_duration(item.get("retryDelay"))
+    return None
 
 
 # No answer to read: the connection failed or dropped, a timeout or the request's deadline

@@ -522,3 +522,13 @@ def test_data_answered_without_354_is_retried_and_the_message_not_handed_over(sm
     assert error.retryable and not error.outcome_unknown
     assert "DATA" in error.message and "not sent" in error.message
     assert mailbox.messages == []
+
+
+def test_the_message_answered_with_a_3xx_is_an_unknown_outcome(smtp, mailbox):
+    # Not a completion, nor a refusal: the server has the message and has not said what it
+    # did with it ("DATA answered 354" was a permanent failure, never sent again).
+    mailbox.replies_after_data.append("354 go ahead")
+    with pytest.raises(DeliveryError) as caught:
+        email(*smtp).send(sample())
+    assert caught.value.outcome_unknown and caught.value.retryable
+    assert len(mailbox.messages) == 1

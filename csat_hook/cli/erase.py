@@ -51,6 +51,15 @@ OUT_OF_REACH = (
     "comments and never stores them again."
 )
 
+# How many times the erasure's transaction runs when PostgreSQL aborts it as a deadlock's
+# victim. The erasure locks the customer's replies, then writes their surveys: the order in
+# which intake, the delivery worker and a reopen take a reply and its survey. Within the
+# outbox, though, a worker's outcome batch locks its replies in the order they were
+# delivered and the erasure hers in the order the table gives them: two of one customer's
+# replies written at once both ways deadlock, and PostgreSQL aborts one of the two. Nothing
+# was erased then, and the other writer went on: the erasure is run again.
+DEADLOCK_ATTEMPTS = 3
+
 # Said with the places a report was written to that no sync rewrites any more.
 PLACES_LEFT = (
     "The report was also written where no sync with this configuration writes it any more "
@@ -231,7 +240,9 @@ def _as_stored(engine: Engine, selector: Selector) -> tuple[Selector, str | None
 
 def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
     """Erase under the sync lock: a sync that read no erasure record for these surveys must
-    not store a comment after the erasure commits (on PostgreSQL they could overlap)."""
+    not store a comment after the erasure commits (on PostgreSQL they could overlap). A run
+    PostgreSQL aborts as a deadlock's victim erased nothing and is run again, up to
+    :data:`DEADLOCK_ATTEMPTS` runs in all."""
     lock = SyncLock(
         engine,
         clock=utcnow,
@@ -246,10 +257,28 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
         click.echo(f"Nothing erased: {exc.message}; run it again once the sync is done.")
         sys.exit(3)
     try:
-        with engine.begin() as conn:
-            return erase_rows(conn, selector, utcnow(), apply=True)
+        for attempt in range(1, DEADLOCK_ATTEMPTS):
+            try:
+                return _erase_once(engine, selector)
+            except sa.exc.DBAPIError as exc:
+                if not _deadlock(exc):
+                    raise
+                # Rolled back: nothing was erased, and the other writer went on.
+                logger.warning("erasure.deadlock-retried", extra={"attempt": attempt})
+        return _erase_once(engine, selector)
     finally:
         lock.release(holder)
+
+
+def _erase_once(engine: Engine, selector: Selector) -> Tally:
+    """The erasure in one transaction: all of it, or nothing when it raises."""
+    with engine.begin() as conn:
+        return erase_rows(conn, selector, utcnow(), apply=True)
+
+
+def _deadlock(exc: sa.exc.DBAPIError) -> bool:
+    """Whether PostgreSQL aborted the transaction as a deadlock's victim (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _selector(

@@ -1527,3 +1527,71 @@ def test_a_dry_run_says_a_reply_being_sent_would_be_erased_too(shop: Shop):
     assert "1 survey replies to this customer are being sent right now: --yes erases" in (
         result.output
     )
+
+
+def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+):
+    """PostgreSQL: another writer takes one of Maria's surveys while the erasure holds her
+    replies, then waits for one of those replies; the erasure, waiting for the survey first,
+    is the one PostgreSQL aborts as a deadlock. Nothing was erased then: the command runs the
+    erasure again (a bounded number of times) and exits 0 with everything erased, instead of
+    exiting 1."""
+    import threading
+    import time
+
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: one writer at a time (BEGIN IMMEDIATE), no deadlock")
+    from csat_hook.erasure import store as erasure_store
+
+    engine = shop.kit.engine
+    original = erasure_store._alert_messages
+    holding = threading.Event()
+    other: dict[str, Any] = {}
+
+    def blocked_by(pid: int) -> bool:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
+                ),
+                {"p": pid},
+            ).scalar_one()
+        return bool(found)
+
+    def other_writer() -> None:
+        # Survey first, then its reply: the opposite of the erasure's order.
+        with engine.begin() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            survey = conn.execute(
+                sa.update(surveys)
+                .where(surveys.c.dialog_id == "D-1")
+                .values(team=surveys.c.team)
+                .returning(surveys.c.id)
+            ).scalar_one()
+            holding.set()
+            deadline = time.monotonic() + 20
+            while not blocked_by(pid):  # the erasure waits for this survey
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            conn.execute(
+                sa.select(outbox.c.id).where(outbox.c.survey_id == survey).with_for_update()
+            ).all()
+        other["committed"] = True
+
+    racing = threading.Thread(target=other_writer)
+
+    def race_once(*args: Any, **kwargs: Any) -> Any:
+        if not racing.is_alive() and not other:  # the first run only
+            racing.start()
+            assert holding.wait(20)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(erasure_store, "_alert_messages", race_once)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    racing.join(timeout=20)
+
+    assert other == {"committed": True}
+    assert result.exit_code == 0, result.output
+    assert "  surveys: 2 " in result.output
+    assert held(shop.dump()) == {}

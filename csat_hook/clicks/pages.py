@@ -11,7 +11,7 @@ import base64
 import hashlib
 import html
 
-NOT_FOUND, GONE, TOO_MANY, UNAVAILABLE = 404, 410, 429, 503
+NOT_FOUND, NOT_ALLOWED, GONE, TOO_MANY, UNAVAILABLE = 404, 405, 410, 429, 503
 
 TEXTS: dict[str, dict[int, tuple[str, str]]] = {
     "en": {
@@ -19,6 +19,10 @@ TEXTS: dict[str, dict[int, tuple[str, str]]] = {
             "This survey link does not work",
             "The link may have been cut or changed on its way to you. Please use the link "
             "exactly as it came in our message.",
+        ),
+        NOT_ALLOWED: (
+            "This link opens in a browser",
+            "Please open the link from our message in your web browser.",
         ),
         GONE: (
             "This survey has closed",
@@ -38,6 +42,10 @@ TEXTS: dict[str, dict[int, tuple[str, str]]] = {
             "Ссылка на опрос не работает",
             "Возможно, ссылка обрезалась или изменилась по дороге. Откройте, пожалуйста, "
             "ссылку точно в том виде, в каком она пришла в нашем сообщении.",
+        ),
+        NOT_ALLOWED: (
+            "Эта ссылка открывается в браузере",
+            "Откройте, пожалуйста, ссылку из нашего сообщения в браузере.",
         ),
         GONE: (
             "Опрос завершён",

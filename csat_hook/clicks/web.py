@@ -5,6 +5,7 @@ A request is answered, in this order:
 * 404 page: a path spelled otherwise than csat-hook writes it (a percent-escape anywhere,
   ``/S/``: :func:`_canonical`), a score that is not canonical decimal digits (``05``, ``+5``,
   ``٥``) or is off the scale, a reference longer than any we sign;
+* 405 page (``Allow: GET, HEAD``): any other method, ``OPTIONS`` too (:func:`_canonical`);
 * 429 page (``Retry-After``): over ``survey.links.rate_per_client`` requests a minute from one
   client address (checked before any work), or over ``rate_per_reference`` for one survey;
 * 404 page: a reference that does not verify (edited, forged, malformed: exactly one
@@ -47,6 +48,7 @@ from flask import current_app
 from flask import redirect
 from flask import request
 from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -138,7 +140,11 @@ def _canonical() -> BaseResponse | None:
     stored a click, and ``/S/…`` (the reference in it all the same) got the app's JSON 404,
     neither private nor a page. The request line as sent (``RAW_URI``, gunicorn's and
     werkzeug's) is compared with the decoded path; a server that gives no raw line is judged
-    by the decoded path alone."""
+    by the decoded path alone.
+
+    A method the path does not take (``POST``, ``OPTIONS``...) on a canonical path is the 405
+    page naming those it does: the app's handler would answer the webhooks' JSON, and this
+    runs before the routing error is raised."""
     path = request.path
     if not _under_s(path):
         return None
@@ -147,9 +153,16 @@ def _canonical() -> BaseResponse | None:
         raw = "/" + raw.partition("://")[2].partition("/")[2]
     sent = path if raw is None else re.split(r"[?#]", raw, maxsplit=1)[0]
     # The prefix gunicorn strips when run with SCRIPT_NAME is in the line as sent.
-    if sent in (path, request.script_root + path) and (path == "/s" or path.startswith(PATH)):
-        return None
-    return _page(pages.NOT_FOUND)
+    if sent not in (path, request.script_root + path) or not (
+        path == "/s" or path.startswith(PATH)
+    ):
+        return _page(pages.NOT_FOUND)
+    refused = request.routing_exception
+    if isinstance(refused, MethodNotAllowed):
+        response = _page(pages.NOT_ALLOWED)
+        response.headers["Allow"] = ", ".join(sorted(refused.valid_methods or ["GET", "HEAD"]))
+        return response
+    return None
 
 
 @bp.after_app_request
@@ -166,12 +179,14 @@ def _private(response: BaseResponse) -> BaseResponse:
     return response
 
 
-@bp.get("/s/<reference>")
+# No automatic OPTIONS answer (Flask's 200, an empty text/html body): a method these pages
+# do not take, refused as any other (:func:`_canonical`). There is no CORS here.
+@bp.get("/s/<reference>", provide_automatic_options=False)
 def open_survey(reference: str) -> BaseResponse:
     return _answer(reference, None)
 
 
-@bp.get("/s/<reference>/<score>")
+@bp.get("/s/<reference>/<score>", provide_automatic_options=False)
 def open_with_score(reference: str, score: str) -> BaseResponse:
     links = _service().survey.links
     if not _SCORE.fullmatch(score) or int(score) not in links.scores() or score != str(int(score)):
@@ -179,8 +194,8 @@ def open_with_score(reference: str, score: str) -> BaseResponse:
     return _answer(reference, int(score))
 
 
-@bp.get("/s/", strict_slashes=False)
-@bp.get("/s/<rest:rest>")
+@bp.get("/s/", strict_slashes=False, provide_automatic_options=False)
+@bp.get("/s/<rest:rest>", provide_automatic_options=False)
 def not_a_short_link(rest: str = "") -> BaseResponse:
     """Anything else under ``/s/`` (a trailing slash, extra segments, ``/s``, a doubled slash):
     the same 404 page. Never werkzeug's 308 to the same path with one slash more or fewer: its

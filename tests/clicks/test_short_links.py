@@ -338,8 +338,8 @@ def test_pages_run_nothing_load_nothing_and_cannot_be_framed(served):
 
 
 def test_every_answer_under_s_runs_nothing_and_cannot_be_framed(served, clock):
-    # The redirect's body is an HTML page too (werkzeug's "Redirecting..."), as are the answer
-    # to OPTIONS and the refusal of another method: the same policy as the pages.
+    # The redirect's body is an HTML page too (werkzeug's "Redirecting..."), as are the
+    # refusals of OPTIONS and of another method: the same policy as the pages.
     survey = served.send_survey("D-11h")
     clock.advance(120)
     url = f"{served.url}/s/{survey.token}/4"
@@ -350,7 +350,7 @@ def test_every_answer_under_s_runs_nothing_and_cannot_be_framed(served, clock):
         served.get("/s/forged.forged", headers=HUMAN),
     ]
 
-    assert [a.status_code for a in answers] == [302, 200, 405, 404]
+    assert [a.status_code for a in answers] == [302, 405, 405, 404]
     for answer in answers:
         assert answer.headers["Content-Security-Policy"] == pages.POLICY, answer.status_code
         assert answer.headers["X-Frame-Options"] == "DENY"
@@ -418,18 +418,44 @@ def test_no_redirect_under_s_but_the_one_to_the_form(served, clock, path):
     assert served.clicks() == []
 
 
-def test_other_methods_are_refused_with_the_same_private_headers(served, clock):
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("tail", ["", "/5", "/5/extra"])
+def test_other_methods_are_refused_with_a_private_page(served, clock, method, tail):
+    # A customer's browser (or a mail scanner) sees a page, in its language, never the
+    # webhooks' JSON; OPTIONS is refused too, not Flask's empty 200.
     survey = served.send_survey("D-14")
     clock.advance(120)
 
-    response = served.session.post(
-        f"{served.url}/s/{survey.token}/5", headers=HUMAN, allow_redirects=False, timeout=10
+    response = served.session.request(
+        method,
+        f"{served.url}/s/{survey.token}{tail}",
+        headers={**HUMAN, "Accept-Language": "ru"},
+        allow_redirects=False,
+        timeout=10,
     )
 
     assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["Content-Language"] == "ru"
+    assert "<!doctype html>" in response.text and "браузере" in response.text
+    assert survey.token not in response.text
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Content-Security-Policy"] == pages.POLICY
     assert served.clicks() == []
+
+
+def test_a_misspelt_path_is_the_404_page_whatever_the_method(served, clock):
+    survey = served.send_survey("D-14b")
+    clock.advance(120)
+
+    response = served.session.post(
+        f"{served.url}/S/{survey.token}", headers=HUMAN, allow_redirects=False, timeout=10
+    )
+
+    assert response.status_code == 404 and "does not work" in response.text
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_an_unexpected_error_logs_no_reference_and_answers_a_page(

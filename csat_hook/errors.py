@@ -17,6 +17,9 @@ class CsatHookError(Exception):
     # Seconds the HTTP answer's Retry-After tells the client to wait before trying again;
     # None: no Retry-After.
     retry_after_header: int | None = None
+    # The challenge the HTTP answer's WWW-Authenticate carries (a 401 must have one, RFC 9110
+    # 15.5.2): what the client should prove itself with, never a secret. None: no header.
+    www_authenticate: str | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -61,10 +64,19 @@ class BadPayloadError(WebhookError):
 
 
 class InvalidSignatureError(WebhookError):
-    """The sender could not be verified: bad, missing or stale signature or token."""
+    """The sender could not be verified: bad, missing or stale signature or token.
+
+    ``challenge`` is its ``WWW-Authenticate``: for a webhook, set where the adapter is known
+    (:meth:`csat_hook.helpdesks.base.Helpdesk.challenge`), not where the error is raised."""
 
     status = 401
     code = "unauthorized"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, challenge: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.www_authenticate = challenge
 
 
 class UnknownHelpdeskError(WebhookError):

@@ -45,6 +45,8 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import challenge
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.links.form import check_link
 from csat_hook.settings import StrictModel
@@ -140,6 +142,17 @@ class Helpdesk(abc.ABC):
     @abc.abstractmethod
     def verify(self, request: WebhookRequest) -> None:
         """Raise InvalidSignatureError unless the vendor sent exactly this body."""
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        """How this helpdesk's sender proves itself, for the challenge of a 401: ``(scheme,
+        header)`` pairs as :func:`csat_hook.helpdesks.signing.challenge` takes them, in the
+        order :meth:`verify` tries them (override: the base says a signature, no header)."""
+        return [(SIGNATURE, None)]
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` of this helpdesk's 401: what :meth:`credentials` names,
+        this instance's name as the realm; never a secret."""
+        return challenge(self.name, self.credentials())
 
     @abc.abstractmethod
     def parse(self, request: WebhookRequest) -> Event:

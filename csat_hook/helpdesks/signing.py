@@ -1,5 +1,5 @@
 """What adapters share to check a sender: HMAC digests, constant-time signature and token
-comparison, and the freshness window of a signed timestamp."""
+comparison, the freshness window of a signed timestamp, and the challenge a 401 names."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import SecretStr
@@ -17,6 +18,11 @@ from csat_hook.helpdesks.records import WebhookRequest
 # A header's name: an RFC 9110 token.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
+
+# How a sender proves itself, as a 401's challenge names it (WWW-Authenticate schemes):
+# an HMAC of the request in a header, a shared token (in a header, or the query or body),
+# HTTP Basic credentials (RFC 7617).
+SIGNATURE, TOKEN, BASIC = "Signature", "Token", "Basic"
 
 # The widest replay window a signed timestamp may be given: a day. Unbounded (.inf, 1e300),
 # every timestamp was fresh and a captured request replayed for ever.
@@ -110,3 +116,29 @@ def shared_token_matches(
         given = request.query.get(query)  # percent-escapes already read as UTF-8
         candidates.append(given.encode("utf-8", "replace") if given is not None else None)
     return any(value is not None and hmac.compare_digest(expected, value) for value in candidates)
+
+
+def challenge(realm: str, accepted: Sequence[tuple[str, str | None]]) -> str:
+    """The ``WWW-Authenticate`` value of a webhook's 401 (RFC 9110 11.6.1; a 401 MUST carry
+    one): a challenge per way the helpdesk ``realm`` (its configured name, the URL's
+    segment) accepts, ``(scheme, header)`` with ``scheme`` one of :data:`SIGNATURE`,
+    :data:`TOKEN`, :data:`BASIC` and ``header`` the header it is read from (None: none to
+    name), e.g. ``Signature realm="zendesk", header="X-Zendesk-Webhook-Signature"``.
+
+    Names only: no secret, nor the algorithm or prefix a signature takes (what a guesser
+    would want to know first); whoever configured the sender knows them."""
+    quoted = _quoted(realm)
+    challenges = []
+    for scheme, header in accepted:
+        params = [f"realm={quoted}"]
+        if header is not None:
+            params.append(f"header={_quoted(header)}")
+        if scheme == BASIC:
+            params.append('charset="UTF-8"')  # RFC 7617 2.1: the only value allowed
+        challenges.append(f"{scheme} {', '.join(params)}")
+    return ", ".join(challenges)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an RFC 9110 quoted-string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

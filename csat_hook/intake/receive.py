@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
 from csat_hook.db.engine import run_transaction
+from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import DialogClosed
@@ -107,7 +108,13 @@ class Intake:
         adapter = self.helpdesks.get(helpdesk_name)
         if adapter is None:
             raise unknown_helpdesk(helpdesk_name)
-        adapter.verify(request)
+        try:
+            adapter.verify(request)
+        except InvalidSignatureError as exc:
+            # The one place a webhook's 401 gets its challenge: raised deep in an adapter
+            # (or shared signing code), it is known here which helpdesk refused.
+            exc.www_authenticate = adapter.challenge()
+            raise
         event = adapter.parse(request)
         if isinstance(event, Ignored):
             logger.debug(

@@ -137,6 +137,8 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
     response = jsonify(error.to_dict())
     if error.retry_after_header is not None:
         response.headers["Retry-After"] = str(error.retry_after_header)
+    if error.www_authenticate is not None:
+        response.headers["WWW-Authenticate"] = error.www_authenticate
     return response, error.status
 
 

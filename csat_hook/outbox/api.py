@@ -70,8 +70,6 @@ def _operator_only(response: BaseResponse) -> BaseResponse:
     if request.path.startswith(PREFIX):
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if response.status_code == 401:
-            response.headers["WWW-Authenticate"] = CHALLENGE
     return response
 
 
@@ -122,4 +120,4 @@ def _require_api_token(token: str | None) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         header_bytes(value), token.encode("utf-8")
     ):
-        raise InvalidSignatureError("missing or wrong bearer token")
+        raise InvalidSignatureError("missing or wrong bearer token", challenge=CHALLENGE)

@@ -1,9 +1,9 @@
 """The adapter contract, checked over every registered helpdesk type.
 
 For each: a signed close is accepted and queued once; a tampered or unsigned one is refused
-with 401 and stores nothing; another event is answered 200 "ignored"; the queued reply reaches
-the (fake) vendor API in the vendor's shape, with a link that decodes to the right agent,
-ticket and a valid token.
+with 401 (its ``WWW-Authenticate`` naming what the kind expects) and stores nothing; another
+event is answered 200 "ignored"; the queued reply reaches the (fake) vendor API in the
+vendor's shape, with a link that decodes to the right agent, ticket and a valid token.
 """
 
 from __future__ import annotations
@@ -23,6 +23,17 @@ from tests.helpdesks.kits import load_kits
 from tests.helpers import link_fields
 
 KITS = load_kits()
+# What each kit's 401 asks for (RFC 9110 15.5.2: a 401 MUST carry a challenge): the way the
+# sender proves itself, the helpdesk as realm, the header it goes in; never a secret.
+CHALLENGES = {
+    "chatwoot": 'Signature realm="chatwoot", header="X-Chatwoot-Signature"',
+    "dryrun": 'Token realm="dryrun", header="X-Webhook-Token"',
+    "freshdesk": 'Token realm="freshdesk", header="X-Csat-Hook-Token"',
+    "generic": 'Signature realm="generic", header="X-Sig"',
+    "helpscout": 'Signature realm="helpscout", header="X-HelpScout-Signature"',
+    "intercom": 'Signature realm="intercom", header="X-Hub-Signature"',
+    "zendesk": 'Signature realm="zendesk", header="X-Zendesk-Webhook-Signature"',
+}
 
 
 def test_every_registered_type_has_a_kit():
@@ -89,11 +100,16 @@ def test_signed_close_is_queued_once_and_delivered_in_vendor_shape(
     assert (ref.helpdesk, ref.dialog_id) == (kit.kind, kit.dialog_id)
 
 
+def test_every_kind_says_what_its_401_expects():
+    assert sorted(CHALLENGES) == sorted(REGISTRY)
+
+
 def test_tampered_close_is_refused(kit, kit_services, clock):
     client = create_app(services=kit_services).test_client()
     response = _post(client, kit, kit.tamper(kit.closed(clock())))
 
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == CHALLENGES[kit.kind]
     assert _surveys(kit_services) == []
 
 
@@ -104,6 +120,7 @@ def test_unauthenticated_close_is_refused(kit, kit_services, clock):
     response = _post(client, kit, (body, {"Content-Type": "application/json"}, {}))
 
     assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == CHALLENGES[kit.kind]
     assert _surveys(kit_services) == []
 
 

@@ -287,6 +287,9 @@ def test_missing_or_wrong_token_gets_401_and_stores_nothing(client, services, he
 
     assert response.status_code == 401
     assert response.json == {"error": "unauthorized", "reason": "missing or wrong webhook token"}
+    # RFC 9110 15.5.2: a 401 says what would be accepted; the token itself never.
+    assert response.headers["WWW-Authenticate"] == 'Token realm="generic", header="X-Webhook-Token"'
+    assert "generic-token-123" not in str(response.headers)
     assert rows(services, surveys) == []
 
 
@@ -350,6 +353,7 @@ def test_chatwoot_replay_outside_tolerance_gets_401(client, clock):
     response = post_chatwoot(client, clock, payload, when=clock() - timedelta(minutes=6))
     assert response.status_code == 401
     assert "tolerance" in response.json["reason"]
+    assert response.headers["WWW-Authenticate"].startswith('Signature realm="chatwoot"')
 
 
 @pytest.mark.parametrize("length", ["\xb2", "1\xb9", "\u0661\u0662", "-1", "1e3"])

@@ -89,6 +89,8 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import TOKEN
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
@@ -125,6 +127,14 @@ class ChatwootHelpdesk(Helpdesk):
         if secret is not None:
             raise InvalidSignatureError("missing X-Chatwoot-Signature")
         raise InvalidSignatureError("missing or wrong webhook token")
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        accepted: list[tuple[str, str | None]] = []
+        if self.options.webhook_secret is not None:
+            accepted.append((SIGNATURE, "X-Chatwoot-Signature"))
+        if self.options.webhook_token is not None:
+            accepted.append((TOKEN, "X-Webhook-Token"))  # or ?token=
+        return accepted or super().credentials()
 
     def parse(self, request: WebhookRequest) -> Event:
         payload = require_object(request.json())

@@ -91,6 +91,8 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import BASIC
+from csat_hook.helpdesks.signing import TOKEN
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.links.body import has_scale
 
@@ -116,6 +118,15 @@ class FreshdeskHelpdesk(Helpdesk):
         if options.webhook_password is not None and self._basic_matches(request):
             return
         raise InvalidSignatureError("missing or wrong webhook credentials")
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        options = self.options
+        accepted: list[tuple[str, str | None]] = []
+        if options.webhook_token is not None:
+            accepted.append((TOKEN, options.webhook_token_header))
+        if options.webhook_password is not None:
+            accepted.append((BASIC, None))
+        return accepted or super().credentials()
 
     def _basic_matches(self, request: WebhookRequest) -> bool:
         assert self.options.webhook_username is not None

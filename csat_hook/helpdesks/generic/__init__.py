@@ -119,6 +119,9 @@ class GenericHelpdesk(Helpdesk):
     def verify(self, request: WebhookRequest) -> None:
         auth.verify(self.options.auth, request, self.clock)
 
+    def credentials(self) -> list[tuple[str, str | None]]:
+        return auth.credentials(self.options.auth)
+
     def payload_secrets(self) -> list[str]:
         """The token when the sender puts it in the body (masked by ``inspect-payload``)."""
         options = self.options.auth

@@ -31,6 +31,8 @@ from csat_hook.helpdesks.generic.templates import template_fields
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
+from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import TOKEN
 from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
@@ -170,6 +172,14 @@ def verify(auth: AuthOptions, request: WebhookRequest, clock: Clock) -> None:
         prefix=auth.signature_prefix,
     ):
         raise InvalidSignatureError("missing or invalid webhook signature")
+
+
+def credentials(auth: AuthOptions) -> list[tuple[str, str | None]]:
+    """How a sender proves itself under ``auth``, for a 401's challenge (``Token`` naming its
+    header when it may come in one, else none; ``Signature`` naming its header)."""
+    if auth.mode == "hmac":
+        return [(SIGNATURE, auth.signature_header)]
+    return [(TOKEN, auth.token_header)]
 
 
 def signed_message(template: str, request: WebhookRequest, *, timestamp: str) -> bytes:

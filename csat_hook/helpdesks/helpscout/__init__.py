@@ -103,6 +103,7 @@ from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import header_text
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.transport import HttpClient
@@ -159,6 +160,9 @@ class HelpScoutHelpdesk(Helpdesk):
         expected = hmac_digest(self.options.webhook_secret, request.body, "sha1")
         if not signature_matches(expected, signature, encoding="base64"):
             raise InvalidSignatureError("X-HelpScout-Signature does not match the body")
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        return [(SIGNATURE, "X-HelpScout-Signature")]
 
     def parse(self, request: WebhookRequest) -> Event:
         event = (request.header("X-HelpScout-Event") or "").strip()

@@ -100,6 +100,7 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import signature_matches
 
@@ -123,6 +124,9 @@ class IntercomHelpdesk(Helpdesk):
         expected = hmac_digest(self.options.client_secret, request.body, "sha1")
         if not signature_matches(expected, signature, encoding="hex", prefix="sha1="):
             raise InvalidSignatureError("X-Hub-Signature does not match the body")
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        return [(SIGNATURE, "X-Hub-Signature")]
 
     def parse(self, request: WebhookRequest) -> Event:
         payload = require_object(request.json())

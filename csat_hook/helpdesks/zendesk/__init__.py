@@ -89,6 +89,7 @@ from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.zendesk.api import LOOKUP_PAGES
@@ -137,6 +138,9 @@ class ZendeskHelpdesk(Helpdesk):
         if self.options.accept_test_deliveries and self._is_test_delivery(request):
             return  # parse() answers it as ignored
         raise InvalidSignatureError(f"{SIGNATURE_HEADER} does not match the body")
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        return [(SIGNATURE, SIGNATURE_HEADER)]
 
     def parse(self, request: WebhookRequest) -> Event:
         # Checked before anything is read: a test body can be anything, even not JSON.

@@ -162,6 +162,32 @@ def test_missing_or_wrong_credentials_get_401_and_store_nothing(fd_services, hea
     assert rows(services, surveys) == []
 
 
+@pytest.mark.parametrize(
+    ("options", "challenge"),
+    [
+        ({}, 'Token realm="freshdesk", header="X-Csat-Hook-Token"'),
+        (
+            {"webhook_token": None, "webhook_username": "fd", "webhook_password": "fd-pass"},
+            'Basic realm="freshdesk", charset="UTF-8"',
+        ),
+        (
+            {"webhook_username": "fd", "webhook_password": "fd-pass"},
+            'Token realm="freshdesk", header="X-Csat-Hook-Token", '
+            'Basic realm="freshdesk", charset="UTF-8"',
+        ),
+    ],
+)
+def test_a_401_names_every_way_in_and_no_secret(fd_services, options, challenge):
+    # RFC 9110 15.5.2: a 401 MUST carry WWW-Authenticate; one challenge per accepted way.
+    client = create_app(services=fd_services(**options)).test_client()
+
+    response = post(client, fixture("freshdesk", "automation_resolved.json"), {})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == challenge
+    assert TOKEN not in str(response.headers) and "fd-pass" not in str(response.headers)
+
+
 def test_the_token_header_name_is_configurable(clock):
     freshdesk = adapter(clock, webhook_token_header="X-Freshdesk-Secret")
     freshdesk.verify(webhook({}, {"X-Freshdesk-Secret": TOKEN}, clock))

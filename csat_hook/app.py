@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -10,6 +12,7 @@ from csat_hook.config import Config
 from csat_hook.config import load_config
 from csat_hook.intake import web
 from csat_hook.outbox import api
+from csat_hook.ratelimit import RateLimiter
 from csat_hook.services import Services
 from csat_hook.services import build_services
 
@@ -36,7 +39,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.extensions[short_links.EXTENSION] = services.short_links
     token = config.server.api_token
     app.extensions[api.EXTENSION] = api.OutboxApi(
-        services.engine, token.get_secret_value() if token is not None else None
+        services.engine,
+        token.get_secret_value() if token is not None else None,
+        failures=RateLimiter(config.server.api_failures_per_minute, clock=time.monotonic),
     )
     if config.server.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]

@@ -1,77 +1,15 @@
 """Requests per minute per reference and per client, in this process.
 
-A fixed one-minute window per key, kept in a bounded table (the oldest keys are dropped once
-it holds :data:`MAX_KEYS`, so a flood of distinct keys cannot grow memory). The counts live in
-each web process: with ``server.workers`` processes a client can get up to that many times the
-limit through, which is enough to stop a scanner or a script hammering one survey (what the
-limits are for) without a shared store. Refused requests are answered 429 and store nothing.
-A client is its IPv4 address or its IPv6 /64 (:func:`client_key`).
+Counted by :class:`csat_hook.ratelimit.RateLimiter` (a fixed one-minute window per key, in a
+bounded table, in each web process: with ``server.workers`` processes a client can get up to
+that many times the limit through, which is enough to stop a scanner or a script hammering one
+survey without a shared store). Refused requests are answered 429 and store nothing. A client
+is its IPv4 address or its IPv6 /64 (:func:`csat_hook.ratelimit.client_key`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from csat_hook.ratelimit import RateLimiter
+from csat_hook.ratelimit import client_key
 
-WINDOW_SECONDS = 60.0
-MAX_KEYS = 100_000
-# The network an IPv6 client is counted by: one subscriber (a home, a phone, a server) gets
-# a /64, and a script can take a new address of it for every request.
-IPV6_CLIENT_PREFIX = 64
-UNREADABLE = "unreadable"
-
-
-def client_key(address: str) -> str:
-    """The key a client address is counted by: an IPv4 address (an IPv4-mapped IPv6 one
-    too) as it is, an IPv6 address by its /64, and anything that is no address (an empty
-    one, a forwarded header's text) as one client, :data:`UNREADABLE`: a key is never
-    longer than an address. A port after the address (``203.0.113.5:50001``,
-    ``[2001:db8::1]:443``: some proxies forward it) is not part of the client."""
-    text = address.strip()
-    if text.startswith("["):  # [IPv6]:port
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # IPv4:port (an IPv6 address has two or more)
-        text = text.partition(":")[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return UNREADABLE
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        network = ipaddress.IPv6Network((int(ip), IPV6_CLIENT_PREFIX), strict=False)
-        return str(network)
-    return str(ip)
-
-
-class RateLimiter:
-    """``allow(key)`` is False once ``key`` made ``per_minute`` requests in this window."""
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float], max_keys: int = MAX_KEYS):
-        self.per_minute = per_minute
-        self._clock = clock
-        self._max_keys = max_keys
-        self._counts: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            start, count = self._counts.get(key, (now, 0))
-            if now - start >= WINDOW_SECONDS:
-                start, count = now, 0
-            if count >= self.per_minute:
-                return False
-            self._counts[key] = (start, count + 1)
-            self._counts.move_to_end(key)
-            while len(self._counts) > self._max_keys:
-                self._counts.popitem(last=False)
-            return True
-
-    def retry_after(self, key: str) -> int:
-        """Seconds until ``key``'s window ends (at least 1)."""
-        with self._lock:
-            start, _ = self._counts.get(key, (self._clock(), 0))
-        return max(1, int(WINDOW_SECONDS - (self._clock() - start)) + 1)
+__all__ = ["RateLimiter", "client_key"]

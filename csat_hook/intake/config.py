@@ -26,6 +26,9 @@ class ServerConfig(StrictModel):
     trust_proxy: bool = False
     # Bearer token for the read-only operator API (GET /api/...); unset: the API is off (404).
     api_token: SecretStr | None = None
+    # Wrong API tokens one client (an IPv4 address, an IPv6 /64) may send a minute, in each
+    # web process; past it, every API request of that client is a 429 until the minute ends.
+    api_failures_per_minute: int = Field(default=10, ge=1, le=10_000)
 
     @field_validator("host")
     @classmethod

@@ -2,8 +2,13 @@
 
 It lists replies with their status and last error, for operators. It needs
 ``Authorization: Bearer <server.api_token>`` (a 401 says so in ``WWW-Authenticate``) and
-answers 404 while no token is configured. No answer under ``/api/`` may be kept by a cache
-(``Cache-Control: no-store``, :func:`_operator_only`).
+answers 404 while no token is configured. A client (an IPv4 address, an IPv6 /64; behind a
+proxy with ``server.trust_proxy``, the address it forwards) that sent
+``server.api_failures_per_minute`` wrong tokens within a minute gets a 429 (``Retry-After``)
+for every request until the minute ends, the right token too: answered, a guess would still
+be told right from wrong. Requests with the right token are never counted.
+No answer under ``/api/`` may be kept by a cache (``Cache-Control: no-store``,
+:func:`_operator_only`).
 ``status`` may be given several times (replies in any of them), ``limit`` once; any other
 query parameter is refused (400), as is a value it cannot read exactly.
 """
@@ -13,7 +18,9 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
 from dataclasses import dataclass
+from dataclasses import field
 
 import sqlalchemy as sa
 from flask import Blueprint
@@ -31,12 +38,16 @@ from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.signing import header_bytes
 from csat_hook.outbox import listing
+from csat_hook.ratelimit import RateLimiter
+from csat_hook.ratelimit import client_key
 
 EXTENSION = "csat_hook.outbox_api"
 MAX_LIMIT = 500
 PREFIX = "/api/"
 # RFC 9110 11.6.1: a 401 names the scheme that would be accepted (RFC 6750 3).
 CHALLENGE = 'Bearer realm="csat-hook operator API"'
+# Wrong tokens a client may send a minute (server.api_failures_per_minute's default).
+FAILURES_PER_MINUTE = 10
 PARAMETERS = ("status", "limit")  # status may repeat (any of them); limit once
 _LIMIT = re.compile(r"[0-9]{1,6}")
 
@@ -46,10 +57,14 @@ bp = Blueprint("outbox_api", __name__)
 
 @dataclass(frozen=True)
 class OutboxApi:
-    """What the endpoint needs: the database and the bearer token (None: the API is off)."""
+    """What the endpoint needs: the database, the bearer token (None: the API is off) and the
+    count of wrong tokens per client."""
 
     engine: sa.Engine
     token: str | None
+    failures: RateLimiter = field(
+        default_factory=lambda: RateLimiter(FAILURES_PER_MINUTE, clock=time.monotonic)
+    )
 
 
 class BadRequestError(WebhookError):
@@ -60,6 +75,17 @@ class BadRequestError(WebhookError):
 class NotFoundError(WebhookError):
     status = 404
     code = "not_found"
+
+
+class TooManyFailuresError(WebhookError):
+    """The client sent too many wrong tokens this minute; ``Retry-After`` says when it ends."""
+
+    status = 429
+    code = "too_many_failures"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after_header = retry_after
 
 
 @bp.after_app_request
@@ -79,7 +105,7 @@ def _operator_only(response: BaseResponse) -> BaseResponse:
 def api_outbox() -> tuple[Response, int]:
     """Replies with their status and last error, for operators. Needs the API bearer token."""
     api: OutboxApi = current_app.extensions[EXTENSION]
-    _require_api_token(api.token)
+    _require_api_token(api)
     # Refused, not ignored: a misspelt key (?stauts=failed) listed every reply, and of two
     # limits the first was read, each with a 200 that answered another question.
     if any(key not in PARAMETERS for key in request.args):
@@ -112,12 +138,23 @@ def api_outbox() -> tuple[Response, int]:
     return jsonify({"counts": counts, "replies": replies}), 200
 
 
-def _require_api_token(token: str | None) -> None:
-    if token is None:
+def _require_api_token(api: OutboxApi) -> None:
+    """Refuse the request unless it carries the API token: 404 while the API is off, 429 to
+    a client held off for its wrong tokens (before its token is looked at), else 401 (counted
+    against the client) for a missing or wrong one."""
+    if api.token is None:
         raise NotFoundError("the operator API is off (set server.api_token)")
+    # request.remote_addr is the proxy's forwarded address with server.trust_proxy (ProxyFix).
+    client = client_key(request.remote_addr or "")
+    if api.failures.blocked(client):
+        raise TooManyFailuresError(
+            "too many wrong API tokens from this client; retry later",
+            retry_after=api.failures.retry_after(client),
+        )
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        header_bytes(value), token.encode("utf-8")
+        header_bytes(value), api.token.encode("utf-8")
     ):
+        api.failures.count(client)
         raise InvalidSignatureError("missing or wrong bearer token", challenge=CHALLENGE)

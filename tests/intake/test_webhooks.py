@@ -20,6 +20,7 @@ from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.outbox.api import EXTENSION as OUTBOX_API
 from csat_hook.outbox.api import OutboxApi
+from csat_hook.ratelimit import RateLimiter
 from tests.helpers import body_of
 from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
@@ -812,6 +813,101 @@ def test_a_refused_operator_says_which_scheme_to_use(make_config, make_services,
 
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="csat-hook operator API"'
+
+
+def _api_client(make_config, make_services, *, clock=None, **server):
+    """A client of the app with the operator API on; ``clock``: the failure limit's clock."""
+    services = make_services(
+        make_config(server={"api_token": "operator-token-0123456789", **server})
+    )
+    app = create_app(services=services)
+    if clock is not None:
+        limit = server.get("api_failures_per_minute", 10)
+        app.extensions[OUTBOX_API] = OutboxApi(
+            services.engine,
+            "operator-token-0123456789",
+            failures=RateLimiter(limit, clock=clock),
+        )
+    return app.test_client()
+
+
+def _wrong(client, address="203.0.113.9", **headers):
+    return client.get(
+        "/api/outbox",
+        headers={"Authorization": "Bearer wrong-token-0123456789", **headers},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_a_token_guesser_is_held_off_after_ten_wrong_tokens_a_minute(make_config, make_services):
+    client = _api_client(make_config, make_services)
+
+    codes = [_wrong(client).status_code for _ in range(11)]
+
+    assert codes == [401] * 10 + [429]
+    held = _wrong(client)
+    assert held.status_code == 429 and held.json["error"] == "too_many_failures"
+    assert 1 <= int(held.headers["Retry-After"]) <= 61
+    assert held.headers["Cache-Control"] == "no-store"
+    # Held off whatever it sends next, the right token too: else a guess would still be
+    # answered (200 or 429) and guessing never stop.
+    right = client.get("/api/outbox", headers=OPERATOR, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert right.status_code == 429
+    # Another client, and the operator elsewhere, are not.
+    assert _wrong(client, "198.51.100.1").status_code == 401
+    assert client.get("/api/outbox", headers=OPERATOR).status_code == 200
+
+
+def test_the_hold_ends_with_its_minute(make_config, make_services):
+    now = [1000.0]
+    client = _api_client(make_config, make_services, clock=lambda: now[0])
+    for _ in range(10):
+        _wrong(client)
+    held = _wrong(client)
+    assert held.status_code == 429
+
+    now[0] += int(held.headers["Retry-After"])
+
+    assert _wrong(client).status_code == 401
+
+
+def test_an_operators_own_requests_never_count(make_config, make_services):
+    client = _api_client(make_config, make_services)
+    ok = {"REMOTE_ADDR": "203.0.113.9"}
+
+    assert all(
+        client.get("/api/outbox", headers=OPERATOR, environ_base=ok).status_code == 200
+        for _ in range(50)
+    )
+    assert [_wrong(client).status_code for _ in range(10)] == [401] * 10
+
+
+def test_an_ipv6_client_is_held_off_by_its_64(make_config, make_services):
+    client = _api_client(make_config, make_services)
+    for i in range(10):  # a new address of its /64 for every guess
+        assert _wrong(client, f"2001:db8:1:2::{i + 1:x}").status_code == 401
+
+    assert _wrong(client, "2001:db8:1:2:ffff::1").status_code == 429
+    assert _wrong(client, "2001:db8:1:3::1").status_code == 401  # another /64
+
+
+@pytest.mark.parametrize("trust_proxy", [False, True])
+def test_the_address_that_counts_is_the_one_trust_proxy_says(
+    make_config, make_services, trust_proxy
+):
+    # Behind a trusted proxy the client is the address it appended; without trust_proxy the
+    # header is the sender's text, and a guesser naming a new address each time gains nothing.
+    client = _api_client(make_config, make_services, trust_proxy=trust_proxy)
+    codes = [
+        _wrong(client, "192.0.2.1", **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+        for i in range(11)
+    ]
+    assert codes == ([401] * 11 if trust_proxy else [401] * 10 + [429])
+
+
+def test_the_failure_limit_is_configurable(make_config, make_services):
+    client = _api_client(make_config, make_services, api_failures_per_minute=3)
+    assert [_wrong(client).status_code for _ in range(4)] == [401, 401, 401, 429]
 
 
 @pytest.mark.parametrize("api_token", [None, "operator-token-0123456789"])

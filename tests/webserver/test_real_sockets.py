@@ -453,6 +453,20 @@ def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(start,
         assert answer.headers["Content-Type"].startswith("text/html"), path
 
 
+def test_another_method_under_s_is_a_private_405_page_through_gunicorn(start):
+    """Under /s every answer is a page for a browser: POST (the webhooks' JSON 405 before)
+    and OPTIONS (Flask's empty 200 before) are the 405 page naming GET and HEAD."""
+    front = start("procfile")
+    for method in ("POST", "OPTIONS", "DELETE"):
+        answer = requests.request(method, front.url + "/s/REF/5", timeout=5)
+
+        assert answer.status_code == 405, method
+        assert answer.headers["Allow"] == "GET, HEAD", method
+        assert answer.headers["Content-Type"].startswith("text/html"), method
+        assert answer.headers["Cache-Control"] == "no-store", method
+        assert "<!doctype html>" in answer.text, method
+
+
 def test_a_body_that_never_arrives_is_answered_408_in_json(start):
     front = start("procfile", body_timeout_seconds=1)
     head = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"

@@ -179,12 +179,6 @@ class CloseRecorder:
             skipped[id(item)] = reason
             rows.append(row)
         inserted = store.insert_surveys(conn, rows)
-        # Their replies locked before any survey is re-armed (the lock order of the erasure
-        # and the delivery worker: reply, then survey).
-        store.lock_replies_to_revive(
-            conn,
-            [key for key, item in first_of_key.items() if key not in inserted and item.may_revive],
-        )
         replies = []
         for item in first_of_key.values():
             survey_id = inserted.get(item.key)

@@ -32,7 +32,6 @@ from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import naive_utc
 from csat_hook.db.schema import naive_utc_iso
-from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
@@ -178,46 +177,16 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
             surveys.c.helpdesk == values["helpdesk"],
             surveys.c.dialog_id == values["dialog_id"],
             surveys.c.occurrence == values["occurrence"],
-            _revivable(),
+            sa.or_(
+                surveys.c.status == CANCELLED,
+                sa.and_(surveys.c.status == SKIPPED, surveys.c.skip_reason == REOPENED_AFTER_CLOSE),
+            ),
             later,
         )
         .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
         .returning(surveys.c.id)
     ).scalar()
     return int(revived) if revived is not None else None
-
-
-def _revivable() -> sa.ColumnElement[bool]:
-    # The surveys a later close re-arms (see REVIVABLE, the one-statement path's).
-    return sa.or_(
-        surveys.c.status == CANCELLED,
-        sa.and_(surveys.c.status == SKIPPED, surveys.c.skip_reason == REOPENED_AFTER_CLOSE),
-    )
-
-
-def lock_replies_to_revive(conn: sa.Connection, keys: Collection[tuple[str, str, str]]) -> None:
-    """PostgreSQL: lock the replies (``outbox`` rows) of the surveys of ``keys`` (helpdesk,
-    dialog id, occurrence) that :func:`revive_survey` may re-arm, in the order of their ids,
-    until the caller's transaction ends. Call it before reviving them.
-
-    Every other writer of a survey and its reply locks the reply first, then the survey: the
-    delivery worker's outcome, a reopen's cancellation (``outbox/store``) and the erasure,
-    which locks the customer's replies as it reads them and writes their surveys later. A
-    revival that updated the survey first and then waited for its reply held the survey the
-    erasure was about to write: one of the two was aborted as a deadlock (the close a 503).
-    Now the revival waits for the erasure's reply before it touches the survey. SQLite needs
-    none: a writer holds it from BEGIN IMMEDIATE."""
-    if conn.dialect.name != "postgresql" or not keys:
-        return
-    key = sa.tuple_(surveys.c.helpdesk, surveys.c.dialog_id, surveys.c.occurrence)
-    for chunk in in_chunks(sorted(set(keys))):
-        conn.execute(
-            sa.select(outbox.c.id)
-            .join(surveys, surveys.c.id == outbox.c.survey_id)
-            .where(key.in_(chunk), _revivable())
-            .order_by(outbox.c.id)
-            .with_for_update(of=outbox)
-        )
 
 
 def customer_surveyed_since(
@@ -385,15 +354,8 @@ def _record_closes_sql(reopens: bool) -> str:
         # A close of a dialog whose survey was cancelled (reopened before it went out) re-arms
         # it when its key may repeat on a new close (v.revive; see revive_survey); the INSERT
         # above left that row alone (a conflict), so no row is touched twice.
-        # The replies of the surveys it re-arms are locked first, in the order of their ids
-        # (see lock_replies_to_revive): `held` is counted in a condition that names no row,
-        # which PostgreSQL evaluates once, before the UPDATE reads (and locks) any survey.
-        " held AS (SELECT o.id FROM outbox AS o JOIN surveys AS s ON s.id = o.survey_id"
-        f" JOIN v ON {same_key} WHERE v.revive AND {REVIVABLE} AND {LATER_CLOSE}"
-        " ORDER BY o.id FOR UPDATE OF o),"
         f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
         f" WHERE {same_key} AND v.revive AND {REVIVABLE} AND {LATER_CLOSE}"
-        " AND (SELECT count(*) FROM held) >= 0"
         " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status, s.skip_reason),"
         " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
         " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"

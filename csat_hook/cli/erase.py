@@ -53,11 +53,12 @@ OUT_OF_REACH = (
 
 # How many times the erasure's transaction runs when PostgreSQL aborts it as a deadlock's
 # victim. The erasure locks the customer's replies, then writes their surveys: the order in
-# which intake, the delivery worker and a reopen take a reply and its survey. Within the
-# outbox, though, a worker's outcome batch locks its replies in the order they were
-# delivered and the erasure hers in the order the table gives them: two of one customer's
-# replies written at once both ways deadlock, and PostgreSQL aborts one of the two. Nothing
-# was erased then, and the other writer went on: the erasure is run again.
+# which the delivery worker and a reopen take a reply and its survey. A close reviving a
+# cancelled survey takes the survey first (its one statement updates it, then queues the
+# reply); and within the outbox a worker's outcome batch locks its replies in the order they
+# were delivered and the erasure hers in the order the table gives them. Either, at the same
+# instant as the erasure, is a deadlock, and PostgreSQL aborts one of the two: the close gets
+# a 503 (the helpdesk sends it again) or, nothing erased, the erasure is run again.
 DEADLOCK_ATTEMPTS = 3
 
 # Said with the places a report was written to that no sync rewrites any more.

@@ -160,13 +160,9 @@ class GroupCommit(Generic[T, R]):
                 with self._lock:
                     if not self._queue:
                         break
-                    if own.finished:
-                        successor = next((w for w in self._queue if not w.abandoned), None)
-                        if successor is not None:
-                            successor.lead = True
-                            successor.wake.set()
-                            handed = True
-                            return
+                    if own.finished and self._wake_next():
+                        handed = True
+                        return
                     # Own item not written yet (only abandoned items were ahead of it), or
                     # nobody left to hand over to: write the next batch here.
         finally:
@@ -185,13 +181,19 @@ class GroupCommit(Generic[T, R]):
         """Wake the first thread still waiting to lead the next batch, or, if none is left,
         mark the queue idle (what is queued then was given up on: the next leader writes
         it). Called with the lock held, by the thread that leads and is leaving."""
-        successor = next((w for w in self._queue if not w.abandoned), None)
-        if successor is not None:
-            successor.lead = True
-            successor.wake.set()
-        else:
+        if not self._wake_next():
             self._leading = False
             self._idle.notify_all()
+
+    def _wake_next(self) -> bool:
+        """Make the first thread still waiting (not given up) lead the next batch and wake
+        it; False when there is none. Called with the lock held."""
+        successor = next((w for w in self._queue if not w.abandoned), None)
+        if successor is None:
+            return False
+        successor.lead = True
+        successor.wake.set()
+        return True
 
     def _commit(self, batch: list[_Waiting[T, R]]) -> None:
         committed: list[R] = []

@@ -156,6 +156,23 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def _submitting(
+    batcher: GroupCommit[int, int],
+    outcomes: dict[int, object],
+    caught: type[BaseException] | tuple[type[BaseException], ...],
+) -> Callable[[int, float], None]:
+    """``call(k, timeout)``: submit ``k``; its result, or the ``caught`` error it raised, goes
+    into ``outcomes[k]``."""
+
+    def call(k: int, timeout: float) -> None:
+        try:
+            outcomes[k] = batcher.submit(k, timeout=timeout)
+        except caught as exc:
+            outcomes[k] = exc
+
+    return call
+
+
 def _recording(engine: sa.Engine, batches: list[tuple[str, list[int]]], gate=None):
     """A ``write`` that inserts its items and records (thread name, items) per batch; the
     first batch waits for ``gate`` when one is given."""
@@ -224,12 +241,7 @@ def test_a_waiter_that_gave_up_is_never_made_to_lead_and_its_item_is_still_writt
     gate = threading.Event()
     batcher = GroupCommit(lambda: engine, _recording(engine, batches, gate), name="timeouts")
     outcomes: dict[int, object] = {}
-
-    def call(k: int, timeout: float) -> None:
-        try:
-            outcomes[k] = batcher.submit(k, timeout=timeout)
-        except TimeoutError as exc:
-            outcomes[k] = exc
+    call = _submitting(batcher, outcomes, TimeoutError)
 
     first = threading.Thread(target=call, args=(0, 10))
     first.start()
@@ -309,12 +321,7 @@ def test_a_leader_whose_own_item_is_still_queued_when_its_batch_fails_hands_the_
         lambda: engine, _recording(engine, batches, gate), name="own", after_commit=after_commit
     )
     outcomes: dict[int, object] = {}
-
-    def call(k: int, timeout: float) -> None:
-        try:
-            outcomes[k] = batcher.submit(k, timeout=timeout)
-        except (TimeoutError, RuntimeError) as exc:
-            outcomes[k] = exc
+    call = _submitting(batcher, outcomes, (TimeoutError, RuntimeError))
 
     first = threading.Thread(target=call, args=(0, 10))
     first.start()
@@ -356,12 +363,7 @@ def test_a_waiter_interrupted_as_it_is_made_to_lead_hands_the_queue_on(engine, m
     gate = threading.Event()
     batcher = GroupCommit(lambda: engine, _recording(engine, batches, gate), name="interrupted")
     outcomes: dict[int, object] = {}
-
-    def call(k: int, timeout: float) -> None:
-        try:
-            outcomes[k] = batcher.submit(k, timeout=timeout)
-        except KeyboardInterrupt as exc:
-            outcomes[k] = exc
+    call = _submitting(batcher, outcomes, KeyboardInterrupt)
 
     first = threading.Thread(target=call, args=(0, 10))
     first.start()

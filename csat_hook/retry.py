@@ -25,6 +25,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -83,6 +84,13 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now())
+
+
+def longest_wait(waits: Iterable[float | None]) -> float | None:
+    """The longest of several "not before" waits an answer gives (headers, a body's retry
+    info), those it does not give being None; None when it gives none."""
+    given = [wait for wait in waits if wait is not None]
+    return max(given) if given else None
 
 
 # A google.protobuf.Duration's JSON form: seconds, up to 9 fractional digits, and "s"

@@ -64,6 +64,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
+from csat_hook.retry import longest_wait
 from csat_hook.retry import parse_retry_after
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
@@ -293,12 +294,9 @@ class HttpClient:
         status = response.status_code
         # Each header says "not before": the latest of them counts (a proxy's "Retry-After: 0"
         # beside Intercom's reset must not hide the reset).
-        waits = [
-            wait
-            for header in retry_after_headers
-            if (wait := parse_retry_after(response.headers.get(header))) is not None
-        ]
-        retry_after = max(waits) if waits else None
+        retry_after = longest_wait(
+            parse_retry_after(response.headers.get(header)) for header in retry_after_headers
+        )
         reason = vendor_reason(explain, response)
         unknown = write and status in UNKNOWN_IF_WRITTEN and not _said(refused, response)
         response.close()

@@ -56,6 +56,7 @@ from csat_hook.errors import GoogleApiError
 from csat_hook.helpdesks.deadline import DeadlineAdapter
 from csat_hook.helpdesks.transport import never_sent
 from csat_hook.retry import Backoff
+from csat_hook.retry import longest_wait
 from csat_hook.retry import parse_duration
 from csat_hook.retry import parse_retry_after
 from csat_hook.sync.config import GOOGLE_FORMS_BASE_URL
@@ -94,12 +95,8 @@ def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
     """The machine reasons of a Google error answer, each with its ErrorInfo ``metadata``
     (``{}`` for an ``errors[]`` reason): ``{"SERVICE_DISABLED": {"service": ...}}``. Nothing
     for a body of any other shape."""
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        return {}
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
+    error = _error_of(response)
+    if error is None:
         return {}
     found: dict[str, dict[str, Any]] = {}
     for key in ("details", "errors"):
@@ -110,6 +107,16 @@ def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
                 metadata = item.get("metadata") if key == "details" else None
                 found[reason[:64]] = metadata if isinstance(metadata, dict) else {}
     return found
+
+
+def _error_of(response: requests.Response) -> dict[str, Any] | None:
+    """The ``error`` object of a Google error answer's JSON body; None for any other body."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def is_rate_limit(status: int, reasons: Mapping[str, Any]) -> bool:
@@ -389,12 +396,9 @@ def _retry_after(response: requests.Response) -> float | None:
     # one rule (csat_hook.retry): delta-seconds or an HTTP date, nothing else. float() read
     # "-5" and "nan" as "now" (every retry of a quota minute spent within a second) and
     # "1e12" as the longest wait. Each says "not before": the later one counts.
-    waits = [
-        wait
-        for wait in (parse_retry_after(response.headers.get("Retry-After")), retry_delay(response))
-        if wait is not None
-    ]
-    return max(waits) if waits else None
+    return longest_wait(
+        (parse_retry_after(response.headers.get("Retry-After")), retry_delay(response))
+    )
 
 
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
@@ -405,12 +409,8 @@ def retry_delay(response: requests.Response) -> float | None:
     ``retryDelay``, a Duration's JSON such as ``"30s"``: :func:`~csat_hook.retry.
     parse_duration`); None when there is none or it is not a Duration. Google documents it as
     the least to wait before trying the same request again."""
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
+    error = _error_of(response)
+    details = error.get("details") if error is not None else None
     for item in details[:20] if isinstance(details, list) else ():
         if isinstance(item, dict) and item.get("@type") == RETRY_INFO_TYPE:
             return parse_duration(item.get("retryDelay"))

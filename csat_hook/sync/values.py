@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.config import NPS_MAX
 from csat_hook.sync.config import NPS_MIN
 from csat_hook.sync.config import MetricsConfig
@@ -56,7 +57,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # ("4\u200b" was refused as bad_rating); one within still is ("4\u200b5" is no 45). A time
 # before 2000 or more than a day after the read's (a serial of 0, 9999-12-31), credited
 # before, is a skipped row, implausible_timestamp (sources/base.py EARLIEST_SUBMISSION).
-READING_VERSION = 6
+# 7: the same format characters around a text timestamp read as surrounding spaces (a time
+# ending in a zero-width space was bad_timestamp); one within still is (sync/cell_text.py).
+READING_VERSION = 7
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -203,31 +206,6 @@ _EXCEL_DATE = re.compile(rf"^\s*(\d{{1,2}})-({'|'.join(MONTHS)})\s*$", re.IGNORE
 def normalize(text: Any) -> str:
     """Comparable form of a header or a label: NFKC, case-folded, single spaces."""
     return comparable_text(text)
-
-
-def _is_edge(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char) == "Cf"
-
-
-def strip_format(text: str) -> str:
-    """``text`` without the spaces and Unicode format characters (category Cf: U+200B..U+200D
-    zero-width space and joiners, U+2060 word joiner, U+FEFF byte order mark, the bidi marks)
-    at its ends: invisible, a copy from a chat or a web page leaves them around a choice.
-    Those within are kept: "4\u200b5" stays no number rather than becoming 45.
-
-    ASCII text (nearly every cell) holds no format character, and its spaces are what
-    :meth:`str.strip` strips: done in C (30 ns against 330 for the character tests, called
-    four times a row)."""
-    if text.isascii():
-        return text.strip()
-    if not (_is_edge(text[0]) or _is_edge(text[-1])):
-        return text
-    start, end = 0, len(text)
-    while start < end and _is_edge(text[start]):
-        start += 1
-    while end > start and _is_edge(text[end - 1]):
-        end -= 1
-    return text[start:end]
 
 
 def is_blank(value: Any) -> bool:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from csat_hook.clock import utcnow
 from csat_hook.db.text import clipped
 from csat_hook.db.text import storable
+from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
@@ -37,7 +38,6 @@ from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import parse_nps
-from csat_hook.sync.values import strip_format
 
 # The size of the typed agent and ticket fields as stored (db/schema.py: answers' field_agent
 # and field_ticket).

@@ -11,6 +11,7 @@ from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.timestamps.reader import TimestampReader
 from csat_hook.sync.timestamps.words import CORE
 from csat_hook.sync.timestamps.words import FAST
@@ -26,7 +27,7 @@ def _date_fields(value: Any) -> tuple[int, int] | None:
     for ``.``-separated dates, which are always day-first)."""
     if value is None or isinstance(value, datetime | int | float):
         return None
-    text = str(value).strip()
+    text = strip_format(str(value))
     if text[:4].isdigit() or text[:1].isalpha():
         return None  # year first (Forms, ISO, ja/zh/ko) or Apps Script's weekday first
     match = FAST.fullmatch(text)

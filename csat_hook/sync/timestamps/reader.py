@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.timestamps.words import ABBREVIATION
 from csat_hook.sync.timestamps.words import AMBIGUOUS_ABBREVIATIONS
 from csat_hook.sync.timestamps.words import CORE
@@ -95,7 +96,7 @@ class TimestampReader:
     def _read(self, value: Any) -> datetime:
         if isinstance(value, datetime):
             return (value if value.tzinfo else value.replace(tzinfo=self.zone)).astimezone(UTC)
-        text = str(value).strip() if value is not None else ""
+        text = strip_format(str(value)) if value is not None else ""
         if not text:
             raise TimestampError("missing_timestamp", "the timestamp cell is empty")
         if len(text) > 120:

@@ -143,6 +143,22 @@ def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | Non
     return ReadMemo(row.digest, row.outcome)
 
 
+def last_rows(conn: sa.Connection, source_key: str) -> int | None:
+    """How many data rows (not blank) the last clean whole read of ``source_key`` found, under
+    whatever settings (None: no such read remembered: none yet, or the last one was not clean,
+    e.g. it skipped a row)."""
+    table = sync_source_reads
+    outcome = conn.execute(
+        sa.select(table.c.outcome).where(table.c.source == source_key[:255])
+    ).scalar_one_or_none()
+    if not isinstance(outcome, dict):
+        return None
+    try:
+        return int(outcome["rows_read"]) - int(outcome["blank_rows"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def clean(batch: SourceBatch) -> bool:
     """Whether a replay of ``batch`` would be the read its rows give (module docstring)."""
     return batch.complete and not batch.skipped and not batch.rekeyed

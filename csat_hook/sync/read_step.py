@@ -25,6 +25,7 @@ the next run (:func:`leave_cut_row`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Container
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,6 +135,13 @@ def read_source(
         with engine.connect() as conn:
             drop_processed(conn, batch)
     warn_after_now(batch, now)
+    # Not a filtered read (the Forms API's since its watermark): none new is no emptying.
+    if watermark is None and not batch.left_cut and batch.rows_read == batch.blank_rows:
+        with engine.connect() as conn:
+            if hold_emptied(conn, batch, source):
+                # The last clean read's memo stays: this read stored nothing, so the same
+                # rows back are that read's again (replayed, or their added rows read).
+                keys = None
     # Not when the last row was left cut: the answer not found may be that row's, whole next
     # run (credited again from the history now, it would flip back then, alerting meanwhile).
     every_row = batch.complete and not batch.left_cut
@@ -145,6 +155,59 @@ def read_source(
         legacy is False,
         recredits=plans,
     )
+
+
+def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) -> bool:
+    """Whether ``batch``, a read of every row of ``source`` that found no data row (the
+    header row alone, blank rows, or nothing at all), is held back from being one, because
+    rows were read from the source before; if so, it is marked incomplete and the run says so.
+
+    Contract. Rows were read before when the last clean read of the source remembered found
+    some (:func:`read_memo.last_rows`), or when unverified answers or skipped rows stored
+    from it are still there (``store.stored_of_source``). Then the read is no read of every
+    row (``batch.complete`` false, as for an export with no byte): the source's unverified
+    answers and skipped rows are kept (:func:`~csat_hook.sync.ingest.forget_gone_unverified`,
+    :func:`skips.record_rereads`), its rows' digests too (``cache.prune_row_digests``), no
+    survey is credited again from the history (:mod:`.recredit`), and a Forms read in full
+    is not noted as one. Credited answers are never forgotten by a read, and the report
+    still counts them. An export cut short, a sheet cleared by mistake, a CSV replaced by an
+    empty template, a form's responses deleted: the stored rows are what is left of them.
+    The run says so: one warning in the batch (the run's summary and JSON output) and a
+    ``sync.source-emptied`` warning in the log, naming the source's key, the data rows of
+    the last read remembered and how many stored rows are kept (never a cell).
+
+    Only a read with no data row is held back: one with fewer rows (1,000 down to 3) is a
+    read of every row as any other (rows are deleted on purpose, too), and so is the first
+    read with rows after an emptying, which forgets the stored rows it does not find. A
+    first read of a source nothing was read from says nothing."""
+    before = read_memo.last_rows(conn, source.key)
+    unverified, skipped = store.stored_of_source(conn, source.kind, source.identity)
+    if not (before or unverified or skipped):
+        return False
+    batch.complete = False
+    kept = f"{unverified:,} unverified answer{'' if unverified == 1 else 's'} and {skipped:,} "
+    kept += f"skipped row{'' if skipped == 1 else 's'}"
+    had = "rows were read from it before"
+    if before:
+        had = f"the last read found {before:,} data row{'' if before == 1 else 's'}"
+    batch.warnings.append(
+        f"{source.key}: no data row read (the header row alone, or nothing), where {had}: "
+        f"not taken as the whole source, so what was stored from it is kept and still "
+        f"reported ({kept} stored from it, and every credited answer). An export cut short, "
+        "a sheet cleared, a CSV replaced by an empty template, a form's responses deleted? "
+        "Once it has rows again it is read as before, and the stored rows it no longer has "
+        "are forgotten then"
+    )
+    logger.warning(
+        "sync.source-emptied",
+        extra={
+            "source": source.key,
+            "rows": before,
+            "count": unverified + skipped,
+            "reason": f"no data row read where {had}: the stored rows are kept",
+        },
+    )
+    return True
 
 
 def warn_after_now(batch: SourceBatch, now: datetime) -> None:

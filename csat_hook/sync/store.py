@@ -531,6 +531,20 @@ def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) 
     _insert_new(conn, sync_skipped_rows, rows)
 
 
+def stored_of_source(conn: sa.Connection, kind: str, origin: str) -> tuple[int, int]:
+    """How many unverified answers and skipped rows were stored from the source ``origin``
+    (``ResultsSource.identity``) of ``kind``: what its read of every row would forget of them
+    (the unverified ones of that source; the skipped ones of it, and those of its kind
+    recorded before sources were told apart: ``skips.record_rereads``). Two counts."""
+    key = origin[:255]
+    u, s = unverified_answers, sync_skipped_rows
+    own = sa.or_(s.c.source_key == key, sa.and_(s.c.source_key.is_(None), s.c.source == kind))
+    count = sa.func.count()
+    unverified = conn.execute(sa.select(count).where(u.c.source_key == key)).scalar_one()
+    skipped = conn.execute(sa.select(count).select_from(s).where(own)).scalar_one()
+    return int(unverified), int(skipped)
+
+
 def claim_skipped_rows(
     conn: sa.Connection, rows: Sequence[Mapping[str, Any]], source_key: str
 ) -> None:

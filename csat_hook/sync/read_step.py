@@ -20,7 +20,9 @@ whose answer's row is gone a submission that does not outrank it (:func:`answer_
 
 Either way, a last row that may have been cut (``SourceBatch.unterminated``: a CSV export
 read while it was still being written) and does not read as a complete answer is left for
-the next run (:func:`leave_cut_row`).
+the next run (:func:`leave_cut_row`). A read of every row that finds no data row where rows
+were read from the source before (a sheet cleared, an export cut short) is taken as no read of
+every row, so that nothing stored from the source is forgotten, and said (:func:`hold_emptied`).
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def read_source(
             drop_processed(conn, batch)
     warn_after_now(batch, now)
     # Not a filtered read (the Forms API's since its watermark): none new is no emptying.
-    if watermark is None and not batch.left_cut and batch.rows_read == batch.blank_rows:
+    # A last row left cut counts for none (a copy begun again: the titles and part of a row).
+    if watermark is None and batch.rows_read == batch.blank_rows:
         with engine.connect() as conn:
             if hold_emptied(conn, batch, source):
                 # The last clean read's memo stays: this read stored nothing, so the same
@@ -159,8 +162,9 @@ def read_source(
 
 def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) -> bool:
     """Whether ``batch``, a read of every row of ``source`` that found no data row (the
-    header row alone, blank rows, or nothing at all), is held back from being one, because
-    rows were read from the source before; if so, it is marked incomplete and the run says so.
+    header row alone, blank rows, nothing at all, or only a cut last row left for the next
+    run: :func:`leave_cut_row`), is held back from being one because rows were read from the
+    source before; if so, it is marked incomplete and the run says so.
 
     Contract. Rows were read before when the last clean read of the source remembered found
     some (:func:`read_memo.last_rows`), or when unverified answers or skipped rows stored
@@ -189,7 +193,7 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
     kept += f"skipped row{'' if skipped == 1 else 's'}"
     had = "rows were read from it before"
     if before:
-        had = f"the last read found {before:,} data row{'' if before == 1 else 's'}"
+        had = f"the last read with rows found {before:,} data row{'' if before == 1 else 's'}"
     batch.warnings.append(
         f"{source.key}: no data row read (the header row alone, or nothing), where {had}: "
         f"not taken as the whole source, so what was stored from it is kept and still "

@@ -173,7 +173,7 @@ def test_the_warning_names_the_last_clean_reads_rows(
     caplog.set_level(logging.INFO)
     summary = kit.run(emptied.config)
     assert summary.status == "ok", summary.error
-    assert [w for w in summary.warnings if "the last read found 1 data row:" in w]
+    assert [w for w in summary.warnings if "the last read with rows found 1 data row:" in w]
     (event,) = emptied_events(caplog)
     assert (event.rows, event.count) == (1, 0)  # type: ignore[attr-defined]
     assert summary.totals["answers"] == 1
@@ -248,3 +248,24 @@ def test_a_form_whose_responses_are_deleted_keeps_what_was_stored_from_it(
     assert [w for w in summary.warnings if "no data row" in w], summary.warnings
     (event,) = emptied_events(caplog)
     assert event.source == "forms_api:f"  # type: ignore[attr-defined]
+
+
+def test_an_export_begun_again_with_only_its_first_row_cut_keeps_what_was_stored(
+    kit: Any, tmp_path: Path
+) -> None:
+    """A copy of the export just begun: its titles and part of its first row, left for the
+    next run as a cut row (read_step.leave_cut_row). No data row is read: the stored rows are
+    kept, as for the titles alone."""
+    emptied = Emptied(kit, tmp_path, "csv", "header-only")
+    written = rows(kit)
+    emptied.write(written)
+    kit.run(emptied.config)
+    before = stored(kit)
+    whole = emptied.source.path.read_text(encoding="utf-8")
+    cut = whole.index("\n", whole.index("\n") + 1) - 20  # inside row 2's reference
+    emptied.source.path.write_text(whole[:cut], encoding="utf-8")
+    summary = kit.run(emptied.config)
+    assert summary.status == "ok", summary.error
+    assert summary.rows_read == 0
+    assert stored(kit) == before
+    assert [w for w in summary.warnings if "no data row" in w], summary.warnings

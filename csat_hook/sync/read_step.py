@@ -202,15 +202,9 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
         "Once it has rows again it is read as before, and the stored rows it no longer has "
         "are forgotten then"
     )
-    logger.warning(
-        "sync.source-emptied",
-        extra={
-            "source": source.key,
-            "rows": before,
-            "count": unverified + skipped,
-            "reason": f"no data row read where {had}: the stored rows are kept",
-        },
-    )
+    said = {"source": source.key, "count": unverified + skipped}  # rows: when remembered
+    said["reason"] = f"no data row read where {had}: the stored rows are kept"
+    logger.warning("sync.source-emptied", extra=said if not before else {**said, "rows": before})
     return True
 
 

@@ -56,9 +56,10 @@ OUT_OF_REACH = (
 # which the delivery worker and a reopen take a reply and its survey. A close reviving a
 # cancelled survey takes the survey first (its one statement updates it, then queues the
 # reply); and within the outbox a worker's outcome batch locks its replies in the order they
-# were delivered and the erasure hers in the order the table gives them. Either, at the same
-# instant as the erasure, is a deadlock, and PostgreSQL aborts one of the two: the close gets
-# a 503 (the helpdesk sends it again) or, nothing erased, the erasure is run again.
+# were delivered, the erasure hers in the order of their ids (erasure/store.py: _replies, the
+# order of another erasure and of `outbox retry`, which therefore only wait). Either, at the
+# same instant as the erasure, is a deadlock, and PostgreSQL aborts one of the two: the close
+# gets a 503 (the helpdesk sends it again) or, nothing erased, the erasure is run again.
 DEADLOCK_ATTEMPTS = 3
 
 # Said with the places a report was written to that no sync rewrites any more.

@@ -95,16 +95,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             surveys.c.customer_name,
         ).where(_customer(selector, _email_spelt_otherwise(conn, selector.email)))
     ).all()
-    replies_of = sa.select(
-        outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context
-    ).where(outbox.c.kind == REPLY)
-    if apply:
-        # Locked until the erasure commits (PostgreSQL; SQLite's writer lock is held from
-        # BEGIN): no worker claims one of them meanwhile (a claim skips locked rows), and an
-        # outcome recorded for one being sent waits, then reads the erasure's mark. Each is
-        # erased in the state read here.
-        replies_of = replies_of.with_for_update()
-    replies = _rows(conn, replies_of, outbox.c.survey_id, [row.id for row in found])
+    replies = _replies(conn, [row.id for row in found], lock=apply)
     # Being delivered: a worker holds the survey's customer fields and the reply context in
     # memory and records the outcome when it is done. Erased now all the same, and marked
     # (outbox.erased_at): that outcome keeps no customer data (outbox/store/outcomes.py).
@@ -264,6 +255,27 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             [{"helpdesk": h, "dialog_id": d, "erased_at": now} for h, d in new_dialogs],
         )
     return tally
+
+
+def _replies(conn: sa.Connection, survey_ids: Sequence[int], *, lock: bool) -> list[Any]:
+    """The replies to the surveys ``survey_ids`` (id, survey, status, text and context), in
+    the order of their ids. With ``lock``, locked until the caller's transaction ends
+    (PostgreSQL; SQLite's writer lock is held from BEGIN): no worker claims one of them
+    meanwhile (a claim skips locked rows), and an outcome recorded for one being sent waits,
+    then reads the erasure's mark. Each is erased in the state read here.
+
+    The locks are taken in the order of the replies' ids, whatever the table's or the
+    surveys' order and however many IN lists it takes (their ids are read first, then locked
+    a sorted list at a time): the order in which another erasure of the same replies and
+    ``outbox retry`` (outbox/listing.py) take them, so two of them wait for each other
+    instead of deadlocking."""
+    columns = (outbox.c.id, outbox.c.survey_id, outbox.c.status, outbox.c.body, outbox.c.context)
+    of_surveys = sa.select(outbox.c.id).where(outbox.c.kind == REPLY)
+    ids = sorted(_rows(conn, of_surveys, outbox.c.survey_id, survey_ids, scalars=True))
+    query = sa.select(*columns).where(outbox.c.kind == REPLY).order_by(outbox.c.id)
+    if lock:
+        query = query.with_for_update()
+    return _rows(conn, query, outbox.c.id, ids)
 
 
 def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]:

@@ -1595,3 +1595,92 @@ def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
     assert result.exit_code == 0, result.output
     assert "  surveys: 2 " in result.output
     assert held(shop.dump()) == {}
+
+
+def test_two_erasures_taking_the_same_replies_wait_for_each_other_instead_of_deadlocking(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+):
+    """PostgreSQL: the erasure locks the customer's replies in the order of their ids, the
+    order another erasure of them takes too (one run past an expired sync lease), and
+    ``outbox retry``'s (outbox/listing.py). Maria's replies are stored so that neither
+    the table's order (a reply rewritten since moves to its end) nor her surveys' order is
+    their ids' order. Another erasure of the same replies holds the first of them: the
+    erasure waits for it holding none, and the other one takes the second and commits. Locked
+    in the table's order, the erasure held the second while waiting for the first: a deadlock,
+    one of the two aborted (and the erasure run again)."""
+    import threading
+    import time
+
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: one writer at a time (BEGIN IMMEDIATE), no row locks")
+    engine = shop.kit.engine
+    with engine.begin() as conn:
+        mine = dict(
+            conn.execute(
+                sa.select(surveys.c.dialog_id, surveys.c.id).where(
+                    surveys.c.dialog_id.in_(("D-1", "D-2"))
+                )
+            ).all()
+        )
+        assert mine["D-1"] < mine["D-2"]
+        kept = conn.execute(
+            sa.select(outbox).where(outbox.c.kind == REPLY, outbox.c.dialog_id == "D-1")
+        ).one()
+        conn.execute(sa.delete(outbox).where(outbox.c.id == kept.id))
+        # D-1's reply stored again: a higher id than D-2's, a survey id lower...
+        again = {k: v for k, v in kept._mapping.items() if k != "id"}
+        first = conn.execute(sa.insert(outbox).values(**again).returning(outbox.c.id)).scalar_one()
+    with engine.begin() as conn:
+        second = conn.execute(
+            sa.select(outbox.c.id).where(outbox.c.kind == REPLY, outbox.c.dialog_id == "D-2")
+        ).scalar_one()
+        assert second < first
+        # ...and D-2's rewritten (an indexed column changed: a new row version and new index
+        # entries), in the table and in its indexes after D-1's.
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == second)
+            .values(next_attempt_at=shop.kit.now + timedelta(days=1))
+        )
+    lowest, highest = second, first
+    other: dict[str, Any] = {}
+    holding = threading.Event()
+
+    def blocked_by(pid: int) -> bool:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
+                ),
+                {"p": pid},
+            ).scalar_one()
+        return bool(found)
+
+    def other_erasure() -> None:
+        try:
+            with engine.begin() as conn:
+                pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                lock = sa.select(outbox.c.id).with_for_update()
+                conn.execute(lock.where(outbox.c.id == lowest)).all()
+                holding.set()
+                deadline = time.monotonic() + 20
+                while not blocked_by(pid):  # the erasure waits for the first reply
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                conn.execute(lock.where(outbox.c.id == highest)).all()
+            other["committed"] = True
+        except Exception as exc:  # reported by the assertion below
+            other["failed"] = repr(exc)
+
+    racing = threading.Thread(target=other_erasure)
+    racing.start()
+    assert holding.wait(20)
+    with caplog.at_level(logging.WARNING, logger="csat_hook"):
+        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    racing.join(timeout=20)
+
+    assert other == {"committed": True}
+    assert result.exit_code == 0, result.output
+    assert "erasure.deadlock-retried" not in [record.msg for record in caplog.records]
+    assert "  surveys: 2 " in result.output
+    assert held(shop.dump()) == {}

@@ -6,14 +6,21 @@ it holds :data:`MAX_KEYS`, so a flood of distinct keys cannot grow memory). The 
 each web process: with ``server.workers`` processes a client can get up to that many times the
 limit through, which is enough to stop a scanner or a script (what the limits are for)
 without a shared store. A client is its IPv4 address or its IPv6 /64 (:func:`client_key`).
+
+Behind a reverse proxy that ``server.trust_proxy`` does not trust, every client is the
+proxy's address: :class:`ProxyWarning` says so once per process when a client limit refuses a
+request the proxy forwarded.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 WINDOW_SECONDS = 60.0
 MAX_KEYS = 100_000
@@ -21,6 +28,11 @@ MAX_KEYS = 100_000
 # a /64, and a script can take a new address of it for every request.
 IPV6_CLIENT_PREFIX = 64
 UNREADABLE = "unreadable"
+# The headers a reverse proxy names the client in (X-Forwarded-For, RFC 7239's Forwarded), as
+# the WSGI environ holds them.
+FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")
+# Set by werkzeug's ProxyFix (server.trust_proxy) once it has read the forwarded headers.
+PROXY_FIX_KEY = "werkzeug.proxy_fix.orig"
 
 
 def client_key(address: str) -> str:
@@ -97,3 +109,32 @@ class RateLimiter:
         with self._lock:
             start, _ = self._counts.get(key, (self._clock(), 0))
         return max(1, int(WINDOW_SECONDS - (self._clock() - start)) + 1)
+
+
+class ProxyWarning:
+    """Says once (per instance: one per endpoint's limits, made once per process) that a
+    client limit refused a request a proxy forwarded while ``server.trust_proxy`` is off.
+    Every client then counts as the proxy's address, and whoever is over the limit holds
+    everyone behind the proxy off. Logged as ``event`` at WARNING on ``logger``, naming the
+    setting; neither address nor any header's value is logged."""
+
+    def __init__(self, logger: logging.Logger, event: str) -> None:
+        self._logger = logger
+        self._event = event
+        self._said = False
+        self._lock = threading.Lock()
+
+    def refused(self, environ: Mapping[str, Any]) -> None:
+        """A client limit refused this request (its WSGI ``environ``): say so, the first time
+        only, if a proxy forwarded it and ProxyFix did not read that."""
+        forwarded = any(name in environ for name in FORWARDED_HEADERS)
+        if self._said or not forwarded or PROXY_FIX_KEY in environ:
+            return
+        with self._lock:
+            if self._said:
+                return
+            self._said = True
+        self._logger.warning(
+            self._event,
+            extra={"reason": "server.trust_proxy is off: every client counts as the proxy"},
+        )

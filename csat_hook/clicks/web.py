@@ -54,6 +54,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from csat_hook import tokens
 from csat_hook.clicks import pages
+from csat_hook.clicks.limits import ProxyWarning
 from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.limits import client_key
 from csat_hook.clicks.scanners import PURPOSE_HEADERS
@@ -93,8 +94,11 @@ class ShortLinks:
     recorder: ClickRecorder = field(init=False)
     per_client: RateLimiter = field(init=False)
     per_reference: RateLimiter = field(init=False)
-    # Whether this process said its client limit was hit behind a proxy it does not trust.
-    proxy_warned: bool = field(init=False, default=False)
+    # Says, once in this process, that the client limit was hit behind a proxy it does not
+    # trust.
+    proxy_warning: ProxyWarning = field(
+        init=False, default_factory=lambda: ProxyWarning(logger, "short-link.limited-behind-proxy")
+    )
 
     def __post_init__(self) -> None:
         links = self.survey.links
@@ -221,7 +225,8 @@ def _open(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.NOT_FOUND)
     client = client_key(request.remote_addr or "")
     if not service.per_client.allow(client):
-        _warn_if_behind_an_untrusted_proxy(service)
+        # Every customer counts as the proxy's address then: a wave of clicks gets the 429.
+        service.proxy_warning.refused(request.environ)
         return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
     try:
         ref = tokens.verify(reference, service.secrets)
@@ -248,21 +253,6 @@ def _open(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.NOT_FOUND)
     _record(service, survey, score, now)
     return redirect(_target(service.survey, survey, score), code=302)
-
-
-def _warn_if_behind_an_untrusted_proxy(service: ShortLinks) -> None:
-    """Once per process: the client limit refused a request that a proxy forwarded while
-    ``server.trust_proxy`` is off. Every customer then counts as the proxy's address, and a
-    wave of clicks gets the 429 page. Neither address is logged."""
-    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-    trusted = "werkzeug.proxy_fix.orig" in request.environ  # ProxyFix read the headers
-    if service.proxy_warned or not forwarded or trusted:
-        return
-    service.proxy_warned = True
-    logger.warning(
-        "short-link.limited-behind-proxy",
-        extra={"reason": "server.trust_proxy is off: every client counts as the proxy"},
-    )
 
 
 def _language_of(service: ShortLinks, reference: str) -> str | None:

@@ -6,7 +6,9 @@ answers 404 while no token is configured. A client (an IPv4 address, an IPv6 /64
 proxy with ``server.trust_proxy``, the address it forwards) that sent
 ``server.api_failures_per_minute`` wrong tokens within a minute gets a 429 (``Retry-After``)
 for every request until the minute ends, the right token too: answered, a guess would still
-be told right from wrong. Requests with the right token are never counted.
+be told right from wrong. Requests with the right token are never counted. Behind a proxy
+``server.trust_proxy`` does not trust, every client is the proxy: the first 429 to a request
+it forwarded is logged once per process (``api.limited-behind-proxy``, no address).
 No answer under ``/api/`` may be kept by a cache (``Cache-Control: no-store``,
 :func:`_operator_only`).
 ``status`` may be given several times (replies in any of them), ``limit`` once; any other
@@ -38,6 +40,7 @@ from csat_hook.errors import ServiceUnavailableError
 from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.signing import header_bytes
 from csat_hook.outbox import listing
+from csat_hook.ratelimit import ProxyWarning
 from csat_hook.ratelimit import RateLimiter
 from csat_hook.ratelimit import client_key
 
@@ -64,6 +67,10 @@ class OutboxApi:
     token: str | None
     failures: RateLimiter = field(
         default_factory=lambda: RateLimiter(FAILURES_PER_MINUTE, clock=time.monotonic)
+    )
+    # Says, once in this process, that a client was held off behind a proxy it does not trust.
+    proxy_warning: ProxyWarning = field(
+        default_factory=lambda: ProxyWarning(logger, "api.limited-behind-proxy")
     )
 
 
@@ -147,6 +154,9 @@ def _require_api_token(api: OutboxApi) -> None:
     # request.remote_addr is the proxy's forwarded address with server.trust_proxy (ProxyFix).
     client = client_key(request.remote_addr or "")
     if api.failures.blocked(client):
+        # Every client counts as the proxy's address then: one guesser's wrong tokens hold
+        # the operator off too.
+        api.proxy_warning.refused(request.environ)
         raise TooManyFailuresError(
             "too many wrong API tokens from this client; retry later",
             retry_after=api.failures.retry_after(client),

@@ -18,6 +18,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.logs import SafeFormatter
 from csat_hook.outbox.api import EXTENSION as OUTBOX_API
 from csat_hook.outbox.api import OutboxApi
 from csat_hook.ratelimit import RateLimiter
@@ -903,6 +904,47 @@ def test_the_address_that_counts_is_the_one_trust_proxy_says(
         for i in range(11)
     ]
     assert codes == ([401] * 11 if trust_proxy else [401] * 10 + [429])
+
+
+def test_wrong_tokens_held_off_behind_an_untrusted_proxy_are_said_once(
+    make_config, make_services, caplog
+):
+    # Behind a reverse proxy without server.trust_proxy every client is the proxy's address:
+    # one guesser's wrong tokens hold the operator off too. The operator is told, once per
+    # process (as the short links' client limit does), naming the setting, not an address.
+    client = _api_client(make_config, make_services, api_failures_per_minute=1)
+    caplog.set_level(logging.INFO)
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+
+    codes = [_wrong(client, "10.0.0.1", **forwarded).status_code for _ in range(3)]
+    right = client.get("/api/outbox", headers={**OPERATOR, **forwarded}, environ_base=proxy)
+
+    assert codes == [401, 429, 429] and right.status_code == 429
+    warned = [r for r in caplog.records if r.getMessage() == "api.limited-behind-proxy"]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    line = SafeFormatter().format(warned[0])
+    assert "server.trust_proxy" in line
+    assert "198.51.100.7" not in line and "10.0.0.1" not in line
+
+
+@pytest.mark.parametrize(
+    ("trust_proxy", "headers"),
+    [(False, {}), (True, {"X-Forwarded-For": "198.51.100.7"})],
+    ids=["no-proxy", "trusted-proxy"],
+)
+def test_wrong_tokens_held_off_without_an_untrusted_proxy_warn_of_none(
+    make_config, make_services, caplog, trust_proxy, headers
+):
+    client = _api_client(
+        make_config, make_services, api_failures_per_minute=1, trust_proxy=trust_proxy
+    )
+    caplog.set_level(logging.INFO)
+
+    codes = [_wrong(client, "10.0.0.1", **headers).status_code for _ in range(2)]
+
+    assert codes == [401, 429]
+    assert not [r for r in caplog.records if "behind-proxy" in r.getMessage()]
 
 
 def test_the_failure_limit_is_configurable(make_config, make_services):

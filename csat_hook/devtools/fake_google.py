@@ -121,7 +121,7 @@ class FakeGoogle(LoopbackServer):
         self.forms: dict[str, forms_model.Form] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[tuple[int, str | None]] = deque()
-        self.losses: deque[tuple[int, str | None, re.Pattern[str] | None]] = deque()
+        self.losses: deque[tuple[int, str | None, re.Pattern[str] | None, str | None]] = deque()
         self.require_auth = require_auth
         self.latency = latency  # seconds added to every API answer (overlap and timeout tests)
         self.lock = threading.RLock()
@@ -288,14 +288,21 @@ class FakeGoogle(LoopbackServer):
             self.failures.extend([(status, kind)] * count)
 
     def lose(
-        self, count: int = 1, kind: str | None = None, *, path: str | None = None, status: int = 0
+        self,
+        count: int = 1,
+        kind: str | None = None,
+        *,
+        path: str | None = None,
+        status: int = 0,
+        retry_delay: str | None = None,
     ) -> None:
         """Apply the next ``count`` requests of ``kind`` whose path matches the regex ``path``,
         then lose the answer: ``status`` 0 drops the connection with no answer at all,
-        otherwise Google's error body with that status (500, 503, 504) is sent instead."""
+        otherwise Google's error body with that status (500, 503, 504) is sent instead, with a
+        ``google.rpc.RetryInfo`` asking to wait ``retry_delay`` (a Duration: "30s") if given."""
         with self.lock:
             pattern = re.compile(path) if path is not None else None
-            self.losses.extend([(status, kind, pattern)] * count)
+            self.losses.extend([(status, kind, pattern, retry_delay)] * count)
 
     def clear_failures(self) -> None:
         with self.lock:
@@ -418,20 +425,22 @@ class FakeGoogle(LoopbackServer):
                 status, answer = 200, self._route(method, path, query, body)
             except SheetsApiError as exc:
                 status, answer = exc.status, exc.body
-        lost = self._take_loss(kind, path) if status == 200 and kind != "token" else None
-        if lost is not None:
+        loss = self._take_loss(kind, path) if status == 200 and kind != "token" else None
+        if loss is not None:
+            lost, delay = loss
             entry["status"], entry["lost"] = lost or "dropped", True
-            return lost, _unavailable(lost) if lost else None
+            return lost, _unavailable(lost, delay) if lost else None
         entry["status"] = status
         return status, answer
 
-    def _take_loss(self, kind: str, path: str) -> int | None:
-        """The first scripted loss for this request (each is used once)."""
+    def _take_loss(self, kind: str, path: str) -> tuple[int, str | None] | None:
+        """The first scripted loss for this request (each is used once): its status and the
+        RetryInfo delay to send with it."""
         with self.lock:
-            for i, (status, wanted, pattern) in enumerate(self.losses):
+            for i, (status, wanted, pattern, delay) in enumerate(self.losses):
                 if (wanted is None or wanted == kind) and (pattern is None or pattern.search(path)):
                     del self.losses[i]
-                    return status
+                    return status, delay
         return None
 
     def _take_fault(self, kind: str) -> int | None:
@@ -507,14 +516,17 @@ class _QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def _unavailable(status: int) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": status,
-            "message": "The service is currently unavailable.",
-            "status": "UNAVAILABLE",
-        }
+def _unavailable(status: int, retry_delay: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": "The service is currently unavailable.",
+        "status": "UNAVAILABLE",
     }
+    if retry_delay is not None:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
+        ]
+    return {"error": error}
 
 
 def _trim(line: list[Any]) -> list[Any]:

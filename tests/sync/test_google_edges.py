@@ -119,6 +119,24 @@ def test_the_longer_of_retry_after_and_retry_delay_wins_within_the_cap(mocked, m
     assert google.slept == [30, 9, 32]  # a day: capped at the backoff's cap, as Retry-After
 
 
+def test_a_structure_write_refused_by_a_rate_limit_is_sent_again_after_its_wait(
+    mocked, monkeypatch
+):
+    """A batchUpdate (sent with repeat=False: never repeated after a lost answer) answered
+    429 was not applied: the session sends it again as it is, after the wait the answer asked
+    for (the longer of Retry-After and RetryInfo), as for any other request."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    url = f"{SHEET}:batchUpdate"
+    mocked.post(url, status=429, json=retry_info("30s"), headers={"Retry-After": "7"})
+    mocked.post(url, status=429, json=quota(), headers={"Retry-After": "9"})
+    mocked.post(url, json={"spreadsheetId": "S", "replies": [{}]})
+    google = session()
+
+    assert SheetsApi(google).update_structure("S", [{"addSheet": {}}]) == [{}]
+    assert google.slept == [30, 9]
+    assert len(mocked.calls) == 3
+
+
 @pytest.mark.parametrize("delay", ["-5s", "nans", "30", 30, "1e3s", "inf", None, "٣s"])
 def test_a_retry_delay_that_is_not_a_duration_leaves_the_backoff_in_charge(
     mocked, monkeypatch, delay

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from csat_hook import retry
 from csat_hook.db.schema import answers
 from csat_hook.devtools import sheets_model
 from csat_hook.devtools.sheets_model import Formula
@@ -343,6 +344,41 @@ def test_tabs_created_but_answered_with_a_503_the_run_goes_on(kit):
     assert summary.status == "ok", summary.error
     assert len(kit.fake.titles(SHEET_ID)) == 1 + 2 + 3 + 1
     assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [503, 200]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_structure_write_answered_with_a_wait_is_planned_again_after_that_wait(
+    fake_google, google_session, monkeypatch, status
+):
+    """A structure write answered with a 5xx is not sent again as it is (the outcome is
+    unknown): the output reads the spreadsheet again and plans from what is there. When the
+    answer says how long to wait (Google's RetryInfo, a Retry-After), the re-plan waits that
+    long (capped as every other wait): it waited the backoff's own, shorter, step and spent
+    its tries within the outage Google had announced."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", [EN_HEADER])
+    fake_google.lose(1, "sheets_write", path=STRUCTURE, status=status, retry_delay="40s")
+    grids = [Grid("Summary", "summary", [["Agent", "CSAT"], ["Anna", 1.0]])]
+
+    SheetsOutput(SheetsApi(google_session), SHEET_ID).write(grids, "en")
+
+    assert fake_google.titles(SHEET_ID) == ["Summary", "Form Responses 1"]
+    assert [w["status"] for w in fake_google.api_requests("sheets_write")] == [status, 200]
+    assert google_session.slept == [40]  # not the backoff's 12 (half of its first 24 s)
+
+
+def test_a_structure_write_answered_with_a_wait_longer_than_the_cap_waits_the_cap(
+    fake_google, google_session, monkeypatch
+):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.lose(1, "sheets_write", path=STRUCTURE, status=503, retry_delay="86400s")
+    grids = [Grid("Summary", "summary", [["Agent", "CSAT"], ["Anna", 1.0]])]
+
+    SheetsOutput(SheetsApi(google_session), SHEET_ID).write(grids, "en")
+
+    assert google_session.slept == [96]  # google.backoff_cap_seconds, as for a Retry-After
 
 
 def test_a_tab_taken_meanwhile_is_planned_around(fake_google, google_session):

@@ -35,6 +35,7 @@ from csat_hook.sync.google.session import RETRYABLE_STATUS
 from csat_hook.sync.google.session import UNKNOWN_OUTCOME_STATUS
 from csat_hook.sync.google.session import GoogleSession
 from csat_hook.sync.google.session import UnansweredError
+from csat_hook.sync.google.session import asked_wait
 from csat_hook.sync.google.session import error_reasons
 from csat_hook.sync.google.session import is_rate_limit
 from csat_hook.sync.google.session import service_account_email
@@ -80,7 +81,21 @@ class OutcomeUnknownError(GoogleApiError):
     Google may have applied it or not. It is not sent again as it is: rules are deleted by
     index (a second pass deletes the rules just added), a chart added under its id is refused
     the second time, a developer metadata entry created twice is two. The caller reads the
-    spreadsheet again and plans from what is there."""
+    spreadsheet again and plans from what is there, not before ``retry_after`` seconds: what
+    a 5xx asked to wait (``Retry-After``, Google's RetryInfo; None: it said nothing, or no
+    answer came)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        reason: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, reason=reason, retryable=retryable)
+        self.retry_after = retry_after
 
 
 def _error_from(
@@ -336,8 +351,16 @@ class SheetsApi:
         except GoogleApiError as exc:
             self.forget_metadata(spreadsheet_id)
             if isinstance(exc, UnansweredError) or exc.http_status in UNKNOWN_OUTCOME_STATUS:
+                # A 5xx's wait is the caller's to honour: it plans again itself (api.pause).
+                answer = exc.__cause__
                 raise OutcomeUnknownError(
-                    exc.message, http_status=exc.http_status, reason=exc.reason, retryable=True
+                    exc.message,
+                    http_status=exc.http_status,
+                    reason=exc.reason,
+                    retryable=True,
+                    retry_after=(
+                        asked_wait(answer.response) if isinstance(answer, _Refused) else None
+                    ),
                 ) from exc
             if exc.http_status == 400 and _TAB_EXISTS.search(exc.message):
                 raise TabExistsError(
@@ -357,9 +380,11 @@ class SheetsApi:
         """How many times the session sends a request again (``google.max_retries``)."""
         return self.session.max_retries
 
-    def pause(self, attempt: int) -> None:
-        """Wait before trying a write again after a lost answer (the session's backoff)."""
-        self.session.pause(attempt)
+    def pause(self, attempt: int, retry_after: float | None = None) -> None:
+        """Wait before trying a write again after a lost answer (the session's backoff), at
+        least the ``retry_after`` its answer asked for (:attr:`OutcomeUnknownError.
+        retry_after`), capped as the session caps every wait."""
+        self.session.pause(attempt, retry_after)
 
     def write_values(self, spreadsheet_id: str, data: Sequence[bytes]) -> dict[str, Any]:
         """One ``values.batchUpdate`` with RAW input: text is never parsed as a formula.

@@ -15,7 +15,9 @@ your own session) and used directly for the Forms API. It:
   a Retry-After) (gspread's ``BackOffHTTPClient`` retries forever; unused),
   except a request sent with ``repeat=False`` whose answer is lost (no answer, or a 5xx
   after which Google may have applied it): the caller decides, having looked at what is
-  there (a ``spreadsheets.batchUpdate``: api.update_structure);
+  there (a ``spreadsheets.batchUpdate``: api.update_structure), and waits first as the answer
+  asked (:meth:`GoogleSession.pause` with :func:`asked_wait`); a 429 or a rate limit to such
+  a request was not applied and is retried here, after its wait, as any other;
 * counts every request by kind, for the sync summary and the quota budget.
 
 Authorisation: the session asks the service-account credentials for a token with
@@ -349,7 +351,7 @@ class GoogleSession(requests.Session):
                 continue
             unknown = not repeat and response.status_code in UNKNOWN_OUTCOME_STATUS
             if attempt < self.max_retries and retryable_answer(response) and not unknown:
-                retry_after = _retry_after(response)
+                retry_after = asked_wait(response)
                 response.close()
                 logger.warning(
                     "google.retry",
@@ -379,17 +381,19 @@ class GoogleSession(requests.Session):
                 ) from exc
         credentials.apply(headers)  # type: ignore[no-untyped-call]
 
-    def pause(self, attempt: int) -> None:
+    def pause(self, attempt: int, retry_after: float | None = None) -> None:
         """Wait as before the retry ``attempt`` (0 the first), counted as a retry: for a
-        caller that tries again itself (a request sent with ``repeat=False``)."""
-        self._backoff(attempt, None)
+        caller that tries again itself (a request sent with ``repeat=False``). ``retry_after``:
+        what the answer asked for (:func:`asked_wait`), honoured as the session's own retries
+        honour it (at least that long, capped)."""
+        self._backoff(attempt, retry_after)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         self.log.add("retries")
         self.sleep(self.backoff.delay(attempt + 1, retry_after))
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def asked_wait(response: requests.Response) -> float | None:
     """How long the answer asks to wait at least: the longer of a ``Retry-After`` header and
     a ``google.rpc.RetryInfo`` ``retryDelay`` in the error's body (None: neither said)."""
     # Sheets sends no Retry-After on 429 (measured); honour it when a proxy adds one, by the

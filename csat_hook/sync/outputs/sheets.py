@@ -578,7 +578,8 @@ class SheetsOutput:
                         reason=exc.reason,
                         retryable=True,
                     ) from exc
-                self.api.pause(lost)
+                # Not before the wait a 5xx asked for (Retry-After, RetryInfo), if it did.
+                self.api.pause(lost, exc.retry_after)
                 lost += 1
             plan = self.plan(grids, language)
             keep_owned(plan.owned)

@@ -534,6 +534,28 @@ def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about(
 
 
 @pytest.mark.parametrize(
+    ("survey", "warned"),
+    [
+        ({"links": {"public_base_url": "http://csat.example.com"}}, ["survey.links"]),
+        ({"links": {"public_base_url": "https://csat.example.com"}}, []),
+        ({"links": {"public_base_url": "http://127.0.0.1:8000"}}, []),
+        ({"links": {"public_base_url": "http://localhost:8000"}}, []),
+        ({"links": {"public_base_url": "http://[::1]:8000"}}, []),
+        ({"form": {"url": "http://docs.google.com/forms/d/e/X/viewform"}}, ["survey.form"]),
+        ({"form": {"url": "https://docs.google.com/forms/d/e/X/viewform"}}, []),
+    ],
+)
+def test_a_public_link_in_plain_http_to_another_host_is_warned_about(survey, warned):
+    """The links customers open carry their survey's signed reference (and, for score links,
+    the score): over plain http on the network anyone on the way reads and can change them."""
+    config = load_config(None, env={}, overrides={"survey": survey})
+    said = [w for w in config_warnings(config) if "plain http://" in w]
+    assert [w.split(".url")[0].split(".public_base_url")[0] for w in said] == warned, said
+    for warning in said:
+        assert "use https://" in warning
+
+
+@pytest.mark.parametrize(
     ("results", "warned"),
     [
         ({}, True),  # the default: a sheet's columns, no NPS title given

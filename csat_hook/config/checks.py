@@ -144,6 +144,7 @@ def config_warnings(config: Config) -> list[str]:
         )
     warnings.extend(exchanges_past_the_lease(config))
     warnings.extend(request_warnings(config))
+    warnings.extend(public_link_warnings(config))
     for name, options in config.alerts.destinations.items():
         if options.kind == "helpdesk_note" and not any(
             takes_notes(h) for h in config.helpdesks.values()
@@ -175,6 +176,29 @@ def config_warnings(config: Config) -> list[str]:
             "whose agent has no known name reads agent_label_without_name in its place"
         )
     return warnings
+
+
+def public_link_warnings(config: Config) -> list[str]:
+    """The links customers open (``survey.links.public_base_url``, the short and score links;
+    ``survey.form.url``, the pre-filled form) in plain http:// to a host that is not
+    loopback: each carries its survey's signed reference (a score link its score too), which
+    anyone on the way can then read, and change before it reaches us or the form."""
+    found = []
+    links = [
+        ("survey.links.public_base_url", config.survey.links.public_base_url),
+        ("survey.form.url", config.survey.form.url),
+    ]
+    for key, url in links:
+        if not url:
+            continue
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            found.append(
+                f"{key}: plain http:// to {parts.hostname}: the links customers open (their "
+                "survey's signed reference, a score link's score) cross the network readable "
+                "and alterable; use https://"
+            )
+    return found
 
 
 # A sender's secret shorter than this can be guessed: an HMAC key offline from one signed

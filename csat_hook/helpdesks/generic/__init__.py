@@ -31,6 +31,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.files import private_dir
 from csat_hook.files import prune
@@ -60,6 +61,8 @@ from csat_hook.helpdesks.generic.templates import note_values
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import reply_values
 from csat_hook.helpdesks.generic.templates import text_values
+from csat_hook.helpdesks.generic.templates import unsendable_path_values
+from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Event
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Person
@@ -137,7 +140,45 @@ class GenericHelpdesk(Helpdesk):
         payload = request.json()
         if self.options.capture_dir:
             self._capture(request)
-        return event_of(self.name, self.options.mapping, payload)
+        event = event_of(self.name, self.options.mapping, payload)
+        if isinstance(event, DialogClosed) and event.reply_context:
+            self._check_paths(event.reply_context)
+        return event
+
+    def _check_paths(self, context: Mapping[str, str | None]) -> None:
+        """BadPayloadError (400) for a context value that a request URL's path cannot carry
+        as a segment: ``.`` or ``..`` in any configured request (the request would go to
+        another path: it is never sent), or nothing in the reply's or its look-up's (``//``:
+        never sent either). Accepted, such a close's reply could never be delivered; the
+        sender is told now, by the context name (never the value's text but a dot segment)."""
+        values = text_values(context)
+        options = self.options
+        checks: list[tuple[str, Any, bool]] = [
+            ("reply", options.reply, True),
+            ("lookup", options.lookup, True),
+            ("note", options.note, False),
+            ("note_lookup", options.note_lookup, False),
+        ]
+        lookups = options.agent_lookup
+        for key in ("by_dialog", "by_id"):
+            checks.append((f"agent_lookup.{key}", getattr(lookups, key, None), False))
+        for key, spec, empty in checks:
+            url = getattr(spec, "url", None)
+            if not isinstance(url, str):
+                continue
+            for name, why in unsendable_path_values(url, values, values.keys(), empty=empty):
+                where = f"helpdesks.{self.name}.{key}.url"
+                if why == "dot":
+                    raise BadPayloadError(
+                        f"context.{name} is {values[name]!r}, which no URL path can carry as "
+                        f"a segment ({where} puts it in its path)",
+                        code="bad_context",
+                    )
+                raise BadPayloadError(
+                    f"context.{name} is empty, and {where} needs it as a path segment "
+                    f"(mapping.context.{name} = {options.mapping.context.get(name)})",
+                    code="missing_field",
+                )
 
     def explain(self, request: WebhookRequest) -> dict[str, Any]:
         payload = request.json()

@@ -13,6 +13,7 @@ import functools
 import re
 import string
 import urllib.parse
+from collections.abc import Collection
 from collections.abc import Mapping
 from typing import Any
 from typing import ClassVar
@@ -30,6 +31,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import reply_markdown
 from csat_hook.helpdesks.markup import text_to_html
+from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.signing import HEADER_NAME
@@ -233,6 +235,33 @@ def _empty_segments(template: str, values: Mapping[str, str]) -> list[str]:
         if used and not "".join(pieces) and not any(values.get(n) for n in used):
             empty.extend(used)
     return empty
+
+
+def unsendable_path_values(
+    template: str, values: Mapping[str, str], names: Collection[str], *, empty: bool
+) -> list[tuple[str, str]]:
+    """The placeholders among ``names`` (their ``values`` known: a close's context) that make
+    a path segment of ``template`` one no request can be sent to, each with why: ``"dot"``
+    when the segment, made of those placeholders alone, reads ``.`` or ``..`` (RFC 3986
+    removes such a segment: the request would go to another path, and the transport refuses
+    it), ``"empty"`` (with ``empty``) when it is left empty (``/api//d``:
+    :func:`rendered_parts` refuses it). A segment that also holds literal text or another
+    placeholder is not judged here."""
+    parts, marked = _marked(template)
+    found: list[tuple[str, str]] = []
+    index = parts.netloc.count(_MARK)  # none: check_url refused them
+    for segment in parts.path.split("/"):
+        pieces = segment.split(_MARK)
+        used = marked[index : index + len(pieces) - 1]
+        index += len(pieces) - 1
+        if not used or "".join(pieces) or not all(name in names for name in used):
+            continue
+        text = "".join(values.get(name) or "" for name in used)
+        if text in DOT_SEGMENTS:
+            found.extend((name, "dot") for name in used)
+        elif empty and not text:
+            found.extend((name, "empty") for name in used)
+    return found
 
 
 def rendered_parts(

@@ -1239,3 +1239,80 @@ def test_a_bad_time_expression_is_refused_when_the_config_loads(key):
     with pytest.raises(ConfigError) as info:
         load_generic(mapping={key: "dialog.[closed"})
     assert f"mapping.{key}" in str(info.value) or key in str(info.value)
+
+
+# --- context values the reply's URL path cannot carry -----------------------------------------
+
+ACCOUNT_PATH = "https://desk.example.com/{account}/d/{dialog_id}"
+
+
+def _close_with_account(clock: FakeClock, account: object, **options) -> object:
+    options.setdefault("mapping", {"context": {"account": "account"}})
+    options.setdefault("reply", {"url": ACCOUNT_PATH})
+    desk = adapter(clock, **options)
+    payload = {"event": "dialog.closed", "dialog": {"id": "D-1"}, "agent": {"id": "7"}}
+    if account is not None:
+        payload["account"] = account
+    options_mapping = desk.options.mapping
+    options_mapping.dialog_id, options_mapping.agent_id = "dialog.id", "agent.id"
+    return desk.parse(request(json.dumps(payload).encode(), clock))
+
+
+@pytest.mark.parametrize("value", ["..", ".", " .. "])
+def test_a_context_value_the_reply_path_takes_as_a_dot_segment_is_a_400(clock, value):
+    """Accepted, the close's reply could never be sent (the URL would name another path, so
+    delivery refuses it): the sender is told now, naming the value's context name."""
+    with pytest.raises(BadPayloadError) as refused:
+        _close_with_account(clock, value)
+    assert refused.value.status == 400
+    assert "context.account" in str(refused.value) and "URL path" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_a_context_value_missing_from_a_path_segment_of_the_reply_is_a_400(clock, value):
+    """``/{account}/d/…`` with no account is ``//d/…``: delivery refuses it, every time."""
+    with pytest.raises(BadPayloadError) as refused:
+        _close_with_account(clock, value)
+    assert refused.value.status == 400
+    assert "context.account" in str(refused.value) and "empty" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["acme", "...", "a..", ".hidden", "a/../b", "%2e%2e"])
+def test_other_context_values_in_the_reply_path_are_taken(clock, value):
+    """Not dot segments: "a/../b" is quoted into one segment, "%2e%2e" is sent as %252e%252e."""
+    event = _close_with_account(clock, value)
+    assert isinstance(event, DialogClosed) and event.reply_context["account"] == value.strip()
+
+
+@pytest.mark.parametrize("value", ["..", None])
+def test_a_context_value_used_outside_the_path_is_not_judged_as_a_path(clock, value):
+    event = _close_with_account(
+        clock,
+        value,
+        reply={
+            "url": "https://desk.example.com/d/{dialog_id}",
+            "query": {"account": "{account}"},
+            "body": {"text": "{text} ({account})"},
+        },
+    )
+    assert isinstance(event, DialogClosed)
+
+
+def test_a_context_value_the_lookup_path_takes_as_a_dot_segment_is_a_400(clock):
+    """The look-up settles an unknown outcome: a path it cannot reach would leave the reply
+    unsettled for ever."""
+    with pytest.raises(BadPayloadError) as refused:
+        _close_with_account(
+            clock,
+            "..",
+            reply={"url": "https://desk.example.com/d/{dialog_id}"},
+            lookup={"url": "https://desk.example.com/{account}/d/{dialog_id}/messages"},
+        )
+    assert "context.account" in str(refused.value)
+
+
+def test_a_context_value_in_a_segment_with_literal_text_is_no_dot_segment(clock):
+    event = _close_with_account(
+        clock, "..", reply={"url": "https://desk.example.com/acct-{account}/d/{dialog_id}"}
+    )
+    assert isinstance(event, DialogClosed)

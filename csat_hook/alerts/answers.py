@@ -10,6 +10,12 @@ so does an improving edit of an answer the rule never alerted on (one submitted 
 rule existed, or whose comment is new to a ``comment`` rule): it is the first the team hears.
 Answers older than ``alerts.max_age_hours``, or submitted before the rule existed (less
 ``backfill_minutes``), are not alerted.
+
+An edit the rule no longer matches (a 1 raised to a 5 under ``max_rating: 2``, a comment
+removed under ``comment``) withdraws the rule's alerts on that answer (:func:`withdrawals`):
+their deliveries not yet started are cancelled, and ``alerts.cancel_reason`` says why. An
+edit back to an alerted score makes that alert stand again, its cancelled deliveries queued
+once more (no new alert: same identity).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from csat_hook.alerts.config import NpsDetractorRule
 from csat_hook.alerts.names import named_alike
 from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import ANSWER
+from csat_hook.alerts.records import ANSWER_IMPROVED
+from csat_hook.alerts.records import COMMENT_REMOVED
 from csat_hook.alerts.records import Changed
 from csat_hook.alerts.records import Inputs
 from csat_hook.alerts.records import NewAlert
@@ -131,7 +139,8 @@ def _without_improvements(
     conn: sa.Connection, matched: list[tuple[Any, Changed, str, str]], scale: Scale
 ) -> list[tuple[Any, Changed, str, str]]:
     """``matched`` less the edits that raised the score of an answer the same rule has
-    alerted on already (under any score): the team knows of the worse one."""
+    alerted on already (under any score, the alert standing): the team knows of the worse
+    one."""
     told: dict[int, list[str]] = {}
     for index, (rule, answer, event, _) in enumerate(matched):
         score, previous = _scores(event, answer)
@@ -144,12 +153,77 @@ def _without_improvements(
         ]
     if not told:
         return matched
-    existing = store.existing_keys(conn, sorted({k for keys in told.values() for k in keys}))
+    # A withdrawn alert told the team nothing it should act on (its deliveries not yet made
+    # were cancelled): the better score is the first they hear.
+    existing = store.standing_keys(conn, sorted({k for keys in told.values() for k in keys}))
     return [
         item
         for index, item in enumerate(matched)
         if not any(key in existing for key in told.get(index, ()))
     ]
+
+
+def withdrawals(
+    rules: Sequence[LowRatingRule | CommentRule | NpsDetractorRule | AgentBelowTargetRule],
+    inputs: Inputs,
+) -> dict[str, list[str]]:
+    """The alerts to withdraw, by reason (``alerts.cancel_reason``): those each rule may have
+    raised on an answer this run edited (under any score) that the rule no longer matches.
+
+    Only an answer's latest version here counts (a survey may change twice in a run), and
+    only edits (a first answer has no alert yet). Whether such an alert exists, stands, and
+    has deliveries not yet started is the store's to find; what went out stays sent. Age
+    and the rule's start do not matter: an alert that was raised is withdrawn however old
+    its answer."""
+    latest: dict[str, Changed] = {}
+    for answer in inputs.changed:
+        kept = latest.get(answer.survey_key)
+        if kept is None or answer.submitted_at >= kept.submitted_at:
+            latest[answer.survey_key] = answer
+    found: dict[str, list[str]] = {}
+    for answer in latest.values():
+        if answer.previous_rating is None and answer.previous_nps is None:
+            continue  # a first answer: nothing was raised on it before this run
+        for rule in rules:
+            event = _event(rule)
+            if event is None or _match(rule, answer, inputs.scale) is not None:
+                continue
+            if event == NPS_DETRACTOR:
+                score, previous, low, high = answer.nps, answer.previous_nps, 0, 10
+            else:
+                score, previous = answer.rating, answer.previous_rating
+                low, high = inputs.scale.scale_min, inputs.scale.scale_max
+            if score == previous and event != COMMENT:
+                continue  # the same score: the rule did not match it before either
+            if previous is not None:
+                low, high = min(low, previous), max(high, previous)
+            reason = _why(rule, answer)
+            found.setdefault(reason, []).extend(
+                alert_key("answer", rule.name, answer.survey_key, event, score)
+                for score in range(low, high + 1)
+            )
+    return found
+
+
+def _event(rule: Any) -> str | None:
+    """The event ``rule`` raises (part of its alerts' identity); None for an agent rule."""
+    if isinstance(rule, LowRatingRule):
+        return LOW_RATING
+    if isinstance(rule, CommentRule):
+        return COMMENT
+    if isinstance(rule, NpsDetractorRule):
+        return NPS_DETRACTOR
+    return None
+
+
+def _why(rule: Any, answer: Changed) -> str:
+    """Why ``rule`` no longer matches ``answer``: its score is above the limit, or (a
+    ``comment`` rule) it has no comment any more."""
+    if isinstance(rule, CommentRule) and (
+        rule.max_rating is None or answer.rating <= rule.max_rating
+    ):
+        return COMMENT_REMOVED  # the rating still counts: the comment is what went
+    return ANSWER_IMPROVED
 
 
 def _limit(rule: Any, scale: Scale) -> int | None:

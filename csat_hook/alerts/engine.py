@@ -14,6 +14,13 @@ all (a failed run, a dry run). Every alert has an identity (``alerts.key``):
 * a digest (:mod:`~csat_hook.alerts.digests`): the digest and its period; an overflow
   notice: the destination and the hour.
 
+An answer edited so that a rule no longer matches it (a 1 raised to a 5) withdraws the
+rule's alerts on it (``alerts.cancel_reason``): their deliveries not yet started are
+cancelled in the same transaction (one conditional UPDATE on ``pending`` rows: a delivery a
+worker holds is left to it, and cancelled by the worker at its next claim if it comes back),
+what went out stays sent (no retraction is sent). Matched again (back to the alerted score),
+the alert stands again and its cancelled deliveries are queued once more.
+
 Each new alert is queued once per destination (``<alert id>:<destination>``) through the
 outbox, which delivers it like a reply. The storm guards of :class:`AlertsConfig` apply here.
 The records a run reads and returns are in :mod:`~csat_hook.alerts.records` (importable from
@@ -33,6 +40,7 @@ from csat_hook.alerts import store
 from csat_hook.alerts.agents import agent_alerts
 from csat_hook.alerts.agents import agent_state_name
 from csat_hook.alerts.answers import answer_alerts
+from csat_hook.alerts.answers import withdrawals
 from csat_hook.alerts.config import AgentBelowTargetRule
 from csat_hook.alerts.config import AlertsConfig
 from csat_hook.alerts.digests import digest_alert
@@ -108,9 +116,12 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
             found = digest_alert(digest, inputs, data, seen[f"digest:{digest.name}"])
             if found is not None:
                 new.append(found)
-    if not new:
-        return outcome
-    existing = store.existing_keys(conn, [n.key for n in new])
+    existing = store.existing_keys(conn, [n.key for n in new]) if new else set()
+    # Raised before, withdrawn since, and matched again (the answer came back to the alerted
+    # score): the same alert stands again, and what was cancelled goes out.
+    again = store.restore(conn, sorted({n.key for n in new if n.key in existing}))
+    if again:
+        outcome.queued += outbox_store.requeue_withdrawn(conn, again, now)
     for item in new:
         if item.key in existing:
             continue
@@ -119,6 +130,13 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
             continue
         outcome.raised[item.message.rule] += 1
         _fan_out(conn, config, alert_id, item, inputs, outcome)
+    # Last, so that an alert this run raised or restored on an answer whose latest version
+    # the rule no longer matches is withdrawn too.
+    if answer_rules and inputs.changed:
+        for reason, keys in withdrawals(answer_rules, inputs).items():
+            withdrawn = store.withdraw(conn, keys, reason, now)
+            if withdrawn:
+                outcome.cancelled += outbox_store.cancel_withdrawn(conn, withdrawn, reason, now)
     if outcome.queued:
         wake.notify_workers(conn)
     return outcome

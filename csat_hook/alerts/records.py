@@ -25,6 +25,10 @@ from csat_hook.notify.records import AlertMessage
 
 # alerts.kind
 ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND = "answer", "agent", "digest", "overflow"
+# alerts.cancel_reason: why an answer alert was withdrawn before it went out. The answer was
+# edited so that its rule no longer matches it: a score above the rule's limit, or (the
+# ``comment`` rule) no comment any more.
+ANSWER_IMPROVED, COMMENT_REMOVED = "answer_improved", "comment_removed"
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,21 @@ class Inputs:
 
 @dataclass
 class AlertsOutcome:
-    """What a run raised: alerts by rule, deliveries queued, deliveries held by a cap."""
+    """What a run raised: alerts by rule, deliveries queued (a withdrawn alert's queued again
+    too), deliveries held by a cap, deliveries cancelled because their alert was withdrawn."""
 
     raised: Counter[str] = field(default_factory=Counter)
     queued: int = 0
     held: int = 0
+    cancelled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"raised": dict(self.raised), "queued": self.queued, "held": self.held}
+        return {
+            "raised": dict(self.raised),
+            "queued": self.queued,
+            "held": self.held,
+            "cancelled": self.cancelled,
+        }
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,8 @@ def header(tz: ZoneInfo) -> list[Cell]:
 
 
 def delivery_text(row: Any) -> str:
-    """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held``...; a
+    """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held (cap)``,
+    ``slack: cancelled (answer improved)`` (its alert withdrawn before it went out)...; a
     follow-up to recipients that refused for now: ``mail (again, 1): pending``."""
     status = row.status
     if (
@@ -80,7 +81,15 @@ def delivery_text(row: Any) -> str:
     ):
         status = "sent, unconfirmed"
     elif status == CANCELLED:
-        status = "held (cap)"
+        # Cancelled because the alert was withdrawn (its answer no longer matches the rule),
+        # else held by alerts.cap_per_hour.
+        withdrawn = outbox_store.withdrawn_reason(row.last_error)
+        if withdrawn is None:
+            status = "held (cap)"
+        else:
+            status = f"cancelled ({withdrawn.replace('_', ' ')}"
+            may = outbox_store.MAY_HAVE_ARRIVED in (row.last_error or "")
+            status += ", may have arrived)" if may else ")"
     elif status != SENT and row.attempts:
         reason = (row.last_error or "")[:80]
         status += f" (attempt {row.attempts}{': ' + reason if reason else ''})"

@@ -76,6 +76,55 @@ def existing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
     return found
 
 
+def standing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are alerts that stand (not withdrawn: ``cancelled_at`` unset)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        found.update(
+            conn.execute(
+                sa.select(alerts.c.key).where(
+                    alerts.c.key.in_(chunk), alerts.c.cancelled_at.is_(None)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def withdraw(conn: sa.Connection, keys: Sequence[str], reason: str, now: datetime) -> list[int]:
+    """Mark the answer alerts ``keys`` withdrawn for ``reason`` (those not withdrawn already);
+    their ids. Their deliveries are the caller's to cancel
+    (:func:`csat_hook.outbox.store.cancel_withdrawn`)."""
+    ids: list[int] = []
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        ids += conn.execute(
+            sa.update(alerts)
+            .where(
+                alerts.c.key.in_(chunk), alerts.c.kind == ANSWER, alerts.c.cancelled_at.is_(None)
+            )
+            .values(cancelled_at=now, cancel_reason=reason)
+            .returning(alerts.c.id)
+        ).scalars()
+    return ids
+
+
+def restore(conn: sa.Connection, keys: Sequence[str]) -> list[int]:
+    """The withdrawn alerts among ``keys`` standing again (their answer came back to the
+    alerted score); their ids. Their cancelled deliveries are the caller's to queue again
+    (:func:`csat_hook.outbox.store.requeue_withdrawn`)."""
+    ids: list[int] = []
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        ids += conn.execute(
+            sa.update(alerts)
+            .where(alerts.c.key.in_(chunk), alerts.c.cancelled_at.is_not(None))
+            .values(cancelled_at=None, cancel_reason=None)
+            .returning(alerts.c.id)
+        ).scalars()
+    return ids
+
+
 class State(NamedTuple):
     state: str
     episode: int

@@ -448,6 +448,12 @@ alerts = sa.Table(
     sa.Column("handled", sa.String(100)),
     sa.Column("handled_at", UTCDateTime()),
     sa.Column("handled_sheet", sa.String(100)),
+    # An answer alert withdrawn before it went out: its answer was edited so that the rule no
+    # longer matches it (alerts/answers.py). Its deliveries not yet started are cancelled, and
+    # a worker claiming one later cancels it (outbox/alert_delivery.py); set back to NULL when
+    # the answer comes back to the alerted score.
+    sa.Column("cancelled_at", UTCDateTime()),
+    sa.Column("cancel_reason", sa.String(32)),
     sa.UniqueConstraint("key"),
     sa.UniqueConstraint("ref"),
     sa.Index(None, "kind", "created_at"),

@@ -34,6 +34,7 @@ from csat_hook.outbox import store
 from csat_hook.outbox.results import FOUND_NOTE
 from csat_hook.outbox.results import LOOKUP_SKEW
 from csat_hook.outbox.results import Budget
+from csat_hook.outbox.results import Cancelled
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import FollowUp
@@ -66,9 +67,14 @@ def deliver_alert(
         message = AlertMessage.from_payload(alert.payload)
     except (TypeError, ValueError) as exc:
         return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
+    # Withdrawn (alerts.cancel_reason): the answer was edited so that its rule no longer
+    # matches it after this delivery was queued (a retry after a 503, held for a claim).
+    withdrawn = getattr(alert, "cancel_reason", None)
+    if withdrawn is not None and item.uncertain_since is None:
+        return Cancelled(store.withdrawn_note(withdrawn))
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
-        outcome = _send_alert(delivery, destination, item, message, may_write)
+        outcome = _send_alert(delivery, destination, item, message, may_write, withdrawn)
     chain = follow_up_of(item)
     if chain.receivers is not None and isinstance(outcome, Failed):
         # A failed follow-up: say who never got the alert (addresses from our own config).
@@ -86,7 +92,12 @@ def _send_alert(
     item: Any,
     message: AlertMessage,
     may_write: Callable[[], bool] | None,
+    withdrawn: str | None = None,
 ) -> Outcome:
+    """Send one alert, an earlier attempt of unknown outcome settled first as the destination
+    says. ``withdrawn``: the alert's ``cancel_reason`` (it is withdrawn): whatever settling
+    says is kept (found: sent; not to be sent again: sent, unconfirmed), but nothing is sent
+    anew: cancelled, saying whether an earlier attempt may have arrived."""
     extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
     chain = follow_up_of(item)
@@ -97,6 +108,7 @@ def _send_alert(
     if budget.over and uncertain is None:
         return Failed(budget.gave_up)
     note = None
+    not_there = False  # a look-up found no copy of an earlier attempt
     if uncertain is not None:
         how = destination.settle(message)
         if how == "skip":
@@ -112,6 +124,8 @@ def _send_alert(
                 return stop
             if isinstance(checked, Unchecked):
                 note = f"sent again without a check ({checked.reason}): it may show twice"
+            else:
+                not_there = True
         else:
             if budget.over:
                 return Failed(f"{budget.gave_up}; the last one's outcome is unknown")
@@ -119,6 +133,10 @@ def _send_alert(
                 "sent again after an unknown outcome, with the same id (Message-ID, "
                 "webhook-id): the receiver can drop the copy"
             )
+    if withdrawn is not None:
+        # Looked up and not found: it did not land. Otherwise (not looked up, or a look-up
+        # that could not tell) it may have.
+        return Cancelled(store.withdrawn_note(withdrawn, may_have_arrived=not not_there))
     if may_write is not None and not may_write():
         # Destinations that are not HTTP (SMTP) are not guarded by the HTTP client.
         return Retry(

@@ -1,5 +1,6 @@
 """Recording what a delivery said happened: sent, back to pending after the retry policy's
-delay (or the vendor's ``Retry-After``), or failed with its reason.
+delay (or the vendor's ``Retry-After``), failed with its reason, or cancelled (an alert
+withdrawn before it went out).
 
 Outcomes of concurrent deliveries are committed together (group commit); a write is retried
 through a short database outage, since a reply that is out must be recorded or it would be
@@ -29,6 +30,7 @@ from csat_hook.db.schema import ALERT
 from csat_hook.db.schema import PENDING
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
+from csat_hook.outbox.results import Cancelled
 from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import FollowUp
 from csat_hook.outbox.results import Outcome
@@ -136,6 +138,8 @@ class OutcomeRecorder:
                 logger.warning("delivery.lease-lost", extra=extra)
         elif isinstance(outcome, Retry):
             self._reschedule(item, outcome)
+        elif isinstance(outcome, Cancelled):
+            self._cancel(item, outcome)
         else:
             self._fail(item, outcome)
 
@@ -234,6 +238,20 @@ class OutcomeRecorder:
             "delivery.outcome-unknown" if unknown else "delivery.retry",
             extra={**log_fields(item), "error": retry.message, "delay": round(delay, 3)},
         )
+
+    def _cancel(self, item: sa.Row[Any], cancelled: Cancelled) -> None:
+        done = self._write(
+            lambda conn: store.mark_cancelled(
+                conn, item.id, item.alert_id, self.worker_id, self.clock(), note=cancelled.reason
+            )
+        )
+        if done is None:
+            # The alert stands again (or a sync is changing it): due now, decided anew.
+            self.waker.notify()
+        event = {True: "delivery.cancelled", None: "delivery.undecided"}.get(
+            done, "delivery.lease-lost"
+        )
+        logger.info(event, extra={**log_fields(item), "error": cancelled.reason})
 
     def _fail(self, item: sa.Row[Any], failed: Failed) -> None:
         self._write(

@@ -1,6 +1,6 @@
 """What delivering one row needs (:class:`Delivery`) and what it says happened
-(:data:`Outcome`: :class:`Sent`, :class:`Retry`, :class:`Failed`), shared by the reply and the
-alert deliveries.
+(:data:`Outcome`: :class:`Sent`, :class:`Retry`, :class:`Failed`; :class:`Cancelled`, an alert
+withdrawn before it went out), shared by the reply and the alert deliveries.
 """
 
 from __future__ import annotations
@@ -77,7 +77,15 @@ class Failed:
     http_status: int | None = None
 
 
-Outcome = Sent | Retry | Failed
+@dataclass(frozen=True)
+class Cancelled:
+    """Not sent, and not to be: the alert was withdrawn before it went out (its answer no
+    longer matches its rule). ``reason`` is shown to operators and in the Alerts tab."""
+
+    reason: str
+
+
+Outcome = Sent | Retry | Failed | Cancelled
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.report import delivery_text
 from csat_hook.db.schema import alerts
 from csat_hook.devtools.fake_notify import Script
@@ -189,3 +191,66 @@ def test_an_edit_the_rule_still_matches_cancels_nothing(
     drain(alerting.delivery_worker(), clock)
     assert statuses(alerting) == dict.fromkeys(EVERY, "sent")
     assert the_alert(alerting).cancel_reason is None
+
+
+def claim_all(services: Any, clock: Any, worker_id: str = "w:1:abc") -> dict[str, Any]:
+    lease = clock() + timedelta(seconds=services.config.delivery.lease_seconds)
+    with services.engine.begin() as conn:
+        return {r.destination: r for r in store.claim_due(conn, worker_id, clock(), lease, 10)}
+
+
+def test_a_worker_cancels_only_while_the_alert_is_withdrawn(alerting, fake_notify, clock):
+    """The worker read the alert withdrawn at its claim; a sync made it stand again before
+    the outcome was written (the answer back to the 1): the row is not cancelled but due
+    again, its claim not counted as an attempt, and it goes out once."""
+    raise_now(alerting, [changed(rating=1)])
+    claimed = claim_all(alerting, clock)
+    note = store.withdrawn_note("answer_improved")
+    slack, telegram = claimed["slack"], claimed["telegram"]
+    with alerting.engine.begin() as conn:
+        assert (
+            store.mark_cancelled(conn, slack.id, slack.alert_id, "w:1:abc", clock(), note=note)
+            is None
+        )
+        # No longer this worker's claim: nothing changes.
+        assert (
+            store.mark_cancelled(conn, slack.id, slack.alert_id, "w:1:abc", clock(), note=note)
+            is False
+        )
+    row = by_destination(alerting)["slack"]
+    assert (row.status, row.attempts, row.claimed_by) == ("pending", 0, None)
+
+    key = the_alert(alerting).key
+    with alerting.engine.begin() as conn:
+        alerts_store.withdraw(conn, [key], "answer_improved", clock())
+        assert (
+            store.mark_cancelled(
+                conn, telegram.id, telegram.alert_id, "w:1:abc", clock(), note=note
+            )
+            is True
+        )
+    row = by_destination(alerting)["telegram"]
+    assert (row.status, row.last_error) == ("cancelled", "cancelled: answer_improved")
+
+
+def test_a_worker_does_not_wait_for_a_sync_changing_the_alert(alerting, clock):
+    """PostgreSQL: while a sync's transaction holds the alert row (restoring it, say), the
+    worker does not decide on what it read at the claim, nor wait in its outcome writer: the
+    row is due again, decided at its next claim."""
+    if alerting.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: the sync's transaction holds every writer")
+    raise_now(alerting, [changed(rating=1)])
+    key = the_alert(alerting).key
+    with alerting.engine.begin() as conn:
+        alerts_store.withdraw(conn, [key], "answer_improved", clock())
+    slack = claim_all(alerting, clock)["slack"]
+    note = store.withdrawn_note("answer_improved")
+    with alerting.engine.connect() as sync, sync.begin():
+        assert alerts_store.restore(sync, [key])
+        with alerting.engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            done = store.mark_cancelled(
+                conn, slack.id, slack.alert_id, "w:1:abc", clock(), note=note
+            )
+        assert done is None
+    assert by_destination(alerting)["slack"].status == "pending"

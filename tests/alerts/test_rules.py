@@ -1,5 +1,6 @@
 """The answer rules: what alerts, exactly once per rule, survey and rating; a changed rating
-alerts once for the change; the storm guards (age, rules enabled later, the hourly cap)."""
+alerts once for the change, an edit the rule no longer matches withdraws its alert; the storm
+guards (age, rules enabled later, the hourly cap)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,25 @@ def test_improving_edits_under_the_comment_and_nps_rules_alert_nothing(with_rule
     # Worse again: alerted.
     worse = changed(rating=1, previous_rating=2, comment="Slow", nps=0, previous_nps=5)
     assert raise_now(services, [worse]).raised == {"detractors": 1}
+
+
+def test_the_comment_and_nps_rules_withdraw_theirs_too(with_rules):
+    services = with_rules(rule("comment", name="comments"), rule("nps_detractor", name="nps"))
+    first = raise_now(services, [changed(rating=4, nps=3, comment="meh")])
+    assert first.raised == {"comments": 1, "nps": 1}
+
+    # The NPS score raised to 9: the detractor alert is withdrawn, the comment one stands.
+    better = changed(rating=4, previous_rating=4, nps=9, previous_nps=3, comment="meh")
+    assert raise_now(services, [better]).cancelled == 1
+    # The comment removed: the comment alert is withdrawn.
+    quiet = changed(rating=4, previous_rating=4, nps=9, previous_nps=9, comment=None)
+    assert raise_now(services, [quiet]).cancelled == 1
+
+    assert {a.rule: a.cancel_reason for a in stored(services)} == {
+        "nps": "answer_improved",
+        "comments": "comment_removed",
+    }
+    assert {d.status for d in deliveries(services)} == {"cancelled"}
 
 
 def test_ratings_above_the_threshold_do_not_alert(alerting):

@@ -231,7 +231,7 @@ def test_a_bad_rating_reaches_every_destination_once_after_one_sync(
 
     summary = loop.sync()
     assert summary.status == "ok" and summary.new == 1
-    assert summary.alerts == {"raised": {"low": 1}, "queued": 5, "held": 0}
+    assert summary.alerts == {"raised": {"low": 1}, "queued": 5, "held": 0, "cancelled": 0}
     loop.deliver()
 
     one_each(receivers, box, fake_helpdesk)
@@ -257,7 +257,7 @@ def test_a_bad_rating_reaches_every_destination_once_after_one_sync(
 
     # The next syncs (and a full re-read) send nothing more.
     kit.now += timedelta(minutes=5)
-    assert loop.sync().alerts == {"raised": {}, "queued": 0, "held": 0}
+    assert loop.sync().alerts == {"raised": {}, "queued": 0, "held": 0, "cancelled": 0}
     assert loop.sync(full=True).alerts["raised"] == {}
     loop.deliver()
     one_each(receivers, box, fake_helpdesk)
@@ -303,6 +303,7 @@ def test_an_edit_that_improves_a_low_rating_alerts_nothing(
         "form-1", [forms_response(1, kit.now - timedelta(minutes=3), "1", token, "slow")]
     )
     assert loop.sync().alerts["raised"] == {"low": 1}
+    loop.deliver()  # told: the 5 below withdraws nothing that went out
     kit.now += timedelta(minutes=2)
     kit.fake.add_form(
         "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "2", token, "slow")]
@@ -325,6 +326,54 @@ def test_an_edit_that_improves_a_low_rating_alerts_nothing(
         "Low rating 1/5 for John on ticket 10",
         "Low rating 2/5 (was 5/5) for John on ticket 10",
     ]
+
+
+def test_an_answer_improved_before_its_alert_went_out_cancels_what_is_not_sent(
+    loop, kit, fake_helpdesk, receivers, mailbox, tmp_path
+):
+    """Slack answered 503 and waits for its retry when the customer edits the 1 to a 5: the
+    next sync cancels it (Slack never gets it), the others stay sent, and the Alerts tab's
+    CSV says why. Edited back to a 1, the same alert goes to Slack, once."""
+    box, _, _ = mailbox
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    receivers.script("slack", Script(status=503, body=b""))
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "slow")]
+    )
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    loop.services.delivery_worker().run_once(limit=10)
+    [slack] = loop.rows(outbox, outbox.c.destination == "slack")
+    assert slack.status == "pending"
+
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "5", token, "all good")]
+    )
+    assert loop.sync().alerts == {"raised": {}, "queued": 0, "held": 0, "cancelled": 1}
+    loop.deliver()
+    assert receivers.delivered("slack") == [] and len(receivers.requests("slack")) == 1
+    assert len(receivers.delivered("telegram")) == 1 and len(box.messages) == 1
+    [alert] = loop.rows(alerts)
+    assert alert.cancel_reason == "answer_improved"
+    loop.sync()  # the report as the database now holds it
+    with (tmp_path / "report" / "alerts.csv").open(encoding="utf-8-sig") as handle:
+        header, row = list(csv.reader(handle))
+    assert dict(zip(header, row, strict=True))["Deliveries"] == (
+        "slack: cancelled (answer improved); telegram: sent; crm: sent; managers: sent; note: sent"
+    )
+
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "slow again")]
+    )
+    assert loop.sync().alerts == {"raised": {}, "queued": 1, "held": 0, "cancelled": 0}
+    loop.deliver()
+    assert [m.json()["text"] for m in receivers.delivered("slack")] == [
+        "Low rating 1/5 for John on ticket 10"
+    ]
+    one_each(receivers, box, fake_helpdesk)
 
 
 def test_a_destination_answering_5xx_gets_the_alert_later_once(

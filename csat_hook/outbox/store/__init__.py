@@ -34,15 +34,22 @@ from csat_hook.outbox.store.claims import next_due_at
 from csat_hook.outbox.store.claims import surveys_by_id
 from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
 from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
+from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
+from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
 from csat_hook.outbox.store.enqueue import cancel_waiting
+from csat_hook.outbox.store.enqueue import cancel_withdrawn
 from csat_hook.outbox.store.enqueue import enqueue_alerts
 from csat_hook.outbox.store.enqueue import enqueue_replies
 from csat_hook.outbox.store.enqueue import follow_up_generation
 from csat_hook.outbox.store.enqueue import follow_up_key
 from csat_hook.outbox.store.enqueue import is_follow_up
 from csat_hook.outbox.store.enqueue import kept_on_reopen
+from csat_hook.outbox.store.enqueue import requeue_withdrawn
+from csat_hook.outbox.store.enqueue import withdrawn_note
+from csat_hook.outbox.store.enqueue import withdrawn_reason
 from csat_hook.outbox.store.outcomes import SentMark
+from csat_hook.outbox.store.outcomes import mark_cancelled
 from csat_hook.outbox.store.outcomes import mark_failed
 from csat_hook.outbox.store.outcomes import mark_sent
 from csat_hook.outbox.store.outcomes import mark_sent_after_takeover
@@ -57,11 +64,14 @@ __all__ = [
     "ALERT_COLUMNS",
     "CLAIMED",
     "FOLLOW_UP_MARK",
+    "MAY_HAVE_ARRIVED",
     "OUTBOX_COLUMNS",
     "SURVEY",
+    "WITHDRAWN_PREFIX",
     "SentMark",
     "alerts_by_id",
     "cancel_waiting",
+    "cancel_withdrawn",
     "claim_due",
     "claim_with_surveys",
     "enqueue_alerts",
@@ -71,6 +81,7 @@ __all__ = [
     "heartbeat",
     "is_follow_up",
     "kept_on_reopen",
+    "mark_cancelled",
     "mark_failed",
     "mark_sent",
     "mark_sent_after_takeover",
@@ -78,7 +89,10 @@ __all__ = [
     "mark_sent_many",
     "next_due_at",
     "release_stale",
+    "requeue_withdrawn",
     "reschedule",
     "surveys_by_id",
     "unregister",
+    "withdrawn_note",
+    "withdrawn_reason",
 ]

@@ -1,4 +1,5 @@
-"""Queueing: replies for surveys and alert deliveries, cancelling replies not yet sent.
+"""Queueing: replies for surveys and alert deliveries, cancelling replies not yet sent and the
+deliveries of withdrawn alerts (queueing them again when the alert stands again).
 
 Called by intake (a close queues a reply, a reopen cancels it) and by the alert engine.
 Each function runs inside the caller's transaction.
@@ -22,6 +23,8 @@ from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import length_of
+
+_IN_CHUNK = 500
 
 
 @functools.cache
@@ -130,6 +133,82 @@ def is_follow_up() -> Any:
     """SQL: the row is a follow-up delivery (for counts of one delivery per alert and
     destination, such as ``alerts.cap_per_hour``)."""
     return outbox.c.delivery_key.contains(FOLLOW_UP_MARK, autoescape=True)
+
+
+# An alert delivery cancelled because its alert was withdrawn before it went out (the answer
+# it was about edited so that its rule no longer matches it: ``alerts.cancel_reason``): its
+# ``last_error`` is this prefix and the reason, which the Alerts tab shows and an edit back to
+# the alerted score looks for to queue it again (:func:`requeue_withdrawn`).
+WITHDRAWN_PREFIX = "cancelled: "
+MAY_HAVE_ARRIVED = "an earlier attempt's outcome is unknown: it may have arrived"
+
+
+def withdrawn_note(reason: str, *, may_have_arrived: bool = False) -> str:
+    """The ``last_error`` of a delivery cancelled because its alert was withdrawn for
+    ``reason``; ``may_have_arrived``: an earlier attempt's outcome is unknown (not looked up,
+    or the destination cannot be asked), so the team may have it all the same."""
+    note = WITHDRAWN_PREFIX + reason
+    return f"{note}; {MAY_HAVE_ARRIVED}" if may_have_arrived else note
+
+
+def withdrawn_reason(last_error: str | None) -> str | None:
+    """The reason in a :func:`withdrawn_note`; None for any other ``last_error``."""
+    if not last_error or not last_error.startswith(WITHDRAWN_PREFIX):
+        return None
+    return last_error.removeprefix(WITHDRAWN_PREFIX).partition(";")[0]
+
+
+def cancel_withdrawn(
+    conn: sa.Connection, alert_ids: Sequence[int], reason: str, now: datetime
+) -> int:
+    """Cancel the deliveries of the withdrawn alerts ``alert_ids`` that have not started to
+    go out; return how many.
+
+    ONE conditional UPDATE per chunk, on ``pending`` rows only: a row a worker has claimed
+    (``sending``, under its lease) is never changed under it, whatever its claim's outcome
+    will be; if that outcome is a retry, the worker's next claim sees the alert withdrawn and
+    cancels it (``outbox/alert_delivery.py``). On PostgreSQL a claim racing this statement
+    either took the row first (this statement then finds it ``sending`` and leaves it) or
+    skips it while it is locked here. A pending row whose earlier attempt's outcome is
+    unknown (``uncertain_since``) is left too: it may have arrived, and it is settled as its
+    destination says (looked up, or recorded as sent, unconfirmed) before anything else."""
+    cancelled = 0
+    for start in range(0, len(alert_ids), _IN_CHUNK):
+        chunk = list(alert_ids[start : start + _IN_CHUNK])
+        result = conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.kind == ALERT,
+                outbox.c.alert_id.in_(chunk),
+                outbox.c.status == PENDING,
+                outbox.c.uncertain_since.is_(None),
+            )
+            .values(status=CANCELLED, last_error=withdrawn_note(reason), updated_at=now)
+        )
+        cancelled += int(result.rowcount or 0)
+    return cancelled
+
+
+def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: datetime) -> int:
+    """Queue again, due now, the deliveries of ``alert_ids`` that were cancelled because the
+    alert was withdrawn (the answer came back to the alerted score); return how many. Held
+    ones (``alerts.cap_per_hour``) stay held; an earlier attempt's unknown outcome
+    (``uncertain_since``) is kept, so it is settled before the alert is sent again."""
+    requeued = 0
+    for start in range(0, len(alert_ids), _IN_CHUNK):
+        chunk = list(alert_ids[start : start + _IN_CHUNK])
+        result = conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.kind == ALERT,
+                outbox.c.alert_id.in_(chunk),
+                outbox.c.status == CANCELLED,
+                outbox.c.last_error.startswith(WITHDRAWN_PREFIX, autoescape=True),
+            )
+            .values(status=PENDING, next_attempt_at=now, last_error=None, updated_at=now)
+        )
+        requeued += int(result.rowcount or 0)
+    return requeued
 
 
 def cancel_waiting(

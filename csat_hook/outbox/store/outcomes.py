@@ -1,6 +1,7 @@
-"""Recording an attempt's outcome: sent (with its survey), back to pending for a retry, or
-failed. A worker only finishes its own claim (``claimed_by``), so a late answer after a
-takeover can never overwrite the new owner's state. The one exception writes no owner's
+"""Recording an attempt's outcome: sent (with its survey), back to pending for a retry,
+failed, or (an alert withdrawn before it went out) cancelled, not sent. A worker only
+finishes its own claim (``claimed_by``), so a late answer after a takeover can never
+overwrite the new owner's state. The one exception writes no owner's
 state: a reply that went out is recorded sent while the row, taken over, waits unclaimed to
 be settled (:func:`mark_sent_after_takeover`), so it is neither looked up nor sent again.
 
@@ -29,6 +30,7 @@ from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import UTCDateTime
+from csat_hook.db.schema import alerts
 from csat_hook.db.schema import naive_utc_iso
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
@@ -348,6 +350,52 @@ def cancel_surveys(conn: sa.Connection, ids: Sequence[int | None]) -> None:
             .where(surveys.c.id.in_(wanted), surveys.c.status == QUEUED)
             .values(status=CANCELLED)
         )
+
+
+def mark_cancelled(
+    conn: sa.Connection,
+    outbox_id: int,
+    alert_id: int,
+    worker_id: str,
+    now: datetime,
+    *,
+    note: str,
+) -> bool | None:
+    """Cancel a claimed alert delivery, not sent, because its alert is withdrawn
+    (``alerts.cancel_reason``; ``note`` says why, :func:`~.enqueue.withdrawn_note`).
+
+    The alert is read again first, under a share lock taken without waiting (PostgreSQL): an
+    alert a sync is changing right now (the answer coming back to the alerted score, whose
+    sync then queues the alert's cancelled deliveries again) is not decided on from what was
+    read at the claim. Still withdrawn: the row is cancelled (True). Not withdrawn any more,
+    or locked: the row goes back to ``pending``, due now, its claim not counted as an attempt
+    (nothing was sent), and its next claim reads the alert again (None). False when the claim
+    is no longer this worker's. Run it in a transaction (the lock lasts until its end)."""
+    still = conn.execute(
+        sa.select(alerts.c.cancel_reason)
+        .where(alerts.c.id == alert_id)
+        .with_for_update(read=True, skip_locked=True)
+    ).first()
+    withdrawn = still is not None and still.cancel_reason is not None
+    values: dict[str, Any] = {"lease_until": None, "updated_at": now}
+    if withdrawn:
+        values |= {"status": CANCELLED, "last_error": fitted(outbox.c.last_error, note)}
+    else:
+        values |= {
+            "status": PENDING,
+            "claimed_by": None,
+            "next_attempt_at": now,
+            "attempts": outbox.c.attempts - 1,
+        }
+    row = conn.execute(
+        sa.update(outbox)
+        .where(_owned(outbox_id, worker_id))
+        .values(**values)
+        .returning(outbox.c.id)
+    ).first()
+    if row is None:
+        return False
+    return True if withdrawn else None
 
 
 def mark_failed(

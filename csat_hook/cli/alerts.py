@@ -63,6 +63,8 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
                         "summary": headline(AlertMessage.from_payload(row.payload)),
                         "created_at": row.created_at.isoformat(),
                         "handled": row.handled,
+                        # answer_improved, comment_removed: withdrawn before it went out
+                        "cancelled": row.cancel_reason,
                         "deliveries": [
                             {
                                 "outbox_id": d.id,
@@ -85,8 +87,11 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
     for row in rows:
         summary = headline(AlertMessage.from_payload(row.payload))
         handled = f"  handled: {row.handled}" if row.handled else ""
+        cancelled = f"  cancelled: {row.cancel_reason}" if row.cancel_reason else ""
         # Agent names and ticket ids come from webhooks, "handled" from the sheet.
-        line = f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} {row.rule}: {summary}{handled}"
+        line = (
+            f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} {row.rule}: {summary}{cancelled}{handled}"
+        )
         click.echo(shown(line))
         for delivery in deliveries.get(row.id, []):
             click.echo(shown(f"    #{delivery.id} {delivery_text(delivery)}"))

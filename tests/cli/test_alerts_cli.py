@@ -218,6 +218,22 @@ def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
     assert "alert #1 -> slack" in outbox.output and "alert #1 -> note" in outbox.output
 
 
+def test_an_alert_withdrawn_before_it_went_out_is_listed_with_its_reason(tmp_path, fake, clock):
+    path = config_with_an_alert(tmp_path, fake, clock, deliver=False)
+    services = build_services(load_config(path, env=environment(fake)), clock=clock)
+    try:
+        raise_now(services, [changed(helpdesk="dryrun", rating=5, previous_rating=1)])
+    finally:
+        services.close()
+
+    listed = invoke(path, fake, "alerts").output
+    assert "Anna Petrova on ticket D-1001  cancelled: answer_improved" in listed
+    assert "slack: cancelled (answer improved)" in listed
+    [alert] = json.loads(invoke(path, fake, "alerts", "--json").output)
+    assert alert["cancelled"] == "answer_improved"
+    assert {d["status"] for d in alert["deliveries"]} == {"cancelled"}
+
+
 def test_handle_refuses_what_it_cannot_store_or_find_with_a_message(tmp_path, fake, clock):
     path = config_with_an_alert(tmp_path, fake, clock, deliver=False)
     assert invoke(path, fake, "alerts", "handle", "1", "--by", "Anna").exit_code == 0

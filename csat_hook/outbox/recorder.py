@@ -246,7 +246,7 @@ class OutcomeRecorder:
             )
         )
         if done is None:
-            # The alert stands again (or a sync is changing it): due now, decided anew.
+            # The alert stands again (or a sync is changing it): due soon, decided anew.
             self.waker.notify()
         event = {True: "delivery.cancelled", None: "delivery.undecided"}.get(
             done, "delivery.lease-lost"

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +43,11 @@ from csat_hook.outbox.store.enqueue import enqueue_alerts
 # cancelled: its attempt did not end sent, and a retry would send it to the customer whose
 # data is erased (erasure/store.py cancels one waiting to be sent the same way).
 ERASED_NOTE = "customer data erased while it was being sent: not sent again"
+
+
+# How long an alert delivery the worker could not decide on waits to be claimed again
+# (mark_cancelled): the alert stood again, or a sync was changing it.
+UNDECIDED_WAIT = timedelta(seconds=1)
 
 
 def _owned(outbox_id: int, worker_id: str) -> Any:
@@ -368,8 +374,10 @@ def mark_cancelled(
     alert a sync is changing right now (the answer coming back to the alerted score, whose
     sync then queues the alert's cancelled deliveries again) is not decided on from what was
     read at the claim. Still withdrawn: the row is cancelled (True). Not withdrawn any more,
-    or locked: the row goes back to ``pending``, due now, its claim not counted as an attempt
-    (nothing was sent), and its next claim reads the alert again (None). False when the claim
+    or locked: the row goes back to ``pending``, due after :data:`UNDECIDED_WAIT` (not at
+    once: a sync holding the alert would have it claimed again and again until it commits),
+    its claim not counted as an attempt (nothing was sent), and its next claim reads the
+    alert again (None). False when the claim
     is no longer this worker's. Run it in a transaction (the lock lasts until its end)."""
     still = conn.execute(
         sa.select(alerts.c.cancel_reason)
@@ -384,7 +392,7 @@ def mark_cancelled(
         values |= {
             "status": PENDING,
             "claimed_by": None,
-            "next_attempt_at": now,
+            "next_attempt_at": now + UNDECIDED_WAIT,
             "attempts": outbox.c.attempts - 1,
         }
     row = conn.execute(

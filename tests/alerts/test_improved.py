@@ -254,3 +254,21 @@ def test_a_worker_does_not_wait_for_a_sync_changing_the_alert(alerting, clock):
             )
         assert done is None
     assert by_destination(alerting)["slack"].status == "pending"
+
+
+def test_a_claim_racing_the_sync_never_takes_a_row_being_cancelled(alerting, clock):
+    """PostgreSQL: the sync's cancelling UPDATE holds the rows until it commits; a claim
+    meanwhile skips them (it does not wait, nor take a row the sync is cancelling), and after
+    the commit they are cancelled, never claimed."""
+    if alerting.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: a claim waits for the sync's transaction")
+    raise_now(alerting, [changed(rating=1)])
+    key = the_alert(alerting).key
+    with alerting.engine.connect() as sync, sync.begin():
+        [alert_id] = alerts_store.withdraw(sync, [key], "answer_improved", clock())
+        assert store.cancel_withdrawn(sync, [alert_id], "answer_improved", clock()) == 4
+        with alerting.engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            lease = clock() + timedelta(seconds=60)
+            assert store.claim_due(conn, "w:1:abc", clock(), lease, 10) == []
+    assert statuses(alerting) == dict.fromkeys(EVERY, "cancelled")

@@ -61,7 +61,9 @@ def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha25
 def signature_matches(
     expected: bytes, given: str | None, *, encoding: str, prefix: str = ""
 ) -> bool:
-    """Constant-time comparison of a received signature header with the expected digest."""
+    """Constant-time comparison of a received signature header with the expected digest,
+    written in ``encoding``: ``hex`` (either case), ``base64`` (standard, padded) or
+    ``base64url`` (URL-safe, unpadded); only that canonical spelling matches."""
     if not given:
         return False
     given = given.strip()
@@ -72,7 +74,9 @@ def signature_matches(
     if encoding == "hex":
         expected_text = expected.hex()
         given = given.lower()
-    else:
+    elif encoding == "base64url":  # RFC 7515's: '-' and '_', no '=' padding
+        expected_text = base64.urlsafe_b64encode(expected).decode("ascii").rstrip("=")
+    else:  # standard base64, padded: the one spelling of each digest
         expected_text = base64.b64encode(expected).decode("ascii")
     return hmac.compare_digest(expected_text.encode("ascii"), given.encode("utf-8", "replace"))
 

@@ -69,7 +69,9 @@ class AuthOptions(StrictModel):
     secret: SecretStr | None = None
     signature_header: str = "X-Signature"
     algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
-    encoding: Literal["hex", "base64"] = "hex"
+    # hex (either case), base64 (standard alphabet, padded), base64url (RFC 7515: "-" and "_",
+    # no padding): each digest has one spelling in each.
+    encoding: Literal["hex", "base64", "base64url"] = "hex"
     signature_prefix: str = ""
     timestamp_header: str | None = None
     timestamp_format: Literal["auto", "s", "ms", "iso"] = "auto"

@@ -112,6 +112,36 @@ def test_hmac_base64_sha1_with_prefix(clock):
         desk.verify(request(body, clock, {"X-Signature": good[5:]}))  # prefix missing
 
 
+@pytest.mark.parametrize("secret_body", [b'{"a": 1}', b'{"b": "\xc3\xa9\xff"}', b"{}"])
+def test_hmac_base64url_is_the_url_safe_alphabet_without_padding(clock, secret_body):
+    """Some senders sign in base64url (RFC 7515: '-' and '_', no '='); with only standard
+    base64 on offer their closes could never be verified. Each encoding takes its one
+    canonical spelling: standard base64 is refused under base64url and the padded form too."""
+    desk = adapter(
+        clock,
+        auth={"mode": "hmac", "secret": "k", "encoding": "base64url"},
+    )
+    digest = hmac.new(b"k", secret_body, hashlib.sha256).digest()
+    good = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    desk.verify(request(secret_body, clock, {"X-Signature": good}))
+    for wrong in {base64.b64encode(digest).decode(), good + "=", digest.hex()} - {good}:
+        with pytest.raises(InvalidSignatureError):
+            desk.verify(request(secret_body, clock, {"X-Signature": wrong}))
+
+
+def test_hmac_base64_takes_the_padded_standard_alphabet_only(clock):
+    desk = adapter(clock, auth={"mode": "hmac", "secret": "k", "encoding": "base64"})
+    body = b'{"a": 2}'
+    digest = hmac.new(b"k", body, hashlib.sha256).digest()
+    desk.verify(request(body, clock, {"X-Signature": base64.b64encode(digest).decode()}))
+    for wrong in {
+        base64.b64encode(digest).decode().rstrip("="),
+        base64.urlsafe_b64encode(digest).decode(),
+    } - {base64.b64encode(digest).decode()}:
+        with pytest.raises(InvalidSignatureError):
+            desk.verify(request(body, clock, {"X-Signature": wrong}))
+
+
 def test_token_in_authorization_bearer(clock):
     desk = adapter(
         clock,

@@ -533,6 +533,32 @@ def test_a_note_destination_without_a_helpdesk_that_takes_notes_is_warned_about(
     )
 
 
+CHATWOOT = {"api_access_token": "t", "webhook_secret": "s" * 32}
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "warned"),
+    [
+        ("chatwoot", {"base_url": "http://chat.example.com", **CHATWOOT}, True),
+        ("chatwoot", {"base_url": "https://chat.example.com", **CHATWOOT}, False),
+        ("chatwoot", {"base_url": "http://127.0.0.1:3000", **CHATWOOT}, False),
+        (
+            "intercom",
+            {"base_url": "http://api.example.com", "access_token": "t", "client_secret": "s"},
+            True,
+        ),
+    ],
+)
+def test_a_vendor_api_in_plain_http_to_another_host_is_warned_about(kind, options, warned):
+    """As for the generic adapter's URLs: the API token in every request's headers and each
+    reply cross the network readable."""
+    config = load_config(None, env={}, overrides={"helpdesks": {"desk": {"kind": kind, **options}}})
+    said = [w for w in config_warnings(config) if w.startswith("helpdesks.desk.base_url")]
+    assert bool(said) is warned, said
+    if warned:
+        assert "plain http://" in said[0] and "use https://" in said[0]
+
+
 @pytest.mark.parametrize(
     ("survey", "warned"),
     [

@@ -207,13 +207,23 @@ MIN_SECRET_CHARS = 16
 
 
 def request_warnings(config: Config) -> list[str]:
-    """For the ``generic`` adapter's requests (and any adapter with such options): a URL in
-    plain http:// to a host that is not loopback (the API token in its headers and the reply
-    cross the network readable), a sender not checked at all (``auth.mode: none``), a
-    sender's token or signing secret too short to be one (never shown), and a status mapping
-    still filtered by the default event (``event`` / ``dialog.closed``)."""
+    """For the ``generic`` adapter's requests (and any adapter with such options), and a
+    vendor adapter's ``base_url``: a URL in plain http:// to a host that is not loopback (the
+    API token in its headers and the reply cross the network readable), a sender not checked
+    at all (``auth.mode: none``), a sender's token or signing secret too short to be one
+    (never shown), and a status mapping still filtered by the default event (``event`` /
+    ``dialog.closed``)."""
     found = []
     for name, options in config.helpdesks.items():
+        base = getattr(options, "base_url", None)  # a vendor's API (Chatwoot, Intercom...)
+        if isinstance(base, str):
+            parts = urllib.parse.urlsplit(base)
+            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+                found.append(
+                    f"helpdesks.{name}.base_url: plain http:// to {parts.hostname}: every "
+                    "request's headers (the API token) and the replies cross the network "
+                    "unencrypted; use https://"
+                )
         requests: list[tuple[str, Any]] = [
             (key, getattr(options, key, None)) for key in ("reply", "lookup", "note", "note_lookup")
         ]

@@ -178,6 +178,17 @@ def config_warnings(config: Config) -> list[str]:
     return warnings
 
 
+def _plain_http_host(url: object) -> str | None:
+    """The host of ``url`` when it is plain http:// to a host that is not loopback (what
+    crosses the network readable); None for anything else, https or not a text."""
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return None
+    return parts.hostname or ""
+
+
 def public_link_warnings(config: Config) -> list[str]:
     """The links customers open (``survey.links.public_base_url``, the short and score links;
     ``survey.form.url``, the pre-filled form) in plain http:// to a host that is not
@@ -189,14 +200,11 @@ def public_link_warnings(config: Config) -> list[str]:
         ("survey.form.url", config.survey.form.url),
     ]
     for key, url in links:
-        if not url:
-            continue
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+        if (host := _plain_http_host(url)) is not None:
             found.append(
-                f"{key}: plain http:// to {parts.hostname}: the links customers open (their "
-                "survey's signed reference, a score link's score) cross the network readable "
-                "and alterable; use https://"
+                f"{key}: plain http:// to {host}: the links customers open (their survey's "
+                "signed reference, a score link's score) cross the network readable and "
+                "alterable; use https://"
             )
     return found
 
@@ -215,15 +223,12 @@ def request_warnings(config: Config) -> list[str]:
     ``dialog.closed``)."""
     found = []
     for name, options in config.helpdesks.items():
-        base = getattr(options, "base_url", None)  # a vendor's API (Chatwoot, Intercom...)
-        if isinstance(base, str):
-            parts = urllib.parse.urlsplit(base)
-            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-                found.append(
-                    f"helpdesks.{name}.base_url: plain http:// to {parts.hostname}: every "
-                    "request's headers (the API token) and the replies cross the network "
-                    "unencrypted; use https://"
-                )
+        # A vendor's API (Chatwoot, Intercom...).
+        if (host := _plain_http_host(getattr(options, "base_url", None))) is not None:
+            found.append(
+                f"helpdesks.{name}.base_url: plain http:// to {host}: every request's headers "
+                "(the API token) and the replies cross the network unencrypted; use https://"
+            )
         requests: list[tuple[str, Any]] = [
             (key, getattr(options, key, None)) for key in ("reply", "lookup", "note", "note_lookup")
         ]
@@ -231,15 +236,10 @@ def request_warnings(config: Config) -> list[str]:
         for key in ("by_dialog", "by_id"):
             requests.append((f"agent_lookup.{key}", getattr(agents, key, None)))
         for key, request in requests:
-            url = getattr(request, "url", None)
-            if not isinstance(url, str):
-                continue
-            parts = urllib.parse.urlsplit(url)
-            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            if (host := _plain_http_host(getattr(request, "url", None))) is not None:
                 found.append(
-                    f"helpdesks.{name}.{key}.url: plain http:// to {parts.hostname}: its "
-                    "headers (the API token) and the reply cross the network unencrypted; "
-                    "use https://"
+                    f"helpdesks.{name}.{key}.url: plain http:// to {host}: its headers (the "
+                    "API token) and the reply cross the network unencrypted; use https://"
                 )
         mapping = getattr(options, "mapping", None)
         if (

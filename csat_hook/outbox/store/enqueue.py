@@ -172,21 +172,12 @@ def cancel_withdrawn(
     skips it while it is locked here. A pending row whose earlier attempt's outcome is
     unknown (``uncertain_since``) is left too: it may have arrived, and it is settled as its
     destination says (looked up, or recorded as sent, unconfirmed) before anything else."""
-    cancelled = 0
-    for start in range(0, len(alert_ids), _IN_CHUNK):
-        chunk = list(alert_ids[start : start + _IN_CHUNK])
-        result = conn.execute(
-            sa.update(outbox)
-            .where(
-                outbox.c.kind == ALERT,
-                outbox.c.alert_id.in_(chunk),
-                outbox.c.status == PENDING,
-                outbox.c.uncertain_since.is_(None),
-            )
-            .values(status=CANCELLED, last_error=withdrawn_note(reason), updated_at=now)
-        )
-        cancelled += int(result.rowcount or 0)
-    return cancelled
+    return _update_deliveries(
+        conn,
+        alert_ids,
+        [outbox.c.status == PENDING, outbox.c.uncertain_since.is_(None)],
+        {"status": CANCELLED, "last_error": withdrawn_note(reason), "updated_at": now},
+    )
 
 
 def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: datetime) -> int:
@@ -194,21 +185,35 @@ def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: dateti
     alert was withdrawn (the answer came back to the alerted score); return how many. Held
     ones (``alerts.cap_per_hour``) stay held; an earlier attempt's unknown outcome
     (``uncertain_since``) is kept, so it is settled before the alert is sent again."""
-    requeued = 0
+    return _update_deliveries(
+        conn,
+        alert_ids,
+        [
+            outbox.c.status == CANCELLED,
+            outbox.c.last_error.startswith(WITHDRAWN_PREFIX, autoescape=True),
+        ],
+        {"status": PENDING, "next_attempt_at": now, "last_error": None, "updated_at": now},
+    )
+
+
+def _update_deliveries(
+    conn: sa.Connection,
+    alert_ids: Sequence[int],
+    where: Sequence[Any],
+    values: dict[str, Any],
+) -> int:
+    """Set ``values`` on the deliveries of ``alert_ids`` that meet every ``where`` condition,
+    one conditional UPDATE per chunk of ids; return how many rows changed."""
+    changed = 0
     for start in range(0, len(alert_ids), _IN_CHUNK):
         chunk = list(alert_ids[start : start + _IN_CHUNK])
         result = conn.execute(
             sa.update(outbox)
-            .where(
-                outbox.c.kind == ALERT,
-                outbox.c.alert_id.in_(chunk),
-                outbox.c.status == CANCELLED,
-                outbox.c.last_error.startswith(WITHDRAWN_PREFIX, autoescape=True),
-            )
-            .values(status=PENDING, next_attempt_at=now, last_error=None, updated_at=now)
+            .where(outbox.c.kind == ALERT, outbox.c.alert_id.in_(chunk), *where)
+            .values(**values)
         )
-        requeued += int(result.rowcount or 0)
-    return requeued
+        changed += int(result.rowcount or 0)
+    return changed
 
 
 def cancel_waiting(

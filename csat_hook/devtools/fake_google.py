@@ -271,6 +271,12 @@ class FakeGoogle(LoopbackServer):
         with self.lock:
             self.forms[form_id].put(response)
 
+    def delete_response(self, form_id: str, response_id: str) -> bool:
+        """The form's owner deletes a response: it simply no longer appears in
+        ``forms.responses.list`` (nor ``get``). False: no such response."""
+        with self.lock:
+            return self.forms[form_id].delete(response_id)
+
     def api_requests(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             return [r for r in self.requests if kind is None or r["kind"] == kind]

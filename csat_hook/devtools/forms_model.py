@@ -131,6 +131,18 @@ class Form:
             encoded = json.dumps(response).encode("ascii")
         self._encoded[response_id] = encoded
 
+    def delete(self, response_id: str) -> bool:
+        """Delete a response, as the form's owner does in the Responses tab (the API has no
+        method for it): it is no longer listed, with or without a filter, nor got. False:
+        no such response."""
+        stamps = self._stamps.pop(response_id, None)
+        if stamps is None:
+            return False
+        del self._encoded[response_id]
+        self._removed.add((stamps[self.filter_field == "lastSubmittedTime"], response_id))
+        self._mended = False
+        return True
+
     def response(self, response_id: str) -> dict[str, Any] | None:
         """forms.responses.get (None: no such response)."""
         encoded = self._encoded.get(response_id)

@@ -186,6 +186,22 @@ def test_paging_returns_every_response_once_in_order(fake_google, google_session
     assert got == sorted(made, key=instant)  # the responses as added, byte for byte
 
 
+def test_a_deleted_response_is_no_longer_listed_nor_got(fake_google, google_session):
+    """The owner deletes a response (the Responses tab; the API has none): it is simply gone
+    from every listing, filtered or not, and from forms.responses.get."""
+    made = some_responses(12)
+    fake_google.add_form("f", made)
+    gone = sorted(made, key=instant)[5]
+    assert fake_google.delete_response("f", gone["responseId"])
+    assert not fake_google.delete_response("f", gone["responseId"])  # already gone
+    left = sorted((r for r in made if r is not gone), key=instant)
+    for params in ({"pageSize": 4}, {"filter": "timestamp >= 2026-11-01T00:00:00Z"}):
+        got = [r for p in every_page(google_session, "f", **params) for r in p.get("responses", [])]
+        assert got == left, params
+    one = google_session.get(f"{FORMS}/f/responses/{gone['responseId']}")
+    assert one.status_code == 404
+
+
 def test_unspecified_page_size_is_at_most_5000(fake_google, google_session):
     made = [form_response(n, stamp(datetime(2026, 11, 1) + timedelta(seconds=n)), "5", "t")
             for n in range(5003)]  # fmt: skip
@@ -432,18 +448,26 @@ def test_a_response_the_filter_missed_is_read_at_the_next_full_read(kit, full_re
 
 @given(
     st.lists(
-        st.tuples(st.integers(0, 6), st.integers(0, 5), st.booleans()), min_size=1, max_size=40
+        st.tuples(st.integers(0, 6), st.integers(-1, 5), st.booleans()), min_size=1, max_size=40
     ),
     st.sampled_from(["lastSubmittedTime", "createTime"]),
 )
 @settings(max_examples=150, deadline=None)
 def test_the_fakes_order_equals_a_full_sort_after_any_adds_and_edits(operations, field):
-    """Responses added and edited in any order (an edit may even go back to an earlier time,
-    lists interleaved): the keys a list pages through are the current ones, sorted."""
+    """Responses added, edited and deleted in any order (an edit may even go back to an
+    earlier time, a deleted response come back, lists interleaved): the keys a list pages
+    through are the current ones, sorted."""
     form = forms_model.Form("f", filter_field=field)
     current: dict[str, dict[str, Any]] = {}
     at = datetime(2026, 11, 1, tzinfo=UTC)
     for n, seconds, list_now in operations:
+        if seconds < 0:  # the owner deletes response n
+            rid = form_response(n, stamp(at), "5", "t")["responseId"]
+            assert form.delete(rid) == (current.pop(rid, None) is not None)
+            assert form.response(rid) is None
+            if list_now:
+                form.settle()
+            continue
         response = form_response(n, stamp(at + timedelta(seconds=seconds)), "5", "t")
         response["createTime"] = current.get(response["responseId"], response)["createTime"]
         form.put(response, check=False)

@@ -11,10 +11,10 @@ edited in place (same row, same time, other rating, comment or fields: reported 
 warning); what it is replaced by never depends on the order rows arrived in, so an
 incremental run credits what a first run over the same sheet would (a stored answer in such a
 tie is placed where the current read found it: :mod:`.places`). A read of every row of a
-sheet or export that no longer finds a stored answer's row credits the survey's submission it
-found instead, earlier or further up as it may be, as a first read of the source would (rows
-kept in the history that it found: :mod:`.recredit`). The replaced answer and every other
-submission go to the history.
+sheet or export, or of every response of a form, that no longer finds a stored answer's row
+credits the survey's submission it found instead, earlier or further up as it may be, as a
+first read of the source would (rows kept in the history that it found: :mod:`.recredit`).
+The replaced answer and every other submission go to the history.
 """
 
 from __future__ import annotations

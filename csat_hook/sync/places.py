@@ -38,7 +38,8 @@ from csat_hook.sync.records import position
 
 class Places:
     """Where one read (``batch``) found processed identities. ``whole``: the read was of
-    every row of a sheet or export, so an identity it did not find is no longer there."""
+    every row of a sheet or export, or of every response of a form (no filter), so an
+    identity it did not find is no longer there."""
 
     def __init__(self, batch: SourceBatch, *, whole: bool = False, appended: bool = False) -> None:
         self.raw = batch.raw_seen

@@ -13,8 +13,11 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
   or, for a source that filters (the Forms API after a first read), what the filter returns,
   the processed identities among it looked up after the read rather than all loaded before.
 
-A read of every row of a sheet or export also notes where it found the rows kept in the
-history, and which surveys to credit again from them (:mod:`.recredit`); an appended read
+A read of every row of a sheet or export, and a read of every response of a form (the Forms
+API with no filter: ``sync --full``, a first read, or the full read ``full_read_hours`` makes
+due), also notes where it found the rows kept in the history, and which surveys to credit
+again from them (:mod:`.recredit`). A filtered Forms read lists only the responses submitted
+since its watermark, so a deleted response is noticed at the next full read. An appended read
 whose added rows hold one reads every row instead, as does one whose added rows give a survey
 whose answer's row is gone a submission that does not outrank it (:func:`answer_row_gone`).
 
@@ -64,6 +67,10 @@ class SourceRead:
     ``no_legacy``: a scan found no legacy digest (``store.legacy_present``), for the ingest
     to remember (``store.note_no_legacy``).
     ``recredits``: the surveys a read of every row found to credit again (:mod:`.recredit`).
+    ``every_row``: the read was meant to meet every row the source holds (a sheet or export
+    read row by row, or every response of a form listed, no filter), so a stored answer it
+    does not find is no longer there (``Places.whole``, which also asks that the batch be
+    complete: not emptied, not cut).
     """
 
     batch: SourceBatch
@@ -73,6 +80,7 @@ class SourceRead:
     how: str
     no_legacy: bool = False
     recredits: list[recredit.Recredit] = field(default_factory=list)
+    every_row: bool = False
 
 
 def read_source(
@@ -127,8 +135,10 @@ def read_source(
         else:
             # Skipped rows are read again: they are not among the processed ones.
             known = KnownRows(store.known_fingerprints(conn), skipped)
-            # A sheet or export is read whole: where its rows kept in the history are.
-            watch = recredit.Watch(conn) if whole is not None else None
+            # A sheet or export is read whole, and a form's every response is listed with no
+            # filter: where its rows kept in the history are. Not a filtered read (a legacy
+            # digest left): it does not meet every response, so it cannot tell one is gone.
+            watch = recredit.Watch(conn) if whole is not None or watermark is None else None
             watched = watch.identities() if watch is not None else frozenset()
             known.raw, known.raw_orphans, noted = cache.known_row_digests(conn, known, watched)
     batch = source.fetch(known, watermark)
@@ -157,6 +167,7 @@ def read_source(
         "read",
         legacy is False,
         recredits=plans,
+        every_row=whole is not None or watermark is None,
     )
 
 

@@ -1,5 +1,6 @@
-"""After a read of every row of a sheet or export: the surveys whose stored answer is not what
-a first read of those rows would credit, credited again from the rows the read found.
+"""After a read of every row of a sheet or export, or of every response of a form (the Forms
+API listed with no filter): the surveys whose stored answer is not what a first read of those
+rows would credit, credited again from the rows the read found.
 
 The ingest weighs each new submission against its survey's stored answer, and a row already
 processed (credited, or kept in the history) is not read again. That credits what a first read
@@ -8,18 +9,24 @@ would as long as the stored answer is the best of its survey's rows in the sourc
 again: a row edited in place and then back (its first values, kept as history by the edit, are
 its content again), a double-click whose rows were edited and swapped (the values kept as
 history are now the lower row), a later submission removed while an earlier one is still
-there. A read of every row meets each row the source holds, so after it each survey one of
-whose history rows the read found is weighed again: when the read did not find the row of its
+there (a sheet's row deleted, a form's response deleted in its Responses tab). A read of
+every row meets each row the source holds, so after it each survey one of whose history rows
+the read found is weighed again: when the read did not find the row of its
 answer, or found a history row that outranks the answer where it found it, the best history
 row found becomes the answer again (in place, as an edit the run reports), and the answer goes
 to the history. New submissions are then weighed against it as usual (:mod:`.ingest`). A
 survey none of whose history rows the read found keeps its answer, found or not: a row removed
 from the source, with no other row of its survey left, keeps what was read.
 
+A filtered Forms read (the responses submitted since the watermark) meets only those: it
+cannot tell that a response was deleted, so the survey is credited again at the next read of
+every response (``sync --full``, or the one ``full_read_hours`` makes due).
+
 Cheap: the history's identities and the answers of their surveys are read once per read of
-every row (not on a replay or an appended read, nothing on a first sync), rows are matched by
-the row digests the read recognised and the processed identities it met (none parsed for it),
-and only the surveys to credit again are read whole.
+every row (not on a replay, an appended read or a filtered read, nothing on a first sync),
+rows are matched by the row digests the read recognised and the processed identities it met
+(none parsed for it; a form's responses are matched by identity alone), and only the surveys
+to credit again are read whole.
 """
 
 from __future__ import annotations

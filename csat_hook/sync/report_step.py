@@ -127,7 +127,8 @@ class ReportStep(AlertsStep):
         it, unless ``keep_digests`` (the caller prunes stale stored digests against them).
         ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
         before any submission is weighed against their answers. ``whole_read``: the batch is
-        a read of every row of a sheet or export (a stored answer it did not find is no longer
+        a read of every row of a sheet or export, or of every response of a form
+        (``SourceRead.every_row``: a stored answer it did not find is no longer
         in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`). ``appended``: the
         batch is the rows added after an earlier read's, each below every row it met (a
         stored answer it did not meet is above them: :func:`~csat_hook.sync.places.placed`).

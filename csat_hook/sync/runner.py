@@ -287,7 +287,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         now,
                         keep_digests=prune,
                         recredits=read.recredits,
-                        whole_read=read.how == "read" and known is not None,
+                        whole_read=read.every_row,
                         appended=read.how == "appended",
                         origin=source.identity,
                     )
@@ -304,7 +304,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         read_back=(by_key, current),
                         keep_digests=prune,
                         recredits=read.recredits,
-                        whole_read=read.how == "read" and known is not None,
+                        whole_read=read.every_row,
                         appended=read.how == "appended",
                         origin=source.identity,
                     )

@@ -7,7 +7,11 @@ watermark is the latest ``lastSubmittedTime`` seen; a later run asks only for
 ``timestamp >= watermark − results.forms_api.overlap_seconds`` (default one hour: a response
 Google makes visible late, or a clock step, is still caught; rows read again are recognised
 by their identity and change nothing). Responses the filter leaves out are not "gone": the
-ingest only adds, and the report is built from every stored answer.
+ingest only adds, and the report is built from every stored answer. A response deleted in the
+form is simply no longer listed: a filtered read cannot tell, so it is noticed by the next
+read of every response, which credits each survey as a first read of the form as it is would
+(an earlier response of the survey still listed credited again: :mod:`~csat_hook.sync.recredit`;
+a survey with no response left keeps its answer).
 
 An edited response keeps its responseId, gets a later ``lastSubmittedTime`` and so a new
 identity (the submission time is part of it): it is read as a later submission of the same

@@ -34,7 +34,8 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_e
     "--full",
     is_flag=True,
     help="Read and parse every row again, whatever was remembered (the Forms API: every "
-    "response, past the watermark), and build the report even if nothing changed.",
+    "response, past the watermark, so a response deleted from the form is noticed), and "
+    "build the report even if nothing changed.",
 )
 @click.option(
     "--periodic",

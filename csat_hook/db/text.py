@@ -141,6 +141,16 @@ def as_seen(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", visible).casefold().split())
 
 
+def team_key(name: str) -> str:
+    """A team's identity: its name :func:`as_seen`, every kind of space (a tab, a line break,
+    U+00A0) first read as one space. "Billing", "billing", "BILLING " and "Billing\u00a0" are
+    one team, "Café" composed and as "Cafe" + U+0301 too; "" is no team (nor is a name of
+    spaces or of invisible characters alone). How the report groups surveys into teams
+    (``sync/dataset.py``) and how intake compares a close's team with ``exclude_teams``.
+    Nothing stored is rewritten: the key is computed where names are compared."""
+    return as_seen(" ".join(name.split()))
+
+
 def ticket_form(text: str) -> str:
     """A ticket as people type it, made comparable: "#D38", " d38 " and "Ｄ38" are D38's
     (NFKC, surrounding spaces and one leading ``#`` dropped, case-folded); "D3" and "D380"

@@ -6,10 +6,16 @@ service recorded on the survey when the reply went out (an agent look-up). Displ
 come from the survey rows (as recorded at send time; the latest one wins), else from the
 helpdesk's static ``agents:`` map, else the key itself. Never from the form's editable agent
 field.
+
+Teams are identified by their name's :func:`~csat_hook.db.text.team_key` (NFKC, case, spaces
+and invisible characters aside): "Billing", "billing" and "BILLING " recorded with surveys are
+one team, named by its most frequent spelling (:func:`team_names`). The surveys keep the
+spelling the helpdesk sent; only the report folds them.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +34,7 @@ from typing import NamedTuple
 from csat_hook import tokens
 from csat_hook.db.text import clipped
 from csat_hook.db.text import digest
+from csat_hook.db.text import team_key
 from csat_hook.errors import TokenError
 from csat_hook.helpdesks.records import Person
 from csat_hook.sync.metrics import AnswerColumns
@@ -207,8 +214,9 @@ def build_dataset(
     opened: Set[str] = frozenset(),
 ) -> Dataset:
     """Join answers to their surveys (by survey key, whatever spelling of the reference an
-    answer was stored under) and index agents and teams. ``opened`` holds the keys of the
-    surveys a person opened (:func:`csat_hook.clicks.funnel.opened_survey_keys`).
+    answer was stored under) and index agents and teams (a team by its
+    :func:`~csat_hook.db.text.team_key`, named as :func:`team_names` says). ``opened`` holds
+    the keys of the surveys a person opened (:func:`csat_hook.clicks.funnel.opened_survey_keys`).
 
     Each iterable is read once, surveys first, and no row is kept (they may be streamed
     from the database: :func:`csat_hook.sync.store.iter_survey_facts`). Rows are unpacked
@@ -219,7 +227,10 @@ def build_dataset(
     survey; only an answer whose survey is not in the database converts its token's issue time.
     """
     agent_index, team_index = _Index(), _Index()
-    agent_ids, team_ids = agent_index.ids, team_index.ids
+    # A survey's team as the helpdesk spelled it (the packed ints and _Compact hold this
+    # index), each spelling's team (its key: db.text.team_key) and how many surveys spell it.
+    spellings, team_of, spelling_uses = _Index(), array("i"), array("q")
+    agent_ids, spelling_ids = agent_index.ids, spellings.ids
     names: dict[tuple[str, str], tuple[int, str, str]] = {}
     # Survey key → the survey packed in one int (_FIELD): a tuple and its creation time were
     # ≈ 110 bytes a survey, the report's peak of memory with 150,000 of them.
@@ -256,9 +267,10 @@ def build_dataset(
         agent = agent_ids.get(who)
         if agent is None:
             agent = agent_index(who)
-        team = team_ids.get(team_name or "")
+        team = spelling_ids.get(team_name or "")
         if team is None:
-            team = team_index(team_name or "")
+            team = _spelling(team_name or "", spellings, team_of, spelling_uses, team_index)
+        spelling_uses[team] += 1
         sent = status == SENT
         key = token.partition(".")[0]  # tokens.survey_key, inlined
         channel_id = channel_ids.get(channel or "")
@@ -280,7 +292,7 @@ def build_dataset(
         )
         if sent:
             sent_agent(agent)
-            sent_team(team)
+            sent_team(team_of[team])
             sent_cohort(created)
             sent_opened(key in opened)
             place_append(sent_count)
@@ -289,6 +301,7 @@ def build_dataset(
             place_append(-1)
             unsent[hashed] = created
     no_team = team_index("")
+    teams = team_of.tolist()
     channel_texts = list(channels.ids)  # in index order (a dict keeps insertion order)
     helpdesk_texts: dict[str, str] = {}  # each helpdesk's name held once, not per answer
     append, new_record = data.answers.append, tuple.__new__
@@ -314,7 +327,7 @@ def build_dataset(
             top = packed >> _TOP
             cohort, matched = top >> 1, top & 1 == 1
             channel = channel_texts[packed >> _CHANNEL & _MASK]
-            team, surveyed = packed >> _FIELD & _MASK, packed & _MASK
+            team, surveyed = teams[packed >> _FIELD & _MASK], packed & _MASK
         else:
             cohort = epoch_microseconds(issued_at)
             team, matched, channel, surveyed = no_team, False, "", None
@@ -347,7 +360,7 @@ def build_dataset(
             )
         )
         cohort_append(cohort)
-    data.teams = [team for team, _ in sorted(team_index.ids.items(), key=lambda kv: kv[1])]
+    data.teams = team_names(spellings, team_of, spelling_uses, team_index)
     data.agents = [
         _agent(who, names.get(who), helpdesks)
         for who, _ in sorted(agent_index.ids.items(), key=lambda kv: kv[1])
@@ -358,7 +371,7 @@ def build_dataset(
         lows,
         places,
         unsent,
-        max(len(agent_index.ids), len(team_index.ids), len(channel_ids)),
+        max(len(agent_index.ids), len(spelling_ids), len(channel_ids)),
     )
     del hashes, lows, places, unsent
     if compact is None or _shared_hash(answer_keys):
@@ -368,6 +381,9 @@ def build_dataset(
         helpdesks=helpdesks,
         agents=agent_index,
         teams=team_index,
+        spellings=spellings,
+        team_of=team_of,
+        spelling_uses=spelling_uses,
         channels=channels,
         names=names,
         surveys=compact,
@@ -375,6 +391,43 @@ def build_dataset(
         opened=opened,
     )
     return data
+
+
+def _spelling(
+    text: str, spellings: _Index, team_of: array[int], uses: array[int], teams: _Index
+) -> int:
+    """The index of a team's spelling new to the build or the patch, its team (by
+    :func:`~csat_hook.db.text.team_key`) indexed too."""
+    index = spellings(text)
+    team_of.append(teams(team_key(text)))
+    uses.append(0)
+    return index
+
+
+def shown_spelling(text: str) -> str:
+    """A spelling of a team as the report may show it: Unicode NFC ("Café" whether the
+    helpdesk composed the é or not), runs of spaces of any kind as one, none at either end.
+    Case is kept: it is the helpdesk's."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def team_names(
+    spellings: _Index, team_of: array[int], uses: array[int], teams: _Index
+) -> list[str]:
+    """Each team's name, by team index (``teams``: by key): of the spellings of the team
+    (:func:`shown_spelling`, ``uses``: how many surveys spell each), the one most surveys
+    use; among as many, the first in code-point order ("Billing" before "billing"). The
+    order the surveys were read in plays no part: a build and a patched dataset name a team
+    alike, and the report does not change from one sync to the next unless the surveys do.
+    The surveys naming no team, or only spaces or invisible characters, are no team ("")."""
+    seen: list[Counter[str]] = [Counter() for _ in teams.ids]
+    for text, index in spellings.ids.items():
+        if uses[index] > 0:
+            seen[team_of[index]][shown_spelling(text)] += uses[index]
+    return [
+        min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if key and counts else ""
+        for key, counts in zip(teams.ids, seen, strict=True)
+    ]
 
 
 def _agent(
@@ -481,6 +534,9 @@ class Joined:
         helpdesks: Mapping[str, Any],
         agents: _Index,
         teams: _Index,
+        spellings: _Index,
+        team_of: array[int],
+        spelling_uses: array[int],
         channels: _Index,
         names: dict[tuple[str, str], tuple[int, str, str]],
         surveys: _Compact,
@@ -490,7 +546,12 @@ class Joined:
         self.secrets = secrets
         self.helpdesks = helpdesks
         self.agents = agents
-        self.teams = teams
+        self.teams = teams  # by team_key
+        # Each spelling of a team (as surveys hold it), its team index, how many surveys
+        # spell it (team_names).
+        self.spellings = spellings
+        self.team_of = team_of
+        self.spelling_uses = spelling_uses
         self.channels = channels
         self.names = names
         self.surveys = surveys
@@ -627,8 +688,10 @@ def patch_dataset(
     """Apply surveys and answers added or changed since ``data`` was built (rows as
     :func:`build_dataset` takes them), so that ``data`` holds what :func:`build_dataset`
     of every row would: the same answers (each joined to its survey), the same sent
-    surveys, agents (with the same names), teams and opened marks, indexes aside (an index
-    new since is appended, and the sent columns' order may differ: nothing reads it).
+    surveys, agents (with the same names), teams (with the same names: :func:`team_names`)
+    and opened marks, indexes aside (an index new since is appended, and the sent columns'
+    order may differ: nothing reads it). A team no survey names any more is refused, as an
+    agent is: a new build would not list it.
 
     The caller gives every changed survey's current answer among ``answer_rows`` (its join
     changes with the survey), and knows that no survey and no answer was removed (a removal
@@ -649,8 +712,10 @@ def patch_dataset(
     sent_at = {key: int(joined.surveys.sent_at[place]) for key, place in places.items()}
     sent_keys, names, sent = joined.sent_keys(), joined.names, data.sent
     agent_index, team_index, channel_index = joined.agents, joined.teams, joined.channels
+    spellings, team_of, spelling_uses = joined.spellings, joined.team_of, joined.spelling_uses
     renamed: set[tuple[str, str]] = set()
     left: set[int] = set()  # agents a survey or an answer no longer names
+    left_teams: set[int] = set()  # teams a changed survey no longer names
     for row, text_key, key in zip(survey_rows, texts, keys, strict=True):
         (token, helpdesk, _, agent_id, agent_name, agent_email, team_name, status, created) = row[
             :9
@@ -663,13 +728,23 @@ def patch_dataset(
             else survey_agent_key(agent_id, agent_name, agent_email, token, joined.secrets),
         )
         agent = agent_index(who)
-        team = team_index(team_name or "")
+        spelling = spellings.ids.get(team_name or "")
+        if spelling is None:
+            spelling = _spelling(team_name or "", spellings, team_of, spelling_uses, team_index)
+        team = team_of[spelling]
         is_sent = status == SENT
         packed = (
-            (((created << 1 | is_sent) << _FIELD | channel_index(channel or "")) << _FIELD | team)
+            (
+                ((created << 1 | is_sent) << _FIELD | channel_index(channel or "")) << _FIELD
+                | spelling
+            )
             << _FIELD
         ) | agent
         old = pending.get(key)
+        if old is not None:
+            spelling_uses[old >> _FIELD & _MASK] -= 1
+            left_teams.add(team_of[old >> _FIELD & _MASK])
+        spelling_uses[spelling] += 1
         named = bool((agent_name or agent_email) and who[1])
         if old is not None:
             old_who = _who_of(joined, old & _MASK)
@@ -730,7 +805,7 @@ def patch_dataset(
             top = packed >> _TOP
             cohort, matched = top >> 1, top & 1 == 1
             channel = channel_texts[packed >> _CHANNEL & _MASK]
-            team, surveyed = packed >> _FIELD & _MASK, packed & _MASK
+            team, surveyed = team_of[packed >> _FIELD & _MASK], packed & _MASK
         else:
             cohort = epoch_microseconds(issued_at)
             team, matched, channel, surveyed = no_team, False, "", None
@@ -767,12 +842,18 @@ def patch_dataset(
     if joined.uses is not None and any(joined.uses[agent] <= 0 for agent in left):
         # A new build would not know that agent (its name could rename another's tab).
         raise UnpatchableError("an agent is no longer named by any survey or answer")
+    if left_teams:
+        spelt = {team_of[index] for index in spellings.ids.values() if spelling_uses[index] > 0}
+        if any(team not in spelt and team != no_team for team in left_teams):
+            # A new build would not know that team (the one that names no team aside).
+            raise UnpatchableError("a team is no longer named by any survey")
     joined.store(pending, sent_at, places)
     if opened != joined.opened:
         hashed = {hash(key) for key in opened}
         sent.opened = array("b", [key in hashed for key in sent_keys])
         joined.opened = opened
-    data.teams.extend(list(team_index.ids)[len(data.teams) :])
+    # Every team's name again: a spelling's count may have changed which one is shown.
+    data.teams[:] = team_names(spellings, team_of, spelling_uses, team_index)
     whos = list(agent_index.ids)
     renamed.update(whos[len(data.agents) :])
     data.agents.extend([None] * (len(whos) - len(data.agents)))  # type: ignore[list-item]

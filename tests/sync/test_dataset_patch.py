@@ -28,6 +28,8 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
 
 SECRETS = ["s" * 32]
+# Teams as helpdesks spell them: "L1" four ways, "Билинг" two (one team each in the report).
+TEAMS = [None, "L1", "l1", "L1 ", "L1\u00a0", "L2", "Билинг", "БИЛИНГ", " "]
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
@@ -80,7 +82,7 @@ class World:
                     agent_id=agent,
                     agent_name=name
                     or (rng.choice([None, f"Name {agent}", f"Other {agent}"]) if agent else None),
-                    team=team if team is not None else rng.choice([None, "L1", "L2", "Билинг"]),
+                    team=team if team is not None else rng.choice(TEAMS),
                     channel=rng.choice([None, "email", "chat"]),
                     token=token,
                     status="sent" if sent else "pending",
@@ -102,6 +104,18 @@ class World:
             values.update(agent_id=look_up, agent_name=f"Looked up {look_up}")
         with self.engine.begin() as conn:
             conn.execute(sa.update(surveys).where(surveys.c.id == survey_id).values(values))
+
+    def reteam(self) -> None:
+        """A survey's team spelt another way, or another team (a close re-armed)."""
+        if not self.signed:
+            return
+        survey_id = self.rng.choice(self.signed)[0]
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(surveys)
+                .where(surveys.c.id == survey_id)
+                .values(team=self.rng.choice(TEAMS))
+            )
 
     def cancel(self) -> None:
         """A sent survey marked failed (no longer among the sent: another takes its place in
@@ -222,6 +236,73 @@ def test_a_patched_dataset_is_what_a_new_build_holds(engine: sa.Engine, seed: in
         assert _normal(patched) == _normal(fresh)
         data = patched
     assert patched_runs >= 6  # the runs mostly patch: a test of the patch, not of the build
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_teams_spelt_several_ways_patched_are_what_a_new_build_holds(
+    engine: sa.Engine, seed: int
+) -> None:
+    """A team's name in the report is its most frequent spelling: surveys added and
+    re-spelt move it, the same in a patched dataset as in a new build."""
+    rng = random.Random(seed)
+    world = World(engine, rng)
+    for _ in range(12):
+        world.close(agent=rng.choice(["7", "8"]), sent=True)
+    for _ in range(6):
+        world.answer()
+    data, at = _build(engine, set())
+    patched_runs, shown = 0, set()
+    for _ in range(15):
+        for _ in range(rng.randint(1, 6)):
+            step = rng.random()
+            if step < 0.4:
+                world.close(agent=rng.choice(["7", "8"]), sent=rng.random() < 0.8)
+            elif step < 0.7:
+                world.reteam()
+            else:
+                world.answer()
+        patched, at = _patch(engine, data, at, set())
+        fresh, _ = _build(engine, set())
+        assert len([t for t in fresh.teams if t]) <= 3  # "L1", "L2", "Билинг" at most
+        shown.update(fresh.teams)
+        if patched is None:
+            data = fresh
+            continue
+        patched_runs += 1
+        assert _normal(patched) == _normal(fresh)
+        assert sorted(patched.teams) == sorted(fresh.teams)
+        data = patched
+    assert patched_runs >= 8
+    assert len(shown) > 3  # the shown spelling did move
+
+
+def test_the_shown_spelling_moves_with_the_surveys(engine: sa.Engine) -> None:
+    world = World(engine, random.Random(12))
+    world.close(agent="7", sent=True, team="billing")
+    world.close(agent="7", sent=True, team="Billing ")
+    data, at = _build(engine, set())
+    assert [t for t in data.teams if t] == ["Billing"]  # a tie: code-point order
+    world.close(agent="8", sent=True, team="BILLING")
+    world.close(agent="8", sent=True, team="billing\u00a0")
+    patched, _ = _patch(engine, data, at, set())
+    assert patched is not None
+    assert (
+        [t for t in patched.teams if t]
+        == ["billing"]
+        == [t for t in _build(engine, set())[0].teams if t]
+    )
+
+
+def test_a_team_no_survey_names_any_more_is_refused(engine: sa.Engine) -> None:
+    world = World(engine, random.Random(13))
+    world.close(agent="7", sent=True, team="L1")
+    world.close(agent="7", sent=True, team="L2")
+    data, at = _build(engine, set())
+    with engine.begin() as conn:
+        conn.execute(sa.update(surveys).where(surveys.c.team == "L2").values(team="l1"))
+    patched, _ = _patch(engine, data, at, set())
+    assert patched is None  # a new build has no team L2
+    assert [t for t in _build(engine, set())[0].teams if t] == ["L1"]
 
 
 def test_an_agent_no_survey_names_any_more_is_refused(engine: sa.Engine) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from csat_hook.db.text import team_key
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
@@ -86,7 +87,10 @@ def skip_reason(
         return "no_agent"
     if event.channel and event.channel.lower() in {c.lower() for c in policy.exclude_channels}:
         return "excluded_channel"
-    if event.team and event.team.lower() in {t.lower() for t in policy.exclude_teams}:
+    # A team is compared as the report groups teams (db.text.team_key): "Billing", "billing"
+    # and "BILLING\u00a0" are one team, excluded or not.
+    team = team_key(event.team or "")
+    if team and team in {team_key(t) for t in policy.exclude_teams}:
         return "excluded_team"
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         dialog = _dialog_key(event)

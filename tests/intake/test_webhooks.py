@@ -526,6 +526,35 @@ def test_send_policy_skips_are_recorded_without_a_reply(
     assert rows(services, outbox) == []
 
 
+@pytest.mark.parametrize(
+    ("excluded", "team", "reason"),
+    [
+        ("support l1", "SUPPORT L1 ", "excluded_team"),
+        ("support l1", "Support\u00a0L1", "excluded_team"),
+        ("support l1", "Support  L1\u200b", "excluded_team"),
+        ("  Support L1", "support\tl1", "excluded_team"),
+        ("Équipe", "E\u0301QUIPE", "excluded_team"),
+        ("support l1", "Support L2", None),
+        ("support l1", "Support L11", None),
+    ],
+)
+def test_exclude_teams_compares_teams_as_the_report_groups_them(
+    make_config, make_services, excluded, team, reason
+):
+    """A team the helpdesk spells another way (case, spaces, a no-break space, an invisible
+    character, an accent composed or not) is the excluded team, as the report counts those
+    spellings as one team (db.text.team_key)."""
+    services = make_services(make_config(policy={"exclude_teams": [excluded]}))
+    client = create_app(services=services).test_client()
+
+    response = client.post("/webhooks/generic", json=generic_close(team=team), headers=GENERIC_AUTH)
+
+    assert response.json.get("reason") == reason
+    assert [s.skip_reason for s in rows(services, surveys)] == [reason]
+    # Stored as the helpdesk sent it (the adapter trims the ends), not folded.
+    assert [s.team for s in rows(services, surveys)] == [team.strip()]
+
+
 def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(
     make_config, make_services, clock
 ):

@@ -71,3 +71,35 @@ def test_a_patched_dataset_writes_the_report_a_new_build_writes(kit: SyncKit) ->
     kept.run(full=True)  # --full: every row read again, the kept dataset too
     assert not kept.dataset_patched
     assert _report(kit) == patched
+
+
+def test_a_team_spelt_anew_is_named_alike_by_a_patched_dataset_and_a_new_build(
+    kit: SyncKit,
+) -> None:
+    """ "billing" is the most frequent spelling of the team at the first run; surveys
+    recorded since as "Billing" and "BILLING " make "Billing" the most frequent: the kept
+    runner's report names the team so, as a new runner's does, on one team row."""
+    spellings = ["billing", "billing", "Billing", "L2"]
+    tokens = [
+        kit.survey(f"T-{n}", str(n % 2), f"Agent {n % 2}", team=t) for n, t in enumerate(spellings)
+    ]
+    kit.responses([EN_HEADER, *[_row(n, 5, t, "x") for n, t in enumerate(tokens)]])
+    kept = kit.runner()
+    kept.run()
+    summary_tab = kit.sheet("Summary")
+    assert [r[1] for r in summary_tab if r and r[0] == "Team"] == ["L2", "billing"]
+
+    late = [
+        kit.survey(f"T-{n}", "1", "Agent 1", team=t) for n, t in ((4, "Billing"), (5, "BILLING "))
+    ]
+    kit.fake.append_rows(SHEET_ID, TAB, [_row(4, 4, late[0], "x"), _row(5, 2, late[1], "x")])
+    kept.run()
+    assert kept.dataset_patched
+    patched = _report(kit)
+    teams = [r for r in patched["Summary"] if r and r[0] == "Team"]
+    assert [r[1] for r in teams] == ["Billing", "L2"]
+
+    fresh = kit.runner()
+    fresh.run(full=True)
+    assert not fresh.dataset_patched
+    assert _report(kit) == patched

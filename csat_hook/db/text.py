@@ -141,13 +141,14 @@ def as_seen(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", visible).casefold().split())
 
 
-def team_key(name: str) -> str:
-    """A team's identity: its name :func:`as_seen`, every kind of space (a tab, a line break,
-    U+00A0) first read as one space. "Billing", "billing", "BILLING " and "Billing\u00a0" are
-    one team, "Café" composed and as "Cafe" + U+0301 too; "" is no team (nor is a name of
-    spaces or of invisible characters alone). How the report groups surveys into teams
-    (``sync/dataset.py``) and how intake compares a close's team with ``exclude_teams``.
-    Nothing stored is rewritten: the key is computed where names are compared."""
+def name_key(name: str) -> str:
+    """A team's or a channel's identity: its name :func:`as_seen`, every kind of space (a
+    tab, a line break, U+00A0) first read as one space. "Billing", "billing", "BILLING " and
+    "Billing\u00a0" are one team, "Café" composed and as "Cafe" + U+0301 too; "" is no team
+    (nor is a name of spaces or of invisible characters alone). How the report groups surveys
+    into teams (``sync/dataset.py``) and how intake compares a close's team and channel with
+    ``exclude_teams`` and ``exclude_channels``. Nothing stored is rewritten: the key is
+    computed where names are compared."""
     return as_seen(" ".join(name.split()))
 
 

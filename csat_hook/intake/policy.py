@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from collections.abc import Mapping
 from datetime import datetime
@@ -9,10 +10,23 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from csat_hook.db.text import team_key
+from csat_hook.db.text import name_key
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
+
+
+def _excluded(name: str | None, excluded: list[str]) -> bool:
+    """Whether ``name`` is one of ``excluded`` once both are folded
+    (:func:`~csat_hook.db.text.name_key`); a name that folds to nothing never is."""
+    return bool(excluded and name) and name_key(name or "") in _folded(tuple(excluded))
+
+
+@functools.lru_cache(maxsize=16)
+def _folded(names: tuple[str, ...]) -> frozenset[str]:
+    """``names`` as :func:`~csat_hook.db.text.name_key` folds them (none that folds to
+    nothing), once per list."""
+    return frozenset(key for name in names if (key := name_key(name)))
 
 
 def looks_back(policy: PolicyConfig) -> bool:
@@ -85,12 +99,12 @@ def skip_reason(
         return event.unsurveyable
     if policy.skip_without_agent and not event.agent.known:
         return "no_agent"
-    if event.channel and event.channel.lower() in {c.lower() for c in policy.exclude_channels}:
+    # A team is compared as the report groups teams (db.text.name_key): "Billing", "billing"
+    # and "BILLING\u00a0" are one team, excluded or not; a channel likewise. Folded only
+    # when something is excluded (nearly every configuration excludes nothing).
+    if _excluded(event.channel, policy.exclude_channels):
         return "excluded_channel"
-    # A team is compared as the report groups teams (db.text.team_key): "Billing", "billing"
-    # and "BILLING\u00a0" are one team, excluded or not.
-    team = team_key(event.team or "")
-    if team and team in {team_key(t) for t in policy.exclude_teams}:
+    if _excluded(event.team, policy.exclude_teams):
         return "excluded_team"
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         dialog = _dialog_key(event)

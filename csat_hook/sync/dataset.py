@@ -7,7 +7,7 @@ come from the survey rows (as recorded at send time; the latest one wins), else 
 helpdesk's static ``agents:`` map, else the key itself. Never from the form's editable agent
 field.
 
-Teams are identified by their name's :func:`~csat_hook.db.text.team_key` (NFKC, case, spaces
+Teams are identified by their name's :func:`~csat_hook.db.text.name_key` (NFKC, case, spaces
 and invisible characters aside): "Billing", "billing" and "BILLING " recorded with surveys are
 one team, named by its most frequent spelling (:func:`team_names`). The surveys keep the
 spelling the helpdesk sent; only the report folds them.
@@ -34,7 +34,7 @@ from typing import NamedTuple
 from csat_hook import tokens
 from csat_hook.db.text import clipped
 from csat_hook.db.text import digest
-from csat_hook.db.text import team_key
+from csat_hook.db.text import name_key
 from csat_hook.errors import TokenError
 from csat_hook.helpdesks.records import Person
 from csat_hook.sync.metrics import AnswerColumns
@@ -215,7 +215,7 @@ def build_dataset(
 ) -> Dataset:
     """Join answers to their surveys (by survey key, whatever spelling of the reference an
     answer was stored under) and index agents and teams (a team by its
-    :func:`~csat_hook.db.text.team_key`, named as :func:`team_names` says). ``opened`` holds
+    :func:`~csat_hook.db.text.name_key`, named as :func:`team_names` says). ``opened`` holds
     the keys of the surveys a person opened (:func:`csat_hook.clicks.funnel.opened_survey_keys`).
 
     Each iterable is read once, surveys first, and no row is kept (they may be streamed
@@ -228,7 +228,7 @@ def build_dataset(
     """
     agent_index, team_index = _Index(), _Index()
     # A survey's team as the helpdesk spelled it (the packed ints and _Compact hold this
-    # index), each spelling's team (its key: db.text.team_key) and how many surveys spell it.
+    # index), each spelling's team (its key: db.text.name_key) and how many surveys spell it.
     spellings, team_of, spelling_uses = _Index(), array("i"), array("q")
     agent_ids, spelling_ids = agent_index.ids, spellings.ids
     names: dict[tuple[str, str], tuple[int, str, str]] = {}
@@ -397,9 +397,9 @@ def _spelling(
     text: str, spellings: _Index, team_of: array[int], uses: array[int], teams: _Index
 ) -> int:
     """The index of a team's spelling new to the build or the patch, its team (by
-    :func:`~csat_hook.db.text.team_key`) indexed too."""
+    :func:`~csat_hook.db.text.name_key`) indexed too."""
     index = spellings(text)
-    team_of.append(teams(team_key(text)))
+    team_of.append(teams(name_key(text)))
     uses.append(0)
     return index
 
@@ -546,7 +546,7 @@ class Joined:
         self.secrets = secrets
         self.helpdesks = helpdesks
         self.agents = agents
-        self.teams = teams  # by team_key
+        self.teams = teams  # by name_key
         # Each spelling of a team (as surveys hold it), its team index, how many surveys
         # spell it (team_names).
         self.spellings = spellings

@@ -543,7 +543,7 @@ def test_exclude_teams_compares_teams_as_the_report_groups_them(
 ):
     """A team the helpdesk spells another way (case, spaces, a no-break space, an invisible
     character, an accent composed or not) is the excluded team, as the report counts those
-    spellings as one team (db.text.team_key)."""
+    spellings as one team (db.text.name_key)."""
     services = make_services(make_config(policy={"exclude_teams": [excluded]}))
     client = create_app(services=services).test_client()
 
@@ -553,6 +553,34 @@ def test_exclude_teams_compares_teams_as_the_report_groups_them(
     assert [s.skip_reason for s in rows(services, surveys)] == [reason]
     # Stored as the helpdesk sent it (the adapter trims the ends), not folded.
     assert [s.team for s in rows(services, surveys)] == [team.strip()]
+
+
+@pytest.mark.parametrize(
+    ("excluded", "channel", "reason"),
+    [
+        ("WhatsApp", "whatsapp", "excluded_channel"),
+        ("WhatsApp", "WHATSAPP\u00a0", "excluded_channel"),
+        ("e-mail", "E-MAIL\u200b", "excluded_channel"),
+        ("Télégram", "TE\u0301LE\u0301GRAM", "excluded_channel"),
+        ("chat", "chat bot", None),
+        ("e-mail", "email", None),
+    ],
+)
+def test_exclude_channels_compares_channels_as_teams_are_compared(
+    make_config, make_services, excluded, channel, reason
+):
+    """A channel the helpdesk spells another way (case, a no-break space, an invisible
+    character, an accent composed or not) is the excluded channel; it was compared by
+    lower() alone."""
+    services = make_services(make_config(policy={"exclude_channels": [excluded]}))
+    client = create_app(services=services).test_client()
+
+    response = client.post(
+        "/webhooks/generic", json=generic_close(channel=channel), headers=GENERIC_AUTH
+    )
+
+    assert response.json.get("reason") == reason
+    assert [s.skip_reason for s in rows(services, surveys)] == [reason]
 
 
 def test_customer_cooldown_skips_a_second_dialog_of_the_same_customer(

@@ -1,7 +1,7 @@
 """One team under several spellings: a helpdesk (or two, or the generic adapter) names the
 same team "Billing Team", "billing team", "BILLING TEAM " or "Billing\\u00a0Team", and "Café"
 composed or as "Cafe" + U+0301. The report counts them as one team (compared as
-``db.text.team_key``: NFKC, case-folded, invisible characters dropped, spaces collapsed),
+``db.text.name_key``: NFKC, case-folded, invisible characters dropped, spaces collapsed),
 shown under its most frequent spelling (ties: the first in code-point order), the same
 whatever order the surveys come in and whether the dataset was built or patched. What the
 database holds is not changed."""
@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 
 from csat_hook import tokens
-from csat_hook.db.text import team_key
+from csat_hook.db.text import name_key
 from csat_hook.sync.dataset import build_dataset
 from tests.sync.test_read_memo import CSV_HEADER
 
@@ -117,8 +117,8 @@ def test_a_team_that_shows_nothing_is_no_team() -> None:
     assert set(data.sent.team) == {0}
 
 
-def test_team_key() -> None:
-    assert len({team_key(t) for t, _ in TEAMS if "ill" in t.casefold()}) == 1
-    assert team_key("Caf\u00e9") == team_key("CAFE\u0301") == "café"
-    assert team_key(" Support\tL1\u200b ") == "support l1"
-    assert team_key("Support L1") != team_key("Support L2")
+def test_name_key() -> None:
+    assert len({name_key(t) for t, _ in TEAMS if "ill" in t.casefold()}) == 1
+    assert name_key("Caf\u00e9") == name_key("CAFE\u0301") == "café"
+    assert name_key(" Support\tL1\u200b ") == "support l1"
+    assert name_key("Support L1") != name_key("Support L2")

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
@@ -128,6 +129,8 @@ def read_source(
         if watermark is not None and whole is None and legacy is None:
             legacy = store.legacy_present(conn)
         incremental = watermark is not None and whole is None and not legacy
+        # Read row by row (a sheet, an export) or every response listed (no filter).
+        meets_every_row = whole is not None or watermark is None
         watch: recredit.Watch | None = None
         noted: dict[str, str] = {}
         if incremental:
@@ -138,7 +141,7 @@ def read_source(
             # A sheet or export is read whole, and a form's every response is listed with no
             # filter: where its rows kept in the history are. Not a filtered read (a legacy
             # digest left): it does not meet every response, so it cannot tell one is gone.
-            watch = recredit.Watch(conn) if whole is not None or watermark is None else None
+            watch = recredit.Watch(conn) if meets_every_row else None
             watched = watch.identities() if watch is not None else frozenset()
             known.raw, known.raw_orphans, noted = cache.known_row_digests(conn, known, watched)
     batch = source.fetch(known, watermark)
@@ -167,7 +170,7 @@ def read_source(
         "read",
         legacy is False,
         recredits=plans,
-        every_row=whole is not None or watermark is None,
+        every_row=meets_every_row,
     )
 
 
@@ -179,14 +182,15 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
 
     Contract. Rows were read before when the last clean read of the source remembered found
     some (:func:`read_memo.last_rows`), or when unverified answers or skipped rows stored
-    from it are still there (``store.stored_of_source``). Then the read is no read of every
-    row (``batch.complete`` false, as for an export with no byte): the source's unverified
-    answers and skipped rows are kept (:func:`~csat_hook.sync.ingest.forget_gone_unverified`,
-    :func:`skips.record_rereads`), its rows' digests too (``cache.prune_row_digests``), no
-    survey is credited again from the history (:mod:`.recredit`), and a Forms read in full
-    is not noted as one. Credited answers are never forgotten by a read, and the report
-    still counts them. An export cut short, a sheet cleared by mistake, a CSV replaced by an
-    empty template, a form's responses deleted: the stored rows are what is left of them.
+    from it are still there (``store.unverified_of_source``, ``skips.count_of_source``).
+    Then the read is no read of every row (``batch.complete`` false, as for an export with no
+    byte): the source's unverified answers and skipped rows are kept
+    (:func:`~csat_hook.sync.ingest.forget_gone_unverified`, :func:`skips.record_rereads`), its
+    rows' digests too (``cache.prune_row_digests``), no survey is credited again from the
+    history (:mod:`.recredit`), and a Forms read in full is not noted as one. Credited
+    answers are never forgotten by a read, and the report still counts them. An export cut
+    short, a sheet cleared by mistake, a CSV replaced by an empty template, a form's responses
+    deleted: the stored rows are what is left of them.
     The run says so: one warning in the batch (the run's summary and JSON output) and a
     ``sync.source-emptied`` warning in the log, naming the source's key, the data rows of
     the last read remembered and how many stored rows are kept (never a cell).
@@ -196,7 +200,8 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
     read with rows after an emptying, which forgets the stored rows it does not find. A
     first read of a source nothing was read from says nothing."""
     before = read_memo.last_rows(conn, source.key)
-    unverified, skipped = store.stored_of_source(conn, source.kind, source.identity)
+    unverified = store.unverified_of_source(conn, source.identity)
+    skipped = skips.count_of_source(conn, source.kind, source.identity)
     if not (before or unverified or skipped):
         return False
     batch.complete = False
@@ -213,9 +218,14 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
         "Once it has rows again it is read as before, and the stored rows it no longer has "
         "are forgotten then"
     )
-    said = {"source": source.key, "count": unverified + skipped}  # rows: when remembered
-    said["reason"] = f"no data row read where {had}: the stored rows are kept"
-    logger.warning("sync.source-emptied", extra=said if not before else {**said, "rows": before})
+    said: dict[str, Any] = {
+        "source": source.key,
+        "count": unverified + skipped,
+        "reason": f"no data row read where {had}: the stored rows are kept",
+    }
+    if before:  # the last read's rows, when remembered
+        said["rows"] = before
+    logger.warning("sync.source-emptied", extra=said)
     return True
 
 

@@ -344,15 +344,27 @@ def record_rereads(
         )
 
 
-def _skipped_of_source(conn: sa.Connection, kind: str, origin: str) -> list[str]:
+def _of_source(kind: str, origin: str) -> Any:
     """The skipped rows of the source ``origin``, and those of its ``kind`` recorded before
-    sources were told apart (migration 0019)."""
+    sources were told apart (migration 0019): what its read of every row weighs."""
     table = sync_skipped_rows
-    own = sa.or_(
+    return sa.or_(
         table.c.source_key == origin[:255],
         sa.and_(table.c.source_key.is_(None), table.c.source == kind),
     )
-    return list(conn.execute(sa.select(table.c.fingerprint).where(own)).scalars())
+
+
+def _skipped_of_source(conn: sa.Connection, kind: str, origin: str) -> list[str]:
+    """The fingerprints of :func:`_of_source`'s rows."""
+    query = sa.select(sync_skipped_rows.c.fingerprint).where(_of_source(kind, origin))
+    return list(conn.execute(query).scalars())
+
+
+def count_of_source(conn: sa.Connection, kind: str, origin: str) -> int:
+    """How many skipped rows a read of every row of the source ``origin`` of ``kind`` would
+    forget if it did not find them (:func:`_of_source`)."""
+    query = sa.select(sa.func.count()).select_from(sync_skipped_rows)
+    return int(conn.execute(query.where(_of_source(kind, origin))).scalar_one())
 
 
 def forget_skipped(conn: sa.Connection, fingerprints: Iterable[str]) -> None:

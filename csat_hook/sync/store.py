@@ -531,18 +531,13 @@ def insert_skipped_rows(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) 
     _insert_new(conn, sync_skipped_rows, rows)
 
 
-def stored_of_source(conn: sa.Connection, kind: str, origin: str) -> tuple[int, int]:
-    """How many unverified answers and skipped rows were stored from the source ``origin``
-    (``ResultsSource.identity``) of ``kind``: what its read of every row would forget of them
-    (the unverified ones of that source; the skipped ones of it, and those of its kind
-    recorded before sources were told apart: ``skips.record_rereads``). Two counts."""
-    key = origin[:255]
-    u, s = unverified_answers, sync_skipped_rows
-    own = sa.or_(s.c.source_key == key, sa.and_(s.c.source_key.is_(None), s.c.source == kind))
-    count = sa.func.count()
-    unverified = conn.execute(sa.select(count).where(u.c.source_key == key)).scalar_one()
-    skipped = conn.execute(sa.select(count).select_from(s).where(own)).scalar_one()
-    return int(unverified), int(skipped)
+def unverified_of_source(conn: sa.Connection, origin: str) -> int:
+    """How many unverified answers were stored from the source ``origin``
+    (``ResultsSource.identity``): what its read of every row would forget of them if it did
+    not find them (``ingest.forget_gone_unverified``)."""
+    query = sa.select(sa.func.count()).select_from(unverified_answers)
+    where = unverified_answers.c.source_key == origin[:255]
+    return int(conn.execute(query.where(where)).scalar_one())
 
 
 def claim_skipped_rows(

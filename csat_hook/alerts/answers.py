@@ -146,16 +146,14 @@ def _without_improvements(
         score, previous = _scores(event, answer)
         if score is None or previous is None or score <= previous:
             continue
-        low, high = (0, 10) if event == NPS_DETRACTOR else (scale.scale_min, scale.scale_max)
-        told[index] = [
-            alert_key("answer", rule.name, answer.survey_key, event, earlier)
-            for earlier in range(min(low, previous), max(high, previous) + 1)
-        ]
+        told[index] = _keys_under_any_score(rule.name, answer, event, scale)
     if not told:
         return matched
     # A withdrawn alert told the team nothing it should act on (its deliveries not yet made
     # were cancelled): the better score is the first they hear.
-    existing = store.standing_keys(conn, sorted({k for keys in told.values() for k in keys}))
+    existing = store.existing_keys(
+        conn, sorted({k for keys in told.values() for k in keys}), standing=True
+    )
     return [
         item
         for index, item in enumerate(matched)
@@ -188,21 +186,26 @@ def withdrawals(
             event = _event(rule)
             if event is None or _match(rule, answer, inputs.scale) is not None:
                 continue
-            if event == NPS_DETRACTOR:
-                score, previous, low, high = answer.nps, answer.previous_nps, 0, 10
-            else:
-                score, previous = answer.rating, answer.previous_rating
-                low, high = inputs.scale.scale_min, inputs.scale.scale_max
+            score, previous = _scores(event, answer)
             if score == previous and event != COMMENT:
                 continue  # the same score: the rule did not match it before either
-            if previous is not None:
-                low, high = min(low, previous), max(high, previous)
-            reason = _why(rule, answer)
-            found.setdefault(reason, []).extend(
-                alert_key("answer", rule.name, answer.survey_key, event, score)
-                for score in range(low, high + 1)
+            found.setdefault(_why(rule, answer), []).extend(
+                _keys_under_any_score(rule.name, answer, event, inputs.scale)
             )
     return found
+
+
+def _keys_under_any_score(rule: str, answer: Changed, event: str, scale: Scale) -> list[str]:
+    """The identities an alert of ``rule`` on ``answer`` may have been raised under, whatever
+    the score was then: every score of the scale (0-10 for NPS), widened to the score the
+    edit replaced."""
+    _, previous = _scores(event, answer)
+    low, high = (0, 10) if event == NPS_DETRACTOR else (scale.scale_min, scale.scale_max)
+    if previous is not None:
+        low, high = min(low, previous), max(high, previous)
+    return [
+        alert_key("answer", rule, answer.survey_key, event, score) for score in range(low, high + 1)
+    ]
 
 
 def _event(rule: Any) -> str | None:

@@ -27,6 +27,7 @@ from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import clipped
+from csat_hook.db.text import in_chunks
 from csat_hook.db.text import is_storable
 from csat_hook.db.text import storable
 from csat_hook.outbox import store as outbox_store
@@ -67,27 +68,15 @@ def capped_deliveries(conn: sa.Connection, destination: str, since: datetime) ->
     )
 
 
-def existing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` are alerts already."""
+def existing_keys(conn: sa.Connection, keys: Sequence[str], *, standing: bool = False) -> set[str]:
+    """Which of ``keys`` are alerts already (``standing``: and not withdrawn, their
+    ``cancelled_at`` unset)."""
     found: set[str] = set()
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
-        found.update(conn.execute(sa.select(alerts.c.key).where(alerts.c.key.in_(chunk))).scalars())
-    return found
-
-
-def standing_keys(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` are alerts that stand (not withdrawn: ``cancelled_at`` unset)."""
-    found: set[str] = set()
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
-        found.update(
-            conn.execute(
-                sa.select(alerts.c.key).where(
-                    alerts.c.key.in_(chunk), alerts.c.cancelled_at.is_(None)
-                )
-            ).scalars()
-        )
+    for chunk in in_chunks(keys, _IN_CHUNK):
+        query = sa.select(alerts.c.key).where(alerts.c.key.in_(chunk))
+        if standing:
+            query = query.where(alerts.c.cancelled_at.is_(None))
+        found.update(conn.execute(query).scalars())
     return found
 
 
@@ -96,8 +85,7 @@ def withdraw(conn: sa.Connection, keys: Sequence[str], reason: str, now: datetim
     their ids. Their deliveries are the caller's to cancel
     (:func:`csat_hook.outbox.store.cancel_withdrawn`)."""
     ids: list[int] = []
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
+    for chunk in in_chunks(keys, _IN_CHUNK):
         ids += conn.execute(
             sa.update(alerts)
             .where(
@@ -114,8 +102,7 @@ def restore(conn: sa.Connection, keys: Sequence[str]) -> list[int]:
     alerted score); their ids. Their cancelled deliveries are the caller's to queue again
     (:func:`csat_hook.outbox.store.requeue_withdrawn`)."""
     ids: list[int] = []
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
+    for chunk in in_chunks(keys, _IN_CHUNK):
         ids += conn.execute(
             sa.update(alerts)
             .where(alerts.c.key.in_(chunk), alerts.c.cancelled_at.is_not(None))

@@ -22,9 +22,8 @@ from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import in_chunks
 from csat_hook.db.text import length_of
-
-_IN_CHUNK = 500
 
 
 @functools.cache
@@ -205,8 +204,7 @@ def _update_deliveries(
     """Set ``values`` on the deliveries of ``alert_ids`` that meet every ``where`` condition,
     one conditional UPDATE per chunk of ids; return how many rows changed."""
     changed = 0
-    for start in range(0, len(alert_ids), _IN_CHUNK):
-        chunk = list(alert_ids[start : start + _IN_CHUNK])
+    for chunk in in_chunks(alert_ids):
         result = conn.execute(
             sa.update(outbox)
             .where(outbox.c.kind == ALERT, outbox.c.alert_id.in_(chunk), *where)

@@ -69,7 +69,7 @@ def deliver_alert(
         return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
     # Withdrawn (alerts.cancel_reason): the answer was edited so that its rule no longer
     # matches it after this delivery was queued (a retry after a 503, held for a claim).
-    withdrawn = getattr(alert, "cancel_reason", None)
+    withdrawn = alert.cancel_reason
     if withdrawn is not None and item.uncertain_since is None:
         return Cancelled(store.withdrawn_note(withdrawn))
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()

@@ -377,8 +377,8 @@ def mark_cancelled(
     or locked: the row goes back to ``pending``, due after :data:`UNDECIDED_WAIT` (not at
     once: a sync holding the alert would have it claimed again and again until it commits),
     its claim not counted as an attempt (nothing was sent), and its next claim reads the
-    alert again (None). False when the claim
-    is no longer this worker's. Run it in a transaction (the lock lasts until its end)."""
+    alert again (None). False when the claim is no longer this worker's. Run it in a
+    transaction (the lock lasts until its end)."""
     still = conn.execute(
         sa.select(alerts.c.cancel_reason)
         .where(alerts.c.id == alert_id)

@@ -267,17 +267,17 @@ def build_dataset(
         agent = agent_ids.get(who)
         if agent is None:
             agent = agent_index(who)
-        team = spelling_ids.get(team_name or "")
-        if team is None:
-            team = _spelling(team_name or "", spellings, team_of, spelling_uses, team_index)
-        spelling_uses[team] += 1
+        spelling = spelling_ids.get(team_name or "")
+        if spelling is None:
+            spelling = _spelling(team_name or "", spellings, team_of, spelling_uses, team_index)
+        spelling_uses[spelling] += 1
         sent = status == SENT
         key = token.partition(".")[0]  # tokens.survey_key, inlined
         channel_id = channel_ids.get(channel or "")
         if channel_id is None:
             channel_id = channels(channel or "")
         surveys[key] = (
-            (((created << 1 | sent) << _FIELD | channel_id) << _FIELD | team) << _FIELD
+            (((created << 1 | sent) << _FIELD | channel_id) << _FIELD | spelling) << _FIELD
         ) | agent
         if (agent_name or agent_email) and who[1]:  # the no-agent key is never named
             seen = names.get(who)
@@ -287,12 +287,12 @@ def build_dataset(
         hash_append(hashed)
         low_append(
             (channel_id & _SMALL_MASK) << 2 * _SMALL
-            | (team & _SMALL_MASK) << _SMALL
+            | (spelling & _SMALL_MASK) << _SMALL
             | agent & _SMALL_MASK
         )
         if sent:
             sent_agent(agent)
-            sent_team(team_of[team])
+            sent_team(team_of[spelling])
             sent_cohort(created)
             sent_opened(key in opened)
             place_append(sent_count)

@@ -1529,6 +1529,16 @@ def test_a_dry_run_says_a_reply_being_sent_would_be_erased_too(shop: Shop):
     )
 
 
+def blocked_by(engine: sa.Engine, pid: int) -> bool:
+    """Whether a PostgreSQL session waits for a lock the backend ``pid`` holds."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"),
+            {"p": pid},
+        ).scalar_one()
+    return bool(found)
+
+
 def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ):
@@ -1549,16 +1559,6 @@ def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
     holding = threading.Event()
     other: dict[str, Any] = {}
 
-    def blocked_by(pid: int) -> bool:
-        with engine.connect() as conn:
-            found = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
-                ),
-                {"p": pid},
-            ).scalar_one()
-        return bool(found)
-
     def other_writer() -> None:
         # Survey first, then its reply: the opposite of the erasure's order.
         with engine.begin() as conn:
@@ -1571,7 +1571,7 @@ def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
             ).scalar_one()
             holding.set()
             deadline = time.monotonic() + 20
-            while not blocked_by(pid):  # the erasure waits for this survey
+            while not blocked_by(engine, pid):  # the erasure waits for this survey
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             conn.execute(
@@ -1646,16 +1646,6 @@ def test_two_erasures_taking_the_same_replies_wait_for_each_other_instead_of_dea
     other: dict[str, Any] = {}
     holding = threading.Event()
 
-    def blocked_by(pid: int) -> bool:
-        with engine.connect() as conn:
-            found = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
-                ),
-                {"p": pid},
-            ).scalar_one()
-        return bool(found)
-
     def other_erasure() -> None:
         try:
             with engine.begin() as conn:
@@ -1664,7 +1654,7 @@ def test_two_erasures_taking_the_same_replies_wait_for_each_other_instead_of_dea
                 conn.execute(lock.where(outbox.c.id == lowest)).all()
                 holding.set()
                 deadline = time.monotonic() + 20
-                while not blocked_by(pid):  # the erasure waits for the first reply
+                while not blocked_by(engine, pid):  # the erasure waits for the first reply
                     assert time.monotonic() < deadline
                     time.sleep(0.02)
                 conn.execute(lock.where(outbox.c.id == highest)).all()

@@ -78,9 +78,9 @@ def outcome(kit: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     return credited, [tuple(row) for row in history]
 
 
-def fresh_outcome(kit: Any, config: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What a first run over the source as it is now credits (every processed row, cache
-    and memo forgotten)."""
+def forget_every_read(kit: Any) -> None:
+    """Every processed row, cache and memo forgotten: the next run is a first run over the
+    source as it is."""
     with kit.engine.begin() as conn:
         for table in (
             answers,
@@ -91,6 +91,11 @@ def fresh_outcome(kit: Any, config: Any) -> tuple[list[tuple[Any, ...]], list[tu
             sync_source_reads,
         ):
             conn.execute(table.delete())
+
+
+def fresh_outcome(kit: Any, config: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What a first run over the source as it is now credits (:func:`forget_every_read`)."""
+    forget_every_read(kit)
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
     return outcome(kit)

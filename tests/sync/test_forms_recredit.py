@@ -16,10 +16,7 @@ import pytest
 
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
-from csat_hook.db.schema import sync_row_digests
-from csat_hook.db.schema import sync_skipped_rows
-from csat_hook.db.schema import sync_source_reads
-from csat_hook.db.schema import unverified_answers
+from tests.sync.test_double_click import forget_every_read
 from tests.sync.test_forms_api import RATING
 from tests.sync.test_forms_api import TOKEN
 from tests.sync.test_forms_api import form_response
@@ -81,16 +78,7 @@ def filtered(kit: Any) -> list[bool]:
 
 def fresh_credited(kit: Any, config: Any) -> dict[str, tuple[int, str]]:
     """What a first run over the form as it is now credits (everything stored forgotten)."""
-    with kit.engine.begin() as conn:
-        for table in (
-            answers,
-            answer_history,
-            unverified_answers,
-            sync_skipped_rows,
-            sync_row_digests,
-            sync_source_reads,
-        ):
-            conn.execute(table.delete())
+    forget_every_read(kit)
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
     return credited(kit)

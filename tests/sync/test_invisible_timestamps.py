@@ -15,12 +15,10 @@ import pytest
 from csat_hook.db.schema import answers
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.sources.csv_export import CsvResults
-from csat_hook.sync.sources.gsheets import GSheetsResults
 from csat_hook.sync.timestamps import TimestampReader
 from csat_hook.sync.values import RatingScale
 from tests.sync.conftest import EN_HEADER
-from tests.sync.conftest import SHEET_ID
-from tests.sync.test_sources import _Tab
+from tests.sync.test_sources import tab_source
 
 SCALE = RatingScale(1, 5, {})
 COLUMNS = ColumnsConfig()
@@ -74,15 +72,7 @@ def test_a_sheets_text_time_with_format_characters_at_its_edges_is_the_time_it_s
 ):
     header = ["Timestamp", "Rating", "Reference"]
     rows = [header, [f"{edge}2026-09-27 15:00:00{edge}", 5, "t1"], [46292.625, 4, "t2"]]
-    source = GSheetsResults(
-        _Tab(rows),  # type: ignore[arg-type]
-        SHEET_ID,
-        sheet_gid=0,
-        sheet_name=None,
-        columns=COLUMNS,
-        ratings=SCALE,
-    )
-    batch = source.fetch(set(), None)
+    batch = tab_source(rows, SCALE).fetch(set(), None)
     assert batch.skipped == []
     assert [s.submitted_at for s in batch.submissions] == [
         datetime(2026, 9, 27, 15, tzinfo=UTC),

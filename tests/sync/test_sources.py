@@ -411,19 +411,23 @@ class _Tab:
         return json.dumps({"spreadsheetId": spreadsheet_id, "valueRanges": ranges}).encode()
 
 
-@pytest.mark.parametrize("row", [{"a": 1}, 5, None])
-def test_a_row_of_the_tab_that_is_not_a_list_fails_the_read_naming_it(row):
-    """Sheets never sends one (a proxy's or a fake's): it was an internal error."""
-    header = ["Timestamp", "Rating", "Reference"]
-    rows = [header, [46337.5, 5, "tok"], row]
-    source = GSheetsResults(
+def tab_source(rows: list[Any], ratings: RatingScale = SCALE) -> GSheetsResults:
+    """A sheet source over a responses tab that holds ``rows`` as given (:class:`_Tab`)."""
+    return GSheetsResults(
         _Tab(rows),  # type: ignore[arg-type]
         SHEET_ID,
         sheet_gid=0,
         sheet_name=None,
         columns=COLUMNS,
-        ratings=SCALE,
+        ratings=ratings,
     )
+
+
+@pytest.mark.parametrize("row", [{"a": 1}, 5, None])
+def test_a_row_of_the_tab_that_is_not_a_list_fails_the_read_naming_it(row):
+    """Sheets never sends one (a proxy's or a fake's): it was an internal error."""
+    header = ["Timestamp", "Rating", "Reference"]
+    source = tab_source([header, [46337.5, 5, "tok"], row])
     with pytest.raises(GoogleApiError) as refused:
         source.fetch(set(), None)
     assert "values.batchGet: row 3 of the tab is not a list" in str(refused.value)

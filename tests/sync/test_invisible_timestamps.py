@@ -92,3 +92,11 @@ def test_a_sync_credits_an_answer_whose_typed_time_ends_in_a_zero_width_space(ki
     result = kit.run()
     assert (result.status, result.new, result.skipped) == ("ok", 1, {})
     assert [(a.agent_key, a.rating) for a in kit.rows(answers)] == [("7", 5)]
+
+
+@pytest.mark.parametrize("cell", ["\u200b", "\ufeff\u200e", " \u2060 "])
+def test_a_time_cell_of_format_characters_alone_is_a_missing_timestamp(tmp_path: Path, cell):
+    """As a rating cell of nothing else is blank: nothing readable was typed."""
+    batch = _csv(tmp_path, [cell, "2026/09/27 16:00:00"], []).fetch(set(), None)
+    assert [(s.ref, s.reason) for s in batch.skipped] == [("row 2", "missing_timestamp")]
+    assert [s.submitted_at.hour for s in batch.submissions] == [16]

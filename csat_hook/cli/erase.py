@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import unicodedata
 from dataclasses import replace
 
 import click
@@ -32,6 +31,7 @@ from csat_hook.erasure.records import MAX_DIALOG
 from csat_hook.erasure.records import MAX_HELPDESK
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
+from csat_hook.erasure.store import email_text
 from csat_hook.erasure.store import erase as erase_rows
 from csat_hook.erasure.store import stored_dialogs
 from csat_hook.errors import SyncLockedError
@@ -300,10 +300,11 @@ def _selector(
             )
     # Trimmed as intake stores them (helpdesks/payload.py: as_text, and trim_id for ids, which
     # keeps a character such as NEL or a no-break space: "D-2\x85" is a dialog of its own).
-    # The address in NFKC (as every stored one is compared: erasure/store.py, email_form): a
-    # fullwidth "ｍａｒｉａ＠example.com" is an address, maria@example.com.
+    # The address as every stored one is compared (erasure/store.py, email_text): a fullwidth
+    # "ｍａｒｉａ＠example.com" is an address, maria@example.com, and a zero-width space
+    # pasted with it is not part of it.
     if email is not None:
-        email = unicodedata.normalize("NFKC", email)
+        email = email_text(email)
     email, helpdesk = (value.strip() if value is not None else None for value in (email, helpdesk))
     customer_id, dialog_id = (
         trim_id(value) if value is not None else None for value in (customer_id, dialog_id)

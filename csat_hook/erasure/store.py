@@ -309,11 +309,28 @@ def stored_dialogs(conn: sa.Connection, helpdesk: str, dialog: str) -> list[str]
     return [dialog] if dialog in found else sorted(found)
 
 
+# The zero-width non-joiner and joiner: format characters that tell two words apart in
+# Persian, Hindi or an emoji sequence, and that IDNA allows inside a domain there. Kept
+# inside an address (with one it is another's); at its ends they join nothing.
+JOINERS = "\u200c\u200d"
+_ENDS = re.compile(rf"^[\s{JOINERS}]+|[\s{JOINERS}]+$")
+
+
+def email_text(text: str) -> str:
+    """An e-mail address as typed, made comparable but for case: without the format
+    characters that show nothing and that no address holds (a zero-width space, a byte order
+    mark, a word joiner, a soft hyphen, bidi marks: left in by a copy from a mail client, a
+    chat or a PDF; IDNA drops or refuses them in a domain), but the :data:`JOINERS` inside;
+    in NFKC ("ｍａｒｉａ＠…", typed on a fullwidth keyboard, is "maria@…"); trimmed of
+    spaces (a no-break one too) and of joiners at its ends."""
+    shown = "".join(c for c in text if c in JOINERS or unicodedata.category(c) != "Cf")
+    return _ENDS.sub("", unicodedata.normalize("NFKC", shown))
+
+
 def email_form(text: str) -> str:
-    """An e-mail address as the erasure compares it: NFKC ("ｍａｒｉａ＠…", typed on a
-    fullwidth keyboard, is "maria@…") and lowered, never case-folded (which makes
-    "straße@…" and "strasse@…", two addresses, one)."""
-    return unicodedata.normalize("NFKC", text).lower()
+    """An e-mail address as the erasure compares it: :func:`email_text`, lowered, never
+    case-folded (which makes "straße@…" and "strasse@…", two addresses, one)."""
+    return email_text(text).lower()
 
 
 def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[bool]:
@@ -322,8 +339,9 @@ def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[
     who = []
     if selector.email:
         # As intake's cool-down compares them: both sides lowered by the database (the given
-        # address in NFKC: a fullwidth one is the ASCII address stored).
-        given = unicodedata.normalize("NFKC", selector.email)
+        # address as email_text makes it: a fullwidth one is the ASCII address stored). A
+        # stored one with any character outside ASCII is compared in Python (``also``).
+        given = email_text(selector.email)
         who.append(folded(surveys.c.customer_email) == folded(given))
     if also:
         who.append(surveys.c.id.in_(list(also)))

@@ -1517,6 +1517,47 @@ def test_an_address_in_fullwidth_characters_is_the_same_address_both_ways(shop: 
     assert [email for email in emails if email] == [BOB["customer_email"]]
 
 
+# Pasted from a mail client, a chat or a PDF: characters that show nothing around and inside
+# Maria's address (a zero-width space, a byte order mark, a word joiner, a soft hyphen,
+# left-to-right marks), and a no-break space.
+INVISIBLE = "\ufeff\u200eMaria.Lo\u00adpez@Exam\u200bple.COM\u2060\u200e\xa0"
+
+
+def test_an_address_with_characters_that_show_nothing_is_the_same_address(shop: Shop):
+    """Zero-width spaces, joiners at its ends, byte order marks, soft hyphens and bidi marks
+    show nothing, and no address holds them (IDNA drops or refuses them in a domain): they are
+    left out on both sides, stored or given, in surveys and in unverified answers alike. A
+    zero-width joiner or non-joiner inside stays: it tells two words (and domains) apart in
+    Persian or Hindi, so the address with one is another's."""
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(surveys).where(surveys.c.dialog_id == "D-2").values(customer_email=INVISIBLE)
+        )
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.dialog_id == "D-3")
+            .values(customer_email="mar\u200cia.lopez@example.com")
+        )
+    for given in ("maria.lopez@example.com", INVISIBLE, "\u200dmaria.lopez@example.com\u200c"):
+        result = shop.erase("--email", given)
+        assert result.exit_code == 0, result.output
+        assert "  surveys: 2 " in result.output, (ascii(given), result.output)
+
+    shop.lines["hidden"] = f"2026/11/20 1:25:00 PM GMT+3,4,write to {INVISIBLE}please,Anna,X-9,"
+    shop.write()
+    shop.sync()
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert (
+        "  unverified answers holding the e-mail (a form's own question, a comment): 1 "
+        in dry.output
+    ), dry.output
+    assert shop.erase("--email", INVISIBLE, "--yes").exit_code == 0
+    assert held(shop.dump()) == {}
+    with shop.kit.engine.connect() as conn:
+        emails = conn.execute(sa.select(surveys.c.customer_email)).scalars().all()
+    assert [email for email in emails if email] == ["mar\u200cia.lopez@example.com"]
+
+
 def test_a_dry_run_says_a_reply_being_sent_would_be_erased_too(shop: Shop):
     _claim_d1(shop)
     before = shop.dump()

@@ -1484,6 +1484,61 @@ def test_a_reply_being_sent_is_erased_in_one_run_and_its_outcome_writes_nothing_
     assert again.exit_code == 0 and "Nothing to erase" in again.output, again.output
 
 
+@pytest.mark.parametrize("outcome", ["sent", "taken-over"])
+def test_a_dialog_whose_reply_is_being_sent_is_erased_in_one_run_as_a_customer_is(
+    shop: Shop, outcome: str
+):
+    """``--dialog`` erases a reply being sent as ``--email`` and ``--customer-id`` do: the
+    survey's customer fields and the reply's context now, the row marked, so the worker's
+    outcome writes nothing back; the output says so, and a second run finds nothing."""
+    from csat_hook.outbox import store as outbox_store
+
+    item, survey = _claim_d1(shop)
+    dry = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-1")
+    assert "1 survey replies to this customer are being sent right now: --yes" in dry.output
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-1", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  surveys: 1 " in result.output, result.output
+    assert "1 survey replies to this customer were being sent right now" in result.output
+
+    later = shop.kit.now + timedelta(seconds=30)
+    with shop.kit.engine.begin() as conn:
+        if outcome == "sent":
+            assert outbox_store.mark_sent(
+                conn,
+                item.id,
+                "worker-1",
+                later,
+                external_id="msg-1",
+                body=f"Hi {survey.customer_name}, how did we do?",
+            )
+        else:
+            far = later + timedelta(minutes=10)
+            released = outbox_store.release_stale(
+                conn, far, dead_before=far, quiet_before=far, check_at=far
+            )
+            assert released == [item.id]
+    with shop.kit.engine.connect() as conn:
+        customer = conn.execute(
+            sa.select(
+                surveys.c.customer_id, surveys.c.customer_email, surveys.c.customer_name
+            ).where(surveys.c.id == item.survey_id)
+        ).one()
+        reply = conn.execute(
+            sa.select(outbox.c.status, outbox.c.body, outbox.c.context).where(
+                outbox.c.id == item.id
+            )
+        ).one()
+        comment = conn.execute(
+            sa.select(answers.c.comment).where(answers.c.dialog_id == "D-1")
+        ).scalar_one()
+    assert tuple(customer) == (None, None, None)
+    assert tuple(reply) == ({"sent": SENT}.get(outcome, CANCELLED), None, {})
+    assert comment is None
+    again = shop.erase("--helpdesk", HELPDESK, "--dialog", "D-1", "--yes")
+    assert again.exit_code == 0 and "Nothing to erase" in again.output, again.output
+
+
 FULLWIDTH = "ＭＡＲＩＡ．ＬＯＰＥＺ＠ｅｘａｍｐｌｅ．ｃｏｍ"  # maria.lopez@example.com, NFKC
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -132,6 +133,8 @@ def erase(
     is running (the erasure waits for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
     config = state.config
+    if not apply:
+        _database_there(config.database.url)
     engine = make_engine(config.database.url, pool_size=1)
     try:
         if apply:
@@ -160,6 +163,24 @@ def erase(
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
+
+
+def _database_there(url: str) -> None:
+    """A dry run creates no database: a SQLite URL naming a file that is not there (a new
+    install, a mistyped path) is said (exit 2), before the engine would create the file and
+    its folder (db/engine.py) only to find no schema in it."""
+    parsed = sa.make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or os.path.exists(path):
+        return  # a URI filename is SQLite's to open (mode=ro may forbid creating it)
+    click.echo(
+        f"Nothing erased: no SQLite database at {shown(path)} (database.url): a dry run "
+        "creates nothing. Check the path (`csat-hook db upgrade` creates a database there).",
+        err=True,
+    )
+    sys.exit(2)
 
 
 def _schema_current(engine: Engine) -> None:

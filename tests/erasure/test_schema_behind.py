@@ -57,3 +57,16 @@ def test_a_dry_run_on_an_empty_database_creates_nothing(database_url: str, tmp_p
         assert migrate.current_revision(engine) is None
     finally:
         engine.dispose()
+
+
+def test_a_dry_run_on_a_sqlite_file_that_is_not_there_creates_none(tmp_path: Path):
+    """A database.url naming no file yet (a new install, a mistyped path): a dry run creates
+    neither the file nor its folder, and says there is no database there (exit 2) rather
+    than to upgrade a database it would have made."""
+    missing = tmp_path / "typo" / "csat.sqlite3"
+    path = _config(tmp_path, f"sqlite:///{missing}")
+    result = CliRunner().invoke(main, ["-c", str(path), "erase", "--email", "maria@example.com"])
+    assert result.exit_code == 2, result.output
+    assert "no SQLite database" in result.output and str(missing) in result.output
+    assert "maria" not in result.output
+    assert not missing.parent.exists()

@@ -4,13 +4,23 @@ A digest is identified by its name, its period and its cadence: it is raised by 
 sync at or after its send time (``at``, local to the report's time zone; ``weekday`` for a
 weekly one) and never again for that period. The first digest is the first one due after
 the digest was configured.
+
+A send time is the first instant the local clock shows it or a later time: where the clocks
+go back and it comes twice, the first time; where they go forward past it (02:30 on a
+spring-forward night), the moment they do (03:00). Send times are compared as instants: the
+clocks going back neither hold a due digest back until the wall clock shows its time again,
+nor make the previous one due again. A period is its local days, midnight to midnight (23 or
+25 hours on the days the clocks change); a day the zone skipped (Samoa's 2011-12-30) is no
+period and raises no digest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import date
 from datetime import datetime
+from datetime import time
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,25 +40,48 @@ from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.records import DigestItem
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MIDNIGHT = time(0, 0)
+
 
 def digest_due(digest: DigestConfig, now: datetime, tz: ZoneInfo) -> tuple[datetime, date, date]:
-    """The latest send time at or before ``now`` and the period it reports (its first day
-    and the day after its last, local dates)."""
-    local = now.astimezone(tz)
-    send = datetime.combine(local.date(), digest.at, tzinfo=tz)
-    if digest.every == "day":
-        if send > local:
-            send -= timedelta(days=1)
-        day = send.date()
-        return send, day - timedelta(days=1), day
-    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(
-        digest.weekday
-    )
-    send -= timedelta(days=(local.weekday() - weekday) % 7)
-    if send > local:
-        send -= timedelta(days=7)
-    day = send.date()
-    return send, day - timedelta(days=7), day
+    """The latest send time at or before ``now`` (an instant, in UTC) and the period it
+    reports (its first day and the day after its last, local dates)."""
+    span = 1 if digest.every == "day" else 7
+    # The day after today's: the clocks going back over midnight can show a date again.
+    day = now.astimezone(tz).date() + timedelta(days=1)
+    if digest.every == "week":
+        day -= timedelta(days=(day.weekday() - WEEKDAYS.index(digest.weekday)) % 7)
+    while (send := local_instant(day, digest.at, tz)) > now:
+        day -= timedelta(days=span)
+    return send, day - timedelta(days=span), day
+
+
+def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The first instant (UTC) at which the clock in ``tz`` shows ``day`` ``at`` or later:
+    the first of the two where the clocks go back over it, the end of the gap where they go
+    forward over it."""
+    wall = datetime.combine(day, at)
+    first = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the first of two
+    if _shown(first, tz) == wall:
+        return first
+    # Skipped: the clocks jumped between ``before`` (the wall time read with the offset after
+    # the jump, shown earlier) and ``first`` (read with the offset before it, shown later).
+    # Transitions fall on whole seconds; a gap is at most a day, 17 halvings.
+    before = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    low, high = int(before.timestamp()), int(first.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _shown(datetime.fromtimestamp(middle, UTC), tz) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _shown(instant: datetime, tz: ZoneInfo) -> datetime:
+    """What the clock in ``tz`` shows at ``instant`` (naive: wall times compare as shown)."""
+    return instant.astimezone(tz).replace(tzinfo=None)
 
 
 def digest_alert(
@@ -60,8 +93,10 @@ def digest_alert(
     send, first, after = digest_due(digest, now, tz)
     if send < first_seen:
         return None  # the first digest is the first one due after it was configured
-    start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
-    end = datetime.combine(after, datetime.min.time(), tzinfo=tz)
+    start = local_instant(first, MIDNIGHT, tz)
+    end = local_instant(after, MIDNIGHT, tz)
+    if start == end:
+        return None  # days the zone skipped: no time, no period
     in_period = [a for a in data.answers if start <= a.submitted_at < end]
     if not in_period and not digest.send_empty:
         return None

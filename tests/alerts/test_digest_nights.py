@@ -337,3 +337,48 @@ def test_an_answer_at_the_turn_of_a_day_the_clocks_change_is_in_its_local_day(zo
         assert found.message.figures is not None
         counts[shift] = found.message.figures.answers
     assert counts == {-1: 0, 0: len(times), 1: 0}
+
+
+OUTAGES = [
+    # Down from Saturday evening to Tuesday evening over the night the clocks go back.
+    Night("daily-0900", "Europe/Berlin", utc(2026, 10, 20, 10, 0), "09:00", hours=16 * 24),
+    Night("daily-0230", "Europe/Berlin", utc(2026, 10, 20, 10, 0), "02:30", hours=16 * 24),
+    Night(
+        "weekly-monday",
+        "Europe/Berlin",
+        utc(2026, 10, 20, 10, 0),
+        "09:00",
+        every="week",
+        weekday="monday",
+        hours=16 * 24,
+    ),
+    Night(
+        "weekly-sunday-0230",
+        "Europe/Berlin",
+        utc(2026, 10, 20, 10, 0),
+        "02:30",
+        every="week",
+        weekday="sunday",
+        hours=16 * 24,
+    ),
+]
+
+
+@pytest.mark.parametrize("down", [timedelta(days=3), timedelta(days=8)], ids=["3d", "8d"])
+@pytest.mark.parametrize("night", OUTAGES, ids=lambda n: n.label)
+def test_after_an_outage_over_the_night_the_clocks_change_the_latest_digest_goes_once(night, down):
+    """Syncs every 10 minutes, none from Saturday 2026-10-24 20:00 UTC for ``down``: the
+    first sync back sends the latest period due (a weekly one missed by the outage too), once;
+    the periods missed before it are not sent, and the ones after it all are, on time."""
+    data = answers_every_10_minutes(night)
+    gone = utc(2026, 10, 24, 20, 0)
+    times = [
+        t for t in syncs(night, timedelta(minutes=10), timedelta(0)) if not gone <= t < gone + down
+    ]
+    back = next(t for t in times if t >= gone)
+    got = raised_by(night, times, data)
+    assert got == expected_digests(night, times, data)
+    assert [period for t, period, _ in got if t == back] == [
+        period_text(night, latest(night, back))
+    ]
+    assert len({period for _, period, _ in got}) == len(got)

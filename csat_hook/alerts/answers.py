@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -39,6 +40,7 @@ from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import ANSWER_IMPROVED
 from csat_hook.alerts.records import COMMENT_REMOVED
+from csat_hook.alerts.records import RULE_CHANGED
 from csat_hook.alerts.records import Changed
 from csat_hook.alerts.records import Inputs
 from csat_hook.alerts.records import NewAlert
@@ -219,7 +221,7 @@ def _event(rule: Any) -> str | None:
     return None
 
 
-def _why(rule: Any, answer: Changed) -> str:
+def _why(rule: Any, answer: Scored) -> str:
     """Why ``rule`` no longer matches ``answer``: its score is above the limit, or (a
     ``comment`` rule) it has no comment any more."""
     if isinstance(rule, CommentRule) and (
@@ -227,6 +229,36 @@ def _why(rule: Any, answer: Changed) -> str:
     ):
         return COMMENT_REMOVED  # the rating still counts: the comment is what went
     return ANSWER_IMPROVED
+
+
+class Scored(Protocol):
+    """An answer as a rule reads it (a :class:`Changed`, a stored answer)."""
+
+    @property
+    def rating(self) -> int: ...
+    @property
+    def nps(self) -> int | None: ...
+    @property
+    def comment(self) -> str | None: ...
+
+
+def rule_verdict(
+    rule: Any, event: str, threshold: int | None, answer: Scored, scale: Scale
+) -> str | None:
+    """Why ``rule`` (the answer rule of an alert's name, as configured now) would not raise
+    the alert of ``event``, raised under the limit ``threshold``, about ``answer`` as it is
+    now (``alerts.cancel_reason``); None when it would. Another kind of rule, or a limit
+    other than the alert's that ``answer`` is not within: the rule changed. Otherwise the
+    answer did (an edit or an erasure no rule read), as :func:`withdrawals` says it: its
+    comment gone (its rating still counts), or its score above the alert's own limit."""
+    if _event(rule) != event:
+        return RULE_CHANGED
+    if _match(rule, answer, scale) is not None:
+        return None
+    why = _why(rule, answer)
+    if why == ANSWER_IMPROVED and _limit(rule, scale) != threshold:
+        return RULE_CHANGED
+    return why
 
 
 def _limit(rule: Any, scale: Scale) -> int | None:
@@ -240,7 +272,7 @@ def _limit(rule: Any, scale: Scale) -> int | None:
     return None
 
 
-def _match(rule: Any, answer: Changed, scale: Scale) -> str | None:
+def _match(rule: Any, answer: Scored, scale: Scale) -> str | None:
     """The event ``answer`` raises under ``rule``, or None."""
     if isinstance(rule, LowRatingRule):
         return LOW_RATING if answer.rating <= (_limit(rule, scale) or 0) else None

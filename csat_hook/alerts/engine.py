@@ -19,7 +19,10 @@ rule's alerts on it (``alerts.cancel_reason``): their deliveries not yet started
 cancelled in the same transaction (one conditional UPDATE on ``pending`` rows: a delivery a
 worker holds is left to it, and cancelled by the worker at its next claim if it comes back),
 what went out stays sent (no retraction is sent). Matched again (back to the alerted score),
-the alert stands again and its cancelled deliveries are queued once more.
+the alert stands again and its cancelled deliveries are queued once more. Alerts not sent yet
+are checked again against the configuration as it is now, every run, rules or none
+(:mod:`~csat_hook.alerts.recheck`): a rule removed, renamed or changed withdraws them the
+same way, a destination taken off a rule cancels its deliveries there.
 
 Each new alert is queued once per destination (``<alert id>:<destination>``) through the
 outbox, which delivers it like a reply. The storm guards of :class:`AlertsConfig` apply here.
@@ -45,6 +48,7 @@ from csat_hook.alerts.config import AgentBelowTargetRule
 from csat_hook.alerts.config import AlertsConfig
 from csat_hook.alerts.digests import digest_alert
 from csat_hook.alerts.digests import digest_due
+from csat_hook.alerts.recheck import recheck
 from csat_hook.alerts.records import AGENT
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import DIGEST_KIND
@@ -93,10 +97,23 @@ def needs_dataset(config: AlertsConfig) -> bool:
 
 
 def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> AlertsOutcome:
-    """Run every rule and due digest; store new alerts and queue their deliveries."""
+    """Run every rule and due digest; store new alerts and queue their deliveries. Then,
+    rules or none, withdraw the alerts not sent yet that the configuration would not raise
+    now (:mod:`~csat_hook.alerts.recheck`)."""
     outcome = AlertsOutcome()
-    if not config.active:
-        return outcome
+    if config.active:
+        _raise(conn, config, inputs, outcome)
+    # Last: an alert this run restored (its cancelled deliveries queued again) is checked
+    # too, in the same transaction, so no worker sees a delivery the rule no longer has.
+    outcome.cancelled += recheck(conn, config, inputs.scale, inputs.now)
+    if outcome.queued:
+        wake.notify_workers(conn)
+    return outcome
+
+
+def _raise(
+    conn: sa.Connection, config: AlertsConfig, inputs: Inputs, outcome: AlertsOutcome
+) -> None:
     now = inputs.now
     seen = store.first_seen(
         conn,
@@ -137,9 +154,6 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
             withdrawn = store.withdraw(conn, keys, reason, now)
             if withdrawn:
                 outcome.cancelled += outbox_store.cancel_withdrawn(conn, withdrawn, reason, now)
-    if outcome.queued:
-        wake.notify_workers(conn)
-    return outcome
 
 
 # --- storing and queueing ---------------------------------------------------------------------

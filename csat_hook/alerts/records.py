@@ -25,10 +25,15 @@ from csat_hook.notify.records import AlertMessage
 
 # alerts.kind
 ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND = "answer", "agent", "digest", "overflow"
-# alerts.cancel_reason: why an answer alert was withdrawn before it went out. The answer was
-# edited so that its rule no longer matches it: a score above the rule's limit, or (the
-# ``comment`` rule) no comment any more.
+# alerts.cancel_reason: why an alert was withdrawn before it went out. The answer was edited
+# so that its rule no longer matches it: a score above the rule's limit, or (the ``comment``
+# rule) no comment any more; or the configuration changed (alerts/recheck.py): its rule (or
+# digest) is gone, or raises it no more.
 ANSWER_IMPROVED, COMMENT_REMOVED = "answer_improved", "comment_removed"
+RULE_REMOVED, RULE_CHANGED = "rule_removed", "rule_changed"
+# A delivery's alone (in its ``last_error``, the alert standing): its destination was taken
+# off the alert's rule.
+DESTINATION_REMOVED = "destination_removed"
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def header(tz: ZoneInfo) -> list[Cell]:
 
 def delivery_text(row: Any) -> str:
     """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held (cap)``,
-    ``slack: cancelled (answer improved)`` (its alert withdrawn before it went out)...; a
+    ``slack: cancelled (answer improved)``, ``(rule changed)``, ``(destination removed)``
+    (withdrawn before it went out)...; a
     follow-up to recipients that refused for now: ``mail (again, 1): pending``."""
     status = row.status
     if (
@@ -81,8 +82,9 @@ def delivery_text(row: Any) -> str:
     ):
         status = "sent, unconfirmed"
     elif status == CANCELLED:
-        # Cancelled because the alert was withdrawn (its answer no longer matches the rule),
-        # else held by alerts.cap_per_hour.
+        # Cancelled because the alert was withdrawn (its answer no longer matches the rule,
+        # the rule changed) or its destination taken off the rule; else held by
+        # alerts.cap_per_hour.
         withdrawn = outbox_store.withdrawn_reason(row.last_error)
         if withdrawn is None:
             status = "held (cap)"

@@ -21,9 +21,12 @@ from csat_hook.alerts.records import ANSWER
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import ALERT
 from csat_hook.db.schema import CANCELLED
+from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import alert_state
 from csat_hook.db.schema import alerts
+from csat_hook.db.schema import answers
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import clipped
@@ -95,6 +98,81 @@ def withdraw(conn: sa.Connection, keys: Sequence[str], reason: str, now: datetim
             .returning(alerts.c.id)
         ).scalars()
     return ids
+
+
+def withdraw_ids(
+    conn: sa.Connection, alert_ids: Sequence[int], reason: str, now: datetime
+) -> list[int]:
+    """Mark the alerts ``alert_ids`` withdrawn for ``reason`` (those not withdrawn already);
+    their ids. Their deliveries are the caller's to cancel, as for :func:`withdraw`."""
+    ids: list[int] = []
+    for chunk in in_chunks(alert_ids, _IN_CHUNK):
+        ids += conn.execute(
+            sa.update(alerts)
+            .where(alerts.c.id.in_(chunk), alerts.c.cancelled_at.is_(None))
+            .values(cancelled_at=now, cancel_reason=reason)
+            .returning(alerts.c.id)
+        ).scalars()
+    return ids
+
+
+class Unfinished(NamedTuple):
+    """A standing alert with a delivery not finished, and those deliveries' destinations."""
+
+    id: int
+    kind: str
+    rule: str
+    survey_key: str | None
+    payload: Any
+    destinations: frozenset[str]
+
+
+def unfinished(conn: sa.Connection, kinds: Sequence[str]) -> list[Unfinished]:
+    """The standing alerts (``cancelled_at`` unset) of ``kinds`` with a delivery ``pending``
+    or ``sending``: those the configuration can still stop, few (the outbox sends an alert in
+    seconds, unless its destination refuses it for now)."""
+    rows = conn.execute(
+        sa.select(
+            alerts.c.id,
+            alerts.c.kind,
+            alerts.c.rule,
+            alerts.c.survey_key,
+            alerts.c.payload,
+            outbox.c.destination,
+        )
+        .join(outbox, outbox.c.alert_id == alerts.c.id)
+        .where(
+            outbox.c.kind == ALERT,
+            outbox.c.status.in_([PENDING, SENDING]),
+            alerts.c.kind.in_(list(kinds)),
+            alerts.c.cancelled_at.is_(None),
+        )
+        .order_by(alerts.c.id)
+    )
+    found: dict[int, Unfinished] = {}
+    for row in rows:
+        kept = found.get(row.id)
+        destinations = frozenset({row.destination or ""})
+        if kept is not None:
+            destinations |= kept.destinations
+        found[row.id] = Unfinished(
+            row.id, row.kind, row.rule, row.survey_key, row.payload, destinations
+        )
+    return list(found.values())
+
+
+def current_answers(conn: sa.Connection, survey_keys: Sequence[str]) -> dict[str, Any]:
+    """The current answer (a row: ``rating``, ``nps``, ``comment``) of each of
+    ``survey_keys`` that has one."""
+    found: dict[str, Any] = {}
+    for chunk in in_chunks(survey_keys, _IN_CHUNK):
+        rows = conn.execute(
+            sa.select(
+                answers.c.survey_key, answers.c.rating, answers.c.nps, answers.c.comment
+            ).where(answers.c.survey_key.in_(chunk))
+        )
+        found.update((row.survey_key, row) for row in rows)
+    return found
 
 
 def restore(conn: sa.Connection, keys: Sequence[str]) -> list[int]:

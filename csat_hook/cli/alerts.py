@@ -63,7 +63,8 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
                         "summary": headline(AlertMessage.from_payload(row.payload)),
                         "created_at": row.created_at.isoformat(),
                         "handled": row.handled,
-                        # answer_improved, comment_removed: withdrawn before it went out
+                        # answer_improved, comment_removed, rule_changed, rule_removed:
+                        # withdrawn before it went out
                         "cancelled": row.cancel_reason,
                         "deliveries": [
                             {

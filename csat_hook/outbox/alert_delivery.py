@@ -68,7 +68,8 @@ def deliver_alert(
     except (TypeError, ValueError) as exc:
         return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
     # Withdrawn (alerts.cancel_reason): the answer was edited so that its rule no longer
-    # matches it after this delivery was queued (a retry after a 503, held for a claim).
+    # matches it, or the configuration changed so that it would not be raised now, after
+    # this delivery was queued (a retry after a 503, held for a claim).
     withdrawn = alert.cancel_reason
     if withdrawn is not None and item.uncertain_since is None:
         return Cancelled(store.withdrawn_note(withdrawn))

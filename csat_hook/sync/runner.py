@@ -326,12 +326,15 @@ class SyncRunner(ReportStep, OutputsStep):
                     assert known is not None
                     seen = batch.raw_seen.keys() | {digest for digest, _ in batch.raw_digests}
                     cache.prune_row_digests(conn, known.raw, known.raw_orphans, seen)
-                if config.alerts.active:
-                    if needs_dataset(config.alerts):
-                        data = self._dataset(answers, surveys)
-                    summary.alerts = raise_alerts(
-                        conn, config.alerts, self._alert_inputs(changed_before + changed, data, now)
-                    ).as_dict()
+                if config.alerts.active and needs_dataset(config.alerts):
+                    data = self._dataset(answers, surveys)
+                # Rules or none: alerts queued under an earlier configuration that this one
+                # would not raise are withdrawn (alerts/recheck.py).
+                outcome = raise_alerts(
+                    conn, config.alerts, self._alert_inputs(changed_before + changed, data, now)
+                )
+                if config.alerts.active or outcome.cancelled:
+                    summary.alerts = outcome.as_dict()
                 del changed, changed_before
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {

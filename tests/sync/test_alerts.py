@@ -376,6 +376,88 @@ def test_an_answer_improved_before_its_alert_went_out_cancels_what_is_not_sent(
     one_each(receivers, box, fake_helpdesk)
 
 
+def restarted(loop: Loop, **alerts_section: Any) -> Loop:
+    """The installation started again with its ``alerts`` section changed."""
+    config = loop.config.model_copy(
+        update={"alerts": loop.config.alerts.model_copy(update=alerts_section)}
+    )
+    return Loop(loop.kit, config)
+
+
+def alerts_csv_deliveries(tmp_path: Path) -> str:
+    with (tmp_path / "report" / "alerts.csv").open(encoding="utf-8-sig") as handle:
+        header, row = list(csv.reader(handle))
+    return dict(zip(header, row, strict=True))["Deliveries"]
+
+
+def test_a_limit_lowered_below_the_answer_cancels_its_alert_not_yet_sent(
+    loop, kit, fake_helpdesk, receivers, mailbox, tmp_path
+):
+    """Slack answered 503 and waits for its retry; the customer has since raised the 1 to a
+    2 (still ``max_rating: 2``: the alert stands). The operator lowers the rule to
+    ``max_rating: 1`` and restarts: the next sync cancels Slack's delivery (the answer as it
+    is now, a 2, is not one the rule alerts on), and the Alerts tab's CSV says why."""
+    box, _, _ = mailbox
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    receivers.script("slack", Script(status=503, body=b""))
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "1", token, "slow")]
+    )
+    assert loop.sync().alerts["raised"] == {"low": 1}
+    loop.services.delivery_worker().run_once(limit=10)
+    kit.now += timedelta(minutes=2)
+    kit.fake.add_form(
+        "form-1", [forms_response(1, kit.now - timedelta(minutes=1), "2", token, "slow")]
+    )
+    assert loop.sync().alerts == {"raised": {}, "queued": 0, "held": 0, "cancelled": 0}
+
+    [rule] = loop.config.alerts.rules
+    again = restarted(loop, rules=[rule.model_copy(update={"max_rating": 1})])
+    try:
+        assert again.sync().alerts == {"raised": {}, "queued": 0, "held": 0, "cancelled": 1}
+        again.deliver()
+        assert receivers.delivered("slack") == [] and len(receivers.requests("slack")) == 1
+        assert len(receivers.delivered("telegram")) == 1 and len(box.messages) == 1
+        [alert] = again.rows(alerts)
+        assert alert.cancel_reason == "rule_changed"
+        again.sync()  # the report as the database now holds it
+        assert alerts_csv_deliveries(tmp_path) == (
+            "slack: cancelled (rule changed); telegram: sent; crm: sent; managers: sent; note: sent"
+        )
+    finally:
+        again.services.close()
+
+
+def test_every_rule_removed_cancels_the_alerts_not_yet_sent(
+    loop, kit, fake_helpdesk, receivers, mailbox, tmp_path
+):
+    """No rule left (the destinations and the tab kept): a sync still withdraws what the
+    removed rule queued, and the Alerts tab says so."""
+    loop.close_conversation()
+    loop.deliver()
+    receivers.script("slack", Script(status=503, body=b""))
+    kit.fake.add_form(
+        "form-1",
+        [forms_response(1, kit.now - timedelta(minutes=1), "1", survey_token(fake_helpdesk), "")],
+    )
+    loop.sync()
+    loop.services.delivery_worker().run_once(limit=10)
+
+    again = restarted(loop, rules=[])
+    try:
+        assert again.sync().alerts == {"raised": {}, "queued": 0, "held": 0, "cancelled": 1}
+        again.deliver()
+        assert receivers.delivered("slack") == []
+        [alert] = again.rows(alerts)
+        assert alert.cancel_reason == "rule_removed"
+        again.sync()
+        assert alerts_csv_deliveries(tmp_path).startswith("slack: cancelled (rule removed); ")
+    finally:
+        again.services.close()
+
+
 def test_a_destination_answering_5xx_gets_the_alert_later_once(
     loop, kit, fake_helpdesk, receivers, mailbox
 ):
@@ -693,3 +775,4 @@ def test_an_alert_names_the_key_of_an_agent_whose_name_another_agent_has(kit, re
         "T-2": "Anna Petrova (8)",
         "T-3": "Boris",
     }
+

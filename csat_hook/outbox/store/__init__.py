@@ -37,6 +37,7 @@ from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
 from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
 from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
+from csat_hook.outbox.store.enqueue import cancel_unrouted
 from csat_hook.outbox.store.enqueue import cancel_waiting
 from csat_hook.outbox.store.enqueue import cancel_withdrawn
 from csat_hook.outbox.store.enqueue import enqueue_alerts
@@ -70,6 +71,7 @@ __all__ = [
     "WITHDRAWN_PREFIX",
     "SentMark",
     "alerts_by_id",
+    "cancel_unrouted",
     "cancel_waiting",
     "cancel_withdrawn",
     "claim_due",

@@ -135,7 +135,8 @@ def is_follow_up() -> Any:
 
 
 # An alert delivery cancelled because its alert was withdrawn before it went out (the answer
-# it was about edited so that its rule no longer matches it: ``alerts.cancel_reason``): its
+# it was about edited so that its rule no longer matches it, or the configuration changed:
+# ``alerts.cancel_reason``), or because its destination was taken off the alert's rule: its
 # ``last_error`` is this prefix and the reason, which the Alerts tab shows and an edit back to
 # the alerted score looks for to queue it again (:func:`requeue_withdrawn`).
 WITHDRAWN_PREFIX = "cancelled: "
@@ -175,6 +176,24 @@ def cancel_withdrawn(
         conn,
         alert_ids,
         [outbox.c.status == PENDING, outbox.c.uncertain_since.is_(None)],
+        {"status": CANCELLED, "last_error": withdrawn_note(reason), "updated_at": now},
+    )
+
+
+def cancel_unrouted(
+    conn: sa.Connection, alert_id: int, destinations: Sequence[str], reason: str, now: datetime
+) -> int:
+    """Cancel the deliveries of the alert ``alert_id`` to ``destinations`` (taken off its
+    rule: ``reason``) that have not started to go out, under the guards of
+    :func:`cancel_withdrawn`; return how many. The alert stands: its other deliveries go."""
+    return _update_deliveries(
+        conn,
+        [alert_id],
+        [
+            outbox.c.destination.in_(list(destinations)),
+            outbox.c.status == PENDING,
+            outbox.c.uncertain_since.is_(None),
+        ],
         {"status": CANCELLED, "last_error": withdrawn_note(reason), "updated_at": now},
     )
 

@@ -1,0 +1,247 @@
+"""The operator changes the ``alerts`` section and restarts while an alert waits to go out: a
+rule removed or renamed, its limit changed so that the alerted answer is no longer one it
+alerts on, a destination taken off it. The next sync cancels what the rule would not send
+now and says why; a change the alert still fits cancels nothing. The guards of a withdrawn
+alert hold: a delivery a worker holds is left to it, one of unknown outcome is settled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from csat_hook.alerts.report import delivery_text
+from csat_hook.devtools.fake_notify import Script
+from csat_hook.outbox import store
+from tests.alerts.conftest import alerts_section
+from tests.alerts.conftest import changed
+from tests.alerts.conftest import generic_notes
+from tests.alerts.conftest import raise_now
+from tests.alerts.test_agent_drop import AGENT_RULE
+from tests.alerts.test_agent_drop import Data
+from tests.alerts.test_delivery import by_destination
+from tests.alerts.test_delivery import rows
+from tests.alerts.test_improved import EVERY
+from tests.alerts.test_improved import claim_all
+from tests.alerts.test_improved import delivered
+from tests.alerts.test_improved import statuses
+from tests.alerts.test_improved import the_alert
+from tests.outbox.test_worker import drain
+
+LOW = {
+    "name": "low",
+    "kind": "low_rating",
+    "max_rating": 2,
+    "destinations": ["slack", "telegram", "crm", "note"],
+}
+NOTHING = dict.fromkeys(("slack", "telegram", "webhook", "note"), 0)
+
+
+def restarted(make_config, make_services, fake_notify, fake_helpdesk, **section: Any) -> Any:
+    """The service built again from the changed ``alerts`` section."""
+    config = make_config(
+        alerts=alerts_section(fake_notify, **section),
+        helpdesks={"generic": generic_notes(fake_helpdesk.url)},
+    )
+    return make_services(config)
+
+
+def test_a_queued_alert_the_lowered_limit_no_longer_covers_is_cancelled(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """``max_rating: 2`` → ``1`` with an alert about a 2 queued: it does not go out."""
+    assert raise_now(alerting, [changed(rating=2)]).queued == 4
+    service = restarted(
+        make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW | {"max_rating": 1}]
+    )
+
+    outcome = raise_now(service, [])  # the next sync: no answer changed
+    assert outcome.raised == {} and outcome.cancelled == 4
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == NOTHING
+    alert = the_alert(service)
+    assert alert.cancel_reason == "rule_changed" and alert.cancelled_at == clock()
+    assert {delivery_text(r) for r in rows(service)} == {
+        f"{name}: cancelled (rule changed)" for name in EVERY
+    }
+
+
+def test_a_queued_alert_of_a_renamed_rule_is_cancelled(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """A rule's name is part of its alerts' identity: renamed, it is another rule, and the
+    old one is gone."""
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(
+        make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW | {"name": "bad"}]
+    )
+
+    assert raise_now(service, []).cancelled == 4
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == NOTHING
+    assert the_alert(service).cancel_reason == "rule_removed"
+    assert {delivery_text(r) for r in rows(service)} == {
+        f"{name}: cancelled (rule removed)" for name in EVERY
+    }
+
+
+def test_every_rule_removed_the_destinations_kept_cancels_what_is_queued(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+    assert not service.config.alerts.active
+
+    assert raise_now(service, []).cancelled == 4
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == NOTHING
+    assert the_alert(service).cancel_reason == "rule_removed"
+
+
+def test_a_rule_now_of_another_kind_under_the_same_name_cancels_the_queued_alert(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[{"name": "low", "kind": "nps_detractor", "destinations": ["slack"]}],
+    )
+    assert raise_now(service, []).cancelled == 4
+    assert the_alert(service).cancel_reason == "rule_changed"
+
+
+def test_a_change_the_alert_still_fits_cancels_nothing(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """A higher limit, the destinations listed in another order, another rule added: the
+    alert is one the rules raise now; it goes out."""
+    raise_now(alerting, [changed(rating=2)])
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[
+            LOW | {"max_rating": 3, "destinations": ["note", "crm", "telegram", "slack"]},
+            {"name": "comments", "kind": "comment", "destinations": ["slack"]},
+        ],
+    )
+
+    assert raise_now(service, []).cancelled == 0
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == dict.fromkeys(NOTHING, 1)
+    assert statuses(service) == dict.fromkeys(EVERY, "sent")
+    assert the_alert(service).cancel_reason is None
+
+
+def test_a_destination_taken_off_the_rule_is_cancelled_there_alone(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "note"]}],
+    )
+
+    assert raise_now(service, []).cancelled == 2
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == {
+        "slack": 1,
+        "telegram": 0,
+        "webhook": 0,
+        "note": 1,
+    }
+    assert the_alert(service).cancel_reason is None  # it stands: it went to Slack
+    assert {delivery_text(r) for r in rows(service)} == {
+        "slack: sent",
+        "note: sent",
+        "telegram: cancelled (destination removed)",
+        "crm: cancelled (destination removed)",
+    }
+    assert raise_now(service, []).cancelled == 0  # nothing left to cancel
+
+
+def test_a_delivery_a_worker_holds_is_left_to_it_and_not_sent_again_after_a_retry(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The worker that claimed the deliveries before the restart's sync: its webhook went
+    out and stays sent; the others came back for a retry, and their next claim cancels
+    them instead of sending."""
+    raise_now(alerting, [changed(rating=1)])
+    claimed = claim_all(alerting, clock)
+    service = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+
+    assert raise_now(service, []).cancelled == 0
+    assert statuses(service) == dict.fromkeys(EVERY, "sending")
+
+    with service.engine.begin() as conn:
+        assert store.mark_sent(
+            conn, claimed["crm"].id, "w:1:abc", clock(), external_id=None, body=None
+        )
+        for name in ("slack", "telegram", "note"):
+            assert store.reschedule(
+                conn,
+                claimed[name].id,
+                "w:1:abc",
+                clock(),
+                next_attempt_at=clock(),
+                error="HTTP 503",
+                http_status=503,
+            )
+    drain(service.delivery_worker(), clock)
+
+    assert statuses(service) == {"crm": "sent"} | dict.fromkeys(
+        ("slack", "telegram", "note"), "cancelled"
+    )
+    assert fake_notify.requests("slack") == [] and fake_notify.requests("telegram") == []
+    assert the_alert(service).cancel_reason == "rule_removed"
+
+
+def test_an_attempt_of_unknown_outcome_is_settled_not_cancelled(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    fake_notify.script("webhook", Script(drop=True))
+    fake_notify.script("slack", Script(status=503, body=b""))
+    raise_now(alerting, [changed(rating=1)])
+    alerting.delivery_worker().run_once(limit=10)
+    assert by_destination(alerting)["crm"].uncertain_since is not None
+    assert by_destination(alerting)["slack"].status == "pending"
+    service = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+
+    assert raise_now(service, []).cancelled == 1  # Slack's retry; the webhook is settled
+    clock.advance(service.config.delivery.settle_seconds + 1)
+    drain(service.delivery_worker(), clock)
+
+    settled = by_destination(service)
+    assert settled["crm"].status == "cancelled" and "may have arrived" in settled["crm"].last_error
+    assert delivery_text(settled["crm"]) == "crm: cancelled (rule removed, may have arrived)"
+    assert len(fake_notify.requests("webhook")) == 1
+    assert settled["slack"].status == "cancelled" and len(fake_notify.requests("slack")) == 1
+
+
+def test_a_queued_agent_alert_of_a_removed_rule_is_cancelled(
+    make_config, make_services, fake_notify, fake_helpdesk, alerting, clock
+):
+    agents = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[AGENT_RULE])
+    data = Data()
+    data.add(satisfied=15, unsatisfied=15, at=clock() - timedelta(days=3))
+    assert raise_now(agents, [changed(submitted_at=clock(), rating=5)], data=data).raised == {
+        "agents": 1
+    }
+    service = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW])
+
+    assert raise_now(service, []).cancelled == 1
+    drain(service.delivery_worker(), clock)
+
+    assert fake_notify.requests("slack") == []
+    assert the_alert(service).cancel_reason == "rule_removed"

@@ -36,6 +36,7 @@ from csat_hook.alerts.config import CommentRule
 from csat_hook.alerts.config import LowRatingRule
 from csat_hook.alerts.config import NpsDetractorRule
 from csat_hook.alerts.names import named_alike
+from csat_hook.alerts.names import team_names
 from csat_hook.alerts.names import told_apart
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import ANSWER_IMPROVED
@@ -90,6 +91,8 @@ def answer_alerts(
         return []
     contexts = store.reply_contexts(conn, sorted({a.token for _, a, _, _ in matched}))
     shown = _shown_names(conn, [a for _, a, _, _ in matched], inputs)
+    # The team as the report names it ("Billing"), not as this survey spelled it ("billing ").
+    teams = team_names(conn, [a.team for _, a, _, _ in matched])
     new = []
     for rule, answer, event, key in matched:
         message = AlertMessage(
@@ -104,7 +107,7 @@ def answer_alerts(
             ticket_url=ticket_url(inputs.helpdesks, answer.helpdesk, answer.dialog_id),
             agent_key=answer.agent_key,
             agent_name=shown[answer.helpdesk, answer.agent_key],
-            team=answer.team,
+            team=teams.get(answer.team or "") or None,
             rating=answer.rating,
             previous_rating=answer.previous_rating
             if answer.previous_rating != answer.rating

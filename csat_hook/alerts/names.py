@@ -10,6 +10,7 @@ the helpdesk as well ("Anna Petrova (zendesk: 7)"). Names are compared as a read
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import as_seen
 from csat_hook.db.text import in_chunks
+from csat_hook.db.text import name_key
+from csat_hook.db.text import shown_name
+from csat_hook.db.text import shown_spelling
 
 Agent = tuple[str, str]  # (helpdesk, agent key)
 
@@ -49,6 +53,31 @@ def told_apart(
         else:
             shown[helpdesk, key] = f"{name} ({key})"
     return shown
+
+
+def team_names(conn: sa.Connection, teams: Iterable[str | None]) -> dict[str, str]:
+    """Each of ``teams`` (a survey's team as its helpdesk spelled it: "billing ") → the name
+    the report shows that team by, its spellings compared by
+    :func:`~csat_hook.db.text.name_key` ("Billing", most surveys with a token spelling it
+    so: :func:`~csat_hook.db.text.shown_name`); "" for a name that is no team (spaces,
+    invisible characters)."""
+    keys = {team: name_key(team) for team in teams if team}
+    wanted = set(keys.values()) - {""}
+    if not wanted:
+        return dict.fromkeys(keys, "")
+    uses: dict[str, Counter[str]] = {}
+    for team, count in conn.execute(
+        sa.select(surveys.c.team, sa.func.count())
+        .where(surveys.c.token.is_not(None), surveys.c.team.is_not(None))
+        .group_by(surveys.c.team)
+    ):
+        key = name_key(team)
+        if key in wanted:
+            uses.setdefault(key, Counter())[shown_spelling(team)] += count
+    return {
+        team: shown_name(uses[key].items()) if key in uses else shown_spelling(team) if key else ""
+        for team, key in keys.items()
+    }
 
 
 def named_alike(conn: sa.Connection, names: Sequence[str]) -> list[tuple[Agent, str]]:

@@ -152,6 +152,21 @@ def name_key(name: str) -> str:
     return as_seen(" ".join(name.split()))
 
 
+def shown_spelling(text: str) -> str:
+    """A spelling of a team as the report may show it: Unicode NFC ("Café" whether the
+    helpdesk composed the é or not), runs of spaces of any kind as one, none at either end.
+    Case is kept: it is the helpdesk's."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def shown_name(uses: Iterable[tuple[str, int]]) -> str:
+    """The name a team is shown by, of its spellings (each :func:`shown_spelling`, with how
+    many surveys spell it; at least one): the one most surveys use; among as many, the first
+    in code-point order ("Billing" before "billing"). How the report names a team
+    (``sync/dataset.py``), and alert text with it."""
+    return min(uses, key=lambda kv: (-kv[1], kv[0]))[0]
+
+
 def ticket_form(text: str) -> str:
     """A ticket as people type it, made comparable: "#D38", " d38 " and "Ｄ38" are D38's
     (NFKC, surrounding spaces and one leading ``#`` dropped, case-folded); "D3" and "D380"

@@ -15,7 +15,6 @@ spelling the helpdesk sent; only the report folds them.
 
 from __future__ import annotations
 
-import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -35,6 +34,8 @@ from csat_hook import tokens
 from csat_hook.db.text import clipped
 from csat_hook.db.text import digest
 from csat_hook.db.text import name_key
+from csat_hook.db.text import shown_name
+from csat_hook.db.text import shown_spelling
 from csat_hook.errors import TokenError
 from csat_hook.helpdesks.records import Person
 from csat_hook.sync.metrics import AnswerColumns
@@ -404,19 +405,13 @@ def _spelling(
     return index
 
 
-def shown_spelling(text: str) -> str:
-    """A spelling of a team as the report may show it: Unicode NFC ("Café" whether the
-    helpdesk composed the é or not), runs of spaces of any kind as one, none at either end.
-    Case is kept: it is the helpdesk's."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
 def team_names(
     spellings: _Index, team_of: array[int], uses: array[int], teams: _Index
 ) -> list[str]:
     """Each team's name, by team index (``teams``: by key): of the spellings of the team
-    (:func:`shown_spelling`, ``uses``: how many surveys spell each), the one most surveys
-    use; among as many, the first in code-point order ("Billing" before "billing"). The
+    (:func:`~csat_hook.db.text.shown_spelling`, ``uses``: how many surveys spell each), the
+    one most surveys use; among as many, the first in code-point order ("Billing" before
+    "billing"): :func:`~csat_hook.db.text.shown_name`, as alert text names it. The
     order the surveys were read in plays no part: a build and a patched dataset name a team
     alike, and the report does not change from one sync to the next unless the surveys do.
     The surveys naming no team, or only spaces or invisible characters, are no team ("")."""
@@ -425,7 +420,7 @@ def team_names(
         if uses[index] > 0:
             seen[team_of[index]][shown_spelling(text)] += uses[index]
     return [
-        min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if key and counts else ""
+        shown_name(counts.items()) if key and counts else ""
         for key, counts in zip(teams.ids, seen, strict=True)
     ]
 

@@ -28,6 +28,7 @@ from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.devtools.fake_notify import Script
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import facts
 from csat_hook.services import Services
 from csat_hook.services import build_services
 from tests.helpdesks.markdown import links_and_text
@@ -776,3 +777,45 @@ def test_an_alert_names_the_key_of_an_agent_whose_name_another_agent_has(kit, re
         "T-3": "Boris",
     }
 
+
+def test_an_alert_names_the_team_as_the_report_does(kit, receivers, tmp_path):
+    """Two surveys of "Billing Team" and one of "billing team " (the helpdesk's spellings of
+    one team): the report's team row is "Billing Team", the most frequent spelling; the
+    alert about the "billing team " survey's 1 said "Team: billing team" in every
+    destination and the Alerts tab. It says the report's name."""
+    first = kit.survey("T-1", "7", "Anna", team="Billing Team")
+    second = kit.survey("T-2", "7", "Anna", team="Billing Team")
+    third = kit.survey("T-3", "7", "Anna", team="billing team ")
+    support = kit.survey("T-4", "7", "Anna", team="Support")
+    slack = {"kind": "slack", "webhook_url": receivers.slack_hook()}
+    low = {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+    report_dir = tmp_path / "report"
+    config = kit.config(
+        alerts={"destinations": {"slack": slack}, "rules": [low]},
+        output={
+            "gsheets": {"enabled": False},
+            "local": {"enabled": True, "dir": str(report_dir), "csv": True},
+        },
+    )
+    kit.responses(
+        [
+            EN_HEADER,
+            [kit.now - timedelta(minutes=5), 5, "", "", "T-1", first],
+            [kit.now - timedelta(minutes=4), 5, "", "", "T-2", second],
+            [kit.now - timedelta(minutes=3), 1, "", "", "T-3", third],
+            [kit.now - timedelta(minutes=2), 5, "", "", "T-4", support],
+        ]
+    )
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    assert summary.alerts["raised"] == {"low": 1}
+
+    with (report_dir / "summary.csv").open(encoding="utf-8-sig") as handle:
+        teams = [r["Agent"] for r in csv.DictReader(handle) if r["Rank"] == "Team"]
+    assert sorted(teams) == ["Billing Team", "Support"]
+    with kit.engine.connect() as conn:
+        [payload] = conn.execute(sa.select(alerts.c.payload)).scalars().all()
+    assert ("Team", "Billing Team") in facts(AlertMessage.from_payload(payload))
+    with (report_dir / "alerts.csv").open(encoding="utf-8-sig") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["Team"] == "Billing Team"

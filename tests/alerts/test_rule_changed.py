@@ -245,3 +245,37 @@ def test_a_queued_agent_alert_of_a_removed_rule_is_cancelled(
 
     assert fake_notify.requests("slack") == []
     assert the_alert(service).cancel_reason == "rule_removed"
+
+
+def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """Telegram taken off the rule (its delivery cancelled there), the answer improved (the
+    alert withdrawn) and edited back to the 1: the alert stands again and goes out, once,
+    to the rule's destinations only; Telegram's delivery, queued again with the others, is
+    cancelled in the same transaction, before any worker can claim it."""
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "crm", "note"]}],
+    )
+    assert raise_now(service, []).cancelled == 1
+    assert raise_now(service, [changed(rating=5, previous_rating=1)]).cancelled == 3
+
+    again = raise_now(service, [changed(rating=1, previous_rating=5)])
+    assert (again.raised, again.queued, again.cancelled) == ({}, 4, 1)
+    assert statuses(service)["telegram"] == "cancelled"
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == {
+        "slack": 1,
+        "telegram": 0,
+        "webhook": 1,
+        "note": 1,
+    }
+    assert delivery_text(by_destination(service)["telegram"]) == (
+        "telegram: cancelled (destination removed)"
+    )

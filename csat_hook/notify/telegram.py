@@ -16,7 +16,8 @@
 * Answer: ``{"ok": true, "result": {"message_id", …}}``; errors ``{"ok": false,
   "error_code", "description", "parameters": {"retry_after" | "migrate_to_chat_id"}}``. A 429
   says how long to wait only in ``parameters.retry_after`` (no header): it is honoured, bounded
-  as a Retry-After is, whether it comes with HTTP 429 or inside a 2xx. A
+  as a Retry-After is, whether it comes with HTTP 429 or inside a 2xx (a proxy's shorter
+  ``Retry-After`` beside it does not shorten it). A
   group upgraded to a supergroup answers 400 with ``migrate_to_chat_id``: the error names the
   new id to configure (the alert is not sent somewhere the configuration does not say).
   ``ok: false`` means the request was unsuccessful, whatever the HTTP status: it is
@@ -63,6 +64,7 @@ from csat_hook.notify.render import headline
 from csat_hook.notify.render import item_line
 from csat_hook.notify.render import one_line
 from csat_hook.notify.render import units
+from csat_hook.retry import longest_wait
 
 MAX_TEXT = 4096
 # A line (the headline, a fact, the ticket as text) and the link's label, clipped before
@@ -228,17 +230,14 @@ class TelegramDestination(Destination):
                 retryable=False,
             )
         wait = said.get("retry_after")
-        if (
-            code == 429
-            and exc.retry_after is None
-            and isinstance(wait, int | float)
-            and not isinstance(wait, bool)
-        ):
+        if code == 429 and isinstance(wait, int | float) and not isinstance(wait, bool):
+            # Each says "not before": a proxy's Retry-After beside the body's flood wait
+            # must not shorten it (Telegram answers an early retry with another 429).
             return DeliveryError(
                 exc.message,
                 retryable=True,
                 http_status=exc.http_status,
-                retry_after=_seconds(wait),
+                retry_after=longest_wait((exc.retry_after, _seconds(wait))),
                 vendor_reason=exc.vendor_reason,
             )
         if code in (401, 404):

@@ -312,3 +312,17 @@ def test_a_flood_wait_under_another_status_is_honoured(fake_notify, status):
         telegram(fake_notify).send(sample())
     assert caught.value.retryable and caught.value.retry_after == 41
     assert not caught.value.outcome_unknown
+
+
+@pytest.mark.parametrize(("status", "header"), [(429, "2"), (502, "0"), (200, "3")])
+def test_a_flood_wait_longer_than_a_proxys_retry_after_is_the_wait(fake_notify, status, header):
+    """A proxy (or a local Bot API server) adding "Retry-After: 2" beside Telegram's
+    retry_after of 41 hid the body's wait: the alert came back within the flood wait, which
+    Telegram answers with another 429. Each says "not before": the later one counts."""
+    fake_notify.script(
+        "telegram", Script(status=status, body=flood_wait(41), headers={"Retry-After": header})
+    )
+    with pytest.raises(DeliveryError) as caught:
+        telegram(fake_notify).send(sample())
+    assert caught.value.retryable and caught.value.retry_after == 41
+    assert not caught.value.outcome_unknown

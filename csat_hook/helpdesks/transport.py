@@ -267,12 +267,7 @@ class HttpClient:
         if method.upper() not in SAFE_METHODS:
             self.start_write(where)
         write = method.upper() not in SAFE_METHODS
-        connect, read = _timeouts(kwargs["timeout"])
-        deadline = time.monotonic() + connect + read
-
-        def read_answer(response: requests.Response, **_: Any) -> None:
-            _read_answer(response, deadline, read)
-
+        read_answer = answer_reader(kwargs["timeout"], limit=MAX_ANSWER_BYTES)
         if kwargs.get("headers"):
             kwargs = {**kwargs, "headers": wire_headers(kwargs["headers"])}
         hooks = dict(kwargs.get("hooks") or {})
@@ -280,9 +275,9 @@ class HttpClient:
         hooks["response"] = [*(given if isinstance(given, list) else [given]), read_answer]
         try:
             response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
-        except _AnswerTooLarge as exc:
+        except AnswerTooLarge as exc:
             raise DeliveryError(
-                f"{where}: answer larger than {MAX_ANSWER_BYTES} bytes"
+                f"{where}: answer larger than {exc.limit} bytes"
                 + (" (outcome unknown)" if write else ""),
                 retryable=True,
                 outcome_unknown=write,
@@ -347,8 +342,31 @@ def _said(refused: Refused | None, response: requests.Response) -> bool:
         return False
 
 
-class _AnswerTooLarge(requests.RequestException):
-    """A 2xx answer longer than :data:`MAX_ANSWER_BYTES`: not read further."""
+class AnswerTooLarge(requests.RequestException):
+    """A 2xx answer longer than its limit (:func:`answer_reader`): not read further.
+    ``status`` is its HTTP status, ``limit`` the bytes it could have had."""
+
+    def __init__(self, status: int, limit: int) -> None:
+        super().__init__(f"HTTP {status}: more than {limit} bytes")
+        self.status = status
+        self.limit = limit
+
+
+def answer_reader(
+    timeout: Any, *, limit: int, refusal_limit: int = MAX_REFUSAL_BYTES
+) -> Callable[..., None]:
+    """A ``requests`` response hook that reads the answer at once, within the request's time
+    from now (``timeout``'s connect plus read) and up to ``limit`` bytes, ``refusal_limit``
+    for an answer that is not 2xx (see the module docstring): a 2xx over its limit raises
+    :class:`AnswerTooLarge` out of the request, its connection closed unread. Made right
+    before each request is sent."""
+    connect, read = _timeouts(timeout)
+    deadline = time.monotonic() + connect + read
+
+    def read_answer(response: requests.Response, **_: Any) -> None:
+        _read_answer(response, deadline, read, limit, refusal_limit)
+
+    return read_answer
 
 
 def _timeouts(timeout: Any) -> tuple[float, float]:
@@ -358,15 +376,22 @@ def _timeouts(timeout: Any) -> tuple[float, float]:
     return float(timeout), float(timeout)
 
 
-def _read_answer(response: requests.Response, deadline: float, read_timeout: float) -> None:
+def _read_answer(
+    response: requests.Response,
+    deadline: float,
+    read_timeout: float,
+    answer_limit: int,
+    refusal_limit: int,
+) -> None:
     """Read ``response``'s body now (a response hook: requests then finds it read), by
     ``deadline`` (``time.monotonic``) however slowly it comes, and up to its size limit (see
-    the module docstring). Each wait for the network is at most ``read_timeout`` and never
-    past the deadline. Failures are requests' own, as ``Response.content`` raises them, but
-    a refusal whose body is slow to come, cut off or undecodable keeps what came: its status
-    line, already read, is the vendor's answer."""
+    the module docstring: ``answer_limit`` for a 2xx, ``refusal_limit`` else). Each wait for
+    the network is at most ``read_timeout`` and never past the deadline. Failures are
+    requests' own, as ``Response.content`` raises them, but a refusal whose body is slow to
+    come, cut off or undecodable keeps what came: its status line, already read, is the
+    vendor's answer."""
     ok = 200 <= response.status_code < 300
-    limit = MAX_ANSWER_BYTES if ok else MAX_REFUSAL_BYTES
+    limit = answer_limit if ok else refusal_limit
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     chunks: list[bytes] = []
@@ -395,7 +420,11 @@ def _read_answer(response: requests.Response, deadline: float, read_timeout: flo
         # sent, unconfirmed, by a destination that skips those); its reason is what came.
     if ok and size > limit:
         response.close()
-        raise _AnswerTooLarge(f"more than {limit} bytes")
+        raise AnswerTooLarge(response.status_code, limit)
+    if size > limit:
+        # A refusal's rest is never read: its connection cannot serve another request, and
+        # a caller that never closes the response (the Google session) left it open.
+        response.close()
     response._content = b"".join(chunks)[:limit]
     response._content_consumed = True  # type: ignore[attr-defined]
 

@@ -25,6 +25,7 @@ from typing import TypeVar
 import gspread
 import requests
 from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
+from gspread.urls import SPREADSHEET_URL
 from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
 from gspread.urls import SPREADSHEET_VALUES_BATCH_URL
 from gspread.utils import absolute_range_name
@@ -39,6 +40,7 @@ from csat_hook.sync.google.session import asked_wait
 from csat_hook.sync.google.session import error_reasons
 from csat_hook.sync.google.session import is_rate_limit
 from csat_hook.sync.google.session import service_account_email
+from csat_hook.sync.google.session import spent_quota
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
@@ -128,16 +130,18 @@ def _error_from(
         text += f" after {attempts} attempts"
     reasons = error_reasons(response)
     rate_limited = is_rate_limit(status, reasons)
-    if rate_limited:
+    quota = spent_quota(response)  # named: a values call's message (which names it) is left out
+    if quota is not None and quota.daily:
         text += (
-            "; a rate limit at Google: the next run goes on where this one stopped (a "
-            "higher quota: Google Cloud console → APIs & Services → Quotas)"
+            f"; Google's quota {quota.name or '(not named)'} is spent for the day: the first "
+            "run after it is renewed goes on where this one stopped (a higher quota: Google "
+            "Cloud console → APIs & Services → Quotas)"
         )
-    elif status == 403 and not QUOTA_REASONS.isdisjoint(reasons):
+    elif quota is not None:
         text += (
-            "; a quota of the day at Google is spent: the first run after it is renewed goes "
-            "on where this one stopped (a higher quota: Google Cloud console → APIs & "
-            "Services → Quotas)"
+            f"; a rate limit at Google{f' ({quota.name})' if quota.name else ''}: the next "
+            "run goes on where this one stopped (a higher quota: Google Cloud console → APIs "
+            "& Services → Quotas)"
         )
     elif status == 403 and ("SERVICE_DISABLED" in reasons or "accessNotConfigured" in reasons):
         text += "; " + _enable_api(reasons.get("SERVICE_DISABLED", {}))
@@ -148,15 +152,10 @@ def _error_from(
         text,
         http_status=status,
         reason=reason,
-        retryable=status in RETRYABLE_STATUS
-        or rate_limited
-        or (status == 403 and not QUOTA_REASONS.isdisjoint(reasons)),
+        # A quota: the next run may do (a daily one, once it is renewed).
+        retryable=status in RETRYABLE_STATUS or rate_limited or quota is not None,
     )
 
-
-# A 403 whose reason is a quota of the day (Drive-style ``errors[].reason``): the next run may
-# do, waiting within this one does not; it said "share the spreadsheet with ...".
-QUOTA_REASONS = frozenset({"dailyLimitExceeded", "quotaExceeded"})
 
 # What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
 # shown only when it looks like a service name, a project number or id, an API's title).
@@ -216,6 +215,20 @@ def _json_object(what: str, decoded: Any) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise GoogleApiError(f"{what}: the answer is not a JSON object")
     return decoded
+
+
+def _answer(what: str, response: requests.Response) -> dict[str, Any]:
+    """The JSON object a 2xx ``response`` holds (:func:`_json_object`); GoogleApiError with
+    its status when it is not JSON at all (a proxy's page, a body cut short): requests'
+    JSONDecodeError made "spreadsheets.batchUpdate: JSONDecodeError", status lost."""
+    try:
+        decoded = json.loads(response.content)
+    except (ValueError, RecursionError) as exc:
+        status = response.status_code
+        raise GoogleApiError(
+            f"{what}: HTTP {status}, the answer is not JSON", http_status=status
+        ) from exc
+    return _json_object(what, decoded)
 
 
 class _Refused(Exception):  # noqa: N818 (not an error of ours: carries Google's answer)
@@ -289,12 +302,11 @@ class SheetsApi:
                 "includeGridData": "false",
                 "fields": METADATA_FIELDS,
             }
+            # gspread's fetch_sheet_metadata, minus its JSON decoding.
+            url = SPREADSHEET_URL % spreadsheet_id
             self._metadata[spreadsheet_id] = self._call(
                 "spreadsheets.get",
-                lambda: _json_object(
-                    "spreadsheets.get",
-                    self.http.fetch_sheet_metadata(spreadsheet_id, params=params),
-                ),
+                lambda: _answer("spreadsheets.get", self.http.request("get", url, params=params)),
             )
         return self._metadata[spreadsheet_id]
 
@@ -346,7 +358,7 @@ class SheetsApi:
         try:
             body = self._call(
                 "spreadsheets.batchUpdate",
-                lambda: _json_object("spreadsheets.batchUpdate", send().json()),
+                lambda: _answer("spreadsheets.batchUpdate", send()),
             )
         except GoogleApiError as exc:
             self.forget_metadata(spreadsheet_id)
@@ -395,14 +407,14 @@ class SheetsApi:
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % spreadsheet_id
         return self._call(
             "values.batchUpdate",
-            lambda: _json_object(
+            lambda: _answer(
                 "values.batchUpdate",
                 self.http.request(
                     "post",
                     url,
                     data=body,  # requests sends any readable body
                     headers={"Content-Type": "application/json"},
-                ).json(),
+                ),
             ),
             keep_message=False,
         )

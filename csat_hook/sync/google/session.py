@@ -8,6 +8,9 @@ your own session) and used directly for the Forms API. It:
   gspread's ``urls.py``) to the configured bases, so an emulator or a proxy can stand in;
 * always sets a timeout (gspread's default is none), and ends every exchange within connect
   plus read timeout from its start (:class:`~csat_hook.helpdesks.deadline.DeadlineAdapter`);
+* reads each answer up to a limit by the kind of request (:data:`ANSWER_LIMITS`), far above
+  any answer Google gives it: an endpoint or a proxy streaming more fails the request, named,
+  instead of filling the sync's memory;
 * retries 408/429/5xx, a 403 that is a rate limit (:data:`RATE_LIMIT_REASONS`), timeouts,
   connection errors and a body cut off a bounded number of times with
   jittered exponential backoff, waiting at least what the answer asks for (``Retry-After``,
@@ -17,7 +20,9 @@ your own session) and used directly for the Forms API. It:
   after which Google may have applied it): the caller decides, having looked at what is
   there (a ``spreadsheets.batchUpdate``: api.update_structure), and waits first as the answer
   asked (:meth:`GoogleSession.pause` with :func:`asked_wait`); a 429 or a rate limit to such
-  a request was not applied and is retried here, after its wait, as any other;
+  a request was not applied and is retried here, after its wait, as any other; a quota spent
+  for the day (:func:`spent_quota`) is not retried at all: it is back tomorrow, not within
+  the run;
 * counts every request by kind, for the sync summary and the quota budget.
 
 Authorisation: the session asks the service-account credentials for a token with
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.parse
 from collections import Counter
@@ -56,6 +62,8 @@ from google.oauth2 import service_account
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
 from csat_hook.helpdesks.deadline import DeadlineAdapter
+from csat_hook.helpdesks.transport import AnswerTooLarge
+from csat_hook.helpdesks.transport import answer_reader
 from csat_hook.helpdesks.transport import never_sent
 from csat_hook.retry import Backoff
 from csat_hook.retry import longest_wait
@@ -91,6 +99,38 @@ RETRYABLE_STATUS: dict[int, str] = {
 RATE_LIMIT_REASONS = frozenset(
     {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded"}
 )
+# A 403 (or 429) whose reason is one of these is a quota of the day spent (Drive-style
+# ``errors[].reason``): the next run may do, waiting within this one does not.
+DAILY_QUOTA_REASONS = frozenset({"dailyLimitExceeded", "quotaExceeded"})
+# A per-day quota in an ErrorInfo's metadata: Google sends a day's quota spent with the same
+# reason (RATE_LIMIT_EXCEEDED) and status (429 RESOURCE_EXHAUSTED) as a minute's, only its
+# ``quota_limit`` ("defaultPerDayPerProject"), ``quota_unit`` ("1/d/{project}") and message
+# ("... and limit 'Queries per day' of service ...") tell them apart (recorded answers).
+_PER_DAY_LIMIT = re.compile(r"per_?day", re.IGNORECASE)
+_PER_DAY_UNIT = re.compile(r"1/d(?:/|$)")
+_LIMIT_IN_MESSAGE = re.compile(r"and limit '([A-Za-z0-9 ._/-]{1,80})'")
+_PER_DAY_IN_MESSAGE = re.compile(r"\bper day\b", re.IGNORECASE)
+# A quota's name as it may be shown: Google's identifiers, nothing else from the answer.
+_QUOTA_NAME = re.compile(r"[A-Za-z0-9 ._/{}-]{1,100}")
+
+# The most of an answer that is read, by the kind of request (:func:`request_name`), far above
+# the largest Google gives it; :data:`DEFAULT_ANSWER_LIMIT` for every other kind.
+SHEETS_MAX_CELLS = 10_000_000  # Google's limit of cells in one spreadsheet, all tabs together
+FORMS_MAX_PAGE = 5000  # forms.responses.list's largest pageSize
+ANSWER_LIMITS: dict[str, int] = {
+    # A tab read may hold every cell a spreadsheet can have. A responses tab's cells are
+    # timestamps (a serial: 17 bytes of JSON), ratings, names and ids (tens of bytes) and a
+    # comment now and then: 10 million of them are ~300 MB; 100 bytes a cell is 1 GB.
+    "values.batchGet": SHEETS_MAX_CELLS * 100,
+    # A page of 5000 responses, each of 50 kB (as many answers as a form has questions, or
+    # one text as long as a spreadsheet cell can hold, 50,000 characters): 250 MB.
+    "forms.responses.list": FORMS_MAX_PAGE * 50_000,
+}
+# Metadata (with its fields mask: a few kB a tab), the answers to writes (a reply a request,
+# a count a range): 64 MB is thousands of times the largest.
+DEFAULT_ANSWER_LIMIT = 64 * 1024 * 1024
+# The token endpoint's answer: an access token, its type and lifetime (~1 kB).
+TOKEN_ANSWER_LIMIT = 1024 * 1024
 
 
 def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
@@ -128,11 +168,57 @@ def is_rate_limit(status: int, reasons: Mapping[str, Any]) -> bool:
 
 
 def retryable_answer(response: requests.Response) -> bool:
-    """Whether the same request may get another answer later: a status in
-    :data:`RETRYABLE_STATUS`, or a 403 that is a rate limit."""
-    if response.status_code in RETRYABLE_STATUS:
-        return True
-    return response.status_code == 403 and is_rate_limit(403, error_reasons(response))
+    """Whether the same request may get another answer within the run: a status in
+    :data:`RETRYABLE_STATUS`, or a 403 that is a rate limit; not a quota spent for the day
+    (:func:`spent_quota`), whatever its status."""
+    status = response.status_code
+    if status not in RETRYABLE_STATUS and status != 403:
+        return False
+    quota = spent_quota(response)
+    if quota is not None and quota.daily:
+        return False
+    return status in RETRYABLE_STATUS or is_rate_limit(403, error_reasons(response))
+
+
+@dataclass(frozen=True)
+class SpentQuota:
+    """A quota an answer says is spent: its ``name`` as Google gives it (None: not given)
+    and whether it is counted by the day (``daily``: back tomorrow, not within the run)."""
+
+    name: str | None
+    daily: bool
+
+
+def spent_quota(response: requests.Response) -> SpentQuota | None:
+    """The quota a 429, or a 403 that is a rate limit or a quota, says is spent; None for any
+    other answer. Its name is the ErrorInfo's ``quota_limit``, else the limit the message
+    names, else the Drive-style reason."""
+    status = response.status_code
+    if status not in (403, 429):
+        return None
+    reasons = error_reasons(response)
+    quota_reasons = RATE_LIMIT_REASONS | DAILY_QUOTA_REASONS
+    if status == 403 and quota_reasons.isdisjoint(reasons):
+        return None
+    daily = not DAILY_QUOTA_REASONS.isdisjoint(reasons)
+    name = None
+    for metadata in reasons.values():
+        limit, unit = metadata.get("quota_limit"), metadata.get("quota_unit")
+        if isinstance(limit, str) and _QUOTA_NAME.fullmatch(limit):
+            name = name or limit
+            daily = daily or bool(_PER_DAY_LIMIT.search(limit))
+        if isinstance(unit, str) and _PER_DAY_UNIT.match(unit):
+            daily = True
+    error = _error_of(response)
+    message = error.get("message") if error is not None else None
+    said = _LIMIT_IN_MESSAGE.search(message[:1000]) if isinstance(message, str) else None
+    if said is not None:
+        name = name or f"'{said.group(1)}'"
+        daily = daily or bool(_PER_DAY_IN_MESSAGE.search(said.group(1)))
+    if name is None:
+        named = sorted(quota_reasons & reasons.keys())
+        name = named[0] if named else None
+    return SpentQuota(name, daily)
 
 
 @dataclass
@@ -147,6 +233,24 @@ class RequestLog:
     def as_dict(self) -> dict[str, int]:
         keys = ("sheets_read", "sheets_write", "forms_read", "token", "retries")
         return {key: self.counts.get(key, 0) for key in keys}
+
+
+def request_name(method: str, url: str) -> str:
+    """The API method a request calls (``values.batchGet``, ``spreadsheets.get``...), as
+    errors name it; the method and where for any other request."""
+    path = urllib.parse.urlsplit(url).path.rstrip("/")
+    if "/v1/forms/" in path and path.endswith("/responses"):
+        return "forms.responses.list"
+    for suffix, name in (
+        ("/values:batchGet", "values.batchGet"),
+        ("/values:batchUpdate", "values.batchUpdate"),
+        (":batchUpdate", "spreadsheets.batchUpdate"),
+    ):
+        if path.endswith(suffix):
+            return name
+    if method.upper() == "GET" and re.search(r"/v4/spreadsheets/[^/:]+$", path):
+        return "spreadsheets.get"
+    return f"{method.upper()} {_where(url)}"
 
 
 def request_kind(method: str, url: str) -> str:
@@ -233,12 +337,16 @@ class _TokenRequest(GoogleAuthRequest):
         **kwargs: Any,
     ) -> Any:
         self._log.add("token")
+        # Read up to its limit, as every Google answer (GoogleSession.request); a larger one
+        # fails the refresh as a transport error (google-auth wraps requests' errors).
+        hooks = {"response": [answer_reader(self._timeout, limit=TOKEN_ANSWER_LIMIT)]}
         return super().__call__(
             url,
             method=method,
             body=body,  # type: ignore[no-untyped-call]
             headers=headers,
             timeout=self._timeout,
+            hooks=hooks,
             **kwargs,
         )
 
@@ -310,7 +418,11 @@ class GoogleSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         kind = request_kind(method, url)
+        name = request_name(method, url)
+        limit = ANSWER_LIMITS.get(name, DEFAULT_ANSWER_LIMIT)
         headers = dict(kwargs.pop("headers", None) or {})
+        given = (kwargs.pop("hooks", None) or {}).get("response") or []
+        given = given if isinstance(given, list) else [given]
         attempt, refreshed = 0, False
         rewind = getattr(kwargs.get("data"), "seek", None)
         while True:
@@ -318,14 +430,27 @@ class GoogleSession(requests.Session):
             self.log.add(kind)
             if rewind is not None:
                 rewind(0)  # a streamed body (api.JoinedBody) is sent whole on every attempt
+            # The answer is read in the first hook, up to its kind's limit (the time is the
+            # DeadlineAdapter's): requests would read it all, however large.
+            hooks = {"response": [answer_reader(kwargs["timeout"], limit=limit), *given]}
             try:
                 response = super().request(
                     method,
                     url,
                     *args,
                     headers=headers,  # type: ignore[misc]
+                    hooks=hooks,
                     **kwargs,
                 )
+            except AnswerTooLarge as exc:
+                # Not asked again: the same request gets the same answer. A write's answer
+                # came after Google applied it (a 2xx): nothing is lost by not reading it.
+                self.attempts = attempt + 1
+                raise GoogleApiError(
+                    f"{name}: HTTP {exc.status}, the answer is larger than {exc.limit} bytes "
+                    "(more than any answer Google gives it: a proxy or a fake in between?)",
+                    http_status=exc.status,
+                ) from exc
             except _NO_ANSWER as exc:
                 # Sent again unless told not to: a value write overwrites its ranges, and a
                 # read is a read; a structure change is sent with repeat=False and planned

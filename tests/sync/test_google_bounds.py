@@ -274,3 +274,11 @@ def test_a_200_that_is_not_json_says_so_and_keeps_its_status(mocked):
             call()
         assert caught.value.message == f"{what}: HTTP 200, the answer is not JSON"
         assert caught.value.http_status == 200
+
+
+def test_a_forms_page_that_is_not_json_keeps_its_status(mocked):
+    mocked.get("https://forms.googleapis.com/v1/forms/F/responses", body=b"<html>Welcome")
+    with pytest.raises(GoogleApiError) as caught:
+        list(FormsApi(session()).list_responses("F", since=None, page_size=10))
+    assert caught.value.message == "forms.responses.list: HTTP 200, the answer is not JSON"
+    assert caught.value.http_status == 200

@@ -222,6 +222,7 @@ def _answer(what: str, response: requests.Response) -> dict[str, Any]:
     its status when it is not JSON at all (a proxy's page, a body cut short): requests'
     JSONDecodeError made "spreadsheets.batchUpdate: JSONDecodeError", status lost."""
     try:
+        # From the bytes: requests' .json() decodes them to text first.
         decoded = json.loads(response.content)
     except (ValueError, RecursionError) as exc:
         status = response.status_code
@@ -589,11 +590,4 @@ class FormsApi:
                 share_with=service_account_email(self.session),
                 shared="form",
             )
-        try:
-            # From the bytes: requests' .json() decodes them to text first.
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise GoogleApiError("forms.responses.list: the answer is not JSON") from exc
-        if not isinstance(body, dict):
-            raise GoogleApiError("forms.responses.list: the answer is not a JSON object")
-        return body
+        return _answer("forms.responses.list", response)

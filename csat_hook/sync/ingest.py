@@ -208,16 +208,17 @@ def ingest_rest(
 
 
 def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str) -> int:
-    """After a read of every row of a sheet or export (``batch``, which met every row: not
-    cut, not filtered) of the source ``origin`` (``ResultsSource.identity``): the unverified
-    answers stored are listed as a first read of that source as it is lists them.
+    """After a read (``batch``) that met every row of the source ``origin``
+    (``ResultsSource.identity``: every row of a sheet or export, every response of a form
+    listed with no filter; not cut, not emptied): the unverified answers stored are listed as
+    a first read of that source as it is lists them.
 
     Those of that source whose identity the read did not find, neither recognised (by raw
     digest, parsed, at the last row) nor new in it, are forgotten: their row was removed or
     edited (a fixed reference is credited, an edited forged row is kept again under its new
-    identity). Those of another source are not: another sheet, tab or file was read, even of
-    the same kind. Nor those stored before sources were told apart (no ``source_key``),
-    whose source is not known.
+    identity; a deleted response of a form). Those of another source are not: another sheet,
+    tab, file or form was read, even of the same kind. Nor those stored before sources were
+    told apart (no ``source_key``), whose source is not known.
 
     Those of that source it found at another row (rows above deleted, rows moved) are moved
     to the row it found them at (the lowest, where a first read places a double-click:

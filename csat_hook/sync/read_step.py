@@ -16,7 +16,8 @@ Three ways, cheapest first, each giving the batch a row-by-row read of every row
 A read of every row of a sheet or export, and a read of every response of a form (the Forms
 API with no filter: ``sync --full``, a first read, or the full read ``full_read_hours`` makes
 due), also notes where it found the rows kept in the history, and which surveys to credit
-again from them (:mod:`.recredit`). A filtered Forms read lists only the responses submitted
+again from them (:mod:`.recredit`); the unverified answers it did not find are forgotten after
+it (``ingest.forget_gone_unverified``). A filtered Forms read lists only the responses submitted
 since its watermark, so a deleted response is noticed at the next full read. An appended read
 whose added rows hold one reads every row instead, as does one whose added rows give a survey
 whose answer's row is gone a submission that does not outrank it (:func:`answer_row_gone`).

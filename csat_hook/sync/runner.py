@@ -313,9 +313,10 @@ class SyncRunner(ReportStep, OutputsStep):
                     current.update((row.survey_key, row) for row in result.answers)
                     answers = list(current.values())
                     del current, by_key
-                if read.how == "read" and known is not None:
-                    # A read of every row of a sheet or export (Places.whole: not cut):
-                    # unverified rows no longer in it go, as a first read lists none.
+                if read.how == "read" and read.every_row:
+                    # A read of every row of a sheet or export, or of every response of a
+                    # form (no filter), not emptied nor cut (Places.whole): unverified rows
+                    # no longer in it go, as a first read lists none.
                     forget_gone_unverified(conn, batch, source.identity)
                 skips.record_rereads(conn, batch, skipped, source.identity)
                 if read.no_legacy:

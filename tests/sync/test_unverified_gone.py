@@ -1,11 +1,12 @@
 """Unverified rows (a malformed, forged or missing reference) that were fixed, edited or
-removed in the source since: a read of every row of the sheet or export no longer lists them,
-as a first read of the source as it is would not. A read that does not meet every row (rows
-appended, a last row cut) keeps them."""
+removed in the source since: a read of every row of the sheet or export, or of every response
+of a form, no longer lists them, as a first read of the source as it is would not. A read that
+does not meet every row (rows appended, a last row cut, a form's filtered read) keeps them."""
 
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,12 @@ from tests.sync.conftest import SHEET_ID
 from tests.sync.test_double_click import T0
 from tests.sync.test_double_click import Export
 from tests.sync.test_double_click import Sheet
+from tests.sync.test_double_click import forget_every_read
 from tests.sync.test_double_click import fresh_outcome
+from tests.sync.test_forms_recredit import FORM
+from tests.sync.test_forms_recredit import filtered
+from tests.sync.test_forms_recredit import forms_config
+from tests.sync.test_forms_recredit import submit
 
 
 @pytest.fixture(params=[Sheet, Export], ids=["gsheets", "csv"])
@@ -222,3 +228,50 @@ def test_rows_stored_before_sources_were_told_apart_are_kept_until_a_read_finds_
     assert listed(kit) == [("forged", "row 2", 1, "awful"), ("missing", "row 4", 3, "later")]
     run_steps(kit, source, [["b"]], named)  # f, now this source's, removed
     assert listed(kit) == [("missing", "row 4", 3, "later")]
+
+
+@pytest.mark.parametrize("full_read", ["--full", "full_read_hours"])
+def test_a_read_of_every_response_of_a_form_forgets_the_deleted_unverified_ones(
+    kit: Any, full_read: str
+) -> None:
+    """A form's responses deleted by its owner: the filtered reads cannot tell, the next read
+    of every response (``sync --full``, or the one ``full_read_hours`` makes due) lists the
+    unverified ones left as a first read of the form as it is would, as a sheet's does."""
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    forged = kit.token("T-9", "7", secret="a-forger-secret-99")
+    kit.fake.add_form(FORM, [])
+    config = forms_config(kit, full_read_hours=6 if full_read == "full_read_hours" else 0)
+    at = kit.now - timedelta(hours=3)
+    submit(kit, 1, at, 5, boris)
+    gone = submit(kit, 2, at + timedelta(minutes=1), 1, forged)
+    submit(kit, 3, at + timedelta(minutes=2), 3, boris + "x")  # malformed: stays
+    first = kit.run(config)
+    assert first.status in ("ok", "data_error"), first.error
+    assert listed(kit) == [
+        ("forged", f"response {gone}", 1, ""),
+        ("malformed", "response ACYDBNj000003", 3, ""),
+    ]
+
+    assert kit.fake.delete_response(FORM, gone)
+    kit.now += timedelta(minutes=10)
+    kit.fake.reset_requests()
+    assert kit.run(config).status == "ok"
+    assert filtered(kit) == [True], "a filtered read cannot tell a response is gone"
+    assert len(listed(kit)) == 2
+
+    kit.now += timedelta(hours=6)
+    kit.fake.reset_requests()
+    summary = kit.run(config, full=full_read == "--full")
+    assert summary.status == "ok", summary.error
+    assert filtered(kit) == [False]
+    expected = [("malformed", "response ACYDBNj000003", 3, "")]
+    assert listed(kit) == expected
+    assert summary.totals["unverified"] == {"malformed": 1}
+    assert fresh_listed_form(kit, config) == expected
+
+
+def fresh_listed_form(kit: Any, config: Any) -> list[tuple[Any, ...]]:
+    """What a first run over the form as it is lists."""
+    forget_every_read(kit)
+    kit.run(config)
+    return listed(kit)

@@ -11,7 +11,9 @@ ingest only adds, and the report is built from every stored answer. A response d
 form is simply no longer listed: a filtered read cannot tell, so it is noticed by the next
 read of every response, which credits each survey as a first read of the form as it is would
 (an earlier response of the survey still listed credited again: :mod:`~csat_hook.sync.recredit`;
-a survey with no response left keeps its answer).
+a survey with no response left keeps its answer), and forgets the unverified answers of the
+responses no longer listed, as a sheet's read of every row does (``ingest.forget_gone_unverified``;
+not when it lists none where responses were read before: ``read_step.hold_emptied``).
 
 An edited response keeps its responseId, gets a later ``lastSubmittedTime`` and so a new
 identity (the submission time is part of it): it is read as a later submission of the same

@@ -311,8 +311,10 @@ sync_outputs = sa.Table(
 # The last whole read of each source that reads everything (a responses sheet, a CSV file):
 # a digest of its bytes and of every setting that reads them, and what that read found
 # (counts, warnings, columns), valid while the processed rows number ``known_count``. A later
-# read with the same digest is that read again and is not parsed (sync/read_memo.py). Only a
-# cache: a missing or stale entry costs a parse, never a different outcome.
+# read with the same digest is that read again and is not parsed (sync/read_memo.py). Any
+# other read of every row (not clean, or a form's every response) leaves only its data rows'
+# count, under no settings, for the warning of a source read with none. Only a cache: a
+# missing or stale entry costs a parse (or that count in a warning), never another outcome.
 sync_source_reads = sa.Table(
     "sync_source_reads",
     metadata,

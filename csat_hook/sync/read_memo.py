@@ -15,7 +15,9 @@ transaction leaves; a row deleted by hand, or another source's rows ingested in 
 change the count and the memo is not used. A memo is written only for a clean read (every
 row of the source, none skipped, no legacy digest re-keyed): every readable row of it was
 stored, so reading it again row by row would find each one unchanged, and the replay says
-exactly that (the same counts, warnings and columns) and stores nothing.
+exactly that (the same counts, warnings and columns) and stores nothing. Any other read of every
+row (one that skipped a row, a form's every response) leaves only how many data rows it found,
+under no settings, which no read replays (:func:`record`, :func:`last_rows`).
 """
 
 from __future__ import annotations
@@ -144,9 +146,9 @@ def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | Non
 
 
 def last_rows(conn: sa.Connection, source_key: str) -> int | None:
-    """How many data rows (not blank) the last clean whole read of ``source_key`` found, under
-    whatever settings (None: no such read remembered: none yet, or the last one was not clean,
-    e.g. it skipped a row)."""
+    """How many data rows (not blank) the last read of every row of ``source_key`` that found
+    some found, under whatever settings, clean or not (:func:`record`); None: no such read
+    remembered (none yet, or only reads before this was remembered for every such read)."""
     table = sync_source_reads
     outcome = conn.execute(
         sa.select(table.c.outcome).where(table.c.source == source_key[:255])
@@ -168,10 +170,16 @@ def record(
     conn: sa.Connection, source_key: str, keys: MemoKeys | None, batch: SourceBatch, now: datetime
 ) -> None:
     """After ``batch`` was ingested in this transaction: remember it when it is clean and has
-    keys, else forget the source's memo (its rows are read next time)."""
+    keys, else forget the source's memo (its rows are read next time).
+
+    A batch not remembered so that is a read of every row (``batch.complete``: a sheet or
+    export that skipped a row, a form's every response, which has no bytes to key: ``keys``
+    None) with data rows leaves how many it found (:func:`last_rows`, for the warning of a
+    source read with none: ``read_step.hold_emptied``), under no settings: never replayed.
+    """
     table = sync_source_reads
     key = source_key[:255]
-    outcome = {
+    outcome: dict[str, Any] = {
         "settings": keys.settings if keys is not None else None,
         "rows_read": batch.rows_read,
         "blank_rows": batch.blank_rows,
@@ -182,14 +190,19 @@ def record(
     # ASCII JSON: a warning may quote a header holding NUL or a lone surrogate, which neither
     # database stores as text; escaped, it is plain ASCII.
     text = json.dumps(outcome, ensure_ascii=True)
-    if keys is None or not clean(batch) or len(text) > MAX_OUTCOME_BYTES:
+    if keys is not None and clean(batch) and len(text) <= MAX_OUTCOME_BYTES:
+        values = {
+            "digest": keys.digest,
+            "known_count": known_count(conn),
+            "outcome": outcome,
+            "read_at": now,
+        }
+    elif batch.complete and batch.rows_read > batch.blank_rows:
+        # No settings: load() finds no memo in it, only last_rows() its count.
+        counts = {"settings": None, "rows_read": batch.rows_read, "blank_rows": batch.blank_rows}
+        values = {"digest": "", "known_count": 0, "outcome": counts, "read_at": now}
+    else:
         conn.execute(sa.delete(table).where(table.c.source == key))
         return
-    values = {
-        "digest": keys.digest,
-        "known_count": known_count(conn),
-        "outcome": outcome,
-        "read_at": now,
-    }
     stmt = dialect_insert(conn.dialect.name, table).values(source=key, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))

@@ -181,9 +181,10 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
     run: :func:`leave_cut_row`), is held back from being one because rows were read from the
     source before; if so, it is marked incomplete and the run says so.
 
-    Contract. Rows were read before when the last clean read of the source remembered found
-    some (:func:`read_memo.last_rows`), or when unverified answers or skipped rows stored
-    from it are still there (``store.unverified_of_source``, ``skips.count_of_source``).
+    Contract. Rows were read before when the last read of every row of the source that found
+    some is remembered (:func:`read_memo.last_rows`: a sheet's or export's, clean or not, a
+    form's read of every response), or when unverified answers or skipped rows stored from it
+    are still there (``store.unverified_of_source``, ``skips.count_of_source``).
     Then the read is no read of every row (``batch.complete`` false, as for an export with no
     byte): the source's unverified answers and skipped rows are kept
     (:func:`~csat_hook.sync.ingest.forget_gone_unverified`, :func:`skips.record_rereads`), its
@@ -194,7 +195,7 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
     deleted: the stored rows are what is left of them.
     The run says so: one warning in the batch (the run's summary and JSON output) and a
     ``sync.source-emptied`` warning in the log, naming the source's key, the data rows of
-    the last read remembered and how many stored rows are kept (never a cell).
+    that last read when remembered and how many stored rows are kept (never a cell).
 
     Only a read with no data row is held back: one with fewer rows (1,000 down to 3) is a
     read of every row as any other (rows are deleted on purpose, too), and so is the first

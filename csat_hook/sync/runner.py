@@ -323,6 +323,10 @@ class SyncRunner(ReportStep, OutputsStep):
                     store.note_no_legacy(conn, now)
                 if read.memo is not None:
                     read_memo.record(conn, source.key, read.memo, batch, now)
+                elif read.every_row and batch.complete:
+                    # Every response of a form listed (no bytes to key, nothing to replay):
+                    # how many it found, for the warning of an emptying (hold_emptied).
+                    read_memo.record(conn, source.key, None, batch, now)
                 if prune:
                     assert known is not None
                     seen = batch.raw_seen.keys() | {digest for digest, _ in batch.raw_digests}

@@ -138,8 +138,8 @@ def test_a_source_read_with_no_data_row_keeps_what_was_stored_from_it(
     assert event.levelno == logging.WARNING
     fields = vars(event)
     assert fields["source"].startswith(emptied.kind + ":")
-    # A read that skipped a row is not remembered (read_memo): its count is not known.
-    assert (fields.get("rows"), fields["count"]) == (None, 2)
+    # The last read skipped a row: not replayed (read_memo), its data rows remembered.
+    assert (fields.get("rows"), fields["count"]) == (3, 2)
     logged = " ".join(r.getMessage() + repr(vars(r)) for r in caplog.records)
     assert not any(comment in logged for comment in COMMENTS)
 
@@ -181,6 +181,27 @@ def test_the_warning_names_the_last_clean_reads_rows(
     caplog.clear()
     assert kit.run(emptied.config).status == "ok"
     assert len(emptied_events(caplog)) == 1
+
+
+def test_the_warning_names_the_rows_of_a_last_read_that_skipped_one(
+    kit: Any, emptied: Emptied, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A last read that skipped a row is not remembered to be replayed (read_memo), but the
+    data rows it found are, for the warning: the count is said as after a clean read, while
+    the emptying lasts."""
+    emptied.write(rows(kit))
+    assert kit.run(emptied.config).skipped == {"bad_rating": 1}
+    emptied.empty()
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        caplog.clear()
+        summary = kit.run(emptied.config)
+        assert summary.status == "ok", summary.error
+        said = [w for w in summary.warnings if "no data row" in w]
+        assert len(said) == 1, summary.warnings
+        assert "the last read with rows found 3 data rows:" in said[0]
+        (event,) = emptied_events(caplog)
+        assert (event.rows, event.count) == (3, 2)  # type: ignore[attr-defined]
 
 
 def test_rows_removed_later_are_forgotten_again_once_the_source_has_rows(
@@ -246,8 +267,9 @@ def test_a_form_whose_responses_are_deleted_keeps_what_was_stored_from_it(
     assert summary.status == "ok", summary.error
     assert stored(kit) == before
     assert [w for w in summary.warnings if "no data row" in w], summary.warnings
+    assert [w for w in summary.warnings if "the last read with rows found 3 data rows:" in w]
     (event,) = emptied_events(caplog)
-    assert event.source == "forms_api:f"  # type: ignore[attr-defined]
+    assert (event.source, event.rows) == ("forms_api:f", 3)  # type: ignore[attr-defined]
 
 
 def test_an_export_begun_again_with_only_its_first_row_cut_keeps_what_was_stored(

@@ -10,6 +10,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -150,11 +151,16 @@ def test_a_changed_time_zone_reads_the_rows_again(kit, parsed):
     assert len(kit.rows(answer_history)) == 3 and summary.unchanged == 0
 
 
+def replayable(kit: Any) -> list[Any]:
+    """The memos a read can replay: not the data rows alone of a read that was not clean."""
+    return [r for r in kit.rows(sync_source_reads) if r.outcome.get("settings") is not None]
+
+
 def test_a_sheet_with_an_unreadable_row_is_read_every_run(kit, parsed):
     kit.responses([EN_HEADER, *clean_rows(kit), [T0, "not a rating", "", "", "", ""]])
     first = kit.run()
     assert first.skipped == {"bad_rating": 1}
-    assert kit.rows(sync_source_reads) == []
+    assert replayable(kit) == []  # its data rows alone are remembered (read_step.hold_emptied)
     parsed.clear()
     second = kit.run()
     assert parsed == ["row 8"] and second.skipped == {"bad_rating": 1}
@@ -255,7 +261,7 @@ def test_added_rows_number_as_the_sheet_does(kit, looked_at):
     assert summary.read == "appended" and summary.skipped == {"bad_rating": 1}
     assert [row["row"] for row in summary.skipped_rows] == ["row 8"]
     # A read that skipped a row is not remembered: the next one reads every row.
-    assert kit.rows(sync_source_reads) == []
+    assert replayable(kit) == []
     assert kit.run().read == "read"
 
 

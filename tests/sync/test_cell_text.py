@@ -10,6 +10,7 @@ import unicodedata
 
 import pytest
 
+from csat_hook.sync import cell_text
 from csat_hook.sync.cell_text import strip_format
 
 
@@ -67,3 +68,15 @@ def test_every_edge_character_goes_at_either_end_and_stays_inside() -> None:
 def test_every_other_character_stays() -> None:
     kept = [char for char in EVERY if not is_edge(char)]
     assert [strip_format(f"\u200b {char}\ufeff") for char in kept] == kept
+
+
+def test_an_edge_character_missing_from_the_list_is_read_as_one_all_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A format character of a later Unicode than the list's (as a list of the space alone
+    makes every other one): read as the character-by-character reading did, and listed."""
+    monkeypatch.setattr(cell_text, "_edges", [" "])
+    for cell in CELLS.values():
+        assert strip_format(cell) == reference(cell)
+    assert set(cell_text._edges[0]) <= set(EDGES)
+    assert {"\u200b", "\ufeff", "\U000e007f"} <= set(cell_text._edges[0])

@@ -147,8 +147,8 @@ def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | Non
 
 def last_rows(conn: sa.Connection, source_key: str) -> int | None:
     """How many data rows (not blank) the last read of every row of ``source_key`` that found
-    some found, under whatever settings, clean or not (:func:`record`); None: no such read
-    remembered (none yet, or only reads before this was remembered for every such read)."""
+    some found, under whatever settings, clean or not (:func:`record`); None: none remembered
+    (no such read yet, or only under code that remembered a clean read alone)."""
     table = sync_source_reads
     outcome = conn.execute(
         sa.select(table.c.outcome).where(table.c.source == source_key[:255])

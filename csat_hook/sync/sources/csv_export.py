@@ -17,6 +17,8 @@ import io
 import itertools
 import re
 from collections.abc import Container
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -50,7 +52,12 @@ if TYPE_CHECKING:
 
 
 class CsvResults(ResultsSource):
-    """Reads the whole file each run; fingerprints make that incremental."""
+    """Reads the whole file each run; fingerprints make that incremental.
+
+    The file's bytes are held from :meth:`prefetch` to the end of the parse (what is parsed
+    is what the memo's digest covers); their text never is: it is decoded, split into lines
+    and parsed a part at a time (:class:`_Text`), once for each pass over the rows, and only
+    the rows a batch keeps are kept."""
 
     kind = "csv"
 
@@ -172,33 +179,38 @@ class CsvResults(ResultsSource):
                 "to the export's encoding (utf-8-sig for a Forms download)"
             )
         self._check_not_utf8(data)
+        text = _Text(data, self.encoding)
+        header: list[str] = []
+        count, filled = 0, False  # the records from the header on; whether a cell is not blank
         try:
-            text = _without_bom(_decoded(data, self.encoding))
-            delimiter, declared = _declared(text, self.delimiter)
-            records = list(_records(text, delimiter))[declared:]
+            delimiter, declared = _declared(text.head(), self.delimiter)
+            for record in itertools.islice(_records(text, delimiter), declared, None):
+                header = record if not count else header
+                count += 1
+                filled = filled or any(cell.strip() for cell in record)
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc, data) from exc
-        if records and not self._titles_found(records[0]):
+        if count and not self._titles_found(header):
             self._check_encoding(data, delimiter, declared)
             if not declared:
-                self._check_delimiter(text, records[0])
+                self._check_delimiter(text, header)
         malformed, open_quote = self._malformed(text, delimiter)
-        resume = self._prefix(data, len(records)) if self._ends(text, malformed) else None
-        cut = open_quote or not text.endswith(_LINE_BREAKS)
-        del data, text
+        resume = self._prefix(data, count) if self._ends(text, malformed) else None
+        cut = open_quote or not text.last.endswith(_LINE_BREAKS)
+        del data  # the text's rows hold the bytes until they are parsed
         batch = SourceBatch(source=self.kind)
         if malformed:
             batch.warnings.append(malformed)
-        if not any(any(cell.strip() for cell in record) for record in records):
+        if not filled:
             # No title (a Forms download always has them): a copy just begun, or a failed
             # download. Read as every row, it forgot the unverified and skipped rows stored
             # from the file, and the next run stored them again as new.
             batch.warnings.append(f"{self.path} is empty")
             batch.complete = False
             return batch
-        if cut and len(records) > 1:
-            batch.unterminated = f"row {len(records)}"  # the header is row 1
-        if self._parse(batch, records[0], records[1:], known, first_row=2):
+        if cut and count > 1:
+            batch.unterminated = f"row {count}"  # the header is row 1
+        if self._parse(batch, header, _Rows(text, delimiter, declared + 1), known, first_row=2):
             batch.resume = resume
         return batch
 
@@ -207,14 +219,17 @@ class CsvResults(ResultsSource):
         if data is None or codec is None or prefix is None or prefix.rows < 1:
             return None
         length, rows = prefix.length, prefix.rows
-        if len(data) < length or bytes_digest(data[:length]).hex() != prefix.digest:
+        if len(data) < length or bytes_digest(memoryview(data)[:length]).hex() != prefix.digest:
             return None
+        # Decoded whole (final): a character cut at the end of either is no text of theirs.
+        head = _Text(data, self.encoding, stop=length, final=True)
+        tail = _Text(data, codec, start=length, final=True, bom=False)
         try:
-            head = _without_bom(data[:length].decode(self.encoding))
-            tail = data[length:].decode(codec)
-            delimiter, declared = _declared(head, self.delimiter)
+            delimiter, declared = _declared(head.head(), self.delimiter)
             header = next(itertools.islice(_records(head, delimiter), declared, None))
-            added = list(_records(tail, delimiter))
+            for _ in head.parts():
+                pass  # every byte of the head decodes, as in a read of it all
+            added = sum(1 for _ in _records(tail, delimiter))
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
         if _utf8_under_single_byte(self.encoding, data):
@@ -222,13 +237,13 @@ class CsvResults(ResultsSource):
         self._data = None
         if self._malformed(tail, delimiter)[0]:
             return None  # fetch reads it all, and says where
-        later = self._prefix(data, rows + len(added)) if self._ends(tail, None) else None
-        cut = not tail.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
-        del data, head, tail
+        later = self._prefix(data, rows + added) if self._ends(tail, None) else None
+        cut = not tail.last.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
+        del data, head  # the tail's rows hold the bytes until they are parsed
         batch = SourceBatch(source=self.kind)
         if cut and added:
-            batch.unterminated = f"row {rows + len(added)}"
-        if self._parse(batch, header, added, known, first_row=rows + 1):
+            batch.unterminated = f"row {rows + added}"
+        if self._parse(batch, header, _Rows(tail, delimiter, 0), known, first_row=rows + 1):
             batch.resume = later
         return batch
 
@@ -249,7 +264,8 @@ class CsvResults(ResultsSource):
         )
         also = ""
         try:
-            _decoded(data, "utf-8")
+            for _ in _decode_parts(data, "utf-8"):
+                pass
         except UnicodeDecodeError as exc:
             also = (
                 f"; line {_utf8_but_line(data, exc)} was saved in another encoding (a hand "
@@ -277,14 +293,13 @@ class CsvResults(ResultsSource):
         (cp1251) read as cp1252 listed its titles garbled ('Îòìåòêà âðåìåíè') and said to add
         them to results.columns. Only the header line is decoded again, on this error's
         path."""
-        lines = data.split(b"\n", declared + 1)
-        line = lines[declared] if len(lines) > declared else b""
+        line = _line_at(data, declared)
         configured = _codec_name(self.encoding)
         for other in _USUAL_ENCODINGS:
             if _codec_name(other) == configured:
                 continue
             try:
-                titles = next(_records(_without_bom(line.decode(other)), delimiter))
+                titles = next(_records(_Text(line, other, final=True), delimiter))
                 map_columns(titles, self.columns, "")
             except (UnicodeDecodeError, StopIteration, csv.Error, ConfigError):
                 continue
@@ -294,7 +309,7 @@ class CsvResults(ResultsSource):
                 f"to {other}"
             )
 
-    def _check_delimiter(self, text: str, header: Sequence[str]) -> None:
+    def _check_delimiter(self, text: _Text, header: Sequence[str]) -> None:
         """ConfigError naming ``results.csv.delimiter`` when the header row split by another
         usual delimiter holds the configured titles (called when they are not in the header
         as split): Excel saves "CSV" with ``;`` in locales whose decimal mark is a comma (ru,
@@ -325,15 +340,15 @@ class CsvResults(ResultsSource):
         data, self._data = self._data, None  # the bytes are not kept past the parse
         return data
 
-    def _ends(self, text: str, malformed: str | None) -> bool:
+    def _ends(self, text: _Text, malformed: str | None) -> bool:
         """Whether ``text`` ends at the end of a record, so that rows added after it read
         alone as they would in the whole file: it ends with a line break that is not inside
         a quoted cell (``malformed`` is None: the strict reader refuses a file ending inside
         quotes; it may refuse other files the lenient one reads, which only costs a read of
         every row)."""
-        return _tail_codec(self.encoding) is not None and text.endswith("\n") and not malformed
+        return _tail_codec(self.encoding) is not None and text.last == "\n" and not malformed
 
-    def _malformed(self, text: str, delimiter: str) -> tuple[str | None, bool]:
+    def _malformed(self, text: _Text, delimiter: str) -> tuple[str | None, bool]:
         """A warning when ``text`` is not well-formed CSV (the strict reader refuses it): a
         quote missing or stray (a hand edit), or the text ending inside a quoted cell (a
         file still being written). The lenient reader reads on, so the rows from that quote
@@ -358,7 +373,7 @@ class CsvResults(ResultsSource):
         self,
         batch: SourceBatch,
         header: Sequence[str],
-        rows: Sequence[Sequence[str]],
+        rows: Iterable[Sequence[str]],
         known: Container[str],
         *,
         first_row: int,
@@ -416,18 +431,156 @@ _USUAL_DELIMITERS = (",", ";", "\t", "|")
 _SEP_LINE = re.compile(r"sep=([^\r\n\"])(?:\r\n|\r|\n)", re.IGNORECASE)
 # The largest field size the csv module takes on every platform (a C long).
 _FIELD_LIMIT_MAX = 2**31 - 1
+# The bytes decoded at a time (:func:`_decode_parts`): a part of the rows is held, never the
+# text of the file.
+_PART = 1 << 16
+# The characters :func:`_declared` is given (a "sep=;" line is 7 at most).
+_HEAD = 64
 
 
-def _records(text: str, delimiter: str, *, strict: bool = False) -> Reader:
-    """The CSV records of ``text``, any cell as long as ``text`` itself.
+def _records(text: _Text, delimiter: str, *, strict: bool = False) -> Reader:
+    """The CSV records of ``text``, any cell as long as ``text`` itself, read a part at a time.
 
     The csv module refuses a cell over its field size limit (131,072 characters unless
     raised, process-wide): one respondent's long comment failed the read of every row. The
-    file is in memory already, so no cell can be longer than it; the limit is raised to
-    that. ``newline=""``: line ends inside quoted cells reach the reader as written."""
-    if csv.field_size_limit() < len(text):
-        csv.field_size_limit(min(len(text), _FIELD_LIMIT_MAX))
-    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+    file is in memory already, so no cell can be longer than it (no character is shorter
+    than a byte); the limit is raised to that. The lines are those of
+    ``io.StringIO(text, newline="")``: line ends inside quoted cells reach the reader as
+    written."""
+    if csv.field_size_limit() < text.size:
+        csv.field_size_limit(min(text.size, _FIELD_LIMIT_MAX))
+    return csv.reader(_lines(text.parts()), delimiter=delimiter, strict=strict)
+
+
+class _Text:
+    """The text of ``data[start:stop]`` decoded with ``encoding``, given a part at a time
+    (:meth:`parts`), decoded again for each pass over it: never held whole (a 46 MB export
+    was 552 MB at its peak: its bytes, the text, a copy of that in io.StringIO, and every
+    row as lists). ``bom``: without a byte-order mark at its start (Excel's "CSV UTF-8"
+    writes one, and under ``encoding: utf-8`` it was read as part of the first title, so
+    the timestamp column was not found). ``final``: a character cut at the end is an error
+    (as ``bytes.decode``), else it is left out (:func:`_decode_parts`)."""
+
+    def __init__(
+        self,
+        data: bytes,
+        encoding: str,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        final: bool = False,
+        bom: bool = True,
+    ) -> None:
+        self.data, self.encoding, self.final, self.bom = data, encoding, final, bom
+        self.start, self.stop = start, len(data) if stop is None else stop
+        self.size = max(self.stop - self.start, 0)  # no text is longer than its bytes
+        self.last = ""  # the last character, once a pass has read to the end
+
+    def parts(self) -> Iterator[str]:
+        parts = _decode_parts(self.data, self.encoding, self.start, self.stop, final=self.final)
+        first, last = self.bom, ""
+        for part in parts:
+            if first and part:
+                part, first = part[1:] if part.startswith("\ufeff") else part, False
+            if part:
+                last = part[-1]
+                yield part
+        self.last = last
+
+    def head(self) -> str:
+        """The first characters, enough for :func:`_declared` (all of a shorter text)."""
+        head = ""
+        for part in self.parts():
+            head += part
+            if len(head) >= _HEAD:
+                break
+        return head
+
+
+class _Rows:
+    """The records of ``text`` after the first ``skip``, read again for each pass: the
+    timestamp column is scanned before any row is parsed (sources/table.py), and the rows a
+    batch does not keep are not held."""
+
+    def __init__(self, text: _Text, delimiter: str, skip: int) -> None:
+        self.text, self.delimiter, self.skip = text, delimiter, skip
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return itertools.islice(_records(self.text, self.delimiter), self.skip, None)
+
+
+def _lines(parts: Iterable[str]) -> Iterator[str]:
+    """The lines of the text ``parts`` make, as ``io.StringIO(text, newline="")`` gives them
+    (each ends after LF, CRLF or a lone CR, as the csv module reads them): each part is split
+    so, but for its last line, which goes on in the next part unless it ends with LF (one
+    ending with CR may end with CRLF)."""
+    pending: list[str] = []
+    for part in parts:
+        if "\n" not in part and "\r" not in part:
+            pending.append(part)  # a long line (or a CR and what follows): joined once
+            continue
+        last = ""
+        for line in io.StringIO("".join([*pending, part]), newline=""):
+            if last:
+                yield last
+            last = line
+        if last.endswith("\n"):
+            pending = []
+            yield last
+        else:
+            pending = [last]
+    yield from io.StringIO("".join(pending), newline="")
+
+
+def _decode_parts(
+    data: bytes, encoding: str, start: int = 0, stop: int | None = None, *, final: bool = False
+) -> Iterator[str]:
+    """The text of ``data[start:stop]``, decoded :data:`_PART` bytes at a time: the text a
+    decode of it all gives, and a UnicodeDecodeError whose ``start`` and ``end`` are offsets
+    in ``data``.
+
+    Not ``final`` (the default), a character cut at the very end is left out: a copy in
+    progress stops at a byte, not at a character. The run failed "line N is not utf-8: set
+    results.csv.encoding", and a code page set so read every row's letters garbled. Without
+    that partial character the text ends inside its last row, which reads as cut (the next
+    run reads it whole); a byte that is no character anywhere else is UnicodeDecodeError."""
+    stop = len(data) if stop is None else stop
+    name = codecs.lookup(encoding).name
+    at = start
+    if name == "utf-8-sig":
+        # Its decoder counts an error's position from after the byte-order mark, so the
+        # line named was the one above when the byte began a line: the mark is passed here.
+        name = "utf-8"
+        at += 3 if data.startswith(codecs.BOM_UTF8, start, stop) else 0
+    decoder = codecs.getincrementaldecoder(name)()
+    view = memoryview(data)
+    while at < stop:
+        part = view[at : min(at + _PART, stop)]
+        # The bytes of a character begun in the last part: an error's offset counts them.
+        state = decoder.getstate()[0]
+        pending = len(state) if isinstance(state, bytes) else 0
+        try:
+            text = decoder.decode(part, final=final and at + len(part) >= stop)
+        except UnicodeDecodeError as exc:
+            exc.start += at - pending
+            exc.end += at - pending
+            raise
+        at += len(part)
+        if text:
+            yield text
+
+
+def _line_at(data: bytes, index: int) -> bytes:
+    """``data.split(b"\n")[index]`` (b"" when there is no such line), without splitting
+    the rest."""
+    start = 0
+    for _ in range(index):
+        found = data.find(b"\n", start)
+        if found < 0:
+            return b""
+        start = found + 1
+    end = data.find(b"\n", start)
+    return data[start : end if end >= 0 else len(data)]
 
 
 def _declared(text: str, configured: str) -> tuple[str, int]:
@@ -437,23 +590,6 @@ def _declared(text: str, configured: str) -> tuple[str, int]:
     and the run was refused for column titles that were right."""
     match = _SEP_LINE.match(text)
     return (match.group(1), 1) if match else (configured, 0)
-
-
-def _decoded(data: bytes, encoding: str) -> str:
-    """``data`` decoded, but for a character cut at its very end: a copy in progress stops at
-    a byte, not at a character. The run failed "line N is not utf-8: set
-    results.csv.encoding", and a code page set so read every row's letters garbled. Without
-    that partial character the text ends inside its last row, which reads as cut (the next
-    run reads it whole); a byte that is no character anywhere else is UnicodeDecodeError."""
-    # Not final: the bytes of a character begun at the end wait for more, which never come.
-    return codecs.getincrementaldecoder(encoding)().decode(data, final=False)
-
-
-def _without_bom(text: str) -> str:
-    """``text`` without a byte-order mark at its start: Excel's "CSV UTF-8" writes one, and
-    under ``encoding: utf-8`` (not ``utf-8-sig``) it was read as part of the first title, so
-    the timestamp column was not found."""
-    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _codec_name(encoding: str) -> str | None:
@@ -488,7 +624,8 @@ def _utf8_under_single_byte(encoding: str, data: bytes) -> bool:
     if data.startswith(codecs.BOM_UTF8):
         return True
     try:
-        _decoded(data, "utf-8")
+        for _ in _decode_parts(data, "utf-8"):
+            pass
     except UnicodeDecodeError as exc:
         return _utf8_but_line(data, exc) is not None
     return True

@@ -155,7 +155,7 @@ def read_table(
     batch: SourceBatch,
     kind: str,
     header: Sequence[Any],
-    rows: Sequence[Sequence[Any]],
+    rows: Iterable[Sequence[Any]],
     columns: ColumnsConfig,
     parser: RowParser,
     known: Container[str],
@@ -170,7 +170,9 @@ def read_table(
     later are never read alone, by ``header``.
 
     ``scan_timestamps`` is given the timestamp column's values once before any row is
-    parsed (the day/month order is a property of the whole column).
+    parsed (the day/month order is a property of the whole column): ``rows`` is iterated
+    twice then, so it must be a collection, or an iterable that reads them again (a CSV
+    export's, which holds no row it does not keep).
     """
     mapping, warnings = map_columns(header, columns, where)
     batch.warnings.extend(warnings)

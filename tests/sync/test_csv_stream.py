@@ -214,3 +214,21 @@ def test_a_second_read_of_a_large_export_holds_no_copy_of_its_text(tmp_path: Pat
     assert (batch.unchanged, batch.submissions) == (40_000, [])
     # Beside what the batch keeps (where each row was recognised), a part of the rows.
     assert peak - kept < size // 4, (peak, kept, size)
+
+
+def test_a_read_of_everything_after_added_rows_fail_reads_the_bytes_prefetched(tmp_path: Path):
+    # Added rows not well-formed: the read of every row read the file again from disk, not
+    # the bytes prefetch read and digested (the memo's key), so another download saved
+    # meanwhile was remembered as these bytes' read.
+    export = tmp_path / "export.csv"
+    first = "\r\n".join([HEADER, line(1, "a")]) + "\r\n"
+    export.write_bytes(first.encode())
+    resume = read(export).resume
+    assert resume is not None
+    export.write_bytes((first + line(2, '"b"c') + "\r\n").encode())
+    later = source(export)
+    later.prefetch()
+    export.write_bytes((first + line(3, "saved meanwhile") + "\r\n").encode())
+    assert later.fetch_after(resume, set()) is None
+    batch = later.fetch(set(), None)
+    assert rows(batch) == [("row 2", "a", "ref-1", 1), ("row 3", "bc", "ref-2", 2)]

@@ -180,28 +180,30 @@ class CsvResults(ResultsSource):
             )
         self._check_not_utf8(data)
         text = _Text(data, self.encoding)
-        header: list[str] = []
-        count, filled = 0, False  # the records from the header on; whether a cell is not blank
         try:
             delimiter, declared = _declared(text.head(), self.delimiter)
-            for record in itertools.islice(_records(text, delimiter), declared, None):
-                header = record if not count else header
-                count += 1
-                filled = filled or any(cell.strip() for cell in record)
+            survey = _Survey(declared)
+            malformed, open_quote = self._malformed(_records(text, delimiter, strict=True), survey)
+            if malformed:
+                # The strict reader's records are the lenient one's when it reads to the end;
+                # else the lenient one reads on past the quote (the pass the parse makes).
+                survey = _Survey(declared)
+                for record in _records(text, delimiter):
+                    survey.add(record)
         except (UnicodeError, LookupError, csv.Error) as exc:
             raise self._unreadable(exc, data) from exc
+        header, count = survey.header, survey.count
         if count and not self._titles_found(header):
             self._check_encoding(data, delimiter, declared)
             if not declared:
                 self._check_delimiter(text, header)
-        malformed, open_quote = self._malformed(text, delimiter)
         resume = self._prefix(data, count) if self._ends(text, malformed) else None
         cut = open_quote or not text.last.endswith(_LINE_BREAKS)
         del data  # the text's rows hold the bytes until they are parsed
         batch = SourceBatch(source=self.kind)
         if malformed:
             batch.warnings.append(malformed)
-        if not filled:
+        if not survey.filled:
             # No title (a Forms download always has them): a copy just begun, or a failed
             # download. Read as every row, it forgot the unverified and skipped rows stored
             # from the file, and the next run stored them again as new.
@@ -224,19 +226,22 @@ class CsvResults(ResultsSource):
         # Decoded whole (final): a character cut at the end of either is no text of theirs.
         head = _Text(data, self.encoding, stop=length, final=True)
         tail = _Text(data, codec, start=length, final=True, bom=False)
+        survey = _Survey(0)
         try:
             delimiter, declared = _declared(head.head(), self.delimiter)
             header = next(itertools.islice(_records(head, delimiter), declared, None))
             for _ in head.parts():
                 pass  # every byte of the head decodes, as in a read of it all
-            added = sum(1 for _ in _records(tail, delimiter))
+            malformed = self._malformed(_records(tail, delimiter, strict=True), survey)[0]
         except (UnicodeError, LookupError, csv.Error, StopIteration):
             return None  # fetch reads it all, and says what is wrong
+        if malformed:
+            return None  # fetch reads it all, and says where
         if _utf8_under_single_byte(self.encoding, data):
             return None  # fetch refuses it (UTF-8 rows added to an ASCII file)
+        # Not before: fetch reads the bytes prefetch read (and digested), not the file again.
         self._data = None
-        if self._malformed(tail, delimiter)[0]:
-            return None  # fetch reads it all, and says where
+        added = survey.count
         later = self._prefix(data, rows + added) if self._ends(tail, None) else None
         cut = not tail.last.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
         del data, head  # the tail's rows hold the bytes until they are parsed
@@ -348,18 +353,18 @@ class CsvResults(ResultsSource):
         every row)."""
         return _tail_codec(self.encoding) is not None and text.last == "\n" and not malformed
 
-    def _malformed(self, text: _Text, delimiter: str) -> tuple[str | None, bool]:
-        """A warning when ``text`` is not well-formed CSV (the strict reader refuses it): a
-        quote missing or stray (a hand edit), or the text ending inside a quoted cell (a
-        file still being written). The lenient reader reads on, so the rows from that quote
-        to the next one read as one row, and those after it are missing from the read:
-        the operator is told the line (never its text). Beside it, whether the text ends
-        inside a quoted cell (as far as the strict reader shows: its first refusal is the
-        end of the data; a stray quote above stops it first)."""
-        reader = _records(text, delimiter, strict=True)
+    def _malformed(self, reader: Reader, survey: _Survey) -> tuple[str | None, bool]:
+        """A warning when the text the strict ``reader`` reads is not well-formed CSV (it
+        refuses it): a quote missing or stray (a hand edit), or the text ending inside a
+        quoted cell (a file still being written). The lenient reader reads on, so the rows
+        from that quote to the next one read as one row, and those after it are missing from
+        the read: the operator is told the line (never its text). Beside it, whether the text
+        ends inside a quoted cell (as far as the strict reader shows: its first refusal is
+        the end of the data; a stray quote above stops it first). ``survey`` is given each
+        record read."""
         try:
-            for _ in reader:
-                pass
+            for record in reader:
+                survey.add(record)
         except csv.Error as exc:
             warning = (
                 f"{self.path.name}: line {reader.line_num} is not well-formed CSV ({exc}): a "
@@ -495,6 +500,25 @@ class _Text:
             if len(head) >= _HEAD:
                 break
         return head
+
+
+class _Survey:
+    """What is told of the records before they are parsed: the header (the first after
+    ``skip``), how many there are from it on, and whether a cell of them is not blank."""
+
+    def __init__(self, skip: int) -> None:
+        self.skip = skip
+        self.header: list[str] = []
+        self.count, self.filled = 0, False
+
+    def add(self, record: list[str]) -> None:
+        if self.skip:
+            self.skip -= 1
+            return
+        if not self.count:
+            self.header = record
+        self.count += 1
+        self.filled = self.filled or any(cell.strip() for cell in record)
 
 
 class _Rows:

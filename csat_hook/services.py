@@ -13,6 +13,8 @@ from dataclasses import field
 
 from sqlalchemy.engine import Engine
 
+from csat_hook.alerts.recheck import recheck
+from csat_hook.alerts.records import Scale
 from csat_hook.clicks.web import ShortLinks
 from csat_hook.clock import Clock
 from csat_hook.clock import utcnow
@@ -94,9 +96,27 @@ class Services:
             worker_id=worker_id,
             # Retention holds without new clicks or reopens: every deployment runs a worker.
             chores=[self.short_links.recorder.prune_due, self.intake.prune_reopens_due],
+            # The first sync after a restart may read its source for minutes: what is queued
+            # is checked against this configuration before anything of it goes out.
+            before_claims=[self.recheck_alerts],
         )
         self._workers.append(worker)
         return worker
+
+
+    def recheck_alerts(self) -> int:
+        """Withdraw the alerts not sent yet that this configuration would not raise now, as
+        every sync does (:mod:`csat_hook.alerts.recheck`), in one transaction; return how
+        many deliveries were cancelled. Run by each delivery worker before its first claim
+        (every web process of ``serve``, ``worker``, ``worker --once``): at a restart with a
+        changed ``alerts`` section, before the first sync has read the results. Processes
+        starting together are safe: its statements are conditional (an alert is withdrawn
+        once, only ``pending`` deliveries of known outcome are cancelled), so a second run
+        changes nothing."""
+        metrics = self.config.metrics
+        scale = Scale(metrics.scale_min, metrics.scale_max, metrics.top_box)
+        with self.engine.begin() as conn:
+            return recheck(conn, self.config.alerts, scale, self.clock())
 
 
 def build_services(

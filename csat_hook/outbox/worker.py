@@ -14,6 +14,11 @@ A heartbeat thread (:mod:`csat_hook.outbox.heartbeat`) proves the process alive,
 leases of the replies in flight, takes over the replies of gone workers, closes the fence
 on a reply whose claim this worker can no longer be sure of, and runs the process's chores
 (pruning old clicks).
+
+Before its first claim a worker runs its ``before_claims`` once (the composition root's: the
+alerts not sent yet checked against the configuration this process started with), so that
+nothing queued under an earlier configuration goes out under it; the dispatcher retries them
+through a database outage as it retries its claims.
 """
 
 from __future__ import annotations
@@ -70,8 +75,10 @@ class DeliveryWorker:
         clock: Clock,
         worker_id: str | None = None,
         chores: Sequence[Callable[[], object]] = (),
+        before_claims: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.engine = engine
+        self.before_claims = tuple(before_claims)
         self.delivery = delivery
         self.config = config
         self.waker = waker
@@ -110,9 +117,12 @@ class DeliveryWorker:
     def run_once(self, limit: int = 100) -> int:
         """Deliver what is due now, one claim at a time; return how many were processed.
 
-        Takes over gone workers' replies and runs the chores first, as a heartbeat would (this
-        mode has none: its claims are protected by their leases alone).
+        Runs ``before_claims`` first, then takes over gone workers' replies and runs the chores,
+        as a heartbeat would (this mode has none: its claims are protected by their leases
+        alone). A failure of ``before_claims`` is raised: nothing is claimed.
         """
+        for step in self.before_claims:
+            step()
         self.release_stale()
         self.heartbeat.run_chores()
         done = 0
@@ -179,9 +189,13 @@ class DeliveryWorker:
         poll = self.config.poll_seconds
         linger = self.config.claim_linger_seconds
         failures = 0
+        ready = False  # before_claims have run
         while not self._stop.is_set():
             seen = self.waker.generation
             try:
+                if not ready:
+                    self._before_claims()
+                    ready = True
                 with self._free_lock:
                     free = self._free
                 timeout = poll  # no free thread: threads that free up wake us
@@ -207,6 +221,18 @@ class DeliveryWorker:
                 # Woken (a reply queued, threads freed): let the replies queued right after
                 # it arrive too, and claim them all in one statement.
                 self._stop.wait(linger)
+
+    def _before_claims(self) -> None:
+        """Run ``before_claims``. A database error is the caller's (it backs off and runs
+        them again before any claim); any other is logged and claims go on: a bug there must
+        not stop every reply."""
+        for step in self.before_claims:
+            try:
+                step()
+            except DBAPIError:
+                raise
+            except Exception:
+                logger.exception("worker.before-claims-failed")
 
     def _wait(self, seen: int, timeout: float, held: HeldConnection) -> bool:
         # Keep the claim's connection through short waits (the next wake-up is usually

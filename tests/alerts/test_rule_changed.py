@@ -6,10 +6,16 @@ alert hold: a delivery a worker holds is left to it, one of unknown outcome is s
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from csat_hook import server
 from csat_hook.alerts.report import delivery_text
+from csat_hook.app import create_app
 from csat_hook.devtools.fake_notify import Script
 from csat_hook.outbox import store
 from tests.alerts.conftest import alerts_section
@@ -19,6 +25,7 @@ from tests.alerts.conftest import raise_now
 from tests.alerts.test_agent_drop import AGENT_RULE
 from tests.alerts.test_agent_drop import Data
 from tests.alerts.test_delivery import by_destination
+from tests.alerts.test_delivery import notes
 from tests.alerts.test_delivery import rows
 from tests.alerts.test_improved import EVERY
 from tests.alerts.test_improved import claim_all
@@ -279,3 +286,164 @@ def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
     assert delivery_text(by_destination(service)["telegram"]) == (
         "telegram: cancelled (destination removed)"
     )
+
+
+# --- at a process's start: before its workers claim anything ------------------------------------
+
+
+def serve_delivery(services: Any) -> Any:
+    """What ``csat-hook serve`` does in each web process once gunicorn booted it: the app
+    built on ``services`` and its delivery started (``post_worker_init``); a gunicorn worker
+    as the hook sees it."""
+    booted = SimpleNamespace(wsgi=create_app(services=services))
+    server._start_delivery(booted)
+    return booted
+
+
+def finished(services: Any) -> bool:
+    return all(row.status not in ("pending", "sending") for row in rows(services))
+
+
+@pytest.mark.parametrize("start", ["serve", "worker --once"])
+def test_an_alert_of_a_removed_rule_is_not_sent_by_a_service_started_before_any_sync(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock, start
+):
+    """Restarted with the rule removed, the first sync still reading the results source:
+    the process's workers must not send the alert under the rule it no longer has."""
+    raise_now(alerting, [changed(rating=1)])
+    service = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+
+    if start == "serve":
+        booted = serve_delivery(service)
+        try:
+            deadline = time.monotonic() + 10
+            while not finished(service) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            server._stop_delivery(None, booted)
+    else:
+        service.delivery_worker().run_once()
+
+    assert delivered(fake_notify, fake_helpdesk) == NOTHING
+    assert the_alert(service).cancel_reason == "rule_removed"
+    assert {delivery_text(r) for r in rows(service)} == {
+        f"{name}: cancelled (rule removed)" for name in EVERY
+    }
+
+
+def test_processes_starting_together_cancel_each_delivery_once(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """Every web process runs the check at its start: two at once (or one after another)
+    withdraw the alert once and cancel each delivery once, and send nothing."""
+    raise_now(alerting, [changed(rating=1)])
+    first, second = (
+        restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+        for _ in range(2)
+    )
+    booted = [serve_delivery(first), serve_delivery(second)]
+    try:
+        deadline = time.monotonic() + 10
+        while not finished(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for one in booted:
+            server._stop_delivery(None, one)
+
+    assert delivered(fake_notify, fake_helpdesk) == NOTHING
+    alert = the_alert(first)
+    assert alert.cancel_reason == "rule_removed" and alert.cancelled_at == clock()
+    assert statuses(first) == dict.fromkeys(EVERY, "cancelled")
+
+
+# --- a destination taken off while an attempt's outcome is unknown ------------------------------
+
+
+def test_an_unknown_outcome_to_a_destination_taken_off_is_settled_then_cancelled(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The note's request went out and its answer was lost (the note was not stored), the
+    webhook's too; the operator then took both off the rule. The note is looked up: not
+    there, it is not posted now but cancelled; the webhook cannot be asked: cancelled too,
+    saying it may have arrived. The alert stands: it went to Slack and Telegram."""
+    fake_helpdesk.drop_next(1, store=False)
+    fake_notify.script("webhook", Script(drop=True))
+    raise_now(alerting, [changed(rating=1)])
+    alerting.delivery_worker().run_once(limit=10)
+    uncertain = by_destination(alerting)
+    assert uncertain["note"].uncertain_since is not None
+    assert uncertain["crm"].uncertain_since is not None
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "telegram"]}],
+    )
+
+    assert raise_now(service, []).cancelled == 0  # of unknown outcome: settled first
+    clock.advance(service.config.delivery.settle_seconds + 1)
+    drain(service.delivery_worker(), clock)
+
+    assert notes(fake_helpdesk) == []
+    assert len(fake_notify.requests("webhook")) == 1
+    settled = by_destination(service)
+    assert delivery_text(settled["note"]) == "note: cancelled (destination removed)"
+    assert delivery_text(settled["crm"]) == (
+        "crm: cancelled (destination removed, may have arrived)"
+    )
+    assert the_alert(service).cancel_reason is None
+    assert (statuses(service)["slack"], statuses(service)["telegram"]) == ("sent", "sent")
+
+
+def test_an_unknown_outcome_to_a_destination_taken_off_found_delivered_is_sent(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    fake_helpdesk.drop_next(1)  # the note is stored, its answer lost
+    raise_now(alerting, [changed(rating=1)])
+    alerting.delivery_worker().run_once(limit=10)
+    assert by_destination(alerting)["note"].uncertain_since is not None
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    )
+
+    raise_now(service, [])
+    clock.advance(service.config.delivery.settle_seconds + 1)
+    drain(service.delivery_worker(), clock)
+
+    note = by_destination(service)["note"]
+    assert note.status == "sent" and note.last_error.startswith("found in the dialog")
+    assert len(notes(fake_helpdesk)) == 1
+
+
+def test_a_delivery_in_flight_when_its_worker_died_is_settled_then_cancelled_there(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The old process was killed while it held the deliveries (the note not posted yet);
+    restarted with the note taken off the rule. Taken over, the note's delivery is of
+    unknown outcome: looked up, not there, cancelled instead of posted."""
+    raise_now(alerting, [changed(rating=1)])
+    claim_all(alerting, clock, worker_id="gone:1:abc")
+    service = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    )
+
+    assert raise_now(service, []).cancelled == 0  # held: left to its worker
+    clock.advance(service.config.delivery.lease_seconds + 1)  # the lease runs out
+    drain(service.delivery_worker(), clock)
+
+    assert notes(fake_helpdesk) == []
+    assert delivery_text(by_destination(service)["note"]) == (
+        "note: cancelled (destination removed)"
+    )
+    assert statuses(service) == dict.fromkeys(("slack", "telegram", "crm"), "sent") | {
+        "note": "cancelled"
+    }

@@ -103,7 +103,6 @@ class Services:
         self._workers.append(worker)
         return worker
 
-
     def recheck_alerts(self) -> int:
         """Withdraw the alerts not sent yet that this configuration would not raise now, as
         every sync does (:mod:`csat_hook.alerts.recheck`), in one transaction; return how

@@ -2,14 +2,17 @@
 
 An operator who removes or renames a rule, lowers its limit or takes a destination off it,
 and restarts, expects what still waits to go out to follow the change. Every sync
-(:func:`~csat_hook.alerts.engine.raise_alerts`, last, whether any rule is configured or not)
-reads the standing alerts with a delivery not finished (``pending``, or ``sending`` under a
-worker: few, the outbox sends an alert in seconds unless its destination refuses it for
-now) and withdraws those the configuration would not raise now, as an answer edited out of
-its rule withdraws its alert, through the same statements and so under the same guards:
-only ``pending`` deliveries whose earlier attempt's outcome is known are cancelled here; one
-a worker holds ends as it ends (if it comes back for a retry, its next claim cancels it);
-one of unknown outcome is settled first. ``alerts.cancel_reason`` says why:
+(:func:`~csat_hook.alerts.engine.raise_alerts`, last, whether any rule is configured or not),
+and every delivery worker before its first claim (``Services.recheck_alerts``: the first
+sync after a restart may read its source for minutes), reads the standing alerts with a
+delivery not finished (``pending``, or ``sending`` under a worker: few, the outbox sends an
+alert in seconds unless its destination refuses it for now) and withdraws those the
+configuration would not raise now, as an answer edited out of its rule withdraws its alert,
+through the same statements and so under the same guards: only ``pending`` deliveries whose
+earlier attempt's outcome is known are cancelled here; one a worker holds ends as it ends
+(if it comes back for a retry, its next claim cancels it); one of unknown outcome is settled
+first. Run twice, or by processes starting together, it changes nothing the second time.
+``alerts.cancel_reason`` says why:
 
 * ``rule_removed``: no rule (digest) of the alert's name any more. A renamed rule is another
   rule: its name is part of its alerts' identity;
@@ -22,9 +25,12 @@ one of unknown outcome is settled first. ``alerts.cancel_reason`` says why:
 
 A destination taken off the rule (digest) cancels that destination's deliveries alone
 (``cancelled: destination_removed`` in their ``last_error``): the alert stands, and goes to
-the others. An agent alert is checked by its rule's name, kind and destinations only (whether
-the agent is still below a changed target would take the window's answers again), a digest
-by its name and destinations. An alert withdrawn here stands again only as a withdrawn alert
+the others. Those it cannot cancel now (a worker's, one of unknown outcome) are marked
+(:func:`~csat_hook.outbox.store.mark_unrouted`): their next claim settles an earlier attempt
+as usual (found: sent) and cancels them instead of sending them anew. An agent alert is
+checked by its rule's name, kind and destinations only (whether the agent is still below a
+changed target would take the window's answers again), a digest by its name and
+destinations. An alert withdrawn here stands again only as a withdrawn alert
 does (its answer edited back to a score the rule alerts on): a rule put back does not send
 what was cancelled. Cap notices are left as they are.
 """
@@ -85,6 +91,9 @@ def recheck(conn: sa.Connection, config: AlertsConfig, scale: Scale, now: dateti
             cancelled += outbox_store.cancel_unrouted(
                 conn, alert.id, unrouted, DESTINATION_REMOVED, now
             )
+            # Those it must leave (a worker's, one of unknown outcome) are cancelled at their
+            # next claim, after settling; without a mark the settle would send them anew.
+            outbox_store.mark_unrouted(conn, alert.id, unrouted, DESTINATION_REMOVED)
     for reason, ids in sorted(withdrawn.items()):
         ids = store.withdraw_ids(conn, ids, reason, now)
         if ids:

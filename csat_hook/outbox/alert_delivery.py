@@ -69,13 +69,17 @@ def deliver_alert(
         return Failed(f"the stored alert cannot be read ({type(exc).__name__})")
     # Withdrawn (alerts.cancel_reason): the answer was edited so that its rule no longer
     # matches it, or the configuration changed so that it would not be raised now, after
-    # this delivery was queued (a retry after a 503, held for a claim).
-    withdrawn = alert.cancel_reason
+    # this delivery was queued (a retry after a 503, held for a claim). Or this delivery
+    # alone: its destination was taken off the rule (store.mark_unrouted).
+    unrouted = store.unrouted_reason(item.context)
+    withdrawn = alert.cancel_reason or unrouted
     if withdrawn is not None and item.uncertain_since is None:
-        return Cancelled(store.withdrawn_note(withdrawn))
+        return Cancelled(store.withdrawn_note(withdrawn), unrouted=unrouted is not None)
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
         outcome = _send_alert(delivery, destination, item, message, may_write, withdrawn)
+    if isinstance(outcome, Cancelled) and unrouted is not None:
+        return replace(outcome, unrouted=True)
     chain = follow_up_of(item)
     if chain.receivers is not None and isinstance(outcome, Failed):
         # A failed follow-up: say who never got the alert (addresses from our own config).

@@ -242,7 +242,13 @@ class OutcomeRecorder:
     def _cancel(self, item: sa.Row[Any], cancelled: Cancelled) -> None:
         done = self._write(
             lambda conn: store.mark_cancelled(
-                conn, item.id, item.alert_id, self.worker_id, self.clock(), note=cancelled.reason
+                conn,
+                item.id,
+                item.alert_id,
+                self.worker_id,
+                self.clock(),
+                note=cancelled.reason,
+                unrouted=cancelled.unrouted,
             )
         )
         if done is None:

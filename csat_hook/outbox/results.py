@@ -80,9 +80,13 @@ class Failed:
 @dataclass(frozen=True)
 class Cancelled:
     """Not sent, and not to be: the alert was withdrawn before it went out (its answer no
-    longer matches its rule). ``reason`` is shown to operators and in the Alerts tab."""
+    longer matches its rule). ``reason`` is shown to operators and in the Alerts tab.
+    ``unrouted``: this delivery alone, its destination taken off the rule (its own mark,
+    :func:`~csat_hook.outbox.store.mark_unrouted`, for good): cancelled whatever the alert's
+    state when the outcome is written."""
 
     reason: str
+    unrouted: bool = False
 
 
 Outcome = Sent | Retry | Failed | Cancelled

@@ -36,6 +36,7 @@ from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
 from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
 from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
+from csat_hook.outbox.store.enqueue import UNROUTED
 from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
 from csat_hook.outbox.store.enqueue import cancel_unrouted
 from csat_hook.outbox.store.enqueue import cancel_waiting
@@ -46,7 +47,9 @@ from csat_hook.outbox.store.enqueue import follow_up_generation
 from csat_hook.outbox.store.enqueue import follow_up_key
 from csat_hook.outbox.store.enqueue import is_follow_up
 from csat_hook.outbox.store.enqueue import kept_on_reopen
+from csat_hook.outbox.store.enqueue import mark_unrouted
 from csat_hook.outbox.store.enqueue import requeue_withdrawn
+from csat_hook.outbox.store.enqueue import unrouted_reason
 from csat_hook.outbox.store.enqueue import withdrawn_note
 from csat_hook.outbox.store.enqueue import withdrawn_reason
 from csat_hook.outbox.store.outcomes import SentMark
@@ -68,6 +71,7 @@ __all__ = [
     "MAY_HAVE_ARRIVED",
     "OUTBOX_COLUMNS",
     "SURVEY",
+    "UNROUTED",
     "WITHDRAWN_PREFIX",
     "SentMark",
     "alerts_by_id",
@@ -89,12 +93,14 @@ __all__ = [
     "mark_sent_after_takeover",
     "mark_sent_and_follow_up",
     "mark_sent_many",
+    "mark_unrouted",
     "next_due_at",
     "release_stale",
     "requeue_withdrawn",
     "reschedule",
     "surveys_by_id",
     "unregister",
+    "unrouted_reason",
     "withdrawn_note",
     "withdrawn_reason",
 ]

@@ -20,6 +20,7 @@ from csat_hook.db.schema import ALERT
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import in_chunks
@@ -196,6 +197,51 @@ def cancel_unrouted(
         ],
         {"status": CANCELLED, "last_error": withdrawn_note(reason), "updated_at": now},
     )
+
+
+# The ``context`` key of an alert delivery whose destination was taken off the alert's rule
+# while it could not be cancelled (:func:`mark_unrouted`): the reason, read at its next claim.
+UNROUTED = "unrouted"
+
+
+def mark_unrouted(
+    conn: sa.Connection, alert_id: int, destinations: Sequence[str], reason: str
+) -> int:
+    """Mark the deliveries of the alert ``alert_id`` to ``destinations`` (taken off its rule:
+    ``reason``) that :func:`cancel_unrouted` leaves, a worker's (``sending``) and those of
+    unknown outcome, so that their next claim cancels them instead of sending: after the
+    earlier attempt is settled as usual (found: sent); return how many were marked.
+
+    Only their ``context`` changes (nothing else writes an alert delivery's after it is
+    queued), never their status, lease or times: a worker's attempt ends as it ends. Marked
+    for good: a destination put back on the rule does not send it, as a rule put back does
+    not send what was cancelled."""
+    rows = conn.execute(
+        sa.select(outbox.c.id, outbox.c.context).where(
+            outbox.c.kind == ALERT,
+            outbox.c.alert_id == alert_id,
+            outbox.c.destination.in_(list(destinations)),
+            outbox.c.status.in_([PENDING, SENDING]),
+        )
+    ).all()
+    marked = 0
+    for row in rows:
+        context = row.context if isinstance(row.context, dict) else {}
+        if context.get(UNROUTED) == reason:
+            continue  # marked already (an earlier run, another process)
+        result = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.status.in_([PENDING, SENDING]))
+            .values(context={**context, UNROUTED: reason})
+        )
+        marked += int(result.rowcount or 0)
+    return marked
+
+
+def unrouted_reason(context: Any) -> str | None:
+    """Why a delivery was taken off its alert's rule (:func:`mark_unrouted`); None if not."""
+    reason = context.get(UNROUTED) if isinstance(context, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: datetime) -> int:

@@ -366,9 +366,12 @@ def mark_cancelled(
     now: datetime,
     *,
     note: str,
+    unrouted: bool = False,
 ) -> bool | None:
     """Cancel a claimed alert delivery, not sent, because its alert is withdrawn
-    (``alerts.cancel_reason``; ``note`` says why, :func:`~.enqueue.withdrawn_note`).
+    (``alerts.cancel_reason``; ``note`` says why, :func:`~.enqueue.withdrawn_note`), or
+    (``unrouted``) because the delivery itself is marked taken off the alert's rule
+    (:func:`~.enqueue.mark_unrouted`): a mark nothing takes back, so the alert is not read.
 
     The alert is read again first, under a share lock taken without waiting (PostgreSQL): an
     alert a sync is changing right now (the answer coming back to the alerted score, whose
@@ -379,12 +382,14 @@ def mark_cancelled(
     its claim not counted as an attempt (nothing was sent), and its next claim reads the
     alert again (None). False when the claim is no longer this worker's. Run it in a
     transaction (the lock lasts until its end)."""
-    still = conn.execute(
-        sa.select(alerts.c.cancel_reason)
-        .where(alerts.c.id == alert_id)
-        .with_for_update(read=True, skip_locked=True)
-    ).first()
-    withdrawn = still is not None and still.cancel_reason is not None
+    withdrawn = unrouted
+    if not withdrawn:
+        still = conn.execute(
+            sa.select(alerts.c.cancel_reason)
+            .where(alerts.c.id == alert_id)
+            .with_for_update(read=True, skip_locked=True)
+        ).first()
+        withdrawn = still is not None and still.cancel_reason is not None
     values: dict[str, Any] = {"lease_until": None, "updated_at": now}
     if withdrawn:
         values |= {"status": CANCELLED, "last_error": fitted(outbox.c.last_error, note)}

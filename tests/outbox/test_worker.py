@@ -621,3 +621,30 @@ def test_the_dispatcher_keeps_its_claim_connection_while_busy_and_gives_it_back_
     assert busy == ["checkout"]  # the first claim's checkout served the next claims too
     assert idle == ["checkout", "invalidate"]
     assert again == ["checkout", "invalidate", "checkout"]  # taken again when needed
+
+
+def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_outage(
+    services, fake_helpdesk
+):
+    """The checks a worker runs before its first claim (the queued alerts against this
+    configuration) that meet a database outage are run again after the backoff; meanwhile
+    nothing is claimed."""
+    queue_generic(services)
+    worker = services.delivery_worker()
+    ran: list[int] = []
+
+    def flaky() -> None:
+        ran.append(len(fake_helpdesk.api_requests()))  # what went out before this run
+        if len(ran) == 1:
+            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
+
+    worker.before_claims = (flaky, *worker.before_claims)
+    worker.start(threads=1)
+    try:
+        deadline = time.monotonic() + 10
+        while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert ran == [0, 0]  # failed, then run again; the reply was claimed after both
+    assert len(fake_helpdesk.api_requests()) == 1

@@ -45,6 +45,11 @@ _NEWEST = attrgetter(
 )
 
 UNVERIFIED_CSV = "unverified.csv"
+# What the texts of the answers Unverified lists may take, in UTF-8 bytes (comments, form
+# fields, rows): anyone can submit the public form any number of times with a made-up
+# reference and a long comment, and a tab over output.gsheets.max_request_bytes (8 MB) failed
+# every run's write. About 1 MB of text is what 5,000 usual ones take.
+UNVERIFIED_TEXT_BYTES = 2_000_000
 
 
 _AGENT = itemgetter(AnswerRecord._fields.index("agent"))  # in C, where attrgetter goes by name
@@ -380,7 +385,9 @@ def _shared_keys(agents: Sequence[Agent]) -> set[str]:
 
 
 def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tuple[Grid, Table]:
-    """Answers that could not be credited, under a line that says so, and ``unverified.csv``.
+    """Answers that could not be credited, under a line that says so, and ``unverified.csv``:
+    ``rows_in`` (newest first) as far as their texts fit :data:`UNVERIFIED_TEXT_BYTES`, a row
+    that does not fit in what is left passed over (one long comment hides no other row).
 
     The form's agent and ticket fields are labelled as unverified: beside a forged answer
     they name whom the forger claimed, not whom it counts for (nobody).
@@ -406,7 +413,7 @@ def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tupl
             r.field_ticket or None,
             r.source_ref,
         ]
-        for r in rows_in
+        for r in _within_budget(rows_in)
     ]
     table = Table(columns, rows, csv_name=UNVERIFIED_CSV)
     grid = Grid(name, "unverified", frozen_rows=2)
@@ -414,3 +421,18 @@ def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tupl
     canvas.line([t["unverified_note"]], Look.NOTE)
     canvas.table(table)
     return grid, table
+
+
+def _within_budget(rows_in: Sequence[Any]) -> list[Any]:
+    """``rows_in`` whose texts, added up in order, fit :data:`UNVERIFIED_TEXT_BYTES`."""
+    kept, left = [], UNVERIFIED_TEXT_BYTES
+    for row in rows_in:
+        size = sum(
+            len(text.encode("utf-8", "surrogatepass"))
+            for text in (row.comment, row.field_agent, row.field_ticket, row.source_ref)
+            if text
+        )
+        if size <= left:
+            kept.append(row)
+            left -= size
+    return kept

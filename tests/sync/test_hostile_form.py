@@ -1,0 +1,47 @@
+"""A hostile respondent: the survey is a public form, so anyone can submit anything, any
+number of times. Whatever they submit, everyone else's answers are read, credited and
+written, and what they cost the report stays bounded."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from csat_hook.db.schema import unverified_answers
+from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import leaderboard
+from tests.sync.test_double_click import T0
+
+
+def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_path: Path):
+    # 300 submissions with made-up references and a 10,000-character comment each (emoji: 4
+    # bytes apiece in UTF-8) made the Unverified tab 12 MB, over the 8 MB a value request may
+    # carry: every run then failed ("tab 'Unverified' needs … bytes"), and neither the
+    # Sheets report nor the local files were written again while the rows were there.
+    anna = kit.survey("G-1", "7", "Anna Petrova")
+    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna]]
+    for i in range(300):
+        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
+        rows.append([T0 + timedelta(seconds=i + 1), 1, "😡" * 10_000, "Anna", "G-1", made_up])
+    kit.responses([EN_HEADER, *rows])
+    config = kit.config(output={"local": {"enabled": True, "csv": True}})
+    summary = kit.run(config)
+    assert summary.status in ("ok", "data_error"), summary.error
+    assert summary.new == 1 and sum(summary.unverified.values()) == 300
+    assert leaderboard(kit.sheet("Summary"))["Anna Petrova"]["Answers"] == 1
+    assert len(kit.rows(unverified_answers)) == 300  # all kept; only the listing is bounded
+    listed = [r for r in kit.sheet("Unverified") if r and r[0] not in (None, "")][2:]
+    assert 0 < len(listed) < 300
+    assert [r[-1] for r in listed] == [f"row {n}" for n in range(302, 302 - len(listed), -1)]
+    report = tmp_path / "report"
+    assert (report / "unverified.csv").stat().st_size < 3_000_000
+    with (report / "unverified.csv").open(encoding="utf-8-sig") as file:
+        assert len(list(csv.reader(file))) == len(listed) + 1
+    # A later answer is still read and written.
+    boris = kit.survey("G-2", "8", "Boris Ivanov")
+    kit.responses([EN_HEADER, *rows, [T0 + timedelta(hours=1), 4, "ok", "", "G-2", boris]])
+    again = kit.run(config)
+    assert again.status == "ok", again.error
+    assert leaderboard(kit.sheet("Summary"))["Boris Ivanov"]["Answers"] == 1

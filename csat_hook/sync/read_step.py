@@ -162,7 +162,8 @@ def read_source(
     # Not when the last row was left cut: the answer not found may be that row's, whole next
     # run (credited again from the history now, it would flip back then, alerting meanwhile).
     every_row = batch.complete and not batch.left_cut
-    plans = watch.plan(batch, noted) if watch is not None and every_row else []
+    secrets = config.token.all_secrets()
+    plans = watch.plan(batch, noted, secrets) if watch is not None and every_row else []
     return SourceRead(
         batch,
         skipped,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.sync import store
+from csat_hook.sync.attribution import Credited
+from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import precedence
 from csat_hook.sync.ingest import COMPARED
 from csat_hook.sync.ingest import IngestResult
@@ -71,9 +74,12 @@ class Watch:
         answers of their surveys."""
         return self.history.keys() | {fingerprint for fingerprint, _ in self.current.values()}
 
-    def plan(self, batch: SourceBatch, digests: Mapping[str, str]) -> list[Recredit]:
+    def plan(
+        self, batch: SourceBatch, digests: Mapping[str, str], secrets: Sequence[str]
+    ) -> list[Recredit]:
         """The surveys to credit again after ``batch`` (a read of every row), given the
-        stored row digests of :meth:`identities` (digest → identity)."""
+        stored row digests of :meth:`identities` (digest → identity) and the secrets a new
+        submission's reference is verified under."""
         if not self.history:
             return []
         found: dict[str, str] = {}  # identity → the lowest row the read found it at
@@ -103,13 +109,17 @@ class Watch:
             # A new submission of the survey that outranks its best history row found is what
             # a first read credits: the ingest weighs it against the answer as usual, and
             # crediting the history row first would report (and alert on) a rating the
-            # source no longer gives (an answer edited in place beside an earlier row).
+            # source no longer gives (an answer edited in place beside an earlier row). Only
+            # one whose reference verifies is credited: one that names the survey but is
+            # not its reference (a signature edited) is unverified, and the row is still due.
             for sub in batch.submissions:
                 key = sub.named_key()
                 if key in best:
                     fingerprint, ref = best[key]
                     history_rank = precedence(self.history[fingerprint].submitted_at, ref)
-                    if precedence(sub.submitted_at, sub.ref) > history_rank:
+                    if precedence(sub.submitted_at, sub.ref) > history_rank and isinstance(
+                        check_reference(sub, secrets), Credited
+                    ):
                         del best[key]
         plans = []
         for key, (fingerprint, ref) in best.items():

@@ -9,10 +9,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from csat_hook.db.schema import unverified_answers
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import leaderboard
 from tests.sync.test_double_click import T0
+from tests.sync.test_double_click import Export
+from tests.sync.test_double_click import Sheet
+from tests.sync.test_double_click import fresh_outcome
+from tests.sync.test_double_click import outcome
 
 
 def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_path: Path):
@@ -45,3 +51,30 @@ def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_p
     again = kit.run(config)
     assert again.status == "ok", again.error
     assert leaderboard(kit.sheet("Summary"))["Boris Ivanov"]["Answers"] == 1
+
+
+@pytest.fixture(params=[Sheet, Export], ids=["gsheets", "csv"])
+def source(request: pytest.FixtureRequest, kit: Any, tmp_path: Path) -> Any:
+    return request.param(kit, tmp_path)
+
+
+def test_a_made_up_reference_to_a_survey_does_not_keep_a_removed_answer(kit: Any, source: Any):
+    # The survey's later answer removed from the source (a row deleted), and in the same read
+    # a submission whose reference names that survey but is not its reference (the
+    # customer's own link with its signature edited): the read of every row took that
+    # submission for a newer one of the survey, left it to be credited instead of the
+    # earlier row still there, and it never was (unverified). The removed answer stayed
+    # credited, against a first read's.
+    anna = kit.survey("H-1", "7", "Anna Petrova")
+    edited = anna[:-1] + ("A" if anna[-1] != "A" else "B")
+    earlier = [T0, 5, "fine", "", "H-1", anna]
+    later = [T0 + timedelta(minutes=10), 1, "awful", "", "H-1", anna]
+    made_up = [T0 + timedelta(minutes=20), 1, "again", "", "H-1", edited]
+    for rows in ([earlier], [earlier, later], [earlier, made_up]):
+        source.write([list(row) for row in rows])
+        summary = kit.run(source.config)
+        assert summary.status == "ok", summary.error
+    assert summary.unverified == {"forged": 1}
+    credited, _ = outcome(kit)
+    assert [row[:3] for row in credited] == [("H-1", 5, "fine")]
+    assert credited == fresh_outcome(kit, source.config)[0]

@@ -19,6 +19,10 @@ from tests.sync.test_double_click import Export
 from tests.sync.test_double_click import Sheet
 from tests.sync.test_double_click import fresh_outcome
 from tests.sync.test_double_click import outcome
+from tests.sync.test_forms_recredit import FORM
+from tests.sync.test_forms_recredit import credited
+from tests.sync.test_forms_recredit import forms_config
+from tests.sync.test_forms_recredit import submit
 
 
 def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_path: Path):
@@ -78,3 +82,21 @@ def test_a_made_up_reference_to_a_survey_does_not_keep_a_removed_answer(kit: Any
     credited, _ = outcome(kit)
     assert [row[:3] for row in credited] == [("H-1", 5, "fine")]
     assert credited == fresh_outcome(kit, source.config)[0]
+
+
+def test_a_made_up_reference_to_a_survey_does_not_keep_a_deleted_response(kit: Any):
+    # The same through the Forms API: the later response deleted in the form, a response
+    # with the survey's reference edited submitted after it; the read of every response
+    # (sync --full) kept the deleted response's rating.
+    anna = kit.survey("T-1", "7", "Anna")
+    kit.fake.add_form(FORM, [])
+    early = submit(kit, 1, kit.now - timedelta(hours=3), 4, anna)
+    late = submit(kit, 2, kit.now - timedelta(hours=2), 1, anna)
+    config = forms_config(kit)
+    assert kit.run(config).new == 1
+    assert kit.fake.delete_response(FORM, late)
+    submit(kit, 3, kit.now - timedelta(hours=1), 1, anna[:-1] + ("A" if anna[-1] != "A" else "B"))
+    kit.now += timedelta(minutes=10)
+    full = kit.run(config, full=True)
+    assert (full.status, full.unverified) == ("ok", {"forged": 1}), full.error
+    assert credited(kit) == {"T-1": (4, f"response {early}")}

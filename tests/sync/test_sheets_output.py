@@ -529,3 +529,19 @@ def test_a_report_over_the_spreadsheets_cell_limit_fails_naming_what_to_change(k
     assert "output.gsheets.spreadsheet_id" in summary.error
     assert "output.gsheets.max_response_rows" in summary.error
     assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_tab_other_than_agents_or_responses_too_large_says_to_raise_the_budget(kit):
+    # An Unverified tab of made-up references with long comments, under a lowered budget:
+    # fewer agent or Responses rows cannot help it, a larger request can.
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    rows = [[T0, 5, "ok", "", "", token]]
+    for i in range(40):
+        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
+        rows.append([T0, 1, "x" * 5_000, "Anna", "T-1", made_up])
+    kit.responses([EN_HEADER, *rows])
+    summary = kit.run(kit.config(output={"gsheets": {"max_request_bytes": 100_000}}))
+    assert summary.status == "failed"
+    assert "'Unverified' needs" in summary.error
+    assert "raise max_request_bytes" in summary.error
+    assert kit.fake.count("sheets_write") == 0

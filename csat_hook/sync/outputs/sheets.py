@@ -666,7 +666,8 @@ class SheetsOutput:
                     f"tab {absolute_range_name(title)} needs {len(item)} bytes, "
                     "more than output.gsheets.max_request_bytes; lower "
                     "output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows "
-                    "(the Responses tab)"
+                    "(the Responses tab), or raise max_request_bytes (another tab: Google "
+                    "takes a request of up to 10 MB)"
                 )
         items = [item for _, item in data]
         chunks = _packed(items, [len(item) for item in items], self.max_request_bytes)

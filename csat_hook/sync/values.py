@@ -59,7 +59,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # before, is a skipped row, implausible_timestamp (sources/base.py EARLIEST_SUBMISSION).
 # 7: the same format characters around a text timestamp read as surrounding spaces (a time
 # ending in a zero-width space was bad_timestamp); one within still is (sync/cell_text.py).
-READING_VERSION = 7
+# 8: a NUL in a reference is malformed (read as U+FFFD); it was dropped, so a reference
+# edited by one was credited as the one it was edited from.
+READING_VERSION = 8
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

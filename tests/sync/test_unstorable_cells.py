@@ -36,6 +36,27 @@ def test_nul_and_lone_surrogates_in_cells_are_stored_cleaned(kit):
     assert (again.status, again.new, again.unchanged) == ("ok", 0, 2)
 
 
+def test_a_reference_with_a_nul_inside_or_at_an_end_is_not_credited(kit):
+    # A NUL removed to store the cell made an edited reference verify: the check reads the
+    # reference as the respondent sent it (the NUL as U+FFFD), so it is malformed.
+    anna = kit.survey("T-1", "7", "Anna Petrova")
+    boris = kit.survey("T-2", "8", "Boris Ivanov")
+    vera = kit.survey("T-3", "9", "Vera Sokolova")
+    kit.responses(
+        [
+            EN_HEADER,
+            [at(1), 1, "", "", "T-1", anna[:10] + "\x00" + anna[10:]],
+            [at(2), 1, "", "", "T-2", boris + "\x00"],
+            [at(3), 1, "", "", "T-3", "\x00" + vera],
+        ]
+    )
+    summary = kit.run()
+    assert summary.status in ("ok", "data_error"), summary.error
+    assert (summary.new, summary.unverified) == (0, {"malformed": 3})
+    with kit.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one() == 0
+
+
 def test_a_responses_tab_title_holding_a_lone_surrogate_fails_the_run_naming_the_tab(kit):
     # Sheets' JSON may carry "\ud800" in a title; no URL can ask for that tab by name (UTF-8
     # cannot encode it), and the run ended in "internal error (UnicodeEncodeError ...)".

@@ -240,8 +240,10 @@ class RowParser:
         # so an answer never turns into a database error the next run meets again.
         comment = storable(as_text(values.get("comment")))
         # A reference or ticket never holds a format character: one at an edge (a zero-width
-        # space a copy left) is no part of it, as a space there is not.
-        token = storable(strip_format(as_text(values.get("token"))))
+        # space a copy left) is no part of it, as a space there is not. A NUL in a reference
+        # is kept as U+FFFD, not dropped as storable drops it from other text: dropped, an
+        # edited reference ("ab\x00c") verified as the one it was edited from.
+        token = storable(strip_format(as_text(values.get("token"))).replace("\x00", "\ufffd"))
         typed_agent = storable(as_text(values.get("agent")))
         # A name stored clipped as intake clips one (db.text.clipped: never half an emoji);
         # the row's identity keeps the plain cut it was first read with, so a row read

@@ -4,6 +4,7 @@ server (aiosmtpd on loopback), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook import server
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.report import delivery_text
 from csat_hook.db.schema import outbox
@@ -26,6 +28,7 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
+from tests.alerts.test_rule_changed import serve_delivery
 from tests.notify.smtp_server import Mailbox
 from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import start_server
@@ -371,3 +374,59 @@ def test_every_recipient_refused_some_for_now_is_retried_not_failed(mail_service
     assert row.status == "sent" and row.last_error == (
         "sent to the other recipients; refused by the server: team@example.org (550)"
     )
+
+
+def test_a_follow_up_of_a_delivery_taken_off_its_rule_while_in_flight_is_not_sent(
+    mail_services, make_config, make_services, fake_notify, fake_helpdesk, smtp, box, clock
+):
+    """The old process's worker is sending the alert by e-mail when a new process starts
+    with ``mail`` taken off the rule: its start's check marks the delivery, which it cannot
+    cancel under the worker. The server refuses one recipient for now: the follow-up to
+    that recipient is queued after the mark, and the new process's worker, whose start's
+    check has run, must not send it to a destination the rule no longer has."""
+    box.busy[TEAM] = 1
+    old = mail_services([LEAD, TEAM, OPS])
+    port, ca_file = smtp
+    section = alerts_section(
+        fake_notify,
+        rules=[{"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}],
+    )
+    section["destinations"]["mail"] = email_options(port, ca_file, [LEAD, TEAM, OPS])
+    new = make_services(
+        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
+    )
+    raise_now(old, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    booted: list[Any] = []
+
+    def marked() -> bool:
+        return all(store.unrouted_reason(r.context) for r in rows(new))
+
+    class Asked(list[str]):
+        def append(self, address: str) -> None:
+            if not booted:  # the new process starts while the old one sends
+                booted.append(serve_delivery(new))
+                deadline = time.monotonic() + 10
+                while not marked() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            super().append(address)
+
+    box.asked = Asked()
+    try:
+        old.delivery_worker().run_once()
+        first, follow_up = rows(old)
+        assert first.status == "sent" and follow_up.status == "pending"
+        clock.advance(60)  # the follow-up is due
+        deadline = time.monotonic() + 10
+        while rows(new)[1].status in ("pending", "sending") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for one in booted:
+            server._stop_delivery(None, one)
+
+    assert received(box) == {LEAD: 1, OPS: 1}
+    with new.engine.connect() as conn:
+        deliveries = alerts_store.deliveries_of(conn, [first.alert_id])[first.alert_id]
+    assert [delivery_text(d) for d in deliveries] == [
+        "mail: sent",
+        "mail (again, 1): cancelled (destination removed)",
+    ]

@@ -213,9 +213,10 @@ def mark_unrouted(
     earlier attempt is settled as usual (found: sent); return how many were marked.
 
     Only their ``context`` changes (nothing else writes an alert delivery's after it is
-    queued), never their status, lease or times: a worker's attempt ends as it ends. Marked
-    for good: a destination put back on the rule does not send it, as a rule put back does
-    not send what was cancelled."""
+    queued), never their status, lease or times: a worker's attempt ends as it ends (a
+    follow-up it queues takes the mark over: outcomes.py). Marked for good: a destination
+    put back on the rule does not send it, as a rule put back does not send what was
+    cancelled."""
     rows = conn.execute(
         sa.select(outbox.c.id, outbox.c.context).where(
             outbox.c.kind == ALERT,

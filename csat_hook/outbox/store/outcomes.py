@@ -37,7 +37,9 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import fitted
 from csat_hook.db.text import storable
+from csat_hook.outbox.store.enqueue import UNROUTED
 from csat_hook.outbox.store.enqueue import enqueue_alerts
+from csat_hook.outbox.store.enqueue import unrouted_reason
 
 # Why a reply an erasure marked while it was being sent (``outbox.erased_at``) ended
 # cancelled: its attempt did not end sent, and a retry would send it to the customer whose
@@ -204,7 +206,7 @@ def mark_sent_and_follow_up(
     is sent with its follow-up, or neither is recorded (and the alert is sent again)."""
     done = mark_sent_many(conn, worker_id, [mark])[0]
     if done:
-        enqueue_alerts(conn, [follow_up])
+        _queue_follow_up(conn, mark.outbox_id, follow_up)
     return done
 
 
@@ -222,8 +224,20 @@ def mark_sent_after_takeover(
     holds or finished the row meanwhile (it settles the row itself)."""
     done = _mark_sent_one(conn, worker_id, mark.fitted(), settling=True)
     if done and follow_up is not None:
-        enqueue_alerts(conn, [follow_up])
+        _queue_follow_up(conn, mark.outbox_id, follow_up)
     return done
+
+
+def _queue_follow_up(conn: sa.Connection, outbox_id: int, follow_up: Mapping[str, Any]) -> None:
+    """Queue ``follow_up``, the alert again from the delivery ``outbox_id`` just marked sent.
+    A delivery taken off its alert's rule while this attempt was on its way
+    (:func:`~.enqueue.mark_unrouted`, read now: the worker's copy of the row predates it)
+    passes its mark on: the follow-up's claim cancels it instead of sending it there."""
+    context = conn.execute(sa.select(outbox.c.context).where(outbox.c.id == outbox_id)).scalar()
+    reason = unrouted_reason(context)
+    if reason is not None:
+        follow_up = {**follow_up, "context": {**(follow_up.get("context") or {}), UNROUTED: reason}}
+    enqueue_alerts(conn, [follow_up])
 
 
 def _mark_sent_one(

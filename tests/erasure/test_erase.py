@@ -1770,3 +1770,20 @@ def test_two_erasures_taking_the_same_replies_wait_for_each_other_instead_of_dea
     assert "erasure.deadlock-retried" not in [record.msg for record in caplog.records]
     assert "  surveys: 2 " in result.output
     assert held(shop.dump()) == {}
+
+
+def test_an_address_between_words_parted_by_zero_width_spaces_is_found(shop: Shop):
+    """Thai (Khmer, Lao, Burmese) text has no spaces between words: a zero-width space parts
+    them, so it parts the address from the words around it in a comment. Left out, it joined
+    them ("ติดต่อmaria…comครับ"), and the address was no longer found standing alone."""
+    thai = "ติดต่อ\u200bmaria.lopez@example.com\u200bครับ"
+    shop.lines["thai"] = f"2026/11/20 1:25:00 PM GMT+3,4,{thai},Anna,X-9,"
+    shop.write()
+    shop.sync()
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert (
+        "  unverified answers holding the e-mail (a form's own question, a comment): 1 "
+        in dry.output
+    ), dry.output
+    assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
+    assert held(shop.dump()) == {}

@@ -87,17 +87,7 @@ def withdraw(conn: sa.Connection, keys: Sequence[str], reason: str, now: datetim
     """Mark the answer alerts ``keys`` withdrawn for ``reason`` (those not withdrawn already);
     their ids. Their deliveries are the caller's to cancel
     (:func:`csat_hook.outbox.store.cancel_withdrawn`)."""
-    ids: list[int] = []
-    for chunk in in_chunks(keys, _IN_CHUNK):
-        ids += conn.execute(
-            sa.update(alerts)
-            .where(
-                alerts.c.key.in_(chunk), alerts.c.kind == ANSWER, alerts.c.cancelled_at.is_(None)
-            )
-            .values(cancelled_at=now, cancel_reason=reason)
-            .returning(alerts.c.id)
-        ).scalars()
-    return ids
+    return _withdraw(conn, alerts.c.key, keys, reason, now, alerts.c.kind == ANSWER)
 
 
 def withdraw_ids(
@@ -105,11 +95,24 @@ def withdraw_ids(
 ) -> list[int]:
     """Mark the alerts ``alert_ids`` withdrawn for ``reason`` (those not withdrawn already);
     their ids. Their deliveries are the caller's to cancel, as for :func:`withdraw`."""
+    return _withdraw(conn, alerts.c.id, alert_ids, reason, now)
+
+
+def _withdraw(
+    conn: sa.Connection,
+    column: sa.Column[Any],
+    values: Sequence[Any],
+    reason: str,
+    now: datetime,
+    *where: sa.ColumnElement[bool],
+) -> list[int]:
+    """Withdraw the standing alerts whose ``column`` is one of ``values`` and that meet every
+    ``where``; their ids."""
     ids: list[int] = []
-    for chunk in in_chunks(alert_ids, _IN_CHUNK):
+    for chunk in in_chunks(values, _IN_CHUNK):
         ids += conn.execute(
             sa.update(alerts)
-            .where(alerts.c.id.in_(chunk), alerts.c.cancelled_at.is_(None))
+            .where(column.in_(chunk), *where, alerts.c.cancelled_at.is_(None))
             .values(cancelled_at=now, cancel_reason=reason)
             .returning(alerts.c.id)
         ).scalars()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from datetime import time
 from typing import Annotated
 from typing import Any
 from typing import Literal
 
 from pydantic import Field
+from pydantic import PrivateAttr
 from pydantic import field_validator
 from pydantic import model_validator
 
@@ -167,6 +169,19 @@ class AlertsConfig(StrictModel):
     # team fills in (kept across syncs). Empty: no tab.
     tab: str | None = Field(default=DEFAULT_TAB, max_length=100)
     tab_rows: int = Field(default=1000, ge=10, le=50_000)
+    # When the file this section came from was read (config/loading.py): a configuration
+    # judges only the alerts raised before it (alerts/recheck.py). None: every alert.
+    _loaded_at: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def loaded_at(self) -> datetime | None:
+        """When this configuration was loaded; None for one built otherwise (every alert not
+        sent yet is then checked against it)."""
+        return self._loaded_at
+
+    def mark_loaded(self, at: datetime) -> None:
+        """Record when this configuration was loaded (see :attr:`loaded_at`)."""
+        self._loaded_at = at
 
     @field_validator("destinations")
     @classmethod

@@ -33,6 +33,13 @@ changed target would take the window's answers again), a digest by its name and
 destinations. An alert withdrawn here stands again only as a withdrawn alert
 does (its answer edited back to a score the rule alerts on): a rule put back does not send
 what was cancelled. Cap notices are left as they are.
+
+A configuration judges only the alerts raised before it was loaded
+(:attr:`~csat_hook.alerts.config.AlertsConfig.loaded_at`): ``serve`` still running on the
+file as it was, beside a ``csat-hook sync`` run by hand with the edited one, must not
+withdraw for good what the newer rules raised (its periodic sync, or a web process
+respawned from the configuration the server started with). What was queued before a
+restart is judged by the configuration the process started with.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ def recheck(conn: sa.Connection, config: AlertsConfig, scale: Scale, now: dateti
     """Withdraw the unfinished alerts the configuration would not raise now and cancel their
     deliveries not started, and the deliveries to destinations taken off their rule (see
     the module); return how many deliveries were cancelled."""
-    unfinished = store.unfinished(conn, [ANSWER, AGENT, DIGEST_KIND])
+    unfinished = store.unfinished(conn, [ANSWER, AGENT, DIGEST_KIND], config.loaded_at)
     if not unfinished:
         return 0
     rules: dict[str, Any] = {rule.name: rule for rule in config.rules}

@@ -130,10 +130,14 @@ class Unfinished(NamedTuple):
     destinations: frozenset[str]
 
 
-def unfinished(conn: sa.Connection, kinds: Sequence[str]) -> list[Unfinished]:
+def unfinished(
+    conn: sa.Connection, kinds: Sequence[str], raised_before: datetime | None = None
+) -> list[Unfinished]:
     """The standing alerts (``cancelled_at`` unset) of ``kinds`` with a delivery ``pending``
     or ``sending``: those the configuration can still stop, few (the outbox sends an alert in
-    seconds, unless its destination refuses it for now)."""
+    seconds, unless its destination refuses it for now); only those raised at or before
+    ``raised_before`` when it is given."""
+    raised = [] if raised_before is None else [alerts.c.created_at <= raised_before]
     rows = conn.execute(
         sa.select(
             alerts.c.id,
@@ -149,6 +153,7 @@ def unfinished(conn: sa.Connection, kinds: Sequence[str]) -> list[Unfinished]:
             outbox.c.status.in_([PENDING, SENDING]),
             alerts.c.kind.in_(list(kinds)),
             alerts.c.cancelled_at.is_(None),
+            *raised,
         )
         .order_by(alerts.c.id)
     )

@@ -73,6 +73,28 @@ def test_a_queued_alert_the_lowered_limit_no_longer_covers_is_cancelled(
     }
 
 
+def test_an_alert_raised_after_a_configuration_was_loaded_is_not_judged_by_it(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """``serve`` still on the file as it was while a ``csat-hook sync`` run by hand with the
+    edited file raised an alert under a rule the older file lacks: the older configuration
+    withdraws nothing raised after it was loaded (its periodic sync, a respawned web
+    process); a process started on the file without the rule afterwards does."""
+    older = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+    older.config.alerts.mark_loaded(clock() - timedelta(minutes=5))
+    assert raise_now(alerting, [changed(rating=1)]).queued == 4
+
+    assert raise_now(older, []).cancelled == 0
+    assert older.recheck_alerts() == 0
+    assert statuses(older) == dict.fromkeys(EVERY, "pending")
+    assert the_alert(older).cancelled_at is None
+
+    later = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+    later.config.alerts.mark_loaded(clock() + timedelta(minutes=5))
+    assert later.recheck_alerts() == 4
+    assert the_alert(later).cancel_reason == "rule_removed"
+
+
 def test_a_queued_alert_of_a_renamed_rule_is_cancelled(
     alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
 ):

@@ -37,6 +37,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
 
 from csat_hook.clock import Clock
 from csat_hook.db.engine import HOLD_IDLE_SECONDS
@@ -223,13 +225,15 @@ class DeliveryWorker:
                 self._stop.wait(linger)
 
     def _before_claims(self) -> None:
-        """Run ``before_claims``. A database error is the caller's (it backs off and runs
-        them again before any claim); any other is logged and claims go on: a bug there must
-        not stop every reply."""
+        """Run ``before_claims``. The database unavailable (a connection lost or refused, a
+        statement cancelled) is the caller's: it backs off and runs them again before any
+        claim. Any other error, the database's refusal of what was asked included (a data
+        or programming error), is logged and claims go on: run again, it would fail again,
+        and a bug there must not stop every reply."""
         for step in self.before_claims:
             try:
                 step()
-            except DBAPIError:
+            except (OperationalError, InterfaceError):
                 raise
             except Exception:
                 logger.exception("worker.before-claims-failed")

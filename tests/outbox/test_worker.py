@@ -648,3 +648,30 @@ def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_
         worker.stop()
     assert ran == [0, 0]  # failed, then run again; the reply was claimed after both
     assert len(fake_helpdesk.api_requests()) == 1
+
+
+def test_a_start_check_refused_by_the_database_for_good_does_not_stop_the_replies(
+    services, fake_helpdesk, caplog
+):
+    """A start check the database refuses by its content, not its availability (a data or
+    programming error: a bug, a value it will never take) is logged and the replies go on:
+    retried after a backoff forever, it would stop every reply of the process."""
+    queue_generic(services)
+    worker = services.delivery_worker()
+    ran: list[int] = []
+
+    def refused() -> None:
+        ran.append(1)
+        raise sa.exc.DataError("UPDATE alerts", {}, ValueError("invalid input"))
+
+    worker.before_claims = (refused, *worker.before_claims)
+    worker.start(threads=1)
+    try:
+        deadline = time.monotonic() + 10
+        while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert ran == [1]
+    assert len(fake_helpdesk.api_requests()) == 1
+    assert "worker.before-claims-failed" in caplog.text

@@ -74,7 +74,7 @@ class _DeadlineSocketIO(socket.SocketIO):
 
 class _DeadlineResponse(http.client.HTTPResponse):
     """http.client's response, reading through :class:`_DeadlineSocketIO` when the request
-    has a deadline."""
+    has a deadline, and past every interim 1xx answer to the final one."""
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
@@ -90,6 +90,19 @@ class _DeadlineResponse(http.client.HTTPResponse):
         # urllib3 set the socket's timeout to the read timeout just before.
         reader = _DeadlineSocketIO(owner, deadline, sock.gettimeout())
         self.fp = io.BufferedReader(reader)
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # RFC 9110 15.2: any number of 1xx may come before the final answer. http.client
+        # skips 100 only: a 102 Processing or 103 Early Hints was taken for the answer (a
+        # reply the vendor took, then recorded as refused).
+        # 101 is left as it is (never asked for: an error, and its connection is not HTTP).
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status in (http.client.CONTINUE, http.client.SWITCHING_PROTOCOLS):
+                return version, status, reason
+            if not 100 <= status < 200:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers, skipped
 
 
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):

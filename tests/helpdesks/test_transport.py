@@ -157,6 +157,40 @@ def test_an_answer_cut_off_mid_body_is_an_unknown_outcome():
     assert error.outcome_unknown and error.retryable
 
 
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 102 Processing\r\n\r\n",
+        b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n",
+    ],
+)
+def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim):
+    # RFC 9110 15.2: a client must read past any 1xx before the final answer. http.client
+    # skips only 100: a 102 or 103 was taken for the answer, so a reply the vendor took was
+    # recorded as failed ("HTTP 103", permanent, no id). The connection still serves the
+    # next request, which gets its own answer.
+    refused = (
+        b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 18\r\n\r\n{"error":"closed"}'
+    )
+
+    def interim_then_answer(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(interim + ANSWER)
+        seen.append(read_request(conn))
+        conn.sendall(refused)
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(interim_then_answer) as (url, seen):
+        first = client.request("POST", url + "/api/messages", json={"text": "survey"})
+        second = post(client, url)
+
+    assert len(seen) == 2
+    assert first.status_code == 200 and first.json() == {"id": 1}
+    assert second.http_status == 422 and not second.outcome_unknown
+
+
 def test_a_refused_connection_was_never_sent():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

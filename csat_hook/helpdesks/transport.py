@@ -134,17 +134,21 @@ def never_sent(exc: BaseException) -> bool:
     """
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
+    chain: list[BaseException] = []
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, _NOT_SENT):
-            return True
+        chain.append(current)
         reason = getattr(current, "reason", None)
         linked = [reason, current.__cause__, current.__context__, *current.args]
         pending.extend(item for item in linked if isinstance(item, BaseException))
-    return False
+    # urllib3 raises InvalidHeader only for an answer's headers (requests' InvalidHeader,
+    # not sent, is also a request header it refuses to send): the request went out.
+    if any(isinstance(item, urllib3.exceptions.InvalidHeader) for item in chain):
+        return False
+    return any(isinstance(item, _NOT_SENT) for item in chain)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -564,6 +568,14 @@ def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
         what = "timed out waiting for the answer" if timed_out else "connection dropped"
         return DeliveryError(
             f"{where}: {what} (outcome unknown)", retryable=True, outcome_unknown=True
+        )
+    if sent and isinstance(exc, requests.exceptions.InvalidHeader):
+        # The answer came with headers that cannot be read (two Content-Lengths that
+        # disagree): its status is not known, so neither is what the vendor did.
+        return DeliveryError(
+            f"{where}: answer unreadable ({type(exc).__name__}, outcome unknown)",
+            retryable=True,
+            outcome_unknown=True,
         )
     if sent and isinstance(
         exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError

@@ -191,6 +191,27 @@ def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim):
     assert second.http_status == 422 and not second.outcome_unknown
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_an_answer_whose_headers_cannot_be_read_is_an_unknown_outcome_for_a_write(method):
+    # Two Content-Length values that disagree: urllib3 refuses the answer (InvalidHeader),
+    # which requests also raises for a request header it cannot send. This one came back
+    # after the request was taken: not "not sent", a permanent failure of a reply the
+    # vendor may have stored, but the answer unreadable, as a cut-off one.
+    def two_lengths(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 9\r\nContent-Length: 90\r\n\r\n{"id": 1}'
+        )
+
+    with loopback(two_lengths) as (url, seen), pytest.raises(DeliveryError) as caught:
+        HttpClient(connect_timeout=1, read_timeout=2).request(method, url + "/api/messages")
+
+    assert len(seen) == 1
+    assert caught.value.retryable
+    assert caught.value.outcome_unknown or method == "GET"
+
+
 def test_a_refused_connection_was_never_sent():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -406,4 +406,14 @@ class HelpScoutHelpdesk(Helpdesk):
                 retryable=False,
                 http_status=response.status_code,
             )
+        if any((c < " " and c != "\t") or c == "\x7f" for c in token):
+            # A line break would start another header (requests refuses it: a permanent
+            # failure, of every reply while the token was kept), NUL or ESC reach the server:
+            # unreadable like an answer that is not JSON, never kept, asked for again.
+            raise DeliveryError(
+                "the Help Scout token answer's access_token has a control character, which "
+                "cannot be sent in a header; no reply was sent",
+                retryable=True,
+                http_status=response.status_code,
+            )
         return token, token_lifetime(answer.get("expires_in"))

@@ -924,3 +924,32 @@ def test_an_ignored_status_is_named_only_when_it_looks_like_a_name(clock):
     assert adapter(clock).parse(signed(payload, clock)) == Ignored(
         "status (not a name: 52 characters) is not a close"
     )
+
+
+@pytest.mark.parametrize("bearer", ["tok-1\r\nX-Injected: yes", "tok\n1", "tok-1\x00"])
+@responses.activate
+def test_a_token_that_cannot_be_sent_in_a_header_is_not_kept(clock, bearer):
+    # A broken or hostile token endpoint: requests refuses the header (no injection), but the
+    # token was kept for its lifetime (two days) and every reply failed for good meanwhile,
+    # as "InvalidHeader". Like an unreadable answer: a plain retry, the token asked again.
+    responses.add(
+        responses.POST,
+        f"{API}/v2/oauth2/token",
+        json={"access_token": bearer, "expires_in": 172800},
+    )
+    token = responses.add(
+        responses.POST,
+        f"{API}/v2/oauth2/token",
+        json={"access_token": "tok-2", "expires_in": 172800},
+    )
+    sent = expect_reply("tok-2")
+    helpdesk = adapter(clock)
+
+    with pytest.raises(DeliveryError) as caught:
+        helpdesk.send_reply(reply_for())
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "X-Injected" not in str(caught.value)
+    assert [c.request.url for c in responses.calls] == [f"{API}/v2/oauth2/token"]
+
+    assert helpdesk.send_reply(reply_for()).external_id == "10001"
+    assert (token.call_count, sent.call_count) == (1, 1)

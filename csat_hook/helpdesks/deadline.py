@@ -91,10 +91,18 @@ class _DeadlineResponse(http.client.HTTPResponse):
         reader = _DeadlineSocketIO(owner, deadline, sock.gettimeout())
         self.fp = io.BufferedReader(reader)
 
+    def begin(self) -> None:
+        super().begin()
+        if self.status == http.client.SWITCHING_PROTOCOLS:
+            # Never asked for, and the connection no longer speaks HTTP: what comes next on
+            # it is not the next request's answer (http.client closes it on will_close).
+            self.will_close = True
+
     def _read_status(self) -> tuple[str, int, str]:
         # RFC 9110 15.2: any number of 1xx may come before the final answer. http.client
         # skips 100 only: a 102 Processing or 103 Early Hints was taken for the answer (a
-        # reply the vendor took, then recorded as refused).
+        # reply the vendor took, then recorded as refused), and a final answer coming after
+        # it was read, on the kept-alive connection, as the next request's.
         # 101 is left as it is (never asked for: an error, and its connection is not HTTP).
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]

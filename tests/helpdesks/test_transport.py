@@ -158,18 +158,21 @@ def test_an_answer_cut_off_mid_body_is_an_unknown_outcome():
 
 
 @pytest.mark.parametrize(
-    "interim",
+    ("interim", "pause"),
     [
-        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
-        b"HTTP/1.1 102 Processing\r\n\r\n",
-        b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n",
+        (b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", 0.0),
+        (b"HTTP/1.1 102 Processing\r\n\r\n", 0.0),
+        (b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n", 0.0),
+        # What 102 is for: the final answer comes later.
+        (b"HTTP/1.1 102 Processing\r\n\r\n", 0.3),
     ],
 )
-def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim):
+def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim, pause):
     # RFC 9110 15.2: a client must read past any 1xx before the final answer. http.client
     # skips only 100: a 102 or 103 was taken for the answer, so a reply the vendor took was
-    # recorded as failed ("HTTP 103", permanent, no id). The connection still serves the
-    # next request, which gets its own answer.
+    # recorded as failed ("HTTP 103", permanent, no id); and a final answer that came after
+    # it stayed on the kept-alive connection and was read as the next request's: a refused
+    # reply recorded as sent, with the other reply's id.
     refused = (
         b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Type: application/json\r\n"
         b'Content-Length: 18\r\n\r\n{"error":"closed"}'
@@ -177,7 +180,9 @@ def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim):
 
     def interim_then_answer(conn: socket.socket, seen: list[bytes]) -> None:
         seen.append(read_request(conn))
-        conn.sendall(interim + ANSWER)
+        conn.sendall(interim)
+        time.sleep(pause)
+        conn.sendall(ANSWER)
         seen.append(read_request(conn))
         conn.sendall(refused)
 
@@ -189,6 +194,32 @@ def test_an_interim_1xx_answer_is_skipped_for_the_final_one(interim):
     assert len(seen) == 2
     assert first.status_code == 200 and first.json() == {"id": 1}
     assert second.http_status == 422 and not second.outcome_unknown
+
+
+def test_a_switch_of_protocols_nobody_asked_for_fails_and_its_connection_is_not_reused():
+    # A 101 ends HTTP on the connection: what follows is not the next request's answer.
+    refused = b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 2\r\n\r\n{}"
+    connections: list[int] = []
+
+    def switch(conn: socket.socket, seen: list[bytes]) -> None:
+        connections.append(1)
+        seen.append(read_request(conn))
+        if len(connections) == 1:
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
+            time.sleep(0.3)
+            conn.sendall(ANSWER)
+            if read_request(conn):
+                conn.sendall(refused)
+        else:
+            conn.sendall(refused)
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(switch) as (url, _):
+        first = post(client, url)
+        second = post(client, url)
+
+    assert first.http_status == 101 and not first.retryable
+    assert second.http_status == 422
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

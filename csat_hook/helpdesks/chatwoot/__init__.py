@@ -24,9 +24,11 @@
 * Look-up after a timed-out reply: ``GET …/messages`` answers the latest 20 messages (oldest
   first within the page), ``?before=<id>`` the 20 before that id (``MessageFinder``; see
   https://github.com/chatwoot/chatwoot/issues/9488). Pages are read newest first until one
-  reaches ``since`` (less the skew), at most :data:`LOOKUP_PAGES`. Agent-bot tokens may only
-  post messages (``AccessTokenAuthHelper::BOT_ACCESSIBLE_ENDPOINTS``): listing answers 401, so
-  the look-up needs a user's token (``lookup_access_token``, else ``api_access_token``).
+  reaches ``since`` (less the skew), at most :data:`LOOKUP_PAGES`; a page that does not go
+  back (``before`` ignored) is a retryable error, never the end of the search. Agent-bot
+  tokens may only post messages (``AccessTokenAuthHelper::BOT_ACCESSIBLE_ENDPOINTS``): listing
+  answers 401, so the look-up needs a user's token (``lookup_access_token``, else
+  ``api_access_token``).
   https://developers.chatwoot.com/api-reference/messages/get-messages
 * Internal note (an alert): the same ``POST …/messages`` with ``"private": true``; a note never
   reopens a resolved conversation (``Message#reopen_conversation`` acts on incoming messages
@@ -295,7 +297,16 @@ class ChatwootHelpdesk(Helpdesk):
             oldest = min((created(m) for m in page), default=None)
             if len(page) < PAGE_SIZE or oldest is None or oldest < floor:
                 return None
-            before = min(message_id(m) for m in page)
+            oldest_id = min(message_id(m) for m in page)
+            if before is not None and oldest_id >= before:
+                # The answer ignored `before` (not in the API reference): reading on would
+                # see the same page and give up, and the reply would be posted again.
+                raise DeliveryError(
+                    "Chatwoot: the look-up answer did not page back (?before= ignored); "
+                    "asked again later",
+                    retryable=True,
+                )
+            before = oldest_id
         raise DeliveryError(
             f"Chatwoot: {LOOKUP_PAGES * PAGE_SIZE} messages posted since it was sent; "
             "not searched further",

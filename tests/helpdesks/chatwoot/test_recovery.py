@@ -253,3 +253,16 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_
         unreadable=[HTML, "{}"],  # a proxy's page, then JSON without "payload"
         empty_lists=[f"{VENDOR}/api/v1/accounts/1/agents"],
     )
+
+
+@responses.activate
+def test_a_listing_that_does_not_page_back_is_asked_again_later_not_given_up_on():
+    # `before` is not in Chatwoot's API reference: an instance that ignores it answers the
+    # newest 20 every time. Five identical pages read as "100 messages since", the look-up
+    # gave up (permanent) and the outbox posted the reply again, perhaps a second time.
+    newest = _full_page(2000, 1741947000)  # all after the reply: go back a page
+    responses.get(URL, json=newest)
+    with pytest.raises(DeliveryError, match="before") as caught:
+        desk().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable
+    assert len(responses.calls) == 2

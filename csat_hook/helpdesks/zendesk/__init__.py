@@ -37,7 +37,8 @@
   ``include=users`` (the authors' roles, to count only agents' public comments); the next
   page is asked with the answer's ``meta.after_cursor`` (never by following ``links.next``
   to wherever it points) while ``meta.has_more`` and the page reaches back past ``since``,
-  at most :data:`~csat_hook.helpdesks.zendesk.api.LOOKUP_PAGES` pages.
+  at most :data:`~csat_hook.helpdesks.zendesk.api.LOOKUP_PAGES` pages; more comments without
+  a cursor not asked with yet is a retryable error, never the end of the listing.
   https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments
   https://developer.zendesk.com/api-reference/introduction/pagination/
 * Errors: ``{"error": "RecordInvalid", "description", "details": {field: [{"description",
@@ -307,6 +308,7 @@ class ZendeskHelpdesk(Helpdesk):
         floor = lookup_floor(since)
         url = self._url(COMMENTS_PATH, ticket=ticket)
         params = dict(LOOKUP_PARAMS)
+        asked: set[str] = set()
         for _ in range(LOOKUP_PAGES):
             try:
                 response = self.http.request(
@@ -329,8 +331,17 @@ class ZendeskHelpdesk(Helpdesk):
             found = page.find(marker, floor, public=public)
             if found is not None:
                 return SendResult(external_id=found)
-            if not page.has_more or page.reaches_before(floor) or not page.after_cursor:
+            if not page.has_more or page.reaches_before(floor):
                 return None
+            if not page.after_cursor or page.after_cursor in asked:
+                # More comments, but no cursor that moves on: a listing that cannot be
+                # followed, not one that ended (the reply would be posted again).
+                raise DeliveryError(
+                    "Zendesk: the look-up answer has more comments but no new cursor "
+                    "(meta.after_cursor); asked again later",
+                    retryable=True,
+                )
+            asked.add(page.after_cursor)
             params = {**LOOKUP_PARAMS, "page[after]": page.after_cursor}
         raise DeliveryError(
             f"Zendesk: more than {LOOKUP_PAGES} pages of comments since it was sent; "

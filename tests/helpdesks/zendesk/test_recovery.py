@@ -181,10 +181,31 @@ def test_paging_stops_when_a_page_reaches_before_since():
 
 @responses.activate
 def test_paging_is_capped():
-    responses.get(URL, json=_newer_page("c"))
+    cursors = iter(f"c{n}" for n in range(10))
+    responses.add_callback(
+        responses.GET, URL, callback=lambda _: (200, {}, json.dumps(_newer_page(next(cursors))))
+    )
     with pytest.raises(DeliveryError, match="not searched further") as caught:
         adapter().find_reply(REPLY, since=SINCE)
     assert not caught.value.retryable and len(responses.calls) == 5
+
+
+@pytest.mark.parametrize("cursor", ["c", None, ""])  # "c": the cursor it was asked with
+@responses.activate
+def test_a_listing_whose_cursor_does_not_move_on_is_asked_again_later(cursor):
+    # More comments, but the same cursor again (or none to ask with): a listing that cannot
+    # be followed. Taken for "nothing older" (no cursor) or read five times over (the same
+    # one), the look-up ended "not found" or gave up, and the reply was posted again.
+    first = _newer_page("c")
+    again = _newer_page(cursor)
+    responses.get(URL, json=first, match=[matchers.query_param_matcher(FIRST)])
+    responses.get(
+        URL, json=again, match=[matchers.query_param_matcher({**FIRST, "page[after]": "c"})]
+    )
+    with pytest.raises(DeliveryError, match="cursor") as caught:
+        adapter().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable
+    assert len(responses.calls) == 2
 
 
 @pytest.mark.parametrize(

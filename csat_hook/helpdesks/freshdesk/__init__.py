@@ -23,7 +23,8 @@
   ticket's replies and notes oldest first (no sort parameter), ``per_page`` at most 100; the
   ``link`` header names the next page. The newest page cannot be addressed, so pages are
   walked from the first, at most :data:`~csat_hook.helpdesks.freshdesk.api.LOOKUP_PAGES`
-  (1000 conversations); our reply is an outgoing, public agent reply (``incoming`` false,
+  (1000 conversations; a page answered again is a retryable error, never read on to the
+  cap); our reply is an outgoing, public agent reply (``incoming`` false,
   ``private`` false, ``source`` 0) whose ``body`` or ``body_text`` carries the marker.
   https://developers.freshdesk.com/api/#list_all_ticket_notes, https://developers.freshdesk.com/api/#pagination
 * Internal note (an alert): ``POST {base}/api/v2/tickets/{id}/notes`` with ``{"body": "<p>…</p>",
@@ -251,6 +252,7 @@ class FreshdeskHelpdesk(Helpdesk):
     def _find(self, ticket: str, marker: str, since: datetime, *, note: bool) -> SendResult | None:
         floor = lookup_floor(since)
         url = self._url(CONVERSATIONS_PATH, ticket=ticket)
+        read: set[tuple[str, ...]] = set()  # each page's conversation ids
         for number in range(1, LOOKUP_PAGES + 1):
             try:
                 response = self.http.request(
@@ -277,6 +279,16 @@ class FreshdeskHelpdesk(Helpdesk):
                 return found
             if "next" not in response.links and len(conversations) < PAGE_SIZE:
                 return None
+            ids = tuple(str(c.get("id")) for c in conversations if isinstance(c, Mapping))
+            if ids in read:
+                # `page` ignored: walking on would read it to the cap, give up, and the reply
+                # would be posted again.
+                raise DeliveryError(
+                    "Freshdesk: the look-up answered the same page again (?page= ignored); "
+                    "asked again later",
+                    retryable=True,
+                )
+            read.add(ids)
         raise DeliveryError(
             f"Freshdesk: the ticket has more than {LOOKUP_PAGES * PAGE_SIZE} conversations; "
             "not searched further",

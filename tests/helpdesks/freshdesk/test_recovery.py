@@ -232,3 +232,15 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_
         ],
         unreadable=[HTML, "{}"],
     )
+
+
+@responses.activate
+def test_a_listing_that_answers_the_same_page_again_is_asked_again_later():
+    # `page` ignored (a proxy's cache, an API change): the first page again, with its next
+    # link. Ten identical pages read as "more than 1000 conversations", the look-up gave up
+    # and the outbox posted the reply again.
+    nxt = {"Link": f'<{URL}?page=2&per_page=100>; rel="next"'}
+    responses.get(URL, json=_older_page(1), headers=nxt)
+    with pytest.raises(DeliveryError, match="same page") as caught:
+        adapter().find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and len(responses.calls) == 2

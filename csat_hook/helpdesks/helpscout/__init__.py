@@ -289,6 +289,7 @@ class HelpScoutHelpdesk(Helpdesk):
     ) -> SendResult | None:
         floor = lookup_floor(since)
         path = THREADS_PATH.format(conversation=quote_id(dialog_id))
+        previous_ids: list[Any] | None = None  # the previous page's thread ids
         for number in range(1, LOOKUP_PAGES + 1):
             try:
                 response = self._api(
@@ -307,6 +308,16 @@ class HelpScoutHelpdesk(Helpdesk):
                 return found
             if not page.has_next or page.reaches_before(floor):
                 return None
+            ids = [thread.get("id") for thread in page.threads]
+            if ids == previous_ids:
+                # `page` ignored: the second page was never read, and taking it for read
+                # would post the reply again.
+                raise DeliveryError(
+                    "Help Scout: the look-up answered the same page again (?page= ignored); "
+                    "asked again later",
+                    retryable=True,
+                )
+            previous_ids = ids
         return None  # a conversation holds at most 100 threads: both pages were read
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:

@@ -97,12 +97,12 @@ def test_a_thread_older_than_since_less_the_skew_is_no_match(adapter):
     assert adapter.find_reply(REPLY, since=SINCE + timedelta(minutes=6)) is None
 
 
-def _newer_page() -> dict[str, Any]:
+def _newer_page(first_id: int = 2198300000) -> dict[str, Any]:
     """A full first page of customer threads, all newer than our reply, with a next page."""
     data = threads()
     template = data["_embedded"]["threads"][0]
     data["_embedded"]["threads"] = [
-        {**template, "id": 2198300000 + i, "body": "hi", "createdAt": "2025-03-14T11:00:00Z"}
+        {**template, "id": first_id + i, "body": "hi", "createdAt": "2025-03-14T11:00:00Z"}
         for i in range(50)
     ]
     data["_links"]["next"] = {"href": f"{URL}?page=2"}
@@ -129,9 +129,20 @@ def test_paging_stops_when_the_page_reaches_before_since(adapter):
 
 @responses.activate
 def test_at_most_two_pages_are_read(adapter):
-    responses.get(URL, json=_newer_page())
+    responses.get(URL, json=_newer_page(), match=page(1))
+    responses.get(URL, json=_newer_page(2198300100), match=page(2))
     assert adapter.find_reply(REPLY, since=SINCE) is None
     assert len(lookups()) == 2
+
+
+@responses.activate
+def test_a_second_page_that_is_the_first_again_is_asked_again_later(adapter):
+    # `page` ignored: the first page twice is not "both pages read"; taken for it, the
+    # look-up ended "not found" and the reply was posted again.
+    responses.get(URL, json=_newer_page())
+    with pytest.raises(DeliveryError, match="same page") as caught:
+        adapter.find_reply(REPLY, since=SINCE)
+    assert caught.value.retryable and len(lookups()) == 2
 
 
 @responses.activate

@@ -277,6 +277,8 @@ class HttpClient:
         hooks = dict(kwargs.get("hooks") or {})
         given = hooks.get("response") or []
         hooks["response"] = [*(given if isinstance(given, list) else [given]), read_answer]
+        if not kwargs["allow_redirects"]:
+            hooks["response"].append(_unfollowed)
         try:
             response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
         except AnswerTooLarge as exc:
@@ -333,6 +335,15 @@ def wire_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
         else value
         for name, value in headers.items()
     }
+
+
+def _unfollowed(response: requests.Response, **_: Any) -> None:
+    """A response hook for a request whose redirects are not followed: the answer keeps no
+    ``Location``. requests still parses it (into ``response.next``, which nothing reads), and
+    one it cannot parse (``http://[::1``) raised ValueError out of a request the vendor had
+    answered: taken for an unknown outcome, a reply was posted again at every attempt."""
+    if response.is_redirect:
+        del response.headers["Location"]
 
 
 def _said(refused: Refused | None, response: requests.Response) -> bool:

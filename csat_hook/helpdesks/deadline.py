@@ -21,11 +21,13 @@ pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import http.client
 import io
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests.adapters
@@ -113,12 +115,43 @@ class _DeadlineResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers, skipped
 
 
+# Set on an exception raised while a connection was being opened: no byte of a request can
+# have left (see raised_in_connect).
+_IN_CONNECT = "csat_hook_raised_in_connect"
+
+
+def raised_in_connect(exc: BaseException) -> bool:
+    """True when ``exc`` was raised while one of these connections was being opened (TCP, a
+    proxy's tunnel, the TLS handshake), before any byte of the request was written. urllib3
+    reports a handshake that timed out as a read timeout and one that failed as an SSLError
+    or a dropped connection, as it reports them once the request was sent."""
+    return getattr(exc, _IN_CONNECT, False) is True
+
+
+@contextlib.contextmanager
+def _opening() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(exc, _IN_CONNECT, True)
+        raise
+
+
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     response_class = _DeadlineResponse
+
+    def connect(self) -> None:
+        with _opening():
+            super().connect()
 
 
 class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
     response_class = _DeadlineResponse
+
+    def connect(self) -> None:
+        with _opening():
+            super().connect()
 
 
 class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -9,9 +9,10 @@ reads such as agent look-ups.
 
 A failure without an answer is classified by whether the request can have reached the
 vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, the proxy, a
-certificate): the request was not sent, a plain retryable error. Anything after that (a read
-timeout, the connection dropped or reset while we waited, a truncated or undecodable body, a
-pooled keep-alive connection that turned out to be closed): the vendor may have acted on it,
+certificate, any failure of the TLS handshake): the request was not sent, a plain retryable
+error. Anything after that (a read timeout, the connection dropped or reset while we waited,
+a truncated or undecodable body, a pooled keep-alive connection that turned out to be
+closed): the vendor may have acted on it,
 so the error says ``outcome_unknown`` and the caller looks before sending again (a body that
 breaks off after a refusal's status line leaves the refusal as it is). The answer
 is read within the request's time (connect plus read timeout from its start, however slowly a
@@ -61,6 +62,7 @@ import urllib3.exceptions
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.deadline import raised_in_connect
 from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
@@ -148,7 +150,7 @@ def never_sent(exc: BaseException) -> bool:
     # not sent, is also a request header it refuses to send): the request went out.
     if any(isinstance(item, urllib3.exceptions.InvalidHeader) for item in chain):
         return False
-    return any(isinstance(item, _NOT_SENT) for item in chain)
+    return any(isinstance(item, _NOT_SENT) or raised_in_connect(item) for item in chain)
 
 
 def is_retryable_status(status: int) -> bool:

@@ -261,6 +261,40 @@ def test_an_answer_whose_headers_cannot_be_read_is_an_unknown_outcome_for_a_writ
     assert caught.value.outcome_unknown or method == "GET"
 
 
+def _silent(conn: socket.socket) -> None:
+    time.sleep(1.5)
+
+
+def _plain_http(conn: socket.socket) -> None:
+    conn.recv(1024)  # the ClientHello, answered as a plain HTTP server answers it
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    time.sleep(0.3)
+
+
+def _hang_up(conn: socket.socket) -> None:
+    conn.recv(1024)
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.recv(1024)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+@pytest.mark.parametrize("handshake", [_silent, _plain_http, _hang_up, _reset])
+def test_a_tls_handshake_that_fails_was_never_sent(handshake):
+    # No byte of the request leaves before the handshake is done. A handshake that timed
+    # out, met a plain HTTP server, or was hung up on was an unknown outcome: looked up
+    # before a resend, and recorded as sent (unconfirmed) by an alert destination that
+    # skips unknown outcomes, though nothing went out.
+    with loopback(lambda conn, seen: handshake(conn)) as (url, _):
+        error = post(
+            HttpClient(connect_timeout=1, read_timeout=0.5), url.replace("http:", "https:")
+        )
+
+    assert error.retryable and not error.outcome_unknown
+    assert "(not sent)" in error.message
+
+
 def test_a_refused_connection_was_never_sent():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1658,6 +1658,10 @@ def test_an_erasure_aborted_as_a_deadlock_is_run_again_and_erases_everything(
     def other_writer() -> None:
         # Survey first, then its reply: the opposite of the erasure's order.
         with engine.begin() as conn:
+            # PostgreSQL aborts the session whose deadlock_timeout runs out first: the
+            # erasure's (it waits first), unless a loaded machine lets this one's check run
+            # first. This session checks only after 10 s, so the erasure is the one aborted.
+            conn.execute(sa.text("SET LOCAL deadlock_timeout = '10s'"))
             pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
             survey = conn.execute(
                 sa.update(surveys)

@@ -22,7 +22,8 @@ vendor trickles it: the status line and headers by :class:`LeanSession`'s connec
 answer that does not fit is, like one cut off, unknown for a write and a retryable error for
 a read. An HTTP answer is the vendor's
 word, but for a failure that may come after the work was done (:data:`UNKNOWN_IF_WRITTEN`:
-500, a bad gateway, a gateway's timeout) to a request that may change something: the API may
+500, a bad gateway, a gateway's timeout; and any server error not known to mean "not
+processed", :func:`unknown_if_written`) to a request that may change something: the API may
 have stored the reply and then failed, or a proxy in front of it may have forwarded the
 request and then stopped waiting or got no valid answer, so the outcome is unknown, as at our
 own read timeout. A read answered so is a plain retryable error, and so is a write answered
@@ -91,6 +92,26 @@ RETRYABLE_STATUS: dict[int, str] = {
 # and the 4xx retried say the request was not processed, and Cloudflare's 521-523 that the
 # origin was never reached: plain retries.
 UNKNOWN_IF_WRITTEN = frozenset({500, 502, 504, 520, 524})
+# Server errors that say the request was not processed (beside 503): 506-511 (negotiation,
+# storage, a loop, a bandwidth limit, a captive portal's 511), Cloudflare's 521-523 and
+# 525-526 (the origin never reached: down, unreachable, its TLS refused) and 529-530 (overload,
+# a Cloudflare error page before the origin), and a proxy's 599 (its connection to the API
+# timed out). Any other status from 500 up that is retried (a proxy's 598 network read
+# timeout, a 560, a status past 599 that no standard defines) says nothing of whether the
+# request was acted on: for a write, an unknown outcome too, looked up before any resend.
+NOT_PROCESSED_5XX = frozenset(
+    {503, 506, 507, 508, 509, 510, 511, 521, 522, 523, 525, 526, 529, 530, 599}
+)
+
+
+def unknown_if_written(status: int) -> bool:
+    """Whether a write answered ``status`` may have been acted on (see
+    :data:`UNKNOWN_IF_WRITTEN` and :data:`NOT_PROCESSED_5XX`)."""
+    return status in UNKNOWN_IF_WRITTEN or (
+        is_retryable_status(status) and status >= 500 and status not in NOT_PROCESSED_5XX
+    )
+
+
 # The most of a 2xx answer that is read: a reply's answer is a few kilobytes, a look-up's
 # page of messages a few megabytes. A refusal is read only as far as its reason needs.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -301,7 +322,7 @@ class HttpClient:
             parse_retry_after(response.headers.get(header)) for header in retry_after_headers
         )
         reason = vendor_reason(explain, response)
-        unknown = write and status in UNKNOWN_IF_WRITTEN and not _said(refused, response)
+        unknown = write and unknown_if_written(status) and not _said(refused, response)
         response.close()
         phrase = _phrase(response.reason)
         if quotes_secret(phrase, request_secrets(response.request)):

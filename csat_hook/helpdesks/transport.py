@@ -21,9 +21,9 @@ vendor trickles it: the status line and headers by :class:`LeanSession`'s connec
 :data:`MAX_ANSWER_BYTES` (a refusal's up to :data:`MAX_REFUSAL_BYTES`, all a reason needs): an
 answer that does not fit is, like one cut off, unknown for a write and a retryable error for
 a read. An HTTP answer is the vendor's
-word, but for a failure that may come after the work was done (:data:`UNKNOWN_IF_WRITTEN`:
-500, a bad gateway, a gateway's timeout; and any server error not known to mean "not
-processed", :func:`unknown_if_written`) to a request that may change something: the API may
+word, but for a failure that may come after the work was done (:func:`unknown_if_written`:
+500, a bad gateway, a gateway's timeout, any server error not known to mean "not
+processed") to a request that may change something: the API may
 have stored the reply and then failed, or a proxy in front of it may have forwarded the
 request and then stopped waiting or got no valid answer, so the outcome is unknown, as at our
 own read timeout. A read answered so is a plain retryable error, and so is a write answered
@@ -72,7 +72,7 @@ from csat_hook.retry import parse_retry_after
 
 # Statuses worth trying again at a helpdesk API, and why. Any other 4xx is permanent: the
 # request itself is wrong and will be refused again. A write answered with one of
-# :data:`UNKNOWN_IF_WRITTEN` may have been stored: it is looked up before it is sent again.
+# :func:`unknown_if_written` may have been stored: it is looked up before it is sent again.
 RETRYABLE_STATUS: dict[int, str] = {
     408: "Request Timeout: the server gave up waiting for the request",
     409: "Conflict: Zendesk answers it when two updates of one ticket race; a retry succeeds",
@@ -83,33 +83,28 @@ RETRYABLE_STATUS: dict[int, str] = {
     503: "Service Unavailable: overloaded or in maintenance, not processed; often Retry-After",
     504: "Gateway Timeout: a proxy stopped waiting for the API, which had the request",
 }
-# Answers that can come after the API acted on the request: its own 500 (a fault after the
-# commit: rendering the answer, a hook, a replica), a proxy's 502 (it forwarded the request
-# and got no valid answer: the API may have crashed, or closed the connection, after storing
-# it) and a proxy's timeout, 504 and Cloudflare's 524 ("A timeout occurred": the origin took
-# the request and answered nothing in 100 s), and Cloudflare's 520 (the origin's answer was
-# empty or unreadable). For a write, the outcome is unknown (see the module docstring); 503
-# and the 4xx retried say the request was not processed, and Cloudflare's 521-523 that the
-# origin was never reached: plain retries.
-UNKNOWN_IF_WRITTEN = frozenset({500, 502, 504, 520, 524})
-# Server errors that say the request was not processed (beside 503): 506-511 (negotiation,
-# storage, a loop, a bandwidth limit, a captive portal's 511), Cloudflare's 521-523 and
-# 525-526 (the origin never reached: down, unreachable, its TLS refused) and 529-530 (overload,
-# a Cloudflare error page before the origin), and a proxy's 599 (its connection to the API
-# timed out). Any other status from 500 up that is retried (a proxy's 598 network read
-# timeout, a 560, a status past 599 that no standard defines) says nothing of whether the
-# request was acted on: for a write, an unknown outcome too, looked up before any resend.
+# Server errors that say the request was not processed: 503, 506-511 (negotiation, storage, a
+# loop, a bandwidth limit, a captive portal's 511), Cloudflare's 521-523 and 525-526 (the
+# origin never reached: down, unreachable, its TLS refused) and 529-530 (overload, a
+# Cloudflare error page before the origin), and a proxy's 599 (its connection to the API timed
+# out): plain retries, as the 4xx retried. Every other server error retried can come after the
+# API acted on the request (:func:`unknown_if_written`).
 NOT_PROCESSED_5XX = frozenset(
     {503, 506, 507, 508, 509, 510, 511, 521, 522, 523, 525, 526, 529, 530, 599}
 )
 
 
 def unknown_if_written(status: int) -> bool:
-    """Whether a write answered ``status`` may have been acted on (see
-    :data:`UNKNOWN_IF_WRITTEN` and :data:`NOT_PROCESSED_5XX`)."""
-    return status in UNKNOWN_IF_WRITTEN or (
-        is_retryable_status(status) and status >= 500 and status not in NOT_PROCESSED_5XX
-    )
+    """Whether a write answered ``status`` may have been acted on: a server error retried
+    and not one of :data:`NOT_PROCESSED_5XX`. The API's own 500 (a fault after the commit:
+    rendering the answer, a hook, a replica), a proxy's 502 (it forwarded the request and got
+    no valid answer: the API may have crashed, or closed the connection, after storing it), a
+    proxy's timeout, 504 and Cloudflare's 524 ("A timeout occurred": the origin took the
+    request and answered nothing in 100 s), Cloudflare's 520 (the origin's answer was empty or
+    unreadable), and any server error no one documents as "not processed" (a proxy's 598
+    network read timeout, a 560, a status past 599 that no standard defines). For a write,
+    the outcome is unknown (see the module docstring)."""
+    return status >= 500 and is_retryable_status(status) and status not in NOT_PROCESSED_5XX
 
 
 # The most of a 2xx answer that is read: a reply's answer is a few kilobytes, a look-up's
@@ -257,7 +252,7 @@ class HttpClient:
         (for idempotent reads only; never set it for a reply). ``explain`` reads a refusal's
         body into the vendor's reason (see the module docstring); it must not raise, and a
         failure in it only loses the reason. ``refused`` says whether an answer that may come
-        after the work was done (:data:`UNKNOWN_IF_WRITTEN`) is the API's own refusal (Slack's
+        after the work was done (:func:`unknown_if_written`) is the API's own refusal (Slack's
         error code, Telegram's ``ok: false``): then it is a plain failure, not an unknown
         outcome; it must not raise either.
         """

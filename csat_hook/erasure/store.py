@@ -323,8 +323,16 @@ def email_text(text: str) -> str:
     chat or a PDF; IDNA drops or refuses them in a domain), but the :data:`JOINERS` inside;
     in NFKC ("ｍａｒｉａ＠…", typed on a fullwidth keyboard, is "maria@…"); trimmed of
     spaces (a no-break one too) and of joiners at its ends."""
-    shown = "".join(c for c in text if c in JOINERS or unicodedata.category(c) != "Cf")
-    return _ENDS.sub("", unicodedata.normalize("NFKC", shown))
+    return _ENDS.sub("", unicodedata.normalize("NFKC", _format_as(text, "")))
+
+
+def _format_as(text: str, instead: str) -> str:
+    """``text`` with each format character that shows nothing (Unicode Cf) but the
+    :data:`JOINERS` replaced by ``instead``."""
+    return "".join(
+        instead if char not in JOINERS and unicodedata.category(char) == "Cf" else char
+        for char in text
+    )
 
 
 def email_form(text: str) -> str:
@@ -506,9 +514,7 @@ def _holds(pattern: re.Pattern[str], text: str) -> bool:
         return pattern.search(text.lower()) is not None
     if pattern.search(email_form(text)):
         return True
-    parted = "".join(
-        " " if char not in JOINERS and unicodedata.category(char) == "Cf" else char for char in text
-    )
+    parted = _format_as(text, " ")
     return pattern.search(unicodedata.normalize("NFKC", parted).lower()) is not None
 
 

@@ -623,6 +623,17 @@ def test_the_dispatcher_keeps_its_claim_connection_while_busy_and_gives_it_back_
     assert again == ["checkout", "invalidate", "checkout"]  # taken again when needed
 
 
+def run_until_a_reply_goes(worker: Any, fake_helpdesk: Any) -> None:
+    """Run ``worker`` on one thread until the fake helpdesk has a request (10 s at most)."""
+    worker.start(threads=1)
+    try:
+        deadline = time.monotonic() + 10
+        while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+
+
 def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_outage(
     services, fake_helpdesk
 ):
@@ -639,13 +650,7 @@ def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_
             raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
 
     worker.before_claims = (flaky, *worker.before_claims)
-    worker.start(threads=1)
-    try:
-        deadline = time.monotonic() + 10
-        while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        worker.stop()
+    run_until_a_reply_goes(worker, fake_helpdesk)
     assert ran == [0, 0]  # failed, then run again; the reply was claimed after both
     assert len(fake_helpdesk.api_requests()) == 1
 
@@ -665,13 +670,7 @@ def test_a_start_check_refused_by_the_database_for_good_does_not_stop_the_replie
         raise sa.exc.DataError("UPDATE alerts", {}, ValueError("invalid input"))
 
     worker.before_claims = (refused, *worker.before_claims)
-    worker.start(threads=1)
-    try:
-        deadline = time.monotonic() + 10
-        while not fake_helpdesk.api_requests() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        worker.stop()
+    run_until_a_reply_goes(worker, fake_helpdesk)
     assert ran == [1]
     assert len(fake_helpdesk.api_requests()) == 1
     assert "worker.before-claims-failed" in caplog.text

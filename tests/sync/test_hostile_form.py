@@ -57,6 +57,24 @@ def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_p
     assert leaderboard(kit.sheet("Summary"))["Boris Ivanov"]["Answers"] == 1
 
 
+def test_junk_texts_that_json_escapes_longer_do_not_stop_the_report(kit: Any):
+    # The listing's budget counted a text's UTF-8 bytes, but the value write carries it as
+    # JSON, where a control character is six bytes ("\\u0001"): 300 comments of 40,000
+    # U+0001 each made the Unverified tab 11.8 MB within a 2 MB budget, and every run failed
+    # as before.
+    anna = kit.survey("G-1", "7", "Anna Petrova")
+    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna]]
+    for i in range(300):
+        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
+        rows.append([T0 + timedelta(seconds=i + 1), 1, "\x01" * 40_000, "Anna", "G-1", made_up])
+    kit.responses([EN_HEADER, *rows])
+    summary = kit.run(kit.config())
+    assert summary.status in ("ok", "data_error"), summary.error
+    assert leaderboard(kit.sheet("Summary"))["Anna Petrova"]["Answers"] == 1
+    listed = [r for r in kit.sheet("Unverified") if r and r[0] not in (None, "")][2:]
+    assert 0 < len(listed) < 300
+
+
 @pytest.fixture(params=[Sheet, Export], ids=["gsheets", "csv"])
 def source(request: pytest.FixtureRequest, kit: Any, tmp_path: Path) -> Any:
     return request.param(kit, tmp_path)

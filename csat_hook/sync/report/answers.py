@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from json import dumps
 from operator import attrgetter
 from operator import itemgetter
 from typing import Any
@@ -45,10 +46,11 @@ _NEWEST = attrgetter(
 )
 
 UNVERIFIED_CSV = "unverified.csv"
-# What the texts of the answers Unverified lists may take, in UTF-8 bytes (comments, form
-# fields, rows): anyone can submit the public form any number of times with a made-up
-# reference and a long comment, and a tab over output.gsheets.max_request_bytes (8 MB) failed
-# every run's write. About 1 MB of text is what 5,000 usual ones take.
+# What the texts of the answers Unverified lists may take, in bytes as the value write carries
+# them (JSON in UTF-8: a control character six bytes, a quote two; comments, form fields,
+# rows): anyone can submit the public form any number of times with a made-up reference and a
+# long comment, and a tab over output.gsheets.max_request_bytes (8 MB) failed every run's
+# write. About 1 MB of text is what 5,000 usual ones take.
 UNVERIFIED_TEXT_BYTES = 2_000_000
 
 
@@ -424,11 +426,12 @@ def build_unverified(ctx: Context, rows_in: Sequence[Any], *, name: str) -> tupl
 
 
 def _within_budget(rows_in: Sequence[Any]) -> list[Any]:
-    """``rows_in`` whose texts, added up in order, fit :data:`UNVERIFIED_TEXT_BYTES`."""
+    """``rows_in`` whose texts, added up in order, fit :data:`UNVERIFIED_TEXT_BYTES`, each
+    counted as JSON escapes it: by its UTF-8 bytes, a control character counted as six."""
     kept, left = [], UNVERIFIED_TEXT_BYTES
     for row in rows_in:
         size = sum(
-            len(text.encode("utf-8", "surrogatepass"))
+            len(dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
             for text in (row.comment, row.field_agent, row.field_ticket, row.source_ref)
             if text
         )

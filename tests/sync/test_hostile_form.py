@@ -75,6 +75,35 @@ def test_junk_texts_that_json_escapes_longer_do_not_stop_the_report(kit: Any):
     assert 0 < len(listed) < 300
 
 
+def test_a_customer_with_many_surveys_and_long_comments_does_not_stop_the_report(kit: Any):
+    # Credited answers, not made-up ones: a customer who closed 40 dialogs with the same
+    # agent answers each survey with a comment as long as a cell holds (50,000 characters,
+    # here U+0001, which JSON carries as six bytes). The agent's tab and the Responses tab
+    # each came to 12 MB, over the 8 MB a value request carries, and every run failed until
+    # an operator lowered the row limits under 27 rows. The longest texts are now cut in the
+    # Sheets write as far as needed to fit; the figures and every row are kept.
+    rows = []
+    for i in range(40):
+        token = kit.survey(f"M-{i}", "7", "Anna Petrova")
+        rows.append([T0 + timedelta(minutes=i), 1, "\x01" * 49_000, "", f"M-{i}", token])
+    token = kit.survey("M-good", "7", "Anna Petrova")
+    rows.append([T0 + timedelta(hours=2), 5, "thanks", "", "M-good", token])
+    kit.responses([EN_HEADER, *rows])
+    summary = kit.run(kit.config())
+    assert summary.status == "ok", summary.error
+    assert leaderboard(kit.sheet("Summary"))["Anna Petrova"]["Answers"] == 41
+    responses = [r for r in kit.sheet("Responses")[1:] if r and r[0] not in (None, "")]
+    assert len(responses) == 41
+    comments = [r[7] for r in responses]
+    assert comments[0] == "thanks"  # short texts whole
+    assert all(c.endswith("…") and 1_000 <= len(c) < 49_000 for c in comments[1:])
+    agent = [r for r in kit.sheet("Anna Petrova (7)")[1:] if r and r[0] not in (None, "")]
+    assert len(agent) == 41 and agent[0][3] == "thanks"
+    assert [r[3] for r in agent[1:]] == comments[1:]
+    again = kit.run(kit.config())  # the same cut again: nothing written
+    assert again.status == "ok" and again.outputs[0]["write_requests"] == 0, again.outputs
+
+
 @pytest.fixture(params=[Sheet, Export], ids=["gsheets", "csv"])
 def source(request: pytest.FixtureRequest, kit: Any, tmp_path: Path) -> Any:
     return request.param(kit, tmp_path)

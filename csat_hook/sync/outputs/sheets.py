@@ -93,6 +93,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
@@ -118,6 +119,10 @@ from csat_hook.sync.outputs.sheets_charts import chart_requests
 from csat_hook.sync.outputs.sheets_expect import expectation
 from csat_hook.sync.outputs.sheets_expect import needed
 from csat_hook.sync.outputs.sheets_expect import still_holds
+from csat_hook.sync.outputs.sheets_fit import MIN_CUT
+from csat_hook.sync.outputs.sheets_fit import cut_grid
+from csat_hook.sync.outputs.sheets_fit import cut_limit
+from csat_hook.sync.outputs.sheets_fit import long_texts
 from csat_hook.sync.outputs.sheets_format import Formatter
 from csat_hook.sync.outputs.sheets_tabs import SPARES
 from csat_hook.sync.outputs.sheets_tabs import TAB
@@ -530,7 +535,7 @@ class SheetsOutput:
         plan = self.plan(grids, language)
         keep_owned(plan.owned)
         # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
-        encoded = self._encoded(plan.tabs)
+        encoded = self._fitted(plan.tabs)
         digest = contents_digest(item for _, item in encoded)
         if not plan.requests and digest == last_written:
             return {
@@ -583,7 +588,7 @@ class SheetsOutput:
                 lost += 1
             plan = self.plan(grids, language)
             keep_owned(plan.owned)
-            encoded = self._encoded(plan.tabs)
+            encoded = self._fitted(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
             chunks = self._chunks(encoded)
             formatted = formatted or bool(plan.looks)
@@ -602,6 +607,41 @@ class SheetsOutput:
             "digest": digest,
             "expected": plan.expected,
         }
+
+    def _fitted(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
+        """:meth:`_encoded`, with the longest texts cut (:mod:`.sheets_fit`) when the values
+        would not fit :data:`MAX_VALUE_REQUESTS` requests of ``max_request_bytes``; as
+        :meth:`_encoded` gives them when they fit, or when no cut makes them fit
+        (:meth:`_chunks` then says which limit to change)."""
+        encoded = self._encoded(plans)
+        if self._fit([len(data) for _, data in encoded]):
+            return encoded
+        texts = {p.title: long_texts(p.grid) for p in plans}
+        limit = cut_limit(
+            [len(data) for _, data in encoded], [texts[title] for title, _ in encoded], self._fit
+        )
+        while limit is not None:
+            cut = {
+                p.title: self._value_range(replace(p, grid=cut_grid(p.grid, limit)))
+                for p in plans
+                if texts[p.title]
+            }
+            trial = [(title, cut.get(title, data)) for title, data in encoded]
+            if self._fit([len(data) for _, data in trial]):
+                if self.kept is not None:  # a kept tab's bytes are of its rows whole
+                    for title in cut:
+                        self.kept.tabs.pop(title, None)
+                return trial
+            # The estimate was short of the encoding (escapes it did not count): a tenth less.
+            limit = None if limit == MIN_CUT else max(MIN_CUT, limit - limit // 10)
+        return encoded
+
+    def _fit(self, sizes: list[int]) -> bool:
+        """True when tabs of ``sizes`` bytes go in :data:`MAX_VALUE_REQUESTS` requests."""
+        limit = self.max_request_bytes
+        return max(sizes, default=0) <= limit and (
+            len(_packed(sizes, sizes, limit)) <= MAX_VALUE_REQUESTS
+        )
 
     def _encoded(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
         """Each tab's ValueRange in the order written: the Summary last (if a second value

@@ -96,7 +96,7 @@ def test_a_customer_with_many_surveys_and_long_comments_does_not_stop_the_report
     assert len(responses) == 41
     comments = [r[7] for r in responses]
     assert comments[0] == "thanks"  # short texts whole
-    assert all(c.endswith("…") and 1_000 <= len(c) < 49_000 for c in comments[1:])
+    assert all(c.endswith("…") and 10_000 < len(c) < 49_000 for c in comments[1:])
     agent = [r for r in kit.sheet("Anna Petrova (7)")[1:] if r and r[0] not in (None, "")]
     assert len(agent) == 41 and agent[0][3] == "thanks"
     assert [r[3] for r in agent[1:]] == comments[1:]

@@ -537,9 +537,9 @@ def test_a_tab_other_than_agents_or_responses_too_large_says_to_raise_the_budget
     # cannot: none is long enough to be cut, sheets_fit.MIN_CUT).
     token = kit.survey("T-1", "7", "Anna Petrova")
     rows = [[T0, 5, "ok", "", "", token]]
-    for i in range(400):
+    for i in range(1_000):
         made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
-        rows.append([T0, 1, "x" * 900, "Anna", "T-1", made_up])
+        rows.append([T0, 1, "x" * 150, "Anna", "T-1", made_up])
     kit.responses([EN_HEADER, *rows])
     summary = kit.run(kit.config(output={"gsheets": {"max_request_bytes": 100_000}}))
     assert summary.status == "failed"

@@ -4,6 +4,7 @@ CSV neutralised against formula injection, with readable numbers."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -400,3 +401,24 @@ def test_agents_whose_long_keys_share_a_start_get_titles_that_tell_them_apart(tm
     sheets = agent_title("Anna", key, 100)
     assert len(sheets) <= 100 and sheets[-4:] == agent_title("Anna", key, XLSX_MAX)[-4:]
     assert agent_title("Anna", "k" * 90, 100) == "Anna (" + "k" * 90 + ")"
+
+
+def excel_shows(stored: str) -> str:
+    """A string as Excel shows it: OOXML's ST_Xstring reads ``_xHHHH_`` as the character
+    U+HHHH (ECMA-376 Part 1, 22.9.2.19); openpyxl reads it back as stored."""
+    return re.sub("_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), stored)
+
+
+def test_xlsx_text_that_looks_like_an_ooxml_escape_shows_as_typed(tmp_path: Path):
+    """Excel reads ``_xHHHH_`` in a cell's text as the character U+HHHH; openpyxl writes the
+    text as it is: a comment "my_x0041_var" showed as "myAvar", "_x003D_1+1" as "=1+1",
+    "_x000D_" as a line break. The text is stored escaped (``_x005F_`` is the underscore),
+    as XlsxWriter does, so Excel shows what the customer typed."""
+    typed = ["my_x0041_var", "_x003D_HYPERLINK(1)", "a_X000d_b", "_x005F_", "_x12_ _xZZZZ_"]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(
+        path, [Grid("Anna", "agent", [["Comment"], *[[t] for t in typed]], key="7")], Texts("en")
+    )
+
+    sheet = load_workbook(path)["Anna (7)"]
+    assert [excel_shows(c.value) for c in sheet["A"][1:]] == typed

@@ -5,8 +5,8 @@ heights and frozen panes are set before the first row (write-only mode writes th
 the data); conditional formats and charts are added after the rows. Formulas in conditional
 formats are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is
 stored with the string type, so nothing that looks like a formula runs, without the
-characters XML cannot hold, and cut to the 32,767 characters an Excel cell holds
-(:mod:`.cells`).
+characters XML cannot hold, cut to the 32,767 characters an Excel cell holds (:mod:`.cells`),
+and with text that reads as an OOXML escape (``_x0041_``) escaped so it shows as typed.
 
 Charts: CSAT by agent as columns with the 95% interval as custom error bars (Excel takes
 the amounts below and above each bar from cells: two hidden columns right of the grid, which
@@ -60,6 +60,11 @@ from csat_hook.sync.texts import Texts
 # misses the last two kinds and writes them: the sheet is then not well-formed XML, which
 # Excel reports as a damaged file and openpyxl itself cannot read back.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# OOXML strings (ST_Xstring, ECMA-376 Part 1 22.9.2.19) read "_xHHHH_" as the character U+HHHH,
+# and Excel and LibreOffice show it so; openpyxl writes the text as it is. Its underscore is
+# written "_x005F_" (as XlsxWriter does), so such text shows as typed: "my_x0041_var" showed
+# as "myAvar", "_x000D_" as a line break.
+OOXML_ESCAPE = re.compile("_(?=x[0-9A-Fa-f]{4}_)")
 FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
 RED, GREEN, GREY = "F4CCCC", "D9EAD3", "EFEFEF"
 DARK_RED, DARK_GREEN, MUTED = "990000", "274E13", "777777"
@@ -175,7 +180,8 @@ def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, 
 
 def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
     if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, value=fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX))
+        text = fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX)
+        cell = WriteOnlyCell(sheet, value=OOXML_ESCAPE.sub("_x005F_", text))
         cell.data_type = "s"  # never a formula, whatever the text starts with
     elif style or isinstance(value, datetime | date):
         cell = WriteOnlyCell(sheet, value=value)

@@ -133,7 +133,9 @@ class AlertsStep:
         title = output.own_tab(clean(self.config.alerts.tab, SHEETS_MAX), ALERTS_KIND)
         if title is None:
             return 0
-        values = output.api.read_tab(output.spreadsheet_id, title)
+        # Dates as shown: a date or time the team typed in "Handled" (when it was dealt with)
+        # was read as its serial number, stored and written back as "46361.604166666664".
+        values = output.api.read_tab(output.spreadsheet_id, title, dates_as_shown=True)
         cells = handled_cells(values)
         if not cells:
             return 0

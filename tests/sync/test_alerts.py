@@ -617,6 +617,26 @@ def test_a_handled_cell_past_its_100_characters_keeps_no_half_of_an_emoji(kit, r
         assert conn.execute(sa.select(alerts.c.handled)).scalar_one() == "a" * 99
 
 
+def test_a_date_typed_in_handled_is_kept_as_the_team_sees_it(kit, receivers):
+    """A date or time typed in "Handled" ("5 Dec", "14:30": when it was dealt with) is a
+    date-time cell to Sheets; the tab was read with date-times as serial numbers, so the
+    team's "12/5/2026" was stored, and written back into the cell, as "46361.60416666666"."""
+    config = sheet_config(kit, receivers)
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+    header = kit.sheet("Alerts")[0]
+    typed = datetime(2026, 12, 5, 14, 30)
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), typed)
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).status == "ok"
+    shown = "12/5/2026 14:30:00"  # as the sheet shows the cell (the fake's en-US format)
+    with kit.engine.connect() as conn:
+        assert conn.execute(sa.select(alerts.c.handled)).scalar_one() == shown
+    assert [r["Handled"] for r in tab_rows(kit)] == [shown]
+
+
 def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_column(
     kit, receivers
 ):

@@ -33,25 +33,39 @@ def told_apart(
 ) -> dict[Agent, str]:
     """Each agent of ``named`` ((helpdesk, key) → name) → the name alert text shows: the name,
     with the key where another agent (of ``named`` or ``others``) has a name that looks the
-    same, and the helpdesk too where that agent's key is the same."""
+    same, and the helpdesk too where that agent's key is the same.
+
+    A name that still looks like another agent's once keys are added (agent 9 named "Anna
+    Petrova (7)" beside agent 7, shown as "Anna Petrova (7)" for an agent 8 of that name)
+    gets the helpdesk and key too, as the report's labels still alike get their tag: both
+    alerts read "Anna Petrova (7)", and agent 9's bad ratings passed for agent 7's."""
+    pairs = [*others, *named.items()]
     by_look: dict[str, set[Agent]] = {}
-    for agent, name in [*others, *named.items()]:  # an agent renamed: under each name
+    for agent, name in pairs:  # an agent renamed: under each name
         by_look.setdefault(as_seen(name), set()).add(agent)
-    shown = {}
-    for (helpdesk, key), name in named.items():
+
+    def label(agent: Agent, name: str) -> str:
+        helpdesk, key = agent
         alike = by_look[as_seen(name)]
         if len(alike) < 2:
-            shown[helpdesk, key] = name
-            continue
+            return name
         same_key = sum(1 for _, other in alike if other == key) > 1
         if not key:  # the no-agent label ("No agent recorded") of more than one helpdesk
-            shown[helpdesk, key] = f"{name} ({helpdesk})"
-        elif as_seen(key) == as_seen(name):  # no name but the key: the others get theirs
-            shown[helpdesk, key] = f"{name} ({helpdesk})" if same_key else name
-        elif same_key:  # the key does not tell them apart: the helpdesk does
-            shown[helpdesk, key] = f"{name} ({helpdesk}: {key})"
-        else:
-            shown[helpdesk, key] = f"{name} ({key})"
+            return f"{name} ({helpdesk})"
+        if as_seen(key) == as_seen(name):  # no name but the key: the others get theirs
+            return f"{name} ({helpdesk})" if same_key else name
+        if same_key:  # the key does not tell them apart: the helpdesk does
+            return f"{name} ({helpdesk}: {key})"
+        return f"{name} ({key})"
+
+    shown = {agent: label(agent, name) for agent, name in named.items()}
+    labelled: dict[str, set[Agent]] = {}
+    for agent, name in pairs:
+        text = shown[agent] if agent in named else label(agent, name)
+        labelled.setdefault(as_seen(text), set()).add(agent)
+    for (helpdesk, key), text in shown.items():
+        if len(labelled[as_seen(text)]) > 1:
+            shown[helpdesk, key] = f"{text} ({helpdesk}: {key})" if key else f"{text} ({helpdesk})"
     return shown
 
 

@@ -348,6 +348,24 @@ def test_two_agents_of_one_name_are_told_apart_by_their_key(alerting):
     }
 
 
+def test_a_name_that_reads_as_another_agents_name_and_key_is_told_apart_too(alerting):
+    """Agent 9 named "Anna Petrova (7)" and agent 7 "Anna Petrova" (beside agent 8 of that
+    name, so shown with the key): both alerts read "Low rating 1/5 for Anna Petrova (7)", and
+    agent 9's bad ratings passed for agent 7's. Names still alike get the helpdesk and key, as
+    the report's labels still alike get their tag."""
+    answers = [
+        changed(survey_key="s-1", dialog_id="D-1", agent_key="7"),
+        changed(survey_key="s-2", dialog_id="D-2", agent_key="8"),
+        changed(survey_key="s-3", dialog_id="D-3", agent_key="9", agent_name="Anna Petrova (7)"),
+    ]
+    assert raise_now(alerting, answers).raised == {"low": 3}
+    names = _agent_names(alerting)
+    assert len(set(names.values())) == 3, names
+    assert names["D-2"] == "Anna Petrova (8)"
+    assert names["D-1"].startswith("Anna Petrova (7)") and "7" in names["D-1"][16:]
+    assert names["D-3"].startswith("Anna Petrova (7)") and "9" in names["D-3"][16:]
+
+
 def test_an_agent_of_the_same_name_in_the_dataset_is_a_collision_too(alerting):
     data = Data(agents=[Agent("generic", "7", "Anna Petrova"), Agent("other", "7", "Anna Petrova")])
     raise_now(alerting, [changed()], data=data)

@@ -261,7 +261,10 @@ def html_text(message: AlertMessage, *, include_comment: bool) -> str:
         parts.append("<p>" + "<br>".join(e(line) for line in facts) + "</p>")
     comment = comment_of(message, include_comment=include_comment)
     if comment:
-        parts.append("<blockquote>" + e(comment).replace("\n", "<br>") + "</blockquote>")
+        # Every line break the plain part splits at (CR alone, VT, NEL, U+2028...), not LF
+        # alone: the others ran the customer's lines together.
+        lines = "<br>".join(e(line) for line in comment.splitlines())
+        parts.append("<blockquote>" + lines + "</blockquote>")
     if message.items:
         parts.append(
             "<p>Lowest-rated answers:</p><ul>"

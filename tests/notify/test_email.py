@@ -532,3 +532,18 @@ def test_the_message_answered_with_a_3xx_is_an_unknown_outcome(smtp, mailbox):
         email(*smtp).send(sample())
     assert caught.value.outcome_unknown and caught.value.retryable
     assert len(mailbox.messages) == 1
+
+
+def test_a_comments_lines_stay_lines_in_the_html_part(smtp, mailbox):
+    """The plain part splits a comment at every line break Python knows (CR alone, VT, FF,
+    NEL, U+2028, U+2029); the HTML part, which mail programs show, made only LF a <br>: the
+    others ran the customer's lines together, VT and NEL (control characters HTML does not
+    allow) left in the document."""
+    port, ca_file = smtp
+    comment = "first\rsecond\u2028third\x85fourth\x0bfifth\x0csixth\u2029seventh\r\neighth"
+    email(port, ca_file).send(sample(comment=comment))
+    [message] = mailbox.parsed()
+    html = message.get_body(("html",)).get_content()
+    quoted = html.split("<blockquote>")[1].split("</blockquote>")[0]
+    lines = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
+    assert quoted.split("<br>") == lines

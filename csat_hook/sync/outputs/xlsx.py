@@ -181,7 +181,9 @@ def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, 
 def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
     if isinstance(value, str):
         text = fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX)
-        cell = WriteOnlyCell(sheet, value=OOXML_ESCAPE.sub("_x005F_", text))
+        if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
+            text = OOXML_ESCAPE.sub("_x005F_", text)
+        cell = WriteOnlyCell(sheet, value=text)
         cell.data_type = "s"  # never a formula, whatever the text starts with
     elif style or isinstance(value, datetime | date):
         cell = WriteOnlyCell(sheet, value=value)

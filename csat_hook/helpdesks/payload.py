@@ -12,6 +12,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
+from csat_hook.db.text import storable
 from csat_hook.errors import BadPayloadError
 
 # The path segments RFC 3986 removes (and "%2E" is "."): never an id (:func:`as_id`).
@@ -68,18 +69,20 @@ def as_id(value: Any, field: str) -> str | None:
 
     Raises :class:`BadPayloadError` naming ``field`` for any other type (``true``, ``5.0``,
     an object, a list): an id of the wrong type is a malformed webhook, not an unknown id;
-    and for ``.`` or ``..``, which a URL path cannot carry as a segment.
+    and for ``.`` or ``..``, which a URL path cannot carry as a segment, also once stored
+    (``".\\u0000"`` is stored as ``"."``: intake removes NUL characters).
     """
     if value is None:
         return None
     if isinstance(value, str):
         text = trim_id(value)
-        if text in DOT_SEGMENTS:
+        stored = storable(text)
+        if stored in DOT_SEGMENTS:
             # Ids go into the helpdesk's API paths, one segment each: "/dialogs/../messages"
             # is "/messages" to every HTTP client and server (RFC 3986 removes dot segments,
             # escaped or not), so the reply would go to another endpoint.
             raise BadPayloadError(
-                f"{field} is {text!r}, which no URL path can carry as an id", code="bad_id"
+                f"{field} is {stored!r}, which no URL path can carry as an id", code="bad_id"
             )
         return text or None
     if isinstance(value, int) and not isinstance(value, bool):

@@ -912,3 +912,49 @@ def test_an_unstorable_dialog_id_is_refused_naming_what_is_wrong(dialog_id, name
         storable_dialog_id(dialog_id)
 
     assert refused.value.code == "bad_id" and named in str(refused.value)
+
+
+# --- values read once their NUL characters are gone ------------------------------------------
+
+DOTS_ONCE_STORED = [".\x00", "\x00..", ".\x00."]
+
+
+@pytest.mark.parametrize("value", DOTS_ONCE_STORED, ids=repr)
+def test_an_id_that_is_a_dot_segment_once_stored_is_refused(make_sender, value):
+    """A NUL is removed before a value is stored: Chatwoot's account id ``".\\u0000"`` was taken
+    (200) and queued as ``"."``, a reply to ``/accounts/./conversations/…`` never sent."""
+    sender = make_sender(KITS["chatwoot"])
+    close = sender.close()
+    close["account_id"] = value
+
+    response = sender.post(close, ensure_ascii=True)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "bad_id" and "account_id" in response.json["reason"]
+    assert sender.rows() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [*((value, "bad_context") for value in DOTS_ONCE_STORED), ("\x00", "missing_field")],
+    ids=repr,
+)
+def test_a_context_value_that_is_a_dot_or_nothing_once_stored_is_refused(
+    make_sender, fake_helpdesk, value, error
+):
+    """The generic reply's path takes a context value as a whole segment: judged as it is
+    stored (NUL characters removed), not as it arrived. ``"\\u0000"`` was queued as ``""``
+    (``//`` in the path) and ``".\\u0000"`` as ``"."``: replies that could never be sent."""
+    sender = make_sender(
+        KITS["generic"],
+        adapter={
+            "mapping": {"context": {"account": "account"}},
+            "reply": {"url": fake_helpdesk.url + "/{account}/d/{dialog_id}"},
+        },
+    )
+
+    response = sender.post(generic_close("D-9", account=value), ensure_ascii=True)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == error and "context.account" in response.json["reason"]
+    assert sender.rows() == []

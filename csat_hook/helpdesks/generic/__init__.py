@@ -31,6 +31,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from csat_hook.db.text import storable
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.files import private_dir
@@ -151,7 +152,8 @@ class GenericHelpdesk(Helpdesk):
         another path: it is never sent), or nothing in the reply's or its look-up's (``//``:
         never sent either). Accepted, such a close's reply could never be delivered; the
         sender is told now, by the context name (never the value's text but a dot segment)."""
-        values = text_values(context)
+        # As intake stores them (NUL characters removed): ".\\u0000" is "." by then.
+        values = {name: storable(value) for name, value in text_values(context).items()}
         options = self.options
         checks: list[tuple[str, Any, bool]] = [
             ("reply", options.reply, True),

@@ -166,6 +166,11 @@ class PendingRequest:
             if self._last:  # after the zero-size chunk: trailers, then an empty line
                 if data.find(b"\r\n\r\n", max(self._pos - 2, self._resume - 3)) >= 0:
                     return READY
+                lf = data.find(b"\n", max(self._pos, self._resume))
+                while lf >= 0:
+                    if data[lf - 1] != 0x0D:
+                        return READY  # a bare LF: gunicorn refuses the trailers at once
+                    lf = data.find(b"\n", lf + 1)
                 self._resume = len(data)
                 return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
             if len(data) < self._pos:  # inside a chunk's data (and its CRLF): its size

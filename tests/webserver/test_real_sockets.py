@@ -236,6 +236,7 @@ MALFORMED_CHUNKED = {
     "no CRLF after the data": b"2\r\n{}XX0\r\n\r\n",
     "bad extension": b'2;a="\x01\r\n{}\r\n0\r\n\r\n',
     "bad trailer": b"2\r\n{}\r\n0\r\nX-Trailer " + SECRET.encode() + b"\r\n\r\n",
+    "bare LF ending the trailers": b"2\r\n{}\r\n0\r\n\n",
 }
 
 

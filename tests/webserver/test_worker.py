@@ -115,6 +115,24 @@ def test_a_size_line_gunicorn_refuses_goes_at_once_whatever_its_size(line):
     assert verdicts(data, step=len(data)) == [READY]
 
 
+@pytest.mark.parametrize(
+    "trailers",
+    [
+        b"\n",  # the empty line that ends the trailer section, a bare LF
+        b"X-Trailer: 1\n\r\n",
+        b"X-Trailer: 1\r\n\n",
+    ],
+)
+def test_a_bare_lf_in_the_trailer_section_goes_at_once(trailers):
+    """gunicorn refuses it (a 400, as a bare LF in the head): the whole request had arrived,
+    and waiting for a CRLF that never comes answered 408 "did not arrive in time" after the
+    body's deadline."""
+    data = CHUNKED + b"2\r\n{}\r\n0\r\n" + trailers
+    bare = trailers.replace(b"\r\n", b"  ").index(b"\n")
+    assert first_ready(data) == len(data) - len(trailers) + bare + 1
+    assert verdicts(data, step=len(data)) == [READY]
+
+
 def test_an_endless_head_is_refused():
     data = HEAD + b"X-Big: " + b"x" * MAX_HEAD_BYTES
     assert verdicts(data, step=4096)[-1] == HEAD_TOO_LARGE

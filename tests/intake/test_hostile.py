@@ -958,3 +958,53 @@ def test_a_context_value_that_is_a_dot_or_nothing_once_stored_is_refused(
     assert response.status_code == 400, response.get_data()[:300]
     assert response.json["error"] == error and "context.account" in response.json["reason"]
     assert sender.rows() == []
+
+
+def _customer_in_path(make_sender: Callable[..., Sender], fake_helpdesk: Any, field: str) -> Sender:
+    """The generic adapter replying to a customer (``/customers/{customer_<field>}/messages``,
+    a helpdesk keyed by customer) and, to settle an unknown outcome, listing them likewise."""
+    url = fake_helpdesk.url + "/customers/{customer_" + field + "}/messages"
+    return make_sender(
+        KITS["generic"],
+        adapter={
+            "reply": {"url": url},
+            "lookup": {"url": url},
+        },
+    )
+
+
+@pytest.mark.parametrize("field", ["id", "email"])
+@pytest.mark.parametrize("value", [None, "", "\x00"], ids=repr)
+def test_a_close_naming_no_customer_the_reply_path_needs_is_skipped(
+    make_sender, fake_helpdesk, field, value
+):
+    """Its reply could never be sent (``/customers//messages``): it was queued (200) and failed
+    at send. Like a Help Scout close that names no customer, it is recorded skipped,
+    ``no_customer``, and answered 200 (the close is not retried: none of it can be sent)."""
+    sender = _customer_in_path(make_sender, fake_helpdesk, field)
+    close = generic_close("D-9")
+    close["customer"][field] = value
+
+    response = sender.post(close, ensure_ascii=True)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "skipped" and response.json["reason"] == "no_customer"
+    assert [row.skip_reason for row in sender.rows()] == ["no_customer"]
+    assert sender.rows(outbox) == []
+
+
+@pytest.mark.parametrize("value", ["..", ".", ".\x00"], ids=repr)
+def test_a_customer_email_the_reply_path_takes_as_a_dot_segment_is_a_400(
+    make_sender, fake_helpdesk, value
+):
+    """``/customers/../messages`` is ``/messages``: a request to another endpoint, never sent
+    (an id is refused so by ``as_id``; an e-mail is read as text)."""
+    sender = _customer_in_path(make_sender, fake_helpdesk, "email")
+    close = generic_close("D-9")
+    close["customer"]["email"] = value
+
+    response = sender.post(close, ensure_ascii=True)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "bad_field" and "customer_email" in response.json["reason"]
+    assert sender.rows() == []

@@ -28,6 +28,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -144,6 +145,33 @@ class GenericHelpdesk(Helpdesk):
         event = event_of(self.name, self.options.mapping, payload)
         if isinstance(event, DialogClosed) and event.reply_context:
             self._check_paths(event.reply_context)
+        if isinstance(event, DialogClosed):
+            return self._with_customer_paths(event)
+        return event
+
+    def _with_customer_paths(self, event: DialogClosed) -> DialogClosed:
+        """``event``, recorded skipped (``no_customer``) when the reply's or its look-up's
+        URL takes a customer value as a whole path segment and the close names none: like a
+        Help Scout close without a customer, it could only fail (``/customers//messages``);
+        BadPayloadError (400) when that value is ``.`` or ``..`` (another path). Judged as
+        stored (NUL characters removed). Context values: :meth:`_check_paths`."""
+        customer = event.customer
+        values = {
+            "customer_id": storable(customer.id or ""),
+            "customer_email": storable(customer.email or ""),
+        }
+        for key in ("reply", "lookup"):
+            url = getattr(getattr(self.options, key), "url", None)
+            if not isinstance(url, str):
+                continue
+            for name, why in unsendable_path_values(url, values, values.keys(), empty=True):
+                if why == "dot":
+                    raise BadPayloadError(
+                        f"{name} is {values[name]!r}, which no URL path can carry as a segment "
+                        f"(helpdesks.{self.name}.{key}.url puts it in its path)",
+                        code="bad_field",
+                    )
+                return replace(event, unsurveyable="no_customer")
         return event
 
     def _check_paths(self, context: Mapping[str, str | None]) -> None:

@@ -376,7 +376,8 @@ class DialogClosed:
     one). A close of a dialog whose survey a reopen cancelled is then that close's retry or
     replay, and re-arms nothing, whatever the close times say.
     ``unsurveyable``: why no reply can be posted for this close (a skip reason such as
-    ``no_customer``: Help Scout's reply must name the customer, and the close named none), or
+    ``no_customer``: Help Scout's reply, or a generic one whose URL has the customer as a path
+    segment, must name the customer, and the close named none), or
     None. Intake records the close as skipped with that reason rather than queue a reply that
     can only fail.
     ``close_times`` is every time the payload gives for the close, in the vendor's order of

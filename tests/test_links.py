@@ -22,6 +22,7 @@ from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
 from csat_hook.links import with_rating
 from csat_hook.links.form import MAX_LINK_LENGTH
+from tests.helpers import link_fields
 
 FORM = FormConfig(
     url="https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=sf_link",
@@ -161,7 +162,6 @@ def test_form_fields_command_prints_config():
 def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     from csat_hook import tokens
     from csat_hook.config import load_config
-    from tests.helpers import link_fields
 
     result = CliRunner().invoke(
         main,
@@ -459,3 +459,30 @@ def test_the_public_page_is_accepted():
         "http://127.0.0.1:8080/forms/d/e/x/viewform",
     ):
         assert FormConfig(url=url, fields={"token": "entry.3"}).url == url
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"entry.4": "campaign-x"}, "entry.4"),  # the reference's entry: answers uncredited
+        ({"entry.5": "3"}, "entry.5"),  # the rating's: a score link would carry two
+        ({"usp": "embed"}, "usp"),  # what marks the link as pre-filled
+    ],
+)
+def test_extra_params_cannot_give_a_field_of_the_link_a_second_value(extra, named):
+    # A fixed parameter naming an entry the link fills went out before it: the link carried
+    # entry.4 twice, the operator's value first, where the form reads the reference.
+    with pytest.raises(ValidationError) as raised:
+        FormConfig(
+            fields={"agent_name": "entry.1", "token": "entry.4", "rating": "entry.5"},
+            extra_params=extra,
+        )
+
+    message = str(raised.value)
+    assert "extra_params" in message and named in message
+
+
+def test_extra_params_of_their_own_are_carried():
+    form = FormConfig(fields={"token": "entry.4"}, extra_params={"entry.9": "chat", "hl": "ru"})
+    fields = link_fields(build_link(form, LinkValues("", "", "", "D1", "generic", "", "T.K")))
+    assert (fields["entry.9"], fields["hl"], fields["entry.4"]) == ("chat", "ru", "T.K")

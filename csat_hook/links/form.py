@@ -129,6 +129,21 @@ class FormConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _own_extra_params(self) -> FormConfig:
+        # A fixed parameter named as an entry the link fills (or usp) gave it a second value,
+        # written first: entry.<token's>=campaign&…&entry.<token's>=<reference>, the form
+        # reading the operator's value where answers are credited by the reference.
+        taken = {"usp": "usp=pp_url (the pre-filled mark)"}
+        taken.update({entry: f"fields.{role}" for role, entry in self.fields.items()})
+        for key in self.extra_params:
+            if key in taken:
+                raise ValueError(
+                    f"extra_params.{key}: the link already fills {key} ({taken[key]}); "
+                    "a second value would go out with it"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _kind_needs(self) -> FormConfig:
         if self.kind == "template":
             if not self.url_template:

@@ -112,6 +112,36 @@ def test_prefilled_link_maps_roles_from_sample_values():
     assert parsed.unmatched == {"entry.44": "something else"}
 
 
+def test_prefilled_link_maps_the_score_picked_to_the_rating_question():
+    # docs/links.md: pick any score on the "Get pre-filled link" screen; its entry is the
+    # rating question (fields.rating, which style: scores needs). It was "matched no role",
+    # in a list of roles without rating.
+    link = (
+        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=pp_url"
+        "&entry.11=agent_name&entry.33=token&entry.55=4"
+    )
+    parsed = parse_prefilled_link(link)
+    assert parsed.roles == {"agent_name": "entry.11", "token": "entry.33", "rating": "entry.55"}
+    assert parsed.unmatched == {}
+    result = CliRunner().invoke(main, ["form-fields", link])
+    assert result.exit_code == 0 and "rating: entry.55" in result.output
+
+
+def test_an_unmatched_entry_is_told_every_role_it_could_have():
+    result = CliRunner().invoke(
+        main,
+        [
+            "form-fields",
+            "https://docs.google.com/forms/d/e/x/viewform?entry.1=token&entry.2=something",
+        ],
+    )
+    assert result.exit_code == 0
+    [said] = [line for line in result.output.splitlines() if line.startswith("# entry.2")]
+    for role in ("agent_name", "agent_id", "agent_email", "ticket", "helpdesk", "team", "token"):
+        assert role in said
+    assert "rating" in said
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -33,6 +33,7 @@ from csat_hook.intake.storable import storable_dialog_id
 from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
+from csat_hook.links.prefilled import ROLES as PREFILL_ROLES
 from csat_hook.logs import printable_json
 
 
@@ -190,7 +191,8 @@ def form_fields(prefilled_link: str) -> None:
     """Turn a link from the form's "Get pre-filled link" into config (survey.form).
 
     Type each field's role as its value before getting the link: agent_name, agent_id,
-    agent_email, ticket, team, token.
+    agent_email, ticket, helpdesk, team, token; pick any score on the rating question (the
+    one score links pre-select: fields.rating).
     """
     try:
         parsed = parse_prefilled_link(prefilled_link)
@@ -203,7 +205,7 @@ def form_fields(prefilled_link: str) -> None:
     for entry, value in parsed.unmatched.items():
         click.echo(
             f"# {entry}: sample value {value!r} matched no role "
-            "(agent_name, agent_id, agent_email, ticket, team, token)"
+            f"({', '.join(PREFILL_ROLES)}; a score 0-10 for rating)"
         )
     if "token" not in parsed.roles:
         click.echo(

@@ -18,7 +18,10 @@ _ROLE_ALIASES = {
     "helpdesk": ("helpdesk",),
     "team": ("team", "group"),
     "token": ("token", "ref", "reference", "signature"),
+    "rating": ("rating", "score"),
 }
+# Every role an entry can have, for a message naming them.
+ROLES = (*_ROLE_ALIASES,)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
     """Split a pre-filled link into entry ids and guess each one's role from its sample value.
 
     Fill the form's fields with their role names (``agent_name``, ``ticket``, ``token``...)
-    before pressing "Get link", and every entry maps itself.
+    before pressing "Get link", and every entry maps itself; a score picked (0 to 10) marks the
+    rating question.
     """
     try:
         parsed = urllib.parse.urlsplit(link.strip())
@@ -67,7 +71,14 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
     return PrefilledLink(url=base, entries=entries, roles=roles, unmatched=unmatched)
 
 
+# The score picked on the rating question (docs/links.md: "pick any score"): a linear scale's
+# number, 0 to 10.
+_SCORE = re.compile(r"10|[0-9]")
+
+
 def _guess_role(value: str) -> str | None:
+    if _SCORE.fullmatch(value.strip()):
+        return "rating"
     normalized = re.sub(r"[\s\-]+", "_", value.strip().lower()).strip("{}<>[]")
     for role, aliases in _ROLE_ALIASES.items():
         if normalized in aliases:

@@ -189,11 +189,15 @@ def run_transaction(
     engine: Engine, work: Callable[[sa.Connection], T], *, read_only: bool = False
 ) -> T:
     """``work(conn)`` in a transaction, once more on a fresh connection if the first one was
-    dead (:func:`once_more_if_dead`). Other errors propagate."""
+    dead (:func:`once_more_if_dead`). Other errors propagate.
+
+    ``read_only`` work runs in a :func:`snapshot`: on SQLite it took the writer lock (a
+    connection's first statement begins with BEGIN IMMEDIATE), so a short link's look-up or
+    ``/healthz`` waited for whatever was writing, up to the 30 s busy timeout."""
 
     def attempt() -> T:
         if read_only:
-            with engine.connect() as conn:
+            with snapshot(engine) as conn:
                 return work(conn)
         with engine.begin() as conn:
             return work(conn)

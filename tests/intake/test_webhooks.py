@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import threading
+import time
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -496,6 +497,32 @@ def test_healthz_checks_the_database(client, services):
     services.intake.engine = services.engine
     response = client.get("/healthz")
     assert response.status_code == 503 and response.json["database"] == "down"
+
+
+def test_healthz_answers_while_another_transaction_writes(client, services):
+    # Its read took SQLite's writer lock (BEGIN IMMEDIATE): during a long write (a sync,
+    # another process) /healthz waited up to the 30 s busy timeout, then said "down".
+    writing, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        with services.engine.begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    try:
+        writing.wait(5)
+        started = time.monotonic()
+        response = client.get("/healthz")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        writer.join()
+
+    assert response.json == {"status": "ok", "database": "ok"}
+    assert took < 2.0, took
 
 
 def test_database_down_during_a_close_gets_503(client, services):

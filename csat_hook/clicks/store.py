@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -29,6 +30,11 @@ PRUNE_EVERY = timedelta(minutes=10)
 # a backlog (retention_days lowered, a long history) is deleted a bounded batch per
 # transaction, not a million rows while customers' clicks wait.
 PRUNE_BATCH = 2_000
+# Threads that hand clicks to the group commit (concurrent ones share a transaction), and the
+# most clicks handed over and not yet written: past that (the database stopped answering) a
+# click is not stored, the customer is redirected at once.
+WRITERS = 16
+MAX_PENDING = 2_000
 
 
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
@@ -91,13 +97,31 @@ class ClickRecorder:
         self._pruned: datetime | None = None
         self._lock = threading.Lock()
         self._writer: GroupCommit[Click, int] = GroupCommit(engine, self._write, name="clicks")
+        self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="clicks")
+        self._room = threading.BoundedSemaphore(MAX_PENDING)
 
     def record(self, click: Click, *, timeout: float) -> int:
-        """Store ``click`` (committed when this returns); its row id."""
-        return self._writer.submit(click, timeout=timeout)
+        """Store ``click`` (committed when this returns); its row id. TimeoutError after
+        ``timeout`` seconds, the click still on its way (stored when the database answers),
+        or at once while :data:`MAX_PENDING` clicks are.
+
+        Written by :data:`WRITERS` threads of the recorder's, never the caller's: the thread
+        that leads a batch waits for the database as long as it takes (SQLite's one writer
+        lock, held by a sync or another process, up to its 30 s busy timeout), and a click
+        alone always leads its batch: the customer waited for the form as long."""
+        if not self._room.acquire(blocking=False):
+            raise TimeoutError("clicks: too many clicks waiting for the database")
+        try:
+            written = self._writers.submit(self._writer.submit, click)
+        except BaseException:
+            self._room.release()
+            raise
+        written.add_done_callback(lambda _: self._room.release())
+        return written.result(timeout)
 
     def close(self) -> None:
         """Wait for the clicks already handed over, then close the held connection."""
+        self._writers.shutdown(wait=True)
         self._writer.close()
 
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:

@@ -98,7 +98,8 @@ class ClickRecorder:
         self._lock = threading.Lock()
         self._writer: GroupCommit[Click, int] = GroupCommit(engine, self._write, name="clicks")
         self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="clicks")
-        self._room = threading.BoundedSemaphore(MAX_PENDING)
+        self._pending = 0  # handed to the writer threads, not yet written
+        self._settled = threading.Condition()
 
     def record(self, click: Click, *, timeout: float) -> int:
         """Store ``click`` (committed when this returns); its row id. TimeoutError after
@@ -108,21 +109,35 @@ class ClickRecorder:
         Written by :data:`WRITERS` threads of the recorder's, never the caller's: the thread
         that leads a batch waits for the database as long as it takes (SQLite's one writer
         lock, held by a sync or another process, up to its 30 s busy timeout), and a click
-        alone always leads its batch: the customer waited for the form as long."""
-        if not self._room.acquire(blocking=False):
-            raise TimeoutError("clicks: too many clicks waiting for the database")
+        alone always leads its batch: the customer waited for the form as long. Once the
+        recorder is closed, on the caller's thread."""
+        with self._settled:
+            if self._pending >= MAX_PENDING:
+                raise TimeoutError("clicks: too many clicks waiting for the database")
+            self._pending += 1
         try:
             written = self._writers.submit(self._writer.submit, click)
+        except RuntimeError:  # closed: no new thread
+            self._done()
+            return self._writer.submit(click, timeout=timeout)
         except BaseException:
-            self._room.release()
+            self._done()
             raise
-        written.add_done_callback(lambda _: self._room.release())
+        written.add_done_callback(lambda _: self._done())
         return written.result(timeout)
 
-    def close(self) -> None:
-        """Wait for the clicks already handed over, then close the held connection."""
-        self._writers.shutdown(wait=True)
-        self._writer.close()
+    def _done(self) -> None:
+        with self._settled:
+            self._pending -= 1
+            self._settled.notify_all()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait (up to ``timeout`` seconds) for the clicks already handed over, then close
+        the held connection."""
+        self._writers.shutdown(wait=False)  # those handed over are still written
+        with self._settled:
+            self._settled.wait_for(lambda: self._pending == 0, timeout)
+        self._writer.close(timeout)
 
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:
         ids = [

@@ -402,6 +402,20 @@ def test_a_database_busy_writing_holds_the_redirect_no_longer_than_the_record_ti
     assert click.score == 5
 
 
+def test_a_click_after_the_recorder_closed_is_still_stored(served, clock):
+    # Its writer threads stopped (the process shutting down): the click is written on the
+    # request's thread, not a 503 page.
+    survey = served.send_survey("D-12c")
+    clock.advance(120)
+    served.services.short_links.recorder.close()
+
+    response = served.get(f"/s/{survey.token}/4", headers=HUMAN)
+
+    assert response.status_code == 302
+    [click] = served.clicks()
+    assert click.score == 4
+
+
 def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock, monkeypatch):
     # A customer (or a script with their link) opening it every few seconds for weeks: the
     # burst check when a click is stored reads only the clicks near it, not the history.

@@ -25,6 +25,18 @@ from csat_hook.links.form import check_link
 from csat_hook.settings import StrictModel
 
 MAX_LABEL = 60
+# People's browsers, whose clicks no ``scanner_user_agents`` entry may match.
+BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+)
 PATH = "/s/"
 
 
@@ -87,6 +99,23 @@ class LinksConfig(StrictModel):
         if parts.query or parts.fragment or "@" in parts.netloc:
             raise ValueError("no query, fragment or credentials: e.g. https://csat.example.com")
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")).rstrip("/")
+
+    @field_validator("scanner_user_agents")
+    @classmethod
+    def _not_every_browser(cls, value: list[str]) -> list[str]:
+        # An entry found in people's browsers ("Chrome/" for HeadlessChrome, "Mozilla", " ")
+        # made every click automated: no survey ever opened, silently.
+        for index, entry in enumerate(value):
+            if not entry:  # ignored, as ever (an unset ${VAR:-})
+                continue
+            folded = entry.casefold()
+            browser = next((b for b in BROWSERS if folded in b.casefold()), None)
+            if not entry.strip() or browser is not None:
+                raise ValueError(
+                    f"[{index}] {entry!r}: a part of the scanner's User-Agent that no browser's "
+                    "has" + (f"; this one is in a browser's: {browser}" if entry.strip() else "")
+                )
+        return value
 
     @field_validator("labels")
     @classmethod

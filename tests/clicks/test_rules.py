@@ -7,12 +7,14 @@ from datetime import datetime
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from csat_hook.clicks import pages
 from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.scanners import StoredClick
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.clicks.scanners import classify
+from csat_hook.links import LinksConfig
 
 CHROME = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
@@ -177,3 +179,17 @@ def test_a_prefetch_is_automated_whatever_its_agent(purpose, kind):
         purpose=purpose,
     )
     assert got == ((True, "prefetch", kind) if kind else (False, None, None))
+
+
+@pytest.mark.parametrize("entry", ["Chrome/", "mozilla", " ", "Safari", "5.0", "x"])
+def test_a_scanner_entry_found_in_peoples_browsers_is_refused(entry):
+    # "Chrome/" meant for HeadlessChrome made every Chrome user's click automated: the
+    # funnel's "opened" fell to nothing, and nothing said why.
+    with pytest.raises(ValidationError) as refused:
+        LinksConfig(scanner_user_agents=["AcmeGateway", entry])
+    assert "[1]" in str(refused.value)
+
+
+def test_a_scanner_entry_no_browser_has_is_kept():
+    kept = LinksConfig(scanner_user_agents=["AcmeGateway", ""]).scanner_user_agents
+    assert kept == ["AcmeGateway", ""]  # an empty one is ignored, as ever

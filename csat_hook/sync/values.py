@@ -61,7 +61,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # ending in a zero-width space was bad_timestamp); one within still is (sync/cell_text.py).
 # 8: a NUL in a reference is malformed (read as U+FFFD); it was dropped, so a reference
 # edited by one was credited as the one it was edited from.
-READING_VERSION = 8
+# 9: a label that names another top than the scale's ("4 stars out of 10", "4 (out of 10)",
+# "4 балла из 10", "3 stars / 10" on a 1-5 scale) refused, no longer read by its number.
+READING_VERSION = 9
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -118,6 +120,14 @@ _FRACTION = re.compile(
 )
 # A second score in a label: "5 - great, 4/5 speed".
 _ANOTHER_FRACTION = re.compile(rf"\d\s*{_FRACTION_BAR}\s*\d", re.IGNORECASE)
+# The score's top named in its label: "4 stars out of 10", "4 (out of 10)", "4 балла из 10",
+# "3 stars / 10", "4 pts/10" (a word between the score and the bar). It must be the scale's
+# top, as in a fraction ("4 stars out of 5" is a 4): those were read by their leading number,
+# a 4 of 10 as a satisfied answer on a 1-5 scale. Matches case-folded text.
+_OUT_OF = re.compile(
+    rf"(?:[{_SLASHES}]|(?<![^\s(])(?:out\s+of|of|из|sur|von|de|su|van|na)\s)\s*"
+    rf"(\d{{1,3}}(?!\d|\s*%)|{_NUMBER_WORD})"
+)
 # Stars: filled (★, and the ⭐ emoji, with or without its variation selector) and empty (☆),
 # spaces between them or not: "★★★★☆", "⭐⭐⭐⭐", "★ ★ ★ ☆ ☆".
 _FILLED_STARS = "★⭐"
@@ -350,7 +360,20 @@ class RatingScale:
             raise RatingError("bad_rating", _TWO_SCORES)
         if runs and self._stars(runs[0]) != score:
             raise RatingError("bad_rating", _DISAGREEING_STARS)
+        self._check_top(label)
         return score
+
+    def _check_top(self, label: str) -> None:
+        """RatingError when ``label`` (case-folded) says the score is out of another number
+        than the scale's top ("4 stars out of 10" on a 1-5 scale: _OUT_OF)."""
+        top = _OUT_OF.search(label[:_JOINED_WITHIN])
+        if top is None:
+            return
+        number = top.group(1)
+        if (int(number) if number[0].isdigit() else _NUMBER_WORDS[number]) != self.high:
+            raise RatingError(
+                "bad_rating", f"a score out of another number than the scale's {self.high}"
+            )
 
     def _starred(self, stars: str, rest: str) -> int:
         """The score of a cell that starts with the star string ``stars``: a number right
@@ -365,6 +388,8 @@ class RatingScale:
                 raise RatingError("bad_rating", _DISAGREEING_STARS)
         elif _ANOTHER_SCORE.match(label) or _ANOTHER_FRACTION.search(label) or _STARS.search(label):
             raise RatingError("bad_rating", _TWO_SCORES)
+        else:
+            self._check_top(label)
         return score
 
     @staticmethod

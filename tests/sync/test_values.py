@@ -655,3 +655,44 @@ def test_a_cell_of_format_characters_only_is_an_empty_one():
         SCALE.parse("\u200b\ufeff ")
     assert caught.value.reason == "missing_rating"
     assert parse_nps("\u200b") is None  # the optional question left unanswered
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "4 stars out of 10",
+        "4 (out of 10)",
+        "4 - out of 10",
+        "4 points of 10",
+        "4 балла из 10",
+        "3 баллов из десяти",
+        "3 stars / 10",
+        "4 pts/10",
+        "3 on a scale of 10",
+        "2 étoiles sur 10",
+        "★★★★ out of 10",
+    ],
+)
+def test_a_label_naming_another_top_than_the_scales_is_refused(cell):
+    # A word between the score and "out of 10" hid the top: "4 stars out of 10" read as a
+    # 4 of 5 (satisfied) on a 1-5 scale, where "4 out of 10" is refused.
+    with pytest.raises(RatingError) as caught:
+        SCALE.parse(cell)
+    assert caught.value.reason == "bad_rating"
+    assert "another number than the scale's 5" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        ("4 stars out of 5", 4),
+        ("4 (out of 5)", 4),
+        ("4 балла из пяти", 4),
+        ("★★★★☆ out of 5", 4),
+        ("5 - best of 2024", 5),
+        ("5 - great, na 100%", 5),
+        ("5 - solved in one go", 5),
+    ],
+)
+def test_a_label_naming_the_scales_top_or_no_top_still_reads(cell, score):
+    assert SCALE.parse(cell) == score

@@ -449,3 +449,15 @@ def test_spreadsheet_serial_dates_in_a_csv_are_named_as_such(kit, tmp_path: Path
     assert summary.skipped == {"bad_timestamp": 1}, summary.error
     detail = summary.skipped_rows[0]["detail"]
     assert "a number, not a date-time" in detail and "serial" in detail, detail
+
+
+def test_invisible_characters_around_a_column_title_are_read_as_spaces(kit, tmp_path: Path):
+    # A question title pasted with a zero-width space or a bidi mark at its end: the column
+    # was not found ("results.columns.timestamp: no column with one of these titles"),
+    # though spaces, case and a no-break space there are ignored.
+    header = "\u200bTimestamp,Rating\u200f,\u2060Comment ,Agent,Ticket,\ufeffReference\u200b"
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([header, *export_lines(kit, "Z", 2)]) + "\n", "utf-8")
+    summary = kit.run(csv_config(kit, export))
+    assert (summary.status, summary.new, summary.skipped) == ("ok", 2, {}), summary.error
+    assert sorted(r.comment for r in kit.rows(answers)) == ['ok, "fine"'] * 2

@@ -16,6 +16,7 @@ from pydantic import model_validator
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.settings import check_timezone
+from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.timestamps import DateOrder
 from csat_hook.sync.timestamps import abbreviation_zone
 
@@ -26,8 +27,10 @@ NPS_MIN, NPS_MAX = 0, 10
 
 def comparable_text(text: Any) -> str:
     """A header title or a rating label as the sync compares them: NFKC, case-folded, single
-    spaces (``sync/values.py`` reads cells with it, the checks below refuse what it merges)."""
-    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
+    spaces; invisible format characters at either end (a zero-width space, a bidi mark copied
+    with a question's title) read as the spaces there are (``sync/values.py`` reads cells with
+    it, the checks below refuse what it merges)."""
+    return " ".join(strip_format(unicodedata.normalize("NFKC", str(text))).casefold().split())
 
 
 class ColumnsConfig(StrictModel):

@@ -461,3 +461,43 @@ def test_invisible_characters_around_a_column_title_are_read_as_spaces(kit, tmp_
     summary = kit.run(csv_config(kit, export))
     assert (summary.status, summary.new, summary.skipped) == ("ok", 2, {}), summary.error
     assert sorted(r.comment for r in kit.rows(answers)) == ['ok, "fine"'] * 2
+
+
+@pytest.mark.parametrize(
+    ("codec", "delimiter", "says"),
+    [
+        ("utf-16-le", ",", "set results.csv.encoding to utf-16-le"),
+        ("utf-16-be", ",", "set results.csv.encoding to utf-16-be"),
+        ("utf-16-le", "\t", "to utf-16-le and results.csv.delimiter to '\\t'"),
+    ],
+)
+def test_utf16_without_a_byte_order_mark_names_the_encoding(
+    kit, tmp_path: Path, codec: str, delimiter: str, says: str
+):
+    # Read as UTF-8 (every NUL a character), the error named results.columns.* and listed the
+    # titles as 'T\x00i\x00m\x00e...'.
+    lines = [CSV_HEADER.replace("Comment", "Комментарий"), *export_lines(kit, "W", 2)]
+    export = tmp_path / "export.csv"
+    text = "\r\n".join(line.replace(",", delimiter) for line in lines) + "\r\n"
+    export.write_bytes(text.encode(codec))
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "config_error"
+    assert refused.error.startswith("results.csv.encoding: export.csv is UTF-16 without a")
+    assert says in refused.error and "\\x00" not in refused.error
+    read = kit.run(csv_config(kit, export, encoding=codec, delimiter=delimiter))
+    assert (read.status, read.new) == ("ok", 2), read.error
+
+
+@pytest.mark.parametrize("codec", ["utf-32-le", "utf-32-be"])
+def test_a_utf32_byte_order_mark_is_not_taken_for_utf16s(kit, tmp_path: Path, codec: str):
+    # UTF-32's little-endian mark starts with UTF-16's: the error said to set utf-16.
+    lines = [CSV_HEADER, *export_lines(kit, "V", 2)]
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode(codec))
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "failed"
+    assert "it starts with a UTF-32 byte-order mark: set results.csv.encoding to utf-32" in (
+        refused.error
+    )
+    read = kit.run(csv_config(kit, export, encoding="utf-32"))
+    assert (read.status, read.new) == ("ok", 2), read.error

@@ -141,7 +141,14 @@ class CsvResults(ResultsSource):
         """Why ``data`` (the file's bytes) cannot be read, naming the setting to change and
         the line, never quoting the file (customer text)."""
         if isinstance(exc, UnicodeDecodeError):
-            if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+                # Before UTF-16's: UTF-32's little-endian mark starts with UTF-16's, and the
+                # error said to set utf-16, which reads the file as garbage.
+                hint = (
+                    "it starts with a UTF-32 byte-order mark: set results.csv.encoding to "
+                    "utf-32 (or save the file as UTF-8)"
+                )
+            elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 hint = (
                     'it starts with a UTF-16 byte-order mark (Excel\'s "Unicode Text"): set '
                     "results.csv.encoding to utf-16 (and results.csv.delimiter to '\\t')"
@@ -313,6 +320,27 @@ class CsvResults(ResultsSource):
                 f"titles when read as {other}, not {self.encoding}: set results.csv.encoding "
                 f"to {other}"
             )
+        if _wide_encoding(self.encoding) or b"\x00" not in data[:_SNIFFED]:
+            return
+        # UTF-16 without a byte-order mark: every ASCII character a NUL and itself, which a
+        # UTF-8 or code-page reading keeps, and the error listed the titles full of NULs and
+        # named results.columns.
+        for other, sep in itertools.product(
+            ("utf-16-le", "utf-16-be"), dict.fromkeys((delimiter, *_USUAL_DELIMITERS))
+        ):
+            head = data[: _SNIFFED & ~1].decode(other, errors="replace")
+            first = head.split("\n", 1)[0].rstrip("\r")
+            try:
+                titles = next(_records(_Text(first.encode(), "utf-8", final=True), sep))
+                map_columns(titles, self.columns, "")
+            except (UnicodeDecodeError, StopIteration, csv.Error, ConfigError):
+                continue
+            also = "" if sep == delimiter else f" and results.csv.delimiter to {sep!r}"
+            raise ConfigError(
+                f"results.csv.encoding: {self.path.name} is UTF-16 without a byte-order mark "
+                f"(its header row holds the column titles when read as {other}, not "
+                f"{self.encoding}): set results.csv.encoding to {other}{also}"
+            )
 
     def _check_delimiter(self, text: _Text, header: Sequence[str]) -> None:
         """ConfigError naming ``results.csv.delimiter`` when the header row split by another
@@ -430,6 +458,8 @@ _UTF8 = ("utf-8", "utf-8-sig")
 # Encodings spreadsheets write CSV in (UTF-16 is told by its byte-order mark), tried on the
 # header line when the configured one does not give the titles.
 _USUAL_ENCODINGS = ("utf-8-sig", "cp1251", "cp1252")
+# The bytes at the start of a file weighed for UTF-16 without a byte-order mark.
+_SNIFFED = 1 << 16
 # Delimiters spreadsheets write CSV with, besides the configured one.
 _USUAL_DELIMITERS = (",", ";", "\t", "|")
 # Excel's delimiter hint: "sep=" and one character on the first line.

@@ -62,7 +62,8 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 8: a NUL in a reference is malformed (read as U+FFFD); it was dropped, so a reference
 # edited by one was credited as the one it was edited from.
 # 9: a label that names another top than the scale's ("4 stars out of 10", "4 (out of 10)",
-# "4 балла из 10", "3 stars / 10" on a 1-5 scale) refused, no longer read by its number.
+# "4 балла из 10", "3 stars / 10" on a 1-5 scale) refused, no longer read by its number; a
+# UTC offset whose minutes are 60 or more ("GMT+3:60", read as UTC+4) is bad_timestamp.
 READING_VERSION = 9
 
 SERIAL_EPOCH = datetime(1899, 12, 30)

@@ -103,6 +103,7 @@ class ListedResponses:
     [
         ("9999-12-31T23:59:59-05:00", "bad_timestamp"),  # year 10000 in UTC
         ("0001-01-01T00:00:00+05:00", "bad_timestamp"),  # before year 1 in UTC
+        ("2026-11-20T12:00:00+03:60", "bad_timestamp"),  # was read as +04:00
         ("yesterday", "bad_timestamp"),
         (17, "bad_timestamp"),
         (None, "missing_timestamp"),

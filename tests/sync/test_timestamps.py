@@ -253,3 +253,25 @@ def test_locale_date_orders():
     assert locale_date_order("pt_BR") == "DMY"
     assert locale_date_order("ja_JP") is None
     assert locale_date_order(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026/12/05 3:47:14 PM GMT+3:60",
+        "2026/12/05 3:47:14 PM GMT-2:75",
+        "2026-12-05T15:47:14+03:60",
+        "Sat Dec 05 2026 15:47:14 GMT+0399 (Moscow Standard Time)",
+    ],
+)
+def test_an_offset_whose_minutes_are_not_00_to_59_is_refused(text):
+    # "GMT+3:60" was read as UTC+4: which offset was meant is unclear.
+    with pytest.raises(TimestampError) as caught:
+        TimestampReader(ZoneInfo("UTC")).parse(text)
+    assert caught.value.reason == "bad_timestamp"
+
+
+def test_a_configured_offset_whose_minutes_are_not_00_to_59_is_refused():
+    with pytest.raises(ValueError, match="minutes must lie within 00-59"):
+        abbreviation_zone("+03:75")
+    assert abbreviation_zone("+05:45").utcoffset(None).total_seconds() == 5 * 3600 + 45 * 60

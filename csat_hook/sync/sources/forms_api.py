@@ -80,7 +80,7 @@ _NANOS = re.compile(r"(\.\d{6})\d+")
 # Python's parser also takes a date alone, no zone, a space for "T" or the basic format
 # ("20261120T120000Z"); such a text was read as midnight, or as UTC, where Google wrote none.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,30})?(?:Z|[+-]\d{2}:\d{2})",
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,30})?(?:Z|[+-]\d{2}:[0-5]\d)",
     re.ASCII | re.IGNORECASE,
 )
 # Before Google Forms existed: a filter from here reads every response.

@@ -21,6 +21,7 @@ from csat_hook.sync.timestamps.words import CORE
 from csat_hook.sync.timestamps.words import FAST
 from csat_hook.sync.timestamps.words import FIXED_ABBREVIATIONS
 from csat_hook.sync.timestamps.words import FRACTION
+from csat_hook.sync.timestamps.words import ISO_BAD_OFFSET
 from csat_hook.sync.timestamps.words import ISO_HEAD
 from csat_hook.sync.timestamps.words import ISO_ZONE
 from csat_hook.sync.timestamps.words import JS
@@ -136,6 +137,8 @@ class TimestampReader:
         candidate = FRACTION.sub(r"\1", ISO_ZONE.sub("+00:00", text))
         if candidate.endswith("z"):
             return None
+        if ISO_BAD_OFFSET.search(candidate):
+            raise TimestampError("bad_timestamp", "the UTC offset's minutes are not 00-59")
         try:
             parsed = datetime.fromisoformat(candidate)
         except ValueError:

@@ -149,6 +149,8 @@ RFC1123 = re.compile(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}(?::\d{
 ISO_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 ISO_ZONE = re.compile(r" ?(?:Z|UTC|GMT)$")
 FRACTION = re.compile(r"(\.\d{6})\d+")
+# An ISO offset whose minutes are 60 or more: Python's parser reads "+03:60" as +04:00.
+ISO_BAD_OFFSET = re.compile(r"[+-]\d{2}:?[6-9]\d$")
 # "GMT+3", "UTC-5", "GMT+5:30", "UTC+5.30" (fi), "GMT -2.30" (sl), "-3 GMT" (pt in some CLDR
 # versions), bare "GMT"; optionally in parentheses (eu). zh-CN puts it before the time.
 OFFSET = re.compile(
@@ -185,6 +187,8 @@ def abbreviation_zone(value: str) -> tzinfo:
     match = re.fullmatch(r"([+-])(\d{1,2})(?::?(\d{2}))?", value.strip())
     if match:
         sign, hours, minutes = match.groups()
+        if int(minutes or 0) >= MINUTES_PER_HOUR:
+            raise ValueError(f"{value!r}: an offset's minutes must lie within 00-59")
         offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
         if offset >= timedelta(hours=15):
             raise ValueError(f"{value!r}: an offset must lie within ±14:59")
@@ -238,6 +242,10 @@ def fixed(minutes: int, cache: dict[int, timezone] = {}) -> timezone:  # noqa: B
 
 
 def offset_minutes(sign: str | None, hours: str | None, minutes: str | None) -> int:
+    if int(minutes or 0) >= MINUTES_PER_HOUR:
+        # "GMT+3:60" was read as UTC+4: no producer writes it, and which offset was meant
+        # (a typo of +3:06 or of +3:00?) is unclear.
+        raise TimestampError("bad_timestamp", "the UTC offset's minutes are not 00-59")
     total = int(hours or 0) * 60 + int(minutes or 0)
     if total >= 15 * 60:
         raise TimestampError("bad_timestamp", "the UTC offset is out of range")

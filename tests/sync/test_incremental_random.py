@@ -1,7 +1,8 @@
-"""A randomised differential: a sheet or export edited between syncs (rows appended, edited in
-place, deleted, re-sorted, clicked twice, references edited, unreadable rows), synced after
-each edit, credits what a first run over the final source credits (docs/sync.md "Credit":
-"an incremental run credits what a first run over the same sheet or export would").
+"""A randomised differential: a sheet or an export edited between syncs (rows appended,
+edited in place, deleted, re-sorted, clicked twice, references edited, unreadable rows), or a
+form's responses added, edited, deleted and forged, synced after each edit, credits what a
+first run over the final source credits (docs/sync.md "Credit": "an incremental run credits
+what a first run over the same sheet or export would").
 
 Surveys none of whose rows verifies in the final source are left out: the docs keep their
 answer (a row removed from the source keeps what was read)."""
@@ -15,11 +16,16 @@ from typing import Any
 import pytest
 
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
 from tests.sync.test_double_click import T0
 from tests.sync.test_double_click import Export
 from tests.sync.test_double_click import Sheet
 from tests.sync.test_double_click import forget_every_read
+from tests.sync.test_forms_api import RATING
+from tests.sync.test_forms_api import TOKEN
+from tests.sync.test_forms_api import form_response
+from tests.sync.test_forms_api import stamp
 
 
 def _edit(rng: random.Random, rows: list[list[Any]], tokens: dict[str, str], clock: list[int]):
@@ -56,8 +62,10 @@ def _edit(rng: random.Random, rows: list[list[Any]], tokens: dict[str, str], clo
 
 
 def _credited(kit: Any, keep: set[str]) -> list[tuple[Any, ...]]:
+    # To the second, as a row's identity is: two responses of one survey in one second with
+    # the same answers are one submission, stored at the time of whichever was read first.
     return sorted(
-        (r.dialog_id, r.rating, r.comment, r.submitted_at.replace(tzinfo=None))
+        (r.dialog_id, r.rating, r.comment, r.submitted_at.replace(tzinfo=None, microsecond=0))
         for r in kit.rows(answers)
         if r.dialog_id in keep
     )
@@ -87,3 +95,65 @@ def test_incremental_syncs_credit_what_a_first_run_over_the_final_source_does(
     kit.run(source.config)
     assert _credited(kit, verified) == incremental, ops
     assert sorted((r.field_ticket, r.rating) for r in kit.rows(unverified_answers)) == unverified
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_forms_api_runs_then_a_full_read_credit_what_a_first_run_over_the_form_does(
+    kit: Any, seed: int
+) -> None:
+    # Responses added, edited (a later lastSubmittedTime, sometimes in the same second as
+    # another response of the survey), deleted, forged; filtered runs, then `sync --full`.
+    rng = random.Random(seed)
+    tokens = {f"F{n}": kit.survey(f"F{n}", str(n % 3), f"Agent {n % 3}") for n in range(5)}
+    kit.fake.add_form("f", [])
+    form: dict[int, tuple[str, str, str]] = {}  # n → (survey, rating, token)
+    config = kit.config(
+        results={
+            "source": "forms_api",
+            "forms_api": {
+                "form_id": "f",
+                "question_ids": {"rating": RATING, "token": TOKEN},
+                "page_size": 3,
+                "full_read_hours": 0,
+            },
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+    start = kit.now - timedelta(hours=2)
+    clock = 0
+    ops = []
+    for _ in range(10):
+        for _ in range(rng.randint(1, 3)):
+            op = rng.choice(["new", "new", "edit", "delete", "forge"]) if form else "new"
+            ops.append(op)
+            clock += rng.choice([0, 1, 60])
+            when = stamp(start + timedelta(seconds=clock), rng.randrange(1_000_000_000))
+            if op == "delete":
+                n = rng.choice(list(form))
+                del form[n]
+                kit.fake.delete_response("f", form_response(n, when, "1", "")["responseId"])
+                continue
+            if op == "new":
+                n, survey = len(ops), rng.choice(list(tokens))
+                token = tokens[survey]
+            else:
+                n = rng.choice(list(form))
+                survey, _, token = form[n]
+                if op == "forge":
+                    token = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+            rating = str(rng.randint(1, 5))
+            form[n] = (survey, rating, token)
+            kit.fake.submit_response("f", form_response(n, when, rating, token))
+        kit.now = start + timedelta(seconds=clock + 5)
+        summary = kit.run(config)
+        assert summary.status in ("ok", "data_error"), (ops, summary.error)
+    kit.run(config, full=True)
+    verified = {survey for survey, _, token in form.values() if token == tokens[survey]}
+    incremental = _credited(kit, verified)
+    unverified = sorted((r.source_ref, r.rating) for r in kit.rows(unverified_answers))
+    forget_every_read(kit)
+    with kit.engine.begin() as conn:
+        conn.execute(sync_state.delete())
+    kit.run(config)
+    assert _credited(kit, verified) == incremental, ops
+    assert sorted((r.source_ref, r.rating) for r in kit.rows(unverified_answers)) == unverified

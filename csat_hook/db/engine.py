@@ -27,6 +27,12 @@ from csat_hook.files import touch_private
 
 T = TypeVar("T")
 
+# How long a PostgreSQL connection may take to be made: libpq waits for ever by default, and a
+# server that takes the connection and never answers (packets dropped by a firewall, a host
+# mid-failover) held `db upgrade`, `serve`'s start and each webhook's request without end. A
+# URL's own ?connect_timeout= is kept.
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Create the engine; for SQLite, create the file's folder and set durable pragmas
@@ -34,8 +40,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    timeout = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    )
     engine = sa.create_engine(
         parsed,
+        connect_args=timeout,
         pool_size=pool_size,
         max_overflow=pool_size,
         # No ping before each use: it costs a round trip per transaction (a third of the

@@ -30,6 +30,9 @@ from csat_hook.errors import CsatHookError
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
+# A port to listen on (0: any free one); beyond it bind() raised OverflowError, a traceback.
+PORT = click.IntRange(0, 65535)
+
 
 @click.group()
 def dev() -> None:
@@ -53,7 +56,7 @@ def _starting(what: str, host: str, port: int) -> Iterator[None]:
 
 @dev.command("fake-helpdesk")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8099, show_default=True)
+@click.option("--port", default=8099, show_default=True, type=PORT)
 @click.option(
     "--fail-first",
     default=0,
@@ -105,6 +108,8 @@ def fake_helpdesk(
     GET on a path ending in /messages lists the replies stored there (the generic adapter's
     `lookup` can read it: messages, text, id, created_at).
     """
+    if log_file:
+        _check_appendable(log_file)
     with _starting("the fake helpdesk", host, port):
         fake = FakeHelpdesk(
             host=host,
@@ -127,9 +132,21 @@ def fake_helpdesk(
     fake.serve_forever()
 
 
+def _check_appendable(path: str) -> None:
+    """Refuse (bad usage) a --log-file that cannot be appended to: it was found at the first
+    request, each one then failing in the fake's thread while it went on serving."""
+    try:
+        with Path(path).open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot append to {path}: {exc.strerror or exc}", param_hint="--log-file"
+        ) from None
+
+
 @dev.command("fake-google")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True)
+@click.option("--port", default=8765, show_default=True, type=PORT)
 @click.option(
     "--service-account-out",
     type=click.Path(dir_okay=False),
@@ -165,10 +182,16 @@ def fake_google(
     """A local fake of the Sheets, Forms and OAuth token APIs, to try the sync."""
     with _starting("the fake Google API", host, port):
         fake = FakeGoogle(host=host, port=port)
-    Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(service_account_out).write_text(
-        json.dumps(fake.service_account_info(), indent=2), encoding="utf-8"
-    )
+    try:
+        Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(service_account_out).write_text(
+            json.dumps(fake.service_account_info(), indent=2), encoding="utf-8"
+        )
+    except OSError as exc:  # a folder that is a file, no permission, a read-only disk
+        fake.server.server_close()
+        raise click.ClickException(
+            f"--service-account-out: cannot write {service_account_out}: {exc.strerror or exc}"
+        ) from None
     fake.add_spreadsheet(spreadsheet_id, locale=locale, time_zone=time_zone)
     if responses_csv:
         try:
@@ -240,7 +263,7 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
 
 @dev.command("fake-notify")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8098, show_default=True)
+@click.option("--port", default=8098, show_default=True, type=PORT)
 # The development values examples/alerts.yaml falls back to ("insecure": check-config says
 # they are no real secrets, and never takes them for secrets written in the file).
 @click.option(

@@ -52,3 +52,44 @@ def test_fake_google_without_google_api_python_client_says_what_to_install(tmp_p
 
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "Error: " in result.output and "pip install -e '.[test]'" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dev", "fake-helpdesk"],
+        ["dev", "fake-notify"],
+        ["dev", "fake-google", "--service-account-out", "{tmp}/sa.json"],
+    ],
+)
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_a_port_out_of_range_is_bad_usage_not_a_traceback(tmp_path, command, port):
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = CliRunner().invoke(main, [*args, "--port", port], env={})
+
+    assert result.exit_code == 2, result.output
+    assert "--port" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("where", ["{file}/sa.json", "{file}/deeper/sa.json"])
+def test_fake_google_service_account_out_it_cannot_write_says_so(tmp_path, where):
+    (tmp_path / "afile").write_text("x")
+    out = where.replace("{tmp}", str(tmp_path)).replace("{file}", str(tmp_path / "afile"))
+    result = CliRunner().invoke(
+        main, ["dev", "fake-google", "--port", "0", "--service-account-out", out], env={}
+    )
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "--service-account-out" in result.output and "Traceback" not in result.output
+
+
+def test_fake_helpdesk_log_file_it_cannot_append_to_is_said_before_it_starts(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(
+        main,
+        ["dev", "fake-helpdesk", "--port", "0", "--log-file", str(tmp_path / "afile" / "x.log")],
+        env={},
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "--log-file" in result.output

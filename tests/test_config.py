@@ -1109,3 +1109,45 @@ def test_the_alerts_example_writes_no_secret_and_its_defaults_are_the_fake_recei
     crm = team["crm"]
     assert crm.secret.get_secret_value() == defaults["webhook_secret"]  # type: ignore[union-attr]
     assert crm.url.endswith(f"/hooks/{defaults['webhook_name']}")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://csat:Pa55Wd-77@db.example.com/csat",
+        "postgresql+asyncpg://csat:Pa55Wd-77@db.example.com/csat",
+        "postgresql+pg8000://csat:Pa55Wd-77@db.example.com/csat",
+        "postgres+nosuch://csat:Pa55Wd-77@db.example.com/csat",
+        "postgres+psycopg://csat:Pa55Wd-77@db.example.com/csat",
+        "sqlite+aiosqlite:///var/csat.sqlite3",
+    ],
+)
+def test_a_database_driver_that_is_not_shipped_is_refused_naming_the_key(url):
+    # Taken by check-config ("configuration OK"), then every command that opened it ended in
+    # a traceback: ModuleNotFoundError (psycopg2), NoSuchModuleError (an unknown driver).
+    result = CliRunner().invoke(
+        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "database.url: " in result.output and "Traceback" not in result.output
+    assert "Pa55" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:///:memory:",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:csat?mode=memory&uri=true",
+    ],
+)
+def test_an_in_memory_sqlite_database_is_refused_naming_the_key(url):
+    # Taken by check-config; `serve` then answered health checks 200 and every webhook 503
+    # (each pooled connection its own empty database, without the schema), and whatever one
+    # connection stored was gone at exit.
+    with pytest.raises(ConfigError, match=r"database\.url: .*in memory"):
+        load_config(None, env={"DATABASE_URL": url})

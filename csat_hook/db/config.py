@@ -6,6 +6,7 @@ import re
 
 from pydantic import Field
 from pydantic import field_validator
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -17,6 +18,23 @@ SQLITE_URL_ARGUMENTS = frozenset(
 )
 
 
+# The one driver of each backend installed with csat-hook (psycopg 3: ``db/frozen.py`` uses
+# its cursor).
+# ``postgres://`` (Heroku's spelling) is read as postgresql://, without a driver only.
+SHIPPED_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+
+
+def _in_memory(url: URL) -> bool:
+    """Whether the SQLite ``url`` opens a database in memory: no path, ``:memory:``, or a URI
+    (``uri=true``) naming ``:memory:`` or ``mode=memory``."""
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return True
+    if url.query.get("uri") != "true":
+        return False
+    return database.startswith("file::memory:") or url.query.get("mode") == "memory"
+
+
 class DatabaseConfig(StrictModel):
     url: str = "sqlite:///var/csat-hook.sqlite3"
     pool_size: int = Field(default=5, ge=1, le=100)
@@ -25,8 +43,22 @@ class DatabaseConfig(StrictModel):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         # Messages quote nothing of the URL: it holds the password.
-        if not re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", value):
+        scheme = re.match(r"^(sqlite|postgres(?:ql)?)(?:\+(\w+))?://", value)
+        if not scheme:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        backend, driver = scheme.group(1), scheme.group(2)
+        if driver is not None and driver != SHIPPED_DRIVERS.get(backend):
+            # Taken, then every command ended in a traceback: psycopg2 or asyncpg not
+            # installed, an unknown driver not found by SQLAlchemy.
+            if backend == "postgres":
+                raise ValueError(
+                    "postgres:// takes no driver (postgres+... is no URL SQLAlchemy reads): "
+                    "write postgresql:// (or postgresql+psycopg://)"
+                )
+            raise ValueError(
+                f"the driver {driver[:32]!r} is not the one csat-hook ships: write "
+                f"{backend}:// (or {backend}+{SHIPPED_DRIVERS[backend]}://)"
+            )
         try:
             url = make_url(value)
             port = url.port
@@ -48,6 +80,13 @@ class DatabaseConfig(StrictModel):
                     f"SQLite ignores {', '.join(ignored)} without uri=true: write "
                     "sqlite:///file:path?mode=ro&uri=true, or leave them out"
                 )
+        if url.get_backend_name() == "sqlite" and _in_memory(url):
+            # `serve` answered its health check and every webhook 503 (each pooled
+            # connection its own empty database), and what was stored went at exit.
+            raise ValueError(
+                "a SQLite database in memory keeps nothing and is not shared between "
+                "connections: give a file, sqlite:///var/csat-hook.sqlite3"
+            )
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
         if "@" in (url.host or ""):

@@ -1151,3 +1151,15 @@ def test_an_in_memory_sqlite_database_is_refused_naming_the_key(url):
     # connection stored was gone at exit.
     with pytest.raises(ConfigError, match=r"database\.url: .*in memory"):
         load_config(None, env={"DATABASE_URL": url})
+
+
+@pytest.mark.parametrize("value", [".inf", "1e300", "31536000000"])
+def test_max_retry_after_without_a_bound_is_refused_naming_the_key(tmp_path, value):
+    # Taken: a vendor's Retry-After of 10^17 seconds (digits, so read) was then honoured as
+    # asked, and now + that many seconds overflowed the date (OverflowError) where the
+    # reply was being rescheduled.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"delivery:\n  max_retry_after_seconds: {value}\n")
+
+    with pytest.raises(ConfigError, match=r"delivery\.max_retry_after_seconds: "):
+        load_config(path, env={})

@@ -44,7 +44,9 @@ class DeliveryConfig(StrictModel):
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_base_seconds: float = Field(default=5, gt=0, le=3600)
     backoff_cap_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
-    max_retry_after_seconds: float = Field(default=86400, gt=0)
+    # Bounded: a vendor's Retry-After is honoured up to it, and now + an unbounded one
+    # overflowed the date of the next attempt.
+    max_retry_after_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
     connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
     read_timeout_seconds: float = Field(default=15, gt=0, le=600)
     concurrency: int = Field(default=4, ge=1, le=64)

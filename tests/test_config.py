@@ -1163,3 +1163,29 @@ def test_max_retry_after_without_a_bound_is_refused_naming_the_key(tmp_path, val
 
     with pytest.raises(ConfigError, match=r"delivery\.max_retry_after_seconds: "):
         load_config(path, env={})
+
+
+def test_a_reference_in_a_default_is_resolved_not_taken_as_the_secret(tmp_path):
+    # ${A:-${B}} (as a shell and docker compose read it) took the default's text as it was:
+    # the secret became the literal "${CSAT_TOKEN_SECRET_FROM_VAULT}", long enough to pass,
+    # written in the file for anyone to forge survey references with.
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '${CSAT_TOKEN_SECRET:-${CSAT_TOKEN_SECRET_FROM_VAULT}}'}\n")
+
+    config = load_config(path, env={"CSAT_TOKEN_SECRET_FROM_VAULT": "v" * 32})
+    assert config.token.secret.get_secret_value() == "v" * 32
+    assert config.secrets_in_file == []
+    config = load_config(path, env={"CSAT_TOKEN_SECRET": "t" * 32})
+    assert config.token.secret.get_secret_value() == "t" * 32
+    with pytest.raises(
+        ConfigError, match=r"token\.secret: environment variable CSAT_TOKEN_SECRET_FROM_VAULT is"
+    ):
+        load_config(path, env={})
+
+
+def test_references_nested_without_end_are_refused_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("token: {secret: '" + "${A:-" * 5000 + "x" + "}" * 5000 + "'}\n")
+
+    with pytest.raises(ConfigError, match=r"token\.secret: \$\{\.\.\.\} references nested deeper"):
+        load_config(path, env={})

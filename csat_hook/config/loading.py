@@ -48,11 +48,23 @@ def _interpolate(
     return expanded
 
 
+# How deep ``${A:-${B:-${C}}}`` may nest: the default is expanded in turn (as a shell and
+# docker compose do), by recursion.
+MAX_REFERENCE_DEPTH = 8
+
+
 def _expand(
-    text: str, env: Mapping[str, str], path: str, errors: list[str], used: list[str]
+    text: str,
+    env: Mapping[str, str],
+    path: str,
+    errors: list[str],
+    used: list[str],
+    level: int = 0,
 ) -> str:
-    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces) and ``$$``; ``used``
-    gets the name of each variable whose value was taken."""
+    """Expand ``${VAR}``, ``${VAR:-default}`` (default may hold braces, and references of its
+    own: ``${A:-${B}}``) and ``$$``; ``used`` gets the name of each variable whose value was
+    taken. A default was taken as written: ``${A:-${B}}`` with A unset held the text
+    ``${B}``, a secret anyone reading the file knew."""
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -88,8 +100,14 @@ def _expand(
         if env.get(name):
             out.append(env[name])
             used.append(name)
+        elif sep and level >= MAX_REFERENCE_DEPTH:
+            errors.append(
+                f"{path}: ${{...}} references nested deeper than {MAX_REFERENCE_DEPTH} levels "
+                f"at character {i + 1}"
+            )
+            return text
         elif sep:
-            out.append(default)
+            out.append(_expand(default, env, path, errors, used, level + 1))
         elif name in env:  # set to nothing: `echo $NAME` shows it, "not set" would mislead
             errors.append(f"{path}: environment variable {name} is empty")
         else:

@@ -127,10 +127,10 @@ def link(
     ticket, agent_id = ticket.strip(), agent_id.strip()
     if not ticket:
         raise click.BadParameter("blank: give the ticket / dialog id", param_hint="--ticket")
-    name = helpdesk or next(iter(config.helpdesks))
+    name = next(iter(config.helpdesks)) if helpdesk is None else helpdesk.strip()
     if name not in config.helpdesks:
         raise click.BadParameter(
-            f"no helpdesk named {name!r} in the configuration", param_hint="--helpdesk"
+            shown(f"no helpdesk named {name!r} in the configuration"), param_hint="--helpdesk"
         )
     _check_link_values(
         {

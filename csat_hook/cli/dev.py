@@ -222,7 +222,7 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
     config = state.config
     if config.results.source != "csv":
         raise ConfigProblem("results.source: the demo writes a CSV export; set it to csv")
-    name = helpdesk or next(iter(config.helpdesks), None)
+    name = next(iter(config.helpdesks), None) if helpdesk is None else helpdesk.strip()
     if name is None or name not in config.helpdesks:
         raise ConfigProblem("helpdesks: the demo needs a configured helpdesk (e.g. dryrun)")
     try:

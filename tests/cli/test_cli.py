@@ -432,6 +432,14 @@ def test_link_refuses_a_blank_ticket_naming_it(tmp_path, ticket):
     assert result.exit_code == 2 and "--ticket" in result.output and "entry." not in result.output
 
 
+@pytest.mark.parametrize("helpdesk", ["", "  "])
+def test_link_refuses_a_blank_helpdesk_rather_than_taking_the_first(tmp_path, helpdesk):
+    # `--helpdesk "$HD"` with HD unset signed a reference to the first configured helpdesk,
+    # another one than meant, without a word.
+    result = invoke(tmp_path, "link", "--agent", "A", "--ticket", "1", "--helpdesk", helpdesk)
+    assert result.exit_code == 2 and "--helpdesk" in result.output and "entry." not in result.output
+
+
 def test_link_binds_the_ticket_and_agent_id_as_a_webhook_would_trimmed(tmp_path):
     # A webhook's " 9 " is dialog "9" (ids are trimmed): the reference named dialog " 9 ",
     # another conversation, which a note or a lookup could not reach.

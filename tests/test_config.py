@@ -16,6 +16,7 @@ from csat_hook.config import masked_dump
 from csat_hook.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.yaml"
 
 
 def test_built_in_defaults_need_nothing():
@@ -1189,3 +1190,35 @@ def test_references_nested_without_end_are_refused_naming_the_key(tmp_path):
 
     with pytest.raises(ConfigError, match=r"token\.secret: \$\{\.\.\.\} references nested deeper"):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize("kind", ["chatwoot", "zendesk", "freshdesk", "intercom", "helpscout"])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "chat.example.com",
+            "must start with https://",
+        ),  # no scheme: every reply failed at delivery
+        ("https://chat.example.com:99999", "port"),
+        ("https://[::1", "IPv6"),  # check-config ended in a ValueError traceback
+        ("https://chat.example.com/ S3CRET", "no spaces"),
+        ("https://chat.example.com/api?token=S3CRET", "no query"),
+        ("https://chat.example.com/#S3CRET", "no query"),
+    ],
+)
+def test_a_vendor_base_url_that_is_no_api_address_is_refused_naming_the_key(kind, url, message):
+    # Taken as written (Chatwoot's not checked at all, the others' first characters only):
+    # each reply then failed at delivery, or went with the paths glued after a query.
+    variable = f"{kind.upper()}_BASE_URL"
+    with pytest.raises(ConfigError) as raised:
+        load_config(EXAMPLE, env={variable: url})
+
+    said = raised.value.message
+    assert f"helpdesks.{kind}.base_url: " in said and message in said, said
+    assert "S3CRET" not in said
+
+
+def test_a_vendor_base_url_with_a_path_and_a_trailing_newline_is_kept_cleanly():
+    config = load_config(EXAMPLE, env={"CHATWOOT_BASE_URL": "https://desk.example.com/chat/\n"})
+    assert config.helpdesks["chatwoot"].base_url == "https://desk.example.com/chat"

@@ -109,6 +109,36 @@ class HelpdeskOptions(StrictModel):
             )
         return text
 
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _api_base_url(cls, value: str | None) -> str | None:
+        """A vendor API's ``base_url`` (the adapters that have one): an absolute http(s)
+        address the paths are appended to, checked as a link is (a host, a readable port, no
+        space; a user:password@ is let through); a path is kept (a self-hosted install under
+        one), a query or a fragment refused (the paths went after it). It was taken as
+        written: without a scheme, every reply failed at delivery; ``https://[::1`` ended
+        check-config in a traceback. Messages quote nothing of it (a pasted token may be in
+        it)."""
+        if value is None:
+            return None
+        text = value.strip()
+        if not text.lower().startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (e.g. https://desk.example.com)")
+        scheme, _, rest = text.partition("://")
+        address, slash, path = rest.partition("/")
+        # A user:password@ (a proxy's basic auth) is the operator's to give; masked when shown.
+        address = address.rpartition("@")[2]
+        try:
+            parts = check_link(f"{scheme}://{address}{slash}{path}")
+        except ValueError as exc:
+            raise ValueError(f"{exc}: e.g. https://desk.example.com") from None
+        if parts.query or parts.fragment or text.endswith(("?", "#")):
+            raise ValueError(
+                "no query or fragment (?... #...): the API's paths are appended to it; "
+                "give the address alone, e.g. https://desk.example.com"
+            )
+        return text
+
     @field_validator("agents", mode="before")
     @classmethod
     def _agent_ids_as_text(cls, value: Any) -> Any:

@@ -599,7 +599,7 @@ def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdes
     [
         ({"base_url": None}, "set domain"),
         ({"base_url": None, "domain": "acme.freshdesk.com"}, "domain must be the name before"),
-        ({"base_url": "ftp://acme"}, "base_url must start with http"),
+        ({"base_url": "ftp://acme"}, "must start with https://"),
         ({"webhook_token": None}, "set webhook_token .* or webhook_username \\+ webhook_password"),
         ({"webhook_username": "fd"}, "webhook_username and webhook_password go together"),
         ({"webhook_token_header": " "}, "is not a header name"),

@@ -879,7 +879,7 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
         ({"user_id": 42, "reply_as_agent": True}, "set user_id or reply_as_agent, not both"),
         ({"user_id": "mira"}, "user_id must be a Help Scout user id"),
         ({"user_id": "\u00b2"}, "user_id must be a Help Scout user id"),
-        ({"base_url": "api.helpscout.net"}, "base_url must start with https://"),
+        ({"base_url": "api.helpscout.net"}, "base_url: must start with https://"),
     ],
 )
 def test_bad_options_name_the_key(make_config, extra, message):

@@ -770,7 +770,7 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
     [
         ({"access_token": None}, "helpdesks.intercom.access_token"),
         ({"client_secret": ""}, "client_secret must not be empty"),
-        ({"base_url": "api.intercom.io"}, "base_url must start with https://"),
+        ({"base_url": "api.intercom.io"}, "base_url: must start with https://"),
         ({"admin_id": " "}, "admin_id must be an admin id"),
         ({"keep_closd": True}, "helpdesks.intercom.keep_closd: unknown key"),
     ],

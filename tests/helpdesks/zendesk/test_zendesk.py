@@ -794,7 +794,7 @@ def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdes
     [
         ({"base_url": None}, "set subdomain"),
         ({"base_url": None, "subdomain": "acme.zendesk.com"}, "subdomain must be the name before"),
-        ({"base_url": "acme.zendesk.com"}, "base_url must start with http"),
+        ({"base_url": "acme.zendesk.com"}, "must start with https://"),
         ({"api_token": None}, "email and api_token go together"),
         ({"oauth_token": "t"}, "either email \\+ api_token, or oauth_token"),
         ({"email": None, "api_token": None}, "either email \\+ api_token, or oauth_token"),

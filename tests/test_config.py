@@ -1222,3 +1222,21 @@ def test_a_vendor_base_url_that_is_no_api_address_is_refused_naming_the_key(kind
 def test_a_vendor_base_url_with_a_path_and_a_trailing_newline_is_kept_cleanly():
     config = load_config(EXAMPLE, env={"CHATWOOT_BASE_URL": "https://desk.example.com/chat/\n"})
     assert config.helpdesks["chatwoot"].base_url == "https://desk.example.com/chat"
+
+
+@pytest.mark.parametrize("key", ["sheets_base_url", "forms_base_url"])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://[::1", "IPv6"),  # check-config and sync ended in a ValueError traceback
+        ("https://sheets.example.com:99999", "port"),
+        ("https://sheets.example.com/v4?key=S3CRET", "no query"),
+    ],
+)
+def test_a_google_base_url_that_is_no_api_address_is_refused_naming_the_key(key, url, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides={"google": {key: url}})
+
+    said = raised.value.message
+    assert f"google.{key}: " in said and message in said, said
+    assert "S3CRET" not in said

@@ -48,6 +48,7 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import challenge
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.links.form import check_base_url
 from csat_hook.links.form import check_link
 from csat_hook.settings import StrictModel
 
@@ -119,25 +120,7 @@ class HelpdeskOptions(StrictModel):
         written: without a scheme, every reply failed at delivery; ``https://[::1`` ended
         check-config in a traceback. Messages quote nothing of it (a pasted token may be in
         it)."""
-        if value is None:
-            return None
-        text = value.strip()
-        if not text.lower().startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (e.g. https://desk.example.com)")
-        scheme, _, rest = text.partition("://")
-        address, slash, path = rest.partition("/")
-        # A user:password@ (a proxy's basic auth) is the operator's to give; masked when shown.
-        address = address.rpartition("@")[2]
-        try:
-            parts = check_link(f"{scheme}://{address}{slash}{path}")
-        except ValueError as exc:
-            raise ValueError(f"{exc}: e.g. https://desk.example.com") from None
-        if parts.query or parts.fragment or text.endswith(("?", "#")):
-            raise ValueError(
-                "no query or fragment (?... #...): the API's paths are appended to it; "
-                "give the address alone, e.g. https://desk.example.com"
-            )
-        return text
+        return None if value is None else check_base_url(value)
 
     @field_validator("agents", mode="before")
     @classmethod

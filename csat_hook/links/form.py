@@ -202,6 +202,30 @@ def check_link(value: str) -> urllib.parse.SplitResult:
     return parts
 
 
+def check_base_url(value: str) -> str:
+    """``value`` (stripped) as an API's base address, which paths are appended to: an http(s)
+    address checked as a link is (:func:`check_link`: a host, a readable port, no space;
+    a ``user:password@`` is let through), a path kept, no query or fragment (the paths would
+    go after it). ValueError says what is wrong, quoting nothing of it (a pasted token may
+    be in it)."""
+    text = value.strip()
+    if not text.lower().startswith(("https://", "http://")):
+        raise ValueError("must start with https:// (e.g. https://desk.example.com)")
+    scheme, _, rest = text.partition("://")
+    address, slash, path = rest.partition("/")
+    address = address.rpartition("@")[2]  # credentials: the operator's to give, masked
+    try:
+        parts = check_link(f"{scheme}://{address}{slash}{path}")
+    except ValueError as exc:
+        raise ValueError(f"{exc}: e.g. https://desk.example.com") from None
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(
+            "no query or fragment (?... #...): the API's paths are appended to it; "
+            "give the address alone, e.g. https://desk.example.com"
+        )
+    return text
+
+
 def non_ascii_problem(link: str) -> str:
     """Why ``link`` (holding a character beyond ASCII) is refused, and how to write it.
 

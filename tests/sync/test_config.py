@@ -106,7 +106,7 @@ def test_both_service_account_settings_are_refused_naming_both():
         ({"results": {"columns": {"rating": []}}}, "results.columns.rating: give at least one"),
         (
             {"google": {"sheets_base_url": "sheets.local"}},
-            "google.sheets_base_url: must be an http",
+            "google.sheets_base_url: must start with https://",
         ),
         ({"output": {"gsheets": {"enabled": True}}}, "output.gsheets.spreadsheet_id is required"),
         (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import Field
@@ -10,6 +9,7 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.links.form import check_base_url
 from csat_hook.retry import Backoff
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
@@ -47,9 +47,9 @@ class GoogleConfig(StrictModel):
     @field_validator("sheets_base_url", "forms_base_url")
     @classmethod
     def _http_base(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
+        # Checked as a vendor's base_url is: https://[::1 ended check-config in a traceback,
+        # a port of 99999 or a query was taken and every request failed.
+        return check_base_url(value).rstrip("/")
 
     @model_validator(mode="after")
     def _one_service_account(self) -> GoogleConfig:

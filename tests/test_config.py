@@ -1240,3 +1240,11 @@ def test_a_google_base_url_that_is_no_api_address_is_refused_naming_the_key(key,
     said = raised.value.message
     assert f"google.{key}: " in said and message in said, said
     assert "S3CRET" not in said
+
+
+@pytest.mark.parametrize("folder", ["", "   "])
+def test_a_blank_local_report_folder_is_refused_naming_the_key(folder):
+    # `dir: ${REPORT_DIR:-}` with the variable unset: the report went into the folder the
+    # process started in, without a word.
+    with pytest.raises(ConfigError, match=r"output\.local\.dir: blank"):
+        load_config(None, env={}, overrides={"output": {"local": {"dir": folder}}})

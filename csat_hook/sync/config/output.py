@@ -37,6 +37,15 @@ class LocalOutputConfig(StrictModel):
     xlsx: bool = True
     csv: bool = True
 
+    @field_validator("dir")
+    @classmethod
+    def _a_folder(cls, value: str) -> str:
+        # Blank (`${REPORT_DIR:-}` unset) wrote the report into whatever folder the process
+        # started in, beside the code or the configuration.
+        if not value.strip():
+            raise ValueError("blank: give the report's folder (. for the current one)")
+        return value
+
 
 class OutputConfig(StrictModel):
     gsheets: SheetsOutputConfig = Field(default_factory=SheetsOutputConfig)

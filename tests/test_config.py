@@ -1248,3 +1248,25 @@ def test_a_blank_local_report_folder_is_refused_naming_the_key(folder):
     # process started in, without a word.
     with pytest.raises(ConfigError, match=r"output\.local\.dir: blank"):
         load_config(None, env={}, overrides={"output": {"local": {"dir": folder}}})
+
+
+@pytest.mark.parametrize("written", ["012", "0x1F", "0b11", "-017", "0_12"])
+def test_an_id_written_in_another_base_is_refused_naming_the_line(tmp_path, written):
+    # YAML 1.1 reads 012 as 10 and 0x1F as 31: the agent directory's id became "10", which
+    # no webhook's agent "012" ever matched; the name was never shown, without a word.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"helpdesks:\n  dryrun:\n    agents:\n      {written}: {{name: Anna}}\n")
+
+    with pytest.raises(ConfigError, match=r"line 4, column 7: .*leading 0 \(octal\), 0x or 0b"):
+        load_config(path, env={})
+    path.write_text(f"helpdesks:\n  dryrun:\n    agents:\n      '{written}': {{name: Anna}}\n")
+    assert list(load_config(path, env={}).helpdesks["dryrun"].agents) == [written]
+
+
+def test_decimal_numbers_with_underscores_and_zero_still_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "server: {port: 8_080, max_body_bytes: 1048576}\npolicy: {send_delay_seconds: 0}\n"
+    )
+    config = load_config(path, env={})
+    assert (config.server.port, config.policy.send_delay_seconds) == (8080, 0)

@@ -9,6 +9,7 @@ holds secrets.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -51,8 +52,28 @@ class _Loader(yaml.SafeLoader):
                 None, None, "not a valid date (quote it to mean text)", node.start_mark
             ) from None
 
+    def construct_yaml_int(self, node: ScalarNode) -> Any:
+        # Only a plain scalar can be read as another number; a quoted one is text.
+        text = str(node.value).lstrip("+-").replace("_", "")
+        if _OTHER_BASE.fullmatch(text):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a number written with a leading 0 (octal), 0x or 0b is read by YAML as "
+                "another number (012 is 10): quote it to mean text, such as an id ('012'), "
+                "or write the number in decimal",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
+
+
+# YAML 1.1's integers in another base than 10: 012 (octal: 10), 0x1F, 0b11. An agent's or a
+# team's id written so became another id ("10") where the configuration compares ids as
+# text: the directory never matched a webhook's "012".
+_OTHER_BASE = re.compile(r"0[0-9]+|0[xX][0-9a-fA-F]+|0[bB][01]+")
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def load_yaml(data: bytes, source: str) -> Any:

@@ -1270,3 +1270,13 @@ def test_decimal_numbers_with_underscores_and_zero_still_load(tmp_path):
     )
     config = load_config(path, env={})
     assert (config.server.port, config.policy.send_delay_seconds) == (8080, 0)
+
+
+@pytest.mark.parametrize("option", ["timeout=abc", "check_same_thread=maybe", "detect_types=x"])
+def test_a_sqlite_url_option_the_driver_cannot_read_is_refused_naming_the_key(tmp_path, option):
+    # Taken by check-config; every command then ended in the driver's ValueError traceback.
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}?{option}"
+    result = CliRunner().invoke(main, ["outbox"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url})
+
+    assert result.exit_code == 2, result.output
+    assert "database.url: a SQLite URL option has a value the driver cannot read" in result.output

@@ -80,6 +80,17 @@ class DatabaseConfig(StrictModel):
                     f"SQLite ignores {', '.join(ignored)} without uri=true: write "
                     "sqlite:///file:path?mode=ro&uri=true, or leave them out"
                 )
+        if url.get_backend_name() == "sqlite":
+            try:  # what SQLAlchemy reads from the query when it connects
+                url.get_dialect()().create_connect_args(url)
+            except ValueError:
+                # ?timeout=abc, ?check_same_thread=maybe: a ValueError traceback at the first
+                # connection, from every command.
+                raise ValueError(
+                    "a SQLite URL option has a value the driver cannot read (timeout: a "
+                    "number of seconds; check_same_thread: true or false; detect_types, "
+                    "cached_statements: whole numbers)"
+                ) from None
         if url.get_backend_name() == "sqlite" and _in_memory(url):
             # `serve` answered its health check and every webhook 503 (each pooled
             # connection its own empty database), and what was stored went at exit.

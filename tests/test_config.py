@@ -1280,3 +1280,22 @@ def test_a_sqlite_url_option_the_driver_cannot_read_is_refused_naming_the_key(tm
 
     assert result.exit_code == 2, result.output
     assert "database.url: a SQLite URL option has a value the driver cannot read" in result.output
+
+
+@pytest.mark.parametrize(
+    ("key", "shown", "hint"),
+    [
+        ("port ", "server.port : ", "it starts or ends with a space"),
+        ("p\u200bort", "server.p\\u200bort: ", "U+200B ZERO WIDTH SPACE"),
+        ("\u0440ort", "server.\u0440ort: ", "U+0440 CYRILLIC SMALL LETTER ER"),
+    ],
+)
+def test_an_unknown_key_that_looks_right_says_what_hides_in_it(tmp_path, key, shown, hint):
+    # Said as "server.port: unknown key (check the spelling...)": the spelling looked right.
+    path = tmp_path / "c.yaml"
+    path.write_text(f'server:\n  "{key}": 8080\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    said = raised.value.message
+    assert shown + "unknown key (" in said and hint in said, said

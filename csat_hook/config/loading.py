@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from csat_hook.config.yamlfile import load_yaml
 from csat_hook.db.config import normalize_database_url
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
+from csat_hook.logs import escaped
 
 MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
 
@@ -124,7 +126,9 @@ def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str
         where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see config.example.yaml)"
+            hidden = _hidden_in(str(err["loc"][-1])) if err["loc"] else None
+            message = f"unknown key ({hidden or 'check the spelling'}; see config.example.yaml)"
+            where = escaped(where)  # a zero-width character shown, not printed unseen
         elif err["type"] == "union_tag_not_found":
             tag = str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")
             message = f"{tag} is required (one of the kinds in config.example.yaml)"
@@ -135,6 +139,20 @@ def _format_validation_error(exc: ValidationError, prefix: str = "") -> list[str
         # message with the key it is about.
         lines.append(f"{where}: {message}" if where else message)
     return lines
+
+
+def _hidden_in(key: str) -> str | None:
+    """What makes ``key`` another key than the one it looks like, when something does: a
+    space at an end, or a character beyond ASCII (a Cyrillic letter that looks Latin, a
+    zero-width space pasted with it). The key was said as "server.port: unknown key", which
+    reads as the right key; None for any other key."""
+    if key != key.strip():
+        return "it starts or ends with a space"
+    odd = next((c for c in key if not c.isascii()), None)
+    if odd is None:
+        return None
+    name = unicodedata.name(odd, "a character beyond ASCII")
+    return f"it holds U+{ord(odd):04X} {name}: every key is plain ASCII"
 
 
 # pydantic's error types for a value that is not a mapping where one belongs.

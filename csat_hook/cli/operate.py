@@ -70,8 +70,15 @@ def inspect_payload(
     if name not in adapters:
         raise unknown_helpdesk(name, adapters)
     header_map = {}
-    for item in headers:
-        key, _, value = item.partition(":")
+    for number, item in enumerate(headers, 1):
+        key, colon, value = item.partition(":")
+        if not colon or not key.strip():
+            # Taken as a header of that whole name, valueless: `-H X-Webhook-Token=...`
+            # then failed --verify as a token never sent. Not quoted: it may hold the token.
+            raise click.BadParameter(
+                f"header {number}: write it 'Name: value' (a name, a colon, the value)",
+                param_hint="-H / --header",
+            )
         header_map[key.strip().lower()] = value.strip()
     parts = urllib.parse.urlsplit(url or "")
     query: dict[str, str] = {}

@@ -513,3 +513,18 @@ def test_serve_on_a_host_that_does_not_resolve_says_so_without_starting_gunicorn
     assert result.exit_code == 2, result.output
     assert "web.example.invalid:8123" in result.output and "cannot be resolved" in result.output
     assert started == []
+
+
+@pytest.mark.parametrize("header", ["X-Webhook-Token=S3CRET-TOKEN", ": S3CRET-TOKEN"])
+def test_inspect_payload_refuses_a_header_without_its_name_and_colon(tmp_path, header):
+    # `-H X-Webhook-Token=...` was taken as a header of that whole name with no value:
+    # --verify then said the token was missing, the one the operator had just given.
+    payload = tmp_path / "p.json"
+    payload.write_text('{"event": "dialog.closed", "dialog": {"id": "1"}}')
+    result = invoke(
+        tmp_path, "inspect-payload", "--helpdesk", "dryrun", "--verify", "-H", header, str(payload)
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "header 1: write it 'Name: value'" in result.output
+    assert "S3CRET" not in result.output

@@ -92,13 +92,35 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+# What the first release's create_all made (tables, and the columns of its surveys table
+# that tell it from another application's): a database with them is stamped, not rebuilt.
+_FIRST_TABLES = frozenset({"surveys", "outbox"})
+_FIRST_SURVEY_COLUMNS = frozenset({"helpdesk", "dialog_id", "occurrence", "token", "status"})
+
+
 def _pre_migrations_revision(conn: sa.Connection) -> str | None:
-    """The revision a database made before migrations existed matches, judged by its tables."""
-    tables = set(sa.inspect(conn).get_table_names())
-    if "answers" in tables:
-        return "0002"
-    if "surveys" in tables:
-        return "0001"
+    """The revision a database made before migrations existed matches, judged by its tables;
+    None for a database without csat-hook's tables (one another application uses too).
+
+    A table of csat-hook's name that csat-hook did not make (another application's
+    ``surveys`` or ``outbox`` in a shared database) is refused (SchemaError, nothing changed):
+    the database was stamped as csat-hook's own and the next migration ended in a traceback
+    on a table it did not know."""
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    if tables >= _FIRST_TABLES:
+        columns = {column["name"] for column in inspector.get_columns("surveys")}
+        if columns >= _FIRST_SURVEY_COLUMNS:
+            return "0002" if "answers" in tables else "0001"
+    from csat_hook.db.schema import metadata
+
+    clash = sorted(tables & set(metadata.tables))
+    if clash:
+        raise SchemaError(
+            f"the database holds a table named {clash[0][:64]!r} that csat-hook did not make "
+            "(it has no alembic_version): give csat-hook a database, or a PostgreSQL schema, "
+            "of its own; nothing was changed"
+        )
     return None
 
 

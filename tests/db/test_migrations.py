@@ -302,3 +302,23 @@ def test_a_user_who_may_not_change_the_schema_gets_a_message(engine, without_rig
     assert "as a user that may create and alter tables" in result.output
     assert "CREATE" not in result.output  # no statement
     assert _revision(engine) == ["0005"]
+
+
+@pytest.mark.parametrize("table", ["surveys", "outbox", "answers"])
+def test_another_applications_table_of_our_name_is_refused_untouched(engine, database_url, table):
+    # A shared database whose other application has a `surveys` (or `outbox`) table: it was
+    # taken for csat-hook's first schema and stamped, and the next migration ended in a
+    # traceback ("no such table: outbox"); an `outbox` alone failed create_table the same way.
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, title TEXT)"))
+        conn.execute(sa.text(f"INSERT INTO {table} (id, title) VALUES (1, 'Q3 survey')"))  # noqa: S608
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    )
+
+    assert result.exit_code == 1, result.output
+    assert f"a table named '{table}' that csat-hook did not make" in result.output
+    with engine.connect() as conn:
+        title = conn.execute(sa.text(f"SELECT title FROM {table}")).scalar()  # noqa: S608
+        assert title == "Q3 survey"
+        assert not sa.inspect(conn).has_table("alembic_version")

@@ -1299,3 +1299,24 @@ def test_an_unknown_key_that_looks_right_says_what_hides_in_it(tmp_path, key, sh
         load_config(path, env={})
     said = raised.value.message
     assert shown + "unknown key (" in said and hint in said, said
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # check-config ended in urlsplit's ValueError traceback: the template was let through.
+        ("https://[::1/{dialog_id}", "is not a URL"),
+        ("https://api.example.com:99999/{dialog_id}", "the port must be a number up to 65535"),
+        ("https://api.example.com:80a/{dialog_id}", "the port must be a number up to 65535"),
+    ],
+)
+def test_a_generic_request_url_no_request_can_go_to_is_refused_naming_the_key(url, message):
+    options = {
+        "kind": "generic",
+        "auth": {"mode": "token", "token": "t" * 24},
+        "reply": {"url": url},
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides={"helpdesks": {"g": options}})
+
+    assert f"helpdesks.g.reply.url: {message}" in raised.value.message, raised.value.message

@@ -202,9 +202,13 @@ def check_url(template: str) -> str:
     (a context value, an id): in the host it chose the server (``{account}.desk.example`` with
     ``evil.com`` was ``evil.com.desk.example``; ``ä`` a host of percent escapes)."""
     try:
-        parts, names = _marked(template)
+        list(string.Formatter().parse(template))
     except ValueError:  # a malformed brace: check_placeholders names where it is
         return template
+    try:
+        parts, names = _marked(template)
+    except ValueError:  # urlsplit's: https://[::1 was let through, a traceback later
+        raise ValueError("is not a URL: a host in [ ] must be a whole IPv6 address") from None
     if _MARK in parts.netloc:  # one in the scheme is no http(s) URL, refused before
         raise ValueError(
             f"a placeholder ({{{names[0]}}}) in the host: the payload would choose the "
@@ -219,6 +223,10 @@ def check_url(template: str) -> str:
         )
     if not parts.hostname:
         raise ValueError("has no host (write https://host/path)")
+    try:
+        parts.port  # noqa: B018  (reading it checks it)
+    except ValueError:  # :99999 or :80a, taken, then every request failed
+        raise ValueError("the port must be a number up to 65535") from None
     return template
 
 

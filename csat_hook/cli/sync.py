@@ -76,6 +76,9 @@ def sync(
         written, the message names the column, an example value and what to change, and
         the skipped rows are read again by the next run.
     """
+    if interval is not None and not periodic:
+        # Ran once and exited 0: a `clock:` line missing --periodic looked like it worked.
+        raise click.UsageError("--interval is the time between periodic runs: add --periodic")
     config = state.config
     try:
         engine = make_sync_engine(config)

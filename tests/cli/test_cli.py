@@ -528,3 +528,13 @@ def test_inspect_payload_refuses_a_header_without_its_name_and_colon(tmp_path, h
     assert result.exit_code == 2, result.output
     assert "header 1: write it 'Name: value'" in result.output
     assert "S3CRET" not in result.output
+
+
+def test_sync_interval_without_periodic_is_bad_usage_not_one_run(tmp_path):
+    # `csat-hook sync --interval 60` ran once and exited 0: a clock process that said
+    # nothing of never running again.
+    result = invoke(tmp_path, "sync", "--interval", "60")
+
+    assert result.exit_code == 2, result.output
+    assert "--interval" in result.output and "--periodic" in result.output
+    assert not (tmp_path / "cli.sqlite3").exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -30,11 +29,6 @@ PRUNE_EVERY = timedelta(minutes=10)
 # a backlog (retention_days lowered, a long history) is deleted a bounded batch per
 # transaction, not a million rows while customers' clicks wait.
 PRUNE_BATCH = 2_000
-# Threads that hand clicks to the group commit (concurrent ones share a transaction), and the
-# most clicks handed over and not yet written: past that (the database stopped answering) a
-# click is not stored, the customer is redirected at once.
-WRITERS = 16
-MAX_PENDING = 2_000
 
 
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
@@ -97,47 +91,14 @@ class ClickRecorder:
         self._pruned: datetime | None = None
         self._lock = threading.Lock()
         self._writer: GroupCommit[Click, int] = GroupCommit(engine, self._write, name="clicks")
-        self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="clicks")
-        self._pending = 0  # handed to the writer threads, not yet written
-        self._settled = threading.Condition()
 
     def record(self, click: Click, *, timeout: float) -> int:
-        """Store ``click`` (committed when this returns); its row id. TimeoutError after
-        ``timeout`` seconds, the click still on its way (stored when the database answers),
-        or at once while :data:`MAX_PENDING` clicks are.
+        """Store ``click`` (committed when this returns); its row id."""
+        return self._writer.submit(click, timeout=timeout)
 
-        Written by :data:`WRITERS` threads of the recorder's, never the caller's: the thread
-        that leads a batch waits for the database as long as it takes (SQLite's one writer
-        lock, held by a sync or another process, up to its 30 s busy timeout), and a click
-        alone always leads its batch: the customer waited for the form as long. Once the
-        recorder is closed, on the caller's thread."""
-        with self._settled:
-            if self._pending >= MAX_PENDING:
-                raise TimeoutError("clicks: too many clicks waiting for the database")
-            self._pending += 1
-        try:
-            written = self._writers.submit(self._writer.submit, click)
-        except RuntimeError:  # closed: no new thread
-            self._done()
-            return self._writer.submit(click, timeout=timeout)
-        except BaseException:
-            self._done()
-            raise
-        written.add_done_callback(lambda _: self._done())
-        return written.result(timeout)
-
-    def _done(self) -> None:
-        with self._settled:
-            self._pending -= 1
-            self._settled.notify_all()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Wait (up to ``timeout`` seconds) for the clicks already handed over, then close
-        the held connection."""
-        self._writers.shutdown(wait=False)  # those handed over are still written
-        with self._settled:
-            self._settled.wait_for(lambda: self._pending == 0, timeout)
-        self._writer.close(timeout)
+    def close(self) -> None:
+        """Wait for the clicks already handed over, then close the held connection."""
+        self._writer.close()
 
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:
         ids = [

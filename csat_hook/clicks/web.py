@@ -15,11 +15,9 @@ A request is answered, in this order:
   survey);
 * otherwise 302 to the form: the link the survey went out with, with the score pre-selected
   for a score link. The click is stored as intent (human or automated, ``scanners.py``)
-  before the redirect, in a shared transaction (``store.ClickRecorder``, on its own writer
-  threads); if the database does not answer within :data:`RECORD_TIMEOUT` the customer is
-  still sent to the form (the form matters more than our count), logged, and the click is
-  stored when the database answers (lost past ``store.MAX_PENDING`` waiting, or if it
-  fails). The survey is looked up in a snapshot, waiting for no writer. When the database cannot
+  before the redirect, in a shared transaction (``store.ClickRecorder``); if the database
+  does not answer within :data:`RECORD_TIMEOUT` the customer is still sent to the form (the
+  form matters more than our count) and the click is lost, logged. When the database cannot
   be read at all, a valid reference still redirects, to the form link rebuilt from what the
   reference signs (ticket, agent id, the reference itself).
 

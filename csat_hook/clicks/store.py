@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from csat_hook.clicks.scanners import BURST
 from csat_hook.clicks.scanners import StoredClick
 from csat_hook.clicks.scanners import burst_ids
+from csat_hook.db.engine import LOCK_WAIT
 from csat_hook.db.engine import run_transaction
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import link_clicks
@@ -29,6 +30,9 @@ PRUNE_EVERY = timedelta(minutes=10)
 # a backlog (retention_days lowered, a long history) is deleted a bounded batch per
 # transaction, not a million rows while customers' clicks wait.
 PRUNE_BATCH = 2_000
+# How long a click's write waits for SQLite's writer lock (db/engine.py LOCK_WAIT): the
+# redirect's own bound (clicks/web.py RECORD_TIMEOUT).
+LOCK_WAIT_SECONDS = 2.0
 
 
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
@@ -90,11 +94,27 @@ class ClickRecorder:
         self._clock = clock
         self._pruned: datetime | None = None
         self._lock = threading.Lock()
-        self._writer: GroupCommit[Click, int] = GroupCommit(engine, self._write, name="clicks")
+        # (engine, seconds, the engine with LOCK_WAIT): made once, not per batch.
+        self._bounded: tuple[sa.Engine, float, sa.Engine] | None = None
+        self._writer: GroupCommit[Click, int] = GroupCommit(
+            self._waiting_engine, self._write, name="clicks"
+        )
 
     def record(self, click: Click, *, timeout: float) -> int:
-        """Store ``click`` (committed when this returns); its row id."""
+        """Store ``click`` (committed when this returns); its row id. Raises TimeoutError
+        after ``timeout`` seconds behind another click's batch, and the database's error
+        (OperationalError) when a batch it writes itself waits :data:`LOCK_WAIT_SECONDS` for
+        SQLite's writer lock: the customer goes on to the form, the click not stored."""
         return self._writer.submit(click, timeout=timeout)
+
+    def _waiting_engine(self) -> sa.Engine:
+        """The engine, a click's write waiting :data:`LOCK_WAIT_SECONDS` at most for SQLite's
+        writer lock (a sync, a burst of closes, another process), not its 30 s: the thread
+        that writes a batch is a customer's request on its way to the form."""
+        engine, wait = self._engine(), LOCK_WAIT_SECONDS
+        if self._bounded is None or self._bounded[:2] != (engine, wait):
+            self._bounded = (engine, wait, engine.execution_options(**{LOCK_WAIT: wait}))
+        return self._bounded[2]
 
     def close(self) -> None:
         """Wait for the clicks already handed over, then close the held connection."""

@@ -94,7 +94,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             ) from None
     engine = sa.create_engine(
         url,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False},
         pool_size=10,
         hide_parameters=True,  # error messages must not carry customer text
     )
@@ -110,7 +110,8 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         # upgrades a read lock.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")  # other processes (a separate worker)
+        # Other processes (a separate worker).
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -122,17 +123,29 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(_SNAPSHOT):
+        options = conn.get_execution_options()
+        if options.get(_SNAPSHOT):
             # Read only (snapshot()): WAL gives it one state from its first read, and
             # writers go on committing meanwhile.
             conn.exec_driver_sql("BEGIN")
             return
+        wait = options.get(LOCK_WAIT)
+        deadline = time.monotonic() + (wait if wait is not None else BUSY_SECONDS)
         info = conn.connection.info
         if not info.get("csat_writer"):
-            if not writer.acquire(timeout=30):
+            if not writer.acquire(timeout=deadline - time.monotonic()):
                 raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
             info["csat_writer"] = True
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if wait is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # Another process's write: SQLite's busy handler waits what is left, not 30 s.
+        left = max(1, int((deadline - time.monotonic()) * 1000))
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={left}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
 
     @sa.event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
@@ -216,6 +229,13 @@ def run_transaction(
 
 
 _SNAPSHOT = "csat_snapshot"
+# How long a write waits for SQLite's writer lock (this process's writers, then another
+# process's: its busy timeout).
+BUSY_SECONDS = 30
+# An execution option: the seconds a unit of work on SQLite waits for the writer lock instead
+# of BUSY_SECONDS, then fails (OperationalError), as a customer's click must not wait for a
+# long write. PostgreSQL ignores it (an insert waits for no other writer).
+LOCK_WAIT = "csat_lock_wait"
 
 
 @contextlib.contextmanager

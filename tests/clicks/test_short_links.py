@@ -10,6 +10,9 @@ import hashlib
 import http.client
 import logging
 import re
+import sqlite3
+import threading
+import time
 import urllib.parse
 from datetime import timedelta
 
@@ -355,6 +358,62 @@ def test_every_answer_under_s_runs_nothing_and_cannot_be_framed(served, clock):
         assert answer.headers["Content-Security-Policy"] == pages.POLICY, answer.status_code
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("holder", ["this process", "another process"])
+def test_a_database_busy_writing_holds_the_redirect_no_longer_than_its_bound(
+    served, clock, monkeypatch, caplog, holder
+):
+    # SQLite has one writer: while another transaction writes (a sync, a burst of closes,
+    # another process), a click alone led its own batch and waited for the writer lock, the
+    # customer with it, up to the 30 s busy timeout (6 s here), where the docs promise 2 s
+    # before the form opens anyway. A click's write now waits LOCK_WAIT_SECONDS, then is
+    # given up (logged); the customer is on the form.
+    if served.services.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL: an insert waits for no other writer")
+    survey = served.send_survey("D-12b")
+    clock.advance(120)
+    monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.5)
+    writing, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        if holder == "this process":
+            with served.services.engine.begin() as conn:
+                conn.execute(sa.update(surveys).where(surveys.c.id == -1).values(team="x"))
+                writing.set()
+                release.wait(10)
+            return
+        other = sqlite3.connect(served.services.engine.url.database, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            writing.set()
+            release.wait(10)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    try:
+        assert writing.wait(5)
+        started = time.monotonic()
+        response = served.get(f"/s/{survey.token}/5", headers=HUMAN)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        writer.join()
+
+    assert response.status_code == 302 and "entry.555=5" in response.headers["Location"]
+    assert took < 2.0, took
+    assert "short-link.click-not-stored" in caplog.text
+    assert served.clicks() == []  # given up, as documented
+    # The next click, the database free again, is stored; and the writer lock is back to
+    # its usual wait for everyone else (the pool's connection was not left at 0.5 s).
+    assert served.get(f"/s/{survey.token}/4", headers=HUMAN).status_code == 302
+    [click] = served.clicks()
+    assert click.score == 4
+    with served.services.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
 
 
 def test_a_click_costs_the_same_however_many_clicks_its_survey_has(served, clock, monkeypatch):

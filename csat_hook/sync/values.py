@@ -113,7 +113,8 @@ _NUMBER_WORD = (
 # five"), or a further "/" with no number ("4/5/", cut short): such a cell is refused, it was
 # read by its first fraction. A label may follow, as after a number.
 _SLASHES = "/⁄∕／"
-_FRACTION_BAR = rf"(?:[{_SLASHES}]|\s(?:out\s+of|of|из|sur|von|de|su|van|na)\s)"
+_OF_WORDS = r"(?:out\s+of|of|из|sur|von|de|su|van|na)"
+_FRACTION_BAR = rf"(?:[{_SLASHES}]|\s{_OF_WORDS}\s)"
 _FRACTION = re.compile(
     rf"^\s*(\d{{1,3}})\s*{_FRACTION_BAR}\s*(\d{{1,3}}(?!\d)|{_NUMBER_WORD})"
     rf"(\s*{_FRACTION_BAR}\s*(?:\d|{_NUMBER_WORD})|\s*[{_SLASHES}])?",
@@ -126,7 +127,7 @@ _ANOTHER_FRACTION = re.compile(rf"\d\s*{_FRACTION_BAR}\s*\d", re.IGNORECASE)
 # top, as in a fraction ("4 stars out of 5" is a 4): those were read by their leading number,
 # a 4 of 10 as a satisfied answer on a 1-5 scale. Matches case-folded text.
 _OUT_OF = re.compile(
-    rf"(?:[{_SLASHES}]|(?<![^\s(])(?:out\s+of|of|из|sur|von|de|su|van|na)\s)\s*"
+    rf"(?:[{_SLASHES}]|(?<![^\s(]){_OF_WORDS}\s)\s*"
     rf"(\d{{1,3}}(?!\d|\s*%)|{_NUMBER_WORD})"
 )
 # Stars: filled (★, and the ⭐ emoji, with or without its variation selector) and empty (☆),
@@ -309,11 +310,7 @@ class RatingScale:
                     else "more than one '/' after a number, the last with no number after it "
                     "(a date or a repeated score cut short)",
                 )
-            top = fraction.group(2)
-            if (int(top) if top[0].isdigit() else _NUMBER_WORDS.get(top.casefold())) != self.high:
-                raise RatingError(
-                    "bad_rating", f"a score out of another number than the scale's {self.high}"
-                )
+            self._check_out_of(fraction.group(2))
             rest = text[fraction.end() :]
             if rest.startswith(".") and not rest[1:2].isspace():
                 raise RatingError(
@@ -368,10 +365,13 @@ class RatingScale:
         """RatingError when ``label`` (case-folded) says the score is out of another number
         than the scale's top ("4 stars out of 10" on a 1-5 scale: _OUT_OF)."""
         top = _OUT_OF.search(label[:_JOINED_WITHIN])
-        if top is None:
-            return
-        number = top.group(1)
-        if (int(number) if number[0].isdigit() else _NUMBER_WORDS[number]) != self.high:
+        if top is not None:
+            self._check_out_of(top.group(1))
+
+    def _check_out_of(self, top: str) -> None:
+        """RatingError unless ``top`` (digits or a number word: what a score is out of, in a
+        fraction or its label) is the scale's top."""
+        if (int(top) if top[0].isdigit() else _NUMBER_WORDS.get(top.casefold())) != self.high:
             raise RatingError(
                 "bad_rating", f"a score out of another number than the scale's {self.high}"
             )

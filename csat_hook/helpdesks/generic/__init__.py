@@ -160,9 +160,8 @@ class GenericHelpdesk(Helpdesk):
             "customer_id": storable(customer.id or ""),
             "customer_email": storable(customer.email or ""),
         }
-        for key in ("reply", "lookup"):
-            url = getattr(getattr(self.options, key), "url", None)
-            if not isinstance(url, str):
+        for key, url, _ in self._request_urls():
+            if key not in ("reply", "lookup"):
                 continue
             for name, why in unsendable_path_values(url, values, values.keys(), empty=True):
                 if why == "dot":
@@ -174,6 +173,26 @@ class GenericHelpdesk(Helpdesk):
                 return replace(event, unsurveyable="no_customer")
         return event
 
+    def _request_urls(self) -> list[tuple[str, str, bool]]:
+        """Each configured request's key (``reply``, ``agent_lookup.by_id``...), URL template,
+        and whether a path segment left empty keeps it from being sent (the reply and its
+        look-up: :func:`.templates.rendered_parts` refuses ``//``)."""
+        options = self.options
+        specs: list[tuple[str, Any, bool]] = [
+            ("reply", options.reply, True),
+            ("lookup", options.lookup, True),
+            ("note", options.note, False),
+            ("note_lookup", options.note_lookup, False),
+        ]
+        lookups = options.agent_lookup
+        for key in ("by_dialog", "by_id"):
+            specs.append((f"agent_lookup.{key}", getattr(lookups, key, None), False))
+        return [
+            (key, url, empty)
+            for key, spec, empty in specs
+            if isinstance(url := getattr(spec, "url", None), str)
+        ]
+
     def _check_paths(self, context: Mapping[str, str | None]) -> None:
         """BadPayloadError (400) for a context value that a request URL's path cannot carry
         as a segment: ``.`` or ``..`` in any configured request (the request would go to
@@ -183,19 +202,7 @@ class GenericHelpdesk(Helpdesk):
         # As intake stores them (NUL characters removed): ".\\u0000" is "." by then.
         values = {name: storable(value) for name, value in text_values(context).items()}
         options = self.options
-        checks: list[tuple[str, Any, bool]] = [
-            ("reply", options.reply, True),
-            ("lookup", options.lookup, True),
-            ("note", options.note, False),
-            ("note_lookup", options.note_lookup, False),
-        ]
-        lookups = options.agent_lookup
-        for key in ("by_dialog", "by_id"):
-            checks.append((f"agent_lookup.{key}", getattr(lookups, key, None), False))
-        for key, spec, empty in checks:
-            url = getattr(spec, "url", None)
-            if not isinstance(url, str):
-                continue
+        for key, url, empty in self._request_urls():
             for name, why in unsendable_path_values(url, values, values.keys(), empty=empty):
                 where = f"helpdesks.{self.name}.{key}.url"
                 if why == "dot":

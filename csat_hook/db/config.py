@@ -35,6 +35,44 @@ def _in_memory(url: URL) -> bool:
     return database.startswith("file::memory:") or url.query.get("mode") == "memory"
 
 
+def _check_sqlite_url(url: URL, port: int | None) -> None:
+    """ValueError (quoting nothing of the URL) for a SQLite URL that every command would fail
+    on, or that would silently lose data."""
+    if url.host or url.username or port:
+        # sqlite://var/x.db: SQLAlchemy refuses it when it connects (a traceback).
+        raise ValueError(
+            "a SQLite URL is sqlite:/// and a path, no host: "
+            "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
+            "(absolute)"
+        )
+    if url.query.get("uri") != "true":
+        # pysqlite's own arguments; any other (mode=ro...) needs uri=true, else
+        # SQLAlchemy warns and drops it: a read-only open became a read-write one.
+        ignored = sorted(set(url.query) - SQLITE_URL_ARGUMENTS)
+        if ignored:
+            raise ValueError(
+                f"SQLite ignores {', '.join(ignored)} without uri=true: write "
+                "sqlite:///file:path?mode=ro&uri=true, or leave them out"
+            )
+    try:  # what SQLAlchemy reads from the query when it connects
+        url.get_dialect()().create_connect_args(url)
+    except ValueError:
+        # ?timeout=abc, ?check_same_thread=maybe: a ValueError traceback at the first
+        # connection, from every command.
+        raise ValueError(
+            "a SQLite URL option has a value the driver cannot read (timeout: a "
+            "number of seconds; check_same_thread: true or false; detect_types, "
+            "cached_statements: whole numbers)"
+        ) from None
+    if _in_memory(url):
+        # `serve` answered its health check and every webhook 503 (each pooled
+        # connection its own empty database), and what was stored went at exit.
+        raise ValueError(
+            "a SQLite database in memory keeps nothing and is not shared between "
+            "connections: give a file, sqlite:///var/csat-hook.sqlite3"
+        )
+
+
 class DatabaseConfig(StrictModel):
     url: str = "sqlite:///var/csat-hook.sqlite3"
     pool_size: int = Field(default=5, ge=1, le=100)
@@ -64,40 +102,8 @@ class DatabaseConfig(StrictModel):
             port = url.port
         except (ValueError, ArgumentError):
             raise ValueError("is not a valid URL (is the port a number?)") from None
-        if url.get_backend_name() == "sqlite" and (url.host or url.username or port):
-            # sqlite://var/x.db: SQLAlchemy refuses it when it connects (a traceback).
-            raise ValueError(
-                "a SQLite URL is sqlite:/// and a path, no host: "
-                "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
-                "(absolute)"
-            )
-        if url.get_backend_name() == "sqlite" and url.query.get("uri") != "true":
-            # pysqlite's own arguments; any other (mode=ro...) needs uri=true, else
-            # SQLAlchemy warns and drops it: a read-only open became a read-write one.
-            ignored = sorted(set(url.query) - SQLITE_URL_ARGUMENTS)
-            if ignored:
-                raise ValueError(
-                    f"SQLite ignores {', '.join(ignored)} without uri=true: write "
-                    "sqlite:///file:path?mode=ro&uri=true, or leave them out"
-                )
         if url.get_backend_name() == "sqlite":
-            try:  # what SQLAlchemy reads from the query when it connects
-                url.get_dialect()().create_connect_args(url)
-            except ValueError:
-                # ?timeout=abc, ?check_same_thread=maybe: a ValueError traceback at the first
-                # connection, from every command.
-                raise ValueError(
-                    "a SQLite URL option has a value the driver cannot read (timeout: a "
-                    "number of seconds; check_same_thread: true or false; detect_types, "
-                    "cached_statements: whole numbers)"
-                ) from None
-        if url.get_backend_name() == "sqlite" and _in_memory(url):
-            # `serve` answered its health check and every webhook 503 (each pooled
-            # connection its own empty database), and what was stored went at exit.
-            raise ValueError(
-                "a SQLite database in memory keeps nothing and is not shared between "
-                "connections: give a file, sqlite:///var/csat-hook.sqlite3"
-            )
+            _check_sqlite_url(url, port)
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
         if "@" in (url.host or ""):

@@ -25,16 +25,26 @@ from tests.sync.test_forms_recredit import forms_config
 from tests.sync.test_forms_recredit import submit
 
 
+def made_up(i: int) -> str:
+    """A reference of a signed reference's shape that verifies for no survey (the i-th)."""
+    return f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
+
+
+def junk(count: int, comment: str) -> list[list[Any]]:
+    """``count`` rated-1 submissions a second apart, each with a made-up reference and
+    ``comment``."""
+    return [
+        [T0 + timedelta(seconds=i + 1), 1, comment, "Anna", "G-1", made_up(i)] for i in range(count)
+    ]
+
+
 def test_junk_submissions_with_long_texts_do_not_stop_the_report(kit: Any, tmp_path: Path):
     # 300 submissions with made-up references and a 10,000-character comment each (emoji: 4
     # bytes apiece in UTF-8) made the Unverified tab 12 MB, over the 8 MB a value request may
     # carry: every run then failed ("tab 'Unverified' needs … bytes"), and neither the
     # Sheets report nor the local files were written again while the rows were there.
     anna = kit.survey("G-1", "7", "Anna Petrova")
-    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna]]
-    for i in range(300):
-        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
-        rows.append([T0 + timedelta(seconds=i + 1), 1, "😡" * 10_000, "Anna", "G-1", made_up])
+    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna], *junk(300, "😡" * 10_000)]
     kit.responses([EN_HEADER, *rows])
     config = kit.config(output={"local": {"enabled": True, "csv": True}})
     summary = kit.run(config)
@@ -63,10 +73,7 @@ def test_junk_texts_that_json_escapes_longer_do_not_stop_the_report(kit: Any):
     # U+0001 each made the Unverified tab 11.8 MB within a 2 MB budget, and every run failed
     # as before.
     anna = kit.survey("G-1", "7", "Anna Petrova")
-    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna]]
-    for i in range(300):
-        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
-        rows.append([T0 + timedelta(seconds=i + 1), 1, "\x01" * 40_000, "Anna", "G-1", made_up])
+    rows = [[T0, 5, "good", "Anna Petrova", "G-1", anna], *junk(300, "\x01" * 40_000)]
     kit.responses([EN_HEADER, *rows])
     summary = kit.run(kit.config())
     assert summary.status in ("ok", "data_error"), summary.error

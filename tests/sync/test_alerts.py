@@ -556,6 +556,13 @@ def tab_rows(kit: Any) -> list[dict[str, Any]]:
     ]
 
 
+def answer_rudely(kit) -> None:
+    """Anna's survey T-1 answered with a 1 ("rude") two minutes ago: one low-rating alert."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+
+
 def test_the_handled_column_is_read_back_and_kept_within_three_reads(kit, receivers):
     config = sheet_config(kit, receivers)
     first = kit.survey("T-1", "7", "Anna Petrova")
@@ -604,9 +611,7 @@ def test_a_handled_cell_past_its_100_characters_keeps_no_half_of_an_emoji(kit, r
     # The column holds 100 characters: a cut inside "👩🏽‍💻" (woman, skin tone, ZWJ, laptop)
     # stored a bare "👩" the manager never typed.
     config = sheet_config(kit, receivers)
-    token = kit.survey("T-1", "7", "Anna Petrova")
-    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
-    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    answer_rudely(kit)
     assert kit.run(config).alerts["raised"] == {"low": 1}
     header = kit.sheet("Alerts")[0]
     typed = "a" * 99 + "\U0001f469\U0001f3fd\u200d\U0001f4bb called back"
@@ -622,9 +627,7 @@ def test_a_date_typed_in_handled_is_kept_as_the_team_sees_it(kit, receivers):
     date-time cell to Sheets; the tab was read with date-times as serial numbers, so the
     team's "12/5/2026" was stored, and written back into the cell, as "46361.60416666666"."""
     config = sheet_config(kit, receivers)
-    token = kit.survey("T-1", "7", "Anna Petrova")
-    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
-    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    answer_rudely(kit)
     assert kit.run(config).alerts["raised"] == {"low": 1}
     header = kit.sheet("Alerts")[0]
     typed = datetime(2026, 12, 5, 14, 30)
@@ -652,9 +655,7 @@ def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_co
             ],
         }
     )
-    token = kit.survey("T-1", "7", "Anna Petrova")
-    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
-    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    answer_rudely(kit)
     assert kit.run(config).alerts["raised"] == {"low": 1}
     header = kit.sheet("Alerts support")[0]
     kit.fake.set_cell(
@@ -710,9 +711,7 @@ def test_an_alert_cell_no_alert_can_have_is_ignored(kit, receivers, cell):
     database can hold is not one, and its row's "Handled" is not taken; the run goes on (the
     cell was read before the tab is rewritten, so it failed every later run)."""
     config = sheet_config(kit, receivers)
-    token = kit.survey("T-1", "7", "Anna Petrova")
-    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
-    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    answer_rudely(kit)
     assert kit.run(config).status == "ok"
     header = kit.sheet("Alerts")[0]
     number = tab_rows(kit)[0]["Alert"]
@@ -748,9 +747,7 @@ def test_an_agent_whose_tab_title_is_the_alerts_tab_never_takes_it(kit, receiver
     tab with their answers, the alerts went to a new "Alerts 2", and the "Handled" column,
     read back from "Alerts", was never found again: every later edit was lost."""
     config = sheet_config(kit, receivers)
-    token = kit.survey("T-1", "7", "Anna Petrova")
-    answered = (kit.now - timedelta(minutes=2)).strftime("%m/%d/%Y %H:%M:%S")
-    kit.responses([EN_HEADER, [answered, 1, "rude", "", "", token]], time_zone="UTC")
+    answer_rudely(kit)
     assert kit.run(config).alerts["raised"] == {"low": 1}
 
     kit.now += timedelta(minutes=5)

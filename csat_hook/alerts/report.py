@@ -155,24 +155,58 @@ def written_handled(rows: Sequence[Sequence[Any]]) -> dict[int, str | None]:
     return found
 
 
-def handled_cells(values: Sequence[Sequence[Any]]) -> dict[int, str | None]:
+def typed_number(values: Sequence[Sequence[Any]]) -> bool:
+    """Whether a "Handled" cell of the tab as read (unformatted) is a number: what a person
+    typed there that Sheets took for one ("50%", "007", "1,5" in a German sheet) reads as its
+    value (0.5, 7, 1.5), not as the team's words; :func:`handled_cells` then wants the tab as
+    shown too."""
+    columns = _columns(values)
+    if columns is None:
+        return False
+    handled = columns[1]
+    return any(
+        isinstance(row[handled], int | float) and not isinstance(row[handled], bool)
+        for row in values[1:]
+        if handled < len(row)
+    )
+
+
+def handled_cells(
+    values: Sequence[Sequence[Any]], shown: Sequence[Sequence[Any]] | None = None
+) -> dict[int, str | None]:
     """The "Handled" column read back from the tab (as Sheets returns it: rows of cells, the
     header first), by alert number. Columns are found by their header, so a team that moved
-    them is read right; rows without a number are ignored."""
-    if not values:
+    them is read right; rows without a number are ignored.
+
+    ``shown``: the tab read again as the sheet shows it (:func:`typed_number`); a number in
+    "Handled" is taken as shown there, from the row of the same alert number (a row the team
+    moved between the two reads gives no other alert's cell), else as the number."""
+    columns = _columns(values)
+    if columns is None:
         return {}
-    header = [str(cell).strip() for cell in values[0]]
-    if KEY_COLUMN not in header or HANDLED_COLUMN not in header:
-        return {}
-    key, handled = header.index(KEY_COLUMN), header.index(HANDLED_COLUMN)
+    key, handled = columns
+    as_shown = handled_cells(shown) if shown is not None else {}
     found: dict[int, str | None] = {}
     for row in values[1:]:
         number = _number(row[key] if key < len(row) else None)
         if number is None:
             continue
         cell = row[handled] if handled < len(row) else None
-        found[number] = store.clean_handled(cell if cell != "" else None)
+        if isinstance(cell, int | float) and not isinstance(cell, bool) and number in as_shown:
+            found[number] = as_shown[number]
+        else:
+            found[number] = store.clean_handled(cell if cell != "" else None)
     return found
+
+
+def _columns(values: Sequence[Sequence[Any]]) -> tuple[int, int] | None:
+    """The "Alert" and "Handled" columns of a tab as read (found by their header), or None."""
+    if not values:
+        return None
+    header = [str(cell).strip() for cell in values[0]]
+    if KEY_COLUMN not in header or HANDLED_COLUMN not in header:
+        return None
+    return header.index(KEY_COLUMN), header.index(HANDLED_COLUMN)
 
 
 def _number(value: Any) -> int | None:

@@ -220,7 +220,8 @@ class FakeGoogle(LoopbackServer):
             tab.put(row, col, sheet.cell_value(value))
 
     def cells(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
-        """A tab's stored cells (typed: str, numbers, Formula, DateTimeCell; None = blank)."""
+        """A tab's stored cells (typed: str, numbers, Formula, DateTimeCell,
+        ShownNumber; None = blank)."""
         with self.lock:
             tab = self.spreadsheets[spreadsheet_id].tab_by_title(title)
             if tab is None:

@@ -1,7 +1,8 @@
 """In-memory spreadsheets that behave like the Sheets API v4 where the sync relies on it.
 
 The state behind :mod:`csat_hook.devtools.fake_google`: A1 ranges, typed cells, render options
-(UNFORMATTED_VALUE / FORMATTED_VALUE / FORMULA, SERIAL_NUMBER / FORMATTED_STRING), RAW versus
+(UNFORMATTED_VALUE / FORMATTED_VALUE / FORMULA, SERIAL_NUMBER / FORMATTED_STRING; a number a
+person formatted, :class:`ShownNumber`), RAW versus
 USER_ENTERED input, grid limits, 50,000 characters a cell, 10,000,000 cells a spreadsheet (every
 tab's grid counted), and ``spreadsheets.batchUpdate`` requests, with the real error texts (see
 docs/sync.md and the shapes recorded in gspread's cassettes). Not a product path.
@@ -68,6 +69,16 @@ class DateTimeCell:
     """A date-time cell: a serial number (days since 1899-12-30) in the sheet's time zone."""
 
     serial: float
+
+
+@dataclass(frozen=True)
+class ShownNumber:
+    """A number under a number format a person gave it: typed "50%" (0.5 shown "50%"),
+    "1,5" in a German sheet, "007" under a "000" format. UNFORMATTED_VALUE reads the number,
+    FORMATTED_VALUE the text; the fake does not compute number formats, so it is given."""
+
+    value: int | float
+    shown: str
 
 
 @dataclass(frozen=True)
@@ -363,6 +374,8 @@ def render(sheet: Spreadsheet, value: Any, value_option: str, date_option: str) 
         if value_option == "FORMATTED_VALUE" or date_option == "FORMATTED_STRING":
             return _format_datetime(sheet, value.serial)
         return value.serial
+    if isinstance(value, ShownNumber):
+        return value.shown if value_option == "FORMATTED_VALUE" else value.value
     if value_option != "FORMATTED_VALUE":
         return value
     if isinstance(value, bool):

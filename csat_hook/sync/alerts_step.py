@@ -20,6 +20,7 @@ from csat_hook.alerts.engine import Inputs
 from csat_hook.alerts.engine import Scale
 from csat_hook.alerts.report import alerts_table
 from csat_hook.alerts.report import handled_cells
+from csat_hook.alerts.report import typed_number
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
@@ -136,7 +137,12 @@ class AlertsStep:
         # Dates as shown: a date or time the team typed in "Handled" (when it was dealt with)
         # was read as its serial number, stored and written back as "46361.604166666664".
         values = output.api.read_tab(output.spreadsheet_id, title, dates_as_shown=True)
-        cells = handled_cells(values)
+        # A number typed there ("50%", "007") read as its value (0.5, 7) was stored, and
+        # written back into the cell, so: read the tab again as shown, only when one is there.
+        shown = None
+        if typed_number(values):
+            shown = output.api.read_tab(output.spreadsheet_id, title, as_shown=True)
+        cells = handled_cells(values, shown)
         if not cells:
             return 0
         with self.engine.begin() as conn:

@@ -26,6 +26,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.devtools.fake_notify import Script
+from csat_hook.devtools.sheets_model import ShownNumber
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import facts
@@ -638,6 +639,45 @@ def test_a_date_typed_in_handled_is_kept_as_the_team_sees_it(kit, receivers):
     with kit.engine.connect() as conn:
         assert conn.execute(sa.select(alerts.c.handled)).scalar_one() == shown
     assert [r["Handled"] for r in tab_rows(kit)] == [shown]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        ShownNumber(0.5, "50%"),  # how far it got
+        ShownNumber(7, "007"),  # a ticket number under a "000" format
+        ShownNumber(1.5, "1,5"),  # hours spent, in a German sheet
+        ShownNumber(46361, "5 déc. 2026"),  # a date under a number format of its own
+    ],
+)
+def test_a_number_typed_in_handled_is_kept_as_the_team_sees_it(kit, receivers, typed):
+    """A number typed in "Handled" is kept as the sheet shows it: the tab was read with
+    unformatted values only, so the team's "50%" was stored, and written back into the cell,
+    as "0.5", and "007" as "7". The tab is read a second time, as shown, only when it has one."""
+    config = sheet_config(kit, receivers)
+    answer_rudely(kit)
+    assert kit.run(config).alerts["raised"] == {"low": 1}
+    header = kit.sheet("Alerts")[0]
+    kit.fake.set_cell("1RespOnsesSheet", "Alerts", 1, header.index("Handled"), typed)
+    kit.now += timedelta(minutes=5)
+    summary = kit.run(config)
+    assert summary.status == "ok"
+    assert summary.requests["sheets_read"] == 4  # metadata, responses, the Alerts tab twice
+    with kit.engine.connect() as conn:
+        assert conn.execute(sa.select(alerts.c.handled)).scalar_one() == typed.shown
+    assert [r["Handled"] for r in tab_rows(kit)] == [typed.shown]
+    kit.now += timedelta(minutes=5)
+    assert kit.run(config).requests["sheets_read"] == 3  # text now: read once
+
+
+def test_a_number_in_handled_read_as_shown_is_taken_only_from_its_own_row():
+    """The second read (as shown) is matched to the first by the alert's number: a row moved
+    between the two reads (the team sorting the tab) gives no other alert's "Handled"."""
+    values = [["Alert", "Handled"], [1, 0.5], [2, "Boris"], [3, 7]]
+    shown = [["Alert", "Handled"], ["2", "Boris"], ["1", "50%"], ["3", "007"]]
+    assert handled_cells(values, shown) == {1: "50%", 2: "Boris", 3: "007"}
+    assert handled_cells(values) == {1: "0.5", 2: "Boris", 3: "7"}
+    assert handled_cells([["Alert", "Handled"], [True, 0.5]], [["Alert", "Handled"]]) == {}
 
 
 def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_column(

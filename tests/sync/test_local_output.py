@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -422,3 +423,29 @@ def test_xlsx_text_that_looks_like_an_ooxml_escape_shows_as_typed(tmp_path: Path
 
     sheet = load_workbook(path)["Anna (7)"]
     assert [excel_shows(c.value) for c in sheet["A"][1:]] == typed
+
+
+def test_xlsx_sheet_names_that_look_like_an_ooxml_escape_show_as_typed(tmp_path: Path):
+    """A sheet's name is an ST_Xstring too (ECMA-376 Part 1, 18.2.19 ``sheet@name``): an agent
+    "my_x0041_var" had a sheet Excel showed as "myAvar (7)", and a tab "CSAT_x0020_board"
+    one shown as "CSAT board". The name is stored escaped, as a cell's text is; the chart's
+    ranges (plain strings, not escaped) name the sheet as Excel shows it, and the titles
+    stay within Excel's 31 characters as shown, however long the escaped name is stored."""
+    rows = [["Agent", "CSAT", "95% low", "95% high"], ["Anna", 0.9, 0.8, 0.95]]
+    summary = Grid("CSAT_x0020_board", "summary", rows)
+    summary.charts.append(Chart(BARS, "CSAT by agent", (4, 0), 0, 2, 0, 1, 2, 3, axis_title="%"))
+    agents = [
+        Grid("my_x0041_var", "agent", [["x"]], key="7"),
+        Grid("_x0041__x0042__x0043_", "agent", [["x"]], key="8"),  # 39 characters escaped
+    ]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [summary, *agents], Texts("en"))
+
+    with warnings.catch_warnings():  # openpyxl counts the characters of a name as stored
+        warnings.filterwarnings("ignore", "Title is more than 31 characters")
+        workbook = load_workbook(path)
+    shown = [excel_shows(name) for name in workbook.sheetnames]
+    assert shown == ["CSAT_x0020_board", "my_x0041_var (7)", "_x0041__x0042__x0043_ (8)"]
+    assert excel_refuses(shown) == [], shown
+    [chart] = workbook.worksheets[0]._charts
+    assert chart.series[0].val.numRef.f == "'CSAT_x0020_board'!$B$2"

@@ -6,7 +6,8 @@ the data); conditional formats and charts are added after the rows. Formulas in 
 formats are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is
 stored with the string type, so nothing that looks like a formula runs, without the
 characters XML cannot hold, cut to the 32,767 characters an Excel cell holds (:mod:`.cells`),
-and with text that reads as an OOXML escape (``_x0041_``) escaped so it shows as typed.
+and with text that reads as an OOXML escape (``_x0041_``) escaped so it shows as typed, in a
+sheet's name too.
 
 Charts: CSAT by agent as columns with the 95% interval as custom error bars (Excel takes
 the amounts below and above each bar from cells: two hidden columns right of the grid, which
@@ -18,6 +19,7 @@ axis.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 from datetime import date
 from datetime import datetime
@@ -32,6 +34,7 @@ from openpyxl.chart.data_source import NumDataSource
 from openpyxl.chart.data_source import NumRef
 from openpyxl.chart.data_source import StrRef
 from openpyxl.chart.error_bar import ErrorBars
+from openpyxl.chart.reference import DummyWorksheet
 from openpyxl.chart.shapes import GraphicalProperties
 from openpyxl.drawing.line import LineProperties
 from openpyxl.formatting.rule import FormulaRule
@@ -98,8 +101,17 @@ def number_formats(texts: Texts) -> dict[Fmt, str]:
 
 
 def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
-    """Append ``grid`` to a write-only ``workbook`` as the sheet ``title``."""
-    sheet = workbook.create_sheet(title)
+    """Append ``grid`` to a write-only ``workbook`` as the sheet ``title``.
+
+    The sheet's name is an ST_Xstring as a cell's text is (``sheet@name``, ECMA-376 Part 1,
+    18.2.19): stored with the underscore of what reads as an escape escaped, so Excel shows
+    ``title`` (an agent "my_x0041_var" had a sheet shown as "myAvar"). Only the name is:
+    the charts' ranges are plain strings, which name the sheet as Excel shows it."""
+    with warnings.catch_warnings():
+        # openpyxl warns of a name over 31 characters as stored; Excel counts them as shown
+        # (``title`` is within them: titles.XLSX_MAX).
+        warnings.filterwarnings("ignore", "Title is more than 31 characters")
+        sheet = workbook.create_sheet(_escaped(title))
     if grid.frozen_rows or grid.frozen_cols:
         sheet.freeze_panes = f"{get_column_letter(grid.frozen_cols + 1)}{grid.frozen_rows + 1}"
     for i, width in enumerate(grid.widths):
@@ -128,7 +140,7 @@ def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
     for rule in grid.rules:
         _add_rule(sheet, rule)
     for slot, chart in enumerate(grid.charts):
-        chart_object = _chart(chart, sheet, grid.width + 2 * slot, texts)
+        chart_object = _chart(chart, DummyWorksheet(title), grid.width + 2 * slot, texts)
         sheet.add_chart(chart_object, _a1(*chart.anchor))
 
 
@@ -178,11 +190,16 @@ def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, 
     return styles
 
 
+def _escaped(text: str) -> str:
+    """``text`` as an ST_Xstring that reads as ``text`` (:data:`OOXML_ESCAPE`)."""
+    if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
+        return OOXML_ESCAPE.sub("_x005F_", text)
+    return text
+
+
 def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
     if isinstance(value, str):
-        text = fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX)
-        if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
-            text = OOXML_ESCAPE.sub("_x005F_", text)
+        text = _escaped(fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX))
         cell = WriteOnlyCell(sheet, value=text)
         cell.data_type = "s"  # never a formula, whatever the text starts with
     elif style or isinstance(value, datetime | date):
@@ -231,6 +248,7 @@ def _fill(color: str) -> PatternFill:
 
 
 def _chart(chart: Chart, sheet: Any, helpers: int, texts: Texts) -> Any:
+    """The chart of ``sheet`` (anything with the sheet's ``title`` as Excel shows it)."""
     quoted = quote_sheetname(sheet.title)
     first, last = chart.header + 2, chart.end  # 1-based data rows
     categories = AxDataSource(

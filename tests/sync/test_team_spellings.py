@@ -21,6 +21,7 @@ import openpyxl
 from csat_hook import tokens
 from csat_hook.db.text import name_key
 from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.titles import tag
 from tests.sync.test_read_memo import CSV_HEADER
 
 SECRETS = ["s" * 32]
@@ -122,3 +123,32 @@ def test_name_key() -> None:
     assert name_key("Caf\u00e9") == name_key("CAFE\u0301") == "café"
     assert name_key(" Support\tL1\u200b ") == "support l1"
     assert name_key("Support L1") != name_key("Support L2")
+
+
+def test_a_team_called_no_team_is_told_apart_from_the_answers_of_no_team(
+    kit: Any, tmp_path: Path
+) -> None:
+    """The surveys that named no team are listed as "No team"; a team that is really called
+    so ("no team ", a helpdesk's placeholder) was listed under the same label, two rows a
+    reader could not tell apart. The team keeps its name with its tag (as an agent whose name
+    is "No agent recorded" gets their key); the answers of no team keep the label."""
+    lines, n = [CSV_HEADER], 0
+    stamp = f"{kit.now - timedelta(days=1):%Y/%m/%d} 3:47:14 PM GMT+3"
+    for team, ratings in (("no team ", [5, 5, 1]), (None, [1]), ("Support", [5])):
+        for rating in ratings:
+            n += 1
+            token = kit.survey(f"D-{n}", "1", "Agent 1", team=team)
+            lines.append(f"{stamp},{rating},,Agent 1,D-{n},{token}")
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", "utf-8")
+    report_dir = tmp_path / "report"
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"gsheets": {"enabled": False}, "local": {"enabled": True, "dir": str(report_dir)}},
+    )
+    assert kit.run(config).status == "ok"
+
+    with (report_dir / "summary.csv").open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    teams = {r["Agent"]: r["Answers"] for r in rows if r["Rank"] == "Team"}
+    assert teams == {"No team": "1", f"no team #{tag(name_key('no team'))}": "3", "Support": "1"}

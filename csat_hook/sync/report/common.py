@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from csat_hook.db.text import as_seen
+from csat_hook.db.text import name_key
 from csat_hook.helpdesks.base import ticket_url
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import Dataset
@@ -50,7 +52,27 @@ class Context:
     funnel: bool = False  # show the funnel's opened step (short links are on)
 
     def team(self, index: int) -> str:
-        return self.data.teams[index] or self.texts["no_team"]
+        """The team's name; "No team" for the surveys that named none. A team that is
+        called so (as a reader sees it) beside them is told apart by its tag, as an agent
+        called "No agent recorded" is by their key: two "No team" rows could not be."""
+        team = self.data.teams[index]
+        if not team:
+            return self.texts["no_team"]
+        if team in self._called_no_team:
+            return f"{team} #{tag(name_key(team))}"
+        return team
+
+    @cached_property
+    def _called_no_team(self) -> frozenset[str]:
+        """The teams whose name reads as the label of no team, when answers or surveys of no
+        team are listed too (:meth:`team`)."""
+        label = as_seen(self.texts["no_team"])
+        called = frozenset(t for t in self.data.teams if t and as_seen(t) == label)
+        if not called or "" not in self.data.teams:  # the usual case: no answer looked at
+            return frozenset()
+        none = self.data.teams.index("")
+        listed = none in self.data.sent.team or any(a.team == none for a in self.data.answers)
+        return called if listed else frozenset()
 
     def agent_order(self, index: int) -> tuple[bool, str]:
         """Agents by name, no agent recorded (:func:`is_no_agent`) after them."""

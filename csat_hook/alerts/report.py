@@ -159,13 +159,15 @@ def typed_number(values: Sequence[Sequence[Any]]) -> bool:
     """Whether a "Handled" cell of the tab as read (unformatted) is a number: what a person
     typed there that Sheets took for one ("50%", "007", "1,5" in a German sheet) reads as its
     value (0.5, 7, 1.5), not as the team's words; :func:`handled_cells` then wants the tab as
-    shown too."""
+    shown too. Only in an alert's row: a team's total under the table asks for nothing."""
     columns = _columns(values)
     if columns is None:
         return False
-    handled = columns[1]
+    key, handled = columns
     return any(
-        isinstance(row[handled], int | float) and not isinstance(row[handled], bool)
+        isinstance(row[handled], int | float)
+        and not isinstance(row[handled], bool)
+        and _number(row[key] if key < len(row) else None) is not None
         for row in values[1:]
         if handled < len(row)
     )

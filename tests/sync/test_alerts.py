@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.report import handled_cells
+from csat_hook.alerts.report import typed_number
 from csat_hook.app import create_app
 from csat_hook.config import Config
 from csat_hook.db.schema import alerts
@@ -678,6 +679,8 @@ def test_a_number_in_handled_read_as_shown_is_taken_only_from_its_own_row():
     assert handled_cells(values, shown) == {1: "50%", 2: "Boris", 3: "007"}
     assert handled_cells(values) == {1: "0.5", 2: "Boris", 3: "7"}
     assert handled_cells([["Alert", "Handled"], [True, 0.5]], [["Alert", "Handled"]]) == {}
+    assert typed_number(values)
+    assert not typed_number([["Alert", "Handled"], [1, "Boris"], ["Total", 1], [2, True]])
 
 
 def test_a_tab_title_sheets_cannot_hold_as_configured_still_keeps_the_handled_column(

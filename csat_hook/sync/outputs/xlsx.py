@@ -191,15 +191,16 @@ def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, 
 
 
 def _escaped(text: str) -> str:
-    """``text`` as an ST_Xstring that reads as ``text`` (:data:`OOXML_ESCAPE`)."""
-    if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
-        return OOXML_ESCAPE.sub("_x005F_", text)
-    return text
+    """``text`` as an ST_Xstring that reads as ``text`` (:data:`OOXML_ESCAPE`); a cell's
+    text is escaped in :func:`_cell`, the same way without the call (once a text cell)."""
+    return OOXML_ESCAPE.sub("_x005F_", text) if "_x" in text else text
 
 
 def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
     if isinstance(value, str):
-        text = _escaped(fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX))
+        text = fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX)
+        if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
+            text = OOXML_ESCAPE.sub("_x005F_", text)
         cell = WriteOnlyCell(sheet, value=text)
         cell.data_type = "s"  # never a formula, whatever the text starts with
     elif style or isinstance(value, datetime | date):

@@ -30,7 +30,7 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 65536
 
 NEED_MORE, READY, HEAD_TOO_LARGE = "more", "ready", "head too large"
-BODY_TOO_LARGE = "body too large"
+BODY_TOO_LARGE, BAD_FRAMING = "body too large", "bad framing"
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 # More significant hex digits than this is a size over any limit (2**64 and more).
@@ -60,6 +60,8 @@ TIMED_OUT_ANSWER = json_answer(
 HEAD_TIMED_OUT_ANSWER = json_answer(
     "408 Request Timeout", "request_timeout", "the request head did not arrive in time"
 )
+# gunicorn's refusal of a chunk it cannot read (worker._REFUSALS), for one it would wait on.
+BAD_FRAMING_ANSWER = json_answer("400 Bad Request", "bad_framing", "malformed request body")
 HEAD_TOO_LARGE_ANSWER = json_answer(
     "431 Request Header Fields Too Large",
     "request_header_fields_too_large",
@@ -103,9 +105,11 @@ class PendingRequest:
         return self._head_end is not None
 
     def state(self) -> str:
-        """NEED_MORE, READY (complete, or anything gunicorn must judge), HEAD_TOO_LARGE or
+        """NEED_MORE, READY (complete, or anything gunicorn must judge), HEAD_TOO_LARGE,
+        BAD_FRAMING (a chunk-size line ended by a bare LF, which gunicorn would wait on) or
         BODY_TOO_LARGE (chunk sizes that add up to more than ``max_body``: said as soon as
-        the size line is in, not once the data has come)."""
+        the size line is in, not once the data has come; or a Content-Length over it with
+        ``Expect: 100-continue``: said before the sender sends the body)."""
         data = self.data
         if self._head_end is None:
             start = 2 if data[:2] == b"\r\n" else 0  # one empty line may precede a request
@@ -157,7 +161,10 @@ class PendingRequest:
             return READY  # no body
         self._length = int(lengths[0])
         if self._length > self.max_body:
-            return READY  # the view answers 413 without reading it
+            # The view answers 413 without reading it; but a sender that expects
+            # 100-continue is waiting for our word, and gunicorn said "100 Continue" before
+            # the view refused: the sender sent the body we would not read. Refused here.
+            return BODY_TOO_LARGE if self.expect_continue else READY
         return None
 
     def _chunked_state(self) -> str:
@@ -177,10 +184,16 @@ class PendingRequest:
                 return NEED_MORE  # kept the total within the limit
             self._decoded += self._chunk_size
             self._chunk_size = 0
-            eol = data.find(b"\r\n", max(self._pos, self._resume - 1))
-            if eol < 0:
+            lf = data.find(b"\n", max(self._pos, self._resume))
+            if lf < 0:
                 self._resume = len(data)
                 return READY if len(data) - self._pos > MAX_LINE_BYTES else NEED_MORE
+            if lf == self._pos or data[lf - 1] != 0x0D:
+                # A bare LF ends no chunk-size line (RFC 9112 7.1). gunicorn, like this
+                # scan, reads on for a CRLF that never comes: the sender was answered 408
+                # at the body's deadline, though the whole request had arrived.
+                return BAD_FRAMING
+            eol = lf - 1
             size = _chunk_size(bytes(data[self._pos : eol]), self.max_body)
             if size is None:
                 return READY  # gunicorn raises InvalidChunkSize..., the view answers 400

@@ -12,7 +12,9 @@ but no thread, until its request (head and body) is complete; then the buffered 
 handed to gunicorn's own parser and the connection to a thread, as gthread would have done.
 A request not complete within ``server.body_timeout_seconds`` is answered 408 and closed;
 one whose head is over 64 KiB is answered 431, and one whose chunk sizes add up to more than
-``server.max_body_bytes`` 413, as soon as that is known.
+``server.max_body_bytes`` 413, as soon as that is known (as is a Content-Length over it that
+expects ``100-continue``: the sender is told before it sends the body), and one whose
+chunk-size line ends in a bare LF 400 (gunicorn would wait for a CRLF).
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
 at once and gunicorn or the app answers it exactly as before, so the two can never disagree
@@ -47,6 +49,8 @@ from gunicorn.http.wsgi import default_environ
 from gunicorn.workers.gthread import _DEFER
 from gunicorn.workers.gthread import ThreadWorker
 
+from csat_hook.webserver.pending import BAD_FRAMING
+from csat_hook.webserver.pending import BAD_FRAMING_ANSWER
 from csat_hook.webserver.pending import BODY_TOO_LARGE
 from csat_hook.webserver.pending import CONTINUE_ANSWER
 from csat_hook.webserver.pending import HEAD_TIMED_OUT_ANSWER
@@ -205,12 +209,13 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 pending.sent_continue = True  # gunicorn may send another: 1xx may repeat
                 self._send_quietly(conn.sock, CONTINUE_ANSWER)
             return False
-        if state in (HEAD_TOO_LARGE, BODY_TOO_LARGE):
-            answer = (
-                HEAD_TOO_LARGE_ANSWER
-                if state == HEAD_TOO_LARGE
-                else body_too_large_answer(self.max_body)
-            )
+        if state in (HEAD_TOO_LARGE, BODY_TOO_LARGE, BAD_FRAMING):
+            if state == HEAD_TOO_LARGE:
+                answer = HEAD_TOO_LARGE_ANSWER
+            elif state == BAD_FRAMING:
+                answer = BAD_FRAMING_ANSWER
+            else:
+                answer = body_too_large_answer(self.max_body)
             self._drop(conn, registered=registered, answer=answer)
             return True
         del self._pending[conn.sock]

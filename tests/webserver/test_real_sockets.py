@@ -258,6 +258,23 @@ def test_malformed_chunked_framing_is_one_400(start, case, target):
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "bad_framing"
 
 
+@pytest.mark.parametrize("target", ["/webhooks/generic", "/webhooks/unknown"])
+def test_chunk_size_lines_ended_by_a_bare_lf_are_400_at_once(start, target):
+    """The whole request is in, but gunicorn reads on for a CRLF: the sender waited for the
+    body's deadline and was told 408 "did not arrive in time"."""
+    front = start("procfile", body_timeout_seconds=30)
+    data = request("POST", f"{target}?token={SECRET}", chunked_body=b"2\n{}\n0\n\n")
+    began = time.monotonic()
+
+    answer = exchange(front.port, data, timeout=5)
+
+    assert time.monotonic() - began < 3, answer[:300]
+    status, headers, payload = json_answer(answer)
+    assert status == 400 and headers["connection"] == "close", answer[:300]
+    assert payload == {"error": "bad_framing", "reason": "malformed request body"}
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
 def test_a_chunked_body_over_the_limit_is_413_before_verification(start):
     front = start("procfile")
     padded = json.dumps(generic_close("BIG-1")).encode()
@@ -595,6 +612,25 @@ def test_a_chunk_size_over_the_limit_is_413_at_once(start, chunks):
         "error": "payload_too_large",
         "reason": f"the body is over the {MAX_BODY}-byte limit",
     }
+
+
+def test_an_expected_body_over_the_limit_is_refused_without_100_continue(start):
+    """A sender that expects 100-continue waits for it before sending its body: told 413 at
+    once, never "100 Continue" (which had it send a body the view then refused unread)."""
+    front = start("procfile")
+    head = (
+        f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n"
+    ).encode()
+
+    answer = exchange(front.port, head, timeout=5)
+
+    assert b"100 Continue" not in answer, answer[:300]
+    status, headers, payload = json_answer(answer)
+    assert status == 413 and headers["connection"] == "close", answer[:300]
+    assert payload["error"] == "payload_too_large"
+    within = head.replace(b"%d" % (MAX_BODY + 1), b"2")
+    assert exchange(front.port, within, timeout=2).startswith(b"HTTP/1.1 100 Continue\r\n")
 
 
 def test_a_head_that_never_arrives_is_answered_408_naming_the_head(start):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from csat_hook.webserver.pending import BAD_FRAMING
 from csat_hook.webserver.pending import BODY_TOO_LARGE
 from csat_hook.webserver.pending import HEAD_TOO_LARGE
 from csat_hook.webserver.pending import MAX_HEAD_BYTES
@@ -131,6 +132,37 @@ def test_a_bare_lf_in_the_trailer_section_goes_at_once(trailers):
     bare = trailers.replace(b"\r\n", b"  ").index(b"\n")
     assert first_ready(data) == len(data) - len(trailers) + bare + 1
     assert verdicts(data, step=len(data)) == [READY]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"2\n{}\n0\n\n",  # every line ends in a bare LF
+        b"2\n",  # the first size line, before its data
+        b"2\r\n{}\r\n0\n",  # the last chunk's size line
+        b"2;ext=1\n",
+    ],
+)
+def test_a_bare_lf_ending_a_chunk_size_line_is_bad_framing_at_once(body):
+    """Waiting for a CRLF that never comes (gunicorn waits too) kept the sender until the
+    body's deadline, then answered 408 "did not arrive in time"."""
+    data = CHUNKED + body
+    bare = body.replace(b"\r\n", b"  ").index(b"\n")
+    assert first_ready(data) == len(CHUNKED) + bare + 1
+    assert verdicts(data)[-1] == BAD_FRAMING
+    assert verdicts(data, step=len(data)) == [BAD_FRAMING]
+
+
+def test_an_expected_body_over_the_limit_is_refused_before_it_is_sent():
+    """With ``Expect: 100-continue`` the sender waits for our word before sending a body we
+    would refuse: 413 at once (gunicorn answered "100 Continue" first, inviting the body)."""
+    data = HEAD + b"Content-Length: 2000\r\nExpect: 100-continue\r\n\r\n"
+    assert first_ready(data) == len(data)
+    assert verdicts(data, step=len(data)) == [BODY_TOO_LARGE]
+    exactly = HEAD + b"Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
+    assert verdicts(exactly, step=len(exactly)) == [NEED_MORE]
+    http_1_0 = data.replace(b"HTTP/1.1", b"HTTP/1.0")  # the expectation is ignored: the view
+    assert verdicts(http_1_0, step=len(http_1_0)) == [READY]  # answers 413
 
 
 def test_an_endless_head_is_refused():

@@ -107,10 +107,20 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
     used: set[str] = set()
     for where, text in texts:
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(text)]
+            parsed = list(string.Formatter().parse(text))
         except ValueError as exc:  # an unmatched brace
             hint = " (write {{ and }} for a literal brace)" if "Single" in str(exc) else ""
             raise ValueError(f"{where}: {exc}{hint}") from None
+        names = [name for _, name, _, _ in parsed]
+        literal = "".join(text + (_MARK if name is not None else "") for text, name, *_ in parsed)
+        for written in _LITERAL_PLACEHOLDER.findall(literal):
+            if written in allowed:
+                # Zendesk's and Freshdesk's placeholders are {{ticket.id}}: written so here,
+                # the value was never filled in (every reply to ".../{dialog_id}/...").
+                raise ValueError(
+                    f"{where}: {{{{{written}}}}} is the literal text {{{written}}}, never "
+                    f"filled in: write {{{written}}} for its value"
+                )
         for name in names:
             if name is not None and name not in allowed:
                 raise ValueError(
@@ -174,6 +184,8 @@ def render(template: Any, values: Mapping[str, str], *, quote: bool = False) -> 
     return template
 
 
+# A known placeholder's name in a template's literal text (written with doubled braces).
+_LITERAL_PLACEHOLDER = re.compile(r"\{\s*(\w+)\s*\}")
 # What no header value may hold (RFC 9110 5.5): the C0 controls but the tab, and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Stands for a placeholder while a URL template is split into its parts: a character no
@@ -214,6 +226,11 @@ def check_url(template: str) -> str:
             f"a placeholder ({{{names[0]}}}) in the host: the payload would choose the "
             "server; write the server literally (a ${VAR} from the environment is fine) and "
             "put placeholders in the path or the query"
+        )
+    if "{" in parts.netloc or "}" in parts.netloc:
+        raise ValueError(
+            "a brace in the host ({{ and }} are literal braces, which no host name holds); "
+            "write the server literally (a ${VAR} from the environment is fine)"
         )
     if _MARK in parts.fragment:
         name = names[len(names) - parts.fragment.count(_MARK)]

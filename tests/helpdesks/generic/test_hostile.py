@@ -36,6 +36,61 @@ def test_a_placeholder_in_the_scheme_or_host_is_refused_at_load(url):
     assert "{account}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://{{account}}.desk.example.com/api/d/{dialog_id}",
+        "https://desk}}.example.com/api/d/{dialog_id}",
+    ],
+)
+def test_a_literal_brace_in_the_host_is_refused_at_load(url):
+    # "{{account}}" is the literal text "{account}": taken, then every reply went to the
+    # host "{account}.desk.example.com", which no resolver knows (retried until it failed).
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply={"url": url})
+    assert "helpdesks.g.reply.url" in str(info.value) and "brace" in str(info.value), str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_options", "where", "name"),
+    [
+        (
+            {"url": "https://d.example/api/d/{{dialog_id}}/m", "body": {"d": "{dialog_id}"}},
+            "reply.url",
+            "dialog_id",
+        ),
+        (
+            {"url": "https://d.example/r/{dialog_id}", "body": {"text": "{{ text }}"}},
+            "reply.body.text",
+            "text",
+        ),
+        (
+            {"url": "https://d.example/r", "query": {"d": "{{dialog_id}}"}, "body": "{text}"},
+            "reply.query.d",
+            "dialog_id",
+        ),
+    ],
+)
+def test_a_doubled_brace_around_a_placeholder_is_refused_at_load(request_options, where, name):
+    # Zendesk's and Freshdesk's own placeholders are written {{ticket.id}}: written so here it
+    # is a literal brace, and every reply went to ".../d/{dialog_id}/m" (or said "{text}").
+    with pytest.raises(ConfigError) as info:
+        load_generic(reply=request_options)
+    message = str(info.value)
+    assert where in message and f"{{{name}}}" in message and "literal" in message, message
+
+
+def test_literal_braces_around_a_placeholder_are_taken():
+    load_generic(
+        reply={
+            "url": "https://d.example/r/{dialog_id}?q={{{dialog_id}}}",
+            "body": {"text": "{{{text}}}", "raw": "{{not_a_placeholder}}", "j": '{{"a": 1}}'},
+        }
+    )
+
+
 def test_a_url_without_a_host_is_refused_at_load():
     with pytest.raises(ConfigError, match=r"helpdesks\.g\.reply\.url.*no host"):
         load_generic(reply={"url": "https:///api/d/{dialog_id}"})

@@ -108,14 +108,19 @@ def header_bytes(value: str) -> bytes:
 def shared_token_matches(
     request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
 ) -> bool:
-    """True when the shared token arrives in the header or the query parameter."""
+    """True when the shared token arrives in the header or the query parameter. In an
+    ``Authorization`` header it is the credentials after the scheme (``Bearer <token>``,
+    however many spaces follow the scheme) or the whole value: configured as the header is
+    written (``Bearer <token>``, as a reply's headers are), it was compared with the part after
+    the scheme only, and every webhook refused."""
     expected = token.get_secret_value().encode("utf-8")
-    candidates = []
+    candidates: list[bytes | None] = []
     if header:
         value = request.header(header)
-        if value and header.lower() == "authorization" and " " in value:
-            value = value.split(" ", 1)[1]  # "Bearer <token>" / "Token <token>"
-        candidates.append(header_bytes(value) if value is not None else None)
+        if value and header.lower() == "authorization" and " " in value.strip():
+            # "Bearer <token>" / "Token <token>"
+            candidates.append(header_bytes(value.strip().split(" ", 1)[1].lstrip(" ")))
+        candidates.append(header_bytes(value.strip()) if value is not None else None)
     if query:
         given = request.query.get(query)  # percent-escapes already read as UTF-8
         candidates.append(given.encode("utf-8", "replace") if given is not None else None)

@@ -157,6 +157,28 @@ def test_token_in_authorization_bearer(clock):
         desk.verify(request(b"{}", clock, {}, {"token": "tok"}))  # query not enabled
 
 
+@pytest.mark.parametrize(
+    ("token", "sent"),
+    [
+        ("Bearer tok-123", "Bearer tok-123"),  # the whole value, as reply headers are written
+        ("Token tok-123", "Token tok-123"),
+        ("tok-123", "Bearer  tok-123"),  # RFC 9110: one or more spaces after the scheme
+        ("tok-123", "bearer tok-123"),
+    ],
+)
+def test_a_token_in_authorization_is_the_credentials_or_the_whole_value(clock, token, sent):
+    """Configured as the whole header value ("Bearer ..."), it was compared with the part
+    after the scheme only, and every webhook was refused 401."""
+    desk = adapter(
+        clock,
+        auth={"mode": "token", "token": token, "token_header": "Authorization"},
+    )
+    desk.verify(request(b"{}", clock, {"Authorization": sent}))
+    for wrong in ("Bearer tok-1234", "Bearer", "tok-12", f"{sent} x"):
+        with pytest.raises(InvalidSignatureError):
+            desk.verify(request(b"{}", clock, {"Authorization": wrong}))
+
+
 # --- mapping --------------------------------------------------------------------------------
 
 

@@ -108,7 +108,8 @@ def header_bytes(value: str) -> bytes:
 def shared_token_matches(
     request: WebhookRequest, token: SecretStr, *, header: str | None, query: str | None
 ) -> bool:
-    """True when the shared token arrives in the header or the query parameter. In an
+    """True when the shared token arrives in the header or the query parameter (a ``+``
+    written there unescaped counts as itself, not only as a space). In an
     ``Authorization`` header it is the credentials after the scheme (``Bearer <token>``,
     however many spaces follow the scheme) or the whole value: configured as the header is
     written (``Bearer <token>``, as a reply's headers are), it was compared with the part after
@@ -124,6 +125,10 @@ def shared_token_matches(
     if query:
         given = request.query.get(query)  # percent-escapes already read as UTF-8
         candidates.append(given.encode("utf-8", "replace") if given is not None else None)
+        if given is not None and " " in given:
+            # The query was read as a form, '+' as a space: a token with '+' (base64's)
+            # pasted into the webhook URL unescaped arrives so, and was refused for ever.
+            candidates.append(given.replace(" ", "+").encode("utf-8", "replace"))
     return any(value is not None and hmac.compare_digest(expected, value) for value in candidates)
 
 

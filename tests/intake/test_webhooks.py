@@ -328,6 +328,29 @@ def test_a_percent_escaped_query_token_is_the_same_token(client, spelled):
     assert response.status_code == 200, response.get_data()[:300]
 
 
+def test_a_query_token_with_a_plus_sign_matches_as_written(make_config, make_services):
+    """A token from `openssl rand -base64` holds '+', '/' and '=': pasted into the webhook
+    URL as it is, its '+' was read as a space (form decoding) and every webhook refused 401."""
+    token = "k9+Fz/Qw==+x"
+    config = make_config(
+        helpdesks={
+            "generic": {
+                "kind": "generic",
+                "auth": {"mode": "token", "token": token},
+                "reply": {"url": "https://desk.example.com/d/{dialog_id}"},
+            }
+        }
+    )
+    client = create_app(services=make_services(config)).test_client()
+
+    for spelled in (token, "k9%2BFz%2FQw%3D%3D%2Bx"):
+        response = client.post(f"/webhooks/generic?token={spelled}", json=generic_close())
+        assert response.status_code == 200, (spelled, response.get_data()[:300])
+    for wrong in ("k9+Fz/Qw==+", "k9+Fz/Qw==+xx", "k9-Fz/Qw==+x"):
+        response = client.post(f"/webhooks/generic?token={wrong}", json=generic_close())
+        assert response.status_code == 401, (wrong, response.get_data()[:300])
+
+
 def test_unsigned_chatwoot_request_gets_401(client, services):
     payload = fixture("chatwoot", "conversation_status_changed_resolved.json")
     response = client.post("/webhooks/chatwoot", json=payload)

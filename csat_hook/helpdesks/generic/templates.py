@@ -10,6 +10,7 @@ when the configuration is loaded, so :func:`render` never meets an unknown one.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import string
 import urllib.parse
@@ -468,10 +469,39 @@ class RequestOptions(StrictModel):
 
     @model_validator(mode="after")
     def _checked(self) -> Self:
-        if getattr(self, "body", None) is not None and getattr(self, "method", None) == "GET":
+        body = getattr(self, "body", None)
+        if body is not None and getattr(self, "method", None) == "GET":
             raise ValueError("body is only sent with method POST")
+        if getattr(self, "encoding", "json") == "json" and _json_document_text(body):
+            # Sent as JSON, a text is one JSON string ("{\"text\": ...}"), never the object
+            # it spells: every request refused by the helpdesk, or broken by a quote.
+            raise ValueError(
+                "body: a JSON document written as a text would be sent as one JSON string; "
+                'write it as a YAML mapping or list instead (body: {content: "{text}"}), '
+                "whose values are filled and escaped"
+            )
         for key in self.jmespath_fields:
             expression = getattr(self, key)
             if expression is not None:
                 require_jmespath(expression, key)
         return self
+
+
+def _json_document_text(body: Any) -> bool:
+    """Whether ``body`` is a text that spells a JSON object or array, as written or once its
+    placeholders (``{{`` and ``}}`` literal braces) are filled."""
+    if not isinstance(body, str) or not body.lstrip().startswith(("{", "[")):
+        return False
+    candidates = [body]
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(body) if name is not None}
+        candidates.append(string.Formatter().vformat(body, (), dict.fromkeys(fields, "x")))
+    except (ValueError, KeyError, IndexError, AttributeError):
+        pass  # a malformed template: check_placeholders names it
+    for text in candidates:
+        try:
+            if isinstance(json.loads(text), dict | list):
+                return True
+        except ValueError:
+            continue
+    return False

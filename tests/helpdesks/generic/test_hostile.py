@@ -82,6 +82,33 @@ def test_a_doubled_brace_around_a_placeholder_is_refused_at_load(request_options
     assert where in message and f"{{{name}}}" in message and "literal" in message, message
 
 
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("reply", '{"content": "{text}", "dialog": "{dialog_id}"}'),
+        ("reply", '{{"content": "{text}", "dialog": "{dialog_id}"}}'),
+        ("reply", '[{{"text": "{text}", "dialog": "{dialog_id}"}}]'),
+        ("lookup", '{{"dialog": "{dialog_id}"}}'),
+    ],
+)
+def test_a_json_body_written_as_a_text_is_refused_at_load(key, body):
+    # With encoding json the body is sent as JSON: a text is one JSON string ("{\"content\":
+    # ..."), never the object it spells, and every reply was refused by the helpdesk (or
+    # broke on a quote in the text).
+    request = {"url": "https://d.example/r/{dialog_id}", "method": "POST", "body": body}
+    if key == "lookup":
+        request.update(messages="messages", text="text", ours="true")
+    with pytest.raises(ConfigError) as info:
+        load_generic(**{key: request})
+    message = str(info.value)
+    assert f"helpdesks.g.{key}: body: " in message and "mapping" in message, message
+
+
+@pytest.mark.parametrize("body", ["{text}", "Rate us: {link}", "{{ not json }}"])
+def test_a_text_body_that_is_no_json_document_is_taken(body):
+    load_generic(reply={"url": "https://d.example/r/{dialog_id}", "body": body})
+
+
 def test_literal_braces_around_a_placeholder_are_taken():
     load_generic(
         reply={

@@ -373,14 +373,39 @@ def require_jmespath(expression: str, key: str | None = None) -> None:
     try:
         parsed = jmespath.compile(expression)
     except JMESPathError as exc:
+        spelt = _jmespath_spelling(expression)
+        hint = f" (a path is written so in JMESPath: write {spelt})" if spelt else ""
         raise ValueError(
-            f"{where}{expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}"
+            f"{where}{expression!r} is not a valid JMESPath: {str(exc).splitlines()[0]}{hint}"
         ) from None
     except RecursionError:  # the parser recurses once per bracket or parenthesis
         raise ValueError(f"{where}the expression nests too deeply to be read") from None
     problem = _call_problem(dict(parsed.parsed))
     if problem:
         raise ValueError(f"{where}{problem}")
+
+
+# A plain path as other tools write one: JSONPath's "$." root, a.0.b indices, hyphenated keys.
+_PLAIN_PATH = re.compile(r"\$?\.?[A-Za-z_][\w-]*(?:\.[\w-]+)*")
+
+
+def _jmespath_spelling(expression: str) -> str | None:
+    """``expression``, a plain path JMESPath refused, as JMESPath writes it (``$.a.0.b-c`` →
+    ``a[0]."b-c"``); None when it is no such path or that does not compile either."""
+    if not _PLAIN_PATH.fullmatch(expression):
+        return None
+    spelt = ""
+    for segment in expression.lstrip("$").lstrip(".").split("."):
+        if segment.isascii() and segment.isdigit():
+            spelt += f"[{segment}]"
+        else:
+            name = f'"{segment}"' if "-" in segment or segment[:1].isdigit() else segment
+            spelt += f".{name}" if spelt else name
+    try:
+        jmespath.compile(spelt)
+    except JMESPathError:
+        return None
+    return spelt if spelt != expression else None
 
 
 def require_one_value(expression: str, key: str) -> None:

@@ -109,6 +109,24 @@ def test_a_text_body_that_is_no_json_document_is_taken(body):
     load_generic(reply={"url": "https://d.example/r/{dialog_id}", "body": body})
 
 
+@pytest.mark.parametrize(
+    ("expression", "hint"),
+    [
+        ("data.ticket-id", 'data."ticket-id"'),
+        ("ticket.custom_fields.0.value", "ticket.custom_fields[0].value"),
+        ("$.ticket.id", "ticket.id"),
+        ("$ticket.id", "ticket.id"),
+    ],
+)
+def test_a_path_written_in_another_syntax_is_refused_with_its_jmespath_spelling(expression, hint):
+    # JSONPath's "$.", a hyphenated key and a dotted index are how paths are written
+    # elsewhere; JMESPath's own message ("Unknown token '-'") did not say what to write.
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping={"dialog_id": expression})
+    message = str(info.value)
+    assert "mapping: dialog_id:" in message and f"write {hint}" in message, message
+
+
 def test_literal_braces_around_a_placeholder_are_taken():
     load_generic(
         reply={

@@ -460,9 +460,14 @@ class Ignored:
 
     ``reason`` is answered to the sender and logged: it names a payload's value only through
     :func:`shown_name` (never customer text). It is cut to REASON_LIMIT characters.
+    ``misconfigured``: see below.
     """
 
     reason: str
+    # The body is not what the helpdesk's rule was set up to send (a template left
+    # unrendered, another body format chosen): every close from that rule will be ignored
+    # until an operator fixes it, so intake says so at WARNING, not among routine ignores.
+    misconfigured: bool = False
 
     def __post_init__(self) -> None:
         if len(self.reason) > REASON_LIMIT:

@@ -117,9 +117,17 @@ class Intake:
             raise
         event = adapter.parse(request)
         if isinstance(event, Ignored):
-            logger.debug(
-                "webhook.ignored", extra={"helpdesk": helpdesk_name, "reason": event.reason}
-            )
+            if event.misconfigured:
+                # Answered 200 all the same (a 4xx makes vendors retry, then disable the
+                # webhook), but no survey goes out for this rule's closes until it is fixed.
+                logger.warning(
+                    "webhook.ignored-misconfigured",
+                    extra={"helpdesk": helpdesk_name, "reason": event.reason},
+                )
+            else:
+                logger.debug(
+                    "webhook.ignored", extra={"helpdesk": helpdesk_name, "reason": event.reason}
+                )
             return Outcome({"status": "ignored", "reason": event.reason})
         event = storable_event(event)
         if isinstance(event, DialogClosed):

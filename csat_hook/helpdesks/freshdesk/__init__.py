@@ -149,9 +149,13 @@ class FreshdeskHelpdesk(Helpdesk):
         payload = require_object(request.json())
         ticket = payload.get("ticket")
         if not isinstance(ticket, Mapping):
-            return Ignored("not the csat-hook automation body (no ticket object)")
+            return Ignored(
+                "not the csat-hook automation body (no ticket object)", misconfigured=True
+            )
         if unrendered(ticket.get("id")):
-            return Ignored("the automation body's placeholders were not rendered")
+            return Ignored(
+                "the automation body's placeholders were not rendered", misconfigured=True
+            )
         event = triggered_event(payload.get("triggered_event"), limit=500)
         status = rendered(ticket.get("status"))
         change = STATUS_CHANGE.search(event) if event else None

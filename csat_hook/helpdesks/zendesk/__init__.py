@@ -154,7 +154,7 @@ class ZendeskHelpdesk(Helpdesk):
         ticket = payload.get("ticket")
         if isinstance(ticket, Mapping):
             return self._from_trigger(payload, ticket)
-        return Ignored("neither a Zendesk event nor the csat-hook trigger body")
+        return Ignored("neither a Zendesk event nor the csat-hook trigger body", misconfigured=True)
 
     def _from_event(self, kind: str, payload: Mapping[str, Any]) -> Event:
         if kind != STATUS_CHANGED:
@@ -203,7 +203,7 @@ class ZendeskHelpdesk(Helpdesk):
 
     def _from_trigger(self, payload: Mapping[str, Any], ticket: Mapping[str, Any]) -> Event:
         if unrendered(ticket.get("id")):
-            return Ignored("the trigger body's placeholders were not rendered")
+            return Ignored("the trigger body's placeholders were not rendered", misconfigured=True)
         status = rendered(ticket.get("status"))
         meaning = self.options.trigger_status(status)
         if meaning == "reopened":

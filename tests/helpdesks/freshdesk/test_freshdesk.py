@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +347,34 @@ def test_placeholders_freshdesk_does_not_know_read_as_unknown(clock):
 
 def test_other_bodies_are_ignored(clock):
     legacy = {"freshdesk_webhook": {"triggered_event": "{status:{from:2,to:4}}", "ticket_id": "11"}}
-    assert parse(clock, legacy) == Ignored("not the csat-hook automation body (no ticket object)")
+    assert parse(clock, legacy) == Ignored(
+        "not the csat-hook automation body (no ticket object)", misconfigured=True
+    )
+
+
+def test_a_rule_sending_another_body_is_said_at_warning_once_per_webhook(fd_services, caplog):
+    # A rule set to Freshdesk's "Simple" content (or any body but ours) is answered 200, as
+    # every ignored webhook is, but none of its closes gets a survey: the operator is told
+    # (a warning naming the helpdesk and why, no payload value), routine ignores are not.
+    client = create_app(services=fd_services()).test_client()
+    simple = {"freshdesk_webhook": {"ticket_id": "11", "ticket_status": "Resolved"}}
+    not_a_close = fixture("freshdesk", "automation_resolved.json")
+    not_a_close["ticket"]["status"] = "Pending"
+    not_a_close.pop("triggered_event", None)
+
+    with caplog.at_level(logging.DEBUG, logger="csat_hook"):
+        assert post(client, simple).status_code == 200
+        assert post(client, not_a_close).status_code == 200
+
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.getMessage(), r.helpdesk, r.reason) for r in warned] == [
+        (
+            "webhook.ignored-misconfigured",
+            "freshdesk",
+            "not the csat-hook automation body (no ticket object)",
+        )
+    ]
+    assert "11" not in caplog.text and "Resolved" not in warned[0].reason
 
 
 def test_missing_ticket_id_is_400(fd_services):

@@ -326,11 +326,16 @@ def test_event_reopen_is_recognised(clock):
             "ticket_priority_changed.json",
             "zen:event-type:ticket.priority_changed is not a status change",
         ),
-        ("test_delivery.json", "neither a Zendesk event nor the csat-hook trigger body"),
     ],
 )
 def test_other_events_are_ignored_with_a_reason(clock, name, reason):
     assert adapter(clock).parse(signed(fixture("zendesk", name), clock)) == Ignored(reason)
+
+
+def test_a_body_neither_an_event_nor_ours_is_ignored_as_a_misconfiguration(clock):
+    assert adapter(clock).parse(signed(fixture("zendesk", "test_delivery.json"), clock)) == (
+        Ignored("neither a Zendesk event nor the csat-hook trigger body", misconfigured=True)
+    )
 
 
 def test_event_without_ticket_id_is_400(zd_services, clock):
@@ -407,7 +412,7 @@ def test_trigger_for_an_unassigned_ticket_has_no_agent(clock):
 def test_trigger_body_sent_unrendered_is_ignored(clock):
     template = json.loads((EXAMPLES / "zendesk-trigger-body.json").read_text())
     assert adapter(clock).parse(signed(template, clock)) == Ignored(
-        "the trigger body's placeholders were not rendered"
+        "the trigger body's placeholders were not rendered", misconfigured=True
     )
 
 

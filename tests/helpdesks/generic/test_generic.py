@@ -450,6 +450,28 @@ def test_eadesk_example_maps_a_dialog_update(tmp_path):
     assert [p.read_bytes() for p in (tmp_path / "cap").iterdir()] == [body]
 
 
+@pytest.mark.parametrize("secret", ["lc-secret-key-0123456789", 'a "quoted\\ secret" 12345'])
+def test_a_captured_payload_keeps_the_body_but_not_the_token_it_carries(tmp_path, clock, secret):
+    # LiveChat-style senders put the shared token in the body (token_field): a capture is kept
+    # for days to design a mapping from, so the secret is not kept with it (0600 or not).
+    desk = adapter(
+        clock,
+        auth={"mode": "token", "token": secret, "token_field": "secret_key"},
+        capture_dir=str(tmp_path / "cap"),
+    )
+    body = json.dumps({"secret_key": secret, **generic_close("D-9")}).encode()
+
+    desk.verify(request(body, clock))
+    assert isinstance(desk.parse(request(body, clock)), DialogClosed)
+
+    [saved] = [p.read_bytes() for p in (tmp_path / "cap").iterdir()]
+    escaped = json.dumps(secret)[1:-1].encode()
+    assert secret.encode() not in saved and escaped not in saved
+    kept = json.loads(saved)
+    assert kept.pop("secret_key") == "(token removed)"
+    assert kept == generic_close("D-9")
+
+
 def test_a_capture_folder_that_cannot_be_written_is_logged_and_the_close_still_taken(
     tmp_path, caplog, clock
 ):

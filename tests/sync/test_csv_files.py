@@ -110,6 +110,36 @@ def test_a_file_in_another_encoding_names_the_setting_and_the_line(
     assert (read.status, read.new, read.unverified) == ("ok", 1, {"malformed": 1}), read.error
 
 
+@pytest.mark.parametrize(
+    ("encoding", "comments", "named", "not_named"),
+    [
+        ("cp1252", ["Très bien, merci", "Größe égal", "Atención rápida"], "cp1252", "cp1251"),
+        ("cp1251", ["Спасибо, всё решили", "Очень долго ждал", "Ок"], "cp1251", "cp1252"),
+    ],
+)
+def test_a_code_page_export_is_told_which_code_page_its_letters_read_in(
+    kit, tmp_path: Path, encoding: str, comments: list[str], named: str, not_named: str
+):
+    # Every file that was not UTF-8 was told "cp1251 for a CSV from a Russian Excel": a
+    # Western Excel's CSV (cp1252) set so read "Très" as "Trиs", stored garbled, run ok.
+    tokens = [kit.survey(f"W-{n}", "1", "Agent 1") for n in range(len(comments))]
+    rows = [
+        f'2026/11/1{n} 3:47:14 PM GMT+3,5,"{text}",Agent 1,W-{n},{token}'
+        for n, (text, token) in enumerate(zip(comments, tokens, strict=True))
+    ]
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join([CSV_HEADER, *rows]) + "\r\n").encode(encoding))
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "failed"
+    assert refused.error.startswith("results.csv.encoding: cannot decode")
+    assert f"set results.csv.encoding to {named}" in refused.error, refused.error
+    assert not_named not in refused.error
+    assert not any(text.split()[0] in refused.error for text in comments)
+    read = kit.run(csv_config(kit, export, encoding=named))
+    assert (read.status, read.new) == ("ok", len(comments)), read.error
+    assert sorted(r.comment for r in kit.rows(answers)) == sorted(comments)
+
+
 @pytest.mark.parametrize("damage", ["stray quote", "ends inside quotes"])
 def test_a_file_that_is_not_well_formed_csv_says_where(kit, tmp_path: Path, damage: str):
     # Python's lenient reader reads on past a stray quote: the rows up to the next quote

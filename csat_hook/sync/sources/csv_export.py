@@ -161,9 +161,10 @@ class CsvResults(ResultsSource):
                 )
             else:
                 line = data.count(b"\n", 0, exc.start) + 1
-                hint = (
-                    f"line {line} is not {self.encoding}: set results.csv.encoding to the "
-                    "export's encoding (cp1251 for a CSV from a Russian Excel)"
+                hint = f"line {line} is not {self.encoding}: set results.csv.encoding to " + (
+                    _CODE_PAGE_HINTS.get(_code_page_of(data, exc.start) or "")
+                    or "the export's encoding (cp1251 for a CSV from a Russian Excel, cp1252 "
+                    "for one from a Western European Excel)"
                 )
             return SourceError(f"results.csv.encoding: cannot decode {self.path}: {hint}")
         if isinstance(exc, LookupError):
@@ -702,6 +703,38 @@ def _utf8_but_line(data: bytes, exc: UnicodeDecodeError) -> int | None:
 
 # The bytes around a decoding error that say whether the rest is UTF-8 (_utf8_but_line).
 _WEIGHED = 1 << 20
+# A run of bytes outside ASCII, and an ASCII letter (_code_page_of).
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]+")
+_ASCII_LETTER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# What the refusal of a file that is not UTF-8 says to set, by _code_page_of's reading.
+_CODE_PAGE_HINTS = {
+    "cp1251": "cp1251 (its letters read as Cyrillic words: a CSV from a Russian Excel)",
+    "cp1252": "cp1252 (its letters read as accented letters in Latin words: a CSV from a "
+    "Western European Excel)",
+}
+
+
+def _code_page_of(data: bytes, around: int) -> str | None:
+    """The code page the bytes outside ASCII around ``around`` (within :data:`_WEIGHED`)
+    look written in: ``cp1251`` when most are in runs of three or more (Cyrillic words, every
+    letter a byte above 127), ``cp1252`` when most are one or two beside an ASCII letter
+    (accented letters in Latin words: "Tr\xe8s", "Gr\xf6\xdfe"); None when neither
+    prevails. Every file that was not UTF-8 was told to try cp1251, and a Western export
+    read so was stored garbled ("Trиs") with the run ok. Only on the error's path."""
+    start = max(around - _WEIGHED // 2, 0)
+    window = data[start : start + _WEIGHED]
+    words = accents = 0
+    for run in _NON_ASCII_RUN.finditer(window):
+        length = run.end() - run.start()
+        if length >= 3:
+            words += length
+        elif (run.start() > 0 and window[run.start() - 1] in _ASCII_LETTER) or (
+            run.end() < len(window) and window[run.end()] in _ASCII_LETTER
+        ):
+            accents += length
+    if words == accents:
+        return None
+    return "cp1251" if words > accents else "cp1252"
 
 
 @functools.cache

@@ -64,7 +64,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 9: a label that names another top than the scale's ("4 stars out of 10", "4 (out of 10)",
 # "4 балла из 10", "3 stars / 10" on a 1-5 scale) refused, no longer read by its number; a
 # UTC offset whose minutes are 60 or more ("GMT+3:60", read as UTC+4) is bad_timestamp.
-READING_VERSION = 9
+# 10: keycap digits ("5️⃣", "4⃣") and the keycap ten ("🔟") read as the digits they show
+# ("5️⃣ - Excellent" as a 5); they were bad_rating ("neither a number nor a label").
+READING_VERSION = 10
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -133,6 +135,10 @@ _OUT_OF = re.compile(
 # Stars: filled (★, and the ⭐ emoji, with or without its variation selector) and empty (☆),
 # spaces between them or not: "★★★★☆", "⭐⭐⭐⭐", "★ ★ ★ ☆ ☆".
 _FILLED_STARS = "★⭐"
+# Keycap digits: a digit, an optional emoji variation selector and COMBINING ENCLOSING KEYCAP
+# ("5️⃣", as emoji keyboards and emoji-styled form choices write a score); and the keycap ten.
+_KEYCAP = re.compile("([0-9])\ufe0f?\u20e3")
+_KEYCAP_TEN = "\U0001f51f"
 _STARS = re.compile(r"(?:[★☆⭐]\ufe0f?\s*)+")
 _LEADING_STARS = re.compile(rf"^\s*({_STARS.pattern})")
 _TWO_SCORES = (
@@ -293,6 +299,10 @@ class RatingScale:
         score = self.labels.get(normalize(text))
         if score is not None:
             return score
+        if "\u20e3" in text or _KEYCAP_TEN in text:
+            # Read as the digits they show, by the rules digits are read by ("4️⃣5️⃣" is
+            # no 45 on a 1-5 scale, "4️⃣ or 5️⃣" two scores).
+            text = _KEYCAP.sub(r"\1", text).replace(_KEYCAP_TEN, "10")
         stars = _LEADING_STARS.match(text)
         if stars:
             return self._in_scale(self._starred(stars.group(1), text[stars.end() :]))

@@ -344,6 +344,42 @@ def test_star_strings_on_a_ten_point_scale():
     assert "add up to" in refused("★★★★☆", ten).detail  # 4 of 5 is no score out of 10
 
 
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        ("5\ufe0f\u20e3", 5),  # 5️⃣ as emoji keyboards write it
+        ("4\u20e3", 4),  # without the variation selector
+        (" 3\ufe0f\u20e3 ", 3),
+        ("5\ufe0f\u20e3 - Excellent", 5),
+        ("4\ufe0f\u20e3/5\ufe0f\u20e3", 4),
+        ("5\ufe0f\u20e3 ★★★★★", 5),
+    ],
+)
+def test_keycap_digits_read_as_the_digits_they_show(cell, score):
+    # A form whose choices are the keycap emoji ("1️⃣" .. "5️⃣") had every answer skipped as
+    # bad_rating ("neither a number nor a configured label"), and the run ended data_error.
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "4\ufe0f\u20e3 or 5\ufe0f\u20e3",
+        "4\ufe0f\u20e35\ufe0f\u20e3",
+        "#\ufe0f\u20e3",
+        "5\u20e3\u20e3",
+    ],
+)
+def test_keycap_digits_follow_the_rules_of_the_digits(cell):
+    assert refused(cell).reason == "bad_rating"
+
+
+def test_a_keycap_ten_is_an_nps_answer_and_a_configured_keycap_label_wins():
+    assert parse_nps("\U0001f51f") == 10  # 🔟
+    assert parse_nps("9\ufe0f\u20e3") == 9
+    assert RatingScale(1, 5, {"5\ufe0f\u20e3": 1}).parse("5\ufe0f\u20e3") == 1
+
+
 def test_a_configured_label_of_stars_reads_as_configured():
     assert RatingScale(1, 5, {"★★★★☆": 5}).parse("★★★★☆") == 5
 

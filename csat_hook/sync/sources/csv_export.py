@@ -710,7 +710,7 @@ _ASCII_LETTER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 _CODE_PAGE_HINTS = {
     "cp1251": "cp1251 (its letters read as Cyrillic words: a CSV from a Russian Excel)",
     "cp1252": "cp1252 (its letters read as accented letters in Latin words: a CSV from a "
-    "Western European Excel)",
+    "Western European Excel; cp1250 if it is from a Central European one)",
 }
 
 

@@ -31,8 +31,10 @@
   ``GET {base}/v2/users/{id}`` (``firstName``, ``lastName``, ``email``). See
   https://developer.helpscout.com/mailbox-api/endpoints/users/get/
 * Look-up after a timed-out reply: ``GET {base}/v2/conversations/{id}/threads`` lists threads
-  newest first, 50 a page, and a conversation holds at most 100 threads, so at most two
-  pages; the second only when the first has a ``next`` link and still reaches past ``since``.
+  newest first, 50 a page; the next page only while one has a ``next`` link and still
+  reaches past ``since``, at most :data:`~csat_hook.helpdesks.helpscout.api.LOOKUP_PAGES`
+  (the docs' "up to 100 threads" is not taken for the end of the listing: more pages than
+  that is a permanent error, never "not found").
   Our thread is a user's (not a customer's) published reply, not a note, carrying the marker.
   https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/list/
 * Errors: ``{"logRef", "message", "_embedded": {"errors": [{"path", "message",
@@ -310,7 +312,7 @@ class HelpScoutHelpdesk(Helpdesk):
                 return None
             ids = [thread.get("id") for thread in page.threads]
             if ids == previous_ids:
-                # `page` ignored: the second page was never read, and taking it for read
+                # `page` ignored: the next page was never read, and taking it for read
                 # would post the reply again.
                 raise DeliveryError(
                     "Help Scout: the look-up answered the same page again (?page= ignored); "
@@ -318,7 +320,11 @@ class HelpScoutHelpdesk(Helpdesk):
                     retryable=True,
                 )
             previous_ids = ids
-        return None  # a conversation holds at most 100 threads: both pages were read
+        raise DeliveryError(
+            f"Help Scout: more than {LOOKUP_PAGES} pages of threads since it was sent; "
+            "not searched further",
+            retryable=False,
+        )
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Name and email of a Help Scout user by id; None when the id is unknown."""

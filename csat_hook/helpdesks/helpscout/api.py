@@ -16,8 +16,10 @@ from csat_hook.helpdesks.reasons import ErrorItem
 from csat_hook.helpdesks.reasons import as_items
 from csat_hook.helpdesks.records import SendResult
 
-# "A single conversation can contain up to 100 threads", 50 a page: two pages read it all.
-LOOKUP_PAGES = 2
+# Pages of threads (50 each) a look-up reads at most. The docs' "a single conversation can
+# contain up to 100 threads" would make it two, but a next link is the API's own word that
+# there is more: the search goes on (a listing longer than this is no proof of absence).
+LOOKUP_PAGES = 10
 # Threads that are never our reply, whoever wrote them; the agent-reply type itself is
 # "reply" in the v2 SDK and "message" in older docs, so it is not required.
 NOT_REPLIES = frozenset({"note", "lineitem", "customer", "forwardparent", "forwardchild"})

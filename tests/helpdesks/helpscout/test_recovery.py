@@ -14,6 +14,7 @@ from responses import matchers
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutOptions
+from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
@@ -128,11 +129,28 @@ def test_paging_stops_when_the_page_reaches_before_since(adapter):
 
 
 @responses.activate
-def test_at_most_two_pages_are_read(adapter):
+def test_a_third_page_is_read_when_the_second_has_a_next_link(adapter):
+    # "At most 100 threads" is what the docs say, not what the API answers: a second page
+    # with a next link and no thread before `since` was taken for the end of the search,
+    # "not found", and the reply was posted a second time.
     responses.get(URL, json=_newer_page(), match=page(1))
     responses.get(URL, json=_newer_page(2198300100), match=page(2))
-    assert adapter.find_reply(REPLY, since=SINCE) is None
-    assert len(lookups()) == 2
+    responses.get(URL, json=threads(), match=page(3))
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+    assert len(lookups()) == 3
+
+
+@responses.activate
+def test_a_listing_longer_than_the_pages_read_is_no_proof_of_absence(adapter):
+    for number in range(1, LOOKUP_PAGES + 2):
+        responses.get(URL, json=_newer_page(2198300000 + 100 * number), match=page(number))
+    with pytest.raises(DeliveryError, match="not searched further") as caught:
+        adapter.find_reply(REPLY, since=SINCE)
+    assert len(lookups()) == LOOKUP_PAGES
+    # Permanent, as Zendesk's: the outbox sends again once, with a note saying it was not
+    # checked, rather than asking the same endless listing until the survey is lost.
+    assert not caught.value.retryable
 
 
 @responses.activate

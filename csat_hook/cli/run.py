@@ -112,7 +112,9 @@ def worker(state: State, once: bool, threads: int | None) -> None:
     services = state.services()
     delivery = services.delivery_worker()
     if once:
-        count = delivery.run_once(limit=10_000)
+        count = delivery.run_once(
+            limit=10_000, threads=threads or services.config.delivery.concurrency
+        )
         click.echo(f"processed {count} replies")
         return
     stop = threading.Event()

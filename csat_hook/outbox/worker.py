@@ -116,25 +116,37 @@ class DeliveryWorker:
 
     # --- running ---------------------------------------------------------------------------
 
-    def run_once(self, limit: int = 100) -> int:
-        """Deliver what is due now, one claim at a time; return how many were processed.
+    def run_once(self, limit: int = 100, threads: int = 1) -> int:
+        """Deliver what is due now, up to ``limit`` replies, each of ``threads`` delivery
+        threads claiming one at a time; return how many were processed.
 
         Runs ``before_claims`` first, then takes over gone workers' replies and runs the chores,
         as a heartbeat would (this mode has none: its claims are protected by their leases
-        alone). A failure of ``before_claims`` is raised: nothing is claimed.
+        alone). A failure of ``before_claims`` is raised: nothing is claimed. A failure while
+        delivering (the database gone) is raised once every thread has stopped.
         """
         for step in self.before_claims:
             step()
         self.release_stale()
         self.heartbeat.run_chores()
-        done = 0
-        while done < limit:
-            claimed, _ = self._claim(1)
-            if not claimed:
-                break
-            self._handle(*claimed[0])
-            done += 1
-        return done
+        slots = _Slots(limit)
+
+        def deliver() -> int:
+            done = 0
+            while slots.take():
+                claimed, _ = self._claim(1)
+                if not claimed:
+                    slots.give_back()
+                    break
+                self._handle(*claimed[0])
+                done += 1
+            return done
+
+        if threads <= 1:
+            return deliver()
+        with ThreadPoolExecutor(threads, thread_name_prefix="delivery") as pool:
+            running = [pool.submit(deliver) for _ in range(min(threads, limit))]
+            return sum(future.result() for future in running)
 
     def start(self, threads: int | None = None) -> None:
         """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``)."""
@@ -334,6 +346,25 @@ class DeliveryWorker:
             self.recorder.record(item, outcome)
         finally:
             self.heartbeat.let_go(item.id)
+
+
+class _Slots:
+    """How many more replies a ``run_once`` may claim, shared by its threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._left += 1
 
 
 def _record_of(

@@ -63,6 +63,26 @@ def test_outbox_lists_and_worker_once_delivers(tmp_path, monkeypatch):
     assert data["counts"]["sent"] == 1 and data["replies"][0]["status"] == "sent"
 
 
+@pytest.mark.parametrize(("given", "threads"), [([], 4), (["--threads", "2"], 2)])
+def test_worker_once_delivers_on_the_threads_asked_for(tmp_path, monkeypatch, given, threads):
+    # --threads was taken, shown in --help, and ignored by --once: one reply at a time.
+    from csat_hook.outbox.worker import DeliveryWorker
+
+    monkeypatch.chdir(tmp_path)
+    queue_one(tmp_path)
+    asked: list[int] = []
+    real = DeliveryWorker.run_once
+
+    def run_once(self: DeliveryWorker, limit: int = 100, threads: int = 1) -> int:
+        asked.append(threads)
+        return real(self, limit, threads)
+
+    monkeypatch.setattr(DeliveryWorker, "run_once", run_once)
+    ran = invoke(tmp_path, "worker", "--once", *given)
+    assert ran.exit_code == 0 and "processed 1 replies" in ran.output
+    assert asked == [threads]  # none given: delivery.concurrency (4), as --help says
+
+
 def test_outbox_retry_requires_ids_or_all(tmp_path):
     result = invoke(tmp_path, "outbox", "retry")
     assert result.exit_code == 2 and "--all-failed" in result.output

@@ -674,3 +674,21 @@ def test_a_start_check_refused_by_the_database_for_good_does_not_stop_the_replie
     assert ran == [1]
     assert len(fake_helpdesk.api_requests()) == 1
     assert "worker.before-claims-failed" in caplog.text
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_run_once_delivers_on_as_many_threads_as_asked(services, fake_helpdesk, threads):
+    # `worker --once --threads N` ran one reply at a time whatever N said: a cron backlog
+    # behind a slow vendor took N times as long as asked for.
+    for number in range(3):
+        queue_generic(services, f"D-{number}")
+    fake_helpdesk.delay_next(3, 0.6)
+
+    assert services.delivery_worker().run_once(threads=threads) == 3
+
+    arrivals = sorted(r["at"] for r in fake_helpdesk.api_requests())
+    spread = arrivals[-1] - arrivals[0]
+    # All three in flight at once on three threads; one after the other on one.
+    assert spread < 0.4 if threads == 3 else spread >= 1.2
+    assert [row.status for row in outbox_rows(services)] == ["sent"] * 3
+    assert len(fake_helpdesk.api_requests()) == 3

@@ -32,6 +32,14 @@ T = TypeVar("T")
 # mid-failover) held `db upgrade`, `serve`'s start and each webhook's request without end. A
 # URL's own ?connect_timeout= is kept.
 CONNECT_TIMEOUT_SECONDS = 10
+# How long one PostgreSQL statement may run (lock waits included) before the server cancels it
+# (an OperationalError: the delivery worker backs off and tries again, a webhook answers 503).
+# There was no bound: a statement waiting on a row an idle-in-transaction session held (an
+# operator's open psql, a process stopped mid-transaction) held a delivery thread, the
+# outcome writer or the heartbeat for as long as that session lived. Generous: no statement
+# of the service takes near it; schema upgrades lift it (migrate.py). A URL's own
+# ``options=-c statement_timeout=...`` is kept.
+STATEMENT_TIMEOUT_SECONDS = 300
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -40,12 +48,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    timeout = (
-        {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    )
+    connect_args: dict[str, Any] = {"options": _session_options(parsed.query.get("options"))}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     engine = sa.create_engine(
         parsed,
-        connect_args=timeout,
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size,
         # No ping before each use: it costs a round trip per transaction (a third of the
@@ -68,6 +76,15 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+def _session_options(given: str | tuple[str, ...] | None) -> str:
+    """libpq's ``options`` for a connection: the URL's own (a search path, say), with
+    ``statement_timeout`` (:data:`STATEMENT_TIMEOUT_SECONDS`) unless they set it."""
+    options = " ".join(given) if isinstance(given, tuple) else (given or "")
+    if "statement_timeout" in options:
+        return options
+    return f"{options} -c statement_timeout={int(STATEMENT_TIMEOUT_SECONDS * 1000)}".strip()
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

@@ -168,8 +168,7 @@ def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:
     from alembic.runtime.migration import MigrationContext
 
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        _schema_lock(conn)
         config = _config(conn)
         before = MigrationContext.configure(conn).get_current_revision()
         _check_revisions(before, revision)  # before anything is stamped
@@ -194,10 +193,19 @@ def downgrade(engine: sa.Engine, revision: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        _schema_lock(conn)
         command.downgrade(_config(conn), revision)
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _schema_lock(conn: sa.Connection) -> None:
+    """On PostgreSQL, take the schema lock for the transaction, without the connection's
+    statement timeout (``db/engine.py``): waiting for another process's upgrade, and an
+    upgrade's own statements (an index on a large table), may rightly take longer."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
 def create_schema(engine: sa.Engine) -> None:

@@ -1219,6 +1219,26 @@ def test_a_vendor_base_url_that_is_no_api_address_is_refused_naming_the_key(kind
     assert "S3CRET" not in said
 
 
+@pytest.mark.parametrize("kind", ["zendesk", "freshdesk", "intercom", "helpscout"])
+def test_credentials_in_the_base_url_of_a_helpdesk_using_authorization_are_refused(kind):
+    # requests sends a URL's user:password as Basic auth over the Authorization header the
+    # adapter set: the configured API token never left, every reply was refused (401).
+    variable = f"{kind.upper()}_BASE_URL"
+    with pytest.raises(ConfigError) as raised:
+        load_config(EXAMPLE, env={variable: "https://proxy:S3CRET-pass@desk.example.com"})
+
+    said = raised.value.message
+    assert f"helpdesks.{kind}.base_url: no user:password@" in said, said
+    assert "S3CRET" not in said and "proxy" not in said
+
+
+def test_credentials_in_a_chatwoot_base_url_go_beside_its_token():
+    # Chatwoot's token is its own header: a user:password for a proxy in front is kept.
+    url = "https://proxy:pass@chat.example.com"
+    config = load_config(EXAMPLE, env={"CHATWOOT_BASE_URL": url})
+    assert config.helpdesks["chatwoot"].base_url == url
+
+
 def test_a_vendor_base_url_with_a_path_and_a_trailing_newline_is_kept_cleanly():
     config = load_config(EXAMPLE, env={"CHATWOOT_BASE_URL": "https://desk.example.com/chat/\n"})
     assert config.helpdesks["chatwoot"].base_url == "https://desk.example.com/chat"

@@ -80,6 +80,11 @@ class AgentLookupError(DeliveryError):
 class HelpdeskOptions(StrictModel):
     """Options every adapter accepts, on top of its own."""
 
+    # The options holding the credentials an adapter sends in the Authorization header (None:
+    # it sends none there). A base_url's user:password@ would replace that header (requests
+    # puts a URL's credentials over it): refused for such an adapter.
+    authorization_options: ClassVar[str | None] = None
+
     kind: str
     # Static agent directory, id → name/email: wins over the vendor API, needs no API access.
     agents: dict[str, AgentInfo] = Field(default_factory=dict)
@@ -119,8 +124,19 @@ class HelpdeskOptions(StrictModel):
         one), a query or a fragment refused (the paths went after it). It was taken as
         written: without a scheme, every reply failed at delivery; ``https://[::1`` ended
         check-config in a traceback. Messages quote nothing of it (a pasted token may be in
-        it)."""
-        return None if value is None else check_base_url(value)
+        it). A user:password@ is refused when the adapter authenticates with the Authorization
+        header (:attr:`authorization_options`): sent, it replaced the configured token, and
+        every reply was refused (401) naming nothing."""
+        if value is None:
+            return None
+        checked = check_base_url(value)
+        if cls.authorization_options and "@" in urllib.parse.urlsplit(checked).netloc:
+            raise ValueError(
+                "no user:password@ in it: it would be sent in place of the "
+                f"{cls.authorization_options} this helpdesk's API is called with, which "
+                "go in their own keys; give the address alone, e.g. https://desk.example.com"
+            )
+        return checked
 
     @field_validator("agents", mode="before")
     @classmethod

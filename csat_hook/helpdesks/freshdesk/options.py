@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -43,6 +44,7 @@ STATUS_CHANGE = re.compile(
 
 
 class FreshdeskOptions(HelpdeskOptions):
+    authorization_options: ClassVar[str | None] = "api_key"
     kind: str = "freshdesk"
     # https://{domain}.freshdesk.com; base_url wins when both are set (tests, custom domains).
     domain: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -35,6 +36,7 @@ MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets
 
 
 class HelpScoutOptions(HelpdeskOptions):
+    authorization_options: ClassVar[str | None] = "client_id and client_secret"
     kind: str = "helpscout"
     base_url: str = "https://api.helpscout.net"
     # Your Profile → My Apps → Create My App: "App ID" and "App Secret".

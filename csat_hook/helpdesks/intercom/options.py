@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -33,6 +34,7 @@ CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
 
 
 class IntercomOptions(HelpdeskOptions):
+    authorization_options: ClassVar[str | None] = "access_token"
     kind: str = "intercom"
     base_url: str = "https://api.intercom.io"
     access_token: SecretStr

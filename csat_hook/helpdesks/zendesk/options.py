@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -37,6 +38,7 @@ COMMENTS_PATH = "/api/v2/tickets/{ticket}/comments.json"
 
 
 class ZendeskOptions(HelpdeskOptions):
+    authorization_options: ClassVar[str | None] = "email and api_token (or oauth_token)"
     kind: str = "zendesk"
     # https://{subdomain}.zendesk.com; base_url wins when both are set (tests, proxies).
     subdomain: str | None = None

@@ -209,6 +209,14 @@ def _marked(template: str) -> tuple[urllib.parse.SplitResult, tuple[str, ...]]:
     return urllib.parse.urlsplit("".join(text)), tuple(names)
 
 
+def _netloc(template: str) -> str:
+    """The user, host and port of a URL template ('' when it cannot be read: refused else)."""
+    try:
+        return urllib.parse.urlsplit(template).netloc
+    except ValueError:
+        return ""
+
+
 def check_url(template: str) -> str:
     """ValueError unless ``template`` names its server literally: a host, and no placeholder
     in the scheme, the user, the host or the port. A placeholder's value is the payload's
@@ -504,6 +512,15 @@ class RequestOptions(StrictModel):
                 "body: a JSON document written as a text would be sent as one JSON string; "
                 'write it as a YAML mapping or list instead (body: {content: "{text}"}), '
                 "whose values are filled and escaped"
+            )
+        headers = getattr(self, "headers", None) or {}
+        url = getattr(self, "url", "")
+        if any(name.lower() == "authorization" for name in headers) and "@" in _netloc(url):
+            # requests sends a URL's credentials as Basic auth over the header: the header's
+            # token never left, and every request was refused (401).
+            raise ValueError(
+                "url: a user:password@ and an Authorization header: the URL's would be sent "
+                "in place of the header's; keep one of them"
             )
         for key in self.jmespath_fields:
             expression = getattr(self, key)

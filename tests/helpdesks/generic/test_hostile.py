@@ -136,6 +136,16 @@ def test_literal_braces_around_a_placeholder_are_taken():
     )
 
 
+def test_a_url_with_credentials_beside_an_authorization_header_is_refused_at_load():
+    # requests put the URL's user:password over the header as Basic auth: the header's token
+    # never left, and every reply was refused (401).
+    url = "https://proxy:S3CRET@desk.example.com/api/d/{dialog_id}"
+    with pytest.raises(ConfigError, match=r"helpdesks\.g\.reply.*user:password@") as info:
+        load_generic(reply={"url": url, "headers": {"authorization": "Bearer t"}})
+    assert "S3CRET" not in str(info.value)
+    load_generic(reply={"url": url, "headers": {"X-Api-Key": "t"}})  # one of them: taken
+
+
 def test_a_url_without_a_host_is_refused_at_load():
     with pytest.raises(ConfigError, match=r"helpdesks\.g\.reply\.url.*no host"):
         load_generic(reply={"url": "https:///api/d/{dialog_id}"})

@@ -325,6 +325,11 @@ class HttpClient:
         message = f"{where}: HTTP {status} {phrase}".rstrip()
         if unknown:
             message += " (outcome unknown)"
+        target = getattr(response, _REDIRECT_TARGET, None)
+        if target is not None:
+            # Never followed (the request's credentials would go to wherever it points):
+            # the operator learns where the API went, and can point base_url there.
+            message += f" (a redirect to {target}, not followed)"
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,
             retryable=is_retryable_status(status),
@@ -355,13 +360,38 @@ def wire_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Where an unfollowed redirect pointed (its scheme and host), kept on the response.
+_REDIRECT_TARGET = "_csat_redirect_target"
+
+
 def _unfollowed(response: requests.Response, **_: Any) -> None:
     """A response hook for a request whose redirects are not followed: the answer keeps no
     ``Location``. requests still parses it (into ``response.next``, which nothing reads), and
     one it cannot parse (``http://[::1``) raised ValueError out of a request the vendor had
-    answered: taken for an unknown outcome, a reply was posted again at every attempt."""
+    answered: taken for an unknown outcome, a reply was posted again at every attempt. The
+    target's scheme and host are kept for the error (:func:`redirect_target`)."""
     if response.is_redirect:
+        setattr(response, _REDIRECT_TARGET, redirect_target(response.headers["Location"]))
         del response.headers["Location"]
+
+
+def redirect_target(location: str) -> str | None:
+    """A redirect's ``Location`` as the operator may read it: its scheme and host (with a
+    port), never its user, path or query (a token may ride there); None for a relative or
+    unreadable one, or one whose host is not plain ASCII letters, digits, dots, dashes and
+    an IPv6 literal's brackets and colons."""
+    try:
+        parts = urllib.parse.urlsplit(location.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host):
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{shown}" + (f":{port}" if port is not None else "")
 
 
 def _said(refused: Refused | None, response: requests.Response) -> bool:

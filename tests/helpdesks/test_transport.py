@@ -744,3 +744,33 @@ def test_of_several_wait_headers_the_longest_counts():
             "GET", "https://api.example/m", retry_after_headers=("Retry-After", "X-Reset-Delay")
         )
     assert caught.value.retry_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        (b"https://new.example.com/api/x?token=S3CRET", "a redirect to https://new.example.com,"),
+        (
+            b"https://u:S3CRET@desk.example.com:8443/p",
+            "a redirect to https://desk.example.com:8443",
+        ),
+        (b"/relative/S3CRET", None),
+        (b"http://[::1", None),
+    ],
+)
+def test_a_redirect_says_where_it_points_without_its_path_or_credentials(location, shown):
+    # "HTTP 301 Moved Permanently" alone, for every reply: the operator could not tell that
+    # the API had moved (http:// to https://, a renamed subdomain), nor where.
+    def redirect(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 301 Moved Permanently\r\nLocation: " + location + b"\r\n\r\n")
+
+    with loopback(redirect) as (url, seen):
+        error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
+
+    assert len(seen) == 1 and error.http_status == 301 and not error.retryable
+    assert "S3CRET" not in error.message
+    if shown is None:
+        assert "redirect to" not in error.message
+    else:
+        assert shown in error.message and error.message.endswith("not followed)")

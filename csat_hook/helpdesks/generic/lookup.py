@@ -1,7 +1,9 @@
 """Finding a ``generic`` reply or note whose outcome was unknown (a timeout, a dropped
 connection) before it is sent again: the ``lookup`` and ``note_lookup`` requests.
 
-The request lists a dialog's newest messages (one page is read); the first message of ours
+The request lists a dialog's newest messages (one page is read, up to
+:data:`LOOKUP_MAX_MESSAGES` at each end: a longer one is a permanent error, never "not
+found"); the first message of ours
 whose text carries the marker (the survey's signed reference, the alert's reference), created
 since the first attempt (less :data:`LOOKUP_CLOCK_SKEW`), is the one that landed.
 """
@@ -30,7 +32,8 @@ from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.transport import HttpClient
 
-# Messages read from one look-up answer, at most (the newest page is what is asked for).
+# Messages read at each end of one look-up answer, at most: a listing is in time order,
+# newest first or last, and our reply is among the newest, at one end or the other.
 LOOKUP_MAX_MESSAGES = 1000
 # Vendor clocks differ from ours: messages this much older than `since` still count.
 LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
@@ -98,7 +101,11 @@ def _find_marked(
             f"helpdesks.{name}.lookup.messages ({spec.messages}) is not a list in the answer",
             retryable=False,
         )
-    for message in messages[:LOOKUP_MAX_MESSAGES]:
+    # Both ends: only the first ones were read, and a listing oldest first that is longer
+    # had our reply (the newest) past them: "not found", and it was posted a second time.
+    cap = LOOKUP_MAX_MESSAGES
+    ends = messages[:cap] + messages[max(cap, len(messages) - cap) :]
+    for message in ends:
         try:
             found = _marked(spec, message, marker, not_before)
         except JMESPathError:
@@ -107,6 +114,12 @@ def _find_marked(
             continue
         if found is not None:
             return found
+    if len(ends) < len(messages):
+        raise DeliveryError(
+            f"{name}: the look-up answer lists {len(messages)} messages; the first and last "
+            f"{cap} were searched, not searched further",
+            retryable=False,
+        )
     return None
 
 

@@ -25,6 +25,7 @@ from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic import GenericHelpdesk
+from csat_hook.helpdesks.generic.lookup import LOOKUP_MAX_MESSAGES
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
@@ -635,6 +636,28 @@ def test_a_message_the_expressions_cannot_read_is_passed_over_not_a_crash(clock)
     ours = {**message(2, ""), "body": {"parts": ["Rate us", REF]}}
     responses.get("https://desk.example.com/acme/d/D%209/messages", json=listing(unreadable, ours))
     assert desk.find_reply(reply(marker=REF), since=SINCE).external_id == "2"
+
+
+@responses.activate
+def test_a_long_listing_oldest_first_is_searched_at_its_newest_end(clock):
+    # Only the first LOOKUP_MAX_MESSAGES were read: a dialog listed oldest first with more
+    # than that had our reply (the newest) past them, "not found", and it was posted again.
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    older = [message(n, f"message {n}") for n in range(1, LOOKUP_MAX_MESSAGES + 200)]
+    ours = message(99999, f"Rate us {REF}")
+    responses.get("https://desk.example.com/acme/d/D%209/messages", json=listing(*older, ours))
+    assert desk.find_reply(reply(marker=REF), since=SINCE).external_id == "99999"
+
+
+@responses.activate
+def test_a_listing_longer_than_both_ends_searched_is_no_proof_of_absence(clock):
+    desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
+    many = [message(n, f"message {n}") for n in range(1, 2 * LOOKUP_MAX_MESSAGES + 2)]
+    responses.get("https://desk.example.com/acme/d/D%209/messages", json=listing(*many))
+    with pytest.raises(DeliveryError, match="not searched further") as info:
+        desk.find_reply(reply(marker=REF), since=SINCE)
+    # Permanent: sent again once with a note saying it was not checked, not asked for ever.
+    assert not info.value.retryable
 
 
 @responses.activate

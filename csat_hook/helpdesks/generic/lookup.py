@@ -116,8 +116,8 @@ def _find_marked(
             return found
     if len(ends) < len(messages):
         raise DeliveryError(
-            f"{name}: the look-up answer lists {len(messages)} messages; the first and last "
-            f"{cap} were searched, not searched further",
+            f"{name}: the look-up answer lists {len(messages)} messages, more than the "
+            f"{cap} read at each end; not searched further",
             retryable=False,
         )
     return None

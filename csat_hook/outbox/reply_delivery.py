@@ -84,7 +84,7 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     if budget.over and uncertain is None:
         return Failed(budget.gave_up)
     try:
-        prepared = _prepare(delivery, adapter, item, survey, budget, extra)
+        prepared = _prepare(delivery, adapter, item, survey, extra)
     except Exception as exc:
         # Retrying cannot help (the same data fails the same way) and would keep the row
         # claimed for nothing: record it as failed, visibly, the type only (never the text).
@@ -136,7 +136,6 @@ def _prepare(
     adapter: Helpdesk,
     item: Any,
     survey: Any,
-    budget: Budget,
     extra: dict[str, Any],
 ) -> tuple[Reply, str] | Retry:
     """The reply to post and its form link, or a Retry when the agent look-up failed and
@@ -145,7 +144,7 @@ def _prepare(
     try:
         agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
-        if exc.retryable and not budget.last:
+        if exc.retryable and item.attempts <= agent_look_up_attempts(delivery.max_attempts):
             # Nothing of the reply was sent: a look-up that timed out is no reason to look
             # for the reply before posting it (nor to wait the settle delay).
             return Retry(_certain(exc), prefix="agent lookup: ")
@@ -180,6 +179,14 @@ def _prepare(
         channel=getattr(survey, "channel", None) or "",
     )
     return reply, link
+
+
+def agent_look_up_attempts(max_attempts: int) -> int:
+    """The first attempts of a reply that a failing agent look-up may end (retried later);
+    the others, half of ``max_attempts`` rounded up, are the reply's own, sent with the agent
+    as known. The look-up was retried until the last attempt, leaving the reply one try, and
+    a passing 503 to it failed the survey for good."""
+    return max_attempts // 2
 
 
 def _certain(exc: DeliveryError) -> DeliveryError:

@@ -21,6 +21,7 @@ from responses import matchers
 
 from csat_hook import tokens
 from csat_hook.app import create_app
+from csat_hook.outbox.reply_delivery import agent_look_up_attempts
 from csat_hook.sync import store as sync_store
 from csat_hook.sync.dataset import build_dataset
 from csat_hook.sync.runner import SyncRunner
@@ -233,9 +234,9 @@ def test_a_failing_look_up_is_retried_then_the_survey_goes_out_without_a_name(cr
     body = crisp_body("session_set_state_resolved")
     post(crisp, body, crisp_headers(body, clock()))
     worker = crisp.delivery_worker()
-    attempts = crisp.config.delivery.max_attempts
+    looked_up = agent_look_up_attempts(crisp.config.delivery.max_attempts)
 
-    for attempt in range(1, attempts):
+    for attempt in range(1, looked_up + 1):
         worker.run_once()
         [item] = outbox_rows(crisp)
         assert item.status == "pending" and item.last_error.startswith("agent lookup: ")
@@ -243,11 +244,31 @@ def test_a_failing_look_up_is_retried_then_the_survey_goes_out_without_a_name(cr
         clock.advance(3600)
     worker.run_once()
 
-    [message] = posted_messages()  # the last attempt sends with what is known
+    [message] = posted_messages()  # then it sends with what is known
     [survey] = survey_rows(crisp)
     assert link_fields(survey.link)["entry.111"] == "Support team"
     assert "Valerian" not in message["content"]
     assert outbox_rows(crisp)[0].status == "sent"
+
+
+@responses.activate
+def test_a_failing_look_up_leaves_the_reply_attempts_of_its_own(crisp, clock):
+    # The look-up was retried up to the last attempt: the reply then had that one try, and
+    # a passing 503 to it failed the survey for good.
+    responses.get(CRISP_CONVERSATION, status=503, json={"error": True, "reason": "unavailable"})
+    responses.post(MESSAGE_URL, status=503, json={"error": True, "reason": "unavailable"})
+    responses.post(MESSAGE_URL, json=crisp_answer("send_message"))
+    body = crisp_body("session_set_state_resolved")
+    post(crisp, body, crisp_headers(body, clock()))
+    worker = crisp.delivery_worker()
+
+    for _ in range(crisp.config.delivery.max_attempts):
+        worker.run_once()
+        clock.advance(3600)
+
+    [item] = outbox_rows(crisp)
+    assert item.status == "sent", item.last_error
+    assert len(posted_messages()) == 2  # the 503, then the one that went out
 
 
 @responses.activate

@@ -5,9 +5,11 @@ Google API call, the delivery loop riding out a database outage, a delivered rep
 being written, the NOTIFY listener reconnecting. Waits grow exponentially from ``base``
 seconds, capped at ``cap``, with *equal jitter* (half fixed, half random) so that clients that
 failed together do not come back together, yet never retry at once. A server's own
-positive ``Retry-After`` wins, up to ``max_retry_after``, plus up to 10% so a crowd of clients
-told the same instant spreads out; one of 0 (or a date already past) is a lower bound that the
-backoff's own step always meets, so it never makes a retry come at once. What a
+``Retry-After`` is "not before": a longer one wins over the backoff's step, up to
+``max_retry_after``, plus up to 10% so a crowd of clients told the same instant spreads out; a
+shorter one (0, a date already past, the second a rate limiter says each time) is met by the
+backoff's own step, so a server repeating it never has every attempt spent within seconds.
+What a
 ``Retry-After`` header asks for is read by one rule, :func:`parse_retry_after`, for the
 helpdesks' calls and Google's alike; what Google's ``google.rpc.RetryInfo`` asks for (a
 ``retryDelay`` Duration in an error's body) by :func:`parse_duration`, and counts as a
@@ -50,17 +52,19 @@ class Backoff:
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after ``failures`` failed attempts in a row (1 after the first).
 
-        ``retry_after`` is what the server asked for, when it said so. A positive one wins
-        (up to ``max_retry_after``). Zero ("Retry-After: 0", a date already past) only says
-        "not before now": the backoff's own step applies, as it does for no wait, a negative
-        or a NaN one (a vendor's JSON can say anything), or a vendor repeating it would have
-        every attempt spent within a second.
+        ``retry_after`` is what the server asked for, when it said so: "not before". One
+        longer than the backoff's step wins (up to ``max_retry_after``); a shorter one, zero
+        ("Retry-After: 0", a date already past), none, a negative or a NaN one (a vendor's
+        JSON can say anything) leave the backoff's own step: a vendor repeating "1" to every
+        attempt had them all spent within seconds, the survey failed for a limit that lasted
+        a minute.
         """
+        ceiling = self.ceiling(failures)
+        own = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None and retry_after > 0:
             limit = self.cap if self.max_retry_after is None else self.max_retry_after
-            return min(retry_after, limit) * random.uniform(1.0, 1.1)
-        ceiling = self.ceiling(failures)
-        return random.uniform(ceiling / 2, ceiling)
+            return max(own, min(retry_after, limit) * random.uniform(1.0, 1.1))
+        return own
 
 
 # Delta-seconds (RFC 9110: digits; a fraction is tolerated). Not Python's float(): it reads

@@ -709,10 +709,12 @@ def test_a_retry_after_of_zero_is_no_shorter_than_the_backoff(monkeypatch, failu
     assert backoff.delay(failures, 0.0) == backoff.ceiling(failures) / 2
 
 
-def test_a_positive_retry_after_still_wins_over_the_backoff(monkeypatch):
+def test_a_retry_after_longer_than_the_step_wins_and_a_shorter_one_is_a_floor(monkeypatch):
     monkeypatch.setattr(retry.random, "uniform", lambda low, high: low)
-    assert Backoff(base=4, cap=60).delay(5, 3.0) == 3.0  # the server's word, as before
+    assert Backoff(base=4, cap=60).delay(1, 3.0) == 3.0  # longer than the step (2): waited
     assert Backoff(base=4, cap=60).delay(1, 600.0) == 60.0  # capped
+    # "Not before" 3 s, at the fifth failure: the backoff's step (30) still spreads attempts.
+    assert Backoff(base=4, cap=60).delay(5, 3.0) == 30.0
 
 
 @pytest.mark.parametrize("value", ["0", "Tue, 14 Nov 2023 22:13:00 GMT"])

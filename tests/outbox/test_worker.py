@@ -692,3 +692,28 @@ def test_run_once_delivers_on_as_many_threads_as_asked(services, fake_helpdesk, 
     assert spread < 0.4 if threads == 3 else spread >= 1.2
     assert [row.status for row in outbox_rows(services)] == ["sent"] * 3
     assert len(fake_helpdesk.api_requests()) == 3
+
+
+def test_a_short_retry_after_every_time_does_not_spend_the_attempts_at_once(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # A rate-limited vendor answering 429 "Retry-After: 1" to each attempt: the server's word
+    # won over the backoff, all eight attempts went within ten seconds and the survey failed
+    # for a limit that lasted a minute. A Retry-After is "not before": the backoff still
+    # spreads the attempts.
+    services = make_services(
+        make_config(
+            delivery={"backoff_base_seconds": 5, "backoff_cap_seconds": 3600, "max_attempts": 8}
+        )
+    )
+    queue_generic(services)
+    fake_helpdesk.fail_next(8, 429, retry_after=1)
+    worker = services.delivery_worker()
+    started = clock()
+
+    drain(worker, clock)
+
+    [item] = outbox_rows(services)
+    backoff = services.config.delivery.backoff
+    assert item.status == "failed" and item.attempts == 8
+    assert clock() - started >= timedelta(seconds=backoff.least_total(7))

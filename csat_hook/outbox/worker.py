@@ -224,13 +224,22 @@ class DeliveryWorker:
                     if due is not None:
                         seconds = (due - self.clock()).total_seconds()
                         timeout = max(0.01, min(poll, seconds))
-            except DBAPIError as exc:
+            except (DBAPIError, sa.exc.TimeoutError) as exc:
+                # Unreachable, or every pooled connection busy past the pool's timeout.
                 failures += 1
                 timeout = DATABASE_BACKOFF.ceiling(failures)
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
                 logger.warning(
                     "worker.database-unavailable",
-                    extra={"error": type(exc.orig).__name__, "delay": timeout},
+                    extra={"error": type(cause).__name__, "delay": timeout},
                 )
+            except Exception:
+                # A bug, or what no one foresaw: logged and claimed again after the backoff.
+                # It ended this thread while the heartbeat went on saying the worker was
+                # alive: nothing was claimed here, nor taken over elsewhere, until a restart.
+                failures += 1
+                timeout = DATABASE_BACKOFF.ceiling(failures)
+                logger.exception("worker.claim-failed", extra={"delay": timeout})
             if self._wait(seen, timeout, held) and linger:
                 # Woken (a reply queued, threads freed): let the replies queued right after
                 # it arrive too, and claim them all in one statement.

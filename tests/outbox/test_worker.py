@@ -717,3 +717,38 @@ def test_a_short_retry_after_every_time_does_not_spend_the_attempts_at_once(
     backoff = services.config.delivery.backoff
     assert item.status == "failed" and item.attempts == 8
     assert clock() - started >= timedelta(seconds=backoff.least_total(7))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # Every pooled connection busy for pool_timeout: no DBAPIError, and not a bug either.
+        sa.exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached"),
+        RuntimeError("a bug in claiming"),
+    ],
+)
+def test_a_claim_that_fails_unexpectedly_does_not_stop_the_dispatcher(
+    services, fake_helpdesk, monkeypatch, caplog, error
+):
+    # Only DBAPIError was caught: anything else ended the dispatcher thread while the
+    # heartbeat went on saying the worker was alive, so no reply was claimed by it, nor
+    # taken over by another worker, until the process restarted.
+    queue_generic(services)
+    failed: list[int] = []
+
+    def failing_once(real: Any) -> Any:
+        def claim(*args: Any, **kwargs: Any) -> Any:
+            if not failed:
+                failed.append(1)
+                raise error
+            return real(*args, **kwargs)
+
+        return claim
+
+    monkeypatch.setattr(store, "claim_due", failing_once(store.claim_due))
+    monkeypatch.setattr(store, "claim_with_surveys", failing_once(store.claim_with_surveys))
+    run_until_a_reply_goes(services.delivery_worker(), fake_helpdesk)
+
+    assert failed == [1]
+    assert len(fake_helpdesk.api_requests()) == 1
+    assert "worker.claim-failed" in caplog.text or "worker.database-unavailable" in caplog.text

@@ -195,16 +195,19 @@ class OutcomeRecorder:
         ]
 
     def _write(self, write: _Write) -> Any:
-        # Ride out a short database outage (a restart, a failover) before giving up.
+        # Ride out a short database outage (a restart, a failover), or every pooled
+        # connection busy past the pool's timeout (no DBAPIError: it was not retried, and a
+        # sent reply stayed "sending" until its lease ran out), before giving up.
         for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
             try:
                 return self._outcomes.submit(write)
-            except DBAPIError as exc:
+            except (DBAPIError, sa.exc.TimeoutError) as exc:
                 if attempt == OUTCOME_WRITE_ATTEMPTS:
                     raise
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
                 logger.warning(
                     "worker.record-retry",
-                    extra={"error": type(exc.orig).__name__, "attempt": attempt},
+                    extra={"error": type(cause).__name__, "attempt": attempt},
                 )
                 self._stop.wait(DATABASE_BACKOFF.ceiling(attempt))
         raise AssertionError("unreachable")

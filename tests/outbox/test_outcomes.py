@@ -144,3 +144,28 @@ def test_sent_outcomes_share_a_statement_only_with_each_other(services, clock, m
     if services.engine.dialect.name == "postgresql":
         # Sent outcomes together: one statement; otherwise one per outcome.
         assert len(sent) == (1 if set(batch) == {"sent"} else len(batch))
+
+
+def test_a_sent_outcome_rides_out_a_pool_timeout(services, fake_helpdesk, monkeypatch):
+    # Every pooled connection busy past pool_timeout raises no DBAPIError: the sent mark was
+    # not retried, the reply stayed "sending" until its lease ran out, and was then taken for
+    # an outcome unknown (sent again where nothing can be looked up).
+    queue_generic(services)
+    worker = services.delivery_worker()
+    real = worker.recorder._outcomes.submit
+    refused: list[int] = []
+
+    def busy_once(write: Any, **kwargs: Any) -> Any:
+        if not refused:
+            refused.append(1)
+            raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached")
+        return real(write, **kwargs)
+
+    monkeypatch.setattr(worker.recorder._outcomes, "submit", busy_once)
+
+    assert worker.run_once() == 1
+
+    with services.engine.connect() as conn:
+        [item] = conn.execute(sa.select(outbox)).all()
+    assert refused == [1] and item.status == "sent"
+    assert len(fake_helpdesk.api_requests()) == 1

@@ -37,9 +37,15 @@ CONNECT_TIMEOUT_SECONDS = 10
 # There was no bound: a statement waiting on a row an idle-in-transaction session held (an
 # operator's open psql, a process stopped mid-transaction) held a delivery thread, the
 # outcome writer or the heartbeat for as long as that session lived. Generous: no statement
-# of the service takes near it; schema upgrades lift it (migrate.py). A URL's own
-# ``options=-c statement_timeout=...`` is kept.
+# of the service takes near it; schema upgrades lift it (migrate.py). Set once a connection
+# is made, only where nothing set one: a URL's own ``options=-c statement_timeout=...`` and a
+# role's or database's (ALTER ROLE ... SET) are kept. Not a startup option: PgBouncer refuses
+# a connection whose startup packet carries one it does not track.
 STATEMENT_TIMEOUT_SECONDS = 300
+_STATEMENT_TIMEOUT_UNLESS_SET = (
+    "SELECT set_config('statement_timeout', %s, false) "
+    "WHERE current_setting('statement_timeout') = '0'"
+)
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -48,12 +54,16 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    connect_args: dict[str, Any] = {"options": _session_options(parsed.query.get("options"))}
-    if "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    timeout = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    )
+    options = parsed.query.get("options") or ""
+    limit_statements = "statement_timeout" not in " ".join(
+        [options] if isinstance(options, str) else options
+    )
     engine = sa.create_engine(
         parsed,
-        connect_args=connect_args,
+        connect_args=timeout,
         pool_size=pool_size,
         max_overflow=pool_size,
         # No ping before each use: it costs a round trip per transaction (a third of the
@@ -73,18 +83,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         # be undone by the pool's rollback.
         with dbapi_conn.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")
+            if limit_statements:
+                milliseconds = str(int(STATEMENT_TIMEOUT_SECONDS * 1000))
+                cursor.execute(_STATEMENT_TIMEOUT_UNLESS_SET, (milliseconds,))
         dbapi_conn.commit()
 
     return engine
-
-
-def _session_options(given: str | tuple[str, ...] | None) -> str:
-    """libpq's ``options`` for a connection: the URL's own (a search path, say), with
-    ``statement_timeout`` (:data:`STATEMENT_TIMEOUT_SECONDS`) unless they set it."""
-    options = " ".join(given) if isinstance(given, tuple) else (given or "")
-    if "statement_timeout" in options:
-        return options
-    return f"{options} -c statement_timeout={int(STATEMENT_TIMEOUT_SECONDS * 1000)}".strip()
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

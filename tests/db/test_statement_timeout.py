@@ -94,3 +94,24 @@ def test_a_schema_upgrade_waits_for_another_one_past_the_timeout(database_url, m
         other.join()
         engine.dispose()
         holder.dispose()
+
+
+def test_a_timeout_the_server_side_already_set_is_kept(database_url, monkeypatch):
+    # A DBA's ALTER ROLE ... SET statement_timeout stands.
+    monkeypatch.setattr(db_engine, "STATEMENT_TIMEOUT_SECONDS", 1)
+    role = f"csat_timeout_{time.monotonic_ns()}"
+    admin = sa.create_engine(database_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"ALTER ROLE {role} SET statement_timeout = 4321"))
+    engine = db_engine.make_engine(
+        sa.make_url(database_url).set(username=role).render_as_string(hide_password=False)
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "4321ms"
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()

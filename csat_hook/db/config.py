@@ -23,6 +23,10 @@ SQLITE_URL_ARGUMENTS = frozenset(
 # ``postgres://`` (Heroku's spelling) is read as postgresql://, without a driver only.
 SHIPPED_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 
+# The longest ``?timeout=`` a SQLite URL may ask a write to wait for another writer: SQLite's
+# busy timeout is a count of milliseconds in a C int (about 24 days).
+MAX_SQLITE_TIMEOUT_SECONDS = 86_400
+
 
 def _in_memory(url: URL) -> bool:
     """Whether the SQLite ``url`` opens a database in memory: no path, ``:memory:``, or a URI
@@ -55,7 +59,7 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
                 "sqlite:///file:path?mode=ro&uri=true, or leave them out"
             )
     try:  # what SQLAlchemy reads from the query when it connects
-        url.get_dialect()().create_connect_args(url)
+        _, options = url.get_dialect()().create_connect_args(url)
     except ValueError:
         # ?timeout=abc, ?check_same_thread=maybe: a ValueError traceback at the first
         # connection, from every command.
@@ -64,6 +68,14 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
             "number of seconds; check_same_thread: true or false; detect_types, "
             "cached_statements: whole numbers)"
         ) from None
+    timeout = options.get("timeout")
+    if timeout is not None and not 0 <= timeout <= MAX_SQLITE_TIMEOUT_SECONDS:
+        # nan, inf, -1: the busy timeout set from it failed every connection, or waited
+        # for ever.
+        raise ValueError(
+            "a SQLite URL's timeout is the seconds a write waits for another writer: "
+            f"0 to {MAX_SQLITE_TIMEOUT_SECONDS}"
+        )
     if _in_memory(url):
         # `serve` answered its health check and every webhook 503 (each pooled
         # connection its own empty database), and what was stored went at exit.
@@ -102,6 +114,12 @@ class DatabaseConfig(StrictModel):
             port = url.port
         except (ValueError, ArgumentError):
             raise ValueError("is not a valid URL (is the port a number?)") from None
+        twice = sorted(key for key, given in url.query.items() if not isinstance(given, str))
+        if twice:
+            # The driver got both values as one tuple: a TypeError traceback from every
+            # command (SQLite), a connection refused for "('1', '2')" (PostgreSQL). The
+            # option is named, never its values (a password may be one).
+            raise ValueError(f"the URL option {twice[0][:32]!r} is given twice: keep one")
         if url.get_backend_name() == "sqlite":
             _check_sqlite_url(url, port)
         if port is not None and not 1 <= port <= 65535:

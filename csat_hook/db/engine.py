@@ -92,6 +92,10 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
+    # The URL's own ?timeout= (checked by db/config.py), else ours: how long a write waits
+    # for the writer lock, this process's and then another's.
+    given = url.query.get("timeout")
+    busy = float(given) if isinstance(given, str) else BUSY_SECONDS
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         # A file of something else is refused before anything is changed: it was made
@@ -115,7 +119,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             ) from None
     engine = sa.create_engine(
         url,
-        connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False},
+        connect_args={"timeout": busy, "check_same_thread": False},
         pool_size=10,
         hide_parameters=True,  # error messages must not carry customer text
     )
@@ -132,7 +136,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         # Other processes (a separate worker).
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a helpdesk means it is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -151,7 +155,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             conn.exec_driver_sql("BEGIN")
             return
         wait = options.get(LOCK_WAIT)
-        deadline = time.monotonic() + (wait if wait is not None else BUSY_SECONDS)
+        deadline = time.monotonic() + (wait if wait is not None else busy)
         info = conn.connection.info
         if not info.get("csat_writer"):
             if not writer.acquire(timeout=deadline - time.monotonic()):
@@ -166,7 +170,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy * 1000)}")
 
     @sa.event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:

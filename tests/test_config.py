@@ -66,6 +66,29 @@ def test_database_url_from_the_environment_wins_and_is_normalised():
     assert config.database.url == "postgresql+psycopg://u:p@db.example/prod"
 
 
+@pytest.mark.parametrize("value", ["", " ", "\n"])
+def test_an_empty_database_url_variable_is_refused_naming_it(tmp_path, value):
+    # `DATABASE_URL=` in an env file, or `${DB_URL}` of an unset variable in a compose file:
+    # taken as unset, the service ran on a SQLite file of the container's ephemeral disk
+    # without a word, and lost what it stored at the next deploy.
+    path = tmp_path / "c.yaml"
+    path.write_text("database: {url: 'sqlite:///%s'}\n" % (tmp_path / "c.sqlite3"))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={"DATABASE_URL": value})
+    said = raised.value.message
+    assert "DATABASE_URL: the environment variable is set but empty" in said, said
+
+
+def test_a_bad_database_url_variable_is_named_as_the_variable():
+    # "database.url: must be a ... URL" sent the operator to a file that held a good one.
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": "mysql://u:S3CRET@db.example/x"})
+    said = raised.value.message
+    assert "database.url: must be a sqlite:/// or postgresql://" in said
+    assert "(the URL given by $DATABASE_URL, which wins over the file)" in said
+    assert "S3CRET" not in said
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
@@ -258,7 +281,7 @@ def test_the_shipped_example_and_the_defaults_say_nothing_of_secrets_in_the_file
     # Their development secrets are already said (insecure); the zero-config start is quiet.
     for args in (["-c", str(ROOT / "config.example.yaml")], []):
         result = CliRunner().invoke(
-            main, [*args, "check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": ""}
+            main, [*args, "check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": None}
         )
         assert result.exit_code == 0, result.output
         assert "written in the configuration file" not in result.output
@@ -1093,7 +1116,7 @@ def test_the_alerts_example_writes_no_secret_and_its_defaults_are_the_fake_recei
     from csat_hook.cli.dev import fake_notify
 
     example = ROOT / "examples" / "alerts.yaml"
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": ""}
+    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": None}
     result = CliRunner().invoke(main, ["-c", str(example), "check-config"], env=env)
     assert result.exit_code == 0, result.output
     assert "written in the configuration file" not in result.output

@@ -23,7 +23,9 @@ from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
 from csat_hook.logs import escaped
 
-MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
+MAX_FILE_BYTES = 1_000_000
+# Wins over database.url (Procfile platforms set it).
+ENV_DATABASE_URL = "DATABASE_URL"  # config.example.yaml, every key commented, is about 36 kB
 
 
 def _interpolate(
@@ -217,17 +219,40 @@ def load_config(
     # the file meant, so the reference's message is the one said about that key.
     unexpanded = {line.partition(": ")[0] for line in errors}
     said = len(errors)
-    if env.get("DATABASE_URL"):
+    database_url = env.get(ENV_DATABASE_URL)
+    if database_url is not None and not database_url.strip():
+        # `DATABASE_URL=` in an env file, `${DB_URL}` of an unset variable in a compose
+        # file: taken as unset, the service ran on database.url's SQLite file (on a
+        # platform's ephemeral disk) without a word.
+        raise ConfigError(
+            _error_text(
+                source,
+                [
+                    f"{ENV_DATABASE_URL}: the environment variable is set but empty; give "
+                    "the database's URL, or unset it to use database.url"
+                ],
+            )
+        )
+    if database_url:
         raw.setdefault("database", {})
         if isinstance(raw["database"], dict):
-            raw["database"]["url"] = env["DATABASE_URL"]
+            raw["database"]["url"] = database_url
     helpdesks = raw.pop("helpdesks", None)
     if helpdesks is None:
         helpdesks = Config.model_fields["helpdesks"].get_default(call_default_factory=True)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        errors.extend(_format_validation_error(exc))
+        found = _format_validation_error(exc)
+        if database_url:
+            # The file may hold a good URL: the operator is sent to the variable.
+            found = [
+                f"{line} (the URL given by ${ENV_DATABASE_URL}, which wins over the file)"
+                if line.startswith("database.url: ")
+                else line
+                for line in found
+            ]
+        errors.extend(found)
         config = None
     if isinstance(helpdesks, dict):
         validated = _validate_helpdesks(helpdesks, errors)
@@ -248,7 +273,7 @@ def load_config(
         raise ConfigError(_error_text(source, errors))
     config.helpdesks = validated
     config.source = source
-    if env.get("DATABASE_URL"):
+    if database_url:
         written.discard("database.url")
     config.secrets_in_file = secrets_written(config, written)
     config.database.url = normalize_database_url(config.database.url)

@@ -90,12 +90,11 @@ def environment(fake: FakeNotify) -> dict[str, str]:
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
         "SMTP_PASSWORD": SMTP_PASSWORD,
         "ALERTS_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DATABASE_URL": "",
     }
 
 
 def invoke(path: Path, fake: FakeNotify, *args: str) -> Any:
-    env = {"CSAT_HOOK_CONFIG": str(path), **environment(fake)}
+    env = {"CSAT_HOOK_CONFIG": str(path), **environment(fake), "DATABASE_URL": None}
     return CliRunner().invoke(main, list(args), env=env)
 
 
@@ -301,7 +300,12 @@ def test_alerts_test_names_the_recipients_an_smtp_server_refused(tmp_path, fake)
         to=["lead@example.org", "team@example.org"],
     )
     path.write_text(yaml.safe_dump(config))
-    env = {"CSAT_HOOK_CONFIG": str(path), **environment(fake), "SMTP_PASSWORD": PASSWORD}
+    env = {
+        "CSAT_HOOK_CONFIG": str(path),
+        **environment(fake),
+        "SMTP_PASSWORD": PASSWORD,
+        "DATABASE_URL": None,
+    }
     try:
         result = CliRunner().invoke(main, ["alerts", "test", "managers"], env=env)
     finally:

@@ -25,6 +25,10 @@ limit_request_field_size = 8190
 # proxy) set SCRIPT_NAME and PATH_INFO by header: a request served by another endpoint than
 # its path names, or a 500. The app is mounted at the root; no header moves it.
 forwarder_headers = ""
+# No control socket (gunicorn 25.1+ opens one at $HOME/.gunicorn/gunicorn.ctl by default): a
+# second csat-hook on the host unlinked the first one's and took its path, so `gunicornc`
+# reached, and could stop, another service. Nothing of csat-hook uses it.
+control_socket_disable = True
 # The app the Procfile's web: line serves.
 APP = "csat_hook.wsgi:app"
 
@@ -82,4 +86,5 @@ SETTINGS: dict[str, Any] = {
     "limit_request_fields": limit_request_fields,
     "limit_request_field_size": limit_request_field_size,
     "forwarder_headers": forwarder_headers,
+    "control_socket_disable": control_socket_disable,
 }

@@ -13,6 +13,7 @@ from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.webserver import conf
 from tests.cluster import ROOT
+from tests.cluster import LocalCluster
 from tests.cluster import free_port
 from tests.cluster import procfile_command
 
@@ -96,3 +97,22 @@ def test_a_database_that_cannot_be_reached_stops_the_web_process_with_one_line(t
     assert len(said) == 1 and said[0].startswith("Error: cannot connect to the database: ")
     assert str(closed) in said[0] and "hunter2" not in output
     assert "Traceback" not in output and "Booting worker" not in output
+
+
+def test_the_web_process_makes_no_control_socket_in_the_home_folder(tmp_path):
+    # gunicorn 25.1+ opened a control socket at $HOME/.gunicorn/gunicorn.ctl by default: a
+    # second csat-hook on the host (staging beside production, `serve` beside the Procfile
+    # web) unlinked the first one's and took the path, so `gunicornc` reached (and could
+    # stop) the wrong service; a read-only home got a warning at every start.
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "csat.yaml"
+    config.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'c.sqlite3'}'}}\n", "utf-8")
+    cluster = LocalCluster(config, tmp_path)
+    cluster.env["HOME"] = str(home)
+    cluster.env.pop("XDG_RUNTIME_DIR", None)
+    try:
+        cluster.start_web()
+    finally:
+        cluster.stop()
+    assert list(home.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.sync import SYNC_EXIT_CODES
 from csat_hook.cli.sync import print_sync
+from csat_hook.config.loading import ENV_DATABASE_URL
 from csat_hook.devtools import demo as demo_data
 from csat_hook.devtools.discovery import DiscoveryMissingError
 from csat_hook.devtools.fake_google import FakeGoogle
@@ -235,6 +237,20 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
                 raise ConfigProblem(
                     "database.url already holds the demo's surveys; run `csat-hook sync` to "
                     "write the report again, or remove the database to start over"
+                )
+            if demo_data.others(conn, name):
+                # $DATABASE_URL (a platform's shell sets it) or a production config: its
+                # made-up surveys and answers would join the service's own figures.
+                raise ConfigProblem(
+                    "database.url already holds surveys the demo did not make: the demo seeds "
+                    "a database of its own (examples/demo.yaml: var/demo/csat.sqlite3), never "
+                    "one in use"
+                    + (
+                        "; $DATABASE_URL is set and wins over the file's database.url: "
+                        "unset it for the demo"
+                        if os.environ.get(ENV_DATABASE_URL)
+                        else ""
+                    )
                 )
             nps_titles = [t for t in config.results.columns.nps if t.strip()]
             made = demo_data.build(

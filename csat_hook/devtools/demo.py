@@ -215,6 +215,13 @@ def seeded(conn: sa.Connection, helpdesk: str) -> bool:
     return bool(found)
 
 
+def others(conn: sa.Connection, helpdesk: str) -> bool:
+    """Whether this database holds surveys the demo did not make (a database in use)."""
+    demo = sa.and_(surveys.c.helpdesk == helpdesk, surveys.c.dialog_id.like(f"{DIALOG_PREFIX}%"))
+    found = conn.execute(sa.select(surveys.c.id).where(sa.not_(demo)).limit(1)).first()
+    return found is not None
+
+
 def store_surveys(conn: sa.Connection, demo: Demo) -> int:
     return len(store.insert_surveys(conn, demo.surveys))
 

@@ -73,3 +73,28 @@ def test_the_demo_gives_a_realistic_report_whose_figures_agree(tmp_path, databas
     synced = CliRunner().invoke(main, ["-c", str(config), "sync", "--json"], env={})
     summary = json.loads(synced.stdout)
     assert (summary["new"], summary["updated"]) == (0, 0)
+
+
+def test_the_demo_never_seeds_a_database_in_use(tmp_path, database_url):
+    # $DATABASE_URL wins over examples/demo.yaml's database.url (a platform's shell sets it),
+    # and a production config passed by mistake names the real database: the demo added
+    # its 2,235 made-up surveys and 800 answers to the service's own figures.
+    from tests.cli.test_cli import queue_one
+
+    queue_one(tmp_path, dialog_id="REAL-1", database_url=database_url)
+    config = demo_config(tmp_path, "sqlite:///unused.sqlite3")
+    result = CliRunner().invoke(
+        main, ["-c", str(config), "dev", "demo"], env={"DATABASE_URL": database_url}
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "database.url already holds surveys the demo did not make" in result.output
+    assert "$DATABASE_URL is set" in result.output
+    assert not (tmp_path / "form-responses.csv").exists()
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            kept = conn.execute(sa.select(surveys.c.dialog_id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert kept == ["REAL-1"]

@@ -85,6 +85,15 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
             )
         )
         return
+    if not rows:
+        # Nothing printed at all left "no bad rating yet" and "alerts are off" alike.
+        off = (
+            ""
+            if services.config.alerts.rules
+            else (": none will be raised, the configuration has no alerts.rules (docs/alerts.md)")
+        )
+        click.echo(f"no alerts yet{off}")
+        return
     for row in rows:
         summary = headline(AlertMessage.from_payload(row.payload))
         handled = f"  handled: {row.handled}" if row.handled else ""

@@ -348,3 +348,21 @@ def test_the_outbox_counts_are_of_the_kind_listed(tmp_path, fake, clock):
     assert both["counts"] == alerts["counts"]
     line = invoke(path, fake, "outbox", "--kind", "reply").output.splitlines()[0]
     assert line == "pending=0  sending=0  sent=0  failed=0  cancelled=0"
+
+
+def test_an_empty_alerts_listing_says_so_and_whether_alerts_are_on(tmp_path, fake):
+    # It printed nothing at all: a new operator could not tell "no bad rating yet" from
+    # "alerts are not configured" or a command that did nothing.
+    on = invoke(write_config(tmp_path, fake), fake, "alerts")
+    assert on.exit_code == 0 and on.stdout.strip() == "no alerts yet", on.output
+
+    off = CliRunner().invoke(
+        main,
+        ["alerts"],
+        env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'off.sqlite3'}"},
+    )
+    assert off.exit_code == 0, off.output
+    assert off.stdout.strip() == (
+        "no alerts yet: none will be raised, the configuration has no alerts.rules (docs/alerts.md)"
+    )
+    assert json.loads(invoke(write_config(tmp_path, fake), fake, "alerts", "--json").stdout) == []

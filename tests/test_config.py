@@ -79,6 +79,17 @@ def test_an_empty_database_url_variable_is_refused_naming_it(tmp_path, value):
     assert "DATABASE_URL: the environment variable is set but empty" in said, said
 
 
+@pytest.mark.parametrize("where", ["environment", "file"])
+def test_a_database_url_is_read_without_the_line_break_around_it(tmp_path, where):
+    # A Kubernetes secret or a secret file ends with a newline: SQLite made a file named
+    # "csat.sqlite3\n" beside the real one, PostgreSQL looked for a database "csat\n".
+    url = f"sqlite:///{tmp_path / 'csat.sqlite3'}"
+    env = {"DATABASE_URL": f" {url}\n"} if where == "environment" else {"DB": f"{url}\r\n"}
+    path = tmp_path / "c.yaml"
+    path.write_text("database: {url: '${DB:-sqlite:///unused.sqlite3}'}\n")
+    assert load_config(path, env=env).database.url == url
+
+
 def test_a_bad_database_url_variable_is_named_as_the_variable():
     # "database.url: must be a ... URL" sent the operator to a file that held a good one.
     with pytest.raises(ConfigError) as raised:

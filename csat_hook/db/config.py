@@ -89,6 +89,14 @@ class DatabaseConfig(StrictModel):
     url: str = "sqlite:///var/csat-hook.sqlite3"
     pool_size: int = Field(default=5, ge=1, le=100)
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _trimmed(cls, value: object) -> object:
+        # Read as a secret is (it holds the password): a Kubernetes secret or a secret file
+        # ends with a newline, and SQLite made a file named "csat.sqlite3\n", PostgreSQL
+        # looked for a database "csat\n".
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

@@ -72,11 +72,14 @@ def test_an_empty_database_url_variable_is_refused_naming_it(tmp_path, value):
     # taken as unset, the service ran on a SQLite file of the container's ephemeral disk
     # without a word, and lost what it stored at the next deploy.
     path = tmp_path / "c.yaml"
-    path.write_text("database: {url: 'sqlite:///%s'}\n" % (tmp_path / "c.sqlite3"))
+    path.write_text(
+        "database: {url: 'sqlite:///%s'}\ntoken: {secret: '${S}'}\n" % (tmp_path / "c.sqlite3")
+    )
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={"DATABASE_URL": value})
     said = raised.value.message
     assert "DATABASE_URL: the environment variable is set but empty" in said, said
+    assert "token.secret: environment variable S is not set" in said  # said with the rest
 
 
 @pytest.mark.parametrize("where", ["environment", "file"])

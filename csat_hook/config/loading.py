@@ -220,20 +220,16 @@ def load_config(
     unexpanded = {line.partition(": ")[0] for line in errors}
     said = len(errors)
     database_url = env.get(ENV_DATABASE_URL)
-    if database_url is not None and not database_url.strip():
+    from_env = bool(database_url and database_url.strip())
+    if database_url is not None and not from_env:
         # `DATABASE_URL=` in an env file, `${DB_URL}` of an unset variable in a compose
         # file: taken as unset, the service ran on database.url's SQLite file (on a
         # platform's ephemeral disk) without a word.
-        raise ConfigError(
-            _error_text(
-                source,
-                [
-                    f"{ENV_DATABASE_URL}: the environment variable is set but empty; give "
-                    "the database's URL, or unset it to use database.url"
-                ],
-            )
+        errors.append(
+            f"{ENV_DATABASE_URL}: the environment variable is set but empty; give the "
+            "database's URL, or unset it to use database.url"
         )
-    if database_url:
+    elif from_env:
         raw.setdefault("database", {})
         if isinstance(raw["database"], dict):
             raw["database"]["url"] = database_url
@@ -244,7 +240,7 @@ def load_config(
         config = Config.model_validate(raw)
     except ValidationError as exc:
         found = _format_validation_error(exc)
-        if database_url:
+        if from_env:
             # The file may hold a good URL: the operator is sent to the variable.
             found = [
                 f"{line} (the URL given by ${ENV_DATABASE_URL}, which wins over the file)"
@@ -273,7 +269,7 @@ def load_config(
         raise ConfigError(_error_text(source, errors))
     config.helpdesks = validated
     config.source = source
-    if database_url:
+    if from_env:
         written.discard("database.url")
     config.secrets_in_file = secrets_written(config, written)
     config.database.url = normalize_database_url(config.database.url)

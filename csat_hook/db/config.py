@@ -49,6 +49,14 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
             "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
             "(absolute)"
         )
+    database = url.database or ""
+    if database.startswith("~") or "$" in database:
+        # Nothing expands them in a URL: a folder named "~" or "$HOME" was made where the
+        # process started, and the data kept there.
+        raise ValueError(
+            "~ and $VARIABLES are not expanded in a SQLite path: write the path out "
+            "(sqlite:////home/app/csat.sqlite3), or use ${VAR} for a variable"
+        )
     if url.query.get("uri") != "true":
         # pysqlite's own arguments; any other (mode=ro...) needs uri=true, else
         # SQLAlchemy warns and drops it: a read-only open became a read-write one.

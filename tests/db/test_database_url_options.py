@@ -1,6 +1,7 @@
-"""A SQLite URL's own ``?timeout=``: how long a write waits for another process's writer
-before it fails. It was taken by the configuration check and then overridden by csat-hook's
-30 s, so an operator who asked for 2 s still waited 30."""
+"""What a database URL's own options and path mean: a SQLite URL's ``?timeout=`` is how long
+a write waits for another process's writer (it was taken by the configuration check and then
+overridden by csat-hook's 30 s), an option given twice and a path only a shell would expand are
+refused naming the key."""
 
 from __future__ import annotations
 
@@ -70,3 +71,11 @@ def test_a_database_url_option_given_twice_is_refused_naming_it(tmp_path, url):
     said = raised.value.message
     assert "database.url: the URL option" in said and "given twice" in said, said
     assert "S3CRET" not in said
+
+
+@pytest.mark.parametrize("path", ["~/csat.sqlite3", "~csat/x.sqlite3", "$HOME/csat.sqlite3"])
+def test_a_sqlite_path_a_shell_would_expand_is_refused_naming_the_key(path):
+    # Nothing expands ~ or $HOME in a URL: a folder named "~" (or "$HOME") was made in the
+    # folder the process started in, and the service kept its data there without a word.
+    with pytest.raises(ConfigError, match=r"database\.url: .*not expanded"):
+        load_config(None, env={"DATABASE_URL": f"sqlite:///{path}"})

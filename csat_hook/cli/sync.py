@@ -127,7 +127,8 @@ def _sync_loop(
         started = datetime.now(UTC)
         summary = runner.run(dry_run=dry_run, full=full)
         if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
-            print_sync(summary, as_json)
+            # This output is the process's log (serve's sync, a `clock:` process): no cell.
+            print_sync(summary, as_json, examples=False)
         if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -139,8 +140,12 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
 
 
-def print_sync(summary: Any, as_json: bool) -> None:
+def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
+    """Print a run's summary. ``examples`` False: a data_error's example cell (the text a
+    respondent typed) is left out, for output that is a log (periodic runs)."""
     data = summary.as_dict()
+    if not examples:
+        data["problems"] = [{**p, "example": None} for p in data.get("problems", [])]
     if as_json:
         click.echo(printable_json(data))
         return
@@ -170,11 +175,11 @@ def print_sync(summary: Any, as_json: bool) -> None:
     click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
     for output in summary.outputs:
         click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
-    for problem in summary.problems:
-        _print_problem(problem)
+    for problem in data.get("problems", []):
+        _print_problem(problem, examples)
 
 
-def _print_problem(problem: dict[str, Any]) -> None:
+def _print_problem(problem: dict[str, Any], examples: bool = True) -> None:
     """A data_error, for the operator: the column, one example cell, why, what to change."""
     if problem.get("kind") == "unverified":
         click.echo(
@@ -185,7 +190,12 @@ def _print_problem(problem: dict[str, Any]) -> None:
         )
         return
     among = "new rows" if problem["new_only"] else "rows read"
-    example = f" e.g. {problem['example']!r}" if problem["example"] else ""
+    if problem["example"]:
+        example = f" e.g. {problem['example']!r}"
+    elif not examples:
+        example = " (run `csat-hook sync` by hand to see an example cell)"
+    else:
+        example = ""
     click.echo(
         f"sync data_error: {problem['count']} of {problem['rows']} {among} skipped as "
         f"{problem['reason']} in column {problem['column']!r} ({problem['setting']}),"

@@ -15,6 +15,7 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -434,3 +435,51 @@ def test_a_run_that_will_not_wait_does_not_say_it_waits(tmp_path, database_url, 
         said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("runner")]
         assert said == [("ERROR", "sync.done")]
         assert "does not exist" in caplog.records[-1].error
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_periodic_run_never_prints_the_example_cell_into_the_log(tmp_path, database_url, as_json):
+    # `serve`'s sync and the Procfile's `clock:` print each run's summary into the process's
+    # output, which is the platform's log: a data_error's example cell (a rating the
+    # customer typed, their e-mail in it) went into the logs at every interval.
+    text = (ROOT / "examples" / "sample_responses.csv").read_text(encoding="utf-8")
+    rows = text.splitlines()
+    typed = [r.replace(",4,", ",call maria@example.com back,", 1) for r in rows[1:] if ",4," in r]
+    assert len(typed) >= 3
+    (tmp_path / "responses.csv").write_text("\n".join([rows[0], *typed]) + "\n", "utf-8")
+    config = load_config(str(write_config(tmp_path, database_url)), env={})
+    engine = make_sync_engine(config)
+    runner = SyncRunner(config, engine)
+    statuses: list[str] = []
+
+    class Stops:
+        def run(self, **kwargs):
+            summary = runner.run(**kwargs)
+            statuses.append(summary.status)
+            os.kill(os.getpid(), signal.SIGTERM)  # what the platform sends on shutdown
+            return summary
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with (
+            contextlib.redirect_stderr(io.StringIO()) as err,
+            contextlib.redirect_stdout(io.StringIO()) as out,
+        ):
+            code = _sync_loop(
+                Stops(),
+                config,
+                dry_run=False,
+                full=False,
+                as_json=as_json,
+                periodic=True,
+                interval=1,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        engine.dispose()
+
+    printed = out.getvalue() + err.getvalue()
+    assert code == 0 and statuses == ["data_error"]
+    assert "bad_rating" in printed and "maria" not in printed, printed
+    if not as_json:
+        assert "run `csat-hook sync` by hand to see an example cell" in printed

@@ -77,12 +77,13 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
             "cached_statements: whole numbers)"
         ) from None
     timeout = options.get("timeout")
-    if timeout is not None and not 0 <= timeout <= MAX_SQLITE_TIMEOUT_SECONDS:
+    if timeout is not None and not 1 <= timeout <= MAX_SQLITE_TIMEOUT_SECONDS:
         # nan, inf, -1: the busy timeout set from it failed every connection, or waited
-        # for ever.
+        # for ever; under 1 s, two processes starting together (a web process and a
+        # worker migrating the schema) failed on each other's lock at once.
         raise ValueError(
             "a SQLite URL's timeout is the seconds a write waits for another writer: "
-            f"0 to {MAX_SQLITE_TIMEOUT_SECONDS}"
+            f"1 to {MAX_SQLITE_TIMEOUT_SECONDS}"
         )
     if _in_memory(url):
         # `serve` answered its health check and every webhook 503 (each pooled

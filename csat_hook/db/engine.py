@@ -158,7 +158,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         deadline = time.monotonic() + (wait if wait is not None else busy)
         info = conn.connection.info
         if not info.get("csat_writer"):
-            if not writer.acquire(timeout=deadline - time.monotonic()):
+            if not writer.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
             info["csat_writer"] = True
         if wait is None:

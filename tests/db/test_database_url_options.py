@@ -49,7 +49,7 @@ def test_without_a_timeout_a_write_waits_the_default(tmp_path, monkeypatch):
     assert 1.8 <= took < 6, took
 
 
-@pytest.mark.parametrize("timeout", ["-1", "nan", "inf", "1e9"])
+@pytest.mark.parametrize("timeout", ["-1", "nan", "inf", "1e9", "0", "0.5"])
 def test_a_sqlite_timeout_that_is_no_wait_is_refused_naming_the_key(tmp_path, timeout):
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}?timeout={timeout}"
     with pytest.raises(ConfigError, match=r"database\.url: .*timeout"):

@@ -18,6 +18,7 @@ import click
 from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
+from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.cli.sync import SYNC_EXIT_CODES
 from csat_hook.cli.sync import print_sync
 from csat_hook.config.loading import ENV_DATABASE_URL
@@ -225,7 +226,9 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
     if config.results.source != "csv":
         raise ConfigProblem("results.source: the demo writes a CSV export; set it to csv")
     name = next(iter(config.helpdesks), None) if helpdesk is None else helpdesk.strip()
-    if name is None or name not in config.helpdesks:
+    if helpdesk is not None and name not in config.helpdesks:
+        raise unknown_helpdesk(helpdesk, config.helpdesks)
+    if name is None:
         raise ConfigProblem("helpdesks: the demo needs a configured helpdesk (e.g. dryrun)")
     try:
         engine = make_sync_engine(config)

@@ -98,3 +98,15 @@ def test_the_demo_never_seeds_a_database_in_use(tmp_path, database_url):
     finally:
         engine.dispose()
     assert kept == ["REAL-1"]
+
+
+def test_a_demo_helpdesk_that_is_not_configured_is_named(tmp_path):
+    # "helpdesks: the demo needs a configured helpdesk (e.g. dryrun)" while dryrun was
+    # configured: the option given was not named.
+    config = demo_config(tmp_path, f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    result = CliRunner().invoke(
+        main, ["-c", str(config), "dev", "demo", "--helpdesk", "nope"], env={"DATABASE_URL": None}
+    )
+    assert result.exit_code == 2, result.output
+    assert "--helpdesk: no helpdesk named 'nope'; configured: dryrun" in result.output
+    assert not (tmp_path / "demo.sqlite3").exists()

@@ -93,6 +93,18 @@ def test_a_database_url_is_read_without_the_line_break_around_it(tmp_path, where
     assert load_config(path, env=env).database.url == url
 
 
+def test_database_url_from_the_environment_needs_none_of_the_file_url_variables(tmp_path):
+    # $DATABASE_URL wins, yet the file's `url: postgresql://app:${DB_PASSWORD}@db/csat` was
+    # still expanded, and every command refused to start for a variable whose value would
+    # have been thrown away.
+    path = tmp_path / "c.yaml"
+    path.write_text("database: {url: 'postgresql://app:${DB_PASSWORD}@db/csat'}\n")
+    url = f"sqlite:///{tmp_path / 'csat.sqlite3'}"
+    assert load_config(path, env={"DATABASE_URL": url}).database.url == url
+    with pytest.raises(ConfigError, match=r"database\.url: environment variable DB_PASSWORD"):
+        load_config(path, env={})
+
+
 def test_a_bad_database_url_variable_is_named_as_the_variable():
     # "database.url: must be a ... URL" sent the operator to a file that held a good one.
     with pytest.raises(ConfigError) as raised:

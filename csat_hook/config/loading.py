@@ -214,13 +214,17 @@ def load_config(
     errors: list[str] = []
     written: set[str] = set()
     raw = _interpolate(raw, env, "", errors, written)
+    database_url = env.get(ENV_DATABASE_URL)
+    from_env = bool(database_url and database_url.strip())
+    if from_env:
+        # The file's database.url is replaced whole: a ${VAR} it needs (its password) is
+        # not needed.
+        errors = [e for e in errors if e.partition(": ")[0] != "database.url"]
     # A key whose reference could not be expanded holds no value worth checking: what its
     # check would say of the text left ("must be at least 16 characters") is about nothing
     # the file meant, so the reference's message is the one said about that key.
     unexpanded = {line.partition(": ")[0] for line in errors}
     said = len(errors)
-    database_url = env.get(ENV_DATABASE_URL)
-    from_env = bool(database_url and database_url.strip())
     if database_url is not None and not from_env:
         # `DATABASE_URL=` in an env file, `${DB_URL}` of an unset variable in a compose
         # file: taken as unset, the service ran on database.url's SQLite file (on a

@@ -307,7 +307,7 @@ def test_the_shipped_example_and_the_defaults_say_nothing_of_secrets_in_the_file
     # Their development secrets are already said (insecure); the zero-config start is quiet.
     for args in (["-c", str(ROOT / "config.example.yaml")], []):
         result = CliRunner().invoke(
-            main, [*args, "check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": None}
+            main, [*args, "check-config"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": None}
         )
         assert result.exit_code == 0, result.output
         assert "written in the configuration file" not in result.output
@@ -491,7 +491,7 @@ def test_check_config_masks_a_database_password_written_without_percent_escapes(
     url = f"postgresql://csat:{password}@db.example.com:5432/csat?sslpassword=S3cretKey"
 
     result = CliRunner().invoke(
-        main, ["check-config"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+        main, ["check-config"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": url}
     )
 
     assert result.exit_code == 0, result.output
@@ -965,7 +965,7 @@ def test_a_sqlite_url_with_two_slashes_is_refused_naming_the_key(url):
     # Taken by check-config, then every command that opened it ended in SQLAlchemy's
     # traceback ("Invalid SQLite URL").
     result = CliRunner().invoke(
-        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": url}
     )
 
     assert result.exit_code == 2, result.output
@@ -978,7 +978,9 @@ def test_a_sqlite_url_option_the_driver_would_ignore_is_refused_naming_it(tmp_pa
     # ?mode=ro without uri=true: SQLAlchemy warned (a Python warning with its source line)
     # and opened the file read-write, the option dropped.
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}?mode=ro"
-    result = CliRunner().invoke(main, ["outbox"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url})
+    result = CliRunner().invoke(
+        main, ["outbox"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": url}
+    )
 
     assert result.exit_code == 2, result.output
     assert "database.url: SQLite ignores mode without uri=true" in result.output
@@ -1049,9 +1051,23 @@ def test_a_missing_kind_or_a_bad_key_is_said_in_the_files_words(tmp_path, text, 
     assert message in raised.value.message, raised.value.message
 
 
+@pytest.mark.parametrize("where", ["loader", "command"])
+def test_an_empty_config_variable_is_refused_not_taken_for_the_defaults(where):
+    # `CSAT_HOOK_CONFIG=` in an env file, or `${CONFIG}` of an unset variable in a compose
+    # file: the process ran on the built-in defaults (a SQLite file, the dry-run helpdesk)
+    # beside the ones that read the real file, and a worker failed every reply.
+    if where == "loader":
+        with pytest.raises(ConfigError, match=r"the config file's path is empty"):
+            load_config(None, env={"CSAT_HOOK_CONFIG": ""})
+        return
+    result = CliRunner().invoke(main, ["check-config"], env={"CSAT_HOOK_CONFIG": ""})
+    assert result.exit_code == 2, result.output
+    assert "the config file's path is empty (--config or CSAT_HOOK_CONFIG)" in result.output
+
+
 def test_an_empty_config_path_is_named_as_such():
     # `-c "$CONFIG"` with CONFIG unset: "cannot read config file : Is a directory".
-    result = CliRunner().invoke(main, ["-c", "", "check-config"], env={"CSAT_HOOK_CONFIG": ""})
+    result = CliRunner().invoke(main, ["-c", "", "check-config"], env={"CSAT_HOOK_CONFIG": None})
 
     assert result.exit_code == 2, result.output
     assert "the config file's path is empty" in result.output
@@ -1142,7 +1158,7 @@ def test_the_alerts_example_writes_no_secret_and_its_defaults_are_the_fake_recei
     from csat_hook.cli.dev import fake_notify
 
     example = ROOT / "examples" / "alerts.yaml"
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": None}
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": None}
     result = CliRunner().invoke(main, ["-c", str(example), "check-config"], env=env)
     assert result.exit_code == 0, result.output
     assert "written in the configuration file" not in result.output
@@ -1176,7 +1192,7 @@ def test_a_database_driver_that_is_not_shipped_is_refused_naming_the_key(url):
     # Taken by check-config ("configuration OK"), then every command that opened it ended in
     # a traceback: ModuleNotFoundError (psycopg2), NoSuchModuleError (an unknown driver).
     result = CliRunner().invoke(
-        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url}
+        main, ["db", "current"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": url}
     )
 
     assert result.exit_code == 2, result.output
@@ -1345,7 +1361,9 @@ def test_decimal_numbers_with_underscores_and_zero_still_load(tmp_path):
 def test_a_sqlite_url_option_the_driver_cannot_read_is_refused_naming_the_key(tmp_path, option):
     # Taken by check-config; every command then ended in the driver's ValueError traceback.
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}?{option}"
-    result = CliRunner().invoke(main, ["outbox"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": url})
+    result = CliRunner().invoke(
+        main, ["outbox"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": url}
+    )
 
     assert result.exit_code == 2, result.output
     assert "database.url: a SQLite URL option has a value the driver cannot read" in result.output

@@ -196,7 +196,7 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     result = CliRunner().invoke(
         main,
         ["link", "--agent", "Anna", "--agent-id", "7", "--ticket", "42"],
-        env={"CSAT_HOOK_CONFIG": ""},
+        env={"CSAT_HOOK_CONFIG": None},
     )
     assert result.exit_code == 0, result.output
     fields = link_fields(result.output.strip())
@@ -222,7 +222,7 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
 def test_link_command_refuses_values_no_survey_could_carry_naming_the_option(
     arguments, option, says
 ):
-    result = CliRunner().invoke(main, ["link", *arguments], env={"CSAT_HOOK_CONFIG": ""})
+    result = CliRunner().invoke(main, ["link", *arguments], env={"CSAT_HOOK_CONFIG": None})
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert option in result.output and says in result.output

@@ -184,14 +184,17 @@ def load_config(
 ) -> Config:
     """Read, interpolate and validate the configuration; raise ConfigError naming each bad key.
 
-    ``path`` None means ``$CSAT_HOOK_CONFIG`` if set, else the built-in defaults.
+    ``path`` None means ``$CSAT_HOOK_CONFIG`` if set (set but empty is refused), else the
+    built-in defaults.
     ``overrides`` is merged over the file (tests use it). ``text``: the file's content,
     already read by :func:`read_config_file` (a pipe can be read once); ``path`` then only
     names it.
     """
     env = os.environ if env is None else env
     if path is None:
-        path = env.get(ENV_CONFIG_PATH) or None
+        # Set but empty is refused below, as `-c ""` is: taken as unset, the process ran on
+        # the built-in defaults beside the ones that read the real file.
+        path = env.get(ENV_CONFIG_PATH)
     raw: dict[str, Any] = {}
     source = "<built-in defaults>"
     if path is not None and not str(path):  # `-c "$CONFIG"` with CONFIG unset

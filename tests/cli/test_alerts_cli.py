@@ -359,7 +359,7 @@ def test_an_empty_alerts_listing_says_so_and_whether_alerts_are_on(tmp_path, fak
     off = CliRunner().invoke(
         main,
         ["alerts"],
-        env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'off.sqlite3'}"},
+        env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": f"sqlite:///{tmp_path / 'off.sqlite3'}"},
     )
     assert off.exit_code == 0, off.output
     assert off.stdout.strip() == (

@@ -19,7 +19,7 @@ from tests.helpers import generic_close
 def invoke(tmp_path, *args, **env):
     db = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     return CliRunner().invoke(
-        main, list(args), env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": db, **env}
+        main, list(args), env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": db, **env}
     )
 
 

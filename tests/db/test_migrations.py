@@ -181,7 +181,7 @@ def test_downgrade_and_upgrade_again(engine):
 
 
 def test_db_commands(database_url, tmp_path):
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": database_url}
     assert "current: none" in CliRunner().invoke(main, ["db", "current"], env=env).output
     result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert result.exit_code == 0 and f"empty → {migrate.head_revision()}" in result.output
@@ -243,7 +243,7 @@ def test_a_database_a_newer_release_upgraded_stops_every_command_with_a_message(
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": database_url}
     result = CliRunner().invoke(main, command, env=env)
     assert result.exit_code == 1, result.output
     assert result.exc_info is not None and result.exc_info[0] is SystemExit
@@ -258,7 +258,7 @@ def test_a_database_a_newer_release_upgraded_stops_every_command_with_a_message(
 
 def test_db_upgrade_refuses_an_unknown_or_earlier_target_revision(engine, database_url):
     # An earlier revision is the database's state, not the usage: exit 1, as a newer one.
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": database_url}
     unknown = CliRunner().invoke(main, ["db", "upgrade", "--revision", "nonsense"], env=env)
     # A revision this release does not have is bad usage (exit 2), said with the valid ones.
     assert unknown.exit_code == 2 and unknown.exc_info[0] is SystemExit
@@ -295,7 +295,7 @@ def without_rights(engine, database_url):
 def test_a_user_who_may_not_change_the_schema_gets_a_message(engine, without_rights, command):
     # The release step run with the app's restricted user, or a read-only replica: it was a
     # traceback quoting the CREATE TABLE statement.
-    env = {"CSAT_HOOK_CONFIG": "", "DATABASE_URL": without_rights}
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": without_rights}
     result = CliRunner().invoke(main, command, env=env)
     assert result.exit_code == 1 and result.exc_info[0] is SystemExit, result.output
     assert "the database refused the schema change (" in result.output
@@ -313,7 +313,7 @@ def test_another_applications_table_of_our_name_is_refused_untouched(engine, dat
         conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, title TEXT)"))
         conn.execute(sa.text(f"INSERT INTO {table} (id, title) VALUES (1, 'Q3 survey')"))  # noqa: S608
     result = CliRunner().invoke(
-        main, ["db", "upgrade"], env={"CSAT_HOOK_CONFIG": "", "DATABASE_URL": database_url}
+        main, ["db", "upgrade"], env={"CSAT_HOOK_CONFIG": None, "DATABASE_URL": database_url}
     )
 
     assert result.exit_code == 1, result.output

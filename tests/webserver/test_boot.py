@@ -18,11 +18,11 @@ from tests.cluster import free_port
 from tests.cluster import procfile_command
 
 
-def run_web(cwd: Path, **env: str) -> tuple[int, str]:
+def run_web(cwd: Path, **env: str | None) -> tuple[int, str]:
     """The Procfile's ``web:`` line with two workers, run to its end with ``env`` added to
     this process's environment: its exit code and everything it printed."""
     port = str(free_port())
-    full = {**os.environ, **env, "PORT": port}
+    full = {k: v for k, v in {**os.environ, **env, "PORT": port}.items() if v is not None}
     full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full.get("PYTHONPATH")]))
     command = procfile_command(
         "web", {"PORT": port, "WEB_CONCURRENCY": "2"}, {"--bind": f"127.0.0.1:{port}"}
@@ -43,7 +43,7 @@ def test_a_database_a_newer_release_upgraded_stops_the_web_process_with_one_line
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
-    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG="", DATABASE_URL=database_url)
+    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG=None, DATABASE_URL=database_url)
 
     assert returncode == 1, output
     said = [line for line in output.splitlines() if "0099" in line]
@@ -62,7 +62,7 @@ def test_another_app_on_the_same_settings_is_not_checked(monkeypatch, tmp_path):
     # The benchmarks serve a bare Flask peer with these gunicorn settings: no csat-hook
     # database is opened (or created) for it.
     db = tmp_path / "csat.sqlite3"
-    monkeypatch.setenv("CSAT_HOOK_CONFIG", "")
+    monkeypatch.delenv("CSAT_HOOK_CONFIG", raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri="bare_app:app")))
     assert not db.exists()
@@ -90,7 +90,7 @@ def test_a_database_that_cannot_be_reached_stops_the_web_process_with_one_line(t
     closed = free_port()
     url = f"postgresql://csat:hunter2-secret@127.0.0.1:{closed}/csat?connect_timeout=2"
 
-    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG="", DATABASE_URL=url)
+    returncode, output = run_web(tmp_path, CSAT_HOOK_CONFIG=None, DATABASE_URL=url)
 
     assert returncode == 1, output
     said = [line for line in output.splitlines() if line.startswith("Error: ")]

@@ -497,7 +497,7 @@ def test_inspect_payload_shows_paths_and_what_the_mapping_extracts(tmp_path):
     result = CliRunner().invoke(
         main,
         ["inspect-payload", "--helpdesk", "dryrun", str(payload)],
-        env={"CSAT_HOOK_CONFIG": ""},
+        env={"CSAT_HOOK_CONFIG": None},
     )
     assert result.exit_code == 0, result.output
     assert '  who.name = "Kim"' in result.output
@@ -509,11 +509,11 @@ def test_inspect_payload_can_verify_the_sender(tmp_path):
     payload = tmp_path / "p.json"
     payload.write_text(json.dumps(generic_close()))
     args = ["inspect-payload", "--helpdesk", "dryrun", "--verify", str(payload)]
-    bad = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": ""})
+    bad = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": None})
     good = CliRunner().invoke(
         main,
         [*args[:-1], "-H", "X-Webhook-Token: dev-insecure-dryrun-token", str(payload)],
-        env={"CSAT_HOOK_CONFIG": ""},
+        env={"CSAT_HOOK_CONFIG": None},
     )
     assert bad.exit_code == 1 and "unauthorized" in bad.output
     assert good.exit_code == 0 and "sender: verified" in good.output
@@ -1252,7 +1252,7 @@ def test_inspect_payload_prints_the_senders_control_characters_escaped(tmp_path)
         encoding="utf-8",
     )
     args = ["inspect-payload", "--helpdesk", "dryrun", str(payload)]
-    result = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": ""})
+    result = CliRunner().invoke(main, args, env={"CSAT_HOOK_CONFIG": None})
     assert result.exit_code == 0, result.output
     assert r'  dialog_id: "4\u001b]0;pwned\u0007\n#forged"' in result.output
     assert r'  agent.name = "A\u009b2J\u007f"' in result.output

@@ -32,8 +32,9 @@ with a status that says it was not processed (503, 429, 408, 425, 409).
 :meth:`HttpClient.guarded` lets a caller refuse, on its thread, every request that may change
 something once it can no longer be sure it owns the work (the delivery worker's fence).
 
-Error messages name the method, host and status, never the URL's query (it can hold a token)
-nor the response body (it can echo customer text). A caller that knows the vendor's error shape
+Error messages name the method, host and status (with the status line's phrase only when it
+is one of HTTP's own), never the URL's query (it can hold a token) nor the response body (it
+can echo customer text). A caller that knows the vendor's error shape
 passes ``explain``: what it returns (codes, field names, short messages, cleaned of customer
 text by :mod:`csat_hook.helpdesks.reasons`) ends the message and is kept as ``vendor_reason``.
 A vendor's reason (or reason phrase) that quotes a credential the request carried (a token
@@ -56,6 +57,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -503,14 +505,20 @@ def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.RequestExc
     return requests.ConnectionError(exc)  # ReadTimeoutError, as requests raises it
 
 
-# The status line's reason phrase ("Service Unavailable") is the vendor's free text, kept
-# in the error that is logged and stored: printable ASCII only, and short.
-_PHRASE_LIMIT = 60
+# The status line's reason phrase ("Service Unavailable") is the vendor's free text, and the
+# error is logged and stored: kept only when it is one of HTTP's own phrases (any letter
+# case), since a vendor or a proxy may put there what it was sent (the reply's text, the
+# people's names, the survey link), which no check of ours can tell from prose.
+_STANDARD_PHRASES = frozenset(
+    phrase.casefold()
+    for status in HTTPStatus
+    for phrase in (status.phrase, status.name.replace("_", " "))
+) | {"unprocessable content", "content too large", "request timeout"}
 
 
 def _phrase(reason: str | None) -> str:
-    text = "".join(c if " " <= c <= "~" else "?" for c in (reason or "")[:_PHRASE_LIMIT])
-    return text.strip()
+    text = " ".join((reason or "")[:60].split())
+    return text if text.casefold() in _STANDARD_PHRASES and text.isascii() else ""
 
 
 def vendor_reason(explain: Explain | None, response: requests.Response) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -317,7 +318,7 @@ def test_a_5xx_is_an_answer_not_an_unknown_outcome():
     assert error.retryable and not error.outcome_unknown and error.http_status == 503
 
 
-def test_the_vendors_reason_phrase_is_kept_short_and_printable():
+def test_a_reason_phrase_that_is_not_https_own_is_left_out():
     # The status line's phrase is the vendor's free text, and the error is logged and stored.
     phrase = "Service Unavailable \x1b[31m" + "x" * 5000 + " \u00e9 Set-Cookie: secret"
 
@@ -330,7 +331,7 @@ def test_the_vendors_reason_phrase_is_kept_short_and_printable():
         error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
 
     assert error.http_status == 503 and error.retryable
-    assert str(error).endswith(": HTTP 503 Service Unavailable ?[31m" + "x" * 35)
+    assert str(error).endswith(": HTTP 503")
     assert "secret" not in str(error) and "\x1b" not in str(error)
 
 
@@ -776,3 +777,29 @@ def test_a_redirect_says_where_it_points_without_its_path_or_credentials(locatio
         assert "redirect to" not in error.message
     else:
         assert shown in error.message and error.message.endswith("not followed)")
+
+
+def test_a_reason_phrase_that_echoes_the_request_is_left_out():
+    """A vendor (or a proxy) that puts what it was sent in the status line: the reply's text
+    (the agent's and the customer's names, the survey link that answers as the customer) is
+    logged and stored in last_error with the phrase. Only a standard phrase is kept."""
+
+    def echo(conn: socket.socket, seen: list[bytes]) -> None:
+        request = read_request(conn)
+        seen.append(request)
+        said = json.loads(request.partition(b"\r\n\r\n")[2])["text"]
+        conn.sendall(f"HTTP/1.1 422 Invalid {said}\r\nContent-Length: 0\r\n\r\n".encode())
+
+    def standard(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 429 too many requests\r\nContent-Length: 0\r\n\r\n")
+
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(echo) as (url, _), pytest.raises(DeliveryError) as caught:
+        client.request("POST", url + "/api/messages", json={"text": "Zoe O'Brien https://s/x"})
+    with loopback(standard) as (url, _):
+        limited = post(client, url)
+
+    assert caught.value.http_status == 422 and str(caught.value).endswith(": HTTP 422")
+    assert "Brien" not in str(caught.value) and "https" not in str(caught.value)
+    assert str(limited).endswith(": HTTP 429 too many requests")

@@ -10,6 +10,9 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
 * ``Error handling request <method> <uri>`` (ERROR) with the raw URI, query included, and a
   traceback whose last line is the exception's message;
 * ``Ignored premature client disconnection. <error>`` (DEBUG), the bytes read so far;
+* ``<method> <path>`` (DEBUG), the default ``pre_request`` hook's line for every request;
+* ``Current configuration:`` (DEBUG), every setting, ``raw_env`` (``-e NAME=VALUE``, the
+  environment csat-hook reads its secrets from) among them: its values are dropped;
 * the access log's request line, query string, Referer, header and environ atoms (csat-hook
   turns the access log off; were it on, those atoms are blanked too).
 
@@ -42,6 +45,11 @@ _SAFE_ERRORS = re.compile(
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 REDACTED = "[request data redacted]"
+# The master prints every setting at DEBUG (arbiter.py, "Current configuration:"); these hold
+# NAME=VALUE pairs: gunicorn's -e (environment variables: csat-hook's secrets come from the
+# environment) and --paste-global. Their names are kept, never their values.
+_CONFIGURATION = "Current configuration:\n"
+_SETTING_VALUES = re.compile(r"^(  (?:raw_env|raw_paste_global_conf): )(.*)$", re.MULTILINE)
 # A short link's path, its separators and "s" (or "S") percent-encoded too (the server decodes them
 # before the route is matched; /s%2F<reference> is refused, but its reference is there).
 _SHORT_LINK = re.compile(r"(?:/|%2f)(?:s|%73|%53)(?:/|%2f)", re.IGNORECASE)
@@ -65,6 +73,12 @@ def _path_only(uri: object) -> str:
     return path[:200]
 
 
+def _names_only(match: re.Match[str]) -> str:
+    """``  raw_env: ['A=secret', 'B=1']`` → ``  raw_env: ['A=[redacted]', 'B=[redacted]']``."""
+    names = re.findall(r"""(?:^\[|, )['"]([^'"=\n]*)=""", match.group(2))
+    return f"{match.group(1)}[{', '.join(repr(f'{name}=[redacted]') for name in names)}]"
+
+
 def redact_message(record: logging.LogRecord) -> str:
     """The record's message with the request data taken out."""
     args = record.args
@@ -72,6 +86,11 @@ def redact_message(record: logging.LogRecord) -> str:
         return f"Error handling request {str(args[0])[:20]} {_path_only(args[1])}"
     if record.msg == "Error handling request %s" and isinstance(args, tuple) and args:
         return f"Error handling request {_path_only(args[0])}"
+    if record.msg == "%s %s" and isinstance(args, tuple) and len(args) == 2:
+        # The default pre_request hook's DEBUG line: the method and the path.
+        return f"{str(args[0])[:20]} {_path_only(args[1])}"
+    if isinstance(record.msg, str) and record.msg.startswith(_CONFIGURATION):
+        return _SETTING_VALUES.sub(_names_only, record.msg)
     if isinstance(args, tuple):  # an exception's text can be request bytes: its type only
         args = tuple(type(a).__name__ if isinstance(a, BaseException) else a for a in args)
     try:

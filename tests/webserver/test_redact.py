@@ -173,3 +173,30 @@ def test_the_access_log_of_a_short_link_keeps_no_reference():
     line = access_line("%(r)s %(U)s %(s)s", "302 FOUND", [], environ)
     assert "GET /s/[reference redacted] HTTP/1.1 /s/[reference redacted] 302" in line, line
     assert REFERENCE not in line
+
+
+@pytest.mark.parametrize("uri", [f"/s/{REFERENCE}", f"/s%2F{REFERENCE}/4", f"/S/{REFERENCE}"])
+def test_the_debug_line_of_each_request_keeps_no_reference(uri):
+    # gunicorn's default pre_request hook logs every request's method and path at DEBUG
+    # (--log-level debug, or GUNICORN_CMD_ARGS): a short link's path is the reference.
+    line = formatted("%s %s", ("GET", uri))
+
+    assert line == "GET /s/[reference redacted]"
+    assert formatted("%s %s", ("POST", "/webhooks/generic")) == "POST /webhooks/generic"
+
+
+def test_the_configuration_printed_at_debug_keeps_no_environment_value():
+    # The master prints every setting at DEBUG; raw_env (-e NAME=VALUE) is how gunicorn is
+    # handed environment variables, csat-hook's secrets among them (${VAR} in the config).
+    cfg = Config()
+    cfg.set("raw_env", [f"CSAT_TOKEN_SECRET={SECRET}", "PLAIN=1"])
+    cfg.set("raw_paste_global_conf", [f"token={SECRET}"])
+    dump = "Current configuration:\n" + "\n".join(
+        f"  {name}: {setting.value}" for name, setting in sorted(cfg.settings.items())
+    )
+
+    line = formatted(dump)
+
+    assert SECRET not in line
+    assert "  raw_env: ['CSAT_TOKEN_SECRET=[redacted]', 'PLAIN=[redacted]']" in line
+    assert "  threads: 1" in line and "  limit_request_line: 4094" in line

@@ -25,8 +25,8 @@ module is the adapter that ties them together, and captures payloads for
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import replace
@@ -92,6 +92,39 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+_SHORT_ESCAPES = {"/": b"/", '"': b'"', "\\": b"\\", "\b": b"b", "\f": b"f", "\n": b"n"}
+_SHORT_ESCAPES |= {"\r": b"r", "\t": b"t"}
+
+
+def _unit_escape(unit: int) -> bytes:
+    """``\\uXXXX`` for one UTF-16 code unit, its hex digits in either case."""
+    return b"\\\\u" + b"".join(
+        b"[" + digit.lower().encode() + digit.upper().encode() + b"]"
+        if digit.isalpha()
+        else digit.encode()
+        for digit in f"{unit:04x}"
+    )
+
+
+def json_spelling(text: str) -> re.Pattern[bytes]:
+    """Every spelling of ``text`` inside a JSON string, as UTF-8: each character as itself,
+    as its ``\\u`` escape (a surrogate pair beyond the BMP) or as its short escape (``\\/``,
+    ``\\"``, ``\\\\``, ``\\n``...): whichever a sender's JSON library writes."""
+    parts = []
+    for char in text:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            units = [0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)]
+        else:
+            units = [code]
+        spellings = [re.escape(char.encode("utf-8")), b"".join(map(_unit_escape, units))]
+        if char in _SHORT_ESCAPES:
+            spellings.append(re.escape(b"\\" + _SHORT_ESCAPES[char]))
+        parts.append(b"(?:" + b"|".join(spellings) + b")")
+    return re.compile(b"".join(parts))
 
 
 class GenericHelpdesk(Helpdesk):
@@ -242,13 +275,13 @@ class GenericHelpdesk(Helpdesk):
             )
 
     def _without_secrets(self, body: bytes) -> bytes:
-        """``body`` with the token a sender puts in it (``token_field``) replaced, as written
-        and as JSON escapes it: a capture is kept for days to design a mapping from, and the
-        shared secret has no place in it. A spelling the sender escaped otherwise
-        (``\\u0041``) is left: the vendor writes the token as it was configured."""
+        """``body`` with the token a sender puts in it (``token_field``) replaced, in every
+        spelling JSON has for it (:func:`json_spelling`: ``\\/`` as PHP writes a ``/``, any
+        character as a ``\\u`` escape): each one verified the request, and a capture is kept
+        for days to design a mapping from, where the shared secret has no place."""
         for secret in self.payload_secrets():
-            for spelling in {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}:
-                body = body.replace(spelling.encode("utf-8"), b"(token removed)")
+            if secret:
+                body = json_spelling(secret).sub(b"(token removed)", body)
         return body
 
     def _save_capture(self, request: WebhookRequest) -> None:

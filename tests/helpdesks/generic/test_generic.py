@@ -473,6 +473,34 @@ def test_a_captured_payload_keeps_the_body_but_not_the_token_it_carries(tmp_path
     assert kept == generic_close("D-9")
 
 
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        b"lc\\/key\\/0123456789+x",  # PHP's json_encode escapes every "/" by default
+        b"lc/key/0123456789\\u002Bx",  # any character may be a \u escape, either case
+        b"\\u006c\\u0063/key/0123456789+x",
+    ],
+)
+def test_a_captured_payload_keeps_no_token_the_sender_escaped_its_own_way(tmp_path, clock, spelt):
+    # The sender's JSON library decides the escapes: every spelling that reads as the token
+    # verified the request, so every one is taken out of the capture.
+    secret = "lc/key/0123456789+x"
+    desk = adapter(
+        clock,
+        auth={"mode": "token", "token": secret, "token_field": "secret_key"},
+        capture_dir=str(tmp_path / "cap"),
+    )
+    body = b'{"secret_key":"' + spelt + b'",' + json.dumps(generic_close("D-9")).encode()[1:]
+
+    desk.verify(request(body, clock))
+    assert isinstance(desk.parse(request(body, clock)), DialogClosed)
+
+    [saved] = [p.read_bytes() for p in (tmp_path / "cap").iterdir()]
+    kept = json.loads(saved)
+    assert kept.pop("secret_key") == "(token removed)"
+    assert kept == generic_close("D-9")
+
+
 def test_a_capture_folder_that_cannot_be_written_is_logged_and_the_close_still_taken(
     tmp_path, caplog, clock
 ):

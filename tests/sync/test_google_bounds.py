@@ -20,6 +20,7 @@ from csat_hook.sync.config import GoogleConfig
 from csat_hook.sync.google import session as google_session_module
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.google.session import SHEETS_SCOPE
 from csat_hook.sync.google.session import GoogleSession
 from csat_hook.sync.google.session import build_session
@@ -282,3 +283,27 @@ def test_a_forms_page_that_is_not_json_keeps_its_status(mocked):
         list(FormsApi(session()).list_responses("F", since=None, page_size=10))
     assert caught.value.message == "forms.responses.list: HTTP 200, the answer is not JSON"
     assert caught.value.http_status == 200
+
+
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [
+        (
+            'Invalid requests[2].addSheet: A sheet with the name "Zoë Lindqvist (7)" already '
+            "exists. Please enter another name.",
+            TabExistsError,
+        ),
+        ("Invalid requests[2].addSheet: 'Zoë Lindqvist (7)' is not a valid name.", GoogleApiError),
+    ],
+)
+def test_a_structure_changes_message_keeps_no_tab_title_it_quotes(mocked, said, kind):
+    # Agent tabs are titled with the agents' names; the message is logged, printed and kept
+    # with the run's status. The quoted title goes, the rest of Google's words stay.
+    body = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": said}}
+    mocked.post(f"{SHEET}:batchUpdate", status=400, json=body)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(session()).update_structure("S", [{"addSheet": {}}])
+
+    assert type(caught.value) is kind
+    assert "Lindqvist" not in caught.value.message
+    assert "Invalid requests[2].addSheet" in caught.value.message

@@ -3,7 +3,8 @@
 
 Errors leave this module as :class:`~csat_hook.errors.GoogleApiError` with the HTTP status and
 Google's status word; the API's message is kept only for calls whose body holds no customer
-text (metadata, structure changes), never for value writes or reads.
+text (metadata, structure changes), never for value writes or reads, and without what it
+quotes (a tab's title: an agent's name).
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ _TAB_EXISTS = re.compile(r'A sheet with the name "[^"]*" already exists')
 # Its answer to a deleteSheet whose tab is gone: HTTP 400 INVALID_ARGUMENT,
 # "Invalid requests[3].deleteSheet: No sheet with id: 123456".
 _TAB_GONE = re.compile(r"deleteSheet: No sheet with id")
+# What Google's message quotes is what the request held: a tab's title (an agent's name, in
+# the agent tabs), a value. The quotes stay, with "…" between them (_TAB_EXISTS still reads).
+_QUOTED = re.compile(r""""[^"]*"|(?<!\w)'[^']*'(?!\w)""")
+
+
+def _unquoted(match: re.Match[str]) -> str:
+    return f"{match.group()[0]}…{match.group()[0]}"
 
 
 class TabExistsError(GoogleApiError):
@@ -125,7 +133,7 @@ def _error_from(
     text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "")
     message = error.get("message")
     if keep_message and isinstance(message, str) and message:
-        text += f" ({message[:200]})"
+        text += f" ({_QUOTED.sub(_unquoted, message)[:200]})"
     if attempts > 1:
         text += f" after {attempts} attempts"
     reasons = error_reasons(response)

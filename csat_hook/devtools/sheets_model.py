@@ -317,7 +317,9 @@ def _split_title(text: str) -> tuple[str | None, str]:
                 title, i = title + "'", i + 2
             elif text[i] == "'":
                 rest = text[i + 1 :]
-                return title, rest[1:] if rest.startswith("!") else rest
+                if rest and not rest.startswith("!"):  # 'Sheet1'A1: no "!" after the title
+                    raise SheetsApiError(400, f"Unable to parse range: {text}")
+                return title, rest[1:]
             else:
                 title, i = title + text[i], i + 1
         raise SheetsApiError(400, f"Unable to parse range: {text}")

@@ -268,3 +268,74 @@ def test_forms_filter_must_be_rfc3339_utc(fake_google, google_session):
     assert bad.status_code == 400
     good = google_session.get(url, params={"filter": "timestamp > 2026-11-01T00:00:00Z"})
     assert good.status_code == 200 and good.json() == {}
+
+
+def test_a_body_over_googles_payload_limit_is_refused_as_google_refuses_it(fake_google, gc):
+    # Google's front end refuses a body over 10 MiB, whatever the method (recorded answers:
+    # SCRT-HQ/PSGSuite#62, jlolling/talendcomp_tGoogleSheet#1); the fake applied it.
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Sheet1", [], sheet_id=0, row_count=1000, col_count=26)
+    sheet = gc.open_by_key(SHEET_ID)
+    text = "x" * 40_000
+    rows = [[text] * 10 for _ in range(27)]  # ~10.8 MB of JSON
+    with pytest.raises(gspread.exceptions.APIError) as refused:
+        sheet.values_batch_update(
+            {"valueInputOption": "RAW", "data": [{"range": "Sheet1!A1", "values": rows}]}
+        )
+    message = "Request payload size exceeds the limit: 10485760 bytes."
+    assert refused.value.response.status_code == 400
+    assert refused.value.error == {
+        "code": 400,
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": "badRequest"}],
+        "status": "INVALID_ARGUMENT",
+    }
+    assert fake_google.cells(SHEET_ID, "Sheet1") == []  # nothing applied
+    fitting = [[text] * 10 for _ in range(20)]  # ~8 MB: taken
+    sheet.values_batch_update(
+        {"valueInputOption": "RAW", "data": [{"range": "Sheet1!A1", "values": fitting}]}
+    )
+    assert len(fake_google.cells(SHEET_ID, "Sheet1")) == 20
+
+
+@pytest.mark.parametrize(
+    ("status", "word"),
+    [
+        (400, "INVALID_ARGUMENT"),
+        (403, "PERMISSION_DENIED"),
+        (404, "NOT_FOUND"),
+        (500, "INTERNAL"),
+        (503, "UNAVAILABLE"),
+        (504, "DEADLINE_EXCEEDED"),
+    ],
+)
+def test_a_scripted_fault_answers_with_googles_status_word_for_its_code(
+    fake_google, google_session, status, word
+):
+    # google.rpc.Code's HTTP mapping: a scripted 403 or 400 came back as "UNAVAILABLE: The
+    # service is currently unavailable.", a body Google never sends with those codes.
+    fake_google.add_spreadsheet(SHEET_ID)
+    google_session.max_retries = 0
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{SHEET_ID}"
+    fake_google.fail(1, status, "sheets_read")
+    failed = google_session.get(url)
+    assert failed.status_code == status
+    assert failed.json()["error"]["code"] == status
+    assert failed.json()["error"]["status"] == word
+    fake_google.lose(1, "sheets_read", status=status)
+    lost = google_session.get(url)
+    assert (lost.status_code, lost.json()["error"]["status"]) == (status, word)
+
+
+@pytest.mark.parametrize("text", ["'Sheet1'A1", "'Sheet1'A1:B2", "'Sheet1'x"])
+def test_a_quoted_title_must_be_followed_by_a_bang_or_nothing(fake_google, google_session, text):
+    # "'Sheet1'A1" is no A1 notation (Google: 400 "Unable to parse range"); the fake read it
+    # as 'Sheet1'!A1.
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Sheet1", [["a"]], sheet_id=0)
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{SHEET_ID}/values:batchGet"
+    answer = google_session.get(url, params={"ranges": text})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == f"Unable to parse range: {text}"
+    assert google_session.get(url, params={"ranges": "'Sheet1'"}).status_code == 200
+    assert google_session.get(url, params={"ranges": "'Sheet1'!A1"}).status_code == 200

@@ -236,7 +236,7 @@ def run_once(args: argparse.Namespace) -> dict:
                         "gsheets": {
                             "enabled": True,
                             "spreadsheet_id": SHEET,
-                            "max_request_bytes": 20_000_000,
+                            "max_request_bytes": 10_485_760,  # Google's limit
                         },
                         "local": {"enabled": False},
                     },

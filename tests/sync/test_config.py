@@ -146,6 +146,13 @@ def test_both_service_account_settings_are_refused_naming_both():
             {"results": {"csv": {"encoding": "rot13"}}},
             "results.csv.encoding: 'rot13' is not a text encoding",
         ),
+        # Google refuses a body over 10 MiB ("Request payload size exceeds the limit:
+        # 10485760 bytes."): up to 100 MB was taken, and every write of a report that
+        # needed it failed at Google.
+        (
+            {"output": {"gsheets": {"max_request_bytes": 20_000_000}}},
+            "output.gsheets.max_request_bytes: Input should be less than or equal to 10485760",
+        ),
     ],
 )
 def test_errors_name_the_key(overrides, message):

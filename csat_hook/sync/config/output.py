@@ -23,7 +23,9 @@ class SheetsOutputConfig(StrictModel):
     max_rows_per_agent: int = Field(default=5000, ge=1, le=1_000_000)
     # The Responses tab (one row per credited answer): the newest this many.
     max_response_rows: int = Field(default=50_000, ge=1, le=1_000_000)
-    max_request_bytes: int = Field(default=8_000_000, ge=100_000, le=100_000_000)
+    # Google refuses a larger body whole (400 "Request payload size exceeds the limit:
+    # 10485760 bytes."): a value above it made every write of a report that needed it fail.
+    max_request_bytes: int = Field(default=8_000_000, ge=100_000, le=10_485_760)
 
     @field_validator("spreadsheet_id", "summary_tab", "unverified_tab", mode="before")
     @classmethod

@@ -546,3 +546,34 @@ def test_a_tab_other_than_agents_or_responses_too_large_says_to_raise_the_budget
     assert "'Unverified' needs" in summary.error
     assert "raise max_request_bytes" in summary.error
     assert kit.fake.count("sheets_write") == 0
+
+
+def test_a_value_write_stays_within_max_request_bytes_with_its_envelope(kit):
+    """The tabs were packed so that their ValueRanges fit ``max_request_bytes``, but the
+    body around them (``{"valueInputOption":"RAW","data":[``, the commas, ``]}``) was not
+    counted: a report whose ranges came within 40 bytes of the limit was sent over it, and
+    at Google's own limit (10 MiB) refused whole, run after run."""
+    seed(kit, agents=20, per_agent=40)
+    for sheet in ("report-a", "report-b"):
+        kit.fake.add_spreadsheet(sheet)
+        kit.fake.add_tab(sheet, "Sheet1", [], sheet_id=0)
+    summary = kit.run(kit.config(output={"gsheets": {"spreadsheet_id": "report-a"}}))
+    assert summary.status == "ok", summary.error
+    (whole,) = [
+        r["bytes"]
+        for r in kit.fake.api_requests("sheets_write")
+        if r["path"] == "/v4/spreadsheets/report-a/values:batchUpdate"
+    ]
+    kit.fake.reset_requests()
+    limit = max(whole - 1, 100_000)
+    assert limit == whole - 1  # the report is over the smallest limit allowed
+    summary = kit.run(
+        kit.config(output={"gsheets": {"spreadsheet_id": "report-b", "max_request_bytes": limit}})
+    )
+    assert summary.status == "ok", summary.error
+    sizes = [
+        r["bytes"]
+        for r in kit.fake.api_requests("sheets_write")
+        if r["path"] == "/v4/spreadsheets/report-b/values:batchUpdate"
+    ]
+    assert len(sizes) == 2 and max(sizes) <= limit

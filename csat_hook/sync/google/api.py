@@ -433,7 +433,7 @@ class SheetsApi:
 
         ``data`` holds the ValueRanges already encoded as UTF-8 JSON (the caller measured
         them to split the write; encoding 100,000 rows again would double the cost)."""
-        body = JoinedBody(b'{"valueInputOption":"RAW","data":[', data, b"]}")
+        body = JoinedBody(VALUES_HEAD, data, VALUES_TAIL)
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % spreadsheet_id
         return self._call(
             "values.batchUpdate",
@@ -448,6 +448,17 @@ class SheetsApi:
             ),
             keep_message=False,
         )
+
+
+# What a ``values.batchUpdate`` body holds around its ValueRanges (joined by commas): the
+# caller packs the ranges so that the whole body stays within its limit.
+VALUES_HEAD = b'{"valueInputOption":"RAW","data":['
+VALUES_TAIL = b"]}"
+
+
+def values_body_size(sizes: Sequence[int]) -> int:
+    """The bytes of a :meth:`SheetsApi.write_values` body holding ValueRanges of ``sizes``."""
+    return len(VALUES_HEAD) + sum(sizes) + max(len(sizes) - 1, 0) + len(VALUES_TAIL)
 
 
 class JoinedBody(io.RawIOBase):

@@ -109,6 +109,7 @@ from csat_hook.sync.google.api import OutcomeUnknownError
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
 from csat_hook.sync.google.api import TabGoneError
+from csat_hook.sync.google.api import values_body_size
 from csat_hook.sync.layout import Cell
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import column_letters
@@ -639,8 +640,8 @@ class SheetsOutput:
     def _fit(self, sizes: list[int]) -> bool:
         """True when tabs of ``sizes`` bytes go in :data:`MAX_VALUE_REQUESTS` requests."""
         limit = self.max_request_bytes
-        return max(sizes, default=0) <= limit and (
-            len(_packed(sizes, sizes, limit)) <= MAX_VALUE_REQUESTS
+        return max((values_body_size([size]) for size in sizes), default=0) <= limit and (
+            len(_value_groups(sizes, sizes, limit)) <= MAX_VALUE_REQUESTS
         )
 
     def _encoded(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
@@ -701,7 +702,7 @@ class SheetsOutput:
     def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes."""
         for title, item in data:
-            if len(item) > self.max_request_bytes:
+            if values_body_size([len(item)]) > self.max_request_bytes:
                 raise SyncError(
                     f"tab {absolute_range_name(title)} needs {len(item)} bytes, "
                     "more than output.gsheets.max_request_bytes; lower "
@@ -710,7 +711,7 @@ class SheetsOutput:
                     "takes a request of up to 10 MB)"
                 )
         items = [item for _, item in data]
-        chunks = _packed(items, [len(item) for item in items], self.max_request_bytes)
+        chunks = _value_groups(items, [len(item) for item in items], self.max_request_bytes)
         if len(chunks) > MAX_VALUE_REQUESTS:
             raise SyncError(
                 "the report needs more than two requests of "
@@ -872,6 +873,16 @@ def _packed(items: Sequence[T], sizes: Sequence[int], limit: int) -> list[list[T
         groups[-1].append(item)
         size += item_size
     return groups
+
+
+def _value_groups(items: Sequence[T], sizes: Sequence[int], limit: int) -> list[list[T]]:
+    """:func:`_packed` for ValueRanges of ``sizes``: each group's whole ``values.batchUpdate``
+    body (:func:`~csat_hook.sync.google.api.values_body_size`: the ranges, the commas between
+    them and what is around them) within ``limit``. The ranges alone were packed to it, and a
+    body came up to 40 bytes over: at Google's limit, refused whole."""
+    # A comma counted after every range, one more than a group has: the limit gets it back.
+    room = limit - values_body_size([]) + 1
+    return _packed(items, [size + 1 for size in sizes], room)
 
 
 ROWS_PER_BLOCK = 2_000

@@ -297,7 +297,19 @@ def test_forms_api_pages_watermark_and_edits(fake_google, google_session):
 
 
 @pytest.mark.parametrize(
-    ("zone", "hours"), [("GMT-07:00", -7), ("GMT+03:00", 3), ("GMT+14:00", 14), ("GMT", 0)]
+    ("zone", "hours"),
+    [
+        ("GMT-07:00", -7),
+        ("GMT+03:00", 3),
+        ("GMT+14:00", 14),
+        ("GMT", 0),
+        # Minutes too (a Java time zone id, as Apps Script's setSpreadsheetTimeZone takes):
+        # "GMT+05:30" was refused as unknown, and every run of the spreadsheet with it.
+        ("GMT+05:30", 5.5),
+        ("GMT-03:30", -3.5),
+        ("GMT+05:45", 5.75),
+        ("GMT+5:30", 5.5),
+    ],
 )
 def test_a_spreadsheet_custom_gmt_time_zone_is_its_offset(fake_google, google_session, zone, hours):
     # Sheets gives "a custom time zone such as GMT-07:00" when it does not recognise the
@@ -314,7 +326,9 @@ def test_a_spreadsheet_custom_gmt_time_zone_is_its_offset(fake_google, google_se
     ]
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", "x" * 300, "GMT+05:30", "GMT+15:00"])
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus", "Europe", "x" * 300, "GMT+15:00", "GMT+05:60", "GMT-14:30"]
+)
 def test_a_spreadsheet_time_zone_unknown_here_is_a_source_error(fake_google, google_session, zone):
     # "Europe" is a folder of the zone database and a 300-character name is longer than a
     # file name may be: ZoneInfo raised IsADirectoryError / OSError, not the SourceError.

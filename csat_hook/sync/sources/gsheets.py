@@ -12,7 +12,9 @@ the column or else by the spreadsheet's locale.
 
 from __future__ import annotations
 
+import io
 import re
+import struct
 from collections.abc import Container
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -74,22 +76,48 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
 
 
 # "GMT-07:00": what Sheets gives for a spreadsheet time zone it does not recognise
-# (SpreadsheetProperties.timeZone: "this may be a custom time zone such as GMT-07:00").
-_CUSTOM_ZONE = re.compile(r"(?:GMT|UTC)([+-])(\d{1,2}):?00")
+# (SpreadsheetProperties.timeZone: "this may be a custom time zone such as GMT-07:00"): a
+# Java custom time zone id, whose offset may have minutes ("GMT+05:30"; Apps Script's
+# setSpreadsheetTimeZone takes one).
+_CUSTOM_ZONE = re.compile(r"(?:GMT|UTC)([+-])(\d{1,2}):?([0-5]\d)")
+_MAX_OFFSET = 14 * 60  # minutes: the farthest any zone is from UTC (Pacific/Kiritimati)
 
 
 def sheet_zone(name: str) -> ZoneInfo:
     """The spreadsheet's time zone: an IANA name, or a custom ``GMT-07:00`` as the fixed
-    offset it is (``Etc/GMT+7``: POSIX signs are inverted; whole hours, the only offsets
-    ``Etc`` has). ZoneInfoNotFoundError or ValueError for anything else. A custom zone was
-    refused as unknown, and with it every run of the spreadsheet."""
+    offset it is (``Etc/GMT+7`` for whole hours: POSIX signs are inverted; else a zone of
+    that one offset, named as Sheets names it). ZoneInfoNotFoundError or ValueError for
+    anything else. A custom zone was refused as unknown, and with it every run of the
+    spreadsheet."""
     custom = _CUSTOM_ZONE.fullmatch(name.strip())
     if custom is None:
         return zone_named(name)
-    sign, hours = custom.group(1), int(custom.group(2))
-    if hours == 0:
+    sign, hours, minutes = custom.group(1), int(custom.group(2)), int(custom.group(3))
+    offset = (hours * 60 + minutes) * (-1 if sign == "-" else 1)
+    if abs(offset) > _MAX_OFFSET:
+        raise ZoneInfoNotFoundError(f"No time zone found with key {name}")
+    if offset == 0:
         return ZoneInfo("Etc/GMT")
-    return zone_named(f"Etc/GMT{'-' if sign == '+' else '+'}{hours}")
+    if minutes == 0:
+        return zone_named(f"Etc/GMT{'-' if sign == '+' else '+'}{hours}")
+    return _fixed_zone(offset)
+
+
+def _fixed_zone(minutes: int) -> ZoneInfo:
+    """A zone whose offset is always ``minutes`` east of UTC (``GMT+05:30``): the zone
+    database has none for an offset of whole hours and minutes, so it is made as the
+    database's files are (TZif version 2: one local time type, no transitions, and the
+    POSIX rule ``<+0530>-5:30`` for every time)."""
+    hours, rest = divmod(abs(minutes), 60)
+    east = "+" if minutes > 0 else "-"
+    abbreviation = f"{east}{hours:02d}{rest:02d}".encode("ascii")
+    rule = f"<{abbreviation.decode()}>{'-' if minutes > 0 else '+'}{hours}:{rest:02d}"
+    counts = struct.pack(">6l", 0, 0, 0, 0, 1, len(abbreviation) + 1)  # one type, no times
+    block = b"TZif2" + bytes(15) + counts + struct.pack(">lBB", minutes * 60, 0, 0)
+    block += abbreviation + b"\0"
+    data = block + block + b"\n" + rule.encode("ascii") + b"\n"  # version 1, then 2, rule
+    key = f"GMT{east}{hours:02d}:{rest:02d}"
+    return ZoneInfo.from_file(io.BytesIO(data), key=key)
 
 
 # What settles the order of dates typed as text into the sheet: results.csv.date_order, which

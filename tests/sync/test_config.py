@@ -146,6 +146,42 @@ def test_both_service_account_settings_are_refused_naming_both():
             {"results": {"csv": {"encoding": "rot13"}}},
             "results.csv.encoding: 'rot13' is not a text encoding",
         ),
+        # A link pasted for an id: every run failed at Google with a 404 that said to share
+        # the spreadsheet (a "?" in it: a 400 about an unknown query parameter).
+        (
+            {
+                "results": {
+                    "source": "gsheets",
+                    "gsheets": {
+                        "spreadsheet_id": "https://docs.google.com/spreadsheets/d/1AbC_d-9/edit#gid=0"
+                    },
+                }
+            },
+            "results.gsheets.spreadsheet_id: a link, not an id: give 1AbC_d-9 (the part after /d/)",
+        ),
+        (
+            {
+                "output": {
+                    "gsheets": {"enabled": True, "spreadsheet_id": "1AbC_d-9/edit?usp=sharing"}
+                }
+            },
+            "output.gsheets.spreadsheet_id: '1AbC_d-9/edit?usp=sharing' is not a spreadsheet id",
+        ),
+        (
+            {
+                "results": {
+                    "forms_api": {
+                        "form_id": "https://docs.google.com/forms/d/e/1FAIpQLSd_x/viewform?usp=sf_link"
+                    }
+                }
+            },
+            "results.forms_api.form_id: the respondents' link (/forms/d/e/.../viewform) names the "
+            "published form, not the form",
+        ),
+        (
+            {"results": {"forms_api": {"form_id": "https://docs.google.com/forms/d/1Fx-y_z/edit"}}},
+            "results.forms_api.form_id: a link, not an id: give 1Fx-y_z (the part after /d/)",
+        ),
         # Google refuses a body over 10 MiB ("Request payload size exceeds the limit:
         # 10485760 bytes."): up to 100 MB was taken, and every write of a report that
         # needed it failed at Google.

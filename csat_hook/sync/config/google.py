@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from typing import Literal
 
 from pydantic import Field
 from pydantic import SecretStr
@@ -18,6 +20,35 @@ GOOGLE_SHEETS_BASE_URL = "https://sheets.googleapis.com"
 GOOGLE_FORMS_BASE_URL = "https://forms.googleapis.com"
 # Sheets and Forms quotas are counted per minute (Sheets API "Usage limits").
 QUOTA_WINDOW_SECONDS = 60
+
+# A spreadsheet's or a form's id: what its link holds after /d/ (Drive file ids).
+_DOCUMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_LINKED_ID = re.compile(r"/d/([A-Za-z0-9_-]{1,200})(?:[/?#]|$)")
+_PUBLISHED_FORM = re.compile(r"/forms/(?:u/\d+/)?d/e/")
+
+
+def check_document_id(value: str, kind: Literal["spreadsheet", "form"]) -> str:
+    """``value`` (spaces around it dropped) when it is a spreadsheet's or a form's id; else
+    ValueError naming what to give. The id goes into the request's path as it is: a link
+    pasted for it ("https://docs.google.com/spreadsheets/d/<id>/edit#gid=0") failed every run
+    with a 404 that said to share the spreadsheet, one with a "?" with a 400 about a query
+    parameter. A form's respondents' link (/forms/d/e/<id>/viewform) holds the id of the
+    published form, which the Forms API does not know (a 404 too)."""
+    text = value.strip()
+    if _DOCUMENT_ID.fullmatch(text):
+        return text
+    if kind == "form" and _PUBLISHED_FORM.search(text):
+        raise ValueError(
+            "the respondents' link (/forms/d/e/.../viewform) names the published form, not "
+            "the form: give the id in the form's edit link (/forms/d/<id>/edit)"
+        )
+    linked = _LINKED_ID.search(text)
+    if linked is not None:
+        raise ValueError(f"a link, not an id: give {linked.group(1)} (the part after /d/)")
+    shown = text if len(text) <= 100 else text[:100] + "…"
+    raise ValueError(
+        f"{shown!r} is not a {kind} id (letters, digits, - and _: the part of its link after /d/)"
+    )
 
 
 class GoogleConfig(StrictModel):

@@ -10,6 +10,7 @@ from pydantic import field_validator
 
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
+from csat_hook.sync.config.google import check_document_id
 
 
 class SheetsOutputConfig(StrictModel):
@@ -31,6 +32,11 @@ class SheetsOutputConfig(StrictModel):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return blank_to_none(value)
+
+    @field_validator("spreadsheet_id")
+    @classmethod
+    def _an_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_document_id(value, "spreadsheet")
 
 
 class LocalOutputConfig(StrictModel):

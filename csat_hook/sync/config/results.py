@@ -17,6 +17,7 @@ from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.settings import check_timezone
 from csat_hook.sync.cell_text import strip_format
+from csat_hook.sync.config.google import check_document_id
 from csat_hook.sync.timestamps import DateOrder
 from csat_hook.sync.timestamps import abbreviation_zone
 
@@ -142,6 +143,11 @@ class GSheetsResultsConfig(StrictModel):
     def _empty_is_unset(cls, value: Any) -> Any:
         return blank_to_none(value)
 
+    @field_validator("spreadsheet_id")
+    @classmethod
+    def _an_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_document_id(value, "spreadsheet")
+
 
 class FormsApiResultsConfig(StrictModel):
     form_id: str | None = None
@@ -153,6 +159,16 @@ class FormsApiResultsConfig(StrictModel):
     # Google does not say which submission time its filter compares; a daily full read bounds
     # how long an edit the filter missed can stay uncredited.
     full_read_hours: float = Field(default=24, ge=0, le=90 * 24)
+
+    @field_validator("form_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return blank_to_none(value)
+
+    @field_validator("form_id")
+    @classmethod
+    def _an_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_document_id(value, "form")
 
     @field_validator("question_ids")
     @classmethod

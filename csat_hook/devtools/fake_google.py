@@ -146,9 +146,13 @@ class FakeGoogle(LoopbackServer):
         title: str = "CSAT (Responses)",
         locale: str = "en_US",
         time_zone: str = "Etc/GMT",
+        office_file: bool = False,
     ) -> model.Spreadsheet:
+        """A spreadsheet; ``office_file``: the id is of an Excel file kept in Drive, which
+        the Sheets editor opens but the API refuses (:func:`not_a_sheet`)."""
         with self.lock:
             sheet = model.Spreadsheet(spreadsheet_id, title, locale, time_zone)
+            sheet.office_file = office_file
             self.spreadsheets[spreadsheet_id] = sheet
             return sheet
 
@@ -482,6 +486,8 @@ class FakeGoogle(LoopbackServer):
             sheet = self.spreadsheets.get(urllib.parse.unquote(key))
             if sheet is None:
                 raise SheetsApiError(404, "Requested entity was not found.", "NOT_FOUND")
+            if sheet.office_file:
+                raise not_a_sheet()
             return _sheets_call(sheet, method, rest, query, data)
 
     def _forms_call(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
@@ -544,6 +550,18 @@ UNKNOWN_FAULT = ("UNKNOWN", "Unknown error.")
 # (recorded: 400 "Request payload size exceeds the limit: 10485760 bytes.", with the legacy
 # errors[] entry; SCRT-HQ/PSGSuite#62, jlolling/talendcomp_tGoogleSheet#1).
 PAYLOAD_MAX = 10_485_760
+
+
+def not_a_sheet() -> SheetsApiError:
+    """Google's answer to any Sheets call on a Drive file that is no Google Sheets
+    spreadsheet (an .xlsx opened in the Sheets editor): recorded in burnash/gspread#732 and
+    googleworkspace/php-samples#65."""
+    message = "This operation is not supported for this document"
+    refused = SheetsApiError(400, message, "FAILED_PRECONDITION")
+    refused.body["error"]["errors"] = [
+        {"message": message, "domain": "global", "reason": "failedPrecondition"}
+    ]
+    return refused
 
 
 def payload_too_large() -> dict[str, Any]:

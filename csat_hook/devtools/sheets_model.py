@@ -203,6 +203,7 @@ class Spreadsheet:
     next_sheet_id: int = 1_000_000
     developer_metadata: list[dict[str, Any]] = field(default_factory=list)
     next_metadata_id: int = 1
+    office_file: bool = False  # an Excel file in Drive: every Sheets call is refused
 
     def metadata(self, fields: str | None = None) -> dict[str, Any]:
         """``spreadsheets.get``; ``fields`` reduces it as a partial response (a mask naming a

@@ -520,3 +520,23 @@ def test_a_structure_write_that_never_connected_is_sent_again_not_planned_again(
         never.request("post", url, json={"requests": []}, repeat=False)
     assert type(caught.value) is GoogleApiError, type(caught.value)
     assert "after 2 attempts" in caught.value.message and caught.value.retryable
+
+
+def test_an_excel_file_in_drive_says_to_save_it_as_a_google_sheet(fake_google, google_session):
+    # Sheets answers a Drive id of an .xlsx (it opens in the Sheets editor, looks alike) with
+    # 400 FAILED_PRECONDITION "This operation is not supported for this document"
+    # (burnash/gspread#732, tidyverse/googlesheets4#275): the run said only that.
+    fake_google.add_spreadsheet(SHEET_ID, office_file=True)
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", [EN_HEADER], sheet_id=0)
+    api = SheetsApi(google_session)
+    with pytest.raises(GoogleApiError) as metadata:
+        api.metadata(SHEET_ID)
+    with pytest.raises(GoogleApiError) as values:
+        api.read_tab(SHEET_ID, "Form Responses 1")
+    for caught in (metadata, values):
+        assert caught.value.http_status == 400 and not caught.value.retryable
+        assert caught.value.message.endswith(
+            "; the id is of a file that is not a Google Sheets spreadsheet (an Excel file in "
+            "Drive?): open it, File → Save as Google Sheets, and give the new spreadsheet's id"
+        ), caught.value.message
+    assert len(fake_google.api_requests("sheets_read")) == 2  # not retried

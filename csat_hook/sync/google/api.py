@@ -153,6 +153,11 @@ def _error_from(
         )
     elif status == 403 and ("SERVICE_DISABLED" in reasons or "accessNotConfigured" in reasons):
         text += "; " + _enable_api(reasons.get("SERVICE_DISABLED", {}))
+    elif status == 400 and reason == "FAILED_PRECONDITION" and _NOT_A_SHEET in str(message):
+        text += (
+            "; the id is of a file that is not a Google Sheets spreadsheet (an Excel file in "
+            "Drive?): open it, File → Save as Google Sheets, and give the new spreadsheet's id"
+        )
     elif status in (403, 404) and share_with:
         rights = "(as an editor)" if shared == "form" else "(Editor to write, Viewer to read)"
         text += f"; share the {shared} with {share_with} {rights} and check its id"
@@ -164,6 +169,10 @@ def _error_from(
         retryable=status in RETRYABLE_STATUS or rate_limited or quota is not None,
     )
 
+
+# Sheets' answer (400 FAILED_PRECONDITION) to a call on a Drive file that is not a Google
+# Sheets spreadsheet: an .xlsx uploaded to Drive opens in the Sheets editor and looks alike.
+_NOT_A_SHEET = "This operation is not supported for this document"
 
 # What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
 # shown only when it looks like a service name, a project number or id, an API's title).

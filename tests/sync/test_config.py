@@ -182,6 +182,12 @@ def test_both_service_account_settings_are_refused_naming_both():
             {"results": {"forms_api": {"form_id": "https://docs.google.com/forms/d/1Fx-y_z/edit"}}},
             "results.forms_api.form_id: a link, not an id: give 1Fx-y_z (the part after /d/)",
         ),
+        # The id in the respondents' link alone (a published form's ids start "1FAIpQL"):
+        # the Forms API knows the form by its edit id only, and answered 404.
+        (
+            {"results": {"forms_api": {"form_id": "1FAIpQLSd_x-yZ"}}},
+            "results.forms_api.form_id: '1FAIpQLSd_x-yZ' is the id in the respondents' link",
+        ),
         # Google refuses a body over 10 MiB ("Request payload size exceeds the limit:
         # 10485760 bytes."): up to 100 MB was taken, and every write of a report that
         # needed it failed at Google.

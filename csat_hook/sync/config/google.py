@@ -25,6 +25,9 @@ QUOTA_WINDOW_SECONDS = 60
 _DOCUMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _LINKED_ID = re.compile(r"/d/([A-Za-z0-9_-]{1,200})(?:[/?#]|$)")
 _PUBLISHED_FORM = re.compile(r"/forms/(?:u/\d+/)?d/e/")
+# How a published form's id starts (the respondents' link's, "1FAIpQLSd..."); an edit id
+# is a Drive file id.
+_PUBLISHED_PREFIX = "1FAIpQL"
 
 
 def check_document_id(value: str, kind: Literal["spreadsheet", "form"]) -> str:
@@ -35,6 +38,12 @@ def check_document_id(value: str, kind: Literal["spreadsheet", "form"]) -> str:
     parameter. A form's respondents' link (/forms/d/e/<id>/viewform) holds the id of the
     published form, which the Forms API does not know (a 404 too)."""
     text = value.strip()
+    if kind == "form" and text.startswith(_PUBLISHED_PREFIX) and _DOCUMENT_ID.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is the id in the respondents' link (/forms/d/e/<id>/viewform), which "
+            "the Forms API does not know: give the id in the form's edit link "
+            "(/forms/d/<id>/edit)"
+        )
     if _DOCUMENT_ID.fullmatch(text):
         return text
     if kind == "form" and _PUBLISHED_FORM.search(text):

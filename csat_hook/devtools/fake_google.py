@@ -417,7 +417,7 @@ class FakeGoogle(LoopbackServer):
             time.sleep(self.latency)
         if fault is not None:
             entry["status"] = fault
-            return fault, quota_body(kind) if fault == 429 else _unavailable(fault)
+            return fault, quota_body(kind) if fault == 429 else _fault(fault)
         if kind not in ("token", "control") and len(body) > PAYLOAD_MAX:
             status, answer = 400, payload_too_large()
         elif kind == "token":
@@ -442,7 +442,7 @@ class FakeGoogle(LoopbackServer):
         if loss is not None:
             lost, delay = loss
             entry["status"], entry["lost"] = lost or "dropped", True
-            return lost, _unavailable(lost, delay) if lost else None
+            return lost, _fault(lost, delay) if lost else None
         entry["status"] = status
         return status, answer
 
@@ -577,6 +577,29 @@ def payload_too_large() -> dict[str, Any]:
     }
 
 
+class RawHtml(bytes):
+    """An answer body that is an HTML page (the handler sends it as ``text/html``)."""
+
+
+# What Google's front end answers with a 502 (the API behind it sent nothing it could pass
+# on: google.rpc has no 502), in place of any JSON: its own error page.
+FRONT_END_PAGES = {
+    502: (
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 502 (Server "
+        "Error)!!1</title>\n  <p><b>502.</b> <ins>That’s an error.</ins>\n  <p>The server "
+        "encountered a temporary error and could not complete your request.<p>Please try "
+        "again in 30 seconds.  <ins>That’s all we know.</ins>\n"
+    )
+}
+
+
+def _fault(status: int, retry_delay: str | None = None) -> dict[str, Any] | RawHtml:
+    """A scripted fault's body: the front end's page (:data:`FRONT_END_PAGES`), else
+    Google's JSON error (:func:`_unavailable`)."""
+    page = FRONT_END_PAGES.get(status)
+    return RawHtml(page.encode("utf-8")) if page is not None else _unavailable(status, retry_delay)
+
+
 def _unavailable(status: int, retry_delay: str | None = None) -> dict[str, Any]:
     """Google's error body for a scripted fault of ``status`` (:data:`FAULTS`), with a
     ``google.rpc.RetryInfo`` asking to wait ``retry_delay`` if given."""
@@ -672,9 +695,11 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             return
 
         def _reply(self, status: int, body: Any) -> None:
-            data = bytes(body) if isinstance(body, forms_model.RawJson) else self._encode(body)
+            raw = isinstance(body, forms_model.RawJson | RawHtml)
+            data = bytes(body) if raw else self._encode(body)
+            kind = "text/html" if isinstance(body, RawHtml) else "application/json"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", f"{kind}; charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

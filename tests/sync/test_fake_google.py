@@ -12,6 +12,8 @@ import pytest
 import requests
 
 from csat_hook.devtools.fake_google import FakeGoogle
+from csat_hook.errors import GoogleApiError
+from csat_hook.sync.google.api import SheetsApi
 from tests.sync.conftest import SHEET_ID
 
 
@@ -339,3 +341,21 @@ def test_a_quoted_title_must_be_followed_by_a_bang_or_nothing(fake_google, googl
     assert answer.json()["error"]["message"] == f"Unable to parse range: {text}"
     assert google_session.get(url, params={"ranges": "'Sheet1'"}).status_code == 200
     assert google_session.get(url, params={"ranges": "'Sheet1'!A1"}).status_code == 200
+
+
+def test_a_502_is_the_front_ends_html_page_and_the_sync_says_so(fake_google, google_session):
+    # Google's front end answers 502 with its own HTML page, not the API's JSON (google.rpc
+    # has no 502); the fake sent JSON, so nothing tested a retryable answer we cannot parse.
+    fake_google.add_spreadsheet(SHEET_ID)
+    google_session.max_retries = 0
+    fake_google.fail(1, 502, "sheets_read")
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{SHEET_ID}"
+    answer = google_session.get(url)
+    assert answer.status_code == 502
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "<b>502.</b>" in answer.text
+    fake_google.fail(1, 502, "sheets_read")
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert caught.value.message == "spreadsheets.get: HTTP 502"
+    assert caught.value.http_status == 502 and caught.value.retryable

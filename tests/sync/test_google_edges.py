@@ -540,3 +540,21 @@ def test_an_excel_file_in_drive_says_to_save_it_as_a_google_sheet(fake_google, g
             "Drive?): open it, File → Save as Google Sheets, and give the new spreadsheet's id"
         ), caught.value.message
     assert len(fake_google.api_requests("sheets_read")) == 2  # not retried
+
+
+def test_a_tab_renamed_between_two_requests_is_named_as_the_cause(fake_google, google_session):
+    # Google answers a range naming a tab that is gone with 400 INVALID_ARGUMENT "Unable to
+    # parse range: ..." (its message is left out of a values call's error, as it may quote a
+    # customer's text elsewhere): the run said only "HTTP 400 INVALID_ARGUMENT".
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", [EN_HEADER], sheet_id=0)
+    api = SheetsApi(google_session)
+    assert api.metadata(SHEET_ID)["sheets"][0]["properties"]["title"] == "Form Responses 1"
+    fake_google.tab(SHEET_ID, "Form Responses 1").title = "Ответы на форму (1)"  # a manager
+    with pytest.raises(GoogleApiError) as caught:
+        api.read_tab(SHEET_ID, "Form Responses 1")
+    assert caught.value.message == (
+        "values.batchGet: HTTP 400 INVALID_ARGUMENT; a tab it names is no longer there "
+        "(renamed or deleted during the run): the next run reads the tabs again"
+    ), caught.value.message
+    assert "Form Responses 1" not in caught.value.message

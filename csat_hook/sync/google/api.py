@@ -153,6 +153,11 @@ def _error_from(
         )
     elif status == 403 and ("SERVICE_DISABLED" in reasons or "accessNotConfigured" in reasons):
         text += "; " + _enable_api(reasons.get("SERVICE_DISABLED", {}))
+    elif status == 400 and str(message).startswith(_NO_SUCH_RANGE):
+        text += (
+            "; a tab it names is no longer there (renamed or deleted during the run): the "
+            "next run reads the tabs again"
+        )
     elif status == 400 and reason == "FAILED_PRECONDITION" and _NOT_A_SHEET in str(message):
         text += (
             "; the id is of a file that is not a Google Sheets spreadsheet (an Excel file in "
@@ -173,6 +178,10 @@ def _error_from(
 # Sheets' answer (400 FAILED_PRECONDITION) to a call on a Drive file that is not a Google
 # Sheets spreadsheet: an .xlsx uploaded to Drive opens in the Sheets editor and looks alike.
 _NOT_A_SHEET = "This operation is not supported for this document"
+
+# Sheets' answer (400 INVALID_ARGUMENT) to a range naming no tab the spreadsheet has, e.g.
+# "Unable to parse range: 'Form Responses 1'" (the title is left out of the error).
+_NO_SUCH_RANGE = "Unable to parse range:"
 
 # What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
 # shown only when it looks like a service name, a project number or id, an API's title).

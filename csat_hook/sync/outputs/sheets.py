@@ -702,9 +702,10 @@ class SheetsOutput:
     def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes."""
         for title, item in data:
-            if values_body_size([len(item)]) > self.max_request_bytes:
+            needed = values_body_size([len(item)])  # the tab alone in a request
+            if needed > self.max_request_bytes:
                 raise SyncError(
-                    f"tab {absolute_range_name(title)} needs {len(item)} bytes, "
+                    f"tab {absolute_range_name(title)} needs {needed} bytes, "
                     "more than output.gsheets.max_request_bytes; lower "
                     "output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows "
                     "(the Responses tab), or raise max_request_bytes (another tab: Google "

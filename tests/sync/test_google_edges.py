@@ -7,6 +7,7 @@ nothing: no bases configured), so every answer is exactly the one scripted here.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from typing import Any
@@ -558,3 +559,20 @@ def test_a_tab_renamed_between_two_requests_is_named_as_the_cause(fake_google, g
         "(renamed or deleted during the run): the next run reads the tabs again"
     ), caught.value.message
     assert "Form Responses 1" not in caught.value.message
+
+
+def test_a_value_write_past_a_tab_shrunk_during_the_run_is_named_as_the_cause(
+    fake_google, google_session
+):
+    # 400 "Range ('Anna (7)'!A1001) exceeds grid limits. Max rows: 1000, ..." when a
+    # manager deleted rows between the run's resize and its value write: the run said only
+    # "HTTP 400 INVALID_ARGUMENT" (the message, which names the tab, is left out).
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Anna (7)", [], sheet_id=0, row_count=2, col_count=2)
+    data = json.dumps({"range": "'Anna (7)'!A1:B3", "values": [["a"], ["b"], ["c"]]})
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).write_values(SHEET_ID, [data.encode()])
+    assert caught.value.message == (
+        "values.batchUpdate: HTTP 400 INVALID_ARGUMENT; a tab is smaller than the run made "
+        "it (rows or columns deleted during the run): the next run grows it again"
+    ), caught.value.message

@@ -158,6 +158,11 @@ def _error_from(
             "; a tab it names is no longer there (renamed or deleted during the run): the "
             "next run reads the tabs again"
         )
+    elif status == 400 and _PAST_THE_GRID.search(str(message)[:1000]):
+        text += (
+            "; a tab is smaller than the run made it (rows or columns deleted during the "
+            "run): the next run grows it again"
+        )
     elif status == 400 and reason == "FAILED_PRECONDITION" and _NOT_A_SHEET in str(message):
         text += (
             "; the id is of a file that is not a Google Sheets spreadsheet (an Excel file in "
@@ -182,6 +187,10 @@ _NOT_A_SHEET = "This operation is not supported for this document"
 # Sheets' answer (400 INVALID_ARGUMENT) to a range naming no tab the spreadsheet has, e.g.
 # "Unable to parse range: 'Form Responses 1'" (the title is left out of the error).
 _NO_SUCH_RANGE = "Unable to parse range:"
+
+# Its answer to a write past a tab's grid: "Range (Sheet1!A1001) exceeds grid limits. Max
+# rows: 1000, max columns: 26" (the tab's title left out of a values call's error).
+_PAST_THE_GRID = re.compile(r"^Range \(.*\) exceeds grid limits\.", re.DOTALL)
 
 # What names an API and a project in SERVICE_DISABLED's ErrorInfo metadata (Google's text,
 # shown only when it looks like a service name, a project number or id, an API's title).

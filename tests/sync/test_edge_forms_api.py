@@ -285,13 +285,6 @@ TEXTS = f"answers.{RATING}.textAnswers"
         (_set_value({"a": 1}), f"{TEXTS}.answers[0].value", "an object, not text"),
         (_set_value(True), f"{TEXTS}.answers[0].value", "true/false, not text"),
         (
-            lambda r: r["answers"].__setitem__(
-                RATING, {"questionId": RATING, "fileUploadAnswers": {"answers": [{"fileId": "x"}]}}
-            ),
-            f"answers.{RATING}",
-            "no textAnswers",
-        ),
-        (
             lambda r: r["answers"].__setitem__(RATING, {"questionId": RATING, "grade": {}}),
             f"answers.{RATING}",
             "no textAnswers",
@@ -462,3 +455,20 @@ def test_a_page_in_a_shape_google_never_sends_fails_the_run_named(kit, monkeypat
     assert summary.status == "failed", summary.error
     assert f"forms.responses.list: page 1's {named}" in (summary.error or "")
     assert kit.rows(answers) == []
+
+
+def test_a_file_upload_question_named_as_the_rating_is_not_blamed_on_a_proxy():
+    # Google lists a file upload question's answer as fileUploadAnswers alone: a questionId
+    # of the wrong question, not a listing Google never sends; the detail said "a proxy or a
+    # fake changed the listing?", sending the operator to look for one.
+    odd = form_response(2, "2026-11-20T12:01:00Z", "4", "t2")
+    odd["answers"][RATING] = {
+        "questionId": RATING,
+        "fileUploadAnswers": {"answers": [{"fileId": "x", "fileName": "a.png"}]},
+    }
+    batch = _listed([odd]).fetch(set(), None)
+    [skipped] = batch.skipped
+    assert skipped.reason == "malformed_response"
+    assert "proxy" not in skipped.detail, skipped.detail
+    assert "a file upload question's answer" in skipped.detail, skipped.detail
+    assert "question_ids.rating" in skipped.detail, skipped.detail

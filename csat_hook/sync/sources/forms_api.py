@@ -32,12 +32,14 @@ as read (with ``full_read_hours: 0``, for good), where a sheet's rows are all re
 
 A listed response in a shape Google never sends (a proxy's or a fake's: no responseId, an
 ``answers`` or ``textAnswers`` that is no object, a ``value`` that is no text, an answer with
-only ``fileUploadAnswers`` or a ``grade``, a ``lastSubmittedTime`` that is no RFC 3339 time) is
-a skipped row naming the response (its responseId, else its place in the listing) and the
-field, as a sheet's unreadable row is: the rest of the listing is read, and it is read again
-every run. A responseId listed more than once in one read at one ``lastSubmittedTime`` with
-other answers each time is skipped each time (``duplicate_response``): which is the response
-is unclear. Listed again alike it is one row; at a later time, an edit (above).
+only a ``grade``, a ``lastSubmittedTime`` that is no RFC 3339 time) is a skipped row naming
+the response (its responseId, else its place in the listing) and the field, as a sheet's
+unreadable row is: the rest of the listing is read, and it is read again every run. So is an
+answer with only ``fileUploadAnswers``, which Google does send: for a file upload question,
+the detail says, so a questionId named wrong. A responseId listed more than once in one read
+at one ``lastSubmittedTime`` with other answers each time is skipped each time
+(``duplicate_response``): which is the response is unclear. Listed again alike it is one
+row; at a later time, an edit (above).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ _RFC3339 = re.compile(
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # Why a response in a shape Google never sends is skipped (SkippedRow.detail, after the field).
 _NEVER = "Google never lists a response so (a proxy or a fake changed the listing?)"
+# Why an answer Google does list so is skipped: the questionId is of another question.
+_OTHER_KIND = (
+    "the questionId named is not a text or choice question's (forms.get lists each question's kind)"
+)
 
 
 def parse_rfc3339(text: str) -> datetime | None:
@@ -116,10 +122,13 @@ class MalformedResponseError(ValueError):
     """A listed response in a shape Google never sends: ``field`` (``answers.<id>...``) and
     what it is (``is a number, not text``)."""
 
-    def __init__(self, field: str, what: str) -> None:
+    def __init__(self, field: str, what: str, *, google_shape: bool = False) -> None:
         super().__init__(f"{field} {what}")
         self.field = field
         self.what = what
+        # A shape Google does send, for another kind of question than the role needs (a
+        # questionId named wrong), not a listing changed on its way.
+        self.google_shape = google_shape
 
 
 def _kind(value: Any) -> str:
@@ -177,6 +186,12 @@ def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
     if not isinstance(answer, Mapping):
         raise MalformedResponseError(where, f"is {_kind(answer)}, not an object")
     texts = answer.get("textAnswers")
+    if texts is None and answer.get("fileUploadAnswers") is not None:
+        raise MalformedResponseError(
+            where,
+            "is a file upload question's answer (fileUploadAnswers), not text",
+            google_shape=True,
+        )
     if texts is None:
         others = ", ".join(sorted(str(k) for k in answer if k != "questionId")) or "nothing"
         raise MalformedResponseError(
@@ -301,7 +316,7 @@ class FormsApiResults(ResultsSource):
         """Add the response as a skipped row naming the field: its identity is its whole
         JSON (no field of it can be trusted), so it is one row each time it is listed so."""
         listed = json.dumps(response, sort_keys=True, default=repr, ensure_ascii=False)
-        detail = f"{problem}: {_NEVER}"
+        detail = f"{problem}: {_OTHER_KIND if problem.google_shape else _NEVER}"
         item = SkippedRow(
             row_identity("malformed", listed), ref, "malformed_response", detail, role
         )
@@ -350,7 +365,9 @@ class FormsApiResults(ResultsSource):
             try:
                 texts.append(_answer_text_fast(answers, qid))
             except MalformedResponseError as exc:
-                named = MalformedResponseError(f"{exc.field} (question_ids.{role})", exc.what)
+                named = MalformedResponseError(
+                    f"{exc.field} (question_ids.{role})", exc.what, google_shape=exc.google_shape
+                )
                 self._malformed(batch, ref, role, named, response, known, seen)
                 return
         values: dict[str, Any] = dict(zip(self.question_ids, texts, strict=True))

@@ -81,6 +81,10 @@ def check_url(value: str, *, allow_http: bool = False) -> urllib.parse.SplitResu
         raise ValueError("must be https:// (http only for a loopback host, or allow_http: true)")
     if parts.username or parts.password:
         raise ValueError("must not hold credentials (user:password@)")
+    try:
+        parts.port  # noqa: B018  (reading it checks it: 99999 passed, and every send failed)
+    except ValueError:
+        raise ValueError("the port must be a number up to 65535") from None
     address = ip_of(host)
     if address is not None and address.is_link_local:
         raise ValueError("must not point at a link-local address (cloud metadata)")

@@ -183,6 +183,13 @@ def test_urls_are_checked(url):
         build("w", {"kind": "webhook", "url": url, "secret": SECRET})
 
 
+@pytest.mark.parametrize("url", ["https://crm.example:99999/hooks", "https://crm.example:80a/h"])
+def test_a_port_no_connection_can_use_is_refused_at_load(url):
+    # It passed check-config, and every alert then failed at delivery (urllib3 refuses it).
+    with pytest.raises(ValidationError, match="port must be a number up to 65535"):
+        build("w", {"kind": "webhook", "url": url, "secret": SECRET})
+
+
 @pytest.mark.parametrize(
     "name",
     # Ours, and the connection's own: a Transfer-Encoding beside the Content-Length the body

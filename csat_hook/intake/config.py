@@ -38,8 +38,17 @@ class ServerConfig(StrictModel):
     @field_validator("api_token")
     @classmethod
     def _long_api_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
+        if value is None:
+            return None
+        if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value.get_secret_value()):
+            # An Authorization header cannot carry it: the API would be on and every request
+            # to it a 401. Said without quoting the token.
+            raise ValueError(
+                "holds a control character (a tab, a line break, NUL), which no Authorization "
+                "header can carry"
+            )
         return value
 
 

@@ -19,6 +19,20 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+def written_out(path: str) -> str:
+    """``path``, a configured file or folder, when it is written out; ValueError when it
+    starts with ``~`` or holds a ``$`` (``$HOME``): nothing expands them in a path (the
+    configuration's own ``${VAR}`` is expanded before), so a folder named ``~`` or ``$HOME``
+    was made where the process started and the data kept there, or a file looked for there
+    for ever."""
+    if path.startswith("~") or "$" in path:
+        raise ValueError(
+            "~ and $VARIABLES are not expanded in a path: write it out (/home/app/...), "
+            "or use ${VAR} for a variable"
+        )
+    return path
+
+
 def private_dir(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` and its missing parents as ``0700`` folders; existing ones are left
     as they are. Returns the path."""

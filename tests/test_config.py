@@ -121,6 +121,16 @@ def test_a_bad_database_url_variable_is_named_as_the_variable():
         ("server: {port: 70000}", r"server\.port: Input should be less than or equal to 65535"),
         ("server: {prot: 1}", r"server\.prot: unknown key"),
         ("token: {secret: short}", r"token\.secret: must be at least 16 characters"),
+        # Never sendable in an Authorization header (a pasted line break, a tab, a NUL):
+        # the operator API was on, and every request to it a 401.
+        (
+            'server: {api_token: "operator-token-0123\\tabc"}',
+            r"server\.api_token: .*control character",
+        ),
+        (
+            'server: {api_token: "operator-token-0123\\nabc"}',
+            r"server\.api_token: .*control character",
+        ),
         ("policy: {per_dialog: sometimes}", r"policy\.per_dialog: Input should be 'once'"),
         ("survey: {reply: {templates: {en: 'no link here'}}}", r"templates: en: the template must"),
         (
@@ -1333,6 +1343,31 @@ def test_a_blank_local_report_folder_is_refused_naming_the_key(folder):
     # process started in, without a word.
     with pytest.raises(ConfigError, match=r"output\.local\.dir: blank"):
         load_config(None, env={}, overrides={"output": {"local": {"dir": folder}}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"output": {"local": {"dir": "~/csat-report"}}}, "output.local.dir"),
+        ({"output": {"local": {"dir": "$HOME/csat-report"}}}, "output.local.dir"),
+        ({"results": {"csv": {"path": "~/exports/form.csv"}}}, "results.csv.path"),
+        (
+            {"helpdesks": {"g": {"kind": "generic", "capture_dir": "~/captures"}}},
+            "helpdesks.g.capture_dir",
+        ),
+    ],
+)
+def test_a_path_nothing_would_expand_is_refused_naming_the_key(overrides, key):
+    # `dir: ~/csat-report` made a folder named "~" where the process started and wrote the
+    # report there; a CSV export at `~/exports/...` was waited for there for ever.
+    if "helpdesks" in overrides:
+        overrides["helpdesks"]["g"].update(
+            {"auth": {"mode": "none"}, "reply": {"url": "https://desk.example.com/d/{dialog_id}"}}
+        )
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides=overrides)
+    assert f"{key}: " in raised.value.message
+    assert "are not expanded in a path" in raised.value.message
 
 
 @pytest.mark.parametrize("written", ["012", "0x1F", "0b11", "-017", "0_12"])

@@ -10,8 +10,10 @@ request uses only the placeholders its values provide.
 from __future__ import annotations
 
 from pydantic import Field
+from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.files import written_out
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.generic.agents import AgentLookupOptions
 from csat_hook.helpdesks.generic.auth import AuthOptions
@@ -47,6 +49,11 @@ class GenericOptions(HelpdeskOptions):
     capture_retention_days: float = Field(default=7, gt=0, le=3650)
     capture_max_files: int = Field(default=1000, ge=1, le=1_000_000)
     capture_max_bytes: int = Field(default=100 * 1_048_576, ge=1024)
+
+    @field_validator("capture_dir")
+    @classmethod
+    def _a_folder(cls, value: str | None) -> str | None:
+        return None if value is None else written_out(value)
 
     @model_validator(mode="after")
     def _reply_needed(self) -> GenericOptions:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic import field_validator
 
+from csat_hook.files import written_out
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.sync.config.google import check_document_id
@@ -52,7 +53,7 @@ class LocalOutputConfig(StrictModel):
         # started in, beside the code or the configuration.
         if not value.strip():
             raise ValueError("blank: give the report's folder (. for the current one)")
-        return value
+        return written_out(value)
 
 
 class OutputConfig(StrictModel):

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.files import written_out
 from csat_hook.settings import StrictModel
 from csat_hook.settings import blank_to_none
 from csat_hook.settings import check_timezone
@@ -88,6 +89,11 @@ class CsvResultsConfig(StrictModel):
     timezone_abbreviations: dict[str, str] = Field(default_factory=dict)
     # Extra strptime layouts, tried when no built-in layout matches a value.
     timestamp_formats: list[str] = Field(default_factory=list)
+
+    @field_validator("path")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        return written_out(value)
 
     @field_validator("timezone")
     @classmethod

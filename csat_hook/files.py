@@ -19,7 +19,7 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-def written_out(path: str) -> str:
+def written_out(path: str, *, example: str = "/home/app/...") -> str:
     """``path``, a configured file or folder, when it is written out; ValueError when it
     starts with ``~`` or holds a ``$`` (``$HOME``): nothing expands them in a path (the
     configuration's own ``${VAR}`` is expanded before), so a folder named ``~`` or ``$HOME``
@@ -27,7 +27,7 @@ def written_out(path: str) -> str:
     for ever."""
     if path.startswith("~") or "$" in path:
         raise ValueError(
-            "~ and $VARIABLES are not expanded in a path: write it out (/home/app/...), "
+            f"~ and $VARIABLES are not expanded in a path: write it out ({example}), "
             "or use ${VAR} for a variable"
         )
     return path

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from csat_hook.files import written_out
 from csat_hook.settings import StrictModel
 
 # What SQLAlchemy's pysqlite dialect takes from a URL's query without uri=true.
@@ -49,14 +50,7 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
             "sqlite:///var/csat-hook.sqlite3 (relative), sqlite:////srv/csat.sqlite3 "
             "(absolute)"
         )
-    database = url.database or ""
-    if database.startswith("~") or "$" in database:
-        # Nothing expands them in a URL: a folder named "~" or "$HOME" was made where the
-        # process started, and the data kept there.
-        raise ValueError(
-            "~ and $VARIABLES are not expanded in a SQLite path: write the path out "
-            "(sqlite:////home/app/csat.sqlite3), or use ${VAR} for a variable"
-        )
+    written_out(url.database or "", example="sqlite:////home/app/csat.sqlite3")
     if url.query.get("uri") != "true":
         # pysqlite's own arguments; any other (mode=ro...) needs uri=true, else
         # SQLAlchemy warns and drops it: a read-only open became a read-write one.

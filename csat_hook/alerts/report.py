@@ -165,9 +165,7 @@ def typed_number(values: Sequence[Sequence[Any]]) -> bool:
         return False
     key, handled = columns
     return any(
-        isinstance(row[handled], int | float)
-        and not isinstance(row[handled], bool)
-        and _number(row[key] if key < len(row) else None) is not None
+        _is_number(row[handled]) and _number(row[key] if key < len(row) else None) is not None
         for row in values[1:]
         if handled < len(row)
     )
@@ -194,11 +192,16 @@ def handled_cells(
         if number is None:
             continue
         cell = row[handled] if handled < len(row) else None
-        if isinstance(cell, int | float) and not isinstance(cell, bool) and number in as_shown:
+        if _is_number(cell) and number in as_shown:
             found[number] = as_shown[number]
         else:
             found[number] = store.clean_handled(cell if cell != "" else None)
     return found
+
+
+def _is_number(cell: Any) -> bool:
+    """Whether a cell read unformatted is a number (Sheets' true/false are not)."""
+    return isinstance(cell, int | float) and not isinstance(cell, bool)
 
 
 def _columns(values: Sequence[Sequence[Any]]) -> tuple[int, int] | None:

@@ -23,9 +23,9 @@ from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
 from csat_hook.logs import escaped
 
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
 # Wins over database.url (Procfile platforms set it).
-ENV_DATABASE_URL = "DATABASE_URL"  # config.example.yaml, every key commented, is about 36 kB
+ENV_DATABASE_URL = "DATABASE_URL"
 
 
 def _interpolate(

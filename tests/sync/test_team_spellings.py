@@ -52,13 +52,7 @@ def test_one_team_under_several_spellings_is_one_row_with_all_its_answers(
             agent = str(n % 3 + 1)
             token = kit.survey(f"D-{n}", agent, f"Agent {agent}", team=team)
             lines.append(f"{stamp},{rating},,Agent {agent},D-{n},{token}")
-    export = tmp_path / "export.csv"
-    export.write_text("\n".join(lines) + "\n", "utf-8")
-    report_dir = tmp_path / "report"
-    config = kit.config(
-        results={"source": "csv", "csv": {"path": str(export)}},
-        output={"gsheets": {"enabled": False}, "local": {"enabled": True, "dir": str(report_dir)}},
-    )
+    config, report_dir = _csv_to_local(kit, tmp_path, lines)
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
 
@@ -84,6 +78,19 @@ def test_one_team_under_several_spellings_is_one_row_with_all_its_answers(
 
     stored = {row.team for row in kit.rows(surveys)}
     assert stored == {team for team, _ in TEAMS}
+
+
+def _csv_to_local(kit: Any, tmp_path: Path, lines: list[str]) -> tuple[Any, Path]:
+    """A configuration reading ``lines`` as a Forms CSV export and writing the local report;
+    the report's folder."""
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", "utf-8")
+    report_dir = tmp_path / "report"
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"gsheets": {"enabled": False}, "local": {"enabled": True, "dir": str(report_dir)}},
+    )
+    return config, report_dir
 
 
 def _survey_rows(spellings: list[str]) -> list[tuple[Any, ...]]:
@@ -139,13 +146,7 @@ def test_a_team_called_no_team_is_told_apart_from_the_answers_of_no_team(
             n += 1
             token = kit.survey(f"D-{n}", "1", "Agent 1", team=team)
             lines.append(f"{stamp},{rating},,Agent 1,D-{n},{token}")
-    export = tmp_path / "export.csv"
-    export.write_text("\n".join(lines) + "\n", "utf-8")
-    report_dir = tmp_path / "report"
-    config = kit.config(
-        results={"source": "csv", "csv": {"path": str(export)}},
-        output={"gsheets": {"enabled": False}, "local": {"enabled": True, "dir": str(report_dir)}},
-    )
+    config, report_dir = _csv_to_local(kit, tmp_path, lines)
     assert kit.run(config).status == "ok"
 
     with (report_dir / "summary.csv").open(encoding="utf-8-sig") as handle:

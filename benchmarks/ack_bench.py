@@ -8,7 +8,8 @@ this measures the acknowledgement path only.
     python benchmarks/ack_bench.py [--duration 10] [--rate 200] [--database-url URL]
 
 Prints acknowledgements per second (closed loop), latency percentiles at a fixed rate (open
-loop), and the ratios. Targets: ratio ≥ 0.6 (issue 16), p99 ≤ 50 ms.
+loop), the CPU per request of each server and of PostgreSQL at peak (where the ratio goes),
+and the ratios. Targets: ratio ≥ 0.6 (issue 16), p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import requests
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import named_cpu
+from _cpu import tree_cpu
 from _load import Result
 from _load import closed_loop
 from _load import open_loop
@@ -104,11 +107,29 @@ def start_gunicorn(
     raise SystemExit(f"{app} did not start")
 
 
-def measure(base: str, args: argparse.Namespace, run: int) -> tuple[Result, Result]:
+class Cpu:
+    """CPU milliseconds per request of the closed-loop phase: the server's processes (the
+    gunicorn tree) and PostgreSQL's (every ``postgres`` process: the server's backends, its
+    WAL writer), each over the phase's requests."""
+
+    def __init__(self, server_ms: float, postgres_ms: float) -> None:
+        self.server_ms = server_ms
+        self.postgres_ms = postgres_ms
+
+
+def measure(
+    base: str, args: argparse.Namespace, run: int, server_pid: int
+) -> tuple[Result, Result, Cpu]:
     closed_loop(base, SignedClose(run * 3), duration=2, threads=args.clients)  # warm-up
+    server, postgres = tree_cpu(server_pid), named_cpu("postgres")
     peak = closed_loop(base, SignedClose(run * 3 + 1), duration=args.duration, threads=args.clients)
+    count = max(len(peak.latencies), 1)
+    cpu = Cpu(
+        (tree_cpu(server_pid) - server) / count * 1000,
+        (named_cpu("postgres") - postgres) / count * 1000,
+    )
     steady = open_loop(base, SignedClose(run * 3 + 2), rate=args.rate, duration=args.duration)
-    return peak, steady
+    return peak, steady, cpu
 
 
 def row(name: str, peak: Result, steady: Result) -> str:
@@ -163,13 +184,13 @@ def main() -> None:
 
         ours, ours_url = start_gunicorn("csat_hook.wsgi:app", args, env, ROOT)
         try:
-            our_peak, our_steady = measure(ours_url, args, 1)
+            our_peak, our_steady, our_cpu = measure(ours_url, args, 1, ours.pid)
         finally:
             ours.terminate()
             ours.wait()
         bare, bare_url = start_gunicorn("bare_app:app", args, env, ROOT / "benchmarks")
         try:
-            bare_peak, bare_steady = measure(bare_url, args, 2)
+            bare_peak, bare_steady, bare_cpu = measure(bare_url, args, 2, bare.pid)
         finally:
             bare.terminate()
             bare.wait()
@@ -183,6 +204,11 @@ def main() -> None:
     )
     print(row("bare Flask endpoint", bare_peak, bare_steady))
     print(row("csat-hook webhook", our_peak, our_steady))
+    print(
+        f"CPU per request at peak: csat-hook {our_cpu.server_ms:.2f} ms + PostgreSQL "
+        f"{our_cpu.postgres_ms:.2f} ms; bare {bare_cpu.server_ms:.2f} ms (the load "
+        "generator's own on the same cores, alike for both)"
+    )
     ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
     p99 = our_steady.percentile(99) * 1000
     print(

@@ -124,16 +124,34 @@ class AlertsStep:
             return None
         return alerts_grid(alerts.tab, rows)
 
-    def _merge_handled(self, output: SheetsOutput) -> int:
+    def _merge_handled(self, output: SheetsOutput, warnings: list[str] | None = None) -> int:
         """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
-        and keep the team's edits in the database before the tab is rewritten."""
+        and keep the team's edits in the database before the tab is rewritten.
+
+        The tab a person renamed since the last write ("Alerts" → "Alerts (old)", kept as a
+        snapshot, a new "Alerts" written) is read too, first, this once
+        (:meth:`SheetsOutput.renamed_tabs`): the edits made there since the last sync were
+        lost with the title the tab was looked for under. ``warnings`` is told of it."""
         if self.config.alerts.tab is None:
             return 0
         # The title as the output writes it: "Alerts: support" is the tab "Alerts support",
         # "Alerts support 2" when a tab csat-hook did not make holds that title.
         title = output.own_tab(clean(self.config.alerts.tab, SHEETS_MAX), ALERTS_KIND)
-        if title is None:
-            return 0
+        renamed = output.renamed_tabs(ALERTS_KIND)
+        for snapshot in renamed:
+            if warnings is not None:
+                warnings.append(
+                    f"the Alerts tab was renamed {snapshot!r} since the last sync: its "
+                    '"Handled" column was read from it once, the tab is left as it is, '
+                    "and the alerts are written to the Alerts tab again"
+                )
+        changed = 0
+        for tab in [*renamed, *([title] if title is not None else [])]:
+            changed += self._merge_tab(output, tab)
+        return changed
+
+    def _merge_tab(self, output: SheetsOutput, title: str) -> int:
+        """:meth:`_merge_handled` for the tab ``title``: how many alerts changed."""
         # Dates as shown: a date or time the team typed in "Handled" (when it was dealt with)
         # was read as its serial number, stored and written back as "46361.604166666664".
         values = output.api.read_tab(output.spreadsheet_id, title, dates_as_shown=True)

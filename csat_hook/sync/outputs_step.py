@@ -82,10 +82,12 @@ class OutputsStep(AlertsStep):
         language: str,
         sheets: google_api.SheetsApi | None,
         source: ResultsSource,
+        warnings: list[str] | None = None,
     ) -> dict[str, str]:
         """The team's Alerts tab edits taken first (so every output shows them), then each
-        output's report key; none when an edit was taken (a write ``version`` misses)."""
-        merged = self._merge_sheet_edits(sheets, source)
+        output's report key; none when an edit was taken (a write ``version`` misses).
+        ``warnings``: the run's, told of an Alerts tab a person renamed."""
+        merged = self._merge_sheet_edits(sheets, source, warnings)
         return self._report_keys(None if merged else version, now, language)
 
     def _all_unchanged(
@@ -212,7 +214,12 @@ class OutputsStep(AlertsStep):
                 self._remember(names["gsheets"], keys, {"expected": expected, "agents": agents})
         return done
 
-    def _merge_sheet_edits(self, sheets: google_api.SheetsApi | None, source: ResultsSource) -> int:
+    def _merge_sheet_edits(
+        self,
+        sheets: google_api.SheetsApi | None,
+        source: ResultsSource,
+        warnings: list[str] | None = None,
+    ) -> int:
         """The team's edits of the Alerts tab, kept before the report is built (so every
         output shows them); how many alerts changed."""
         alerts = self.config.alerts
@@ -220,7 +227,7 @@ class OutputsStep(AlertsStep):
             return 0
         if alerts.tab is None:  # rules off, the tab is still written (AlertsStep._alerts_table)
             return 0
-        return self._merge_handled(self._sheets_output(sheets, source))
+        return self._merge_handled(self._sheets_output(sheets, source), warnings)
 
     def _write_sheets(self, output: SheetsOutput, report: Report) -> dict[str, Any]:
         """Write the report unless the spreadsheet already holds exactly it (as this

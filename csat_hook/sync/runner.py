@@ -368,7 +368,9 @@ class SyncRunner(ReportStep, OutputsStep):
         del result
         clock.lap("ingest")
         language = self._language(sheets, source)
-        keys = {} if dry_run else self._keys(version, now, language, sheets, source)
+        keys = (
+            {} if dry_run else self._keys(version, now, language, sheets, source, summary.warnings)
+        )
         if not (dry_run or full) and self._all_unchanged(summary, keys, sheets, source):
             clock.lap("report")
             return None, keys

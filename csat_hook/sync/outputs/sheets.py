@@ -411,6 +411,14 @@ class SheetsOutput:
                 requests += mark(tab_plan.sheet_id, tab_plan.grid.kind, tab_plan.title, found)
             else:
                 requests += unmark(found)
+        # A tab of a kept kind (the team's Alerts tab) a person renamed since the last write
+        # ("Alerts (old)", a snapshot) is theirs from now on: its record goes, so that the
+        # next run no longer reads its "Handled" column (read once, by this run: its cells
+        # would undo the edits made in the new tab since). :meth:`renamed_tabs`.
+        planned = {p.sheet_id for p in plans}
+        for props, found in _renamed_by_hand(sheets, self.protected):
+            if int(props["sheetId"]) not in planned:
+                requests += unmark(found)
         # Last: after the tabs added, the spreadsheet keeps the report's (and never has none).
         # An Alerts tab turned off is kept: its "Handled" column is the team's own record
         # (those edited since the last run not read back yet), not the report's to drop.
@@ -439,6 +447,19 @@ class SheetsOutput:
         of_kind = _of_kind([p for p in props if p.get("sheetId") not in self.protected], kinds)
         first = _first(of_kind.get(kind, []), title)
         return str(first["title"]) if first is not None else None
+
+    def renamed_tabs(self, kind: str) -> list[str]:
+        """The titles of the tabs of ``kind`` (the team's Alerts tab) that a person renamed
+        since the report last wrote them, in the spreadsheet's order: tabs of ours whose
+        record (:class:`.sheets_tabs.Mark`) still names another title. A write takes that
+        record off (:meth:`plan`): the tab is then the person's snapshot, never read again,
+        its title a new name for nothing of the report's."""
+        sheets = self.api.metadata(self.spreadsheet_id).get("sheets", [])
+        return [
+            str(props["title"])
+            for props, found in _renamed_by_hand(sheets, self.protected)
+            if found.record is not None and found.record[0] == kind
+        ]
 
     def still_holds(self, expected: dict[str, Any]) -> bool:
         """Whether the spreadsheet still looks as a write left it (``expected`` in what
@@ -744,6 +765,29 @@ def _claims(
             taken.add(found.get("sheetId"))
             claims[index] = found
     return claims
+
+
+def _renamed_by_hand(
+    sheets: Iterable[dict[str, Any]], protected: set[int]
+) -> list[tuple[dict[str, Any], Mark]]:
+    """The tabs of a kept kind (:data:`KEPT_KINDS`) whose record names a title other than
+    theirs (compared as Google compares titles): renamed by a person since the report
+    last wrote them. Each with its :class:`.sheets_tabs.Mark`."""
+    by_id = {
+        s.get("properties", {}).get("sheetId"): s.get("properties", {})
+        for s in sheets
+        if isinstance(s, dict)
+    }
+    found = []
+    for sheet_id, mark_found in marks(sheets).items():
+        props = by_id.get(sheet_id)
+        record = mark_found.record
+        if props is None or sheet_id in protected or record is None:
+            continue
+        kind, title = record
+        if kind in KEPT_KINDS and str(props.get("title", "")).casefold() != title.casefold():
+            found.append((props, mark_found))
+    return found
 
 
 def _of_kind(tabs: Iterable[dict[str, Any]], kinds: Kinds) -> dict[str, list[dict[str, Any]]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -145,14 +146,74 @@ def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[
 
 
 def written_handled(rows: Sequence[Sequence[Any]]) -> dict[int, str | None]:
-    """What the tab's "Handled" cells hold once ``rows`` are written, by alert number."""
+    """What the tab's "Handled" cells hold once ``rows`` are written, by alert number, as
+    :func:`handled_cells` reads them back: a checkbox's TRUE as "yes", FALSE as None."""
     key, handled = HEADER.index(KEY_COLUMN), HEADER.index(HANDLED_COLUMN)
     found: dict[int, str | None] = {}
     for row in rows[1:]:
-        number = row[key]
+        number, cell = row[key], row[handled]
         if isinstance(number, int):
-            found[number] = str(row[handled]) if row[handled] is not None else None
+            if isinstance(cell, bool):
+                found[number] = store.clean_handled(cell)
+            else:
+                found[number] = str(cell) if cell is not None else None
     return found
+
+
+@dataclass(frozen=True)
+class Checkboxes:
+    """The tab's "Handled" cells that are checkboxes, as read back (:func:`checkboxes`).
+
+    A manager may put checkboxes in the column (data validation BOOLEAN with no values:
+    the cell holds TRUE, ticked, or FALSE; read unformatted, a JSON boolean). The tab is
+    rewritten every run, so the cell must be written back a boolean: the text "yes" (a
+    ticked box as stored) or an empty cell would take the checkbox's value away. ``boxed``:
+    the alerts whose cell read as a boolean; ``seen``: every alert the tab listed. An alert
+    new to the tab gets a box when the column holds any (the validation is on the column's
+    cells, not on an alert's row); one whose cell held words keeps its words."""
+
+    boxed: frozenset[int] = frozenset()
+    seen: frozenset[int] = frozenset()
+
+    def holds(self, alert_id: int) -> bool:
+        return alert_id in self.boxed or (bool(self.boxed) and alert_id not in self.seen)
+
+    def __or__(self, other: Checkboxes) -> Checkboxes:
+        return Checkboxes(self.boxed | other.boxed, self.seen | other.seen)
+
+
+def checkboxes(values: Sequence[Sequence[Any]]) -> Checkboxes:
+    """The checkboxes of the "Handled" column of a tab as read (unformatted)."""
+    columns = _columns(values)
+    if columns is None:
+        return Checkboxes()
+    key, handled = columns
+    boxed, seen = set(), set()
+    for row in values[1:]:
+        number = _number(row[key] if key < len(row) else None)
+        if number is None:
+            continue
+        seen.add(number)
+        if handled < len(row) and isinstance(row[handled], bool):
+            boxed.add(number)
+    return Checkboxes(frozenset(boxed), frozenset(seen))
+
+
+def boxed_rows(rows: Sequence[Sequence[Cell]], boxes: Checkboxes) -> list[list[Cell]] | None:
+    """``rows`` (:func:`alerts_table`'s) as the Google Sheets tab gets them: the "Handled"
+    cell of each alert whose cell is a checkbox (:meth:`Checkboxes.holds`) TRUE when the
+    alert is handled, else FALSE; None when the column holds no checkbox."""
+    if not boxes.boxed:
+        return None
+    key, handled = HEADER.index(KEY_COLUMN), HEADER.index(HANDLED_COLUMN)
+    out = [list(rows[0])]
+    for row in rows[1:]:
+        line = list(row)
+        number = line[key]
+        if isinstance(number, int) and boxes.holds(number):
+            line[handled] = line[handled] is not None
+        out.append(line)
+    return out
 
 
 def typed_number(values: Sequence[Sequence[Any]]) -> bool:

@@ -18,7 +18,10 @@ from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.engine import Changed
 from csat_hook.alerts.engine import Inputs
 from csat_hook.alerts.engine import Scale
+from csat_hook.alerts.report import Checkboxes
 from csat_hook.alerts.report import alerts_table
+from csat_hook.alerts.report import boxed_rows
+from csat_hook.alerts.report import checkboxes
 from csat_hook.alerts.report import handled_cells
 from csat_hook.alerts.report import typed_number
 from csat_hook.sync.config import SyncSettings
@@ -47,6 +50,8 @@ class AlertsStep:
     # The Sheets output's encodings of the last write, by spreadsheet (outputs_step), which
     # hold its rows: let go of with the rows the report step kept (report_step).
     _encodings: tuple[str, KeptEncoding] | None
+    # The checkboxes in the Alerts tab's "Handled" column, as this run read it back.
+    _checkboxes: Checkboxes
 
     def _changed(
         self, rows: Sequence[Any], current: dict[str, Any], by_key: dict[str, Any]
@@ -103,14 +108,17 @@ class AlertsStep:
             opened=getattr(self, "_opened", frozenset()),
         )
 
-    def _alerts_table(self) -> tuple[Grid, Table] | None:
+    def _alerts_table(self) -> tuple[Grid, Table, Grid | None] | None:
         """The Alerts tab as the database holds it (None when the tab is off), and its CSV.
 
         Alert rules and digests turned off, the alerts raised before are still listed (while
         the database holds any, and the tab's title is not one of the report's other tabs',
         which only the rules being on forbids): the tab and ``alerts.csv`` keep the team's
         "Handled" column and, rewritten, show no comment a customer's erasure took away; left
-        as the last run with rules wrote them, they kept it for good."""
+        as the last run with rules wrote them, they kept it for good.
+
+        Third: the tab as Google Sheets gets it when the team put checkboxes in "Handled"
+        (read back this run: :meth:`_merge_handled`), else None."""
         alerts = self.config.alerts
         if alerts.tab is None:
             return None
@@ -122,7 +130,9 @@ class AlertsStep:
             )
         if not alerts.active and len(rows) == 1:  # the header alone: no alert was ever raised
             return None
-        return alerts_grid(alerts.tab, rows)
+        grid, table = alerts_grid(alerts.tab, rows)
+        boxed = boxed_rows(rows, getattr(self, "_checkboxes", Checkboxes()))
+        return grid, table, alerts_grid(alerts.tab, boxed)[0] if boxed is not None else None
 
     def _merge_handled(self, output: SheetsOutput, warnings: list[str] | None = None) -> int:
         """Read the Alerts tab's "Handled" column back (one read, only when the tab exists)
@@ -132,6 +142,7 @@ class AlertsStep:
         snapshot, a new "Alerts" written) is read too, first, this once
         (:meth:`SheetsOutput.renamed_tabs`): the edits made there since the last sync were
         lost with the title the tab was looked for under. ``warnings`` is told of it."""
+        self._checkboxes = Checkboxes()
         if self.config.alerts.tab is None:
             return 0
         # The title as the output writes it: "Alerts: support" is the tab "Alerts support",
@@ -161,6 +172,7 @@ class AlertsStep:
         if typed_number(values):
             shown = output.api.read_tab(output.spreadsheet_id, title, as_shown=True)
         cells = handled_cells(values, shown)
+        self._checkboxes |= checkboxes(values)
         if not cells:
             return 0
         with self.engine.begin() as conn:
@@ -171,8 +183,8 @@ class AlertsStep:
         alerts = self._alerts_table()
         report.csv = [t for t in report.csv if t.csv_name != ALERTS_CSV]
         if alerts is None:
-            report.alerts = None
+            report.alerts = report.alerts_gsheets = None
             return
-        grid, table = alerts
-        report.alerts = grid
+        grid, table, boxed = alerts
+        report.alerts, report.alerts_gsheets = grid, boxed
         report.csv.append(table)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.config import DEFAULT_TAB as DEFAULT_ALERTS_TAB
+from csat_hook.alerts.report import Checkboxes
 from csat_hook.alerts.report import written_handled
 from csat_hook.db.schema import alerts as alerts_table
 from csat_hook.db.schema import sync_outputs
@@ -192,7 +193,7 @@ class OutputsStep(AlertsStep):
                 self._remember(names["local"], keys, {"files": written["files"], "agents": agents})
         if output is not None:
             if dry_run:
-                plan = output.plan(report.sheets(), report.language)
+                plan = output.plan(report.gsheets(), report.language)
                 done.append(
                     {
                         "kind": "gsheets",
@@ -208,9 +209,10 @@ class OutputsStep(AlertsStep):
                 written = self._write_sheets(output, report)
                 expected = written.pop("expected")
                 done.append(written)
-                if report.alerts is not None:
+                tab = report.alerts_gsheets or report.alerts
+                if tab is not None:
                     with self.engine.begin() as conn:
-                        alerts_store.mark_written(conn, written_handled(report.alerts.rows))
+                        alerts_store.mark_written(conn, written_handled(tab.rows))
                 self._remember(names["gsheets"], keys, {"expected": expected, "agents": agents})
         return done
 
@@ -223,6 +225,7 @@ class OutputsStep(AlertsStep):
         """The team's edits of the Alerts tab, kept before the report is built (so every
         output shows them); how many alerts changed."""
         alerts = self.config.alerts
+        self._checkboxes = Checkboxes()  # none read: the tab is not written with any
         if not self.config.output.gsheets.enabled or sheets is None:
             return 0
         if alerts.tab is None:  # rules off, the tab is still written (AlertsStep._alerts_table)
@@ -244,7 +247,7 @@ class OutputsStep(AlertsStep):
                     owned_tabs.record(conn, key, owned, self.clock())
                 recorded = owned
 
-        done = output.write(report.sheets(), report.language, last_written=last, keep=keep)
+        done = output.write(report.gsheets(), report.language, last_written=last, keep=keep)
         digest = done.pop("digest")
         if digest != last:
             with self.engine.begin() as conn:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook.alerts import store as alerts_store
 from csat_hook.config import Config
 from csat_hook.db.schema import alerts
 from csat_hook.devtools.fake_notify import FakeNotify
@@ -112,3 +113,56 @@ def test_a_renamed_tab_older_than_the_last_write_is_not_read(kit, receivers):
     assert summary.status == "ok", summary.error
     assert stored(kit)[target] == "new mark"
     assert handled(kit)[target] == "new mark"
+
+
+def test_checkboxes_in_handled_stay_checkboxes(kit, receivers, tmp_path):
+    """A manager puts checkboxes in "Handled" (data validation BOOLEAN: the cells hold TRUE
+    or FALSE, read unformatted as JSON booleans). A ticked box counts as handled, an unticked
+    one as not, and the column is written back as booleans: a ticked box was rewritten as the
+    text "yes" and an unticked one emptied, the checkbox gone from the cell's value."""
+    cfg = config(kit, receivers)
+    two_alerts(kit)
+    assert kit.run(cfg).status == "ok"
+    header = kit.sheet("Alerts")[0]
+    column = header.index("Handled")
+    newest, oldest = (row[0] for row in kit.sheet("Alerts")[1:3])
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, column, True)  # ticked
+    kit.fake.set_cell(SHEET_ID, "Alerts", 2, column, False)  # inserted, not ticked
+
+    kit.now += timedelta(minutes=5)
+    assert kit.run(cfg).status == "ok"
+
+    assert stored(kit) == {newest: "yes", oldest: None}
+    assert handled(kit) == {newest: True, oldest: False}
+
+    # Marked from the command line: its box is ticked, the words kept in the database.
+    with kit.engine.begin() as conn:
+        alerts_store.set_handled(conn, [oldest], "Boris", kit.now)
+    kit.now += timedelta(minutes=5)
+    assert kit.run(cfg).status == "ok"
+    assert handled(kit) == {newest: True, oldest: True}
+    assert stored(kit) == {newest: "yes", oldest: "Boris"}
+
+    # Unticked in the sheet: not handled any more.
+    kit.fake.set_cell(SHEET_ID, "Alerts", 2, column, False)
+    kit.now += timedelta(minutes=5)
+    assert kit.run(cfg).status == "ok"
+    assert stored(kit) == {newest: "yes", oldest: None}
+    assert handled(kit) == {newest: True, oldest: False}
+
+
+def test_a_new_alert_under_checkboxes_gets_an_unticked_box(kit, receivers):
+    cfg = config(kit, receivers)
+    two_alerts(kit)
+    assert kit.run(cfg).status == "ok"
+    column = kit.sheet("Alerts")[0].index("Handled")
+    kit.fake.set_cell(SHEET_ID, "Alerts", 1, column, False)
+    kit.fake.set_cell(SHEET_ID, "Alerts", 2, column, "Anna")  # words in an unboxed cell
+    token = kit.survey("T-3", "7", "Anna")
+    answered = kit.now.strftime("%m/%d/%Y %H:%M:%S")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[answered, 1, "again", "", "", token]])
+
+    kit.now += timedelta(minutes=5)
+    assert kit.run(cfg).alerts["raised"] == {"low": 1}
+
+    assert sorted(map(str, handled(kit).values())) == ["Anna", "False", "False"]

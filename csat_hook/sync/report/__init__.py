@@ -56,11 +56,21 @@ class Report:
     unverified: Grid | None
     csv: list[Table]  # each with its csv_name
     alerts: Grid | None = None  # the Alerts tab (report/alerts.py), set by the sync runner
+    # The Alerts tab as Google Sheets gets it, when it differs: the team's checkboxes in
+    # "Handled" written back as booleans (alerts/report.py: boxed_rows).
+    alerts_gsheets: Grid | None = None
 
     def sheets(self) -> list[Grid]:
         """Grids in tab order: Summary, Trends, Responses, the agents, Unverified, Alerts."""
         tail = [g for g in (self.unverified, self.alerts) if g is not None]
         return [self.summary, self.trends, self.responses, *self.agents, *tail]
+
+    def gsheets(self) -> list[Grid]:
+        """:meth:`sheets` as the Google Sheets output writes them (:attr:`alerts_gsheets`)."""
+        grids = self.sheets()
+        if self.alerts_gsheets is not None and self.alerts is not None:
+            grids[-1] = self.alerts_gsheets
+        return grids
 
 
 @dataclass(frozen=True)

@@ -68,15 +68,40 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
 
 
-def quota_body(kind: str) -> dict[str, Any]:
-    """Google's 429 body for the read or write bucket (as recorded from the real API)."""
-    bucket, metric = ("Write", "write") if kind == "sheets_write" else ("Read", "read")
+# The Forms API's per-minute, per-user quotas (https://developers.google.com/workspace/forms/
+# api/limits): "Read requests" 390 (forms.get), "Expensive read requests" 180 (used for
+# forms.responses.list). Its 429 is not recorded here: the body is Google's quota error as
+# Sheets' recorded one has it, with Forms' service and these quotas' names (the metric's id
+# made as Sheets' are, "<service>/<snake_case name>").
+_FORMS_QUOTAS = {
+    "read": ("Read requests", "read_requests", "ReadRequestsPerMinutePerUser", "390"),
+    "expensive": (
+        "Expensive read requests",
+        "expensive_read_requests",
+        "ExpensiveReadRequestsPerMinutePerUser",
+        "180",
+    ),
+}
+
+
+def quota_body(kind: str, path: str = "") -> dict[str, Any]:
+    """Google's 429 body for the quota a request of ``kind`` (and ``path``) counts against:
+    Sheets' read or write bucket (as recorded from the real API), or the Forms API's read
+    or expensive read one (``forms.responses.list``)."""
+    if kind == "forms_read":
+        bucket = "expensive" if path.rstrip("/").endswith("/responses") else "read"
+        name, metric, limit, value = _FORMS_QUOTAS[bucket]
+        service = "forms.googleapis.com"
+    else:
+        word, snake = ("Write", "write") if kind == "sheets_write" else ("Read", "read")
+        name, metric = f"{word} requests", f"{snake}_requests"
+        limit, value = f"{word}RequestsPerMinutePerUser", "60"
+        service = "sheets.googleapis.com"
     return {
         "error": {
             "code": 429,
-            "message": f"Quota exceeded for quota metric '{bucket} requests' and limit '{bucket} "
-            f"requests per minute per user' of service 'sheets.googleapis.com' for "
-            "consumer 'project_number:603366585132'.",
+            "message": f"Quota exceeded for quota metric '{name}' and limit '{name} per minute "
+            f"per user' of service '{service}' for consumer 'project_number:603366585132'.",
             "status": "RESOURCE_EXHAUSTED",
             "details": [
                 {
@@ -84,11 +109,11 @@ def quota_body(kind: str) -> dict[str, Any]:
                     "reason": "RATE_LIMIT_EXCEEDED",
                     "domain": "googleapis.com",
                     "metadata": {
-                        "service": "sheets.googleapis.com",
+                        "service": service,
                         "consumer": "projects/603366585132",
-                        "quota_metric": f"sheets.googleapis.com/{metric}_requests",
-                        "quota_limit": f"{bucket}RequestsPerMinutePerUser",
-                        "quota_limit_value": "60",
+                        "quota_metric": f"{service}/{metric}",
+                        "quota_limit": limit,
+                        "quota_limit_value": value,
                         "quota_location": "global",
                     },
                 }
@@ -417,7 +442,7 @@ class FakeGoogle(LoopbackServer):
             time.sleep(self.latency)
         if fault is not None:
             entry["status"] = fault
-            return fault, quota_body(kind) if fault == 429 else _fault(fault)
+            return fault, quota_body(kind, path) if fault == 429 else _fault(fault)
         if kind not in ("token", "control") and len(body) > PAYLOAD_MAX:
             status, answer = 400, payload_too_large()
         elif kind == "token":

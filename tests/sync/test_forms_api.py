@@ -301,6 +301,38 @@ def test_a_failed_page_is_raised_in_order_and_retried_through_the_session(
         forms_source(google_session, page_size=5).fetch(set(), None)
 
 
+def test_a_forms_quota_error_is_the_forms_apis_and_is_retried(fake_google, google_session):
+    """The fake's Forms 429 was a copy of Sheets' (service sheets.googleapis.com, its read
+    bucket): Forms' own names it (https://developers.google.com/workspace/forms/api/limits:
+    forms.responses.list counts as an "Expensive read request", 180 a minute per user), and a
+    run that runs out of retries says which quota it was."""
+    fake_google.add_form("f", some_responses(3))
+    google_session.max_retries = 0
+    fake_google.fail(1, 429, "forms_read")
+    response = google_session.get("https://forms.googleapis.com/v1/forms/f/responses")
+    error = response.json()["error"]
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+    assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert "'Expensive read requests'" in error["message"]
+    assert "'forms.googleapis.com'" in error["message"]
+    [info] = [d for d in error["details"] if d["@type"].endswith("ErrorInfo")]
+    assert info["reason"] == "RATE_LIMIT_EXCEEDED"
+    assert info["metadata"]["service"] == "forms.googleapis.com"
+    assert info["metadata"]["quota_metric"] == "forms.googleapis.com/expensive_read_requests"
+    assert info["metadata"]["quota_limit_value"] == "180"
+    fake_google.fail(1, 429, "forms_read")
+    form = google_session.get("https://forms.googleapis.com/v1/forms/f").json()["error"]
+    assert "'Read requests'" in form["message"] and "'forms.googleapis.com'" in form["message"]
+
+    # Retried with backoff (no Retry-After to wait for), then read.
+    google_session.max_retries = 3
+    fake_google.fail(2, 429, "forms_read")
+    assert len(forms_source(google_session).fetch(set(), None).submissions) == 3
+    fake_google.fail(10, 429, "forms_read")
+    with pytest.raises(GoogleApiError, match="ExpensiveReadRequestsPerMinutePerUser"):
+        forms_source(google_session).fetch(set(), None)
+
+
 def credited(kit: Any) -> dict[str, int]:
     with kit.engine.connect() as conn:
         return {row.dialog_id: row.rating for row in store.all_answers(conn)}

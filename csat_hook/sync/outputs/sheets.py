@@ -62,7 +62,10 @@ current. What becomes of it depends on what it held:
   which a deletion would take away without a word; a stale tab is the lesser harm;
 * a tab whose kind nothing says (the earliest versions let Google number theirs; one made
   under a configured title changed before this version recorded it; one a person renamed)
-  cannot be told from an agent's: kept too;
+  cannot be told from an agent's: kept too. The team's Alerts tab a person renamed
+  ("Alerts (old)") still carries its record, which names the title it had: its "Handled"
+  column is read once more (:meth:`SheetsOutput.renamed_tabs`), and the write takes the
+  record off, so its stale cells are never read again;
 * a tab csat-hook does not own is never written, renamed or deleted.
 The ids of the tabs written are handed to ``keep`` before anything is sent (the caller
 records them: ``sync_outputs.tabs``). The responses tab of the form (when the output is the

@@ -17,7 +17,9 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
   turns the access log off; were it on, those atoms are blanked too).
 
 A path is kept, but not a short link's reference (``/s/<reference>``: whoever reads it could
-open the customer's form and answer as them): ``/s/[reference redacted]``.
+open the customer's form and answer as them): ``/s/[reference redacted]``; nor anything past
+the shape of a route (a token typed after ``&`` instead of ``?``, or as a path segment):
+``/webhooks/[path redacted]``; nor a method other than the standard ones.
 
 :class:`RedactingLogger` (gunicorn's ``logger_class``) puts :class:`RedactRequestData` on
 both loggers, before any handler: it keeps the event, the kind of error and the path, and
@@ -54,6 +56,15 @@ _SETTING_VALUES = re.compile(r"^(  (?:raw_env|raw_paste_global_conf): )(.*)$", r
 # before the route is matched; /s%2F<reference> is refused, but its reference is there).
 _SHORT_LINK = re.compile(r"(?:/|%2f)(?:s|%73|%53)(?:/|%2f)", re.IGNORECASE)
 REFERENCE_REDACTED = "/s/[reference redacted]"
+# csat-hook's routes are at most two segments deep (/webhooks/<helpdesk>, /api/outbox) apart
+# from a short link's, each segment a name of unreserved characters.
+_MAX_SEGMENTS = 2
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]{0,64}")
+PATH_REDACTED = "[path redacted]"
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+METHOD_REDACTED = "[method redacted]"
 
 
 def _error_kind(error: str) -> str:
@@ -65,12 +76,33 @@ def _error_kind(error: str) -> str:
 
 
 def _path_only(uri: object) -> str:
-    """The path of a URI (no query, no fragment), a short link's reference taken out."""
+    """The path of a URI (no query, no fragment), a short link's reference taken out, and
+    only as far as it has the shape of a route: at most :data:`_MAX_SEGMENTS` segments of
+    unreserved characters. A token typed after ``&`` or ``;`` instead of ``?``, an encoded
+    ``%3F``, or one pasted as a path segment is a secret in the path: from the first
+    segment that is not of that shape on, the path is :data:`PATH_REDACTED`."""
     path = re.split(r"[?#]", str(uri), maxsplit=1)[0]
     short_link = _SHORT_LINK.search(path)
     if short_link is not None:
-        return path[: short_link.start()][:200] + REFERENCE_REDACTED
-    return path[:200]
+        return _route_shaped(path[: short_link.start()]) + REFERENCE_REDACTED
+    return _route_shaped(path)
+
+
+def _route_shaped(path: str) -> str:
+    """``path`` up to its first segment that no route has (see :func:`_path_only`)."""
+    segments = path.split("/")
+    if segments[0]:  # not absolute (refused by the parser): nothing of it is a route
+        return PATH_REDACTED
+    for index, segment in enumerate(segments[1:], start=1):
+        if index > _MAX_SEGMENTS or not _SEGMENT.fullmatch(segment):
+            return "/".join([*segments[:index], PATH_REDACTED])
+    return path
+
+
+def _method(method: object) -> str:
+    """An HTTP method as the client sent it when it is a standard one (gunicorn passes on
+    any upper-case token, which a client can fill with anything)."""
+    return str(method) if method in _METHODS else METHOD_REDACTED
 
 
 def _names_only(match: re.Match[str]) -> str:
@@ -83,12 +115,12 @@ def redact_message(record: logging.LogRecord) -> str:
     """The record's message with the request data taken out."""
     args = record.args
     if record.msg == "Error handling request %s %s" and isinstance(args, tuple) and len(args) == 2:
-        return f"Error handling request {str(args[0])[:20]} {_path_only(args[1])}"
+        return f"Error handling request {_method(args[0])} {_path_only(args[1])}"
     if record.msg == "Error handling request %s" and isinstance(args, tuple) and args:
         return f"Error handling request {_path_only(args[0])}"
     if record.msg == "%s %s" and isinstance(args, tuple) and len(args) == 2:
         # The default pre_request hook's DEBUG line: the method and the path.
-        return f"{str(args[0])[:20]} {_path_only(args[1])}"
+        return f"{_method(args[0])} {_path_only(args[1])}"
     if isinstance(record.msg, str) and record.msg.startswith(_CONFIGURATION):
         return _SETTING_VALUES.sub(_names_only, record.msg)
     if isinstance(args, tuple):  # an exception's text can be request bytes: its type only
@@ -141,7 +173,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """Access-log atoms without the query string, Referer, request headers or environ."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        method = environ.get("REQUEST_METHOD")
+        method = _method(environ.get("REQUEST_METHOD"))
+        atoms["m"] = method
         atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''))} "
         atoms["r"] += str(environ.get("SERVER_PROTOCOL"))
         atoms["U"] = _path_only(environ.get("PATH_INFO", ""))

@@ -127,9 +127,7 @@ class Procfile:
 
     def __init__(self, config: Path, cwd: Path, *, log_level: str = "info") -> None:
         self.cluster = LocalCluster(config, cwd, web_workers=1)
-        # The platform's way to add flags without touching the Procfile.
-        self.cluster.env["GUNICORN_CMD_ARGS"] = f"--log-level {log_level}"
-        self.url = self.cluster.start_web()
+        self.url = self.cluster.start_web(log_level=log_level)
         self.port = int(self.url.rsplit(":", 1)[1])
         self.log_path = cwd / "web.log"
 
@@ -347,6 +345,36 @@ def test_no_request_data_reaches_the_servers_log(start, kind):
     log = front.log()
     assert log.count("Invalid request from ip=") >= 15, log  # the cases were logged...
     assert SECRET not in log  # ...without what the client sent
+
+
+# A token typed after the wrong separator, or as a path segment, and a method nobody sends:
+# gunicorn's DEBUG line of each request (and its "Error handling request" line) prints the
+# method and the path, where the query no longer holds the secret.
+LEAKY_PATHS = [
+    ("POST", f"/webhooks/generic&token={SECRET}"),
+    ("POST", f"/webhooks/generic;token={SECRET}"),
+    ("POST", f"/webhooks/generic%3Ftoken={SECRET}"),
+    ("POST", f"/webhooks/generic/{SECRET}"),
+    ("POST", f"/webhooks/generic/x/{SECRET}"),
+    ("GET", f"/healthz&token={SECRET}"),
+    ("GET", f"/api/outbox/{SECRET}"),
+    (f"X{SECRET}", "/webhooks/generic"),
+]
+
+
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_a_secret_in_the_path_or_the_method_never_reaches_the_servers_log(start, kind):
+    front = start(kind, log_level="debug")
+    for method, path in LEAKY_PATHS:
+        exchange(front.port, request(method, path, b"{}", {"Connection": "close"}), timeout=5)
+    exchange(front.port, request("GET", "/healthz", b"", {"Connection": "close"}), timeout=5)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    if kind == "procfile":  # serve runs its gunicorn at WARNING, the app's lines at DEBUG
+        assert "GET /healthz" in log, log  # gunicorn's DEBUG line of each request was written
+        assert "POST /webhooks/[path redacted]" in log, log
+    assert SECRET not in log, log  # ...without what the client put in the path or the method
 
 
 # --- serve -----------------------------------------------------------------------------------

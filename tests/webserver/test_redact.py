@@ -185,6 +185,42 @@ def test_the_debug_line_of_each_request_keeps_no_reference(uri):
     assert formatted("%s %s", ("POST", "/webhooks/generic")) == "POST /webhooks/generic"
 
 
+@pytest.mark.parametrize(
+    ("uri", "kept"),
+    [
+        (f"/webhooks/generic&token={SECRET}", "/webhooks/[path redacted]"),
+        (f"/webhooks/generic;token={SECRET}", "/webhooks/[path redacted]"),
+        (f"/webhooks/generic%3Ftoken={SECRET}", "/webhooks/[path redacted]"),
+        (f"/webhooks/generic/{SECRET}", "/webhooks/generic/[path redacted]"),
+        (f"/healthz&{SECRET}", "/[path redacted]"),
+        (f"webhooks/generic?token={SECRET}", "[path redacted]"),
+        (f"/csat/webhooks/{SECRET}/s/{REFERENCE}", "/csat/webhooks/[path redacted]/s/[ref"),
+        ("/webhooks/generic", "/webhooks/generic"),
+        ("/api/outbox", "/api/outbox"),
+        ("/", "/"),
+    ],
+)
+def test_a_path_is_kept_only_as_far_as_it_has_the_shape_of_a_route(uri, kept):
+    # A token typed after "&" instead of "?", or pasted as a path segment, is in the path.
+    for line in (
+        formatted("Error handling request %s %s", ("POST", uri), exc=ValueError("x")),
+        formatted("Error handling request %s", (uri,), exc=ValueError("x")),
+        formatted("%s %s", ("POST", uri)),
+    ):
+        assert kept in line
+        assert SECRET not in line and REFERENCE not in line
+
+
+def test_a_method_other_than_the_standard_ones_is_not_repeated():
+    # gunicorn passes on any upper-case token as the method.
+    assert formatted("%s %s", (f"X{SECRET}", "/healthz")) == "[method redacted] /healthz"
+    line = formatted("Error handling request %s %s", (SECRET, "/"), exc=ValueError("x"))
+    assert line.startswith("Error handling request [method redacted] /\n")
+    environ = {"REQUEST_METHOD": SECRET, "RAW_URI": f"/webhooks/x&t={SECRET}", "PATH_INFO": "/"}
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1"
+    assert SECRET not in access_line("%(m)s %(r)s %(U)s", "405 METHOD NOT ALLOWED", [], environ)
+
+
 def test_the_configuration_printed_at_debug_keeps_no_environment_value():
     # The master prints every setting at DEBUG; raw_env (-e NAME=VALUE) is how gunicorn is
     # handed environment variables, csat-hook's secrets among them (${VAR} in the config).

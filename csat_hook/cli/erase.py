@@ -91,7 +91,11 @@ BY_TICKET_HELPDESK = (
 
 
 @click.command()
-@click.option("--email", metavar="ADDRESS", help="The customer's e-mail address (any case).")
+@click.option(
+    "--email",
+    metavar="ADDRESS",
+    help="The customer's e-mail address (any case), as the e-mail or the customer id.",
+)
 @click.option("--helpdesk", metavar="NAME", help="With --customer-id or --dialog: the helpdesk.")
 @click.option("--customer-id", metavar="ID", help="The customer's id in --helpdesk.")
 @click.option("--dialog", "dialog_id", metavar="ID", help="One dialog (ticket) of --helpdesk.")

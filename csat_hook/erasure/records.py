@@ -15,7 +15,8 @@ MAX_DIALOG = 255
 @dataclass(frozen=True)
 class Selector:
     """Whose data: the surveys with this e-mail address (any helpdesk, case-insensitive as
-    intake's cool-down compares addresses), with this customer id of ``helpdesk``, or of this
+    intake's cool-down compares addresses), as their e-mail or as their customer id (some
+    helpdesks use the address as the id), with this customer id of ``helpdesk``, or of this
     dialog of ``helpdesk``. A survey matching any of those given is selected."""
 
     email: str | None = None

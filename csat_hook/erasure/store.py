@@ -349,8 +349,10 @@ def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[
         # As intake's cool-down compares them: both sides lowered by the database (the given
         # address as email_text makes it: a fullwidth one is the ASCII address stored). A
         # stored one with any character outside ASCII is compared in Python (``also``).
+        # Some helpdesks use the address as the customer id: that survey is the customer's too.
         given = email_text(selector.email)
         who.append(folded(surveys.c.customer_email) == folded(given))
+        who.append(folded(surveys.c.customer_id) == folded(given))
     if also:
         who.append(surveys.c.id.in_(list(also)))
     if selector.helpdesk and selector.customer_id:
@@ -370,19 +372,22 @@ def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[
 
 
 def _email_spelt_otherwise(conn: sa.Connection, email: str | None) -> list[int]:
-    """The surveys whose customer e-mail holds a character outside ASCII (which the database
-    cannot put in NFKC: SQLite has no such function) and is ``email`` under
-    :func:`email_form`: read and compared here, the rest of the addresses by the database."""
+    """The surveys whose customer e-mail, or customer id (a helpdesk that uses the address as
+    the id), holds a character outside ASCII (which the database cannot put in NFKC: SQLite
+    has no such function) and is ``email`` under :func:`email_form`: read and compared here,
+    the rest of the addresses by the database."""
     if not email:
         return []
-    column = surveys.c.customer_email
-    if conn.dialect.name == "postgresql":
-        wide = sa.func.octet_length(column) != sa.func.char_length(column)
-    else:
-        wide = sa.func.length(sa.cast(column, sa.LargeBinary)) != sa.func.length(column)
     wanted = email_form(email)
-    rows = conn.execute(sa.select(surveys.c.id, column).where(column.is_not(None), wide))
-    return [row.id for row in rows if email_form(row.customer_email) == wanted]
+    found: list[int] = []
+    for column in (surveys.c.customer_email, surveys.c.customer_id):
+        if conn.dialect.name == "postgresql":
+            wide = sa.func.octet_length(column) != sa.func.char_length(column)
+        else:
+            wide = sa.func.length(sa.cast(column, sa.LargeBinary)) != sa.func.length(column)
+        rows = conn.execute(sa.select(surveys.c.id, column.label("value")).where(wide))
+        found += [row.id for row in rows if row.value and email_form(row.value) == wanted]
+    return found
 
 
 def _remembered_reopens(

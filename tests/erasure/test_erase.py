@@ -535,6 +535,28 @@ def test_email_case_is_folded_by_the_database_on_both_sides(shop: Shop):
     assert "Nothing to erase" in shop.erase("--email", "maria@example.com").output
 
 
+def test_a_survey_whose_customer_id_is_the_address_is_found_by_email(shop: Shop):
+    # Some helpdesks use the e-mail as the customer id (and send no e-mail field): that survey
+    # is the customer's as surely as one with the address in customer_email.
+    with shop.kit.engine.begin() as conn:
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.dialog_id == "D-2")
+            .values(customer_id="MARIA.Lopez@example.com", customer_email=None)
+        )
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.dialog_id == "D-1")
+            .values(customer_id="ｍａｒｉａ.lopez@example.com", customer_email=None)
+        )
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0 and "  surveys: 2 " in result.output, result.output
+    assert held(shop.dump()).get("surveys", 0) == 0
+    assert "Nothing to erase" in shop.erase("--email", "maria.lopez@example.com").output
+
+
 def test_a_reply_not_sent_yet_is_cancelled_and_one_being_sent_is_erased_and_marked(shop: Shop):
     with shop.kit.engine.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.dialog_id == "D-1").values(status=PENDING))

@@ -1442,3 +1442,23 @@ def test_a_generic_request_url_no_request_can_go_to_is_refused_naming_the_key(ur
         load_config(None, env={}, overrides={"helpdesks": {"g": options}})
 
     assert f"helpdesks.g.reply.url: {message}" in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize("text", ["${API_TOKEN:-}", "''"])
+def test_an_empty_api_token_is_the_api_off(tmp_path, text):
+    # ${API_TOKEN:-}: the API on where the variable is set, off where it is not. It was
+    # refused as "must be at least 16 characters", with no way to say "off" but editing the file.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"server:\n  api_token: {text}\n")
+
+    assert load_config(path, env={}).server.api_token is None
+
+
+def test_a_short_api_token_from_the_environment_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  api_token: ${API_TOKEN:-}\n")
+
+    with pytest.raises(ConfigError, match=r"server\.api_token: must be at least 16 characters"):
+        load_config(path, env={"API_TOKEN": "too-short"})
+    token = load_config(path, env={"API_TOKEN": "operator-token-0123456789"}).server.api_token
+    assert token is not None and token.get_secret_value() == "operator-token-0123456789"

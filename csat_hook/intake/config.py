@@ -38,7 +38,10 @@ class ServerConfig(StrictModel):
     @field_validator("api_token")
     @classmethod
     def _long_api_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
+        """Empty is unset (the API off): what ``${API_TOKEN:-}`` means with the variable
+        unset, the way to turn the API on where the variable is set and off elsewhere. It
+        was refused as "must be at least 16 characters", the API no switch to turn off."""
+        if value is None or value.get_secret_value() == "":
             return None
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")

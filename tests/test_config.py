@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -1462,3 +1465,17 @@ def test_a_short_api_token_from_the_environment_is_refused(tmp_path):
         load_config(path, env={"API_TOKEN": "too-short"})
     token = load_config(path, env={"API_TOKEN": "operator-token-0123456789"}).server.api_token
     assert token is not None and token.get_secret_value() == "operator-token-0123456789"
+
+
+def test_a_zone_is_known_on_a_system_without_a_zone_database(tmp_path):
+    # Slim containers and Windows have no /usr/share/zoneinfo: zoneinfo falls back to the
+    # tzdata package (a dependency), else even "UTC" was "unknown time zone 'UTC'".
+    script = (
+        "from csat_hook.settings import check_timezone\n"
+        "print(check_timezone('UTC'), check_timezone('Europe/Moscow'))\n"
+    )
+    env = {**os.environ, "PYTHONTZPATH": str(tmp_path)}  # a folder with no zone in it
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.stdout == "UTC Europe/Moscow\n", done.stderr

@@ -9,8 +9,10 @@ place; a file csat-hook opens again is brought back to ``0600``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -66,6 +68,61 @@ def append_private(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), FILE_MODE)
         yield handle
+
+
+@contextlib.contextmanager
+def append_private_locked(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """:func:`append_private` under an exclusive lock of the file (``flock``), taken again
+    on the new file when :func:`rewrite_private` replaced it while this one waited: a line
+    appended is never written to a file no longer at ``path``."""
+    while True:
+        with append_private(path) as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            if _still_at(handle.fileno(), path):
+                yield handle
+                return
+
+
+def rewrite_private(path: str | os.PathLike[str], rewrite: Callable[[str], str]) -> bool:
+    """Replace the text file at ``path`` by ``rewrite`` of its text, under the lock
+    :func:`append_private_locked` takes (no line appended meanwhile is lost): written to a
+    new owner-only file beside it, flushed to disk, then renamed over it, so a reader or a
+    crash sees the old text or the new one, never a part. False when ``path`` is not there
+    or ``rewrite`` changed nothing (the file is left as it was)."""
+    while True:
+        try:
+            handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        except FileNotFoundError:
+            return False
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if not _still_at(handle.fileno(), path):
+                continue  # replaced meanwhile: lock the one there now
+            text = handle.read()
+            new = rewrite(text)
+            if new == text:
+                return False
+            temporary = Path(f"{os.fspath(path)}.{os.getpid()}.rewrite")
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()  # left by a run that stopped before its rename
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+                os.fchmod(out.fileno(), FILE_MODE)
+                out.write(new)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+            return True
+
+
+def _still_at(fd: int, path: str | os.PathLike[str]) -> bool:
+    """Whether the open file ``fd`` is still the one at ``path``."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def touch_private(path: str | os.PathLike[str]) -> None:

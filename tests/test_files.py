@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC
@@ -16,7 +17,9 @@ import sqlalchemy as sa
 
 from csat_hook.db.engine import make_engine
 from csat_hook.errors import DeliveryError
+from csat_hook.files import append_private_locked
 from csat_hook.files import prune
+from csat_hook.files import rewrite_private
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.dryrun import DryRunOptions
 from csat_hook.helpdesks.generic import GenericHelpdesk
@@ -180,3 +183,39 @@ def test_an_existing_database_file_is_brought_back_to_owner_only(tmp_path):
 
     assert mode(database) == 0o600
     assert mode(folder) == 0o755  # a folder csat-hook did not create is left alone
+
+
+def test_lines_appended_while_the_file_is_rewritten_are_never_lost(tmp_path):
+    # The dry-run helpdesk appends a line per reply posted (its worker reads them back to
+    # never post twice) while `csat-hook erase` rewrites the file: a line appended to the
+    # file the rewrite had read, after its read, was lost with the file it replaced.
+    path = tmp_path / "out.jsonl"
+    appended = 400
+
+    def append() -> None:
+        for number in range(appended):
+            with append_private_locked(path) as handle:
+                handle.write(f"line {number}\n")
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    rewrites = 0
+    while writer.is_alive():
+        rewrites += rewrite_private(path, lambda text: text.replace("line", "LINE"))
+    writer.join()
+
+    lines = path.read_text().splitlines()
+    assert rewrites > 1
+    assert sorted(int(line.split()[1]) for line in lines) == list(range(appended))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not [p for p in tmp_path.iterdir() if p != path]  # no temporary file left
+
+
+def test_a_rewrite_of_a_file_not_there_or_unchanged_writes_nothing(tmp_path):
+    path = tmp_path / "out.jsonl"
+    assert rewrite_private(path, lambda text: text + "x") is False
+    assert not path.exists()
+    path.write_text("same\n")
+    before = path.stat().st_ino
+    assert rewrite_private(path, lambda text: text) is False
+    assert path.stat().st_ino == before

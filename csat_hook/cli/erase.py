@@ -27,11 +27,13 @@ from csat_hook.db.migrate import known_revisions
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import is_storable
+from csat_hook.erasure.files import erase_files
 from csat_hook.erasure.records import LINES
 from csat_hook.erasure.records import MAX_DIALOG
 from csat_hook.erasure.records import MAX_HELPDESK
 from csat_hook.erasure.records import Selector
 from csat_hook.erasure.records import Tally
+from csat_hook.erasure.store import customer_traces
 from csat_hook.erasure.store import email_text
 from csat_hook.erasure.store import erase as erase_rows
 from csat_hook.erasure.store import stored_dialogs
@@ -46,11 +48,16 @@ logger = logging.getLogger(__name__)
 OUT_OF_REACH = (
     "Not reachable from here: alerts and survey replies already posted (helpdesk notes and "
     "replies, Slack, Telegram, e-mail, webhooks), the answers in their source (the responses "
-    "sheet, the form, the CSV file), the replies a dry-run helpdesk appended to its output "
-    "file, raw payloads a helpdesk's capture_dir keeps and report tabs renamed by hand (kept "
-    "as snapshots): erase them there. The next sync rewrites the reports without the erased "
-    "comments and never stores them again."
+    "sheet, the form, the CSV file) and report tabs renamed by hand (kept as snapshots): "
+    "erase them there. The next sync rewrites the reports without the erased comments and "
+    "never stores them again."
 )
+# Said with the dry-run files and capture folders the configuration names that are not there.
+NOT_FOUND = (
+    "Not found from this folder (a relative path is read from the folder the command runs "
+    "in: run it where the worker runs, or erase the customer's lines there by hand):"
+)
+NOT_ERASED = "Could not be read or written: erase the customer's data there by hand:"
 
 # How many times the erasure's transaction runs when PostgreSQL aborts it as a deadlock's
 # victim. The erasure locks the customer's replies, then writes their surveys: the order in
@@ -131,8 +138,14 @@ def erase(
     A reply being sent right now is erased as well: the delivery's outcome keeps nothing of
     the customer (sent: recorded without its text; not sent: cancelled, never sent again).
 
+    Then csat-hook's own files: a dry-run helpdesk's lines about the customer's dialogs keep
+    what makes them posted, not their text; captured payloads naming the customer (an
+    address, an id, a dialog) are deleted. A relative path not found from the current folder
+    is named: run the command where the worker runs.
+
     \b
-    Exit codes: 0 done (or a dry run); 2 bad usage, or a dry run on a database whose
+    Exit codes: 0 done (or a dry run); 1 a file named in the output could not be read or
+    rewritten (the database is erased); 2 bad usage, or a dry run on a database whose
     schema is behind (run `csat-hook db upgrade`: a dry run changes nothing); 3 a sync
     is running (the erasure waits for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
@@ -148,6 +161,8 @@ def erase(
         if selector.helpdesk is not None:
             _known_helpdesk(engine, config, selector.helpdesk)
         selector, matched = _as_stored(engine, selector)
+        with engine.connect() as conn:  # before the erasure empties the customer fields
+            traces = customer_traces(conn, selector)
         if apply:
             tally = _apply(engine, config, selector)
         else:
@@ -157,6 +172,9 @@ def erase(
             left = places_left(conn, config)
     finally:
         engine.dispose()
+    # The files after the database: what they hold of the customer is erased once the rows are.
+    files = erase_files(config.helpdesks, traces, apply=apply)
+    tally.dry_run_lines, tally.captures = files.dry_run_lines, files.captures
     if matched:
         click.echo(matched)
     _report(tally, apply, selector)
@@ -164,9 +182,16 @@ def erase(
         click.echo(PLACES_LEFT)
         for place in left:
             click.echo(f"  {place}")
+    for said, places in ((NOT_FOUND, files.not_found), (NOT_ERASED, files.failed)):
+        if places:
+            click.echo(said)
+            for place in places:
+                click.echo(f"  {shown(place)}")
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
+    if files.failed:
+        sys.exit(1)
 
 
 def _database_there(url: str) -> None:

@@ -3,7 +3,9 @@
 metrics need kept, so every CSAT figure and every agent's numbers stay as they were.
 
 * :mod:`.records`: the selector and the counts the command prints (never the data);
-* :mod:`.store`: the SQL: which rows match, and the one transaction that erases them.
+* :mod:`.store`: the SQL: which rows match, and the one transaction that erases them;
+* :mod:`.files`: csat-hook's own files, after the database: a dry-run helpdesk's lines about
+  the customer's dialogs kept without their text, the captured payloads naming them deleted.
 
 What is erased: the survey's customer id, e-mail and name; a reply's text as sent and its
 reply context; the comment and the form's agent and ticket fields as typed (the respondent's
@@ -25,6 +27,6 @@ survey (the answer is still in its source) with its rating and without its comme
 (``erased_dialogs``), whether anything of it is stored now or not: a later submission
 credited to that helpdesk's dialog, naming it by a reference that does not verify, or typed
 with its ticket number is stored the same way. Outside csat-hook's reach: alerts and replies
-already posted to a helpdesk, Slack, Telegram, e-mail or a webhook, the source the answers
-come from, and the raw payloads a generic helpdesk's ``capture_dir`` keeps.
+already posted to a helpdesk, Slack, Telegram, e-mail or a webhook, and the source the answers
+come from.
 """

@@ -55,6 +55,10 @@ class Tally:
     # Early reopens intake remembers of the dialogs found (intake/store.py: remember_reopen),
     # deleted: they hold a dialog id and times, nothing that names the customer but the dialog.
     reopens: int = 0
+    # Outside the database (erasure/files.py): a dry-run helpdesk's lines about the customer's
+    # dialogs, rewritten without their text, and the captured webhook bodies naming them.
+    dry_run_lines: int = 0
+    captures: int = 0
     records: int = 0
     # Replies being delivered right now (a worker holds the survey and will record what it
     # sent): erased and marked all the same, their outcome keeps no customer data
@@ -97,5 +101,11 @@ LINES = (
         "remembered early reopens of these dialogs",
         "deleted: dialog id, reopen and receive times",
     ),
+    (
+        "dry_run_lines",
+        "dry-run helpdesk lines (replies and notes in its output file)",
+        "text, link and agent; the line kept as posted",
+    ),
+    ("captures", "captured webhook payloads (capture_dir)", "deleted"),
     ("records", "erasure records", "later syncs store the rating, never the comment"),
 )

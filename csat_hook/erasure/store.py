@@ -39,6 +39,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -339,6 +340,42 @@ def email_form(text: str) -> str:
     """An e-mail address as the erasure compares it: :func:`email_text`, lowered, never
     case-folded (which makes "straße@…" and "strasse@…", two addresses, one)."""
     return email_text(text).lower()
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What names the customer outside the database (erasure/files.py): the dialogs
+    (helpdesk, dialog id), the customer ids (helpdesk, id) and the e-mail addresses (as
+    :func:`email_form` makes them) of the selector and of the surveys it selects."""
+
+    dialogs: frozenset[tuple[str, str]]
+    ids: frozenset[tuple[str, str]]
+    emails: frozenset[str]
+
+
+def customer_traces(conn: sa.Connection, selector: Selector) -> Traces:
+    """The :class:`Traces` of ``selector``: read before the erasure, which empties the
+    surveys' customer fields."""
+    found = conn.execute(
+        sa.select(
+            surveys.c.helpdesk,
+            surveys.c.dialog_id,
+            surveys.c.customer_id,
+            surveys.c.customer_email,
+        ).where(_customer(selector, _email_spelt_otherwise(conn, selector.email)))
+    ).all()
+    dialogs = {(row.helpdesk, row.dialog_id) for row in found}
+    ids = {(row.helpdesk, row.customer_id) for row in found if row.customer_id}
+    emails = {email_form(row.customer_email) for row in found if row.customer_email}
+    if selector.helpdesk and selector.dialog_id:
+        dialogs.add((selector.helpdesk, selector.dialog_id))
+    if selector.helpdesk and selector.customer_id:
+        ids.add((selector.helpdesk, selector.customer_id))
+    if selector.email:
+        emails.add(email_form(selector.email))
+    # An address used as the customer id is an address too.
+    emails |= {email_form(value) for _, value in ids if "@" in value}
+    return Traces(frozenset(dialogs), frozenset(ids), frozenset(emails - {""}))
 
 
 def _customer(selector: Selector, also: Sequence[int] = ()) -> sa.ColumnElement[bool]:

@@ -24,7 +24,7 @@ from pydantic import Field
 from pydantic import SecretStr
 
 from csat_hook.errors import DeliveryError
-from csat_hook.files import append_private
+from csat_hook.files import append_private_locked
 from csat_hook.files import private_dir
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.calls import carries_marker
@@ -163,7 +163,8 @@ class DryRunHelpdesk(GenericHelpdesk):
         self.http.start_write(f"helpdesks.{self.name}.output")
         try:
             private_dir(path.parent)
-            with _write_lock, append_private(path) as handle:  # replies hold customer data
+            # Locked as the file is: `csat-hook erase` rewrites it (files.rewrite_private).
+            with _write_lock, append_private_locked(path) as handle:  # customer data
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise DeliveryError(

@@ -305,8 +305,6 @@ def test_erasing_by_email_erases_every_place_and_keeps_the_metrics(shop: Shop, c
     # Counts and the reach note, never the customer's data; the log has counts only.
     assert "Erased:" in result.output and "  answers: 2 " in result.output
     assert result.output.count("Not reachable from here") == 1
-    # The dry-run helpdesk's file holds the replies as sent (the customer's name in them).
-    assert "dry-run helpdesk appended to its output file" in result.output
     for text in (result.output, caplog.text):
         lowered = text.lower()
         assert MARK not in lowered and "cust-maria" not in lowered and "lopez" not in lowered
@@ -1813,3 +1811,123 @@ def test_an_address_between_words_parted_by_zero_width_spaces_is_found(shop: Sho
     ), dry.output
     assert shop.erase("--email", "maria.lopez@example.com", "--yes").exit_code == 0
     assert held(shop.dump()) == {}
+
+
+def dry_run_line(dialog_id: str, text: str, kind: str = "reply") -> dict[str, Any]:
+    """A line as the dry-run helpdesk writes it (helpdesks/dryrun.py)."""
+    return {
+        "type": kind,
+        "helpdesk": HELPDESK,
+        "dialog_id": dialog_id,
+        "text": text,
+        "link": f"https://csat.example/s/{dialog_id}-ref/5",
+        "agent": {"id": "7", "name": "Anna Petrova", "email": None},
+        "idempotency_key": f"key-{dialog_id}-{kind}",
+        "marker": f"marker-{dialog_id}",
+        "at": "2026-11-20T10:00:00+00:00",
+        "html": f"<p>{text}</p>",
+    }
+
+
+def test_the_dry_run_helpdesks_lines_about_the_customer_keep_only_what_was_posted(shop: Shop):
+    # The dry-run helpdesk's file holds the replies as sent and the alert notes: the
+    # customer's name and comments. Each line stays (the worker finds a reply posted by its
+    # marker after an unknown outcome), without its text.
+    output = shop.tmp_path / "dry.jsonl"
+    lines = [
+        dry_run_line("D-1", "Hi Maria Lopez, how did we do?"),
+        dry_run_line("D-2", "Low rating: Thanks from MARIA", kind="note"),
+        dry_run_line("D-3", "Hi Bob, how did we do?"),
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines) + '{"cut short: Maria\n'
+    output.write_text(text, encoding="utf-8")
+
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert "  dry-run helpdesk lines (replies and notes in its output file): 2 " in dry.output
+    assert output.read_text(encoding="utf-8") == text  # a dry run changes nothing
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "  dry-run helpdesk lines (replies and notes in its output file): 2 " in result.output
+    first, second, third, cut = output.read_text(encoding="utf-8").splitlines()
+    kept = ("type", "helpdesk", "dialog_id", "marker", "idempotency_key", "at")
+    assert json.loads(first) == {**{k: lines[0][k] for k in kept}, "erased": True}
+    assert json.loads(second) == {**{k: lines[1][k] for k in kept}, "erased": True}
+    assert json.loads(third) == lines[2]  # Bob's
+    assert cut == '{"cut short: Maria'  # not a message posted: not matched to a dialog
+    assert output.stat().st_mode & 0o777 == 0o600
+    again = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert "Nothing to erase" in again.output, again.output
+
+
+def test_a_dialog_erasure_reaches_the_dry_run_file_too(shop: Shop):
+    output = shop.tmp_path / "dry.jsonl"
+    output.write_text(
+        "".join(json.dumps(dry_run_line(d, f"Hi {d}")) + "\n" for d in ("D-1", "D-2")),
+        encoding="utf-8",
+    )
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "d-2", "--yes")
+
+    assert result.exit_code == 0, result.output
+    one, two = (json.loads(line) for line in output.read_text(encoding="utf-8").splitlines())
+    assert one["text"] == "Hi D-1" and "text" not in two and two["erased"] is True
+
+
+def test_captured_payloads_naming_the_customer_are_deleted(shop: Shop):
+    captures = shop.tmp_path / "captures"
+    captures.mkdir()
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["helpdesks"][HELPDESK]["capture_dir"] = str(captures)
+    config["helpdesks"]["other"] = {
+        "kind": "generic",
+        "auth": {"mode": "token", "token": "other-token-0123456789"},
+        "reply": {"url": "http://127.0.0.1:9/{dialog_id}"},
+        "capture_dir": str(captures),
+    }
+    shop.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    name = "{}-20261120T100000000000-{}.json"
+    bodies = {
+        name.format(HELPDESK, "0000000a"): {"user": {"email": "maria.lopez@EXAMPLE.com"}},
+        name.format(HELPDESK, "0000000b"): {"event": "closed", "conversation": {"id": "D-2"}},
+        name.format(HELPDESK, "0000000c"): {"customer": {"id": "CUST-MARIA-77"}},
+        name.format(HELPDESK, "0000000d"): {"conversation": {"id": "D-3"}, "who": "bob"},
+        # Another helpdesk's dialog D-2 is another dialog.
+        name.format("other", "0000000e"): {"conversation": {"id": "D-2"}},
+        name.format("other", "0000000f"): {"from": "Maria.Lopez@example.com"},
+    }
+    for file_name, body in bodies.items():
+        (captures / file_name).write_text(json.dumps(body), encoding="utf-8")
+    not_json = name.format(HELPDESK, "00000010")
+    (captures / not_json).write_text("email=maria.lopez%40x&e=Maria.Lopez@Example.com")
+    unrelated = captures / "notes.txt"
+    unrelated.write_text("maria.lopez@example.com")
+
+    dry = shop.erase("--email", "maria.lopez@example.com")
+    assert "  captured webhook payloads (capture_dir): 5 " in dry.output, dry.output
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "  captured webhook payloads (capture_dir): 5 " in result.output, result.output
+    assert {p.name for p in captures.iterdir()} == {
+        name.format(HELPDESK, "0000000d"),
+        name.format("other", "0000000e"),
+        "notes.txt",  # not a capture
+    }
+
+
+def test_a_relative_dry_run_file_not_found_from_here_is_named(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["helpdesks"][HELPDESK]["output"] = "var/dry-run-replies.jsonl"
+    shop.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    result = shop.erase("--email", "maria.lopez@example.com")
+
+    assert result.exit_code == 0, result.output
+    assert "Not found from this folder" in result.output
+    assert f"  helpdesks.{HELPDESK}.output (var/dry-run-replies.jsonl)" in result.output

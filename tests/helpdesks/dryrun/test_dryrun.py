@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from csat_hook.config import load_config
+from csat_hook.erasure.files import erase_files
+from csat_hook.erasure.store import Traces
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.dryrun import DryRunHelpdesk
 from csat_hook.helpdesks.records import Note
@@ -157,3 +159,21 @@ def test_an_unreadable_output_is_a_retryable_look_up_failure(tmp_path, clock):
         desk.find_reply(reply(), since=clock())
 
     assert failed.value.retryable and "helpdesks.dry.output" in failed.value.message
+
+
+def test_a_reply_and_a_note_erased_from_the_file_are_still_found_as_posted(tmp_path, clock):
+    # `csat-hook erase` keeps the customer's lines without their text (erasure/files.py): an
+    # unknown outcome after it must still find them, never post them a second time.
+    desk = dry_run(tmp_path, clock)
+    since = clock()
+    sent, noted = desk.send_reply(reply()), desk.post_note(note())
+    traces = Traces(frozenset({("dry", "D-1")}), frozenset(), frozenset())
+
+    erased = erase_files({"dry": desk.options}, traces, apply=True)
+
+    assert erased.dry_run_lines == 2
+    assert "How did we do" not in (tmp_path / "d.jsonl").read_text()
+    found = desk.find_reply(reply(), since=since)
+    assert found is not None and found.external_id == sent.external_id
+    found_note = desk.find_note(note(), since=since)
+    assert found_note is not None and found_note.external_id == noted.external_id

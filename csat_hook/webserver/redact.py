@@ -13,8 +13,9 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
 * ``<method> <path>`` (DEBUG), the default ``pre_request`` hook's line for every request;
 * ``Current configuration:`` (DEBUG), every setting, ``raw_env`` (``-e NAME=VALUE``, the
   environment csat-hook reads its secrets from) among them: its values are dropped;
-* the access log's request line, query string, Referer, header and environ atoms (csat-hook
-  turns the access log off; were it on, those atoms are blanked too).
+* the access log's request line, query string, Referer, Basic auth user name (a Freshdesk
+  webhook's credential), header and environ atoms (csat-hook turns the access log off; were
+  it on, ``--access-logfile`` in ``GUNICORN_CMD_ARGS``, those atoms are blanked too).
 
 A path is kept, but not a short link's reference (``/s/<reference>``: whoever reads it could
 open the customer's form and answer as them): ``/s/[reference redacted]``; nor anything past
@@ -171,7 +172,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
                 log.addFilter(RedactRequestData())
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        """Access-log atoms without the query string, Referer, request headers or environ."""
+        """Access-log atoms without the query string, Referer, Basic auth user, request headers
+        or environ."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         method = _method(environ.get("REQUEST_METHOD"))
         atoms["m"] = method
@@ -180,6 +182,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         atoms["U"] = _path_only(environ.get("PATH_INFO", ""))
         atoms["q"] = "-"
         atoms["f"] = "-"
+        atoms["u"] = "-"  # Basic auth's user name: half a webhook's credential (Freshdesk)
         for key in [k for k in atoms if k.startswith("{") and not k.endswith("}o")]:
             del atoms[key]  # gunicorn's SafeAtoms renders a missing atom as "-"
         return atoms

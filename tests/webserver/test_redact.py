@@ -3,6 +3,7 @@ event and the kind of error stay, nothing the client sent does."""
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import sys
@@ -100,6 +101,7 @@ def access_line(
 
 def test_the_access_log_has_no_query_header_or_environ_atoms():
     headers = [("X-WEBHOOK-TOKEN", SECRET), ("REFERER", f"https://x/?token={SECRET}")]
+    basic = base64.b64encode(f"{SECRET}:password".encode()).decode()  # Freshdesk's webhook
     environ = {
         "REQUEST_METHOD": "POST",
         "RAW_URI": f"/webhooks/generic?token={SECRET}",
@@ -108,9 +110,10 @@ def test_the_access_log_has_no_query_header_or_environ_atoms():
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_REFERER": f"https://x/?token={SECRET}",
+        "HTTP_AUTHORIZATION": f"Basic {basic}",
     }
     line = access_line(
-        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s",
+        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s %(u)s",
         "200 OK",
         headers,
         environ,

@@ -86,14 +86,18 @@ class LocalCluster:
                 start_new_session=True,
             )
 
-    def start_web(self, timeout: float = 30, log_level: str = "warning") -> str:
+    def start_web(
+        self, timeout: float = 30, log_level: str = "warning", extra: tuple[str, ...] = ()
+    ) -> str:
         port = free_port()
         command = procfile_command(
             "web",
             {"PORT": str(port), "WEB_CONCURRENCY": str(self.web_workers)},
             {"--bind": f"127.0.0.1:{port}", "--threads": str(self.web_threads)},
         )
-        self.web = self._spawn([*command[:-1], "--log-level", log_level, command[-1]], "web")
+        self.web = self._spawn(
+            [*command[:-1], "--log-level", log_level, *extra, command[-1]], "web"
+        )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -29,17 +29,26 @@ ENV_DATABASE_URL = "DATABASE_URL"
 
 
 def _interpolate(
-    value: Any, env: Mapping[str, str], path: str, errors: list[str], written: set[str]
+    value: Any,
+    env: Mapping[str, str],
+    path: str,
+    errors: list[str],
+    written: set[str],
+    taken: dict[str, list[str]],
 ) -> Any:
     """``value`` with its ``${VAR}`` references expanded; ``written`` gets the dotted path of
-    each text that took nothing from the environment (written in the file, or a default)."""
+    each text that took nothing from the environment (written in the file, or a default),
+    ``taken`` the variables each other one took its value from."""
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors, written)
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), errors, written, taken)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]", errors, written) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, env, f"{path}[{i}]", errors, written, taken)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
     if "$" not in value:
@@ -47,9 +56,24 @@ def _interpolate(
         return value
     used: list[str] = []
     expanded = _expand(value, env, path, errors, used)
-    if not used:
+    if used:
+        taken[path] = used
+    else:
         written.add(path)
     return expanded
+
+
+def _naming_variables(errors: list[str], taken: Mapping[str, list[str]]) -> list[str]:
+    """Each error about a key whose value came from the environment, with the variables it
+    came from: "server.api_token: must be at least 16 characters" sent the operator to a
+    file that held ``${API_TOKEN}``, the value being in the environment."""
+    named = []
+    for line in errors:
+        variables = taken.get(line.partition(": ")[0])
+        if variables:
+            line += f" (expanded from ${', $'.join(dict.fromkeys(variables))})"
+        named.append(line)
+    return named
 
 
 # How deep ``${A:-${B:-${C}}}`` may nest: the default is expanded in turn (as a shell and
@@ -216,13 +240,15 @@ def load_config(
 
     errors: list[str] = []
     written: set[str] = set()
-    raw = _interpolate(raw, env, "", errors, written)
+    taken: dict[str, list[str]] = {}
+    raw = _interpolate(raw, env, "", errors, written, taken)
     database_url = env.get(ENV_DATABASE_URL)
     from_env = bool(database_url and database_url.strip())
     if from_env:
         # The file's database.url is replaced whole: a ${VAR} it needs (its password) is
         # not needed.
         errors = [e for e in errors if e.partition(": ")[0] != "database.url"]
+        taken.pop("database.url", None)  # its value is DATABASE_URL's, said so below
     # A key whose reference could not be expanded holds no value worth checking: what its
     # check would say of the text left ("must be at least 16 characters") is about nothing
     # the file meant, so the reference's message is the one said about that key.
@@ -273,6 +299,7 @@ def load_config(
         errors.append("helpdesks: must be a mapping of instance name to options")
     if errors or config is None:
         errors[said:] = [e for e in errors[said:] if e.partition(": ")[0] not in unexpanded]
+        errors[said:] = _naming_variables(errors[said:], taken)
         raise ConfigError(_error_text(source, errors))
     config.helpdesks = validated
     config.source = source

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
 from csat_hook.sync import recredit
+from csat_hook.sync import retime
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
@@ -73,6 +74,8 @@ class SourceRead:
     read row by row, or every response of a form listed, no filter), so a stored answer it
     does not find is no longer there (``Places.whole``, which also asks that the batch be
     complete: not emptied, not cut).
+    ``retimes``: the stored rows the read met at a later time, to store it before the batch
+    is credited (:mod:`.retime`; the plans it makes are among ``recredits``).
     """
 
     batch: SourceBatch
@@ -83,6 +86,7 @@ class SourceRead:
     no_legacy: bool = False
     recredits: list[recredit.Recredit] = field(default_factory=list)
     every_row: bool = False
+    retimes: retime.Times = field(default_factory=dict)
 
 
 def read_source(
@@ -115,7 +119,8 @@ def read_source(
                     warn_after_now(batch, now)
                     memo.extend(batch, processed)
                     return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
-        watermark = None if full else store.get_watermark(conn, source.key)
+        stored_mark = store.get_watermark(conn, source.key)
+        watermark = None if full else stored_mark
         if watermark is not None and watermark > store.watermark_limit(now):
             # Not a time seen (stored before the limit existed): the reads it filtered may
             # have missed answers, so this one reads everything, and stores a sane one.
@@ -139,6 +144,7 @@ def read_source(
         else:
             # Skipped rows are read again: they are not among the processed ones.
             known = KnownRows(store.known_fingerprints(conn), skipped)
+            known.read_until = stored_mark  # a later copy of a processed row: retime.py
             # A sheet or export is read whole, and a form's every response is listed with no
             # filter: where its rows kept in the history are. Not a filtered read (a legacy
             # digest left): it does not meet every response, so it cannot tell one is gone.
@@ -149,7 +155,7 @@ def read_source(
     leave_cut_row(batch, config.token.all_secrets())
     if incremental:
         with engine.connect() as conn:
-            drop_processed(conn, batch)
+            drop_processed(conn, batch, stored_mark)
     warn_after_now(batch, now)
     # Not a filtered read (the Forms API's since its watermark): none new is no emptying.
     # A last row left cut counts for none (a copy begun again: the titles and part of a row).
@@ -163,7 +169,14 @@ def read_source(
     # run (credited again from the history now, it would flip back then, alerting meanwhile).
     every_row = batch.complete and not batch.left_cut
     secrets = config.token.all_secrets()
-    plans = watch.plan(batch, noted, secrets) if watch is not None and every_row else []
+    watching = watch if every_row else None
+    times: retime.Times = {}
+    plans: list[recredit.Recredit] = []
+    if batch.later:
+        with engine.connect() as conn:
+            times, plans = retime.weigh(conn, batch, secrets, watching)
+    if watching is not None:
+        plans = watching.plan(batch, noted, secrets)
     return SourceRead(
         batch,
         skipped,
@@ -173,6 +186,7 @@ def read_source(
         legacy is False,
         recredits=plans,
         every_row=meets_every_row,
+        retimes=times,
     )
 
 
@@ -330,14 +344,15 @@ def leave_cut_row(batch: SourceBatch, secrets: Sequence[str]) -> None:
 LOOKED_UP_MAX = 20_000  # identities looked up one chunk at a time; beyond, all are loaded
 
 
-def drop_processed(conn: Connection, batch: SourceBatch) -> None:
+def drop_processed(conn: Connection, batch: SourceBatch, read_until: datetime | None) -> None:
     """Count the submissions of ``batch`` (read with nothing known) that are already
-    processed as unchanged, as a read given every processed identity would have."""
+    processed as unchanged, as a read given every processed identity would have (those read
+    at a time after the source's watermark ``read_until`` noted: :mod:`.retime`)."""
     if len(batch.submissions) <= LOOKED_UP_MAX:
         processed: Container[str] = store.processed_among(conn, named_keys(batch))
     else:
         processed = store.known_fingerprints(conn)
-    batch.drop_processed(processed)
+    batch.drop_processed(processed, read_until)
 
 
 def named_keys(batch: SourceBatch) -> dict[str, str]:

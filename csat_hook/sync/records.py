@@ -44,6 +44,14 @@ class KnownRows(set[str]):
         self.raw: frozenset[str] = frozenset()
         # Stored raw digests of identities no longer processed (cache.known_row_digests).
         self.raw_orphans: tuple[str, ...] = ()
+        # The source's watermark before the read (the latest submission time it had listed):
+        # a processed identity read at a later time is a copy not met before (:func:`later`).
+        self.read_until: datetime | None = None
+
+
+def read_until(known: Container[str]) -> datetime | None:
+    """The watermark a source was given with ``known`` (None for a plain set)."""
+    return known.read_until if isinstance(known, KnownRows) else None
 
 
 def raw_of(known: Container[str]) -> Container[str]:
@@ -210,19 +218,44 @@ class SourceBatch:
     # (sync/places.py) but is there: a read of every row found it (sync/recredit.py). A cut
     # row never has a processed identity (its values are not the row's), so this is whole.
     last_known: str | None = None
+    # Processed identities this read met at a time later than the source had listed before
+    # (:func:`later`): identity → that time, where it was read and the survey key its
+    # reference names. A row identity's time is whole seconds; Forms' lastSubmittedTime has
+    # nanoseconds, and two responses of one survey alike but for it (a 3, a 4, the 3 again
+    # within a second) are one identity, whose time is the later (sync/retime.py).
+    later: dict[str, tuple[datetime, str, str]] = field(default_factory=dict)
 
-    def drop_processed(self, processed: Container[str]) -> None:
+    def drop_processed(self, processed: Container[str], read_until: datetime | None = None) -> None:
         """Count the submissions whose identity is in ``processed`` (of a read given nothing
         as known) as unchanged, as a read given every processed identity would have, each
-        noted where it was read (``found``)."""
+        noted where it was read (``found``) and, read at a time after ``read_until``, in
+        ``later``."""
         kept = []
         for submission in self.submissions:
             if submission.fingerprint not in processed:
                 kept.append(submission)
-            elif submission.ref != self.unterminated:
+                continue
+            later(self, submission, read_until)
+            if submission.ref != self.unterminated:
                 place(self.found, submission.fingerprint, submission.ref)
         self.unchanged += len(self.submissions) - len(kept)
         self.submissions = kept
+
+
+def later(batch: SourceBatch, submission: Submission, read_until: datetime | None) -> None:
+    """Note in ``batch.later`` that the processed identity of ``submission`` was read at its
+    time, when that time is not whole seconds and after ``read_until`` (the source's
+    watermark before the read): every row stored from the source was read at or before it,
+    so such a copy is one not met before, and its time may be later than the stored one.
+    Copies at or before it were met by an earlier read; a source with no watermark (a sheet,
+    an export: times in whole seconds) notes none, so a read of 1,000,000 processed rows
+    holds nothing more."""
+    when = submission.submitted_at
+    if read_until is None or when <= read_until or not when.microsecond:
+        return
+    noted = batch.later.get(submission.fingerprint)
+    if noted is None or (when, position(submission.ref)) > (noted[0], position(noted[1])):
+        batch.later[submission.fingerprint] = (when, submission.ref, submission.named_key())
 
 
 def position(ref: str) -> tuple[int, str]:

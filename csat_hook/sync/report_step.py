@@ -4,6 +4,7 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Set
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class ReportStep(AlertsStep):
         read_back: tuple[dict[str, Any], dict[str, Any]] | None = None,
         keep_digests: bool = False,
         recredits: Sequence[recredit.Recredit] = (),
+        retimes: Mapping[str, tuple[datetime, str, str]] | None = None,
         whole_read: bool = False,
         appended: bool = False,
         origin: str | None = None,
@@ -126,8 +128,9 @@ class ReportStep(AlertsStep):
         merge into its read. The batch's row digests are stored first and then dropped from
         it, unless ``keep_digests`` (the caller prunes stale stored digests against them).
         ``recredits``: the surveys the read found to credit again (:mod:`.recredit`), credited
-        before any submission is weighed against their answers. ``whole_read``: the batch is
-        a read of every row of a sheet or export, or of every response of a form
+        before any submission is weighed against their answers, and after the stored rows
+        the read met at a later time take it (``retimes``: :mod:`.retime`). ``whole_read``:
+        the batch is a read of every row of a sheet or export, or of every response of a form
         (``SourceRead.every_row``: a stored answer it did not find is no longer
         in the source: :func:`~csat_hook.sync.ingest.ingest_submissions`). ``appended``: the
         batch is the rows added after an earlier read's, each below every row it met (a
@@ -137,6 +140,14 @@ class ReportStep(AlertsStep):
         result = IngestResult()
         changed: list[Changed] = []
         ingest_row_digests(conn, batch, keep=keep_digests)  # first: then dropped (memory)
+        if retimes:
+            store.retime(conn, retimes)
+            if read_back is not None:
+                answers = read_back[1]
+                for when, _, key in retimes.values():
+                    row = answers.get(key)
+                    if row is not None and row.submitted_at < when:
+                        answers[key] = row._replace(submitted_at=when)
         if recredits:
             changed += self._recredit(conn, recredits, now, result, read_back)
         if read_back is not None:

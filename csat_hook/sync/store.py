@@ -390,6 +390,29 @@ def answer_times(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[st
     return found
 
 
+def retime(conn: sa.Connection, times: Mapping[str, tuple[datetime, str, str]]) -> None:
+    """Store that the rows of the identities in ``times`` (identity → time, ref, the survey
+    key its reference names) were submitted at that later time, read at that ref
+    (sync/retime.py): answers, history and unverified answers alike, each only where its
+    stored time is earlier. An answer is found by its survey key (the answers keep no index
+    on the identity: :func:`processed_among`), the others by their identity."""
+    if not times:
+        return
+    params = [
+        {"f": fingerprint, "k": key, "at": when, "ref": ref[:191]}
+        for fingerprint, (when, ref, key) in times.items()
+    ]
+    for table in (answers, answer_history, unverified_answers):
+        at = sa.bindparam("at", type_=table.c.submitted_at.type)
+        where = [table.c.fingerprint == sa.bindparam("f"), table.c.submitted_at < at]
+        if table is answers:
+            where.append(answers.c.survey_key == sa.bindparam("k"))
+        conn.execute(
+            sa.update(table).where(*where).values(submitted_at=at, source_ref=sa.bindparam("ref")),
+            params,
+        )
+
+
 def move_answers(conn: sa.Connection, refs: Mapping[str, str]) -> None:
     """Store where the current answers of the surveys in ``refs`` (survey key → ref) are now
     read (sync/places.py)."""

@@ -24,8 +24,10 @@ from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
+from csat_hook.sync.records import later
 from csat_hook.sync.records import place
 from csat_hook.sync.records import position
+from csat_hook.sync.records import read_until
 from csat_hook.sync.values import as_text
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -140,12 +142,14 @@ def admit(
 
     ``seen`` maps each identity admitted in this read to its index in
     ``batch.submissions`` (−1: not there). The same values read again further down are one
-    submission placed where the credited one of them is (``records.position``: in one instant,
-    the row further down), so an edit of the row above is not taken for an edit of the
+    submission placed where the credited one of them is, at its time (the later: a Forms
+    response's time has nanoseconds, an identity's whole seconds; in one instant, the row
+    further down: ``records.position``), so an edit of the row above is not taken for an edit of the
     credited answer: an incremental run credits what a fresh read of the sheet would. A
     processed identity read again is noted in ``batch.found`` at its lowest row, for the
-    same reason (sync/places.py). A last row that may have been cut (``batch.unterminated``)
-    lends no place.
+    same reason (sync/places.py), and in ``batch.later`` when it is read at a time after
+    the source's watermark (``records.later``: a copy not met before). A last row that may
+    have been cut (``batch.unterminated``) lends no place.
 
     ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
     some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
@@ -155,6 +159,8 @@ def admit(
     identity = item.fingerprint
     if identity in known:
         batch.unchanged += 1
+        if isinstance(item, Submission):
+            later(batch, item, read_until(known))
         if item.ref != batch.unterminated:
             place(batch.found, identity, item.ref)
         else:
@@ -163,10 +169,15 @@ def admit(
     earlier = seen.get(identity)
     if earlier is not None:
         batch.unchanged += 1
-        if earlier >= 0 and item.ref != batch.unterminated:
+        if earlier >= 0 and isinstance(item, Submission) and item.ref != batch.unterminated:
             first = batch.submissions[earlier]
-            if position(item.ref) > position(first.ref):
-                batch.submissions[earlier] = first._replace(ref=item.ref)
+            # The one a first read credits of the two (attribution.precedence): the later
+            # (an identity's time is whole seconds, a Forms response's has nanoseconds),
+            # in the same instant the one further down.
+            if (item.submitted_at, position(item.ref)) > (first.submitted_at, position(first.ref)):
+                batch.submissions[earlier] = first._replace(
+                    ref=item.ref, submitted_at=item.submitted_at
+                )
         return
     if legacy is not None and isinstance(item, Submission):
         digest = legacy()

@@ -66,7 +66,11 @@ from csat_hook.sync.timestamps.words import MONTHS
 # UTC offset whose minutes are 60 or more ("GMT+3:60", read as UTC+4) is bad_timestamp.
 # 10: keycap digits ("5️⃣", "4⃣") and the keycap ten ("🔟") read as the digits they show
 # ("5️⃣ - Excellent" as a 5); they were bad_rating ("neither a number nor a label").
-READING_VERSION = 10
+# 11: a number in a label that a word other than a score's unit follows is no top the score
+# is out of ("5 - atención de 10 minutos", "4 - wait of 2 hours" read as a 5 and a 4; they
+# were refused as a score out of 10 or 2); "4 stars out of 10" and "4 out of 10 stars" still
+# are.
+READING_VERSION = 11
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -127,10 +131,18 @@ _ANOTHER_FRACTION = re.compile(rf"\d\s*{_FRACTION_BAR}\s*\d", re.IGNORECASE)
 # The score's top named in its label: "4 stars out of 10", "4 (out of 10)", "4 балла из 10",
 # "3 stars / 10", "4 pts/10" (a word between the score and the bar). It must be the scale's
 # top, as in a fraction ("4 stars out of 5" is a 4): those were read by their leading number,
-# a 4 of 10 as a satisfied answer on a 1-5 scale. Matches case-folded text.
+# a 4 of 10 as a satisfied answer on a 1-5 scale. Matches case-folded text. A number a word
+# follows counts that word, unless it is a score's unit ("4 stars out of 10 stars"): "5 -
+# atención de 10 minutos", "4 - wait of 2 hours" are a 5 and a 4 with a label (they were
+# refused as a score out of 10 or 2).
+_SCORE_UNITS = (
+    r"stars?|points?|pts?|балл\w*|звезд\w*|звёзд\w*|étoiles?|sterne?|punkte?|estrellas?"
+    r"|puntos?|estrelas?|pontos?|stelle|punti|sterren|punten|gwiazd\w*|punkt\w*"
+)
 _OUT_OF = re.compile(
     rf"(?:[{_SLASHES}]|(?<![^\s(]){_OF_WORDS}\s)\s*"
     rf"(\d{{1,3}}(?!\d|\s*%)|{_NUMBER_WORD})"
+    rf"(?!\s*+(?!(?:{_SCORE_UNITS})(?!\w))[^\W\d_])"
 )
 # Stars: filled (★, and the ⭐ emoji, with or without its variation selector) and empty (☆),
 # spaces between them or not: "★★★★☆", "⭐⭐⭐⭐", "★ ★ ★ ☆ ☆".

@@ -707,6 +707,9 @@ def test_a_cell_of_format_characters_only_is_an_empty_one():
         "3 on a scale of 10",
         "2 étoiles sur 10",
         "★★★★ out of 10",
+        "4 stars out of 10 stars",
+        "4 балла из 10 баллов",
+        "4 stars out of 10 - good",
     ],
 )
 def test_a_label_naming_another_top_than_the_scales_is_refused(cell):
@@ -732,3 +735,30 @@ def test_a_label_naming_another_top_than_the_scales_is_refused(cell):
 )
 def test_a_label_naming_the_scales_top_or_no_top_still_reads(cell, score):
     assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        ("5 - atención de 10 minutos", 5),
+        ("5 - atención de diez minutos", 5),
+        ("4 - espera de 2 horas", 4),
+        ("5 - service of 10 minutes", 5),
+        ("5 - excellent, out of 10 agents the best", 5),
+        ("3: ответ из 2 строк", 3),
+    ],
+)
+def test_a_number_a_word_follows_in_a_label_is_no_top(cell, score):
+    # "de 10 minutos" counts minutes: it was read as the top the score is out of, and a
+    # form's option "5 - atención de 10 minutos" refused as a score out of 10.
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(
+    "cell", ["10 - atención de 10 minutos", "6 - service of 10 minutes", "0 - espera de 2 horas"]
+)
+def test_a_leading_number_outside_the_scale_is_still_refused_whatever_its_label(cell):
+    with pytest.raises(RatingError) as caught:
+        SCALE.parse(cell)
+    assert caught.value.reason == "bad_rating"
+    assert "outside the scale 1..5" in caught.value.detail

@@ -42,6 +42,7 @@ from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.attribution import latest_per_survey
 from csat_hook.sync.attribution import precedence
+from csat_hook.sync.attribution import spreadsheet_rendering
 from csat_hook.sync.dataset import answer_agent_key
 from csat_hook.sync.places import Places
 from csat_hook.sync.places import placed
@@ -64,6 +65,10 @@ class IngestResult:
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
     unverified_rows: list[dict[str, str]] = field(default_factory=list)
     answers: list[Any] = field(default_factory=list)  # new or replaced, as store.AnswerRow
+    # The rows whose ticket field holds the signed ticket id as a spreadsheet program rounds a
+    # long number (attribution.spreadsheet_rendering), up to MAX_LISTED: warned of by the
+    # run, which names the column (SyncSummary.absorb).
+    rounded_tickets: list[str] = field(default_factory=list)
 
 
 def ingest_submissions(
@@ -337,6 +342,13 @@ def _store_credited(
         before = answers.get(item.key)
         pair = (item, fields_edited(item, surveys.get(item.key), agents.get(item.ref.helpdesk)))
         result.edited_fields += pair[1]
+        if (
+            sub.field_ticket
+            and sub.field_ticket != item.ref.dialog_id
+            and len(result.rounded_tickets) < MAX_LISTED
+            and spreadsheet_rendering(sub.field_ticket, item.ref.dialog_id) == "rounded"
+        ):
+            result.rounded_tickets.append(sub.ref)
         if winners[item.key] is not item:
             history.append(pair)
         elif before is None:

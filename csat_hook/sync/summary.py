@@ -68,6 +68,14 @@ class SyncSummary:
         self.unchanged = batch.unchanged
         self.warnings.extend(batch.warnings)
         self.warnings.extend(result.warnings)
+        column = batch.columns.get("ticket", "ticket")
+        self.warnings.extend(
+            f"{ref}: the {column} column holds the ticket id rounded, as a spreadsheet program "
+            "shows a long number (the export was opened and saved in one?): it cannot be "
+            "read back nor compared with the ticket the reference names; the answer is "
+            "credited by its signed reference"
+            for ref in result.rounded_tickets
+        )
         self.new, self.updated = result.new, result.updated
         self.edited_in_place = result.edited_in_place
         self.history_only, self.edited_fields = result.history_only, result.edited_fields

@@ -18,6 +18,10 @@ not when it lists none where responses were read before: ``read_step.hold_emptie
 An edited response keeps its responseId, gets a later ``lastSubmittedTime`` and so a new
 identity (the submission time is part of it): it is read as a later submission of the same
 survey, which is credited in place of the earlier one (:mod:`~csat_hook.sync.attribution`).
+Submissions of one survey within one second are ordered by the fraction of their
+``lastSubmittedTime`` (read to the microsecond); two of them alike but for it are one row
+identity (its time is whole seconds), kept at the later time on a first read and moved there
+when a later read meets the later one (:mod:`~csat_hook.sync.retime`).
 Google documents the filter as "responses submitted at and after timestamp N" without naming
 the field; an edit is a submission (``lastSubmittedTime`` is "the most recent time the
 response was submitted"), and the fake compares that field. Were Google to compare

@@ -150,12 +150,13 @@ def read_source(
             # digest left): it does not meet every response, so it cannot tell one is gone.
             watch = recredit.Watch(conn) if meets_every_row else None
             watched = watch.identities() if watch is not None else frozenset()
+            known.watched = watched
             known.raw, known.raw_orphans, noted = cache.known_row_digests(conn, known, watched)
     batch = source.fetch(known, watermark)
     leave_cut_row(batch, config.token.all_secrets())
     if incremental:
         with engine.connect() as conn:
-            drop_processed(conn, batch, stored_mark)
+            drop_processed(conn, batch)
     warn_after_now(batch, now)
     # Not a filtered read (the Forms API's since its watermark): none new is no emptying.
     # A last row left cut counts for none (a copy begun again: the titles and part of a row).
@@ -344,15 +345,15 @@ def leave_cut_row(batch: SourceBatch, secrets: Sequence[str]) -> None:
 LOOKED_UP_MAX = 20_000  # identities looked up one chunk at a time; beyond, all are loaded
 
 
-def drop_processed(conn: Connection, batch: SourceBatch, read_until: datetime | None) -> None:
+def drop_processed(conn: Connection, batch: SourceBatch) -> None:
     """Count the submissions of ``batch`` (read with nothing known) that are already
-    processed as unchanged, as a read given every processed identity would have (those read
-    at a time after the source's watermark ``read_until`` noted: :mod:`.retime`)."""
+    processed as unchanged, as a read given every processed identity would have (each with
+    the time it was read at: :mod:`.retime`)."""
     if len(batch.submissions) <= LOOKED_UP_MAX:
         processed: Container[str] = store.processed_among(conn, named_keys(batch))
     else:
         processed = store.known_fingerprints(conn)
-    batch.drop_processed(processed, read_until)
+    batch.drop_processed(processed)
 
 
 def named_keys(batch: SourceBatch) -> dict[str, str]:

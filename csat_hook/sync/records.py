@@ -45,13 +45,25 @@ class KnownRows(set[str]):
         # Stored raw digests of identities no longer processed (cache.known_row_digests).
         self.raw_orphans: tuple[str, ...] = ()
         # The source's watermark before the read (the latest submission time it had listed):
-        # a processed identity read at a later time is a copy not met before (:func:`later`).
+        # a processed identity read at a later time is a copy not met before; and the
+        # identities a read of every row weighs again (sync/recredit.py ``Watch``), whose
+        # times are at hand: each is noted in ``SourceBatch.later`` (:func:`note_later`).
         self.read_until: datetime | None = None
+        self.watched: Container[str] = frozenset()
 
 
-def read_until(known: Container[str]) -> datetime | None:
-    """The watermark a source was given with ``known`` (None for a plain set)."""
-    return known.read_until if isinstance(known, KnownRows) else None
+def later_worth_noting(known: Container[str], submission: Submission) -> bool:
+    """Whether the processed identity of ``submission``, given as ``known``, is noted in
+    ``SourceBatch.later`` (:func:`note_later`): read at a time after the source's watermark
+    (a copy no earlier read met), or watched by a read of every row. Neither for a plain set,
+    nor for a source with no watermark (a sheet, an export) outside a read of every row: a
+    read of 1,000,000 processed rows holds nothing more."""
+    if not isinstance(known, KnownRows) or not submission.submitted_at.microsecond:
+        return False
+    mark = known.read_until
+    return (mark is not None and submission.submitted_at > mark) or (
+        submission.fingerprint in known.watched
+    )
 
 
 def raw_of(known: Container[str]) -> Container[str]:
@@ -225,34 +237,31 @@ class SourceBatch:
     # within a second) are one identity, whose time is the later (sync/retime.py).
     later: dict[str, tuple[datetime, str, str]] = field(default_factory=dict)
 
-    def drop_processed(self, processed: Container[str], read_until: datetime | None = None) -> None:
+    def drop_processed(self, processed: Container[str]) -> None:
         """Count the submissions whose identity is in ``processed`` (of a read given nothing
-        as known) as unchanged, as a read given every processed identity would have, each
-        noted where it was read (``found``) and, read at a time after ``read_until``, in
-        ``later``."""
+        as known: a filtered Forms read, the responses of the last hour or so) as unchanged,
+        as a read given every processed identity would have, each noted where it was read
+        (``found``) and at what time (``later``: :func:`note_later`)."""
         kept = []
         for submission in self.submissions:
             if submission.fingerprint not in processed:
                 kept.append(submission)
                 continue
-            later(self, submission, read_until)
+            note_later(self, submission)
             if submission.ref != self.unterminated:
                 place(self.found, submission.fingerprint, submission.ref)
         self.unchanged += len(self.submissions) - len(kept)
         self.submissions = kept
 
 
-def later(batch: SourceBatch, submission: Submission, read_until: datetime | None) -> None:
+def note_later(batch: SourceBatch, submission: Submission) -> None:
     """Note in ``batch.later`` that the processed identity of ``submission`` was read at its
-    time, when that time is not whole seconds and after ``read_until`` (the source's
-    watermark before the read): every row stored from the source was read at or before it,
-    so such a copy is one not met before, and its time may be later than the stored one.
-    Copies at or before it were met by an earlier read; a source with no watermark (a sheet,
-    an export: times in whole seconds) notes none, so a read of 1,000,000 processed rows
-    holds nothing more."""
+    time, when that time is not whole seconds (a Forms response's): the stored row may be at
+    an earlier time of the same second (sync/retime.py compares). The latest of the times
+    it is read at in this read is kept."""
     when = submission.submitted_at
-    if read_until is None or when <= read_until or not when.microsecond:
-        return
+    if not when.microsecond:
+        return  # the earliest of its second: no stored copy is earlier
     noted = batch.later.get(submission.fingerprint)
     if noted is None or (when, position(submission.ref)) > (noted[0], position(noted[1])):
         batch.later[submission.fingerprint] = (when, submission.ref, submission.named_key())

@@ -7,17 +7,24 @@ decides between a survey's submissions (:func:`~csat_hook.sync.attribution.prece
 a 3, a 4 and the 3 again submitted within one second are two identities, the 3's read twice:
 a first read keeps it at the later of its two times (``sources.identity.admit``) and credits
 it, the latest. A read that meets it again after storing it at the earlier time (the second 3
-submitted, or listed, after the run that read the first) finds the identity processed; the
-source notes the time (``SourceBatch.later``: only a time after the source's watermark, a copy
-no earlier read met), and here, before the batch is credited, the stored rows of those
-identities take the later time and where it was read (:func:`store.retime`), and a survey
-whose row kept in the history now outranks its answer is credited again from it, as
+submitted, or listed, after the run that read the first) finds the identity processed, and
+notes the time it read it at (``SourceBatch.later``): a filtered read every processed one it
+lists (the last hour's), a read of every response those read after the source's watermark
+(a copy no earlier read met) and those :mod:`.recredit` weighs again (the history and the
+answers of its surveys). Here, before the batch is credited, the stored rows of those
+identities read at a later time take it and where it was read (:func:`store.retime`), and a
+survey whose row kept in the history now outranks its answer is credited again from it, as
 :mod:`.recredit` credits a row found again: an incremental read credits what a first read of
-the form as it is does. Few rows: a copy after the watermark is new to the sync.
+the form as it is does.
+
+Not caught: the later copy of an answer whose survey has no history, listed only after the
+watermark passed its time and the overlap its first copy (a response Google shows more than
+``overlap_seconds`` late): its stored time stays the earlier, in the same second.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -41,14 +48,17 @@ def weigh(
     """The stored rows of ``batch.later`` to move to their later time (for
     :func:`store.retime`, before the batch is credited), and the surveys to credit again
     from a row of their history that the later time puts ahead of their answer. With
-    ``watch`` (a read of every row: :mod:`.recredit` plans from it), its standings take the
-    later times instead, and it plans."""
+    ``watch`` (a read of every row: :mod:`.recredit` plans from it), the rows it watches are
+    weighed by its standings, which take the later times, and it plans; the others are
+    looked up (a copy after the watermark: few)."""
     later = batch.later
     if not later:
         return {}, []
+    times: Times = {}
+    if watch is not None:
+        later = _watched(watch, later, times)
     history = store.history_rows(conn, later)
     current = store.answer_rows(conn, {key for _, _, key in later.values()} - {""})
-    times: Times = {}
     moved: dict[str, tuple[datetime, str]] = {}  # survey key → its answer's later time, ref
     best: dict[str, tuple[str, datetime, str]] = {}  # survey key → its best history row moved
     for fingerprint, (when, ref, key) in later.items():
@@ -71,16 +81,6 @@ def weigh(
         if fingerprint in batch.found:
             batch.found[fingerprint] = ref
     if watch is not None:
-        for fingerprint, (when, ref, key) in times.items():
-            standing = watch.history.get(fingerprint)
-            if standing is not None:
-                watch.history[fingerprint] = standing._replace(submitted_at=when, source_ref=ref)
-            answer_of = watch.current.get(key)
-            if answer_of is not None and answer_of[0] == fingerprint:
-                watch.current[key] = (
-                    fingerprint,
-                    answer_of[1]._replace(submitted_at=when, source_ref=ref),
-                )
         return times, []
     plans = []
     for key, (fingerprint, when, ref) in best.items():
@@ -103,3 +103,32 @@ def weigh(
             continue
         plans.append(Recredit(key, fingerprint, ref, None))
     return times, plans
+
+
+def _watched(
+    watch: Watch, later: Mapping[str, tuple[datetime, str, str]], times: Times
+) -> dict[str, tuple[datetime, str, str]]:
+    """Weigh the rows of ``later`` that ``watch`` holds (its history and the answers of
+    its surveys) by its standings: those read at a later time go to ``times`` and its
+    standings take that time. Returns the rest of ``later``."""
+    answer_of = {fingerprint: key for key, (fingerprint, _) in watch.current.items()}
+    rest = {}
+    for fingerprint, (when, ref, key) in later.items():
+        standing = watch.history.get(fingerprint)
+        if standing is not None:
+            if standing.submitted_at < when:
+                times[fingerprint] = (when, ref, standing.survey_key)
+                watch.history[fingerprint] = standing._replace(submitted_at=when, source_ref=ref)
+            continue
+        survey = answer_of.get(fingerprint)
+        if survey is not None:
+            standing = watch.current[survey][1]
+            if standing.submitted_at < when:
+                times[fingerprint] = (when, ref, survey)
+                watch.current[survey] = (
+                    fingerprint,
+                    standing._replace(submitted_at=when, source_ref=ref),
+                )
+            continue
+        rest[fingerprint] = (when, ref, key)
+    return rest

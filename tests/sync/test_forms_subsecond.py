@@ -89,3 +89,29 @@ def test_the_earlier_alike_listed_after_the_later_is_still_the_later(kit):
     summary = kit.run(config)
     assert summary.status == "ok", summary.error
     assert credited(kit) == {"T-1": (3, "response ACYDBNj000007")}
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["filtered", "full"])
+def test_the_latest_listed_after_the_watermark_passed_it_is_credited(kit, full):
+    """The second 3 listed late (Google shows it after a later response of another survey
+    moved the watermark past its time): the next read, filtered (its overlap lists the
+    first 3 too) or of every response, credits it, as a first run does."""
+    anna = kit.survey("T-1", "7", "Anna")
+    boris = kit.survey("T-2", "8", "Boris")
+    kit.fake.add_form(FORM, [])
+    config = forms_config(kit)
+    submit(kit, 1, ANSWERS[0][1], ANSWERS[0][2], anna)
+    submit(kit, 2, ANSWERS[1][1], ANSWERS[1][2], anna)
+    assert kit.run(config).status == "ok"
+    later = form_response(4, stamp(SECOND.replace(tzinfo=UTC) + timedelta(seconds=5)), "5", boris)
+    kit.fake.submit_response(FORM, later)
+    kit.now += timedelta(seconds=10)
+    assert kit.run(config).status == "ok"
+    last = submit(kit, 3, ANSWERS[2][1], ANSWERS[2][2], anna)
+    kit.now += timedelta(seconds=10)
+    summary = kit.run(config, full=full)
+    assert (summary.status, summary.new, summary.updated) == ("ok", 0, 1), summary.error
+    assert credited(kit)["T-1"] == (3, f"response {last}")
+    incremental = stored(kit)
+    assert fresh_credited(kit, config)["T-1"] == (3, f"response {last}")
+    assert stored(kit) == incremental

@@ -24,10 +24,10 @@ from csat_hook.sync.records import IDENTITY_PREFIX
 from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
-from csat_hook.sync.records import later
+from csat_hook.sync.records import later_worth_noting
+from csat_hook.sync.records import note_later
 from csat_hook.sync.records import place
 from csat_hook.sync.records import position
-from csat_hook.sync.records import read_until
 from csat_hook.sync.values import as_text
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -147,9 +147,9 @@ def admit(
     further down: ``records.position``), so an edit of the row above is not taken for an edit of the
     credited answer: an incremental run credits what a fresh read of the sheet would. A
     processed identity read again is noted in ``batch.found`` at its lowest row, for the
-    same reason (sync/places.py), and in ``batch.later`` when it is read at a time after
-    the source's watermark (``records.later``: a copy not met before). A last row that may
-    have been cut (``batch.unterminated``) lends no place.
+    same reason (sync/places.py), and in ``batch.later`` with its time when that may be
+    later than the stored one (``records.later_worth_noting``). A last row that may have
+    been cut (``batch.unterminated``) lends no place.
 
     ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
     some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
@@ -159,8 +159,8 @@ def admit(
     identity = item.fingerprint
     if identity in known:
         batch.unchanged += 1
-        if isinstance(item, Submission):
-            later(batch, item, read_until(known))
+        if isinstance(item, Submission) and later_worth_noting(known, item):
+            note_later(batch, item)
         if item.ref != batch.unterminated:
             place(batch.found, identity, item.ref)
         else:

@@ -230,9 +230,9 @@ class SourceBatch:
     # (sync/places.py) but is there: a read of every row found it (sync/recredit.py). A cut
     # row never has a processed identity (its values are not the row's), so this is whole.
     last_known: str | None = None
-    # Processed identities this read met at a time later than the source had listed before
-    # (:func:`later`): identity → that time, where it was read and the survey key its
-    # reference names. A row identity's time is whole seconds; Forms' lastSubmittedTime has
+    # Processed identities this read met at a time that may be later than the stored one
+    # (:func:`note_later`): identity → the latest such time, where it was read and the survey
+    # key its reference names. A row identity's time is whole seconds; Forms' lastSubmittedTime has
     # nanoseconds, and two responses of one survey alike but for it (a 3, a 4, the 3 again
     # within a second) are one identity, whose time is the later (sync/retime.py).
     later: dict[str, tuple[datetime, str, str]] = field(default_factory=dict)

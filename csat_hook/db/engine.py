@@ -42,6 +42,22 @@ CONNECT_TIMEOUT_SECONDS = 10
 # role's or database's (ALTER ROLE ... SET) are kept. Not a startup option: PgBouncer refuses
 # a connection whose startup packet carries one it does not track.
 STATEMENT_TIMEOUT_SECONDS = 300
+# How soon a connection whose server went away without a word (a host powered off, a network
+# that drops every packet, a failover that moved the address) is given up. Once a statement
+# was sent the client only waits to read: with no TCP keepalive nothing is sent, so nothing
+# can fail, and the wait lasted until the kernel's own keepalive (two hours on Linux, when
+# it is on at all) or for ever; statement_timeout cannot help, as the server that would
+# enforce it is gone. libpq's keepalives probe a connection idle this many seconds, then
+# every KEEPALIVE_INTERVAL_SECONDS, and drop it after KEEPALIVE_COUNT unanswered probes
+# (about a minute); tcp_user_timeout does the same for a statement the server never
+# acknowledged (sent into the void: retransmitted for ~15 minutes otherwise). A live server
+# answers probes however long a statement runs. Client-side libpq parameters, never sent in
+# the startup packet (PgBouncer and Neon's proxy take them); ignored on a Unix socket. A
+# URL's own values are kept.
+KEEPALIVE_IDLE_SECONDS = 30
+KEEPALIVE_INTERVAL_SECONDS = 10
+KEEPALIVE_COUNT = 3
+TCP_USER_TIMEOUT_SECONDS = 60
 _STATEMENT_TIMEOUT_UNLESS_SET = (
     "SELECT set_config('statement_timeout', %s, false) "
     "WHERE current_setting('statement_timeout') = '0'"
@@ -54,16 +70,13 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    timeout = (
-        {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    )
     options = parsed.query.get("options") or ""
     limit_statements = "statement_timeout" not in " ".join(
         [options] if isinstance(options, str) else options
     )
     engine = sa.create_engine(
         parsed,
-        connect_args=timeout,
+        connect_args=pg_connect_args(parsed),
         pool_size=pool_size,
         max_overflow=pool_size,
         # No ping before each use: it costs a round trip per transaction (a third of the
@@ -89,6 +102,21 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+def pg_connect_args(url: sa.URL) -> dict[str, Any]:
+    """The libpq parameters the service adds to a PostgreSQL URL's: the connect timeout and
+    TCP keepalives (see :data:`CONNECT_TIMEOUT_SECONDS`, :data:`KEEPALIVE_IDLE_SECONDS`),
+    each only where the URL gives none of its own."""
+    ours: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+        "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": int(TCP_USER_TIMEOUT_SECONDS * 1000),  # milliseconds
+    }
+    return {name: value for name, value in ours.items() if name not in url.query}
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

@@ -17,6 +17,10 @@ The deadline reaches the connection through a context variable set around the ad
 ``send`` (one thread runs it from start to end); the response keeps it for the body, which
 the caller reads after ``send`` returned. Connections through a SOCKS proxy (urllib3's own
 pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before.
+
+The connection's host name is resolved within the connect timeout
+(:mod:`csat_hook.helpdesks.resolver`): a look-up that does not answer in time is a connect
+timeout (not sent), where ``getaddrinfo`` could hold the thread for as long as it liked.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextvars
 import http.client
 import io
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +39,9 @@ import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.poolmanager
+import urllib3.util.connection
+
+from csat_hook.helpdesks import resolver
 
 # The monotonic time the current request's answer must have arrived by; None: no deadline.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -138,12 +146,54 @@ def _opening() -> Iterator[None]:
         raise
 
 
+def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
+    """urllib3's ``HTTPConnection._new_conn`` with the host name resolved within the connect
+    timeout (:mod:`csat_hook.helpdesks.resolver`): a resolver that never answers was not
+    bounded by it. Errors are urllib3's: a look-up that timed out is a ConnectTimeoutError,
+    one that failed a NameResolutionError (both: not sent)."""
+    timeout = conn.timeout
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        return urllib3.connection.HTTPConnection._new_conn(conn)  # no number: as urllib3
+    host = conn._dns_host
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise urllib3.exceptions.LocationParseError(f"'{host}', label empty or too long") from None
+    try:
+        sock = resolver.connect(
+            host,
+            conn.port,
+            float(timeout),
+            family=urllib3.util.connection.allowed_gai_family(),
+            source_address=conn.source_address,
+            socket_options=conn.socket_options,
+        )
+    except socket.gaierror as exc:
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        what = "Resolving" if isinstance(exc, resolver.ResolveTimeoutError) else "Connection to"
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"{what} {conn.host} timed out. (connect timeout={timeout})"
+        ) from exc
+    except OSError as exc:
+        raise urllib3.exceptions.NewConnectionError(
+            conn, f"Failed to establish a new connection: {exc}"
+        ) from exc
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
+
+
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     response_class = _DeadlineResponse
 
     def connect(self) -> None:
         with _opening():
             super().connect()
+
+    def _new_conn(self) -> socket.socket:
+        return _new_conn(self)
 
 
 class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -152,6 +202,9 @@ class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
     def connect(self) -> None:
         with _opening():
             super().connect()
+
+    def _new_conn(self) -> socket.socket:
+        return _new_conn(self)
 
 
 class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -7,8 +7,9 @@ timeout, keeps the client (and the worker thread) waiting for as long as it like
 :class:`DeadlineSMTP` arms the socket before every ``recv`` and ``send`` with the time left
 (at most the per-operation timeout), and fails with :class:`TimeoutError` once none is left:
 
-* the connection (each address the host name resolves to is tried for at most the time
-  left: not the name's resolution itself) and, for implicit TLS, its handshake;
+* the connection (the host name's resolution, then each address it resolves to, each for at
+  most the time left: :mod:`csat_hook.helpdesks.resolver`) and, for implicit TLS, its
+  handshake;
 * every reply line (read here, not through ``makefile``);
 * every command and the message (sent here, not through ``sendall``, whose TLS form re-arms
   the timeout per chunk);
@@ -27,6 +28,8 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from csat_hook.helpdesks import resolver
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -77,7 +80,7 @@ class DeadlineSMTP(smtplib.SMTP):
 
     # smtplib's hook for SMTP_SSL; the timeout it passes is the per-operation one.
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((host, port), self._wait(), self.source_address)
+        sock = resolver.connect(host, port, self._wait(), source_address=self.source_address)
         if self._tls is None:
             return sock
         try:

@@ -4,6 +4,8 @@ loopback), the message as it arrives, and every SMTP failure classified."""
 from __future__ import annotations
 
 import base64
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from tests.notify.smtp_server import Mailbox
 from tests.notify.smtp_server import email_options
 from tests.notify.smtp_server import make_certificates
 from tests.notify.smtp_server import start_server
+from tests.stuck_resolver import StuckResolver
 
 TO = ["lead@example.org", "team@example.org"]
 
@@ -547,3 +550,22 @@ def test_a_comments_lines_stay_lines_in_the_html_part(smtp, mailbox):
     quoted = html.split("<blockquote>")[1].split("</blockquote>")[0]
     lines = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
     assert quoted.split("<br>") == lines
+
+
+def test_a_resolver_that_never_answers_ends_the_attempt_not_sent(smtp, mailbox, monkeypatch):
+    # The SMTP timeout bounded each address's connect, not the name's resolution before it.
+    port, ca_file = smtp
+    stuck = StuckResolver({"localhost"})
+    monkeypatch.setattr(socket, "getaddrinfo", stuck.getaddrinfo)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            email(port, ca_file, timeout_seconds=0.5, deadline_seconds=1).send(sample())
+        assert time.monotonic() - started < 2.5
+        assert caught.value.retryable and not caught.value.outcome_unknown
+        assert str(caught.value).endswith("during connect (not sent)")
+        assert mailbox.messages == []
+    finally:
+        stuck.release()
+    email(port, ca_file).send(sample())  # once it answers, the retry goes through
+    assert len(mailbox.messages) == 1

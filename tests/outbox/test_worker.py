@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -25,6 +26,7 @@ from tests.helpers import chatwoot_headers
 from tests.helpers import fixture
 from tests.helpers import generic_close
 from tests.helpers import link_fields
+from tests.stuck_resolver import StuckResolver
 
 GENERIC_AUTH = {"X-Webhook-Token": "generic-token-123"}
 
@@ -229,6 +231,45 @@ def test_connection_refused_is_retried(make_config, make_services, clock, fake_h
 
     [item] = outbox_rows(services)
     assert item.status == "pending" and "connection failed" in item.last_error
+
+
+def test_a_resolver_that_never_answers_ends_the_attempt_and_it_is_retried(
+    make_config, make_services, clock, fake_helpdesk, monkeypatch
+):
+    # The connect timeout did not bound getaddrinfo: the delivery thread waited as long as
+    # the resolver did. Now the attempt ends within it, not sent, and is tried again.
+    port = fake_helpdesk.url.rsplit(":", 1)[1]
+    stuck = StuckResolver({"helpdesk.test"})
+    monkeypatch.setattr(socket, "getaddrinfo", stuck.getaddrinfo)
+    services = make_services(
+        make_config(
+            helpdesks={
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "generic-token-123"},
+                    "reply": {"url": f"http://helpdesk.test:{port}/api/dialogs/{{dialog_id}}"},
+                }
+            }
+        )
+    )
+    services.http.timeout = (0.5, 10)
+    queue_generic(services)
+    try:
+        started = time.monotonic()
+        services.delivery_worker().run_once()
+        assert time.monotonic() - started < 3
+        [item] = outbox_rows(services)
+        assert item.status == "pending" and item.uncertain_since is None
+        assert item.last_error.endswith("connect timed out (not sent)")
+        assert fake_helpdesk.api_requests() == []
+    finally:
+        stuck.release()
+
+    drain(services.delivery_worker(), clock)
+
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.attempts == 2
+    assert len(fake_helpdesk.api_requests()) == 1
 
 
 @responses.activate

@@ -1,8 +1,9 @@
 """Scripted answers from the loopback fake helpdesk, for vendor APIs whose answer matters.
 
-The fake answers every API call ``200 {"id": n}``. A user look-up needs a user in the answer,
-and a lookup that keeps failing needs a failure on that route only: :func:`script_answers`
-makes the fake answer matching requests as scripted. Every request is still recorded.
+The fake answers every API call 200 with the created message's id in every vendor's shape.
+A user look-up needs a user in the answer, and a lookup that keeps failing needs a failure on
+that route only: :func:`script_answers` makes the fake answer matching requests as scripted.
+Every request is still recorded.
 """
 
 from __future__ import annotations

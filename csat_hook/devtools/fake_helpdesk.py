@@ -78,6 +78,20 @@ class Answer:
     late_message: tuple[str, Any, int] | None = None  # (path, body, id) stored after the delay
 
 
+def created(number: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer (body, headers) to a write that created message ``number``: its id where
+    each vendor puts it (the generic ``id``, Chatwoot's and Freshdesk's ``id``, Zendesk's
+    audit comment, Intercom's last conversation part, Help Scout's ``Resource-ID``), as an
+    adapter takes a 2xx without it for a proxy's page, not the API's answer."""
+    body = {
+        "id": number,
+        "status": "sent",
+        "audit": {"id": number, "events": [{"id": number, "type": "Comment"}]},
+        "conversation_parts": {"conversation_parts": [{"id": str(number)}]},
+    }
+    return body, {"Resource-ID": str(number)}
+
+
 class FakeHelpdesk(LoopbackServer):
     """Start with :meth:`start` (background thread) or :meth:`serve_forever`."""
 
@@ -272,7 +286,7 @@ class FakeHelpdesk(LoopbackServer):
             self.requests.append(entry)
             number = self._counter
             if self.idempotent and key and not failed and not (action and action.drop):
-                self._answers_by_key[key] = (200, {"id": number, "status": "sent"}, {})
+                self._answers_by_key[key] = (200, *created(number))
         if self.log_file:
             with self.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -303,7 +317,7 @@ class FakeHelpdesk(LoopbackServer):
                 late = (path, body, number)
             else:
                 self.store(path, body, number)
-        answer = Answer(200, {"id": number, "status": "sent"}, {}, delay=delay, drop=drop)
+        answer = Answer(200, *created(number), delay=delay, drop=drop)
         answer.late_message = late
         return answer
 

@@ -15,6 +15,7 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
+from csat_hook.helpdesks.records import SendResult
 
 
 def quote_id(value: str) -> str:
@@ -37,6 +38,28 @@ def response_json(response: Any) -> Any:
     """:func:`json_or_none` of the response's body (JSON is UTF-8, -16 or -32, detected from
     the bytes, whatever charset the headers name)."""
     return json_or_none(response.content)
+
+
+def created_message(response: Any, message_id: str | None) -> SendResult:
+    """The result of a request that creates a message, answered 2xx: the new message's id.
+
+    For a vendor whose API always answers a created message with its id (in the body or, for
+    Help Scout, a header), a 2xx without one is not the API's answer: a proxy's or a captive
+    portal's page, an empty answer from something in between. It proves nothing was created,
+    nor that nothing was: a retryable DeliveryError with the outcome unknown (the next
+    attempt looks for the message before posting it again), never "sent" and never a plain
+    failure (posted again blindly)."""
+    if message_id is None:
+        parts = urllib.parse.urlsplit(str(getattr(response, "url", "") or ""))
+        method = getattr(getattr(response, "request", None), "method", None) or "POST"
+        host = parts.netloc.rsplit("@", 1)[-1] or "?"
+        raise DeliveryError(
+            f"{method} {host}: HTTP {response.status_code} without the created message's id "
+            "(not the API's answer: a proxy's or a portal's page?) (outcome unknown)",
+            retryable=True,
+            outcome_unknown=True,
+        )
+    return SendResult(external_id=message_id)
 
 
 def unless_not_found(call: Callable[[], Any]) -> Any:

@@ -100,6 +100,16 @@ def assert_real_token(token: str, helpdesk: str, dialog_id: str) -> None:
 
 HTML = "<html>Service temporarily unavailable</html>"
 Answer = tuple[int, dict[str, str], str]
+# What may answer a reply's POST in the vendor's place: a 500 (the API failed, perhaps after
+# storing it), a proxy's or a captive portal's 2xx page, an empty 2xx from something in
+# between. None is the API's answer to a created message (which always carries its id), so
+# none proves the reply was posted, nor that it was not.
+NOT_THE_APIS_ANSWER: list[Answer] = [
+    (500, {}, '{"error": "boom"}'),
+    (200, {"Content-Type": "text/html"}, "<html><body>Sign in to the network</body></html>"),
+    (200, {}, ""),
+    (201, {"Content-Type": "application/json"}, "{}"),
+]
 
 
 def outbox_posts_once(
@@ -115,11 +125,14 @@ def outbox_posts_once(
     before_post: Any = None,
     post_method: str = "POST",
     empty_lists: Sequence[str] = (),
+    post_answer: Answer = (500, {}, '{"error": "boom"}'),
 ) -> None:
-    """A close of ``kind``'s kit is queued; its reply (``post_method``) answers 500, outcome
-    unknown; the listing then answers each of ``unreadable`` (raw 200 bodies) and, after them,
-    ``landed`` (the answer holding the posted text). One reply; the row stays pending while the
-    listing is unreadable, and is marked sent with the landed message's id ("777").
+    """A close of ``kind``'s kit is queued; its reply (``post_method``) answers
+    ``post_answer`` (a 500 by default, or a proxy's 2xx page: :data:`NOT_THE_APIS_ANSWER`),
+    outcome unknown; the listing then answers each of ``unreadable`` (raw 200 bodies) and,
+    after them, ``landed`` (the answer holding the posted text). One reply; the row stays
+    pending while the listing is unreadable, and is marked sent with the landed message's id
+    ("777").
     ``empty_lists``: URLs a GET of which answers ``[]`` (a vendor's agent directory)."""
     body, headers, query = load_kits()[kind].closed(clock.now)
     client = create_app(services=services).test_client()
@@ -130,7 +143,7 @@ def outbox_posts_once(
 
     def post(request: Any) -> Answer:
         posted.append(posted_text(json.loads(request.body)))
-        return 500, {}, '{"error": "boom"}'
+        return post_answer
 
     def listing(request: Any) -> Answer:
         if not posted:  # a read before the reply (a state check): nothing landed yet
@@ -153,7 +166,7 @@ def outbox_posts_once(
             re.compile(".*/oauth2/token"),
             json={"access_token": "t", "expires_in": 7200},
         )
-        worker.run_once()  # HTTP 500: the outcome is unknown
+        worker.run_once()  # HTTP 500, or a 2xx without the message's id: outcome unknown
         [item] = outbox_rows(services)
         assert item.status == "pending" and item.uncertain_since is not None, item.last_error
         assert len(posted) == 1

@@ -51,6 +51,7 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
@@ -246,7 +247,9 @@ class ChatwootHelpdesk(Helpdesk):
             explain=explainer(error_items, sent),
         )
         body = response_json(response)
-        return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+        return created_message(
+            response, as_text(body.get("id")) if isinstance(body, dict) else None
+        )
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our outgoing public message carrying the marker, newest pages first (see module)."""

@@ -49,6 +49,7 @@ from typing import Any
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
@@ -228,7 +229,9 @@ class FreshdeskHelpdesk(Helpdesk):
         except DeliveryError as exc:
             raise explained(exc) from exc
         body = response_json(response)
-        return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+        return created_message(
+            response, as_text(body.get("id")) if isinstance(body, dict) else None
+        )
 
     def post_note(self, note: Note) -> SendResult:
         """A private note (HTML-escaped), e-mailing nobody."""
@@ -243,7 +246,9 @@ class FreshdeskHelpdesk(Helpdesk):
         except DeliveryError as exc:
             raise explained(exc) from exc
         body = response_json(response)
-        return SendResult(external_id=as_text(body.get("id")) if isinstance(body, dict) else None)
+        return created_message(
+            response, as_text(body.get("id")) if isinstance(body, dict) else None
+        )
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our public reply carrying the marker, walking the pages (see the module docstring)."""

@@ -61,6 +61,7 @@ from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
@@ -246,7 +247,7 @@ class HelpScoutHelpdesk(Helpdesk):
             json=body,
             explain=explainer(error_items, reply),
         )
-        return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
+        return created_message(response, as_text(response.headers.get("Resource-ID")))
 
     def post_note(self, note: Note) -> SendResult:
         """A note thread (HTML-escaped), sent with the conversation's current status so that
@@ -276,7 +277,7 @@ class HelpScoutHelpdesk(Helpdesk):
             json={"text": text_to_html(note.text), "status": status},
             explain=explainer(error_items, note),
         )
-        return SendResult(external_id=as_text(response.headers.get("Resource-ID")))
+        return created_message(response, as_text(response.headers.get("Resource-ID")))
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our reply thread carrying the marker, newest first (see the module docstring)."""

@@ -52,6 +52,7 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
@@ -230,9 +231,10 @@ class IntercomHelpdesk(Helpdesk):
             explain=explainer(error_items, reply),
         )
         conversation = response_json(response)
+        result = created_message(response, last_part_id(conversation))
         if self.options.keep_closed and state_of(conversation) != "closed":
             self._close_again(reply.dialog_id, admin_id)
-        return SendResult(external_id=last_part_id(conversation))
+        return result
 
     def post_note(self, note: Note) -> SendResult:
         """An admin's note (HTML-escaped); it does not reopen the conversation."""
@@ -247,7 +249,7 @@ class IntercomHelpdesk(Helpdesk):
             },
             explain=explainer(error_items, note),
         )
-        return SendResult(external_id=last_part_id(response_json(response)))
+        return created_message(response, last_part_id(response_json(response)))
 
     def _admin(self, context: Mapping[str, Any], agent_id: str | None) -> str:
         admin_id = self.options.admin_id or as_text(context.get("admin_id")) or agent_id

@@ -60,6 +60,7 @@ from pydantic import SecretStr
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import lookup_answer
 from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
@@ -274,7 +275,7 @@ class ZendeskHelpdesk(Helpdesk):
             )
         except DeliveryError as exc:
             raise explained(exc) from exc
-        return SendResult(external_id=comment_id(response_json(response)))
+        return created_message(response, comment_id(response_json(response)))
 
     def post_note(self, note: Note) -> SendResult:
         """Add ``note.text`` as a private comment, escaped HTML (``html_body``: Zendesk renders
@@ -292,7 +293,7 @@ class ZendeskHelpdesk(Helpdesk):
             )
         except DeliveryError as exc:
             raise explained(exc) from exc
-        return SendResult(external_id=comment_id(response_json(response)))
+        return created_message(response, comment_id(response_json(response)))
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
         """Our public comment carrying the marker, newest first (see the module docstring)."""

@@ -18,6 +18,7 @@ from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
 from tests.helpdesks.lookup import HTML
+from tests.helpdesks.lookup import NOT_THE_APIS_ANSWER
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
@@ -228,12 +229,16 @@ VENDOR = "https://chatwoot.vendor.test"
 KIT_MESSAGES = f"{VENDOR}/api/v1/accounts/1/conversations/10/messages"
 
 
-def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+@pytest.mark.parametrize("post_answer", NOT_THE_APIS_ANSWER)
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(
+    make_config, make_services, clock, post_answer
+):
     options = {"kind": "chatwoot", **KITS["chatwoot"].options(VENDOR, None)}
     outbox_posts_once(
         make_services(make_config(helpdesks={"chatwoot": options})),
         "chatwoot",
         clock,
+        post_answer=post_answer,
         post_url=KIT_MESSAGES,
         listing_url=KIT_MESSAGES,
         posted_text=lambda body: body["content"],

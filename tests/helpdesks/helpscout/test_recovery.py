@@ -19,6 +19,7 @@ from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
 from tests.helpdesks.lookup import HTML
+from tests.helpdesks.lookup import NOT_THE_APIS_ANSWER
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
@@ -279,12 +280,16 @@ def test_a_listing_without_embedded_threads_is_not_found(adapter):
 VENDOR = "https://helpscout.vendor.test"
 
 
-def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+@pytest.mark.parametrize("post_answer", NOT_THE_APIS_ANSWER)
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(
+    make_config, make_services, clock, post_answer
+):
     options = {"kind": "helpscout", **KITS["helpscout"].options(VENDOR, None)}
     outbox_posts_once(
         make_services(make_config(helpdesks={"helpscout": options})),
         "helpscout",
         clock,
+        post_answer=post_answer,
         post_url=f"{VENDOR}/v2/conversations/2391938111/reply",
         listing_url=f"{VENDOR}/v2/conversations/2391938111/threads",
         posted_text=lambda body: body["text"],

@@ -17,6 +17,7 @@ from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
 from tests.helpdesks.lookup import HTML
+from tests.helpdesks.lookup import NOT_THE_APIS_ANSWER
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
@@ -199,7 +200,10 @@ def test_a_conversation_without_parts_is_still_not_found():
 VENDOR = "https://intercom.vendor.test"
 
 
-def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+@pytest.mark.parametrize("post_answer", NOT_THE_APIS_ANSWER)
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(
+    make_config, make_services, clock, post_answer
+):
     options = {"kind": "intercom", **KITS["intercom"].options(VENDOR, None)}
     conversation = f"{VENDOR}/conversations/137324500000000"
 
@@ -217,6 +221,7 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_
         make_services(make_config(helpdesks={"intercom": options})),
         "intercom",
         clock,
+        post_answer=post_answer,
         post_url=f"{conversation}/reply",
         listing_url=conversation,
         posted_text=lambda body: body["body"],

@@ -18,6 +18,7 @@ from csat_hook.helpdesks.zendesk import ZendeskOptions
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
 from tests.helpdesks.lookup import HTML
+from tests.helpdesks.lookup import NOT_THE_APIS_ANSWER
 from tests.helpdesks.lookup import SINCE
 from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
@@ -304,12 +305,16 @@ def test_an_empty_listing_is_still_not_found():
 VENDOR = "https://zendesk.vendor.test"
 
 
-def test_the_outbox_posts_once_when_the_listing_is_unreadable(make_config, make_services, clock):
+@pytest.mark.parametrize("post_answer", NOT_THE_APIS_ANSWER)
+def test_the_outbox_posts_once_when_the_listing_is_unreadable(
+    make_config, make_services, clock, post_answer
+):
     options = {"kind": "zendesk", **KITS["zendesk"].options(VENDOR, None)}
     outbox_posts_once(
         make_services(make_config(helpdesks={"zendesk": options})),
         "zendesk",
         clock,
+        post_answer=post_answer,
         post_method="PUT",
         post_url=f"{VENDOR}/api/v2/tickets/5158.json",
         listing_url=f"{VENDOR}/api/v2/tickets/5158/comments.json",

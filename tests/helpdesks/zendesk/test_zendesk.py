@@ -568,6 +568,14 @@ def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
     assert adapter(clock).send_reply(reply()).external_id == "92"
 
 
+# Zendesk's answer to a ticket update: the ticket and the audit, whose Comment event is the
+# new comment.
+UPDATED = {
+    "ticket": {"id": 5158, "status": "solved"},
+    "audit": {"id": 8001, "events": [{"id": 8002, "type": "Comment", "public": True}]},
+}
+
+
 @responses.activate
 def test_reply_with_oauth_and_without_status(clock):
     responses.put(
@@ -586,10 +594,10 @@ def test_reply_with_oauth_and_without_status(clock):
                 }
             ),
         ],
-        json={},
+        json=UPDATED,
     )
     zendesk = adapter(clock, email=None, api_token=None, oauth_token="zd-oauth", keep_solved=False)
-    assert zendesk.send_reply(reply()).external_id is None
+    assert zendesk.send_reply(reply()).external_id == "8002"
 
 
 @responses.activate
@@ -622,7 +630,7 @@ def test_refusals_are_permanent_with_a_clear_reason(clock, status, words):
 
 @responses.activate
 def test_a_ticket_id_cannot_escape_its_path_segment(clock):
-    responses.put(f"{BASE}/api/v2/tickets/..%2Fusers%2F1.json", json={})
+    responses.put(f"{BASE}/api/v2/tickets/..%2Fusers%2F1.json", json=UPDATED)
     adapter(clock).send_reply(reply(dialog_id="../users/1"))
     assert responses.calls[0].request.url.endswith("/tickets/..%2Fusers%2F1.json")
 

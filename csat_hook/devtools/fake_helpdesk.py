@@ -144,12 +144,16 @@ class FakeHelpdesk(LoopbackServer):
                 return
 
             def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                # Bytes go as they are (a proxy's HTML page, an empty answer), else JSON.
+                raw = isinstance(body, bytes)
+                data = body if raw else json.dumps(body, ensure_ascii=False).encode("utf-8")
+                headers = dict(headers or {})
+                kind = headers.pop("Content-Type", "text/html" if raw else "application/json")
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
-                    for key, value in (headers or {}).items():
+                    for key, value in headers.items():
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(data)

@@ -24,6 +24,8 @@ from csat_hook.services import build_services
 from tests.outbox.test_worker import drain
 from tests.outbox.test_worker import outbox_rows
 from tests.outbox.test_worker import queue_generic
+from tests.scripted import Answer as ScriptedAnswer
+from tests.scripted import script_answers
 
 MESSAGES = "/api/dialogs/{dialog}/messages"
 
@@ -651,3 +653,72 @@ def test_an_agent_look_up_that_timed_out_leaves_the_reply_certain(
         assert item.last_error is None
     finally:
         services.close()
+
+
+# --- a 2xx that is not the API's answer -------------------------------------------------------
+
+PORTAL = b"<html><body>Sign in to the network to continue</body></html>"
+
+
+def generic_requiring_the_id(fake_url: str, *, require: bool) -> dict[str, Any]:
+    helpdesks = generic_with_lookup(fake_url)
+    helpdesks["generic"]["reply"]["require_message_id"] = require
+    return helpdesks
+
+
+@pytest.mark.parametrize(("status", "body"), [(200, PORTAL), (200, b""), (201, b"{}")])
+def test_a_2xx_without_the_id_the_api_always_gives_is_looked_up_not_taken_for_sent(
+    make_config, make_services, fake_helpdesk, clock, monkeypatch, status, body
+):
+    services = make_services(
+        make_config(helpdesks=generic_requiring_the_id(fake_helpdesk.url, require=True))
+    )
+    queue_generic(services)
+    # A captive portal answers in the API's place: nothing reached the helpdesk.
+    script_answers(
+        fake_helpdesk,
+        monkeypatch,
+        ScriptedAnswer("POST", r"/api/dialogs/.*", status, body, times=1),
+    )
+    worker = services.delivery_worker()
+
+    left_uncertain(services, worker)
+    with fake_helpdesk.lock:  # (the fake stored it before the scripted answer replaced its own)
+        fake_helpdesk.messages.clear()
+    [item] = outbox_rows(services)
+    assert "without the created message's id" in item.last_error
+    assert item.last_error.endswith("(outcome unknown)")
+
+    settle(services, clock)
+    worker.run_once()  # looked up: not there, so posted (now to the API itself)
+
+    assert len(posts(fake_helpdesk)) == 2 and len(gets(fake_helpdesk)) == 1
+    [message] = stored(fake_helpdesk)
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.external_id == str(message["id"])
+
+
+def test_by_default_a_generic_2xx_without_an_id_is_sent(
+    make_config, make_services, fake_helpdesk, monkeypatch
+):
+    # A generic endpoint may rightly answer 204 No Content.
+    services = make_services(
+        make_config(helpdesks=generic_requiring_the_id(fake_helpdesk.url, require=False))
+    )
+    queue_generic(services)
+    script_answers(
+        fake_helpdesk, monkeypatch, ScriptedAnswer("POST", r"/api/dialogs/.*", 204, b"", times=1)
+    )
+
+    services.delivery_worker().run_once()
+
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.external_id is None and item.attempts == 1
+    assert len(posts(fake_helpdesk)) == 1
+
+
+def test_requiring_the_id_needs_the_path_to_it(make_config, fake_helpdesk):
+    helpdesks = generic_requiring_the_id(fake_helpdesk.url, require=True)
+    helpdesks["generic"]["reply"]["message_id"] = None
+    with pytest.raises(ConfigError, match="require_message_id: set message_id too"):
+        make_config(helpdesks=helpdesks)

@@ -19,6 +19,7 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.calls import created_message
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import render
@@ -51,6 +52,11 @@ class ReplyRequestOptions(RequestOptions):
     encoding: Literal["json", "form"] = "json"
     idempotency_header: str | None = "Idempotency-Key"
     message_id: str | None = "id"
+    # Whether every 2xx answer of this API carries the created message's id (``message_id``):
+    # then a 2xx without it (a proxy's or captive portal's page) is not taken for "sent" but
+    # for an unknown outcome, looked for before the reply is posted again. Off by default: a
+    # generic endpoint may rightly answer 204, or a body without the id.
+    require_message_id: bool = False
     error_path: str | None = None
     # JMESPath into an error answer for the vendor's reason, e.g. "errors[].message" or
     # "error.code"; strings, numbers, or objects with code/field/message. Cleaned of customer
@@ -79,6 +85,15 @@ class ReplyRequestOptions(RequestOptions):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _id_to_require(self) -> ReplyRequestOptions:
+        if self.require_message_id and not self.message_id:
+            raise ValueError(
+                "require_message_id: set message_id too (where a 2xx answer holds the "
+                "created message's id)"
+            )
+        return self
+
     @field_validator("message_id", "error_path", "error_reason")
     @classmethod
     def _jmespath(cls, value: str | None) -> str | None:
@@ -97,7 +112,8 @@ def send(
 ) -> SendResult:
     """Post ``sent`` (a reply or a note) with ``spec`` filled with ``values``; the posted
     message's id when ``message_id`` finds one. DeliveryError as the HTTP client classifies
-    it, or permanent for a 2xx answer that ``error_path`` calls an error."""
+    it, permanent for a 2xx answer that ``error_path`` calls an error, and an unknown outcome
+    for a 2xx without the id when ``require_message_id`` says the API always gives one."""
     url, headers, params = rendered_parts(spec, values)
     if spec.idempotency_header:
         headers.setdefault(spec.idempotency_header, idempotency_key)
@@ -122,6 +138,8 @@ def send(
             vendor_reason=reason,
         )
     message_id = search_or_none(spec.message_id, answer) if spec.message_id else None
+    if spec.require_message_id:
+        return created_message(response, as_text(message_id))
     return SendResult(external_id=as_text(message_id))
 
 

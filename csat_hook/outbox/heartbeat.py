@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import UNAVAILABLE
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
 from csat_hook.outbox.wake import Waker
@@ -94,7 +96,10 @@ class Heartbeat:
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        """Stop beating (after the replies in flight are finished) and unregister."""
+        """Stop beating (after the replies in flight are finished) and unregister. Never
+        raises: a failure to unregister is logged and the stop goes on (the caller still has
+        outcomes to write); the row stays and looks dead soon, harmless, as nothing of ours is
+        in flight."""
         if self._thread is None:
             return
         self._stop.set()
@@ -102,9 +107,13 @@ class Heartbeat:
         try:
             with self.engine.begin() as conn:
                 store.unregister(conn, self.worker_id)
-        except DBAPIError as exc:
-            # The row stays and looks dead soon: harmless, nothing of ours is in flight.
-            logger.warning("worker.database-unavailable", extra={"error": type(exc.orig).__name__})
+        except UNAVAILABLE as exc:
+            # Not only a driver's error: a pool whose every connection is held by a database
+            # that stopped answering raises SQLAlchemy's TimeoutError, which escaped into the
+            # worker's stop and skipped writing the outcomes of the replies just sent.
+            logger.warning("worker.database-unavailable", extra={"error": unavailable_cause(exc)})
+        except Exception as exc:
+            logger.warning("worker.unregister-failed", extra={"error": type(exc).__name__})
 
     def beat(self) -> None:
         """One heartbeat: this worker is alive, and its replies in flight stay leased."""

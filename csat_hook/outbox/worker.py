@@ -169,8 +169,12 @@ class DeliveryWorker:
             thread.join(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self.heartbeat.stop(timeout)
-        self.recorder.close()
+        try:
+            self.heartbeat.stop(timeout)
+        finally:
+            # The outcomes of the replies just sent are written whatever the heartbeat met:
+            # one not written leaves its reply to be taken over and looked up, or sent again.
+            self.recorder.close()
 
     # --- heartbeat -------------------------------------------------------------------------
 

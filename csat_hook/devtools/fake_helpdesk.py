@@ -289,7 +289,10 @@ class FakeHelpdesk(LoopbackServer):
                 entry["delayed"] = action.delay
             self.requests.append(entry)
             number = self._counter
-            if self.idempotent and key and not failed and not (action and action.drop):
+            # The key is kept with what the write did: a write stored and then unanswered (the
+            # connection dropped) is replayed too, as a vendor that stored it would.
+            stored = not (action and action.drop and not action.store)
+            if self.idempotent and key and not failed and stored:
                 self._answers_by_key[key] = (200, *created(number))
         if self.log_file:
             with self.log_file.open("a", encoding="utf-8") as handle:

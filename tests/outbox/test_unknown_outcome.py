@@ -18,6 +18,7 @@ from csat_hook.db.schema import outbox as outbox_table
 from csat_hook.db.schema import workers
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
 from csat_hook.services import build_services
@@ -722,3 +723,37 @@ def test_requiring_the_id_needs_the_path_to_it(make_config, fake_helpdesk):
     helpdesks["generic"]["reply"]["message_id"] = None
     with pytest.raises(ConfigError, match="require_message_id: set message_id too"):
         make_config(helpdesks=helpdesks)
+
+
+# --- an operator's retry -----------------------------------------------------------------------
+
+
+def test_an_operators_retry_keeps_the_idempotency_key_so_a_landed_reply_is_not_doubled(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # `outbox retry` gives the same reply a fresh attempt budget: it is the same delivery, so
+    # the same Idempotency-Key. A failed reply may hold an attempt that landed (its outcome
+    # unknown, and no look-up to tell): a receiver that honours the key drops the resend as
+    # that attempt's replay. A refused attempt stored nothing, and keys only what it stored.
+    fake_helpdesk.idempotent = True
+    services = make_services(make_config(delivery={"max_attempts": 1}))  # generic, no look-up
+    queue_generic(services)
+    fake_helpdesk.drop_next(1)  # stored, then the connection closes without an answer
+    worker = services.delivery_worker()
+    worker.run_once()
+    settle(services, clock)
+    worker.run_once()  # no look-up and no attempt left: failed
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and "outcome is unknown" in item.last_error
+
+    with services.engine.begin() as conn:
+        assert listing.requeue(conn, clock(), ids=[item.id]) == [item.id]
+    drain(worker, clock)
+
+    [first, again] = posts(fake_helpdesk)
+    key = first["headers"]["Idempotency-Key"]
+    assert again["headers"]["Idempotency-Key"] == key == f"csat-hook-{item.id}"
+    assert again.get("replayed") is True
+    assert len(stored(fake_helpdesk)) == 1  # the dialog shows the survey once
+    [item] = outbox_rows(services)
+    assert item.status == "sent"

@@ -10,6 +10,7 @@ databases store the same thing.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC
@@ -600,8 +601,7 @@ def _mapped(key: str, expression: str) -> dict[str, Any]:
             {"id": "7", "first": 5, "last": None},
             {"id": "7", "first": "Anna", "last": "Petrova"},
         ),
-        ("dialog_id", "to_string(length(dialog.id))", "dialog", {"id": None}, {"id": "D-8"}),
-        ("event", "starts_with(event, 'dialog.')", "event", 42, "dialog.closed"),
+        ("dialog_id", "to_string(length(dialog.id))", "dialog", {"id": 5}, {"id": "D-8"}),
         ("context.tags", "join(',', tags)", "tags", [1, {"a": 2}], ["vip", "billing"]),
     ],
 )
@@ -609,7 +609,8 @@ def test_a_mapping_function_given_a_value_of_another_type_is_a_400(
     make_sender, key, expression, field, bad, good
 ):
     """Operators may map with JMESPath functions; a sender decides the types they get. A
-    function refusing a type (JMESPathTypeError) is the sender's error, named, never a 500."""
+    function refusing a type a close carries (JMESPathTypeError) is the sender's error, named
+    with the function and the types (never the value), never a 500."""
     sender = make_sender(KITS["generic"], adapter={"mapping": _mapped(key, expression)})
 
     refused = sender.post(generic_close("D-8", **{field: bad}))
@@ -617,6 +618,7 @@ def test_a_mapping_function_given_a_value_of_another_type_is_a_400(
     assert refused.status_code == 400, refused.get_data()[:300]
     assert refused.json["error"] == "bad_field"
     assert f"(mapping.{key})" in refused.json["reason"]
+    assert "() takes " in refused.json["reason"], refused.json
     assert sender.rows() == []
     accepted = sender.post(generic_close("D-8", **{field: good}))
     assert accepted.status_code == 200, accepted.get_data()[:300]
@@ -663,6 +665,92 @@ def test_a_mapping_function_a_close_alone_reads_never_refuses_another_event(
     assert reopened.status_code == 200, reopened.get_data()[:300]
     assert reopened.json == {"status": "reopened", "cancelled": 1}
     assert [row.status for row in sender.rows()] == ["cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("key", "expression", "field", "absent", "column"),
+    [
+        ("agent_name", "join(' ', [agent.first, agent.last])", "agent", {"first": "A"}, None),
+        ("customer_email", "to_string(length(customer.email))", "customer", {}, None),
+        ("team", "to_string(team)", "team", None, "team"),
+        ("channel", "join('/', channel.path)", "channel", {}, "channel"),
+        ("close_time", "max(times)", "times", None, None),
+    ],
+)
+def test_a_mapping_function_given_a_missing_value_reads_it_as_missing(
+    make_sender, key, expression, field, absent, column
+):
+    """A function over a field the close does not carry (``join`` of a missing list,
+    ``to_string`` of nothing) reads as that field missing, as a plain path to it does: the
+    close is queued without it. It was a 400 (the vendor retried a body that can never change,
+    then disabled the webhook), or, through ``to_string``, the text "null" stored as a value."""
+    sender = make_sender(KITS["generic"], adapter={"mapping": _mapped(key, expression)})
+    close = generic_close("D-8")
+    if absent is None:
+        close.pop(field, None)
+    else:
+        close[field] = absent
+
+    response = sender.post(close)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+    [survey] = sender.rows()
+    if column is not None:
+        assert getattr(survey, column) is None
+
+
+@pytest.mark.parametrize(
+    "expression", ["to_string(conversation.id)", "join('-', [dialog.account, dialog.id])"]
+)
+def test_a_dialog_id_a_function_reads_from_a_missing_value_is_missing(make_sender, expression):
+    """A close whose mapped dialog id is missing is refused as missing_field whether the
+    mapping reads it by a plain path or through a function: ``to_string`` made the text
+    "null" a dialog id (the survey queued for ``/dialogs/null``)."""
+    sender = make_sender(KITS["generic"], adapter={"mapping": {"dialog_id": expression}})
+
+    response = sender.post(generic_close("D-8"))
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "missing_field"
+    assert "dialog id is missing" in response.json["reason"]
+    assert f"mapping.dialog_id = {expression}" in response.json["reason"]
+    assert sender.rows() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "expression", "value"),
+    [
+        ("event", "starts_with(event, 'dialog.')", 42),
+        ("status", "join(',', state)", [1, 2]),
+    ],
+)
+def test_a_body_the_event_or_status_expression_cannot_read_is_ignored_as_misconfigured(
+    make_sender, caplog, key, expression, value
+):
+    """The event and status expressions decide what a body is: one they cannot read (a
+    function given another type) is not known to be a close, so it is answered 200 "ignored"
+    and logged at WARNING (webhook.ignored-misconfigured), as a Zendesk or Freshdesk body that
+    is not what the rule was set up to send is. It was a 400: the vendor retried a body that
+    never changes, then disabled the webhook for every close."""
+    caplog.set_level(logging.DEBUG)
+    mapping = (
+        {"event": expression, "close_events": ["true"]}
+        if key == "event"
+        else {"event": None, "status": expression}
+    )
+    sender = make_sender(KITS["generic"], adapter={"mapping": mapping})
+    close = generic_close("D-8")
+    close["event" if key == "event" else "state"] = value
+
+    response = sender.post(close)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "ignored"
+    assert f"mapping.{key}" in response.json["reason"]
+    assert sender.rows() == []
+    [line] = [r for r in caplog.records if r.msg == "webhook.ignored-misconfigured"]
+    assert line.levelno == logging.WARNING and f"mapping.{key}" in line.reason
 
 
 # --- values the database cannot hold -------------------------------------------------------

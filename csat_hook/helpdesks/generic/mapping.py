@@ -9,12 +9,15 @@ the close, for the reply's templates.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import jmespath
+import jmespath.functions
 from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathTypeError
 from pydantic import Field
 from pydantic import model_validator
 
@@ -41,7 +44,11 @@ TIME_LIMIT = 64
 
 
 class MappingOptions(StrictModel):
-    """JMESPath expressions into the webhook body. Unset (null) means "not in this payload"."""
+    """JMESPath expressions into the webhook body. Unset (null) means "not in this payload".
+
+    A function given a value the payload lacks reads as missing too (``join(' ', [first,
+    last])`` without a last name, ``to_string(team)`` without a team): see :func:`evaluate`.
+    """
 
     event: str | None = "event"
     close_events: list[str] = Field(default_factory=lambda: ["dialog.closed"])
@@ -150,12 +157,60 @@ def _disjoint(key: str, values: list[str], other_key: str, others: list[str]) ->
 
 
 def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
-    """Evaluate every configured expression against ``payload`` (raw values).
+    """Evaluate every configured expression against ``payload`` (raw values; see
+    :func:`evaluate`).
 
     Raises :class:`BadPayloadError` naming the key when an expression's function refuses
     what the payload holds (``join(',', tags)`` given numbers): the sender chose the types.
     """
     return _search(mapping.expressions(), payload)
+
+
+class _Functions(jmespath.functions.Functions):
+    """JMESPath's functions, but ``to_string`` of null is null: the text "null" is no value a
+    payload carries (it became a dialog id, a team, a context value)."""
+
+    @jmespath.functions.signature({"types": []})
+    def _func_to_string(self, arg: Any) -> Any:
+        if arg is None or isinstance(arg, str):
+            return arg
+        return json.dumps(arg, separators=(",", ":"), default=str)  # as JMESPath's own
+
+
+_OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
+class UnreadableValueError(BadPayloadError):
+    """A mapping function refused the type of a value the payload holds there (``join``
+    over numbers). ``key`` is the mapping key, ``problem`` says which function wanted
+    which types (never the value)."""
+
+    code = "bad_field"
+
+    def __init__(self, key: str, expression: str, problem: str) -> None:
+        super().__init__(
+            f"{expression} (mapping.{key}) cannot be evaluated on this payload: {problem}"
+        )
+        self.key = key
+        self.problem = problem
+
+
+def evaluate(key: str, expression: str, payload: Any) -> Any:
+    """``expression`` (mapping ``key``) on ``payload``. A function given null (a value the
+    payload lacks: ``join(' ', [first, last])`` without a last name, ``length(email)`` with
+    none) reads as missing, as a plain path to that value does; a function given another
+    type (``join`` over numbers) raises :class:`UnreadableValueError`."""
+    try:
+        return jmespath.search(expression, payload, options=_OPTIONS)
+    except JMESPathTypeError as exc:
+        if exc.current_value is None:
+            return None
+        wanted = " or ".join(exc.expected_types)
+        given = jmespath.functions.TYPES_MAP.get(exc.actual_type, exc.actual_type)
+        problem = f"{exc.function_name}() takes {wanted}, not {given}"
+        raise UnreadableValueError(key, expression, problem) from exc
+    except JMESPathError as exc:
+        raise UnreadableValueError(key, expression, type(exc).__name__) from exc
 
 
 # The expressions that say what happened (a close, a reopen, neither): evaluated before the
@@ -165,19 +220,8 @@ REOPEN_KEYS = frozenset({"dialog_id", "reopen_time"})
 
 
 def _search(expressions: Mapping[str, str], payload: Any) -> dict[str, Any]:
-    """Each of ``expressions`` (key → JMESPath) evaluated against ``payload``; BadPayloadError
-    naming the key when a function refuses what the payload holds (see :func:`extract`)."""
-    values = {}
-    for key, expression in expressions.items():
-        try:
-            values[key] = jmespath.search(expression, payload)
-        except JMESPathError as exc:
-            raise BadPayloadError(
-                f"{expression} (mapping.{key}) cannot be evaluated on this payload "
-                f"({type(exc).__name__})",
-                code="bad_field",
-            ) from exc
-    return values
+    """Each of ``expressions`` (key → JMESPath) evaluated against ``payload`` (:func:`evaluate`)."""
+    return {key: evaluate(key, expression, payload) for key, expression in expressions.items()}
 
 
 def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
@@ -189,7 +233,17 @@ def event_of(helpdesk: str, mapping: MappingOptions, payload: Any) -> Event:
     # close reads (``join(',', tags)`` in a context value) that cannot be evaluated on another
     # event's body must not refuse that event. A 400 makes the vendor retry it, and in the end
     # disable the webhook, for an event that was never a survey's.
-    values = _search({k: v for k, v in expressions.items() if k in CLASSIFYING_KEYS}, payload)
+    try:
+        values = _search({k: v for k, v in expressions.items() if k in CLASSIFYING_KEYS}, payload)
+    except UnreadableValueError as exc:
+        # The expressions that say what a body is cannot read this one: it is not known to
+        # be a close, and a 4xx would only be retried (the body never changes), then the
+        # webhook disabled. Ignored, at WARNING: every body shaped so is ignored until the
+        # mapping reads it (as a Zendesk or Freshdesk body the rule was not set up to send).
+        return Ignored(
+            f"mapping.{exc.key} cannot read this body ({exc.problem}): not known to be a close",
+            misconfigured=True,
+        )
     verdict = _classify(values, mapping)
     if isinstance(verdict, Ignored):
         return verdict

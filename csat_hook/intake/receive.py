@@ -21,12 +21,14 @@ from csat_hook.clock import Clock
 from csat_hook.db.engine import run_transaction
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import UnknownHelpdeskError
+from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
+from csat_hook.helpdesks.signing import BASIC
 from csat_hook.intake import store as intake_store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
@@ -49,6 +51,23 @@ def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
     if shown == name:
         return UnknownHelpdeskError(f"no helpdesk named {name!r} is configured")
     return UnknownHelpdeskError(f"no helpdesk is configured by the name in the path {shown}")
+
+
+def repeated_credential(adapter: Helpdesk, request: WebhookRequest) -> str | None:
+    """The name of a header ``adapter`` reads its sender's proof from that arrived holding
+    several values, else None. A header sent twice reaches a WSGI app as one value, the
+    two joined by a comma (RFC 9110 5.3; gunicorn writes "a,b", Werkzeug "a, b"), which no
+    signature or ``Authorization`` credentials (token68: no comma) ever are. Asked only of
+    a request that failed verification: a token that holds a comma still matches."""
+    names = [
+        name if name is not None else "Authorization"
+        for scheme, name in adapter.credentials()
+        if name is not None or scheme == BASIC
+    ]
+    for name in names:
+        if "," in (request.header(name) or ""):
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,13 @@ class Intake:
         try:
             adapter.verify(request)
         except InvalidSignatureError as exc:
+            repeated = repeated_credential(adapter, request)
+            if repeated is not None:
+                raise WebhookError(
+                    f"the {repeated} header is given more than once (or as a list of values): "
+                    "send it once",
+                    code="duplicate_header",
+                ) from exc
             # The one place a webhook's 401 gets its challenge: raised deep in an adapter
             # (or shared signing code), it is known here which helpdesk refused.
             exc.www_authenticate = adapter.challenge()

@@ -580,6 +580,72 @@ def test_ids_as_strings_or_integers_are_accepted(sender, kit):
     assert response.json["status"] == "queued"
 
 
+# --- credential headers ----------------------------------------------------------------------
+
+
+def test_a_repeated_credential_header_is_refused_naming_it(sender, kit):
+    """A signature or token header sent twice reaches the app joined into one value (WSGI:
+    gunicorn joins with ",", Werkzeug with ", "): it never matched, and the 401 said only that
+    it did not. The 400 names the header, never its value."""
+    credential_headers = {
+        name.lower() for _, name in sender.services.intake.helpdesks[kit.kind].credentials() if name
+    }
+    body, headers, query = kit.closed(sender.clock())
+    [repeated] = [name for name in headers if name.lower() in credential_headers]
+    value = headers[repeated]
+    listed = [*headers.items(), (repeated, value)]
+
+    response = sender.client.post(
+        f"/webhooks/{kit.kind}", data=body, headers=listed, query_string=query
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "duplicate_header"
+    assert repeated in response.json["reason"] and value not in response.json["reason"]
+    assert sender.rows() == []
+    once = sender.client.post(
+        f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
+    )
+    assert once.status_code == 200, once.get_data()[:300]
+
+
+@pytest.mark.parametrize("joined", [", ", ","])
+def test_a_repeated_authorization_header_is_refused_naming_it(make_sender, joined):
+    secret = "s3cret-token"
+    auth = {"mode": "token", "token": secret, "token_header": "Authorization"}
+    sender = make_sender(KITS["generic"], adapter={"auth": auth})
+    body = json.dumps(generic_close("D-5")).encode()
+    credentials = f"Bearer {secret}"
+
+    response = sender.client.post(
+        "/webhooks/generic",
+        data=body,
+        content_type="application/json",
+        environ_overrides={"HTTP_AUTHORIZATION": f"{credentials}{joined}{credentials}"},
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "duplicate_header"
+    assert "Authorization" in response.json["reason"] and secret not in response.json["reason"]
+    alone = sender.client.post(
+        "/webhooks/generic",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": credentials},
+    )
+    assert alone.status_code == 200, alone.get_data()[:300]
+
+
+def test_a_wrong_credential_alone_is_still_a_401(sender, kit):
+    body, headers, query = kit.tamper(kit.closed(sender.clock()))
+
+    response = sender.client.post(
+        f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
+    )
+
+    assert response.status_code == 401, response.get_data()[:300]
+
+
 # --- the generic adapter's mapping -----------------------------------------------------------
 
 

@@ -86,6 +86,13 @@ class UnknownHelpdeskError(WebhookError):
     code = "unknown_helpdesk"
 
 
+class NoSuchUrlError(WebhookError):
+    """A request for a URL no route has (a webhook posted to ``/webhooks/<helpdesk>/``)."""
+
+    status = 404
+    code = "not_found"
+
+
 class PayloadTooLargeError(WebhookError):
     """The body is over ``server.max_body_bytes``."""
 

@@ -22,11 +22,13 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from csat_hook.db.engine import ping
 from csat_hook.db.engine import run_transaction
 from csat_hook.errors import CsatHookError
+from csat_hook.errors import NoSuchUrlError
 from csat_hook.errors import PayloadTooLargeError
 from csat_hook.errors import UnsupportedEncodingError
 from csat_hook.errors import WebhookError
@@ -171,6 +173,8 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         helpdesk = _webhook_helpdesk()
         if helpdesk is not None and helpdesk not in _intake().helpdesks:
             return _our_error(unknown_helpdesk(helpdesk))
+    if isinstance(error, NotFound) and request.url_rule is None and _meant_for_a_webhook():
+        return _our_error(NoSuchUrlError(_webhook_form()))
     body: dict[str, Any] = {
         "error": (error.name or "error").lower().replace(" ", "_"),
         "reason": error.description or error.name,
@@ -186,18 +190,40 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     return response, status
 
 
-def _webhook_helpdesk() -> str | None:
-    """The helpdesk the request's URL names when it is a webhook URL, whatever the method;
-    None for any other URL."""
+def _webhook_helpdesk(path: str | None = None) -> str | None:
+    """The helpdesk the request's URL (or ``path`` on its host) names when it is a webhook
+    URL, whatever the method; None for any other URL."""
     adapter = current_app.create_url_adapter(request)
     if adapter is None:
         return None
     try:
-        endpoint, args = adapter.match(method="POST")
+        endpoint, args = adapter.match(path, method="POST")
     except HTTPException:  # no such URL, or a redirect
         return None
     helpdesk = args.get("helpdesk")
     return helpdesk if endpoint == f"{bp.name}.{receive.__name__}" else None
+
+
+# The URL of a webhook, as a refusal names it (never the path the sender used).
+WEBHOOK_FORM = "/webhooks/<helpdesk>"
+
+
+def _meant_for_a_webhook() -> bool:
+    """Whether a request for a URL no route has was meant for a webhook's: a ``POST`` (only
+    webhooks are posted) or a path whose first segment starts with "webhook" in any case
+    (``/webhooks/zendesk/``, ``/webhook/zendesk``, ``/Webhooks``)."""
+    first = request.path.lstrip("/").partition("/")[0]
+    return request.method == "POST" or first.lower().startswith("webhook")
+
+
+def _webhook_form() -> str:
+    """Why a request meant for a webhook found no URL, naming the accepted form only."""
+    accepted = (
+        f"a webhook is posted to {WEBHOOK_FORM}: the helpdesk's configured name, one path segment"
+    )
+    if request.path.endswith("/") and _webhook_helpdesk(request.path.rstrip("/")) is not None:
+        return f"no such URL ({accepted}, without a trailing slash)"
+    return f"no such URL ({accepted})"
 
 
 @bp.app_errorhandler(Exception)

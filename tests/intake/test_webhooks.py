@@ -508,6 +508,59 @@ def test_a_long_unknown_helpdesk_name_is_echoed_bounded_and_escaped(client, capl
     assert refused.helpdesk == "(not configured: 6006 characters)"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "trailing"),
+    [
+        ("POST", "/webhooks/generic/", True),
+        ("POST", "/webhooks/nosuchdesk/", True),
+        ("HEAD", "/webhooks/generic/", True),
+        ("POST", "/webhooks/generic/close", False),
+        ("POST", "/webhooks/", False),
+        ("POST", "/webhooks", False),
+        ("POST", "/webhook/generic", False),
+        ("POST", "/Webhooks/generic", False),
+        ("GET", "/webhooks/generic/", True),
+        ("POST", "/hooks/generic", False),
+    ],
+)
+def test_a_near_miss_of_a_webhook_url_is_a_404_naming_the_accepted_form(
+    client, services, caplog, method, path, trailing
+):
+    """Werkzeug's 404 said "The requested URL was not found on the server. If you entered
+    the URL manually please check your spelling": nothing about what the URL should be. The
+    reason names the accepted form, never the sender's path, nor does the log line."""
+    caplog.set_level(logging.DEBUG)
+    private = "hunter2"
+
+    response = client.open(
+        f"{path}?token={private}", method=method, json=generic_close(), headers=GENERIC_AUTH
+    )
+
+    assert response.status_code == 404, response.get_data()[:300]
+    assert response.mimetype == "application/json"
+    if method != "HEAD":
+        reason = response.json["reason"]
+        assert response.json["error"] == "not_found"
+        assert "/webhooks/<helpdesk>" in reason
+        assert ("without a trailing slash" in reason) is trailing
+        assert "generic" not in reason and "nosuchdesk" not in reason and "close" not in reason
+    assert rows(services, surveys) == []
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert refused.status == 404 and refused.reason == "not_found"
+    for record in caplog.records:
+        text = record.getMessage() + repr(vars(record))
+        assert path not in text and private not in text, record
+
+
+def test_an_unknown_page_fetched_is_still_a_plain_404(client):
+    # Not a webhook's near miss: a browser or a scanner asking for a page.
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+    assert "/webhooks/" not in response.json["reason"]
+
+
 def test_wrong_method_is_json_405(client):
     response = client.get("/webhooks/generic")
     assert response.status_code == 405 and response.json["error"] == "method_not_allowed"

@@ -5,6 +5,10 @@
   same event with ``active``/``pending`` is a reopen. Every other event, including the
   ``helpscout.test`` sent from the webhook settings, is acknowledged and ignored.
   See https://developer.helpscout.com/webhooks/
+* A webhook created with ``notification: true`` sends "just a resource URI", not the
+  conversation (https://developer.helpscout.com/mailbox-api/endpoints/webhooks/create/; the
+  exact body is not documented): a ``convo.status`` body without a ``status`` (or a URI
+  alone) is acknowledged, ignored and logged as misconfigured (webhook.ignored-misconfigured).
 * Signing: ``X-HelpScout-Signature = base64(HMAC-SHA1(secret, raw body))``, the secret being
   the one typed into the webhook (at most 40 characters). There is no timestamp, so a replay
   is caught by deduplication on ``closedAt`` (the occurrence), not by the signature. See
@@ -86,6 +90,7 @@ from csat_hook.helpdesks.helpscout.options import USER_PATH
 from csat_hook.helpdesks.helpscout.options import HelpScoutOptions
 from csat_hook.helpdesks.helpscout.webhook import as_number
 from csat_hook.helpdesks.helpscout.webhook import nonzero_id
+from csat_hook.helpdesks.helpscout.webhook import resource_uri_only
 from csat_hook.helpdesks.helpscout.webhook import user_of
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
@@ -174,6 +179,14 @@ class HelpScoutHelpdesk(Helpdesk):
         if event != STATUS_EVENT:
             shown = shown_name(header_text(event), missing="(no X-HelpScout-Event)")
             return Ignored(f"event {shown} is not a status change")
+        if resource_uri_only(request):
+            # Nothing here says which status, or whose conversation: a survey can't be sent
+            # from it, and no answer of ours changes what the next delivery holds.
+            return Ignored(
+                "convo.status without the conversation: a notification webhook sends only its "
+                "URI; turn notification off in the webhook's settings",
+                misconfigured=True,
+            )
         payload = require_object(request.json())
         dialog_id = require_id(payload, "id", "conversation id")
         status = (as_text(payload.get("status")) or "").lower()

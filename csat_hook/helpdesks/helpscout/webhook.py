@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.payload import as_id
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.records import Person
+from csat_hook.helpdesks.records import WebhookRequest
 
 
 def user_of(value: Any, field: str) -> Person:
@@ -35,3 +37,18 @@ def as_number(value: str) -> int | str:
     # ASCII digits only: str.isdigit() is also true of "²" (int() refuses it) and "٣" (int()
     # reads it as 3, another customer's id).
     return int(value) if value.isascii() and value.isdigit() else value
+
+
+def resource_uri_only(request: WebhookRequest) -> bool:
+    """Whether a ``convo.status`` body is what a notification webhook sends ("just a resource
+    URI", undocumented beyond that) rather than the Conversation object: a JSON object
+    without the conversation's ``status`` (which every Conversation object has), or a URI
+    alone, as a JSON string or as the body's text. Any other body is for the caller to read
+    (and refuse)."""
+    try:
+        payload = request.json()
+    except BadPayloadError:
+        payload = request.body.decode("utf-8", "replace").strip()
+    if isinstance(payload, str):
+        return payload.lower().startswith(("https://", "http://"))
+    return isinstance(payload, Mapping) and "status" not in payload

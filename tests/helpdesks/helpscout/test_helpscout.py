@@ -152,7 +152,7 @@ def client(services):
 def post(
     client: Any, payload: Any, event: str = "convo.status", secret: str = WEBHOOK_SECRET
 ) -> Any:
-    body = body_of(payload)
+    body = payload if isinstance(payload, bytes) else body_of(payload)
     return client.post(
         "/webhooks/helpscout", data=body, headers=helpscout_headers(body, secret, event)
     )
@@ -474,6 +474,48 @@ def test_status_event_without_an_id_is_400(client, services):
     del payload["id"]
     response = post(client, payload)
     assert response.status_code == 400 and response.json["error"] == "missing_field"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": "https://api.helpscout.net/v2/conversations/2391938111"},
+        {"_links": {"self": {"href": "https://api.helpscout.net/v2/conversations/2391938111"}}},
+        {"id": 2391938111, "url": "https://api.helpscout.net/v2/conversations/2391938111"},
+        "https://api.helpscout.net/v2/conversations/2391938111",
+        b"https://api.helpscout.net/v2/conversations/2391938111",
+    ],
+    ids=["url", "hal-link", "id-and-url", "json-string", "bare-uri"],
+)
+def test_a_notification_webhooks_status_change_is_ignored_saying_why(
+    client, services, caplog, body
+):
+    """A webhook created with ``notification: true`` sends "just a resource URI that can be
+    used to fetch the entity", not the conversation (Create Webhook, Mailbox API 2.0): no
+    status, no customer, nothing to survey from. It was a 400 (missing_field, not_an_object
+    or not JSON) that said nothing of why, and Help Scout retried it. Now 200 "ignored",
+    logged at WARNING (webhook.ignored-misconfigured), the reason naming the setting."""
+    caplog.set_level(logging.DEBUG)
+
+    response = post(client, body)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "ignored"
+    assert "notification" in response.json["reason"]
+    assert "helpscout.com" not in response.json["reason"]
+    assert rows(services, surveys) == []
+    [line] = [r for r in caplog.records if r.msg == "webhook.ignored-misconfigured"]
+    assert line.levelno == logging.WARNING and line.reason == response.json["reason"]
+
+
+@pytest.mark.parametrize("body", [b"not json at all", [1, 2], 5, "closed"])
+def test_a_status_change_body_that_is_neither_a_conversation_nor_a_uri_is_still_a_400(
+    client, services, body
+):
+    response = post(client, body)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert rows(services, surveys) == []
 
 
 def test_redelivery_is_a_duplicate_and_a_later_close_is_new(make_config, make_services):

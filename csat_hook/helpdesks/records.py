@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import as_seen
 from csat_hook.db.text import fitted
 from csat_hook.errors import BadPayloadError
 from csat_hook.links.body import Body
@@ -347,14 +348,23 @@ class Person:
         hold it: each field without NUL characters and lone surrogates, clipped to its column
         (:func:`csat_hook.db.text.fitted`); a field left empty becomes None.
 
+        A field of invisible characters alone (zero-width, format or space characters:
+        ``db.text.as_seen``) is None too: an agent id that shows nothing was that agent's
+        key in the reports, and a name or e-mail so is none to show.
+
         For every person a vendor describes (a webhook's, an agent look-up's answer): it is
         stored, and it goes into the survey's link and text, which must encode as UTF-8.
         """
         columns = surveys.c
+
+        def field(name: str, value: str | None) -> str | None:
+            text = fitted(columns[f"{role}_{name}"], value)
+            return text if text is not None and as_seen(text) else None
+
         return Person(
-            id=fitted(columns[f"{role}_id"], self.id),
-            name=fitted(columns[f"{role}_name"], self.name),
-            email=fitted(columns[f"{role}_email"], self.email),
+            id=field("id", self.id),
+            name=field("name", self.name),
+            email=field("email", self.email),
         )
 
 

@@ -4,7 +4,8 @@ Adapters hand over what the vendor sent; before anything is stored or looked up,
 goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
 
 * ``dialog_id`` is a key: a NUL character, a lone surrogate, or more characters than its
-  column holds, is refused (400 naming it), never cut into another dialog's id;
+  column holds, is refused (400 naming it), never cut into another dialog's id; so is an id
+  of invisible characters alone (``db.text.as_seen``: zero-width, format, space);
 * ``occurrence`` is a key too, but an opaque one: a value too long or unstorable is replaced
   by its digest, the same on every retry, so a repeated close is still recognised;
 * every other text (agent and customer ids, names, emails, team, channel, language) loses
@@ -32,6 +33,7 @@ from typing import Any
 
 from csat_hook import tokens
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import as_seen
 from csat_hook.db.text import digest
 from csat_hook.db.text import fitted
 from csat_hook.db.text import is_storable
@@ -137,6 +139,14 @@ def storable_dialog_id(dialog_id: str) -> str:
     if not is_storable(dialog_id):
         raise BadPayloadError(
             "the dialog id contains a NUL character or a lone surrogate", code="bad_id"
+        )
+    if not as_seen(dialog_id):
+        # Zero-width, format or space characters alone: an id no one can read, type or find
+        # again (erase, the reports), shown as nothing. Never quoted: it would show nothing.
+        raise BadPayloadError(
+            f"the dialog id is {len(dialog_id)} invisible characters (zero-width, format or "
+            "space characters) and nothing else",
+            code="bad_id",
         )
     if dialog_id in DOT_SEGMENTS:  # every adapter's; payload.as_id says why
         raise BadPayloadError(

@@ -908,6 +908,43 @@ def test_a_dialog_id_is_trimmed_of_ascii_padding_only_never_taken_for_another(se
     assert [row.dialog_id for row in sender.rows()] == [*own, "S"]
 
 
+INVISIBLE_IDS = ["\u200b", "\u200b\u200c\u200d", "\ufeff", "\u2060", "\xa0", "\u3000", "\u200e\x85"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE_IDS, ids=repr)
+def test_a_dialog_id_of_invisible_characters_alone_is_refused(sender, kit, invisible):
+    """A dialog id that shows nothing (zero-width, format or space characters alone) was
+    stored as an id no one could read, type or find again (``erase``, the reports), and the
+    reply queued for it. Refused as a bad id, saying why; visible characters beside them
+    keep the id an id."""
+    response = sender.post(kit.with_dialog_id(sender.close(), invisible), ensure_ascii=True)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "bad_id", response.json
+    assert "invisible" in response.json["reason"], response.json
+    assert invisible not in response.json["reason"]
+    assert sender.rows() == []
+    accepted = sender.post(kit.with_dialog_id(sender.close(), f"S{invisible}"), ensure_ascii=True)
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE_IDS, ids=repr)
+def test_an_agent_or_customer_field_of_invisible_characters_alone_is_none(make_sender, invisible):
+    """An agent's or customer's id, name or e-mail that shows nothing is no value: stored,
+    the invisible agent id was the agent's key in the reports."""
+    sender = make_sender(KITS["generic"])
+    close = generic_close("D-1", agent_id=invisible, agent_name=invisible)
+    close["customer"] = {"id": invisible, "name": invisible, "email": invisible}
+
+    response = sender.post(close, ensure_ascii=True)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    [survey] = sender.rows()
+    assert (survey.agent_id, survey.agent_name) == (None, None)
+    assert (survey.customer_id, survey.customer_name, survey.customer_email) == (None, None, None)
+    assert survey.agent_email == "anna@example.com"
+
+
 @pytest.mark.parametrize("dots", [".", ".."])
 def test_a_dialog_id_that_is_a_dot_segment_is_refused(sender, kit, dots):
     """The reply goes to ``…/dialogs/<id>/messages``: with ``..`` every HTTP client and server

@@ -81,6 +81,7 @@ from csat_hook.helpdesks.payload import dig
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.placeholders import rendered
+from csat_hook.helpdesks.placeholders import rendered_json
 from csat_hook.helpdesks.placeholders import unrendered
 from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
@@ -147,7 +148,7 @@ class FreshdeskHelpdesk(Helpdesk):
         return hmac.compare_digest(expected, given)
 
     def parse(self, request: WebhookRequest) -> Event:
-        payload = require_object(request.json())
+        payload = require_object(rendered_json(request, self.name))
         ticket = payload.get("ticket")
         if not isinstance(ticket, Mapping):
             return Ignored(

@@ -79,6 +79,7 @@ from csat_hook.helpdesks.payload import parse_timestamps
 from csat_hook.helpdesks.payload import require_id
 from csat_hook.helpdesks.payload import require_object
 from csat_hook.helpdesks.placeholders import rendered
+from csat_hook.helpdesks.placeholders import rendered_json
 from csat_hook.helpdesks.placeholders import unrendered
 from csat_hook.helpdesks.reasons import explainer
 from csat_hook.helpdesks.records import DialogClosed
@@ -148,7 +149,7 @@ class ZendeskHelpdesk(Helpdesk):
         # Checked before anything is read: a test body can be anything, even not JSON.
         if self._is_test_delivery(request):
             return Ignored("Zendesk test delivery (signed with the public test secret)")
-        payload = require_object(request.json())
+        payload = require_object(rendered_json(request, self.name))
         kind = as_text(payload.get("type")) or ""
         if kind.startswith("zen:event-type:"):
             return self._from_event(kind, payload)

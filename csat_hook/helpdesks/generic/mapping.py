@@ -9,7 +9,6 @@ the close, for the reply's templates.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from pydantic import Field
 from pydantic import model_validator
 
 from csat_hook.errors import BadPayloadError
+from csat_hook.helpdesks.generic.templates import JMESPATH_OPTIONS
 from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
 from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
 from csat_hook.helpdesks.generic.templates import require_jmespath
@@ -166,20 +166,6 @@ def extract(mapping: MappingOptions, payload: Any) -> dict[str, Any]:
     return _search(mapping.expressions(), payload)
 
 
-class _Functions(jmespath.functions.Functions):
-    """JMESPath's functions, but ``to_string`` of null is null: the text "null" is no value a
-    payload carries (it became a dialog id, a team, a context value)."""
-
-    @jmespath.functions.signature({"types": []})
-    def _func_to_string(self, arg: Any) -> Any:
-        if arg is None or isinstance(arg, str):
-            return arg
-        return json.dumps(arg, separators=(",", ":"), default=str)  # as JMESPath's own
-
-
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
-
-
 class UnreadableValueError(BadPayloadError):
     """A mapping function refused the type of a value the payload holds there (``join``
     over numbers). ``key`` is the mapping key, ``problem`` says which function wanted
@@ -201,7 +187,7 @@ def evaluate(key: str, expression: str, payload: Any) -> Any:
     none) reads as missing, as a plain path to that value does; a function given another
     type (``join`` over numbers) raises :class:`UnreadableValueError`."""
     try:
-        return jmespath.search(expression, payload, options=_OPTIONS)
+        return jmespath.search(expression, payload, options=JMESPATH_OPTIONS)
     except JMESPathTypeError as exc:
         if exc.current_value is None:
             return None

@@ -366,11 +366,27 @@ def text_values(context: Mapping[str, Any]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in context.items()}
 
 
+class _Functions(jmespath.functions.Functions):
+    """JMESPath's functions, but ``to_string`` of null is null: the text "null" is no value a
+    payload or an answer carries (it became a dialog id, a team, an agent's name)."""
+
+    @jmespath.functions.signature({"types": []})
+    def _func_to_string(self, arg: Any) -> Any:
+        if arg is None or isinstance(arg, str):
+            return arg
+        return json.dumps(arg, separators=(",", ":"), default=str)  # as JMESPath's own
+
+
+# How every generic expression is evaluated (the mapping, the requests' answers).
+JMESPATH_OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
 def search_or_none(expression: str, data: Any) -> Any:
     """``jmespath.search``, None when a function refuses what ``data`` holds there (``join``
-    over numbers: a vendor's answer chose the types), as for a value that is missing."""
+    over numbers: a vendor's answer chose the types), as for a value that is missing
+    (``to_string`` of a missing value too: :data:`JMESPATH_OPTIONS`)."""
     try:
-        return jmespath.search(expression, data)
+        return jmespath.search(expression, data, options=JMESPATH_OPTIONS)
     except JMESPathError:
         return None
 

@@ -1134,6 +1134,20 @@ def test_by_id_reads_the_profile_once_and_remembers_it(clock):
 
 
 @responses.activate
+def test_a_look_up_answer_missing_a_value_to_string_reads_is_missing_not_null(clock):
+    # to_string of a missing value was the text "null": the agent's name, sent in the link.
+    desk = lookup_adapter(clock, by_id={**BY_ID, "name": "to_string(display_name)"})
+    responses.get(
+        "https://desk.example.com/acme/agents/7",
+        json={"data": {"contact": {"email": "anna@x"}}},
+    )
+
+    found = desk.resolve_agent(Person(id="7"), {"account": "acme"}, dialog_id="D-1")
+
+    assert found == Person("7", None, "anna@x")
+
+
+@responses.activate
 def test_by_dialog_finds_the_agent_of_a_close_that_names_none(clock):
     desk = lookup_adapter(clock, by_dialog=BY_DIALOG, by_id=BY_ID)
     responses.post(

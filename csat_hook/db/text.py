@@ -141,6 +141,16 @@ def as_seen(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", visible).casefold().split())
 
 
+def shows_something(text: str) -> bool:
+    """Whether ``text`` holds a character that shows (``as_seen(text)`` is not empty): False
+    for zero-width, format, control and space characters alone. Printable ASCII with a
+    character other than a space is answered at once (the ids of every close): the
+    normalisation is only for the rest."""
+    if text and text.isascii() and text.isprintable() and not text.isspace():
+        return True
+    return bool(as_seen(text))
+
+
 def name_key(name: str) -> str:
     """A team's or a channel's identity: its name :func:`as_seen`, every kind of space (a
     tab, a line break, U+00A0) first read as one space. "Billing", "billing", "BILLING " and

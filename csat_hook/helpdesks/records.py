@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from csat_hook.db.schema import surveys
-from csat_hook.db.text import as_seen
 from csat_hook.db.text import fitted
+from csat_hook.db.text import shows_something
 from csat_hook.errors import BadPayloadError
 from csat_hook.links.body import Body
 
@@ -349,7 +349,7 @@ class Person:
         (:func:`csat_hook.db.text.fitted`); a field left empty becomes None.
 
         A field of invisible characters alone (zero-width, format or space characters:
-        ``db.text.as_seen``) is None too: an agent id that shows nothing was that agent's
+        ``db.text.shows_something``) is None too: an agent id that shows nothing was that agent's
         key in the reports, and a name or e-mail so is none to show.
 
         For every person a vendor describes (a webhook's, an agent look-up's answer): it is
@@ -359,7 +359,7 @@ class Person:
 
         def field(name: str, value: str | None) -> str | None:
             text = fitted(columns[f"{role}_{name}"], value)
-            return text if text is not None and as_seen(text) else None
+            return text if text is not None and shows_something(text) else None
 
         return Person(
             id=field("id", self.id),

@@ -5,7 +5,7 @@ goes through :func:`storable_event`, with the column sizes of ``db/schema.py``:
 
 * ``dialog_id`` is a key: a NUL character, a lone surrogate, or more characters than its
   column holds, is refused (400 naming it), never cut into another dialog's id; so is an id
-  of invisible characters alone (``db.text.as_seen``: zero-width, format, space);
+  of invisible characters alone (``db.text.shows_something``: zero-width, format, space);
 * ``occurrence`` is a key too, but an opaque one: a value too long or unstorable is replaced
   by its digest, the same on every retry, so a repeated close is still recognised;
 * every other text (agent and customer ids, names, emails, team, channel, language) loses
@@ -33,11 +33,11 @@ from typing import Any
 
 from csat_hook import tokens
 from csat_hook.db.schema import surveys
-from csat_hook.db.text import as_seen
 from csat_hook.db.text import digest
 from csat_hook.db.text import fitted
 from csat_hook.db.text import is_storable
 from csat_hook.db.text import length_of
+from csat_hook.db.text import shows_something
 from csat_hook.db.text import storable
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
@@ -140,7 +140,7 @@ def storable_dialog_id(dialog_id: str) -> str:
         raise BadPayloadError(
             "the dialog id contains a NUL character or a lone surrogate", code="bad_id"
         )
-    if not as_seen(dialog_id):
+    if not shows_something(dialog_id):
         # Zero-width, format or space characters alone: an id no one can read, type or find
         # again (erase, the reports), shown as nothing. Never quoted: it would show nothing.
         raise BadPayloadError(

@@ -8,8 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import as_seen
 from csat_hook.db.text import clipped
 from csat_hook.db.text import fitted
+from csat_hook.db.text import shows_something
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 7 code points
 FLAG_US = "\U0001f1fa\U0001f1f8"
@@ -92,3 +94,35 @@ def test_the_clip_is_the_longest_run_of_whole_characters_and_idempotent(parts, l
         whole, size = whole + part, size + len(part)
     if whole:
         assert kept == whole
+
+
+@pytest.mark.parametrize(
+    ("text", "shows"),
+    [
+        ("12345", True),
+        ("D-1", True),
+        (" a ", True),
+        ("Анна", True),
+        ("a\u200b", True),
+        ("\x01a", True),
+        ("", False),
+        (" ", False),
+        ("\t\n", False),
+        ("\u200b", False),
+        ("\ufeff", False),
+        ("\xa0", False),
+        ("\u3000", False),
+        ("\x00", False),
+        ("\x7f", False),
+        ("\u200b\u2060\u00ad", False),
+    ],
+)
+def test_shows_something_is_as_seen_not_empty(text: str, shows: bool) -> None:
+    assert shows_something(text) is shows
+    assert shows_something(text) is bool(as_seen(text))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3100), max_size=6))
+def test_shows_something_agrees_with_as_seen_everywhere(text: str) -> None:
+    # The ASCII shortcut answers as the normalisation would.
+    assert shows_something(text) is bool(as_seen(text))

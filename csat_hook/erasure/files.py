@@ -25,9 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +63,36 @@ def erase_files(helpdesks: dict[str, Any], traces: Traces, *, apply: bool) -> Fi
     tally = FileTally()
     for name, options in helpdesks.items():
         if isinstance(options, DryRunOptions):
-            where = f"helpdesks.{name}.output ({options.output})"
-            try:
-                found = _dry_run_file(Path(options.output), traces, apply=apply)
-            except OSError as exc:
-                tally.failed.append(f"{where}: {exc.strerror or type(exc).__name__}")
-            else:
-                if found is None:
-                    _not_found(tally, options.output, where)
-                else:
-                    tally.dry_run_lines += found
+            tally.dry_run_lines += _counted(
+                tally,
+                f"helpdesks.{name}.output",
+                options.output,
+                partial(_dry_run_file, Path(options.output), traces, apply=apply),
+            )
         if isinstance(options, GenericOptions) and options.capture_dir:
-            where = f"helpdesks.{name}.capture_dir ({options.capture_dir})"
-            try:
-                found = _capture_files(Path(options.capture_dir), name, traces, apply=apply)
-            except OSError as exc:
-                tally.failed.append(f"{where}: {exc.strerror or type(exc).__name__}")
-            else:
-                if found is None:
-                    _not_found(tally, options.capture_dir, where)
-                else:
-                    tally.captures += found
+            tally.captures += _counted(
+                tally,
+                f"helpdesks.{name}.capture_dir",
+                options.capture_dir,
+                partial(_capture_files, Path(options.capture_dir), name, traces, apply=apply),
+            )
     return tally
+
+
+def _counted(tally: FileTally, key: str, path: str, count: Callable[[], int | None]) -> int:
+    """What ``count()`` found in the file(s) at ``path`` (configured as ``key``); 0, noted in
+    ``tally``, when they cannot be read or written (``failed``) or are not there (None: a
+    relative path is ``not_found``)."""
+    where = f"{key} ({path})"
+    try:
+        found = count()
+    except OSError as exc:
+        tally.failed.append(f"{where}: {exc.strerror or type(exc).__name__}")
+        return 0
+    if found is None:
+        _not_found(tally, path, where)
+        return 0
+    return found
 
 
 def _not_found(tally: FileTally, path: str, where: str) -> None:

@@ -143,9 +143,10 @@ def storable_dialog_id(dialog_id: str) -> str:
     if not shows_something(dialog_id):
         # Zero-width, format or space characters alone: an id no one can read, type or find
         # again (erase, the reports), shown as nothing. Never quoted: it would show nothing.
+        count = len(dialog_id)
         raise BadPayloadError(
-            f"the dialog id is {len(dialog_id)} invisible characters (zero-width, format or "
-            "space characters) and nothing else",
+            f"the dialog id is {count} invisible character{'' if count == 1 else 's'} "
+            "(zero-width, format or space characters) and nothing else",
             code="bad_id",
         )
     if dialog_id in DOT_SEGMENTS:  # every adapter's; payload.as_id says why

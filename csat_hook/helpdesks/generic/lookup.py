@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.generic.templates import JMESPATH_OPTIONS
 from csat_hook.helpdesks.generic.templates import RequestOptions
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import rendered_parts
@@ -126,14 +127,20 @@ def _find_marked(
 def _marked(
     spec: LookupRequestOptions, message: Any, marker: str, not_before: datetime
 ) -> SendResult | None:
-    text = jmespath.search(spec.text, message)
+    # With the mapping's functions (to_string of a missing value is None, never "null": no
+    # message id "null"); a function refusing this message's types raises, as before.
+    text = jmespath.search(spec.text, message, options=JMESPATH_OPTIONS)
     if not isinstance(text, str) or marker not in text:
         return None
-    if spec.ours is not None and not jmespath.search(spec.ours, message):
+    if spec.ours is not None and not jmespath.search(spec.ours, message, options=JMESPATH_OPTIONS):
         return None  # a customer quoting our survey, an internal note
     if spec.created_at is not None:
-        created = parse_timestamp(jmespath.search(spec.created_at, message))
+        created = parse_timestamp(
+            jmespath.search(spec.created_at, message, options=JMESPATH_OPTIONS)
+        )
         # An unreadable date does not hide a match: the marker is unique to this survey.
         if created is not None and created < not_before:
             return None
-    return SendResult(external_id=as_text(jmespath.search(spec.id, message)))
+    return SendResult(
+        external_id=as_text(jmespath.search(spec.id, message, options=JMESPATH_OPTIONS))
+    )

@@ -636,6 +636,24 @@ def test_the_look_up_finds_our_outgoing_message_carrying_the_reference(clock):
 
 
 @responses.activate
+def test_a_found_message_without_the_id_to_string_reads_has_none_not_null(clock):
+    # The look-up's expressions are the mapping's: to_string of a missing value is None,
+    # never the text "null" recorded as the reply's message id.
+    desk = adapter(
+        clock,
+        mapping={"context": {"account": "account"}},
+        lookup={**LOOKUP, "id": "to_string(uid)"},
+    )
+    found_message = message(5, f"Rate us {REF}")
+    del found_message["uid"]
+    responses.get("https://desk.example.com/acme/d/D%209/messages", json=listing(found_message))
+
+    found = desk.find_reply(reply(marker=REF), since=SINCE)
+
+    assert found is not None and found.external_id is None
+
+
+@responses.activate
 def test_the_look_up_returns_none_when_the_reply_is_not_there(clock):
     desk = adapter(clock, mapping={"context": {"account": "account"}}, lookup=LOOKUP)
     responses.get(

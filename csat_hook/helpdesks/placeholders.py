@@ -25,7 +25,9 @@ PLACEHOLDER_MARK = "{{"
 
 # One line of a template as the documented ones are written: a key, then one string value
 # (the placeholder, in quotes), then perhaps a comma: ``    "name": "{{ticket.requester.name}}",``
-_TEMPLATE_LINE = re.compile(r'^(\s*"[^"\\]*"\s*:\s*")(.*)("\s*,?\s*)$')
+# The end is spaces, then perhaps a comma and spaces: one way to match a run of spaces (two
+# optional runs around an optional comma were tried in every split of a long run).
+_TEMPLATE_LINE = re.compile(r'^(\s*"[^"\\]*"\s*:\s*")(.*)("\s*(?:,\s*)?)$')
 
 
 def rendered(value: Any, *, limit: int | None = None) -> str | None:

@@ -121,6 +121,20 @@ def test_a_body_that_cannot_be_read_even_so_is_still_a_400(post, kind):
 
 
 @pytest.mark.parametrize("kind", ["zendesk", "freshdesk"])
+def test_a_line_of_spaces_after_a_quote_is_read_once_not_backtracked_over(post, kind):
+    # The template line's end was matched with two optional runs of spaces around an
+    # optional comma: a quote followed by 200,000 spaces and no closing quote (a line break
+    # in the value) was tried in every split of them, minutes of a web thread per request.
+    name = 'Ivan "V"' + " " * 200_000 + "x\nSidorov"
+
+    response, rows = post(kind, rendered(kind, "Anna Petrova", name))
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "invalid_json"
+    assert rows == []
+
+
+@pytest.mark.parametrize("kind", ["zendesk", "freshdesk"])
 def test_an_escaped_body_is_read_without_a_warning(post, caplog, kind):
     caplog.set_level(logging.WARNING)
 

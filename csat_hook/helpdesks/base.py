@@ -206,7 +206,11 @@ class Helpdesk(abc.ABC):
         API shows in the dialog, posted at or after ``since`` (give a few minutes of clock
         skew), as a SendResult (its message id), or None when there is none. Raises
         DeliveryError: retryable when the vendor cannot be asked now, permanent when it never
-        can (no permission to list): the caller then falls back to sending again."""
+        can (no permission to list): the caller then falls back to sending again.
+
+        A found reply is recorded as sent and never posted again, so an adapter whose
+        ``send_reply`` does more after a posted reply (Intercom's re-close of a conversation
+        the reply reopened) does it here for a found one too, without raising for it."""
         raise NotImplementedError
 
     @classmethod

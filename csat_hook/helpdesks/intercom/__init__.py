@@ -24,6 +24,10 @@
   adapter closes it again through ``POST {base}/conversations/{id}/parts`` — only when the
   answer does not already say ``closed``. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
+  A reply found by the look-up after an unknown outcome (below) is closed again the same
+  way, when the conversation is ``open`` and nothing but our reply moved it since (no
+  customer's part, comment, note or close after ours): an answer or a snooze since then is
+  someone's, and closing would hide it.
 * Internal note (an alert): the same ``POST …/reply`` with ``message_type: note`` (HTML body);
   a note leaves a closed conversation closed (the API's "Admin Reply with a Note" example),
   so it is never closed again. Found after an unknown outcome among the ``note`` parts.
@@ -61,6 +65,7 @@ from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.calls import unreadable_listing
+from csat_hook.helpdesks.intercom.api import acted_on_after
 from csat_hook.helpdesks.intercom.api import error_items
 from csat_hook.helpdesks.intercom.api import find_part
 from csat_hook.helpdesks.intercom.api import last_part_id
@@ -218,6 +223,8 @@ class IntercomHelpdesk(Helpdesk):
         return self.options.teams.get(text, text) if text else None
 
     def send_reply(self, reply: Reply) -> SendResult:
+        """Post the reply as an admin's comment; with ``keep_closed``, close the conversation
+        again when the answer says the reply reopened it (see :meth:`find_reply`)."""
         admin_id = self._admin(reply.context, reply.agent.id)
         response = self._call(
             "POST",
@@ -251,8 +258,12 @@ class IntercomHelpdesk(Helpdesk):
         )
         return created_message(response, last_part_id(response_json(response)))
 
+    def _admin_or_none(self, context: Mapping[str, Any], agent_id: str | None) -> str | None:
+        """The admin a reply is posted as: the configured one, the closing one, the agent."""
+        return self.options.admin_id or as_text(context.get("admin_id")) or agent_id or None
+
     def _admin(self, context: Mapping[str, Any], agent_id: str | None) -> str:
-        admin_id = self.options.admin_id or as_text(context.get("admin_id")) or agent_id
+        admin_id = self._admin_or_none(context, agent_id)
         if not admin_id:
             raise DeliveryError(
                 f"no Intercom admin to post as: set helpdesks.{self.name}.admin_id",
@@ -261,16 +272,36 @@ class IntercomHelpdesk(Helpdesk):
         return admin_id
 
     def find_reply(self, reply: Reply, *, since: datetime) -> SendResult | None:
-        """Our comment carrying the marker among the conversation's parts (one request)."""
-        return self._find(reply.dialog_id, lookup_marker(reply), since, "comment")
+        """Our comment carrying the marker among the conversation's parts (one request).
+
+        A found reply gets what a posted one gets after its answer: with ``keep_closed``, the
+        conversation it reopened is closed again (the earlier attempt's answer, which would
+        have said so, was lost), unless someone acted on it since. That close never raises.
+        """
+        marker = lookup_marker(reply)
+        conversation = self._conversation(reply.dialog_id)
+        found = find_part(conversation, marker, lookup_floor(since), "comment")
+        if (
+            found is not None
+            and self.options.keep_closed
+            # Only "open": our reply reopens to open, so snoozed (or unknown) is not ours.
+            and state_of(conversation) == "open"
+            and not acted_on_after(conversation, found.external_id)
+        ):
+            admin_id = self._admin_or_none(reply.context, reply.agent.id)
+            if admin_id:  # always, for a reply this adapter posted (send_reply needs one)
+                self._close_again(reply.dialog_id, admin_id)
+        return found
 
     def find_note(self, note: Note, *, since: datetime) -> SendResult | None:
         """Our note carrying the alert's reference among the conversation's parts."""
-        return self._find(note.dialog_id, lookup_marker(note), since, "note")
+        marker = lookup_marker(note)
+        conversation = self._conversation(note.dialog_id)
+        return find_part(conversation, marker, lookup_floor(since), "note")
 
-    def _find(
-        self, dialog_id: str, marker: str, since: datetime, part_type: str
-    ) -> SendResult | None:
+    def _conversation(self, dialog_id: str) -> Any:
+        """The conversation with its newest parts, for a look-up; raises DeliveryError as
+        :meth:`find_reply` does (refusals worded, an unreadable answer retryable)."""
         try:
             response = self._call(
                 "GET",
@@ -289,7 +320,7 @@ class IntercomHelpdesk(Helpdesk):
         if not isinstance(dig(conversation, "conversation_parts.conversation_parts"), list):
             # Intercom always sends the parts' list (empty when there are none).
             raise unreadable_listing("Intercom", "conversation_parts")
-        return find_part(conversation, marker, lookup_floor(since), part_type)
+        return conversation
 
     def _close_again(self, dialog_id: str, admin_id: str) -> None:
         """Close the conversation the reply reopened; a failure here must not resend it."""

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from csat_hook.helpdesks.calls import carries_marker
+from csat_hook.helpdesks.intercom.options import CUSTOMER_TYPES
 from csat_hook.helpdesks.intercom.options import RESET_DELAY_HEADER
 from csat_hook.helpdesks.payload import as_text
 from csat_hook.helpdesks.payload import dig
@@ -79,6 +80,34 @@ def find_part(
         ):
             return SendResult(external_id=as_text(part.get("id")))
     return None
+
+
+# Parts after our reply that show someone acted on the conversation since: a comment or a note
+# (an agent handling it, a customer's answer), or a close (whatever reopened it after that was
+# someone's choice). Other parts (an assignment a rule made, the reopen our reply caused) do
+# not, unless a customer authored them.
+ACTED_ON_PARTS = frozenset({"comment", "note", "close"})
+
+
+def acted_on_after(conversation: Any, part_id: str | None) -> bool:
+    """Whether a part newer than ``part_id`` shows that someone (a customer, an agent) acted
+    on the conversation after it; True when ``part_id`` is not among the parts (no proof it
+    was left as our reply left it)."""
+    parts = dig(conversation, "conversation_parts.conversation_parts")
+    if not isinstance(parts, list) or part_id is None:
+        return True
+    ids = [as_text(p.get("id")) if isinstance(p, Mapping) else None for p in parts]
+    if part_id not in ids:
+        return True
+    for part in parts[ids.index(part_id) + 1 :]:
+        if not isinstance(part, Mapping):
+            return True
+        if (
+            part.get("part_type") in ACTED_ON_PARTS
+            or as_text(dig(part, "author.type")) in CUSTOMER_TYPES
+        ):
+            return True
+    return False
 
 
 def error_items(body: Any) -> list[ErrorItem]:

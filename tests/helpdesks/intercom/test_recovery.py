@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -10,9 +13,11 @@ import pytest
 import responses
 from responses import matchers
 
+from csat_hook.app import create_app
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.intercom import IntercomHelpdesk
 from csat_hook.helpdesks.intercom import IntercomOptions
+from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.transport import HttpClient
 from tests.conftest import FakeClock
 from tests.helpdesks.kits import load_kits
@@ -23,6 +28,7 @@ from tests.helpdesks.lookup import assert_real_token
 from tests.helpdesks.lookup import lookup_reply
 from tests.helpdesks.lookup import outbox_posts_once
 from tests.helpers import fixture
+from tests.outbox.test_worker import outbox_rows
 
 API = "https://api.intercom.io"
 URL = f"{API}/conversations/503"
@@ -233,3 +239,185 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(
 
 def _parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"conversation_parts": {"type": "conversation_part.list", "conversation_parts": parts}}
+
+
+# --- keep_closed for a reply found by the look-up -------------------------------------------
+# A reply posted this attempt is followed by a close when Intercom's answer says the
+# conversation is open again; one found by the look-up (the earlier attempt's answer was lost:
+# a timeout, a proxy's page) was left open in the agent's inbox.
+
+CLOSE_BODY = {"message_type": "close", "type": "admin", "admin_id": "991267800"}
+
+
+def reopened_by_our_reply(*, after_ours: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The conversation as our reply left it: open, our comment the newest part (then the
+    parts ``after_ours`` of the fixture, re-stamped after it)."""
+    data = conversation(drop=(CUSTOMER_QUOTE,))
+    data["state"], data["open"] = "open", True
+    parts = data["conversation_parts"]["conversation_parts"]
+    for i, part_id in enumerate(after_ours, start=1):
+        part = copy.deepcopy(
+            next(
+                p
+                for p in conversation()["conversation_parts"]["conversation_parts"]
+                if p["id"] == part_id
+            )
+        )
+        part["id"] = f"9{i:03d}"
+        part["created_at"] = parts[-1]["created_at"] + 60
+        parts.append(part)
+    return data
+
+
+def expect_close(status: int = 200) -> Any:
+    return responses.post(
+        f"{URL}/parts",
+        status=status,
+        json={"type": "conversation", "id": "503", "state": "closed"},
+        match=[matchers.json_params_matcher(CLOSE_BODY), matchers.header_matcher(HEADERS)],
+    )
+
+
+@responses.activate
+def test_a_found_reply_that_reopened_the_conversation_closes_it_again():
+    responses.get(URL, json=reopened_by_our_reply())
+    closed = expect_close()
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+    assert closed.call_count == 1
+
+
+@responses.activate
+def test_a_found_reply_in_a_closed_conversation_is_not_closed_again():
+    responses.get(URL, json={**reopened_by_our_reply(), "state": "closed", "open": False})
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("after_ours", "why"),
+    [
+        ((CUSTOMER_QUOTE,), "the customer answered after the survey: an agent must see it"),
+        (("8207",), "an agent wrote after the survey: the conversation is being handled"),
+        (("8208",), "an agent's note after the survey"),
+    ],
+)
+@responses.activate
+def test_a_conversation_acted_on_after_our_reply_is_left_open(after_ours, why):
+    responses.get(URL, json=reopened_by_our_reply(after_ours=after_ours))
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+    assert len(responses.calls) == 1, why
+
+
+@responses.activate
+def test_a_snoozed_conversation_is_left_snoozed():
+    # Our reply reopens to "open"; snoozed is someone's choice made since.
+    responses.get(URL, json={**reopened_by_our_reply(), "state": "snoozed"})
+    assert adapter().find_reply(REPLY, since=SINCE) is not None
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_keep_closed_off_leaves_a_found_reply_alone():
+    responses.get(URL, json=reopened_by_our_reply())
+    options = IntercomOptions(
+        kind="intercom",
+        base_url=API,
+        access_token="ic-token",
+        client_secret="ic-secret",
+        keep_closed=False,
+    )
+    helpdesk = IntercomHelpdesk(
+        "intercom", options, http=HttpClient(sleep=lambda _s: None), clock=FakeClock()
+    )
+    assert helpdesk.find_reply(REPLY, since=SINCE) is not None
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_failed_close_after_a_found_reply_still_finds_it(caplog):
+    responses.get(URL, json=reopened_by_our_reply())
+    closed = expect_close(status=500)
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS  # never posted again
+    assert closed.call_count >= 1
+    assert "intercom.reclose-failed" in [r.msg for r in caplog.records]
+
+
+@responses.activate
+def test_the_close_after_a_found_reply_is_by_the_admin_the_reply_was_posted_as():
+    reply = lookup_reply("intercom", "503", "991267715")
+    responses.get(URL, json=reopened_by_our_reply())
+    # No admin in the context: send_reply posts as the agent (991267715), so it closes.
+    closed = responses.post(
+        f"{URL}/parts",
+        json={"type": "conversation", "id": "503", "state": "closed"},
+        match=[matchers.json_params_matcher({**CLOSE_BODY, "admin_id": "991267715"})],
+    )
+    assert adapter().find_reply(reply, since=SINCE) is not None
+    assert closed.call_count == 1
+
+
+@responses.activate
+def test_a_found_reply_with_no_admin_to_close_as_is_still_found():
+    # Cannot happen for a reply this adapter posted (no admin: it is never posted), but the
+    # look-up must not turn it into a refusal (which would post the reply again).
+    reply = dataclasses.replace(lookup_reply("intercom", "503", "991267715"), agent=Person())
+    responses.get(URL, json=reopened_by_our_reply())
+    found = adapter().find_reply(reply, since=SINCE)
+    assert found is not None and found.external_id == OURS
+    assert len(responses.calls) == 1
+
+
+def test_the_outbox_closes_again_a_reply_found_after_an_unknown_outcome(
+    make_config, make_services, clock
+):
+    # The reply's POST answers 201 {} (no part id: outcome unknown); the next attempt finds
+    # it in the conversation, which our reply reopened: the survey is sent and the
+    # conversation closed again, as when the reply is posted and answered.
+    options = {"kind": "intercom", **KITS["intercom"].options(VENDOR, None)}
+    services = make_services(make_config(helpdesks={"intercom": options}))
+    body, headers, query = KITS["intercom"].closed(clock.now)
+    client = create_app(services=services).test_client()
+    queued = client.post("/webhooks/intercom", data=body, headers=headers, query_string=query)
+    assert queued.json["status"] == "queued"
+    conversation_url = f"{VENDOR}/conversations/137324500000000"
+    posted: list[str] = []
+    closes: list[dict[str, Any]] = []
+
+    def post(request: Any) -> Any:
+        posted.append(json.loads(request.body)["body"])
+        return 201, {"Content-Type": "application/json"}, "{}"
+
+    def listing(request: Any) -> Any:
+        part = {
+            "id": "777",
+            "part_type": "comment",
+            "author": {"type": "admin", "id": "3330619"},
+            "created_at": int(clock.now.timestamp()),
+            "body": posted[0],
+        }
+        answer = {"type": "conversation", "state": "open", "open": True, **_parts([part])}
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+
+    def close(request: Any) -> Any:
+        closes.append(json.loads(request.body))
+        return 200, {"Content-Type": "application/json"}, '{"type": "conversation"}'
+
+    worker = services.delivery_worker()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
+        fake.add_callback(responses.POST, f"{conversation_url}/reply", callback=post)
+        fake.add_callback(responses.GET, conversation_url, callback=listing)
+        fake.add_callback(responses.POST, f"{conversation_url}/parts", callback=close)
+        fake.add(responses.GET, re.compile(r".*/admins/[^/]*$"), status=404, json={})
+        worker.run_once()
+        [item] = outbox_rows(services)
+        assert item.status == "pending" and item.uncertain_since is not None, item.last_error
+        assert closes == []
+        clock.advance(3600)
+        worker.run_once()
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.external_id == "777", item.last_error
+    assert len(posted) == 1
+    assert closes == [{"message_type": "close", "type": "admin", "admin_id": "3330619"}]

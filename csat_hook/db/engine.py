@@ -21,6 +21,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
+from csat_hook import resolver
 from csat_hook.errors import ConfigError
 from csat_hook.files import private_dir
 from csat_hook.files import touch_private
@@ -87,6 +88,17 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         hide_parameters=True,  # error messages must not carry customer text
     )
 
+    @sa.event.listens_for(engine, "do_connect")
+    def _resolved(dialect: Any, _record: Any, _cargs: Any, params: dict[str, Any]) -> None:
+        # Each new connection: a moved database (a failover's new DNS answer) is followed.
+        try:
+            resolve_host(params)
+        except OSError as exc:  # nothing was sent: a failure to connect, retried as one
+            host = params.get("host")
+            raise dialect.loaded_dbapi.OperationalError(
+                f"failed to resolve host {host!r}: {exc}"
+            ) from None
+
     @sa.event.listens_for(engine, "connect")
     def _utc(dbapi_conn: Any, _record: Any) -> None:
         # Times are stored as naive UTC (UTCDateTime). A value that reaches the database as
@@ -117,6 +129,52 @@ def pg_connect_args(url: sa.URL) -> dict[str, Any]:
         "tcp_user_timeout": int(TCP_USER_TIMEOUT_SECONDS * 1000),  # milliseconds
     }
     return {name: value for name, value in ours.items() if name not in url.query}
+
+
+def resolve_host(params: dict[str, Any]) -> None:
+    """Resolve the one host name of a connection's libpq parameters within its connect
+    timeout (:mod:`csat_hook.resolver`), into ``hostaddr``: libpq and psycopg resolve it
+    before ``connect_timeout`` applies, so a resolver that never answers held the thread for
+    as long as it liked. ``host`` keeps the name (TLS checks the certificate against it and
+    sends it as SNI; ``.pgpass`` lines match it), repeated once per address: each address is
+    an attempt, in the resolver's order, as psycopg makes them.
+
+    Left to libpq: no host (its default, a Unix socket, ``PGHOST``), an address, a socket
+    path, several hosts, a ``hostaddr`` already given.
+    A connect timeout of 0 (or less) resolves without a bound, as it connects. Raises
+    OSError: :class:`~csat_hook.resolver.ResolveTimeoutError` past the timeout,
+    ``socket.gaierror`` for a name that does not resolve."""
+    host = params.get("host")
+    if not isinstance(host, str) or not _one_host_name(host) or params.get("hostaddr"):
+        return
+    timeout = _connect_timeout(params.get("connect_timeout", CONNECT_TIMEOUT_SECONDS))
+    # No port: the addresses are all that is kept (libpq connects to the URL's port).
+    found = resolver.resolve(host, None, timeout)
+    addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
+    if not addresses:
+        raise OSError(f"{host} resolves to no address")
+    params["host"] = ",".join([host] * len(addresses))
+    params["hostaddr"] = ",".join(addresses)
+
+
+def _one_host_name(host: str) -> bool:
+    """Whether libpq's ``host`` is one name to resolve: not empty, not several, not a Unix
+    socket's directory (``/...``, an abstract ``@...``, a Windows ``C:...``), not an IP
+    address."""
+    if not host or "," in host or resolver.is_address(host):
+        return False
+    return not (host.startswith(("/", "@")) or host[1:2] == ":")
+
+
+def _connect_timeout(value: Any) -> float | None:
+    """libpq's ``connect_timeout`` in seconds, as libpq reads it: None for none (0 or less),
+    at least 2. Ours when it is not an integer (libpq then refuses to connect, but the
+    name must not hang first)."""
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        seconds = CONNECT_TIMEOUT_SECONDS
+    return None if seconds <= 0 else float(max(2, seconds))
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

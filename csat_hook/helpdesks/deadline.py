@@ -19,7 +19,7 @@ the caller reads after ``send`` returned. Connections through a SOCKS proxy (url
 pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before.
 
 The connection's host name is resolved within the connect timeout
-(:mod:`csat_hook.helpdesks.resolver`): a look-up that does not answer in time is a connect
+(:mod:`csat_hook.resolver`): a look-up that does not answer in time is a connect
 timeout (not sent), where ``getaddrinfo`` could hold the thread for as long as it liked.
 """
 
@@ -41,7 +41,7 @@ import urllib3.connectionpool
 import urllib3.poolmanager
 import urllib3.util.connection
 
-from csat_hook.helpdesks import resolver
+from csat_hook import resolver
 
 # The monotonic time the current request's answer must have arrived by; None: no deadline.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -148,7 +148,7 @@ def _opening() -> Iterator[None]:
 
 def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
     """urllib3's ``HTTPConnection._new_conn`` with the host name resolved within the connect
-    timeout (:mod:`csat_hook.helpdesks.resolver`): a resolver that never answers was not
+    timeout (:mod:`csat_hook.resolver`): a resolver that never answers was not
     bounded by it. Errors are urllib3's: a look-up that timed out is a ConnectTimeoutError,
     one that failed a NameResolutionError (both: not sent)."""
     timeout = conn.timeout

@@ -8,7 +8,7 @@ timeout, keeps the client (and the worker thread) waiting for as long as it like
 (at most the per-operation timeout), and fails with :class:`TimeoutError` once none is left:
 
 * the connection (the host name's resolution, then each address it resolves to, each for at
-  most the time left: :mod:`csat_hook.helpdesks.resolver`) and, for implicit TLS, its
+  most the time left: :mod:`csat_hook.resolver`) and, for implicit TLS, its
   handshake;
 * every reply line (read here, not through ``makefile``);
 * every command and the message (sent here, not through ``sendall``, whose TLS form re-arms
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from csat_hook.helpdesks import resolver
+from csat_hook import resolver
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

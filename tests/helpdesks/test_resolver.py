@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from csat_hook import resolver
 from csat_hook.errors import DeliveryError
-from csat_hook.helpdesks import resolver
 from csat_hook.helpdesks.transport import HttpClient
 from tests.stuck_resolver import StuckResolver
 

@@ -6,7 +6,9 @@ name by name) held a delivery thread for as long as the C library liked, which m
 ever. :func:`resolve` runs the look-up on a helper thread and waits for it at most the
 timeout, then raises :class:`ResolveTimeoutError` (a :class:`TimeoutError`: urllib3 reports it as
 a connect timeout, smtplib's caller as a failure to connect; nothing was sent, so it is a
-plain retry). The helper thread cannot be stopped: it ends when the C library gives up.
+plain retry; PostgreSQL's connect as the driver's OperationalError, see
+:func:`csat_hook.db.engine.resolve_host`). The helper thread cannot be stopped: it ends when
+the C library gives up.
 One look-up per name runs at a time; callers asking for a name being looked up wait for
 that one, so a resolver that hangs costs one thread per name, not one per attempt.
 
@@ -52,7 +54,7 @@ def resolve(
     """``socket.getaddrinfo(host, port, family, type)``, or :class:`ResolveTimeoutError` once
     ``timeout`` seconds passed without an answer (None: wait as long as it takes). Its
     errors (``socket.gaierror``) are raised as they are. An IP address is not looked up."""
-    if timeout is None or _is_address(host):
+    if timeout is None or is_address(host):
         return socket.getaddrinfo(host, port, family, type)
     key = (host, port, family, type)
     with _lock:
@@ -80,7 +82,8 @@ def _look_up(key: tuple[str, Any, int, int], lookup: _Lookup) -> None:
         lookup.done.set()
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (IPv6 with or without a ``%zone``), not a name."""
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

@@ -16,7 +16,8 @@ may have been acted on: an unknown outcome for a write, a retry for a read, see
 The deadline reaches the connection through a context variable set around the adapter's
 ``send`` (one thread runs it from start to end); the response keeps it for the body, which
 the caller reads after ``send`` returned. Connections through a SOCKS proxy (urllib3's own
-pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before.
+pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before;
+their names are resolved within the connect timeout (:mod:`~csat_hook.helpdesks.socks_proxy`).
 
 The connection's host name is resolved within the connect timeout
 (:mod:`csat_hook.resolver`): a look-up that does not answer in time is a connect
@@ -233,6 +234,12 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if type(manager) is urllib3.poolmanager.ProxyManager:  # not SOCKS: its own pools
             manager.pool_classes_by_scheme = _POOLS
+        elif str(proxy).lower().startswith("socks"):
+            # A SOCKS manager (requests made one: PySocks is installed). Its connections
+            # resolve names within the connect timeout too; per receive only, no deadline.
+            from csat_hook.helpdesks import socks_proxy
+
+            manager.pool_classes_by_scheme = socks_proxy.POOLS
         return manager
 
     def send(

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from csat_hook.db import engine as db_engine
 from csat_hook.db.schema import workers
 from csat_hook.retry import Backoff
 
@@ -156,11 +157,19 @@ class PostgresListener:
 
     def _run(self) -> None:
         import psycopg  # PostgreSQL's own listener: a SQLite deployment never loads the driver
+        import psycopg.conninfo
 
         failures = 0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
+                params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(
+                    self._conninfo, connect_timeout=db_engine.CONNECT_TIMEOUT_SECONDS
+                )
+                # The host name within the connect timeout, as the engine's connections do
+                # (psycopg resolves it before the timeout applies); again at each reconnect.
+                db_engine.resolve_host(params)
+                conninfo = psycopg.conninfo.make_conninfo("", **params)
+                with psycopg.connect(conninfo, autocommit=True) as conn:
                     for channel in self.channels:  # plain identifiers (see worker_channel)
                         conn.execute(f"LISTEN {channel}")
                     failures = 0

@@ -7,6 +7,8 @@ knows).
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook.db import engine as db_engine
 from csat_hook.db.engine import statements
 from csat_hook.db.schema import outbox
 from csat_hook.outbox import store
@@ -26,6 +29,7 @@ from csat_hook.outbox.wake import PostgresListener
 from csat_hook.outbox.wake import Waker
 from csat_hook.outbox.wake import worker_channel
 from csat_hook.services import Services
+from tests.stuck_resolver import StuckResolver
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -221,3 +225,34 @@ def test_the_worker_channel_is_the_one_postgresql_computes(services: Services) -
             {"prefix": WORKER_CHANNEL_PREFIX, "id": worker_id},
         ).scalar()
     assert computed == worker_channel(worker_id)
+
+
+def test_the_listener_resolves_the_database_host_within_its_connect_timeout(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # psycopg resolved the name itself, before connect_timeout applied: a resolver that
+    # never answered held the listener (no wake-ups across processes, only polling) for as
+    # long as it liked. Now the attempt fails in time, and the next one gets through.
+    url = sa.make_url(database_url)
+    if url.host not in ("127.0.0.1", "localhost"):
+        pytest.skip("the test database is not on loopback")
+    stuck = StuckResolver({"db.stuck.test"})
+    monkeypatch.setattr(socket, "getaddrinfo", stuck.getaddrinfo)
+    monkeypatch.setattr(db_engine, "CONNECT_TIMEOUT_SECONDS", 2)
+    listener = PostgresListener(
+        url.set(host="db.stuck.test").render_as_string(hide_password=False), Waker()
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="csat_hook.outbox.wake"):
+        listener.start()
+        try:
+            while time.monotonic() - started < 4 and not caplog.records:
+                time.sleep(0.02)
+            took = time.monotonic() - started
+            stuck.release()
+            assert [r.msg for r in caplog.records][:1] == ["wake.listen-failed"], took
+            assert took < 3.5, took
+            assert listener.listening.wait(10), "the listener did not connect once resolved"
+        finally:
+            stuck.release()
+            listener.stop()

@@ -45,6 +45,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import BASIC
 from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import challenge
 from csat_hook.helpdesks.transport import HttpClient
@@ -177,6 +178,19 @@ class Helpdesk(abc.ABC):
         header)`` pairs as :func:`csat_hook.helpdesks.signing.challenge` takes them, in the
         order :meth:`verify` tries them (override: the base says a signature, no header)."""
         return [(SIGNATURE, None)]
+
+    def proof_headers(self) -> list[str]:
+        """Every header :meth:`verify` reads its sender's proof from, as configured: the
+        signature, token or ``Authorization`` header, and a signed timestamp's. The intake
+        refuses a request that failed verification with one of them sent twice as a 400
+        naming it (:func:`csat_hook.intake.receive.repeated_proof_header`). The base: the
+        headers :meth:`credentials` names (``Authorization`` for Basic); an adapter that reads
+        more (a timestamp) says so."""
+        return [
+            name if name is not None else "Authorization"
+            for scheme, name in self.credentials()
+            if name is not None or scheme == BASIC
+        ]
 
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` of this helpdesk's 401: what :meth:`credentials` names,

@@ -28,7 +28,6 @@ from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
-from csat_hook.helpdesks.signing import BASIC
 from csat_hook.intake import store as intake_store
 from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.recorder import CloseRecorder
@@ -53,18 +52,15 @@ def unknown_helpdesk(name: str) -> UnknownHelpdeskError:
     return UnknownHelpdeskError(f"no helpdesk is configured by the name in the path {shown}")
 
 
-def repeated_credential(adapter: Helpdesk, request: WebhookRequest) -> str | None:
-    """The name of a header ``adapter`` reads its sender's proof from that arrived holding
-    several values, else None. A header sent twice reaches a WSGI app as one value, the
-    two joined by a comma (RFC 9110 5.3; gunicorn writes "a,b", Werkzeug "a, b"), which no
-    signature or ``Authorization`` credentials (token68: no comma) ever are. Asked only of
-    a request that failed verification: a token that holds a comma still matches."""
-    names = [
-        name if name is not None else "Authorization"
-        for scheme, name in adapter.credentials()
-        if name is not None or scheme == BASIC
-    ]
-    for name in names:
+def repeated_proof_header(adapter: Helpdesk, request: WebhookRequest) -> str | None:
+    """The name of a header ``adapter`` reads its sender's proof from (its
+    :meth:`~Helpdesk.proof_headers`: signature, token, ``Authorization``, a signed
+    timestamp's) that arrived holding several values, else None. A header sent twice
+    reaches a WSGI app as one value, the two joined by a comma (RFC 9110 5.3; gunicorn
+    writes "a,b", Werkzeug "a, b"), which no signature, ``Authorization`` credentials
+    (token68: no comma) or timestamp (Unix seconds or milliseconds, ISO 8601) ever are. Asked
+    only of a request that failed verification: a token that holds a comma still matches."""
+    for name in adapter.proof_headers():
         if "," in (request.header(name) or ""):
             return name
     return None
@@ -130,7 +126,7 @@ class Intake:
         try:
             adapter.verify(request)
         except InvalidSignatureError as exc:
-            repeated = repeated_credential(adapter, request)
+            repeated = repeated_proof_header(adapter, request)
             if repeated is not None:
                 raise WebhookError(
                     f"the {repeated} header is given more than once (or as a list of values): "

@@ -9,6 +9,8 @@ databases store the same thing.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import urllib.parse
@@ -605,6 +607,73 @@ def test_a_repeated_credential_header_is_refused_naming_it(sender, kit):
     assert sender.rows() == []
     once = sender.client.post(
         f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
+    )
+    assert once.status_code == 200, once.get_data()[:300]
+
+
+def test_every_header_the_verification_reads_is_refused_repeated(sender, kit):
+    """Not only the signature or token: every header a sender's proof is read from (a signed
+    timestamp too) is judged by what happens without it, whatever the adapter says it reads.
+    One whose absence is a 401, sent twice (gunicorn joins the two with ","), is a 400
+    ``duplicate_header`` naming it: a repeated timestamp header was a bare 401. The adapter
+    declares each such header."""
+    body, headers, query = kit.closed(sender.clock())
+    read = []
+    for name in headers:
+        without = {k: v for k, v in headers.items() if k != name}
+        response = sender.client.post(
+            f"/webhooks/{kit.kind}", data=body, headers=without, query_string=query
+        )
+        if response.status_code == 401:
+            read.append(name)
+    assert read, "the kit's close carries no header its verification reads"
+    declared = {h.lower() for h in sender.services.intake.helpdesks[kit.kind].proof_headers()}
+    assert {name.lower() for name in read} <= declared
+    stored = sender.rows()  # a close without Content-Type is still read (as JSON)
+
+    for name in read:
+        value = headers[name]
+        sent = {**headers, name: f"{value},{value}"}
+
+        response = sender.client.post(
+            f"/webhooks/{kit.kind}", data=body, headers=sent, query_string=query
+        )
+
+        assert response.status_code == 400, (name, response.get_data()[:300])
+        assert response.json["error"] == "duplicate_header"
+        assert name in response.json["reason"] and value not in response.json["reason"]
+    assert sender.rows() == stored
+
+
+@pytest.mark.parametrize("joined", [", ", ","])
+def test_a_repeated_timestamp_header_of_a_generic_sender_is_refused_naming_it(
+    make_sender, clock, joined
+):
+    secret = "kit-generic-ts-secret"
+    auth = {
+        "mode": "hmac",
+        "secret": secret,
+        "signature_header": "X-Sig",
+        "timestamp_header": "X-Sig-Time",
+        "signed_payload": "{timestamp}.{body}",
+    }
+    sender = make_sender(KITS["generic"], adapter={"auth": auth})
+    body = json.dumps(generic_close("D-6")).encode()
+    timestamp = str(int(clock().timestamp()))
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    headers = {"Content-Type": "application/json", "X-Sig": digest.hexdigest()}
+
+    response = sender.client.post(
+        "/webhooks/generic",
+        data=body,
+        headers={**headers, "X-Sig-Time": f"{timestamp}{joined}{timestamp}"},
+    )
+
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.json["error"] == "duplicate_header"
+    assert "X-Sig-Time" in response.json["reason"]
+    once = sender.client.post(
+        "/webhooks/generic", data=body, headers={**headers, "X-Sig-Time": timestamp}
     )
     assert once.status_code == 200, once.get_data()[:300]
 

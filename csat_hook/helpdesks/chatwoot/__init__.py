@@ -139,6 +139,14 @@ class ChatwootHelpdesk(Helpdesk):
             accepted.append((TOKEN, "X-Webhook-Token"))  # or ?token=
         return accepted or super().credentials()
 
+    def proof_headers(self) -> list[str]:
+        headers = []
+        if self.options.webhook_secret is not None:
+            headers += ["X-Chatwoot-Signature", "X-Chatwoot-Timestamp"]
+        if self.options.webhook_token is not None:
+            headers.append("X-Webhook-Token")
+        return headers
+
     def parse(self, request: WebhookRequest) -> Event:
         payload = require_object(request.json())
         event = as_text(payload.get("event")) or ""

@@ -161,6 +161,9 @@ class GenericHelpdesk(Helpdesk):
     def credentials(self) -> list[tuple[str, str | None]]:
         return auth.credentials(self.options.auth)
 
+    def proof_headers(self) -> list[str]:
+        return auth.proof_headers(self.options.auth)
+
     def payload_secrets(self) -> list[str]:
         """The token when the sender puts it in the body (masked by ``inspect-payload``)."""
         options = self.options.auth

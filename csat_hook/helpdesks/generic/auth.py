@@ -184,6 +184,16 @@ def credentials(auth: AuthOptions) -> list[tuple[str, str | None]]:
     return [(TOKEN, auth.token_header)]
 
 
+def proof_headers(auth: AuthOptions) -> list[str]:
+    """Every header :func:`verify` reads under ``auth``: the token's, or the signature's and
+    the timestamp's (none in mode ``none``)."""
+    if auth.mode == "none":
+        return []
+    if auth.mode == "hmac":
+        return [auth.signature_header, *filter(None, [auth.timestamp_header])]
+    return [auth.token_header] if auth.token_header else []
+
+
 def signed_message(template: str, request: WebhookRequest, *, timestamp: str) -> bytes:
     """The bytes an HMAC sender signs: ``template`` (``auth.signed_payload``) with the raw
     body, the timestamp header's value as received, the method and the path in place."""

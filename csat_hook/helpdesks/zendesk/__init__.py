@@ -145,6 +145,9 @@ class ZendeskHelpdesk(Helpdesk):
     def credentials(self) -> list[tuple[str, str | None]]:
         return [(SIGNATURE, SIGNATURE_HEADER)]
 
+    def proof_headers(self) -> list[str]:
+        return [SIGNATURE_HEADER, TIMESTAMP_HEADER]
+
     def parse(self, request: WebhookRequest) -> Event:
         # Checked before anything is read: a test body can be anything, even not JSON.
         if self._is_test_delivery(request):

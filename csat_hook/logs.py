@@ -45,8 +45,14 @@ SAFE_FIELDS = (
 
 
 class LoggingConfig(StrictModel):
+    """``level`` is csat-hook's and, unless gunicorn is given one (``--log-level``, in
+    ``GUNICORN_CMD_ARGS`` too), gunicorn's own. ``access_log``: gunicorn's access log, one
+    line per request, redacted (:mod:`csat_hook.webserver.redact`) and written where and as
+    these lines are (off: URLs carry ``?token=...`` for some helpdesks)."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
+    access_log: bool = False
 
 
 class SafeFormatter(logging.Formatter):
@@ -123,8 +129,15 @@ def printable_json(value: Any, **options: Any) -> str:
     return "".join(c if c.isprintable() or c in "\n\r\t" else _escape(c) for c in text)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Route the root logger to stderr through :class:`SafeFormatter` (idempotent)."""
+def setup_logging(
+    level: str = "INFO",
+    fmt: str = "text",
+    stream: TextIO | None = None,
+    *,
+    access_log: bool = False,
+) -> None:
+    """Route the root logger to stderr through :class:`SafeFormatter` (idempotent).
+    ``access_log`` (``logging.access_log``) lets gunicorn's access lines through."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_csat_hook", False):
@@ -137,3 +150,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None 
     # Libraries that log URLs (with query tokens) at DEBUG/INFO stay at WARNING.
     for noisy in ("urllib3", "requests", "gunicorn.access", "google", "gspread", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if access_log:  # asked for: its lines are redacted (csat_hook.webserver.redact)
+        logging.getLogger("gunicorn.access").setLevel(logging.INFO)

@@ -30,6 +30,8 @@ from csat_hook.config import Config
 from csat_hook.outbox.runtime import start_delivery
 from csat_hook.services import Services
 from csat_hook.webserver.conf import SETTINGS
+from csat_hook.webserver.conf import apply_logging
+from csat_hook.webserver.conf import gunicorn_level
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -112,7 +114,9 @@ def run_server(
         "threads": config.server.threads,
         "timeout": 60,
         "graceful_timeout": 20,
-        "loglevel": "warning",
+        # logging.level, unless GUNICORN_CMD_ARGS names a --log-level (its only setting
+        # serve takes from there: the others are serve's own options and config keys).
+        "loglevel": gunicorn_level(config.logging.level, ()),
     }
     if with_delivery:
         options["post_worker_init"] = _start_delivery
@@ -142,6 +146,15 @@ def run_server(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=20)
 
+    def on_starting(server: Any) -> None:
+        apply_logging(
+            server,
+            level=config.logging.level,
+            access_log=config.logging.access_log,
+            argv=(),
+        )
+
+    options["on_starting"] = on_starting
     options["when_ready"] = when_ready
     options["on_exit"] = on_exit
     _Application(config, options).run()

@@ -11,5 +11,5 @@ from csat_hook.config import load_config
 from csat_hook.logs import setup_logging
 
 _config = load_config()
-setup_logging(_config.logging.level, _config.logging.format)
+setup_logging(_config.logging.level, _config.logging.format, access_log=_config.logging.access_log)
 app = create_app(_config)

@@ -87,17 +87,17 @@ class LocalCluster:
             )
 
     def start_web(
-        self, timeout: float = 30, log_level: str = "warning", extra: tuple[str, ...] = ()
+        self, timeout: float = 30, log_level: str | None = "warning", extra: tuple[str, ...] = ()
     ) -> str:
+        """Start ``web:``; ``log_level`` None: no ``--log-level`` (``logging.level`` rules)."""
         port = free_port()
         command = procfile_command(
             "web",
             {"PORT": str(port), "WEB_CONCURRENCY": str(self.web_workers)},
             {"--bind": f"127.0.0.1:{port}", "--threads": str(self.web_threads)},
         )
-        self.web = self._spawn(
-            [*command[:-1], "--log-level", log_level, *extra, command[-1]], "web"
-        )
+        level = ("--log-level", log_level) if log_level is not None else ()
+        self.web = self._spawn([*command[:-1], *level, *extra, command[-1]], "web")
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -76,7 +76,8 @@ class State:
                 self._config = load_config(self.path, text=self.text)
             except ConfigError as exc:
                 raise ConfigProblem(exc.message) from None
-            setup_logging(self._config.logging.level, self._config.logging.format)
+            logs = self._config.logging
+            setup_logging(logs.level, logs.format, access_log=logs.access_log)
         return self._config
 
     def services(self) -> Services:

@@ -8,7 +8,11 @@ reads the module-level names that are settings and ignores the others.
 
 from __future__ import annotations
 
+import argparse
+import os
+import shlex
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 worker_class = "csat_hook.webserver.worker.BufferedThreadWorker"
@@ -33,17 +37,58 @@ control_socket_disable = True
 APP = "csat_hook.wsgi:app"
 
 
+# logging.level as gunicorn names its levels.
+GUNICORN_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
+
+
+def given_setting(name: str, argv: Sequence[str]) -> Any:
+    """The value of gunicorn's setting ``name`` given on its command line ``argv`` or in
+    ``GUNICORN_CMD_ARGS`` (the command line winning, as gunicorn applies them), else None."""
+    from gunicorn.config import Config as GunicornConfig
+
+    parser = GunicornConfig().parser()
+    given = None
+    for args in (shlex.split(os.environ.get("GUNICORN_CMD_ARGS", "")), list(argv)):
+        try:
+            parsed, _ = parser.parse_known_args(args)
+        except SystemExit:  # gunicorn itself says what is wrong with them
+            continue
+        value = getattr(parsed, name, None) if isinstance(parsed, argparse.Namespace) else None
+        if value is not None:
+            given = value
+    return given
+
+
+def gunicorn_level(level: str, argv: Sequence[str]) -> str:
+    """gunicorn's error-log level: ``--log-level`` where given (``argv``, or
+    ``GUNICORN_CMD_ARGS``), else ``logging.level``'s (``level``)."""
+    given = given_setting("loglevel", argv)
+    return str(given) if given is not None else GUNICORN_LEVELS[level]
+
+
+def apply_logging(server: Any, *, level: str, access_log: bool, argv: Sequence[str]) -> None:
+    """Once the configuration is read, in gunicorn's master before any worker is forked:
+    gunicorn's level follows ``logging.level`` (:func:`gunicorn_level`), and its access log
+    is on when ``logging.access_log`` is (see :class:`~csat_hook.webserver.redact
+    .RedactingLogger`). Its lines stay redacted at every level."""
+    server.cfg.set("loglevel", gunicorn_level(level, argv))
+    server.log.service_access_log = access_log
+    server.log.setup(server.cfg)
+
+
 def on_starting(server: Any) -> None:
     """The Procfile's gunicorn master, before it binds or boots a worker: the schema brought
     to this release's once, as ``csat-hook serve`` does before its gunicorn starts. Only for
     csat-hook's app (:data:`APP`): the benchmarks run these settings with a bare Flask peer.
 
-    A schema this release cannot use (:class:`~csat_hook.errors.SchemaError`: a newer release
-    upgraded it, or this user may not change it) stops the server with that one line and exit
-    1, as the commands do; each worker stopped on it with a traceback, and gunicorn's stop
-    after the first could end in a traceback of its own. A configuration error is said the
-    same way, with exit 2, and a database that cannot be reached with exit 1 (each worker's
-    boot failed on it with a traceback). Any other error is left to the workers' boot.
+    gunicorn's level and access log are set from the configuration first
+    (:func:`apply_logging`). A schema this release cannot use
+    (:class:`~csat_hook.errors.SchemaError`: a newer release upgraded it, or this user may
+    not change it) stops the server with that one line and exit 1, as the commands do; each
+    worker stopped on it with a traceback, and gunicorn's stop after the first could end in a
+    traceback of its own. A configuration error is said the same way, with exit 2, and a
+    database that cannot be reached with exit 1 (each worker's boot failed on it with a
+    traceback). Any other error is left to the workers' boot.
     ``csat-hook serve`` does not use this hook: it has made the schema before gunicorn starts.
     """
     if getattr(server.app, "app_uri", None) != APP:
@@ -60,6 +105,14 @@ def on_starting(server: Any) -> None:
     except ConfigError as exc:  # each worker would stop on it with a traceback
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(2)  # as the commands exit on a configuration error
+    # gunicorn's own lines at logging.level unless its command line names one; the lines
+    # the master wrote before this hook (its configuration at DEBUG) followed --log-level.
+    apply_logging(
+        server,
+        level=config.logging.level,
+        access_log=config.logging.access_log,
+        argv=sys.argv[1:],
+    )
     try:
         engine = make_engine(config.database.url)
         try:

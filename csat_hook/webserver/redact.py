@@ -163,13 +163,25 @@ class RedactRequestData(logging.Filter):
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's ``logger_class`` for csat-hook: request data never reaches its logs."""
+    """gunicorn's ``logger_class`` for csat-hook: request data never reaches its logs.
+
+    ``service_access_log`` (``logging.access_log``, set once the configuration is read:
+    :func:`csat_hook.webserver.conf.apply_logging`) turns the access log on without an
+    ``accesslog`` file: its lines go on to the root logger, to the service's own handler
+    (stderr, ``logging.format``), through :class:`RedactRequestData` first."""
+
+    service_access_log = False
+
+    def _compute_access_log_enabled(self) -> bool:
+        return self.service_access_log or bool(super()._compute_access_log_enabled())
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # runs again on reload (SIGHUP): one filter per logger
         for log in (self.error_log, self.access_log):
             if not any(isinstance(f, RedactRequestData) for f in log.filters):
                 log.addFilter(RedactRequestData())
+        # Filters run on the logger the record was made on, before it propagates.
+        self.access_log.propagate = self.service_access_log
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """Access-log atoms without the query string, Referer, Basic auth user, request headers
@@ -183,6 +195,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         atoms["q"] = "-"
         atoms["f"] = "-"
         atoms["u"] = "-"  # Basic auth's user name: half a webhook's credential (Freshdesk)
+        atoms["a"] = "-"  # the User-Agent: a header value, the sender's to write
         for key in [k for k in atoms if k.startswith("{") and not k.endswith("}o")]:
             del atoms[key]  # gunicorn's SafeAtoms renders a missing atom as "-"
         return atoms

@@ -8,10 +8,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import sqlalchemy as sa
+from gunicorn.config import Config as GunicornConfig
 
 from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.webserver import conf
+from csat_hook.webserver.redact import RedactingLogger
 from tests.cluster import ROOT
 from tests.cluster import LocalCluster
 from tests.cluster import free_port
@@ -66,7 +68,9 @@ def test_another_app_on_the_same_settings_is_not_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri="bare_app:app")))
     assert not db.exists()
-    conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri=conf.APP)))
+    cfg = GunicornConfig()  # csat-hook's app: its gunicorn's level is set too
+    app = SimpleNamespace(app_uri=conf.APP)
+    conf.on_starting(SimpleNamespace(app=app, cfg=cfg, log=RedactingLogger(cfg)))
     assert db.exists()
 
 

@@ -45,13 +45,18 @@ HOOK = f"/webhooks/generic?token={SECRET}"
 
 
 def write_config(
-    tmp_path: Path, fake_url: str, *, survey: dict[str, Any] | None = None, **server: Any
+    tmp_path: Path,
+    fake_url: str,
+    *,
+    survey: dict[str, Any] | None = None,
+    logging: dict[str, Any] | None = None,
+    **server: Any,
 ) -> Path:
     config: dict[str, Any] = {
         "database": {"url": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
         "token": {"secret": "test-token-secret-0123456789"},
         "server": {"max_body_bytes": MAX_BODY, "threads": 2, **server},
-        "logging": {"level": "DEBUG"},
+        "logging": {"level": "DEBUG", **(logging or {})},
         "sync": {"run_in_serve": False},
         "helpdesks": {
             "generic": {
@@ -81,9 +86,9 @@ def write_config(
 class Serve:
     """``csat-hook serve --port 0`` in a subprocess: the port is read from the line it prints."""
 
-    def __init__(self, config: Path, cwd: Path) -> None:
+    def __init__(self, config: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = cwd / "serve.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         env.pop("DATABASE_URL", None)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -127,7 +132,7 @@ class Procfile:
     """The Procfile's ``web:`` line (gunicorn, one process), its log captured."""
 
     def __init__(
-        self, config: Path, cwd: Path, *, log_level: str = "info", access_log: bool = False
+        self, config: Path, cwd: Path, *, log_level: str | None = "info", access_log: bool = False
     ) -> None:
         self.cluster = LocalCluster(config, cwd, web_workers=1)
         extra = ("--access-logfile", "-") if access_log else ()
@@ -159,14 +164,16 @@ def start(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
     def run(
         kind: str,
         *,
-        log_level: str = "info",
+        log_level: str | None = "info",
         access_log: bool = False,
         survey: dict[str, Any] | None = None,
+        logging: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
         **server: Any,
     ) -> Any:
-        config = write_config(tmp_path, fake_helpdesk.url, survey=survey, **server)
-        if kind == "serve":
-            front: Any = Serve(config, tmp_path)
+        config = write_config(tmp_path, fake_helpdesk.url, survey=survey, logging=logging, **server)
+        if kind == "serve":  # --log-level: GUNICORN_CMD_ARGS in env
+            front: Any = Serve(config, tmp_path, env=env)
         else:
             front = Procfile(config, tmp_path, log_level=log_level, access_log=access_log)
         started.append(front)
@@ -384,10 +391,48 @@ def test_a_secret_in_the_path_or_the_method_never_reaches_the_servers_log(start,
     time.sleep(0.5)  # the worker writes its last lines
 
     log = front.log()
-    if kind == "procfile":  # serve runs its gunicorn at WARNING, the app's lines at DEBUG
-        assert "GET /healthz" in log, log  # gunicorn's DEBUG line of each request was written
-        assert "POST /webhooks/[path redacted]" in log, log
+    # serve's gunicorn follows logging.level (DEBUG), as the Procfile's --log-level debug.
+    assert "GET /healthz" in log, log  # gunicorn's DEBUG line of each request was written
+    assert "POST /webhooks/[path redacted]" in log, log
     assert SECRET not in log, log  # ...without what the client put in the path or the method
+
+
+@pytest.mark.parametrize(
+    ("kind", "level", "override", "debug_lines"),
+    [
+        ("serve", "DEBUG", None, True),
+        ("serve", "INFO", None, False),
+        ("serve", "DEBUG", "warning", False),
+        ("serve", "WARNING", "debug", True),
+        ("procfile", "DEBUG", None, True),
+        ("procfile", "INFO", None, False),
+        ("procfile", "DEBUG", "warning", False),
+        ("procfile", "WARNING", "debug", True),
+    ],
+)
+def test_gunicorns_level_follows_logging_level_unless_given(
+    start, kind, level, override, debug_lines
+):
+    """gunicorn's own lines at ``logging.level``: serve ran it at WARNING whatever the level,
+    the Procfile at gunicorn's INFO. An explicit level (the Procfile's ``--log-level``, or
+    ``GUNICORN_CMD_ARGS`` for both) still wins. At every level, no request data."""
+    env = {"GUNICORN_CMD_ARGS": f"--log-level {override}"} if override else None
+    front = start(
+        kind,
+        log_level=override if kind == "procfile" else None,
+        logging={"level": level},
+        env=env,
+    )
+    exchange(front.port, request("GET", "/healthz", b"", {"Connection": "close"}), timeout=5)
+    for method, path in LEAKY_PATHS:
+        exchange(front.port, request(method, path, b"{}", {"Connection": "close"}))
+    exchange(front.port, LEAKY_REQUESTS["NUL in the target"], timeout=5)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert ("[DEBUG] GET /healthz" in log) is debug_lines, log
+    assert "Invalid request from ip=" in log, log  # a WARNING: written at every level here
+    assert SECRET not in log, log
 
 
 # --- serve -----------------------------------------------------------------------------------

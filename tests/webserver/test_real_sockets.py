@@ -435,6 +435,61 @@ def test_gunicorns_level_follows_logging_level_unless_given(
     assert SECRET not in log, log
 
 
+CUSTOMER = "Zhanna-Kuznetsova-Words"
+
+
+@pytest.mark.parametrize(
+    ("kind", "fmt", "access_log"),
+    [
+        ("procfile", "text", True),
+        ("serve", "text", True),
+        ("serve", "json", True),
+        ("procfile", "text", False),
+        ("serve", "text", False),
+    ],
+)
+def test_the_access_log_when_asked_for_is_written_redacted(start, kind, fmt, access_log):
+    """``logging.access_log: true``: gunicorn's access log (kept silent before, whatever was
+    asked) writes a line per request through the service's own handler (its format, its
+    stream), with the method, a route-shaped path and the status; never a query, a path
+    past a route's shape, a Basic user, a header's value or what the body holds."""
+    front = start(
+        kind, log_level=None, logging={"level": "INFO", "format": fmt, "access_log": access_log}
+    )
+    basic = base64.b64encode(f"{SECRET}:pw".encode()).decode()  # a Freshdesk webhook's
+    headers = {
+        "Authorization": f"Basic {basic}",
+        "Referer": f"https://x/?t={SECRET}",
+        "User-Agent": f"agent/{SECRET}",
+        "Connection": "close",
+    }
+    body = json.dumps(generic_close("D-ACCESS", agent_name=CUSTOMER)).encode()
+    assert status_of(exchange(front.port, request("POST", HOOK, body, headers))) == 200
+    for method, path in LEAKY_PATHS:
+        exchange(front.port, request(method, path, b"{}", headers))
+    exchange(front.port, request("GET", f"/s/{SECRET}", b"", headers))
+    exchange(front.port, request("GET", "/healthz", b"", {"Connection": "close"}), timeout=5)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert SECRET not in log and CUSTOMER not in log and basic not in log, log
+    access = [line for line in log.splitlines() if "gunicorn.access" in line]
+    if not access_log:
+        assert access == [], log
+        return
+    if fmt == "json":
+        events = [json.loads(line)["event"] for line in access]
+        assert all(json.loads(line)["level"] == "INFO" for line in access)
+    else:
+        assert all(re.match(r"\S+ INFO gunicorn\.access ", line) for line in access), access
+        events = access
+    assert any('"GET /healthz HTTP/1.1" 200 ' in event for event in events), access
+    assert any('"POST /webhooks/generic HTTP/1.1" 200 ' in event for event in events), access
+    assert any('"POST /webhooks/[path redacted] HTTP/1.1" ' in e for e in events), access
+    assert any('"GET /s/[reference redacted] HTTP/1.1" ' in e for e in events), access
+    assert len(events) >= len(LEAKY_PATHS) + 3, access
+
+
 # --- serve -----------------------------------------------------------------------------------
 
 

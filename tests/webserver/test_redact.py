@@ -111,9 +111,12 @@ def test_the_access_log_has_no_query_header_or_environ_atoms():
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_REFERER": f"https://x/?token={SECRET}",
         "HTTP_AUTHORIZATION": f"Basic {basic}",
+        "HTTP_USER_AGENT": f"agent/{SECRET}",
     }
+    headers.append(("USER-AGENT", f"agent/{SECRET}"))
     line = access_line(
-        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s %(u)s",
+        "%(r)s %(q)s %(f)s %(U)s %({x-webhook-token}i)s %({query_string}e)s %({raw_uri}e)s %(u)s"
+        " %(a)s",
         "200 OK",
         headers,
         environ,

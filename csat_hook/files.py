@@ -88,7 +88,8 @@ def rewrite_private(path: str | os.PathLike[str], rewrite: Callable[[str], str])
     :func:`append_private_locked` takes (no line appended meanwhile is lost): written to a
     new owner-only file beside it, flushed to disk, then renamed over it, so a reader or a
     crash sees the old text or the new one, never a part. False when ``path`` is not there
-    or ``rewrite`` changed nothing (the file is left as it was)."""
+    or ``rewrite`` changed nothing (the file is left as it was). An OSError writing or
+    renaming is raised with the file left as it was and no temporary file beside it."""
     while True:
         try:
             handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
@@ -106,12 +107,19 @@ def rewrite_private(path: str | os.PathLike[str], rewrite: Callable[[str], str])
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()  # left by a run that stopped before its rename
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
-                os.fchmod(out.fileno(), FILE_MODE)
-                out.write(new)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+                    os.fchmod(out.fileno(), FILE_MODE)
+                    out.write(new)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, path)
+            except BaseException:
+                # Not renamed (a full disk, a folder that refuses it): the file at ``path`` is
+                # the old one, whole; the new text, part of it perhaps, goes too.
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                raise
             return True
 
 

@@ -5,8 +5,10 @@ reports; a dry run changes nothing, and nothing customer-specific is printed or 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -1859,6 +1861,57 @@ def test_the_dry_run_helpdesks_lines_about_the_customer_keep_only_what_was_poste
     assert output.stat().st_mode & 0o777 == 0o600
     again = shop.erase("--email", "maria.lopez@example.com", "--yes")
     assert "Nothing to erase" in again.output, again.output
+
+
+def _failing_at(path: Path, name: str, error: OSError) -> Any:
+    """``os.<name>`` that raises ``error`` when its first argument (or, for ``replace``, its
+    destination) is ``path`` or a temporary beside it, else does as the real one: a failure
+    root cannot bypass, as a read-only or full disk would make it (tests run as root, and
+    chmod does not stop root's writes)."""
+    real = getattr(os, name)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        targets = [args[0], args[1]] if name == "replace" else [args[0]]
+        if any(isinstance(t, (str, os.PathLike)) and str(t).startswith(str(path)) for t in targets):
+            raise error
+        if name == "fsync" and isinstance(args[0], int):
+            raise error  # an fd: only the rewrite fsyncs while this runs
+        return real(*args, **kwargs)
+
+    return failing
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("replace", PermissionError(errno.EACCES, "Permission denied")),
+        ("fsync", OSError(errno.ENOSPC, "No space left on device")),
+    ],
+)
+def test_a_dry_run_file_that_cannot_be_rewritten_is_named_and_exits_1(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, name: str, error: OSError
+):
+    """The database is erased all the same; the dry-run file is left as it was, whole,
+    with no temporary file beside it (one held the rewritten text, and stayed), named in
+    the output with why, and the exit is 1."""
+    output = shop.tmp_path / "dry.jsonl"
+    text = "".join(json.dumps(dry_run_line(d, f"Hi Maria {d}")) + "\n" for d in ("D-1", "D-3"))
+    output.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(os, name, _failing_at(output, name, error))
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 1, result.output
+    assert "Could not be read or written: erase the customer's data there by hand:" in (
+        result.output
+    )
+    assert f"  helpdesks.{HELPDESK}.output ({output}): {error.strerror}" in result.output
+    assert output.read_text(encoding="utf-8") == text  # whole: the old text, not a part
+    assert sorted(p.name for p in shop.tmp_path.iterdir() if p.name.startswith("dry.")) == [
+        "dry.jsonl"
+    ]
+    monkeypatch.undo()
+    assert held(shop.dump()) == {}  # the database is erased
 
 
 def test_a_dialog_erasure_reaches_the_dry_run_file_too(shop: Shop):

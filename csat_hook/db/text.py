@@ -194,6 +194,56 @@ def ticket_spellings(text: str) -> list[str]:
     return sorted({text.strip(), bare, f"#{bare}"} - {"", "#"})
 
 
+# A number as a spreadsheet program shows one too long for its cell: "1.23457E+18" (a comma
+# for the decimal mark in some locales).
+_SCIENTIFIC = re.compile(r"([0-9])(?:[.,]([0-9]{1,14}))?E\+?([0-9]{1,3})", re.IGNORECASE)
+# The significant digits a spreadsheet program keeps of a number (Excel: 15), and the least
+# number its General format shows in scientific notation (Excel: 12 digits and more).
+_KEPT_DIGITS = 15
+_SHOWN_WHOLE = 10**11
+
+
+def spreadsheet_rendering(field: str, dialog_id: str) -> str | None:
+    """How the ticket ``field`` is what a spreadsheet program (an export opened and saved in
+    Excel) makes of the numeric ticket id ``dialog_id``: ``"zeros"`` (its leading zeros
+    dropped: ``123`` for ``00123``), ``"rounded"`` (a long number rounded, beyond recovery:
+    ``1.23457E+18``, or kept to 15 significant digits, ``1234567890123450000``, for
+    ``1234567890123456789``); None when it is neither (another ticket: an edit). Both say
+    nothing of which survey the answer is for: the signed reference says that. How the
+    sync's attribution reads a credited answer's ticket field, and the erasure an unverified
+    one's (besides :func:`ticket_form`)."""
+    field, dialog_id = field.strip(), dialog_id.strip()
+    if not (dialog_id.isascii() and dialog_id.isdigit() and field.isascii()):
+        return None
+    number = int(dialog_id)
+    if field.isdigit():
+        if field != dialog_id and field.lstrip("0") == dialog_id.lstrip("0"):
+            return "zeros"
+        size = len(dialog_id.lstrip("0"))
+        if len(field) != size or size <= _KEPT_DIGITS:
+            return None
+        if not field[_KEPT_DIGITS:].strip("0") and abs(int(field) - number) < 10 ** (
+            size - _KEPT_DIGITS
+        ):
+            return "rounded"  # rounded or cut at the 15th digit
+        # A sheet's number cell holds a double: read as one, 1234567890123456789 is
+        # 1234567890123456768.
+        return "rounded" if float(int(field)) == float(number) else None
+    shown = _SCIENTIFIC.fullmatch(field)
+    if shown is None or number < _SHOWN_WHOLE:
+        return None  # a shorter number is shown whole
+    fraction = shown.group(2) or ""
+    digits = int(shown.group(1) + fraction)
+    exponent = int(shown.group(3)) - len(fraction)
+    if exponent < 0:
+        return None
+    step = 10**exponent  # the last digit shown
+    kept = 10 ** max(len(str(number)) - _KEPT_DIGITS, 0)
+    held = number // kept * kept  # the digits past the 15th cut as the file is opened
+    # Shown rounded half up to the digits shown.
+    return "rounded" if 0 <= held - (digits * step - step // 2) < step else None
+
+
 IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit
 
 

@@ -21,8 +21,9 @@ Unverified answers are found by the survey their reference names (a forged one's
 is kept), or by the ``--dialog`` it names (read unchecked, as the ingest reads it: no survey
 key is needed), or else by their ticket field naming one of the dialogs (the selected one,
 and those of the customer's surveys) as a person types a ticket (``db.text.ticket_form``: any
-case, a leading ``#`` and spaces aside; "D3" never names D38): counted apart, as matched by
-typed ticket only. That field
+case, a leading ``#`` and spaces aside; "D3" never names D38), or as a spreadsheet program
+renders a numeric one (``db.text.spreadsheet_rendering``: ``1.23457E+18``, leading zeros
+dropped): counted apart, as matched by typed ticket only. That field
 is all that ties an answer without a usable reference to a dialog, and it holds a dialog id
 as the respondent left it, with no helpdesk: it cannot tell helpdesk A's dialog "123" from
 helpdesk B's, nor from a "123" typed by someone else, and ``--helpdesk`` cannot narrow it.
@@ -66,6 +67,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
+from csat_hook.db.text import spreadsheet_rendering
 from csat_hook.db.text import ticket_form
 from csat_hook.db.text import ticket_spellings
 from csat_hook.erasure.records import Selector
@@ -463,8 +465,9 @@ def _unverified(
     surveys (by the reference they kept) or to the ``selected`` helpdesks' dialogs (by what
     the reference they kept names), and apart, the others with one of these dialogs in their
     ticket field (any helpdesk's: the field names none, see the module's note), as a person
-    types it (:func:`~csat_hook.db.text.ticket_form`: case, a leading ``#`` and spaces aside),
-    with how many of those were typed otherwise than the dialog is stored."""
+    types it (:func:`~csat_hook.db.text.ticket_form`: case, a leading ``#`` and spaces aside)
+    or a spreadsheet renders it (:func:`_names_one_of`), with how many of those were typed
+    otherwise than the dialog is stored."""
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -484,12 +487,22 @@ def _unverified(
         by_ticket = {
             row.id: row
             for row in _every_unverified(conn, typed)
-            if row.id not in named and ticket_form(row.field_ticket) in wanted
+            if row.id not in named and _names_one_of(row.field_ticket, wanted, dialogs)
         }
     held = _holding(by_ticket)
     exact = set(dialogs)
     otherwise = sum(1 for ident in held if by_ticket[ident].field_ticket not in exact)
     return _holding(named), held, otherwise
+
+
+def _names_one_of(field: str, wanted: set[str], dialogs: Sequence[str]) -> bool:
+    """Whether the typed ticket ``field`` names one of ``dialogs`` (``wanted``: their
+    :func:`ticket_form`): as typed, or as a spreadsheet program rendered a numeric one (an
+    export saved in Excel: ``1.23457E+18``, leading zeros dropped; ``db.text
+    .spreadsheet_rendering``, as the sync's attribution reads a ticket field). A rendering
+    may be of another dialog as well: erased all the same, the lesser harm (module note)."""
+    form = ticket_form(field)
+    return form in wanted or any(spreadsheet_rendering(form, dialog) for dialog in dialogs)
 
 
 def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:

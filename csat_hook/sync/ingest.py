@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.db.text import spreadsheet_rendering
 from csat_hook.db.text import ticket_form
 from csat_hook.sync import cache
 from csat_hook.sync import store
@@ -42,7 +43,6 @@ from csat_hook.sync.attribution import check_reference
 from csat_hook.sync.attribution import fields_edited
 from csat_hook.sync.attribution import latest_per_survey
 from csat_hook.sync.attribution import precedence
-from csat_hook.sync.attribution import spreadsheet_rendering
 from csat_hook.sync.dataset import answer_agent_key
 from csat_hook.sync.places import Places
 from csat_hook.sync.places import placed

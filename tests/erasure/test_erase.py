@@ -1224,6 +1224,45 @@ def test_a_ticket_typed_in_another_case_or_with_a_hash_is_the_same_ticket(shop: 
     assert left == ["Longer typed a ticket", "Other typed a ticket", "Shorter typed a ticket"]
 
 
+@pytest.mark.parametrize(
+    ("dialog", "rendered", "others"),
+    [
+        # A long id in a number cell: shown in scientific notation, or kept to 15 digits (cut
+        # or rounded at the 15th).
+        (
+            "1234567890123456789",
+            ["1.23457E+18", "1,23457E+18", "1234567890123450000", "1234567890123460000"],
+            ["1.23458E+18", "1234567890123470000", "123456789012345678"],
+        ),
+        # Leading zeros dropped.
+        ("000987", ["987", "0987"], ["9870", "98"]),
+    ],
+)
+def test_a_ticket_as_a_spreadsheet_rendered_the_dialog_is_erased_with_it(
+    shop: Shop, dialog: str, rendered: list[str], others: list[str]
+):
+    """An export opened and saved in Excel holds a numeric dialog id as Excel shows it
+    (``sync.attribution``'s spreadsheet renderings): the erasure compared the ticket field
+    with the dialog exactly (as typed), and left those answers' comments behind. Another
+    number is never one of them."""
+    for index, ticket in enumerate([*rendered, *others]):
+        shop.lines[f"typed-{index}"] = _typed(f"T{index}", ticket)
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    typed = {f"T{i} typed a ticket" for i in range(len(rendered) + len(others))}
+    assert typed <= set(_unverified_comments(shop))
+
+    dry = shop.erase("--helpdesk", HELPDESK, "--dialog", dialog)
+    assert dry.exit_code == 0, dry.output
+    assert f"  unverified answers matched by typed ticket only: {len(rendered)} " in dry.output
+
+    applied = shop.erase("--helpdesk", HELPDESK, "--dialog", dialog, "--yes")
+    assert applied.exit_code == 0, applied.output
+    left = {c for c in _unverified_comments(shop).values() if c}
+    assert left == {f"T{len(rendered) + i} typed a ticket" for i in range(len(others))}
+
+
 @pytest.mark.parametrize("given", ["d-2", "#D-2", " # d-2 "])
 def test_a_dialog_given_as_a_person_types_it_finds_the_stored_one_and_says_so(
     shop: Shop, given: str

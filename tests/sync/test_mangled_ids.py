@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from csat_hook.db.schema import answers
-from csat_hook.sync.attribution import spreadsheet_rendering
+from csat_hook.db.text import spreadsheet_rendering
 from tests.sync.conftest import EN_HEADER
 from tests.sync.test_double_click import Export
 

@@ -92,7 +92,10 @@ def access_line(
     cfg.set("access_log_format", log_format)
     logger = RedactingLogger(cfg)
     stream = io.StringIO()
-    logger.access_log.handlers[0].stream = stream
+    # gunicorn's own handler: pytest adds its capture handlers to a logger that is not
+    # propagating when a test starts (once a gunicorn Logger was made, this one).
+    [handler] = [h for h in logger.access_log.handlers if getattr(h, "_gunicorn", False)]
+    handler.stream = stream
 
     response = SimpleNamespace(status=status, sent=10, headers=[])
     logger.access(response, SimpleNamespace(headers=headers), environ, timedelta(seconds=0.01))

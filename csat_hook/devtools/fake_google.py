@@ -248,6 +248,25 @@ class FakeGoogle(LoopbackServer):
             assert tab is not None
             tab.put(row, col, sheet.cell_value(value))
 
+    def set_validation(
+        self, spreadsheet_id: str, title: str, row: int, col: int, rule: dict[str, Any] | None
+    ) -> None:
+        """Put a data validation rule on a cell (None: take it off), as a person does in the
+        Sheets editor: a checkbox is ``{"condition": {"type": "BOOLEAN"}}``, with custom
+        values ``{"condition": {"type": "BOOLEAN", "values": [{"userEnteredValue": "Yes"},
+        {"userEnteredValue": "No"}]}}``. The rule is checked against the discovery
+        document's ``DataValidationRule``."""
+        if rule is not None:
+            problems = discovery.validate(rule, "DataValidationRule")
+            assert not problems, problems
+        with self.lock:
+            tab = self.spreadsheets[spreadsheet_id].tab_by_title(title)
+            assert tab is not None
+            if rule is None:
+                tab.validations.pop((row, col), None)
+            else:
+                tab.validations[row, col] = copy.deepcopy(rule)
+
     def cells(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
         """A tab's stored cells (typed: str, numbers, Formula, DateTimeCell,
         ShownNumber; None = blank)."""
@@ -664,7 +683,8 @@ def _sheets_call(
     date_option = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
     if rest == "" and method == "GET":
         fields = query.get("fields", [None])[0]
-        return sheet.metadata(fields or None)
+        grid = query.get("includeGridData", ["false"])[0] == "true"
+        return sheet.metadata(fields or None, query.get("ranges"), grid)
     if rest == ":batchUpdate" and method == "POST":
         replies = model.batch_update(sheet, list(data.get("requests", [])))
         return {"spreadsheetId": sheet.spreadsheet_id, "replies": replies}

@@ -117,6 +117,9 @@ class Tab:
     rules: list[dict[str, Any]] = field(default_factory=list)  # conditional, in priority order
     charts: dict[int, dict[str, Any]] = field(default_factory=dict)  # chartId → chart
     developer_metadata: list[dict[str, Any]] = field(default_factory=list)  # on the sheet
+    # Data validation rules (``DataValidationRule``) by (row, column): a property of the grid
+    # cell, as in Sheets, which a value write leaves where it is.
+    validations: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def properties(self) -> dict[str, Any]:
         grid: dict[str, Any] = {"rowCount": self.rows, "columnCount": self.cols}
@@ -165,10 +168,60 @@ class Tab:
                     _copy_path(op.cell_format, result, path.split("."))
         return result
 
+    def grid_data(self, sheet: Spreadsheet, box: Box) -> dict[str, Any]:
+        """The ``GridData`` of ``box`` as ``spreadsheets.get`` returns it with grid data: rows
+        up to the last one holding a value or a rule, each row's cells up to its last such
+        one, a cell without either ``{}``."""
+        rows, cols = box.bounded()
+        held = [
+            (r, c) for r, line in enumerate(self.cells) for c, v in enumerate(line) if v is not None
+        ]
+        held += list(self.validations)
+        inside = [(r, c) for r, c in held if box.row0 <= r < rows and box.col0 <= c < cols]
+        last_row = max((r for r, _ in inside), default=box.row0 - 1)
+        row_data: list[dict[str, Any]] = []
+        for r in range(box.row0, last_row + 1):
+            last_col = max((c for rr, c in inside if rr == r), default=box.col0 - 1)
+            values = [self.cell_data(sheet, r, c) for c in range(box.col0, last_col + 1)]
+            row_data.append({"values": values} if values else {})
+        return {"startRow": box.row0, "startColumn": box.col0, "rowData": row_data}
+
+    def cell_data(self, sheet: Spreadsheet, row: int, col: int) -> dict[str, Any]:
+        """One cell's ``CellData``: its values (user-entered, effective, formatted) and its
+        data validation rule."""
+        found: dict[str, Any] = {}
+        value = self.get(row, col)
+        if value is not None:
+            shown = render(sheet, value, "FORMATTED_VALUE", "FORMATTED_STRING")
+            if isinstance(value, Formula):
+                found["userEnteredValue"] = {"formulaValue": value.text}
+                found["effectiveValue"] = {"stringValue": shown}
+            else:
+                plain = render(sheet, value, "UNFORMATTED_VALUE", "SERIAL_NUMBER")
+                if isinstance(plain, bool):
+                    extended: dict[str, Any] = {"boolValue": plain}
+                elif isinstance(plain, int | float):
+                    extended = {"numberValue": plain}
+                else:
+                    extended = {"stringValue": str(plain)}
+                found["userEnteredValue"] = extended
+                found["effectiveValue"] = dict(extended)
+            found["formattedValue"] = shown
+        rule = self.validations.get((row, col))
+        if rule is not None:
+            found["dataValidation"] = copy.deepcopy(rule)
+        return found
+
     def state(self) -> dict[str, Any]:
         """Everything the tab holds, comparable between runs."""
+        validations = (
+            {"validations": {f"{r},{c}": v for (r, c), v in sorted(self.validations.items())}}
+            if self.validations
+            else {}
+        )
         return {
             **self.sheet(),
+            **validations,
             "cells": copy.deepcopy(self.cells),
             "formats": [
                 (op.row0, op.row1, op.col0, op.col1, json.dumps(op.cell_format), op.paths)
@@ -205,9 +258,28 @@ class Spreadsheet:
     next_metadata_id: int = 1
     office_file: bool = False  # an Excel file in Drive: every Sheets call is refused
 
-    def metadata(self, fields: str | None = None) -> dict[str, Any]:
+    def metadata(
+        self,
+        fields: str | None = None,
+        ranges: list[str] | None = None,
+        grid_data: bool = False,
+    ) -> dict[str, Any]:
         """``spreadsheets.get``; ``fields`` reduces it as a partial response (a mask naming a
-        field the schema does not have is refused, as Google does)."""
+        field the schema does not have is refused, as Google does). With ``ranges``, the
+        sheets those ranges are on, each with the ``GridData`` of its ranges (``data``) when
+        ``grid_data`` is asked for or the mask names it (Google ignores ``includeGridData``
+        when a mask is given)."""
+        sheets = [tab.sheet() for tab in sorted(self.tabs, key=lambda t: t.index)]
+        if ranges:
+            boxes = [parse_range(self, r) for r in ranges]
+            sheets = []
+            for tab in sorted(
+                {b.tab.sheet_id: b.tab for b in boxes}.values(), key=lambda t: t.index
+            ):
+                found_sheet = tab.sheet()
+                if grid_data or fields is not None:
+                    found_sheet["data"] = [tab.grid_data(self, b) for b in boxes if b.tab is tab]
+                sheets.append(found_sheet)
         found: dict[str, Any] = {
             "spreadsheetId": self.spreadsheet_id,
             "properties": {
@@ -216,7 +288,7 @@ class Spreadsheet:
                 "autoRecalc": "ON_CHANGE",
                 "timeZone": self.time_zone,
             },
-            "sheets": [tab.sheet() for tab in sorted(self.tabs, key=lambda t: t.index)],
+            "sheets": sheets,
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit",
         }
         if self.developer_metadata:

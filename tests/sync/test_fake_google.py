@@ -13,6 +13,7 @@ import requests
 
 from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.errors import GoogleApiError
+from csat_hook.sync.google.api import SheetCell
 from csat_hook.sync.google.api import SheetsApi
 from tests.sync.conftest import SHEET_ID
 
@@ -359,3 +360,94 @@ def test_a_502_is_the_front_ends_html_page_and_the_sync_says_so(fake_google, goo
         SheetsApi(google_session).metadata(SHEET_ID)
     assert caught.value.message == "spreadsheets.get: HTTP 502"
     assert caught.value.http_status == 502 and caught.value.retryable
+
+
+def test_cells_data_validation_is_served_as_google_shapes_it(fake_google, google_session):
+    """``spreadsheets.get`` with ``ranges`` and a mask naming grid data: the sheets the ranges
+    are on, each range's GridData (startRow/startColumn, rowData up to the last cell with a
+    value or a rule, ``{}`` for a bare cell), a cell's rule as ``DataValidationRule``; and
+    :meth:`SheetsApi.read_cells` reads a column's values and checkboxes from it."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Other", [["x"]], sheet_id=0)
+    fake_google.add_tab(SHEET_ID, "Alerts", [["Alert", "Handled"], [1, "No"], [2, True], [3]])
+    yes_no = {
+        "condition": {
+            "type": "BOOLEAN",
+            "values": [{"userEnteredValue": "Yes"}, {"userEnteredValue": "No"}],
+        }
+    }
+    fake_google.set_validation(SHEET_ID, "Alerts", 1, 1, yes_no)
+    fake_google.set_validation(SHEET_ID, "Alerts", 2, 1, {"condition": {"type": "BOOLEAN"}})
+    fake_google.set_validation(SHEET_ID, "Alerts", 4, 1, {"condition": {"type": "ONE_OF_LIST"}})
+    with pytest.raises(AssertionError):  # not a DataValidationRule
+        fake_google.set_validation(SHEET_ID, "Alerts", 5, 1, {"type": "BOOLEAN"})
+
+    answer = google_session.request(
+        "get",
+        f"{fake_google.url}/v4/spreadsheets/{SHEET_ID}",
+        params={
+            "ranges": ["Alerts!B:B"],
+            "fields": "sheets(properties(title),data(startRow,startColumn,"
+            "rowData(values(effectiveValue,formattedValue,dataValidation))))",
+        },
+    ).json()
+    assert answer == {
+        "sheets": [
+            {
+                "properties": {"title": "Alerts"},
+                "data": [
+                    {
+                        "startRow": 0,
+                        "startColumn": 1,
+                        "rowData": [
+                            {
+                                "values": [
+                                    {
+                                        "effectiveValue": {"stringValue": "Handled"},
+                                        "formattedValue": "Handled",
+                                    }
+                                ]
+                            },
+                            {
+                                "values": [
+                                    {
+                                        "effectiveValue": {"stringValue": "No"},
+                                        "formattedValue": "No",
+                                        "dataValidation": yes_no,
+                                    }
+                                ]
+                            },
+                            {
+                                "values": [
+                                    {
+                                        "effectiveValue": {"boolValue": True},
+                                        "formattedValue": "TRUE",
+                                        "dataValidation": {"condition": {"type": "BOOLEAN"}},
+                                    }
+                                ]
+                            },
+                            {},
+                            {
+                                "values": [
+                                    {"dataValidation": {"condition": {"type": "ONE_OF_LIST"}}}
+                                ]
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    bad = google_session.request(
+        "get",
+        f"{fake_google.url}/v4/spreadsheets/{SHEET_ID}",
+        params={"ranges": ["Alerts!B:B"], "fields": "sheets(data(rowData(values(checkbox))))"},
+    )
+    assert bad.status_code == 400
+
+    api = SheetsApi(google_session)
+    assert api.read_cells(SHEET_ID, "Alerts", ["B:B"]) == {
+        (0, 1): SheetCell("Handled", "Handled"),
+        (1, 1): SheetCell("No", "No", ("Yes", "No")),
+        (2, 1): SheetCell(True, "TRUE", ()),
+    }  # B5's rule is of another kind: nothing to tell

@@ -18,6 +18,7 @@ import urllib.parse
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,31 @@ METADATA_FIELDS = (
     "charts(chartId),conditionalFormats(ranges(sheetId)),"
     "developerMetadata(metadataId,metadataKey,metadataValue))"
 )
+
+# A tab's cells with their data validation rules (spreadsheets.get with ranges: the sheets
+# they are on, each with its GridData; the title tells the sheet asked for).
+CELLS_FIELDS = (
+    "sheets(properties(title),data(startRow,startColumn,"
+    "rowData(values(effectiveValue,formattedValue,dataValidation))))"
+)
+
+
+@dataclass(frozen=True)
+class SheetCell:
+    """One cell as :meth:`SheetsApi.read_cells` reads it. ``value``: what it holds, as
+    ``valueRenderOption=UNFORMATTED_VALUE`` reads it (a number, text, TRUE/FALSE; a date-time
+    as its serial number; an error as its text, "#REF!"; None blank); ``shown``: the text
+    the sheet shows; ``checkbox``: the values of its data validation rule of type BOOLEAN
+    (its condition values as typed: ``()`` for TRUE/FALSE, ``("Yes", "No")`` for custom
+    ones, ``("Done",)`` checked when "Done", unchecked when blank), None when it has no
+    such rule."""
+
+    value: str | int | float | bool | None = None
+    shown: str | None = None
+    checkbox: tuple[str, ...] | None = None
+
+
+_BLANK = SheetCell()
 
 T = TypeVar("T")
 # spreadsheets.batchUpdate's answer to an addSheet whose title is taken: HTTP 400
@@ -367,6 +393,36 @@ class SheetsApi:
             )
         )
 
+    def read_cells(
+        self, spreadsheet_id: str, title: str, ranges: Sequence[str]
+    ) -> dict[tuple[int, int], SheetCell]:
+        """The cells of ``ranges`` (A1 without the title: ``"1:1"``, ``"N:N"``) of the tab
+        ``title``, in one ``spreadsheets.get``: by (row, column), 0-based, each cell's value,
+        the text it shows and its checkbox (:class:`SheetCell`). A cell holding nothing and
+        no rule is left out."""
+        params: dict[str, str | int | bool | float | list[str] | None] = {
+            "ranges": [absolute_range_name(title, r) for r in ranges],
+            "fields": CELLS_FIELDS,
+        }
+        url = SPREADSHEET_URL % spreadsheet_id
+        answer = self._call(
+            "spreadsheets.get",
+            lambda: _answer("spreadsheets.get", self.http.request("get", url, params=params)),
+            keep_message=False,
+        )
+        found: dict[tuple[int, int], SheetCell] = {}
+        sheets = [_dict(s) for s in _listed(answer.get("sheets"))]
+        titled = [s for s in sheets if _dict(s.get("properties")).get("title") == title]
+        for sheet in titled or sheets[:1]:
+            for grid in map(_dict, _listed(sheet.get("data"))):
+                row0, col0 = _int(grid.get("startRow")), _int(grid.get("startColumn"))
+                for r, row in enumerate(map(_dict, _listed(grid.get("rowData")))):
+                    for c, data in enumerate(map(_dict, _listed(row.get("values")))):
+                        cell = _sheet_cell(data)
+                        if cell != _BLANK:
+                            found[row0 + r, col0 + c] = cell
+        return found
+
     def read_tab_bytes(
         self,
         spreadsheet_id: str,
@@ -475,6 +531,39 @@ class SheetsApi:
             ),
             keep_message=False,
         )
+
+
+def _sheet_cell(data: dict[str, Any]) -> SheetCell:
+    """A ``CellData`` as a :class:`SheetCell` (loosely read: what is not the shape is left
+    out)."""
+    effective = _dict(data.get("effectiveValue"))
+    value: str | int | float | bool | None = None
+    for name, kind in (("boolValue", bool), ("numberValue", int | float), ("stringValue", str)):
+        found = effective.get(name)
+        if isinstance(found, kind) and (kind is bool or not isinstance(found, bool)):
+            value = found
+            break
+    shown = data.get("formattedValue")
+    if "errorValue" in effective and isinstance(shown, str):
+        value = shown  # "#REF!", as UNFORMATTED_VALUE reads an error
+    condition = _dict(_dict(data.get("dataValidation")).get("condition"))
+    checkbox = None
+    if condition.get("type") == "BOOLEAN":
+        typed = [_dict(v).get("userEnteredValue") for v in _listed(condition.get("values"))]
+        checkbox = tuple(v for v in typed if isinstance(v, str))
+    return SheetCell(value, shown if isinstance(shown, str) else None, checkbox)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 # What a ``values.batchUpdate`` body holds around its ValueRanges (joined by commas): the

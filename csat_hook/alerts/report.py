@@ -13,8 +13,11 @@ headers name), as in the report: the outputs make it a date-time a spreadsheet c
 from __future__ import annotations
 
 import contextlib
+import re
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +55,10 @@ HEADER: list[str] = [
     "Deliveries",
     HANDLED_COLUMN,
 ]
+Typed = str | int | float | bool
+HANDLED_AT = HEADER.index(HANDLED_COLUMN)  # the column the tab is written with "Handled" in
+KEY_AT = HEADER.index(KEY_COLUMN)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 MAX_CELL = 5000  # a comment is clipped in the tab (Sheets allows 50,000 characters a cell)
 
 
@@ -145,15 +152,22 @@ def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[
     return rows
 
 
-def written_handled(rows: Sequence[Sequence[Any]]) -> dict[int, str | None]:
+def written_handled(
+    rows: Sequence[Sequence[Any]], boxes: Checkboxes | None = None
+) -> dict[int, str | None]:
     """What the tab's "Handled" cells hold once ``rows`` are written, by alert number, as
-    :func:`handled_cells` reads them back: a checkbox's TRUE as "yes", FALSE as None."""
-    key, handled = HEADER.index(KEY_COLUMN), HEADER.index(HANDLED_COLUMN)
+    :func:`handled_cells` reads them back: a checkbox (the row's, in ``boxes``) ticked as
+    "yes", unticked as None; a TRUE written elsewhere as "yes", FALSE as None."""
+    key, handled = KEY_AT, HANDLED_AT
+    at = boxes.rows if boxes is not None else {}
     found: dict[int, str | None] = {}
-    for row in rows[1:]:
+    for row_number, row in enumerate(rows[1:], start=1):
         number, cell = row[key], row[handled]
         if isinstance(number, int):
-            if isinstance(cell, bool):
+            box = at.get(row_number)
+            if box is not None:
+                found[number] = store.clean_handled(box.ticked(cell))
+            elif isinstance(cell, bool):
                 found[number] = store.clean_handled(cell)
             else:
                 found[number] = str(cell) if cell is not None else None
@@ -161,99 +175,147 @@ def written_handled(rows: Sequence[Sequence[Any]]) -> dict[int, str | None]:
 
 
 @dataclass(frozen=True)
+class Checkbox:
+    """A "Handled" cell that is a checkbox: a data validation rule of type BOOLEAN on it.
+
+    ``values``: the rule's condition values, as typed in the rule. None given: the cell holds TRUE
+    (ticked) or FALSE; one ("Done"): ticked when it holds that value, unticked when blank;
+    two ("Yes", "No"; "1", "0"): ticked when it holds the first, unticked the second. A value
+    is compared as Sheets reads it typed (a number, TRUE/FALSE, else text)."""
+
+    values: tuple[str, ...] = ()
+
+    @property
+    def checked(self) -> Typed:
+        return _typed(self.values[0]) if self.values else True
+
+    @property
+    def unchecked(self) -> Typed | None:
+        """What an unticked box holds: FALSE, blank (None) or the second value."""
+        if not self.values:
+            return False
+        return _typed(self.values[1]) if len(self.values) > 1 else None
+
+    def ticked(self, cell: Any) -> bool:
+        """Whether the cell (read unformatted) holds the checked value."""
+        return _same(cell, self.checked)
+
+    def cell(self, handled: bool) -> Typed | None:
+        """What the cell is written with: the checked value when handled, else the
+        unchecked one."""
+        return self.checked if handled else self.unchecked
+
+
+def _typed(text: str) -> Typed:
+    """A condition value as a cell holds it once typed: TRUE/FALSE, a number, else text."""
+    stripped = text.strip()
+    if stripped.upper() in ("TRUE", "FALSE"):
+        return stripped.upper() == "TRUE"
+    if _NUMBER.fullmatch(stripped):
+        number = float(stripped)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return text
+
+
+def _same(cell: Any, value: Typed) -> bool:
+    """Whether a cell read unformatted holds ``value`` (text compared as a reader does)."""
+    if isinstance(cell, str) and not isinstance(value, str):
+        cell = _typed(cell)
+    if isinstance(value, bool) or isinstance(cell, bool):
+        return cell is value
+    if isinstance(value, int | float):
+        return _is_number(cell) and cell == value
+    return isinstance(cell, str) and cell.strip().casefold() == value.strip().casefold()
+
+
+@dataclass(frozen=True)
 class Checkboxes:
-    """The tab's "Handled" cells that are checkboxes, as read back (:func:`checkboxes`).
+    """The checkboxes of the "Handled" column the tab is rewritten in, by row of the tab
+    (the header is row 0), as this run read it back (:func:`checkboxes`).
 
-    A manager may put checkboxes in the column (data validation BOOLEAN with no values:
-    the cell holds TRUE, ticked, or FALSE; read unformatted, a JSON boolean). The tab is
-    rewritten every run, so the cell must be written back a boolean: the text "yes" (a
-    ticked box as stored) or an empty cell would take the checkbox's value away. ``boxed``:
-    the alerts whose cell read as a boolean; ``seen``: every alert the tab listed. An alert
-    new to the tab gets a box when the column holds any (the validation is on the column's
-    cells, not on an alert's row); one whose cell held words keeps its words."""
+    A manager may make some of the column's cells checkboxes, each with its own values
+    (:class:`Checkbox`). The rule is the grid cell's, which a value write leaves in place:
+    the tab is rewritten every run, so each cell must be written in its own form, the row's
+    alert handled or not as the box's checked or unchecked value (text there would take the
+    checkbox's value away, "TRUE" in a cell without one shows the word). Rows move as alerts
+    are raised: the form is the row's, the value the alert's."""
 
-    boxed: frozenset[int] = frozenset()
-    seen: frozenset[int] = frozenset()
-
-    def holds(self, alert_id: int) -> bool:
-        return alert_id in self.boxed or (bool(self.boxed) and alert_id not in self.seen)
-
-    def __or__(self, other: Checkboxes) -> Checkboxes:
-        return Checkboxes(self.boxed | other.boxed, self.seen | other.seen)
+    rows: Mapping[int, Checkbox] = field(default_factory=dict)
 
 
-def checkboxes(values: Sequence[Sequence[Any]]) -> Checkboxes:
-    """The checkboxes of the "Handled" column of a tab as read (unformatted)."""
+def handled_column(values: Sequence[Sequence[Any]]) -> int | None:
+    """The column "Handled" is in, in a tab as read (found by its header), or None."""
     columns = _columns(values)
-    if columns is None:
-        return Checkboxes()
-    key, handled = columns
-    boxed, seen = set(), set()
-    for row in values[1:]:
-        number = _number(row[key] if key < len(row) else None)
-        if number is None:
-            continue
-        seen.add(number)
-        if handled < len(row) and isinstance(row[handled], bool):
-            boxed.add(number)
-    return Checkboxes(frozenset(boxed), frozenset(seen))
+    return columns[1] if columns is not None else None
+
+
+def checkboxes(values: Sequence[Sequence[Any]], rules: Mapping[int, Checkbox]) -> Checkboxes:
+    """The checkboxes of the tab's "Handled" column as it is rewritten: ``rules``, the cells
+    of the written column with a rule of type BOOLEAN (by row); and, as before rules were
+    read, a TRUE or FALSE read in an alert's row of that column (a box the rules' read did
+    not say, a TRUE typed)."""
+    found = dict(rules)
+    columns = _columns(values)
+    if columns is not None and columns[1] == HANDLED_AT:
+        key, handled = columns
+        for row_number, row in enumerate(values[1:], start=1):
+            number = _number(row[key] if key < len(row) else None)
+            if number is not None and handled < len(row) and isinstance(row[handled], bool):
+                found.setdefault(row_number, Checkbox())
+    return Checkboxes(found)
 
 
 def boxed_rows(rows: Sequence[Sequence[Cell]], boxes: Checkboxes) -> list[list[Cell]] | None:
     """``rows`` (:func:`alerts_table`'s) as the Google Sheets tab gets them: the "Handled"
-    cell of each alert whose cell is a checkbox (:meth:`Checkboxes.holds`) TRUE when the
-    alert is handled, else FALSE; None when the column holds no checkbox."""
-    if not boxes.boxed:
+    cell of each row that is a checkbox (:class:`Checkboxes`) its checked value when the
+    row's alert is handled, else its unchecked one; None when the column holds no
+    checkbox."""
+    if not boxes.rows:
         return None
-    key, handled = HEADER.index(KEY_COLUMN), HEADER.index(HANDLED_COLUMN)
+    key = HEADER.index(KEY_COLUMN)
     out = [list(rows[0])]
-    for row in rows[1:]:
+    for row_number, row in enumerate(rows[1:], start=1):
         line = list(row)
-        number = line[key]
-        if isinstance(number, int) and boxes.holds(number):
-            line[handled] = line[handled] is not None
+        box = boxes.rows.get(row_number)
+        if box is not None and isinstance(line[key], int):
+            line[HANDLED_AT] = box.cell(line[HANDLED_AT] is not None)
         out.append(line)
     return out
 
 
-def typed_number(values: Sequence[Sequence[Any]]) -> bool:
-    """Whether a "Handled" cell of the tab as read (unformatted) is a number: what a person
-    typed there that Sheets took for one ("50%", "007", "1,5" in a German sheet) reads as its
-    value (0.5, 7, 1.5), not as the team's words; :func:`handled_cells` then wants the tab as
-    shown too. Only in an alert's row: a team's total under the table asks for nothing."""
-    columns = _columns(values)
-    if columns is None:
-        return False
-    key, handled = columns
-    return any(
-        _is_number(row[handled]) and _number(row[key] if key < len(row) else None) is not None
-        for row in values[1:]
-        if handled < len(row)
-    )
-
-
 def handled_cells(
-    values: Sequence[Sequence[Any]], shown: Sequence[Sequence[Any]] | None = None
+    values: Sequence[Sequence[Any]],
+    shown: Sequence[Sequence[Any]] | None = None,
+    boxes: Mapping[int, Checkbox] | None = None,
 ) -> dict[int, str | None]:
     """The "Handled" column read back from the tab (as Sheets returns it: rows of cells, the
     header first), by alert number. Columns are found by their header, so a team that moved
     them is read right; rows without a number are ignored.
 
-    ``shown``: the tab read again as the sheet shows it (:func:`typed_number`); a number in
-    "Handled" is taken as shown there, from the row of the same alert number (a row the team
-    moved between the two reads gives no other alert's cell), else as the number."""
+    ``boxes``: the column's checkboxes, by row (the header row 0): such a cell is handled
+    ("yes") when it holds its box's checked value, else not (None), whatever it holds ("No"
+    is an unticked box's value, not the team's words).
+
+    ``shown``: the tab as the sheet shows it (a number typed "50%" reads 0.5, a date its
+    serial number: the team's words are what they see); a number in "Handled" is taken as
+    shown there, from the row of the same alert number (a row the team moved between two
+    reads gives no other alert's cell), else as the number."""
     columns = _columns(values)
     if columns is None:
         return {}
     key, handled = columns
     as_shown = handled_cells(shown) if shown is not None else {}
+    boxed = boxes or {}
     found: dict[int, str | None] = {}
-    for row in values[1:]:
+    for row_number, row in enumerate(values[1:], start=1):
         number = _number(row[key] if key < len(row) else None)
         if number is None:
             continue
         cell = row[handled] if handled < len(row) else None
-        if _is_number(cell) and number in as_shown:
+        box = boxed.get(row_number)
+        if box is not None:
+            found[number] = store.clean_handled(box.ticked(cell))
+        elif _is_number(cell) and number in as_shown:
             found[number] = as_shown[number]
         else:
             found[number] = store.clean_handled(cell if cell != "" else None)

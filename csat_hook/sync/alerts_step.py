@@ -18,17 +18,24 @@ from csat_hook.alerts import store as alerts_store
 from csat_hook.alerts.engine import Changed
 from csat_hook.alerts.engine import Inputs
 from csat_hook.alerts.engine import Scale
+from csat_hook.alerts.report import HANDLED_AT
+from csat_hook.alerts.report import HANDLED_COLUMN
+from csat_hook.alerts.report import KEY_AT
+from csat_hook.alerts.report import KEY_COLUMN
+from csat_hook.alerts.report import Checkbox
 from csat_hook.alerts.report import Checkboxes
 from csat_hook.alerts.report import alerts_table
 from csat_hook.alerts.report import boxed_rows
 from csat_hook.alerts.report import checkboxes
 from csat_hook.alerts.report import handled_cells
-from csat_hook.alerts.report import typed_number
+from csat_hook.alerts.report import handled_column
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
+from csat_hook.sync.google.api import SheetCell
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
+from csat_hook.sync.layout import column_letters
 from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
@@ -50,7 +57,7 @@ class AlertsStep:
     # The Sheets output's encodings of the last write, by spreadsheet (outputs_step), which
     # hold its rows: let go of with the rows the report step kept (report_step).
     _encodings: tuple[str, KeptEncoding] | None
-    # The checkboxes in the Alerts tab's "Handled" column, as this run read it back.
+    # The checkboxes in the Alerts tab's "Handled" column, by row, as this run read it back.
     _checkboxes: Checkboxes
 
     def _changed(
@@ -157,26 +164,48 @@ class AlertsStep:
                     "and the alerts are written to the Alerts tab again"
                 )
         changed = 0
-        for tab in [*renamed, *([title] if title is not None else [])]:
-            changed += self._merge_tab(output, tab)
+        for tab in renamed:
+            changed += self._merge_tab(output, tab, written=False)
+        if title is not None:
+            changed += self._merge_tab(output, title, written=True)
         return changed
 
-    def _merge_tab(self, output: SheetsOutput, title: str) -> int:
-        """:meth:`_merge_handled` for the tab ``title``: how many alerts changed."""
-        # Dates as shown: a date or time the team typed in "Handled" (when it was dealt with)
-        # was read as its serial number, stored and written back as "46361.604166666664".
-        values = output.api.read_tab(output.spreadsheet_id, title, dates_as_shown=True)
-        # A number typed there ("50%", "007") read as its value (0.5, 7) was stored, and
-        # written back into the cell, so: read the tab again as shown, only when one is there.
-        shown = None
-        if typed_number(values):
-            shown = output.api.read_tab(output.spreadsheet_id, title, as_shown=True)
-        cells = handled_cells(values, shown)
-        self._checkboxes |= checkboxes(values)
-        if not cells:
+    def _merge_tab(self, output: SheetsOutput, title: str, *, written: bool) -> int:
+        """:meth:`_merge_handled` for the tab ``title``: how many alerts changed.
+        ``written``: the tab is the one rewritten this run, whose checkboxes the write keeps
+        (a renamed one's are its own).
+
+        One ``spreadsheets.get`` of the header row and the columns the tab is written with
+        "Alert" and "Handled" in (one more, only when the team moved them): each cell's
+        value, the text the sheet shows and its checkbox, if any, from one read of the tab.
+        The text shown is what a number or a date typed in "Handled" is kept as ("50%", not
+        0.5; "12/5/2026", not its serial number); a checkbox's own values tell ticked from
+        unticked ("No" is an unticked box with custom values, not the team's words)."""
+        api, spreadsheet = output.api, output.spreadsheet_id
+        cells = api.read_cells(spreadsheet, title, ["1:1", *map(_whole, WRITTEN_COLUMNS)])
+        values = _grid(cells, shown=False)
+        moved = [c for c in _found_columns(values) if c not in WRITTEN_COLUMNS]
+        if moved:
+            cells |= api.read_cells(spreadsheet, title, [_whole(c) for c in moved])
+            values = _grid(cells, shown=False)
+        column = handled_column(values)
+        boxes = {
+            r: Checkbox(c.checkbox)
+            for (r, col), c in cells.items()
+            if col == column and c.checkbox is not None
+        }
+        cells_read = handled_cells(values, _grid(cells, shown=True), boxes)
+        if written:
+            at = {
+                r: Checkbox(c.checkbox)
+                for (r, col), c in cells.items()
+                if col == HANDLED_AT and c.checkbox is not None
+            }
+            self._checkboxes = checkboxes(values, at)
+        if not cells_read:
             return 0
         with self.engine.begin() as conn:
-            return alerts_store.merge_sheet_handled(conn, cells, self.clock())
+            return alerts_store.merge_sheet_handled(conn, cells_read, self.clock())
 
     def _attach_alerts(self, report: Report) -> None:
         """Put the Alerts tab (and ``alerts.csv``) in the report, as the database holds it."""
@@ -188,3 +217,44 @@ class AlertsStep:
         grid, table, boxed = alerts
         report.alerts, report.alerts_gsheets = grid, boxed
         report.csv.append(table)
+
+
+# The columns the Alerts tab is written with "Alert" and "Handled" in (alerts.report.HEADER).
+WRITTEN_COLUMNS = (KEY_AT, HANDLED_AT)
+
+
+def _whole(column: int) -> str:
+    """A whole column in A1 notation: 13 → "N:N"."""
+    letters = column_letters(column)
+    return f"{letters}:{letters}"
+
+
+def _grid(cells: dict[tuple[int, int], SheetCell], *, shown: bool) -> list[list[Any]]:
+    """The cells read as rows (the header first), as ``handled_cells`` reads a tab: their
+    values, or with ``shown`` the text the sheet shows in the "Handled" column (a number
+    typed there, a date), the values elsewhere."""
+    if not cells:
+        return []
+    rows = max(r for r, _ in cells) + 1
+    width = max(c for _, c in cells) + 1
+    grid: list[list[Any]] = [[None] * width for _ in range(rows)]
+    for (r, c), cell in cells.items():
+        grid[r][c] = cell.value
+    column = handled_column(grid) if shown else None
+    if column is not None:
+        for (r, c), cell in cells.items():
+            if c == column and r and _is_number(cell.value):
+                grid[r][c] = cell.shown
+    return grid
+
+
+def _found_columns(values: list[list[Any]]) -> list[int]:
+    """The columns "Alert" and "Handled" are in, as the header read names them."""
+    header = [
+        str(cell).strip() if cell is not None else "" for cell in (values[0] if values else [])
+    ]
+    return [header.index(name) for name in (KEY_COLUMN, HANDLED_COLUMN) if name in header]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

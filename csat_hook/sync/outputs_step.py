@@ -212,7 +212,9 @@ class OutputsStep(AlertsStep):
                 tab = report.alerts_gsheets or report.alerts
                 if tab is not None:
                     with self.engine.begin() as conn:
-                        alerts_store.mark_written(conn, written_handled(tab.rows))
+                        alerts_store.mark_written(
+                            conn, written_handled(tab.rows, getattr(self, "_checkboxes", None))
+                        )
                 self._remember(names["gsheets"], keys, {"expected": expected, "agents": agents})
         return done
 

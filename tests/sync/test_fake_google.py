@@ -15,6 +15,7 @@ from csat_hook.devtools.fake_google import FakeGoogle
 from csat_hook.errors import GoogleApiError
 from csat_hook.sync.google.api import SheetCell
 from csat_hook.sync.google.api import SheetsApi
+from csat_hook.sync.google.api import sheet_cells
 from tests.sync.conftest import SHEET_ID
 
 
@@ -451,3 +452,23 @@ def test_cells_data_validation_is_served_as_google_shapes_it(fake_google, google
         (1, 1): SheetCell("No", "No", ("Yes", "No")),
         (2, 1): SheetCell(True, "TRUE", ()),
     }  # B5's rule is of another kind: nothing to tell
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {},  # no sheets at all: not the tab asked for
+        {"sheets": {}},
+        {"sheets": [{"properties": {"title": "Other"}, "data": []}]},
+        {"sheets": [{"properties": {"title": "Alerts"}, "data": {}}]},
+        {"sheets": [{"properties": {"title": "Alerts"}, "data": [{"rowData": {}}]}]},
+        {"sheets": [{"properties": {"title": "Alerts"}, "data": [{"rowData": [{"values": 1}]}]}]},
+    ],
+)
+def test_cells_read_from_an_answer_not_of_googles_shape_are_an_error(answer):
+    """Read loosely, an answer that is not the tab asked for (a proxy's, a fake's) read as an
+    empty tab: no edit kept, and the rewrite put the database's over the team's."""
+    with pytest.raises(GoogleApiError, match=r"spreadsheets\.get"):
+        sheet_cells(answer, "Alerts")
+    empty = {"sheets": [{"properties": {"title": "Alerts"}, "data": [{"startColumn": 13}]}]}
+    assert sheet_cells(empty, "Alerts") == {}

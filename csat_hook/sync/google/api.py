@@ -410,18 +410,7 @@ class SheetsApi:
             lambda: _answer("spreadsheets.get", self.http.request("get", url, params=params)),
             keep_message=False,
         )
-        found: dict[tuple[int, int], SheetCell] = {}
-        sheets = [_dict(s) for s in _listed(answer.get("sheets"))]
-        titled = [s for s in sheets if _dict(s.get("properties")).get("title") == title]
-        for sheet in titled or sheets[:1]:
-            for grid in map(_dict, _listed(sheet.get("data"))):
-                row0, col0 = _int(grid.get("startRow")), _int(grid.get("startColumn"))
-                for r, row in enumerate(map(_dict, _listed(grid.get("rowData")))):
-                    for c, data in enumerate(map(_dict, _listed(row.get("values")))):
-                        cell = _sheet_cell(data)
-                        if cell != _BLANK:
-                            found[row0 + r, col0 + c] = cell
-        return found
+        return sheet_cells(answer, title)
 
     def read_tab_bytes(
         self,
@@ -531,6 +520,40 @@ class SheetsApi:
             ),
             keep_message=False,
         )
+
+
+def sheet_cells(answer: dict[str, Any], title: str) -> dict[tuple[int, int], SheetCell]:
+    """The cells of a ``spreadsheets.get`` answer with grid data for the tab ``title``
+    (:meth:`SheetsApi.read_cells`). GoogleApiError when it is not that: no sheet of that
+    title, or its data not lists of rows of cells (read as an empty tab, the team's edits
+    there were never read and the rewrite replaced them). Left out, ``data``, ``rowData``
+    and ``values`` are empty, as Google leaves them out."""
+    sheets = answer.get("sheets")
+    titled = [
+        s
+        for s in (sheets if isinstance(sheets, list) else [])
+        if isinstance(s, dict) and _dict(s.get("properties")).get("title") == title
+    ]
+    if not titled:
+        raise GoogleApiError("spreadsheets.get: the answer does not hold the tab asked for")
+    found: dict[tuple[int, int], SheetCell] = {}
+    for grid in _strict(titled[0].get("data")):
+        row0, col0 = _int(grid.get("startRow")), _int(grid.get("startColumn"))
+        for r, row in enumerate(_strict(grid.get("rowData"))):
+            for c, data in enumerate(_strict(row.get("values"))):
+                cell = _sheet_cell(data)
+                if cell != _BLANK:
+                    found[row0 + r, col0 + c] = cell
+    return found
+
+
+def _strict(value: Any) -> list[dict[str, Any]]:
+    """A list of objects of a grid data answer (None: left out, empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise GoogleApiError("spreadsheets.get: the answer's grid data is not rows of cells")
+    return value
 
 
 def _sheet_cell(data: dict[str, Any]) -> SheetCell:

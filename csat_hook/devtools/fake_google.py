@@ -4,7 +4,8 @@ For tests, the benchmark and a manual try (``csat-hook dev fake-google``). It se
 
 * ``POST /token``: the OAuth 2.0 JWT-bearer grant a service account uses; the assertion is
   checked (RS256 signature against the keys this fake issued, audience, expiry, scope);
-* Sheets v4 under ``/v4/spreadsheets``: ``get`` (with a ``fields`` mask), ``values.get``,
+* Sheets v4 under ``/v4/spreadsheets``: ``get`` (with a ``fields`` mask, and ``ranges``:
+  their grid data, cells' data validation included), ``values.get``,
   ``values:batchGet``, ``values.update``, ``values:batchUpdate``, ``values:batchClear``,
   ``values/<range>:clear`` and ``:batchUpdate`` (tabs, cell formats, sizes, conditional
   rules, charts, developer metadata: see :mod:`.sheets_model`); every request (method, query

@@ -14,7 +14,10 @@ a whole-tab reset clears it; :meth:`Tab.format_at` resolves one cell), column wi
 heights, conditional format rules (add at an index, delete by index), charts (add with an id,
 update the spec, move, delete) and developer metadata (create on the spreadsheet or on a sheet,
 update and delete by key or id). The metadata honours a ``fields`` mask (checked against the
-``Spreadsheet`` schema) as Google does.
+``Spreadsheet`` schema) as Google does; with ``ranges`` it holds the sheets they are on and
+each range's ``GridData`` (:meth:`Tab.grid_data`: values and data validation rules, which a
+person puts on cells, :meth:`csat_hook.devtools.fake_google.FakeGoogle.set_validation`, and
+which stay on their cell whatever values are written).
 
 Developer metadata as the reference describes it (spreadsheets.developerMetadata): ids are
 spreadsheet-scoped and positive, given or assigned; a sheet's metadata is listed under its

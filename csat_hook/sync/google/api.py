@@ -375,23 +375,11 @@ class SheetsApi:
     def forget_metadata(self, spreadsheet_id: str) -> None:
         self._metadata.pop(spreadsheet_id, None)
 
-    def read_tab(
-        self,
-        spreadsheet_id: str,
-        title: str,
-        *,
-        dates_as_shown: bool = False,
-        as_shown: bool = False,
-    ) -> list[list[Any]]:
-        """A whole tab in one request: numbers stay numbers, date-times come as serials, or
-        with ``dates_as_shown`` as the sheet shows them (text a person typed: a date in the
-        Alerts tab's "Handled" column is the team's words, not a number); with ``as_shown``
-        every cell is the text the sheet shows (a number typed "50%" is "50%", not 0.5)."""
-        return tab_rows(
-            self.read_tab_bytes(
-                spreadsheet_id, title, dates_as_shown=dates_as_shown, as_shown=as_shown
-            )
-        )
+    def read_tab(self, spreadsheet_id: str, title: str) -> list[list[Any]]:
+        """A whole tab in one request: numbers stay numbers, date-times come as serials (the
+        Alerts tab, whose "Handled" cells are wanted as the sheet shows them, with their
+        checkboxes, is read with :meth:`read_cells`)."""
+        return tab_rows(self.read_tab_bytes(spreadsheet_id, title))
 
     def read_cells(
         self, spreadsheet_id: str, title: str, ranges: Sequence[str]
@@ -412,19 +400,12 @@ class SheetsApi:
         )
         return sheet_cells(answer, title)
 
-    def read_tab_bytes(
-        self,
-        spreadsheet_id: str,
-        title: str,
-        *,
-        dates_as_shown: bool = False,
-        as_shown: bool = False,
-    ) -> bytes:
+    def read_tab_bytes(self, spreadsheet_id: str, title: str) -> bytes:
         """:meth:`read_tab`'s response body as sent (``tab_rows`` decodes it): a caller can
         tell the same tab from its bytes before decoding them."""
         params: dict[str, str | int | bool | float | list[str] | None] = {
-            "valueRenderOption": "FORMATTED_VALUE" if as_shown else "UNFORMATTED_VALUE",
-            "dateTimeRenderOption": "FORMATTED_STRING" if dates_as_shown else "SERIAL_NUMBER",
+            "valueRenderOption": "UNFORMATTED_VALUE",
+            "dateTimeRenderOption": "SERIAL_NUMBER",
             "majorDimension": "ROWS",
             "ranges": [absolute_range_name(title)],
         }

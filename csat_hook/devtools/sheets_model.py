@@ -275,6 +275,14 @@ class Spreadsheet:
         sheets = [tab.sheet() for tab in sorted(self.tabs, key=lambda t: t.index)]
         if ranges:
             boxes = [parse_range(self, r) for r in ranges]
+            for text, box in zip(ranges, boxes, strict=True):
+                if box.row0 >= box.tab.rows or box.col0 >= box.tab.cols:
+                    cells = text.rpartition("!")[2]
+                    raise SheetsApiError(
+                        400,
+                        f"Range ({quote_title(box.tab.title)}!{cells}) exceeds grid limits. "
+                        f"Max rows: {box.tab.rows}, max columns: {box.tab.cols}",
+                    )
             sheets = []
             for tab in sorted(
                 {b.tab.sheet_id: b.tab for b in boxes}.values(), key=lambda t: t.index

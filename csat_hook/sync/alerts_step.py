@@ -182,9 +182,13 @@ class AlertsStep:
         0.5; "12/5/2026", not its serial number); a checkbox's own values tell ticked from
         unticked ("No" is an unticked box with custom values, not the team's words)."""
         api, spreadsheet = output.api, output.spreadsheet_id
-        cells = api.read_cells(spreadsheet, title, ["1:1", *map(_whole, WRITTEN_COLUMNS)])
+        # Only columns the grid has: Google refuses a range past it (a tab the team made
+        # narrower by deleting columns failed every sync).
+        width = output.columns_of(title)
+        asked = [c for c in WRITTEN_COLUMNS if width is None or c < width]
+        cells = api.read_cells(spreadsheet, title, ["1:1", *map(_whole, asked)])
         values = _grid(cells, shown=False)
-        moved = [c for c in _found_columns(values) if c not in WRITTEN_COLUMNS]
+        moved = [c for c in _found_columns(values) if c not in asked]
         if moved:
             cells |= api.read_cells(spreadsheet, title, [_whole(c) for c in moved])
             values = _grid(cells, shown=False)

@@ -325,3 +325,28 @@ def test_a_handled_column_the_team_moved_is_read_where_it_is(kit, receivers):
     assert summary.requests["sheets_read"] == 4  # metadata, responses, the Alerts tab twice
     assert stored(kit) == {newest: None, oldest: "Anna"}
     assert handled(kit) == {newest: None, oldest: "Anna"}  # written back in place
+
+
+def test_a_tab_narrower_than_the_columns_it_is_written_in_is_still_read(kit, receivers):
+    """The team deleted columns ("Comment" to "Deliveries"): the tab is narrower than the
+    column "Handled" is written in. Asked for that column, Google refuses the read (the range
+    exceeds the grid): every sync failed, the team's edits never read. Only the columns the
+    grid has are asked for; "Handled" is read where the header says."""
+    cfg = config(kit, receivers)
+    two_alerts(kit)
+    assert kit.run(cfg).status == "ok"
+    header = kit.sheet("Alerts")[0]
+    column = header.index("Handled")
+    newest, oldest = (row[0] for row in kit.sheet("Alerts")[1:3])
+    tab = kit.fake.tab(SHEET_ID, "Alerts")
+    with kit.fake.lock:
+        tab.cells = [line[:5] + line[column : column + 1] for line in tab.cells]
+        tab.cols = 6
+    kit.fake.set_cell(SHEET_ID, "Alerts", 2, 5, "Anna")
+
+    kit.now += timedelta(minutes=5)
+    summary = kit.run(cfg)
+
+    assert summary.status == "ok", summary.error
+    assert stored(kit) == {newest: None, oldest: "Anna"}
+    assert handled(kit) == {newest: None, oldest: "Anna"}

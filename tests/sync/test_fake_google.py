@@ -445,6 +445,12 @@ def test_cells_data_validation_is_served_as_google_shapes_it(fake_google, google
         params={"ranges": ["Alerts!B:B"], "fields": "sheets(data(rowData(values(checkbox))))"},
     )
     assert bad.status_code == 400
+    past = google_session.request(
+        "get",
+        f"{fake_google.url}/v4/spreadsheets/{SHEET_ID}",
+        params={"ranges": ["Alerts!AA:AA"], "fields": "sheets(data(startColumn))"},
+    )
+    assert past.status_code == 400 and "exceeds grid limits" in past.text  # 26 columns
 
     api = SheetsApi(google_session)
     assert api.read_cells(SHEET_ID, "Alerts", ["B:B"]) == {

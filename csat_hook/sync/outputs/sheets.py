@@ -451,6 +451,15 @@ class SheetsOutput:
         first = _first(of_kind.get(kind, []), title)
         return str(first["title"]) if first is not None else None
 
+    def columns_of(self, title: str) -> int | None:
+        """How many columns the grid of the tab ``title`` has (the metadata read this run),
+        None when no tab has that title."""
+        for sheet in self.api.metadata(self.spreadsheet_id).get("sheets", []):
+            props = sheet.get("properties", {})
+            if props.get("title") == title:
+                return int(props.get("gridProperties", {}).get("columnCount", 0))
+        return None
+
     def renamed_tabs(self, kind: str) -> list[str]:
         """The titles of the tabs of ``kind`` (the team's Alerts tab) that a person renamed
         since the report last wrote them, in the spreadsheet's order: tabs of ours whose

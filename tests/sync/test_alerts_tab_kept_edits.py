@@ -11,6 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.alerts import store as alerts_store
+from csat_hook.alerts.report import Checkbox
+from csat_hook.alerts.report import Checkboxes
+from csat_hook.alerts.report import boxed_rows
+from csat_hook.alerts.report import handled_cells
+from csat_hook.alerts.report import written_handled
 from csat_hook.config import Config
 from csat_hook.db.schema import alerts
 from csat_hook.devtools.fake_notify import FakeNotify
@@ -350,3 +355,34 @@ def test_a_tab_narrower_than_the_columns_it_is_written_in_is_still_read(kit, rec
     assert summary.status == "ok", summary.error
     assert stored(kit) == {newest: None, oldest: "Anna"}
     assert handled(kit) == {newest: None, oldest: "Anna"}
+
+
+def test_a_checkbox_is_read_and_written_with_its_own_values():
+    """Zero, one or two condition values (sheets.v4.json's BooleanCondition BOOLEAN): TRUE/
+    FALSE; the value, else blank; the first, else the second. What a box is written with
+    reads back as what the database holds (written_handled, the read-back's comparison)."""
+    plain, done, yes_no, one_zero = (
+        Checkbox(),
+        Checkbox(("Done",)),
+        Checkbox(("Yes", "No")),
+        Checkbox(("1", "0")),
+    )
+    assert [plain.cell(True), plain.cell(False)] == [True, False]
+    assert [done.cell(True), done.cell(False)] == ["Done", None]
+    assert [yes_no.cell(True), yes_no.cell(False)] == ["Yes", "No"]
+    assert [one_zero.cell(True), one_zero.cell(False)] == [1, 0]
+    assert yes_no.ticked("yes ") and not yes_no.ticked("No") and not yes_no.ticked(True)
+    assert one_zero.ticked(1) and one_zero.ticked(1.0) and one_zero.ticked("1")
+    assert not one_zero.ticked(0) and not one_zero.ticked(True)
+    assert plain.ticked(True) and not plain.ticked(False) and not plain.ticked(1)
+    assert done.ticked("Done") and not done.ticked(None) and not done.ticked("")
+
+    header = ["Alert", *[""] * 12, "Handled"]
+    rows = [header, [5, *[""] * 12, "Anna"], [4, *[""] * 12, None], [3, *[""] * 12, "x"]]
+    boxes = Checkboxes({1: yes_no, 2: done})
+    written = boxed_rows(rows, boxes)
+    assert written is not None
+    assert [row[-1] for row in written[1:]] == ["Yes", None, "x"]
+    at = {1: yes_no, 2: done}
+    assert written_handled(written, boxes) == handled_cells(written, None, at)
+    assert written_handled(written, boxes) == {5: "yes", 4: None, 3: "x"}

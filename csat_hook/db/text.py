@@ -8,6 +8,7 @@ never turn a close into a database error.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -242,6 +243,91 @@ def spreadsheet_rendering(field: str, dialog_id: str) -> str | None:
     held = number // kept * kept  # the digits past the 15th cut as the file is opened
     # Shown rounded half up to the digits shown.
     return "rounded" if 0 <= held - (digits * step - step // 2) < step else None
+
+
+def may_be_rendering(field: str) -> bool:
+    """Whether the ticket ``field`` has the shape of a spreadsheet rendering of a numeric id
+    (all ASCII digits, or shown in scientific notation): only such a field can be
+    :func:`spreadsheet_rendering` of an id, so only such fields are worth a
+    :class:`RenderedIds` look-up."""
+    field = field.strip()
+    if not field.isascii():
+        return False
+    return field.isdigit() or _SCIENTIFIC.fullmatch(field) is not None
+
+
+class RenderedIds:
+    """Numeric ids (all ASCII digits; the others are left out), asked whether a ticket field
+    is a :func:`spreadsheet_rendering` of one of them without comparing the field with each:
+    a rounded rendering cannot be turned back into its id, but it stands for a range of
+    numbers. How the sync finds a typed ticket naming an erased dialog as Excel showed it.
+
+    The ids' values are kept sorted. The numbers a field renders (as
+    :func:`spreadsheet_rendering` decides) are one range, as the digits a spreadsheet keeps
+    of a number grow with it, and that range holds the number the field reads as (the
+    least it can render when that one is too short to be rendered so) whenever it holds
+    any: of the ids, only the nearest to that number on either side need be confirmed, one
+    farther out is in the range only if they are. With the ids of the field's own value
+    (leading zeros dropped), a field costs a bisection and a few comparisons, however many
+    ids there are."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        spellings: dict[int, set[str]] = {}
+        for raw in ids:
+            text = raw.strip()
+            if text and text.isascii() and text.isdigit():
+                spellings.setdefault(int(text.lstrip("0") or "0"), set()).add(text)
+        self._spellings = {value: sorted(texts) for value, texts in spellings.items()}
+        self._values = sorted(spellings)
+        # No field longer than the longest id (without its leading zeros) renders one: its
+        # value is never read (Python refuses an int of more than 4,300 digits).
+        self._widest = max((len(str(value)) for value in self._values), default=0)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def rendered_by(self, field: str) -> bool:
+        """Whether the ticket ``field``, compared in its :func:`ticket_form` as typed tickets
+        are, is a spreadsheet program's rendering of one of the ids: exactly when
+        ``spreadsheet_rendering`` says so of one of them. An id typed exactly as it is
+        spelled is the look-up by spelling's to find."""
+        form = ticket_form(field)
+        if not self._values or not may_be_rendering(form):
+            return False
+        return any(
+            spreadsheet_rendering(form, spelling) is not None
+            for value in self._candidates(form)
+            for spelling in self._spellings[value]
+        )
+
+    def _candidates(self, form: str) -> set[int]:
+        """The values of the ids that ``form`` (a rendering's shape) may render."""
+        found: set[int] = set()
+        if form.isdigit():
+            significant = form.lstrip("0")
+            if len(significant) > self._widest:
+                return found
+            value = int(significant or "0")
+            if value in self._spellings:
+                found.add(value)  # its leading zeros dropped, or added
+            if _KEPT_DIGITS < len(form) <= self._widest:
+                # Rounded: a number as long as the field ("0…" reads as the least of them).
+                found.update(self._nearest(max(value, 10 ** (len(form) - 1))))
+            return found
+        shown = _SCIENTIFIC.fullmatch(form)
+        if shown is None:
+            return found
+        fraction = shown.group(2) or ""
+        exponent = int(shown.group(3)) - len(fraction)
+        if exponent >= 0:
+            number = int(shown.group(1) + fraction) * 10**exponent
+            found.update(self._nearest(max(number, _SHOWN_WHOLE)))
+        return found
+
+    def _nearest(self, point: int) -> list[int]:
+        """The values next to ``point``: the least at or above it, the greatest below it."""
+        at = bisect.bisect_left(self._values, point)
+        return self._values[max(at - 1, 0) : at + 1]
 
 
 IN_CHUNK = 500  # values per ``IN (...)`` list: well under every driver's parameter limit

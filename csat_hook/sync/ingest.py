@@ -125,7 +125,9 @@ def _without_erased_text(
     reference, or such a dialog by what its reference says (``tokens.claimed``: a forged one
     is read), or by the dialog in the ticket field: any helpdesk's dialog of that id, as the
     field names none, compared as a person types a ticket (``db.text.ticket_form``: "#d38"
-    is D38's) as ``erase`` compares it (an erasure errs on erasing; ``erasure/store.py``).
+    is D38's) or as a spreadsheet program renders a numeric one (``1.23457E+18``, ``987``
+    for 000987: ``db.text.spreadsheet_rendering``) as ``erase`` compares it (an erasure
+    errs on erasing; ``erasure/store.py``).
     The identity stays
     the row's own, so the row is recognised as processed on the next run."""
     if (not credited and not unverified) or not store.any_erasure(conn):

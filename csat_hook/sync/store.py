@@ -29,8 +29,10 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import RenderedIds
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
+from csat_hook.db.text import may_be_rendering
 from csat_hook.db.text import ticket_form
 from csat_hook.db.text import ticket_spellings
 from csat_hook.sync.bulk import among
@@ -131,7 +133,8 @@ class Erased(NamedTuple):
     dialogs: set[str]
     pairs: set[tuple[str, str]]
     # The erased dialogs (any helpdesk's) that typed tickets name, as ``ticket_form``s: how a
-    # ticket field is matched ("#d38" is D38's), as ``erase`` matches it.
+    # ticket field is matched ("#d38" is D38's), as ``erase`` matches it; with the tickets
+    # that are a spreadsheet's rendering of an erased numeric dialog ("1.23457e+18").
     tickets: set[str]
     # The ``pairs`` as ``(helpdesk, ticket_form)``: an erasure recorded as "d38" before
     # anything of D38 was stored is D38's (``erase --dialog`` takes a ticket as typed).
@@ -155,8 +158,9 @@ def erased_among(
 ) -> Erased:
     """Which of the survey ``keys``, and which of the ``dialogs`` (and as which helpdesk's),
     had their customer data erased (``csat-hook erase``), and which of the typed ``tickets``
-    name an erased dialog as a person types it (:func:`~csat_hook.db.text.ticket_form`):
-    a submission to one is stored without its comment (:mod:`.ingest`)."""
+    name an erased dialog as a person types it (:func:`~csat_hook.db.text.ticket_form`)
+    or as a spreadsheet program rendered its numeric id (:func:`_renderings_of_erased`): a
+    submission to one is stored without its comment (:mod:`.ingest`)."""
     found = Erased(set(), set(), set(), set(), set())
     typed = {ticket_form(ticket) for ticket in tickets} - {""}
     forms = {ticket_form(dialog) for dialog in (*dialogs, *tickets)} - {""}
@@ -177,6 +181,7 @@ def erased_among(
                 found.pair_forms.add((row.helpdesk, form))
             if form in typed:
                 found.tickets.add(form)
+    found.tickets.update(_renderings_of_erased(conn, tickets))
     for condition in among(conn, erasures.c.survey_key, keys):
         found.keys.update(conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars())
     for match in matching(conn, dialogs):
@@ -195,6 +200,45 @@ def erased_among(
         )
     found.dialogs.update(dialog for _, dialog in found.pairs)
     return found
+
+
+ERASED_PAGE = 5000  # erased dialog ids read at a time for :func:`_renderings_of_erased`
+
+
+def _renderings_of_erased(conn: sa.Connection, tickets: Sequence[str]) -> set[str]:
+    """The typed ``tickets`` that are a spreadsheet program's rendering of an erased numeric
+    dialog's id (``db.text.spreadsheet_rendering``: ``1.23457E+18`` for
+    1234567890123456789, ``987`` for 000987), as their :func:`~csat_hook.db.text.ticket_form`,
+    as ``erase`` matches an unverified answer's ticket (``erasure/store.py``). A rounded
+    rendering cannot be turned back into the id to look it up by: the erased ids that are
+    all digits are read instead (only when a ticket has a rendering's shape, a page at a
+    time), and the tickets found among them by bisection (``db.text.RenderedIds``), never
+    each ticket compared with each id."""
+    shaped = {ticket for ticket in tickets if may_be_rendering(ticket_form(ticket))}
+    if not shaped:
+        return set()
+    erased = RenderedIds(_numeric_erased_ids(conn))
+    return {ticket_form(ticket) for ticket in shaped if erased.rendered_by(ticket)}
+
+
+def _numeric_erased_ids(conn: sa.Connection) -> Iterator[str]:
+    """The dialog ids of ``erasures`` and ``erased_dialogs`` that are all ASCII digits (the
+    database picks them: a pattern each dialect has its own words for), read
+    :data:`ERASED_PAGE` rows at a time by primary key: a bounded read, however many."""
+    for table in (erasures, erased_dialogs):
+        column = table.c.dialog_id
+        digits: sa.ColumnElement[bool]
+        if conn.dialect.name == "postgresql":
+            digits = column.op("~", is_comparison=True)("^[0-9]+$")
+        else:  # SQLite's GLOB: a class of characters, case-sensitive
+            digits = sa.and_(
+                column != "", sa.not_(column.op("GLOB", is_comparison=True)("*[^0-9]*"))
+            )
+        page = sa.select(table.c.id, column).where(digits).order_by(table.c.id).limit(ERASED_PAGE)
+        after = 0
+        while rows := conn.execute(page.where(table.c.id > after)).all():
+            after = rows[-1].id
+            yield from (row.dialog_id for row in rows)
 
 
 def processed_among(conn: sa.Connection, fingerprints: Mapping[str, str]) -> set[str]:

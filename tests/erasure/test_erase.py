@@ -1320,6 +1320,51 @@ def test_a_later_answer_typed_in_another_form_is_stored_without_its_text(shop: S
     assert held(shop.dump(), "yan typed") == {"unverified_answers": 1}
 
 
+@pytest.mark.parametrize("erased_as", ["dialog", "customer"])
+@pytest.mark.parametrize(
+    ("dialog", "rendered", "others"),
+    [
+        (
+            "1234567890123456789",
+            ["1.23457E+18", "1,23457e+18", "1234567890123450000", "1234567890123460000"],
+            ["1.23458E+18", "1234567890123470000", "123456789012345678"],
+        ),
+        ("000987", ["987", "0987"], ["9870", "98"]),
+    ],
+)
+def test_a_later_answer_typed_as_a_spreadsheet_rendered_the_erased_dialog_keeps_no_text(
+    shop: Shop, erased_as: str, dialog: str, rendered: list[str], others: list[str]
+):
+    """The sync looked erased dialogs up by the spellings of the typed ticket, which never
+    find the dialog a spreadsheet rendering stands for (a rounded one cannot be turned back):
+    a new unverified answer typed "1.23457E+18" after 1234567890123456789 was erased, as a
+    dialog (``erased_dialogs``) or with its customer's surveys (``erasures``), kept its
+    comment. It is stored with its rating only; another number keeps its text."""
+    if erased_as == "dialog":
+        result = shop.erase("--helpdesk", HELPDESK, "--dialog", dialog, "--yes")
+    else:
+        shop.survey(dialog, MARIA)
+        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert result.exit_code == 0, result.output
+    for index, ticket in enumerate([*rendered, *others]):
+        shop.lines[f"typed-{index}"] = _typed(f"T{index}", ticket)
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    shop.sync()
+    with shop.kit.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(unverified_answers.c.field_ticket, unverified_answers.c.comment).where(
+                unverified_answers.c.rating == 3
+            )
+        ).all()
+    # Every typed answer is stored, the renderings without their text (nor their ticket).
+    assert len(stored) == len(rendered) + len(others)
+    assert sorted((row.field_ticket, row.comment) for row in stored if row.comment) == sorted(
+        (ticket, f"T{len(rendered) + i} typed a ticket") for i, ticket in enumerate(others)
+    )
+    assert all(not row.field_ticket for row in stored if not row.comment)
+
+
 def test_two_stored_dialogs_differing_only_in_case_are_not_guessed_between(shop: Shop):
     shop.survey("d-2", BOB)  # a helpdesk whose ids are case-sensitive
     before = shop.dump()

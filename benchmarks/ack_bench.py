@@ -9,7 +9,8 @@ this measures the acknowledgement path only.
 
 Prints acknowledgements per second (closed loop), latency percentiles at a fixed rate (open
 loop), the CPU per request of each server and of PostgreSQL at peak (where the ratio goes),
-and the ratios. Targets: ratio ≥ 0.6 (issue 16), p99 ≤ 50 ms.
+on PostgreSQL the closes per commit at peak (how much the group commit shares), and the
+ratios. Targets: ratio ≥ 0.6 (issue 16), p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
@@ -112,22 +113,43 @@ class Cpu:
     gunicorn tree) and PostgreSQL's (every ``postgres`` process: the server's backends, its
     WAL writer), each over the phase's requests."""
 
-    def __init__(self, server_ms: float, postgres_ms: float) -> None:
+    def __init__(self, server_ms: float, postgres_ms: float, per_commit: float | None) -> None:
         self.server_ms = server_ms
         self.postgres_ms = postgres_ms
+        self.per_commit = per_commit  # requests per PostgreSQL commit (the group commit's batch)
+
+
+def commits(database_url: str | None) -> int | None:
+    """The database's committed transactions so far (``pg_stat_database``), after a pause:
+    a backend reports its counts when idle (at most once a second) or when it exits, and
+    csat-hook closes its held connection after an idle second. None without PostgreSQL."""
+    if not database_url or not database_url.startswith("postgres"):
+        return None
+    import psycopg
+
+    time.sleep(1.5)
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else None
 
 
 def measure(
     base: str, args: argparse.Namespace, run: int, server_pid: int
 ) -> tuple[Result, Result, Cpu]:
     closed_loop(base, SignedClose(run * 3), duration=2, threads=args.clients)  # warm-up
+    before = commits(args.database_url)
     server, postgres = tree_cpu(server_pid), named_cpu("postgres")
     peak = closed_loop(base, SignedClose(run * 3 + 1), duration=args.duration, threads=args.clients)
     count = max(len(peak.latencies), 1)
-    cpu = Cpu(
-        (tree_cpu(server_pid) - server) / count * 1000,
-        (named_cpu("postgres") - postgres) / count * 1000,
-    )
+    server_ms = (tree_cpu(server_pid) - server) / count * 1000
+    postgres_ms = (named_cpu("postgres") - postgres) / count * 1000
+    after = commits(args.database_url)
+    # Less the two look-ups' own (one transaction each, counted in the second).
+    done = after - before - 1 if after is not None and before is not None else 0
+    cpu = Cpu(server_ms, postgres_ms, count / done if done > 0 else None)
     steady = open_loop(base, SignedClose(run * 3 + 2), rate=args.rate, duration=args.duration)
     return peak, steady, cpu
 
@@ -209,6 +231,11 @@ def main() -> None:
         f"{our_cpu.postgres_ms:.2f} ms; bare {bare_cpu.server_ms:.2f} ms (the load "
         "generator's own on the same cores, alike for both)"
     )
+    if our_cpu.per_commit is not None:
+        print(
+            f"closes per PostgreSQL commit at peak (the group commit's batches, every "
+            f"process): {our_cpu.per_commit:.1f}"
+        )
     ratio = our_peak.rate / bare_peak.rate if bare_peak.rate else float("nan")
     p99 = our_steady.percentile(99) * 1000
     print(

@@ -150,56 +150,152 @@ def any_erasure(conn: sa.Connection) -> bool:
     )
 
 
+# The erased rows (``erasures`` and ``erased_dialogs`` together) read whole at most, to match
+# what a sync asks about in Python (:func:`erased_among`): a few MB of ids at the most, where
+# erasures are normally tens to thousands. More are looked up by what is asked (the SQL path).
+ERASED_WHOLE = 50_000
+# ... and only while they are at most this many per value asked: a row read whole costs a
+# microsecond or two, a value looked up (a spelling folded in an ``IN`` list that scans both
+# tables' ids, for want of an index on their lower()) far more; a sync asking about a
+# handful of dialogs is not worth reading thousands of erasures for.
+ERASED_PER_ASKED = 10
+# Every ASCII character but NUL (which PostgreSQL cannot hold): the database's lower() of it
+# is compared with Python's, once per look-up, before an ASCII spelling is folded in Python.
+FOLD_PROBE = "".join(map(chr, range(1, 128)))
+
+
+class _ErasedRows(NamedTuple):
+    """The erased rows read whole, each dialog id with its :func:`folded` form as the
+    database folds it (``lower()``: its own rules outside ASCII, not Python's)."""
+
+    keyed: list[sa.Row[Any]]  # erasures: survey_key, dialog_id, lowered
+    dialogs: list[sa.Row[Any]]  # erased_dialogs: helpdesk, dialog_id, lowered
+    ascii_folds: bool  # the database lowers ASCII as Python's str.lower() does
+
+
 def erased_among(
     conn: sa.Connection,
     keys: Sequence[str],
     dialogs: Sequence[str],
     tickets: Sequence[str] = (),
+    *,
+    whole: bool | None = None,
 ) -> Erased:
     """Which of the survey ``keys``, and which of the ``dialogs`` (and as which helpdesk's),
     had their customer data erased (``csat-hook erase``), and which of the typed ``tickets``
     name an erased dialog as a person types it (:func:`~csat_hook.db.text.ticket_form`)
     or as a spreadsheet program rendered its numeric id (:func:`_renderings_of_erased`): a
-    submission to one is stored without its comment (:mod:`.ingest`)."""
+    submission to one is stored without its comment (:mod:`.ingest`).
+
+    The erased rows, when few beside what is asked (at most :data:`ERASED_PER_ASKED` per
+    value asked and :data:`ERASED_WHOLE` in all: one bounded count tells), are read whole and
+    matched here, in a few statements however much is asked (a first sync asks about every
+    answer's dialog); more are looked up by what is asked, a statement per
+    :data:`~csat_hook.db.text.IN_CHUNK` spellings. Both give the same answer: the erased ids
+    are folded by the database either way, and a spelling asked about in Python only when it
+    is ASCII and the database lowers ASCII as Python does (else it is looked up). ``whole``
+    chooses the way (tests); None decides by the count."""
     found = Erased(set(), set(), set(), set(), set())
     typed = {ticket_form(ticket) for ticket in tickets} - {""}
     forms = {ticket_form(dialog) for dialog in (*dialogs, *tickets)} - {""}
     spellings = sorted({s for dialog in (*dialogs, *tickets) for s in ticket_spellings(dialog)})
-    for chunk in in_chunks(spellings):
-        lowered = [folded(spelling) for spelling in chunk]
-        recorded = conn.execute(
-            sa.select(erasures.c.dialog_id).where(folded(erasures.c.dialog_id).in_(lowered))
-        ).scalars()
-        found.tickets.update(form for form in map(ticket_form, recorded) if form in typed)
-        for row in conn.execute(
-            sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id).where(
-                folded(erased_dialogs.c.dialog_id).in_(lowered)
-            )
-        ):
-            form = ticket_form(row.dialog_id)
-            if form in forms:
-                found.pair_forms.add((row.helpdesk, form))
-            if form in typed:
-                found.tickets.add(form)
-    found.tickets.update(_renderings_of_erased(conn, tickets))
-    for condition in among(conn, erasures.c.survey_key, keys):
-        found.keys.update(conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars())
-    for match in matching(conn, dialogs):
-        found.dialogs.update(
+    rows = _erased_rows(conn, len(keys) + len(dialogs) + len(tickets), whole)
+    asked = spellings
+    # Rows matched by a spelling, as the look-up by spelling finds them: a survey's dialog id;
+    # a dialog's (helpdesk, dialog id).
+    recorded: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    if rows is not None and rows.ascii_folds:
+        asked = [spelling for spelling in spellings if not spelling.isascii()]
+        lowered = {spelling.lower() for spelling in spellings if spelling.isascii()}
+        recorded.extend(row.dialog_id for row in rows.keyed if row.lowered in lowered)
+        pairs.extend(
+            (row.helpdesk, row.dialog_id) for row in rows.dialogs if row.lowered in lowered
+        )
+    for chunk in in_chunks(asked):
+        lowered_chunk = [folded(spelling) for spelling in chunk]
+        recorded.extend(
             conn.execute(
-                sa.select(erasures.c.dialog_id).where(match(erasures.c.dialog_id)).distinct()
+                sa.select(erasures.c.dialog_id).where(
+                    folded(erasures.c.dialog_id).in_(lowered_chunk)
+                )
             ).scalars()
         )
-        found.pairs.update(
+        pairs.extend(
             (row.helpdesk, row.dialog_id)
             for row in conn.execute(
                 sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id).where(
-                    match(erased_dialogs.c.dialog_id)
+                    folded(erased_dialogs.c.dialog_id).in_(lowered_chunk)
                 )
             )
         )
+    found.tickets.update(form for form in map(ticket_form, recorded) if form in typed)
+    for helpdesk, dialog_id in pairs:
+        form = ticket_form(dialog_id)
+        if form in forms:
+            found.pair_forms.add((helpdesk, form))
+        if form in typed:
+            found.tickets.add(form)
+    found.tickets.update(_renderings_of_erased(conn, tickets))
+    if rows is not None:
+        asked_keys, asked_dialogs = set(keys), set(dialogs)
+        for row in rows.keyed:
+            if row.survey_key in asked_keys:
+                found.keys.add(row.survey_key)
+            if row.dialog_id in asked_dialogs:
+                found.dialogs.add(row.dialog_id)
+        found.pairs.update(
+            (row.helpdesk, row.dialog_id) for row in rows.dialogs if row.dialog_id in asked_dialogs
+        )
+    else:
+        for condition in among(conn, erasures.c.survey_key, keys):
+            found.keys.update(
+                conn.execute(sa.select(erasures.c.survey_key).where(condition)).scalars()
+            )
+        for match in matching(conn, dialogs):
+            found.dialogs.update(
+                conn.execute(
+                    sa.select(erasures.c.dialog_id).where(match(erasures.c.dialog_id)).distinct()
+                ).scalars()
+            )
+            found.pairs.update(
+                (row.helpdesk, row.dialog_id)
+                for row in conn.execute(
+                    sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id).where(
+                        match(erased_dialogs.c.dialog_id)
+                    )
+                )
+            )
     found.dialogs.update(dialog for _, dialog in found.pairs)
     return found
+
+
+def _erased_rows(conn: sa.Connection, asked: int, whole: bool | None) -> _ErasedRows | None:
+    """The erased rows whole (``whole``; when None, only if there are at most
+    :data:`ERASED_PER_ASKED` per one of the ``asked`` values and :data:`ERASED_WHOLE` in
+    all, counted up to that many and one: a bounded count); None for the look-up by what is
+    asked. Three statements: the count (with the :data:`FOLD_PROBE`), and a read per table."""
+    if whole is False or (whole is None and not asked):
+        return None
+    limit = min(ERASED_WHOLE, ERASED_PER_ASKED * asked)
+    counts = [
+        sa.select(sa.func.count())
+        .select_from(sa.select(table.c.id).limit(limit + 1).subquery())
+        .scalar_subquery()
+        for table in (erasures, erased_dialogs)
+    ]
+    count, probe = conn.execute(sa.select(counts[0] + counts[1], folded(FOLD_PROBE))).one()
+    if whole is None and count > limit:
+        return None
+    lowered = folded(erasures.c.dialog_id).label("lowered")
+    surveys_read = sa.select(erasures.c.survey_key, erasures.c.dialog_id, lowered)
+    lowered = folded(erased_dialogs.c.dialog_id).label("lowered")
+    dialogs_read = sa.select(erased_dialogs.c.helpdesk, erased_dialogs.c.dialog_id, lowered)
+    return _ErasedRows(
+        list(conn.execute(surveys_read)),
+        list(conn.execute(dialogs_read)),
+        probe == FOLD_PROBE.lower(),
+    )
 
 
 ERASED_PAGE = 5000  # erased dialog ids read at a time for :func:`_renderings_of_erased`

@@ -2,6 +2,7 @@
 
     python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
                                     [--source gsheets|csv] [--runs 1] [--no-peer]
+                                    [--erasures 0]
 
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
@@ -20,7 +21,10 @@ times and the targets (the tracer slows Python several-fold and inflates RSS);
 ``--database-url`` for PostgreSQL (each run in a private schema, dropped after it).
 ``--source csv`` reads the answers from a Forms "Download responses (.csv)" export instead
 (timestamps as text, ``2026/11/02 3:47:14 PM EST``: every one goes through the text reader);
-the report still goes to the fake Sheets.
+the report still goes to the fake Sheets. ``--erasures N`` records N customer erasures
+(``csat-hook erase``) before the first sync: one of an answered survey, the others of
+dialogs the benchmark has none of (half by survey, half by dialog), so every sync pays the
+look-up of its answers among the erased.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ import tracemalloc
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from _pg import bench_database
 from _sync import LATE
+from _sync import NOW
 from _sync import SECRET
 from _sync import SYNC_CLOCK
 from _sync import Figure
@@ -57,10 +63,13 @@ from _sync import requests_by_kind
 from _sync import reset_requests
 from _sync import run_peer_script
 
+from csat_hook import tokens
 from csat_hook.config import load_config
 from csat_hook.db.config import normalize_database_url
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
+from csat_hook.db.schema import erased_dialogs
+from csat_hook.db.schema import erasures
 from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
 
@@ -147,6 +156,13 @@ def main() -> None:
         help="Repeat the whole benchmark N times (each in a fresh process, database and fake) "
         "and summarise the range of every figure.",
     )
+    parser.add_argument(
+        "--erasures",
+        type=int,
+        default=0,
+        help="Record N erasures before the first sync (one of an answered survey, the rest "
+        "of other dialogs): the syncs' figures with erasures on record.",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
     parser.add_argument("--run-figures", help=argparse.SUPPRESS)
@@ -203,13 +219,17 @@ def run_once(args: argparse.Namespace) -> dict:
                     str(args.answers),
                     "--unanswered",
                     str(args.unanswered),
+                    "--erasures",
+                    str(args.erasures),
                 ],
                 check=True,
             )
             engine = make_engine(normalize_database_url(url))
             print(
                 f"seeded {args.answers:,} answers by {args.agents} agents and "
-                f"{args.unanswered:,} unanswered surveys in {time.monotonic() - started:.1f} s"
+                f"{args.unanswered:,} unanswered surveys"
+                + (f", {args.erasures:,} erasures" if args.erasures else "")
+                + f" in {time.monotonic() - started:.1f} s"
             )
             export = Path(tmp) / "form-responses.csv"
             if args.source == "csv":
@@ -438,7 +458,36 @@ def seed_database(url: str, args: argparse.Namespace):
     ]
     with engine.begin() as conn:
         store.insert_surveys(conn, rows)
+        if args.erasures > 0:
+            keyed, as_dialogs = erasure_rows(args.erasures, rows[0])
+            conn.execute(sa.insert(erasures), keyed)
+            if as_dialogs:
+                conn.execute(sa.insert(erased_dialogs), as_dialogs)
     return engine
+
+
+def erasure_rows(count: int, answered: dict) -> tuple[list[dict], list[dict]]:
+    """``count`` erasures as ``csat-hook erase`` records them: the survey ``answered`` (its
+    answer is in the sheet: stored without its comment), and ``count - 1`` of dialogs
+    ("E-…") the benchmark has no survey of, every other one erased by survey (``erasures``:
+    its survey key and dialog), the rest as dialogs (``erased_dialogs``, ``--dialog``)."""
+    keyed = [
+        {
+            "survey_key": tokens.survey_key(answered["token"]),
+            "dialog_id": answered["dialog_id"],
+            "erased_at": NOW,
+        }
+    ]
+    as_dialogs = []
+    for i in range(1, count):
+        dialog = f"E-{i}"
+        if i % 2:
+            ref = tokens.SurveyRef("dryrun", dialog, "1000", NOW, nonce=f"{i % 1679616:04x}")
+            key = tokens.survey_key(tokens.sign(SECRET, ref))
+            keyed.append({"survey_key": key, "dialog_id": dialog, "erased_at": NOW})
+        else:
+            as_dialogs.append({"helpdesk": "dryrun", "dialog_id": dialog, "erased_at": NOW})
+    return keyed, as_dialogs
 
 
 STEPS = StepClock()

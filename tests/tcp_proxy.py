@@ -1,12 +1,16 @@
-"""A TCP proxy on loopback that can be cut and restored: a database that goes away and comes
-back, as the service sees it (connections dropped, then refused, then accepted again).
+"""TCP proxies on loopback. :class:`TcpProxy` can be cut and restored: a database that goes
+away and comes back, as the service sees it (connections dropped, then refused, then accepted
+again). :class:`VanishingProxy` loses its connections without a word: a database host gone
+silent (powered off, partitioned away), which only TCP keepalives can notice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -72,3 +76,119 @@ class TcpProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+TCP_REPAIR = 19  # linux/tcp.h: closing a socket in repair mode sends neither FIN nor RST
+
+
+def can_vanish() -> bool:
+    """Whether :class:`VanishingProxy` can work here: TCP_REPAIR needs CAP_NET_ADMIN (Linux)."""
+    with socket.socket() as sock:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+        except OSError:
+            return False
+    return True
+
+
+class _Link:
+    """One forwarded connection."""
+
+    def __init__(self, client: socket.socket) -> None:
+        self.client = client
+        self.vanishing = threading.Event()
+        self.at_once = False
+
+
+class VanishingProxy:
+    """Forwards connections to ``target`` (PostgreSQL) until :meth:`vanish`: then the
+    connections open at that moment disappear without a FIN or an RST, as behind a server
+    host that lost power, a network partition or a NAT that forgot the flow. The client
+    learns of it only by sending something: a probe (a keepalive) or bytes that are never
+    acknowledged (tcp_user_timeout). Connections made later are forwarded (the server back,
+    or its replacement); ``accepted`` counts them all."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.vanished = threading.Event()  # set once a connection disappeared
+        self._links: list[_Link] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def vanish(self, *, at_once: bool = False) -> None:
+        """The connections open now disappear: once the client's next bytes were taken (the
+        kernel acknowledged them) and never forwarded, or with ``at_once`` straight away (a
+        client that only waits to read, as a LISTEN does)."""
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.at_once = at_once
+            link.vanishing.set()
+
+    def close(self) -> None:
+        """Stop accepting (the connections forwarded go on until they end)."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            link = _Link(client)
+            with self._lock:
+                self.accepted += 1
+                self._links.append(link)
+            threading.Thread(target=self._forward, args=(link,), daemon=True).start()
+
+    def _forward(self, link: _Link) -> None:
+        client = link.client
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        try:
+            # Only this thread reads the client's socket, so that its close below really
+            # destroys it (a close while another thread waits in recv() would not).
+            while True:
+                if link.vanishing.is_set() and link.at_once:
+                    self._disappear(client)
+                    return
+                ready, _, _ = select.select([client], [], [], 0.05)
+                if not ready:
+                    continue
+                data = client.recv(65536)
+                if not data:
+                    return
+                if link.vanishing.is_set():
+                    # Once the kernel has acknowledged them (a delayed ACK): the client
+                    # then has nothing to send again, and only a probe can learn of it.
+                    time.sleep(0.5)
+                    self._disappear(client)
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)  # wakes the pipe; the server ends
+            upstream.close()
+            client.close()
+
+    def _disappear(self, client: socket.socket) -> None:
+        client.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+        client.close()
+        self.vanished.set()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)

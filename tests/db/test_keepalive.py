@@ -6,7 +6,6 @@ is gone."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -16,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import engine as db_engine
+from tests.tcp_proxy import VanishingProxy
+from tests.tcp_proxy import can_vanish
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-
-TCP_REPAIR = 19  # linux/tcp.h: closing a socket in repair mode sends neither FIN nor RST
 
 
 def _tcp_options(conn: sa.Connection) -> dict[str, int]:
@@ -74,66 +73,14 @@ def test_the_url_own_keepalive_settings_are_kept(database_url):
     assert options["interval"] == db_engine.KEEPALIVE_INTERVAL_SECONDS
 
 
-class _VanishingProxy:
-    """Forwards one connection to PostgreSQL until :meth:`vanish`: then the next bytes the
-    client sends are taken (the kernel acknowledges them) and never forwarded, and the
-    proxy's end disappears without a FIN or an RST, as a server host that lost power."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.vanishing = threading.Event()
-        self.vanished = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def vanish(self) -> None:
-        self.vanishing.set()
-
-    def _serve(self) -> None:
-        client, _ = self.listener.accept()
-        upstream = socket.create_connection(self.target)
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        try:
-            while data := client.recv(65536):
-                if self.vanishing.is_set():
-                    # Once the kernel has acknowledged them (a delayed ACK): the client
-                    # then has nothing to send again, and only a probe can learn of it.
-                    time.sleep(0.5)
-                    client.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
-                    client.close()
-                    self.vanished.set()
-                    return
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            upstream.close()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-
-
-def _can_repair() -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
-        except OSError:
-            return False
-    return True
-
-
-@pytest.mark.skipif(not _can_repair(), reason="TCP_REPAIR needs CAP_NET_ADMIN (Linux)")
+@pytest.mark.skipif(not can_vanish(), reason="TCP_REPAIR needs CAP_NET_ADMIN (Linux)")
 def test_a_statement_to_a_server_gone_silent_fails_instead_of_hanging(database_url, monkeypatch):
     monkeypatch.setattr(db_engine, "KEEPALIVE_IDLE_SECONDS", 1)
     monkeypatch.setattr(db_engine, "KEEPALIVE_INTERVAL_SECONDS", 1)
     monkeypatch.setattr(db_engine, "KEEPALIVE_COUNT", 1)
     monkeypatch.setattr(db_engine, "TCP_USER_TIMEOUT_SECONDS", 2)
     url = sa.make_url(database_url)
-    proxy = _VanishingProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy = VanishingProxy((url.host or "127.0.0.1", url.port or 5432))
     engine = db_engine.make_engine(
         url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
         pool_size=1,
@@ -162,4 +109,4 @@ def test_a_statement_to_a_server_gone_silent_fails_instead_of_hanging(database_u
         assert took < 10, took
     finally:
         engine.dispose()
-        proxy.listener.close()
+        proxy.close()

@@ -133,6 +133,11 @@ class PostgresListener:
     """LISTEN in a daemon thread and forward to a :class:`Waker`: on the shared outbox
     channel, and on ``worker_id``'s own channel when given.
 
+    Connected as the engine's connections are (:func:`~csat_hook.db.engine.pg_connect_args`:
+    the connect timeout, TCP keepalives and tcp_user_timeout, a URL's own values kept), so
+    a server gone silent is noticed within about a minute; any failure, to connect or while
+    waiting, is logged (``wake.listen-failed``) and followed by a reconnect with backoff.
+
     ``received`` counts the NOTIFYs that arrived, per channel (what "one worker woken per
     reply" is measured by).
     """
@@ -140,6 +145,13 @@ class PostgresListener:
     def __init__(self, database_url: str, waker: Waker, *, worker_id: str | None = None) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
+        # The engine's connection parameters, each only where the URL gives none: the connect
+        # timeout, and the keepalives and tcp_user_timeout without which a server gone
+        # without a reset (a partition, a failover, a NAT that dropped the flow) left this
+        # connection, which only waits to read, blocked for the kernel's two hours, its
+        # worker woken by nothing but its poll meanwhile. A dead socket then fails the wait
+        # below, and the listener reconnects.
+        self._connect_args = db_engine.pg_connect_args(url)
         self._waker = waker
         self.channels = [NOTIFY_CHANNEL]
         if worker_id is not None:
@@ -163,7 +175,7 @@ class PostgresListener:
         while not self._stop.is_set():
             try:
                 params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(
-                    self._conninfo, connect_timeout=db_engine.CONNECT_TIMEOUT_SECONDS
+                    self._conninfo, **self._connect_args
                 )
                 # The host name within the connect timeout, as the engine's connections do
                 # (psycopg resolves it before the timeout applies); again at each reconnect.

@@ -30,6 +30,8 @@ from csat_hook.outbox.wake import Waker
 from csat_hook.outbox.wake import worker_channel
 from csat_hook.services import Services
 from tests.stuck_resolver import StuckResolver
+from tests.tcp_proxy import VanishingProxy
+from tests.tcp_proxy import can_vanish
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -256,3 +258,100 @@ def test_the_listener_resolves_the_database_host_within_its_connect_timeout(
         finally:
             stuck.release()
             listener.stop()
+
+
+def _wait_for_log(caplog: pytest.LogCaptureFixture, message: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(r.msg == message for r in caplog.records):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(not can_vanish(), reason="TCP_REPAIR needs CAP_NET_ADMIN (Linux)")
+@pytest.mark.parametrize("given", ["by the URL", "by default"])
+def test_a_listener_whose_server_went_silent_reconnects_and_is_woken_again(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    given: str,
+) -> None:
+    # A server gone without a reset (a partition, a failover, a NAT that dropped the flow):
+    # the listener only waits to read, so without keepalives nothing told it, and its worker
+    # had no wake-up for the kernel's two hours (its replies waited for the poll). The
+    # engine's keepalives and tcp_user_timeout end it; the URL's own values win over ours.
+    small = {
+        "KEEPALIVE_IDLE_SECONDS": 1,
+        "KEEPALIVE_INTERVAL_SECONDS": 1,
+        "KEEPALIVE_COUNT": 1,
+        "TCP_USER_TIMEOUT_SECONDS": 2,
+    }
+    url = sa.make_url(database_url)
+    proxy = VanishingProxy((url.host or "127.0.0.1", url.port or 5432))
+    via = url.set(host="127.0.0.1", port=proxy.port)
+    if given == "by the URL":
+        for name in small:  # ours would wait an hour or more
+            monkeypatch.setattr(db_engine, name, 100 if name == "KEEPALIVE_COUNT" else 3600)
+        via = via.update_query_dict(
+            {
+                "keepalives_idle": "1",
+                "keepalives_interval": "1",
+                "keepalives_count": "1",
+                "tcp_user_timeout": "2000",
+            }
+        )
+    else:
+        for name, value in small.items():
+            monkeypatch.setattr(db_engine, name, value)
+    worker_id = f"silent-{uuid.uuid4().hex[:6]}"
+    channel = worker_channel(worker_id)
+    listener = PostgresListener(
+        via.render_as_string(hide_password=False), Waker(), worker_id=worker_id
+    )
+    engine = db_engine.make_engine(database_url, pool_size=1)
+    with caplog.at_level(logging.WARNING, logger="csat_hook.outbox.wake"):
+        listener.start()
+        try:
+            assert listener.listening.wait(10), "the listener did not connect"
+            proxy.vanish(at_once=True)
+            assert proxy.vanished.wait(5)
+            started = time.monotonic()
+            # A NOTIFY on the worker's own channel every 0.2 s, until one reaches it.
+            while not listener.received[channel] and time.monotonic() - started < 12:
+                with statements(engine) as conn:
+                    conn.execute(sa.select(sa.func.pg_notify(channel, "")))
+                time.sleep(0.2)
+            took = time.monotonic() - started
+            assert listener.received[channel], f"no wake-up reached the listener in {took:.0f} s"
+            assert took < 8, took
+            assert proxy.accepted == 2  # it reconnected (through the proxy, forwarding again)
+            assert "wake.listen-failed" in [r.msg for r in caplog.records]
+        finally:
+            listener.stop()
+            proxy.close()
+            engine.dispose()
+
+
+def test_the_listener_keeps_the_url_own_connect_timeout(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ours replaced the URL's ?connect_timeout=: the engine keeps it, the listener now too.
+    monkeypatch.setattr(db_engine, "CONNECT_TIMEOUT_SECONDS", 30)
+    mute = socket.create_server(("127.0.0.1", 0))  # the kernel takes it; nobody answers
+    url = sa.make_url(database_url).set(host="127.0.0.1", port=mute.getsockname()[1])
+    listener = PostgresListener(
+        url.update_query_dict({"connect_timeout": "2"}).render_as_string(hide_password=False),
+        Waker(),
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="csat_hook.outbox.wake"):
+        listener.start()
+        try:
+            failed = _wait_for_log(caplog, "wake.listen-failed", 6)
+            took = time.monotonic() - started
+            assert failed, f"still connecting after {took:.0f} s"
+            assert took < 4, took
+        finally:
+            listener.stop()
+            mute.close()

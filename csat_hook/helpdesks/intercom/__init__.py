@@ -22,7 +22,8 @@
 * Re-close: a customer-visible reply can reopen the closed conversation (the answer's ``state``
   says so), which would put it back in the agent's inbox. With ``keep_closed`` (default) the
   adapter closes it again through ``POST {base}/conversations/{id}/parts`` — only when the
-  answer does not already say ``closed``. See
+  answer says ``open`` (what our reply reopens to): ``closed`` needs nothing, and
+  ``snoozed`` is someone's snooze, which a close would drop. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
   A reply found by the look-up after an unknown outcome (below) is closed again the same
   way, when the conversation is ``open`` and nothing but our reply moved it since (no
@@ -224,7 +225,8 @@ class IntercomHelpdesk(Helpdesk):
 
     def send_reply(self, reply: Reply) -> SendResult:
         """Post the reply as an admin's comment; with ``keep_closed``, close the conversation
-        again when the answer says the reply reopened it (see :meth:`find_reply`)."""
+        again when the answer says the reply reopened it (state ``open``; see
+        :meth:`find_reply`)."""
         admin_id = self._admin(reply.context, reply.agent.id)
         response = self._call(
             "POST",
@@ -239,7 +241,9 @@ class IntercomHelpdesk(Helpdesk):
         )
         conversation = response_json(response)
         result = created_message(response, last_part_id(conversation))
-        if self.options.keep_closed and state_of(conversation) != "closed":
+        # Only "open": our comment reopens a closed conversation to open. "snoozed" is
+        # someone's snooze (an admin's reply does not unsnooze), which a close would drop.
+        if self.options.keep_closed and state_of(conversation) == "open":
             self._close_again(reply.dialog_id, admin_id)
         return result
 

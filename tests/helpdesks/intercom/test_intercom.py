@@ -554,6 +554,19 @@ def test_reply_that_reopens_the_conversation_is_followed_by_a_close(clock):
 
 
 @responses.activate
+def test_reply_to_a_snoozed_conversation_leaves_it_snoozed(clock):
+    # Our comment reopens a closed conversation to "open"; "snoozed" in the answer is
+    # someone's snooze (an admin's reply does not unsnooze), which a close would drop.
+    sent = expect_reply("991267720", conversation_answer("snoozed", part_id="79"))
+    closed = expect_close("991267720")
+
+    result = adapter(clock).send_reply(reply_for(admin_id="991267720"))
+
+    assert (sent.call_count, closed.call_count) == (1, 0)
+    assert result.external_id == "79"
+
+
+@responses.activate
 def test_a_failed_close_does_not_fail_the_sent_reply(clock, caplog):
     sent = expect_reply("991267720", conversation_answer("open"))
     closed = expect_close("991267720", status=500)

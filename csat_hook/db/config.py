@@ -29,6 +29,37 @@ SHIPPED_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 MAX_SQLITE_TIMEOUT_SECONDS = 86_400
 
 
+# The libpq parameters of a PostgreSQL URL that go to the socket (or libpq's own timer) when
+# it connects, with the values taken: (lowest, highest, what it is). Out of range, libpq
+# failed every connection, e.g. "setsockopt(TCP_KEEPCNT) failed: Invalid argument".
+# Linux's limits (include/net/tcp.h: MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL 32767,
+# MAX_TCP_KEEPCNT 127; net/ipv4/tcp.c refuses below 1, and a TCP_USER_TIMEOUT below 0);
+# libpq turns a negative keepalives_* into 0, which the kernel refuses too (checked with
+# setsockopt on Linux 6). A negative tcp_user_timeout or connect_timeout libpq reads as 0 (the
+# kernel's default; no connect limit): refused here as the typo it most likely is.
+PG_SOCKET_OPTIONS: dict[str, tuple[int, int, str]] = {
+    "keepalives": (0, 1, "0 (off) or 1 (on)"),
+    "keepalives_idle": (1, 32_767, "seconds idle before the first probe, 1 to 32767"),
+    "keepalives_interval": (1, 32_767, "seconds between probes, 1 to 32767"),
+    "keepalives_count": (1, 127, "probes before the connection is dropped, 1 to 127"),
+    "tcp_user_timeout": (0, 2_147_483_647, "milliseconds (0: the kernel's), 0 to 2147483647"),
+    "connect_timeout": (0, 2_147_483_647, "whole seconds (0: no limit)"),
+}
+
+
+def _check_pg_socket_options(url: URL) -> None:
+    """ValueError naming the first libpq socket option of ``url`` (a PostgreSQL URL) that
+    every connection would fail on; its value is not quoted (the URL holds the password)."""
+    for option, (lowest, highest, meaning) in PG_SOCKET_OPTIONS.items():
+        given = url.query.get(option)
+        if not isinstance(given, str):  # absent (given twice is refused before)
+            continue
+        # libpq reads an int with strtol(), around spaces allowed; nothing else.
+        number = given.strip()
+        if not (re.fullmatch(r"[+-]?[0-9]{1,10}", number) and lowest <= int(number) <= highest):
+            raise ValueError(f"the URL option {option!r} must be {meaning}")
+
+
 def _in_memory(url: URL) -> bool:
     """Whether the SQLite ``url`` opens a database in memory: no path, ``:memory:``, or a URI
     (``uri=true``) naming ``:memory:`` or ``mode=memory``."""
@@ -133,6 +164,8 @@ class DatabaseConfig(StrictModel):
             raise ValueError(f"the URL option {twice[0][:32]!r} is given twice: keep one")
         if url.get_backend_name() == "sqlite":
             _check_sqlite_url(url, port)
+        else:
+            _check_pg_socket_options(url)
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
         if "@" in (url.host or ""):

@@ -10,7 +10,9 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.db import engine as db_engine
 from csat_hook.errors import ConfigError
@@ -79,3 +81,64 @@ def test_a_sqlite_path_a_shell_would_expand_is_refused_naming_the_key(path):
     # folder the process started in, and the service kept its data there without a word.
     with pytest.raises(ConfigError, match=r"database\.url: .*not expanded"):
         load_config(None, env={"DATABASE_URL": f"sqlite:///{path}"})
+
+
+# libpq hands these to setsockopt() (or its own timer) when it connects: a value the kernel
+# refuses failed every connection ("setsockopt(TCP_KEEPCNT) failed: Invalid argument"), from
+# every command, long after the configuration was taken.
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("keepalives", "2"),
+        ("keepalives", "yes"),
+        ("keepalives_idle", "0"),
+        ("keepalives_idle", "32768"),
+        ("keepalives_idle", "-1"),
+        ("keepalives_interval", "0"),
+        ("keepalives_interval", "32768"),
+        ("keepalives_interval", "10s"),
+        ("keepalives_count", "0"),
+        ("keepalives_count", "128"),
+        ("keepalives_count", "1.5"),
+        ("tcp_user_timeout", "-1"),
+        ("tcp_user_timeout", "2147483648"),
+        ("tcp_user_timeout", "30s"),
+        ("connect_timeout", "-1"),
+        ("connect_timeout", "ten"),
+        ("connect_timeout", "2.5"),
+        ("connect_timeout", "%20"),  # blank: libpq reads no number
+    ],
+)
+def test_a_libpq_socket_option_the_kernel_would_refuse_is_refused_naming_it(option, value):
+    url = f"postgresql://csat:S3CRET@db.example.com/csat?{option}={value}"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": url})
+    said = raised.value.message
+    assert f"database.url: the URL option '{option}'" in said, said
+    assert "S3CRET" not in said
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=0",
+        "keepalives=1&keepalives_idle=1&keepalives_interval=1&keepalives_count=1",
+        "keepalives_idle=32767&keepalives_interval=32767&keepalives_count=127",
+        "tcp_user_timeout=0",
+        "tcp_user_timeout=2147483647",
+        "connect_timeout=0",  # libpq: no timeout
+        "connect_timeout=10",
+    ],
+)
+def test_libpq_socket_options_in_range_are_taken(query):
+    url = f"postgresql://csat:pw@db.example.com/csat?{query}"
+    assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(query)
+
+
+def test_a_libpq_socket_option_out_of_range_ends_the_command_with_exit_2():
+    url = "postgresql://csat:S3CRET@db.example.com/csat?keepalives_count=200"
+    result = CliRunner().invoke(main, ["check-config"], env={"DATABASE_URL": url})
+    assert result.exit_code == 2, result.output
+    assert "database.url: the URL option 'keepalives_count'" in result.output
+    assert "1 to 127" in result.output
+    assert "S3CRET" not in result.output

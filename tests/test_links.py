@@ -516,3 +516,53 @@ def test_extra_params_of_their_own_are_carried():
     form = FormConfig(fields={"token": "entry.4"}, extra_params={"entry.9": "chat", "hl": "ru"})
     fields = link_fields(build_link(form, LinkValues("", "", "", "D1", "generic", "", "T.K")))
     assert (fields["entry.9"], fields["hl"], fields["entry.4"]) == ("chat", "ru", "T.K")
+
+
+# A Google short link (forms.gle, the older goo.gl/forms) is a redirect Google keeps: nothing
+# documents that it passes a query on to the form, so every survey's pre-filled values (the
+# signed reference too) may be dropped and every answer come in unverified, never credited.
+# Refused at load, pointing at the long link. goo.gl links no longer resolve at all.
+SHORT_FORM_LINKS = (
+    "https://forms.gle/AbCdEf123456",
+    "https://FORMS.GLE/AbCdEf123456/",
+    "http://forms.gle/AbCdEf123456",
+    "https://goo.gl/forms/AbCdEf123456",
+    "https://www.goo.gl/forms/AbCdEf123456",
+)
+
+
+@pytest.mark.parametrize("url", SHORT_FORM_LINKS)
+def test_a_google_short_link_as_the_form_is_refused_naming_the_long_one(url):
+    with pytest.raises(ValidationError) as raised:
+        FormConfig(url=url, fields={"token": "entry.3"})
+
+    message = str(raised.value)
+    assert "short link" in message
+    assert "docs.google.com/forms/d/e/…/viewform" in message and "Get pre-filled link" in message
+
+
+def test_a_google_short_link_in_a_template_is_refused():
+    with pytest.raises(ValidationError, match="short link"):
+        FormConfig(kind="template", url_template="https://forms.gle/AbC?entry.1={token}")
+
+
+def test_check_config_refuses_a_google_short_link_as_the_form(tmp_path):
+    path = tmp_path / "short.yaml"
+    path.write_text("survey:\n  form:\n    url: https://forms.gle/AbCdEf123456\n")
+
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+
+    assert result.exit_code == 2, result.output
+    assert "survey.form.url: https://forms.gle/… is a short link" in result.output
+    assert "Get pre-filled link" in result.output
+
+
+def test_the_long_link_and_other_hosts_are_not_taken_for_a_short_link():
+    for url in (
+        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform",
+        "https://forms.gle.example.com/viewform",  # another host that only starts alike
+        "https://goo.gl.example.com/forms/x",
+    ):
+        assert FormConfig(url=url, fields={"token": "entry.3"}).url == url
+    form = FormConfig(kind="template", url_template="https://tally.so/r/abc?ref={token}")
+    assert form.url_template == "https://tally.so/r/abc?ref={token}"

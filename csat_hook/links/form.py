@@ -86,6 +86,8 @@ class FormConfig(StrictModel):
                 "the form's public link, https://docs.google.com/forms/d/e/…/viewform "
                 f"(csat-hook form-fields prints it): {exc}"
             ) from exc
+        if (short := google_short_link(parts)) is not None:
+            raise ValueError(short)
         if parts.fragment or value.strip().endswith("#"):
             raise ValueError("the form's public link (…/viewform), with no #fragment")
         page = parts.path.rstrip("/").rsplit("/", 1)[-1]
@@ -124,6 +126,8 @@ class FormConfig(StrictModel):
         # quote), as they carry form.url: the same check, the placeholders standing for a
         # value (each is percent-encoded when filled).
         check_link(_PLACEHOLDER.sub("1", value))
+        if (short := google_short_link(head)) is not None:
+            raise ValueError(short)
         if head.path.rstrip("/").endswith("/formResponse"):
             raise ValueError(_NOT_THE_PUBLIC_PAGE["formResponse"])
         return value
@@ -175,6 +179,37 @@ _NOT_THE_PUBLIC_PAGE = {
     "edit": "…/edit is the form's editor, which customers cannot open",
     "prefill": "…/prefill is the pre-fill editor, not the form",
 }
+# Google's short links to a form: forms.gle/<id>, and the older goo.gl/forms/<id>.
+_SHORT_LINK_HOSTS = frozenset({"forms.gle", "www.forms.gle"})
+_GOO_GL_HOSTS = frozenset({"goo.gl", "www.goo.gl"})
+
+
+def google_short_link(parts: urllib.parse.SplitResult) -> str | None:
+    """Why a Google Forms short link (``forms.gle/…``, ``goo.gl/forms/…``) cannot be the
+    form's link, and what to write instead; None for any other link.
+
+    The short link is a redirect Google answers: nothing Google documents says it passes a
+    query on to the form (its "Get pre-filled link" gives the long address), so the
+    ``entry.<N>`` values a survey link adds, the signed reference among them, may be lost on
+    the way, and every answer then comes in unverified, never credited; goo.gl links no
+    longer resolve at all. Refused rather than found out from the answers."""
+    host = (parts.hostname or "").rstrip(".")
+    path = parts.path.lower()
+    if host in _SHORT_LINK_HOSTS:
+        shown = f"{parts.scheme}://{host}/…"
+    elif host in _GOO_GL_HOSTS and (path == "/forms" or path.startswith("/forms/")):
+        shown = f"{parts.scheme}://{host}/forms/…"
+    else:
+        return None
+    return (
+        f"{shown} is a short link, a redirect not known to keep the pre-filled values (the "
+        "signed reference answers are credited by): every answer could come in unverified; "
+        "give the form's own address: open the short link in a browser and copy the "
+        "https://docs.google.com/forms/d/e/…/viewform address it lands on, or use the "
+        'form\'s "Get pre-filled link" (csat-hook form-fields reads that link)'
+    )
+
+
 # A placeholder of a template ({token}, {agent_name}…; check_template knows which).
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 # What a link cannot hold as it is: a chat ends the link at a space, HTML at a quote.

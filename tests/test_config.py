@@ -630,6 +630,13 @@ def test_a_vendor_api_in_plain_http_to_another_host_is_warned_about(kind, option
         ({"links": {"public_base_url": "http://127.0.0.1:8000"}}, []),
         ({"links": {"public_base_url": "http://localhost:8000"}}, []),
         ({"links": {"public_base_url": "http://[::1]:8000"}}, []),
+        # Local too (127.0.0.0/8 is loopback; *.localhost resolves to it, RFC 6761).
+        ({"links": {"public_base_url": "http://127.0.0.2:8000"}}, []),
+        ({"links": {"public_base_url": "http://csat.localhost:8000"}}, []),
+        ({"links": {"public_base_url": "http://CSAT.LOCALHOST."}}, []),
+        # Not local: only named like it.
+        ({"links": {"public_base_url": "http://localhost.example.com"}}, ["survey.links"]),
+        ({"links": {"public_base_url": "http://127.0.0.1.nip.io"}}, ["survey.links"]),
         ({"form": {"url": "http://docs.google.com/forms/d/e/X/viewform"}}, ["survey.form"]),
         ({"form": {"url": "https://docs.google.com/forms/d/e/X/viewform"}}, []),
     ],

@@ -16,6 +16,7 @@ from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
 from csat_hook.helpdesks import takes_notes
 from csat_hook.helpdesks.generic.mapping import MappingOptions
+from csat_hook.notify.options import ip_of
 from csat_hook.notify.options import is_loopback
 
 MASK = "**********"  # what pydantic prints for a SecretStr
@@ -179,14 +180,25 @@ def config_warnings(config: Config) -> list[str]:
 
 
 def _plain_http_host(url: object) -> str | None:
-    """The host of ``url`` when it is plain http:// to a host that is not loopback (what
-    crosses the network readable); None for anything else, https or not a text."""
+    """The host of ``url`` when it is plain http:// to a host that is not local
+    (:func:`_is_local`: what crosses the network readable); None for anything else, https or
+    not a text."""
     if not isinstance(url, str) or not url:
         return None
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+    if parts.scheme != "http" or _is_local(parts.hostname or ""):
         return None
     return parts.hostname or ""
+
+
+def _is_local(host: str) -> bool:
+    """Whether ``host`` names this machine: a loopback name or address (127.0.0.0/8, ::1)
+    or a ``*.localhost`` name (RFC 6761 reserves them for loopback)."""
+    name = host.lower().strip("[]").rstrip(".")
+    if is_loopback(name) or name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = ip_of(name)
+    return address is not None and address.is_loopback
 
 
 def public_link_warnings(config: Config) -> list[str]:

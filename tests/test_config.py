@@ -1491,3 +1491,18 @@ def test_a_zone_is_known_on_a_system_without_a_zone_database(tmp_path):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert done.stdout == "UTC Europe/Moscow\n", done.stderr
+
+
+def test_check_config_warns_of_a_public_base_url_in_plain_http_and_still_loads(tmp_path):
+    """Risky but allowed (a TLS proxy may be added later, a trial runs without one): said
+    on every check-config and serve, as for every URL in plain http:// (config_warnings)."""
+    path = tmp_path / "http.yaml"
+    path.write_text("survey:\n  links:\n    public_base_url: http://csat.example.com\n")
+
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: survey.links.public_base_url: plain http:// to csat.example.com" in result.stderr
+    )
+    assert "use https://" in result.stderr

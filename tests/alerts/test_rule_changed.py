@@ -12,10 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from csat_hook import server
 from csat_hook.alerts.report import delivery_text
 from csat_hook.app import create_app
+from csat_hook.db.schema import alerts
 from csat_hook.devtools.fake_notify import Script
 from csat_hook.outbox import store
 from tests.alerts.conftest import alerts_section
@@ -469,3 +471,31 @@ def test_a_delivery_in_flight_when_its_worker_died_is_settled_then_cancelled_the
     assert statuses(service) == dict.fromkeys(("slack", "telegram", "crm"), "sent") | {
         "note": "cancelled"
     }
+
+
+def test_the_lowered_limit_cancels_the_2_and_still_sends_the_1(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """``max_rating: 2`` → ``1`` with alerts about a 2 and a 1 queued: the 2's alert is
+    cancelled (``rule_changed``), the 1's, which the rule still raises, goes everywhere."""
+    two = changed(rating=2, survey_key="survey-2", dialog_id="D-1002")
+    one = changed(rating=1, survey_key="survey-1", dialog_id="D-1001")
+    assert raise_now(alerting, [two, one]).queued == 8
+    service = restarted(
+        make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW | {"max_rating": 1}]
+    )
+
+    assert service.recheck_alerts() == 4  # the worker's check before its first claim
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == dict.fromkeys(NOTHING, 1)
+    with service.engine.connect() as conn:
+        found = {
+            row.rating: row.cancel_reason
+            for row in conn.execute(sa.select(alerts.c.rating, alerts.c.cancel_reason))
+        }
+    assert found == {2: "rule_changed", 1: None}
+    assert {(r.dialog_id, delivery_text(r)) for r in rows(service)} == {
+        ("D-1002", f"{name}: cancelled (rule changed)") for name in EVERY
+    } | {("D-1001", f"{name}: sent") for name in EVERY}
+    assert notes(fake_helpdesk, "D-1002") == []

@@ -115,7 +115,7 @@ class Services:
         metrics = self.config.metrics
         scale = Scale(metrics.scale_min, metrics.scale_max, metrics.top_box)
         with self.engine.begin() as conn:
-            return recheck(conn, self.config.alerts, scale, self.clock())
+            return recheck(conn, self.config.alerts, scale, self.clock(), self.config.helpdesks)
 
 
 def build_services(

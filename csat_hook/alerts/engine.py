@@ -48,6 +48,7 @@ from csat_hook.alerts.config import AgentBelowTargetRule
 from csat_hook.alerts.config import AlertsConfig
 from csat_hook.alerts.digests import digest_alert
 from csat_hook.alerts.digests import digest_due
+from csat_hook.alerts.recheck import notable
 from csat_hook.alerts.recheck import recheck
 from csat_hook.alerts.records import AGENT
 from csat_hook.alerts.records import ANSWER
@@ -62,7 +63,6 @@ from csat_hook.alerts.records import alert_key
 from csat_hook.alerts.records import alert_ref
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import PENDING
-from csat_hook.helpdesks import takes_notes
 from csat_hook.notify.records import OVERFLOW
 from csat_hook.notify.records import AlertMessage
 from csat_hook.outbox import store as outbox_store
@@ -105,7 +105,7 @@ def raise_alerts(conn: sa.Connection, config: AlertsConfig, inputs: Inputs) -> A
         _raise(conn, config, inputs, outcome)
     # Last: an alert this run restored (its cancelled deliveries queued again) is checked
     # too, in the same transaction, so no worker sees a delivery the rule no longer has.
-    outcome.cancelled += recheck(conn, config, inputs.scale, inputs.now)
+    outcome.cancelled += recheck(conn, config, inputs.scale, inputs.now, inputs.helpdesks)
     if outcome.queued:
         wake.notify_workers(conn)
     return outcome
@@ -227,12 +227,7 @@ def _fan_out(
 def _notable(options: Any, message: AlertMessage, helpdesks: Mapping[str, Any]) -> bool:
     """Whether a note destination takes ``message``: an answer's alert, in a helpdesk that
     takes notes (and is among the destination's ``helpdesks``, when listed)."""
-    helpdesk = message.helpdesk or ""
-    if not message.about_answer or helpdesk not in helpdesks or not message.dialog_id:
-        return False
-    if options.helpdesks and helpdesk not in options.helpdesks:
-        return False
-    return takes_notes(helpdesks[helpdesk])
+    return message.about_answer and notable(options, message.helpdesk, message.dialog_id, helpdesks)
 
 
 def _overflow(

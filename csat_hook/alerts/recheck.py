@@ -25,7 +25,10 @@ first. Run twice, or by processes starting together, it changes nothing the seco
 
 A destination taken off the rule (digest) cancels that destination's deliveries alone
 (``cancelled: destination_removed`` in their ``last_error``): the alert stands, and goes to
-the others. Those it cannot cancel now (a worker's, one of unknown outcome) are marked
+the others. So does a note destination the rules would not queue the alert to now: its
+``helpdesks`` no longer list the dialog's helpdesk, or that helpdesk is no longer configured
+(or takes no notes) — the same test as when the alert was raised. Those it cannot cancel
+now (a worker's, one of unknown outcome) are marked
 (:func:`~csat_hook.outbox.store.mark_unrouted`): their next claim settles an earlier attempt
 as usual (found: sent) and cancels them instead of sending them anew. An agent alert is
 checked by its rule's name, kind and destinations only (whether the agent is still below a
@@ -62,6 +65,7 @@ from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.alerts.records import RULE_CHANGED
 from csat_hook.alerts.records import RULE_REMOVED
 from csat_hook.alerts.records import Scale
+from csat_hook.helpdesks import takes_notes
 from csat_hook.outbox import store as outbox_store
 
 
@@ -73,10 +77,17 @@ class _Answer(NamedTuple):
     comment: str | None
 
 
-def recheck(conn: sa.Connection, config: AlertsConfig, scale: Scale, now: datetime) -> int:
+def recheck(
+    conn: sa.Connection,
+    config: AlertsConfig,
+    scale: Scale,
+    now: datetime,
+    helpdesks: Mapping[str, Any],
+) -> int:
     """Withdraw the unfinished alerts the configuration would not raise now and cancel their
-    deliveries not started, and the deliveries to destinations taken off their rule (see
-    the module); return how many deliveries were cancelled."""
+    deliveries not started, and the deliveries to destinations taken off their rule or that
+    would not take them now (a note, ``helpdesks``: the configured helpdesks; see the
+    module); return how many deliveries were cancelled."""
     unfinished = store.unfinished(conn, [ANSWER, AGENT, DIGEST_KIND], config.loaded_at)
     if not unfinished:
         return 0
@@ -93,7 +104,12 @@ def recheck(conn: sa.Connection, config: AlertsConfig, scale: Scale, now: dateti
         if reason is not None:
             withdrawn.setdefault(reason, []).append(alert.id)
             continue
-        unrouted = sorted(alert.destinations - set(rule.destinations))
+        unrouted = sorted(
+            name
+            for name in alert.destinations
+            if name not in rule.destinations
+            or not _takes(config.destinations[name], alert, helpdesks)
+        )
         if unrouted:
             cancelled += outbox_store.cancel_unrouted(
                 conn, alert.id, unrouted, DESTINATION_REMOVED, now
@@ -106,6 +122,27 @@ def recheck(conn: sa.Connection, config: AlertsConfig, scale: Scale, now: dateti
         if ids:
             cancelled += outbox_store.cancel_withdrawn(conn, ids, reason, now)
     return cancelled
+
+
+def notable(
+    options: Any, helpdesk: str | None, dialog_id: str | None, helpdesks: Mapping[str, Any]
+) -> bool:
+    """Whether a note destination (``options``) takes an answer's alert about the dialog
+    ``dialog_id`` of ``helpdesk``: a configured helpdesk that takes notes, among the
+    destination's ``helpdesks`` when listed."""
+    if not helpdesk or helpdesk not in helpdesks or not dialog_id:
+        return False
+    if options.helpdesks and helpdesk not in options.helpdesks:
+        return False
+    return takes_notes(helpdesks[helpdesk])
+
+
+def _takes(options: Any, alert: store.Unfinished, helpdesks: Mapping[str, Any]) -> bool:
+    """Whether the destination (``options``, as configured now) would be queued ``alert``
+    now: a note only an answer's alert in a helpdesk it posts in, as the rules queue it."""
+    if options.kind != "helpdesk_note":
+        return True
+    return alert.kind == ANSWER and notable(options, alert.helpdesk, alert.dialog_id, helpdesks)
 
 
 def _reason(

@@ -126,6 +126,8 @@ class Unfinished(NamedTuple):
     kind: str
     rule: str
     survey_key: str | None
+    helpdesk: str | None
+    dialog_id: str | None
     payload: Any
     destinations: frozenset[str]
 
@@ -144,6 +146,8 @@ def unfinished(
             alerts.c.kind,
             alerts.c.rule,
             alerts.c.survey_key,
+            alerts.c.helpdesk,
+            alerts.c.dialog_id,
             alerts.c.payload,
             outbox.c.destination,
         )
@@ -164,7 +168,14 @@ def unfinished(
         if kept is not None:
             destinations |= kept.destinations
         found[row.id] = Unfinished(
-            row.id, row.kind, row.rule, row.survey_key, row.payload, destinations
+            row.id,
+            row.kind,
+            row.rule,
+            row.survey_key,
+            row.helpdesk,
+            row.dialog_id,
+            row.payload,
+            destinations,
         )
     return list(found.values())
 

@@ -499,3 +499,33 @@ def test_the_lowered_limit_cancels_the_2_and_still_sends_the_1(
         ("D-1002", f"{name}: cancelled (rule changed)") for name in EVERY
     } | {("D-1001", f"{name}: sent") for name in EVERY}
     assert notes(fake_helpdesk, "D-1002") == []
+
+
+@pytest.mark.parametrize("change", ["helpdesks listed", "helpdesk removed"])
+def test_a_note_its_destination_no_longer_posts_in_that_helpdesk_is_cancelled_there(
+    change, alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The note destination now lists other ``helpdesks``, or the dialog's helpdesk is gone:
+    the rules would not queue the note now, so the queued one is cancelled
+    (``destination_removed``) and the alert goes to the others."""
+    raise_now(alerting, [changed(rating=1)])
+    other = {"other": generic_notes(fake_helpdesk.url)}
+    section = alerts_section(fake_notify)
+    if change == "helpdesks listed":
+        section["destinations"]["note"] = {"kind": "helpdesk_note", "helpdesks": ["other"]}
+        helpdesks = {"generic": generic_notes(fake_helpdesk.url)} | other
+    else:
+        helpdesks = other
+    service = make_services(make_config(alerts=section, helpdesks=helpdesks))
+
+    assert service.recheck_alerts() == 1
+    drain(service.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == dict.fromkeys(NOTHING, 1) | {"note": 0}
+    assert the_alert(service).cancel_reason is None
+    assert {delivery_text(r) for r in rows(service)} == {
+        "slack: sent",
+        "telegram: sent",
+        "crm: sent",
+        "note: cancelled (destination removed)",
+    }

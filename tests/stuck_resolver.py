@@ -4,8 +4,11 @@ queries or a stuck NSS module holds the C library's look-up."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -25,3 +28,32 @@ class StuckResolver:
 
     def release(self) -> None:
         self.released.set()
+
+
+@contextlib.contextmanager
+def answering_helpdesk() -> Iterator[tuple[int, list[str]]]:
+    """A loopback helpdesk that answers every POST ``201 {"id": 1}``: its port, and the paths
+    it was sent (what got through once the names resolved)."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            body = b'{"id": 1}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_address[1], seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -5,9 +5,7 @@ thread waited for as long as the resolver did."""
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -17,6 +15,7 @@ from csat_hook import resolver
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from tests.stuck_resolver import StuckResolver
+from tests.stuck_resolver import answering_helpdesk
 
 CONNECT, READ = 0.5, 2.0
 SLACK = 1.5  # scheduling on a busy machine
@@ -32,27 +31,8 @@ def stuck(monkeypatch: pytest.MonkeyPatch) -> Iterator[StuckResolver]:
 
 @pytest.fixture
 def server() -> Iterator[tuple[int, list[str]]]:
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.path)
-            body = b'{"id": 1}'
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1], seen
-    httpd.shutdown()
-    httpd.server_close()
+    with answering_helpdesk() as found:
+        yield found
 
 
 def test_a_hanging_resolver_ends_the_attempt_as_not_sent_then_a_retry_gets_through(stuck, server):

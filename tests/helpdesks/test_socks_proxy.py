@@ -7,7 +7,6 @@ that never answered held the delivery thread."""
 from __future__ import annotations
 
 import contextlib
-import http.server
 import socket
 import struct
 import threading
@@ -20,6 +19,7 @@ import pytest
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from tests.stuck_resolver import StuckResolver
+from tests.stuck_resolver import answering_helpdesk
 
 pytest.importorskip("socks")  # PySocks: SOCKS proxies need it (requests[socks])
 
@@ -38,27 +38,8 @@ def stuck(monkeypatch: pytest.MonkeyPatch) -> Iterator[StuckResolver]:
 
 @pytest.fixture
 def helpdesk() -> Iterator[tuple[int, list[str]]]:
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.path)
-            body = b'{"id": 1}'
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1], seen
-    httpd.shutdown()
-    httpd.server_close()
+    with answering_helpdesk() as found:
+        yield found
 
 
 class Socks5Proxy:

@@ -21,9 +21,10 @@
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/replyconversation
 * Re-close: a customer-visible reply can reopen the closed conversation (the answer's ``state``
   says so), which would put it back in the agent's inbox. With ``keep_closed`` (default) the
-  adapter closes it again through ``POST {base}/conversations/{id}/parts`` — only when the
-  answer says ``open`` (what our reply reopens to): ``closed`` needs nothing, and
-  ``snoozed`` is someone's snooze, which a close would drop. See
+  adapter closes it again through ``POST {base}/conversations/{id}/parts`` — unless the
+  answer says ``closed`` (nothing to do) or ``snoozed`` (someone's snooze, which a close
+  would drop); ``open``, what our reply reopens to, or a state that cannot be read, is
+  closed again. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
   A reply found by the look-up after an unknown outcome (below) is closed again the same
   way, when the conversation is ``open`` and nothing but our reply moved it since (no
@@ -241,9 +242,10 @@ class IntercomHelpdesk(Helpdesk):
         )
         conversation = response_json(response)
         result = created_message(response, last_part_id(conversation))
-        # Only "open": our comment reopens a closed conversation to open. "snoozed" is
-        # someone's snooze (an admin's reply does not unsnooze), which a close would drop.
-        if self.options.keep_closed and state_of(conversation) == "open":
+        # Not "snoozed": that is someone's snooze (an admin's reply does not unsnooze), which
+        # a close would drop; "closed" needs nothing. An answer whose state cannot be read
+        # is taken as our comment's reopening (to "open"), as before.
+        if self.options.keep_closed and state_of(conversation) not in ("closed", "snoozed"):
             self._close_again(reply.dialog_id, admin_id)
         return result
 

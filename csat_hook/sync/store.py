@@ -236,7 +236,14 @@ def erased_among(
             found.pair_forms.add((helpdesk, form))
         if form in typed:
             found.tickets.add(form)
-    found.tickets.update(_renderings_of_erased(conn, tickets))
+    # The erased rows read whole hold every id the renderings are matched against: not read
+    # again (the same ids, as the database picks them: all ASCII digits).
+    known = (
+        [row.dialog_id for row in (*rows.keyed, *rows.dialogs) if _all_digits(row.dialog_id)]
+        if rows is not None
+        else None
+    )
+    found.tickets.update(_renderings_of_erased(conn, tickets, known))
     if rows is not None:
         asked_keys, asked_dialogs = set(keys), set(dialogs)
         for row in rows.keyed:
@@ -301,7 +308,9 @@ def _erased_rows(conn: sa.Connection, asked: int, whole: bool | None) -> _Erased
 ERASED_PAGE = 5000  # erased dialog ids read at a time for :func:`_renderings_of_erased`
 
 
-def _renderings_of_erased(conn: sa.Connection, tickets: Sequence[str]) -> set[str]:
+def _renderings_of_erased(
+    conn: sa.Connection, tickets: Sequence[str], known: Sequence[str] | None = None
+) -> set[str]:
     """The typed ``tickets`` that are a spreadsheet program's rendering of an erased numeric
     dialog's id (``db.text.spreadsheet_rendering``: ``1.23457E+18`` for
     1234567890123456789, ``987`` for 000987), as their :func:`~csat_hook.db.text.ticket_form`,
@@ -309,12 +318,19 @@ def _renderings_of_erased(conn: sa.Connection, tickets: Sequence[str]) -> set[st
     rendering cannot be turned back into the id to look it up by: the erased ids that are
     all digits are read instead (only when a ticket has a rendering's shape, a page at a
     time), and the tickets found among them by bisection (``db.text.RenderedIds``), never
-    each ticket compared with each id."""
+    each ticket compared with each id. ``known``: those ids, already read (the erased rows
+    read whole), else they are read here."""
     shaped = {ticket for ticket in tickets if may_be_rendering(ticket_form(ticket))}
     if not shaped:
         return set()
-    erased = RenderedIds(_numeric_erased_ids(conn))
+    erased = RenderedIds(known if known is not None else _numeric_erased_ids(conn))
     return {ticket_form(ticket) for ticket in shaped if erased.rendered_by(ticket)}
+
+
+def _all_digits(dialog_id: str) -> bool:
+    """Whether ``dialog_id`` is all ASCII digits, as :func:`_numeric_erased_ids` has the
+    database pick them."""
+    return dialog_id.isascii() and dialog_id.isdigit()
 
 
 def _numeric_erased_ids(conn: sa.Connection) -> Iterator[str]:

@@ -65,9 +65,9 @@ from csat_hook.db.schema import erasures
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.schema import unverified_answers
+from csat_hook.db.text import RenderedIds
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
-from csat_hook.db.text import spreadsheet_rendering
 from csat_hook.db.text import ticket_form
 from csat_hook.db.text import ticket_spellings
 from csat_hook.erasure.records import Selector
@@ -484,10 +484,11 @@ def _unverified(
     by_ticket: dict[int, Any] = {}
     if wanted:
         typed = query.where(table.c.field_ticket.is_not(None))
+        rendered = RenderedIds(dialogs)
         by_ticket = {
             row.id: row
             for row in _every_unverified(conn, typed)
-            if row.id not in named and _names_one_of(row.field_ticket, wanted, dialogs)
+            if row.id not in named and _names_one_of(row.field_ticket, wanted, rendered)
         }
     held = _holding(by_ticket)
     exact = set(dialogs)
@@ -495,14 +496,14 @@ def _unverified(
     return _holding(named), held, otherwise
 
 
-def _names_one_of(field: str, wanted: set[str], dialogs: Sequence[str]) -> bool:
-    """Whether the typed ticket ``field`` names one of ``dialogs`` (``wanted``: their
-    :func:`ticket_form`): as typed, or as a spreadsheet program rendered a numeric one (an
-    export saved in Excel: ``1.23457E+18``, leading zeros dropped; ``db.text
-    .spreadsheet_rendering``, as the sync's attribution reads a ticket field). A rendering
-    may be of another dialog as well: erased all the same, the lesser harm (module note)."""
-    form = ticket_form(field)
-    return form in wanted or any(spreadsheet_rendering(form, dialog) for dialog in dialogs)
+def _names_one_of(field: str, wanted: set[str], rendered: RenderedIds) -> bool:
+    """Whether the typed ticket ``field`` names one of the dialogs (``wanted``: their
+    :func:`ticket_form`): as typed, or as a spreadsheet program rendered a numeric one
+    (``rendered``, the dialogs': an export saved in Excel, ``1.23457E+18``, leading zeros
+    dropped; ``db.text.spreadsheet_rendering``, as the sync's attribution reads a ticket
+    field and the sync matches later answers). A rendering may be of another dialog as well:
+    erased all the same, the lesser harm (module note)."""
+    return ticket_form(field) in wanted or rendered.rendered_by(field)
 
 
 def _claiming(conn: sa.Connection, selected: set[tuple[str, str]]) -> list[int]:

@@ -140,12 +140,9 @@ class ChatwootHelpdesk(Helpdesk):
         return accepted or super().credentials()
 
     def proof_headers(self) -> list[str]:
-        headers = []
-        if self.options.webhook_secret is not None:
-            headers += ["X-Chatwoot-Signature", "X-Chatwoot-Timestamp"]
-        if self.options.webhook_token is not None:
-            headers.append("X-Webhook-Token")
-        return headers
+        # The credentials' headers, and the timestamp the signature covers.
+        signed = ["X-Chatwoot-Timestamp"] if self.options.webhook_secret is not None else []
+        return [*super().proof_headers(), *signed]
 
     def parse(self, request: WebhookRequest) -> Event:
         payload = require_object(request.json())

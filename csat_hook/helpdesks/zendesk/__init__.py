@@ -146,7 +146,7 @@ class ZendeskHelpdesk(Helpdesk):
         return [(SIGNATURE, SIGNATURE_HEADER)]
 
     def proof_headers(self) -> list[str]:
-        return [SIGNATURE_HEADER, TIMESTAMP_HEADER]
+        return [*super().proof_headers(), TIMESTAMP_HEADER]  # the signed timestamp's too
 
     def parse(self, request: WebhookRequest) -> Event:
         # Checked before anything is read: a test body can be anything, even not JSON.

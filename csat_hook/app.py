@@ -43,6 +43,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
         token.get_secret_value() if token is not None else None,
         failures=RateLimiter(config.server.api_failures_per_minute, clock=time.monotonic),
     )
+    # The webhooks' hot path, inside ProxyFix: it reads no client address or scheme, and a
+    # request it does not take goes on to Flask as it came.
+    app.wsgi_app = web.WebhookFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     if config.server.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     app.register_blueprint(web.bp)

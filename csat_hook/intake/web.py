@@ -11,13 +11,19 @@ is not configured, as a ``POST`` there is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 from flask import Blueprint
+from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from flask.wrappers import Request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
@@ -35,7 +41,13 @@ from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
+from csat_hook.intake.receive import Outcome
 from csat_hook.intake.receive import unknown_helpdesk
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION = "csat_hook.intake"
 # app.config key: seconds a request body may take to arrive (server.body_timeout_seconds).
@@ -53,41 +65,122 @@ def _intake() -> Intake:
     return intake
 
 
-def _max_body_bytes() -> int:
-    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
-    return limit
-
-
 @bp.post("/webhooks/<helpdesk>", provide_automatic_options=False)
 def receive(helpdesk: str) -> tuple[Response, int]:
-    intake = _intake()
+    outcome = _receive(_intake(), helpdesk, request._get_current_object(), current_app.config)  # type: ignore[attr-defined]
+    return jsonify(outcome.body), outcome.status
+
+
+def _receive(intake: Intake, helpdesk: str, request: Request, config: Mapping[str, Any]) -> Outcome:
+    """One webhook, posted to ``/webhooks/<helpdesk>``, verified, parsed and recorded: the
+    outcome to answer with; a :class:`~csat_hook.errors.CsatHookError` to refuse it. The
+    route's work, whichever way the request came (:func:`receive`, :class:`WebhookFastPath`).
+    ``config`` is the app's (``MAX_CONTENT_LENGTH``, :data:`BODY_TIMEOUT`)."""
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
         raise unknown_helpdesk(helpdesk)
-    if (request.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+    headers = request.headers
+    if (headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
         # No vendor compresses webhooks; a compressed body would be signed as compressed
         # bytes and then read as text, so say what is wrong instead.
         raise UnsupportedEncodingError("a Content-Encoding other than identity is not accepted")
-    if _transfer_codings(request.headers.get("Transfer-Encoding")) - {"chunked"}:
+    if _transfer_codings(headers.get("Transfer-Encoding")) - {"chunked"}:
         # gunicorn decodes chunked framing only: a "gzip, chunked" body would be read as
         # the gzip bytes (or, mislabelled, as something other than what was sent).
         raise UnsupportedEncodingError("a Transfer-Encoding other than chunked is not accepted")
     query = _single_valued(request.args)
     body = read_body(
         request.environ,
-        max_bytes=_max_body_bytes(),
-        deadline_seconds=current_app.config[BODY_TIMEOUT],
+        max_bytes=config["MAX_CONTENT_LENGTH"],
+        deadline_seconds=config[BODY_TIMEOUT],
     )
     webhook = WebhookRequest(
         body=body,
-        headers={key.lower(): value for key, value in request.headers.items()},
+        headers={key.lower(): value for key, value in headers.items()},
         query=query,
         received_at=intake.clock(),
         content_type=(request.mimetype or "").lower(),
         method=request.method,
         path=request.script_root + request.path,
     )
-    outcome = intake.receive(helpdesk, webhook)
-    return jsonify(outcome.body), outcome.status
+    return intake.receive(helpdesk, webhook)
+
+
+class WebhookFastPath:
+    """WSGI middleware in front of the Flask app: a ``POST /webhooks/<helpdesk>`` for a
+    configured helpdesk runs :func:`_receive` without Flask's request machinery; every other
+    request goes on to ``wsgi_app`` (the app's own).
+
+    Why: at peak, Flask's per-request work around the route (the request and app contexts,
+    the URL map, the response hooks, ``jsonify`` through ``current_app``) was about a quarter
+    of an acknowledgement's CPU (``benchmarks/ack_budget.py``), for a route that needs none
+    of it. The contract is that a request answered here gets the answer the route gives:
+
+    * only a request the route would match is taken: the method ``POST``, a path of
+      ``/webhooks/`` and one ASCII segment naming a configured helpdesk (anything else,
+      percent-decoded bytes or a trailing slash included, is Flask's to route or refuse);
+    * the same :class:`flask.wrappers.Request` reads the headers, the query and the path, and
+      the same JSON provider writes the answer (``app.json.response``);
+    * a refusal (or any exception) is answered by the app's own error handlers and response
+      hooks, in a request context pushed for it, exactly as if raised in the route: only the
+      accepted answer skips them, and no hook of the app touches a webhook's answer
+      (``tests/intake/test_fast_path.py`` compares both ways, headers included).
+    """
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self._app = app
+        self._wsgi_app = wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        helpdesk = self._configured_helpdesk(environ)
+        if helpdesk is None:
+            return self._wsgi_app(environ, start_response)
+        app = self._app
+        try:
+            outcome = _receive(
+                app.extensions[EXTENSION], helpdesk, app.request_class(environ), app.config
+            )
+        except Exception as error:  # answered by the app's handlers, as in the route
+            return self._refused(environ, start_response, error)
+        # The app's response_class (Flask's Response), typed as werkzeug's sans-I/O one.
+        response = cast(Response, app.json.response(outcome.body))
+        response.status_code = outcome.status
+        return response(environ, start_response)
+
+    def _configured_helpdesk(self, environ: WSGIEnvironment) -> str | None:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return None
+        path: str = environ.get("PATH_INFO") or ""
+        if not path.startswith(_WEBHOOKS):
+            return None
+        name = path[len(_WEBHOOKS) :]
+        # ASCII: PATH_INFO holds the path's bytes as latin-1, which Flask decodes as UTF-8
+        # before routing; for ASCII both read the same name.
+        if not name or "/" in name or not name.isascii():
+            return None
+        intake: Intake = self._app.extensions[EXTENSION]
+        return name if name in intake.helpdesks else None
+
+    def _refused(
+        self, environ: WSGIEnvironment, start_response: StartResponse, error: Exception
+    ) -> Iterable[bytes]:
+        """The answer Flask gives ``error`` raised in the route: its handler (logging the
+        refusal with the matched route), then the after-request hooks, in a request context
+        of this request (the body already read, as in the route). Called within the
+        ``except`` of the raise, so a handler's ``logger.exception`` has the traceback."""
+        app = self._app
+        context = app.request_context(environ)
+        context.push()
+        try:
+            try:
+                response = app.finalize_request(app.handle_user_exception(error))
+            except Exception as unhandled:  # as Flask's wsgi_app does
+                response = app.handle_exception(unhandled)
+            return response(environ, start_response)
+        finally:
+            context.pop()
+
+
+_WEBHOOKS = "/webhooks/"
 
 
 def _transfer_codings(header: str | None) -> set[str]:

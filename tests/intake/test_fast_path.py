@@ -1,0 +1,220 @@
+"""The webhooks' fast path (``intake.web.WebhookFastPath``) answers as the Flask route does.
+
+Every vendor's kit posts the same requests to two apps on two databases with one clock: the
+app as built (the fast path in front) and the same app with Flask's own ``wsgi_app`` put back.
+Each answer must be the same to the byte (status, headers, body) and log the same lines, for
+a close accepted, repeated, ignored, refused at every step the route refuses, and failing
+unexpectedly; and the fast path must have taken the requests it is for (Flask's
+``request_started`` is not sent for them) and no others.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask import request_started
+
+from csat_hook.app import create_app
+from tests import schema_template
+from tests.helpdesks.kits import Kit
+from tests.helpdesks.kits import load_kits
+
+KITS = load_kits()
+
+# LogRecord's own attributes: anything else on a record is a field the line was logged with.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class Twin:
+    """One of the two apps: its test client, and how many requests Flask dispatched."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.dispatched = 0
+        request_started.connect(self._started, app, weak=False)
+
+    def _started(self, sender: Any, **extra: Any) -> None:
+        self.dispatched += 1
+
+    def close(self) -> None:
+        request_started.disconnect(self._started, self.app)
+
+
+def _lines(records: list[logging.LogRecord]) -> list[tuple[Any, ...]]:
+    """What each log line says: logger, level, message, its fields, the exception's type."""
+    return [
+        (
+            record.name,
+            record.levelname,
+            record.getMessage(),
+            sorted((k, repr(v)) for k, v in vars(record).items() if k not in _STANDARD),
+            record.exc_info[0] if record.exc_info else None,
+        )
+        for record in records
+    ]
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return KITS[request.param]
+
+
+@pytest.fixture
+def twins(
+    kit: Kit,
+    make_config: Callable[..., Any],
+    make_services: Callable[..., Any],
+    fake_helpdesk: Any,
+    tmp_path: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Twin, Twin]]:
+    options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+    fast = create_app(services=make_services(make_config(helpdesks={kit.kind: options})))
+    other_url = f"sqlite:///{tmp_path / 'twin.sqlite3'}"
+    schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), other_url)
+    plain = create_app(
+        services=make_services(
+            make_config(helpdesks={kit.kind: options}, database={"url": other_url})
+        )
+    )
+    plain.wsgi_app = functools.partial(Flask.wsgi_app, plain)  # type: ignore[method-assign]
+    pair = (Twin(fast), Twin(plain))
+    yield pair
+    for twin in pair:
+        twin.close()
+
+
+def _exchange(
+    twins: tuple[Twin, Twin], caplog: pytest.LogCaptureFixture, **post: Any
+) -> tuple[int, int]:
+    """Post the same request to both apps; assert the same answer and log lines; how many
+    requests Flask dispatched in each (fast, plain)."""
+    answers = []
+    method = post.pop("method", "POST")
+    for twin in twins:
+        before = twin.dispatched
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            response = twin.client.open(method=method, **post)
+        answers.append(
+            (
+                response.status,
+                sorted(response.headers.items()),
+                response.get_data(),
+                _lines(caplog.records),
+                twin.dispatched - before,
+            )
+        )
+    fast, plain = answers
+    assert fast[:4] == plain[:4]
+    return fast[4], plain[4]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_answer_is_the_routes(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"/webhooks/{kit.kind}"
+    body, headers, query = kit.closed(clock())
+    taken = (0, 1)  # the fast path answered; Flask dispatched the plain app's request
+
+    # Accepted, then the same close again, then an event that is no close.
+    assert (
+        _exchange(twins, caplog, path=url, data=body, headers=headers, query_string=query) == taken
+    )
+    assert (
+        _exchange(twins, caplog, path=url, data=body, headers=headers, query_string=query) == taken
+    )
+    other, other_headers, other_query = kit.other(clock())
+    assert (
+        _exchange(
+            twins, caplog, path=url, data=other, headers=other_headers, query_string=other_query
+        )
+        == taken
+    )
+    # Refused: a tampered request (401 with its challenge), a body that is not JSON, a
+    # compressed body, a transfer coding gunicorn does not decode, a parameter given twice,
+    # a body over the limit.
+    tampered = kit.tamper(kit.closed(clock()))
+    assert (
+        _exchange(
+            twins, caplog, path=url, data=tampered[0], headers=tampered[1], query_string=tampered[2]
+        )
+        == taken
+    )
+    junk, junk_headers, junk_query = kit.sign(b'{"id": 1,', clock())
+    assert (
+        _exchange(twins, caplog, path=url, data=junk, headers=junk_headers, query_string=junk_query)
+        == taken
+    )
+    body, headers, query = kit.closed(clock())
+    for extra in ({"Content-Encoding": "gzip"}, {"Transfer-Encoding": "gzip, chunked"}):
+        assert (
+            _exchange(
+                twins, caplog, path=url, data=body, headers={**headers, **extra}, query_string=query
+            )
+            == taken
+        )
+    doubled = "&".join(f"{k}={v}" for k, v in query.items()) + "&x=1&x=2"
+    assert (
+        _exchange(twins, caplog, path=url, data=body, headers=headers, query_string=doubled)
+        == taken
+    )
+    limit = twins[0].app.config["MAX_CONTENT_LENGTH"]
+    large, large_headers, large_query = kit.sign(b" " * (limit + 1), clock())
+    assert (
+        _exchange(
+            twins, caplog, path=url, data=large, headers=large_headers, query_string=large_query
+        )
+        == taken
+    )
+
+    # Not the fast path's: a helpdesk not configured, a trailing slash, a doubled slash, a
+    # name beyond ASCII, a HEAD and a GET of the URL.
+    flask = (1, 1)
+    for path in (
+        "/webhooks/nope",
+        url + "/",
+        "/webhooks//" + kit.kind,
+        "/webhooks/" + kit.kind + "%C3%A4",
+    ):
+        assert (
+            _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query)
+            == flask
+        )
+    assert _exchange(twins, caplog, method="HEAD", path=url) == flask
+    assert _exchange(twins, caplog, method="GET", path=url) == flask
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unexpected_failure_is_the_routes_500(
+    kit: Kit,
+    twins: tuple[Twin, Twin],
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for twin in twins:
+        intake = twin.app.extensions["csat_hook.intake"]
+
+        def broken(helpdesk: str, webhook: Any) -> Any:
+            raise RuntimeError("a defect")
+
+        monkeypatch.setattr(intake, "receive", broken)
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
+        0,
+        1,
+    )
+    assert (
+        twins[0].client.post(path, data=body, headers=headers, query_string=query).status_code
+        == 500
+    )

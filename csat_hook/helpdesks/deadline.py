@@ -15,9 +15,11 @@ may have been acted on: an unknown outcome for a write, a retry for a read, see
 
 The deadline reaches the connection through a context variable set around the adapter's
 ``send`` (one thread runs it from start to end); the response keeps it for the body, which
-the caller reads after ``send`` returned. Connections through a SOCKS proxy (urllib3's own
-pools) and a timeout given as a ``urllib3.Timeout`` are bounded per receive only, as before;
-their names are resolved within the connect timeout (:mod:`~csat_hook.helpdesks.socks_proxy`).
+the caller reads after ``send`` returned. Connections through a SOCKS proxy keep it too: the
+connect to the proxy and its handshake end within the connect timeout and by the deadline
+(:mod:`~csat_hook.helpdesks.socks_proxy`: else a connect timeout, not sent), and the answer
+through it is read as a direct connection's. A timeout given as a ``urllib3.Timeout`` is
+bounded per receive only, as before.
 
 The connection's host name is resolved within the connect timeout
 (:mod:`csat_hook.resolver`): a look-up that does not answer in time is a connect
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import http.client
 import io
 import socket
@@ -222,6 +225,46 @@ _POOLS: dict[str, type[urllib3.connectionpool.HTTPConnectionPool]] = {
 }
 
 
+@functools.cache
+def _socks_pools() -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    """The pools of a SOCKS proxy's manager: urllib3's SOCKS connections, connected by
+    :func:`~csat_hook.helpdesks.socks_proxy.new_conn` within the request's deadline and
+    answered through :class:`_DeadlineResponse`. Built on first use: the module imports
+    PySocks, which only a SOCKS proxy needs loaded."""
+    from urllib3.contrib.socks import SOCKSConnection
+    from urllib3.contrib.socks import SOCKSHTTPSConnection
+
+    from csat_hook.helpdesks import socks_proxy
+
+    class _DeadlineSOCKSConnection(SOCKSConnection):
+        response_class = _DeadlineResponse
+
+        def connect(self) -> None:
+            with _opening():
+                super().connect()
+
+        def _new_conn(self) -> socket.socket:
+            return socks_proxy.new_conn(self, _DEADLINE.get())
+
+    class _DeadlineSOCKSHTTPSConnection(SOCKSHTTPSConnection):
+        response_class = _DeadlineResponse
+
+        def connect(self) -> None:
+            with _opening():
+                super().connect()
+
+        def _new_conn(self) -> socket.socket:
+            return socks_proxy.new_conn(self, _DEADLINE.get())
+
+    class _DeadlineSOCKSHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = _DeadlineSOCKSConnection
+
+    class _DeadlineSOCKSHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = _DeadlineSOCKSHTTPSConnection
+
+    return {"http": _DeadlineSOCKSHTTPPool, "https": _DeadlineSOCKSHTTPSPool}
+
+
 class DeadlineAdapter(requests.adapters.HTTPAdapter):
     """``requests``' HTTPAdapter whose connections keep the request's deadline (see the
     module docstring); everything else is the HTTPAdapter's."""
@@ -235,11 +278,9 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         if type(manager) is urllib3.poolmanager.ProxyManager:  # not SOCKS: its own pools
             manager.pool_classes_by_scheme = _POOLS
         elif str(proxy).lower().startswith("socks"):
-            # A SOCKS manager (requests made one: PySocks is installed). Its connections
-            # resolve names within the connect timeout too; per receive only, no deadline.
-            from csat_hook.helpdesks import socks_proxy
-
-            manager.pool_classes_by_scheme = socks_proxy.POOLS
+            # A SOCKS manager (requests made one: PySocks is installed): its connections keep
+            # the deadline too, their names resolved within the connect timeout.
+            manager.pool_classes_by_scheme = _socks_pools()
         return manager
 
     def send(

@@ -1,8 +1,11 @@
-"""A helpdesk reached through a SOCKS proxy (``HTTPS_PROXY=socks5://...``, PySocks installed):
-every host name is resolved within the connect timeout, as without a proxy. PySocks resolved
-the proxy's own name, and with local resolution (``socks5://``, ``socks4://``; not
-``socks5h://``) the helpdesk's, through ``socket.getaddrinfo`` without a bound: a resolver
-that never answered held the delivery thread."""
+"""A helpdesk reached through a SOCKS proxy (``HTTPS_PROXY=socks5://...``, PySocks: a
+dependency, ``requests[socks]``): every host name is resolved within the connect timeout, as
+without a proxy. PySocks resolved the proxy's own name, and with local resolution
+(``socks5://``, ``socks4://``; not ``socks5h://``) the helpdesk's, through
+``socket.getaddrinfo`` without a bound: a resolver that never answered held the delivery
+thread. And every exchange through one ends within connect plus read timeout from its start,
+as a direct one does: a proxy that trickled its handshake or the answer, each byte within
+the socket timeout, held the thread for as long as it kept trickling."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +22,15 @@ import pytest
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
+from tests.helpdesks.test_deadline import HEAD
+from tests.helpdesks.test_deadline import answer_at_once
+from tests.helpdesks.test_deadline import over_tls
+from tests.helpdesks.test_deadline import trickled_head
+from tests.helpdesks.test_transport import loopback
+from tests.helpdesks.test_transport import read_request
+from tests.notify.smtp_server import make_certificates
 from tests.stuck_resolver import StuckResolver
 from tests.stuck_resolver import answering_helpdesk
-
-pytest.importorskip("socks")  # PySocks: SOCKS proxies need it (requests[socks])
 
 CONNECT, READ = 0.5, 2.0
 SLACK = 1.5  # scheduling on a busy machine
@@ -44,10 +53,21 @@ def helpdesk() -> Iterator[tuple[int, list[str]]]:
 
 class Socks5Proxy:
     """A SOCKS5 proxy on loopback (no authentication, CONNECT only): records each request's
-    destination as sent (an address, or a name the proxy resolves: any name is loopback)."""
+    destination as sent (an address, or a name the proxy resolves: any name is loopback).
 
-    def __init__(self) -> None:
+    ``handshake``: "stall" never answers the client's greeting; "trickle" sends its
+    handshake one byte every ``pause`` seconds, the bound address a 255-byte name (about 13
+    s in all at 0.05 s). ``trickle_answer``: what the helpdesk answers reaches the client one
+    byte every ``pause`` seconds."""
+
+    def __init__(
+        self, *, handshake: str = "prompt", trickle_answer: bool = False, pause: float = 0.05
+    ) -> None:
         self.asked: list[tuple[str, str]] = []  # ("address" | "name", value)
+        self._handshake = handshake
+        self._trickle_answer = trickle_answer
+        self._pause = pause
+        self._closed = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -67,7 +87,10 @@ class Socks5Proxy:
             reader = client.makefile("rb")
             _version, methods = reader.read(2)
             reader.read(methods)
-            client.sendall(b"\x05\x00")
+            if self._handshake == "stall":
+                self._closed.wait(30)
+                return
+            self._send(client, b"\x05\x00", self._handshake == "trickle")
             _v, _cmd, _rsv, kind = reader.read(4)
             if kind == 1:
                 host = socket.inet_ntoa(reader.read(4))
@@ -81,13 +104,34 @@ class Socks5Proxy:
                 host = "127.0.0.1"
             (port,) = struct.unpack(">H", reader.read(2))
             upstream = stack.enter_context(socket.create_connection((host, port), timeout=5))
-            client.sendall(b"\x05\x00\x00\x01" + bytes(6))  # bound to: unspecified
-            relay = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+            if self._handshake == "trickle":  # bound to: a 255-byte name, slowly
+                self._send(client, b"\x05\x00\x00\x03\xff" + b"a" * 255 + bytes(2), True)
+            else:
+                client.sendall(b"\x05\x00\x00\x01" + bytes(6))  # bound to: unspecified
+            relay = threading.Thread(target=self._pipe_back, args=(upstream, client), daemon=True)
             relay.start()
             _pipe(client, upstream)
             relay.join(5)
 
+    def _send(self, client: socket.socket, data: bytes, slowly: bool) -> None:
+        if not slowly:
+            client.sendall(data)
+            return
+        for byte in data:
+            if self._closed.wait(self._pause):
+                return
+            client.sendall(bytes([byte]))
+
+    def _pipe_back(self, upstream: socket.socket, client: socket.socket) -> None:
+        if not self._trickle_answer:
+            _pipe(upstream, client)
+            return
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                self._send(client, data, True)
+
     def close(self) -> None:
+        self._closed.set()
         self._listener.close()
 
 
@@ -175,3 +219,113 @@ def test_remote_resolution_looks_nothing_up_here(stuck, helpdesk, proxy, monkeyp
     assert response.status_code == 201 and seen == [PATH]
     assert proxy.asked == [("name", "helpdesk.test")]
     assert stuck.lookups == 0
+
+
+# The deadline through a proxy: short timeouts, each trickled byte well within them.
+D_CONNECT, D_READ = 0.3, 0.5
+DEADLINE_SLACK = 0.5  # scheduling on a busy machine
+
+
+@pytest.fixture
+def socks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., tuple[Socks5Proxy, HttpClient]]]:
+    """Makes a proxy (``Socks5Proxy``'s options) and a client sending through it."""
+    made: list[Socks5Proxy] = []
+
+    def make(scheme: str = "socks5h", **options: Any) -> tuple[Socks5Proxy, HttpClient]:
+        fake = Socks5Proxy(**options)
+        made.append(fake)
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, f"{scheme}://127.0.0.1:{fake.port}")
+        return fake, HttpClient(connect_timeout=D_CONNECT, read_timeout=D_READ)
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+def _failed_post(client: HttpClient, url: str) -> tuple[DeliveryError, float]:
+    started = time.monotonic()
+    with pytest.raises(DeliveryError) as caught:
+        client.request("POST", url, json={"text": "hi"})
+    return caught.value, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host"), [("socks5", "127.0.0.1"), ("socks5h", "helpdesk.test")]
+)
+def test_an_answer_the_proxy_trickles_ends_at_the_deadline(helpdesk, socks, scheme, host):
+    port, seen = helpdesk
+    _, client = socks(scheme, trickle_answer=True)  # the whole answer: about 8 s
+
+    error, took = _failed_post(client, f"http://{host}:{port}{PATH}")
+
+    assert seen == [PATH]  # the helpdesk took it: the reply may be stored
+    assert error.retryable and error.outcome_unknown and error.http_status is None
+    assert "timed out waiting for the answer" in error.message
+    assert took < D_CONNECT + D_READ + DEADLINE_SLACK, took
+
+
+@pytest.mark.parametrize("handshake", ["trickle", "stall"])
+def test_a_handshake_that_does_not_end_is_a_connect_timeout(helpdesk, socks, handshake):
+    port, seen = helpdesk
+    _, client = socks(handshake=handshake)  # trickled: about 13 s
+
+    error, took = _failed_post(client, f"http://helpdesk.test:{port}{PATH}")
+
+    assert seen == []
+    assert error.retryable and not error.outcome_unknown
+    assert "connect timed out (not sent)" in error.message
+    # Connecting through the proxy, its handshake included, takes at most the connect timeout.
+    assert took < D_CONNECT + DEADLINE_SLACK, took
+
+
+def test_an_answer_the_proxy_trickles_within_the_deadline_is_read(helpdesk, socks):
+    port, seen = helpdesk
+    _, client = socks(handshake="trickle", trickle_answer=True, pause=0.0005)
+
+    response = client.request("POST", f"http://helpdesk.test:{port}{PATH}", json={"text": "hi"})
+
+    assert response.status_code == 201 and response.json() == {"id": 1}
+    assert seen == [PATH]
+
+
+def test_a_kept_alive_connection_through_the_proxy_serves_the_next_request(socks):
+    def serve(conn: socket.socket, seen: list[bytes]) -> None:
+        for extra in (b"Connection: keep-alive\r\n", b"Connection: close\r\n"):
+            seen.append(read_request(conn))
+            conn.sendall(HEAD + extra + b"\r\n")
+            time.sleep(0.05)
+            conn.sendall(b'{"id": 1}')
+
+    proxy, client = socks()
+    with loopback(serve) as (url, seen):
+        url = url.replace("127.0.0.1", "helpdesk.test") + PATH
+        first = client.request("POST", url, json={})
+        second = client.request("POST", url, json={})
+
+    assert first.json() == second.json() == {"id": 1}
+    assert len(seen) == 2 and proxy.asked == [("name", "helpdesk.test")]  # one connection
+
+
+@pytest.mark.parametrize("trickled", [False, True])
+def test_https_through_the_proxy_keeps_the_deadline(tmp_path, monkeypatch, socks, trickled):
+    ca_file, cert_file, key_file = make_certificates(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    proxy, client = socks()
+    serve = over_tls(trickled_head() if trickled else answer_at_once, cert_file, key_file)
+    with loopback(serve) as (url, seen):
+        url = url.replace("http://127.0.0.1", "https://localhost") + PATH
+        if not trickled:
+            assert client.request("POST", url, json={}).json() == {"id": 1}
+            assert proxy.asked == [("name", "localhost")]  # the proxy resolved it
+            return
+        error, took = _failed_post(client, url)
+
+    assert len(seen) == 1
+    assert error.retryable and error.outcome_unknown
+    assert "timed out waiting for the answer" in error.message
+    assert took < D_CONNECT + D_READ + DEADLINE_SLACK, took

@@ -1506,3 +1506,33 @@ def test_check_config_warns_of_a_public_base_url_in_plain_http_and_still_loads(t
         "warning: survey.links.public_base_url: plain http:// to csat.example.com" in result.stderr
     )
     assert "use https://" in result.stderr
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "pysocks", "warned"),
+    [
+        ("HTTPS_PROXY", "socks5h://proxy.example:1080", False, True),
+        ("all_proxy", "SOCKS5://proxy.example:1080", False, True),
+        ("HTTPS_PROXY", "socks5h://proxy.example:1080", True, False),
+        ("HTTPS_PROXY", "http://proxy.example:3128", False, False),
+    ],
+)
+def test_a_socks_proxy_without_pysocks_is_warned_about(
+    monkeypatch, variable, value, pysocks, warned
+):
+    """Every request through a SOCKS proxy fails (not sent) when PySocks, a dependency
+    (requests[socks]), is missing from the install: check-config names the variable."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv(variable, value)
+    if not pysocks:
+        monkeypatch.setitem(sys.modules, "socks", None)  # what an import finds: not installed
+    config = load_config(None, env={})
+    said = [w for w in config_warnings(config) if "PySocks" in w]
+    assert bool(said) is warned, said
+    if warned:
+        assert said[0].startswith(f"{variable} is a SOCKS proxy") and "requests[socks]" in said[0]

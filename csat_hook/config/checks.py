@@ -16,6 +16,7 @@ from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
 from csat_hook.helpdesks import takes_notes
 from csat_hook.helpdesks.generic.mapping import MappingOptions
+from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
 from csat_hook.notify.options import ip_of
 from csat_hook.notify.options import is_loopback
 
@@ -146,6 +147,11 @@ def config_warnings(config: Config) -> list[str]:
     warnings.extend(exchanges_past_the_lease(config))
     warnings.extend(request_warnings(config))
     warnings.extend(public_link_warnings(config))
+    warnings.extend(
+        f"{name} is a SOCKS proxy, but PySocks is not installed: every HTTP request through "
+        "it fails, not sent (install requests[socks], a dependency)"
+        for name in socks_proxies_without_pysocks()
+    )
     for name, options in config.alerts.destinations.items():
         if options.kind == "helpdesk_note" and not any(
             takes_notes(h) for h in config.helpdesks.values()

@@ -26,7 +26,10 @@ through ``requests.Session.request`` unchanged, so the result is always what req
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import urllib.parse
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +46,24 @@ from csat_hook.helpdesks.deadline import DeadlineAdapter
 
 # Keyword arguments the lean path handles; any other sends the call through requests' own.
 _LEAN_KWARGS = frozenset({"params", "data", "headers", "json", "hooks", "timeout"})
+
+
+def socks_proxies_without_pysocks(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The environment variables (of ``environ``, else the process's) that give requests a
+    SOCKS proxy (``socks5://``, ``socks5h://``, ``socks4://``, ``socks4a://``) when PySocks
+    is not installed: every request through one then fails before it is sent (requests'
+    InvalidSchema). Empty when PySocks is installed (a dependency: ``requests[socks]``).
+    Of ``http_proxy``, ``https_proxy`` and ``all_proxy``, the lower-case name is read when
+    set, as urllib reads them (else the upper-case one)."""
+    if importlib.util.find_spec("socks") is not None:
+        return []
+    env = os.environ if environ is None else environ
+    found: list[str] = []
+    for lower in ("http_proxy", "https_proxy", "all_proxy"):
+        name = lower if lower in env else lower.upper()
+        if env.get(name, "").strip().lower().startswith("socks"):
+            found.append(name)
+    return found
 
 
 class LeanSession(requests.Session):

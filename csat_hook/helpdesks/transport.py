@@ -67,6 +67,7 @@ from csat_hook import __version__
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.deadline import raised_in_connect
 from csat_hook.helpdesks.http_session import LeanSession
+from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
 from csat_hook.retry import Backoff
 from csat_hook.retry import longest_wait
@@ -635,6 +636,14 @@ def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
         what = "timed out waiting for the answer" if timed_out else "connection dropped"
         return DeliveryError(
             f"{where}: {what} (outcome unknown)", retryable=True, outcome_unknown=True
+        )
+    if isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
+        # requests' "Missing dependencies for SOCKS support": PySocks is not installed.
+        setting = ", ".join(socks_proxies_without_pysocks()) or "the proxy"
+        return DeliveryError(
+            f"{where}: not sent: {setting} is a SOCKS proxy, which needs PySocks, not "
+            "installed (install requests[socks])",
+            retryable=False,
         )
     if sent and isinstance(exc, requests.exceptions.InvalidHeader):
         # The answer came with headers that cannot be read (two Content-Lengths that

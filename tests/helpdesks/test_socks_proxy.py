@@ -10,8 +10,11 @@ the socket timeout, held the thread for as long as it kept trickling."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -329,3 +332,31 @@ def test_https_through_the_proxy_keeps_the_deadline(tmp_path, monkeypatch, socks
     assert error.retryable and error.outcome_unknown
     assert "timed out waiting for the answer" in error.message
     assert took < D_CONNECT + D_READ + DEADLINE_SLACK, took
+
+
+def test_without_pysocks_the_error_names_the_proxy_setting():
+    """PySocks is a dependency (requests[socks]); an install without it fails each request
+    through a SOCKS proxy before sending, and says why."""
+    script = "\n".join(
+        [
+            "import sys",
+            "sys.modules['socks'] = None  # PySocks not installed",
+            "from csat_hook.errors import DeliveryError",
+            "from csat_hook.helpdesks.transport import HttpClient",
+            "try:",
+            "    HttpClient().request('POST', 'http://helpdesk.test/api', json={})",
+            "except DeliveryError as exc:",
+            "    print(exc.retryable, exc.outcome_unknown, exc.message)",
+        ]
+    )
+    env = {key: value for key, value in os.environ.items() if not key.lower().endswith("_proxy")}
+    env["HTTP_PROXY"] = "socks5h://127.0.0.1:9"  # loopback's discard port: never reached
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "False False POST helpdesk.test: not sent: HTTP_PROXY is a SOCKS proxy, which needs "
+        "PySocks, not installed (install requests[socks])"
+    )

@@ -236,14 +236,17 @@ def socks(
     """Makes a proxy (``Socks5Proxy``'s options) and a client sending through it."""
     made: list[Socks5Proxy] = []
 
-    def make(scheme: str = "socks5h", **options: Any) -> tuple[Socks5Proxy, HttpClient]:
+    def make(
+        scheme: str = "socks5h", timeouts: tuple[float, float] = (D_CONNECT, D_READ), **options: Any
+    ) -> tuple[Socks5Proxy, HttpClient]:
         fake = Socks5Proxy(**options)
         made.append(fake)
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
         for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
             monkeypatch.setenv(name, f"{scheme}://127.0.0.1:{fake.port}")
-        return fake, HttpClient(connect_timeout=D_CONNECT, read_timeout=D_READ)
+        connect, read = timeouts
+        return fake, HttpClient(connect_timeout=connect, read_timeout=read)
 
     yield make
     for fake in made:
@@ -288,7 +291,8 @@ def test_a_handshake_that_does_not_end_is_a_connect_timeout(helpdesk, socks, han
 
 def test_an_answer_the_proxy_trickles_within_the_deadline_is_read(helpdesk, socks):
     port, seen = helpdesk
-    _, client = socks(handshake="trickle", trickle_answer=True, pause=0.0005)
+    # About 420 bytes, each after 1 ms: 0.5 s or so, within 2 s to connect and 2 s to answer.
+    _, client = socks(timeouts=(2.0, 2.0), handshake="trickle", trickle_answer=True, pause=0.001)
 
     response = client.request("POST", f"http://helpdesk.test:{port}{PATH}", json={"text": "hi"})
 

@@ -81,7 +81,8 @@ def new_conn(conn: SOCKSConnection, deadline: float | None = None) -> socket.soc
 class _HandshakeSocket(socks.socksocket):  # type: ignore[misc]  # PySocks has no types
     """PySocks' socket, each receive of its handshake waiting at most ``per_receive`` seconds
     and never past ``until`` (``time.monotonic``): PySocks reads the handshake through
-    ``makefile``, whose reader receives with ``recv_into``. Unbounded once it ends."""
+    ``makefile``, whose reader receives with ``recv_into``. Once :meth:`handshake_over`, each
+    receive waits the socket's timeout only (urllib3 and the deadline's reader set it)."""
 
     def __init__(self, family: int, per_receive: float, until: float) -> None:
         super().__init__(family, socket.SOCK_STREAM)
@@ -93,12 +94,13 @@ class _HandshakeSocket(socks.socksocket):  # type: ignore[misc]  # PySocks has n
         if until is not None:
             left = until - time.monotonic()
             if left <= 0:
-                raise TimeoutError("the SOCKS handshake did not end within the connect timeout")
+                raise TimeoutError("the SOCKS handshake did not end in time")
             # socket.socket's own: PySocks' settimeout records the value, restored after it.
             socket.socket.settimeout(self, min(self._per_receive, left))
         return cast(int, super().recv_into(buffer, nbytes, flags))
 
     def handshake_over(self) -> None:
+        """Receives no longer bounded by ``until``; the socket's timeout: ``per_receive``."""
         self._until = None
         self.settimeout(self._per_receive)
 

@@ -207,6 +207,7 @@ def _fan_out(
                 _delivery(
                     alert_id,
                     name,
+                    options.kind,
                     message,
                     now,
                     status=CANCELLED if held else PENDING,
@@ -219,7 +220,7 @@ def _fan_out(
         )
         if held:
             outcome.held += 1
-            _overflow(conn, name, hour, inputs, outcome)
+            _overflow(conn, name, options.kind, hour, inputs, outcome)
         else:
             outcome.queued += 1
 
@@ -231,7 +232,12 @@ def _notable(options: Any, message: AlertMessage, helpdesks: Mapping[str, Any]) 
 
 
 def _overflow(
-    conn: sa.Connection, destination: str, hour: datetime, inputs: Inputs, outcome: AlertsOutcome
+    conn: sa.Connection,
+    destination: str,
+    kind: str,
+    hour: datetime,
+    inputs: Inputs,
+    outcome: AlertsOutcome,
 ) -> None:
     key = alert_key("overflow", destination, hour.isoformat())
     until = hour + CAP_WINDOW
@@ -257,7 +263,17 @@ def _overflow(
     if alert_id is None:
         return  # told already this hour
     outbox_store.enqueue_alerts(
-        conn, [_delivery(alert_id, destination, message, inputs.now, status=PENDING)]
+        conn,
+        [
+            _delivery(
+                alert_id,
+                destination,
+                kind,
+                message,
+                inputs.now,
+                status=PENDING,
+            )
+        ],
     )
     outcome.raised[message.rule] += 1
     outcome.queued += 1
@@ -266,6 +282,7 @@ def _overflow(
 def _delivery(
     alert_id: int,
     destination: str,
+    kind: str,
     message: AlertMessage,
     now: datetime,
     *,
@@ -275,6 +292,7 @@ def _delivery(
     return {
         "alert_id": alert_id,
         "destination": destination,
+        "destination_kind": kind,
         "delivery_key": f"{alert_id}:{destination}",
         "helpdesk": message.helpdesk or "",
         "dialog_id": (message.dialog_id or "")[:191],

@@ -142,6 +142,13 @@ outbox = sa.Table(
     # Set by an erasure that found the reply being sent (erasure/store.py): its outcome keeps
     # no customer data (outbox/store/outcomes.py) and it is never sent again.
     sa.Column("erased_at", UTCDateTime()),
+    # An alert delivery's destination kind (``webhook``, ``slack``...) as it was queued, or
+    # as its last attempt went out: a destination whose kind changed under the same name is
+    # sent the alert rendered for its new kind, and what was the old kind's (an attempt of
+    # unknown outcome, a follow-up's e-mail recipients) is not applied to it
+    # (outbox/alert_delivery.py). None: a reply, or queued before migration 0023 (sent as the
+    # destination is configured, as before).
+    sa.Column("destination_kind", sa.String(32)),
     sa.UniqueConstraint("survey_id"),
     sa.UniqueConstraint("kind", "delivery_key"),
     sa.Index(None, "status", "next_attempt_at"),

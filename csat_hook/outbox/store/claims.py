@@ -41,6 +41,7 @@ CLAIMED = (
     "survey_id",
     "alert_id",
     "destination",
+    "destination_kind",
     "delivery_key",
     "status",
     "claimed_by",

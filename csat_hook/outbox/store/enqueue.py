@@ -74,6 +74,7 @@ ALERT_COLUMNS = (
     "kind",
     "alert_id",
     "destination",
+    "destination_kind",
     "delivery_key",
     "helpdesk",
     "dialog_id",

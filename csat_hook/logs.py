@@ -40,6 +40,7 @@ SAFE_FIELDS = (
     "key",
     "destination",
     "kind",
+    "queued_kind",
     "alert_id",
 )
 

@@ -14,6 +14,24 @@ only while the receivers have attempts left, and it is retried (every receiver r
 now, a connection refused) only within what is left; past that the note, or the failed
 follow-up's error, names who never got it. A receiver that took the alert is never in a
 follow-up, so never sent it twice.
+
+A destination whose kind changed under the same name since the delivery was queued (the
+webhook ``crm`` made a Slack channel; ``outbox.destination_kind``) is sent the alert rendered
+for its new kind: the row holds the alert, not a message rendered for the old kind, and the
+operator pointed the name elsewhere, as a changed URL does. Its ``last_error`` says so (``queued
+for a webhook destination, sent as slack``) and a ``delivery.kind-changed`` line names the
+destination and both kinds. What was the old kind's is not applied to the new one:
+
+* an earlier attempt of unknown outcome went to the old receiver, which the new kind can
+  neither look up nor settle (Slack's ``skip`` would record as sent a message Slack never
+  saw): the alert is sent, noting that the old receiver may have had it; withdrawn
+  meanwhile, it is cancelled saying it may have arrived. From then on the row is the new
+  kind's (its retry, its own unknown outcome settled as the new kind does);
+* a follow-up's receivers are the old kind's (an e-mail's recipients): cancelled
+  (``cancelled: kind_changed``), naming who never got it, as a follow-up whose recipients
+  were all removed from ``to`` is not sent. The alert went to the destination already.
+
+A delivery queued before the kind was stored (migration 0023) is sent as configured.
 """
 
 from __future__ import annotations
@@ -48,6 +66,9 @@ from csat_hook.outbox.results import unexpected_outcome
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
 
+# Why a follow-up was cancelled when its destination's kind changed (``cancelled: <it>``).
+KIND_CHANGED = "kind_changed"
+
 UNCONFIRMED_NOTE = (
     "outcome unknown, not sent again ({kind} can neither be asked whether it arrived nor drop "
     "a copy; on_unknown_outcome: skip): recorded as sent, unconfirmed"
@@ -75,12 +96,41 @@ def deliver_alert(
     withdrawn = alert.cancel_reason or unrouted
     if withdrawn is not None and item.uncertain_since is None:
         return Cancelled(store.withdrawn_note(withdrawn), unrouted=unrouted is not None)
+    chain = follow_up_of(item)
+    queued = item.destination_kind  # None: queued before migration 0023
+    changed = queued if queued is not None and queued != destination.kind else None
+    if changed is not None:
+        logger.info(
+            "delivery.kind-changed",
+            extra={
+                "outbox_id": item.id,
+                "destination": destination.name,
+                "queued_kind": changed,
+                "kind": destination.kind,
+            },
+        )
+        uncertain = item.uncertain_since is not None
+        if chain.receivers is not None:
+            # Receivers of the old kind (e-mail addresses): none of the destination now.
+            note = store.withdrawn_note(KIND_CHANGED, may_have_arrived=uncertain)
+            return Cancelled(
+                f"{note}; queued for {_a(changed)} destination, now {destination.kind}; "
+                f"never got it: {', '.join(chain.receivers)}",
+                unrouted=True,
+            )
+        if withdrawn is not None:  # the old kind's unknown outcome cannot be settled now
+            return Cancelled(
+                store.withdrawn_note(withdrawn, may_have_arrived=True),
+                unrouted=unrouted is not None,
+            )
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
-        outcome = _send_alert(delivery, destination, item, message, may_write, withdrawn)
+        outcome = _send_alert(delivery, destination, item, message, may_write, withdrawn, changed)
     if isinstance(outcome, Cancelled) and unrouted is not None:
         return replace(outcome, unrouted=True)
-    chain = follow_up_of(item)
+    if changed is not None and isinstance(outcome, Retry):
+        # The row is the new kind's from this attempt on (store.reschedule).
+        outcome = replace(outcome, kind=destination.kind)
     if chain.receivers is not None and isinstance(outcome, Failed):
         # A failed follow-up: say who never got the alert (addresses from our own config).
         reason = f"{outcome.reason}; never got it: {', '.join(chain.receivers)}"
@@ -98,13 +148,25 @@ def _send_alert(
     message: AlertMessage,
     may_write: Callable[[], bool] | None,
     withdrawn: str | None = None,
+    changed: str | None = None,
 ) -> Outcome:
     """Send one alert, an earlier attempt of unknown outcome settled first as the destination
     says. ``withdrawn``: the alert's ``cancel_reason`` (it is withdrawn): whatever settling
     says is kept (found: sent; not to be sent again: sent, unconfirmed), but nothing is sent
-    anew: cancelled, saying whether an earlier attempt may have arrived."""
+    anew: cancelled, saying whether an earlier attempt may have arrived. ``changed``: the
+    kind the delivery was queued for, the destination's now being another: sent as a first
+    attempt of the new kind, an earlier attempt's unknown outcome (the old kind's) noted, not
+    settled (see the module)."""
     extra = {"outbox_id": item.id, "destination": destination.name, "attempt": item.attempts}
     uncertain: datetime | None = item.uncertain_since
+    notes: list[str] = []
+    if changed is not None:
+        notes.append(f"queued for {_a(changed)} destination, sent as {destination.kind}")
+        if uncertain is not None:
+            notes.append(
+                f"an earlier attempt as {changed} had an unknown outcome: it may have arrived there"
+            )
+        uncertain = None
     chain = follow_up_of(item)
     # The receivers' attempts: those of the deliveries before this one count.
     budget = Budget.of(chain.tried + item.attempts, delivery.max_attempts)
@@ -166,13 +228,13 @@ def _send_alert(
         logger.exception("delivery.unexpected-error", extra=extra)
         wrote = destination.http.writes_started() != writes
         return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
-    follow_up, later = _follow_up(delivery, item, chain, result.retry_to)
+    follow_up, later = _follow_up(delivery, item, chain, result.retry_to, destination.kind)
     # The destination's own note (an e-mail's refused recipients) after ours: the Alerts tab
     # reads "sent, unconfirmed" from the start of the note.
     return Sent(
         result.external_id,
         None,
-        note="; ".join(filter(None, (note, result.note, later))) or None,
+        note="; ".join(filter(None, (*notes, note, result.note, later))) or None,
         follow_up=follow_up,
     )
 
@@ -205,11 +267,11 @@ def follow_up_of(item: Any) -> Chain:
 
 
 def _follow_up(
-    delivery: Delivery, item: Any, chain: Chain, retry_to: tuple[str, ...]
+    delivery: Delivery, item: Any, chain: Chain, retry_to: tuple[str, ...], kind: str
 ) -> tuple[FollowUp | None, str | None]:
-    """The follow-up for the receivers that refused for now (none when none did), and what
-    the note says of them; none once they had ``delivery.max_attempts`` attempts in all (then
-    the note names who never got it)."""
+    """The follow-up for the receivers that refused for now (none when none did), receivers
+    of a ``kind`` destination, and what the note says of them; none once they had
+    ``delivery.max_attempts`` attempts in all (then the note names who never got it)."""
     if not retry_to:
         return None, None
     tried = chain.tried + item.attempts  # theirs, this delivery's included
@@ -221,7 +283,7 @@ def _follow_up(
     following = chain.generation + 1
     key = item.delivery_key or f"{item.alert_id}:{item.destination}"
     return (
-        FollowUp(retry_to, following, store.follow_up_key(key, following), tried),
+        FollowUp(retry_to, following, store.follow_up_key(key, following), tried, kind),
         f"to be sent again to those refused for now (follow-up {following})",
     )
 
@@ -238,3 +300,8 @@ def _find_alert(
     except Exception as exc:
         logger.exception("delivery.unexpected-error", extra={"reason": "look-up"})
         return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)
+
+
+def _a(kind: str) -> str:
+    """``kind`` with its article: ``a webhook``, ``an email``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"

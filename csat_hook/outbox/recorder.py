@@ -168,6 +168,7 @@ class OutcomeRecorder:
         return {
             "alert_id": item.alert_id,
             "destination": item.destination,
+            "destination_kind": follow_up.kind,
             "delivery_key": follow_up.delivery_key,
             "helpdesk": item.helpdesk,
             "dialog_id": item.dialog_id,
@@ -232,6 +233,7 @@ class OutcomeRecorder:
                     http_status=retry.error.http_status,
                     # This attempt started at its claim (the row's updated_at).
                     uncertain_since=item.updated_at if unknown else None,
+                    destination_kind=retry.kind,
                 )
             )
         )

@@ -26,12 +26,14 @@ FOUND_NOTE = "found in the dialog after an unknown outcome: recorded as sent, no
 class FollowUp:
     """An alert to send again later to ``receivers`` alone (they refused it for now while
     others took it): the ``generation``-th follow-up, keyed ``delivery_key``, its receivers
-    having had ``tried`` attempts (of their ``delivery.max_attempts``) before it."""
+    having had ``tried`` attempts (of their ``delivery.max_attempts``) before it, receivers
+    of a destination of ``kind`` (the one the delivery went out as)."""
 
     receivers: tuple[str, ...]
     generation: int
     delivery_key: str
     tried: int
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,16 @@ class Retry:
     ``failures``: the failed attempts in a row the delay is for, when not the row's own
     attempts (an alert's follow-up continues its receivers' backoff from the deliveries
     before it, never back to the first delay).
+
+    ``kind``: an alert delivery attempted as another kind of destination than the row was
+    queued for (its destination's kind changed): the row takes the new kind, and only this
+    attempt's outcome, if unknown, is left to settle (an earlier one was the old kind's).
     """
 
     error: DeliveryError
     prefix: str = ""
     failures: int | None = None
+    kind: str | None = None
 
     @property
     def message(self) -> str:

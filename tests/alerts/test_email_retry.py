@@ -24,6 +24,7 @@ from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.alert_delivery import Chain
 from csat_hook.outbox.alert_delivery import follow_up_of
+from tests.alerts.conftest import SECRET
 from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
@@ -430,3 +431,40 @@ def test_a_follow_up_of_a_delivery_taken_off_its_rule_while_in_flight_is_not_sen
         "mail: sent",
         "mail (again, 1): cancelled (destination removed)",
     ]
+
+
+def test_a_follow_up_to_recipients_of_a_destination_no_longer_e_mail_is_cancelled(
+    mail_services, make_config, make_services, fake_notify, fake_helpdesk, box, clock
+):
+    """``mail`` became a webhook while the follow-up to a recipient refused for now waited:
+    its receivers are addresses of the e-mail destination, which is gone (as a recipient
+    removed from ``to`` is dropped). Cancelled, naming who never got it; nothing reaches the
+    webhook of that name (the alert went to ``mail`` already, by e-mail)."""
+    box.busy[TEAM] = 1
+    before = mail_services([LEAD, TEAM])
+    raise_now(before, [changed(submitted_at=clock() - timedelta(minutes=2))])
+    before.delivery_worker().run_once()
+    assert rows(before)[1].context["recipients"] == [TEAM]
+    section = alerts_section(
+        fake_notify,
+        rules=[{"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}],
+    )
+    section["destinations"]["mail"] = {
+        "kind": "webhook",
+        "url": fake_notify.webhook("mail", SECRET),
+        "secret": SECRET,
+    }
+    after = make_services(
+        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
+    )
+
+    drain(after.delivery_worker(), clock)
+
+    assert fake_notify.requests("webhook") == []
+    assert received(box) == {LEAD: 1}
+    _, follow_up = rows(after)
+    assert delivery_text(follow_up) == "mail (again, 1): cancelled (kind changed)"
+    assert follow_up.last_error == (
+        "cancelled: kind_changed; queued for an email destination, now webhook; "
+        "never got it: team@example.org"
+    )

@@ -320,11 +320,16 @@ def reschedule(
     error: str,
     http_status: int | None,
     uncertain_since: datetime | None = None,
+    destination_kind: str | None = None,
 ) -> bool:
     """Put a claimed reply back to pending for another attempt at ``next_attempt_at``.
 
     ``uncertain_since`` (the start of this attempt) marks an attempt whose outcome is unknown;
     the earliest such time is kept, so the look-up covers every attempt that may have landed.
+    ``destination_kind``: an alert delivery attempted as a destination of another kind than
+    the row's (the kind changed under its name): the row takes it, and ``uncertain_since``
+    is this attempt's alone (None: known), an earlier attempt's being the old kind's, which
+    the new one can neither look up nor settle.
     """
     values: dict[str, Any] = {
         # Erased while it was being sent: cancelled, never sent again (see ERASED_NOTE).
@@ -336,7 +341,10 @@ def reschedule(
         "last_http_status": http_status,
         "updated_at": now,
     }
-    if uncertain_since is not None:
+    if destination_kind is not None:
+        values["destination_kind"] = destination_kind
+        values["uncertain_since"] = uncertain_since
+    elif uncertain_since is not None:
         values["uncertain_since"] = sa.func.coalesce(
             outbox.c.uncertain_since,
             sa.bindparam("attempt_started", uncertain_since, type_=UTCDateTime()),

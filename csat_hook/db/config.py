@@ -47,16 +47,56 @@ PG_SOCKET_OPTIONS: dict[str, tuple[int, int, str]] = {
 }
 
 
+# What libpq sets on a TCP socket only, and only with keepalives on: after SO_KEEPALIVE, in
+# one chain of calls that ``keepalives=0`` skips whole (fe-connect.c), tcp_user_timeout last.
+# With keepalives off, or on a Unix socket, libpq reads none of them: a value it would refuse
+# connects all the same (checked with psycopg's libpq 18: keepalives=0&keepalives_idle=-5).
+PG_TCP_KEEPALIVE_OPTIONS = frozenset(
+    {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
+)
+
+
+def _libpq_int(given: str) -> int | None:
+    """``given`` as libpq reads an int (strtol(), around spaces allowed); None: unreadable."""
+    number = given.strip()
+    return int(number) if re.fullmatch(r"[+-]?[0-9]{1,10}", number) else None
+
+
+def _unix_sockets_only(url: URL) -> bool:
+    """Whether every host of ``url`` is a Unix-domain socket (a path, or libpq's ``@``
+    abstract namespace) and no ``hostaddr`` says otherwise. No host given is not one: libpq's
+    default may be ``PGHOST``, a TCP host."""
+    hosts = url.query.get("host") or url.host
+    if not isinstance(hosts, str) or not hosts or "hostaddr" in url.query:
+        return False
+    return all(host[:1] in ("/", "@") for host in hosts.split(","))
+
+
 def _check_pg_socket_options(url: URL) -> None:
     """ValueError naming the first libpq socket option of ``url`` (a PostgreSQL URL) that
-    every connection would fail on; its value is not quoted (the URL holds the password)."""
+    every connection would fail on, or that libpq would drop without a word; its value is
+    not quoted (the URL holds the password). Options libpq does not read are not checked:
+    the keepalive options with ``keepalives=0`` or on Unix sockets alone, and there
+    ``tcp_user_timeout`` too (but a non-zero one with ``keepalives=0`` on TCP is refused:
+    libpq drops it with them, the limit asked for would never apply)."""
+    unix = _unix_sockets_only(url)
+    keepalives = url.query.get("keepalives")
+    keepalives_off = isinstance(keepalives, str) and _libpq_int(keepalives) == 0
     for option, (lowest, highest, meaning) in PG_SOCKET_OPTIONS.items():
         given = url.query.get(option)
         if not isinstance(given, str):  # absent (given twice is refused before)
             continue
-        # libpq reads an int with strtol(), around spaces allowed; nothing else.
-        number = given.strip()
-        if not (re.fullmatch(r"[+-]?[0-9]{1,10}", number) and lowest <= int(number) <= highest):
+        if unix and (option in PG_TCP_KEEPALIVE_OPTIONS or option == "tcp_user_timeout"):
+            continue  # a Unix socket: libpq sets none of them
+        if keepalives_off and option in PG_TCP_KEEPALIVE_OPTIONS:
+            continue  # not read by libpq, whatever they say
+        number = _libpq_int(given)
+        if keepalives_off and option == "tcp_user_timeout" and number != 0:
+            raise ValueError(
+                f"the URL option {option!r} is not applied with keepalives=0 (libpq sets it "
+                "with the keepalive options only): leave it out, or turn keepalives on"
+            )
+        if number is None or not lowest <= number <= highest:
             raise ValueError(f"the URL option {option!r} must be {meaning}")
 
 

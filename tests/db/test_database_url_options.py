@@ -5,8 +5,11 @@ refused naming the key."""
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +19,7 @@ from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.db import engine as db_engine
 from csat_hook.errors import ConfigError
+from tests.conftest import PG_ENV
 
 
 def _blocked_write_takes(url: str, path: str) -> float:
@@ -142,3 +146,124 @@ def test_a_libpq_socket_option_out_of_range_ends_the_command_with_exit_2():
     assert "database.url: the URL option 'keepalives_count'" in result.output
     assert "1 to 127" in result.output
     assert "S3CRET" not in result.output
+
+
+# libpq sets the keepalive options (and tcp_user_timeout, last in the same chain) only on a TCP
+# connection with keepalives on: with keepalives=0, or on a Unix socket, it reads none of them,
+# a value it would refuse included (fe-connect.c; checked with psycopg's libpq 18).
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=0&keepalives_idle=-5",
+        "keepalives=0&keepalives_interval=99999&keepalives_count=abc",
+        "keepalives=%200&keepalives_idle=0",  # " 0": libpq reads 0 around spaces
+        "keepalives=-0&keepalives_count=128",
+        "keepalives=0&tcp_user_timeout=0",
+    ],
+)
+def test_keepalive_options_libpq_does_not_read_with_keepalives_off_are_taken(query):
+    url = f"postgresql://csat:pw@db.example.com/csat?{query}"
+    assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=1&keepalives_idle=-5",
+        "keepalives=1&keepalives_count=abc",
+        "keepalives=%201&keepalives_interval=0",
+        "keepalives_count=128",  # keepalives on by default
+    ],
+)
+def test_keepalive_options_with_keepalives_on_are_still_checked(query):
+    url = f"postgresql://csat:S3CRET@db.example.com/csat?{query}"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": url})
+    assert "database.url: the URL option 'keepalives_" in raised.value.message
+
+
+def test_a_keepalive_option_on_unix_sockets_only_is_taken():
+    url = "postgresql://csat:pw@/csat?host=/var/run/postgresql&keepalives_idle=-5"
+    assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith("idle=-5")
+
+
+@pytest.mark.parametrize("value", ["30000", "abc"])
+def test_a_tcp_user_timeout_libpq_would_drop_for_keepalives_off_is_refused(value):
+    """libpq sets tcp_user_timeout after the keepalive options, in the same chain: with
+    keepalives=0 it is dropped without a word (see the next test), so the limit asked for
+    never applies."""
+    url = f"postgresql://csat:S3CRET@db.example.com/csat?keepalives=0&tcp_user_timeout={value}"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": url})
+    said = raised.value.message
+    assert "database.url: the URL option 'tcp_user_timeout'" in said, said
+    assert "keepalives=0" in said and "S3CRET" not in said
+
+
+def _pg_base() -> str:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"needs {PG_ENV}")
+    return base.split("?")[0]
+
+
+def _libpq_connects(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _taken(url: str) -> bool:
+    try:
+        load_config(None, env={"DATABASE_URL": url})
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=0&keepalives_idle=-5",
+        "keepalives=0&keepalives_idle=abc&keepalives_interval=0&keepalives_count=999",
+        "keepalives=%200&keepalives_count=0",
+        "keepalives=1&keepalives_idle=-5",
+        "keepalives=1&keepalives_count=abc",
+        "keepalives_idle=-5",
+        "keepalives=1&keepalives_count=128",
+        "keepalives=1&keepalives_idle=32767&keepalives_count=127",
+    ],
+)
+def test_the_check_takes_a_tcp_url_exactly_when_libpq_connects_with_it(query):
+    url = f"{_pg_base()}?{query}"
+    assert _taken(url) == _libpq_connects(url)
+
+
+def test_the_check_takes_a_unix_socket_url_libpq_connects_with():
+    base = _pg_base()
+    sockets = Path("/var/run/postgresql")
+    port = sa.make_url(base).port or 5432
+    if not (sockets / f".s.PGSQL.{port}").exists():
+        pytest.skip("no PostgreSQL socket in /var/run/postgresql")
+    given = sa.make_url(base)
+    login = given.username + (f":{given.password}" if given.password else "")
+    url = f"postgresql://{login}@/{given.database}?host={sockets}&port={port}"
+    url += "&keepalives_idle=-5&tcp_user_timeout=abc"
+    assert _libpq_connects(url) and _taken(url)
+
+
+def test_libpq_drops_tcp_user_timeout_with_keepalives_off():
+    """What the refusal above stands on, on the installed libpq."""
+    import psycopg
+
+    base = _pg_base()
+    with psycopg.connect(f"{base}?keepalives=0&tcp_user_timeout=12345") as conn:
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 0
+        finally:
+            sock.close()

@@ -10,7 +10,9 @@ is not configured, as a ``POST`` there is.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from flask.wrappers import Request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
@@ -30,6 +33,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.utils import get_content_type
 
 from csat_hook.db.engine import ping
 from csat_hook.db.engine import run_transaction
@@ -67,40 +72,63 @@ def _intake() -> Intake:
 
 @bp.post("/webhooks/<helpdesk>", provide_automatic_options=False)
 def receive(helpdesk: str) -> tuple[Response, int]:
-    outcome = _receive(_intake(), helpdesk, request._get_current_object(), current_app.config)  # type: ignore[attr-defined]
+    posted: Request = request._get_current_object()  # type: ignore[attr-defined]
+    outcome = _receive(
+        _intake(),
+        helpdesk,
+        current_app.config,
+        environ=posted.environ,
+        headers={key.lower(): value for key, value in posted.headers.items()},
+        args=lambda: posted.args,
+        mimetype=posted.mimetype,
+        path=posted.script_root + posted.path,
+    )
     return jsonify(outcome.body), outcome.status
 
 
-def _receive(intake: Intake, helpdesk: str, request: Request, config: Mapping[str, Any]) -> Outcome:
+def _receive(
+    intake: Intake,
+    helpdesk: str,
+    config: Mapping[str, Any],
+    *,
+    environ: WSGIEnvironment,
+    headers: Mapping[str, str],
+    args: Callable[[], MultiDict[str, str]],
+    mimetype: str,
+    path: str,
+) -> Outcome:
     """One webhook, posted to ``/webhooks/<helpdesk>``, verified, parsed and recorded: the
     outcome to answer with; a :class:`~csat_hook.errors.CsatHookError` to refuse it. The
     route's work, whichever way the request came (:func:`receive`, :class:`WebhookFastPath`).
-    ``config`` is the app's (``MAX_CONTENT_LENGTH``, :data:`BODY_TIMEOUT`)."""
+
+    ``config`` is the app's (``MAX_CONTENT_LENGTH``, :data:`BODY_TIMEOUT`); the rest is what
+    Flask's request says: its headers by lower-cased name, its query parameters (read only
+    once the encodings are accepted, as the refusals' order is part of the answer), its
+    mimetype and its path with the script root."""
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
         raise unknown_helpdesk(helpdesk)
-    headers = request.headers
-    if (headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+    if (headers.get("content-encoding") or "identity").strip().lower() != "identity":
         # No vendor compresses webhooks; a compressed body would be signed as compressed
         # bytes and then read as text, so say what is wrong instead.
         raise UnsupportedEncodingError("a Content-Encoding other than identity is not accepted")
-    if _transfer_codings(headers.get("Transfer-Encoding")) - {"chunked"}:
+    if _transfer_codings(headers.get("transfer-encoding")) - {"chunked"}:
         # gunicorn decodes chunked framing only: a "gzip, chunked" body would be read as
         # the gzip bytes (or, mislabelled, as something other than what was sent).
         raise UnsupportedEncodingError("a Transfer-Encoding other than chunked is not accepted")
-    query = _single_valued(request.args)
+    query = _single_valued(args())
     body = read_body(
-        request.environ,
+        environ,
         max_bytes=config["MAX_CONTENT_LENGTH"],
         deadline_seconds=config[BODY_TIMEOUT],
     )
     webhook = WebhookRequest(
         body=body,
-        headers={key.lower(): value for key, value in headers.items()},
+        headers=dict(headers),
         query=query,
         received_at=intake.clock(),
-        content_type=(request.mimetype or "").lower(),
-        method=request.method,
-        path=request.script_root + request.path,
+        content_type=mimetype.lower(),
+        method="POST",
+        path=path,
     )
     return intake.receive(helpdesk, webhook)
 
@@ -110,20 +138,27 @@ class WebhookFastPath:
     configured helpdesk runs :func:`_receive` without Flask's request machinery; every other
     request goes on to ``wsgi_app`` (the app's own).
 
-    Why: at peak, Flask's per-request work around the route (the request and app contexts,
-    the URL map, the response hooks, ``jsonify`` through ``current_app``) was about a quarter
-    of an acknowledgement's CPU (``benchmarks/ack_budget.py``), for a route that needs none
-    of it. The contract is that a request answered here gets the answer the route gives:
+    Why: at peak, Flask's and Werkzeug's per-request work around the route (the request and
+    app contexts, the URL map, the request object's properties, the response object and
+    hooks, ``jsonify``) was about a quarter of an acknowledgement's CPU
+    (``benchmarks/ack_budget.py``), for a route that needs none of it. The contract is that a
+    request answered here gets the answer the route gives, to the byte:
 
     * only a request the route would match is taken: the method ``POST``, a path of
       ``/webhooks/`` and one ASCII segment naming a configured helpdesk (anything else,
-      percent-decoded bytes or a trailing slash included, is Flask's to route or refuse);
-    * the same :class:`flask.wrappers.Request` reads the headers, the query and the path, and
-      the same JSON provider writes the answer (``app.json.response``);
+      a name beyond ASCII or a trailing slash included, is Flask's to route or refuse);
+    * what the route reads of the request is read as Werkzeug's request reads it (the headers
+      from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
+      query string or a script root beyond ASCII by the app's request class itself);
+    * the accepted answer is the one ``jsonify`` builds (the app's JSON provider, compact,
+      Werkzeug's content type and status line); anything unusual (a debug app's indented
+      JSON, another provider, a status other than 200) is built by the app's JSON provider;
     * a refusal (or any exception) is answered by the app's own error handlers and response
       hooks, in a request context pushed for it, exactly as if raised in the route: only the
-      accepted answer skips them, and no hook of the app touches a webhook's answer
-      (``tests/intake/test_fast_path.py`` compares both ways, headers included).
+      accepted answer skips them, and no hook of the app touches a webhook's answer.
+
+    ``tests/intake/test_fast_path.py`` compares both ways for every vendor, headers and log
+    lines included.
     """
 
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
@@ -137,14 +172,24 @@ class WebhookFastPath:
         app = self._app
         try:
             outcome = _receive(
-                app.extensions[EXTENSION], helpdesk, app.request_class(environ), app.config
+                app.extensions[EXTENSION],
+                helpdesk,
+                app.config,
+                environ=environ,
+                headers=_headers(environ),
+                args=lambda: self._args(environ),
+                mimetype=_mimetype(environ.get("CONTENT_TYPE", "")),
+                path=self._script_root(environ) + environ["PATH_INFO"],
             )
         except Exception as error:  # answered by the app's handlers, as in the route
             return self._refused(environ, start_response, error)
-        # The app's response_class (Flask's Response), typed as werkzeug's sans-I/O one.
-        response = cast(Response, app.json.response(outcome.body))
-        response.status_code = outcome.status
-        return response(environ, start_response)
+        answer = self._answer(outcome)
+        if answer is None:
+            response = cast(Response, app.json.response(outcome.body))
+            response.status_code = outcome.status
+            return response(environ, start_response)
+        start_response("200 OK", answer[0])
+        return [answer[1]]
 
     def _configured_helpdesk(self, environ: WSGIEnvironment) -> str | None:
         if environ.get("REQUEST_METHOD") != "POST":
@@ -154,11 +199,39 @@ class WebhookFastPath:
             return None
         name = path[len(_WEBHOOKS) :]
         # ASCII: PATH_INFO holds the path's bytes as latin-1, which Flask decodes as UTF-8
-        # before routing; for ASCII both read the same name.
+        # before routing; for ASCII both read the same name (and the same path).
         if not name or "/" in name or not name.isascii():
             return None
         intake: Intake = self._app.extensions[EXTENSION]
         return name if name in intake.helpdesks else None
+
+    def _args(self, environ: WSGIEnvironment) -> MultiDict[str, str]:
+        if not environ.get("QUERY_STRING"):
+            return MultiDict()
+        return self._app.request_class(environ).args
+
+    def _script_root(self, environ: WSGIEnvironment) -> str:
+        root: str = environ.get("SCRIPT_NAME") or ""
+        if root.isascii():
+            return root.rstrip("/")
+        return self._app.request_class(environ).script_root
+
+    def _answer(self, outcome: Outcome) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The headers and body of ``jsonify(outcome.body)`` with status 200, as the default
+        JSON provider and Werkzeug's response write them; None when another way is set up
+        (a provider of the app's own, a debug app's indented JSON) or the status is not 200,
+        for the provider to build."""
+        provider = self._app.json
+        if outcome.status != 200 or type(provider) is not DefaultJSONProvider:
+            return None
+        if (provider.compact is None and self._app.debug) or provider.compact is False:
+            return None
+        body = f"{provider.dumps(outcome.body, separators=(',', ':'))}\n".encode()
+        headers = [
+            ("Content-Type", get_content_type(provider.mimetype, "utf-8")),
+            ("Content-Length", str(len(body))),
+        ]
+        return headers, body
 
     def _refused(
         self, environ: WSGIEnvironment, start_response: StartResponse, error: Exception
@@ -178,6 +251,33 @@ class WebhookFastPath:
             return response(environ, start_response)
         finally:
             context.pop()
+
+
+def _headers(environ: WSGIEnvironment) -> dict[str, str]:
+    """The request's headers by lower-cased name: what Werkzeug's ``EnvironHeaders`` yields
+    (the ``HTTP_*`` keys but the two it reads unprefixed, ``CONTENT_TYPE`` and
+    ``CONTENT_LENGTH`` when not empty, named in title case), each name lower-cased."""
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _UNPREFIXED:
+                name = key[5:].replace("_", "-")
+                # title() then lower() is lower() for ASCII; not for all of Unicode (ß).
+                headers[name.lower() if name.isascii() else name.title().lower()] = value
+        elif key in _CONTENT and value:
+            headers[_CONTENT[key]] = value
+    return headers
+
+
+_UNPREFIXED = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
+_CONTENT = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
+
+
+@functools.lru_cache(maxsize=64)
+def _mimetype(content_type: str) -> str:
+    """The request's mimetype as Werkzeug's ``Request.mimetype`` reads ``Content-Type``.
+    Cached: a vendor sends one or two values; 64 of at most the server's header size."""
+    return parse_options_header(content_type)[0].lower()
 
 
 _WEBHOOKS = "/webhooks/"

@@ -19,8 +19,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask import request_started
+from flask.wrappers import Request
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from csat_hook.app import create_app
+from csat_hook.intake.web import _headers
+from csat_hook.intake.web import _mimetype
 from tests import schema_template
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
@@ -176,6 +182,22 @@ def test_every_answer_is_the_routes(
         == taken
     )
 
+    # Read as Werkzeug reads them: a content type with parameters and capitals, header
+    # names with underscores or beyond ASCII, an empty query, a mount point (ASCII or not).
+    variants: list[dict[str, Any]] = [
+        {"headers": {**headers, "Content-Type": "Application/JSON; Charset=UTF-8"}},
+        {"headers": {**headers, "X_Odd_Name": "1", "X-Stra\u00dfe": "2"}},
+        {
+            "headers": headers,
+            "query_string": query or "",
+            "environ_overrides": {"SCRIPT_NAME": "/m/"},
+        },
+        {"headers": headers, "environ_overrides": {"SCRIPT_NAME": "/m\u00c3\u00a4"}},
+    ]
+    for variant in variants:
+        variant.setdefault("query_string", query)
+        assert _exchange(twins, caplog, path=url, data=body, **variant) == taken
+
     # Not the fast path's: a helpdesk not configured, a trailing slash, a doubled slash, a
     # name beyond ASCII, a HEAD and a GET of the URL.
     flask = (1, 1)
@@ -218,3 +240,31 @@ def test_an_unexpected_failure_is_the_routes_500(
         twins[0].client.post(path, data=body, headers=headers, query_string=query).status_code
         == 500
     )
+
+
+_NAMES = st.text(st.sampled_from("ABCXZ_-09ßİ"), min_size=1, max_size=8)
+_ENVIRON = st.dictionaries(
+    st.one_of(
+        _NAMES.map(lambda name: "HTTP_" + name),
+        st.sampled_from(
+            [
+                "CONTENT_TYPE",
+                "CONTENT_LENGTH",
+                "HTTP_CONTENT_TYPE",
+                "HTTP_CONTENT_LENGTH",
+                "PATH_INFO",
+            ]
+        ),
+    ),
+    # WSGI gives every value as latin-1 (one character a byte).
+    st.one_of(st.just(""), st.text(st.characters(max_codepoint=255), max_size=30)),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ENVIRON)
+def test_the_headers_and_mimetype_are_werkzeugs(environ: dict[str, str]) -> None:
+    posted = Request(environ)
+    assert _headers(environ) == {key.lower(): value for key, value in posted.headers.items()}
+    assert _mimetype(environ.get("CONTENT_TYPE", "")) == posted.mimetype

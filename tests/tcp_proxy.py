@@ -192,3 +192,100 @@ class VanishingProxy:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
+
+
+class StallingProxy:
+    """Forwards connections to ``target`` until :meth:`stall`: then nothing more goes either
+    way, while every connection stays open. The kernels go on acknowledging what is sent and
+    answering keepalives, so the client learns of it by nothing (no error, no timeout): only
+    an answer that never comes. A server that hangs, or a proxy in between that does
+    (pgbouncer, a NAT) without dropping the flow. :meth:`resume` forwards again, what was held
+    included."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._flowing = True
+        self._resumed = threading.Condition()
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        """From now on nothing is forwarded (once this returns, not one more byte)."""
+        with self._resumed:  # a pipe forwards a chunk only while holding it
+            self._flowing = False
+
+    def resume(self) -> None:
+        """Forward again, starting with what was held."""
+        with self._resumed:
+            self._flowing = True
+            self._resumed.notify_all()
+
+    def drop(self) -> None:
+        """Drop the connections open now (their clients see it at once) and forward again:
+        the server gone and back, or replaced."""
+        with self._resumed:
+            sockets, self._sockets = self._sockets, []
+            self._flowing = True
+            self._resumed.notify_all()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        """Stop accepting and drop every connection (its clients see it at once)."""
+        with self._resumed:
+            self._closed = True
+            sockets, self._sockets = self._sockets, []
+            self._resumed.notify_all()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self.listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._resumed:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([source], [], [], 0.05)
+                if not ready:
+                    if self._closed:
+                        return
+                    continue
+                with self._resumed:
+                    # Stalled: the bytes stay unread (the kernel has acknowledged them).
+                    while not self._flowing and not self._closed:
+                        self._resumed.wait()
+                    if self._closed:
+                        return
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    sink.sendall(data)
+        except (OSError, ValueError):  # ValueError: select() on a socket closed by drop()
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

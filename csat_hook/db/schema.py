@@ -159,13 +159,16 @@ outbox = sa.Table(
 # ``serve`` web process): its heartbeat. A worker whose ``beat_at`` is older than
 # ``delivery.worker_dead_after_seconds`` is gone; its replies are taken over without waiting
 # for their leases. A graceful stop deletes the row; a killed worker's row is deleted by the
-# live worker that takes its replies over.
+# live worker that takes its replies over. ``listening_at`` is the beat's time when the
+# worker's NOTIFY listener was known to hear (NULL when it was not): only such a worker is
+# the one woken for a queued reply (csat_hook/outbox/wake.py).
 workers = sa.Table(
     "workers",
     metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("beat_at", UTCDateTime(), nullable=False),
+    sa.Column("listening_at", UTCDateTime()),
 )
 
 

@@ -44,7 +44,12 @@ logger = logging.getLogger("csat_hook.outbox.worker")
 
 class Heartbeat:
     """One worker's liveness and the replies it holds (``owned``: reply id → when this worker
-    last knew the claim was its own, claimed or renewed; what the fence judges)."""
+    last knew the claim was its own, claimed or renewed; what the fence judges).
+
+    ``hearing`` says whether the worker's NOTIFY listener hears now
+    (:meth:`~csat_hook.outbox.wake.PostgresListener.hearing`); each beat writes it, and only
+    a worker that beat hearing is the one woken for a queued reply. None (no listener): it
+    never is, and is woken by broadcasts and its poll."""
 
     def __init__(
         self,
@@ -71,6 +76,7 @@ class Heartbeat:
         self.clock = clock
         self.worker_id = worker_id
         self.owned: dict[int, datetime] = {}
+        self.hearing: Callable[[], bool] | None = None
         self._owned_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,9 +122,11 @@ class Heartbeat:
             logger.warning("worker.unregister-failed", extra={"error": type(exc).__name__})
 
     def beat(self) -> None:
-        """One heartbeat: this worker is alive, and its replies in flight stay leased."""
+        """One heartbeat: this worker is alive, and its replies in flight stay leased; it
+        may be the one woken for a reply only if its listener hears (``hearing``)."""
         with self._owned_lock:
             in_flight = list(self.owned)
+        hearing = self.hearing is not None and self.hearing()
         with self.engine.begin() as conn:
             # Timed once the transaction has the database (SQLite: BEGIN IMMEDIATE waits while
             # another process holds it): a time taken before that wait would be written as the
@@ -126,7 +134,7 @@ class Heartbeat:
             now = self.clock()
             lease = now + timedelta(seconds=self.config.lease_seconds)
             renewed = store.heartbeat(
-                conn, self.worker_id, now, lease_until=lease, in_flight=in_flight
+                conn, self.worker_id, now, lease_until=lease, in_flight=in_flight, hearing=hearing
             )
         with self._owned_lock:
             # A reply not renewed was taken over meanwhile: its time stays, its fence closes.

@@ -36,5 +36,7 @@ def start_delivery(
     if worker.engine.dialect.name == "postgresql":
         listener = PostgresListener(database_url, worker.waker, worker_id=worker.worker_id)
         listener.start()
-    worker.start(threads)
+    # Its beats say whether the listener hears: a worker is the one woken for a reply only
+    # while it does.
+    worker.start(threads, hearing=listener.hearing if listener is not None else None)
     return RunningDelivery(worker, listener)

@@ -8,6 +8,13 @@ the claim statement: :func:`live_channel`), and
 that worker's :class:`PostgresListener` turns it into a local notify. Each listener also
 LISTENs on the shared ``csat_hook_outbox`` channel, for broadcasts (operator requeues, alerts,
 no live worker known).
+
+A worker is "live" for a wake-up only while its listener is known to hear: its connection
+answered a round trip within :data:`HEARING_SECONDS` when the worker last beat (the beat writes
+``workers.listening_at``). One whose LISTEN connection dropped without a word (a dead peer,
+noticed by TCP only after about a minute) went on beating from its other connections and was
+still chosen: the reply waited for the poll. It is passed over within a few seconds now, and
+chosen again once its listener hears again.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 from collections import Counter
 from datetime import datetime
 from datetime import timedelta
@@ -37,6 +45,12 @@ WORKER_CHANNEL_PREFIX = "csat_hook_w_"
 # A worker whose heartbeat is older than this is not chosen for a wake-up (the default
 # delivery.worker_dead_after_seconds).
 LIVE_SECONDS = 10.0
+# A listener confirms its connection with a round trip every CONFIRM_SECONDS; one that has
+# not had an answer for HEARING_SECONDS does not count as hearing (its worker's next beat
+# says so). Room for a slow answer or two: a worker passed over by mistake costs nothing but
+# a wake-up sent to another one (or to all, when none hears).
+CONFIRM_SECONDS = 1.0
+HEARING_SECONDS = 3.0
 
 
 def worker_channel(worker_id: str) -> str:
@@ -48,11 +62,13 @@ def worker_channel(worker_id: str) -> str:
 
 def live_channel(exclude: bool) -> Any:
     """A SELECT of one live worker's channel, chosen at random (spreads wake-ups without
-    shared state): a worker that beat since the ``alive_since`` parameter and, with
-    ``exclude``, is not the ``worker_id`` parameter. No row when there is none."""
+    shared state): a worker that beat, its listener hearing, since the ``alive_since``
+    parameter and, with ``exclude``, is not the ``worker_id`` parameter. No row when there is
+    none."""
+    since = sa.bindparam("alive_since", type_=workers.c.listening_at.type)
     chosen = sa.select(
         sa.literal(WORKER_CHANNEL_PREFIX) + sa.func.substr(sa.func.md5(workers.c.id), 1, 16)
-    ).where(workers.c.beat_at >= sa.bindparam("alive_since", type_=workers.c.beat_at.type))
+    ).where(workers.c.listening_at >= since)
     if exclude:
         chosen = chosen.where(workers.c.id != sa.bindparam("worker_id"))
     return chosen.order_by(sa.func.random()).limit(1)
@@ -68,13 +84,14 @@ def _notify_one_stmt() -> Any:
 
 def notify_one_sql(alive_since_param: str) -> str:
     """The SQL expression of :func:`_notify_one_stmt` for a hand-written statement:
-    ``pg_notify`` on one live worker's channel (chosen at random among those that beat since
-    the ``%(<alive_since_param>)s`` parameter, a naive UTC timestamp), else the shared one.
+    ``pg_notify`` on one live worker's channel (chosen at random among those that beat, their
+    listener hearing, since the ``%(<alive_since_param>)s`` parameter, a naive UTC timestamp),
+    else the shared one.
     Kept beside the Core statement so the two choose alike (``tests/outbox/test_wake.py``
     counts the NOTIFYs of both)."""
     return (  # constants and a parameter name only: no value goes into the text
         f"pg_notify(coalesce((SELECT '{WORKER_CHANNEL_PREFIX}' || substr(md5(workers.id), 1, 16)"  # noqa: S608
-        f" FROM workers WHERE workers.beat_at >= %({alive_since_param})s::timestamp"
+        f" FROM workers WHERE workers.listening_at >= %({alive_since_param})s::timestamp"
         f" ORDER BY random() LIMIT 1), '{NOTIFY_CHANNEL}'), '')"
     )
 
@@ -89,11 +106,11 @@ def notify_workers(
 ) -> None:
     """Wake delivery workers in other processes (PostgreSQL LISTEN/NOTIFY, sent on commit).
 
-    With ``now``: one worker, chosen among those that beat in the last ``live_seconds``, on
-    its own channel (no thundering herd: the others sleep on); it claims what is due and, if
-    that fills its threads while more are due, its claim passes the wake-up on to one other
-    live worker. With no live worker
-    known, or without ``now`` (a requeue of many rows, alerts), every worker is woken.
+    With ``now``: one worker, chosen among those that beat in the last ``live_seconds`` with
+    their listener hearing, on its own channel (no thundering herd: the others sleep on); it
+    claims what is due and, if that fills its threads while more are due, its claim passes
+    the wake-up on to one other live worker. With no live worker known (none whose listener
+    hears), or without ``now`` (a requeue of many rows, alerts), every worker is woken.
     """
     if conn.dialect.name != "postgresql":
         return
@@ -138,6 +155,12 @@ class PostgresListener:
     a server gone silent is noticed within about a minute; any failure, to connect or while
     waiting, is logged (``wake.listen-failed``) and followed by a reconnect with backoff.
 
+    Every :data:`CONFIRM_SECONDS` it confirms its connection with a round trip: while the
+    last one answered within :data:`HEARING_SECONDS`, :meth:`hearing` is true and its worker
+    may be the one woken for a reply. A connection that dropped without a word gives no
+    answer (until TCP gives up on it, and the listener reconnects), so its worker is passed
+    over meanwhile instead of being woken through it.
+
     ``received`` counts the NOTIFYs that arrived, per channel (what "one worker woken per
     reply" is measured by).
     """
@@ -158,6 +181,10 @@ class PostgresListener:
             self.channels.append(worker_channel(worker_id))
         self.received: Counter[str] = Counter()
         self.listening = threading.Event()
+        # When (time.monotonic) a round trip last confirmed that the connection hears: the
+        # time it was sent, as everything the server sent before its answer has arrived.
+        # None while not connected.
+        self._heard_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
 
@@ -166,6 +193,14 @@ class PostgresListener:
 
     def stop(self) -> None:
         self._stop.set()
+        self._heard_at = None
+
+    def hearing(self) -> bool:
+        """Whether a NOTIFY sent now would be heard: the listener's connection answered a
+        round trip sent less than :data:`HEARING_SECONDS` ago. Cheap (no I/O): read by its
+        worker's every beat."""
+        heard = self._heard_at
+        return heard is not None and time.monotonic() - heard < HEARING_SECONDS
 
     def _run(self) -> None:
         import psycopg  # PostgreSQL's own listener: a SQLite deployment never loads the driver
@@ -182,17 +217,26 @@ class PostgresListener:
                 db_engine.resolve_host(params)
                 conninfo = psycopg.conninfo.make_conninfo("", **params)
                 with psycopg.connect(conninfo, autocommit=True) as conn:
+                    sent = time.monotonic()
                     for channel in self.channels:  # plain identifiers (see worker_channel)
                         conn.execute(f"LISTEN {channel}")
+                    self._heard_at = sent
                     failures = 0
                     self.listening.set()
                     # A notify may have been missed while (re)connecting: wake once to re-check.
                     self._waker.notify()
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=1.0):
+                        for notify in conn.notifies(timeout=CONFIRM_SECONDS):
                             self.received[notify.channel] += 1
                             self._waker.notify()
+                        # A connection that only waits to read learns of nothing when it
+                        # drops without a word: ask, and count it as hearing only while it
+                        # answers (NOTIFYs arriving meanwhile wait for the loop above).
+                        sent = time.monotonic()
+                        conn.execute("SELECT 1")
+                        self._heard_at = sent
             except Exception as exc:  # any connection trouble: reconnect with backoff
+                self._heard_at = None
                 failures += 1
                 delay = RECONNECT_BACKOFF.delay(failures)
                 logger.warning(

@@ -148,9 +148,16 @@ class DeliveryWorker:
             running = [pool.submit(deliver) for _ in range(min(threads, limit))]
             return sum(future.result() for future in running)
 
-    def start(self, threads: int | None = None) -> None:
-        """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``)."""
+    def start(
+        self, threads: int | None = None, *, hearing: Callable[[], bool] | None = None
+    ) -> None:
+        """Start the dispatcher and ``threads`` delivery threads (``delivery.concurrency``).
+
+        ``hearing``: whether the NOTIFY listener that wakes this worker hears now (see
+        :class:`~csat_hook.outbox.heartbeat.Heartbeat`); without one, it is never the worker
+        a producer in another process picks to wake (its waker and its poll still reach it)."""
         count = threads or self.config.concurrency
+        self.heartbeat.hearing = hearing
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="delivery")
         self._free = count
         self._wake_at = max(1, count // 4)

@@ -66,9 +66,13 @@ def settle(listeners: list[PostgresListener], expected: int) -> int:
     return sum(own(x) for x in listeners)
 
 
-def beat(services: Services, worker_id: str, seconds_ago: float = 0) -> None:
+def beat(
+    services: Services, worker_id: str, seconds_ago: float = 0, *, hearing: bool = True
+) -> None:
+    """A beat of ``worker_id``, by default saying its listener hears (the test starts one)."""
     with services.engine.begin() as conn:
-        store.heartbeat(conn, worker_id, services.clock() - timedelta(seconds=seconds_ago))
+        at = services.clock() - timedelta(seconds=seconds_ago)
+        store.heartbeat(conn, worker_id, at, hearing=hearing)
 
 
 def close(client: Any, dialog: str) -> None:
@@ -113,6 +117,31 @@ def test_each_queued_reply_wakes_exactly_one_live_worker(
     assert settle(listeners, 40) == 40
     assert own(gone) == 0
     assert sum(1 for x in listeners if own(x)) >= 2  # spread, not one worker for everything
+
+
+def test_a_worker_that_beat_without_hearing_is_never_the_one_woken(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    # Its beat said its listener did not hear (a LISTEN connection dropped without a word):
+    # a wake-up sent to it waited for the poll. Others are chosen; with none, everyone is.
+    hearing, deaf = alive(services, "hearing", "deaf")
+    beat(services, deaf, hearing=False)  # alive (nothing of it taken over), not hearing
+    theirs, passed_over = listen(hearing), listen(deaf)
+
+    for n in range(10):
+        close(client, f"heard-{n}")
+    assert settle([theirs, passed_over], 10) == 10
+    assert own(passed_over) == 0
+
+    beat(services, hearing, hearing=False)  # none hears: the shared channel, for all
+    shared = passed_over.received[NOTIFY_CHANNEL]
+    for n in range(3):
+        close(client, f"unheard-{n}")
+    deadline = time.monotonic() + 10
+    while passed_over.received[NOTIFY_CHANNEL] < shared + 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert passed_over.received[NOTIFY_CHANNEL] >= shared + 3
+    assert settle([theirs, passed_over], 10) == 10
 
 
 def test_without_a_live_worker_every_worker_is_woken(

@@ -27,10 +27,14 @@ from csat_hook.outbox.store.outcomes import unless_erased
 @functools.cache
 def _beat_stmt(dialect_name: str) -> Any:
     stmt = dialect_insert(dialect_name, workers).values(
-        id=sa.bindparam("worker_id"), started_at=sa.bindparam("now"), beat_at=sa.bindparam("now")
+        id=sa.bindparam("worker_id"),
+        started_at=sa.bindparam("now"),
+        beat_at=sa.bindparam("now"),
+        listening_at=sa.bindparam("listening_at"),
     )
     return stmt.on_conflict_do_update(
-        index_elements=["id"], set_={"beat_at": stmt.excluded.beat_at}
+        index_elements=["id"],
+        set_={"beat_at": stmt.excluded.beat_at, "listening_at": stmt.excluded.listening_at},
     )
 
 
@@ -65,13 +69,19 @@ def heartbeat(
     *,
     lease_until: datetime | None = None,
     in_flight: Collection[int] = (),
+    hearing: bool = False,
 ) -> set[int]:
     """Record that ``worker_id`` is alive (registering it on its first beat) and extend to
     ``lease_until`` the leases of the replies it is sending (``in_flight``). Returns the ids
     whose leases were extended: a reply missing from them is no longer this worker's (it was
     taken over). Only replies in flight are renewed: one whose outcome could not be recorded
-    (the database was down) keeps its lease, which expires, and is taken over."""
-    conn.execute(_beat_stmt(conn.dialect.name), {"worker_id": worker_id, "now": now})
+    (the database was down) keeps its lease, which expires, and is taken over.
+
+    ``hearing``: its NOTIFY listener is known to hear now, so it may be the one worker woken
+    for a queued reply (:func:`csat_hook.outbox.wake.live_channel`) until it beats without;
+    a beat without it is alive all the same (nothing of its replies is taken over)."""
+    params = {"worker_id": worker_id, "now": now, "listening_at": now if hearing else None}
+    conn.execute(_beat_stmt(conn.dialect.name), params)
     if lease_until is None or not in_flight:
         return set()
     params = {"worker_id": worker_id, "lease_until": lease_until, "ids": list(in_flight)}

@@ -14,8 +14,8 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
 * ``Current configuration:`` (DEBUG), every setting, ``raw_env`` (``-e NAME=VALUE``, the
   environment csat-hook reads its secrets from) among them: its values are dropped;
 * the access log's request line, query string, Referer, Basic auth user name (a Freshdesk
-  webhook's credential), header and environ atoms (csat-hook turns the access log off; were
-  it on, ``--access-logfile`` in ``GUNICORN_CMD_ARGS``, those atoms are blanked too).
+  webhook's credential), header and environ atoms (the access log is off unless
+  ``logging.access_log`` is on; on, those atoms are blanked, wherever its lines go).
 
 A path is kept, but not a short link's reference (``/s/<reference>``: whoever reads it could
 open the customer's form and answer as them): ``/s/[reference redacted]``; nor anything past
@@ -165,23 +165,41 @@ class RedactRequestData(logging.Filter):
 class RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's ``logger_class`` for csat-hook: request data never reaches its logs.
 
-    ``service_access_log`` (``logging.access_log``, set once the configuration is read:
-    :func:`csat_hook.webserver.conf.apply_logging`) turns the access log on without an
-    ``accesslog`` file: its lines go on to the root logger, to the service's own handler
-    (stderr, ``logging.format``), through :class:`RedactRequestData` first."""
+    The access log is ``logging.access_log``'s (``service_access_log``, set once the
+    configuration is read: :func:`csat_hook.webserver.conf.apply_logging`), a stream of its
+    own, as gunicorn's ``--access-logfile`` and nginx's ``access_log`` are:
 
-    service_access_log = False
+    * whether: ``logging.access_log`` alone. Off, no line is written, whatever gunicorn is
+      told (``--access-logfile``, syslog, a log configuration) and whatever its logger's
+      level (gunicorn's setup puts it back at INFO: with ``--preload``, after the app's
+      logging had quieted it, and its lines were written).
+    * at which level: on, one INFO record (``gunicorn.access``) per request, written at
+      every ``logging.level``: the level filters csat-hook's and gunicorn's own lines, never
+      the stream the operator switched on.
+    * where: where gunicorn is told, when it is (``--access-logfile``, in its command line or
+      ``GUNICORN_CMD_ARGS``; syslog; a log configuration), in its access format; else the
+      service's own handler (stderr, ``logging.format``). One place, so one line a request.
+
+    Every line goes through :class:`RedactRequestData` first. ``service_access_log`` None
+    (another app on these settings: the benchmarks' bare peer): gunicorn's own rules."""
+
+    service_access_log: bool | None = None
 
     def _compute_access_log_enabled(self) -> bool:
-        return self.service_access_log or bool(super()._compute_access_log_enabled())
+        if self.service_access_log is None:
+            return bool(super()._compute_access_log_enabled())
+        return self.service_access_log
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # runs again on reload (SIGHUP): one filter per logger
         for log in (self.error_log, self.access_log):
             if not any(isinstance(f, RedactRequestData) for f in log.filters):
                 log.addFilter(RedactRequestData())
-        # Filters run on the logger the record was made on, before it propagates.
-        self.access_log.propagate = self.service_access_log
+        # Filters run on the logger the record was made on, before it propagates: up to
+        # the service's handler only where gunicorn has no destination of its own (both
+        # wrote each line).
+        own_destination = bool(super()._compute_access_log_enabled())
+        self.access_log.propagate = bool(self.service_access_log) and not own_destination
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """Access-log atoms without the query string, Referer, Basic auth user, request headers

@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -132,10 +133,18 @@ class Procfile:
     """The Procfile's ``web:`` line (gunicorn, one process), its log captured."""
 
     def __init__(
-        self, config: Path, cwd: Path, *, log_level: str | None = "info", access_log: bool = False
+        self,
+        config: Path,
+        cwd: Path,
+        *,
+        log_level: str | None = "info",
+        access_log: bool = False,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.cluster = LocalCluster(config, cwd, web_workers=1)
-        extra = ("--access-logfile", "-") if access_log else ()
+        self.cluster.env.update(env or {})
+        extra = (*(("--access-logfile", "-") if access_log else ()), *extra)
         self.url = self.cluster.start_web(log_level=log_level, extra=extra)
         self.port = int(self.url.rsplit(":", 1)[1])
         self.log_path = cwd / "web.log"
@@ -169,13 +178,16 @@ def start(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
         survey: dict[str, Any] | None = None,
         logging: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
         **server: Any,
     ) -> Any:
         config = write_config(tmp_path, fake_helpdesk.url, survey=survey, logging=logging, **server)
         if kind == "serve":  # --log-level: GUNICORN_CMD_ARGS in env
             front: Any = Serve(config, tmp_path, env=env)
-        else:
-            front = Procfile(config, tmp_path, log_level=log_level, access_log=access_log)
+        else:  # ``extra``: more of gunicorn's flags
+            front = Procfile(
+                config, tmp_path, log_level=log_level, access_log=access_log, extra=extra, env=env
+            )
         started.append(front)
         return front
 
@@ -381,7 +393,7 @@ LEAKY_PATHS = [
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
 def test_a_secret_in_the_path_or_the_method_never_reaches_the_servers_log(start, kind):
     # The Procfile's line as a platform may run it: gunicorn at DEBUG, its access log asked
-    # for (csat-hook's logging keeps gunicorn.access at WARNING: its lines are not written).
+    # for (logging.access_log is off: its lines are not written).
     front = start(kind, log_level="debug", access_log=True)
     basic = base64.b64encode(f"{SECRET}:pw".encode()).decode()  # a Freshdesk webhook's
     headers = {"Authorization": f"Basic {basic}", "Referer": f"https://x/?t={SECRET}"}
@@ -488,6 +500,82 @@ def test_the_access_log_when_asked_for_is_written_redacted(start, kind, fmt, acc
     assert any('"POST /webhooks/[path redacted] HTTP/1.1" ' in e for e in events), access
     assert any('"GET /s/[reference redacted] HTTP/1.1" ' in e for e in events), access
     assert len(events) >= len(LEAKY_PATHS) + 3, access
+
+
+def probe(front: Any, n: int) -> None:
+    """``GET /probe-<n>?token=SECRET``: a 404, a line of its own in the access log."""
+    exchange(front.port, request("GET", f"/probe-{n}?token={SECRET}", b"", {"Connection": "close"}))
+
+
+def probe_lines(log: str, n: int) -> list[str]:
+    """The access-log lines of :func:`probe` ``n``, in either format (the service's or
+    gunicorn's own, ``--access-logfile``)."""
+    return [line for line in log.splitlines() if f'"GET /probe-{n} HTTP/1.1" 404 ' in line]
+
+
+@pytest.mark.parametrize(
+    ("kind", "access_log", "extra"),
+    [
+        ("procfile", True, ()),
+        ("serve", True, ()),
+        ("procfile", False, ()),
+        ("serve", False, ()),
+        ("procfile", True, ("--preload",)),
+        ("procfile", False, ("--preload", "--access-logfile", "-")),
+    ],
+)
+def test_the_access_log_is_written_whatever_the_level_and_only_when_asked_for(
+    start, kind, access_log, extra
+):
+    """``logging.access_log`` is a stream of its own, as gunicorn's ``--access-logfile`` or
+    nginx's ``access_log``: switched on, each request's line is written at every
+    ``logging.level`` (WARNING here), an INFO record in both deployments; switched off, none
+    is, a gunicorn flag (``--access-logfile``) or the app loaded in the master first
+    (``--preload``: gunicorn then turned its access logger back on) notwithstanding."""
+    front = start(
+        kind, log_level=None, logging={"level": "WARNING", "access_log": access_log}, extra=extra
+    )
+    for n in range(3):
+        probe(front, n)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert SECRET not in log, log
+    for n in range(3):
+        lines = probe_lines(log, n)
+        if access_log:
+            assert len(lines) == 1, log
+            assert re.match(r"\S+ INFO gunicorn\.access ", lines[0]), log
+        else:
+            assert lines == [], log
+
+
+@pytest.mark.parametrize("where", ["-", "file"])
+@pytest.mark.parametrize("given", ["argv", "GUNICORN_CMD_ARGS"])
+def test_an_access_logfile_given_to_gunicorn_gets_each_line_once(start, tmp_path, where, given):
+    """``logging.access_log: true`` and gunicorn's ``--access-logfile`` (on its command line
+    or in ``GUNICORN_CMD_ARGS``): each request's line was written twice, once where gunicorn
+    was told, once by the service's handler. The flag says where: there only, redacted."""
+    target = "-" if where == "-" else str(tmp_path / "access.log")
+    flag = ("--access-logfile", target)
+    front = start(
+        "procfile",
+        log_level=None,
+        logging={"level": "INFO", "access_log": True},
+        extra=flag if given == "argv" else (),
+        env={"GUNICORN_CMD_ARGS": shlex.join(flag)} if given != "argv" else None,
+    )
+    for n in range(3):
+        probe(front, n)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    written = log if where == "-" else (tmp_path / "access.log").read_text()
+    for n in range(3):
+        assert len(probe_lines(written, n)) == 1, written
+        if where != "-":
+            assert probe_lines(log, n) == [], log
+    assert SECRET not in log + written, log + written
 
 
 # --- serve -----------------------------------------------------------------------------------

@@ -47,9 +47,12 @@ SAFE_FIELDS = (
 
 class LoggingConfig(StrictModel):
     """``level`` is csat-hook's and, unless gunicorn is given one (``--log-level``, in
-    ``GUNICORN_CMD_ARGS`` too), gunicorn's own. ``access_log``: gunicorn's access log, one
-    line per request, redacted (:mod:`csat_hook.webserver.redact`) and written where and as
-    these lines are (off: URLs carry ``?token=...`` for some helpdesks)."""
+    ``GUNICORN_CMD_ARGS`` too), gunicorn's own, its master's from its first line and after
+    a reload (SIGHUP) too. ``access_log``: gunicorn's access log, one line per request,
+    redacted (:mod:`csat_hook.webserver.redact`); off, none (URLs carry ``?token=...`` for
+    some helpdesks), whatever gunicorn is told. On, a stream of its own: its lines are INFO
+    records written at every ``level``, where and as these lines are, or where gunicorn is
+    told to write them (``--access-logfile``), there only."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"

@@ -15,8 +15,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from csat_hook.webserver.redact import RedactingLogger
+
 worker_class = "csat_hook.webserver.worker.BufferedThreadWorker"
-logger_class = "csat_hook.webserver.redact.RedactingLogger"
+# The Procfile's: its level and access log read from the configuration (serve's: SETTINGS).
+logger_class = "csat_hook.webserver.conf.ProcfileLogger"
 # URLs carry ?token=... for some helpdesks: no access log.
 accesslog = None
 errorlog = "-"
@@ -67,13 +70,52 @@ def gunicorn_level(level: str, argv: Sequence[str]) -> str:
 
 
 def apply_logging(server: Any, *, level: str, access_log: bool, argv: Sequence[str]) -> None:
-    """Once the configuration is read, in gunicorn's master before any worker is forked:
-    gunicorn's level follows ``logging.level`` (:func:`gunicorn_level`), and its access log
-    is on when ``logging.access_log`` is (see :class:`~csat_hook.webserver.redact
-    .RedactingLogger`). Its lines stay redacted at every level."""
+    """``csat-hook serve``'s, once its gunicorn master starts, before any worker is forked
+    (the Procfile's logger does it itself: :class:`ProcfileLogger`): gunicorn's level
+    follows ``logging.level`` (:func:`gunicorn_level`), and its access log is on when
+    ``logging.access_log`` is (see :class:`~csat_hook.webserver.redact.RedactingLogger`).
+    Its lines stay redacted at every level."""
     server.cfg.set("loglevel", gunicorn_level(level, argv))
     server.log.service_access_log = access_log
     server.log.setup(server.cfg)
+
+
+class ProcfileLogger(RedactingLogger):
+    """The Procfile's gunicorn logger (:data:`logger_class`): a :class:`~csat_hook.webserver
+    .redact.RedactingLogger` whose level and access log are the configuration's
+    (``$CSAT_HOOK_CONFIG``), read each time gunicorn sets its logger up: when the master
+    makes it, before its first line, and at each reload (SIGHUP), before the reload's
+    lines. Its level is ``logging.level``'s unless gunicorn is given one
+    (:func:`gunicorn_level`); its access log is ``logging.access_log``'s. So every line of
+    the master follows ``logging.level``, from ``Starting gunicorn`` (and ``Current
+    configuration``, at DEBUG) on; a SIGHUP applies a changed ``logging`` section, as the
+    workers it starts read it, where gunicorn's own reload put its level back to
+    ``--log-level``'s or its default (INFO). (Before it, gunicorn has only parsed its
+    command line and loaded this module: what it says then, its usage errors, is printed,
+    not logged.)
+
+    Only for csat-hook's app (:data:`APP`). A configuration that cannot be read changes
+    nothing: at start the logger keeps gunicorn's level, and :func:`on_starting` stops the
+    server with the error before a worker is started; at a reload it keeps the values read
+    last, and the new workers stop on the error."""
+
+    service_level: str | None = None
+
+    def setup(self, cfg: Any) -> None:
+        if APP in (cfg.default_proc_name, cfg.wsgi_app):
+            from csat_hook.config import load_config
+            from csat_hook.errors import ConfigError
+
+            try:
+                logs = load_config().logging
+            except ConfigError:
+                pass  # said by on_starting, or by the workers (see above)
+            else:
+                self.service_level = logs.level
+                self.service_access_log = logs.access_log
+            if self.service_level is not None:
+                cfg.set("loglevel", gunicorn_level(self.service_level, sys.argv[1:]))
+        super().setup(cfg)
 
 
 def on_starting(server: Any) -> None:
@@ -81,8 +123,8 @@ def on_starting(server: Any) -> None:
     to this release's once, as ``csat-hook serve`` does before its gunicorn starts. Only for
     csat-hook's app (:data:`APP`): the benchmarks run these settings with a bare Flask peer.
 
-    gunicorn's level and access log are set from the configuration first
-    (:func:`apply_logging`). A schema this release cannot use
+    gunicorn's level and access log are the configuration's already (:class:`ProcfileLogger`).
+    A schema this release cannot use
     (:class:`~csat_hook.errors.SchemaError`: a newer release upgraded it, or this user may
     not change it) stops the server with that one line and exit 1, as the commands do; each
     worker stopped on it with a traceback, and gunicorn's stop after the first could end in a
@@ -105,14 +147,6 @@ def on_starting(server: Any) -> None:
     except ConfigError as exc:  # each worker would stop on it with a traceback
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(2)  # as the commands exit on a configuration error
-    # gunicorn's own lines at logging.level unless its command line names one; the lines
-    # the master wrote before this hook (its configuration at DEBUG) followed --log-level.
-    apply_logging(
-        server,
-        level=config.logging.level,
-        access_log=config.logging.access_log,
-        argv=sys.argv[1:],
-    )
     try:
         engine = make_engine(config.database.url)
         try:
@@ -132,7 +166,9 @@ def on_starting(server: Any) -> None:
 
 SETTINGS: dict[str, Any] = {
     "worker_class": worker_class,
-    "logger_class": logger_class,
+    # serve sets its logger's level and access log itself (server.py): its configuration
+    # is the one it was given, not necessarily $CSAT_HOOK_CONFIG's.
+    "logger_class": "csat_hook.webserver.redact.RedactingLogger",
     "accesslog": accesslog,
     "errorlog": errorlog,
     "limit_request_line": limit_request_line,

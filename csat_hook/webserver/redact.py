@@ -166,8 +166,9 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's ``logger_class`` for csat-hook: request data never reaches its logs.
 
     The access log is ``logging.access_log``'s (``service_access_log``, set once the
-    configuration is read: :func:`csat_hook.webserver.conf.apply_logging`), a stream of its
-    own, as gunicorn's ``--access-logfile`` and nginx's ``access_log`` are:
+    configuration is read: :func:`csat_hook.webserver.conf.apply_logging`, or
+    :class:`csat_hook.webserver.conf.ProcfileLogger` each time gunicorn sets it up), a
+    stream of its own, as gunicorn's ``--access-logfile`` and nginx's ``access_log`` are:
 
     * whether: ``logging.access_log`` alone. Off, no line is written, whatever gunicorn is
       told (``--access-logfile``, syslog, a log configuration) and whatever its logger's

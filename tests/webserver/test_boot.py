@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +15,6 @@ from gunicorn.config import Config as GunicornConfig
 from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.webserver import conf
-from csat_hook.webserver.redact import RedactingLogger
 from tests.cluster import ROOT
 from tests.cluster import LocalCluster
 from tests.cluster import free_port
@@ -68,9 +69,8 @@ def test_another_app_on_the_same_settings_is_not_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri="bare_app:app")))
     assert not db.exists()
-    cfg = GunicornConfig()  # csat-hook's app: its gunicorn's level is set too
-    app = SimpleNamespace(app_uri=conf.APP)
-    conf.on_starting(SimpleNamespace(app=app, cfg=cfg, log=RedactingLogger(cfg)))
+    # csat-hook's app (its logger's level is ProcfileLogger's to set, before this hook)
+    conf.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri=conf.APP)))
     assert db.exists()
 
 
@@ -120,3 +120,28 @@ def test_the_web_process_makes_no_control_socket_in_the_home_folder(tmp_path):
     finally:
         cluster.stop()
     assert list(home.iterdir()) == []
+
+
+def test_a_reload_with_a_configuration_that_no_longer_reads_keeps_the_masters_logging(
+    monkeypatch, tmp_path
+):
+    # The Procfile's master reads logging.* again at each reload (SIGHUP); a configuration
+    # broken since keeps the values read last (the new workers stop on the error), not
+    # gunicorn's default level (INFO) nor its access log off.
+    config = tmp_path / "csat.yaml"
+    config.write_text("logging: {level: WARNING, access_log: true}\n", "utf-8")
+    monkeypatch.setenv("CSAT_HOOK_CONFIG", str(config))
+    monkeypatch.setattr(sys, "argv", ["gunicorn", conf.APP])  # no --log-level
+
+    def gunicorn_config() -> GunicornConfig:
+        cfg = GunicornConfig()
+        cfg.set("default_proc_name", conf.APP)  # as gunicorn sets it from its argv
+        return cfg
+
+    log = conf.ProcfileLogger(gunicorn_config())
+    assert not log.error_log.isEnabledFor(logging.INFO) and log.access_log_enabled
+    config.write_text("logging: {level: LOUD}\n", "utf-8")
+    log.setup(gunicorn_config())  # what a reload runs, on the configuration read again
+
+    assert not log.error_log.isEnabledFor(logging.INFO) and log.access_log_enabled
+    assert log.error_log.isEnabledFor(logging.WARNING)

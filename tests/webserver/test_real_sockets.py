@@ -578,6 +578,70 @@ def test_an_access_logfile_given_to_gunicorn_gets_each_line_once(start, tmp_path
     assert SECRET not in log + written, log + written
 
 
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` forked, as Linux lists them."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def hang_up(front: Procfile) -> None:
+    """SIGHUP to the Procfile's gunicorn master; back once its new worker answers (the old
+    one gone)."""
+    assert front.cluster.web is not None
+    master = front.cluster.web.pid
+    old = children(master)
+    os.kill(master, signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while not (children(master) and not children(master) & old):
+        assert time.monotonic() < deadline, front.log()
+        time.sleep(0.1)
+    _wait_healthy(front.url)
+
+
+@pytest.mark.parametrize("level", ["WARNING", "DEBUG"])
+def test_the_masters_lines_follow_logging_level_from_its_first_and_after_sighup(start, level):
+    """The Procfile's gunicorn master, no ``--log-level``: its lines before ``on_starting``
+    (``Starting gunicorn``, INFO; ``Current configuration``, DEBUG) and all of them after a
+    SIGHUP followed gunicorn's default (INFO), not ``logging.level``."""
+    front = start("procfile", log_level=None, logging={"level": level})
+    hang_up(front)
+    front.stop()
+
+    log = front.log()
+    if level == "WARNING":
+        assert "[INFO]" not in log and "[DEBUG]" not in log, log
+    else:
+        assert log.count("[INFO] Starting gunicorn") == 1, log
+        assert log.count("[DEBUG] Current configuration:") == 2, log  # at start, at reload
+        reloaded = log.partition("[INFO] Hang up: Master")[2]
+        assert "[INFO] Booting worker with pid" in reloaded, log
+        assert "[INFO] Shutting down: Master" in reloaded, log
+    assert "test-token-secret" not in log, log
+
+
+def test_a_sighup_applies_a_changed_logging_section(start, tmp_path, fake_helpdesk):
+    """SIGHUP reloads the Procfile's web process: its new workers read the configuration
+    again, and so does the master for ``logging.level`` and ``logging.access_log``. The
+    access log switched on by the reload stayed off (the master still had it off), and the
+    master's lines followed gunicorn's default level, not the new ``logging.level``."""
+    front = start("procfile", log_level=None, logging={"level": "INFO", "access_log": False})
+    probe(front, 0)
+    write_config(tmp_path, fake_helpdesk.url, logging={"level": "WARNING", "access_log": True})
+    hang_up(front)
+    probe(front, 1)
+    time.sleep(0.5)  # the worker writes its last lines
+    front.stop()
+
+    log = front.log()
+    assert probe_lines(log, 0) == [], log
+    assert len(probe_lines(log, 1)) == 1, log
+    before, hung_up, reloaded = log.partition("[INFO] Hang up: Master")
+    assert "[INFO] Booting worker with pid" in before and hung_up, log
+    assert "Booting worker" not in reloaded and "Shutting down" not in reloaded, log
+
+
 # --- serve -----------------------------------------------------------------------------------
 
 

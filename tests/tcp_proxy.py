@@ -209,8 +209,15 @@ class StallingProxy:
         self._flowing = True
         self._resumed = threading.Condition()
         self._sockets: list[socket.socket] = []
+        self._hung: set[socket.socket] = set()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def hang(self) -> None:
+        """The connections open now forward nothing more, ever (they stay open until
+        :meth:`drop` or :meth:`close`); connections made later are forwarded."""
+        with self._resumed:
+            self._hung.update(self._sockets)
 
     def stall(self) -> None:
         """From now on nothing is forwarded (once this returns, not one more byte)."""
@@ -228,6 +235,7 @@ class StallingProxy:
         the server gone and back, or replaced."""
         with self._resumed:
             sockets, self._sockets = self._sockets, []
+            self._hung.clear()
             self._flowing = True
             self._resumed.notify_all()
         for sock in sockets:
@@ -275,7 +283,7 @@ class StallingProxy:
                     continue
                 with self._resumed:
                     # Stalled: the bytes stay unread (the kernel has acknowledged them).
-                    while not self._flowing and not self._closed:
+                    while (not self._flowing or source in self._hung) and not self._closed:
                         self._resumed.wait()
                     if self._closed:
                         return

@@ -15,13 +15,22 @@ answered a round trip within :data:`HEARING_SECONDS` when the worker last beat (
 noticed by TCP only after about a minute) went on beating from its other connections and was
 still chosen: the reply waited for the poll. It is passed over within a few seconds now, and
 chosen again once its listener hears again.
+
+A listener whose round trip gets no answer while TCP sees nothing wrong (a proxy or middlebox
+that hangs the connection without resetting it: keepalives and the bytes sent are still
+acknowledged, so neither keepalives nor tcp_user_timeout ever fail it) abandons that
+connection after :data:`ABANDON_SECONDS` and connects again, so it hears again within about
+that time once a new connection gets through, instead of never.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -51,6 +60,16 @@ LIVE_SECONDS = 10.0
 # a wake-up sent to another one (or to all, when none hears).
 CONFIRM_SECONDS = 1.0
 HEARING_SECONDS = 3.0
+# A listener whose round trip has had no answer for ABANDON_SECONDS abandons its connection
+# and connects again. Its worker is passed over after HEARING_SECONDS already, so waiting
+# longer costs no reply any latency, only the time until the worker is chosen again after the
+# path heals; shorter would churn connections (a new backend each, and a gap in LISTEN) under a
+# server merely slow to answer for a few seconds. Ten seconds is what the service gives a
+# server to accept a connection (db.engine.CONNECT_TIMEOUT_SECONDS) and a worker to beat before
+# it counts as dead (LIVE_SECONDS): a SELECT 1 unanswered for that long is a connection gone,
+# which TCP might notice only at tcp_user_timeout (60 s), or never (keepalives=0, or a
+# middlebox that hangs the flow while acknowledging every byte).
+ABANDON_SECONDS = 10.0
 
 
 def worker_channel(worker_id: str) -> str:
@@ -161,11 +180,26 @@ class PostgresListener:
     answer (until TCP gives up on it, and the listener reconnects), so its worker is passed
     over meanwhile instead of being woken through it.
 
+    A round trip (the confirmation, or the LISTENs after connecting) that has had no answer
+    for ``abandon_after`` seconds (:data:`ABANDON_SECONDS` by default) abandons the
+    connection: a watchdog thread shuts its socket down, the wait fails at once, and the
+    listener reconnects with backoff as after any failure, logging one line
+    (``wake.listen-abandoned`` instead of ``wake.listen-failed``: how long it waited, and the
+    reconnect's delay; never the URL). :meth:`stop` cuts a round trip short the same way, so
+    both threads end promptly whatever the connection does.
+
     ``received`` counts the NOTIFYs that arrived, per channel (what "one worker woken per
     reply" is measured by).
     """
 
-    def __init__(self, database_url: str, waker: Waker, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        waker: Waker,
+        *,
+        worker_id: str | None = None,
+        abandon_after: float = ABANDON_SECONDS,
+    ) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         # The engine's connection parameters, each only where the URL gives none: the connect
@@ -187,13 +221,31 @@ class PostgresListener:
         self._heard_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        # The watchdog's view of the connection, under _guard: a duplicate of its socket (its
+        # own file descriptor, closed by the listener thread only once done with the
+        # connection, so a shutdown never reaches a descriptor reused by another connection),
+        # when the round trip awaited was sent (None: none awaited), and how long the one it
+        # abandoned had waited (for the listener thread's log line).
+        self._abandon_after = abandon_after
+        self._guard = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._asked_at: float | None = None
+        self._abandoned: float | None = None
+        self._watchdog = threading.Thread(
+            target=self._watch, name="pg-listen-watchdog", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
+        self._watchdog.start()
 
     def stop(self) -> None:
+        """Stop listening: both threads end promptly (a round trip awaited is cut short), the
+        connection is closed."""
         self._stop.set()
         self._heard_at = None
+        with self._guard:
+            self._shut_down()
 
     def hearing(self) -> bool:
         """Whether a NOTIFY sent now would be heard: the listener's connection answered a
@@ -201,6 +253,59 @@ class PostgresListener:
         worker's every beat."""
         heard = self._heard_at
         return heard is not None and time.monotonic() - heard < HEARING_SECONDS
+
+    def _shut_down(self) -> None:
+        # Under _guard. A shutdown, not a close: the listener thread's wait wakes at once with
+        # an end of stream (psycopg raises OperationalError), and psycopg still owns and
+        # closes the connection's own descriptor in that thread, the only one using it.
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def _watch(self) -> None:
+        """The watchdog thread: abandon the connection once a round trip has waited
+        ``abandon_after``. It looks every CONFIRM_SECONDS (a quarter of ``abandon_after`` at
+        most): a wake-up costs a lock and a clock read."""
+        interval = min(CONFIRM_SECONDS, self._abandon_after / 4)
+        while not self._stop.wait(interval):
+            with self._guard:
+                asked = self._asked_at
+                if asked is None or self._socket is None or self._abandoned is not None:
+                    continue
+                waited = time.monotonic() - asked
+                if waited >= self._abandon_after:
+                    self._abandoned = waited
+                    self._shut_down()
+
+    def _watched(self, conn: Any) -> None:
+        """Let the watchdog see ``conn`` (just connected)."""
+        fd = os.dup(conn.fileno())
+        try:
+            dup = socket.socket(fileno=fd)
+        except OSError:
+            os.close(fd)
+            raise
+        with self._guard:
+            self._socket = dup
+            if self._stop.is_set():  # stopped while connecting: end it now
+                self._shut_down()
+
+    def _unwatched(self) -> None:
+        with self._guard:
+            dup, self._socket = self._socket, None
+            self._asked_at = None
+        if dup is not None:
+            dup.close()
+
+    def _round_trip(self, conn: Any, statement: str) -> float:
+        """Execute ``statement`` under the watchdog; when it was sent."""
+        sent = time.monotonic()
+        with self._guard:
+            self._asked_at = sent
+        conn.execute(statement)
+        with self._guard:
+            self._asked_at = None
+        return sent
 
     def _run(self) -> None:
         import psycopg  # PostgreSQL's own listener: a SQLite deployment never loads the driver
@@ -217,30 +322,45 @@ class PostgresListener:
                 db_engine.resolve_host(params)
                 conninfo = psycopg.conninfo.make_conninfo("", **params)
                 with psycopg.connect(conninfo, autocommit=True) as conn:
-                    sent = time.monotonic()
-                    for channel in self.channels:  # plain identifiers (see worker_channel)
-                        conn.execute(f"LISTEN {channel}")
-                    self._heard_at = sent
-                    failures = 0
-                    self.listening.set()
-                    # A notify may have been missed while (re)connecting: wake once to re-check.
-                    self._waker.notify()
-                    while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=CONFIRM_SECONDS):
-                            self.received[notify.channel] += 1
-                            self._waker.notify()
-                        # A connection that only waits to read learns of nothing when it
-                        # drops without a word: ask, and count it as hearing only while it
-                        # answers (NOTIFYs arriving meanwhile wait for the loop above).
-                        sent = time.monotonic()
-                        conn.execute("SELECT 1")
-                        self._heard_at = sent
+                    self._watched(conn)
+                    try:
+                        self._listen(conn)
+                        failures = 0
+                        while not self._stop.is_set():
+                            for notify in conn.notifies(timeout=CONFIRM_SECONDS):
+                                self.received[notify.channel] += 1
+                                self._waker.notify()
+                            # A connection that only waits to read learns of nothing when it
+                            # drops without a word: ask, and count it as hearing only while it
+                            # answers (NOTIFYs arriving meanwhile wait for the loop above).
+                            self._heard_at = self._round_trip(conn, "SELECT 1")
+                    finally:
+                        self._unwatched()
             except Exception as exc:  # any connection trouble: reconnect with backoff
                 self._heard_at = None
+                with self._guard:
+                    abandoned, self._abandoned = self._abandoned, None
+                if self._stop.is_set():
+                    return  # stop() cut it short: nothing went wrong
                 failures += 1
                 delay = RECONNECT_BACKOFF.delay(failures)
-                logger.warning(
-                    "wake.listen-failed",
-                    extra={"error": type(exc).__name__, "delay": round(delay, 3)},
-                )
+                if abandoned is not None:
+                    logger.warning(
+                        "wake.listen-abandoned",
+                        extra={"waited": round(abandoned, 3), "delay": round(delay, 3)},
+                    )
+                else:
+                    logger.warning(
+                        "wake.listen-failed",
+                        extra={"error": type(exc).__name__, "delay": round(delay, 3)},
+                    )
                 self._stop.wait(delay)
+
+    def _listen(self, conn: Any) -> None:
+        sent = time.monotonic()
+        for channel in self.channels:  # plain identifiers (see worker_channel)
+            self._round_trip(conn, f"LISTEN {channel}")
+        self._heard_at = sent
+        self.listening.set()
+        # A notify may have been missed while (re)connecting: wake once to re-check.
+        self._waker.notify()

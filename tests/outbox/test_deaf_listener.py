@@ -6,10 +6,17 @@ through a loopback proxy that stops forwarding without a word (:class:`StallingP
 connection stays open, TCP notices nothing, and the NOTIFYs sent to it are never heard. Its
 worker goes on beating over its other connections. A reply whose NOTIFY went to it waited
 for the poll; it must go to a worker that hears, and promptly.
+
+A connection that hangs for good (the proxy forwards new connections but never this one
+again) is abandoned by its listener after a while without an answer: it connects again and
+its worker is woken by NOTIFY again, instead of staying deaf until TCP gives up (never, when
+every byte is acknowledged).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +33,7 @@ from csat_hook.outbox import wake
 from csat_hook.outbox.delivery import Delivery
 from csat_hook.outbox.runtime import RunningDelivery
 from csat_hook.outbox.runtime import start_delivery
+from csat_hook.outbox.wake import PostgresListener
 from csat_hook.outbox.wake import Waker
 from csat_hook.outbox.worker import DeliveryWorker
 from csat_hook.services import Services
@@ -43,6 +51,13 @@ CONFIRM_SECONDS = 0.1
 HEARING_SECONDS = 0.5
 HEARTBEAT_SECONDS = 0.2
 NOTICED_SECONDS = HEARING_SECONDS + 3 * HEARTBEAT_SECONDS  # deafness written in a beat
+# A listener abandons a connection whose round trip had no answer for this long (10 s in
+# production); it then reconnects after the backoff's first wait (up to 1 s).
+ABANDON_SECONDS = 1.0
+RECONNECTED_SECONDS = ABANDON_SECONDS + CONFIRM_SECONDS + 1.0
+# A password in the listener's URL (the test server trusts loopback, so any will do): it must
+# never reach a log line.
+PASSWORD = "hunter2-never-logged"
 
 
 @pytest.fixture
@@ -75,12 +90,16 @@ def proxy(database_url: str) -> Iterator[StallingProxy]:
 def workers(services: Services, database_url: str) -> Iterator[Callable[..., DeliveryWorker]]:
     running: list[RunningDelivery] = []
 
-    def start(name: str, *, via: StallingProxy | None = None) -> DeliveryWorker:
+    def start(
+        name: str, *, via: StallingProxy | None = None, abandon_after: float | None = None
+    ) -> DeliveryWorker:
         """A started worker (two delivery threads) and its listener, connected through
-        ``via`` when given (its database connections go straight to the database)."""
+        ``via`` when given (its database connections go straight to the database); the
+        listener abandons a connection after ``abandon_after`` without an answer, when given
+        (otherwise after the production time)."""
         url = sa.make_url(database_url)
         if via is not None:
-            url = url.set(host="127.0.0.1", port=via.port)
+            url = url.set(host="127.0.0.1", port=via.port, password=PASSWORD)
         delivery = Delivery(
             services.helpdesks,
             services.config.survey,
@@ -95,9 +114,16 @@ def workers(services: Services, database_url: str) -> Iterator[Callable[..., Del
             clock=services.clock,
             worker_id=f"{name}-{uuid.uuid4().hex[:6]}",
         )
-        started = start_delivery(
-            worker, database_url=url.render_as_string(hide_password=False), threads=2
-        )
+        listen_url = url.render_as_string(hide_password=False)
+        if abandon_after is None:
+            started = start_delivery(worker, database_url=listen_url, threads=2)
+        else:  # as start_delivery does, with the listener's abandon time
+            listener = PostgresListener(
+                listen_url, worker.waker, worker_id=worker.worker_id, abandon_after=abandon_after
+            )
+            listener.start()
+            worker.start(2, hearing=listener.hearing)
+            started = RunningDelivery(worker, listener)
         running.append(started)
         assert started.listener is not None
         assert started.listener.listening.wait(10), "the listener did not connect"
@@ -195,3 +221,75 @@ def test_with_no_worker_hearing_replies_still_go_out_at_the_poll(
     for n in range(2):
         took, by = delivered(services, client, f"nobody-{n}", within=poll_seconds + 1.5)
         assert by == deaf.worker_id, (n, round(took, 2))
+
+
+def established_to(port: int) -> int:
+    """How many TCP connections on this machine to 127.0.0.1:``port`` are open on the
+    client's side (the test's own: nobody else knows the proxy's port)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            _, _, remote, state, *_ = line.split()
+            if int(remote.split(":")[1], 16) == port and state == "01":  # ESTABLISHED
+                count += 1
+    return count
+
+
+def test_a_listener_whose_connection_hangs_for_good_connects_again(
+    services: Services,
+    client: Any,
+    proxy: StallingProxy,
+    workers: Callable[..., DeliveryWorker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Its connection never answers again, while TCP sees nothing wrong (every byte and
+    # keepalive acknowledged): on main its listener waited for that answer for good, its
+    # worker never woken by NOTIFY again. Now it abandons the connection and connects again.
+    hearing = workers("hearing")
+    with caplog.at_level(logging.WARNING, logger="csat_hook.outbox.wake"):
+        deaf = workers("deaf", via=proxy, abandon_after=ABANDON_SECONDS)
+        proxy.hang()  # the listener's connection; a new one goes through
+        time.sleep(RECONNECTED_SECONDS + NOTICED_SECONDS)
+
+        senders = set()
+        for n in range(16):
+            took, by = delivered(services, client, f"hung-{n}", within=5 * PROMPT_SECONDS)
+            assert took < PROMPT_SECONDS, (n, round(took, 2))
+            senders.add(by)
+        # Each reply woke one worker chosen at random among those that hear: both, again.
+        assert senders == {hearing.worker_id, deaf.worker_id}
+
+    # Abandoned once, said in one line, without the URL's password; the hung connection
+    # closed (only the new one open).
+    said = [r for r in caplog.records if r.name == wake.__name__]
+    assert [r.msg for r in said] == ["wake.listen-abandoned"]
+    assert PASSWORD not in caplog.text
+    assert not any(PASSWORD in str(value) for value in vars(said[0]).values())
+    assert established_to(proxy.port) == 1
+
+
+def test_stopping_a_listener_whose_connection_hangs(
+    database_url: str, proxy: StallingProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On main a listener waiting for an answer that never comes ignored stop(): its thread
+    # and its connection stayed for as long as the connection did.
+    url = sa.make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+
+    before = set(threading.enumerate())  # a listener of an earlier test may still be ending
+
+    def listening_threads() -> set[threading.Thread]:  # the proxy's own are not counted
+        return {t for t in threading.enumerate() if t.name.startswith("pg-listen")} - before
+
+    listener = PostgresListener(url.render_as_string(hide_password=False), Waker())
+    with caplog.at_level(logging.WARNING, logger="csat_hook.outbox.wake"):
+        listener.start()
+        assert listener.listening.wait(10), "the listener did not connect"
+        proxy.hang()
+        time.sleep(3 * CONFIRM_SECONDS)  # its round trip waits for its answer
+        listener.stop()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and listening_threads():
+            time.sleep(0.02)
+    assert listening_threads() == set()
+    assert established_to(proxy.port) == 0
+    assert [r.msg for r in caplog.records if r.name == wake.__name__] == []  # not a failure

@@ -14,6 +14,8 @@ from sqlalchemy.exc import ArgumentError
 
 from csat_hook.config.model import INSECURE_MARKER
 from csat_hook.config.model import Config
+from csat_hook.db.config import keepalives_off_over_tcp
+from csat_hook.db.engine import TCP_USER_TIMEOUT_SECONDS
 from csat_hook.helpdesks import takes_notes
 from csat_hook.helpdesks.generic.mapping import MappingOptions
 from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
@@ -143,6 +145,16 @@ def config_warnings(config: Config) -> list[str]:
         warnings.append(
             "secrets written in the configuration file (give each as ${VAR}, from the "
             "environment, so the file holds none): " + ", ".join(config.secrets_in_file)
+        )
+    if keepalives_off_over_tcp(config.database.url):
+        # Taken, not refused: turning keepalives off is the operator's choice to make; what
+        # it costs is said. The URL is never quoted (it holds the password).
+        warnings.append(
+            "database.url: keepalives=0: libpq then sends no keepalive probe and ignores "
+            f"tcp_user_timeout (the service's {TCP_USER_TIMEOUT_SECONDS:g} s default too): a "
+            "PostgreSQL server that goes silent mid-statement (a host powered off, a network "
+            "dropping every packet) is never detected, the statement waits for ever; leave "
+            "keepalives out (or 1) to have it detected"
         )
     warnings.extend(exchanges_past_the_lease(config))
     warnings.extend(request_warnings(config))

@@ -100,6 +100,22 @@ def _check_pg_socket_options(url: URL) -> None:
             raise ValueError(f"the URL option {option!r} must be {meaning}")
 
 
+def keepalives_off_over_tcp(url: str) -> bool:
+    """Whether the PostgreSQL ``url`` turns keepalives off (``keepalives=0``) for a
+    connection that may go over TCP (not every host a Unix socket): libpq then sends no
+    probe and sets no ``tcp_user_timeout`` either, the URL's or the service's own default
+    (:func:`csat_hook.db.engine.pg_connect_args`), so a server that goes silent
+    mid-statement is never detected. False for any other URL, one that does not parse too."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False
+    if parsed.get_backend_name() != "postgresql" or _unix_sockets_only(parsed):
+        return False
+    keepalives = parsed.query.get("keepalives")
+    return isinstance(keepalives, str) and _libpq_int(keepalives) == 0
+
+
 def _in_memory(url: URL) -> bool:
     """Whether the SQLite ``url`` opens a database in memory: no path, ``:memory:``, or a URI
     (``uri=true``) naming ``:memory:`` or ``mode=memory``."""

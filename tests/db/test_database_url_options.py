@@ -267,3 +267,44 @@ def test_libpq_drops_tcp_user_timeout_with_keepalives_off():
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 0
         finally:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=0", True),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=%200", True),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=0&tcp_user_timeout=0", True),
+        ("postgresql://csat:S3CRET@/csat?host=db.example.com&keepalives=0", True),
+        ("postgresql://csat:S3CRET@10.0.0.5:5432/csat?keepalives=0&hostaddr=10.0.0.5", True),
+        ("postgresql://csat:S3CRET@db.example.com/csat", False),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=1", False),
+        # A Unix socket: libpq sets no keepalives there, whatever the URL says.
+        ("postgresql://csat:S3CRET@/csat?host=/var/run/postgresql&keepalives=0", False),
+        ("sqlite:///var/csat.sqlite3", False),
+    ],
+)
+def test_keepalives_off_over_tcp_is_warned_about_naming_the_option(url, warned):
+    """With keepalives=0 libpq also drops tcp_user_timeout (the service's own 60 s default
+    too): a server that goes silent mid-statement is never detected. Taken, as turning
+    keepalives off is the operator's choice, but said by check-config (and at start-up)."""
+    from csat_hook.config import config_warnings
+
+    said = [
+        w
+        for w in config_warnings(load_config(None, env={"DATABASE_URL": url}))
+        if "keepalives" in w
+    ]
+    assert len(said) == (1 if warned else 0), said
+    if warned:
+        assert said[0].startswith("database.url: keepalives=0"), said
+        assert "tcp_user_timeout" in said[0] and "never detected" in said[0], said
+        assert "S3CRET" not in said[0]
+
+
+def test_check_config_shows_the_keepalives_off_warning():
+    url = "postgresql://csat:S3CRET@db.example.com/csat?keepalives=0"
+    result = CliRunner().invoke(main, ["check-config"], env={"DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "warning: database.url: keepalives=0" in result.stderr
+    assert "S3CRET" not in result.output

@@ -42,6 +42,7 @@ SAFE_FIELDS = (
     "kind",
     "queued_kind",
     "alert_id",
+    "warning",  # the configuration's (csat_hook.config.checks): keys and hosts, no value
 )
 
 

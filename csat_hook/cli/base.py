@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from csat_hook.config import Config
-from csat_hook.config import insecure_settings
 from csat_hook.config import load_config
 from csat_hook.config.loading import read_config_file
 from csat_hook.errors import ConfigError
@@ -126,14 +125,3 @@ def unreachable(exc: Exception) -> click.ClickException | None:
 
     said = connect_failure(exc)
     return None if said is None else click.ClickException(said)
-
-
-def warn_insecure(config: Config) -> None:
-    """Say which shipped development secrets are still in use (stderr)."""
-    keys = insecure_settings(config)
-    if keys:
-        click.echo(
-            "warning: development secrets in use (fine locally, never in production): "
-            + ", ".join(keys),
-            err=True,
-        )

@@ -15,7 +15,7 @@ from csat_hook.cli.base import EnvOption
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
-from csat_hook.cli.base import warn_insecure
+from csat_hook.config import log_config_warnings
 from csat_hook.config.checks import exchanges_past_the_lease
 from csat_hook.intake.config import bind_host
 from csat_hook.outbox.runtime import start_delivery
@@ -55,7 +55,8 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     # close committed there since (each later webhook a 503). A PostgreSQL connection shared
     # by two processes would be closed under the child too.
     state.services().close()
-    warn_insecure(config)
+    # Said here, once: its web processes (forked) and its sync child say none of them.
+    log_config_warnings(config)
     run_server(
         config,
         host=bind_at,
@@ -109,6 +110,7 @@ def worker(state: State, once: bool, threads: int | None) -> None:
     """Run the delivery worker alone (Procfile ``worker:``)."""
     if once and (refused := exchanges_past_the_lease(state.config)):
         raise ConfigProblem(refused[0])
+    log_config_warnings(state.config)
     services = state.services()
     delivery = services.delivery_worker()
     if once:

@@ -16,6 +16,7 @@ from csat_hook.cli.base import Seconds
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
+from csat_hook.config import log_config_warnings
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
 from csat_hook.logs import printable_json
@@ -51,7 +52,8 @@ SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_e
     "--keep-waiting",
     is_flag=True,
     hidden=True,
-    help="Periodic: keep running when the results source is not there yet (serve).",
+    help="Periodic: keep running when the results source is not there yet (serve's own "
+    "sync child, which leaves the configuration's warnings to serve).",
 )
 @pass_state
 def sync(
@@ -80,6 +82,10 @@ def sync(
         # Ran once and exited 0: a `clock:` line missing --periodic looked like it worked.
         raise click.UsageError("--interval is the time between periodic runs: add --periodic")
     config = state.config
+    if periodic and not keep_waiting:
+        # A long-running process (a Procfile clock:) says them once as it starts; serve's
+        # child (--keep-waiting) leaves them to serve, which has said them.
+        log_config_warnings(config)
     try:
         engine = make_sync_engine(config)
     except SchemaError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from csat_hook.config.checks import config_warnings
 from csat_hook.config.checks import insecure_settings
+from csat_hook.config.checks import log_config_warnings
 from csat_hook.config.checks import mask_url
 from csat_hook.config.checks import masked_dump
 from csat_hook.config.loading import load_config
@@ -28,6 +29,7 @@ __all__ = [
     "config_warnings",
     "insecure_settings",
     "load_config",
+    "log_config_warnings",
     "mask_url",
     "masked_dump",
 ]

@@ -3,6 +3,7 @@ URLs too), and warnings about settings that are unsafe or inconsistent."""
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 from typing import Any
@@ -22,6 +23,10 @@ from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
 from csat_hook.notify.options import ip_of
 from csat_hook.notify.options import is_loopback
 
+logger = logging.getLogger(__name__)
+
+# The event of each warning logged at start-up (:func:`log_config_warnings`).
+CONFIG_WARNING = "config.warning"
 MASK = "**********"  # what pydantic prints for a SecretStr
 # Query parameters whose value is a credential (compared lower-case, "-" read as "_").
 SECRET_PARAMETERS = frozenset(
@@ -136,8 +141,24 @@ def exchanges_past_the_lease(config: Config) -> list[str]:
     return said
 
 
+def log_config_warnings(config: Config) -> None:
+    """Log each of :func:`config_warnings` as one WARNING line, event
+    :data:`CONFIG_WARNING`, the warning in its ``warning`` field: what a long-running
+    process says when it starts, for an operator who never runs ``check-config``.
+
+    Called once per start, by the process that starts the others, never by those it
+    forks: ``serve`` and the Procfile's gunicorn master (not their web processes),
+    ``worker``, ``sync --periodic`` (not serve's own sync child). The warnings name keys,
+    hosts and lengths, never a secret's value; any URL a warning might quote is masked
+    as ``check-config`` masks it (:func:`mask_url`)."""
+    for warning in config_warnings(config):
+        logger.warning(CONFIG_WARNING, extra={"warning": _mask_urls(warning)})
+
+
 def config_warnings(config: Config) -> list[str]:
-    """Settings that work but deserve the operator's attention (``check-config``, ``serve``)."""
+    """Settings that work but deserve the operator's attention: printed by
+    ``check-config``, logged when a long-running process starts
+    (:func:`log_config_warnings`)."""
     warnings = [
         f"{key} still holds the shipped development secret" for key in insecure_settings(config)
     ]

@@ -2,6 +2,8 @@
 
 Reads the configuration named by ``$CSAT_HOOK_CONFIG`` (or the built-in defaults) and
 ``$DATABASE_URL``. Delivery runs in the separate ``csat-hook worker`` process.
+The configuration's warnings are logged by gunicorn's master
+(:func:`csat_hook.webserver.conf.on_starting`), once, not by each worker importing this.
 """
 
 from __future__ import annotations

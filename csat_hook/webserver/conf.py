@@ -119,8 +119,10 @@ class ProcfileLogger(RedactingLogger):
 
 
 def on_starting(server: Any) -> None:
-    """The Procfile's gunicorn master, before it binds or boots a worker: the schema brought
-    to this release's once, as ``csat-hook serve`` does before its gunicorn starts. Only for
+    """The Procfile's gunicorn master, before it binds or boots a worker: the configuration's
+    warnings logged once (:func:`~csat_hook.config.checks.log_config_warnings`; the workers
+    log none of them) and the schema brought to this release's once, as ``csat-hook
+    serve`` does both before its gunicorn starts. Only for
     csat-hook's app (:data:`APP`): the benchmarks run these settings with a bare Flask peer.
 
     gunicorn's level and access log are the configuration's already (:class:`ProcfileLogger`).
@@ -136,17 +138,22 @@ def on_starting(server: Any) -> None:
     if getattr(server.app, "app_uri", None) != APP:
         return
     from csat_hook.config import load_config
+    from csat_hook.config import log_config_warnings
     from csat_hook.db.engine import connect_failure
     from csat_hook.db.engine import make_engine
     from csat_hook.db.migrate import create_schema
     from csat_hook.errors import ConfigError
     from csat_hook.errors import SchemaError
+    from csat_hook.logs import setup_logging
 
     try:
         config = load_config()
     except ConfigError as exc:  # each worker would stop on it with a traceback
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(2)  # as the commands exit on a configuration error
+    logs = config.logging
+    setup_logging(logs.level, logs.format, access_log=logs.access_log)
+    log_config_warnings(config)  # here, once: not by each worker (csat_hook.wsgi)
     try:
         engine = make_engine(config.database.url)
         try:

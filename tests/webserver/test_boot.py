@@ -145,3 +145,32 @@ def test_a_reload_with_a_configuration_that_no_longer_reads_keeps_the_masters_lo
 
     assert not log.error_log.isEnabledFor(logging.INFO) and log.access_log_enabled
     assert log.error_log.isEnabledFor(logging.WARNING)
+
+
+def test_the_web_process_logs_each_configuration_warning_once_not_once_per_worker(tmp_path):
+    # Only check-config said them: a Procfile deployment never showed them. The master says
+    # each once as it starts; its two workers say none of them again.
+    import json
+
+    from csat_hook.config import config_warnings
+    from csat_hook.config import load_config
+
+    config = tmp_path / "csat.yaml"
+    config.write_text(
+        f"database: {{url: 'sqlite:///{tmp_path / 'c.sqlite3'}'}}\n"
+        "logging: {format: json}\n"
+        "survey: {links: {public_base_url: 'http://csat.example.com'}}\n",
+        "utf-8",
+    )
+    cluster = LocalCluster(config, tmp_path, web_workers=2)
+    try:
+        cluster.start_web()
+    finally:
+        cluster.stop()
+    output = (tmp_path / "web.log").read_text("utf-8")
+
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    logged = [r["warning"] for r in records if r["event"] == "config.warning"]
+    said = config_warnings(load_config(str(config), env={}))
+    assert any(w.startswith("survey.links.public_base_url: plain http://") for w in said)
+    assert logged == said, output

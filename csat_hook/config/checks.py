@@ -141,7 +141,7 @@ def exchanges_past_the_lease(config: Config) -> list[str]:
     return said
 
 
-def log_config_warnings(config: Config) -> None:
+def log_config_warnings(config: Config, *, said: set[str] | None = None) -> None:
     """Log each of :func:`config_warnings` as one WARNING line, event
     :data:`CONFIG_WARNING`, the warning in its ``warning`` field: what a long-running
     process says when it starts, for an operator who never runs ``check-config``.
@@ -150,8 +150,15 @@ def log_config_warnings(config: Config) -> None:
     forks: ``serve`` and the Procfile's gunicorn master (not their web processes),
     ``worker``, ``sync --periodic`` (not serve's own sync child). The warnings name keys,
     hosts and lengths, never a secret's value; any URL a warning might quote is masked
-    as ``check-config`` masks it (:func:`mask_url`)."""
+    as ``check-config`` masks it (:func:`mask_url`).
+
+    ``said``: the warnings this process logged already (a gunicorn master reloading its
+    configuration): those are not logged again, and each one logged is added to it."""
     for warning in config_warnings(config):
+        if said is not None:
+            if warning in said:
+                continue
+            said.add(warning)
         logger.warning(CONFIG_WARNING, extra={"warning": _mask_urls(warning)})
 
 

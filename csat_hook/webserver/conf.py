@@ -40,6 +40,10 @@ control_socket_disable = True
 APP = "csat_hook.wsgi:app"
 
 
+# The configuration's warnings the Procfile's master has logged (on_starting, on_reload): a
+# reload logs those it has not said yet, once.
+_warned: set[str] = set()
+
 # logging.level as gunicorn names its levels.
 GUNICORN_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
 
@@ -153,7 +157,7 @@ def on_starting(server: Any) -> None:
         sys.exit(2)  # as the commands exit on a configuration error
     logs = config.logging
     setup_logging(logs.level, logs.format, access_log=logs.access_log)
-    log_config_warnings(config)  # here, once: not by each worker (csat_hook.wsgi)
+    log_config_warnings(config, said=_warned)  # here, once: not by each worker (wsgi.py)
     try:
         engine = make_engine(config.database.url)
         try:
@@ -169,6 +173,28 @@ def on_starting(server: Any) -> None:
             return  # the workers' boot says it: see above
         print(f"Error: {said}", file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def on_reload(server: Any) -> None:
+    """The Procfile's gunicorn master at a reload (SIGHUP), before it starts the new workers
+    on the configuration read again: its warnings that the master has not logged yet, each
+    once (the workers log none; one logged at the start is not said again). Only for
+    csat-hook's app (:data:`APP`). A configuration that cannot be read says nothing here:
+    the new workers stop on it."""
+    if getattr(server.app, "app_uri", None) != APP:
+        return
+    from csat_hook.config import load_config
+    from csat_hook.config import log_config_warnings
+    from csat_hook.errors import ConfigError
+    from csat_hook.logs import setup_logging
+
+    try:
+        config = load_config()
+    except ConfigError:
+        return  # said by the new workers (see above)
+    logs = config.logging
+    setup_logging(logs.level, logs.format, access_log=logs.access_log)
+    log_config_warnings(config, said=_warned)
 
 
 SETTINGS: dict[str, Any] = {

@@ -174,3 +174,43 @@ def test_the_web_process_logs_each_configuration_warning_once_not_once_per_worke
     said = config_warnings(load_config(str(config), env={}))
     assert any(w.startswith("survey.links.public_base_url: plain http://") for w in said)
     assert logged == said, output
+
+
+def test_a_reload_logs_the_new_configuration_warnings_once_and_the_old_ones_not_again(tmp_path):
+    # SIGHUP: the master reads the configuration again before it starts new workers; a
+    # warning it said at the start is not said again, a new one is said once, by it.
+    import json
+    import signal
+    import time
+
+    import requests
+
+    db = tmp_path / "c.sqlite3"
+    config = tmp_path / "csat.yaml"
+    base = f"database: {{url: 'sqlite:///{db}'}}\nlogging: {{format: json}}\n"
+    config.write_text(base + "survey: {links: {public_base_url: 'http://old.example.com'}}\n")
+    cluster = LocalCluster(config, tmp_path, web_workers=2)
+    log = tmp_path / "web.log"
+    try:
+        url = cluster.start_web(log_level="info")
+        config.write_text(
+            base + "survey:\n  links: {public_base_url: 'http://old.example.com'}\n"
+            "  form: {url: 'http://docs.google.com/forms/d/e/X/viewform'}\n"
+        )
+        assert cluster.web is not None
+        os.kill(cluster.web.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while log.read_text("utf-8").count("Booting worker") < 4:  # two, then two more
+            assert time.monotonic() < deadline, log.read_text("utf-8")
+            time.sleep(0.1)
+        for _ in range(4):  # the new workers have loaded the app: they would have said it
+            assert requests.get(url + "/healthz", timeout=5).status_code == 200
+    finally:
+        cluster.stop()
+    output = log.read_text("utf-8")
+
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    logged = [r["warning"] for r in records if r.get("event") == "config.warning"]
+    plain = [w.split(":")[0] for w in logged if "plain http://" in w]
+    assert plain == ["survey.links.public_base_url", "survey.form.url"], output
+    assert len(logged) == len(set(logged)), output

@@ -1,5 +1,6 @@
 """What ``check-config`` shows: the effective configuration with every secret masked (inside
-URLs too), and warnings about settings that are unsafe or inconsistent."""
+URLs too), and warnings about settings that are unsafe or inconsistent, which long-running
+processes also log once as they start (:func:`log_config_warnings`)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
+from werkzeug.routing import Map
 from werkzeug.utils import get_content_type
 
 from csat_hook.db.engine import ping
@@ -146,7 +147,10 @@ class WebhookFastPath:
 
     * only a request the route would match is taken: the method ``POST``, a path of
       ``/webhooks/`` and one ASCII segment naming a configured helpdesk (anything else,
-      a name beyond ASCII or a trailing slash included, is Flask's to route or refuse);
+      a name beyond ASCII or a trailing slash included, is Flask's to route or refuse), and
+      only when Werkzeug routes it by method and path alone: not a WebSocket handshake (an
+      ``Upgrade`` header, a ws/wss scheme), a ``Host`` its URL map cannot bind, or any
+      request while Flask's ``TRUSTED_HOSTS`` is set;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
       from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
       query string or a script root beyond ASCII by the app's request class itself);
@@ -181,12 +185,15 @@ class WebhookFastPath:
                 mimetype=_mimetype(environ.get("CONTENT_TYPE", "")),
                 path=self._script_root(environ) + environ["PATH_INFO"],
             )
+            # In the try: the route's jsonify raising (a value the provider cannot write) is
+            # the app's logged 500 too.
+            answer = self._answer(outcome)
+            if answer is None:
+                response = cast(Response, app.json.response(outcome.body))
+                response.status_code = outcome.status
         except Exception as error:  # answered by the app's handlers, as in the route
             return self._refused(environ, start_response, error)
-        answer = self._answer(outcome)
         if answer is None:
-            response = cast(Response, app.json.response(outcome.body))
-            response.status_code = outcome.status
             return response(environ, start_response)
         start_response("200 OK", answer[0])
         return [answer[1]]
@@ -203,7 +210,20 @@ class WebhookFastPath:
         if not name or "/" in name or not name.isascii():
             return None
         intake: Intake = self._app.extensions[EXTENSION]
-        return name if name in intake.helpdesks else None
+        if name not in intake.helpdesks:
+            return None
+        # Routed by Werkzeug by more than method and path: a WebSocket handshake (the
+        # Upgrade header, or a ws/wss scheme a proxy's X-Forwarded-Proto gave) matches only
+        # WebSocket rules, a Host whose name IDNA cannot encode is a 400 before routing, and
+        # so is a host Flask's TRUSTED_HOSTS does not name. Flask's to answer, all of them.
+        if "HTTP_UPGRADE" in environ or environ.get("wsgi.url_scheme") not in _HTTP_SCHEMES:
+            return None
+        host = environ.get("HTTP_HOST")
+        if host is not None and not _bindable_host(host):
+            return None
+        if self._app.config.get("TRUSTED_HOSTS") is not None:
+            return None
+        return name
 
     def _args(self, environ: WSGIEnvironment) -> MultiDict[str, str]:
         if not environ.get("QUERY_STRING"):
@@ -281,6 +301,24 @@ def _mimetype(content_type: str) -> str:
 
 
 _WEBHOOKS = "/webhooks/"
+_HTTP_SCHEMES = frozenset({"http", "https"})
+# Binds as the app's URL map does (no host matching); only its check of the host is used.
+_HOST_CHECK = Map()
+
+
+@functools.lru_cache(maxsize=256)
+def _bindable_host(host: str) -> bool:
+    """Whether Werkzeug binds its URL map to a request with this ``Host`` header, as sent.
+    ``Map.bind`` refuses (``BadHost``, a 400) a name IDNA cannot encode: an empty label
+    (``a..b``, ``.a``) or one over 63 characters. Flask binds the host Werkzeug's
+    ``get_host`` reads, which is this one without a default port, or none when it holds
+    characters no host has: never refused when this one is not. Cached: a sender names
+    its host, the same every time."""
+    try:
+        _HOST_CHECK.bind(host)
+    except HTTPException:
+        return False
+    return True
 
 
 def _transfer_codings(header: str | None) -> set[str]:

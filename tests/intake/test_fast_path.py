@@ -25,6 +25,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from csat_hook.app import create_app
+from csat_hook.intake.receive import Outcome
 from csat_hook.intake.web import _headers
 from csat_hook.intake.web import _mimetype
 from tests import schema_template
@@ -240,6 +241,81 @@ def test_an_unexpected_failure_is_the_routes_500(
         twins[0].client.post(path, data=body, headers=headers, query_string=query).status_code
         == 500
     )
+
+
+# Requests Flask routes another way than by method and path, or refuses before routing:
+# a WebSocket handshake (only WebSocket rules match it: a 405 here), a scheme of ws/wss (a
+# proxy's X-Forwarded-Proto behind ProxyFix), a Host whose name IDNA cannot encode (an empty
+# or 64-character label: Werkzeug's BadHost, a 400). Each must get Flask's answer.
+_NOT_ROUTED_AS_POSTED: dict[str, dict[str, Any]] = {
+    "websocket-upgrade": {"headers": {"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}},
+    "ws-scheme": {"environ_overrides": {"wsgi.url_scheme": "wss"}},
+    "long-host-label": {"headers": {"Host": "a" * 64 + ".example.com"}},
+    "empty-host-label": {"headers": {"Host": "hooks..example.com:8000"}},
+    "leading-dot-host": {"headers": {"Host": ".example.com"}},
+}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("shape", sorted(_NOT_ROUTED_AS_POSTED))
+def test_a_request_flask_routes_otherwise_is_flasks(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    body, headers, query = kit.closed(clock())
+    variant = _NOT_ROUTED_AS_POSTED[shape]
+    assert _exchange(
+        twins,
+        caplog,
+        path=f"/webhooks/{kit.kind}",
+        data=body,
+        headers={**headers, **variant.get("headers", {})},
+        query_string=query,
+        environ_overrides=variant.get("environ_overrides", {}),
+    ) == (1, 1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_trusted_hosts_are_flasks_to_check(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Flask's TRUSTED_HOSTS set, a request for another host is Flask's 400."""
+    for twin in twins:
+        twin.app.config["TRUSTED_HOSTS"] = ["hooks.example.com"]
+    url = f"/webhooks/{kit.kind}"
+    for host in ("elsewhere.example.net", "hooks.example.com"):
+        body, headers, query = kit.closed(clock())
+        _exchange(
+            twins,
+            caplog,
+            path=url,
+            data=body,
+            headers={**headers, "Host": host},
+            query_string=query,
+        )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_answer_json_cannot_write_is_the_routes_500(
+    kit: Kit,
+    twins: tuple[Twin, Twin],
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The accepted answer's JSON failing (a value the provider cannot write) is the app's
+    logged 500, as when jsonify raises in the route; not an exception out of the app."""
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    for status in (200, 202):  # jsonify's answer written by the fast path, and the provider's
+
+        def unwritable(helpdesk: str, webhook: Any, status: int = status) -> Outcome:
+            return Outcome(body={"ids": {1, 2}}, status=status)
+
+        for twin in twins:
+            monkeypatch.setattr(twin.app.extensions["csat_hook.intake"], "receive", unwritable)
+        assert _exchange(
+            twins, caplog, path=path, data=body, headers=headers, query_string=query
+        ) == (0, 1)
 
 
 _NAMES = st.text(st.sampled_from("ABCXZ_-09ßİ"), min_size=1, max_size=8)

@@ -87,9 +87,14 @@ class LocalCluster:
             )
 
     def start_web(
-        self, timeout: float = 30, log_level: str | None = "warning", extra: tuple[str, ...] = ()
+        self,
+        timeout: float = 30,
+        log_level: str | None = "warning",
+        extra: tuple[str, ...] = (),
+        app: str | None = None,
     ) -> str:
-        """Start ``web:``; ``log_level`` None: no ``--log-level`` (``logging.level`` rules)."""
+        """Start ``web:``; ``log_level`` None: no ``--log-level`` (``logging.level`` rules);
+        ``app``: gunicorn's app instead of the Procfile's (importable from the repository)."""
         port = free_port()
         command = procfile_command(
             "web",
@@ -97,7 +102,11 @@ class LocalCluster:
             {"--bind": f"127.0.0.1:{port}", "--threads": str(self.web_threads)},
         )
         level = ("--log-level", log_level) if log_level is not None else ()
-        self.web = self._spawn([*command[:-1], *level, *extra, command[-1]], "web")
+        if app is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(ROOT), self.env.get("PYTHONPATH")])
+            )
+        self.web = self._spawn([*command[:-1], *level, *extra, app or command[-1]], "web")
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,7 +1,8 @@
 """The webhooks' fast path (``intake.web.WebhookFastPath``) answers as the Flask route does.
 
 Every vendor's kit posts the same requests to two apps on two databases with one clock: the
-app as built (the fast path in front) and the same app with Flask's own ``wsgi_app`` put back.
+app as built (the fast path in front) and the same app built without it (ProxyFix and all else
+as they are).
 Each answer must be the same to the byte (status, headers, body) and log the same lines, for
 a close accepted, repeated, ignored, refused at every step the route refuses, and failing
 unexpectedly; and the fast path must have taken the requests it is for (Flask's
@@ -10,7 +11,6 @@ unexpectedly; and the fast path must have taken the requests it is for (Flask's
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -23,14 +23,18 @@ from flask.wrappers import Request
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from werkzeug.exceptions import HTTPException
 
 from csat_hook.app import create_app
+from csat_hook.errors import ServiceUnavailableError
 from csat_hook.intake.receive import Outcome
+from csat_hook.intake.web import _bindable_host
 from csat_hook.intake.web import _headers
 from csat_hook.intake.web import _mimetype
 from tests import schema_template
 from tests.helpdesks.kits import Kit
 from tests.helpdesks.kits import load_kits
+from tests.no_fast_path import without_fast_path
 
 KITS = load_kits()
 
@@ -74,28 +78,45 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 
 @pytest.fixture
-def twins(
+def make_twins(
     kit: Kit,
     make_config: Callable[..., Any],
     make_services: Callable[..., Any],
     fake_helpdesk: Any,
     tmp_path: Any,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Twin, Twin]]:
-    options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
-    fast = create_app(services=make_services(make_config(helpdesks={kit.kind: options})))
-    other_url = f"sqlite:///{tmp_path / 'twin.sqlite3'}"
-    schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), other_url)
-    plain = create_app(
-        services=make_services(
-            make_config(helpdesks={kit.kind: options}, database={"url": other_url})
+) -> Iterator[Callable[..., tuple[Twin, Twin]]]:
+    """The two apps for ``kit``'s helpdesk, with ``server`` options: the app as built, and
+    the same app built without the fast path (ProxyFix and all else as they are)."""
+    made: list[Twin] = []
+
+    def make(**server: Any) -> tuple[Twin, Twin]:
+        options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
+        fast = create_app(
+            services=make_services(make_config(helpdesks={kit.kind: options}, server=server))
         )
-    )
-    plain.wsgi_app = functools.partial(Flask.wsgi_app, plain)  # type: ignore[method-assign]
-    pair = (Twin(fast), Twin(plain))
-    yield pair
-    for twin in pair:
+        other_url = f"sqlite:///{tmp_path / f'twin{len(made)}.sqlite3'}"
+        schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), other_url)
+        with without_fast_path():
+            plain = create_app(
+                services=make_services(
+                    make_config(
+                        helpdesks={kit.kind: options}, database={"url": other_url}, server=server
+                    )
+                )
+            )
+        pair = (Twin(fast), Twin(plain))
+        made.extend(pair)
+        return pair
+
+    yield make
+    for twin in made:
         twin.close()
+
+
+@pytest.fixture
+def twins(make_twins: Callable[..., tuple[Twin, Twin]]) -> tuple[Twin, Twin]:
+    return make_twins()
 
 
 def _exchange(
@@ -113,7 +134,7 @@ def _exchange(
         answers.append(
             (
                 response.status,
-                sorted(response.headers.items()),
+                list(response.headers.items()),  # in order: as a server writes them
                 response.get_data(),
                 _lines(caplog.records),
                 twin.dispatched - before,
@@ -318,6 +339,61 @@ def test_an_answer_json_cannot_write_is_the_routes_500(
         ) == (0, 1)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_behind_a_proxy_the_forwarded_host_and_scheme_are_read_as_flask_reads_them(
+    kit: Kit,
+    make_twins: Callable[..., tuple[Twin, Twin]],
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With ``server.trust_proxy`` (ProxyFix in front of the fast path), what the proxy
+    forwards is the host and scheme Werkzeug routes by."""
+    twins = make_twins(trust_proxy=True)
+    url = f"/webhooks/{kit.kind}"
+    for forwarded, taken in (
+        ({"X-Forwarded-Host": "hooks.example.com", "X-Forwarded-Proto": "https"}, (0, 1)),
+        ({"X-Forwarded-Host": "hooks..example.com"}, (1, 1)),
+        ({"X-Forwarded-Proto": "wss"}, (1, 1)),
+    ):
+        body, headers, query = kit.closed(clock())
+        assert (
+            _exchange(
+                twins,
+                caplog,
+                path=url,
+                data=body,
+                headers={**headers, "X-Forwarded-For": "203.0.113.9", **forwarded},
+                query_string=query,
+            )
+            == taken
+        )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_outage_is_the_routes_503(
+    kit: Kit,
+    twins: tuple[Twin, Twin],
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 503 with its Retry-After, logged as the route's handler logs it."""
+    for twin in twins:
+
+        def down(helpdesk: str, webhook: Any) -> Any:
+            raise ServiceUnavailableError("the database is unavailable; retry later")
+
+        monkeypatch.setattr(twin.app.extensions["csat_hook.intake"], "receive", down)
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
+        0,
+        1,
+    )
+    answer = twins[0].client.post(path, data=body, headers=headers, query_string=query)
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
+
+
 _NAMES = st.text(st.sampled_from("ABCXZ_-09ßİ"), min_size=1, max_size=8)
 _ENVIRON = st.dictionaries(
     st.one_of(
@@ -344,3 +420,30 @@ def test_the_headers_and_mimetype_are_werkzeugs(environ: dict[str, str]) -> None
     posted = Request(environ)
     assert _headers(environ) == {key.lower(): value for key, value in posted.headers.items()}
     assert _mimetype(environ.get("CONTENT_TYPE", "")) == posted.mimetype
+
+
+_HOSTS = st.one_of(
+    st.text(st.sampled_from("ab9-.:[]_ \u00e4"), max_size=12),
+    st.tuples(st.integers(60, 66), st.sampled_from(["", ".x", ":80", ":443", "..x"])).map(
+        lambda shape: "a" * shape[0] + shape[1]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HOSTS, st.sampled_from(["http", "https"]))
+def test_a_host_werkzeug_refuses_is_never_taken(host: str, scheme: str) -> None:
+    """Whenever Flask cannot bind its URL map to a request for ``host`` (a 400 before routing),
+    the fast path leaves the request to it."""
+    environ = {
+        "HTTP_HOST": host,
+        "wsgi.url_scheme": scheme,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/zendesk",
+    }
+    try:
+        Flask("hosts").create_url_adapter(Request(environ))
+    except HTTPException:
+        assert not _bindable_host(host)

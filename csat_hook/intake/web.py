@@ -156,7 +156,8 @@ class WebhookFastPath:
       query string or a script root beyond ASCII by the app's request class itself);
     * the accepted answer is the one ``jsonify`` builds (the app's JSON provider, compact,
       Werkzeug's content type and status line); anything unusual (a debug app's indented
-      JSON, another provider, a status other than 200) is built by the app's JSON provider;
+      JSON, another provider or response class, a status other than 200) is built by the
+      app's JSON provider;
     * a refusal (or any exception) is answered by the app's own error handlers and response
       hooks, in a request context pushed for it, exactly as if raised in the route: only the
       accepted answer skips them, and no hook of the app touches a webhook's answer.
@@ -239,10 +240,12 @@ class WebhookFastPath:
     def _answer(self, outcome: Outcome) -> tuple[list[tuple[str, str]], bytes] | None:
         """The headers and body of ``jsonify(outcome.body)`` with status 200, as the default
         JSON provider and Werkzeug's response write them; None when another way is set up
-        (a provider of the app's own, a debug app's indented JSON) or the status is not 200,
-        for the provider to build."""
+        (a provider or response class of the app's own, a debug app's indented JSON) or the
+        status is not 200, for the provider to build."""
         provider = self._app.json
         if outcome.status != 200 or type(provider) is not DefaultJSONProvider:
+            return None
+        if self._app.response_class is not Response:  # its own headers, its own bytes
             return None
         if (provider.compact is None and self._app.debug) or provider.compact is False:
             return None

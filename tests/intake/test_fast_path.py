@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask import Response
 from flask import request_started
 from flask.wrappers import Request
 from hypothesis import given
@@ -392,6 +393,28 @@ def test_a_database_outage_is_the_routes_503(
     )
     answer = twins[0].client.post(path, data=body, headers=headers, query_string=query)
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
+
+
+class _Stamped(Response):
+    """A response class of an app's own: every answer carries a header of its making."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers["X-Served-By"] = "csat-hook"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_apps_own_response_class_writes_the_accepted_answer(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    for twin in twins:
+        twin.app.response_class = _Stamped
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
+        0,
+        1,
+    )
 
 
 _NAMES = st.text(st.sampled_from("ABCXZ_-09ßİ"), min_size=1, max_size=8)

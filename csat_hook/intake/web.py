@@ -150,7 +150,8 @@ class WebhookFastPath:
       a name beyond ASCII or a trailing slash included, is Flask's to route or refuse), and
       only when Werkzeug routes it by method and path alone: not a WebSocket handshake (an
       ``Upgrade`` header, a ws/wss scheme), a ``Host`` its URL map cannot bind, or any
-      request while Flask's ``TRUSTED_HOSTS`` is set;
+      request while Flask's ``TRUSTED_HOSTS`` is set or the app has a request class of its
+      own;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
       from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
       query string or a script root beyond ASCII by the app's request class itself);
@@ -223,6 +224,9 @@ class WebhookFastPath:
         if host is not None and not _bindable_host(host):
             return None
         if self._app.config.get("TRUSTED_HOSTS") is not None:
+            return None
+        # An app's own request class may read the request otherwise (its trusted hosts too).
+        if self._app.request_class is not Request or Request.trusted_hosts is not None:
             return None
         return name
 

@@ -296,6 +296,31 @@ def test_a_request_flask_routes_otherwise_is_flasks(
     ) == (1, 1)
 
 
+class _Picky(Request):
+    """A request class of an app's own, one that trusts one host only."""
+
+    trusted_hosts = ("hooks.example.com",)  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_apps_own_request_class_reads_the_request(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    for twin in twins:
+        twin.app.request_class = _Picky
+    url = f"/webhooks/{kit.kind}"
+    for host in ("elsewhere.example.net", "hooks.example.com"):
+        body, headers, query = kit.closed(clock())
+        _exchange(
+            twins,
+            caplog,
+            path=url,
+            data=body,
+            headers={**headers, "Host": host},
+            query_string=query,
+        )
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_trusted_hosts_are_flasks_to_check(
     kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture

@@ -146,12 +146,12 @@ class WebhookFastPath:
     request answered here gets the answer the route gives, to the byte:
 
     * only a request the route would match is taken: the method ``POST``, a path of
-      ``/webhooks/`` and one ASCII segment naming a configured helpdesk (anything else,
-      a name beyond ASCII or a trailing slash included, is Flask's to route or refuse), and
-      only when Werkzeug routes it by method and path alone: not a WebSocket handshake (an
-      ``Upgrade`` header, a ws/wss scheme), a ``Host`` its URL map cannot bind, or any
-      request while Flask's ``TRUSTED_HOSTS`` is set or the app has a request class of its
-      own;
+      ``/webhooks/`` and one ASCII segment naming a configured helpdesk that the app's URL
+      map sends to the route (anything else, a name beyond ASCII or a trailing slash
+      included, is Flask's to route or refuse), and only when Werkzeug routes it by method
+      and path alone: not a WebSocket handshake (an ``Upgrade`` header, a ws/wss scheme), a
+      ``Host`` its URL map cannot bind, nor any request while Flask's ``TRUSTED_HOSTS`` is
+      set or the app has a request class of its own;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
       from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
       query string or a script root beyond ASCII by the app's request class itself);
@@ -170,6 +170,11 @@ class WebhookFastPath:
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
         self._app = app
         self._wsgi_app = wsgi_app
+        # Per configured helpdesk: whether the app's URL map sends a POST of its URL to the
+        # route (not to a rule of its own that Werkzeug prefers). Learnt at its first
+        # request: an app adds its rules before it serves (create_app); Flask refuses one
+        # after its own first request, but does not see those answered here.
+        self._routed: dict[str, bool] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         helpdesk = self._configured_helpdesk(environ)
@@ -214,6 +219,11 @@ class WebhookFastPath:
         intake: Intake = self._app.extensions[EXTENSION]
         if name not in intake.helpdesks:
             return None
+        routed = self._routed.get(name)
+        if routed is None:
+            routed = self._routed[name] = self._routes_to_receive(name)
+        if not routed:
+            return None
         # Routed by Werkzeug by more than method and path: a WebSocket handshake (the
         # Upgrade header, or a ws/wss scheme a proxy's X-Forwarded-Proto gave) matches only
         # WebSocket rules, a Host whose name IDNA cannot encode is a 400 before routing, and
@@ -229,6 +239,14 @@ class WebhookFastPath:
         if self._app.request_class is not Request or Request.trusted_hosts is not None:
             return None
         return name
+
+    def _routes_to_receive(self, name: str) -> bool:
+        """Whether the app's URL map matches ``POST /webhooks/<name>`` to :func:`receive`."""
+        try:
+            endpoint, args = self._app.url_map.bind("").match(_WEBHOOKS + name, method="POST")
+        except HTTPException:
+            return False
+        return endpoint == f"{bp.name}.{receive.__name__}" and args == {"helpdesk": name}
 
     def _args(self, environ: WSGIEnvironment) -> MultiDict[str, str]:
         if not environ.get("QUERY_STRING"):

@@ -296,6 +296,23 @@ def test_a_request_flask_routes_otherwise_is_flasks(
     ) == (1, 1)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_rule_that_wins_over_the_route_is_flasks(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule of the app's for the very URL (Werkzeug prefers it to the route's converter)."""
+    for twin in twins:
+        twin.app.add_url_rule(
+            f"/webhooks/{kit.kind}", "other", lambda: ("another view", 200), methods=["POST"]
+        )
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
+        1,
+        1,
+    )
+
+
 class _Picky(Request):
     """A request class of an app's own, one that trusts one host only."""
 

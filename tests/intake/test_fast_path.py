@@ -11,6 +11,7 @@ unexpectedly; and the fast path must have taken the requests it is for (Flask's
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -435,6 +436,42 @@ def test_a_database_outage_is_the_routes_503(
     )
     answer = twins[0].client.post(path, data=body, headers=headers, query_string=query)
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_body_without_a_length_is_read_as_the_route_reads_it(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunked body (no Content-Length, the stream terminated): accepted, and over the
+    limit the route's 413."""
+    limit = twins[0].app.config["MAX_CONTENT_LENGTH"]
+    path = f"/webhooks/{kit.kind}"
+    statuses = []
+    for body, headers, query in (kit.closed(clock()), kit.sign(b" " * (limit + 1), clock())):
+        answers = []
+        for twin in twins:
+            before = twin.dispatched
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG):
+                response = twin.client.post(
+                    path,
+                    input_stream=io.BytesIO(body),
+                    headers={**headers, "Transfer-Encoding": "chunked"},
+                    query_string=query,
+                )
+            answers.append(
+                (
+                    response.status,
+                    list(response.headers.items()),
+                    response.get_data(),
+                    _lines(caplog.records),
+                    twin.dispatched - before,
+                )
+            )
+        assert answers[0][:4] == answers[1][:4]
+        assert (answers[0][4], answers[1][4]) == (0, 1)
+        statuses.append(answers[0][0])
+    assert statuses == ["200 OK", "413 REQUEST ENTITY TOO LARGE"]
 
 
 class _Stamped(Response):

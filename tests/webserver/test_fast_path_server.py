@@ -96,12 +96,15 @@ def _comparable(answer: bytes) -> bytes:
 
 def _app_lines(log: str) -> list[str]:
     """csat-hook's own log lines (``time level logger event fields``), without the time; not
-    the schema's (the Procfile's master makes it for ``csat_hook.wsgi:app`` only, the plain
-    app's worker for the other)."""
+    the master's start-up lines (the schema, the configuration's warnings: the Procfile's
+    master says them for ``csat_hook.wsgi:app`` only, the plain app's worker makes the schema
+    itself), which no request causes."""
     return [
         line.split(" ", 1)[1]
         for line in log.splitlines()
-        if re.match(r"\S+ \w+ csat_hook\.", line) and " csat_hook.db.migrate " not in line
+        if re.match(r"\S+ \w+ csat_hook\.", line)
+        and " csat_hook.db.migrate " not in line
+        and " config.warning " not in line
     ]
 
 

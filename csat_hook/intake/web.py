@@ -93,7 +93,7 @@ def _receive(
     config: Mapping[str, Any],
     *,
     environ: WSGIEnvironment,
-    headers: Mapping[str, str],
+    headers: dict[str, str],
     args: Callable[[], MultiDict[str, str]],
     mimetype: str,
     path: str,
@@ -103,7 +103,8 @@ def _receive(
     route's work, whichever way the request came (:func:`receive`, :class:`WebhookFastPath`).
 
     ``config`` is the app's (``MAX_CONTENT_LENGTH``, :data:`BODY_TIMEOUT`); the rest is what
-    Flask's request says: its headers by lower-cased name, its query parameters (read only
+    Flask's request says: its headers by lower-cased name (a dict of the caller's own, kept
+    as the webhook's), its query parameters (read only
     once the encodings are accepted, as the refusals' order is part of the answer), its
     mimetype and its path with the script root."""
     if helpdesk not in intake.helpdesks:  # before reading a body we would refuse anyway
@@ -124,7 +125,7 @@ def _receive(
     )
     webhook = WebhookRequest(
         body=body,
-        headers=dict(headers),
+        headers=headers,
         query=query,
         received_at=intake.clock(),
         content_type=mimetype.lower(),

@@ -80,8 +80,7 @@ def _check_pg_socket_options(url: URL) -> None:
     ``tcp_user_timeout`` too (but a non-zero one with ``keepalives=0`` on TCP is refused:
     libpq drops it with them, the limit asked for would never apply)."""
     unix = _unix_sockets_only(url)
-    keepalives = url.query.get("keepalives")
-    keepalives_off = isinstance(keepalives, str) and _libpq_int(keepalives) == 0
+    keepalives_off = _keepalives_off(url)
     for option, (lowest, highest, meaning) in PG_SOCKET_OPTIONS.items():
         given = url.query.get(option)
         if not isinstance(given, str):  # absent (given twice is refused before)
@@ -112,7 +111,12 @@ def keepalives_off_over_tcp(url: str) -> bool:
         return False
     if parsed.get_backend_name() != "postgresql" or _unix_sockets_only(parsed):
         return False
-    keepalives = parsed.query.get("keepalives")
+    return _keepalives_off(parsed)
+
+
+def _keepalives_off(url: URL) -> bool:
+    """Whether ``url`` says ``keepalives=0`` as libpq reads it (``0``, `` 0``, ``-0``...)."""
+    keepalives = url.query.get("keepalives")
     return isinstance(keepalives, str) and _libpq_int(keepalives) == 0
 
 

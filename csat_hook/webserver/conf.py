@@ -142,22 +142,18 @@ def on_starting(server: Any) -> None:
     if getattr(server.app, "app_uri", None) != APP:
         return
     from csat_hook.config import load_config
-    from csat_hook.config import log_config_warnings
     from csat_hook.db.engine import connect_failure
     from csat_hook.db.engine import make_engine
     from csat_hook.db.migrate import create_schema
     from csat_hook.errors import ConfigError
     from csat_hook.errors import SchemaError
-    from csat_hook.logs import setup_logging
 
     try:
         config = load_config()
     except ConfigError as exc:  # each worker would stop on it with a traceback
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(2)  # as the commands exit on a configuration error
-    logs = config.logging
-    setup_logging(logs.level, logs.format, access_log=logs.access_log)
-    log_config_warnings(config, said=_warned)  # here, once: not by each worker (wsgi.py)
+    _said_in_the_master(config)  # here, once: not by each worker (wsgi.py)
     try:
         engine = make_engine(config.database.url)
         try:
@@ -184,14 +180,21 @@ def on_reload(server: Any) -> None:
     if getattr(server.app, "app_uri", None) != APP:
         return
     from csat_hook.config import load_config
-    from csat_hook.config import log_config_warnings
     from csat_hook.errors import ConfigError
-    from csat_hook.logs import setup_logging
 
     try:
         config = load_config()
     except ConfigError:
         return  # said by the new workers (see above)
+    _said_in_the_master(config)
+
+
+def _said_in_the_master(config: Any) -> None:
+    """The master's own logging set from ``config`` (the service's lines, as its workers
+    write them), then the configuration's warnings it has not logged yet (:data:`_warned`)."""
+    from csat_hook.config import log_config_warnings
+    from csat_hook.logs import setup_logging
+
     logs = config.logging
     setup_logging(logs.level, logs.format, access_log=logs.access_log)
     log_config_warnings(config, said=_warned)

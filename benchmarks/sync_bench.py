@@ -2,7 +2,7 @@
 
     python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
                                     [--source gsheets|csv] [--runs 1] [--no-peer]
-                                    [--erasures 0]
+                                    [--erasures 0] [--unreadable 0]
 
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
@@ -24,7 +24,9 @@ times and the targets (the tracer slows Python several-fold and inflates RSS);
 the report still goes to the fake Sheets. ``--erasures N`` records N customer erasures
 (``csat-hook erase``) before the first sync: one of an answered survey, the others of
 dialogs the benchmark has none of (half by survey, half by dialog), so every sync pays the
-look-up of its answers among the erased.
+look-up of its answers among the erased. ``--unreadable N`` puts N rows the sync cannot read
+among the answers (a rating of "n/a", as a test submission or a row typed by hand gives),
+recorded as skipped rows: most real sheets hold a few, and each sync reads them again.
 """
 
 from __future__ import annotations
@@ -80,9 +82,23 @@ BUDGET = 60  # Sheets requests per minute per user, reads and writes each
 FIRST_CPU, LATER_CPU, FIRST_RSS = 3.0, 1.0, 200.0  # targets: s of our CPU, MB peak RSS
 
 
-def serve(agents: int, answers: int, unanswered: int) -> None:
-    """Child process: the fake, seeded with the responses sheet; "append" on stdin adds the
-    late answers (as form submissions would); EOF stops it."""
+def with_unreadable(rows: list[list], count: int) -> list[list]:
+    """``rows`` (the header first) with ``count`` rows the sync cannot read spread among them,
+    each dated as the answer above it: a rating of "n/a" (skipped as bad_rating)."""
+    if count <= 0:
+        return rows
+    out, step = [rows[0]], max(1, (len(rows) - 1) // count)
+    for index, row in enumerate(rows[1:]):
+        out.append(row)
+        if index % step == step - 1 and len(out) - len(rows) < count:
+            out.append([row[0], "n/a", "test", "", "", ""])
+    return out
+
+
+def serve(agents: int, answers: int, unanswered: int, unreadable: int) -> None:
+    """Child process: the fake, seeded with the responses sheet (``unreadable`` rows among
+    its answers: :func:`with_unreadable`); "append" on stdin adds the late answers (as form
+    submissions would); EOF stops it."""
     from csat_hook.devtools.fake_google import FakeGoogle
 
     fake = FakeGoogle().start()
@@ -94,7 +110,7 @@ def serve(agents: int, answers: int, unanswered: int) -> None:
             (rows if n < answers else late).append(
                 [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token]
             )
-    fake.add_tab(SHEET, "Form Responses 1", rows, sheet_id=0)
+    fake.add_tab(SHEET, "Form Responses 1", with_unreadable(rows, unreadable), sheet_id=0)
     fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone="Europe/Moscow")
     print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}), flush=True)
     for line in sys.stdin:
@@ -163,12 +179,19 @@ def main() -> None:
         help="Record N erasures before the first sync (one of an answered survey, the rest "
         "of other dialogs): the syncs' figures with erasures on record.",
     )
+    parser.add_argument(
+        "--unreadable",
+        type=int,
+        default=0,
+        help="Put N rows the sync cannot read among the answers (skipped rows): the syncs' "
+        "figures with a few such rows, as most real sheets hold.",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
     parser.add_argument("--run-figures", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
-        serve(args.agents, args.answers, args.unanswered)
+        serve(args.agents, args.answers, args.unanswered, args.unreadable)
         return
     if args.seed_only:
         seed_database(args.seed_only, args).dispose()
@@ -194,6 +217,8 @@ def run_once(args: argparse.Namespace) -> dict:
             str(args.answers),
             "--unanswered",
             str(args.unanswered),
+            "--unreadable",
+            str(args.unreadable),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -229,6 +254,7 @@ def run_once(args: argparse.Namespace) -> dict:
                 f"seeded {args.answers:,} answers by {args.agents} agents and "
                 f"{args.unanswered:,} unanswered surveys"
                 + (f", {args.erasures:,} erasures" if args.erasures else "")
+                + (f", {args.unreadable:,} unreadable rows" if args.unreadable else "")
                 + f" in {time.monotonic() - started:.1f} s"
             )
             export = Path(tmp) / "form-responses.csv"
@@ -421,21 +447,22 @@ def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
 def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
     """The answers as Forms' CSV export writes them (New York: EST/EDT or GMT-5/GMT-4)."""
     zone = ZoneInfo("America/New_York")
+    rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
+    late_rows: list[list] = []
+    for n, agent, token, _, submitted, rating, comment in generate(
+        args.agents, args.answers, args.unanswered
+    ):
+        if submitted is None or (n >= args.answers and not late):
+            continue
+        t = submitted.astimezone(zone)
+        offset = int(t.utcoffset().total_seconds() // 3600)  # type: ignore[union-attr]
+        name = t.tzname() if args.csv_zones == "abbreviation" else f"GMT{offset:+d}"
+        stamp = f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {name}"
+        (rows if n < args.answers else late_rows).append(
+            [stamp, rating, comment, f"Agent {agent}", f"D-{n}", token]
+        )
     with path.open("w", encoding="utf-8", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"])
-        for n, agent, token, _, submitted, rating, comment in generate(
-            args.agents, args.answers, args.unanswered
-        ):
-            if submitted is None or (n >= args.answers and not late):
-                continue
-            t = submitted.astimezone(zone)
-            offset = int(t.utcoffset().total_seconds() // 3600)  # type: ignore[union-attr]
-            name = t.tzname() if args.csv_zones == "abbreviation" else f"GMT{offset:+d}"
-            stamp = (
-                f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {name}"
-            )
-            out.writerow([stamp, rating, comment, f"Agent {agent}", f"D-{n}", token])
+        csv.writer(handle).writerows([*with_unreadable(rows, args.unreadable), *late_rows])
 
 
 def seed_database(url: str, args: argparse.Namespace):

@@ -13,11 +13,26 @@ their history and unverified answers are written only by the sync's ingest, neve
 csat-hook, and the memo is written in the ingest's own transaction with the count that
 transaction leaves; a row deleted by hand, or another source's rows ingested in between,
 change the count and the memo is not used. A memo is written only for a clean read (every
-row of the source, none skipped, no legacy digest re-keyed): every readable row of it was
-stored, so reading it again row by row would find each one unchanged, and the replay says
-exactly that (the same counts, warnings and columns) and stores nothing. Any other read of every
-row (one that skipped a row, a form's every response) leaves only how many data rows it found,
-under no settings, which no read replays (:func:`record`, :func:`last_rows`).
+row of the source, no legacy digest re-keyed, and any rows skipped as :func:`clean` says):
+every readable row of it was stored, so reading it again row by row would find each one
+unchanged, and the replay says exactly that (the same counts, warnings and columns) and
+stores nothing.
+
+Skipped rows. An unreadable row is read again every run (``skips.py``: fixing a setting
+credits it), but what it reads as is a function of the key too. Not remembered: a read with
+a skip decided outside its row (:data:`_NOT_KEPT`: a row dated ahead, which the run's clock
+decides; a row of titles again, below which every row is skipped; a day/month order the
+whole column settles), and skips that fail the run (the failure quotes one of the cells,
+which is never stored). The
+memo keeps the others (identity, row, reason, detail, column; a few hundred fit in
+:data:`MAX_OUTCOME_BYTES`), the replay gives them back for the ingest to record as a read
+does, and a replay is refused while any of them is no longer on record (``load``'s
+``recorded``: deleted by hand, or forgotten by another source's read). So a sheet with a few
+unreadable rows, the usual sheet, is not read row by row every run.
+
+Any other read of every row (a form's every response, one whose skips are not kept) leaves
+only how many data rows it found, under no settings, which no read replays (:func:`record`,
+:func:`last_rows`).
 """
 
 from __future__ import annotations
@@ -38,13 +53,28 @@ from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_source_reads
 from csat_hook.db.schema import unverified_answers
 from csat_hook.sync.config import SyncSettings
+from csat_hook.sync.records import SkippedRow
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.report_key import code_identity
+from csat_hook.sync.skips import judge
 from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.values import READING_VERSION
 
-# An outcome bigger than this (thousands of warnings) is not kept: the rows are read instead.
+# An outcome bigger than this (thousands of warnings, hundreds of skipped rows) is not kept:
+# the rows are read instead.
 MAX_OUTCOME_BYTES = 65_536
+# Skips a replay, or a read of the rows added alone, would not give again: a read with one
+# of them is not remembered.
+_NOT_KEPT = {
+    # The run's clock decides as well as the bytes (sources/base.py).
+    "implausible_timestamp",
+    # A row of titles again: every row below it is skipped, which only a read that meets
+    # that row knows (sources/table.py); rows added below would be read by row 1's titles.
+    "columns_differ",
+    # The day/month order is the whole column's: rows added may settle it.
+    "ambiguous_date_order",
+    "mixed_date_order",
+}
 
 
 @dataclass(frozen=True)
@@ -65,10 +95,13 @@ class MemoKeys:
 
 @dataclass(frozen=True)
 class ReadMemo:
-    """A source's last clean whole read: its key and what it found."""
+    """A source's last clean whole read: its key, what it found, and the rows it skipped, in
+    order (their example cells are not kept: a read whose skips fail the run is not
+    remembered, so none is shown)."""
 
     digest: str
     outcome: dict[str, Any]
+    skipped: tuple[SkippedRow, ...] = ()
 
     @property
     def resume(self) -> dict[str, Any] | None:
@@ -82,7 +115,8 @@ class ReadMemo:
         batch = SourceBatch(source=source)
         batch.rows_read = int(outcome["rows_read"])
         batch.blank_rows = int(outcome["blank_rows"])
-        batch.unchanged = batch.rows_read - batch.blank_rows
+        batch.skipped = list(self.skipped)
+        batch.unchanged = batch.rows_read - batch.blank_rows - len(batch.skipped)
         batch.warnings = [str(w) for w in outcome["warnings"]]
         batch.columns = {str(k): str(v) for k, v in outcome["columns"].items()}
         return batch
@@ -93,10 +127,33 @@ class ReadMemo:
         stored), and added submissions already processed are unchanged, not new (and found:
         below every earlier row, each is its identity's lowest row)."""
         rows_read, blank_rows = int(self.outcome["rows_read"]), int(self.outcome["blank_rows"])
+        skipped = self.skipped
         added.rows_read += rows_read
         added.blank_rows += blank_rows
-        added.unchanged += rows_read - blank_rows
+        added.unchanged += rows_read - blank_rows - len(skipped)
+        # This read's skipped rows are above the added ones: the batch is the whole source's,
+        # whose skipped rows are exactly its own (skips.record_rereads). An added row that
+        # skips as one of them did is the same row again, unchanged, as a read of every row
+        # counts it (identity.admit).
+        above = {skip.fingerprint for skip in skipped}
+        again = [skip for skip in added.skipped if skip.fingerprint in above]
+        added.unchanged += len(again)
+        added.skipped = [*skipped, *(s for s in added.skipped if s.fingerprint not in above)]
         added.drop_processed(processed)
+
+
+def _skipped_rows(outcome: dict[str, Any]) -> tuple[SkippedRow, ...] | None:
+    """The skipped rows an outcome lists (:func:`record`); None when it lists them otherwise
+    than :func:`record` writes them (not a memo to replay)."""
+    rows = outcome.get("skipped", [])
+    if not isinstance(rows, list):
+        return None
+    skipped = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 5 and all(isinstance(v, str) for v in row)):
+            return None
+        skipped.append(SkippedRow(*row))
+    return tuple(skipped)
 
 
 def memo_key(config: SyncSettings, source_key: str, source_digest: bytes) -> str:
@@ -127,9 +184,12 @@ def known_count(conn: sa.Connection) -> int:
     return sum(int(conn.execute(query).scalar_one()) for query in counts)
 
 
-def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | None:
-    """The memo of ``source_key`` if its last clean read was under ``keys.settings`` and the
-    processed rows are still the ones it left; else None (read the rows)."""
+def load(
+    conn: sa.Connection, source_key: str, keys: MemoKeys, recorded: Container[str]
+) -> ReadMemo | None:
+    """The memo of ``source_key`` if its last clean read was under ``keys.settings``, the
+    processed rows are still the ones it left, and each row it skipped is still among the
+    ``recorded`` skipped rows (their identities); else None (read the rows)."""
     table = sync_source_reads
     row = conn.execute(
         sa.select(table.c.digest, table.c.known_count, table.c.outcome).where(
@@ -142,7 +202,10 @@ def load(conn: sa.Connection, source_key: str, keys: MemoKeys) -> ReadMemo | Non
         return None
     if int(row.known_count) != known_count(conn):
         return None
-    return ReadMemo(row.digest, row.outcome)
+    skipped = _skipped_rows(row.outcome)
+    if skipped is None or any(skip.fingerprint not in recorded for skip in skipped):
+        return None
+    return ReadMemo(row.digest, row.outcome, skipped)
 
 
 def last_rows(conn: sa.Connection, source_key: str) -> int | None:
@@ -161,21 +224,41 @@ def last_rows(conn: sa.Connection, source_key: str) -> int | None:
         return None
 
 
-def clean(batch: SourceBatch) -> bool:
-    """Whether a replay of ``batch`` would be the read its rows give (module docstring)."""
-    return batch.complete and not batch.skipped and not batch.rekeyed
+def clean(batch: SourceBatch, *, max_share: float, min_rows: int) -> bool:
+    """Whether a replay of ``batch`` would be the read its rows give, and a read of the rows
+    added to it alone the read of them all (module docstring): every row read, none
+    re-keyed, none skipped for a reason outside the row (:data:`_NOT_KEPT`), and its skips no
+    failure of the run under ``max_share`` and ``min_rows`` (``results``' settings, under the
+    memo's key). Every skip counts as recorded before: a replay's are, and a row new to the
+    run that read them is judged in that run."""
+    if not batch.complete or batch.rekeyed:
+        return False
+    if not batch.skipped:
+        return True
+    if any(skip.reason in _NOT_KEPT for skip in batch.skipped):
+        return False
+    recorded = {skip.fingerprint for skip in batch.skipped}
+    return not judge(batch, recorded, max_share=max_share, min_rows=min_rows)
 
 
 def record(
-    conn: sa.Connection, source_key: str, keys: MemoKeys | None, batch: SourceBatch, now: datetime
+    conn: sa.Connection,
+    source_key: str,
+    keys: MemoKeys | None,
+    batch: SourceBatch,
+    now: datetime,
+    *,
+    max_share: float,
+    min_rows: int,
 ) -> None:
     """After ``batch`` was ingested in this transaction: remember it when it is clean and has
     keys, else forget the source's memo (its rows are read next time).
 
     A batch not remembered so that is a read of every row (``batch.complete``: a sheet or
-    export that skipped a row, a form's every response, which has no bytes to key: ``keys``
-    None) with data rows leaves how many it found (:func:`last_rows`, for the warning of a
-    source read with none: ``read_step.hold_emptied``), under no settings: never replayed.
+    export whose skipped rows are not kept, a form's every response, which has no bytes to
+    key: ``keys`` None) with data rows leaves how many it found (:func:`last_rows`, for the
+    warning of a source read with none: ``read_step.hold_emptied``), under no settings:
+    never replayed.
     """
     table = sync_source_reads
     key = source_key[:255]
@@ -186,11 +269,17 @@ def record(
         "warnings": list(batch.warnings),
         "columns": dict(batch.columns),
         "resume": batch.resume,
+        # Identity, row, reason, detail, column: SkippedRow's fields but the example cell.
+        "skipped": [[s.fingerprint, s.ref, s.reason, s.detail, s.role] for s in batch.skipped],
     }
     # ASCII JSON: a warning may quote a header holding NUL or a lone surrogate, which neither
     # database stores as text; escaped, it is plain ASCII.
     text = json.dumps(outcome, ensure_ascii=True)
-    if keys is not None and clean(batch) and len(text) <= MAX_OUTCOME_BYTES:
+    if (
+        keys is not None
+        and clean(batch, max_share=max_share, min_rows=min_rows)
+        and len(text) <= MAX_OUTCOME_BYTES
+    ):
         values = {
             "digest": keys.digest,
             "known_count": known_count(conn),

@@ -99,7 +99,7 @@ def read_source(
     keys = None if whole is None else read_memo.MemoKeys.of(config, source.key, whole)
     with engine.connect() as conn:
         skipped = skips.skipped_reasons(conn)
-        memo = None if keys is None or full else read_memo.load(conn, source.key, keys)
+        memo = None if keys is None or full else read_memo.load(conn, source.key, keys, skipped)
         if memo is not None and keys is not None and memo.digest == keys.digest:
             return SourceRead(memo.replay(source.kind), skipped, None, None, "replayed")
         legacy: bool | None = None  # store.legacy_present, asked at most once

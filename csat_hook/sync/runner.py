@@ -323,12 +323,19 @@ class SyncRunner(ReportStep, OutputsStep):
                 skips.record_rereads(conn, batch, skipped, source.identity)
                 if read.no_legacy:
                     store.note_no_legacy(conn, now)
-                if read.memo is not None:
-                    read_memo.record(conn, source.key, read.memo, batch, now)
-                elif read.every_row and batch.complete:
-                    # Every response of a form listed (no bytes to key, nothing to replay):
-                    # how many it found, for the warning of an emptying (hold_emptied).
-                    read_memo.record(conn, source.key, None, batch, now)
+                if read.memo is not None or (read.every_row and batch.complete):
+                    # Without keys: every response of a form listed (no bytes to key, nothing
+                    # to replay), how many it found, for the warning of an emptying
+                    # (hold_emptied).
+                    read_memo.record(
+                        conn,
+                        source.key,
+                        read.memo,
+                        batch,
+                        now,
+                        max_share=config.results.max_skipped_share,
+                        min_rows=config.results.min_skipped_rows,
+                    )
                 if prune:
                     assert known is not None
                     seen = batch.raw_seen.keys() | {digest for digest, _ in batch.raw_digests}

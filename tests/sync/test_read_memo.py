@@ -17,12 +17,14 @@ import sqlalchemy as sa
 
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_source_reads
 from csat_hook.sync.sources import csv_export
 from csat_hook.sync.sources import gsheets
 from csat_hook.sync.sources import table
 from csat_hook.sync.summary import SyncSummary
 from tests.sync.conftest import EN_HEADER
+from tests.sync.conftest import NOW
 from tests.sync.conftest import SHEET_ID
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
@@ -156,14 +158,135 @@ def replayable(kit: Any) -> list[Any]:
     return [r for r in kit.rows(sync_source_reads) if r.outcome.get("settings") is not None]
 
 
-def test_a_sheet_with_an_unreadable_row_is_read_every_run(kit, parsed):
-    kit.responses([EN_HEADER, *clean_rows(kit), [T0, "not a rating", "", "", "", ""]])
+# Rows a read skips: a rating off the scale, no timestamp, and the first of them again (one
+# identity: counted unchanged, as a double-click is).
+UNREADABLE = [
+    [T0, "not a rating", "", "", "", ""],
+    ["", 4, "late", "", "", ""],
+    [T0, "not a rating", "", "", "", ""],
+]
+
+
+def skipped_records(kit: Any) -> list[tuple[Any, ...]]:
+    """The skipped rows on record, as the table holds them (the time aside)."""
+    return sorted(
+        (r.fingerprint, r.source, r.source_ref, r.reason, r.detail, r.source_key)
+        for r in kit.rows(sync_skipped_rows)
+    )
+
+
+def test_a_sheet_with_a_few_unreadable_rows_is_replayed_as_a_row_read_gives(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit), *UNREADABLE])
     first = kit.run()
-    assert first.skipped == {"bad_rating": 1}
-    assert replayable(kit) == []  # its data rows alone are remembered (read_step.hold_emptied)
+    assert first.status == "ok" and first.new == 4
+    assert first.skipped == {"bad_rating": 1, "missing_timestamp": 1}
+    recorded = skipped_records(kit)
+    assert sorted(r[2:4] for r in recorded) == [
+        ("row 8", "bad_rating"),
+        ("row 9", "missing_timestamp"),
+    ]
+
+    parsed.clear()
+    replayed = kit.run()
+    assert parsed == [] and replayed.read == "replayed"
+    assert skipped_records(kit) == recorded
+
+    # The row-by-row read of the same sheet, without the memo, says the same.
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_source_reads))
+    by_rows = kit.run()
+    assert by_rows.read == "read" and parsed == ["row 8", "row 9", "row 10"]
+    assert read_figures(replayed) == read_figures(by_rows)
+    assert skipped_records(kit) == recorded
+
+
+def test_rows_added_below_unreadable_rows_are_the_only_ones_parsed(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit), *UNREADABLE])
+    assert kit.run().skipped == {"bad_rating": 1, "missing_timestamp": 1}
+    recorded = skipped_records(kit)
+    late = kit.survey("L-0", "9", "Agent 9")
+    added = [
+        [T0 + timedelta(days=1), 2, "late", "", "", late],
+        ["x", 5, "", "", "", ""],
+        UNREADABLE[1],  # row 9 again: the same unreadable row, unchanged
+    ]
+    kit.fake.append_rows(SHEET_ID, TAB, added)
+    parsed.clear()
+    appended = kit.run()
+    assert appended.read == "appended" and parsed == ["row 11", "row 12", "row 13"]
+    assert (appended.new, appended.unchanged, appended.rows_read) == (1, 7, 12)
+    assert appended.skipped == {"bad_rating": 1, "missing_timestamp": 1, "bad_timestamp": 1}
+    assert [r["row"] for r in appended.skipped_rows] == ["row 8", "row 9", "row 12"]
+    assert set(recorded) <= set(skipped_records(kit))
+    assert len(skipped_records(kit)) == 3
+
+    # What a read of every row of the sheet as it is now says, and the memo replays it.
+    parsed.clear()
+    replayed = kit.run()
+    assert replayed.read == "replayed" and parsed == []
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_source_reads))
+    by_rows = kit.run()
+    assert by_rows.read == "read"
+    assert read_figures(replayed) == read_figures(by_rows)
+    assert (by_rows.skipped, by_rows.skipped_rows) == (appended.skipped, appended.skipped_rows)
+    assert len(skipped_records(kit)) == 3
+
+
+def test_a_sheet_whose_unreadable_rows_fail_the_run_is_read_every_run(kit, parsed):
+    # Three of eight rows without a timestamp: over results.max_skipped_share, a data error
+    # whose message shows one of the cells, which no memo keeps.
+    bad = [["", n, "", "", "", ""] for n in (3, 4, 5)]
+    kit.responses([EN_HEADER, *clean_rows(kit), *bad])
+    first = kit.run()
+    assert first.status == "data_error" and first.skipped == {"missing_timestamp": 3}
+    assert replayable(kit) == []
     parsed.clear()
     second = kit.run()
-    assert parsed == ["row 8"] and second.skipped == {"bad_rating": 1}
+    assert parsed == ["row 8", "row 9", "row 10"]
+    assert (second.status, second.skipped) == ("data_error", {"missing_timestamp": 3})
+
+
+def test_a_sheet_with_a_row_dated_ahead_is_read_every_run(kit, parsed):
+    # More than a day after the run's time: read again each run, as the run's clock decides.
+    ahead = [NOW + timedelta(days=3), 5, "", "", "", ""]
+    kit.responses([EN_HEADER, *clean_rows(kit), ahead])
+    first = kit.run()
+    assert first.skipped == {"implausible_timestamp": 1}
+    assert replayable(kit) == []
+    parsed.clear()
+    second = kit.run()
+    assert parsed == ["row 8"] and second.skipped == {"implausible_timestamp": 1}
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [{"x": 1}, [["a", "row 8", "bad_rating", ""]], [["a", "row 8", "bad_rating", "", 5]]],
+    ids=["not a list", "four fields", "not text"],
+)
+def test_a_memo_listing_its_skipped_rows_otherwise_is_not_replayed(kit, parsed, listed):
+    kit.responses([EN_HEADER, *clean_rows(kit), *UNREADABLE])
+    assert kit.run().skipped == {"bad_rating": 1, "missing_timestamp": 1}
+    with kit.engine.begin() as conn:
+        outcome = conn.execute(sa.select(sync_source_reads.c.outcome)).scalar_one()
+        conn.execute(sa.update(sync_source_reads).values(outcome={**outcome, "skipped": listed}))
+    parsed.clear()
+    again = kit.run()
+    assert again.read == "read" and parsed == ["row 8", "row 9", "row 10"]
+    assert again.skipped == {"bad_rating": 1, "missing_timestamp": 1}
+
+
+def test_a_skipped_row_no_longer_on_record_reads_the_rows_again(kit, parsed):
+    kit.responses([EN_HEADER, *clean_rows(kit), *UNREADABLE])
+    assert kit.run().skipped == {"bad_rating": 1, "missing_timestamp": 1}
+    recorded = skipped_records(kit)
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_skipped_rows).where(sync_skipped_rows.c.source_ref == "row 9"))
+    parsed.clear()
+    again = kit.run()
+    assert again.read == "read" and parsed == ["row 8", "row 9", "row 10"]
+    assert again.skipped == {"bad_rating": 1, "missing_timestamp": 1}
+    assert skipped_records(kit) == recorded
 
 
 def test_full_and_dry_runs(kit, looked_at):
@@ -260,9 +383,9 @@ def test_added_rows_number_as_the_sheet_does(kit, looked_at):
     summary = kit.run()
     assert summary.read == "appended" and summary.skipped == {"bad_rating": 1}
     assert [row["row"] for row in summary.skipped_rows] == ["row 8"]
-    # A read that skipped a row is not remembered: the next one reads every row.
-    assert replayable(kit) == []
-    assert kit.run().read == "read"
+    # A few unreadable rows are remembered with the read: the next run replays it.
+    assert len(replayable(kit)) == 1
+    assert kit.run().read == "replayed"
 
 
 def test_an_edit_above_the_added_rows_reads_every_row(kit, looked_at):

@@ -165,9 +165,9 @@ def read_table(
     scan_timestamps: Callable[[Iterable[Any]], None] | None = None,
 ) -> None:
     """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them. A
-    header row of other columns (:func:`_other_header`) and every row below it are skipped:
-    a read with skipped rows is not remembered (sync/read_memo.py), so rows added below it
-    later are never read alone, by ``header``.
+    header row of other columns (:func:`_other_header`) and every row below it are skipped
+    (``columns_differ``): a read with such rows is not remembered (sync/read_memo.py), so
+    rows added below it later are never read alone, by ``header``.
 
     ``scan_timestamps`` is given the timestamp column's values once before any row is
     parsed (the day/month order is a property of the whole column): ``rows`` is iterated

@@ -80,7 +80,7 @@ def header(tz: ZoneInfo) -> list[Cell]:
 def delivery_text(row: Any) -> str:
     """``slack: sent``, ``note: pending (attempt 2: HTTP 503)``, ``mail: held (cap)``,
     ``slack: cancelled (answer improved)``, ``(rule changed)``, ``(destination removed)``
-    (withdrawn before it went out)...; a
+    (withdrawn before it went out), ``note: cancelled (not for this destination)``...; a
     follow-up to recipients that refused for now: ``mail (again, 1): pending``."""
     status = row.status
     if (

@@ -12,6 +12,9 @@ A destination does, for one kind of receiver:
   the e-mail's Message-ID, the webhook's id) or ``skip`` (record it as sent, unconfirmed:
   Slack and Telegram can neither be asked nor deduplicate);
 * :meth:`Destination.find` (for ``lookup``) finds the copy that landed;
+* :meth:`Destination.refusal` says why it can never carry an alert as configured now (a
+  helpdesk note: an alert about no answer, a helpdesk it does not post in), so that the
+  outbox cancels the delivery instead of failing it;
 * :meth:`Destination.send_to` sends the alert again to some of its receivers only, those a
   send returned in :attr:`~csat_hook.helpdesks.records.SendResult.retry_to` (an e-mail's
   recipients refused for now): only a destination that returns some implements it.
@@ -74,6 +77,13 @@ class Destination(abc.ABC):
     def settle(self, message: AlertMessage) -> Settle:
         """What an attempt whose outcome is unknown calls for (see the module docstring)."""
         return "resend"
+
+    def refusal(self, message: AlertMessage) -> str | None:
+        """Why this destination, as configured now, can never carry ``message``, whatever its
+        receiver would answer; None when it can. Only a helpdesk note refuses some (an alert
+        about no answer, a helpdesk it does not post in): the outbox cancels such a delivery
+        instead of sending it (see :mod:`csat_hook.outbox.alert_delivery`)."""
+        return None
 
     def send_to(self, message: AlertMessage, receivers: Sequence[str]) -> SendResult:
         """Send the alert once more to ``receivers`` alone (see the module docstring)."""

@@ -28,34 +28,39 @@ class NoteDestination(Destination):
     kind = "helpdesk_note"
     options: NoteOptions
 
+    def refusal(self, message: AlertMessage) -> str | None:
+        """Why no note can carry ``message`` as this destination is configured now, the same
+        test as the rules' when they queue one (``alerts/recheck.py``, ``notable``): an alert
+        about no answer (a digest, a cap notice), a helpdesk not configured, not among
+        ``helpdesks`` when they are listed, or taking no notes. None when one can."""
+        helpdesk = message.helpdesk
+        if not message.about_answer or not helpdesk or not message.dialog_id:
+            return "only an alert about one answer can be noted in its conversation"
+        adapter = self.helpdesks.get(helpdesk)
+        if adapter is None:
+            return f"helpdesk {helpdesk!r} is not configured any more"
+        if self.options.helpdesks and helpdesk not in self.options.helpdesks:
+            return f"helpdesk {helpdesk!r} is not among this destination's helpdesks"
+        if not adapter.supports_notes:
+            return f"helpdesk {helpdesk!r} ({adapter.kind}) cannot take internal notes"
+        return None
+
     def note(self, message: AlertMessage) -> tuple[Helpdesk, Note]:
         """The helpdesk adapter and the note for ``message``; a permanent DeliveryError when
-        the alert has no conversation or its helpdesk cannot take notes."""
-        if not message.about_answer or not message.helpdesk or not message.dialog_id:
-            raise DeliveryError(
-                f"{self.name}: only an alert about one answer can be noted in its conversation",
-                retryable=False,
-            )
-        adapter = self.helpdesks.get(message.helpdesk)
-        if adapter is None:
-            raise DeliveryError(
-                f"{self.name}: helpdesk {message.helpdesk!r} is not configured any more",
-                retryable=False,
-            )
-        if not adapter.supports_notes:
-            raise DeliveryError(
-                f"{self.name}: helpdesk {message.helpdesk!r} ({adapter.kind}) cannot take "
-                "internal notes",
-                retryable=False,
-            )
+        no note can carry it (:meth:`refusal`)."""
+        refusal = self.refusal(message)
+        if refusal is not None:
+            raise DeliveryError(f"{self.name}: {refusal}", retryable=False)
+        helpdesk, dialog_id = message.helpdesk or "", message.dialog_id or ""  # set: refusal()
+        adapter = self.helpdesks[helpdesk]
         text = plain_text(
             message,
             include_comment=self.include_comment,
             include_rating=self.options.include_rating,
         )
         return adapter, Note(
-            helpdesk=message.helpdesk,
-            dialog_id=message.dialog_id,
+            helpdesk=helpdesk,
+            dialog_id=dialog_id,
             text=text,
             marker=message.ref,
             context=message.context,

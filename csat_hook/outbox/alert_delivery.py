@@ -32,6 +32,18 @@ destination and both kinds. What was the old kind's is not applied to the new on
   were all removed from ``to`` is not sent. The alert went to the destination already.
 
 A delivery queued before the kind was stored (migration 0023) is sent as configured.
+
+A destination that, as configured at the claim, can never carry the alert
+(:meth:`~csat_hook.notify.base.Destination.refusal`: a helpdesk note, and a cap notice or a
+digest, or an answer in a helpdesk it does not post in or that takes no notes) has the
+delivery cancelled, not failed (``cancelled: not_for_this_destination; <why>``, the kind it
+was queued for added when that changed): the rules would not queue it there now, and
+nothing went wrong that a retry could mend. It gets there when the notice of
+``alerts.cap_per_hour`` is queued to a note, when the name became a note after the alert was
+queued, or when a configuration newer than the worker's queued it (the recheck before the
+first claim judges only the alerts raised before its configuration was loaded). An earlier
+attempt of unknown outcome cannot be looked up through a destination that refuses the alert:
+the delivery is cancelled saying it may have arrived.
 """
 
 from __future__ import annotations
@@ -68,6 +80,10 @@ logger = logging.getLogger("csat_hook.outbox.delivery")
 
 # Why a follow-up was cancelled when its destination's kind changed (``cancelled: <it>``).
 KIND_CHANGED = "kind_changed"
+# Why a delivery was cancelled when its destination, as configured at the claim, can never
+# carry its alert (``cancelled: <it>; <why>``): a helpdesk note and an alert about no answer,
+# or about a helpdesk the note does not post in.
+NOT_FOR_DESTINATION = "not_for_this_destination"
 
 UNCONFIRMED_NOTE = (
     "outcome unknown, not sent again ({kind} can neither be asked whether it arrived nor drop "
@@ -118,11 +134,22 @@ def deliver_alert(
                 f"never got it: {', '.join(chain.receivers)}",
                 unrouted=True,
             )
-        if withdrawn is not None:  # the old kind's unknown outcome cannot be settled now
-            return Cancelled(
-                store.withdrawn_note(withdrawn, may_have_arrived=True),
-                unrouted=unrouted is not None,
-            )
+    refused = _refused(destination, message, changed)
+    if refused is not None and withdrawn is None:
+        # The alert is not for this destination as configured now (a note: an alert about
+        # no answer, a cap notice, or one about a helpdesk it does not post in; the kind
+        # changed since, or a newer configuration queued it): cancelled, as the rules would
+        # not queue it (alerts/recheck.py), not failed. Nothing went wrong: retrying or
+        # `outbox retry` would only refuse it again. This delivery alone, the alert stands.
+        unrouted = withdrawn = refused
+        if item.uncertain_since is None:
+            return Cancelled(store.withdrawn_note(refused), unrouted=True)
+    if changed is not None and withdrawn is not None:
+        # The old kind's unknown outcome cannot be settled now.
+        return Cancelled(
+            store.withdrawn_note(withdrawn, may_have_arrived=True),
+            unrouted=unrouted is not None,
+        )
     fence = destination.http.guarded(may_write) if may_write else contextlib.nullcontext()
     with fence:
         outcome = _send_alert(delivery, destination, item, message, may_write, withdrawn, changed)
@@ -300,6 +327,19 @@ def _find_alert(
     except Exception as exc:
         logger.exception("delivery.unexpected-error", extra={"reason": "look-up"})
         return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)
+
+
+def _refused(destination: Destination, message: AlertMessage, changed: str | None) -> str | None:
+    """The withdrawn reason (``not_for_this_destination; <why>``) of an alert the destination
+    can never carry as configured now (:meth:`~csat_hook.notify.base.Destination.refusal`),
+    saying the kind it was queued for when that changed; None when it can carry it."""
+    why = destination.refusal(message)
+    if why is None:
+        return None
+    reason = f"{NOT_FOR_DESTINATION}; {why}"
+    if changed is not None:
+        reason += f"; queued for {_a(changed)} destination, now {destination.kind}"
+    return reason
 
 
 def _a(kind: str) -> str:

@@ -190,7 +190,8 @@ def config_warnings(config: Config) -> list[str]:
     warnings.extend(public_link_warnings(config))
     warnings.extend(
         f"{name} is a SOCKS proxy, but PySocks is not installed: every HTTP request through "
-        "it fails, not sent (install requests[socks], a dependency)"
+        "it fails, not sent, and is retried only up to delivery.max_attempts (install "
+        "requests[socks], a dependency, and restart)"
         for name in socks_proxies_without_pysocks()
     )
     for name, options in config.alerts.destinations.items():

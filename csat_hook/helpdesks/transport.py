@@ -9,11 +9,11 @@ reads such as agent look-ups.
 
 A failure without an answer is classified by whether the request can have reached the
 vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, the proxy, a
-certificate, any failure of the TLS handshake): the request was not sent, a plain retryable
-error. Anything after that (a read timeout, the connection dropped or reset while we waited,
-a truncated or undecodable body, a pooled keep-alive connection that turned out to be
-closed): the vendor may have acted on it,
-so the error says ``outcome_unknown`` and the caller looks before sending again (a body that
+certificate, any failure of the TLS handshake; a SOCKS proxy without PySocks, the variable
+named): the request was not sent, a plain retryable error. Anything after that (a read
+timeout, the connection dropped or reset while we waited, a truncated or undecodable body,
+a pooled keep-alive connection that turned out to be closed): the vendor may have acted on
+it, so the error says ``outcome_unknown`` and the caller looks before sending again (a body that
 breaks off after a refusal's status line leaves the refusal as it is). The answer
 is read within the request's time (connect plus read timeout from its start, however slowly a
 vendor trickles it: the status line and headers by :class:`LeanSession`'s connections, see
@@ -274,7 +274,9 @@ class HttpClient:
                     method, url, tuple(retry_after_headers), explain, refused, kwargs
                 )
             except DeliveryError as exc:
-                if not exc.retryable or attempt >= retries:
+                # A missing PySocks is retried by the outbox, not here: this process fails
+                # the same way until it is restarted with PySocks (or another proxy).
+                if not exc.retryable or attempt >= retries or _pysocks_missing(exc.__cause__):
                     raise
                 attempt += 1
                 self._sleep(READ_BACKOFF.delay(attempt, exc.retry_after))
@@ -637,13 +639,16 @@ def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
         return DeliveryError(
             f"{where}: {what} (outcome unknown)", retryable=True, outcome_unknown=True
         )
-    if isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
-        # requests' "Missing dependencies for SOCKS support": PySocks is not installed.
+    if _pysocks_missing(exc):
+        # requests' "Missing dependencies for SOCKS support": PySocks is not installed. Not
+        # sent, and not the request's fault: retryable, within delivery.max_attempts as a
+        # refused connection is, so that what waits goes out once the operator installs
+        # PySocks (a dependency) or fixes the variable, and restarts.
         setting = ", ".join(socks_proxies_without_pysocks()) or "the proxy"
         return DeliveryError(
             f"{where}: not sent: {setting} is a SOCKS proxy, which needs PySocks, not "
             "installed (install requests[socks])",
-            retryable=False,
+            retryable=True,
         )
     if sent and isinstance(exc, requests.exceptions.InvalidHeader):
         # The answer came with headers that cannot be read (two Content-Lengths that
@@ -663,6 +668,12 @@ def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
             outcome_unknown=True,
         )
     return DeliveryError(f"{where}: {type(exc).__name__}", retryable=False)
+
+
+def _pysocks_missing(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is requests' refusal of a SOCKS proxy without PySocks (its stand-in
+    for urllib3's SOCKS manager, bound when requests was imported)."""
+    return isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc)
 
 
 def _caused_by_read_timeout(exc: BaseException) -> bool:

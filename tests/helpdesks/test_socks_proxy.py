@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests.adapters
 
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
@@ -340,7 +341,8 @@ def test_https_through_the_proxy_keeps_the_deadline(tmp_path, monkeypatch, socks
 
 def test_without_pysocks_the_error_names_the_proxy_setting():
     """PySocks is a dependency (requests[socks]); an install without it fails each request
-    through a SOCKS proxy before sending, and says why."""
+    through a SOCKS proxy before sending, and says why: retryable, not sent (installing
+    PySocks, or fixing the variable, and restarting lets what waits go out)."""
     script = "\n".join(
         [
             "import sys",
@@ -361,6 +363,36 @@ def test_without_pysocks_the_error_names_the_proxy_setting():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        "False False POST helpdesk.test: not sent: HTTP_PROXY is a SOCKS proxy, which needs "
+        "True False POST helpdesk.test: not sent: HTTP_PROXY is a SOCKS proxy, which needs "
         "PySocks, not installed (install requests[socks])"
     )
+
+
+def without_pysocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an install without PySocks is: requests has no SOCKS manager, ``socks`` no module."""
+
+    def missing(*_args: Any, **_kwargs: Any) -> None:
+        # requests' own stand-in when urllib3.contrib.socks cannot be imported.
+        raise requests.exceptions.InvalidSchema("Missing dependencies for SOCKS support.")
+
+    monkeypatch.setitem(sys.modules, "socks", None)
+    monkeypatch.setattr(requests.adapters, "SOCKSProxyManager", missing)
+
+
+def test_without_pysocks_a_read_is_not_retried_in_place(monkeypatch):
+    """Retryable, but by the outbox later: this process fails the same way until it is
+    restarted, so an agent look-up's in-place retries would only hold the reply."""
+    without_pysocks(monkeypatch)
+    env = [name for name in os.environ if name.lower().endswith("_proxy")]
+    for name in env:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HTTP_PROXY", "socks5h://127.0.0.1:9")  # never reached
+    slept: list[float] = []
+    client = HttpClient(connect_timeout=CONNECT, read_timeout=READ, sleep=slept.append)
+
+    with pytest.raises(DeliveryError) as caught:
+        client.request("GET", "http://helpdesk.test/api/agents/7", retries=2)
+
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "HTTP_PROXY is a SOCKS proxy" in caught.value.message
+    assert slept == []

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Map
+from werkzeug.routing import MapAdapter
 
 from csat_hook.clicks import web as short_links
 from csat_hook.config import Config
@@ -19,6 +23,53 @@ from csat_hook.services import build_services
 SERVICES = "csat_hook"
 
 
+class _Adapter(MapAdapter):
+    """Werkzeug's adapter, but a path that starts with a doubled slash matches no rule.
+
+    Werkzeug's router strips a path's leading slashes before it matches (``merge_slashes``
+    or not), and gunicorn gives a request-target of ``//webhooks/zendesk`` as PATH_INFO
+    unchanged (``//`` is no authority in an origin-form target): the webhook was accepted
+    there, ``//healthz`` was the health check and ``//api/outbox`` the operator API. A doubled
+    slash is not one of our paths, leading or not (``/webhooks//zendesk`` matches nothing
+    either): a 404, answered and logged as any other near miss of a webhook URL."""
+
+    def match(self, path_info: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if (self.path_info if path_info is None else path_info).startswith("//"):
+            raise NotFound()
+        return super().match(path_info, *args, **kwargs)
+
+
+class _Routes(Map):
+    """The app's URL map: Werkzeug's, its adapters :class:`_Adapter`."""
+
+    def bind(self, *args: Any, **kwargs: Any) -> MapAdapter:
+        return _adapted(super().bind(*args, **kwargs))
+
+    def bind_to_environ(self, *args: Any, **kwargs: Any) -> MapAdapter:
+        # Werkzeug's calls Map.bind itself, not self.bind.
+        return _adapted(super().bind_to_environ(*args, **kwargs))
+
+
+def _adapted(adapter: MapAdapter) -> _Adapter:
+    """``adapter`` as an :class:`_Adapter`."""
+    return _Adapter(
+        adapter.map,
+        adapter.server_name,
+        adapter.script_name,
+        adapter.subdomain,
+        adapter.url_scheme,
+        adapter.path_info,
+        adapter.default_method,
+        adapter.query_args,
+    )
+
+
+class _App(Flask):
+    """Flask, routing by :class:`_Routes`."""
+
+    url_map_class = _Routes
+
+
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
     """Build the web app. With no arguments, load the configuration from the environment.
 
@@ -27,12 +78,13 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     if services is None:
         services = build_services(config if config is not None else load_config())
     config = services.config
-    app = Flask("csat_hook")
+    app = _App("csat_hook")
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
     app.config[web.BODY_TIMEOUT] = config.server.body_timeout_seconds
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # A doubled slash is not one of our paths: werkzeug would answer it with a permanent
     # redirect built from the request's Host (a signed close re-posted wherever it names).
+    # Nor is a leading one, which werkzeug matches as one slash (_Adapter).
     app.url_map.merge_slashes = False
     app.extensions[SERVICES] = services
     app.extensions[web.EXTENSION] = services.intake

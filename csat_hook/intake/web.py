@@ -36,6 +36,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.routing import Map
 from werkzeug.utils import get_content_type
+from werkzeug.wsgi import get_path_info
 
 from csat_hook.db.engine import ping
 from csat_hook.db.engine import run_transaction
@@ -148,11 +149,11 @@ class WebhookFastPath:
 
     * only a request the route would match is taken: the method ``POST``, a path of
       ``/webhooks/`` and one ASCII segment naming a configured helpdesk that the app's URL
-      map sends to the route (anything else, a name beyond ASCII or a trailing slash
-      included, is Flask's to route or refuse), and only when Werkzeug routes it by method
-      and path alone: not a WebSocket handshake (an ``Upgrade`` header, a ws/wss scheme), a
-      ``Host`` its URL map cannot bind, nor any request while Flask's ``TRUSTED_HOSTS`` is
-      set or the app has a request class of its own;
+      map sends to the route (anything else, a name beyond ASCII, a trailing or a leading
+      doubled slash included, is Flask's to route or refuse), and only when Werkzeug routes
+      it by method and path alone: not a WebSocket handshake (an ``Upgrade`` header, a
+      ws/wss scheme), a ``Host`` its URL map cannot bind, nor any request while Flask's
+      ``TRUSTED_HOSTS`` is set or the app has a request class of its own;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
       from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
       query string or a script root beyond ASCII by the app's request class itself);
@@ -478,7 +479,9 @@ def _webhook_form() -> str:
     accepted = (
         f"a webhook is posted to {WEBHOOK_FORM}: the helpdesk's configured name, one path segment"
     )
-    if request.path.endswith("/") and _webhook_helpdesk(request.path.rstrip("/")) is not None:
+    # The path as routed: request.path has its leading slashes made one (//webhooks/x/).
+    path = get_path_info(request.environ)
+    if path.endswith("/") and _webhook_helpdesk(path.rstrip("/")) is not None:
         return f"no such URL ({accepted}, without a trailing slash)"
     return f"no such URL ({accepted})"
 

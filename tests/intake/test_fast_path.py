@@ -126,6 +126,13 @@ def _exchange(
 ) -> tuple[int, int]:
     """Post the same request to both apps; assert the same answer and log lines; how many
     requests Flask dispatched in each (fast, plain)."""
+    return _answered(twins, caplog, **post)[1]
+
+
+def _answered(
+    twins: tuple[Twin, Twin], caplog: pytest.LogCaptureFixture, **post: Any
+) -> tuple[tuple[int, list[str]], tuple[int, int]]:
+    """As :func:`_exchange`; the answer's status and the log lines' messages first."""
     answers = []
     method = post.pop("method", "POST")
     for twin in twins:
@@ -144,7 +151,8 @@ def _exchange(
         )
     fast, plain = answers
     assert fast[:4] == plain[:4]
-    return fast[4], plain[4]
+    status = int(fast[0].split()[0])
+    return (status, [line[2] for line in fast[3]]), (fast[4], plain[4])
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -295,6 +303,33 @@ def test_a_request_flask_routes_otherwise_is_flasks(
         query_string=query,
         environ_overrides=variant.get("environ_overrides", {}),
     ) == (1, 1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_doubled_slash_is_the_same_404_either_way(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A leading doubled slash is no webhook URL, as a doubled slash elsewhere is not: it was
+    accepted (Werkzeug's router strips the leading slashes). PATH_INFO as a server gives it:
+    the test client reads ``//webhooks/<name>`` as a host and a path."""
+    body, headers, query = kit.closed(clock())
+    for path in (
+        f"//webhooks/{kit.kind}",
+        f"///webhooks/{kit.kind}",
+        f"//webhooks/{kit.kind}/",
+        f"/webhooks//{kit.kind}",
+        f"/webhooks/{kit.kind}/",
+    ):
+        answered = _answered(
+            twins,
+            caplog,
+            path="/",
+            data=body,
+            headers=headers,
+            query_string=query,
+            environ_overrides={"PATH_INFO": path},
+        )
+        assert answered == ((404, ["webhook.refused"]), (1, 1)), path
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

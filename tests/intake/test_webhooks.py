@@ -1126,6 +1126,15 @@ def test_options_on_the_operator_api_is_a_405_naming_get(make_config, make_servi
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def _sent(target: str) -> dict[str, str]:
+    """The environ of a request-target as gunicorn gives it: PATH_INFO its path unchanged
+    (``//webhooks/generic`` included, util.split_request_uri). The test client cannot send
+    such a path: it reads ``//webhooks/generic`` as a network-path reference (host
+    ``webhooks``, path ``/generic``) and ``http://h///webhooks/generic`` with one slash."""
+    path, _, query = target.partition("?")
+    return {"PATH_INFO": path, "QUERY_STRING": query, "RAW_URI": target, "REQUEST_URI": target}
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/webhooks//generic"), ("POST", "//webhooks/generic"), ("GET", "/api//outbox")],
@@ -1136,12 +1145,60 @@ def test_a_doubled_slash_is_a_404_not_a_redirect_to_the_host_the_request_named(
     # Werkzeug merged the slashes with a 308 to http://<Host header>/webhooks/generic: a
     # signed close re-posted wherever that header (or X-Forwarded-Host) said.
     response = client.open(
-        f"{path}?token=generic-token-123",
+        "/",
         method=method,
         json=generic_close(),
         headers={"Host": "evil.example"},
+        environ_overrides=_sent(f"{path}?token=generic-token-123"),
     )
 
     assert response.status_code == 404, response.headers
     assert "Location" not in response.headers
     assert rows(services, surveys) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "trailing"),
+    [
+        ("//webhooks/generic", False),
+        ("///webhooks/generic", False),
+        ("//webhooks/generic/", False),  # without the trailing slash it is still no URL
+        ("/webhooks//generic", False),
+        ("/webhooks/generic/", True),
+    ],
+)
+def test_a_doubled_slash_before_a_webhook_url_is_a_404_as_any_other(
+    client, services, caplog, path, trailing
+):
+    """A leading doubled slash was a webhook URL: gunicorn gives ``//webhooks/generic`` as
+    PATH_INFO unchanged, and Werkzeug's router strips leading slashes before it matches
+    (merge_slashes=False or not). Now the 404 every near miss gets, logged as they are."""
+    caplog.set_level(logging.DEBUG)
+
+    response = client.post(
+        "/", json=generic_close(), environ_overrides=_sent(f"{path}?token=generic-token-123")
+    )
+
+    assert response.status_code == 404, response.get_data()[:300]
+    assert response.json["error"] == "not_found"
+    assert "/webhooks/<helpdesk>" in response.json["reason"]
+    assert ("without a trailing slash" in response.json["reason"]) is trailing
+    assert rows(services, surveys) == []
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert (refused.status, refused.reason) == (404, "not_found")
+    assert not [r for r in caplog.records if r.msg.startswith("webhook.") and r is not refused]
+
+
+@pytest.mark.parametrize("path", ["//healthz", "//api/outbox", "///healthz"])
+def test_a_leading_doubled_slash_is_no_path_of_ours(make_config, make_services, caplog, path):
+    """Not a webhook URL's alone: ``//healthz`` answered the health check and ``//api/outbox``
+    the operator API. Each is the plain 404 of a page that does not exist."""
+    services = make_services(make_config(server={"api_token": "operator-token-0123456789"}))
+    client = create_app(services=services).test_client()
+    caplog.set_level(logging.DEBUG)
+
+    response = client.get("/", headers=OPERATOR, environ_overrides=_sent(path))
+
+    assert response.status_code == 404, response.get_data()[:300]
+    assert response.json == client.get("/favicon.ico").json
+    assert not [r for r in caplog.records if r.msg.startswith("webhook.")]

@@ -21,6 +21,7 @@ from tests.helpers import generic_close
 from tests.rawhttp import chunked
 from tests.rawhttp import exchange
 from tests.rawhttp import request
+from tests.rawhttp import status_of
 from tests.webserver.test_real_sockets import HOOK
 from tests.webserver.test_real_sockets import MAX_BODY
 from tests.webserver.test_real_sockets import SECRET
@@ -74,8 +75,18 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
     ("h2c upgrade", request("POST", HOOK, _CLOSE, {**_JSON, "Upgrade": "h2c"}), False),
     ("long host label", _host(request("POST", HOOK, _CLOSE, _JSON), "a" * 64 + ".x"), False),
     ("empty host label", _host(request("POST", HOOK, _CLOSE, _JSON), "hooks..x:80"), False),
-    # Flask's: a leading doubled slash (routed), a trailing slash, a name not configured.
+    # Flask's: a doubled slash (leading: gunicorn's PATH_INFO keeps it), a trailing slash, a
+    # name not configured.
     ("//webhooks", request("POST", "/" + HOOK, _CLOSE, _JSON), False),
+    ("///webhooks", request("POST", "//" + HOOK, _CLOSE, _JSON), False),
+    (
+        "//webhooks absolute-form",
+        request("POST", "http://elsewhere.example/" + HOOK, _CLOSE, _JSON),
+        False,
+    ),
+    ("%2F-escaped //webhooks", request("POST", "/%2F" + HOOK[1:], _CLOSE, _JSON), False),
+    ("webhooks//", request("POST", HOOK.replace("/generic", "//generic"), _CLOSE, _JSON), False),
+    ("//healthz", request("GET", "//healthz", headers={"Connection": "close"}), False),
     ("trailing slash", request("POST", HOOK.replace("?", "/?"), _CLOSE, _JSON), False),
     ("not configured", request("POST", f"/webhooks/nope?token={SECRET}", _CLOSE, _JSON), False),
     # A refusal, then a close on the same connection.
@@ -86,6 +97,19 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
         False,
     ),
 ]
+
+
+# The status some of them get (each server the same): a doubled slash is no path of ours.
+_STATUSES = {
+    "accepted": 200,
+    "//webhooks": 404,
+    "///webhooks": 404,
+    "//webhooks absolute-form": 404,
+    "%2F-escaped //webhooks": 404,
+    "webhooks//": 404,
+    "//healthz": 404,
+    "trailing slash": 404,
+}
 
 
 def _comparable(answer: bytes) -> bytes:
@@ -112,6 +136,7 @@ def test_gunicorn_answers_the_same_bytes_with_and_without_the_fast_path(
     tmp_path: Path, fake_helpdesk: Any
 ) -> None:
     fronts: list[LocalCluster] = []
+    statuses: dict[str, int | None] = {}
     try:
         for name, app in (("fast", None), ("plain", "tests.webserver.plain_wsgi:app")):
             workdir = tmp_path / name
@@ -126,9 +151,11 @@ def test_gunicorn_answers_the_same_bytes_with_and_without_the_fast_path(
             )
             assert fast == plain, what
             assert fast.startswith(b"HTTP/1."), what
+            statuses[what] = status_of(fast)
     finally:
         for front in fronts:
             front.stop()
+    assert {what: statuses[what] for what in _STATUSES} == _STATUSES
     fast_log, plain_log = ((front.workdir / "web.log").read_text() for front in fronts)
     assert _app_lines(fast_log) == _app_lines(plain_log)
     assert "webhook.close" in fast_log

@@ -40,24 +40,40 @@ class _Adapter(MapAdapter):
 
 
 class _Routes(Map):
-    """The app's URL map: Werkzeug's, its adapters :class:`_Adapter`."""
+    """The app's URL map: Werkzeug's, its adapters :class:`_Adapter`, routing a request by
+    its method and path alone, never as a WebSocket handshake.
+
+    Werkzeug binds a request with ``Connection: Upgrade`` and ``Upgrade: websocket`` (or a
+    ``ws``/``wss`` scheme, as a proxy's X-Forwarded-Proto may say) as a WebSocket request,
+    which matches WebSocket rules only: a webhook's POST got a 405 naming HEAD alone (POST is
+    the URL's method), and no refusal was logged. We have no WebSocket rules and never answer
+    101: Upgrade is a hint a server may ignore (RFC 9110 §7.8), as ``Upgrade: h2c`` already
+    was, so the request is the plain HTTP request it also is. A webhook is verified by its
+    signature or token, never by its hop-by-hop headers; refusing it would lose a close from
+    a sender whose client (or proxy) adds the header, for no safety gained. So a POST is
+    received, and refused only as any POST is (logged); a HEAD is the URL check; a GET (a
+    WebSocket handshake proper) is the 405 any GET of a webhook URL gets."""
 
     def bind(self, *args: Any, **kwargs: Any) -> MapAdapter:
-        return _adapted(super().bind(*args, **kwargs))
+        return _over_http(super().bind(*args, **kwargs))
 
     def bind_to_environ(self, *args: Any, **kwargs: Any) -> MapAdapter:
         # Werkzeug's calls Map.bind itself, not self.bind.
-        return _adapted(super().bind_to_environ(*args, **kwargs))
+        return _over_http(super().bind_to_environ(*args, **kwargs))
 
 
-def _adapted(adapter: MapAdapter) -> _Adapter:
-    """``adapter`` as an :class:`_Adapter`."""
+_HTTP_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def _over_http(adapter: MapAdapter) -> _Adapter:
+    """``adapter`` as an :class:`_Adapter` for the HTTP scheme a WebSocket one stands for: it
+    matches HTTP rules (Werkzeug's matches WebSocket ones for a ws/wss scheme)."""
     return _Adapter(
         adapter.map,
         adapter.server_name,
         adapter.script_name,
         adapter.subdomain,
-        adapter.url_scheme,
+        _HTTP_SCHEME.get(adapter.url_scheme, adapter.url_scheme),
         adapter.path_info,
         adapter.default_method,
         adapter.query_args,

@@ -150,10 +150,12 @@ class WebhookFastPath:
     * only a request the route would match is taken: the method ``POST``, a path of
       ``/webhooks/`` and one ASCII segment naming a configured helpdesk that the app's URL
       map sends to the route (anything else, a name beyond ASCII, a trailing or a leading
-      doubled slash included, is Flask's to route or refuse), and only when Werkzeug routes
-      it by method and path alone: not a WebSocket handshake (an ``Upgrade`` header, a
-      ws/wss scheme), a ``Host`` its URL map cannot bind, nor any request while Flask's
-      ``TRUSTED_HOSTS`` is set or the app has a request class of its own;
+      doubled slash included, is Flask's to route or refuse), and only when Werkzeug surely
+      routes it by method and path alone: not a request its own URL map routes as a
+      WebSocket handshake (an ``Upgrade`` header, a ws/wss scheme; the app's map does not,
+      but the fast path does not rely on which map it is), a ``Host`` its URL map cannot
+      bind, nor any request while Flask's ``TRUSTED_HOSTS`` is set or the app has a request
+      class of its own;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
       from the same ``HTTP_*`` keys, the mimetype by Werkzeug's ``parse_options_header``, a
       query string or a script root beyond ASCII by the app's request class itself);
@@ -228,8 +230,10 @@ class WebhookFastPath:
             return None
         # Routed by Werkzeug by more than method and path: a WebSocket handshake (the
         # Upgrade header, or a ws/wss scheme a proxy's X-Forwarded-Proto gave) matches only
-        # WebSocket rules, a Host whose name IDNA cannot encode is a 400 before routing, and
-        # so is a host Flask's TRUSTED_HOSTS does not name. Flask's to answer, all of them.
+        # WebSocket rules in Werkzeug's own URL map (create_app's routes it as HTTP: the
+        # webhook is received), a Host whose name IDNA cannot encode is a 400 before
+        # routing, and so is a host Flask's TRUSTED_HOSTS does not name. Flask's to answer,
+        # all of them: rare, and its map decides.
         if "HTTP_UPGRADE" in environ or environ.get("wsgi.url_scheme") not in _HTTP_SCHEMES:
             return None
         host = environ.get("HTTP_HOST")

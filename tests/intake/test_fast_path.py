@@ -274,10 +274,11 @@ def test_an_unexpected_failure_is_the_routes_500(
     )
 
 
-# Requests Flask routes another way than by method and path, or refuses before routing:
-# a WebSocket handshake (only WebSocket rules match it: a 405 here), a scheme of ws/wss (a
-# proxy's X-Forwarded-Proto behind ProxyFix), a Host whose name IDNA cannot encode (an empty
-# or 64-character label: Werkzeug's BadHost, a 400). Each must get Flask's answer.
+# Requests Werkzeug's own URL map routes another way than by method and path, or Flask
+# refuses before routing: a WebSocket handshake (an Upgrade header; the app's map ignores it,
+# Werkzeug's matches WebSocket rules only), a scheme of ws/wss (a proxy's X-Forwarded-Proto
+# behind ProxyFix; the same), a Host whose name IDNA cannot encode (an empty or 64-character
+# label: Werkzeug's BadHost, a 400). Each must get Flask's answer.
 _NOT_ROUTED_AS_POSTED: dict[str, dict[str, Any]] = {
     "websocket-upgrade": {"headers": {"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}},
     "ws-scheme": {"environ_overrides": {"wsgi.url_scheme": "wss"}},
@@ -303,6 +304,31 @@ def test_a_request_flask_routes_otherwise_is_flasks(
         query_string=query,
         environ_overrides=variant.get("environ_overrides", {}),
     ) == (1, 1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("shape", ["websocket-upgrade", "ws-scheme"])
+def test_a_close_asking_to_upgrade_is_received_either_way(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    """Upgrade is a hint a server may ignore (RFC 9110 §7.8): the close is received, as the
+    same close without it is (it was a 405 naming HEAD alone, logged nowhere)."""
+    body, headers, query = kit.closed(clock())
+    variant = _NOT_ROUTED_AS_POSTED[shape]
+    answered = _answered(
+        twins,
+        caplog,
+        path=f"/webhooks/{kit.kind}",
+        data=body,
+        headers={**headers, **variant.get("headers", {})},
+        query_string=query,
+        environ_overrides=variant.get("environ_overrides", {}),
+    )
+    again = _answered(
+        twins, caplog, path=f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
+    )
+    assert answered[0][0] == again[0][0] == 200
+    assert "webhook.refused" not in answered[0][1]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

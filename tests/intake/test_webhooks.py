@@ -1202,3 +1202,98 @@ def test_a_leading_doubled_slash_is_no_path_of_ours(make_config, make_services, 
     assert response.status_code == 404, response.get_data()[:300]
     assert response.json == client.get("/favicon.ico").json
     assert not [r for r in caplog.records if r.msg.startswith("webhook.")]
+
+
+# The handshake's headers as browsers and WebSocket libraries send them (any case, Upgrade
+# among other connection options), and HTTP/2's cleartext upgrade (Java's HttpClient asks
+# for it on every request to an http:// URL).
+UPGRADES = {
+    "websocket": {"Connection": "Upgrade", "Upgrade": "websocket"},
+    "WebSocket, keep-alive": {"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"},
+    "h2c": {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": ""},
+}
+
+
+@pytest.mark.parametrize("upgrade", sorted(UPGRADES))
+def test_a_close_asking_to_upgrade_is_received_as_any_close(client, services, caplog, upgrade):
+    """Upgrade is a hint a server may ignore (RFC 9110 §7.8): a POST carrying one is a webhook.
+    With ``websocket`` it was a 405 naming HEAD alone (POST is this URL's method), logged
+    nowhere: Werkzeug routed it as a WebSocket handshake, to WebSocket rules only."""
+    caplog.set_level(logging.DEBUG)
+    headers = {**GENERIC_AUTH, **UPGRADES[upgrade]}
+
+    response = client.post("/webhooks/generic", json=generic_close(), headers=headers)
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.json["status"] == "queued"
+    assert "Allow" not in response.headers
+    assert len(rows(services, surveys)) == 1
+    assert [r.msg for r in caplog.records if r.msg.startswith("webhook.")] == ["webhook.close"]
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_a_close_over_a_websocket_scheme_is_received_as_any_close(client, services, scheme):
+    """The scheme a proxy's X-Forwarded-Proto says (ProxyFix): ``ws``/``wss`` made Werkzeug
+    route the request as a WebSocket handshake, a 405 naming HEAD."""
+    response = client.post(
+        "/webhooks/generic",
+        json=generic_close(),
+        headers=GENERIC_AUTH,
+        environ_overrides={"wsgi.url_scheme": scheme},
+    )
+
+    assert response.status_code == 200, response.get_data()[:300]
+    assert len(rows(services, surveys)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "route", "helpdesk"),
+    [
+        ("POST", "/webhooks/generic", {"X-Webhook-Token": "wrong"}, 401, True, "generic"),
+        (
+            "POST",
+            "/webhooks/nosuchdesk",
+            GENERIC_AUTH,
+            404,
+            True,
+            "(not configured: 10 characters)",
+        ),
+        (
+            "GET",
+            "/webhooks/nosuchdesk",
+            GENERIC_AUTH,
+            404,
+            False,
+            "(not configured: 10 characters)",
+        ),
+    ],
+)
+def test_a_refusal_asking_to_upgrade_is_logged_as_any_refusal(
+    client, caplog, method, path, headers, status, route, helpdesk
+):
+    caplog.set_level(logging.DEBUG)
+    upgrade = UPGRADES["websocket"]
+
+    response = client.open(
+        path, method=method, json=generic_close(), headers={**headers, **upgrade}
+    )
+
+    assert response.status_code == status, response.get_data()[:300]
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert refused.status == status and refused.helpdesk == helpdesk
+    assert getattr(refused, "route", None) == ("/webhooks/<helpdesk>" if route else None)
+
+
+def test_other_methods_asking_to_upgrade_are_answered_as_without(client):
+    """A WebSocket handshake proper (a GET) is the 405 a GET gets, naming both methods; a HEAD
+    the URL check's 200 (it was a 405 naming POST)."""
+    upgrade = UPGRADES["websocket"]
+    for method, status, allow in (("GET", 405, "HEAD, POST"), ("HEAD", 200, None)):
+        plain = client.open("/webhooks/generic", method=method)
+        asking = client.open("/webhooks/generic", method=method, headers=upgrade)
+        assert (asking.status_code, asking.headers.get("Allow")) == (status, allow)
+        assert (asking.status_code, list(asking.headers), asking.get_data()) == (
+            plain.status_code,
+            list(plain.headers),
+            plain.get_data(),
+        )

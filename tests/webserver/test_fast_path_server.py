@@ -66,13 +66,14 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
         ),
         True,
     ),
-    # Werkzeug routes these by more than method and path.
+    # Werkzeug routes these by more than method and path (the app's URL map by both alone).
     (
         "websocket upgrade",
         request("POST", HOOK, _CLOSE, {**_JSON, "Connection": "Upgrade", "Upgrade": "websocket"}),
         False,
     ),
     ("h2c upgrade", request("POST", HOOK, _CLOSE, {**_JSON, "Upgrade": "h2c"}), False),
+    ("ws absolute-form", request("POST", "ws://elsewhere.example" + HOOK, _CLOSE, _JSON), False),
     ("long host label", _host(request("POST", HOOK, _CLOSE, _JSON), "a" * 64 + ".x"), False),
     ("empty host label", _host(request("POST", HOOK, _CLOSE, _JSON), "hooks..x:80"), False),
     # Flask's: a doubled slash (leading: gunicorn's PATH_INFO keeps it), a trailing slash, a
@@ -99,9 +100,13 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
 ]
 
 
-# The status some of them get (each server the same): a doubled slash is no path of ours.
+# The status some of them get (each server the same): a hint to upgrade is ignored (the
+# close there is the one "accepted" stored); a doubled slash is no path of ours.
 _STATUSES = {
     "accepted": 200,
+    "websocket upgrade": 200,
+    "h2c upgrade": 200,
+    "ws absolute-form": 200,
     "//webhooks": 404,
     "///webhooks": 404,
     "//webhooks absolute-form": 404,

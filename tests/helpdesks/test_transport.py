@@ -51,10 +51,16 @@ def read_request(conn: socket.socket) -> bytes:
 
 
 @contextlib.contextmanager
-def loopback(serve: Callable[[socket.socket, list[bytes]], None]) -> Iterator[tuple[str, list]]:
-    """A one-thread TCP server running ``serve(conn, seen)`` for each connection."""
+def loopback(
+    serve: Callable[[socket.socket, list[bytes]], None], *, rcvbuf: int | None = None
+) -> Iterator[tuple[str, list]]:
+    """A one-thread TCP server running ``serve(conn, seen)`` for each connection; ``rcvbuf``:
+    its connections' receive buffer (set before listening, so the window they offer is that
+    small), else the system's."""
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf is not None:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     server.settimeout(0.2)

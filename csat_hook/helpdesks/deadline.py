@@ -13,6 +13,13 @@ receive raises :class:`TimeoutError`, which urllib3 reports as a read timeout (a
 may have been acted on: an unknown outcome for a write, a retry for a read, see
 :mod:`csat_hook.helpdesks.transport`).
 
+Writing the request keeps the deadline too: each send of it (the header section, then each
+piece of the body) waits at most the connect timeout, as urllib3 sets it, and never past the
+deadline, or raises :class:`SendTimeoutError`: not sent when the header section never all
+left, an unknown outcome once it did (the argument: :class:`_DeadlineHTTPConnection`). A
+server that takes the request a few bytes at a time, each send progressing in time, no
+longer holds the thread for as long as the body lasts.
+
 The deadline reaches the connection through a context variable set around the adapter's
 ``send`` (one thread runs it from start to end); the response keeps it for the body, which
 the caller reads after ``send`` returned. Connections through a SOCKS proxy keep it too: the
@@ -127,17 +134,33 @@ class _DeadlineResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers, skipped
 
 
-# Set on an exception raised while a connection was being opened: no byte of a request can
-# have left (see raised_in_connect).
-_IN_CONNECT = "csat_hook_raised_in_connect"
+class SendTimeoutError(TimeoutError):
+    """The request was not all written in time: its deadline passed before its last byte
+    left, or one send of it waited the whole socket timeout. Raised before the request's
+    header section was all written, it is marked :func:`raised_unsent`; after, the server may
+    have the request's headers (see :class:`_DeadlineHTTPConnection`)."""
 
 
-def raised_in_connect(exc: BaseException) -> bool:
-    """True when ``exc`` was raised while one of these connections was being opened (TCP, a
-    proxy's tunnel, the TLS handshake), before any byte of the request was written. urllib3
-    reports a handshake that timed out as a read timeout and one that failed as an SSLError
-    or a dropped connection, as it reports them once the request was sent."""
-    return getattr(exc, _IN_CONNECT, False) is True
+# Set on an exception raised while a connection was being opened, or while the request's
+# header section was being written and did not all leave: no server can have read a
+# request from what it got (see raised_unsent).
+_UNSENT = "csat_hook_raised_unsent"
+
+
+def raised_unsent(exc: BaseException) -> bool:
+    """True when ``exc`` was raised before the server could have read the request: while one
+    of these connections was being opened (TCP, a proxy's tunnel, the TLS handshake), before
+    any byte of the request was written, or when writing the request's header section timed
+    out (:class:`SendTimeoutError`) before its end left. urllib3 reports a handshake that
+    timed out as a read timeout and one that failed as an SSLError or a dropped connection,
+    and a send that timed out as a dropped connection, as it reports them once the request
+    was sent."""
+    return getattr(exc, _UNSENT, False) is True
+
+
+def _mark_unsent(exc: BaseException) -> None:
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _UNSENT, True)
 
 
 @contextlib.contextmanager
@@ -145,8 +168,7 @@ def _opening() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        with contextlib.suppress(AttributeError, TypeError):
-            setattr(exc, _IN_CONNECT, True)
+        _mark_unsent(exc)
         raise
 
 
@@ -190,6 +212,32 @@ def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
 
 
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection, keeping the request's deadline (the base of the https and SOCKS
+    kinds): opened with its host name resolved within the connect timeout, the request
+    written and the answer read by the deadline.
+
+    Writing the request: each send (http.client's: the header section, then each piece of
+    the body) waits at most the connect timeout, as urllib3 sets it, and never past the
+    deadline. A send waits on the server's window, not on its answer: a server (or a
+    middlebox) that takes the request a few bytes at a time, each send progressing within
+    the socket timeout, held the thread for as long as the body lasted. A send that does not
+    end in time raises :class:`SendTimeoutError`, and the connection is closed (urllib3
+    discards it) with the request cut short. What the vendor may then have done:
+
+    * the header section did not all leave (or nothing did: the deadline passed while
+      connecting): not sent. An HTTP/1.1 server reads a request only once its header section
+      has ended (the empty line, RFC 9112 section 2.2), which never left.
+    * the header section left, the body did not all follow: an unknown outcome. The server
+      cannot have the whole request (its Content-Length, or the chunked coding's last chunk,
+      never came: an incomplete message, RFC 9112 section 8), but a server may hand the
+      request to its application once the headers are in (Go's net/http, Node's request
+      event, a proxy that streams bodies), and one whose action is in the URL (a query
+      string API, a generic adapter's template) need not read the body before acting on it.
+    * every byte left, the answer did not come in time: an unknown outcome, as before.
+
+    The normal path costs a context variable's read and a clock read per send; the socket's
+    timeout is changed only once less than the connect timeout is left."""
+
     response_class = _DeadlineResponse
 
     def connect(self) -> None:
@@ -199,16 +247,39 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
         return _new_conn(self)
 
+    def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
+        if message_body is not None:  # urllib3 sends the body after: never here
+            super().endheaders(message_body, encode_chunked=encode_chunked)
+            return
+        try:
+            super().endheaders(encode_chunked=encode_chunked)  # the header section: one send
+        except SendTimeoutError as exc:
+            _mark_unsent(exc)
+            raise
 
-class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
-    response_class = _DeadlineResponse
+    def send(self, data: Any) -> None:
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            super().send(data)
+            return
+        if self.sock is None and self.auto_open:
+            self.connect()  # as http.client's send would, before the time left is read
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendTimeoutError("the request's time ran out before it was all sent")
+        timeout = self.timeout
+        if self.sock is not None and (not isinstance(timeout, int | float) or left < timeout):
+            # urllib3 sets the socket's timeout before it writes a request and again before
+            # it reads the answer: this lower one ends with this request's sending.
+            self.sock.settimeout(left)
+        try:
+            super().send(data)
+        except TimeoutError as exc:
+            raise SendTimeoutError("the request was not all sent within its time") from exc
 
-    def connect(self) -> None:
-        with _opening():
-            super().connect()
 
-    def _new_conn(self) -> socket.socket:
-        return _new_conn(self)
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
@@ -236,25 +307,12 @@ def _socks_pools() -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]
 
     from csat_hook.helpdesks import socks_proxy
 
-    class _DeadlineSOCKSConnection(SOCKSConnection):
-        response_class = _DeadlineResponse
-
-        def connect(self) -> None:
-            with _opening():
-                super().connect()
-
+    class _DeadlineSOCKSConnection(_DeadlineHTTPConnection, SOCKSConnection):
         def _new_conn(self) -> socket.socket:
             return socks_proxy.new_conn(self, _DEADLINE.get())
 
-    class _DeadlineSOCKSHTTPSConnection(SOCKSHTTPSConnection):
-        response_class = _DeadlineResponse
-
-        def connect(self) -> None:
-            with _opening():
-                super().connect()
-
-        def _new_conn(self) -> socket.socket:
-            return socks_proxy.new_conn(self, _DEADLINE.get())
+    class _DeadlineSOCKSHTTPSConnection(_DeadlineSOCKSConnection, SOCKSHTTPSConnection):
+        pass
 
     class _DeadlineSOCKSHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
         ConnectionCls = _DeadlineSOCKSConnection

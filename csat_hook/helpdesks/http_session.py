@@ -15,8 +15,8 @@ extraction) and skips only work that cannot change the request or the response:
 * a response is searched for a redirect target only when it is a redirect.
 
 Its http and https adapter is :class:`~csat_hook.helpdesks.deadline.DeadlineAdapter`: every
-call, lean or not, is answered within connect plus read timeout from its start, status line
-and headers included, or fails as a read timeout.
+call, lean or not, is sent and answered within connect plus read timeout from its start, the
+request's body, the status line and headers included, or fails as a timeout.
 
 Anything off that path (``allow_redirects`` true, ``files``, ``auth``, ``cookies``,
 ``proxies``, ``stream``, ``verify``, ``cert``, positional arguments, a ``.netrc`` entry for the

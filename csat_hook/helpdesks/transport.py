@@ -10,10 +10,12 @@ reads such as agent look-ups.
 A failure without an answer is classified by whether the request can have reached the
 vendor (:func:`never_sent`). Connecting failed (refused, DNS, connect timeout, the proxy, a
 certificate, any failure of the TLS handshake; a SOCKS proxy without PySocks, the variable
-named): the request was not sent, a plain retryable error. Anything after that (a read
-timeout, the connection dropped or reset while we waited, a truncated or undecodable body,
-a pooled keep-alive connection that turned out to be closed): the vendor may have acted on
-it, so the error says ``outcome_unknown`` and the caller looks before sending again (a body that
+named), or the request's time ran out before its header section had all been written: the
+request was not sent, a plain retryable error. Anything after that (a read timeout, a body the
+vendor took too slowly to send within the request's time, the connection dropped or reset
+while we waited, a truncated or undecodable body, a pooled keep-alive connection that turned
+out to be closed): the vendor may have acted on it, so the error says ``outcome_unknown``
+and the caller looks before sending again (a body that
 breaks off after a refusal's status line leaves the refusal as it is). The answer
 is read within the request's time (connect plus read timeout from its start, however slowly a
 vendor trickles it: the status line and headers by :class:`LeanSession`'s connections, see
@@ -65,7 +67,8 @@ import urllib3.exceptions
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
-from csat_hook.helpdesks.deadline import raised_in_connect
+from csat_hook.helpdesks.deadline import SendTimeoutError
+from csat_hook.helpdesks.deadline import raised_unsent
 from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
 from csat_hook.helpdesks.payload import DOT_SEGMENTS
@@ -153,6 +156,16 @@ def never_sent(exc: BaseException) -> bool:
     Walks the chain requests builds (``ConnectionError(MaxRetryError(reason=...))``, causes
     and contexts). Anything it cannot prove, it reports as possibly sent.
     """
+    chain = _chain(exc)
+    # urllib3 raises InvalidHeader only for an answer's headers (requests' InvalidHeader,
+    # not sent, is also a request header it refuses to send): the request went out.
+    if any(isinstance(item, urllib3.exceptions.InvalidHeader) for item in chain):
+        return False
+    return any(isinstance(item, _NOT_SENT) or raised_unsent(item) for item in chain)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (reasons, causes, contexts, arguments)."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
     chain: list[BaseException] = []
@@ -165,11 +178,7 @@ def never_sent(exc: BaseException) -> bool:
         reason = getattr(current, "reason", None)
         linked = [reason, current.__cause__, current.__context__, *current.args]
         pending.extend(item for item in linked if isinstance(item, BaseException))
-    # urllib3 raises InvalidHeader only for an answer's headers (requests' InvalidHeader,
-    # not sent, is also a request header it refuses to send): the request went out.
-    if any(isinstance(item, urllib3.exceptions.InvalidHeader) for item in chain):
-        return False
-    return any(isinstance(item, _NOT_SENT) or raised_in_connect(item) for item in chain)
+    return chain
 
 
 def is_retryable_status(status: int) -> bool:
@@ -627,15 +636,24 @@ def _classify(where: str, exc: requests.RequestException) -> DeliveryError:
     """The DeliveryError for a request that got no HTTP answer (see the module docstring)."""
     sent = not never_sent(exc)
     if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        # The request's sending ran out of time (deadline.SendTimeoutError): not sent when
+        # its header section never all left, else the vendor may have acted on the headers.
+        sending = any(isinstance(item, SendTimeoutError) for item in _chain(exc))
         if not sent:
-            what = (
-                "connect timed out"
-                if isinstance(exc, requests.ConnectTimeout)
-                else "connection failed"
-            )
+            if sending:
+                what = "timed out sending the request"
+            elif isinstance(exc, requests.ConnectTimeout):
+                what = "connect timed out"
+            else:
+                what = "connection failed"
             return DeliveryError(f"{where}: {what} (not sent)", retryable=True)
         timed_out = isinstance(exc, requests.Timeout) or _caused_by_read_timeout(exc)
-        what = "timed out waiting for the answer" if timed_out else "connection dropped"
+        if sending:
+            what = "timed out sending the request"
+        elif timed_out:
+            what = "timed out waiting for the answer"
+        else:
+            what = "connection dropped"
         return DeliveryError(
             f"{where}: {what} (outcome unknown)", retryable=True, outcome_unknown=True
         )

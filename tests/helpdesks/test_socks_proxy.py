@@ -27,8 +27,11 @@ import requests.adapters
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.transport import HttpClient
 from tests.helpdesks.test_deadline import HEAD
+from tests.helpdesks.test_deadline import RCVBUF
 from tests.helpdesks.test_deadline import answer_at_once
 from tests.helpdesks.test_deadline import over_tls
+from tests.helpdesks.test_deadline import pieces
+from tests.helpdesks.test_deadline import slow_reader
 from tests.helpdesks.test_deadline import trickled_head
 from tests.helpdesks.test_transport import loopback
 from tests.helpdesks.test_transport import read_request
@@ -62,17 +65,26 @@ class Socks5Proxy:
     ``handshake``: "stall" never answers the client's greeting; "trickle" sends its
     handshake one byte every ``pause`` seconds, the bound address a 255-byte name (about 13
     s in all at 0.05 s). ``trickle_answer``: what the helpdesk answers reaches the client one
-    byte every ``pause`` seconds."""
+    byte every ``pause`` seconds. ``trickle_request``: the proxy takes the request 4 KB every
+    10 ms through a small window (about 400 KB/s), a middlebox slow to pass it on."""
 
     def __init__(
-        self, *, handshake: str = "prompt", trickle_answer: bool = False, pause: float = 0.05
+        self,
+        *,
+        handshake: str = "prompt",
+        trickle_answer: bool = False,
+        trickle_request: bool = False,
+        pause: float = 0.05,
     ) -> None:
         self.asked: list[tuple[str, str]] = []  # ("address" | "name", value)
         self._handshake = handshake
         self._trickle_answer = trickle_answer
+        self._trickle_request = trickle_request
         self._pause = pause
         self._closed = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        if trickle_request:  # taken by the connections accepted from now on
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -114,7 +126,12 @@ class Socks5Proxy:
                 client.sendall(b"\x05\x00\x00\x01" + bytes(6))  # bound to: unspecified
             relay = threading.Thread(target=self._pipe_back, args=(upstream, client), daemon=True)
             relay.start()
-            _pipe(client, upstream)
+            if self._trickle_request:
+                while not self._closed.wait(0.01) and (data := client.recv(4096)):
+                    upstream.sendall(data)
+                upstream.shutdown(socket.SHUT_WR)
+            else:
+                _pipe(client, upstream)
             relay.join(5)
 
     def _send(self, client: socket.socket, data: bytes, slowly: bool) -> None:
@@ -254,10 +271,10 @@ def socks(
         fake.close()
 
 
-def _failed_post(client: HttpClient, url: str) -> tuple[DeliveryError, float]:
+def _failed_post(client: HttpClient, url: str, **body: Any) -> tuple[DeliveryError, float]:
     started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
-        client.request("POST", url, json={"text": "hi"})
+        client.request("POST", url, **(body or {"json": {"text": "hi"}}))
     return caught.value, time.monotonic() - started
 
 
@@ -396,3 +413,22 @@ def test_without_pysocks_a_read_is_not_retried_in_place(monkeypatch):
     assert caught.value.retryable and not caught.value.outcome_unknown
     assert "HTTP_PROXY is a SOCKS proxy" in caught.value.message
     assert slept == []
+
+
+def test_a_body_the_proxy_takes_slowly_ends_at_the_deadline(socks):
+    """Sending the request through the proxy keeps the deadline, as a direct one does: each
+    send of the body progressing within the socket timeout, the whole far beyond."""
+    proxy, client = socks(trickle_request=True)
+    stop = threading.Event()
+    # 4 MB: each 16 KB piece goes within the 0.3 s a send may take, the whole about 5 s
+    # past what the buffers take.
+    with loopback(slow_reader(stop, slow_for=0)) as (url, seen):
+        url = url.replace("127.0.0.1", "helpdesk.test") + PATH
+        error, took = _failed_post(client, url, data=pieces(256))
+        stop.set()
+
+    assert took < D_CONNECT + D_READ + DEADLINE_SLACK, took
+    assert error.retryable and error.outcome_unknown and error.http_status is None
+    assert "timed out sending the request (outcome unknown)" in error.message
+    assert proxy.asked == [("name", "helpdesk.test")]
+    assert len(seen) == 1 and seen[0].startswith(f"POST {PATH} ".encode())

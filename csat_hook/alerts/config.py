@@ -155,8 +155,10 @@ class AlertsConfig(StrictModel):
     ones); a rule alerts on answers submitted after it was first seen (less
     ``backfill_minutes``) and less than ``max_age_hours`` ago, so turning alerts on, or
     ``sync --full``, does not replay old ratings; at most ``cap_per_hour`` alerts go to one
-    destination in an hour: the next ones are held (listed in the Alerts tab) and the
-    destination gets one notice that it happened.
+    destination in an hour: the next ones are held (listed as "held (cap)" in the Alerts tab
+    and ``csat-hook alerts``) and the destination gets one notice that it happened, but for
+    a ``helpdesk_note`` destination (a note goes into one answer's conversation; the notice
+    is about none).
     """
 
     destinations: dict[str, AnyDestination] = Field(default_factory=dict)

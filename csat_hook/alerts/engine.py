@@ -12,7 +12,8 @@ all (a failed run, a dry run). Every alert has an identity (``alerts.key``):
 * ``agent_below_target`` (:mod:`~csat_hook.alerts.agents`): the rule, the agent and the
   episode (the n-th time the agent went below), so an agent is alerted once per drop;
 * a digest (:mod:`~csat_hook.alerts.digests`): the digest and its period; an overflow
-  notice: the destination and the hour.
+  notice: the destination and the hour (a note destination is sent none, see
+  :func:`_overflow`).
 
 An answer edited so that a rule no longer matches it (a 1 raised to a 5) withdraws the
 rule's alerts on it (``alerts.cancel_reason``): their deliveries not yet started are
@@ -190,7 +191,9 @@ def _fan_out(
     outcome: AlertsOutcome,
 ) -> None:
     """Queue one delivery per destination of the alert (a note only where it can go); over a
-    destination's cap for the hour, the delivery is held and the destination told once."""
+    destination's cap for the hour, the delivery is held (listed as "held (cap)" in the
+    Alerts tab and ``csat-hook alerts``) and the destination told once, unless it is a note
+    (see :func:`_overflow`)."""
     now = inputs.now
     message = item.message
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -220,7 +223,8 @@ def _fan_out(
         )
         if held:
             outcome.held += 1
-            _overflow(conn, name, options.kind, hour, inputs, outcome)
+            if options.kind != "helpdesk_note":
+                _overflow(conn, name, options.kind, hour, inputs, outcome)
         else:
             outcome.queued += 1
 
@@ -239,6 +243,11 @@ def _overflow(
     inputs: Inputs,
     outcome: AlertsOutcome,
 ) -> None:
+    """Raise the notice that ``destination`` reached its cap this hour (once an hour) and
+    queue it there. Never called for a note destination: a note goes into the conversation of
+    the one answer it is about, and the notice is about none (queued, it was only cancelled
+    at its claim, ``not_for_this_destination``); what a note destination held is listed as
+    every destination's is."""
     key = alert_key("overflow", destination, hour.isoformat())
     until = hour + CAP_WINDOW
     message = AlertMessage(

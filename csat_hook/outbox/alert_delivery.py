@@ -38,10 +38,11 @@ A destination that, as configured at the claim, can never carry the alert
 digest, or an answer in a helpdesk it does not post in or that takes no notes) has the
 delivery cancelled, not failed (``cancelled: not_for_this_destination; <why>``, the kind it
 was queued for added when that changed): the rules would not queue it there now, and
-nothing went wrong that a retry could mend. It gets there when the notice of
-``alerts.cap_per_hour`` is queued to a note, when the name became a note after the alert was
-queued, or when a configuration newer than the worker's queued it (the recheck before the
-first claim judges only the alerts raised before its configuration was loaded). An earlier
+nothing went wrong that a retry could mend. It gets there when the name became a note after
+the alert was queued (a webhook's notice of ``alerts.cap_per_hour``, a digest), when a
+configuration newer than the worker's queued it (the recheck before the first claim judges
+only the alerts raised before its configuration was loaded), or as a cap notice queued to a
+note by an earlier version (the rules queue none to a note now). An earlier
 attempt of unknown outcome cannot be looked up through a destination that refuses the alert:
 the delivery is cancelled saying it may have arrived.
 """

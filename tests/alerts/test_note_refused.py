@@ -1,17 +1,28 @@
 """A delivery that reaches a ``helpdesk_note`` destination at its claim which cannot take its
 alert is cancelled, saying why, not failed: nothing went wrong with the destination, the
-alert was never for a note. That happens when the notice of ``alerts.cap_per_hour`` is queued
-to a note destination, when the destination became a note under the same name after the alert
-was queued (a webhook's notice, a digest), or when a configuration newer than the worker's
-queued it (a hand-run ``csat-hook sync``: the worker's recheck judges only what was raised
-before its own configuration was loaded). SQLite and PostgreSQL."""
+alert was never for a note. That happens when the destination became a note under the same
+name after the alert was queued (a webhook's cap notice, a digest), when a configuration newer
+than the worker's queued it (a hand-run ``csat-hook sync``: the worker's recheck judges only
+what was raised before its own configuration was loaded), or to a cap notice queued to a note
+before notes were left out of them. The notice of ``alerts.cap_per_hour`` itself is not
+queued to a note destination. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from csat_hook import services as services_module
+from csat_hook.alerts.report import alerts_table
 from csat_hook.alerts.report import delivery_text
+from csat_hook.cli import main
+from csat_hook.config import load_config
 from csat_hook.db.schema import alerts
 from csat_hook.devtools.fake_notify import Script
 from tests.alerts.conftest import alerts_section
@@ -20,6 +31,7 @@ from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
 from tests.alerts.test_delivery import notes
 from tests.alerts.test_delivery import rows
+from tests.conftest import base_overrides
 from tests.outbox.test_worker import drain
 
 
@@ -32,32 +44,78 @@ def notices(services: Any) -> list[Any]:
     return [row for row in rows(services) if row.alert_id in ids]
 
 
-def test_a_cap_notice_queued_to_a_note_destination_is_cancelled_not_failed(
-    make_config, make_services, fake_notify, fake_helpdesk, alerting, clock
+def listing(path: Path) -> Any:
+    """``csat-hook alerts`` run with the configuration at ``path``; the services it builds
+    closed after it (a command leaves its pool to the process's exit, and a later test would
+    see the PostgreSQL connection garbage collected open: as tests/cli/test_cli.py's
+    ``disposed``)."""
+    built: list[Any] = []
+    real = services_module.build_services
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services_module, "build_services", build)
+            return CliRunner().invoke(
+                main, ["alerts"], env={"CSAT_HOOK_CONFIG": str(path), "DATABASE_URL": None}
+            )
+    finally:
+        for services in built:
+            services.close()
+
+
+def test_a_note_destination_over_the_cap_is_queued_no_notice_its_held_alerts_listed(
+    migrated_url, make_services, fake_notify, fake_helpdesk, alerting, clock, tmp_path
 ):
-    """Over the cap, the note destination is told as every destination is: the notice is about
-    no conversation, so no note can carry it."""
+    """Over the cap, a note destination is not queued the cap notice, which is about no
+    conversation (it was queued, then cancelled at its claim as not for this destination: the
+    outbox listed a cancelled row for nothing, and the destination was told nothing). Its held
+    alert is listed as held, where every destination's is: the Alerts tab and ``csat-hook
+    alerts``. The Slack destination beside it gets its notice as before."""
     section = alerts_section(fake_notify, cap_per_hour=1)
-    section["rules"][0]["destinations"] = ["note"]
-    services = make_services(
-        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
-    )
+    section["rules"][0]["destinations"] = ["note", "slack"]
+    overrides = base_overrides(migrated_url, tmp_path, fake_helpdesk.url)
+    overrides["helpdesks"]["generic"] = generic_notes(fake_helpdesk.url)
+    overrides["alerts"] = section
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(overrides), encoding="utf-8")
+    services = make_services(load_config(path, env={}))
+
     outcome = raise_now(
         services, [changed(survey_key="s1"), changed(survey_key="s2", dialog_id="D-1002")]
     )
-    assert outcome.raised == {"low": 2, "cap_per_hour": 1}
-
+    assert outcome.raised == {"low": 2, "cap_per_hour": 1}  # Slack's notice alone
+    assert (outcome.queued, outcome.held) == (3, 2)
     drain(services.delivery_worker(), clock)
 
     [notice] = notices(services)
-    assert notice.status == "cancelled"
-    assert delivery_text(notice) == "note: cancelled (not for this destination)"
-    assert notice.last_error == (
-        "cancelled: not_for_this_destination; only an alert about one answer can be noted "
-        "in its conversation"
-    )
+    assert (notice.destination, notice.status) == ("slack", "sent")
+    assert sorted(delivery_text(row) for row in rows(services)) == [
+        "note: held (cap)",
+        "note: sent",
+        "slack: held (cap)",
+        "slack: sent",
+        "slack: sent",
+    ]
     assert len(notes(fake_helpdesk)) == 1  # the first alert, under the cap
-    assert "failed" not in {row.status for row in rows(services)}
+    assert notes(fake_helpdesk, "D-1002") == []
+    with services.engine.connect() as conn:
+        tab = alerts_table(conn, limit=10, tz=ZoneInfo("UTC"))
+    deliveries = tab[0].index("Deliveries")
+    assert sorted(row[deliveries] for row in tab[1:]) == [
+        "note: held (cap); slack: held (cap)",
+        "note: sent; slack: sent",
+    ]
+
+    listed = listing(path)
+    assert listed.exit_code == 0, listed.output
+    assert "note: held (cap)" in listed.output and "slack: held (cap)" in listed.output
+    assert "Alert cap reached for slack" in listed.output
+    assert "Alert cap reached for note" not in listed.output
+    assert "not for this destination" not in listed.output
 
 
 def test_a_destination_made_a_note_under_its_name_cancels_what_it_cannot_carry(

@@ -29,16 +29,21 @@ SHIPPED_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 MAX_SQLITE_TIMEOUT_SECONDS = 86_400
 
 
+# The range of a C int, what libpq's parse_int_param() reads a number into (more digits, or
+# a long that does not fit, is "invalid integer value").
+C_INT_MIN, C_INT_MAX = -(2**31), 2**31 - 1
+
 # The libpq parameters of a PostgreSQL URL that go to the socket (or libpq's own timer) when
 # it connects, with the values taken: (lowest, highest, what it is). Out of range, libpq
 # failed every connection, e.g. "setsockopt(TCP_KEEPCNT) failed: Invalid argument".
+# ``keepalives`` is any number libpq reads (useKeepalives(): 0 is off, any other on).
 # Linux's limits (include/net/tcp.h: MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL 32767,
 # MAX_TCP_KEEPCNT 127; net/ipv4/tcp.c refuses below 1, and a TCP_USER_TIMEOUT below 0);
 # libpq turns a negative keepalives_* into 0, which the kernel refuses too (checked with
 # setsockopt on Linux 6). A negative tcp_user_timeout or connect_timeout libpq reads as 0 (the
 # kernel's default; no connect limit): refused here as the typo it most likely is.
 PG_SOCKET_OPTIONS: dict[str, tuple[int, int, str]] = {
-    "keepalives": (0, 1, "0 (off) or 1 (on)"),
+    "keepalives": (C_INT_MIN, C_INT_MAX, "a whole number: 0 (off) or any other (on)"),
     "keepalives_idle": (1, 32_767, "seconds idle before the first probe, 1 to 32767"),
     "keepalives_interval": (1, 32_767, "seconds between probes, 1 to 32767"),
     "keepalives_count": (1, 127, "probes before the connection is dropped, 1 to 127"),
@@ -56,10 +61,27 @@ PG_TCP_KEEPALIVE_OPTIONS = frozenset(
 )
 
 
-def _libpq_int(given: str) -> int | None:
-    """``given`` as libpq reads an int (strtol(), around spaces allowed); None: unreadable."""
-    number = given.strip()
-    return int(number) if re.fullmatch(r"[+-]?[0-9]{1,10}", number) else None
+# What C's isspace() is true of (the "C" locale's, and a UTF-8 locale's for the one byte it
+# is given): what strtol() skips before a number and libpq after it. Not Python's
+# str.isspace(), which also takes the file, group, record and unit separators (\x1c-\x1f),
+# \x85 and Unicode's spaces: libpq refuses those.
+_C_SPACE = " \t\n\v\f\r"
+_LIBPQ_INT = re.compile(f"[{_C_SPACE}]*([+-]?)0*([0-9]+)[{_C_SPACE}]*")
+
+
+def libpq_int(given: str) -> int | None:
+    """``given`` as libpq's ``parse_int_param()`` (fe-connect.c) reads an integer
+    parameter; None where it refuses it ("invalid integer value", every connection failing):
+    strtol() in base 10 (C whitespace, then an optional sign right before the decimal
+    digits: ``+1``, ``-0``, ``007``; no ``0x``, no ``1.0``, no ``1e3``, no ``_``), then
+    nothing but C whitespace, and a value that fits a C int."""
+    found = _LIBPQ_INT.fullmatch(given)
+    # Leading zeros dropped first: as many as strtol() likes, without asking int() for a
+    # number of more digits than it converts (4300).
+    if found is None or len(found.group(2)) > len(str(C_INT_MAX)):
+        return None
+    number = int(found.group(1) + found.group(2))
+    return number if C_INT_MIN <= number <= C_INT_MAX else None
 
 
 def _unix_sockets_only(url: URL) -> bool:
@@ -89,7 +111,7 @@ def _check_pg_socket_options(url: URL) -> None:
             continue  # a Unix socket: libpq sets none of them
         if keepalives_off and option in PG_TCP_KEEPALIVE_OPTIONS:
             continue  # not read by libpq, whatever they say
-        number = _libpq_int(given)
+        number = libpq_int(given)
         if keepalives_off and option == "tcp_user_timeout" and number != 0:
             raise ValueError(
                 f"the URL option {option!r} is not applied with keepalives=0 (libpq sets it "
@@ -100,7 +122,8 @@ def _check_pg_socket_options(url: URL) -> None:
 
 
 def keepalives_off_over_tcp(url: str) -> bool:
-    """Whether the PostgreSQL ``url`` turns keepalives off (``keepalives=0``) for a
+    """Whether the PostgreSQL ``url`` turns keepalives off (``keepalives=0``, as libpq reads
+    it: :func:`_keepalives_off`) for a
     connection that may go over TCP (not every host a Unix socket): libpq then sends no
     probe and sets no ``tcp_user_timeout`` either, the URL's or the service's own default
     (:func:`csat_hook.db.engine.pg_connect_args`), so a server that goes silent
@@ -115,9 +138,11 @@ def keepalives_off_over_tcp(url: str) -> bool:
 
 
 def _keepalives_off(url: URL) -> bool:
-    """Whether ``url`` says ``keepalives=0`` as libpq reads it (``0``, `` 0``, ``-0``...)."""
+    """Whether ``url`` says ``keepalives=0`` as libpq reads it (``0``, `` 0``, ``-0``,
+    ``000``...): useKeepalives() turns them off for 0 alone, on for any other number
+    (``2``, ``-1``); a value it cannot read fails the connection, which is no "off"."""
     keepalives = url.query.get("keepalives")
-    return isinstance(keepalives, str) and _libpq_int(keepalives) == 0
+    return isinstance(keepalives, str) and libpq_int(keepalives) == 0
 
 
 def _in_memory(url: URL) -> bool:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.db import engine as db_engine
+from csat_hook.db.config import libpq_int
 from csat_hook.errors import ConfigError
 from tests.conftest import PG_ENV
 
@@ -87,14 +88,72 @@ def test_a_sqlite_path_a_shell_would_expand_is_refused_naming_the_key(path):
         load_config(None, env={"DATABASE_URL": f"sqlite:///{path}"})
 
 
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("0", 0),
+        ("1", 1),
+        ("2", 2),
+        ("-1", -1),
+        ("-0", 0),
+        ("+7", 7),
+        ("007", 7),
+        ("0" * 5000 + "1", 1),  # strtol() takes any number of zeros (int() would not)
+        ("-" + "0" * 30, 0),
+        (" \t\n\v\f\r12 \t\n\v\f\r", 12),  # C's isspace(), around it
+        ("2147483647", 2_147_483_647),
+        ("-2147483648", -2_147_483_648),
+        ("2147483648", None),  # past a C int
+        ("-2147483649", None),
+        ("99999999999", None),
+        ("", None),
+        ("   ", None),
+        ("+", None),
+        ("-", None),
+        ("on", None),
+        ("yes", None),
+        ("1x", None),
+        ("x1", None),
+        ("0x1", None),  # base 10: "0", then "x1" left
+        ("1.0", None),
+        ("1e3", None),
+        ("1_000", None),  # int() takes it, strtol() does not
+        ("1 2", None),
+        ("+ 1", None),  # the sign right before the digits
+        ("--1", None),
+        ("+-1", None),
+        ("\x1c1", None),  # Python's str.strip() skips these, C's isspace() does not
+        ("1\x1f", None),
+        ("\x851", None),
+        ("\xa01", None),
+        ("\u20031", None),
+        ("\u0661", None),  # an Arabic-Indic one: int() reads it, strtol() does not
+        ("\uff11", None),  # a full-width one
+        ("1\x00", None),
+    ],
+)
+def test_libpq_int_reads_a_number_exactly_as_libpq_parse_int_param(given, read):
+    """What libpq's parse_int_param() (fe-connect.c) takes: strtol() in base 10 over the
+    whole value but C whitespace, within a C int; the check reads every libpq socket option
+    with it, and keepalives=0 ("off") too."""
+    assert libpq_int(given) == read
+
+
 # libpq hands these to setsockopt() (or its own timer) when it connects: a value the kernel
 # refuses failed every connection ("setsockopt(TCP_KEEPCNT) failed: Invalid argument"), from
 # every command, long after the configuration was taken.
 @pytest.mark.parametrize(
     ("option", "value"),
     [
-        ("keepalives", "2"),
         ("keepalives", "yes"),
+        ("keepalives", "on"),
+        ("keepalives", "1x"),
+        ("keepalives", "0x1"),
+        ("keepalives", "1.0"),
+        ("keepalives", "2147483648"),  # past a C int: libpq refuses it
+        ("keepalives", "%2B%201"),  # "+ 1": no space after the sign
+        ("keepalives", "%C2%A01"),  # a no-break space: not one C's isspace() skips
+        ("keepalives", "%1C0"),  # nor a file separator (Python's str.strip() skips it)
         ("keepalives_idle", "0"),
         ("keepalives_idle", "32768"),
         ("keepalives_idle", "-1"),
@@ -139,6 +198,47 @@ def test_libpq_socket_options_in_range_are_taken(query):
     assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(query)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=2",
+        "keepalives=-1",
+        "keepalives=2147483647",
+        "keepalives=-2147483648",
+        "keepalives=%2B1",
+        "keepalives=%091%0A",  # tab and newline around it
+        "keepalives=%0B2%0C%0D",  # vertical tab, form feed, carriage return
+        "keepalives=00000000000000000001",
+        "keepalives=2&keepalives_idle=7&keepalives_count=5&tcp_user_timeout=9000",
+    ],
+)
+def test_keepalives_is_on_for_any_whole_number_but_0_as_libpq_reads_it(query):
+    """libpq's useKeepalives(): any integer its parse_int_param() reads (strtol(), C
+    whitespace around it, within a C int) other than 0 turns keepalives on. keepalives=2 was
+    refused as not "0 (off) or 1 (on)"."""
+    url = f"postgresql://csat:pw@db.example.com/csat?{query}"
+    config = load_config(None, env={"DATABASE_URL": url})
+    assert config.database.url.endswith(query)
+    from csat_hook.config import config_warnings
+
+    assert not [w for w in config_warnings(config) if "keepalives" in w]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "keepalives=2&keepalives_count=128",
+        "keepalives=-1&keepalives_idle=0",
+        "keepalives=%2B1&keepalives_interval=abc",
+    ],
+)
+def test_keepalive_options_with_any_keepalives_on_are_checked(query):
+    url = f"postgresql://csat:S3CRET@db.example.com/csat?{query}"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": url})
+    assert "database.url: the URL option 'keepalives_" in raised.value.message
+
+
 def test_a_libpq_socket_option_out_of_range_ends_the_command_with_exit_2():
     url = "postgresql://csat:S3CRET@db.example.com/csat?keepalives_count=200"
     result = CliRunner().invoke(main, ["check-config"], env={"DATABASE_URL": url})
@@ -158,6 +258,8 @@ def test_a_libpq_socket_option_out_of_range_ends_the_command_with_exit_2():
         "keepalives=0&keepalives_interval=99999&keepalives_count=abc",
         "keepalives=%200&keepalives_idle=0",  # " 0": libpq reads 0 around spaces
         "keepalives=-0&keepalives_count=128",
+        "keepalives=%0D0%0B&keepalives_idle=0",  # C whitespace around it
+        "keepalives=000000000000&keepalives_count=0",  # any number of zeros
         "keepalives=0&tcp_user_timeout=0",
     ],
 )
@@ -236,6 +338,26 @@ def _taken(url: str) -> bool:
         "keepalives_idle=-5",
         "keepalives=1&keepalives_count=128",
         "keepalives=1&keepalives_idle=32767&keepalives_count=127",
+        "keepalives=2",
+        "keepalives=-1&keepalives_idle=7",
+        "keepalives=2147483647",
+        "keepalives=2147483648",
+        "keepalives=%2B1",
+        "keepalives=%091%0A",
+        "keepalives=on",
+        "keepalives=1x",
+        "keepalives=0x1",
+        "keepalives=%2B%201",
+        "keepalives=%C2%A01",
+        "keepalives=2&keepalives_count=128",
+        "keepalives=000000000000&keepalives_idle=-5",
+        "keepalives=%1C0&keepalives_idle=-5",
+        "keepalives=%0D0%0B&keepalives_idle=-5",
+        "keepalives_idle=%2030%09",
+        "keepalives_idle=000000000000030",
+        "keepalives_idle=%C2%A030",
+        "tcp_user_timeout=%2B9000",
+        "tcp_user_timeout=%1C9000",
     ],
 )
 def test_the_check_takes_a_tcp_url_exactly_when_libpq_connects_with_it(query):
@@ -269,6 +391,26 @@ def test_libpq_drops_tcp_user_timeout_with_keepalives_off():
             sock.close()
 
 
+@pytest.mark.parametrize("keepalives", ["2", "-1", "%2B1", "%092%0A", "2147483647"])
+def test_libpq_turns_keepalives_on_for_any_number_but_0(keepalives):
+    """What taking them stands on, on the installed libpq: the probes are set, with the URL's
+    own keepalive options, through the service's engine."""
+    base = _pg_base()
+    engine = db_engine.make_engine(f"{base}?keepalives={keepalives}&keepalives_idle=7")
+    try:
+        with engine.connect() as conn:
+            fd = conn.connection.driver_connection.pgconn.socket  # type: ignore[union-attr]
+            sock = socket.socket(fileno=os.dup(fd))
+            try:
+                on = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            finally:
+                sock.close()
+    finally:
+        engine.dispose()
+    assert (on, idle) == (1, 7)
+
+
 @pytest.mark.parametrize(
     ("url", "warned"),
     [
@@ -279,6 +421,10 @@ def test_libpq_drops_tcp_user_timeout_with_keepalives_off():
         ("postgresql://csat:S3CRET@10.0.0.5:5432/csat?keepalives=0&hostaddr=10.0.0.5", True),
         ("postgresql://csat:S3CRET@db.example.com/csat", False),
         ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=1", False),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=2", False),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=-1", False),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=%0D0%0B", True),
+        ("postgresql://csat:S3CRET@db.example.com/csat?keepalives=000000000000", True),
         # A Unix socket: libpq sets no keepalives there, whatever the URL says.
         ("postgresql://csat:S3CRET@/csat?host=/var/run/postgresql&keepalives=0", False),
         ("sqlite:///var/csat.sqlite3", False),

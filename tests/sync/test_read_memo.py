@@ -259,6 +259,25 @@ def test_a_sheet_with_a_row_dated_ahead_is_read_every_run(kit, parsed):
     assert parsed == ["row 8"] and second.skipped == {"implausible_timestamp": 1}
 
 
+def test_a_skip_naming_a_header_the_database_cannot_store_is_replayed(kit, parsed):
+    # Two rating columns, one titled with a NUL and a lone surrogate, different answers in
+    # one row: skipped as ambiguous_columns, its detail naming both titles.
+    header = [*EN_HEADER, "Rating\x00\ud800"]
+    rows = [[*row, ""] for row in clean_rows(kit)] + [[T0, 4, "", "", "", "", 2]]
+    kit.responses([header, *rows])
+    config = kit.config(results={"columns": {"rating": ["Rating", "Rating\x00\ud800"]}})
+    first = kit.run(config)
+    assert first.skipped == {"ambiguous_columns": 1}, first.error
+    parsed.clear()
+    replayed = kit.run(config)
+    assert parsed == [] and replayed.read == "replayed"
+    assert replayed.skipped_rows == first.skipped_rows
+    with kit.engine.begin() as conn:
+        conn.execute(sa.delete(sync_source_reads))
+    by_rows = kit.run(config)
+    assert read_figures(replayed) == read_figures(by_rows)
+
+
 @pytest.mark.parametrize(
     "listed",
     [{"x": 1}, [["a", "row 8", "bad_rating", ""]], [["a", "row 8", "bad_rating", "", 5]]],

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from csat_hook.db.schema import answers
+from csat_hook.db.schema import sync_skipped_rows
 from csat_hook.db.schema import sync_state
 from csat_hook.db.schema import unverified_answers
 from tests.sync.test_double_click import T0
@@ -91,10 +92,24 @@ def test_incremental_syncs_credit_what_a_first_run_over_the_final_source_does(
     verified = {r[4] for r in rows if r[5] == tokens[r[4]] and r[1] != "ten"}
     incremental = _credited(kit, verified)
     unverified = sorted((r.field_ticket, r.rating) for r in kit.rows(unverified_answers))
+    # Once more, the source unchanged (replayed when the last read was remembered): the
+    # unreadable rows it says, and those on record, are a first run's too.
+    again = kit.run(source.config)
+    skipped = _skipped(kit)
     forget_every_read(kit)
-    kit.run(source.config)
+    first = kit.run(source.config)
     assert _credited(kit, verified) == incremental, ops
     assert sorted((r.field_ticket, r.rating) for r in kit.rows(unverified_answers)) == unverified
+    assert (again.skipped, again.skipped_rows) == (first.skipped, first.skipped_rows), ops
+    assert _skipped(kit) == skipped, ops
+
+
+def _skipped(kit: Any) -> list[tuple[Any, ...]]:
+    """The unreadable rows on record (the time aside, and the row each was first recorded
+    at: a record keeps it when the row moves, and only the run's own list shows rows)."""
+    return sorted(
+        (r.fingerprint, r.reason, r.detail, r.source_key) for r in kit.rows(sync_skipped_rows)
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))

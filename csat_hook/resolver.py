@@ -12,8 +12,10 @@ the C library gives up.
 One look-up per name runs at a time; callers asking for a name being looked up wait for
 that one, so a resolver that hangs costs one thread per name, not one per attempt.
 
-:func:`connect` is ``socket.create_connection`` on top of it: each address the name resolves
-to is tried in turn, each connect waiting at most the timeout.
+:func:`connect` is ``socket.create_connection`` on top of it, the timeout bounding the whole
+connect: the look-up and the attempts on each address the name resolves to, in turn, share it
+(:func:`attempt_seconds`). Each step bounded on its own, a slow look-up and then every address
+that black-holes took a timeout each: a name with three addresses held the thread 4 × it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
 # getaddrinfo's answer: (family, type, proto, canonname, sockaddr) per address.
 Addresses = list[tuple[Any, ...]]
+
+
+# An address's attempt may take at least this long (when that much is left): time for one
+# lost SYN to be sent again (Linux's first retransmission comes after 1 s). Go's dialer
+# shares its timeout among addresses alike, with a 2 s floor.
+MIN_ATTEMPT_SECONDS = 1.0
 
 
 class ResolveTimeoutError(TimeoutError):
@@ -91,6 +100,14 @@ def is_address(host: str) -> bool:
     return True
 
 
+def attempt_seconds(left: float, addresses: int) -> float:
+    """How long the next of ``addresses`` attempts (this one included) may take when ``left``
+    seconds are left for them all: an even share, at least :data:`MIN_ATTEMPT_SECONDS` (when
+    that much is left). Not all of it: an address that black-holes (an IPv6 route that drops
+    packets, say) would leave nothing for the next, which answers."""
+    return max(left / max(addresses, 1), min(MIN_ATTEMPT_SECONDS, left))
+
+
 def connect(
     host: str,
     port: int,
@@ -100,21 +117,36 @@ def connect(
     source_address: Any = None,
     socket_options: Iterable[tuple[Any, ...]] | None = None,
 ) -> socket.socket:
-    """``socket.create_connection((host, port), timeout, source_address)`` with the name's
-    resolution bounded by ``timeout`` too (:func:`resolve`); ``socket_options`` are set on
-    each socket before it connects (as urllib3 does). The last address's error is raised
-    when none connects."""
+    """``socket.create_connection((host, port), timeout, source_address)`` ending within
+    ``timeout`` (None: no bound) in all: the name's resolution (:func:`resolve`), then each
+    address in turn for its share of what is left (:func:`attempt_seconds`; the last one all
+    of it). ``socket_options`` are set on each socket before it connects (as urllib3 does).
+    The socket returned has what is left of ``timeout`` as its timeout: a TLS handshake on it
+    ends within the same bound. Raises :class:`ResolveTimeoutError` when the look-up did not
+    end in time, a :class:`TimeoutError` when no time was left for an address, or the last
+    address's error when none connects."""
+    end = None if timeout is None else time.monotonic() + timeout
+    addresses = resolve(host, port, timeout, family=family)
     error: OSError | None = None
-    for af, kind, proto, _name, address in resolve(host, port, timeout, family=family):
+    for index, (af, kind, proto, _name, address) in enumerate(addresses):
+        wait = None
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                error = TimeoutError(f"connecting to {host} took longer than {timeout:g} s")
+                break
+            wait = attempt_seconds(left, len(addresses) - index)
         sock = None
         try:
             sock = socket.socket(af, kind, proto)
             for option in socket_options or ():
                 sock.setsockopt(*option)
-            sock.settimeout(timeout)
+            sock.settimeout(wait)
             if source_address:
                 sock.bind(source_address)
             sock.connect(address)
+            if end is not None:
+                sock.settimeout(time_left(end))
             return sock
         except OSError as exc:
             error = exc
@@ -123,3 +155,12 @@ def connect(
     if error is not None:
         raise error
     raise OSError("getaddrinfo returns an empty list")
+
+
+def time_left(end: float) -> float:
+    """Seconds until ``end`` (``time.monotonic``), as a socket timeout: :class:`TimeoutError`
+    once it passed (a timeout of 0 would make the socket non-blocking, not bounded)."""
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the connect timeout passed")
+    return left

@@ -28,9 +28,13 @@ connect to the proxy and its handshake end within the connect timeout and by the
 through it is read as a direct connection's. A timeout given as a ``urllib3.Timeout`` is
 bounded per receive only, as before.
 
-The connection's host name is resolved within the connect timeout
-(:mod:`csat_hook.resolver`): a look-up that does not answer in time is a connect
-timeout (not sent), where ``getaddrinfo`` could hold the thread for as long as it liked.
+Opening a connection ends within the connect timeout from the request's start, every step
+of it together: the host name's resolution (:mod:`csat_hook.resolver`: a look-up that does not
+answer in time is a connect timeout, where ``getaddrinfo`` could hold the thread for as long
+as it liked), the TCP connect to each address it resolves to (which share what is left), an
+HTTP proxy's tunnel, the TLS handshake, and a SOCKS proxy's connect and handshake. Past it,
+the request was not sent. Each step bounded by the connect timeout on its own, a slow
+look-up, two addresses that black-hole and a stalled handshake held the thread 4 × it.
 """
 
 from __future__ import annotations
@@ -55,14 +59,20 @@ import urllib3.util.connection
 from csat_hook import resolver
 
 # The monotonic time the current request's answer must have arrived by; None: no deadline.
+# While a connection is being opened: the time it must be open by (_CONNECT_BY's).
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "csat_hook_http_deadline", default=None
 )
+# The monotonic time a connection the current request opens must be open by: the request's
+# start plus the connect timeout; None: no deadline.
+_CONNECT_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "csat_hook_http_connect_by", default=None
+)
 
 
-def exchange_budget(timeout: Any) -> float | None:
-    """Seconds a request may take in all from a ``requests`` timeout: connect plus read (one
-    number is both, as requests reads it); None when either is unbounded or unknown."""
+def _timeouts(timeout: Any) -> tuple[float, float] | None:
+    """A ``requests`` timeout as (connect, read) seconds (one number is both, as requests
+    reads it); None when either is unbounded or unknown."""
     if isinstance(timeout, tuple) and len(timeout) == 2:
         connect, read = timeout
     elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
@@ -71,7 +81,7 @@ def exchange_budget(timeout: Any) -> float | None:
         return None
     if not isinstance(connect, int | float) or not isinstance(read, int | float):
         return None
-    return float(connect) + float(read)
+    return float(connect), float(read)
 
 
 class _DeadlineSocketIO(socket.SocketIO):
@@ -173,13 +183,24 @@ def _opening() -> Iterator[None]:
 
 
 def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
-    """urllib3's ``HTTPConnection._new_conn`` with the host name resolved within the connect
-    timeout (:mod:`csat_hook.resolver`): a resolver that never answers was not
-    bounded by it. Errors are urllib3's: a look-up that timed out is a ConnectTimeoutError,
-    one that failed a NameResolutionError (both: not sent)."""
+    """urllib3's ``HTTPConnection._new_conn`` ending within the connect timeout, the host
+    name's resolution included (:mod:`csat_hook.resolver`: a resolver that never answers was
+    not bounded by it), and by the deadline (the connect phase's, see
+    :meth:`_DeadlineHTTPConnection.connect`). The socket returned has what is left of that
+    time as its timeout: the TLS handshake (a tunnel's too) ends within it. Errors are
+    urllib3's: a look-up or a connect that timed out is a ConnectTimeoutError, a look-up that
+    failed a NameResolutionError (both: not sent)."""
     timeout = conn.timeout
     if not isinstance(timeout, int | float) or isinstance(timeout, bool):
         return urllib3.connection.HTTPConnection._new_conn(conn)  # no number: as urllib3
+    wait = float(timeout)
+    until = _DEADLINE.get()
+    if until is not None:
+        wait = min(wait, until - time.monotonic())
+        if wait <= 0:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={timeout})"
+            )
     host = conn._dns_host
     if host.startswith("["):
         host = host.strip("[]")
@@ -191,7 +212,7 @@ def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
         sock = resolver.connect(
             host,
             conn.port,
-            float(timeout),
+            wait,
             family=urllib3.util.connection.allowed_gai_family(),
             source_address=conn.source_address,
             socket_options=conn.socket_options,
@@ -241,8 +262,31 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     response_class = _DeadlineResponse
 
     def connect(self) -> None:
-        with _opening():
-            super().connect()
+        """Opens the connection by the connect phase's deadline (``_CONNECT_BY``), which the
+        connection's steps read as the deadline meanwhile (an HTTP proxy's tunnel sends its
+        CONNECT and reads the answer through this connection's send and response); then the
+        socket's timeout is the connect timeout again, for sending the request."""
+        connect_by = _CONNECT_BY.get()
+        token = _DEADLINE.set(connect_by) if connect_by is not None else None
+        try:
+            with _opening():
+                try:
+                    super().connect()
+                except TimeoutError as exc:
+                    # The TLS handshake's (or a tunnel's): urllib3 reported it as a read
+                    # timeout, as one while waiting for an answer; it is the connect's.
+                    raise urllib3.exceptions.ConnectTimeoutError(
+                        self,
+                        f"Connection to {self.host} timed out. (connect timeout={self.timeout})",
+                    ) from exc
+        finally:
+            if token is not None:
+                _DEADLINE.reset(token)
+        timeout = self.timeout
+        if self.sock is not None and isinstance(timeout, int | float):
+            # What was left of the connect phase bounded the handshake; urllib3 has each send
+            # wait the connect timeout (and send() no longer than the request's deadline).
+            self.sock.settimeout(timeout)
 
     def _new_conn(self) -> socket.socket:
         return _new_conn(self)
@@ -350,12 +394,23 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
-        """HTTPAdapter.send, within the request's deadline when its timeout gives one."""
-        budget = exchange_budget(timeout)
-        if budget is None:
+        """HTTPAdapter.send, within the request's deadline when its timeout gives one, a
+        connection it opens open within the connect timeout from its start."""
+        timeouts = _timeouts(timeout)
+        if timeouts is None:
             return super().send(request, stream, timeout, verify, cert, proxies)
-        token = _DEADLINE.set(time.monotonic() + budget)
+        connect, read = timeouts
+        start = time.monotonic()
+        # Connecting ends within the connect timeout from the request's start, not by the
+        # deadline (connect plus read): the documented bound of `connect_timeout_seconds`
+        # (the name's resolution "counts against the connect timeout"), and a connect that
+        # took some of the read timeout would leave less time for an answer, cut short after
+        # the vendor may have acted (an unknown outcome) where a connect that failed is a
+        # plain retry. The read timeout stays the answer's: the deadline is unchanged.
+        token = _DEADLINE.set(start + connect + read)
+        connect_token = _CONNECT_BY.set(start + connect)
         try:
             return super().send(request, stream, timeout, verify, cert, proxies)
         finally:
+            _CONNECT_BY.reset(connect_token)
             _DEADLINE.reset(token)

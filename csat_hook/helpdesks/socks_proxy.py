@@ -14,10 +14,13 @@ that failed a NameResolutionError (both: not sent).
 
 PySocks bounds each receive of the handshake by the socket's timeout, not the handshake: a
 proxy that answers it one byte at a time, each in time, held the thread for as long as it
-liked. Here the TCP connect to the proxy and the handshake together take at most the connect
-timeout for each of the proxy's addresses (as a TCP connect does for each of an API's), and
-never run past the request's deadline when there is one (:func:`new_conn`): else a
-ConnectTimeoutError (not sent: no byte of the request has left).
+liked. Here the whole connect ends within the connect timeout and never past the deadline
+given (:func:`new_conn`; the connect phase's, from the request's start): the look-ups, then
+the TCP connect to the proxy with its handshake, the proxy's addresses sharing what is left
+as an API's do (:func:`csat_hook.resolver.attempt_seconds`), and the TLS handshake after it
+within what is then left. Else a ConnectTimeoutError (not sent: no byte of the request has
+left). Each look-up and each address bounded by the connect timeout on its own, a slow
+resolver and a stalled proxy held the thread for 2 × it, and a TLS handshake a third.
 
 Imported only for a SOCKS proxy (urllib3's SOCKS support imports PySocks);
 :mod:`csat_hook.helpdesks.deadline` builds its connections on :func:`new_conn`.
@@ -38,36 +41,49 @@ from csat_hook import resolver
 
 
 def new_conn(conn: SOCKSConnection, deadline: float | None = None) -> socket.socket:
-    """urllib3's ``SOCKSConnection._new_conn`` with the proxy's name and, for local
-    resolution, the API's resolved within the connect timeout, and the connection to the
-    proxy with its handshake bounded (see the module docstring): each of the proxy's
-    addresses is tried in turn (as PySocks does) for at most the connect timeout and until
-    ``deadline`` (``time.monotonic``; None: no deadline but the connect timeout's); the API's
-    first address is sent (as PySocks does). The socket returned has the connect timeout."""
+    """urllib3's ``SOCKSConnection._new_conn`` ending within the connect timeout and by
+    ``deadline`` (``time.monotonic``; None: no deadline but the connect timeout's), see the
+    module docstring: the proxy's name and, for local resolution, the API's resolved, then
+    each of the proxy's addresses tried in turn (as PySocks does) for its share of what is
+    left; the API's first address is sent (as PySocks does). The socket returned has what is
+    left of that time as its timeout: the TLS handshake after it ends within it."""
     timeout = conn.timeout
     if not isinstance(timeout, int | float) or isinstance(timeout, bool):
         return cast(socket.socket, SOCKSConnection._new_conn(conn))  # no number: as urllib3
     options = conn._socks_options
     wait = float(timeout)
-    proxies = _resolve(conn, str(options["proxy_host"]).strip("[]"), options["proxy_port"], wait)
+    end = time.monotonic() + wait
+    if deadline is not None:
+        end = min(end, deadline)
+    proxy_host = str(options["proxy_host"]).strip("[]")
+    proxies = _resolve(conn, proxy_host, options["proxy_port"], _left(conn, end))
     host = conn.host.strip("[]")
     if not options["rdns"] and not resolver.is_address(host):
         # SOCKS4 carries IPv4 addresses only (PySocks used gethostbyname).
         v4 = options["socks_version"] == socks.PROXY_TYPE_SOCKS4
-        found = _resolve(conn, host, conn.port, wait, socket.AF_INET if v4 else socket.AF_UNSPEC)
+        family = socket.AF_INET if v4 else socket.AF_UNSPEC
+        found = _resolve(conn, host, conn.port, _left(conn, end), family)
         host = str(found[0][4][0])
     error: BaseException | None = None
-    for family, address in dict.fromkeys((entry[0], str(entry[4][0])) for entry in proxies):
-        until = time.monotonic() + wait
-        if deadline is not None:
-            until = min(until, deadline)
-        if until <= time.monotonic():
-            error = TimeoutError("the request's time ran out before the proxy answered")
+    addresses = list(dict.fromkeys((entry[0], str(entry[4][0])) for entry in proxies))
+    for index, (family, address) in enumerate(addresses):
+        left = end - time.monotonic()
+        if left <= 0:
+            error = TimeoutError("the connect timeout ran out before the proxy answered")
             break
+        until = time.monotonic() + resolver.attempt_seconds(left, len(addresses) - index)
         try:
-            return _through_proxy(conn, family, address, (host, conn.port), wait, until)
+            sock = _through_proxy(conn, family, address, (host, conn.port), wait, until)
         except OSError as exc:  # socks.ProxyError included
             error = exc
+            continue
+        try:
+            sock.settimeout(resolver.time_left(end))
+        except TimeoutError as exc:
+            sock.close()
+            error = exc
+            break
+        return sock
     cause = getattr(error, "socket_err", None) or error
     if isinstance(cause, TimeoutError):
         raise urllib3.exceptions.ConnectTimeoutError(
@@ -139,15 +155,26 @@ def _through_proxy(
     return sock
 
 
+def _left(conn: SOCKSConnection, end: float) -> float:
+    """Seconds until ``end``, or a ConnectTimeoutError once it passed."""
+    left = end - time.monotonic()
+    if left <= 0:
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+        )
+    return left
+
+
 def _resolve(
     conn: SOCKSConnection, name: str, port: Any, timeout: float, family: int = socket.AF_UNSPEC
 ) -> resolver.Addresses:
-    """``resolver.resolve``, its errors as urllib3 reports a direct connection's."""
+    """``resolver.resolve`` waiting ``timeout`` seconds (what is left of the connect
+    timeout), its errors as urllib3 reports a direct connection's."""
     try:
         return resolver.resolve(name, port, timeout, family=family)
     except socket.gaierror as exc:
         raise urllib3.exceptions.NameResolutionError(name, conn, exc) from exc
     except resolver.ResolveTimeoutError as exc:
         raise urllib3.exceptions.ConnectTimeoutError(
-            conn, f"Resolving {name} timed out. (connect timeout={timeout:g})"
+            conn, f"Resolving {name} timed out. (connect timeout={conn.timeout})"
         ) from exc

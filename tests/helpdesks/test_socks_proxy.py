@@ -255,14 +255,17 @@ def socks(
     made: list[Socks5Proxy] = []
 
     def make(
-        scheme: str = "socks5h", timeouts: tuple[float, float] = (D_CONNECT, D_READ), **options: Any
+        scheme: str = "socks5h",
+        timeouts: tuple[float, float] = (D_CONNECT, D_READ),
+        proxy_host: str = "127.0.0.1",
+        **options: Any,
     ) -> tuple[Socks5Proxy, HttpClient]:
         fake = Socks5Proxy(**options)
         made.append(fake)
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
         for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
-            monkeypatch.setenv(name, f"{scheme}://127.0.0.1:{fake.port}")
+            monkeypatch.setenv(name, f"{scheme}://{proxy_host}:{fake.port}")
         connect, read = timeouts
         return fake, HttpClient(connect_timeout=connect, read_timeout=read)
 
@@ -354,6 +357,66 @@ def test_https_through_the_proxy_keeps_the_deadline(tmp_path, monkeypatch, socks
     assert error.retryable and error.outcome_unknown
     assert "timed out waiting for the answer" in error.message
     assert took < D_CONNECT + D_READ + DEADLINE_SLACK, took
+
+
+# Connecting through the proxy ends within the connect timeout in all: the proxy's name
+# looked up slowly (0.8 s, within the 1 s connect timeout alone), then the proxy's handshake
+# or the helpdesk's TLS handshake through it stalling. Each step had the whole connect
+# timeout on its own: about 1.8 s.
+C_CONNECT, C_READ = 1.0, 3.0
+SLOW_LOOKUP = 0.8
+C_SLACK = 0.4
+
+
+@pytest.fixture
+def slow_proxy_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A name for the proxy that resolves to loopback, :data:`SLOW_LOOKUP` seconds late."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "socks.proxy.test":
+            time.sleep(SLOW_LOOKUP)
+            host = "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return "socks.proxy.test"
+
+
+def test_a_slow_look_up_then_a_stalled_proxy_end_within_the_connect_timeout(
+    helpdesk, socks, slow_proxy_name
+):
+    port, seen = helpdesk
+    _, client = socks(timeouts=(C_CONNECT, C_READ), proxy_host=slow_proxy_name, handshake="stall")
+
+    error, took = _failed_post(client, f"http://helpdesk.test:{port}{PATH}")
+
+    assert seen == []
+    assert error.retryable and not error.outcome_unknown
+    assert "connect timed out (not sent)" in error.message
+    assert took < C_CONNECT + C_SLACK, took
+
+
+def test_a_tls_handshake_through_the_proxy_ends_within_the_connect_timeout(
+    tmp_path, monkeypatch, socks, slow_proxy_name
+):
+    ca_file, _, _ = make_certificates(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    proxy, client = socks(timeouts=(C_CONNECT, C_READ), proxy_host=slow_proxy_name)
+
+    def stalled_handshake(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(conn.recv(65536))  # the ClientHello, never answered
+        time.sleep(C_CONNECT + SLOW_LOOKUP + 1)
+
+    with loopback(stalled_handshake) as (url, seen):
+        url = url.replace("http://127.0.0.1", "https://localhost") + PATH
+        error, took = _failed_post(client, url)
+
+    assert proxy.asked == [("name", "localhost")]
+    assert seen and seen[0][:1] == b"\x16"  # a TLS record: nothing of the request
+    assert error.retryable and not error.outcome_unknown
+    assert "(not sent)" in error.message
+    assert took < C_CONNECT + C_SLACK, took
 
 
 def test_without_pysocks_the_error_names_the_proxy_setting():

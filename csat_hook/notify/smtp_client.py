@@ -7,9 +7,11 @@ timeout, keeps the client (and the worker thread) waiting for as long as it like
 :class:`DeadlineSMTP` arms the socket before every ``recv`` and ``send`` with the time left
 (at most the per-operation timeout), and fails with :class:`TimeoutError` once none is left:
 
-* the connection (the host name's resolution, then each address it resolves to, each for at
-  most the time left: :mod:`csat_hook.resolver`) and, for implicit TLS, its
-  handshake;
+* the connection: the host name's resolution, then each address it resolves to (sharing
+  what is left: :mod:`csat_hook.resolver`) and, for implicit TLS, its handshake, all within
+  one timeout from its start (one wait for the server, as an HTTP request's connect timeout
+  bounds its connecting): each step had a whole timeout on its own, a slow resolver and a
+  stalled handshake held the worker for two, every address that black-holed one more;
 * every reply line (read here, not through ``makefile``);
 * every command and the message (sent here, not through ``sendall``, whose TLS form re-arms
   the timeout per chunk);
@@ -80,11 +82,13 @@ class DeadlineSMTP(smtplib.SMTP):
 
     # smtplib's hook for SMTP_SSL; the timeout it passes is the per-operation one.
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = resolver.connect(host, port, self._wait(), source_address=self.source_address)
+        wait = self._wait()
+        end = time.monotonic() + wait  # connecting, the TLS handshake included, ends by it
+        sock = resolver.connect(host, port, wait, source_address=self.source_address)
         if self._tls is None:
             return sock
         try:
-            sock.settimeout(self._wait())
+            sock.settimeout(min(resolver.time_left(end), self._wait()))
             return self._tls.wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()

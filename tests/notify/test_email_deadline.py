@@ -25,6 +25,9 @@ from pydantic import ValidationError
 from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
+from tests.helpdesks.test_connect_phase import black_holes
+from tests.helpdesks.test_connect_phase import stalled_handshake
+from tests.helpdesks.test_transport import loopback
 from tests.notify.conftest import build
 from tests.notify.conftest import sample
 from tests.notify.smtp_server import Mailbox
@@ -260,3 +263,79 @@ def test_worker_once_refuses_an_smtp_exchange_longer_than_the_lease_naming_both(
     else:
         assert once.exit_code == 0, once.output
         assert said not in checked.output
+
+
+# Connecting (the host name's resolution, TCP to each address, the implicit TLS handshake)
+# ends within one timeout from its start, as an HTTP request's connect does: each step had
+# the whole timeout on its own (the time left of the deadline, when less), so a slow
+# resolver, then every address that black-holes, then a handshake that stalls held the worker
+# for a timeout each, far past the one wait for the server the timeout names.
+C_TIMEOUT, C_DEADLINE = 1.0, 6.0
+SLOW_LOOKUP = 0.8  # within the timeout, alone
+C_SLACK = 0.4
+
+
+@pytest.fixture
+def resolving(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``resolving(addresses, after)``: localhost resolves to ``addresses`` (IPv4, in that
+    order), the answer coming ``after`` seconds late."""
+
+    def install(addresses: list[str], after: float) -> None:
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host != "localhost":
+                return real(host, port, *args, **kwargs)
+            time.sleep(after)
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
+                for address in addresses
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    return install
+
+
+def send_within(port: int, ca_file: Path, security: str) -> tuple[DeliveryError | None, float]:
+    destination = email(
+        port,
+        ca_file,
+        username=None,
+        password=None,
+        security=security,
+        timeout_seconds=C_TIMEOUT,
+        deadline_seconds=C_DEADLINE,
+    )
+    started = time.monotonic()
+    try:
+        destination.send(sample())
+    except DeliveryError as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_addresses_that_black_hole_take_one_timeout_in_all(tmp_path, resolving, security):
+    # A slow look-up and three addresses: 0.8 s, then 1 s each.
+    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    resolving(hosts, SLOW_LOOKUP)
+    ca_file, _, _ = make_certificates(tmp_path)
+    with black_holes(hosts) as port:
+        error, took = send_within(port, ca_file, security)
+    assert error is not None and error.retryable and not error.outcome_unknown
+    assert "during connect (not sent)" in error.message
+    assert took < C_TIMEOUT + C_SLACK, took
+
+
+def test_an_implicit_tls_handshake_that_stalls_ends_within_one_timeout(tmp_path, resolving):
+    # A slow look-up (0.8 s), then the handshake: it had the whole timeout again.
+    resolving(["127.0.0.1"], SLOW_LOOKUP)
+    ca_file, _, _ = make_certificates(tmp_path)
+    with loopback(stalled_handshake) as (url, seen):
+        port = int(url.rsplit(":", 1)[1])
+        error, took = send_within(port, ca_file, "tls")
+    assert error is not None and error.retryable and not error.outcome_unknown
+    assert "during connect (not sent)" in error.message
+    assert took < C_TIMEOUT + C_SLACK, took
+    assert seen and seen[0][:1] == b"\x16"  # the ClientHello, never answered

@@ -131,3 +131,39 @@ def test_a_tls_handshake_that_stalls_ends_within_the_connect_timeout(
     assert "connect timed out" in error.message  # urllib3 said a read timed out
     assert took < CONNECT + SLACK, took
     assert seen and seen[0][:1] == b"\x16"  # the ClientHello, and nothing of the request
+
+
+def proxy_answering(how: str) -> Callable[[socket.socket, list[bytes]], None]:
+    """An HTTP proxy that reads a CONNECT and then ``how``: "stalls" (never answers it) or
+    "trickles" (its 200 one byte every 0.05 s, each in time, about 5 s in all)."""
+
+    def serve(conn: socket.socket, seen: list[bytes]) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request and (chunk := conn.recv(65536)):
+            request += chunk
+        seen.append(request)
+        if how == "stalls":
+            time.sleep(CONNECT + SLOW_LOOKUP + 1)
+            return
+        for byte in b"HTTP/1.1 200 Connection established\r\nX-Pad: " + b"p" * 60 + b"\r\n\r\n":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    return serve
+
+
+@pytest.mark.parametrize("how", ["stalls", "trickles"])
+def test_an_http_proxys_tunnel_ends_within_the_connect_timeout(monkeypatch, resolving, how):
+    # The proxy's name looked up slowly (0.8 s), then its answer to CONNECT: each receive had
+    # the connect timeout, the whole answer the request's time (4 s).
+    resolving(["127.0.0.1"], SLOW_LOOKUP)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    client = HttpClient(connect_timeout=CONNECT, read_timeout=READ)
+    with loopback(proxy_answering(how)) as (url, seen):
+        for name in ("HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, url.replace("127.0.0.1", NAME))
+        error, took = failed(client, "https://api.helpdesk.example/m")
+    assert seen and seen[0].startswith(b"CONNECT api.helpdesk.example:443 ")
+    assert_not_sent(error)
+    assert took < CONNECT + SLACK, took

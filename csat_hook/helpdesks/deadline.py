@@ -58,15 +58,12 @@ import urllib3.util.connection
 
 from csat_hook import resolver
 
-# The monotonic time the current request's answer must have arrived by; None: no deadline.
-# While a connection is being opened: the time it must be open by (_CONNECT_BY's).
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+# The current request's times (time.monotonic), None when it has no deadline: when its answer
+# must have arrived by (the deadline), and when a connection it opens must be open by (its
+# start plus the connect timeout). While a connection is being opened, both are the latter.
+# One variable, set once per request: the reply path's cost is unchanged.
+_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
     "csat_hook_http_deadline", default=None
-)
-# The monotonic time a connection the current request opens must be open by: the request's
-# start plus the connect timeout; None: no deadline.
-_CONNECT_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "csat_hook_http_connect_by", default=None
 )
 
 
@@ -109,9 +106,10 @@ class _DeadlineResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        deadline = _DEADLINE.get()
-        if deadline is None:
+        times = _DEADLINE.get()
+        if times is None:
             return
+        deadline = times[0]
         # The reader sock.makefile made holds a reference that keeps the socket open while
         # the response is read (a "Connection: close" answer closes the connection at once);
         # it passes to ours: the old one is marked closed without giving it back.
@@ -194,9 +192,9 @@ def _new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
     if not isinstance(timeout, int | float) or isinstance(timeout, bool):
         return urllib3.connection.HTTPConnection._new_conn(conn)  # no number: as urllib3
     wait = float(timeout)
-    until = _DEADLINE.get()
-    if until is not None:
-        wait = min(wait, until - time.monotonic())
+    times = _DEADLINE.get()
+    if times is not None:
+        wait = min(wait, times[1] - time.monotonic())
         if wait <= 0:
             raise urllib3.exceptions.ConnectTimeoutError(
                 conn, f"Connection to {conn.host} timed out. (connect timeout={timeout})"
@@ -262,12 +260,13 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     response_class = _DeadlineResponse
 
     def connect(self) -> None:
-        """Opens the connection by the connect phase's deadline (``_CONNECT_BY``), which the
-        connection's steps read as the deadline meanwhile (an HTTP proxy's tunnel sends its
-        CONNECT and reads the answer through this connection's send and response); then the
-        socket's timeout is the connect timeout again, for sending the request."""
-        connect_by = _CONNECT_BY.get()
-        token = _DEADLINE.set(connect_by) if connect_by is not None else None
+        """Opens the connection by the request's connect deadline (its start plus the connect
+        timeout), which the connection's steps read as the deadline meanwhile (an HTTP
+        proxy's tunnel sends its CONNECT and reads the answer through this connection's send
+        and response); then the socket's timeout is the connect timeout again, for sending
+        the request."""
+        times = _DEADLINE.get()
+        token = _DEADLINE.set((times[1], times[1])) if times is not None else None
         try:
             with _opening():
                 try:
@@ -302,13 +301,13 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
             raise
 
     def send(self, data: Any) -> None:
-        deadline = _DEADLINE.get()
-        if deadline is None:
+        times = _DEADLINE.get()
+        if times is None:
             super().send(data)
             return
         if self.sock is None and self.auto_open:
             self.connect()  # as http.client's send would, before the time left is read
-        left = deadline - time.monotonic()
+        left = times[0] - time.monotonic()
         if left <= 0:
             raise SendTimeoutError("the request's time ran out before it was all sent")
         timeout = self.timeout
@@ -353,7 +352,8 @@ def _socks_pools() -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]
 
     class _DeadlineSOCKSConnection(_DeadlineHTTPConnection, SOCKSConnection):
         def _new_conn(self) -> socket.socket:
-            return socks_proxy.new_conn(self, _DEADLINE.get())
+            times = _DEADLINE.get()  # its connect deadline: times[1]
+            return socks_proxy.new_conn(self, None if times is None else times[1])
 
     class _DeadlineSOCKSHTTPSConnection(_DeadlineSOCKSConnection, SOCKSHTTPSConnection):
         pass
@@ -407,10 +407,8 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         # took some of the read timeout would leave less time for an answer, cut short after
         # the vendor may have acted (an unknown outcome) where a connect that failed is a
         # plain retry. The read timeout stays the answer's: the deadline is unchanged.
-        token = _DEADLINE.set(start + connect + read)
-        connect_token = _CONNECT_BY.set(start + connect)
+        token = _DEADLINE.set((start + connect + read, start + connect))
         try:
             return super().send(request, stream, timeout, verify, cert, proxies)
         finally:
-            _CONNECT_BY.reset(connect_token)
             _DEADLINE.reset(token)

@@ -31,8 +31,8 @@ LEGACY_PRESENT = "legacy digests present"
 class KnownRows(set[str]):
     """The identities of the rows already processed (credited or kept unverified), which a
     source does not return again, and in ``skipped`` those of the rows recorded as skipped
-    (identity → reason), which it reads again on every run (a fixed setting may make them
-    readable)."""
+    (identity → reason), which it reads again on every read of its rows (a fixed setting may
+    make them readable)."""
 
     def __init__(
         self, processed: Iterable[str] = (), skipped: Mapping[str, str] | None = None

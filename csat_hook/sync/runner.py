@@ -15,7 +15,8 @@ Phases and what a failure in each leaves behind:
    output already holds the report of this run's key (:mod:`.report_key`).
 5. **Outputs**: local files and/or Google Sheets (skipped in a dry run).
 
-Rows the sync cannot read are recorded and read again on every run (:mod:`.skips`); when one
+Rows the sync cannot read are recorded and read again on every read of the rows
+(:mod:`.skips`; the same bytes under the same settings replay them, :mod:`.read_memo`); when one
 reason skips a large share of the rows, the run still stores and writes everything it could,
 then ends with ``data_error``.
 

@@ -1,9 +1,12 @@
-"""Skipped rows: read again on every run, and a large share of them is a failed run.
+"""Skipped rows: read again on every read of the rows, and a large share of them is a failed
+run.
 
 A row the sync cannot read (no timestamp, a layout or zone it cannot place, a rating that is
 not on the scale) is recorded in ``sync_skipped_rows``. It is *not* treated as processed: each
-run reads it again, so once the operator fixes the configuration (a time zone, a date order,
-a rating label) the row is credited and leaves the table. ``csv`` and ``gsheets`` read the
+read of the rows reads it again, so once the operator fixes the configuration (a time zone, a
+date order, a rating label) the row is credited and leaves the table. (A setting is under the
+read memo's key: the same bytes read under the same settings are replayed, their skipped rows
+given again as that read gave them, :mod:`.read_memo`.) ``csv`` and ``gsheets`` read the
 whole source every run; ``forms_api`` reads from its watermark, so its older skipped rows
 come back with ``csat-hook sync --full``. Each record names the source that read it
 (``source_key``): a read of another sheet, tab, file or form of the same kind forgets none of

@@ -154,7 +154,7 @@ def admit(
     ``legacy`` computes the row's legacy digest; it is given when ``known`` still holds
     some (:data:`~csat_hook.sync.records.LEGACY_PRESENT`). A row it matches is unchanged, and
     the pair goes to ``batch.rekeyed`` so its stored digest is replaced by the identity. A
-    skipped row is never recognised: skipped rows are read again on every run.
+    skipped row is never recognised: skipped rows are read again on every read of the rows.
     """
     identity = item.fingerprint
     if identity in known:

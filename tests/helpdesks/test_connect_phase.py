@@ -47,16 +47,17 @@ def black_holes(hosts: list[str], port: int = 0) -> Iterator[int]:
             each.close()
 
 
-@pytest.fixture
-def resolving(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str], float], None]:
-    """``resolving(addresses, after)``: :data:`NAME` resolves to ``addresses`` (IPv4, in that
-    order), the answer coming ``after`` seconds late."""
+def slow_resolution(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> Callable[[list[str], float], None]:
+    """``install(addresses, after)``: ``name`` resolves to ``addresses`` (IPv4, in that
+    order), the answer coming ``after`` seconds late; any other name as before."""
 
     def install(addresses: list[str], after: float) -> None:
         real = socket.getaddrinfo
 
         def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host != NAME:
+            if host != name:
                 return real(host, port, *args, **kwargs)
             time.sleep(after)
             return [
@@ -67,6 +68,12 @@ def resolving(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str], float], N
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
     return install
+
+
+@pytest.fixture
+def resolving(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str], float], None]:
+    """``resolving(addresses, after)``: :data:`NAME` resolves so (:func:`slow_resolution`)."""
+    return slow_resolution(monkeypatch, NAME)
 
 
 def failed(client: HttpClient, url: str) -> tuple[DeliveryError, float]:

@@ -288,14 +288,18 @@ _NOT_ROUTED_AS_POSTED: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("shape", sorted(_NOT_ROUTED_AS_POSTED))
-def test_a_request_flask_routes_otherwise_is_flasks(
-    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture, shape: str
-) -> None:
-    body, headers, query = kit.closed(clock())
+def _answered_as_posted(
+    kit: Kit,
+    twins: tuple[Twin, Twin],
+    closed: tuple[Any, dict[str, str], Any],
+    caplog: pytest.LogCaptureFixture,
+    shape: str,
+) -> tuple[tuple[int, list[str]], tuple[int, int]]:
+    """``closed`` (``kit.closed``'s body, headers and query) posted to both apps in the
+    ``shape`` of :data:`_NOT_ROUTED_AS_POSTED` (:func:`_answered`)."""
+    body, headers, query = closed
     variant = _NOT_ROUTED_AS_POSTED[shape]
-    assert _exchange(
+    return _answered(
         twins,
         caplog,
         path=f"/webhooks/{kit.kind}",
@@ -303,7 +307,15 @@ def test_a_request_flask_routes_otherwise_is_flasks(
         headers={**headers, **variant.get("headers", {})},
         query_string=query,
         environ_overrides=variant.get("environ_overrides", {}),
-    ) == (1, 1)
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("shape", sorted(_NOT_ROUTED_AS_POSTED))
+def test_a_request_flask_routes_otherwise_is_flasks(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    assert _answered_as_posted(kit, twins, kit.closed(clock()), caplog, shape)[1] == (1, 1)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -313,17 +325,9 @@ def test_a_close_asking_to_upgrade_is_received_either_way(
 ) -> None:
     """Upgrade is a hint a server may ignore (RFC 9110 §7.8): the close is received, as the
     same close without it is (it was a 405 naming HEAD alone, logged nowhere)."""
-    body, headers, query = kit.closed(clock())
-    variant = _NOT_ROUTED_AS_POSTED[shape]
-    answered = _answered(
-        twins,
-        caplog,
-        path=f"/webhooks/{kit.kind}",
-        data=body,
-        headers={**headers, **variant.get("headers", {})},
-        query_string=query,
-        environ_overrides=variant.get("environ_overrides", {}),
-    )
+    closed = kit.closed(clock())
+    answered = _answered_as_posted(kit, twins, closed, caplog, shape)
+    body, headers, query = closed
     again = _answered(
         twins, caplog, path=f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
     )

@@ -26,6 +26,7 @@ from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
 from tests.helpdesks.test_connect_phase import black_holes
+from tests.helpdesks.test_connect_phase import slow_resolution
 from tests.helpdesks.test_connect_phase import stalled_handshake
 from tests.helpdesks.test_transport import loopback
 from tests.notify.conftest import build
@@ -141,13 +142,21 @@ def scripted(tmp_path: Path) -> Iterator[Any]:
 
 
 def send_to(server: ScriptedServer, **options: Any) -> tuple[DeliveryError | None, float]:
+    return send(server.port, server.ca_file, TIMEOUT, DEADLINE, **options)
+
+
+def send(
+    port: int, ca_file: Path, timeout: float, deadline: float, **options: Any
+) -> tuple[DeliveryError | None, float]:
+    """Send one alert by e-mail to the server on ``port`` (no login); the error, if any, and
+    how long it took."""
     destination = email(
-        server.port,
-        server.ca_file,
+        port,
+        ca_file,
         username=None,
         password=None,
-        timeout_seconds=TIMEOUT,
-        deadline_seconds=DEADLINE,
+        timeout_seconds=timeout,
+        deadline_seconds=deadline,
         **options,
     )
     started = time.monotonic()
@@ -279,40 +288,11 @@ C_SLACK = 0.4
 def resolving(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``resolving(addresses, after)``: localhost resolves to ``addresses`` (IPv4, in that
     order), the answer coming ``after`` seconds late."""
-
-    def install(addresses: list[str], after: float) -> None:
-        real = socket.getaddrinfo
-
-        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host != "localhost":
-                return real(host, port, *args, **kwargs)
-            time.sleep(after)
-            return [
-                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
-                for address in addresses
-            ]
-
-        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-    return install
+    return slow_resolution(monkeypatch, "localhost")
 
 
 def send_within(port: int, ca_file: Path, security: str) -> tuple[DeliveryError | None, float]:
-    destination = email(
-        port,
-        ca_file,
-        username=None,
-        password=None,
-        security=security,
-        timeout_seconds=C_TIMEOUT,
-        deadline_seconds=C_DEADLINE,
-    )
-    started = time.monotonic()
-    try:
-        destination.send(sample())
-    except DeliveryError as exc:
-        return exc, time.monotonic() - started
-    return None, time.monotonic() - started
+    return send(port, ca_file, C_TIMEOUT, C_DEADLINE, security=security)
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

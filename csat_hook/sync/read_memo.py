@@ -18,14 +18,14 @@ every readable row of it was stored, so reading it again row by row would find e
 unchanged, and the replay says exactly that (the same counts, warnings and columns) and
 stores nothing.
 
-Skipped rows. An unreadable row is read again every run (``skips.py``: fixing a setting
-credits it), but what it reads as is a function of the key too. Not remembered: a read with
-a skip decided outside its row (:data:`_NOT_KEPT`: a row dated ahead, which the run's clock
-decides; a row of titles again, below which every row is skipped; a day/month order the
-whole column settles), and skips that fail the run (the failure quotes one of the cells,
-which is never stored). The
-memo keeps the others (identity, row, reason, detail, column; a few hundred fit in
-:data:`MAX_OUTCOME_BYTES`), the replay gives them back for the ingest to record as a read
+Skipped rows. An unreadable row is read again on every read of the rows (``skips.py``:
+fixing a setting credits it), but what it reads as is a function of the key too. Not
+remembered: a read with a skip decided outside its row (a row dated ahead, which the run's
+clock decides, where one dated before 2000 is implausible at any time; :data:`_NOT_KEPT`: a
+row of titles again, below which every row is skipped; a day/month order the whole column
+settles), and skips that fail the run (the failure quotes one of the cells, which is never
+stored). The memo keeps the others (identity, row, reason, detail, column; a few hundred fit
+in :data:`MAX_OUTCOME_BYTES`), the replay gives them back for the ingest to record as a read
 does, and a replay is refused while any of them is no longer on record (``load``'s
 ``recorded``: deleted by hand, or forgotten by another source's read). So a sheet with a few
 unreadable rows, the usual sheet, is not read row by row every run.
@@ -64,10 +64,9 @@ from csat_hook.sync.values import READING_VERSION
 # the rows are read instead.
 MAX_OUTCOME_BYTES = 65_536
 # Skips a replay, or a read of the rows added alone, would not give again: a read with one
-# of them is not remembered.
+# of them is not remembered (nor with a row the run's clock skipped, SkippedRow.clocked: a
+# row dated ahead; one dated before 2000 is implausible at any time).
 _NOT_KEPT = {
-    # The run's clock decides as well as the bytes (sources/base.py).
-    "implausible_timestamp",
     # A row of titles again: every row below it is skipped, which only a read that meets
     # that row knows (sources/table.py); rows added below would be read by row 1's titles.
     "columns_differ",
@@ -227,7 +226,8 @@ def last_rows(conn: sa.Connection, source_key: str) -> int | None:
 def clean(batch: SourceBatch, *, max_share: float, min_rows: int) -> bool:
     """Whether a replay of ``batch`` would be the read its rows give, and a read of the rows
     added to it alone the read of them all (module docstring): every row read, none
-    re-keyed, none skipped for a reason outside the row (:data:`_NOT_KEPT`), and its skips no
+    re-keyed, none skipped for a reason outside the row (:data:`_NOT_KEPT`, the run's clock),
+    and its skips no
     failure of the run under ``max_share`` and ``min_rows`` (``results``' settings, under the
     memo's key). Every skip counts as recorded before: a replay's are, and a row new to the
     run that read them is judged in that run."""
@@ -235,7 +235,7 @@ def clean(batch: SourceBatch, *, max_share: float, min_rows: int) -> bool:
         return False
     if not batch.skipped:
         return True
-    if any(skip.reason in _NOT_KEPT for skip in batch.skipped):
+    if any(skip.reason in _NOT_KEPT or skip.clocked for skip in batch.skipped):
         return False
     recorded = {skip.fingerprint for skip in batch.skipped}
     return not judge(batch, recorded, max_share=max_share, min_rows=min_rows)

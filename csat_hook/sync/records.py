@@ -171,7 +171,9 @@ class SkippedRow:
 
     ``role`` is the column at fault (``timestamp``, ``rating``) and ``example`` its cell as
     read, kept only for those two roles (a date or a rating choice, never free text): shown
-    to the operator in the run's output, never stored nor logged.
+    to the operator in the run's output, never stored nor logged. ``clocked``: the run's time
+    decided the skip (a row dated more than a day after it), so a later run may read the row
+    otherwise (never stored: a read with such a row is not remembered, sync/read_memo.py).
     """
 
     fingerprint: str
@@ -180,6 +182,7 @@ class SkippedRow:
     detail: str = ""
     role: str = ""
     example: str = ""
+    clocked: bool = False
 
 
 @dataclass

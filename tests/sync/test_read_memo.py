@@ -295,6 +295,18 @@ def test_a_memo_listing_its_skipped_rows_otherwise_is_not_replayed(kit, parsed, 
     assert again.skipped == {"bad_rating": 1, "missing_timestamp": 1}
 
 
+def test_a_sheet_with_a_row_dated_before_2000_is_replayed(kit, parsed):
+    # A 0 typed into the timestamp column: 1899-12-30, implausible whatever the run's time.
+    kit.responses([EN_HEADER, *clean_rows(kit), [0, 5, "", "", "", ""]])
+    first = kit.run()
+    assert first.skipped == {"implausible_timestamp": 1}
+    assert len(replayable(kit)) == 1
+    parsed.clear()
+    replayed = kit.run()
+    assert parsed == [] and replayed.read == "replayed"
+    assert replayed.skipped_rows == first.skipped_rows
+
+
 def test_a_skipped_row_no_longer_on_record_reads_the_rows_again(kit, parsed):
     kit.responses([EN_HEADER, *clean_rows(kit), *UNREADABLE])
     assert kit.run().skipped == {"bad_rating": 1, "missing_timestamp": 1}

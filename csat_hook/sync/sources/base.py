@@ -211,6 +211,7 @@ class RowParser:
                 implausible,
                 "timestamp",
                 example(stamp),
+                clocked=submitted_at >= EARLIEST_SUBMISSION,  # ahead of the run's time
             )
         raw_rating = values.get("rating")
         try:

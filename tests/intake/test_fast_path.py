@@ -247,6 +247,32 @@ def test_every_answer_is_the_routes(
     assert _exchange(twins, caplog, method="GET", path=url) == flask
 
 
+def _when_receive_raises(
+    kit: Kit,
+    twins: tuple[Twin, Twin],
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> Any:
+    """A close posted to both apps while their intake raises ``error``: the same answer and
+    log lines from both, each dispatched by Flask once (its handlers answer it), and that
+    answer, posted again to the first."""
+
+    def failing(helpdesk: str, webhook: Any) -> Any:
+        raise error
+
+    for twin in twins:
+        monkeypatch.setattr(twin.app.extensions["csat_hook.intake"], "receive", failing)
+    body, headers, query = kit.closed(clock())
+    path = f"/webhooks/{kit.kind}"
+    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
+        0,
+        1,
+    )
+    return twins[0].client.post(path, data=body, headers=headers, query_string=query)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_unexpected_failure_is_the_routes_500(
     kit: Kit,
@@ -255,23 +281,8 @@ def test_an_unexpected_failure_is_the_routes_500(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for twin in twins:
-        intake = twin.app.extensions["csat_hook.intake"]
-
-        def broken(helpdesk: str, webhook: Any) -> Any:
-            raise RuntimeError("a defect")
-
-        monkeypatch.setattr(intake, "receive", broken)
-    body, headers, query = kit.closed(clock())
-    path = f"/webhooks/{kit.kind}"
-    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
-        0,
-        1,
-    )
-    assert (
-        twins[0].client.post(path, data=body, headers=headers, query_string=query).status_code
-        == 500
-    )
+    answer = _when_receive_raises(kit, twins, clock, caplog, monkeypatch, RuntimeError("a defect"))
+    assert answer.status_code == 500
 
 
 # Requests Werkzeug's own URL map routes another way than by method and path, or Flask
@@ -487,19 +498,8 @@ def test_a_database_outage_is_the_routes_503(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The 503 with its Retry-After, logged as the route's handler logs it."""
-    for twin in twins:
-
-        def down(helpdesk: str, webhook: Any) -> Any:
-            raise ServiceUnavailableError("the database is unavailable; retry later")
-
-        monkeypatch.setattr(twin.app.extensions["csat_hook.intake"], "receive", down)
-    body, headers, query = kit.closed(clock())
-    path = f"/webhooks/{kit.kind}"
-    assert _exchange(twins, caplog, path=path, data=body, headers=headers, query_string=query) == (
-        0,
-        1,
-    )
-    answer = twins[0].client.post(path, data=body, headers=headers, query_string=query)
+    down = ServiceUnavailableError("the database is unavailable; retry later")
+    answer = _when_receive_raises(kit, twins, clock, caplog, monkeypatch, down)
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
 
 

@@ -161,6 +161,24 @@ def delivered(services: Services, client: Any, dialog: str, within: float) -> tu
     raise AssertionError(f"{dialog} was not sent within {within:g} s")
 
 
+def assert_both_hear(
+    services: Services,
+    client: Any,
+    prefix: str,
+    hearing: DeliveryWorker,
+    deaf: DeliveryWorker,
+) -> None:
+    """16 replies, each sent within :data:`PROMPT_SECONDS`, and by both workers: each reply
+    wakes one worker chosen at random among those that hear, so the one that was deaf hears
+    again."""
+    senders = set()
+    for n in range(16):
+        took, by = delivered(services, client, f"{prefix}-{n}", within=5 * PROMPT_SECONDS)
+        assert took < PROMPT_SECONDS, (n, round(took, 2))
+        senders.add(by)
+    assert senders == {hearing.worker_id, deaf.worker_id}
+
+
 def test_replies_go_promptly_to_the_worker_that_hears(
     services: Services,
     client: Any,
@@ -197,13 +215,7 @@ def test_a_listener_that_hears_again_is_woken_again(
         proxy.drop()  # its connection fails; it connects again, through the proxy
     time.sleep(NOTICED_SECONDS + 1.0)  # a reconnect waits up to 1 s (the backoff's first)
 
-    senders = set()
-    for n in range(16):
-        took, by = delivered(services, client, f"again-{n}", within=5 * PROMPT_SECONDS)
-        assert took < PROMPT_SECONDS, (n, round(took, 2))
-        senders.add(by)
-    # Each reply woke one worker chosen at random among those that hear: both, again.
-    assert senders == {hearing.worker_id, deaf.worker_id}
+    assert_both_hear(services, client, "again", hearing, deaf)
 
 
 @pytest.mark.parametrize("poll_seconds", [2.0])
@@ -251,13 +263,7 @@ def test_a_listener_whose_connection_hangs_for_good_connects_again(
         proxy.hang()  # the listener's connection; a new one goes through
         time.sleep(RECONNECTED_SECONDS + NOTICED_SECONDS)
 
-        senders = set()
-        for n in range(16):
-            took, by = delivered(services, client, f"hung-{n}", within=5 * PROMPT_SECONDS)
-            assert took < PROMPT_SECONDS, (n, round(took, 2))
-            senders.add(by)
-        # Each reply woke one worker chosen at random among those that hear: both, again.
-        assert senders == {hearing.worker_id, deaf.worker_id}
+        assert_both_hear(services, client, "hung", hearing, deaf)
 
     # Abandoned once, said in one line, without the URL's password; the hung connection
     # closed (only the new one open).

@@ -295,6 +295,21 @@ def test_a_memo_listing_its_skipped_rows_otherwise_is_not_replayed(kit, parsed, 
     assert again.skipped == {"bad_rating": 1, "missing_timestamp": 1}
 
 
+def test_more_unreadable_rows_than_a_memo_holds_are_read_every_run(kit, parsed):
+    # 600 distinct unreadable rows (the run not failed: min_skipped_rows past them): their
+    # list is over MAX_OUTCOME_BYTES, so the read is not remembered.
+    bad = [[T0 + timedelta(minutes=n), "not a rating", "", "", "", ""] for n in range(600)]
+    kit.responses([EN_HEADER, *clean_rows(kit), *bad])
+    config = kit.config(results={"min_skipped_rows": 1_000_000})
+    first = kit.run(config)
+    assert (first.status, first.skipped) == ("ok", {"bad_rating": 600})
+    assert replayable(kit) == []
+    parsed.clear()
+    again = kit.run(config)
+    assert again.read == "read" and len(parsed) == 600
+    assert again.skipped == {"bad_rating": 600}
+
+
 def test_a_sheet_with_a_row_dated_before_2000_is_replayed(kit, parsed):
     # A 0 typed into the timestamp column: 1899-12-30, implausible whatever the run's time.
     kit.responses([EN_HEADER, *clean_rows(kit), [0, 5, "", "", "", ""]])

@@ -308,6 +308,9 @@ def run_once(args: argparse.Namespace) -> dict:
 
                     profiler = cProfile.Profile()
                     profiler.runcall(runner.run)
+                    if os.environ.get("PROFILE_OUT"):
+                        # PROFILE_OUT=path.N keeps each sync's stats for pstats' callers view.
+                        profiler.dump_stats(f"{os.environ['PROFILE_OUT']}.{len(syncs)}")
                     # SORT=cumulative / TOP=80 in the environment change the listing.
                     stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
                     stats.print_stats(int(os.environ.get("TOP", "40")))

@@ -19,10 +19,14 @@ nothing tracked changed meanwhile, and otherwise there is no key and the next ru
 report.
 
 * SQLite: a counter row (``data_version``) that triggers bump in the same transaction as
-  every insert, update and delete of a tracked table (migration 0009). It is transactional:
-  a reader sees a version and the data it counts committed together. A writer holds the
-  whole database from BEGIN (db/engine.py), so nobody commits while the sync's ingest reads;
-  the report's read after it is a snapshot (``db.engine.snapshot``: one WAL state).
+  every insert, update and delete of a tracked table (migration 0009), read with the
+  AUTOINCREMENT sequence of ``row_changes``, which lists every insert, update and delete of
+  ``surveys`` and ``answers`` instead (migrations 0017 and 0025: one trigger per written row,
+  not two; the sequence never goes back, even once the listed rows are pruned). Both are
+  transactional: a reader sees a version and the data it counts committed together. A
+  writer holds the whole database from BEGIN (db/engine.py), so nobody commits while the
+  sync's ingest reads; the report's read after it is a snapshot (``db.engine.snapshot``: one
+  WAL state).
 * PostgreSQL: a fingerprint of every tracked table's row versions, computed by the database
   in one statement (one snapshot): per table the row count and the sum of a 64-bit hash of
   each row's ``xmin`` (the transaction that wrote that version of the row) and ``ctid`` (where
@@ -55,7 +59,6 @@ import sqlalchemy as sa
 
 import csat_hook
 from csat_hook.db.engine import dialect_insert
-from csat_hook.db.schema import data_version
 from csat_hook.db.schema import sync_outputs
 from csat_hook.sync.config import SyncSettings
 
@@ -74,7 +77,8 @@ _SECTIONS = (
 
 
 # Every table a report, its dataset, its Alerts tab or its totals read (migration 0009 puts
-# SQLite's triggers on the same list; tests/db/test_data_version.py checks they agree).
+# SQLite's triggers on the same list, and migration 0025 leaves those in ROW_CHANGES to the
+# row-change list's; tests/db/test_data_version.py checks they agree).
 TRACKED = (
     "surveys",
     "outbox",
@@ -85,6 +89,14 @@ TRACKED = (
     "alerts",
     "alert_state",
     "link_clicks",
+)
+# The tracked tables whose writes SQLite counts by the row-change list's sequence (migration
+# 0017's triggers), not by the counter row's (migration 0025).
+ROW_CHANGES = ("surveys", "answers")
+# The counter and the sequence in one statement (no row in sqlite_sequence: nothing listed yet).
+_SQLITE_VERSION = sa.text(
+    "SELECT version, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'row_changes'), 0)"
+    " FROM data_version"
 )
 # One statement, so one snapshot; table names from TRACKED, never from input.
 _PER_TABLE = (
@@ -99,7 +111,8 @@ def read_version(conn: sa.Connection) -> str:
     if conn.dialect.name == "postgresql":
         row = conn.execute(_FINGERPRINT).one()
         return "pg:" + hashlib.sha256("|".join(row).encode()).hexdigest()
-    return f"sqlite:{conn.execute(sa.select(data_version.c.version)).scalar_one()}"
+    counted, listed = conn.execute(_SQLITE_VERSION).one()
+    return f"sqlite:{counted}:{listed}"
 
 
 def settled(conn: sa.Connection, before: str) -> str | None:

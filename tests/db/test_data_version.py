@@ -20,6 +20,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.sync import report_key
 
 MIGRATION = importlib.import_module("csat_hook.db.migrations.versions.0009_data_version")
+ROW_CHANGES = importlib.import_module("csat_hook.db.migrations.versions.0017_row_changes")
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
@@ -61,21 +62,38 @@ def triggered_tables(conn: sa.Connection) -> dict[str, set[str]]:
         )
     found: dict[str, set[str]] = {}
     for table, name in rows:
-        if name.endswith("_rows"):
-            continue  # the row-change list's (migration 0017: tests/sync/test_dataset_patch.py)
-        found.setdefault(table, set()).add(name.rsplit("_", 1)[1])
+        # The counter's triggers are csat_<table>_<event>, the row-change list's (migration
+        # 0017) csat_<table>_<event>_rows: each table's events, by whose trigger.
+        kind, event = (
+            ("rows", name.rsplit("_", 2)[1])
+            if name.endswith("_rows")
+            else (
+                "counter",
+                name.rsplit("_", 1)[1],
+            )
+        )
+        found.setdefault(table, set()).add(f"{kind}:{event}")
     return found
 
 
 def test_sqlite_counts_every_table_the_report_reads_and_postgresql_has_no_trigger(engine):
     assert report_key.TRACKED == MIGRATION.TRACKED
+    assert report_key.ROW_CHANGES == ROW_CHANGES.TABLES
     with engine.connect() as conn:
         found = triggered_tables(conn)
     if engine.dialect.name == "postgresql":
         # Nothing on the webhook path: a counter row bumped by every writer serialises commits.
         assert found == {}
         return
-    assert found == {table: {"insert", "update", "delete"} for table in MIGRATION.TRACKED}
+    events = {"insert", "update", "delete"}
+    # One trigger per written row: surveys and answers are counted by the row-change list's
+    # sequence (migration 0025 dropped their counter triggers), every other table by the counter.
+    assert found == {
+        table: {f"rows:{e}" for e in events | {"id"}}
+        if table in report_key.ROW_CHANGES
+        else {f"counter:{e}" for e in events}
+        for table in MIGRATION.TRACKED
+    }
     # The sync's caches and bookkeeping are not counted: writing them changes no report.
     assert not {"sync_state", "sync_row_digests", "sync_outputs", "sync_locks"} & set(found)
 

@@ -52,7 +52,7 @@ def test_up_creates_the_table_keyed_by_dialog(engine):
 
 
 def test_down_drops_the_table_and_keeps_the_triggers(engine):
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0020")
     with engine.begin() as conn:
         conn.execute(REOPEN, {"dialog": "5158", "at": NOW})
         before = triggered_tables(conn)

@@ -53,7 +53,7 @@ def test_up_adds_the_mark_empty_and_nullable(engine):
 
 
 def test_down_drops_the_mark_and_keeps_the_rows_and_triggers(engine):
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0021")
     with engine.begin() as conn:
         conn.execute(SURVEY, {"at": NOW})
         conn.execute(REPLY, {"at": NOW})

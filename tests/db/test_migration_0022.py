@@ -47,7 +47,7 @@ def test_up_adds_the_mark_empty_and_nullable(engine):
 
 
 def test_down_drops_the_mark_and_keeps_the_rows_and_triggers(engine):
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0022")
     with engine.begin() as conn:
         conn.execute(ALERT, {"at": NOW})
         before = triggered_tables(conn)

@@ -54,7 +54,7 @@ def test_up_adds_the_kind_empty_and_nullable(engine):
 
 
 def test_down_drops_the_kind_and_keeps_the_rows_and_triggers(engine):
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0023")
     with engine.begin() as conn:
         conn.execute(ALERT, {"at": NOW})
         conn.execute(DELIVERY, {"at": NOW})

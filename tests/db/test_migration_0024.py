@@ -41,7 +41,7 @@ def test_up_adds_the_column_empty_and_nullable(engine):
 
 
 def test_down_drops_the_column_and_keeps_the_rows_and_triggers(engine):
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0024")
     with engine.begin() as conn:
         conn.execute(WORKER, {"at": NOW})
         before = triggered_tables(conn)

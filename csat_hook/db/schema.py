@@ -202,9 +202,9 @@ answers = sa.Table(
     # The 0–10 "would you recommend us" answer when the form asks it (migration 0005).
     sa.Column("nps", sa.SmallInteger()),
     sa.UniqueConstraint("survey_key"),
-    sa.Index(None, "helpdesk", "agent_key"),
     # No index on the fingerprint: processed_among (sync/store.py) finds an answer by its
-    # survey key (migration 0015).
+    # survey key (migration 0015). None on the agent either: no statement reads answers by
+    # agent (migration 0026).
 )
 
 # Credited submissions that are not the current answer: earlier ones, and answers replaced by a

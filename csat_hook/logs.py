@@ -33,6 +33,7 @@ SAFE_FIELDS = (
     "source",
     "path",
     "route",
+    "method",  # a refused request's, a standard one only (intake.web._method_named)
     "duration_ms",
     "rows",
     "requests",

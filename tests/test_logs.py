@@ -185,9 +185,13 @@ def test_a_refused_request_logs_the_helpdesk_never_the_senders_path(
     assert wrong.status_code == 401
     assert client.get("/api/outbox").status_code == 404  # the operator API is off
     assert client.get(f"/webhooks/{secret}").status_code == 404  # a method it does not take
+    # A method the URL does not take, of a configured helpdesk: the method, not the query.
+    for method in ("GET", "HUNTER2"):
+        answer = client.open("/webhooks/generic", method=method, query_string={"token": secret})
+        assert answer.status_code == 405
 
     lines = [line for line in captured.getvalue().splitlines() if "webhook.refused" in line]
-    assert len(lines) == 5
+    assert len(lines) == 7
     output = "\n".join(lines)
     assert "hunter2" not in output and "wrote" not in output and "path=" not in output
     assert "helpdesk=generic" in lines[2] and "status=401" in lines[2]
@@ -197,6 +201,8 @@ def test_a_refused_request_logs_the_helpdesk_never_the_senders_path(
     # The route, not the path: the same words for every request to it.
     assert "route=/webhooks/<helpdesk>" in lines[0] and "route=/api/outbox" in lines[3]
     assert 'helpdesk="(not configured: 29 characters)"' in lines[4]
+    assert "helpdesk=generic status=405 reason=method_not_allowed method=GET" in lines[5]
+    assert 'method="(not a standard method: 7 characters)"' in lines[6]
 
 
 # --- what a request's text can do to a log line -------------------------------------------

@@ -5,7 +5,8 @@ The view only translates between Flask and :class:`~csat_hook.intake.receive.Int
 error handler (for the whole app) turns every refusal into ``{"error": <code>, "reason":
 <text>}`` with the error's status. Any other method on these URLs is 405 with ``Allow``
 (``OPTIONS`` too: Flask does not answer it here), or on a webhook URL 404 when the helpdesk
-is not configured, as a ``POST`` there is.
+is not configured, as a ``POST`` there is. Every refusal of a webhook URL, a 405 too, is a
+``webhook.refused`` log line (its status, reason, route or helpdesk; never the path).
 """
 
 from __future__ import annotations
@@ -435,6 +436,18 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         helpdesk = _webhook_helpdesk()
         if helpdesk is not None and helpdesk not in _intake().helpdesks:
             return _our_error(unknown_helpdesk(helpdesk))
+        if helpdesk is not None:
+            # A refusal of a webhook URL like any other: a sender whose helpdesk sends
+            # another method (a GET, a PUT) would otherwise find nothing in our logs.
+            logger.info(
+                "webhook.refused",
+                extra={
+                    "status": status,
+                    "reason": "method_not_allowed",
+                    "method": _method_named(request.method),
+                    **_where(),
+                },
+            )
     if isinstance(error, NotFound) and request.url_rule is None and _meant_for_a_webhook():
         return _our_error(NoSuchUrlError(_webhook_form()))
     body: dict[str, Any] = {
@@ -450,6 +463,21 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response, status
+
+
+# The methods RFC 9110 defines, and PATCH: a log line names these as sent.
+_STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+def _method_named(method: str) -> str:
+    """What a log line says of a request's method (Werkzeug's, upper-cased): a standard
+    one as it is; of any other, only its length. A method is any token the client sends
+    (gunicorn passes on any upper-case one), so it can hold anything a sender pastes."""
+    if method in _STANDARD_METHODS:
+        return method
+    return f"(not a standard method: {len(method)} characters)"
 
 
 def _webhook_helpdesk(path: str | None = None) -> str | None:

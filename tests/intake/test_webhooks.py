@@ -566,6 +566,60 @@ def test_wrong_method_is_json_405(client):
     assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        ("GET", "GET"),
+        ("get", "GET"),  # Werkzeug's request.method, as the router read it
+        ("PUT", "PUT"),
+        ("PATCH", "PATCH"),
+        ("DELETE", "DELETE"),
+        ("OPTIONS", "OPTIONS"),
+        # A method is any token a client sends (gunicorn passes any upper-case one on): one
+        # no standard names may hold anything, so only its length is said.
+        ("HUNTER2SECRET", "(not a standard method: 13 characters)"),
+    ],
+)
+def test_a_method_a_webhook_url_refuses_is_logged_as_any_refusal(client, caplog, sent, logged):
+    """A 405 on a configured helpdesk's URL was answered (with Allow) but logged nowhere,
+    where every other refusal of a webhook URL is a ``webhook.refused`` line: a sender whose
+    helpdesk sends another method saw nothing in our logs. The answer is as it was; the line
+    names the method, never the query string or the body."""
+    caplog.set_level(logging.DEBUG)
+    private = "hunter2"
+
+    response = client.open(
+        f"/webhooks/generic?token={private}",
+        method=sent,
+        json={"note": f"the customer wrote {private}"},
+    )
+
+    assert response.status_code == 405, response.get_data()[:300]
+    assert response.headers["Allow"] == "HEAD, POST"
+    assert response.mimetype == "application/json"
+    assert response.json == {
+        "error": "method_not_allowed",
+        "reason": "The method is not allowed for the requested URL.",
+    }
+    [refused] = [r for r in caplog.records if r.msg == "webhook.refused"]
+    assert (refused.status, refused.reason, refused.method) == (405, "method_not_allowed", logged)
+    assert refused.helpdesk == "generic"
+    assert not hasattr(refused, "route")  # no route matched: the router refused the method
+    assert refused.levelname == "INFO"
+    for record in caplog.records:
+        assert private not in record.getMessage() + repr(vars(record)), record
+
+
+def test_a_method_another_url_refuses_is_no_webhook_refusal(client, caplog):
+    """The 405 of /healthz (or any URL not a webhook's) is no webhook's refusal."""
+    caplog.set_level(logging.DEBUG)
+
+    assert client.post("/healthz").status_code == 405
+    assert client.open("/healthz", method="OPTIONS").status_code == 405
+
+    assert not [r for r in caplog.records if r.msg.startswith("webhook.")]
+
+
 def test_healthz_checks_the_database(client, services):
     assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
     services.engine.dispose()

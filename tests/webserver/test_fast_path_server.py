@@ -90,6 +90,10 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
     ("//healthz", request("GET", "//healthz", headers={"Connection": "close"}), False),
     ("trailing slash", request("POST", HOOK.replace("?", "/?"), _CLOSE, _JSON), False),
     ("not configured", request("POST", f"/webhooks/nope?token={SECRET}", _CLOSE, _JSON), False),
+    # Another method (Flask's 405 with Allow, a refusal logged without the query or body).
+    ("GET", request("GET", HOOK, headers={"Connection": "close"}), False),
+    ("PUT", request("PUT", HOOK, _CLOSE, _JSON), False),
+    ("OPTIONS", request("OPTIONS", HOOK, headers={"Connection": "close"}), False),
     # A refusal, then a close on the same connection.
     (
         "keep-alive",
@@ -114,6 +118,9 @@ _STATUSES = {
     "webhooks//": 404,
     "//healthz": 404,
     "trailing slash": 404,
+    "GET": 405,
+    "PUT": 405,
+    "OPTIONS": 405,
 }
 
 
@@ -164,3 +171,11 @@ def test_gunicorn_answers_the_same_bytes_with_and_without_the_fast_path(
     fast_log, plain_log = ((front.workdir / "web.log").read_text() for front in fronts)
     assert _app_lines(fast_log) == _app_lines(plain_log)
     assert "webhook.close" in fast_log
+    refused_405 = [line for line in _app_lines(fast_log) if "status=405" in line]
+    assert [line.split()[2] for line in refused_405] == ["webhook.refused"] * 3, refused_405
+    assert [re.findall(r" method=(\S+)", line) for line in refused_405] == [
+        ["GET"],
+        ["PUT"],
+        ["OPTIONS"],
+    ]
+    assert SECRET not in fast_log and "d-1" not in "".join(refused_405)

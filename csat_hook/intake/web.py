@@ -153,8 +153,9 @@ class WebhookFastPath:
       map sends to the route (anything else, a name beyond ASCII, a trailing or a leading
       doubled slash included, is Flask's to route or refuse), and only when Werkzeug surely
       routes it by method and path alone: not a request its own URL map routes as a
-      WebSocket handshake (an ``Upgrade`` header, a ws/wss scheme; the app's map does not,
-      but the fast path does not rely on which map it is), a ``Host`` its URL map cannot
+      WebSocket handshake (an ``Upgrade`` header naming ``websocket``, a ws/wss scheme; the
+      app's map does not, but the fast path does not rely on which map it is; another
+      upgrade, ``h2c``, is a plain ``POST`` to every map), a ``Host`` its URL map cannot
       bind, nor any request while Flask's ``TRUSTED_HOSTS`` is set or the app has a request
       class of its own;
     * what the route reads of the request is read as Werkzeug's request reads it (the headers
@@ -230,12 +231,13 @@ class WebhookFastPath:
         if not routed:
             return None
         # Routed by Werkzeug by more than method and path: a WebSocket handshake (the
-        # Upgrade header, or a ws/wss scheme a proxy's X-Forwarded-Proto gave) matches only
-        # WebSocket rules in Werkzeug's own URL map (create_app's routes it as HTTP: the
-        # webhook is received), a Host whose name IDNA cannot encode is a 400 before
-        # routing, and so is a host Flask's TRUSTED_HOSTS does not name. Flask's to answer,
-        # all of them: rare, and its map decides.
-        if "HTTP_UPGRADE" in environ or environ.get("wsgi.url_scheme") not in _HTTP_SCHEMES:
+        # Upgrade header naming websocket, or a ws/wss scheme a proxy's X-Forwarded-Proto
+        # gave) matches only WebSocket rules in Werkzeug's own URL map (create_app's routes
+        # it as HTTP: the webhook is received), a Host whose name IDNA cannot encode is a
+        # 400 before routing, and so is a host Flask's TRUSTED_HOSTS does not name. Flask's
+        # to answer, all of them: rare, and its map decides. Another upgrade (h2c, which
+        # Java's HttpClient asks for on every http:// request) no map routes by: taken.
+        if _asks_for_a_websocket(environ) or environ.get("wsgi.url_scheme") not in _HTTP_SCHEMES:
             return None
         host = environ.get("HTTP_HOST")
         if host is not None and not _bindable_host(host):
@@ -336,6 +338,17 @@ _WEBHOOKS = "/webhooks/"
 _HTTP_SCHEMES = frozenset({"http", "https"})
 # Binds as the app's URL map does (no host matching); only its check of the host is used.
 _HOST_CHECK = Map()
+
+
+def _asks_for_a_websocket(environ: WSGIEnvironment) -> bool:
+    """Whether Werkzeug's own URL map may bind the request as a WebSocket handshake (which
+    matches WebSocket rules only): an ``Upgrade`` header naming ``websocket`` anywhere, in
+    any case. Werkzeug's asks for that value alone with ``Connection: Upgrade``; a wider net
+    costs nothing (Flask gives the same answer) and holds if its reading changes. Any other
+    upgrade (``h2c``, ``TLS/1.0``) is routed by method and path by every map: a plain
+    request."""
+    upgrade: str | None = environ.get("HTTP_UPGRADE")
+    return upgrade is not None and "websocket" in upgrade.lower()
 
 
 @functools.lru_cache(maxsize=256)

@@ -26,10 +26,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
 
 from csat_hook.app import create_app
 from csat_hook.errors import ServiceUnavailableError
 from csat_hook.intake.receive import Outcome
+from csat_hook.intake.web import _asks_for_a_websocket
 from csat_hook.intake.web import _bindable_host
 from csat_hook.intake.web import _headers
 from csat_hook.intake.web import _mimetype
@@ -303,6 +305,23 @@ _NOT_ROUTED_AS_POSTED: dict[str, dict[str, Any]] = {
 }
 
 
+# Upgrades no URL map routes by (Werkzeug's looks for a WebSocket handshake only): HTTP/2's
+# cleartext upgrade (RFC 7540 §3.2, which RFC 9113 removed; Java's HttpClient asks for it on
+# every request to an http:// URL) as a client sends it and as a bare header in another
+# case, and TLS's (RFC 2817). Each is the plain POST it also is: the fast path's.
+_TAKEN_AS_POSTED: dict[str, dict[str, Any]] = {
+    "h2c-upgrade": {
+        "headers": {
+            "Connection": "Upgrade, HTTP2-Settings",
+            "Upgrade": "h2c",
+            "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA",
+        }
+    },
+    "h2c-bare": {"headers": {"Upgrade": "H2C"}},
+    "tls-upgrade": {"headers": {"Connection": "Upgrade", "Upgrade": "TLS/1.0, HTTP/1.1"}},
+}
+
+
 def _answered_as_posted(
     kit: Kit,
     twins: tuple[Twin, Twin],
@@ -311,9 +330,10 @@ def _answered_as_posted(
     shape: str,
 ) -> tuple[tuple[int, list[str]], tuple[int, int]]:
     """``closed`` (``kit.closed``'s body, headers and query) posted to both apps in the
-    ``shape`` of :data:`_NOT_ROUTED_AS_POSTED` (:func:`_answered`)."""
+    ``shape`` of :data:`_NOT_ROUTED_AS_POSTED` or :data:`_TAKEN_AS_POSTED`
+    (:func:`_answered`)."""
     body, headers, query = closed
-    variant = _NOT_ROUTED_AS_POSTED[shape]
+    variant = {**_NOT_ROUTED_AS_POSTED, **_TAKEN_AS_POSTED}[shape]
     return _answered(
         twins,
         caplog,
@@ -348,6 +368,57 @@ def test_a_close_asking_to_upgrade_is_received_either_way(
     )
     assert answered[0][0] == again[0][0] == 200
     assert "webhook.refused" not in answered[0][1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("shape", sorted(_TAKEN_AS_POSTED))
+def test_a_close_asking_for_another_protocol_is_the_fast_paths(
+    kit: Kit, twins: tuple[Twin, Twin], clock: Any, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    """An upgrade to anything but WebSocket is ignored by every URL map, as servers may
+    (RFC 9110 §7.8): the fast path answers it (Flask dispatches none), accepted or refused,
+    with the bytes Flask answers; ``Upgrade: h2c`` went to Flask (the same answer, slower)."""
+    answered = _answered_as_posted(kit, twins, kit.closed(clock()), caplog, shape)
+    assert answered[0][0] == 200 and "webhook.refused" not in answered[0][1]
+    assert answered[1] == (0, 1)
+    refused = _answered_as_posted(kit, twins, kit.tamper(kit.closed(clock())), caplog, shape)
+    body, headers, query = kit.tamper(kit.closed(clock()))
+    plain = _answered(
+        twins, caplog, path=f"/webhooks/{kit.kind}", data=body, headers=headers, query_string=query
+    )
+    assert refused == plain and refused[1] == (0, 1)
+
+
+_UPGRADE_VALUES = st.lists(
+    st.sampled_from(["websocket", "WebSocket", "WEBSOCKET", "h2c", " ", ",", "\t", "/13"]),
+    max_size=4,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(st.none(), _UPGRADE_VALUES),
+    st.one_of(st.none(), st.sampled_from(["Upgrade", "keep-alive, UPGRADE", "close", ""])),
+    st.sampled_from(["http", "https"]),
+)
+def test_a_request_werkzeug_routes_as_a_websocket_is_never_taken(
+    upgrade: str | None, connection: str | None, scheme: str
+) -> None:
+    """Whenever Werkzeug's own URL map binds a request as a WebSocket one (a ws/wss scheme:
+    it matches WebSocket rules only), the fast path leaves the request to Flask."""
+    environ = {
+        "wsgi.url_scheme": scheme,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/zendesk",
+    }
+    if upgrade is not None:
+        environ["HTTP_UPGRADE"] = upgrade
+    if connection is not None:
+        environ["HTTP_CONNECTION"] = connection
+    if Map().bind_to_environ(environ).url_scheme in {"ws", "wss"}:
+        assert _asks_for_a_websocket(environ)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -72,7 +72,23 @@ _REQUESTS: list[tuple[str, bytes, bool]] = [
         request("POST", HOOK, _CLOSE, {**_JSON, "Connection": "Upgrade", "Upgrade": "websocket"}),
         False,
     ),
+    # No map routes by these (the fast path's): HTTP/2's cleartext upgrade, bare and as sent.
     ("h2c upgrade", request("POST", HOOK, _CLOSE, {**_JSON, "Upgrade": "h2c"}), False),
+    (
+        "h2c upgrade as sent",
+        request(
+            "POST",
+            HOOK,
+            _CLOSE,
+            {
+                "Content-Type": "application/json",
+                "Connection": "Upgrade, HTTP2-Settings",
+                "Upgrade": "h2c",
+                "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA",
+            },
+        ),
+        False,
+    ),
     ("ws absolute-form", request("POST", "ws://elsewhere.example" + HOOK, _CLOSE, _JSON), False),
     ("long host label", _host(request("POST", HOOK, _CLOSE, _JSON), "a" * 64 + ".x"), False),
     ("empty host label", _host(request("POST", HOOK, _CLOSE, _JSON), "hooks..x:80"), False),
@@ -110,6 +126,7 @@ _STATUSES = {
     "accepted": 200,
     "websocket upgrade": 200,
     "h2c upgrade": 200,
+    "h2c upgrade as sent": 200,
     "ws absolute-form": 200,
     "//webhooks": 404,
     "///webhooks": 404,

@@ -20,7 +20,8 @@ rule's alerts on it (``alerts.cancel_reason``): their deliveries not yet started
 cancelled in the same transaction (one conditional UPDATE on ``pending`` rows: a delivery a
 worker holds is left to it, and cancelled by the worker at its next claim if it comes back),
 what went out stays sent (no retraction is sent). Matched again (back to the alerted score),
-the alert stands again and its cancelled deliveries are queued once more. Alerts not sent yet
+the alert stands again and the deliveries its withdrawal cancelled are queued once more (not
+those a claim cancelled as not for their destination). Alerts not sent yet
 are checked again against the configuration as it is now, every run, rules or none
 (:mod:`~csat_hook.alerts.recheck`): a rule removed, renamed or changed withdraws them the
 same way, a destination taken off a rule cancels its deliveries there.

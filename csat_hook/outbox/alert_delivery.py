@@ -44,7 +44,9 @@ configuration newer than the worker's queued it (the recheck before the first cl
 only the alerts raised before its configuration was loaded), or as a cap notice queued to a
 note by an earlier version (the rules queue none to a note now). An earlier
 attempt of unknown outcome cannot be looked up through a destination that refuses the alert:
-the delivery is cancelled saying it may have arrived.
+the delivery is cancelled saying it may have arrived. Cancelled so, or as a follow-up whose
+kind changed, a delivery stays cancelled when its alert, withdrawn meanwhile, stands again
+(``store.requeue_withdrawn``): no withdrawal cancelled it, and a claim would cancel it again.
 """
 
 from __future__ import annotations
@@ -79,12 +81,13 @@ from csat_hook.outbox.results import unexpected_outcome
 # Log lines keep the logger name they had before the module was split out of delivery.
 logger = logging.getLogger("csat_hook.outbox.delivery")
 
-# Why a follow-up was cancelled when its destination's kind changed (``cancelled: <it>``).
-KIND_CHANGED = "kind_changed"
-# Why a delivery was cancelled when its destination, as configured at the claim, can never
+# Why a follow-up was cancelled when its destination's kind changed (``cancelled: <it>``),
+# and why a delivery was cancelled when its destination, as configured at the claim, can never
 # carry its alert (``cancelled: <it>; <why>``): a helpdesk note and an alert about no answer,
-# or about a helpdesk the note does not post in.
-NOT_FOR_DESTINATION = "not_for_this_destination"
+# or about a helpdesk the note does not post in. Defined with the store, whose
+# ``requeue_withdrawn`` leaves both cancelled when the alert stands again.
+KIND_CHANGED = store.KIND_CHANGED
+NOT_FOR_DESTINATION = store.NOT_FOR_DESTINATION
 
 UNCONFIRMED_NOTE = (
     "outcome unknown, not sent again ({kind} can neither be asked whether it arrived nor drop "

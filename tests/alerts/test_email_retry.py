@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -433,6 +434,27 @@ def test_a_follow_up_of_a_delivery_taken_off_its_rule_while_in_flight_is_not_sen
     ]
 
 
+def mail_a_webhook(
+    make_config: Callable[..., Any],
+    make_services: Callable[[Any], Any],
+    fake_notify: Any,
+    fake_helpdesk: Any,
+) -> Any:
+    """Services as :func:`mail_services` builds them, but ``mail`` made a webhook."""
+    section = alerts_section(
+        fake_notify,
+        rules=[{"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}],
+    )
+    section["destinations"]["mail"] = {
+        "kind": "webhook",
+        "url": fake_notify.webhook("mail", SECRET),
+        "secret": SECRET,
+    }
+    return make_services(
+        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
+    )
+
+
 def test_a_follow_up_to_recipients_of_a_destination_no_longer_e_mail_is_cancelled(
     mail_services, make_config, make_services, fake_notify, fake_helpdesk, box, clock
 ):
@@ -445,18 +467,7 @@ def test_a_follow_up_to_recipients_of_a_destination_no_longer_e_mail_is_cancelle
     raise_now(before, [changed(submitted_at=clock() - timedelta(minutes=2))])
     before.delivery_worker().run_once()
     assert rows(before)[1].context["recipients"] == [TEAM]
-    section = alerts_section(
-        fake_notify,
-        rules=[{"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["mail"]}],
-    )
-    section["destinations"]["mail"] = {
-        "kind": "webhook",
-        "url": fake_notify.webhook("mail", SECRET),
-        "secret": SECRET,
-    }
-    after = make_services(
-        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
-    )
+    after = mail_a_webhook(make_config, make_services, fake_notify, fake_helpdesk)
 
     drain(after.delivery_worker(), clock)
 
@@ -468,3 +479,36 @@ def test_a_follow_up_to_recipients_of_a_destination_no_longer_e_mail_is_cancelle
         "cancelled: kind_changed; queued for an email destination, now webhook; "
         "never got it: team@example.org"
     )
+
+
+def test_a_follow_up_cancelled_as_its_kind_changed_stays_so_when_the_alert_stands_again(
+    mail_services, make_config, make_services, fake_notify, fake_helpdesk, box, clock
+):
+    """The follow-up cancelled as above (``kind_changed``) was not cancelled by a withdrawal:
+    the answer improving and coming back to the 1 queues nothing again, and the follow-up
+    keeps its reason, never claimed again."""
+    box.busy[TEAM] = 1
+    before = mail_services([LEAD, TEAM])
+    answer = changed(submitted_at=clock() - timedelta(minutes=2))
+    raise_now(before, [answer])
+    before.delivery_worker().run_once()
+    after = mail_a_webhook(make_config, make_services, fake_notify, fake_helpdesk)
+    drain(after.delivery_worker(), clock)
+    _, cancelled = rows(after)
+    assert delivery_text(cancelled) == "mail (again, 1): cancelled (kind changed)"
+
+    raise_now(after, [replace(answer, rating=5, previous_rating=1)])
+    clock.advance(60)
+    again = raise_now(after, [replace(answer, previous_rating=5)])
+    assert (again.raised, again.queued) == ({}, 0)
+    drain(after.delivery_worker(), clock)
+
+    first, follow_up = rows(after)
+    assert delivery_text(first) == "mail: sent"
+    assert (follow_up.status, follow_up.last_error, follow_up.updated_at) == (
+        "cancelled",
+        cancelled.last_error,
+        cancelled.updated_at,
+    )
+    assert fake_notify.requests("webhook") == []
+    assert received(box) == {LEAD: 1}

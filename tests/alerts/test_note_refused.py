@@ -5,7 +5,9 @@ name after the alert was queued (a webhook's cap notice, a digest), when a confi
 than the worker's queued it (a hand-run ``csat-hook sync``: the worker's recheck judges only
 what was raised before its own configuration was loaded), or to a cap notice queued to a note
 before notes were left out of them. The notice of ``alerts.cap_per_hour`` itself is not
-queued to a note destination. SQLite and PostgreSQL."""
+queued to a note destination. Cancelled so, the delivery stays cancelled when its alert,
+withdrawn meanwhile, stands again: only what the withdrawal cancelled is queued again.
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
 from tests.alerts.conftest import raise_now
+from tests.alerts.test_delivery import by_destination
 from tests.alerts.test_delivery import notes
 from tests.alerts.test_delivery import rows
 from tests.conftest import base_overrides
@@ -200,3 +203,48 @@ def test_an_unknown_outcome_as_the_old_kind_is_cancelled_saying_it_may_have_arri
     [notice] = notices(services)
     assert delivery_text(notice) == "crm: cancelled (not for this destination, may have arrived)"
     assert len(fake_notify.requests("webhook")) == 2  # not sent there again
+
+
+@pytest.mark.parametrize("drained_by", ["the refusing configuration", "one taking the note"])
+def test_an_alert_standing_again_leaves_the_note_it_could_not_carry_cancelled(
+    drained_by, make_config, make_services, fake_notify, fake_helpdesk, alerting, clock
+):
+    """The worker's configuration has no notes in the dialog's helpdesk: it cancels the note
+    (not for this destination) while Slack waits for a retry. The answer improves (Slack's
+    delivery cancelled with the alert) and comes back to the 1: the alert stands again and
+    Slack's delivery is queued again and sent, once; the note's stays cancelled, saying why,
+    never claimed again. So too when the worker draining it now runs on a configuration in
+    which the note could go: the alert went to the team, and a configuration change sends
+    nothing that was cancelled (a rule or a destination put back does not either)."""
+    fake_notify.script("slack", Script(status=503, body=b""))
+    worker_config = make_config(alerts=alerts_section(fake_notify))  # generic: replies only
+    worker_config.alerts.mark_loaded(clock() - timedelta(minutes=1))
+    worker = make_services(worker_config)
+    raise_now(alerting, [changed(rating=1)])  # the newer configuration: notes in generic
+    worker.delivery_worker().run_once(limit=10)
+    refused = by_destination(worker)["note"]
+    assert delivery_text(refused) == "note: cancelled (not for this destination)"
+    assert by_destination(worker)["slack"].status == "pending"
+
+    assert raise_now(alerting, [changed(rating=5, previous_rating=1)]).cancelled == 1
+    clock.advance(60)
+    again = raise_now(alerting, [changed(rating=1, previous_rating=5)])
+    assert (again.raised, again.queued, again.cancelled) == ({}, 1, 0)  # Slack's alone
+    drainer = worker if drained_by == "the refusing configuration" else alerting
+    drain(drainer.delivery_worker(), clock)
+
+    after = by_destination(worker)
+    assert {name: delivery_text(row) for name, row in after.items()} == {
+        "slack": "slack: sent",
+        "telegram": "telegram: sent",
+        "crm": "crm: sent",
+        "note": "note: cancelled (not for this destination)",
+    }
+    note = after["note"]
+    assert (note.last_error, note.attempts, note.updated_at) == (
+        refused.last_error,
+        refused.attempts,
+        refused.updated_at,
+    )
+    assert len(fake_notify.delivered("slack")) == 1
+    assert notes(fake_helpdesk) == []

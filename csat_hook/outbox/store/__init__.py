@@ -34,7 +34,10 @@ from csat_hook.outbox.store.claims import next_due_at
 from csat_hook.outbox.store.claims import surveys_by_id
 from csat_hook.outbox.store.enqueue import ALERT_COLUMNS
 from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
+from csat_hook.outbox.store.enqueue import KIND_CHANGED
 from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
+from csat_hook.outbox.store.enqueue import NOT_FOR_DESTINATION
+from csat_hook.outbox.store.enqueue import NOT_WITHDRAWALS
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
 from csat_hook.outbox.store.enqueue import UNROUTED
 from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
@@ -68,7 +71,10 @@ __all__ = [
     "ALERT_COLUMNS",
     "CLAIMED",
     "FOLLOW_UP_MARK",
+    "KIND_CHANGED",
     "MAY_HAVE_ARRIVED",
+    "NOT_FOR_DESTINATION",
+    "NOT_WITHDRAWALS",
     "OUTBOX_COLUMNS",
     "SURVEY",
     "UNROUTED",

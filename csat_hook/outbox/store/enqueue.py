@@ -140,8 +140,18 @@ def is_follow_up() -> Any:
 # it was about edited so that its rule no longer matches it, or the configuration changed:
 # ``alerts.cancel_reason``), or because its destination was taken off the alert's rule: its
 # ``last_error`` is this prefix and the reason, which the Alerts tab shows and an edit back to
-# the alerted score looks for to queue it again (:func:`requeue_withdrawn`).
+# the alerted score looks for to queue it again (:func:`requeue_withdrawn`; not the reasons
+# below, which are the delivery's own).
 WITHDRAWN_PREFIX = "cancelled: "
+# Why a claim cancelled a delivery for what its destination is as configured then, not
+# because its alert was withdrawn (outbox/alert_delivery.py), in the same ``cancelled: <it>;
+# <why>`` form: a follow-up whose destination's kind changed (its receivers are the old
+# kind's), and a destination that can never carry the alert (a note and an alert about no
+# answer, or about a helpdesk it does not post in). The alert standing again does not queue
+# them again (:func:`requeue_withdrawn`).
+KIND_CHANGED = "kind_changed"
+NOT_FOR_DESTINATION = "not_for_this_destination"
+NOT_WITHDRAWALS = (KIND_CHANGED, NOT_FOR_DESTINATION)
 MAY_HAVE_ARRIVED = "an earlier attempt's outcome is unknown: it may have arrived"
 
 
@@ -250,13 +260,26 @@ def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: dateti
     """Queue again, due now, the deliveries of ``alert_ids`` that were cancelled because the
     alert was withdrawn (the answer came back to the alerted score); return how many. Held
     ones (``alerts.cap_per_hour``) stay held; an earlier attempt's unknown outcome
-    (``uncertain_since``) is kept, so it is settled before the alert is sent again."""
+    (``uncertain_since``) is kept, so it is settled before the alert is sent again.
+
+    One a claim cancelled for what its destination was (:data:`NOT_WITHDRAWALS`: not for
+    this destination, a follow-up whose kind changed) stays cancelled with its reason, even
+    if the destination was reconfigured since so that it could carry the alert now: a
+    configuration change sends nothing that was cancelled, as a rule or a destination put
+    back does not (alerts/recheck.py, :func:`mark_unrouted`). Those taken off the rule
+    (``destination_removed``) are queued again, and judged against the rules at once by the
+    caller's recheck (alerts/engine.py)."""
+    kept = [
+        ~outbox.c.last_error.startswith(WITHDRAWN_PREFIX + reason, autoescape=True)
+        for reason in NOT_WITHDRAWALS
+    ]
     return _update_deliveries(
         conn,
         alert_ids,
         [
             outbox.c.status == CANCELLED,
             outbox.c.last_error.startswith(WITHDRAWN_PREFIX, autoescape=True),
+            *kept,
         ],
         {"status": PENDING, "next_attempt_at": now, "last_error": None, "updated_at": now},
     )

@@ -46,6 +46,13 @@ SAFE_FIELDS = (
     "warning",  # the configuration's (csat_hook.config.checks): keys and hosts, no value
 )
 
+# The methods RFC 9110 defines, and PATCH: the only ones a log line names as sent. A method is
+# any token a client sends (gunicorn passes on any upper-case one), so it can hold anything a
+# sender pastes (intake.web._method_named, webserver.redact).
+STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+
 
 class LoggingConfig(StrictModel):
     """``level`` is csat-hook's and, unless gunicorn is given one (``--log-level``, in

@@ -51,6 +51,7 @@ from csat_hook.intake.body import read_body
 from csat_hook.intake.receive import Intake
 from csat_hook.intake.receive import Outcome
 from csat_hook.intake.receive import unknown_helpdesk
+from csat_hook.logs import STANDARD_METHODS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -478,17 +479,11 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     return response, status
 
 
-# The methods RFC 9110 defines, and PATCH: a log line names these as sent.
-_STANDARD_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
-)
-
-
 def _method_named(method: str) -> str:
     """What a log line says of a request's method (Werkzeug's, upper-cased): a standard
     one as it is; of any other, only its length. A method is any token the client sends
     (gunicorn passes on any upper-case one), so it can hold anything a sender pastes."""
-    if method in _STANDARD_METHODS:
+    if method in STANDARD_METHODS:
         return method
     return f"(not a standard method: {len(method)} characters)"
 

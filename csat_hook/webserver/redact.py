@@ -37,6 +37,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from csat_hook.logs import STANDARD_METHODS
+
 _INVALID_REQUEST = re.compile(r"^(Invalid request from ip=\S*?): (.*)$", re.DOTALL)
 # gunicorn.http.errors texts that hold no client bytes: sizes and fixed words only.
 _SAFE_ERRORS = re.compile(
@@ -62,9 +64,6 @@ REFERENCE_REDACTED = "/s/[reference redacted]"
 _MAX_SEGMENTS = 2
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]{0,64}")
 PATH_REDACTED = "[path redacted]"
-_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
-)
 METHOD_REDACTED = "[method redacted]"
 
 
@@ -103,7 +102,7 @@ def _route_shaped(path: str) -> str:
 def _method(method: object) -> str:
     """An HTTP method as the client sent it when it is a standard one (gunicorn passes on
     any upper-case token, which a client can fill with anything)."""
-    return str(method) if method in _METHODS else METHOD_REDACTED
+    return str(method) if method in STANDARD_METHODS else METHOD_REDACTED
 
 
 def _names_only(match: re.Match[str]) -> str:

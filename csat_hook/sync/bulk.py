@@ -146,6 +146,24 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     return _converted(rows, converters, make)
 
 
+def driver_rows(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any) -> list[Any]:
+    """Rows of ``stmt`` as ``row_type`` straight from the driver's ``fetchall``, for a
+    statement of plain columns (no datetime, nothing SQLAlchemy would process): executed
+    through SQLAlchemy, so its compiled form is cached and an ``IN`` list is expanded (as
+    :func:`among` makes them), which :func:`bulk_select`'s compiling does not do."""
+    for column in stmt.selected_columns:
+        if isinstance(column.type, UTCDateTime) or column.type.dialect_impl(
+            conn.dialect
+        ).result_processor(conn.dialect, None):
+            raise TypeError(f"{column.key}: needs type processing; use conn.execute")
+    result = conn.execute(stmt)
+    try:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    finally:
+        result.close()
+    return list(map(row_type._make, rows))
+
+
 ARRAY_CHUNK = 10_000  # values per ``= ANY(array)`` parameter (PostgreSQL)
 
 

@@ -39,6 +39,7 @@ from csat_hook.sync.bulk import among
 from csat_hook.sync.bulk import bulk_execute
 from csat_hook.sync.bulk import bulk_iter
 from csat_hook.sync.bulk import bulk_select
+from csat_hook.sync.bulk import driver_rows
 from csat_hook.sync.bulk import epoch_microseconds
 from csat_hook.sync.bulk import matching
 from csat_hook.sync.records import IDENTITY_PREFIX
@@ -911,8 +912,9 @@ def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[Su
     token's unique index)."""
     found: list[SurveyFact] = []
     for condition in among(conn, surveys.c.token, tokens):
-        rows = conn.execute(_SURVEY_FACTS.where(condition))
-        found.extend(SurveyFact._make(row) for row in rows)
+        # The driver's rows (driver_rows): a first sync looks up every answered survey, and
+        # iterating SQLAlchemy's result was a Python-level fetch per row.
+        found.extend(driver_rows(conn, _SURVEY_FACTS.where(condition), SurveyFact))
     return found
 
 

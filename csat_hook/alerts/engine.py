@@ -21,10 +21,10 @@ cancelled in the same transaction (one conditional UPDATE on ``pending`` rows: a
 worker holds is left to it, and cancelled by the worker at its next claim if it comes back),
 what went out stays sent (no retraction is sent). Matched again (back to the alerted score),
 the alert stands again and the deliveries its withdrawal cancelled are queued once more (not
-those a claim cancelled as not for their destination). Alerts not sent yet
-are checked again against the configuration as it is now, every run, rules or none
-(:mod:`~csat_hook.alerts.recheck`): a rule removed, renamed or changed withdraws them the
-same way, a destination taken off a rule cancels its deliveries there.
+those cancelled for their destination: taken off the rule, not for it at a claim). Alerts
+not sent yet are checked again against the configuration as it is now, every run, rules or
+none (:mod:`~csat_hook.alerts.recheck`): a rule removed, renamed or changed withdraws them
+the same way, a destination taken off a rule cancels its deliveries there.
 
 Each new alert is queued once per destination (``<alert id>:<destination>``) through the
 outbox, which delivers it like a reply. The storm guards of :class:`AlertsConfig` apply here.
@@ -56,6 +56,7 @@ from csat_hook.alerts.records import AGENT
 from csat_hook.alerts.records import ANSWER
 from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.alerts.records import OVERFLOW_KIND
+from csat_hook.alerts.records import WITHDRAWALS
 from csat_hook.alerts.records import AlertsOutcome
 from csat_hook.alerts.records import Changed
 from csat_hook.alerts.records import Inputs
@@ -140,7 +141,7 @@ def _raise(
     # score): the same alert stands again, and what was cancelled goes out.
     again = store.restore(conn, sorted({n.key for n in new if n.key in existing}))
     if again:
-        outcome.queued += outbox_store.requeue_withdrawn(conn, again, now)
+        outcome.queued += outbox_store.requeue_withdrawn(conn, again, WITHDRAWALS, now)
     for item in new:
         if item.key in existing:
             continue

@@ -35,7 +35,10 @@ checked by its rule's name, kind and destinations only (whether the agent is sti
 changed target would take the window's answers again), a digest by its name and
 destinations. An alert withdrawn here stands again only as a withdrawn alert
 does (its answer edited back to a score the rule alerts on): a rule put back does not send
-what was cancelled. Cap notices are left as they are.
+what was cancelled. Nor does a destination put back, even when the alert stands again: the
+deliveries taken off the rule stay cancelled
+(:func:`~csat_hook.outbox.store.requeue_withdrawn` queues only a withdrawal's). Cap notices
+are left as they are.
 
 A configuration judges only the alerts raised before it was loaded
 (:attr:`~csat_hook.alerts.config.AlertsConfig.loaded_at`): ``serve`` still running on the

@@ -31,6 +31,9 @@ ANSWER, AGENT, DIGEST_KIND, OVERFLOW_KIND = "answer", "agent", "digest", "overfl
 # digest) is gone, or raises it no more.
 ANSWER_IMPROVED, COMMENT_REMOVED = "answer_improved", "comment_removed"
 RULE_REMOVED, RULE_CHANGED = "rule_removed", "rule_changed"
+# Every alerts.cancel_reason: what cancelled deliveries an alert standing again queues once
+# more (outbox.store.requeue_withdrawn). A reason added above belongs here too.
+WITHDRAWALS = (ANSWER_IMPROVED, COMMENT_REMOVED, RULE_REMOVED, RULE_CHANGED)
 # A delivery's alone (in its ``last_error``, the alert standing): its destination was taken
 # off the alert's rule.
 DESTINATION_REMOVED = "destination_removed"

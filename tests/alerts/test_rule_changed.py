@@ -283,8 +283,8 @@ def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
 ):
     """Telegram taken off the rule (its delivery cancelled there), the answer improved (the
     alert withdrawn) and edited back to the 1: the alert stands again and goes out, once,
-    to the rule's destinations only; Telegram's delivery, queued again with the others, is
-    cancelled in the same transaction, before any worker can claim it."""
+    to the rule's destinations only. Telegram's delivery was not cancelled by the withdrawal:
+    it is not queued again (nor cancelled a second time), and keeps its reason."""
     raise_now(alerting, [changed(rating=1)])
     service = restarted(
         make_config,
@@ -297,7 +297,7 @@ def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
     assert raise_now(service, [changed(rating=5, previous_rating=1)]).cancelled == 3
 
     again = raise_now(service, [changed(rating=1, previous_rating=5)])
-    assert (again.raised, again.queued, again.cancelled) == ({}, 4, 1)
+    assert (again.raised, again.queued, again.cancelled) == ({}, 3, 0)
     assert statuses(service)["telegram"] == "cancelled"
     drain(service.delivery_worker(), clock)
 
@@ -310,6 +310,100 @@ def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
     assert delivery_text(by_destination(service)["telegram"]) == (
         "telegram: cancelled (destination removed)"
     )
+
+
+TWO = LOW | {"destinations": ["slack", "telegram"]}
+
+
+def test_a_destination_put_back_is_not_sent_what_was_cancelled_there_when_the_alert_stands(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """Raised to Slack and Telegram; Telegram taken off the rule (its delivery cancelled
+    there), the answer improved (the alert withdrawn), Telegram put back on the rule, the
+    answer edited back to the 1: the alert stands again and goes to Slack, once. Telegram
+    gets nothing: a destination put back does not send what was cancelled, and its delivery
+    stays as it was, with its reason."""
+    two = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[TWO])
+    assert raise_now(two, [changed(rating=1)]).queued == 2
+    one = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack"]}],
+    )
+    assert raise_now(one, []).cancelled == 1
+    removed = by_destination(one)["telegram"]
+    assert delivery_text(removed) == "telegram: cancelled (destination removed)"
+    assert raise_now(one, [changed(rating=5, previous_rating=1)]).cancelled == 1
+
+    put_back = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[TWO])
+    clock.advance(60)
+    again = raise_now(put_back, [changed(rating=1, previous_rating=5)])
+    assert (again.raised, again.queued, again.cancelled) == ({}, 1, 0)
+    drain(put_back.delivery_worker(), clock)
+
+    assert len(fake_notify.delivered("slack")) == 1
+    assert fake_notify.requests("telegram") == []
+    after = by_destination(put_back)
+    assert delivery_text(after["slack"]) == "slack: sent"
+    telegram = after["telegram"]
+    assert (telegram.status, telegram.last_error, telegram.attempts, telegram.updated_at) == (
+        "cancelled",
+        removed.last_error,
+        removed.attempts,
+        removed.updated_at,
+    )
+    assert the_alert(put_back).cancel_reason is None
+
+
+@pytest.mark.parametrize("claimed", ["standing", "withdrawn"])
+def test_a_delivery_its_claim_cancelled_as_taken_off_is_not_queued_again_when_put_back(
+    claimed, alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The note's delivery was in flight when its worker died and the note was taken off
+    the rule (marked: its next claim cancels it). Its claim cancels it, the alert standing
+    or withdrawn meanwhile (the answer improved); the note put back and the answer edited
+    back to the 1, the delivery is not queued again: it stays as its claim left it, never
+    claimed again, and no note is posted."""
+    raise_now(alerting, [changed(rating=1)])
+    claim_all(alerting, clock, worker_id="gone:1:abc")
+    off = restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    )
+    assert raise_now(off, []).cancelled == 0  # held: marked, left to its worker
+    if claimed == "withdrawn":
+        raise_now(off, [changed(rating=5, previous_rating=1)])
+    clock.advance(off.config.delivery.lease_seconds + 1)  # the lease runs out
+    drain(off.delivery_worker(), clock)
+    if claimed == "standing":
+        raise_now(off, [changed(rating=5, previous_rating=1)])
+    cancelled = by_destination(off)["note"]
+    assert cancelled.status == "cancelled"
+    assert delivery_text(cancelled) == (
+        "note: cancelled (destination removed)"
+        if claimed == "standing"
+        else "note: cancelled (answer improved)"
+    )
+
+    put_back = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW])
+    clock.advance(60)
+    raise_now(put_back, [changed(rating=1, previous_rating=5)])
+    clock.advance(put_back.config.delivery.settle_seconds + 1)
+    drain(put_back.delivery_worker(), clock)
+
+    note = by_destination(put_back)["note"]
+    assert (note.status, note.last_error, note.attempts, note.updated_at) == (
+        "cancelled",
+        cancelled.last_error,
+        cancelled.attempts,
+        cancelled.updated_at,
+    )
+    assert notes(fake_helpdesk) == []
 
 
 # --- at a process's start: before its workers claim anything ------------------------------------

@@ -37,7 +37,6 @@ from csat_hook.outbox.store.enqueue import FOLLOW_UP_MARK
 from csat_hook.outbox.store.enqueue import KIND_CHANGED
 from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
 from csat_hook.outbox.store.enqueue import NOT_FOR_DESTINATION
-from csat_hook.outbox.store.enqueue import NOT_WITHDRAWALS
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
 from csat_hook.outbox.store.enqueue import UNROUTED
 from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
@@ -74,7 +73,6 @@ __all__ = [
     "KIND_CHANGED",
     "MAY_HAVE_ARRIVED",
     "NOT_FOR_DESTINATION",
-    "NOT_WITHDRAWALS",
     "OUTBOX_COLUMNS",
     "SURVEY",
     "UNROUTED",

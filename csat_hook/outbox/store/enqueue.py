@@ -8,6 +8,7 @@ Each function runs inside the caller's transaction.
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -140,8 +141,8 @@ def is_follow_up() -> Any:
 # it was about edited so that its rule no longer matches it, or the configuration changed:
 # ``alerts.cancel_reason``), or because its destination was taken off the alert's rule: its
 # ``last_error`` is this prefix and the reason, which the Alerts tab shows and an edit back to
-# the alerted score looks for to queue it again (:func:`requeue_withdrawn`; not the reasons
-# below, which are the delivery's own).
+# the alerted score reads to queue it again (:func:`requeue_withdrawn`: a withdrawal's
+# reasons only, never the delivery's own, such as those below).
 WITHDRAWN_PREFIX = "cancelled: "
 # Why a claim cancelled a delivery for what its destination is as configured then, not
 # because its alert was withdrawn (outbox/alert_delivery.py), in the same ``cancelled: <it>;
@@ -151,7 +152,6 @@ WITHDRAWN_PREFIX = "cancelled: "
 # them again (:func:`requeue_withdrawn`).
 KIND_CHANGED = "kind_changed"
 NOT_FOR_DESTINATION = "not_for_this_destination"
-NOT_WITHDRAWALS = (KIND_CHANGED, NOT_FOR_DESTINATION)
 MAY_HAVE_ARRIVED = "an earlier attempt's outcome is unknown: it may have arrived"
 
 
@@ -256,30 +256,47 @@ def unrouted_reason(context: Any) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def requeue_withdrawn(conn: sa.Connection, alert_ids: Sequence[int], now: datetime) -> int:
+def requeue_withdrawn(
+    conn: sa.Connection, alert_ids: Sequence[int], reasons: Collection[str], now: datetime
+) -> int:
     """Queue again, due now, the deliveries of ``alert_ids`` that were cancelled because the
-    alert was withdrawn (the answer came back to the alerted score); return how many. Held
-    ones (``alerts.cap_per_hour``) stay held; an earlier attempt's unknown outcome
-    (``uncertain_since``) is kept, so it is settled before the alert is sent again.
+    alert was withdrawn (the answer came back to the alerted score); return how many. The
+    caller judges them against the rules as they are now, in the same transaction
+    (alerts/engine.py: its recheck).
 
-    One a claim cancelled for what its destination was (:data:`NOT_WITHDRAWALS`: not for
-    this destination, a follow-up whose kind changed) stays cancelled with its reason, even
-    if the destination was reconfigured since so that it could carry the alert now: a
-    configuration change sends nothing that was cancelled, as a rule or a destination put
-    back does not (alerts/recheck.py, :func:`mark_unrouted`). Those taken off the rule
-    (``destination_removed``) are queued again, and judged against the rules at once by the
-    caller's recheck (alerts/engine.py)."""
-    kept = [
-        ~outbox.c.last_error.startswith(WITHDRAWN_PREFIX + reason, autoescape=True)
-        for reason in NOT_WITHDRAWALS
+    An allow-list: ``reasons`` are the withdrawals of a whole alert (every
+    ``alerts.cancel_reason``: ``alerts.records.WITHDRAWALS``), and a delivery is queued again
+    only if its ``last_error`` is the :func:`withdrawn_note` of one of them, with or without
+    ``may_have_arrived`` (its ``uncertain_since`` is kept, so that earlier attempt is settled
+    before the alert is sent again), and it carries no :func:`mark_unrouted` mark. Every
+    other cancelled delivery stays cancelled with its reason, whatever the configuration is
+    now: held ones (``alerts.cap_per_hour``); one taken off the alert's rule
+    (``destination_removed``: by the recheck, or by its claim through the mark); one marked
+    taken off the rule whose claim cancelled it as withdrawn, the alert withdrawn by then
+    too (the mark is for good); one a claim cancelled for what its destination was
+    (:data:`NOT_FOR_DESTINATION`, :data:`KIND_CHANGED`). A rule or a destination put back
+    does not send again what was cancelled; only the alert standing again undoes a
+    withdrawal. A reason not listed (a new one, until it is) stays cancelled: an allow-list
+    errs on the side of not sending."""
+    if not reasons:
+        return 0
+    withdrawn = [
+        condition
+        for reason in sorted(reasons)
+        for condition in (
+            outbox.c.last_error == withdrawn_note(reason),
+            # A note that goes on (``; <what may have arrived>``).
+            outbox.c.last_error.startswith(withdrawn_note(reason) + ";", autoescape=True),
+        )
     ]
     return _update_deliveries(
         conn,
         alert_ids,
         [
             outbox.c.status == CANCELLED,
-            outbox.c.last_error.startswith(WITHDRAWN_PREFIX, autoescape=True),
-            *kept,
+            sa.or_(*withdrawn),
+            # Not marked taken off the rule: the mark outlives the claim that read it.
+            outbox.c.context[UNROUTED].as_string().is_(None),
         ],
         {"status": PENDING, "next_attempt_at": now, "last_error": None, "updated_at": now},
     )

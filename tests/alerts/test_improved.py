@@ -154,6 +154,35 @@ def test_an_attempt_of_unknown_outcome_is_settled_not_cancelled(
     assert len(fake_notify.requests("webhook")) == 1
 
 
+def test_back_to_the_bad_rating_a_withdrawal_that_may_have_arrived_is_queued_to_be_settled(
+    alerting, fake_notify, fake_helpdesk, clock
+):
+    """The webhook's delivery cancelled as above (``answer_improved``, may have arrived) was
+    cancelled by the withdrawal: the answer back to the 1 queues it again, its unknown
+    outcome kept, so it is settled as a webhook's is: sent again as the same message (the
+    same ``webhook-id``), which the receiver knows for a copy."""
+    fake_notify.script("webhook", Script(drop=True))
+    raise_now(alerting, [changed(rating=1)])
+    worker = alerting.delivery_worker()
+    worker.run_once(limit=10)
+    uncertain = by_destination(alerting)["crm"].uncertain_since
+    assert uncertain is not None
+    raise_now(alerting, [changed(rating=5, previous_rating=1)])
+    clock.advance(alerting.config.delivery.settle_seconds + 1)
+    drain(worker, clock)
+    assert "may have arrived" in by_destination(alerting)["crm"].last_error
+
+    again = raise_now(alerting, [changed(rating=1, previous_rating=5)])
+    assert (again.queued, again.cancelled) == (1, 0)
+    crm = by_destination(alerting)["crm"]
+    assert (crm.status, crm.last_error, crm.uncertain_since) == ("pending", None, uncertain)
+    drain(worker, clock)
+
+    first, second = fake_notify.requests("webhook")
+    assert second.headers["webhook-id"] == first.headers["webhook-id"] and second.duplicate
+    assert by_destination(alerting)["crm"].status == "sent"
+
+
 def test_back_to_the_bad_rating_the_cancelled_alert_goes_out_once(
     alerting, fake_notify, fake_helpdesk, clock
 ):

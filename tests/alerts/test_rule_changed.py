@@ -312,6 +312,26 @@ def test_an_alert_standing_again_is_not_sent_where_its_rule_no_longer_sends(
     )
 
 
+def test_an_alert_withdrawn_as_its_rule_was_removed_goes_out_when_it_stands_again(
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+):
+    """The rule removed (the alert withdrawn, ``rule_removed``), put back, and the answer
+    improved and edited back to the 1: the alert stands again, and what its withdrawal
+    cancelled goes out, once, as after an answer's withdrawal."""
+    raise_now(alerting, [changed(rating=1)])
+    removed = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[])
+    assert raise_now(removed, []).cancelled == 4
+    back = restarted(make_config, make_services, fake_notify, fake_helpdesk, rules=[LOW])
+    raise_now(back, [changed(rating=5, previous_rating=1)])
+
+    again = raise_now(back, [changed(rating=1, previous_rating=5)])
+    assert (again.raised, again.queued, again.cancelled) == ({}, 4, 0)
+    drain(back.delivery_worker(), clock)
+
+    assert delivered(fake_notify, fake_helpdesk) == dict.fromkeys(NOTHING, 1)
+    assert statuses(back) == dict.fromkeys(EVERY, "sent")
+
+
 TWO = LOW | {"destinations": ["slack", "telegram"]}
 
 

@@ -24,6 +24,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from csat_hook import tokens
 
@@ -83,6 +84,17 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def failed_run(label: str, summary: Any) -> None:
+    """Stop the benchmark when a measured sync did not end "ok": its time and memory measure a
+    run that stopped partway (a report it could not write), not a sync, and the summary would
+    have judged them against the targets all the same."""
+    if summary.status != "ok":
+        raise SystemExit(
+            f"{label}: the sync ended {summary.status!r} ({summary.error or 'no error given'}); "
+            "no figure of this benchmark measures a sync"
+        )
 
 
 def peak_rss_mb() -> float:

@@ -43,6 +43,7 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
+from _sync import failed_run
 from _sync import fake_started
 from _sync import generate
 from _sync import machine
@@ -172,6 +173,7 @@ def measure(
     seen, fake_seconds = requests_by_kind(url)
     wall_target, rss_target = TARGETS[target]
     print(f"\n{label}: status {summary.status} {summary.error or ''}")
+    failed_run(label, summary)
     print(
         f"  rows read {summary.rows_read:,}, new {summary.new:,}, updated {summary.updated:,}, "
         f"unchanged {summary.unchanged:,}, agents {summary.agents}, answers stored "

@@ -54,6 +54,7 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
+from _sync import failed_run
 from _sync import fake_started
 from _sync import generate
 from _sync import machine
@@ -548,6 +549,7 @@ def measure(
     rss_mb = peak_rss_mb()
     seen, fake_seconds = requests_by_kind(url)
     print(f"\n{label}: status {summary.status} {summary.error or ''}")
+    failed_run(label, summary)
     print(
         f"  rows read {summary.rows_read:,}, new {summary.new:,}, unchanged "
         f"{summary.unchanged:,}, agents {summary.agents}, outputs "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -274,6 +275,10 @@ def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
     )
     assert summary.status == "failed"
     assert "output.gsheets.max_rows_per_agent" in summary.error
+    # By how much: the values' bytes against what two requests carry.
+    needed = int(re.search(r"take ([\d,]+) bytes", summary.error)[1].replace(",", ""))
+    assert needed > 2 * 100_000
+    assert "(100,000)" in summary.error
     assert kit.fake.count("sheets_write") == 0
 
 

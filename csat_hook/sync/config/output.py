@@ -22,7 +22,7 @@ class SheetsOutputConfig(StrictModel):
     summary_tab: str | None = Field(default=None, min_length=1, max_length=100)
     unverified_tab: str | None = Field(default=None, max_length=100)
     unverified: bool = True  # false: no tab for answers that could not be credited
-    max_rows_per_agent: int = Field(default=5000, ge=1, le=1_000_000)
+    max_rows_per_agent: int = Field(default=2000, ge=1, le=1_000_000)
     # The Responses tab (one row per credited answer): the newest this many.
     max_response_rows: int = Field(default=50_000, ge=1, le=1_000_000)
     # Google refuses a larger body whole (400 "Request payload size exceeds the limit:

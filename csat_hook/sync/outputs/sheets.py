@@ -747,10 +747,12 @@ class SheetsOutput:
         items = [item for _, item in data]
         chunks = _value_groups(items, [len(item) for item in items], self.max_request_bytes)
         if len(chunks) > MAX_VALUE_REQUESTS:
+            needed = sum(len(item) for item in items)
             raise SyncError(
-                "the report needs more than two requests of "
-                "output.gsheets.max_request_bytes; lower "
-                "output.gsheets.max_rows_per_agent or max_response_rows"
+                f"the report's values take {needed:,} bytes, more than two requests of "
+                f"output.gsheets.max_request_bytes ({self.max_request_bytes:,}) carry; lower "
+                "output.gsheets.max_rows_per_agent (the newest answers listed on each agent's "
+                "tab) or max_response_rows (the Responses tab)"
             )
         return chunks
 

@@ -217,7 +217,17 @@ def prune_due(at: Mark) -> bool:
 
 def prune(conn: sa.Connection, at: Mark) -> None:
     """Delete the rows listed up to ``at`` (SQLite), and say so: a dataset read at an earlier
-    mark then finds it cannot be patched (:func:`since`)."""
+    mark then finds it cannot be patched (:func:`since`).
+
+    The last row listed becomes the marker rather than a new row being added: the list's
+    sequence is part of the data version (report_key.py, migration 0025), and a prune changes
+    no data, so a run after it with nothing new still finds its report unchanged."""
     position = int(at.position)
-    conn.execute(sa.delete(row_changes).where(row_changes.c.seq <= position))
-    conn.execute(sa.insert(row_changes).values(tbl=PRUNED, row_id=position))
+    conn.execute(sa.delete(row_changes).where(row_changes.c.seq < position))
+    marked = conn.execute(
+        sa.update(row_changes)
+        .where(row_changes.c.seq == position)
+        .values(tbl=PRUNED, row_id=position)
+    ).rowcount
+    if not marked:  # never listed (none is deleted but here): a new row, one more rebuild
+        conn.execute(sa.insert(row_changes).values(tbl=PRUNED, row_id=position))

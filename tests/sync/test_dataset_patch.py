@@ -23,6 +23,7 @@ from csat_hook.db.migrate import create_schema
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
 from csat_hook.sync import changes
+from csat_hook.sync import report_key
 from csat_hook.sync import store
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.dataset import build_dataset
@@ -389,6 +390,31 @@ def test_a_mark_older_than_the_pruned_list_builds_anew(engine: sa.Engine) -> Non
     patched, _ = _patch(engine, kept, at, set())
     assert patched is not None
     assert _normal(patched) == _normal(_build(engine, set())[0])
+
+
+def test_a_prune_changes_no_data_version(engine: sa.Engine) -> None:
+    """The list's sequence is part of the data version (migration 0025): a prune changes no
+    data, so the report keyed before it is still the data's; a dataset read before the
+    mark pruned to still finds it cannot be patched, and a write after it moves the version."""
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL lists no rows: changes are found by xmin")
+    world = World(engine, random.Random(12))
+    world.close(agent="7", sent=True)
+    data, early = _build(engine, set())
+    world.answer()
+    _, at = _build(engine, set())
+    with engine.connect() as conn:
+        before = report_key.read_version(conn)
+    with engine.begin() as conn:
+        changes.prune(conn, at)
+    with engine.connect() as conn:
+        assert report_key.read_version(conn) == before
+        assert changes.mark(conn) == changes.Mark(at.position, int(at.position))
+    patched, _ = _patch(engine, data, early, set())
+    assert patched is None
+    world.answer(rating=2)
+    with engine.connect() as conn:
+        assert report_key.read_version(conn) != before
 
 
 def test_rows_listed_after_a_prune_are_found_from_the_mark_pruned_to(engine: sa.Engine) -> None:

@@ -8,6 +8,12 @@ counter's is dropped on these two tables (a first sync of 100,000 answers ran 10
 of the counter row, ≈ 0.25 s), and the data version is read as the counter and that sequence
 together (sync/report_key.py). The other tracked tables keep the counter's triggers.
 
+A process of an earlier release still running on the same SQLite file after this migration
+reads the counter alone, which writes of surveys and answers no longer move: its syncs would
+keep an unchanged report until it restarts. Restart every process on an upgrade (SQLite runs
+as one ``serve`` on one machine; the Procfile's platforms restart every process after the
+release step).
+
 PostgreSQL has neither trigger: nothing to do.
 
 Revision ID: 0025

@@ -35,6 +35,7 @@ from csat_hook.sync.outputs.local import REPORT_CSVS
 from csat_hook.sync.outputs.local import REPORT_XLSX
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import KeptEncoding
+from csat_hook.sync.outputs.sheets import Listing
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_KIND
@@ -249,7 +250,13 @@ class OutputsStep(AlertsStep):
                     owned_tabs.record(conn, key, owned, self.clock())
                 recorded = owned
 
-        done = output.write(report.gsheets(), report.language, last_written=last, keep=keep)
+        # Listing fewer answers when the values do not fit Google's requests otherwise.
+        listing = (
+            Listing(report.listed, report.gsheets_listing) if report.relist is not None else None
+        )
+        done = output.write(
+            report.gsheets(), report.language, last_written=last, keep=keep, listing=listing
+        )
         digest = done.pop("digest")
         if digest != last:
             with self.engine.begin() as conn:

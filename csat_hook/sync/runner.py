@@ -232,6 +232,7 @@ class SyncRunner(ReportStep, OutputsStep):
             summary.outputs = self._write_outputs(
                 report, sheets, source, dry_run=dry_run, keys=keys, agents=summary.agents
             )
+            summary.warnings.extend(_listed_fewer(summary.outputs, report.listed))
         clock.lap("write")
 
     def _ingest_and_report(
@@ -414,3 +415,21 @@ def make_sync_engine(config: SyncSettings) -> Engine:
         engine.dispose()  # the caller never gets it: close its connection now
         raise
     return engine
+
+
+def _listed_fewer(outputs: list[dict[str, Any]], asked: tuple[int, int]) -> list[str]:
+    """The run's warning when the Sheets report listed fewer answers than its limits ask
+    (``rows_listed``: its values did not fit Google's requests otherwise)."""
+    warnings = []
+    for output in outputs:
+        listed = output.get("rows_listed")
+        if listed:
+            warnings.append(
+                f"the Google Sheets report lists the newest {listed['per_agent']:,} answers on "
+                f"each agent's tab and {listed['responses']:,} on the Responses tab "
+                f"(output.gsheets.max_rows_per_agent {asked[1]:,}, max_response_rows "
+                f"{asked[0]:,}): more do not fit two requests of "
+                "output.gsheets.max_request_bytes; every figure counts every answer, and the "
+                "local files list them all"
+            )
+    return warnings

@@ -268,14 +268,64 @@ def test_a_large_report_is_split_between_whole_tabs(kit):
     assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
 
 
-def test_a_report_too_large_for_the_budget_fails_before_writing(kit):
+def listed(rows: list[list[object]]) -> list[list[object]]:
+    """A list tab's rows under its header, padding left out."""
+    return [r for r in rows[1:] if any(v not in (None, "") for v in r)]
+
+
+def test_a_report_too_large_for_two_requests_lists_fewer_answers_and_says_so(kit):
+    """Values over two requests of max_request_bytes were a failed run, every run: now the
+    Responses tab and each agent's tab list fewer answers, the newest, and the run warns;
+    every figure still counts every answer, and the local files list them all."""
     seed(kit, agents=50, per_agent=40)
+    local = {"enabled": True, "dir": str(kit.tmp_path / "report"), "csv": True}
+    whole = kit.run(kit.config(output={"gsheets": {"max_response_rows": 200}, "local": local}))
+    assert whole.status == "ok", whole.error
+    assert "rows_listed" not in whole.outputs[-1]
+    board = leaderboard(kit.sheet("Summary"))
+    before = len(kit.fake.api_requests("sheets_write"))
+    config = kit.config(
+        output={
+            "gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200},
+            "local": local,
+        }
+    )
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
+    per_agent, responses = written["rows_listed"]["per_agent"], written["rows_listed"]["responses"]
+    assert 1 <= per_agent < 40 and 1 <= responses < 200
+    [warning] = [w for w in summary.warnings if "Google Sheets report lists" in w]
+    assert f"newest {per_agent:,} answers on each agent's tab" in warning
+    assert "max_rows_per_agent 2,000" in warning and "max_response_rows 200" in warning
+    # Within Google's requests: two value writes at most, every request under the limit.
+    writes = kit.fake.api_requests("sheets_write")[before:]
+    assert sum(r["path"].endswith("values:batchUpdate") for r in writes) <= 2
+    assert all(r["bytes"] <= 100_000 for r in writes)
+    # Each agent's newest answers, newest first; the Responses tab's newest too.
+    agent = listed(kit.sheet("Agent 07 (107)"))
+    assert len(agent) == per_agent
+    assert [row[3] for row in agent] == [f"comment 7/{i}" for i in range(39, 39 - per_agent, -1)]
+    assert len(listed(kit.sheet("Responses"))) == responses
+    # Every figure counts every answer; the files list every one.
+    assert leaderboard(kit.sheet("Summary")) == board
+    with open(kit.tmp_path / "report" / "answers.csv", encoding="utf-8-sig") as file:
+        assert len(list(csv.reader(file))) == 1 + 50 * 40
+    # A run with nothing new writes nothing: the shortened report is the same report.
+    again = kit.run(config)
+    assert again.status == "ok", again.error
+    assert kit.fake.count("sheets_write") == before + len(writes)
+
+
+def test_a_report_whose_other_tabs_alone_are_too_large_fails_before_writing(kit):
+    """Listing one answer per tab does not make it fit (the Summary and the tabs' headers of
+    many agents take the requests alone): the run fails, naming the limits, writing nothing."""
+    seed(kit, agents=300, per_agent=2)
     summary = kit.run(
         kit.config(output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}})
     )
     assert summary.status == "failed"
     assert "output.gsheets.max_rows_per_agent" in summary.error
-    # By how much: the values' bytes against what two requests carry.
     needed = int(re.search(r"take ([\d,]+) bytes", summary.error)[1].replace(",", ""))
     assert needed > 2 * 100_000
     assert "(100,000)" in summary.error

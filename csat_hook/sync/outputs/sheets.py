@@ -20,7 +20,10 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    request is atomic, a failed write leaves every tab as it was. ``valueInputOption=RAW``:
    a comment starting with ``=`` stays text; numbers are numbers (fractions under a percent
    format) and date-times are serial numbers under a date-time format. A text longer than a
-   cell holds is cut (:mod:`.cells`): Google refuses the whole request otherwise.
+   cell holds is cut (:mod:`.cells`): Google refuses the whole request otherwise. Values that
+   do not fit two requests have their longest texts cut (:mod:`.sheets_fit`), then their
+   lists of answers (the Responses tab, each agent's) cut to the newest that fit
+   (:meth:`SheetsOutput._listed_fewer`).
 
 The report writes only into tabs csat-hook owns (:class:`.sheets_tabs.Owned`: a sheetId it
 makes, or one it recorded writing): any other tab's title is avoided with " 2", as an agent
@@ -153,6 +156,32 @@ from csat_hook.sync.titles import table_titles
 from csat_hook.sync.titles import unique_titles
 
 MAX_VALUE_REQUESTS = 2
+MAX_RELISTS = 6  # listings tried with fewer rows (SheetsOutput._listed_fewer)
+_LISTS = ("responses", "agent")  # the tabs that list answers, which a listing shortens
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How to list fewer answers (:meth:`SheetsOutput.write`): the rows listed as asked
+    (the Responses tab's, each agent tab's) and the report's grids listing fewer
+    (:meth:`~csat_hook.sync.report.Report.gsheets_listing`)."""
+
+    listed: tuple[int, int]
+    relist: Callable[[int, int], Sequence[Grid]]
+
+
+def _rows_of(tabs: Sequence[TabPlan], kind: str) -> int:
+    """The most rows a grid of ``kind`` has (its header included): at least 1."""
+    return max((len(p.grid.rows) for p in tabs if p.grid.kind == kind), default=1)
+
+
+def _listed_entry(listed: tuple[int, int] | None) -> dict[str, Any]:
+    """What a write's result says of a shortened listing (nothing when it was not)."""
+    if listed is None:
+        return {}
+    return {"rows_listed": {"responses": listed[0], "per_agent": listed[1]}}
+
+
 FORMAT_KEY = "csat-hook.report-format"  # developer metadata: the digest of the looks set
 SERIAL_EPOCH = datetime(1899, 12, 30)
 _DAY = timedelta(days=1)  # made once: serial() runs for every date-time cell of a report
@@ -551,13 +580,18 @@ class SheetsOutput:
         *,
         last_written: str | None = None,
         keep: Callable[[list[int]], None] | None = None,
+        listing: Listing | None = None,
     ) -> dict[str, Any]:
         """Create, resize and format tabs, then rewrite every tab in place; returns what was
         done, with ``digest`` (the contents written) and ``expected`` (the looks written).
         When the tabs need no structure or format change and the contents are
         ``last_written``, the values are not written again. ``keep`` is given the sheetIds
         to record as csat-hook's (:attr:`Plan.owned`) before any request is sent: a tab
-        renamed is no longer known by its title's id, and must be known by the next run."""
+        renamed is no longer known by its title's id, and must be known by the next run.
+
+        ``listing``: the same grids listing fewer answers, for values that do not fit
+        :data:`MAX_VALUE_REQUESTS` requests as they are (:meth:`_listed_fewer`); what was
+        written then says how many (``rows_listed``)."""
         record = keep or (lambda _owned: None)
 
         def keep_owned(owned: list[int]) -> None:
@@ -570,6 +604,12 @@ class SheetsOutput:
         keep_owned(plan.owned)
         # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
         encoded = self._fitted(plan.tabs)
+        listed: tuple[int, int] | None = None
+        if listing is not None and not self._fit([len(data) for _, data in encoded]):
+            fewer = self._listed_fewer(plan, encoded, listing, language)
+            if fewer is not None:
+                grids, plan, encoded, listed = fewer
+                keep_owned(plan.owned)
         digest = contents_digest(item for _, item in encoded)
         if not plan.requests and digest == last_written:
             return {
@@ -584,6 +624,7 @@ class SheetsOutput:
                 "unchanged": True,
                 "digest": digest,
                 "expected": plan.expected,
+                **_listed_entry(listed),
             }
         chunks = self._chunks(encoded)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
@@ -640,6 +681,7 @@ class SheetsOutput:
             "write_requests": len(chunks) + structure_writes,
             "digest": digest,
             "expected": plan.expected,
+            **_listed_entry(listed),
         }
 
     def _fitted(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
@@ -669,6 +711,46 @@ class SheetsOutput:
             # The estimate was short of the encoding (escapes it did not count): a tenth less.
             limit = None if limit == MIN_CUT else max(MIN_CUT, limit - limit // 10)
         return encoded
+
+    def _listed_fewer(
+        self,
+        plan: Plan,
+        encoded: list[tuple[str, bytes]],
+        listing: Listing,
+        language: str,
+    ) -> tuple[Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int]] | None:
+        """The report listing fewer answers, so that its values fit :data:`MAX_VALUE_REQUESTS`
+        requests: the grids, their plan, their values and the rows listed (the Responses
+        tab's, each agent tab's); None when no listing of at least one row fits (the write
+        then fails saying which limits to lower, as :meth:`_chunks` does).
+
+        A report too large for Google's requests was a failed run, every run, until someone
+        lowered a limit: the figures, every other tab and the files are whole, and only the
+        two lists of answers are cut to what fits, newest kept, each step scaled by how far
+        the values are over (a tenth more, for what an estimate misses), at most
+        :data:`MAX_RELISTS` times. The tabs' grids are planned for the rows listed."""
+        kinds = {p.title: p.grid.kind for p in plan.tabs}
+        response_rows, agent_rows = listing.listed
+        # As many as the tabs hold now: a limit above every agent's count cuts nothing.
+        response_rows = min(response_rows, _rows_of(plan.tabs, "responses"))
+        agent_rows = min(agent_rows, _rows_of(plan.tabs, "agent"))
+        room = MAX_VALUE_REQUESTS * self.max_request_bytes
+        for _ in range(MAX_RELISTS):
+            listed = sum(len(d) for title, d in encoded if kinds[title] in _LISTS)
+            fixed = sum(len(d) for _, d in encoded) - listed
+            if listed == 0 or fixed >= room:
+                return None
+            scale = min(0.9, (room - fixed) / listed * 0.9)
+            response_rows = max(1, int(response_rows * scale))
+            agent_rows = max(1, int(agent_rows * scale))
+            grids = listing.relist(response_rows, agent_rows)
+            plan = self.plan(grids, language)
+            encoded = self._encoded(plan.tabs)
+            if self._fit([len(data) for _, data in encoded]):
+                return grids, plan, encoded, (response_rows, agent_rows)
+            if response_rows == 1 and agent_rows == 1:
+                return None
+        return None
 
     def _fit(self, sizes: list[int]) -> bool:
         """True when tabs of ``sizes`` bytes go in :data:`MAX_VALUE_REQUESTS` requests."""

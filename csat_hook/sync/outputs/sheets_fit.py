@@ -23,7 +23,7 @@ from csat_hook.sync.outputs.cells import SHEETS_CELL_MAX
 from csat_hook.sync.outputs.cells import fitted_cell
 
 # No text is cut shorter than this many characters: under it, what does not fit is the rows'
-# count, and lowering the row limits is the way out (the error then says so). A text is cut
+# count, which the write then lists fewer of (SheetsOutput._listed_fewer). A text is cut
 # only as far as needed, so this is reached only when a customer's long comments are in
 # hundreds of rows of a tab (each in the Responses tab, their agent's and the Alerts tab).
 MIN_CUT = 200

@@ -12,9 +12,11 @@ writes the same cells.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,6 +61,10 @@ class Report:
     # The Alerts tab as Google Sheets gets it, when it differs: the team's checkboxes in
     # "Handled" written back as booleans (alerts/report.py: boxed_rows).
     alerts_gsheets: Grid | None = None
+    # The rows listed as asked (the Responses tab's, each agent tab's), and the same two kinds
+    # of tab built listing fewer (:meth:`gsheets_listing`).
+    listed: tuple[int, int] = (0, 0)
+    relist: Callable[[int, int], tuple[Grid, list[Grid]]] | None = None
 
     def sheets(self) -> list[Grid]:
         """Grids in tab order: Summary, Trends, Responses, the agents, Unverified, Alerts."""
@@ -71,6 +77,16 @@ class Report:
         if self.alerts_gsheets is not None and self.alerts is not None:
             grids[-1] = self.alerts_gsheets
         return grids
+
+    def gsheets_listing(self, response_rows: int, agent_rows: int) -> list[Grid]:
+        """:meth:`gsheets` with the Responses tab listing the newest ``response_rows`` answers
+        and each agent's tab its newest ``agent_rows`` (fewer than :attr:`listed`: the Sheets
+        output's values must fit its requests); every other tab, and every figure, as it is.
+        The same tabs, in the same order: an agent with answers keeps a tab."""
+        if self.relist is None:
+            raise ValueError("this report cannot be listed again")
+        responses, agents = self.relist(response_rows, agent_rows)
+        return replace(self, responses=responses, agents=agents).gsheets()
 
 
 @dataclass(frozen=True)
@@ -168,6 +184,16 @@ def build_report(
     )
     agent_tabs = build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent, newest=newest)
     newest.done(ctx)
+
+    def relist(response_rows: int, agent_rows: int) -> tuple[Grid, list[Grid]]:
+        # In the order sorted once above, its rows built anew: the kept rows are this
+        # report's now (newest.done), and the next run's to reuse, not these.
+        again = Newest(newest.answers, LocalTime(spec.tz))
+        grid, _ = build_responses(
+            ctx, name=texts["responses"], max_rows=response_rows, every=False, newest=again
+        )
+        return grid, build_agent_tabs(ctx, max_rows=agent_rows, newest=again)
+
     csv = [*summary_csv, trends_csv]
     if answers_csv is not None:
         csv.append(answers_csv)
@@ -181,4 +207,6 @@ def build_report(
         agents=agent_tabs,
         unverified=unverified_grid if spec.unverified else None,
         csv=csv,
+        listed=(spec.max_response_rows, spec.max_rows_per_agent),
+        relist=relist,
     )

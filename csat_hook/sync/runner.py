@@ -430,6 +430,7 @@ def _listed_fewer(outputs: list[dict[str, Any]], asked: tuple[int, int]) -> list
                 f"(output.gsheets.max_rows_per_agent {asked[1]:,}, max_response_rows "
                 f"{asked[0]:,}): more do not fit two requests of "
                 "output.gsheets.max_request_bytes; every figure counts every answer, and the "
-                "local files list them all"
+                "local files list them all. Set the limits to these numbers to spare every "
+                "run building and encoding the longer lists first"
             )
     return warnings

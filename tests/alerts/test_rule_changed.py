@@ -45,6 +45,27 @@ LOW = {
 NOTHING = dict.fromkeys(("slack", "telegram", "webhook", "note"), 0)
 
 
+def held_then_taken_off(
+    alerting: Any,
+    make_config: Any,
+    make_services: Any,
+    fake_notify: Any,
+    fake_helpdesk: Any,
+    clock: Any,
+) -> Any:
+    """An alert on a 1 raised and every delivery claimed by a worker that then died; the
+    service built again with the note taken off the rule (its delivery marked, left held)."""
+    raise_now(alerting, [changed(rating=1)])
+    claim_all(alerting, clock, worker_id="gone:1:abc")
+    return restarted(
+        make_config,
+        make_services,
+        fake_notify,
+        fake_helpdesk,
+        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    )
+
+
 def restarted(make_config, make_services, fake_notify, fake_helpdesk, **section: Any) -> Any:
     """The service built again from the changed ``alerts`` section."""
     config = make_config(
@@ -386,14 +407,8 @@ def test_a_delivery_its_claim_cancelled_as_taken_off_is_not_queued_again_when_pu
     or withdrawn meanwhile (the answer improved); the note put back and the answer edited
     back to the 1, the delivery is not queued again: it stays as its claim left it, never
     claimed again, and no note is posted."""
-    raise_now(alerting, [changed(rating=1)])
-    claim_all(alerting, clock, worker_id="gone:1:abc")
-    off = restarted(
-        make_config,
-        make_services,
-        fake_notify,
-        fake_helpdesk,
-        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    off = held_then_taken_off(
+        alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
     )
     assert raise_now(off, []).cancelled == 0  # held: marked, left to its worker
     if claimed == "withdrawn":
@@ -564,14 +579,8 @@ def test_a_delivery_in_flight_when_its_worker_died_is_settled_then_cancelled_the
     """The old process was killed while it held the deliveries (the note not posted yet);
     restarted with the note taken off the rule. Taken over, the note's delivery is of
     unknown outcome: looked up, not there, cancelled instead of posted."""
-    raise_now(alerting, [changed(rating=1)])
-    claim_all(alerting, clock, worker_id="gone:1:abc")
-    service = restarted(
-        make_config,
-        make_services,
-        fake_notify,
-        fake_helpdesk,
-        rules=[LOW | {"destinations": ["slack", "telegram", "crm"]}],
+    service = held_then_taken_off(
+        alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
     )
 
     assert raise_now(service, []).cancelled == 0  # held: left to its worker

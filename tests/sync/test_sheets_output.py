@@ -317,6 +317,29 @@ def test_a_report_too_large_for_two_requests_lists_fewer_answers_and_says_so(kit
     assert kit.fake.count("sheets_write") == before + len(writes)
 
 
+def test_a_responses_tab_alone_over_a_request_lists_fewer_answers(kit):
+    """The values would fit two requests in all, but the Responses tab alone is over one:
+    it lists fewer answers; the agents' tabs, under their own limit, list theirs."""
+    seed(kit, agents=40, per_agent=30)
+    summary = kit.run(
+        kit.config(
+            output={
+                "gsheets": {
+                    "max_request_bytes": 100_000,
+                    "max_response_rows": 1_200,
+                    "max_rows_per_agent": 1,
+                }
+            }
+        )
+    )
+    assert summary.status == "ok", summary.error
+    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
+    responses = written["rows_listed"]["responses"]
+    assert 1 <= responses < 1_200
+    assert len(listed(kit.sheet("Responses"))) == responses
+    assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
+
+
 def test_a_report_whose_other_tabs_alone_are_too_large_fails_before_writing(kit):
     """Listing one answer per tab does not make it fit (the Summary and the tabs' headers of
     many agents take the requests alone): the run fails, naming the limits, writing nothing."""

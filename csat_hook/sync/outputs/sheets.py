@@ -736,11 +736,17 @@ class SheetsOutput:
         agent_rows = min(agent_rows, _rows_of(plan.tabs, "agent"))
         room = MAX_VALUE_REQUESTS * self.max_request_bytes
         for _ in range(MAX_RELISTS):
-            listed = sum(len(d) for title, d in encoded if kinds[title] in _LISTS)
+            lists = [len(d) for title, d in encoded if kinds[title] in _LISTS]
+            listed = sum(lists)
             fixed = sum(len(d) for _, d in encoded) - listed
             if listed == 0 or fixed >= room:
                 return None
-            scale = min(0.9, (room - fixed) / listed * 0.9)
+            # Over in all, or one list alone over a request (the Responses tab).
+            scale = min(
+                0.9,
+                (room - fixed) / listed * 0.9,
+                self.max_request_bytes / max(lists) * 0.9,
+            )
             response_rows = max(1, int(response_rows * scale))
             agent_rows = max(1, int(agent_rows * scale))
             grids = listing.relist(response_rows, agent_rows)

@@ -340,6 +340,45 @@ def test_a_responses_tab_alone_over_a_request_lists_fewer_answers(kit):
     assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
 
 
+def test_one_agent_with_many_answers_does_not_stop_the_others_being_listed_fewer(kit):
+    """Most agents have a few answers, one has hundreds: the values fit only when every
+    agent's tab lists a few, which a listing found by scaling the one busy agent's count
+    step by step never reached (it failed the run though a listing fits)."""
+    rows = [EN_HEADER]
+    for a, count in enumerate([600] + [12] * 90):
+        for i in range(count):
+            token = kit.survey(f"T-{a}-{i}", str(100 + a), f"Agent {a:02d}", team="Team")
+            rows.append(
+                [
+                    T0 - timedelta(minutes=i),
+                    1 + i % 5,
+                    f"comment {a}/{i} " + "x" * 60,
+                    "",
+                    "",
+                    token,
+                ]
+            )
+    kit.responses(rows)
+    summary = kit.run(
+        kit.config(
+            output={
+                "gsheets": {
+                    "max_request_bytes": 100_000,
+                    "max_response_rows": 1,
+                    "max_rows_per_agent": 600,
+                }
+            }
+        )
+    )
+    assert summary.status == "ok", summary.error
+    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
+    per_agent = written["rows_listed"]["per_agent"]
+    assert 1 <= per_agent < 12
+    assert len(listed(kit.sheet("Agent 00 (100)"))) == per_agent
+    assert len(listed(kit.sheet("Agent 01 (101)"))) == per_agent
+    assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
+
+
 def test_a_report_whose_other_tabs_alone_are_too_large_fails_before_writing(kit):
     """Listing one answer per tab does not make it fit (the Summary and the tabs' headers of
     many agents take the requests alone): the run fails, naming the limits, writing nothing."""

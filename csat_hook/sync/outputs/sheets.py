@@ -175,6 +175,20 @@ def _rows_of(tabs: Sequence[TabPlan], kind: str) -> int:
     return max((len(p.grid.rows) for p in tabs if p.grid.kind == kind), default=1)
 
 
+def _limit_for(counts: Sequence[int], scale: float) -> int:
+    """The most rows per list that lists of ``counts`` rows, each cut to it, hold in all at
+    most ``scale`` of their rows now (a few lists long, many short: the long ones are cut,
+    then every one); 0 when there are no lists or one row each is too many."""
+    room = sum(counts) * scale
+    left = len(counts)
+    for count in sorted(counts):
+        if count * left > room:
+            return int(room // left)
+        room -= count
+        left -= 1
+    return max(counts, default=0)
+
+
 def _listed_entry(listed: tuple[int, int] | None) -> dict[str, Any]:
     """What a write's result says of a shortened listing (nothing when it was not)."""
     if listed is None:
@@ -748,7 +762,11 @@ class SheetsOutput:
                 self.max_request_bytes / max(lists) * 0.9,
             )
             response_rows = max(1, int(response_rows * scale))
-            agent_rows = max(1, int(agent_rows * scale))
+            # The agents' limit that lists ``scale`` of the rows their tabs list now: scaling
+            # the limit itself cuts only the busiest agents, so with one agent far over the
+            # others every try cut little, and the tries ran out though a listing fits.
+            counts = [len(p.grid.rows) - 1 for p in plan.tabs if p.grid.kind == "agent"]
+            agent_rows = max(1, min(int(agent_rows * scale), _limit_for(counts, scale)))
             grids = listing.relist(response_rows, agent_rows)
             plan = self.plan(grids, language)
             encoded = self._encoded(plan.tabs)

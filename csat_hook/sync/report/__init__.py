@@ -184,11 +184,14 @@ def build_report(
     )
     agent_tabs = build_agent_tabs(ctx, max_rows=spec.max_rows_per_agent, newest=newest)
     newest.done(ctx)
+    # The sorted answers alone (the runner keeps them too), not ``newest``: its working state,
+    # a slot per answer, would be held while the report is written, the run's peak of memory.
+    ordered = newest.answers
 
     def relist(response_rows: int, agent_rows: int) -> tuple[Grid, list[Grid]]:
         # In the order sorted once above, its rows built anew: the kept rows are this
         # report's now (newest.done), and the next run's to reuse, not these.
-        again = Newest(newest.answers, LocalTime(spec.tz))
+        again = Newest(ordered, LocalTime(spec.tz))
         grid, _ = build_responses(
             ctx, name=texts["responses"], max_rows=response_rows, every=False, newest=again
         )

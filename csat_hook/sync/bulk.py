@@ -136,32 +136,25 @@ def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None)
     returns them, other columns as the driver returns them (only plain types are allowed).
     """
     sql, params, converters, make = _compiled(conn, stmt, row_type)
-    result = conn.exec_driver_sql(sql, params)
-    # The driver's own fetchall: iterating the SQLAlchemy result costs a Python-level fetch per
-    # row (most of the time of a 150,000-row read).
-    try:
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    finally:
-        result.close()
-    return _converted(rows, converters, make)
+    return _converted(_fetched(conn.exec_driver_sql(sql, params)), converters, make)
 
 
 def driver_rows(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any) -> list[Any]:
-    """Rows of ``stmt`` as ``row_type`` straight from the driver's ``fetchall``, for a
-    statement of plain columns (no datetime, nothing SQLAlchemy would process): executed
-    through SQLAlchemy, so its compiled form is cached and an ``IN`` list is expanded (as
-    :func:`among` makes them), which :func:`bulk_select`'s compiling does not do."""
-    for column in stmt.selected_columns:
-        if isinstance(column.type, UTCDateTime) or column.type.dialect_impl(
-            conn.dialect
-        ).result_processor(conn.dialect, None):
-            raise TypeError(f"{column.key}: needs type processing; use conn.execute")
-    result = conn.execute(stmt)
+    """:func:`bulk_select`'s rows for a statement executed through SQLAlchemy, so that its
+    compiled form is cached and an ``IN`` list is expanded (as :func:`among` makes them),
+    which :func:`bulk_select`'s own compiling does not do."""
+    converters = _converters(conn, stmt)
+    return _converted(_fetched(conn.execute(stmt)), converters, row_type._make)
+
+
+def _fetched(result: sa.CursorResult[Any]) -> Sequence[Any]:
+    """Every row of ``result`` from the driver's own fetchall, and the result closed:
+    iterating the SQLAlchemy result costs a Python-level fetch per row (most of the time of a
+    150,000-row read)."""
     try:
-        rows = result.cursor.fetchall() if result.cursor is not None else []
+        return result.cursor.fetchall() if result.cursor is not None else []
     finally:
         result.close()
-    return list(map(row_type._make, rows))
 
 
 ARRAY_CHUNK = 10_000  # values per ``= ANY(array)`` parameter (PostgreSQL)
@@ -267,6 +260,18 @@ def _compiled(
     the driver gives it) and the row type's constructor."""
     compiled = stmt.compile(dialect=conn.dialect)
     names = tuple(column.key for column in stmt.selected_columns)
+    converters = _converters(conn, stmt)
+    named = compiled.construct_params()
+    params: Any = named
+    if compiled.positiontup is not None:
+        params = tuple(named[name] for name in compiled.positiontup)
+    return compiled.string, params, converters, (row_type or _row_type(names))._make
+
+
+def _converters(conn: sa.Connection, stmt: sa.Select[Any]) -> list[Any]:
+    """Each selected column's converter of the driver's value (None: as the driver gives
+    it): a datetime as :class:`~csat_hook.db.schema.UTCDateTime` returns it; a column that
+    needs any other type processing is refused."""
     converters = []
     for column in stmt.selected_columns:
         if isinstance(column.type, UTCDateTime):
@@ -275,11 +280,7 @@ def _compiled(
             raise TypeError(f"{column.key}: needs type processing; use conn.execute")
         else:
             converters.append(None)
-    named = compiled.construct_params()
-    params: Any = named
-    if compiled.positiontup is not None:
-        params = tuple(named[name] for name in compiled.positiontup)
-    return compiled.string, params, converters, (row_type or _row_type(names))._make
+    return converters
 
 
 def _converted(rows: Sequence[Any], converters: list[Any], make: Callable[[Any], Any]) -> list[Any]:

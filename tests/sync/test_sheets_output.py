@@ -7,6 +7,7 @@ import re
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -268,6 +269,14 @@ def test_a_large_report_is_split_between_whole_tabs(kit):
     assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
 
 
+def rows_listed(summary: Any) -> tuple[int, int]:
+    """The answers a run that ended ok listed on each agent's tab and on the Responses tab,
+    as its Google Sheets output says (``rows_listed``: the listing was shortened)."""
+    assert summary.status == "ok", summary.error
+    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
+    return written["rows_listed"]["per_agent"], written["rows_listed"]["responses"]
+
+
 def listed(rows: list[list[object]]) -> list[list[object]]:
     """A list tab's rows under its header, padding left out."""
     return [r for r in rows[1:] if any(v not in (None, "") for v in r)]
@@ -291,9 +300,7 @@ def test_a_report_too_large_for_two_requests_lists_fewer_answers_and_says_so(kit
         }
     )
     summary = kit.run(config)
-    assert summary.status == "ok", summary.error
-    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
-    per_agent, responses = written["rows_listed"]["per_agent"], written["rows_listed"]["responses"]
+    per_agent, responses = rows_listed(summary)
     assert 1 <= per_agent < 40 and 1 <= responses < 200
     [warning] = [w for w in summary.warnings if "Google Sheets report lists" in w]
     assert f"newest {per_agent:,} answers on each agent's tab" in warning
@@ -332,9 +339,7 @@ def test_a_responses_tab_alone_over_a_request_lists_fewer_answers(kit):
             }
         )
     )
-    assert summary.status == "ok", summary.error
-    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
-    responses = written["rows_listed"]["responses"]
+    _, responses = rows_listed(summary)
     assert 1 <= responses < 1_200
     assert len(listed(kit.sheet("Responses"))) == responses
     assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
@@ -370,9 +375,7 @@ def test_one_agent_with_many_answers_does_not_stop_the_others_being_listed_fewer
             }
         )
     )
-    assert summary.status == "ok", summary.error
-    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
-    per_agent = written["rows_listed"]["per_agent"]
+    per_agent, _ = rows_listed(summary)
     assert 1 <= per_agent < 12
     assert len(listed(kit.sheet("Agent 00 (100)"))) == per_agent
     assert len(listed(kit.sheet("Agent 01 (101)"))) == per_agent

@@ -409,10 +409,7 @@ def _our_error(error: CsatHookError) -> tuple[Response, int]:
     if error.status >= 500:
         logger.error("http.error", extra={"status": error.status, "reason": error.code})
     else:
-        logger.info(
-            "webhook.refused",
-            extra={"status": error.status, "reason": error.code, **_where()},
-        )
+        _log_refused(error.status, error.code)
     response = jsonify(error.to_dict())
     if error.retry_after_header is not None:
         response.headers["Retry-After"] = str(error.retry_after_header)
@@ -453,15 +450,7 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         if helpdesk is not None:
             # A refusal of a webhook URL like any other: a sender whose helpdesk sends
             # another method (a GET, a PUT) would otherwise find nothing in our logs.
-            logger.info(
-                "webhook.refused",
-                extra={
-                    "status": status,
-                    "reason": "method_not_allowed",
-                    "method": _method_named(request.method),
-                    **_where(),
-                },
-            )
+            _log_refused(status, "method_not_allowed", method=_method_named(request.method))
     if isinstance(error, NotFound) and request.url_rule is None and _meant_for_a_webhook():
         return _our_error(NoSuchUrlError(_webhook_form()))
     body: dict[str, Any] = {
@@ -477,6 +466,12 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response, status
+
+
+def _log_refused(status: int, reason: str, **more: str) -> None:
+    """The ``webhook.refused`` line of a refused request: its status and reason, where it
+    was sent (:func:`_where`: the route or the helpdesk, never the path), and ``more``."""
+    logger.info("webhook.refused", extra={"status": status, "reason": reason, **more, **_where()})
 
 
 def _method_named(method: str) -> str:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -51,19 +52,67 @@ COMMENTS = [
 
 
 LATE = 1000  # answers that arrive between the second and the third sync
+# How the dialogs are numbered (BENCH_DIALOG_IDS, inherited by the benchmarks' child
+# processes): "generated" (the default, every round's figures): D-n in the order generated,
+# which is random against the time each dialog was closed, so the sheet's rows (in
+# submission time) name survey keys in random order; "by-time": numbered in the order the
+# dialogs were closed, as a helpdesk numbers them, so rows near in time name keys near in
+# the indexes (a survey key begins with its helpdesk and dialog id).
+DIALOG_ORDERS = ("generated", "by-time")
+_dialog_numbers: dict[tuple[int, int, int], array[int]] = {}
+
+
+def dialog_order() -> str:
+    """BENCH_DIALOG_IDS, checked."""
+    order = os.environ.get("BENCH_DIALOG_IDS", "generated")
+    if order not in DIALOG_ORDERS:
+        raise SystemExit(f"BENCH_DIALOG_IDS={order!r}: use one of {', '.join(DIALOG_ORDERS)}")
+    return order
+
+
+def dialog_id(n: int, agents: int, answers: int, unanswered: int) -> str:
+    """Survey ``n``'s dialog id, as :func:`generate` signs it (the benchmark's ticket column)."""
+    numbers = _numbers(agents, answers, unanswered)
+    return f"D-{numbers[n] if numbers is not None else n}"
+
+
+def _numbers(agents: int, answers: int, unanswered: int) -> array[int] | None:
+    """Each survey's dialog number under BENCH_DIALOG_IDS=by-time (None: generated): its
+    close's rank in time among every survey :func:`generate` makes (the same draws)."""
+    if dialog_order() == "generated":
+        return None
+    shape = (agents, answers, unanswered)
+    if shape not in _dialog_numbers:
+        rng = random.Random(42)
+        ago = array("q")
+        for n in range(answers + LATE + unanswered):
+            rng.randrange(agents)
+            ago.append(rng.randrange(120 * 86400))
+            if n < answers + LATE:
+                rng.randrange(5, 3000)
+                rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])
+                rng.choice(COMMENTS)
+        numbers = array("q", bytes(8 * len(ago)))
+        # The oldest close first (the most seconds ago); among one second's, in order made.
+        for rank, n in enumerate(sorted(range(len(ago)), key=lambda i: (-ago[i], i))):
+            numbers[n] = rank
+        _dialog_numbers[shape] = numbers
+    return _dialog_numbers[shape]
 
 
 def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
     """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment).
 
     The first ``answers`` are in the sheet from the start, the next LATE arrive later, the
-    rest are never answered.
+    rest are never answered. Dialog ids: :func:`dialog_id` (BENCH_DIALOG_IDS).
     """
     rng = random.Random(42)
+    numbers = _numbers(agents, answers, unanswered)
     for n in range(answers + LATE + unanswered):
         agent = str(1000 + rng.randrange(agents))
         created = NOW - timedelta(seconds=rng.randrange(120 * 86400))
-        ref = tokens.SurveyRef("dryrun", f"D-{n}", agent, created, nonce=f"{n % 1679616:04x}")
+        dialog = f"D-{numbers[n] if numbers is not None else n}"
+        ref = tokens.SurveyRef("dryrun", dialog, agent, created, nonce=f"{n % 1679616:04x}")
         token = tokens.sign(SECRET, ref)
         if n < answers + LATE:
             submitted = created + timedelta(minutes=rng.randrange(5, 3000))

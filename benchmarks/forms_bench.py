@@ -17,6 +17,12 @@ grouping by agent) against the same fake, in its own process. ``--runs N`` repea
 benchmark N times, each in a fresh process with a fresh database and fake, and ends with a
 table of every figure's range over the runs, the peer's beside it, the target and whether
 every run met it (also printed for one run).
+
+``BENCH_DIALOG_IDS=by-time`` numbers the dialogs in the order they were closed, as a helpdesk
+numbers them (the default, ``generated``, numbers them in the order generated, random against
+time: every round's figures); a survey key begins with its helpdesk and dialog id, so this
+decides whether the rows of a sheet, read in submission time, name keys near one another in
+the indexes (docs/performance.md, the thirty-sixth round).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
+from _sync import dialog_id
+from _sync import dialog_order
 from _sync import failed_run
 from _sync import fake_started
 from _sync import generate
@@ -101,8 +109,9 @@ def responses(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[di
     ):
         if submitted is None:
             continue
+        ticket = dialog_id(n, args.agents, args.answers, args.unanswered)
         values = {"rating": str(rating), "comment": comment, "agent": f"Agent {agent}",
-                  "ticket": f"D-{n}", "token": token}  # fmt: skip
+                  "ticket": ticket, "token": token}  # fmt: skip
         if n < args.answers:
             when = stamp(submitted, n)
             first.append(form_response(n, values, when, when))
@@ -286,6 +295,7 @@ def run_once(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         fake = fake_started(child)
         print(f"machine: {machine()}")
+        print(f"dialog ids (BENCH_DIALOG_IDS): {dialog_order()}")
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
             url = bench_database(args.database_url, Path(tmp), "forms_bench", cleanup)
             # Seeding in its own process: this one's peak RSS is the syncs' alone.

@@ -27,6 +27,12 @@ dialogs the benchmark has none of (half by survey, half by dialog), so every syn
 look-up of its answers among the erased. ``--unreadable N`` puts N rows the sync cannot read
 among the answers (a rating of "n/a", as a test submission or a row typed by hand gives),
 recorded as skipped rows: most real sheets hold a few, and each sync reads them again.
+
+``BENCH_DIALOG_IDS=by-time`` numbers the dialogs in the order they were closed, as a helpdesk
+numbers them (the default, ``generated``, numbers them in the order generated, random against
+time: every round's figures); a survey key begins with its helpdesk and dialog id, so this
+decides whether the rows of a sheet, read in submission time, name keys near one another in
+the indexes (docs/performance.md, the thirty-sixth round).
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
+from _sync import dialog_id
+from _sync import dialog_order
 from _sync import failed_run
 from _sync import fake_started
 from _sync import generate
@@ -109,7 +117,14 @@ def serve(agents: int, answers: int, unanswered: int, unreadable: int) -> None:
     for n, agent, token, _, submitted, rating, comment in generate(agents, answers, unanswered):
         if submitted is not None:
             (rows if n < answers else late).append(
-                [submitted, rating, comment, f"Agent {agent}", f"D-{n}", token]
+                [
+                    submitted,
+                    rating,
+                    comment,
+                    f"Agent {agent}",
+                    dialog_id(n, agents, answers, unanswered),
+                    token,
+                ]
             )
     fake.add_tab(SHEET, "Form Responses 1", with_unreadable(rows, unreadable), sheet_id=0)
     fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone="Europe/Moscow")
@@ -230,6 +245,7 @@ def run_once(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         fake = fake_started(child)
         print(f"machine: {machine()}")
+        print(f"dialog ids (BENCH_DIALOG_IDS): {dialog_order()}")
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
             # Seeding runs in its own process so this one's peak RSS is the sync's alone.
             url = bench_database(args.database_url, Path(tmp), "sync_bench", cleanup)
@@ -453,6 +469,10 @@ def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
     zone = ZoneInfo("America/New_York")
     rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
     late_rows: list[list] = []
+
+    def ticket(n: int) -> str:
+        return dialog_id(n, args.agents, args.answers, args.unanswered)
+
     for n, agent, token, _, submitted, rating, comment in generate(
         args.agents, args.answers, args.unanswered
     ):
@@ -463,7 +483,7 @@ def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
         name = t.tzname() if args.csv_zones == "abbreviation" else f"GMT{offset:+d}"
         stamp = f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {name}"
         (rows if n < args.answers else late_rows).append(
-            [stamp, rating, comment, f"Agent {agent}", f"D-{n}", token]
+            [stamp, rating, comment, f"Agent {agent}", ticket(n), token]
         )
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([*with_unreadable(rows, args.unreadable), *late_rows])
@@ -475,7 +495,7 @@ def seed_database(url: str, args: argparse.Namespace):
     rows = [
         {
             "helpdesk": "dryrun",
-            "dialog_id": f"D-{n}",
+            "dialog_id": dialog_id(n, args.agents, args.answers, args.unanswered),
             "occurrence": "",
             "agent_id": agent,
             "agent_name": f"Agent {agent}",

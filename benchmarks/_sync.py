@@ -83,6 +83,8 @@ def _numbers(agents: int, answers: int, unanswered: int) -> array[int] | None:
         return None
     shape = (agents, answers, unanswered)
     if shape not in _dialog_numbers:
+        # generate's draws, in its order (a change to either is a change to both): the
+        # time each survey was made, the rest drawn and dropped.
         rng = random.Random(42)
         ago = array("q")
         for n in range(answers + LATE + unanswered):

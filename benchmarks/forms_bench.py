@@ -269,6 +269,7 @@ def main() -> None:
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-figures", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    dialog_order()  # a wrong BENCH_DIALOG_IDS stops here, before a child fails on it
     if args.serve_fake:
         serve(args)
         return

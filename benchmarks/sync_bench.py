@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)
     parser.add_argument("--run-figures", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    dialog_order()  # a wrong BENCH_DIALOG_IDS stops here, before a child fails on it
     if args.serve_fake:
         serve(args.agents, args.answers, args.unanswered, args.unreadable)
         return

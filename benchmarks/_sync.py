@@ -72,7 +72,10 @@ def dialog_order() -> str:
 
 def dialog_id(n: int, agents: int, answers: int, unanswered: int) -> str:
     """Survey ``n``'s dialog id, as :func:`generate` signs it (the benchmark's ticket column)."""
-    numbers = _numbers(agents, answers, unanswered)
+    return _dialog(_numbers(agents, answers, unanswered), n)
+
+
+def _dialog(numbers: array[int] | None, n: int) -> str:
     return f"D-{numbers[n] if numbers is not None else n}"
 
 
@@ -83,17 +86,7 @@ def _numbers(agents: int, answers: int, unanswered: int) -> array[int] | None:
         return None
     shape = (agents, answers, unanswered)
     if shape not in _dialog_numbers:
-        # generate's draws, in its order (a change to either is a change to both): the
-        # time each survey was made, the rest drawn and dropped.
-        rng = random.Random(42)
-        ago = array("q")
-        for n in range(answers + LATE + unanswered):
-            rng.randrange(agents)
-            ago.append(rng.randrange(120 * 86400))
-            if n < answers + LATE:
-                rng.randrange(5, 3000)
-                rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])
-                rng.choice(COMMENTS)
+        ago = array("q", (draw[2] for draw in _draws(agents, answers, unanswered)))
         numbers = array("q", bytes(8 * len(ago)))
         # The oldest close first (the most seconds ago); among one second's, in order made.
         for rank, n in enumerate(sorted(range(len(ago)), key=lambda i: (-ago[i], i))):
@@ -102,26 +95,36 @@ def _numbers(agents: int, answers: int, unanswered: int) -> array[int] | None:
     return _dialog_numbers[shape]
 
 
+def _draws(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
+    """The seeded draws of every survey :func:`generate` makes: (n, agent, seconds before NOW
+    it was made, minutes until answered or None, rating, comment)."""
+    rng = random.Random(42)
+    for n in range(answers + LATE + unanswered):
+        agent = str(1000 + rng.randrange(agents))
+        ago = rng.randrange(120 * 86400)
+        if n < answers + LATE:
+            minutes = rng.randrange(5, 3000)
+            rating = rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])[0]
+            yield n, agent, ago, minutes, rating, rng.choice(COMMENTS)
+        else:
+            yield n, agent, ago, None, None, None
+
+
 def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
     """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment).
 
     The first ``answers`` are in the sheet from the start, the next LATE arrive later, the
     rest are never answered. Dialog ids: :func:`dialog_id` (BENCH_DIALOG_IDS).
     """
-    rng = random.Random(42)
     numbers = _numbers(agents, answers, unanswered)
-    for n in range(answers + LATE + unanswered):
-        agent = str(1000 + rng.randrange(agents))
-        created = NOW - timedelta(seconds=rng.randrange(120 * 86400))
-        dialog = f"D-{numbers[n] if numbers is not None else n}"
-        ref = tokens.SurveyRef("dryrun", dialog, agent, created, nonce=f"{n % 1679616:04x}")
+    for n, agent, ago, minutes, rating, comment in _draws(agents, answers, unanswered):
+        created = NOW - timedelta(seconds=ago)
+        ref = tokens.SurveyRef(
+            "dryrun", _dialog(numbers, n), agent, created, nonce=f"{n % 1679616:04x}"
+        )
         token = tokens.sign(SECRET, ref)
-        if n < answers + LATE:
-            submitted = created + timedelta(minutes=rng.randrange(5, 3000))
-            rating = rng.choices([5, 4, 3, 2, 1], [45, 25, 12, 10, 8])[0]
-            yield n, agent, token, created, submitted, rating, rng.choice(COMMENTS)
-        else:
-            yield n, agent, token, created, None, None, None
+        submitted = None if minutes is None else created + timedelta(minutes=minutes)
+        yield n, agent, token, created, submitted, rating, comment
 
 
 def requests_by_kind(url: str) -> tuple[dict[str, int], float]:

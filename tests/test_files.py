@@ -196,6 +196,9 @@ def test_lines_appended_while_the_file_is_rewritten_are_never_lost(tmp_path):
         for number in range(appended):
             with append_private_locked(path) as handle:
                 handle.write(f"line {number}\n")
+            # Hands the interpreter to the rewriting thread: left to the GIL's schedule, the
+            # 400 appends once all ran before its second rewrite (rewrites == 1 in CI).
+            time.sleep(0.0001)
 
     writer = threading.Thread(target=append)
     writer.start()

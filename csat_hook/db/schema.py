@@ -349,8 +349,9 @@ data_version = sa.Table(
 # writer holds the whole database), written by triggers (migration 0017) whoever writes. A
 # sync that kept its last report's dataset reads the rows listed since it was built and
 # applies them (sync/changes.py) instead of reading every row again. ``tbl`` "pruned": the
-# rows up to ``row_id`` were deleted (a dataset built before then is built anew). PostgreSQL
-# leaves it empty: there the rows changed are found by their ``xmin``.
+# rows up to ``row_id`` were deleted (a dataset built before then is built anew); "bulk": a
+# bulk write of answers listed once (migration 0027; a dataset built before it is built anew).
+# PostgreSQL leaves it empty: there the rows changed are found by their ``xmin``.
 row_changes = sa.Table(
     "row_changes",
     metadata,
@@ -360,6 +361,15 @@ row_changes = sa.Table(
     # AUTOINCREMENT: a seq is never used again, not even once the rows before were pruned
     # (SQLite would otherwise number from the largest left, 1 in an empty table).
     sqlite_autoincrement=True,
+)
+
+# SQLite: a row here while a bulk write is listed once instead of per row (migration 0027:
+# the answers' triggers fire only when it is empty). Filled and emptied inside that writer's
+# own transaction (sync/changes.py: unlisted), so no other connection ever sees a row.
+row_changes_paused = sa.Table(
+    "row_changes_paused",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
 )
 
 # A lease taken with compare-and-set, so overlapping syncs (cron + a manual run, two clock

@@ -4,6 +4,7 @@ Mixed into :class:`csat_hook.sync.runner.SyncRunner` (see there for the phases).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Set
@@ -160,7 +161,13 @@ class ReportStep(AlertsStep):
         # submissions are in one part (by_survey), so a part never meets an answer an earlier
         # part stored, and nothing else writes answers while the sync holds its lock.
         none_stored = read_back is None and not store.any_answers(conn)
-        with cycles_freed_as_made() as free_cycles:
+        # More submissions than any dataset is patched with (a first sync): their answers
+        # are listed as one change, not a row each (changes.unlisted).
+        bulk = len(batch.submissions) > changes.MAX_CHANGED
+        with (
+            changes.unlisted(conn) if bulk else contextlib.nullcontext(),
+            cycles_freed_as_made() as free_cycles,
+        ):
             for part in parts:
                 found, every_survey = self._credit(
                     conn,

@@ -458,3 +458,87 @@ def test_every_writer_of_surveys_and_answers_is_listed_on_sqlite(engine: sa.Engi
             .all()
         )
     assert listed == ["surveys", "surveys", "answers", "answers"]
+
+
+def _listed_after(engine: sa.Engine, seq: int) -> list[str]:
+    with engine.connect() as conn:
+        query = sa.text("SELECT tbl FROM row_changes WHERE seq > :s ORDER BY seq")
+        return list(conn.execute(query, {"s": seq}).scalars())
+
+
+def test_a_bulk_write_is_listed_once_and_a_dataset_from_before_it_is_built_anew(
+    engine: sa.Engine,
+) -> None:
+    """``changes.unlisted``: the answers written inside are one "bulk" row (SQLite), which a
+    dataset marked before it cannot be patched past; the data version moves with it, and a
+    dataset marked after it is patched with what follows. PostgreSQL lists nothing either
+    way: the dataset is patched by ``xmin`` and holds what a new build holds."""
+    world = World(engine, random.Random(13))
+    for _ in range(4):
+        world.close(agent="7", sent=True)
+    world.answer()
+    data, at = _build(engine, set())
+    with engine.connect() as conn:
+        version = report_key.read_version(conn)
+    with engine.begin() as conn, changes.unlisted(conn):
+        pass  # the pause alone: the row is listed even when nothing was written
+    world.answer(rating=1)
+    with engine.begin() as conn, changes.unlisted(conn):
+        for key, rating in ((world.signed[1][1], 2), (world.signed[2][1], 5)):
+            _write_answer(conn, key, rating)
+    with engine.connect() as conn:
+        assert report_key.read_version(conn) != version
+        assert conn.execute(sa.text("SELECT count(*) FROM row_changes_paused")).scalar() == 0
+    patched, _ = _patch(engine, data, at, set())
+    if engine.dialect.name == "postgresql":
+        assert patched is not None
+        assert _normal(patched) == _normal(_build(engine, set())[0])
+        return
+    assert _listed_after(engine, int(at.position)) == [changes.BULK, "answers", changes.BULK]
+    assert patched is None
+    kept, at = _build(engine, set())
+    world.answer(rating=3)
+    assert _listed_after(engine, int(at.position)) == ["answers"]
+    patched, _ = _patch(engine, kept, at, set())
+    assert patched is not None
+    assert _normal(patched) == _normal(_build(engine, set())[0])
+
+
+def test_an_error_inside_a_bulk_write_lifts_the_pause(engine: sa.Engine) -> None:
+    """An error raised inside ``changes.unlisted`` reaches the caller as raised; a caller
+    that catches it and commits leaves no pause behind (later writes are listed) and the
+    bulk row listed for what was written."""
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL lists no rows: changes are found by xmin")
+    world = World(engine, random.Random(15))
+    world.close(agent="7", sent=True)
+    _, at = _build(engine, set())
+
+    def fails_inside(conn: sa.Connection) -> None:
+        with changes.unlisted(conn):
+            _write_answer(conn, world.signed[0][1], 4)
+            raise LookupError("inside")
+
+    with engine.begin() as conn, pytest.raises(LookupError, match="inside"):
+        fails_inside(conn)
+    world.answer(rating=2)
+    assert _listed_after(engine, int(at.position)) == [changes.BULK, "answers"]
+
+
+def _write_answer(conn: sa.Connection, token: str, rating: int) -> None:
+    key = tokens.survey_key(token)
+    conn.execute(sa.delete(answers).where(answers.c.survey_key == key))
+    conn.execute(
+        sa.insert(answers).values(
+            survey_key=key,
+            token=token,
+            helpdesk="h",
+            dialog_id=f"bulk-{key[-6:]}",
+            agent_key="7",
+            issued_at=START,
+            rating=rating,
+            submitted_at=START + timedelta(hours=2),
+            source="csv",
+            updated_at=START,
+        )
+    )

@@ -478,11 +478,11 @@ def test_a_bulk_write_is_listed_once_and_a_dataset_from_before_it_is_built_anew(
         world.close(agent="7", sent=True)
     world.answer()
     data, at = _build(engine, set())
-    with engine.connect() as conn:
-        version = report_key.read_version(conn)
     with engine.begin() as conn, changes.unlisted(conn):
         pass  # the pause alone: the row is listed even when nothing was written
     world.answer(rating=1)
+    with engine.connect() as conn:
+        version = report_key.read_version(conn)
     with engine.begin() as conn, changes.unlisted(conn):
         for key, rating in ((world.signed[1][1], 2), (world.signed[2][1], 5)):
             _write_answer(conn, key, rating)

@@ -70,15 +70,6 @@ def dialog_order() -> str:
     return order
 
 
-def dialog_id(n: int, agents: int, answers: int, unanswered: int) -> str:
-    """Survey ``n``'s dialog id, as :func:`generate` signs it (the benchmark's ticket column)."""
-    return _dialog(_numbers(agents, answers, unanswered), n)
-
-
-def _dialog(numbers: array[int] | None, n: int) -> str:
-    return f"D-{numbers[n] if numbers is not None else n}"
-
-
 def _numbers(agents: int, answers: int, unanswered: int) -> array[int] | None:
     """Each survey's dialog number under BENCH_DIALOG_IDS=by-time (None: generated): its
     close's rank in time among every survey :func:`generate` makes (the same draws)."""
@@ -111,20 +102,21 @@ def _draws(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
 
 
 def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
-    """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment).
+    """Deterministic surveys: (n, agent, token, created, answered_at or None, rating, comment,
+    dialog id).
 
     The first ``answers`` are in the sheet from the start, the next LATE arrive later, the
-    rest are never answered. Dialog ids: :func:`dialog_id` (BENCH_DIALOG_IDS).
+    rest are never answered. The dialog id is the one the token signs, numbered as
+    BENCH_DIALOG_IDS says (the benchmarks' ticket column and the surveys' dialog).
     """
     numbers = _numbers(agents, answers, unanswered)
     for n, agent, ago, minutes, rating, comment in _draws(agents, answers, unanswered):
         created = NOW - timedelta(seconds=ago)
-        ref = tokens.SurveyRef(
-            "dryrun", _dialog(numbers, n), agent, created, nonce=f"{n % 1679616:04x}"
-        )
+        dialog = f"D-{numbers[n] if numbers is not None else n}"
+        ref = tokens.SurveyRef("dryrun", dialog, agent, created, nonce=f"{n % 1679616:04x}")
         token = tokens.sign(SECRET, ref)
         submitted = None if minutes is None else created + timedelta(minutes=minutes)
-        yield n, agent, token, created, submitted, rating, comment
+        yield n, agent, token, created, submitted, rating, comment, dialog
 
 
 def requests_by_kind(url: str) -> tuple[dict[str, int], float]:

@@ -49,7 +49,6 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
-from _sync import dialog_id
 from _sync import dialog_order
 from _sync import failed_run
 from _sync import fake_started
@@ -104,12 +103,11 @@ def responses(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[di
     first: list[dict] = []
     late: list[dict] = []
     last = NOW
-    for n, agent, token, _, submitted, rating, comment in generate(
+    for n, agent, token, _, submitted, rating, comment, ticket in generate(
         args.agents, args.answers, args.unanswered
     ):
         if submitted is None:
             continue
-        ticket = dialog_id(n, args.agents, args.answers, args.unanswered)
         values = {"rating": str(rating), "comment": comment, "agent": f"Agent {agent}",
                   "ticket": ticket, "token": token}  # fmt: skip
         if n < args.answers:

@@ -60,7 +60,6 @@ from _sync import Figure
 from _sync import StepClock
 from _sync import below
 from _sync import cpu_seconds
-from _sync import dialog_id
 from _sync import dialog_order
 from _sync import failed_run
 from _sync import fake_started
@@ -114,17 +113,12 @@ def serve(agents: int, answers: int, unanswered: int, unreadable: int) -> None:
     fake.add_spreadsheet(SHEET, locale="en_US", time_zone="Europe/Moscow")
     rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
     late: list[list] = []
-    for n, agent, token, _, submitted, rating, comment in generate(agents, answers, unanswered):
+    for n, agent, token, _, submitted, rating, comment, ticket in generate(
+        agents, answers, unanswered
+    ):
         if submitted is not None:
             (rows if n < answers else late).append(
-                [
-                    submitted,
-                    rating,
-                    comment,
-                    f"Agent {agent}",
-                    dialog_id(n, agents, answers, unanswered),
-                    token,
-                ]
+                [submitted, rating, comment, f"Agent {agent}", ticket, token]
             )
     fake.add_tab(SHEET, "Form Responses 1", with_unreadable(rows, unreadable), sheet_id=0)
     fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone="Europe/Moscow")
@@ -470,11 +464,7 @@ def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
     zone = ZoneInfo("America/New_York")
     rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
     late_rows: list[list] = []
-
-    def ticket(n: int) -> str:
-        return dialog_id(n, args.agents, args.answers, args.unanswered)
-
-    for n, agent, token, _, submitted, rating, comment in generate(
+    for n, agent, token, _, submitted, rating, comment, ticket in generate(
         args.agents, args.answers, args.unanswered
     ):
         if submitted is None or (n >= args.answers and not late):
@@ -484,7 +474,7 @@ def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
         name = t.tzname() if args.csv_zones == "abbreviation" else f"GMT{offset:+d}"
         stamp = f"{t:%Y/%m/%d} {t.hour % 12 or 12}:{t:%M:%S} {'AM' if t.hour < 12 else 'PM'} {name}"
         (rows if n < args.answers else late_rows).append(
-            [stamp, rating, comment, f"Agent {agent}", ticket(n), token]
+            [stamp, rating, comment, f"Agent {agent}", ticket, token]
         )
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([*with_unreadable(rows, args.unreadable), *late_rows])
@@ -496,7 +486,7 @@ def seed_database(url: str, args: argparse.Namespace):
     rows = [
         {
             "helpdesk": "dryrun",
-            "dialog_id": dialog_id(n, args.agents, args.answers, args.unanswered),
+            "dialog_id": dialog,
             "occurrence": "",
             "agent_id": agent,
             "agent_name": f"Agent {agent}",
@@ -506,7 +496,9 @@ def seed_database(url: str, args: argparse.Namespace):
             "created_at": created,
             "sent_at": created,
         }
-        for n, agent, token, created, *_ in generate(args.agents, args.answers, args.unanswered)
+        for _, agent, token, created, *_, dialog in generate(
+            args.agents, args.answers, args.unanswered
+        )
     ]
     with engine.begin() as conn:
         store.insert_surveys(conn, rows)

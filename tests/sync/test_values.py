@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.timestamps import TimestampError
+from csat_hook.sync.values import SERIAL_EPOCH
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import from_serial
@@ -135,6 +141,70 @@ def test_serial_is_wall_clock_time_in_the_sheet_zone():
     )
     # 1900-01-01 12:00 is 2.5 (the documented example).
     assert from_serial(2.5, ZoneInfo("UTC")) == datetime(1900, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _serial_as_written_before(serial: float, tz: ZoneInfo) -> datetime | str:
+    """from_serial as it was written until the thirty-eighth round: the reference its faster
+    spelling must equal (a value, or the same refusal)."""
+    try:
+        local = SERIAL_EPOCH + timedelta(days=serial)
+        local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
+        return local.replace(tzinfo=tz).astimezone(UTC)
+    except (OverflowError, ValueError):
+        return "refused"
+
+
+def _serial_now(serial: float, tz: ZoneInfo) -> datetime | str:
+    try:
+        return from_serial(serial, tz)
+    except TimestampError:
+        return "refused"
+
+
+# Zones with a clock change at 02:00 (a gap and a repeated hour), Lord Howe's half-hour
+# change, one whose offsets were not whole minutes (Amsterdam before 1937), a date-line
+# jump (Apia skipped 2011-12-30), fixed offsets on both sides of UTC, and UTC.
+_ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Europe/Amsterdam",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+    "Etc/GMT+7",
+    "Etc/GMT-14",
+    "UTC",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    serial=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(min_value=-700_000, max_value=3_000_000),  # years 1-9999 and past them
+        # Around a second's half and the clock changes: the days and the times Sheets stores.
+        st.builds(
+            lambda day, second, micro: day + (second + micro / 1e6) / 86400,
+            st.integers(min_value=-693_593, max_value=2_958_465),
+            st.integers(min_value=0, max_value=86_399),
+            st.sampled_from([0, 1, 499_999, 500_000, 500_001, 999_999]),
+        ),
+        st.integers(min_value=-(10**12), max_value=10**12),
+    ),
+    zone=st.sampled_from(_ZONES),
+)
+@example(serial=45382.0833333333, zone="Europe/Berlin")  # 2024-03-31 02:00: in the gap
+@example(serial=45592.0833333333, zone="Europe/Berlin")  # 2024-10-27 02:00: repeated hour
+@example(serial=40907.5, zone="Pacific/Apia")  # 2011-12-30, a day Samoa skipped
+@example(serial=-693593.0, zone="Asia/Kolkata")  # 0001-01-01 00:00 local: before year 1 in UTC
+@example(serial=2958465.99999999, zone="Etc/GMT+7")  # 9999-12-31 24:00 after rounding
+@example(serial=2958465.9999, zone="Etc/GMT-14")
+def test_a_serial_reads_as_it_did_before_its_faster_spelling(serial, zone):
+    tz = ZoneInfo(zone)
+    assert _serial_now(serial, tz) == _serial_as_written_before(serial, tz)
+    read = _serial_now(serial, tz)
+    if isinstance(read, datetime):
+        assert read.tzinfo is UTC and read.microsecond == 0
 
 
 def test_serial_across_a_dst_change_uses_that_day_offset():

@@ -29,6 +29,11 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff\U0010f800-\U0010ffff]")
 def storable(text: str) -> str:
     """``text`` without NUL characters and with lone surrogates (and their stand-ins)
     replaced by U+FFFD."""
+    if str.isascii(text):  # (a TypeError for a non-string, as the search gives)
+        # Hot (every cell of a sheet, every field of a close), and ASCII is most text: of
+        # what _UNSTORABLE matches it can only hold NUL, which a byte search finds at once
+        # (isascii reads a flag; the search took 0.7 µs for a 60-character reference).
+        return text if "\x00" not in text else text.replace("\x00", "")
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
@@ -36,6 +41,8 @@ def storable(text: str) -> str:
 
 def is_storable(text: str) -> bool:
     """True when :func:`storable` would leave ``text`` unchanged."""
+    if str.isascii(text):
+        return "\x00" not in text
     return _UNSTORABLE.search(text) is None
 
 

@@ -194,9 +194,18 @@ def verify(token: str, secrets_: Sequence[str]) -> SurveyRef:
         tag = _b64decode(encoded_tag)
     except (ValueError, UnicodeEncodeError) as exc:
         raise TokenError("malformed survey reference", code="token_malformed") from exc
-    if not any(hmac.compare_digest(tag, _tag_of(s, payload)) for s in secrets_):
-        raise TokenError("survey reference signature does not match", code="token_forged")
-    return _read(payload)
+    return _signed_by_one(tag, payload, secrets_)
+
+
+def _signed_by_one(tag: bytes, payload: bytes, secrets_: Sequence[str]) -> SurveyRef:
+    """What ``payload`` binds when ``tag`` is its tag under one of ``secrets_`` (tried in
+    order); else TokenError ``token_forged``."""
+    # A loop, not any() over a generator: a sync checks 100,000 tags at a time, and the
+    # generator cost 1 µs of the 7 a stored token's check takes.
+    for secret in secrets_:
+        if hmac.compare_digest(tag, _tag_of(secret, payload)):
+            return _read(payload)
+    raise TokenError("survey reference signature does not match", code="token_forged")
 
 
 def claimed(token: str) -> SurveyRef | None:
@@ -257,9 +266,7 @@ def verify_stored(token: str, stored: str | None, secrets_: Sequence[str]) -> Su
         tag = binascii.a2b_base64(_padded(encoded_tag))
     except ValueError:  # (UnicodeEncodeError too) not written by sign after all
         return verify(token, secrets_)
-    if not any(hmac.compare_digest(tag, _tag_of(s, payload)) for s in secrets_):
-        raise TokenError("survey reference signature does not match", code="token_forged")
-    return _read(payload)
+    return _signed_by_one(tag, payload, secrets_)
 
 
 def _padded(text: str) -> bytes:

@@ -251,26 +251,23 @@ class RowParser:
         # before is the same row.
         field_agent = clipped(typed_agent, FIELD_LIMIT)
         field_ticket = storable(strip_format(as_text(values.get("ticket"))))[:FIELD_LIMIT]
+        identity = submission_identity(
+            submitted_at, token, rating, comment, typed_agent[:FIELD_LIMIT], field_ticket, nps
+        )
+        # In field order, not by keyword: once per row, and a NamedTuple's keywords cost
+        # 0.8 µs of the 1.3 it takes to build one.
         return Submission(
-            fingerprint=submission_identity(
-                submitted_at,
-                token,
-                rating,
-                comment,
-                typed_agent[:FIELD_LIMIT],
-                field_ticket,
-                nps,
-            ),
-            ref=ref,
-            submitted_at=submitted_at,
-            rating=rating,
-            comment=comment,
-            token=token,
-            field_agent=field_agent,
-            field_ticket=field_ticket,
-            headers=headers,
-            cells=cells,
-            nps=nps,
+            identity,  # fingerprint
+            ref,
+            submitted_at,
+            rating,
+            comment,
+            token,
+            field_agent,
+            field_ticket,
+            headers,
+            cells,
+            nps,
         )
 
     def _implausible(self, submitted_at: datetime) -> str:

@@ -119,6 +119,27 @@ def generate(agents: int, answers: int, unanswered: int) -> Iterator[tuple]:
         yield n, agent, token, created, submitted, rating, comment, dialog
 
 
+# The responses sheet the sync benchmarks read: its columns, and the zone its serials are in.
+SHEET_HEADER = ["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]
+SHEET_ZONE = "Europe/Moscow"
+
+
+def sheet_rows(agents: int, answers: int, unanswered: int) -> tuple[list[list], list[list]]:
+    """The responses sheet of :func:`generate`'s surveys: the header and a row per answer in
+    it from the start, and the rows of the LATE answers a later run finds appended. The
+    submission time is a datetime (the fake Google stores it as a serial)."""
+    rows: list[list] = [list(SHEET_HEADER)]
+    late: list[list] = []
+    for n, agent, token, _, submitted, rating, comment, ticket in generate(
+        agents, answers, unanswered
+    ):
+        if submitted is not None:
+            (rows if n < answers else late).append(
+                [submitted, rating, comment, f"Agent {agent}", ticket, token]
+            )
+    return rows, late
+
+
 def requests_by_kind(url: str) -> tuple[dict[str, int], float]:
     """Requests the fake saw, by kind, and the seconds it spent answering them."""
     with urllib.request.urlopen(f"{url}/_fake/requests") as response:

@@ -34,8 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _sync import SHEET_HEADER  # noqa: E402
+from _sync import SHEET_ZONE  # noqa: E402
 from _sync import SYNC_CLOCK  # noqa: E402
-from _sync import generate  # noqa: E402
+from _sync import sheet_rows  # noqa: E402
 
 from csat_hook.config import load_config  # noqa: E402
 from csat_hook.db.text import storable  # noqa: E402
@@ -52,8 +54,6 @@ from csat_hook.sync.values import from_serial  # noqa: E402
 
 SHEET = "bench-read"
 TAB = "Form Responses 1"
-ZONE = "Europe/Moscow"
-HEADER = ["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]
 
 
 class _Served:
@@ -97,13 +97,8 @@ def main() -> None:
     args = parser.parse_args()
 
     fake = FakeGoogle()  # its model only: no server is started
-    fake.add_spreadsheet(SHEET, locale="en_US", time_zone=ZONE)
-    rows: list[list[Any]] = [HEADER]
-    for n, agent, token, _, submitted, rating, comment, ticket in generate(
-        100, args.answers, args.answers // 2
-    ):
-        if submitted is not None and n < args.answers:
-            rows.append([submitted, rating, comment, f"Agent {agent}", ticket, token])
+    fake.add_spreadsheet(SHEET, locale="en_US", time_zone=SHEET_ZONE)
+    rows, _ = sheet_rows(100, args.answers, args.answers // 2)
     fake.add_tab(SHEET, TAB, rows, sheet_id=0)
     served = _Served(fake)
     config = load_config(None, env={}, overrides={})
@@ -127,10 +122,10 @@ def main() -> None:
     count = len(batch.submissions)
     assert count == args.answers and not batch.skipped, (count, len(batch.skipped))
     cells = json.loads(served.body)["valueRanges"][0]["values"][1:]
-    tz = sheet_zone(ZONE)
+    tz = sheet_zone(SHEET_ZONE)
     serials = [row[0] for row in cells]
     texts = [cell for row in cells for cell in row[2:]]
-    key = raw_key("gsheets", tuple(HEADER), [], "settings")
+    key = raw_key("gsheets", tuple(SHEET_HEADER), [], "settings")
     parsed = batch.submissions
 
     steps: list[tuple[str, Callable[[], Any]]] = [
@@ -159,7 +154,7 @@ def main() -> None:
         values = json.loads(served.body)["valueRanges"][0]["values"]
         frame = pd.DataFrame(values[1:], columns=values[0])
         local = pd.to_datetime(frame["Timestamp"], unit="D", origin="1899-12-30")
-        frame["Timestamp"] = local.dt.tz_localize(ZONE, ambiguous="NaT", nonexistent="NaT")
+        frame["Timestamp"] = local.dt.tz_localize(SHEET_ZONE, ambiguous="NaT", nonexistent="NaT")
         frame["Timestamp"] = frame["Timestamp"].dt.tz_convert("UTC").dt.round(timedelta(seconds=1))
         return frame
 
@@ -173,7 +168,7 @@ def main() -> None:
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; {count:,} rows of {len(HEADER)} cells "
+        f"{platform.python_version()}; {count:,} rows of {len(SHEET_HEADER)} cells "
         f"({len(served.body) / 1e6:.1f} MB); CPU µs per row, fastest of {args.runs} "
         "(median beside it)"
     )

@@ -55,6 +55,8 @@ from _pg import bench_database
 from _sync import LATE
 from _sync import NOW
 from _sync import SECRET
+from _sync import SHEET_HEADER
+from _sync import SHEET_ZONE
 from _sync import SYNC_CLOCK
 from _sync import Figure
 from _sync import StepClock
@@ -72,6 +74,7 @@ from _sync import repeat
 from _sync import requests_by_kind
 from _sync import reset_requests
 from _sync import run_peer_script
+from _sync import sheet_rows
 
 from csat_hook import tokens
 from csat_hook.config import load_config
@@ -110,18 +113,10 @@ def serve(agents: int, answers: int, unanswered: int, unreadable: int) -> None:
     from csat_hook.devtools.fake_google import FakeGoogle
 
     fake = FakeGoogle().start()
-    fake.add_spreadsheet(SHEET, locale="en_US", time_zone="Europe/Moscow")
-    rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
-    late: list[list] = []
-    for n, agent, token, _, submitted, rating, comment, ticket in generate(
-        agents, answers, unanswered
-    ):
-        if submitted is not None:
-            (rows if n < answers else late).append(
-                [submitted, rating, comment, f"Agent {agent}", ticket, token]
-            )
+    fake.add_spreadsheet(SHEET, locale="en_US", time_zone=SHEET_ZONE)
+    rows, late = sheet_rows(agents, answers, unanswered)
     fake.add_tab(SHEET, "Form Responses 1", with_unreadable(rows, unreadable), sheet_id=0)
-    fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone="Europe/Moscow")
+    fake.add_spreadsheet(PEER_SHEET, locale="en_US", time_zone=SHEET_ZONE)
     print(json.dumps({"url": fake.url, "service_account": fake.service_account_info()}), flush=True)
     for line in sys.stdin:
         if line.strip() == "append":
@@ -462,7 +457,7 @@ def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
 def write_export(path: Path, args: argparse.Namespace, *, late: bool) -> None:
     """The answers as Forms' CSV export writes them (New York: EST/EDT or GMT-5/GMT-4)."""
     zone = ZoneInfo("America/New_York")
-    rows: list[list] = [["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]]
+    rows: list[list] = [list(SHEET_HEADER)]
     late_rows: list[list] = []
     for n, agent, token, _, submitted, rating, comment, ticket in generate(
         args.agents, args.answers, args.unanswered

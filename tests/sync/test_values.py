@@ -199,6 +199,8 @@ _ZONES = [
 @example(serial=-693593.0, zone="Asia/Kolkata")  # 0001-01-01 00:00 local: before year 1 in UTC
 @example(serial=2958465.99999999, zone="Etc/GMT+7")  # 9999-12-31 24:00 after rounding
 @example(serial=2958465.9999, zone="Etc/GMT-14")
+@example(serial=10**400, zone="UTC")  # a JSON integer no float holds
+@example(serial=-(10**400), zone="Europe/Berlin")
 def test_a_serial_reads_as_it_did_before_its_faster_spelling(serial, zone):
     tz = ZoneInfo(zone)
     assert _serial_now(serial, tz) == _serial_as_written_before(serial, tz)

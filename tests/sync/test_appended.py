@@ -42,6 +42,19 @@ def body(rows: list[list[Any]], *, indent: int | None = None, ascii_only: bool =
     return text.encode("utf-8")
 
 
+def found_after(data: bytes, earlier: RowsPrefix) -> tuple[list[Any], list[list[Any]]] | None:
+    """``(header, added rows)`` that :func:`rows_after` finds in ``data`` after ``earlier``
+    (None when it finds none), its new prefix checked on the way: the one a read of every
+    row of ``data`` leaves (:func:`prefix`), though hashed on from ``earlier``'s."""
+    span = values_span(data)
+    assert span is not None
+    found = rows_after(data, span, earlier)
+    if found is None:
+        return None
+    assert found.prefix == prefix(data)
+    return found.header, found.rows
+
+
 def prefix(data: bytes) -> RowsPrefix:
     """The prefix a read of every row of ``data`` leaves."""
     found = whole_rows(data)
@@ -54,15 +67,13 @@ def prefix(data: bytes) -> RowsPrefix:
 @pytest.mark.parametrize("indent", [None, 2], ids=["compact", "Google's two-space layout"])
 def test_added_rows_are_found_and_decoded_as_json_loads_does(indent):
     before = body(ROWS, indent=indent)
-    added = [[46002.0, 1, "новый", "tok-3"], [], [46003.0, "5", None, "tok-4"]]
-    after = body([*ROWS, *added], indent=indent)
-    span = values_span(after)
-    assert span is not None
-    found = rows_after(after, span, prefix(before))
-    assert found == (HEADER, added)
+    new = [[46002.0, 1, "новый", "tok-3"], [], [46003.0, "5", None, "tok-4"]]
+    after = body([*ROWS, *new], indent=indent)
+    found = found_after(after, prefix(before))
+    assert found == (HEADER, new)
     assert found[1] == json.loads(after)["valueRanges"][0]["values"][len(ROWS) :]
-    # Nothing added: no rows.
-    assert rows_after(before, values_span(before), prefix(before)) == (HEADER, [])
+    # Nothing added: no rows, and the same prefix.
+    assert found_after(before, prefix(before)) == (HEADER, [])
 
 
 @pytest.mark.parametrize(
@@ -149,6 +160,25 @@ def test_the_rows_decoded_from_the_array_alone_are_those_of_the_whole_body(
     assert found[0] == json.loads(data)["valueRanges"][0]["values"] == rows
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(_CELL, max_size=5), min_size=1, max_size=8),
+    data=st.data(),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+)
+def test_any_rows_appended_are_found_with_the_prefix_a_whole_read_leaves(
+    rows, data, indent, ascii_only
+):
+    """Whatever the cells hold, the rows added after an earlier read are found and decoded
+    as ``json.loads`` decodes them, and the prefix hashed on from the earlier one is the one
+    a read of every row leaves (:func:`found_after` checks it)."""
+    kept = data.draw(st.integers(1, len(rows)), label="rows read before")
+    before = body(rows[:kept], indent=indent, ascii_only=ascii_only)
+    after = body(rows, indent=indent, ascii_only=ascii_only)
+    assert found_after(after, prefix(before)) == (rows[0], rows[kept:])
+
+
 @pytest.mark.parametrize(
     "tail",
     [b', "not a row"', b", [1] [2]", b", [1], ", b", [1,", b" [1]", b", {}"],
@@ -184,9 +214,7 @@ def test_a_header_longer_than_a_window_is_read_whole_across_split_characters(shi
     added = [[46001.5, "новый", "tok-2"]]
     before, after = body(rows), body([*rows, *added])
     assert len(long_title.encode()) > 2 * appended._FIRST_WINDOW
-    span = values_span(after)
-    assert span is not None
-    assert rows_after(after, span, prefix(before)) == (header, added)
+    assert found_after(after, prefix(before)) == (header, added)
 
 
 def _raw(rows: list[list[Any]]) -> bytes:
@@ -214,4 +242,4 @@ def test_earlier_rows_that_are_not_valid_utf8_answer_none(filler):
         assert rows_after(after, values_span(after), prefix(before)) is None
     clean = [HEADER, *padding, [46000.5, 5, "cell", "tok-1"]]
     before, after = _raw(clean), _raw([*clean, *added])
-    assert rows_after(after, values_span(after), prefix(before)) == (HEADER, added)
+    assert found_after(after, prefix(before)) == (HEADER, added)

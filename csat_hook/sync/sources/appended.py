@@ -18,11 +18,14 @@ decodes the whole response as usual:
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from typing import NamedTuple
 
+from csat_hook.sync.sources.base import BYTES_DIGEST_SIZE
 from csat_hook.sync.sources.base import bytes_digest
 
 _KEY = re.compile(rb'"values"\s*:\s*\[')
@@ -122,18 +125,30 @@ def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:
     return RowsPrefix(length, _digest(memoryview(body)[start : start + length]), rows)
 
 
-def rows_after(
-    body: bytes, span: tuple[int, int], prefix: RowsPrefix
-) -> tuple[list[Any], list[list[Any]]] | None:
-    """``(header, appended rows)`` when ``body``'s rows start with ``prefix``'s bytes; else
-    None. The header is the first row (it is part of the prefix)."""
+class Appended(NamedTuple):
+    """What :func:`rows_after` found: the header (the first row), the rows added after the
+    earlier prefix, and the prefix that ends after them (:func:`prefix_of` of the body)."""
+
+    header: list[Any]
+    rows: list[list[Any]]
+    prefix: RowsPrefix
+
+
+def rows_after(body: bytes, span: tuple[int, int], prefix: RowsPrefix) -> Appended | None:
+    """The rows added to ``body`` after ``prefix``'s rows, when ``body``'s rows start with
+    ``prefix``'s bytes; else None. The header is the first row (it is part of the prefix).
+
+    The new prefix is digested by going on from the earlier prefix's digest (blake2b hashes
+    in one pass what it is given in pieces): a later sync hashes the rows' bytes once for
+    both, not once to check the earlier rows and again for where the rows end now."""
     start, end = span
     if prefix.rows < 1 or end - start < prefix.length:
         return None
     # Views, not slices: the prefix is nearly the whole body, and a copy of it (or its text)
     # beside the body was a later sync's peak of memory.
     view = memoryview(body)
-    if _digest(view[start : start + prefix.length]) != prefix.digest:
+    hashed = _hasher(view[start : start + prefix.length])
+    if hashed.hexdigest() != prefix.digest:  # the state goes on: hexdigest leaves it as is
         return None
     try:
         rest = str(view[start + prefix.length : end], "utf-8")
@@ -143,7 +158,11 @@ def rows_after(
     appended = _elements(rest)
     if header is None or appended is None:
         return None
-    return header, appended
+    length = _last_non_space(body, start, end) - start  # prefix_of's, from what follows
+    hashed.update(view[start + prefix.length : start + length])
+    return Appended(
+        header, appended, RowsPrefix(length, hashed.hexdigest(), prefix.rows + len(appended))
+    )
 
 
 _FIRST_WINDOW = 1 << 16
@@ -203,3 +222,10 @@ def _skip(text: str, at: int) -> int:
 
 def _digest(data: bytes | memoryview) -> str:
     return bytes_digest(data).hex()
+
+
+def _hasher(data: memoryview) -> Any:
+    """:func:`~csat_hook.sync.sources.base.bytes_digest`'s hash of ``data``, open for more:
+    its hex digest is :func:`_digest`'s of ``data``, and of ``data`` and what ``update``
+    adds after it."""
+    return hashlib.blake2b(data, digest_size=BYTES_DIGEST_SIZE)

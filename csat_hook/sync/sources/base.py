@@ -294,9 +294,13 @@ def _shown(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+# bytes_digest's size (blake2b-256): sources/appended.py goes on hashing with the same.
+BYTES_DIGEST_SIZE = 32
+
+
 def bytes_digest(data: bytes | memoryview) -> bytes:
     """A digest of bytes read (:class:`WholeRead`)."""
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return hashlib.blake2b(data, digest_size=BYTES_DIGEST_SIZE).digest()
 
 
 def example(value: Any) -> str:

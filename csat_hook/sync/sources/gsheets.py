@@ -230,12 +230,12 @@ class GSheetsResults(ResultsSource):
         if span is None or found is None:
             return None  # fetch reads it all
         metadata, tab, body = self._take()
-        header, added = found
-        batch = SourceBatch(source=self.kind)
-        after = prefix_of(body, span, prefix.rows + len(added))
         del body  # not held while the added rows are parsed
-        if self._parse(batch, metadata, tab, header, added, known, first_row=prefix.rows + 1):
-            batch.resume = after.as_dict()
+        batch = SourceBatch(source=self.kind)
+        if self._parse(
+            batch, metadata, tab, found.header, found.rows, known, first_row=prefix.rows + 1
+        ):
+            batch.resume = found.prefix.as_dict()
         return batch
 
     def _parse(

@@ -129,7 +129,9 @@ def _row_type(names: tuple[str, ...]) -> Any:
 
 
 def bulk_select(conn: sa.Connection, stmt: sa.Select[Any], row_type: Any = None) -> list[Any]:
-    """Rows of ``stmt`` as named tuples, read without SQLAlchemy's per-value processing.
+    """Rows of ``stmt`` as named tuples (``row_type``, else one named after the columns; given
+    ``tuple``, the plain tuples the driver gives, for a reader that unpacks them by
+    position), read without SQLAlchemy's per-value processing.
 
     The counterpart of :func:`bulk_execute` for the sync's large reads (every survey, every
     answer): datetimes come back aware UTC as :class:`~csat_hook.db.schema.UTCDateTime`
@@ -265,7 +267,8 @@ def _compiled(
     params: Any = named
     if compiled.positiontup is not None:
         params = tuple(named[name] for name in compiled.positiontup)
-    return compiled.string, params, converters, (row_type or _row_type(names))._make
+    make = tuple if row_type is tuple else (row_type or _row_type(names))._make
+    return compiled.string, params, converters, make
 
 
 def _converters(conn: sa.Connection, stmt: sa.Select[Any]) -> list[Any]:
@@ -285,7 +288,9 @@ def _converters(conn: sa.Connection, stmt: sa.Select[Any]) -> list[Any]:
 
 def _converted(rows: Sequence[Any], converters: list[Any], make: Callable[[Any], Any]) -> list[Any]:
     if not any(converters) or not rows:
-        return list(map(make, rows))
+        # The drivers' rows are tuples: plain rows are the driver's own (tuple() of a tuple
+        # hands it back), in a list of their own.
+        return list(rows) if make is tuple else list(map(make, rows))
     # Converted column by column: one comprehension per datetime column instead of a zip and a
     # conditional per value of every row.
     columns: list[Any] = list(zip(*rows, strict=True))
@@ -293,7 +298,8 @@ def _converted(rows: Sequence[Any], converters: list[Any], make: Callable[[Any],
     for index, convert in enumerate(converters):
         if convert is not None:
             columns[index] = [None if v is None else convert(v) for v in columns[index]]
-    return list(map(make, zip(*columns, strict=True)))
+    rebuilt = zip(*columns, strict=True)  # tuples: plain rows as they are
+    return list(rebuilt) if make is tuple else list(map(make, rebuilt))
 
 
 def _datetime_from_db(dialect_name: str) -> Any:

@@ -847,9 +847,12 @@ def all_answers(conn: sa.Connection) -> list[AnswerRow]:
     return bulk_select(conn, ANSWER_ROWS, row_type=AnswerRow)
 
 
-def iter_answers(conn: sa.Connection) -> Iterator[AnswerRow]:
-    """:func:`all_answers`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
-    return bulk_iter(conn, ANSWER_ROWS, row_type=AnswerRow)
+def iter_answers(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:
+    """:func:`all_answers`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`), as
+    plain tuples in :class:`AnswerRow`'s field order: the report's dataset unpacks them by
+    position (:func:`~csat_hook.sync.dataset.build_dataset`), and a named tuple per answer
+    was 19 ms of a first sync's 100,000."""
+    return bulk_iter(conn, ANSWER_ROWS, row_type=tuple)
 
 
 def answers_among(conn: sa.Connection, keys: Sequence[str]) -> dict[str, AnswerRow]:
@@ -902,9 +905,11 @@ def survey_facts(conn: sa.Connection) -> list[SurveyFact]:
     return bulk_select(conn, SIGNED_SURVEY_FACTS, row_type=SurveyFact)
 
 
-def iter_survey_facts(conn: sa.Connection) -> Iterator[SurveyFact]:
-    """:func:`survey_facts`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`)."""
-    return bulk_iter(conn, SIGNED_SURVEY_FACTS, row_type=SurveyFact)
+def iter_survey_facts(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:
+    """:func:`survey_facts`, a partition at a time (:func:`~csat_hook.sync.bulk.bulk_iter`), as
+    plain tuples in :class:`SurveyFact`'s field order (as :func:`iter_answers`: 31 ms of a
+    first sync's 150,000 surveys as named tuples)."""
+    return bulk_iter(conn, SIGNED_SURVEY_FACTS, row_type=tuple)
 
 
 def survey_facts_by_token(conn: sa.Connection, tokens: Sequence[str]) -> list[SurveyFact]:

@@ -170,8 +170,17 @@ def check_streamed(engine: sa.Engine, statement: sa.Select) -> None:
             streamed = list(bulk_iter(conn, statement, store.AnswerRow, partition=partition))
             assert sorted(streamed) == sorted(whole)  # no order asked for
             assert all(type(row) is store.AnswerRow for row in streamed)
-        assert sorted(store.iter_answers(conn)) == sorted(store.all_answers(conn))
-        assert sorted(store.iter_survey_facts(conn)) == sorted(store.survey_facts(conn))
+        # The report's streamed reads: plain tuples, the named rows' values in their order.
+        for plain, named in (
+            (store.iter_answers(conn), store.all_answers(conn)),
+            (store.iter_survey_facts(conn), store.survey_facts(conn)),
+        ):
+            rows = list(plain)
+            assert all(type(row) is tuple for row in rows)
+            assert sorted(rows) == sorted(map(tuple, named))
+        plain_rows = list(bulk_iter(conn, statement, tuple, partition=5))
+        assert sorted(plain_rows) == sorted(map(tuple, whole))
+        assert all(type(row) is tuple for row in plain_rows)
         half = bulk_iter(conn, statement, store.AnswerRow, partition=5)
         assert len([next(half) for _ in range(7)]) == 7
         half.close()  # left before the end: its cursor is closed, the connection goes on

@@ -179,8 +179,10 @@ def check_streamed(engine: sa.Engine, statement: sa.Select) -> None:
             assert all(type(row) is tuple for row in rows)
             assert sorted(rows) == sorted(map(tuple, named))
         plain_rows = list(bulk_iter(conn, statement, tuple, partition=5))
-        assert sorted(plain_rows) == sorted(map(tuple, whole))
-        assert all(type(row) is tuple for row in plain_rows)
+        selected = bulk_select(conn, statement, row_type=tuple)
+        for plain in (plain_rows, selected):
+            assert sorted(plain) == sorted(map(tuple, whole))
+            assert all(type(row) is tuple for row in plain)
         half = bulk_iter(conn, statement, store.AnswerRow, partition=5)
         assert len([next(half) for _ in range(7)]) == 7
         half.close()  # left before the end: its cursor is closed, the connection goes on

@@ -18,15 +18,13 @@ decodes the whole response as usual:
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from typing import NamedTuple
 
-from csat_hook.sync.sources.base import BYTES_DIGEST_SIZE
-from csat_hook.sync.sources.base import bytes_digest
+from csat_hook.sync.sources.base import bytes_hash
 
 _KEY = re.compile(rb'"values"\s*:\s*\[')
 _WHITESPACE = b" \t\n\r"
@@ -86,6 +84,13 @@ def _before_closing(body: bytes) -> int | None:
     return at
 
 
+def _rows_length(body: bytes, span: tuple[int, int]) -> int:
+    """The length of the ``values`` array's content up to its last row's closing bracket
+    (the array's trailing whitespace left out): where a prefix of every row ends."""
+    start, end = span
+    return _last_non_space(body, start, end) - start
+
+
 def _last_non_space(body: bytes, start: int, end: int) -> int:
     """The end of ``body[start:end]`` without its trailing whitespace (no copy)."""
     while end > start and body[end - 1] in _WHITESPACE:
@@ -120,9 +125,11 @@ def whole_rows(body: bytes) -> tuple[list[Any], tuple[int, int]] | None:
 
 def prefix_of(body: bytes, span: tuple[int, int], rows: int) -> RowsPrefix:
     """The prefix that ends after the last of the ``rows`` rows ``body`` holds."""
-    start, end = span
-    length = _last_non_space(body, start, end) - start
-    return RowsPrefix(length, _digest(memoryview(body)[start : start + length]), rows)
+    start = span[0]
+    length = _rows_length(body, span)
+    return RowsPrefix(
+        length, bytes_hash(memoryview(body)[start : start + length]).hexdigest(), rows
+    )
 
 
 class Appended(NamedTuple):
@@ -147,7 +154,7 @@ def rows_after(body: bytes, span: tuple[int, int], prefix: RowsPrefix) -> Append
     # Views, not slices: the prefix is nearly the whole body, and a copy of it (or its text)
     # beside the body was a later sync's peak of memory.
     view = memoryview(body)
-    hashed = _hasher(view[start : start + prefix.length])
+    hashed = bytes_hash(view[start : start + prefix.length])
     if hashed.hexdigest() != prefix.digest:  # the state goes on: hexdigest leaves it as is
         return None
     try:
@@ -158,7 +165,7 @@ def rows_after(body: bytes, span: tuple[int, int], prefix: RowsPrefix) -> Append
     appended = _elements(rest)
     if header is None or appended is None:
         return None
-    length = _last_non_space(body, start, end) - start  # prefix_of's, from what follows
+    length = _rows_length(body, span)  # prefix_of's, hashed on from what follows
     hashed.update(view[start + prefix.length : start + length])
     return Appended(
         header, appended, RowsPrefix(length, hashed.hexdigest(), prefix.rows + len(appended))
@@ -218,14 +225,3 @@ def _skip(text: str, at: int) -> int:
     while at < len(text) and text[at] in " \t\n\r":
         at += 1
     return at
-
-
-def _digest(data: bytes | memoryview) -> str:
-    return bytes_digest(data).hex()
-
-
-def _hasher(data: memoryview) -> Any:
-    """:func:`~csat_hook.sync.sources.base.bytes_digest`'s hash of ``data``, open for more:
-    its hex digest is :func:`_digest`'s of ``data``, and of ``data`` and what ``update``
-    adds after it."""
-    return hashlib.blake2b(data, digest_size=BYTES_DIGEST_SIZE)

@@ -294,13 +294,16 @@ def _shown(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-# bytes_digest's size (blake2b-256): sources/appended.py goes on hashing with the same.
-BYTES_DIGEST_SIZE = 32
-
-
 def bytes_digest(data: bytes | memoryview) -> bytes:
     """A digest of bytes read (:class:`WholeRead`)."""
-    return hashlib.blake2b(data, digest_size=BYTES_DIGEST_SIZE).digest()
+    return bytes_hash(data).digest()
+
+
+def bytes_hash(data: bytes | memoryview) -> hashlib.blake2b:
+    """:func:`bytes_digest`'s hash of ``data`` (blake2b-256), open for more: its ``digest()``
+    is :func:`bytes_digest` of ``data``, and after ``update(more)`` of ``data`` and ``more``
+    (a later read's rows go on from the earlier rows' hash: sources/appended.py)."""
+    return hashlib.blake2b(data, digest_size=32)
 
 
 def example(value: Any) -> str:

@@ -194,15 +194,13 @@ class OutputsStep(AlertsStep):
                 self._remember(names["local"], keys, {"files": written["files"], "agents": agents})
         if output is not None:
             if dry_run:
-                plan = output.plan(report.gsheets(), report.language)
+                # Sizes checked as the write checks them: a dry run fails as the run would.
+                checked = output.check(report.gsheets(), report.language, listing=_listing(report))
                 done.append(
                     {
                         "kind": "gsheets",
                         "spreadsheet_id": output.spreadsheet_id,
-                        "tabs": len(plan.tabs),
-                        "tabs_created": sum(not p.exists for p in plan.tabs),
-                        "tabs_deleted": len(plan.deleted),
-                        "structure_requests": len(plan.requests),
+                        **checked,
                         "written": False,
                     }
                 )
@@ -250,12 +248,12 @@ class OutputsStep(AlertsStep):
                     owned_tabs.record(conn, key, owned, self.clock())
                 recorded = owned
 
-        # Listing fewer answers when the values do not fit Google's requests otherwise.
-        listing = (
-            Listing(report.listed, report.gsheets_listing) if report.relist is not None else None
-        )
         done = output.write(
-            report.gsheets(), report.language, last_written=last, keep=keep, listing=listing
+            report.gsheets(),
+            report.language,
+            last_written=last,
+            keep=keep,
+            listing=_listing(report),
         )
         digest = done.pop("digest")
         if digest != last:
@@ -328,6 +326,14 @@ class OutputsStep(AlertsStep):
 _CONFIGURED = frozenset(
     {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS}
 )
+
+
+def _listing(report: Report) -> Listing | None:
+    """How the Sheets write lists fewer answers when the values do not fit Google's requests
+    otherwise (None: the report cannot be relisted)."""
+    if report.relist is None:
+        return None
+    return Listing(report.listed, report.gsheets_listing)
 
 
 def _unwritable(directory: str, exc: OSError) -> CsatHookError:

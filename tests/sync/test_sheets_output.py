@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -14,6 +15,7 @@ import pytest
 from csat_hook import retry
 from csat_hook.db.schema import answers
 from csat_hook.devtools import sheets_model
+from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.layout import Grid
@@ -345,6 +347,30 @@ def test_a_responses_tab_alone_over_a_request_lists_fewer_answers(kit):
     assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
 
 
+def test_only_the_list_over_a_request_lists_fewer_when_the_rest_fits(kit):
+    """The Responses tab alone is over one request and the values fit two in all: the
+    agents' tabs, which fit, keep every row their limit lists (both lists were cut alike,
+    10 → 5 rows each, and the warning asked for a lower agents' limit than needed)."""
+    seed(kit, agents=40, per_agent=30)
+    summary = kit.run(
+        kit.config(
+            output={
+                "gsheets": {
+                    "max_request_bytes": 100_000,
+                    "max_response_rows": 1_200,
+                    "max_rows_per_agent": 10,
+                }
+            }
+        )
+    )
+    per_agent, responses = rows_listed(summary)
+    assert per_agent == 10 and 1 <= responses < 1_200
+    assert len(listed(kit.sheet("Agent 07 (107)"))) == 10
+    assert len(listed(kit.sheet("Responses"))) == responses
+    writes = kit.fake.api_requests("sheets_write")
+    assert all(r["bytes"] <= 100_000 for r in writes)
+
+
 def test_one_agent_with_many_answers_does_not_stop_the_others_being_listed_fewer(kit):
     """Most agents have a few answers, one has hundreds: the values fit only when every
     agent's tab lists a few, which a listing found by scaling the one busy agent's count
@@ -532,6 +558,106 @@ def test_a_lost_answer_to_a_value_write_is_simply_retried(kit):
     summary = kit.run()
     assert summary.status == "ok", summary.error
     assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [200, "dropped", 200]
+
+
+@pytest.fixture
+def receivers(kit: Any) -> Iterator[FakeNotify]:
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
+
+
+def test_a_report_needing_texts_cut_and_fewer_answers_listed_is_written(kit, receivers):
+    """Long comments on low ratings fill the Alerts tab, which lists no answers (no listing
+    makes it smaller), and the Responses and agents' tabs hold more rows than two requests
+    carry even with every text cut: only both together fit. Each was tried alone, and the
+    run failed, every run."""
+    rows = [EN_HEADER]
+    for a in range(40):
+        for i in range(30):
+            token = kit.survey(f"T-{a}-{i}", str(100 + a), f"Agent {a:02d}", team="Team")
+            low = i == 0
+            comment = f"comment {a}/{i} " + ("y" * 6_000 if low else "x" * 60)
+            answered = (kit.now - timedelta(minutes=1 + i)).strftime("%m/%d/%Y %H:%M:%S")
+            rows.append([answered, 1 if low else 5, comment, "", "", token])
+    kit.responses(rows, time_zone="UTC")
+    summary = kit.run(
+        kit.config(
+            output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 1_200}},
+            alerts={
+                "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+                "rules": [
+                    {
+                        "name": "low",
+                        "kind": "low_rating",
+                        "max_rating": 2,
+                        "destinations": ["slack"],
+                    }
+                ],
+            },
+        )
+    )
+    per_agent, responses = rows_listed(summary)
+    assert 1 <= per_agent < 30 and 1 <= responses < 1_200
+    assert all(r["bytes"] <= 100_000 for r in kit.fake.api_requests("sheets_write"))
+    header, *alerts = kit.sheet("Alerts")
+    comments = [row[header.index("Comment")] for row in alerts if row]
+    assert len(comments) == 40
+    assert all(c.startswith("comment ") and c.endswith("…") and len(c) < 6_000 for c in comments)
+    assert len(listed(kit.sheet("Agent 07 (107)"))) == per_agent
+
+
+def test_a_dry_run_lists_fewer_answers_as_the_run_then_does_and_writes_nothing(kit):
+    """A dry run checked no sizes: it said ok for a report the run then shortened, or failed
+    to write. Now it encodes the values as the write would and says what would be sent."""
+    seed(kit, agents=50, per_agent=40)
+    config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}})
+    dry = kit.run(config, dry_run=True)
+    assert dry.status == "ok", dry.error
+    [planned] = [o for o in dry.outputs if o["kind"] == "gsheets"]
+    assert planned["written"] is False and 1 <= planned["value_requests"] <= 2
+    assert planned["value_bytes"] <= 2 * 100_000
+    [warning] = [w for w in dry.warnings if "Google Sheets report lists" in w]
+    assert kit.fake.count("sheets_write") == 0
+    summary = kit.run(config)
+    assert rows_listed(summary) == (
+        planned["rows_listed"]["per_agent"],
+        planned["rows_listed"]["responses"],
+    )
+    assert [w for w in summary.warnings if "Google Sheets report lists" in w] == [warning]
+
+
+def test_a_dry_run_fails_as_the_run_would_on_a_tab_no_request_holds(kit, receivers):
+    """The Alerts tab lists no answers (no listing shortens it) and its comments are too
+    short to cut: over one request, a run that writes the report fails naming that tab and
+    the limit that shortens it (it named the first tab over, here the Responses tab, which
+    a shorter listing fits). A dry run of that configuration (after a run that raised the
+    alerts) now says the same instead of ok."""
+    rows = [EN_HEADER]
+    for i in range(600):
+        token = kit.survey(f"T-{i}", str(100 + i % 5), f"Agent {i % 5}")
+        answered = (kit.now - timedelta(seconds=60 + i)).strftime("%m/%d/%Y %H:%M:%S")
+        rows.append([answered, 1, f"comment {i} " + "z" * 180, "", "", token])
+    kit.responses(rows, time_zone="UTC")
+    alerts = {
+        "destinations": {"slack": {"kind": "slack", "webhook_url": receivers.slack_hook()}},
+        "rules": [
+            {"name": "low", "kind": "low_rating", "max_rating": 2, "destinations": ["slack"]}
+        ],
+    }
+    assert kit.run(kit.config(alerts=alerts)).status == "ok"
+    token = kit.survey("T-new", "100", "Agent 0")
+    answered = (kit.now - timedelta(seconds=30)).strftime("%m/%d/%Y %H:%M:%S")
+    kit.responses([*rows, [answered, 5, "fine", "", "", token]], time_zone="UTC")
+    before = kit.fake.count("sheets_write")
+    config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}}, alerts=alerts)
+    dry = kit.run(config, dry_run=True)
+    assert dry.status == "failed"
+    assert "tab 'Alerts' needs" in (dry.error or "")
+    assert kit.fake.count("sheets_write") == before
+    summary = kit.run(config)
+    assert summary.status == "failed" and summary.error == dry.error
+    assert "lower alerts.tab_rows" in summary.error
 
 
 def test_a_comment_longer_than_a_cell_holds_is_cut_and_the_report_still_written(kit, tmp_path):

@@ -189,6 +189,22 @@ def _limit_for(counts: Sequence[int], scale: float) -> int:
     return max(counts, default=0)
 
 
+def _shortened_by(kind: str | None) -> str:
+    """What to change for a tab of ``kind`` over one request of values alone."""
+    if kind == ALERTS_KIND:
+        return (
+            "lower alerts.tab_rows (the latest alerts the tab lists), or raise "
+            "max_request_bytes (Google takes a request of up to 10 MB)"
+        )
+    if kind in _LISTS or kind is None:
+        return (
+            "lower output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows (the "
+            "Responses tab), or raise max_request_bytes (another tab: Google takes a request "
+            "of up to 10 MB)"
+        )
+    return "raise max_request_bytes (Google takes a request of up to 10 MB)"
+
+
 def _listed_entry(listed: tuple[int, int] | None) -> dict[str, Any]:
     """What a write's result says of a shortened listing (nothing when it was not)."""
     if listed is None:
@@ -614,16 +630,11 @@ class SheetsOutput:
             # sees a tab this one renamed under a title its id was not made from.
             self.owned.update(owned)
 
-        plan = self.plan(grids, language)
-        keep_owned(plan.owned)
-        # Each tab's values encoded once: the digest of what would be sent, the bytes sent.
-        encoded = self._fitted(plan.tabs)
-        listed: tuple[int, int] | None = None
-        if listing is not None and not self._fit([len(data) for _, data in encoded]):
-            fewer = self._listed_fewer(plan, encoded, listing, language)
-            if fewer is not None:
-                grids, plan, encoded, listed = fewer
-                keep_owned(plan.owned)
+        first = self.plan(grids, language)
+        keep_owned(first.owned)
+        grids, plan, encoded, listed = self._values(first, grids, language, listing)
+        if plan is not first:
+            keep_owned(plan.owned)
         digest = contents_digest(item for _, item in encoded)
         if not plan.requests and digest == last_written:
             return {
@@ -640,7 +651,7 @@ class SheetsOutput:
                 "expected": plan.expected,
                 **_listed_entry(listed),
             }
-        chunks = self._chunks(encoded)  # checks sizes before anything is written
+        chunks = self._chunks(encoded, plan.tabs)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
         deleted = len(plan.deleted)
         formatted = bool(plan.looks)
@@ -679,7 +690,7 @@ class SheetsOutput:
             keep_owned(plan.owned)
             encoded = self._fitted(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
-            chunks = self._chunks(encoded)
+            chunks = self._chunks(encoded, plan.tabs)
             formatted = formatted or bool(plan.looks)
             deleted = max(deleted, len(plan.deleted))  # a lost answer: then none left
         for chunk in chunks:
@@ -697,6 +708,46 @@ class SheetsOutput:
             "expected": plan.expected,
             **_listed_entry(listed),
         }
+
+    def check(
+        self, grids: Sequence[Grid], language: str, *, listing: Listing | None = None
+    ) -> dict[str, Any]:
+        """What :meth:`write` would do, nothing sent (a dry run): the tabs, the structure
+        requests, and the values as they would go (their texts cut, fewer answers listed:
+        ``rows_listed``) in ``value_requests`` requests of ``value_bytes`` in all. Raises the
+        :class:`SyncError` :meth:`write` raises for values that fit no request, so a dry
+        run says what a run would (the tabs' metadata is read, as a write reads it)."""
+        kept, self.kept = self.kept, None  # the next write's encodings are left as they are
+        try:
+            first = self.plan(grids, language)
+            _, plan, encoded, listed = self._values(first, grids, language, listing)
+            chunks = self._chunks(encoded, plan.tabs)
+        finally:
+            self.kept = kept
+        return {
+            "tabs": len(plan.tabs),
+            "tabs_created": sum(not p.exists for p in plan.tabs),
+            "tabs_deleted": len(plan.deleted),
+            "structure_requests": len(plan.requests),
+            "value_requests": len(chunks),
+            "value_bytes": sum(len(data) for _, data in encoded),
+            **_listed_entry(listed),
+        }
+
+    def _values(
+        self, plan: Plan, grids: Sequence[Grid], language: str, listing: Listing | None
+    ) -> tuple[Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int] | None]:
+        """The grids, their plan and each tab's values (encoded once: the digest of what
+        would be sent, the bytes sent) that :meth:`write` sends for ``plan`` (of ``grids``):
+        as they are, their texts cut (:meth:`_fitted`), or listing fewer answers when
+        ``listing`` allows it (:meth:`_listed_fewer`: then the rows listed, and the plan of
+        the grids listing them)."""
+        encoded = self._fitted(plan.tabs)
+        if listing is not None and not self._fit([len(data) for _, data in encoded]):
+            fewer = self._listed_fewer(plan, encoded, listing, language)
+            if fewer is not None:
+                return fewer
+        return grids, plan, encoded, None
 
     def _fitted(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
         """:meth:`_encoded`, with the longest texts cut (:mod:`.sheets_fit`) when the values
@@ -742,7 +793,13 @@ class SheetsOutput:
         lowered a limit: the figures, every other tab and the files are whole, and only the
         two lists of answers are cut to what fits, newest kept, each step scaled by how far
         the values are over (a tenth more, for what an estimate misses), at most
-        :data:`MAX_RELISTS` times. The tabs' grids are planned for the rows listed."""
+        :data:`MAX_RELISTS` times. The tabs' grids are planned for the rows listed.
+
+        Each listing is encoded as :meth:`_fitted` encodes it: its longest texts cut when
+        that makes it fit, so a report needing both (long comments in a tab that lists no
+        answers, the Alerts tab, and more rows than the requests carry) is written. The
+        steps are scaled from the tabs' sizes with their texts cut as far as they may be
+        (:meth:`_floor_sizes`)."""
         kinds = {p.title: p.grid.kind for p in plan.tabs}
         response_rows, agent_rows = listing.listed
         # As many as the tabs hold now: a limit above every agent's count cuts nothing.
@@ -750,31 +807,70 @@ class SheetsOutput:
         agent_rows = min(agent_rows, _rows_of(plan.tabs, "agent"))
         room = MAX_VALUE_REQUESTS * self.max_request_bytes
         for _ in range(MAX_RELISTS):
-            lists = [len(d) for title, d in encoded if kinds[title] in _LISTS]
+            sizes = self._floor_sizes(plan.tabs, encoded)
+            lists = [size for title, size in sizes.items() if kinds[title] in _LISTS]
             listed = sum(lists)
-            fixed = sum(len(d) for _, d in encoded) - listed
+            fixed = sum(sizes.values()) - listed
             if listed == 0 or fixed >= room:
                 return None
-            # Over in all, or one list alone over a request (the Responses tab).
-            scale = min(
-                0.9,
-                (room - fixed) / listed * 0.9,
-                self.max_request_bytes / max(lists) * 0.9,
-            )
-            response_rows = max(1, int(response_rows * scale))
-            # The agents' limit that lists ``scale`` of the rows their tabs list now: scaling
-            # the limit itself cuts only the busiest agents, so with one agent far over the
-            # others every try cut little, and the tries ran out though a listing fits.
+            response_scale, agent_scale = self._scales(sizes, kinds, room - fixed)
+            response_rows = max(1, int(response_rows * response_scale))
+            # The agents' limit that lists ``agent_scale`` of the rows their tabs list now:
+            # scaling the limit itself cuts only the busiest agents, so with one agent far
+            # over the others every try cut little, and the tries ran out though a listing
+            # fits.
             counts = [len(p.grid.rows) - 1 for p in plan.tabs if p.grid.kind == "agent"]
-            agent_rows = max(1, min(int(agent_rows * scale), _limit_for(counts, scale)))
+            agent_rows = max(1, min(int(agent_rows * agent_scale), _limit_for(counts, agent_scale)))
             grids = listing.relist(response_rows, agent_rows)
             plan = self.plan(grids, language)
-            encoded = self._encoded(plan.tabs)
+            encoded = self._fitted(plan.tabs)
             if self._fit([len(data) for _, data in encoded]):
                 return grids, plan, encoded, (response_rows, agent_rows)
             if response_rows == 1 and agent_rows == 1:
                 return None
         return None
+
+    def _scales(
+        self, sizes: Mapping[str, int], kinds: Mapping[str, str], room: int
+    ) -> tuple[float, float]:
+        """How much of its rows the Responses tab and the agents' tabs each list in the next
+        try (``sizes``: each tab's bytes by title, ``room``: what the tabs that list no
+        answers leave of the requests): each list cut so that its largest tab fits a request
+        alone, then both alike when they are over ``room`` in all, a tenth more each for
+        what an estimate misses. A list that fits is not cut (only the Responses tab over a
+        request cut the agents' tabs too, and the warning asked for a lower limit than
+        needed); when both would keep more than nine tenths, the list of the largest tab lists
+        a tenth less, as whole tabs packed in order may not fit where their sum does."""
+        per_request = self.max_request_bytes * 0.9
+        scales = []
+        largest = []
+        held = 0.0
+        for kind in ("responses", "agent"):
+            tabs = [size for title, size in sizes.items() if kinds[title] == kind]
+            largest.append(max(tabs, default=0))
+            scale = min(1.0, per_request / largest[-1]) if tabs else 1.0
+            scales.append(scale)
+            held += scale * sum(tabs)
+        whole = 1.0 if held <= room else room * 0.9 / held
+        response_scale, agent_scale = scales[0] * whole, scales[1] * whole
+        if min(response_scale, agent_scale) > 0.9:
+            # Whole tabs packed in order do not fit where their sum does: the list of the
+            # largest tab, which fills a request most, lists a tenth less.
+            return (0.9, 1.0) if largest[0] >= largest[1] else (1.0, 0.9)
+        return response_scale, agent_scale
+
+    def _floor_sizes(
+        self, plans: list[TabPlan], encoded: list[tuple[str, bytes]]
+    ) -> dict[str, int]:
+        """Each tab's bytes (by title, in the order of ``encoded``: those of ``plans``) with
+        its texts cut as far as :meth:`_fitted` cuts them (:data:`MIN_CUT`); a tab without
+        such texts as encoded."""
+        sizes = {title: len(data) for title, data in encoded}
+        for plan in plans:
+            if long_texts(plan.grid):
+                floor = replace(plan, grid=cut_grid(plan.grid, MIN_CUT))
+                sizes[plan.title] = min(sizes[plan.title], len(self._value_range(floor)))
+        return sizes
 
     def _fit(self, sizes: list[int]) -> bool:
         """True when tabs of ``sizes`` bytes go in :data:`MAX_VALUE_REQUESTS` requests."""
@@ -838,17 +934,20 @@ class SheetsOutput:
         sizes = [len(json.dumps(request)) + 2 for request in requests]
         return _packed(requests, sizes, self.max_request_bytes - len(b'{"requests": []}'))
 
-    def _chunks(self, data: list[tuple[str, bytes]]) -> list[list[bytes]]:
-        """Split between whole tabs so each request stays under max_request_bytes."""
-        for title, item in data:
+    def _chunks(
+        self, data: list[tuple[str, bytes]], plans: Sequence[TabPlan] = ()
+    ) -> list[list[bytes]]:
+        """Split between whole tabs so each request stays under max_request_bytes. A tab
+        over one request alone is named, with the limit that shortens it (by its kind, from
+        ``plans``): one that lists no answers first, as no shorter listing helps it."""
+        kinds = {p.title: p.grid.kind for p in plans}
+        # sorted() keeps the order within each group.
+        for title, item in sorted(data, key=lambda pair: kinds.get(pair[0]) in _LISTS):
             needed = values_body_size([len(item)])  # the tab alone in a request
             if needed > self.max_request_bytes:
                 raise SyncError(
-                    f"tab {absolute_range_name(title)} needs {needed} bytes, "
-                    "more than output.gsheets.max_request_bytes; lower "
-                    "output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows "
-                    "(the Responses tab), or raise max_request_bytes (another tab: Google "
-                    "takes a request of up to 10 MB)"
+                    f"tab {absolute_range_name(title)} needs {needed} bytes, more than "
+                    f"output.gsheets.max_request_bytes; {_shortened_by(kinds.get(title))}"
                 )
         items = [item for _, item in data]
         chunks = _value_groups(items, [len(item) for item in items], self.max_request_bytes)

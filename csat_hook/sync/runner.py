@@ -424,13 +424,21 @@ def _listed_fewer(outputs: list[dict[str, Any]], asked: tuple[int, int]) -> list
     for output in outputs:
         listed = output.get("rows_listed")
         if listed:
+            # Only the lists that list fewer than their limit (a list that fits says it).
+            cut = [
+                f"the newest {listed['per_agent']:,} answers on each agent's tab"
+                if listed["per_agent"] < asked[1]
+                else "",
+                f"the newest {listed['responses']:,} answers on the Responses tab"
+                if listed["responses"] < asked[0]
+                else "",
+            ]
             warnings.append(
-                f"the Google Sheets report lists the newest {listed['per_agent']:,} answers on "
-                f"each agent's tab and {listed['responses']:,} on the Responses tab "
+                f"the Google Sheets report lists {' and '.join(c for c in cut if c)} "
                 f"(output.gsheets.max_rows_per_agent {asked[1]:,}, max_response_rows "
                 f"{asked[0]:,}): more do not fit two requests of "
                 "output.gsheets.max_request_bytes; every figure counts every answer, and the "
-                "local files list them all. Set the limits to these numbers to spare every "
+                "local files list them all. Set the limits to the numbers listed to spare every "
                 "run building and encoding the longer lists first"
             )
     return warnings

@@ -365,6 +365,9 @@ def test_only_the_list_over_a_request_lists_fewer_when_the_rest_fits(kit):
     )
     per_agent, responses = rows_listed(summary)
     assert per_agent == 10 and 1 <= responses < 1_200
+    [warning] = [w for w in summary.warnings if "Google Sheets report lists" in w]
+    assert f"the newest {responses:,} answers on the Responses tab" in warning
+    assert "each agent's tab" not in warning
     assert len(listed(kit.sheet("Agent 07 (107)"))) == 10
     assert len(listed(kit.sheet("Responses"))) == responses
     writes = kit.fake.api_requests("sheets_write")

@@ -175,6 +175,21 @@ def _rows_of(tabs: Sequence[TabPlan], kind: str) -> int:
     return max((len(p.grid.rows) for p in tabs if p.grid.kind == kind), default=1)
 
 
+def _scaled(
+    response_rows: int, agent_rows: int, counts: Sequence[int], scales: tuple[float, float]
+) -> tuple[int, int]:
+    """The rows the Responses tab and each agent's tab list at ``scales`` of the rows they
+    list now (``counts``: each agent tab's answers), at least one each. The agents' limit
+    lists that share of the rows their tabs list now: scaling the limit itself cuts only the
+    busiest agents, so with one agent far over the others every try cut little, and the tries
+    ran out though a listing fits."""
+    response_scale, agent_scale = scales
+    return (
+        max(1, int(response_rows * response_scale)),
+        max(1, min(int(agent_rows * agent_scale), _limit_for(counts, agent_scale))),
+    )
+
+
 def _limit_for(counts: Sequence[int], scale: float) -> int:
     """The most rows per list that lists of ``counts`` rows, each cut to it, hold in all at
     most ``scale`` of their rows now (a few lists long, many short: the long ones are cut,
@@ -201,6 +216,12 @@ def _shortened_by(kind: str | None) -> str:
             "lower output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows (the "
             "Responses tab), or raise max_request_bytes (another tab: Google takes a request "
             "of up to 10 MB)"
+        )
+    if kind == "unverified":
+        return (
+            "set output.gsheets.unverified: false (the answers not credited are still kept, "
+            "and listed in the local files when they are written), or raise "
+            "max_request_bytes (Google takes a request of up to 10 MB)"
         )
     return "raise max_request_bytes (Google takes a request of up to 10 MB)"
 
@@ -801,10 +822,14 @@ class SheetsOutput:
         steps are scaled from the tabs' sizes with their texts cut as far as they may be
         (:meth:`_floor_sizes`)."""
         kinds = {p.title: p.grid.kind for p in plan.tabs}
-        response_rows, agent_rows = listing.listed
-        # As many as the tabs hold now: a limit above every agent's count cuts nothing.
-        response_rows = min(response_rows, _rows_of(plan.tabs, "responses"))
-        agent_rows = min(agent_rows, _rows_of(plan.tabs, "agent"))
+        asked = listing.listed
+        # As many as the tabs list now (their answers, the header row aside): a limit above
+        # every agent's count cuts nothing.
+        start = (
+            min(asked[0], _rows_of(plan.tabs, "responses") - 1),
+            min(asked[1], _rows_of(plan.tabs, "agent") - 1),
+        )
+        response_rows, agent_rows = (max(1, rows) for rows in start)
         room = MAX_VALUE_REQUESTS * self.max_request_bytes
         for _ in range(MAX_RELISTS):
             sizes = self._floor_sizes(plan.tabs, encoded)
@@ -813,21 +838,25 @@ class SheetsOutput:
             fixed = sum(sizes.values()) - listed
             if listed == 0 or fixed >= room:
                 return None
-            response_scale, agent_scale = self._scales(sizes, kinds, room - fixed)
-            response_rows = max(1, int(response_rows * response_scale))
-            # The agents' limit that lists ``agent_scale`` of the rows their tabs list now:
-            # scaling the limit itself cuts only the busiest agents, so with one agent far
-            # over the others every try cut little, and the tries ran out though a listing
-            # fits.
             counts = [len(p.grid.rows) - 1 for p in plan.tabs if p.grid.kind == "agent"]
-            agent_rows = max(1, min(int(agent_rows * agent_scale), _limit_for(counts, agent_scale)))
+            scales = self._scales(sizes, kinds, room - fixed)
+            rows = _scaled(response_rows, agent_rows, counts, scales)
+            if rows == (response_rows, agent_rows):
+                # A list already at one row chosen to be cut: the other is cut instead.
+                rows = _scaled(response_rows, agent_rows, counts, (0.9, 0.9))
+                if rows == (response_rows, agent_rows):
+                    return None  # one row each does not fit
+            response_rows, agent_rows = rows
             grids = listing.relist(response_rows, agent_rows)
             plan = self.plan(grids, language)
             encoded = self._fitted(plan.tabs)
             if self._fit([len(data) for _, data in encoded]):
-                return grids, plan, encoded, (response_rows, agent_rows)
-            if response_rows == 1 and agent_rows == 1:
-                return None
+                # A list that was not cut says its limit (the warning names only cut ones).
+                said = (
+                    response_rows if response_rows < start[0] else asked[0],
+                    agent_rows if agent_rows < start[1] else asked[1],
+                )
+                return grids, plan, encoded, said
         return None
 
     def _scales(
@@ -839,24 +868,23 @@ class SheetsOutput:
         alone, then both alike when they are over ``room`` in all, a tenth more each for
         what an estimate misses. A list that fits is not cut (only the Responses tab over a
         request cut the agents' tabs too, and the warning asked for a lower limit than
-        needed); when both would keep more than nine tenths, the list of the largest tab lists
-        a tenth less, as whole tabs packed in order may not fit where their sum does."""
+        needed); when both would keep more than nine tenths, the larger list (in bytes) lists a
+        tenth less, as whole tabs packed in order may not fit where their sum does."""
         per_request = self.max_request_bytes * 0.9
-        scales = []
-        largest = []
+        scales, totals = [], []
         held = 0.0
         for kind in ("responses", "agent"):
             tabs = [size for title, size in sizes.items() if kinds[title] == kind]
-            largest.append(max(tabs, default=0))
-            scale = min(1.0, per_request / largest[-1]) if tabs else 1.0
+            scale = min(1.0, per_request / max(tabs)) if tabs else 1.0
             scales.append(scale)
-            held += scale * sum(tabs)
+            totals.append(sum(tabs))
+            held += scale * totals[-1]
         whole = 1.0 if held <= room else room * 0.9 / held
         response_scale, agent_scale = scales[0] * whole, scales[1] * whole
         if min(response_scale, agent_scale) > 0.9:
-            # Whole tabs packed in order do not fit where their sum does: the list of the
-            # largest tab, which fills a request most, lists a tenth less.
-            return (0.9, 1.0) if largest[0] >= largest[1] else (1.0, 0.9)
+            # Whole tabs packed in order do not fit where their sum does: the larger list
+            # lists a tenth less.
+            return (0.9, 1.0) if totals[0] >= totals[1] else (1.0, 0.9)
         return response_scale, agent_scale
 
     def _floor_sizes(

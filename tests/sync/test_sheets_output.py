@@ -630,6 +630,20 @@ def test_a_dry_run_lists_fewer_answers_as_the_run_then_does_and_writes_nothing(k
     assert [w for w in summary.warnings if "Google Sheets report lists" in w] == [warning]
 
 
+def test_a_dry_run_leaves_the_runners_kept_encodings_as_the_last_write_left_them(kit):
+    """A runner kept across runs (``sync --periodic``) copies the bytes of its last write's
+    rows; a dry run between two writes encodes the report too, and must not put its own
+    encodings in their place (the next write would copy rows it never sent)."""
+    seed(kit, agents=5, per_agent=4)
+    runner = kit.runner()
+    assert runner.run().status == "ok"
+    kept = runner._encodings[1].tabs
+    before = dict(kept)
+    assert before  # the last write's tabs are kept
+    assert runner.run(dry_run=True).status == "ok"
+    assert runner._encodings[1].tabs is kept and kept == before
+
+
 def test_a_dry_run_fails_as_the_run_would_on_a_tab_no_request_holds(kit, receivers):
     """The Alerts tab lists no answers (no listing shortens it) and its comments are too
     short to cut: over one request, a run that writes the report fails naming that tab and

@@ -233,6 +233,7 @@ class SyncRunner(ReportStep, OutputsStep):
                 report, sheets, source, dry_run=dry_run, keys=keys, agents=summary.agents
             )
             summary.warnings.extend(_listed_fewer(summary.outputs, report.listed))
+            summary.warnings.extend(_texts_cut(summary.outputs))
         clock.lap("write")
 
     def _ingest_and_report(
@@ -415,6 +416,23 @@ def make_sync_engine(config: SyncSettings) -> Engine:
         engine.dispose()  # the caller never gets it: close its connection now
         raise
     return engine
+
+
+def _texts_cut(outputs: list[dict[str, Any]]) -> list[str]:
+    """The run's warning when the Sheets report shows its longest texts cut (``texts_cut``:
+    its values did not fit Google's requests otherwise)."""
+    warnings = []
+    for output in outputs:
+        cut = output.get("texts_cut")
+        if cut:
+            warnings.append(
+                f"the Google Sheets report shows long texts (comments) cut to "
+                f"{cut['characters']:,} characters in {cut['cells']:,} cells, an ellipsis "
+                "marking each cut: whole, they do not fit two requests of "
+                "output.gsheets.max_request_bytes. The database and the local files keep "
+                "every text whole"
+            )
+    return warnings
 
 
 def _listed_fewer(outputs: list[dict[str, Any]], asked: tuple[int, int]) -> list[str]:

@@ -107,6 +107,12 @@ def test_a_customer_with_many_surveys_and_long_comments_does_not_stop_the_report
     agent = [r for r in kit.sheet("Anna Petrova (7)")[1:] if r and r[0] not in (None, "")]
     assert len(agent) == 41 and agent[0][3] == "thanks"
     assert [r[3] for r in agent[1:]] == comments[1:]
+    # The run says so (the sheet shows the cut; the database keeps every text whole): 40
+    # cells of the Responses tab and 40 of the agent's.
+    [cut] = [o["texts_cut"] for o in summary.outputs if o["kind"] == "gsheets"]
+    assert cut == {"characters": len(comments[1]), "cells": 80}
+    [warning] = [w for w in summary.warnings if "long texts (comments) cut" in w]
+    assert f"cut to {len(comments[1]):,} characters in 80 cells" in warning
     again = kit.run(kit.config())  # the same cut again: nothing written
     assert again.status == "ok" and again.outputs[0]["write_requests"] == 0, again.outputs
 

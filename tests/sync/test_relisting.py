@@ -45,7 +45,7 @@ def listed(grids: list[Grid], asked: tuple[int, int]) -> Any:
 
     output = _Planned(None, "sheet", max_request_bytes=LIMIT)  # type: ignore[arg-type]
     first = output.plan(grids, "en")
-    encoded = output._fitted(first.tabs)
+    encoded, _ = output._fitted(first.tabs)
     assert not output._fit([len(data) for _, data in encoded])  # the case needs a listing
     found = output._listed_fewer(first, encoded, Listing(asked, relist), "en")
     if found is not None:

@@ -607,6 +607,15 @@ def test_a_report_needing_texts_cut_and_fewer_answers_listed_is_written(kit, rec
     comments = [row[header.index("Comment")] for row in alerts if row]
     assert len(comments) == 40
     assert all(c.startswith("comment ") and c.endswith("…") and len(c) < 6_000 for c in comments)
+    [written] = [o for o in summary.outputs if o["kind"] == "gsheets"]
+    shown = [
+        cell
+        for title in kit.fake.titles(SHEET_ID)
+        for row in kit.sheet(title)
+        for cell in row
+        if isinstance(cell, str) and cell.endswith("…")
+    ]
+    assert written["texts_cut"] == {"characters": len(comments[0]), "cells": len(shown)}
     assert len(listed(kit.sheet("Agent 07 (107)"))) == per_agent
 
 
@@ -627,6 +636,7 @@ def test_a_dry_run_lists_fewer_answers_as_the_run_then_does_and_writes_nothing(k
         planned["rows_listed"]["per_agent"],
         planned["rows_listed"]["responses"],
     )
+    assert "texts_cut" not in planned and not any("cut to" in w for w in summary.warnings)
     assert [w for w in summary.warnings if "Google Sheets report lists" in w] == [warning]
 
 

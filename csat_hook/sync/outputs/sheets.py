@@ -175,6 +175,10 @@ def _rows_of(tabs: Sequence[TabPlan], kind: str) -> int:
     return max((len(p.grid.rows) for p in tabs if p.grid.kind == kind), default=1)
 
 
+# The length texts were cut to in a Sheets write, and how many cells (SheetsOutput._fitted).
+TextsCut = tuple[int, int]
+
+
 def _scaled(
     response_rows: int, agent_rows: int, counts: Sequence[int], scales: tuple[float, float]
 ) -> tuple[int, int]:
@@ -224,6 +228,13 @@ def _shortened_by(kind: str | None) -> str:
             "max_request_bytes (Google takes a request of up to 10 MB)"
         )
     return "raise max_request_bytes (Google takes a request of up to 10 MB)"
+
+
+def _cut_entry(cut: TextsCut | None) -> dict[str, Any]:
+    """What a write's result says of texts cut to fit its requests (nothing when none was)."""
+    if cut is None:
+        return {}
+    return {"texts_cut": {"characters": cut[0], "cells": cut[1]}}
 
 
 def _listed_entry(listed: tuple[int, int] | None) -> dict[str, Any]:
@@ -653,7 +664,7 @@ class SheetsOutput:
 
         first = self.plan(grids, language)
         keep_owned(first.owned)
-        grids, plan, encoded, listed = self._values(first, grids, language, listing)
+        grids, plan, encoded, listed, cut = self._values(first, grids, language, listing)
         if plan is not first:
             keep_owned(plan.owned)
         digest = contents_digest(item for _, item in encoded)
@@ -671,6 +682,7 @@ class SheetsOutput:
                 "digest": digest,
                 "expected": plan.expected,
                 **_listed_entry(listed),
+                **_cut_entry(cut),
             }
         chunks = self._chunks(encoded, plan.tabs)  # checks sizes before anything is written
         created = sum(not p.exists for p in plan.tabs)
@@ -709,7 +721,7 @@ class SheetsOutput:
                 lost += 1
             plan = self.plan(grids, language)
             keep_owned(plan.owned)
-            encoded = self._fitted(plan.tabs)
+            encoded, cut = self._fitted(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
             chunks = self._chunks(encoded, plan.tabs)
             formatted = formatted or bool(plan.looks)
@@ -728,6 +740,7 @@ class SheetsOutput:
             "digest": digest,
             "expected": plan.expected,
             **_listed_entry(listed),
+            **_cut_entry(cut),
         }
 
     def check(
@@ -741,7 +754,7 @@ class SheetsOutput:
         kept, self.kept = self.kept, None  # the next write's encodings are left as they are
         try:
             first = self.plan(grids, language)
-            _, plan, encoded, listed = self._values(first, grids, language, listing)
+            _, plan, encoded, listed, cut = self._values(first, grids, language, listing)
             chunks = self._chunks(encoded, plan.tabs)
         finally:
             self.kept = kept
@@ -753,31 +766,35 @@ class SheetsOutput:
             "value_requests": len(chunks),
             "value_bytes": sum(len(data) for _, data in encoded),
             **_listed_entry(listed),
+            **_cut_entry(cut),
         }
 
     def _values(
         self, plan: Plan, grids: Sequence[Grid], language: str, listing: Listing | None
-    ) -> tuple[Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int] | None]:
+    ) -> tuple[
+        Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int] | None, TextsCut | None
+    ]:
         """The grids, their plan and each tab's values (encoded once: the digest of what
         would be sent, the bytes sent) that :meth:`write` sends for ``plan`` (of ``grids``):
         as they are, their texts cut (:meth:`_fitted`), or listing fewer answers when
         ``listing`` allows it (:meth:`_listed_fewer`: then the rows listed, and the plan of
-        the grids listing them)."""
-        encoded = self._fitted(plan.tabs)
+        the grids listing them); last, the texts cut (:meth:`_fitted`)."""
+        encoded, cut = self._fitted(plan.tabs)
         if listing is not None and not self._fit([len(data) for _, data in encoded]):
             fewer = self._listed_fewer(plan, encoded, listing, language)
             if fewer is not None:
                 return fewer
-        return grids, plan, encoded, None
+        return grids, plan, encoded, None, cut
 
-    def _fitted(self, plans: list[TabPlan]) -> list[tuple[str, bytes]]:
+    def _fitted(self, plans: list[TabPlan]) -> tuple[list[tuple[str, bytes]], TextsCut | None]:
         """:meth:`_encoded`, with the longest texts cut (:mod:`.sheets_fit`) when the values
         would not fit :data:`MAX_VALUE_REQUESTS` requests of ``max_request_bytes``; as
         :meth:`_encoded` gives them when they fit, or when no cut makes them fit
-        (:meth:`_chunks` then says which limit to change)."""
+        (:meth:`_chunks` then says which limit to change). Second: the length the texts
+        were cut to and how many cells were cut (None: none)."""
         encoded = self._encoded(plans)
         if self._fit([len(data) for _, data in encoded]):
-            return encoded
+            return encoded, None
         texts = {p.title: long_texts(p.grid) for p in plans}
         limit = cut_limit(
             [len(data) for _, data in encoded], [texts[title] for title, _ in encoded], self._fit
@@ -793,10 +810,11 @@ class SheetsOutput:
                 if self.kept is not None:  # a kept tab's bytes are of its rows whole
                     for title in cut:
                         self.kept.tabs.pop(title, None)
-                return trial
+                count = sum(len(text) > limit for tab in texts.values() for text in tab)
+                return trial, (limit, count)
             # The estimate was short of the encoding (escapes it did not count): a tenth less.
             limit = None if limit == MIN_CUT else max(MIN_CUT, limit - limit // 10)
-        return encoded
+        return encoded, None
 
     def _listed_fewer(
         self,
@@ -804,7 +822,10 @@ class SheetsOutput:
         encoded: list[tuple[str, bytes]],
         listing: Listing,
         language: str,
-    ) -> tuple[Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int]] | None:
+    ) -> (
+        tuple[Sequence[Grid], Plan, list[tuple[str, bytes]], tuple[int, int], TextsCut | None]
+        | None
+    ):
         """The report listing fewer answers, so that its values fit :data:`MAX_VALUE_REQUESTS`
         requests: the grids, their plan, their values and the rows listed (the Responses
         tab's, each agent tab's); None when no listing of at least one row fits (the write
@@ -849,14 +870,14 @@ class SheetsOutput:
             response_rows, agent_rows = rows
             grids = listing.relist(response_rows, agent_rows)
             plan = self.plan(grids, language)
-            encoded = self._fitted(plan.tabs)
+            encoded, cut = self._fitted(plan.tabs)
             if self._fit([len(data) for _, data in encoded]):
                 # A list that was not cut says its limit (the warning names only cut ones).
                 said = (
                     response_rows if response_rows < start[0] else asked[0],
                     agent_rows if agent_rows < start[1] else asked[1],
                 )
-                return grids, plan, encoded, said
+                return grids, plan, encoded, said, cut
         return None
 
     def _scales(

@@ -28,7 +28,8 @@ def dig(data: Any, path: str) -> Any:
     """``data["a"]["b"][0]`` for ``"a.b.0"``; None when any step is missing."""
     current = data
     for part in path.split("."):
-        if isinstance(current, Mapping):
+        # A decoded body's objects are dicts: the ABC's isinstance only for other mappings.
+        if current.__class__ is dict or isinstance(current, Mapping):
             current = current.get(part)
         elif isinstance(current, list) and _INDEX.fullmatch(part):
             index = int(part)

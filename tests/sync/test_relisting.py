@@ -110,3 +110,18 @@ def test_one_row_each_over_the_requests_is_no_listing():
         *(grid(f"Agent {i}", "agent", 3, 150, str(i)) for i in range(1_000)),
     ]
     assert listed(grids, (3, 3)) is None
+
+
+def test_a_listing_whole_tabs_packed_in_order_fit_is_found_with_texts_no_cut_makes_fit():
+    """The agents' cells are long texts a cut could shorten, but no cut alone makes the
+    report fit (a cut is all or nothing), and the tabs that list no answers nearly fill each
+    request: steps sized as if the texts were cut were too small, and six tries ran out at
+    (1, 4) where (1, 3) fits (the code before the text cuts wrote it)."""
+    grids = [
+        grid("Summary", "summary", 740, 100),
+        grid("Trends", "trends", 8, 100),
+        grid("Responses", "responses", 4, 100),
+        *(grid(f"Agent {i}", "agent", 60, 300, str(i)) for i in range(10)),
+        grid("Alerts", "alerts", 740, 100),
+    ]
+    assert listed(grids, (4, 60)) is not None

@@ -840,7 +840,8 @@ class SheetsOutput:
         Each listing is encoded as :meth:`_fitted` encodes it: its longest texts cut when
         that makes it fit, so a report needing both (long comments in a tab that lists no
         answers, the Alerts tab, and more rows than the requests carry) is written. The
-        steps are scaled from the tabs' sizes with their texts cut as far as they may be
+        steps are scaled from the tabs' sizes as encoded, or, when the tabs that list no
+        answers fill the requests alone, with their texts cut as far as they may be
         (:meth:`_floor_sizes`)."""
         kinds = {p.title: p.grid.kind for p in plan.tabs}
         asked = listing.listed
@@ -853,7 +854,13 @@ class SheetsOutput:
         response_rows, agent_rows = (max(1, rows) for rows in start)
         room = MAX_VALUE_REQUESTS * self.max_request_bytes
         for _ in range(MAX_RELISTS):
-            sizes = self._floor_sizes(plan.tabs, encoded)
+            sizes = {title: len(data) for title, data in encoded}
+            if sum(size for title, size in sizes.items() if kinds[title] not in _LISTS) >= room:
+                # The tabs that list no answers fill the requests alone: only their texts cut
+                # make room. Sized as cut as far as they may be then, and only then: a cut
+                # is made only when it makes the whole fit, and steps sized from cuts not made
+                # were too small for six tries.
+                sizes = self._floor_sizes(plan.tabs, encoded)
             lists = [size for title, size in sizes.items() if kinds[title] in _LISTS]
             listed = sum(lists)
             fixed = sum(sizes.values()) - listed

@@ -24,6 +24,7 @@ from csat_hook.config import load_config
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.devtools.fake_google import FakeGoogle
+from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.intake import store
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.sources.base import RowParser
@@ -258,6 +259,15 @@ def kit(
     built = SyncKit(fake_google, migrated_url, tmp_path, rsa_key)
     yield built
     built.engine.dispose()
+
+
+@pytest.fixture
+def receivers(kit: SyncKit) -> Iterator[FakeNotify]:
+    """The alert destinations' fakes (Slack, Telegram, webhooks) on loopback, on the kit's
+    clock."""
+    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
+    yield fake
+    fake.stop()
 
 
 EN_HEADER = ["Timestamp", "Rating", "Comment", "Agent", "Ticket", "Reference"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -15,7 +14,6 @@ import pytest
 from csat_hook import retry
 from csat_hook.db.schema import answers
 from csat_hook.devtools import sheets_model
-from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.layout import Grid
@@ -561,13 +559,6 @@ def test_a_lost_answer_to_a_value_write_is_simply_retried(kit):
     summary = kit.run()
     assert summary.status == "ok", summary.error
     assert [w["status"] for w in kit.fake.api_requests("sheets_write")] == [200, "dropped", 200]
-
-
-@pytest.fixture
-def receivers(kit: Any) -> Iterator[FakeNotify]:
-    fake = FakeNotify(now=lambda: kit.now.timestamp()).start()
-    yield fake
-    fake.stop()
 
 
 def test_a_report_needing_texts_cut_and_fewer_answers_listed_is_written(kit, receivers):

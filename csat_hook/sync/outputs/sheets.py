@@ -208,14 +208,14 @@ def _limit_for(counts: Sequence[int], scale: float) -> int:
     return max(counts, default=0)
 
 
-def _shortened_by(kind: str | None) -> str:
+def _shortened_by(kind: str) -> str:
     """What to change for a tab of ``kind`` over one request of values alone."""
     if kind == ALERTS_KIND:
         return (
             "lower alerts.tab_rows (the latest alerts the tab lists), or raise "
             "max_request_bytes (Google takes a request of up to 10 MB)"
         )
-    if kind in _LISTS or kind is None:
+    if kind in _LISTS:
         return (
             "lower output.gsheets.max_rows_per_agent (agent tabs) or max_response_rows (the "
             "Responses tab), or raise max_request_bytes (another tab: Google takes a request "
@@ -990,20 +990,18 @@ class SheetsOutput:
         sizes = [len(json.dumps(request)) + 2 for request in requests]
         return _packed(requests, sizes, self.max_request_bytes - len(b'{"requests": []}'))
 
-    def _chunks(
-        self, data: list[tuple[str, bytes]], plans: Sequence[TabPlan] = ()
-    ) -> list[list[bytes]]:
+    def _chunks(self, data: list[tuple[str, bytes]], plans: Sequence[TabPlan]) -> list[list[bytes]]:
         """Split between whole tabs so each request stays under max_request_bytes. A tab
         over one request alone is named, with the limit that shortens it (by its kind, from
         ``plans``): one that lists no answers first, as no shorter listing helps it."""
         kinds = {p.title: p.grid.kind for p in plans}
         # sorted() keeps the order within each group.
-        for title, item in sorted(data, key=lambda pair: kinds.get(pair[0]) in _LISTS):
+        for title, item in sorted(data, key=lambda pair: kinds[pair[0]] in _LISTS):
             needed = values_body_size([len(item)])  # the tab alone in a request
             if needed > self.max_request_bytes:
                 raise SyncError(
                     f"tab {absolute_range_name(title)} needs {needed} bytes, more than "
-                    f"output.gsheets.max_request_bytes; {_shortened_by(kinds.get(title))}"
+                    f"output.gsheets.max_request_bytes; {_shortened_by(kinds[title])}"
                 )
         items = [item for _, item in data]
         chunks = _value_groups(items, [len(item) for item in items], self.max_request_bytes)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import io
 import re
 import ssl
 import threading
@@ -471,7 +472,9 @@ def _read_answer(
     limit = answer_limit if ok else refusal_limit
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
-    chunks: list[bytes] = []
+    # One buffer grown in place, its bytes handed over by getvalue (no copy): chunks joined at
+    # the end held the body twice, 26 MB for the sync's 13 MB read of 100,000 rows.
+    body = io.BytesIO()
     size = 0
     try:
         while size <= limit:
@@ -487,7 +490,7 @@ def _read_answer(
             chunk = raw.read1(min(_CHUNK, limit + 1 - size), decode_content=True)
             if not chunk:
                 break
-            chunks.append(chunk)
+            body.write(chunk)
             size += len(chunk)
     except urllib3.exceptions.HTTPError as exc:
         response.close()  # the rest of the answer is never read: the connection goes
@@ -502,7 +505,8 @@ def _read_answer(
         # A refusal's rest is never read: its connection cannot serve another request, and
         # a caller that never closes the response (the Google session) left it open.
         response.close()
-    response._content = b"".join(chunks)[:limit]
+    content = body.getvalue()
+    response._content = content if size <= limit else content[:limit]
     response._content_consumed = True  # type: ignore[attr-defined]
 
 

@@ -20,7 +20,7 @@ LIMIT = 100_000  # max_request_bytes: the least the configuration takes
 class _Planned(SheetsOutput):
     """The output with each grid planned as an existing tab (no API: no metadata to read)."""
 
-    def plan(self, grids: Sequence[Grid], language: str) -> Plan:
+    def plan(self, grids: Sequence[Grid], language: str, *, tight: bool = False) -> Plan:
         tabs = [TabPlan(g.name, g, len(g.rows) + 20, 2, True, i) for i, g in enumerate(grids)]
         return Plan(tabs, [], [], {}, [], [])
 

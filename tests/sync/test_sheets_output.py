@@ -18,6 +18,7 @@ from csat_hook.devtools.sheets_model import Formula
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.outputs.sheets import SheetsOutput
+from csat_hook.sync.outputs.sheets import grown
 from csat_hook.sync.outputs.sheets_format import object_id
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import SHEET_ID
@@ -794,6 +795,101 @@ def test_a_report_over_the_spreadsheets_cell_limit_fails_naming_what_to_change(k
     assert "output.gsheets.spreadsheet_id" in summary.error
     assert "output.gsheets.max_response_rows" in summary.error
     assert kit.fake.count("sheets_write") == 0
+
+
+def grids(kit: Any) -> dict[str, int]:
+    """Each tab's rows (its grid, blank rows and all), by title."""
+    return {title: kit.fake.tab(SHEET_ID, title).rows for title in kit.fake.titles(SHEET_ID)}
+
+
+def test_a_lists_grid_over_twice_what_it_is_given_is_cut_back_and_one_under_is_left(kit):
+    """Every row of a tab's grid is written, blank or not, and grids were never shrunk: a list
+    an earlier run grew (a limit since lowered, answers erased) sent its blank rows on every
+    run. A list's grid over twice the rows it is given is cut back to them; one under, and
+    a tab that lists no answers, are left as they are (no structure request each run)."""
+    seed(kit, agents=3, per_agent=5)
+    assert kit.run().status == "ok"
+    given = grids(kit)  # new tabs: the rows each needs, plus headroom
+    assert given["Agent 00 (100)"] == grown(1 + 5) and given["Responses"] == grown(1 + 15)
+    kit.fake.tab(SHEET_ID, "Agent 00 (100)").rows = 5_000
+    kit.fake.tab(SHEET_ID, "Agent 01 (101)").rows = 2 * given["Agent 01 (101)"]
+    kit.fake.tab(SHEET_ID, "Responses").rows = 3_000
+    kit.fake.tab(SHEET_ID, "Summary").rows = given["Summary"] + 500
+    before = kit.sheet("Agent 00 (100)")
+    later = kit.survey("T-later", "102", "Agent 02")  # a run writes only a new report
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    after = grids(kit)
+    assert after["Agent 00 (100)"] == given["Agent 00 (100)"]
+    assert after["Responses"] == grown(1 + 16)  # one answer more
+    assert after["Agent 01 (101)"] == 2 * given["Agent 01 (101)"]  # at twice: left
+    assert after["Summary"] == given["Summary"] + 500  # lists no answers: left
+    assert kit.sheet("Agent 00 (100)") == before
+    assert len(listed(kit.sheet("Responses"))) == 16
+    # Cut back once: a run with nothing new then sends nothing.
+    writes = kit.fake.count("sheets_write")
+    assert kit.run().status == "ok"
+    assert kit.fake.count("sheets_write") == writes
+
+
+def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_fewer(kit):
+    """Lists' grids an earlier run left larger, under twice what they are given (kept as
+    they are while the values fit), made values that fit two requests without their blank
+    rows not fit with them: fewer answers were listed, and a lower limit did not help. The
+    grids are cut back to what they are given first, and every answer is listed."""
+    seed(kit, agents=50, per_agent=30)
+    config = kit.config(
+        output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}}
+    )
+    first = kit.run(config)
+    assert first.status == "ok", first.error
+    assert "rows_listed" not in first.outputs[-1]
+    given = grids(kit)
+    lists = [t for t in given if t.startswith("Agent") or t == "Responses"]
+    for title in lists:
+        kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
+    later = kit.survey("T-later", "149", "Agent 49")  # a run writes only a new report
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    summary = kit.run(config)
+
+    assert summary.status == "ok", summary.error
+    assert "rows_listed" not in summary.outputs[-1]
+    assert not [w for w in summary.warnings if "Google Sheets report lists" in w]
+    assert {t: rows for t, rows in grids(kit).items() if t in lists} == {
+        **{t: given[t] for t in lists},
+        "Agent 49 (149)": grown(1 + 31),  # one answer more
+    }
+    assert len(listed(kit.sheet("Agent 07 (107)"))) == 30
+    assert len(listed(kit.sheet("Agent 49 (149)"))) == 31
+    assert len(listed(kit.sheet("Responses"))) == 200
+
+
+def test_a_grid_an_earlier_run_grew_is_cut_back_when_the_cells_would_not_fit(kit):
+    """A spreadsheet at Google's 10,000,000 cells gets a new agent's tab: the Responses
+    tab's blank rows, an earlier run's, make room for it instead of a failed run."""
+    seed(kit, agents=2, per_agent=3)
+    assert kit.run().status == "ok"
+    given = grids(kit)["Responses"]
+    kit.fake.tab(SHEET_ID, "Responses").rows = 2 * given - 1
+    ours = sum(
+        kit.fake.tab(SHEET_ID, t).rows * kit.fake.tab(SHEET_ID, t).cols
+        for t in kit.fake.titles(SHEET_ID)
+        if t != "Form Responses 1"
+    )
+    form = kit.fake.tab(SHEET_ID, "Form Responses 1")
+    form.cols = 10
+    form.rows = (10_000_000 - ours) // 10  # within ten cells of the limit
+    token = kit.survey("T-new", "555", "Someone New")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 5, "new", "", "", token]])
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert grids(kit)["Responses"] == grown(1 + 7)
+    assert len(listed(kit.sheet("Someone New (555)"))) == 1
+    tabs = [kit.fake.tab(SHEET_ID, title) for title in kit.fake.titles(SHEET_ID)]
+    assert sum(tab.rows * tab.cols for tab in tabs) <= 10_000_000
 
 
 def test_a_tab_other_than_agents_or_responses_too_large_says_to_raise_the_budget(kit):

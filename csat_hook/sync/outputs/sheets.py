@@ -9,11 +9,16 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    renamed, or first written by this version), grows grids that are too small, deletes the
    report's own tabs it no longer writes (below), and sets how the tabs look: number
    formats, frozen rows, widths, conditional rules (:mod:`.sheets_format`) and charts
-   (:mod:`.sheets_charts`). Grids are never shrunk: a failed run must not have destroyed
-   anything. The looks are sent only when they differ from what the last run set: a digest
-   of them is kept in the spreadsheet's developer metadata (``csat-hook.report-format``),
-   and a run whose digest, charts and rule counts match sends none. Each batch is atomic:
-   all of it or nothing.
+   (:mod:`.sheets_charts`). A grid is shrunk only where it is a list of answers (the
+   Responses, Unverified and agents' tabs) over twice the rows it needs plus headroom
+   (:data:`SLACK`), or over them at all when the values or the spreadsheet's cells would
+   not fit otherwise: every row of a grid is written, and blank rows of a grid an earlier
+   run grew were padding that no lower limit shortened. Only a list's oldest rows go (it
+   is newest first), rows this write blanks: a failed run leaves the last report's newest
+   rows, none of them wrong, and every other tab as it was. The looks are sent only when
+   they differ from what the last run set: a digest of them is kept in the spreadsheet's
+   developer metadata (``csat-hook.report-format``), and a run whose digest, charts and rule
+   counts match sends none. Each batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -265,6 +270,18 @@ def grown(rows: int) -> int:
     return rows + max(20, rows // 5)
 
 
+# A list's grid more than this many times what it is given (grown) is cut back to that: every
+# row of the grid is written, blank or not, and a grid an earlier run grew (a limit since
+# lowered, answers erased) was padding that no limit shortened. Under it, a grid is left as
+# it is, so a list that shrinks by a row does not cost a structure request each run.
+SLACK = 2
+
+
+def _slack(plan: TabPlan) -> bool:
+    """True when ``plan``'s grid is a list's with rows over what it is given (:func:`grown`)."""
+    return plan.exists and plan.grid.kind in GROWING and plan.rows > grown(needed(plan.grid)[0])
+
+
 def serial(value: datetime | date) -> float | int:
     """A naive local date-time or a date as a Sheets serial number (days since 1899-12-30;
     the spreadsheet's time zone plays no part in it)."""
@@ -313,6 +330,7 @@ class Plan:
     expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
     owned: list[int]  # the tabs to record as csat-hook's: these, and the recorded still there
     deleted: list[int]  # the report's own tabs it no longer writes (deleteSheet in structure)
+    tight: bool = False  # every list's grid cut to what it is given (SheetsOutput.plan)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -395,8 +413,14 @@ class SheetsOutput:
                 titles.setdefault(grid.kind, set()).add(grid.name)
         return Kinds({kind: sorted(names) for kind, names in titles.items()}, marked)
 
-    def plan(self, grids: Sequence[Grid], language: str) -> Plan:
-        """Titles, ids and grid sizes per grid, and the structure and format requests."""
+    def plan(self, grids: Sequence[Grid], language: str, *, tight: bool = False) -> Plan:
+        """Titles, ids and grid sizes per grid, and the structure and format requests.
+
+        A list's grid (the Responses, Unverified and agents' tabs) over :data:`SLACK` times
+        what it is given (:func:`grown`) is cut back to that; with ``tight``, any list's grid
+        over it is (the values or the cells do not fit as the grids are: :meth:`_values`).
+        A plan over the spreadsheet's cells with a list's grid over what it is given is made
+        again ``tight``."""
         metadata = self.api.metadata(self.spreadsheet_id)
         sheets = metadata.get("sheets", [])
         existing = {p["title"].casefold(): p for p in (s.get("properties", {}) for s in sheets)}
@@ -491,6 +515,22 @@ class SheetsOutput:
                         }
                     }
                 )
+            elif grid.kind in GROWING and rows > grown(need_rows) * (1 if tight else SLACK):
+                # Only rows past what the list is given go (its columns stay): newest first,
+                # they are its oldest answers, which this write blanks; a write that then
+                # fails leaves the last report's newest rows, none of them wrong.
+                rows = grown(need_rows)
+                requests.append(
+                    {
+                        "updateSheetProperties": {
+                            "properties": {
+                                "sheetId": props["sheetId"],
+                                "gridProperties": {"rowCount": rows},
+                            },
+                            "fields": "gridProperties.rowCount",
+                        }
+                    }
+                )
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
         # The renames first, each once its new title is free: before the tabs added under a
         # title a renamed tab leaves, and in an order Google accepts (it refuses a title two
@@ -519,13 +559,18 @@ class SheetsOutput:
         left = [p for p in renamed.left(kinds) if KEPT_KINDS.isdisjoint(kinds.of(p))]
         deleted = [int(p["sheetId"]) for p in left] if plans else []
         requests += [delete(sheet_id) for sheet_id in deleted]
-        _check_cells(plans, existing.values(), deleted)
+        try:
+            _check_cells(plans, existing.values(), deleted)
+        except SyncError:
+            if tight or not any(map(_slack, plans)):
+                raise
+            return self.plan(grids, language, tight=True)
         looks, digest, rules = self._looks(plans, metadata, Texts(language))
         tabs = [(p.title, p.sheet_id, p.grid) for p in plans]
         present = {p.get("sheetId") for p in existing.values()} - set(deleted)
         owned = sorted({p.sheet_id for p in plans} | (ours.recorded & present))
         expected = expectation(tabs, rules, digest, taken)
-        return Plan(plans, requests, looks, expected, owned, deleted)
+        return Plan(plans, requests, looks, expected, owned, deleted, tight)
 
     def own_tab(self, title: str, kind: str) -> str | None:
         """The title of the tab of ours that an own tab of the report titled ``title`` and of
@@ -719,7 +764,7 @@ class SheetsOutput:
                 # Not before the wait a 5xx asked for (Retry-After, RetryInfo), if it did.
                 self.api.pause(lost, exc.retry_after)
                 lost += 1
-            plan = self.plan(grids, language)
+            plan = self.plan(grids, language, tight=plan.tight)
             keep_owned(plan.owned)
             encoded, cut = self._fitted(plan.tabs)
             digest = contents_digest(item for _, item in encoded)
@@ -780,6 +825,10 @@ class SheetsOutput:
         ``listing`` allows it (:meth:`_listed_fewer`: then the rows listed, and the plan of
         the grids listing them); last, the texts cut (:meth:`_fitted`)."""
         encoded, cut = self._fitted(plan.tabs)
+        if not self._fit([len(data) for _, data in encoded]) and any(map(_slack, plan.tabs)):
+            # Blank rows of grids an earlier run grew count as much as any: cut first.
+            plan = self.plan(grids, language, tight=True)
+            encoded, cut = self._fitted(plan.tabs)
         if listing is not None and not self._fit([len(data) for _, data in encoded]):
             fewer = self._listed_fewer(plan, encoded, listing, language)
             if fewer is not None:
@@ -876,7 +925,7 @@ class SheetsOutput:
                     return None  # one row each does not fit
             response_rows, agent_rows = rows
             grids = listing.relist(response_rows, agent_rows)
-            plan = self.plan(grids, language)
+            plan = self.plan(grids, language, tight=True)
             encoded, cut = self._fitted(plan.tabs)
             if self._fit([len(data) for _, data in encoded]):
                 # A list that was not cut says its limit (the warning names only cut ones).

@@ -64,6 +64,7 @@ from _sync import run_peer_script
 from csat_hook.config import load_config
 from csat_hook.db.config import normalize_database_url
 from csat_hook.db.engine import make_engine
+from csat_hook.sync.allocator import keep_large_blocks_mapped
 from csat_hook.sync.runner import SyncRunner
 
 FORM = "bench-form"
@@ -338,6 +339,7 @@ def run_once(args: argparse.Namespace) -> dict:
                     },
                 },
             )
+            keep_large_blocks_mapped()  # as `csat-hook sync` does before its runner
             runner = SyncRunner(config, engine, clock=lambda: SYNC_CLOCK)
             runs = [
                 ("first sync (every response)", "first"),

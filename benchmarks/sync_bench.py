@@ -84,6 +84,7 @@ from csat_hook.db.migrate import create_schema
 from csat_hook.db.schema import erased_dialogs
 from csat_hook.db.schema import erasures
 from csat_hook.intake import store
+from csat_hook.sync.allocator import keep_large_blocks_mapped
 from csat_hook.sync.runner import SyncRunner
 
 SHEET = "bench-responses"
@@ -295,6 +296,7 @@ def run_once(args: argparse.Namespace) -> dict:
                     },
                 },
             )
+            keep_large_blocks_mapped()  # as `csat-hook sync` does before its runner
             runner = SyncRunner(config, engine, clock=lambda: SYNC_CLOCK)
             for label in (
                 "first sync (all new)",

@@ -20,6 +20,7 @@ from csat_hook.config import log_config_warnings
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
 from csat_hook.logs import printable_json
+from csat_hook.sync.allocator import keep_large_blocks_mapped
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
@@ -92,6 +93,7 @@ def sync(
         raise  # not the configuration's fault: exit 1
     except CsatHookError as exc:
         raise ConfigProblem(exc.message) from None
+    keep_large_blocks_mapped()  # the read's and the write's large buffers given back
     runner = SyncRunner(config, engine, waits_for_export=keep_waiting)
     try:
         code = _sync_loop(

@@ -5,10 +5,10 @@ the system when the block is freed, but each such free raises that threshold to 
 size (up to 32 MiB), and later blocks under it come from the heap, whose freed memory stays
 in the process. A sync frees large blocks at every step (a 13 MB values read, each tab's
 encoding, the dataset's numpy columns, lists of 100,000 items), so it kept them: on the sync
-benchmark (100,000 answers) a first sync peaked at 200 MiB and the later syncs of the same
-``sync --periodic`` process at 212-218 MiB. With the threshold held at glibc's default, the
-first sync peaks at 196-197 MiB and later ones at 202-210, for no CPU that the benchmark
-tells apart (docs/performance.md, the forty-first round).
+benchmark (100,000 answers) a first sync peaked at 199-200 MiB and the later syncs of the
+same process at 205-213 MiB. With the threshold held at glibc's default, the first sync peaks
+at 196-197 MiB and the later ones at 202-211, for no CPU the benchmark tells apart
+(docs/performance.md, the forty-first round).
 
 Only glibc is changed, and only when the environment leaves the threshold alone: an
 operator's ``MALLOC_MMAP_THRESHOLD_`` (which glibc read as the process started) is kept."""

@@ -811,7 +811,9 @@ def test_a_lists_grid_over_twice_what_it_is_given_is_cut_back_and_one_under_is_l
     assert kit.run().status == "ok"
     given = grids(kit)  # new tabs: the rows each needs, plus headroom
     assert given["Agent 00 (100)"] == grown(1 + 5) and given["Responses"] == grown(1 + 15)
+    columns = kit.fake.tab(SHEET_ID, "Agent 00 (100)").cols
     kit.fake.tab(SHEET_ID, "Agent 00 (100)").rows = 5_000
+    kit.fake.tab(SHEET_ID, "Agent 00 (100)").cols = columns - 1  # cut back while it grows
     kit.fake.tab(SHEET_ID, "Agent 01 (101)").rows = 2 * given["Agent 01 (101)"]
     kit.fake.tab(SHEET_ID, "Responses").rows = 3_000
     kit.fake.tab(SHEET_ID, "Summary").rows = given["Summary"] + 500
@@ -823,6 +825,7 @@ def test_a_lists_grid_over_twice_what_it_is_given_is_cut_back_and_one_under_is_l
     assert summary.status == "ok", summary.error
     after = grids(kit)
     assert after["Agent 00 (100)"] == given["Agent 00 (100)"]
+    assert kit.fake.tab(SHEET_ID, "Agent 00 (100)").cols == columns
     assert after["Responses"] == grown(1 + 16)  # one answer more
     assert after["Agent 01 (101)"] == 2 * given["Agent 01 (101)"]  # at twice: left
     assert after["Summary"] == given["Summary"] + 500  # lists no answers: left

@@ -502,8 +502,16 @@ class SheetsOutput:
                 raise SyncError(f"refusing to write tab {title!r}: csat-hook did not make it")
             grid_props = props.get("gridProperties", {})
             rows, cols = int(grid_props.get("rowCount", 0)), int(grid_props.get("columnCount", 0))
+            wanted_rows, wanted_cols = rows, cols
             if rows < need_rows or cols < need_cols:
-                rows, cols = max(rows, grown(need_rows)), max(cols, need_cols)
+                wanted_rows, wanted_cols = max(rows, grown(need_rows)), max(cols, need_cols)
+            if grid.kind in GROWING and wanted_rows > grown(need_rows) * (1 if tight else SLACK):
+                # Only rows past what the list is given go: newest first, they are its oldest
+                # answers, which this write blanks; a write that then fails leaves the last
+                # report's newest rows, none of them wrong.
+                wanted_rows = grown(need_rows)
+            if (wanted_rows, wanted_cols) != (rows, cols):
+                rows, cols = wanted_rows, wanted_cols
                 requests.append(
                     {
                         "updateSheetProperties": {
@@ -512,22 +520,6 @@ class SheetsOutput:
                                 "gridProperties": {"rowCount": rows, "columnCount": cols},
                             },
                             "fields": "gridProperties.rowCount,gridProperties.columnCount",
-                        }
-                    }
-                )
-            elif grid.kind in GROWING and rows > grown(need_rows) * (1 if tight else SLACK):
-                # Only rows past what the list is given go (its columns stay): newest first,
-                # they are its oldest answers, which this write blanks; a write that then
-                # fails leaves the last report's newest rows, none of them wrong.
-                rows = grown(need_rows)
-                requests.append(
-                    {
-                        "updateSheetProperties": {
-                            "properties": {
-                                "sheetId": props["sheetId"],
-                                "gridProperties": {"rowCount": rows},
-                            },
-                            "fields": "gridProperties.rowCount",
                         }
                     }
                 )

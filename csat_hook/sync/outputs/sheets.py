@@ -15,12 +15,12 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    not fit otherwise, before any text is cut or fewer answers listed: every row of a grid
    is written, and blank rows of a grid an earlier run grew were padding that no lower
    limit shortened. Only a list's oldest rows go (it is newest first), rows this write
-   blanks, never its frozen rows and the one after, and after the looks (:attr:`Plan.cuts`):
-   a failed run leaves the last report's newest rows, none of them wrong, and every other
-   tab as it was. The looks are sent only when they differ from what the last run set: a
-   digest of them is kept in the spreadsheet's developer metadata
-   (``csat-hook.report-format``), and a run whose digest, charts and rule counts match sends
-   none. Each batch is atomic: all of it or nothing.
+   blanks, never its frozen rows and the one after; after the looks, or first in a plan
+   made tight (:attr:`Plan.cuts`). A failed run leaves the last report's newest rows, none
+   of them wrong, and every other tab as it was. The looks are sent only when they differ
+   from what the last run set: a digest of them is kept in the spreadsheet's developer
+   metadata (``csat-hook.report-format``), and a run whose digest, charts and rule counts
+   match sends none. Each batch is atomic: all of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each
@@ -62,8 +62,9 @@ current. What becomes of it depends on what it held:
   rebuilt from the database on any run. Not the Alerts tab once ``alerts.tab`` is off (with
   alert rules off it is still written while alerts are stored): its "Handled" column is the
   team's record (the edits since the last run not even read back), kept as it is. The
-  deletes go last in the structure batch, after the tabs it adds, so the spreadsheet always
-  keeps a sheet (Google refuses to delete the last one);
+  deletes go first in the structure batch, so the cells they free count for the tabs it
+  adds (Google checks its cell limit after each request); last when they are every tab
+  there is, so the spreadsheet always keeps a sheet (Google refuses to delete the last one);
 * an agent's tab whose agent's name changed is renamed (:class:`.sheets_tabs.Renamed`);
 * an agent's tab whose agent is no longer in the report at all is kept as it is. An agent's
   tab lists every answer ever credited to them, whatever the periods: an agent with no answer
@@ -333,13 +334,17 @@ class Plan:
     expected: dict[str, Any]  # what the spreadsheet holds once written (sheets_expect.py)
     owned: list[int]  # the tabs to record as csat-hook's: these, and the recorded still there
     deleted: list[int]  # the report's own tabs it no longer writes (deleteSheet in structure)
-    # Lists' grids cut back (SheetsOutput.plan), after the looks: rows deleted may take a
-    # person's conditional rule with them, and the looks delete the rules by their count.
+    # Lists' grids cut back (SheetsOutput.plan). After the looks as a rule: rows deleted may
+    # take a person's conditional rule with them, and the looks delete the rules by their
+    # count. First in a tight plan: Google checks its cell limit after each request, so the
+    # cells the cuts free must be free before a tab is added or grown.
     cuts: list[dict[str, Any]] = field(default_factory=list)
     tight: bool = False  # every list's grid cut to what it is given (SheetsOutput.plan)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
+        if self.tight:
+            return self.cuts + self.structure + self.looks
         return self.structure + self.looks + self.cuts
 
 
@@ -510,8 +515,17 @@ class SheetsOutput:
                 raise SyncError(f"refusing to write tab {title!r}: csat-hook did not make it")
             grid_props = props.get("gridProperties", {})
             rows, cols = int(grid_props.get("rowCount", 0)), int(grid_props.get("columnCount", 0))
+            # Only rows past what a list is given go: newest first, they are its oldest
+            # answers, which this write blanks (a write that then fails leaves the last
+            # report's newest rows, none of them wrong). Never the frozen rows and one more:
+            # Google refuses a grid with no row but frozen ones, and a person may freeze more
+            # than the looks do.
+            given = max(grown(need_rows), int(grid_props.get("frozenRowCount", 0)) + 1)
+            cut = grid.kind in GROWING and rows > given and rows > grown(need_rows) * slack
             if rows < need_rows or cols < need_cols:
-                rows, cols = max(rows, grown(need_rows)), max(cols, need_cols)
+                # Grown and cut in one request (a cut sent apart would undo or be undone).
+                rows = given if cut else max(rows, grown(need_rows))
+                cols = max(cols, need_cols)
                 requests.append(
                     {
                         "updateSheetProperties": {
@@ -523,13 +537,7 @@ class SheetsOutput:
                         }
                     }
                 )
-            # Only rows past what a list is given go: newest first, they are its oldest
-            # answers, which this write blanks (a write that then fails leaves the last
-            # report's newest rows, none of them wrong). Never the frozen rows and one more:
-            # Google refuses a grid with no row but frozen ones, and a person may freeze more
-            # than the looks do.
-            given = max(grown(need_rows), int(grid_props.get("frozenRowCount", 0)) + 1)
-            if grid.kind in GROWING and rows > given and rows > grown(need_rows) * slack:
+            elif cut:
                 rows = given
                 cuts.append(
                     {
@@ -564,12 +572,18 @@ class SheetsOutput:
         for props, found in _renamed_by_hand(sheets, self.protected):
             if int(props["sheetId"]) not in planned:
                 requests += unmark(found)
-        # Last: after the tabs added, the spreadsheet keeps the report's (and never has none).
-        # An Alerts tab turned off is kept: its "Handled" column is the team's own record
-        # (those edited since the last run not read back yet), not the report's to drop.
+        # First, so that the cells they free are free before a tab is added or grown (Google
+        # checks its cell limit after each request); last, after the tabs added, when they
+        # are every tab there is (Google refuses to delete the last one). An Alerts tab
+        # turned off is kept: its "Handled" column is the team's own record (those edited
+        # since the last run not read back yet), not the report's to drop.
         left = [p for p in renamed.left(kinds) if KEPT_KINDS.isdisjoint(kinds.of(p))]
         deleted = [int(p["sheetId"]) for p in left] if plans else []
-        requests += [delete(sheet_id) for sheet_id in deleted]
+        deletes = [delete(sheet_id) for sheet_id in deleted]
+        if len(deleted) < len(existing):
+            requests = deletes + requests
+        else:
+            requests += deletes
         try:
             _check_cells(plans, existing.values(), deleted)
         except SyncError:

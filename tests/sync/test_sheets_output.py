@@ -937,13 +937,26 @@ def test_a_lists_grid_is_never_cut_into_its_frozen_rows(kit):
     assert len(listed(kit.sheet("Responses"))) == 16
 
 
-def test_a_grid_an_earlier_run_grew_is_cut_back_when_the_cells_would_not_fit(kit):
-    """A spreadsheet at Google's 10,000,000 cells gets a new agent's tab: the Responses
-    tab's blank rows, an earlier run's, make room for it instead of a failed run."""
+@pytest.mark.parametrize("earlier", ["under twice", "over twice", "narrower"])
+def test_a_grid_an_earlier_run_grew_is_cut_back_when_the_cells_would_not_fit(kit, earlier):
+    """A spreadsheet at Google's 10,000,000 cells gets a new agent's tab: the blank rows of
+    grids an earlier run grew make room for it instead of a failed run. Google checks its
+    limit after each request of a batch (the fake does too), so the grids are cut before
+    the tab is added: a Responses tab under twice what it needs (cut because the cells do
+    not fit), over twice (cut in any plan), and agents' tabs a column narrower than they
+    need (widened, and cut, in two requests)."""
     seed(kit, agents=2, per_agent=3)
     assert kit.run().status == "ok"
-    given = grids(kit)["Responses"]
-    kit.fake.tab(SHEET_ID, "Responses").rows = 2 * given - 1
+    given = grids(kit)
+    agents = ["Agent 00 (100)", "Agent 01 (101)"]
+    columns = kit.fake.tab(SHEET_ID, agents[0]).cols
+    if earlier == "narrower":
+        for title in agents:
+            kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
+            kit.fake.tab(SHEET_ID, title).cols = columns - 1
+    else:
+        times = 2 if earlier == "under twice" else 3
+        kit.fake.tab(SHEET_ID, "Responses").rows = times * given["Responses"] - 1
     ours = sum(
         kit.fake.tab(SHEET_ID, t).rows * kit.fake.tab(SHEET_ID, t).cols
         for t in kit.fake.titles(SHEET_ID)
@@ -952,13 +965,18 @@ def test_a_grid_an_earlier_run_grew_is_cut_back_when_the_cells_would_not_fit(kit
     form = kit.fake.tab(SHEET_ID, "Form Responses 1")
     form.cols = 10
     form.rows = (10_000_000 - ours) // 10  # within ten cells of the limit
-    token = kit.survey("T-new", "555", "Someone New")
+    token = kit.survey("T-new", "555", "Aaron")  # its tab planned before the others
     kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 5, "new", "", "", token]])
     summary = kit.run()
 
     assert summary.status == "ok", summary.error
-    assert grids(kit)["Responses"] == grown(1 + 7)
-    assert len(listed(kit.sheet("Someone New (555)"))) == 1
+    after = grids(kit)
+    if earlier == "narrower":
+        assert [after[t] for t in agents] == [given[t] for t in agents]
+        assert [kit.fake.tab(SHEET_ID, t).cols for t in agents] == [columns] * 2
+    else:
+        assert after["Responses"] == grown(1 + 7)
+    assert len(listed(kit.sheet("Aaron (555)"))) == 1
     tabs = [kit.fake.tab(SHEET_ID, title) for title in kit.fake.titles(SHEET_ID)]
     assert sum(tab.rows * tab.cols for tab in tabs) <= 10_000_000
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from csat_hook.devtools.fake_notify import FakeNotify
+from csat_hook.errors import SyncError
 from csat_hook.sync import owned_tabs
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.layout import Grid
@@ -287,6 +288,29 @@ def test_a_spreadsheet_holding_only_stale_tabs_keeps_a_sheet(fake_google, google
     assert fake_google.titles("report") == ["Summary"]
     assert fake_google.cells("report", "Summary")[:2] == [["Agent", "CSAT"], ["Anna", 1.0]]
     assert (done["tabs_created"], done["tabs_deleted"]) == (1, 1)
+
+
+def test_a_spreadsheet_of_stale_tabs_at_the_cell_limit_fails_before_writing(
+    fake_google, google_session
+):
+    """Every tab stale, the last deleted after the tabs added (Google keeps a sheet), and
+    Google checks its cell limit after each request: a stale tab of 9,999,000 cells makes
+    the Summary's addSheet go over, though the batch ends under. Said before anything is
+    written, with what to do, instead of Google's 400 on every run."""
+    fake_google.add_spreadsheet("report")
+    stale = object_id("csat-hook tab", "непроверенные", 0)
+    fake_google.add_tab("report", "Непроверенные", [["frozen"]], sheet_id=stale)
+    fake_google.tab("report", "Непроверенные").rows = 399_960
+    fake_google.tab("report", "Непроверенные").cols = 25  # 9,999,000 cells
+    rows = [["Agent", "CSAT"]] + [[f"Agent {i}", 1.0] for i in range(2_000)]
+    grids = [Grid("Summary", "summary", rows)]
+
+    with pytest.raises(SyncError) as refused:
+        SheetsOutput(SheetsApi(google_session), "report").write(grids, "en")
+
+    assert "before the tabs it deletes are gone" in refused.value.message
+    assert "output.gsheets.spreadsheet_id" in refused.value.message
+    assert fake_google.count("sheets_write") == 0
 
 
 def test_a_departed_name_only_agents_tab_gives_way_to_the_reports_own_title(kit):

@@ -15,8 +15,8 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    not fit otherwise, before any text is cut or fewer answers listed: every row of a grid
    is written, and blank rows of a grid an earlier run grew were padding that no lower
    limit shortened. Only a list's oldest rows go (it is newest first), rows this write
-   blanks, never its frozen rows and the one after; after the looks, or first in a plan
-   made tight (:attr:`Plan.cuts`). A failed run leaves the last report's newest rows, none
+   blanks, never its frozen rows and the one after; after the looks, or first when a tab
+   added or grown before them would go over the cell limit (:attr:`Plan.cuts`). A failed run leaves the last report's newest rows, none
    of them wrong, and every other tab as it was. The looks are sent only when they differ
    from what the last run set: a digest of them is kept in the spreadsheet's developer
    metadata (``csat-hook.report-format``), and a run whose digest, charts and rule counts
@@ -336,14 +336,15 @@ class Plan:
     deleted: list[int]  # the report's own tabs it no longer writes (deleteSheet in structure)
     # Lists' grids cut back (SheetsOutput.plan). After the looks as a rule: rows deleted may
     # take a person's conditional rule with them, and the looks delete the rules by their
-    # count. First in a tight plan: Google checks its cell limit after each request, so the
-    # cells the cuts free must be free before a tab is added or grown.
+    # count. First (cuts_first) when a tab added or grown before them would take the
+    # spreadsheet over its cells: Google checks its limit after each request.
     cuts: list[dict[str, Any]] = field(default_factory=list)
     tight: bool = False  # every list's grid cut to what it is given (SheetsOutput.plan)
+    cuts_first: bool = False
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        if self.tight:
+        if self.cuts_first:
             return self.cuts + self.structure + self.looks
         return self.structure + self.looks + self.cuts
 
@@ -523,21 +524,23 @@ class SheetsOutput:
             given = max(grown(need_rows), int(grid_props.get("frozenRowCount", 0)) + 1)
             cut = grid.kind in GROWING and rows > given and rows > grown(need_rows) * slack
             if rows < need_rows or cols < need_cols:
-                # Grown and cut in one request (a cut sent apart would undo or be undone).
-                rows = given if cut else max(rows, grown(need_rows))
+                # A grid cut and widened: its columns alone here, its rows with the cuts
+                # (each request names only what it changes, so neither undoes the other).
+                rows = rows if cut else max(rows, grown(need_rows))
                 cols = max(cols, need_cols)
+                sizes = {"rowCount": rows, "columnCount": cols}
+                fields = "gridProperties.rowCount,gridProperties.columnCount"
+                if cut:
+                    sizes, fields = {"columnCount": cols}, "gridProperties.columnCount"
                 requests.append(
                     {
                         "updateSheetProperties": {
-                            "properties": {
-                                "sheetId": props["sheetId"],
-                                "gridProperties": {"rowCount": rows, "columnCount": cols},
-                            },
-                            "fields": "gridProperties.rowCount,gridProperties.columnCount",
+                            "properties": {"sheetId": props["sheetId"], "gridProperties": sizes},
+                            "fields": fields,
                         }
                     }
                 )
-            elif cut:
+            if cut:
                 rows = given
                 cuts.append(
                     {
@@ -583,9 +586,23 @@ class SheetsOutput:
         if len(deleted) < len(existing):
             requests = deletes + requests
         else:
-            requests += deletes
+            requests = deletes[:-1] + requests + deletes[-1:]
+        # Google checks its cell limit after each request: the grids cut go after the looks
+        # (rows cut may take a person's conditional rule, which the looks delete by their
+        # count), or first when a tab added or grown before them would be over the limit.
+        cuts_first = False
         try:
             _check_cells(plans, existing.values(), deleted)
+            if _over_on_the_way(requests + cuts, existing.values()):
+                cuts_first = True
+                if _over_on_the_way(cuts + requests, existing.values()):
+                    raise SyncError(
+                        "the report's structure write would take the spreadsheet over the "
+                        f"{CELLS_MAX:,} cells it holds before the tabs it deletes are gone "
+                        "(Google checks after each request): delete the report's old tabs by "
+                        "hand, or write the report to a spreadsheet of its own "
+                        "(output.gsheets.spreadsheet_id)"
+                    )
         except SyncError:
             if tight or not any(map(_slack, plans)):
                 raise
@@ -595,7 +612,7 @@ class SheetsOutput:
         present = {p.get("sheetId") for p in existing.values()} - set(deleted)
         owned = sorted({p.sheet_id for p in plans} | (ours.recorded & present))
         expected = expectation(tabs, rules, digest, taken)
-        return Plan(plans, requests, looks, expected, owned, deleted, cuts, tight)
+        return Plan(plans, requests, looks, expected, owned, deleted, cuts, tight, cuts_first)
 
     def own_tab(self, title: str, kind: str) -> str | None:
         """The title of the tab of ours that an own tab of the report titled ``title`` and of
@@ -1307,6 +1324,46 @@ def _check_cells(
             "no longer needed (a departed agent's), or lower "
             "output.gsheets.max_response_rows or max_rows_per_agent"
         )
+
+
+def _over_on_the_way(requests: Iterable[dict[str, Any]], tabs: Iterable[dict[str, Any]]) -> bool:
+    """True when one of the structure ``requests``, sent in this order to a spreadsheet of
+    ``tabs`` (their properties), takes it over :data:`CELLS_MAX` cells and above what it held
+    before that request: Google checks its limit after each request of a batch, and cells a
+    later request frees make no room for an earlier one (:func:`_check_cells` checks the
+    end)."""
+    grids: dict[int, tuple[int, int]] = {}
+    for props in tabs:
+        grid = props.get("gridProperties", {})
+        grids[int(props["sheetId"])] = (
+            int(grid.get("rowCount", 0)),
+            int(grid.get("columnCount", 0)),
+        )
+    cells = sum(rows * cols for rows, cols in grids.values())
+    for request in requests:
+        kind, spec = next(iter(request.items()))
+        if kind == "deleteSheet":
+            rows, cols = grids.pop(int(spec["sheetId"]), (0, 0))
+            cells -= rows * cols
+            continue
+        if kind not in ("addSheet", "updateSheetProperties"):
+            continue
+        props = spec["properties"]
+        sizes = props.get("gridProperties", {})
+        sheet_id = int(props["sheetId"])
+        old_rows, old_cols = grids.get(sheet_id, (0, 0))
+        fields = spec.get("fields", "gridProperties.rowCount,gridProperties.columnCount")
+        rows = int(sizes["rowCount"]) if "rowCount" in sizes and "rowCount" in fields else old_rows
+        cols = (
+            int(sizes["columnCount"])
+            if "columnCount" in sizes and "columnCount" in fields
+            else old_cols
+        )
+        grids[sheet_id] = (rows, cols)
+        before, cells = cells, cells + rows * cols - old_rows * old_cols
+        if cells > CELLS_MAX and cells > before:
+            return True
+    return False
 
 
 def _encoded_range(plan: TabPlan, *, ascii_only: bool) -> bytes:

@@ -16,11 +16,12 @@ looks, about 2,400 agents' tabs at the default) and at most two value writes.
    is written, and blank rows of a grid an earlier run grew were padding that no lower
    limit shortened. Only a list's oldest rows go (it is newest first), rows this write
    blanks, never its frozen rows and the one after; after the looks, or first when a tab
-   added or grown before them would go over the cell limit (:attr:`Plan.cuts`). A failed run leaves the last report's newest rows, none
-   of them wrong, and every other tab as it was. The looks are sent only when they differ
-   from what the last run set: a digest of them is kept in the spreadsheet's developer
-   metadata (``csat-hook.report-format``), and a run whose digest, charts and rule counts
-   match sends none. Each batch is atomic: all of it or nothing.
+   added or grown before them would go over the cell limit (:attr:`Plan.cuts`). A failed
+   run leaves the last report's newest rows, none of them wrong, and every other tab as it
+   was. The looks are sent only when they differ from what the last run set: a digest of
+   them is kept in the spreadsheet's developer metadata (``csat-hook.report-format``), and
+   a run whose digest, charts and rule counts match sends none. Each batch is atomic: all
+   of it or nothing.
 2. One ``values.batchUpdate`` (two when the payload is over ``output.gsheets.max_request_bytes``;
    split between whole tabs) writes every tab from A1, padded with empty strings to the
    tab's whole grid. That overwrites old extents without a separate clear, and since each

@@ -840,6 +840,22 @@ def test_a_lists_grid_over_twice_what_it_is_given_is_cut_back_and_one_under_is_l
     assert len(listed(kit.sheet("Responses"))) == 17
 
 
+def lists_grown_under_twice(kit: Any, config: Any) -> tuple[Any, dict[str, int], list[str]]:
+    """A first run under ``config`` (ended ok), then the lists' grids left just under twice
+    what it gave them, as an earlier run's, and one answer more for Agent 49 (a run writes
+    only a new report): the first run's summary, each tab's rows it gave, the lists'
+    titles."""
+    first = kit.run(config)
+    assert first.status == "ok", first.error
+    given = grids(kit)
+    lists = [t for t in given if t.startswith("Agent") or t == "Responses"]
+    for title in lists:
+        kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
+    later = kit.survey("T-later", "149", "Agent 49")
+    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
+    return first, given, lists
+
+
 @pytest.mark.parametrize("refused", [False, True])
 def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_fewer(kit, refused):
     """Lists' grids an earlier run left larger, under twice what they are given (kept as
@@ -851,15 +867,8 @@ def test_blank_rows_of_grids_an_earlier_run_grew_do_not_make_the_report_list_few
     config = kit.config(
         output={"gsheets": {"max_request_bytes": 100_000, "max_response_rows": 200}}
     )
-    first = kit.run(config)
-    assert first.status == "ok", first.error
+    first, given, lists = lists_grown_under_twice(kit, config)
     assert "rows_listed" not in first.outputs[-1]
-    given = grids(kit)
-    lists = [t for t in given if t.startswith("Agent") or t == "Responses"]
-    for title in lists:
-        kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
-    later = kit.survey("T-later", "149", "Agent 49")  # a run writes only a new report
-    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
     if refused:
         kit.fake.fail(1, 503, "sheets_write")  # not applied: its outcome unknown to us
     summary = kit.run(config)
@@ -888,15 +897,8 @@ def test_blank_rows_of_grids_an_earlier_run_grew_go_before_any_comment_is_cut(ki
     config = kit.config(
         output={"gsheets": {"max_request_bytes": 150_000, "max_response_rows": 200}}
     )
-    first = kit.run(config)
-    assert first.status == "ok", first.error
+    first, given, _ = lists_grown_under_twice(kit, config)
     assert "texts_cut" not in first.outputs[-1]
-    given = grids(kit)
-    lists = [t for t in given if t.startswith("Agent") or t == "Responses"]
-    for title in lists:
-        kit.fake.tab(SHEET_ID, title).rows = 2 * given[title] - 1
-    later = kit.survey("T-later", "149", "Agent 49")
-    kit.fake.append_rows(SHEET_ID, "Form Responses 1", [[T0, 4, "later", "", "", later]])
     summary = kit.run(config)
 
     assert summary.status == "ok", summary.error

@@ -529,31 +529,11 @@ class SheetsOutput:
                 # (each request names only what it changes, so neither undoes the other).
                 rows = rows if cut else max(rows, grown(need_rows))
                 cols = max(cols, need_cols)
-                sizes = {"rowCount": rows, "columnCount": cols}
-                fields = "gridProperties.rowCount,gridProperties.columnCount"
-                if cut:
-                    sizes, fields = {"columnCount": cols}, "gridProperties.columnCount"
-                requests.append(
-                    {
-                        "updateSheetProperties": {
-                            "properties": {"sheetId": props["sheetId"], "gridProperties": sizes},
-                            "fields": fields,
-                        }
-                    }
-                )
+                sizes = {"columnCount": cols} if cut else {"rowCount": rows, "columnCount": cols}
+                requests.append(_resized(props["sheetId"], sizes))
             if cut:
                 rows = given
-                cuts.append(
-                    {
-                        "updateSheetProperties": {
-                            "properties": {
-                                "sheetId": props["sheetId"],
-                                "gridProperties": {"rowCount": rows},
-                            },
-                            "fields": "gridProperties.rowCount",
-                        }
-                    }
-                )
+                cuts.append(_resized(props["sheetId"], {"rowCount": rows}))
             plans.append(TabPlan(title, grid, rows, cols, True, int(props["sheetId"])))
         # The renames first, each once its new title is free: before the tabs added under a
         # title a renamed tab leaves, and in an order Google accepts (it refuses a title two
@@ -1349,17 +1329,14 @@ def _over_on_the_way(requests: Iterable[dict[str, Any]], tabs: Iterable[dict[str
             continue
         if kind not in ("addSheet", "updateSheetProperties"):
             continue
+        # The sizes a request gives are the ones it changes (_resized, _add_sheet; a rename
+        # gives none).
         props = spec["properties"]
         sizes = props.get("gridProperties", {})
         sheet_id = int(props["sheetId"])
         old_rows, old_cols = grids.get(sheet_id, (0, 0))
-        fields = spec.get("fields", "gridProperties.rowCount,gridProperties.columnCount")
-        rows = int(sizes["rowCount"]) if "rowCount" in sizes and "rowCount" in fields else old_rows
-        cols = (
-            int(sizes["columnCount"])
-            if "columnCount" in sizes and "columnCount" in fields
-            else old_cols
-        )
+        rows = int(sizes.get("rowCount", old_rows))
+        cols = int(sizes.get("columnCount", old_cols))
         grids[sheet_id] = (rows, cols)
         before, cells = cells, cells + rows * cols - old_rows * old_cols
         if cells > CELLS_MAX and cells > before:
@@ -1581,6 +1558,17 @@ def _holds_null(data: bytes) -> bool:
             return True
         at = data.find(b"null", at + 4)
     return False
+
+
+def _resized(sheet_id: int, sizes: dict[str, int]) -> dict[str, Any]:
+    """An ``updateSheetProperties`` giving a tab's grid ``sizes`` (``rowCount``,
+    ``columnCount``), its field mask naming exactly those: a size left out stays as it is."""
+    return {
+        "updateSheetProperties": {
+            "properties": {"sheetId": sheet_id, "gridProperties": sizes},
+            "fields": ",".join(f"gridProperties.{name}" for name in sizes),
+        }
+    }
 
 
 def _add_sheet(sheet_id: int, title: str, grid: Grid, rows: int, cols: int) -> dict[str, Any]:

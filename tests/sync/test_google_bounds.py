@@ -21,6 +21,7 @@ from csat_hook.sync.google import session as google_session_module
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.google.api import TabExistsError
+from csat_hook.sync.google.api import tab_rows
 from csat_hook.sync.google.session import SHEETS_SCOPE
 from csat_hook.sync.google.session import GoogleSession
 from csat_hook.sync.google.session import build_session
@@ -307,3 +308,11 @@ def test_a_structure_changes_message_keeps_no_tab_title_it_quotes(mocked, said, 
     assert type(caught.value) is kind
     assert "Lindqvist" not in caught.value.message
     assert "Invalid requests[2].addSheet" in caught.value.message
+
+
+def test_a_values_answer_that_is_too_deep_is_not_json_and_no_crash():
+    """``json`` raises RecursionError on a document nested past the interpreter's limit; the
+    read said nothing of it and crashed the run with it."""
+    deep = b'{"valueRanges": [{"values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    with pytest.raises(GoogleApiError, match=r"values\.batchGet: the answer is not JSON"):
+        tab_rows(deep)

@@ -251,7 +251,7 @@ def tab_rows(body: bytes) -> list[list[Any]]:
     run "ok" over answers it never read."""
     try:
         decoded = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise GoogleApiError("values.batchGet: the answer is not JSON") from exc
     ranges = decoded.get("valueRanges") if isinstance(decoded, dict) else None
     if not (isinstance(ranges, list) and len(ranges) == 1 and isinstance(ranges[0], dict)):

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
 from csat_hook import resolver
+from csat_hook.db.sqlite_lock import ProcessWriterLock
 from csat_hook.errors import ConfigError
 from csat_hook.files import private_dir
 from csat_hook.files import touch_private
@@ -213,6 +214,13 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     # lock, waiting threads sit in SQLite's busy handler, which sleeps in steps of up to 100 ms.
     # Taken at BEGIN, released when the connection goes back to the pool (after COMMIT).
     writer = threading.Lock()
+    # And one across processes (the web's, the worker's), waited for on a file lock: another
+    # process's writers would otherwise wait in the busy handler's sleeps (db/sqlite_lock.py).
+    across = (
+        ProcessWriterLock(database)
+        if database and database != ":memory:" and not database.startswith("file:")
+        else None
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -238,7 +246,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         if options.get(_SNAPSHOT):
             # Read only (snapshot()): WAL gives it one state from its first read, and
             # writers go on committing meanwhile.
-            conn.exec_driver_sql("BEGIN")
+            _driver_sql(conn, "BEGIN")
             return
         wait = options.get(LOCK_WAIT)
         deadline = time.monotonic() + (wait if wait is not None else busy)
@@ -247,23 +255,44 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             if not writer.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
             info["csat_writer"] = True
+        if across is not None and not info.get("csat_across"):
+            if not across.acquire(deadline):
+                raise sa.exc.OperationalError("BEGIN", None, TimeoutError("database is busy"))
+            info["csat_across"] = True
         if wait is None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _driver_sql(conn, "BEGIN IMMEDIATE")
             return
         # Another process's write: SQLite's busy handler waits what is left, not 30 s.
         left = max(1, int((deadline - time.monotonic()) * 1000))
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={left}")
+        _driver_sql(conn, f"PRAGMA busy_timeout={left}")
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _driver_sql(conn, "BEGIN IMMEDIATE")
         finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy * 1000)}")
+            _driver_sql(conn, f"PRAGMA busy_timeout={int(busy * 1000)}")
 
     @sa.event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record.info.pop("csat_across", False) and across is not None:
+            across.release()
         if record.info.pop("csat_writer", False):
             writer.release()
 
     return engine
+
+
+def _driver_sql(conn: sa.Connection, sql: str) -> None:
+    """``sql`` (a transaction's BEGIN, a PRAGMA: no parameters, no rows wanted) on the SQLite
+    connection itself: ``exec_driver_sql`` set up a result and its events for each, about as
+    much CPU as a short write's own statement. An error is raised as SQLAlchemy's (an
+    ``OperationalError`` for "database is locked"), as ``exec_driver_sql`` raised it."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # a live Connection always has one
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            sql, None, exc, sqlite3.Error, hide_parameters=True
+        ) from exc
 
 
 # The first 16 bytes of every SQLite 3 database file ("The Database Header", sqlite.org).

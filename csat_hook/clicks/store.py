@@ -35,29 +35,49 @@ PRUNE_BATCH = 2_000
 LOCK_WAIT_SECONDS = 2.0
 
 
+# The statements a click runs, built once: building a Core statement per call (its columns
+# coerced, its cache key computed anew) cost more CPU than SQLite ran it in.
+_FIND_SURVEY = (
+    sa.select(
+        surveys.c.id,
+        surveys.c.helpdesk,
+        surveys.c.dialog_id,
+        surveys.c.agent_name,
+        surveys.c.agent_id,
+        surveys.c.agent_email,
+        surveys.c.team,
+        surveys.c.language,
+        surveys.c.token,
+        surveys.c.link,
+        surveys.c.status,
+        surveys.c.sent_at,
+        outbox.c.uncertain_since,
+    )
+    .select_from(surveys.outerjoin(outbox, outbox.c.survey_id == surveys.c.id))
+    .where(surveys.c.token == sa.bindparam("token"))
+)
+_INSERT_CLICK = sa.insert(link_clicks).returning(link_clicks.c.id)
+_NEAR_CLICKS = sa.select(
+    link_clicks.c.id, link_clicks.c.survey_id, link_clicks.c.score, link_clicks.c.clicked_at
+).where(
+    link_clicks.c.survey_id.in_(sa.bindparam("survey_ids", expanding=True)),
+    link_clicks.c.clicked_at.between(sa.bindparam("since"), sa.bindparam("until")),
+)
+_MARK_BURST = (
+    sa.update(link_clicks)
+    .where(
+        link_clicks.c.id.in_(sa.bindparam("click_ids", expanding=True)),
+        link_clicks.c.automated.is_(False),
+    )
+    .values(automated=True, reason=BURST)
+)
+
+
 def find_survey(conn: sa.Connection, token: str) -> Any | None:
     """The survey that went out with this reference (its exact, canonical spelling), with its
     reply's ``uncertain_since`` (the start of an attempt whose outcome is unknown: the reply
     may be out although the survey is not recorded as sent)."""
-    return conn.execute(
-        sa.select(
-            surveys.c.id,
-            surveys.c.helpdesk,
-            surveys.c.dialog_id,
-            surveys.c.agent_name,
-            surveys.c.agent_id,
-            surveys.c.agent_email,
-            surveys.c.team,
-            surveys.c.language,
-            surveys.c.token,
-            surveys.c.link,
-            surveys.c.status,
-            surveys.c.sent_at,
-            outbox.c.uncertain_since,
-        )
-        .select_from(surveys.outerjoin(outbox, outbox.c.survey_id == surveys.c.id))
-        .where(surveys.c.token == token)
-    ).first()
+    return conn.execute(_FIND_SURVEY, {"token": token}).first()
 
 
 @dataclass(frozen=True)
@@ -123,17 +143,16 @@ class ClickRecorder:
     def _write(self, conn: sa.Connection, batch: list[Click]) -> list[int]:
         ids = [
             conn.execute(
-                sa.insert(link_clicks)
-                .values(
-                    survey_id=c.survey_id,
-                    score=c.score,
-                    method=c.method,
-                    clicked_at=c.clicked_at,
-                    automated=c.automated,
-                    reason=c.reason,
-                    detail=c.detail,
-                )
-                .returning(link_clicks.c.id)
+                _INSERT_CLICK,
+                {
+                    "survey_id": c.survey_id,
+                    "score": c.score,
+                    "method": c.method,
+                    "clicked_at": c.clicked_at,
+                    "automated": c.automated,
+                    "reason": c.reason,
+                    "detail": c.detail,
+                },
             ).scalar_one()
             for c in batch
         ]
@@ -186,25 +205,18 @@ def mark_bursts(conn: sa.Connection, clicks: Sequence[Click], burst_seconds: flo
         return 0
     margin = timedelta(seconds=burst_seconds)
     rows = conn.execute(
-        sa.select(
-            link_clicks.c.id, link_clicks.c.survey_id, link_clicks.c.score, link_clicks.c.clicked_at
-        ).where(
-            link_clicks.c.survey_id.in_(sorted({c.survey_id for c in clicks})),
+        _NEAR_CLICKS,
+        {
+            "survey_ids": sorted({c.survey_id for c in clicks}),
             # One batch's clicks arrived together: one window around all of them.
-            link_clicks.c.clicked_at.between(
-                min(c.clicked_at for c in clicks) - margin,
-                max(c.clicked_at for c in clicks) + margin,
-            ),
-        )
+            "since": min(c.clicked_at for c in clicks) - margin,
+            "until": max(c.clicked_at for c in clicks) + margin,
+        },
     ).all()
     found = burst_ids((StoredClick(*row) for row in rows), burst_seconds)
     if not found:
         return 0
-    result = conn.execute(
-        sa.update(link_clicks)
-        .where(link_clicks.c.id.in_(sorted(found)), link_clicks.c.automated.is_(False))
-        .values(automated=True, reason=BURST)
-    )
+    result = conn.execute(_MARK_BURST, {"click_ids": sorted(found)})
     return int(result.rowcount or 0)
 
 

@@ -105,6 +105,18 @@ def remember_reopen(
     )
 
 
+# Built once: a close on SQLite runs it for every batch (with cancel_on_reopen, the default),
+# and building it per call (the tuple IN's coercions, a new cache key) cost a quarter of the
+# close's CPU there.
+_REMEMBERED_REOPENS = sa.select(
+    early_reopens.c.helpdesk, early_reopens.c.dialog_id, early_reopens.c.reopened_at
+).where(
+    sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id).in_(
+        sa.bindparam("dialogs", expanding=True)
+    )
+)
+
+
 def remembered_reopens(
     conn: sa.Connection, dialogs: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], datetime]:
@@ -112,11 +124,7 @@ def remembered_reopens(
     one: one statement (by the primary key) for a batch of closes."""
     found: dict[tuple[str, str], datetime] = {}
     for chunk in in_chunks(sorted(set(dialogs)), FOLD_CHUNK):
-        rows = conn.execute(
-            sa.select(
-                early_reopens.c.helpdesk, early_reopens.c.dialog_id, early_reopens.c.reopened_at
-            ).where(sa.tuple_(early_reopens.c.helpdesk, early_reopens.c.dialog_id).in_(chunk))
-        )
+        rows = conn.execute(_REMEMBERED_REOPENS, {"dialogs": chunk})
         found.update(((r.helpdesk, r.dialog_id), r.reopened_at) for r in rows)
     return found
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
 from csat_hook import resolver
+from csat_hook.db.sqlite_lock import SUFFIX as WRITER_SUFFIX
 from csat_hook.db.sqlite_lock import ProcessWriterLock
 from csat_hook.errors import ConfigError
 from csat_hook.files import private_dir
@@ -193,11 +194,12 @@ def _sqlite_engine(url: sa.URL) -> Engine:
                 "was changed: point database.url at the service's database, or at a new file"
             )
         # The file holds customer data: owner-only, and so are the -wal and -shm files,
-        # which SQLite creates with the database file's permissions.
+        # which SQLite creates with the database file's permissions (and the writers' lock
+        # file, which holds nothing but is made owner-only all the same).
         try:
             private_dir(Path(database).parent)
             touch_private(database)
-            for companion in (f"{database}-wal", f"{database}-shm"):
+            for companion in (f"{database}-wal", f"{database}-shm", database + WRITER_SUFFIX):
                 if os.path.exists(companion):
                     touch_private(companion)
         except OSError as exc:  # a folder that is a file, no permission, a read-only disk
@@ -272,10 +274,12 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
     @sa.event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        if record.info.pop("csat_across", False) and across is not None:
-            across.release()
-        if record.info.pop("csat_writer", False):
-            writer.release()
+        try:
+            if record.info.pop("csat_across", False) and across is not None:
+                across.release()
+        finally:  # whatever the file did, this process's writers are not locked out
+            if record.info.pop("csat_writer", False):
+                writer.release()
 
     return engine
 
@@ -283,16 +287,15 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 def _driver_sql(conn: sa.Connection, sql: str) -> None:
     """``sql`` (a transaction's BEGIN, a PRAGMA: no parameters, no rows wanted) on the SQLite
     connection itself: ``exec_driver_sql`` set up a result and its events for each, about as
-    much CPU as a short write's own statement. An error is raised as SQLAlchemy's (an
-    ``OperationalError`` for "database is locked"), as ``exec_driver_sql`` raised it."""
+    much CPU as a short write's own statement. An error goes through SQLAlchemy's own
+    handler, as ``exec_driver_sql``'s and ``db/frozen.py``'s do (an ``OperationalError``
+    for "database is locked", handle_error events)."""
     raw = conn.connection.dbapi_connection
     assert raw is not None  # a live Connection always has one
     try:
         raw.execute(sql)
     except sqlite3.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            sql, None, exc, sqlite3.Error, hide_parameters=True
-        ) from exc
+        conn._handle_dbapi_exception(exc, sql, None, None, None)  # raises
 
 
 # The first 16 bytes of every SQLite 3 database file ("The Database Header", sqlite.org).

@@ -18,9 +18,11 @@ folder, a file system without ``flock``) a write goes on without it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
+import weakref
 
 # The first wait between two tries of a taken lock, doubled after each up to LAST_POLL: a
 # short write is over within a few looks, a long one (a sync's part) costs one wake-up
@@ -39,13 +41,16 @@ class ProcessWriterLock:
     :func:`time.monotonic` value) passed first. :meth:`release` gives it back. One thread
     at a time per process: the engine's in-process writer lock is held around both. The
     file is open only while the lock is held or awaited: no descriptor outlives a write (a
-    process that forks holds none of the database's files then), and each acquire is its own
-    open file description, so a forked child never shares its parent's lock.
+    process that forks between writes holds none of the database's files), and each acquire
+    is its own open file description. A child forked during a write closes its copy of the
+    descriptor at once (:func:`_forget_in_child`): the lock stays its parent's, and is free
+    when the parent releases it, however long the child lives.
     """
 
     def __init__(self, database: str) -> None:
         self.path = database + SUFFIX
         self._fd: int | None = None
+        _LOCKS.add(self)
 
     def acquire(self, deadline: float) -> bool:
         """Take the lock, trying until ``deadline``; see the class contract."""
@@ -78,3 +83,22 @@ class ProcessWriterLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+# Every lock of this process, for the child of a fork (weakly: an engine disposed of takes its
+# lock with it).
+_LOCKS: weakref.WeakSet[ProcessWriterLock] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """In a forked child: close the descriptors of locks its parent held. The copy shares the
+    parent's open file description; kept, it would hold the parent's lock until the child
+    exits, past the parent's release."""
+    for lock in list(_LOCKS):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -171,3 +172,39 @@ def test_an_in_memory_database_needs_no_lock_file(tmp_path, monkeypatch):
         assert list(tmp_path.iterdir()) == []
     finally:
         engine.dispose()
+
+
+def _child_stays(ready: Any, leave: Any) -> None:
+    ready.set()
+    leave.wait(10)
+
+
+def test_a_child_forked_during_a_write_does_not_keep_the_lock_past_its_parents_release(
+    tmp_path,
+):
+    path = str(tmp_path / "db")
+    lock, other = ProcessWriterLock(path), ProcessWriterLock(path)
+    assert lock.acquire(time.monotonic() + 1)
+    fork = multiprocessing.get_context("fork")
+    ready, leave = fork.Event(), fork.Event()
+    child = fork.Process(target=_child_stays, args=(ready, leave))
+    child.start()
+    try:
+        assert ready.wait(10)
+        assert not other.acquire(time.monotonic() + 0.05)  # the parent's, still held
+        lock.release()
+        # Free at once, the child still alive with its copy of the descriptor closed.
+        assert other.acquire(time.monotonic() + 1)
+        assert child.is_alive()
+        other.release()
+    finally:
+        leave.set()
+        child.join(10)
+
+
+def test_a_lock_file_left_readable_by_others_is_made_owner_only(tmp_path):
+    lock_file = tmp_path / "csat.sqlite3-writer"
+    lock_file.touch()
+    lock_file.chmod(0o644)
+    _engine(tmp_path).dispose()
+    assert stat.S_IMODE(os.stat(lock_file).st_mode) == 0o600

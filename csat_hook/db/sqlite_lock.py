@@ -7,8 +7,9 @@ handler, which sleeps 1, 2, 5, 10, 15, 20, 25… up to 100 ms between looks what
 meanwhile: a write that holds the lock 3 ms can keep the other process waiting 8, 18 or 33
 ms, and the web's two processes take turns at it all day. :class:`ProcessWriterLock` is an
 ``flock`` on a file beside the database (``<database>-writer``) that every writer of this
-service takes before ``BEGIN IMMEDIATE`` and gives back after its ``COMMIT``: a waiting
-process looks again within :data:`LAST_POLL` seconds of the lock's release.
+service takes before ``BEGIN IMMEDIATE`` and gives back after its ``COMMIT``, when the
+connection goes back to the pool (as the engine's in-process writer lock): a waiting process
+looks again within :data:`LAST_POLL` seconds of the lock's release.
 
 It only orders this service's writers; SQLite's own lock still decides. A writer that does
 not take it (the ``sqlite3`` shell, an older release during an upgrade) is waited for by the

@@ -56,7 +56,8 @@ class ProcessWriterLock:
     def acquire(self, deadline: float) -> bool:
         """Take the lock, trying until ``deadline``; see the class contract."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Read-only is enough for flock: a file another user made, readable, still works.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:  # a read-only folder, say: SQLite's lock alone
             return True
         delay = FIRST_POLL

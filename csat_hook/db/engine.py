@@ -185,26 +185,32 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     given = url.query.get("timeout")
     busy = float(given) if isinstance(given, str) else BUSY_SECONDS
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
+    # A file path (not in memory, not a file: URI): its own permissions, and a lock file.
+    path = (
+        database
+        if database and database != ":memory:" and not database.startswith("file:")
+        else None
+    )
+    if path:
         # A file of something else is refused before anything is changed: it was made
         # owner-only first and the open then failed, its owner's file changed for nothing.
-        if (problem := _not_sqlite(database)) is not None:
+        if (problem := _not_sqlite(path)) is not None:
             raise ConfigError(
-                f"database.url: {database} is not a SQLite database ({problem}); nothing "
+                f"database.url: {path} is not a SQLite database ({problem}); nothing "
                 "was changed: point database.url at the service's database, or at a new file"
             )
         # The file holds customer data: owner-only, and so are the -wal and -shm files,
         # which SQLite creates with the database file's permissions (and the writers' lock
         # file, which holds nothing but is made owner-only all the same).
         try:
-            private_dir(Path(database).parent)
-            touch_private(database)
-            for companion in (f"{database}-wal", f"{database}-shm", database + WRITER_SUFFIX):
+            private_dir(Path(path).parent)
+            touch_private(path)
+            for companion in (f"{path}-wal", f"{path}-shm", path + WRITER_SUFFIX):
                 if os.path.exists(companion):
                     touch_private(companion)
         except OSError as exc:  # a folder that is a file, no permission, a read-only disk
             raise ConfigError(
-                f"database.url: cannot create the SQLite file {database} ({exc.strerror})"
+                f"database.url: cannot create the SQLite file {path} ({exc.strerror})"
             ) from None
     engine = sa.create_engine(
         url,
@@ -218,11 +224,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     writer = threading.Lock()
     # And one across processes (the web's, the worker's), waited for on a file lock: another
     # process's writers would otherwise wait in the busy handler's sleeps (db/sqlite_lock.py).
-    across = (
-        ProcessWriterLock(database)
-        if database and database != ":memory:" and not database.startswith("file:")
-        else None
-    )
+    across = ProcessWriterLock(path) if path else None
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

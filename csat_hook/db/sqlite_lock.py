@@ -97,10 +97,8 @@ def _forget_in_child() -> None:
     parent's open file description; kept, it would hold the parent's lock until the child
     exits, past the parent's release."""
     for lock in list(_LOCKS):
-        fd, lock._fd = lock._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with contextlib.suppress(OSError):
+            lock.release()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -30,7 +30,8 @@ from werkzeug.test import EnvironBuilder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pg import bench_database
 from short_link_bench import BROWSER
-from short_link_bench import SECRET
+from short_link_bench import bench_config
+from short_link_bench import forged_reference
 from short_link_bench import seed
 
 from csat_hook.app import create_app
@@ -55,39 +56,11 @@ def main() -> None:
     with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as tmp:
         url = bench_database(args.database_url, Path(tmp), "clicks", cleanup)
         refs = seed(url, n)
-        config = load_config(
-            None,
-            env={},
-            overrides={
-                "database": {"url": url},
-                "token": {"secret": SECRET},
-                "logging": {"level": "WARNING"},
-                "sync": {"run_in_serve": False},
-                "survey": {
-                    "form": {
-                        "url": "https://docs.google.com/forms/d/e/X/viewform",
-                        "fields": {"token": "entry.4", "rating": "entry.5"},
-                    },
-                    "links": {
-                        "public_base_url": "https://csat.example.com",
-                        "style": "scores",
-                        "rate_per_client": 100_000,
-                        "rate_per_reference": 10_000,
-                    },
-                },
-                "helpdesks": {
-                    "generic": {
-                        "kind": "generic",
-                        "auth": {"mode": "token", "token": "bench-token-xyz"},
-                        "reply": {"url": "http://127.0.0.1:9/{dialog_id}"},
-                    }
-                },
-            },
-        )
+        config = load_config(None, env={}, overrides=bench_config(url))
         services = build_services(config)
         cleanup.callback(services.engine.dispose)
         app = create_app(services=services)
-        forged = refs[0][:-1] + ("A" if refs[0][-1] != "A" else "B")
+        forged = forged_reference(refs[0])
 
         def environ(path: str, headers: dict[str, str], i: int) -> dict[str, Any]:
             return EnvironBuilder(

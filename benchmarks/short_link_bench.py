@@ -22,6 +22,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import yaml
@@ -73,6 +74,41 @@ def seed(url: str, count: int) -> list[str]:
         conn.execute(sa.insert(surveys), rows)
     engine.dispose()
     return refs
+
+
+def bench_config(url: str) -> dict[str, Any]:
+    """The service's configuration for a score-link run on the database at ``url``: score
+    links on, limits high enough that the load is never refused."""
+    return {
+        "database": {"url": url},
+        "token": {"secret": SECRET},
+        "logging": {"level": "WARNING"},
+        "sync": {"run_in_serve": False},
+        "survey": {
+            "form": {
+                "url": "https://docs.google.com/forms/d/e/X/viewform",
+                "fields": {"token": "entry.4", "rating": "entry.5"},
+            },
+            "links": {
+                "public_base_url": "https://csat.example.com",
+                "style": "scores",
+                "rate_per_client": 100000,
+                "rate_per_reference": 10000,
+            },
+        },
+        "helpdesks": {
+            "generic": {
+                "kind": "generic",
+                "auth": {"mode": "token", "token": "bench-token-xyz"},
+                "reply": {"url": "http://127.0.0.1:9/{dialog_id}"},
+            }
+        },
+    }
+
+
+def forged_reference(ref: str) -> str:
+    """``ref`` with its last character changed: a reference that fails verification."""
+    return ref[:-1] + ("A" if ref[-1] != "A" else "B")
 
 
 class ScoreLinks:
@@ -131,36 +167,12 @@ def main() -> None:
         if db.startswith("postgres"):
             db, schema = _private_schema(db)
         refs = seed(db, args.surveys)
-        config = {
-            "database": {"url": db},
-            "token": {"secret": SECRET},
-            "logging": {"level": "WARNING"},
-            "sync": {"run_in_serve": False},
-            "survey": {
-                "form": {
-                    "url": "https://docs.google.com/forms/d/e/X/viewform",
-                    "fields": {"token": "entry.4", "rating": "entry.5"},
-                },
-                "links": {
-                    "public_base_url": "https://csat.example.com",
-                    "style": "scores",
-                    "rate_per_client": 100000,
-                    "rate_per_reference": 10000,
-                },
-            },
-            "helpdesks": {
-                "generic": {
-                    "kind": "generic",
-                    "auth": {"mode": "token", "token": "bench-token-xyz"},
-                    "reply": {"url": "http://127.0.0.1:9/{dialog_id}"},
-                }
-            },
-        }
+        config = bench_config(db)
         (work / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "CSAT_HOOK_CONFIG": str(work / "config.yaml")}
         env.pop("DATABASE_URL", None)
 
-        forged = refs[0][:-1] + ("A" if refs[0][-1] != "A" else "B")
+        forged = forged_reference(refs[0])
         proc, base = start_gunicorn("csat_hook.wsgi:app", args, env, ROOT)
         results = {}
         try:

@@ -254,6 +254,22 @@ def test_the_objects_absent_from_a_pool_are_found_by_identity(seed):
     assert _absent(items, pool) == [i for i, item in enumerate(items) if id(item) not in held]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_each_answers_kept_row_is_picked_by_its_place_and_the_missing_ones_found(seed):
+    from csat_hook.sync.report.answers import _missing
+    from csat_hook.sync.report.answers import _reused
+
+    rng = random.Random(seed)
+    # Kept rows by place, some None (past a tab's row limit when they were kept).
+    kept: list[Any] = [None if rng.random() < 0.2 else (f"row {i}",) for i in range(20)]
+    places = [rng.randrange(-1, len(kept)) for _ in range(rng.randint(0, 40))]
+    count = rng.randint(0, len(places))
+    rows = _reused(places, kept, count)
+    assert rows == [kept[p] if p >= 0 else None for p in places[:count]]
+    assert _reused(places, [], count) == [None] * count
+    assert _missing(rows) == [i for i, row in enumerate(rows) if row is None]
+
+
 def test_a_reports_listing_again_holds_no_more_than_the_runners_kept_rows() -> None:
     """A report keeps how to list its answers again (Report.relist) while it is written, the
     run's peak of memory: it holds the sorted answers the runner keeps anyway, not the

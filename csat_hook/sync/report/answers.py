@@ -7,6 +7,7 @@ name is in the header; low ratings (``metrics.low_rating``) are highlighted.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from json import dumps
@@ -252,33 +253,28 @@ def build_responses(
     names, teams, templates = ctx.names, data.teams, ctx.templates
     listed = newest.answers if every else newest.answers[:max_rows]
     nps = ctx.nps
-    made = newest.responses if newest.kept is not None else None
-    if made is not None:
-        made += [None] * len(listed)
     places, kept_rows = newest.places_of(newest.kept.responses if newest.kept else [])
-    rows: list[Row] = []
-    for index, a in enumerate(listed):
-        place = places[index]
-        row = kept_rows[place] if place >= 0 else None
-        if row is None:
-            head: Row = (
-                newest.shown(index),
-                names[a.agent],
-                teams[a.team] or None,
-                a.helpdesk,
-                a.channel or None,
-                a.dialog_id,
-                a.rating,
-            )
-            tail = (a.comment or None, ticket_link(templates, a.helpdesk, a.dialog_id))
-            row = (*head, a.nps, *tail) if nps else head + tail
-        if made is not None:
-            made[index] = row
-        rows.append(row)
+    rows = _reused(places, kept_rows, len(listed))
+    for index in _missing(rows):
+        a = listed[index]
+        head: Row = (
+            newest.shown(index),
+            names[a.agent],
+            teams[a.team] or None,
+            a.helpdesk,
+            a.channel or None,
+            a.dialog_id,
+            a.rating,
+        )
+        tail = (a.comment or None, ticket_link(templates, a.helpdesk, a.dialog_id))
+        rows[index] = (*head, a.nps, *tail) if nps else head + tail
+    if newest.kept is not None:
+        newest.responses += rows
+    built = cast(list[Row], rows)  # every None was built above
     grid = Grid(name, "responses")
-    placed = Canvas(grid).table(Table(columns, rows[:max_rows]), share=True)
+    placed = Canvas(grid).table(Table(columns, built[:max_rows]), share=True)
     _low_ratings(ctx, grid, placed.first, placed.end, 6)
-    return grid, Table(columns, rows, csv_name="answers.csv") if every else None
+    return grid, Table(columns, built, csv_name="answers.csv") if every else None
 
 
 def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = None) -> list[Grid]:
@@ -313,6 +309,7 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     # The kept rows by place, and None at place -1 (an answer no kept row is for): the rows
     # of an agent's positions are then picked in C, and only the missing ones built.
     lookup = [*kept_rows, None]
+    remember = made.__setitem__ if made is not None else None
     for agent in sorted(
         by_agent,
         key=lambda i: (
@@ -327,20 +324,18 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
             rows: list[Row | None] = list(map(lookup.__getitem__, map(places.__getitem__, indexes)))
         else:
             rows = [None] * len(indexes)
-        for at, row in enumerate(rows):
-            if row is None:
-                index = indexes[at]
-                a = ordered[index]
-                row = (shown(index), a.dialog_id, a.rating)
-                if nps:
-                    row += (a.nps,)
-                row += (a.comment or None,)
-                if with_links:
-                    row += (ticket_link(ctx.templates, a.helpdesk, a.dialog_id),)
-                rows[at] = row
-        if made is not None:
-            for index, row in zip(indexes, rows, strict=True):
-                made[index] = row
+        for at in _missing(rows):
+            index = indexes[at]
+            a = ordered[index]
+            row: Row = (shown(index), a.dialog_id, a.rating)
+            if nps:
+                row += (a.nps,)
+            row += (a.comment or None,)
+            if with_links:
+                row += (ticket_link(ctx.templates, a.helpdesk, a.dialog_id),)
+            rows[at] = row
+        if remember is not None:
+            deque(map(remember, indexes, rows), maxlen=0)  # made[index] = row, in C
         who = agents[agent]
         helpdesk = who.helpdesk if who.key in shared else None
         # No agent recorded: titled with the label alone (and its helpdesk when several
@@ -352,6 +347,35 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
         _low_ratings(ctx, grid, placed.first, placed.end, 2)
         grids.append(grid)
     return grids
+
+
+def _reused(places: Sequence[int], kept_rows: list[Row | None], count: int) -> list[Row | None]:
+    """The kept row of each of the first ``count`` answers by its place in the kept order
+    (``places``, -1 for none: see :meth:`Newest.places_of`), None where there is none; picked
+    in C (a loop per answer was a fifth of the Responses tab's time in a later sync)."""
+    if not kept_rows:
+        return [None] * count
+    lookup = [*kept_rows, None]  # place -1 picks the None
+    return list(map(lookup.__getitem__, places[:count]))
+
+
+def _missing(rows: list[Row | None]) -> list[int]:
+    """The positions of the Nones in ``rows``, ascending: found by ``list.index`` (a scan in
+    C) where they are few, as in a later sync (nearly every row kept, only the new ones
+    None); by one pass where they are many, as in a first sync (every row None)."""
+    nones = rows.count(None)
+    if nones == len(rows):
+        return list(range(nones))
+    if nones * 4 > len(rows):
+        return [at for at, row in enumerate(rows) if row is None]
+    found: list[int] = []
+    at = -1
+    try:
+        while True:
+            at = rows.index(None, at + 1)
+            found.append(at)
+    except ValueError:
+        return found
 
 
 def _positions_by_agent(

@@ -8,11 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from csat_hook.db.text import name_key
 from csat_hook.helpdesks.records import DialogClosed
-from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
 
 
@@ -82,9 +79,24 @@ def _customer_keys(event: DialogClosed, emails: FoldedEmails) -> set[LookBackKey
     return keys
 
 
+def look_back_since(policy: PolicyConfig, now: datetime) -> dict[str, datetime]:
+    """By look-back kind: the earliest survey time a close at ``now`` looks back to (a close
+    later than ``now`` looks back to no earlier)."""
+    return {
+        "dialog": now - timedelta(seconds=policy.reclose_grace_seconds),
+        "customer": now - timedelta(days=policy.customer_cooldown_days),
+        "email": now - timedelta(days=policy.customer_cooldown_days),
+    }
+
+
+# Each look-back key of a batch → its latest queued or sent survey's creation time, when no
+# earlier than the batch's earliest close looks back to (store.latest_surveys).
+LatestSurveys = Mapping[LookBackKey, datetime]
+
+
 def skip_reason(
     policy: PolicyConfig,
-    conn: sa.Connection,
+    latest: LatestSurveys,
     event: DialogClosed,
     now: datetime,
     seen: set[LookBackKey],
@@ -92,8 +104,11 @@ def skip_reason(
 ) -> str | None:
     """Why this close gets no survey, or None to send one.
 
-    ``seen`` holds the customers and dialogs surveyed earlier in the same transaction;
-    ``emails`` folds the e-mails of :func:`look_back_emails` as the database does.
+    ``latest`` holds the latest survey of each of the batch's look-back keys
+    (:func:`look_back_keys`, looked up before any close of the batch is stored, as far back
+    as :func:`look_back_since` of its earliest close); ``seen`` the customers and dialogs
+    surveyed earlier in the same transaction; ``emails`` folds the e-mails of
+    :func:`look_back_emails` as the database does.
     """
     if event.unsurveyable:  # the helpdesk cannot take the reply (DialogClosed.unsurveyable)
         return event.unsurveyable
@@ -106,25 +121,21 @@ def skip_reason(
         return "excluded_channel"
     if _excluded(event.team, policy.exclude_teams):
         return "excluded_team"
+    since = look_back_since(policy, now) if latest else {}
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         dialog = _dialog_key(event)
-        if dialog in seen or store.dialog_surveyed_since(
-            conn,
-            event.helpdesk,
-            event.dialog_id,
-            now - timedelta(seconds=policy.reclose_grace_seconds),
-        ):
+        if dialog in seen or _surveyed_since(latest, dialog, since):
             return "recently_surveyed"
         seen.add(dialog)
     if policy.customer_cooldown_days > 0:
         who = _customer_keys(event, emails)
-        if who & seen or store.customer_surveyed_since(
-            conn,
-            event.helpdesk,
-            event.customer.id,
-            event.customer.email,
-            now - timedelta(days=policy.customer_cooldown_days),
-        ):
+        if who & seen or any(_surveyed_since(latest, key, since) for key in who):
             return "customer_cooldown"
         seen.update(who)
     return None
+
+
+def _surveyed_since(latest: LatestSurveys, key: LookBackKey, since: Mapping[str, datetime]) -> bool:
+    """Whether ``key``'s latest survey was created at or after its kind's look-back time."""
+    found = latest.get(key)
+    return found is not None and found >= since[key[0]]

@@ -39,6 +39,7 @@ from csat_hook.intake.config import PolicyConfig
 from csat_hook.intake.policy import LookBackKey
 from csat_hook.intake.policy import look_back_emails
 from csat_hook.intake.policy import look_back_keys
+from csat_hook.intake.policy import look_back_since
 from csat_hook.intake.policy import looks_back
 from csat_hook.intake.policy import skip_reason
 from csat_hook.intake.storable import trusted_close_time
@@ -141,9 +142,16 @@ class CloseRecorder:
         emails = store.fold_emails(
             conn, look_back_emails(self.policy, (item.event for item in batch))
         )
-        store.lock_look_backs(
-            conn,
-            {key for item in batch for key in look_back_keys(self.policy, item.event, emails)},
+        keys = {key for item in batch for key in look_back_keys(self.policy, item.event, emails)}
+        store.lock_look_backs(conn, keys)
+        # Every close's look-back, for the whole batch and after its locks: one statement per
+        # kind of key (the closes of the batch are stored after it).
+        latest = (
+            store.latest_surveys(
+                conn, keys, look_back_since(self.policy, min(item.now for item in batch))
+            )
+            if keys
+            else {}
         )
         results: dict[int, dict[str, Any]] = {}
         seen: set[LookBackKey] = set()
@@ -165,7 +173,7 @@ class CloseRecorder:
             # The dialogs and customers this close would survey: counted for the closes after
             # it only if it is not stale after all.
             surveyed = set(seen)
-            reason = skip_reason(self.policy, conn, item.event, item.now, surveyed, emails)
+            reason = skip_reason(self.policy, latest, item.event, item.now, surveyed, emails)
             row = _survey_row(item, reason)
             if reason is None and store.reopened_after(
                 row["closed_at"],
@@ -219,7 +227,7 @@ class CloseRecorder:
         rows, replies, send_at = [], {}, {}
         for key, item in first_of_key.items():
             # No look-back on this path: no e-mail is folded or compared.
-            reason = skip_reason(self.policy, conn, item.event, item.now, set(), {})
+            reason = skip_reason(self.policy, {}, item.event, item.now, set(), {})
             rows.append(_survey_row(item, reason))
             if not reason:
                 send_at[key] = item.now + self.send_delay

@@ -197,32 +197,62 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     return int(revived) if revived is not None else None
 
 
-def customer_surveyed_since(
-    conn: sa.Connection,
-    helpdesk: str,
-    customer_id: str | None,
-    customer_email: str | None,
-    since: datetime,
-) -> bool:
-    """True when this customer got (or is about to get) a survey after ``since``."""
-    who = []
-    if customer_id:
-        who.append(surveys.c.customer_id == customer_id)
-    if customer_email:
-        who.append(folded(surveys.c.customer_email) == folded(customer_email))
-    if not who:
-        return False
-    found = conn.execute(
-        sa.select(surveys.c.id)
+# Look-backs ask about surveys that went out or are about to: queued or sent.
+_LIVE = (QUEUED, SENT)
+
+
+def _latest_by(column: sa.ColumnElement[Any]) -> Any:
+    """The latest live survey per value of ``column`` among the ``keys`` given, in one
+    helpdesk, created at or after ``since``. Built once (a close under a look-back policy runs
+    these for its batch)."""
+    return (
+        sa.select(column, sa.func.max(surveys.c.created_at))
         .where(
-            surveys.c.helpdesk == helpdesk,
-            sa.or_(*who),
-            surveys.c.status.in_((QUEUED, SENT)),
-            surveys.c.created_at >= since,
+            surveys.c.helpdesk == sa.bindparam("helpdesk"),
+            column.in_(sa.bindparam("keys", expanding=True)),
+            surveys.c.status.in_(_LIVE),
+            surveys.c.created_at >= sa.bindparam("since"),
         )
-        .limit(1)
-    ).first()
-    return found is not None
+        .group_by(column)
+    )
+
+
+# By look-back kind (policy.LookBackKey): what the key's last part is compared with. An
+# e-mail key holds the database's lower() of the address (fold_emails), compared with the
+# stored address lowered the same way: the expression of the index of migration 0028.
+_LATEST = {
+    "dialog": _latest_by(surveys.c.dialog_id),
+    "customer": _latest_by(surveys.c.customer_id),
+    "email": _latest_by(folded(surveys.c.customer_email)),
+}
+
+
+def latest_surveys(
+    conn: sa.Connection,
+    keys: Collection[tuple[str, str, str]],
+    since: Mapping[str, datetime],
+) -> dict[tuple[str, str, str], datetime]:
+    """For look-back keys (``(kind, helpdesk, value)``: "dialog" and a dialog id,
+    "customer" and a customer id, "email" and an address as the database lowers it), the
+    creation time of the latest queued or sent survey each has, if created at or after
+    ``since[kind]``; keys without one are left out.
+
+    A dialog or customer was surveyed after any time no earlier than ``since[kind]`` exactly
+    when the time returned is at or after it: one statement per kind and helpdesk answers a
+    whole batch of closes (each asking after its own time), where a statement per close cost
+    each close two round trips. Every look-up is an index search (helpdesk and dialog id;
+    helpdesk, customer id and time; helpdesk, lowered e-mail and time)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for kind, helpdesk, value in keys:
+        groups.setdefault((kind, helpdesk), []).append(value)
+    found: dict[tuple[str, str, str], datetime] = {}
+    for (kind, helpdesk), values in sorted(groups.items()):
+        for chunk in in_chunks(sorted(set(values))):
+            rows = conn.execute(
+                _LATEST[kind], {"helpdesk": helpdesk, "keys": chunk, "since": since[kind]}
+            )
+            found.update(((kind, helpdesk, value), latest) for value, latest in rows)
+    return found
 
 
 # How many e-mails one fold_emails statement lowers: one column each, and PostgreSQL allows at
@@ -230,33 +260,24 @@ def customer_surveyed_since(
 FOLD_CHUNK = 500
 
 
+@functools.lru_cache(maxsize=32)
+def _fold_stmt(count: int) -> Any:
+    """``SELECT lower(:e0), lower(:e1), …`` for ``count`` e-mails, built once per count."""
+    return sa.select(*(folded(sa.bindparam(f"e{i}", type_=sa.String())) for i in range(count)))
+
+
 def fold_emails(conn: sa.Connection, emails: Collection[str]) -> dict[str, str]:
     """Each e-mail → the database's lower() of it (:func:`~csat_hook.db.text.folded`): the
-    fold :func:`customer_surveyed_since` compares with, so that keys built from it (a batch's
+    fold :func:`latest_surveys` compares with, so that keys built from it (a batch's
     look-back keys and locks) call two addresses one customer exactly when the look-back
     does. One statement per :data:`FOLD_CHUNK` e-mails; none without e-mails."""
     found: dict[str, str] = {}
     for chunk in in_chunks(dict.fromkeys(emails), FOLD_CHUNK):
-        row = conn.execute(sa.select(*(folded(email) for email in chunk))).one()
+        row = conn.execute(
+            _fold_stmt(len(chunk)), {f"e{i}": email for i, email in enumerate(chunk)}
+        ).one()
         found.update(zip(chunk, row, strict=True))
     return found
-
-
-def dialog_surveyed_since(
-    conn: sa.Connection, helpdesk: str, dialog_id: str, since: datetime
-) -> bool:
-    """True when this dialog got (or is about to get) a survey after ``since``."""
-    found = conn.execute(
-        sa.select(surveys.c.id)
-        .where(
-            surveys.c.helpdesk == helpdesk,
-            surveys.c.dialog_id == dialog_id,
-            surveys.c.status.in_((QUEUED, SENT)),
-            surveys.c.created_at >= since,
-        )
-        .limit(1)
-    ).first()
-    return found is not None
 
 
 def lock_look_backs(conn: sa.Connection, keys: Iterable[Sequence[str]]) -> None:
@@ -276,11 +297,15 @@ def lock_look_backs(conn: sa.Connection, keys: Iterable[Sequence[str]]) -> None:
         )
         for key in keys
     }
-    for lock_id in sorted(ids):
-        conn.execute(_LOCK, {"id": lock_id})
+    if ids:
+        conn.execute(_LOCKS, {"ids": sorted(ids)})
 
 
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(:id)")
+# Every lock of a batch in one statement, taken in ascending order: PostgreSQL evaluates a
+# volatile function of the select list after the ORDER BY sort (since 9.6), row by row.
+_LOCKS = sa.text(
+    "SELECT pg_advisory_xact_lock(id) FROM unnest(CAST(:ids AS BIGINT[])) AS id ORDER BY id"
+)
 
 
 # PostgreSQL, no send-policy look-back: a whole batch of closes in ONE statement, run in

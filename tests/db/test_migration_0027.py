@@ -65,7 +65,7 @@ def test_up_lists_every_write_until_paused_and_down_lists_every_write_again(engi
     migrate.upgrade(engine, "0026")
     with engine.connect() as conn:
         before = _triggers(conn)
-    assert migrate.upgrade(engine) == ("0026", "0027")
+    assert migrate.upgrade(engine, "0027") == ("0026", "0027")
     with engine.begin() as conn:
         after = _triggers(conn)
         assert after.keys() == before.keys()

@@ -647,3 +647,60 @@ def test_a_survey_revived_after_an_erasure_cancelled_its_reply_mid_send_is_sent_
     with engine.connect() as conn:
         row = conn.execute(sa.select(outbox.c.status, outbox.c.erased_at)).one()
     assert (row.status, row.erased_at) == ("pending", None)
+
+
+def test_each_close_of_a_batch_looks_back_from_its_own_time(make_config, make_services, clock):
+    """A batch's look-backs are one statement per kind of key (store.latest_surveys), asked
+    back to its earliest close's time; each close still counts only the surveys since its own:
+    a survey a day and a half before the later close of a two-day window (and the earlier
+    close's) puts only the earlier one on cool-down."""
+    services = make_services(make_config(policy={"customer_cooldown_days": 1}))
+    recorder = services.intake.recorder
+    t0 = clock.now
+    (first,) = recorder._writer._transaction([_close(services, "D-1", customer="c-1")])
+    assert first["status"] == "queued"
+    early, late = (_close(services, dialog, customer="c-1") for dialog in ("D-2", "D-3"))
+    early = _Close(
+        early.event, early.token + "-e", t0 + timedelta(days=1) - timedelta(seconds=1), ""
+    )
+    late = _Close(late.event, late.token + "-l", t0 + timedelta(days=1, seconds=1), "")
+
+    results = recorder._writer._transaction([early, late])
+
+    assert [r["status"] for r in results] == ["skipped", "queued"]
+    assert results[0]["reason"] == "customer_cooldown"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"customer_cooldown_days": 7},
+        {"customer_cooldown_days": 7, "per_dialog": "every_close", "reclose_grace_seconds": 600},
+    ],
+    ids=["cool-down", "cool-down-and-re-close"],
+)
+def test_a_batchs_look_backs_take_as_many_statements_whatever_its_size(
+    make_config, make_services, monkeypatch, policy
+):
+    """A look-back policy's statements per batch do not grow with the batch: the e-mails
+    folded, the locks (PostgreSQL), each kind of look-back and the reopens once for the whole
+    batch (a statement per close each was two round trips and a query per close)."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+
+    def sent_for(closes: int, offset: int) -> int:
+        batch = []
+        for n in range(closes):
+            close = _close(services, f"D-{offset + n}")
+            customer = replace(close.event.customer, email=f"Customer-{offset + n}@Example.COM")
+            event = replace(close.event, customer=customer)
+            batch.append(_Close(event, close.token, close.now, close.occurrence))
+        statements = _statements(services.engine, monkeypatch)
+        results = recorder._writer._transaction(batch)
+        assert [r["status"] for r in results] == ["queued"] * closes
+        return len(statements)
+
+    sent_for(1, 0)  # the connection's first batch may set it up
+    # No more for 16 closes than for 1 (on PostgreSQL the outbox rows of 16 go by
+    # executemany, which _statements does not count).
+    assert sent_for(16, 100) <= sent_for(1, 200)

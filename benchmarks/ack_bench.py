@@ -53,6 +53,11 @@ class SignedClose:
     def __call__(self, n: int) -> tuple[str, bytes, dict[str, str]]:
         payload = dict(self.template)
         payload["id"] = self.run * 10_000_000 + n
+        # Each close another customer (the fixture's contact, renumbered): with --look-back's
+        # cool-down every close is then surveyed, as most closes of a real helpdesk are.
+        sender = dict(payload["meta"]["sender"], id=payload["id"])
+        sender["email"] = f"customer-{payload['id']}@example.com"
+        payload["meta"] = dict(payload["meta"], sender=sender)
         body = json.dumps(payload).encode()
         ts = str(int(time.time()))
         sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -176,6 +181,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     parser.add_argument("--clients", type=int, default=8, help="client connections per process")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--look-back",
+        action="store_true",
+        help="with the send policy's look-backs on (policy.per_dialog every_close, "
+        "policy.customer_cooldown_days 30): each close asks whether its dialog or customer "
+        "was surveyed lately",
+    )
     args = parser.parse_args()
     args_rate = args.rate
 
@@ -186,6 +198,11 @@ def main() -> None:
             "database": {"url": db},
             "token": {"secret": "bench-token-secret-0123456789"},
             "logging": {"level": "WARNING"},
+            "policy": (
+                {"per_dialog": "every_close", "customer_cooldown_days": 30}
+                if args.look_back
+                else {}
+            ),
             "helpdesks": {
                 "chatwoot": {
                     "kind": "chatwoot",
@@ -223,6 +240,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; gunicorn gthread {args.workers}×{args.threads}; "
         f"database {db.split(':')[0].split('+')[0]}; {args.duration:g} s per phase"
+        + ("; policy look-backs on" if args.look_back else "")
     )
     print(row("bare Flask endpoint", bare_peak, bare_steady))
     print(row("csat-hook webhook", our_peak, our_steady))

@@ -105,7 +105,7 @@ surveys = sa.Table(
     sa.Index(None, "helpdesk", "customer_id", "created_at"),
     sa.Index(None, "status", "sent_at"),
 )
-# The customer cool-down's other look-up (intake/store.py, customer_surveyed_since): by the
+# The customer cool-down's other look-up (intake/store.py, latest_surveys by "email"): by the
 # e-mail as the database lowers it (db/text.py, folded), which no column index serves. Without
 # it every close under policy.customer_cooldown_days read every survey of its helpdesk
 # (migration 0028). The expression is the one the statements write: lower(customer_email).

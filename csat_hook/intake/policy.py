@@ -96,7 +96,7 @@ LatestSurveys = Mapping[LookBackKey, datetime]
 
 def skip_reason(
     policy: PolicyConfig,
-    latest: LatestSurveys,
+    latest: LatestSurveys | None,
     event: DialogClosed,
     now: datetime,
     seen: set[LookBackKey],
@@ -106,7 +106,8 @@ def skip_reason(
 
     ``latest`` holds the latest survey of each of the batch's look-back keys
     (:func:`look_back_keys`, looked up before any close of the batch is stored, as far back
-    as :func:`look_back_since` of its earliest close); ``seen`` the customers and dialogs
+    as :func:`look_back_since` of its earliest close), None only where the policy does not
+    look back (:func:`looks_back`; ValueError otherwise); ``seen`` the customers and dialogs
     surveyed earlier in the same transaction; ``emails`` folds the e-mails of
     :func:`look_back_emails` as the database does.
     """
@@ -121,6 +122,10 @@ def skip_reason(
         return "excluded_channel"
     if _excluded(event.team, policy.exclude_teams):
         return "excluded_team"
+    if latest is None:
+        if looks_back(policy):
+            raise ValueError("a look-back policy decides from the batch's latest surveys")
+        latest = {}
     since = look_back_since(policy, now) if latest else {}
     if policy.per_dialog == "every_close" and policy.reclose_grace_seconds > 0:
         dialog = _dialog_key(event)

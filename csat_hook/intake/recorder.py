@@ -227,7 +227,7 @@ class CloseRecorder:
         rows, replies, send_at = [], {}, {}
         for key, item in first_of_key.items():
             # No look-back on this path: no e-mail is folded or compared.
-            reason = skip_reason(self.policy, {}, item.event, item.now, set(), {})
+            reason = skip_reason(self.policy, None, item.event, item.now, set(), {})
             rows.append(_survey_row(item, reason))
             if not reason:
                 send_at[key] = item.now + self.send_delay

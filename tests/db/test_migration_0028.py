@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
+from csat_hook.db.schema import surveys
 from csat_hook.intake import store
 
 NAME = "ix_surveys_helpdesk_customer_email_folded"
@@ -84,12 +85,16 @@ def test_every_look_back_is_an_index_search(engine):
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(
-            sa.text(
-                "INSERT INTO surveys (helpdesk, dialog_id, occurrence, customer_id, customer_email,"
-                " status, created_at) VALUES ('cw', :d, '', :c, :e, 'sent', :at)"
-            ),
+            surveys.insert(),
             [
-                {"d": f"D-{n}", "c": f"c-{n}", "e": f"Customer{n}@Example.COM", "at": NOW}
+                {
+                    "helpdesk": "cw",
+                    "dialog_id": f"D-{n}",
+                    "customer_id": f"c-{n}",
+                    "customer_email": f"Customer{n}@Example.COM",
+                    "status": "sent",
+                    "created_at": NOW,
+                }
                 for n in range(2000)
             ],
         )

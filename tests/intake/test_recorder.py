@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import IN_CHUNK
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Person
 from csat_hook.intake import store
@@ -649,26 +650,84 @@ def test_a_survey_revived_after_an_erasure_cancelled_its_reply_mid_send_is_sent_
     assert (row.status, row.erased_at) == ("pending", None)
 
 
-def test_each_close_of_a_batch_looks_back_from_its_own_time(make_config, make_services, clock):
+@pytest.mark.parametrize(
+    ("policy", "window", "by", "reason"),
+    [
+        ({"customer_cooldown_days": 1}, timedelta(days=1), "id", "customer_cooldown"),
+        ({"customer_cooldown_days": 1}, timedelta(days=1), "email", "customer_cooldown"),
+        (
+            {"per_dialog": "every_close", "reclose_grace_seconds": 600},
+            timedelta(seconds=600),
+            "dialog",
+            "recently_surveyed",
+        ),
+    ],
+)
+def test_each_close_of_a_batch_looks_back_from_its_own_time(
+    make_config, make_services, clock, policy, window, by, reason
+):
     """A batch's look-backs are one statement per kind of key (store.latest_surveys), asked
     back to its earliest close's time; each close still counts only the surveys since its own:
-    a survey a day and a half before the later close of a two-day window (and the earlier
-    close's) puts only the earlier one on cool-down."""
-    services = make_services(make_config(policy={"customer_cooldown_days": 1}))
+    a survey just inside the earlier close's window (by customer id, by e-mail in another
+    case, or of the same dialog) and just outside the later one's puts only the earlier close
+    on cool-down."""
+    services = make_services(make_config(policy=policy))
     recorder = services.intake.recorder
     t0 = clock.now
-    (first,) = recorder._writer._transaction([_close(services, "D-1", customer="c-1")])
+
+    def close(dialog: str, email: str, occurrence: str, at: datetime) -> _Close:
+        made = _close(services, dialog, customer="c-1" if by == "id" else f"c-{dialog}")
+        customer = replace(made.event.customer, email=email if by == "email" else None)
+        event = replace(made.event, customer=customer)
+        return _Close(event, f"{made.token}-{occurrence}", at, occurrence)
+
+    dialogs = ("D-1", "D-1", "D-1") if by == "dialog" else ("D-1", "D-2", "D-3")
+    (first,) = recorder._writer._transaction([close(dialogs[0], "Ann@X.org", "1", t0)])
     assert first["status"] == "queued"
-    early, late = (_close(services, dialog, customer="c-1") for dialog in ("D-2", "D-3"))
-    early = _Close(
-        early.event, early.token + "-e", t0 + timedelta(days=1) - timedelta(seconds=1), ""
-    )
-    late = _Close(late.event, late.token + "-l", t0 + timedelta(days=1, seconds=1), "")
+    early = close(dialogs[1], "ann@x.ORG", "2", t0 + window - timedelta(seconds=1))
+    late = close(dialogs[2], "ANN@x.org", "3", t0 + window + timedelta(seconds=1))
 
     results = recorder._writer._transaction([early, late])
 
     assert [r["status"] for r in results] == ["skipped", "queued"]
-    assert results[0]["reason"] == "customer_cooldown"
+    assert results[0]["reason"] == reason
+
+
+def test_a_batch_looks_back_in_each_of_its_helpdesks_and_past_an_in_list(services, clock):
+    """store.latest_surveys: the keys of several helpdesks, and more values of one kind than
+    one IN list takes (in_chunks), each answered with its own latest survey; a key of one
+    helpdesk never answered by another's survey."""
+    t0 = clock.now
+    count = IN_CHUNK + 3
+    with services.engine.begin() as conn:
+        conn.execute(
+            surveys.insert(),
+            [
+                {
+                    "helpdesk": helpdesk,
+                    "dialog_id": f"D-{n}",
+                    "customer_id": f"c-{n}",
+                    "customer_email": f"C{n}@X.org",
+                    "status": "sent" if n % 2 else "queued",
+                    "created_at": t0 + timedelta(seconds=n if helpdesk == "eadesk" else -n),
+                }
+                for helpdesk in ("eadesk", "zendesk")
+                for n in range(count)
+            ],
+        )
+    keys = {("customer", "eadesk", f"c-{n}") for n in range(count)}
+    keys |= {("email", "zendesk", f"c{n}@x.org") for n in range(count)}
+    keys |= {("dialog", "zendesk", "D-1"), ("dialog", "eadesk", "D-none")}
+    since = dict.fromkeys(("dialog", "customer", "email"), t0 - timedelta(seconds=count // 2))
+    with services.engine.connect() as conn:
+        found = store.latest_surveys(conn, keys, since)
+    expected = {("customer", "eadesk", f"c-{n}"): t0 + timedelta(seconds=n) for n in range(count)}
+    expected |= {
+        ("email", "zendesk", f"c{n}@x.org"): t0 - timedelta(seconds=n)
+        for n in range(count // 2 + 1)
+    }
+    expected[("dialog", "zendesk", "D-1")] = t0 - timedelta(seconds=1)
+    assert found == expected
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,17 @@
 cool-down's look-up by e-mail.
 
 ``policy.customer_cooldown_days`` asks, for every close, whether the customer was surveyed
-lately: ``helpdesk = ? AND (customer_id = ? OR lower(customer_email) = lower(?)) AND status IN
-(…) AND created_at >= ?`` (intake/store.py, ``customer_surveyed_since``). The id has had an
-index since migration 0001; the e-mail, compared as the database lowers it, had none, so
-neither database could use the id's for the OR: SQLite searched every survey of the helpdesk
-and PostgreSQL read the whole table, inside the close's write transaction, for every close.
-With this index each side of the OR is one index search (SQLite: MULTI-INDEX OR; PostgreSQL:
-BitmapOr), whatever the table holds. An erasure's look-up by e-mail (erasure/store.py) uses it
-too.
+lately: by id, or by e-mail as the database lowers it (``lower(customer_email) = lower(?)``,
+with ``helpdesk = ?``, ``status IN (…)`` and ``created_at >= ?``; since this migration a batch
+asks once for all its closes: intake/store.py, ``latest_surveys``). The id has had an index
+since migration 0001; the e-mail had none, so SQLite searched every survey of the helpdesk and
+PostgreSQL read the whole table, inside the close's write transaction, for every close. With
+this index each is one index search, whatever the table holds. (An erasure's look-up by
+e-mail, erasure/store.py, compares without the helpdesk and is not served by it: it runs once
+per ``csat-hook erase``, not per close.)
 
 PostgreSQL builds it with a plain CREATE INDEX: writes to ``surveys`` wait while it is built
-(about a second per million surveys), as they wait for any migration.
+(a pass over the table), as they wait for any migration.
 
 Revision ID: 0028
 Revises: 0027

@@ -763,3 +763,20 @@ def test_a_batchs_look_backs_take_as_many_statements_whatever_its_size(
     # No more for 16 closes than for 1 (on PostgreSQL the outbox rows of 16 go by
     # executemany, which _statements does not count).
     assert sent_for(16, 100) <= sent_for(1, 200)
+
+
+def test_a_look_back_policy_is_never_decided_without_the_batchs_latest_surveys(services):
+    """skip_reason without the batch's latest surveys (the one-statement path's None): a
+    policy that looks back refuses rather than call every close never surveyed."""
+    from csat_hook.intake.config import PolicyConfig
+    from csat_hook.intake.policy import skip_reason
+
+    event = _close(services, "D-1").event
+    now = services.clock()
+    assert skip_reason(PolicyConfig(), None, event, now, set(), {}) is None
+    for looking_back in (
+        PolicyConfig(customer_cooldown_days=7),
+        PolicyConfig(per_dialog="every_close", reclose_grace_seconds=600),
+    ):
+        with pytest.raises(ValueError, match="look-back"):
+            skip_reason(looking_back, None, event, now, set(), {})

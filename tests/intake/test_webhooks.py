@@ -1351,3 +1351,43 @@ def test_other_methods_asking_to_upgrade_are_answered_as_without(client):
             list(plain.headers),
             plain.get_data(),
         )
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"id": "c\x00nul", "email": "nul\x00@example.com"},
+        {"id": "\ud800lone", "email": "\udfffx@example.com"},
+        {"id": "i" * 5_000, "email": "E" * 5_000 + "@example.com"},
+        {"id": "😀" * 300, "email": "Ωμέγα😀@παράδειγμα.ελ"},
+        {"id": 12345678901234567890123, "email": ""},
+        {"id": "", "email": " \t "},
+    ],
+    ids=["nul", "surrogates", "over-long", "non-bmp", "huge-number", "blank"],
+)
+def test_hostile_customer_values_under_the_look_backs_never_fail_and_still_cool_down(
+    make_config, make_services, customer
+):
+    """The look-backs send a sender's customer id and e-mail to the database (the fold, the
+    locks, one IN list per kind): NUL, lone surrogates, values past their columns, non-BMP
+    characters, numbers no column holds, blanks. Each close is stored, cleaned (200, never a
+    5xx); a second dialog of the same customer, where the values name one, is cooled down,
+    and the same dialog closed again within the grace is not surveyed again."""
+    policy = {"customer_cooldown_days": 30, "per_dialog": "every_close"}
+    services = make_services(make_config(policy=policy))
+    client = create_app(services=services).test_client()
+
+    def post(dialog: str, **extra: Any) -> Any:
+        payload = generic_close(dialog_id=dialog, customer=customer, **extra)
+        return client.post("/webhooks/generic", json=payload, headers=GENERIC_AUTH)
+
+    # The re-close another delivery (another body: with every_close, another occurrence).
+    first, second, again = post("A"), post("B"), post("A", delivery="2")
+
+    for response in (first, second, again):
+        assert response.status_code == 200, response.json  # stored, cleaned: none refused
+    assert first.json["status"] == "queued", first.json
+    assert again.json.get("reason") == "recently_surveyed", again.json
+    names_someone = bool(str(customer["id"]).strip() or str(customer["email"]).strip())
+    expected = "customer_cooldown" if names_someone else None
+    assert second.json.get("reason") == expected, second.json

@@ -40,6 +40,13 @@ from _load import open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-webhook-secret"
+# --look-back (here and in ack_budget.py): the send policy's look-backs both on.
+LOOK_BACK = {"per_dialog": "every_close", "customer_cooldown_days": 30}
+LOOK_BACK_HELP = (
+    "with the send policy's look-backs on (policy.per_dialog every_close, "
+    "policy.customer_cooldown_days 30): each close asks whether its dialog or customer was "
+    "surveyed lately"
+)
 FIXTURE = ROOT / "tests/helpdesks/chatwoot/fixtures/conversation_status_changed_resolved.json"
 
 
@@ -181,13 +188,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     parser.add_argument("--clients", type=int, default=8, help="client connections per process")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument(
-        "--look-back",
-        action="store_true",
-        help="with the send policy's look-backs on (policy.per_dialog every_close, "
-        "policy.customer_cooldown_days 30): each close asks whether its dialog or customer "
-        "was surveyed lately",
-    )
+    parser.add_argument("--look-back", action="store_true", help=LOOK_BACK_HELP)
     parser.add_argument(
         "--history",
         type=int,
@@ -206,11 +207,7 @@ def main() -> None:
             "database": {"url": db},
             "token": {"secret": "bench-token-secret-0123456789"},
             "logging": {"level": "WARNING"},
-            "policy": (
-                {"per_dialog": "every_close", "customer_cooldown_days": 30}
-                if args.look_back
-                else {}
-            ),
+            "policy": LOOK_BACK if args.look_back else {},
             "helpdesks": {
                 "chatwoot": {
                     "kind": "chatwoot",

@@ -15,9 +15,6 @@ these figures: ack_bench.py and load_bench.py measure it, as the same for both s
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import json
 import os
 import platform
 import sys
@@ -36,6 +33,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pg import private_schema  # noqa: E402
+from ack_bench import LOOK_BACK  # noqa: E402
+from ack_bench import LOOK_BACK_HELP  # noqa: E402
+from ack_bench import SECRET  # noqa: E402
+from ack_bench import SignedClose  # noqa: E402
 from bare_app import app as bare_app  # noqa: E402
 
 from csat_hook import tokens  # noqa: E402
@@ -45,26 +46,6 @@ from csat_hook.helpdesks.records import WebhookRequest  # noqa: E402
 from csat_hook.intake.recorder import _Close  # noqa: E402
 from csat_hook.intake.storable import storable_event  # noqa: E402
 from csat_hook.services import build_services  # noqa: E402
-
-SECRET = "bench-webhook-secret"
-FIXTURE = ROOT / "tests/helpdesks/chatwoot/fixtures/conversation_status_changed_resolved.json"
-
-
-def signed(template: dict[str, Any], n: int) -> tuple[bytes, dict[str, str]]:
-    payload = dict(template)
-    payload["id"] = n
-    # Each close another customer (the fixture's contact, renumbered): with the policy's
-    # cool-down on, every close is then surveyed, as most closes of a real helpdesk are.
-    sender = dict(payload["meta"]["sender"], id=n, email=f"customer-{n}@example.com")
-    payload["meta"] = dict(payload["meta"], sender=sender)
-    body = json.dumps(payload).encode()
-    ts = str(int(time.time()))
-    sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return body, {
-        "Content-Type": "application/json",
-        "X-Chatwoot-Timestamp": ts,
-        "X-Chatwoot-Signature": "sha256=" + sig,
-    }
 
 
 def cpu_us(work: Callable[[int], Any], n: int) -> float:
@@ -80,13 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("-n", type=int, default=2000)
-    parser.add_argument(
-        "--look-back",
-        action="store_true",
-        help="with the send policy's look-backs on (policy.per_dialog every_close and "
-        "policy.customer_cooldown_days 30): each close asks whether its dialog or customer "
-        "was surveyed lately",
-    )
+    parser.add_argument("--look-back", action="store_true", help=LOOK_BACK_HELP)
     args = parser.parse_args()
     n = args.n
     tmp = Path(tempfile.mkdtemp())
@@ -101,11 +76,7 @@ def main() -> None:
             "database": {"url": url},
             "token": {"secret": "bench-token-secret-0123456789"},
             "logging": {"level": "WARNING"},
-            "policy": (
-                {"per_dialog": "every_close", "customer_cooldown_days": 30}
-                if args.look_back
-                else {}
-            ),
+            "policy": LOOK_BACK if args.look_back else {},
             "helpdesks": {
                 "chatwoot": {
                     "kind": "chatwoot",
@@ -120,9 +91,8 @@ def main() -> None:
     app = create_app(services=services)
     intake = services.intake
     adapter = intake.helpdesks["chatwoot"]
-    template = json.loads(FIXTURE.read_text(encoding="utf-8"))
-    run = int(time.time())
-    requests_ = [signed(template, run * 100_000 + i) for i in range(n)]
+    closes = SignedClose(int(time.time()))  # each close another dialog and customer
+    requests_ = [closes(i)[1:] for i in range(n)]
     now = datetime.now(UTC)
 
     def request(i: int) -> WebhookRequest:
@@ -172,7 +142,7 @@ def main() -> None:
     steps.append(("database: per close in a batch of 16", db16))
 
     def environ(i: int, path: str) -> dict[str, Any]:
-        body, headers = signed(template, run * 100_000 + n + i)
+        _, body, headers = closes(n + i)
         return EnvironBuilder(path=path, method="POST", data=body, headers=headers).get_environ()
 
     def call(wsgi: Any, environs: list[dict[str, Any]]) -> Callable[[int], Any]:

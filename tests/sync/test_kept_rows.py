@@ -256,6 +256,7 @@ def test_the_objects_absent_from_a_pool_are_found_by_identity(seed):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_each_answers_kept_row_is_picked_by_its_place_and_the_missing_ones_found(seed):
+    from csat_hook.sync.report.answers import _by_place
     from csat_hook.sync.report.answers import _missing
     from csat_hook.sync.report.answers import _reused
 
@@ -264,9 +265,9 @@ def test_each_answers_kept_row_is_picked_by_its_place_and_the_missing_ones_found
     kept: list[Any] = [None if rng.random() < 0.2 else (f"row {i}",) for i in range(20)]
     places = [rng.randrange(-1, len(kept)) for _ in range(rng.randint(0, 40))]
     count = rng.randint(0, len(places))
-    rows = _reused(places, kept, count)
+    rows = _reused(_by_place(kept), places[:count], count)
     assert rows == [kept[p] if p >= 0 else None for p in places[:count]]
-    assert _reused(places, [], count) == [None] * count
+    assert _reused(_by_place([]), places[:count], count) == [None] * count
     assert _missing(rows) == [i for i, row in enumerate(rows) if row is None]
 
 

@@ -8,6 +8,7 @@ name is in the header; low ratings (``metrics.low_rating``) are highlighted.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from collections.abc import Sequence
 from datetime import datetime
 from json import dumps
@@ -254,7 +255,7 @@ def build_responses(
     listed = newest.answers if every else newest.answers[:max_rows]
     nps = ctx.nps
     places, kept_rows = newest.places_of(newest.kept.responses if newest.kept else [])
-    rows = _reused(places, kept_rows, len(listed))
+    rows = _reused(_by_place(kept_rows), places[: len(listed)], len(listed))
     for index in _missing(rows):
         a = listed[index]
         head: Row = (
@@ -306,9 +307,8 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     nps = ctx.nps
     made = newest.agents if newest.kept is not None else None
     places, kept_rows = newest.places_of(newest.kept.agents if newest.kept else [])
-    # The kept rows by place, and None at place -1 (an answer no kept row is for): the rows
-    # of an agent's positions are then picked in C, and only the missing ones built.
-    lookup = [*kept_rows, None]
+    # The rows of an agent's positions are picked in C, and only the missing ones built.
+    lookup = _by_place(kept_rows)
     remember = made.__setitem__ if made is not None else None
     for agent in sorted(
         by_agent,
@@ -320,10 +320,7 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
         ),
     ):
         indexes = by_agent[agent]
-        if kept_rows:
-            rows: list[Row | None] = list(map(lookup.__getitem__, map(places.__getitem__, indexes)))
-        else:
-            rows = [None] * len(indexes)
+        rows = _reused(lookup, map(places.__getitem__, indexes), len(indexes))
         for at in _missing(rows):
             index = indexes[at]
             a = ordered[index]
@@ -349,14 +346,19 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
     return grids
 
 
-def _reused(places: Sequence[int], kept_rows: list[Row | None], count: int) -> list[Row | None]:
-    """The kept row of each of the first ``count`` answers by its place in the kept order
-    (``places``, -1 for none: see :meth:`Newest.places_of`), None where there is none; picked
-    in C (a loop per answer was a fifth of the Responses tab's time in a later sync)."""
-    if not kept_rows:
+def _by_place(kept_rows: list[Row | None]) -> list[Row | None]:
+    """The kept rows by their place in the kept order, and a None after them: place -1 (an
+    answer no kept row is for: see :meth:`Newest.places_of`) picks it."""
+    return [*kept_rows, None]
+
+
+def _reused(lookup: list[Row | None], places: Iterable[int], count: int) -> list[Row | None]:
+    """The kept row at each of ``places`` (``count`` of them) in ``lookup``
+    (:func:`_by_place`), None where there is none; picked in C (a loop per answer was a
+    fifth of the Responses tab's time in a later sync)."""
+    if len(lookup) == 1:  # nothing kept
         return [None] * count
-    lookup = [*kept_rows, None]  # place -1 picks the None
-    return list(map(lookup.__getitem__, places[:count]))
+    return list(map(lookup.__getitem__, places))
 
 
 def _missing(rows: list[Row | None]) -> list[int]:

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
+from csat_hook.db.text import folded
+
 # Survey statuses (surveys.status) and the delivery queue's (outbox.status).
 QUEUED, SENT, FAILED, SKIPPED, CANCELLED = "queued", "sent", "failed", "skipped", "cancelled"
 PENDING, SENDING = "pending", "sending"
@@ -108,11 +110,11 @@ surveys = sa.Table(
 # The customer cool-down's other look-up (intake/store.py, latest_surveys by "email"): by the
 # e-mail as the database lowers it (db/text.py, folded), which no column index serves. Without
 # it every close under policy.customer_cooldown_days read every survey of its helpdesk
-# (migration 0028). The expression is the one the statements write: lower(customer_email).
+# (migration 0028). The expression is the one the statements write, db/text.py's folded().
 sa.Index(
     "ix_surveys_helpdesk_customer_email_folded",
     surveys.c.helpdesk,
-    sa.func.lower(surveys.c.customer_email),
+    folded(surveys.c.customer_email),
     surveys.c.created_at,
 )
 

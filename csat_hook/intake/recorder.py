@@ -146,12 +146,8 @@ class CloseRecorder:
         store.lock_look_backs(conn, keys)
         # Every close's look-back, for the whole batch and after its locks: one statement per
         # kind of key (the closes of the batch are stored after it).
-        latest = (
-            store.latest_surveys(
-                conn, keys, look_back_since(self.policy, min(item.now for item in batch))
-            )
-            if keys
-            else {}
+        latest = store.latest_surveys(
+            conn, keys, look_back_since(self.policy, min(item.now for item in batch))
         )
         results: dict[int, dict[str, Any]] = {}
         seen: set[LookBackKey] = set()

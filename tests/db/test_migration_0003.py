@@ -12,13 +12,11 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook import tokens
 from csat_hook.config import load_config
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import answer_history
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import surveys
@@ -88,13 +86,6 @@ OLD_HISTORY = sa.Table(
     sa.Column("submitted_at", sa.DateTime()),
     sa.Column("recorded_at", sa.DateTime()),
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_four_spellings_of_one_survey_become_one_answer_and_the_next_sync_changes_nothing(

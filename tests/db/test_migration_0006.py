@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
 
 SURVEY = sa.text(
     "INSERT INTO surveys (helpdesk, dialog_id, occurrence, agent_id, token, status, created_at)"

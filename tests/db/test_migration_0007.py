@@ -7,7 +7,6 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.clicks.store import Click
@@ -15,7 +14,6 @@ from csat_hook.clicks.store import ClickRecorder
 from csat_hook.clicks.store import find_survey
 from csat_hook.clicks.store import prune
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import link_clicks
 
 NOW = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -23,13 +21,6 @@ SURVEY = sa.text(
     "INSERT INTO surveys (helpdesk, dialog_id, occurrence, agent_id, token, status, created_at)"
     " VALUES ('generic', :dialog, '', '7', :token, 'sent', :at) RETURNING id"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_surveys_from_before_get_clicks_and_clicks_go_with_their_survey(engine):

@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from csat_hook.sync import report_key
 from tests.db.test_data_version import triggered_tables
 
@@ -20,13 +18,6 @@ SKIPPED = sa.text(
     "INSERT INTO sync_skipped_rows (fingerprint, source, source_ref, reason, detail, "
     "recorded_at) VALUES (:fp, 'csv', 'row 9', 'bad_rating', 'x', :at)"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def columns(engine: sa.Engine) -> list[str]:

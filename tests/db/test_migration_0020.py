@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from tests.db.test_data_version import triggered_tables
 
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC).replace(tzinfo=None)
@@ -20,13 +19,6 @@ REOPEN = sa.text(
     "INSERT INTO early_reopens (helpdesk, dialog_id, reopened_at, received_at) "
     "VALUES ('zendesk', :dialog, :at, :at)"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def tables(engine: sa.Engine) -> set[str]:

@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from tests.db.test_data_version import triggered_tables
 
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC).replace(tzinfo=None)
@@ -24,13 +22,6 @@ REPLY = sa.text(
     " next_attempt_at, created_at, updated_at, kind)"
     " VALUES (1, 'zendesk', '5158', '{}', 'sending', 1, :at, :at, :at, 'reply')"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def columns(engine: sa.Engine) -> dict[str, bool]:

@@ -8,11 +8,9 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from tests.db.test_data_version import triggered_tables
 
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC).replace(tzinfo=None)
@@ -26,13 +24,6 @@ DELIVERY = sa.text(
     " VALUES (1, 'generic', 'D-1', '{}', 'pending', 0, :at, :at, :at, 'alert', 1, 'crm',"
     " '1:crm')"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def columns(engine: sa.Engine) -> dict[str, bool]:

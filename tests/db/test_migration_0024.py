@@ -7,22 +7,13 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from tests.db.test_data_version import triggered_tables
 
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC).replace(tzinfo=None)
 WORKER = sa.text("INSERT INTO workers (id, started_at, beat_at) VALUES ('w1', :at, :at)")
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def columns(engine: sa.Engine) -> dict[str, bool]:

@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 
 AT = datetime(2026, 12, 5, 9, 30, tzinfo=UTC).replace(tzinfo=None)
 ANSWER = sa.text(
@@ -22,13 +20,6 @@ ANSWER = sa.text(
 A_DIALOG = sa.text(
     "SELECT survey_key FROM answers WHERE helpdesk = 'chatwoot' AND dialog_id = :dialog"
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def indexes(engine: sa.Engine) -> set[str]:

@@ -10,23 +10,14 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from csat_hook.db import migrate
-from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import surveys
 from csat_hook.intake import store
 
 NAME = "ix_surveys_helpdesk_customer_email_folded"
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _indexes(engine: sa.Engine) -> set[str]:

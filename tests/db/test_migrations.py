@@ -77,13 +77,6 @@ sa.Table(
 )
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def test_a_fresh_database_is_built_to_match_the_models(engine):
     before, after = migrate.upgrade(engine)
     assert (before, after) == (None, migrate.head_revision())

@@ -355,6 +355,7 @@ class StepClock:
         from csat_hook.sync import runner
         from csat_hook.sync import summary
         from csat_hook.sync.google import session
+        from csat_hook.sync.outputs import local
         from csat_hook.sync.outputs import sheets
 
         wrap = self._timed
@@ -403,6 +404,9 @@ class StepClock:
         sheets.SheetsOutput._encoded = wrap(
             "write: tabs encoded as JSON", sheets.SheetsOutput._encoded
         )
+        # --output local: looked up in local's namespace by write_local.
+        local.write_xlsx = wrap("write: the .xlsx workbook", local.write_xlsx)
+        local.write_csv = wrap("write: the CSV files", local.write_csv)
         session.GoogleSession.request = wrap(
             "API requests, all (wall: with the fake's time)",
             session.GoogleSession.request,

@@ -2,7 +2,7 @@
 
     python benchmarks/sync_bench.py [--agents 100] [--answers 100000] [--unanswered 50000]
                                     [--source gsheets|csv] [--runs 1] [--no-peer]
-                                    [--erasures 0] [--unreadable 0]
+                                    [--erasures 0] [--unreadable 0] [--output gsheets|local]
 
 The fake runs in a child process (so its CPU and memory are not counted), holding a
 responses sheet it generates from the same seed as the surveys this process puts in a fresh
@@ -27,6 +27,11 @@ dialogs the benchmark has none of (half by survey, half by dialog), so every syn
 look-up of its answers among the erased. ``--unreadable N`` puts N rows the sync cannot read
 among the answers (a rating of "n/a", as a test submission or a row typed by hand gives),
 recorded as skipped rows: most real sheets hold a few, and each sync reads them again.
+
+``--output local`` writes the report as the embedded defaults do (``csat-report.xlsx`` and the
+CSV files in a folder) instead of to the fake Sheets: the same report, every cell of it
+written to the workbook each run (the Sheets output sends only what changed). The peer beside
+it stays the gspread + pandas script against the fake Sheets.
 
 ``BENCH_DIALOG_IDS=by-time`` numbers the dialogs in the order they were closed, as a helpdesk
 numbers them (the default, ``generated``, numbers them in the order generated, random against
@@ -166,6 +171,13 @@ def main() -> None:
         help="Read the answers from the fake sheet (serials) or a Forms CSV export (text).",
     )
     parser.add_argument(
+        "--output",
+        choices=("gsheets", "local"),
+        default="gsheets",
+        help="Write the report to the fake Sheets, or to a local .xlsx and CSV files (the "
+        "embedded defaults' output).",
+    )
+    parser.add_argument(
         "--csv-zones",
         choices=("abbreviation", "gmt"),
         default="abbreviation",
@@ -288,11 +300,16 @@ def run_once(args: argparse.Namespace) -> dict:
                     "results": results,
                     "output": {
                         "gsheets": {
-                            "enabled": True,
+                            "enabled": args.output == "gsheets",
                             "spreadsheet_id": SHEET,
                             "max_request_bytes": 10_485_760,  # Google's limit
                         },
-                        "local": {"enabled": False},
+                        "local": {
+                            "enabled": args.output == "local",
+                            "dir": str(Path(tmp) / "report"),
+                            "xlsx": True,
+                            "csv": True,
+                        },
                     },
                 },
             )

@@ -89,21 +89,12 @@ def _atomic(path: Path, write: Any) -> None:
 
 def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
     # openpyxl (≈ 5 MB of RSS) is loaded only by a run that writes a workbook.
-    from openpyxl import Workbook
-
-    from csat_hook.sync.outputs.xlsx import write_grid
+    from csat_hook.sync.outputs.xlsx import write_workbook
 
     titles = table_titles(
         [(g.name, g.key, g.helpdesk) for g in grids], XLSX_MAX, taken=XLSX_RESERVED
     )
-
-    def write(target: Path) -> None:
-        workbook = Workbook(write_only=True)
-        for title, grid in zip(titles, grids, strict=True):
-            write_grid(workbook, title, grid, texts)
-        workbook.save(target)
-
-    _atomic(path, write)
+    _atomic(path, lambda target: write_workbook(target, titles, grids, texts))
 
 
 def csv_value(value: Any, fmt: Fmt | None) -> Any:

@@ -18,14 +18,24 @@ axis.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import io
+import itertools
 import re
+import shutil
+import tempfile
 import warnings
+import zipfile
 from collections import defaultdict
-from datetime import date
-from datetime import datetime
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
 from typing import Any
 
-from openpyxl.cell import WriteOnlyCell
+from openpyxl import Workbook
 from openpyxl.chart import BarChart
 from openpyxl.chart import LineChart
 from openpyxl.chart import Reference
@@ -47,27 +57,18 @@ from openpyxl.utils import quote_sheetname
 from csat_hook.sync.layout import BARS
 from csat_hook.sync.layout import MARK_DOWN
 from csat_hook.sync.layout import MARK_UP
-from csat_hook.sync.layout import Area
 from csat_hook.sync.layout import Chart
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
-from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
-from csat_hook.sync.outputs.cells import fitted_cell
+from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
+from csat_hook.sync.outputs.xlsx_cells import Style
+from csat_hook.sync.outputs.xlsx_cells import StyleIds
+from csat_hook.sync.outputs.xlsx_cells import write_rows
 from csat_hook.sync.texts import Texts
 
-# Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
-# LF and CR, no surrogate, neither U+FFFE nor U+FFFF). openpyxl's ILLEGAL_CHARACTERS_RE
-# misses the last two kinds and writes them: the sheet is then not well-formed XML, which
-# Excel reports as a damaged file and openpyxl itself cannot read back.
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-# OOXML strings (ST_Xstring, ECMA-376 Part 1 22.9.2.19) read "_xHHHH_" as the character U+HHHH,
-# and Excel and LibreOffice show it so; openpyxl writes the text as it is. Its underscore is
-# written "_x005F_" (as XlsxWriter does), so such text shows as typed: "my_x0041_var" showed
-# as "myAvar", "_x000D_" as a line break.
-OOXML_ESCAPE = re.compile("_(?=x[0-9A-Fa-f]{4}_)")
 FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
 RED, GREEN, GREY = "F4CCCC", "D9EAD3", "EFEFEF"
 DARK_RED, DARK_GREEN, MUTED = "990000", "274E13", "777777"
@@ -100,8 +101,42 @@ def number_formats(texts: Texts) -> dict[Fmt, str]:
     }
 
 
-def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
-    """Append ``grid`` to a write-only ``workbook`` as the sheet ``title``.
+def write_workbook(
+    target: Path, titles: Sequence[str], grids: Sequence[Grid], texts: Texts
+) -> None:
+    """Write ``grids`` as the sheets ``titles`` of a new workbook at ``target``.
+
+    openpyxl (write-only mode) writes the workbook with every sheet's settings, rules and
+    charts and no rows; each sheet's rows are written apart (:mod:`.xlsx_cells`, to an
+    anonymous temporary file, as openpyxl keeps a write-only sheet's) and put in their
+    sheet's ``<sheetData>`` as the package is copied to ``target``."""
+    workbook = Workbook(write_only=True)
+    formats = number_formats(texts)
+    rows: dict[Any, IO[bytes]] = {}  # sheet → its rows
+    with contextlib.ExitStack() as stack:
+        sheets = [
+            (_sheet(workbook, title, grid, texts), grid)
+            for title, grid in zip(titles, grids, strict=True)
+        ]
+        style_ids = StyleIds(sheets[0][0]) if sheets else None
+        for sheet, grid in sheets:
+            assert style_ids is not None
+            data = stack.enter_context(tempfile.TemporaryFile())
+            write_rows(
+                data,
+                _with_helpers(grid),
+                _row_styles(grid, formats),
+                style_ids,
+                dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
+            )
+            rows[sheet] = data
+        package = io.BytesIO()
+        workbook.save(package)
+        _with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
+
+
+def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
+    """A write-only sheet ``title`` with ``grid``'s settings, rules and charts, no rows.
 
     The sheet's name is an ST_Xstring as a cell's text is (``sheet@name``, ECMA-376 Part 1,
     18.2.19): stored with the underscore of what reads as an escape escaped, so Excel shows
@@ -116,32 +151,67 @@ def write_grid(workbook: Any, title: str, grid: Grid, texts: Texts) -> None:
         sheet.freeze_panes = f"{get_column_letter(grid.frozen_cols + 1)}{grid.frozen_rows + 1}"
     for i, width in enumerate(grid.widths):
         sheet.column_dimensions[get_column_letter(i + 1)].width = width + 1
-    for tall in grid.tall_rows:
-        sheet.row_dimensions[tall + 1].height = 40  # points: three lines of a wrapped header
     if grid.kind == "summary":
         sheet.page_setup.orientation = "landscape"
         sheet.sheet_properties.pageSetUpPr.fitToPage = True
         sheet.page_setup.fitToWidth = 1
         sheet.page_setup.fitToHeight = 0
-    helpers = _error_amounts(grid)
-    for column in {c for by_row in helpers.values() for c in by_row}:
+    for column in _helper_columns(grid):
         sheet.column_dimensions[get_column_letter(column + 1)].hidden = True
-    formats = number_formats(texts)
-    styles = _styles_by_cell(grid, formats)
-    for r, row in enumerate(grid.rows):
-        styled = styles.get(r, {})
-        cells = [_cell(sheet, value, styled.get(c)) for c, value in enumerate(row)]
-        extra = helpers.get(r)
-        if extra:
-            cells += [None] * (max(extra) + 1 - len(cells))
-            for column, value in extra.items():
-                cells[column] = value
-        sheet.append(cells)
     for rule in grid.rules:
         _add_rule(sheet, rule)
     for slot, chart in enumerate(grid.charts):
         chart_object = _chart(chart, DummyWorksheet(title), grid.width + 2 * slot, texts)
         sheet.add_chart(chart_object, _a1(*chart.anchor))
+    return sheet
+
+
+# The empty <sheetData> openpyxl writes for a sheet without rows (with lxml or without).
+_NO_ROWS = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
+
+
+def _with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> None:
+    """Copy the zip ``package`` to ``target``, each sheet named in ``rows`` with its rows."""
+    with (
+        zipfile.ZipFile(package) as source,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            data = rows.get(info.filename)
+            if data is None:
+                out.writestr(info, content)
+                continue
+            head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
+            entry = zipfile.ZipInfo(info.filename, info.date_time)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            data.seek(0)
+            with out.open(entry, "w", force_zip64=True) as member:
+                member.write(head + b"<sheetData>")
+                shutil.copyfileobj(data, member, 1 << 20)
+                member.write(b"</sheetData>" + tail)
+
+
+def _with_helpers(grid: Grid) -> Iterator[Sequence[Any]]:
+    """``grid``'s rows, each with the values of its hidden helper columns (charts' error
+    amounts: :func:`_error_amounts`) where it has any."""
+    helpers = _error_amounts(grid)
+    if not helpers:
+        yield from grid.rows
+        return
+    for r, row in enumerate(grid.rows):
+        extra = helpers.get(r)
+        if not extra:
+            yield row
+            continue
+        cells = list(row) + [None] * max(0, max(extra) + 1 - len(row))
+        for column, value in extra.items():
+            cells[column] = value
+        yield cells
+
+
+def _helper_columns(grid: Grid) -> set[int]:
+    return {c for by_row in _error_amounts(grid).values() for c in by_row}
 
 
 def _error_amounts(grid: Grid) -> dict[int, dict[int, Any]]:
@@ -171,45 +241,39 @@ def _a1(row: int, col: int) -> str:
     return f"{get_column_letter(col + 1)}{row + 1}"
 
 
-def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[int, dict[int, dict[str, Any]]]:
-    """row → column → the cell's style attributes (later areas win)."""
-    styles: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+def _row_styles(grid: Grid, formats: dict[Fmt, str]) -> Callable[[int], Sequence[Style | None]]:
+    """Row → its style per column (later areas win), one list for each run of rows that
+    the same areas cover (a list per row would be 100,000 lists for an agent's answers)."""
     rows = len(grid.rows)
+    areas = [area for area, _ in grid.looks] + [area for area, _ in grid.formats]
+    cuts = sorted({0, rows} | {min(max(edge, 0), rows) for a in areas for edge in (a.row0, a.row1)})
+    ends: list[int] = []
+    runs: list[list[Style | None]] = []
+    for start, end in itertools.pairwise(cuts):
+        if start >= end:
+            continue
+        styles: dict[int, dict[str, Any]] = {}
+        for area, look in grid.looks:
+            if area.row0 <= start < area.row1:
+                for c in range(area.col0, area.col1):
+                    styles.setdefault(c, {}).update(LOOKS[look])
+        for area, fmt in grid.formats:
+            if area.row0 <= start < area.row1:
+                for c in range(area.col0, area.col1):
+                    styles.setdefault(c, {})["number_format"] = formats[fmt]
+        ends.append(end)
+        runs.append([styles.get(c) for c in range(max(styles, default=-1) + 1)])
 
-    def each(area: Area) -> Any:
-        for r in range(area.row0, min(area.row1, rows)):
-            for c in range(area.col0, area.col1):
-                yield styles[r].setdefault(c, {})
+    def styles_of(r: int) -> Sequence[Style | None]:
+        return runs[bisect.bisect_right(ends, r)]
 
-    for area, look in grid.looks:
-        for style in each(area):
-            style.update(LOOKS[look])
-    for area, fmt in grid.formats:
-        for style in each(area):
-            style["number_format"] = formats[fmt]
-    return styles
+    return styles_of
 
 
 def _escaped(text: str) -> str:
     """``text`` as an ST_Xstring that reads as ``text`` (:data:`OOXML_ESCAPE`); a cell's
-    text is escaped in :func:`_cell`, the same way without the call (once a text cell)."""
+    text is escaped the same way (:func:`.xlsx_cells.storable_text`)."""
     return OOXML_ESCAPE.sub("_x005F_", text) if "_x" in text else text
-
-
-def _cell(sheet: Any, value: Any, style: dict[str, Any] | None) -> Any:
-    if isinstance(value, str):
-        text = fitted_cell(NOT_XML.sub("", value), XLSX_CELL_MAX)
-        if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
-            text = OOXML_ESCAPE.sub("_x005F_", text)
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-    elif style or isinstance(value, datetime | date):
-        cell = WriteOnlyCell(sheet, value=value)
-    else:
-        return value
-    for name, attribute in (style or {}).items():
-        setattr(cell, name, attribute)
-    return cell
 
 
 def _add_rule(sheet: Any, rule: Rule) -> None:

@@ -1,0 +1,189 @@
+"""A workbook's cells, written as text (outputs/xlsx_cells.py), against openpyxl's own writer:
+every kind of value, style and row the report holds reads back the same from both files."""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from datetime import date
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import canonicalize
+
+import pytest
+from openpyxl import Workbook
+from openpyxl import load_workbook
+from openpyxl.cell import WriteOnlyCell
+
+from csat_hook.sync.layout import BARS
+from csat_hook.sync.layout import Area
+from csat_hook.sync.layout import Chart
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Look
+from csat_hook.sync.outputs import xlsx
+from csat_hook.sync.outputs.local import write_xlsx
+from csat_hook.sync.outputs.xlsx_cells import storable_text
+from csat_hook.sync.texts import Texts
+
+TEXTS = [
+    "plain",
+    "",
+    " leading and trailing ",
+    "tab\tand\nnewline",
+    "carriage\rreturn",
+    "&amp; <b>bold</b> > ]]>",
+    '=HYPERLINK("https://evil.example","x")',
+    "=1+1",
+    "#N/A",
+    "my_x0041_var _x000D_",
+    "bell\x07, nul\x00, lone surrogate \ud800, \ufffe\uffff end",
+    "Ünïcödé, кириллица, 表情 😀",
+    "x" * 40_000,
+    "😀" * 20_000,
+    "\u00a0non-breaking\u2028",
+]
+NUMBERS = [0, 1, -7, 10**20, 2**53 + 1, 0.1 + 0.2, 1e-300, -2.5, math.nan, math.inf, -math.inf]
+WHEN = [
+    datetime(2026, 11, 18, 9, 5, 7, 123456),
+    datetime(1900, 2, 28, 12),
+    datetime(1900, 3, 1),
+    datetime(1899, 12, 31, 23, 59),
+    date(2026, 1, 2),
+    date(1900, 1, 1),
+]
+
+
+def _grid() -> Grid:
+    values: list[Any] = [*TEXTS, *NUMBERS, *WHEN, True, False, None]
+    rows: list[list[Any]] = [["Title"], [], ["Agent", "CSAT", "low", "high", "When", "Any"]]
+    for i, value in enumerate(values):
+        rows.append([f"a{i}", 0.5 + i / 1000, 0.4, 0.6, WHEN[i % len(WHEN)], value])
+        rows.append([None, None, None, None, None, value, value])  # styled and unstyled Nones
+    grid = Grid("Summary", "summary", rows, frozen_rows=3, frozen_cols=1, widths=[12, 8, 8, 8])
+    grid.tall_rows = [2]
+    grid.looks += [
+        (Area(0, 0, 1, 1), Look.TITLE),
+        (Area(2, 0, 3, 6), Look.HEADER),
+        (Area(3, 0, len(rows), 1), Look.BOLD),
+        (Area(10, 0, 20, 7), Look.MUTED),  # over other areas: later ones win
+        (Area(5, 5, 9, 6), Look.CENTER),
+        (Area(55, 6, 61, 7), Look.CENTER),  # dates with a style but no format
+    ]
+    grid.formats += [
+        (Area(3, 1, len(rows), 4), Fmt.PERCENT),
+        (Area(3, 4, len(rows), 5), Fmt.DATETIME),
+        # Value i is in rows 3 + 2i and 4 + 2i: texts, then numbers (from row 33), then dates
+        # (from row 55).
+        (Area(3, 5, 33, 6), Fmt.MEAN),
+        (Area(33, 5, 45, 7), Fmt.COUNT),
+        (Area(55, 5, 67, 6), Fmt.DATE),  # column 6's dates have no format: openpyxl's own
+    ]
+    grid.charts.append(Chart(BARS, "CSAT", (0, 9), 2, len(rows), 0, 1, 2, 3, axis_title="CSAT"))
+    return grid
+
+
+def _reference(path: Path, grid: Grid, texts: Texts) -> None:
+    """The grid as openpyxl writes it cell by cell (the way the report was written before
+    the forty-fifth round): the same sheet settings, each value a cell with its style."""
+    workbook = Workbook(write_only=True)
+    sheet = xlsx._sheet(workbook, grid.name, grid, texts)
+    styles = _styles_by_cell(grid, xlsx.number_formats(texts))
+    for r, row in enumerate(xlsx._with_helpers(grid)):
+        cells = []
+        for c, value in enumerate(row):
+            style = styles.get((r, c))
+            if isinstance(value, str):
+                cell = WriteOnlyCell(sheet, value=storable_text(value))
+                cell.data_type = "s"
+            elif style or isinstance(value, datetime | date):
+                cell = WriteOnlyCell(sheet, value=value)
+            else:
+                cells.append(value)
+                continue
+            for name, attribute in (style or {}).items():
+                setattr(cell, name, attribute)
+            cells.append(cell)
+        if r in grid.tall_rows:
+            sheet.row_dimensions[r + 1].height = 40
+        sheet.append(cells)
+    workbook.save(path)
+
+
+def _styles_by_cell(grid: Grid, formats: dict[Fmt, str]) -> dict[tuple[int, int], dict[str, Any]]:
+    """(row, column) → the cell's style: each area's look, then each area's format, in
+    order (a later area wins), cell by cell."""
+    styles: dict[tuple[int, int], dict[str, Any]] = {}
+    for area, look in grid.looks:
+        for r in range(area.row0, min(area.row1, len(grid.rows))):
+            for c in range(area.col0, area.col1):
+                styles.setdefault((r, c), {}).update(xlsx.LOOKS[look])
+    for area, fmt in grid.formats:
+        for r in range(area.row0, min(area.row1, len(grid.rows))):
+            for c in range(area.col0, area.col1):
+                styles.setdefault((r, c), {})["number_format"] = formats[fmt]
+    return styles
+
+
+def _cells(path: Path) -> dict[str, tuple[Any, ...]]:
+    sheet = load_workbook(path)["Summary"]
+    seen: dict[str, tuple[Any, ...]] = {}
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.value is None and not cell.has_style:
+                continue
+            value = cell.value
+            if isinstance(value, float) and math.isnan(value):
+                value = "nan"
+            seen[cell.coordinate] = (
+                value,
+                cell.data_type,
+                cell.number_format,
+                repr(cell.font),
+                repr(cell.fill),
+                repr(cell.alignment),
+            )
+    heights = {r: d.height for r, d in sheet.row_dimensions.items() if d.height}
+    seen["heights"] = (heights,)
+    return seen
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_every_kind_of_cell_reads_back_as_openpyxls_own_writer_wrote_it(
+    tmp_path: Path, language: str
+):
+    grid = _grid()
+    ours, theirs = tmp_path / "ours.xlsx", tmp_path / "theirs.xlsx"
+    write_xlsx(ours, [grid], Texts(language))
+    _reference(theirs, grid, Texts(language))
+
+    assert _cells(ours) == _cells(theirs)
+    with zipfile.ZipFile(ours) as a, zipfile.ZipFile(theirs) as b:
+        assert a.namelist() == b.namelist()
+        ours_sheet = a.read("xl/worksheets/sheet1.xml").decode()
+        theirs_sheet = b.read("xl/worksheets/sheet1.xml").decode()
+    # The same elements, attribute for attribute (as canonical XML: ``<c/>`` is ``<c></c>``),
+    # but for the styles' numbering (openpyxl numbers styles in the order cells ask for them).
+    no_ids = re.compile(r' s="\d+"')
+    assert canonicalize(no_ids.sub("", ours_sheet)) == canonicalize(no_ids.sub("", theirs_sheet))
+
+
+def test_a_sheet_of_many_rows_has_every_row_in_order(tmp_path: Path):
+    rows: list[list[Any]] = [["Answer", "When", "Rating"]]
+    rows += [[f"#{i}", datetime(2026, 1, 1, i % 24), i % 5 + 1] for i in range(5_000)]
+    grid = Grid("Responses", "responses", rows)
+    grid.formats.append((Area(1, 1, len(rows), 2), Fmt.DATETIME))
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [grid], Texts("en"))
+
+    sheet = load_workbook(path, read_only=True)["Responses"]
+    assert [list(r) for r in sheet.iter_rows(values_only=True)] == rows
+
+
+def test_a_value_no_workbook_holds_is_refused(tmp_path: Path):
+    grid = Grid("Summary", "summary", [["x", object()]])
+    with pytest.raises(TypeError, match="object"):
+        write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
+    assert not (tmp_path / "r.xlsx").exists()

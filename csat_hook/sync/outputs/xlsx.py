@@ -1,19 +1,14 @@
-"""A report grid as an .xlsx worksheet (openpyxl, write-only mode).
+"""A report as an .xlsx workbook: openpyxl (write-only mode) writes the workbook and each
+sheet's settings, rules and charts; the sheets' cells are written as text
+(:mod:`.xlsx_cells`) and put in their sheets as the file is copied to its place.
 
-Number formats, fonts and fills go on each cell as it is appended; column widths, row
-heights and frozen panes are set before the first row (write-only mode writes them ahead of
-the data); conditional formats and charts are added after the rows. Formulas in conditional
-formats are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is
-stored with the string type, so nothing that looks like a formula runs, without the
-characters XML cannot hold, cut to the 32,767 characters an Excel cell holds (:mod:`.cells`),
-and with text that reads as an OOXML escape (``_x0041_``) escaped so it shows as typed, in a
-sheet's name too.
-
-Charts: CSAT by agent as columns with the 95% interval as custom error bars (Excel takes
-the amounts below and above each bar from cells: two hidden columns right of the grid, which
-the chart plots all the same; LibreOffice ignores amounts given as literals); the team's
-weekly CSAT as a line with its interval dashed and the answers as grey columns on a second
-axis.
+Column widths, row heights and frozen panes come from the grid; number formats, fonts and
+fills go on each cell by the grid's areas (a later area wins). Formulas in conditional formats
+are stored in Excel's en-US syntax whatever the reader's locale. Every text cell is stored with
+the string type, so nothing that looks like a formula runs, without the characters XML cannot
+hold, cut to the 32,767 characters an Excel cell holds (:mod:`.cells`), and with text that
+reads as an OOXML escape (``_x0041_``) escaped so it shows as typed, in a sheet's name too.
+Charts: :mod:`.xlsx_charts`.
 """
 
 from __future__ import annotations
@@ -36,28 +31,16 @@ from typing import IO
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart
-from openpyxl.chart import LineChart
-from openpyxl.chart import Reference
-from openpyxl.chart.data_source import AxDataSource
-from openpyxl.chart.data_source import NumDataSource
-from openpyxl.chart.data_source import NumRef
-from openpyxl.chart.data_source import StrRef
-from openpyxl.chart.error_bar import ErrorBars
 from openpyxl.chart.reference import DummyWorksheet
-from openpyxl.chart.shapes import GraphicalProperties
-from openpyxl.drawing.line import LineProperties
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment
 from openpyxl.styles import Font
 from openpyxl.styles import PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.utils import quote_sheetname
 
 from csat_hook.sync.layout import BARS
 from csat_hook.sync.layout import MARK_DOWN
 from csat_hook.sync.layout import MARK_UP
-from csat_hook.sync.layout import Chart
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
@@ -67,6 +50,7 @@ from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
 from csat_hook.sync.outputs.xlsx_cells import Style
 from csat_hook.sync.outputs.xlsx_cells import StyleIds
 from csat_hook.sync.outputs.xlsx_cells import write_rows
+from csat_hook.sync.outputs.xlsx_charts import xlsx_chart
 from csat_hook.sync.texts import Texts
 
 FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
@@ -161,7 +145,7 @@ def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
     for rule in grid.rules:
         _add_rule(sheet, rule)
     for slot, chart in enumerate(grid.charts):
-        chart_object = _chart(chart, DummyWorksheet(title), grid.width + 2 * slot, texts)
+        chart_object = xlsx_chart(chart, DummyWorksheet(title), grid.width + 2 * slot, texts)
         sheet.add_chart(chart_object, _a1(*chart.anchor))
     return sheet
 
@@ -310,78 +294,3 @@ def _formula_rule(formula: str, **looks: Any) -> Any:
 
 def _fill(color: str) -> PatternFill:
     return PatternFill(start_color=color, end_color=color, fill_type="solid")
-
-
-def _chart(chart: Chart, sheet: Any, helpers: int, texts: Texts) -> Any:
-    """The chart of ``sheet`` (anything with the sheet's ``title`` as Excel shows it)."""
-    quoted = quote_sheetname(sheet.title)
-    first, last = chart.header + 2, chart.end  # 1-based data rows
-    categories = AxDataSource(
-        strRef=StrRef(
-            f"{quoted}!${get_column_letter(chart.category + 1)}${first}"
-            f":${get_column_letter(chart.category + 1)}${last}"
-        )
-    )
-
-    if chart.kind == BARS:
-        bars = BarChart()
-        bars.type = "col"
-        bars.add_data(_ref(sheet, chart.value, chart.header + 1, last), titles_from_data=True)
-        series = bars.series[0]
-        series.cat = categories
-        series.graphicalProperties.solidFill = "6FA8DC"
-        series.errBars = ErrorBars(
-            errDir="y",
-            errBarType="both",
-            errValType="cust",
-            noEndCap=False,
-            minus=NumDataSource(numRef=NumRef(f=str(_ref(sheet, helpers, first, last)))),
-            plus=NumDataSource(numRef=NumRef(f=str(_ref(sheet, helpers + 1, first, last)))),
-            spPr=GraphicalProperties(ln=LineProperties(solidFill="000000", w=15875)),
-        )
-        bars.title = chart.title
-        bars.legend = None
-        bars.visible_cells_only = False  # the amounts are in hidden columns
-        _percent_axis(bars, chart.axis_title)
-        bars.width, bars.height = 24, 10
-        return bars
-    line = LineChart()
-    line.title = chart.title
-    for column in (chart.value, chart.low, chart.high):
-        line.add_data(_ref(sheet, column, chart.header + 1, last), titles_from_data=True)
-    for i, series in enumerate(line.series):
-        series.cat = categories
-        series.smooth = False  # openpyxl smooths lines by default; a trend must not be
-        series.graphicalProperties.line.width = 28575 if i == 0 else 9525
-        if i:
-            series.graphicalProperties.line.dashStyle = "dash"
-    _percent_axis(line, chart.axis_title)
-    line.x_axis.number_format = "dd.mm" if texts.language == "ru" else "mm-dd"
-    if chart.counts is not None:
-        counts = BarChart()
-        counts.add_data(_ref(sheet, chart.counts, chart.header + 1, last), titles_from_data=True)
-        counts.series[0].graphicalProperties.solidFill = "D9D9D9"
-        counts.y_axis.axId = 200
-        counts.y_axis.crosses = "max"
-        counts.y_axis.majorGridlines = None
-        counts.y_axis.delete = False
-        line += counts
-    line.width, line.height = 22, 9
-    return line
-
-
-def _ref(sheet: Any, column: int, header: int, last: int) -> Reference:
-    """One column of ``sheet`` from ``header`` (the series name, 1-based) to ``last``. Made
-    from the worksheet, not from range text: openpyxl keeps the sheet name of a quoted range
-    as written, its apostrophes still doubled, and doubles them again when it writes the
-    range ("Team's CSAT" became ``'Team''''s CSAT'!``: no such sheet)."""
-    return Reference(sheet, column + 1, header, column + 1, last)
-
-
-def _percent_axis(chart: Any, title: str) -> None:
-    chart.y_axis.title = title
-    chart.y_axis.scaling.min = 0
-    chart.y_axis.scaling.max = 1
-    chart.y_axis.number_format = "0%"
-    chart.y_axis.delete = False
-    chart.x_axis.delete = False

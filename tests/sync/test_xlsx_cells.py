@@ -3,11 +3,13 @@ every kind of value, style and row the report holds reads back the same from bot
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import zipfile
 from datetime import date
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import canonicalize
@@ -32,6 +34,8 @@ TEXTS = [
     "plain",
     "",
     " leading and trailing ",
+    "trailing only ",
+    "\nleading line feed",
     "tab\tand\nnewline",
     "carriage\rreturn",
     "&amp; <b>bold</b> > ]]>",
@@ -46,6 +50,26 @@ TEXTS = [
     "\u00a0non-breaking\u2028",
 ]
 NUMBERS = [0, 1, -7, 10**20, 2**53 + 1, 0.1 + 0.2, 1e-300, -2.5, math.nan, math.inf, -math.inf]
+
+
+class Kind(enum.StrEnum):
+    GOOD = "good"
+
+
+class Count(enum.IntEnum):
+    FIVE = 5
+
+
+class Text(str):
+    pass
+
+
+class Moment(datetime):
+    pass
+
+
+# Values of a subclass (an enum's, a date-time's) and a Decimal: written as openpyxl writes them.
+SUBCLASSED = [Kind.GOOD, Count.FIVE, Text("sub=text"), Moment(2026, 5, 6, 7, 8), Decimal("2.50")]
 WHEN = [
     datetime(2026, 11, 18, 9, 5, 7, 123456),
     datetime(1900, 2, 28, 12),
@@ -57,7 +81,7 @@ WHEN = [
 
 
 def _grid() -> Grid:
-    values: list[Any] = [*TEXTS, *NUMBERS, *WHEN, True, False, None]
+    values: list[Any] = [*TEXTS, *NUMBERS, *WHEN, True, False, None, *SUBCLASSED]
     rows: list[list[Any]] = [["Title"], [], ["Agent", "CSAT", "low", "high", "When", "Any"]]
     for i, value in enumerate(values):
         rows.append([f"a{i}", 0.5 + i / 1000, 0.4, 0.6, WHEN[i % len(WHEN)], value])
@@ -70,16 +94,16 @@ def _grid() -> Grid:
         (Area(3, 0, len(rows), 1), Look.BOLD),
         (Area(10, 0, 20, 7), Look.MUTED),  # over other areas: later ones win
         (Area(5, 5, 9, 6), Look.CENTER),
-        (Area(55, 6, 61, 7), Look.CENTER),  # dates with a style but no format
+        (Area(59, 6, 65, 7), Look.CENTER),  # dates with a style but no format
     ]
     grid.formats += [
         (Area(3, 1, len(rows), 4), Fmt.PERCENT),
         (Area(3, 4, len(rows), 5), Fmt.DATETIME),
-        # Value i is in rows 3 + 2i and 4 + 2i: texts, then numbers (from row 33), then dates
-        # (from row 55).
-        (Area(3, 5, 33, 6), Fmt.MEAN),
-        (Area(33, 5, 45, 7), Fmt.COUNT),
-        (Area(55, 5, 67, 6), Fmt.DATE),  # column 6's dates have no format: openpyxl's own
+        # Value i is in rows 3 + 2i and 4 + 2i: texts, then numbers (from row 37), then dates
+        # (from row 59).
+        (Area(3, 5, 37, 6), Fmt.MEAN),
+        (Area(37, 5, 49, 7), Fmt.COUNT),
+        (Area(59, 5, 71, 6), Fmt.DATE),  # column 6's dates have no format: openpyxl's own
     ]
     grid.charts.append(Chart(BARS, "CSAT", (0, 9), 2, len(rows), 0, 1, 2, 3, axis_title="CSAT"))
     return grid

@@ -32,9 +32,11 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
+from decimal import Decimal
 from math import isfinite
 from typing import IO
 from typing import Any
+from typing import NamedTuple
 from typing import cast
 
 from openpyxl.cell import WriteOnlyCell
@@ -56,6 +58,8 @@ _SAMPLE: dict[int, Any] = {_PLAIN: None, _DATETIME: datetime(2000, 1, 1), _DATE:
 _XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _NEEDS_ESCAPE = frozenset("&<>")
 _ROWS_PER_WRITE = 512
+# Text of at most this many characters fits a cell, even at two UTF-16 units each (cells.py).
+_SURELY_FITS = XLSX_CELL_MAX // 2
 # openpyxl's own conversion to an Excel serial (its 1900 leap-year rule included).
 to_excel = cast(Callable[[date], float], _to_excel)
 # Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
@@ -108,24 +112,17 @@ def write_rows(
     content of ``<sheetData>``, UTF-8. ``styles(r)`` gives row ``r``'s style per column
     (shorter than the row: the rest have none; the same sequence object for rows that share
     their styles, which is what makes it cheap); ``heights`` the rows that are taller."""
-    letters: list[str] = []
     batch: list[str] = []
     last_styles: Sequence[Style | None] | None = None
-    ids: list[tuple[int, int, int]] = []
-    unstyled = (style_ids(None, _PLAIN), style_ids(None, _DATETIME), style_ids(None, _DATE))
+    columns: list[_Column] = []
     for r, row in enumerate(rows):
         row_styles = styles(r)
         if row_styles is not last_styles:
             last_styles = row_styles
-            ids = [
-                (style_ids(s, _PLAIN), style_ids(s, _DATETIME), style_ids(s, _DATE))
-                for s in row_styles
-            ]
-        while len(letters) < len(row):
-            letters.append(get_column_letter(len(letters) + 1))
-        while len(ids) < len(row):
-            ids.append(unstyled)
-        batch.append(_row(str(r + 1), row, ids, letters, heights.get(r)))
+            columns = [_column(c, s, style_ids) for c, s in enumerate(row_styles)]
+        while len(columns) < len(row):
+            columns.append(_column(len(columns), None, style_ids))
+        batch.append(_row(str(r + 1), row, columns, heights.get(r)))
         if len(batch) >= _ROWS_PER_WRITE:
             out.write("".join(batch).encode("utf-8"))
             batch.clear()
@@ -133,38 +130,90 @@ def write_rows(
         out.write("".join(batch).encode("utf-8"))
 
 
-def _row(
-    n: str,
-    row: Sequence[Any],
-    ids: Sequence[tuple[int, int, int]],
-    letters: Sequence[str],
-    height: float | None,
-) -> str:
+class _Column(NamedTuple):
+    """A column's cell attributes after its reference (`` s="…" t="…"``), by kind of value,
+    for one run of rows' styles: written into each cell as they are."""
+
+    letter: str
+    text: str
+    number: str
+    datetime: str
+    date: str
+    boolean: str
+    empty: str | None  # a styled cell without a value; None: no cell
+
+
+def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
+    def attributes(kind: int, t: str) -> str:
+        s = style_ids(style, kind)
+        return f' s="{s}" t="{t}"' if s else f' t="{t}"'
+
+    plain = style_ids(style, _PLAIN)
+    return _Column(
+        get_column_letter(c + 1),
+        attributes(_PLAIN, "inlineStr"),
+        attributes(_PLAIN, "n"),
+        attributes(_DATETIME, "n"),
+        attributes(_DATE, "n"),
+        attributes(_PLAIN, "b"),
+        f' s="{plain}" t="n"' if plain else None,
+    )
+
+
+def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
     parts = [
         f'<row r="{n}">' if height is None else f'<row r="{n}" ht="{height:g}" customHeight="1">'
     ]
     append = parts.append
     for c, value in enumerate(row):
         kind = type(value)
+        if kind not in _KINDS:
+            kind = _kind_of(value)
+            value = kind(value) if kind in (str, int, float) else value
+        column = columns[c]
         if kind is str:
-            append(_text_cell(letters[c] + n, ids[c][_PLAIN], storable_text(value)))
+            # storable_text and the element, inline: a report's 400,000 texts go through here.
+            text = NOT_XML.sub("", value)
+            if len(text) > _SURELY_FITS:
+                text = fitted_cell(text, XLSX_CELL_MAX)
+            if "_x" in text:
+                text = OOXML_ESCAPE.sub("_x005F_", text)
+            if not text:
+                append(f'<c r="{column.letter}{n}"{column.text}></c>')
+                continue
+            space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
+            if not _NEEDS_ESCAPE.isdisjoint(text):
+                text = text.translate(_XML_TEXT)
+            append(f'<c r="{column.letter}{n}"{column.text}><is><t{space}>{text}</t></is></c>')
         elif value is None:
-            if ids[c][_PLAIN]:
-                append(f'<c r="{letters[c]}{n}" s="{ids[c][_PLAIN]}" t="n"></c>')
+            if column.empty is not None:
+                append(f'<c r="{column.letter}{n}"{column.empty}></c>')
         elif kind is int or kind is float:
-            append(_number_cell(letters[c] + n, ids[c][_PLAIN], value))
+            shown = f"{value:.16g}" if isfinite(value) else ""
+            append(f'<c r="{column.letter}{n}"{column.number}><v>{shown}</v></c>')
         elif kind is datetime:
-            append(_number_cell(letters[c] + n, ids[c][_DATETIME], to_excel(value)))
+            append(f'<c r="{column.letter}{n}"{column.datetime}><v>{to_excel(value):.16g}</v></c>')
         elif kind is date:
-            append(_number_cell(letters[c] + n, ids[c][_DATE], to_excel(value)))
+            append(f'<c r="{column.letter}{n}"{column.date}><v>{to_excel(value):.16g}</v></c>')
         elif kind is bool:
-            s = ids[c][_PLAIN]
-            s_attr = f' s="{s}"' if s else ""
-            append(f'<c r="{letters[c]}{n}"{s_attr} t="b"><v>{int(value)}</v></c>')
-        else:
-            raise TypeError(f"a report cell holds {kind.__name__}, which a workbook does not")
+            append(f'<c r="{column.letter}{n}"{column.boolean}><v>{int(value)}</v></c>')
     append("</row>")
     return "".join(parts)
+
+
+_KINDS = frozenset((str, int, float, bool, datetime, date, type(None)))
+
+
+def _kind_of(value: Any) -> type:
+    """The kind a value of another type is written as, as openpyxl writes it (an enum's text
+    or number, a date-time subclass, a Decimal as a float), its value made that kind by the
+    caller; a TypeError for anything a cell cannot hold."""
+    for kind in (bool, str, int, float, datetime, date):  # bool before int
+        if isinstance(value, kind):
+            return kind
+    if isinstance(value, Decimal):  # openpyxl's "%.16g" makes it a float first
+        return float
+    raise TypeError(f"a report cell holds {type(value).__name__}, which a workbook does not")
 
 
 def storable_text(value: str) -> str:
@@ -174,19 +223,3 @@ def storable_text(value: str) -> str:
     if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
         text = OOXML_ESCAPE.sub("_x005F_", text)
     return text
-
-
-def _text_cell(ref: str, s: int, text: str) -> str:
-    s_attr = f' s="{s}"' if s else ""
-    if not text:
-        return f'<c r="{ref}"{s_attr} t="inlineStr"></c>'
-    space = ' xml:space="preserve"' if text != text.strip() else ""
-    if not _NEEDS_ESCAPE.isdisjoint(text):
-        text = text.translate(_XML_TEXT)
-    return f'<c r="{ref}"{s_attr} t="inlineStr"><is><t{space}>{text}</t></is></c>'
-
-
-def _number_cell(ref: str, s: int, value: float) -> str:
-    s_attr = f' s="{s}"' if s else ""
-    shown = f"{value:.16g}" if isfinite(value) else ""
-    return f'<c r="{ref}"{s_attr} t="n"><v>{shown}</v></c>'

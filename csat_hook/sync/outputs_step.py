@@ -33,6 +33,7 @@ from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
 from csat_hook.sync.outputs.local import REPORT_CSVS
 from csat_hook.sync.outputs.local import REPORT_XLSX
+from csat_hook.sync.outputs.local import KeptFiles
 from csat_hook.sync.outputs.local import write_local
 from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import Listing
@@ -186,7 +187,11 @@ class OutputsStep(AlertsStep):
             else:
                 try:
                     written = write_local(
-                        report, Path(local.dir), xlsx=local.xlsx, csv_files=local.csv
+                        report,
+                        Path(local.dir),
+                        xlsx=local.xlsx,
+                        csv_files=local.csv,
+                        kept=self._kept_files(local.dir),
                     )
                 except OSError as exc:
                     raise _unwritable(local.dir, exc) from exc
@@ -260,6 +265,14 @@ class OutputsStep(AlertsStep):
             with self.engine.begin() as conn:
                 cache.set_output_digest(conn, key, digest, self.clock())
         return done
+
+    def _kept_files(self, directory: str) -> KeptFiles:
+        """The last local write's rows and their text, kept by this runner for its next
+        write to the same folder (:class:`~csat_hook.sync.outputs.local.KeptFiles`)."""
+        kept = getattr(self, "_files", None)
+        if kept is None or kept[0] != directory:
+            kept = self._files = (directory, KeptFiles())
+        return kept[1]
 
     def _kept_encoding(self, spreadsheet_id: str) -> KeptEncoding:
         """The last write's encodings, kept by this runner for its next write to the same

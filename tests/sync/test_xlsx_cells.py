@@ -61,7 +61,17 @@ class Count(enum.IntEnum):
 
 
 class Text(str):
-    pass
+    def __str__(self) -> str:  # what the cell shows is the value, not this
+        return "not the value"
+
+
+class Legacy(str, enum.Enum):  # noqa: UP042  (str() gives "Legacy.OLD"; the cell holds "old=1")
+    OLD = "old=1"
+
+
+class Score(int):
+    def __int__(self) -> int:
+        return 99
 
 
 class Moment(datetime):
@@ -69,7 +79,15 @@ class Moment(datetime):
 
 
 # Values of a subclass (an enum's, a date-time's) and a Decimal: written as openpyxl writes them.
-SUBCLASSED = [Kind.GOOD, Count.FIVE, Text("sub=text"), Moment(2026, 5, 6, 7, 8), Decimal("2.50")]
+SUBCLASSED = [
+    Kind.GOOD,
+    Count.FIVE,
+    Text("sub=text"),
+    Legacy.OLD,
+    Score(7),
+    Moment(2026, 5, 6, 7, 8),
+    Decimal("2.50"),
+]
 WHEN = [
     datetime(2026, 11, 18, 9, 5, 7, 123456),
     datetime(1900, 2, 28, 12),

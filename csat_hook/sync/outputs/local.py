@@ -19,7 +19,9 @@ Each file is written to a temporary name and renamed, so a crash never leaves ha
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
 import tempfile
@@ -36,6 +38,9 @@ from csat_hook.files import private_dir
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs.kept_text import KeptLookup
+from csat_hook.sync.outputs.kept_text import KeptText
+from csat_hook.sync.outputs.kept_text import TextKeeper
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
 from csat_hook.sync.report.answers import UNVERIFIED_CSV
@@ -87,14 +92,30 @@ def _atomic(path: Path, write: Any) -> None:
         raise
 
 
-def write_xlsx(path: Path, grids: Sequence[Grid], texts: Texts) -> None:
+class KeptFiles:
+    """What a runner's last local write wrote of its rows, for its next write to copy the
+    rows it holds again (:mod:`.kept_text`): the workbook's agents' and Responses sheets and
+    every CSV file's rows."""
+
+    def __init__(self) -> None:
+        self.csv: dict[str, KeptText] = {}
+        self.sheets: Any = None  # xlsx.KeptSheets, made by the first workbook written
+
+
+def write_xlsx(
+    path: Path, grids: Sequence[Grid], texts: Texts, kept: KeptFiles | None = None
+) -> None:
     # openpyxl (≈ 5 MB of RSS) is loaded only by a run that writes a workbook.
+    from csat_hook.sync.outputs.xlsx import KeptSheets
     from csat_hook.sync.outputs.xlsx import write_workbook
 
     titles = table_titles(
         [(g.name, g.key, g.helpdesk) for g in grids], XLSX_MAX, taken=XLSX_RESERVED
     )
-    _atomic(path, lambda target: write_workbook(target, titles, grids, texts))
+    if kept is not None and kept.sheets is None:
+        kept.sheets = KeptSheets()
+    sheets = kept.sheets if kept is not None else None
+    _atomic(path, lambda target: write_workbook(target, titles, grids, texts, sheets))
 
 
 def csv_value(value: Any, fmt: Fmt | None) -> Any:
@@ -126,33 +147,72 @@ def shown(value: float, places: int, *, scale: int = 1) -> float:
     return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
 
 
-def write_csv(path: Path, table: Table) -> None:
-    formats = [c.fmt for c in table.columns]
+def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
+    """``table`` as a CSV file at ``path`` (UTF-8 with a BOM, Excel's dialect). ``kept``: the
+    rows of the runner's last write of this file, each copied where held again, replaced by
+    this write's once it is written."""
+    formats = tuple(c.fmt for c in table.columns)
+    name = path.name
+    lookup = None
+    if kept is not None and name in kept.csv:
+        lookup = KeptLookup(kept.csv[name])
+    keeper = TextKeeper(lookup) if kept is not None else None
 
     def write(target: Path) -> None:
-        with target.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([neutralize(c.csv_header or c.header) for c in table.columns])
+        line = io.StringIO()
+        writer = csv.writer(line)
+
+        def text_of(values: Sequence[Any]) -> bytes:
+            line.seek(0)
+            line.truncate()
+            writer.writerow(values)
+            return line.getvalue().encode("utf-8")
+
+        with target.open("wb") as handle:
+            handle.write(codecs.BOM_UTF8)
+            handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
+            batch: list[bytes] = []
             for row in table.rows:
-                writer.writerow([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
+                found = lookup.get(row, formats) if lookup is not None else None
+                if found is not None:
+                    text = found[0]
+                else:
+                    text = text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
+                if keeper is not None:
+                    keeper.add(row, text, formats, found and found[1:])
+                batch.append(text)
+                if len(batch) >= 512:
+                    handle.write(b"".join(batch))
+                    batch.clear()
+            handle.write(b"".join(batch))
 
     _atomic(path, write)
+    if kept is not None and keeper is not None:
+        kept.csv[name] = keeper.kept()
 
 
-def write_local(report: Report, directory: Path, *, xlsx: bool, csv_files: bool) -> dict[str, Any]:
+def write_local(
+    report: Report,
+    directory: Path,
+    *,
+    xlsx: bool,
+    csv_files: bool,
+    kept: KeptFiles | None = None,
+) -> dict[str, Any]:
     """Write ``csat-report.xlsx`` and/or the CSV files (``summary.csv``: the leaderboard,
     ``periods.csv``, ``trends.csv``, ``answers.csv``, and ``unverified.csv`` and
     ``alerts.csv`` when the report has those tabs: either left by an earlier run is removed
-    when it has not)."""
+    when it has not). ``kept``: what the runner's last write wrote of its rows
+    (:class:`KeptFiles`), used and replaced."""
     written: list[str] = []
     if xlsx:
         path = directory / REPORT_XLSX
-        write_xlsx(path, report.sheets(), Texts(report.language))
+        write_xlsx(path, report.sheets(), Texts(report.language), kept)
         written.append(str(path))
     if csv_files:
         for table in report.csv:
             assert table.csv_name is not None
-            write_csv(directory / table.csv_name, table)
+            write_csv(directory / table.csv_name, table, kept)
             written.append(str(directory / table.csv_name))
         # A file of a tab the report no longer writes (the Alerts tab turned off,
         # output.gsheets.unverified: false) would look current beside the others, and keep

@@ -46,6 +46,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.outputs.kept_text import KeptText
 from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
 from csat_hook.sync.outputs.xlsx_cells import Style
 from csat_hook.sync.outputs.xlsx_cells import StyleIds
@@ -85,38 +86,65 @@ def number_formats(texts: Texts) -> dict[Fmt, str]:
     }
 
 
+# The tabs whose rows a runner keeps between reports (report/answers.py: KeptRows), as the
+# Sheets output's _ROWS_KEPT: the only ones whose rows' text a later workbook can copy.
+ROWS_KEPT = frozenset(("agent", "responses"))
+
+
+class KeptSheets:
+    """The rows of a runner's last workbook's sheets of :data:`ROWS_KEPT` and their text, by
+    sheet title, for its next workbook (:mod:`.kept_text`)."""
+
+    def __init__(self) -> None:
+        self.sheets: dict[str, KeptText] = {}
+
+
 def write_workbook(
-    target: Path, titles: Sequence[str], grids: Sequence[Grid], texts: Texts
+    target: Path,
+    titles: Sequence[str],
+    grids: Sequence[Grid],
+    texts: Texts,
+    kept: KeptSheets | None = None,
 ) -> None:
     """Write ``grids`` as the sheets ``titles`` of a new workbook at ``target``.
 
     openpyxl (write-only mode) writes the workbook with every sheet's settings, rules and
     charts and no rows; each sheet's rows are written apart (:mod:`.xlsx_cells`, to an
     anonymous temporary file, as openpyxl keeps a write-only sheet's) and put in their
-    sheet's ``<sheetData>`` as the package is copied to ``target``."""
+    sheet's ``<sheetData>`` as the package is copied to ``target``. ``kept``: the last
+    workbook's rows, copied where held again, and replaced by this one's once it is
+    written."""
     workbook = Workbook(write_only=True)
     formats = number_formats(texts)
     rows: dict[Any, IO[bytes]] = {}  # sheet → its rows
+    now_kept: dict[str, KeptText] = {}
     with contextlib.ExitStack() as stack:
         sheets = [
-            (_sheet(workbook, title, grid, texts), grid)
+            (_sheet(workbook, title, grid, texts), title, grid)
             for title, grid in zip(titles, grids, strict=True)
         ]
         style_ids = StyleIds(sheets[0][0]) if sheets else None
-        for sheet, grid in sheets:
+        for sheet, title, grid in sheets:
             assert style_ids is not None
             data = stack.enter_context(tempfile.TemporaryFile())
-            write_rows(
+            keep = kept is not None and grid.kind in ROWS_KEPT
+            written = write_rows(
                 data,
                 _with_helpers(grid),
                 _row_styles(grid, formats),
                 style_ids,
                 dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
+                before=kept.sheets.get(title) if kept is not None and keep else None,
+                keep=keep,
             )
+            if written is not None:
+                now_kept[title] = written
             rows[sheet] = data
         package = io.BytesIO()
         workbook.save(package)
         _with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
+    if kept is not None:
+        kept.sheets = now_kept
 
 
 def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:

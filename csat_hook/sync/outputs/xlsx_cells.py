@@ -45,6 +45,9 @@ from openpyxl.utils.datetime import to_excel as _to_excel
 
 from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
 from csat_hook.sync.outputs.cells import fitted_cell
+from csat_hook.sync.outputs.kept_text import KeptLookup
+from csat_hook.sync.outputs.kept_text import KeptText
+from csat_hook.sync.outputs.kept_text import TextKeeper
 
 # A cell's style: its attributes as openpyxl's cell takes them (font, fill, alignment,
 # number_format), in the order they are set.
@@ -107,27 +110,47 @@ def write_rows(
     styles: Callable[[int], Sequence[Style | None]],
     style_ids: StyleIds,
     heights: Mapping[int, float],
-) -> None:
+    *,
+    before: KeptText | None = None,
+    keep: bool = False,
+) -> KeptText | None:
     """Write ``rows`` (0-based; row ``r`` is the sheet's row ``r + 1``) to ``out`` as the
     content of ``<sheetData>``, UTF-8. ``styles(r)`` gives row ``r``'s style per column
     (shorter than the row: the rest have none; the same sequence object for rows that share
-    their styles, which is what makes it cheap); ``heights`` the rows that are taller."""
-    batch: list[str] = []
+    their styles, which is what makes it cheap); ``heights`` the rows that are taller.
+
+    ``before``: the rows an earlier write kept (:mod:`.kept_text`); a row held there again,
+    under the same columns' attributes (the style ids a workbook gives may differ from one
+    workbook to the next), is copied with its number changed instead of written anew.
+    ``keep``: return this write's rows and their text for the next one (else None)."""
+    batch: list[bytes] = []
     last_styles: Sequence[Style | None] | None = None
     columns: list[_Column] = []
+    lookup = KeptLookup(before) if before is not None else None
+    keeper = TextKeeper(lookup) if keep else None
     for r, row in enumerate(rows):
         row_styles = styles(r)
         if row_styles is not last_styles:
             last_styles = row_styles
             columns = [_column(c, s, style_ids) for c, s in enumerate(row_styles)]
-        while len(columns) < len(row):
-            columns.append(_column(len(columns), None, style_ids))
-        batch.append(_row(str(r + 1), row, columns, heights.get(r)))
+        if len(columns) < len(row):  # a new list: a kept row's columns never change after
+            columns = columns + [_column(c, None, style_ids) for c in range(len(columns), len(row))]
+        height = heights.get(r)
+        # The row's element with its number written NUL, which no cell's text holds (NOT_XML).
+        found = lookup.get(row, columns) if lookup is not None and height is None else None
+        if found is not None:
+            template = found[0]
+        else:
+            template = _row("\x00", row, columns, height).encode("utf-8")
+        if keeper is not None:
+            keeper.add(row, template, columns, found and found[1:])
+        batch.append(template.replace(b"\x00", str(r + 1).encode("ascii")))
         if len(batch) >= _ROWS_PER_WRITE:
-            out.write("".join(batch).encode("utf-8"))
+            out.write(b"".join(batch))
             batch.clear()
     if batch:
-        out.write("".join(batch).encode("utf-8"))
+        out.write(b"".join(batch))
+    return keeper.kept() if keeper is not None else None
 
 
 class _Column(NamedTuple):
@@ -169,7 +192,8 @@ def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float |
         kind = type(value)
         if kind not in _KINDS:
             kind = _kind_of(value)
-            value = kind(value) if kind in (str, int, float) else value
+            if kind in _AS_BASE:  # the value itself, not what a subclass's __str__ makes of it
+                value = _AS_BASE[kind](value)
         column = columns[c]
         if kind is str:
             # storable_text and the element, inline: a report's 400,000 texts go through here.
@@ -202,6 +226,12 @@ def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float |
 
 
 _KINDS = frozenset((str, int, float, bool, datetime, date, type(None)))
+# A subclass's value as its base type holds it, as openpyxl writes it.
+_AS_BASE: dict[type, Callable[[Any], Any]] = {
+    str: str.__str__,
+    int: int.__int__,
+    float: lambda v: float.__float__(v) if isinstance(v, float) else float(v),  # a Decimal
+}
 
 
 def _kind_of(value: Any) -> type:

@@ -1,0 +1,124 @@
+"""A runner's later local write copies the rows it held before (outputs/kept_text.py): the
+files are byte for byte what a fresh write makes of the same report, whatever changed."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csat_hook.sync.layout import Area
+from csat_hook.sync.layout import Column
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import Grid
+from csat_hook.sync.layout import Look
+from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs import kept_text
+from csat_hook.sync.outputs import xlsx_cells
+from csat_hook.sync.outputs.local import KeptFiles
+from csat_hook.sync.outputs.local import write_csv
+from csat_hook.sync.outputs.local import write_xlsx
+from csat_hook.sync.texts import Texts
+
+START = datetime(2026, 11, 1, 9, 0)
+
+
+def _answer(i: int, comment: str = "") -> tuple[Any, ...]:
+    return (START + timedelta(minutes=i), f"#{i}", i % 5 + 1, comment or f"comment <{i}> & more")
+
+
+def _grid(rows: list[tuple[Any, ...]], *, muted: bool = False) -> Grid:
+    header = ("When", "Ticket", "Rating", "Comment")
+    grid = Grid("Anna", "agent", [header, *rows], key="7")
+    grid.looks.append((Area(0, 0, 1, 4), Look.HEADER))
+    grid.formats.append((Area(1, 0, len(rows) + 1, 1), Fmt.DATETIME))
+    if muted:  # another style over the newest rows: their ids and elements change
+        grid.looks.append((Area(1, 3, 6, 4), Look.MUTED))
+    return grid
+
+
+def _summary(styled: bool) -> Grid:
+    grid = Grid("Summary", "summary", [["Summary"], ["CSAT", 0.9]])
+    if styled:  # a style asked before the agent's: every style id after it moves
+        grid.looks.append((Area(1, 0, 2, 1), Look.NOTE))
+    return grid
+
+
+def _sheets(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as package:
+        return {n: package.read(n) for n in package.namelist() if n.startswith("xl/")}
+
+
+def _written_anew(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    row = xlsx_cells._row
+
+    def counted(*args: Any) -> str:
+        calls[0] += 1
+        return row(*args)
+
+    monkeypatch.setattr(xlsx_cells, "_row", counted)
+    return calls
+
+
+def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(kept_text, "BLOCK", 16)  # several blocks out of a few hundred rows
+    answers = [_answer(i) for i in range(300, 0, -1)]  # newest first
+    kept = KeptFiles()
+    texts = Texts("en")
+    write_xlsx(tmp_path / "first.xlsx", [_summary(False), _grid(answers)], texts, kept)
+    blocks_before = set(map(id, kept.sheets.sheets["Anna (7)"].blocks))
+
+    # Three new answers on top, one answer edited (a new row object), one gone.
+    later = [_answer(303), _answer(302), _answer(301), *answers]
+    later[50] = _answer(300 - 47, "edited")
+    del later[120]
+    anew = _written_anew(monkeypatch)
+    write_xlsx(tmp_path / "later.xlsx", [_summary(False), _grid(later)], texts, kept)
+    written_anew = anew[0]
+    monkeypatch.undo()
+    write_xlsx(tmp_path / "fresh.xlsx", [_summary(False), _grid(later)], texts)
+
+    assert _sheets(tmp_path / "later.xlsx") == _sheets(tmp_path / "fresh.xlsx")
+    assert written_anew <= 2 + 4 + 1  # the two summary rows, the header and the new and edited
+    kept_blocks = set(map(id, kept.sheets.sheets["Anna (7)"].blocks))
+    assert len(kept_blocks & blocks_before) >= 300 // 16 - 4  # whole blocks kept as they were
+
+    # Every style id moved, and the newest rows restyled: no row's element is copied where
+    # its attributes differ.
+    write_xlsx(tmp_path / "moved.xlsx", [_summary(True), _grid(later, muted=True)], texts, kept)
+    write_xlsx(tmp_path / "moved-fresh.xlsx", [_summary(True), _grid(later, muted=True)], texts)
+    assert _sheets(tmp_path / "moved.xlsx") == _sheets(tmp_path / "moved-fresh.xlsx")
+
+
+def test_a_later_csv_file_is_what_a_fresh_write_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(kept_text, "BLOCK", 16)
+    columns = [
+        Column("When", fmt=Fmt.DATETIME),
+        Column("Ticket"),
+        Column("Rating"),
+        Column("Comment"),
+        Column("Share", fmt=Fmt.PERCENT),
+    ]
+    answers = [(*_answer(i, "=1+1" if i % 7 == 0 else ""), i / 1000) for i in range(200, 0, -1)]
+    kept = KeptFiles()
+    write_csv(tmp_path / "answers.csv", Table(columns, answers), kept)
+    later = [(*_answer(202), 0.5), (*_answer(201), 0.25), *answers[:90], *answers[91:]]
+    write_csv(tmp_path / "answers.csv", Table(columns, later), kept)
+    write_csv(tmp_path / "fresh.csv", Table(columns, later))
+    assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+    # The same rows under other columns' formats (a share as a number, not a percentage):
+    # written anew, not copied.
+    other = [*columns[:4], Column("Share")]
+    write_csv(tmp_path / "answers.csv", Table(other, later), kept)
+    write_csv(tmp_path / "fresh.csv", Table(other, later))
+    assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()

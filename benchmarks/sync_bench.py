@@ -467,7 +467,7 @@ def summarize(args: argparse.Namespace, runs: list[dict]) -> None:
         notes.append("tracemalloc was on: CPU, wall and RSS inflated (--no-tracemalloc)")
     print_summary(
         f"summary: {args.agents} agents, {args.answers:,} answers, {args.unanswered:,} "
-        f"unanswered, source {args.source}, {len(runs)} run(s)",
+        f"unanswered, source {args.source}, output {args.output}, {len(runs)} run(s)",
         figures,
         notes,
     )

@@ -122,3 +122,23 @@ def test_a_later_csv_file_is_what_a_fresh_write_makes(
     write_csv(tmp_path / "answers.csv", Table(other, later), kept)
     write_csv(tmp_path / "fresh.csv", Table(other, later))
     assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+def test_nothing_is_kept_of_a_file_the_report_no_longer_writes(tmp_path: Path):
+    from csat_hook.sync.outputs.local import write_local
+
+    columns = [Column("Comment")]
+    answers = Table(columns, [("a secret comment",)], csv_name="answers.csv")
+    unverified = Table(columns, [("an erased comment",)], csv_name="unverified.csv")
+
+    class Report:  # what write_local reads of a report with CSV files only
+        def __init__(self, *tables: Table) -> None:
+            self.csv = list(tables)
+
+    kept = KeptFiles()
+    write_local(Report(answers, unverified), tmp_path, xlsx=False, csv_files=True, kept=kept)  # type: ignore[arg-type]
+    assert set(kept.csv) == {"answers.csv", "unverified.csv"}
+    write_local(Report(answers), tmp_path, xlsx=False, csv_files=True, kept=kept)  # type: ignore[arg-type]
+    assert set(kept.csv) == {"answers.csv"}
+    write_local(Report(answers), tmp_path, xlsx=False, csv_files=False, kept=kept)  # type: ignore[arg-type]
+    assert kept.csv == {}

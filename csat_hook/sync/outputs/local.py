@@ -219,4 +219,13 @@ def write_local(
         # a comment erased since: removed, as the workbook, rewritten whole, loses the sheet.
         for name in {ALERTS_CSV, UNVERIFIED_CSV} - {t.csv_name for t in report.csv}:
             (directory / name).unlink(missing_ok=True)
+    if kept is not None:
+        # Nothing is kept of a file not written this time (its comments erased since, say).
+        kept.csv = {
+            t.csv_name: kept.csv[t.csv_name]
+            for t in report.csv
+            if csv_files and t.csv_name in kept.csv
+        }
+        if not xlsx:
+            kept.sheets = None
     return {"kind": "local", "files": written}

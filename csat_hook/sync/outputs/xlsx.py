@@ -17,11 +17,8 @@ import bisect
 import contextlib
 import io
 import itertools
-import re
-import shutil
 import tempfile
 import warnings
-import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -50,6 +47,7 @@ from csat_hook.sync.outputs.kept_text import KeptText
 from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
 from csat_hook.sync.outputs.xlsx_cells import Style
 from csat_hook.sync.outputs.xlsx_cells import StyleIds
+from csat_hook.sync.outputs.xlsx_cells import with_rows
 from csat_hook.sync.outputs.xlsx_cells import write_rows
 from csat_hook.sync.outputs.xlsx_charts import xlsx_chart
 from csat_hook.sync.texts import Texts
@@ -142,7 +140,7 @@ def write_workbook(
             rows[sheet] = data
         package = io.BytesIO()
         workbook.save(package)
-        _with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
+        with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
     if kept is not None:
         kept.sheets = now_kept
 
@@ -176,32 +174,6 @@ def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
         chart_object = xlsx_chart(chart, DummyWorksheet(title), grid.width + 2 * slot, texts)
         sheet.add_chart(chart_object, _a1(*chart.anchor))
     return sheet
-
-
-# The empty <sheetData> openpyxl writes for a sheet without rows (with lxml or without).
-_NO_ROWS = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
-
-
-def _with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> None:
-    """Copy the zip ``package`` to ``target``, each sheet named in ``rows`` with its rows."""
-    with (
-        zipfile.ZipFile(package) as source,
-        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out,
-    ):
-        for info in source.infolist():
-            content = source.read(info)
-            data = rows.get(info.filename)
-            if data is None:
-                out.writestr(info, content)
-                continue
-            head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
-            entry = zipfile.ZipInfo(info.filename, info.date_time)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            data.seek(0)
-            with out.open(entry, "w", force_zip64=True) as member:
-                member.write(head + b"<sheetData>")
-                shutil.copyfileobj(data, member, 1 << 20)
-                member.write(b"</sheetData>" + tail)
 
 
 def _with_helpers(grid: Grid) -> Iterator[Sequence[Any]]:

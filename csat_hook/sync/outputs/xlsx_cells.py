@@ -25,7 +25,10 @@ workbook's list that openpyxl writes to ``styles.xml``.
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
+import zipfile
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -34,6 +37,7 @@ from datetime import date
 from datetime import datetime
 from decimal import Decimal
 from math import isfinite
+from pathlib import Path
 from typing import IO
 from typing import Any
 from typing import NamedTuple
@@ -253,3 +257,31 @@ def storable_text(value: str) -> str:
     if "_x" in text:  # rare: the look-up is a quarter of the substitution's cost
         text = OOXML_ESCAPE.sub("_x005F_", text)
     return text
+
+
+# The empty <sheetData> openpyxl writes for a sheet without rows (with lxml or without).
+_NO_ROWS = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
+
+
+def with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> None:
+    """Copy the zip ``package`` (openpyxl's workbook, its sheets without rows) to ``target``,
+    each sheet named in ``rows`` (its path in the package) with those rows in its
+    ``<sheetData>``."""
+    with (
+        zipfile.ZipFile(package) as source,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            data = rows.get(info.filename)
+            if data is None:
+                out.writestr(info, content)
+                continue
+            head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
+            entry = zipfile.ZipInfo(info.filename, info.date_time)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            data.seek(0)
+            with out.open(entry, "w", force_zip64=True) as member:
+                member.write(head + b"<sheetData>")
+                shutil.copyfileobj(data, member, 1 << 20)
+                member.write(b"</sheetData>" + tail)

@@ -73,7 +73,7 @@ def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_a
     kept = KeptFiles()
     texts = Texts("en")
     write_xlsx(tmp_path / "first.xlsx", [_summary(False), _grid(answers)], texts, kept)
-    blocks_before = set(map(id, kept.sheets.sheets["Anna (7)"].blocks))
+    blocks_before = set(map(id, kept.sheets["Anna (7)"].blocks))
 
     # Three new answers on top, one answer edited (a new row object), one gone.
     later = [_answer(303), _answer(302), _answer(301), *answers]
@@ -87,7 +87,7 @@ def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_a
 
     assert _sheets(tmp_path / "later.xlsx") == _sheets(tmp_path / "fresh.xlsx")
     assert written_anew <= 2 + 4 + 1  # the two summary rows, the header and the new and edited
-    kept_blocks = set(map(id, kept.sheets.sheets["Anna (7)"].blocks))
+    kept_blocks = set(map(id, kept.sheets["Anna (7)"].blocks))
     assert len(kept_blocks & blocks_before) >= 300 // 16 - 4  # whole blocks kept as they were
 
     # Every style id moved, and the newest rows restyled: no row's element is copied where

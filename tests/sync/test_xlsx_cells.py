@@ -131,9 +131,10 @@ def _reference(path: Path, grid: Grid, texts: Texts) -> None:
     """The grid as openpyxl writes it cell by cell (the way the report was written before
     the forty-fifth round): the same sheet settings, each value a cell with its style."""
     workbook = Workbook(write_only=True)
-    sheet = xlsx._sheet(workbook, grid.name, grid, texts)
+    helpers = xlsx._error_amounts(grid)
+    sheet = xlsx._sheet(workbook, grid.name, grid, texts, helpers)
     styles = _styles_by_cell(grid, xlsx.number_formats(texts))
-    for r, row in enumerate(xlsx._with_helpers(grid)):
+    for r, row in enumerate(xlsx._with_helpers(grid, helpers)):
         cells = []
         for c, value in enumerate(row):
             style = styles.get((r, c))

@@ -98,22 +98,19 @@ class KeptFiles:
     every CSV file's rows."""
 
     def __init__(self) -> None:
-        self.csv: dict[str, KeptText] = {}
-        self.sheets: Any = None  # xlsx.KeptSheets, made by the first workbook written
+        self.csv: dict[str, KeptText] = {}  # by file name
+        self.sheets: dict[str, KeptText] = {}  # by sheet title (xlsx.write_workbook)
 
 
 def write_xlsx(
     path: Path, grids: Sequence[Grid], texts: Texts, kept: KeptFiles | None = None
 ) -> None:
     # openpyxl (≈ 5 MB of RSS) is loaded only by a run that writes a workbook.
-    from csat_hook.sync.outputs.xlsx import KeptSheets
     from csat_hook.sync.outputs.xlsx import write_workbook
 
     titles = table_titles(
         [(g.name, g.key, g.helpdesk) for g in grids], XLSX_MAX, taken=XLSX_RESERVED
     )
-    if kept is not None and kept.sheets is None:
-        kept.sheets = KeptSheets()
     sheets = kept.sheets if kept is not None else None
     _atomic(path, lambda target: write_workbook(target, titles, grids, texts, sheets))
 
@@ -227,5 +224,5 @@ def write_local(
             if csv_files and t.csv_name in kept.csv
         }
         if not xlsx:
-            kept.sheets = None
+            kept.sheets.clear()
     return {"kind": "local", "files": written}

@@ -157,6 +157,7 @@ from csat_hook.sync.outputs.sheets_tabs import new_id
 from csat_hook.sync.outputs.sheets_tabs import rename
 from csat_hook.sync.outputs.sheets_tabs import unmark
 from csat_hook.sync.report.alerts import ALERTS_KIND
+from csat_hook.sync.report.answers import ROWS_KEPT
 from csat_hook.sync.texts import LANGUAGES
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import SHEETS_MAX
@@ -362,11 +363,6 @@ class _KeptTab:
     cols: int
     data: bytes
     starts: array[int]
-
-
-# The tabs whose rows a runner keeps between reports (report/answers.py: KeptRows): the
-# only ones whose encodings can be copied; every other tab's rows are made anew each time.
-_ROWS_KEPT = frozenset(("agent", "responses"))
 
 
 class KeptEncoding:
@@ -1029,7 +1025,7 @@ class SheetsOutput:
             )
             if data is None:
                 data = self._value_range(plan)
-            elif plan.grid.kind in _ROWS_KEPT:
+            elif plan.grid.kind in ROWS_KEPT:
                 tabs[plan.title] = _KeptTab(plan.grid.rows, plan.cols, data, starts)
             encoded.append((plan.title, data))
         kept.tabs = tabs

@@ -50,6 +50,7 @@ from csat_hook.sync.outputs.xlsx_cells import StyleIds
 from csat_hook.sync.outputs.xlsx_cells import with_rows
 from csat_hook.sync.outputs.xlsx_cells import write_rows
 from csat_hook.sync.outputs.xlsx_charts import xlsx_chart
+from csat_hook.sync.report.answers import ROWS_KEPT
 from csat_hook.sync.texts import Texts
 
 FONT = "Calibri"  # named: LibreOffice falls back to a serif face for a font without a name
@@ -84,25 +85,12 @@ def number_formats(texts: Texts) -> dict[Fmt, str]:
     }
 
 
-# The tabs whose rows a runner keeps between reports (report/answers.py: KeptRows), as the
-# Sheets output's _ROWS_KEPT: the only ones whose rows' text a later workbook can copy.
-ROWS_KEPT = frozenset(("agent", "responses"))
-
-
-class KeptSheets:
-    """The rows of a runner's last workbook's sheets of :data:`ROWS_KEPT` and their text, by
-    sheet title, for its next workbook (:mod:`.kept_text`)."""
-
-    def __init__(self) -> None:
-        self.sheets: dict[str, KeptText] = {}
-
-
 def write_workbook(
     target: Path,
     titles: Sequence[str],
     grids: Sequence[Grid],
     texts: Texts,
-    kept: KeptSheets | None = None,
+    kept: dict[str, KeptText] | None = None,
 ) -> None:
     """Write ``grids`` as the sheets ``titles`` of a new workbook at ``target``.
 
@@ -110,29 +98,30 @@ def write_workbook(
     charts and no rows; each sheet's rows are written apart (:mod:`.xlsx_cells`, to an
     anonymous temporary file, as openpyxl keeps a write-only sheet's) and put in their
     sheet's ``<sheetData>`` as the package is copied to ``target``. ``kept``: the last
-    workbook's rows, copied where held again, and replaced by this one's once it is
+    workbook's rows of its sheets of :data:`ROWS_KEPT` and their text, by sheet title
+    (:mod:`.kept_text`), copied where held again, and replaced by this one's once it is
     written."""
     workbook = Workbook(write_only=True)
     formats = number_formats(texts)
     rows: dict[Any, IO[bytes]] = {}  # sheet → its rows
     now_kept: dict[str, KeptText] = {}
     with contextlib.ExitStack() as stack:
-        sheets = [
-            (_sheet(workbook, title, grid, texts), title, grid)
-            for title, grid in zip(titles, grids, strict=True)
-        ]
+        sheets = []
+        for title, grid in zip(titles, grids, strict=True):
+            helpers = _error_amounts(grid)
+            sheets.append((_sheet(workbook, title, grid, texts, helpers), title, grid, helpers))
         style_ids = StyleIds(sheets[0][0]) if sheets else None
-        for sheet, title, grid in sheets:
+        for sheet, title, grid, helpers in sheets:
             assert style_ids is not None
             data = stack.enter_context(tempfile.TemporaryFile())
             keep = kept is not None and grid.kind in ROWS_KEPT
             written = write_rows(
                 data,
-                _with_helpers(grid),
+                _with_helpers(grid, helpers),
                 _row_styles(grid, formats),
                 style_ids,
                 dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
-                before=kept.sheets.get(title) if kept is not None and keep else None,
+                before=kept.get(title) if kept is not None and keep else None,
                 keep=keep,
             )
             if written is not None:
@@ -142,11 +131,15 @@ def write_workbook(
         workbook.save(package)
         with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
     if kept is not None:
-        kept.sheets = now_kept
+        kept.clear()
+        kept.update(now_kept)
 
 
-def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
-    """A write-only sheet ``title`` with ``grid``'s settings, rules and charts, no rows.
+def _sheet(
+    workbook: Any, title: str, grid: Grid, texts: Texts, helpers: dict[int, dict[int, Any]]
+) -> Any:
+    """A write-only sheet ``title`` with ``grid``'s settings, rules and charts, no rows;
+    ``helpers``: its charts' hidden helper columns (:func:`_error_amounts`).
 
     The sheet's name is an ST_Xstring as a cell's text is (``sheet@name``, ECMA-376 Part 1,
     18.2.19): stored with the underscore of what reads as an escape escaped, so Excel shows
@@ -166,7 +159,7 @@ def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
         sheet.sheet_properties.pageSetUpPr.fitToPage = True
         sheet.page_setup.fitToWidth = 1
         sheet.page_setup.fitToHeight = 0
-    for column in _helper_columns(grid):
+    for column in {c for by_row in helpers.values() for c in by_row}:
         sheet.column_dimensions[get_column_letter(column + 1)].hidden = True
     for rule in grid.rules:
         _add_rule(sheet, rule)
@@ -176,10 +169,9 @@ def _sheet(workbook: Any, title: str, grid: Grid, texts: Texts) -> Any:
     return sheet
 
 
-def _with_helpers(grid: Grid) -> Iterator[Sequence[Any]]:
+def _with_helpers(grid: Grid, helpers: dict[int, dict[int, Any]]) -> Iterator[Sequence[Any]]:
     """``grid``'s rows, each with the values of its hidden helper columns (charts' error
     amounts: :func:`_error_amounts`) where it has any."""
-    helpers = _error_amounts(grid)
     if not helpers:
         yield from grid.rows
         return
@@ -192,10 +184,6 @@ def _with_helpers(grid: Grid) -> Iterator[Sequence[Any]]:
         for column, value in extra.items():
             cells[column] = value
         yield cells
-
-
-def _helper_columns(grid: Grid) -> set[int]:
-    return {c for by_row in _error_amounts(grid).values() for c in by_row}
 
 
 def _error_amounts(grid: Grid) -> dict[int, dict[int, Any]]:

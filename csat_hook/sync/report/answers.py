@@ -48,6 +48,9 @@ _NEWEST = attrgetter(
 )
 
 UNVERIFIED_CSV = "unverified.csv"
+# The kinds of tab whose rows a runner keeps between reports (:class:`KeptRows`): the only
+# tabs an output can copy a row's last encoding of; every other tab's rows are made anew.
+ROWS_KEPT = frozenset(("agent", "responses"))
 # What the texts of the answers Unverified lists may take, in bytes as the value write carries
 # them (JSON in UTF-8: a control character six bytes, a quote two; comments, form fields,
 # rows): anyone can submit the public form any number of times with a made-up reference and a
@@ -272,7 +275,7 @@ def build_responses(
     if newest.kept is not None:
         newest.responses += rows
     built = cast(list[Row], rows)  # every None was built above
-    grid = Grid(name, "responses")
+    grid = Grid(name, "responses")  # ROWS_KEPT
     placed = Canvas(grid).table(Table(columns, built[:max_rows]), share=True)
     _low_ratings(ctx, grid, placed.first, placed.end, 6)
     return grid, Table(columns, built, csv_name="answers.csv") if every else None
@@ -338,7 +341,7 @@ def build_agent_tabs(ctx: Context, *, max_rows: int, newest: Newest | None = Non
         # No agent recorded: titled with the label alone (and its helpdesk when several
         # helpdesks have such answers: the key "" is then shared).
         title = t["no_agent"] if is_no_agent(who) else who.name
-        grid = Grid(title, "agent", key=who.key, helpdesk=helpdesk)
+        grid = Grid(title, "agent", key=who.key, helpdesk=helpdesk)  # ROWS_KEPT
         built = cast(list[Row], rows)  # every None was built above
         placed = Canvas(grid).table(Table(columns, built), share=True)
         _low_ratings(ctx, grid, placed.first, placed.end, 2)

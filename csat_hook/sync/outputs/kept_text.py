@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,7 @@ class KeptText:
     blocks: tuple[_Block, ...]
 
 
-class KeptLookup:
+class _KeptLookup:
     """The texts of a :class:`KeptText`, found by row; decompressed while a write lasts."""
 
     def __init__(self, kept: KeptText) -> None:
@@ -90,11 +91,11 @@ class KeptLookup:
         return text[block.starts[i] : block.starts[i + 1]], b, i
 
 
-class TextKeeper:
+class _TextKeeper:
     """Collects the rows a write writes, with their texts, into a :class:`KeptText`: a run
     of rows that is a whole block of ``lookup``'s, in its order, is kept as that block."""
 
-    def __init__(self, lookup: KeptLookup | None = None) -> None:
+    def __init__(self, lookup: _KeptLookup | None = None) -> None:
         self._lookup = lookup
         self._blocks: list[_Block] = []
         self._rows: list[Sequence[Any]] = []  # the rows of the block being made, and
@@ -149,3 +150,33 @@ class TextKeeper:
         self._made(len(self._rows))
         self._rows, self._texts, self._signatures = [], [], []
         return KeptText(tuple(self._blocks))
+
+
+class RowTexts:
+    """A write's rows' texts: each copied from ``before`` where the row is held there under an
+    equal signature, else made by the caller; collected for the next write when ``keep``.
+    The one path both the workbook's sheets and the CSV files take."""
+
+    def __init__(self, before: KeptText | None, *, keep: bool) -> None:
+        self._lookup = _KeptLookup(before) if before is not None else None
+        self._keeper = _TextKeeper(self._lookup) if keep else None
+
+    def text(
+        self,
+        row: Sequence[Any],
+        signature: Any,
+        make: Callable[[], bytes],
+        *,
+        copy: bool = True,
+    ) -> bytes:
+        """``row``'s text under ``signature`` (an object the caller holds while it writes):
+        the last write's where held again and ``copy``, else ``make()``."""
+        found = self._lookup.get(row, signature) if self._lookup is not None and copy else None
+        text = found[0] if found is not None else make()
+        if self._keeper is not None:
+            self._keeper.add(row, text, signature, found and found[1:])
+        return text
+
+    def kept(self) -> KeptText | None:
+        """What to keep for the next write (None when not asked to keep)."""
+        return self._keeper.kept() if self._keeper is not None else None

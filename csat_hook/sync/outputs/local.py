@@ -31,6 +31,7 @@ from datetime import date
 from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,8 @@ from csat_hook.files import private_dir
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
-from csat_hook.sync.outputs.kept_text import KeptLookup
 from csat_hook.sync.outputs.kept_text import KeptText
-from csat_hook.sync.outputs.kept_text import TextKeeper
+from csat_hook.sync.outputs.kept_text import RowTexts
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
 from csat_hook.sync.report.answers import UNVERIFIED_CSV
@@ -150,10 +150,7 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
     this write's once it is written."""
     formats = tuple(c.fmt for c in table.columns)
     name = path.name
-    lookup = None
-    if kept is not None and name in kept.csv:
-        lookup = KeptLookup(kept.csv[name])
-    keeper = TextKeeper(lookup) if kept is not None else None
+    texts = RowTexts(kept.csv.get(name) if kept is not None else None, keep=kept is not None)
 
     def write(target: Path) -> None:
         line = io.StringIO()
@@ -165,27 +162,24 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
             writer.writerow(values)
             return line.getvalue().encode("utf-8")
 
+        def row_text(row: Sequence[Any]) -> bytes:
+            return text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
+
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)
             handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
             batch: list[bytes] = []
             for row in table.rows:
-                found = lookup.get(row, formats) if lookup is not None else None
-                if found is not None:
-                    text = found[0]
-                else:
-                    text = text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
-                if keeper is not None:
-                    keeper.add(row, text, formats, found and found[1:])
-                batch.append(text)
+                batch.append(texts.text(row, formats, partial(row_text, row)))
                 if len(batch) >= 512:
                     handle.write(b"".join(batch))
                     batch.clear()
             handle.write(b"".join(batch))
 
     _atomic(path, write)
-    if kept is not None and keeper is not None:
-        kept.csv[name] = keeper.kept()
+    written = texts.kept()
+    if kept is not None and written is not None:
+        kept.csv[name] = written
 
 
 def write_local(

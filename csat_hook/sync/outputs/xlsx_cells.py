@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from math import isfinite
 from pathlib import Path
 from typing import IO
@@ -49,9 +50,8 @@ from openpyxl.utils.datetime import to_excel as _to_excel
 
 from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
 from csat_hook.sync.outputs.cells import fitted_cell
-from csat_hook.sync.outputs.kept_text import KeptLookup
 from csat_hook.sync.outputs.kept_text import KeptText
-from csat_hook.sync.outputs.kept_text import TextKeeper
+from csat_hook.sync.outputs.kept_text import RowTexts
 
 # A cell's style: its attributes as openpyxl's cell takes them (font, fill, alignment,
 # number_format), in the order they are set.
@@ -65,8 +65,6 @@ _SAMPLE: dict[int, Any] = {_PLAIN: None, _DATETIME: datetime(2000, 1, 1), _DATE:
 _XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _NEEDS_ESCAPE = frozenset("&<>")
 _ROWS_PER_WRITE = 512
-# Text of at most this many characters fits a cell, even at two UTF-16 units each (cells.py).
-_SURELY_FITS = XLSX_CELL_MAX // 2
 # openpyxl's own conversion to an Excel serial (its 1900 leap-year rule included).
 to_excel = cast(Callable[[date], float], _to_excel)
 # Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
@@ -130,8 +128,7 @@ def write_rows(
     batch: list[bytes] = []
     last_styles: Sequence[Style | None] | None = None
     columns: list[_Column] = []
-    lookup = KeptLookup(before) if before is not None else None
-    keeper = TextKeeper(lookup) if keep else None
+    texts = RowTexts(before, keep=keep)
     for r, row in enumerate(rows):
         row_styles = styles(r)
         if row_styles is not last_styles:
@@ -141,20 +138,16 @@ def write_rows(
             columns = columns + [_column(c, None, style_ids) for c in range(len(columns), len(row))]
         height = heights.get(r)
         # The row's element with its number written NUL, which no cell's text holds (NOT_XML).
-        found = lookup.get(row, columns) if lookup is not None and height is None else None
-        if found is not None:
-            template = found[0]
-        else:
-            template = _row("\x00", row, columns, height).encode("utf-8")
-        if keeper is not None:
-            keeper.add(row, template, columns, found and found[1:])
+        template = texts.text(
+            row, columns, partial(_template, row, columns, height), copy=height is None
+        )
         batch.append(template.replace(b"\x00", str(r + 1).encode("ascii")))
         if len(batch) >= _ROWS_PER_WRITE:
             out.write(b"".join(batch))
             batch.clear()
     if batch:
         out.write(b"".join(batch))
-    return keeper.kept() if keeper is not None else None
+    return texts.kept()
 
 
 class _Column(NamedTuple):
@@ -187,6 +180,10 @@ def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
     )
 
 
+def _template(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> bytes:
+    return _row("\x00", row, columns, height).encode("utf-8")
+
+
 def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
     parts = [
         f'<row r="{n}">' if height is None else f'<row r="{n}" ht="{height:g}" customHeight="1">'
@@ -200,12 +197,7 @@ def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float |
                 value = _AS_BASE[kind](value)
         column = columns[c]
         if kind is str:
-            # storable_text and the element, inline: a report's 400,000 texts go through here.
-            text = NOT_XML.sub("", value)
-            if len(text) > _SURELY_FITS:
-                text = fitted_cell(text, XLSX_CELL_MAX)
-            if "_x" in text:
-                text = OOXML_ESCAPE.sub("_x005F_", text)
+            text = storable_text(value)
             if not text:
                 append(f'<c r="{column.letter}{n}"{column.text}></c>')
                 continue

@@ -470,11 +470,14 @@ _FIELD_LIMIT_MAX = 2**31 - 1
 # The bytes decoded at a time (:func:`_decode_parts`): a part of the rows is held, never the
 # text of the file.
 _PART = 1 << 16
+# The passes read_table makes over a CSV's rows (sources/table.py: the timestamp column
+# scanned, then the rows parsed), the last of which lets the bytes go (_Text).
+_ROW_PASSES = 2
 # The characters :func:`_declared` is given (a "sep=;" line is 7 at most).
 _HEAD = 64
 
 
-def _records(text: _Text, delimiter: str, *, strict: bool = False) -> Reader:
+def _records(text: _Text, delimiter: str, *, strict: bool = False, last: bool = False) -> Reader:
     """The CSV records of ``text``, any cell as long as ``text`` itself, read a part at a time.
 
     The csv module refuses a cell over its field size limit (131,072 characters unless
@@ -482,10 +485,10 @@ def _records(text: _Text, delimiter: str, *, strict: bool = False) -> Reader:
     file is in memory already, so no cell can be longer than it (no character is shorter
     than a byte); the limit is raised to that. The lines are those of
     ``io.StringIO(text, newline="")``: line ends inside quoted cells reach the reader as
-    written."""
+    written. ``last``: the last pass over ``text`` (:meth:`_Text.parts`)."""
     if csv.field_size_limit() < text.size:
         csv.field_size_limit(min(text.size, _FIELD_LIMIT_MAX))
-    return csv.reader(_lines(text.parts()), delimiter=delimiter, strict=strict)
+    return csv.reader(_lines(text.parts(last_pass=last)), delimiter=delimiter, strict=strict)
 
 
 class _Text:
@@ -495,7 +498,12 @@ class _Text:
     row as lists). ``bom``: without a byte-order mark at its start (Excel's "CSV UTF-8"
     writes one, and under ``encoding: utf-8`` it was read as part of the first title, so
     the timestamp column was not found). ``final``: a character cut at the end is an error
-    (as ``bytes.decode``), else it is left out (:func:`_decode_parts`)."""
+    (as ``bytes.decode``), else it is left out (:func:`_decode_parts`).
+
+    The last pass (``parts(last_pass=True)``) lets each part's bytes go once it is decoded: the
+    parse is that pass, and the rows it keeps grow while it reads, so the bytes held to its
+    end were the read's peak of memory (a 12 MB export of 100,000 answers, the sync's peak
+    202 MB; docs/performance.md, the forty-sixth round)."""
 
     def __init__(
         self,
@@ -507,13 +515,24 @@ class _Text:
         final: bool = False,
         bom: bool = True,
     ) -> None:
-        self.data, self.encoding, self.final, self.bom = data, encoding, final, bom
+        self.data: bytes | None = data
+        self.encoding, self.final, self.bom = encoding, final, bom
         self.start, self.stop = start, len(data) if stop is None else stop
         self.size = max(self.stop - self.start, 0)  # no text is longer than its bytes
         self.last = ""  # the last character, once a pass has read to the end
 
-    def parts(self) -> Iterator[str]:
-        parts = _decode_parts(self.data, self.encoding, self.start, self.stop, final=self.final)
+    def parts(self, *, last_pass: bool = False) -> Iterator[str]:
+        """The text a part at a time; ``last_pass``: no pass follows (one after it is an
+        error)."""
+        if self.data is None:
+            raise RuntimeError("the text was read by its last pass already")
+        if last_pass:
+            # Held by the parts only, which let them go as they are decoded.
+            chunks = _chunks(self.data, self.start, self.stop)
+            self.data = None
+            parts = _decode_parts(chunks, self.encoding, self.start, final=self.final)
+        else:
+            parts = _decode_parts(self.data, self.encoding, self.start, self.stop, final=self.final)
         first, last = self.bom, ""
         for part in parts:
             if first and part:
@@ -559,9 +578,14 @@ class _Rows:
 
     def __init__(self, text: _Text, delimiter: str, skip: int) -> None:
         self.text, self.delimiter, self.skip = text, delimiter, skip
+        self.passes = 0
 
     def __iter__(self) -> Iterator[list[str]]:
-        return itertools.islice(_records(self.text, self.delimiter), self.skip, None)
+        # read_table passes over the rows twice (the timestamps scanned, then the parse): the
+        # parse is the text's last pass.
+        self.passes += 1
+        last = self.passes == _ROW_PASSES
+        return itertools.islice(_records(self.text, self.delimiter, last=last), self.skip, None)
 
 
 def _lines(parts: Iterable[str]) -> Iterator[str]:
@@ -587,30 +611,52 @@ def _lines(parts: Iterable[str]) -> Iterator[str]:
     yield from io.StringIO("".join(pending), newline="")
 
 
+def _chunks(data: bytes, start: int, stop: int) -> list[bytes]:
+    """``data[start:stop]`` in copies of :data:`_PART` bytes, the last first (each popped
+    in turn by :func:`_decode_parts`, which then holds none it has decoded)."""
+    chunks = [data[at : min(at + _PART, stop)] for at in range(start, stop, _PART)]
+    chunks.reverse()
+    return chunks
+
+
 def _decode_parts(
-    data: bytes, encoding: str, start: int = 0, stop: int | None = None, *, final: bool = False
+    data: bytes | list[bytes],
+    encoding: str,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    final: bool = False,
 ) -> Iterator[str]:
     """The text of ``data[start:stop]``, decoded :data:`_PART` bytes at a time: the text a
     decode of it all gives, and a UnicodeDecodeError whose ``start`` and ``end`` are offsets
-    in ``data``.
+    in ``data``. ``data`` may also be :func:`_chunks` of ``data[start:]``, taken from the
+    list as they are decoded (``stop`` is their end).
 
     Not ``final`` (the default), a character cut at the very end is left out: a copy in
     progress stops at a byte, not at a character. The run failed "line N is not utf-8: set
     results.csv.encoding", and a code page set so read every row's letters garbled. Without
     that partial character the text ends inside its last row, which reads as cut (the next
     run reads it whole); a byte that is no character anywhere else is UnicodeDecodeError."""
-    stop = len(data) if stop is None else stop
     name = codecs.lookup(encoding).name
     at = start
+    if isinstance(data, list):
+        stop = start + sum(map(len, data))
+        head = b"".join(data[-1:-4:-1])[:3]  # the first chunks are last
+    else:
+        stop = len(data) if stop is None else stop
+        head = data[start : min(start + 3, stop)]
+    bom = name == "utf-8-sig" and head == codecs.BOM_UTF8
     if name == "utf-8-sig":
         # Its decoder counts an error's position from after the byte-order mark, so the
         # line named was the one above when the byte began a line: the mark is passed here.
         name = "utf-8"
-        at += 3 if data.startswith(codecs.BOM_UTF8, start, stop) else 0
+        at += 3 if bom else 0
+    if isinstance(data, list):
+        pieces: Iterator[bytes | memoryview] = _after(_taken(data), at - start)
+    else:
+        pieces = _sliced(memoryview(data), at, stop)
     decoder = codecs.getincrementaldecoder(name)()
-    view = memoryview(data)
-    while at < stop:
-        part = view[at : min(at + _PART, stop)]
+    for part in pieces:
         # The bytes of a character begun in the last part: an error's offset counts them.
         state = decoder.getstate()[0]
         pending = len(state) if isinstance(state, bytes) else 0
@@ -623,6 +669,29 @@ def _decode_parts(
         at += len(part)
         if text:
             yield text
+
+
+def _taken(chunks: list[bytes]) -> Iterator[bytes]:
+    """Each of :func:`_chunks`, first to last, taken from the list (then held by nobody once
+    its caller lets it go)."""
+    while chunks:
+        yield chunks.pop()
+
+
+def _sliced(view: memoryview, start: int, stop: int) -> Iterator[memoryview]:
+    for at in range(start, stop, _PART):
+        yield view[at : min(at + _PART, stop)]
+
+
+def _after(pieces: Iterator[bytes], skip: int) -> Iterator[bytes]:
+    """``pieces`` without their first ``skip`` bytes."""
+    for piece in pieces:
+        if skip:
+            cut = min(skip, len(piece))
+            piece, skip = piece[cut:], skip - cut
+            if not piece:
+                continue
+        yield piece
 
 
 def _line_at(data: bytes, index: int) -> bytes:

@@ -3,6 +3,7 @@ files are byte for byte what a fresh write makes of the same report, whatever ch
 
 from __future__ import annotations
 
+import random
 import zipfile
 from datetime import datetime
 from datetime import timedelta
@@ -122,6 +123,55 @@ def test_a_later_csv_file_is_what_a_fresh_write_makes(
     write_csv(tmp_path / "answers.csv", Table(other, later), kept)
     write_csv(tmp_path / "fresh.csv", Table(other, later))
     assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Rows copied in runs (a run's numbers put in by one format): text that reads as a
+    # format ("%d", "%%", "%s") stays text, and runs that start or end inside a block, rows
+    # inserted, edited and removed anywhere, and a taller row, round after round.
+    monkeypatch.setattr(kept_text, "BLOCK", 8)
+    rng = random.Random(7)
+    comments = ["100%", "%d", "%%", "50%s off", "%(x)d", "", "plain", "a\nb"]
+    serial = iter(range(10_000))
+
+    def answer() -> tuple[Any, ...]:
+        i = next(serial)
+        return (*_answer(i, rng.choice(comments) + f" {i}"), i / 7)
+
+    answers = [answer() for _ in range(150)]
+    columns = [
+        Column("When", fmt=Fmt.DATETIME),
+        Column("Ticket"),
+        Column("Rating"),
+        Column("Comment"),
+        Column("Share", fmt=Fmt.PERCENT),
+    ]
+    kept = KeptFiles()
+    texts = Texts("en")
+    for round_ in range(6):
+        grid = _grid(answers, muted=round_ % 3 == 2)
+        grid.tall_rows = [rng.randrange(1, len(answers))] if round_ % 2 else []
+        write_xlsx(tmp_path / "kept.xlsx", [_summary(False), grid], texts, kept)
+        write_xlsx(tmp_path / "fresh.xlsx", [_summary(False), grid], texts)
+        assert _sheets(tmp_path / "kept.xlsx") == _sheets(tmp_path / "fresh.xlsx"), round_
+        # What is kept is this write's rows, in order, not a row it left out (an erased
+        # answer's text is not held on for the next run); a taller row is never copied.
+        held = [row for block in kept.sheets["Anna (7)"].blocks for row in block.rows]
+        written = [row for r, row in enumerate(grid.rows) if r not in grid.tall_rows]
+        assert list(map(id, held)) == list(map(id, written))
+        write_csv(tmp_path / "kept.csv", Table(columns, answers), kept)
+        write_csv(tmp_path / "fresh.csv", Table(columns, answers))
+        assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+        held = [row for block in kept.csv["kept.csv"].blocks for row in block.rows]
+        assert list(map(id, held)) == list(map(id, answers))
+        for _ in range(rng.randrange(1, 12)):
+            answers.insert(rng.randrange(len(answers) + 1), answer())
+        for _ in range(rng.randrange(0, 4)):
+            answers[rng.randrange(len(answers))] = answer()
+        for _ in range(rng.randrange(0, 4)):
+            del answers[rng.randrange(len(answers))]
 
 
 def test_nothing_is_kept_of_a_file_the_report_no_longer_writes(tmp_path: Path):

@@ -6,14 +6,19 @@ The workbook and the CSV files are written whole each run, so without this each 
 100,000 rows was written again from its values (the workbook's ≈ 1.3 s of rows and the CSV
 files' ≈ 0.8 s of a later run; docs/performance.md, the forty-fifth round). With it a row held
 again is copied as the last write wrote it, when what else its text depends on (its
-signature: a sheet's styles and columns, a CSV file's columns) is equal.
+signature: a sheet's columns, a CSV file's formats) is equal.
+
+Rows held again in their old order are copied as one run: the run's text is one slice of
+the last write's, and a worksheet's row numbers are put in it by one ``bytes % tuple``
+(the text is kept with a NUL where each number goes: :class:`RowTexts`), not row by row
+(the forty-sixth round: a row by row copy cost ≈ 4 µs a row, 1 s of a later run's 255,000).
 
 The text is kept compressed (zlib, level 1: a 100,000-answer report's 40 MB of SpreadsheetML
-in ≈ 6 MB), in blocks of :data:`BLOCK` rows. A later write holds most old rows again in the
-same order, new ones merged in (newest first), so most blocks come back whole: such a block
-is kept as it was, not compressed again; only the rows around what changed are. Rows are
-held, so no other live object can have their ``id``: a row is found again by it, as the
-Sheets output's ``KeptEncoding`` finds its rows.
+in ≈ 6 MB), in blocks of about :data:`BLOCK` rows, each written under one signature. A later
+write holds most old rows again in the same order, new ones merged in (newest first), so most
+blocks come back whole: such a block is kept as it was, not compressed again; only the rows
+around what changed are. Rows are held, so no other live object can have their ``id``: a
+row is found again by it, as the Sheets output's ``KeptEncoding`` finds its rows.
 """
 
 from __future__ import annotations
@@ -23,23 +28,29 @@ from array import array
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from itertools import chain
+from itertools import repeat
 from typing import Any
 
 _LEVEL = 1  # the fastest: this text is kept for one run, never stored
-BLOCK = 256  # rows a block
-_DECOMPRESSED = 8  # blocks a lookup holds decompressed at a time
+BLOCK = 256  # rows a block, at least (a run copied whole may make it longer)
+_DECOMPRESSED = 8  # blocks a write holds decompressed at a time
+_PLACE = 32  # bits of a row's place in its block, in the position the index gives
+_WRITE = 1 << 16  # bytes of new rows' text gathered before they are written
 
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """Rows (held) and their texts one after another, compressed: row ``i``'s text at
-    ``starts[i]:starts[i + 1]``, written under ``signatures[i]`` (a reference to an object
-    shared by the rows written under it)."""
+    """Rows (held) and their texts one after another, compressed, all written under
+    ``signature``: row ``i``'s text is ``lengths[i]`` bytes, and has ``marks[i]`` NULs where
+    its number goes (numbered text only, else None)."""
 
     rows: tuple[Sequence[Any], ...]
     blob: bytes
-    starts: array[int]
-    signatures: tuple[Any, ...]
+    lengths: array[int]
+    marks: array[int] | None
+    signature: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,136 +58,191 @@ class KeptText:
     """One file's (or sheet's) rows and their text, in blocks."""
 
     blocks: tuple[_Block, ...]
+    numbered: bool
 
 
-class _KeptLookup:
-    """The texts of a :class:`KeptText`, found by row; decompressed while a write lasts."""
+class RowTexts:
+    """A write's rows' texts: each run of rows held in ``before`` in the same order under an
+    equal signature copied from there, every other row made by the caller; collected for
+    the next write when ``keep``. The one path both the workbook's sheets and the CSV files
+    take.
 
-    def __init__(self, kept: KeptText) -> None:
-        self.blocks = kept.blocks
-        # id(row) → (block, place in it)
-        self._index = {
-            id(row): (b, i)
-            for b, block in enumerate(kept.blocks)
-            for i, row in enumerate(block.rows)
-        }
-        self._texts: dict[int, bytes] = {}
+    ``numbered``: each row's text holds its number (a worksheet's ``<row r="…">`` and its
+    cells' references): ``make`` writes a NUL (which no cell's text holds) wherever it goes,
+    and :meth:`write` puts the number there."""
+
+    def __init__(self, before: KeptText | None, *, keep: bool, numbered: bool = False) -> None:
+        blocks = before.blocks if before is not None and before.numbered == numbered else ()
+        self._blocks = blocks
+        # id(row) → its block << _PLACE | its place there: a run held in order is a run of
+        # consecutive positions, which stops where its block ends.
+        self._index: dict[int, int] = {}
+        for b, block in enumerate(blocks):  # a block's rows at once, not one by one
+            start = b << _PLACE
+            self._index.update(
+                zip(map(id, block.rows), range(start, start + len(block.rows)), strict=True)
+            )
+        self._numbered = numbered
+        self._texts: dict[int, tuple[bytes, list[int]]] = {}  # block → text, row offsets
         # (id(kept signature), id(signature)) → both (held: their ids stay theirs), equal
         self._same: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
+        self._keep = keep
+        self._kept: list[_Block] = []
+        # The block being made: its rows, their texts and lengths (and marks), and signature.
+        self._rows: list[Sequence[Any]] = []
+        self._pieces: list[bytes] = []
+        self._lengths = array("q")
+        self._marks = array("q")
+        self._signature: Any = None
 
-    def get(self, row: Sequence[Any], signature: Any) -> tuple[bytes, int, int] | None:
-        """``row``'s text as last written, its block and place there, if it was written
-        under a signature equal to ``signature``; else None."""
-        found = self._index.get(id(row))
-        if found is None:
+    def write(
+        self,
+        out: Callable[[bytes], object],
+        rows: Sequence[Sequence[Any]],
+        first: int,
+        signature: Any,
+        make: Callable[[Sequence[Any]], bytes],
+        *,
+        copy: bool = True,
+    ) -> None:
+        """Write ``rows`` (numbered ``first``, ``first + 1``, … when numbered) to ``out``,
+        under ``signature`` (an object the caller holds while it writes): each run held in
+        the last write under an equal signature, in its order, copied, every other row
+        ``make(row)``. Not ``copy``: each row made, and none kept (what it is made of is more
+        than the signature says: a worksheet's taller row)."""
+        if self._keep and self._rows and not self._equal(self._signature, signature):
+            self._made()
+        index, count = self._index, len(rows)
+        found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
+        numbered = self._numbered
+        new: list[bytes] = []
+        gathered = 0
+        k = 0
+        while k < count:
+            at = found[k]
+            if at is None or not self._matches(at >> _PLACE, signature):
+                template = make(rows[k])
+                text = template.replace(b"\0", b"%d" % (first + k)) if numbered else template
+                new.append(text)
+                gathered += len(text)
+                if gathered >= _WRITE:
+                    out(b"".join(new))
+                    new.clear()
+                    gathered = 0
+                if self._keep and copy:
+                    self._add(rows[k], template, signature)
+                k += 1
+                continue
+            end = k + 1
+            while end < count and found[end] == at + (end - k):
+                end += 1
+            if new:
+                out(b"".join(new))
+                new.clear()
+                gathered = 0
+            out(self._copied(at, end - k, first + k))
+            if self._keep:
+                self._add_run(rows, k, end, at, signature)
+            k = end
+        if new:
+            out(b"".join(new))
+
+    def kept(self) -> KeptText | None:
+        """What to keep for the next write (None when not asked to keep)."""
+        if not self._keep:
             return None
-        b, i = found
-        block = self.blocks[b]
-        kept_signature = block.signatures[i]
-        if kept_signature is not signature:
-            key = (id(kept_signature), id(signature))
-            same = self._same.get(key)
-            if same is None:
-                same = self._same[key] = (kept_signature, signature, kept_signature == signature)
-            if not same[2]:
-                return None
-        text = self._texts.get(b)
-        if text is None:
+        self._made()
+        return KeptText(tuple(self._kept), self._numbered)
+
+    def _matches(self, b: int, signature: Any) -> bool:
+        return self._equal(self._blocks[b].signature, signature)
+
+    def _equal(self, kept: Any, signature: Any) -> bool:
+        if kept is signature:
+            return True
+        key = (id(kept), id(signature))
+        same = self._same.get(key)
+        if same is None:
+            same = self._same[key] = (kept, signature, kept == signature)
+        return same[2]
+
+    def _text(self, b: int) -> tuple[bytes, list[int]]:
+        """Block ``b``'s text and each row's offset in it (and its end)."""
+        found = self._texts.get(b)
+        if found is None:
             # A later write holds the old rows mostly in their old order: the few blocks
             # decompressed last are kept, not the whole file's text (≈ 15 MB for a
             # 100,000-answer Responses sheet).
             if len(self._texts) >= _DECOMPRESSED:
                 del self._texts[next(iter(self._texts))]
-            text = self._texts[b] = zlib.decompress(block.blob)
-        return text[block.starts[i] : block.starts[i + 1]], b, i
+            block = self._blocks[b]
+            found = self._texts[b] = (
+                zlib.decompress(block.blob),
+                list(accumulate(block.lengths, initial=0)),
+            )
+        return found
 
+    def _copied(self, at: int, run: int, number: int) -> bytes:
+        """The text of ``run`` rows of the last write from position ``at``, numbered from
+        ``number``."""
+        b, i = at >> _PLACE, at & ((1 << _PLACE) - 1)
+        text, offsets = self._text(b)
+        piece = text[offsets[i] : offsets[i + run]]
+        marks = self._blocks[b].marks
+        if marks is None:
+            return piece
+        # Each row's number wherever its NULs are, at once: "%" is no longer a format there.
+        numbers = chain.from_iterable(map(repeat, range(number, number + run), marks[i : i + run]))
+        return piece.replace(b"%", b"%%").replace(b"\0", b"%d") % tuple(numbers)
 
-class _TextKeeper:
-    """Collects the rows a write writes, with their texts, into a :class:`KeptText`: a run
-    of rows that is a whole block of ``lookup``'s, in its order, is kept as that block."""
-
-    def __init__(self, lookup: _KeptLookup | None = None) -> None:
-        self._lookup = lookup
-        self._blocks: list[_Block] = []
-        self._rows: list[Sequence[Any]] = []  # the rows of the block being made, and
-        self._texts: list[bytes] = []  # their texts
-        self._signatures: list[Any] = []
-        self._run = -1  # the old block the last rows have followed from its start, or -1
-        self._run_length = 0
-
-    def add(
-        self, row: Sequence[Any], text: bytes, signature: Any, found: tuple[int, int] | None
-    ) -> None:
-        """``row`` written as ``text`` under ``signature``; ``found``: where ``lookup``
-        held it (its block and place), or None."""
-        if found is not None and found[1] == self._run_length and found[0] == self._run:
-            self._run_length += 1
-        elif found is not None and found[1] == 0:
-            self._run, self._run_length = found[0], 1
-        else:
-            self._run, self._run_length = -1, 0
+    def _add(self, row: Sequence[Any], template: bytes, signature: Any) -> None:
+        """A row made anew, to keep."""
+        if not self._rows:
+            self._signature = signature
         self._rows.append(row)
-        self._texts.append(text)
-        self._signatures.append(signature)
-        if self._run >= 0 and self._lookup is not None:
-            whole = self._lookup.blocks[self._run]
-            if self._run_length == len(whole.rows):
-                # The block came back whole: the rows before it make a block of their own.
-                cut = len(self._rows) - self._run_length
-                self._made(cut)
-                self._blocks.append(whole)
-                del self._rows[:], self._texts[:], self._signatures[:]
-                self._run, self._run_length = -1, 0
-                return
-        if len(self._rows) >= BLOCK and self._run < 0:
-            self._made(len(self._rows))
-            del self._rows[:], self._texts[:], self._signatures[:]
+        self._pieces.append(template)
+        self._lengths.append(len(template))
+        if self._numbered:
+            self._marks.append(template.count(b"\0"))
+        if len(self._rows) >= BLOCK:
+            self._made()
 
-    def _made(self, count: int) -> None:
-        """The first ``count`` pending rows as a new block."""
-        if not count:
+    def _add_run(
+        self, rows: Sequence[Sequence[Any]], k: int, end: int, at: int, signature: Any
+    ) -> None:
+        """Rows ``k:end`` copied from position ``at`` of the last write, to keep: their block
+        as it was when they are all of it, else with the block being made."""
+        b, i = at >> _PLACE, at & ((1 << _PLACE) - 1)
+        block = self._blocks[b]
+        run = end - k
+        if i == 0 and run == len(block.rows):
+            self._made()
+            self._kept.append(block)
             return
-        starts = array("q", [0])
-        end = 0
-        for text in self._texts[:count]:
-            end += len(text)
-            starts.append(end)
-        blob = zlib.compress(b"".join(self._texts[:count]), _LEVEL)
-        self._blocks.append(
-            _Block(tuple(self._rows[:count]), blob, starts, tuple(self._signatures[:count]))
+        if not self._rows:
+            self._signature = signature
+        text, offsets = self._text(b)
+        self._rows.extend(rows[k:end])
+        self._pieces.append(text[offsets[i] : offsets[i + run]])
+        self._lengths.extend(block.lengths[i : i + run])
+        if block.marks is not None:
+            self._marks.extend(block.marks[i : i + run])
+        if len(self._rows) >= BLOCK:
+            self._made()
+
+    def _made(self) -> None:
+        """The rows pending as a new block."""
+        if not self._rows:
+            return
+        self._kept.append(
+            _Block(
+                tuple(self._rows),
+                zlib.compress(b"".join(self._pieces), _LEVEL),
+                self._lengths,
+                self._marks if self._numbered else None,
+                self._signature,
+            )
         )
-
-    def kept(self) -> KeptText:
-        self._made(len(self._rows))
-        self._rows, self._texts, self._signatures = [], [], []
-        return KeptText(tuple(self._blocks))
-
-
-class RowTexts:
-    """A write's rows' texts: each copied from ``before`` where the row is held there under an
-    equal signature, else made by the caller; collected for the next write when ``keep``.
-    The one path both the workbook's sheets and the CSV files take."""
-
-    def __init__(self, before: KeptText | None, *, keep: bool) -> None:
-        self._lookup = _KeptLookup(before) if before is not None else None
-        self._keeper = _TextKeeper(self._lookup) if keep else None
-
-    def text(
-        self,
-        row: Sequence[Any],
-        signature: Any,
-        make: Callable[[], bytes],
-        *,
-        copy: bool = True,
-    ) -> bytes:
-        """``row``'s text under ``signature`` (an object the caller holds while it writes):
-        the last write's where held again and ``copy``, else ``make()``."""
-        found = self._lookup.get(row, signature) if self._lookup is not None and copy else None
-        text = found[0] if found is not None else make()
-        if self._keeper is not None:
-            self._keeper.add(row, text, signature, found and found[1:])
-        return text
-
-    def kept(self) -> KeptText | None:
-        """What to keep for the next write (None when not asked to keep)."""
-        return self._keeper.kept() if self._keeper is not None else None
+        self._rows, self._pieces = [], []
+        self._lengths, self._marks = array("q"), array("q")
+        self._signature = None

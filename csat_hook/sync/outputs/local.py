@@ -31,7 +31,6 @@ from datetime import date
 from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,13 +167,7 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)
             handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
-            batch: list[bytes] = []
-            for row in table.rows:
-                batch.append(texts.text(row, formats, partial(row_text, row)))
-                if len(batch) >= 512:
-                    handle.write(b"".join(batch))
-                    batch.clear()
-            handle.write(b"".join(batch))
+            texts.write(handle.write, table.rows, 1, formats, row_text)
 
     _atomic(path, write)
     written = texts.kept()

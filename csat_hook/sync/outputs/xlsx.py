@@ -13,14 +13,12 @@ Charts: :mod:`.xlsx_charts`.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import io
 import itertools
 import tempfile
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,7 +115,7 @@ def write_workbook(
             keep = kept is not None and grid.kind in ROWS_KEPT
             written = write_rows(
                 data,
-                _with_helpers(grid, helpers),
+                list(_with_helpers(grid, helpers)),
                 _row_styles(grid, formats),
                 style_ids,
                 dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
@@ -213,14 +211,14 @@ def _a1(row: int, col: int) -> str:
     return f"{get_column_letter(col + 1)}{row + 1}"
 
 
-def _row_styles(grid: Grid, formats: dict[Fmt, str]) -> Callable[[int], Sequence[Style | None]]:
-    """Row → its style per column (later areas win), one list for each run of rows that
-    the same areas cover (a list per row would be 100,000 lists for an agent's answers)."""
+def _row_styles(grid: Grid, formats: dict[Fmt, str]) -> list[tuple[int, list[Style | None]]]:
+    """Runs of rows the same areas cover, in order: each as its end and its style per column
+    (later areas win), one list for each run (a list per row would be 100,000 lists for an
+    agent's answers)."""
     rows = len(grid.rows)
     areas = [area for area, _ in grid.looks] + [area for area, _ in grid.formats]
     cuts = sorted({0, rows} | {min(max(edge, 0), rows) for a in areas for edge in (a.row0, a.row1)})
-    ends: list[int] = []
-    runs: list[list[Style | None]] = []
+    runs: list[tuple[int, list[Style | None]]] = []
     for start, end in itertools.pairwise(cuts):
         if start >= end:
             continue
@@ -233,13 +231,8 @@ def _row_styles(grid: Grid, formats: dict[Fmt, str]) -> Callable[[int], Sequence
             if area.row0 <= start < area.row1:
                 for c in range(area.col0, area.col1):
                     styles.setdefault(c, {})["number_format"] = formats[fmt]
-        ends.append(end)
-        runs.append([styles.get(c) for c in range(max(styles, default=-1) + 1)])
-
-    def styles_of(r: int) -> Sequence[Style | None]:
-        return runs[bisect.bisect_right(ends, r)]
-
-    return styles_of
+        runs.append((end, [styles.get(c) for c in range(max(styles, default=-1) + 1)]))
+    return runs
 
 
 def _escaped(text: str) -> str:

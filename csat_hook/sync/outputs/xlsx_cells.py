@@ -26,11 +26,11 @@ workbook's list that openpyxl writes to ``styles.xml``.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import shutil
 import zipfile
 from collections.abc import Callable
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import date
@@ -64,7 +64,6 @@ _SAMPLE: dict[int, Any] = {_PLAIN: None, _DATETIME: datetime(2000, 1, 1), _DATE:
 # feed (a cell's line break).
 _XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _NEEDS_ESCAPE = frozenset("&<>")
-_ROWS_PER_WRITE = 512
 # openpyxl's own conversion to an Excel serial (its 1900 leap-year rule included).
 to_excel = cast(Callable[[date], float], _to_excel)
 # Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
@@ -108,8 +107,8 @@ def _style_key(style: Style | None) -> Any:
 
 def write_rows(
     out: IO[bytes],
-    rows: Iterable[Sequence[Any]],
-    styles: Callable[[int], Sequence[Style | None]],
+    rows: Sequence[Sequence[Any]],
+    styles: Sequence[tuple[int, Sequence[Style | None]]],
     style_ids: StyleIds,
     heights: Mapping[int, float],
     *,
@@ -117,36 +116,38 @@ def write_rows(
     keep: bool = False,
 ) -> KeptText | None:
     """Write ``rows`` (0-based; row ``r`` is the sheet's row ``r + 1``) to ``out`` as the
-    content of ``<sheetData>``, UTF-8. ``styles(r)`` gives row ``r``'s style per column
-    (shorter than the row: the rest have none; the same sequence object for rows that share
-    their styles, which is what makes it cheap); ``heights`` the rows that are taller.
+    content of ``<sheetData>``, UTF-8. ``styles``: runs of rows that share their styles, each
+    as the end of the run (the last of which is ``len(rows)``, or more) and its style per
+    column (shorter than a row: the rest have none); ``heights`` the rows that are taller.
 
     ``before``: the rows an earlier write kept (:mod:`.kept_text`); a row held there again,
     under the same columns' attributes (the style ids a workbook gives may differ from one
     workbook to the next), is copied with its number changed instead of written anew.
     ``keep``: return this write's rows and their text for the next one (else None)."""
-    batch: list[bytes] = []
-    last_styles: Sequence[Style | None] | None = None
-    columns: list[_Column] = []
-    texts = RowTexts(before, keep=keep)
-    for r, row in enumerate(rows):
-        row_styles = styles(r)
-        if row_styles is not last_styles:
-            last_styles = row_styles
-            columns = [_column(c, s, style_ids) for c, s in enumerate(row_styles)]
-        if len(columns) < len(row):  # a new list: a kept row's columns never change after
-            columns = columns + [_column(c, None, style_ids) for c in range(len(columns), len(row))]
-        height = heights.get(r)
-        # The row's element with its number written NUL, which no cell's text holds (NOT_XML).
-        template = texts.text(
-            row, columns, partial(_template, row, columns, height), copy=height is None
+    texts = RowTexts(before, keep=keep, numbered=True)
+    start = 0
+    for end, row_styles in styles:
+        end = min(end, len(rows))
+        # A run's cells' attributes, as wide as its widest row; a taller row is written alone.
+        tall = [r for r in heights if start <= r < end]
+        cuts = sorted({start, end, *tall, *(r + 1 for r in tall)})
+        width = max(map(len, rows[start:end]), default=0)
+        columns = tuple(_column(c, s, style_ids) for c, s in enumerate(row_styles)) + tuple(
+            _column(c, None, style_ids) for c in range(len(row_styles), width)
         )
-        batch.append(template.replace(b"\x00", str(r + 1).encode("ascii")))
-        if len(batch) >= _ROWS_PER_WRITE:
-            out.write(b"".join(batch))
-            batch.clear()
-    if batch:
-        out.write(b"".join(batch))
+        for low, high in itertools.pairwise(cuts):
+            height = heights.get(low)
+            texts.write(
+                out.write,
+                rows[low:high],
+                low + 1,
+                columns,
+                partial(_template, columns=columns, height=height),
+                copy=height is None,
+            )
+        start = end
+    if start < len(rows):
+        raise ValueError(f"the styles' runs end at row {start} of {len(rows)}")
     return texts.kept()
 
 
@@ -180,7 +181,8 @@ def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
     )
 
 
-def _template(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> bytes:
+def _template(row: Sequence[Any], *, columns: Sequence[_Column], height: float | None) -> bytes:
+    # The row's element with its number written NUL, which no cell's text holds (NOT_XML).
     return _row("\x00", row, columns, height).encode("utf-8")
 
 

@@ -7,6 +7,7 @@ import enum
 import math
 import re
 import zipfile
+import zlib
 from datetime import date
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.outputs import xlsx
 from csat_hook.sync.outputs.local import write_xlsx
+from csat_hook.sync.outputs.xlsx_cells import ZIP_LEVEL
 from csat_hook.sync.outputs.xlsx_cells import storable_text
 from csat_hook.sync.texts import Texts
 
@@ -223,6 +225,24 @@ def test_a_sheet_of_many_rows_has_every_row_in_order(tmp_path: Path):
 
     sheet = load_workbook(path, read_only=True)["Responses"]
     assert [list(r) for r in sheet.iter_rows(values_only=True)] == rows
+
+
+def test_a_sheet_with_rows_is_deflated_at_the_workbooks_level(tmp_path: Path):
+    rows: list[list[Any]] = [
+        [f"answer {i}", i % 5 + 1, f"comment {i * 7919 % 1000}"] for i in range(3_000)
+    ]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [Grid("Responses", "responses", rows)], Texts("en"))
+    with zipfile.ZipFile(path) as package:
+        (info,) = [i for i in package.infolist() if i.filename.startswith("xl/worksheets/")]
+        content = package.read(info)
+
+    def deflated(level: int) -> int:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)  # as zipfile deflates
+        return len(compressor.compress(content) + compressor.flush())
+
+    assert deflated(ZIP_LEVEL) != deflated(6)  # the content tells the two apart
+    assert info.compress_size == deflated(ZIP_LEVEL)
 
 
 def test_a_value_no_workbook_holds_is_refused(tmp_path: Path):

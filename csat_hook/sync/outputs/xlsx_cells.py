@@ -275,12 +275,13 @@ def with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> 
             content = source.read(info)
             data = rows.get(info.filename)
             if data is None:
-                out.writestr(info, content)
+                out.writestr(info, content, compresslevel=ZIP_LEVEL)
                 continue
             head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
             data.seek(0)
-            # Opened by name: the archive's compression and level (an entry made here would
-            # be deflated at zlib's default).
+            # Opened by name, the entry takes the archive's compression and level (one made
+            # here would be deflated at zlib's default: open() takes no level), and zipfile's
+            # default date (1980-01-01), which no reader of a workbook shows.
             with out.open(info.filename, "w", force_zip64=True) as member:
                 member.write(head + b"<sheetData>")
                 shutil.copyfileobj(data, member, 1 << 20)

@@ -174,6 +174,26 @@ def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
             del answers[rng.randrange(len(answers))]
 
 
+def test_new_rows_on_top_run_after_run_do_not_split_the_kept_text_into_small_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(kept_text, "BLOCK", 16)
+    serial = iter(range(10_000))
+    answers = [_answer(next(serial)) for _ in range(100)]
+    columns = [Column("When", fmt=Fmt.DATETIME), Column("Ticket"), Column("Rating")]
+    kept = KeptFiles()
+    for _ in range(40):  # a few answers arrive between runs, newest first
+        answers[:0] = [_answer(next(serial)) for _ in range(3)]
+        write_csv(tmp_path / "answers.csv", Table(columns, answers), kept)
+    blocks = kept.csv["answers.csv"].blocks
+    assert sum(len(b.rows) for b in blocks) == len(answers) == 220
+    # Blocks of at least half of BLOCK, but for the last (each run's three new rows had
+    # been a block of their own: 46 blocks, 39 of 3 rows).
+    assert len(blocks) <= 220 // (16 // 2) + 1, [len(b.rows) for b in blocks]
+    write_csv(tmp_path / "fresh.csv", Table(columns, answers))
+    assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
 def test_nothing_is_kept_of_a_file_the_report_no_longer_writes(tmp_path: Path):
     from csat_hook.sync.outputs.local import write_local
 

@@ -215,7 +215,10 @@ class RowTexts:
         b, i = at >> _PLACE, at & ((1 << _PLACE) - 1)
         block = self._blocks[b]
         run = end - k
-        if i == 0 and run == len(block.rows):
+        # A small block (the new rows a run put on top) is joined to the rows before it, not
+        # kept apart: each run's few new rows had made a block of their own, kept whole ever
+        # after (300 runs: 79 blocks of 253 rows on average became 282 of 70).
+        if i == 0 and run == len(block.rows) and (not self._rows or run >= BLOCK // 2):
             self._made()
             self._kept.append(block)
             return

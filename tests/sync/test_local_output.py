@@ -449,3 +449,12 @@ def test_xlsx_sheet_names_that_look_like_an_ooxml_escape_show_as_typed(tmp_path:
     assert excel_refuses(shown) == [], shown
     [chart] = workbook.worksheets[0]._charts
     assert chart.series[0].val.numRef.f == "'CSAT_x0020_board'!$B$2"
+
+
+def test_a_lone_surrogate_is_left_out_of_a_csv_file(tmp_path: Path):
+    table = Table([Column("Team"), Column("Comment")], [("North\ud800", "ok \udfff then")])
+    write_csv(tmp_path / "summary.csv", table)
+    assert (tmp_path / "summary.csv").read_bytes().decode("utf-8-sig").splitlines() == [
+        "Team,Comment",
+        "North,ok  then",
+    ]

@@ -159,7 +159,9 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
             line.seek(0)
             line.truncate()
             writer.writerow(values)
-            return line.getvalue().encode("utf-8")
+            # A lone surrogate is no character UTF-8 can hold (a YAML text's "\ud800", say):
+            # left out, as the workbook leaves it out, not an error that fails every run.
+            return line.getvalue().encode("utf-8", "ignore")
 
         def row_text(row: Sequence[Any]) -> bytes:
             return text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])

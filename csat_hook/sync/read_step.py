@@ -119,6 +119,13 @@ def read_source(
                     warn_after_now(batch, now)
                     memo.extend(batch, processed)
                     return SourceRead(batch, skipped, keys, None, "appended", no_legacy=True)
+                # Weighed in a read of every row, which parses the source read again: what
+                # prefetch read is let go by fetch_after, and fetch reads it anew. The memo is
+                # keyed by that read's digests, not the first's: a download saved (or a row
+                # submitted) between the two had been remembered under the first read's bytes,
+                # and those bytes back (the row deleted again) replayed rows they do not hold.
+                whole = source.prefetch()
+                keys = None if whole is None else read_memo.MemoKeys.of(config, source.key, whole)
         stored_mark = store.get_watermark(conn, source.key)
         watermark = None if full else stored_mark
         if watermark is not None and watermark > store.watermark_limit(now):

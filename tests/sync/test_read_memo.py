@@ -493,6 +493,42 @@ def test_a_csv_export_downloaded_again_with_more_rows(kit, looked_at, tmp_path: 
     assert kit.run(config).read == "replayed"
 
 
+def test_rows_added_but_weighed_in_a_read_of_every_row_are_remembered_as_that_reads(
+    kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The added rows are weighed in a read of every row (an answer's row gone, a row of the
+    # history back), which reads the source again: a download saved between the two reads
+    # was remembered under the first read's digest, and that file back was replayed as the
+    # rows of the other.
+    from csat_hook.sync import read_step
+    from csat_hook.sync.sources.csv_export import CsvResults
+
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "C", 3)]
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    config = csv_config(kit, export)
+    assert kit.run(config).new == 3
+    added = ("\r\n".join([*lines, *export_lines(kit, "C", 4, start=3)]) + "\r\n").encode()
+    saved_meanwhile = ("\r\n".join([*lines, *export_lines(kit, "C", 5, start=3)]) + "\r\n").encode()
+    export.write_bytes(added)
+    fetch_after = CsvResults.fetch_after
+
+    def then_saved(self: CsvResults, *args: object, **kwargs: object) -> object:
+        batch = fetch_after(self, *args, **kwargs)  # type: ignore[arg-type]
+        export.write_bytes(saved_meanwhile)
+        return batch
+
+    monkeypatch.setattr(CsvResults, "fetch_after", then_saved)
+    monkeypatch.setattr(read_step, "answer_row_gone", lambda *args: True)
+    summary = kit.run(config)
+    assert (summary.read, summary.new) == ("read", 2)  # C-3 and C-4: the file read again
+    monkeypatch.undo()
+    assert kit.run(config).read == "replayed"  # that file, unchanged: its read remembered
+    export.write_bytes(added)  # the first read's bytes back: C-4 is not in them
+    again = kit.run(config)
+    assert again.read != "replayed" and again.rows_read == 4
+
+
 @pytest.mark.parametrize(
     "ending",
     [

@@ -225,6 +225,13 @@ def main() -> None:
         summarize(args, runs)
 
 
+def _sizes(args: argparse.Namespace) -> list[str]:
+    """The options that size the data, for a child process (the fake, the seeding, the
+    export) to make the same surveys."""
+    sizes = {"--agents": args.agents, "--answers": args.answers, "--unanswered": args.unanswered}
+    return [part for option, value in sizes.items() for part in (option, str(value))]
+
+
 def run_once(args: argparse.Namespace) -> dict:
     """One whole benchmark: the three syncs and the peer's two runs; what each measured
     (``None`` for a sync that was profiled or a peer run that failed)."""
@@ -235,12 +242,7 @@ def run_once(args: argparse.Namespace) -> dict:
             sys.executable,
             __file__,
             "--serve-fake",
-            "--agents",
-            str(args.agents),
-            "--answers",
-            str(args.answers),
-            "--unanswered",
-            str(args.unanswered),
+            *_sizes(args),
             "--unreadable",
             str(args.unreadable),
         ],
@@ -263,12 +265,7 @@ def run_once(args: argparse.Namespace) -> dict:
                     __file__,
                     "--seed-only",
                     url,
-                    "--agents",
-                    str(args.agents),
-                    "--answers",
-                    str(args.answers),
-                    "--unanswered",
-                    str(args.unanswered),
+                    *_sizes(args),
                     "--erasures",
                     str(args.erasures),
                 ],
@@ -489,12 +486,7 @@ def export_in_child(path: Path, args: argparse.Namespace, *, late: bool) -> None
             "--write-export",
             str(path),
             *(["--late"] if late else []),
-            "--agents",
-            str(args.agents),
-            "--answers",
-            str(args.answers),
-            "--unanswered",
-            str(args.unanswered),
+            *_sizes(args),
             "--unreadable",
             str(args.unreadable),
             "--csv-zones",

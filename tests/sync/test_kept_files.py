@@ -28,6 +28,16 @@ from csat_hook.sync.texts import Texts
 START = datetime(2026, 11, 1, 9, 0)
 
 
+# An answer's CSV columns (_answer's, and a share), one of them a percentage.
+ANSWER_COLUMNS = (
+    Column("When", fmt=Fmt.DATETIME),
+    Column("Ticket"),
+    Column("Rating"),
+    Column("Comment"),
+    Column("Share", fmt=Fmt.PERCENT),
+)
+
+
 def _answer(i: int, comment: str = "") -> tuple[Any, ...]:
     return (START + timedelta(minutes=i), f"#{i}", i % 5 + 1, comment or f"comment <{i}> & more")
 
@@ -102,13 +112,7 @@ def test_a_later_csv_file_is_what_a_fresh_write_makes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(kept_text, "BLOCK", 16)
-    columns = [
-        Column("When", fmt=Fmt.DATETIME),
-        Column("Ticket"),
-        Column("Rating"),
-        Column("Comment"),
-        Column("Share", fmt=Fmt.PERCENT),
-    ]
+    columns = list(ANSWER_COLUMNS)
     answers = [(*_answer(i, "=1+1" if i % 7 == 0 else ""), i / 1000) for i in range(200, 0, -1)]
     kept = KeptFiles()
     write_csv(tmp_path / "answers.csv", Table(columns, answers), kept)
@@ -141,13 +145,7 @@ def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
         return (*_answer(i, rng.choice(comments) + f" {i}"), i / 7)
 
     answers = [answer() for _ in range(150)]
-    columns = [
-        Column("When", fmt=Fmt.DATETIME),
-        Column("Ticket"),
-        Column("Rating"),
-        Column("Comment"),
-        Column("Share", fmt=Fmt.PERCENT),
-    ]
+    columns = list(ANSWER_COLUMNS)
     kept = KeptFiles()
     texts = Texts("en")
     for round_ in range(6):

@@ -37,7 +37,7 @@ _LEVEL = 1  # the fastest: this text is kept for one run, never stored
 BLOCK = 256  # rows a block, at least (a run copied whole may make it longer)
 _DECOMPRESSED = 8  # blocks a write holds decompressed at a time
 _PLACE = 32  # bits of a row's place in its block, in the position the index gives
-_WRITE = 1 << 16  # bytes of new rows' text gathered before they are written
+_WRITE = 512  # new rows' texts gathered before they are written
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,6 @@ class RowTexts:
         found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
         numbered = self._numbered
         new: list[bytes] = []
-        gathered = 0
         k = 0
         while k < count:
             at = found[k]
@@ -124,11 +123,9 @@ class RowTexts:
                 template = make(rows[k])
                 text = template.replace(b"\0", b"%d" % (first + k)) if numbered else template
                 new.append(text)
-                gathered += len(text)
-                if gathered >= _WRITE:
+                if len(new) >= _WRITE:
                     out(b"".join(new))
                     new.clear()
-                    gathered = 0
                 if self._keep and copy:
                     self._add(rows[k], template, signature)
                 k += 1
@@ -139,7 +136,6 @@ class RowTexts:
             if new:
                 out(b"".join(new))
                 new.clear()
-                gathered = 0
             out(self._copied(at, end - k, first + k))
             if self._keep:
                 self._add_run(rows, k, end, at, signature)

@@ -1,9 +1,11 @@
 """A runner's later local write copies the rows it held before (outputs/kept_text.py): the
-files are byte for byte what a fresh write makes of the same report, whatever changed."""
+files are byte for byte what a fresh write makes of the same report, whatever changed; the
+text stays in the last write's own temporary file, closed once the next write is done."""
 
 from __future__ import annotations
 
 import random
+import tracemalloc
 import zipfile
 from datetime import datetime
 from datetime import timedelta
@@ -18,7 +20,6 @@ from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Table
-from csat_hook.sync.outputs import kept_text
 from csat_hook.sync.outputs import xlsx_cells
 from csat_hook.sync.outputs.local import KeptFiles
 from csat_hook.sync.outputs.local import write_csv
@@ -79,12 +80,11 @@ def _written_anew(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(kept_text, "BLOCK", 16)  # several blocks out of a few hundred rows
     answers = [_answer(i) for i in range(300, 0, -1)]  # newest first
     kept = KeptFiles()
     texts = Texts("en")
     write_xlsx(tmp_path / "first.xlsx", [_summary(False), _grid(answers)], texts, kept)
-    blocks_before = set(map(id, kept.sheets["Anna (7)"].blocks))
+    first_file = kept.sheets["Anna (7)"].file
 
     # Three new answers on top, one answer edited (a new row object), one gone.
     later = [_answer(303), _answer(302), _answer(301), *answers]
@@ -98,8 +98,7 @@ def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_a
 
     assert _sheets(tmp_path / "later.xlsx") == _sheets(tmp_path / "fresh.xlsx")
     assert written_anew <= 2 + 4 + 1  # the two summary rows, the header and the new and edited
-    kept_blocks = set(map(id, kept.sheets["Anna (7)"].blocks))
-    assert len(kept_blocks & blocks_before) >= 300 // 16 - 4  # whole blocks kept as they were
+    assert first_file.closed and not kept.sheets["Anna (7)"].file.closed
 
     # Every style id moved, and the newest rows restyled: no row's element is copied where
     # its attributes differ.
@@ -108,10 +107,7 @@ def test_a_later_workbook_is_what_a_fresh_write_makes_and_copies_the_rows_held_a
     assert _sheets(tmp_path / "moved.xlsx") == _sheets(tmp_path / "moved-fresh.xlsx")
 
 
-def test_a_later_csv_file_is_what_a_fresh_write_makes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(kept_text, "BLOCK", 16)
+def test_a_later_csv_file_is_what_a_fresh_write_makes(tmp_path: Path):
     columns = list(ANSWER_COLUMNS)
     answers = [(*_answer(i, "=1+1" if i % 7 == 0 else ""), i / 1000) for i in range(200, 0, -1)]
     kept = KeptFiles()
@@ -129,13 +125,9 @@ def test_a_later_csv_file_is_what_a_fresh_write_makes(
     assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
 
 
-def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    # Rows copied in runs (a run's numbers put in by one format): text that reads as a
-    # format ("%d", "%%", "%s") stays text, and runs that start or end inside a block, rows
-    # inserted, edited and removed anywhere, and a taller row, round after round.
-    monkeypatch.setattr(kept_text, "BLOCK", 8)
+def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(tmp_path: Path):
+    # Rows copied in runs: rows inserted, edited and removed anywhere, a taller row (neither
+    # copied nor kept), the newest rows restyled, round after round.
     rng = random.Random(7)
     comments = ["100%", "%d", "%%", "50%s off", "%(x)d", "", "plain", "a\nb"]
     serial = iter(range(10_000))
@@ -156,13 +148,13 @@ def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
         assert _sheets(tmp_path / "kept.xlsx") == _sheets(tmp_path / "fresh.xlsx"), round_
         # What is kept is this write's rows, in order, not a row it left out (an erased
         # answer's text is not held on for the next run); a taller row is never copied.
-        held = [row for block in kept.sheets["Anna (7)"].blocks for row in block.rows]
+        held = [row for part in kept.sheets["Anna (7)"].segments for row in part.rows]
         written = [row for r, row in enumerate(grid.rows) if r not in grid.tall_rows]
         assert list(map(id, held)) == list(map(id, written))
         write_csv(tmp_path / "kept.csv", Table(columns, answers), kept)
         write_csv(tmp_path / "fresh.csv", Table(columns, answers))
         assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
-        held = [row for block in kept.csv["kept.csv"].blocks for row in block.rows]
+        held = [row for part in kept.csv["kept.csv"].segments for row in part.rows]
         assert list(map(id, held)) == list(map(id, answers))
         for _ in range(rng.randrange(1, 12)):
             answers.insert(rng.randrange(len(answers) + 1), answer())
@@ -172,24 +164,65 @@ def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
             del answers[rng.randrange(len(answers))]
 
 
-def test_new_rows_on_top_run_after_run_do_not_split_the_kept_text_into_small_blocks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_kept_text_is_in_files_not_in_memory_and_each_write_closes_the_last_ones(
+    tmp_path: Path,
 ):
-    monkeypatch.setattr(kept_text, "BLOCK", 16)
-    serial = iter(range(10_000))
-    answers = [_answer(next(serial)) for _ in range(100)]
-    columns = [Column("When", fmt=Fmt.DATETIME), Column("Ticket"), Column("Rating")]
+    serial = iter(range(100_000))
+    long = "a comment of some length, as customers write them " * 6
+    answers = [_answer(next(serial), long) for _ in range(2_000)]
+    columns = list(ANSWER_COLUMNS)
     kept = KeptFiles()
-    for _ in range(40):  # a few answers arrive between runs, newest first
-        answers[:0] = [_answer(next(serial)) for _ in range(3)]
-        write_csv(tmp_path / "answers.csv", Table(columns, answers), kept)
-    blocks = kept.csv["answers.csv"].blocks
-    assert sum(len(b.rows) for b in blocks) == len(answers) == 220
-    # Blocks of at least half of BLOCK, but for the last (each run's three new rows had
-    # been a block of their own: 46 blocks, 39 of 3 rows).
-    assert len(blocks) <= 220 // (16 // 2) + 1, [len(b.rows) for b in blocks]
-    write_csv(tmp_path / "fresh.csv", Table(columns, answers))
+    texts = Texts("en")
+    held: list[Any] = []
+    tracemalloc.start()
+    try:
+        for _ in range(5):  # a few answers arrive between runs, newest first
+            answers[:0] = [_answer(next(serial), long) for _ in range(3)]
+            rows = [(*a, 0.5) for a in answers]
+            before = tracemalloc.get_traced_memory()[0]
+            write_csv(tmp_path / "answers.csv", Table(columns, rows), kept)
+            write_xlsx(tmp_path / "report.xlsx", [_summary(False), _grid(answers)], texts, kept)
+            after = tracemalloc.get_traced_memory()[0]
+            held += [kept.csv["answers.csv"].file, kept.sheets["Anna (7)"].file]
+            del rows
+    finally:
+        tracemalloc.stop()
+    text = (tmp_path / "answers.csv").stat().st_size
+    with zipfile.ZipFile(tmp_path / "report.xlsx") as package:
+        text += package.getinfo("xl/worksheets/sheet2.xml").file_size
+    # What a write leaves held beyond the last one's: the rows' offsets, not their ≈ 1.7 MB
+    # of text (kept in memory, the text alone was more than that).
+    assert after - before < text / 10, (after - before, text)
+    # Two files open (the CSV file's rows and the workbook's), every earlier one closed.
+    assert [f.closed for f in held] == [True] * (len(held) - 2) + [False, False]
+    write_csv(tmp_path / "fresh.csv", Table(columns, [(*a, 0.5) for a in answers]))
     assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+def test_a_kept_text_that_cannot_be_read_fails_that_write_and_the_next_makes_every_row(
+    tmp_path: Path,
+):
+    from csat_hook.sync.outputs.local import write_local
+
+    answers = Table(
+        list(ANSWER_COLUMNS), [(*_answer(i), 0.1) for i in range(50)], csv_name="answers.csv"
+    )
+
+    class Report:  # what write_local reads of a report with CSV files only
+        def __init__(self, *tables: Table) -> None:
+            self.csv = list(tables)
+
+    kept = KeptFiles()
+    write_local(Report(answers), tmp_path, xlsx=False, csv_files=True, kept=kept)  # type: ignore[arg-type]
+    good = (tmp_path / "answers.csv").read_bytes()
+    kept.csv["answers.csv"].file.truncate(100)  # what no write of ours does: cut short
+    with pytest.raises(OSError, match=r"ended \d+ bytes early"):
+        write_local(Report(answers), tmp_path, xlsx=False, csv_files=True, kept=kept)  # type: ignore[arg-type]
+    assert kept.csv == {} and kept.sheets == {}
+    assert (tmp_path / "answers.csv").read_bytes() == good  # the last good file stays
+    write_local(Report(answers), tmp_path, xlsx=False, csv_files=True, kept=kept)  # type: ignore[arg-type]
+    assert (tmp_path / "answers.csv").read_bytes() == good
+    assert set(kept.csv) == {"answers.csv"}
 
 
 def test_nothing_is_kept_of_a_file_the_report_no_longer_writes(tmp_path: Path):

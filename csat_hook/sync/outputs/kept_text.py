@@ -6,152 +6,168 @@ The workbook and the CSV files are written whole each run, so without this each 
 100,000 rows was written again from its values (the workbook's ≈ 1.3 s of rows and the CSV
 files' ≈ 0.8 s of a later run; docs/performance.md, the forty-fifth round). With it a row held
 again is copied as the last write wrote it, when what else its text depends on (its
-signature: a sheet's columns, a CSV file's formats) is equal.
+signature: a sheet's columns, a CSV file's formats) is equal. A row's text holds nothing of
+its place (a worksheet's rows and cells are written without references: xlsx_cells._row),
+so a row is copied as it is wherever it now is.
 
-Rows held again in their old order are copied as one run: the run's text is one slice of
-the last write's, and a worksheet's row numbers are put in it by one ``bytes % tuple``
-(the text is kept with a NUL where each number goes: :class:`RowTexts`), not row by row
-(the forty-sixth round: a row by row copy cost ≈ 4 µs a row, 1 s of a later run's 255,000).
+The text stays where the last write wrote it: in that write's anonymous temporary file (a
+workbook's sheets share one), which the runner holds open until the next write has copied
+what it needs (:class:`KeptText`; ≈ 30 MB for a 100,000-answer report's sheets and CSV files,
+in the page cache, not in the process). In memory are the rows and each one's offset.
+Rows held again in their old order are copied as one run: one range of the last write's file.
+(Until the forty-seventh round the text was kept in memory, compressed, with each row's number
+left out; each later write decompressed it, put the numbers in and compressed again what it
+kept: ≈ 0.25 s of a later run's 1.2 s, new answers being spread over all of it. Kept as it was
+written, in memory, a first sync's peak went 29 MB over 200 MB.)
 
-The text is kept compressed (zlib, level 1: a 100,000-answer report's 40 MB of SpreadsheetML
-in ≈ 6 MB), in blocks of about :data:`BLOCK` rows, each written under one signature. A later
-write holds most old rows again in the same order, new ones merged in (newest first), so most
-blocks come back whole: such a block is kept as it was, not compressed again; only the rows
-around what changed are. Rows are held, so no other live object can have their ``id``: a
-row is found again by it, as the Sheets output's ``KeptEncoding`` finds its rows.
+Rows are held, so no other live object can have their ``id``: a row is found again by it, as
+the Sheets output's ``KeptEncoding`` finds its rows.
 """
 
 from __future__ import annotations
 
-import zlib
 from array import array
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
-from itertools import chain
-from itertools import repeat
+from typing import IO
 from typing import Any
 
-_LEVEL = 1  # the fastest: this text is kept for one run, never stored
-BLOCK = 256  # rows a block, at least (a run copied whole may make it longer)
-_DECOMPRESSED = 8  # blocks a write holds decompressed at a time
-_PLACE = 32  # bits of a row's place in its block, in the position the index gives
+_PLACE = 32  # bits of a row's place in its segment, in the position the index gives
 _WRITE = 512  # new rows' texts gathered before they are written
+_CHUNK = 1 << 20  # bytes a copy reads at a time
 
 
 @dataclass(frozen=True, slots=True)
-class _Block:
-    """Rows (held) and their texts one after another, compressed, all written under
-    ``signature``: row ``i``'s text is ``lengths[i]`` bytes, and has ``marks[i]`` NULs where
-    its number goes (numbered text only, else None)."""
+class _Segment:
+    """Rows (held) written one after another under ``signature``: row ``i``'s text is bytes
+    ``offsets[i]:offsets[i + 1]`` of the file."""
 
     rows: tuple[Sequence[Any], ...]
-    blob: bytes
-    lengths: array[int]
-    marks: array[int] | None
+    offsets: array[int]
     signature: Any
 
 
 @dataclass(frozen=True, slots=True)
 class KeptText:
-    """One file's (or sheet's) rows and their text, in blocks."""
+    """One file's (or sheet's) rows and where their text is in ``file``, by segments. The
+    file may hold other texts too (a workbook's sheets share one); whoever keeps this closes
+    it once no kept text is in it (:func:`close_unused`)."""
 
-    blocks: tuple[_Block, ...]
-    numbered: bool
+    file: IO[bytes]
+    segments: tuple[_Segment, ...]
+
+
+def close_unused(before: Iterable[KeptText], now: Iterable[KeptText]) -> None:
+    """Close each file of ``before`` that no text of ``now`` is in."""
+    kept = {id(text.file) for text in now}
+    for file in {id(text.file): text.file for text in before}.values():
+        if id(file) not in kept:
+            file.close()
 
 
 class RowTexts:
-    """A write's rows' texts: each run of rows held in ``before`` in the same order under an
-    equal signature copied from there, every other row made by the caller; collected for
-    the next write when ``keep``. The one path both the workbook's sheets and the CSV files
-    take.
+    """A write's rows' texts, written to ``out``: each run of rows held in ``before`` in the
+    same order under an equal signature copied from there, every other row made by the
+    caller. ``keep``: ``out`` is kept with where each row's text is (:meth:`kept`), for the
+    next write; it must then be a file of the writer's own, which nothing else writes to
+    once :meth:`kept` is asked. The one path both the workbook's sheets and the CSV files
+    take. A row's text must not depend on its place in the file."""
 
-    ``numbered``: each row's text holds its number (a worksheet's ``<row r="…">`` and its
-    cells' references): ``make`` writes a NUL (which no cell's text holds) wherever it goes,
-    and :meth:`write` puts the number there."""
-
-    def __init__(self, before: KeptText | None, *, keep: bool, numbered: bool = False) -> None:
-        blocks = before.blocks if before is not None and before.numbered == numbered else ()
-        self._blocks = blocks
-        # id(row) → its block << _PLACE | its place there: a run held in order is a run of
-        # consecutive positions, which stops where its block ends.
+    def __init__(self, before: KeptText | None, out: IO[bytes], *, keep: bool) -> None:
+        self._before = before
+        segments = before.segments if before is not None else ()
+        self._segments = segments
+        # id(row) → its segment << _PLACE | its place there: a run held in order is a run
+        # of consecutive positions, which stops where its segment ends.
         self._index: dict[int, int] = {}
-        for b, block in enumerate(blocks):  # a block's rows at once, not one by one
-            start = b << _PLACE
+        for s, segment in enumerate(segments):  # a segment's rows at once, not one by one
+            start = s << _PLACE
             self._index.update(
-                zip(map(id, block.rows), range(start, start + len(block.rows)), strict=True)
+                zip(map(id, segment.rows), range(start, start + len(segment.rows)), strict=True)
             )
-        self._numbered = numbered
-        self._texts: dict[int, tuple[bytes, list[int]]] = {}  # block → text, row offsets
         # (id(kept signature), id(signature)) → both (held: their ids stay theirs), equal
         self._same: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
+        self._out = out
         self._keep = keep
-        self._kept: list[_Block] = []
-        # The block being made: its rows, their texts and lengths (and marks), and signature.
+        self._kept: list[_Segment] = []
+        # The segment being made: its rows, their offsets in ``out`` (and the end's), and
+        # signature.
         self._rows: list[Sequence[Any]] = []
-        self._pieces: list[bytes] = []
-        self._lengths = array("q")
-        self._marks = array("q")
+        self._offsets = array("q")
         self._signature: Any = None
 
     def write(
         self,
-        out: Callable[[bytes], object],
         rows: Sequence[Sequence[Any]],
-        first: int,
         signature: Any,
         make: Callable[[Sequence[Any]], bytes],
         *,
         copy: bool = True,
     ) -> None:
-        """Write ``rows`` (numbered ``first``, ``first + 1``, … when numbered) to ``out``,
-        under ``signature`` (an object the caller holds while it writes): each run held in
-        the last write under an equal signature, in its order, copied, every other row
-        ``make(row)``. Not ``copy``: each row made, and none kept (what it is made of is more
-        than the signature says: a worksheet's taller row)."""
-        if self._keep and self._rows and not self._equal(self._signature, signature):
+        """Write ``rows`` under ``signature`` (an object the caller holds while it writes):
+        each run held in the last write under an equal signature, in its order, copied,
+        every other row ``make(row)``. Not ``copy``: each row made, and none kept (what it is
+        made of is more than the signature says: a worksheet's taller row)."""
+        out = self._out
+        keep = self._keep and copy
+        position = out.tell() if self._keep else 0
+        if self._offsets and not (
+            keep and self._offsets[-1] == position and self._equal(self._signature, signature)
+        ):
             self._made()
+        if keep and not self._offsets:  # a segment begins where this write does
+            self._signature = signature
+            self._offsets.append(position)
+        kept_rows, offsets = self._rows, self._offsets
         index, count = self._index, len(rows)
         found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
-        numbered = self._numbered
         new: list[bytes] = []
         k = 0
         while k < count:
             at = found[k]
             if at is None or not self._matches(at >> _PLACE, signature):
-                template = make(rows[k])
-                text = template.replace(b"\0", b"%d" % (first + k)) if numbered else template
+                text = make(rows[k])
                 new.append(text)
                 if len(new) >= _WRITE:
-                    out(b"".join(new))
+                    out.write(b"".join(new))
                     new.clear()
-                if self._keep and copy:
-                    self._add(rows[k], template, signature)
+                if keep:
+                    kept_rows.append(rows[k])
+                    position += len(text)
+                    offsets.append(position)
                 k += 1
                 continue
             end = k + 1
             while end < count and found[end] == at + (end - k):
                 end += 1
             if new:
-                out(b"".join(new))
+                out.write(b"".join(new))
                 new.clear()
-            out(self._copied(at, end - k, first + k))
-            if self._keep:
-                self._add_run(rows, k, end, at, signature)
+            segment = self._segments[at >> _PLACE]
+            i = at & ((1 << _PLACE) - 1)
+            start = segment.offsets[i]
+            self._copy(start, segment.offsets[end - k + i] - start)
+            if keep:
+                kept_rows.extend(rows[k:end])
+                offsets.extend(
+                    map((position - start).__add__, segment.offsets[i + 1 : i + 1 + end - k])
+                )
+                position = offsets[-1]
             k = end
         if new:
-            out(b"".join(new))
+            out.write(b"".join(new))
 
     def kept(self) -> KeptText | None:
         """What to keep for the next write (None when not asked to keep)."""
         if not self._keep:
             return None
         self._made()
-        return KeptText(tuple(self._kept), self._numbered)
+        return KeptText(self._out, tuple(self._kept))
 
-    def _matches(self, b: int, signature: Any) -> bool:
-        return self._equal(self._blocks[b].signature, signature)
+    def _matches(self, s: int, signature: Any) -> bool:
+        return self._equal(self._segments[s].signature, signature)
 
     def _equal(self, kept: Any, signature: Any) -> bool:
         if kept is signature:
@@ -162,86 +178,21 @@ class RowTexts:
             same = self._same[key] = (kept, signature, kept == signature)
         return same[2]
 
-    def _text(self, b: int) -> tuple[bytes, list[int]]:
-        """Block ``b``'s text and each row's offset in it (and its end)."""
-        found = self._texts.get(b)
-        if found is None:
-            # A later write holds the old rows mostly in their old order: the few blocks
-            # decompressed last are kept, not the whole file's text (≈ 15 MB for a
-            # 100,000-answer Responses sheet).
-            if len(self._texts) >= _DECOMPRESSED:
-                del self._texts[next(iter(self._texts))]
-            block = self._blocks[b]
-            found = self._texts[b] = (
-                zlib.decompress(block.blob),
-                list(accumulate(block.lengths, initial=0)),
-            )
-        return found
-
-    def _copied(self, at: int, run: int, number: int) -> bytes:
-        """The text of ``run`` rows of the last write from position ``at``, numbered from
-        ``number``."""
-        b, i = at >> _PLACE, at & ((1 << _PLACE) - 1)
-        text, offsets = self._text(b)
-        piece = text[offsets[i] : offsets[i + run]]
-        marks = self._blocks[b].marks
-        if marks is None:
-            return piece
-        # Each row's number wherever its NULs are, at once: "%" is no longer a format there.
-        numbers = chain.from_iterable(map(repeat, range(number, number + run), marks[i : i + run]))
-        return piece.replace(b"%", b"%%").replace(b"\0", b"%d") % tuple(numbers)
-
-    def _add(self, row: Sequence[Any], template: bytes, signature: Any) -> None:
-        """A row made anew, to keep."""
-        if not self._rows:
-            self._signature = signature
-        self._rows.append(row)
-        self._pieces.append(template)
-        self._lengths.append(len(template))
-        if self._numbered:
-            self._marks.append(template.count(b"\0"))
-        if len(self._rows) >= BLOCK:
-            self._made()
-
-    def _add_run(
-        self, rows: Sequence[Sequence[Any]], k: int, end: int, at: int, signature: Any
-    ) -> None:
-        """Rows ``k:end`` copied from position ``at`` of the last write, to keep: their block
-        as it was when they are all of it, else with the block being made."""
-        b, i = at >> _PLACE, at & ((1 << _PLACE) - 1)
-        block = self._blocks[b]
-        run = end - k
-        # A small block (the new rows a run put on top) is joined to the rows before it, not
-        # kept apart: each run's few new rows had made a block of their own, kept whole ever
-        # after (300 runs: 79 blocks of 253 rows on average became 282 of 70).
-        if i == 0 and run == len(block.rows) and (not self._rows or run >= BLOCK // 2):
-            self._made()
-            self._kept.append(block)
-            return
-        if not self._rows:
-            self._signature = signature
-        text, offsets = self._text(b)
-        self._rows.extend(rows[k:end])
-        self._pieces.append(text[offsets[i] : offsets[i + run]])
-        self._lengths.extend(block.lengths[i : i + run])
-        if block.marks is not None:
-            self._marks.extend(block.marks[i : i + run])
-        if len(self._rows) >= BLOCK:
-            self._made()
+    def _copy(self, start: int, size: int) -> None:
+        """Bytes ``start:start + size`` of the last write's file to ``out``."""
+        assert self._before is not None
+        source = self._before.file
+        source.seek(start)
+        while size:
+            data = source.read(min(size, _CHUNK))
+            if not data:  # nothing truncates a file of the runner's own: this is no state
+                raise OSError(f"the last write's text ended {size} bytes early")
+            self._out.write(data)
+            size -= len(data)
 
     def _made(self) -> None:
-        """The rows pending as a new block."""
-        if not self._rows:
-            return
-        self._kept.append(
-            _Block(
-                tuple(self._rows),
-                zlib.compress(b"".join(self._pieces), _LEVEL),
-                self._lengths,
-                self._marks if self._numbered else None,
-                self._signature,
-            )
-        )
-        self._rows, self._pieces = [], []
-        self._lengths, self._marks = array("q"), array("q")
+        """The rows pending as a segment."""
+        if self._rows:
+            self._kept.append(_Segment(tuple(self._rows), self._offsets, self._signature))
+        self._rows, self._offsets = [], array("q")
         self._signature = None

@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import os
+import shutil
 import tempfile
 import unicodedata
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
 from csat_hook.sync.outputs.kept_text import KeptText
 from csat_hook.sync.outputs.kept_text import RowTexts
+from csat_hook.sync.outputs.kept_text import close_unused
 from csat_hook.sync.report import Report
 from csat_hook.sync.report.alerts import ALERTS_CSV
 from csat_hook.sync.report.answers import UNVERIFIED_CSV
@@ -94,11 +96,20 @@ def _atomic(path: Path, write: Any) -> None:
 class KeptFiles:
     """What a runner's last local write wrote of its rows, for its next write to copy the
     rows it holds again (:mod:`.kept_text`): the workbook's agents' and Responses sheets and
-    every CSV file's rows."""
+    every CSV file's rows, each with the temporary file its text is in (held open)."""
 
     def __init__(self) -> None:
         self.csv: dict[str, KeptText] = {}  # by file name
         self.sheets: dict[str, KeptText] = {}  # by sheet title (xlsx.write_workbook)
+
+    def drop(self) -> None:
+        """Keep nothing (each file closed): the next write makes every row."""
+        close_unused([*self.csv.values(), *self.sheets.values()], [])
+        self.csv, self.sheets = {}, {}
+
+    def __del__(self) -> None:
+        # The runner's (or a test's) last files go with it: anonymous, nothing is left.
+        self.drop()
 
 
 def write_xlsx(
@@ -146,12 +157,18 @@ def shown(value: float, places: int, *, scale: int = 1) -> float:
 def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
     """``table`` as a CSV file at ``path`` (UTF-8 with a BOM, Excel's dialect). ``kept``: the
     rows of the runner's last write of this file, each copied where held again, replaced by
-    this write's once it is written."""
+    this write's once it is written. The rows a runner keeps are written to a temporary file
+    of its own first (kept open for the next write) and copied from there: the file at
+    ``path`` is anyone's to open and save in place."""
     formats = tuple(c.fmt for c in table.columns)
     name = path.name
-    texts = RowTexts(kept.csv.get(name) if kept is not None else None, keep=kept is not None)
+    before = kept.csv.get(name) if kept is not None else None
+    # Outlives this call (closed by the next write, or by KeptFiles.drop).
+    own = tempfile.TemporaryFile() if kept is not None else None  # noqa: SIM115
+    written: KeptText | None = None
 
     def write(target: Path) -> None:
+        nonlocal written
         line = io.StringIO()
         writer = csv.writer(line)
 
@@ -169,12 +186,22 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)
             handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
-            texts.write(handle.write, table.rows, 1, formats, row_text)
+            texts = RowTexts(before, own or handle, keep=own is not None)
+            texts.write(table.rows, formats, row_text)
+            if own is not None:
+                own.seek(0)
+                shutil.copyfileobj(own, handle, 1 << 20)
+            written = texts.kept()
 
-    _atomic(path, write)
-    written = texts.kept()
+    try:
+        _atomic(path, write)
+    except BaseException:
+        if own is not None:
+            own.close()
+        raise
     if kept is not None and written is not None:
         kept.csv[name] = written
+        close_unused([before] if before is not None else [], [written])
 
 
 def write_local(
@@ -190,6 +217,22 @@ def write_local(
     ``alerts.csv`` when the report has those tabs: either left by an earlier run is removed
     when it has not). ``kept``: what the runner's last write wrote of its rows
     (:class:`KeptFiles`), used and replaced."""
+    try:
+        return _write_local(report, directory, xlsx=xlsx, csv_files=csv_files, kept=kept)
+    except BaseException:
+        if kept is not None:  # whatever it held may be what failed: the next write makes all
+            kept.drop()
+        raise
+
+
+def _write_local(
+    report: Report,
+    directory: Path,
+    *,
+    xlsx: bool,
+    csv_files: bool,
+    kept: KeptFiles | None,
+) -> dict[str, Any]:
     written: list[str] = []
     if xlsx:
         path = directory / REPORT_XLSX
@@ -207,11 +250,13 @@ def write_local(
             (directory / name).unlink(missing_ok=True)
     if kept is not None:
         # Nothing is kept of a file not written this time (its comments erased since, say).
+        before = [*kept.csv.values(), *kept.sheets.values()]
         kept.csv = {
             t.csv_name: kept.csv[t.csv_name]
             for t in report.csv
             if csv_files and t.csv_name in kept.csv
         }
         if not xlsx:
-            kept.sheets.clear()
+            kept.sheets = {}
+        close_unused(before, [*kept.csv.values(), *kept.sheets.values()])
     return {"kind": "local", "files": written}

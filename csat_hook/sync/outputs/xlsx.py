@@ -13,7 +13,6 @@ Charts: :mod:`.xlsx_charts`.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import tempfile
@@ -42,6 +41,7 @@ from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
 from csat_hook.sync.outputs.kept_text import KeptText
+from csat_hook.sync.outputs.kept_text import close_unused
 from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
 from csat_hook.sync.outputs.xlsx_cells import Style
 from csat_hook.sync.outputs.xlsx_cells import StyleIds
@@ -93,17 +93,19 @@ def write_workbook(
     """Write ``grids`` as the sheets ``titles`` of a new workbook at ``target``.
 
     openpyxl (write-only mode) writes the workbook with every sheet's settings, rules and
-    charts and no rows; each sheet's rows are written apart (:mod:`.xlsx_cells`, to an
+    charts and no rows; the sheets' rows are written apart (:mod:`.xlsx_cells`, to an
     anonymous temporary file, as openpyxl keeps a write-only sheet's) and put in their
     sheet's ``<sheetData>`` as the package is copied to ``target``. ``kept``: the last
-    workbook's rows of its sheets of :data:`ROWS_KEPT` and their text, by sheet title
-    (:mod:`.kept_text`), copied where held again, and replaced by this one's once it is
-    written."""
+    workbook's rows of its sheets of :data:`ROWS_KEPT` and where their text is, by sheet
+    title (:mod:`.kept_text`), copied where held again, and replaced by this one's once it
+    is written (the last one's file closed)."""
     workbook = Workbook(write_only=True)
     formats = number_formats(texts)
-    rows: dict[Any, IO[bytes]] = {}  # sheet → its rows
+    rows: dict[Any, tuple[IO[bytes], int, int]] = {}  # sheet → where its rows are
     now_kept: dict[str, KeptText] = {}
-    with contextlib.ExitStack() as stack:
+    # Every sheet's rows, one after another; kept open for the next write when ``kept``.
+    data = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this call when kept)
+    try:
         sheets = []
         for title, grid in zip(titles, grids, strict=True):
             helpers = _error_amounts(grid)
@@ -111,8 +113,8 @@ def write_workbook(
         style_ids = StyleIds(sheets[0][0]) if sheets else None
         for sheet, title, grid, helpers in sheets:
             assert style_ids is not None
-            data = stack.enter_context(tempfile.TemporaryFile())
             keep = kept is not None and grid.kind in ROWS_KEPT
+            start = data.tell()
             written = write_rows(
                 data,
                 list(_with_helpers(grid, helpers)),
@@ -124,11 +126,17 @@ def write_workbook(
             )
             if written is not None:
                 now_kept[title] = written
-            rows[sheet] = data
+            rows[sheet] = (data, start, data.tell())
         package = io.BytesIO()
         workbook.save(package)
-        with_rows(package, {sheet.path.lstrip("/"): data for sheet, data in rows.items()}, target)
+        with_rows(package, {sheet.path.lstrip("/"): at for sheet, at in rows.items()}, target)
+    except BaseException:
+        data.close()
+        raise
+    if kept is None or not now_kept:
+        data.close()
     if kept is not None:
+        close_unused(kept.values(), now_kept.values())
         kept.clear()
         kept.update(now_kept)
 

@@ -5,9 +5,11 @@ charts); its cells cost 15-20 µs each in write-only mode (a cell object per val
 bound and checked, its style looked up, an XML element made and serialised), 16-19 s of a
 sync for the 850,000 cells of a report of 100,000 answers, every run
 (docs/performance.md, the forty-fifth round). A cell is a few dozen bytes of SpreadsheetML
-(ECMA-376 Part 1, 18.3.1.4 ``c``, 18.3.1.73 ``row``), written here as openpyxl writes it:
-the same element for every value, read back alike by openpyxl, Excel and LibreOffice
-(``tests/sync/test_xlsx_cells.py`` checks every kind of cell against openpyxl's own writer).
+(ECMA-376 Part 1, 18.3.1.4 ``c``, 18.3.1.73 ``row``), written here as openpyxl writes it
+but for the references a row and a cell may leave out (each is then the one after the one
+before it): the same element for every value, read back alike by openpyxl, Excel and
+LibreOffice (``tests/sync/test_xlsx_cells.py`` checks every kind of cell against openpyxl's
+own writer).
 
 * a text: an inline string (``t="inlineStr"``), ``xml:space="preserve"`` when it starts or
   ends with white space, ``&``, ``<`` and ``>`` escaped; the caller has made
@@ -16,7 +18,7 @@ the same element for every value, read back alike by openpyxl, Excel and LibreOf
   as an empty value); ``True``/``False`` as ``t="b"``;
 * a date or date-time: its Excel serial (openpyxl's ``to_excel``), with the style openpyxl
   gives that value (a date format of its own when the cell's style has none);
-* ``None``: nothing, or an empty cell where the cell has a style.
+* ``None``: nothing, or an empty cell where the cell has a style or a later cell follows.
 
 Style ids come from openpyxl: a cell of each style (and each kind of value that changes a
 style) is made once on the sheet and asked its ``style_id``, which puts the style in the
@@ -28,7 +30,6 @@ from __future__ import annotations
 import io
 import itertools
 import re
-import shutil
 import zipfile
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -45,7 +46,6 @@ from typing import NamedTuple
 from typing import cast
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel as _to_excel
 
 from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
@@ -115,16 +115,19 @@ def write_rows(
     before: KeptText | None = None,
     keep: bool = False,
 ) -> KeptText | None:
-    """Write ``rows`` (0-based; row ``r`` is the sheet's row ``r + 1``) to ``out`` as the
-    content of ``<sheetData>``, UTF-8. ``styles``: runs of rows that share their styles, each
-    as the end of the run (the last of which is ``len(rows)``, or more) and its style per
-    column (shorter than a row: the rest have none); ``heights`` the rows that are taller.
+    """Write ``rows`` (0-based; row ``r`` is the sheet's row ``r + 1``) to ``out`` (a file:
+    it is told where the rows begin) as the content of ``<sheetData>``, UTF-8. ``styles``:
+    runs of rows that share their styles, each as the end of the run (the last of which is
+    ``len(rows)``, or more) and its style per column (shorter than a row: the rest have
+    none); ``heights`` the rows that are taller.
 
     ``before``: the rows an earlier write kept (:mod:`.kept_text`); a row held there again,
     under the same columns' attributes (the style ids a workbook gives may differ from one
-    workbook to the next), is copied with its number changed instead of written anew.
-    ``keep``: return this write's rows and their text for the next one (else None)."""
-    texts = RowTexts(before, keep=keep, numbered=True)
+    workbook to the next), is copied as it was written instead of written anew (its text
+    holds no reference: :func:`_row`).
+    ``keep``: return this write's rows and where their text is in ``out`` for the next one
+    (else None); ``out`` is then kept open for it (:class:`~.kept_text.RowTexts`)."""
+    texts = RowTexts(before, out, keep=keep)
     start = 0
     for end, row_styles in styles:
         end = min(end, len(rows))
@@ -132,15 +135,13 @@ def write_rows(
         tall = [r for r in heights if start <= r < end]
         cuts = sorted({start, end, *tall, *(r + 1 for r in tall)})
         width = max(map(len, rows[start:end]), default=0)
-        columns = tuple(_column(c, s, style_ids) for c, s in enumerate(row_styles)) + tuple(
-            _column(c, None, style_ids) for c in range(len(row_styles), width)
+        columns = tuple(_column(s, style_ids) for s in row_styles) + tuple(
+            _column(None, style_ids) for _ in range(len(row_styles), width)
         )
         for low, high in itertools.pairwise(cuts):
             height = heights.get(low)
             texts.write(
-                out.write,
                 rows[low:high],
-                low + 1,
                 columns,
                 partial(_template, columns=columns, height=height),
                 copy=height is None,
@@ -152,10 +153,9 @@ def write_rows(
 
 
 class _Column(NamedTuple):
-    """A column's cell attributes after its reference (`` s="…" t="…"``), by kind of value,
-    for one run of rows' styles: written into each cell as they are."""
+    """A column's cell attributes (`` s="…" t="…"``), by kind of value, for one run of rows'
+    styles: written into each cell as they are."""
 
-    letter: str
     text: str
     number: str
     datetime: str
@@ -164,14 +164,13 @@ class _Column(NamedTuple):
     empty: str | None  # a styled cell without a value; None: no cell
 
 
-def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
+def _column(style: Style | None, style_ids: StyleIds) -> _Column:
     def attributes(kind: int, t: str) -> str:
         s = style_ids(style, kind)
         return f' s="{s}" t="{t}"' if s else f' t="{t}"'
 
     plain = style_ids(style, _PLAIN)
     return _Column(
-        get_column_letter(c + 1),
         attributes(_PLAIN, "inlineStr"),
         attributes(_PLAIN, "n"),
         attributes(_DATETIME, "n"),
@@ -182,15 +181,18 @@ def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
 
 
 def _template(row: Sequence[Any], *, columns: Sequence[_Column], height: float | None) -> bytes:
-    # The row's element with its number written NUL, which no cell's text holds (NOT_XML).
-    return _row("\x00", row, columns, height).encode("utf-8")
+    return _row(row, columns, height).encode("utf-8")
 
 
-def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
-    parts = [
-        f'<row r="{n}">' if height is None else f'<row r="{n}" ht="{height:g}" customHeight="1">'
-    ]
+def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
+    # Without references: a row is the one after the row before it, a cell the one after the
+    # cell before it (``r`` is optional on both, ECMA-376 Part 1, 18.3.1.73 and 18.3.1.4;
+    # Excel, LibreOffice, Google Sheets and openpyxl read it so). The text then holds nothing
+    # of the row's place, and a later write copies a held row's text as it is wherever the
+    # row now is (:mod:`.kept_text`). A cell left out before a later one is an empty ``<c/>``.
+    parts = ["<row>" if height is None else f'<row ht="{height:g}" customHeight="1">']
     append = parts.append
+    gap = 0
     for c, value in enumerate(row):
         kind = type(value)
         if kind not in _KINDS:
@@ -198,27 +200,34 @@ def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float |
             if kind in _AS_BASE:  # the value itself, not what a subclass's __str__ makes of it
                 value = _AS_BASE[kind](value)
         column = columns[c]
+        if value is None:
+            if column.empty is None:
+                gap += 1
+            else:
+                append(f"{'<c/>' * gap}<c{column.empty}></c>")
+                gap = 0
+            continue
+        if gap:
+            append("<c/>" * gap)
+            gap = 0
         if kind is str:
             text = storable_text(value)
             if not text:
-                append(f'<c r="{column.letter}{n}"{column.text}></c>')
+                append(f"<c{column.text}></c>")
                 continue
             space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
             if not _NEEDS_ESCAPE.isdisjoint(text):
                 text = text.translate(_XML_TEXT)
-            append(f'<c r="{column.letter}{n}"{column.text}><is><t{space}>{text}</t></is></c>')
-        elif value is None:
-            if column.empty is not None:
-                append(f'<c r="{column.letter}{n}"{column.empty}></c>')
+            append(f"<c{column.text}><is><t{space}>{text}</t></is></c>")
         elif kind is int or kind is float:
             shown = f"{value:.16g}" if isfinite(value) else ""
-            append(f'<c r="{column.letter}{n}"{column.number}><v>{shown}</v></c>')
+            append(f"<c{column.number}><v>{shown}</v></c>")
         elif kind is datetime:
-            append(f'<c r="{column.letter}{n}"{column.datetime}><v>{to_excel(value):.16g}</v></c>')
+            append(f"<c{column.datetime}><v>{to_excel(value):.16g}</v></c>")
         elif kind is date:
-            append(f'<c r="{column.letter}{n}"{column.date}><v>{to_excel(value):.16g}</v></c>')
+            append(f"<c{column.date}><v>{to_excel(value):.16g}</v></c>")
         elif kind is bool:
-            append(f'<c r="{column.letter}{n}"{column.boolean}><v>{int(value)}</v></c>')
+            append(f"<c{column.boolean}><v>{int(value)}</v></c>")
     append("</row>")
     return "".join(parts)
 
@@ -263,10 +272,12 @@ ZIP_LEVEL = 2
 _NO_ROWS = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
 
 
-def with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> None:
+def with_rows(
+    package: io.BytesIO, rows: dict[str, tuple[IO[bytes], int, int]], target: Path
+) -> None:
     """Copy the zip ``package`` (openpyxl's workbook, its sheets without rows) to ``target``,
     each sheet named in ``rows`` (its path in the package) with those rows in its
-    ``<sheetData>``."""
+    ``<sheetData>``: bytes ``start:end`` of a file, as ``(file, start, end)``."""
     with (
         zipfile.ZipFile(package) as source,
         zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as out,
@@ -278,11 +289,18 @@ def with_rows(package: io.BytesIO, rows: dict[str, IO[bytes]], target: Path) -> 
                 out.writestr(info, content, compresslevel=ZIP_LEVEL)
                 continue
             head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
-            data.seek(0)
+            file, start, end = data
+            file.seek(start)
             # Opened by name, the entry takes the archive's compression and level (one made
             # here would be deflated at zlib's default: open() takes no level), and zipfile's
             # default date (1980-01-01), which no reader of a workbook shows.
             with out.open(info.filename, "w", force_zip64=True) as member:
                 member.write(head + b"<sheetData>")
-                shutil.copyfileobj(data, member, 1 << 20)
+                size = end - start
+                while size:
+                    chunk = file.read(min(size, 1 << 20))
+                    if not chunk:
+                        raise OSError(f"a sheet's rows ended {size} bytes early")
+                    member.write(chunk)
+                    size -= len(chunk)
                 member.write(b"</sheetData>" + tail)

@@ -6,19 +6,21 @@ The workbook and the CSV files are written whole each run, so without this each 
 100,000 rows was written again from its values (the workbook's ≈ 1.3 s of rows and the CSV
 files' ≈ 0.8 s of a later run; docs/performance.md, the forty-fifth round). With it a row held
 again is copied as the last write wrote it, when what else its text depends on (its
-signature: a sheet's columns, a CSV file's formats) is equal. A row's text holds nothing of
-its place (a worksheet's rows and cells are written without references: xlsx_cells._row),
-so a row is copied as it is wherever it now is.
+signature: a sheet's columns, a CSV file's formats) is equal.
 
-The text stays where the last write wrote it: in that write's anonymous temporary file (a
-workbook's sheets share one), which the runner holds open until the next write has copied
-what it needs (:class:`KeptText`; ≈ 30 MB for a 100,000-answer report's sheets and CSV files,
-in the page cache, not in the process). In memory are the rows and each one's offset.
-Rows held again in their old order are copied as one run: one range of the last write's file.
-(Until the forty-seventh round the text was kept in memory, compressed, with each row's number
-left out; each later write decompressed it, put the numbers in and compressed again what it
-kept: ≈ 0.25 s of a later run's 1.2 s, new answers being spread over all of it. Kept as it was
-written, in memory, a first sync's peak went 29 MB over 200 MB.)
+A worksheet's row holds its number (the row's reference and each cell's), which changes as
+rows are inserted above it: such text is kept as a format, "%d" wherever the number goes and
+its own "%" doubled (``numbered``), and written through one ``bytes % tuple`` per run of rows.
+Rows held again in their old order are copied as one run: one range of the last write's text
+(the forty-sixth round: a row by row copy cost ≈ 4 µs a row, 1 s of a later run's 255,000).
+
+The text is kept in a temporary file of the write's own (anonymous, held open by the runner
+until the next write has copied what it needs: :class:`KeptText`), ≈ 45 MB for a
+100,000-answer report's sheets and CSV files, in the page cache, not in the process; in
+memory are the rows, each one's offset and count of numbers. (Until the forty-seventh round
+it was kept in memory, compressed: each later write decompressed it and compressed again what
+it kept, ≈ 0.2 s of a later run's 1.1 s, new answers being spread over all of it. Kept in
+memory as it was written, a first sync's peak went 29 MB over 200 MB.)
 
 Rows are held, so no other live object can have their ``id``: a row is found again by it, as
 the Sheets output's ``KeptEncoding`` finds its rows.
@@ -27,25 +29,30 @@ the Sheets output's ``KeptEncoding`` finds its rows.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from itertools import repeat
 from typing import IO
 from typing import Any
 
 _PLACE = 32  # bits of a row's place in its segment, in the position the index gives
 _WRITE = 512  # new rows' texts gathered before they are written
-_CHUNK = 1 << 20  # bytes a copy reads at a time
+_CHUNK = 1 << 20  # bytes a copy reads at a time, about
 
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
     """Rows (held) written one after another under ``signature``: row ``i``'s text is bytes
-    ``offsets[i]:offsets[i + 1]`` of the file."""
+    ``offsets[i]:offsets[i + 1]`` of the file, a format of ``marks[i]`` numbers when
+    numbered (else ``marks`` is None)."""
 
     rows: tuple[Sequence[Any], ...]
     offsets: array[int]
+    marks: array[int] | None
     signature: Any
 
 
@@ -57,6 +64,7 @@ class KeptText:
 
     file: IO[bytes]
     segments: tuple[_Segment, ...]
+    numbered: bool
 
 
 def close_unused(before: Iterable[KeptText], now: Iterable[KeptText]) -> None:
@@ -70,12 +78,27 @@ def close_unused(before: Iterable[KeptText], now: Iterable[KeptText]) -> None:
 class RowTexts:
     """A write's rows' texts, written to ``out``: each run of rows held in ``before`` in the
     same order under an equal signature copied from there, every other row made by the
-    caller. ``keep``: ``out`` is kept with where each row's text is (:meth:`kept`), for the
-    next write; it must then be a file of the writer's own, which nothing else writes to
-    once :meth:`kept` is asked. The one path both the workbook's sheets and the CSV files
-    take. A row's text must not depend on its place in the file."""
+    caller. ``keep``: a file of the writer's own that this write's rows' texts are kept in,
+    with where each one is (:meth:`kept`), for the next write; nothing else may write to it
+    once :meth:`kept` is asked (it may be ``out`` itself when the texts are not numbered).
+    The one path both the workbook's sheets and the CSV files take.
 
-    def __init__(self, before: KeptText | None, out: IO[bytes], *, keep: bool) -> None:
+    ``numbered``: each row's text holds its number; ``make`` gives a format with "%d"
+    wherever the number goes (and every other "%" doubled), and :meth:`write` puts it
+    there. Else a row's text must not depend on its place in the file."""
+
+    def __init__(
+        self,
+        before: KeptText | None,
+        out: IO[bytes],
+        *,
+        keep: IO[bytes] | None,
+        numbered: bool = False,
+    ) -> None:
+        if keep is out and numbered:
+            raise ValueError("numbered texts are kept apart from what is written")
+        if before is not None and before.numbered != numbered:
+            before = None
         self._before = before
         segments = before.segments if before is not None else ()
         self._segments = segments
@@ -91,28 +114,32 @@ class RowTexts:
         self._same: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
         self._out = out
         self._keep = keep
+        self._numbered = numbered
         self._kept: list[_Segment] = []
-        # The segment being made: its rows, their offsets in ``out`` (and the end's), and
-        # signature.
+        # The segment being made: its rows, their offsets in ``keep`` (and the end's), their
+        # numbers' counts, and signature.
         self._rows: list[Sequence[Any]] = []
         self._offsets = array("q")
+        self._marks = array("H")  # a row has at most 16,384 cells
         self._signature: Any = None
 
     def write(
         self,
         rows: Sequence[Sequence[Any]],
+        first: int,
         signature: Any,
         make: Callable[[Sequence[Any]], bytes],
         *,
         copy: bool = True,
     ) -> None:
-        """Write ``rows`` under ``signature`` (an object the caller holds while it writes):
-        each run held in the last write under an equal signature, in its order, copied,
-        every other row ``make(row)``. Not ``copy``: each row made, and none kept (what it is
-        made of is more than the signature says: a worksheet's taller row)."""
-        out = self._out
-        keep = self._keep and copy
-        position = out.tell() if self._keep else 0
+        """Write ``rows`` (numbered ``first``, ``first + 1``, … when numbered) under
+        ``signature`` (an object the caller holds while it writes): each run held in the last
+        write under an equal signature, in its order, copied, every other row ``make(row)``.
+        Not ``copy``: each row made, and none kept (what it is made of is more than the
+        signature says: a worksheet's taller row)."""
+        out, keep_file = self._out, self._keep
+        keep = keep_file is not None and copy
+        position = keep_file.tell() if keep_file is not None else 0
         if self._offsets and not (
             keep and self._offsets[-1] == position and self._equal(self._signature, signature)
         ):
@@ -120,51 +147,60 @@ class RowTexts:
         if keep and not self._offsets:  # a segment begins where this write does
             self._signature = signature
             self._offsets.append(position)
-        kept_rows, offsets = self._rows, self._offsets
+        numbered, apart = self._numbered, keep and keep_file is not out
+        kept_rows, offsets, marks = self._rows, self._offsets, self._marks
         index, count = self._index, len(rows)
         found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
         new: list[bytes] = []
+        templates: list[bytes] = []
         k = 0
         while k < count:
             at = found[k]
             if at is None or not self._matches(at >> _PLACE, signature):
-                text = make(rows[k])
-                new.append(text)
-                if len(new) >= _WRITE:
-                    out.write(b"".join(new))
-                    new.clear()
+                template = make(rows[k])
+                if numbered:
+                    mark = template.replace(b"%%", b"").count(b"%d")
+                    new.append(template % ((first + k,) * mark))
+                else:
+                    new.append(template)
                 if keep:
                     kept_rows.append(rows[k])
-                    position += len(text)
+                    position += len(template)
                     offsets.append(position)
+                    if numbered:
+                        marks.append(mark)
+                    if apart:
+                        templates.append(template)
+                if len(new) >= _WRITE:
+                    self._flush(new, templates)
                 k += 1
                 continue
             end = k + 1
             while end < count and found[end] == at + (end - k):
                 end += 1
-            if new:
-                out.write(b"".join(new))
-                new.clear()
+            self._flush(new, templates)
             segment = self._segments[at >> _PLACE]
             i = at & ((1 << _PLACE) - 1)
             start = segment.offsets[i]
-            self._copy(start, segment.offsets[end - k + i] - start)
+            self._copy(segment, i, end - k, first + k, apart)
             if keep:
                 kept_rows.extend(rows[k:end])
                 offsets.extend(
                     map((position - start).__add__, segment.offsets[i + 1 : i + 1 + end - k])
                 )
                 position = offsets[-1]
+                if numbered:
+                    assert segment.marks is not None
+                    marks.extend(segment.marks[i : i + end - k])
             k = end
-        if new:
-            out.write(b"".join(new))
+        self._flush(new, templates)
 
     def kept(self) -> KeptText | None:
         """What to keep for the next write (None when not asked to keep)."""
-        if not self._keep:
+        if self._keep is None:
             return None
         self._made()
-        return KeptText(self._out, tuple(self._kept))
+        return KeptText(self._keep, tuple(self._kept), self._numbered)
 
     def _matches(self, s: int, signature: Any) -> bool:
         return self._equal(self._segments[s].signature, signature)
@@ -178,21 +214,55 @@ class RowTexts:
             same = self._same[key] = (kept, signature, kept == signature)
         return same[2]
 
-    def _copy(self, start: int, size: int) -> None:
-        """Bytes ``start:start + size`` of the last write's file to ``out``."""
+    def _flush(self, new: list[bytes], templates: list[bytes]) -> None:
+        """The rows made so far, written (and their formats kept)."""
+        if new:
+            self._out.write(b"".join(new))
+            new.clear()
+        if templates:
+            assert self._keep is not None
+            self._keep.write(b"".join(templates))
+            templates.clear()
+
+    def _copy(self, segment: _Segment, i: int, run: int, number: int, apart: bool) -> None:
+        """Rows ``i:i + run`` of the last write's ``segment`` written again (numbered from
+        ``number``), and kept when ``apart`` (to a file other than ``out``), a megabyte or
+        so at a time."""
         assert self._before is not None
-        source = self._before.file
-        source.seek(start)
-        while size:
-            data = source.read(min(size, _CHUNK))
-            if not data:  # nothing truncates a file of the runner's own: this is no state
-                raise OSError(f"the last write's text ended {size} bytes early")
-            self._out.write(data)
-            size -= len(data)
+        source, offsets, marks = self._before.file, segment.offsets, segment.marks
+        source.seek(offsets[i])
+        end = i + run
+        while i < end:
+            # Up to a row's end about a megabyte on (one row at least): a numbered piece is
+            # put through its format whole.
+            stop = min(bisect_left(offsets, offsets[i] + _CHUNK, i + 1, end), end)
+            size = offsets[stop] - offsets[i]
+            data = source.read(size)
+            if len(data) != size:  # nothing truncates a file of the runner's own
+                raise OSError(f"the last write's text ended {size - len(data)} bytes early")
+            if marks is None:
+                self._out.write(data)
+            else:
+                numbers = chain.from_iterable(
+                    map(repeat, range(number, number + stop - i), marks[i:stop])
+                )
+                self._out.write(data % tuple(numbers))
+                number += stop - i
+            if apart:
+                assert self._keep is not None
+                self._keep.write(data)
+            i = stop
 
     def _made(self) -> None:
         """The rows pending as a segment."""
         if self._rows:
-            self._kept.append(_Segment(tuple(self._rows), self._offsets, self._signature))
-        self._rows, self._offsets = [], array("q")
+            self._kept.append(
+                _Segment(
+                    tuple(self._rows),
+                    self._offsets,
+                    self._marks if self._numbered else None,
+                    self._signature,
+                )
+            )
+        self._rows, self._offsets, self._marks = [], array("q"), array("H")
         self._signature = None

@@ -186,8 +186,8 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)
             handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
-            texts = RowTexts(before, own or handle, keep=own is not None)
-            texts.write(table.rows, formats, row_text)
+            texts = RowTexts(before, own or handle, keep=own)
+            texts.write(table.rows, 1, formats, row_text)
             if own is not None:
                 own.seek(0)
                 shutil.copyfileobj(own, handle, 1 << 20)

@@ -13,6 +13,7 @@ Charts: :mod:`.xlsx_charts`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import tempfile
@@ -103,38 +104,43 @@ def write_workbook(
     formats = number_formats(texts)
     rows: dict[Any, tuple[IO[bytes], int, int]] = {}  # sheet → where its rows are
     now_kept: dict[str, KeptText] = {}
-    # Every sheet's rows, one after another; kept open for the next write when ``kept``.
-    data = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this call when kept)
-    try:
-        sheets = []
-        for title, grid in zip(titles, grids, strict=True):
-            helpers = _error_amounts(grid)
-            sheets.append((_sheet(workbook, title, grid, texts, helpers), title, grid, helpers))
-        style_ids = StyleIds(sheets[0][0]) if sheets else None
-        for sheet, title, grid, helpers in sheets:
-            assert style_ids is not None
-            keep = kept is not None and grid.kind in ROWS_KEPT
-            start = data.tell()
-            written = write_rows(
-                data,
-                list(_with_helpers(grid, helpers)),
-                _row_styles(grid, formats),
-                style_ids,
-                dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
-                before=kept.get(title) if kept is not None and keep else None,
-                keep=keep,
-            )
-            if written is not None:
-                now_kept[title] = written
-            rows[sheet] = (data, start, data.tell())
-        package = io.BytesIO()
-        workbook.save(package)
-        with_rows(package, {sheet.path.lstrip("/"): at for sheet, at in rows.items()}, target)
-    except BaseException:
-        data.close()
-        raise
-    if kept is None or not now_kept:
-        data.close()
+    with contextlib.ExitStack() as stack:
+        # Every sheet's rows, one after another; and when ``kept``, the kept sheets' rows as
+        # formats (numbered where copied: kept_text), in a file the runner holds open for
+        # its next write.
+        data = stack.enter_context(tempfile.TemporaryFile())
+        formats_file = tempfile.TemporaryFile() if kept is not None else None  # noqa: SIM115
+        try:
+            sheets = []
+            for title, grid in zip(titles, grids, strict=True):
+                helpers = _error_amounts(grid)
+                sheets.append((_sheet(workbook, title, grid, texts, helpers), title, grid, helpers))
+            style_ids = StyleIds(sheets[0][0]) if sheets else None
+            for sheet, title, grid, helpers in sheets:
+                assert style_ids is not None
+                keep = kept is not None and grid.kind in ROWS_KEPT
+                start = data.tell()
+                written = write_rows(
+                    data,
+                    list(_with_helpers(grid, helpers)),
+                    _row_styles(grid, formats),
+                    style_ids,
+                    dict.fromkeys(grid.tall_rows, 40.0),  # points: three lines of a wrapped header
+                    before=kept.get(title) if kept is not None and keep else None,
+                    keep=formats_file if keep else None,
+                )
+                if written is not None:
+                    now_kept[title] = written
+                rows[sheet] = (data, start, data.tell())
+            package = io.BytesIO()
+            workbook.save(package)
+            with_rows(package, {sheet.path.lstrip("/"): at for sheet, at in rows.items()}, target)
+        except BaseException:
+            if formats_file is not None:
+                formats_file.close()
+            raise
+    if formats_file is not None and not now_kept:
+        formats_file.close()
     if kept is not None:
         close_unused(kept.values(), now_kept.values())
         kept.clear()

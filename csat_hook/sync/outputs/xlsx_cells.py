@@ -5,11 +5,9 @@ charts); its cells cost 15-20 µs each in write-only mode (a cell object per val
 bound and checked, its style looked up, an XML element made and serialised), 16-19 s of a
 sync for the 850,000 cells of a report of 100,000 answers, every run
 (docs/performance.md, the forty-fifth round). A cell is a few dozen bytes of SpreadsheetML
-(ECMA-376 Part 1, 18.3.1.4 ``c``, 18.3.1.73 ``row``), written here as openpyxl writes it
-but for the references a row and a cell may leave out (each is then the one after the one
-before it): the same element for every value, read back alike by openpyxl, Excel and
-LibreOffice (``tests/sync/test_xlsx_cells.py`` checks every kind of cell against openpyxl's
-own writer).
+(ECMA-376 Part 1, 18.3.1.4 ``c``, 18.3.1.73 ``row``), written here as openpyxl writes it:
+the same element for every value, read back alike by openpyxl, Excel and LibreOffice
+(``tests/sync/test_xlsx_cells.py`` checks every kind of cell against openpyxl's own writer).
 
 * a text: an inline string (``t="inlineStr"``), ``xml:space="preserve"`` when it starts or
   ends with white space, ``&``, ``<`` and ``>`` escaped; the caller has made
@@ -18,7 +16,7 @@ own writer).
   as an empty value); ``True``/``False`` as ``t="b"``;
 * a date or date-time: its Excel serial (openpyxl's ``to_excel``), with the style openpyxl
   gives that value (a date format of its own when the cell's style has none);
-* ``None``: nothing, or an empty cell where the cell has a style or a later cell follows.
+* ``None``: nothing, or an empty cell where the cell has a style.
 
 Style ids come from openpyxl: a cell of each style (and each kind of value that changes a
 style) is made once on the sheet and asked its ``style_id``, which puts the style in the
@@ -46,6 +44,7 @@ from typing import NamedTuple
 from typing import cast
 
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel as _to_excel
 
 from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
@@ -62,8 +61,9 @@ _PLAIN, _DATETIME, _DATE = 0, 1, 2
 _SAMPLE: dict[int, Any] = {_PLAIN: None, _DATETIME: datetime(2000, 1, 1), _DATE: date(2000, 1, 1)}
 # A carriage return is written as it is, as openpyxl writes it: XML reads it back as a line
 # feed (a cell's line break).
-_XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_NEEDS_ESCAPE = frozenset("&<>")
+# A row's text is kept as a format (_template): its "%" doubled with the escapes.
+_XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "%": "%%"})
+_NEEDS_ESCAPE = frozenset("&<>%")
 # openpyxl's own conversion to an Excel serial (its 1900 leap-year rule included).
 to_excel = cast(Callable[[date], float], _to_excel)
 # Characters XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets: no C0 control but tab,
@@ -113,7 +113,7 @@ def write_rows(
     heights: Mapping[int, float],
     *,
     before: KeptText | None = None,
-    keep: bool = False,
+    keep: IO[bytes] | None = None,
 ) -> KeptText | None:
     """Write ``rows`` (0-based; row ``r`` is the sheet's row ``r + 1``) to ``out`` (a file:
     it is told where the rows begin) as the content of ``<sheetData>``, UTF-8. ``styles``:
@@ -123,11 +123,10 @@ def write_rows(
 
     ``before``: the rows an earlier write kept (:mod:`.kept_text`); a row held there again,
     under the same columns' attributes (the style ids a workbook gives may differ from one
-    workbook to the next), is copied as it was written instead of written anew (its text
-    holds no reference: :func:`_row`).
-    ``keep``: return this write's rows and where their text is in ``out`` for the next one
-    (else None); ``out`` is then kept open for it (:class:`~.kept_text.RowTexts`)."""
-    texts = RowTexts(before, out, keep=keep)
+    workbook to the next), is copied with its number changed instead of written anew.
+    ``keep``: a file of the caller's own to keep this write's rows' text in, for the next
+    one; returned with where each row's is (else None: :class:`~.kept_text.RowTexts`)."""
+    texts = RowTexts(before, out, keep=keep, numbered=True)
     start = 0
     for end, row_styles in styles:
         end = min(end, len(rows))
@@ -135,13 +134,14 @@ def write_rows(
         tall = [r for r in heights if start <= r < end]
         cuts = sorted({start, end, *tall, *(r + 1 for r in tall)})
         width = max(map(len, rows[start:end]), default=0)
-        columns = tuple(_column(s, style_ids) for s in row_styles) + tuple(
-            _column(None, style_ids) for _ in range(len(row_styles), width)
+        columns = tuple(_column(c, s, style_ids) for c, s in enumerate(row_styles)) + tuple(
+            _column(c, None, style_ids) for c in range(len(row_styles), width)
         )
         for low, high in itertools.pairwise(cuts):
             height = heights.get(low)
             texts.write(
                 rows[low:high],
+                low + 1,
                 columns,
                 partial(_template, columns=columns, height=height),
                 copy=height is None,
@@ -153,9 +153,10 @@ def write_rows(
 
 
 class _Column(NamedTuple):
-    """A column's cell attributes (`` s="…" t="…"``), by kind of value, for one run of rows'
-    styles: written into each cell as they are."""
+    """A column's cell attributes after its reference (`` s="…" t="…"``), by kind of value,
+    for one run of rows' styles: written into each cell as they are."""
 
+    letter: str
     text: str
     number: str
     datetime: str
@@ -164,13 +165,14 @@ class _Column(NamedTuple):
     empty: str | None  # a styled cell without a value; None: no cell
 
 
-def _column(style: Style | None, style_ids: StyleIds) -> _Column:
+def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
     def attributes(kind: int, t: str) -> str:
         s = style_ids(style, kind)
         return f' s="{s}" t="{t}"' if s else f' t="{t}"'
 
     plain = style_ids(style, _PLAIN)
     return _Column(
+        get_column_letter(c + 1),
         attributes(_PLAIN, "inlineStr"),
         attributes(_PLAIN, "n"),
         attributes(_DATETIME, "n"),
@@ -181,18 +183,19 @@ def _column(style: Style | None, style_ids: StyleIds) -> _Column:
 
 
 def _template(row: Sequence[Any], *, columns: Sequence[_Column], height: float | None) -> bytes:
-    return _row(row, columns, height).encode("utf-8")
+    # The row's element as a format: "%d" wherever its number goes (the row's reference and
+    # each cell's), every "%" of its text doubled (:class:`~.kept_text.RowTexts` numbers it).
+    return _row("%d", row, columns, height).encode("utf-8")
 
 
-def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
-    # Without references: a row is the one after the row before it, a cell the one after the
-    # cell before it (``r`` is optional on both, ECMA-376 Part 1, 18.3.1.73 and 18.3.1.4;
-    # Excel, LibreOffice, Google Sheets and openpyxl read it so). The text then holds nothing
-    # of the row's place, and a later write copies a held row's text as it is wherever the
-    # row now is (:mod:`.kept_text`). A cell left out before a later one is an empty ``<c/>``.
-    parts = ["<row>" if height is None else f'<row ht="{height:g}" customHeight="1">']
+def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
+    # Every row and cell with its reference, as Excel writes them: both are optional in the
+    # format, but readers people script with (xlsx2csv, older ClosedXML, fastexcel and
+    # calamine, creek) read a workbook without them as empty or fail on it.
+    parts = [
+        f'<row r="{n}">' if height is None else f'<row r="{n}" ht="{height:g}" customHeight="1">'
+    ]
     append = parts.append
-    gap = 0
     for c, value in enumerate(row):
         kind = type(value)
         if kind not in _KINDS:
@@ -200,34 +203,27 @@ def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -
             if kind in _AS_BASE:  # the value itself, not what a subclass's __str__ makes of it
                 value = _AS_BASE[kind](value)
         column = columns[c]
-        if value is None:
-            if column.empty is None:
-                gap += 1
-            else:
-                append(f"{'<c/>' * gap}<c{column.empty}></c>")
-                gap = 0
-            continue
-        if gap:
-            append("<c/>" * gap)
-            gap = 0
         if kind is str:
             text = storable_text(value)
             if not text:
-                append(f"<c{column.text}></c>")
+                append(f'<c r="{column.letter}{n}"{column.text}></c>')
                 continue
             space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
             if not _NEEDS_ESCAPE.isdisjoint(text):
                 text = text.translate(_XML_TEXT)
-            append(f"<c{column.text}><is><t{space}>{text}</t></is></c>")
+            append(f'<c r="{column.letter}{n}"{column.text}><is><t{space}>{text}</t></is></c>')
+        elif value is None:
+            if column.empty is not None:
+                append(f'<c r="{column.letter}{n}"{column.empty}></c>')
         elif kind is int or kind is float:
             shown = f"{value:.16g}" if isfinite(value) else ""
-            append(f"<c{column.number}><v>{shown}</v></c>")
+            append(f'<c r="{column.letter}{n}"{column.number}><v>{shown}</v></c>')
         elif kind is datetime:
-            append(f"<c{column.datetime}><v>{to_excel(value):.16g}</v></c>")
+            append(f'<c r="{column.letter}{n}"{column.datetime}><v>{to_excel(value):.16g}</v></c>')
         elif kind is date:
-            append(f"<c{column.date}><v>{to_excel(value):.16g}</v></c>")
+            append(f'<c r="{column.letter}{n}"{column.date}><v>{to_excel(value):.16g}</v></c>')
         elif kind is bool:
-            append(f"<c{column.boolean}><v>{int(value)}</v></c>")
+            append(f'<c r="{column.letter}{n}"{column.boolean}><v>{int(value)}</v></c>')
     append("</row>")
     return "".join(parts)
 

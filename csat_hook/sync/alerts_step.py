@@ -36,6 +36,7 @@ from csat_hook.sync.google.api import SheetCell
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
 from csat_hook.sync.layout import column_letters
+from csat_hook.sync.outputs.local import KeptFiles
 from csat_hook.sync.outputs.sheets import KeptEncoding
 from csat_hook.sync.outputs.sheets import SheetsOutput
 from csat_hook.sync.report import Report
@@ -57,6 +58,9 @@ class AlertsStep:
     # The Sheets output's encodings of the last write, by spreadsheet (outputs_step), which
     # hold its rows: let go of with the rows the report step kept (report_step).
     _encodings: tuple[str, KeptEncoding] | None
+    # The local files' rows and their text as the last write wrote them, by folder
+    # (outputs_step): let go of with them too.
+    _files: tuple[str, KeptFiles] | None
     # The checkboxes in the Alerts tab's "Handled" column, by row, as this run read it back.
     _checkboxes: Checkboxes
 

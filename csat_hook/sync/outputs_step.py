@@ -269,8 +269,10 @@ class OutputsStep(AlertsStep):
     def _kept_files(self, directory: str) -> KeptFiles:
         """The last local write's rows and their text, kept by this runner for its next
         write to the same folder (:class:`~csat_hook.sync.outputs.local.KeptFiles`)."""
-        kept = getattr(self, "_files", None)
+        kept = self._files
         if kept is None or kept[0] != directory:
+            if kept is not None:
+                kept[1].drop()
             kept = self._files = (directory, KeptFiles())
         return kept[1]
 

@@ -339,6 +339,10 @@ class ReportStep(AlertsStep):
                 # the last write hold those rows too (and its bytes): none is found again.
                 del kept, rows
                 rows = self._encodings = None
+                # So do the local files' kept rows: their text's files closed.
+                files, self._files = self._files, None
+                if files is not None:
+                    files[1].drop()
                 data = self._dataset(store.iter_answers(conn), store.iter_survey_facts(conn))
             unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
             version = report_key.settled(conn, first)

@@ -119,6 +119,7 @@ class SyncRunner(ReportStep, OutputsStep):
         self._kept = None  # the last report's dataset, patched by the next (report_step)
         self._kept_rows = None  # the rows its answers' tabs were built with (report_step)
         self._encodings = None  # the last write's encodings of those rows (outputs_step)
+        self._files = None  # the last local write's rows and their text (outputs_step)
         self.dataset_patched = False  # whether this run's report patched it
         self.lock = SyncLock(
             engine,

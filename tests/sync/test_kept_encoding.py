@@ -110,6 +110,30 @@ def test_a_dataset_built_anew_is_built_without_the_last_write_s_rows_held(kit: S
     assert held == [False]
 
 
+def test_a_dataset_built_anew_lets_go_of_the_local_files_kept_rows(kit: SyncKit) -> None:
+    # The same for the local output: its kept rows (and the files their text is in) hold
+    # the last report's answers, none of which a dataset built anew holds again.
+    token = kit.survey("T-1", "1", "Anna")
+    kit.responses([EN_HEADER, [T0, 5, "fine", "typed", "T-1", token]])
+    runner = kit.runner(kit.config(output={"local": {"enabled": True}}))
+    runner.run()
+    assert runner._files is not None
+    first = runner._files[1]
+    files = [text.file for text in [*first.csv.values(), *first.sheets.values()]]
+    assert files and not any(f.closed for f in files)
+    held: list[bool] = []
+    build = runner._dataset
+
+    def building(answers: Any, surveys: Any) -> Any:
+        held.append(runner._files is not None or not all(f.closed for f in files))
+        return build(answers, surveys)
+
+    runner._dataset = building  # type: ignore[method-assign]
+    assert runner.run(full=True).status == "ok"
+    assert held == [False]
+    assert runner._files is not None and runner._files[1].sheets  # this write's kept
+
+
 def test_only_the_tabs_whose_rows_are_kept_keep_their_encoding() -> None:
     kept = KeptEncoding()
     summary = Grid("Summary", "summary")

@@ -14,13 +14,14 @@ its own "%" doubled (``numbered``), and written through one ``bytes % tuple`` pe
 Rows held again in their old order are copied as one run: one range of the last write's text
 (the forty-sixth round: a row by row copy cost ≈ 4 µs a row, 1 s of a later run's 255,000).
 
-The text is kept in a temporary file of the write's own (anonymous, held open by the runner
-until the next write has copied what it needs: :class:`KeptText`), ≈ 45 MB for a
-100,000-answer report's sheets and CSV files, in the page cache, not in the process; in
-memory are the rows, each one's offset and count of numbers. (Until the forty-seventh round
-it was kept in memory, compressed: each later write decompressed it and compressed again what
-it kept, ≈ 0.2 s of a later run's 1.1 s, new answers being spread over all of it. Kept in
-memory as it was written, a first sync's peak went 29 MB over 200 MB.)
+The text is kept in a temporary file of the write's own (anonymous, beside the file it is
+for, held open by the runner until the next write has copied what it needs:
+:class:`KeptText`), ≈ 45 MB for a 100,000-answer report's sheets and CSV files, in the page
+cache, not in the process; in memory are the rows, each one's offset and count of numbers.
+(Until the forty-seventh round it was kept in memory, compressed: each later write
+decompressed it and compressed again what it kept, ≈ 0.2 s of a later run's 1.1 s, new
+answers being spread over all of it. Kept in memory as it was written, a first sync's peak
+went 29 MB over 200 MB.)
 
 Rows are held, so no other live object can have their ``id``: a row is found again by it, as
 the Sheets output's ``KeptEncoding`` finds its rows.
@@ -79,8 +80,9 @@ class RowTexts:
     """A write's rows' texts, written to ``out``: each run of rows held in ``before`` in the
     same order under an equal signature copied from there, every other row made by the
     caller. ``keep``: a file of the writer's own that this write's rows' texts are kept in,
-    with where each one is (:meth:`kept`), for the next write; nothing else may write to it
-    once :meth:`kept` is asked (it may be ``out`` itself when the texts are not numbered).
+    with where each one is (:meth:`kept`), for the next write; nothing may overwrite what it
+    wrote there (others may append: a workbook's sheets share one; it may be ``out`` itself
+    when the texts are not numbered).
     The one path both the workbook's sheets and the CSV files take.
 
     ``numbered``: each row's text holds its number; ``make`` gives a format with "%d"

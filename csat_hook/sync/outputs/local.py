@@ -33,6 +33,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 from pathlib import Path
+from typing import IO
 from typing import Any
 
 from csat_hook.files import private_dir
@@ -159,16 +160,19 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
     rows of the runner's last write of this file, each copied where held again, replaced by
     this write's once it is written. The rows a runner keeps are written to a temporary file
     of its own first (kept open for the next write) and copied from there: the file at
-    ``path`` is anyone's to open and save in place."""
+    ``path`` is anyone's to open and save in place. Temporary files are made beside ``path``
+    (anonymous), where the report's space is."""
     formats = tuple(c.fmt for c in table.columns)
     name = path.name
     before = kept.csv.get(name) if kept is not None else None
-    # Outlives this call (closed by the next write, or by KeptFiles.drop).
-    own = tempfile.TemporaryFile() if kept is not None else None  # noqa: SIM115
+    own: IO[bytes] | None = None  # outlives this call: closed by the next, or KeptFiles.drop
     written: KeptText | None = None
 
     def write(target: Path) -> None:
-        nonlocal written
+        nonlocal own, written
+        if kept is not None:
+            # Beside the file (anonymous): on the disk the report is written to, not TMPDIR.
+            own = tempfile.TemporaryFile(dir=target.parent)  # noqa: SIM115
         line = io.StringIO()
         writer = csv.writer(line)
 

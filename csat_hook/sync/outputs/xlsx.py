@@ -95,7 +95,7 @@ def write_workbook(
 
     openpyxl (write-only mode) writes the workbook with every sheet's settings, rules and
     charts and no rows; the sheets' rows are written apart (:mod:`.xlsx_cells`, to an
-    anonymous temporary file, as openpyxl keeps a write-only sheet's) and put in their
+    anonymous temporary file beside ``target``) and put in their
     sheet's ``<sheetData>`` as the package is copied to ``target``. ``kept``: the last
     workbook's rows of its sheets of :data:`ROWS_KEPT` and where their text is, by sheet
     title (:mod:`.kept_text`), copied where held again, and replaced by this one's once it
@@ -107,9 +107,14 @@ def write_workbook(
     with contextlib.ExitStack() as stack:
         # Every sheet's rows, one after another; and when ``kept``, the kept sheets' rows as
         # formats (numbered where copied: kept_text), in a file the runner holds open for
-        # its next write.
-        data = stack.enter_context(tempfile.TemporaryFile())
-        formats_file = tempfile.TemporaryFile() if kept is not None else None  # noqa: SIM115
+        # its next write. Both beside ``target`` (anonymous): on the disk the report is
+        # written to, where its space is, not TMPDIR (a tmpfs is memory).
+        data = stack.enter_context(tempfile.TemporaryFile(dir=target.parent))
+        formats_file = (
+            tempfile.TemporaryFile(dir=target.parent)  # noqa: SIM115
+            if kept is not None
+            else None
+        )
         try:
             sheets = []
             for title, grid in zip(titles, grids, strict=True):

@@ -20,6 +20,7 @@ from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Table
+from csat_hook.sync.outputs import kept_text
 from csat_hook.sync.outputs import xlsx_cells
 from csat_hook.sync.outputs.local import KeptFiles
 from csat_hook.sync.outputs.local import write_csv
@@ -125,9 +126,13 @@ def test_a_later_csv_file_is_what_a_fresh_write_makes(tmp_path: Path):
     assert (tmp_path / "answers.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
 
 
-def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(tmp_path: Path):
+def test_round_after_round_of_changes_each_write_is_what_a_fresh_write_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     # Rows copied in runs: rows inserted, edited and removed anywhere, a taller row (neither
-    # copied nor kept), the newest rows restyled, round after round.
+    # copied nor kept), the newest rows restyled, round after round; each run read in pieces
+    # of a few rows (cut where a row ends) and a row longer than a piece alone.
+    monkeypatch.setattr(kept_text, "_CHUNK", 300)
     rng = random.Random(7)
     comments = ["100%", "%d", "%%", "50%s off", "%(x)d", "", "plain", "a\nb"]
     serial = iter(range(10_000))

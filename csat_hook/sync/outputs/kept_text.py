@@ -79,11 +79,10 @@ def close_unused(before: Iterable[KeptText], now: Iterable[KeptText]) -> None:
 class RowTexts:
     """A write's rows' texts, written to ``out``: each run of rows held in ``before`` in the
     same order under an equal signature copied from there, every other row made by the
-    caller. ``keep``: a file of the writer's own that this write's rows' texts are kept in,
-    with where each one is (:meth:`kept`), for the next write; nothing may overwrite what it
-    wrote there (others may append: a workbook's sheets share one; it may be ``out`` itself
-    when the texts are not numbered).
-    The one path both the workbook's sheets and the CSV files take.
+    caller. ``keep``: a file of the writer's own, not ``out``, that this write's rows' texts
+    are kept in, with where each one is (:meth:`kept`), for the next write; nothing may
+    overwrite what it wrote there (others may append: a workbook's sheets share one). The
+    one path both the workbook's sheets and the CSV files take.
 
     ``numbered``: each row's text holds its number; ``make`` gives a format with "%d"
     wherever the number goes (and every other "%" doubled), and :meth:`write` puts it
@@ -97,8 +96,8 @@ class RowTexts:
         keep: IO[bytes] | None,
         numbered: bool = False,
     ) -> None:
-        if keep is out and numbered:
-            raise ValueError("numbered texts are kept apart from what is written")
+        if keep is out:
+            raise ValueError("texts are kept apart from what is written")
         if before is not None and before.numbered != numbered:
             before = None
         self._before = before
@@ -139,7 +138,7 @@ class RowTexts:
         write under an equal signature, in its order, copied, every other row ``make(row)``.
         Not ``copy``: each row made, and none kept (what it is made of is more than the
         signature says: a worksheet's taller row)."""
-        out, keep_file = self._out, self._keep
+        keep_file = self._keep
         keep = keep_file is not None and copy
         position = keep_file.tell() if keep_file is not None else 0
         if self._offsets and not (
@@ -149,7 +148,7 @@ class RowTexts:
         if keep and not self._offsets:  # a segment begins where this write does
             self._signature = signature
             self._offsets.append(position)
-        numbered, apart = self._numbered, keep and keep_file is not out
+        numbered = self._numbered
         kept_rows, offsets, marks = self._rows, self._offsets, self._marks
         index, count = self._index, len(rows)
         found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
@@ -171,8 +170,7 @@ class RowTexts:
                     offsets.append(position)
                     if numbered:
                         marks.append(mark)
-                    if apart:
-                        templates.append(template)
+                    templates.append(template)
                 if len(new) >= _WRITE:
                     self._flush(new, templates)
                 k += 1
@@ -184,7 +182,7 @@ class RowTexts:
             segment = self._segments[at >> _PLACE]
             i = at & ((1 << _PLACE) - 1)
             start = segment.offsets[i]
-            self._copy(segment, i, end - k, first + k, apart)
+            self._copy(segment, i, end - k, first + k, keep)
             if keep:
                 kept_rows.extend(rows[k:end])
                 offsets.extend(
@@ -226,10 +224,9 @@ class RowTexts:
             self._keep.write(b"".join(templates))
             templates.clear()
 
-    def _copy(self, segment: _Segment, i: int, run: int, number: int, apart: bool) -> None:
+    def _copy(self, segment: _Segment, i: int, run: int, number: int, keep: bool) -> None:
         """Rows ``i:i + run`` of the last write's ``segment`` written again (numbered from
-        ``number``), and kept when ``apart`` (to a file other than ``out``), a megabyte or
-        so at a time."""
+        ``number``), and kept when ``keep``, a megabyte or so at a time."""
         assert self._before is not None
         source, offsets, marks = self._before.file, segment.offsets, segment.marks
         source.seek(offsets[i])
@@ -250,7 +247,7 @@ class RowTexts:
                 )
                 self._out.write(data % tuple(numbers))
                 number += stop - i
-            if apart:
+            if keep:
                 assert self._keep is not None
                 self._keep.write(data)
             i = stop

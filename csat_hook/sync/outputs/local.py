@@ -24,7 +24,6 @@ import csv
 import io
 import math
 import os
-import shutil
 import tempfile
 import unicodedata
 from collections.abc import Sequence
@@ -162,8 +161,8 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
     """``table`` as a CSV file at ``path`` (UTF-8 with a BOM, Excel's dialect). ``kept``: the
     rows of the runner's last write of this file, each copied where held again, replaced by
     this write's once it is written. The rows a runner keeps are written to a temporary file
-    of its own first (kept open for the next write) and copied from there: the file at
-    ``path`` is anyone's to open and save in place. Temporary files are made beside ``path``
+    of its own too (kept open for the next write): the file at ``path`` is anyone's to open
+    and save in place. Temporary files are made beside ``path``
     (anonymous), where the report's space is."""
     formats = tuple(c.fmt for c in table.columns)
     name = path.name
@@ -193,11 +192,8 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)
             handle.write(text_of([neutralize(c.csv_header or c.header) for c in table.columns]))
-            texts = RowTexts(before, own or handle, keep=own)
+            texts = RowTexts(before, handle, keep=own)
             texts.write(table.rows, 1, formats, row_text)
-            if own is not None:
-                own.seek(0)
-                shutil.copyfileobj(own, handle, 1 << 20)
             written = texts.kept()
 
     try:

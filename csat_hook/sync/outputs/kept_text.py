@@ -35,6 +35,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from itertools import chain
 from itertools import repeat
 from typing import IO
@@ -148,37 +149,33 @@ class RowTexts:
         if keep and not self._offsets:  # a segment begins where this write does
             self._signature = signature
             self._offsets.append(position)
-        numbered = self._numbered
-        kept_rows, offsets, marks = self._rows, self._offsets, self._marks
+        kept_rows, offsets = self._rows, self._offsets
         index, count = self._index, len(rows)
-        found = list(map(index.get, map(id, rows))) if copy and index else [None] * count
-        new: list[bytes] = []
-        templates: list[bytes] = []
+        found = list(map(index.get, map(id, rows))) if copy and index else None
         k = 0
         while k < count:
-            at = found[k]
+            at = found[k] if found is not None else None
             if at is None or not self._matches(at >> _PLACE, signature):
-                template = make(rows[k])
-                if numbered:
-                    mark = template.replace(b"%%", b"").count(b"%d")
-                    new.append(template % ((first + k,) * mark))
+                # A stretch of rows to make: up to the next row held under this signature.
+                end = k + 1
+                if found is None:
+                    end = count
                 else:
-                    new.append(template)
-                if keep:
-                    kept_rows.append(rows[k])
-                    position += len(template)
-                    offsets.append(position)
-                    if numbered:
-                        marks.append(mark)
-                    templates.append(template)
-                if len(new) >= _WRITE:
-                    self._flush(new, templates)
-                k += 1
+                    while end < count:
+                        held = found[end]
+                        if held is not None and self._matches(held >> _PLACE, signature):
+                            break
+                        end += 1
+                for low in range(k, end, _WRITE):
+                    position = self._make(
+                        rows[low : min(low + _WRITE, end)], first + low, make, keep, position
+                    )
+                k = end
                 continue
+            assert found is not None  # (a row is held only when looked up)
             end = k + 1
             while end < count and found[end] == at + (end - k):
                 end += 1
-            self._flush(new, templates)
             segment = self._segments[at >> _PLACE]
             i = at & ((1 << _PLACE) - 1)
             start = segment.offsets[i]
@@ -189,11 +186,53 @@ class RowTexts:
                     map((position - start).__add__, segment.offsets[i + 1 : i + 1 + end - k])
                 )
                 position = offsets[-1]
-                if numbered:
+                if self._numbered:
                     assert segment.marks is not None
-                    marks.extend(segment.marks[i : i + end - k])
+                    self._marks.extend(segment.marks[i : i + end - k])
             k = end
-        self._flush(new, templates)
+
+    def _make(
+        self,
+        rows: Sequence[Sequence[Any]],
+        first: int,
+        make: Callable[[Sequence[Any]], bytes],
+        keep: bool,
+        position: int,
+    ) -> int:
+        """``rows`` made, numbered from ``first`` when numbered, written (and kept when
+        ``keep``: their formats from ``position`` of the keep file on); where the kept
+        text now ends."""
+        templates = list(map(make, rows))
+        marks: list[int] = []
+        if self._numbered:
+            # A format's "%d" are its numbers: its text's own "%" are doubled ("%%d" is text).
+            marks = [
+                t.count(b"%d") if b"%%" not in t else t.replace(b"%%", b"").count(b"%d")
+                for t in templates
+            ]
+            self._out.write(
+                b"".join(
+                    [
+                        t % ((n,) * m)
+                        for t, n, m in zip(
+                            templates, range(first, first + len(rows)), marks, strict=True
+                        )
+                    ]
+                )
+            )
+        else:
+            self._out.write(b"".join(templates))
+        if keep:
+            assert self._keep is not None
+            self._keep.write(b"".join(templates))
+            self._rows.extend(rows)
+            ends = accumulate(map(len, templates), initial=position)
+            next(ends)  # where the first begins: the last offset there is
+            self._offsets.extend(ends)
+            position = self._offsets[-1]
+            if self._numbered:
+                self._marks.extend(marks)
+        return position
 
     def kept(self) -> KeptText | None:
         """What to keep for the next write (None when not asked to keep)."""
@@ -213,16 +252,6 @@ class RowTexts:
         if same is None:
             same = self._same[key] = (kept, signature, kept == signature)
         return same[2]
-
-    def _flush(self, new: list[bytes], templates: list[bytes]) -> None:
-        """The rows made so far, written (and their formats kept)."""
-        if new:
-            self._out.write(b"".join(new))
-            new.clear()
-        if templates:
-            assert self._keep is not None
-            self._keep.write(b"".join(templates))
-            templates.clear()
 
     def _copy(self, segment: _Segment, i: int, run: int, number: int, keep: bool) -> None:
         """Rows ``i:i + run`` of the last write's ``segment`` written again (numbered from

@@ -62,6 +62,9 @@ REPORT_CSVS = (
 )
 CSV_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
+# First characters of a text neutralize leaves as it is: ASCII but the formula signs (any other
+# may fold to one), and the empty text's "".
+_PLAIN_START = frozenset([chr(c) for c in range(128) if not chr(c).startswith(CSV_TRIGGERS)] + [""])
 
 
 def neutralize(value: Any) -> Any:
@@ -187,7 +190,14 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
             return line.getvalue().encode("utf-8", "ignore")
 
         def row_text(row: Sequence[Any]) -> bytes:
-            return text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
+            # A text that starts with a character that is none of the formula signs is
+            # written as it is (most of a report's cells): csv_value only for the others.
+            return text_of(
+                [
+                    v if type(v) is str and v[:1] in _PLAIN_START else csv_value(v, f)
+                    for v, f in zip(row, formats, strict=False)
+                ]
+            )
 
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)

@@ -153,12 +153,13 @@ def write_rows(
 
 
 class _Column(NamedTuple):
-    """A column's cell attributes after its reference (`` s="…" t="…"``), by kind of value,
-    for one run of rows' styles: written into each cell as they are."""
+    """A column's cells, for one run of rows' styles, by kind of value: each cell's text up to
+    its value, its reference's number as ``%d`` (written as it is into each row's format)."""
 
-    letter: str
-    text: str
-    number: str
+    text: str  # <c r="A%d" s="…" t="inlineStr"><is><t>
+    spaced: str  # the same, its <t> xml:space="preserve"
+    blank: str  # an empty text's cell
+    number: str  # <c r="A%d" s="…" t="n"><v>
     datetime: str
     date: str
     boolean: str
@@ -166,66 +167,99 @@ class _Column(NamedTuple):
 
 
 def _column(c: int, style: Style | None, style_ids: StyleIds) -> _Column:
-    def attributes(kind: int, t: str) -> str:
-        s = style_ids(style, kind)
-        return f' s="{s}" t="{t}"' if s else f' t="{t}"'
+    letter = get_column_letter(c + 1)
 
+    def cell(kind: int, t: str) -> str:
+        s = style_ids(style, kind)
+        return f'<c r="{letter}%d" s="{s}" t="{t}">' if s else f'<c r="{letter}%d" t="{t}">'
+
+    text = cell(_PLAIN, "inlineStr")
     plain = style_ids(style, _PLAIN)
     return _Column(
-        get_column_letter(c + 1),
-        attributes(_PLAIN, "inlineStr"),
-        attributes(_PLAIN, "n"),
-        attributes(_DATETIME, "n"),
-        attributes(_DATE, "n"),
-        attributes(_PLAIN, "b"),
-        f' s="{plain}" t="n"' if plain else None,
+        text + "<is><t>",
+        text + '<is><t xml:space="preserve">',
+        text + "</c>",
+        cell(_PLAIN, "n") + "<v>",
+        cell(_DATETIME, "n") + "<v>",
+        cell(_DATE, "n") + "<v>",
+        cell(_PLAIN, "b") + "<v>",
+        f'<c r="{letter}%d" s="{plain}" t="n"></c>' if plain else None,
     )
 
 
 def _template(row: Sequence[Any], *, columns: Sequence[_Column], height: float | None) -> bytes:
     # The row's element as a format: "%d" wherever its number goes (the row's reference and
     # each cell's), every "%" of its text doubled (:class:`~.kept_text.RowTexts` numbers it).
-    return _row("%d", row, columns, height).encode("utf-8")
+    return _row(row, columns, height).encode("utf-8")
 
 
-def _row(n: str, row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
+def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -> str:
     # Every row and cell with its reference, as Excel writes them: both are optional in the
     # format, but readers people script with (xlsx2csv, older ClosedXML, fastexcel and
-    # calamine, creek) read a workbook without them as empty or fail on it.
-    parts = [
-        f'<row r="{n}">' if height is None else f'<row r="{n}" ht="{height:g}" customHeight="1">'
-    ]
+    # calamine, creek) read a workbook without them as empty or fail on it. ``columns`` are
+    # as many as the row's values, or more.
+    parts = ['<row r="%d">' if height is None else f'<row r="%d" ht="{height:g}" customHeight="1">']
     append = parts.append
-    for c, value in enumerate(row):
+    for column, value in zip(columns, row, strict=False):
         kind = type(value)
-        if kind not in _KINDS:
+        if kind is not str and kind not in _KINDS:
             kind = _kind_of(value)
             if kind in _AS_BASE:  # the value itself, not what a subclass's __str__ makes of it
                 value = _AS_BASE[kind](value)
-        column = columns[c]
         if kind is str:
-            text = storable_text(value)
+            # The usual text is storable as it is: no character XML cannot hold (none is
+            # printable), short enough for any cell, nothing read as an OOXML escape.
+            if value.isprintable() and len(value) <= _SHORT and "_x" not in value:
+                text = value
+            else:
+                text = storable_text(value)
             if not text:
-                append(f'<c r="{column.letter}{n}"{column.text}></c>')
+                append(column.blank)
                 continue
-            space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
             if not _NEEDS_ESCAPE.isdisjoint(text):
                 text = text.translate(_XML_TEXT)
-            append(f'<c r="{column.letter}{n}"{column.text}><is><t{space}>{text}</t></is></c>')
+            # The text's own white space kept where it starts or ends (str.strip strips what
+            # str.isspace calls white space).
+            if text.strip() == text:
+                append(f"{column.text}{text}</t></is></c>")
+            else:
+                append(f"{column.spaced}{text}</t></is></c>")
         elif value is None:
             if column.empty is not None:
-                append(f'<c r="{column.letter}{n}"{column.empty}></c>')
+                append(column.empty)
         elif kind is int or kind is float:
-            shown = f"{value:.16g}" if isfinite(value) else ""
-            append(f'<c r="{column.letter}{n}"{column.number}><v>{shown}</v></c>')
+            if isfinite(value):
+                append(f"{column.number}{value:.16g}</v></c>")
+            else:
+                append(f"{column.number}</v></c>")
         elif kind is datetime:
-            append(f'<c r="{column.letter}{n}"{column.datetime}><v>{to_excel(value):.16g}</v></c>')
+            append(f"{column.datetime}{_serial(value):.16g}</v></c>")
         elif kind is date:
-            append(f'<c r="{column.letter}{n}"{column.date}><v>{to_excel(value):.16g}</v></c>')
+            append(f"{column.date}{to_excel(value):.16g}</v></c>")
         elif kind is bool:
-            append(f'<c r="{column.letter}{n}"{column.boolean}><v>{int(value)}</v></c>')
+            append(f"{column.boolean}{1 if value else 0}</v></c>")
     append("</row>")
     return "".join(parts)
+
+
+# A text this long holds at most 32,766 UTF-16 units: within any cell (cells.fitted_cell).
+_SHORT = XLSX_CELL_MAX // 2
+_EXCEL_EPOCH = datetime(1899, 12, 30)  # openpyxl's WINDOWS_EPOCH
+
+
+def _serial(value: datetime) -> float:
+    """openpyxl's ``to_excel`` of a date-time, its arithmetic step for step (the same float),
+    without the checks for other kinds of value it makes first (≈ 1 µs of a cell's 2)."""
+    if value.tzinfo is not None or value.__class__ is not datetime:
+        return to_excel(value)  # a subclass's, or an aware one (refused), as openpyxl does
+    days = (value - _EXCEL_EPOCH).days
+    if 0 < days <= 60:  # Excel's 29 February 1900
+        days -= 1
+    return (
+        days
+        + ((value.hour * 3600) + (value.minute * 60) + value.second + value.microsecond / 10**6)
+        / 86400
+    )
 
 
 _KINDS = frozenset((str, int, float, bool, datetime, date, type(None)))

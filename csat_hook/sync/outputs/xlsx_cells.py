@@ -14,8 +14,9 @@ the same element for every value, read back alike by openpyxl, Excel and LibreOf
   it storable (:func:`storable_text`);
 * a number (``t="n"``) written as openpyxl writes it (``%.16g``; not a number and infinity
   as an empty value); ``True``/``False`` as ``t="b"``;
-* a date or date-time: its Excel serial (openpyxl's ``to_excel``), with the style openpyxl
-  gives that value (a date format of its own when the cell's style has none);
+* a date or date-time: its Excel serial (openpyxl's ``to_excel``, or for a plain date-time
+  its arithmetic: :func:`_serial`), with the style openpyxl gives that value (a date format
+  of its own when the cell's style has none);
 * ``None``: nothing, or an empty cell where the cell has a style.
 
 Style ids come from openpyxl: a cell of each style (and each kind of value that changes a

@@ -94,6 +94,28 @@ def test_csv_neutralises_injection_per_owasp(tmp_path: Path):
     assert neutralize(None) == "" and neutralize(4.5) == 4.5
 
 
+def test_csv_neutralises_a_sign_behind_a_lone_surrogate_the_file_leaves_out(tmp_path: Path):
+    """UTF-8 cannot hold a lone surrogate (a YAML text's "\\ud800", a JSON one): the file
+    leaves it out, so a sign behind it is the cell's first character as a spreadsheet reads
+    it."""
+    evil = ["\ud800=1+1", "\udfff@SUM(A1)", "\ud800\ud800-2+3", "\udc00\uff1d1", "\ud800\t=1"]
+    table = Table([Column("\ud800=HYPERLINK(1)")], [[v] for v in [*evil, "\ud800plain"]])
+    path = tmp_path / "answers.csv"
+    write_csv(path, table)
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        cells = [r[0] for r in csv.reader(handle)]
+    assert cells == [
+        "'=HYPERLINK(1)",
+        "'=1+1",
+        "'@SUM(A1)",
+        "'-2+3",
+        "'\uff1d1",
+        "'\t=1",
+        "plain",
+    ]
+
+
 def test_csv_neutralises_full_width_signs_and_a_leading_line_feed(tmp_path: Path):
     """Japanese Excel reads a full-width ＝ as =, and Apple Numbers normalises ＝ ＋ － ＠
     to their ASCII forms before it decides whether a cell is a formula (OWASP www-community

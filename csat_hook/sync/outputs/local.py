@@ -68,10 +68,19 @@ _PLAIN_START = frozenset([chr(c) for c in range(128) if not chr(c).startswith(CS
 
 
 def neutralize(value: Any) -> Any:
-    """A CSV cell that cannot run as a formula (OWASP CSV Injection)."""
-    if isinstance(value, str) and (value.startswith(CSV_TRIGGERS) or _folds_to_trigger(value)):
-        return "'" + value
+    """A CSV cell that cannot run as a formula (OWASP CSV Injection), judged by what the file
+    holds: a lone surrogate, which UTF-8 cannot hold and the file leaves out, is left out of
+    its start first ("\ud800=1+1" was written as "=1+1")."""
+    if isinstance(value, str):
+        if "\ud800" <= value[:1] <= "\udfff":
+            value = value.lstrip(_SURROGATES)
+        if value.startswith(CSV_TRIGGERS) or _folds_to_trigger(value):
+            return "'" + value
+        return value
     return "" if value is None else value
+
+
+_SURROGATES = "".join(map(chr, range(0xD800, 0xE000)))
 
 
 def _folds_to_trigger(text: str) -> bool:

@@ -16,12 +16,9 @@ from typing import Any
 from xml.etree.ElementTree import canonicalize
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from openpyxl import Workbook
 from openpyxl import load_workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils.datetime import to_excel
 
 from csat_hook.sync.layout import BARS
 from csat_hook.sync.layout import Area
@@ -30,7 +27,6 @@ from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.outputs import xlsx
-from csat_hook.sync.outputs import xlsx_cells
 from csat_hook.sync.outputs.local import write_xlsx
 from csat_hook.sync.outputs.xlsx_cells import ZIP_LEVEL
 from csat_hook.sync.outputs.xlsx_cells import storable_text
@@ -261,11 +257,3 @@ def test_a_value_no_workbook_holds_is_refused(tmp_path: Path):
     with pytest.raises(TypeError, match="object"):
         write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
     assert not (tmp_path / "r.xlsx").exists()
-
-
-@given(st.datetimes())
-def test_a_date_times_serial_is_the_float_openpyxl_makes(value: datetime):
-    # The workbook writes a date-time's serial with its own arithmetic (openpyxl's, without
-    # its checks): the same float for any date-time, 1900's leap day and year 1 included.
-    assert xlsx_cells._serial(value) == to_excel(value)
-    assert xlsx_cells._serial(Moment.fromisoformat(value.isoformat())) == to_excel(value)

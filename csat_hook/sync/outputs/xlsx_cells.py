@@ -14,9 +14,8 @@ the same element for every value, read back alike by openpyxl, Excel and LibreOf
   it storable (:func:`storable_text`);
 * a number (``t="n"``) written as openpyxl writes it (``%.16g``; not a number and infinity
   as an empty value); ``True``/``False`` as ``t="b"``;
-* a date or date-time: its Excel serial (openpyxl's ``to_excel``, or for a plain date-time
-  its arithmetic: :func:`_serial`), with the style openpyxl gives that value (a date format
-  of its own when the cell's style has none);
+* a date or date-time: its Excel serial (openpyxl's ``to_excel``), with the style openpyxl
+  gives that value (a date format of its own when the cell's style has none);
 * ``None``: nothing, or an empty cell where the cell has a style.
 
 Style ids come from openpyxl: a cell of each style (and each kind of value that changes a
@@ -234,7 +233,7 @@ def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -
             else:
                 append(f"{column.number}</v></c>")
         elif kind is datetime:
-            append(f"{column.datetime}{_serial(value):.16g}</v></c>")
+            append(f"{column.datetime}{to_excel(value):.16g}</v></c>")
         elif kind is date:
             append(f"{column.date}{to_excel(value):.16g}</v></c>")
         elif kind is bool:
@@ -245,22 +244,6 @@ def _row(row: Sequence[Any], columns: Sequence[_Column], height: float | None) -
 
 # A text this long holds at most 32,766 UTF-16 units: within any cell (cells.fitted_cell).
 _SHORT = XLSX_CELL_MAX // 2
-_EXCEL_EPOCH = datetime(1899, 12, 30)  # openpyxl's WINDOWS_EPOCH
-
-
-def _serial(value: datetime) -> float:
-    """openpyxl's ``to_excel`` of a date-time, its arithmetic step for step (the same float),
-    without the checks for other kinds of value it makes first (≈ 1 µs of a cell's 2)."""
-    if value.tzinfo is not None or value.__class__ is not datetime:
-        return to_excel(value)  # a subclass's, or an aware one (refused), as openpyxl does
-    days = (value - _EXCEL_EPOCH).days
-    if 0 < days <= 60:  # Excel's 29 February 1900
-        days -= 1
-    return (
-        days
-        + ((value.hour * 3600) + (value.minute * 60) + value.second + value.microsecond / 10**6)
-        / 86400
-    )
 
 
 _KINDS = frozenset((str, int, float, bool, datetime, date, type(None)))

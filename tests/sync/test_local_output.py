@@ -4,11 +4,15 @@ CSV neutralised against formula injection, with readable numbers."""
 from __future__ import annotations
 
 import csv
+import enum
+import math
 import re
 import warnings
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from openpyxl import load_workbook
 
@@ -289,6 +293,32 @@ def test_csv_holds_readable_numbers(tmp_path: Path):
         ["2026-11-18 09:05", "85.3", "5.2", "2="],
         ["", "", "", "'-x"],
     ]
+
+
+def test_csv_shows_any_kind_of_number_as_a_spreadsheet_would(tmp_path: Path):
+    """A percent, points or mean cell may hold a numpy float (whose repr is not a number), an
+    int subclass, a Decimal or a float too large for Decimal's default 28 digits: each is
+    shown as its float, rounded as a spreadsheet shows it, never an error that fails the run."""
+
+    class Level(enum.IntEnum):
+        SEVEN = 7
+
+    values = [
+        (np.float64(0.4355), Fmt.PERCENT, "43.6"),
+        (Level.SEVEN, Fmt.MEAN, "7.0"),
+        (Decimal("2.25"), Fmt.POINTS, "2.3"),  # halves away from zero (round() says 2.2)
+        (Decimal("0.125"), Fmt.MEAN, "0.13"),
+        (1e300, Fmt.PERCENT, "1e+302"),
+        (-1.7976931348623157e308, Fmt.MEAN, "-1.7976931348623157e+308"),
+        (math.inf, Fmt.PERCENT, "inf"),
+    ]
+    table = Table(
+        [Column(f"c{i}", fmt) for i, (_, fmt, _) in enumerate(values)],
+        [[value for value, _, _ in values]],
+    )
+    write_csv(tmp_path / "n.csv", table)
+    rows = list(csv.reader((tmp_path / "n.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[1] == [shown for _, _, shown in values]
 
 
 def test_xlsx_numbers_with_formats_rules_and_a_chart(tmp_path: Path):

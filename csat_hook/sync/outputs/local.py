@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import date
 from datetime import datetime
 from decimal import ROUND_HALF_UP
+from decimal import Context
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -163,10 +164,18 @@ def shown(value: float, places: int, *, scale: int = 1) -> float:
     a format: the decimal number the cell holds, halves away from zero. (``round`` works on
     the binary value: 100 × 0.4355 is 43.549999…, which it makes 43.5 where Sheets and Excel
     show 43.6%; and it rounds an exact half to even.)"""
-    if not math.isfinite(value):
-        return value
-    exact = Decimal(repr(value)) * scale
-    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    number = float(value)  # a numpy float's, an int's or a Decimal's value as the cell's float
+    if not math.isfinite(number):
+        return number
+    exact = Decimal(repr(number)) * scale  # (repr of a numpy float is "np.float64(…)")
+    return float(
+        exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=_EVERY_DIGIT)
+    )
+
+
+# Room for every digit of any float to a few decimals (1e308 has 309 before the point): the
+# default context's 28 digits refused a larger one (InvalidOperation), failing the run.
+_EVERY_DIGIT = Context(prec=400)
 
 
 def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:

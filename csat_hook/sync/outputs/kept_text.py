@@ -149,30 +149,25 @@ class RowTexts:
         if keep and not self._offsets:  # a segment begins where this write does
             self._signature = signature
             self._offsets.append(position)
-        kept_rows, offsets = self._rows, self._offsets
         index, count = self._index, len(rows)
-        found = list(map(index.get, map(id, rows))) if copy and index else None
+        if not (copy and index):  # no row is copied: every one made
+            self._make(rows, first, make, keep, position)
+            return
+        found = list(map(index.get, map(id, rows)))
         k = 0
         while k < count:
-            at = found[k] if found is not None else None
+            at = found[k]
             if at is None or not self._matches(at >> _PLACE, signature):
                 # A stretch of rows to make: up to the next row held under this signature.
                 end = k + 1
-                if found is None:
-                    end = count
-                else:
-                    while end < count:
-                        held = found[end]
-                        if held is not None and self._matches(held >> _PLACE, signature):
-                            break
-                        end += 1
-                for low in range(k, end, _WRITE):
-                    position = self._make(
-                        rows[low : min(low + _WRITE, end)], first + low, make, keep, position
-                    )
+                while end < count:
+                    held = found[end]
+                    if held is not None and self._matches(held >> _PLACE, signature):
+                        break
+                    end += 1
+                position = self._make(rows[k:end], first + k, make, keep, position)
                 k = end
                 continue
-            assert found is not None  # (a row is held only when looked up)
             end = k + 1
             while end < count and found[end] == at + (end - k):
                 end += 1
@@ -181,11 +176,11 @@ class RowTexts:
             start = segment.offsets[i]
             self._copy(segment, i, end - k, first + k, keep)
             if keep:
-                kept_rows.extend(rows[k:end])
-                offsets.extend(
+                self._rows.extend(rows[k:end])
+                self._offsets.extend(
                     map((position - start).__add__, segment.offsets[i + 1 : i + 1 + end - k])
                 )
-                position = offsets[-1]
+                position = self._offsets[-1]
                 if self._numbered:
                     assert segment.marks is not None
                     self._marks.extend(segment.marks[i : i + end - k])
@@ -199,39 +194,38 @@ class RowTexts:
         keep: bool,
         position: int,
     ) -> int:
-        """``rows`` made, numbered from ``first`` when numbered, written (and kept when
-        ``keep``: their formats from ``position`` of the keep file on); where the kept
-        text now ends."""
-        templates = list(map(make, rows))
-        marks: list[int] = []
-        if self._numbered:
-            # A format's "%d" are its numbers: its text's own "%" are doubled ("%%d" is text).
-            marks = [
-                t.count(b"%d") if b"%%" not in t else t.replace(b"%%", b"").count(b"%d")
-                for t in templates
-            ]
-            self._out.write(
-                b"".join(
-                    [
-                        t % ((n,) * m)
-                        for t, n, m in zip(
-                            templates, range(first, first + len(rows)), marks, strict=True
-                        )
-                    ]
-                )
-            )
-        else:
-            self._out.write(b"".join(templates))
-        if keep:
-            assert self._keep is not None
-            self._keep.write(b"".join(templates))
-            self._rows.extend(rows)
-            ends = accumulate(map(len, templates), initial=position)
-            next(ends)  # where the first begins: the last offset there is
-            self._offsets.extend(ends)
-            position = self._offsets[-1]
+        """``rows`` made, numbered from ``first`` when numbered, and written :data:`_WRITE` at
+        a time (and kept when ``keep``: their formats from ``position`` of the keep file on);
+        where the kept text now ends."""
+        for low in range(0, len(rows), _WRITE):
+            piece = rows[low : low + _WRITE]
+            templates = list(map(make, piece))
+            marks: list[int] = []
             if self._numbered:
-                self._marks.extend(marks)
+                # A format's "%d" are its numbers: its text's own "%" are doubled ("%%d" is
+                # text).
+                marks = [
+                    t.count(b"%d") if b"%%" not in t else t.replace(b"%%", b"").count(b"%d")
+                    for t in templates
+                ]
+                numbers = range(first + low, first + low + len(piece))
+                self._out.write(
+                    b"".join(
+                        [t % ((n,) * m) for t, n, m in zip(templates, numbers, marks, strict=True)]
+                    )
+                )
+            else:
+                self._out.write(b"".join(templates))
+            if keep:
+                assert self._keep is not None
+                self._keep.write(b"".join(templates))
+                self._rows.extend(piece)
+                ends = accumulate(map(len, templates), initial=position)
+                next(ends)  # where the first begins: the last offset there is
+                self._offsets.extend(ends)
+                position = self._offsets[-1]
+                if self._numbered:
+                    self._marks.extend(marks)
         return position
 
     def kept(self) -> KeptText | None:

@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree.ElementTree import canonicalize
 
 import pytest
+from isal import isal_zlib
 from openpyxl import Workbook
 from openpyxl import load_workbook
 from openpyxl.cell import WriteOnlyCell
@@ -28,8 +29,11 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.outputs import xlsx
 from csat_hook.sync.outputs.local import write_xlsx
+from csat_hook.sync.outputs.xlsx_cells import SHEET_LEVEL
 from csat_hook.sync.outputs.xlsx_cells import ZIP_LEVEL
+from csat_hook.sync.outputs.xlsx_cells import skeleton
 from csat_hook.sync.outputs.xlsx_cells import storable_text
+from csat_hook.sync.outputs.xlsx_cells import with_rows
 from csat_hook.sync.texts import Texts
 
 TEXTS = [
@@ -239,17 +243,27 @@ def test_every_part_of_the_workbook_is_deflated_at_its_level(tmp_path: Path):
     path = tmp_path / "r.xlsx"
     write_xlsx(path, [Grid("Responses", "responses", rows)], Texts("en"))
 
-    def deflated(content: bytes, level: int) -> int:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)  # as zipfile deflates
+    def deflated(content: bytes, compressor: Any) -> int:
         return len(compressor.compress(content) + compressor.flush())
 
+    def by_zlib(content: bytes, level: int) -> int:
+        return deflated(content, zlib.compressobj(level, zlib.DEFLATED, -15))  # as zipfile
+
+    def by_isal(content: bytes) -> int:
+        return deflated(content, isal_zlib.compressobj(SHEET_LEVEL, zlib.DEFLATED, -15))
+
     with zipfile.ZipFile(path) as package:
+        assert package.testzip() is None  # every part's CRC-32 is its content's
         parts = [(info, package.read(info)) for info in package.infolist()]
     sheet = next(c for i, c in parts if i.filename.startswith("xl/worksheets/"))
-    assert deflated(sheet, ZIP_LEVEL) != deflated(sheet, 6)  # the content tells them apart
-    for info, content in parts:  # the sheet with its rows, and every part openpyxl wrote
+    assert len({by_isal(sheet), by_zlib(sheet, ZIP_LEVEL), by_zlib(sheet, 6)}) == 3
+    assert by_isal(sheet) < len(sheet) // 4
+    for info, content in parts:  # the sheet with its rows by ISA-L; every other part by zlib
         assert info.compress_type == zipfile.ZIP_DEFLATED
-        assert info.compress_size == deflated(content, ZIP_LEVEL), info.filename
+        if info.filename.startswith("xl/worksheets/"):
+            assert info.compress_size == by_isal(content), info.filename
+        else:
+            assert info.compress_size == by_zlib(content, ZIP_LEVEL), info.filename
 
 
 def test_a_value_no_workbook_holds_is_refused(tmp_path: Path):
@@ -257,3 +271,19 @@ def test_a_value_no_workbook_holds_is_refused(tmp_path: Path):
     with pytest.raises(TypeError, match="object"):
         write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
     assert not (tmp_path / "r.xlsx").exists()
+
+
+def test_rows_for_a_part_the_workbook_lacks_are_refused_not_dropped(tmp_path: Path):
+    workbook = Workbook(write_only=True)
+    workbook.create_sheet("Responses")
+    rows_file = tmp_path / "rows"
+    text = b'<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row>'
+    rows_file.write_bytes(text)
+    with rows_file.open("rb") as rows:
+        package = skeleton(workbook)
+        with pytest.raises(ValueError, match="sheet9"):
+            with_rows(package, {"xl/worksheets/sheet9.xml": (rows, 0, 10)}, tmp_path / "r.xlsx")
+        with_rows(package, {"xl/worksheets/sheet1.xml": (rows, 0, len(text))}, tmp_path / "r.xlsx")
+    assert [c.value for c in next(load_workbook(tmp_path / "r.xlsx")["Responses"].iter_rows())] == [
+        "x"
+    ]

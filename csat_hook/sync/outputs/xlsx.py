@@ -14,7 +14,6 @@ Charts: :mod:`.xlsx_charts`.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import tempfile
 import warnings
@@ -46,6 +45,7 @@ from csat_hook.sync.outputs.kept_text import close_unused
 from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
 from csat_hook.sync.outputs.xlsx_cells import Style
 from csat_hook.sync.outputs.xlsx_cells import StyleIds
+from csat_hook.sync.outputs.xlsx_cells import skeleton
 from csat_hook.sync.outputs.xlsx_cells import with_rows
 from csat_hook.sync.outputs.xlsx_cells import write_rows
 from csat_hook.sync.outputs.xlsx_charts import xlsx_chart
@@ -137,8 +137,7 @@ def write_workbook(
                 if written is not None:
                     now_kept[title] = written
                 rows[sheet] = (data, start, data.tell())
-            package = io.BytesIO()
-            workbook.save(package)
+            package = skeleton(workbook)  # names each sheet's part: sheet.path after it
             with_rows(package, {sheet.path.lstrip("/"): at for sheet, at in rows.items()}, target)
         except BaseException:
             if formats_file is not None:

@@ -29,9 +29,11 @@ import io
 import itertools
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import date
 from datetime import datetime
 from decimal import Decimal
@@ -43,9 +45,11 @@ from typing import Any
 from typing import NamedTuple
 from typing import cast
 
+from isal import isal_zlib
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel as _to_excel
+from openpyxl.writer.excel import ExcelWriter
 
 from csat_hook.sync.outputs.cells import XLSX_CELL_MAX
 from csat_hook.sync.outputs.cells import fitted_cell
@@ -276,14 +280,29 @@ def storable_text(value: str) -> str:
     return text
 
 
-# The workbook's deflate level. The whole package is compressed again every run, and zlib's
-# default (6) took ≈ 0.5 s of a later sync's 2.4 s for a 100,000-answer report's 40 MB of
-# SpreadsheetML; level 2 takes under a third of that for a file about a fifth larger (75 MB
-# of sheets: 1.06 s and 7.5 MB at 6, 0.30 s and 9.1 MB at 2; docs/performance.md, the
-# forty-sixth round).
+# The deflate level of the workbook's small parts (zlib). The whole package is compressed
+# again every run, and zlib's default (6) took ≈ 0.5 s of a later sync's 2.4 s for a
+# 100,000-answer report's 40 MB of SpreadsheetML; level 2 takes under a third of that for a
+# file about a fifth larger (docs/performance.md, the forty-sixth round).
 ZIP_LEVEL = 2
+# The sheets' rows, nearly all of the package, are deflated by ISA-L (python-isal) at its
+# default level: 0.04 s for those 40 MB where zlib at level 2 took 0.13 s, for a file 6 %
+# larger (docs/performance.md, the forty-ninth round).
+SHEET_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
 # The empty <sheetData> openpyxl writes for a sheet without rows (with lxml or without).
 _NO_ROWS = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
+_ZLIB_COMPRESS = type(zlib.compressobj())
+
+
+def skeleton(workbook: Any) -> io.BytesIO:
+    """openpyxl's package of ``workbook`` (as ``Workbook.save`` writes it: the same parts,
+    its modified time now), its parts stored, not deflated: :func:`with_rows` reads each
+    part once to deflate it as it copies it."""
+    package = io.BytesIO()
+    workbook.properties.modified = datetime.now(tz=UTC).replace(tzinfo=None)
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        ExcelWriter(workbook, archive).save()
+    return package
 
 
 def with_rows(
@@ -291,7 +310,11 @@ def with_rows(
 ) -> None:
     """Copy the zip ``package`` (openpyxl's workbook, its sheets without rows) to ``target``,
     each sheet named in ``rows`` (its path in the package) with those rows in its
-    ``<sheetData>``: bytes ``start:end`` of a file, as ``(file, start, end)``."""
+    ``<sheetData>``: bytes ``start:end`` of a file, as ``(file, start, end)``. Every part is
+    deflated: a sheet with rows by ISA-L (:data:`SHEET_LEVEL`), the rest by zlib
+    (:data:`ZIP_LEVEL`). A name in ``rows`` the package lacks is a ValueError (its sheet
+    would be written without its rows), and ``target`` is then left incomplete."""
+    missing = set(rows)
     with (
         zipfile.ZipFile(package) as source,
         zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as out,
@@ -300,15 +323,18 @@ def with_rows(
             content = source.read(info)
             data = rows.get(info.filename)
             if data is None:
-                out.writestr(info, content, compresslevel=ZIP_LEVEL)
+                out.writestr(
+                    info, content, compress_type=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
+                )
                 continue
+            missing.discard(info.filename)
             head, tail = _NO_ROWS.split(content)  # one <sheetData> a sheet: ValueError else
             file, start, end = data
             file.seek(start)
-            # Opened by name, the entry takes the archive's compression and level (one made
-            # here would be deflated at zlib's default: open() takes no level), and zipfile's
-            # default date (1980-01-01), which no reader of a workbook shows.
+            # Opened by name, the entry takes the archive's compression (deflate), and
+            # zipfile's default date (1980-01-01), which no reader of a workbook shows.
             with out.open(info.filename, "w", force_zip64=True) as member:
+                _isal_deflated(member)
                 member.write(head + b"<sheetData>")
                 size = end - start
                 while size:
@@ -318,3 +344,19 @@ def with_rows(
                     member.write(chunk)
                     size -= len(chunk)
                 member.write(b"</sheetData>" + tail)
+        if missing:
+            raise ValueError(f"no part {sorted(missing)!r} in the workbook")
+
+
+def _isal_deflated(member: IO[bytes]) -> None:
+    """``member`` (a zip entry opened for writing, nothing written yet) deflated by ISA-L.
+
+    zipfile takes no compressor of the caller's, so its writer's own (``_compressor``, a
+    zlib compressor since Python 3.3) is replaced by ISA-L's, which takes the same calls
+    (``compress``, ``flush``) and writes the same raw deflate format; zipfile still counts
+    the sizes and the CRC-32 of what is written. Where a Python names it otherwise, the
+    entry stays deflated by zlib (tests/sync/test_xlsx_cells.py fails on that)."""
+    if isinstance(getattr(member, "_compressor", None), _ZLIB_COMPRESS):
+        member._compressor = isal_zlib.compressobj(  # type: ignore[attr-defined]
+            SHEET_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS
+        )

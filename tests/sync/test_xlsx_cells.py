@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import struct
 import zipfile
 import zlib
 from datetime import date
@@ -31,6 +32,7 @@ from csat_hook.sync.outputs import xlsx
 from csat_hook.sync.outputs.local import write_xlsx
 from csat_hook.sync.outputs.xlsx_cells import SHEET_LEVEL
 from csat_hook.sync.outputs.xlsx_cells import ZIP_LEVEL
+from csat_hook.sync.outputs.xlsx_cells import needs_zip64
 from csat_hook.sync.outputs.xlsx_cells import skeleton
 from csat_hook.sync.outputs.xlsx_cells import storable_text
 from csat_hook.sync.outputs.xlsx_cells import with_rows
@@ -287,3 +289,47 @@ def test_rows_for_a_part_the_workbook_lacks_are_refused_not_dropped(tmp_path: Pa
     assert [c.value for c in next(load_workbook(tmp_path / "r.xlsx")["Responses"].iter_rows())] == [
         "x"
     ]
+
+
+def test_no_part_of_the_workbook_carries_zip64_fields_it_does_not_need(tmp_path: Path):
+    # Microsoft Office refuses or repairs a package whose small parts carry ZIP64 fields;
+    # every sheet's local header had them (force_zip64) until the forty-ninth round.
+    rows: list[list[Any]] = [[f"answer {i}", i % 5 + 1] for i in range(2_000)]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(
+        path, [Grid("Responses", "responses", rows), Grid("Ann", "agent", rows)], Texts("en")
+    )
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as package:
+        infos = package.infolist()
+    assert sum(i.filename.startswith("xl/worksheets/sheet") for i in infos) == 2
+    for info in infos:
+        (sig, version, _, flags, method, _, _, crc, packed, size, name_len, extra_len) = (
+            struct.unpack_from("<4s2B4HL2L2H", data, info.header_offset)
+        )
+        assert sig == b"PK\x03\x04"
+        extra = data[info.header_offset + 30 + name_len :][:extra_len]
+        assert extra == b"", info.filename  # no extra field: no ZIP64 one
+        assert version <= 20, info.filename  # a ZIP64 part needs 4.5
+        assert not flags & 0x08  # sizes in the header, no data descriptor
+        assert (method, crc, packed, size) == (
+            zipfile.ZIP_DEFLATED,
+            info.CRC,
+            info.compress_size,
+            info.file_size,
+        ), info.filename
+        assert info.extra == b"", info.filename  # nor in the central directory
+
+
+def test_a_part_is_given_zip64_fields_only_when_its_size_may_need_them():
+    assert not needs_zip64(0)
+    assert not needs_zip64(1 << 30)  # 1 GiB of SpreadsheetML: a 32-bit size holds it
+    assert needs_zip64(zipfile.ZIP64_LIMIT)
+    assert needs_zip64(int(zipfile.ZIP64_LIMIT / 1.05) + 1)  # deflate may make it larger
+
+
+def test_a_workbook_of_no_grids_is_written_with_one_empty_sheet(tmp_path: Path):
+    write_xlsx(tmp_path / "r.xlsx", [], Texts("en"))
+    workbook = load_workbook(tmp_path / "r.xlsx")
+    assert len(workbook.worksheets) == 1
+    assert workbook.worksheets[0].max_row == 1 and workbook.worksheets[0]["A1"].value is None

@@ -299,6 +299,8 @@ def skeleton(workbook: Any) -> io.BytesIO:
     its modified time now), its parts stored, not deflated: :func:`with_rows` reads each
     part once to deflate it as it copies it."""
     package = io.BytesIO()
+    if not workbook.worksheets:  # as Workbook.save: a workbook shows at least one sheet
+        workbook.create_sheet()
     workbook.properties.modified = datetime.now(tz=UTC).replace(tzinfo=None)
     with zipfile.ZipFile(package, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         ExcelWriter(workbook, archive).save()
@@ -333,7 +335,8 @@ def with_rows(
             file.seek(start)
             # Opened by name, the entry takes the archive's compression (deflate), and
             # zipfile's default date (1980-01-01), which no reader of a workbook shows.
-            with out.open(info.filename, "w", force_zip64=True) as member:
+            whole = len(head) + len(b"<sheetData></sheetData>") + end - start + len(tail)
+            with out.open(info.filename, "w", force_zip64=needs_zip64(whole)) as member:
                 _isal_deflated(member)
                 member.write(head + b"<sheetData>")
                 size = end - start
@@ -346,6 +349,16 @@ def with_rows(
                 member.write(b"</sheetData>" + tail)
         if missing:
             raise ValueError(f"no part {sorted(missing)!r} in the workbook")
+
+
+def needs_zip64(size: int) -> bool:
+    """Whether a part of ``size`` bytes (uncompressed) needs zip's ZIP64 extension: as
+    zipfile decides for a part whose size it knows (its compressed size may be a little
+    larger). Only such a part has it: Microsoft Office refuses or repairs a package whose
+    small parts carry ZIP64 fields (minizip-ng #894, kuba--/zip #384), and zipfile, told
+    to use them for a part, writes them in its local header and not in the central
+    directory's (CPython #152486); until the forty-ninth round every sheet was written so."""
+    return size * 1.05 > zipfile.ZIP64_LIMIT
 
 
 def _isal_deflated(member: IO[bytes]) -> None:

@@ -356,8 +356,8 @@ def needs_zip64(size: int) -> bool:
     zipfile decides for a part whose size it knows (its compressed size may be a little
     larger). Only such a part has it: Microsoft Office refuses or repairs a package whose
     small parts carry ZIP64 fields (minizip-ng #894, kuba--/zip #384), and zipfile, told
-    to use them for a part, writes them in its local header and not in the central
-    directory's (CPython #152486); until the forty-ninth round every sheet was written so."""
+    to use them for a part, writes them in its local header only, not in the central
+    directory (CPython #152486); until the forty-ninth round every sheet was written so."""
     return size * 1.05 > zipfile.ZIP64_LIMIT
 
 

@@ -365,10 +365,11 @@ def _isal_deflated(member: IO[bytes]) -> None:
     """``member`` (a zip entry opened for writing, nothing written yet) deflated by ISA-L.
 
     zipfile takes no compressor of the caller's, so its writer's own (``_compressor``, a
-    zlib compressor since Python 3.3) is replaced by ISA-L's, which takes the same calls
-    (``compress``, ``flush``) and writes the same raw deflate format; zipfile still counts
-    the sizes and the CRC-32 of what is written. Where a Python names it otherwise, the
-    entry stays deflated by zlib (tests/sync/test_xlsx_cells.py fails on that)."""
+    zlib compressor, so named since Python 3.6 and in 3.14 still) is replaced by ISA-L's,
+    which takes the same calls (``compress``, ``flush``) and writes the same raw deflate
+    format; zipfile still counts the sizes and the CRC-32 of what is written. Where a
+    Python names it otherwise, the entry stays deflated by zlib
+    (tests/sync/test_xlsx_cells.py fails on that)."""
     if isinstance(getattr(member, "_compressor", None), _ZLIB_COMPRESS):
         member._compressor = isal_zlib.compressobj(  # type: ignore[attr-defined]
             SHEET_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS

@@ -21,6 +21,11 @@ the same element for every value, read back alike by openpyxl, Excel and LibreOf
 Style ids come from openpyxl: a cell of each style (and each kind of value that changes a
 style) is made once on the sheet and asked its ``style_id``, which puts the style in the
 workbook's list that openpyxl writes to ``styles.xml``.
+
+The package: openpyxl's parts saved stored (:func:`skeleton`), copied to the file with each
+sheet's rows in its ``<sheetData>`` (:func:`with_rows`), the sheets deflated by ISA-L and the
+small parts by zlib, a part given ZIP64 fields only when its size needs them
+(:func:`needs_zip64`).
 """
 
 from __future__ import annotations

@@ -333,3 +333,25 @@ def test_a_workbook_of_no_grids_is_written_with_one_empty_sheet(tmp_path: Path):
     workbook = load_workbook(tmp_path / "r.xlsx")
     assert len(workbook.worksheets) == 1
     assert workbook.worksheets[0].max_row == 1 and workbook.worksheets[0]["A1"].value is None
+
+
+def test_a_sheet_too_large_for_32_bit_sizes_is_written_with_zip64_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # zipfile reads its limit at each use: at 64 KiB the sheet is over it, the small parts
+    # are not (a real one is 2 GiB: a sheet of hundreds of thousands of long comments).
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1 << 16)
+    rows: list[list[Any]] = [[f"answer {i}", i % 5 + 1] for i in range(3_000)]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [Grid("Responses", "responses", rows)], Texts("en"))
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as package:
+        assert package.testzip() is None
+        zip64 = {
+            info.filename
+            for info in package.infolist()
+            if data[info.header_offset + 28 : info.header_offset + 30] != b"\x00\x00"
+        }
+    assert zip64 == {"xl/worksheets/sheet1.xml"}  # its local header's extra field: ZIP64's
+    monkeypatch.undo()
+    assert [list(r) for r in load_workbook(path)["Responses"].iter_rows(values_only=True)] == rows

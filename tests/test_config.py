@@ -17,6 +17,9 @@ from csat_hook.config import config_warnings
 from csat_hook.config import load_config
 from csat_hook.config import masked_dump
 from csat_hook.errors import ConfigError
+from csat_hook.sync.config.output import REPORT_FILES
+from csat_hook.sync.outputs.local import REPORT_CSVS
+from csat_hook.sync.outputs.local import REPORT_XLSX
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
@@ -1353,6 +1356,55 @@ def test_a_blank_local_report_folder_is_refused_naming_the_key(folder):
     # process started in, without a word.
     with pytest.raises(ConfigError, match=r"output\.local\.dir: blank"):
         load_config(None, env={}, overrides={"output": {"local": {"dir": folder}}})
+
+
+@pytest.mark.parametrize("name", REPORT_FILES)
+def test_a_csv_export_that_is_a_file_of_the_local_report_is_refused(tmp_path, name):
+    # results.csv.path at <output.local.dir>/answers.csv: the run said "ok" and wrote the
+    # report's answers.csv over the export it had read (its references and unverified rows
+    # gone), and the next run failed on the report's headers; alerts.csv, with the alerts
+    # off, was removed after the read, and the run after waited for an export for ever.
+    report = tmp_path / "report"
+    overrides = {
+        "results": {"source": "csv", "csv": {"path": str(report / name)}},
+        "output": {"local": {"dir": str(report)}},
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides=overrides)
+    said = raised.value.message
+    assert f"results.csv.path: {str(report / name)!r} is the report's own {name}" in said, said
+
+    # Through a symbolic link to it, or the folder's: the same file.
+    report.mkdir()
+    (report / name).write_text("Timestamp\n")
+    (tmp_path / "export.csv").symlink_to(report / name)
+    (tmp_path / "linked").symlink_to(report)
+    for path in (tmp_path / "export.csv", tmp_path / "linked" / name):
+        overrides["results"]["csv"]["path"] = str(path)
+        with pytest.raises(ConfigError, match=f"the report's own {re.escape(name)}"):
+            load_config(None, env={}, overrides=overrides)
+    # A hard link is the same file under another name.
+    os.link(report / name, tmp_path / "hard.csv")
+    overrides["results"]["csv"]["path"] = str(tmp_path / "hard.csv")
+    with pytest.raises(ConfigError, match=f"the report's own {re.escape(name)}"):
+        load_config(None, env={}, overrides=overrides)
+
+
+def test_a_csv_export_beside_the_local_report_or_with_it_off_is_accepted(tmp_path):
+    report = tmp_path / "report"
+    for results, local in [
+        ({"csv": {"path": str(report / "form-responses.csv")}}, {"dir": str(report)}),
+        ({"csv": {"path": str(tmp_path / "answers.csv")}}, {"dir": str(report)}),
+        ({"csv": {"path": str(report / "answers.csv")}}, {"dir": str(report), "enabled": False}),
+    ]:
+        config = load_config(
+            None, env={}, overrides={"results": results, "output": {"local": local}}
+        )
+        assert config.results.csv.path == results["csv"]["path"]
+
+
+def test_the_report_files_the_configuration_knows_are_those_the_local_output_writes():
+    assert set(REPORT_FILES) == {REPORT_XLSX, *REPORT_CSVS}
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,19 @@ def check_sync_sections(
                 f"results.rating_labels.{label}: {score} is outside the scale "
                 f"{metrics.scale_min}..{metrics.scale_max} (metrics.scale_*)"
             )
+    local = output.local
+    if results.source == "csv" and local.enabled:
+        name = local.report_file(results.csv.path)
+        if name is not None:
+            # Each run wrote the report's file over the export it had just read (the
+            # unverified rows and the references lost with it), or removed it (alerts.csv
+            # with the alerts off), and the next run found no export.
+            raise ValueError(
+                f"results.csv.path: {results.csv.path!r} is the report's own {name} "
+                f"(output.local.dir {local.dir!r}): every sync would write the report over "
+                "the export it reads, or remove it; keep the export in another folder, or "
+                "under another name"
+            )
     sheets = output.gsheets
     if sheets.enabled and not (sheets.spreadsheet_id or results.gsheets.spreadsheet_id):
         raise ValueError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
@@ -40,11 +42,42 @@ class SheetsOutputConfig(StrictModel):
         return None if value is None else check_document_id(value, "spreadsheet")
 
 
+# Every file the local output writes in its folder, or removes from it (sync/outputs/local.py:
+# REPORT_XLSX and REPORT_CSVS; a test keeps the two alike).
+REPORT_FILES = (
+    "csat-report.xlsx",
+    "summary.csv",
+    "periods.csv",
+    "trends.csv",
+    "answers.csv",
+    "unverified.csv",
+    "alerts.csv",
+)
+
+
 class LocalOutputConfig(StrictModel):
     enabled: bool = True
     dir: str = "var/csat-report"
     xlsx: bool = True
     csv: bool = True
+
+    def report_file(self, path: str) -> str | None:
+        """The name of the report's file that ``path`` is (one this output writes or removes
+        in its folder: :data:`REPORT_FILES`), else None. Symbolic links are followed, and an
+        existing file is compared as the same file too (another spelling of it on a
+        case-insensitive file system, a hard link)."""
+        target, folder = Path(path).resolve(), Path(self.dir).resolve()
+        if target.parent == folder and target.name in REPORT_FILES:
+            return target.name
+        if not target.is_file() or not folder.is_dir():
+            return None
+        for name in REPORT_FILES:
+            try:
+                if os.path.samefile(target, folder / name):
+                    return name
+            except OSError:  # that report file does not exist (yet)
+                continue
+        return None
 
     @field_validator("dir")
     @classmethod

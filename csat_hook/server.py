@@ -66,10 +66,12 @@ def bind_problem(host: str, port: int) -> str | None:
     starts, which retries a busy address for about five seconds and then says so in its own
     words. The check's socket is closed at once (with SO_REUSEADDR, as gunicorn binds, so a
     port left in TIME_WAIT is not taken for busy); a port taken between the check and
-    gunicorn's bind is still gunicorn's to report."""
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    gunicorn's bind is still gunicorn's to report. An IPv6 ``host`` may be bracketed, as
+    :func:`~csat_hook.intake.config.bind_host` gives it (getaddrinfo takes it without)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    where = f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
         return f"{where}: the host cannot be resolved (server.host or --host)"
     if port == 0:

@@ -516,6 +516,44 @@ def test_serve_on_a_port_in_use_says_so_at_once_without_starting_gunicorn(tmp_pa
     assert started == []
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine cannot bind ::1 (no IPv6)")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_serve_on_an_ipv6_address_starts_and_says_a_taken_port_is_in_use(
+    tmp_path, monkeypatch, host
+):
+    # server.host and --host give the address bracketed ("[::1]", as gunicorn binds it), and
+    # the check before gunicorn asked getaddrinfo for "[::1]": "cannot serve: [[::1]]:8093:
+    # the host cannot be resolved", exit 2, on every IPv6 address.
+    from csat_hook.cli import run
+
+    started: list[tuple[object, ...]] = []
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: started.append((k["host"], k["port"])))
+    with socket.socket(socket.AF_INET6) as free:
+        free.bind(("::1", 0))
+        port = free.getsockname()[1]
+    result = invoke(tmp_path, "serve", "--host", host, "--port", str(port))
+    assert result.exit_code == 0, result.output
+    assert started == [("[::1]", port)]
+
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke(tmp_path, "serve", "--host", host, "--port", str(port))
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve: [::1]:{port} is in use" in result.output, result.output
+    assert len(started) == 1
+
+
 def test_serve_on_a_host_that_does_not_resolve_says_so_without_starting_gunicorn(
     tmp_path, monkeypatch
 ):

@@ -180,6 +180,12 @@ def slack_error(response: requests.Response) -> str | None:
     return text if text != "ok" and _CODE.fullmatch(text) else None
 
 
+def _refused(response: requests.Response) -> bool:
+    """Whether an answer that is no 2xx is Slack's own word that nothing was posted."""
+    code = slack_error(response)
+    return code is not None and code not in UNKNOWN_CODES
+
+
 def slack_ok(response: requests.Response) -> bool:
     """Whether a 2xx is Slack's word that the message was posted: a webhook's ``ok`` or the
     Web API's ``{"ok": true, ...}``."""
@@ -282,8 +288,10 @@ class SlackDestination(Destination):
             json=self.payload(message),
             explain=slack_error,
             # An answer in Slack's own words (500 rollup_error): Slack's servers say it
-            # failed, not a proxy that may have forwarded it. Retried as a failure.
-            refused=lambda response: slack_error(response) is not None,
+            # failed, not a proxy that may have forwarded it. Retried as a failure; unless
+            # the words say it may have been posted (500 internal_error: UNKNOWN_CODES), an
+            # outcome unknown as in a 2xx (retried blindly, it was posted twice).
+            refused=_refused,
         )
         if not slack_ok(response):
             raise refusal_in_2xx(self.name, response)

@@ -254,6 +254,24 @@ def test_slack_errors_are_classified_with_their_code(fake_notify, status, body, 
     assert "Xk3y5ecret" not in error.message and "/services/" not in error.message
 
 
+@pytest.mark.parametrize("status", [500, 502])
+@pytest.mark.parametrize(
+    "body", [b"internal_error", {"ok": False, "error": "internal_error"}, b"fatal_error"]
+)
+def test_an_error_answer_saying_it_may_have_posted_is_an_unknown_outcome(fake_notify, status, body):
+    # "internal_error" and "fatal_error": "it's possible some aspect of the operation
+    # succeeded". Inside a 2xx they were an unknown outcome; with a 500 they were read as
+    # Slack's refusal and retried as a failure: the alert posted twice.
+    fake_notify.script("slack", Script(status=status, body=body))
+    with pytest.raises(DeliveryError) as caught:
+        slack(fake_notify).send(sample())
+    error = caught.value
+    assert error.outcome_unknown and error.retryable and error.http_status == status
+    code = body["error"] if isinstance(body, dict) else body.decode()
+    assert error.vendor_reason == code and "(outcome unknown)" in error.message
+    assert "/services/" not in error.message
+
+
 def test_a_rate_limit_says_how_long_to_wait(fake_notify):
     fake_notify.script(
         "slack", Script(status=429, body=b"rate_limited", headers={"Retry-After": "7"})

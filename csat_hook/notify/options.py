@@ -265,6 +265,14 @@ class EmailOptions(DestinationOptions):
     def _name(cls, value: str) -> str:
         if any(c in value for c in "\r\n"):
             raise ValueError("must be one line")
+        if _CONTROL.search(value) or "=?" in value:
+            # The email package decodes an encoded word in a display name as it writes the
+            # From header: "=?utf-8?b?DQpCY2M6...?=" was a line break, a Bcc and a body of
+            # the configuration's choosing (the Subject defuses it: smtp.py).
+            raise ValueError(
+                "must be text without control characters or '=?' (which starts an RFC 2047 "
+                "encoded word): write the name as it should show"
+            )
         return value.strip()[:100]
 
     @field_validator("message_id_domain")
@@ -307,9 +315,15 @@ class EmailOptions(DestinationOptions):
 
 def _address(value: str) -> str:
     text = value.strip()
-    if not EMAIL_ADDRESS.fullmatch(text):
+    # "=?" starts an RFC 2047 encoded word, which the email package decodes in a header (a
+    # line break: every e-mail refused to be written, or a Bcc of the word's choosing).
+    if not EMAIL_ADDRESS.fullmatch(text) or "=?" in text:
         raise ValueError(f"{text!r} is not a plain ASCII e-mail address (name@example.org)")
     return text
+
+
+# Control characters (a NUL, an escape): never in a display name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class WebhookOptions(DestinationOptions):

@@ -398,6 +398,15 @@ def test_a_refused_connection_is_retryable_and_not_sent(tmp_path):
         {"to": ["not an address"]},
         {"to": ["ян@пример.рф"]},
         {"sender": "alerts@example.org\r\nBcc: x@example.org"},
+        # An RFC 2047 encoded word is decoded where a header is written: a CR LF, a Bcc and
+        # a body of the configuration's choosing in the From header; in "to", every e-mail
+        # failed ("address parts cannot contain CR or LF") after check-config said OK.
+        {"sender": "=?utf-8?b?DQpCY2M6IGV2aWxAeC5jb20=?=@example.com"},
+        {"to": ["=?utf-8?b?DQpCY2M6IGV2aWxAeC5jb20=?=@example.com"]},
+        {"sender_name": "=?utf-8?b?DQpCY2M6IGV2aWxAeC5jb20NCg0KRm9yZ2VkIGJvZHk=?="},
+        {"sender_name": "Alerts =?utf-8?q?=0D=0A?="},
+        {"sender_name": "Alerts\x00"},
+        {"sender_name": "Alerts\x1b[31m"},
         {"username": "only-user", "password": None},
         {"to": []},
     ],

@@ -356,6 +356,43 @@ def test_an_export_without_its_header_row_is_refused_without_quoting_the_answer(
             assert cell not in text
 
 
+@pytest.mark.parametrize(
+    ("stamp", "rating", "with_reference", "formats"),
+    [
+        ("", "Good", True, []),  # a blank submission time: the reference's shape tells
+        ("07 Dec 2026, 11.37", "Good", False, ["%d %b %Y, %H.%M"]),  # the source's own layout
+        ("yesterday at noon", "4", False, []),  # a time in no layout: the rating's digits
+    ],
+    ids=["blank-time", "configured-layout", "unread-time"],
+)
+def test_a_first_answer_read_as_the_header_row_is_never_quoted(
+    tmp_path, database_url, caplog, stamp, rating, with_reference, formats
+):
+    # The first answer was taken for an answer only by a date-time in a built-in layout: a
+    # blank submission time, one in results.csv.timestamp_formats, or one no layout reads
+    # listed the row (its comment, its reference) as "headers found" in the run's output and
+    # its ERROR log line.
+    caplog.set_level(logging.INFO)
+    reference = "MXxkcnlydW58VC0xMDAwfDh8dG52YWMwfDAwMDA.QvyBy1QbQLeS47lP"
+    comment = "Secret comment, call me at home"
+    rows = [
+        [stamp, rating, comment, "Boris Ivanov", "T-1000", reference if with_reference else ""],
+        ["2026/11/02 10:00:00 PM GMT+3", "3", "", "Dana Scott", "T-1001", ""],
+    ]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    (tmp_path / "responses.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    csv_section = {"path": str(tmp_path / "responses.csv"), "timestamp_formats": formats}
+    result = invoke(
+        write_config(tmp_path, database_url, results={"source": "csv", "csv": csv_section})
+    )
+    assert result.exit_code == 2, result.output
+    assert "looks like an answer, not column titles" in result.stderr, result.stderr
+    logged = " ".join(repr(vars(record)) for record in caplog.records)
+    for text in (result.stderr, result.stdout, logged):
+        assert comment not in text and reference not in text and "Boris" not in text
+
+
 def test_the_exit_codes_are_documented():
     result = CliRunner().invoke(main, ["sync", "--help"])
     assert "4 data_error" in result.output and "results.max_skipped_share" in result.output

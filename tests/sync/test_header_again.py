@@ -5,6 +5,9 @@ row 1's titles, those rows' times were ratings and their ratings references."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 from csat_hook.db.schema import answers
@@ -88,3 +91,22 @@ def test_a_sheet_with_a_header_of_other_columns_pasted_below(kit):
     again = kit.run(config)
     assert (again.read, again.new, again.skipped) == ("read", 0, {"columns_differ": 4})
     assert len(kit.rows(answers)) == 2
+
+
+def test_a_sheet_whose_first_answer_was_taken_for_its_titles_is_never_quoted(kit, caplog):
+    # A sheet without its header row, whose first answer was submitted at midnight: its
+    # timestamp is a whole serial (46345.0), which was no answer's sign, and the row's
+    # comment and reference were listed as the headers found, in the error and its log line.
+    caplog.set_level(logging.INFO)
+    midnight = datetime(2026, 11, 19, 0, 0, tzinfo=UTC)
+    comment = "Secret comment, call me at home"
+    # No reference (an answer the form lost it from) and a label for a rating: the serial
+    # alone says it is an answer.
+    kit.responses([[midnight, "Good", comment, "Anna Petrova", "T-1", ""]], time_zone="UTC")
+    config = kit.config(output={"gsheets": {"enabled": False}, "local": {"enabled": False}})
+    summary = kit.run(config)
+    assert summary.status == "config_error" and summary.error is not None
+    assert "looks like an answer, not column titles" in summary.error, summary.error
+    logged = " ".join(repr(vars(record)) for record in caplog.records)
+    for text in (summary.error, logged):
+        assert comment not in text and "Anna Petrova" not in text

@@ -438,6 +438,7 @@ class CsvResults(ResultsSource):
             where=f"results.csv.path ({self.path.name})",
             first_row=first_row,
             scan_timestamps=stamps.scan,
+            timestamp_formats=self.formats,
         )
         batch.warnings.extend(
             f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from collections.abc import Container
 from collections.abc import Iterable
@@ -42,19 +43,25 @@ from csat_hook.sync.values import READING_VERSION
 from csat_hook.sync.values import as_text
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import normalize
+from csat_hook.tokens import MAX_TOKEN_LENGTH
 
 REQUIRED_ROLES = ("timestamp", "rating", "token")
 
 
 def map_columns(
-    header: Sequence[Any], columns: ColumnsConfig, where: str
+    header: Sequence[Any],
+    columns: ColumnsConfig,
+    where: str,
+    *,
+    timestamp_formats: Sequence[str] = (),
 ) -> tuple[dict[str, list[int]], list[str]]:
     """role → column indexes (rightmost first), plus warnings.
 
     A required role without a column is a configuration error (the titles are in the
     configuration): ConfigError naming ``results.columns.<role>`` and listing the headers;
     or naming the source (``where``) when the row has no title at all (empty rows above the
-    titles).
+    titles), or saying that the row is an answer (:func:`_looks_like_answer`, which reads
+    the source's ``timestamp_formats`` too), whose cells are never listed.
     A named NPS question without a column is a warning that says the same.
     """
     titles = [normalize(cell) if not is_blank(cell) else "" for cell in header]
@@ -80,11 +87,12 @@ def map_columns(
             f"{where}: the first row is empty, so no column titles were found: the header row "
             "(the form's question titles) must be the first row; delete the empty rows above it"
         )
-    if missing and _looks_like_answer(header):
+    if missing and _looks_like_answer(header, timestamp_formats):
         # Its cells are a respondent's (a comment, a signed reference): never listed.
         raise ConfigError(
             f"{', '.join(f'results.columns.{role}' for role in missing)}: the first row of "
-            f"{where} looks like an answer, not column titles (a cell in it is a date-time): "
+            f"{where} looks like an answer, not column titles (a cell in it is a date-time, "
+            "a number or a signed reference): "
             "the header row is missing; download the export again (or put the form's header "
             "row back in the sheet)"
         )
@@ -132,23 +140,46 @@ _TITLES_SHOWN = 30
 _TITLE_SHOWN = 60
 
 
-def _looks_like_answer(header: Sequence[Any]) -> bool:
-    """Whether a row read as the header row holds a date-time, as every answer does (a
-    submission time) and no question title does: the export lost its header row, and the
-    first answer was taken for it."""
-    reader = TimestampReader(ZoneInfo("UTC"), date_order="DMY")
+def _looks_like_answer(header: Sequence[Any], timestamp_formats: Sequence[str] = ()) -> bool:
+    """Whether a row read as the header row holds what answers hold and question titles do
+    not: the export lost its header row, and the first answer was taken for it, so its cells
+    (a comment, a signed reference) must not be listed. Such a cell is a date-time (in a
+    built-in layout or one of ``timestamp_formats``), a number (a sheet's serial, a midnight
+    one whole; a rating), a text of digits alone (a rating, a ticket) or a signed
+    reference's shape. A row whose submission time is blank or in no layout still holds its
+    rating, or its reference. Not a row with a cell that spans lines: a quote missing there
+    ran the rows below into it (:func:`_headers_shown` says so)."""
+    reader = TimestampReader(ZoneInfo("UTC"), date_order="DMY", extra_formats=timestamp_formats)
     for cell in header:
-        if isinstance(cell, datetime) or (isinstance(cell, float) and not cell.is_integer()):
-            return True  # a sheet's submission time (a serial)
-        if not isinstance(cell, str) or not any(c.isdigit() for c in cell):
+        if isinstance(cell, datetime | int | float):  # bool too: a checkbox is no title
+            return True
+        if isinstance(cell, str) and ("\n" in cell or "\r" in cell):
+            # A quote missing or stray ran the rows below into this cell, and the cells after
+            # it are theirs: _headers_shown says so, listing none.
+            return False
+        if not isinstance(cell, str):
+            continue
+        text = cell.strip()
+        if text.isdigit() or (len(text) <= _REFERENCE_CELL and _REFERENCE_SHAPE.search(text)):
+            return True
+        if not any(c.isdigit() for c in text):
             continue
         try:
-            reader.parse(cell)
+            reader.parse(text)
         except TimestampError as exc:
             if exc.reason in ("bad_timestamp", "missing_timestamp"):
                 continue
         return True
     return False
+
+
+# A signed reference (csat_hook.tokens: base64url payload "." a tag of 12 bytes or more),
+# alone or in a link, as a form's hidden field holds it. Looked for from the start of a run
+# of its characters only, and in a cell no longer than a link holding one: within a run it
+# was tried at every character, each try to the run's end (a title of a megabyte of letters
+# took minutes).
+_REFERENCE_SHAPE = re.compile(r"(?<![\w-])[\w-]{8,}+\.[\w-]{16}", re.ASCII)
+_REFERENCE_CELL = 4 * MAX_TOKEN_LENGTH
 
 
 def read_table(
@@ -163,6 +194,7 @@ def read_table(
     where: str,
     first_row: int = 2,
     scan_timestamps: Callable[[Iterable[Any]], None] | None = None,
+    timestamp_formats: Sequence[str] = (),
 ) -> None:
     """Parse data rows into ``batch``; row numbers are as the spreadsheet shows them. A
     header row of other columns (:func:`_other_header`) and every row below it are skipped
@@ -172,9 +204,10 @@ def read_table(
     ``scan_timestamps`` is given the timestamp column's values once before any row is
     parsed (the day/month order is a property of the whole column): ``rows`` is iterated
     twice then, so it must be a collection, or an iterable that reads them again (a CSV
-    export's, which holds no row it does not keep).
+    export's, which holds no row it does not keep). ``timestamp_formats``: the source's own
+    layouts (:func:`map_columns`).
     """
-    mapping, warnings = map_columns(header, columns, where)
+    mapping, warnings = map_columns(header, columns, where, timestamp_formats=timestamp_formats)
     batch.warnings.extend(warnings)
     headers = tuple("" if is_blank(h) else str(h) for h in header)
     batch.columns.update(

@@ -279,6 +279,38 @@ def test_masked_dump_hides_every_secret():
         assert secret not in text
 
 
+def test_check_config_masks_a_secret_variable_wherever_the_file_puts_it(tmp_path):
+    # A generic helpdesk's reply URL with an Azure Functions key (?code=${FN_KEY}), a body
+    # with ${BODY_KEY}: check-config printed both in clear (only SecretStr fields, and query
+    # parameters of a few names, were masked). A variable without a secret's name stays shown.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "helpdesks:\n"
+        "  desk:\n"
+        "    kind: generic\n"
+        "    auth: {mode: none}\n"
+        "    reply:\n"
+        "      url: https://api.example.com/reply/{dialog_id}?code=${FN_KEY}&x=${REGION}\n"
+        "      body: {api_key: '${BODY_KEY}', text: '{text}', note: 'v=${SIGNING_SECRET}'}\n"
+        "      headers: {X-Sig: 'sig ${HOOK_SIG}'}\n"
+        "output:\n"
+        "  local: {dir: '${REPORT_DIR}'}\n"
+    )
+    env = {
+        "FN_KEY": "LEAKfnkey-123",
+        "BODY_KEY": "LEAKbody-456",
+        "SIGNING_SECRET": "LEAKsigning-789",
+        "HOOK_SIG": "LEAKhook",
+        "REGION": "eu-west-1",
+        "REPORT_DIR": str(tmp_path / "report"),
+    }
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "LEAK" not in result.output, result.output
+    assert "code=**********" in result.output and "api_key: '**********'" in result.output
+    assert "eu-west-1" in result.output and str(tmp_path / "report") in result.output
+
+
 def test_check_config_prints_masked_config_and_exits_0():
     result = CliRunner().invoke(
         main,

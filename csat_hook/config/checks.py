@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,6 +51,8 @@ SECRET_PARAMETERS = frozenset(
         "signature",
         "sig",
         "sslpassword",
+        "code",  # Azure Functions' function key, Supabase's and others' ?code=
+        "auth",
     }
 )
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
@@ -57,9 +61,11 @@ _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 def masked_dump(config: Config) -> dict[str, Any]:
     """The effective configuration as plain data, every secret replaced by a mask.
 
-    Secrets are the ``SecretStr`` fields, and credentials inside any URL: the password of
-    ``user:password@host`` (``database.url``, also when it came from ``$DATABASE_URL``) and
-    query parameters such as ``?token=`` or ``?password=``.
+    Secrets are the ``SecretStr`` fields, credentials inside any URL (the password of
+    ``user:password@host``: ``database.url``, also when it came from ``$DATABASE_URL``; query
+    parameters such as ``?token=``, ``?password=`` or ``?code=``), and the value of every
+    environment variable with a secret's name (:data:`SECRET_VARIABLE`) wherever the file put
+    it: a generic helpdesk's ``body``, a query parameter of another name.
     """
     data = config.model_dump(mode="json")
     data["database"]["url"] = _without_password(config.database.url)
@@ -67,7 +73,39 @@ def masked_dump(config: Config) -> dict[str, Any]:
         name: options.model_dump(mode="json") for name, options in config.helpdesks.items()
     }
     masked: dict[str, Any] = _mask_urls(data)
-    return masked
+    hidden = sorted(config.secrets_from_env, key=len, reverse=True)  # a longer one first
+    return _mask_values(masked, hidden) if hidden else masked
+
+
+# An environment variable whose name says it holds a secret (FN_KEY, BODY_KEY, API_TOKEN,
+# SMTP_PASSWORD, SIGNING_SECRET, BASIC_AUTH, PRIVATE_KEY_PEM, GOOGLE_CREDENTIALS...).
+SECRET_VARIABLE = re.compile(
+    r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|PWD|AUTH|CREDENTIAL|SIGNATURE|PRIVATE|COOKIE|SESSION",
+    re.IGNORECASE,
+)
+# Shorter values are not masked where they appear: a "1" would mask every digit of the dump.
+_SHORTEST_MASKED = 4
+
+
+def secrets_taken(taken: Mapping[str, Sequence[str]], env: Mapping[str, str]) -> list[str]:
+    """The values of the variables with a secret's name (:data:`SECRET_VARIABLE`) among those
+    the configuration took (``taken``: each key's variables), as masked_dump masks them."""
+    names = {name for used in taken.values() for name in used if SECRET_VARIABLE.search(name)}
+    values = {env.get(name, "").strip() for name in names}
+    return sorted(v for v in values if len(v) >= _SHORTEST_MASKED)
+
+
+def _mask_values(value: Any, hidden: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for secret in hidden:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {key: _mask_values(item, hidden) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(item, hidden) for item in value]
+    return value
 
 
 def _without_password(url: str) -> str:

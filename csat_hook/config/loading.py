@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from csat_hook.alerts.config import check_alerts_section
 from csat_hook.clock import utcnow
+from csat_hook.config.checks import secrets_taken
 from csat_hook.config.checks import secrets_written
 from csat_hook.config.model import ENV_CONFIG_PATH
 from csat_hook.config.model import Config
@@ -306,6 +307,7 @@ def load_config(
     if from_env:
         written.discard("database.url")
     config.secrets_in_file = secrets_written(config, written)
+    config.secrets_from_env = secrets_taken(taken, env)
     config.database.url = normalize_database_url(config.database.url)
     # A process that read an older file (serve, beside a `csat-hook sync` run by hand with the
     # edited one) must not withdraw what the newer one raised: alerts/recheck.py.

@@ -54,6 +54,10 @@ class Config(StrictModel):
     source: str = Field(default="<built-in defaults>", exclude=True)
     # Secrets written in the file rather than taken from the environment (check-config warns).
     secrets_in_file: list[str] = Field(default_factory=list, exclude=True)
+    # The values of the environment variables with a secret's name (SECRET_VARIABLE) that the
+    # file took, wherever it put them (a URL's query, a generic helpdesk's body): masked in
+    # what check-config shows (masked_dump). Never shown themselves.
+    secrets_from_env: list[str] = Field(default_factory=list, exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _sync_sections(self) -> Config:

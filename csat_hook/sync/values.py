@@ -70,7 +70,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # is out of ("5 - atención de 10 minutos", "4 - wait of 2 hours" read as a 5 and a 4; they
 # were refused as a score out of 10 or 2); "4 stars out of 10" and "4 out of 10 stars" still
 # are.
-READING_VERSION = 11
+# 12: a second score after signs ("5 -> 1", "5 | 1", "5 [1]"), a number of a score's unit
+# further in a label ("5 stars; 1 star") and a number within the scale that ends a label
+# ("5 (was 1)", "5 then 1") are bad_rating (two scores); each was read as its first score.
+READING_VERSION = 12
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -213,6 +216,13 @@ _SECOND_SCORE = rf"(?:\.?\d|[{_NUMBER_SIGNS}]|{_NUMBER_WORD}|einhalb(?!\w))"
 # words tried that way costs some four times more, and a hostile cell repeats a joiner
 # 75,000 times.
 _ANOTHER_SCORE = re.compile(_SECOND_SCORE)
+# A second score after signs that join it to the first: "5 -> 1", "5 → 1", "5 = 1", "5 | 1",
+# "5 * 1", "5 [1]" (each was read as a 5).
+_SIGNED_SCORE = re.compile(rf"[^\w\s]++\s*+{_SECOND_SCORE}")
+# A number with a score's unit after it, anywhere in a label ("5 stars; 1 star").
+_UNIT_SCORE = re.compile(rf"(?<![\w.,])\d{{1,3}}\s*+(?:{_SCORE_UNITS})(?!\w)")
+# A number that ends a label, only signs or spaces after it ("5 (was 1)", "5 then 1").
+_LAST_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3})[^\w]*+$")
 _LEADING_NUMBER_WORD = re.compile(_NUMBER_WORD)
 # A label that starts with a joiner and a second score, or a half: the score's alternative,
 # upper bound or half point ("4 or 5", "4 or five", "4 and a half").
@@ -373,7 +383,12 @@ class RatingScale:
         label = self._restated(score, self._label(rest.casefold()), _TWO_SCORES)
         if _JOINED_LABEL.match(label):
             raise RatingError("bad_rating", _JOINED)
-        if _ANOTHER_SCORE.match(label) or _ANOTHER_FRACTION.search(label):
+        if (
+            _ANOTHER_SCORE.match(label)
+            or _ANOTHER_FRACTION.search(label)
+            or _SIGNED_SCORE.match(label)
+            or self._another_later(label)
+        ):
             raise RatingError("bad_rating", _TWO_SCORES)
         runs = _STARS.findall(label)
         if len(runs) > 1:
@@ -382,6 +397,19 @@ class RatingScale:
             raise RatingError("bad_rating", _DISAGREEING_STARS)
         self._check_top(label)
         return score
+
+    def _another_later(self, label: str) -> bool:
+        """Whether ``label`` (case-folded, past the separators) names a second score further
+        in: a number of a score's unit ("5 stars; 1 star", "5 (was 1 point)"; not the
+        scale's top after "out of", which :meth:`_check_top` reads), or a number within the
+        scale that ends the label, only signs after it ("5 (was 1)", "5 then 1"). A number a
+        word follows is the label's ("5 - answered in 2 minutes"), as one past the scale is
+        ("5 - best of 2024")."""
+        head = _OUT_OF.sub(" ", label[:_JOINED_WITHIN])  # "out of 5" is no second score
+        if _UNIT_SCORE.search(head):
+            return True
+        last = _LAST_NUMBER.search(head) if len(label) <= _JOINED_WITHIN else None
+        return last is not None and int(last.group(1)) <= max(self.high, 10)
 
     def _check_top(self, label: str) -> None:
         """RatingError when ``label`` (case-folded) says the score is out of another number

@@ -315,6 +315,53 @@ def test_a_cell_naming_two_scores_is_refused_not_read_by_its_first(cell):
     assert "another score" in refused(cell).detail
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # A second score after signs, after a word, or with a score's unit further in: each
+        # was read as its first score (a 5), counted as satisfied where the second was a 1.
+        "5 -> 1",
+        "5 -> 1 slow reply",
+        "5 → 1",
+        "5 = 1",
+        "5 | 1",
+        "5 * 1",
+        "5 [1]",
+        "5 {1}",
+        "5 (was 1)",
+        "5 then 1",
+        "5, previously 1.",
+        "5 stars; 1 star",
+        "5 (was 1 point)",
+        "4 - 2 звезды",
+        "5/5 -> 1",
+        "5/5 (was 1)",
+    ],
+)
+def test_a_second_score_after_signs_a_word_or_with_its_unit_is_refused(cell):
+    assert "another score" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # A number a word follows, one past the scale and the scale's top after "out of"
+        # stay a label's.
+        ("5 - answered in 2 minutes", 5),
+        ("5 - top 3 agent", 5),
+        ("5 - best of 2024", 5),
+        ("4 stars out of 5", 4),
+        ("4 (out of 5)", 4),
+        ("4 stars out of 5 stars", 4),
+        ("4 балла из 5", 4),
+        ("5 :)", 5),
+        ("5 - great!!!", 5),
+    ],
+)
+def test_a_number_a_word_follows_or_past_the_scale_stays_a_label(cell, score):
+    assert SCALE.parse(cell) == score
+
+
 @pytest.mark.parametrize("cell", ["4/5/", "4/5 /", "5/5/ great", "4 / 5 /", "4 of 5/"])
 def test_a_fraction_with_a_further_bar_and_no_number_is_refused_as_a_chain_is(cell):
     # "4/5/" (a date or a repeated score cut short) was read by its fraction as a 4.

@@ -171,8 +171,21 @@ def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
     )
     for row in summary.skipped_rows:
         click.echo(f"  skipped {row['row']}: {row['reason']} ({row['detail']})")
+    if data["skipped_total"] > len(summary.skipped_rows):
+        # Only the first rows are listed: the rest were counted and never named.
+        click.echo(
+            f"  ... and {data['skipped_total'] - len(summary.skipped_rows):,} more skipped rows "
+            f"(the first {len(summary.skipped_rows)} are listed; the counts per reason above "
+            "are of all of them)"
+        )
     for row in summary.unverified_rows:
         click.echo(f"  unverified {row['row']}: {row['reason']} reference")
+    if data["unverified_total"] > len(summary.unverified_rows):
+        click.echo(
+            f"  ... and {data['unverified_total'] - len(summary.unverified_rows):,} more "
+            f"unverified rows (the first {len(summary.unverified_rows)} are listed here; the "
+            "report's Unverified tab lists every one)"
+        )
     if summary.reverified:
         click.echo(
             f"  {summary.reverified} answers kept as forged verify under the secrets now "

@@ -261,6 +261,25 @@ def _sample_with_zone(tmp_path: Path, zone: str) -> None:
     (tmp_path / "responses.csv").write_text(text.replace(" GMT+3", f" {zone}"), encoding="utf-8")
 
 
+def test_skipped_and_unverified_rows_past_the_listed_ones_are_counted_in_the_output(
+    tmp_path, database_url
+):
+    # 125 rows skipped: the output listed 50 and said nothing of the other 75.
+    sample = (ROOT / "examples" / "sample_responses.csv").read_text(encoding="utf-8")
+    header, first = sample.splitlines()[:2]
+    stamp, _rating, rest = first.split(",", 2)
+    bad = [f"{stamp},awful rating,{rest}".replace("T-1000", f"T-{8000 + i}") for i in range(55)]
+    forged = [f"{first[: first.rindex('.')]}.AAAAAAAAAAAAAAAA" for _ in range(53)]
+    forged = [line.replace("T-1000", f"T-{9000 + i}") for i, line in enumerate(forged)]
+    (tmp_path / "responses.csv").write_text("\n".join([header, *bad, *forged]) + "\n", "utf-8")
+    result = invoke(write_config(tmp_path, database_url))
+    assert result.exit_code in (0, 4), result.output
+    assert result.stdout.count("  skipped row ") == 50
+    assert "  ... and 5 more skipped rows (the first 50 are listed" in result.stdout
+    assert result.stdout.count("  unverified row ") == 50
+    assert "  ... and 3 more unverified rows (the first 50 are listed here" in result.stdout
+
+
 def test_a_large_share_skipped_exits_4_and_the_rows_are_read_once_the_config_is_fixed(
     tmp_path, database_url, caplog
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 
 import click
 import yaml
@@ -21,6 +22,7 @@ from csat_hook.cli.base import shown
 from csat_hook.config import config_warnings
 from csat_hook.config import masked_dump
 from csat_hook.db.engine import make_engine
+from csat_hook.db.engine import sqlite_file
 from csat_hook.db.migrate import current_revision
 from csat_hook.db.migrate import head_revision
 from csat_hook.db.migrate import known_revisions
@@ -81,13 +83,21 @@ def db_upgrade(state: State, revision: str) -> None:
 @db.command("current")
 @pass_state
 def db_current(state: State) -> None:
-    """Print the schema revision of the database and the latest one."""
+    """Print the schema revision of the database and the latest one (a SQLite file that
+    does not exist is said so, not made: this command changes nothing)."""
+    head = head_revision()
+    file = sqlite_file(state.config.database.url)
+    if file is not None and not Path(file).exists():
+        click.echo(
+            f"current: none (no database at {shown(file)} yet: `csat-hook db upgrade` or any "
+            f"start makes it)  latest: {head}"
+        )
+        return
     engine = make_engine(state.config.database.url, pool_size=1)
     try:
         current = current_revision(engine)
     finally:
         engine.dispose()
-    head = head_revision()
     if current == head:
         hint = ""
     elif current is None or current in known_revisions():

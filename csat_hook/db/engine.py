@@ -179,6 +179,16 @@ def _connect_timeout(value: Any) -> float | None:
     return None if seconds <= 0 else float(max(2, seconds))
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite ``url`` names (not in memory, not a ``file:`` URI); None for any
+    other URL."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    return None if database == ":memory:" or database.startswith("file:") else database
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     # The URL's own ?timeout= (checked by db/config.py), else ours: how long a write waits
     # for the writer lock, this process's and then another's.

@@ -209,6 +209,18 @@ def test_db_commands(database_url, tmp_path):
     assert f"current: {migrate.head_revision()}" in current and "run `csat-hook" not in current
 
 
+def test_db_current_on_a_sqlite_file_not_there_makes_nothing(tmp_path):
+    # A read-only status command made the folders, the database file and its writers' lock
+    # file (as whoever ran it), and said "current: none".
+    path = tmp_path / "not" / "yet" / "csat.sqlite3"
+    env = {"CSAT_HOOK_CONFIG": None, "DATABASE_URL": f"sqlite:///{path}"}
+    result = CliRunner().invoke(main, ["db", "current"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"current: none (no database at {path} yet" in result.output
+    assert f"latest: {migrate.head_revision()}" in result.output
+    assert not (tmp_path / "not").exists()
+
+
 def test_the_head_revision_constant_is_the_newest_migration():
     # A new migration without HEAD_REVISION moved would leave every start believing the
     # schema is current: this fails first.

@@ -21,6 +21,7 @@ from csat_hook.intake.config import bind_host
 from csat_hook.outbox.runtime import start_delivery
 from csat_hook.server import bind_problem
 from csat_hook.server import run_server
+from csat_hook.webserver.conf import gunicorn_args_problem
 
 
 @click.command()
@@ -43,7 +44,7 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     config = state.config
     bind_at = config.server.host if host is None else host
     port = config.server.port if port is None else port  # 0: any free port
-    problem = bind_problem(bind_at, port)
+    problem = gunicorn_args_problem() or bind_problem(bind_at, port)
     if problem is not None:
         click.echo(f"Error: cannot serve: {shown(problem)}", err=True)
         sys.exit(2)

@@ -55,7 +55,11 @@ def given_setting(name: str, argv: Sequence[str]) -> Any:
 
     parser = GunicornConfig().parser()
     given = None
-    for args in (shlex.split(os.environ.get("GUNICORN_CMD_ARGS", "")), list(argv)):
+    try:
+        from_env = shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    except ValueError:  # an unclosed quote: gunicorn_args_problem says so before gunicorn
+        from_env = []
+    for args in (from_env, list(argv)):
         try:
             parsed, _ = parser.parse_known_args(args)
         except SystemExit:  # gunicorn itself says what is wrong with them
@@ -64,6 +68,37 @@ def given_setting(name: str, argv: Sequence[str]) -> Any:
         if value is not None:
             given = value
     return given
+
+
+# gunicorn's own levels (glogging.Logger.LOG_LEVELS): any other name it reads as info.
+GUNICORN_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def gunicorn_args_problem() -> str | None:
+    """Why ``GUNICORN_CMD_ARGS`` cannot be read as gunicorn reads it (split as a shell would,
+    then parsed as its command line), or None. An unclosed quote ended gunicorn's start in
+    a traceback; an option without its value printed gunicorn's usage twice while the
+    server ran without the option; a ``--log-level`` of no level's name was read as info,
+    without a word."""
+    from gunicorn.config import Config as GunicornConfig
+
+    try:
+        args = shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    except ValueError as exc:
+        return f"GUNICORN_CMD_ARGS cannot be split as a shell splits words ({exc})"
+    parser = GunicornConfig().parser()
+    parser.exit_on_error = False  # an ArgumentError to say, not argparse's exit
+    try:
+        parsed, _ = parser.parse_known_args(args)
+    except argparse.ArgumentError as exc:
+        return f"GUNICORN_CMD_ARGS: {exc}"
+    level = getattr(parsed, "loglevel", None)
+    if isinstance(level, str) and level.lower() not in GUNICORN_LOG_LEVELS:
+        return (
+            f"GUNICORN_CMD_ARGS: --log-level {level[:40]!r} is none of gunicorn's levels "
+            f"({', '.join(GUNICORN_LOG_LEVELS)})"
+        )
+    return None
 
 
 def gunicorn_level(level: str, argv: Sequence[str]) -> str:

@@ -554,6 +554,35 @@ def test_serve_on_an_ipv6_address_starts_and_says_a_taken_port_is_in_use(
     assert len(started) == 1
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("--access-logfile '-", " cannot be split as a shell splits words (No closing quotation)"),
+        ("--log-level", ": argument --log-level: expected one argument"),
+        ("--log-level nonsense", ": --log-level 'nonsense' is none of gunicorn's levels"),
+        ("--workers many", ": argument -w/--workers: invalid int value: 'many'"),
+    ],
+)
+def test_serve_with_gunicorn_args_it_cannot_read_says_so_without_starting_gunicorn(
+    tmp_path, monkeypatch, given, said
+):
+    # An unclosed quote ended gunicorn's start in a traceback; an option without its value
+    # printed gunicorn's usage twice while the server ran without it; "--log-level nonsense"
+    # was read as info without a word.
+    from csat_hook.cli import run
+
+    started: list[object] = []
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: started.append(a))
+    result = invoke(tmp_path, "serve", "--port", "0", GUNICORN_CMD_ARGS=given)
+    assert result.exit_code == 2, result.output
+    assert f"Error: cannot serve: GUNICORN_CMD_ARGS{said}" in result.output, result.output
+    assert "Traceback" not in result.output and started == []
+
+    ok = invoke(tmp_path, "serve", "--port", "0", GUNICORN_CMD_ARGS="--log-level DEBUG")
+    assert ok.exit_code == 0, ok.output
+    assert len(started) == 1
+
+
 def test_serve_on_a_host_that_does_not_resolve_says_so_without_starting_gunicorn(
     tmp_path, monkeypatch
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -54,6 +55,37 @@ class EnvOption(click.Option):
             return super().get_error_hint(ctx)
         variable = self.envvar if isinstance(self.envvar, str) else " or ".join(self.envvar)
         return f"{variable} (environment variable, for {self.opts[-1]})"
+
+
+class SetEnvOption(EnvOption):
+    """An :class:`EnvOption` whose variable, when set, must hold a value: click reads a set
+    but empty one as unset, and ``PORT=`` (a platform's template left blank) ran on the
+    configured port without a word, where ``DATABASE_URL=`` and ``CSAT_HOOK_CONFIG=`` are
+    refused."""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        value = super().resolve_envvar_value(ctx)
+        if (value is None or not value.strip()) and isinstance(self.envvar, str):
+            given = os.environ.get(self.envvar)
+            if given is not None and not given.strip():
+                raise click.UsageError(
+                    f"{self.envvar} (environment variable, for {self.opts[-1]}) is set but "
+                    "empty: give its value, or unset it",
+                    ctx,
+                )
+        return value
+
+
+class Digits(click.IntRange):
+    """A whole number within the range, written in ASCII digits: click's IntRange takes
+    what ``int()`` takes, ``٨٠٩٠`` (Arabic-Indic digits) and ``8_090`` too."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip().lstrip("+-").isdecimal():
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if isinstance(value, str) and not value.strip().isascii():
+            self.fail(f"{value!r} is not written in ASCII digits (0-9)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class State:

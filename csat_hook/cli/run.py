@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from csat_hook.cli.base import ConfigProblem
-from csat_hook.cli.base import EnvOption
+from csat_hook.cli.base import Digits
+from csat_hook.cli.base import SetEnvOption
 from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
@@ -30,8 +31,8 @@ from csat_hook.webserver.conf import gunicorn_args_problem
 )
 @click.option(
     "--port",
-    cls=EnvOption,
-    type=click.IntRange(0, 65535),
+    cls=SetEnvOption,
+    type=Digits(0, 65535),
     envvar="PORT",
     help="Port [env: PORT; default: server.port; 0: any free port].",
 )

@@ -311,6 +311,9 @@ def test_a_sqlite_file_that_cannot_be_created_names_the_key(tmp_path):
     [
         (["serve"], {"PORT": "abc"}, "PORT"),  # a Procfile platform's port, set wrong
         (["serve"], {"PORT": "70000"}, "PORT"),
+        # int() reads other scripts' digits and underscores: these bound port 8090.
+        (["serve"], {"PORT": "٨٠٩٠"}, "PORT"),
+        (["serve"], {"PORT": "8_090"}, "PORT"),
         (["check-config"], {"CSAT_HOOK_CONFIG": "."}, "CSAT_HOOK_CONFIG"),  # a folder
     ],
 )
@@ -321,6 +324,22 @@ def test_a_bad_value_from_the_environment_names_the_variable(tmp_path, args, env
     assert result.exit_code == 2, result.output
     assert f"Invalid value for {named} (environment variable" in result.output
     assert "'--port'" not in result.output and "'--config'" not in result.output
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_port_variable_set_but_empty_is_refused_naming_it(tmp_path, monkeypatch, value):
+    # PORT= (a platform's template left blank) ran on server.port without a word, where
+    # DATABASE_URL= and CSAT_HOOK_CONFIG= are refused.
+    from csat_hook.cli import run
+
+    started: list[object] = []
+    monkeypatch.setattr(run, "run_server", lambda *a, **k: started.append(a))
+    result = invoke(tmp_path, "serve", PORT=value)
+    assert result.exit_code == 2, result.output
+    assert "PORT (environment variable, for --port) is set but empty" in result.output
+    assert started == []
+    assert invoke(tmp_path, "serve", "--port", "0", PORT=value).exit_code == 0  # typed: wins
+    assert invoke(tmp_path, "serve", PORT=" 0 ").exit_code == 0
 
 
 @pytest.mark.parametrize("host", ["", "0.0.0.0:9000"])

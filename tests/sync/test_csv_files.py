@@ -453,6 +453,47 @@ def test_one_line_in_another_encoding_of_a_utf8_file_is_not_called_a_cp1251_file
     assert kit.rows(answers) == []
 
 
+def test_an_emoji_written_as_two_utf16_halves_in_an_ascii_file_names_its_line(kit, tmp_path: Path):
+    # CESU-8 (an emoji as two UTF-16 halves, each encoded as UTF-8: some Java and MySQL
+    # exports) in one comment of an ASCII file: the error said to set cp1251, and set so the
+    # run said "ok" and stored the comment garbled ("н\xa0ЅнёЂ").
+    tokens = [kit.survey(f"C-{n}", "1", "Agent 1") for n in range(3)]
+    rows = [
+        f"2026/11/1{n} 3:47:14 PM GMT+3,5,ok {n},Agent 1,C-{n},{t}" for n, t in enumerate(tokens)
+    ]
+    data = [line.encode() for line in [CSV_HEADER, *rows]]
+    data[2] = data[2].replace(b"ok 1", b"ok \xed\xa0\xbd\xed\xb8\x80")  # line 3: U+1F600
+    export = tmp_path / "export.csv"
+    export.write_bytes(b"\r\n".join(data) + b"\r\n")
+    refused = kit.run(csv_config(kit, export))
+    assert refused.status == "failed"
+    assert refused.error.startswith("results.csv.encoding: cannot decode"), refused.error
+    assert "line 3 holds a character written as two UTF-16 halves" in refused.error
+    assert "cp1251" not in refused.error and "cp1252" not in refused.error
+    assert kit.rows(answers) == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_broken_line_of_a_file_in_the_encoding_its_mark_says_names_the_line(
+    kit, tmp_path: Path, encoding: str
+):
+    # A UTF-16 export (its byte-order mark) read as utf-16, with a lone surrogate on line 3:
+    # the error said to set results.csv.encoding to utf-16, as it was.
+    tokens = [kit.survey(f"S-{n}", "1", "Agent 1") for n in range(3)]
+    rows = [
+        f"2026/11/1{n} 3:47:14 PM GMT+3\t5\tok {n}\tAgent 1\tS-{n}\t{t}"
+        for n, t in enumerate(tokens)
+    ]
+    text = "\r\n".join([CSV_HEADER.replace(",", "\t"), *rows]) + "\r\n"
+    data = text.replace("ok 1", "ok \ud800").encode(encoding, "surrogatepass")
+    export = tmp_path / "export.csv"
+    export.write_bytes(data)
+    refused = kit.run(csv_config(kit, export, encoding=encoding, delimiter="\t"))
+    assert refused.status == "failed"
+    assert f"line 3 is not valid {encoding}" in refused.error, refused.error
+    assert "set results.csv.encoding" not in refused.error
+
+
 def test_a_header_row_of_huge_or_countless_titles_is_listed_in_a_bounded_error(kit, tmp_path: Path):
     """A 10 MB title (a pasted document) or 20,000 columns: the config error listed every
     title whole, a 10 MB message in the run's output and its ERROR log line."""

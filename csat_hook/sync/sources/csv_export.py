@@ -141,7 +141,30 @@ class CsvResults(ResultsSource):
         """Why ``data`` (the file's bytes) cannot be read, naming the setting to change and
         the line, never quoting the file (customer text)."""
         if isinstance(exc, UnicodeDecodeError):
-            if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            codec = _codec_name(self.encoding) or ""
+            wide_bom = data.startswith(
+                (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+            )
+            if wide_bom and codec.startswith(("utf-16", "utf-32")):
+                # The encoding the mark says is the one set: a line of the file is not in it
+                # (a lone surrogate, a character cut short). The error said to set it again.
+                at = data[: exc.start].decode(codec, errors="replace").count("\n") + 1
+                hint = (
+                    f"line {at} is not valid {self.encoding} (half a character, or a lone "
+                    "surrogate), while the file is: type that line again, or delete it"
+                )
+            elif codec in _UTF8 and _SURROGATE_IN_UTF8.match(data, exc.start):
+                # A character beyond U+FFFF (an emoji) written as its two UTF-16 halves, each
+                # encoded as UTF-8 (CESU-8, as some Java and MySQL exports write it). The text
+                # around it may be ASCII alone, and the error said to set cp1251, which read
+                # the line as garbled letters, stored so in an "ok" run.
+                at = data.count(b"\n", 0, exc.start) + 1
+                hint = (
+                    f"line {at} holds a character written as two UTF-16 halves (CESU-8, as "
+                    "some Java and MySQL exports write emoji), which UTF-8 does not allow: "
+                    "type that line again in UTF-8, or delete it"
+                )
+            elif data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
                 # Before UTF-16's: UTF-32's little-endian mark starts with UTF-16's, and the
                 # error said to set utf-16, which reads the file as garbage.
                 hint = (
@@ -771,6 +794,8 @@ def _utf8_but_line(data: bytes, exc: UnicodeDecodeError) -> int | None:
     return None
 
 
+# A UTF-16 surrogate (U+D800-U+DFFF) encoded as UTF-8: CESU-8's half of a character.
+_SURROGATE_IN_UTF8 = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 # The bytes around a decoding error that say whether the rest is UTF-8 (_utf8_but_line).
 _WEIGHED = 1 << 20
 # A run of bytes outside ASCII, and an ASCII letter (_code_page_of).

@@ -31,6 +31,8 @@ import re
 from collections.abc import Iterable
 from collections.abc import Sequence
 
+from csat_hook.db.text import shows_something
+
 SHEETS_MAX = 100
 XLSX_MAX = 31
 _WHOLE = 1_000  # an agent key is at most 255 characters (answers.agent_key): never cut
@@ -98,7 +100,12 @@ def agent_title(name: str, key: str, max_len: int, helpdesk: str | None = None) 
     name, as the report's labels name them (report/common.py ``display_names``; a colon is
     not allowed in a title).
 
-    The answers of no agent (key ""): the name alone, ``Name (helpdesk)`` with ``helpdesk``."""
+    The answers of no agent (key ""): the name alone, ``Name (helpdesk)`` with ``helpdesk``.
+    A name that shows nothing (spaces, a zero-width space) is no name: the key is the title,
+    as the report's labels name such an agent (their tab was "\u200b (124)" or "- (123)"
+    where the Summary said "124" and "123")."""
+    if key and not shows_something(name):
+        name = key
     if not key:
         return clean(name if helpdesk is None else f"{name} ({helpdesk})", max_len)
     identity = key

@@ -356,3 +356,13 @@ def test_a_clash_of_long_titles_keeps_the_tag_within_the_limit():
     assert titles == table_titles(named[::-1], XLSX_MAX)[::-1]
     assert [title[-5:] for title in titles] == [f"#{tag(key)}" for key in keys]
     assert all(units(title) <= XLSX_MAX for title in titles)
+
+
+@pytest.mark.parametrize("name", ["\u200b", " ", "\u200b \u2060", "\t"])
+def test_a_name_that_shows_nothing_titles_the_tab_by_its_key(name):
+    # The Summary labelled such an agent by their key ("124"), and their tab was titled
+    # "\u200b (124)" or "- (123)": a tab no label led to.
+    assert agent_title(name, "124", XLSX_MAX) == "124"
+    assert agent_title(name, "124", SHEETS_MAX, "desk") == "124 (desk)"
+    titles = table_titles([("Summary", None), (name, "124"), ("Anna", "7")], XLSX_MAX)
+    assert titles == ["Summary", "124", "Anna (7)"]

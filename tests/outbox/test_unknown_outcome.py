@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from csat_hook.app import create_app
 from csat_hook.db.schema import outbox as outbox_table
 from csat_hook.db.schema import workers
 from csat_hook.errors import ConfigError
@@ -22,6 +23,7 @@ from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.config import DeliveryConfig
 from csat_hook.services import build_services
+from tests.helpers import generic_close
 from tests.outbox.test_worker import drain
 from tests.outbox.test_worker import outbox_rows
 from tests.outbox.test_worker import queue_generic
@@ -103,6 +105,39 @@ def test_a_dropped_reply_that_landed_is_found_and_not_posted_again(looked_up, fa
     [item] = outbox_rows(looked_up)
     assert item.status == "sent" and item.attempts == 2
     assert item.external_id == str(message["id"])
+    assert item.last_error.startswith("found in the dialog after an unknown outcome")
+
+
+def test_a_reopen_leaves_a_reply_of_unknown_outcome_and_the_close_after_it_posts_nothing(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # The first attempt landed and its answer was lost; a reopen then cancelled the reply as
+    # never sent, the close after it armed the survey again under a new reference, and the
+    # look-up, searching for that one, posted the survey a second time into the dialog.
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    helpdesks["generic"]["mapping"] = {"close_time": "closed_at", "reopen_time": "reopened_at"}
+    services = make_services(make_config(helpdesks=helpdesks))
+    client = create_app(services=services).test_client()
+    auth = {"X-Webhook-Token": "generic-token-123"}
+    start = int(clock.now.timestamp())
+    close = generic_close("D-1", closed_at=start - 5)
+    assert client.post("/webhooks/generic", json=close, headers=auth).json["status"] == "queued"
+    fake_helpdesk.drop_next(1)  # stored by the vendor, its answer lost
+    worker = services.delivery_worker()
+    left_uncertain(services, worker)
+
+    clock.advance(5)
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1"}, "reopened_at": start + 3}
+    reopened = client.post("/webhooks/generic", json=reopen, headers=auth).json
+    assert reopened["status"] == "reopened" and reopened["cancelled"] == 0, reopened
+    clock.advance(60)
+    client.post("/webhooks/generic", json=generic_close("D-1", closed_at=start + 60), headers=auth)
+    settle(services, clock)
+    worker.run_once()
+
+    assert len(stored(fake_helpdesk, "D-1")) == 1 and len(posts(fake_helpdesk)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent"
     assert item.last_error.startswith("found in the dialog after an unknown outcome")
 
 

@@ -375,12 +375,18 @@ def kept_on_reopen(
 
 
 def _waiting(helpdesk: str, dialog_id: str) -> list[sa.ColumnElement[bool]]:
-    """The dialog's replies that have not started to go out."""
+    """The dialog's replies that have not started to go out. A pending reply whose earlier
+    attempt's outcome is unknown (``uncertain_since``) has: it may be in the dialog, and it
+    is settled by a look-up first (as :func:`cancel_withdrawn` leaves an alert's). Cancelled
+    by a reopen, it was recorded as never sent, and the close after the reopen armed its
+    survey again under a new reference, which the look-up then did not find: the survey
+    was posted twice into the dialog."""
     return [
         outbox.c.kind == REPLY,
         outbox.c.helpdesk == helpdesk,
         outbox.c.dialog_id == dialog_id,
         outbox.c.status == PENDING,
+        outbox.c.uncertain_since.is_(None),
     ]
 
 

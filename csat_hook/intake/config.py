@@ -84,8 +84,9 @@ def bind_host(value: str) -> str:
 
 class PolicyConfig(StrictModel):
     per_dialog: Literal["once", "every_close"] = "once"
-    # With every_close: a close within this many seconds of the dialog's last survey gets none
-    # (a status that flaps, or a vendor re-closing the dialog after our own reply).
+    # With every_close: a close within this many seconds of the dialog's last survey (when its
+    # reply went out; its close while it waits) gets none (a status that flaps, or a vendor
+    # re-closing the dialog after our own reply).
     reclose_grace_seconds: float = Field(default=600, ge=0, le=30 * 86400)
     send_delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
     cancel_on_reopen: bool = True

@@ -201,29 +201,37 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
 _LIVE = (QUEUED, SENT)
 
 
-def _latest_by(column: sa.ColumnElement[Any]) -> Any:
+def _latest_by(column: sa.ColumnElement[Any], time: sa.ColumnElement[Any]) -> Any:
     """The latest live survey per value of ``column`` among the ``keys`` given, in one
-    helpdesk, created at or after ``since``. Built once (a close under a look-back policy runs
-    these for its batch)."""
+    helpdesk, by ``time``, at or after ``since``. Built once (a close under a look-back
+    policy runs these for its batch)."""
     return (
-        sa.select(column, sa.func.max(surveys.c.created_at))
+        sa.select(column, sa.func.max(time))
         .where(
             surveys.c.helpdesk == sa.bindparam("helpdesk"),
             column.in_(sa.bindparam("keys", expanding=True)),
             surveys.c.status.in_(_LIVE),
-            surveys.c.created_at >= sa.bindparam("since"),
+            time >= sa.bindparam("since", type_=UTCDateTime()),
         )
         .group_by(column)
     )
 
 
-# By look-back kind (policy.LookBackKey): what the key's last part is compared with. An
-# e-mail key holds the database's lower() of the address (fold_emails), compared with the
-# stored address lowered the same way: the expression of the index of migration 0028.
+# The time of a dialog's survey the re-close grace is counted from: when its reply went out,
+# else (still queued) its close. Counted from the close alone, a send delay at or past the
+# grace made the vendor's own re-close after our reply (Intercom and Zendesk close the dialog
+# again: keep_closed) a close past the grace: a new survey in the same dialog after every
+# reply, for ever.
+_REPLIED_AT = sa.func.coalesce(surveys.c.sent_at, surveys.c.created_at)
+# By look-back kind (policy.LookBackKey): what the key's last part is compared with, and the
+# survey's time. An e-mail key holds the database's lower() of the address (fold_emails),
+# compared with the stored address lowered the same way: the expression of the index of
+# migration 0028. A customer's cool-down counts from their surveys' closes (the indexes'
+# time).
 _LATEST = {
-    "dialog": _latest_by(surveys.c.dialog_id),
-    "customer": _latest_by(surveys.c.customer_id),
-    "email": _latest_by(folded(surveys.c.customer_email)),
+    "dialog": _latest_by(surveys.c.dialog_id, _REPLIED_AT),
+    "customer": _latest_by(surveys.c.customer_id, surveys.c.created_at),
+    "email": _latest_by(folded(surveys.c.customer_email), surveys.c.created_at),
 }
 
 
@@ -234,8 +242,9 @@ def latest_surveys(
 ) -> dict[tuple[str, str, str], datetime]:
     """For look-back keys (``(kind, helpdesk, value)``: "dialog" and a dialog id,
     "customer" and a customer id, "email" and an address as the database lowers it), the
-    creation time of the latest queued or sent survey each has, if created at or after
-    ``since[kind]``; keys without one are left out.
+    time of the latest queued or sent survey each has, if at or after ``since[kind]``; keys
+    without one are left out. A customer's survey's time is its creation (its close); a
+    dialog's, when its reply went out (its close while still queued).
 
     A dialog or customer was surveyed after any time no earlier than ``since[kind]`` exactly
     when the time returned is at or after it: one statement per kind and helpdesk answers a

@@ -185,6 +185,55 @@ def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, ma
     assert later["status"] == "queued"
 
 
+def test_the_re_close_grace_counts_from_the_reply_after_a_send_delay(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # The grace was counted from the close: with a send delay at or past it, the vendor's
+    # own re-close after our reply (Intercom's and Zendesk's keep_closed) was a close past
+    # the grace, and queued a new survey, whose reply re-closed the dialog again: a survey in
+    # the same dialog every send delay, for ever.
+    from tests.outbox.test_worker import drain
+
+    services = make_services(
+        make_config(
+            policy={
+                "per_dialog": "every_close",
+                "reclose_grace_seconds": 600,
+                "send_delay_seconds": 3600,
+            },
+            helpdesks={
+                "generic": {
+                    "kind": "generic",
+                    "auth": {"mode": "token", "token": "generic-token-123"},
+                    "mapping": {"occurrence": "closed_at"},
+                    "reply": {"url": fake_helpdesk.url + "/api/dialogs/{dialog_id}/messages"},
+                }
+            },
+        )
+    )
+    client = create_app(services=services).test_client()
+
+    def close(at: str) -> Any:
+        return client.post(
+            "/webhooks/generic", json=generic_close(closed_at=at), headers=GENERIC_AUTH
+        ).json
+
+    first = close("t1")
+    assert first["status"] == "queued"
+    clock.advance(3601)
+    drain(services.delivery_worker(), clock)
+    assert [r.status for r in rows(services, outbox)] == ["sent"]
+    clock.advance(5)
+    again = close("t2")  # the dialog closed again right after our reply
+    assert again == {
+        "status": "skipped",
+        "reason": "recently_surveyed",
+        "survey_id": again["survey_id"],
+    }
+    clock.advance(600)
+    assert close("t3")["status"] == "queued"  # the grace past the reply: a close of its own
+
+
 def test_reopen_cancels_a_delayed_survey(make_config, make_services):
     services = make_services(make_config(policy={"send_delay_seconds": 3600}))
     client = create_app(services=services).test_client()

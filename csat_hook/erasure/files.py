@@ -8,12 +8,14 @@ dry-run helpdesk wrote to its ``output`` file, and the webhook bodies a generic 
   for the marker after an unknown outcome: the reply is not written twice), marked
   ``"erased": true``; its text, link, agent and renderings go. The file is rewritten under
   the lock the dry-run helpdesk appends under (``files.rewrite_private``).
-* A capture is deleted when the body holds, as a whole JSON value, one of the customer's
-  e-mail addresses (compared as the erasure compares them: ``store.email_form``), or, for a
-  capture of that helpdesk, one of the customer's ids or dialog ids. A body that is not JSON
-  is deleted when its text holds one of the addresses. A capture is a raw payload kept to
-  design a mapping from: deleting one that was not the customer's is the lesser harm, as
-  for unverified answers.
+* A capture is deleted when any text of the body holds one of the customer's e-mail
+  addresses standing alone (compared as the erasure compares them: ``store.email_form``; a
+  sender's ``Name <address>``, a message's body), or, for a capture of that helpdesk, one of
+  the customer's ids or dialog ids where the helpdesk's mapping reads the dialog's and the
+  customer's id (any whole value of a capture the mapping reads neither from). A body that is
+  not JSON is deleted when its text holds one of the addresses. A capture is a raw payload
+  kept to design a mapping from: deleting one that was not the customer's is the lesser
+  harm, as for unverified answers.
 
 A path is read as the worker reads it: a relative one from the current folder. A relative one
 that is not there is named in the output (:attr:`FileTally.not_found`): it may be there from
@@ -34,10 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from csat_hook.erasure.store import Traces
-from csat_hook.erasure.store import email_form
+from csat_hook.erasure.store import holds
+from csat_hook.erasure.store import standing_alone
 from csat_hook.files import rewrite_private
 from csat_hook.helpdesks.dryrun import DryRunOptions
 from csat_hook.helpdesks.generic import GenericOptions
+from csat_hook.helpdesks.generic.mapping import MappingOptions
+from csat_hook.helpdesks.generic.mapping import UnreadableValueError
+from csat_hook.helpdesks.generic.mapping import evaluate
 
 # What a dry-run line keeps once erased: what makes it a message posted, found by its marker.
 KEPT = ("type", "helpdesk", "dialog_id", "marker", "idempotency_key", "at")
@@ -74,7 +80,14 @@ def erase_files(helpdesks: dict[str, Any], traces: Traces, *, apply: bool) -> Fi
                 tally,
                 f"helpdesks.{name}.capture_dir",
                 options.capture_dir,
-                partial(_capture_files, Path(options.capture_dir), name, traces, apply=apply),
+                partial(
+                    _capture_files,
+                    Path(options.capture_dir),
+                    name,
+                    traces,
+                    apply=apply,
+                    mapping=options.mapping,
+                ),
             )
     return tally
 
@@ -102,14 +115,16 @@ def _not_found(tally: FileTally, path: str, where: str) -> None:
         tally.not_found.append(where)
 
 
-def _capture_files(folder: Path, name: str, traces: Traces, *, apply: bool) -> int | None:
+def _capture_files(
+    folder: Path, name: str, traces: Traces, *, apply: bool, mapping: MappingOptions | None = None
+) -> int | None:
     """How many of helpdesk ``name``'s captures in ``folder`` hold the customer's data (None:
     no folder there); deleted when ``apply``."""
     if not folder.is_dir():
         return None
     count = 0
     for path in _captures(folder, name):
-        if _holds_customer(path, name, traces):
+        if _holds_customer(path, name, traces, mapping):
             count += 1
             if apply:
                 path.unlink(missing_ok=True)  # pruned meanwhile: gone all the same
@@ -167,22 +182,51 @@ def _captures(folder: Path, name: str) -> Iterator[Path]:
                 yield Path(entry.path)
 
 
-def _holds_customer(path: Path, helpdesk: str, traces: Traces) -> bool:
+def _holds_customer(
+    path: Path, helpdesk: str, traces: Traces, mapping: MappingOptions | None = None
+) -> bool:
+    """Whether a capture of ``helpdesk`` holds the customer (:data:`__doc__`): one of their
+    addresses standing alone in any text of it (a sender's ``Name <address>``, a message's
+    body), or one of their ids or dialog ids where ``mapping`` (the helpdesk's) reads the
+    dialog's and the customer's id. A capture the mapping reads neither id from (made while
+    the mapping was designed, or before it changed) is matched by any whole value of it, as
+    the lesser harm. An id matched anywhere in a capture the mapping reads, a priority or an
+    assignee's 7 beside dialog 815, deleted another customer's capture."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return False  # pruned meanwhile
     text = data.decode("utf-8", errors="replace")
+    patterns = [standing_alone(email) for email in sorted(traces.emails)]
     try:
         payload = json.loads(text)
     except ValueError:
-        lowered = email_form(text)
-        return any(email in lowered for email in traces.emails)
-    ids = {value for name, value in traces.ids if name == helpdesk}
-    ids |= {value for name, value in traces.dialogs if name == helpdesk}
-    return any(
-        value.strip() in ids or email_form(value) in traces.emails for value in _values(payload)
-    )
+        return any(holds(pattern, text) for pattern in patterns)
+    values = list(_values(payload))
+    if any(holds(pattern, value) for value in values for pattern in patterns):
+        return True
+    customer = {value for name, value in traces.ids if name == helpdesk}
+    dialogs = {value for name, value in traces.dialogs if name == helpdesk}
+    dialog, customer_id = _mapped_ids(payload, mapping or MappingOptions())
+    if dialog is not None or customer_id is not None:
+        return dialog in dialogs or customer_id in customer
+    return any(value.strip() in customer | dialogs for value in values)
+
+
+def _mapped_ids(payload: Any, mapping: MappingOptions) -> tuple[str | None, str | None]:
+    """The dialog's and the customer's id as ``mapping`` reads them from ``payload``, as
+    text (None for one it cannot read)."""
+    found: list[str | None] = []
+    for key in ("dialog_id", "customer_id"):
+        expression = getattr(mapping, key)
+        try:
+            value = evaluate(key, expression, payload) if expression else None
+        except UnreadableValueError:
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        found.append(value.strip() or None if isinstance(value, str) else None)
+    return found[0], found[1]
 
 
 def _values(payload: Any) -> Iterator[str]:

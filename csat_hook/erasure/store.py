@@ -543,9 +543,7 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
     searched in Python (the row as read is JSON, which the databases search differently)."""
     if not email:
         return []
-    # A full stop ends the address only when no more of a domain follows it: "…@example.com."
-    # closes a sentence, "…@example.com.au" is a longer address.
-    pattern = re.compile(rf"(?<![\w.+-]){re.escape(email_form(email))}(?![\w-]|\.[\w-])")
+    pattern = standing_alone(email_form(email))
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -556,12 +554,19 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
             continue
         cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
         texts = (row.comment, row.field_agent, row.field_ticket, *cells)
-        if any(isinstance(t, str) and _holds(pattern, t) for t in texts):
+        if any(isinstance(t, str) and holds(pattern, t) for t in texts):
             held.append(row.id)
     return held
 
 
-def _holds(pattern: re.Pattern[str], text: str) -> bool:
+def standing_alone(email: str) -> re.Pattern[str]:
+    """``email`` (as :func:`email_form` makes it) standing alone in a text, not inside a longer
+    address. A full stop ends the address only when no more of a domain follows it:
+    "…@example.com." closes a sentence, "…@example.com.au" is a longer address."""
+    return re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-]|\.[\w-])")
+
+
+def holds(pattern: re.Pattern[str], text: str) -> bool:
     """Whether ``pattern`` (an address standing alone) is in ``text`` as :func:`email_form`
     reads it: a format character inside the address is no part of it; or where one parts
     words, as the space it stands for: Thai (Khmer, Lao, Burmese) text parts its words with

@@ -2057,6 +2057,65 @@ def test_captured_payloads_naming_the_customer_are_deleted(shop: Shop):
     }
 
 
+def _capture_dir(shop: Shop) -> Path:
+    captures = shop.tmp_path / "captures"
+    captures.mkdir()
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["helpdesks"][HELPDESK]["capture_dir"] = str(captures)
+    shop.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return captures
+
+
+def test_a_capture_holding_the_address_inside_a_text_is_deleted(shop: Shop):
+    # An e-mail channel's sender ("Name <address>") and an address in a message's body: the
+    # captures were compared a whole value at a time and kept, the customer's name and
+    # address with them.
+    captures = _capture_dir(shop)
+    name = "{}-20261120T100000000000-{}.json"
+    bodies = {
+        "0000000a": {"message": {"from": "Maria Lopez <maria.lopez@example.com>"}},
+        "0000000b": {"text": "Please write to Maria.Lopez@example.com."},
+        "0000000c": {"text": "Please write to xmaria.lopez@example.com"},  # another address
+        "0000000d": {"text": "maria.lopez@example.com.au"},  # another address
+    }
+    for suffix, body in bodies.items():
+        (captures / name.format(HELPDESK, suffix)).write_text(json.dumps(body), "utf-8")
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "  captured webhook payloads (capture_dir): 2 " in result.output, result.output
+    assert sorted(p.name for p in captures.iterdir()) == [
+        name.format(HELPDESK, "0000000c"),
+        name.format(HELPDESK, "0000000d"),
+    ]
+
+
+def test_a_short_dialog_id_deletes_only_the_captures_of_that_dialog(shop: Shop):
+    # Erasing dialog "7" deleted every capture with a 7 anywhere in it (a priority, an
+    # assignee's id): another customer's dialog 815 went with it.
+    captures = _capture_dir(shop)
+    name = "{}-20261120T100000000000-{}.json"
+    bodies = {
+        "0000000a": {"dialog": {"id": 815, "priority": 7}, "agent": {"id": 7}},
+        "0000000b": {"dialog": {"id": 7}, "customer": {"id": "c-9"}},
+        "0000000c": {"dialog": {"id": "815"}, "customer": {"id": 7}},  # not a dialog id
+        # A body the mapping reads no id from (kept while a mapping was designed): any whole
+        # value of it counts, the lesser harm.
+        "0000000d": {"conversation": {"id": 7}},
+    }
+    for suffix, body in bodies.items():
+        (captures / name.format(HELPDESK, suffix)).write_text(json.dumps(body), "utf-8")
+
+    result = shop.erase("--helpdesk", HELPDESK, "--dialog", "7", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in captures.iterdir()) == [
+        name.format(HELPDESK, "0000000a"),
+        name.format(HELPDESK, "0000000c"),
+    ]
+
+
 def test_a_relative_dry_run_file_not_found_from_here_is_named(
     shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

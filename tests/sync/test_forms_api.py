@@ -289,6 +289,46 @@ def test_the_source_reads_every_page_and_stops_early_without_a_stray_request(
     assert fake_google.count("forms_read") <= 2  # the page read and at most one ahead
 
 
+def _with_comment(response: dict[str, Any], qid: str, text: str) -> dict[str, Any]:
+    answer = {"questionId": qid, "textAnswers": {"answers": [{"value": text}]}}
+    return {**response, "answers": {**response["answers"], qid: answer}}
+
+
+def test_a_question_id_no_response_answers_beside_an_unnamed_one_is_warned_of(
+    fake_google, google_session
+):
+    # The comment question deleted and added again (a new questionId, "dd44"), or its id
+    # mistyped: every comment read as a question skipped, "ok", nothing said; a comment
+    # rule never matched again.
+    made = [_with_comment(r, "dd44", "Nobody answered me") for r in some_responses(12)]
+    fake_google.add_form("f", made)
+    source = FormsApiResults(
+        FormsApi(google_session),
+        "f",
+        question_ids={"rating": RATING, "token": TOKEN, "comment": AGENT},
+        page_size=5000,
+        overlap_seconds=3600,
+        ratings=SCALE,
+    )
+    batch = source.fetch(set(), None)
+    assert len(batch.submissions) == 12 and all(s.comment == "" for s in batch.submissions)
+    [warning] = batch.warnings
+    assert warning.startswith(
+        f"results.forms_api.question_ids.comment: {AGENT!r} is answered in none of the 12 "
+        "responses read, while questions 'dd44' are answered and named by no role"
+    ), warning
+    assert "Nobody" not in warning
+
+    # Answered once, or with no unnamed question beside it (an optional question all skip),
+    # or in too few responses to tell: nothing said.
+    fake_google.add_form("g", [*made, _with_comment(some_responses(1)[0], AGENT, "hi")])
+    fake_google.add_form("h", some_responses(12))
+    fake_google.add_form("k", made[:9])
+    for form in ("g", "h", "k"):
+        source.form_id = form
+        assert source.fetch(set(), None).warnings == [], form
+
+
 def test_a_failed_page_is_raised_in_order_and_retried_through_the_session(
     fake_google, google_session
 ):

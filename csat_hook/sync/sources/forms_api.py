@@ -299,13 +299,48 @@ class FormsApiResults(ResultsSource):
             timestamp="lastSubmittedTime",
         )
         seen: dict[str, int] = {}
+        # Role → its place among a response's texts, until a response answers it.
+        self._unanswered = {role: at for at, (role, _) in enumerate(self.roles)}
+        self._unnamed: set[str] = set()  # questionIds answered that no role names
         for response in self.api.list_responses(
             self.form_id, since=since, page_size=self.page_size
         ):
             batch.rows_read += 1
             self._one(batch, response, known, seen)
         _skip_conflicting(batch)
+        batch.warnings.extend(self._question_id_warnings(batch.rows_read))
         return batch
+
+    def _question_id_warnings(self, listed: int) -> list[str]:
+        """A warning per role whose questionId none of the ``listed`` responses answers while
+        they answer questions no role names: the question was deleted and added again (a new
+        questionId), or its id was mistyped. Such an answer reads as a question skipped: the
+        comments (or NPS answers, agent or ticket fields) were read as empty, in "ok" runs,
+        and their alert rules never matched. Said when enough responses were listed
+        (:data:`_FEW_RESPONSES`): a few of them may all skip an optional question."""
+        if listed < _FEW_RESPONSES or not self._unanswered or not self._unnamed:
+            return []
+        others = ", ".join(repr(q) for q in sorted(self._unnamed)[:5])
+        more = f" and {len(self._unnamed) - 5} more" if len(self._unnamed) > 5 else ""
+        return [
+            f"results.forms_api.question_ids.{role}: {qid!r} is answered in none of the "
+            f"{listed:,} responses read, while questions {others}{more} are answered and "
+            "named by no role: a question deleted and added again has a new questionId "
+            f"(GET https://forms.googleapis.com/v1/forms/{self.form_id} lists them under "
+            "items[].questionItem.question.questionId)"
+            for role, qid in sorted(self.question_ids.items())
+            if role in self._unanswered
+        ]
+
+    def _note_questions(self, answers: dict[str, Any], texts: list[str | None]) -> None:
+        """Note which roles ``answers`` answers and the questions it answers that no role
+        names (for :meth:`_question_id_warnings`); called until each role was answered once,
+        not for every response of a first read."""
+        for role, at in list(self._unanswered.items()):
+            if texts[at] is not None:
+                del self._unanswered[role]
+        if not self._unnamed and len(answers) > sum(t is not None for t in texts):
+            self._unnamed = set(answers) - set(self.question_ids.values())
 
     def _malformed(
         self,
@@ -374,6 +409,8 @@ class FormsApiResults(ResultsSource):
                 )
                 self._malformed(batch, ref, role, named, response, known, seen)
                 return
+        if self._unanswered:  # until every role was answered once: a few responses
+            self._note_questions(answers, texts)
         values: dict[str, Any] = dict(zip(self.question_ids, texts, strict=True))
         # A time that is not one (or none) makes the response a skipped row, as a bad cell of
         # a sheet is: it neither fails the run nor moves the watermark.
@@ -406,6 +443,10 @@ class FormsApiResults(ResultsSource):
             if legacy
             else None,
         )
+
+
+# Fewer responses listed than this say nothing of a questionId none of them answers.
+_FEW_RESPONSES = 10
 
 
 def _skip_conflicting(batch: SourceBatch) -> None:

@@ -20,6 +20,8 @@ from csat_hook.errors import ConfigError
 from csat_hook.sync.config.output import REPORT_FILES
 from csat_hook.sync.outputs.local import REPORT_CSVS
 from csat_hook.sync.outputs.local import REPORT_XLSX
+from csat_hook.sync.report.alerts import ALERTS_CSV
+from csat_hook.sync.report.answers import UNVERIFIED_CSV
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
@@ -1436,7 +1438,9 @@ def test_a_csv_export_beside_the_local_report_or_with_it_off_is_accepted(tmp_pat
 
 
 def test_the_report_files_the_configuration_knows_are_those_the_local_output_writes():
-    assert set(REPORT_FILES) == {REPORT_XLSX, *REPORT_CSVS}
+    assert (REPORT_XLSX, *REPORT_CSVS) == REPORT_FILES
+    assert REPORT_XLSX.endswith(".xlsx") and all(n.endswith(".csv") for n in REPORT_CSVS)
+    assert {UNVERIFIED_CSV, ALERTS_CSV} <= set(REPORT_CSVS)  # the report's own names
 
 
 @pytest.mark.parametrize(

@@ -42,8 +42,8 @@ class SheetsOutputConfig(StrictModel):
         return None if value is None else check_document_id(value, "spreadsheet")
 
 
-# Every file the local output writes in its folder, or removes from it (sync/outputs/local.py:
-# REPORT_XLSX and REPORT_CSVS; a test keeps the two alike).
+# Every file the local output writes in its folder, or removes from it: the workbook first,
+# then the CSV files (sync/outputs/local.py: REPORT_XLSX and REPORT_CSVS).
 REPORT_FILES = (
     "csat-report.xlsx",
     "summary.csv",

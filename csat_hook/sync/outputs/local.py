@@ -37,6 +37,7 @@ from typing import IO
 from typing import Any
 
 from csat_hook.files import private_dir
+from csat_hook.sync.config.output import REPORT_FILES
 from csat_hook.sync.layout import Fmt
 from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Table
@@ -51,16 +52,11 @@ from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import XLSX_RESERVED
 from csat_hook.sync.titles import table_titles
 
-REPORT_XLSX = "csat-report.xlsx"
-# Every CSV file a report may hold (report/summary.py, trends.py, answers.py, alerts.py).
-REPORT_CSVS = (
-    "summary.csv",
-    "periods.csv",
-    "trends.csv",
-    "answers.csv",
-    UNVERIFIED_CSV,
-    ALERTS_CSV,
-)
+# The workbook, and every CSV file a report may hold (report/summary.py, trends.py,
+# answers.py, alerts.py): the configuration's list, which a CSV export's path is checked
+# against.
+REPORT_XLSX = REPORT_FILES[0]
+REPORT_CSVS = REPORT_FILES[1:]
 CSV_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 # First characters of a text neutralize leaves as it is: ASCII but the formula signs (any other

@@ -179,7 +179,7 @@ def _connect_timeout(value: Any) -> float | None:
     return None if seconds <= 0 else float(max(2, seconds))
 
 
-def sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str | sa.URL) -> str | None:
     """The file a SQLite ``url`` names (not in memory, not a ``file:`` URI); None for any
     other URL."""
     parsed = make_url(url)
@@ -194,13 +194,8 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     # for the writer lock, this process's and then another's.
     given = url.query.get("timeout")
     busy = float(given) if isinstance(given, str) else BUSY_SECONDS
-    database = url.database
     # A file path (not in memory, not a file: URI): its own permissions, and a lock file.
-    path = (
-        database
-        if database and database != ":memory:" and not database.startswith("file:")
-        else None
-    )
+    path = sqlite_file(url)
     if path:
         # A file of something else is refused before anything is changed: it was made
         # owner-only first and the open then failed, its owner's file changed for nothing.

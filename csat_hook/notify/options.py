@@ -35,6 +35,11 @@ TELEGRAM_BASE_URL = "https://api.telegram.org"
 # username of the target channel (in the format @channelusername)".
 CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
 BOT_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,100}")
+# What a header cannot carry as it is: control characters (a NUL, a terminal escape), and
+# "=?", which starts an RFC 2047 encoded word: the email package decodes one in a value it is
+# given (smtp.py defuses both in the Subject; the configuration refuses them in a sender).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+ENCODED_WORD_START = "=?"
 # An address we can put in a header as it is: ASCII, one @, no spaces or brackets.
 EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}")
 # An SMTP exchange's default deadline in timeouts: a slow connection, a slow final reply (a
@@ -265,7 +270,7 @@ class EmailOptions(DestinationOptions):
     def _name(cls, value: str) -> str:
         if any(c in value for c in "\r\n"):
             raise ValueError("must be one line")
-        if _CONTROL.search(value) or "=?" in value:
+        if CONTROL.search(value) or ENCODED_WORD_START in value:
             # The email package decodes an encoded word in a display name as it writes the
             # From header: "=?utf-8?b?DQpCY2M6...?=" was a line break, a Bcc and a body of
             # the configuration's choosing (the Subject defuses it: smtp.py).
@@ -317,13 +322,9 @@ def _address(value: str) -> str:
     text = value.strip()
     # "=?" starts an RFC 2047 encoded word, which the email package decodes in a header (a
     # line break: every e-mail refused to be written, or a Bcc of the word's choosing).
-    if not EMAIL_ADDRESS.fullmatch(text) or "=?" in text:
+    if not EMAIL_ADDRESS.fullmatch(text) or ENCODED_WORD_START in text:
         raise ValueError(f"{text!r} is not a plain ASCII e-mail address (name@example.org)")
     return text
-
-
-# Control characters (a NUL, an escape): never in a display name.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class WebhookOptions(DestinationOptions):

@@ -54,6 +54,8 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.notify.base import Destination
 from csat_hook.notify.base import Settle
+from csat_hook.notify.options import CONTROL
+from csat_hook.notify.options import ENCODED_WORD_START
 from csat_hook.notify.options import EmailOptions
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.render import clip
@@ -67,15 +69,13 @@ from csat_hook.notify.smtp_client import DeadlineSMTP
 MAX_SUBJECT = 200
 # What smtplib's login() can do (SMTP.login's preferred_auths).
 SMTPLIB_MECHANISMS = frozenset({"CRAM-MD5", "PLAIN", "LOGIN"})
-# What a Subject cannot carry as it is (its line breaks and tabs are spaces already): control
-# characters (a NUL, a terminal escape) and "=?", which starts an RFC 2047 encoded word. The
+# What a Subject cannot carry as it is (its line breaks and tabs are spaces already): CONTROL
+# characters (a NUL, a terminal escape) and ENCODED_WORD_START, "=?". The
 # email package decodes an encoded word in a value it is given, so an agent named
 # "=?utf-8?q?=0D=0AReply-To=3A_...?=" was a line break in the Subject, written out as it is by
 # Python before 3.11.10 and 3.12.5: a header, or the start of the body, of their choosing (a
 # later Python refuses to write it: the alert failed for good). A word joiner (U+2060, not
 # shown) between "=" and "?" keeps it text; a control character becomes U+FFFD.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_ENCODED_WORD_START = "=?"
 _DEFUSED_START = "=\u2060?"
 
 
@@ -282,10 +282,10 @@ class EmailDestination(Destination):
 
 def subject(text: str) -> str:
     """``text`` as a Subject: one line of at most :data:`MAX_SUBJECT` characters that the
-    email package writes out as text, whatever it holds (see :data:`_CONTROL`)."""
-    line = _CONTROL.sub("\ufffd", one_line(text))
+    email package writes out as text, whatever it holds (see :data:`_DEFUSED_START`)."""
+    line = CONTROL.sub("\ufffd", one_line(text))
     line = clip(line, MAX_SUBJECT)  # on a boundary, what it leaves open closed
-    return line.replace(_ENCODED_WORD_START, _DEFUSED_START)
+    return line.replace(ENCODED_WORD_START, _DEFUSED_START)
 
 
 def _dot_stuffed(message: bytes) -> bytes:

@@ -64,16 +64,14 @@ class SetEnvOption(EnvOption):
     refused."""
 
     def resolve_envvar_value(self, ctx: click.Context) -> str | None:
-        value = super().resolve_envvar_value(ctx)
-        if (value is None or not value.strip()) and isinstance(self.envvar, str):
-            given = os.environ.get(self.envvar)
-            if given is not None and not given.strip():
-                raise click.UsageError(
-                    f"{self.envvar} (environment variable, for {self.opts[-1]}) is set but "
-                    "empty: give its value, or unset it",
-                    ctx,
-                )
-        return value
+        given = os.environ.get(self.envvar) if isinstance(self.envvar, str) else None
+        if given is not None and not given.strip():
+            raise click.UsageError(
+                f"{self.envvar} (environment variable, for {self.opts[-1]}) is set but "
+                "empty: give its value, or unset it",
+                ctx,
+            )
+        return super().resolve_envvar_value(ctx)
 
 
 class Digits(click.IntRange):

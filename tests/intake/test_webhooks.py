@@ -149,16 +149,20 @@ def test_every_close_policy_surveys_each_distinct_close(make_config, make_servic
     assert len(rows(services, surveys)) == 2
 
 
-def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, make_services, clock):
+def every_close(
+    make_config: Any, make_services: Any, reply_url: str, **policy: Any
+) -> tuple[Any, Any]:
+    """Services surveying every close of the generic helpdesk (each close its own occurrence,
+    by its ``closed_at``), and a function posting a close at a given ``closed_at``."""
     services = make_services(
         make_config(
-            policy={"per_dialog": "every_close", "reclose_grace_seconds": 600},
+            policy={"per_dialog": "every_close", "reclose_grace_seconds": 600, **policy},
             helpdesks={
                 "generic": {
                     "kind": "generic",
                     "auth": {"mode": "token", "token": "generic-token-123"},
                     "mapping": {"occurrence": "closed_at"},
-                    "reply": {"url": "http://127.0.0.1:9/x"},
+                    "reply": {"url": reply_url},
                 }
             },
         )
@@ -169,6 +173,12 @@ def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, ma
         return client.post(
             "/webhooks/generic", json=generic_close(closed_at=at), headers=GENERIC_AUTH
         ).json
+
+    return services, close
+
+
+def test_every_close_gives_no_new_survey_within_the_grace_window(make_config, make_services, clock):
+    _, close = every_close(make_config, make_services, "http://127.0.0.1:9/x")
 
     first = close("t1")
     clock.advance(60)
@@ -194,29 +204,8 @@ def test_the_re_close_grace_counts_from_the_reply_after_a_send_delay(
     # the same dialog every send delay, for ever.
     from tests.outbox.test_worker import drain
 
-    services = make_services(
-        make_config(
-            policy={
-                "per_dialog": "every_close",
-                "reclose_grace_seconds": 600,
-                "send_delay_seconds": 3600,
-            },
-            helpdesks={
-                "generic": {
-                    "kind": "generic",
-                    "auth": {"mode": "token", "token": "generic-token-123"},
-                    "mapping": {"occurrence": "closed_at"},
-                    "reply": {"url": fake_helpdesk.url + "/api/dialogs/{dialog_id}/messages"},
-                }
-            },
-        )
-    )
-    client = create_app(services=services).test_client()
-
-    def close(at: str) -> Any:
-        return client.post(
-            "/webhooks/generic", json=generic_close(closed_at=at), headers=GENERIC_AUTH
-        ).json
+    reply_url = fake_helpdesk.url + "/api/dialogs/{dialog_id}/messages"
+    services, close = every_close(make_config, make_services, reply_url, send_delay_seconds=3600)
 
     first = close("t1")
     assert first["status"] == "queued"

@@ -6,12 +6,15 @@
     ``{"type", "id", "time", "detail": {...ticket...}, "event": {"current", "previous"}}``.
     Statuses are upper-case, ``detail.id`` is a string, people are ids only. A close is
     ``event.current`` SOLVED or CLOSED; a reopen is a change away from them. The event ``id``
-    (a UUID, the same on every retry) is the close's occurrence.
+    (a UUID, the same on every retry) is the close's occurrence. A change to CLOSED from
+    anything but SOLVED (a merge closes the merged ticket; an API call or automation may
+    close one) is recorded skipped, ``ticket_closed``: a closed ticket takes no reply.
     https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/
   - a trigger's "Notify active webhook" action with the body we document
     (examples/zendesk-trigger-body.json): ``{"ticket": {...}}`` from placeholders;
-    ``{{ticket.status}}`` renders display text ("Solved"), compared case-insensitively. The
-    rendered ``{{ticket.updated_at_with_timestamp}}`` is the occurrence.
+    ``{{ticket.status}}`` renders display text ("Solved"), compared case-insensitively;
+    "Closed" is skipped like the event's CLOSED. The rendered
+    ``{{ticket.updated_at_with_timestamp}}`` is the occurrence.
     https://developer.zendesk.com/documentation/webhooks/anatomy-of-a-webhook-request/
 
 * Signing: ``X-Zendesk-Webhook-Signature = base64(HMAC-SHA256(secret, timestamp + body))`` with
@@ -101,15 +104,18 @@ from csat_hook.helpdesks.zendesk.api import CommentPage
 from csat_hook.helpdesks.zendesk.api import comment_id
 from csat_hook.helpdesks.zendesk.api import error_items
 from csat_hook.helpdesks.zendesk.api import explained
+from csat_hook.helpdesks.zendesk.options import CLOSED
 from csat_hook.helpdesks.zendesk.options import CLOSED_STATUSES
 from csat_hook.helpdesks.zendesk.options import COMMENTS_PATH
 from csat_hook.helpdesks.zendesk.options import SIGNATURE_HEADER
 from csat_hook.helpdesks.zendesk.options import STATUS_CHANGED
 from csat_hook.helpdesks.zendesk.options import TEST_SIGNING_SECRET
+from csat_hook.helpdesks.zendesk.options import TICKET_CLOSED
 from csat_hook.helpdesks.zendesk.options import TICKET_PATH
 from csat_hook.helpdesks.zendesk.options import TIMESTAMP_HEADER
 from csat_hook.helpdesks.zendesk.options import USER_PATH
 from csat_hook.helpdesks.zendesk.options import ZendeskOptions
+from csat_hook.helpdesks.zendesk.options import status_key
 from csat_hook.helpdesks.zendesk.options import zendesk_signature
 from csat_hook.helpdesks.zendesk.webhook import person_of
 from csat_hook.helpdesks.zendesk.webhook import status_of
@@ -175,7 +181,8 @@ class ZendeskHelpdesk(Helpdesk):
                 "the ticket was already solved"
             )
         if current in CLOSED_STATUSES:
-            return self._event_close(payload, require_id(payload, "detail.id", "ticket id"))
+            ticket_id = require_id(payload, "detail.id", "ticket id")
+            return self._event_close(payload, ticket_id, closed=current == CLOSED)
         if previous in CLOSED_STATUSES:
             return DialogReopened(
                 self.name,
@@ -190,7 +197,9 @@ class ZendeskHelpdesk(Helpdesk):
             "is not a close"
         )
 
-    def _event_close(self, payload: Mapping[str, Any], ticket_id: str) -> DialogClosed:
+    def _event_close(
+        self, payload: Mapping[str, Any], ticket_id: str, *, closed: bool
+    ) -> DialogClosed:
         group = zendesk_id(dig(payload, "detail.group_id"), "detail.group_id")
         return DialogClosed(
             helpdesk=self.name,
@@ -204,6 +213,7 @@ class ZendeskHelpdesk(Helpdesk):
             # The event's time (the status change), then the ticket's last update.
             close_times=parse_timestamps(payload.get("time"), dig(payload, "detail.updated_at")),
             occurrence=as_id(payload.get("id"), "id") or as_text(payload.get("time")),
+            unsurveyable=TICKET_CLOSED if closed else None,
         )
 
     def _from_trigger(self, payload: Mapping[str, Any], ticket: Mapping[str, Any]) -> Event:
@@ -241,6 +251,8 @@ class ZendeskHelpdesk(Helpdesk):
             # Without the update time the body names no time: a re-solve after a reopen renders
             # the same document, so its digest may re-arm the survey the reopen cancelled.
             occurrence_repeats=not updated,
+            # Zendesk's own word for it; a translated one is not known to mean closed.
+            unsurveyable=TICKET_CLOSED if status_key(status or "") == CLOSED else None,
         )
 
     def _signed_with(self, secret: SecretStr | str, request: WebhookRequest) -> bool:

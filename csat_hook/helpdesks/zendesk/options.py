@@ -25,7 +25,12 @@ TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 TEST_SIGNING_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="  # noqa: S105
 
 STATUS_CHANGED = "zen:event-type:ticket.status_changed"
-CLOSED_STATUSES = frozenset({"solved", "closed"})
+CLOSED = "closed"
+CLOSED_STATUSES = frozenset({"solved", CLOSED})
+# The skip reason of a close to Closed: "Tickets with a status set to Closed can't be updated"
+# (Zendesk's native system ticket rules), so its reply could only fail (HTTP 422).
+# https://support.zendesk.com/hc/en-us/articles/4408894213018
+TICKET_CLOSED = "ticket_closed"
 # {{ticket.status}} display texts that mean "not solved any more" (a reopen trigger).
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on-hold", "hold"})
 

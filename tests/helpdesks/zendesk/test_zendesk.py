@@ -285,6 +285,35 @@ def test_event_close_directly_to_closed_counts(clock):
     assert isinstance(event, DialogClosed) and event.team is None
 
 
+def test_a_ticket_closed_without_being_solved_is_skipped_not_queued_to_fail(zd_services, clock):
+    """A ticket that goes to Closed without Solved (merged into another ticket: Zendesk closes
+    the source; closed by API or an automation) can never take the reply: closed tickets
+    cannot be updated (422). Recorded skipped, ``ticket_closed``, nothing queued; a solve is
+    queued as ever, and so is a trigger that says Solved."""
+    services = zd_services()
+    client = create_app(services=services).test_client()
+    merged = fixture("zendesk", "ticket_status_changed_solved.json")
+    merged["event"].update(current="CLOSED", previous="OPEN")
+    trigger = fixture("zendesk", "trigger_solved.json")
+    trigger["ticket"].update(id="5159", status="Closed")
+
+    answers = [post(client, payload, clock).json for payload in (merged, trigger)]
+
+    assert [(a["status"], a.get("reason")) for a in answers] == [
+        ("skipped", "ticket_closed"),
+        ("skipped", "ticket_closed"),
+    ]
+    assert [(s.status, s.skip_reason) for s in rows(services, surveys)] == [
+        ("skipped", "ticket_closed"),
+        ("skipped", "ticket_closed"),
+    ]
+    assert rows(services, outbox) == []
+    solved = adapter(clock).parse(
+        signed(fixture("zendesk", "ticket_status_changed_solved.json"), clock)
+    )
+    assert isinstance(solved, DialogClosed) and solved.unsurveyable is None
+
+
 def test_event_without_event_object_falls_back_to_detail_status(clock):
     payload = fixture("zendesk", "ticket_status_changed_solved.json")
     del payload["event"]

@@ -312,6 +312,14 @@ class Helpdesk(abc.ABC):
         return {"result": type(event).__name__, **asdict(event)}
 
 
+def api_prefixed(base_url: str, prefix: str) -> bool:
+    """Whether ``base_url``'s path ends with ``prefix`` (any letter case, a trailing slash
+    aside): the API's own prefix (``/api/v2``), which the adapter's paths start with, pasted
+    from the vendor's reference into ``base_url``, doubled in every call."""
+    path = urllib.parse.urlsplit(base_url).path.rstrip("/").lower()
+    return path.endswith(prefix)
+
+
 def ticket_url(template: str | None, dialog_id: str) -> str | None:
     """The dialog's page from a ``ticket_url_template``, the id escaped as one URL segment
     (``a/b`` stays one id, ``?`` starts no query); None without a template."""

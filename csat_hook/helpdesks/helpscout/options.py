@@ -11,11 +11,14 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import api_prefixed
 from csat_hook.helpdesks.ids import ids_as_text
 
 STATUS_EVENT = "convo.status"
 TEST_EVENT = "helpscout.test"
 REOPEN_STATUSES = frozenset({"active", "pending", "open"})
+# What every API path below starts with.
+API_PREFIX = "/v2"
 # https://developer.helpscout.com/mailbox-api/overview/authentication/
 TOKEN_PATH = "/v2/oauth2/token"  # noqa: S105 (a path, not a secret)
 # https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/reply/
@@ -73,4 +76,10 @@ class HelpScoutOptions(HelpdeskOptions):
         if self.user_id is not None and not (self.user_id.isascii() and self.user_id.isdigit()):
             raise ValueError("user_id must be a Help Scout user id (a number)")
         self.base_url = self.base_url.rstrip("/")
+        if api_prefixed(self.base_url, API_PREFIX):
+            # The paths start with it: /v2/v2/oauth2/token is a 404, every reply failed for
+            # good as refused credentials.
+            raise ValueError(
+                f"base_url without {API_PREFIX}: the API's address, https://api.helpscout.net"
+            )
         return self

@@ -13,6 +13,7 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.base import api_prefixed
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import hmac_digest
@@ -34,6 +35,8 @@ TICKET_CLOSED = "ticket_closed"
 # {{ticket.status}} display texts that mean "not solved any more" (a reopen trigger).
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on-hold", "hold"})
 
+# What every API path below starts with.
+API_PREFIX = "/api/v2"
 # https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
 TICKET_PATH = "/api/v2/tickets/{ticket}.json"
 # https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
@@ -111,6 +114,13 @@ class ZendeskOptions(HelpdeskOptions):
             if not self.base_url.startswith(("http://", "https://")):
                 raise ValueError("base_url must start with http:// or https://")
             self.base_url = self.base_url.rstrip("/")
+            if api_prefixed(self.base_url, API_PREFIX):
+                # The paths start with it: /api/v2/api/v2/tickets/… is a 404 for every reply,
+                # failed for good as a ticket "deleted, merged or a wrong id".
+                raise ValueError(
+                    f"base_url without {API_PREFIX}: the account's address, e.g. "
+                    "https://acme.zendesk.com (or set subdomain)"
+                )
         elif self.subdomain:
             if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.subdomain):
                 raise ValueError("subdomain must be the name before .zendesk.com, e.g. acme")

@@ -922,6 +922,10 @@ def test_reply_is_still_sent_when_the_lookup_keeps_failing(client, services, clo
         ({"user_id": "mira"}, "user_id must be a Help Scout user id"),
         ({"user_id": "\u00b2"}, "user_id must be a Help Scout user id"),
         ({"base_url": "api.helpscout.net"}, "base_url: must start with https://"),
+        # The API's own prefix: the paths add it again (/v2/v2/oauth2/token: 404, every reply
+        # failed for good, blamed on client_id and client_secret).
+        ({"base_url": "https://api.helpscout.net/v2"}, "base_url without /v2"),
+        ({"base_url": "https://api.helpscout.net/v2/"}, "base_url without /v2"),
     ],
 )
 def test_bad_options_name_the_key(make_config, extra, message):

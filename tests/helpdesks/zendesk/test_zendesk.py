@@ -840,6 +840,10 @@ def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdes
         ({"base_url": None}, "set subdomain"),
         ({"base_url": None, "subdomain": "acme.zendesk.com"}, "subdomain must be the name before"),
         ({"base_url": "acme.zendesk.com"}, "must start with https://"),
+        # The API's own prefix: the paths add it again (/api/v2/api/v2/tickets: 404, every
+        # reply failed for good as "no such ticket").
+        ({"base_url": "https://acme.zendesk.com/api/v2"}, "base_url without /api/v2"),
+        ({"base_url": "https://acme.zendesk.com/API/v2/"}, "base_url without /api/v2"),
         ({"api_token": None}, "email and api_token go together"),
         ({"oauth_token": "t"}, "either email \\+ api_token, or oauth_token"),
         ({"email": None, "api_token": None}, "either email \\+ api_token, or oauth_token"),

@@ -84,6 +84,7 @@ from csat_hook.helpdesks.intercom.options import REPLY_TOPIC
 from csat_hook.helpdesks.intercom.options import RETRY_AFTER_HEADERS
 from csat_hook.helpdesks.intercom.options import IntercomOptions
 from csat_hook.helpdesks.intercom.webhook import admin_of
+from csat_hook.helpdesks.intercom.webhook import bot_of
 from csat_hook.helpdesks.intercom.webhook import close_part_of
 from csat_hook.helpdesks.intercom.webhook import customer_of
 from csat_hook.helpdesks.intercom.webhook import nonzero_id
@@ -178,8 +179,11 @@ class IntercomHelpdesk(Helpdesk):
                     "data.item.statistics.last_closed_by_id",
                 )
             )
-        if closer.id and closer.id in self.options.ignore_closes_by:
-            return Ignored(f"closed by admin {shown_name(closer.id)}, listed in ignore_closes_by")
+        # A bot's close credits no one, but its id is still who closed it: a bot listed in
+        # ignore_closes_by (Fin, a workflow) was surveyed, crediting the assignee.
+        closed_by = closer.id or bot_of(close_part.get("author"), f"{part_path}.author")
+        if closed_by and closed_by in self.options.ignore_closes_by:
+            return Ignored(f"closed by admin {shown_name(closed_by)}, listed in ignore_closes_by")
         agent, team = self._assignee(item)
         if agent.id and agent.id == closer.id:
             agent = agent.merged(closer)  # the close part names the admin the item only ids

@@ -66,6 +66,13 @@ def admin_of(value: Any, field: str) -> Person | None:
     return Person(id=admin_id, name=as_text(value.get("name")), email=as_text(value.get("email")))
 
 
+def bot_of(value: Any, field: str) -> str | None:
+    """The id of a bot author reference (at ``field``); None for anyone else."""
+    if not isinstance(value, Mapping) or value.get("type") != "bot":
+        return None
+    return nonzero_id(value.get("id"), f"{field}.id")
+
+
 def customer_of(item: Mapping[str, Any]) -> Person:
     user = item.get("user")  # 1.x
     if isinstance(user, Mapping):

@@ -306,6 +306,16 @@ def test_a_bots_close_credits_no_one_but_the_assignee(clock):
     assert not unassigned.agent.known and unassigned.reply_context == {}
 
 
+def test_a_close_by_a_bot_listed_in_ignore_closes_by_is_ignored(clock):
+    payload = fixture("intercom", V2_CLOSE)
+    [part] = payload["data"]["item"]["conversation_parts"]["conversation_parts"]
+    part["author"] = {"id": "991267800", "type": "bot", "name": "Fin"}
+
+    event = adapter(clock, ignore_closes_by=[991267800]).parse(signed(payload, clock))
+
+    assert isinstance(event, Ignored) and "991267800" in event.reason
+
+
 def test_v1_conversation_assigned_to_a_team_records_the_team(clock):
     payload = fixture("intercom", V1_CLOSE)
     payload["data"]["item"]["assignee"] = {"type": "team", "id": "814860", "name": "Billing"}

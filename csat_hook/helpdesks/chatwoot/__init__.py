@@ -337,7 +337,12 @@ class ChatwootHelpdesk(Helpdesk):
                     retryable=False,
                 ) from exc
             raise
-        for row in response_json(response) or []:
+        rows = response_json(response)
+        if not isinstance(rows, list):
+            # Not the API's array (a proxy's answer): no one found, as an unreadable answer
+            # is for the other adapters; iterating a number raised TypeError.
+            return None
+        for row in rows:
             if isinstance(row, Mapping) and as_text(row.get("id")) == agent.id:
                 return Person(
                     id=agent.id,

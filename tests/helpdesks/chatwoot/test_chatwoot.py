@@ -304,6 +304,17 @@ def test_agents_are_listed_with_the_users_token_when_the_reply_is_a_bots(clock):
     )
 
 
+@pytest.mark.parametrize("answer", [5, True, "ok", {"payload": []}])
+@responses.activate
+def test_an_agents_answer_that_is_no_list_finds_no_one(clock, answer):
+    # A proxy's or a newer version's 2xx: a number or true raised TypeError, and the reply
+    # (being prepared) was failed for good, the survey never sent.
+    responses.get(BASE + "/api/v1/accounts/1/agents", json=answer)
+    assert desk(clock).resolve_agent(Person("1", "John"), {"account_id": "1"}) == Person(
+        "1", "John"
+    )
+
+
 @responses.activate
 def test_static_agent_map_wins_over_the_api(clock):
     adapter = desk(clock, agents={"1": {"name": "Johnny", "email": "j@x"}})

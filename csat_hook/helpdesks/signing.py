@@ -53,6 +53,17 @@ def nonblank_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def nonblank_credential(value: SecretStr | None) -> SecretStr | None:
+    """``value`` unless it is empty or only spaces (ValueError): a field validator for a
+    vendor API credential (a token, a key). Written as ``${VAR:-}`` with VAR unset, the
+    configuration loaded and every reply was refused (401) and failed for good, or, blank, was
+    refused as a header value before it was sent. None (not configured) is for the model to
+    judge."""
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("must not be empty (is its environment variable set?)")
+    return value
+
+
 def hmac_digest(secret: SecretStr | str, message: bytes, algorithm: str = "sha256") -> bytes:
     key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     return hmac.new(key.encode("utf-8"), message, getattr(hashlib, algorithm)).digest()

@@ -9,6 +9,7 @@ from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
+from csat_hook.helpdesks.signing import nonblank_credential
 from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.chatwoot.com/api-reference/messages/create-new-message
@@ -41,6 +42,7 @@ class ChatwootOptions(HelpdeskOptions):
     lookup_access_token: SecretStr | None = None
 
     _secrets = field_validator("webhook_secret", "webhook_token")(nonblank_secret)
+    _credentials = field_validator("api_access_token", "lookup_access_token")(nonblank_credential)
 
     @model_validator(mode="after")
     def _some_auth(self) -> ChatwootOptions:

@@ -12,6 +12,7 @@ from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.signing import header_name
+from csat_hook.helpdesks.signing import nonblank_credential
 from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.freshdesk.com/api/#reply_ticket
@@ -60,6 +61,7 @@ class FreshdeskOptions(HelpdeskOptions):
     closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
 
     _secrets = field_validator("webhook_token", "webhook_password")(nonblank_secret)
+    _credentials = field_validator("api_key")(nonblank_credential)
     _header = field_validator("webhook_token_header")(header_name)
 
     @model_validator(mode="after")

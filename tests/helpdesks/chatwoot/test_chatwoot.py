@@ -15,6 +15,7 @@ from responses import matchers
 from csat_hook.app import create_app
 from csat_hook.config import load_config
 from csat_hook.db.schema import surveys
+from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.chatwoot import ChatwootHelpdesk
@@ -177,6 +178,16 @@ def test_a_bot_assignee_is_not_credited_as_an_agent(clock):
     payload = fixture("chatwoot", "conversation_status_changed_resolved_by_bot.json")
     event = desk(clock).parse(req(body_of(payload), clock))
     assert event.agent == Person()
+
+
+@pytest.mark.parametrize("key", ["api_access_token", "lookup_access_token"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_api_token_is_refused_naming_the_key(key, value):
+    # ${CHATWOOT_API_TOKEN:-} unset: the configuration loaded and every reply (or look-up)
+    # was refused, the surveys failed for good.
+    options = {"kind": "chatwoot", "api_access_token": "tok", "webhook_secret": "sec", key: value}
+    with pytest.raises(ConfigError, match=f"{key}.*must not be empty"):
+        load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
 
 
 def test_account_id_falls_back_to_the_config(clock):

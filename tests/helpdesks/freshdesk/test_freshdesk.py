@@ -632,6 +632,9 @@ def test_a_failing_lookup_still_sends_the_reply(fd_services, clock, fake_helpdes
         ({"webhook_username": "fd"}, "webhook_username and webhook_password go together"),
         ({"webhook_token_header": " "}, "is not a header name"),
         ({"api_key": None}, "api_key"),
+        # ${FRESHDESK_API_KEY:-} unset: every reply refused 401, failed for good.
+        ({"api_key": ""}, "api_key\n.*must not be empty"),
+        ({"api_key": "  "}, "api_key\n.*must not be empty"),
     ],
 )
 def test_incomplete_options_are_refused_naming_the_keys(values, message):

@@ -24,12 +24,13 @@
   adapter closes it again through ``POST {base}/conversations/{id}/parts`` — unless the
   answer says ``closed`` (nothing to do) or ``snoozed`` (someone's snooze, which a close
   would drop); ``open``, what our reply reopens to, or a state that cannot be read, is
-  closed again. See
+  closed again, unless a customer's part comes between the last close and our reply (they
+  reopened it before our reply went out: closing would hide their message). See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/manageconversation
   A reply found by the look-up after an unknown outcome (below) is closed again the same
   way, when the conversation is ``open`` and nothing but our reply moved it since (no
-  customer's part, comment, note or close after ours): an answer or a snooze since then is
-  someone's, and closing would hide it.
+  customer's part, comment, note or close after ours, nor a customer's part between the last
+  close and ours): an answer or a snooze since then is someone's, and closing would hide it.
 * Internal note (an alert): the same ``POST …/reply`` with ``message_type: note`` (HTML body);
   a note leaves a closed conversation closed (the API's "Admin Reply with a Note" example),
   so it is never closed again. Found after an unknown outcome among the ``note`` parts.
@@ -71,6 +72,7 @@ from csat_hook.helpdesks.intercom.api import acted_on_after
 from csat_hook.helpdesks.intercom.api import error_items
 from csat_hook.helpdesks.intercom.api import find_part
 from csat_hook.helpdesks.intercom.api import last_part_id
+from csat_hook.helpdesks.intercom.api import reopened_before
 from csat_hook.helpdesks.intercom.api import reset_as_delay
 from csat_hook.helpdesks.intercom.api import state_of
 from csat_hook.helpdesks.intercom.options import ADMIN_PATH
@@ -248,8 +250,13 @@ class IntercomHelpdesk(Helpdesk):
         result = created_message(response, last_part_id(conversation))
         # Not "snoozed": that is someone's snooze (an admin's reply does not unsnooze), which
         # a close would drop; "closed" needs nothing. An answer whose state cannot be read
-        # is taken as our comment's reopening (to "open"), as before.
-        if self.options.keep_closed and state_of(conversation) not in ("closed", "snoozed"):
+        # is taken as our comment's reopening (to "open"), as before. Nor a conversation a
+        # customer reopened before our reply (their part since the close): open for them.
+        if (
+            self.options.keep_closed
+            and state_of(conversation) not in ("closed", "snoozed")
+            and not reopened_before(conversation, result.external_id)
+        ):
             self._close_again(reply.dialog_id, admin_id)
         return result
 
@@ -297,6 +304,7 @@ class IntercomHelpdesk(Helpdesk):
             # Only "open": our reply reopens to open, so snoozed (or unknown) is not ours.
             and state_of(conversation) == "open"
             and not acted_on_after(conversation, found.external_id)
+            and not reopened_before(conversation, found.external_id)
         ):
             admin_id = self._admin_or_none(reply.context, reply.agent.id)
             if admin_id:  # always, for a reply this adapter posted (send_reply needs one)

@@ -110,6 +110,28 @@ def acted_on_after(conversation: Any, part_id: str | None) -> bool:
     return False
 
 
+def reopened_before(conversation: Any, part_id: str | None) -> bool:
+    """Whether a customer wrote between the conversation's last close and our part
+    ``part_id`` (their reply reopens a closed conversation: a part of type ``open``): it was
+    open for them before our reply went out, not reopened by it, and closing it again would
+    hide their message. False when our part is not among the parts, or nothing a customer
+    authored comes after the last close before it (an answer holding our part alone)."""
+    parts = dig(conversation, "conversation_parts.conversation_parts")
+    if not isinstance(parts, list) or part_id is None:
+        return False
+    ids = [as_text(p.get("id")) if isinstance(p, Mapping) else None for p in parts]
+    if part_id not in ids:
+        return False
+    for part in reversed(parts[: ids.index(part_id)]):
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("part_type") == "close":
+            return False
+        if as_text(dig(part, "author.type")) in CUSTOMER_TYPES:
+            return True
+    return False
+
+
 def error_items(body: Any) -> list[ErrorItem]:
     """Intercom's error list as items."""
     if not isinstance(body, Mapping):

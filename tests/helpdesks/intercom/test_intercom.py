@@ -591,6 +591,42 @@ def test_a_failed_close_does_not_fail_the_sent_reply(clock, caplog):
 
 
 @responses.activate
+def test_reply_to_a_conversation_the_customer_reopened_leaves_it_open(clock):
+    # The customer wrote after the close and before our reply went out (their reply reopened
+    # it): "open" is theirs, not our reply's, and closing it hid their message from the inbox.
+    answer = conversation_answer("open", part_id="78")
+    answer["conversation_parts"]["conversation_parts"][:0] = [
+        {"type": "conversation_part", "id": "75", "part_type": "close", "author": ADMIN},
+        {"type": "conversation_part", "id": "76", "part_type": "open", "author": USER},
+    ]
+    sent = expect_reply("991267720", answer)
+
+    result = adapter(clock).send_reply(reply_for(admin_id="991267720"))
+
+    assert sent.call_count == 1 and len(responses.calls) == 1
+    assert result.external_id == "78"
+
+
+@responses.activate
+def test_reply_after_the_customer_wrote_before_the_close_still_closes_it_again(clock):
+    answer = conversation_answer("open", part_id="78")
+    answer["conversation_parts"]["conversation_parts"][:0] = [
+        {"type": "conversation_part", "id": "74", "part_type": "comment", "author": USER},
+        {"type": "conversation_part", "id": "75", "part_type": "close", "author": ADMIN},
+    ]
+    expect_reply("991267720", answer)
+    closed = expect_close("991267720")
+
+    adapter(clock).send_reply(reply_for(admin_id="991267720"))
+
+    assert closed.call_count == 1
+
+
+ADMIN = {"type": "admin", "id": "991267720"}
+USER = {"type": "user", "id": "6762f1261bb69f9f2193bba7"}
+
+
+@responses.activate
 def test_keep_closed_off_leaves_a_reopened_conversation_alone(clock):
     expect_reply("991267720", conversation_answer("open"))
     adapter(clock, keep_closed=False).send_reply(reply_for(admin_id="991267720"))

@@ -311,6 +311,29 @@ def test_a_conversation_acted_on_after_our_reply_is_left_open(after_ours, why):
 
 
 @responses.activate
+def test_a_conversation_the_customer_reopened_before_our_reply_is_left_open():
+    # The customer wrote between the close and our reply (their reply reopened it, a part of
+    # type open): the conversation is open for them, not because of ours, and closing it again
+    # hid their message from the inbox.
+    data = reopened_by_our_reply()
+    parts = data["conversation_parts"]["conversation_parts"]
+    ours = next(i for i, p in enumerate(parts) if p["id"] == OURS)
+    reopen = {
+        "type": "conversation_part",
+        "id": "8210",
+        "part_type": "open",
+        "body": "<p>One more question: where is my refund?</p>",
+        "created_at": parts[ours]["created_at"] - 5,
+        "author": {"type": "user", "id": "6762f1261bb69f9f2193bba7", "name": "Jane"},
+    }
+    parts.insert(ours, reopen)
+    responses.get(URL, json=data)
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+    assert len(responses.calls) == 1
+
+
+@responses.activate
 def test_a_snoozed_conversation_is_left_snoozed():
     # Our reply reopens to "open"; snoozed is someone's choice made since.
     responses.get(URL, json={**reopened_by_our_reply(), "state": "snoozed"})

@@ -518,6 +518,26 @@ def test_extra_params_of_their_own_are_carried():
     assert (fields["entry.9"], fields["hl"], fields["entry.4"]) == ("chat", "ru", "T.K")
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        # The ticket's entry copied as the reference's: entry.4=D1&entry.4=<reference>.
+        ({"ticket": "entry.4", "token": "entry.4"}, ("fields.ticket", "fields.token")),
+        # The rating's as the reference's: a score link replaced the reference by the score.
+        ({"token": "entry.4", "rating": "entry.4"}, ("fields.token", "fields.rating")),
+        ({"agent_name": "entry.1", "agent_id": "entry.1", "token": "entry.4"}, ("agent_id",)),
+    ],
+)
+def test_two_fields_cannot_name_one_entry(fields, named):
+    # Each role filled the entry in turn: the link carried it twice (the form reading one of
+    # them), and with_rating, which replaces the rating's entry, dropped the reference.
+    with pytest.raises(ValidationError) as raised:
+        FormConfig(fields=fields)
+
+    message = str(raised.value)
+    assert all(name in message for name in named), message
+
+
 # A Google short link (forms.gle, the older goo.gl/forms) is a redirect Google keeps: nothing
 # documents that it passes a query on to the form, so every survey's pre-filled values (the
 # signed reference too) may be dropped and every answer come in unverified, never credited.

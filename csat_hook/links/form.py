@@ -71,6 +71,18 @@ class FormConfig(StrictModel):
                 raise ValueError(f"unknown field {role!r}; known: {', '.join(FIELD_ROLES)}")
             if not re.fullmatch(r"entry\.\d+", entry):
                 raise ValueError(f"{role}: {entry!r} is not a Google Forms entry id (entry.<N>)")
+        # An entry copied for two roles went out twice (entry.4=<ticket>&entry.4=<reference>),
+        # the form reading one of them where answers are credited by the reference; a score
+        # link, which replaces the rating's entry, dropped the reference shared with it.
+        first: dict[str, str] = {}
+        for role, entry in value.items():
+            if entry in first:
+                raise ValueError(
+                    f"fields.{first[entry]} and fields.{role} both name {entry}: each field "
+                    "is its own question of the form (csat-hook form-fields reads them from "
+                    "a pre-filled link)"
+                )
+            first[entry] = role
         return value
 
     @field_validator("url")

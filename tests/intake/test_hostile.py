@@ -1234,7 +1234,7 @@ def _customer_in_path(make_sender: Callable[..., Sender], fake_helpdesk: Any, fi
 
 
 @pytest.mark.parametrize("field", ["id", "email"])
-@pytest.mark.parametrize("value", [None, "", "\x00"], ids=repr)
+@pytest.mark.parametrize("value", [None, "", "\x00", "\u200b", " \u2060"], ids=repr)
 def test_a_close_naming_no_customer_the_reply_path_needs_is_skipped(
     make_sender, fake_helpdesk, field, value
 ):

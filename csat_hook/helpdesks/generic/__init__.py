@@ -191,11 +191,13 @@ class GenericHelpdesk(Helpdesk):
         URL takes a customer value as a whole path segment and the close names none: like a
         Help Scout close without a customer, it could only fail (``/customers//messages``);
         BadPayloadError (400) when that value is ``.`` or ``..`` (another path). Judged as
-        stored (NUL characters removed). Context values: :meth:`_check_paths`."""
-        customer = event.customer
+        stored (:meth:`Person.storable`: NUL characters removed, and a value of invisible
+        characters alone is none, ``/customers//messages`` at send). Context values:
+        :meth:`_check_paths`."""
+        customer = event.customer.storable("customer")
         values = {
-            "customer_id": storable(customer.id or ""),
-            "customer_email": storable(customer.email or ""),
+            "customer_id": customer.id or "",
+            "customer_email": customer.email or "",
         }
         for key, url, _ in self._request_urls():
             if key not in ("reply", "lookup"):

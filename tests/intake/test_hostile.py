@@ -1268,3 +1268,39 @@ def test_a_customer_email_the_reply_path_takes_as_a_dot_segment_is_a_400(
     assert response.status_code == 400, response.get_data()[:300]
     assert response.json["error"] == "bad_field" and "customer_email" in response.json["reason"]
     assert sender.rows() == []
+
+
+@pytest.mark.parametrize(
+    ("close", "header", "named"),
+    [
+        (generic_close("D-9\r\nX-Evil: 1"), "{dialog_id}", "dialog_id"),
+        (generic_close("D-9", account="7\n8"), "acct {account}", "context.account"),
+        (generic_close("D-9", account="7\x00\x1b[2J"), "{account}", "context.account"),
+    ],
+    ids=["dialog-crlf", "context-lf", "context-esc"],
+)
+def test_a_value_a_request_header_cannot_carry_is_refused(
+    make_sender, fake_helpdesk, close, header, named
+):
+    """A request header takes the value, and it holds a control character no header may (a
+    line break, ESC): the close was taken (200) and its reply failed at send, "not sent",
+    never to be delivered. Refused as a path segment no URL can carry is, naming the value
+    and the header, never quoting it."""
+    sender = make_sender(
+        KITS["generic"],
+        adapter={
+            "mapping": {"context": {"account": "account"}},
+            "reply": {
+                "url": fake_helpdesk.url + "/d/{dialog_id}",
+                "headers": {"X-Ref": header},
+            },
+        },
+    )
+
+    response = sender.post(close, ensure_ascii=True)
+
+    assert response.status_code == 400, response.get_data()[:300]
+    reason = response.json["reason"]
+    assert named in reason and "reply.headers.X-Ref" in reason, reason
+    assert "Evil" not in reason and "2J" not in reason
+    assert sender.rows() == []

@@ -64,6 +64,7 @@ from csat_hook.helpdesks.generic.templates import note_values
 from csat_hook.helpdesks.generic.templates import render
 from csat_hook.helpdesks.generic.templates import reply_values
 from csat_hook.helpdesks.generic.templates import text_values
+from csat_hook.helpdesks.generic.templates import unsendable_header_values
 from csat_hook.helpdesks.generic.templates import unsendable_path_values
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import Event
@@ -183,8 +184,34 @@ class GenericHelpdesk(Helpdesk):
         if isinstance(event, DialogClosed) and event.reply_context:
             self._check_paths(event.reply_context)
         if isinstance(event, DialogClosed):
+            self._check_headers(event)
             return self._with_customer_paths(event)
         return event
+
+    def _check_headers(self, event: DialogClosed) -> None:
+        """BadPayloadError (400) when a configured request puts in a header a value of the
+        close (its dialog id, customer, context) holding a control character no header may
+        carry (a line break, ESC): the request is never sent (:func:`.templates.rendered_parts`),
+        so the reply could never be delivered. Judged as stored; names the value and the
+        header, never the value's text."""
+        customer = event.customer.storable("customer")
+        values = {
+            "dialog_id": event.dialog_id,
+            "customer_id": customer.id or "",
+            "customer_email": customer.email or "",
+        }
+        # Context names never clash with these (MappingOptions refuses the reserved ones).
+        context = {k: storable(v) for k, v in text_values(event.reply_context).items()}
+        values.update(context)
+        for key, spec in self._requests():
+            for name, header in unsendable_header_values(spec, values):
+                shown = f"context.{name}" if name in context else name
+                raise BadPayloadError(
+                    f"{shown} holds a control character (a line break, NUL, ESC...), which "
+                    f"helpdesks.{self.name}.{key}.headers.{header} puts in a header, where "
+                    "none may be sent",
+                    code="bad_context" if name in context else "bad_field",
+                )
 
     def _with_customer_paths(self, event: DialogClosed) -> DialogClosed:
         """``event``, recorded skipped (``no_customer``) when the reply's or its look-up's
@@ -211,6 +238,20 @@ class GenericHelpdesk(Helpdesk):
                     )
                 return replace(event, unsurveyable="no_customer")
         return event
+
+    def _requests(self) -> list[tuple[str, Any]]:
+        """Each configured request's key (``reply``, ``agent_lookup.by_id``...) and options."""
+        options = self.options
+        lookups = options.agent_lookup
+        specs: list[tuple[str, Any]] = [
+            ("reply", options.reply),
+            ("lookup", options.lookup),
+            ("note", options.note),
+            ("note_lookup", options.note_lookup),
+            ("agent_lookup.by_dialog", getattr(lookups, "by_dialog", None)),
+            ("agent_lookup.by_id", getattr(lookups, "by_id", None)),
+        ]
+        return [(key, spec) for key, spec in specs if spec is not None]
 
     def _request_urls(self) -> list[tuple[str, str, bool]]:
         """Each configured request's key (``reply``, ``agent_lookup.by_id``...), URL template,

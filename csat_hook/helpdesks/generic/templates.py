@@ -298,6 +298,20 @@ def unsendable_path_values(
     return found
 
 
+def unsendable_header_values(
+    spec: RequestTemplate, values: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The placeholders among ``values`` (a close's, as stored) that put a control character
+    in one of ``spec``'s headers, each with the header: :func:`rendered_parts` would refuse
+    to send the request (a line break, NUL, ESC...), whatever the other values."""
+    found: list[tuple[str, str]] = []
+    for header, template in spec.headers.items():
+        for _, name, _, _ in string.Formatter().parse(template.get_secret_value()):
+            if name is not None and name in values and _CONTROL.search(values[name]):
+                found.append((name, header))
+    return found
+
+
 def rendered_parts(
     spec: RequestTemplate, values: Mapping[str, str]
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:

@@ -128,6 +128,27 @@ def json_spelling(text: str) -> re.Pattern[bytes]:
     return re.compile(b"".join(parts))
 
 
+def form_spelling(text: str) -> re.Pattern[bytes]:
+    """Every spelling of ``text`` as a form field's value: each UTF-8 byte as itself or as
+    its ``%XX`` escape (hex digits in either case), a space also as ``+`` (and a ``+`` never
+    as itself, which reads as a space): whichever a sender's form encoder writes."""
+    parts = []
+    for byte in text.encode("utf-8"):
+        spellings = [b"%" + b"".join(_hex_digit(d) for d in f"{byte:02x}")]
+        if byte != ord("+"):
+            spellings.append(re.escape(bytes([byte])))
+        if byte == ord(" "):
+            spellings.append(rb"\+")
+        parts.append(b"(?:" + b"|".join(spellings) + b")")
+    return re.compile(b"".join(parts))
+
+
+def _hex_digit(digit: str) -> bytes:
+    if digit.isalpha():
+        return b"[" + digit.lower().encode() + digit.upper().encode() + b"]"
+    return digit.encode()
+
+
 class GenericHelpdesk(Helpdesk):
     """A helpdesk described entirely by configuration."""
 
@@ -323,11 +344,13 @@ class GenericHelpdesk(Helpdesk):
     def _without_secrets(self, body: bytes) -> bytes:
         """``body`` with the token a sender puts in it (``token_field``) replaced, in every
         spelling JSON has for it (:func:`json_spelling`: ``\\/`` as PHP writes a ``/``, any
-        character as a ``\\u`` escape): each one verified the request, and a capture is kept
-        for days to design a mapping from, where the shared secret has no place."""
+        character as a ``\\u`` escape) and a form has (:func:`form_spelling`: a form's field
+        beside the JSON, ``%2F`` for a ``/``): each one verified the request, and a capture is
+        kept for days to design a mapping from, where the shared secret has no place."""
         for secret in self.payload_secrets():
             if secret:
                 body = json_spelling(secret).sub(b"(token removed)", body)
+                body = form_spelling(secret).sub(b"(token removed)", body)
         return body
 
     def _save_capture(self, request: WebhookRequest) -> None:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -499,6 +500,42 @@ def test_a_captured_payload_keeps_no_token_the_sender_escaped_its_own_way(tmp_pa
     kept = json.loads(saved)
     assert kept.pop("secret_key") == "(token removed)"
     assert kept == generic_close("D-9")
+
+
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "lc%2Fkey%2F0123456789%2Bx%3D%3D+%C3%A9",  # as urlencode writes it
+        "lc%2fkey/0123456789%2bx%3d=%20%c3%a9",  # lower-case escapes, some characters raw
+    ],
+)
+def test_a_captured_form_keeps_no_token_in_its_percent_escapes(tmp_path, clock, spelt):
+    # An automation tool (Zapier, Make) posts a form: the JSON in "payload", the token in a
+    # field beside it. A base64 token's "/", "+" and "=" are percent-escaped there, and the
+    # JSON spellings alone left it in the capture whole.
+    secret = "lc/key/0123456789+x== é"
+    desk = adapter(
+        clock,
+        auth={"mode": "token", "token": secret, "token_field": "secret_key"},
+        capture_dir=str(tmp_path / "cap"),
+    )
+    payload = urllib.parse.quote(json.dumps(generic_close("D-9")), safe="")
+    body = f"payload={payload}&secret_key={spelt}".encode()
+    form = WebhookRequest(
+        body=body,
+        headers={},
+        query={},
+        received_at=clock(),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    desk.verify(form)
+    assert isinstance(desk.parse(form), DialogClosed)
+
+    [saved] = [p.read_bytes() for p in (tmp_path / "cap").iterdir()]
+    fields = dict(urllib.parse.parse_qsl(saved.decode()))
+    assert fields["secret_key"] == "(token removed)"
+    assert json.loads(fields["payload"]) == generic_close("D-9")
 
 
 def test_a_capture_folder_that_cannot_be_written_is_logged_and_the_close_still_taken(

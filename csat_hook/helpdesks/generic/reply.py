@@ -83,6 +83,15 @@ class ReplyRequestOptions(RequestOptions):
                     f"{'an object' if isinstance(value, dict) else 'a list'} "
                     "(use encoding json for nested bodies)"
                 )
+            if value is None or isinstance(value, bool):
+                # requests writes a boolean as Python spells it ("private=False", a non-empty
+                # text most form readers take for true; YAML's yes/no/on/off are booleans
+                # too) and leaves a null field out.
+                said = "null" if value is None else str(value).lower()
+                raise ValueError(
+                    f"body.{key}: {said} has no one spelling in a form; write the text the "
+                    'API reads, quoted ("false", "0", or "" for an empty field)'
+                )
         return self
 
     @model_validator(mode="after")

@@ -212,6 +212,26 @@ def test_a_form_body_must_be_flat_fields(body, where):
     assert f"helpdesks.g.reply: {where}:" in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [(False, "false"), (True, "true"), (None, "null")],
+)
+def test_a_form_field_of_yes_no_or_nothing_is_refused_naming_it(value, said):
+    # requests wrote a boolean as Python spells it, "private=False" (a non-empty text, true to
+    # PHP and most form readers: the survey posted as a private note), YAML's yes/no/on/off
+    # too, and left a null field out, unsaid.
+    with pytest.raises(ConfigError) as info:
+        load_generic(
+            reply={
+                "url": "https://d.example/r/{dialog_id}",
+                "encoding": "form",
+                "body": {"text": "{text}", "private": value},
+            }
+        )
+    message = str(info.value)
+    assert "helpdesks.g.reply: body.private:" in message and said in message, message
+
+
 @responses.activate
 def test_a_form_field_carries_the_senders_text_as_one_value():
     from responses import matchers

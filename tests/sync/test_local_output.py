@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import io
 import math
 import re
 import warnings
@@ -91,7 +92,11 @@ def test_csv_neutralises_injection_per_owasp(tmp_path: Path):
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     comments = [r[0] for r in rows[1:]]
-    assert comments[:6] == ["'" + v for v in EVIL[:6]]
+    # A tab or a carriage return is where a reader may start a cell too: the sign after it
+    # gets its apostrophe (test_csv_holds_no_formula_wherever_a_reader_starts_a_cell).
+    assert comments[:6] == [
+        "'" + v.replace("=", "'=") if v[0] in "\t\r" else "'" + v for v in EVIL[:6]
+    ]
     assert comments[6:] == EVIL[6:]
     assert all(r[1] == "-1" for r in rows[1:])  # numbers stay numbers
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel reads Cyrillic
@@ -115,7 +120,7 @@ def test_csv_neutralises_a_sign_behind_a_lone_surrogate_the_file_leaves_out(tmp_
         "'@SUM(A1)",
         "'-2+3",
         "'\uff1d1",
-        "'\t=1",
+        "'\t'=1",
         "plain",
     ]
 
@@ -132,7 +137,7 @@ def test_csv_neutralises_full_width_signs_and_a_leading_line_feed(tmp_path: Path
 
     with path.open(encoding="utf-8-sig", newline="") as handle:
         comments = [r[0] for r in list(csv.reader(handle))[1:]]
-    assert comments == ["'" + v for v in evil]
+    assert comments == ["'" + v for v in evil[:4]] + ["'\n'=1"]
     assert neutralize("a ＝ b") == "a ＝ b"
 
 
@@ -151,6 +156,59 @@ def test_csv_neutralises_every_sign_that_normalisation_makes_a_formula_sign(tmp_
     with path.open(encoding="utf-8-sig", newline="") as handle:
         comments = [r[0] for r in list(csv.reader(handle))[1:]]
     assert comments == [*("'" + v for v in evil), "é=1", "\u2212 1"]
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_csv_holds_no_formula_wherever_a_reader_starts_a_cell(tmp_path: Path, separator: str):
+    """Excel opens a .csv with the system's list separator: ";" in Russian and German
+    Windows (the comma is their decimal sign), and its import wizard offers a tab. A comment
+    "ok;=1+1" was two cells there, the second a formula that ran; LibreOffice, told ";",
+    splits a quoted "ok;=1+1" as well (``table:formula="of:=1+1"``), and a line break starts
+    a row. OWASP's CSV Injection page warns of the separator starting a cell mid-input: a
+    sign after a ";", a tab or a line break gets its apostrophe as a sign first does."""
+    evil = [
+        "ok;=1+1",
+        "ok;=1+1;",
+        "a\t=1+1",
+        "\t=1",
+        "line\r\n@SUM(A1)",
+        'b;＝HYPERLINK("https://evil.example")',
+        "c;\ud800-2+3",
+        "fine; - then",
+    ]
+    table = Table(
+        [Column("Comment"), Column("CSAT", Fmt.PERCENT, csv_header="CSAT (%)")],
+        [[v, 0.853] for v in evil],
+    )
+    path = tmp_path / "answers.csv"
+    write_csv(path, table)
+
+    text = path.read_text(encoding="utf-8-sig")
+    # Every cell a reader splitting on the separator (and on line breaks, quotes or not) sees.
+    cells = [c for line in text.splitlines() for c in line.split(separator)]
+    cells += [c for r in csv.reader(io.StringIO(text, newline=""), delimiter=separator) for c in r]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "＝"))]
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        comments = [r[0] for r in list(csv.reader(handle))[1:]]
+    assert comments == [
+        "ok;'=1+1",
+        "ok;'=1+1;",
+        "a\t'=1+1",
+        "'\t'=1",
+        "line\r\n'@SUM(A1)",
+        'b;\'＝HYPERLINK("https://evil.example")',
+        "c;'-2+3",
+        "fine; - then",
+    ]
+    assert neutralize("a;b\n=c") == "a;b\n'=c"
+    # Every character that folds to a sign is where the row's quick look finds it.
+    folding = [
+        chr(c)
+        for c in range(0x80, 0x110000)
+        if not 0xD800 <= c < 0xE000 and neutralize(chr(c)).startswith("'")
+    ]
+    assert len(folding) > 10
+    assert all(0x2000 <= ord(c) < 0x3000 or 0xF000 <= ord(c) < 0x10000 for c in folding)
 
 
 def test_titles_are_unique_short_and_clean():

@@ -10,7 +10,11 @@ Text that a spreadsheet program would run as a formula stays text:
   Numbers folds all four to ASCII; OWASP www-community#1088, adaltas/node-csv#387, and so
   every character that the same compatibility mapping, NFKC, folds to one: ``﹦ ⁺ ₌``…), a tab,
   a carriage return or a line feed gets a leading apostrophe (``'=1+1``), which Excel and
-  LibreOffice show as text; numbers are written as numbers. The files are UTF-8 with a BOM
+  LibreOffice show as text; so does a sign inside a text where a reader may start a cell,
+  after a ``;``, a tab or a line break (``ok;'=1+1``): Excel splits a line on the system's
+  list separator, ``;`` where the comma is the decimal sign (Russian, German), its import
+  wizard on a tab, and LibreOffice so split ``"ok;=1+1"`` quotes and all, the second cell
+  a formula that ran. Numbers are written as numbers. The files are UTF-8 with a BOM
   so Excel reads Cyrillic correctly. A CSV has no number formats, so it holds readable
   numbers: percentages ×100 with "(%)" in the header, date-times as local ISO text.
 
@@ -24,6 +28,7 @@ import csv
 import io
 import math
 import os
+import re
 import tempfile
 import unicodedata
 from collections.abc import Sequence
@@ -62,15 +67,28 @@ _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
 # First characters of a text neutralize leaves as it is: ASCII but the formula signs (any other
 # may fold to one), and the empty text's "".
 _PLAIN_START = frozenset([chr(c) for c in range(128) if not chr(c).startswith(CSV_TRIGGERS)] + [""])
+# Where a reader may start a cell inside a text (a list separator ";", a tab, a line break),
+# before a character that may be a formula sign (checked then: _inner_apostrophe). Every
+# character that NFKC folds to one is in U+2000-U+2FFF or U+F000-U+FFFF (⁺ ₌ ⩵, ﬩ ﹦ ＝;
+# tests/sync/test_local_output.py checks it), so a line break before a Cyrillic letter, in
+# most multi-line comments, is passed over; a lone surrogate, which the file leaves out, is
+# looked behind (neutralize).
+_INNER_START = re.compile("(?<=[;\t\r\n])(?=[=+\\-@\u2000-\u2fff\ud800-\udfff\uf000-\uffff])")
+# The same in a row as text_of encodes it (UTF-8: those ranges' lead bytes are E2 and EF): a
+# row without it holds no such text.
+_INNER_START_BYTES = re.compile(b"[;\t\r\n][=+\\-@\xe2\xef]")
 
 
 def neutralize(value: Any) -> Any:
     """A CSV cell that cannot run as a formula (OWASP CSV Injection), judged by what the file
     holds: a lone surrogate, which UTF-8 cannot hold and the file leaves out, is left out of
-    its start first ("\ud800=1+1" was written as "=1+1")."""
+    its start first ("\ud800=1+1" was written as "=1+1"); a sign where a reader may start a
+    cell inside it (after a ";", a tab or a line break) gets its apostrophe too."""
     if isinstance(value, str):
         if "\ud800" <= value[:1] <= "\udfff":
             value = value.lstrip(_SURROGATES)
+        if _INNER_START.search(value):  # rare: the surrogates the file leaves out, first
+            value = _INNER_START.sub(_inner_apostrophe, _SURROGATE.sub("", value))
         if value.startswith(CSV_TRIGGERS) or _folds_to_trigger(value):
             return "'" + value
         return value
@@ -78,6 +96,13 @@ def neutralize(value: Any) -> Any:
 
 
 _SURROGATES = "".join(map(chr, range(0xD800, 0xE000)))
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _inner_apostrophe(match: re.Match[str]) -> str:
+    """An apostrophe where :data:`_INNER_START` found a formula sign, else nothing."""
+    sign = match.string[match.end()]
+    return "'" if sign.startswith(CSV_TRIGGERS) or _folds_to_trigger(sign) else ""
 
 
 def _folds_to_trigger(text: str) -> bool:
@@ -205,13 +230,18 @@ def write_csv(path: Path, table: Table, kept: KeptFiles | None = None) -> None:
 
         def row_text(row: Sequence[Any]) -> bytes:
             # A text that starts with a character that is none of the formula signs is
-            # written as it is (most of a report's cells): csv_value only for the others.
-            return text_of(
+            # written as it is (most of a report's cells): csv_value only for the others,
+            # and for every cell of a row where a sign may follow a ";", a tab or a line
+            # break (neutralize: a reader may start a cell there).
+            data = text_of(
                 [
                     v if type(v) is str and v[:1] in _PLAIN_START else csv_value(v, f)
                     for v, f in zip(row, formats, strict=False)
                 ]
             )
+            if _INNER_START_BYTES.search(data, 0, len(data) - 2) is None:  # but the "\r\n"
+                return data
+            return text_of([csv_value(v, f) for v, f in zip(row, formats, strict=False)])
 
         with target.open("wb") as handle:
             handle.write(codecs.BOM_UTF8)

@@ -211,3 +211,17 @@ def test_a_chart_anchored_right_of_a_narrow_tab_gets_its_columns(kit):
     trends = kit.fake.tab(SHEET_ID, "Trends")
     [chart] = trends.charts.values()
     assert chart["position"]["overlayPosition"]["anchorCell"]["columnIndex"] == 6 < trends.cols
+
+
+@pytest.mark.parametrize(("target", "pattern"), [(0.85, "0%"), (0.855, "0.0%"), (0.8555, "0.0%")])
+def test_the_summary_shows_the_target_the_rules_compare_with(kit, target, pattern):
+    """``metrics.target_csat: 0.855`` was shown "86%" (a whole percent) while the rules
+    colour 85.6% green: a target that is no whole percent is shown to a tenth, as every CSAT
+    beside it is. (0.8555 shows 85.6% either way: the CSATs are shown to a tenth too.)"""
+    seed(kit)
+    summary = kit.run(kit.config(metrics={"target_csat": target}))
+
+    assert summary.status == "ok", summary.error
+    tab = kit.fake.tab(SHEET_ID, "Summary")
+    assert kit.sheet("Summary")[1][2] == target
+    assert tab.format_at(1, 2)["numberFormat"] == {"type": "PERCENT", "pattern": pattern}

@@ -31,6 +31,7 @@ from csat_hook.sync.leaderboard import Row
 from csat_hook.sync.metrics import PeriodResult
 from csat_hook.sync.metrics import Stats
 from csat_hook.sync.periods import Period
+from csat_hook.sync.report.common import DIGITS
 from csat_hook.sync.report.common import Context
 from csat_hook.sync.report.common import fraction
 from csat_hook.sync.report.common import funnel_cells
@@ -272,7 +273,10 @@ def build_summary(
     stamp = t["no_answers"] if latest is None else f"{t.datetime(latest)} ({ctx.tz.key})"
     canvas.line([t["target"], None, ctx.target, f"{t['latest']}: {stamp}"])
     canvas.look(Area(1, 0, 2, 3), Look.BOLD)
-    canvas.fmt(Area(1, 2, 2, 3), Fmt.WHOLE_PERCENT)
+    # A whole percent ("85%") only for a target that is one: 0.855 showed "86%" beside an
+    # 85.6% the rules colour green (they compare with the target itself).
+    whole = round(ctx.target * 100, DIGITS) == round(ctx.target * 100)
+    canvas.fmt(Area(1, 2, 2, 3), Fmt.WHOLE_PERCENT if whole else Fmt.PERCENT)
     canvas.blank()
     table = leaderboard_table(ctx, board, previous)
     placed = canvas.table(table)

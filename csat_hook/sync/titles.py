@@ -60,9 +60,12 @@ def cut(text: str, max_units: int) -> str:
 
 
 def clean(text: str, max_len: int) -> str:
-    """``text`` without forbidden characters, squeezed and cut to ``max_len``."""
-    text = " ".join(_FORBIDDEN.sub(" ", BIDI.sub("", text)).split()).strip("'").strip()
-    return cut(text, max_len).rstrip().strip("'") or "-"
+    """``text`` without forbidden characters, squeezed and cut to ``max_len``, neither a
+    space nor an apostrophe first or last (stripped together: apostrophes stripped alone left
+    the space beside them there, " 'Anna" from "' ' 'Anna"; once squeezed, a space is all
+    the white space left)."""
+    text = " ".join(_FORBIDDEN.sub(" ", BIDI.sub("", text)).split()).strip(" '")
+    return cut(text, max_len).strip(" '") or "-"
 
 
 def tag(key: str, helpdesk: str | None = None) -> str:

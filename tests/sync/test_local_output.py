@@ -224,6 +224,24 @@ def test_titles_are_unique_short_and_clean():
     assert table_titles([("'quoted'", None)], 100) == ["quoted"]
 
 
+@pytest.mark.parametrize(
+    ("name", "key", "limit", "title"),
+    [
+        # A name-only agent whose name starts with spaced apostrophes: " 'Anna" was its title.
+        ("' ' 'Anna", "' ' 'Anna", 100, "Anna"),
+        ("' ' 'Anna", "7", 100, "Anna (7)"),
+        # Cut where an apostrophe follows a space: "…aaa " (a space last) was the title.
+        ("a" * 29 + " '" + "b" * 5, None, 31, "a" * 29),
+        ("x" * 27 + " ' '" + "y", None, 31, "x" * 27),
+    ],
+)
+def test_a_title_neither_starts_nor_ends_with_a_space_or_an_apostrophe(name, key, limit, title):
+    """Excel refuses an apostrophe first or last; a space there is invisible, so two tabs
+    would look alike (and a reference to the tab must type it). The apostrophes stripped
+    from a title's ends left the space before or after them there."""
+    assert table_titles([(name, key)], limit) == [title]
+
+
 def test_a_title_holds_no_bidi_control_that_would_move_the_key():
     """An agent named "\\u202e)7( annA" (RIGHT-TO-LEFT OVERRIDE, then the text reversed) had
     the tab "\\u202e)7( annA (9)", which a tab bar shows as "(9) Anna (7)": the key that

@@ -33,6 +33,11 @@ destination and both kinds. What was the old kind's is not applied to the new on
 
 A delivery queued before the kind was stored (migration 0023) is sent as configured.
 
+A destination removed from ``alerts.destinations`` while a delivery waited for it cancels
+that delivery when the recheck took it off its rule or withdrew its alert (an earlier attempt
+of unknown outcome noted as one that may have arrived: nothing is left to settle it through);
+one the recheck did not judge (a newer configuration's) fails naming the destination.
+
 A destination that, as configured at the claim, can never carry the alert
 (:meth:`~csat_hook.notify.base.Destination.refusal`: a helpdesk note, and a cap notice or a
 digest, or an answer in a helpdesk it does not post in or that takes no notes) has the
@@ -101,7 +106,7 @@ def deliver_alert(
     """Deliver one claimed alert (``alert``: its alert row) to its destination."""
     destination = delivery.destinations.get(item.destination or "")
     if destination is None:
-        return Failed(f"alert destination {item.destination!r} is not configured any more")
+        return _not_configured(item, alert)
     if alert is None:  # deleted by an operator while queued
         return Failed("alert row is missing")
     try:
@@ -331,6 +336,29 @@ def _find_alert(
     except Exception as exc:
         logger.exception("delivery.unexpected-error", extra={"reason": "look-up"})
         return DeliveryError(f"internal error in look-up: {type(exc).__name__}", retryable=True)
+
+
+def _not_configured(item: Any, alert: Any | None) -> Outcome:
+    """The outcome of a delivery to a destination the configuration no longer has.
+
+    Withdrawn (its alert's ``cancel_reason``) or taken off its rule (the recheck's
+    :func:`~csat_hook.outbox.store.mark_unrouted`: a destination removed from
+    ``alerts.destinations`` is off every rule too), it is cancelled as it would be through a
+    destination still configured, saying it may have arrived when an earlier attempt's
+    outcome is unknown (nothing is left to settle it through); failed, it was listed as a
+    failure the operator chose, and ``outbox retry`` only failed it again. Otherwise (a
+    destination this process does not know, say one a newer configuration queued) it fails
+    naming the destination: a process started with that configuration can send it after
+    ``outbox retry``."""
+    unrouted = store.unrouted_reason(item.context)
+    withdrawn = (alert.cancel_reason if alert is not None else None) or unrouted
+    if withdrawn is None:
+        return Failed(f"alert destination {item.destination!r} is not configured any more")
+    note = store.withdrawn_note(withdrawn, may_have_arrived=item.uncertain_since is not None)
+    receivers = follow_up_of(item).receivers
+    if receivers is not None:
+        note += f"; never got it: {', '.join(receivers)}"
+    return Cancelled(note, unrouted=unrouted is not None)
 
 
 def _refused(destination: Destination, message: AlertMessage, changed: str | None) -> str | None:

@@ -195,8 +195,10 @@ class TelegramOptions(DestinationOptions):
     @field_validator("base_url")
     @classmethod
     def _base(cls, value: str) -> str:
+        # As checked: without the line break a value from a file ends with (kept, every
+        # request went to ".../\n/bot…", a 404 read as a refused bot token).
         check_url(value)
-        return value.rstrip("/")
+        return value.strip().rstrip("/")
 
 
 class EmailOptions(DestinationOptions):
@@ -365,6 +367,14 @@ class WebhookOptions(DestinationOptions):
                     f"{name}: a header value is printable ASCII (spaces and tabs inside)"
                 )
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        """The URL as :func:`check_url` reads it, without the spaces and line break around
+        it: ``${CRM_HOOK_URL}`` from a file or a Kubernetes secret ends with a newline, which
+        passed the check and was sent (``/hook%0A``: a 404, every alert failed for good)."""
+        return value.strip()
 
     @model_validator(mode="after")
     def _url(self) -> WebhookOptions:

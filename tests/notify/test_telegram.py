@@ -326,3 +326,17 @@ def test_a_flood_wait_longer_than_a_proxys_retry_after_is_the_wait(fake_notify, 
         telegram(fake_notify).send(sample())
     assert caught.value.retryable and caught.value.retry_after == 41
     assert not caught.value.outcome_unknown
+
+
+def test_a_base_url_with_a_line_break_after_it_reaches_the_bot_api(fake_notify):
+    """``base_url: ${TELEGRAM_API}`` read from a file ends with a newline: the configuration
+    passed it, and every alert failed as a URL that cannot be parsed."""
+    base = fake_notify.telegram_bot(TOKEN, CHAT)
+    built = build(
+        "team-telegram",
+        {"kind": "telegram", "bot_token": TOKEN, "chat_id": CHAT, "base_url": base + "/\n"},
+    )
+
+    built.send(sample())
+
+    assert len(fake_notify.delivered("telegram")) == 1

@@ -281,3 +281,17 @@ def test_no_answer_after_the_request_is_an_unknown_outcome_resent_with_the_same_
     assert caught.value.outcome_unknown and caught.value.retryable
     assert destination.settle(sample()) == "resend"
     assert "/hooks/crm" not in caught.value.message  # the host only: a path may be a token
+
+
+@pytest.mark.parametrize("around", ["\n", " \r\n", "\t"])
+def test_a_url_with_a_line_break_around_it_is_posted_to_the_url(receiver, clock, around):
+    """``url: ${CRM_HOOK_URL}`` from a file or a Kubernetes secret ends with a newline: the
+    configuration passed it (the check strips it) and every alert went to ``/hook%0A``, a
+    404 that failed it for good."""
+    url = receiver.webhook("crm", SECRET)
+    built = build("crm", {"kind": "webhook", "url": url + around, "secret": SECRET}, clock=clock)
+
+    built.send(sample())
+
+    [message] = receiver.delivered("webhook")
+    assert message.path == "/hooks/crm"

@@ -86,11 +86,15 @@ def alerts(ctx: click.Context, limit: int, kinds: tuple[str, ...], as_json: bool
         )
         return
     if not rows:
-        # Nothing printed at all left "no bad rating yet" and "alerts are off" alike.
+        # Nothing printed at all left "no bad rating yet" and "alerts are off" alike. A
+        # digest is an alert too: with digests alone, some will be raised.
         off = (
             ""
-            if services.config.alerts.rules
-            else (": none will be raised, the configuration has no alerts.rules (docs/alerts.md)")
+            if services.config.alerts.active
+            else (
+                ": none will be raised, the configuration has no alerts.rules or "
+                "alerts.digests (docs/alerts.md)"
+            )
         )
         click.echo(f"no alerts yet{off}")
         return

@@ -363,6 +363,22 @@ def test_an_empty_alerts_listing_says_so_and_whether_alerts_are_on(tmp_path, fak
     )
     assert off.exit_code == 0, off.output
     assert off.stdout.strip() == (
-        "no alerts yet: none will be raised, the configuration has no alerts.rules (docs/alerts.md)"
+        "no alerts yet: none will be raised, the configuration has no alerts.rules or "
+        "alerts.digests (docs/alerts.md)"
     )
     assert json.loads(invoke(write_config(tmp_path, fake), fake, "alerts", "--json").stdout) == []
+
+
+def test_an_empty_listing_with_digests_alone_does_not_say_none_will_be_raised(tmp_path, fake):
+    # A digest is an alert the listing shows (--kind digest): with digests and no rules it
+    # said "none will be raised, the configuration has no alerts.rules", and the first digest
+    # came the next morning.
+    path = write_config(tmp_path, fake)
+    config = yaml.safe_load(path.read_text())
+    config["alerts"]["rules"] = []
+    config["alerts"]["digests"] = [{"name": "daily", "destinations": ["slack"]}]
+    path.write_text(yaml.safe_dump(config))
+
+    listed = invoke(path, fake, "alerts")
+
+    assert listed.exit_code == 0 and listed.stdout.strip() == "no alerts yet", listed.output

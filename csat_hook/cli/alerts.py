@@ -159,7 +159,10 @@ def test(state: State, destination: str, helpdesk: str | None, ticket: str | Non
     try:
         result = target.send(message)
     except DeliveryError as exc:
-        click.echo(f"{destination}: not sent: {exc.message}", err=True)
+        # A request whose answer never came may have been posted: "not sent" had the operator
+        # send another to see (Slack and Telegram cannot drop the copy).
+        said = "may have been sent (its answer was lost)" if exc.outcome_unknown else "not sent"
+        click.echo(f"{destination}: {said}: {exc.message}", err=True)
         sys.exit(1)
     click.echo(
         f"{destination}: sent"

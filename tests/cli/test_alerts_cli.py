@@ -382,3 +382,16 @@ def test_an_empty_listing_with_digests_alone_does_not_say_none_will_be_raised(tm
     listed = invoke(path, fake, "alerts")
 
     assert listed.exit_code == 0 and listed.stdout.strip() == "no alerts yet", listed.output
+
+
+def test_alerts_test_whose_answer_never_came_does_not_say_not_sent(tmp_path, fake):
+    # The request went out and the connection dropped before Slack's answer: it printed
+    # "slack: not sent: ... (outcome unknown)", and the operator sent another to see.
+    path = write_config(tmp_path, fake)
+    fake.script("slack", Script(drop=True))
+
+    result = invoke(path, fake, "alerts", "test", "slack")
+
+    assert result.exit_code == 1 and len(fake.requests("slack")) == 1
+    assert "not sent" not in result.output
+    assert "slack: may have been sent (its answer was lost)" in result.output, result.output

@@ -258,7 +258,9 @@ def _overflow(
         rule="cap_per_hour",
         created_at=inputs.now.isoformat(),
         destination=destination,
-        held_until=until.strftime("%Y-%m-%d %H:%M UTC"),
+        # ISO 8601, as a webhook's every time (docs/alerts.md); the text shows it as
+        # "2026-11-20 13:00 UTC" (render.when).
+        held_until=until.isoformat(),
     )
     alert_id = store.insert_alert(
         conn,

@@ -132,7 +132,7 @@ def headline(message: AlertMessage, *, include_rating: bool = True) -> str:
     if event == OVERFLOW:
         return (
             f"Alert cap reached for {message.destination}: further alerts to it are held "
-            f"until {message.held_until}; they are listed in the Alerts tab"
+            f"until {when(message.held_until or '')}; they are listed in the Alerts tab"
         )
     return f"Alert {message.rule}"
 

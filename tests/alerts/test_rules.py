@@ -4,6 +4,8 @@ guards (age, rules enabled later, the hourly cap)."""
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +17,8 @@ from csat_hook.db.schema import alerts
 from csat_hook.db.schema import outbox
 from csat_hook.errors import ConfigError
 from csat_hook.notify.records import AlertMessage
+from csat_hook.notify.render import headline
+from csat_hook.notify.webhook import event_body
 from tests.alerts.conftest import alerts_section
 from tests.alerts.conftest import changed
 from tests.alerts.conftest import generic_notes
@@ -370,3 +374,20 @@ def test_an_agent_of_the_same_name_in_the_dataset_is_a_collision_too(alerting):
     data = Data(agents=[Agent("generic", "7", "Anna Petrova"), Agent("other", "7", "Anna Petrova")])
     raise_now(alerting, [changed()], data=data)
     assert _agent_names(alerting) == {"D-1001": "Anna Petrova (generic: 7)"}
+
+
+def test_the_cap_notice_says_until_when_in_iso_8601_to_a_webhook(with_rules, clock):
+    """docs/alerts.md: a webhook's times are ISO 8601 UTC. ``held_until`` was sent as
+    "2026-11-20 13:00 UTC", which no ISO parser reads; the notice's text still says it so."""
+    services = with_rules(rule("low_rating", name="low", max_rating=2), cap_per_hour=1)
+    raise_now(services, [changed(survey_key=f"s{i}") for i in range(2)])
+    with services.engine.connect() as conn:
+        payload = conn.execute(
+            sa.select(alerts.c.payload).where(alerts.c.kind == "overflow")
+        ).scalar_one()
+    message = AlertMessage.from_payload(payload)
+
+    until = event_body(message, include_comment=True)["data"]["held_until"]
+
+    assert datetime.fromisoformat(until) == datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
+    assert "further alerts to it are held until 2026-11-20 13:00 UTC;" in headline(message)

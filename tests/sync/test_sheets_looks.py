@@ -225,3 +225,17 @@ def test_the_summary_shows_the_target_the_rules_compare_with(kit, target, patter
     tab = kit.fake.tab(SHEET_ID, "Summary")
     assert kit.sheet("Summary")[1][2] == target
     assert tab.format_at(1, 2)["numberFormat"] == {"type": "PERCENT", "pattern": pattern}
+
+
+@pytest.mark.parametrize(
+    "target", [0.85, 0.8, 0.999999, 0.8333333, 0.66666667, 0.9999999, 0.8500001]
+)
+def test_target_in_a_rule_is_the_configured_target(target):
+    """The rule's fraction is the target itself as Sheets divides it: 0.8333333 was written
+    5/6, which coloured 10 answers of 12 (83.3333333%) red where the .xlsx colours it green,
+    and 0.9999999 was written 1."""
+    from csat_hook.sync.outputs.sheets_format import _ratio
+
+    numerator, _, denominator = _ratio(target).partition("/")
+    assert "." not in numerator + denominator
+    assert float(numerator) / float(denominator or 1) == target

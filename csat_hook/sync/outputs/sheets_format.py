@@ -212,8 +212,16 @@ def _a1(row: int, col: int, *, fixed_column: bool = False) -> str:
 
 
 def _ratio(value: float) -> str:
-    """A number as a formula without a decimal point: 0.85 → 17/20."""
-    exact = Fraction(repr(value)).limit_denominator(1_000_000)
+    """A number as a formula without a decimal point: 0.85 → 17/20, a quotient Sheets
+    computes as ``value`` itself (the .xlsx compares with ``repr(value)``). The smallest
+    denominator up to a million when one gives it, else up to 10⁷, 10⁸…: 0.8333333 as
+    5/6 coloured 10 answers of 12 (0.833333333) red, and 0.9999999 became 1."""
+    decimal = Fraction(repr(value))
+    for digits in range(6, 17):
+        exact = decimal.limit_denominator(10**digits)
+        # As Sheets divides: each number read as a float first (int / int here is exact).
+        if float(exact.numerator) / float(exact.denominator) == value:
+            break
     return (
         str(exact.numerator) if exact.denominator == 1 else f"{exact.numerator}/{exact.denominator}"
     )

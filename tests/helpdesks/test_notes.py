@@ -390,6 +390,46 @@ def test_helpscout_finds_our_note_thread():
     assert found is not None and found.external_id == "2198262500"
 
 
+@responses.activate
+def test_helpscout_posts_the_note_in_the_conversation_a_merge_moved_it_to():
+    # Help Scout: "When a conversation is merged with another conversation, it is no longer
+    # accessible using the old ID. Get Conversation endpoint will return a HTTP 301 [...] with
+    # the URI of the new conversation"; the alert once failed for good on that 301.
+    responses.post(
+        "https://api.helpscout.net/v2/oauth2/token",
+        json={"access_token": "tok", "expires_in": 7200},
+    )
+    moved = "https://api.helpscout.net/v2/conversations/2391938222"
+    responses.get(HS, status=301, headers={"Location": moved})
+    responses.get(moved, json={"id": 2391938222, "status": "closed"})
+    responses.post(f"{moved}/notes", status=201, headers={"Resource-ID": "2198262402"})
+    result = destination("helpscout").send(alert("helpscout", "2391938111"))
+    assert result.external_id == "2198262402"
+    assert sent_json(responses.calls[-1])["status"] == "closed"
+    assert not [c for c in responses.calls if c.request.url == f"{HS}/notes"]
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://elsewhere.example/v2/conversations/2391938222",
+        "https://api.helpscout.net/v2/users/2391938222",
+        "https://api.helpscout.net/v2/conversations/2391938111",
+    ],
+)
+@responses.activate
+def test_helpscout_follows_no_move_but_to_another_conversation_of_its_api(location):
+    responses.post(
+        "https://api.helpscout.net/v2/oauth2/token",
+        json={"access_token": "tok", "expires_in": 7200},
+    )
+    responses.get(HS, status=301, headers={"Location": location})
+    with pytest.raises(DeliveryError) as caught:
+        destination("helpscout").send(alert("helpscout", "2391938111"))
+    assert caught.value.http_status == 301 and not caught.value.retryable
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]
+
+
 # --- generic ----------------------------------------------------------------------------------
 
 

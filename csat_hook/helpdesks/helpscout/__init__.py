@@ -27,6 +27,15 @@
   current status sent back: closed stays closed. A customer reopening it between the read and
   the write would see it closed again; the window is one request. Found after an unknown
   outcome among the ``note`` threads.
+* Merged conversations: "it is no longer accessible using the old ID. Get Conversation
+  endpoint will return a HTTP 301 Moved Permanently [...] with the URI of the new
+  conversation", every other endpoint a 404 ("call the Get Conversation endpoint to get a new
+  conversation location"). The note's status read, and a look-up whose listing answers 404,
+  follow that 301 once, to another conversation of the same API (never another host: the
+  token would go along); the note goes to, and the look-up reads, the conversation it moved
+  to. The reply itself is not moved (its customer may not be the new conversation's): a 404
+  to it is a permanent failure. See
+  https://developer.helpscout.com/mailbox-api/endpoints/conversations/update/
   https://developer.helpscout.com/mailbox-api/endpoints/conversations/threads/note/
 * Auth: OAuth2 client credentials, ``POST {base}/v2/oauth2/token``; the token is cached until
   shortly before it expires and renewed once on a 401. See
@@ -76,6 +85,7 @@ from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
 from csat_hook.helpdesks.helpscout.api import ThreadPage
 from csat_hook.helpdesks.helpscout.api import error_items
+from csat_hook.helpdesks.helpscout.api import moved_to
 from csat_hook.helpdesks.helpscout.options import CONVERSATION_PATH
 from csat_hook.helpdesks.helpscout.options import CONVERSATION_STATUSES
 from csat_hook.helpdesks.helpscout.options import NOTES_PATH
@@ -265,11 +275,12 @@ class HelpScoutHelpdesk(Helpdesk):
     def post_note(self, note: Note) -> SendResult:
         """A note thread (HTML-escaped), sent with the conversation's current status so that
         posting it changes no status (see the module docstring)."""
-        conversation = quote_id(note.dialog_id)
         try:
-            current = self._api(
-                "GET", CONVERSATION_PATH.format(conversation=conversation), retries=2
-            )
+            dialog_id, current = self._conversation(note.dialog_id)
+            if current is None:  # merged: the note goes where the conversation is now
+                current = self._api(
+                    "GET", CONVERSATION_PATH.format(conversation=quote_id(dialog_id)), retries=2
+                )
         except DeliveryError as exc:
             raise lookup_refused(
                 exc,
@@ -277,6 +288,7 @@ class HelpScoutHelpdesk(Helpdesk):
                 credentials=f"the app of helpdesks.{self.name}.client_id acts as its owner, "
                 "who needs access to the conversation's mailbox",
             ) from exc
+        conversation = quote_id(dialog_id)
         status = as_text(dig(response_json(current), "status"))
         if status not in CONVERSATION_STATUSES:
             # Posting without a status may reactivate a closed conversation: do not guess.
@@ -300,7 +312,48 @@ class HelpScoutHelpdesk(Helpdesk):
         """Our note thread carrying the alert's reference, newest first."""
         return self._find(note.dialog_id, lookup_marker(note), since, note=True)
 
+    def _conversation(self, dialog_id: str) -> tuple[str, requests.Response | None]:
+        """Get Conversation: (the id the conversation has now, its answer), the answer None
+        when a merge moved it (the 301 :func:`~csat_hook.helpdesks.helpscout.api.moved_to`
+        reads: the caller reads the new one if it needs it); any other redirect stays the
+        refusal it was."""
+        path = CONVERSATION_PATH.format(conversation=quote_id(dialog_id))
+        locations: list[str] = []
+
+        def keep_location(response: requests.Response, **_: Any) -> None:
+            if response.status_code == 301:  # read before the transport drops it
+                locations.append(response.headers.get("Location") or "")
+
+        try:
+            return dialog_id, self._api("GET", path, retries=2, hooks={"response": keep_location})
+        except DeliveryError as exc:
+            moved = (
+                moved_to(locations[-1], self.options.base_url + path)
+                if exc.http_status == 301 and locations
+                else None
+            )
+            if moved is None:
+                raise
+        return moved, None
+
     def _find(
+        self, dialog_id: str, marker: str, since: datetime, *, note: bool
+    ) -> SendResult | None:
+        try:
+            return self._find_in(dialog_id, marker, since, note=note)
+        except DeliveryError as exc:
+            if exc.http_status != 404:
+                raise
+            # Merged since it was sent: the threads moved with it (see the module docstring).
+            try:
+                moved, _ = self._conversation(dialog_id)
+            except DeliveryError:
+                raise exc from None
+            if moved == dialog_id:
+                raise
+            return self._find_in(moved, marker, since, note=note)
+
+    def _find_in(
         self, dialog_id: str, marker: str, since: datetime, *, note: bool
     ) -> SendResult | None:
         floor = lookup_floor(since)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +25,31 @@ LOOKUP_PAGES = 10
 # Threads that are never our reply, whoever wrote them; the agent-reply type itself is
 # "reply" in the v2 SDK and "message" in older docs, so it is not required.
 NOT_REPLIES = frozenset({"note", "lineitem", "customer", "forwardparent", "forwardchild"})
+
+
+def moved_to(location: str | None, url: str) -> str | None:
+    """The id of the conversation a merge moved the one at ``url`` (Get Conversation) to, from
+    the 301's ``Location``: another ``/v2/conversations/{digits}`` on the same scheme and host
+    under the same base path (absolute or relative); None for anything else, which is not
+    followed (the request's token would go along)."""
+    if not location:
+        return None
+    try:
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(url, location.strip()))
+        source = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+    base, _, current = source.path.rpartition("/")
+    match = re.fullmatch(re.escape(base) + r"/([0-9]{1,20})", target.path)
+    if (
+        match is None
+        or match.group(1) == current
+        or (target.scheme.lower(), target.netloc.lower())
+        != (source.scheme.lower(), source.netloc.lower())
+        or target.query
+    ):
+        return None
+    return match.group(1)
 
 
 def may_be_a_reply(kind: Any) -> bool:

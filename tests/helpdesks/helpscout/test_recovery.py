@@ -75,6 +75,28 @@ def test_finds_our_reply_on_the_first_page(adapter):
     assert len(lookups()) == 1
 
 
+@responses.activate
+def test_finds_our_reply_in_the_conversation_a_merge_moved_it_to(adapter):
+    # Merged after our reply went out: its threads answer 404 under the old id, and Get
+    # Conversation says where it went (301). Taken for "no such conversation", the survey was
+    # posted again blindly (and refused) though it had landed.
+    moved = f"{API}/v2/conversations/2391938222"
+    responses.get(URL, status=404)
+    responses.get(f"{API}/v2/conversations/2391938111", status=301, headers={"Location": moved})
+    responses.get(f"{moved}/threads", json=threads(), match=page(1))
+    found = adapter.find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == str(OURS)
+
+
+@responses.activate
+def test_a_deleted_conversation_is_still_no_such_conversation(adapter):
+    responses.get(URL, status=404)
+    responses.get(f"{API}/v2/conversations/2391938111", status=404)
+    with pytest.raises(DeliveryError) as caught:
+        adapter.find_reply(REPLY, since=SINCE)
+    assert caught.value.http_status == 404 and not caught.value.retryable
+
+
 @pytest.mark.parametrize(
     ("drop", "why"),
     [((OURS, NOTE), "a customer's e-mail quoting the survey"), ((OURS, CUSTOMER_QUOTE), "a note")],

@@ -37,7 +37,8 @@
 * Agent lookup: ``GET {base}/admins/{id}`` (2.x items carry only ``admin_assignee_id``).
 * Look-up after a timed-out reply: ``GET {base}/conversations/{id}`` answers the conversation
   with its newest 500 parts (no pagination exists), so one request; our part is an admin's
-  (or bot's) ``comment`` whose HTML body carries the marker. Notes (``part_type: note``) and
+  (or bot's) ``comment`` whose HTML body carries the marker, or the ``open`` part that carries
+  it when our reply reopened the conversation. Notes (``part_type: note``) and
   customers' parts never count. See
   https://developers.intercom.com/docs/references/rest-api/api.intercom.io/conversations/retrieveconversation
 * Errors: ``{"type": "error.list", "request_id", "errors": [{"code", "message", "field"}]}``.
@@ -68,6 +69,8 @@ from csat_hook.helpdesks.calls import quote_id
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.calls import unreadable_listing
+from csat_hook.helpdesks.intercom.api import NOTE_PARTS
+from csat_hook.helpdesks.intercom.api import REPLY_PARTS
 from csat_hook.helpdesks.intercom.api import acted_on_after
 from csat_hook.helpdesks.intercom.api import error_items
 from csat_hook.helpdesks.intercom.api import find_part
@@ -297,7 +300,7 @@ class IntercomHelpdesk(Helpdesk):
         """
         marker = lookup_marker(reply)
         conversation = self._conversation(reply.dialog_id)
-        found = find_part(conversation, marker, lookup_floor(since), "comment")
+        found = find_part(conversation, marker, lookup_floor(since), REPLY_PARTS)
         if (
             found is not None
             and self.options.keep_closed
@@ -315,7 +318,7 @@ class IntercomHelpdesk(Helpdesk):
         """Our note carrying the alert's reference among the conversation's parts."""
         marker = lookup_marker(note)
         conversation = self._conversation(note.dialog_id)
-        return find_part(conversation, marker, lookup_floor(since), "note")
+        return find_part(conversation, marker, lookup_floor(since), NOTE_PARTS)
 
     def _conversation(self, dialog_id: str) -> Any:
         """The conversation with its newest parts, for a look-up; raises DeliveryError as

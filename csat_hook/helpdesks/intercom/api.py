@@ -58,19 +58,24 @@ def last_part_id(conversation: Any) -> str | None:
 
 # Who may author our reply: the admin it is sent as (bots send on behalf of admins or teams).
 AGENT_AUTHORS = frozenset({"admin", "bot"})
+# The part types our reply may be recorded as: a ``comment``, or, when it reopened the closed
+# conversation, the ``open`` part carrying its body (as a customer's reply that reopens it is;
+# an admin's reopening message seen so: intercom's webhook samples in hull-connectors).
+REPLY_PARTS = frozenset({"comment", "open"})
+NOTE_PARTS = frozenset({"note"})
 
 
 def find_part(
-    conversation: Any, marker: str, floor: datetime, part_type: str = "comment"
+    conversation: Any, marker: str, floor: datetime, part_types: frozenset[str] = REPLY_PARTS
 ) -> SendResult | None:
-    """Our survey among a conversation's parts: an admin's or bot's ``comment`` (not a note,
-    not a customer's part, not ``source``) posted since ``floor``, carrying the marker; with
-    ``part_type="note"``, our note (an alert) instead."""
+    """Our survey among a conversation's parts: an admin's or bot's part of one of
+    :data:`REPLY_PARTS` (not a note, not a customer's part, not ``source``) posted since
+    ``floor``, carrying the marker; with ``part_types=NOTE_PARTS``, our note (an alert)."""
     parts = dig(conversation, "conversation_parts.conversation_parts")
     if not isinstance(parts, list):
         return None
     for part in reversed(parts):  # newest last in Intercom's answers
-        if not isinstance(part, Mapping) or part.get("part_type") != part_type:
+        if not isinstance(part, Mapping) or as_text(part.get("part_type")) not in part_types:
             continue
         created = parse_timestamp(part.get("created_at"))
         if (

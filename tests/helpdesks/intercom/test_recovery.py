@@ -73,6 +73,29 @@ def test_finds_our_comment_in_one_request():
     assert len(responses.calls) == 1
 
 
+@responses.activate
+def test_finds_our_reply_recorded_as_the_part_that_reopened_the_conversation():
+    # An admin's reply that reopens a closed conversation is one part of type "open" that
+    # carries the reply's body (as a customer's reply that reopens it is): read as not ours,
+    # the survey was posted a second time.
+    data = conversation(drop=(CUSTOMER_QUOTE,))
+    next(p for p in data["conversation_parts"]["conversation_parts"] if p["id"] == OURS)[
+        "part_type"
+    ] = "open"
+    responses.get(URL, json={**data, "state": "closed", "open": False})
+    found = adapter().find_reply(REPLY, since=SINCE)
+    assert found is not None and found.external_id == OURS
+
+
+@responses.activate
+def test_a_customers_reopening_part_quoting_the_survey_is_no_match():
+    data = conversation(drop=(OURS, NOTE))
+    for part in data["conversation_parts"]["conversation_parts"]:
+        part["part_type"] = "open"
+    responses.get(URL, json=data)
+    assert adapter().find_reply(REPLY, since=SINCE) is None
+
+
 @pytest.mark.parametrize(
     ("drop", "why"),
     [((OURS, NOTE), "a customer's e-mail quoting the survey"), ((OURS, CUSTOMER_QUOTE), "a note")],

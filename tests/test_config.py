@@ -818,6 +818,20 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
             "helpdesks:\n  d: {kind: dryrun}\n  d: {kind: generic}\n",
             r"line 3: helpdesks\.d: given twice",
         ),
+        # One agent id, quoted once and not once (or written 1_4): the configuration reads
+        # ids as text, so the directory kept the last entry and dropped the other unsaid.
+        (
+            "helpdesks:\n  d:\n    kind: dryrun\n    agents:\n"
+            "      14: {name: the-secret-meant-earlier}\n"
+            "      '14': {name: a-later-secret-value}\n",
+            r"line 6: helpdesks\.d\.agents\.14: given twice \(first on line 5, written "
+            r"another way: the same key\); keep one",
+        ),
+        (
+            "helpdesks:\n  d:\n    kind: dryrun\n    agents:\n"
+            "      14: {name: the-secret-meant-earlier}\n      1_4: {name: a-later-secret-value}\n",
+            r"line 6: helpdesks\.d\.agents\.1_4: given twice \(first on line 5",
+        ),
     ],
 )
 def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, message):

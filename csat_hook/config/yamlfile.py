@@ -100,7 +100,7 @@ def load_yaml(data: bytes, source: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check(node, source)
+        _check(node, source, loader)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {_describe(exc)}") from None
@@ -119,7 +119,7 @@ def _describe(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
 
 
-def _check(root: Node, source: str) -> None:
+def _check(root: Node, source: str, loader: _Loader) -> None:
     """Refuse a repeated key, an alias into itself, and a document too deep or too large once
     aliases are expanded (a chain of aliases nests without nesting in the text).
 
@@ -136,7 +136,7 @@ def _check(root: Node, source: str) -> None:
                 raise _problem(source, node, f"nested deeper than {MAX_DEPTH} levels")
             open_nodes.add(key)
             size, height = 1, 0
-            for child, where in _children(node, path, source):
+            for child, where in _children(node, path, source, loader):
                 child_size, child_height = measure(child, where, depth + 1)
                 size, height = size + child_size, max(height, child_height + 1)
                 if size > MAX_NODES:
@@ -153,27 +153,39 @@ def _check(root: Node, source: str) -> None:
     measure(root, "", 0)
 
 
-def _children(node: Node, path: str, source: str) -> list[tuple[Node, str]]:
-    """The nodes inside ``node`` with their dotted paths; a key given twice is refused."""
+def _children(node: Node, path: str, source: str, loader: _Loader) -> list[tuple[Node, str]]:
+    """The nodes inside ``node`` with their dotted paths; a key given twice is refused, also
+    written another way (:func:`_key_read`)."""
     if isinstance(node, SequenceNode):
         return [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
     if not isinstance(node, MappingNode):
         return []
     children = []
-    seen: dict[tuple[str, Any], Node] = {}
+    seen: dict[Any, Node] = {}
     for key_node, value in node.value:
         name = key_node.value if isinstance(key_node, ScalarNode) else "?"
         where = f"{path}.{name}" if path else str(name)
         if isinstance(key_node, ScalarNode) and key_node.tag != MERGE_TAG:
-            first = seen.setdefault((key_node.tag, name), key_node)
+            first = seen.setdefault(_key_read(key_node, loader), key_node)
             if first is not key_node:
+                same = (first.tag, first.value) == (key_node.tag, key_node.value)
                 raise _problem(
                     source,
                     key_node,
-                    f"{where}: given twice (first on line {first.start_mark.line + 1}); keep one",
+                    f"{where}: given twice (first on line {first.start_mark.line + 1}"
+                    f"{'' if same else ', written another way: the same key'}); keep one",
                 )
         children += [(key_node, where), (value, where)]
     return children
+
+
+def _key_read(key_node: ScalarNode, loader: _Loader) -> Any:
+    """The key as the configuration reads it: its value, an integer as its decimal text. A
+    mapping of ids reads ``14:`` and ``'14':`` as the id "14" (helpdesks/ids.py), and YAML
+    builds ``14:`` and ``1_4:`` as one integer: the entry written first was dropped without a
+    word, where the text of the keys differed."""
+    key = loader.construct_object(key_node)
+    return str(key) if isinstance(key, int) and not isinstance(key, bool) else key
 
 
 def _problem(source: str, node: Node, message: str) -> ConfigError:

@@ -80,7 +80,15 @@ def inspect_payload(
                 param_hint="-H / --header",
             )
         header_map[key.strip().lower()] = value.strip()
-    parts = urllib.parse.urlsplit(url or "")
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+    except ValueError:  # a bracket missing or left over ("Invalid IPv6 URL")
+        # Not quoted: its query may hold the webhook's token.
+        raise click.BadParameter(
+            "is not a URL (a [ or ] around the host unmatched?): give the URL the sender "
+            "called, or its path and query string",
+            param_hint="--url",
+        ) from None
     query: dict[str, str] = {}
     for text in (parts.query, *queries):
         for key, value in urllib.parse.parse_qsl(text.lstrip("?"), keep_blank_values=True):

@@ -636,6 +636,25 @@ def test_inspect_payload_refuses_a_header_without_its_name_and_colon(tmp_path, h
     assert "S3CRET" not in result.output
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[2001:db8::1/webhooks/dryrun?token=S3CRET-TOKEN",
+        "https://desk.example.com]/webhooks/dryrun?token=S3CRET-TOKEN",
+    ],
+)
+def test_inspect_payload_refuses_a_url_it_cannot_read_naming_the_option(tmp_path, url):
+    # A --url copied with a bracket missing or left over ended in urllib's ValueError
+    # traceback.
+    payload = tmp_path / "p.json"
+    payload.write_text('{"event": "dialog.closed", "dialog": {"id": "1"}}')
+    result = invoke(tmp_path, "inspect-payload", "--helpdesk", "dryrun", "--url", url, str(payload))
+
+    assert result.exit_code == 2, result.output
+    assert "--url" in result.output and "is not a URL" in result.output
+    assert "S3CRET" not in result.output
+
+
 def test_sync_interval_without_periodic_is_bad_usage_not_one_run(tmp_path):
     # `csat-hook sync --interval 60` ran once and exited 0: a clock process that said
     # nothing of never running again.

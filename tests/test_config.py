@@ -581,6 +581,30 @@ def test_masked_dump_masks_credentials_in_every_url():
     assert data["helpdesks"]["chatwoot"]["base_url"] == "https://bot:**********@chat.example.com"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See https://[our-site]/faq?token=S3CRET-TOKEN and rate us: {link}",
+        "See https://user:S3CRET-TOKEN@docs.example.com]/faq and rate us: {link}",
+    ],
+)
+def test_check_config_shows_a_text_holding_a_url_urllib_cannot_read(tmp_path, text):
+    # A reply template with a bracketed placeholder in a URL ("https://[our-site]/faq")
+    # loaded, and check-config ended in urllib's ValueError traceback as it masked it.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "survey:\n  reply:\n"
+        f"    templates: {{en: '{text}'}}\n"
+        "    templates_without_agent: {en: 'Rate us: {link}'}\n"
+    )
+
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"], env={})
+
+    assert result.exit_code == 0, result.output
+    assert "configuration OK" in result.output
+    assert "S3CRET" not in result.output
+
+
 def test_the_commented_alerts_example_is_valid(tmp_path):
     # config.example.yaml shows destinations, rules and digests in comments: uncommented, they
     # load, with the secrets from the environment.

@@ -136,8 +136,14 @@ def _mask_urls(value: Any) -> Any:
 
 def mask_url(url: str) -> str:
     """``url`` with the password of its user info and the values of credential-like query
-    parameters (:data:`SECRET_PARAMETERS`) replaced by the mask."""
-    parts = urllib.parse.urlsplit(url)
+    parameters (:data:`SECRET_PARAMETERS`) replaced by the mask; the mask alone for a URL
+    urllib cannot read (a ``[`` or ``]`` around its host unmatched or holding no IP address)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        # Found in a text (a reply template's "https://[our-site]/faq"), which loaded: where
+        # its credentials are cannot be told, so none of it is shown (the database URL's rule).
+        return MASK
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")

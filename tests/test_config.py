@@ -17,6 +17,7 @@ from csat_hook.config import config_warnings
 from csat_hook.config import load_config
 from csat_hook.config import masked_dump
 from csat_hook.errors import ConfigError
+from csat_hook.helpdesks.generic.templates import rendered_parts
 from csat_hook.sync.config.output import REPORT_FILES
 from csat_hook.sync.outputs.local import REPORT_CSVS
 from csat_hook.sync.outputs.local import REPORT_XLSX
@@ -1402,6 +1403,17 @@ def test_credentials_in_a_chatwoot_base_url_go_beside_its_token():
 def test_a_vendor_base_url_with_a_path_and_a_trailing_newline_is_kept_cleanly():
     config = load_config(EXAMPLE, env={"CHATWOOT_BASE_URL": "https://desk.example.com/chat/\n"})
     assert config.helpdesks["chatwoot"].base_url == "https://desk.example.com/chat"
+
+
+def test_a_generic_request_url_with_a_trailing_newline_is_sent_as_checked():
+    # ${GENERIC_REPLY_URL} from a file or a Kubernetes secret ends with a newline: urlsplit
+    # drops it for the check, requests sends it as /messages%0A (a 404: every reply failed).
+    url = "https://desk.example.com/api/dialogs/{dialog_id}/messages"
+    config = load_config(EXAMPLE, env={"GENERIC_REPLY_URL": f" {url}\n"})
+    reply = config.helpdesks["generic"].reply
+
+    assert reply.url == url
+    assert rendered_parts(reply, {"dialog_id": "7"})[0] == url.format(dialog_id="7")
 
 
 @pytest.mark.parametrize("key", ["sheets_base_url", "forms_base_url"])

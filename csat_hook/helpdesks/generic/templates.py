@@ -526,6 +526,10 @@ class RequestOptions(StrictModel):
     @field_validator("url", check_fields=False)
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # Without the spaces and line break around it: ``${GENERIC_REPLY_URL}`` from a file
+        # or a Kubernetes secret ends with a newline, which urlsplit drops for the check and
+        # requests sends (``/messages%0A``: a 404, every request failed for good).
+        value = value.strip()
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return check_url(value)

@@ -22,11 +22,15 @@ DIR_MODE = 0o700
 
 
 def written_out(path: str, *, example: str = "/home/app/...") -> str:
-    """``path``, a configured file or folder, when it is written out; ValueError when it
-    starts with ``~`` or holds a ``$`` (``$HOME``): nothing expands them in a path (the
-    configuration's own ``${VAR}`` is expanded before), so a folder named ``~`` or ``$HOME``
-    was made where the process started and the data kept there, or a file looked for there
-    for ever."""
+    """``path``, a configured file or folder, when it is written out, without the spaces and
+    line breaks around it; ValueError when it starts with ``~`` or holds a ``$`` (``$HOME``):
+    nothing expands them in a path (the configuration's own ``${VAR}`` is expanded before),
+    so a folder named ``~`` or ``$HOME`` was made where the process started and the data kept
+    there, or a file looked for there for ever.
+
+    A ``${VAR}`` read from a file or a Kubernetes secret ends with a newline: the report was
+    written into a new folder ``var/csat-report\n`` beside the one looked in, silently."""
+    path = path.strip()
     if path.startswith("~") or "$" in path:
         raise ValueError(
             f"~ and $VARIABLES are not expanded in a path: write it out ({example}), "

@@ -1493,6 +1493,25 @@ def test_the_report_files_the_configuration_knows_are_those_the_local_output_wri
     assert {UNVERIFIED_CSV, ALERTS_CSV} <= set(REPORT_CSVS)  # the report's own names
 
 
+def test_a_path_from_a_variable_is_read_without_the_line_break_around_it(tmp_path):
+    # ${REPORT_DIR} from a file or a Kubernetes secret ends with a newline: the report went
+    # into a new folder "var/csat-report\n" beside the one the team looked in, silently, and
+    # the CSV export was looked for as "form.csv\n", which never exists.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "output: {local: {dir: '${REPORT_DIR}'}}\n"
+        "results: {csv: {path: '${CSV_PATH}'}}\n"
+        "helpdesks: {g: {kind: generic, auth: {mode: none}, capture_dir: '${CAPTURES}',"
+        " reply: {url: 'https://desk.example.com/{dialog_id}'}}}\n"
+    )
+    env = {"REPORT_DIR": "var/reports\n", "CSV_PATH": " var/form.csv\n", "CAPTURES": "var/c\r\n"}
+    config = load_config(path, env=env)
+
+    assert config.output.local.dir == "var/reports"
+    assert config.results.csv.path == "var/form.csv"
+    assert config.helpdesks["g"].capture_dir == "var/c"
+
+
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [

@@ -1506,10 +1506,13 @@ def test_a_path_from_a_variable_is_read_without_the_line_break_around_it(tmp_pat
     )
     env = {"REPORT_DIR": "var/reports\n", "CSV_PATH": " var/form.csv\n", "CAPTURES": "var/c\r\n"}
     config = load_config(path, env=env)
+    path.write_text("google: {service_account_file: '${SA_FILE}'}\n")
+    google = load_config(path, env={"SA_FILE": "/run/secrets/sa.json\n"}).google
 
     assert config.output.local.dir == "var/reports"
     assert config.results.csv.path == "var/form.csv"
     assert config.helpdesks["g"].capture_dir == "var/c"
+    assert google.service_account_file == "/run/secrets/sa.json"
 
 
 @pytest.mark.parametrize(
@@ -1518,6 +1521,8 @@ def test_a_path_from_a_variable_is_read_without_the_line_break_around_it(tmp_pat
         ({"output": {"local": {"dir": "~/csat-report"}}}, "output.local.dir"),
         ({"output": {"local": {"dir": "$HOME/csat-report"}}}, "output.local.dir"),
         ({"results": {"csv": {"path": "~/exports/form.csv"}}}, "results.csv.path"),
+        # Read at each sync: "cannot read ~/keys/sa.json", check-config having said it was OK.
+        ({"google": {"service_account_file": "~/keys/sa.json"}}, "google.service_account_file"),
         (
             {"helpdesks": {"g": {"kind": "generic", "capture_dir": "~/captures"}}},
             "helpdesks.g.capture_dir",

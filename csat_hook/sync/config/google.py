@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
+from csat_hook.files import written_out
 from csat_hook.links.form import check_base_url
 from csat_hook.retry import Backoff
 from csat_hook.settings import StrictModel
@@ -78,6 +79,13 @@ class GoogleConfig(StrictModel):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return blank_to_none(value)
+
+    @field_validator("service_account_file")
+    @classmethod
+    def _a_path(cls, value: str | None) -> str | None:
+        # Held to every configured path's rule (files.written_out): `~/keys/sa.json` passed
+        # check-config, then every sync said it cannot read it.
+        return None if value is None else written_out(value, example="/home/app/sa.json")
 
     @field_validator("service_account_json")
     @classmethod

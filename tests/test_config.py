@@ -1235,6 +1235,28 @@ def test_a_variable_name_outside_ascii_is_one_message_naming_the_key(tmp_path, n
     assert "ASCII letters, digits and underscore" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("metrics:\n  timezone: ${GOOGLE_PRIVATE_KEY}\n", "metrics.timezone"),
+        ("helpdesks:\n  d:\n    kind: ${DESK_API_TOKEN}\n", "helpdesks.d.kind"),
+    ],
+)
+def test_a_secret_variable_in_the_wrong_key_is_not_quoted_by_its_error(tmp_path, text, key):
+    # A variable with a secret's name put in a key whose check quotes the value ("unknown
+    # time zone '...'"): check-config printed the secret, which it masks everywhere else.
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    secret = "Zk8s3cr3tT0kenValue9Q"
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={"GOOGLE_PRIVATE_KEY": secret, "DESK_API_TOKEN": secret})
+
+    said = raised.value.message
+    assert f"{key}: " in said and "**********" in said, said
+    assert secret not in said
+
+
 def test_a_reference_that_fails_is_the_one_message_about_its_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("token: {secret: '${CSAT_UNSET_SECRET}'}\n")

@@ -74,7 +74,7 @@ def masked_dump(config: Config) -> dict[str, Any]:
     }
     masked: dict[str, Any] = _mask_urls(data)
     hidden = sorted(config.secrets_from_env, key=len, reverse=True)  # a longer one first
-    return _mask_values(masked, hidden) if hidden else masked
+    return mask_values(masked, hidden) if hidden else masked
 
 
 # An environment variable whose name says it holds a secret (FN_KEY, BODY_KEY, API_TOKEN,
@@ -95,16 +95,18 @@ def secrets_taken(taken: Mapping[str, Sequence[str]], env: Mapping[str, str]) ->
     return sorted(v for v in values if len(v) >= _SHORTEST_MASKED)
 
 
-def _mask_values(value: Any, hidden: Sequence[str]) -> Any:
+def mask_values(value: Any, hidden: Sequence[str]) -> Any:
+    """``value`` (a text, or data holding texts) with each of ``hidden`` in it replaced by the
+    mask; ``hidden`` longest first, so that a secret holding another is masked whole."""
     if isinstance(value, str):
         for secret in hidden:
             if secret in value:
                 value = value.replace(secret, MASK)
         return value
     if isinstance(value, dict):
-        return {key: _mask_values(item, hidden) for key, item in value.items()}
+        return {key: mask_values(item, hidden) for key, item in value.items()}
     if isinstance(value, list):
-        return [_mask_values(item, hidden) for item in value]
+        return [mask_values(item, hidden) for item in value]
     return value
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from csat_hook.alerts.config import check_alerts_section
 from csat_hook.clock import utcnow
+from csat_hook.config.checks import mask_values
 from csat_hook.config.checks import secrets_taken
 from csat_hook.config.checks import secrets_written
 from csat_hook.config.model import ENV_CONFIG_PATH
@@ -301,7 +302,10 @@ def load_config(
     if errors or config is None:
         errors[said:] = [e for e in errors[said:] if e.partition(": ")[0] not in unexpanded]
         errors[said:] = _naming_variables(errors[said:], taken)
-        raise ConfigError(_error_text(source, errors))
+        # A variable with a secret's name expanded into a key whose check quotes the value
+        # ("unknown time zone '...'"): masked here as check-config masks it in the dump.
+        hidden = sorted(secrets_taken(taken, env), key=len, reverse=True)
+        raise ConfigError(_error_text(source, mask_values(errors, hidden)))
     config.helpdesks = validated
     config.source = source
     if from_env:

@@ -31,7 +31,9 @@ class ChatwootOptions(HelpdeskOptions):
     kind: str = "chatwoot"
     base_url: str = "https://app.chatwoot.com"
     api_access_token: SecretStr
-    account_id: int | None = None
+    # Chatwoot's account ids start at 1: 0 read as unset ("set account_id" when it was set),
+    # a negative one built /accounts/-3/… and every reply failed for good.
+    account_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     webhook_secret: SecretStr | None = None
     webhook_token: SecretStr | None = None
     # Zero or less refused every signed webhook; .inf let a captured one replay for ever.

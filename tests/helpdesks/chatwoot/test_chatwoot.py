@@ -190,6 +190,20 @@ def test_an_empty_api_token_is_refused_naming_the_key(key, value):
         load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
 
 
+@pytest.mark.parametrize("account_id", [0, -3])
+def test_an_account_id_below_one_is_refused_naming_the_key(account_id):
+    # Chatwoot's account ids start at 1: 0 read as unset ("set account_id" when it was set),
+    # -3 built /accounts/-3/... and every reply failed for good.
+    options = {
+        "kind": "chatwoot",
+        "api_access_token": "tok",
+        "webhook_secret": "sec",
+        "account_id": account_id,
+    }
+    with pytest.raises(ConfigError, match="account_id"):
+        load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
+
+
 def test_account_id_falls_back_to_the_config(clock):
     payload = fixture("chatwoot", RESOLVED)
     payload["messages"] = []

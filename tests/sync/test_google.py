@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -331,3 +332,73 @@ def test_a_structure_write_whose_answer_is_lost_is_sent_once(fake_google, google
     fake_google.fail(1, 429, "sheets_write")  # a quota: nothing applied, retried as before
     api.update_structure(SHEET_ID, [{"addSheet": {"properties": {"title": "Responses"}}}])
     assert fake_google.titles(SHEET_ID)[-1] == "Responses"
+
+
+# --- the token request: the session's timeout and retry policy, as every Google call -------
+
+
+def test_a_token_request_left_unanswered_is_tried_again(fake_google, google_session, monkeypatch):
+    """The token endpoint is an outbound call as any other: a token request that times out
+    (or whose connection drops) is asked again within the session's retry budget, not the
+    end of the run (google-auth retries only the 5xx answers it reads, never a timeout)."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    google_session._token_request._timeout = (1, 0.2)
+    original = fake_google.issue_token
+    asked: list[int] = []
+
+    def slow_first(form):
+        asked.append(1)
+        if len(asked) == 1:
+            time.sleep(0.6)  # past the read timeout: no answer
+        return original(form)
+
+    monkeypatch.setattr(fake_google, "issue_token", slow_first)
+    assert SheetsApi(google_session).metadata(SHEET_ID)["spreadsheetId"] == SHEET_ID
+    assert len(asked) == 2
+    assert len(google_session.slept) == 1 and google_session.log.as_dict()["retries"] == 1
+
+
+def test_a_token_request_never_answered_fails_after_the_bounded_retries(
+    fake_google, google_session, monkeypatch
+):
+    fake_google.add_spreadsheet(SHEET_ID)
+    google_session._token_request._timeout = (1, 0.1)
+    original = fake_google.issue_token
+
+    def slow(form):
+        time.sleep(0.3)
+        return original(form)
+
+    monkeypatch.setattr(fake_google, "issue_token", slow)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert caught.value.message.startswith("could not get an access token")
+    assert "after 4 attempts" in caught.value.message
+    assert len(google_session.slept) == 3
+    assert fake_google.count("sheets_read") == 0
+
+
+def test_a_refused_token_is_not_asked_again(fake_google, rsa_key, google_session):
+    """invalid_grant is the same answer every time: no retries, no waiting."""
+    info = fake_google.service_account_info(key=rsa_key)
+    info["private_key_id"] = "unknown-key"
+    google_session.credentials = load_credentials(
+        GoogleConfig(service_account_json=json.dumps(info)), [SHEETS_SCOPE]
+    )
+    fake_google.add_spreadsheet(SHEET_ID)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(google_session).metadata(SHEET_ID)
+    assert "invalid_grant" in caught.value.message
+    assert google_session.slept == [] and fake_google.count("token") == 1
+
+
+def test_a_token_endpoint_unavailable_longer_than_google_auth_retries_is_waited_for(
+    fake_google, google_session, monkeypatch
+):
+    from google.auth import _exponential_backoff
+
+    monkeypatch.setattr(_exponential_backoff.time, "sleep", lambda _seconds: None)
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.fail(3, 503, "token")  # google-auth's own three tries, all 503
+    assert SheetsApi(google_session).metadata(SHEET_ID)["spreadsheetId"] == SHEET_ID
+    assert fake_google.count("token") == 4 and len(google_session.slept) == 1

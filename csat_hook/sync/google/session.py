@@ -33,6 +33,8 @@ google-auth's ``AuthorizedSession`` / ``before_request()``: since google-auth 2.
 ``iamcredentials.googleapis.com`` (``_after_refresh`` → ``_maybe_start_regional_access_boundary
 _refresh``) whose URL cannot be configured nor switched off. ``refresh()`` + ``apply()`` are
 public API, do exactly the token work, and so every URL the sync touches is configurable.
+A token request left unanswered, or refused as transient (a 5xx after google-auth's own
+three tries), is asked again under the same retry policy as every other request.
 
 Transport failures leave as :class:`~csat_hook.errors.GoogleApiError`; the API calls
 themselves are in :mod:`csat_hook.sync.google.api`.
@@ -496,13 +498,26 @@ class GoogleSession(requests.Session):
         credentials = self.credentials
         if credentials is None:
             return
-        if force or not credentials.valid:
+        attempt = 0
+        while force or not credentials.valid:
             try:
                 credentials.refresh(self._token_request)  # type: ignore[no-untyped-call]
+                break
             except (google.auth.exceptions.GoogleAuthError, *_TOKEN_ANSWER_ERRORS) as exc:
+                # A token request is safe to repeat: one left unanswered (google-auth retries
+                # only the 5xx answers it reads) or refused as transient is asked again by
+                # the session's policy; a refusal (invalid_grant) gets the same answer again.
+                unanswered = _token_unanswered(exc)
+                transient = unanswered is not None or getattr(exc, "retryable", False) is True
+                if transient and attempt < self.max_retries:
+                    self._backoff(attempt, None)
+                    attempt += 1
+                    continue
+                tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise GoogleApiError(
                     "could not get an access token from the token_uri of the service-account "
-                    f"JSON: {_auth_reason(exc)}"
+                    f"JSON: {unanswered or _auth_reason(exc)}{tries}",
+                    retryable=transient,
                 ) from exc
         credentials.apply(headers)  # type: ignore[no-untyped-call]
 
@@ -579,6 +594,18 @@ def _where(url: str) -> str:
 # OverflowError), a missing field (KeyError). The token_uri is the service account's: its
 # answer must make a Google API error, not a crashed sync.
 _TOKEN_ANSWER_ERRORS = (ValueError, TypeError, OverflowError, KeyError, AttributeError)
+
+
+def _token_unanswered(exc: Exception) -> str | None:
+    """What became of a token request that got no answer (:func:`_no_answer`: google-auth
+    wraps requests' failure in a TransportError); None when an answer came (one too large
+    is an answer: asked again, it is as large)."""
+    cause = exc.__cause__
+    if not isinstance(exc, google.auth.exceptions.TransportError):
+        return None
+    if not isinstance(cause, _NO_ANSWER) or isinstance(cause, AnswerTooLarge):
+        return None
+    return _no_answer(cause)
 
 
 def _auth_reason(exc: Exception) -> str:

@@ -219,7 +219,7 @@ def test_a_google_failure_exits_1_with_the_status(kit, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["status"] == "failed"
     assert "spreadsheets.get: HTTP 404 NOT_FOUND" in summary["error"]
-    assert "share the spreadsheet with csat-sync@fake-project" in summary["error"]
+    assert "share the spreadsheet no-such-sheet with csat-sync@fake-project" in summary["error"]
     assert "private_key" not in result.output
     assert summary["requests"]["token"] == 1 and summary["requests"]["sheets_read"] == 1
 

@@ -385,13 +385,33 @@ def test_a_403_without_access_says_to_share_the_spreadsheet_or_the_form(
     refuse_with(fake_google, monkeypatch, forbidden("The caller does not have permission"))
     with pytest.raises(GoogleApiError) as sheet:
         SheetsApi(google_session).metadata(SHEET_ID)
-    assert f"share the spreadsheet with {EMAIL}" in sheet.value.message
+    assert f"share the spreadsheet {SHEET_ID} with {EMAIL}" in sheet.value.message
     with pytest.raises(GoogleApiError) as form:
         list(FormsApi(google_session).list_responses("f", since=None, page_size=10))
     assert form.value.message == (
-        "forms.responses.list: HTTP 403 PERMISSION_DENIED; share the form with "
+        "forms.responses.list: HTTP 403 PERMISSION_DENIED; share the form f with "
         f"{EMAIL} (as an editor) and check its id"
     ), form.value.message
+
+
+def test_a_write_refused_names_the_spreadsheet_it_was_refused_on(
+    fake_google, google_session, monkeypatch
+):
+    """The responses read from one spreadsheet, the report written to another shared with
+    the service account as a Viewer: the write's 403 names the spreadsheet to share (the
+    two ids are two keys, results.gsheets and output.gsheets; "the spreadsheet" was either)."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_spreadsheet("report-sheet")
+    api = SheetsApi(google_session)
+    api.metadata(SHEET_ID)
+    api.metadata("report-sheet")
+    refuse_with(fake_google, monkeypatch, forbidden("The caller does not have permission"))
+    with pytest.raises(GoogleApiError) as caught:
+        api.write_values("report-sheet", [b'{"range":"A1","values":[["x"]]}'])
+    assert caught.value.message == (
+        "values.batchUpdate: HTTP 403 PERMISSION_DENIED; share the spreadsheet report-sheet "
+        f"with {EMAIL} (Editor to write, Viewer to read) and check its id"
+    ), caught.value.message
 
 
 # --- a server that drips its answer: each byte within the read timeout, the whole far beyond --

@@ -142,7 +142,11 @@ def _error_from(
     attempts: int,
     share_with: str | None,
     shared: str = "spreadsheet",
+    document: str | None = None,
 ) -> GoogleApiError:
+    """The error for an answer that is not 2xx; ``document``: the id of the spreadsheet or
+    form asked for, named in the advice to share it (the responses and the report may be in
+    two spreadsheets, two keys: "the spreadsheet" was either)."""
     status = response.status_code
     # Google's error body is {"error": {"status": ..., "message": ...}}; a proxy or an outage
     # page may send anything else (not JSON, a list, a string, deeply nested), which is only
@@ -196,7 +200,8 @@ def _error_from(
         )
     elif status in (403, 404) and share_with:
         rights = "(as an editor)" if shared == "form" else "(Editor to write, Viewer to read)"
-        text += f"; share the {shared} with {share_with} {rights} and check its id"
+        named = f"{shared} {document}" if document else shared
+        text += f"; share the {named} with {share_with} {rights} and check its id"
     return GoogleApiError(
         text,
         http_status=status,
@@ -343,7 +348,11 @@ class SheetsApi:
         self.http = _HttpClient(auth=None, session=session)  # type: ignore[arg-type]
         self._metadata: dict[str, dict[str, Any]] = {}
 
-    def _call(self, what: str, call: Callable[[], T], *, keep_message: bool = True) -> T:
+    def _call(
+        self, what: str, document: str, call: Callable[[], T], *, keep_message: bool = True
+    ) -> T:
+        """``call()``; a refusal or a transport failure as GoogleApiError (``document``: the
+        spreadsheet's id, which a refusal names)."""
         try:
             return call()
         except (_Refused, gspread.exceptions.APIError) as exc:
@@ -353,6 +362,7 @@ class SheetsApi:
                 keep_message=keep_message,
                 attempts=self.session.attempts,
                 share_with=service_account_email(self.session),
+                document=document,
             ) from exc
         except requests.RequestException as exc:
             raise GoogleApiError(f"{what}: {type(exc).__name__}") from exc
@@ -368,6 +378,7 @@ class SheetsApi:
             url = SPREADSHEET_URL % spreadsheet_id
             self._metadata[spreadsheet_id] = self._call(
                 "spreadsheets.get",
+                spreadsheet_id,
                 lambda: _answer("spreadsheets.get", self.http.request("get", url, params=params)),
             )
         return self._metadata[spreadsheet_id]
@@ -395,6 +406,7 @@ class SheetsApi:
         url = SPREADSHEET_URL % spreadsheet_id
         answer = self._call(
             "spreadsheets.get",
+            spreadsheet_id,
             lambda: _answer("spreadsheets.get", self.http.request("get", url, params=params)),
             keep_message=False,
         )
@@ -413,6 +425,7 @@ class SheetsApi:
         url = SPREADSHEET_VALUES_BATCH_URL % spreadsheet_id
         response = self._call(
             "values.batchGet",
+            spreadsheet_id,
             lambda: self.http.request("get", url, params=params),
             keep_message=False,
         )
@@ -441,6 +454,7 @@ class SheetsApi:
         try:
             body = self._call(
                 "spreadsheets.batchUpdate",
+                spreadsheet_id,
                 lambda: _answer("spreadsheets.batchUpdate", send()),
             )
         except GoogleApiError as exc:
@@ -490,6 +504,7 @@ class SheetsApi:
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % spreadsheet_id
         return self._call(
             "values.batchUpdate",
+            spreadsheet_id,
             lambda: _answer(
                 "values.batchUpdate",
                 self.http.request(
@@ -705,7 +720,7 @@ class FormsApi:
             followed: set[Any] = set()  # a few hundred tokens for the largest form
             try:
                 while not stop.is_set():
-                    body = self._page(url, params)
+                    body = self._page(url, params, form_id)
                     token = body.get("nextPageToken")
                     _check_page(body, len(followed) + 1)
                     if token and token in followed:
@@ -736,7 +751,7 @@ class FormsApi:
             stop.set()
             thread.join()
 
-    def _page(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _page(self, url: str, params: dict[str, Any], form_id: str) -> dict[str, Any]:
         try:
             response = self.session.get(url, params=params)
         except requests.RequestException as exc:
@@ -749,5 +764,6 @@ class FormsApi:
                 attempts=self.session.attempts,
                 share_with=service_account_email(self.session),
                 shared="form",
+                document=form_id,
             )
         return _answer("forms.responses.list", response)

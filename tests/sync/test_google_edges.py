@@ -596,3 +596,38 @@ def test_a_value_write_past_a_tab_shrunk_during_the_run_is_named_as_the_cause(
         "values.batchUpdate: HTTP 400 INVALID_ARGUMENT; a tab is smaller than the run made "
         "it (rows or columns deleted during the run): the next run grows it again"
     ), caught.value.message
+
+
+PROTECTED = (
+    "You are trying to edit a protected cell or object. Please contact the spreadsheet owner "
+    "to remove protection if you need to edit."
+)
+
+
+def test_a_write_to_a_protected_range_is_named_as_the_cause(
+    fake_google, google_session, monkeypatch
+):
+    # The team protected the report's tab (Data → Protected sheets and ranges) without the
+    # service account among its editors: Google answers 400 INVALID_ARGUMENT with PROTECTED,
+    # and the run said only "values.batchUpdate: HTTP 400 INVALID_ARGUMENT", every run.
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(SHEET_ID, "Summary", [], sheet_id=7, row_count=3, col_count=2)
+    original = fake_google._route
+
+    def protect(method, path, query, body):
+        if method == "POST":
+            raise SheetsApiError(400, PROTECTED)
+        return original(method, path, query, body)
+
+    monkeypatch.setattr(fake_google, "_route", protect)
+    api = SheetsApi(google_session)
+    data = json.dumps({"range": "'Summary'!A1:B1", "values": [["a", "b"]]})
+    with pytest.raises(GoogleApiError) as caught:
+        api.write_values(SHEET_ID, [data.encode()])
+    assert caught.value.message == (
+        "values.batchUpdate: HTTP 400 INVALID_ARGUMENT; a protected range or tab is in the way "
+        f"(Data → Protected sheets and ranges): add {EMAIL} to its editors, or remove the "
+        "protection"
+    ), caught.value.message
+    assert not caught.value.retryable
+    assert len(fake_google.api_requests("sheets_write")) == 1  # the same answer again: not retried

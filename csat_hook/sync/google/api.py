@@ -198,6 +198,12 @@ def _error_from(
             "; the id is of a file that is not a Google Sheets spreadsheet (an Excel file in "
             "Drive?): open it, File → Save as Google Sheets, and give the new spreadsheet's id"
         )
+    elif status == 400 and _PROTECTED in str(message)[:1000]:
+        editor = share_with or "the service account"
+        text += (
+            "; a protected range or tab is in the way (Data → Protected sheets and ranges): "
+            f"add {editor} to its editors, or remove the protection"
+        )
     elif status in (403, 404) and share_with:
         rights = "(as an editor)" if shared == "form" else "(Editor to write, Viewer to read)"
         named = f"{shared} {document}" if document else shared
@@ -214,6 +220,11 @@ def _error_from(
 # Sheets' answer (400 FAILED_PRECONDITION) to a call on a Drive file that is not a Google
 # Sheets spreadsheet: an .xlsx uploaded to Drive opens in the Sheets editor and looks alike.
 _NOT_A_SHEET = "This operation is not supported for this document"
+
+# Sheets' answer (400 INVALID_ARGUMENT) to a write into a protected range or tab (Data →
+# Protected sheets and ranges) whose editors leave the service account out: an editor of the
+# spreadsheet is not enough. The message is left out of a values call's error, so it is told.
+_PROTECTED = "You are trying to edit a protected cell or object"
 
 # Sheets' answer (400 INVALID_ARGUMENT) to a range naming no tab the spreadsheet has, e.g.
 # "Unable to parse range: 'Form Responses 1'" (the title is left out of the error).

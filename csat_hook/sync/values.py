@@ -73,7 +73,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 12: a second score after signs ("5 -> 1", "5 | 1", "5 [1]"), a number of a score's unit
 # further in a label ("5 stars; 1 star") and a number within the scale that ends a label
 # ("5 (was 1)", "5 then 1") are bad_rating (two scores); each was read as its first score.
-READING_VERSION = 12
+# 13: a Forms API answer of several texts (a checkbox question's ticks) for a rating, NPS,
+# reference, agent or ticket question is a skipped row; "5 - Excellent, 1 - Awful" was a 5.
+READING_VERSION = 13
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -472,3 +472,39 @@ def test_a_file_upload_question_named_as_the_rating_is_not_blamed_on_a_proxy():
     assert "proxy" not in skipped.detail, skipped.detail
     assert "a file upload question's answer" in skipped.detail, skipped.detail
     assert "question_ids.rating" in skipped.detail, skipped.detail
+
+
+def test_a_checkbox_question_named_as_the_rating_with_two_options_ticked_is_no_rating():
+    # A checkbox question lists each option ticked as a separate text answer; joined with
+    # ", " the ticks "5 - Excellent" and "1 - Awful" read as a rating of 5 (a label, then
+    # more text), credited where the respondent gave two scores (ticked the other way round,
+    # in the form's order, 1). One tick is a rating; a comment's several answers are joined.
+    two = form_response(2, "2026-11-20T12:01:00Z", "5 - Excellent", "t2")
+    _answer(two, RATING)["textAnswers"]["answers"].append({"value": "1 - Awful"})
+    one = form_response(3, "2026-11-20T12:02:00Z", "4 - Good", "t3")
+    batch = _listed([two, one]).fetch(set(), None)
+    assert [(s.ref, s.rating) for s in batch.submissions] == [("response ACYDBNj000003", 4)]
+    [skipped] = batch.skipped
+    assert (skipped.ref, skipped.reason) == ("response ACYDBNj000002", "malformed_response")
+    assert f"answers.{RATING}.textAnswers.answers (question_ids.rating) lists 2 answers" in (
+        skipped.detail
+    ), skipped.detail
+    assert "proxy" not in skipped.detail and "Excellent" not in skipped.detail
+
+
+def test_several_answers_to_the_comment_question_are_one_comment():
+    ticked = form_response(2, "2026-11-20T12:01:00Z", "5", "t2")
+    ticked["answers"]["dd44"] = {
+        "questionId": "dd44",
+        "textAnswers": {"answers": [{"value": "Fast"}, {"value": "Polite"}]},
+    }
+    source = FormsApiResults(
+        ListedResponses([ticked]),  # type: ignore[arg-type]
+        FORM,
+        question_ids={"rating": RATING, "token": TOKEN, "comment": "dd44"},
+        page_size=5000,
+        overlap_seconds=3600,
+        ratings=RatingScale(1, 5, {}),
+    )
+    [submission] = source.fetch(set(), None).submissions
+    assert submission.comment == "Fast, Polite"

@@ -40,10 +40,12 @@ only a ``grade``, a ``lastSubmittedTime`` that is no RFC 3339 time) is a skipped
 the response (its responseId, else its place in the listing) and the field, as a sheet's
 unreadable row is: the rest of the listing is read, and it is read again every run. So is an
 answer with only ``fileUploadAnswers``, which Google does send: for a file upload question,
-the detail says, so a questionId named wrong. A responseId listed more than once in one read
-at one ``lastSubmittedTime`` with other answers each time is skipped each time
-(``duplicate_response``): which is the response is unclear. Listed again alike it is one
-row; at a later time, an edit (above).
+the detail says, so a questionId named wrong; and an answer of several texts (a checkbox
+question's options ticked) for a role of one value (rating, NPS, reference, agent, ticket):
+joined, "5 - Excellent, 1 - Awful" read as a 5 (a comment's are joined). A responseId
+listed more than once in one read at one ``lastSubmittedTime`` with other answers each time
+is skipped each time (``duplicate_response``): which is the response is unclear. Listed
+again alike it is one row; at a later time, an edit (above).
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ _NEVER = "Google never lists a response so (a proxy or a fake changed the listin
 _OTHER_KIND = (
     "the questionId named is not a text or choice question's (forms.get lists each question's kind)"
 )
+# Why an answer of several texts is skipped for a role of one value.
+_SEVERAL = (
+    "a checkbox question's options ticked, one answer each: which one is meant is unclear "
+    "(make it a multiple choice or a linear scale question: one answer)"
+)
 
 
 def parse_rfc3339(text: str) -> datetime | None:
@@ -126,13 +133,17 @@ class MalformedResponseError(ValueError):
     """A listed response in a shape Google never sends: ``field`` (``answers.<id>...``) and
     what it is (``is a number, not text``)."""
 
-    def __init__(self, field: str, what: str, *, google_shape: bool = False) -> None:
+    def __init__(
+        self, field: str, what: str, *, google_shape: bool = False, why: str | None = None
+    ) -> None:
         super().__init__(f"{field} {what}")
         self.field = field
         self.what = what
         # A shape Google does send, for another kind of question than the role needs (a
         # questionId named wrong), not a listing changed on its way.
         self.google_shape = google_shape
+        # Why such an answer is no value of the role, when not _OTHER_KIND.
+        self.why = why
 
 
 def _kind(value: Any) -> str:
@@ -176,8 +187,13 @@ def response_ref(response_id: str) -> str:
     return fitted(schema.answers.c.source_ref, ref) or ref
 
 
-def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
-    """The text of an answer (several for checkboxes, joined); None when unanswered.
+def answer_text(
+    answers: Mapping[str, Any], question_id: str, *, several: bool = True
+) -> str | None:
+    """The text of an answer (several for checkboxes, joined; with ``several`` False,
+    MalformedResponseError when it has more than one: a score or an id is one value, and a
+    checkbox question's ticks joined, "5 - Excellent, 1 - Awful", read as the first one's
+    score); None when unanswered.
     MalformedResponseError naming the field when the answer is in a shape Google never sends: an
     answer or ``textAnswers`` that is no object, ``answers`` no list, a ``value`` no text, or
     no ``textAnswers`` (only ``fileUploadAnswers`` or a ``grade``: not a text or choice
@@ -217,10 +233,19 @@ def answer_text(answers: Mapping[str, Any], question_id: str) -> str | None:
             what = "is missing" if "value" not in text else f"is {_kind(value)}, not text"
             raise MalformedResponseError(f"{field}.value", what)
         values.append(value)
+    if len(values) > 1 and not several:
+        raise MalformedResponseError(
+            f"{where}.textAnswers.answers",
+            f"lists {len(values)} answers",
+            google_shape=True,
+            why=_SEVERAL,
+        )
     return ", ".join(values) if values else None
 
 
-def _answer_text_fast(answers: dict[str, Any], question_id: str) -> str | None:
+def _answer_text_fast(
+    answers: dict[str, Any], question_id: str, *, several: bool = True
+) -> str | None:
     """:func:`answer_text` for the shape Google sends (one text answer of a str value), in a
     few dict look-ups; anything else goes the general way. A first run reads 1,000,000."""
     answer = answers.get(question_id)
@@ -234,7 +259,12 @@ def _answer_text_fast(answers: dict[str, Any], question_id: str) -> str | None:
                 return value
     except (KeyError, TypeError, IndexError):
         pass
-    return answer_text(answers, question_id)
+    return answer_text(answers, question_id, several=several)
+
+
+# The roles whose answer is one value: a score is read from one option's text, and an id from
+# one field's. A comment's several answers (a checkbox question's ticks) are one comment.
+_ONE_VALUE = frozenset({"rating", "nps", "token", "agent", "ticket"})
 
 
 class FormsApiResults(ResultsSource):
@@ -355,7 +385,7 @@ class FormsApiResults(ResultsSource):
         """Add the response as a skipped row naming the field: its identity is its whole
         JSON (no field of it can be trusted), so it is one row each time it is listed so."""
         listed = json.dumps(response, sort_keys=True, default=repr, ensure_ascii=False)
-        detail = f"{problem}: {_OTHER_KIND if problem.google_shape else _NEVER}"
+        detail = f"{problem}: {problem.why or (_OTHER_KIND if problem.google_shape else _NEVER)}"
         item = SkippedRow(
             row_identity("malformed", listed), ref, "malformed_response", detail, role
         )
@@ -402,10 +432,13 @@ class FormsApiResults(ResultsSource):
         texts = []
         for role, qid in self.roles:
             try:
-                texts.append(_answer_text_fast(answers, qid))
+                texts.append(_answer_text_fast(answers, qid, several=role not in _ONE_VALUE))
             except MalformedResponseError as exc:
                 named = MalformedResponseError(
-                    f"{exc.field} (question_ids.{role})", exc.what, google_shape=exc.google_shape
+                    f"{exc.field} (question_ids.{role})",
+                    exc.what,
+                    google_shape=exc.google_shape,
+                    why=exc.why,
                 )
                 self._malformed(batch, ref, role, named, response, known, seen)
                 return

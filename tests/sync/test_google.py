@@ -402,3 +402,24 @@ def test_a_token_endpoint_unavailable_longer_than_google_auth_retries_is_waited_
     fake_google.fail(3, 503, "token")  # google-auth's own three tries, all 503
     assert SheetsApi(google_session).metadata(SHEET_ID)["spreadsheetId"] == SHEET_ID
     assert fake_google.count("token") == 4 and len(google_session.slept) == 1
+
+
+@pytest.mark.parametrize("kind", ["installed", "web"])
+def test_an_oauth_client_file_given_as_the_key_is_named_as_such(tmp_path, kind):
+    """Google Cloud's "Create credentials" offers an OAuth client ID first: its JSON
+    ({"installed": {...}} or {"web": {...}}) was refused as a service-account JSON lacking
+    client_email, private_key and token_uri, which sent the operator looking for fields."""
+    secret = "GOCSPX-not-to-be-shown"
+    client = {kind: {"client_id": "1.apps.googleusercontent.com", "client_secret": secret}}
+    path = tmp_path / "client_secret.json"
+    path.write_text(json.dumps(client), encoding="utf-8")
+    for google in (
+        GoogleConfig(service_account_file=str(path)),
+        GoogleConfig(service_account_json=json.dumps(client)),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_credentials(google, [SHEETS_SCOPE])
+        message = caught.value.message
+        assert "an OAuth client ID's JSON, not a service-account key" in message, message
+        assert "Service accounts" in message and secret not in message
+        assert "lacks" not in message

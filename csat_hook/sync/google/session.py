@@ -291,6 +291,14 @@ def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account
             "google.service_account_file or google.service_account_json "
             "(env GOOGLE_SERVICE_ACCOUNT_JSON) is required to call Google"
         )
+    if isinstance(info, dict) and "type" not in info and _OAUTH_CLIENT_KEYS & info.keys():
+        # "Create credentials" offers an OAuth client ID first: its JSON has none of a key's
+        # fields, and naming them sent the operator looking for fields, not for a key.
+        raise ConfigError(
+            f"{key}: this is an OAuth client ID's JSON, not a service-account key: create one "
+            "in Google Cloud console → IAM & Admin → Service accounts → (the account) → Keys → "
+            "Add key → JSON"
+        )
     if not isinstance(info, dict) or info.get("type", "service_account") != "service_account":
         raise ConfigError(f'{key}: expected a service-account key ("type": "service_account")')
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
@@ -313,6 +321,9 @@ def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account
     credentials: service_account.Credentials = parsed.with_scopes(scopes)
     return credentials
 
+
+# The one key of an OAuth client ID's JSON (a desktop or a web application's).
+_OAUTH_CLIENT_KEYS = frozenset({"installed", "web"})
 
 # The credentials made from the last service-account key parsed (its JSON and the scopes).
 _PARSED_KEYS: dict[tuple[str, tuple[str, ...]], service_account.Credentials] = {}

@@ -75,6 +75,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # ("5 (was 1)", "5 then 1") are bad_rating (two scores); each was read as its first score.
 # 13: a Forms API answer of several texts (a checkbox question's ticks) for a rating, NPS,
 # reference, agent or ticket question is a skipped row; "5 - Excellent, 1 - Awful" was a 5.
+# The same ticks in a responses sheet or its CSV, joined with ", " ("4 - Good, 5 -
+# Excellent", "5 - Great, Awful" with Awful a configured label) are bad_rating; each was read
+# as its first option's score.
 READING_VERSION = 13
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
@@ -236,6 +239,14 @@ _JOINED_LABEL = re.compile(_JOINED_SCORE)
 # 150,000-character cell.
 _JOINED_ANYWHERE = re.compile(rf"(?:\d|[{_NUMBER_SIGNS}]|(?<!\w){_NUMBER_WORD})\s*+{_JOINED_SCORE}")
 _JOINED_WITHIN = 1000
+# A responses sheet (and its CSV download) joins a checkbox question's ticks with ", ": a
+# further option that starts with a score as a rating option does ("4 - Good, 5 - Excellent",
+# "4, 5." aside: _LAST_NUMBER reads that one).
+_TICKED_OPTION = re.compile(r",\s*+\d{1,3}\s*+(?:[-–—:()]|\.\s)")
+_TICKED = (
+    "two options of a checkbox question (a responses sheet joins its ticks with ', '): which "
+    "one is meant is unclear; make the rating question multiple choice (one answer)"
+)
 _JOINED = (
     "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
     "range): which one is meant is unclear (a form's own option label: name it in "
@@ -385,6 +396,8 @@ class RatingScale:
         label = self._restated(score, self._label(rest.casefold()), _TWO_SCORES)
         if _JOINED_LABEL.match(label):
             raise RatingError("bad_rating", _JOINED)
+        if self._ticked(score, label):
+            raise RatingError("bad_rating", _TICKED)
         if (
             _ANOTHER_SCORE.match(label)
             or _ANOTHER_FRACTION.search(label)
@@ -399,6 +412,22 @@ class RatingScale:
             raise RatingError("bad_rating", _DISAGREEING_STARS)
         self._check_top(label)
         return score
+
+    def _ticked(self, score: int, label: str) -> bool:
+        """Whether ``label`` (case-folded, past the separators) goes on, after a ", ", with
+        another option of a checkbox question: one that starts with a score
+        (:data:`_TICKED_OPTION`), or a configured label of another score than ``score``
+        ("5 - Great, Awful"; "5 - Great, Excellent" restates it)."""
+        head = label[:_JOINED_WITHIN]
+        if "," not in head:
+            return False
+        if _TICKED_OPTION.search(head):
+            return True
+        for option in head.split(",")[1:]:
+            named = self.labels.get(normalize(option))
+            if named is not None and named != score:
+                return True
+        return False
 
     def _another_later(self, label: str) -> bool:
         """Whether ``label`` (case-folded, past the separators) names a second score further

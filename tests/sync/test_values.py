@@ -343,6 +343,40 @@ def test_a_second_score_after_signs_a_word_or_with_its_unit_is_refused(cell):
 
 
 @pytest.mark.parametrize(
+    "cell",
+    [
+        # A checkbox question's ticks as a responses sheet (and its CSV) joins them: each was
+        # read as its first option's score.
+        "4 - Good, 5 - Excellent",
+        "5 - Excellent, 1 - Awful",
+        "1 – Плохо, 5 – Отлично",
+        "4: good, 5: excellent",
+        "4 (good), 5 (great)",
+        "5 - Great, Плохо",
+        "5 - Great, very satisfied, Плохо",
+    ],
+)
+def test_a_checkbox_questions_ticks_are_refused_not_read_by_the_first(cell):
+    assert "checkbox" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        # A comma in a label that names no other option stays the label's; one naming the
+        # same score restates it.
+        ("5, very good", 5),
+        ("5 - Great, Very satisfied", 5),
+        ("5 - fast, 2 minutes", 5),
+        ("2 - Плохо, долго", 2),
+        ("5/5, great", 5),
+    ],
+)
+def test_a_comma_in_a_label_naming_no_other_option_stays_the_labels(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+@pytest.mark.parametrize(
     ("cell", "score"),
     [
         # A number a word follows, one past the scale and the scale's top after "out of"

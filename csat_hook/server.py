@@ -154,6 +154,7 @@ def run_server(
             level=config.logging.level,
             access_log=config.logging.access_log,
             argv=(),
+            helpdesks=config.helpdesks,
         )
 
     options["on_starting"] = on_starting

@@ -12,6 +12,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,14 +109,24 @@ def gunicorn_level(level: str, argv: Sequence[str]) -> str:
     return str(given) if given is not None else GUNICORN_LEVELS[level]
 
 
-def apply_logging(server: Any, *, level: str, access_log: bool, argv: Sequence[str]) -> None:
+def apply_logging(
+    server: Any,
+    *,
+    level: str,
+    access_log: bool,
+    argv: Sequence[str],
+    helpdesks: Iterable[str] | None = None,
+) -> None:
     """``csat-hook serve``'s, once its gunicorn master starts, before any worker is forked
     (the Procfile's logger does it itself: :class:`ProcfileLogger`): gunicorn's level
     follows ``logging.level`` (:func:`gunicorn_level`), and its access log is on when
     ``logging.access_log`` is (see :class:`~csat_hook.webserver.redact.RedactingLogger`).
-    Its lines stay redacted at every level."""
+    Its lines stay redacted at every level; with the configured ``helpdesks``' names, a
+    webhook URL of none of them keeps no name."""
     server.cfg.set("loglevel", gunicorn_level(level, argv))
     server.log.service_access_log = access_log
+    if helpdesks is not None:
+        server.log.service_helpdesks = frozenset(helpdesks)
     server.log.setup(server.cfg)
 
 
@@ -146,12 +157,13 @@ class ProcfileLogger(RedactingLogger):
             from csat_hook.errors import ConfigError
 
             try:
-                logs = load_config().logging
+                config = load_config()
             except ConfigError:
                 pass  # said by on_starting, or by the workers (see above)
             else:
-                self.service_level = logs.level
-                self.service_access_log = logs.access_log
+                self.service_level = config.logging.level
+                self.service_access_log = config.logging.access_log
+                self.service_helpdesks = frozenset(config.helpdesks)
             if self.service_level is not None:
                 cfg.set("loglevel", gunicorn_level(self.service_level, sys.argv[1:]))
         super().setup(cfg)

@@ -20,7 +20,9 @@ requests it could not parse it prints what the client sent. gunicorn 27.0:
 A path is kept, but not a short link's reference (``/s/<reference>``: whoever reads it could
 open the customer's form and answer as them): ``/s/[reference redacted]``; nor anything past
 the shape of a route (a token typed after ``&`` instead of ``?``, or as a path segment):
-``/webhooks/[path redacted]``; nor a method other than the standard ones.
+``/webhooks/[path redacted]``; nor, once the configuration is read, a webhook URL's name that
+no helpdesk is configured by (the app's own lines give its length only); nor a method other
+than the standard ones.
 
 :class:`RedactingLogger` (gunicorn's ``logger_class``) puts :class:`RedactRequestData` on
 both loggers, before any handler: it keeps the event, the kind of error and the path, and
@@ -75,26 +77,39 @@ def _error_kind(error: str) -> str:
     return f"{head} {REDACTED}" if head else REDACTED
 
 
-def _path_only(uri: object) -> str:
+def _path_only(uri: object, helpdesks: frozenset[str] | None = None) -> str:
     """The path of a URI (no query, no fragment), a short link's reference taken out, and
     only as far as it has the shape of a route: at most :data:`_MAX_SEGMENTS` segments of
     unreserved characters. A token typed after ``&`` or ``;`` instead of ``?``, an encoded
     ``%3F``, or one pasted as a path segment is a secret in the path: from the first
-    segment that is not of that shape on, the path is :data:`PATH_REDACTED`."""
+    segment that is not of that shape on, the path is :data:`PATH_REDACTED`. With the
+    configured ``helpdesks`` known, a webhook URL's name is kept only when it is one of
+    them (see :func:`_route_shaped`)."""
     path = re.split(r"[?#]", str(uri), maxsplit=1)[0]
     short_link = _SHORT_LINK.search(path)
     if short_link is not None:
-        return _route_shaped(path[: short_link.start()]) + REFERENCE_REDACTED
-    return _route_shaped(path)
+        return _route_shaped(path[: short_link.start()], helpdesks) + REFERENCE_REDACTED
+    return _route_shaped(path, helpdesks)
 
 
-def _route_shaped(path: str) -> str:
-    """``path`` up to its first segment that no route has (see :func:`_path_only`)."""
+def _route_shaped(path: str, helpdesks: frozenset[str] | None = None) -> str:
+    """``path`` up to its first segment that no route has (see :func:`_path_only`). A name
+    after a first segment meant for a webhook (``webhooks``, ``webhook``, ``Webhooks``: as
+    the app tells one) that none of ``helpdesks`` is named is the sender's text, a secret
+    pasted in the wrong place as likely as a typo: the app logs its length only, and here
+    it is :data:`PATH_REDACTED`."""
     segments = path.split("/")
     if segments[0]:  # not absolute (refused by the parser): nothing of it is a route
         return PATH_REDACTED
     for index, segment in enumerate(segments[1:], start=1):
         if index > _MAX_SEGMENTS or not _SEGMENT.fullmatch(segment):
+            return "/".join([*segments[:index], PATH_REDACTED])
+        if (
+            index == 2
+            and helpdesks is not None
+            and segments[1].lower().startswith("webhook")
+            and segment not in helpdesks
+        ):
             return "/".join([*segments[:index], PATH_REDACTED])
     return path
 
@@ -111,16 +126,17 @@ def _names_only(match: re.Match[str]) -> str:
     return f"{match.group(1)}[{', '.join(repr(f'{name}=[redacted]') for name in names)}]"
 
 
-def redact_message(record: logging.LogRecord) -> str:
-    """The record's message with the request data taken out."""
+def redact_message(record: logging.LogRecord, helpdesks: frozenset[str] | None = None) -> str:
+    """The record's message with the request data taken out (``helpdesks``: the configured
+    names, when known; see :func:`_path_only`)."""
     args = record.args
     if record.msg == "Error handling request %s %s" and isinstance(args, tuple) and len(args) == 2:
-        return f"Error handling request {_method(args[0])} {_path_only(args[1])}"
+        return f"Error handling request {_method(args[0])} {_path_only(args[1], helpdesks)}"
     if record.msg == "Error handling request %s" and isinstance(args, tuple) and args:
-        return f"Error handling request {_path_only(args[0])}"
+        return f"Error handling request {_path_only(args[0], helpdesks)}"
     if record.msg == "%s %s" and isinstance(args, tuple) and len(args) == 2:
         # The default pre_request hook's DEBUG line: the method and the path.
-        return f"{_method(args[0])} {_path_only(args[1])}"
+        return f"{_method(args[0])} {_path_only(args[1], helpdesks)}"
     if isinstance(record.msg, str) and record.msg.startswith(_CONFIGURATION):
         return _SETTING_VALUES.sub(_names_only, record.msg)
     if isinstance(args, tuple):  # an exception's text can be request bytes: its type only
@@ -151,10 +167,13 @@ def redact_traceback(exc_info: Any) -> str:
 
 
 class RedactRequestData(logging.Filter):
-    """Rewrites each record of a gunicorn logger before any handler formats it."""
+    """Rewrites each record of a gunicorn logger before any handler formats it.
+    ``helpdesks``: the configured helpdesks' names, once known (its logger's setup)."""
+
+    helpdesks: frozenset[str] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_message(record)
+        record.msg = redact_message(record, self.helpdesks)
         record.args = ()
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact_traceback(record.exc_info)  # Formatter reuses exc_text
@@ -180,10 +199,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
       ``GUNICORN_CMD_ARGS``; syslog; a log configuration), in its access format; else the
       service's own handler (stderr, ``logging.format``). One place, so one line a request.
 
-    Every line goes through :class:`RedactRequestData` first. ``service_access_log`` None
-    (another app on these settings: the benchmarks' bare peer): gunicorn's own rules."""
+    Every line goes through :class:`RedactRequestData` first; ``service_helpdesks``, the
+    configured helpdesks' names (set with ``service_access_log``), tell it which webhook
+    URLs' names may be kept. ``service_access_log`` None (another app on these settings: the
+    benchmarks' bare peer): gunicorn's own rules."""
 
     service_access_log: bool | None = None
+    service_helpdesks: frozenset[str] | None = None
 
     def _compute_access_log_enabled(self) -> bool:
         if self.service_access_log is None:
@@ -195,6 +217,9 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         for log in (self.error_log, self.access_log):
             if not any(isinstance(f, RedactRequestData) for f in log.filters):
                 log.addFilter(RedactRequestData())
+            for redacting in log.filters:
+                if isinstance(redacting, RedactRequestData):
+                    redacting.helpdesks = self.service_helpdesks
         # Filters run on the logger the record was made on, before it propagates: up to
         # the service's handler only where gunicorn has no destination of its own (both
         # wrote each line).
@@ -207,9 +232,10 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         method = _method(environ.get("REQUEST_METHOD"))
         atoms["m"] = method
-        atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''))} "
+        helpdesks = self.service_helpdesks
+        atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''), helpdesks)} "
         atoms["r"] += str(environ.get("SERVER_PROTOCOL"))
-        atoms["U"] = _path_only(environ.get("PATH_INFO", ""))
+        atoms["U"] = _path_only(environ.get("PATH_INFO", ""), helpdesks)
         atoms["q"] = "-"
         atoms["f"] = "-"
         atoms["u"] = "-"  # Basic auth's user name: half a webhook's credential (Freshdesk)

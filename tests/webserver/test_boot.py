@@ -15,6 +15,8 @@ from gunicorn.config import Config as GunicornConfig
 from csat_hook.db import migrate
 from csat_hook.db.engine import make_engine
 from csat_hook.webserver import conf
+from csat_hook.webserver.redact import RedactingLogger
+from csat_hook.webserver.redact import RedactRequestData
 from tests.cluster import ROOT
 from tests.cluster import LocalCluster
 from tests.cluster import free_port
@@ -214,3 +216,26 @@ def test_a_reload_logs_the_new_configuration_warnings_once_and_the_old_ones_not_
     plain = [w.split(":")[0] for w in logged if "plain http://" in w]
     assert plain == ["survey.links.public_base_url", "survey.form.url"], output
     assert len(logged) == len(set(logged)), output
+
+
+def test_both_web_processes_loggers_know_the_configured_helpdesks(monkeypatch, tmp_path):
+    # What gunicorn's lines may name of a webhook URL (webserver.redact): the Procfile's
+    # logger reads the names from $CSAT_HOOK_CONFIG, serve's is given its configuration's.
+    config = tmp_path / "csat.yaml"
+    config.write_text("helpdesks: {support: {kind: dryrun}}\n", "utf-8")
+    monkeypatch.setenv("CSAT_HOOK_CONFIG", str(config))
+    monkeypatch.setattr(sys, "argv", ["gunicorn", conf.APP])
+    cfg = GunicornConfig()
+    cfg.set("default_proc_name", conf.APP)
+    procfile = conf.ProcfileLogger(cfg)
+    server = SimpleNamespace(cfg=GunicornConfig(), log=RedactingLogger(GunicornConfig()))
+    conf.apply_logging(server, level="INFO", access_log=True, argv=(), helpdesks={"support": 1})
+
+    for log in (procfile, server.log):
+        record = logging.LogRecord(
+            "gunicorn.error", logging.DEBUG, __file__, 1, "%s %s", ("POST", "/webhooks/x1"), None
+        )
+        [redacting] = [f for f in log.error_log.filters if isinstance(f, RedactRequestData)]
+        assert redacting.filter(record)
+        assert record.getMessage() == "POST /webhooks/[path redacted]"
+        assert log.service_helpdesks == frozenset({"support"})

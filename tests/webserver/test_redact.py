@@ -245,3 +245,60 @@ def test_the_configuration_printed_at_debug_keeps_no_environment_value():
     assert SECRET not in line
     assert "  raw_env: ['CSAT_TOKEN_SECRET=[redacted]', 'PLAIN=[redacted]']" in line
     assert "  threads: 1" in line and "  limit_request_line: 4094" in line
+
+
+PASTED = "sk_live_Customer-Jane-hunter2"  # a route-shaped segment: unreserved characters
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"/webhooks/{PASTED}?x=1",
+        f"/webhook/{PASTED}",
+        f"/Webhooks/{PASTED}",
+        f"/webhooks/{PASTED}/s/{REFERENCE}",
+    ],
+)
+def test_a_webhook_url_of_no_configured_helpdesk_keeps_no_name(uri):
+    # The app logs a name no helpdesk is configured by as its length only: it is the
+    # sender's text (/webhooks/<a secret pasted in the wrong place>). gunicorn's access log,
+    # its DEBUG line of each request and its "Error handling request" line printed it whole.
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", "%(r)s %(U)s")
+    logger = RedactingLogger(cfg)
+    logger.service_helpdesks = frozenset({"generic"})
+    logger.setup(cfg)
+    stream = io.StringIO()
+    [handler] = [h for h in logger.access_log.handlers if getattr(h, "_gunicorn", False)]
+    handler.stream = stream
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": uri,
+        "PATH_INFO": uri.partition("?")[0],
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    response = SimpleNamespace(status="404 NOT FOUND", sent=10, headers=[])
+    logger.access(response, SimpleNamespace(headers=[]), environ, timedelta(seconds=0.01))
+    [error_filter] = [f for f in logger.error_log.filters if isinstance(f, RedactRequestData)]
+
+    lines = [stream.getvalue()]
+    for msg, args in [
+        ("%s %s", ("POST", uri)),
+        ("Error handling request %s %s", ("POST", uri)),
+        ("Error handling request %s", (uri,)),
+    ]:
+        record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, msg, args, None)
+        assert error_filter.filter(record)
+        lines.append(record.getMessage())
+
+    for line in lines:
+        assert PASTED not in line and REFERENCE not in line, line
+        assert "/[path redacted]" in line, line
+    # A configured helpdesk's URL is kept as it is.
+    record = logging.LogRecord(
+        "gunicorn.error", logging.DEBUG, __file__, 1, "%s %s", ("POST", "/webhooks/generic"), None
+    )
+    assert error_filter.filter(record)
+    assert record.getMessage() == "POST /webhooks/generic"

@@ -28,7 +28,6 @@ from flask import jsonify
 from flask import request
 from flask.json.provider import DefaultJSONProvider
 from flask.wrappers import Request
-from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
@@ -39,8 +38,10 @@ from werkzeug.routing import Map
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import get_path_info
 
+from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import ping
 from csat_hook.db.engine import run_transaction
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import NoSuchUrlError
 from csat_hook.errors import PayloadTooLargeError
@@ -398,8 +399,10 @@ def probe(helpdesk: str) -> tuple[Response, int]:
 def healthz() -> tuple[Response, int]:
     try:
         run_transaction(_intake().engine, ping, read_only=True)
-    except DBAPIError as exc:
-        logger.error("health.database-down", extra={"error": type(exc.orig).__name__})
+    except UNAVAILABLE as exc:
+        # A driver's error, or no pooled connection freed up within the pool's timeout
+        # (every one held by a database that stopped answering): down, not a 500.
+        logger.error("health.database-down", extra={"error": unavailable_cause(exc)})
         return jsonify({"status": "unavailable", "database": "down"}), 503
     return jsonify({"status": "ok", "database": "ok"}), 200
 

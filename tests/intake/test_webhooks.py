@@ -667,6 +667,28 @@ def test_healthz_checks_the_database(client, services):
     assert response.status_code == 503 and response.json["database"] == "down"
 
 
+def test_healthz_says_down_when_no_pooled_connection_frees_up(client, services, tmp_path):
+    # Every pooled connection held (by a database that stopped answering) past the pool's
+    # timeout: SQLAlchemy's TimeoutError, not a driver's error. /healthz answered 500
+    # "internal_error" with a traceback, where the service says the database is unavailable.
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        poolclass=sa.pool.QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
+    )
+    services.intake.engine = engine
+    try:
+        with engine.connect():  # the only connection, held
+            response = client.get("/healthz")
+    finally:
+        engine.dispose()
+
+    assert response.status_code == 503
+    assert response.json == {"status": "unavailable", "database": "down"}
+
+
 def test_healthz_answers_while_another_transaction_writes(client, services):
     # Its read took SQLite's writer lock (BEGIN IMMEDIATE): during a long write (a sync,
     # another process) /healthz waited up to the 30 s busy timeout, then said "down".

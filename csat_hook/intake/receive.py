@@ -15,9 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
 
 from csat_hook.clock import Clock
+from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import run_transaction
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import UnknownHelpdeskError
@@ -156,7 +156,7 @@ class Intake:
             return self.record_close(event)
         try:
             return self._reopened(event)
-        except DBAPIError as exc:
+        except UNAVAILABLE as exc:  # a driver's error, or no pooled connection in time
             raise database_error(exc, helpdesk=helpdesk_name) from exc
 
     def _reopened(self, event: DialogReopened) -> Outcome:

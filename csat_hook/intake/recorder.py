@@ -25,7 +25,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import is_data_error
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.db.group_commit import GroupCommit
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
@@ -260,21 +262,23 @@ class CloseRecorder:
 
 
 def _as_http_error(exc: Exception) -> Exception:
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, UNAVAILABLE):
         return database_error(exc)
     logger.error("webhook.record-failed", extra={"error": type(exc).__name__})
     return exc
 
 
-def database_error(exc: DBAPIError, **log: Any) -> CsatHookError:
-    """What the sender hears when the database raised ``exc``.
+def database_error(exc: DBAPIError | sa.exc.TimeoutError, **log: Any) -> CsatHookError:
+    """What the sender hears when the database raised ``exc`` (one of
+    :data:`~csat_hook.db.engine.UNAVAILABLE`).
 
     Values the database refused (too long, a NUL, a broken constraint: ``DataError``,
     ``IntegrityError``) will be refused again on every retry: a 400 naming the error class,
-    so the vendor stops. Everything else (connection lost, locked, timeout) is 503, retry.
+    so the vendor stops. Everything else (connection lost, locked, timeout, no pooled
+    connection free within the pool's timeout) is 503, retry.
     """
-    error = type(exc.orig).__name__
-    if is_data_error(exc):
+    error = unavailable_cause(exc)
+    if isinstance(exc, DBAPIError) and is_data_error(exc):
         logger.error("webhook.unstorable", extra={"error": error, **log})
         # The generic class (DataError, IntegrityError): the same answer on both databases.
         return BadPayloadError(

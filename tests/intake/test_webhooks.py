@@ -715,6 +715,35 @@ def test_healthz_answers_while_another_transaction_writes(client, services):
     assert took < 2.0, took
 
 
+def test_a_close_or_reopen_while_no_pooled_connection_frees_up_gets_503(client, services, tmp_path):
+    # Every pooled connection held past the pool's timeout (a database that stopped
+    # answering) raises SQLAlchemy's TimeoutError, no driver's error: the close was answered
+    # 500 internal_error (logged webhook.record-failed), the reopen too, with a traceback.
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        poolclass=sa.pool.QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
+    )
+    kept = services.engine
+    services.engine = services.intake.engine = engine
+    reopen = {**generic_close(), "event": "dialog.reopened"}
+    try:
+        with engine.connect():  # the only connection, held
+            responses = [
+                client.post("/webhooks/generic", json=body, headers=GENERIC_AUTH)
+                for body in (generic_close(), reopen)
+            ]
+    finally:
+        services.engine = services.intake.engine = kept
+        engine.dispose()
+
+    for response in responses:
+        assert response.status_code == 503, response.json
+        assert response.json["error"] == "unavailable"
+
+
 def test_database_down_during_a_close_gets_503(client, services):
     services.engine.dispose()
     services.engine = sa.create_engine("sqlite:////nonexistent-dir/x/y.db")

@@ -258,14 +258,15 @@ class DeliveryWorker:
 
     def _before_claims(self) -> None:
         """Run ``before_claims``. The database unavailable (a connection lost or refused, a
-        statement cancelled) is the caller's: it backs off and runs them again before any
-        claim. Any other error, the database's refusal of what was asked included (a data
-        or programming error), is logged and claims go on: run again, it would fail again,
-        and a bug there must not stop every reply."""
+        statement cancelled, no pooled connection free within the pool's timeout) is the
+        caller's: it backs off and runs them again before any claim. Any other error, the
+        database's refusal of what was asked included (a data or programming error), is
+        logged and claims go on: run again, it would fail again, and a bug there must not
+        stop every reply."""
         for step in self.before_claims:
             try:
                 step()
-            except (OperationalError, InterfaceError):
+            except (OperationalError, InterfaceError, sa.exc.TimeoutError):
                 raise
             except Exception:
                 logger.exception("worker.before-claims-failed")

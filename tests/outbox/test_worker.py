@@ -675,8 +675,19 @@ def run_until_a_reply_goes(worker: Any, fake_helpdesk: Any) -> None:
         worker.stop()
 
 
+@pytest.mark.parametrize(
+    "outage",
+    [
+        sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed")),
+        # Every pooled connection held past the pool's timeout: SQLAlchemy's own error, no
+        # driver's. It was logged as a check refused for good, and the claims went on: the
+        # alerts queued under the earlier configuration went out unchecked.
+        sa.exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached"),
+    ],
+    ids=["connection-lost", "pool-timeout"],
+)
 def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_outage(
-    services, fake_helpdesk
+    services, fake_helpdesk, outage
 ):
     """The checks a worker runs before its first claim (the queued alerts against this
     configuration) that meet a database outage are run again after the backoff; meanwhile
@@ -688,7 +699,7 @@ def test_nothing_is_claimed_before_the_start_checks_have_run_through_a_database_
     def flaky() -> None:
         ran.append(len(fake_helpdesk.api_requests()))  # what went out before this run
         if len(ran) == 1:
-            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
+            raise outage
 
     worker.before_claims = (flaky, *worker.before_claims)
     run_until_a_reply_goes(worker, fake_helpdesk)

@@ -67,6 +67,10 @@ _MAX_SEGMENTS = 2
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]{0,64}")
 PATH_REDACTED = "[path redacted]"
 METHOD_REDACTED = "[method redacted]"
+# Response headers the access log never prints (as atoms, ``%({name}o)s``): a short link's
+# 302 names the customer's pre-filled form, with the survey's token and the agent's name (in a
+# template form's fragment too, which no query redaction cuts).
+_RESPONSE_HEADERS_DROPPED = ("{location}o",)
 
 
 def _error_kind(error: str) -> str:
@@ -227,8 +231,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         self.access_log.propagate = bool(self.service_access_log) and not own_destination
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        """Access-log atoms without the query string, Referer, Basic auth user, request headers
-        or environ."""
+        """Access-log atoms without the query string, Referer, Basic auth user, request headers,
+        environ, or a response's redirect target (:data:`_RESPONSE_HEADERS_DROPPED`)."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         method = _method(environ.get("REQUEST_METHOD"))
         atoms["m"] = method
@@ -242,4 +246,6 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         atoms["a"] = "-"  # the User-Agent: a header value, the sender's to write
         for key in [k for k in atoms if k.startswith("{") and not k.endswith("}o")]:
             del atoms[key]  # gunicorn's SafeAtoms renders a missing atom as "-"
+        for key in _RESPONSE_HEADERS_DROPPED:
+            atoms.pop(key, None)
         return atoms

@@ -302,3 +302,33 @@ def test_a_webhook_url_of_no_configured_helpdesk_keeps_no_name(uri):
     )
     assert error_filter.filter(record)
     assert record.getMessage() == "POST /webhooks/generic"
+
+
+def test_the_access_log_keeps_no_redirect_target():
+    # A short link's answer is a 302 to the customer's pre-filled form, whose URL carries the
+    # survey's token (whoever has it can answer as the customer) and the agent's name.
+    # Response header atoms were kept, a query cut by the filter but not a fragment: an
+    # access format naming %({location}o)s printed them on every click.
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", "%(s)s %({location}o)s %({content-type}o)s")
+    logger = RedactingLogger(cfg)
+    stream = io.StringIO()
+    [handler] = [h for h in logger.access_log.handlers if getattr(h, "_gunicorn", False)]
+    handler.stream = stream
+    # A template form's link may carry them in its fragment (survey.form.url_template).
+    target = f"https://example.typeform.com/to/AbCdEf#agent=Anna&ref={REFERENCE}"
+    headers = [("Location", target), ("Content-Type", "text/html; charset=utf-8")]
+    response = SimpleNamespace(status="302 FOUND", sent=10, headers=headers)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/s/x",
+        "PATH_INFO": "/s/x",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    logger.access(response, SimpleNamespace(headers=[]), environ, timedelta(seconds=0.01))
+
+    line = stream.getvalue()
+    assert REFERENCE not in line and "Anna" not in line, line
+    assert line.startswith("302 - text/html; charset=utf-8"), line

@@ -200,8 +200,11 @@ class PostgresListener:
         worker_id: str | None = None,
         abandon_after: float = ABANDON_SECONDS,
     ) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._conninfo = url.render_as_string(hide_password=False)
+        url = make_url(database_url).set(drivername="postgresql+psycopg")
+        # The URL as the engine's connections read it (the driver's keyword arguments), not
+        # rendered again: that encoded its query for a form, a space as "+", which libpq
+        # reads as a "+" (``options=-c%20statement_timeout%3D5000`` refused at every connect).
+        self._url_params = dict(url.get_dialect()().create_connect_args(url)[1])
         # The engine's connection parameters, each only where the URL gives none: the connect
         # timeout, and the keepalives and tcp_user_timeout without which a server gone
         # without a reset (a partition, a failover, a NAT that dropped the flow) left this
@@ -314,9 +317,7 @@ class PostgresListener:
         failures = 0
         while not self._stop.is_set():
             try:
-                params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(
-                    self._conninfo, **self._connect_args
-                )
+                params: dict[str, Any] = {**self._url_params, **self._connect_args}
                 # The host name within the connect timeout, as the engine's connections do
                 # (psycopg resolves it before the timeout applies); again at each reconnect.
                 db_engine.resolve_host(params)

@@ -384,3 +384,22 @@ def test_the_listener_keeps_the_url_own_connect_timeout(
         finally:
             listener.stop()
             mute.close()
+
+
+def test_the_listener_connects_with_the_url_options_as_the_engine_reads_them(
+    database_url: str,
+) -> None:
+    # The listener's conninfo was the URL rendered again, its query encoded for a form (a
+    # space as "+"), which libpq reads as a "+": ``options=-c%20statement_timeout%3D5000``
+    # became "-c+statement_timeout=5000", refused by the server at every connect, while the
+    # engine's connections (the driver's keyword arguments) took it. No wake-up then crossed
+    # processes: every worker waited for its poll.
+    url = sa.make_url(database_url).update_query_dict(
+        {"options": "-c statement_timeout=5000", "application_name": "csat hook+listener"}
+    )
+    listener = PostgresListener(url.render_as_string(hide_password=False), Waker())
+    listener.start()
+    try:
+        assert listener.listening.wait(10), "the listener did not connect"
+    finally:
+        listener.stop()

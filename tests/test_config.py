@@ -877,6 +877,25 @@ def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, message):
             "postgresql://csat:Pa55@Wd-77@db.example.com/csat",
             r"an @ in the user name or password must be written %40",
         ),
+        # Its rest after a "/" or a "?" (Pa55@Wd-77/x9): the host was "Wd-77" and the rest a
+        # database or an option's name, said by check-config's masked URL and quoted by the
+        # driver ("failed to resolve host 'Wd-77'").
+        (
+            "postgresql://csat:Pa55@Wd-77/x9@db.example.com/csat",
+            r"an @ in the user name or password must be written %40",
+        ),
+        (
+            "postgresql://csat:Pa55@Wd-77:5432/x9@db.example.com/csat",
+            r"an @ in the user name or password must be written %40",
+        ),
+        (
+            "postgresql://csat:Pa55@Wd-77?x9@db.example.com/csat",
+            r"an @ in the user name or password must be written %40",
+        ),
+        (
+            "postgres://csat:Pa55@Wd-77/x9@db.example.com/csat",  # Heroku's spelling
+            r"an @ in the user name or password must be written %40",
+        ),
         ("postgresql://csat:Pa55Wd-77@db.example.com:54x2/csat", r"is not a valid URL"),
         ("postgres://csat:Pa55Wd-77@db.example.com:99999/csat", r"the port must be 1 to 65535"),
     ],
@@ -895,6 +914,8 @@ def test_an_encoded_password_and_a_socket_url_are_valid():
         "postgresql://csat:Pa55%40Wd@db.example.com:5432/csat",
         "postgresql:///csat?host=/var/run/postgresql",
         "sqlite:////srv/csat@2/csat.sqlite3",
+        "postgresql://csat@azure-server:Pa55%40Wd@db.example.com/csat",  # SQLAlchemy's user
+        "postgresql://csat:pw@db.example.com/csat?application_name=csat@web",
     ):
         assert load_config(None, env={"DATABASE_URL": url}).database.url.endswith(url[-12:])
 

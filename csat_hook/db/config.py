@@ -204,6 +204,24 @@ def _check_sqlite_url(url: URL, port: int | None) -> None:
         )
 
 
+# Where SQLAlchemy's URL parser ends the user info (``make_url``): a user name up to a ":" or
+# "/" (an "@" in it is taken: Azure's ``user@server``), then a password up to its first "@".
+_USER_INFO = re.compile(r"[^:/]*(?::[^@]*)?@")
+
+
+def _at_past_user_info(url: str) -> bool:
+    """Whether the PostgreSQL ``url`` has an "@" that no URL of libpq's form has unencoded:
+    after the user info as SQLAlchemy reads it, in the host, port or database, or in an
+    option's name (an option's value may hold one: ``application_name=csat@web``). Such an
+    "@" is a password's, whose rest was read as those parts."""
+    rest = url.partition("://")[2]
+    user_info = _USER_INFO.match(rest)
+    if user_info is None:
+        return False
+    location, _, query = rest[user_info.end() :].partition("?")
+    return "@" in location or any("@" in part.partition("=")[0] for part in query.split("&"))
+
+
 class DatabaseConfig(StrictModel):
     url: str = "sqlite:///var/csat-hook.sqlite3"
     pool_size: int = Field(default=5, ge=1, le=100)
@@ -253,9 +271,13 @@ class DatabaseConfig(StrictModel):
             _check_pg_socket_options(url)
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")
-        if "@" in (url.host or ""):
+        if "@" in (url.host or "") or (
+            url.get_backend_name() != "sqlite" and _at_past_user_info(value)
+        ):
             # The password ended at its first "@" and its rest became the host, which the
-            # driver's connection errors quote.
+            # driver's connection errors quote, or (after a "/", a ":" or a "?") the host
+            # and a database, a port or an option's name: check-config's masked URL showed
+            # them, the driver's errors quoted the host.
             raise ValueError("an @ in the user name or password must be written %40")
         return value
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from csat_hook.db.engine import snapshot
 from csat_hook.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -221,8 +222,11 @@ def create_schema(engine: sa.Engine) -> None:
 
 
 def _at_head(engine: sa.Engine) -> bool:
-    """Whether the database's one ``alembic_version`` row is :data:`HEAD_REVISION`."""
-    with engine.connect() as conn:
+    """Whether the database's one ``alembic_version`` row is :data:`HEAD_REVISION`. A read
+    in a :func:`~csat_hook.db.engine.snapshot`: on SQLite a plain transaction took the
+    writer lock, and every process's start waited behind another's write (a sync's), then
+    failed with "database is busy"."""
+    with snapshot(engine) as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             return False
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import warnings
 from datetime import datetime
@@ -245,6 +246,27 @@ def test_a_start_on_a_current_database_does_not_load_alembic(database_url):
         [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_start_on_a_current_sqlite_database_waits_for_no_writer(tmp_path):
+    # The check that the schema is current read alembic_version in a transaction that took
+    # the writer lock (BEGIN IMMEDIATE, after every other process's write): each web worker's
+    # boot, delivery worker's and command's start waited for a sync's long write, and failed
+    # with "database is busy" after the busy timeout. It is a read: it waits for nobody.
+    url = f"sqlite:///{tmp_path / 'csat.sqlite3'}?timeout=2"
+    writer, starting = make_engine(url), make_engine(url)
+    migrate.create_schema(writer)
+    try:
+        with writer.begin() as conn:  # another process's long write, holding the lock
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+            started = time.monotonic()
+            migrate.create_schema(starting)
+            took = time.monotonic() - started
+    finally:
+        writer.dispose()
+        starting.dispose()
+
+    assert took < 1.0, took
 
 
 def test_create_schema_still_upgrades_an_older_database_and_refuses_an_unknown_one(engine):

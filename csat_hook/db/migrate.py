@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from csat_hook.db.engine import LOCK_WAIT
 from csat_hook.db.engine import snapshot
 from csat_hook.errors import SchemaError
 
@@ -32,6 +33,12 @@ SCRIPT_LOCATION = "csat_hook.db:migrations"
 HEAD_REVISION = "0028"
 # pg_advisory_xact_lock key serialising schema changes between processes starting together.
 SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
+# How long a schema change waits for SQLite's writer lock (another process's upgrade, or any
+# write), instead of the busy timeout: a day, the longest a URL's ?timeout= may ask. An
+# upgrade (an index over every survey, a backfill) may rightly hold it longer than 30 s, and
+# the processes that start with it waited that long, then failed with "database is busy";
+# PostgreSQL's wait for the schema lock has no bound at all (_schema_lock).
+SQLITE_SCHEMA_WAIT_SECONDS = 86_400
 
 
 def _config(connection: sa.Connection | None = None) -> Config:
@@ -168,7 +175,7 @@ def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
-    with engine.begin() as conn:
+    with _for_schema_changes(engine).begin() as conn:
         _schema_lock(conn)
         config = _config(conn)
         before = MigrationContext.configure(conn).get_current_revision()
@@ -193,10 +200,18 @@ def downgrade(engine: sa.Engine, revision: str) -> str | None:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
-    with engine.begin() as conn:
+    with _for_schema_changes(engine).begin() as conn:
         _schema_lock(conn)
         command.downgrade(_config(conn), revision)
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _for_schema_changes(engine: sa.Engine) -> sa.Engine:
+    """``engine`` for a schema change's transaction: on SQLite, waiting
+    :data:`SQLITE_SCHEMA_WAIT_SECONDS` for the writer lock (PostgreSQL's: :func:`_schema_lock`)."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{LOCK_WAIT: SQLITE_SCHEMA_WAIT_SECONDS})
 
 
 def _schema_lock(conn: sa.Connection) -> None:

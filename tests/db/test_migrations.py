@@ -194,6 +194,33 @@ def test_concurrent_upgrades_do_not_race(database_url):
     assert errors == []
 
 
+def test_a_sqlite_upgrade_waits_for_another_process_upgrade_however_long(tmp_path):
+    # Processes starting together after a release: the first migrates (an index over every
+    # survey, a backfill) holding SQLite's writer lock; the second waited the busy timeout
+    # (30 s, here the URL's 1 s) and failed with "database is busy", where PostgreSQL's
+    # upgrade waits for the other's as long as it takes (migrate._schema_lock).
+    url = f"sqlite:///{tmp_path / 'csat.sqlite3'}?timeout=1"
+    first, second = make_engine(url), make_engine(url)
+    migrate.upgrade(first, "0027")
+    holding = threading.Event()
+
+    def long_upgrade() -> None:
+        with first.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+            holding.set()
+            time.sleep(2.5)
+
+    other = threading.Thread(target=long_upgrade)
+    other.start()
+    try:
+        assert holding.wait(5)
+        assert migrate.upgrade(second) == ("0027", migrate.HEAD_REVISION)
+    finally:
+        other.join()
+        first.dispose()
+        second.dispose()
+
+
 def test_downgrade_and_upgrade_again(engine):
     migrate.upgrade(engine)
     assert migrate.downgrade(engine, "0001") == "0001"

@@ -94,6 +94,19 @@ def _unix_sockets_only(url: URL) -> bool:
     return all(host[:1] in ("/", "@") for host in hosts.split(","))
 
 
+def _check_pg_hosts(url: URL) -> None:
+    """ValueError (quoting nothing of the URL) when the driver's arguments cannot be made of
+    the PostgreSQL ``url``'s hosts and ports (``?port=abc``, more ports than hosts): every
+    command ended in SQLAlchemy's ArgumentError traceback where the engine is made."""
+    try:
+        url.set(drivername="postgresql+psycopg").get_dialect()().create_connect_args(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "the URL's hosts and ports do not pair up: each port a number, one per host "
+            "(?host=h1,h2&port=5432,5433), or none"
+        ) from None
+
+
 def _check_pg_socket_options(url: URL) -> None:
     """ValueError naming the first libpq socket option of ``url`` (a PostgreSQL URL) that
     every connection would fail on, or that libpq would drop without a word; its value is
@@ -268,6 +281,7 @@ class DatabaseConfig(StrictModel):
         if url.get_backend_name() == "sqlite":
             _check_sqlite_url(url, port)
         else:
+            _check_pg_hosts(url)
             _check_pg_socket_options(url)
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("the port must be 1 to 65535")

@@ -80,6 +80,24 @@ def test_a_database_url_option_given_twice_is_refused_naming_it(tmp_path, url):
     assert "S3CRET" not in said
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "port=S3CRET",  # SQLAlchemy: "Received non-integer port arguments"
+        "host=h1,h2&port=5432,5433,5434",  # "number of hosts and ports don't match"
+    ],
+)
+def test_hosts_and_ports_the_driver_cannot_pair_are_refused_naming_the_key(query):
+    # Taken by the configuration check, then every command (and `serve`'s start) ended in an
+    # ArgumentError traceback where the engine is made.
+    url = f"postgresql://u:S3CRET@/x?{query}"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={"DATABASE_URL": url})
+    said = raised.value.message
+    assert "database.url: " in said and "host" in said and "port" in said, said
+    assert "S3CRET" not in said and "5434" not in said
+
+
 @pytest.mark.parametrize("path", ["~/csat.sqlite3", "~csat/x.sqlite3", "$HOME/csat.sqlite3"])
 def test_a_sqlite_path_a_shell_would_expand_is_refused_naming_the_key(path):
     # Nothing expands ~ or $HOME in a URL: a folder named "~" (or "$HOME") was made in the

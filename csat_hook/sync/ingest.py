@@ -69,6 +69,12 @@ class IngestResult:
     # long number (attribution.spreadsheet_rendering), up to MAX_LISTED: warned of by the
     # run, which names the column (SyncSummary.absorb).
     rounded_tickets: list[str] = field(default_factory=list)
+    # For each reason (missing, malformed, forged) the batch stored answers as unverified for:
+    # how many answers are stored so, submitted after the latest credited answer (these
+    # included; forged: under the current secrets). A changed token.secret, or a reference
+    # question made again, drops every answer from then on; a run reading a few at a time
+    # judged only its own few, below results.min_skipped_rows, and said "ok" every run.
+    unverified_in_a_row: dict[str, int] = field(default_factory=dict)
 
 
 def ingest_submissions(

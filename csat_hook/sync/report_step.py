@@ -27,6 +27,7 @@ from csat_hook.sync import reverify
 from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.alerts_step import AlertsStep
+from csat_hook.sync.attribution import FORGED
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import by_survey
@@ -67,8 +68,14 @@ class ReportStep(AlertsStep):
     """The report step of :class:`~csat_hook.sync.runner.SyncRunner`."""
 
     def _judge_skips(
-        self, summary: SyncSummary, batch: SourceBatch, skipped: dict[str, str]
+        self,
+        summary: SyncSummary,
+        batch: SourceBatch,
+        skipped: dict[str, str],
+        in_a_row: Mapping[str, int] | None = None,
     ) -> None:
+        """A large share of skipped or unverified rows is a ``data_error``
+        (``in_a_row``: ``IngestResult.unverified_in_a_row``)."""
         results = self.config.results
         problems = skips.judge(
             batch,
@@ -84,6 +91,7 @@ class ReportStep(AlertsStep):
             max_share=results.max_skipped_share,
             min_rows=results.min_skipped_rows,
             source=batch.source,
+            in_a_row=in_a_row,
         )
         if found:
             summary.status = "data_error"
@@ -184,6 +192,13 @@ class ReportStep(AlertsStep):
                 changed += found
                 free_cycles()  # the part's compiled look-ups
         ingest_rest(conn, batch, source_key=source_key, now=now, into=result, origin=origin)
+        for reason in skips.UNVERIFIED_JUDGED:
+            if result.unverified[reason]:
+                # Forged: under the secrets now configured (reverify.py credits the others).
+                key_set = tokens.key_set_id(self.config.token.all_secrets())
+                result.unverified_in_a_row[reason] = store.unverified_since_credited(
+                    conn, reason, key_set if reason == FORGED else None
+                )
         return result, changed
 
     def _recredit(

@@ -370,7 +370,7 @@ class SyncRunner(ReportStep, OutputsStep):
                 transaction.commit()
         summary.absorb(batch, result)
         summary.reverified = reverified.new + reverified.updated + reverified.history_only
-        self._judge_skips(summary, batch, skipped)
+        self._judge_skips(summary, batch, skipped, result.unverified_in_a_row)
         # Stored, counted and judged: the batch's rows (and the response they reference) and
         # the database rows go before the report is built, the run's peak of memory.
         batch.submissions.clear()

@@ -212,6 +212,8 @@ _UNVERIFIED_CAUSES: dict[str, tuple[str, str, str]] = {
         "script, a macro, the form's response validation) rewrites the reference",
     ),
 }
+# The reasons judge_unverified judges (IngestResult.unverified_in_a_row is counted for these).
+UNVERIFIED_JUDGED = tuple(_UNVERIFIED_CAUSES)
 # Where each source finds the reference: ({setting}, {token} in the texts above).
 _TOKEN_SETTING = {
     "forms_api": (
@@ -229,6 +231,7 @@ def judge_unverified(
     max_share: float,
     min_rows: int,
     source: str = "csv",
+    in_a_row: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """A problem for each reason (``forged``, ``missing``, ``malformed``) that a large share of
     the rows new to this run are unverified for, with the same thresholds as the skips.
@@ -239,15 +242,29 @@ def judge_unverified(
     question made again, so the survey links pre-fill a field the form no longer has
     (missing); ``results.columns.token`` naming another column, or something rewriting the
     references (malformed). The settings named are those ``source`` (``results.source``)
-    reads."""
+    reads.
+
+    ``in_a_row`` (``IngestResult.unverified_in_a_row``): per reason this run stored answers
+    as unverified for, the answers stored so with none credited between them, up to this
+    run's. At least ``min_rows`` of them is a problem too (all of them are unverified for it:
+    a share of 100 %): a run that reads a few new rows at a time stayed under ``min_rows``
+    and said "ok" every run while every answer since the cause counted for nobody."""
     setting_of, token = _TOKEN_SETTING.get(source, _TOKEN_COLUMN)
     problems = []
     for reason, (named, detail, template) in _UNVERIFIED_CAUSES.items():
         count = unverified.get(reason, 0)
-        if count < min_rows or count <= max_share * new_rows:
+        streak = (in_a_row or {}).get(reason, 0) if count else 0
+        flagged = count >= min_rows and count > max_share * new_rows
+        if not flagged and (streak < min_rows or streak <= max_share * streak):
             continue
         setting = named.format(setting=setting_of)
         fix = template.format(token=token)
+        shown = (
+            f"{count} of {new_rows} new rows are stored as unverified"
+            if flagged
+            else f"{count} of {new_rows} new rows, and {streak} answers in a row since the "
+            "latest credited one, are stored as unverified"
+        )
         problems.append(
             {
                 "kind": "unverified",  # not skipped: stored, and not read again
@@ -260,10 +277,7 @@ def judge_unverified(
                 "example": "",
                 "detail": detail,
                 "fix": fix,
-                "message": (
-                    f"{count} of {new_rows} new rows are stored as unverified ({reason}: "
-                    f"{detail}): {fix}"
-                ),
+                "message": f"{shown} ({reason}: {detail}): {fix}",
             }
         )
     return problems

@@ -656,6 +656,24 @@ def unverified_to_check(
     return list(conn.execute(query))
 
 
+def unverified_since_credited(conn: sa.Connection, reason: str, key_set: str | None) -> int:
+    """How many unverified answers of ``reason`` (with ``key_set``: checked under it, still
+    not verified) were submitted after the latest credited answer (all of them when none is)."""
+    t = unverified_answers
+    latest = sa.select(sa.func.max(answers.c.submitted_at)).scalar_subquery()
+    query = (
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(
+            t.c.reason == reason,
+            sa.or_(latest.is_(None), t.c.submitted_at > latest),
+        )
+    )
+    if key_set is not None:
+        query = query.where(t.c.checked_with == key_set)
+    return int(conn.execute(query).scalar_one())
+
+
 def mark_checked(conn: sa.Connection, ids: Sequence[int], key_set: str) -> None:
     """Unverified answers checked under ``key_set`` and still not verified."""
     for start in range(0, len(ids), 1000):

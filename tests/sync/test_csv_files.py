@@ -184,6 +184,57 @@ def test_answers_signed_with_a_secret_no_longer_configured_are_a_data_error(kit,
     assert "previous_secrets" in (summary.error or "")
 
 
+def test_answers_signed_with_a_lost_secret_read_a_few_a_run_are_a_data_error(kit, tmp_path: Path):
+    # token.secret changed, and each scheduled run met two new answers: 2 of 2 forged was
+    # under min_skipped_rows (3), so every run said "ok" while every answer counted for nobody.
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "T", 1)]
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    config = csv_config(kit, export)
+    assert kit.run(config).new == 1  # credited under the secret then configured
+    rotated = csv_config(kit, export)
+    rotated.token.secret = SecretStr("a-new-secret-nobody-kept-the-old-one-of")
+    seen = []
+    for start in (1, 3):
+        lines += export_lines(kit, "T", start + 2, start=start)
+        export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+        summary = kit.run(rotated)
+        seen.append((summary.status, summary.unverified))
+    assert seen == [("ok", {"forged": 2}), ("data_error", {"forged": 2})]
+    assert (summary.error or "").startswith(
+        "2 of 2 new rows, and 4 answers in a row since the latest credited one, are stored "
+        "as unverified (forged"
+    )
+    assert summary.problems[0]["setting"] == "token.previous_secrets"
+    # One edited reference after a credited answer is no failure, whatever came before.
+    lines += export_lines(kit, "T", 6, start=5)
+    signed = lines[-1].rsplit(",", 1)[1]
+    lines.append(lines[-1][: -len(signed)] + signed[:-1] + ("B" if signed[-1] == "A" else "A"))
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    mixed = kit.run(config)
+    assert (mixed.status, mixed.unverified) == ("ok", {"forged": 1}), mixed.error
+
+
+def test_answers_without_a_reference_read_a_few_a_run_are_a_data_error(kit, tmp_path: Path):
+    # The reference question made again: every answer since has none. Two a run was under
+    # min_skipped_rows (3): every run said "ok" while every answer counted for nobody.
+    export = tmp_path / "export.csv"
+    lines = [CSV_HEADER, *export_lines(kit, "N", 1)]
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    config = csv_config(kit, export)
+    assert kit.run(config).new == 1
+    seen = []
+    for start in (1, 3):
+        lines += [
+            line.rsplit(",", 1)[0] + "," for line in export_lines(kit, "N", start + 2, start=start)
+        ]
+        export.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+        summary = kit.run(config)
+        seen.append((summary.status, summary.unverified))
+    assert seen == [("ok", {"missing": 2}), ("data_error", {"missing": 2})]
+    assert summary.problems[0]["setting"] == "survey.form.fields.token"
+
+
 @pytest.mark.parametrize(
     ("reason", "setting", "spoil"),
     [

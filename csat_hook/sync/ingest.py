@@ -244,12 +244,33 @@ def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str)
     Returns how many went. Called after the batch is stored (re-keyed identities included),
     only for such a read (the caller decides: ``Places.whole``). Two statements read what it
     needs, whatever the rows read: the unverified answers and their stored row digests."""
+    gone, moved = _unverified_weighed(conn, batch, origin)
+    store.forget_unverified(conn, gone)
+    store.move_unverified(conn, moved)
+    return len(gone)
+
+
+def unverified_gone(conn: sa.Connection, batch: SourceBatch, origin: str) -> set[int]:
+    """The ids of the unverified answers :func:`forget_gone_unverified` would forget after
+    ``batch``, asked before it is stored: the run's reverify (:mod:`.reverify`) credits none
+    of them, as a first read of the source as it is meets none (a forged row deleted from the
+    sheet in the run that put its secret back was credited, its rating outranking the row
+    still there, and kept: the row's gone). One stored before sources were told apart, or
+    under a legacy digest the batch re-keys, may be among them: it is credited by the next
+    run instead, still unverified and unchecked."""
+    return set(_unverified_weighed(conn, batch, origin)[0])
+
+
+def _unverified_weighed(
+    conn: sa.Connection, batch: SourceBatch, origin: str
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """What :func:`forget_gone_unverified` forgets (ids, in order) and moves."""
     places = Places(batch, whole=True)
     if not places.whole:
-        return 0
+        return [], []
     stored = store.unverified_places(conn)
     if not stored:
-        return 0
+        return [], []
     where = places.at({row.fingerprint for row in stored}, cache.unverified_row_digests(conn))
     # Not gone: new in the batch, or read at the last row (which lends no place).
     kept = {sub.fingerprint for sub in batch.submissions} | {places.last_known}
@@ -265,9 +286,7 @@ def forget_gone_unverified(conn: sa.Connection, batch: SourceBatch, origin: str)
         own = row.source_key == key or (row.source_key is None and row.source == batch.source)
         if own and (ref[:191], key) != (row.source_ref, row.source_key):
             moved.append({"id": row.id, "ref": ref[:191], "key": key})
-    store.forget_unverified(conn, sorted(gone))
-    store.move_unverified(conn, moved)
-    return len(gone)
+    return sorted(gone), moved
 
 
 def by_survey(submissions: Sequence[Submission], size: int) -> list[list[Submission]]:

@@ -227,14 +227,17 @@ class ReportStep(AlertsStep):
             into.answers.extend(again.answers)
         return changed
 
-    def _reverify(self, conn: sa.Connection, now: datetime) -> tuple[IngestResult, list[Changed]]:
+    def _reverify(
+        self, conn: sa.Connection, now: datetime, absent: Set[int] = frozenset()
+    ) -> tuple[IngestResult, list[Changed]]:
         """Credit the stored forged answers the current secrets verify (:mod:`.reverify`), a
         part at a time, each source's rows with their surveys and answers looked up as
-        :meth:`_ingest` does; what was credited, and the answers the alert rules read."""
+        :meth:`_ingest` does; what was credited, and the answers the alert rules read.
+        ``absent``: the ids of those the run's read no longer finds (left unchecked)."""
         result = IngestResult()
         changed: list[Changed] = []
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
-        for part in reverify.check_stored(conn, self.config.token.all_secrets()):
+        for part in reverify.check_stored(conn, self.config.token.all_secrets(), absent):
             for source, submissions in part.credited.items():
                 found, every_survey = self._credit(
                     conn, submissions, source, now, result, every=every_survey

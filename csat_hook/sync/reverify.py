@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -48,15 +49,18 @@ class Checked:
     still: list[int] = field(default_factory=list)
 
 
-def check_stored(conn: sa.Connection, secrets: Sequence[str]) -> Iterator[Checked]:
+def check_stored(
+    conn: sa.Connection, secrets: Sequence[str], absent: Set[int] = frozenset()
+) -> Iterator[Checked]:
     """The stored forged answers not yet checked under ``secrets``, a part at a time, each
     checked. The caller credits a part's ``credited``, then calls :func:`settle` on it,
-    before asking for the next part."""
+    before asking for the next part. Those whose id is in ``absent`` (rows the run's read of
+    every row no longer has: the read forgets them) are neither credited nor marked."""
     key_set = tokens.key_set_id(secrets)
     after = 0
     while rows := store.unverified_to_check(conn, FORGED, key_set, after, PART):
         after = rows[-1].id
-        yield check_rows(rows, secrets, key_set)
+        yield check_rows([row for row in rows if row.id not in absent], secrets, key_set)
 
 
 def settle(conn: sa.Connection, part: Checked) -> None:

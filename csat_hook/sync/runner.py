@@ -66,6 +66,7 @@ from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.google import api as google_api
 from csat_hook.sync.google import session as google
 from csat_hook.sync.ingest import forget_gone_unverified
+from csat_hook.sync.ingest import unverified_gone
 from csat_hook.sync.lock import SyncLock
 from csat_hook.sync.lock import holder_id
 from csat_hook.sync.outputs_step import OutputsStep
@@ -280,7 +281,13 @@ class SyncRunner(ReportStep, OutputsStep):
                 first_version = report_key.read_version(conn)
                 # First too: the batch is then credited against, and the report reads, the
                 # forged answers that a secret added since verifies (reverify.py).
-                reverified, changed_before = self._reverify(conn, now)
+                # Not those a read of every row no longer has: forgotten after the ingest.
+                absent = (
+                    unverified_gone(conn, batch, source.identity)
+                    if read.how == "read" and read.every_row
+                    else set()
+                )
+                reverified, changed_before = self._reverify(conn, now, absent)
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:

@@ -201,3 +201,28 @@ def test_an_old_row_whose_cells_hold_two_references_that_verify_stays_unverified
     assert fixed.reverified == 0 and kit.rows(answers) == []
     [still] = kit.rows(unverified_answers)
     assert still.checked_with == tokens.key_set_id([NEW_SECRET, SECRET])
+
+
+def test_a_forged_row_deleted_in_the_run_that_puts_its_secret_back_is_not_credited(
+    kit, tmp_path: Path
+):
+    # Survey L: a valid answer at 9:00 and a forged one at 15:00 (rating 1). The 15:00 row
+    # was deleted from the export, and the old secret put back, before the same run: that
+    # run credited the deleted row (the later one) over the row still there, and kept it
+    # (the next run replays the file), where a first run over the file credits the 5.
+    old_token = kit.survey("L", "7", "Agent 7")
+    new_token = tokens.sign(NEW_SECRET, tokens.verify(old_token, [SECRET]))
+    valid = f"2026/11/18 9:00:00 GMT+3,5,valid one,Agent 7,L,{new_token}"
+    forged = f"2026/11/18 15:00:00 GMT+3,1,forged one,Agent 7,L,{old_token}"
+    export = tmp_path / "export.csv"
+    write(export, [valid, forged])
+    first = kit.run(rotated(kit, export, keep_old=False))
+    assert (first.new, first.unverified) == (1, {"forged": 1})
+    write(export, [valid])
+    fixed = kit.run(rotated(kit, export, keep_old=True))
+    assert (fixed.status, fixed.reverified, fixed.read) == ("ok", 0, "read"), fixed.error
+    assert [(r.rating, r.comment) for r in kit.rows(answers)] == [(5, "valid one")]
+    assert kit.rows(unverified_answers) == [] and kit.rows(answer_history) == []
+    again = kit.run(rotated(kit, export, keep_old=True))
+    assert (again.read, again.reverified) == ("replayed", 0)
+    assert [(r.rating, r.comment) for r in kit.rows(answers)] == [(5, "valid one")]

@@ -35,6 +35,7 @@ from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,7 @@ from csat_hook.sync.ingest import COMPARED
 from csat_hook.sync.ingest import IngestResult
 from csat_hook.sync.ingest import note_edit_in_place
 from csat_hook.sync.records import SourceBatch
+from csat_hook.sync.records import Submission
 from csat_hook.sync.records import place
 
 
@@ -134,6 +136,40 @@ class Watch:
                 continue  # the answer's row is there and outranks every history row found
             plans.append(Recredit(key, fingerprint, ref, at))
         return plans
+
+
+def overtaken(
+    conn: sa.Connection, plans: Sequence[Recredit], credited: Sequence[Submission]
+) -> Sequence[Recredit]:
+    """``plans`` (made by the read) once ``credited`` (submissions credited since, by the run's
+    reverify: forged answers a secret put back verifies, of rows the read found) are stored:
+    a plan whose survey has one of them that outranks the row it credits again credits that
+    one instead (the best), as a first read of the source credits it. It is in the history
+    then (:func:`apply` credits it), or the answer already (:func:`apply` skips it): a row put
+    back in the history by the plan, ranked over the one just credited, was credited (a
+    survey's answer removed from the sheet in the run that put the secret back)."""
+    if not plans or not credited:
+        return plans
+    best: dict[str, Submission] = {}
+    for sub in credited:
+        key = sub.named_key()
+        other = best.get(key)
+        if other is None or precedence(sub.submitted_at, sub.ref) > precedence(
+            other.submitted_at, other.ref
+        ):
+            best[key] = sub
+    kept = store.history_rows(conn, [plan.fingerprint for plan in plans if plan.key in best])
+    revised = []
+    for plan in plans:
+        better, row = best.get(plan.key), kept.get(plan.fingerprint)
+        if (
+            better is not None
+            and row is not None
+            and precedence(better.submitted_at, better.ref) > precedence(row.submitted_at, plan.ref)
+        ):
+            plan = replace(plan, fingerprint=better.fingerprint, ref=better.ref)
+        revised.append(plan)
+    return revised
 
 
 def apply(

@@ -229,13 +229,15 @@ class ReportStep(AlertsStep):
 
     def _reverify(
         self, conn: sa.Connection, now: datetime, absent: Set[int] = frozenset()
-    ) -> tuple[IngestResult, list[Changed]]:
+    ) -> tuple[IngestResult, list[Changed], list[Submission]]:
         """Credit the stored forged answers the current secrets verify (:mod:`.reverify`), a
         part at a time, each source's rows with their surveys and answers looked up as
-        :meth:`_ingest` does; what was credited, and the answers the alert rules read.
+        :meth:`_ingest` does; what was credited, the answers the alert rules read, and the
+        submissions credited (:func:`recredit.overtaken` weighs the read's plans by them).
         ``absent``: the ids of those the run's read no longer finds (left unchecked)."""
         result = IngestResult()
         changed: list[Changed] = []
+        credited: list[Submission] = []
         every_survey: dict[str, Any] | None = None  # read once, if a part needs it
         for part in reverify.check_stored(conn, self.config.token.all_secrets(), absent):
             for source, submissions in part.credited.items():
@@ -243,8 +245,9 @@ class ReportStep(AlertsStep):
                     conn, submissions, source, now, result, every=every_survey
                 )
                 changed += found
+                credited += submissions
             reverify.settle(conn, part)
-        return result, changed
+        return result, changed, credited
 
     def _credit(
         self,

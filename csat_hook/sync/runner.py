@@ -57,6 +57,7 @@ from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
+from csat_hook.sync import recredit
 from csat_hook.sync import report_key
 from csat_hook.sync import report_step
 from csat_hook.sync import skips
@@ -287,7 +288,10 @@ class SyncRunner(ReportStep, OutputsStep):
                     if read.how == "read" and read.every_row
                     else set()
                 )
-                reverified, changed_before = self._reverify(conn, now, absent)
+                reverified, changed_before, again = self._reverify(conn, now, absent)
+                # Planned by the read, before those were credited: one that outranks the
+                # row a plan credits again is the row to credit.
+                recredits = recredit.overtaken(conn, read.recredits, again)
                 surveys: list[Any] = []
                 answers: list[Any] = []
                 if looked_up:
@@ -297,7 +301,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         source.key,
                         now,
                         keep_digests=prune,
-                        recredits=read.recredits,
+                        recredits=recredits,
                         retimes=read.retimes,
                         whole_read=read.every_row,
                         appended=read.how == "appended",
@@ -315,7 +319,7 @@ class SyncRunner(ReportStep, OutputsStep):
                         now,
                         read_back=(by_key, current),
                         keep_digests=prune,
-                        recredits=read.recredits,
+                        recredits=recredits,
                         retimes=read.retimes,
                         whole_read=read.every_row,
                         appended=read.how == "appended",

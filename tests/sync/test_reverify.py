@@ -226,3 +226,31 @@ def test_a_forged_row_deleted_in_the_run_that_puts_its_secret_back_is_not_credit
     again = kit.run(rotated(kit, export, keep_old=True))
     assert (again.read, again.reverified) == ("replayed", 0)
     assert [(r.rating, r.comment) for r in kit.rows(answers)] == [(5, "valid one")]
+
+
+@pytest.mark.parametrize("forged_hour", [12, 16])
+def test_a_survey_whose_answer_was_deleted_as_its_secret_was_put_back_credits_the_latest_left(
+    kit, tmp_path: Path, forged_hour: int
+):
+    # Survey L: 5 at 9:00, forged (old secret) 3 at 12:00 or 16:00, 1 at 15:00. The 15:00
+    # row was deleted and the old secret put back before the same run: it credited the 9:00
+    # row again (planned by the read before the forged one was credited), and kept it, where
+    # a first run over the file credits the 3, the latest row left.
+    old_token = kit.survey("L", "7", "Agent 7")
+    new_token = tokens.sign(NEW_SECRET, tokens.verify(old_token, [SECRET]))
+    kept = f"2026/11/18 9:00:00 GMT+3,5,first,Agent 7,L,{new_token}"
+    forged = f"2026/11/18 {forged_hour}:00:00 GMT+3,3,forged one,Agent 7,L,{old_token}"
+    deleted = f"2026/11/18 15:00:00 GMT+3,1,last,Agent 7,L,{new_token}"
+    export = tmp_path / "export.csv"
+    write(export, [kept, forged, deleted])
+    first = kit.run(rotated(kit, export, keep_old=False))
+    assert (first.new, first.unverified) == (1, {"forged": 1})
+    write(export, [kept, forged])
+    fixed = kit.run(rotated(kit, export, keep_old=True))
+    assert (fixed.status, fixed.reverified) == ("ok", 1), fixed.error
+    assert [(r.rating, r.comment) for r in kit.rows(answers)] == [(3, "forged one")]
+    history = sorted(r.comment for r in kit.rows(answer_history))
+    assert history == ["first", "last"]
+    again = kit.run(rotated(kit, export, keep_old=True))
+    assert again.read == "replayed"
+    assert [(r.rating, r.comment) for r in kit.rows(answers)] == [(3, "forged one")]

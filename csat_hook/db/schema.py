@@ -434,8 +434,8 @@ erased_dialogs = sa.Table(
 )
 
 
-# Reopens that found no waiting survey to cancel, by dialog: a reopen delivered before its own
-# close, which vendors do not promise against. A close the helpdesk says happened no later than
+# Reopens with a believable time, by dialog: a reopen may be delivered before its own close,
+# which vendors do not promise against. A close the helpdesk says happened no later than
 # the remembered reopen is stale (the dialog was reopened after it) and is skipped
 # (``reopened_after_close``). One row per dialog, the latest believable reopen time; pruned by
 # receive time (intake/store.py: ``REOPEN_MEMORY``). The report reads none of it.

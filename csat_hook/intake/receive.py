@@ -175,9 +175,13 @@ class Intake:
                 left = outbox_store.kept_on_reopen(
                     conn, event.helpdesk, event.dialog_id, reopened_at
                 )
-                if not done and reopened_at is not None:
-                    # Nothing to cancel: the reopen may have been delivered before its own
-                    # close. Remembered, a close no later than it is skipped when it comes.
+                if reopened_at is not None:
+                    # The reopen may have been delivered before its own close: remembered, a
+                    # close no later than it is skipped when it comes. Also when it cancelled
+                    # an earlier close's survey (closed, reopened, closed again, reopened,
+                    # the second close delivered last): remembered only when it found
+                    # nothing to cancel, that second close re-armed the survey into a
+                    # dialog open again.
                     intake_store.remember_reopen(
                         conn, event.helpdesk, event.dialog_id, reopened_at, now
                     )

@@ -72,7 +72,7 @@ def insert_surveys(
 # its dialog (:func:`remember_reopen`): the dialog was reopened after it. Like a survey a
 # reopen cancelled, a later close of the dialog re-arms it (:func:`revive_survey`).
 REOPENED_AFTER_CLOSE = "reopened_after_close"
-# How long a reopen that found nothing to cancel is remembered (by its receive time): a close
+# How long a reopen with a believable time is remembered (by its receive time): a close
 # delivered later than that after its reopen is surveyed as before.
 REOPEN_MEMORY = timedelta(days=7)
 # The most remembered reopens one prune deletes (it runs in a transaction of its own).
@@ -86,10 +86,10 @@ def remember_reopen(
     reopened_at: datetime,
     received_at: datetime,
 ) -> None:
-    """Remember a reopen that found no waiting survey to cancel (it may have been delivered
-    before its own close), at ``reopened_at``, the helpdesk's believable time for it. One row
-    per dialog: the latest reopen time is kept (a reopen delivered twice, or an older one
-    delivered late, changes nothing)."""
+    """Remember a reopen (it may have been delivered before its own close, whether or not it
+    cancelled an earlier close's survey), at ``reopened_at``, the helpdesk's believable time
+    for it. One row per dialog: the latest reopen time is kept (a reopen delivered twice, or
+    an older one delivered late, changes nothing)."""
     stmt = dialect_insert(conn.dialect.name, early_reopens).values(
         helpdesk=helpdesk, dialog_id=dialog_id, reopened_at=reopened_at, received_at=received_at
     )

@@ -1,7 +1,7 @@
 """A reopen delivered before its own close: remembered, it makes the close stale.
 
-No vendor promises that a dialog's reopen is delivered after its close. A reopen that finds
-no waiting survey to cancel, and names a believable time, is remembered by dialog; a close
+No vendor promises that a dialog's reopen is delivered after its close. A reopen that names
+a believable time is remembered by dialog (whether or not it cancelled a survey); a close
 the helpdesk says happened no later than it (the dialog was reopened after that close) is
 recorded as a skipped survey (``reopened_after_close``) and no reply goes out. A close later
 than the reopen, or one whose time is unknown or not believed, is surveyed as before. Each
@@ -235,15 +235,30 @@ def test_a_reopen_without_a_time_is_not_remembered(vendor, desk, clock):
     assert response.json["status"] == "queued"
 
 
-def test_a_reopen_that_cancelled_a_survey_is_not_remembered(vendor, desk, clock):
+def test_a_reopen_that_cancelled_a_survey_is_remembered_too(vendor, desk, clock):
+    """Closed, closed again and reopened (close 1, reopen 1, close 2, reopen 2), delivered
+    close 1, reopen 2, close 2: reopen 2 cancels close 1's survey and is delivered before
+    its own close, close 2, which the helpdesk says happened before it. It was remembered
+    only when it found nothing to cancel: close 2 re-armed the survey, which went into a
+    dialog open again."""
     now = clock()
-    assert (
-        _post(desk, vendor, vendor.close(now - timedelta(seconds=60)), now).json["status"]
-        == "queued"
-    )
+    first = _post(desk, vendor, vendor.close(now - timedelta(seconds=120)), now)
+    assert first.json["status"] == "queued"
     response = _post(desk, vendor, vendor.reopen(now - timedelta(seconds=30)), now)
     assert response.json == {"status": "reopened", "cancelled": 1}
-    assert _remembered(desk) == []
+    assert [row[2] for row in _remembered(desk)] == [now - timedelta(seconds=30)]
+    clock.advance(1)
+
+    stale = _post(desk, vendor, vendor.close(now - timedelta(seconds=60)), clock())
+
+    assert {k: stale.json.get(k) for k in SKIP} == SKIP, stale.json
+    assert _statuses(desk) == (["skipped"], ["cancelled"])
+    clock.advance(DELAY)
+    assert desk.delivery_worker().run_once() == 0
+    # Closed again after that reopen: surveyed.
+    later = _post(desk, vendor, vendor.close(now - timedelta(seconds=10)), clock())
+    assert later.json["status"] == "queued", later.json
+    assert _statuses(desk) == (["queued"], ["pending"])
 
 
 def test_remembered_reopens_are_pruned_after_a_week(vendor, desk, clock):

@@ -484,9 +484,13 @@ def test_a_notification_replayed_after_a_reopen_does_not_re_arm_its_cancelled_su
     assert replay.status_code == 200 and replay.json == {"status": "duplicate"}
     assert [s.status for s in rows(services, surveys)] == ["cancelled"]
     assert [o.status for o in rows(services, outbox)] == ["cancelled"]
-    # A genuine close after the reopen is a new notification: it is surveyed.
+    # A genuine close after the reopen is a new notification, of a later time: it is
+    # surveyed.
     later = fixture("intercom", V1_CLOSE)
     later["id"] = "notif_11111111-2222-4333-8444-555555555555"
+    item = later["data"]["item"]
+    item["conversation_parts"]["conversation_parts"][0]["created_at"] = 1596635500
+    item["updated_at"] = later["created_at"] = 1596635500
     assert post(client, later).json["status"] == "queued"
     assert [s.status for s in rows(services, surveys)] == ["cancelled", "queued"]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,8 @@ from csat_hook.errors import ServiceUnavailableError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.intake import store
 from csat_hook.intake.config import PolicyConfig
+from csat_hook.intake.policy import FoldedEmails
+from csat_hook.intake.policy import LatestSurveys
 from csat_hook.intake.policy import LookBackKey
 from csat_hook.intake.policy import look_back_emails
 from csat_hook.intake.policy import look_back_keys
@@ -152,9 +155,7 @@ class CloseRecorder:
             conn, keys, look_back_since(self.policy, min(item.now for item in batch))
         )
         results: dict[int, dict[str, Any]] = {}
-        seen: set[LookBackKey] = set()
         first_of_key: dict[tuple[str, str, str], _Close] = {}
-        rows, skipped = [], {}
         # One statement for the batch: the remembered reopens of its dialogs.
         reopens = (
             store.remembered_reopens(
@@ -168,28 +169,38 @@ class CloseRecorder:
                 results[id(item)] = {"status": "duplicate"}
                 continue
             first_of_key[item.key] = item
-            # The dialogs and customers this close would survey: counted for the closes after
-            # it only if it is not stale after all.
-            surveyed = set(seen)
-            reason = skip_reason(self.policy, latest, item.event, item.now, surveyed, emails)
-            row = _survey_row(item, reason)
-            if reason is None and store.reopened_after(
-                row["closed_at"],
-                item.now,
-                reopens.get((item.event.helpdesk, item.event.dialog_id)),
-            ):
-                reason = store.REOPENED_AFTER_CLOSE
-                row = _survey_row(item, reason)
-            else:
-                seen |= surveyed
-            skipped[id(item)] = reason
-            rows.append(row)
-        inserted = store.insert_surveys(conn, rows)
-        replies = []
-        for item in first_of_key.values():
+        closes = list(first_of_key.values())
+        skipped = self._decide(closes, latest, emails, reopens, lambda _item: True)
+        inserted = store.insert_surveys(
+            conn, [_survey_row(item, skipped[id(item)]) for item in closes]
+        )
+        stored: dict[int, int | None] = {}
+        for item in closes:
             survey_id = inserted.get(item.key)
             if survey_id is None and item.may_revive:  # already recorded, or cancelled
                 survey_id = store.revive_survey(conn, _survey_row(item, skipped[id(item)]))
+            stored[id(item)] = survey_id
+        if any(survey_id is None for survey_id in stored.values()) and looks_back(self.policy):
+            # A duplicate (a vendor's late retry) surveys no one: decided as if it counted
+            # for its customer and dialog, it put a new close of either, later in the batch,
+            # on cool-down. Decided again with only the stored closes counting (whether a
+            # close is stored does not depend on its decision), the changed ones rewritten.
+            decided = self._decide(
+                closes, latest, emails, reopens, lambda item: stored[id(item)] is not None
+            )
+            store.redecide_surveys(
+                conn,
+                {
+                    survey_id: decided[id(item)]
+                    for item in closes
+                    if (survey_id := stored[id(item)]) is not None
+                    and decided[id(item)] != skipped[id(item)]
+                },
+            )
+            skipped = decided
+        replies = []
+        for item in closes:
+            survey_id = stored[id(item)]
             if survey_id is None:
                 results[id(item)] = {"status": "duplicate"}
             elif skipped[id(item)]:
@@ -213,6 +224,38 @@ class CloseRecorder:
                 conn, max(item.now for item in batch), live_seconds=self.live_seconds
             )
         return [results[id(item)] for item in batch]
+
+    def _decide(
+        self,
+        closes: list[_Close],
+        latest: LatestSurveys,
+        emails: FoldedEmails,
+        reopens: Mapping[tuple[str, str], datetime],
+        counts: Callable[[_Close], bool],
+    ) -> dict[int, str | None]:
+        """Each close's skip reason (None: surveyed), by ``id``, in the batch's order: the
+        policy's (:func:`skip_reason`), else :data:`store.REOPENED_AFTER_CLOSE` for a close
+        the helpdesk says happened no later than a remembered reopen of its dialog. The
+        customers and dialogs a surveyed close would survey count for the closes after it
+        only when ``counts`` says that close is stored (a duplicate surveys no one) and it
+        is not stale."""
+        decided: dict[int, str | None] = {}
+        seen: set[LookBackKey] = set()
+        for item in closes:
+            # The dialogs and customers this close would survey: counted for the closes after
+            # it only if it is not stale after all.
+            surveyed = set(seen)
+            reason = skip_reason(self.policy, latest, item.event, item.now, surveyed, emails)
+            if reason is None and store.reopened_after(
+                trusted_close_time(item.event.close_times, item.now),
+                item.now,
+                reopens.get((item.event.helpdesk, item.event.dialog_id)),
+            ):
+                reason = store.REOPENED_AFTER_CLOSE
+            elif counts(item):
+                seen |= surveyed
+            decided[id(item)] = reason
+        return decided
 
     def _write_one_statement(
         self, conn: sa.Connection, batch: list[_Close]

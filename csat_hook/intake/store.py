@@ -197,6 +197,18 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
     return int(revived) if revived is not None else None
 
 
+def redecide_surveys(conn: sa.Connection, decisions: Mapping[int, str | None]) -> None:
+    """Set the surveys ``decisions`` names (id → skip reason, None: queued), stored earlier
+    in the caller's transaction with another decision, to this one: ``skipped`` with the
+    reason, or ``queued``. Nothing is run for none (nearly every batch)."""
+    for survey_id, reason in decisions.items():
+        conn.execute(
+            sa.update(surveys)
+            .where(surveys.c.id == survey_id)
+            .values(status=SKIPPED if reason else QUEUED, skip_reason=reason)
+        )
+
+
 # Look-backs ask about surveys that went out or are about to: queued or sent.
 _LIVE = (QUEUED, SENT)
 

@@ -780,3 +780,45 @@ def test_a_look_back_policy_is_never_decided_without_the_batchs_latest_surveys(s
     ):
         with pytest.raises(ValueError, match="look-back"):
             skip_reason(looking_back, None, event, now, set(), {})
+
+
+@pytest.mark.parametrize(
+    ("policy", "later", "share", "reason"),
+    [
+        ({"customer_cooldown_days": 7}, timedelta(days=8), "customer", "customer_cooldown"),
+        (
+            {"per_dialog": "every_close", "reclose_grace_seconds": 600},
+            timedelta(seconds=601),
+            "dialog",
+            "recently_surveyed",
+        ),
+    ],
+)
+def test_a_duplicate_in_a_batch_puts_no_other_close_on_cool_down(
+    make_config, make_services, clock, policy, later, share, reason
+):
+    """A vendor's late retry of a close surveyed past the look-back (its survey older than
+    the cool-down, or than the re-close grace), in one batch with a new close of the same
+    customer (or dialog): the retry is a duplicate and surveys no one, yet it counted as a
+    survey of its customer for the closes after it, and the new close was skipped."""
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+
+    def close(dialog: str, occurrence: str) -> _Close:
+        made = _close(services, dialog, customer="c-1", occurrence=occurrence)
+        return replace(made, token=f"{made.token}-{occurrence}")
+
+    first_dialog, second_dialog = ("D-1", "D-2") if share == "customer" else ("D-1", "D-1")
+    (first,) = recorder._writer._transaction([close(first_dialog, "1")])
+    assert first["status"] == "queued"
+    clock.advance(later.total_seconds())
+
+    results = recorder._writer._transaction([close(first_dialog, "1"), close(second_dialog, "2")])
+
+    assert [r["status"] for r in results] == ["duplicate", "queued"], results
+    # The new close counts for the closes after it as before.
+    (third,) = recorder._writer._transaction([close("D-3" if share == "customer" else "D-1", "3")])
+    assert (third["status"], third["reason"]) == ("skipped", reason)
+    with services.engine.connect() as conn:
+        queue = conn.execute(sa.select(outbox.c.survey_id)).scalars().all()
+    assert sorted(queue) == sorted([first["survey_id"], results[1]["survey_id"]])

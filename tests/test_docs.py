@@ -180,3 +180,51 @@ def test_every_configuration_key_the_docs_name_exists():
             if parts[0] in sections and unknown(parts):
                 wrong.append(f"{path.name}: {key}")
     assert wrong == []
+
+
+def test_the_readme_names_every_answer_to_a_close():
+    """Every ``reason`` a skipped close is answered with (the send policy's, a remembered
+    reopen's, the helpdesks' own) is named in the README's send policy, with the statuses
+    a close and a reopen are answered with: a sender's script, or an operator reading a
+    vendor's delivery log, reads them. recently_surveyed, excluded_channel and
+    excluded_team were named nowhere."""
+    from dataclasses import replace
+    from datetime import UTC
+    from datetime import datetime
+
+    from csat_hook.helpdesks.records import DialogClosed
+    from csat_hook.helpdesks.records import Person
+    from csat_hook.helpdesks.zendesk.options import TICKET_CLOSED
+    from csat_hook.intake.config import PolicyConfig
+    from csat_hook.intake.policy import skip_reason
+    from csat_hook.intake.store import REOPENED_AFTER_CLOSE
+
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    policy = PolicyConfig(
+        per_dialog="every_close",
+        customer_cooldown_days=1,
+        skip_without_agent=True,
+        exclude_channels=["email"],
+        exclude_teams=["billing"],
+    )
+    base = DialogClosed(helpdesk="h", dialog_id="d", agent=Person(id="a"), customer=Person(id="c"))
+    events = [
+        replace(base, agent=Person()),
+        replace(base, channel="Email"),
+        replace(base, team="Billing"),
+        replace(base, unsurveyable="no_customer"),
+    ]
+    reasons = {skip_reason(policy, {}, event, now, set(), {}) for event in events}
+    reasons.add(skip_reason(policy, {}, base, now, {("dialog", "h", "d")}, {}))
+    reasons.add(skip_reason(policy, {}, base, now, {("customer", "h", "c")}, {}))
+    reasons |= {REOPENED_AFTER_CLOSE, TICKET_CLOSED}
+    assert None not in reasons
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    policy_text = readme.split("* **Send policy.**", 1)[1].split("\n## ", 1)[0]
+    named = [
+        word
+        for word in [*sorted(reasons), "queued", "duplicate", "skipped", "reopened", "cancelled"]
+        if f"`{word}`" not in policy_text
+    ]
+    assert named == []

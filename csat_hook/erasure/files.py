@@ -13,7 +13,9 @@ dry-run helpdesk wrote to its ``output`` file, and the webhook bodies a generic 
   sender's ``Name <address>``, a message's body), or, for a capture of that helpdesk, one of
   the customer's ids or dialog ids where the helpdesk's mapping reads the dialog's and the
   customer's id (any whole value of a capture the mapping reads neither from). A body that is
-  not JSON is deleted when its text holds one of the addresses. A capture is a raw payload
+  not JSON is read as the form a generic helpdesk takes (its fields percent-decoded, or the
+  JSON one of them carries) and matched the same way; one that is neither is deleted when its
+  text holds one of the addresses. A capture is a raw payload
   kept to design a mapping from: deleting one that was not the customer's is the lesser
   harm, as for unverified answers.
 
@@ -35,15 +37,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from csat_hook.clock import utcnow
 from csat_hook.erasure.store import Traces
 from csat_hook.erasure.store import holds
 from csat_hook.erasure.store import standing_alone
+from csat_hook.errors import BadPayloadError
 from csat_hook.files import rewrite_private
 from csat_hook.helpdesks.dryrun import DryRunOptions
 from csat_hook.helpdesks.generic import GenericOptions
 from csat_hook.helpdesks.generic.mapping import MappingOptions
 from csat_hook.helpdesks.generic.mapping import UnreadableValueError
 from csat_hook.helpdesks.generic.mapping import evaluate
+from csat_hook.helpdesks.records import WebhookRequest
 
 # What a dry-run line keeps once erased: what makes it a message posted, found by its marker.
 KEPT = ("type", "helpdesk", "dialog_id", "marker", "idempotency_key", "at")
@@ -201,7 +206,11 @@ def _holds_customer(
     try:
         payload = json.loads(text)
     except ValueError:
-        return any(holds(pattern, text) for pattern in patterns)
+        if any(holds(pattern, text) for pattern in patterns):
+            return True
+        payload = _as_form(data)
+        if payload is None:
+            return False
     values = list(_values(payload))
     if any(holds(pattern, value) for value in values for pattern in patterns):
         return True
@@ -211,6 +220,24 @@ def _holds_customer(
     if dialog is not None or customer_id is not None:
         return dialog in dialogs or customer_id in customer
     return any(value.strip() in customer | dialogs for value in values)
+
+
+def _as_form(data: bytes) -> Any:
+    """A capture that is not JSON read as the helpdesk read it when it was posted as a form
+    (``helpdesks/records.py``: its fields, or the JSON document one of them carries): its
+    values percent-decoded, so an address written ``%40`` and the ids in its fields are found.
+    None when it is no form either (a capture keeps the body, not its content type)."""
+    request = WebhookRequest(
+        body=data,
+        headers={},
+        query={},
+        received_at=utcnow(),
+        content_type="application/x-www-form-urlencoded",
+    )
+    try:
+        return request.json()
+    except BadPayloadError:
+        return None
 
 
 def _mapped_ids(payload: Any, mapping: MappingOptions) -> tuple[str | None, str | None]:

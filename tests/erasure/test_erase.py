@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -2131,3 +2132,27 @@ def test_a_relative_dry_run_file_not_found_from_here_is_named(
     assert result.exit_code == 0, result.output
     assert "Not found from this folder" in result.output
     assert f"  helpdesks.{HELPDESK}.output (var/dry-run-replies.jsonl)" in result.output
+
+
+def test_a_capture_of_a_form_body_naming_the_customer_is_deleted(shop: Shop):
+    # A generic helpdesk takes a close posted as a form (helpdesks/records.py), and its capture
+    # is the body as posted: the address percent-encoded, the ids in form fields, or the JSON
+    # in a ``payload`` field. Read as raw text only, none of them was found and all were kept.
+    captures = _capture_dir(shop)
+    name = "{}-20261120T100000000000-{}.json"
+    inner = json.dumps({"customer": {"email": "maria.lopez@example.com"}})
+    bodies = {
+        "0000000a": "event=closed&email=Maria.Lopez%40Example.com&dialog=D-9",
+        "0000000b": "event=closed&customer_id=CUST-MARIA-77",
+        "0000000c": "payload=" + urllib.parse.quote(inner),
+        "0000000d": "event=closed&email=bob%40example.org&dialog=D-3",
+    }
+    for suffix, body in bodies.items():
+        (captures / name.format(HELPDESK, suffix)).write_text(body, "utf-8")
+
+    by_email = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    assert by_email.exit_code == 0, by_email.output
+    by_id = shop.erase("--helpdesk", HELPDESK, "--customer-id", "CUST-MARIA-77", "--yes")
+    assert by_id.exit_code == 0, by_id.output
+
+    assert sorted(p.name for p in captures.iterdir()) == [name.format(HELPDESK, "0000000d")]

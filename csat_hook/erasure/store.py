@@ -4,12 +4,13 @@ caller's transaction.
 A survey is the customer's when it matches the selector (:class:`~.records.Selector`); its
 survey key (``tokens.survey_key`` of its reference) finds its answers, their history and the
 alerts about them, and a ``--dialog`` selector also finds the answers to that dialog that
-have no survey row; an ``--email`` selector also finds the unverified answers that hold the
-address itself (:func:`_holding_email`). The early reopens intake remembers are found by
-helpdesk and dialog (they hold no customer field): those of the selected dialog and of the
-customer's surveys' dialogs are deleted (:func:`_remembered_reopens`). Every count is of rows
-that still hold something to erase, and of records not yet added: a second run counts
-nothing.
+have no survey row; an ``--email`` or ``--customer-id`` selector also finds the unverified
+answers that hold one of the customer's addresses itself (:func:`_holding_email`): the one
+given, and those of their surveys (:func:`_addresses`). The early reopens intake remembers
+are found by helpdesk and dialog (they hold no customer field): those of the selected
+dialog and of the customer's surveys' dialogs are deleted (:func:`_remembered_reopens`).
+Every count is of rows that still hold something to erase, and of records not yet added: a
+second run counts nothing.
 
 The records: one per survey key found (``erasures``, with its dialog), and for ``--dialog``
 one for that helpdesk's dialog (``erased_dialogs``), added even when nothing of it is stored
@@ -167,7 +168,7 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
     tally.unverified = len(named)
     tally.unverified_by_ticket = len(by_ticket)
     tally.typed_otherwise = typed_otherwise
-    by_email = _holding_email(conn, selector.email, set(named) | set(by_ticket))
+    by_email = _holding_email(conn, _addresses(selector, found), set(named) | set(by_ticket))
     tally.unverified_by_email = len(by_email)
     unverified = sorted(named + by_ticket + by_email)
     # What a digest's line about one of these answers holds: its dialog and submission time.
@@ -532,18 +533,35 @@ def _every_unverified(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[An
         yield from rows
 
 
-def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> list[int]:
-    """The unverified answers besides ``found`` that hold the address ``email`` itself in a
-    cell of the row as read (a form that asks for it) or in a typed field, compared in NFKC
-    and without case (:func:`email_form`: lowered, as ``_customer`` has the database compare
-    the surveys'; never by Unicode case folding, which makes "straße@…" and "strasse@…", two
-    addresses, one), not inside a
+def _addresses(selector: Selector, found: Sequence[Any]) -> list[str]:
+    """The customer's addresses (as :func:`email_form` makes them) the unverified answers are
+    searched for: the selector's, and when it names the customer (by address or by id) those
+    their surveys ``found`` hold, as the e-mail or as the id of a helpdesk that uses the
+    address as one (as :func:`customer_traces` finds them for the captures). Erased by id,
+    the customer is the same person as by address: an answer giving their address was kept.
+    A ``--dialog`` alone names one dialog, not its customer's answers about others."""
+    addresses = {email_form(selector.email)} if selector.email else set()
+    if selector.email or selector.customer_id:
+        for row in found:
+            for value in (row.customer_email, row.customer_id):
+                local, at, domain = email_form(value or "").rpartition("@")
+                if at and local and domain:
+                    addresses.add(f"{local}@{domain}")
+    return sorted(addresses)
+
+
+def _holding_email(conn: sa.Connection, emails: Sequence[str], found: set[int]) -> list[int]:
+    """The unverified answers besides ``found`` that hold one of the addresses ``emails`` (as
+    :func:`email_form` makes them) itself in a cell of the row as read (a form that asks for
+    it) or in a typed field, compared in NFKC and without case (:func:`email_form`: lowered,
+    as ``_customer`` has the database compare the surveys'; never by Unicode case folding,
+    which makes "straße@…" and "strasse@…", two addresses, one), not inside a
     longer address. Nothing ties such an answer to the customer's surveys (its reference is
     missing or forged, its ticket another): read a page at a time, every one, the address
     searched in Python (the row as read is JSON, which the databases search differently)."""
-    if not email:
+    if not emails:
         return []
-    pattern = standing_alone(email_form(email))
+    patterns = [standing_alone(email) for email in emails]
     table = unverified_answers
     query = sa.select(
         table.c.id, table.c.comment, table.c.field_agent, table.c.field_ticket, table.c.source_row
@@ -554,7 +572,7 @@ def _holding_email(conn: sa.Connection, email: str | None, found: set[int]) -> l
             continue
         cells = row.source_row.values() if isinstance(row.source_row, dict) else ()
         texts = (row.comment, row.field_agent, row.field_ticket, *cells)
-        if any(isinstance(t, str) and holds(pattern, t) for t in texts):
+        if any(isinstance(t, str) and holds(p, t) for t in texts for p in patterns):
             held.append(row.id)
     return held
 

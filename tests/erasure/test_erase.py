@@ -2156,3 +2156,37 @@ def test_a_capture_of_a_form_body_naming_the_customer_is_deleted(shop: Shop):
     assert by_id.exit_code == 0, by_id.output
 
     assert sorted(p.name for p in captures.iterdir()) == [name.format(HELPDESK, "0000000d")]
+
+
+def test_an_erasure_by_customer_id_takes_the_unverified_answers_holding_their_address(
+    shop: Shop,
+):
+    """Erased by her customer id, Maria is the same person as by her address, which her
+    surveys hold: an unverified answer giving that address (nothing else ties it to her) is
+    erased as an erasure by address erases it, not kept with her address in it."""
+    shop.lines["typed"] = (
+        "2026/11/20 1:25:00 PM GMT+3,4,write to MARIA.Lopez@example.com please,Anna,X-9,"
+    )
+    shop.lines["bob"] = "2026/11/20 1:26:00 PM GMT+3,4,write to bob@example.org,Anna,X-8,"
+    shop.write()
+    shop.sync()
+
+    result = shop.erase("--helpdesk", HELPDESK, "--customer-id", "CUST-MARIA-77", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "  unverified answers holding the e-mail (a form's own question, a comment): 1 " in (
+        result.output
+    )
+    with shop.kit.engine.connect() as conn:
+        rows = {
+            row.field_ticket: row
+            for row in conn.execute(
+                sa.select(
+                    unverified_answers.c.comment,
+                    unverified_answers.c.field_ticket,
+                    unverified_answers.c.source_row,
+                )
+            )
+        }
+    assert not any("MARIA.Lopez" in f"{row.comment} {row.source_row}" for row in rows.values())
+    assert rows["X-8"].comment == "write to bob@example.org"

@@ -11,7 +11,8 @@ spring-forward night), the moment they do (03:00). Send times are compared as in
 clocks going back neither hold a due digest back until the wall clock shows its time again,
 nor make the previous one due again. A period is its local days, midnight to midnight (23 or
 25 hours on the days the clocks change); a day the zone skipped (Samoa's 2011-12-30) is no
-period and raises no digest.
+period and raises no digest. A rating off the scale (stored under an earlier ``metrics``
+scale) is in no digest, as it is in none of the report's figures.
 """
 
 from __future__ import annotations
@@ -97,7 +98,13 @@ def digest_alert(
     end = local_instant(after, MIDNIGHT, tz)
     if start == end:
         return None  # days the zone skipped: no time, no period
-    in_period = [a for a in data.answers if start <= a.submitted_at < end]
+    # A rating off the scale (stored under an earlier one) the report ignores, and so does a
+    # digest: a 7 on 1-5 counted as satisfied, a 0 was listed among the lowest.
+    in_period = [
+        a
+        for a in data.answers
+        if start <= a.submitted_at < end and scale.scale_min <= a.rating <= scale.scale_max
+    ]
     if not in_period and not digest.send_empty:
         return None
     period = (

@@ -204,3 +204,25 @@ def test_two_agents_of_one_name_are_told_apart_in_a_digest(digesting, clock):
     assert sorted(a.agent_name for a in message.agents) == ["Anna Petrova (7)", "Anna Petrova (8)"]
     named = {i.dialog_id: i.agent_name for i in message.items}
     assert (named["T-1"], named["T-2"]) == ("Anna Petrova (7)", "Anna Petrova (8)")
+
+
+def test_a_rating_off_the_scale_is_in_neither_the_report_nor_a_digest():
+    """Answers stored under an earlier scale (1–10 before ``metrics.scale_max: 5``) are
+    ignored by the report's figures; a digest counted a 7 as satisfied and a 0 as a low
+    answer."""
+    from csat_hook.alerts.digests import digest_alert
+    from csat_hook.alerts.engine import Inputs
+    from csat_hook.alerts.engine import Scale
+
+    now = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)
+    data = yesterday_data(now)
+    day = (now.astimezone(MSK) - timedelta(days=1)).replace(hour=15, minute=0)
+    data.answers.append(Answer(0, "generic", "T-seven", 7, "", day))
+    data.answers.append(Answer(1, "generic", "T-zero", 0, "", day))
+    inputs = Inputs([], data, Scale(1, 5, 4), MSK, {}, now)
+    found = digest_alert(digest(), inputs, data, now - timedelta(days=7))
+    assert found is not None
+    figures = found.message.figures
+    assert figures is not None and (figures.answers, figures.satisfied) == (5, 2)
+    assert "T-zero" not in [i.dialog_id for i in found.message.items]
+    assert sum(a.answers for a in found.message.agents) == 5

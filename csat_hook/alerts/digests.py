@@ -3,7 +3,9 @@
 A digest is identified by its name, its period and its cadence: it is raised by the first
 sync at or after its send time (``at``, local to the report's time zone; ``weekday`` for a
 weekly one) and never again for that period. The first digest is the first one due after
-the digest was configured.
+the digest was configured; after a change of its cadence, weekday, time or time zone, the
+first whose period ends after the last day a digest of its name reported (a period whose
+every day went out is not sent again; a weekday moved makes one week overlap the last).
 
 A send time is the first instant the local clock shows it or a later time: where the clocks
 go back and it comes twice, the first time; where they go forward past it (02:30 on a
@@ -86,14 +88,25 @@ def _shown(instant: datetime, tz: ZoneInfo) -> datetime:
 
 
 def digest_alert(
-    digest: DigestConfig, inputs: Inputs, data: DatasetLike, first_seen: datetime
+    digest: DigestConfig,
+    inputs: Inputs,
+    data: DatasetLike,
+    first_seen: datetime,
+    reported: date | None = None,
 ) -> NewAlert | None:
-    """The digest due at ``inputs.now`` (``first_seen``: when the digest was configured);
-    None when none is due, or its period had no answers and ``send_empty`` is off."""
+    """The digest due at ``inputs.now`` (``first_seen``: when the digest was configured;
+    ``reported``: the day after the last day a digest of its name reported, if any); None
+    when none is due, its period ends by ``reported`` (its days went out already, under
+    another cadence, weekday or time zone), or it had no answers and ``send_empty`` is off."""
     tz, now, scale = inputs.tz, inputs.now, inputs.scale
     send, first, after = digest_due(digest, now, tz)
     if send < first_seen:
         return None  # the first digest is the first one due after it was configured
+    if reported is not None and after <= reported:
+        # A cadence made weekly on a Tuesday: last week's digest (its Monday passed) is due
+        # under it, and every one of its days went out in the daily digests; made daily on a
+        # Monday, Sunday was in the weekly one. Stale, as a missed period is: not sent.
+        return None
     start = local_instant(first, MIDNIGHT, tz)
     end = local_instant(after, MIDNIGHT, tz)
     if start == end:

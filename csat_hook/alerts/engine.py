@@ -132,8 +132,13 @@ def _raise(
         for rule in config.rules:
             if isinstance(rule, AgentBelowTargetRule):
                 new += agent_alerts(conn, rule, inputs, data)
+        reported = (
+            store.digests_reported(conn, [d.name for d in config.digests]) if config.digests else {}
+        )
         for digest in config.digests:
-            found = digest_alert(digest, inputs, data, seen[f"digest:{digest.name}"])
+            found = digest_alert(
+                digest, inputs, data, seen[f"digest:{digest.name}"], reported.get(digest.name)
+            )
             if found is not None:
                 new.append(found)
     existing = store.existing_keys(conn, [n.key for n in new]) if new else set()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import NamedTuple
 
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 
 from csat_hook.alerts.records import AGENT
 from csat_hook.alerts.records import ANSWER
+from csat_hook.alerts.records import DIGEST_KIND
 from csat_hook.db.engine import dialect_insert
 from csat_hook.db.schema import ALERT
 from csat_hook.db.schema import CANCELLED
@@ -257,6 +260,30 @@ def first_seen(conn: sa.Connection, names: Sequence[str], now: datetime) -> dict
             save_state(conn, name, "seen", 0, now, now)
             known[name] = State("seen", 0, now)
     return {name: known[name].since for name in names}
+
+
+def digests_reported(conn: sa.Connection, names: Sequence[str]) -> dict[str, date]:
+    """For each digest of ``names`` raised before and not withdrawn: the day after the last
+    day its latest digest reported (local dates, read from its ``period``:
+    ``2026-11-20`` or ``2026-11-09 – 2026-11-15``)."""
+    found: dict[str, date] = {}
+    for name in names:  # a few digests; one row each (a year of a daily one is 365)
+        payload = conn.execute(
+            sa.select(alerts.c.payload)
+            .where(
+                alerts.c.kind == DIGEST_KIND,
+                alerts.c.rule == name,
+                alerts.c.cancelled_at.is_(None),
+            )
+            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+            .limit(1)
+        ).scalar()
+        period = str((payload or {}).get("period") or "")
+        try:
+            found[name] = date.fromisoformat(period[-10:]) + timedelta(days=1)
+        except ValueError:
+            continue
+    return found
 
 
 def reply_contexts(conn: sa.Connection, tokens: Sequence[str]) -> dict[str, dict[str, Any]]:

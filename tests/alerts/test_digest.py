@@ -226,3 +226,46 @@ def test_a_rating_off_the_scale_is_in_neither_the_report_nor_a_digest():
     assert figures is not None and (figures.answers, figures.satisfied) == (5, 2)
     assert "T-zero" not in [i.dialog_id for i in found.message.items]
     assert sum(a.answers for a in found.message.agents) == 5
+
+
+def test_a_changed_cadence_sends_no_day_a_digest_of_that_name_reported_already(
+    make_config, make_services, fake_notify, fake_helpdesk, alerting, clock
+):
+    """A daily digest made weekly on a Tuesday: last week's digest (due on Monday, under the
+    new cadence) reports days the daily ones sent already, and is not sent then, stale; the
+    next week's is. Made daily again on a Monday after the weekly one went out, the day before
+    (Sunday, in the weekly) is not sent again either."""
+
+    def configured(**options):
+        section = alerts_section(
+            fake_notify,
+            rules=[],
+            digests=[{"name": "daily", "at": "09:00", "destinations": ["slack"], **options}],
+        )
+        return make_config(
+            alerts=section,
+            helpdesks={"generic": generic_notes(fake_helpdesk.url)},
+            metrics={"timezone": "Europe/Moscow"},
+        )
+
+    daily, weekly = configured(), configured(every="week", weekday="monday")
+    services = make_services(daily)
+    clock.now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+    raise_now(services, [], data=Data())
+    for day in (21, 22, 23):  # Saturday to Monday, 09:30 in Moscow: the 20th to the 22nd
+        clock.now = datetime(2026, 11, day, 6, 30, tzinfo=UTC)
+        assert raise_now(services, [], data=yesterday_data(clock())).raised == {"daily": 1}
+
+    clock.now = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # Tuesday: made weekly
+    assert raise_now(services, [], data=yesterday_data(clock()), config=weekly).raised == {}
+    clock.now = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)  # Monday: the 23rd to the 29th
+    assert raise_now(services, [], data=yesterday_data(clock()), config=weekly).raised == {
+        "daily": 1
+    }
+    clock.now = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)  # made daily again: Sunday was in it
+    assert raise_now(services, [], data=yesterday_data(clock()), config=daily).raised == {}
+    clock.now = datetime(2026, 12, 1, 6, 30, tzinfo=UTC)  # Tuesday: Monday the 30th
+    assert raise_now(services, [], data=yesterday_data(clock()), config=daily).raised == {
+        "daily": 1
+    }
+    assert [m.period for m in digests(services)][-2:] == ["2026-11-23 – 2026-11-29", "2026-11-30"]

@@ -121,6 +121,8 @@ def test_bad_service_account_settings_name_the_key_and_never_echo_the_key(fake_g
     with pytest.raises(ConfigError) as none:
         load_credentials(GoogleConfig(), [SHEETS_SCOPE])
     assert "google.service_account_file or google.service_account_json" in none.value.message
+    # The variable works only through the file: said so, not as if it were read anyway.
+    assert "service_account_json: ${GOOGLE_SERVICE_ACCOUNT_JSON}" in none.value.message
     broken = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRET'
     with pytest.raises(ConfigError) as bad_json:
         load_credentials(GoogleConfig(service_account_json=broken), [SHEETS_SCOPE])

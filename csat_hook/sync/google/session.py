@@ -287,9 +287,12 @@ def load_credentials(google: GoogleConfig, scopes: list[str]) -> service_account
         except ValueError:
             raise ConfigError(f"{key}: {google.service_account_file} is not valid JSON") from None
     else:
+        # The variable is read only where the file says so: naming it bare sent an operator
+        # whose file has no such line to set it, and get this message again.
         raise ConfigError(
-            "google.service_account_file or google.service_account_json "
-            "(env GOOGLE_SERVICE_ACCOUNT_JSON) is required to call Google"
+            "google.service_account_file or google.service_account_json is required to call "
+            "Google (to take the JSON from the environment, write "
+            "service_account_json: ${GOOGLE_SERVICE_ACCOUNT_JSON}, as config.example.yaml does)"
         )
     if isinstance(info, dict) and "type" not in info and _OAUTH_CLIENT_KEYS & info.keys():
         # "Create credentials" offers an OAuth client ID first: its JSON has none of a key's

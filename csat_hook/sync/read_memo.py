@@ -63,6 +63,8 @@ from csat_hook.sync.values import READING_VERSION
 # An outcome bigger than this (thousands of warnings, hundreds of skipped rows) is not kept:
 # the rows are read instead.
 MAX_OUTCOME_BYTES = 65_536
+# How much of each column title a read that is not remembered keeps (:func:`record`).
+_TITLE_KEPT = 200
 # Skips a replay, or a read of the rows added alone, would not give again: a read with one
 # of them is not remembered (nor with a row the run's clock skipped, SkippedRow.clocked: a
 # row dated ahead; one dated before 2000 is implausible at any time).
@@ -223,6 +225,20 @@ def last_rows(conn: sa.Connection, source_key: str) -> int | None:
         return None
 
 
+def last_columns(conn: sa.Connection, source_key: str) -> dict[str, str] | None:
+    """Role → the column title it was read from at the last read of every row of
+    ``source_key`` that is remembered (:func:`record`), under whatever settings; None: none
+    remembered, or one made by code that kept no columns with a read that was not clean."""
+    table = sync_source_reads
+    outcome = conn.execute(
+        sa.select(table.c.outcome).where(table.c.source == source_key[:255])
+    ).scalar_one_or_none()
+    columns = outcome.get("columns") if isinstance(outcome, dict) else None
+    if not isinstance(columns, dict):
+        return None
+    return {str(role): str(title) for role, title in columns.items()}
+
+
 def clean(batch: SourceBatch, *, max_share: float, min_rows: int) -> bool:
     """Whether a replay of ``batch`` would be the read its rows give, and a read of the rows
     added to it alone the read of them all (module docstring): every row read, none
@@ -257,8 +273,9 @@ def record(
     A batch not remembered so that is a read of every row (``batch.complete``: a sheet or
     export whose skipped rows are not kept, a form's every response, which has no bytes to
     key: ``keys`` None) with data rows leaves how many it found (:func:`last_rows`, for the
-    warning of a source read with none: ``read_step.hold_emptied``), under no settings:
-    never replayed.
+    warning of a source read with none: ``read_step.hold_emptied``) and which columns it
+    read each role from (:func:`last_columns`, for ``read_step.check_columns_kept``), under
+    no settings: never replayed.
     """
     table = sync_source_reads
     key = source_key[:255]
@@ -287,8 +304,16 @@ def record(
             "read_at": now,
         }
     elif batch.complete and batch.rows_read > batch.blank_rows:
-        # No settings: load() finds no memo in it, only last_rows() its count.
-        counts = {"settings": None, "rows_read": batch.rows_read, "blank_rows": batch.blank_rows}
+        # No settings: load() finds no memo in it, only last_rows() its count and
+        # last_columns() the columns it read (read_step.check_columns_kept).
+        counts = {
+            "settings": None,
+            "rows_read": batch.rows_read,
+            "blank_rows": batch.blank_rows,
+            # Each title cut short: a pasted document as a title is never stored whole (a
+            # clean read's are, within MAX_OUTCOME_BYTES).
+            "columns": {role: title[:_TITLE_KEPT] for role, title in batch.columns.items()},
+        }
         values = {"digest": "", "known_count": 0, "outcome": counts, "read_at": now}
     else:
         conn.execute(sa.delete(table).where(table.c.source == key))

@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
+from csat_hook.errors import ConfigError
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
 from csat_hook.sync import recredit
@@ -50,6 +51,7 @@ from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import check_reference
+from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
@@ -126,6 +128,9 @@ def read_source(
                 # and those bytes back (the row deleted again) replayed rows they do not hold.
                 whole = source.prefetch()
                 keys = None if whole is None else read_memo.MemoKeys.of(config, source.key, whole)
+        # The columns the last read of every row of a sheet or export read (a question whose
+        # title was edited since has none now: check_columns_kept).
+        columns_before = None if whole is None else read_memo.last_columns(conn, source.key)
         stored_mark = store.get_watermark(conn, source.key)
         watermark = None if full else stored_mark
         if watermark is not None and watermark > store.watermark_limit(now):
@@ -160,6 +165,7 @@ def read_source(
             known.watched = watched
             known.raw, known.raw_orphans, noted = cache.known_row_digests(conn, known, watched)
     batch = source.fetch(known, watermark)
+    check_columns_kept(batch, columns_before, config.results.columns)
     leave_cut_row(batch, config.token.all_secrets())
     if incremental:
         with engine.connect() as conn:
@@ -252,6 +258,43 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
         said["rows"] = before
     logger.warning("sync.source-emptied", extra=said)
     return True
+
+
+# The questions a row may leave unanswered, whose column a header may lack (a form without
+# them); the others' titles must be in the header (sources/table.py REQUIRED_ROLES).
+_OPTIONAL_ROLES = ("comment", "agent", "ticket", "nps")
+
+
+def check_columns_kept(
+    batch: SourceBatch, before: dict[str, str] | None, columns: ColumnsConfig
+) -> None:
+    """ConfigError when ``batch``, a read of a sheet's or export's header row, finds no column
+    for a question that the last read of every row of the source (``before``:
+    :func:`read_memo.last_columns`) read from a column, while ``results.columns`` still names
+    the question: its title was edited in the form (Forms renames the responses sheet's
+    column) or the column was deleted. Read without it, each row's identity lost that answer,
+    so every stored answer was taken for an edit in place, its comment (agent or ticket
+    field, NPS answer) replaced by nothing, in a run that said "ok". A question whose titles
+    are emptied (``[]``) is no longer looked for, and then nothing is said."""
+    if not before or not batch.columns:
+        return  # no earlier read remembered, or no header row read (an empty tab or file)
+    lost = [
+        role
+        for role in _OPTIONAL_ROLES
+        if role in before
+        and role not in batch.columns
+        and any(title.strip() for title in getattr(columns, role))
+    ]
+    if not lost:
+        return
+    found = "; ".join(f"results.columns.{role} was read from {before[role]!r}" for role in lost)
+    raise ConfigError(
+        f"{', '.join(f'results.columns.{role}' for role in lost)}: no column with one of these "
+        f"titles now, where the last read found one ({found}): a question's title edited in "
+        "the form renames its column; add the new title to that list (or set it to [] if the "
+        "form no longer asks the question). Read without it, every stored answer's value of "
+        "it would be replaced by nothing"
+    )
 
 
 def warn_after_now(batch: SourceBatch, now: datetime) -> None:

@@ -10,6 +10,8 @@ from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
 from tests.sync.test_read_memo import CSV_HEADER
@@ -110,3 +112,50 @@ def test_a_sheet_whose_first_answer_was_taken_for_its_titles_is_never_quoted(kit
     logged = " ".join(repr(vars(record)) for record in caplog.records)
     for text in (summary.error, logged):
         assert comment not in text and "Anna Petrova" not in text
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_a_question_renamed_in_the_form_is_a_configuration_error_not_every_answer_edited(
+    kit, remembered: bool
+):
+    """Forms renames a question's column when its title is edited. A comment (agent, ticket,
+    NPS) question's column no longer found was read as unanswered: every stored answer's
+    identity changed, each was credited again as "comment changed in place" with its comment
+    replaced by nothing, and the run said "ok". The last read's columns are remembered, clean
+    (replayable) or not (``remembered``: a row dated years ahead keeps the read from being
+    replayed), and a role it read that has no column now is a configuration error naming the
+    list and the title it was read from; with the new title added the answers are unchanged."""
+    from tests.sync.conftest import EN_HEADER
+    from tests.sync.conftest import SHEET_ID
+    from tests.sync.test_attribution import at
+
+    rows: list[list[object]] = [
+        [at(n), 5, f"comment {n}", "Anna", f"T-{n}", kit.survey(f"T-{n}", "7", "Anna Petrova")]
+        for n in (1, 2)
+    ]
+    if not remembered:
+        rows.append([datetime(2099, 1, 1, tzinfo=UTC), 4, "", "", "", "typo"])
+    kit.responses([EN_HEADER, *rows])
+    config = kit.config(results={"min_skipped_rows": 10})
+    assert kit.run(config).new == 2
+    assert (kit.run(config).read == "replayed") is remembered
+    column = EN_HEADER.index("Comment")
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 0, column, "Anything else?")
+
+    refused = kit.run(config)
+    assert refused.status == "config_error", refused.error
+    assert refused.error.startswith("results.columns.comment: no column"), refused.error
+    assert "read from 'Comment'" in refused.error
+    assert sorted(r.comment for r in kit.rows(answers)) == ["comment 1", "comment 2"]
+
+    renamed = kit.config(
+        results={"min_skipped_rows": 10, "columns": {"comment": ["Comment", "Anything else?"]}}
+    )
+    summary = kit.run(renamed)
+    assert (summary.status, summary.new, summary.updated) == ("ok", 0, 0), summary.error
+    assert not [w for w in summary.warnings if "changed in place" in w]
+    assert sorted(r.comment for r in kit.rows(answers)) == ["comment 1", "comment 2"]
+    # A question no longer asked: its titles emptied, nothing is looked for or said.
+    dropped = kit.config(results={"min_skipped_rows": 10, "columns": {"comment": []}})
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 0, column, "Notes")
+    assert kit.run(dropped).status == "ok"

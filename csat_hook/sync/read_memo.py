@@ -283,7 +283,8 @@ def record(
         "settings": keys.settings if keys is not None else None,
         "rows_read": batch.rows_read,
         "blank_rows": batch.blank_rows,
-        "warnings": list(batch.warnings),
+        # Not the warning of rows dated ahead: that run's only (SourceBatch.dated_ahead).
+        "warnings": [w for w in batch.warnings if w != batch.dated_ahead],
         "columns": dict(batch.columns),
         "resume": batch.resume,
         # Identity, row, reason, detail, column: SkippedRow's fields but the example cell.

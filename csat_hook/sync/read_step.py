@@ -305,14 +305,15 @@ def warn_after_now(batch: SourceBatch, now: datetime) -> None:
     and its time (never a text of the row). One warning, naming the first such row and
     counting the others: a zone setting that is off dates every recent row after now, and a
     warning per row would make the read's outcome too big to remember (read_memo), so every
-    later run would read every row again."""
+    later run would read every row again. It is said by this run alone
+    (``SourceBatch.dated_ahead``: a replay of the read does not say it again)."""
     limit = store.watermark_limit(now)
     future = [s for s in batch.submissions if s.submitted_at > limit]
     if not future:
         return
     first, others = future[0], len(future) - 1
     more = f" and {others:,} more row{'s' if others > 1 else ''}" if others else ""
-    batch.warnings.append(
+    batch.dated_ahead = (
         f"{first.ref}{more}: submitted after now "
         f"({first.submitted_at:%Y-%m-%d %H:%M} UTC{', the first' if others else ''}); "
         f"{'they are' if others else 'it is'} credited, and outrank"
@@ -320,6 +321,7 @@ def warn_after_now(batch: SourceBatch, now: datetime) -> None:
         f"{'their surveys' if others else 'its survey'} until then: a date typed by hand, or "
         "a clock or time zone setting (results.csv.timezone, the spreadsheet's) that is wrong?"
     )
+    batch.warnings.append(batch.dated_ahead)
 
 
 def answer_row_gone(conn: Connection, batch: SourceBatch, processed: Container[str]) -> bool:

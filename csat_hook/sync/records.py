@@ -239,6 +239,12 @@ class SourceBatch:
     # nanoseconds, and two responses of one survey alike but for it (a 3, a 4, the 3 again
     # within a second) are one identity, whose time is the later (sync/retime.py).
     later: dict[str, tuple[datetime, str, str]] = field(default_factory=dict)
+    # The warning of new submissions dated after the run's time (read_step.warn_after_now):
+    # true of the run that credits them only, so a read remembered for replay is remembered
+    # without it (read_memo.record). Such rows are processed after that run, and a read of
+    # every row meets them unchanged and says nothing; a replay said it again every run,
+    # "submitted after now" long after that time, "credited" with nothing credited.
+    dated_ahead: str | None = None
 
     def drop_processed(self, processed: Container[str]) -> None:
         """Count the submissions whose identity is in ``processed`` (of a read given nothing

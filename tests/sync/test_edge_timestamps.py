@@ -208,6 +208,21 @@ def test_many_submissions_dated_after_now_are_one_warning_and_the_read_is_rememb
     assert kit.run().read == "replayed"
 
 
+def test_a_replayed_read_does_not_say_again_that_rows_were_submitted_after_now(kit):
+    """The warning is the crediting run's: a replay of that read said again, every run, that
+    the rows were "submitted after now" and "credited", days after that time and with nothing
+    credited; a read of every row meets them unchanged and says nothing."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    kit.responses([EN_HEADER, [kit.now + timedelta(hours=3), 5, "", "", "", token]])
+    first = kit.run()
+    assert first.new == 1 and [w for w in first.warnings if "after now" in w], first.warnings
+    kit.now += timedelta(days=2)
+    again = kit.run()
+    assert again.read == "replayed", again.read
+    assert not [w for w in again.warnings if "after now" in w], again.warnings
+    assert not [w for w in kit.run(full=True).warnings if "after now" in w]
+
+
 @pytest.mark.parametrize(
     ("locale", "typed", "reason"),
     [

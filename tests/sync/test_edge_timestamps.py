@@ -247,6 +247,30 @@ def test_a_sheets_text_date_order_problem_names_no_csv_setting(kit, locale, type
         assert "Format" in detail  # the sheet's Format → Number
 
 
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("2026/11/02 3:00:00 PM IST", "ambiguous_tz_abbreviation"),
+        ("2026/11/02 3:00:00 PM XYZT", "unknown_tz_abbreviation"),
+        ("3/29/2026 2:30:00", "nonexistent_local_time"),  # Berlin's clocks went forward
+        ("46348.5", "bad_timestamp"),  # a serial typed as text
+    ],
+)
+def test_a_sheets_text_time_zone_problem_names_no_csv_setting(kit, typed, reason):
+    """A time typed as text into a responses sheet whose zone is not settled: the reason said
+    to set results.csv.timezone or results.csv.timezone_abbreviations (or to format the column
+    before saving the file as CSV), which a sheet's read never consults, so the row stayed
+    skipped whatever the operator set; the sheet itself is what to change."""
+    tokens = [kit.survey(f"T-{n}", "7", "Anna Petrova") for n in range(2)]
+    rows = [[at(1), 5, "ok", "Anna", "T-0", tokens[0]], [typed, 4, "", "Anna", "T-1", tokens[1]]]
+    kit.responses([EN_HEADER, *rows], time_zone="Europe/Berlin")
+    summary = kit.run(kit.config(results={"min_skipped_rows": 100}))
+    assert (summary.status, summary.new, summary.skipped) == ("ok", 1, {reason: 1})
+    detail = summary.skipped_rows[0]["detail"]
+    assert "results.csv" not in detail and "as CSV" not in detail, detail
+    assert "spreadsheet's time zone" in detail or "Format → Number" in detail, detail
+
+
 def _summary_rows(summary) -> list[tuple[str, str]]:
     return sorted((row["row"], row["reason"]) for row in summary.skipped_rows)
 

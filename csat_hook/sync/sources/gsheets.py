@@ -128,6 +128,33 @@ _SHEET_ORDER_FIX = (
 )
 
 
+class SheetTimestamps(TimestampColumn):
+    """The text timestamps of a responses sheet: read in the spreadsheet's time zone, with
+    no ``results.csv`` setting (none is read for a sheet). A reason said to set
+    results.csv.timezone or results.csv.timezone_abbreviations: the operator did, and every
+    row stayed skipped, for the same reason."""
+
+    order_fix = _SHEET_ORDER_FIX
+    zone_named = "the spreadsheet's time zone"
+    zone_fix = (
+        "check the spreadsheet's time zone (File → Settings), which text without a zone is "
+        "read in, or type the time with its UTC offset (GMT+3)"
+    )
+    unknown_name_fix = (
+        "type the time with its UTC offset (GMT+8) instead, or as the spreadsheet's locale "
+        "writes it in a column formatted as Date time (Format → Number)"
+    )
+    ambiguous_name_fix = (
+        "type the time with its UTC offset (GMT+5:30) instead of {name}, or set the "
+        "spreadsheet's time zone (File → Settings) to the one the time was written in"
+    )
+    ambiguous_name_warning = "type the time with its UTC offset"
+    serial_fix = (
+        "type the date-time again as the spreadsheet's locale writes it, in a column "
+        "formatted as Date time (Format → Number)"
+    )
+
+
 class GSheetsResults(ResultsSource):
     kind = "gsheets"
 
@@ -261,9 +288,7 @@ class GSheetsResults(ResultsSource):
                 "(File → Settings → Time zone)"
             ) from exc
 
-        text_stamps = TimestampColumn(
-            tz, locale=metadata.get("properties", {}).get("locale"), order_fix=_SHEET_ORDER_FIX
-        )
+        text_stamps = SheetTimestamps(tz, locale=metadata.get("properties", {}).get("locale"))
 
         def to_datetime(value: Any) -> datetime | None:
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -53,6 +53,18 @@ class TimestampReader:
     """
 
     order_fix = "set results.csv.date_order to DMY or MDY"
+    # The zone text without one is read in, as a reason names it, and what the operator
+    # changes when a zone is not settled (a sheet's read says what to change in the sheet:
+    # results.csv is never read for it).
+    zone_named = "results.csv.timezone"
+    zone_fix = "check results.csv.timezone"
+    unknown_name_fix = "add it to results.csv.timezone_abbreviations"
+    ambiguous_name_fix = (
+        "set results.csv.timezone to the form's zone or add {name} to "
+        "results.csv.timezone_abbreviations"
+    )
+    ambiguous_name_warning = "set results.csv.timezone or results.csv.timezone_abbreviations"
+    serial_fix = "format the timestamp column as Date time before saving the file as CSV"
 
     def __init__(
         self,
@@ -229,8 +241,7 @@ class TimestampReader:
             # An .xlsx saved as CSV with the column formatted as a number: no layout reads it.
             raise TimestampError(
                 "bad_timestamp",
-                "a number, not a date-time (a spreadsheet's serial date?): format the "
-                "timestamp column as Date time before saving the file as CSV",
+                f"a number, not a date-time (a spreadsheet's serial date?): {self.serial_fix}",
             )
         raise TimestampError(
             "bad_timestamp",
@@ -301,7 +312,7 @@ class TimestampReader:
             raise TimestampError(
                 "nonexistent_local_time",
                 f"that wall-clock time does not exist in {zone} (the clocks went "
-                "forward): check results.csv.timezone",
+                f"forward): {self.zone_fix}",
             )
         self.warnings[
             f"a wall-clock time repeated when the clocks went back in {zone}: "
@@ -326,20 +337,18 @@ class TimestampReader:
             if name not in AMBIGUOUS_ABBREVIATIONS:
                 raise TimestampError(
                     "unknown_tz_abbreviation",
-                    f"unknown time zone abbreviation {name}: add it to "
-                    "results.csv.timezone_abbreviations",
+                    f"unknown time zone abbreviation {name}: {self.unknown_name_fix}",
                 )
             minutes = AMBIGUOUS_ABBREVIATIONS[name]
             if minutes is None:
                 raise TimestampError(
                     "ambiguous_tz_abbreviation",
-                    f"{name} names several time zones and results.csv.timezone does not use "
-                    "it: set results.csv.timezone to the form's zone or add "
-                    f"{name} to results.csv.timezone_abbreviations",
+                    f"{name} names several time zones and {self.zone_named} does not use "
+                    f"it: {self.ambiguous_name_fix.format(name=name)}",
                 )
             self.warnings[
-                f"{name} has several meanings; read as UTC{minutes / 60:+g} (set "
-                "results.csv.timezone or results.csv.timezone_abbreviations if wrong)"
+                f"{name} has several meanings; read as UTC{minutes / 60:+g} "
+                f"({self.ambiguous_name_warning} if wrong)"
             ] += 1
         instant = wall.replace(tzinfo=fixed(minutes)).astimezone(UTC)
         if not self._zone_is_utc:

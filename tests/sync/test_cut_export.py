@@ -5,6 +5,7 @@ stays under an identity the completed row never has again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,32 @@ def test_a_copy_cut_inside_a_character_is_a_cut_row_not_another_encoding(
     assert (done.status, done.new, done.unverified, done.skipped) == ("ok", 1, {}, {})
     comment = {r.dialog_id: r.comment for r in kit.rows(answers)}["W-1"]
     assert comment.replace("\r\n", "\n") == "Ответили быстро,\nспасибо!".replace(",", delimiter)
+
+
+@pytest.mark.parametrize("last", ["unverified", "skipped"])
+def test_a_sheet_saved_as_csv_without_a_final_line_break_has_its_last_row_stored(
+    kit, tmp_path: Path, last: str
+):
+    """Google Sheets saves CSV with no line break after the last row. That row, unverified
+    (a reference edited by the respondent) or skipped (a bad rating), was left for a next run
+    on every run, "the file may still be being written": never stored nor listed, and the
+    file never read as a whole source. A file last modified minutes ago is no copy in
+    progress: its last row is read as it is."""
+    line = last_line(kit, "fine")
+    # Its reference edited short, or its rating a text no scale reads.
+    edited = line[:-5] if last == "unverified" else line.replace(",5,", ",ten out of ten,", 1)
+    export = tmp_path / "export.csv"
+    export.write_bytes("\r\n".join([CSV_HEADER, *export_lines(kit, "C", 2), edited]).encode())
+    hour_ago = export.stat().st_mtime - 3600
+    os.utime(export, (hour_ago, hour_ago))
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}, "min_skipped_rows": 10},
+        output={"gsheets": {"enabled": False}},
+    )
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    assert summary.rows_read == 3 and not [w for w in summary.warnings if LEFT in w]
+    listed = (
+        {"unverified": 1, "skipped": 0} if last == "unverified" else {"unverified": 0, "skipped": 1}
+    )
+    assert stored(kit) == {"answers": 2, "history": 0, **listed}

@@ -16,6 +16,7 @@ import functools
 import io
 import itertools
 import re
+import time
 from collections.abc import Container
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -85,6 +86,7 @@ class CsvResults(ResultsSource):
         self.ratings = ratings
         self._data: bytes | None = None  # what prefetch read, until fetch parses it
         self._content = b""  # its digest (WholeRead.content)
+        self._modified = 0.0  # the file's modification time as prefetch read it
 
     @classmethod
     def from_config(
@@ -132,6 +134,8 @@ class CsvResults(ResultsSource):
             )
         try:
             self._data = self.path.read_bytes()
+            # After the read: a copy that wrote while it was read shows its last write.
+            self._modified = self.path.stat().st_mtime
         except OSError as exc:
             raise self._unreadable(exc) from exc
         self._content = bytes_digest(self._data)
@@ -229,7 +233,7 @@ class CsvResults(ResultsSource):
             if not declared:
                 self._check_delimiter(text, header)
         resume = self._prefix(data, count) if self._ends(text, malformed) else None
-        cut = open_quote or not text.last.endswith(_LINE_BREAKS)
+        cut = (open_quote or not text.last.endswith(_LINE_BREAKS)) and self._being_written()
         del data  # the text's rows hold the bytes until they are parsed
         batch = SourceBatch(source=self.kind)
         if malformed:
@@ -274,7 +278,8 @@ class CsvResults(ResultsSource):
         self._data = None
         added = survey.count
         later = self._prefix(data, rows + added) if self._ends(tail, None) else None
-        cut = not tail.last.endswith(_LINE_BREAKS)  # well-formed: not inside quotes
+        # Well-formed: not inside quotes.
+        cut = not tail.last.endswith(_LINE_BREAKS) and self._being_written()
         del data, head  # the tail's rows hold the bytes until they are parsed
         batch = SourceBatch(source=self.kind)
         if cut and added:
@@ -282,6 +287,16 @@ class CsvResults(ResultsSource):
         if self._parse(batch, header, _Rows(tail, delimiter, 0), known, first_row=rows + 1):
             batch.resume = later
         return batch
+
+    def _being_written(self) -> bool:
+        """Whether the file may still be being written: it was modified less than
+        :data:`_WRITTEN_WITHIN` ago (by the wall clock, which file times are in), or after
+        now. Only then is a last row without a line break after it taken for one a copy may
+        have cut (``SourceBatch.unterminated``). A file Google Sheets saved as CSV never ends
+        with a line break: its last row, when unverified or skipped, was left for a next run
+        that never read it otherwise, on every run (never stored nor listed, the file never
+        read as a whole source, so no stored row it no longer has was forgotten)."""
+        return time.time() - self._modified < _WRITTEN_WITHIN
 
     def _check_not_utf8(self, data: bytes) -> None:
         """SourceError naming ``results.csv.encoding`` when ``data`` is UTF-8 text (a UTF-8
@@ -473,6 +488,9 @@ class CsvResults(ResultsSource):
 # gives "<form>.csv.zip", and an .xlsx is one. It was read as text: "not utf-8-sig, try
 # cp1251", and under cp1251 its bytes were the header row the error listed.
 _ZIP_MAGIC = b"PK\x03\x04"
+# How long after its last modification a file may still be being written (a copy or a
+# download in progress writes again within seconds; one stalled longer is no export).
+_WRITTEN_WITHIN = 300.0  # seconds
 # What ends a record (the csv module reads a lone CR as a line end too).
 _LINE_BREAKS = ("\n", "\r")
 # The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only

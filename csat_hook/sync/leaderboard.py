@@ -2,7 +2,8 @@
 
 * Every agent with answers or surveys sent in the period is listed.
 * **Adjusted CSAT**: the empirical-Bayes posterior mean (:mod:`.shrinkage`), the prior
-  fitted to every agent with at least one answer in the period.
+  fitted to every agent with at least one answer in the period, as the Summary's note
+  writes it (:func:`noted_prior`).
 * **Rank**: agents with at least ``metrics.min_n`` answers, by adjusted CSAT as the sheet
   shows it (0.1 percentage point, rounded half up); equal values share a place (competition
   ranking 1, 2, 2, 4, the shared ones marked); within a place, more answers first, then the
@@ -73,6 +74,20 @@ def rank_value(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(RANK_STEP, rounding=ROUND_HALF_UP)
 
 
+def noted_prior(prior: Prior) -> Prior:
+    """``prior`` as the Summary's note writes it: μ to 0.1 percentage point, M to three
+    significant digits (halves up). The adjusted CSAT is computed from it, so that
+    "(satisfied + M × μ) / (answers + M)" redone with the note's numbers gives the figure
+    shown: rounded only in the note, M = 0.505 read "0.5" and 6 of 6 redone gave 97.4%
+    beside the 97.3% shown. (The fit's optimum is flat there: the ranks barely move.)"""
+    mean = float(Decimal(repr(prior.mean)).quantize(RANK_STEP, rounding=ROUND_HALF_UP))
+    if prior.pooled:
+        return Prior(mean, prior.weight, prior.agents)
+    exact = Decimal(repr(prior.weight))
+    step = Decimal(1).scaleb(exact.adjusted() - 2)
+    return Prior(mean, float(exact.quantize(step, rounding=ROUND_HALF_UP)), prior.agents)
+
+
 def build_leaderboard(
     current: PeriodResult,
     previous: PeriodResult,
@@ -86,7 +101,8 @@ def build_leaderboard(
     ``unranked`` are the agent indexes that stand for no agent (listed last, not ranked,
     not fitted)."""
     listed = {a: s for a, s in current.agents.items() if s.answers or s.sent}
-    prior = fit_prior([(s.satisfied, s.answers) for a, s in listed.items() if a not in unranked])
+    fitted = fit_prior([(s.satisfied, s.answers) for a, s in listed.items() if a not in unranked])
+    prior = noted_prior(fitted) if fitted is not None else None
 
     def row(stats: Stats, before: Stats | None, adjusted: float | None = None) -> Row:
         change, mark = judge_change(stats, before, min_n)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import re
 from collections import Counter
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from datetime import date
 from datetime import datetime
 from datetime import time
 from datetime import timedelta
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -968,3 +971,50 @@ def test_a_figure_near_a_rounding_edge_is_shown_as_it_rounds(kit: SyncKit) -> No
     assert board["Anna"]["high"] == pytest.approx(high, abs=1e-9)
     table = csv_rows(kit.tmp_path / "report" / "summary.csv")
     assert dict(zip(BOARD, table[1], strict=False))["high"] == "93.8"
+
+
+NOTE = re.compile(r"\(\w+ \+ ([\d.,]+) × ([\d.,]+)%\) / \(\w+ \+ ([\d.,]+)\)")
+
+
+def shown_percent(value: Decimal | float) -> Decimal:
+    """A fraction as a "0.0%" cell shows it: the decimal number, halves away from zero."""
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    return (100 * exact).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@pytest.mark.parametrize("locale", ["en_US", "ru_RU"])
+def test_the_notes_prior_gives_each_adjusted_csat_as_shown(kit: SyncKit, locale: str) -> None:
+    # The note under the leaderboard says "(satisfied + 0.5 × 65.8%) / (answers + 0.5)" so
+    # that anyone can redo the arithmetic (docs/sync.md). The prior was fitted at M = 0.505,
+    # μ = 65.83% and rounded only in the note: redone with the note's numbers, 6 of 6 gave
+    # 97.4% and 2 of 6 35.8% beside the 97.3% and 35.9% shown.
+    kit.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    form = FORMS[locale]
+    rows: list[list[Any]] = [form["header"]]
+    records = {"1": (6, 6), "2": (6, 6), "3": (2, 6), "4": (2, 6), "5": (0, 6), "6": (2, 2)}
+    records["7"] = (1, 1)
+    for agent, (satisfied, answers) in records.items():
+        for k in range(answers):
+            created = kit.now - timedelta(days=2, minutes=10 * k + int(agent))
+            token = kit.survey(f"T-{agent}-{k}", agent, f"Agent {agent}", created=created)
+            rows.append(
+                [created + timedelta(minutes=5), 5 if k < satisfied else 1, "", "", "", token]
+            )
+    kit.responses(rows, locale=locale, gid=1877059582)
+    sc = Scenario(0, locale, "UTC", "UTC", kit.now)
+    assert kit.run(config(kit, sc, xlsx=True)).status == "ok"
+    title = form["words"]["summary"]
+    for cells in (
+        kit.sheet(title),
+        workbook_sheet(kit.tmp_path / "report" / "csat-report.xlsx", title),
+    ):
+        notes = [str(row[0]) for row in cells if row and isinstance(row[0], str)]
+        found = [m for m in map(NOTE.search, notes) if m]
+        assert len(found) == 1, notes
+        weight, mean, again = (Decimal(x.replace(",", ".")) for x in found[0].groups())
+        assert weight == again
+        board = leaderboard_rows(cells)
+        for agent, (satisfied, answers) in records.items():
+            redone = (satisfied + weight * mean / 100) / (answers + weight)
+            got = board[f"Agent {agent}"]["adjusted"]
+            assert shown_percent(got) == shown_percent(redone), (agent, got, redone, found[0][0])

@@ -14,11 +14,14 @@ import pytest
 from scipy import stats
 
 from csat_hook.sync.leaderboard import build_leaderboard
+from csat_hook.sync.leaderboard import noted_prior
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import compute
 from csat_hook.sync.periods import local_day
 from csat_hook.sync.periods import previous
 from csat_hook.sync.periods import rolling
+from csat_hook.sync.shrinkage import Prior
+from tests.sync.test_shrinkage import noted
 from tests.sync.test_shrinkage import scipy_fit
 
 TZ = ZoneInfo("UTC")
@@ -44,8 +47,9 @@ def board_for(now: dict[int, tuple[int, int]], before: dict[int, tuple[int, int]
 
 
 def independent_ranks(now: dict[int, tuple[int, int]], min_n: int) -> dict[int, tuple[int, bool]]:
-    """Competition ranking of scipy's posterior means rounded half up to 0.1 pp."""
-    mu, weight = scipy_fit(list(now.values()))
+    """Competition ranking of scipy's posterior means (the prior as the note writes it)
+    rounded half up to 0.1 pp."""
+    mu, weight = noted(*scipy_fit(list(now.values())))
     score = {
         a: Decimal(repr((s + mu * weight) / (n + weight))).quantize(
             Decimal("0.001"), rounding=ROUND_HALF_UP
@@ -79,7 +83,9 @@ def test_ranks_ties_and_small_agents_match_an_independent_computation():
         a for a, (_, n) in now.items() if n < 10
     }
     assert shown[20] == shown[21] and shown[20][1] is True
-    mu, weight = scipy_fit(list(now.values()))
+    # From the prior as the note writes it (μ to 0.1 pp, M to three digits): scipy's, so
+    # rounded.
+    mu, weight = noted(*scipy_fit(list(now.values())))
     for agent, row in board.agents:
         s, n = now[agent]
         assert row.adjusted == pytest.approx((s + mu * weight) / (n + weight), abs=1e-6)
@@ -130,3 +136,19 @@ def test_team_and_overall_rows():
     assert overall.previous is not None and overall.previous.answers == 10
     team0 = dict(board.teams)[0].stats
     assert (team0.answers, team0.satisfied) == (20, 17)
+
+
+@pytest.mark.parametrize(
+    ("fitted", "written"),
+    [
+        (Prior(0.65827, 0.50473, 7), Prior(0.658, 0.505, 7)),
+        (Prior(0.8345, 9.4449, 12), Prior(0.835, 9.44, 12)),  # halves up
+        (Prior(0.91, 123456.0, 4), Prior(0.91, 123000.0, 4)),
+        (Prior(0.7999, 999.6, 5), Prior(0.8, 1000.0, 5)),
+        (Prior(0.77777, math.inf, 3), Prior(0.778, math.inf, 3)),
+    ],
+)
+def test_the_prior_as_noted_is_rounded_as_the_note_writes_it(fitted, written):
+    assert noted_prior(fitted) == written
+    if not fitted.pooled:  # the tests' own rounding agrees
+        assert noted(fitted.mean, fitted.weight) == (written.mean, written.weight)

@@ -15,6 +15,7 @@ import pytest
 from csat_hook.sync.dataset import Agent
 from csat_hook.sync.dataset import Dataset
 from csat_hook.sync.leaderboard import build_leaderboard
+from csat_hook.sync.leaderboard import noted_prior
 from csat_hook.sync.metrics import Settings
 from csat_hook.sync.metrics import compute
 from csat_hook.sync.report.common import display_names
@@ -90,8 +91,9 @@ def test_no_agent_answers_are_labelled_unranked_and_left_out_of_the_fit(
     assert board[everyone][answers_h] == sum(len(r) for *_, r in NAMED) + len(UNNAMED)
     # The others' adjusted CSAT: the fit of the three named agents alone.
     figures = [(sum(r >= 4 for r in ratings), len(ratings)) for *_, ratings in NAMED]
-    prior = fit_prior(figures)
-    assert prior is not None and prior.agents == len(NAMED)
+    fitted = fit_prior(figures)
+    assert fitted is not None and fitted.agents == len(NAMED)
+    prior = noted_prior(fitted)
     for (_, name, _, _), (s, n_) in zip(NAMED, figures, strict=True):
         assert board[name][adjusted_h] == pytest.approx(round(prior.shrink(s, n_), 9), abs=1e-12)
 
@@ -160,9 +162,10 @@ def test_leaderboard_lists_no_agent_last_unranked_and_out_of_the_fit() -> None:
     row = dict(board.agents)[9]
     assert row.rank is None and row.adjusted is None
     assert sorted(r.rank for a, r in board.agents if a != 9) == [1, 2, 3]  # type: ignore[type-var]
-    prior = fit_prior([figures[a] for a in (0, 1, 2)])
+    fitted = fit_prior([figures[a] for a in (0, 1, 2)])
+    assert fitted is not None
+    prior = noted_prior(fitted)
     assert board.prior == prior
-    assert prior is not None
     for agent in (0, 1, 2):
         assert dict(board.agents)[agent].adjusted == round(prior.shrink(*figures[agent]), 9)
     assert board.overall.stats.answers == sum(n for _, n in figures.values())

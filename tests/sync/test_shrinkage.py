@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import random
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,15 @@ def scipy_fit(data: list[tuple[int, int]]) -> tuple[float, float]:
             best = found
     assert best is not None
     return 1.0 / (1.0 + math.exp(-best.x[0])), math.exp(best.x[1])
+
+
+def noted(mu: float, weight: float) -> tuple[float, float]:
+    """(μ, M) as the Summary's note writes them (docs/sync.md): μ to 0.1 percentage point,
+    M to three significant digits, halves up."""
+    digits = 2 - math.floor(math.log10(weight))
+    step = Decimal(1).scaleb(-digits)
+    weight = float(Decimal(repr(weight)).quantize(step, rounding=ROUND_HALF_UP))
+    return float(Decimal(repr(mu)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)), weight
 
 
 def random_team(rng: random.Random, agents: int) -> list[tuple[int, int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from csat_hook.sync.layout import BARS
 from csat_hook.sync.layout import MARK_DOWN
@@ -136,12 +137,16 @@ def _notes(ctx: Context, board: Leaderboard, previous: Period) -> list[str]:
     if prior is not None and prior.pooled:
         notes.append(t["note_pooled"].format(mean=t.percent(prior.mean)))
     elif prior is not None:
-        weight = round(prior.weight) if prior.weight >= 1 else round(prior.weight, 2)
+        # Already as noted (leaderboard.noted_prior): written whole, every digit kept.
+        weight = format(Decimal(repr(prior.weight)).normalize(), "f")
+        if t.language == "ru":
+            weight = weight.replace(".", ",")
+        whole = prior.weight == int(prior.weight)
         notes.append(
             t["note_prior"].format(
                 weight=weight,
                 mean=t.percent(prior.mean),
-                answers_word=t.answers_word(int(weight) if weight >= 1 else 2),
+                answers_word=t.answers_word(int(prior.weight) if whole else 2),
                 agents=prior.agents,
             )
         )

@@ -1,13 +1,15 @@
 """Logging: stable dotted event names plus a whitelist of context fields.
 
 Log calls pass context in ``extra=``; only the keys in :data:`SAFE_FIELDS` are ever printed,
-so a secret, a token, a reply text or a customer's words cannot reach the logs by accident.
+so a secret, a token, a reply text or a customer's words cannot reach the logs by accident;
+nor are a message's arguments (a library's: :func:`event`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC
 from datetime import datetime
@@ -78,7 +80,7 @@ class SafeFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = {k: getattr(record, k) for k in SAFE_FIELDS if hasattr(record, k)}
         when = datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
-        message = record.getMessage()
+        message = event(record)
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages of foreign exceptions can embed request data.
             fields["exception"] = record.exc_info[0].__name__
@@ -97,6 +99,24 @@ class SafeFormatter(logging.Formatter):
         return f"{when} {record.levelname} {record.name} {escaped(message)}" + (
             f" {extras}" if extras else ""
         )
+
+
+# A printf conversion of a message template (``%s``, ``%(name)r``, ``%-5.2f``), or ``%%``.
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[a-zA-Z%]")
+ARGUMENT_REDACTED = "[…]"
+
+
+def event(record: logging.LogRecord) -> str:
+    """The record's message without its arguments, each written :data:`ARGUMENT_REDACTED`.
+    csat-hook's events take none (their context goes in ``extra=``, whitelisted); a
+    library's fill theirs with what it handled: urllib3's ``Failed to parse headers
+    (url=%s): %s`` (WARNING) is the request's URL, a ``?api_key=`` in its query, and the
+    bytes of the answer it could not read. gunicorn's records have theirs spelled out,
+    redacted, before they get here (:mod:`csat_hook.webserver.redact`)."""
+    template = str(record.msg)
+    if not record.args:
+        return template
+    return _CONVERSION.sub(lambda m: "%" if m.group() == "%%" else ARGUMENT_REDACTED, template)
 
 
 def _quote(value: object) -> str:

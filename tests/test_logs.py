@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from csat_hook.app import create_app
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.logs import SafeFormatter
 from csat_hook.logs import printable_json
 from csat_hook.logs import setup_logging
@@ -250,3 +253,38 @@ def test_printable_json_reads_back_whatever_the_indent(indent):
 
     assert json.loads(text) == value
     assert all(c.isprintable() or c in "\n\t" for c in text), ascii(text)
+
+
+def _answer_once(server: socket.socket, answer: bytes) -> None:
+    client, _ = server.accept()
+    with client:
+        client.recv(65536)
+        client.sendall(answer)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_librarys_log_line_never_carries_its_arguments(fmt):
+    """urllib3 warns of an answer whose headers it cannot parse (a broken proxy, a hostile
+    vendor) with the request's URL and the bytes it could not read as its arguments: the
+    query's credential (a generic helpdesk's ``query``) and what the answer echoed. The line
+    keeps its words, without them."""
+    stream = io.StringIO()
+    setup_logging("INFO", fmt, stream=stream)
+    port = {"text": 18771, "json": 18772}[fmt]  # one each: the two may run side by side
+    server = socket.create_server(("127.0.0.1", port))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nZoe O'Brien zoe@example.org\r\n\r\n{}"
+    serving = threading.Thread(target=_answer_once, args=(server, answer), daemon=True)
+    serving.start()
+    try:
+        HttpClient().request(
+            "GET", f"http://127.0.0.1:{port}/messages", params={"api_key": "sk-QUERY-SECRET-42"}
+        )
+    finally:
+        serving.join(timeout=5)
+        server.close()
+        setup_logging("WARNING", "text", stream=io.StringIO())
+
+    output = stream.getvalue()
+    assert "Failed to parse headers" in output and "HeaderParsingError" in output
+    for secret in ("sk-QUERY-SECRET-42", "api_key", "O'Brien", "zoe@example.org", "/messages"):
+        assert secret not in output, output

@@ -40,11 +40,17 @@ class ChatwootOptions(HelpdeskOptions):
     tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
     # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
     # conversation's messages (finding a reply after a timeout) and the agents (their
-    # e-mails). Default: api_access_token.
+    # e-mails). Default: api_access_token, when null or empty (${CHATWOOT_LOOKUP_TOKEN:-}
+    # unset: it always was; only api_access_token must not be empty).
     lookup_access_token: SecretStr | None = None
 
     _secrets = field_validator("webhook_secret", "webhook_token")(nonblank_secret)
-    _credentials = field_validator("api_access_token", "lookup_access_token")(nonblank_credential)
+    _credentials = field_validator("api_access_token")(nonblank_credential)
+
+    @field_validator("lookup_access_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _some_auth(self) -> ChatwootOptions:

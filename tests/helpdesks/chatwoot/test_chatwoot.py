@@ -180,14 +180,23 @@ def test_a_bot_assignee_is_not_credited_as_an_agent(clock):
     assert event.agent == Person()
 
 
-@pytest.mark.parametrize("key", ["api_access_token", "lookup_access_token"])
 @pytest.mark.parametrize("value", ["", "   "])
-def test_an_empty_api_token_is_refused_naming_the_key(key, value):
+def test_an_empty_api_token_is_refused_naming_the_key(value):
     # ${CHATWOOT_API_TOKEN:-} unset: the configuration loaded and every reply (or look-up)
     # was refused, the surveys failed for good.
-    options = {"kind": "chatwoot", "api_access_token": "tok", "webhook_secret": "sec", key: value}
-    with pytest.raises(ConfigError, match=f"{key}.*must not be empty"):
+    options = {"kind": "chatwoot", "api_access_token": value, "webhook_secret": "sec"}
+    with pytest.raises(ConfigError, match=r"api_access_token.*must not be empty"):
         load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_lookup_token_is_unset_as_before(value):
+    # ${CHATWOOT_LOOKUP_TOKEN:-} unset: the look-ups always asked with api_access_token (the
+    # documented default), and a configuration so written loaded.
+    options = {"kind": "chatwoot", "api_access_token": "tok", "webhook_secret": "sec"}
+    options["lookup_access_token"] = value
+    config = load_config(None, env={}, overrides={"helpdesks": {"chatwoot": options}})
+    assert config.helpdesks["chatwoot"].lookup_access_token is None
 
 
 @pytest.mark.parametrize("account_id", [0, -3])

@@ -75,10 +75,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # ("5 (was 1)", "5 then 1") are bad_rating (two scores); each was read as its first score.
 # 13: a Forms API answer of several texts (a checkbox question's ticks) for a rating, NPS,
 # reference, agent or ticket question is a skipped row; "5 - Excellent, 1 - Awful" was a 5.
-# The same ticks in a responses sheet or its CSV, joined with ", " ("4 - Good, 5 -
+# 14: the same ticks in a responses sheet or its CSV, joined with ", " ("4 - Good, 5 -
 # Excellent", "5 - Great, Awful" with Awful a configured label) are bad_rating; each was read
 # as its first option's score.
-READING_VERSION = 13
+READING_VERSION = 14
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -242,7 +242,7 @@ _JOINED_WITHIN = 1000
 # A responses sheet (and its CSV download) joins a checkbox question's ticks with ", ": a
 # further option that starts with a score as a rating option does ("4 - Good, 5 - Excellent",
 # "4, 5." aside: _LAST_NUMBER reads that one).
-_TICKED_OPTION = re.compile(r",\s*+\d{1,3}\s*+(?:[-–—:()]|\.\s)")
+_TICKED_OPTION = re.compile(r",\s*+(\d{1,3})\s*+(?:[-–—:()]|\.\s)")
 _TICKED = (
     "two options of a checkbox question (a responses sheet joins its ticks with ', '): which "
     "one is meant is unclear; make the rating question multiple choice (one answer)"
@@ -421,7 +421,8 @@ class RatingScale:
         head = label[:_JOINED_WITHIN]
         if "," not in head:
             return False
-        if _TICKED_OPTION.search(head):
+        # A number past the scale is the label's ("3 - Okay, 50-50"), as in _another_later.
+        if any(int(n) <= max(self.high, 10) for n in _TICKED_OPTION.findall(head)):
             return True
         for option in head.split(",")[1:]:
             named = self.labels.get(normalize(option))

@@ -368,6 +368,7 @@ def test_a_checkbox_questions_ticks_are_refused_not_read_by_the_first(cell):
         ("5, very good", 5),
         ("5 - Great, Very satisfied", 5),
         ("5 - fast, 2 minutes", 5),
+        ("3 - Okay, 50-50", 3),
         ("2 - Плохо, долго", 2),
         ("5/5, great", 5),
     ],

@@ -12,6 +12,8 @@ import hashlib
 import html
 
 NOT_FOUND, NOT_ALLOWED, GONE, TOO_MANY, UNAVAILABLE = 404, 405, 410, 429, 503
+# A browser's prefetch of a link (web.py): refused, so that the click itself comes here.
+PREFETCHED = 403
 
 TEXTS: dict[str, dict[int, tuple[str, str]]] = {
     "en": {
@@ -23,6 +25,10 @@ TEXTS: dict[str, dict[int, tuple[str, str]]] = {
         NOT_ALLOWED: (
             "This link opens in a browser",
             "Please open the link from our message in your web browser.",
+        ),
+        PREFETCHED: (
+            "Open the link to see the survey",
+            "The survey opens when you open the link from our message yourself.",
         ),
         GONE: (
             "This survey has closed",
@@ -46,6 +52,10 @@ TEXTS: dict[str, dict[int, tuple[str, str]]] = {
         NOT_ALLOWED: (
             "Эта ссылка открывается в браузере",
             "Откройте, пожалуйста, ссылку из нашего сообщения в браузере.",
+        ),
+        PREFETCHED: (
+            "Откройте ссылку, чтобы увидеть опрос",
+            "Опрос откроется, когда вы сами откроете ссылку из нашего сообщения.",
         ),
         GONE: (
             "Опрос завершён",

@@ -13,6 +13,9 @@ A request is answered, in this order:
 * 410 page: a reference issued more than ``survey.links.expire_days`` ago;
 * 404 page: a valid reference no survey went out with (another installation's, a deleted
   survey);
+* 403 page: a browser's prefetch, prerender or preview (``scanners.prefetch_kind``), its
+  click stored as automated: Chromium follows a speculation rule's prefetched 302 when the
+  customer clicks, whatever its ``Cache-Control``, and their click would never come here;
 * otherwise 302 to the form: the link the survey went out with, with the score pre-selected
   for a score link. The click is stored as intent (human or automated, ``scanners.py``)
   before the redirect, in a shared transaction (``store.ClickRecorder``); if the database
@@ -57,7 +60,9 @@ from csat_hook.clicks import pages
 from csat_hook.clicks.limits import ProxyWarning
 from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.limits import client_key
+from csat_hook.clicks.scanners import PREFETCH
 from csat_hook.clicks.scanners import PURPOSE_HEADERS
+from csat_hook.clicks.scanners import Verdict
 from csat_hook.clicks.scanners import classify
 from csat_hook.clicks.store import Click
 from csat_hook.clicks.store import ClickRecorder
@@ -251,7 +256,11 @@ def _open(reference: str, score: int | None) -> BaseResponse:
     if survey is None:
         logger.info("short-link.refused", extra={"status": 404, "reason": "unknown_survey"})
         return _page(pages.NOT_FOUND)
-    _record(service, survey, score, now)
+    if _record(service, survey, score, now).reason == PREFETCH:
+        # Chromium keeps a speculation rule's prefetch of the 302, no-store or not, and
+        # follows it when the customer clicks: their click never came here. A prefetch
+        # answered outside 2xx (after redirects) is dropped, and the click is fetched anew.
+        return _page(pages.PREFETCHED)
     return redirect(_target(service.survey, survey, score), code=302)
 
 
@@ -275,7 +284,7 @@ def _target(survey_config: SurveyConfig, survey: Any, score: int | None) -> str:
     return with_rating(survey_config.form, link, score) if score is not None else link
 
 
-def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) -> None:
+def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) -> Verdict:
     links = service.survey.links
     # Recorded as sent; else an attempt whose outcome is unknown may have posted it then;
     # else it is on its way, or went nowhere: no one had it for min_seconds_after_send.
@@ -302,6 +311,7 @@ def _record(service: ShortLinks, survey: Any, score: int | None, now: datetime) 
                 "reason": verdict.reason or "",
             },
         )
+    return verdict
 
 
 def _row_values(survey_config: SurveyConfig, survey: Any) -> LinkValues:

@@ -2,8 +2,8 @@
 
 A survey is *opened* when at least one of its stored clicks is human: not automated when it
 was stored (HEAD, a scanner's User-Agent, too soon after sending) and not part of a burst
-(:func:`~csat_hook.clicks.scanners.burst_ids`, applied again here over every stored click, so
-a burst whose clicks were stored by different web processes is found too).
+(:func:`~csat_hook.clicks.scanners.burst_ids`, applied again here over every stored click but
+the prefetches, so a burst whose clicks were stored by different web processes is found too).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ customer opening the survey. A click is automated when (docs/links.md):
 * it came sooner than ``survey.links.min_seconds_after_send`` after the reply went out;
 * two different links of one survey (two scores, or a score and the plain link) were opened
   within ``survey.links.burst_seconds`` of each other: all clicks of that burst are automated.
+  A prefetch opened no link (``clicks/web.py`` refuses it) and is in no burst.
 
 The first three are decided per click (:func:`classify`); the burst needs the survey's other
 clicks, so it is applied when clicks are stored and again, over every stored click, when the

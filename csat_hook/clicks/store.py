@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook.clicks.scanners import BURST
+from csat_hook.clicks.scanners import PREFETCH
 from csat_hook.clicks.scanners import StoredClick
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.engine import LOCK_WAIT
@@ -57,11 +58,16 @@ _FIND_SURVEY = (
     .where(surveys.c.token == sa.bindparam("token"))
 )
 _INSERT_CLICK = sa.insert(link_clicks).returning(link_clicks.c.id)
+# A browser's prefetch opened no link (refused: clicks/web.py): no part of a burst. Chromium
+# prefetches a score the pointer passes over, so one would make the customer's click on the
+# next score, within a second, a burst.
+_OPENED_A_LINK = sa.or_(link_clicks.c.reason.is_(None), link_clicks.c.reason != PREFETCH)
 _NEAR_CLICKS = sa.select(
     link_clicks.c.id, link_clicks.c.survey_id, link_clicks.c.score, link_clicks.c.clicked_at
 ).where(
     link_clicks.c.survey_id.in_(sa.bindparam("survey_ids", expanding=True)),
     link_clicks.c.clicked_at.between(sa.bindparam("since"), sa.bindparam("until")),
+    _OPENED_A_LINK,
 )
 _MARK_BURST = (
     sa.update(link_clicks)
@@ -233,8 +239,8 @@ def prune(conn: sa.Connection, before: datetime, *, limit: int = PRUNE_BATCH) ->
 
 
 def click_facts(conn: sa.Connection) -> Sequence[Any]:
-    """Every stored click with its survey's reference: ``(id, token, score, clicked_at,
-    automated)``, for the funnel."""
+    """Every stored click but a prefetch (automated, and no part of a burst) with its
+    survey's reference: ``(id, token, score, clicked_at, automated)``, for the funnel."""
     return conn.execute(
         sa.select(
             link_clicks.c.id,
@@ -242,5 +248,7 @@ def click_facts(conn: sa.Connection) -> Sequence[Any]:
             link_clicks.c.score,
             link_clicks.c.clicked_at,
             link_clicks.c.automated,
-        ).join(surveys, surveys.c.id == link_clicks.c.survey_id)
+        )
+        .join(surveys, surveys.c.id == link_clicks.c.survey_id)
+        .where(_OPENED_A_LINK)
     ).all()

@@ -24,6 +24,7 @@ from csat_hook.app import create_app
 from csat_hook.clicks import pages
 from csat_hook.clicks import store
 from csat_hook.clicks import web
+from csat_hook.clicks.funnel import opened_survey_keys
 from csat_hook.clicks.limits import RateLimiter
 from csat_hook.clicks.scanners import burst_ids
 from csat_hook.db.schema import link_clicks
@@ -255,6 +256,27 @@ def test_a_burst_of_scores_is_automated(served, clock):
     clock.advance(600)
     served.get(f"/s/{survey.token}/4", headers=HUMAN)
     assert [c.automated for c in served.clicks()][-1] is False
+
+
+def test_a_prefetch_makes_no_burst_with_the_customers_click(served, clock):
+    # A page prefetching a link as the pointer passes over it (a speculation rule's
+    # "moderate" eagerness, Chromium): score 5 hovered, score 4 clicked half a second later.
+    # The prefetch never reached the form (403): it is no second link opened, and the
+    # customer's click is theirs, in the table and in the funnel.
+    survey = served.send_survey("D-7b")
+    clock.advance(300)
+    prefetch = {**HUMAN, "Sec-Purpose": "prefetch"}
+    assert served.get(f"/s/{survey.token}/5", headers=prefetch).status_code == 403
+    clock.advance(0.5)
+    assert served.get(f"/s/{survey.token}/4", headers=HUMAN).status_code == 302
+
+    assert [(c.score, c.automated, c.reason) for c in served.clicks()] == [
+        (5, True, "prefetch"),
+        (4, False, None),
+    ]
+    with served.services.engine.connect() as conn:
+        opened = opened_survey_keys(store.click_facts(conn), burst_seconds=1.0)
+    assert opened == {tokens.survey_key(survey.token)}
 
 
 def test_rate_limits_answer_429_and_store_nothing(served, clock):

@@ -77,11 +77,21 @@ class SyncLock:
         if holder is None:
             return
         with self.engine.begin() as conn:
-            if not renew_lock(conn, LOCK_NAME, holder, self._lease()):
-                raise SyncError(
-                    "lost the sync lock (this run took longer than "
-                    "sync.lock_lease_seconds and another run took over)"
-                )
+            self.renew_in(conn, holder)
+
+    def renew_in(self, conn: sa.Connection, holder: str | None) -> None:
+        """Extend our lease inside the caller's transaction, just before it commits; SyncError
+        (the caller rolls back) when it was lost. A check in a transaction of its own left a
+        gap: the lease taken over after it, the batch was committed alongside the new run's.
+        On PostgreSQL the row stays locked until the commit, so a run taking over waits and
+        then sees the extended lease; on SQLite the writer is one at a time anyway."""
+        if holder is None:
+            return
+        if not renew_lock(conn, LOCK_NAME, holder, self._lease()):
+            raise SyncError(
+                "lost the sync lock (this run took longer than "
+                "sync.lock_lease_seconds and another run took over)"
+            )
 
     def release(self, holder: str) -> None:
         """Give the lock back (if the database is down, the lease expires by itself)."""

@@ -227,7 +227,7 @@ class SyncRunner(ReportStep, OutputsStep):
         clock.lap("read")
         self.lock.renew(holder)
         report, keys = self._ingest_and_report(
-            summary, source, read, sheets, dry_run=dry_run, full=full, clock=clock
+            summary, source, read, sheets, holder, dry_run=dry_run, full=full, clock=clock
         )
         del read  # every submission read; not needed while the report is written
         self.lock.renew(holder)
@@ -245,13 +245,15 @@ class SyncRunner(ReportStep, OutputsStep):
         source: ResultsSource,
         read: SourceRead,
         sheets: google_api.SheetsApi | None,
+        holder: str | None,
         *,
         dry_run: bool,
         full: bool,
         clock: PhaseClock,
     ) -> tuple[Report | None, dict[str, str]]:
         """Ingest the batch; then the report, or None when every output already holds it
-        (``summary.outputs`` then says so), and the report's key per output."""
+        (``summary.outputs`` then says so), and the report's key per output. The batch is
+        committed only while ``holder`` still holds the lease (checked in its transaction)."""
         batch, skipped = read.batch, read.skipped
         config = self.config
         now = self.clock()
@@ -372,6 +374,8 @@ class SyncRunner(ReportStep, OutputsStep):
                     "skipped": store.count_by(conn, "sync_skipped_rows"),
                 }
                 version = report_key.settled(conn, first_version)
+                # Last, in this transaction: a lease lost during the ingest stores nothing.
+                self.lock.renew_in(conn, holder)
             except BaseException:
                 transaction.rollback()
                 raise

@@ -109,3 +109,31 @@ def test_racing_acquirers_get_exactly_one_lease(kit):
     for t in threads:
         t.join()
     assert len(wins) == 1
+
+
+def test_a_run_whose_lease_was_taken_over_during_the_ingest_commits_nothing(kit):
+    """The lease expired under a long ingest and another run took over: the first run must
+    notice before its transaction commits, not after (two runs' batches both stored)."""
+    seed(kit)
+    runner = kit.runner()
+    renew = runner.lock.renew
+    renewals: list[str | None] = []
+
+    def renew_then_lose(holder: str | None) -> None:
+        renew(holder)
+        renewals.append(holder)
+        if len(renewals) == 1:  # just after the read: the ingest outlasts the lease
+            later = kit.now + timedelta(seconds=10_000)
+            with kit.engine.begin() as conn:
+                assert sync_lock.acquire_lock(
+                    conn, "sync", "other", later, later + timedelta(seconds=900)
+                )
+
+    runner.lock.renew = renew_then_lose  # type: ignore[method-assign]
+    summary = runner.run()
+
+    assert summary.status == "failed" and "lost the sync lock" in summary.error
+    assert kit.rows(answers) == []
+    with kit.engine.connect() as conn:
+        state = sync_lock.lock_state(conn, "sync")
+    assert state is not None and state.holder == "other"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import UTC
-from datetime import datetime
+import time
 from typing import Any
 
 import click
@@ -132,14 +131,16 @@ def _sync_loop(
         signal.signal(sig, lambda *_: stop.set())
     every = interval or config.sync.interval_seconds
     while not stop.is_set():
-        started = datetime.now(UTC)
+        # Monotonic: the wall clock set back (NTP, an operator) during a run added that much
+        # to the wait, and skipped the runs it covered.
+        started = time.monotonic()
         summary = runner.run(dry_run=dry_run, full=full)
         if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
             # This output is the process's log (serve's sync, a `clock:` process): no cell.
             print_sync(summary, as_json, examples=False)
         if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
-        elapsed = (datetime.now(UTC) - started).total_seconds()
+        elapsed = time.monotonic() - started
         stop.wait(max(1.0, every - elapsed))
     return 0
 

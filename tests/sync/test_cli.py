@@ -539,3 +539,61 @@ def test_a_periodic_run_never_prints_the_example_cell_into_the_log(tmp_path, dat
     assert "bad_rating" in printed and "maria" not in printed, printed
     if not as_json:
         assert "run `csat-hook sync` by hand to see an example cell" in printed
+
+
+def test_a_wall_clock_set_back_during_a_periodic_run_does_not_skip_runs(monkeypatch):
+    """NTP (or an operator) setting the clock back an hour while a run was in progress made
+    the wait before the next run the interval plus that hour: twelve runs skipped at 300 s.
+    The time a run took is measured on the monotonic clock."""
+    from types import SimpleNamespace
+
+    from csat_hook.cli import sync as sync_cli
+    from csat_hook.sync.summary import SyncSummary
+
+    t0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    walls = iter([t0, t0 - timedelta(hours=1)])  # the run's start, then its end
+
+    class JumpingClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return next(walls)
+
+    waits: list[float] = []
+
+    class OneWait:
+        def is_set(self) -> bool:
+            return bool(waits)
+
+        def set(self) -> None:
+            waits.append(0.0)
+
+        def wait(self, timeout: float) -> bool:
+            waits.append(timeout)
+            return True
+
+    class Locked:
+        def run(self, **_kwargs):
+            summary = SyncSummary(dry_run=False, source="csv")
+            summary.status, summary.error = "locked", "another sync is running"
+            return summary
+
+    monkeypatch.setattr(sync_cli, "datetime", JumpingClock, raising=False)
+    monkeypatch.setattr(sync_cli, "threading", SimpleNamespace(Event=OneWait))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            code = _sync_loop(
+                Locked(),
+                None,  # type: ignore[arg-type]
+                dry_run=False,
+                full=False,
+                as_json=False,
+                periodic=True,
+                interval=300,
+            )
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    assert code == 0 and len(waits) == 1
+    assert 299 <= waits[0] <= 300, waits

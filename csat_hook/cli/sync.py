@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -9,6 +10,8 @@ import time
 from typing import Any
 
 import click
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import Seconds
@@ -16,12 +19,16 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
 from csat_hook.config import log_config_warnings
+from csat_hook.db.engine import connect_failure
+from csat_hook.db.engine import unavailable_cause
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SchemaError
 from csat_hook.logs import printable_json
 from csat_hook.sync.allocator import keep_large_blocks_mapped
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
+
+logger = logging.getLogger(__name__)
 
 SYNC_EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "locked": 3, "data_error": 4}
 
@@ -86,12 +93,10 @@ def sync(
         # A long-running process (a Procfile clock:) says them once as it starts; serve's
         # child (--keep-waiting) leaves them to serve, which has said them.
         log_config_warnings(config)
-    try:
-        engine = make_sync_engine(config)
-    except SchemaError:
-        raise  # not the configuration's fault: exit 1
-    except CsatHookError as exc:
-        raise ConfigProblem(exc.message) from None
+    stop = _stop_on_signals() if periodic else None
+    engine = _sync_engine(config, stop, interval or config.sync.interval_seconds)
+    if engine is None:
+        sys.exit(0)  # stopped (SIGTERM/SIGINT) while the database was still unreachable
     keep_large_blocks_mapped()  # the read's and the write's large buffers given back
     runner = SyncRunner(config, engine, waits_for_export=keep_waiting)
     try:
@@ -104,10 +109,40 @@ def sync(
             periodic=periodic,
             interval=interval,
             keep_waiting=keep_waiting,
+            stop=stop,
         )
     finally:
         engine.dispose()
     sys.exit(code)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event SIGTERM/SIGINT set: a periodic sync finishes what it is doing and exits 0."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _sync_engine(config: Config, stop: threading.Event | None, every: float) -> Engine | None:
+    """The sync's engine, the schema created. A periodic sync (``stop`` given) that cannot
+    connect tries again every ``every`` seconds: a `clock:` process or serve's sync child
+    (which serve never restarts) started while the database was down exited 1 and synced
+    nothing until restarted by hand. None: stopped while waiting. One run exits 1 at once."""
+    while True:
+        try:
+            return make_sync_engine(config)
+        except SchemaError:
+            raise  # not the configuration's fault: exit 1
+        except CsatHookError as exc:
+            raise ConfigProblem(exc.message) from None
+        except DBAPIError as exc:
+            if stop is None or connect_failure(exc) is None:
+                raise
+            # The driver's type only: its text is said by a run by hand (connect_failure).
+            logger.error("sync.database-unavailable", extra={"error": unavailable_cause(exc)})
+        if stop.wait(every):
+            return None
 
 
 def _sync_loop(
@@ -120,15 +155,16 @@ def _sync_loop(
     periodic: bool,
     interval: float | None,
     keep_waiting: bool = False,
+    stop: threading.Event | None = None,
 ) -> int:
-    """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0)."""
+    """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0;
+    ``stop``: the event those set, made here when not given)."""
     if not periodic:
         summary = runner.run(dry_run=dry_run, full=full)
         print_sync(summary, as_json)
         return SYNC_EXIT_CODES.get(summary.status, 1)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    if stop is None:
+        stop = _stop_on_signals()
     every = interval or config.sync.interval_seconds
     while not stop.is_set():
         # Monotonic: the wall clock set back (NTP, an operator) during a run added that much

@@ -597,3 +597,46 @@ def test_a_wall_clock_set_back_during_a_periodic_run_does_not_skip_runs(monkeypa
 
     assert code == 0 and len(waits) == 1
     assert 299 <= waits[0] <= 300, waits
+
+
+def test_a_periodic_sync_started_while_the_database_is_down_waits_for_it(
+    tmp_path, database_url, monkeypatch
+):
+    """A `clock:` process (or serve's sync child, which serve never restarts) started while
+    the database was unreachable exited 1 at once: no sync until someone restarted it. It
+    tries again every interval, then runs (here: the missing export, exit 2)."""
+    import sqlalchemy as sa
+
+    from csat_hook.cli import sync as sync_cli
+
+    attempts: list[int] = []
+
+    def down_once(config):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise sa.exc.OperationalError(None, None, Exception("connection refused"))
+        return make_sync_engine(config)
+
+    monkeypatch.setattr(sync_cli, "make_sync_engine", down_once)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        result = invoke(write_config(tmp_path, database_url), "--periodic", "--interval", "1")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    assert len(attempts) == 2, result.output
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_a_single_sync_with_the_database_down_still_exits_1(tmp_path, database_url, monkeypatch):
+    import sqlalchemy as sa
+
+    from csat_hook.cli import sync as sync_cli
+
+    def down(_config):
+        raise sa.exc.OperationalError(None, None, Exception("connection refused"))
+
+    monkeypatch.setattr(sync_cli, "make_sync_engine", down)
+    result = invoke(write_config(tmp_path, database_url))
+    assert result.exit_code == 1 and "cannot connect to the database" in result.stderr

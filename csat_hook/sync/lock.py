@@ -4,12 +4,15 @@ died leaves a lease that expires after ``sync.lock_lease_seconds``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -51,6 +54,9 @@ class SyncLock:
         self.sleep = sleep
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
+        # A third of the lease: two renewals may fail (the database briefly down) before it
+        # expires under a live run.
+        self.heartbeat_seconds = lease_seconds / 3
 
     def _lease(self) -> datetime:
         return self.clock() + timedelta(seconds=self.lease_seconds)
@@ -78,6 +84,29 @@ class SyncLock:
             return
         with self.engine.begin() as conn:
             self.renew_in(conn, holder)
+
+    @contextlib.contextmanager
+    def kept(self, holder: str) -> Iterator[None]:
+        """While the block runs, renew ``holder``'s lease every ``heartbeat_seconds`` in a
+        thread. Renewed only between phases, it expired under a live run whose write to the
+        outputs outlasted it, and a second run wrote the report alongside. Only a holder
+        that died lets it expire now. A renewal that fails (the database down, the lease
+        lost) is left to the next one and to the run's own checks (:meth:`renew_in`)."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_seconds):
+                # Lost: the run's own renewal says so before it stores anything.
+                with contextlib.suppress(SyncError, DBAPIError):
+                    self.renew(holder)
+
+        thread = threading.Thread(target=beat, name="sync-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def renew_in(self, conn: sa.Connection, holder: str | None) -> None:
         """Extend our lease inside the caller's transaction, just before it commits; SyncError

@@ -34,6 +34,7 @@ The run, its phases in order and its log lines are here; the steps' work is in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -149,7 +150,8 @@ class SyncRunner(ReportStep, OutputsStep):
             if not dry_run:
                 self.lock.acquire(holder)
                 locked = True
-            self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
+            with self.lock.kept(holder) if locked else contextlib.nullcontext():
+                self._run(summary, log, holder if locked else None, dry_run=dry_run, full=full)
         except SyncLockedError as exc:
             summary.status = "locked"
             summary.error = f"{exc.message}: nothing was done, the running sync does the work"

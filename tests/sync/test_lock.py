@@ -137,3 +137,26 @@ def test_a_run_whose_lease_was_taken_over_during_the_ingest_commits_nothing(kit)
     with kit.engine.connect() as conn:
         state = sync_lock.lock_state(conn, "sync")
     assert state is not None and state.holder == "other"
+
+
+def test_a_live_run_keeps_its_lease_while_its_write_outlasts_it(kit):
+    """The lease was renewed only between phases: a write to the outputs that outlasted
+    ``sync.lock_lease_seconds`` (Google slow, its retries) let a second run in, and both
+    wrote the report at once. A live run renews it in the background."""
+    seed(kit)
+    runner = kit.runner()
+    runner.lock.heartbeat_seconds = 0.02
+    write = runner._write_outputs
+    second = {}
+
+    def slow_write(*args, **kwargs):
+        kit.now += timedelta(seconds=10_000)  # far past the lease taken at the start
+        time.sleep(0.3)  # the write goes on; the run is alive
+        second["summary"] = kit.runner().run()
+        return write(*args, **kwargs)
+
+    runner._write_outputs = slow_write  # type: ignore[method-assign]
+    first = runner.run()
+
+    assert first.status == "ok" and first.new == 5
+    assert second["summary"].status == "locked"

@@ -96,9 +96,13 @@ class SyncLock:
 
         def beat() -> None:
             while not done.wait(self.heartbeat_seconds):
-                # Lost: the run's own renewal says so before it stores anything.
-                with contextlib.suppress(SyncError, DBAPIError):
+                try:
                     self.renew(holder)
+                except Exception as exc:
+                    # Lost: the run's own renewal says so before it stores anything. Anything
+                    # else (the database down, no pooled connection in time) is the next
+                    # beat's to retry: this thread must not end while the run goes on.
+                    logger.warning("sync.lease-renewal-failed", extra={"error": type(exc).__name__})
 
         thread = threading.Thread(target=beat, name="sync-lease", daemon=True)
         thread.start()

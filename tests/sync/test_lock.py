@@ -160,3 +160,34 @@ def test_a_live_run_keeps_its_lease_while_its_write_outlasts_it(kit):
 
     assert first.status == "ok" and first.new == 5
     assert second["summary"].status == "locked"
+
+
+def test_a_renewal_that_fails_leaves_the_heartbeat_beating(kit, caplog):
+    """A renewal that raised anything but the lease's own errors (no pooled connection in
+    time: SQLAlchemy's TimeoutError, not a driver's) ended the heartbeat's thread, and the
+    lease expired under the live run after all."""
+    import sqlalchemy as sa
+
+    seed(kit)
+    runner = kit.runner()
+    lock = runner.lock
+    lock.heartbeat_seconds = 0.02
+    renew = lock.renew
+    calls: list[str] = []
+
+    def flaky(holder: str) -> None:
+        calls.append(holder)
+        if len(calls) == 1:
+            raise sa.exc.TimeoutError("QueuePool limit reached")
+        renew(holder)
+
+    lock.renew = flaky  # type: ignore[method-assign]
+    holder = "h-1"
+    lock.acquire(holder)
+    with lock.kept(holder):
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    lock.release(holder)
+    assert len(calls) >= 3
+    assert "sync.lease-renewal-failed" in caplog.text

@@ -75,10 +75,45 @@ _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (one in
-    the past: 0); None for anything else (the caller's own backoff decides)."""
+    the past: 0); None for anything else (the caller's own backoff decides).
+
+    A header sent more than once (a proxy's beside the API's) reaches us as one value, its
+    field lines joined with ", " (RFC 9110 5.3; urllib3 does so): each is read, and the
+    longest wait counts, as of several wait headers (:func:`longest_wait`). Read whole,
+    "120, 120" was neither a number nor a date: the 429 was retried at the backoff's first
+    step, its every attempt spent while the limit lasted."""
     if not value:
         return None
+    return longest_wait(_one_retry_after(field, now) for field in _field_lines(value))
+
+
+# The day names an HTTP date starts with ("Tue, 14 Nov 2023 ..."; RFC 850's "Tuesday, ..."):
+# the comma after one is the date's own, not a separator of joined field lines.
+_DAY_NAMES = frozenset(
+    day.casefold()
+    for day in (
+        *("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+        *("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    )
+)
+
+
+def _field_lines(value: str) -> list[str]:
+    """``value`` split back into the field lines a recipient joined with commas."""
+    lines: list[str] = []
+    for piece in value.split(","):
+        if lines and lines[-1].strip().casefold() in _DAY_NAMES:
+            lines[-1] += "," + piece
+        else:
+            lines.append(piece)
+    return lines
+
+
+def _one_retry_after(value: str, now: Callable[[], float]) -> float | None:
+    """One field line of ``Retry-After`` (see :func:`parse_retry_after`)."""
     value = value.strip()
+    if not value:
+        return None
     if _DELTA_SECONDS.fullmatch(value):
         return float(value)  # inf when too large: capped by the retry policy
     try:

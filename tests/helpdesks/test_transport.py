@@ -739,6 +739,36 @@ def test_a_read_answered_429_retry_after_zero_every_time_is_spread_by_the_backof
     assert slept == [0.5, 1.0, 2.0]  # READ_BACKOFF's own steps (low end of the jitter)
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120, 120", 120.0),
+        ("0, 120", 120.0),  # a proxy's "any time" beside the API's own wait
+        ("Tue, 14 Nov 2023 22:13:30 GMT, 5", 10.0),
+        ("Tuesday, 14-Nov-23 22:13:30 GMT, Tue, 14 Nov 2023 22:13:20 GMT", 10.0),
+        ("soon, 30", 30.0),
+        ("soon, later", None),
+        (",", None),
+    ],
+)
+def test_a_retry_after_sent_more_than_once_is_read_line_by_line(value, seconds):
+    # Field lines of one name reach us joined with ", " (RFC 9110 5.3).
+    assert parse_retry_after(value, now=lambda: NOW) == seconds
+
+
+@responses.activate
+def test_a_duplicated_retry_after_header_is_honoured():
+    # Read whole, "120, 120" was no wait at all: the backoff's first step (seconds) instead.
+    responses.post(
+        "https://api.example/m",
+        status=429,
+        headers=[("Retry-After", "120"), ("Retry-After", "120")],
+    )
+    with pytest.raises(DeliveryError) as caught:
+        HttpClient().request("POST", "https://api.example/m")
+    assert caught.value.retry_after == 120.0
+
+
 @responses.activate
 def test_of_several_wait_headers_the_longest_counts():
     # Intercom's X-RateLimit-Reset (read as a delay) behind a proxy that adds "Retry-After: 0":

@@ -147,7 +147,9 @@ class OutcomeRecorder:
         """The write recording a row this worker sent after another took its claim over
         (this worker's heartbeat could not reach the database while the request ran): the
         outcome is known here, so it is recorded while the row still waits to be settled,
-        before the new owner looks it up or, where nothing can be looked up, sends it again."""
+        before the new owner looks it up or, where nothing can be looked up, sends it again,
+        or once the new owner failed it unable to tell (see
+        :func:`~csat_hook.outbox.store.mark_sent_after_takeover`)."""
         note = (
             SENT_AFTER_TAKEOVER_NOTE
             if mark.note is None

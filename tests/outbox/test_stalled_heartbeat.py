@@ -25,7 +25,9 @@ import pytest
 import sqlalchemy as sa
 
 from csat_hook.app import create_app
+from csat_hook.db.schema import surveys
 from csat_hook.db.schema import workers
+from csat_hook.outbox import listing
 from csat_hook.outbox import store
 from csat_hook.outbox.delivery import Retry
 from csat_hook.outbox.delivery import Sent
@@ -214,3 +216,38 @@ def test_a_dry_run_reply_written_by_a_worker_that_died_is_found_not_written_agai
     assert item.status == "sent" and item.last_error.startswith("found in the dialog")
     assert item.external_id == f"dryrun-csat-hook-{item.id}"
     assert "delivery.resend-unchecked" not in caplog.messages
+
+
+def test_a_reply_its_former_owner_posted_is_recorded_sent_after_the_takeover_failed_it(
+    make_config, make_services, fake_helpdesk, clock, caplog
+):
+    # Its last attempt: the survivor's settle claim has no look-up to ask and fails the
+    # reply ("outcome unknown") before the former owner's answer is written. The answer says
+    # it went out: listed failed, `outbox retry` posted it a second time.
+    services = make_services(make_config(delivery={"max_attempts": 1}))
+    delivery = services.config.delivery
+    queue_generic(services)  # a helpdesk without a look-up
+    stalled = services.delivery_worker(worker_id="stalled")
+    stalled.beat()
+    [(row, survey)], _ = stalled._claim(1)
+    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    assert isinstance(outcome, Sent)
+    clock.advance(delivery.worker_dead_after_seconds + 1)
+    survivor = services.delivery_worker(worker_id="survivor")
+    assert survivor.release_stale() == 1
+    clock.advance(delivery.takeover_wait_seconds + 1)
+    assert survivor.run_once() == 1
+    [item] = outbox_rows(services)
+    assert item.status == "failed" and "outcome is unknown" in item.last_error
+
+    with caplog.at_level(logging.INFO):
+        stalled.recorder.record(row, outcome)
+
+    [item] = outbox_rows(services)
+    assert (item.status, item.claimed_by, item.external_id) == ("sent", "stalled", "1")
+    assert "after its claim was taken over" in item.last_error
+    assert "delivery.sent-after-takeover" in caplog.messages
+    with services.engine.begin() as conn:
+        assert listing.requeue(conn, clock(), ids=[item.id]) == []
+        assert conn.execute(sa.select(surveys.c.status)).scalar_one() == "sent"
+    assert len(fake_helpdesk.api_requests()) == 1

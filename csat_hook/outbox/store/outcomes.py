@@ -78,11 +78,14 @@ def _survey_sent_values(with_link: bool) -> dict[str, Any]:
 @functools.cache
 def _mark_sent_stmts(settling: bool = False) -> tuple[Any, Any, Any]:
     # Built once: every delivered reply runs them. ``settling``: the row is no longer this
-    # worker's claim but waits, taken over, to be settled (mark_sent_after_takeover).
+    # worker's claim but waits, taken over, to be settled (mark_sent_after_takeover), or was
+    # failed while its outcome was unknown (the settle claim that could not tell).
     outbox_id = outbox.c.id == sa.bindparam("outbox_id")
     if settling:
         which = sa.and_(
-            outbox_id, outbox.c.status == PENDING, outbox.c.uncertain_since.is_not(None)
+            outbox_id,
+            outbox.c.status.in_((PENDING, FAILED)),
+            outbox.c.uncertain_since.is_not(None),
         )
     else:
         which = sa.and_(
@@ -219,9 +222,12 @@ def mark_sent_after_takeover(
     """Record a reply or alert that ``worker_id`` sent while its claim was taken over (its
     heartbeat could not reach the database): as :func:`mark_sent`, but only while the row
     waits, ``pending`` with its outcome unknown, to be settled, so nobody is sending or
-    looking it up now; ``claimed_by`` names the worker that sent it. An alert's ``follow_up``
-    is queued with it, as :func:`mark_sent_and_follow_up` does. False when another worker
-    holds or finished the row meanwhile (it settles the row itself)."""
+    looking it up now, or once it was ``failed`` with its outcome unknown (the new owner's
+    settle claim could not tell, and gave up: left failed, it was listed as not sent, and
+    ``outbox retry`` sent it again); ``claimed_by`` names the worker that sent it. An alert's
+    ``follow_up`` is queued with it, as :func:`mark_sent_and_follow_up` does. False when
+    another worker holds the row, or it ended otherwise (sent, cancelled, failed with its
+    outcome known)."""
     done = _mark_sent_one(conn, worker_id, mark.fitted(), settling=True)
     if done and follow_up is not None:
         _queue_follow_up(conn, mark.outbox_id, follow_up)

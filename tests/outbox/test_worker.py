@@ -145,6 +145,17 @@ def test_a_400_marks_the_reply_failed_without_retrying(services, fake_helpdesk, 
         assert conn.execute(sa.select(surveys.c.status)).scalar_one() == "failed"
 
 
+def test_a_reply_sent_after_a_refusal_keeps_no_status_of_it(services, fake_helpdesk, clock):
+    # `outbox --json` listed a sent reply with the 503 of the attempt before it, its
+    # last_error cleared: as if the vendor's last answer had been a refusal.
+    queue_generic(services)
+    fake_helpdesk.fail_next(1, 503)
+    drain(services.delivery_worker(), clock)
+
+    [item] = outbox_rows(services)
+    assert (item.status, item.last_error, item.last_http_status) == ("sent", None, None)
+
+
 def test_retry_after_is_honoured(services, fake_helpdesk, clock):
     queue_generic(services)
     fake_helpdesk.fail_next(1, 429, retry_after=120)

@@ -102,6 +102,8 @@ def _mark_sent_stmts(settling: bool = False) -> tuple[Any, Any, Any]:
         # The text as sent holds the customer's name: never kept once erased.
         "body": unless_erased(sa.bindparam("body"), None),
         "last_error": sa.bindparam("note"),
+        # The status of an earlier attempt's refusal is not this one's (a 2xx).
+        "last_http_status": None,
     }
     if settling:
         values["claimed_by"] = sa.bindparam("worker_id")  # who sent it
@@ -304,7 +306,8 @@ def _mark_sent_many_sql() -> str:
         " agent_id text, agent_name text, agent_email text, link text)),"
         f" done AS (UPDATE outbox AS o SET status = '{SENT}', sent_at = v.sent_at,"
         " updated_at = v.sent_at, lease_until = NULL, external_id = v.external_id,"
-        " body = CASE WHEN o.erased_at IS NULL THEN v.body END, last_error = v.note"
+        " body = CASE WHEN o.erased_at IS NULL THEN v.body END, last_error = v.note,"
+        " last_http_status = NULL"
         " FROM v WHERE o.id = v.outbox_id"
         f" AND o.status = '{SENDING}' AND o.claimed_by = %(worker_id)s"
         " RETURNING o.id, o.survey_id, v.sent_at, v.with_link, v.agent_id, v.agent_name,"

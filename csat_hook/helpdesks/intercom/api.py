@@ -94,17 +94,27 @@ def find_part(
 ACTED_ON_PARTS = frozenset({"comment", "note", "close"})
 
 
+def _around(conversation: Any, part_id: str | None) -> tuple[list[Any], list[Any]] | None:
+    """The conversation's parts before and after our part ``part_id``, oldest first; None
+    when the answer lists no parts or ours is not among them."""
+    parts = dig(conversation, "conversation_parts.conversation_parts")
+    if not isinstance(parts, list) or part_id is None:
+        return None
+    ids = [as_text(p.get("id")) if isinstance(p, Mapping) else None for p in parts]
+    if part_id not in ids:
+        return None
+    at = ids.index(part_id)
+    return parts[:at], parts[at + 1 :]
+
+
 def acted_on_after(conversation: Any, part_id: str | None) -> bool:
     """Whether a part newer than ``part_id`` shows that someone (a customer, an agent) acted
     on the conversation after it; True when ``part_id`` is not among the parts (no proof it
     was left as our reply left it)."""
-    parts = dig(conversation, "conversation_parts.conversation_parts")
-    if not isinstance(parts, list) or part_id is None:
+    split = _around(conversation, part_id)
+    if split is None:
         return True
-    ids = [as_text(p.get("id")) if isinstance(p, Mapping) else None for p in parts]
-    if part_id not in ids:
-        return True
-    for part in parts[ids.index(part_id) + 1 :]:
+    for part in split[1]:
         if not isinstance(part, Mapping):
             return True
         if (
@@ -121,13 +131,10 @@ def reopened_before(conversation: Any, part_id: str | None) -> bool:
     open for them before our reply went out, not reopened by it, and closing it again would
     hide their message. False when our part is not among the parts, or nothing a customer
     authored comes after the last close before it (an answer holding our part alone)."""
-    parts = dig(conversation, "conversation_parts.conversation_parts")
-    if not isinstance(parts, list) or part_id is None:
+    split = _around(conversation, part_id)
+    if split is None:
         return False
-    ids = [as_text(p.get("id")) if isinstance(p, Mapping) else None for p in parts]
-    if part_id not in ids:
-        return False
-    for part in reversed(parts[: ids.index(part_id)]):
+    for part in reversed(split[0]):
         if not isinstance(part, Mapping):
             continue
         if part.get("part_type") == "close":

@@ -278,19 +278,9 @@ class GenericHelpdesk(Helpdesk):
         """Each configured request's key (``reply``, ``agent_lookup.by_id``...), URL template,
         and whether a path segment left empty keeps it from being sent (the reply and its
         look-up: :func:`.templates.rendered_parts` refuses ``//``)."""
-        options = self.options
-        specs: list[tuple[str, Any, bool]] = [
-            ("reply", options.reply, True),
-            ("lookup", options.lookup, True),
-            ("note", options.note, False),
-            ("note_lookup", options.note_lookup, False),
-        ]
-        lookups = options.agent_lookup
-        for key in ("by_dialog", "by_id"):
-            specs.append((f"agent_lookup.{key}", getattr(lookups, key, None), False))
         return [
-            (key, url, empty)
-            for key, spec, empty in specs
+            (key, url, key in ("reply", "lookup"))
+            for key, spec in self._requests()
             if isinstance(url := getattr(spec, "url", None), str)
         ]
 

@@ -51,11 +51,13 @@ from csat_hook.sync import skips
 from csat_hook.sync import store
 from csat_hook.sync.attribution import Credited
 from csat_hook.sync.attribution import check_reference
+from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.records import KnownRows
 from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.sources.base import ResultsSource
+from csat_hook.sync.sources.table import REQUIRED_ROLES
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +263,8 @@ def hold_emptied(conn: Connection, batch: SourceBatch, source: ResultsSource) ->
 
 
 # The questions a row may leave unanswered, whose column a header may lack (a form without
-# them); the others' titles must be in the header (sources/table.py REQUIRED_ROLES).
-_OPTIONAL_ROLES = ("comment", "agent", "ticket", "nps")
+# them); the others' titles must be in the header.
+_OPTIONAL_ROLES = tuple(role for role in RESULT_ROLES if role not in REQUIRED_ROLES)
 
 
 def check_columns_kept(

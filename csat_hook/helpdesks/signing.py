@@ -46,11 +46,7 @@ def nonblank_secret(value: SecretStr | None) -> SecretStr | None:
     proves a sender. An empty token matched an empty ``?token=``, and an HMAC with an empty
     key is one anyone can compute: written as ``${VAR:-}`` with VAR unset, every webhook was
     taken from anyone. None (not configured) is for the model to judge."""
-    if value is not None and not value.get_secret_value().strip():
-        raise ValueError(
-            "must not be empty: an empty one lets any sender in (is its environment variable set?)"
-        )
-    return value
+    return _nonblank(value, ": an empty one lets any sender in")
 
 
 def nonblank_credential(value: SecretStr | None) -> SecretStr | None:
@@ -59,8 +55,13 @@ def nonblank_credential(value: SecretStr | None) -> SecretStr | None:
     configuration loaded and every reply was refused (401) and failed for good, or, blank, was
     refused as a header value before it was sent. None (not configured) is for the model to
     judge."""
+    return _nonblank(value, "")
+
+
+def _nonblank(value: SecretStr | None, why: str) -> SecretStr | None:
+    """``value`` unless it is empty or only spaces: ValueError saying ``why`` that matters."""
     if value is not None and not value.get_secret_value().strip():
-        raise ValueError("must not be empty (is its environment variable set?)")
+        raise ValueError(f"must not be empty{why} (is its environment variable set?)")
     return value
 
 

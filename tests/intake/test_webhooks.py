@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -667,17 +668,22 @@ def test_healthz_checks_the_database(client, services):
     assert response.status_code == 503 and response.json["database"] == "down"
 
 
-def test_healthz_says_down_when_no_pooled_connection_frees_up(client, services, tmp_path):
-    # Every pooled connection held (by a database that stopped answering) past the pool's
-    # timeout: SQLAlchemy's TimeoutError, not a driver's error. /healthz answered 500
-    # "internal_error" with a traceback, where the service says the database is unavailable.
-    engine = sa.create_engine(
+def one_connection_engine(tmp_path: Path) -> sa.Engine:
+    """A SQLite engine whose pool holds one connection and waits 0.1 s for it to free up."""
+    return sa.create_engine(
         f"sqlite:///{tmp_path / 'pool.db'}",
         poolclass=sa.pool.QueuePool,
         pool_size=1,
         max_overflow=0,
         pool_timeout=0.1,
     )
+
+
+def test_healthz_says_down_when_no_pooled_connection_frees_up(client, services, tmp_path):
+    # Every pooled connection held (by a database that stopped answering) past the pool's
+    # timeout: SQLAlchemy's TimeoutError, not a driver's error. /healthz answered 500
+    # "internal_error" with a traceback, where the service says the database is unavailable.
+    engine = one_connection_engine(tmp_path)
     services.intake.engine = engine
     try:
         with engine.connect():  # the only connection, held
@@ -719,13 +725,7 @@ def test_a_close_or_reopen_while_no_pooled_connection_frees_up_gets_503(client, 
     # Every pooled connection held past the pool's timeout (a database that stopped
     # answering) raises SQLAlchemy's TimeoutError, no driver's error: the close was answered
     # 500 internal_error (logged webhook.record-failed), the reopen too, with a traceback.
-    engine = sa.create_engine(
-        f"sqlite:///{tmp_path / 'pool.db'}",
-        poolclass=sa.pool.QueuePool,
-        pool_size=1,
-        max_overflow=0,
-        pool_timeout=0.1,
-    )
+    engine = one_connection_engine(tmp_path)
     kept = services.engine
     services.engine = services.intake.engine = engine
     reopen = {**generic_close(), "event": "dialog.reopened"}

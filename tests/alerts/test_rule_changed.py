@@ -654,19 +654,27 @@ def test_a_note_its_destination_no_longer_posts_in_that_helpdesk_is_cancelled_th
     }
 
 
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ([LOW | {"destinations": ["slack", "telegram"]}], "destination removed"),
+        ([], "rule removed"),
+    ],
+    ids=["destination-removed", "rule-and-destination-removed"],
+)
 def test_a_destination_removed_from_the_configuration_is_cancelled_not_failed(
-    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
+    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock, rules, expected
 ):
     """The webhook's request went out and its answer was lost; the operator then removed
-    ``crm`` from ``alerts.destinations`` (and so from the rule). The delivery cannot be
-    settled through a destination that is gone, and it is not to be sent: cancelled as a
-    destination taken off the rule is, saying it may have arrived, not failed (``outbox
-    retry`` would only fail it again)."""
+    ``crm`` from ``alerts.destinations`` (and so from the rule), or the rule with it. The
+    delivery cannot be settled through a destination that is gone, and it is not to be sent:
+    cancelled as a destination taken off the rule (or a withdrawn alert) is, saying it may
+    have arrived, not failed (``outbox retry`` would only fail it again)."""
     fake_notify.script("webhook", Script(drop=True))
     raise_now(alerting, [changed(rating=1)])
     alerting.delivery_worker().run_once(limit=10)
     assert by_destination(alerting)["crm"].uncertain_since is not None
-    section = alerts_section(fake_notify, rules=[LOW | {"destinations": ["slack", "telegram"]}])
+    section = alerts_section(fake_notify, rules=rules)
     del section["destinations"]["crm"]
     service = make_services(
         make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
@@ -678,28 +686,5 @@ def test_a_destination_removed_from_the_configuration_is_cancelled_not_failed(
 
     assert len(fake_notify.requests("webhook")) == 1
     assert delivery_text(by_destination(service)["crm"]) == (
-        "crm: cancelled (destination removed, may have arrived)"
-    )
-
-
-def test_a_removed_rule_and_destination_cancel_what_waits_for_it(
-    alerting, make_config, make_services, fake_notify, fake_helpdesk, clock
-):
-    """Rule and destination removed together while the webhook's attempt had an unknown
-    outcome: withdrawn as the rule is gone, the delivery is cancelled saying so."""
-    fake_notify.script("webhook", Script(drop=True))
-    raise_now(alerting, [changed(rating=1)])
-    alerting.delivery_worker().run_once(limit=10)
-    section = alerts_section(fake_notify, rules=[])
-    del section["destinations"]["crm"]
-    service = make_services(
-        make_config(alerts=section, helpdesks={"generic": generic_notes(fake_helpdesk.url)})
-    )
-
-    raise_now(service, [])
-    clock.advance(service.config.delivery.settle_seconds + 1)
-    drain(service.delivery_worker(), clock)
-
-    assert delivery_text(by_destination(service)["crm"]) == (
-        "crm: cancelled (rule removed, may have arrived)"
+        f"crm: cancelled ({expected}, may have arrived)"
     )

@@ -53,6 +53,19 @@ def written(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def stalled_send(services: Any, clock: Any) -> tuple[Any, Any, Any, Any]:
+    """A reply to a helpdesk without a look-up, sent by a worker whose heartbeat could not
+    reach the database while its request ran, and the worker that will take it over once
+    the first is taken for dead: ``(stalled, survivor, row, outcome)``."""
+    queue_generic(services)
+    stalled = services.delivery_worker(worker_id="stalled")
+    stalled.beat()
+    [(row, survey)], _ = stalled._claim(1)
+    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    clock.advance(services.config.delivery.worker_dead_after_seconds + 1)
+    return stalled, services.delivery_worker(worker_id="survivor"), row, outcome
+
+
 def test_a_beat_written_late_never_makes_a_worker_take_over_its_own_reply(
     services, clock, tmp_path, monkeypatch
 ):
@@ -138,14 +151,8 @@ def test_a_reply_its_former_owner_posted_is_recorded_sent_not_sent_again(
     # the reply over (rightly: its fence had closed). The request had gone out before; the
     # answer comes back, and the former owner knows the reply is out.
     delivery = services.config.delivery
-    queue_generic(services)  # a helpdesk without a look-up
-    stalled = services.delivery_worker(worker_id="stalled")
-    stalled.beat()
-    [(row, survey)], _ = stalled._claim(1)
-    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    stalled, survivor, row, outcome = stalled_send(services, clock)
     assert isinstance(outcome, Sent)
-    clock.advance(delivery.worker_dead_after_seconds + 1)
-    survivor = services.delivery_worker(worker_id="survivor")
     assert survivor.release_stale() == 1
 
     with caplog.at_level(logging.INFO):
@@ -163,13 +170,7 @@ def test_a_reply_its_former_owner_posted_is_recorded_sent_not_sent_again(
 
 def test_a_late_outcome_leaves_a_reply_another_worker_holds_alone(services, fake_helpdesk, clock):
     delivery = services.config.delivery
-    queue_generic(services)
-    stalled = services.delivery_worker(worker_id="stalled")
-    stalled.beat()
-    [(row, survey)], _ = stalled._claim(1)
-    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
-    clock.advance(delivery.worker_dead_after_seconds + 1)
-    survivor = services.delivery_worker(worker_id="survivor")
+    stalled, survivor, row, outcome = stalled_send(services, clock)
     survivor.beat()
     assert survivor.release_stale() == 1
     clock.advance(delivery.takeover_wait_seconds + 1)
@@ -226,14 +227,8 @@ def test_a_reply_its_former_owner_posted_is_recorded_sent_after_the_takeover_fai
     # it went out: listed failed, `outbox retry` posted it a second time.
     services = make_services(make_config(delivery={"max_attempts": 1}))
     delivery = services.config.delivery
-    queue_generic(services)  # a helpdesk without a look-up
-    stalled = services.delivery_worker(worker_id="stalled")
-    stalled.beat()
-    [(row, survey)], _ = stalled._claim(1)
-    outcome = deliver_one(stalled.delivery, row, survey, may_write=stalled._fence(row))
+    stalled, survivor, row, outcome = stalled_send(services, clock)
     assert isinstance(outcome, Sent)
-    clock.advance(delivery.worker_dead_after_seconds + 1)
-    survivor = services.delivery_worker(worker_id="survivor")
     assert survivor.release_stale() == 1
     clock.advance(delivery.takeover_wait_seconds + 1)
     assert survivor.run_once() == 1

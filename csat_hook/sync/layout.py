@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
 from datetime import datetime
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 from enum import StrEnum
 
 Cell = str | int | float | datetime | date | None
@@ -46,13 +48,29 @@ class Look(StrEnum):
 
 
 class RuleKind(StrEnum):
-    TARGET = "target"  # numbers below ``value`` red, at or above green (blanks left alone)
+    # Numbers that show below ``value`` red, at or above green (blanks left alone), each as
+    # its PERCENT cell shows it: the outputs compare with :func:`shown_from` (0.7996 shows
+    # 80.0%: green against an 80% target, where the number itself is below it).
+    TARGET = "target"
     LOW_RATING = "low_rating"  # whole rows red where the ``column`` cell is ≤ ``value``
     MARKS = "marks"  # bold green where the ``column`` cell is ▲, bold red where ▼
     SMALL_N = "small_n"  # grey italic where the cell ``offset`` (rows, columns) away is < value
 
 
 MARK_UP, MARK_DOWN = "▲", "▼"
+
+
+def shown_from(target: float) -> float:
+    """The least number a ``Fmt.PERCENT`` cell (0.1 %) shows at or above ``target`` as the
+    Summary shows the target: the half-way point below the target rounded to 0.1 % (0.8 →
+    0.7995; 0.8554, shown 85.5%, → 0.8545). A spreadsheet shows the decimal number a cell
+    holds rounded half away from zero (outputs/local.py, ``shown``), so a number at or
+    above this one shows the target or more, and one below shows less."""
+    shown = Decimal(repr(float(target))).quantize(_TENTH_PERCENT, rounding=ROUND_HALF_UP)
+    return float(shown - _TENTH_PERCENT / 2)
+
+
+_TENTH_PERCENT = Decimal("0.001")
 
 
 @dataclass(frozen=True)

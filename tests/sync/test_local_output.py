@@ -27,8 +27,10 @@ from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
 from csat_hook.sync.layout import Table
 from csat_hook.sync.outputs.local import neutralize
+from csat_hook.sync.outputs.local import shown
 from csat_hook.sync.outputs.local import write_csv
 from csat_hook.sync.outputs.local import write_xlsx
+from csat_hook.sync.outputs.sheets_format import _conditions
 from csat_hook.sync.texts import Texts
 from csat_hook.sync.titles import XLSX_MAX
 from csat_hook.sync.titles import agent_title
@@ -421,8 +423,8 @@ def test_xlsx_numbers_with_formats_rules_and_a_chart(tmp_path: Path):
     [(cells, rules)] = [(str(cf.sqref), cf.rules) for cf in sheet.conditional_formatting]
     assert cells == "B2:B3"
     assert [r.formula for r in rules] == [
-        ["AND(ISNUMBER(B2),B2<0.85)"],
-        ["AND(ISNUMBER(B2),B2>=0.85)"],
+        ["AND(ISNUMBER(B2),B2<0.8495)"],  # what shows 85.0% (0.1%) or more
+        ["AND(ISNUMBER(B2),B2>=0.8495)"],
     ]
     [chart] = sheet._charts
     bars = chart.series[0].errBars
@@ -601,3 +603,42 @@ def test_nps_is_a_whole_number_in_csv_as_in_sheets_and_xlsx(tmp_path: Path):
     grid.formats.append((Area(1, 0, 2, 1), Fmt.SCORE))
     write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
     assert load_workbook(tmp_path / "r.xlsx")["Summary"]["A2"].number_format == "+0;-0;0"
+
+
+@pytest.mark.parametrize(
+    ("target", "below", "at"),
+    [
+        (0.8, [0.7994999, 0.79949], [0.7996, 0.7995, 0.8, 0.81]),
+        (0.85, [0.8494, 0.8494999], [0.8495, 0.84951, 0.85]),
+        (0.8554, [0.8544, 0.8544999], [0.8545, 0.855]),  # the target shows 85.5%
+        (1.0, [0.9994], [0.9995, 1.0]),
+    ],
+)
+def test_the_target_colour_agrees_with_the_percent_shown(tmp_path: Path, target, below, at):
+    """A CSAT of 0.7996 shows 80.0%: coloured green against an 80% target in the workbook and
+    in Sheets alike (it was red: the rules compared the unrounded number). Each rule's
+    threshold is checked against the percent a spreadsheet shows for the cell."""
+    rows = [["CSAT"], *[[v] for v in below + at]]
+    grid = Grid("Summary", "summary", rows)
+    grid.formats.append((Area(1, 0, len(rows), 1), Fmt.PERCENT))
+    rule = Rule(RuleKind.TARGET, Area(1, 0, len(rows), 1), target)
+    grid.rules.append(rule)
+    write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
+    sheet = load_workbook(tmp_path / "r.xlsx")["Summary"]
+    [cf] = list(sheet.conditional_formatting)
+    red, green = (
+        [re.fullmatch(r"AND\(ISNUMBER\(A2\),A2(<|>=)(.+)\)", f) for f in r.formula]
+        for r in cf.rules
+    )
+    [xlsx_red], [xlsx_green] = red, green
+    assert xlsx_red and xlsx_green and xlsx_red[2] == xlsx_green[2]
+    (sheets_red, _), (sheets_green, _) = _conditions(rule)
+    ratio = re.fullmatch(r"=ISNUMBER\(A2\)\*\(A2<(\d+)(?:/(\d+))?\)", sheets_red)
+    assert ratio and sheets_green == sheets_red.replace("<", ">=")
+    sheets_threshold = float(ratio[1]) / float(ratio[2] or 1)  # as Sheets divides
+    target_shown = shown(target, 1, scale=100)
+    for threshold in (float(xlsx_red[2]), sheets_threshold):
+        for value in below:
+            assert shown(value, 1, scale=100) < target_shown and value < threshold, value
+        for value in at:
+            assert shown(value, 1, scale=100) >= target_shown and value >= threshold, value

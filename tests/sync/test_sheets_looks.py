@@ -54,7 +54,7 @@ def test_formats_rules_and_charts_in_one_structure_write(kit):
     assert tab.widths[1] > tab.widths[0]  # the agent column is wider than the rank column
     formulas = [r["booleanRule"]["condition"]["values"][0]["userEnteredValue"] for r in tab.rules]
     # Locale-proof: no decimal point, no argument separator.
-    assert formulas[:2] == ["=ISNUMBER(D5)*(D5<17/20)", "=ISNUMBER(D5)*(D5>=17/20)"]
+    assert formulas[:2] == ["=ISNUMBER(D5)*(D5<1699/2000)", "=ISNUMBER(D5)*(D5>=1699/2000)"]
     assert '=$J5="▼"' in formulas
     [chart] = tab.charts.values()
     basic = chart["spec"]["basicChart"]

@@ -29,6 +29,7 @@ from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
 from csat_hook.sync.layout import column_letters
+from csat_hook.sync.layout import shown_from
 from csat_hook.sync.texts import Texts
 
 RED = {"red": 0.957, "green": 0.8, "blue": 0.8}
@@ -241,7 +242,7 @@ def _conditions(rule: Rule) -> list[tuple[str, dict[str, Any]]]:
     area = rule.area
     top = _a1(area.row0, area.col0)
     if rule.kind == RuleKind.TARGET:
-        target = _ratio(rule.value)
+        target = _ratio(shown_from(rule.value))
         return [
             (f"=ISNUMBER({top})*({top}<{target})", {"backgroundColorStyle": {"rgbColor": RED}}),
             (f"=ISNUMBER({top})*({top}>={target})", {"backgroundColorStyle": {"rgbColor": GREEN}}),

@@ -40,6 +40,7 @@ from csat_hook.sync.layout import Grid
 from csat_hook.sync.layout import Look
 from csat_hook.sync.layout import Rule
 from csat_hook.sync.layout import RuleKind
+from csat_hook.sync.layout import shown_from
 from csat_hook.sync.outputs.kept_text import KeptText
 from csat_hook.sync.outputs.kept_text import close_unused
 from csat_hook.sync.outputs.xlsx_cells import OOXML_ESCAPE
@@ -267,7 +268,7 @@ def _add_rule(sheet: Any, rule: Rule) -> None:
     top = _a1(area.row0, area.col0)
     add = sheet.conditional_formatting.add
     if rule.kind == RuleKind.TARGET:
-        target = repr(rule.value)
+        target = repr(shown_from(rule.value))
         add(where, _formula_rule(f"AND(ISNUMBER({top}),{top}<{target})", fill=_fill(RED)))
         add(where, _formula_rule(f"AND(ISNUMBER({top}),{top}>={target})", fill=_fill(GREEN)))
     elif rule.kind == RuleKind.LOW_RATING:

@@ -279,7 +279,7 @@ def build_summary(
     canvas.line([t["target"], None, ctx.target, f"{t['latest']}: {stamp}"])
     canvas.look(Area(1, 0, 2, 3), Look.BOLD)
     # A whole percent ("85%") only for a target that is one: 0.855 showed "86%" beside an
-    # 85.6% the rules colour green (they compare with the target itself).
+    # 85.6% the rules colour green (they compare with the target shown to 0.1%).
     whole = round(ctx.target * 100, DIGITS) == round(ctx.target * 100)
     canvas.fmt(Area(1, 2, 2, 3), Fmt.WHOLE_PERCENT if whole else Fmt.PERCENT)
     canvas.blank()

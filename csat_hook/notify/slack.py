@@ -37,10 +37,15 @@
   asked for, and a context line with the alert's reference.
 * Limits (Block Kit), counted in UTF-16 code units (the stricter reading of Slack's
   "characters"): a header's text 150, a section's text 3000, a field 2000 (10 a section), a
-  context element 3000, 50 blocks (an alert has at most 9), a button's URL 3000. Each value
-  is cut on its own, on a character boundary, an ellipsis marking the cut; a line of the
-  facts or the items to :data:`LINE_LIMIT` first, so one extreme name cannot crowd the others
-  out. A link or a button is whole or absent: one whose URL does not fit is left out.
+  context element 3000, 50 blocks, a button's URL 3000. Each value is cut on its own, on a
+  character boundary, an ellipsis marking the cut; a line of the facts or the items to
+  :data:`LINE_LIMIT` first, so one extreme name cannot crowd the others out. Lines longer
+  together than a section (a digest's 50 agents) go into as many sections as they need, each
+  ending at a line's end (:func:`line_sections`): never a line cut at 3000 in the middle. A
+  digest takes at most 18 blocks under its configured limits; lines past 50 blocks, or past
+  :data:`LINES_BUDGET` characters in all (Slack's undocumented limit on a message's blocks),
+  are left out, the last section saying how many ("… 12 more lines not shown").
+  A link or a button is whole or absent: one whose URL does not fit is left out.
 * A webhook answers no message id, and nothing can be looked up: an attempt whose outcome is
   unknown is recorded as sent unconfirmed (``on_unknown_outcome: skip``) or sent again.
 """
@@ -75,6 +80,13 @@ from csat_hook.retry import parse_retry_after
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000  # a section's text, a context element
+BLOCK_LIMIT = 50  # a message's blocks
+# The digest's lines (facts and items) in all. Slack refuses a message whose blocks hold more
+# than about 13,200 characters in all (msg_blocks_too_long; undocumented, observed:
+# slackapi/bolt-js#2509), whatever each block's own limit: the rest of a message is well
+# under the 2,200 left.
+LINES_BUDGET = 11_000
+NOTE_UNITS = 40  # "… N more lines not shown", and its line break
 FIELD_LIMIT = 2000
 FIELD_PAIRS = 5  # 10 fields a section: a label and its value each
 # A line of the facts or of a digest's items, cut on its own: an extreme agent name or dialog
@@ -145,16 +157,54 @@ def link(url: str) -> str | None:
     return text if len(text) <= SECTION_LIMIT else None  # quoted: ASCII, one unit each
 
 
-def facts_block(pairs: list[tuple[str | None, str]]) -> dict[str, Any]:
+def facts_blocks(
+    pairs: list[tuple[str | None, str]], room: int, budget: int
+) -> list[dict[str, Any]]:
     """The facts: each label beside its value in a section's fields when every fact has a
-    label and they fit, else every fact's line in one ``plain_text`` section."""
+    label and they fit, else every fact's line in ``plain_text`` sections (at most ``room``
+    and ``budget``: :func:`line_sections`)."""
     if len(pairs) <= FIELD_PAIRS and all(name for name, _ in pairs):
         fields: list[dict[str, Any]] = []
         for name, value in pairs:
             fields += [label(name or ""), plain(value, FIELD_LIMIT)]
-        return {"type": "section", "fields": fields}
-    lines = (clip_units(f"{name}: {value}" if name else value, LINE_LIMIT) for name, value in pairs)
-    return {"type": "section", "text": plain("\n".join(lines), SECTION_LIMIT)}
+        return [{"type": "section", "fields": fields}]
+    lines = [clip_units(f"{name}: {value}" if name else value, LINE_LIMIT) for name, value in pairs]
+    return line_sections(lines, room, budget)
+
+
+def line_sections(lines: list[str], room: int, budget: int) -> list[dict[str, Any]]:
+    """``lines`` (each within :data:`LINE_LIMIT`) as ``plain_text`` sections of at most
+    :data:`SECTION_LIMIT` units, each ending at a line's end, in at most ``room`` (≥ 1)
+    sections and ``budget`` units in all. Lines past either are left out, the last section
+    ending with how many: a message over Slack's 50 blocks is refused whole
+    (``invalid_blocks``), as is one whose blocks' text is too long (:data:`LINES_BUDGET`)."""
+    fits = total = 0
+    for line in lines:
+        if total + units(line) + 1 > budget - (NOTE_UNITS if fits + 1 < len(lines) else 0):
+            break
+        total += units(line) + 1
+        fits += 1
+    texts: list[list[str]] = [[]]
+    used = 0
+    for line in lines[:fits]:
+        size = units(line) + (1 if texts[-1] else 0)  # its "\n" after the line before
+        if texts[-1] and used + size > SECTION_LIMIT:
+            texts.append([])
+            size, used = units(line), 0
+        texts[-1].append(line)
+        used += size
+    texts = texts[:room]
+    kept = sum(len(t) for t in texts)
+    if kept < len(lines):
+        last = texts[-1]
+        while True:  # each line within LINE_LIMIT: the note fits once a line or two are out
+            note = f"… {len(lines) - kept} more lines not shown"
+            if units("\n".join([*last, note])) <= SECTION_LIMIT:
+                break
+            last.pop()
+            kept -= 1
+        last.append(note)
+    return [{"type": "section", "text": plain("\n".join(t), SECTION_LIMIT)} for t in texts]
 
 
 def labelled(name: str, text: str) -> list[dict[str, Any]]:
@@ -231,27 +281,24 @@ class SlackDestination(Destination):
     options: SlackOptions
 
     def payload(self, message: AlertMessage) -> dict[str, Any]:
-        """The webhook's JSON body."""
+        """The webhook's JSON body: at most :data:`BLOCK_LIMIT` blocks."""
         head = headline(message)
-        blocks: list[dict[str, Any]] = [{"type": "header", "text": plain(head, HEADER_LIMIT)}]
-        pairs = facts(message)
-        if pairs:
-            blocks.append(facts_block(pairs))
+        header = {"type": "header", "text": plain(head, HEADER_LIMIT)}
+        middle: list[dict[str, Any]] = []  # between the facts and the items
         ticket = link(message.ticket_url) if message.ticket_url else None
         if ticket:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ticket}})
+            middle.append({"type": "section", "text": {"type": "mrkdwn", "text": ticket}})
         comment = comment_of(message, include_comment=self.include_comment)
         if comment:
-            blocks += labelled("Comment", comment)
-        if message.items:
-            blocks += labelled("Lowest-rated answers", self.items(message))
+            middle += labelled("Comment", comment)
+        end: list[dict[str, Any]] = []
         if (
             self.options.button
             and message.ticket_url
             and is_http(message.ticket_url)
             and len(message.ticket_url) <= URL_LIMIT  # whole, or no button: never cut
         ):
-            blocks.append(
+            end.append(
                 {
                     "type": "actions",
                     "elements": [
@@ -264,7 +311,21 @@ class SlackDestination(Destination):
                     ],
                 }
             )
-        blocks.append({"type": "context", "elements": [plain(footer(message), SECTION_LIMIT)]})
+        end.append({"type": "context", "elements": [plain(footer(message), SECTION_LIMIT)]})
+        # The facts' and the items' lines share the blocks the others leave, the items keeping
+        # their label and a section at least.
+        # Of LINES_BUDGET, the facts take what the items leave, half at least.
+        room = BLOCK_LIMIT - 1 - len(middle) - len(end) - (2 if message.items else 0)
+        items = self.items(message)
+        budget = max(LINES_BUDGET // 2, LINES_BUDGET - sum(units(i) + 1 for i in items))
+        pairs = facts(message)
+        shown = facts_blocks(pairs, room, budget) if pairs else []
+        blocks = [header, *shown, *middle]
+        if items:
+            left = LINES_BUDGET - sum(units(b["text"]["text"]) + 1 for b in shown if "text" in b)
+            blocks.append({"type": "section", "text": label("Lowest-rated answers")})
+            blocks += line_sections(items, BLOCK_LIMIT - len(blocks) - len(end), left)
+        blocks += end
         return {
             "text": clip_escaped(escape(head), TEXT_LIMIT),
             "mrkdwn": False,
@@ -273,13 +334,13 @@ class SlackDestination(Destination):
             "unfurl_media": False,
         }
 
-    def items(self, message: AlertMessage) -> str:
+    def items(self, message: AlertMessage) -> list[str]:
         """A digest's items, a line each, each cut to :data:`LINE_LIMIT`."""
-        return "\n".join(
+        return [
             "• "
             + clip_units(item_line(item, message, include_comment=self.include_comment), LINE_LIMIT)
             for item in message.items
-        )
+        ]
 
     def send(self, message: AlertMessage) -> SendResult:
         response = self.http.request(

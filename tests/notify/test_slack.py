@@ -365,33 +365,80 @@ def test_a_link_that_cannot_fit_whole_is_left_out_not_cut(fake_notify):
     assert body["blocks"][0]["text"]["text"].startswith("Low rating 2/5 for Anna <admin> & Co")
 
 
-def test_a_digest_of_many_long_named_agents_stays_within_every_limit(fake_notify):
-    agents = tuple(
-        AgentFigures(str(i), f"Agent {i} " + FAMILY * 300, 25, 12, 0.48, (0.3, 0.67))
-        for i in range(30)
-    )
-    body = sent(
-        fake_notify,
-        sample(
-            event="digest",
-            rule="daily",
-            period="2026-11-19",
-            figures=AgentFigures("*", "All agents", 40, 30, 0.75, (0.6, 0.86)),
-            agents=agents,
-            items=tuple(
-                DigestItem(1, "Anna&" * 500, "4512", "<&>" * 100, None, None) for _ in range(40)
-            ),
-            dialog_id=None,
-            ticket_url=None,
-            comment=None,
+def digest(
+    agents: int,
+    items: int,
+    name: str = FAMILY * 300,
+    comment: str = "<&>" * 100,
+    item_agent: str = "Anna&" * 500,
+) -> Any:
+    return sample(
+        event="digest",
+        rule="daily",
+        period="2026-11-19",
+        figures=AgentFigures("*", "All agents", 40, 30, 0.75, (0.6, 0.86)),
+        agents=tuple(
+            AgentFigures(str(i), f"Agent {i} " + name, 25, 12, 0.48, (0.3, 0.67))
+            for i in range(agents)
         ),
+        items=tuple(DigestItem(1, item_agent, "4512", comment, None, None) for _ in range(items)),
+        dialog_id=None,
+        ticket_url=None,
+        comment=None,
     )
-    _header, facts, _label, items, _context = body["blocks"]
-    assert facts["text"]["text"].startswith("All agents: 40 answers")
-    assert facts["text"]["text"].endswith("…") and units(facts["text"]["text"]) <= 3000
-    assert items["text"]["text"].startswith("• 1/5 Anna&Anna&")
-    assert items["text"]["text"].endswith("…") and units(items["text"]["text"]) <= 3000
-    assert not facts["text"]["text"][:-1].rstrip().endswith("\u200d")
+
+
+def digest_lines(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The facts' and the items' lines, each list over its sections."""
+    blocks = body["blocks"]
+    at = next(i for i, b in enumerate(blocks) if b["text"].get("text") == "*Lowest-rated answers*")
+    for block in blocks[1:at] + blocks[at + 1 : -1]:
+        assert units(block["text"]["text"]) <= 3000
+    return tuple(  # type: ignore[return-value]
+        [line for b in part for line in b["text"]["text"].split("\n")]
+        for part in (blocks[1:at], blocks[at + 1 : -1])
+    )
+
+
+def test_a_digest_of_fifty_agents_and_long_comments_shows_every_line(fake_notify):
+    """A digest's lines over 3,000 characters together (Slack's limit for a section's text)
+    go into several sections, each ending at a line's end; they were one section cut at
+    3,000 in the middle of a line, the agents and answers after it never shown."""
+    long_comments = digest(50, 20, "Петрова-Водкина", "слишком долго " * 20, "Anna&")
+    body = sent(fake_notify, long_comments)
+    assert 4 < len(body["blocks"]) <= 50
+    facts, items = digest_lines(body)
+    assert facts[0].startswith("All agents: 40 answers") and len(facts) == 51
+    assert [line.split(" ", 2)[1] for line in facts[1:]] == [str(i) for i in range(50)]
+    assert all(line.endswith("95% interval 30.0%–67.0%)") for line in facts[1:]), facts[1]
+    assert len(items) == 20 and all(line.startswith("• 1/5 Anna&, ticket 4512: ") for line in items)
+
+
+def test_a_digest_of_many_long_named_agents_stays_within_every_limit(fake_notify):
+    """Lines that would take the message's blocks past what Slack takes in all (about 13,200
+    characters: msg_blocks_too_long, the message refused whole) are left out, the last of
+    their sections saying how many; each line is cut on its own, cleanly."""
+    body = sent(fake_notify, digest(30, 40))
+    facts, items = digest_lines(body)
+    assert facts[0].startswith("All agents: 40 answers")
+    assert facts[-1] == f"… {31 - (len(facts) - 1)} more lines not shown"
+    assert items[-1] == f"… {40 - (len(items) - 1)} more lines not shown"
+    assert sum(units(line) + 1 for line in facts + items) <= 11_000
+    assert all(line.endswith("…") for line in facts[1:-1])
+    assert not any(line[:-1].rstrip().endswith("\u200d") for line in facts)
+    assert items[0].startswith("• 1/5 Anna&Anna&")
+
+
+def test_lines_past_the_sections_room_are_left_out_with_a_note():
+    """Past the sections a message has room for (Slack's 50 blocks a message), the lines
+    are left out, the last section saying how many."""
+    from csat_hook.notify.slack import line_sections
+
+    lines = [f"line {i} " + "x" * 490 for i in range(20)]
+    [only] = line_sections(lines, 1, 100_000)
+    shown = only["text"]["text"].split("\n")
+    assert shown[-1] == f"… {20 - (len(shown) - 1)} more lines not shown"
+    assert shown[:-1] == lines[: len(shown) - 1] and units(only["text"]["text"]) <= 3000
 
 
 def test_a_refusal_cut_off_mid_body_is_a_failure_not_an_unconfirmed_send():

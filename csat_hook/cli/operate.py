@@ -188,6 +188,15 @@ def outbox(
         click.echo(shown(line))
 
 
+def _requeued(replies: int, alerts: int) -> str:
+    """What was requeued, by kind: "1 reply", "2 alert deliveries", "1 reply and 1 alert
+    delivery", "nothing" (a count of replies alone read as if alerts were not looked at)."""
+    said = [f"{replies} {'reply' if replies == 1 else 'replies'}"] if replies else []
+    if alerts:
+        said.append(f"{alerts} alert {'delivery' if alerts == 1 else 'deliveries'}")
+    return " and ".join(said) or "nothing"
+
+
 @outbox.command("retry")
 @click.argument("ids", nargs=-1, type=ROW_ID)
 @click.option("--all-failed", is_flag=True, help="Requeue every failed reply and alert.")
@@ -205,9 +214,10 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
             requeued, statuses = listing.requeue_named(conn, services.clock(), ids)
         else:
             requeued, statuses = listing.requeue(conn, services.clock()), {}
+        alerts = listing.alerts_among(conn, requeued)
         wake.notify_workers(conn)
     left = [i for i in dict.fromkeys(ids) if i not in requeued]
-    click.echo(f"requeued {len(requeued)} replies")
+    click.echo(f"requeued {_requeued(len(requeued) - alerts, alerts)}")
     if left:
         # Only a failed delivery is requeued: a queued or sent one would go out twice.
         why = (

@@ -99,6 +99,14 @@ def requeue_named(
     return requeued, {row.id: row.status for row in rows if row.id not in requeued}
 
 
+def alerts_among(conn: sa.Connection, ids: Sequence[int]) -> int:
+    """How many of ``ids`` are alert deliveries (the others are survey replies)."""
+    if not ids:
+        return 0
+    stmt = sa.select(sa.func.count()).where(outbox.c.id.in_(ids), outbox.c.kind != REPLY)
+    return int(conn.execute(stmt).scalar_one())
+
+
 def outbox_counts(conn: sa.Connection, *, kinds: Sequence[str] | None = None) -> dict[str, int]:
     """Rows per status, of these ``kinds`` only (None: every kind), as a listing of the same
     kinds shows them."""

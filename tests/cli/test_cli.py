@@ -115,8 +115,30 @@ def test_outbox_retry_requeues_failed_replies(tmp_path):
         conn.execute(sa.update(outbox).values(status="failed", last_error="HTTP 400"))
     engine.dispose()
     result = invoke(tmp_path, "outbox", "retry", "--all-failed")
-    assert result.exit_code == 0 and "requeued 1 replies" in result.output
+    assert result.exit_code == 0 and "requeued 1 reply" in result.output
     assert "pending=1" in invoke(tmp_path, "outbox").output
+
+
+def test_outbox_retry_says_what_it_requeued_alert_deliveries_included(tmp_path):
+    # An alert delivery requeued was said to be a reply ("requeued 2 replies").
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+
+    for dialog_id in ("41", "42", "43"):
+        queue_one(tmp_path, dialog_id=dialog_id)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    with engine.begin() as conn:
+        _reply, *alerts = conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars()
+        conn.execute(sa.update(outbox).values(status="failed"))
+        as_alerts = sa.update(outbox).where(outbox.c.id.in_(alerts))
+        conn.execute(as_alerts.values(kind="alert", survey_id=None, destination="team-slack"))
+    engine.dispose()
+
+    one = invoke(tmp_path, "outbox", "retry", str(alerts[0]))
+    assert one.output == "requeued 1 alert delivery\n"
+    rest = invoke(tmp_path, "outbox", "retry", "--all-failed")
+    assert rest.output == "requeued 1 reply and 1 alert delivery\n"
 
 
 @pytest.fixture
@@ -178,14 +200,14 @@ def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, databas
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "requeued 1 replies",
+        "requeued 1 reply",
         f"skipped 2: #{pending} pending, not failed; #999 not found",
     ]
     assert statuses(database_url) == {failed: "pending", pending: "pending"}
     everything = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=database_url)
-    assert everything.output == "requeued 0 replies\n"  # nothing named, nothing skipped
+    assert everything.output == "requeued nothing\n"  # nothing named, nothing skipped
     only_skipped = invoke(tmp_path, "outbox", "retry", "999", DATABASE_URL=database_url)
-    assert only_skipped.output.splitlines() == ["requeued 0 replies", "skipped 1: #999 not found"]
+    assert only_skipped.output.splitlines() == ["requeued nothing", "skipped 1: #999 not found"]
 
 
 def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
@@ -229,7 +251,7 @@ def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "requeued 1 replies",
+        "requeued 1 reply",
         f"skipped 1: #{pending} pending, not failed",
     ]
     assert interfered == ["tried", "waited for the retry"]

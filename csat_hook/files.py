@@ -65,6 +65,22 @@ def write_private(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
+def replace_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` as the owner-only file at ``path``, replacing any file there (whatever
+    its mode: a file written ``0644`` by an older version is ``0600`` after): written beside
+    it, then renamed over it. An OSError is raised with no temporary file left."""
+    temporary = Path(f"{os.fspath(path)}.{os.getpid()}.new")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # left by a run that stopped before its rename
+    try:
+        write_private(temporary, data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
 @contextlib.contextmanager
 def append_private(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     """Open a text file for appending, created (or brought back to) owner-only."""

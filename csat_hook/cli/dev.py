@@ -30,6 +30,8 @@ from csat_hook.devtools.fake_google import seed_from_csv
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.devtools.fake_notify import FakeNotify
 from csat_hook.errors import CsatHookError
+from csat_hook.files import private_dir
+from csat_hook.files import replace_private
 from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
@@ -186,10 +188,10 @@ def fake_google(
     with _starting("the fake Google API", host, port):
         fake = FakeGoogle(host=host, port=port)
     try:
-        Path(service_account_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(service_account_out).write_text(
-            json.dumps(fake.service_account_info(), indent=2), encoding="utf-8"
-        )
+        # A private key, if a throwaway one: owner-only, as any secret file (it was 0644).
+        private_dir(Path(service_account_out).parent)
+        info = json.dumps(fake.service_account_info(), indent=2)
+        replace_private(service_account_out, info.encode("utf-8"))
     except OSError as exc:  # a folder that is a file, no permission, a read-only disk
         fake.server.server_close()
         raise click.ClickException(

@@ -3,7 +3,10 @@ a new operator meets these first (README "Try it", docs/sync.md)."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import stat
 import sys
 
 import pytest
@@ -93,3 +96,32 @@ def test_fake_helpdesk_log_file_it_cannot_append_to_is_said_before_it_starts(tmp
 
     assert result.exit_code == 2, result.output
     assert "--log-file" in result.output
+
+
+@pytest.mark.parametrize("there_before", [False, True])
+def test_fake_google_writes_its_service_account_key_owner_only(tmp_path, monkeypatch, there_before):
+    """The file holds a private key: 0600 in a 0700 folder it makes, as any secret file,
+    whatever the umask; one an earlier run wrote 0644 is replaced by a 0600 one. (It was
+    written with the umask's 0644.)"""
+    from csat_hook.devtools.fake_google import FakeGoogle
+
+    monkeypatch.setattr(FakeGoogle, "serve_forever", lambda self: self.server.server_close())
+    out = tmp_path / "keys" / "sa.json"
+    if there_before:
+        out.parent.mkdir()
+        out.write_text("old")
+        out.chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(
+            main, ["dev", "fake-google", "--port", "0", "--service-account-out", str(out)], env={}
+        )
+    finally:
+        os.umask(old_umask)
+
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert json.loads(out.read_text())["private_key"].startswith("-----BEGIN")
+    if not there_before:
+        assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+    assert [p.name for p in out.parent.iterdir()] == ["sa.json"]  # no temporary file left

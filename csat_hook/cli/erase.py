@@ -37,6 +37,7 @@ from csat_hook.erasure.store import customer_traces
 from csat_hook.erasure.store import email_text
 from csat_hook.erasure.store import erase as erase_rows
 from csat_hook.erasure.store import stored_dialogs
+from csat_hook.errors import SyncError
 from csat_hook.errors import SyncLockedError
 from csat_hook.helpdesks.payload import trim_id
 from csat_hook.sync.lock import SyncLock
@@ -292,8 +293,12 @@ def _as_stored(engine: Engine, selector: Selector) -> tuple[Selector, str | None
 
 def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
     """Erase under the sync lock: a sync that read no erasure record for these surveys must
-    not store a comment after the erasure commits (on PostgreSQL they could overlap). A run
-    PostgreSQL aborts as a deadlock's victim erased nothing and is run again, up to
+    not store a comment after the erasure commits (on PostgreSQL they could overlap). The
+    lease is renewed while the erasure runs and checked in its transaction, as a sync's
+    (``SyncLock.kept``, ``renew_in``): an erasure longer than ``sync.lock_lease_seconds`` let
+    the lease expire, and a sync took the lock and ran alongside; one that lost it anyway
+    (the database unreachable for the renewals) erases nothing, exit 3. A run PostgreSQL
+    aborts as a deadlock's victim erased nothing and is run again, up to
     :data:`DEADLOCK_ATTEMPTS` runs in all."""
     lock = SyncLock(
         engine,
@@ -309,23 +314,30 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
         click.echo(f"Nothing erased: {exc.message}; run it again once the sync is done.")
         sys.exit(3)
     try:
-        for attempt in range(1, DEADLOCK_ATTEMPTS):
-            try:
-                return _erase_once(engine, selector)
-            except sa.exc.DBAPIError as exc:
-                if not _deadlock(exc):
-                    raise
-                # Rolled back: nothing was erased, and the other writer went on.
-                logger.warning("erasure.deadlock-retried", extra={"attempt": attempt})
-        return _erase_once(engine, selector)
+        with lock.kept(holder):
+            for attempt in range(1, DEADLOCK_ATTEMPTS):
+                try:
+                    return _erase_once(engine, selector, lock, holder)
+                except sa.exc.DBAPIError as exc:
+                    if not _deadlock(exc):
+                        raise
+                    # Rolled back: nothing was erased, and the other writer went on.
+                    logger.warning("erasure.deadlock-retried", extra={"attempt": attempt})
+            return _erase_once(engine, selector, lock, holder)
+    except SyncError as exc:  # the lease lost: rolled back
+        click.echo(f"Nothing erased: {exc.message}; run it again.")
+        sys.exit(3)
     finally:
         lock.release(holder)
 
 
-def _erase_once(engine: Engine, selector: Selector) -> Tally:
-    """The erasure in one transaction: all of it, or nothing when it raises."""
+def _erase_once(engine: Engine, selector: Selector, lock: SyncLock, holder: str) -> Tally:
+    """The erasure in one transaction: all of it, or nothing when it raises (SyncError when
+    the sync lock's lease was lost before it could commit)."""
     with engine.begin() as conn:
-        return erase_rows(conn, selector, utcnow(), apply=True)
+        tally = erase_rows(conn, selector, utcnow(), apply=True)
+        lock.renew_in(conn, holder)
+        return tally
 
 
 def _deadlock(exc: sa.exc.DBAPIError) -> bool:

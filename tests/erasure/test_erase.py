@@ -2190,3 +2190,76 @@ def test_an_erasure_by_customer_id_takes_the_unverified_answers_holding_their_ad
         }
     assert not any("MARIA.Lopez" in f"{row.comment} {row.source_row}" for row in rows.values())
     assert rows["X-8"].comment == "write to bob@example.org"
+
+
+def test_a_long_erasure_keeps_the_sync_lock_renewed(shop: Shop, monkeypatch: pytest.MonkeyPatch):
+    """An erasure holds the sync lock as a sync does, its lease renewed while it runs: one
+    longer than sync.lock_lease_seconds let the lease expire, and a sync starting meanwhile
+    took the lock and stored comments alongside."""
+    import time
+
+    from csat_hook.cli import erase as erase_cli
+    from csat_hook.erasure import store as erasure_store
+    from csat_hook.sync.lock import LOCK_NAME
+    from csat_hook.sync.lock import lock_state
+
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: the erasure holds the one writer; nothing renews or takes over")
+
+    class QuickBeats(erase_cli.SyncLock):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.heartbeat_seconds = 0.05
+
+    monkeypatch.setattr(erase_cli, "SyncLock", QuickBeats)
+    original = erasure_store._alert_messages
+    leases: list[Any] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        with shop.kit.engine.connect() as conn:
+            leases.append(lock_state(conn, LOCK_NAME).lease_until)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the erasure goes on: the lease is renewed
+            time.sleep(0.05)
+            with shop.kit.engine.connect() as conn:
+                if lock_state(conn, LOCK_NAME).lease_until > leases[0]:
+                    leases.append(lock_state(conn, LOCK_NAME).lease_until)
+                    break
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(erasure_store, "_alert_messages", slow)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert len(leases) == 2, "the lease was not renewed while the erasure ran"
+    assert held(shop.dump()) == {}
+
+
+def test_an_erasure_whose_lease_a_sync_took_over_erases_nothing(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+):
+    """The lease is checked in the erasure's transaction, as a sync checks it before it
+    commits: when it expired and a sync took the lock meanwhile (the database unreachable
+    for the renewals), the erasure rolls back and says so (exit 3) rather than commit
+    alongside that sync."""
+    from csat_hook.erasure import store as erasure_store
+    from csat_hook.sync.lock import LOCK_NAME
+    from csat_hook.sync.lock import acquire_lock
+
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: the erasure holds the one writer; no sync takes over meanwhile")
+    original = erasure_store._alert_messages
+
+    def taken_over(*args: Any, **kwargs: Any) -> Any:
+        later = utcnow() + timedelta(days=1)  # past the erasure's lease
+        with shop.kit.engine.begin() as conn:
+            assert acquire_lock(conn, LOCK_NAME, "other:1:sync", later, later + timedelta(hours=1))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(erasure_store, "_alert_messages", taken_over)
+    before = shop.dump()
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 3, result.output
+    assert "Nothing erased: lost the sync lock" in result.output
+    assert shop.dump() == before

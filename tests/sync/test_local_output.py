@@ -590,21 +590,6 @@ def test_a_lone_surrogate_is_left_out_of_a_csv_file(tmp_path: Path):
     ]
 
 
-def test_nps_is_a_whole_number_in_csv_as_in_sheets_and_xlsx(tmp_path: Path):
-    """An NPS (and its interval) is shown as a whole number on −100..100 by the Sheets and
-    .xlsx format ``+0;-0;0``; the CSV file writes the same whole number, rounded as that
-    format rounds it (halves away from zero), never a decimal the other outputs do not show."""
-    values = [44.5, -44.5, 33.333333, -12.6, 100.0, 0.0]
-    table = Table([Column(f"n{i}", Fmt.SCORE) for i in range(len(values))], [values])
-    write_csv(tmp_path / "s.csv", table)
-    rows = list(csv.reader((tmp_path / "s.csv").read_text(encoding="utf-8-sig").splitlines()))
-    assert rows[1] == ["45", "-45", "33", "-13", "100", "0"]
-    grid = Grid("Summary", "summary", [["NPS"], [44.5]])
-    grid.formats.append((Area(1, 0, 2, 1), Fmt.SCORE))
-    write_xlsx(tmp_path / "r.xlsx", [grid], Texts("en"))
-    assert load_workbook(tmp_path / "r.xlsx")["Summary"]["A2"].number_format == "+0;-0;0"
-
-
 @pytest.mark.parametrize(
     ("target", "below", "at"),
     [

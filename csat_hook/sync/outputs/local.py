@@ -64,7 +64,6 @@ REPORT_XLSX = REPORT_FILES[0]
 REPORT_CSVS = REPORT_FILES[1:]
 CSV_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 _PERCENT = (Fmt.PERCENT, Fmt.WHOLE_PERCENT)
-_PLACES: dict[Fmt | None, int] = {Fmt.POINTS: 1, Fmt.SCORE: 0, Fmt.MEAN: 2}  # as xlsx.py shows
 # First characters of a text neutralize leaves as it is: ASCII but the formula signs (any other
 # may fold to one), and the empty text's "".
 _PLAIN_START = frozenset([chr(c) for c in range(128) if not chr(c).startswith(CSV_TRIGGERS)] + [""])
@@ -164,8 +163,8 @@ def write_xlsx(
 
 
 def csv_value(value: Any, fmt: Fmt | None) -> Any:
-    """A cell as a CSV file shows it, to the decimals the workbook shows: percentages ×100 (the
-    header says "(%)"), dates and times as ISO text (local), other numbers as they are."""
+    """A cell as a CSV file shows it: percentages ×100 (the header says "(%)"), dates and
+    times as ISO text (local), other numbers as they are."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return neutralize(value)
     if isinstance(value, datetime):
@@ -174,9 +173,10 @@ def csv_value(value: Any, fmt: Fmt | None) -> Any:
         return value.isoformat()
     if fmt in _PERCENT:
         return shown(value, 1, scale=100)
-    if (places := _PLACES.get(fmt)) is not None:  # an NPS whole, as "+0;-0;0" shows it
-        number = shown(value, places)
-        return int(number) if places == 0 and math.isfinite(number) else number
+    if fmt in (Fmt.POINTS, Fmt.SCORE):
+        return shown(value, 1)
+    if fmt == Fmt.MEAN:
+        return shown(value, 2)
     return value
 
 

@@ -78,7 +78,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 14: the same ticks in a responses sheet or its CSV, joined with ", " ("4 - Good, 5 -
 # Excellent", "5 - Great, Awful" with Awful a configured label) are bad_rating; each was read
 # as its first option's score.
-READING_VERSION = 14
+# 15: a responses sheet's comment that Sheets read as a number, a date or a boolean ("5%",
+# "1,5", "3/4", "TRUE") is read as the sheet shows it; it was the unformatted value (0.05,
+# 1.5, a date serial).
+READING_VERSION = 15
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -442,6 +442,36 @@ class SheetsApi:
         )
         return bytes(response.content)
 
+    def read_shown(
+        self, spreadsheet_id: str, title: str, ranges: Sequence[str]
+    ) -> list[list[list[Any]]]:
+        """The cells of ``ranges`` (A1 without the title: ``"C2:C90"``) of the tab ``title``
+        as the sheet shows them (FORMATTED_VALUE: text, in the spreadsheet's locale), in one
+        ``values.batchGet``: each range's rows, in order. GoogleApiError when the answer is
+        not one list of rows per range asked for."""
+        params: dict[str, str | int | bool | float | list[str] | None] = {
+            "valueRenderOption": "FORMATTED_VALUE",
+            "majorDimension": "ROWS",
+            "ranges": [absolute_range_name(title, r) for r in ranges],
+        }
+        url = SPREADSHEET_VALUES_BATCH_URL % spreadsheet_id
+        answer = self._call(
+            "values.batchGet",
+            spreadsheet_id,
+            lambda: _answer("values.batchGet", self.http.request("get", url, params=params)),
+            keep_message=False,
+        )
+        found = answer.get("valueRanges")
+        if not (isinstance(found, list) and len(found) == len(ranges)):
+            raise GoogleApiError("values.batchGet: the answer is not the ranges asked for")
+        shown = []
+        for value_range in found:
+            rows = value_range.get("values", []) if isinstance(value_range, dict) else None
+            if not (isinstance(rows, list) and all(type(row) is list for row in rows)):
+                raise GoogleApiError("values.batchGet: the answer holds something else than rows")
+            shown.append(rows)
+        return shown
+
     def update_structure(
         self, spreadsheet_id: str, requests_: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ Two Sheets reads per run whatever the size: the spreadsheet's metadata (tab list
 zone; shared with the Sheets output when it is the same spreadsheet) and one
 ``values:batchGet`` of the whole tab with UNFORMATTED_VALUE + SERIAL_NUMBER, so ratings stay
 numbers and timestamps come as serials, which are wall-clock time in the spreadsheet's time
-zone. The tab is found by gid (stable when Google localizes or renumbers its name) or by name.
+zone. A third only when a comment came back no text (Sheets read a typed "5%" as 0.05): the
+comment columns of those rows as the sheet shows them (:mod:`.sheet_comments`).
+The tab is found by gid (stable when Google localizes or renumbers its name) or by name.
 Timestamps typed as text (by hand, or pasted) are read by
 :mod:`csat_hook.sync.timestamps` in the spreadsheet's zone, the day/month order settled by
 the column or else by the spreadsheet's locale.
@@ -40,6 +42,7 @@ from csat_hook.sync.sources.base import ResultsSource
 from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.sources.base import bytes_digest
+from csat_hook.sync.sources.sheet_comments import comments_as_typed
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
@@ -295,6 +298,11 @@ class GSheetsResults(ResultsSource):
                 return from_serial(value, tz)  # an int too big for a float is its TimestampError
             return text_stamps.parse(value)
 
+        # Comments as typed ("5%", not 0.05): one more read only when one came back no text.
+        title = str(tab.get("title", ""))
+        rows = comments_as_typed(
+            self.api, self.spreadsheet_id, title, header, rows, self.columns, first_row=first_row
+        )
         read_table(
             batch,
             self.kind,

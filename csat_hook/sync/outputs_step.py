@@ -326,7 +326,7 @@ class OutputsStep(AlertsStep):
         elif config.results.source == "gsheets":
             scopes.append(google.SHEETS_READONLY_SCOPE)
         if config.results.source == "forms_api":
-            scopes.append(google.FORMS_RESPONSES_SCOPE)
+            scopes += [google.FORMS_RESPONSES_SCOPE, google.FORMS_BODY_SCOPE]
         if not scopes:
             return None, None
         session = google.build_session(config.google, scopes, log=log, sleep=self.google_sleep)

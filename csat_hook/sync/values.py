@@ -81,7 +81,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 15: a responses sheet's comment that Sheets read as a number, a date or a boolean ("5%",
 # "1,5", "3/4", "TRUE") is read as the sheet shows it; it was the unformatted value (0.05,
 # 1.5, a date serial).
-READING_VERSION = 15
+# 16: a Forms question deleted and added again (a new questionId) under a title
+# results.columns names for its role is read by its new questionId too; its answers were
+# read as none while older responses still answered the configured one.
+READING_VERSION = 16
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

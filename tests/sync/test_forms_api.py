@@ -329,6 +329,78 @@ def test_a_question_id_no_response_answers_beside_an_unnamed_one_is_warned_of(
         assert source.fetch(set(), None).warnings == [], form
 
 
+def readd_source(google_session: Any, **titles: list[str]) -> FormsApiResults:
+    return FormsApiResults(
+        FormsApi(google_session),
+        "f",
+        question_ids={"rating": RATING, "token": TOKEN, "comment": AGENT},
+        page_size=5000,
+        overlap_seconds=3600,
+        ratings=SCALE,
+        titles={"comment": ["Comment", "Комментарий"], **titles},
+    )
+
+
+def test_a_question_deleted_and_added_again_is_read_by_its_new_id_and_its_old_one(
+    fake_google, google_session, monkeypatch
+):
+    # The comment question (AGENT's id here, "cc33") deleted and added again, same title: a
+    # new questionId, "dd44". The older responses answer cc33, the newer dd44; one older
+    # response answering cc33 kept the configured id "matching", so no warning was said and
+    # every newer comment was read as none.
+    older = [_with_comment(r, AGENT, f"old {n}") for n, r in enumerate(some_responses(3))]
+    newer = [
+        _with_comment({**r, "responseId": f"new{n}"}, "dd44", f"new {n}")
+        for n, r in enumerate(some_responses(3, seed=8))
+    ]
+    items = [
+        forms_model.question(RATING, "Rating", choices=["1", "2", "3", "4", "5"]),
+        forms_model.question(TOKEN, "Reference"),
+        forms_model.question("dd44", "  comment "),  # compared as headers are
+    ]
+    fake_google.add_form("f", [*older, *newer], items=items)
+    batch = readd_source(google_session).fetch(set(), None)
+    assert not batch.skipped and batch.warnings == []
+    assert sorted(s.comment for s in batch.submissions) == [
+        "new 0", "new 1", "new 2", "old 0", "old 1", "old 2"
+    ]  # fmt: skip
+    assert batch.columns["comment"] == f"question dd44, {AGENT}"
+    gets = [r for r in fake_google.api_requests("forms_read") if r["path"] == "/v1/forms/f"]
+    assert len(gets) == 1  # forms.get once a read, checked against the discovery document
+
+    # Titled otherwise: the older comments are still read, and the warning names the keys
+    # and the form's question no role reads (its title is the form author's, not a reply).
+    items[2] = forms_model.question("dd44", "Anything else?")
+    fake_google.add_form("f", [*older, *newer], items=items)
+    batch = readd_source(google_session).fetch(set(), None)
+    assert sorted(s.comment for s in batch.submissions)[3:] == ["old 0", "old 1", "old 2"]
+    [warning] = batch.warnings
+    assert warning.startswith(
+        f"results.forms_api.question_ids.comment: {AGENT!r} is no longer a question of the form"
+    ), warning
+    assert "results.columns.comment" in warning and "'dd44' ('Anything else?')" in warning
+    assert "new 0" not in warning
+
+    # forms.get refused (the listing was not): the responses are read as before, and said.
+    def refused(self: FormsApi, form_id: str) -> Any:
+        raise GoogleApiError("forms.get: HTTP 403 (PERMISSION_DENIED)")
+
+    monkeypatch.setattr(FormsApi, "questions", refused)
+    batch = readd_source(google_session).fetch(set(), None)
+    assert len(batch.submissions) == 6
+    [warning] = batch.warnings
+    assert warning.startswith("forms.get: HTTP 403"), warning
+
+
+def test_the_form_is_not_asked_while_responses_answer_only_the_questions_read(
+    fake_google, google_session
+):
+    fake_google.add_form("f", some_responses(7), items=[forms_model.question(RATING, "Rating")])
+    batch = readd_source(google_session).fetch(set(), None)
+    assert len(batch.submissions) == 7
+    assert [r["path"] for r in fake_google.api_requests("forms_read")] == ["/v1/forms/f/responses"]
+
+
 def test_a_failed_page_is_raised_in_order_and_retried_through_the_session(
     fake_google, google_session
 ):

@@ -46,6 +46,12 @@ from csat_hook.sync.google.session import spent_quota
 
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
+FORMS_FORM_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}"
+# What forms.get answers the sync reads: each question's id and title (a grid's rows too).
+FORM_QUESTION_FIELDS = (
+    "items(title,questionItem(question(questionId)),"
+    "questionGroupItem(questions(questionId,rowQuestion(title))))"
+)
 # The metadata the sync needs: tab ids, titles and grid sizes, the time zone of serials and
 # the locale (the report's language); for the report's looks, each tab's chart ids and
 # conditional rules (counted) and the spreadsheet's developer metadata (the looks' digest);
@@ -715,10 +721,43 @@ def _check_page(body: dict[str, Any], number: int) -> None:
 
 
 class FormsApi:
-    """``forms.responses.list`` with a timestamp filter and paging."""
+    """``forms.responses.list`` with a timestamp filter and paging; ``forms.get``'s
+    questions."""
 
     def __init__(self, session: GoogleSession) -> None:
         self.session = session
+
+    def questions(self, form_id: str) -> list[tuple[str, str]]:
+        """``forms.get``'s questions, in the form's order: (questionId, title), a grid's rows
+        each under its row's title. Items of another kind, and parts in a shape Google never
+        sends, are left out (the caller reads by questionId; a title only finds one)."""
+        url = FORMS_FORM_URL.format(form_id=urllib.parse.quote(form_id, safe=""))
+        try:
+            response = self.session.get(url, params={"fields": FORM_QUESTION_FIELDS})
+        except requests.RequestException as exc:
+            raise GoogleApiError(f"forms.get: {type(exc).__name__}") from exc
+        if not response.ok:
+            raise _error_from(
+                "forms.get",
+                response,
+                keep_message=False,
+                attempts=self.session.attempts,
+                share_with=service_account_email(self.session),
+                shared="form",
+                document=form_id,
+            )
+        found: list[tuple[str, str]] = []
+        for item in _listed(_answer("forms.get", response).get("items")):
+            item = _dict(item)
+            question = _dict(_dict(item.get("questionItem")).get("question"))
+            if isinstance(question.get("questionId"), str):
+                found.append((question["questionId"], str(item.get("title") or "")))
+            for row in _listed(_dict(item.get("questionGroupItem")).get("questions")):
+                row = _dict(row)
+                if isinstance(row.get("questionId"), str):
+                    title = _dict(row.get("rowQuestion")).get("title")
+                    found.append((row["questionId"], str(title or "")))
+        return found
 
     def list_responses(
         self, form_id: str, *, since: datetime | None, page_size: int

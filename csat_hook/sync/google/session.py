@@ -82,6 +82,9 @@ SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_SCOPE = "https://www.googleapis.com/auth/forms.responses.readonly"
+# https://developers.google.com/workspace/forms/api/reference/rest/v1/forms/get: the form's
+# questions, asked when a response answers a question no role names (a question re-added).
+FORMS_BODY_SCOPE = "https://www.googleapis.com/auth/forms.body.readonly"
 
 # Statuses worth trying again at Google, and why (https://cloud.google.com/apis/design/errors
 # and the Sheets "Usage limits" page). Anything else (400 INVALID_ARGUMENT, 403, 404, 409

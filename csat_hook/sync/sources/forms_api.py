@@ -1,6 +1,13 @@
 """``forms_api``: ``forms.responses.list`` with a ``timestamp >=`` watermark and paging.
 
-Answers are matched by questionId (stable when a question is renamed or translated). The
+Answers are matched by questionId (stable when a question is renamed or translated). A
+question deleted and added again gets a new questionId: the first response of a read that
+answers a question no role reads has the form's questions asked for (``forms.get``, once a
+read, one request of the "Read requests" quota, not an expensive read), and a role whose
+questionId the form no longer has also reads each question titled as
+``results.columns.<role>`` names it (older responses keep their answers to the old one); with
+none so titled, a warning names both keys and the form's questions no role reads (a refused
+``forms.get`` is a warning too: the responses are read by the questionIds alone). The
 first run (and ``csat-hook sync --full``) reads every response, page after page (up to 5000
 each: about 200 requests for 1,000,000 answers, the most a form's linked sheet can hold). The
 watermark is the latest ``lastSubmittedTime`` seen; a later run asks only for
@@ -56,6 +63,7 @@ import json
 import re
 from collections.abc import Container
 from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -63,6 +71,7 @@ from typing import Any
 
 from csat_hook.db import schema
 from csat_hook.db.text import fitted
+from csat_hook.errors import GoogleApiError
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
@@ -81,6 +90,7 @@ from csat_hook.sync.sources.identity import row_identity
 from csat_hook.sync.sources.identity import skipped_identity
 from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingScale
+from csat_hook.sync.values import normalize
 
 _NANOS = re.compile(r"(\.\d{6})\d+")
 # RFC 3339's date-time (section 5.6): a date, "T", a time with seconds, and "Z" or an offset
@@ -280,6 +290,7 @@ class FormsApiResults(ResultsSource):
         overlap_seconds: float,
         ratings: RatingScale,
         full_read_hours: float = 0,
+        titles: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.api = api
         self.form_id = form_id
@@ -293,6 +304,17 @@ class FormsApiResults(ResultsSource):
         # stored beside the row as read, and a second copy of it was ≈ 60 MB at 1,000,000.
         self.headers = ("lastSubmittedTime", *self.question_ids)
         self.roles = tuple(self.question_ids.items())
+        # Role → the titles its question may have (results.columns): a role whose questionId
+        # the form no longer has reads the form's question of such a title too.
+        self.titles = (
+            {
+                role: tuple(t for t in titles.get(role, ()) if t.strip())
+                for role in self.question_ids
+            }
+            if titles
+            else {}
+        )
+        self._plain()
 
     @classmethod
     def from_config(
@@ -311,11 +333,76 @@ class FormsApiResults(ResultsSource):
             overlap_seconds=options.overlap_seconds,
             full_read_hours=options.full_read_hours,
             ratings=RatingScale.from_config(config.results, config.metrics),
+            titles={role: getattr(config.results.columns, role) for role in options.question_ids},
         )
 
     @property
     def key(self) -> str:
         return f"forms_api:{self.form_id}"
+
+    def _plain(self) -> None:
+        """Each role read by its configured questionId alone, the form not asked (yet)."""
+        # (role, its questionIds, the current one first; whether several texts are one answer)
+        self._reads: list[tuple[str, tuple[str, ...], bool]] = [
+            (role, (qid,), role not in _ONE_VALUE) for role, qid in self.roles
+        ]
+        self._read_ids = frozenset(self.question_ids.values())
+        self._looked = False  # forms.get asked in this read
+        self._replaced: dict[str, str] = {}  # role → why its re-added question is not read
+
+    def _look_up_questions(self, batch: SourceBatch) -> None:
+        """Ask ``forms.get`` for the form's questions (once a read, when a response answers
+        a question no role reads). A role whose questionId the form no longer has (the
+        question deleted and added again: a new questionId) reads, besides it (the old
+        responses' answers), each question of the form titled as ``results.columns.<role>``
+        names it that no role reads, the form's own first; with none, the role is said in a
+        warning. Responses read before this answered no question no role reads, so they read
+        the same either way."""
+        self._looked = True
+        try:
+            listed = self.api.questions(self.form_id)
+        except GoogleApiError as exc:
+            # The responses are readable (the listing answered): read them as before, said.
+            batch.warnings.append(
+                f"{exc} (a question deleted and added again cannot be looked for: the "
+                "responses are read by results.forms_api.question_ids alone)"
+            )
+            return
+        if not listed:
+            return  # a form of no question (a proxy, a fake): read by the questionIds alone
+        present = {qid for qid, _ in listed}
+        others = [(qid, title) for qid, title in listed if qid not in self._read_ids]
+        reads: list[tuple[str, tuple[str, ...], bool]] = []
+        for role, qids, several in self._reads:
+            if qids[0] in present:
+                reads.append((role, qids, several))
+                continue
+            wanted = {normalize(t) for t in self.titles.get(role, ())}
+            found = tuple(q for q, title in others if title.strip() and normalize(title) in wanted)
+            reads.append((role, (*found, *qids), several))
+            if found:
+                batch.columns[role] = "question " + ", ".join((*found, *qids))
+            else:
+                self._replaced[role] = self._not_replaced(role, qids[0], others)
+        self._reads = reads
+        self._read_ids = frozenset(q for _, qids, _ in reads for q in qids)
+
+    def _not_replaced(self, role: str, qid: str, others: list[tuple[str, str]]) -> str:
+        """The warning for a role whose questionId the form no longer has, no question of
+        the form titled as its titles are: it names the keys, and the form's questions no role
+        reads by id and title (the form's author's words, never a respondent's)."""
+        shown = ", ".join(
+            f"{q!r} ({t if len(t) <= 60 else t[:57] + '...'!r})" for q, t in others[:5]
+        )
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        return (
+            f"results.forms_api.question_ids.{role}: {qid!r} is no longer a question of the "
+            "form (deleted?), and no question of the form is titled as "
+            f"results.columns.{role} names it: its answers in older responses are read, those "
+            "to the question that took its place are not; add that question's title to "
+            f"results.columns.{role}"
+            + (f" (the form's questions no role reads: {shown}{more})" if shown else "")
+        )
 
     def fetch(self, known: Container[str], watermark: datetime | None) -> SourceBatch:
         # A watermark from a response dated near year 1 reads from before Forms existed (the
@@ -329,6 +416,7 @@ class FormsApiResults(ResultsSource):
             timestamp="lastSubmittedTime",
         )
         seen: dict[str, int] = {}
+        self._plain()
         # Role → its place among a response's texts, until a response answers it.
         self._unanswered = {role: at for at, (role, _) in enumerate(self.roles)}
         self._unnamed: set[str] = set()  # questionIds answered that no role names
@@ -338,6 +426,7 @@ class FormsApiResults(ResultsSource):
             batch.rows_read += 1
             self._one(batch, response, known, seen)
         _skip_conflicting(batch)
+        batch.warnings.extend(self._replaced[role] for role in sorted(self._replaced))
         batch.warnings.extend(self._question_id_warnings(batch.rows_read))
         return batch
 
@@ -359,7 +448,7 @@ class FormsApiResults(ResultsSource):
             f"(GET https://forms.googleapis.com/v1/forms/{self.form_id} lists them under "
             "items[].questionItem.question.questionId)"
             for role, qid in sorted(self.question_ids.items())
-            if role in self._unanswered
+            if role in self._unanswered and role not in self._replaced
         ]
 
     def _note_questions(self, answers: dict[str, Any], texts: list[str | None]) -> None:
@@ -370,7 +459,7 @@ class FormsApiResults(ResultsSource):
             if texts[at] is not None:
                 del self._unanswered[role]
         if not self._unnamed and len(answers) > sum(t is not None for t in texts):
-            self._unnamed = set(answers) - set(self.question_ids.values())
+            self._unnamed = set(answers) - self._read_ids
 
     def _malformed(
         self,
@@ -429,10 +518,18 @@ class FormsApiResults(ResultsSource):
             problem = MalformedResponseError("answers", f"is {_kind(answers)}, not an object")
             self._malformed(batch, ref, "response", problem, response, known, seen)
             return
+        if not self._looked and not answers.keys() <= self._read_ids:
+            self._look_up_questions(batch)  # a question no role reads: re-added?
         texts = []
-        for role, qid in self.roles:
+        for role, qids, several in self._reads:
             try:
-                texts.append(_answer_text_fast(answers, qid, several=role not in _ONE_VALUE))
+                text = _answer_text_fast(answers, qids[0], several=several)
+                if text is None and len(qids) > 1:  # a question re-added: its other ids
+                    for other in qids[1:]:
+                        text = _answer_text_fast(answers, other, several=several)
+                        if text is not None:
+                            break
+                texts.append(text)
             except MalformedResponseError as exc:
                 named = MalformedResponseError(
                     f"{exc.field} (question_ids.{role})",

@@ -81,6 +81,11 @@ _REMEDIES: dict[str, str] = {
         "a header row further down has other columns than row 1 (two exports joined?): move "
         "the rows below it into row 1's columns, or into a file or tab of their own"
     ),
+    "formula_error": (
+        "the cells show a formula's error (#N/A, #REF!, #VALUE!...), not an answer: fix the "
+        "formula in the sheet, or point results.columns at the form's own column; the rows "
+        "are read again every run"
+    ),
     "ambiguous_columns": (
         "two columns hold that title and each row answers both: rename or clear the one that "
         "is not the form's question (a column of your own, an export pasted beside)"
@@ -124,6 +129,7 @@ _FORMS_REMEDIES["duplicate_response"] = (
 _NOT_TIMESTAMPS = frozenset(
     {"missing_rating", "bad_rating", "bad_nps", "ambiguous_columns", "columns_differ"}
     | {"implausible_timestamp"}  # a time read, wrong however the column is formatted
+    | {"formula_error"}  # a formula failed, whatever the column's format
 )
 
 

@@ -84,7 +84,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 16: a Forms question deleted and added again (a new questionId) under a title
 # results.columns names for its role is read by its new questionId too; its answers were
 # read as none while older responses still answered the configured one.
-READING_VERSION = 16
+# 17: a sheet's or export's cell showing a formula's error (#N/A, #REF!...) in the timestamp,
+# rating or NPS column is skipped as formula_error; it was bad_timestamp or bad_rating.
+READING_VERSION = 17
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
@@ -271,6 +273,43 @@ def normalize(text: Any) -> str:
 
 def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+# The errors a spreadsheet formula shows in its cell (Google Sheets' and Excel's): an
+# unformatted read and a sheet saved as CSV give them as the cell's text.
+_FORMULA_ERRORS = frozenset(
+    [
+        "#N/A",
+        "#REF!",
+        "#VALUE!",
+        "#DIV/0!",
+        "#NAME?",
+        "#NUM!",
+        "#NULL!",
+        "#ERROR!",
+        "#SPILL!",
+        "#CALC!",
+        "#FIELD!",
+        "#BLOCKED!",
+        "#CONNECT!",
+        "#BUSY!",
+        "#UNKNOWN!",
+        "#GETTING_DATA",
+    ]
+)
+
+
+def formula_error(value: Any) -> str | None:
+    """Why a cell showing a formula's error (``#N/A``, ``#REF!``…) is no answer, naming the
+    error (one of a fixed set, never a respondent's text); None for any other cell. Said
+    as "not a date-time layout" or "not a configured label", it sent the operator to add a
+    layout or a rating label."""
+    if type(value) is not str or value.strip().upper() not in _FORMULA_ERRORS:
+        return None
+    return (
+        f"the cell shows a formula's error ({value.strip().upper()}), not an answer: a formula "
+        "in the column failed"
+    )
 
 
 def as_text(value: Any) -> str:

@@ -20,6 +20,7 @@ from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.records import FROM_FIELDS
 from csat_hook.sync.records import Submission
+from csat_hook.sync.skips import remedy
 from csat_hook.sync.sources.csv_export import CsvResults
 from csat_hook.sync.sources.forms_api import FormsApiResults
 from csat_hook.sync.sources.gsheets import GSheetsResults
@@ -500,3 +501,50 @@ def test_a_forms_response_dated_before_2000_or_beyond_tomorrow_is_an_implausible
     # Read at a later time, the response two days ahead is the answer it is.
     source.read_at(datetime(2026, 11, 6, 9, 0, tzinfo=UTC))
     assert sorted(s.token for s in source.fetch(set(), None).submissions) == ["tok-1", "tok-4"]
+
+
+def test_a_formula_error_in_a_cell_is_skipped_as_one_naming_it(tmp_path: Path):
+    """A formula's error (#N/A, #REF!, #VALUE!) in the timestamp, rating or NPS column was
+    "not a date-time layout" or "not a configured label", and a run failing on them said to
+    add a layout or a label. A reference that is one is still an unverified answer."""
+    header = ["Timestamp", "Rating", "Reference", "NPS"]
+    columns = ColumnsConfig(nps=["NPS"])
+    rows = [
+        header,
+        ["#REF!", 5, "tok-1"],
+        [46337.5, "#N/A", "tok-2"],
+        [46337.5, " #value! ", "tok-3"],
+        [46337.5, 5, "tok-4", "#DIV/0!"],
+        [46337.5, "#N/A - 5", "tok-5"],  # text beginning so: no formula's error
+    ]
+    source = tab_source(rows)
+    source.columns = columns
+    batch = source.fetch(set(), None)
+    assert [(s.ref, s.reason, s.role) for s in batch.skipped] == [
+        ("row 2", "formula_error", "timestamp"),
+        ("row 3", "formula_error", "rating"),
+        ("row 4", "formula_error", "rating"),
+        ("row 5", "formula_error", "nps"),
+        ("row 6", "bad_rating", "rating"),
+    ]
+    assert batch.skipped[0].detail.startswith("the cell shows a formula's error (#REF!)")
+    assert batch.skipped[2].detail.startswith("the cell shows a formula's error (#VALUE!)")
+    fix = remedy("formula_error", "gsheets")
+    assert fix.startswith("the cells show a formula's error") and "rating_labels" not in fix
+    assert remedy("formula_error", "csv") == fix
+
+    # The same text as a Forms answer is a respondent's, no formula's.
+    form = FormsApiResults(
+        FormsApi(None),  # type: ignore[arg-type]
+        "f",
+        question_ids={"rating": "r", "token": "t"},
+        page_size=10,
+        overlap_seconds=0,
+        ratings=SCALE,
+    )
+    answers = {"r": text_answer("r", "#N/A"), "t": text_answer("t", "tok")}
+    form.api.list_responses = lambda *a, **k: iter(  # type: ignore[method-assign]
+        [{"responseId": "x", "lastSubmittedTime": "2026-11-05T10:00:00Z", "answers": answers}]
+    )
+    [skipped] = form.fetch(set(), None).skipped
+    assert skipped.reason == "bad_rating"

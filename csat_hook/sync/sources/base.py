@@ -36,6 +36,7 @@ from csat_hook.sync.timestamps import TimestampError
 from csat_hook.sync.values import RatingError
 from csat_hook.sync.values import RatingScale
 from csat_hook.sync.values import as_text
+from csat_hook.sync.values import formula_error
 from csat_hook.sync.values import is_blank
 from csat_hook.sync.values import parse_nps
 
@@ -136,12 +137,19 @@ class RowParser:
         describe: Callable[[], str] = str,
         warning_count: Callable[[], int] = int,
         now: Callable[[], datetime] = utcnow,
+        formulas: bool = True,
     ) -> None:
         self.ratings = ratings
+        self.formulas = formulas  # a cell may be a formula's (a sheet's; not a Forms answer)
         self.to_datetime = to_datetime
         self.describe = describe
         self.warning_count = warning_count
         self.now = now
+
+    def _why(self, exc: TimestampError | RatingError, cell: Any) -> tuple[str, str]:
+        """A skipped cell's reason and detail: ``formula_error`` for a formula's error."""
+        shown = formula_error(cell) if self.formulas else None
+        return ("formula_error", shown) if shown else (exc.reason, exc.detail)
 
     def signature(self) -> str:
         """Everything besides a row's cells that its identity depends on."""
@@ -177,8 +185,7 @@ class RowParser:
             return SkippedRow(
                 skipped_identity(values, None),
                 ref,
-                exc.reason,
-                exc.detail,
+                *self._why(exc, stamp),
                 "timestamp",
                 example(stamp),
             )
@@ -220,8 +227,7 @@ class RowParser:
             return SkippedRow(
                 skipped_identity(values, submitted_at),
                 ref,
-                exc.reason,
-                exc.detail,
+                *self._why(exc, raw_rating),
                 "rating",
                 example(raw_rating),
             )
@@ -232,8 +238,7 @@ class RowParser:
             return SkippedRow(
                 skipped_identity(values, submitted_at),
                 ref,
-                exc.reason,
-                exc.detail,
+                *self._why(exc, raw_nps),
                 "nps",
                 example(raw_nps),
             )

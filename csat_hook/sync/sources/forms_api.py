@@ -298,7 +298,7 @@ class FormsApiResults(ResultsSource):
         self.page_size = page_size
         self.overlap = timedelta(seconds=overlap_seconds)
         self.full_read_every = timedelta(hours=full_read_hours) if full_read_hours else None
-        self.parser = RowParser(ratings, _submission_time, now=self.now)
+        self.parser = RowParser(ratings, _submission_time, now=self.now, formulas=False)
         # One headers tuple for every row (a first run holds 1,000,000 submissions). The
         # responseId is not among them: it is the submission's ``ref`` ("response <id>"),
         # stored beside the row as read, and a second copy of it was ≈ 60 MB at 1,000,000.

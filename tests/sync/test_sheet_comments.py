@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 
 from csat_hook.devtools.sheets_model import ShownNumber
+from csat_hook.sync import store
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import SheetsApi
 from csat_hook.sync.sources.gsheets import GSheetsResults
@@ -99,3 +101,32 @@ def test_rows_added_below_are_read_alone_with_their_comments_as_typed(fake_googl
     assert fake_google.api_requests("sheets_read")[-1]["query"]["ranges"] == [
         "'Form Responses 1'!C3:C3"
     ]
+
+
+def test_a_typed_comment_is_credited_as_typed_and_a_second_run_changes_nothing(kit):
+    """The whole run, on SQLite and PostgreSQL: the credited comment is the text, a later run
+    with nothing new replays the read and writes nothing; huge cells and formula errors
+    beside it are skipped rows, each counted with its reason."""
+    token = kit.survey("d1", "7", "Anna")
+    kit.responses(
+        [
+            EN_HEADER,
+            [kit.now - timedelta(hours=2), 4, ShownNumber(0.05, "5%"), "Anna", "d1", token],
+            [kit.now - timedelta(hours=1), "#N/A", "x" * 50_000, "Anna", "d2", "t" * 50_000],
+            [kit.now - timedelta(minutes=30), "4" * 50_000, "", "", "", "tok"],
+        ]
+    )
+    first = kit.run()
+    assert first.status == "ok", first
+    with kit.engine.connect() as conn:
+        [answer] = store.all_answers(conn)
+    assert (answer.rating, answer.comment) == (4, "5%")
+    assert sorted(first.skipped.items()) == [("bad_rating", 1), ("formula_error", 1)]
+    kit.fake.reset_requests()
+    second = kit.run()
+    assert second.status == "ok"
+    # The same bytes: the last read's outcome said again, no third read, nothing written.
+    assert (kit.fake.count("sheets_read"), kit.fake.count("sheets_write")) == (2, 0)
+    assert second.read == "replayed" and sorted(second.skipped.items()) == sorted(
+        first.skipped.items()
+    )
